@@ -1,0 +1,101 @@
+/*
+ * root.h — the project directory ("root", SPEC §2): where it is, what it
+ * holds, its settings, and the per-root locks.
+ *
+ *   root/
+ *     sqlenvfs.conf              optional GKeyFile settings (see below)
+ *     schema.sql                 schema used by `init`
+ *     data/prod/<db>.db          production databases (WAL mode)
+ *     data/dev/<db>.db           development databases
+ *     backups/prod/daily/<ts>/   full backups, one directory per run
+ *     backups/prod/snapshots/<ts>/  snapshots, one directory per run
+ *     backups/prod/wal_archives/<db>/  continuous WAL archive (docs/ARCHIVE.md)
+ *     .cache/                    rebuilt point-in-time databases (disposable)
+ *     .sqlenvfs/                 locks and daemon state
+ *
+ * Settings (sqlenvfs.conf, every key optional):
+ *   [sqlenvfs]  default-db=app
+ *   [retention] daily-keep-days=7 daily-keep-count=0
+ *               snapshot-keep-days=7 snapshot-keep-count=0  (0: no count limit)
+ *               pitr-keep-days=7
+ *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
+ *   [cache]     max-bytes=4294967296
+ *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *default_db;
+  int daily_keep_days;
+  int daily_keep_count;
+  int snapshot_keep_days;
+  int snapshot_keep_count;
+  int pitr_keep_days;
+  gint64 segment_max_bytes;
+  gint64 checkpoint_pages;
+  gint64 cache_max_bytes;
+  gint64 size_warn_bytes;
+  int backup_max_age_hours;
+} SqlenvfsSettings;
+
+typedef struct _SqlenvfsRoot SqlenvfsRoot;
+
+typedef enum {
+  SQLENVFS_ROOT_MUST_EXIST = 0, /* a root that has data/prod               */
+  SQLENVFS_ROOT_MAY_CREATE = 1  /* for init: the directory may be new       */
+} SqlenvfsRootMode;
+
+/* Find the root: @dir if non-NULL, else $SQLENVFS_ROOT, else the current
+ * directory; make it absolute and read sqlenvfs.conf. With MUST_EXIST the
+ * directory must hold data/prod. NULL and *error (NOT_FOUND or INVALID,
+ * naming the path and what to do) on failure. */
+SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error);
+void sqlenvfs_root_free(SqlenvfsRoot *root);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRoot, sqlenvfs_root_free)
+
+const char *sqlenvfs_root_dir(const SqlenvfsRoot *root);
+const SqlenvfsSettings *sqlenvfs_root_settings(const SqlenvfsRoot *root);
+
+typedef enum {
+  SQLENVFS_DIR_PROD,
+  SQLENVFS_DIR_DEV,
+  SQLENVFS_DIR_DAILY,
+  SQLENVFS_DIR_SNAPSHOTS,
+  SQLENVFS_DIR_WAL,
+  SQLENVFS_DIR_CACHE,
+  SQLENVFS_DIR_STATE,
+} SqlenvfsDir;
+
+/* Absolute path of one of the root's directories (owned by the root). */
+const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
+
+/* Create every directory of the layout that is missing. */
+gboolean sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error);
+
+/* data/prod/<name>.db and data/dev/<name>.db (newly allocated). */
+char *sqlenvfs_root_prod_db(const SqlenvfsRoot *root, const char *name);
+char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
+
+/* Names (without .db) of the production databases, sorted. Never NULL. */
+GPtrArray *sqlenvfs_root_list_dbs(const SqlenvfsRoot *root);
+
+/* Resolve a user's database name: NULL means the default; a name must be a
+ * plain file stem ([A-Za-z0-9_.-], no slash, not starting with '.'). With
+ * @must_exist the production database must exist. Newly allocated. */
+char *sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
+                               gboolean must_exist, GError **error);
+
+/* A database name is valid (see above). */
+gboolean sqlenvfs_db_name_is_valid(const char *name);
+
+/* Per-root exclusive lock on .sqlenvfs/<name>.lock (flock). Returns the fd
+ * (>= 0) to keep while holding it; with @wait FALSE a held lock is refused
+ * with SQLENVFS_ERROR_BUSY saying who holds it (pid written in the file). */
+int sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError **error);
+void sqlenvfs_root_unlock(int fd);
+
+G_END_DECLS

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Install the Debian 12 packages that building and testing sqlenvfs need,
+# only those that are missing. Run as root (or with sudo available).
+set -euo pipefail
+
+packages=(
+  gcc pkg-config meson ninja-build
+  libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev check libpq-dev
+  sqlite3 python3 postgresql
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "deps: installing ${missing[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi

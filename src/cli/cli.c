@@ -1,0 +1,115 @@
+/*
+ * cli.c — option parsing, errors and progress shared by the subcommands.
+ */
+#include "cli.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sqlenvfs/error.h"
+
+static char *root_arg;
+static gboolean progress_active;
+
+gboolean
+cli_parse(int *argc, char ***argv, const char *params, const char *summary,
+          const GOptionEntry *entries)
+{
+  const char *cmd = (*argv)[0];
+  g_autofree char *pstring = g_strdup_printf("%s%s%s", cmd, params && *params ? " " : "",
+                                             params ? params : "");
+  g_autoptr(GOptionContext) ctx = g_option_context_new(pstring);
+  g_autoptr(GError) error = NULL;
+  GOptionEntry common[] = {
+    { "root", 'r', 0, G_OPTION_ARG_FILENAME, &root_arg,
+      "Project root (default: $SQLENVFS_ROOT, else the current directory)", "DIR" },
+    { NULL }
+  };
+
+  g_option_context_set_summary(ctx, summary);
+  g_option_context_set_help_enabled(ctx, TRUE);
+  g_option_context_set_strict_posix(ctx, FALSE);
+  if (entries)
+    g_option_context_add_main_entries(ctx, entries, NULL);
+  g_option_context_add_main_entries(ctx, common, NULL);
+  if (!g_option_context_parse(ctx, argc, argv, &error)) {
+    fprintf(stderr, "sqlenvfs %s: %s\nTry 'sqlenvfs %s --help'.\n", cmd, error->message, cmd);
+    return FALSE;
+  }
+  /* Anything left that looks like an option is unknown (after "--" it is not). */
+  for (int i = 1; i < *argc; i++) {
+    if ((*argv)[i][0] == '-' && (*argv)[i][1] != '\0') {
+      fprintf(stderr, "sqlenvfs %s: unknown option %s\nTry 'sqlenvfs %s --help'.\n", cmd,
+              (*argv)[i], cmd);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+const char *
+cli_root_arg(void)
+{
+  return root_arg;
+}
+
+SqlenvfsRoot *
+cli_open_root(SqlenvfsRootMode mode)
+{
+  g_autoptr(GError) error = NULL;
+  SqlenvfsRoot *root = sqlenvfs_root_open(root_arg, mode, &error);
+  if (root == NULL)
+    fprintf(stderr, "sqlenvfs: %s\n", error->message);
+  return root;
+}
+
+int
+cli_fail(const char *cmd, GError *error)
+{
+  int status = sqlenvfs_error_exit_status(error);
+  cli_progress_done();
+  fprintf(stderr, "sqlenvfs %s: %s\n", cmd, error ? error->message : "failed");
+  g_clear_error(&error);
+  return status;
+}
+
+int
+cli_usage(const char *cmd, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "sqlenvfs %s: %s\nTry 'sqlenvfs %s --help'.\n", cmd, msg, cmd);
+  return CLI_USAGE;
+}
+
+void
+cli_progress(const char *label, guint64 done, guint64 total)
+{
+  g_autofree char *d = NULL, *t = NULL;
+  if (!isatty(STDERR_FILENO))
+    return;
+  d = g_format_size_full(done, G_FORMAT_SIZE_IEC_UNITS);
+  t = g_format_size_full(total, G_FORMAT_SIZE_IEC_UNITS);
+  fprintf(stderr, "\r%s %3d%% (%s/%s)\033[K", label,
+          total ? (int)(done * 100 / total) : 100, d, t);
+  progress_active = TRUE;
+}
+
+void
+cli_progress_done(void)
+{
+  if (progress_active) {
+    fputc('\n', stderr);
+    progress_active = FALSE;
+  }
+}
+
+gboolean
+cli_is_interactive(void)
+{
+  return isatty(STDIN_FILENO);
+}

@@ -1,0 +1,50 @@
+/*
+ * cli.h — what the subcommands share: option parsing with the common
+ * --root option, one-line error reporting, progress on a terminal.
+ *
+ * Every subcommand is `int cmd_<name>(int argc, char **argv)` (argv[0] is
+ * the subcommand name) returning the process exit status, registered in the
+ * table in main.c.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/root.h"
+
+G_BEGIN_DECLS
+
+/* Exit statuses shared by all subcommands. */
+enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
+
+/* Parse options for a subcommand. @entries may be NULL; --root is added.
+ * @params is the synopsis after the command name; @summary one paragraph.
+ * On a usage error prints one line and `Try 'sqlenvfs CMD --help'` to
+ * stderr and returns FALSE (exit with CLI_USAGE). On --help, prints and
+ * exits 0. Positional arguments stay in argv. */
+gboolean cli_parse(int *argc, char ***argv, const char *params, const char *summary,
+                   const GOptionEntry *entries);
+
+/* The --root value given (or NULL). */
+const char *cli_root_arg(void);
+
+/* Open the root named by --root / $SQLENVFS_ROOT / cwd, or print the error
+ * and return NULL. */
+SqlenvfsRoot *cli_open_root(SqlenvfsRootMode mode);
+
+/* Print "sqlenvfs <cmd>: <message>" on one line to stderr, free the error,
+ * and return the exit status for it. */
+int cli_fail(const char *cmd, GError *error);
+
+/* Print a usage error and return CLI_USAGE. */
+int cli_usage(const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+/* Progress on a terminal (stderr is a tty): "label  42% (12.0 MiB/28.6 MiB)".
+ * Silent otherwise. Call cli_progress_done() to end the line. */
+void cli_progress(const char *label, guint64 done, guint64 total);
+void cli_progress_done(void);
+
+/* Stdin is a terminal (prompts are allowed). */
+gboolean cli_is_interactive(void);
+
+G_END_DECLS

@@ -1,0 +1,8 @@
+/* Declarations of every cmd_<name>() listed in commands.def. */
+#pragma once
+
+#define SQLENVFS_COMMAND(name, synopsis) int cmd_##name(int argc, char **argv);
+#define SQLENVFS_COMMAND_ALIAS(name, fn, synopsis)
+#include "commands.def"
+#undef SQLENVFS_COMMAND
+#undef SQLENVFS_COMMAND_ALIAS

@@ -1,0 +1,69 @@
+/*
+ * main.c — the `sqlenvfs` command: dispatch to subcommands.
+ */
+#include "config.h"
+
+#include <locale.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "commands.h"
+
+typedef struct {
+  const char *name;
+  const char *synopsis;
+  int (*run)(int argc, char **argv);
+} Command;
+
+static const Command commands[] = {
+#define SQLENVFS_COMMAND(name, synopsis) { #name, synopsis, cmd_##name },
+#define SQLENVFS_COMMAND_ALIAS(name, fn, synopsis) { name, synopsis, fn },
+#include "commands.def"
+#undef SQLENVFS_COMMAND
+#undef SQLENVFS_COMMAND_ALIAS
+  { NULL, NULL, NULL }
+};
+
+static void
+usage(FILE *out)
+{
+  fprintf(out,
+          "Usage: sqlenvfs COMMAND [OPTIONS]\n"
+          "\n"
+          "Production and development SQLite databases with backups, snapshots,\n"
+          "continuous WAL archiving and point-in-time recovery, shown as a filesystem.\n"
+          "\n"
+          "Commands:\n");
+  for (gsize i = 0; commands[i].name; i++)
+    fprintf(out, "  %-12s %s\n", commands[i].name, commands[i].synopsis);
+  fprintf(out,
+          "\n"
+          "Every command takes --root DIR (default: $SQLENVFS_ROOT, else the current\n"
+          "directory) and --help. See sqlenvfs(1).\n");
+}
+
+int
+main(int argc, char **argv)
+{
+  setlocale(LC_ALL, "");
+  if (argc < 2) {
+    usage(stderr);
+    return CLI_USAGE;
+  }
+  if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+      strcmp(argv[1], "help") == 0) {
+    usage(stdout);
+    return CLI_OK;
+  }
+  if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+    printf("sqlenvfs %s (SQLite %s)\n", SQLENVFS_VERSION, sqlite3_libversion());
+    return CLI_OK;
+  }
+  for (gsize i = 0; commands[i].name; i++)
+    if (strcmp(argv[1], commands[i].name) == 0)
+      return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "sqlenvfs: unknown command '%s'\nTry 'sqlenvfs --help'.\n", argv[1]);
+  return CLI_USAGE;
+}

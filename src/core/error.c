@@ -1,0 +1,141 @@
+/*
+ * error.c — the project's GError domain and the errno / SQLite code mapping.
+ */
+#include "sqlenvfs/error.h"
+
+#include <errno.h>
+#include <string.h>
+
+G_DEFINE_QUARK(sqlenvfs-error-quark, sqlenvfs_error)
+
+static SqlenvfsErrorCode
+code_from_errno(int errsv)
+{
+  switch (errsv) {
+  case ENOSPC:
+  case EDQUOT:
+    return SQLENVFS_ERROR_NOSPACE;
+  case EACCES:
+  case EPERM:
+  case EROFS:
+    return SQLENVFS_ERROR_PERMISSION;
+  case ENOENT:
+  case ENOTDIR:
+    return SQLENVFS_ERROR_NOT_FOUND;
+  case EEXIST:
+    return SQLENVFS_ERROR_EXISTS;
+  case EBUSY:
+  case EWOULDBLOCK:
+    return SQLENVFS_ERROR_BUSY;
+  case EINTR:
+    return SQLENVFS_ERROR_CANCELLED;
+  default:
+    return SQLENVFS_ERROR_IO;
+  }
+}
+
+static const char *
+hint_for(SqlenvfsErrorCode code)
+{
+  switch (code) {
+  case SQLENVFS_ERROR_NOSPACE:
+    return " (free some space or prune old backups, then retry)";
+  case SQLENVFS_ERROR_PERMISSION:
+    return " (check ownership and permissions of that path)";
+  default:
+    return "";
+  }
+}
+
+gboolean
+sqlenvfs_error_errno(GError **error, int errsv, const char *what,
+                     const char *path)
+{
+  SqlenvfsErrorCode code = code_from_errno(errsv);
+  g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what,
+              path ? path : "", g_strerror(errsv), hint_for(code));
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_error_sqlite(GError **error, sqlite3 *db, int rc, const char *what,
+                      const char *path)
+{
+  SqlenvfsErrorCode code;
+  const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+  const char *hint = "";
+
+  switch (rc & 0xff) {
+  case SQLITE_CORRUPT:
+  case SQLITE_NOTADB:
+    code = SQLENVFS_ERROR_INTEGRITY;
+    hint = " (the file is damaged: run `sqlenvfs verify` or `sqlenvfs recover`)";
+    break;
+  case SQLITE_FULL:
+    code = SQLENVFS_ERROR_NOSPACE;
+    hint = " (free some space or prune old backups, then retry)";
+    break;
+  case SQLITE_BUSY:
+  case SQLITE_LOCKED:
+    code = SQLENVFS_ERROR_BUSY;
+    hint = " (another process holds a lock; retry, or see `sqlenvfs doctor`)";
+    break;
+  case SQLITE_CANTOPEN:
+    code = SQLENVFS_ERROR_NOT_FOUND;
+    break;
+  case SQLITE_READONLY:
+  case SQLITE_PERM:
+  case SQLITE_AUTH:
+    code = SQLENVFS_ERROR_PERMISSION;
+    break;
+  case SQLITE_IOERR:
+    code = SQLENVFS_ERROR_IO;
+    break;
+  default:
+    code = SQLENVFS_ERROR_FAILED;
+    break;
+  }
+  g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what,
+              path ? path : "", msg, hint);
+  return FALSE;
+}
+
+int
+sqlenvfs_error_to_errno(const GError *error)
+{
+  if (error == NULL)
+    return 0;
+  if (error->domain != SQLENVFS_ERROR)
+    return EIO;
+  switch ((SqlenvfsErrorCode)error->code) {
+  case SQLENVFS_ERROR_INVALID:
+    return EINVAL;
+  case SQLENVFS_ERROR_NOT_FOUND:
+  case SQLENVFS_ERROR_GAP:
+    return ENOENT;
+  case SQLENVFS_ERROR_EXISTS:
+    return EEXIST;
+  case SQLENVFS_ERROR_REFUSED:
+    return EPERM;
+  case SQLENVFS_ERROR_NOSPACE:
+    return ENOSPC;
+  case SQLENVFS_ERROR_BUSY:
+    return EBUSY;
+  case SQLENVFS_ERROR_PERMISSION:
+    return EACCES;
+  case SQLENVFS_ERROR_CANCELLED:
+    return EINTR;
+  case SQLENVFS_ERROR_FAILED:
+  case SQLENVFS_ERROR_INTEGRITY:
+  case SQLENVFS_ERROR_IO:
+  default:
+    return EIO;
+  }
+}
+
+int
+sqlenvfs_error_exit_status(const GError *error)
+{
+  (void)error;
+  return 1;
+}

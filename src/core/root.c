@@ -1,0 +1,349 @@
+/*
+ * root.c — finding the project directory, its layout, settings and locks.
+ */
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct _SqlenvfsRoot {
+  char *dir;
+  char *paths[SQLENVFS_DIR_STATE + 1];
+  SqlenvfsSettings settings;
+};
+
+static const char *const dir_rel[] = {
+  [SQLENVFS_DIR_PROD] = "data/prod",
+  [SQLENVFS_DIR_DEV] = "data/dev",
+  [SQLENVFS_DIR_DAILY] = "backups/prod/daily",
+  [SQLENVFS_DIR_SNAPSHOTS] = "backups/prod/snapshots",
+  [SQLENVFS_DIR_WAL] = "backups/prod/wal_archives",
+  [SQLENVFS_DIR_CACHE] = ".cache",
+  [SQLENVFS_DIR_STATE] = ".sqlenvfs",
+};
+
+static void
+settings_defaults(SqlenvfsSettings *s)
+{
+  s->default_db = g_strdup("app");
+  s->daily_keep_days = 7;
+  s->daily_keep_count = 0;
+  s->snapshot_keep_days = 7;
+  s->snapshot_keep_count = 0;
+  s->pitr_keep_days = 7;
+  s->segment_max_bytes = 64 * 1024 * 1024;
+  s->checkpoint_pages = 1000;
+  s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
+  s->size_warn_bytes = G_GINT64_CONSTANT(10000000000);
+  s->backup_max_age_hours = 26;
+}
+
+/* Read an integer key if present; FALSE with a message naming file, group
+ * and key when it is present but not a number in [min, max]. */
+static gboolean
+conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
+         gint64 min, gint64 max, gint64 *out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *raw = NULL;
+  gint64 v;
+  char *end = NULL;
+
+  if (!g_key_file_has_key(kf, group, key, NULL))
+    return TRUE;
+  raw = g_key_file_get_value(kf, group, key, &local);
+  if (raw != NULL) {
+    g_strstrip(raw);
+    errno = 0;
+    v = g_ascii_strtoll(raw, &end, 10);
+  }
+  if (raw == NULL || end == raw || *end != '\0' || errno != 0 || v < min || v > max) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: [%s] %s=%s is not a whole number from %" G_GINT64_FORMAT
+                " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                file, group, key, raw ? raw : "?", min, max);
+    return FALSE;
+  }
+  *out = v;
+  return TRUE;
+}
+
+static gboolean
+load_settings(SqlenvfsRoot *root, GError **error)
+{
+  g_autofree char *file = g_build_filename(root->dir, "sqlenvfs.conf", NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) local = NULL;
+  SqlenvfsSettings *s = &root->settings;
+  gint64 v;
+
+  settings_defaults(s);
+  if (!g_file_test(file, G_FILE_TEST_EXISTS))
+    return TRUE;
+  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: %s (fix the file or remove it to use defaults)", file,
+                local->message);
+    return FALSE;
+  }
+  if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
+    g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);
+    if (name)
+      g_strstrip(name);
+    if (!sqlenvfs_db_name_is_valid(name)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: [sqlenvfs] default-db=%s is not a valid database name "
+                  "(letters, digits, '_', '-', '.')",
+                  file, name ? name : "");
+      return FALSE;
+    }
+    g_free(s->default_db);
+    s->default_db = g_steal_pointer(&name);
+  }
+#define INT_KEY(group, key, field, min, max)                               \
+  do {                                                                     \
+    v = s->field;                                                          \
+    if (!conf_int(kf, file, group, key, min, max, &v, error))              \
+      return FALSE;                                                        \
+    s->field = v;                                                          \
+  } while (0)
+  INT_KEY("retention", "daily-keep-days", daily_keep_days, 0, 100000);
+  INT_KEY("retention", "daily-keep-count", daily_keep_count, 0, 1000000);
+  INT_KEY("retention", "snapshot-keep-days", snapshot_keep_days, 0, 100000);
+  INT_KEY("retention", "snapshot-keep-count", snapshot_keep_count, 0, 1000000);
+  INT_KEY("retention", "pitr-keep-days", pitr_keep_days, 0, 100000);
+  INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
+  INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
+  INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
+  INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
+  INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
+#undef INT_KEY
+  return TRUE;
+}
+
+SqlenvfsRoot *
+sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error)
+{
+  g_autoptr(SqlenvfsRoot) root = g_new0(SqlenvfsRoot, 1);
+  const char *src = "--root";
+  g_autofree char *cwd = NULL;
+
+  if (dir == NULL || *dir == '\0') {
+    dir = g_getenv("SQLENVFS_ROOT");
+    src = "$SQLENVFS_ROOT";
+  }
+  if (dir == NULL || *dir == '\0') {
+    cwd = g_get_current_dir();
+    dir = cwd;
+    src = "the current directory";
+  }
+  root->dir = g_canonicalize_filename(dir, NULL);
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
+    root->paths[i] = g_build_filename(root->dir, dir_rel[i], NULL);
+
+  if (mode == SQLENVFS_ROOT_MUST_EXIST) {
+    if (!g_file_test(root->dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "open root %s (from %s): no such directory (create one with "
+                  "`sqlenvfs init --root %s`)",
+                  root->dir, src, root->dir);
+      return NULL;
+    }
+    if (!g_file_test(root->paths[SQLENVFS_DIR_PROD], G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "open root %s (from %s): not a sqlenvfs root, data/prod is missing "
+                  "(run `sqlenvfs init` there, or pass --root)",
+                  root->dir, src);
+      return NULL;
+    }
+  } else if (g_file_test(root->dir, G_FILE_TEST_EXISTS) &&
+             !g_file_test(root->dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "open root %s: exists and is not a directory (choose another --root)",
+                root->dir);
+    return NULL;
+  }
+  if (!load_settings(root, error))
+    return NULL;
+  return g_steal_pointer(&root);
+}
+
+void
+sqlenvfs_root_free(SqlenvfsRoot *root)
+{
+  if (root == NULL)
+    return;
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
+    g_free(root->paths[i]);
+  g_free(root->settings.default_db);
+  g_free(root->dir);
+  g_free(root);
+}
+
+const char *
+sqlenvfs_root_dir(const SqlenvfsRoot *root)
+{
+  return root->dir;
+}
+
+const SqlenvfsSettings *
+sqlenvfs_root_settings(const SqlenvfsRoot *root)
+{
+  return &root->settings;
+}
+
+const char *
+sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which)
+{
+  g_return_val_if_fail(which <= SQLENVFS_DIR_STATE, NULL);
+  return root->paths[which];
+}
+
+gboolean
+sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error)
+{
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
+    if (!sqlenvfs_mkdir_p(root->paths[i], i == SQLENVFS_DIR_STATE ? 0700 : 0755, error))
+      return FALSE;
+  return TRUE;
+}
+
+char *
+sqlenvfs_root_prod_db(const SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *file = g_strconcat(name, ".db", NULL);
+  return g_build_filename(root->paths[SQLENVFS_DIR_PROD], file, NULL);
+}
+
+char *
+sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *file = g_strconcat(name, ".db", NULL);
+  return g_build_filename(root->paths[SQLENVFS_DIR_DEV], file, NULL);
+}
+
+static gint
+cmp_str(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+GPtrArray *
+sqlenvfs_root_list_dbs(const SqlenvfsRoot *root)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = g_dir_open(root->paths[SQLENVFS_DIR_PROD], 0, NULL);
+  const char *ent;
+
+  if (d == NULL)
+    return names;
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    if (g_str_has_suffix(ent, ".db") && ent[0] != '.') {
+      char *stem = g_strndup(ent, strlen(ent) - 3);
+      if (sqlenvfs_db_name_is_valid(stem))
+        g_ptr_array_add(names, stem);
+      else
+        g_free(stem);
+    }
+  }
+  g_ptr_array_sort(names, cmp_str);
+  return names;
+}
+
+gboolean
+sqlenvfs_db_name_is_valid(const char *name)
+{
+  if (name == NULL || name[0] == '\0' || name[0] == '.' || strlen(name) > 200)
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
+char *
+sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
+                         gboolean must_exist, GError **error)
+{
+  g_autofree char *path = NULL;
+
+  if (name == NULL || *name == '\0')
+    name = root->settings.default_db;
+  if (g_str_has_suffix(name, ".db")) {
+    g_autofree char *stem = g_strndup(name, strlen(name) - 3);
+    return sqlenvfs_root_resolve_db(root, stem, must_exist, error);
+  }
+  if (!sqlenvfs_db_name_is_valid(name)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "database name '%s' is not valid (use letters, digits, '_', '-', '.'; "
+                "no slashes)",
+                name);
+    return NULL;
+  }
+  path = sqlenvfs_root_prod_db(root, name);
+  if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "production database %s does not exist (run `sqlenvfs init --db %s`, or "
+                "see `sqlenvfs info` for the databases in this root)",
+                path, name);
+    return NULL;
+  }
+  return g_strdup(name);
+}
+
+int
+sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError **error)
+{
+  g_autofree char *file = g_strconcat(name, ".lock", NULL);
+  g_autofree char *path = g_build_filename(root->paths[SQLENVFS_DIR_STATE], file, NULL);
+  int fd;
+
+  if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
+    return -1;
+  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open lock file", path);
+    return -1;
+  }
+  while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {
+    int errsv = errno;
+    if (errsv == EINTR)
+      continue;
+    if (errsv == EWOULDBLOCK) {
+      char buf[32] = { 0 };
+      ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+      g_strstrip(buf);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                  "lock %s: already held by process %s (one %s per root; stop the other "
+                  "one, or use the running daemon's mount)",
+                  path, n > 0 ? buf : "?", name);
+    } else {
+      sqlenvfs_error_errno(error, errsv, "lock", path);
+    }
+    close(fd);
+    return -1;
+  }
+  {
+    char buf[32];
+    int len = g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, len, 0) != len) {
+      /* The pid is informational; the lock itself is held. */
+    }
+  }
+  return fd;
+}
+
+void
+sqlenvfs_root_unlock(int fd)
+{
+  if (fd >= 0) {
+    flock(fd, LOCK_UN);
+    close(fd);
+  }
+}

@@ -1,0 +1,214 @@
+/*
+ * timefmt.c — parsing and formatting of times (see timefmt.h for the forms).
+ *
+ * The parser is strict by design: a time that means something else than the
+ * user thinks (a missing zone, a local time, a 13th month) is an error, never
+ * a guess.
+ */
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/error.h"
+
+#include <string.h>
+
+/* Read exactly @n digits at *p into *val, advancing *p. */
+static gboolean
+digits(const char **p, int n, int *val)
+{
+  int v = 0;
+  for (int i = 0; i < n; i++) {
+    char c = (*p)[i];
+    if (!g_ascii_isdigit(c))
+      return FALSE;
+    v = v * 10 + (c - '0');
+  }
+  *p += n;
+  *val = v;
+  return TRUE;
+}
+
+/* Optional fraction ".d{1,6}" -> microseconds. */
+static gboolean
+fraction(const char **p, gint64 *usec)
+{
+  gint64 v = 0;
+  int n = 0;
+  *usec = 0;
+  if (**p != '.')
+    return TRUE;
+  (*p)++;
+  while (g_ascii_isdigit(**p)) {
+    if (n == 6)
+      return FALSE;
+    v = v * 10 + (**p - '0');
+    n++;
+    (*p)++;
+  }
+  if (n == 0)
+    return FALSE;
+  for (; n < 6; n++)
+    v *= 10;
+  *usec = v;
+  return TRUE;
+}
+
+static gboolean
+civil_to_us(int y, int mo, int d, int h, int mi, int s, gint64 frac_us,
+            int offset_min, gint64 *out)
+{
+  GDateTime *dt;
+  if (y < 1970 || y > 9999 || s > 59)
+    return FALSE;
+  dt = g_date_time_new_utc(y, mo, d, h, mi, s);
+  if (dt == NULL)
+    return FALSE;
+  *out = g_date_time_to_unix(dt) * G_USEC_PER_SEC + frac_us -
+         (gint64)offset_min * 60 * G_USEC_PER_SEC;
+  g_date_time_unref(dt);
+  return TRUE;
+}
+
+static gboolean
+parse_basic(const char *p, gint64 *out)
+{
+  int y, mo, d, h, mi, s;
+  gint64 frac;
+  if (!digits(&p, 4, &y) || !digits(&p, 2, &mo) || !digits(&p, 2, &d) || *p++ != 'T' ||
+      !digits(&p, 2, &h) || !digits(&p, 2, &mi) || !digits(&p, 2, &s) ||
+      !fraction(&p, &frac) || *p++ != 'Z' || *p != '\0')
+    return FALSE;
+  return civil_to_us(y, mo, d, h, mi, s, frac, 0, out);
+}
+
+static gboolean
+parse_extended(const char *p, gint64 *out)
+{
+  int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 1;
+  gint64 frac;
+  if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+      !digits(&p, 2, &d) || *p++ != 'T' || !digits(&p, 2, &h) || *p++ != ':' ||
+      !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &s) || !fraction(&p, &frac))
+    return FALSE;
+  if (*p == 'Z') {
+    p++;
+  } else if (*p == '+' || *p == '-') {
+    sign = *p == '-' ? -1 : 1;
+    p++;
+    if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+      return FALSE;
+  } else {
+    return FALSE;
+  }
+  if (*p != '\0')
+    return FALSE;
+  return civil_to_us(y, mo, d, h, mi, s, frac, sign * (oh * 60 + om), out);
+}
+
+static gboolean
+parse_unix(const char *p, gint64 *out)
+{
+  gint64 secs = 0, frac;
+  int n = 0;
+  if (*p++ != '@')
+    return FALSE;
+  while (g_ascii_isdigit(*p)) {
+    if (++n > 11)
+      return FALSE;
+    secs = secs * 10 + (*p++ - '0');
+  }
+  if (n == 0 || !fraction(&p, &frac) || *p != '\0')
+    return FALSE;
+  *out = secs * G_USEC_PER_SEC + frac;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
+{
+  gint64 us = 0;
+  gboolean ok;
+
+  g_return_val_if_fail(out != NULL, FALSE);
+  if (text == NULL)
+    text = "";
+  if (strcmp(text, "latest") == 0) {
+    out->is_latest = TRUE;
+    out->us = 0;
+    return TRUE;
+  }
+  if (text[0] == '@')
+    ok = parse_unix(text, &us);
+  else if (strlen(text) >= 5 && text[4] == '-')
+    ok = parse_extended(text, &us);
+  else
+    ok = parse_basic(text, &us);
+  if (!ok) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "not a time: '%s' (accepted forms: " SQLENVFS_TIME_FORMS ")", text);
+    return FALSE;
+  }
+  out->is_latest = FALSE;
+  out->us = us;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_time_parse_name(const char *name, gint64 *us)
+{
+  return parse_basic(name, us);
+}
+
+gint
+sqlenvfs_time_name_cmp(gconstpointer a, gconstpointer b)
+{
+  const char *na = *(const char *const *)a, *nb = *(const char *const *)b;
+  gint64 ta, tb;
+  gboolean va = parse_basic(na, &ta), vb = parse_basic(nb, &tb);
+
+  if (va != vb)
+    return va ? 1 : -1;
+  if (va && ta != tb)
+    return ta < tb ? -1 : 1;
+  return strcmp(na, nb);
+}
+
+static GDateTime *
+utc_of(gint64 us)
+{
+  return g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
+}
+
+char *
+sqlenvfs_time_format_name(gint64 us, gboolean with_ms)
+{
+  g_autoptr(GDateTime) dt = utc_of(us);
+  g_autofree char *base = g_date_time_format(dt, "%Y%m%dT%H%M%S");
+  if (!with_ms)
+    return g_strdup_printf("%sZ", base);
+  return g_strdup_printf("%s.%03dZ", base, (int)((us % G_USEC_PER_SEC) / 1000));
+}
+
+char *
+sqlenvfs_time_format_iso(gint64 us)
+{
+  g_autoptr(GDateTime) dt = utc_of(us);
+  g_autofree char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+  int frac = (int)(us % G_USEC_PER_SEC);
+  char fbuf[16];
+  int len;
+
+  if (frac == 0)
+    return g_strdup_printf("%sZ", base);
+  g_snprintf(fbuf, sizeof fbuf, "%06d", frac);
+  len = 6;
+  while (len > 1 && fbuf[len - 1] == '0')
+    len--;
+  fbuf[len] = '\0';
+  return g_strdup_printf("%s.%sZ", base, fbuf);
+}
+
+char *
+sqlenvfs_time_format_local(gint64 us)
+{
+  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+  return g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %:z");
+}

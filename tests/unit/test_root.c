@@ -1,0 +1,181 @@
+/* Unit tests for root: discovery, layout, settings, database names, locks. */
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/root.h"
+
+static char *tmp;
+
+static void
+setup(void)
+{
+  tmp = testutil_tmpdir();
+  g_unsetenv("SQLENVFS_ROOT");
+}
+
+static void
+teardown(void)
+{
+  testutil_tmpdir_cleanup(tmp);
+  tmp = NULL;
+}
+
+static SqlenvfsRoot *
+make_root(void)
+{
+  GError *error = NULL;
+  SqlenvfsRoot *root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  return root;
+}
+
+START_TEST(test_missing_root)
+{
+  g_autofree char *missing = g_build_filename(tmp, "nope", NULL);
+  GError *error = NULL;
+  ck_assert(sqlenvfs_root_open(missing, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  ck_assert(strstr(error->message, missing) != NULL);
+  ck_assert(strstr(error->message, "sqlenvfs init") != NULL);
+  g_error_free(error);
+}
+END_TEST
+
+START_TEST(test_not_a_root)
+{
+  GError *error = NULL;
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(strstr(error->message, "data/prod") != NULL);
+  g_error_free(error);
+}
+END_TEST
+
+START_TEST(test_env_and_layout)
+{
+  g_autoptr(SqlenvfsRoot) made = make_root();
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autofree char *db = NULL;
+  GError *error = NULL;
+
+  g_setenv("SQLENVFS_ROOT", tmp, TRUE);
+  root = sqlenvfs_root_open(NULL, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(g_str_has_suffix(sqlenvfs_root_path(root, SQLENVFS_DIR_DAILY), "/backups/prod/daily"));
+  ck_assert(g_file_test(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), G_FILE_TEST_IS_DIR));
+  db = sqlenvfs_root_prod_db(root, "app");
+  ck_assert(g_str_has_suffix(db, "/data/prod/app.db"));
+  ck_assert_str_eq(sqlenvfs_root_settings(root)->default_db, "app");
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 7);
+}
+END_TEST
+
+START_TEST(test_settings)
+{
+  g_autoptr(SqlenvfsRoot) made = make_root();
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autofree char *conf = g_build_filename(tmp, "sqlenvfs.conf", NULL);
+  GError *error = NULL;
+
+  g_file_set_contents(conf, "[sqlenvfs]\ndefault-db=vessels\n[retention]\ndaily-keep-days=3\n",
+                      -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(sqlenvfs_root_settings(root)->default_db, "vessels");
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 3);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->snapshot_keep_days, 7);
+
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=seven\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert(strstr(error->message, "daily-keep-days=seven") != NULL);
+  ck_assert(strstr(error->message, conf) != NULL);
+  g_clear_error(&error);
+
+  g_file_set_contents(conf, "[sqlenvfs\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_db_names)
+{
+  g_autoptr(SqlenvfsRoot) root = make_root();
+  g_autoptr(GPtrArray) names = NULL;
+  GError *error = NULL;
+  const char *files[] = { "b.db", "a.db", "notes.txt", ".hidden.db", "c.db-wal" };
+  g_autofree char *resolved = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
+    g_autofree char *p = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), files[i], NULL);
+    g_file_set_contents(p, "", 0, NULL);
+  }
+  names = sqlenvfs_root_list_dbs(root);
+  ck_assert_int_eq(names->len, 2);
+  ck_assert_str_eq(g_ptr_array_index(names, 0), "a");
+  ck_assert_str_eq(g_ptr_array_index(names, 1), "b");
+
+  resolved = sqlenvfs_root_resolve_db(root, "a.db", TRUE, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(resolved, "a");
+  ck_assert(sqlenvfs_root_resolve_db(root, "../etc/passwd", FALSE, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  g_clear_error(&error);
+  ck_assert(sqlenvfs_root_resolve_db(root, NULL, TRUE, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_lock_exclusive)
+{
+  g_autoptr(SqlenvfsRoot) root = make_root();
+  GError *error = NULL;
+  int fd = sqlenvfs_root_lock(root, "archiver", FALSE, &error);
+  pid_t pid;
+  int status;
+
+  ck_assert_no_error(error);
+  ck_assert_int_ge(fd, 0);
+  /* flock is per open file description: a child (new open) must be refused. */
+  pid = fork();
+  if (pid == 0) {
+    GError *e = NULL;
+    int fd2 = sqlenvfs_root_lock(root, "archiver", FALSE, &e);
+    _exit(fd2 < 0 && e && e->code == SQLENVFS_ERROR_BUSY && strstr(e->message, "held by") ? 0 : 1);
+  }
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  sqlenvfs_root_unlock(fd);
+  fd = sqlenvfs_root_lock(root, "archiver", FALSE, &error);
+  ck_assert_no_error(error);
+  sqlenvfs_root_unlock(fd);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("root");
+  TCase *tc = tcase_create("root");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_missing_root);
+  tcase_add_test(tc, test_not_a_root);
+  tcase_add_test(tc, test_env_and_layout);
+  tcase_add_test(tc, test_settings);
+  tcase_add_test(tc, test_db_names);
+  tcase_add_test(tc, test_lock_exclusive);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}

@@ -1,0 +1,133 @@
+/* Unit tests for timefmt: every accepted form, and rejected ones. */
+#include "testutil.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+
+/* 2026-11-28T16:14:00Z */
+#define T0 (G_GINT64_CONSTANT(1795882440) * G_USEC_PER_SEC)
+
+static const struct {
+  const char *text;
+  gint64 us;
+} accepted[] = {
+  { "20261128T161400Z", T0 },
+  { "20261128T161400.250Z", T0 + 250000 },
+  { "20261128T161400.000001Z", T0 + 1 },
+  { "2026-11-28T16:14:00Z", T0 },
+  { "2026-11-28T16:14:00.25+01:00", T0 - G_GINT64_CONSTANT(3600) * G_USEC_PER_SEC + 250000 },
+  { "2026-11-28T16:14:00-05:30", T0 + G_GINT64_CONSTANT(5 * 3600 + 1800) * G_USEC_PER_SEC },
+  { "@1795882440", T0 },
+  { "@1795882440.25", T0 + 250000 },
+  { "@0", 0 },
+};
+
+static const char *const rejected[] = {
+  "", "now", "yesterday", "2026-11-28", "2026-11-28 16:14:00Z", "2026-11-28T16:14:00",
+  "20261128T161400", "20261128T1614Z", "2026-13-28T16:14:00Z", "2026-02-30T16:14:00Z",
+  "2026-11-28T24:00:00Z", "2026-11-28T16:60:00Z", "2026-11-28T16:14:60Z",
+  "2026-11-28T16:14:00.Z", "2026-11-28T16:14:00.1234567Z", "2026-11-28T16:14:00+0100",
+  "2026-11-28T16:14:00+25:00", "@", "@-5", "@1.", "@12a", "@1795882440Z",
+  "20261128T161400Zjunk", "LATEST", "latest ", "1969-12-31T23:59:59Z",
+  "2026-11-28t16:14:00z",
+};
+
+START_TEST(test_accepted)
+{
+  SqlenvfsTime t = { 0 };
+  GError *error = NULL;
+  gboolean ok = sqlenvfs_time_parse(accepted[_i].text, &t, &error);
+  ck_assert_no_error(error);
+  ck_assert(ok);
+  ck_assert(!t.is_latest);
+  ck_assert_msg(t.us == accepted[_i].us, "%s: got %" G_GINT64_FORMAT " want %" G_GINT64_FORMAT,
+                accepted[_i].text, t.us, accepted[_i].us);
+}
+END_TEST
+
+START_TEST(test_rejected)
+{
+  SqlenvfsTime t = { .is_latest = FALSE, .us = 42 };
+  GError *error = NULL;
+  ck_assert_msg(!sqlenvfs_time_parse(rejected[_i], &t, &error), "accepted '%s'", rejected[_i]);
+  ck_assert(error != NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  /* The message names the text and the accepted forms. */
+  ck_assert(strstr(error->message, rejected[_i]) != NULL);
+  ck_assert(strstr(error->message, "@1764346440.25") != NULL);
+  ck_assert_int_eq(t.us, 42);
+  g_error_free(error);
+}
+END_TEST
+
+START_TEST(test_latest)
+{
+  SqlenvfsTime t = { 0 };
+  ck_assert(sqlenvfs_time_parse("latest", &t, NULL));
+  ck_assert(t.is_latest);
+}
+END_TEST
+
+START_TEST(test_format_roundtrip)
+{
+  gint64 samples[] = { T0, T0 + 250000, T0 + 1, T0 + 999999, 0 };
+  for (gsize i = 0; i < G_N_ELEMENTS(samples); i++) {
+    g_autofree char *iso = sqlenvfs_time_format_iso(samples[i]);
+    SqlenvfsTime t = { 0 };
+    ck_assert_msg(sqlenvfs_time_parse(iso, &t, NULL), "cannot parse %s", iso);
+    ck_assert_int_eq(t.us, samples[i]);
+  }
+  {
+    g_autofree char *name = sqlenvfs_time_format_name(T0 + 250000, FALSE);
+    g_autofree char *name_ms = sqlenvfs_time_format_name(T0 + 250000, TRUE);
+    g_autofree char *iso = sqlenvfs_time_format_iso(T0 + 250000);
+    gint64 us = 0;
+    ck_assert_str_eq(name, "20261128T161400Z");
+    ck_assert_str_eq(name_ms, "20261128T161400.250Z");
+    ck_assert_str_eq(iso, "2026-11-28T16:14:00.25Z");
+    ck_assert(sqlenvfs_time_parse_name(name_ms, &us));
+    ck_assert_int_eq(us, T0 + 250000);
+    ck_assert(!sqlenvfs_time_parse_name("snapshot_20261128", &us));
+  }
+}
+END_TEST
+
+START_TEST(test_names_sort_by_time)
+{
+  /* Names sort by time, also across the ms fraction ('.' < 'Z' in bytes). */
+  g_autofree char *a = sqlenvfs_time_format_name(T0, FALSE);
+  g_autofree char *b = sqlenvfs_time_format_name(T0 + 1000, TRUE);
+  g_autofree char *c = sqlenvfs_time_format_name(T0 + G_USEC_PER_SEC, FALSE);
+  GPtrArray *names = g_ptr_array_new();
+  g_ptr_array_add(names, c);
+  g_ptr_array_add(names, b);
+  g_ptr_array_add(names, (char *)"junk");
+  g_ptr_array_add(names, a);
+  g_ptr_array_sort(names, sqlenvfs_time_name_cmp);
+  ck_assert_str_eq(g_ptr_array_index(names, 0), "junk");
+  ck_assert_ptr_eq(g_ptr_array_index(names, 1), a);
+  ck_assert_ptr_eq(g_ptr_array_index(names, 2), b);
+  ck_assert_ptr_eq(g_ptr_array_index(names, 3), c);
+  g_ptr_array_free(names, TRUE);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("timefmt");
+  TCase *tc = tcase_create("parse");
+  tcase_add_loop_test(tc, test_accepted, 0, G_N_ELEMENTS(accepted));
+  tcase_add_loop_test(tc, test_rejected, 0, G_N_ELEMENTS(rejected));
+  tcase_add_test(tc, test_latest);
+  tcase_add_test(tc, test_format_roundtrip);
+  tcase_add_test(tc, test_names_sort_by_time);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}

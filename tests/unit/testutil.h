@@ -1,0 +1,21 @@
+/* Shared helpers for the Check suites: a temporary directory per test, a
+ * fake clock, and running a suite. */
+#pragma once
+
+#include <check.h>
+#include <glib.h>
+
+/* A fresh temporary directory (removed by testutil_tmpdir_cleanup). */
+char *testutil_tmpdir(void);
+void testutil_tmpdir_cleanup(char *dir);
+
+/* Fake clock: sqlenvfs_clock_now() returns what was set last. */
+void testutil_clock_set(gint64 us);
+void testutil_clock_reset(void);
+
+/* Run @s and return the process exit status. */
+int testutil_run(Suite *s);
+
+/* Assert a GError is NULL, printing its message when it is not. */
+#define ck_assert_no_error(err) \
+  ck_assert_msg((err) == NULL, "unexpected error: %s", (err) ? (err)->message : "")
