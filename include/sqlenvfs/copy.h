@@ -1,0 +1,48 @@
+/*
+ * copy.h — a full, consistent, verified copy of a live database.
+ *
+ * The copy pins a state with liveview.h and writes its image to a temporary
+ * file next to the destination, then:
+ *   (1) runs PRAGMA integrity_check on the temporary file (a copy that fails
+ *       is removed and the failure reported, never kept);
+ *   (2) gives it a mode no more permissive than the source's;
+ *   (3) fsyncs it; the caller renames it into place (copy_db_to_tmp) or it is
+ *       renamed here (copy_db) and the directory fsync'd.
+ * An interrupted copy leaves only a file whose name starts with ".tmp-",
+ * which sqlenvfs_copy_cleanup_tmp() removes.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/image.h"
+#include "sqlenvfs/liveview.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  SqlenvfsWalPos pos;  /* where in the WAL the copied state is           */
+  guint64 size;        /* bytes written                                  */
+  guint32 crc32;       /* crc32 of the written file                      */
+  char *journal_mode;  /* source journal mode at the time of the copy    */
+} SqlenvfsCopyResult;
+
+void sqlenvfs_copy_result_clear(SqlenvfsCopyResult *res);
+
+/* Copy the live database @src to @dst (which must not exist unless
+ * @overwrite). FALSE and *error on failure, with nothing left at @dst. */
+gboolean sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
+                          SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
+                          GError **error);
+
+/* Write @img to @dst the same way (temp file, integrity check, mode @mode,
+ * fsync, rename, fsync dir); @res->pos is left zero. Used for restores. */
+gboolean sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean overwrite,
+                             SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
+                             GError **error);
+
+/* Remove leftover ".tmp-*" files and directories in @dir (from an
+ * interrupted copy). Returns how many were removed. */
+int sqlenvfs_copy_cleanup_tmp(const char *dir);
+
+G_END_DECLS

@@ -1,0 +1,79 @@
+/*
+ * image.h — a database file composed of pages from several places.
+ *
+ * Every database state this project serves or writes is an image: a base
+ * file (the live database file, a snapshot, a backup) overlaid with newer
+ * page versions taken from elsewhere (frames of the live WAL, pages of the
+ * WAL archive), cut to a size in pages. A consistent view of production, a
+ * point-in-time rebuild and a hot backup are the same operation over
+ * different sources, so there is one piece of code for it.
+ *
+ * Invariants:
+ *   (1) Reading byte range [off, off+len) returns, for each page, the bytes
+ *       of its overlay entry if one is set, else the base's bytes at the same
+ *       offset; bytes at or past size (n_pages * page_size) do not exist.
+ *   (2) An overlay entry set later replaces an earlier one for the same page
+ *       (callers add versions oldest first; the last version wins).
+ *   (3) With SQLENVFS_IMAGE_ROLLBACK_HEADER, bytes 18 and 19 of page 1 read
+ *       as 1 (rollback journal) instead of 2 (WAL), so that SQLite can open
+ *       the image on a read-only filesystem without -wal/-shm files.
+ *   (4) The image does not own the data of its sources; it owns the source
+ *       handles given with a destroy function.
+ *
+ * Memory: one 8-byte slot per page up to the highest overlaid page number.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/walfile.h"
+
+G_BEGIN_DECLS
+
+typedef struct _SqlenvfsImage SqlenvfsImage;
+
+typedef enum {
+  SQLENVFS_IMAGE_ROLLBACK_HEADER = 1 << 0,
+} SqlenvfsImageReadFlags;
+
+/* An image of @n_pages pages of @page_size bytes over @base (read with
+ * @base_read; @base_free, if non-NULL, is called on it when the image is
+ * freed). */
+SqlenvfsImage *sqlenvfs_image_new(guint32 page_size, guint32 n_pages, SqlenvfsPreadFunc base_read,
+                                  gpointer base, GDestroyNotify base_free);
+void sqlenvfs_image_free(SqlenvfsImage *img);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsImage, sqlenvfs_image_free)
+
+/* Register another source of page images; returns its id (1..65535). */
+guint sqlenvfs_image_add_source(SqlenvfsImage *img, SqlenvfsPreadFunc read, gpointer src,
+                                GDestroyNotify src_free);
+
+/* Page @pgno (1-based) is read from source @source_id at byte @offset. */
+void sqlenvfs_image_set_page(SqlenvfsImage *img, guint32 pgno, guint source_id, goffset offset);
+
+/* Change the size in pages (a later commit may shrink or grow the db). */
+void sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages);
+
+guint32 sqlenvfs_image_page_size(const SqlenvfsImage *img);
+guint32 sqlenvfs_image_n_pages(const SqlenvfsImage *img);
+guint64 sqlenvfs_image_size(const SqlenvfsImage *img);
+
+/* Read up to @len bytes at @off (invariant 1). Returns the bytes read (0 at
+ * or past the end) or -1 with *error. */
+gssize sqlenvfs_image_read(SqlenvfsImage *img, void *buf, gsize len, goffset off,
+                           SqlenvfsImageReadFlags flags, GError **error);
+
+/* Progress callback for long writes: bytes done of total. */
+typedef void (*SqlenvfsProgressFunc)(gpointer user, guint64 done, guint64 total);
+
+/* Write the whole image to @fd from offset 0 and truncate @fd to its size:
+ * base ranges in large sequential chunks, then each overlaid page once.
+ * Does not fsync. FALSE and *error on failure (the file is then partial:
+ * the caller removes it). */
+gboolean sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc progress,
+                                    gpointer user, const char *path_for_errors, GError **error);
+
+/* pread helpers for plain file descriptors: @src is GINT_TO_POINTER(fd). */
+gssize sqlenvfs_pread_fd(gpointer src, void *buf, gsize len, goffset off, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,67 @@
+/*
+ * liveview.h — a consistent, pinned view of a live database in WAL mode.
+ *
+ * Opening a view pins one committed state of the database while applications
+ * keep writing:
+ *
+ *   1. a connection takes the write lock (BEGIN IMMEDIATE; it waits for a
+ *      running writer, and writes nothing);
+ *   2. a second connection opens a read transaction: its snapshot is exactly
+ *      the state after the last commit, because no writer can commit now;
+ *   3. the WAL is scanned (walfile.h) up to its last valid commit frame: that
+ *      frame's position (salts, index, checksum) is the view's SqlenvfsWalPos;
+ *   4. the write lock is released (ROLLBACK).
+ *
+ * While the view is open its read transaction keeps the frames it needs from
+ * being checkpointed over or reset, so the state can be read as a standalone
+ * database file: the database file overlaid with the newest frame of each page
+ * up to the position (image.h). Reads go through SQLite's own file handles
+ * (SQLITE_FCNTL_FILE_POINTER / JOURNAL_POINTER), never a second descriptor, so
+ * closing nothing here can drop SQLite's POSIX locks.
+ *
+ * Production is never written: the connections disable checkpoint-on-close
+ * and only ever roll back.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/image.h"
+
+G_BEGIN_DECLS
+
+/* The position in the WAL that a pinned state corresponds to. */
+typedef struct {
+  guint32 salt1, salt2;   /* WAL generation; both 0 when the WAL held no valid frame */
+  guint32 frame;          /* index of the last commit frame in the state; 0: none    */
+  guint32 cksum1, cksum2; /* cumulative checksum after that frame                     */
+  guint32 ckpt_seq;       /* WAL header checkpoint sequence                           */
+  guint32 page_size;
+  guint32 n_pages;        /* database size in pages in this state                     */
+  gint64 pinned_at;       /* wall time (us, UTC) at which the state was pinned        */
+} SqlenvfsWalPos;
+
+typedef struct _SqlenvfsLiveView SqlenvfsLiveView;
+
+/* Pin the current committed state of the database at @path (see above). A
+ * database not in WAL mode is pinned the same way (its position is empty)
+ * and read from the file under the read transaction's shared lock. NULL and
+ * *error on failure: NOT_FOUND, BUSY (a writer held the lock longer than the
+ * busy timeout; retry), INTEGRITY (not a database). */
+SqlenvfsLiveView *sqlenvfs_live_view_open(const char *path, GError **error);
+void sqlenvfs_live_view_free(SqlenvfsLiveView *view);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsLiveView, sqlenvfs_live_view_free)
+
+const SqlenvfsWalPos *sqlenvfs_live_view_pos(const SqlenvfsLiveView *view);
+
+/* The pinned state as an image (owned by the view; valid until it is freed). */
+SqlenvfsImage *sqlenvfs_live_view_image(SqlenvfsLiveView *view);
+
+/* The read-only connection that holds the pinned read transaction: queries
+ * on it see the pinned state (owned by the view). */
+struct sqlite3 *sqlenvfs_live_view_db(SqlenvfsLiveView *view);
+
+/* The database's journal mode at pin time ("wal", "delete", ...). */
+const char *sqlenvfs_live_view_journal_mode(const SqlenvfsLiveView *view);
+
+G_END_DECLS
