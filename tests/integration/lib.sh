@@ -1,0 +1,79 @@
+# Shared helpers for the integration tests (sourced, bash).
+#
+# Every test gets: $SQLENVFS (the built binary), $SRCDIR (the source tree),
+# $T (a private temporary directory, removed on exit together with any mount
+# made with mount_root), and these functions.
+set -euo pipefail
+
+: "${SQLENVFS:?SQLENVFS must point at the built sqlenvfs binary}"
+: "${SRCDIR:?SRCDIR must point at the source tree}"
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-it-XXXXXX")
+_mounts=()
+_pids=()
+
+_cleanup() {
+  local rc=$?
+  for m in "${_mounts[@]}"; do
+    fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+  done
+  for p in "${_pids[@]}"; do
+    kill -9 "$p" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+  rm -rf "$T"
+  exit $rc
+}
+trap _cleanup EXIT
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+pass() { echo "ok - $*"; }
+note() { echo "# $*"; }
+
+assert_eq() { # actual expected message
+  [ "$1" = "$2" ] || fail "$3: got '$1', expected '$2'"
+}
+
+# Run a command expected to fail; check its exit status is non-zero and that
+# stderr has exactly one line matching a pattern. Usage:
+#   expect_fail PATTERN cmd args...
+expect_fail() {
+  local pattern=$1; shift
+  local err rc=0
+  err=$("$@" 2>&1 >/dev/null) || rc=$?
+  [ "$rc" -ne 0 ] || fail "expected failure of: $*"
+  echo "$err" | grep -Eq -- "$pattern" || fail "error of '$*' does not match /$pattern/: $err"
+  [ "$(printf '%s\n' "$err" | grep -cv '^Try ')" -eq 1 ] || fail "expected one error line from '$*', got: $err"
+}
+
+# Remember a background process so that it is killed on exit.
+track_pid() { _pids+=("$1"); }
+
+# Mount ROOT on MNT (extra args are passed on) and wait for it, with a
+# deadline; it is unmounted on exit.
+mount_root() {
+  local root=$1 mnt=$2; shift 2
+  mkdir -p "$mnt"
+  "$SQLENVFS" mount "$root" "$mnt" "$@"
+  _mounts+=("$mnt")
+  wait_mounted "$mnt"
+}
+
+wait_mounted() {
+  local mnt=$1 i
+  for i in $(seq 1 100); do
+    if mountpoint -q "$mnt"; then return 0; fi
+    sleep 0.1
+  done
+  fail "mount $mnt did not appear within 10 s"
+}
+
+unmount_root() {
+  local mnt=$1 i
+  fusermount3 -u "$mnt"
+  for i in $(seq 1 100); do
+    mountpoint -q "$mnt" || return 0
+    sleep 0.1
+  done
+  fail "mount $mnt did not go away within 10 s"
+}
