@@ -66,14 +66,28 @@ gssize sqlenvfs_image_read(SqlenvfsImage *img, void *buf, gsize len, goffset off
 /* Progress callback for long writes: bytes done of total. */
 typedef void (*SqlenvfsProgressFunc)(gpointer user, guint64 done, guint64 total);
 
-/* Write the whole image to @fd from offset 0 and truncate @fd to its size:
- * base ranges in large sequential chunks, then each overlaid page once.
- * Does not fsync. FALSE and *error on failure (the file is then partial:
- * the caller removes it). */
+/* Write the whole image to @fd from offset 0, sequentially in large chunks
+ * (each page once: its overlay version or the base's), and truncate @fd to
+ * the image size. Stores the crc32 of the bytes written in *crc32_out when
+ * non-NULL. Does not fsync. FALSE and *error on failure (the file is then
+ * partial: the caller removes it). */
 gboolean sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc progress,
-                                    gpointer user, const char *path_for_errors, GError **error);
+                                    gpointer user, guint32 *crc32_out,
+                                    const char *path_for_errors, GError **error);
 
-/* pread helpers for plain file descriptors: @src is GINT_TO_POINTER(fd). */
-gssize sqlenvfs_pread_fd(gpointer src, void *buf, gsize len, goffset off, GError **error);
+/* A plain file as a source (snapshots, backups, archive segments). Never use
+ * it for a live database file in a process that holds SQLite connections to
+ * it: closing the descriptor would drop SQLite's POSIX locks (DESIGN.md). */
+typedef struct _SqlenvfsFileSource SqlenvfsFileSource;
+
+/* Open @path read-only. NULL and *error naming the path on failure. */
+SqlenvfsFileSource *sqlenvfs_file_source_open(const char *path, GError **error);
+/* A SqlenvfsPreadFunc for a SqlenvfsFileSource (errors name the path). */
+gssize sqlenvfs_file_source_read(gpointer src, void *buf, gsize len, goffset off,
+                                 GError **error);
+/* Close and free; usable as the GDestroyNotify of a source. */
+void sqlenvfs_file_source_close(gpointer src);
+int sqlenvfs_file_source_fd(const SqlenvfsFileSource *src);
+const char *sqlenvfs_file_source_path(const SqlenvfsFileSource *src);
 
 G_END_DECLS

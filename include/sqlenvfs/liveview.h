@@ -2,15 +2,13 @@
  * liveview.h — a consistent, pinned view of a live database in WAL mode.
  *
  * Opening a view pins one committed state of the database while applications
- * keep writing:
- *
- *   1. a connection takes the write lock (BEGIN IMMEDIATE; it waits for a
- *      running writer, and writes nothing);
- *   2. a second connection opens a read transaction: its snapshot is exactly
- *      the state after the last commit, because no writer can commit now;
- *   3. the WAL is scanned (walfile.h) up to its last valid commit frame: that
- *      frame's position (salts, index, checksum) is the view's SqlenvfsWalPos;
- *   4. the write lock is released (ROLLBACK).
+ * keep writing, without stopping them: a read transaction begins, and the
+ * wal-index header is read before and after; if it did not change, the
+ * transaction's snapshot is exactly the state after the commit frame that
+ * header names (its SqlenvfsWalPos). A writer that commits without pause
+ * only makes it retry; after many retries the view holds writers for an
+ * instant (BEGIN IMMEDIATE on a second connection, rolled back, writing
+ * nothing). liveview.c has the state machine and invariants.
  *
  * While the view is open its read transaction keeps the frames it needs from
  * being checkpointed over or reset, so the state can be read as a standalone
@@ -35,7 +33,7 @@ typedef struct {
   guint32 salt1, salt2;   /* WAL generation; both 0 when the WAL held no valid frame */
   guint32 frame;          /* index of the last commit frame in the state; 0: none    */
   guint32 cksum1, cksum2; /* cumulative checksum after that frame                     */
-  guint32 ckpt_seq;       /* WAL header checkpoint sequence                           */
+  guint32 ckpt_seq;       /* WAL header checkpoint sequence (0 if the WAL was not read) */
   guint32 page_size;
   guint32 n_pages;        /* database size in pages in this state                     */
   gint64 pinned_at;       /* wall time (us, UTC) at which the state was pinned        */
@@ -47,7 +45,7 @@ typedef struct _SqlenvfsLiveView SqlenvfsLiveView;
  * database not in WAL mode is pinned the same way (its position is empty)
  * and read from the file under the read transaction's shared lock. NULL and
  * *error on failure: NOT_FOUND, BUSY (a writer held the lock longer than the
- * busy timeout; retry), INTEGRITY (not a database). */
+ * busy timeout; retry), INTEGRITY (not a database, or a damaged WAL). */
 SqlenvfsLiveView *sqlenvfs_live_view_open(const char *path, GError **error);
 void sqlenvfs_live_view_free(SqlenvfsLiveView *view);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsLiveView, sqlenvfs_live_view_free)

@@ -1,0 +1,183 @@
+/* Unit tests for image: overlay semantics, range reads, rollback header,
+ * sequential write with crc. */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/image.h"
+
+#define PS 512
+
+static char *tmp;
+
+static void setup(void) { tmp = testutil_tmpdir(); }
+static void teardown(void) { testutil_tmpdir_cleanup(tmp); tmp = NULL; }
+
+/* A file of @n pages where every byte of page p (1-based) is @tag + p. */
+static char *
+make_file(const char *name, guint32 n, guint8 tag)
+{
+  char *path = g_build_filename(tmp, name, NULL);
+  g_autofree guint8 *buf = g_malloc((gsize)n * PS);
+  for (guint32 p = 0; p < n; p++)
+    memset(buf + (gsize)p * PS, (guint8)(tag + p + 1), PS);
+  ck_assert(g_file_set_contents(path, (char *)buf, (gssize)n * PS, NULL));
+  return path;
+}
+
+static SqlenvfsImage *
+make_image(guint32 n_pages)
+{
+  g_autofree char *base = make_file("base", 8, 0);
+  g_autofree char *over = make_file("over", 4, 100);
+  GError *error = NULL;
+  SqlenvfsFileSource *b = sqlenvfs_file_source_open(base, &error);
+  SqlenvfsFileSource *o = sqlenvfs_file_source_open(over, &error);
+  SqlenvfsImage *img;
+  guint id;
+  ck_assert_no_error(error);
+  img = sqlenvfs_image_new(PS, n_pages, sqlenvfs_file_source_read, b, sqlenvfs_file_source_close);
+  id = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, o, sqlenvfs_file_source_close);
+  /* page 3 <- over page 1 (bytes 101), then replaced by over page 2 (102);
+   * page 10 (past the base's end) <- over page 4 (104). */
+  sqlenvfs_image_set_page(img, 3, id, 0);
+  sqlenvfs_image_set_page(img, 3, id, PS);
+  sqlenvfs_image_set_page(img, 10, id, 3 * PS);
+  return img;
+}
+
+static guint8
+expected_byte(guint32 page, guint32 n_pages)
+{
+  if (page > n_pages)
+    return 0xee; /* not readable */
+  if (page == 3)
+    return 102;
+  if (page == 10)
+    return 104;
+  if (page <= 8)
+    return (guint8)page;
+  return 0; /* beyond the base, not overlaid: reads as zero */
+}
+
+START_TEST(test_read_ranges)
+{
+  g_autoptr(SqlenvfsImage) img = make_image(10);
+  g_autofree guint8 *buf = g_malloc(11 * PS);
+  GError *error = NULL;
+
+  ck_assert_uint_eq(sqlenvfs_image_size(img), 10 * PS);
+  /* Unaligned ranges of many lengths across page boundaries. */
+  for (goffset off = 0; off < 10 * PS; off += 97) {
+    for (gsize len = 1; len < 3 * PS; len += 211) {
+      gssize n = sqlenvfs_image_read(img, buf, len, off, 0, &error);
+      ck_assert_no_error(error);
+      ck_assert_int_eq(n, MIN((goffset)len, 10 * PS - off));
+      for (gssize i = 0; i < n; i++) {
+        guint32 page = (guint32)((off + i) / PS) + 1;
+        ck_assert_msg(buf[i] == expected_byte(page, 10), "off %d byte %d: %u != %u", (int)off,
+                      (int)i, buf[i], expected_byte(page, 10));
+      }
+    }
+  }
+  ck_assert_int_eq(sqlenvfs_image_read(img, buf, 10, 10 * PS, 0, &error), 0);
+}
+END_TEST
+
+START_TEST(test_shrink)
+{
+  g_autoptr(SqlenvfsImage) img = make_image(10);
+  guint8 b[PS];
+  sqlenvfs_image_set_n_pages(img, 2);
+  ck_assert_int_eq(sqlenvfs_image_read(img, b, PS, 2 * PS, 0, NULL), 0);
+  ck_assert_int_eq(sqlenvfs_image_read(img, b, PS, PS, 0, NULL), PS);
+  ck_assert_uint_eq(b[0], 2);
+}
+END_TEST
+
+START_TEST(test_rollback_header)
+{
+  g_autoptr(SqlenvfsImage) img = make_image(10);
+  guint8 b[32];
+  /* Page 1 of the base is all 0x01, so put 2s at bytes 18-19 via a source. */
+  g_autofree char *p1 = g_build_filename(tmp, "p1", NULL);
+  guint8 page[PS];
+  guint id;
+  memset(page, 7, PS);
+  page[18] = 2;
+  page[19] = 2;
+  ck_assert(g_file_set_contents(p1, (char *)page, PS, NULL));
+  id = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, sqlenvfs_file_source_open(p1, NULL),
+                                 sqlenvfs_file_source_close);
+  sqlenvfs_image_set_page(img, 1, id, 0);
+  ck_assert_int_eq(sqlenvfs_image_read(img, b, 32, 0, 0, NULL), 32);
+  ck_assert_uint_eq(b[18], 2);
+  ck_assert_int_eq(sqlenvfs_image_read(img, b, 32, 0, SQLENVFS_IMAGE_ROLLBACK_HEADER, NULL), 32);
+  ck_assert_uint_eq(b[18], 1);
+  ck_assert_uint_eq(b[19], 1);
+  ck_assert_uint_eq(b[17], 7);
+  /* A read starting at byte 19 patches only what it covers. */
+  ck_assert_int_eq(sqlenvfs_image_read(img, b, 4, 19, SQLENVFS_IMAGE_ROLLBACK_HEADER, NULL), 4);
+  ck_assert_uint_eq(b[0], 1);
+  ck_assert_uint_eq(b[1], 7);
+}
+END_TEST
+
+START_TEST(test_write_to_fd)
+{
+  g_autoptr(SqlenvfsImage) img = make_image(10);
+  g_autofree char *out = g_build_filename(tmp, "out", NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  guint32 crc = 0;
+  GError *error = NULL;
+  int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+
+  /* Pre-fill with junk longer than the image: it must be truncated. */
+  ck_assert_int_eq(ftruncate(fd, 20 * PS), 0);
+  ck_assert(sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, &crc, out, &error));
+  ck_assert_no_error(error);
+  close(fd);
+  ck_assert(g_file_get_contents(out, &data, &len, NULL));
+  ck_assert_uint_eq(len, 10 * PS);
+  for (gsize i = 0; i < len; i++)
+    ck_assert_uint_eq((guint8)data[i], expected_byte((guint32)(i / PS) + 1, 10));
+  ck_assert_uint_eq(crc, (guint32)crc32(0, (const Bytef *)data, (uInt)len));
+}
+END_TEST
+
+START_TEST(test_missing_source_file)
+{
+  GError *error = NULL;
+  g_autofree char *missing = g_build_filename(tmp, "missing", NULL);
+  ck_assert(sqlenvfs_file_source_open(missing, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  ck_assert(strstr(error->message, missing) != NULL);
+  g_error_free(error);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("image");
+  TCase *tc = tcase_create("image");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_read_ranges);
+  tcase_add_test(tc, test_shrink);
+  tcase_add_test(tc, test_rollback_header);
+  tcase_add_test(tc, test_write_to_fd);
+  tcase_add_test(tc, test_missing_source_file);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}
