@@ -100,6 +100,12 @@ cli_progress(const char *label, guint64 done, guint64 total)
 }
 
 void
+cli_progress_cb(gpointer label, guint64 done, guint64 total)
+{
+  cli_progress(label, done, total);
+}
+
+void
 cli_progress_done(void)
 {
   if (progress_active) {

@@ -44,6 +44,10 @@ int cli_usage(const char *cmd, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 void cli_progress(const char *label, guint64 done, guint64 total);
 void cli_progress_done(void);
 
+/* cli_progress() as a SqlenvfsProgressFunc: @label is the const char *
+ * label passed as the callback's user data. */
+void cli_progress_cb(gpointer label, guint64 done, guint64 total);
+
 /* Stdin is a terminal (prompts are allowed). */
 gboolean cli_is_interactive(void);
 

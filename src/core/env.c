@@ -1,0 +1,557 @@
+/*
+ * env.c — environments (SPEC §3): the marker, init, info, refresh-dev.
+ *
+ * The marker table (one row, ever):
+ *
+ *   CREATE TABLE _environment (
+ *     id        INTEGER PRIMARY KEY CHECK (id = 1),
+ *     name      TEXT NOT NULL,
+ *     marked_at TEXT NOT NULL)            -- UTC ISO 8601, e.g. 2026-11-28T16:14:00Z
+ *
+ * Invariants:
+ *   (1) A database marked by this module holds exactly one marker row: the
+ *       primary key is pinned to 1, and re-marking drops and recreates the
+ *       table inside one write transaction (which also replaces a marker
+ *       table of another shape, such as one keyed by name).
+ *   (2) Reading never guesses: more than one row is reported as an error.
+ *   (3) init builds each new file under a ".tmp-init-" name next to its
+ *       final place and renames it in only when complete, schema loaded,
+ *       marked and switched to WAL; existing files are moved aside only
+ *       after both new files are ready, and only with force.
+ *   (4) Development is copied from production before production is
+ *       marked, so no development file ever carries the production marker.
+ *   (5) Production is opened read-only here (except by init, on its own new
+ *       file), with checkpoint-on-close disabled.
+ */
+#include "sqlenvfs/env.h"
+#include "sqlenvfs/demo.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MARKER_DDL                                                                             \
+  "CREATE TABLE _environment (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, "    \
+  "marked_at TEXT NOT NULL)"
+
+/* ------------------------------------------------------------------ marker */
+
+gboolean
+sqlenvfs_env_read_marker(sqlite3 *db, char **env, char **marked_at, const char *path,
+                         GError **error)
+{
+  gint64 has_table = 0, n_rows = 0;
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+
+  *env = NULL;
+  if (marked_at)
+    *marked_at = NULL;
+  if (!sqlenvfs_db_query_int(db,
+                             "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND "
+                             "name = '_environment'",
+                             &has_table, path, error))
+    return FALSE;
+  if (!has_table)
+    return TRUE;
+  if (!sqlenvfs_db_query_int(db, "SELECT count(*) FROM _environment", &n_rows, path, error))
+    return FALSE;
+  if (n_rows == 0)
+    return TRUE;
+  if (n_rows > 1) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read environment marker of %s: the _environment table holds %" G_GINT64_FORMAT
+                " rows, so the environment is ambiguous (keep the right one, e.g. sqlite3 %s "
+                "\"DELETE FROM _environment WHERE name <> 'production'\")",
+                path, n_rows, path);
+    return FALSE;
+  }
+  rc = sqlite3_prepare_v2(db, "SELECT name, marked_at FROM _environment", -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW)
+    return sqlenvfs_error_sqlite(error, db, rc, "read environment marker of", path);
+  if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+    *env = g_strdup((const char *)sqlite3_column_text(st, 0));
+  if (marked_at && sqlite3_column_type(st, 1) != SQLITE_NULL)
+    *marked_at = g_strdup((const char *)sqlite3_column_text(st, 1));
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_env_read(sqlite3 *db, char **env, const char *path, GError **error)
+{
+  return sqlenvfs_env_read_marker(db, env, NULL, path, error);
+}
+
+gboolean
+sqlenvfs_env_mark(sqlite3 *db, const char *env, const char *path, GError **error)
+{
+  gint64 now_us = sqlenvfs_clock_now();
+  g_autofree char *now = sqlenvfs_time_format_iso(now_us - now_us % G_USEC_PER_SEC);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+
+  g_return_val_if_fail(env != NULL && *env != '\0', FALSE);
+  if (!sqlenvfs_db_exec(db, "BEGIN IMMEDIATE", path, error))
+    return FALSE;
+  if (!sqlenvfs_db_exec(db, "DROP TABLE IF EXISTS _environment; " MARKER_DDL, path, error))
+    goto fail;
+  rc = sqlite3_prepare_v2(db, "INSERT INTO _environment (id, name, marked_at) VALUES (1, ?, ?)",
+                          -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, env, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    rc = sqlite3_step(st);
+  }
+  if (rc != SQLITE_DONE) {
+    sqlenvfs_error_sqlite(error, db, rc, "mark environment of", path);
+    goto fail;
+  }
+  if (!sqlenvfs_db_exec(db, "COMMIT", path, error))
+    goto fail;
+  g_debug("marked %s as %s", path, env);
+  return TRUE;
+
+fail:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return FALSE;
+}
+
+/* -------------------------------------------------------------------- init */
+
+static char *
+side_path(const char *path, const char *suffix)
+{
+  return g_strconcat(path, suffix, NULL);
+}
+
+static void
+unlink_db_files(const char *path)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+    g_autofree char *p = side_path(path, suffixes[i]);
+    if (unlink(p) != 0 && errno != ENOENT)
+      g_warning("remove %s: %s", p, g_strerror(errno));
+  }
+}
+
+static gboolean
+db_files_exist(const char *path)
+{
+  g_autofree char *wal = side_path(path, "-wal");
+  return g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(wal, G_FILE_TEST_EXISTS);
+}
+
+/* Remove ".tmp-init-<name>-*" leftovers of an interrupted init in @dir. */
+static void
+remove_stale_init_tmp(const char *dir, const char *name)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
+  const char *ent;
+  if (d == NULL)
+    return;
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    if (g_str_has_prefix(ent, prefix)) {
+      g_autofree char *p = g_build_filename(dir, ent, NULL);
+      g_debug("removing leftover %s", p);
+      unlink(p);
+    }
+  }
+}
+
+/* Close @db, reporting a failure (a close that fails leaves files behind). */
+static gboolean
+close_db(sqlite3 *db, const char *path, GError **error)
+{
+  int rc = sqlite3_close(db);
+  if (rc != SQLITE_OK) {
+    sqlenvfs_error_sqlite(error, NULL, rc, "close", path);
+    sqlite3_close_v2(db);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Switch @db to WAL mode and check that it took. */
+static gboolean
+set_wal(sqlite3 *db, const char *path, GError **error)
+{
+  g_autofree char *mode = NULL;
+  if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode=WAL", &mode, path, error))
+    return FALSE;
+  if (g_strcmp0(mode, "wal") != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "switch %s to WAL mode: SQLite kept journal mode '%s'", path,
+                mode ? mode : "?");
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Copy the whole of @src (an open connection) into a new file @dst with the
+ * backup API. */
+static gboolean
+backup_into_new(sqlite3 *src, const char *src_path, const char *dst_path, GError **error)
+{
+  g_autoptr(sqlite3) dst = sqlenvfs_db_open(dst_path, SQLENVFS_OPEN_CREATE, error);
+  sqlite3_backup *b;
+  int rc;
+
+  if (dst == NULL)
+    return FALSE;
+  b = sqlite3_backup_init(dst, "main", src, "main");
+  if (b == NULL)
+    return sqlenvfs_error_sqlite(error, dst, sqlite3_errcode(dst), "copy into", dst_path);
+  rc = sqlite3_backup_step(b, -1);
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE)
+    return sqlenvfs_error_sqlite(error, dst, rc, "copy into", dst_path);
+  (void)src_path;
+  return close_db(g_steal_pointer(&dst), dst_path, error);
+}
+
+/* Mark the new file at @path as @env, switch it to WAL, check it (when
+ * @check), close it (which checkpoints and removes its -wal), fsync it. */
+static gboolean
+finish_new_db(sqlite3 *db, const char *path, const char *env, gboolean check, GError **error)
+{
+  g_autofree char *wal = side_path(path, "-wal");
+  if (!sqlenvfs_env_mark(db, env, path, error) || !set_wal(db, path, error) ||
+      (check && !sqlenvfs_db_check(db, TRUE, path, error))) {
+    sqlite3_close_v2(db);
+    return FALSE;
+  }
+  if (!close_db(db, path, error))
+    return FALSE;
+  if (g_file_test(wal, G_FILE_TEST_EXISTS)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "finish new database %s: its WAL was not checkpointed on close", path);
+    return FALSE;
+  }
+  return sqlenvfs_fsync_path(path, error);
+}
+
+typedef struct {
+  SqlenvfsProgressFunc progress;
+  gpointer user;
+} Progress;
+
+/* Build the new production file @tmp_prod from @schema (and the demo data),
+ * and the development file @tmp_dev as a copy of it taken before production
+ * is marked. */
+static gboolean
+build_pair(const SqlenvfsInitOptions *opts, const char *schema_path, const char *schema,
+           const char *tmp_prod, const char *tmp_dev, const Progress *prog, GError **error)
+{
+  sqlite3 *prod = sqlenvfs_db_open(tmp_prod, SQLENVFS_OPEN_CREATE, error);
+  sqlite3 *dev;
+  int rc;
+
+  if (prod == NULL)
+    return FALSE;
+  /* A private new file: no journal needed while loading it. */
+  if (!sqlenvfs_db_exec(prod,
+                        "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; "
+                        "PRAGMA cache_size=-131072",
+                        tmp_prod, error))
+    goto fail;
+  rc = sqlite3_exec(prod, schema, NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "load schema %s: %s (fix the schema; nothing was created)", schema_path,
+                sqlite3_errmsg(prod));
+    goto fail;
+  }
+  if (!sqlite3_get_autocommit(prod)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "load schema %s: it leaves a transaction open (add the missing COMMIT; "
+                "nothing was created)",
+                schema_path);
+    goto fail;
+  }
+  if (opts->demo) {
+    guint64 n = opts->demo_events ? opts->demo_events : SQLENVFS_DEMO_DEFAULT_EVENTS;
+    if (!sqlenvfs_demo_load(prod, n, prog->progress, prog->user, tmp_prod, error))
+      goto fail;
+  }
+  if (!backup_into_new(prod, tmp_prod, tmp_dev, error))
+    goto fail;
+  if (!sqlenvfs_db_exec(prod, "PRAGMA synchronous=FULL", tmp_prod, error) ||
+      !finish_new_db(prod, tmp_prod, SQLENVFS_ENV_PRODUCTION, TRUE, error))
+    return FALSE;
+
+  dev = sqlenvfs_db_open(tmp_dev, 0, error);
+  if (dev == NULL)
+    return FALSE;
+  /* A page-for-page copy of production, which was checked above: checking
+   * it again would add half again to the time init takes, for nothing. */
+  return finish_new_db(dev, tmp_dev, SQLENVFS_ENV_DEVELOPMENT, FALSE, error);
+
+fail:
+  sqlite3_close_v2(prod);
+  return FALSE;
+}
+
+/* Move @path and its -wal/-shm to <path>.replaced-<stamp>[-wal|-shm]. */
+static gboolean
+move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  g_autofree char *base = g_strdup_printf("%s.replaced-%s", path, stamp);
+  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+    g_autofree char *from = side_path(path, suffixes[i]);
+    g_autofree char *to = side_path(base, suffixes[i]);
+    if (!g_file_test(from, G_FILE_TEST_EXISTS))
+      continue;
+    if (g_file_test(to, G_FILE_TEST_EXISTS)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                  "move %s aside: %s already exists (move it away and retry)", from, to);
+      return FALSE;
+    }
+    if (rename(from, to) != 0)
+      return sqlenvfs_error_errno(error, errno, "move aside", from);
+    g_ptr_array_add(moved, g_strdup(to));
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
+                  SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  g_autofree char *name = NULL, *schema_default = NULL, *schema = NULL;
+  g_autofree char *prod = NULL, *dev = NULL, *tmp_prod = NULL, *tmp_dev = NULL;
+  g_autofree char *stamp = NULL;
+  g_autoptr(GPtrArray) moved = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) local = NULL;
+  const char *schema_path;
+  const char *prod_dir, *dev_dir;
+  Progress prog = { progress, user };
+  gboolean ok = FALSE;
+  int lock = -1;
+
+  g_return_val_if_fail(opts != NULL, FALSE);
+
+  name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);
+  if (name == NULL)
+    return FALSE;
+  schema_default = g_build_filename(sqlenvfs_root_dir(root), "schema.sql", NULL);
+  schema_path = opts->schema_path ? opts->schema_path : schema_default;
+  if (!g_file_get_contents(schema_path, &schema, NULL, &local)) {
+    g_set_error(error, SQLENVFS_ERROR,
+                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
+                  ? SQLENVFS_ERROR_NOT_FOUND
+                  : SQLENVFS_ERROR_IO,
+                "read schema %s: %s (put the schema there, or pass --schema FILE)",
+                schema_path,
+                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file"
+                                                                         : local->message);
+    return FALSE;
+  }
+
+  prod = sqlenvfs_root_prod_db(root, name);
+  dev = sqlenvfs_root_dev_db(root, name);
+  if (!opts->force) {
+    const char *existing = db_files_exist(prod) ? prod : db_files_exist(dev) ? dev : NULL;
+    if (existing) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                  "init %s: %s already exists (nothing was changed; pass --force to move the "
+                  "old files aside and create new ones)",
+                  name, existing);
+      return FALSE;
+    }
+  }
+
+  if (!sqlenvfs_root_ensure_layout(root, error))
+    return FALSE;
+  lock = sqlenvfs_root_lock(root, "init", FALSE, error);
+  if (lock < 0)
+    return FALSE;
+
+  prod_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_PROD);
+  dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
+  remove_stale_init_tmp(prod_dir, name);
+  remove_stale_init_tmp(dev_dir, name);
+  {
+    g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d.db", name, (int)getpid());
+    tmp_prod = g_build_filename(prod_dir, file, NULL);
+    tmp_dev = g_build_filename(dev_dir, file, NULL);
+  }
+
+  if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error))
+    goto out;
+
+  /* Both new files are complete: now, and only now, make room for them. */
+  stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
+  if (opts->force && (!move_aside(prod, stamp, moved, error) || !move_aside(dev, stamp, moved, error)))
+    goto out;
+  for (guint i = 0; i < moved->len; i++) {
+    g_info("moved aside: %s", (const char *)moved->pdata[i]);
+    if (opts->moved_aside)
+      g_ptr_array_add(opts->moved_aside, g_strdup(moved->pdata[i]));
+  }
+  if (rename(tmp_prod, prod) != 0) {
+    sqlenvfs_error_errno(error, errno, "install new production database", prod);
+    goto out;
+  }
+  if (rename(tmp_dev, dev) != 0) {
+    sqlenvfs_error_errno(error, errno, "install new development database", dev);
+    goto out;
+  }
+  ok = sqlenvfs_fsync_dir(prod_dir, error) && sqlenvfs_fsync_dir(dev_dir, error);
+
+out:
+  if (!ok) {
+    unlink_db_files(tmp_prod);
+    unlink_db_files(tmp_dev);
+  }
+  sqlenvfs_root_unlock(lock);
+  return ok;
+}
+
+/* -------------------------------------------------------------------- info */
+
+void
+sqlenvfs_db_info_free(SqlenvfsDbInfo *info)
+{
+  if (info == NULL)
+    return;
+  g_free(info->db);
+  g_free(info->path);
+  if (info->tables)
+    g_ptr_array_unref(info->tables);
+  g_free(info->environment);
+  g_free(info->marked_at);
+  g_free(info->journal_mode);
+  g_free(info->error);
+  g_free(info);
+}
+
+/* Open a database read-only the way production must be opened: no
+ * checkpoint on close, so closing never touches the WAL. */
+static sqlite3 *
+open_readonly(const char *path, GError **error)
+{
+  sqlite3 *db = sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
+  if (db)
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  return db;
+}
+
+static gboolean
+read_info(sqlite3 *db, SqlenvfsDbInfo *info, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+
+  if (!sqlenvfs_db_exec(db, "BEGIN", info->path, error))
+    return FALSE;
+  /* The first read starts the read transaction: everything below sees one state. */
+  if (!sqlenvfs_db_query_int(db, "PRAGMA page_count", &info->page_count, info->path, error) ||
+      !sqlenvfs_db_query_int(db, "PRAGMA page_size", &info->page_size, info->path, error) ||
+      !sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &info->journal_mode, info->path, error) ||
+      !sqlenvfs_env_read_marker(db, &info->environment, &info->marked_at, info->path, error))
+    goto fail;
+  rc = sqlite3_prepare_v2(db,
+                          "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE "
+                          "'sqlite\\_%' ESCAPE '\\' AND name <> '_environment' ORDER BY name",
+                          -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+      g_ptr_array_add(info->tables, g_strdup((const char *)sqlite3_column_text(st, 0)));
+  if (rc != SQLITE_DONE) {
+    sqlenvfs_error_sqlite(error, db, rc, "list tables of", info->path);
+    goto fail;
+  }
+  sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+  return TRUE;
+
+fail:
+  sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+  return FALSE;
+}
+
+SqlenvfsDbInfo *
+sqlenvfs_env_db_info(const char *db, const char *place, const char *path)
+{
+  SqlenvfsDbInfo *info = g_new0(SqlenvfsDbInfo, 1);
+  g_autofree char *wal = side_path(path, "-wal");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3) conn = NULL;
+  struct stat sb;
+
+  info->db = g_strdup(db);
+  info->place = g_strcmp0(place, "dev") == 0 ? "dev" : "prod";
+  info->path = g_strdup(path);
+  info->tables = g_ptr_array_new_with_free_func(g_free);
+  if (stat(path, &sb) != 0) {
+    if (errno != ENOENT) {
+      sqlenvfs_error_errno(&error, errno, "stat", path);
+      info->exists = TRUE;
+      info->error = g_strdup(error->message);
+    }
+    return info;
+  }
+  info->exists = TRUE;
+  info->size = (guint64)sb.st_size;
+  info->mtime_us = (gint64)sb.st_mtim.tv_sec * G_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000;
+  if (stat(wal, &sb) == 0) {
+    gint64 wal_mtime = (gint64)sb.st_mtim.tv_sec * G_USEC_PER_SEC + sb.st_mtim.tv_nsec / 1000;
+    info->wal_size = (guint64)sb.st_size;
+    info->mtime_us = MAX(info->mtime_us, wal_mtime);
+  }
+  conn = open_readonly(path, &error);
+  if (conn == NULL || !read_info(conn, info, &error))
+    info->error = g_strdup(error->message);
+  return info;
+}
+
+static void
+add_names(GPtrArray *names, const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *ent;
+  if (d == NULL)
+    return;
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    g_autofree char *stem = NULL;
+    if (!g_str_has_suffix(ent, ".db"))
+      continue;
+    stem = g_strndup(ent, strlen(ent) - 3);
+    if (sqlenvfs_db_name_is_valid(stem) &&
+        !g_ptr_array_find_with_equal_func(names, stem, g_str_equal, NULL))
+      g_ptr_array_add(names, g_steal_pointer(&stem));
+  }
+}
+
+static gint
+cmp_names(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+GPtrArray *
+sqlenvfs_env_info(SqlenvfsRoot *root)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_db_info_free);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+
+  add_names(names, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+  add_names(names, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV));
+  g_ptr_array_sort(names, cmp_names);
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = names->pdata[i];
+    g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
+    g_autofree char *dev = sqlenvfs_root_dev_db(root, name);
+    g_ptr_array_add(out, sqlenvfs_env_db_info(name, "prod", prod));
+    g_ptr_array_add(out, sqlenvfs_env_db_info(name, "dev", dev));
+  }
+  return out;
+}

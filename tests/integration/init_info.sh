@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# init and info through the command line, with the sqlite3 CLI and Python
+# checking what they made: WAL production, one-row markers, refusals that
+# change nothing, --force that loses nothing, info in text and JSON.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root
+
+# --- bad input: one clear line, non-zero, nothing created
+expect_fail "no such directory" "$SQLENVFS" info --root "$T/missing"
+expect_fail "unknown option --bogus|Unknown option --bogus" "$SQLENVFS" init --root "$R" --bogus
+expect_fail "schema.*no such file.*--schema" "$SQLENVFS" init --root "$R"
+[ ! -e "$R/data/prod/app.db" ] || fail "init without a schema created a database"
+expect_fail "schema $T/nope.sql: no such file" "$SQLENVFS" init --root "$R" --schema "$T/nope.sql"
+printf 'CREATE TABLE ok (x);\nCREATE TABEL broken (y);\n' > "$T/bad.sql"
+expect_fail "load schema $T/bad.sql: .*syntax error" "$SQLENVFS" init --root "$R" --schema "$T/bad.sql"
+[ -z "$(ls -A "$R/data/prod")" ] || fail "a failed init left files: $(ls -A "$R/data/prod")"
+pass "bad input is refused with one line and leaves nothing"
+
+# --- init with a small demo data set
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" --demo --demo-events 20000 > "$T/init.out"
+grep -q "production .*data/prod/app.db" "$T/init.out" || fail "init output: $(cat "$T/init.out")"
+P=$R/data/prod/app.db D=$R/data/dev/app.db
+assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "wal" "production journal mode"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*), name FROM _environment')" "1|production" "production marker"
+assert_eq "$(sqlite3 "$D" 'SELECT count(*), name FROM _environment')" "1|development" "development marker"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*) FROM raw_vessel_events')" "20000" "demo events in production"
+assert_eq "$(sqlite3 "$D" 'SELECT count(*) FROM raw_vessel_events')" "20000" "demo events in development"
+assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" "ok" "production integrity"
+pass "init makes a WAL production and a development copy, one marker row each"
+
+# --- a second init is refused and changes nothing
+sqlite3 "$P" "INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (999999999, 'KEEP ME', 'Tug')"
+before=$(sqlite3 "$P" .dump | sha256sum)
+expect_fail "already exists.*--force" "$SQLENVFS" init --root "$R"
+assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after a refused init"
+pass "a second init is refused without --force"
+
+# --- --force moves the old files aside, readable, nothing lost
+"$SQLENVFS" init --root "$R" --force > "$T/force.out"
+old=$(ls "$R"/data/prod/app.db.replaced-* | grep -v -- '-wal$\|-shm$' | head -1)
+[ -n "$old" ] || fail "no moved-aside production file: $(ls "$R/data/prod")"
+grep -q "moved aside .*$old" "$T/force.out" || fail "init --force does not say where: $(cat "$T/force.out")"
+assert_eq "$(sqlite3 "$old" "SELECT vessel_name FROM vessel_characteristics WHERE mmsi = 999999999")" "KEEP ME" "row in the moved-aside database"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*) FROM raw_vessel_events')" "0" "events in the new production"
+ls "$R"/data/dev/app.db.replaced-* > /dev/null || fail "no moved-aside development file"
+pass "init --force moves the old files aside and keeps them"
+
+# --- info, text and JSON
+"$SQLENVFS" info --root "$R" > "$T/info.txt"
+grep -Eq "environment +production" "$T/info.txt" || fail "info text: $(cat "$T/info.txt")"
+grep -Eq "environment +development" "$T/info.txt" || fail "info text: $(cat "$T/info.txt")"
+grep -Eq "journal mode +wal" "$T/info.txt" || fail "info text: no journal mode"
+grep -Eq "tables +2: raw_vessel_events, vessel_characteristics" "$T/info.txt" || fail "info text: tables"
+grep -Eq "modified +[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9:]{8} [+-][0-9]{2}:[0-9]{2}" "$T/info.txt" || fail "info text: modified time needs an offset"
+"$SQLENVFS" info --root "$R" --json > "$T/info.json"
+python3 - "$T/info.json" "$P" <<'PY'
+import json, sys, os
+doc = json.load(open(sys.argv[1]))
+db = doc["databases"][0]
+assert db["name"] == "app", db
+p, d = db["production"], db["development"]
+assert p["path"] == sys.argv[2], p
+assert p["environment"] == "production" and d["environment"] == "development"
+assert p["journal_mode"] == "wal"
+assert p["tables"] == ["raw_vessel_events", "vessel_characteristics"] and p["table_count"] == 2
+assert p["size_bytes"] == os.path.getsize(sys.argv[2])
+assert p["page_size"] * p["page_count"] == p["db_size_bytes"]
+assert p["modified"].endswith("Z") and "T" in p["modified"], p["modified"]
+assert p["error"] is None
+PY
+pass "info reports both environments in text and JSON"
+
+# --- a corrupt database: info says which, non-zero
+head -c 8192 /dev/urandom > "$R/data/prod/broken.db"
+rc=0; "$SQLENVFS" info --root "$R" > "$T/info2.txt" 2> "$T/info2.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "info with a corrupt database exited 0"
+[ "$(wc -l < "$T/info2.err")" -eq 1 ] || fail "expected one error line: $(cat "$T/info2.err")"
+grep -q "broken.db" "$T/info2.err" || fail "the error does not name the file: $(cat "$T/info2.err")"
+grep -Eq "environment +production" "$T/info2.txt" || fail "info stopped at the corrupt database"
+pass "info names a corrupt database and exits non-zero"
