@@ -52,7 +52,7 @@ count(sqlite3 *db, const char *sql)
 START_TEST(test_unmarked)
 {
   g_autoptr(sqlite3) db = open_tmp_db("a.db");
-  g_autofree char *env = g_strdup("x");
+  g_autofree char *env = NULL;
   GError *error = NULL;
   ck_assert(sqlenvfs_env_read(db, &env, "a.db", &error));
   ck_assert_ptr_null(env);
