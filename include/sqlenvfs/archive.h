@@ -1,0 +1,276 @@
+/*
+ * archive.h — the continuous WAL archive of one database on disk
+ * (backups/prod/wal_archives/<db>/; byte layout and invariants:
+ * docs/ARCHIVE.md and the top of src/core/archive.c).
+ *
+ * The archive is a sequence of records, numbered by a sequence number
+ * (seq) that increases by one from record to record over the whole archive,
+ * stored in segment files (<number>.seg) of at most segment-max-bytes each
+ * (a single larger record gets a segment of its own). Each segment has an
+ * index file (<number>.idx) holding a copy of every record header and its
+ * offset, so that readers find records by time or WAL position without
+ * reading page data. The segment is the truth; an index can always be
+ * rebuilt from it.
+ *
+ * Records:
+ *   COMMIT  one committed transaction: capture time, WAL position (salts,
+ *           first and commit frame, cumulative checksum), database size and
+ *           page size, and the last version of every page it wrote.
+ *   GAP     a new chain starts: capture was interrupted in a way that may
+ *           have lost transactions (or the archive begins here). Times
+ *           between the previous chain's end and this record are not
+ *           recoverable, and no base carries over.
+ *   OUTAGE  the archiver was not running between two times, but nothing was
+ *           lost: the transactions committed meanwhile follow with the
+ *           resume time as their capture time. The chain continues; the
+ *           times inside the outage are not recoverable.
+ *   SEAL    the last record of a full segment: crc32 of every byte before it.
+ *
+ * Beside the segments, the file "alive" holds the last time up to which the
+ * archiver knew every commit to be archived and durable (rewritten in place,
+ * at most once a second; a stale value only makes the window shorter).
+ *
+ * Invariants:
+ *   (1) A record is valid only if its header checksum, its length and its
+ *       trailer checksum (over header and body) are right. Readers never use
+ *       an invalid record, and never a record the index does not list unless
+ *       they scanned the segment to rebuild the index.
+ *   (2) Sequence numbers are consecutive; a missing number means lost
+ *       records, and readers treat it like a gap (reason DAMAGED).
+ *   (3) Records are only ever appended. The writer, when it opens an
+ *       archive, truncates a torn tail (an incomplete or invalid last record
+ *       of the last segment, left by a crash) and rewrites that segment's
+ *       index; nothing past the last valid record is ever served.
+ *   (4) Within a chain, COMMIT records are every committed transaction in
+ *       commit order: applying their pages in sequence to a base that holds
+ *       the state after one of them gives the state after any later one.
+ *   (5) Capture times never decrease along the archive (the writer clamps a
+ *       clock that stepped back to the previous time).
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define SQLENVFS_ARCHIVE_VERSION 1
+
+typedef enum {
+  SQLENVFS_ARCHIVE_COMMIT = 1,
+  SQLENVFS_ARCHIVE_GAP = 2,
+  SQLENVFS_ARCHIVE_OUTAGE = 3,
+  SQLENVFS_ARCHIVE_SEAL = 4,
+} SqlenvfsArchiveRecordType;
+
+/* Why a chain started (GAP records). */
+typedef enum {
+  SQLENVFS_GAP_FIRST_START = 1,   /* nothing was archived before                  */
+  SQLENVFS_GAP_WAL_RESTARTED = 2, /* the WAL restarted while nobody held it       */
+  SQLENVFS_GAP_WAL_MISSING = 3,   /* the WAL was gone (checkpointed and deleted)  */
+  SQLENVFS_GAP_WAL_MISMATCH = 4,  /* the last archived frame is not in the WAL    */
+  SQLENVFS_GAP_DB_REPLACED = 5,   /* the database file was replaced               */
+  SQLENVFS_GAP_DAMAGED = 6,       /* readers only: records missing or unreadable  */
+} SqlenvfsGapReason;
+
+/* COMMIT flags */
+#define SQLENVFS_ARCHIVE_BIG_ENDIAN_CKSUM 0x1 /* WAL magic 0x377f0683 */
+
+/* One record, as its header (and the index) describes it. */
+typedef struct {
+  SqlenvfsArchiveRecordType type;
+  guint32 flags;
+  guint64 seq;
+  /* COMMIT: capture time (after the commit frame was read).
+   * GAP: when the new chain starts (its first scan began).
+   * OUTAGE: when capture resumed (= the capture time of what follows).
+   * SEAL: when the segment was sealed. */
+  gint64 time;
+  /* COMMIT: when the scan that captured it began: every commit that returned
+   * before this time is in this record or an earlier one.
+   * GAP, OUTAGE: the last time capture was known complete before the
+   * interruption (0: never). */
+  gint64 aux_time;
+  guint32 page_size;
+  guint32 db_pages;     /* COMMIT: database size in pages after it               */
+  guint32 n_pages;      /* COMMIT: page images in the record                      */
+  guint32 salt1, salt2; /* COMMIT: WAL generation; GAP: WAL header then (0: none) */
+  guint32 ckpt_seq;
+  guint32 first_frame;  /* COMMIT: first frame of the transaction                 */
+  guint32 commit_frame; /* COMMIT: its commit frame; GAP: last commit frame in the
+                         * WAL when the chain started (0: the WAL held none)      */
+  guint32 cksum1, cksum2; /* COMMIT: cumulative WAL checksum after commit_frame   */
+  guint32 reason;       /* GAP: SqlenvfsGapReason; SEAL: crc32 of the segment     */
+  guint32 text_len;     /* GAP: bytes of reason text in the body                  */
+  /* Where it is (set by readers and the writer). */
+  guint32 segment;      /* index in the reader's segment list                     */
+  guint64 offset;       /* byte offset of the record in its segment               */
+  guint64 length;       /* bytes of the whole record                              */
+} SqlenvfsArchiveEntry;
+
+/* A GAP record is also a state a base can map to only when the WAL held no
+ * committed frame when the chain started (the database file alone was the
+ * state). A COMMIT always is. */
+gboolean sqlenvfs_archive_entry_is_state(const SqlenvfsArchiveEntry *e);
+
+const char *sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason);
+
+/* ------------------------------------------------------------------ */
+/* Writing                                                              */
+
+typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
+
+/* Open (creating it if needed) the archive in @dir for appending. Recovers
+ * from a crash: truncates a torn tail of the last segment, removes a segment
+ * file whose header never made it, and rewrites the last segment's index.
+ * @segment_max_bytes (>= 64 KiB) is where segments are rolled. NULL and
+ * *error on failure (I/O, or INTEGRITY when the last segment's header is
+ * unreadable; nothing is changed then). */
+SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes,
+                                                    GError **error);
+void sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveWriter, sqlenvfs_archive_writer_free)
+
+const char *sqlenvfs_archive_writer_dir(const SqlenvfsArchiveWriter *w);
+
+/* The last record written (any type) and the last COMMIT or GAP record, or
+ * NULL when the archive is empty. Valid until the next write. */
+const SqlenvfsArchiveEntry *sqlenvfs_archive_writer_last(const SqlenvfsArchiveWriter *w);
+const SqlenvfsArchiveEntry *sqlenvfs_archive_writer_last_state(const SqlenvfsArchiveWriter *w);
+
+/* The last time capture was known complete according to the archive (the
+ * alive file and the records; 0 for an empty archive). */
+gint64 sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w);
+
+/* Append a GAP record: a new chain starting at @time; @prev_alive is the last
+ * time capture was known complete before (0: never). @e supplies salt1,
+ * salt2, ckpt_seq, page_size and commit_frame (the WAL when the chain
+ * started); the other fields are ignored. */
+gboolean sqlenvfs_archive_writer_add_gap(SqlenvfsArchiveWriter *w, gint64 time, gint64 prev_alive,
+                                         SqlenvfsGapReason reason, const char *text,
+                                         const SqlenvfsArchiveEntry *e, GError **error);
+
+/* Append an OUTAGE record: capture was down from @from until @to. */
+gboolean sqlenvfs_archive_writer_add_outage(SqlenvfsArchiveWriter *w, gint64 from, gint64 to,
+                                            GError **error);
+
+/* Append a COMMIT record in three steps: begin with its header fields in @e
+ * (time, aux_time, flags, page_size, db_pages, n_pages, salts, ckpt_seq,
+ * frames, checksums) and the @e->n_pages page numbers; then add exactly
+ * n_pages * page_size bytes of page images, in the order of @pgnos, in any
+ * number of calls; then end. On any failure the partial record is removed
+ * (the segment is truncated back) and the writer is ready for a new record.
+ * A page number may appear only once. */
+gboolean sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w,
+                                              const SqlenvfsArchiveEntry *e,
+                                              const guint32 *pgnos, GError **error);
+gboolean sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gsize len,
+                                           GError **error);
+gboolean sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error);
+void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
+
+/* Make everything appended so far durable (fdatasync of the segment and its
+ * index). */
+gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
+
+/* Record that capture was complete at @time (call after sync). Writes the
+ * alive file when @time moved by @min_step_us or more since it was last
+ * written (0: always). */
+gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time,
+                                           gint64 min_step_us, GError **error);
+
+/* Bytes and records appended by this writer since it was opened. */
+guint64 sqlenvfs_archive_writer_bytes_written(const SqlenvfsArchiveWriter *w);
+
+/* ------------------------------------------------------------------ */
+/* Reading                                                              */
+
+typedef struct {
+  char *path;         /* the .seg file                                         */
+  guint64 number;     /* segment number (from 1, consecutive)                  */
+  guint64 first_seq;  /* from its header                                       */
+  guint64 size;       /* file size when loaded                                 */
+  gint64 created;     /* from its header                                       */
+  gboolean is_sealed; /* ends with a SEAL record                               */
+  gboolean is_damaged;/* header unreadable, or records unreadable before its end */
+  guint n_entries;    /* records loaded from it                                */
+} SqlenvfsArchiveSegment;
+
+typedef struct _SqlenvfsArchive SqlenvfsArchive;
+
+/* Load the index of the archive in @dir (a missing directory is an empty
+ * archive). Reads the index files only; a missing or damaged index is
+ * rebuilt in memory by scanning its segment's record headers. Damage
+ * (unreadable segments, missing sequence numbers) is represented by a
+ * synthetic GAP entry with reason DAMAGED where records are missing.
+ * NULL and *error only on an I/O error. */
+SqlenvfsArchive *sqlenvfs_archive_open(const char *dir, GError **error);
+void sqlenvfs_archive_free(SqlenvfsArchive *a);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchive, sqlenvfs_archive_free)
+
+/* Load records appended since open (or the last refresh). */
+gboolean sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error);
+
+const char *sqlenvfs_archive_dir(const SqlenvfsArchive *a);
+guint sqlenvfs_archive_n_entries(const SqlenvfsArchive *a);
+const SqlenvfsArchiveEntry *sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i);
+guint sqlenvfs_archive_n_segments(const SqlenvfsArchive *a);
+const SqlenvfsArchiveSegment *sqlenvfs_archive_segment(const SqlenvfsArchive *a, guint i);
+
+/* The alive time of the archive: the alive file, or what the records say,
+ * whichever is later (0 when empty). */
+gint64 sqlenvfs_archive_alive(const SqlenvfsArchive *a);
+
+/* Index of the last entry whose time is <= @time, or -1 if none (binary
+ * search; entries are in time order by invariant 5). */
+gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
+
+/* Read the COMMIT record @e in full, checking it against its index entry
+ * and its checksum. Returns its page numbers (n_pages of them; free with
+ * g_free) and sets *data_offset to the offset in the segment of its first
+ * page image (page i is at data_offset + i * page_size). NULL and INTEGRITY
+ * naming the segment file and the record when it is corrupt. */
+guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                      guint64 *data_offset, GError **error);
+
+/* The reason text of a GAP record (newly allocated; "" for synthetic ones). */
+char *sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                     GError **error);
+
+/* ------------------------------------------------------------------ */
+/* Verification                                                         */
+
+/* Called once per problem found: @file is the segment (or index) file, and
+ * @message says what is wrong with it. */
+typedef void (*SqlenvfsArchiveProblemFunc)(gpointer user, const char *file, const char *message);
+
+typedef struct {
+  guint n_segments;
+  guint64 n_records;
+  guint64 n_commits;
+  guint64 n_gaps;
+  guint64 bytes;
+  guint n_problems;
+} SqlenvfsArchiveVerifyResult;
+
+/* Check every segment of the archive in @dir completely: headers, every
+ * record's checksums, each seal's segment checksum, the chain from segment
+ * to segment (numbers, sequence numbers, previous seal checksums), and that
+ * each index matches its segment. An incomplete last record of the last
+ * segment (a write the archiver had not finished) is not a problem. Returns
+ * TRUE when nothing is wrong; otherwise FALSE with INTEGRITY naming the first
+ * bad file (every problem was passed to @problem). */
+gboolean sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem,
+                                 gpointer user, SqlenvfsArchiveVerifyResult *result,
+                                 GError **error);
+
+/* ------------------------------------------------------------------ */
+/* Pruning                                                              */
+
+/* Remove whole segments of @dir whose every record has seq < @keep_from_seq,
+ * oldest first, never the last segment. Returns how many were removed (or
+ * would be, with @dry_run); their paths are added to @removed if non-NULL.
+ * -1 and *error on failure. */
+int sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
+                           GPtrArray *removed, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,1927 @@
+/*
+ * archive.c — the WAL archive format: writing, reading, indexing, verifying
+ * and pruning the segment files of one database's archive.
+ *
+ * Format version 1. All integers little-endian. crc32 is zlib's.
+ *
+ * <number>.seg  (number: 16 decimal digits, from 1, consecutive)
+ *   Segment header, 64 bytes
+ *      0  8  magic "SQEFSSEG"
+ *      8  4  format version (1)
+ *     12  4  header size (64)
+ *     16  8  segment number
+ *     24  8  seq of the first record in this segment
+ *     32  8  creation time (us since the epoch, UTC)
+ *     40  4  crc32 of the previous segment (its SEAL record's checksum; 0
+ *            for the first segment ever written)
+ *     44 16  zero
+ *     60  4  crc32 of bytes 0..59
+ *   Records, back to back from offset 64. Each record:
+ *     header, 96 bytes
+ *      0  4  magic 0x52415153 ("SQAR")
+ *      4  2  type: 1 COMMIT, 2 GAP, 3 OUTAGE, 4 SEAL
+ *      6  2  flags (COMMIT: 1 = the WAL used big-endian checksums)
+ *      8  8  length of the whole record (header + body + trailer)
+ *     16  8  seq
+ *     24  8  time (us)
+ *     32  8  aux time (us)
+ *     40  4  page size
+ *     44  4  database size in pages after the commit
+ *     48  4  n: number of page images
+ *     52  4  WAL salt-1     56  4  WAL salt-2      60  4  WAL checkpoint seq
+ *     64  4  first frame    68  4  commit frame
+ *     72  4  WAL cumulative checksum-1  76  4  checksum-2
+ *     80  4  reason (GAP) / crc32 of the segment before this record (SEAL)
+ *     84  4  text length (GAP)
+ *     88  4  zero
+ *     92  4  crc32 of header bytes 0..91
+ *     body
+ *       COMMIT  n x u32 page numbers (each once), then n page images in
+ *               that order (n x page size bytes)
+ *       GAP     text length bytes of UTF-8 reason
+ *       OUTAGE, SEAL  nothing
+ *     trailer, 8 bytes
+ *      0  4  crc32 of the header and the body
+ *      4  4  magic 0x444e4552 ("REND")
+ *
+ * <number>.idx
+ *   header, 32 bytes: "SQEFSIDX", u32 version, u32 zero, u64 segment
+ *   number, u32 zero, u32 crc32 of bytes 0..27
+ *   entries, 112 bytes each, one per record of the segment in order: the
+ *   record's 96-byte header, u64 offset of the record in the segment, u32
+ *   zero, u32 crc32 of the entry's bytes 0..107
+ *
+ * alive (32 bytes, rewritten in place)
+ *   "SQEFSALV", i64 time, u64 next seq at that time, u32 zero, u32 crc32
+ *   of bytes 0..27
+ *
+ * Invariants kept here (numbering of archive.h):
+ *   (1) readers use a record only when its header checksum and length are
+ *       right; read_commit() checks the trailer checksum too;
+ *   (2) seq is consecutive across segments; a reader inserts a DAMAGED gap
+ *       wherever it is not;
+ *   (3) a segment is written by appending; a failed record is cut off again
+ *       (ftruncate) before anything else is written; a sealed segment is
+ *       never written again; writer_open() truncates a torn tail and
+ *       rewrites the last index (atomically, by rename);
+ *   (5) record times are clamped to never decrease.
+ *   (6) The index is derived: an index entry is written only after its
+ *       record is complete in the segment, so a reader that trusts an index
+ *       entry never reads past what was written.
+ */
+#include "sqlenvfs/archive.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#define SEG_MAGIC "SQEFSSEG"
+#define IDX_MAGIC "SQEFSIDX"
+#define ALIVE_MAGIC "SQEFSALV"
+#define SEG_HEADER_SIZE 64
+#define IDX_HEADER_SIZE 32
+#define IDX_ENTRY_SIZE 112
+#define ALIVE_SIZE 32
+#define REC_MAGIC 0x52415153u
+#define REC_END_MAGIC 0x444e4552u
+#define REC_HEADER_SIZE 96
+#define REC_TRAILER_SIZE 8
+#define REC_EMPTY_SIZE (REC_HEADER_SIZE + REC_TRAILER_SIZE)
+#define MAX_TEXT 4096
+#define IO_CHUNK (1u << 20)
+
+/* ------------------------------------------------------------------ */
+/* Little-endian encoding                                               */
+
+static inline void
+put16(guint8 *p, guint16 v)
+{
+  p[0] = v & 0xff;
+  p[1] = v >> 8;
+}
+
+static inline void
+put32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline void
+put64(guint8 *p, guint64 v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline guint16
+get16(const guint8 *p)
+{
+  return (guint16)(p[0] | (p[1] << 8));
+}
+
+static inline guint32
+get32(const guint8 *p)
+{
+  return (guint32)p[0] | ((guint32)p[1] << 8) | ((guint32)p[2] << 16) | ((guint32)p[3] << 24);
+}
+
+static inline guint64
+get64(const guint8 *p)
+{
+  return (guint64)get32(p) | ((guint64)get32(p + 4) << 32);
+}
+
+static guint32
+crc(guint32 c, const void *data, gsize len)
+{
+  return (guint32)crc32_z(c, data, (z_size_t)len);
+}
+
+/* ------------------------------------------------------------------ */
+/* Records                                                              */
+
+gboolean
+sqlenvfs_archive_entry_is_state(const SqlenvfsArchiveEntry *e)
+{
+  if (e->type == SQLENVFS_ARCHIVE_COMMIT)
+    return TRUE;
+  return e->type == SQLENVFS_ARCHIVE_GAP && e->reason != SQLENVFS_GAP_DAMAGED &&
+         e->commit_frame == 0;
+}
+
+const char *
+sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason)
+{
+  switch (reason) {
+  case SQLENVFS_GAP_FIRST_START:
+    return "archiving started";
+  case SQLENVFS_GAP_WAL_RESTARTED:
+    return "the WAL was restarted while the archiver was not running";
+  case SQLENVFS_GAP_WAL_MISSING:
+    return "the WAL was checkpointed and removed while the archiver was not running";
+  case SQLENVFS_GAP_WAL_MISMATCH:
+    return "the WAL no longer holds the last archived frame";
+  case SQLENVFS_GAP_DB_REPLACED:
+    return "the database file was replaced";
+  case SQLENVFS_GAP_DAMAGED:
+    return "archive records are missing or unreadable";
+  }
+  return "unknown";
+}
+
+static guint64
+commit_length(guint32 n_pages, guint32 page_size)
+{
+  return REC_EMPTY_SIZE + 4 * (guint64)n_pages + (guint64)n_pages * page_size;
+}
+
+static void
+encode_header(const SqlenvfsArchiveEntry *e, guint8 *p)
+{
+  memset(p, 0, REC_HEADER_SIZE);
+  put32(p + 0, REC_MAGIC);
+  put16(p + 4, (guint16)e->type);
+  put16(p + 6, (guint16)e->flags);
+  put64(p + 8, e->length);
+  put64(p + 16, e->seq);
+  put64(p + 24, (guint64)e->time);
+  put64(p + 32, (guint64)e->aux_time);
+  put32(p + 40, e->page_size);
+  put32(p + 44, e->db_pages);
+  put32(p + 48, e->n_pages);
+  put32(p + 52, e->salt1);
+  put32(p + 56, e->salt2);
+  put32(p + 60, e->ckpt_seq);
+  put32(p + 64, e->first_frame);
+  put32(p + 68, e->commit_frame);
+  put32(p + 72, e->cksum1);
+  put32(p + 76, e->cksum2);
+  put32(p + 80, e->reason);
+  put32(p + 84, e->text_len);
+  put32(p + 92, crc(0, p, 92));
+}
+
+static gboolean
+valid_page_size(guint32 ps)
+{
+  return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
+}
+
+/* Decode and check a record header (invariant 1, header part). */
+static gboolean
+decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
+{
+  memset(e, 0, sizeof *e);
+  if (get32(p) != REC_MAGIC || get32(p + 92) != crc(0, p, 92))
+    return FALSE;
+  e->type = get16(p + 4);
+  e->flags = get16(p + 6);
+  e->length = get64(p + 8);
+  e->seq = get64(p + 16);
+  e->time = (gint64)get64(p + 24);
+  e->aux_time = (gint64)get64(p + 32);
+  e->page_size = get32(p + 40);
+  e->db_pages = get32(p + 44);
+  e->n_pages = get32(p + 48);
+  e->salt1 = get32(p + 52);
+  e->salt2 = get32(p + 56);
+  e->ckpt_seq = get32(p + 60);
+  e->first_frame = get32(p + 64);
+  e->commit_frame = get32(p + 68);
+  e->cksum1 = get32(p + 72);
+  e->cksum2 = get32(p + 76);
+  e->reason = get32(p + 80);
+  e->text_len = get32(p + 84);
+  switch (e->type) {
+  case SQLENVFS_ARCHIVE_COMMIT:
+    return valid_page_size(e->page_size) && e->commit_frame >= e->first_frame &&
+           e->first_frame >= 1 && e->length == commit_length(e->n_pages, e->page_size);
+  case SQLENVFS_ARCHIVE_GAP:
+    return e->text_len <= MAX_TEXT && e->length == REC_EMPTY_SIZE + (guint64)e->text_len;
+  case SQLENVFS_ARCHIVE_OUTAGE:
+  case SQLENVFS_ARCHIVE_SEAL:
+    return e->length == REC_EMPTY_SIZE;
+  }
+  return FALSE;
+}
+
+static gboolean
+same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b)
+{
+  return a->type == b->type && a->flags == b->flags && a->seq == b->seq && a->time == b->time &&
+         a->aux_time == b->aux_time && a->page_size == b->page_size &&
+         a->db_pages == b->db_pages && a->n_pages == b->n_pages && a->salt1 == b->salt1 &&
+         a->salt2 == b->salt2 && a->ckpt_seq == b->ckpt_seq &&
+         a->first_frame == b->first_frame && a->commit_frame == b->commit_frame &&
+         a->cksum1 == b->cksum1 && a->cksum2 == b->cksum2 && a->reason == b->reason &&
+         a->text_len == b->text_len && a->length == b->length;
+}
+
+static void
+encode_idx_entry(const SqlenvfsArchiveEntry *e, guint8 *p)
+{
+  encode_header(e, p);
+  put64(p + 96, e->offset);
+  put32(p + 104, 0);
+  put32(p + 108, crc(0, p, 108));
+}
+
+static gboolean
+decode_idx_entry(const guint8 *p, SqlenvfsArchiveEntry *e)
+{
+  if (get32(p + 108) != crc(0, p, 108) || !decode_header(p, e))
+    return FALSE;
+  e->offset = get64(p + 96);
+  return TRUE;
+}
+
+static void
+encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc)
+{
+  memset(p, 0, SEG_HEADER_SIZE);
+  memcpy(p, SEG_MAGIC, 8);
+  put32(p + 8, SQLENVFS_ARCHIVE_VERSION);
+  put32(p + 12, SEG_HEADER_SIZE);
+  put64(p + 16, number);
+  put64(p + 24, first_seq);
+  put64(p + 32, (guint64)created);
+  put32(p + 40, prev_crc);
+  put32(p + 60, crc(0, p, 60));
+}
+
+typedef struct {
+  guint64 number, first_seq;
+  gint64 created;
+  guint32 prev_crc;
+} SegHeader;
+
+/* FALSE with a reason in *why when the header is not a valid one. */
+static gboolean
+decode_seg_header(const guint8 *p, SegHeader *h, const char **why)
+{
+  if (memcmp(p, SEG_MAGIC, 8) != 0) {
+    *why = "not an archive segment (bad magic)";
+    return FALSE;
+  }
+  if (get32(p + 60) != crc(0, p, 60)) {
+    *why = "segment header checksum mismatch";
+    return FALSE;
+  }
+  if (get32(p + 8) != SQLENVFS_ARCHIVE_VERSION || get32(p + 12) != SEG_HEADER_SIZE) {
+    *why = "unsupported archive format version (written by a newer sqlenvfs?)";
+    return FALSE;
+  }
+  h->number = get64(p + 16);
+  h->first_seq = get64(p + 24);
+  h->created = (gint64)get64(p + 32);
+  h->prev_crc = get32(p + 40);
+  return TRUE;
+}
+
+static void
+encode_idx_header(guint8 *p, guint64 number)
+{
+  memset(p, 0, IDX_HEADER_SIZE);
+  memcpy(p, IDX_MAGIC, 8);
+  put32(p + 8, SQLENVFS_ARCHIVE_VERSION);
+  put64(p + 16, number);
+  put32(p + 28, crc(0, p, 28));
+}
+
+static gboolean
+decode_idx_header(const guint8 *p, guint64 number)
+{
+  return memcmp(p, IDX_MAGIC, 8) == 0 && get32(p + 28) == crc(0, p, 28) &&
+         get32(p + 8) == SQLENVFS_ARCHIVE_VERSION && get64(p + 16) == number;
+}
+
+/* ------------------------------------------------------------------ */
+/* File helpers                                                         */
+
+static gboolean
+pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path,
+           GError **error)
+{
+  gsize done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, (guint8 *)buf + done, len - done, (off_t)(off + done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return sqlenvfs_error_errno(error, errno, "read archive file", path);
+    }
+    if (n == 0)
+      break;
+    done += (gsize)n;
+  }
+  *got = done;
+  return TRUE;
+}
+
+static gboolean
+pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error)
+{
+  gsize done = 0;
+  while (done < len) {
+    ssize_t n = pwrite(fd, (const guint8 *)buf + done, len - done, (off_t)(off + done));
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return sqlenvfs_error_errno(error, errno, "write archive file", path);
+    }
+    done += (gsize)n;
+  }
+  return TRUE;
+}
+
+static char *
+seg_name(guint64 number, const char *ext)
+{
+  return g_strdup_printf("%016" G_GUINT64_FORMAT ".%s", number, ext);
+}
+
+/* Parse "<16 digits>.seg"; FALSE for anything else. */
+static gboolean
+parse_seg_name(const char *name, guint64 *number)
+{
+  if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
+    return FALSE;
+  for (int i = 0; i < 16; i++)
+    if (!g_ascii_isdigit(name[i]))
+      return FALSE;
+  *number = g_ascii_strtoull(name, NULL, 10);
+  return *number > 0;
+}
+
+static gint
+cmp_u64(gconstpointer a, gconstpointer b)
+{
+  guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* Segment numbers present in @dir, ascending. */
+static GArray *
+list_segments(const char *dir, GError **error)
+{
+  GArray *nums = g_array_new(FALSE, FALSE, sizeof(guint64));
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GDir) d = g_dir_open(dir, 0, &local);
+  const char *name;
+
+  if (d == NULL) {
+    if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return nums;
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "list archive directory %s: %s", dir,
+                local->message);
+    g_array_free(nums, TRUE);
+    return NULL;
+  }
+  while ((name = g_dir_read_name(d)) != NULL) {
+    guint64 n;
+    if (parse_seg_name(name, &n))
+      g_array_append_val(nums, n);
+  }
+  g_array_sort(nums, cmp_u64);
+  return nums;
+}
+
+typedef struct {
+  int fd;
+  char *path;
+  guint64 size;
+  SegHeader hdr;
+  gboolean hdr_ok;
+  const char *hdr_why;
+} SegFile;
+
+static gboolean
+seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error)
+{
+  g_autofree char *name = seg_name(number, "seg");
+  guint8 buf[SEG_HEADER_SIZE];
+  struct stat st;
+  gsize got;
+
+  memset(sf, 0, sizeof *sf);
+  sf->path = g_build_filename(dir, name, NULL);
+  sf->fd = open(sf->path, flags | O_CLOEXEC);
+  if (sf->fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open archive segment", sf->path);
+    g_clear_pointer(&sf->path, g_free);
+    return FALSE;
+  }
+  if (fstat(sf->fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat archive segment", sf->path);
+    close(sf->fd);
+    g_clear_pointer(&sf->path, g_free);
+    return FALSE;
+  }
+  sf->size = (guint64)st.st_size;
+  if (!pread_full(sf->fd, buf, sizeof buf, 0, &got, sf->path, error)) {
+    close(sf->fd);
+    g_clear_pointer(&sf->path, g_free);
+    return FALSE;
+  }
+  if (got < sizeof buf)
+    sf->hdr_why = "segment shorter than its header";
+  else if (decode_seg_header(buf, &sf->hdr, &sf->hdr_why)) {
+    if (sf->hdr.number != number)
+      sf->hdr_why = "segment number in the header does not match the file name";
+    else
+      sf->hdr_ok = TRUE;
+  }
+  return TRUE;
+}
+
+static void
+seg_file_close(SegFile *sf)
+{
+  if (sf->fd >= 0)
+    close(sf->fd);
+  sf->fd = -1;
+  g_clear_pointer(&sf->path, g_free);
+}
+
+/* Read and fully check the record at @off of @sf (both checksums), in one
+ * pass. Returns TRUE and fills *e when it is valid and complete; FALSE with
+ * no error when it is not (*torn says whether it merely extends past the end
+ * of the file, as an unfinished write does); FALSE with *error on an I/O
+ * error. On success, when @seg_crc is non-NULL, every byte of the record is
+ * folded into it. */
+static gboolean
+read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc,
+            guint8 *chunk, GError **error)
+{
+  guint8 hdr[REC_HEADER_SIZE], trailer[REC_TRAILER_SIZE];
+  gsize got;
+  guint32 c, sc = seg_crc ? *seg_crc : 0;
+  guint64 pos, end;
+
+  *torn = FALSE;
+  if (!pread_full(sf->fd, hdr, sizeof hdr, off, &got, sf->path, error))
+    return FALSE;
+  if (got < sizeof hdr) {
+    *torn = TRUE;
+    return FALSE;
+  }
+  if (!decode_header(hdr, e))
+    return FALSE;
+  if (off + e->length > sf->size) {
+    *torn = TRUE;
+    return FALSE;
+  }
+  c = crc(0, hdr, sizeof hdr);
+  sc = crc(sc, hdr, sizeof hdr);
+  pos = off + REC_HEADER_SIZE;
+  end = off + e->length - REC_TRAILER_SIZE;
+  while (pos < end) {
+    gsize want = (gsize)MIN((guint64)IO_CHUNK, end - pos);
+    if (!pread_full(sf->fd, chunk, want, pos, &got, sf->path, error))
+      return FALSE;
+    if (got < want) {
+      *torn = TRUE;
+      return FALSE;
+    }
+    c = crc(c, chunk, want);
+    sc = crc(sc, chunk, want);
+    pos += want;
+  }
+  if (!pread_full(sf->fd, trailer, sizeof trailer, end, &got, sf->path, error))
+    return FALSE;
+  if (got < sizeof trailer) {
+    *torn = TRUE;
+    return FALSE;
+  }
+  if (get32(trailer) != c || get32(trailer + 4) != REC_END_MAGIC)
+    return FALSE;
+  if (seg_crc)
+    *seg_crc = crc(sc, trailer, sizeof trailer);
+  e->offset = off;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* The alive file                                                       */
+
+static gboolean
+read_alive(const char *dir, gint64 *time, guint64 *next_seq)
+{
+  g_autofree char *path = g_build_filename(dir, "alive", NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  const guint8 *p;
+
+  if (!g_file_get_contents(path, &data, &len, NULL) || len < ALIVE_SIZE)
+    return FALSE;
+  p = (const guint8 *)data;
+  if (memcmp(p, ALIVE_MAGIC, 8) != 0 || get32(p + 28) != crc(0, p, 28))
+    return FALSE;
+  *time = (gint64)get64(p + 8);
+  *next_seq = get64(p + 16);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                               */
+
+struct _SqlenvfsArchiveWriter {
+  char *dir;
+  gint64 max_bytes;
+
+  int seg_fd, idx_fd; /* current segment and its index; -1: none open      */
+  char *seg_path, *idx_path;
+  guint64 seg_number; /* number of the current (or last) segment; 0: none */
+  guint64 seg_size, idx_size;
+  guint32 seg_crc;    /* crc32 of every byte of the current segment        */
+  guint32 prev_seal_crc;
+  gboolean is_sealed; /* the current segment is full: next record rolls    */
+  gboolean idx_broken;/* an index write failed: stop indexing this segment */
+
+  guint64 next_seq;
+  gboolean has_last, has_last_state;
+  SqlenvfsArchiveEntry last, last_state;
+  gint64 last_time;
+  gint64 alive;
+
+  int alive_fd;
+  char *alive_path;
+  gint64 alive_written;
+
+  /* the COMMIT being written */
+  gboolean in_commit;
+  SqlenvfsArchiveEntry cur;
+  guint64 cur_remaining; /* page bytes still expected */
+  guint32 cur_crc;
+  guint64 rec_start;
+  guint32 seg_crc_before;
+
+  guint64 bytes_written;
+  gboolean is_dirty;
+};
+
+static void
+note_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+{
+  w->last = *e;
+  w->has_last = TRUE;
+  if (sqlenvfs_archive_entry_is_state(e) || e->type == SQLENVFS_ARCHIVE_GAP) {
+    w->last_state = *e;
+    w->has_last_state = TRUE;
+  }
+  w->next_seq = e->seq + 1;
+  if (e->time > w->last_time)
+    w->last_time = e->time;
+  if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->aux_time > w->alive)
+    w->alive = e->aux_time;
+  if (e->type == SQLENVFS_ARCHIVE_GAP && e->time > w->alive)
+    w->alive = e->time;
+}
+
+static void
+close_current(SqlenvfsArchiveWriter *w)
+{
+  if (w->seg_fd >= 0)
+    close(w->seg_fd);
+  if (w->idx_fd >= 0)
+    close(w->idx_fd);
+  w->seg_fd = w->idx_fd = -1;
+  g_clear_pointer(&w->seg_path, g_free);
+  g_clear_pointer(&w->idx_path, g_free);
+}
+
+void
+sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
+{
+  if (w == NULL)
+    return;
+  if (w->in_commit)
+    sqlenvfs_archive_writer_abort_commit(w);
+  close_current(w);
+  if (w->alive_fd >= 0)
+    close(w->alive_fd);
+  g_free(w->alive_path);
+  g_free(w->dir);
+  g_free(w);
+}
+
+const char *
+sqlenvfs_archive_writer_dir(const SqlenvfsArchiveWriter *w)
+{
+  return w->dir;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_writer_last(const SqlenvfsArchiveWriter *w)
+{
+  return w->has_last ? &w->last : NULL;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_writer_last_state(const SqlenvfsArchiveWriter *w)
+{
+  return w->has_last_state ? &w->last_state : NULL;
+}
+
+gint64
+sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w)
+{
+  return w->alive;
+}
+
+guint64
+sqlenvfs_archive_writer_bytes_written(const SqlenvfsArchiveWriter *w)
+{
+  return w->bytes_written;
+}
+
+/* Rewrite the index of the current segment from @entries (atomically). */
+static gboolean
+rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
+{
+  g_autofree char *name = seg_name(w->seg_number, "idx");
+  g_autofree char *path = g_build_filename(w->dir, name, NULL);
+  gsize len = IDX_HEADER_SIZE + entries->len * (gsize)IDX_ENTRY_SIZE;
+  g_autofree guint8 *buf = g_malloc0(len);
+
+  encode_idx_header(buf, w->seg_number);
+  for (guint i = 0; i < entries->len; i++)
+    encode_idx_entry(&g_array_index(entries, SqlenvfsArchiveEntry, i),
+                     buf + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE);
+  if (!sqlenvfs_write_file_atomic(path, buf, len, 0644, error))
+    return FALSE;
+  w->idx_size = len;
+  return TRUE;
+}
+
+/* Scan the last segment, cut a torn tail, rebuild its index, and leave it
+ * open for appending (or sealed). */
+static gboolean
+recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
+{
+  SegFile sf;
+  g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
+  guint64 off = SEG_HEADER_SIZE;
+  guint8 hbuf[SEG_HEADER_SIZE];
+  gsize got;
+  guint32 c;
+
+  if (!seg_file_open(w->dir, number, O_RDWR, &sf, error))
+    return FALSE;
+  if (!sf.hdr_ok) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "open archive segment %s: %s (move the file aside, or restore it from a "
+                "copy, then start the archiver again)",
+                sf.path, sf.hdr_why);
+    seg_file_close(&sf);
+    return FALSE;
+  }
+  if (!pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
+    seg_file_close(&sf);
+    return FALSE;
+  }
+  c = crc(0, hbuf, sizeof hbuf);
+  w->is_sealed = FALSE;
+  w->next_seq = sf.hdr.first_seq;
+  for (;;) {
+    SqlenvfsArchiveEntry e;
+    gboolean torn;
+    guint32 before = c;
+    if (off >= sf.size)
+      break;
+    if (!read_record(&sf, off, &e, &torn, &c, chunk, error)) {
+      if (error && *error) {
+        seg_file_close(&sf);
+        return FALSE;
+      }
+      break;
+    }
+    if (e.seq != w->next_seq || w->is_sealed) {
+      /* Not the record that must follow: treat as torn garbage. */
+      c = before;
+      break;
+    }
+    if (e.type == SQLENVFS_ARCHIVE_SEAL && e.reason != before) {
+      c = before;
+      break;
+    }
+    e.segment = 0;
+    g_array_append_val(entries, e);
+    note_record(w, &e);
+    off += e.length;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+      w->is_sealed = TRUE;
+      w->prev_seal_crc = e.reason;
+    }
+  }
+  if (off < sf.size) {
+    g_message("archive %s: discarding %" G_GUINT64_FORMAT " bytes of an unfinished record at "
+              "the end of %s (left by an interrupted archiver)",
+              w->dir, sf.size - off, sf.path);
+    if (ftruncate(sf.fd, (off_t)off) != 0 || fsync(sf.fd) != 0) {
+      sqlenvfs_error_errno(error, errno, "truncate the torn tail of", sf.path);
+      seg_file_close(&sf);
+      return FALSE;
+    }
+  }
+  w->seg_number = number;
+  w->seg_size = off;
+  w->seg_crc = c;
+  w->seg_fd = sf.fd;
+  w->seg_path = sf.path;
+  sf.fd = -1;
+  sf.path = NULL;
+  if (!rewrite_index(w, entries, error))
+    return FALSE;
+  {
+    g_autofree char *name = seg_name(number, "idx");
+    w->idx_path = g_build_filename(w->dir, name, NULL);
+    w->idx_fd = open(w->idx_path, O_RDWR | O_CLOEXEC);
+    if (w->idx_fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open archive index", w->idx_path);
+  }
+  return TRUE;
+}
+
+/* Move an unreadable segment (and its index) out of the archive so that the
+ * archive stays appendable; readers then see its records as missing. */
+static gboolean
+move_aside(const char *dir, guint64 number, const char *why, GError **error)
+{
+  g_autofree char *sname = seg_name(number, "seg");
+  g_autofree char *iname = seg_name(number, "idx");
+  g_autofree char *spath = g_build_filename(dir, sname, NULL);
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  g_autofree char *stamp = g_strdup_printf("%" G_GINT64_FORMAT, sqlenvfs_clock_now());
+  g_autofree char *sdest = g_strconcat(spath, ".damaged-", stamp, NULL);
+  g_autofree char *idest = g_strconcat(ipath, ".damaged-", stamp, NULL);
+
+  g_warning("archive %s: %s: %s; moving it aside to %s", dir, spath, why, sdest);
+  if (rename(spath, sdest) != 0)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive segment", spath);
+  if (rename(ipath, idest) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
+  return sqlenvfs_fsync_dir(dir, error);
+}
+
+SqlenvfsArchiveWriter *
+sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError **error)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = g_new0(SqlenvfsArchiveWriter, 1);
+  g_autoptr(GArray) nums = NULL;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  gint64 atime;
+  guint64 aseq;
+
+  w->dir = g_strdup(dir);
+  w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
+  w->seg_fd = w->idx_fd = w->alive_fd = -1;
+  w->next_seq = 1;
+  if (!sqlenvfs_mkdir_p(dir, 0755, error))
+    return NULL;
+  nums = list_segments(dir, error);
+  if (nums == NULL)
+    return NULL;
+
+  /* A last segment whose header is unreadable: if it is no longer than a
+   * header, its creation was interrupted and it holds nothing; otherwise it
+   * is damaged, and is moved aside (the continuity check of the archiver
+   * then decides whether what it held can be captured again). */
+  while (nums->len > 0) {
+    guint64 last = g_array_index(nums, guint64, nums->len - 1);
+    SegFile sf;
+    gboolean ok, empty;
+    if (!seg_file_open(dir, last, O_RDONLY, &sf, error))
+      return NULL;
+    ok = sf.hdr_ok;
+    empty = sf.size <= SEG_HEADER_SIZE;
+    if (!ok && empty) {
+      g_autofree char *iname = seg_name(last, "idx");
+      g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+      g_message("archive %s: removing %s, a segment whose creation was interrupted", dir,
+                sf.path);
+      if (unlink(sf.path) != 0) {
+        sqlenvfs_error_errno(error, errno, "remove", sf.path);
+        seg_file_close(&sf);
+        return NULL;
+      }
+      unlink(ipath);
+    } else if (!ok && !move_aside(dir, last, sf.hdr_why, error)) {
+      seg_file_close(&sf);
+      return NULL;
+    }
+    seg_file_close(&sf);
+    if (ok)
+      break;
+    g_array_set_size(nums, nums->len - 1);
+  }
+
+  if (nums->len > 0 && !recover_last(w, g_array_index(nums, guint64, nums->len - 1), error))
+    return NULL;
+
+  /* The last record, and the last state or gap record, may lie in earlier
+   * segments; the (now consistent) index says. */
+  a = sqlenvfs_archive_open(dir, error);
+  if (a == NULL)
+    return NULL;
+  w->has_last = w->has_last_state = FALSE;
+  for (guint i = sqlenvfs_archive_n_entries(a); i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i - 1);
+    if (e->seq == 0)
+      continue; /* a reader's synthetic gap */
+    if (!w->has_last) {
+      w->last = *e;
+      w->has_last = TRUE;
+      w->last_time = e->time;
+      if (nums->len == 0)
+        w->next_seq = e->seq + 1;
+    }
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->aux_time > w->alive)
+      w->alive = e->aux_time;
+    if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      if (e->type == SQLENVFS_ARCHIVE_GAP && e->time > w->alive)
+        w->alive = e->time;
+      w->last_state = *e;
+      w->has_last_state = TRUE;
+      break;
+    }
+  }
+  w->alive_path = g_build_filename(dir, "alive", NULL);
+  if (read_alive(dir, &atime, &aseq) && aseq <= w->next_seq && atime > w->alive)
+    w->alive = atime;
+  w->alive_written = w->alive;
+  return g_steal_pointer(&w);
+}
+
+/* Start a new segment after the current one. */
+static gboolean
+new_segment(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint64 number = w->seg_number + 1;
+  g_autofree char *sname = seg_name(number, "seg");
+  g_autofree char *iname = seg_name(number, "idx");
+  g_autofree char *spath = g_build_filename(w->dir, sname, NULL);
+  g_autofree char *ipath = g_build_filename(w->dir, iname, NULL);
+  guint8 sh[SEG_HEADER_SIZE], ih[IDX_HEADER_SIZE];
+  int sfd, ifd;
+
+  encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc);
+  encode_idx_header(ih, number);
+  sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (sfd < 0)
+    return sqlenvfs_error_errno(error, errno, "create archive segment", spath);
+  if (!pwrite_full(sfd, sh, sizeof sh, 0, spath, error) || fdatasync(sfd) != 0) {
+    if (error && *error == NULL)
+      sqlenvfs_error_errno(error, errno, "sync archive segment", spath);
+    close(sfd);
+    unlink(spath);
+    return FALSE;
+  }
+  ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (ifd < 0) {
+    sqlenvfs_error_errno(error, errno, "create archive index", ipath);
+    close(sfd);
+    unlink(spath);
+    return FALSE;
+  }
+  if (!pwrite_full(ifd, ih, sizeof ih, 0, ipath, error)) {
+    close(sfd);
+    close(ifd);
+    unlink(spath);
+    unlink(ipath);
+    return FALSE;
+  }
+  if (!sqlenvfs_fsync_dir(w->dir, error)) {
+    close(sfd);
+    close(ifd);
+    unlink(spath);
+    unlink(ipath);
+    return FALSE;
+  }
+  close_current(w);
+  w->seg_fd = sfd;
+  w->idx_fd = ifd;
+  w->seg_path = g_steal_pointer(&spath);
+  w->idx_path = g_steal_pointer(&ipath);
+  w->seg_number = number;
+  w->seg_size = SEG_HEADER_SIZE;
+  w->idx_size = IDX_HEADER_SIZE;
+  w->seg_crc = crc(0, sh, sizeof sh);
+  w->is_sealed = FALSE;
+  w->idx_broken = FALSE;
+  g_debug("archive %s: new segment %s", w->dir, w->seg_path);
+  return TRUE;
+}
+
+/* Append bytes of the record being written to the segment. */
+static gboolean
+seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error)
+{
+  if (!pwrite_full(w->seg_fd, data, len, w->seg_size, w->seg_path, error))
+    return FALSE;
+  w->seg_size += len;
+  w->seg_crc = crc(w->seg_crc, data, len);
+  w->cur_crc = crc(w->cur_crc, data, len);
+  w->bytes_written += len;
+  w->is_dirty = TRUE;
+  return TRUE;
+}
+
+/* Cut a partly written record off again (invariant 3). */
+static void
+cut_record(SqlenvfsArchiveWriter *w)
+{
+  if (w->seg_fd >= 0 && w->seg_size != w->rec_start) {
+    if (ftruncate(w->seg_fd, (off_t)w->rec_start) != 0)
+      g_warning("archive %s: could not cut off a failed record in %s: %s (the archiver "
+                "discards it on its next start)",
+                w->dir, w->seg_path, g_strerror(errno));
+  }
+  w->seg_size = w->rec_start;
+  w->seg_crc = w->seg_crc_before;
+}
+
+static void
+index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+{
+  guint8 buf[IDX_ENTRY_SIZE];
+  g_autoptr(GError) error = NULL;
+
+  if (w->idx_broken)
+    return;
+  encode_idx_entry(e, buf);
+  if (!pwrite_full(w->idx_fd, buf, sizeof buf, w->idx_size, w->idx_path, &error)) {
+    /* The index is derived: readers scan the segment past its last good
+     * entry, and the next writer_open() rewrites it. */
+    g_warning("archive %s: %s; readers will scan the segment instead", w->dir,
+              error->message);
+    if (ftruncate(w->idx_fd, (off_t)w->idx_size) != 0) {
+      /* nothing more to do; readers check every entry */
+    }
+    w->idx_broken = TRUE;
+    return;
+  }
+  w->idx_size += sizeof buf;
+}
+
+/* Make room for a record of @length bytes: seal and roll when it would not
+ * fit (a segment holds at least one record besides its seal). */
+static gboolean
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error);
+
+static gboolean
+write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body, gsize body_len,
+             gboolean roll, GError **error)
+{
+  guint8 hdr[REC_HEADER_SIZE], trailer[REC_TRAILER_SIZE];
+
+  e->length = REC_EMPTY_SIZE + body_len;
+  if (roll && !prepare_record(w, e->length, error))
+    return FALSE;
+  e->seq = w->next_seq;
+  e->offset = w->seg_size;
+  encode_header(e, hdr);
+  w->rec_start = w->seg_size;
+  w->seg_crc_before = w->seg_crc;
+  w->cur_crc = 0;
+  if (!seg_append(w, hdr, sizeof hdr, error) ||
+      (body_len > 0 && !seg_append(w, body, body_len, error))) {
+    cut_record(w);
+    return FALSE;
+  }
+  put32(trailer, w->cur_crc);
+  put32(trailer + 4, REC_END_MAGIC);
+  if (!seg_append(w, trailer, sizeof trailer, error)) {
+    cut_record(w);
+    return FALSE;
+  }
+  index_record(w, e);
+  note_record(w, e);
+  return TRUE;
+}
+
+static gboolean
+seal(SqlenvfsArchiveWriter *w, GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  e.type = SQLENVFS_ARCHIVE_SEAL;
+  e.time = MAX(sqlenvfs_clock_now(), w->last_time);
+  e.reason = w->seg_crc; /* the checksum of every byte before the seal */
+  if (!write_simple(w, &e, NULL, 0, FALSE, error))
+    return FALSE;
+  if (!sqlenvfs_archive_writer_sync(w, error))
+    return FALSE;
+  w->prev_seal_crc = e.reason;
+  w->is_sealed = TRUE;
+  g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
+          w->seg_size);
+  return TRUE;
+}
+
+static gboolean
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error)
+{
+  if (w->seg_fd < 0 || w->is_sealed)
+    return new_segment(w, error);
+  if (w->seg_size > SEG_HEADER_SIZE &&
+      w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes) {
+    if (!seal(w, error))
+      return FALSE;
+    return new_segment(w, error);
+  }
+  return TRUE;
+}
+
+static gint64
+clamp_time(SqlenvfsArchiveWriter *w, gint64 t)
+{
+  if (t < w->last_time) {
+    g_debug("archive %s: clock went back %" G_GINT64_FORMAT " us; keeping time order", w->dir,
+            w->last_time - t);
+    return w->last_time;
+  }
+  return t;
+}
+
+gboolean
+sqlenvfs_archive_writer_add_gap(SqlenvfsArchiveWriter *w, gint64 time, gint64 prev_alive,
+                                SqlenvfsGapReason reason, const char *text,
+                                const SqlenvfsArchiveEntry *wal, GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  gsize len = text ? MIN(strlen(text), (gsize)MAX_TEXT) : 0;
+
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  e.type = SQLENVFS_ARCHIVE_GAP;
+  e.time = clamp_time(w, time);
+  e.aux_time = prev_alive;
+  e.reason = reason;
+  e.text_len = (guint32)len;
+  if (wal) {
+    e.salt1 = wal->salt1;
+    e.salt2 = wal->salt2;
+    e.ckpt_seq = wal->ckpt_seq;
+    e.page_size = wal->page_size;
+    e.commit_frame = wal->commit_frame;
+    e.cksum1 = wal->cksum1;
+    e.cksum2 = wal->cksum2;
+  }
+  return write_simple(w, &e, text, len, TRUE, error);
+}
+
+gboolean
+sqlenvfs_archive_writer_add_outage(SqlenvfsArchiveWriter *w, gint64 from, gint64 to,
+                                   GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  e.type = SQLENVFS_ARCHIVE_OUTAGE;
+  e.time = clamp_time(w, to);
+  e.aux_time = from;
+  return write_simple(w, &e, NULL, 0, TRUE, error);
+}
+
+gboolean
+sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
+                                     const guint32 *pgnos, GError **error)
+{
+  gsize list_len = 4 * (gsize)e->n_pages;
+  g_autofree guint8 *buf = g_malloc(REC_HEADER_SIZE + list_len);
+
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(valid_page_size(e->page_size), FALSE);
+  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
+
+  w->cur = *e;
+  w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
+  w->cur.length = commit_length(e->n_pages, e->page_size);
+  w->cur.reason = 0;
+  w->cur.text_len = 0;
+  if (!prepare_record(w, w->cur.length, error))
+    return FALSE;
+  w->cur.seq = w->next_seq;
+  w->cur.time = clamp_time(w, e->time);
+  w->cur.aux_time = MIN(e->aux_time, w->cur.time);
+  w->cur.offset = w->seg_size;
+  encode_header(&w->cur, buf);
+  for (guint32 i = 0; i < e->n_pages; i++)
+    put32(buf + REC_HEADER_SIZE + 4 * i, pgnos[i]);
+  w->rec_start = w->seg_size;
+  w->seg_crc_before = w->seg_crc;
+  w->cur_crc = 0;
+  if (!seg_append(w, buf, REC_HEADER_SIZE + list_len, error)) {
+    cut_record(w);
+    return FALSE;
+  }
+  w->cur_remaining = (guint64)e->n_pages * e->page_size;
+  w->in_commit = TRUE;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gsize len,
+                                  GError **error)
+{
+  g_return_val_if_fail(w->in_commit, FALSE);
+  g_return_val_if_fail(len <= w->cur_remaining, FALSE);
+  if (!seg_append(w, data, len, error)) {
+    sqlenvfs_archive_writer_abort_commit(w);
+    return FALSE;
+  }
+  w->cur_remaining -= len;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 trailer[REC_TRAILER_SIZE];
+
+  g_return_val_if_fail(w->in_commit, FALSE);
+  g_return_val_if_fail(w->cur_remaining == 0, FALSE);
+  put32(trailer, w->cur_crc);
+  put32(trailer + 4, REC_END_MAGIC);
+  if (!seg_append(w, trailer, sizeof trailer, error)) {
+    sqlenvfs_archive_writer_abort_commit(w);
+    return FALSE;
+  }
+  w->in_commit = FALSE;
+  index_record(w, &w->cur);
+  note_record(w, &w->cur);
+  return TRUE;
+}
+
+void
+sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
+{
+  if (!w->in_commit)
+    return;
+  cut_record(w);
+  w->in_commit = FALSE;
+}
+
+gboolean
+sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
+{
+  if (!w->is_dirty)
+    return TRUE;
+  if (w->seg_fd >= 0 && fdatasync(w->seg_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync archive segment", w->seg_path);
+  if (w->idx_fd >= 0 && !w->idx_broken && fdatasync(w->idx_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync archive index", w->idx_path);
+  w->is_dirty = FALSE;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 min_step_us,
+                                  GError **error)
+{
+  guint8 buf[ALIVE_SIZE];
+
+  g_return_val_if_fail(!w->is_dirty, FALSE);
+  if (time > w->alive)
+    w->alive = time;
+  if (w->alive - w->alive_written < min_step_us && w->alive_written > 0)
+    return TRUE;
+  if (w->alive_fd < 0) {
+    w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (w->alive_fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
+  }
+  memset(buf, 0, sizeof buf);
+  memcpy(buf, ALIVE_MAGIC, 8);
+  put64(buf + 8, (guint64)w->alive);
+  put64(buf + 16, w->next_seq);
+  put32(buf + 28, crc(0, buf, 28));
+  if (!pwrite_full(w->alive_fd, buf, sizeof buf, 0, w->alive_path, error))
+    return FALSE;
+  w->alive_written = w->alive;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                               */
+
+struct _SqlenvfsArchive {
+  char *dir;
+  GArray *segments; /* SqlenvfsArchiveSegment                        */
+  GArray *fds;      /* int per segment, -1 until read_commit needs it */
+  GArray *entries;  /* SqlenvfsArchiveEntry                          */
+  guint64 next_offset; /* where the last segment's next record starts */
+  gint64 alive_file;
+  guint64 alive_seq;
+  gboolean has_alive;
+};
+
+static void
+segment_clear(SqlenvfsArchiveSegment *s)
+{
+  g_free(s->path);
+}
+
+void
+sqlenvfs_archive_free(SqlenvfsArchive *a)
+{
+  if (a == NULL)
+    return;
+  for (guint i = 0; i < a->fds->len; i++)
+    if (g_array_index(a->fds, int, i) >= 0)
+      close(g_array_index(a->fds, int, i));
+  g_array_free(a->fds, TRUE);
+  g_array_free(a->segments, TRUE);
+  g_array_free(a->entries, TRUE);
+  g_free(a->dir);
+  g_free(a);
+}
+
+const char *
+sqlenvfs_archive_dir(const SqlenvfsArchive *a)
+{
+  return a->dir;
+}
+
+guint
+sqlenvfs_archive_n_entries(const SqlenvfsArchive *a)
+{
+  return a->entries->len;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i)
+{
+  g_return_val_if_fail(i < a->entries->len, NULL);
+  return &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+}
+
+guint
+sqlenvfs_archive_n_segments(const SqlenvfsArchive *a)
+{
+  return a->segments->len;
+}
+
+const SqlenvfsArchiveSegment *
+sqlenvfs_archive_segment(const SqlenvfsArchive *a, guint i)
+{
+  g_return_val_if_fail(i < a->segments->len, NULL);
+  return &g_array_index(a->segments, SqlenvfsArchiveSegment, i);
+}
+
+/* The last real (not synthetic) entry, or NULL. */
+static const SqlenvfsArchiveEntry *
+last_real(const SqlenvfsArchive *a)
+{
+  for (guint i = a->entries->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1);
+    if (e->seq != 0)
+      return e;
+  }
+  return NULL;
+}
+
+/* Append @e (from segment @si), inserting a DAMAGED gap first when the
+ * sequence does not continue (invariant 2). */
+static void
+add_entry(SqlenvfsArchive *a, SqlenvfsArchiveEntry *e, guint si)
+{
+  const SqlenvfsArchiveEntry *prev = last_real(a);
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+
+  if (prev && e->seq != prev->seq + 1) {
+    SqlenvfsArchiveEntry gap = { 0 };
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = MAX(e->time, prev->time);
+    gap.aux_time = prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = si;
+    g_array_append_val(a->entries, gap);
+  }
+  e->segment = si;
+  g_array_append_val(a->entries, *e);
+  seg->n_entries++;
+}
+
+/* Load the entries of segment @si starting at @from_offset with expected
+ * sequence @from_seq: the index first, then a scan of the segment past the
+ * last good index entry. Sets the segment's sealed/damaged state. */
+static gboolean
+load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq,
+             gboolean is_last, GError **error)
+{
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  SegFile sf;
+  guint64 off = from_offset, seq = from_seq;
+  gboolean sealed = FALSE;
+
+  if (!seg_file_open(a->dir, seg->number, O_RDONLY, &sf, error))
+    return FALSE;
+  seg->size = sf.size;
+  if (!sf.hdr_ok) {
+    g_debug("archive %s: %s: %s", a->dir, sf.path, sf.hdr_why);
+    seg->is_damaged = TRUE;
+    seg_file_close(&sf);
+    return TRUE;
+  }
+  seg->first_seq = sf.hdr.first_seq;
+  seg->created = sf.hdr.created;
+  if (off == 0) {
+    off = SEG_HEADER_SIZE;
+    seq = sf.hdr.first_seq;
+  }
+
+  /* The index. */
+  {
+    g_autofree char *iname = seg_name(seg->number, "idx");
+    g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
+    int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
+    if (ifd >= 0) {
+      guint8 ih[IDX_HEADER_SIZE];
+      gsize got;
+      struct stat st;
+      if (fstat(ifd, &st) == 0 &&
+          pread_full(ifd, ih, sizeof ih, 0, &got, ipath, NULL) && got == sizeof ih &&
+          decode_idx_header(ih, seg->number)) {
+        guint64 n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
+        /* Skip the entries already loaded (refresh). */
+        guint64 first = seq - sf.hdr.first_seq;
+        g_autofree guint8 *buf = NULL;
+        if (first < n) {
+          gsize len = (gsize)((n - first) * IDX_ENTRY_SIZE);
+          buf = g_malloc(len);
+          if (pread_full(ifd, buf, len, IDX_HEADER_SIZE + first * IDX_ENTRY_SIZE, &got, ipath,
+                         NULL)) {
+            for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
+              SqlenvfsArchiveEntry e;
+              if (!decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                  e.offset + e.length > sf.size || sealed)
+                break;
+              add_entry(a, &e, si);
+              off += e.length;
+              seq++;
+              if (e.type == SQLENVFS_ARCHIVE_SEAL)
+                sealed = TRUE;
+            }
+          }
+        }
+      }
+      close(ifd);
+    }
+  }
+
+  /* Past the index: scan record headers (an unindexed tail, or a damaged
+   * index). */
+  while (!sealed && off + REC_HEADER_SIZE <= sf.size) {
+    guint8 hdr[REC_HEADER_SIZE];
+    gsize got;
+    SqlenvfsArchiveEntry e;
+    if (!pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
+      seg_file_close(&sf);
+      return FALSE;
+    }
+    if (got < sizeof hdr || !decode_header(hdr, &e) || e.seq != seq ||
+        off + e.length > sf.size)
+      break;
+    e.offset = off;
+    add_entry(a, &e, si);
+    off += e.length;
+    seq++;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL)
+      sealed = TRUE;
+  }
+  seg->is_sealed = sealed;
+  /* Bytes left over: the unfinished tail of the segment being written is
+   * expected; anywhere else it is damage. */
+  if (!sealed && off < sf.size && !is_last)
+    seg->is_damaged = TRUE;
+  if (!sealed && !is_last)
+    seg->is_damaged = TRUE;
+  a->next_offset = off;
+  seg_file_close(&sf);
+  return TRUE;
+}
+
+static gboolean
+load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
+{
+  for (guint k = start; k < nums->len; k++) {
+    SqlenvfsArchiveSegment seg = { 0 };
+    g_autofree char *name = seg_name(g_array_index(nums, guint64, k), "seg");
+    int fd = -1;
+    seg.number = g_array_index(nums, guint64, k);
+    seg.path = g_build_filename(a->dir, name, NULL);
+    g_array_append_val(a->segments, seg);
+    g_array_append_val(a->fds, fd);
+    if (!load_segment(a, a->segments->len - 1, 0, 0, k + 1 == nums->len, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+load_alive(SqlenvfsArchive *a)
+{
+  a->has_alive = read_alive(a->dir, &a->alive_file, &a->alive_seq);
+}
+
+SqlenvfsArchive *
+sqlenvfs_archive_open(const char *dir, GError **error)
+{
+  g_autoptr(SqlenvfsArchive) a = g_new0(SqlenvfsArchive, 1);
+  g_autoptr(GArray) nums = NULL;
+
+  a->dir = g_strdup(dir);
+  a->segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
+  g_array_set_clear_func(a->segments, (GDestroyNotify)segment_clear);
+  a->fds = g_array_new(FALSE, FALSE, sizeof(int));
+  a->entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  nums = list_segments(dir, error);
+  if (nums == NULL)
+    return NULL;
+  if (!load_from(a, nums, 0, error))
+    return NULL;
+  load_alive(a);
+  return g_steal_pointer(&a);
+}
+
+gboolean
+sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
+{
+  g_autoptr(GArray) nums = list_segments(a->dir, error);
+  guint n_old = a->segments->len;
+  const SqlenvfsArchiveEntry *last;
+
+  if (nums == NULL)
+    return FALSE;
+  /* Segments removed at the front (prune), or anything unexpected: reload. */
+  if (n_old == 0 || nums->len < n_old ||
+      g_array_index(nums, guint64, 0) != g_array_index(a->segments, SqlenvfsArchiveSegment, 0).number ||
+      g_array_index(nums, guint64, n_old - 1) !=
+        g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1).number) {
+    for (guint i = 0; i < a->fds->len; i++)
+      if (g_array_index(a->fds, int, i) >= 0)
+        close(g_array_index(a->fds, int, i));
+    g_array_set_size(a->fds, 0);
+    g_array_set_size(a->segments, 0);
+    g_array_set_size(a->entries, 0);
+    if (!load_from(a, nums, 0, error))
+      return FALSE;
+    load_alive(a);
+    return TRUE;
+  }
+  /* Continue the last known segment, then load new ones. */
+  {
+    SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1);
+    if (!seg->is_sealed && !seg->is_damaged) {
+      last = last_real(a);
+      if (last && last->segment == n_old - 1) {
+        if (!load_segment(a, n_old - 1, last->offset + last->length, last->seq + 1,
+                          nums->len == n_old, error))
+          return FALSE;
+      } else if (!load_segment(a, n_old - 1, 0, 0, nums->len == n_old, error)) {
+        return FALSE;
+      }
+    }
+  }
+  if (!load_from(a, nums, n_old, error))
+    return FALSE;
+  load_alive(a);
+  return TRUE;
+}
+
+gint64
+sqlenvfs_archive_alive(const SqlenvfsArchive *a)
+{
+  gint64 alive = 0;
+  guint64 next_seq = 1;
+  for (guint i = a->entries->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1);
+    if (e->seq != 0 && next_seq == 1)
+      next_seq = e->seq + 1;
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      alive = MAX(alive, e->aux_time);
+      break;
+    }
+    if (e->type == SQLENVFS_ARCHIVE_GAP) {
+      if (e->reason != SQLENVFS_GAP_DAMAGED)
+        alive = MAX(alive, e->time);
+      break;
+    }
+  }
+  if (a->has_alive && a->alive_seq <= next_seq && a->entries->len > 0)
+    alive = MAX(alive, a->alive_file);
+  return alive;
+}
+
+gint
+sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
+{
+  guint lo = 0, hi = a->entries->len; /* first entry with time > @time */
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    if (g_array_index(a->entries, SqlenvfsArchiveEntry, mid).time <= time)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return (gint)lo - 1;
+}
+
+static int
+segment_fd(SqlenvfsArchive *a, guint si, GError **error)
+{
+  int *fd = &g_array_index(a->fds, int, si);
+  if (*fd < 0) {
+    const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open archive segment", path);
+      return -1;
+    }
+  }
+  return *fd;
+}
+
+static gboolean
+corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "archive segment %s is corrupt: record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+              " %s (run `sqlenvfs verify`; times before this record can still be restored)",
+              path, e->seq, e->offset, why);
+  return FALSE;
+}
+
+guint32 *
+sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                             guint64 *data_offset, GError **error)
+{
+  const char *path;
+  int fd;
+  gsize list_len, got;
+  g_autofree guint8 *head = NULL;
+  g_autofree guint8 *chunk = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  SqlenvfsArchiveEntry disk;
+  guint32 c;
+  guint64 pos, end;
+  guint8 trailer[REC_TRAILER_SIZE];
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  list_len = 4 * (gsize)e->n_pages;
+  head = g_malloc(REC_HEADER_SIZE + list_len);
+  if (!pread_full(fd, head, REC_HEADER_SIZE + list_len, e->offset, &got, path, error))
+    return NULL;
+  if (got < REC_HEADER_SIZE + list_len) {
+    corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!decode_header(head, &disk) || !same_header(&disk, e)) {
+    corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  c = crc(0, head, REC_HEADER_SIZE + list_len);
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(head + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  chunk = g_malloc(IO_CHUNK);
+  pos = e->offset + REC_HEADER_SIZE + list_len;
+  end = e->offset + e->length - REC_TRAILER_SIZE;
+  while (pos < end) {
+    gsize want = (gsize)MIN((guint64)IO_CHUNK, end - pos);
+    if (!pread_full(fd, chunk, want, pos, &got, path, error))
+      return NULL;
+    if (got < want) {
+      corrupt(error, path, e, "is cut short (the file is truncated)");
+      return NULL;
+    }
+    c = crc(c, chunk, want);
+    pos += want;
+  }
+  if (!pread_full(fd, trailer, sizeof trailer, end, &got, path, error))
+    return NULL;
+  if (got < sizeof trailer || get32(trailer + 4) != REC_END_MAGIC || get32(trailer) != c) {
+    corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  *data_offset = e->offset + REC_HEADER_SIZE + list_len;
+  return g_steal_pointer(&pgnos);
+}
+
+char *
+sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, GError **error)
+{
+  const char *path;
+  int fd;
+  g_autofree char *text = NULL;
+  gsize got;
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_GAP, NULL);
+  if (e->seq == 0 || e->text_len == 0)
+    return g_strdup("");
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  text = g_malloc0(e->text_len + 1);
+  if (!pread_full(fd, text, e->text_len, e->offset + REC_HEADER_SIZE, &got, path, error))
+    return NULL;
+  if (got < e->text_len || !g_utf8_validate(text, -1, NULL)) {
+    corrupt(error, path, e, "has unreadable gap text");
+    return NULL;
+  }
+  return g_steal_pointer(&text);
+}
+
+/* ------------------------------------------------------------------ */
+/* Verification                                                         */
+
+typedef struct {
+  SqlenvfsArchiveProblemFunc fn;
+  gpointer user;
+  guint n;
+  char *first_file;
+  char *first_message;
+} Problems;
+
+static void
+problem(Problems *p, const char *file, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+static void
+problem(Problems *p, const char *file, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  p->n++;
+  if (p->first_file == NULL) {
+    p->first_file = g_strdup(file);
+    p->first_message = g_strdup(msg);
+  }
+  if (p->fn)
+    p->fn(p->user, file, msg);
+}
+
+/* Compare the index of segment @number with the records found in it. */
+static void
+verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_torn, Problems *p)
+{
+  g_autofree char *iname = seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  guint n;
+
+  if (!g_file_get_contents(ipath, &data, &len, NULL)) {
+    problem(p, ipath, "index file is missing or unreadable (readers scan the segment instead)");
+    return;
+  }
+  if (len < IDX_HEADER_SIZE || !decode_idx_header((const guint8 *)data, number)) {
+    problem(p, ipath, "index header is corrupt");
+    return;
+  }
+  n = (guint)((len - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE);
+  for (guint i = 0; i < n && i < records->len; i++) {
+    SqlenvfsArchiveEntry e;
+    const SqlenvfsArchiveEntry *r = &g_array_index(records, SqlenvfsArchiveEntry, i);
+    if (!decode_idx_entry((const guint8 *)data + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE,
+                          &e)) {
+      problem(p, ipath, "index entry %u is corrupt (checksum mismatch)", i + 1);
+      return;
+    }
+    if (!same_header(&e, r) || e.offset != r->offset) {
+      problem(p, ipath, "index entry %u does not match record %" G_GUINT64_FORMAT, i + 1, r->seq);
+      return;
+    }
+  }
+  if (n > records->len && !tail_torn)
+    problem(p, ipath, "index lists %u records but the segment holds %u valid ones", n,
+            records->len);
+  /* Fewer entries than records: the unindexed tail of a live segment. */
+}
+
+gboolean
+sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                        SqlenvfsArchiveVerifyResult *result, GError **error)
+{
+  g_autoptr(GArray) nums = list_segments(dir, error);
+  g_autofree guint8 *chunk = NULL;
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  Problems p = { problem_fn, user, 0, NULL, NULL };
+  gboolean have_prev = FALSE, prev_sealed = FALSE;
+  guint64 prev_number = 0, prev_next_seq = 0;
+  guint32 prev_seal = 0;
+
+  if (nums == NULL)
+    return FALSE;
+  chunk = g_malloc(IO_CHUNK);
+  for (guint k = 0; k < nums->len; k++) {
+    guint64 number = g_array_index(nums, guint64, k);
+    gboolean is_last = k + 1 == nums->len;
+    g_autoptr(GArray) records = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    SegFile sf;
+    guint8 hbuf[SEG_HEADER_SIZE];
+    gsize got;
+    guint64 off = SEG_HEADER_SIZE, seq;
+    guint32 c;
+    gboolean sealed = FALSE, tail_torn = FALSE;
+
+    res.n_segments++;
+    if (!seg_file_open(dir, number, O_RDONLY, &sf, error))
+      return FALSE;
+    res.bytes += sf.size;
+    if (!sf.hdr_ok) {
+      problem(&p, sf.path, "%s", sf.hdr_why);
+      have_prev = FALSE;
+      seg_file_close(&sf);
+      continue;
+    }
+    if (have_prev) {
+      if (number != prev_number + 1)
+        problem(&p, sf.path, "segments %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                " are missing before this one", prev_number + 1, number - 1);
+      else if (sf.hdr.first_seq != prev_next_seq)
+        problem(&p, sf.path, "starts at record %" G_GUINT64_FORMAT " but the previous segment "
+                "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
+      else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
+        problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
+    }
+    if (!pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
+      seg_file_close(&sf);
+      return FALSE;
+    }
+    c = crc(0, hbuf, sizeof hbuf);
+    seq = sf.hdr.first_seq;
+    while (off < sf.size) {
+      SqlenvfsArchiveEntry e;
+      gboolean torn;
+      guint32 before = c;
+      g_autoptr(GError) local = NULL;
+      if (!read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
+        if (local) {
+          g_propagate_error(error, g_steal_pointer(&local));
+          seg_file_close(&sf);
+          return FALSE;
+        }
+        if (sealed)
+          problem(&p, sf.path, "%" G_GUINT64_FORMAT " bytes of data after the seal",
+                  sf.size - off);
+        else if (torn && is_last && (tail_torn = TRUE))
+          g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
+                  "on its next start)", dir, sf.path);
+        else
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " is corrupt (%s)", seq, off,
+                  torn ? "cut short" : "checksum mismatch");
+        break;
+      }
+      if (sealed) {
+        problem(&p, sf.path, "records after the seal");
+        break;
+      }
+      if (e.seq != seq) {
+        problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
+                G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
+        break;
+      }
+      if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+        if (e.reason != before)
+          problem(&p, sf.path, "segment checksum mismatch (the seal does not match the data)");
+        sealed = TRUE;
+        prev_seal = e.reason;
+      }
+      g_array_append_val(records, e);
+      res.n_records++;
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT)
+        res.n_commits++;
+      if (e.type == SQLENVFS_ARCHIVE_GAP)
+        res.n_gaps++;
+      off += e.length;
+      seq++;
+    }
+    if (!sealed && !is_last)
+      problem(&p, sf.path, "segment is not sealed but a later one exists");
+    verify_index(dir, number, records, tail_torn, &p);
+    have_prev = TRUE;
+    prev_sealed = sealed;
+    prev_number = number;
+    prev_next_seq = seq;
+    seg_file_close(&sf);
+  }
+  res.n_problems = p.n;
+  if (result)
+    *result = res;
+  if (p.n > 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "archive %s: %s: %s%s", dir, p.first_file, p.first_message,
+                p.n > 1 ? " (and more problems)" : "");
+    g_free(p.first_file);
+    g_free(p.first_message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pruning                                                              */
+
+int
+sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
+                       GPtrArray *removed, GError **error)
+{
+  g_autoptr(GArray) nums = list_segments(dir, error);
+  int n = 0;
+
+  if (nums == NULL)
+    return -1;
+  for (guint k = 0; k + 1 < nums->len; k++) {
+    SegFile next;
+    guint64 number = g_array_index(nums, guint64, k);
+    g_autofree char *sname = seg_name(number, "seg");
+    g_autofree char *iname = seg_name(number, "idx");
+    g_autofree char *spath = g_build_filename(dir, sname, NULL);
+    g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+    gboolean ok;
+
+    /* The next segment's first record tells where this one ends. */
+    if (!seg_file_open(dir, g_array_index(nums, guint64, k + 1), O_RDONLY, &next, error))
+      return -1;
+    ok = next.hdr_ok && next.hdr.first_seq <= keep_from_seq;
+    seg_file_close(&next);
+    if (!ok)
+      break;
+    if (!dry_run) {
+      if (unlink(spath) != 0) {
+        sqlenvfs_error_errno(error, errno, "remove archive segment", spath);
+        return -1;
+      }
+      unlink(ipath);
+    }
+    if (removed)
+      g_ptr_array_add(removed, g_strdup(spath));
+    n++;
+  }
+  if (n > 0 && !dry_run && !sqlenvfs_fsync_dir(dir, error))
+    return -1;
+  return n;
+}

@@ -1,0 +1,671 @@
+/* Unit tests for archive: the segment format, writer, reader and index, torn
+ * tails, corruption, segment rolling, verification and pruning. Times come
+ * from a fake clock. */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
+
+#define PS 1024
+#define T0 G_GINT64_CONSTANT(1764346440000000)
+
+static char *tmp;
+static char *dir;
+
+static void
+setup(void)
+{
+  tmp = testutil_tmpdir();
+  dir = g_build_filename(tmp, "wal_archives", "app", NULL);
+  testutil_clock_set(T0);
+}
+
+static void
+teardown(void)
+{
+  testutil_clock_reset();
+  g_free(dir);
+  dir = NULL;
+  testutil_tmpdir_cleanup(tmp);
+  tmp = NULL;
+}
+
+/* The content of page @pgno as written by commit @k. */
+static void
+fill_page(guint8 *buf, guint32 pgno, guint k)
+{
+  for (guint i = 0; i < PS; i++)
+    buf[i] = (guint8)(pgno * 31 + k * 7 + i);
+}
+
+/* Append commit number @k writing @n pages (pgno k..k+n-1), captured at
+ * T0 + k seconds. */
+static void
+add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  g_autofree guint32 *pgnos = g_new(guint32, n);
+  guint8 page[PS];
+  GError *error = NULL;
+
+  e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+  e.aux_time = e.time - 1000;
+  e.page_size = PS;
+  e.db_pages = k + n + 10;
+  e.n_pages = n;
+  e.salt1 = 0x1000 + k / 10;
+  e.salt2 = 0xabcdef;
+  e.ckpt_seq = k / 10;
+  e.first_frame = 1 + (k % 10) * 3;
+  e.commit_frame = e.first_frame + n - 1;
+  e.cksum1 = k * 3;
+  e.cksum2 = k * 5;
+  for (guint i = 0; i < n; i++)
+    pgnos[i] = k + i;
+  ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+  ck_assert_no_error(error);
+  for (guint i = 0; i < n; i++) {
+    fill_page(page, k + i, k);
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+  }
+  ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+  ck_assert_no_error(error);
+}
+
+static SqlenvfsArchiveWriter *
+open_writer(gint64 max)
+{
+  GError *error = NULL;
+  SqlenvfsArchiveWriter *w = sqlenvfs_archive_writer_open(dir, max, &error);
+  ck_assert_no_error(error);
+  ck_assert(w != NULL);
+  return w;
+}
+
+static SqlenvfsArchive *
+open_reader(void)
+{
+  GError *error = NULL;
+  SqlenvfsArchive *a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  ck_assert(a != NULL);
+  return a;
+}
+
+/* Find the entry with sequence number @seq. */
+static const SqlenvfsArchiveEntry *
+entry_seq(SqlenvfsArchive *a, guint64 seq)
+{
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++)
+    if (sqlenvfs_archive_entry(a, i)->seq == seq)
+      return sqlenvfs_archive_entry(a, i);
+  return NULL;
+}
+
+/* Read commit @e back and compare its pages with what add_commit(k) wrote. */
+static void
+check_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint k)
+{
+  GError *error = NULL;
+  guint64 data_off = 0;
+  g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit(a, e, &data_off, &error);
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, e->segment);
+  int fd;
+
+  ck_assert_no_error(error);
+  ck_assert(pgnos != NULL);
+  fd = open(seg->path, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  for (guint i = 0; i < e->n_pages; i++) {
+    guint8 want[PS], got[PS];
+    ck_assert_uint_eq(pgnos[i], k + i);
+    fill_page(want, k + i, k);
+    ck_assert_int_eq(pread(fd, got, PS, (off_t)(data_off + (guint64)i * PS)), PS);
+    ck_assert(memcmp(want, got, PS) == 0);
+  }
+  close(fd);
+}
+
+static void
+flip_byte(const char *path, goffset off)
+{
+  int fd = open(path, O_RDWR);
+  guint8 b;
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, &b, 1, off), 1);
+  b ^= 0x40;
+  ck_assert_int_eq(pwrite(fd, &b, 1, off), 1);
+  close(fd);
+}
+
+static goffset
+file_size(const char *path)
+{
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  return st.st_size;
+}
+
+START_TEST(test_write_read)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry wal = { 0 };
+  GError *error = NULL;
+  const SqlenvfsArchiveEntry *e;
+  g_autofree char *text = NULL;
+
+  ck_assert(sqlenvfs_archive_writer_last(w) == NULL);
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "first start",
+                                            &wal, &error));
+  for (guint k = 1; k <= 5; k++)
+    add_commit(w, k, k);
+  ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 5500000, T0 + 9 * G_USEC_PER_SEC, &error));
+  add_commit(w, 9, 2);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + 20 * G_USEC_PER_SEC, 0, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 8);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last_state(w)->commit_frame,
+                    1 + 9 % 10 * 3 + 1);
+
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 8);
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 1);
+  e = sqlenvfs_archive_entry(a, 0);
+  ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_int_eq(e->reason, SQLENVFS_GAP_FIRST_START);
+  ck_assert(sqlenvfs_archive_entry_is_state(e));
+  text = sqlenvfs_archive_read_gap_text(a, e, &error);
+  ck_assert_str_eq(text, "first start");
+  for (guint k = 1; k <= 5; k++) {
+    e = sqlenvfs_archive_entry(a, k);
+    ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_COMMIT);
+    ck_assert_uint_eq(e->seq, k + 1);
+    ck_assert_int_eq(e->time, T0 + (gint64)k * G_USEC_PER_SEC);
+    ck_assert_uint_eq(e->n_pages, k);
+    ck_assert_uint_eq(e->db_pages, 2 * k + 10);
+    ck_assert_uint_eq(e->cksum2, k * 5);
+    check_commit(a, e, k);
+  }
+  e = sqlenvfs_archive_entry(a, 6);
+  ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_OUTAGE);
+  ck_assert_int_eq(e->aux_time, T0 + 5500000);
+  check_commit(a, sqlenvfs_archive_entry(a, 7), 9);
+
+  /* Time lookups. */
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0 - 1), -1);
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0), 0);
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0 + 3 * G_USEC_PER_SEC - 1), 2);
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0 + 3 * G_USEC_PER_SEC), 3);
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0 + 100 * G_USEC_PER_SEC), 7);
+  ck_assert_int_eq(sqlenvfs_archive_alive(a), T0 + 20 * G_USEC_PER_SEC);
+}
+END_TEST
+
+START_TEST(test_reopen_continues)
+{
+  GError *error = NULL;
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+    ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, NULL, NULL,
+                                              &error));
+    add_commit(w, 1, 3);
+    add_commit(w, 2, 1);
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  }
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+    g_autoptr(SqlenvfsArchive) a = NULL;
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 3);
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last_state(w)->cksum1, 6);
+    ck_assert_int_eq(sqlenvfs_archive_writer_alive(w), T0 + 2 * G_USEC_PER_SEC - 1000);
+    add_commit(w, 3, 2);
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    a = open_reader();
+    ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 4);
+    ck_assert_uint_eq(sqlenvfs_archive_entry(a, 3)->seq, 4);
+    check_commit(a, sqlenvfs_archive_entry(a, 3), 3);
+    ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+    ck_assert_no_error(error);
+  }
+}
+END_TEST
+
+START_TEST(test_segments_roll)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveVerifyResult res;
+  GError *error = NULL;
+
+  for (guint k = 1; k <= 30; k++)
+    add_commit(w, k, 10); /* ~10 KiB each: 6 per segment */
+  add_commit(w, 31, 100); /* larger than a segment: a segment of its own */
+  add_commit(w, 32, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 6);
+  for (guint i = 0; i + 1 < sqlenvfs_archive_n_segments(a); i++) {
+    ck_assert(sqlenvfs_archive_segment(a, i)->is_sealed);
+    ck_assert(!sqlenvfs_archive_segment(a, i)->is_damaged);
+    ck_assert_uint_eq(sqlenvfs_archive_segment(a, i)->number, i + 1);
+  }
+  ck_assert(!sqlenvfs_archive_segment(a, sqlenvfs_archive_n_segments(a) - 1)->is_sealed);
+  for (guint k = 1; k <= 32; k++) {
+    guint n = 0;
+    const SqlenvfsArchiveEntry *found = NULL;
+    for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+      const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->time == T0 + (gint64)k * G_USEC_PER_SEC) {
+        found = e;
+        n++;
+      }
+    }
+    ck_assert_uint_eq(n, 1);
+    check_commit(a, found, k);
+  }
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(res.n_commits, 32);
+  ck_assert_uint_eq(res.n_problems, 0);
+  ck_assert_uint_eq(res.n_segments, sqlenvfs_archive_n_segments(a));
+
+  /* Reopening after a seal starts a new segment for the next record. */
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  w = open_writer(64 * 1024);
+  add_commit(w, 33, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, &res, &error));
+  ck_assert_uint_eq(res.n_commits, 33);
+}
+END_TEST
+
+START_TEST(test_refresh)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+
+  add_commit(w, 1, 2);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 1);
+  for (guint k = 2; k <= 20; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_no_error(error);
+  {
+    guint commits = 0;
+    for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+      const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+      ck_assert_uint_eq(e->seq, i + 1); /* no synthetic gaps */
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT)
+        commits++;
+    }
+    ck_assert_uint_eq(commits, 20);
+  }
+  check_commit(a, entry_seq(a, sqlenvfs_archive_n_entries(a)), 20);
+}
+END_TEST
+
+START_TEST(test_torn_tail)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
+  GError *error = NULL;
+  goffset size3;
+
+  add_commit(w, 1, 2);
+  add_commit(w, 2, 2);
+  add_commit(w, 3, 2);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  size3 = file_size(seg);
+  add_commit(w, 4, 4);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  /* A crash in the middle of writing record 4: its index entry exists,
+   * its data is cut short. */
+  ck_assert_int_eq(truncate(seg, size3 + 1500), 0);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error)); /* unfinished: not damage */
+  ck_assert_no_error(error);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* The next writer cuts the tail and goes on from record 3. */
+  w = open_writer(64 << 20);
+  ck_assert_uint_eq(file_size(seg), size3);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 3);
+  add_commit(w, 5, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 4);
+  check_commit(a, sqlenvfs_archive_entry(a, 3), 5);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+}
+END_TEST
+
+START_TEST(test_torn_garbage_and_abort)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
+  SqlenvfsArchiveEntry e = { 0 };
+  guint32 pgnos[2] = { 5, 6 };
+  guint8 page[PS] = { 0 };
+  GError *error = NULL;
+  goffset size1;
+
+  add_commit(w, 1, 2);
+  size1 = file_size(seg);
+  /* A record abandoned half way leaves nothing behind. */
+  e.time = T0 + 2 * G_USEC_PER_SEC;
+  e.page_size = PS;
+  e.db_pages = 10;
+  e.n_pages = 2;
+  e.first_frame = 1;
+  e.commit_frame = 2;
+  ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+  ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+  sqlenvfs_archive_writer_abort_commit(w);
+  ck_assert_int_eq(file_size(seg), size1);
+  add_commit(w, 3, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  /* Garbage after the last record (a torn header). */
+  {
+    int fd = open(seg, O_WRONLY | O_APPEND);
+    guint8 junk[50];
+    memset(junk, 0x5a, sizeof junk);
+    ck_assert_int_eq(write(fd, junk, sizeof junk), (ssize_t)sizeof junk);
+    close(fd);
+  }
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 2);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  w = open_writer(64 << 20);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 2);
+  add_commit(w, 4, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  check_commit(a, sqlenvfs_archive_entry(a, 1), 3);
+  check_commit(a, sqlenvfs_archive_entry(a, 2), 4);
+}
+END_TEST
+
+typedef struct {
+  guint n;
+  char *files;
+} Seen;
+
+static void
+on_problem(gpointer user, const char *file, const char *message)
+{
+  Seen *s = user;
+  char *f = g_strconcat(s->files ? s->files : "", file, ": ", message, "\n", NULL);
+  g_free(s->files);
+  s->files = f;
+  s->n++;
+}
+
+START_TEST(test_corrupt_page)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  const SqlenvfsArchiveEntry *e5, *e4, *e9;
+  const char *seg_path;
+  guint64 off = 0;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  g_autofree guint32 *pgnos = NULL;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  e4 = entry_seq(a, 4);
+  e5 = entry_seq(a, 5);
+  e9 = entry_seq(a, 11);
+  ck_assert(e5 != NULL && e5->type == SQLENVFS_ARCHIVE_COMMIT);
+  seg_path = sqlenvfs_archive_segment(a, e5->segment)->path;
+  /* One flipped bit in the middle of commit 5's page data. */
+  flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));
+
+  check_commit(a, e4, 4);
+  pgnos = sqlenvfs_archive_read_commit(a, e5, &off, &error);
+  ck_assert(pgnos == NULL);
+  ck_assert(error != NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, seg_path) != NULL);
+  ck_assert(strstr(error->message, "checksum") != NULL);
+  g_clear_error(&error);
+  check_commit(a, e9, e9->time / G_USEC_PER_SEC - T0 / G_USEC_PER_SEC);
+
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, seg_path) != NULL);
+  g_clear_error(&error);
+  ck_assert_uint_ge(seen.n, 1);
+  ck_assert(strstr(seen.files, seg_path) != NULL);
+  g_free(seen.files);
+}
+END_TEST
+
+START_TEST(test_corrupt_index_falls_back)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *idx = g_build_filename(dir, "0000000000000001.idx", NULL);
+  Seen seen = { 0 };
+  GError *error = NULL;
+
+  for (guint k = 1; k <= 6; k++)
+    add_commit(w, k, 2);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  /* Damage entry 3 of the index: readers rebuild from the segment. */
+  flip_byte(idx, 32 + 2 * 112 + 20);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 6);
+  for (guint k = 1; k <= 6; k++)
+    check_commit(a, sqlenvfs_archive_entry(a, k - 1), k);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert(strstr(seen.files, idx) != NULL);
+  g_clear_error(&error);
+  g_free(seen.files);
+  /* The next writer rewrites the index of its last segment. */
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  w = open_writer(64 << 20);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+}
+END_TEST
+
+START_TEST(test_missing_segment_is_damage)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  Seen seen = { 0 };
+  GError *error = NULL;
+  guint n_gaps = 0;
+  gint64 last_time = 0;
+
+  for (guint k = 1; k <= 30; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_int_eq(unlink(seg2), 0);
+  a = open_reader();
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    ck_assert_int_ge(e->time, last_time);
+    last_time = e->time;
+    if (e->type == SQLENVFS_ARCHIVE_GAP) {
+      ck_assert_int_eq(e->reason, SQLENVFS_GAP_DAMAGED);
+      ck_assert(!sqlenvfs_archive_entry_is_state(e));
+      n_gaps++;
+    }
+  }
+  ck_assert_uint_eq(n_gaps, 1);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  g_clear_error(&error);
+  ck_assert(strstr(seen.files, "0000000000000003.seg") != NULL);
+  ck_assert(strstr(seen.files, "missing") != NULL);
+  g_free(seen.files);
+}
+END_TEST
+
+START_TEST(test_damaged_last_header_moved_aside)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  GError *error = NULL;
+  guint64 last_seq;
+
+  for (guint k = 1; k <= 8; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(g_file_test(seg2, G_FILE_TEST_EXISTS));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  flip_byte(seg2, 20);
+  w = open_writer(64 * 1024);
+  ck_assert(!g_file_test(seg2, G_FILE_TEST_EXISTS) ||
+            sqlenvfs_archive_writer_last(w)->seq < 8);
+  last_seq = sqlenvfs_archive_writer_last(w)->seq;
+  ck_assert_int_eq(sqlenvfs_archive_writer_last(w)->type, SQLENVFS_ARCHIVE_SEAL);
+  add_commit(w, 9, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_uint_eq(entry_seq(a, last_seq + 1)->time, T0 + 9 * G_USEC_PER_SEC);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+}
+END_TEST
+
+START_TEST(test_prune)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+  GError *error = NULL;
+  guint n_before;
+  guint64 keep;
+  int n;
+
+  for (guint k = 1; k <= 30; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n_before = sqlenvfs_archive_n_segments(a);
+  keep = sqlenvfs_archive_segment(a, 2)->first_seq + 1; /* inside segment 3 */
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  n = sqlenvfs_archive_prune(dir, keep, TRUE, removed, &error);
+  ck_assert_int_eq(n, 2);
+  ck_assert_uint_eq(removed->len, 2);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n_before); /* dry run */
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  n = sqlenvfs_archive_prune(dir, keep, FALSE, NULL, &error);
+  ck_assert_int_eq(n, 2);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n_before - 2);
+  ck_assert_uint_le(sqlenvfs_archive_entry(a, 0)->seq, keep);
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++)
+    ck_assert_int_ne(sqlenvfs_archive_entry(a, i)->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  /* Never the last segment. */
+  n = sqlenvfs_archive_prune(dir, G_MAXUINT64, FALSE, NULL, &error);
+  ck_assert_int_eq(n, (int)(n_before - 3));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 1);
+  /* Writing goes on after pruning. */
+  add_commit(w, 31, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, sqlenvfs_archive_n_entries(a) - 1)->time,
+                   T0 + 31 * G_USEC_PER_SEC);
+}
+END_TEST
+
+START_TEST(test_clock_back_and_alive)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry e = { 0 };
+  GError *error = NULL;
+
+  add_commit(w, 5, 1);
+  /* A clock that stepped back: the record keeps time order. */
+  ck_assert(sqlenvfs_archive_writer_add_outage(w, T0, T0 + 2 * G_USEC_PER_SEC, &error));
+  e.salt1 = 7;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + 3 * G_USEC_PER_SEC, T0,
+                                            SQLENVFS_GAP_WAL_RESTARTED, "restarted", &e, &error));
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  /* alive is only rewritten once it moved by the step */
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + 10 * G_USEC_PER_SEC, 0, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + 10 * G_USEC_PER_SEC + 10, G_USEC_PER_SEC,
+                                              &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, 1)->time, T0 + 5 * G_USEC_PER_SEC);
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, 2)->time, T0 + 5 * G_USEC_PER_SEC);
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, 2)->salt1, 7);
+  ck_assert_int_eq(sqlenvfs_archive_alive(a), T0 + 10 * G_USEC_PER_SEC);
+  ck_assert(!sqlenvfs_archive_entry_is_state(sqlenvfs_archive_entry(a, 1)));
+}
+END_TEST
+
+START_TEST(test_empty_and_missing)
+{
+  g_autoptr(SqlenvfsArchive) a = open_reader(); /* the directory does not exist */
+  GError *error = NULL;
+  SqlenvfsArchiveVerifyResult res;
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 0);
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0), -1);
+  ck_assert_int_eq(sqlenvfs_archive_alive(a), 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, &res, &error));
+  ck_assert_uint_eq(res.n_segments, 0);
+}
+END_TEST
+
+static Suite *
+archive_suite(void)
+{
+  Suite *s = suite_create("archive");
+  TCase *tc = tcase_create("format");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_write_read);
+  tcase_add_test(tc, test_reopen_continues);
+  tcase_add_test(tc, test_segments_roll);
+  tcase_add_test(tc, test_refresh);
+  tcase_add_test(tc, test_torn_tail);
+  tcase_add_test(tc, test_torn_garbage_and_abort);
+  tcase_add_test(tc, test_corrupt_page);
+  tcase_add_test(tc, test_corrupt_index_falls_back);
+  tcase_add_test(tc, test_missing_segment_is_damage);
+  tcase_add_test(tc, test_damaged_last_header_moved_aside);
+  tcase_add_test(tc, test_prune);
+  tcase_add_test(tc, test_clock_back_and_alive);
+  tcase_add_test(tc, test_empty_and_missing);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(archive_suite());
+}
