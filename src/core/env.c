@@ -22,10 +22,18 @@
  *       marked, so no development file ever carries the production marker.
  *   (5) Production is opened read-only here (except by init, on its own new
  *       file), with checkpoint-on-close disabled.
+ *   (6) refresh-dev writes the new state to ".tmp-refresh-<db>-<pid>" in
+ *       data/dev, marks it development and checks it there, and only then
+ *       copies it into the live development database with the backup API,
+ *       in one write transaction: a reader of development sees the old
+ *       database or the new one, never a mix and never the production
+ *       marker.
  */
 #include "sqlenvfs/env.h"
+#include "sqlenvfs/copy.h"
 #include "sqlenvfs/demo.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/liveview.h"
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
@@ -148,12 +156,13 @@ db_files_exist(const char *path)
   return g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(wal, G_FILE_TEST_EXISTS);
 }
 
-/* Remove ".tmp-init-<name>-*" leftovers of an interrupted init in @dir. */
+/* Remove leftovers of an interrupted run in @dir: the files whose names
+ * start with "<prefix>" (with their -wal, -shm, -journal). Called with the
+ * lock that the run held, so no running process owns them. */
 static void
-remove_stale_init_tmp(const char *dir, const char *name)
+remove_stale_tmp(const char *dir, const char *prefix)
 {
   g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
   const char *ent;
   if (d == NULL)
     return;
@@ -377,10 +386,13 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 
   prod_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_PROD);
   dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
-  remove_stale_init_tmp(prod_dir, name);
-  remove_stale_init_tmp(dev_dir, name);
   {
-    g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d.db", name, (int)getpid());
+    g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
+    remove_stale_tmp(prod_dir, prefix);
+    remove_stale_tmp(dev_dir, prefix);
+  }
+  {
+    g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d", name, (int)getpid());
     tmp_prod = g_build_filename(prod_dir, file, NULL);
     tmp_dev = g_build_filename(dev_dir, file, NULL);
   }
@@ -554,4 +566,149 @@ sqlenvfs_env_info(SqlenvfsRoot *root)
     g_ptr_array_add(out, sqlenvfs_env_db_info(name, "dev", dev));
   }
   return out;
+}
+
+/* ------------------------------------------------------------- refresh-dev */
+
+/* Copy the whole of the database at @src_path into the live database @dst
+ * (open, development) with the backup API: one write transaction on @dst,
+ * waiting for its other writers. */
+static gboolean
+install_into(sqlite3 *dst, const char *dst_path, const char *src_path, GError **error)
+{
+  g_autoptr(sqlite3) src = sqlenvfs_db_open(src_path, SQLENVFS_OPEN_READONLY, error);
+  sqlite3_backup *b;
+  int rc;
+
+  if (src == NULL)
+    return FALSE;
+  b = sqlite3_backup_init(dst, "main", src, "main");
+  if (b == NULL)
+    return sqlenvfs_error_sqlite(error, dst, sqlite3_errcode(dst), "install new development database into",
+                                 dst_path);
+  /* Busy: another connection writes development; the busy timeout of @dst
+   * already waited, so try a few more times before giving up. */
+  for (int attempt = 0; attempt < 10; attempt++) {
+    rc = sqlite3_backup_step(b, -1);
+    if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+      break;
+    g_usleep(100 * 1000);
+  }
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE)
+    return sqlenvfs_error_sqlite(error, dst, rc, "install new development database into", dst_path);
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, SqlenvfsImage *img,
+                                    const char *source_desc, SqlenvfsProgressFunc progress,
+                                    gpointer user, GError **error)
+{
+  const char *dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
+  g_autofree char *dev = sqlenvfs_root_dev_db(root, db);
+  g_autofree char *tmp = NULL, *prefix = NULL, *env = NULL;
+  g_autoptr(sqlite3) live = NULL;
+  gboolean ok = FALSE;
+  int lock;
+
+  g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
+  if (!sqlenvfs_mkdir_p(dev_dir, 0755, error))
+    return FALSE;
+  lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
+  if (lock < 0)
+    return FALSE;
+  prefix = g_strdup_printf(".tmp-refresh-%s-", db);
+  remove_stale_tmp(dev_dir, prefix);
+  tmp = g_strdup_printf("%s/.tmp-refresh-%s-%d", dev_dir, db, (int)getpid());
+
+  /* 1. The new state, written aside and integrity-checked (copy.h). */
+  if (!sqlenvfs_copy_image(img, tmp, 0644, TRUE, progress, user, NULL, error))
+    goto out;
+  /* 2. Marked development, in its own file, and checked again. */
+  {
+    g_autoptr(sqlite3) t = sqlenvfs_db_open(tmp, 0, error);
+    g_autofree char *mode = NULL;
+    if (t == NULL ||
+        !sqlenvfs_db_query_text(t, "PRAGMA journal_mode=DELETE", &mode, tmp, error) ||
+        !sqlenvfs_env_mark(t, SQLENVFS_ENV_DEVELOPMENT, tmp, error) ||
+        !sqlenvfs_db_check(t, TRUE, tmp, error) || !close_db(g_steal_pointer(&t), tmp, error))
+      goto out;
+  }
+  /* 3. Installed into the live development database in one transaction. */
+  {
+    gboolean is_new = !g_file_test(dev, G_FILE_TEST_EXISTS);
+    live = sqlenvfs_db_open(dev, SQLENVFS_OPEN_CREATE, error);
+    if (live == NULL)
+      goto out;
+    if (is_new && !set_wal(live, dev, error))
+      goto out;
+    if (!install_into(live, dev, tmp, error))
+      goto out;
+  }
+  /* 4. What a reader now sees is development. */
+  if (!sqlenvfs_env_read(live, &env, dev, error))
+    goto out;
+  if (g_strcmp0(env, SQLENVFS_ENV_DEVELOPMENT) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "refresh-dev: %s reads as '%s' after the refresh, not development", dev,
+                env ? env : "unmarked");
+    goto out;
+  }
+  g_info("refresh-dev: %s now holds %s", dev, source_desc ? source_desc : "the new state");
+  ok = TRUE;
+
+out:
+  unlink_db_files(tmp);
+  sqlenvfs_root_unlock(lock);
+  return ok;
+}
+
+gboolean
+sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
+                         SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  g_autofree char *name = sqlenvfs_root_resolve_db(root, db, TRUE, error);
+  g_autofree char *prod = NULL, *env = NULL, *after = NULL;
+  g_autoptr(SqlenvfsLiveView) view = NULL;
+  struct stat before_st, after_st;
+
+  if (name == NULL)
+    return FALSE;
+  prod = sqlenvfs_root_prod_db(root, name);
+  if (stat(prod, &before_st) != 0)
+    return sqlenvfs_error_errno(error, errno, "refresh-dev: read", prod);
+  view = sqlenvfs_live_view_open(prod, error);
+  if (view == NULL)
+    return FALSE;
+  /* The marker as of the pinned state: the state that will be copied. */
+  if (!sqlenvfs_env_read(sqlenvfs_live_view_db(view), &env, prod, error))
+    return FALSE;
+  if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "refresh-dev: the source %s is %s%s%s, not production (nothing was changed; pass "
+                "--force to copy it anyway)",
+                prod, env ? "marked '" : "not marked", env ? env : "", env ? "'" : "");
+    return FALSE;
+  }
+  if (!sqlenvfs_env_refresh_dev_from_image(root, name, sqlenvfs_live_view_image(view), prod,
+                                           progress, user, error))
+    return FALSE;
+  g_clear_pointer(&view, sqlenvfs_live_view_free);
+
+  /* Production unchanged: the same file, with the same marker. */
+  {
+    g_autoptr(sqlite3) check = open_readonly(prod, error);
+    if (check == NULL || !sqlenvfs_env_read(check, &after, prod, error))
+      return FALSE;
+  }
+  if (stat(prod, &after_st) != 0 || after_st.st_ino != before_st.st_ino ||
+      after_st.st_dev != before_st.st_dev || g_strcmp0(env, after) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "refresh-dev: production %s changed during the refresh (marker '%s' -> '%s' or "
+                "file replaced); development was refreshed, check production with `sqlenvfs info`",
+                prod, env ? env : "none", after ? after : "none");
+    return FALSE;
+  }
+  return TRUE;
 }

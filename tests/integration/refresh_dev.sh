@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# refresh-dev: production's content is unchanged (dump hashed before and
+# after); development ends marked development with one marker row; a reader
+# holding development open in one connection (Python's sqlite3, looping on
+# SELECTs) never sees the production marker, a malformed database, or a
+# state between the old and the new; a source not marked production is
+# refused and development left as it was, unless --force.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root
+mkdir -p "$R"
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" --demo --demo-events 60000 > /dev/null
+P=$R/data/prod/app.db D=$R/data/dev/app.db
+
+# Development drifts from production, so each refresh changes what it holds.
+sqlite3 "$D" "DELETE FROM raw_vessel_events WHERE event_id % 3 = 0"
+dev_before=$(sqlite3 "$D" "SELECT count(*) FROM raw_vessel_events")
+prod_events=$(sqlite3 "$P" "SELECT count(*) FROM raw_vessel_events")
+prod_hash=$(sqlite3 "$P" .dump | sha256sum)
+
+cat > "$T/reader.py" <<'PY'
+import os, sqlite3, sys
+path, stop, ready, allowed = sys.argv[1], sys.argv[2], sys.argv[3], set(map(int, sys.argv[4].split(",")))
+db = sqlite3.connect(path, isolation_level=None, timeout=60)
+loops = 0
+seen = set()
+while not os.path.exists(stop):
+    try:
+        # The marker on every loop (fast); the content and a page check less often.
+        rows = db.execute("SELECT name FROM _environment").fetchall()
+        n = db.execute("SELECT count(*) FROM raw_vessel_events").fetchone()[0] if loops % 16 == 0 else None
+        if loops % 500 == 0:
+            ok = db.execute("PRAGMA quick_check").fetchone()[0]
+            if ok != "ok":
+                sys.exit("malformed: %s" % ok)
+    except sqlite3.DatabaseError as e:
+        sys.exit("reader error: %s" % e)
+    if rows != [("development",)]:
+        sys.exit("reader saw marker rows %r" % rows)
+    if n is not None:
+        if n not in allowed:
+            sys.exit("reader saw %d events, neither the old nor the new state" % n)
+        seen.add(n)
+    loops += 1
+    if loops == 5:
+        open(ready, "w").close()
+print(loops, sorted(seen))
+PY
+python3 "$T/reader.py" "$D" "$T/stop" "$T/ready" "$dev_before,$prod_events" > "$T/reader.out" 2>&1 &
+reader=$!
+track_pid "$reader"
+for i in $(seq 1 200); do [ -e "$T/ready" ] && break; sleep 0.05; done
+[ -e "$T/ready" ] || fail "the reader did not start"
+
+for i in 1 2 3; do
+  "$SQLENVFS" refresh-dev --root "$R" > "$T/refresh.out" || fail "refresh-dev failed: $(cat "$T/refresh.out")"
+  # Let development drift again between refreshes (a writer on dev, as a developer would).
+  [ "$i" -lt 3 ] && sqlite3 "$D" "DELETE FROM raw_vessel_events WHERE event_id % 3 = 0"
+done
+sleep 0.3
+touch "$T/stop"
+wait "$reader" || fail "the reader saw something it must not: $(cat "$T/reader.out")"
+note "reader loops and states seen: $(cat "$T/reader.out")"
+grep -q "\[$prod_events\]\|, $prod_events\]" "$T/reader.out" || fail "the reader never saw the refreshed state: $(cat "$T/reader.out")"
+pass "a reader holding development open saw only old or new, always marked development"
+
+assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$prod_hash" "production dump after refresh-dev"
+assert_eq "$(sqlite3 "$D" 'SELECT count(*), name FROM _environment')" "1|development" "development marker"
+assert_eq "$(sqlite3 "$D" 'SELECT count(*) FROM raw_vessel_events')" "$prod_events" "events in development"
+assert_eq "$(sqlite3 "$D" 'PRAGMA integrity_check')" "ok" "development integrity"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*), name FROM _environment')" "1|production" "production marker"
+[ -z "$(ls -A "$R/data/dev" | grep '^\.tmp-')" ] || fail "refresh-dev left temporaries: $(ls -A "$R/data/dev")"
+pass "production unchanged; development is a marked copy of it"
+
+# A source not marked production is refused and nothing changes.
+sqlite3 "$D" "DELETE FROM raw_vessel_events WHERE event_id < 100"
+dev_hash=$(sqlite3 "$D" .dump | sha256sum)
+sqlite3 "$P" "UPDATE _environment SET name = 'staging'"
+expect_fail "refresh-dev: the source $P is marked 'staging', not production.*--force" \
+  "$SQLENVFS" refresh-dev --root "$R"
+assert_eq "$(sqlite3 "$D" .dump | sha256sum)" "$dev_hash" "development after a refused refresh"
+sqlite3 "$P" "DROP TABLE _environment"
+expect_fail "is not marked, not production" "$SQLENVFS" refresh-dev --root "$R"
+assert_eq "$(sqlite3 "$D" .dump | sha256sum)" "$dev_hash" "development after a refused refresh"
+rc=0; "$SQLENVFS" refresh-dev --root "$R" 2> "$T/err" > /dev/null || rc=$?
+assert_eq "$rc" "1" "exit status of a refused refresh"
+pass "a source not marked production is refused and development kept"
+
+"$SQLENVFS" refresh-dev --root "$R" --force > /dev/null
+assert_eq "$(sqlite3 "$D" 'SELECT count(*), name FROM _environment')" "1|development" "development marker after --force"
+assert_eq "$(sqlite3 "$P" "SELECT count(*) FROM sqlite_master WHERE name = '_environment'")" "0" "production untouched by --force"
+pass "--force copies an unmarked source and marks the copy development"
+
+# Missing development database: created.
+rm -f "$D" "$D-wal" "$D-shm"
+sqlite3 "$P" "CREATE TABLE _environment (id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL, marked_at TEXT NOT NULL); INSERT INTO _environment VALUES (1, 'production', '2026-01-01T00:00:00Z')"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(sqlite3 "$D" 'PRAGMA journal_mode')" "wal" "journal mode of a new development database"
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "new development marker"
+pass "refresh-dev creates a missing development database"
