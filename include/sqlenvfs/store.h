@@ -75,4 +75,108 @@ const SqlenvfsStoredDb *sqlenvfs_stored_copy_find(const SqlenvfsStoredCopy *copy
  * integrity_check. FALSE and INTEGRITY naming the file and the reason. */
 gboolean sqlenvfs_store_verify_db(const SqlenvfsStoredDb *sdb, GError **error);
 
+/* The directory of @kind (backups/prod/daily or backups/prod/snapshots). */
+const char *sqlenvfs_store_dir(SqlenvfsRoot *root, SqlenvfsCopyKind kind);
+
+/* ------------------------------------------------------------- verify */
+
+/* One line of a verification report. Other modules add their own lines
+ * (the WAL archive chain: kind "wal-archive") with sqlenvfs_verify_report_add. */
+typedef struct {
+  char *kind;   /* "backup", "snapshot", "wal-archive", ...           */
+  char *name;   /* entry checked, e.g. 20261128T161400Z; may be NULL  */
+  char *db;     /* database, or NULL when the line is about the entry */
+  char *path;   /* file or directory checked                          */
+  gboolean ok;
+  char *reason; /* why it is bad (one line); NULL when ok              */
+} SqlenvfsCheck;
+
+typedef struct {
+  GPtrArray *checks; /* SqlenvfsCheck *, in the order they were added */
+} SqlenvfsVerifyReport;
+
+SqlenvfsVerifyReport *sqlenvfs_verify_report_new(void);
+void sqlenvfs_verify_report_free(SqlenvfsVerifyReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsVerifyReport, sqlenvfs_verify_report_free)
+
+void sqlenvfs_verify_report_add(SqlenvfsVerifyReport *report, const char *kind, const char *name,
+                                const char *db, const char *path, gboolean ok, const char *reason);
+guint sqlenvfs_verify_report_n_bad(const SqlenvfsVerifyReport *report);
+
+/* Check every backup and snapshot, oldest first, and append one line per
+ * stored database to @report (and one per entry whose MANIFEST cannot be
+ * read, or that lists no database). A bad copy is a bad line, not an error:
+ * FALSE and *error only when a store directory cannot be read at all.
+ * Entries removed while this runs (a concurrent prune) are skipped. */
+gboolean sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,
+                                   GError **error);
+
+/* -------------------------------------------------------------- prune */
+
+/* The keep hook: return TRUE to keep @copy although retention would remove
+ * it, and set *why (newly allocated, one line) to say why. The archive
+ * module passes one that keeps every copy that is the base of a still
+ * retained point-in-time window. Called only for copies about to go. */
+typedef gboolean (*SqlenvfsPruneKeepFunc)(const SqlenvfsStoredCopy *copy, gpointer user,
+                                          char **why);
+
+typedef struct {
+  SqlenvfsCopyKind kind;
+  char *name;
+  char *dir;
+  gboolean remove; /* removed (or, in a dry run, would be)    */
+  char *reason;    /* why it goes, or why it stays (one line) */
+} SqlenvfsPruneItem;
+
+void sqlenvfs_prune_item_free(SqlenvfsPruneItem *item);
+
+/* Apply retention to backups (daily-keep-days, daily-keep-count) and
+ * snapshots (snapshot-keep-days, snapshot-keep-count); a limit of 0 is no
+ * limit. A copy goes when it is older than keep-days or not among the
+ * newest keep-count, unless:
+ *   (1) it is, for some database, the newest copy of its kind that passes
+ *       verification (crc32 and integrity check): that is never removed;
+ *   (2) @keep (may be NULL) says to keep it.
+ * Entries whose MANIFEST cannot be read are never removed (verify reports
+ * them). Unless @dry_run, each removed entry is first renamed to a
+ * ".tmp-" name (so it never looks like a backup again) and then deleted,
+ * and leftovers of interrupted runs are removed. With @dry_run nothing is
+ * touched. Returns one item per entry (SqlenvfsPruneItem *, backups then
+ * snapshots, oldest first), or NULL and *error; entries removed before a
+ * failure stay removed. */
+GPtrArray *sqlenvfs_store_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsPruneKeepFunc keep,
+                                gpointer user, GError **error);
+
+/* --------------------------------------------------------------- list */
+
+/* A recoverable point-in-time window of one database, [from, to]. A
+ * database may have several (a capture gap splits its window). */
+typedef struct {
+  char *db;
+  gint64 from_us, to_us;
+  char *note; /* e.g. what caused the gap before it; may be NULL */
+} SqlenvfsListWindow;
+
+/* What `list` shows. The archive module appends each database's windows
+ * with sqlenvfs_list_report_add_window(). */
+typedef struct {
+  GPtrArray *backups;   /* SqlenvfsStoredCopy *, oldest first */
+  GPtrArray *snapshots; /* SqlenvfsStoredCopy *, oldest first */
+  GPtrArray *windows;   /* SqlenvfsListWindow *, in the order added */
+} SqlenvfsListReport;
+
+/* Backups and snapshots of @root (windows empty). NULL and *error when a
+ * store directory cannot be read. */
+SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error);
+void sqlenvfs_list_report_free(SqlenvfsListReport *report);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
+
+void sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
+                                     gint64 to_us, const char *note);
+
+/* Test hook: when the environment variable SQLENVFS_TEST_STORE_DELAY_MS is
+ * set, store_create sleeps that long after each 4 MiB copied and before
+ * renaming an entry into place, so that tests can interrupt a run. */
+#define SQLENVFS_TEST_STORE_DELAY_ENV "SQLENVFS_TEST_STORE_DELAY_MS"
+
 G_END_DECLS

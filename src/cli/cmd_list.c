@@ -1,0 +1,134 @@
+/*
+ * cmd_list.c — `sqlenvfs list`: backups, snapshots and recoverable windows.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "sqlenvfs/json.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
+#include "storecmd.h"
+
+static void
+json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
+{
+  sqlenvfs_json_key(j, key);
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < copies->len; i++) {
+    const SqlenvfsStoredCopy *copy = copies->pdata[i];
+    g_autofree char *when = sqlenvfs_time_format_iso(copy->time);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "name", copy->name);
+    sqlenvfs_json_member_string(j, "time", when);
+    sqlenvfs_json_member_string(j, "dir", copy->dir);
+    sqlenvfs_json_key(j, "databases");
+    sqlenvfs_json_begin_array(j);
+    for (guint d = 0; d < copy->dbs->len; d++) {
+      const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
+      g_autofree char *crc = g_strdup_printf("0x%08x", sdb->crc32);
+      g_autofree char *pinned = sqlenvfs_time_format_iso(sdb->pos.pinned_at);
+      sqlenvfs_json_begin_object(j);
+      sqlenvfs_json_member_string(j, "name", sdb->db);
+      sqlenvfs_json_member_string(j, "path", sdb->path);
+      sqlenvfs_json_member_uint(j, "size_bytes", sdb->size);
+      sqlenvfs_json_member_string(j, "crc32", crc);
+      sqlenvfs_json_member_uint(j, "page_size", sdb->pos.page_size);
+      sqlenvfs_json_member_uint(j, "page_count", sdb->pos.n_pages);
+      sqlenvfs_json_member_string(j, "journal_mode", sdb->journal_mode);
+      sqlenvfs_json_member_string(j, "pinned_at", pinned);
+      sqlenvfs_json_key(j, "wal_position");
+      sqlenvfs_json_begin_object(j);
+      sqlenvfs_json_member_uint(j, "salt1", sdb->pos.salt1);
+      sqlenvfs_json_member_uint(j, "salt2", sdb->pos.salt2);
+      sqlenvfs_json_member_uint(j, "frame", sdb->pos.frame);
+      sqlenvfs_json_member_uint(j, "cksum1", sdb->pos.cksum1);
+      sqlenvfs_json_member_uint(j, "cksum2", sdb->pos.cksum2);
+      sqlenvfs_json_member_uint(j, "ckpt_seq", sdb->pos.ckpt_seq);
+      sqlenvfs_json_end_object(j);
+      sqlenvfs_json_end_object(j);
+    }
+    sqlenvfs_json_end_array(j);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
+static void
+print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
+{
+  g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
+  g_autofree char *text = NULL;
+
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "root", sqlenvfs_root_dir(root));
+  json_copies(j, "backups", report->backups);
+  json_copies(j, "snapshots", report->snapshots);
+  sqlenvfs_json_key(j, "windows");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < report->windows->len; i++) {
+    const SqlenvfsListWindow *w = report->windows->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_iso(w->from_us);
+    g_autofree char *to = sqlenvfs_time_format_iso(w->to_us);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "database", w->db);
+    sqlenvfs_json_member_string(j, "from", from);
+    sqlenvfs_json_member_string(j, "to", to);
+    sqlenvfs_json_member_string(j, "note", w->note);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_end_object(j);
+  text = sqlenvfs_json_finish(j);
+  fputs(text, stdout);
+}
+
+static void
+print_copies(const char *title, const char *dir, GPtrArray *copies)
+{
+  printf("%s (%s): %u\n", title, dir, copies->len);
+  for (guint i = 0; i < copies->len; i++)
+    storecmd_print_copy(copies->pdata[i]);
+}
+
+int
+cmd_list(int argc, char **argv)
+{
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsListReport) report = NULL;
+  gboolean as_json = FALSE;
+  GError *error = NULL;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON (times in UTC ISO 8601)", NULL },
+    { NULL }
+  };
+
+  if (!cli_parse(&argc, &argv, "",
+                 "List backups and snapshots (name, time in local time with its offset, size\n"
+                 "of each database) and each database's recoverable point-in-time window.",
+                 entries))
+    return CLI_USAGE;
+  if (argc > 1)
+    return cli_usage("list", "unexpected argument '%s'", argv[1]);
+  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  if (root == NULL)
+    return CLI_FAILED;
+  report = sqlenvfs_store_list_report(root, &error);
+  if (report == NULL)
+    return cli_fail("list", error);
+
+  if (as_json) {
+    print_json(root, report);
+    return CLI_OK;
+  }
+  print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
+  print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
+  printf("recoverable windows: %u\n", report->windows->len);
+  for (guint i = 0; i < report->windows->len; i++) {
+    const SqlenvfsListWindow *w = report->windows->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
+    g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
+    printf("  %-16s %s .. %s%s%s\n", w->db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+  }
+  return CLI_OK;
+}

@@ -1,0 +1,53 @@
+/*
+ * cmd_verify.c — `sqlenvfs verify`: check every backup and snapshot.
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "sqlenvfs/store.h"
+
+int
+cmd_verify(int argc, char **argv)
+{
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+  GError *error = NULL;
+  guint n_bad;
+
+  if (!cli_parse(&argc, &argv, "",
+                 "Check every backup and snapshot: each file's size and crc32 against its\n"
+                 "MANIFEST, then PRAGMA integrity_check. Prints one line per database copy,\n"
+                 "good or bad and why; exits non-zero if any is bad.",
+                 NULL))
+    return CLI_USAGE;
+  if (argc > 1)
+    return cli_usage("verify", "unexpected argument '%s'", argv[1]);
+  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  if (root == NULL)
+    return CLI_FAILED;
+  if (!sqlenvfs_store_verify_all(root, report, &error))
+    return cli_fail("verify", error);
+
+  if (report->checks->len == 0) {
+    printf("nothing to verify: no backups or snapshots in %s/backups/prod\n",
+           sqlenvfs_root_dir(root));
+    return CLI_OK;
+  }
+  for (guint i = 0; i < report->checks->len; i++) {
+    const SqlenvfsCheck *c = report->checks->pdata[i];
+    printf("%-4s %-9s %-22s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind, c->name ? c->name : "-",
+           c->db ? c->db : "(entry)", c->ok ? "" : ": ", c->ok ? "" : c->reason);
+  }
+  n_bad = sqlenvfs_verify_report_n_bad(report);
+  fflush(stdout);
+  if (n_bad > 0) {
+    fprintf(stderr,
+            "sqlenvfs verify: %u of %u checks failed (listed as BAD above; restore from a good "
+            "copy and remove the bad ones)\n",
+            n_bad, report->checks->len);
+    return CLI_FAILED;
+  }
+  printf("all %u good\n", report->checks->len);
+  return CLI_OK;
+}

@@ -1,0 +1,64 @@
+/*
+ * storecmd.c — what `backup` and `snapshot` share: take a copy of every
+ * production database (or one) and say where it went.
+ */
+#include "storecmd.h"
+
+#include <stdio.h>
+
+#include "cli.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+void
+storecmd_print_copy(const SqlenvfsStoredCopy *copy)
+{
+  g_autofree char *when = sqlenvfs_time_format_local(copy->time);
+  printf("  %-22s %s ", copy->name, when);
+  for (guint i = 0; i < copy->dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
+    g_autofree char *size = sqlenvfs_format_size(sdb->size);
+    printf(" %s %s%s", sdb->db, size, i + 1 < copy->dbs->len ? "," : "");
+  }
+  printf("\n");
+}
+
+int
+storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
+{
+  const char *cmd = sqlenvfs_copy_kind_name(kind);
+  g_autofree char *db = NULL;
+  g_autofree char *summary = NULL;
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsStoredCopy) copy = NULL;
+  GError *error = NULL;
+  GOptionEntry entries[] = {
+    { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Copy only this database (default: all)", "NAME" },
+    { NULL }
+  };
+
+  summary = g_strdup_printf(
+    "Take a %s of every production database (or --db NAME) while it is in use:\n"
+    "a consistent copy, integrity-checked and fsync'd, in %s/<time>/ with a MANIFEST.\n"
+    "Production must be in WAL mode. An interrupted run leaves nothing that looks\n"
+    "like a copy; the next run removes its leftovers.",
+    cmd, kind == SQLENVFS_KIND_SNAPSHOT ? "backups/prod/snapshots" : "backups/prod/daily");
+  if (!cli_parse(&argc, &argv, "", summary, entries))
+    return CLI_USAGE;
+  if (argc > 1)
+    return cli_usage(cmd, "unexpected argument '%s'", argv[1]);
+  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  if (root == NULL)
+    return CLI_FAILED;
+  copy = sqlenvfs_store_create(root, kind, db, cli_progress_cb, (gpointer) "copying", &error);
+  if (copy == NULL)
+    return cli_fail(cmd, error);
+  cli_progress_done();
+  printf("%s %s\n", cmd, copy->dir);
+  for (guint i = 0; i < copy->dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
+    g_autofree char *size = sqlenvfs_format_size(sdb->size);
+    printf("  %-16s %10s  crc32 0x%08x  integrity ok\n", sdb->db, size, sdb->crc32);
+  }
+  return CLI_OK;
+}

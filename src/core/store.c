@@ -1,0 +1,936 @@
+/*
+ * store.c — backups and snapshots on disk (store.h; format: docs/STORE.md).
+ *
+ * Layout of one entry (one run of `backup` or `snapshot`):
+ *
+ *   backups/prod/{daily,snapshots}/<name>/       name: 20261128T161400Z or
+ *     MANIFEST                                         20261128T161400.250Z
+ *     <db>.db  ...                                     (UTC, ISO 8601 basic)
+ *
+ *   MANIFEST (GKeyFile, format 1):
+ *     [sqlenvfs-copy] format kind name created created-us finished-us
+ *                     sqlenvfs-version sqlite-version databases
+ *     [db <name>]     file size crc32 page-size page-count journal-mode
+ *                     wal-salt1 wal-salt2 wal-frame wal-cksum1 wal-cksum2
+ *                     wal-ckpt-seq pinned-at pinned-at-us
+ *
+ * Life of an entry (function in brackets):
+ *
+ *   (nothing) -> ".tmp-<name>-<pid>/" created            [sqlenvfs_store_create]
+ *             -> each <db>.db copied in, checked, fsync'd  [sqlenvfs_copy_db]
+ *             -> MANIFEST written and fsync'd
+ *             -> renamed to "<name>/", parent fsync'd   => COMPLETE
+ *   COMPLETE  -> renamed to ".tmp-del-<name>-<pid>/"     [sqlenvfs_store_prune]
+ *             -> deleted
+ *   ".tmp-*" of a process that no longer runs -> deleted [sqlenvfs_copy_cleanup_tmp]
+ *
+ * Invariants:
+ *   (1) A directory whose name parses as a time and which holds a MANIFEST
+ *       is complete: it only ever gets that name by a rename after every
+ *       copy in it passed integrity_check and was fsync'd, and loses it by
+ *       a rename before anything in it is deleted.
+ *   (2) Names are unique within a kind; a name that is taken gets a
+ *       millisecond fraction later than every entry of the same second.
+ *   (3) The WAL position stored for each database is exactly the one of
+ *       the state copied (liveview.h), every field, so that the archive can
+ *       roll the copy forward.
+ *   (4) Creating and pruning hold the per-root "store" lock, so they never
+ *       run at the same time in two processes.
+ */
+#include "sqlenvfs/store.h"
+#include "config.h"
+#include "sqlenvfs/copy.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MANIFEST "MANIFEST"
+#define MANIFEST_FORMAT 1
+#define GROUP_COPY "sqlenvfs-copy"
+#define DB_GROUP_PREFIX "db "
+
+/* -------------------------------------------------------------- entries */
+
+static void
+stored_db_free(gpointer p)
+{
+  SqlenvfsStoredDb *sdb = p;
+  if (sdb == NULL)
+    return;
+  g_free(sdb->db);
+  g_free(sdb->path);
+  g_free(sdb->journal_mode);
+  g_free(sdb);
+}
+
+void
+sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy)
+{
+  if (copy == NULL)
+    return;
+  g_free(copy->name);
+  g_free(copy->dir);
+  if (copy->dbs)
+    g_ptr_array_unref(copy->dbs);
+  g_free(copy);
+}
+
+const char *
+sqlenvfs_copy_kind_name(SqlenvfsCopyKind kind)
+{
+  return kind == SQLENVFS_KIND_SNAPSHOT ? "snapshot" : "backup";
+}
+
+const char *
+sqlenvfs_store_dir(SqlenvfsRoot *root, SqlenvfsCopyKind kind)
+{
+  return sqlenvfs_root_path(root, kind == SQLENVFS_KIND_SNAPSHOT ? SQLENVFS_DIR_SNAPSHOTS
+                                                                 : SQLENVFS_DIR_DAILY);
+}
+
+const SqlenvfsStoredDb *
+sqlenvfs_stored_copy_find(const SqlenvfsStoredCopy *copy, const char *db)
+{
+  for (guint i = 0; i < copy->dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
+    if (g_str_equal(sdb->db, db))
+      return sdb;
+  }
+  return NULL;
+}
+
+static gint
+cmp_stored_db(gconstpointer a, gconstpointer b)
+{
+  const SqlenvfsStoredDb *x = *(SqlenvfsStoredDb *const *)a;
+  const SqlenvfsStoredDb *y = *(SqlenvfsStoredDb *const *)b;
+  return strcmp(x->db, y->db);
+}
+
+static gint
+cmp_copy(gconstpointer a, gconstpointer b)
+{
+  const SqlenvfsStoredCopy *x = *(SqlenvfsStoredCopy *const *)a;
+  const SqlenvfsStoredCopy *y = *(SqlenvfsStoredCopy *const *)b;
+  return sqlenvfs_time_name_cmp(&x->name, &y->name);
+}
+
+/* ------------------------------------------------------------- MANIFEST */
+
+static gboolean
+get_u64(GKeyFile *kf, const char *group, const char *key, guint64 max, guint64 *out,
+        const char *file, GError **error)
+{
+  g_autofree char *raw = g_key_file_get_value(kf, group, key, NULL);
+  char *end = NULL;
+  guint64 v;
+  int base = 10;
+  const char *p = raw;
+
+  if (raw == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: [%s] has no %s (the MANIFEST is damaged)", file, group, key);
+    return FALSE;
+  }
+  if (g_str_has_prefix(p, "0x")) {
+    base = 16;
+    p += 2;
+  }
+  errno = 0;
+  v = g_ascii_strtoull(p, &end, base);
+  if (*p == '\0' || *p == '-' || end == NULL || *end != '\0' || errno != 0 || v > max) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: [%s] %s=%s is not a valid number (the MANIFEST is damaged)", file,
+                group, key, raw);
+    return FALSE;
+  }
+  *out = v;
+  return TRUE;
+}
+
+static gboolean
+get_u32(GKeyFile *kf, const char *group, const char *key, guint32 *out, const char *file,
+        GError **error)
+{
+  guint64 v;
+  if (!get_u64(kf, group, key, G_MAXUINT32, &v, file, error))
+    return FALSE;
+  *out = (guint32)v;
+  return TRUE;
+}
+
+static SqlenvfsStoredCopy *
+load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
+{
+  g_autoptr(SqlenvfsStoredCopy) copy = g_new0(SqlenvfsStoredCopy, 1);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) local = NULL;
+  g_autofree char *file = NULL;
+  g_auto(GStrv) names = NULL;
+  guint64 format = 0;
+
+  copy->kind = kind;
+  copy->name = g_strdup(name);
+  copy->dir = g_build_filename(sqlenvfs_store_dir(root, kind), name, NULL);
+  copy->dbs = g_ptr_array_new_with_free_func(stored_db_free);
+  if (!sqlenvfs_time_parse_name(name, &copy->time)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s %s: not a %s name (names look like 20261128T161400Z; see `sqlenvfs list`)",
+                sqlenvfs_copy_kind_name(kind), name, sqlenvfs_copy_kind_name(kind));
+    return NULL;
+  }
+  if (!g_file_test(copy->dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s %s: no such %s in %s (see `sqlenvfs list`)", sqlenvfs_copy_kind_name(kind),
+                name, sqlenvfs_copy_kind_name(kind), sqlenvfs_store_dir(root, kind));
+    return NULL;
+  }
+  file = g_build_filename(copy->dir, MANIFEST, NULL);
+  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s", file,
+                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file"
+                                                                         : local->message);
+    return NULL;
+  }
+  if (!get_u64(kf, GROUP_COPY, "format", G_MAXUINT32, &format, file, error))
+    return NULL;
+  if (format != MANIFEST_FORMAT) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: format %" G_GUINT64_FORMAT " is not one this version reads (%d; "
+                "use a newer sqlenvfs)",
+                file, format, MANIFEST_FORMAT);
+    return NULL;
+  }
+  names = g_key_file_get_string_list(kf, GROUP_COPY, "databases", NULL, NULL);
+  if (names == NULL || names[0] == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: it lists no databases (the MANIFEST is damaged)", file);
+    return NULL;
+  }
+  for (char **n = names; *n; n++) {
+    g_autofree char *group = g_strconcat(DB_GROUP_PREFIX, *n, NULL);
+    g_autofree char *dbfile = g_strconcat(*n, ".db", NULL);
+    SqlenvfsStoredDb *sdb;
+    guint64 pinned = 0;
+
+    if (!sqlenvfs_db_name_is_valid(*n) || !g_key_file_has_group(kf, group)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "read %s: database '%s' has no valid [%s] group (the MANIFEST is damaged)",
+                  file, *n, group);
+      return NULL;
+    }
+    sdb = g_new0(SqlenvfsStoredDb, 1);
+    g_ptr_array_add(copy->dbs, sdb);
+    sdb->db = g_strdup(*n);
+    sdb->path = g_build_filename(copy->dir, dbfile, NULL);
+    sdb->journal_mode = g_key_file_get_string(kf, group, "journal-mode", NULL);
+    if (!get_u64(kf, group, "size", G_MAXINT64, &sdb->size, file, error) ||
+        !get_u32(kf, group, "crc32", &sdb->crc32, file, error) ||
+        !get_u32(kf, group, "page-size", &sdb->pos.page_size, file, error) ||
+        !get_u32(kf, group, "page-count", &sdb->pos.n_pages, file, error) ||
+        !get_u32(kf, group, "wal-salt1", &sdb->pos.salt1, file, error) ||
+        !get_u32(kf, group, "wal-salt2", &sdb->pos.salt2, file, error) ||
+        !get_u32(kf, group, "wal-frame", &sdb->pos.frame, file, error) ||
+        !get_u32(kf, group, "wal-cksum1", &sdb->pos.cksum1, file, error) ||
+        !get_u32(kf, group, "wal-cksum2", &sdb->pos.cksum2, file, error) ||
+        !get_u32(kf, group, "wal-ckpt-seq", &sdb->pos.ckpt_seq, file, error) ||
+        !get_u64(kf, group, "pinned-at-us", G_MAXINT64, &pinned, file, error))
+      return NULL;
+    sdb->pos.pinned_at = (gint64)pinned;
+  }
+  g_ptr_array_sort(copy->dbs, cmp_stored_db);
+  return g_steal_pointer(&copy);
+}
+
+static gboolean
+write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 created,
+               GPtrArray *dbs, int mode, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *file = g_build_filename(dir, MANIFEST, NULL);
+  g_autofree char *created_iso = sqlenvfs_time_format_iso(created);
+  g_autofree char *data = NULL;
+  g_autofree const char **names = g_new0(const char *, dbs->len + 1);
+  gsize len = 0;
+
+  g_key_file_set_comment(kf, NULL, NULL,
+                         " sqlenvfs backup/snapshot manifest; format: docs/STORE.md", NULL);
+  g_key_file_set_integer(kf, GROUP_COPY, "format", MANIFEST_FORMAT);
+  g_key_file_set_string(kf, GROUP_COPY, "kind", sqlenvfs_copy_kind_name(kind));
+  g_key_file_set_string(kf, GROUP_COPY, "name", name);
+  g_key_file_set_string(kf, GROUP_COPY, "created", created_iso);
+  g_key_file_set_int64(kf, GROUP_COPY, "created-us", created);
+  g_key_file_set_int64(kf, GROUP_COPY, "finished-us", sqlenvfs_clock_now());
+  g_key_file_set_string(kf, GROUP_COPY, "sqlenvfs-version", SQLENVFS_VERSION);
+  g_key_file_set_string(kf, GROUP_COPY, "sqlite-version", sqlite3_libversion());
+  for (guint i = 0; i < dbs->len; i++)
+    names[i] = ((SqlenvfsStoredDb *)dbs->pdata[i])->db;
+  g_key_file_set_string_list(kf, GROUP_COPY, "databases", names, dbs->len);
+
+  for (guint i = 0; i < dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = dbs->pdata[i];
+    g_autofree char *group = g_strconcat(DB_GROUP_PREFIX, sdb->db, NULL);
+    g_autofree char *dbfile = g_strconcat(sdb->db, ".db", NULL);
+    g_autofree char *crc = g_strdup_printf("0x%08x", sdb->crc32);
+    g_autofree char *pinned = sqlenvfs_time_format_iso(sdb->pos.pinned_at);
+    g_key_file_set_string(kf, group, "file", dbfile);
+    g_key_file_set_uint64(kf, group, "size", sdb->size);
+    g_key_file_set_string(kf, group, "crc32", crc);
+    g_key_file_set_uint64(kf, group, "page-size", sdb->pos.page_size);
+    g_key_file_set_uint64(kf, group, "page-count", sdb->pos.n_pages);
+    g_key_file_set_string(kf, group, "journal-mode", sdb->journal_mode ? sdb->journal_mode : "");
+    g_key_file_set_uint64(kf, group, "wal-salt1", sdb->pos.salt1);
+    g_key_file_set_uint64(kf, group, "wal-salt2", sdb->pos.salt2);
+    g_key_file_set_uint64(kf, group, "wal-frame", sdb->pos.frame);
+    g_key_file_set_uint64(kf, group, "wal-cksum1", sdb->pos.cksum1);
+    g_key_file_set_uint64(kf, group, "wal-cksum2", sdb->pos.cksum2);
+    g_key_file_set_uint64(kf, group, "wal-ckpt-seq", sdb->pos.ckpt_seq);
+    g_key_file_set_string(kf, group, "pinned-at", pinned);
+    g_key_file_set_int64(kf, group, "pinned-at-us", sdb->pos.pinned_at);
+  }
+  data = g_key_file_to_data(kf, &len, NULL);
+  return sqlenvfs_write_file_atomic(file, data, len, mode, error);
+}
+
+/* --------------------------------------------------------------- create */
+
+static int
+delay_ms(void)
+{
+  const char *v = g_getenv(SQLENVFS_TEST_STORE_DELAY_ENV);
+  return v ? atoi(v) : 0;
+}
+
+typedef struct {
+  SqlenvfsProgressFunc progress;
+  gpointer user;
+  int delay_ms;
+} CreateProgress;
+
+static void
+create_progress(gpointer user, guint64 done, guint64 total)
+{
+  CreateProgress *cp = user;
+  if (cp->progress)
+    cp->progress(cp->user, done, total);
+  if (cp->delay_ms > 0)
+    g_usleep((gulong)cp->delay_ms * 1000);
+}
+
+/* A name for an entry made at @now that no entry of @dir has (invariant 2). */
+static char *
+unique_name(const char *dir, gint64 now)
+{
+  g_autofree char *plain = sqlenvfs_time_format_name(now, FALSE);
+  g_autofree char *path = g_build_filename(dir, plain, NULL);
+  gint64 second = now - (now % G_USEC_PER_SEC + G_USEC_PER_SEC) % G_USEC_PER_SEC;
+  gint64 t;
+
+  if (!g_file_test(path, G_FILE_TEST_EXISTS))
+    return g_steal_pointer(&plain);
+  /* Taken: a fraction later than the plain name and every entry of that second. */
+  t = MAX(now - now % 1000, second + 1000);
+  {
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *ent;
+    while (d && (ent = g_dir_read_name(d)) != NULL) {
+      gint64 us;
+      if (sqlenvfs_time_parse_name(ent, &us) && us >= second && us < second + G_USEC_PER_SEC)
+        t = MAX(t, us - us % 1000 + 1000);
+    }
+  }
+  for (;;) {
+    char *name = sqlenvfs_time_format_name(t, TRUE);
+    g_autofree char *p = g_build_filename(dir, name, NULL);
+    if (!g_file_test(p, G_FILE_TEST_EXISTS))
+      return name;
+    g_free(name);
+    t += 1000;
+  }
+}
+
+/* Open a production database read-only and check that it is in WAL mode. */
+static gboolean
+check_source(const char *path, GError **error)
+{
+  g_autoptr(sqlite3) db =
+    sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
+  g_autofree char *mode = NULL;
+
+  if (db == NULL)
+    return FALSE;
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+  if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, path, error))
+    return FALSE;
+  if (g_strcmp0(mode, "wal") != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "production database %s is in journal mode '%s', not WAL: backups, snapshots "
+                "and WAL archiving need WAL mode (switch it with: sqlite3 %s "
+                "'PRAGMA journal_mode=WAL', then retry)",
+                path, mode ? mode : "?", path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The store directory of @kind, created if missing; a clear error if it
+ * cannot be (a file in its place, a read-only filesystem). */
+static gboolean
+ensure_store_dir(const char *dir, GError **error)
+{
+  if (g_file_test(dir, G_FILE_TEST_EXISTS) && !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "backup directory %s is not a directory (move that file away, then retry)", dir);
+    return FALSE;
+  }
+  return sqlenvfs_mkdir_p(dir, 0755, error);
+}
+
+SqlenvfsStoredCopy *
+sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
+                      SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  const char *kind_name = sqlenvfs_copy_kind_name(kind);
+  const char *dir = sqlenvfs_store_dir(root, kind);
+  g_autoptr(GPtrArray) names = NULL;
+  g_autoptr(GPtrArray) dbs = g_ptr_array_new_with_free_func(stored_db_free);
+  g_autofree char *name = NULL, *tmp = NULL, *final = NULL;
+  CreateProgress cp = { progress, user, delay_ms() };
+  SqlenvfsStoredCopy *result = NULL;
+  gint64 now;
+  int manifest_mode = 0644;
+  int lock;
+
+  if (db != NULL) {
+    char *resolved = sqlenvfs_root_resolve_db(root, db, TRUE, error);
+    if (resolved == NULL)
+      return NULL;
+    names = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(names, resolved);
+  } else {
+    names = sqlenvfs_root_list_dbs(root);
+    if (names->len == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "%s: no production databases in %s (create one with `sqlenvfs init`)",
+                  kind_name, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+      return NULL;
+    }
+  }
+  /* Refuse before creating anything: every source must be a WAL database. */
+  for (guint i = 0; i < names->len; i++) {
+    g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    struct stat st;
+    if (!check_source(src, error))
+      return NULL;
+    if (stat(src, &st) == 0)
+      manifest_mode &= (int)(st.st_mode | 0600);
+  }
+
+  if (!ensure_store_dir(dir, error))
+    return NULL;
+  lock = sqlenvfs_root_lock(root, "store", TRUE, error);
+  if (lock < 0)
+    return NULL;
+  sqlenvfs_copy_cleanup_tmp(dir);
+
+  now = sqlenvfs_clock_now();
+  name = unique_name(dir, now);
+  tmp = g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
+  final = g_build_filename(dir, name, NULL);
+  if (mkdir(tmp, 0755) != 0) {
+    sqlenvfs_error_errno(error, errno, "create backup directory", tmp);
+    goto out;
+  }
+
+  for (guint i = 0; i < names->len; i++) {
+    const char *dbname = names->pdata[i];
+    g_autofree char *src = sqlenvfs_root_prod_db(root, dbname);
+    g_autofree char *file = g_strconcat(dbname, ".db", NULL);
+    g_autofree char *dst = g_build_filename(tmp, file, NULL);
+    SqlenvfsCopyResult res = { 0 };
+    SqlenvfsStoredDb *sdb;
+
+    if (!sqlenvfs_copy_db(src, dst, FALSE, create_progress, &cp, &res, error)) {
+      g_prefix_error(error, "%s of %s failed, nothing kept: ", kind_name, dbname);
+      sqlenvfs_copy_result_clear(&res);
+      goto out;
+    }
+    sdb = g_new0(SqlenvfsStoredDb, 1);
+    sdb->db = g_strdup(dbname);
+    sdb->path = g_build_filename(final, file, NULL);
+    sdb->size = res.size;
+    sdb->crc32 = res.crc32;
+    sdb->journal_mode = g_steal_pointer(&res.journal_mode);
+    sdb->pos = res.pos;
+    g_ptr_array_add(dbs, sdb);
+    sqlenvfs_copy_result_clear(&res);
+    g_info("%s %s: %s copied (%" G_GUINT64_FORMAT " bytes, WAL frame %u)", kind_name, name,
+           dbname, sdb->size, sdb->pos.frame);
+  }
+  if (!write_manifest(tmp, kind, name, now, dbs, manifest_mode, error))
+    goto out;
+  if (cp.delay_ms > 0)
+    g_usleep((gulong)cp.delay_ms * 1000);
+  if (rename(tmp, final) != 0) {
+    sqlenvfs_error_errno(error, errno, "rename into place", final);
+    goto out;
+  }
+  if (!sqlenvfs_fsync_dir(dir, error))
+    goto out;
+  result = load_entry(root, kind, name, error);
+
+out:
+  if (result == NULL && tmp != NULL)
+    sqlenvfs_rm_rf(tmp, NULL);
+  sqlenvfs_root_unlock(lock);
+  return result;
+}
+
+/* ----------------------------------------------------------------- list */
+
+/* Every directory of @kind whose name is a time, oldest first; entries that
+ * load go to @ok, the others (name + error) to @bad when non-NULL. */
+static gboolean
+scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_names,
+     GPtrArray *bad_errors, GError **error)
+{
+  const char *dir = sqlenvfs_store_dir(root, kind);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GDir) d = NULL;
+  const char *ent;
+
+  if (!g_file_test(dir, G_FILE_TEST_EXISTS))
+    return TRUE;
+  d = g_dir_open(dir, 0, &local);
+  if (d == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read backup directory %s: %s (check that it is a readable directory)", dir,
+                local->message);
+    return FALSE;
+  }
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    gint64 us;
+    g_autofree char *path = g_build_filename(dir, ent, NULL);
+    if (sqlenvfs_time_parse_name(ent, &us) && g_file_test(path, G_FILE_TEST_IS_DIR))
+      g_ptr_array_add(names, g_strdup(ent));
+  }
+  g_ptr_array_sort(names, sqlenvfs_time_name_cmp);
+  for (guint i = 0; i < names->len; i++) {
+    g_autoptr(GError) err = NULL;
+    SqlenvfsStoredCopy *copy = load_entry(root, kind, names->pdata[i], &err);
+    if (copy) {
+      g_ptr_array_add(ok, copy);
+    } else if (err->code == SQLENVFS_ERROR_NOT_FOUND) {
+      /* removed since the directory was read (a concurrent prune) */
+    } else {
+      g_debug("skipping %s/%s: %s", dir, (const char *)names->pdata[i], err->message);
+      if (bad_names) {
+        g_ptr_array_add(bad_names, g_strdup(names->pdata[i]));
+        g_ptr_array_add(bad_errors, g_strdup(err->message));
+      }
+    }
+  }
+  return TRUE;
+}
+
+GPtrArray *
+sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
+{
+  g_autoptr(GPtrArray) out =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  if (!scan(root, kind, out, NULL, NULL, error))
+    return NULL;
+  g_ptr_array_sort(out, cmp_copy);
+  return g_steal_pointer(&out);
+}
+
+SqlenvfsStoredCopy *
+sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
+{
+  return load_entry(root, kind, name, error);
+}
+
+static void
+list_window_free(gpointer p)
+{
+  SqlenvfsListWindow *w = p;
+  g_free(w->db);
+  g_free(w->note);
+  g_free(w);
+}
+
+SqlenvfsListReport *
+sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
+{
+  g_autoptr(SqlenvfsListReport) report = g_new0(SqlenvfsListReport, 1);
+  report->windows = g_ptr_array_new_with_free_func(list_window_free);
+  report->backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, error);
+  if (report->backups == NULL)
+    return NULL;
+  report->snapshots = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, error);
+  if (report->snapshots == NULL)
+    return NULL;
+  return g_steal_pointer(&report);
+}
+
+void
+sqlenvfs_list_report_free(SqlenvfsListReport *report)
+{
+  if (report == NULL)
+    return;
+  if (report->backups)
+    g_ptr_array_unref(report->backups);
+  if (report->snapshots)
+    g_ptr_array_unref(report->snapshots);
+  if (report->windows)
+    g_ptr_array_unref(report->windows);
+  g_free(report);
+}
+
+void
+sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
+                                gint64 to_us, const char *note)
+{
+  SqlenvfsListWindow *w = g_new0(SqlenvfsListWindow, 1);
+  w->db = g_strdup(db);
+  w->from_us = from_us;
+  w->to_us = to_us;
+  w->note = g_strdup(note);
+  g_ptr_array_add(report->windows, w);
+}
+
+/* --------------------------------------------------------------- verify */
+
+/* Check one stored database; on failure *reason says why (one line). */
+static gboolean
+check_stored(const SqlenvfsStoredDb *sdb, char **reason)
+{
+  g_autoptr(GError) err = NULL;
+  struct stat st;
+  guint32 crc = 0;
+  goffset size = 0;
+
+  if (stat(sdb->path, &st) != 0) {
+    *reason = g_strdup_printf("%s is missing: %s", sdb->path, g_strerror(errno));
+    return FALSE;
+  }
+  if ((guint64)st.st_size != sdb->size) {
+    *reason = g_strdup_printf("%s has %" G_GUINT64_FORMAT " bytes, the MANIFEST says %"
+                              G_GUINT64_FORMAT " (truncated or replaced)",
+                              sdb->path, (guint64)st.st_size, sdb->size);
+    return FALSE;
+  }
+  if (!sqlenvfs_file_crc32(sdb->path, &crc, &size, &err)) {
+    *reason = g_strdup(err->message);
+    return FALSE;
+  }
+  if (crc != sdb->crc32) {
+    *reason = g_strdup_printf("%s has crc32 0x%08x, the MANIFEST says 0x%08x (its bytes changed "
+                              "after it was written)",
+                              sdb->path, crc, sdb->crc32);
+    return FALSE;
+  }
+  {
+    g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", sdb->path);
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &err);
+    if (db == NULL || !sqlenvfs_db_check(db, FALSE, sdb->path, &err)) {
+      *reason = g_strdup(err->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_store_verify_db(const SqlenvfsStoredDb *sdb, GError **error)
+{
+  g_autofree char *reason = NULL;
+  if (check_stored(sdb, &reason))
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "verify %s: %s", sdb->path,
+              reason);
+  return FALSE;
+}
+
+static void
+check_free(gpointer p)
+{
+  SqlenvfsCheck *c = p;
+  g_free(c->kind);
+  g_free(c->name);
+  g_free(c->db);
+  g_free(c->path);
+  g_free(c->reason);
+  g_free(c);
+}
+
+SqlenvfsVerifyReport *
+sqlenvfs_verify_report_new(void)
+{
+  SqlenvfsVerifyReport *r = g_new0(SqlenvfsVerifyReport, 1);
+  r->checks = g_ptr_array_new_with_free_func(check_free);
+  return r;
+}
+
+void
+sqlenvfs_verify_report_free(SqlenvfsVerifyReport *report)
+{
+  if (report == NULL)
+    return;
+  g_ptr_array_unref(report->checks);
+  g_free(report);
+}
+
+void
+sqlenvfs_verify_report_add(SqlenvfsVerifyReport *report, const char *kind, const char *name,
+                           const char *db, const char *path, gboolean ok, const char *reason)
+{
+  SqlenvfsCheck *c = g_new0(SqlenvfsCheck, 1);
+  c->kind = g_strdup(kind);
+  c->name = g_strdup(name);
+  c->db = g_strdup(db);
+  c->path = g_strdup(path);
+  c->ok = ok;
+  c->reason = ok ? NULL : g_strdup(reason ? reason : "failed");
+  g_ptr_array_add(report->checks, c);
+}
+
+guint
+sqlenvfs_verify_report_n_bad(const SqlenvfsVerifyReport *report)
+{
+  guint n = 0;
+  for (guint i = 0; i < report->checks->len; i++)
+    if (!((SqlenvfsCheck *)report->checks->pdata[i])->ok)
+      n++;
+  return n;
+}
+
+gboolean
+sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GError **error)
+{
+  static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
+
+  for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+    const char *kind = sqlenvfs_copy_kind_name(kinds[k]);
+    g_autoptr(GPtrArray) ok =
+      g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+    g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) all = g_ptr_array_new();
+
+    if (!scan(root, kinds[k], ok, bad_names, bad_errors, error))
+      return FALSE;
+    /* Report in time order, good and bad entries together. */
+    for (guint i = 0; i < ok->len; i++)
+      g_ptr_array_add(all, ((SqlenvfsStoredCopy *)ok->pdata[i])->name);
+    for (guint i = 0; i < bad_names->len; i++)
+      g_ptr_array_add(all, bad_names->pdata[i]);
+    g_ptr_array_sort(all, sqlenvfs_time_name_cmp);
+
+    for (guint i = 0; i < all->len; i++) {
+      const char *name = all->pdata[i];
+      g_autofree char *dir = g_build_filename(sqlenvfs_store_dir(root, kinds[k]), name, NULL);
+      gboolean found = FALSE;
+      for (guint j = 0; j < ok->len && !found; j++) {
+        const SqlenvfsStoredCopy *copy = ok->pdata[j];
+        if (copy->name != name)
+          continue;
+        found = TRUE;
+        for (guint d = 0; d < copy->dbs->len; d++) {
+          const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
+          g_autofree char *reason = NULL;
+          gboolean good = check_stored(sdb, &reason);
+          if (!good && !g_file_test(copy->dir, G_FILE_TEST_IS_DIR))
+            break; /* pruned while we were checking it */
+          sqlenvfs_verify_report_add(report, kind, name, sdb->db, sdb->path, good, reason);
+        }
+      }
+      for (guint j = 0; j < bad_names->len && !found; j++) {
+        if (bad_names->pdata[j] != name)
+          continue;
+        found = TRUE;
+        sqlenvfs_verify_report_add(report, kind, name, NULL, dir, FALSE, bad_errors->pdata[j]);
+      }
+    }
+  }
+  return TRUE;
+}
+
+/* ---------------------------------------------------------------- prune */
+
+void
+sqlenvfs_prune_item_free(SqlenvfsPruneItem *item)
+{
+  if (item == NULL)
+    return;
+  g_free(item->name);
+  g_free(item->dir);
+  g_free(item->reason);
+  g_free(item);
+}
+
+static SqlenvfsPruneItem *
+new_item(SqlenvfsCopyKind kind, const char *name, const char *dir, gboolean remove,
+         char *reason /* taken */)
+{
+  SqlenvfsPruneItem *item = g_new0(SqlenvfsPruneItem, 1);
+  item->kind = kind;
+  item->name = g_strdup(name);
+  item->dir = g_strdup(dir);
+  item->remove = remove;
+  item->reason = reason;
+  return item;
+}
+
+/* Remove one complete entry so that it never looks like a backup again:
+ * rename it to a temporary name first (invariant 1), then delete. */
+static gboolean
+remove_entry(const SqlenvfsStoredCopy *copy, GError **error)
+{
+  g_autofree char *parent = g_path_get_dirname(copy->dir);
+  g_autofree char *doomed = g_strdup_printf("%s/.tmp-del-%s-%d", parent, copy->name, (int)getpid());
+  if (rename(copy->dir, doomed) != 0)
+    return sqlenvfs_error_errno(error, errno, "prune: remove", copy->dir);
+  if (!sqlenvfs_fsync_dir(parent, error))
+    return FALSE;
+  return sqlenvfs_rm_rf(doomed, error);
+}
+
+/* For each database, the newest copy in @copies (oldest first) that passes
+ * verification is protected: its index is stored in @protect under the
+ * database name. */
+static void
+find_newest_valid(GPtrArray *copies, GHashTable *protect)
+{
+  g_autoptr(GHashTable) settled = g_hash_table_new(g_str_hash, g_str_equal);
+  for (guint i = copies->len; i-- > 0;) {
+    const SqlenvfsStoredCopy *copy = copies->pdata[i];
+    for (guint d = 0; d < copy->dbs->len; d++) {
+      const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
+      g_autofree char *reason = NULL;
+      if (g_hash_table_contains(settled, sdb->db))
+        continue;
+      if (check_stored(sdb, &reason)) {
+        g_hash_table_add(settled, sdb->db);
+        g_hash_table_insert(protect, GUINT_TO_POINTER(i + 1),
+                            g_strdup_printf("the newest valid %s of %s",
+                                            sqlenvfs_copy_kind_name(copy->kind), sdb->db));
+      } else {
+        g_info("prune: %s is not valid: %s", sdb->path, reason);
+      }
+    }
+  }
+}
+
+static gboolean
+prune_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, gboolean dry_run,
+           SqlenvfsPruneKeepFunc keep, gpointer user, GPtrArray *items, GError **error)
+{
+  const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
+  int keep_days = kind == SQLENVFS_KIND_SNAPSHOT ? s->snapshot_keep_days : s->daily_keep_days;
+  int keep_count = kind == SQLENVFS_KIND_SNAPSHOT ? s->snapshot_keep_count : s->daily_keep_count;
+  const char *kind_name = sqlenvfs_copy_kind_name(kind);
+  g_autoptr(GPtrArray) copies =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GHashTable) protect = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+  gint64 now = sqlenvfs_clock_now();
+  gint64 max_age = (gint64)keep_days * 86400 * G_USEC_PER_SEC;
+
+  if (!scan(root, kind, copies, bad_names, bad_errors, error))
+    return FALSE;
+  g_ptr_array_sort(copies, cmp_copy);
+  find_newest_valid(copies, protect);
+
+  for (guint i = 0; i < bad_names->len; i++) {
+    g_autofree char *dir = g_build_filename(sqlenvfs_store_dir(root, kind),
+                                            (const char *)bad_names->pdata[i], NULL);
+    g_ptr_array_add(items, new_item(kind, bad_names->pdata[i], dir, FALSE,
+                                    g_strdup_printf("left for inspection: %s (see `sqlenvfs "
+                                                    "verify`)",
+                                                    (const char *)bad_errors->pdata[i])));
+  }
+  for (guint i = 0; i < copies->len; i++) {
+    const SqlenvfsStoredCopy *copy = copies->pdata[i];
+    guint from_newest = copies->len - 1 - i;
+    gboolean too_old = keep_days > 0 && now - copy->time > max_age;
+    gboolean too_many = keep_count > 0 && from_newest >= (guint)keep_count;
+    const char *protected_why = g_hash_table_lookup(protect, GUINT_TO_POINTER(i + 1));
+    char *why = NULL;
+
+    if (!too_old && !too_many) {
+      g_ptr_array_add(items,
+                      new_item(kind, copy->name, copy->dir, FALSE,
+                               keep_days > 0 ? g_strdup_printf("within %d days", keep_days)
+                               : keep_count > 0
+                                 ? g_strdup_printf("among the newest %d", keep_count)
+                                 : g_strdup("no retention limit set")));
+      continue;
+    }
+    if (protected_why) {
+      g_ptr_array_add(items, new_item(kind, copy->name, copy->dir, FALSE,
+                                      g_strdup_printf("kept: %s", protected_why)));
+      continue;
+    }
+    if (keep && keep(copy, user, &why)) {
+      g_ptr_array_add(items, new_item(kind, copy->name, copy->dir, FALSE,
+                                      g_strdup_printf("kept: %s", why ? why : "still needed")));
+      g_free(why);
+      continue;
+    }
+    g_free(why);
+    if (!dry_run && !remove_entry(copy, error))
+      return FALSE;
+    g_ptr_array_add(items,
+                    new_item(kind, copy->name, copy->dir, TRUE,
+                             too_old ? g_strdup_printf("older than %d days", keep_days)
+                                     : g_strdup_printf("beyond the newest %d", keep_count)));
+    g_info("prune: %s %s %s", dry_run ? "would remove" : "removed", kind_name, copy->name);
+  }
+  return TRUE;
+}
+
+static gint
+cmp_item(gconstpointer a, gconstpointer b)
+{
+  const SqlenvfsPruneItem *x = *(SqlenvfsPruneItem *const *)a;
+  const SqlenvfsPruneItem *y = *(SqlenvfsPruneItem *const *)b;
+  if (x->kind != y->kind)
+    return x->kind < y->kind ? -1 : 1;
+  return sqlenvfs_time_name_cmp(&x->name, &y->name);
+}
+
+GPtrArray *
+sqlenvfs_store_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsPruneKeepFunc keep,
+                     gpointer user, GError **error)
+{
+  g_autoptr(GPtrArray) items =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_prune_item_free);
+  gboolean ok = TRUE;
+  int lock = -1;
+
+  if (!dry_run) {
+    lock = sqlenvfs_root_lock(root, "store", TRUE, error);
+    if (lock < 0)
+      return NULL;
+    sqlenvfs_copy_cleanup_tmp(sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP));
+    sqlenvfs_copy_cleanup_tmp(sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT));
+  }
+  ok = prune_kind(root, SQLENVFS_KIND_BACKUP, dry_run, keep, user, items, error) &&
+       prune_kind(root, SQLENVFS_KIND_SNAPSHOT, dry_run, keep, user, items, error);
+  if (lock >= 0)
+    sqlenvfs_root_unlock(lock);
+  if (!ok)
+    return NULL;
+  g_ptr_array_sort(items, cmp_item);
+  return g_steal_pointer(&items);
+}

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# Faults and bad input around backups: kill -9 in the middle of a backup
+# (during the copy, and after the MANIFEST but before the rename) leaves
+# nothing that looks like a backup, and the next run cleans up; a production
+# database not in WAL mode, a missing root, an unwritable backup directory,
+# unknown options, corrupted and truncated copies: each gets one clear line
+# and a non-zero exit, and nothing is lost.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root
+mkdir -p "$R"
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" --demo --demo-events 100000 > /dev/null
+P=$R/data/prod/app.db
+DAILY=$R/backups/prod/daily
+prod_hash=$(sqlite3 "$P" .dump | sha256sum)
+
+no_backup_visible() {
+  local what=$1
+  [ -z "$(ls "$DAILY" 2>/dev/null)" ] || fail "$what: a backup-like entry is visible: $(ls "$DAILY")"
+  "$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["backups"] == [], d' \
+    || fail "$what: list shows a backup"
+  "$SQLENVFS" verify --root "$R" | grep -q "nothing to verify" || fail "$what: verify sees something"
+}
+
+# --- kill -9 during the copy (slowed down by the test hook)
+SQLENVFS_TEST_STORE_DELAY_MS=400 "$SQLENVFS" backup --root "$R" > /dev/null 2>&1 &
+pid=$!
+track_pid "$pid"
+for i in $(seq 1 200); do
+  ls -A "$DAILY" 2>/dev/null | grep -q '^\.tmp-' && [ -n "$(find "$DAILY" -name '.tmp-app.db-*' -size +1k)" ] && break
+  sleep 0.05
+done
+[ -n "$(find "$DAILY" -name '.tmp-app.db-*' -size +1k)" ] || fail "the backup never started copying"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+ls -A "$DAILY" | grep -q '^\.tmp-' || fail "expected the killed run's temporary to be left"
+no_backup_visible "killed during the copy"
+pass "kill -9 during the copy leaves nothing that looks like a backup"
+
+# --- kill -9 after the MANIFEST is written, before the rename
+SQLENVFS_TEST_STORE_DELAY_MS=1000 "$SQLENVFS" backup --root "$R" > /dev/null 2>&1 &
+pid=$!
+track_pid "$pid"
+# (the first run's leftover is removed by this run as it starts)
+for i in $(seq 1 600); do
+  [ -n "$(find "$DAILY" -path "*/.tmp-*-$pid/MANIFEST")" ] && break
+  sleep 0.05
+done
+[ -n "$(find "$DAILY" -path "*/.tmp-*-$pid/MANIFEST")" ] || fail "the backup never wrote its MANIFEST"
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+[ "$(ls -A "$DAILY" | grep -c '^\.tmp-')" -eq 1 ] || fail "the next run did not remove the first leftover: $(ls -A "$DAILY")"
+no_backup_visible "killed before the rename"
+pass "kill -9 after the MANIFEST, before the rename, leaves nothing that looks like a backup"
+
+# --- the next run cleans up and succeeds
+"$SQLENVFS" backup --root "$R" > /dev/null 2>&1
+[ -z "$(ls -A "$DAILY" | grep '^\.tmp-')" ] || fail "leftovers after the next run: $(ls -A "$DAILY")"
+[ "$(ls "$DAILY" | wc -l)" -eq 1 ] || fail "expected one backup: $(ls "$DAILY")"
+"$SQLENVFS" verify --root "$R" > /dev/null || fail "the new backup does not verify"
+pass "the next run removes the leftovers and makes a good backup"
+
+# --- bad input, one line each, non-zero
+expect_fail "open root $T/missing.*no such directory" "$SQLENVFS" backup --root "$T/missing"
+expect_fail "no such directory" "$SQLENVFS" snapshot --root "$T/missing"
+expect_fail "no such directory" "$SQLENVFS" verify --root "$T/missing"
+expect_fail "no such directory" "$SQLENVFS" prune --root "$T/missing"
+expect_fail "no such directory" "$SQLENVFS" list --root "$T/missing"
+expect_fail "no such directory" "$SQLENVFS" refresh-dev --root "$T/missing"
+for cmd in backup snapshot verify prune list refresh-dev; do
+  expect_fail "nknown option --frobnicate" "$SQLENVFS" "$cmd" --root "$R" --frobnicate
+done
+expect_fail "unexpected argument 'extra'" "$SQLENVFS" backup --root "$R" extra
+expect_fail "production database .*nope.db does not exist" "$SQLENVFS" backup --root "$R" --db nope
+pass "missing root, unknown options, stray arguments and unknown databases: one line each"
+
+# --- production not in WAL mode
+sqlite3 "$P" "PRAGMA journal_mode=DELETE" > /dev/null
+expect_fail "$P is in journal mode 'delete', not WAL.*PRAGMA journal_mode=WAL" "$SQLENVFS" backup --root "$R"
+expect_fail "not WAL.*PRAGMA journal_mode=WAL" "$SQLENVFS" snapshot --root "$R"
+[ "$(ls "$DAILY" | wc -l)" -eq 1 ] || fail "a refused backup created something: $(ls "$DAILY")"
+assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "delete" "journal mode left as it was"
+sqlite3 "$P" "PRAGMA journal_mode=WAL" > /dev/null
+pass "a production database not in WAL mode is refused with how to switch it"
+
+# --- unwritable backup directory: a file where the directory should be
+mv "$DAILY" "$T/daily.saved"
+echo "not a directory" > "$DAILY"
+expect_fail "backup directory $DAILY is not a directory" "$SQLENVFS" backup --root "$R"
+rm "$DAILY"; mv "$T/daily.saved" "$DAILY"
+# ... and a read-only filesystem (a read-only bind mount)
+if mount --bind "$DAILY" "$DAILY" 2>/dev/null; then
+  _mounts+=("$DAILY")
+  if mount -o remount,ro,bind "$DAILY" 2>/dev/null; then
+    expect_fail "create backup directory $DAILY/\.tmp-.*Read-only file system" "$SQLENVFS" backup --root "$R"
+    pass "a read-only backup directory is refused with one line"
+  else
+    note "skipped the read-only bind mount case (remount refused)"
+  fi
+  umount "$DAILY"
+else
+  note "skipped the read-only bind mount case (bind mount refused)"
+fi
+[ "$(ls "$DAILY" | wc -l)" -eq 1 ] || fail "the backup store changed: $(ls "$DAILY")"
+pass "an unwritable backup directory is refused and nothing is lost"
+
+# --- corrupted and truncated copies: verify names them, non-zero
+"$SQLENVFS" snapshot --root "$R" > /dev/null
+"$SQLENVFS" snapshot --root "$R" > /dev/null
+good=$(ls -d "$DAILY"/*)
+bad1=$(ls -d "$R"/backups/prod/snapshots/* | head -1)
+bad2=$(ls -d "$R"/backups/prod/snapshots/* | tail -1)
+printf '\xde\xad\xbe\xef' | dd of="$bad1/app.db" bs=1 seek=40000 conv=notrunc status=none
+truncate -s -4096 "$bad2/app.db"
+rc=0; "$SQLENVFS" verify --root "$R" > "$T/verify.out" 2> "$T/verify.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "verify exited 0 with corrupt copies"
+[ "$(wc -l < "$T/verify.err")" -eq 1 ] || fail "verify: expected one error line: $(cat "$T/verify.err")"
+grep -q "^ok .*backup.*$(basename "$good") *app$" "$T/verify.out" || fail "the good backup is not reported ok: $(cat "$T/verify.out")"
+grep -q "^BAD .*$(basename "$bad1").*crc32" "$T/verify.out" || fail "the corrupted copy is not named: $(cat "$T/verify.out")"
+grep -q "^BAD .*$(basename "$bad2").*bytes, the MANIFEST says" "$T/verify.out" || fail "the truncated copy is not named: $(cat "$T/verify.out")"
+pass "verify names corrupted and truncated copies and exits non-zero"
+
+assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$prod_hash" "production after all of the above"
+pass "production unchanged throughout"

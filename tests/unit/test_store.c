@@ -1,0 +1,433 @@
+/* Unit tests for store: entries and their MANIFEST, unique names, modes,
+ * verification, retention with the keep hook, the list report. */
+#include "testutil.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/env.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/liveview.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/util.h"
+
+#define T0 G_GINT64_CONSTANT(1764346440000000) /* 2025-11-28T16:14:00Z */
+#define DAY (G_GINT64_CONSTANT(86400) * G_USEC_PER_SEC)
+
+static char *tmp;
+static SqlenvfsRoot *root;
+static char *prod;
+
+static void
+write_conf(const char *text)
+{
+  g_autofree char *conf = g_build_filename(tmp, "sqlenvfs.conf", NULL);
+  GError *error = NULL;
+  ck_assert(g_file_set_contents(conf, text, -1, NULL));
+  g_clear_pointer(&root, sqlenvfs_root_free);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+}
+
+static void
+setup(void)
+{
+  g_autofree char *schema = NULL;
+  SqlenvfsInitOptions opts = { 0 };
+  GError *error = NULL;
+  g_autoptr(sqlite3) db = NULL;
+
+  tmp = testutil_tmpdir();
+  g_unsetenv("SQLENVFS_ROOT");
+  g_unsetenv(SQLENVFS_TEST_STORE_DELAY_ENV);
+  testutil_clock_set(T0);
+  schema = g_build_filename(tmp, "schema.sql", NULL);
+  ck_assert(g_file_set_contents(schema, "CREATE TABLE t (n INTEGER PRIMARY KEY, v TEXT);", -1, NULL));
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  ck_assert(sqlenvfs_env_init(root, &opts, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  prod = sqlenvfs_root_prod_db(root, "app");
+  db = sqlenvfs_db_open(prod, 0, &error);
+  ck_assert(sqlenvfs_db_exec(db,
+                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<300)"
+                             " INSERT INTO t SELECT i, printf('%0300d', i) FROM c;",
+                             prod, &error));
+}
+
+static void
+teardown(void)
+{
+  testutil_clock_reset();
+  g_clear_pointer(&root, sqlenvfs_root_free);
+  g_free(prod);
+  testutil_tmpdir_cleanup(tmp);
+}
+
+static SqlenvfsStoredCopy *
+take(SqlenvfsCopyKind kind)
+{
+  GError *error = NULL;
+  SqlenvfsStoredCopy *copy = sqlenvfs_store_create(root, kind, NULL, NULL, NULL, &error);
+  ck_assert_no_error(error);
+  ck_assert_ptr_nonnull(copy);
+  return copy;
+}
+
+/* The MANIFEST holds exactly the WAL position of the copied state. */
+START_TEST(test_manifest_round_trip)
+{
+  g_autoptr(sqlite3) w = NULL;
+  g_autoptr(SqlenvfsStoredCopy) copy = NULL, loaded = NULL;
+  g_autoptr(SqlenvfsLiveView) view = NULL;
+  const SqlenvfsStoredDb *sdb;
+  const SqlenvfsWalPos *pos;
+  GError *error = NULL;
+  guint32 crc = 0;
+  goffset size = 0;
+
+  /* Committed frames stay in the WAL while this connection holds it open. */
+  w = sqlenvfs_db_open(prod, 0, &error);
+  ck_assert(sqlenvfs_db_exec(w, "PRAGMA wal_autocheckpoint=0; INSERT INTO t VALUES (1000, 'x');"
+                                "INSERT INTO t VALUES (1001, 'y')",
+                             prod, &error));
+  copy = take(SQLENVFS_KIND_BACKUP);
+  view = sqlenvfs_live_view_open(prod, &error);
+  ck_assert_no_error(error);
+  pos = sqlenvfs_live_view_pos(view);
+  ck_assert_uint_gt(pos->frame, 0);
+
+  ck_assert_str_eq(copy->name, "20251128T161400Z");
+  ck_assert_int_eq(copy->time, T0);
+  ck_assert_uint_eq(copy->dbs->len, 1);
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, copy->name, &error);
+  ck_assert_no_error(error);
+  sdb = sqlenvfs_stored_copy_find(loaded, "app");
+  ck_assert_ptr_nonnull(sdb);
+  ck_assert_ptr_null(sqlenvfs_stored_copy_find(loaded, "other"));
+  ck_assert_uint_eq(sdb->pos.salt1, pos->salt1);
+  ck_assert_uint_eq(sdb->pos.salt2, pos->salt2);
+  ck_assert_uint_eq(sdb->pos.frame, pos->frame);
+  ck_assert_uint_eq(sdb->pos.cksum1, pos->cksum1);
+  ck_assert_uint_eq(sdb->pos.cksum2, pos->cksum2);
+  ck_assert_uint_eq(sdb->pos.ckpt_seq, pos->ckpt_seq);
+  ck_assert_uint_eq(sdb->pos.page_size, pos->page_size);
+  ck_assert_uint_eq(sdb->pos.n_pages, pos->n_pages);
+  ck_assert_int_eq(sdb->pos.pinned_at, T0);
+  ck_assert_str_eq(sdb->journal_mode, "wal");
+  ck_assert(sqlenvfs_file_crc32(sdb->path, &crc, &size, &error));
+  ck_assert_uint_eq(crc, sdb->crc32);
+  ck_assert_uint_eq((guint64)size, sdb->size);
+  ck_assert_uint_eq(sdb->size, (guint64)pos->page_size * pos->n_pages);
+  ck_assert(sqlenvfs_store_verify_db(sdb, &error));
+  {
+    g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", sdb->path);
+    g_autoptr(sqlite3) c = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &error);
+    gint64 n = 0;
+    ck_assert(sqlenvfs_db_query_int(c, "SELECT count(*) FROM t", &n, uri, &error));
+    ck_assert_int_eq(n, 302);
+  }
+}
+END_TEST
+
+/* Two runs in the same second get distinct names that sort in time order. */
+START_TEST(test_unique_names)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_SNAPSHOT);
+  g_autoptr(SqlenvfsStoredCopy) b = take(SQLENVFS_KIND_SNAPSHOT);
+  g_autoptr(SqlenvfsStoredCopy) c = NULL;
+  g_autoptr(SqlenvfsStoredCopy) other_kind = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(GPtrArray) list = NULL;
+  GError *error = NULL;
+
+  testutil_clock_set(T0 + 400 * 1000 + 7); /* .400007 in the same second */
+  c = take(SQLENVFS_KIND_SNAPSHOT);
+  ck_assert_str_eq(a->name, "20251128T161400Z");
+  ck_assert_str_eq(b->name, "20251128T161400.001Z");
+  ck_assert_str_eq(c->name, "20251128T161400.400Z");
+  ck_assert_str_eq(other_kind->name, "20251128T161400Z");
+
+  /* Clock not moving: still unique, after the latest of that second. */
+  testutil_clock_set(T0);
+  {
+    g_autoptr(SqlenvfsStoredCopy) d = take(SQLENVFS_KIND_SNAPSHOT);
+    ck_assert_str_eq(d->name, "20251128T161400.401Z");
+  }
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
+  ck_assert_uint_eq(list->len, 4);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[0])->name, "20251128T161400Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[1])->name, "20251128T161400.001Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[3])->name, "20251128T161400.401Z");
+}
+END_TEST
+
+static int
+mode_of(const char *path)
+{
+  struct stat st;
+  ck_assert_int_eq(stat(path, &st), 0);
+  return st.st_mode & 07777;
+}
+
+START_TEST(test_mode_never_wider_than_source)
+{
+  g_autoptr(SqlenvfsStoredCopy) copy = NULL;
+  g_autofree char *manifest = NULL;
+  ck_assert_int_eq(chmod(prod, 0600), 0);
+  copy = take(SQLENVFS_KIND_BACKUP);
+  manifest = g_build_filename(copy->dir, "MANIFEST", NULL);
+  ck_assert_int_eq(mode_of(((SqlenvfsStoredDb *)copy->dbs->pdata[0])->path) & 0077, 0);
+  ck_assert_int_eq(mode_of(manifest) & 0077, 0);
+}
+END_TEST
+
+START_TEST(test_refuses_non_wal_and_leaves_nothing)
+{
+  GError *error = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  {
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(prod, 0, &error);
+    ck_assert(sqlenvfs_db_exec(db, "PRAGMA journal_mode=DELETE", prod, &error));
+  }
+  ck_assert_ptr_null(sqlenvfs_store_create(root, SQLENVFS_KIND_BACKUP, NULL, NULL, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert(strstr(error->message, "PRAGMA journal_mode=WAL") != NULL);
+  ck_assert(strstr(error->message, prod) != NULL);
+  g_clear_error(&error);
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_uint_eq(list->len, 0);
+
+  ck_assert_ptr_null(sqlenvfs_store_create(root, SQLENVFS_KIND_BACKUP, "nope", NULL, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+}
+END_TEST
+
+static void
+flip_byte(const char *path, goffset off)
+{
+  int fd = open(path, O_RDWR);
+  unsigned char c;
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, &c, 1, off), 1);
+  c ^= 0xff;
+  ck_assert_int_eq(pwrite(fd, &c, 1, off), 1);
+  close(fd);
+}
+
+START_TEST(test_verify_all)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) b = NULL, c = NULL;
+  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+  g_autofree char *manifest = NULL;
+  const SqlenvfsCheck *chk;
+  GError *error = NULL;
+
+  testutil_clock_set(T0 + G_USEC_PER_SEC);
+  b = take(SQLENVFS_KIND_BACKUP);
+  testutil_clock_set(T0 + 2 * G_USEC_PER_SEC);
+  c = take(SQLENVFS_KIND_SNAPSHOT);
+  flip_byte(((SqlenvfsStoredDb *)b->dbs->pdata[0])->path, 5000);
+  manifest = g_build_filename(c->dir, "MANIFEST", NULL);
+  ck_assert(g_file_set_contents(manifest, "[sqlenvfs-copy]\nformat=1\n", -1, NULL));
+
+  ck_assert(sqlenvfs_store_verify_all(root, report, &error));
+  ck_assert_uint_eq(report->checks->len, 3);
+  ck_assert_uint_eq(sqlenvfs_verify_report_n_bad(report), 2);
+  chk = report->checks->pdata[0];
+  ck_assert(chk->ok);
+  ck_assert_str_eq(chk->kind, "backup");
+  ck_assert_str_eq(chk->name, a->name);
+  ck_assert_str_eq(chk->db, "app");
+  chk = report->checks->pdata[1];
+  ck_assert(!chk->ok);
+  ck_assert_str_eq(chk->name, b->name);
+  ck_assert(strstr(chk->reason, "crc32") != NULL);
+  ck_assert(strstr(chk->reason, chk->path) != NULL);
+  chk = report->checks->pdata[2];
+  ck_assert(!chk->ok);
+  ck_assert_str_eq(chk->kind, "snapshot");
+  ck_assert_ptr_null(chk->db);
+  ck_assert(strstr(chk->reason, "MANIFEST") != NULL);
+
+  /* Others append their own lines to the same report. */
+  sqlenvfs_verify_report_add(report, "wal-archive", NULL, "app", "/x", FALSE, "gap");
+  ck_assert_uint_eq(sqlenvfs_verify_report_n_bad(report), 3);
+}
+END_TEST
+
+/* A byte flipped inside a page that the crc32 would catch is also caught
+ * by the integrity check when the MANIFEST is rewritten to match. */
+START_TEST(test_verify_db_integrity_after_crc)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  SqlenvfsStoredDb *sdb = a->dbs->pdata[0];
+  GError *error = NULL;
+  goffset size;
+  /* Damage the b-tree page header of the last page. */
+  flip_byte(sdb->path, (goffset)sdb->size - sdb->pos.page_size + 0);
+  ck_assert(sqlenvfs_file_crc32(sdb->path, &sdb->crc32, &size, &error));
+  ck_assert(!sqlenvfs_store_verify_db(sdb, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, sdb->path) != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
+typedef struct {
+  const char *keep_name;
+  int n_calls;
+} KeepCtx;
+
+static gboolean
+keep_one(const SqlenvfsStoredCopy *copy, gpointer user, char **why)
+{
+  KeepCtx *ctx = user;
+  ctx->n_calls++;
+  if (g_strcmp0(copy->name, ctx->keep_name) == 0) {
+    *why = g_strdup("base of a retained window");
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static const SqlenvfsPruneItem *
+item_named(GPtrArray *items, SqlenvfsCopyKind kind, const char *name)
+{
+  for (guint i = 0; i < items->len; i++) {
+    const SqlenvfsPruneItem *it = items->pdata[i];
+    if (it->kind == kind && g_str_equal(it->name, name))
+      return it;
+  }
+  ck_abort_msg("no prune item %s", name);
+  return NULL;
+}
+
+START_TEST(test_prune_days_hook_and_newest_valid)
+{
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) items = NULL, dry = NULL, left = NULL;
+  KeepCtx ctx = { NULL, 0 };
+  GError *error = NULL;
+
+  /* Backups on days 0..4; snapshots on day 0 only. */
+  for (int d = 0; d < 5; d++) {
+    g_autoptr(SqlenvfsStoredCopy) c = NULL;
+    testutil_clock_set(T0 + d * DAY);
+    c = take(SQLENVFS_KIND_BACKUP);
+    g_ptr_array_add(names, g_strdup(c->name));
+  }
+  testutil_clock_set(T0);
+  {
+    g_autoptr(SqlenvfsStoredCopy) s = take(SQLENVFS_KIND_SNAPSHOT);
+  }
+  /* The newest backup is damaged: the newest valid one is day 3's. */
+  {
+    g_autoptr(SqlenvfsStoredCopy) newest =
+      sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, names->pdata[4], &error);
+    flip_byte(((SqlenvfsStoredDb *)newest->dbs->pdata[0])->path, 100);
+  }
+  write_conf("[retention]\ndaily-keep-days=2\nsnapshot-keep-days=2\n");
+  /* Day 20: everything is older than 2 days. */
+  testutil_clock_set(T0 + 20 * DAY);
+  ctx.keep_name = names->pdata[1];
+
+  dry = sqlenvfs_store_prune(root, TRUE, keep_one, &ctx, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(dry->len, 6);
+  left = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_uint_eq(left->len, 5); /* dry run removed nothing */
+  g_clear_pointer(&left, g_ptr_array_unref);
+
+  items = sqlenvfs_store_prune(root, FALSE, keep_one, &ctx, &error);
+  ck_assert_no_error(error);
+  ck_assert(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[0])->remove);
+  ck_assert(!item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[1])->remove);
+  ck_assert(strstr(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[1])->reason,
+                   "retained window") != NULL);
+  ck_assert(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[2])->remove);
+  ck_assert(!item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[3])->remove);
+  ck_assert(strstr(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[3])->reason,
+                   "newest valid") != NULL);
+  ck_assert(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[4])->remove);
+  /* The only snapshot is the newest valid one of its kind. */
+  ck_assert(!item_named(items, SQLENVFS_KIND_SNAPSHOT, "20251128T161400Z")->remove);
+
+  left = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_uint_eq(left->len, 2);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[0])->name, names->pdata[1]);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[1])->name, names->pdata[3]);
+  {
+    /* Nothing of the removed entries is left, not even a temporary. */
+    g_autoptr(GDir) d = g_dir_open(sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), 0, NULL);
+    int n = 0;
+    while (g_dir_read_name(d))
+      n++;
+    ck_assert_int_eq(n, 2);
+  }
+}
+END_TEST
+
+START_TEST(test_prune_count)
+{
+  g_autoptr(GPtrArray) items = NULL, left = NULL;
+  GError *error = NULL;
+  for (int i = 0; i < 4; i++) {
+    g_autoptr(SqlenvfsStoredCopy) c = NULL;
+    testutil_clock_set(T0 + i * G_USEC_PER_SEC);
+    c = take(SQLENVFS_KIND_BACKUP);
+  }
+  write_conf("[retention]\ndaily-keep-days=0\ndaily-keep-count=2\n");
+  items = sqlenvfs_store_prune(root, FALSE, NULL, NULL, &error);
+  ck_assert_no_error(error);
+  left = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_uint_eq(left->len, 2);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[0])->name, "20251128T161402Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[1])->name, "20251128T161403Z");
+}
+END_TEST
+
+START_TEST(test_list_report)
+{
+  g_autoptr(SqlenvfsListReport) report = NULL;
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) b = take(SQLENVFS_KIND_SNAPSHOT);
+  GError *error = NULL;
+
+  report = sqlenvfs_store_list_report(root, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(report->backups->len, 1);
+  ck_assert_uint_eq(report->snapshots->len, 1);
+  ck_assert_uint_eq(report->windows->len, 0);
+  sqlenvfs_list_report_add_window(report, "app", T0, T0 + 1, NULL);
+  ck_assert_uint_eq(report->windows->len, 1);
+  ck_assert_str_eq(((SqlenvfsListWindow *)report->windows->pdata[0])->db, "app");
+}
+END_TEST
+
+static Suite *
+store_suite(void)
+{
+  Suite *s = suite_create("store");
+  TCase *tc = tcase_create("store");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_manifest_round_trip);
+  tcase_add_test(tc, test_unique_names);
+  tcase_add_test(tc, test_mode_never_wider_than_source);
+  tcase_add_test(tc, test_refuses_non_wal_and_leaves_nothing);
+  tcase_add_test(tc, test_verify_all);
+  tcase_add_test(tc, test_verify_db_integrity_after_crc);
+  tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
+  tcase_add_test(tc, test_prune_count);
+  tcase_add_test(tc, test_list_report);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(store_suite());
+}
