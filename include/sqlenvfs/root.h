@@ -21,6 +21,8 @@
  *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
  *   [cache]     max-bytes=4294967296
  *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
+ *               acknowledged-bugs=   (known SQLite bugs whose risk is accepted, e.g.
+ *                                     wal-reset; see doctor.h)
  */
 #pragma once
 
@@ -40,6 +42,7 @@ typedef struct {
   gint64 cache_max_bytes;
   gint64 size_warn_bytes;
   int backup_max_age_hours;
+  char **doctor_acknowledged_bugs; /* NULL-terminated, never NULL */
 } SqlenvfsSettings;
 
 typedef struct _SqlenvfsRoot SqlenvfsRoot;

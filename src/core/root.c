@@ -42,6 +42,7 @@ settings_defaults(SqlenvfsSettings *s)
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
   s->size_warn_bytes = G_GINT64_CONSTANT(10000000000);
   s->backup_max_age_hours = 26;
+  s->doctor_acknowledged_bugs = g_new0(char *, 1);
 }
 
 /* Read an integer key if present; FALSE with a message naming file, group
@@ -124,6 +125,20 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
   INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
 #undef INT_KEY
+  if (g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL)) {
+    g_auto(GStrv) ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);
+    GPtrArray *clean = g_ptr_array_new();
+    /* A list separated by ';' (GKeyFile's way) or ','; blanks are ignored. */
+    for (char **id = ids; id && *id; id++) {
+      g_auto(GStrv) parts = g_strsplit(*id, ",", -1);
+      for (char **p = parts; *p; p++)
+        if (*g_strstrip(*p))
+          g_ptr_array_add(clean, g_strdup(*p));
+    }
+    g_ptr_array_add(clean, NULL);
+    g_strfreev(s->doctor_acknowledged_bugs);
+    s->doctor_acknowledged_bugs = (char **)g_ptr_array_free(clean, FALSE);
+  }
   return TRUE;
 }
 
@@ -182,6 +197,7 @@ sqlenvfs_root_free(SqlenvfsRoot *root)
   for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
     g_free(root->paths[i]);
   g_free(root->settings.default_db);
+  g_strfreev(root->settings.doctor_acknowledged_bugs);
   g_free(root->dir);
   g_free(root);
 }

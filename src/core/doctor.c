@@ -1,0 +1,1064 @@
+/*
+ * doctor.c — the check-up of a root (doctor.h).
+ *
+ * SQLite's locks, as they appear in /proc/locks (fcntl byte-range locks; see
+ * SQLite src/os.h and src/wal.c):
+ *
+ *   database file   1073741824 (0x40000000)  PENDING byte
+ *                   1073741825               RESERVED byte: a write transaction
+ *                                            in rollback-journal mode
+ *                   1073741826..+509         SHARED range: READ = a reader (in WAL
+ *                                            mode: the connection is open), WRITE =
+ *                                            EXCLUSIVE, committing
+ *   -shm file       120  WAL write lock: a write transaction in WAL mode
+ *                   121  checkpointer lock
+ *                   122  recovery lock
+ *                   123..127  read marks 0..4: a read transaction
+ *                   128  "DMS": the connection uses the shared memory
+ *
+ * Invariants:
+ *   (1) Nothing here writes a database, takes a lock, or opens and closes a
+ *       descriptor of a database or -shm file of its own: databases are read
+ *       through read-only SQLite connections with checkpoint-on-close off,
+ *       locks are read from /proc/locks, holders from /proc/<pid>/fd. Only
+ *       the -wal file (which carries no locks) is read directly.
+ *   (2) Every finding has a severity, a subject, what was found and what to do.
+ *   (3) A problem that stops one check becomes a finding of that check; the
+ *       other checks still run.
+ */
+#include "sqlenvfs/doctor.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#define SHM_WRITE_LOCK 120
+#define SHM_CKPT_LOCK 121
+#define SHM_RECOVER_LOCK 122
+#define SHM_READ_LOCK0 123
+#define SHM_DMS_LOCK 128
+#define DB_PENDING_BYTE G_GUINT64_CONSTANT(0x40000000)
+#define DB_RESERVED_BYTE (DB_PENDING_BYTE + 1)
+#define DB_SHARED_FIRST (DB_PENDING_BYTE + 2)
+
+/* How long a write lock must be seen held to be reported (two samples). */
+#define LOCK_RECHECK_US (500 * 1000)
+
+/* ------------------------------------------------------------------------ */
+/* Report                                                                   */
+
+const char *
+sqlenvfs_severity_name(SqlenvfsSeverity severity)
+{
+  switch (severity) {
+  case SQLENVFS_SEVERITY_OK:
+    return "ok";
+  case SQLENVFS_SEVERITY_WARNING:
+    return "warning";
+  case SQLENVFS_SEVERITY_FAILURE:
+    return "failure";
+  }
+  return "?";
+}
+
+static void
+finding_free(gpointer p)
+{
+  SqlenvfsFinding *f = p;
+  g_free(f->check);
+  g_free(f->subject);
+  g_free(f->path);
+  g_free(f->found);
+  g_free(f->action);
+  g_free(f);
+}
+
+void
+sqlenvfs_doctor_report_free(SqlenvfsDoctorReport *report)
+{
+  if (report == NULL)
+    return;
+  g_ptr_array_unref(report->findings);
+  g_free(report);
+}
+
+static SqlenvfsDoctorReport *
+report_new(void)
+{
+  SqlenvfsDoctorReport *r = g_new0(SqlenvfsDoctorReport, 1);
+  r->findings = g_ptr_array_new_with_free_func(finding_free);
+  r->checked_at = sqlenvfs_clock_now();
+  return r;
+}
+
+void
+sqlenvfs_doctor_report_add(SqlenvfsDoctorReport *report, SqlenvfsSeverity severity,
+                           const char *check, const char *subject, const char *path,
+                           const char *action, const char *found_fmt, ...)
+{
+  SqlenvfsFinding *f = g_new0(SqlenvfsFinding, 1);
+  va_list ap;
+
+  g_return_if_fail(action != NULL && check != NULL && subject != NULL);
+  f->severity = severity;
+  f->check = g_strdup(check);
+  f->subject = g_strdup(subject);
+  f->path = g_strdup(path);
+  f->action = g_strdup(action);
+  va_start(ap, found_fmt);
+  f->found = g_strdup_vprintf(found_fmt, ap);
+  va_end(ap);
+  g_ptr_array_add(report->findings, f);
+  if (severity > report->worst)
+    report->worst = severity;
+  switch (severity) {
+  case SQLENVFS_SEVERITY_OK:
+    report->n_ok++;
+    break;
+  case SQLENVFS_SEVERITY_WARNING:
+    report->n_warnings++;
+    break;
+  case SQLENVFS_SEVERITY_FAILURE:
+    report->n_failures++;
+    break;
+  }
+  if (severity != SQLENVFS_SEVERITY_OK)
+    g_info("doctor: %s %s %s: %s", sqlenvfs_severity_name(severity), subject, check, f->found);
+}
+
+int
+sqlenvfs_doctor_exit_status(const SqlenvfsDoctorReport *report)
+{
+  return (int)report->worst;
+}
+
+/* ------------------------------------------------------------------------ */
+/* /proc: locks and processes                                               */
+
+GArray *
+sqlenvfs_doctor_parse_locks(const char *text)
+{
+  GArray *locks = g_array_new(FALSE, TRUE, sizeof(SqlenvfsProcLock));
+  g_auto(GStrv) lines = g_strsplit(text ? text : "", "\n", -1);
+
+  for (char **l = lines; *l; l++) {
+    /* "1: POSIX  ADVISORY  WRITE 9709 fe:00:10953236 120 120"
+     * "1: -> POSIX  ADVISORY  WRITE 9710 fe:00:10953236 120 120" */
+    g_auto(GStrv) tok = g_strsplit_set(*l, " \t", -1);
+    const char *w[9];
+    int n = 0;
+    SqlenvfsProcLock lk = { 0 };
+    char *end = NULL;
+    guint64 maj, min, ino;
+
+    for (char **t = tok; *t && n < 9; t++)
+      if (**t)
+        w[n++] = *t;
+    if (n < 7)
+      continue;
+    {
+      int i = 1;
+      if (strcmp(w[i], "->") == 0) {
+        lk.is_waiting = TRUE;
+        i++;
+      }
+      if (n - i < 7)
+        continue;
+      if (strcmp(w[i], "POSIX") == 0 || strcmp(w[i], "OFDLCK") == 0)
+        lk.is_posix = TRUE;
+      else if (strcmp(w[i], "FLOCK") == 0)
+        lk.is_posix = FALSE;
+      else
+        continue; /* LEASE, DELEG, ... */
+      lk.is_write = strcmp(w[i + 2], "WRITE") == 0;
+      lk.pid = (int)g_ascii_strtoll(w[i + 3], NULL, 10);
+      /* device "maj:min:ino", major and minor in hex */
+      maj = g_ascii_strtoull(w[i + 4], &end, 16);
+      if (*end != ':')
+        continue;
+      min = g_ascii_strtoull(end + 1, &end, 16);
+      if (*end != ':')
+        continue;
+      ino = g_ascii_strtoull(end + 1, &end, 10);
+      lk.dev_major = maj;
+      lk.dev_minor = min;
+      lk.ino = ino;
+      lk.start = g_ascii_strtoull(w[i + 5], NULL, 10);
+      lk.end = strcmp(w[i + 6], "EOF") == 0 ? G_MAXUINT64 : g_ascii_strtoull(w[i + 6], NULL, 10);
+      g_array_append_val(locks, lk);
+    }
+  }
+  return locks;
+}
+
+static GArray *
+read_locks(GError **error)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GError) local = NULL;
+
+  if (!g_file_get_contents("/proc/locks", &text, NULL, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read /proc/locks: %s (mount /proc to let the doctor see locks)", local->message);
+    return NULL;
+  }
+  return sqlenvfs_doctor_parse_locks(text);
+}
+
+static gboolean
+lock_matches(const SqlenvfsProcLock *lk, dev_t dev, ino_t ino)
+{
+  return lk->ino == (guint64)ino && lk->dev_major == (guint64)major(dev) &&
+         lk->dev_minor == (guint64)minor(dev);
+}
+
+int
+sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
+{
+  struct stat st;
+  g_autoptr(GArray) locks = NULL;
+
+  if (stat(lock_path, &st) != 0)
+    return 0;
+  locks = read_locks(error);
+  if (locks == NULL)
+    return -1;
+  for (guint i = 0; i < locks->len; i++) {
+    const SqlenvfsProcLock *lk = &g_array_index(locks, SqlenvfsProcLock, i);
+    if (!lk->is_posix && !lk->is_waiting && lock_matches(lk, st.st_dev, st.st_ino))
+      return lk->pid;
+  }
+  return 0;
+}
+
+char *
+sqlenvfs_doctor_describe_pid(int pid)
+{
+  g_autofree char *file = g_strdup_printf("/proc/%d/comm", pid);
+  g_autofree char *comm = NULL;
+
+  if (pid <= 0)
+    return g_strdup("an open file description (OFD lock)");
+  if (g_file_get_contents(file, &comm, NULL, NULL)) {
+    g_strstrip(comm);
+    return g_strdup_printf("pid %d (%s)", pid, comm);
+  }
+  return g_strdup_printf("pid %d", pid);
+}
+
+/* The files of one database the process scan looks for. */
+typedef enum { FILE_DB, FILE_WAL, FILE_SHM, FILE_JOURNAL, N_FILE_KINDS } FileKind;
+static const char *const file_suffix[N_FILE_KINDS] = { "", "-wal", "-shm", "-journal" };
+
+typedef struct {
+  char *subject; /* "prod/app" */
+  char *path;    /* the .db file */
+  gboolean exists[N_FILE_KINDS];
+  dev_t dev[N_FILE_KINDS];
+  ino_t ino[N_FILE_KINDS];
+  GArray *holders; /* int pid of processes holding any of the files open */
+} DbFiles;
+
+static void
+db_files_free(gpointer p)
+{
+  DbFiles *d = p;
+  g_free(d->subject);
+  g_free(d->path);
+  g_array_unref(d->holders);
+  g_free(d);
+}
+
+static DbFiles *
+db_files_new(const char *subject, const char *path)
+{
+  DbFiles *d = g_new0(DbFiles, 1);
+  d->subject = g_strdup(subject);
+  d->path = g_strdup(path);
+  d->holders = g_array_new(FALSE, FALSE, sizeof(int));
+  for (int k = 0; k < N_FILE_KINDS; k++) {
+    g_autofree char *p = g_strconcat(path, file_suffix[k], NULL);
+    struct stat st;
+    if (stat(p, &st) == 0) {
+      d->exists[k] = TRUE;
+      d->dev[k] = st.st_dev;
+      d->ino[k] = st.st_ino;
+    }
+  }
+  return d;
+}
+
+static void
+add_holder(DbFiles *d, int pid)
+{
+  for (guint i = 0; i < d->holders->len; i++)
+    if (g_array_index(d->holders, int, i) == pid)
+      return;
+  g_array_append_val(d->holders, pid);
+}
+
+/* Walk /proc/<pid>/fd of every process but this one and record which hold a
+ * file of @dbs open. Returns how many processes could not be inspected. */
+static guint
+scan_open_files(GPtrArray *dbs)
+{
+  DIR *proc = opendir("/proc");
+  struct dirent *ent;
+  guint n_denied = 0;
+  int self = (int)getpid();
+
+  if (proc == NULL)
+    return 0;
+  while ((ent = readdir(proc)) != NULL) {
+    char *end;
+    long pid = strtol(ent->d_name, &end, 10);
+    g_autofree char *fddir = NULL;
+    DIR *fds;
+    struct dirent *fe;
+
+    if (*end != '\0' || pid <= 0 || pid == self)
+      continue;
+    fddir = g_strdup_printf("/proc/%ld/fd", pid);
+    fds = opendir(fddir);
+    if (fds == NULL) {
+      if (errno == EACCES || errno == EPERM)
+        n_denied++;
+      continue;
+    }
+    while ((fe = readdir(fds)) != NULL) {
+      struct stat st;
+      if (fe->d_name[0] == '.')
+        continue;
+      /* fstatat follows the magic link to the open file itself. */
+      if (fstatat(dirfd(fds), fe->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
+        continue;
+      for (guint i = 0; i < dbs->len; i++) {
+        DbFiles *d = g_ptr_array_index(dbs, i);
+        for (int k = 0; k < N_FILE_KINDS; k++)
+          if (d->exists[k] && d->dev[k] == st.st_dev && d->ino[k] == st.st_ino)
+            add_holder(d, (int)pid);
+      }
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return n_denied;
+}
+
+/* What a lock on a database file means, in words; NULL for locks that say
+ * nothing worth reporting (the DMS lock, the WAL-mode shared lock). */
+static const char *
+lock_meaning(FileKind kind, const SqlenvfsProcLock *lk, gboolean wal_mode, gboolean *is_writer)
+{
+  *is_writer = FALSE;
+  if (kind == FILE_SHM) {
+    if (lk->start <= SHM_WRITE_LOCK && lk->end >= SHM_WRITE_LOCK && lk->is_write) {
+      *is_writer = TRUE;
+      return "holds the WAL write lock (a write transaction is open)";
+    }
+    if (lk->start <= SHM_CKPT_LOCK && lk->end >= SHM_CKPT_LOCK && lk->is_write)
+      return "is running a checkpoint";
+    if (lk->start <= SHM_RECOVER_LOCK && lk->end >= SHM_RECOVER_LOCK && lk->is_write)
+      return "is recovering the WAL index";
+    if (lk->start >= SHM_READ_LOCK0 && lk->start < SHM_DMS_LOCK)
+      return lk->is_write ? "is updating a WAL read mark" : "has a read transaction open";
+    return NULL;
+  }
+  if (kind == FILE_DB) {
+    if (lk->start <= DB_RESERVED_BYTE && lk->end >= DB_RESERVED_BYTE && lk->is_write) {
+      *is_writer = TRUE;
+      return "holds the RESERVED lock (a write transaction is open)";
+    }
+    if (lk->start <= DB_PENDING_BYTE && lk->end >= DB_PENDING_BYTE && lk->is_write) {
+      *is_writer = TRUE;
+      return "holds the PENDING lock (waiting to commit)";
+    }
+    if (lk->end >= DB_SHARED_FIRST && lk->start >= DB_SHARED_FIRST - 2) {
+      if (lk->is_write) {
+        *is_writer = TRUE;
+        return "holds the EXCLUSIVE lock (committing or changing the journal mode)";
+      }
+      return wal_mode ? NULL : "has a read transaction open (SHARED lock)";
+    }
+    return NULL;
+  }
+  return NULL;
+}
+
+typedef struct {
+  int pid;
+  FileKind kind;
+  const char *meaning;
+  gboolean is_writer;
+  gboolean is_waiting;
+} SeenLock;
+
+/* Locks held (or waited for) on the files of @d, from @locks. */
+static GArray *
+locks_of(const DbFiles *d, GArray *locks, gboolean wal_mode)
+{
+  GArray *seen = g_array_new(FALSE, TRUE, sizeof(SeenLock));
+  int self = (int)getpid();
+
+  for (guint i = 0; i < locks->len; i++) {
+    const SqlenvfsProcLock *lk = &g_array_index(locks, SqlenvfsProcLock, i);
+    if (!lk->is_posix || lk->pid == self)
+      continue;
+    for (int k = 0; k < N_FILE_KINDS; k++) {
+      SeenLock s = { 0 };
+      if (!d->exists[k] || !lock_matches(lk, d->dev[k], d->ino[k]))
+        continue;
+      s.meaning = lock_meaning((FileKind)k, lk, wal_mode, &s.is_writer);
+      if (s.meaning == NULL)
+        continue;
+      s.pid = lk->pid;
+      s.kind = (FileKind)k;
+      s.is_waiting = lk->is_waiting;
+      g_array_append_val(seen, s);
+    }
+  }
+  return seen;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Per-database checks                                                      */
+
+typedef struct {
+  SqlenvfsDoctorReport *report;
+  SqlenvfsRoot *root;
+  const SqlenvfsSettings *settings;
+  SqlenvfsDoctorFlags flags;
+  int archiver_pid; /* 0: none */
+  guint64 prod_bytes; /* sum of production database sizes */
+  guint64 largest_db;
+} Ctx;
+
+/* Collect up to @max rows of a check pragma ("ok" alone means none). */
+static gboolean
+run_check(sqlite3 *db, gboolean full, GPtrArray *problems, const char *path, GError **error)
+{
+  g_autofree char *sql = g_strdup_printf("PRAGMA %s(20)", full ? "integrity_check" : "quick_check");
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+  if (rc != SQLITE_OK)
+    return sqlenvfs_error_sqlite(error, db, rc, "check", path);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *msg = (const char *)sqlite3_column_text(st, 0);
+    if (msg && strcmp(msg, "ok") != 0)
+      g_ptr_array_add(problems, g_strdup(msg));
+  }
+  if (rc != SQLITE_DONE)
+    return sqlenvfs_error_sqlite(error, db, rc, "check", path);
+  return TRUE;
+}
+
+static gboolean
+pragma_int(sqlite3 *db, const char *pragma, gint64 *out, const char *path, GError **error)
+{
+  g_autofree char *sql = g_strdup_printf("PRAGMA %s", pragma);
+  return sqlenvfs_db_query_int(db, sql, out, path, error);
+}
+
+static const char *
+auto_vacuum_name(gint64 v)
+{
+  return v == 1 ? "full" : v == 2 ? "incremental" : "none";
+}
+
+static const char *
+synchronous_name(gint64 v)
+{
+  switch (v) {
+  case 0:
+    return "OFF";
+  case 1:
+    return "NORMAL";
+  case 2:
+    return "FULL";
+  case 3:
+    return "EXTRA";
+  }
+  return "?";
+}
+
+/* Frames of the current WAL generation: frame headers whose salts match the
+ * WAL header's, read with a private descriptor (the -wal file carries no
+ * locks). Returns FALSE when the file has no valid header. */
+static gboolean
+wal_count_frames(const char *wal_path, guint32 *page_size, guint64 *n_frames)
+{
+  int fd = open(wal_path, O_RDONLY | O_CLOEXEC);
+  guint8 hdr[32], fh[24];
+  guint32 magic, psz, salt1, salt2;
+  guint64 n = 0;
+  struct stat st;
+
+  if (fd < 0)
+    return FALSE;
+  if (fstat(fd, &st) != 0 || pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
+    close(fd);
+    return FALSE;
+  }
+  magic = GUINT32_FROM_BE(*(guint32 *)hdr);
+  psz = GUINT32_FROM_BE(*(guint32 *)(hdr + 8));
+  salt1 = GUINT32_FROM_BE(*(guint32 *)(hdr + 16));
+  salt2 = GUINT32_FROM_BE(*(guint32 *)(hdr + 20));
+  if ((magic & 0xfffffffe) != 0x377f0682 || psz < 512 || psz > 65536 || (psz & (psz - 1))) {
+    close(fd);
+    return FALSE;
+  }
+  for (;;) {
+    goffset off = 32 + (goffset)n * (24 + psz);
+    if (off + 24 + psz > st.st_size || pread(fd, fh, sizeof fh, off) != (ssize_t)sizeof fh)
+      break;
+    if (GUINT32_FROM_BE(*(guint32 *)(fh + 8)) != salt1 ||
+        GUINT32_FROM_BE(*(guint32 *)(fh + 12)) != salt2)
+      break;
+    n++;
+  }
+  close(fd);
+  *page_size = psz;
+  *n_frames = n;
+  return TRUE;
+}
+
+static void
+check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
+{
+  g_autofree char *wal = g_strconcat(d->path, "-wal", NULL);
+  g_autofree char *fsize = NULL, *csize = NULL;
+  guint32 psz = 0;
+  guint64 frames = 0;
+  gint64 limit = c->settings->checkpoint_pages;
+  struct stat st;
+
+  if (!wal_mode)
+    return;
+  if (stat(wal, &st) != 0 || st.st_size == 0) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "wal", d->subject, wal,
+                               "nothing to do",
+                               "the WAL is empty or absent: every commit is in the database file");
+    return;
+  }
+  fsize = sqlenvfs_format_size(st.st_size);
+  if (!wal_count_frames(wal, &psz, &frames)) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "wal", d->subject, wal,
+                               "nothing to do",
+                               "the WAL file (%s) has no valid header: it holds no commits", fsize);
+    return;
+  }
+  csize = sqlenvfs_format_size(frames * (guint64)(psz + 24));
+  if ((gint64)frames > 4 * limit) {
+    g_autoptr(GString) readers = g_string_new(NULL);
+    for (guint i = 0; i < seen->len; i++) {
+      const SeenLock *s = &g_array_index(seen, SeenLock, i);
+      if (s->kind == FILE_SHM && !s->is_writer && strstr(s->meaning, "read transaction")) {
+        g_autofree char *who = sqlenvfs_doctor_describe_pid(s->pid);
+        g_string_append_printf(readers, "%s%s", readers->len ? ", " : "", who);
+      }
+    }
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "wal", d->subject, wal,
+      c->archiver_pid > 0
+        ? "find the long read transaction (see the processes finding) and end it; the "
+          "archiver checkpoints as soon as no reader needs the old pages"
+        : "start the archiver (`sqlenvfs archive`, or mount the root): it archives and "
+          "checkpoints the WAL; a long read transaction also stops checkpoints, end it",
+      "the WAL holds %" G_GUINT64_FORMAT " pages (%s; the file is %s), more than 4 times "
+      "[archive] checkpoint-pages=%" G_GINT64_FORMAT ": checkpoints are not keeping up, reads "
+      "get slower and the file keeps growing%s%s",
+      frames, csize, fsize, limit, readers->len ? "; read transactions open now: " : "",
+      readers->str);
+  } else {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "wal", d->subject, wal,
+                               "nothing to do",
+                               "the WAL holds %" G_GUINT64_FORMAT " pages (%s; the file is %s); "
+                               "checkpoint-pages is %" G_GINT64_FORMAT,
+                               frames, csize, fsize, limit);
+  }
+}
+
+static void
+report_processes(Ctx *c, const DbFiles *d, GArray *seen, GArray *seen_again)
+{
+  g_autoptr(GString) open_by = g_string_new(NULL);
+  g_autoptr(GString) lockers = g_string_new(NULL);
+  g_autoptr(GString) long_writers = g_string_new(NULL);
+
+  for (guint i = 0; i < d->holders->len; i++) {
+    int pid = g_array_index(d->holders, int, i);
+    g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+    g_string_append_printf(open_by, "%s%s%s", open_by->len ? ", " : "", who,
+                           pid == c->archiver_pid ? " [archiver]" : "");
+  }
+  for (guint i = 0; i < seen->len; i++) {
+    const SeenLock *s = &g_array_index(seen, SeenLock, i);
+    g_autofree char *who = sqlenvfs_doctor_describe_pid(s->pid);
+    g_string_append_printf(lockers, "%s%s %s%s", lockers->len ? "; " : "", who,
+                           s->is_waiting ? "waits for a lock: it " : "", s->meaning);
+    if (s->is_writer && !s->is_waiting && seen_again != NULL) {
+      for (guint j = 0; j < seen_again->len; j++) {
+        const SeenLock *t = &g_array_index(seen_again, SeenLock, j);
+        if (t->pid == s->pid && t->is_writer && !t->is_waiting && t->kind == s->kind) {
+          g_string_append_printf(long_writers, "%s%s", long_writers->len ? ", " : "", who);
+          break;
+        }
+      }
+    }
+  }
+  if (long_writers->len) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "locks", d->subject, d->path,
+      "end that transaction (commit or roll back in the application), or stop the process; "
+      "give applications a busy timeout (e.g. Python sqlite3.connect(timeout=30)) so "
+      "short transactions wait instead of failing",
+      "%s held the write lock for at least %.1f s: other writers wait and then fail with "
+      "\"database is locked\" (locks now: %s)",
+      long_writers->str, LOCK_RECHECK_US / 1e6, lockers->str);
+  } else if (lockers->len) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "locks", d->subject, d->path,
+                               "nothing to do; run the doctor again if writers report "
+                               "\"database is locked\"",
+                               "locks held now: %s", lockers->str);
+  }
+  sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "processes", d->subject, d->path,
+                             "nothing to do (stop these processes before replacing the file "
+                             "by hand)",
+                             "%s%s", open_by->len ? "open by " : "not open in any other process",
+                             open_by->str);
+}
+
+static void
+check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(g_free);
+  g_autofree char *mode = NULL;
+  g_autofree char *size_s = NULL;
+  gint64 page_size = 0, page_count = 0, freelist = 0, auto_vacuum = 0, sync = 0;
+  g_autoptr(GArray) seen = NULL, seen_again = NULL;
+  gboolean wal_mode;
+  struct stat st;
+
+  if (stat(d->path, &st) != 0) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "open", d->subject, d->path,
+                               "create it (`sqlenvfs init --db NAME`) or refresh it "
+                               "(`sqlenvfs refresh-dev`)",
+                               "the database file is missing");
+    return;
+  }
+  size_s = sqlenvfs_format_size(st.st_size);
+  if (is_prod) {
+    c->prod_bytes += st.st_size;
+    if ((guint64)st.st_size > c->largest_db)
+      c->largest_db = st.st_size;
+  }
+
+  db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, &error);
+  if (db != NULL) {
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+    sqlite3_busy_timeout(db, 2000);
+    if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
+        !pragma_int(db, "page_size", &page_size, d->path, &error) ||
+        !pragma_int(db, "page_count", &page_count, d->path, &error) ||
+        !pragma_int(db, "freelist_count", &freelist, d->path, &error) ||
+        !pragma_int(db, "auto_vacuum", &auto_vacuum, d->path, &error) ||
+        !pragma_int(db, "synchronous", &sync, d->path, &error))
+      g_clear_pointer(&db, sqlite3_close_v2);
+  }
+  if (db == NULL) {
+    gboolean busy = error->code == SQLENVFS_ERROR_BUSY;
+    sqlenvfs_doctor_report_add(
+      c->report, busy ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_FAILURE, "open",
+      d->subject, d->path,
+      busy ? "see the locks finding for who holds the lock, and run the doctor again"
+           : "restore it from a backup (`sqlenvfs restore`) or salvage what reads "
+             "(`sqlenvfs recover`)",
+      "cannot read the database (%s): %s", size_s, error->message);
+    return;
+  }
+  wal_mode = g_ascii_strcasecmp(mode, "wal") == 0;
+
+  /* Integrity. */
+  if (!(c->flags & SQLENVFS_DOCTOR_NO_INTEGRITY)) {
+    gboolean full = (c->flags & SQLENVFS_DOCTOR_FULL) != 0;
+    const char *what = full ? "integrity_check" : "quick_check";
+    g_autofree char *recover_cmd = g_strdup_printf(
+      "stop the applications writing it; then restore the newest good state (`sqlenvfs "
+      "restore --time latest --output NEW.db`, %s) or salvage what reads (`sqlenvfs recover "
+      "%s --output NEW.db`), and check the disk (dmesg, smartctl)",
+      is_prod ? "from the archive" : "or `sqlenvfs refresh-dev`", d->path);
+    g_clear_error(&error);
+    if (!run_check(db, full, problems, d->path, &error)) {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "integrity", d->subject,
+                                 d->path, recover_cmd, "%s could not finish: %s", what,
+                                 error->message);
+    } else if (problems->len > 0) {
+      guint n = problems->len;
+      g_autofree char *all = NULL;
+      g_ptr_array_add(problems, NULL);
+      all = g_strjoinv("; ", (char **)problems->pdata);
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "integrity", d->subject,
+                                 d->path, recover_cmd, "%s found %u problem%s%s: %s", what, n,
+                                 n == 1 ? "" : "s", n >= 20 ? " (first 20 shown)" : "", all);
+    } else {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "integrity", d->subject,
+                                 d->path,
+                                 full ? "nothing to do"
+                                      : "nothing to do; `sqlenvfs doctor --full` also checks "
+                                        "indexes against their tables",
+                                 "%s found no problems (%s, %" G_GINT64_FORMAT " pages)", what,
+                                 size_s, page_count);
+    }
+  }
+
+  /* Journal mode and synchronous. */
+  if (wal_mode) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_OK, "journal", d->subject, d->path,
+      "have every application connection run PRAGMA synchronous=NORMAL when it opens the "
+      "database: in WAL mode that is safe against application crashes and much faster; keep "
+      "FULL (or EXTRA) where the last commits must survive a power loss",
+      "journal mode is WAL (stored in the file). synchronous is a per-connection setting the "
+      "file does not keep: a connection that does not set it gets this SQLite's default, %s",
+      synchronous_name(sync));
+  } else if (is_prod) {
+    g_autofree char *fix = g_strdup_printf(
+      "stop the applications, run `sqlite3 %s 'PRAGMA journal_mode=WAL'` (it is stored in "
+      "the file and stays), restart them, then take a snapshot (`sqlenvfs snapshot`)",
+      d->path);
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "journal", d->subject, d->path, fix,
+      "production is in %s journal mode, not WAL: the archiver cannot capture its commits "
+      "(no point-in-time recovery), and readers block the writer",
+      mode);
+  } else {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "journal", d->subject, d->path,
+                               "nothing to do (WAL is only required for production; `sqlite3 "
+                               "FILE 'PRAGMA journal_mode=WAL'` switches if readers and the "
+                               "writer block each other)",
+                               "journal mode is %s", mode);
+  }
+
+  /* Persistent settings stored in the file. */
+  {
+    g_autofree char *free_s = sqlenvfs_format_size((guint64)freelist * page_size);
+    gboolean many_free = page_count > 0 && freelist * 4 > page_count &&
+                         (guint64)freelist * page_size > 16u * 1024 * 1024;
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_OK, "settings", d->subject, d->path,
+      many_free ? "run VACUUM in a quiet hour to give the free pages back (it needs free disk "
+                  "space about the size of the database and blocks writers while it runs)"
+                : "nothing to do",
+      "page_size=%" G_GINT64_FORMAT ", auto_vacuum=%s, %" G_GINT64_FORMAT " pages of which %"
+      G_GINT64_FORMAT " free (%s)",
+      page_size, auto_vacuum_name(auto_vacuum), page_count, freelist, free_s);
+  }
+
+  /* Size against the threshold. */
+  if (c->settings->size_warn_bytes > 0 && st.st_size > c->settings->size_warn_bytes) {
+    g_autofree char *limit_s = sqlenvfs_format_size(c->settings->size_warn_bytes);
+    g_autofree char *free_s = sqlenvfs_format_size((guint64)freelist * page_size);
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "size", d->subject, d->path,
+      "archive or delete old rows, VACUUM to give free pages back, or plan a move to "
+      "PostgreSQL; raise [doctor] size-warn-bytes in sqlenvfs.conf if this size is expected",
+      "the database is %s, over [doctor] size-warn-bytes (%s); %s of it is free pages; "
+      "backups, snapshots and restores take longer and need that much space each",
+      size_s, limit_s, free_s);
+  } else {
+    g_autofree char *limit_s = sqlenvfs_format_size(c->settings->size_warn_bytes);
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "size", d->subject, d->path,
+                               "nothing to do", "the database is %s (warning above %s)", size_s,
+                               limit_s);
+  }
+
+  /* Processes and locks. */
+  seen = locks_of(d, locks1, wal_mode);
+  if (locks2 != NULL)
+    seen_again = locks_of(d, locks2, wal_mode);
+  check_wal(c, d, wal_mode, seen);
+  report_processes(c, d, seen, seen_again);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Root-wide checks                                                         */
+
+static void
+check_archiver(Ctx *c, guint n_prod)
+{
+  g_autofree char *lock = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_STATE),
+                                           "archiver.lock", NULL);
+  g_autoptr(GError) error = NULL;
+  int pid = sqlenvfs_doctor_lock_holder(lock, &error);
+
+  if (pid < 0) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
+                               "run the doctor where /proc is mounted",
+                               "cannot tell whether the archiver runs: %s", error->message);
+    return;
+  }
+  c->archiver_pid = pid;
+  if (pid > 0) {
+    g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "archiver", "root", lock,
+                               "nothing to do", "the archiver runs: %s holds its lock", who);
+  } else if (n_prod > 0) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
+      "start it: mount the root (`sqlenvfs mount ROOT MNT`) or run `sqlenvfs archive` under a "
+      "service manager",
+      "no archiver is running: commits are not being archived, so point-in-time recovery "
+      "cannot reach past the last archived commit, and a checkpoint by an application may "
+      "open a gap in the archive");
+  }
+}
+
+/* statvfs of @path or of its nearest existing ancestor. */
+static gboolean
+fs_stat(const char *path, struct statvfs *sv, dev_t *dev, char **where)
+{
+  g_autofree char *p = g_strdup(path);
+  for (;;) {
+    struct stat st;
+    if (stat(p, &st) == 0 && statvfs(p, sv) == 0) {
+      *dev = st.st_dev;
+      *where = g_steal_pointer(&p);
+      return TRUE;
+    }
+    if (strcmp(p, "/") == 0 || *p == '\0')
+      return FALSE;
+    {
+      char *parent = g_path_get_dirname(p);
+      g_free(p);
+      p = parent;
+    }
+  }
+}
+
+static void
+check_space(Ctx *c)
+{
+  const char *data_dir = sqlenvfs_root_path(c->root, SQLENVFS_DIR_PROD);
+  const char *backup_dir = sqlenvfs_root_path(c->root, SQLENVFS_DIR_DAILY);
+  struct statvfs dsv, bsv;
+  dev_t ddev = 0, bdev = 0;
+  g_autofree char *dwhere = NULL, *bwhere = NULL;
+  gboolean have_d = fs_stat(data_dir, &dsv, &ddev, &dwhere);
+  gboolean have_b = fs_stat(backup_dir, &bsv, &bdev, &bwhere);
+  guint64 need = c->prod_bytes;
+  g_autofree char *need_s = sqlenvfs_format_size(need);
+
+  if (have_b) {
+    guint64 avail = (guint64)bsv.f_bavail * bsv.f_frsize;
+    guint64 total = (guint64)bsv.f_blocks * bsv.f_frsize;
+    g_autofree char *avail_s = sqlenvfs_format_size(avail);
+    g_autofree char *total_s = sqlenvfs_format_size(total);
+    if (avail < need) {
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "space", "backups", bwhere,
+        "free space there: remove old backups (`sqlenvfs prune`, see --dry-run first), move "
+        "backups/ to a larger filesystem, or grow it",
+        "the filesystem holding the backups has %s free of %s; the next backup needs about "
+        "%s (the production databases) and would not fit",
+        avail_s, total_s, need_s);
+    } else {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "space", "backups", bwhere,
+                                 "nothing to do",
+                                 "the filesystem holding the backups has %s free of %s; the "
+                                 "next backup needs about %s",
+                                 avail_s, total_s, need_s);
+    }
+  }
+  if (have_d && !(have_b && bdev == ddev)) {
+    guint64 avail = (guint64)dsv.f_bavail * dsv.f_frsize;
+    guint64 total = (guint64)dsv.f_blocks * dsv.f_frsize;
+    guint64 want = MAX(c->largest_db, (guint64)64 * 1024 * 1024);
+    g_autofree char *avail_s = sqlenvfs_format_size(avail);
+    g_autofree char *total_s = sqlenvfs_format_size(total);
+    g_autofree char *want_s = sqlenvfs_format_size(want);
+    sqlenvfs_doctor_report_add(
+      c->report, avail < want ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_OK, "space",
+      "data", dwhere,
+      avail < want ? "free space on that filesystem: when it is full, commits fail with "
+                     "\"database or disk is full\" or \"disk I/O error\""
+                   : "nothing to do",
+      "the filesystem holding the databases has %s free of %s (wants at least %s: room for "
+      "the WAL to grow and for a VACUUM of the largest database)",
+      avail_s, total_s, want_s);
+  } else if (have_d && have_b && bdev == ddev) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "space", "data", dwhere,
+                               "nothing to do",
+                               "the databases are on the same filesystem as the backups");
+  }
+}
+
+/* Bugs this project knows about: SQLite's own corruption bugs that matter to
+ * WAL-mode databases with several connections. */
+typedef struct {
+  const char *id;
+  int introduced; /* first affected version number */
+  int fixed[4];   /* fixed from these versions within their own series; 0 ends */
+  const char *what;
+  const char *advice;
+} KnownBug;
+
+static const KnownBug known_bugs[] = {
+  { "wal-reset", 3007000, { 3044006, 3050007, 3051003, 0 },
+    "the WAL-reset bug (https://sqlite.org/wal.html#walresetbug): when one connection "
+    "finishes a checkpoint, a second checkpoint starts at once, and a third connection's "
+    "commit restarts the WAL while that second checkpoint runs, the WAL index can be left "
+    "wrong and a later checkpoint can skip pages of a transaction: the database file is "
+    "corrupted. The timing is very narrow (SQLite found it by review, not from reports), "
+    "but the damage is silent until something reads the skipped pages",
+    "upgrade the SQLite that sqlenvfs and every application use (3.51.3 or later, or the "
+    "backports 3.44.6 / 3.50.7; applications often bundle their own SQLite: check each). "
+    "Until then lower the odds: let the archiver be the only checkpointer (it checkpoints "
+    "while holding the write lock, so no commit can race it) by having applications set "
+    "PRAGMA wal_autocheckpoint=0 while the archiver runs, keep the archiver running, and "
+    "keep backups verified (`sqlenvfs verify`). To accept the risk, add "
+    "acknowledged-bugs=wal-reset to [doctor] in sqlenvfs.conf" },
+};
+
+char **
+sqlenvfs_doctor_sqlite_bugs(int v)
+{
+  GPtrArray *ids = g_ptr_array_new();
+  for (gsize i = 0; i < G_N_ELEMENTS(known_bugs); i++) {
+    const KnownBug *b = &known_bugs[i];
+    gboolean affected = v >= b->introduced;
+    for (int j = 0; affected && b->fixed[j]; j++) {
+      int series = b->fixed[j] / 1000; /* 3044006 -> 3044 */
+      /* Fixed within its own series, and every later series of a fix is fixed. */
+      if (v / 1000 == series && v >= b->fixed[j])
+        affected = FALSE;
+      if (b->fixed[j + 1] == 0 && v >= b->fixed[j])
+        affected = FALSE;
+    }
+    if (affected)
+      g_ptr_array_add(ids, g_strdup(b->id));
+  }
+  g_ptr_array_add(ids, NULL);
+  return (char **)g_ptr_array_free(ids, FALSE);
+}
+
+static void
+check_sqlite(Ctx *c)
+{
+  int v = sqlite3_libversion_number();
+  g_auto(GStrv) bugs = sqlenvfs_doctor_sqlite_bugs(v);
+  const char *const *acked = (const char *const *)c->settings->doctor_acknowledged_bugs;
+
+  if (bugs[0] == NULL) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "sqlite", "sqlite", NULL,
+                               "nothing to do; keep applications' SQLite current too",
+                               "SQLite %s has none of the corruption bugs the doctor knows",
+                               sqlite3_libversion());
+  }
+  for (char **id = bugs; *id; id++) {
+    const KnownBug *b = NULL;
+    gboolean is_acked = acked && g_strv_contains(acked, *id);
+    for (gsize i = 0; i < G_N_ELEMENTS(known_bugs); i++)
+      if (strcmp(known_bugs[i].id, *id) == 0)
+        b = &known_bugs[i];
+    sqlenvfs_doctor_report_add(c->report,
+                               is_acked ? SQLENVFS_SEVERITY_OK : SQLENVFS_SEVERITY_WARNING,
+                               "sqlite", "sqlite", NULL, b->advice,
+                               "the linked SQLite %s has %s%s", sqlite3_libversion(), b->what,
+                               is_acked ? ". Accepted in sqlenvfs.conf ([doctor] "
+                                          "acknowledged-bugs)"
+                                        : "");
+  }
+  for (const char *const *a = acked; a && *a; a++) {
+    gboolean known = FALSE;
+    for (gsize i = 0; i < G_N_ELEMENTS(known_bugs); i++)
+      known = known || strcmp(known_bugs[i].id, *a) == 0;
+    if (!known)
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "sqlite", "sqlite", NULL,
+                                 "fix the entry in sqlenvfs.conf (known ids: wal-reset)",
+                                 "[doctor] acknowledged-bugs names an unknown bug '%s'", *a);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+
+SqlenvfsDoctorReport *
+sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **error)
+{
+  g_autoptr(SqlenvfsDoctorReport) report = report_new();
+  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
+  g_autoptr(GPtrArray) dbs = g_ptr_array_new_with_free_func(db_files_free);
+  g_autoptr(GArray) locks1 = NULL, locks2 = NULL;
+  g_autoptr(GError) local = NULL;
+  Ctx c = { .report = report, .root = root, .settings = sqlenvfs_root_settings(root),
+            .flags = flags };
+  gboolean any_writer = FALSE;
+  guint n_denied;
+
+  if (!g_file_test(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "doctor %s: data/prod is missing (run `sqlenvfs init` there, or pass --root)",
+                sqlenvfs_root_dir(root));
+    return NULL;
+  }
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index(names, i);
+    g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
+    g_autofree char *dev = sqlenvfs_root_dev_db(root, name);
+    g_autofree char *ps = g_strdup_printf("prod/%s", name);
+    g_autofree char *ds = g_strdup_printf("dev/%s", name);
+    g_ptr_array_add(dbs, db_files_new(ps, prod));
+    if (g_file_test(dev, G_FILE_TEST_EXISTS))
+      g_ptr_array_add(dbs, db_files_new(ds, dev));
+  }
+  if (names->len == 0)
+    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_WARNING, "databases", "root",
+                               sqlenvfs_root_path(root, SQLENVFS_DIR_PROD),
+                               "create one with `sqlenvfs init`",
+                               "there is no production database (no *.db in data/prod)");
+
+  check_archiver(&c, names->len);
+
+  /* Locks: one sample, and a second one later if someone held a write lock. */
+  locks1 = read_locks(&local);
+  if (locks1 == NULL) {
+    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_WARNING, "locks", "root", "/proc/locks",
+                               "run the doctor where /proc is mounted", "%s", local->message);
+    locks1 = g_array_new(FALSE, TRUE, sizeof(SqlenvfsProcLock));
+  }
+  for (guint i = 0; i < dbs->len; i++) {
+    DbFiles *d = g_ptr_array_index(dbs, i);
+    g_autoptr(GArray) seen = locks_of(d, locks1, TRUE);
+    for (guint j = 0; j < seen->len; j++)
+      any_writer = any_writer || g_array_index(seen, SeenLock, j).is_writer;
+  }
+  n_denied = scan_open_files(dbs);
+  if (any_writer && !(flags & SQLENVFS_DOCTOR_NO_LOCK_WAIT)) {
+    g_usleep(LOCK_RECHECK_US);
+    locks2 = read_locks(NULL);
+  }
+  if (n_denied > 0)
+    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_OK, "processes", "root", "/proc",
+                               "run the doctor as root to see every process",
+                               "%u processes could not be inspected (permission denied)",
+                               n_denied);
+
+  for (guint i = 0; i < dbs->len; i++) {
+    DbFiles *d = g_ptr_array_index(dbs, i);
+    check_db(&c, d, g_str_has_prefix(d->subject, "prod/"), locks1, locks2);
+  }
+  check_space(&c);
+  check_sqlite(&c);
+  return g_steal_pointer(&report);
+}
