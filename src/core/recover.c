@@ -1,0 +1,1226 @@
+/*
+ * recover.c — salvage a damaged database into a new file (recover.h).
+ *
+ * Work directory, next to the output (same filesystem, so the final rename
+ * is atomic and the space needed is where the output goes):
+ *
+ *   <outdir>/.tmp-recover-XXXXXX/
+ *     source.db [-wal] [-journal]   private copy of the damaged database
+ *     new.db                        the database being built
+ *     shell.err                     the sqlite3 shell's stderr (shell method)
+ *
+ * Invariants:
+ *   (1) The source is opened by nothing but a read-only descriptor that
+ *       copies it; SQLite and the shell only ever see the private copy.
+ *   (2) Nothing appears at the output path until new.db passed
+ *       integrity_check and was fsync'd; then one rename puts it there.
+ *   (3) The work directory is removed on success and on failure; an
+ *       interrupted run leaves only a ".tmp-recover-*" directory.
+ *   (4) SQL taken from the damaged file (schema text, the shell's output) is
+ *       executed only on new.db, with ATTACH disabled, so it cannot reach any
+ *       other file.
+ *
+ * The salvage's walk over a rowid table (the rowid ranges that fail are
+ * skipped by seeking past them):
+ *
+ *   scan:  SELECT rowid, cols FROM t WHERE rowid >= from ORDER BY rowid
+ *          copy rows until SQLITE_DONE (finished) or an error after rowid `last`
+ *   probe: SELECT rowid FROM t WHERE rowid >= p ORDER BY rowid LIMIT 1
+ *          p = last+1, last+2, last+4, ... until a probe does not fail;
+ *          then bisect between the last failing p and it for the first p
+ *          that does not fail, and scan again from there.
+ *   A probe that finds row q while the scan failed on q itself (its payload
+ *   is unreadable) skips q alone.
+ */
+#include "sqlenvfs/recover.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_RANGES 20
+#define MAX_DAMAGE 20
+
+/* ------------------------------------------------------------------------ */
+/* Report                                                                   */
+
+const char *
+sqlenvfs_recover_method_name(SqlenvfsRecoverMethod method)
+{
+  switch (method) {
+  case SQLENVFS_RECOVER_AUTO:
+    return "auto";
+  case SQLENVFS_RECOVER_SHELL:
+    return "shell";
+  case SQLENVFS_RECOVER_SALVAGE:
+    return "salvage";
+  }
+  return "?";
+}
+
+gboolean
+sqlenvfs_recover_method_parse(const char *text, SqlenvfsRecoverMethod *out)
+{
+  for (int m = SQLENVFS_RECOVER_AUTO; m <= SQLENVFS_RECOVER_SALVAGE; m++) {
+    if (g_strcmp0(text, sqlenvfs_recover_method_name(m)) == 0) {
+      *out = m;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+static void
+table_free(gpointer p)
+{
+  SqlenvfsRecoveredTable *t = p;
+  g_free(t->name);
+  g_free(t->expected_from);
+  g_free(t->missing_rowids);
+  g_free(t->note);
+  g_free(t);
+}
+
+void
+sqlenvfs_recover_report_free(SqlenvfsRecoverReport *r)
+{
+  if (r == NULL)
+    return;
+  g_free(r->source);
+  g_free(r->output);
+  g_free(r->method_note);
+  g_ptr_array_unref(r->damage);
+  g_ptr_array_unref(r->tables);
+  g_ptr_array_unref(r->problems);
+  g_free(r);
+}
+
+/* Ranges of sorted, distinct rowids, built one rowid at a time. */
+typedef struct {
+  GString *out;
+  guint n_ranges, max_ranges;
+  gboolean open, truncated;
+  gint64 start, last, count;
+} Ranges;
+
+static void
+ranges_flush(Ranges *r)
+{
+  if (!r->open)
+    return;
+  if (r->n_ranges >= r->max_ranges) {
+    if (!r->truncated)
+      g_string_append(r->out, ", ...");
+    r->truncated = TRUE;
+  } else {
+    if (r->out->len)
+      g_string_append(r->out, ", ");
+    if (r->start == r->last)
+      g_string_append_printf(r->out, "%" G_GINT64_FORMAT, r->start);
+    else
+      g_string_append_printf(r->out, "%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT, r->start, r->last);
+  }
+  r->n_ranges++;
+  r->open = FALSE;
+}
+
+static void
+ranges_add(Ranges *r, gint64 v)
+{
+  r->count++;
+  if (r->open && v == r->last + 1) {
+    r->last = v;
+    return;
+  }
+  ranges_flush(r);
+  r->open = TRUE;
+  r->start = r->last = v;
+}
+
+static char *
+ranges_finish(Ranges *r)
+{
+  ranges_flush(r);
+  return g_string_free(r->out, r->out->len == 0);
+}
+
+char *
+sqlenvfs_recover_format_ranges(const gint64 *rowids, gsize n, guint max_ranges)
+{
+  Ranges r = { .out = g_string_new(NULL), .max_ranges = max_ranges };
+  for (gsize i = 0; i < n; i++)
+    ranges_add(&r, rowids[i]);
+  return ranges_finish(&r);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files                                                                    */
+
+/* Copy @src to a new file @dst with plain reads (the source is only read). */
+static gboolean
+copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpointer user,
+          guint64 *done, guint64 total, GError **error)
+{
+  int in = open(src, O_RDONLY | O_CLOEXEC);
+  int out;
+  gsize bufsize = 1 << 20;
+  g_autofree guint8 *buf = NULL;
+
+  if (in < 0)
+    return sqlenvfs_error_errno(error, errno, "recover: open", src);
+  out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0) {
+    int errsv = errno;
+    close(in);
+    return sqlenvfs_error_errno(error, errsv, "recover: create", dst);
+  }
+  buf = g_malloc(bufsize);
+  for (;;) {
+    ssize_t n = read(in, buf, bufsize);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int errsv = errno;
+      close(in);
+      close(out);
+      return sqlenvfs_error_errno(error, errsv, "recover: read", src);
+    }
+    if (n == 0)
+      break;
+    for (ssize_t off = 0; off < n;) {
+      ssize_t w = write(out, buf + off, n - off);
+      if (w < 0 && errno == EINTR)
+        continue;
+      if (w < 0) {
+        int errsv = errno;
+        close(in);
+        close(out);
+        return sqlenvfs_error_errno(error, errsv, "recover: write", dst);
+      }
+      off += w;
+    }
+    *done += n;
+    if (progress)
+      progress(user, *done, total);
+  }
+  close(in);
+  if (close(out) != 0)
+    return sqlenvfs_error_errno(error, errno, "recover: write", dst);
+  return TRUE;
+}
+
+static void
+remove_db_files(const char *path)
+{
+  static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+  for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
+    g_autofree char *p = g_strconcat(path, suffix[i], NULL);
+    g_unlink(p);
+  }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The job                                                                  */
+
+typedef struct {
+  char *name;
+  char *sql;
+  gboolean is_virtual;
+  gboolean without_rowid;
+  char *rowid;          /* an unambiguous name for the rowid, or NULL */
+  GPtrArray *columns;   /* quoted names of stored columns */
+  gint64 n_expected;    /* -1: unknown */
+  char *expected_from;  /* "table" or "index NAME" */
+  char *expected_index; /* the index to list expected rowids from, or NULL (table) */
+  gboolean table_reads; /* the table's own b-tree counted without error */
+  char *note;
+} Table;
+
+static void
+tbl_free(gpointer p)
+{
+  Table *t = p;
+  g_free(t->name);
+  g_free(t->sql);
+  g_free(t->rowid);
+  if (t->columns)
+    g_ptr_array_unref(t->columns);
+  g_free(t->expected_from);
+  g_free(t->expected_index);
+  g_free(t->note);
+  g_free(t);
+}
+
+typedef struct {
+  char *type, *name, *tbl_name, *sql;
+} SchemaRow;
+
+static void
+schema_row_free(gpointer p)
+{
+  SchemaRow *s = p;
+  g_free(s->type);
+  g_free(s->name);
+  g_free(s->tbl_name);
+  g_free(s->sql);
+  g_free(s);
+}
+
+typedef struct {
+  const SqlenvfsRecoverOptions *opts;
+  SqlenvfsRecoverReport *report;
+  char *work;      /* work directory */
+  char *copy;      /* work/source.db */
+  char *newdb;     /* work/new.db */
+  sqlite3 *src;    /* on the copy */
+  GPtrArray *schema; /* SchemaRow * that could be read */
+  GPtrArray *tables; /* Table *: ordinary and virtual tables to recover */
+} Job;
+
+static char *
+quote_ident(const char *name)
+{
+  g_autoptr(GString) s = g_string_new("\"");
+  for (const char *p = name; *p; p++) {
+    if (*p == '"')
+      g_string_append_c(s, '"');
+    g_string_append_c(s, *p);
+  }
+  g_string_append_c(s, '"');
+  return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+static void
+problem(Job *j, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void
+problem(Job *j, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  g_ptr_array_add(j->report->problems, g_strdup_vprintf(fmt, ap));
+  va_end(ap);
+}
+
+/* SQL from the damaged file may only touch the database it runs on. */
+static int
+deny_attach(void *user, int action, const char *a, const char *b, const char *c, const char *d)
+{
+  return action == SQLITE_ATTACH || action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
+}
+
+static sqlite3 *
+open_new_db(const char *path, GError **error)
+{
+  sqlite3 *db = sqlenvfs_db_open(path, SQLENVFS_OPEN_CREATE, error);
+  if (db == NULL)
+    return NULL;
+  sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_set_authorizer(db, deny_attach, NULL);
+  if (!sqlenvfs_db_exec(db, "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF", path, error)) {
+    sqlite3_close_v2(db);
+    return NULL;
+  }
+  return db;
+}
+
+/* Read what can be read of the schema of the copy. */
+static void
+read_schema(Job *j)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(j->src, "SELECT type, name, tbl_name, sql FROM sqlite_schema",
+                              -1, &st, NULL);
+  if (rc != SQLITE_OK) {
+    problem(j, "the schema cannot be read: %s", sqlite3_errmsg(j->src));
+    return;
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    SchemaRow *s = g_new0(SchemaRow, 1);
+    s->type = g_strdup((const char *)sqlite3_column_text(st, 0));
+    s->name = g_strdup((const char *)sqlite3_column_text(st, 1));
+    s->tbl_name = g_strdup((const char *)sqlite3_column_text(st, 2));
+    s->sql = g_strdup((const char *)sqlite3_column_text(st, 3));
+    if (s->type == NULL || s->name == NULL) {
+      schema_row_free(s);
+      continue;
+    }
+    g_ptr_array_add(j->schema, s);
+  }
+  if (rc != SQLITE_DONE)
+    problem(j, "the schema could only be read in part (%u entries): %s", j->schema->len,
+            sqlite3_errmsg(j->src));
+}
+
+static gboolean
+is_internal(const char *name)
+{
+  return g_ascii_strncasecmp(name, "sqlite_", 7) == 0;
+}
+
+/* The tables to recover, with their columns and a name for the rowid. */
+static void
+plan_tables(Job *j)
+{
+  for (guint i = 0; i < j->schema->len; i++) {
+    SchemaRow *s = g_ptr_array_index(j->schema, i);
+    Table *t;
+    g_autofree char *q = NULL;
+    g_autofree char *sql = NULL;
+    g_autoptr(sqlite3_stmt) st = NULL;
+    gboolean has[3] = { FALSE, FALSE, FALSE };
+    static const char *const aliases[3] = { "rowid", "_rowid_", "oid" };
+
+    if (strcmp(s->type, "table") != 0 || is_internal(s->name) || s->sql == NULL)
+      continue;
+    t = g_new0(Table, 1);
+    t->name = g_strdup(s->name);
+    t->sql = g_strdup(s->sql);
+    t->columns = g_ptr_array_new_with_free_func(g_free);
+    t->n_expected = -1;
+    t->is_virtual = g_ascii_strncasecmp(s->sql, "CREATE VIRTUAL", 14) == 0;
+    g_ptr_array_add(j->tables, t);
+
+    q = quote_ident(s->name);
+    sql = g_strdup_printf("PRAGMA table_xinfo(%s)", q);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) != SQLITE_OK) {
+      t->note = g_strdup_printf("its columns cannot be read: %s", sqlite3_errmsg(j->src));
+      continue;
+    }
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *col = (const char *)sqlite3_column_text(st, 1);
+      int hidden = sqlite3_column_int(st, 6);
+      for (int a = 0; a < 3; a++)
+        if (col && g_ascii_strcasecmp(col, aliases[a]) == 0)
+          has[a] = TRUE;
+      if (col && hidden == 0) /* generated (2, 3) and hidden vtab columns (1) are not stored */
+        g_ptr_array_add(t->columns, quote_ident(col));
+    }
+    g_clear_pointer(&st, sqlite3_finalize);
+    /* WITHOUT ROWID: the rowid does not exist. */
+    g_free(sql);
+    sql = g_strdup_printf("SELECT rowid FROM %s LIMIT 0", q);
+    if (!t->is_virtual && sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) == SQLITE_OK) {
+      for (int a = 0; a < 3 && t->rowid == NULL; a++)
+        if (!has[a])
+          t->rowid = g_strdup(aliases[a]);
+    } else if (!t->is_virtual) {
+      t->without_rowid = TRUE;
+    }
+  }
+}
+
+/* Run a count; TRUE and *n when it reads to the end without error. */
+static gboolean
+try_count(sqlite3 *db, const char *sql, gint64 *n)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
+    return FALSE;
+  if (sqlite3_step(st) != SQLITE_ROW)
+    return FALSE;
+  *n = sqlite3_column_int64(st, 0);
+  return sqlite3_step(st) == SQLITE_DONE;
+}
+
+/* How many rows each table had, as far as the copy can tell: the table's
+ * own b-tree and every full index count independently; the largest count
+ * that read without error wins (a damaged page can only hide rows). */
+static void
+count_expected(Job *j)
+{
+  for (guint i = 0; i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    g_autofree char *q = quote_ident(t->name);
+    g_autofree char *sql = NULL;
+    g_autoptr(sqlite3_stmt) st = NULL;
+    g_autoptr(GPtrArray) indexes = g_ptr_array_new_with_free_func(g_free);
+    gint64 n;
+
+    if (t->is_virtual)
+      continue;
+    sql = g_strdup_printf("SELECT count(*) FROM %s NOT INDEXED", q);
+    if (try_count(j->src, sql, &n)) {
+      t->n_expected = n;
+      t->expected_from = g_strdup("table");
+      t->table_reads = TRUE;
+    }
+    g_free(sql);
+    sql = g_strdup_printf("PRAGMA index_list(%s)", q);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) == SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 1);
+        if (name && sqlite3_column_int(st, 4) == 0) /* not partial */
+          g_ptr_array_add(indexes, g_strdup(name));
+      }
+    }
+    for (guint k = 0; k < indexes->len; k++) {
+      const char *idx = g_ptr_array_index(indexes, k);
+      g_autofree char *qi = quote_ident(idx);
+      g_autofree char *csql = g_strdup_printf("SELECT count(*) FROM %s INDEXED BY %s", q, qi);
+      if (try_count(j->src, csql, &n) && n > t->n_expected) {
+        t->n_expected = n;
+        g_free(t->expected_from);
+        t->expected_from = g_strdup_printf("index %s", idx);
+        g_free(t->expected_index);
+        t->expected_index = g_strdup(idx);
+      }
+    }
+  }
+}
+
+/* ---- The shell method ---------------------------------------------------- */
+
+typedef struct {
+  gint64 n_statements, n_failed;
+  gboolean committed;
+  char *first_error;
+} Feed;
+
+static void
+feed_statement(sqlite3 *db, const char *sql, Feed *f)
+{
+  char *err = NULL;
+  const char *s = sql;
+  while (g_ascii_isspace(*s))
+    s++;
+  if (*s == '\0')
+    return;
+  f->n_statements++;
+  if (sqlite3_exec(db, sql, NULL, NULL, &err) != SQLITE_OK) {
+    f->n_failed++;
+    if (f->first_error == NULL)
+      f->first_error = g_strdup_printf("%s (in: %.80s)", err ? err : "?", s);
+    sqlite3_free(err);
+    return;
+  }
+  if (g_ascii_strncasecmp(s, "COMMIT", 6) == 0)
+    f->committed = TRUE;
+}
+
+/* Run `shell -batch -init /dev/null COPY .recover` and execute what it prints
+ * into new.db. TRUE when the shell finished cleanly and its transaction
+ * committed; otherwise FALSE with *why. */
+static gboolean
+run_shell(Job *j, const char *shell, char **why)
+{
+  g_autoptr(GSubprocessLauncher) launcher = NULL;
+  g_autoptr(GSubprocess) proc = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDataInputStream) in = NULL;
+  g_autofree char *errfile = g_build_filename(j->work, "shell.err", NULL);
+  g_autofree char *errtext = NULL;
+  g_autoptr(GString) stmt = g_string_new(NULL);
+  g_autoptr(sqlite3) out = NULL;
+  Feed feed = { 0 };
+  char *line;
+  gsize len;
+  gboolean ok;
+
+  out = open_new_db(j->newdb, &error);
+  if (out == NULL) {
+    *why = g_strdup(error->message);
+    return FALSE;
+  }
+  launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
+                                       G_SUBPROCESS_FLAGS_STDIN_INHERIT);
+  g_subprocess_launcher_set_stderr_file_path(launcher, errfile);
+  g_subprocess_launcher_set_cwd(launcher, j->work);
+  proc = g_subprocess_launcher_spawn(launcher, &error, shell, "-batch", "-init", "/dev/null",
+                                     j->copy, ".recover", NULL);
+  if (proc == NULL) {
+    *why = g_strdup_printf("the sqlite3 shell '%s' could not be started: %s", shell,
+                           error->message);
+    return FALSE;
+  }
+  in = g_data_input_stream_new(g_subprocess_get_stdout_pipe(proc));
+  g_data_input_stream_set_newline_type(in, G_DATA_STREAM_NEWLINE_TYPE_LF);
+  while ((line = g_data_input_stream_read_line(in, &len, NULL, &error)) != NULL) {
+    g_string_append_len(stmt, line, len);
+    g_string_append_c(stmt, '\n');
+    g_free(line);
+    if (sqlite3_complete(stmt->str)) {
+      feed_statement(out, stmt->str, &feed);
+      g_string_truncate(stmt, 0);
+    }
+  }
+  if (error != NULL) {
+    *why = g_strdup_printf("reading the shell's output failed: %s", error->message);
+    g_subprocess_force_exit(proc);
+    g_subprocess_wait(proc, NULL, NULL);
+    g_free(feed.first_error);
+    return FALSE;
+  }
+  g_subprocess_wait(proc, NULL, NULL);
+  g_file_get_contents(errfile, &errtext, NULL, NULL);
+  ok = g_subprocess_get_if_exited(proc) && g_subprocess_get_exit_status(proc) == 0 &&
+       feed.committed && (errtext == NULL || *g_strstrip(errtext) == '\0');
+  if (!ok) {
+    g_autofree char *first = NULL;
+    if (errtext && *errtext) {
+      char *nl = strchr(errtext, '\n');
+      first = nl ? g_strndup(errtext, nl - errtext) : g_strdup(errtext);
+    }
+    *why = g_strdup_printf(
+      "the sqlite3 shell's .recover did not finish (%s%s%s)",
+      first ? first : feed.committed ? "exit status non-zero" : "its output stopped early",
+      feed.first_error ? "; " : "", feed.first_error ? feed.first_error : "");
+  } else if (feed.n_failed > 0) {
+    problem(j, "%" G_GINT64_FORMAT " of the shell's %" G_GINT64_FORMAT " statements failed; "
+            "first: %s", feed.n_failed, feed.n_statements, feed.first_error);
+  }
+  g_free(feed.first_error);
+  return ok;
+}
+
+/* A short hint when this SQLite lacks what `.recover` needs. */
+static const char *
+shell_hint(sqlite3 *db)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM sqlite_dbpage LIMIT 0", -1, &st, NULL) != SQLITE_OK)
+    return "; this SQLite is built without the sqlite_dbpage table that .recover reads pages "
+           "with (as Debian 12's is), so the shell that links it cannot recover";
+  return "";
+}
+
+/* ---- The salvage method -------------------------------------------------- */
+
+typedef struct {
+  sqlite3_stmt *scan, *probe, *insert;
+  gint64 n_copied, n_rejected;
+  char *first_error;
+  char *first_reject;
+} Copy;
+
+static void
+copy_clear(Copy *c)
+{
+  sqlite3_finalize(c->scan);
+  sqlite3_finalize(c->probe);
+  sqlite3_finalize(c->insert);
+  g_free(c->first_error);
+  g_free(c->first_reject);
+}
+
+typedef enum { PROBE_ROW, PROBE_DONE, PROBE_FAILED } ProbeResult;
+
+static ProbeResult
+probe(sqlite3_stmt *st, gint64 from, gint64 *rowid)
+{
+  int rc;
+  sqlite3_reset(st);
+  sqlite3_bind_int64(st, 1, from);
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *rowid = sqlite3_column_int64(st, 0);
+    sqlite3_reset(st);
+    return PROBE_ROW;
+  }
+  sqlite3_reset(st);
+  return rc == SQLITE_DONE ? PROBE_DONE : PROBE_FAILED;
+}
+
+/* The first rowid after @last from which reading works again; FALSE when no
+ * readable row follows. Offsets from @last are unsigned, so the search spans
+ * the whole rowid range without overflow. */
+static gboolean
+find_resume(sqlite3_stmt *probe_st, gint64 last, gint64 *resume)
+{
+  guint64 span = (guint64)G_MAXINT64 - (guint64)last; /* MAX - last, exactly */
+  guint64 bad = 0, good, step = 1;                   /* offsets from last */
+  gint64 row;
+  ProbeResult r;
+
+  if (span == 0)
+    return FALSE;
+  for (;;) {
+    good = MIN(step, span);
+    r = probe(probe_st, (gint64)((guint64)last + good), &row);
+    if (r != PROBE_FAILED)
+      break;
+    bad = good;
+    if (good == span)
+      return FALSE;
+    step = step > G_MAXUINT64 / 2 ? G_MAXUINT64 : step * 2;
+  }
+  /* bad fails (or is `last` itself), good does not: bisect for the first
+   * offset that does not fail. */
+  while (good - bad > 1) {
+    guint64 mid = bad + (good - bad) / 2;
+    if (probe(probe_st, (gint64)((guint64)last + mid), &row) == PROBE_FAILED)
+      bad = mid;
+    else
+      good = mid;
+  }
+  *resume = (gint64)((guint64)last + good);
+  return probe(probe_st, *resume, &row) == PROBE_ROW;
+}
+
+static void
+insert_row(Copy *c, sqlite3 *out, sqlite3_stmt *scan, int n_cols)
+{
+  int rc;
+  sqlite3_reset(c->insert);
+  for (int k = 0; k < n_cols; k++)
+    sqlite3_bind_value(c->insert, k + 1, sqlite3_column_value(scan, k));
+  rc = sqlite3_step(c->insert);
+  if (rc == SQLITE_DONE) {
+    c->n_copied++;
+  } else {
+    c->n_rejected++;
+    if (c->first_reject == NULL)
+      c->first_reject = g_strdup(sqlite3_errmsg(out));
+  }
+  sqlite3_reset(c->insert);
+}
+
+static void
+note_error(Copy *c, sqlite3 *db)
+{
+  if (c->first_error == NULL)
+    c->first_error = g_strdup(sqlite3_errmsg(db));
+}
+
+static void
+salvage_table(Job *j, sqlite3 *out, Table *t)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autofree char *cols = NULL;
+  g_autofree char *marks = NULL;
+  g_autofree char *sql = NULL;
+  g_autoptr(GString) m = g_string_new(NULL);
+  Copy c = { 0 };
+  int n_cols;
+  gboolean use_rowid = t->rowid != NULL && !t->is_virtual;
+
+  g_ptr_array_add(t->columns, NULL);
+  cols = g_strjoinv(", ", (char **)t->columns->pdata);
+  g_ptr_array_remove_index(t->columns, t->columns->len - 1);
+  n_cols = (int)t->columns->len + (use_rowid ? 1 : 0);
+  if (t->columns->len == 0) {
+    t->note = g_strdup("no columns could be read");
+    return;
+  }
+  for (int k = 0; k < n_cols; k++)
+    g_string_append_printf(m, "%s?", k ? ", " : "");
+  marks = g_string_free(g_steal_pointer(&m), FALSE);
+
+  sql = g_strdup_printf("INSERT INTO main.%s(%s%s%s) VALUES (%s)", q, use_rowid ? t->rowid : "",
+                        use_rowid ? ", " : "", cols, marks);
+  if (sqlite3_prepare_v2(out, sql, -1, &c.insert, NULL) != SQLITE_OK) {
+    t->note = g_strdup_printf("cannot insert into the new table: %s", sqlite3_errmsg(out));
+    copy_clear(&c);
+    return;
+  }
+  g_free(sql);
+  if (!use_rowid) {
+    /* WITHOUT ROWID and virtual tables: one pass, as far as it reads. */
+    int rc;
+    sql = g_strdup_printf("SELECT %s FROM %s", cols, q);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &c.scan, NULL) != SQLITE_OK) {
+      t->note = g_strdup_printf("cannot read it: %s", sqlite3_errmsg(j->src));
+      copy_clear(&c);
+      return;
+    }
+    while ((rc = sqlite3_step(c.scan)) == SQLITE_ROW)
+      insert_row(&c, out, c.scan, n_cols);
+    if (rc != SQLITE_DONE) {
+      note_error(&c, j->src);
+      t->note = g_strdup_printf("reading stopped at an unreadable page: %s%s", c.first_error,
+                                t->without_rowid ? " (a WITHOUT ROWID table cannot be read past "
+                                                   "it)"
+                                                 : "");
+    }
+  } else {
+    gint64 from = G_MININT64;
+    guint n_gaps = 0;
+    sql = g_strdup_printf("SELECT %s, %s FROM %s WHERE %s >= ?1 ORDER BY %s", t->rowid, cols, q,
+                          t->rowid, t->rowid);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &c.scan, NULL) != SQLITE_OK) {
+      t->note = g_strdup_printf("cannot read it: %s", sqlite3_errmsg(j->src));
+      copy_clear(&c);
+      return;
+    }
+    g_free(sql);
+    sql = g_strdup_printf("SELECT %s FROM %s WHERE %s >= ?1 ORDER BY %s LIMIT 1", t->rowid, q,
+                          t->rowid, t->rowid);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &c.probe, NULL) != SQLITE_OK) {
+      t->note = g_strdup_printf("cannot read it: %s", sqlite3_errmsg(j->src));
+      copy_clear(&c);
+      return;
+    }
+    for (;;) {
+      gint64 last = G_MININT64, row;
+      gboolean any = FALSE;
+      int rc;
+      sqlite3_reset(c.scan);
+      sqlite3_bind_int64(c.scan, 1, from);
+      while ((rc = sqlite3_step(c.scan)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(c.scan, 0);
+        any = TRUE;
+        insert_row(&c, out, c.scan, n_cols);
+      }
+      if (rc == SQLITE_DONE)
+        break;
+      note_error(&c, j->src);
+      n_gaps++;
+      if (!any) {
+        /* Failed before its first row: if a probe finds that row, the row
+         * itself does not read (its payload): skip it alone. */
+        if (probe(c.probe, from, &row) == PROBE_ROW)
+          last = row;
+        else
+          last = from == G_MININT64 ? G_MININT64 : from - 1;
+      }
+      sqlite3_reset(c.scan);
+      if (!find_resume(c.probe, last, &from))
+        break;
+    }
+    if (n_gaps > 0)
+      t->note = g_strdup_printf("%u unreadable stretch%s skipped: %s", n_gaps,
+                                n_gaps == 1 ? "" : "es", c.first_error);
+  }
+  if (c.n_rejected > 0) {
+    g_autofree char *old = t->note;
+    t->note = g_strdup_printf("%s%s%" G_GINT64_FORMAT " rows read but rejected by the table's "
+                              "constraints: %s",
+                              old ? old : "", old ? "; " : "", c.n_rejected, c.first_reject);
+  }
+  copy_clear(&c);
+}
+
+static gboolean
+exec_schema(Job *j, sqlite3 *out, const char *sql, const char *what)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  const char *tail = NULL;
+  int rc = sqlite3_prepare_v2(out, sql, -1, &st, &tail);
+  if (rc == SQLITE_OK && st != NULL)
+    rc = sqlite3_step(st);
+  if (rc != SQLITE_OK && rc != SQLITE_DONE) {
+    problem(j, "%s was not recreated: %s", what, sqlite3_errmsg(out));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+salvage(Job *j, GError **error)
+{
+  g_autoptr(sqlite3) out = open_new_db(j->newdb, error);
+  gint64 v;
+  g_autoptr(GPtrArray) vtab_prefixes = g_ptr_array_new_with_free_func(g_free);
+
+  if (out == NULL)
+    return FALSE;
+  /* Settings stored in the file, before anything is written. */
+  {
+    static const char *const keep[] = { "page_size", "auto_vacuum", "user_version",
+                                        "application_id" };
+    g_autofree char *enc = NULL;
+    for (gsize i = 0; i < G_N_ELEMENTS(keep); i++) {
+      g_autofree char *get = g_strdup_printf("PRAGMA %s", keep[i]);
+      if (sqlenvfs_db_query_int(j->src, get, &v, j->copy, NULL)) {
+        g_autofree char *set = g_strdup_printf("PRAGMA %s=%" G_GINT64_FORMAT, keep[i], v);
+        sqlenvfs_db_exec(out, set, j->newdb, NULL);
+      }
+    }
+    if (sqlenvfs_db_query_text(j->src, "PRAGMA encoding", &enc, j->copy, NULL) && enc) {
+      g_autofree char *set = g_strdup_printf("PRAGMA encoding='%s'", enc);
+      sqlenvfs_db_exec(out, set, j->newdb, NULL);
+    }
+  }
+  if (!sqlenvfs_db_exec(out, "BEGIN", j->newdb, error))
+    return FALSE;
+
+  /* Tables first (virtual ones create their own shadow tables). */
+  for (guint i = 0; i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    if (t->is_virtual)
+      g_ptr_array_add(vtab_prefixes, g_strconcat(t->name, "_", NULL));
+  }
+  for (guint i = 0; i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    gboolean shadow = FALSE;
+    for (guint k = 0; k < vtab_prefixes->len && !t->is_virtual; k++)
+      shadow = shadow || g_str_has_prefix(t->name, g_ptr_array_index(vtab_prefixes, k));
+    if (shadow) {
+      g_ptr_array_remove_index(j->tables, i--);
+      continue; /* rebuilt by its virtual table */
+    }
+    {
+      g_autofree char *what = g_strdup_printf("table %s", t->name);
+      if (!exec_schema(j, out, t->sql, what)) {
+        g_free(t->note);
+        t->note = g_strdup("the table could not be created in the new database");
+        continue;
+      }
+    }
+    salvage_table(j, out, t);
+  }
+  /* sqlite_sequence: AUTOINCREMENT counters never go back. */
+  {
+    g_autoptr(sqlite3_stmt) st = NULL;
+    if (sqlite3_prepare_v2(j->src, "SELECT name, seq FROM sqlite_sequence", -1, &st, NULL) ==
+        SQLITE_OK) {
+      while (sqlite3_step(st) == SQLITE_ROW) {
+        g_autoptr(sqlite3_stmt) up = NULL;
+        if (sqlite3_prepare_v2(out,
+                               "UPDATE sqlite_sequence SET seq = max(seq, ?2) WHERE name = ?1",
+                               -1, &up, NULL) != SQLITE_OK)
+          break;
+        sqlite3_bind_value(up, 1, sqlite3_column_value(st, 0));
+        sqlite3_bind_value(up, 2, sqlite3_column_value(st, 1));
+        sqlite3_step(up);
+        if (sqlite3_changes(out) == 0) {
+          g_autoptr(sqlite3_stmt) ins = NULL;
+          if (sqlite3_prepare_v2(out, "INSERT INTO sqlite_sequence(name, seq) SELECT ?1, ?2 "
+                                      "WHERE EXISTS (SELECT 1 FROM sqlite_schema WHERE "
+                                      "type = 'table' AND name = ?1)",
+                                 -1, &ins, NULL) == SQLITE_OK) {
+            sqlite3_bind_value(ins, 1, sqlite3_column_value(st, 0));
+            sqlite3_bind_value(ins, 2, sqlite3_column_value(st, 1));
+            sqlite3_step(ins);
+          }
+        }
+      }
+    }
+  }
+  /* Then indexes, views, triggers (triggers last, so they did not fire on
+   * the copied rows). */
+  {
+    static const char *const order[] = { "index", "view", "trigger" };
+    for (gsize o = 0; o < G_N_ELEMENTS(order); o++) {
+      for (guint i = 0; i < j->schema->len; i++) {
+        SchemaRow *s = g_ptr_array_index(j->schema, i);
+        g_autofree char *what = NULL;
+        gboolean table_kept = FALSE;
+        if (strcmp(s->type, order[o]) != 0 || s->sql == NULL || is_internal(s->name))
+          continue;
+        for (guint k = 0; k < j->tables->len; k++)
+          table_kept = table_kept ||
+                       g_ascii_strcasecmp(((Table *)g_ptr_array_index(j->tables, k))->name,
+                                          s->tbl_name) == 0;
+        if (o == 0 && !table_kept)
+          continue; /* an index of a shadow table, rebuilt with it */
+        what = g_strdup_printf("%s %s", s->type, s->name);
+        exec_schema(j, out, s->sql, what);
+      }
+    }
+  }
+  for (guint i = 0; i < j->schema->len; i++) {
+    SchemaRow *s = g_ptr_array_index(j->schema, i);
+    if (g_str_has_prefix(s->name, "sqlite_stat"))
+      problem(j, "statistics (%s) were not copied: run ANALYZE on the new database", s->name);
+  }
+  return sqlenvfs_db_exec(out, "COMMIT", j->newdb, error);
+}
+
+/* ---- After either method ------------------------------------------------- */
+
+/* Rows per table in new.db, and which expected rowids are missing. */
+static void
+tally(Job *j, sqlite3 *out)
+{
+  SqlenvfsRecoverReport *r = j->report;
+  gint64 n;
+
+  for (guint i = 0; i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    SqlenvfsRecoveredTable *rt = g_new0(SqlenvfsRecoveredTable, 1);
+    g_autofree char *q = quote_ident(t->name);
+    g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM main.%s", q);
+
+    rt->name = g_strdup(t->name);
+    rt->n_expected = t->n_expected;
+    rt->expected_from = g_strdup(t->expected_from);
+    rt->note = g_strdup(t->note);
+    rt->n_recovered = sqlenvfs_db_query_int(out, sql, &n, j->newdb, NULL) ? n : 0;
+    r->n_rows_recovered += rt->n_recovered;
+    if (rt->n_expected > rt->n_recovered)
+      r->n_rows_expected_lost += rt->n_expected - rt->n_recovered;
+
+    /* Missing rowids: merge the expected rowids (sorted) with the new ones. */
+    if (t->rowid != NULL && rt->n_expected > rt->n_recovered) {
+      g_autofree char *qi = t->expected_index ? quote_ident(t->expected_index) : NULL;
+      g_autofree char *esql = g_strdup_printf(
+        "SELECT %s FROM %s %s%s ORDER BY 1", t->rowid, q, qi ? "INDEXED BY " : "NOT INDEXED",
+        qi ? qi : "");
+      g_autofree char *osql =
+        g_strdup_printf("SELECT %s FROM main.%s ORDER BY 1", t->rowid, q);
+      g_autoptr(sqlite3_stmt) es = NULL, os = NULL;
+      Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
+      gboolean have_o = FALSE, ok = TRUE;
+      gint64 o = 0;
+      int rc;
+      if (sqlite3_prepare_v2(j->src, esql, -1, &es, NULL) == SQLITE_OK &&
+          sqlite3_prepare_v2(out, osql, -1, &os, NULL) == SQLITE_OK) {
+        int orc = sqlite3_step(os);
+        have_o = orc == SQLITE_ROW;
+        if (have_o)
+          o = sqlite3_column_int64(os, 0);
+        while ((rc = sqlite3_step(es)) == SQLITE_ROW) {
+          gint64 e = sqlite3_column_int64(es, 0);
+          while (have_o && o < e) {
+            have_o = sqlite3_step(os) == SQLITE_ROW;
+            if (have_o)
+              o = sqlite3_column_int64(os, 0);
+          }
+          if (!have_o || o != e)
+            ranges_add(&rg, e);
+        }
+        ok = rc == SQLITE_DONE;
+      } else {
+        ok = FALSE;
+      }
+      {
+        char *s = ranges_finish(&rg);
+        if (ok)
+          rt->missing_rowids = s;
+        else
+          g_free(s);
+      }
+    }
+    g_ptr_array_add(r->tables, rt);
+  }
+  if (sqlenvfs_db_query_int(out,
+                            "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND "
+                            "name = 'lost_and_found'",
+                            &n, j->newdb, NULL) &&
+      n > 0 &&
+      sqlenvfs_db_query_int(out, "SELECT count(*) FROM lost_and_found", &n, j->newdb, NULL))
+    r->n_lost_and_found = n;
+}
+
+static void
+read_damage(Job *j)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+  if (sqlite3_prepare_v2(j->src, "PRAGMA integrity_check(20)", -1, &st, NULL) != SQLITE_OK) {
+    g_ptr_array_add(j->report->damage, g_strdup(sqlite3_errmsg(j->src)));
+    return;
+  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *msg = (const char *)sqlite3_column_text(st, 0);
+    g_auto(GStrv) lines = g_strsplit(msg ? msg : "", "\n", -1);
+    if (msg == NULL || strcmp(msg, "ok") == 0)
+      continue;
+    for (char **l = lines; *l; l++)
+      if (**l && !g_str_has_prefix(*l, "*** in database") && j->report->damage->len < MAX_DAMAGE)
+        g_ptr_array_add(j->report->damage, g_strdup(*l));
+  }
+  if (rc != SQLITE_DONE)
+    g_ptr_array_add(j->report->damage,
+                    g_strdup_printf("integrity_check stopped: %s", sqlite3_errmsg(j->src)));
+}
+
+static gboolean
+check_paths(const char *source, const char *output, gboolean force, struct stat *sst,
+            GError **error)
+{
+  struct stat ost;
+  if (stat(source, sst) != 0)
+    return sqlenvfs_error_errno(error, errno, "recover: source database", source);
+  if (!S_ISREG(sst->st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "recover: %s is not a regular file (name a database file)", source);
+    return FALSE;
+  }
+  if (stat(output, &ost) == 0) {
+    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
+    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
+      g_autofree char *p = g_strconcat(source, suffix[i], NULL);
+      struct stat st;
+      if (stat(p, &st) == 0 && st.st_dev == ost.st_dev && st.st_ino == ost.st_ino) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                    "recover: the output %s is the source's own file %s (write the recovered "
+                    "database to a new path)",
+                    output, p);
+        return FALSE;
+      }
+    }
+    if (!force) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                  "recover: output %s already exists (choose a new path, or pass --force to "
+                  "replace it)",
+                  output);
+      return FALSE;
+    }
+    if (!S_ISREG(ost.st_mode)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "recover: output %s exists and is not a regular file (choose a file path)",
+                  output);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+SqlenvfsRecoverReport *
+sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecoverOptions *opts,
+                     GError **error)
+{
+  g_autoptr(SqlenvfsRecoverReport) report = g_new0(SqlenvfsRecoverReport, 1);
+  g_autofree char *outdir = NULL, *tmpl = NULL;
+  g_autoptr(sqlite3) out = NULL;
+  struct stat sst;
+  Job j = { .opts = opts, .report = report };
+  gboolean ok = FALSE;
+  guint64 done = 0, total = 0;
+  SqlenvfsRecoverOptions defaults = { 0 };
+
+  if (opts == NULL)
+    opts = j.opts = &defaults;
+  report->source = g_canonicalize_filename(source, NULL);
+  report->output = g_canonicalize_filename(output, NULL);
+  report->damage = g_ptr_array_new_with_free_func(g_free);
+  report->tables = g_ptr_array_new_with_free_func(table_free);
+  report->problems = g_ptr_array_new_with_free_func(g_free);
+  if (!check_paths(report->source, report->output, opts->force, &sst, error))
+    return NULL;
+
+  outdir = g_path_get_dirname(report->output);
+  tmpl = g_build_filename(outdir, ".tmp-recover-XXXXXX", NULL);
+  if (g_mkdtemp(tmpl) == NULL) {
+    sqlenvfs_error_errno(error, errno, "recover: create work directory in", outdir);
+    return NULL;
+  }
+  j.work = g_steal_pointer(&tmpl);
+  j.copy = g_build_filename(j.work, "source.db", NULL);
+  j.newdb = g_build_filename(j.work, "new.db", NULL);
+  j.schema = g_ptr_array_new_with_free_func(schema_row_free);
+  j.tables = g_ptr_array_new_with_free_func(tbl_free);
+
+  /* (1) the private copy: the database and the files that hold committed or
+   * rolled-back state beside it. */
+  {
+    static const char *const suffix[] = { "", "-wal", "-journal" };
+    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
+      g_autofree char *p = g_strconcat(report->source, suffix[i], NULL);
+      struct stat st;
+      if (stat(p, &st) == 0)
+        total += st.st_size;
+    }
+    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
+      g_autofree char *p = g_strconcat(report->source, suffix[i], NULL);
+      g_autofree char *d = g_strconcat(j.copy, suffix[i], NULL);
+      if (i > 0 && !g_file_test(p, G_FILE_TEST_EXISTS))
+        continue;
+      if (!copy_file(p, d, opts->progress, opts->progress_user, &done, total, error))
+        goto out;
+    }
+  }
+  j.src = sqlenvfs_db_open(j.copy, 0, error);
+  if (j.src == NULL)
+    goto out;
+  sqlite3_limit(j.src, SQLITE_LIMIT_ATTACHED, 0);
+  sqlite3_set_authorizer(j.src, deny_attach, NULL);
+  sqlenvfs_db_exec(j.src, "PRAGMA cell_size_check=ON; PRAGMA writable_schema=ON", j.copy, NULL);
+
+  read_damage(&j);
+  read_schema(&j);
+  plan_tables(&j);
+  count_expected(&j);
+
+  /* (2) the methods */
+  {
+    g_autofree char *why = NULL;
+    gboolean shell_ok = FALSE;
+    if (opts->method != SQLENVFS_RECOVER_SALVAGE) {
+      g_autofree char *shell = g_find_program_in_path(opts->shell ? opts->shell : "sqlite3");
+      if (shell == NULL) {
+        why = g_strdup_printf("the sqlite3 shell (%s) is not installed", opts->shell ? opts->shell
+                                                                                      : "sqlite3");
+      } else {
+        shell_ok = run_shell(&j, shell, &why);
+        if (!shell_ok)
+          remove_db_files(j.newdb);
+      }
+      if (!shell_ok) {
+        g_autofree char *full = g_strconcat(why, shell_hint(j.src), NULL);
+        if (opts->method == SQLENVFS_RECOVER_SHELL) {
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                      "recover %s with the sqlite3 shell: %s (use --method salvage)",
+                      report->source, full);
+          goto out;
+        }
+        g_free(why);
+        why = g_steal_pointer(&full);
+      }
+    }
+    if (shell_ok) {
+      report->method = SQLENVFS_RECOVER_SHELL;
+      report->method_note = g_strdup("the sqlite3 shell's .recover read every page of the copy");
+    } else {
+      if (!salvage(&j, error))
+        goto out;
+      report->method = SQLENVFS_RECOVER_SALVAGE;
+      report->method_note =
+        why ? g_strdup_printf("table-by-table salvage through SQL, because %s", why)
+            : g_strdup("table-by-table salvage through SQL (asked for)");
+    }
+  }
+
+  /* (3) check, tally, install */
+  out = sqlenvfs_db_open(j.newdb, SQLENVFS_OPEN_MUST_EXIST, error);
+  if (out == NULL)
+    goto out;
+  if (!sqlenvfs_db_check(out, FALSE, j.newdb, error)) {
+    g_prefix_error(error, "recover %s: the new database failed its check: ", report->source);
+    goto out;
+  }
+  tally(&j, out);
+  if (report->tables->len == 0 && report->n_lost_and_found == 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "recover %s: nothing could be read (%s); restore from a backup instead "
+                "(`sqlenvfs restore`)",
+                report->source,
+                report->problems->len ? (char *)g_ptr_array_index(report->problems, 0)
+                                      : "no tables");
+    goto out;
+  }
+  g_clear_pointer(&out, sqlite3_close_v2);
+  if (chmod(j.newdb, sst.st_mode & 0666) != 0) {
+    sqlenvfs_error_errno(error, errno, "recover: set the mode of", j.newdb);
+    goto out;
+  }
+  if (!sqlenvfs_fsync_path(j.newdb, error))
+    goto out;
+  if (opts->force) {
+    /* Sidecars of the replaced file must not be applied to the new one. */
+    static const char *const side[] = { "-wal", "-shm", "-journal" };
+    for (gsize i = 0; i < G_N_ELEMENTS(side); i++) {
+      g_autofree char *p = g_strconcat(report->output, side[i], NULL);
+      if (g_unlink(p) != 0 && errno != ENOENT) {
+        sqlenvfs_error_errno(error, errno, "recover: remove the old", p);
+        goto out;
+      }
+    }
+  }
+  if (rename(j.newdb, report->output) != 0) {
+    sqlenvfs_error_errno(error, errno, "recover: rename into place", report->output);
+    goto out;
+  }
+  if (!sqlenvfs_fsync_dir(outdir, error))
+    goto out;
+  ok = TRUE;
+
+out:
+  g_clear_pointer(&out, sqlite3_close_v2);
+  g_clear_pointer(&j.src, sqlite3_close_v2);
+  sqlenvfs_rm_rf(j.work, NULL);
+  g_free(j.work);
+  g_free(j.copy);
+  g_free(j.newdb);
+  g_ptr_array_unref(j.schema);
+  g_ptr_array_unref(j.tables);
+  return ok ? g_steal_pointer(&report) : NULL;
+}
