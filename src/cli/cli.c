@@ -17,9 +17,8 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
           const GOptionEntry *entries)
 {
   const char *cmd = (*argv)[0];
-  g_autofree char *pstring = g_strdup_printf("%s%s%s", cmd, params && *params ? " " : "",
-                                             params ? params : "");
-  g_autoptr(GOptionContext) ctx = g_option_context_new(pstring);
+  g_autofree char *prgname = g_strdup_printf("sqlenvfs %s", cmd);
+  g_autoptr(GOptionContext) ctx = NULL;
   g_autoptr(GError) error = NULL;
   GOptionEntry common[] = {
     { "root", 'r', 0, G_OPTION_ARG_FILENAME, &root_arg,
@@ -27,6 +26,9 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     { NULL }
   };
 
+  /* GOption's usage line is "<prgname> [OPTION…] <params>". */
+  g_set_prgname(prgname);
+  ctx = g_option_context_new(params && *params ? params : NULL);
   g_option_context_set_summary(ctx, summary);
   g_option_context_set_help_enabled(ctx, TRUE);
   g_option_context_set_strict_posix(ctx, FALSE);

@@ -39,9 +39,9 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
 
   summary = g_strdup_printf(
     "Take a %s of every production database (or --db NAME) while it is in use:\n"
-    "a consistent copy, integrity-checked and fsync'd, in %s/<time>/ with a MANIFEST.\n"
-    "Production must be in WAL mode. An interrupted run leaves nothing that looks\n"
-    "like a copy; the next run removes its leftovers.",
+    "a consistent copy, integrity-checked and fsync'd, in %s/<time>/\n"
+    "with a MANIFEST. Production must be in WAL mode. An interrupted run leaves\n"
+    "nothing that looks like a copy; the next run removes its leftovers.",
     cmd, kind == SQLENVFS_KIND_SNAPSHOT ? "backups/prod/snapshots" : "backups/prod/daily");
   if (!cli_parse(&argc, &argv, "", summary, entries))
     return CLI_USAGE;
