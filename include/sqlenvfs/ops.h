@@ -1,0 +1,108 @@
+/*
+ * ops.h — the operations a user can trigger (ctl/<op> in the mount, and the
+ * command line), run one at a time, with the last result of each kept.
+ *
+ * One place turns "run operation X with argument Y" into core calls, so the
+ * mount's ctl files and the CLI cannot drift apart:
+ *
+ *   backup       store.h  sqlenvfs_store_create(BACKUP)
+ *   snapshot     store.h  sqlenvfs_store_create(SNAPSHOT)
+ *   refresh-dev  env.h    sqlenvfs_env_refresh_dev(), or, with a time,
+ *                         restore.h image -> sqlenvfs_env_refresh_dev_from_image()
+ *   verify       store.h  verify every backup, snapshot and the archive
+ *   prune        store.h  retention
+ *   checkpoint   archiver.h (through the running archiver) else SQLite
+ *
+ * Argument text (what is written to ctl/<op>, one line):
+ *   ""  or "1"          every database / now
+ *   "<db>"              that database
+ *   "<time>"            refresh-dev only: production as of that time
+ *                       (any form of timefmt.h; a text that parses as a time
+ *                       is a time, so a database named like a time must be
+ *                       given together with a time: "<db> <time>")
+ *   "<db> <time>"       refresh-dev: that database as of that time
+ *   "dry-run"           prune only: report what would go, remove nothing
+ *
+ * Invariants:
+ *   (1) sqlenvfs_ops_run() never runs two operations at once on one
+ *       SqlenvfsOps: a second caller waits for the first to finish.
+ *   (2) The last result of each operation is replaced only when a run
+ *       finishes (success or failure), never half-way.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/timefmt.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  SQLENVFS_OP_BACKUP,
+  SQLENVFS_OP_SNAPSHOT,
+  SQLENVFS_OP_REFRESH_DEV,
+  SQLENVFS_OP_VERIFY,
+  SQLENVFS_OP_PRUNE,
+  SQLENVFS_OP_CHECKPOINT,
+} SqlenvfsOp;
+
+#define SQLENVFS_N_OPS 6
+
+/* "backup", "snapshot", "refresh-dev", "verify", "prune", "checkpoint". */
+const char *sqlenvfs_op_name(SqlenvfsOp op);
+
+/* The operation named @name; FALSE if there is none. */
+gboolean sqlenvfs_op_from_name(const char *name, SqlenvfsOp *op);
+
+typedef struct {
+  char *db;          /* NULL: every database                        */
+  gboolean has_time; /* refresh-dev: production as of @time         */
+  SqlenvfsTime time;
+  gboolean dry_run;  /* prune: list only                            */
+} SqlenvfsOpArgs;
+
+void sqlenvfs_op_args_clear(SqlenvfsOpArgs *args);
+
+/* Parse the argument text of @op (see above; one trailing newline and
+ * surrounding blanks are ignored). FALSE and INVALID naming the text and
+ * what is accepted, or NOT_FOUND for a database that does not exist. */
+gboolean sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsize len,
+                                SqlenvfsOpArgs *args, GError **error);
+
+/* The outcome of the last run of one operation. */
+typedef struct {
+  gboolean has_run;
+  gboolean ok;
+  gint64 started_us, finished_us;
+  char *summary;   /* one line: what was done, or the error message */
+  int error_code;  /* SqlenvfsErrorCode when !ok                    */
+  int error_errno; /* the errno that fits the error (error.h)       */
+} SqlenvfsOpResult;
+
+void sqlenvfs_op_result_clear(SqlenvfsOpResult *res);
+
+/* "ok 2026-11-28T16:14:00Z backup: 20261128T161400Z app (12.0 MiB)" or
+ * "failed 2026-11-28T16:14:00Z refresh-dev: <message>" or
+ * "never run since the mount started"; no newline. Newly allocated. */
+char *sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res);
+
+typedef struct _SqlenvfsOps SqlenvfsOps;
+
+/* A runner over @root (borrowed; must outlive the runner). */
+SqlenvfsOps *sqlenvfs_ops_new(SqlenvfsRoot *root);
+void sqlenvfs_ops_free(SqlenvfsOps *ops);
+
+/* Run @op, waiting for any running operation first (invariant 1). TRUE with
+ * a one-line *summary (newly allocated) on success; FALSE and *error
+ * otherwise. Either way the outcome becomes the last result of @op. */
+gboolean sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
+                          char **summary, GError **error);
+
+/* A copy of the last result of @op (clear it with sqlenvfs_op_result_clear). */
+void sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out);
+
+/* The operation running now, if any: TRUE and *op, *since_us. */
+gboolean sqlenvfs_ops_running(SqlenvfsOps *ops, SqlenvfsOp *op, gint64 *since_us);
+
+G_END_DECLS

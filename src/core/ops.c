@@ -1,0 +1,479 @@
+/*
+ * ops.c — running user-triggered operations one at a time (ops.h).
+ */
+#include "sqlenvfs/ops.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include "sqlenvfs/env.h"
+#include "sqlenvfs/store.h"
+
+#include <string.h>
+
+static const char *const op_names[SQLENVFS_N_OPS] = {
+  [SQLENVFS_OP_BACKUP] = "backup",
+  [SQLENVFS_OP_SNAPSHOT] = "snapshot",
+  [SQLENVFS_OP_REFRESH_DEV] = "refresh-dev",
+  [SQLENVFS_OP_VERIFY] = "verify",
+  [SQLENVFS_OP_PRUNE] = "prune",
+  [SQLENVFS_OP_CHECKPOINT] = "checkpoint",
+};
+
+struct _SqlenvfsOps {
+  SqlenvfsRoot *root;
+  GMutex run_lock; /* held for the whole of a run (invariant 1) */
+  GMutex lock;     /* guards the fields below                   */
+  SqlenvfsOpResult last[SQLENVFS_N_OPS];
+  gboolean is_running;
+  SqlenvfsOp running;
+  gint64 running_since;
+};
+
+const char *
+sqlenvfs_op_name(SqlenvfsOp op)
+{
+  g_return_val_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS, "?");
+  return op_names[op];
+}
+
+gboolean
+sqlenvfs_op_from_name(const char *name, SqlenvfsOp *op)
+{
+  for (int i = 0; i < SQLENVFS_N_OPS; i++) {
+    if (g_strcmp0(name, op_names[i]) == 0) {
+      *op = (SqlenvfsOp)i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+void
+sqlenvfs_op_args_clear(SqlenvfsOpArgs *args)
+{
+  g_clear_pointer(&args->db, g_free);
+  memset(args, 0, sizeof *args);
+}
+
+static gboolean
+invalid(GError **error, SqlenvfsOp op, const char *text, const char *accepted)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "%s: cannot parse \"%s\": write %s", sqlenvfs_op_name(op), text, accepted);
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsize len,
+                       SqlenvfsOpArgs *args, GError **error)
+{
+  g_autofree char *line = NULL;
+  g_auto(GStrv) words = NULL;
+  SqlenvfsOpArgs out = { 0 };
+  const char *accepted;
+  gsize n;
+
+  if (memchr(text, '\0', len) != NULL || !g_utf8_validate(text, (gssize)len, NULL)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s: the text written is not a line of text", sqlenvfs_op_name(op));
+    return FALSE;
+  }
+  line = g_strndup(text, len);
+  /* One line: a single trailing newline (or CR LF) is allowed, no other. */
+  if (len > 0 && line[len - 1] == '\n')
+    line[--len] = '\0';
+  if (len > 0 && line[len - 1] == '\r')
+    line[--len] = '\0';
+  g_strstrip(line);
+  if (strchr(line, '\n') != NULL || strchr(line, '\r') != NULL)
+    return invalid(error, op, line, "one line");
+
+  switch (op) {
+  case SQLENVFS_OP_REFRESH_DEV:
+    accepted = "1 (every database, now), a database name, a time ("
+               SQLENVFS_TIME_FORMS "), or a database name and a time";
+    break;
+  case SQLENVFS_OP_PRUNE:
+    accepted = "1 (apply the retention settings) or dry-run (list what would go)";
+    break;
+  case SQLENVFS_OP_VERIFY:
+  case SQLENVFS_OP_BACKUP:
+  case SQLENVFS_OP_SNAPSHOT:
+  case SQLENVFS_OP_CHECKPOINT:
+  default:
+    accepted = "1 (every database) or a database name";
+    break;
+  }
+
+  words = g_strsplit_set(line, " \t", -1);
+  /* Drop empty words left by repeated blanks. */
+  n = 0;
+  for (gsize i = 0; words[i]; i++) {
+    if (*words[i] == '\0')
+      g_free(words[i]);
+    else
+      words[n++] = words[i];
+  }
+  words[n] = NULL;
+
+  if (n == 0 || (n == 1 && strcmp(words[0], "1") == 0)) {
+    *args = out;
+    return TRUE;
+  }
+
+  if (op == SQLENVFS_OP_PRUNE) {
+    if (n == 1 && strcmp(words[0], "dry-run") == 0) {
+      out.dry_run = TRUE;
+      *args = out;
+      return TRUE;
+    }
+    return invalid(error, op, line, accepted);
+  }
+
+  if (op == SQLENVFS_OP_REFRESH_DEV) {
+    const char *db_word = NULL, *time_word = NULL;
+    if (n == 1) {
+      if (sqlenvfs_time_parse(words[0], &out.time, NULL))
+        time_word = words[0];
+      else
+        db_word = words[0];
+    } else if (n == 2) {
+      db_word = words[0];
+      time_word = words[1];
+    } else {
+      return invalid(error, op, line, accepted);
+    }
+    if (time_word) {
+      if (!sqlenvfs_time_parse(time_word, &out.time, NULL))
+        return invalid(error, op, line, accepted);
+      out.has_time = TRUE;
+    }
+    if (db_word) {
+      if (!sqlenvfs_db_name_is_valid(db_word))
+        return invalid(error, op, line, accepted);
+      out.db = sqlenvfs_root_resolve_db(root, db_word, TRUE, error);
+      if (out.db == NULL)
+        return FALSE;
+    }
+    *args = out;
+    return TRUE;
+  }
+
+  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]))
+    return invalid(error, op, line, accepted);
+  out.db = sqlenvfs_root_resolve_db(root, words[0], TRUE, error);
+  if (out.db == NULL)
+    return FALSE;
+  *args = out;
+  return TRUE;
+}
+
+void
+sqlenvfs_op_result_clear(SqlenvfsOpResult *res)
+{
+  g_clear_pointer(&res->summary, g_free);
+  memset(res, 0, sizeof *res);
+}
+
+char *
+sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res)
+{
+  g_autofree char *when = NULL;
+  if (!res->has_run)
+    return g_strdup_printf("never run since the mount started (write 1 to run %s)",
+                           sqlenvfs_op_name(op));
+  when = sqlenvfs_time_format_iso(res->finished_us - res->finished_us % G_USEC_PER_SEC);
+  return g_strdup_printf("%s %s %s: %s", res->ok ? "ok" : "failed", when, sqlenvfs_op_name(op),
+                         res->summary ? res->summary : "");
+}
+
+/* Backup or snapshot: "20261128T161400Z app (12.0 MiB), log (1.0 MiB)". */
+static gboolean
+run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db, char **text,
+                 GError **error)
+{
+  g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_create(root, kind, db, NULL, NULL, error);
+  GString *s;
+  if (copy == NULL)
+    return FALSE;
+  s = g_string_new(copy->name);
+  for (guint i = 0; i < copy->dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = g_ptr_array_index(copy->dbs, i);
+    g_autofree char *size = sqlenvfs_format_size(sdb->size);
+    g_string_append_printf(s, "%s %s (%s)", i ? "," : "", sdb->db, size);
+  }
+  *text = g_string_free(s, FALSE);
+  return TRUE;
+}
+
+/* refresh-dev from production as of a past time needs the restore module;
+ * until it is in, say so rather than refresh from another state. */
+static gboolean
+refresh_dev_at(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t, GError **error)
+{
+  g_autofree char *when = t->is_latest ? g_strdup("latest") : sqlenvfs_time_format_iso(t->us);
+  (void)root;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "refresh-dev %s as of %s: point-in-time recovery is not in this build yet "
+              "(write 1 to refresh from production as it is now)", db, when);
+  return FALSE;
+}
+
+static gboolean
+run_refresh_dev(SqlenvfsRoot *root, const SqlenvfsOpArgs *args, char **text, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = NULL;
+  GString *s = g_string_new("development refreshed from production:");
+
+  if (args->db) {
+    dbs = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(dbs, g_strdup(args->db));
+  } else {
+    dbs = sqlenvfs_root_list_dbs(root);
+  }
+  if (dbs->len == 0) {
+    g_string_free(s, TRUE);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "refresh-dev: no production database in %s (run `sqlenvfs init`)",
+                sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+    return FALSE;
+  }
+  for (guint i = 0; i < dbs->len; i++) {
+    const char *db = g_ptr_array_index(dbs, i);
+    if (args->has_time) {
+      if (!refresh_dev_at(root, db, &args->time, error)) {
+        g_string_free(s, TRUE);
+        return FALSE;
+      }
+    } else if (!sqlenvfs_env_refresh_dev(root, db, FALSE, NULL, NULL, error)) {
+      g_string_free(s, TRUE);
+      return FALSE;
+    }
+    g_string_append_printf(s, "%s %s", i ? "," : "", db);
+  }
+  if (args->has_time) {
+    g_autofree char *when = args->time.is_latest ? g_strdup("latest")
+                                                 : sqlenvfs_time_format_iso(args->time.us);
+    g_string_append_printf(s, " as of %s", when);
+  }
+  *text = g_string_free(s, FALSE);
+  return TRUE;
+}
+
+/* "all 12 good", or INTEGRITY naming the bad ones. */
+static gboolean
+run_verify(SqlenvfsRoot *root, char **text, GError **error)
+{
+  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+  guint n_bad;
+
+  if (!sqlenvfs_store_verify_all(root, report, error))
+    return FALSE;
+  n_bad = sqlenvfs_verify_report_n_bad(report);
+  if (n_bad > 0) {
+    GString *s = g_string_new(NULL);
+    guint shown = 0;
+    g_string_printf(s, "verify: %u of %u checks failed:", n_bad, report->checks->len);
+    for (guint i = 0; i < report->checks->len && shown < 3; i++) {
+      const SqlenvfsCheck *c = report->checks->pdata[i];
+      if (c->ok)
+        continue;
+      g_string_append_printf(s, "%s %s %s%s%s: %s", shown ? ";" : "", c->kind,
+                             c->name ? c->name : "", c->db ? " " : "", c->db ? c->db : "",
+                             c->reason ? c->reason : "bad");
+      shown++;
+    }
+    if (shown < n_bad)
+      g_string_append_printf(s, "; and %u more", n_bad - shown);
+    g_string_append(s, " (run `sqlenvfs verify` for the full report; restore from a good copy)");
+    g_set_error_literal(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, s->str);
+    g_string_free(s, TRUE);
+    return FALSE;
+  }
+  *text = report->checks->len ? g_strdup_printf("all %u good", report->checks->len)
+                              : g_strdup("nothing to verify: no backups or snapshots yet");
+  return TRUE;
+}
+
+/* "removed 20261120T010000Z; kept 7" (or "would remove ..." in a dry run). */
+static gboolean
+run_prune(SqlenvfsRoot *root, gboolean dry_run, char **text, GError **error)
+{
+  g_autoptr(GPtrArray) items = sqlenvfs_store_prune(root, dry_run, NULL, NULL, error);
+  GString *s;
+  guint n_removed = 0, n_kept = 0;
+
+  if (items == NULL)
+    return FALSE;
+  s = g_string_new(dry_run ? "dry run, would remove:" : "removed:");
+  for (guint i = 0; i < items->len; i++) {
+    const SqlenvfsPruneItem *it = items->pdata[i];
+    if (it->remove)
+      g_string_append_printf(s, "%s %s %s", n_removed++ ? "," : "",
+                             sqlenvfs_copy_kind_name(it->kind), it->name);
+    else
+      n_kept++;
+  }
+  if (n_removed == 0)
+    g_string_append(s, " nothing");
+  g_string_append_printf(s, "; kept %u", n_kept);
+  *text = g_string_free(s, FALSE);
+  return TRUE;
+}
+
+/* Copy the WAL into each database file (PASSIVE: never waits for, nor
+ * blocks, the application). */
+static gboolean
+run_checkpoint(SqlenvfsRoot *root, const char *only_db, char **text, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = NULL;
+  GString *s = g_string_new("checkpointed:");
+
+  if (only_db) {
+    dbs = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(dbs, g_strdup(only_db));
+  } else {
+    dbs = sqlenvfs_root_list_dbs(root);
+  }
+  for (guint i = 0; i < dbs->len; i++) {
+    const char *db = dbs->pdata[i];
+    g_autofree char *path = sqlenvfs_root_prod_db(root, db);
+    g_autoptr(sqlite3) conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
+    int n_log = 0, n_done = 0, rc;
+    if (conn == NULL) {
+      g_string_free(s, TRUE);
+      return FALSE;
+    }
+    sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    rc = sqlite3_wal_checkpoint_v2(conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
+    if (rc != SQLITE_OK) {
+      g_string_free(s, TRUE);
+      return sqlenvfs_error_sqlite(error, conn, rc, "checkpoint", path);
+    }
+    g_string_append_printf(s, "%s %s (%d of %d WAL frames in the database file)", i ? "," : "",
+                           db, MAX(n_done, 0), MAX(n_log, 0));
+  }
+  *text = g_string_free(s, FALSE);
+  return TRUE;
+}
+
+/* Turn one operation into core calls (the table in ops.h). */
+static gboolean
+dispatch(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **text,
+         GError **error)
+{
+  switch (op) {
+  case SQLENVFS_OP_BACKUP:
+    return run_store_create(root, SQLENVFS_KIND_BACKUP, args->db, text, error);
+  case SQLENVFS_OP_SNAPSHOT:
+    return run_store_create(root, SQLENVFS_KIND_SNAPSHOT, args->db, text, error);
+  case SQLENVFS_OP_REFRESH_DEV:
+    return run_refresh_dev(root, args, text, error);
+  case SQLENVFS_OP_VERIFY:
+    return run_verify(root, text, error);
+  case SQLENVFS_OP_PRUNE:
+    return run_prune(root, args->dry_run, text, error);
+  case SQLENVFS_OP_CHECKPOINT:
+    return run_checkpoint(root, args->db, text, error);
+  default:
+    g_return_val_if_reached(FALSE);
+  }
+}
+
+SqlenvfsOps *
+sqlenvfs_ops_new(SqlenvfsRoot *root)
+{
+  SqlenvfsOps *ops = g_new0(SqlenvfsOps, 1);
+  ops->root = root;
+  g_mutex_init(&ops->run_lock);
+  g_mutex_init(&ops->lock);
+  return ops;
+}
+
+void
+sqlenvfs_ops_free(SqlenvfsOps *ops)
+{
+  if (ops == NULL)
+    return;
+  for (int i = 0; i < SQLENVFS_N_OPS; i++)
+    sqlenvfs_op_result_clear(&ops->last[i]);
+  g_mutex_clear(&ops->run_lock);
+  g_mutex_clear(&ops->lock);
+  g_free(ops);
+}
+
+gboolean
+sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **summary,
+                 GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *text = NULL;
+  SqlenvfsOpResult res = { 0 };
+  gboolean ok;
+
+  g_return_val_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS, FALSE);
+
+  g_mutex_lock(&ops->run_lock);
+  res.has_run = TRUE;
+  res.started_us = sqlenvfs_clock_now();
+  g_mutex_lock(&ops->lock);
+  ops->is_running = TRUE;
+  ops->running = op;
+  ops->running_since = res.started_us;
+  g_mutex_unlock(&ops->lock);
+
+  g_info("%s: started (%s%s%s)", sqlenvfs_op_name(op), args->db ? args->db : "every database",
+         args->has_time ? ", as of a past time" : "", args->dry_run ? ", dry run" : "");
+  ok = dispatch(ops->root, op, args, &text, &local);
+
+  res.finished_us = sqlenvfs_clock_now();
+  res.ok = ok;
+  if (ok) {
+    res.summary = g_strdup(text ? text : "done");
+    g_message("%s: %s", sqlenvfs_op_name(op), res.summary);
+  } else {
+    res.summary = g_strdup(local->message);
+    res.error_code = local->domain == SQLENVFS_ERROR ? local->code : SQLENVFS_ERROR_FAILED;
+    res.error_errno = sqlenvfs_error_to_errno(local);
+    g_warning("%s failed: %s", sqlenvfs_op_name(op), local->message);
+  }
+
+  g_mutex_lock(&ops->lock);
+  sqlenvfs_op_result_clear(&ops->last[op]);
+  ops->last[op] = res;
+  ops->is_running = FALSE;
+  g_mutex_unlock(&ops->lock);
+  g_mutex_unlock(&ops->run_lock);
+
+  if (!ok) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  if (summary)
+    *summary = g_steal_pointer(&text);
+  return TRUE;
+}
+
+void
+sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out)
+{
+  g_return_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS);
+  g_mutex_lock(&ops->lock);
+  *out = ops->last[op];
+  out->summary = g_strdup(ops->last[op].summary);
+  g_mutex_unlock(&ops->lock);
+}
+
+gboolean
+sqlenvfs_ops_running(SqlenvfsOps *ops, SqlenvfsOp *op, gint64 *since_us)
+{
+  gboolean running;
+  g_mutex_lock(&ops->lock);
+  running = ops->is_running;
+  if (running) {
+    *op = ops->running;
+    *since_us = ops->running_since;
+  }
+  g_mutex_unlock(&ops->lock);
+  return running;
+}

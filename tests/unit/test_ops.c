@@ -1,0 +1,243 @@
+/* Unit tests for ops: the argument text of ctl files, the one-line results,
+ * and running one operation at a time. */
+#include "testutil.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/ops.h"
+#include "sqlenvfs/util.h"
+
+static char *tmp;
+static SqlenvfsRoot *root;
+
+static void
+setup(void)
+{
+  GError *error = NULL;
+  g_autofree char *db = NULL;
+  sqlite3 *conn;
+  tmp = testutil_tmpdir();
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  db = sqlenvfs_root_prod_db(root, "app");
+  conn = sqlenvfs_db_open(db, SQLENVFS_OPEN_CREATE, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_db_exec(conn, "CREATE TABLE t (x)", db, &error));
+  sqlite3_close(conn);
+}
+
+static void
+teardown(void)
+{
+  sqlenvfs_root_free(root);
+  root = NULL;
+  testutil_tmpdir_cleanup(tmp);
+  tmp = NULL;
+}
+
+static gboolean
+parse(SqlenvfsOp op, const char *text, SqlenvfsOpArgs *args, GError **error)
+{
+  return sqlenvfs_op_args_parse(root, op, text, strlen(text), args, error);
+}
+
+START_TEST(test_names)
+{
+  SqlenvfsOp op;
+  for (int i = 0; i < SQLENVFS_N_OPS; i++) {
+    ck_assert(sqlenvfs_op_from_name(sqlenvfs_op_name((SqlenvfsOp)i), &op));
+    ck_assert_int_eq(op, i);
+  }
+  ck_assert_str_eq(sqlenvfs_op_name(SQLENVFS_OP_REFRESH_DEV), "refresh-dev");
+  ck_assert(!sqlenvfs_op_from_name("refresh_dev", &op));
+  ck_assert(!sqlenvfs_op_from_name("", &op));
+}
+END_TEST
+
+START_TEST(test_all_or_now)
+{
+  static const char *const all[] = { "", "\n", "1", "1\n", "  1 \r\n", "\t\n" };
+  for (int op = 0; op < SQLENVFS_N_OPS; op++) {
+    for (gsize i = 0; i < G_N_ELEMENTS(all); i++) {
+      SqlenvfsOpArgs args = { 0 };
+      GError *error = NULL;
+      ck_assert_msg(parse((SqlenvfsOp)op, all[i], &args, &error), "op %d text '%s'", op, all[i]);
+      ck_assert_no_error(error);
+      ck_assert(args.db == NULL);
+      ck_assert(!args.has_time);
+      ck_assert(!args.dry_run);
+      sqlenvfs_op_args_clear(&args);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_database)
+{
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+
+  ck_assert(parse(SQLENVFS_OP_BACKUP, "app\n", &args, &error));
+  ck_assert_str_eq(args.db, "app");
+  sqlenvfs_op_args_clear(&args);
+
+  ck_assert(!parse(SQLENVFS_OP_SNAPSHOT, "nosuch\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), ENOENT);
+  ck_assert(strstr(error->message, "nosuch") != NULL);
+  g_clear_error(&error);
+
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "../app\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "app app\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+
+  ck_assert(!parse(SQLENVFS_OP_CHECKPOINT, "app\nmore\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+
+  /* A time is no database for backup. */
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "2026-11-28T10:00:00Z\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+
+  ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "ap\0p", 4, &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_refresh_dev_time)
+{
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "2026-11-28T10:00:00Z\n", &args, &error));
+  ck_assert(args.has_time);
+  ck_assert(args.db == NULL);
+  ck_assert_int_eq(args.time.us, G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_op_args_clear(&args);
+
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "app @1795860000.5", &args, &error));
+  ck_assert(args.has_time);
+  ck_assert_str_eq(args.db, "app");
+  ck_assert_int_eq(args.time.us, G_GINT64_CONSTANT(1795860000500000));
+  sqlenvfs_op_args_clear(&args);
+
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "latest\n", &args, &error));
+  ck_assert(args.has_time && args.time.is_latest);
+  sqlenvfs_op_args_clear(&args);
+
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "app\n", &args, &error));
+  ck_assert(!args.has_time);
+  ck_assert_str_eq(args.db, "app");
+  sqlenvfs_op_args_clear(&args);
+
+  ck_assert(!parse(SQLENVFS_OP_REFRESH_DEV, "app yesterday\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert(strstr(error->message, "20261128T161400Z") != NULL); /* names the forms */
+  g_clear_error(&error);
+
+  ck_assert(!parse(SQLENVFS_OP_REFRESH_DEV, "2026-11-28 10:00\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_prune_dry_run)
+{
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+  ck_assert(parse(SQLENVFS_OP_PRUNE, "dry-run\n", &args, &error));
+  ck_assert(args.dry_run);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(!parse(SQLENVFS_OP_PRUNE, "app\n", &args, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  g_clear_error(&error);
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "dry-run x\n", &args, &error));
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_result_line)
+{
+  SqlenvfsOpResult res = { 0 };
+  g_autofree char *never = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  g_autofree char *ok = NULL, *failed = NULL;
+  ck_assert(strstr(never, "never run") != NULL);
+
+  res.has_run = TRUE;
+  res.ok = TRUE;
+  res.finished_us = G_GINT64_CONSTANT(1795860000250000);
+  res.summary = g_strdup("20261128T100000Z app (1.0 MiB)");
+  ok = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  ck_assert_str_eq(ok, "ok 2026-11-28T10:00:00Z backup: 20261128T100000Z app (1.0 MiB)");
+  res.ok = FALSE;
+  g_free(res.summary);
+  res.summary = g_strdup("refused");
+  failed = sqlenvfs_op_result_line(SQLENVFS_OP_REFRESH_DEV, &res);
+  ck_assert_str_eq(failed, "failed 2026-11-28T10:00:00Z refresh-dev: refused");
+  ck_assert(strchr(failed, '\n') == NULL);
+  sqlenvfs_op_result_clear(&res);
+}
+END_TEST
+
+/* A failed run becomes the last result, with its errno. */
+START_TEST(test_run_records_failure)
+{
+  g_autofree char *dev = sqlenvfs_root_dev_db(root, "app");
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+  SqlenvfsOp op;
+  gint64 since;
+
+  /* Production is not marked production: refresh-dev refuses (EPERM). */
+  testutil_clock_set(G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_REFRESH_DEV, &args, NULL, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EPERM);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_REFRESH_DEV, &res);
+  ck_assert(res.has_run && !res.ok);
+  ck_assert_int_eq(res.error_errno, EPERM);
+  ck_assert_int_eq(res.finished_us, G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_op_result_clear(&res);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  ck_assert(!res.has_run);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert(!sqlenvfs_ops_running(ops, &op, &since));
+  ck_assert(!g_file_test(dev, G_FILE_TEST_EXISTS));
+  testutil_clock_reset();
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("ops");
+  TCase *tc = tcase_create("ops");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_names);
+  tcase_add_test(tc, test_all_or_now);
+  tcase_add_test(tc, test_database);
+  tcase_add_test(tc, test_refresh_dev_time);
+  tcase_add_test(tc, test_prune_dry_run);
+  tcase_add_test(tc, test_result_line);
+  tcase_add_test(tc, test_run_records_failure);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}
