@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: install what is missing, build, create a demo root in ./demo with
-# the synthetic vessel data set, take a backup and a snapshot, and show what
-# there is. Run it again to start over (the old demo root is moved aside).
+# the synthetic vessel data set, take a backup and a snapshot, show what there
+# is, and leave the root mounted at ./demo/mnt. Run it again to start over
+# (the old demo root is unmounted and moved aside).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +15,12 @@ ninja -C build > /dev/null
 SQLENVFS=$PWD/build/src/sqlenvfs
 ROOT=$PWD/demo
 
+MNT=$ROOT/mnt
+
+if mountpoint -q "$MNT" 2>/dev/null; then
+  echo "== unmounting the previous demo mount $MNT"
+  fusermount3 -u "$MNT" || fusermount3 -u -z "$MNT"
+fi
 if [ -e "$ROOT" ]; then
   old="$ROOT.old-$(date -u +%Y%m%dT%H%M%SZ)"
   echo "== moving the previous demo root aside to $old"
@@ -37,4 +44,19 @@ echo
 echo "== sqlenvfs list"
 "$SQLENVFS" list --root "$ROOT"
 echo
-echo "The demo root is $ROOT; try: $SQLENVFS verify --root $ROOT"
+echo "== sqlenvfs mount $ROOT $MNT"
+mkdir -p "$MNT"
+"$SQLENVFS" mount "$ROOT" "$MNT"
+ls -l "$MNT" "$MNT/prod"
+echo
+cat <<EOF
+The demo root $ROOT is mounted at $MNT (daemon log: $ROOT/.sqlenvfs/mount.log).
+Try:
+  sqlite3 $MNT/prod/app.db 'SELECT count(*) FROM raw_vessel_events'
+  ls -l $MNT/snapshots/*/
+  echo 1 > $MNT/ctl/backup && cat $MNT/ctl/backup && ls $MNT/backups
+  python3 -m json.tool $MNT/status
+  echo 1 > $MNT/ctl/refresh-dev && sqlite3 $MNT/dev/app.db 'SELECT * FROM _environment'
+  $SQLENVFS verify --root $ROOT
+  fusermount3 -u $MNT
+EOF

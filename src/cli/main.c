@@ -64,6 +64,12 @@ main(int argc, char **argv)
   for (gsize i = 0; commands[i].name; i++)
     if (strcmp(argv[1], commands[i].name) == 0)
       return commands[i].run(argc - 1, argv + 1);
+  /* mount(8) and /etc/fstab, through mount.fuse3, run `sqlenvfs ROOT MNT -o
+   * OPTS` with no subcommand: a first argument that is a directory means mount. */
+  if (argc >= 3 && argv[1][0] != '-' && g_file_test(argv[1], G_FILE_TEST_IS_DIR)) {
+    argv[0] = (char *)"mount";
+    return cmd_mount(argc, argv);
+  }
   fprintf(stderr, "sqlenvfs: unknown command '%s'\nTry 'sqlenvfs --help'.\n", argv[1]);
   return CLI_USAGE;
 }

@@ -1,0 +1,658 @@
+/*
+ * fs.c — the FUSE low-level operations table and the inode table.
+ *
+ * Why the low-level API: the tree mixes content that never changes
+ * (snapshots, backups, rebuilt pitr states: cached by the kernel for long,
+ * read through the page cache) with content that changes under every read
+ * (prod/dev images, status, ctl results: never cached). The low-level API
+ * sets entry and attribute timeouts per reply, where the high-level one has
+ * one setting for the whole mount. It also lets a ctl write be answered from
+ * the thread that runs the operation, so writers waiting their turn do not
+ * hold the session's worker threads, and an unmount is not held up by them.
+ *
+ * Inodes: every path the kernel has looked up is an FsNode in Fs.nodes
+ * (path -> node); its inode number is its address, as in libfuse's
+ * passthrough_ll. A node lives while the kernel holds a lookup count on it
+ * (lookup +1, forget -n). The root is a static node with FUSE_ROOT_ID.
+ * A node records what its path names (FsWhere) when it was looked up;
+ * attributes are routed again on every getattr, so they are never stale.
+ *
+ * Every callback replies exactly once, with fuse_reply_* or an errno; GErrors
+ * become errnos in reply_error() only, which logs the message once.
+ */
+#include "fs.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+typedef struct {
+  char *path; /* "" for the root */
+  FsWhere where;
+  guint64 nlookup;
+} FsNode;
+
+/* What fi->fh points at for files. */
+typedef struct {
+  FsKind kind;
+  SqlenvfsOp op;      /* FS_CTL_FILE */
+  char *text;         /* FS_STATUS: the document rendered at open */
+  gsize len;
+  FsHandle *data;     /* data files: serve.c */
+} FsFile;
+
+/* What fi->fh points at for directories: the names at opendir time. */
+typedef struct {
+  GPtrArray *names;
+} FsDir;
+
+static FsNode root_node = { .path = "", .where = { .kind = FS_ROOT } };
+
+static Fs *
+fs_of(fuse_req_t req)
+{
+  return fuse_req_userdata(req);
+}
+
+static FsNode *
+node_of(fuse_ino_t ino)
+{
+  if (ino == FUSE_ROOT_ID)
+    return &root_node;
+  return (FsNode *)(uintptr_t)ino;
+}
+
+static fuse_ino_t
+ino_of(FsNode *node)
+{
+  return node == &root_node ? FUSE_ROOT_ID : (fuse_ino_t)(uintptr_t)node;
+}
+
+static void
+node_free(gpointer p)
+{
+  FsNode *node = p;
+  fs_where_clear(&node->where);
+  g_free(node->path);
+  g_free(node);
+}
+
+static void
+reply_error(fuse_req_t req, const char *op, const char *path, GError *error)
+{
+  int e = sqlenvfs_error_to_errno(error);
+  /* A missing name is an everyday answer; anything else is worth a line. */
+  if (e == ENOENT)
+    g_debug("%s /%s: %s", op, path, error->message);
+  else
+    g_message("%s /%s: %s", op, path, error->message);
+  g_error_free(error);
+  fuse_reply_err(req, e);
+}
+
+static gboolean
+is_data_file(FsKind kind)
+{
+  return kind == FS_LIVE_DB || kind == FS_COPY_DB;
+}
+
+static gboolean
+is_dir(FsKind kind)
+{
+  switch (kind) {
+  case FS_ROOT:
+  case FS_ENV_DIR:
+  case FS_STORE_DIR:
+  case FS_COPY_DIR:
+  case FS_CTL_DIR:
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+/* Permission for a caller other than the mounting user (only possible with
+ * -o allow_other; the kernel keeps everyone else out otherwise). The mode
+ * bits shown are the rules: data files are never more readable than their
+ * source. Writing is decided elsewhere (EROFS for data files). */
+static gboolean
+may_read(fuse_req_t req, Fs *fs, const struct stat *st)
+{
+  const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  if (ctx->uid == 0 || ctx->uid == fs->uid)
+    return TRUE;
+  if (ctx->gid == st->st_gid)
+    return (st->st_mode & S_IRGRP) != 0;
+  return (st->st_mode & S_IROTH) != 0;
+}
+
+static gboolean
+may_write_ctl(fuse_req_t req, Fs *fs)
+{
+  const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  return ctx->uid == 0 || ctx->uid == fs->uid;
+}
+
+/* Route a node's path again for fresh attributes. */
+static gboolean
+node_attr(Fs *fs, FsNode *node, FsAttr *attr, GError **error)
+{
+  FsWhere w = { 0 };
+  gboolean ok = fs_tree_resolve(fs, node->path, &w, attr, error);
+  fs_where_clear(&w);
+  if (ok) {
+    attr->st.st_ino = ino_of(node);
+    if (node->where.kind == FS_LIVE_DB) {
+      guint64 pinned = fs_serve_live_open_size(fs, node->where.env, node->where.db);
+      if ((guint64)attr->st.st_size < pinned)
+        attr->st.st_size = (off_t)pinned;
+    }
+  }
+  return ok;
+}
+
+static void
+fs_init(void *userdata, struct fuse_conn_info *conn)
+{
+  (void)userdata;
+  /* Stored files are replied to by splicing from their descriptor (no copy
+   * through our memory); libfuse negotiates 1 MiB requests (max_pages). */
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE)
+    conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE)
+    conn->want |= FUSE_CAP_SPLICE_MOVE;
+  /* ctl writes must reach the daemon at once, never through a cache. */
+  conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+  g_info("FUSE protocol %u.%u, max_write %u, max_readahead %u", conn->proto_major,
+         conn->proto_minor, conn->max_write, conn->max_readahead);
+}
+
+static void
+fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  Fs *fs = fs_of(req);
+  FsNode *pnode = node_of(parent);
+  g_autofree char *path = NULL;
+  GError *error = NULL;
+  FsWhere w = { 0 };
+  FsAttr attr;
+  FsNode *node;
+  struct fuse_entry_param e = { 0 };
+
+  if (!is_dir(pnode->where.kind)) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  path = *pnode->path ? g_strconcat(pnode->path, "/", name, NULL) : g_strdup(name);
+  if (!fs_tree_resolve(fs, path, &w, &attr, &error)) {
+    reply_error(req, "lookup", path, error);
+    return;
+  }
+
+  g_mutex_lock(&fs->lock);
+  node = g_hash_table_lookup(fs->nodes, path);
+  if (node == NULL) {
+    node = g_new0(FsNode, 1);
+    node->path = g_strdup(path);
+    node->where = w;
+    memset(&w, 0, sizeof w);
+    g_hash_table_insert(fs->nodes, node->path, node);
+  }
+  node->nlookup++;
+  g_mutex_unlock(&fs->lock);
+  fs_where_clear(&w);
+
+  attr.st.st_ino = ino_of(node);
+  if (node->where.kind == FS_LIVE_DB) {
+    guint64 pinned = fs_serve_live_open_size(fs, node->where.env, node->where.db);
+    if ((guint64)attr.st.st_size < pinned)
+      attr.st.st_size = (off_t)pinned;
+  }
+  e.ino = ino_of(node);
+  e.attr = attr.st;
+  e.attr_timeout = attr.attr_timeout;
+  e.entry_timeout = attr.entry_timeout;
+  fuse_reply_entry(req, &e);
+}
+
+static void
+forget_one(Fs *fs, fuse_ino_t ino, uint64_t n)
+{
+  FsNode *node = node_of(ino);
+  if (node == &root_node)
+    return;
+  g_mutex_lock(&fs->lock);
+  g_assert(node->nlookup >= n);
+  node->nlookup -= n;
+  if (node->nlookup == 0)
+    g_hash_table_remove(fs->nodes, node->path); /* frees it */
+  g_mutex_unlock(&fs->lock);
+}
+
+static void
+fs_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+  forget_one(fs_of(req), ino, nlookup);
+  fuse_reply_none(req);
+}
+
+static void
+fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+  Fs *fs = fs_of(req);
+  for (size_t i = 0; i < count; i++)
+    forget_one(fs, forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+static void
+fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  GError *error = NULL;
+  FsAttr attr;
+
+  if (!node_attr(fs, node, &attr, &error)) {
+    reply_error(req, "getattr", node->path, error);
+    return;
+  }
+  if (fi != NULL && fi->fh != 0 && is_data_file(node->where.kind)) {
+    FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+    fs_serve_handle_stat(f->data, &attr.st);
+  }
+  fuse_reply_attr(req, &attr.st, attr.attr_timeout);
+}
+
+static void
+fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_set,
+           struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  GError *error = NULL;
+  FsAttr attr;
+  (void)fi;
+
+  /* A shell's `echo 1 > ctl/op` truncates first: accept that, and only that. */
+  if (node->where.kind != FS_CTL_FILE || to_set != FUSE_SET_ATTR_SIZE || st->st_size != 0) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (!may_write_ctl(req, fs)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
+  if (!node_attr(fs, node, &attr, &error)) {
+    reply_error(req, "truncate", node->path, error);
+    return;
+  }
+  fuse_reply_attr(req, &attr.st, attr.attr_timeout);
+}
+
+static void
+fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  GError *error = NULL;
+  FsDir *d;
+  GPtrArray *names;
+
+  if (!is_dir(node->where.kind)) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  names = fs_tree_list(fs, &node->where, &error);
+  if (names == NULL) {
+    reply_error(req, "opendir", node->path, error);
+    return;
+  }
+  d = g_new0(FsDir, 1);
+  d->names = names;
+  fi->fh = (uint64_t)(uintptr_t)d;
+  if (fuse_reply_open(req, fi) == -ENOENT) {
+    g_ptr_array_unref(d->names);
+    g_free(d);
+  }
+}
+
+static void
+fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  FsDir *d = (FsDir *)(uintptr_t)fi->fh;
+  g_autofree char *buf = g_malloc(size);
+  size_t used = 0;
+  /* Offsets: 0 ".", 1 "..", 2 + i names[i]; an entry's offset is the next one's index. */
+  for (off_t i = off; i < (off_t)d->names->len + 2; i++) {
+    struct stat st = { 0 };
+    const char *name;
+    size_t n;
+    if (i == 0) {
+      name = ".";
+      st.st_mode = S_IFDIR;
+      st.st_ino = ino;
+    } else if (i == 1) {
+      name = "..";
+      st.st_mode = S_IFDIR;
+      st.st_ino = FUSE_ROOT_ID;
+    } else {
+      name = g_ptr_array_index(d->names, i - 2);
+      st.st_ino = (ino_t)g_str_hash(name) | 2; /* shown by readdir only; lookup gives the real one */
+    }
+    n = fuse_add_direntry(req, buf + used, size - used, name, &st, i + 1);
+    if (n > size - used)
+      break;
+    used += n;
+  }
+  fuse_reply_buf(req, buf, used);
+}
+
+static void
+fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  FsDir *d = (FsDir *)(uintptr_t)fi->fh;
+  (void)ino;
+  g_ptr_array_unref(d->names);
+  g_free(d);
+  fuse_reply_err(req, 0);
+}
+
+static void
+file_free(Fs *fs, FsFile *f)
+{
+  if (f->data)
+    fs_serve_release(fs, f->data);
+  g_free(f->text);
+  g_free(f);
+}
+
+static void
+fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  gboolean writing = (fi->flags & O_ACCMODE) != O_RDONLY;
+  GError *error = NULL;
+  FsFile *f;
+  FsAttr attr;
+
+  if (is_dir(node->where.kind)) {
+    fuse_reply_err(req, EISDIR);
+    return;
+  }
+  if (writing && node->where.kind != FS_CTL_FILE) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if (writing && !may_write_ctl(req, fs)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
+  if (!node_attr(fs, node, &attr, &error)) {
+    reply_error(req, "open", node->path, error);
+    return;
+  }
+  if (!writing && !may_read(req, fs, &attr.st)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
+
+  f = g_new0(FsFile, 1);
+  f->kind = node->where.kind;
+  switch (node->where.kind) {
+  case FS_CTL_FILE:
+    f->op = node->where.op;
+    fi->direct_io = 1;
+    fi->nonseekable = 0;
+    break;
+  case FS_STATUS:
+    f->text = fs_status_render(fs);
+    f->len = strlen(f->text);
+    fi->direct_io = 1;
+    break;
+  default:
+    f->data = fs_serve_open(fs, &node->where, fi, &error);
+    if (f->data == NULL) {
+      file_free(fs, f);
+      reply_error(req, "open", node->path, error);
+      return;
+    }
+    break;
+  }
+  fi->fh = (uint64_t)(uintptr_t)f;
+  if (fuse_reply_open(req, fi) == -ENOENT)
+    file_free(fs, f); /* the opener went away (interrupted) */
+}
+
+static void
+reply_text(fuse_req_t req, const char *text, gsize len, size_t size, off_t off)
+{
+  if (off < 0 || (gsize)off >= len)
+    fuse_reply_buf(req, NULL, 0);
+  else
+    fuse_reply_buf(req, text + off, MIN(size, len - (gsize)off));
+}
+
+static void
+fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+  (void)ino;
+
+  switch (f->kind) {
+  case FS_CTL_FILE: {
+    g_autofree char *line = fs_ctl_read(fs->ctl, f->op);
+    reply_text(req, line, strlen(line), size, off);
+    break;
+  }
+  case FS_STATUS:
+    reply_text(req, f->text, f->len, size, off);
+    break;
+  default:
+    fs_serve_read(fs, req, f->data, size, off);
+    break;
+  }
+}
+
+static void
+fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+         struct fuse_file_info *fi)
+{
+  Fs *fs = fs_of(req);
+  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+  (void)ino;
+  (void)off; /* every write is one whole request, wherever it lands */
+
+  if (f->kind != FS_CTL_FILE) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  fs_ctl_write(fs->ctl, req, f->op, buf, size);
+}
+
+static void
+fs_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void)ino;
+  (void)fi;
+  /* Nothing is buffered: a ctl operation runs inside its write. */
+  fuse_reply_err(req, 0);
+}
+
+static void
+fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+  (void)ino;
+  file_free(fs_of(req), (FsFile *)(uintptr_t)fi->fh);
+  fuse_reply_err(req, 0);
+}
+
+static void
+fs_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+  (void)ino;
+  (void)datasync;
+  (void)fi;
+  fuse_reply_err(req, 0);
+}
+
+static void
+fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  GError *error = NULL;
+  FsAttr attr;
+
+  if ((mask & W_OK) && node->where.kind != FS_CTL_FILE) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  if ((mask & W_OK) && !may_write_ctl(req, fs)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
+  if (!node_attr(fs, node, &attr, &error)) {
+    reply_error(req, "access", node->path, error);
+    return;
+  }
+  if ((mask & R_OK) && !may_read(req, fs, &attr.st)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
+  fuse_reply_err(req, 0);
+}
+
+static void
+fs_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+  Fs *fs = fs_of(req);
+  struct statvfs sv;
+  (void)ino;
+  /* Space is the root's: that is where backups and the cache go. */
+  if (statvfs(sqlenvfs_root_dir(fs->root), &sv) != 0)
+    memset(&sv, 0, sizeof sv);
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
+}
+
+/* Everything that would change the tree: the data is read-only. */
+static void
+fs_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+  (void)parent, (void)name, (void)mode, (void)rdev;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+  (void)parent, (void)name, (void)mode;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+  (void)parent, (void)name;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+  (void)link, (void)parent, (void)name;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+          const char *newname, unsigned int flags)
+{
+  (void)parent, (void)name, (void)newparent, (void)newname, (void)flags;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+  (void)ino, (void)newparent, (void)newname;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+          struct fuse_file_info *fi)
+{
+  (void)parent, (void)name, (void)mode, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size,
+            int flags)
+{
+  (void)ino, (void)name, (void)value, (void)size, (void)flags;
+  fuse_reply_err(req, EROFS);
+}
+
+static void
+fs_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+             struct fuse_file_info *fi)
+{
+  (void)ino, (void)mode, (void)offset, (void)length, (void)fi;
+  fuse_reply_err(req, EROFS);
+}
+
+const struct fuse_lowlevel_ops sqlenvfs_fs_ops = {
+  .init = fs_init,
+  .lookup = fs_lookup,
+  .forget = fs_forget,
+  .forget_multi = fs_forget_multi,
+  .getattr = fs_getattr,
+  .setattr = fs_setattr,
+  .mknod = fs_mknod,
+  .mkdir = fs_mkdir,
+  .unlink = fs_unlink,
+  .rmdir = fs_unlink,
+  .symlink = fs_symlink,
+  .rename = fs_rename,
+  .link = fs_link,
+  .open = fs_open,
+  .read = fs_read,
+  .write = fs_write,
+  .flush = fs_flush,
+  .release = fs_release,
+  .fsync = fs_fsync,
+  .opendir = fs_opendir,
+  .readdir = fs_readdir,
+  .releasedir = fs_releasedir,
+  .statfs = fs_statfs,
+  .setxattr = fs_setxattr,
+  .access = fs_access,
+  .create = fs_create,
+  .fallocate = fs_fallocate,
+};
+
+void
+fs_nodes_init(Fs *fs)
+{
+  g_mutex_init(&fs->lock);
+  g_mutex_init(&fs->live_lock);
+  fs->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_free);
+}
+
+void
+fs_nodes_clear(Fs *fs)
+{
+  g_clear_pointer(&fs->nodes, g_hash_table_destroy);
+  g_mutex_clear(&fs->lock);
+  g_mutex_clear(&fs->live_lock);
+}

@@ -1,0 +1,165 @@
+/*
+ * fs.h — the FUSE front end's shared state (internal to src/fs/).
+ *
+ * The mount is a thin user of the core: every file it serves and every
+ * operation it runs goes through the same core calls as the command line.
+ * One file per concern:
+ *
+ *   fs.c      the low-level operations table and the inode table
+ *   tree.c    path routing: what a path names, its attributes, its children
+ *   serve.c   serving images: pinned live views (prod/, dev/) and stored
+ *             files (snapshots/, backups/) with a descriptor fast path
+ *   ctl.c     ctl/<op> files: the write/read semantics and the op queue
+ *   status.c  the status file (JSON)
+ *   mount.c   options, the root lock, mounting, daemonizing, the loop, teardown
+ *   log.c     where log lines go (stderr in the foreground, a file otherwise)
+ *
+ * Lock order (never take a lock to the left while holding one to the right):
+ *   ctl queue -> Fs.lock -> Fs.live_lock -> handle locks
+ * No lock is held across a call that can wait on SQLite or the disk for long,
+ * except a handle's own lock around its own reads.
+ */
+#pragma once
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <glib.h>
+#include <sys/stat.h>
+
+#include "sqlenvfs/ops.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/store.h"
+
+G_BEGIN_DECLS
+
+typedef struct _FsCtl FsCtl;
+typedef struct _FsStatusCache FsStatusCache;
+
+/* What a path in the mount names (tree.c). */
+typedef enum {
+  FS_ROOT,         /* /                                   */
+  FS_ENV_DIR,      /* /prod, /dev                         */
+  FS_LIVE_DB,      /* /prod/<db>.db, /dev/<db>.db         */
+  FS_STORE_DIR,    /* /snapshots, /backups                */
+  FS_COPY_DIR,     /* /snapshots/<ts>, /backups/<ts>      */
+  FS_COPY_DB,      /* /snapshots/<ts>/<db>.db             */
+  FS_CTL_DIR,      /* /ctl                                */
+  FS_CTL_FILE,     /* /ctl/<op>                           */
+  FS_STATUS,       /* /status                             */
+} FsKind;
+
+typedef enum { FS_ENV_PROD, FS_ENV_DEV } FsEnv;
+
+/* The routed meaning of a path. Strings are owned (fs_where_clear). */
+typedef struct {
+  FsKind kind;
+  FsEnv env;                  /* FS_ENV_DIR, FS_LIVE_DB             */
+  SqlenvfsCopyKind copy_kind; /* FS_STORE_DIR, FS_COPY_*            */
+  SqlenvfsOp op;              /* FS_CTL_FILE                        */
+  char *db;                   /* database name, without .db         */
+  char *entry;                /* backup/snapshot name               */
+} FsWhere;
+
+void fs_where_clear(FsWhere *w);
+
+/* Attributes of a node and how long the kernel may cache them and its name. */
+typedef struct {
+  struct stat st;
+  double entry_timeout; /* seconds the kernel may keep the name -> node     */
+  double attr_timeout;  /* seconds the kernel may keep these attributes      */
+} FsAttr;
+
+/* The whole mount. */
+typedef struct {
+  SqlenvfsRoot *root;
+  struct fuse_session *se;
+  uid_t uid; /* owner shown for every node: the mounting user */
+  gid_t gid;
+  gint64 started_at;
+  gboolean allow_other;
+
+  GMutex lock;       /* guards nodes */
+  GHashTable *nodes; /* path -> FsNode *, every node the kernel knows but the root */
+
+  GMutex live_lock;    /* guards live_handles */
+  GList *live_handles; /* FsHandle * of open prod/dev images (serve.c) */
+
+  FsCtl *ctl;
+  FsStatusCache *status;
+  SqlenvfsOps *ops;
+} Fs;
+
+/* fs.c ------------------------------------------------------------------- */
+
+extern const struct fuse_lowlevel_ops sqlenvfs_fs_ops;
+void fs_nodes_init(Fs *fs);
+void fs_nodes_clear(Fs *fs);
+
+/* tree.c ----------------------------------------------------------------- */
+
+/* Route @path (relative to the mount: "" for the root, "prod/app.db") to what
+ * it names and fill its attributes. FALSE and NOT_FOUND (or another error)
+ * when it names nothing. */
+gboolean fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error);
+
+/* The names in directory @where (without "." and ".."), newly allocated. */
+GPtrArray *fs_tree_list(Fs *fs, const FsWhere *where, GError **error);
+
+/* A data file's mode from its source file's mode: read bits only. */
+mode_t fs_tree_data_mode(mode_t source_mode);
+
+/* serve.c ---------------------------------------------------------------- */
+
+typedef struct _FsHandle FsHandle;
+
+/* Open a data file (prod/dev live view, stored copy): pins the
+ * state or opens the file. Sets fi->direct_io / keep_cache as fits. NULL and
+ * *error on failure. */
+FsHandle *fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error);
+
+/* Reply to a read of @size bytes at @off (fuse_reply_buf / fuse_reply_data). */
+void fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off);
+
+/* Size and mtime of the state an open handle shows. */
+void fs_serve_handle_stat(FsHandle *h, struct stat *st);
+
+void fs_serve_release(Fs *fs, FsHandle *h);
+
+/* Attributes of a live database (prod/dev) without pinning it: size of the
+ * current committed state, mtime of its last write. */
+gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error);
+
+/* The largest size any open handle of (env, db) shows (0 if none): so that a
+ * stat between an open and its reads never reports less than the pinned state
+ * (SQLite treats a file shorter than its header's page count as corrupt). */
+guint64 fs_serve_live_open_size(Fs *fs, FsEnv env, const char *db);
+
+/* ctl.c ------------------------------------------------------------------ */
+
+FsCtl *fs_ctl_new(Fs *fs);
+/* Start the thread that runs operations (after daemonizing). */
+void fs_ctl_start(FsCtl *ctl);
+/* Finish the running operation, abandon queued ones (their writers get
+ * EINTR), and stop the thread. */
+void fs_ctl_stop(FsCtl *ctl);
+void fs_ctl_free(FsCtl *ctl);
+
+/* The one-line last result of @op, with a newline. */
+char *fs_ctl_read(FsCtl *ctl, SqlenvfsOp op);
+
+/* A write of @buf to ctl/<op>: parse it (EINVAL at once if it cannot be
+ * parsed), queue the operation, and reply when it has finished. */
+void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t size);
+
+/* status.c --------------------------------------------------------------- */
+
+/* The status document, newly allocated JSON text. */
+char *fs_status_render(Fs *fs);
+
+/* log.c ------------------------------------------------------------------ */
+
+/* Send log lines to stderr (@to_stderr) or to @file (appending), with
+ * g_debug/g_info shown only when @verbose. libfuse's log goes the same way. */
+void fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose);
+
+G_END_DECLS

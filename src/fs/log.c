@@ -1,0 +1,127 @@
+/*
+ * log.c — where the mount daemon's log lines go.
+ *
+ * In the foreground they go to stderr; once daemonized (stderr is then
+ * /dev/null) to a file in the root's state directory, .sqlenvfs/mount.log.
+ * One line per message, written with one write(2) on an O_APPEND descriptor
+ * so that lines from several threads never interleave:
+ *
+ *   2026-11-28T16:14:00.123Z sqlenvfs[1234] message: backup: 20261128T161400Z app (12.0 MiB)
+ *
+ * g_debug and g_info lines are kept only with -d (or G_MESSAGES_DEBUG).
+ * libfuse's own messages are routed into the same writer.
+ */
+#include "fs.h"
+
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_log.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+static int log_fd = STDERR_FILENO;
+static gboolean log_verbose;
+static gboolean writer_set;
+
+static const char *
+level_name(GLogLevelFlags level)
+{
+  switch (level & G_LOG_LEVEL_MASK) {
+  case G_LOG_LEVEL_ERROR:
+    return "error";
+  case G_LOG_LEVEL_CRITICAL:
+    return "critical";
+  case G_LOG_LEVEL_WARNING:
+    return "warning";
+  case G_LOG_LEVEL_MESSAGE:
+    return "message";
+  case G_LOG_LEVEL_INFO:
+    return "info";
+  default:
+    return "debug";
+  }
+}
+
+static GLogWriterOutput
+writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user_data)
+{
+  const char *message = NULL, *domain = NULL;
+  g_autofree char *when = NULL;
+  g_autofree char *line = NULL;
+  gint64 now = g_get_real_time();
+  (void)user_data;
+
+  for (gsize i = 0; i < n_fields; i++) {
+    if (strcmp(fields[i].key, "MESSAGE") == 0)
+      message = fields[i].value;
+    else if (strcmp(fields[i].key, "GLIB_DOMAIN") == 0)
+      domain = fields[i].value;
+  }
+  /* Debug and info lines: with -d, or when G_MESSAGES_DEBUG asks for them. */
+  if ((level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO)) && !log_verbose &&
+      g_log_writer_default_would_drop(level, domain))
+    return G_LOG_WRITER_HANDLED;
+
+  when = sqlenvfs_time_format_iso(now - now % 1000);
+  line = g_strdup_printf("%s sqlenvfs[%d] %s: %s\n", when, (int)getpid(), level_name(level),
+                         message ? message : "");
+  if (write(log_fd, line, strlen(line)) < 0) {
+    /* Nowhere else to say it. */
+  }
+  return G_LOG_WRITER_HANDLED;
+}
+
+static void
+fuse_log_to_glib(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+  g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+  GLogLevelFlags gl;
+  g_strchomp(msg);
+  switch (level) {
+  case FUSE_LOG_EMERG:
+  case FUSE_LOG_ALERT:
+  case FUSE_LOG_CRIT:
+  case FUSE_LOG_ERR:
+    gl = G_LOG_LEVEL_WARNING;
+    break;
+  case FUSE_LOG_WARNING:
+  case FUSE_LOG_NOTICE:
+    gl = G_LOG_LEVEL_MESSAGE;
+    break;
+  case FUSE_LOG_INFO:
+    gl = G_LOG_LEVEL_INFO;
+    break;
+  default:
+    gl = G_LOG_LEVEL_DEBUG;
+    break;
+  }
+  g_log("fuse", gl, "fuse: %s", msg);
+}
+
+void
+fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose)
+{
+  log_verbose = verbose;
+  if (!to_stderr && file != NULL) {
+    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+      if (log_fd != STDERR_FILENO)
+        close(log_fd);
+      log_fd = fd;
+    } else {
+      g_warning("open log file %s: %s (logging to stderr)", file, g_strerror(errno));
+    }
+  } else if (log_fd != STDERR_FILENO) {
+    close(log_fd);
+    log_fd = STDERR_FILENO;
+  }
+  /* GLib takes a writer once per process. */
+  if (!writer_set) {
+    g_log_set_writer_func(writer, NULL, NULL);
+    writer_set = TRUE;
+  }
+  fuse_set_log_func(fuse_log_to_glib);
+}

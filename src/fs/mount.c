@@ -1,0 +1,280 @@
+/*
+ * mount.c — mounting a root: options, the root lock, the FUSE session,
+ * daemonizing, the serving loop and a clean teardown.
+ *
+ * Order of events (each step undone on failure, in reverse):
+ *
+ *   open root -> lock "mount" (a second mount of the root is refused here)
+ *   -> session with the options -> mount -> daemonize (the parent exits 0:
+ *   the mount works) -> start the op thread (and the archiver) -> serve
+ *   -> [unmount or signal] -> finish the running op -> stop the threads
+ *   -> unmount -> unlock
+ *
+ * No thread is started before daemonizing (fork keeps only the caller's).
+ * The root lock is an flock on an open file description, which the
+ * daemon inherits across the fork; its pid is rewritten afterwards.
+ *
+ * Options: `-o` takes everything mount(8) and mount.fuse3 pass from
+ * /etc/fstab. Options that only mean something to mount(8) (defaults, auto,
+ * noauto, user, users, nouser, owner, group, _netdev, nofail, comment=,
+ * x-*) are dropped; the rest go to libfuse, which knows the kernel's
+ * (rw, ro, dev, nodev, suid, nosuid, exec, noexec, atime, noatime,
+ * allow_other, max_read=, ...). An option neither knows is an error.
+ */
+#include "mount.h"
+#include "fs.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fuse_log.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Threads serving requests at most (reads of several files, a rebuild, a
+ * stat of prod while a ctl write waits). */
+#define MAX_THREADS 16
+
+static const char *const mount8_only[] = {
+  "defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group",
+  "_netdev", "nofail", NULL,
+};
+
+static gboolean
+is_mount8_only(const char *opt)
+{
+  if (g_str_has_prefix(opt, "x-") || g_str_has_prefix(opt, "comment="))
+    return TRUE;
+  for (gsize i = 0; mount8_only[i]; i++)
+    if (strcmp(opt, mount8_only[i]) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* Escape ',' and '\' for a libfuse -o value. */
+static char *
+opt_escape(const char *s)
+{
+  GString *out = g_string_new(NULL);
+  for (; *s; s++) {
+    if (*s == ',' || *s == '\\')
+      g_string_append_c(out, '\\');
+    g_string_append_c(out, *s);
+  }
+  return g_string_free(out, FALSE);
+}
+
+/* Capture libfuse's messages while the session is made, so that a refused
+ * option becomes one error line instead of a stray message. */
+static GString *fuse_captured;
+
+static void
+capture_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+{
+  (void)level;
+  g_string_append_vprintf(fuse_captured, fmt, ap);
+}
+
+typedef struct {
+  GPtrArray *argv; /* for fuse_session_new */
+  gboolean allow_other;
+  gboolean debug;
+} ParsedOptions;
+
+static void
+parse_options(const SqlenvfsMountOptions *opts, const char *root_dir, ParsedOptions *out)
+{
+  g_autofree char *fsname = opt_escape(root_dir);
+  GString *kept = g_string_new(NULL);
+
+  out->argv = g_ptr_array_new_with_free_func(g_free);
+  out->debug = opts->debug;
+  g_ptr_array_add(out->argv, g_strdup("sqlenvfs"));
+  g_ptr_array_add(out->argv, g_strdup("-o"));
+  g_ptr_array_add(out->argv, g_strdup_printf("fsname=%s,subtype=sqlenvfs", fsname));
+
+  for (gsize i = 0; opts->options && opts->options[i]; i++) {
+    g_auto(GStrv) parts = g_strsplit(opts->options[i], ",", -1);
+    for (gsize j = 0; parts[j]; j++) {
+      const char *o = parts[j];
+      if (*o == '\0' || is_mount8_only(o))
+        continue;
+      if (strcmp(o, "debug") == 0) {
+        out->debug = TRUE;
+        continue;
+      }
+      /* The kind is ours: mount.fuse3 may pass its own subtype/fsname. */
+      if (g_str_has_prefix(o, "subtype=") || g_str_has_prefix(o, "fsname="))
+        continue;
+      if (strcmp(o, "allow_other") == 0)
+        out->allow_other = TRUE;
+      if (kept->len)
+        g_string_append_c(kept, ',');
+      g_string_append(kept, o);
+    }
+  }
+  if (kept->len) {
+    g_ptr_array_add(out->argv, g_strdup("-o"));
+    g_ptr_array_add(out->argv, g_string_free(kept, FALSE));
+  } else {
+    g_string_free(kept, TRUE);
+  }
+  if (out->debug)
+    g_ptr_array_add(out->argv, g_strdup("-d"));
+  g_ptr_array_add(out->argv, NULL);
+}
+
+/* The lock file says which process holds it; after the fork that is us. */
+static void
+rewrite_lock_pid(int fd)
+{
+  char buf[32];
+  int len = g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+    g_message("could not record the daemon's pid in the mount lock file");
+}
+
+static Fs *
+fs_new(SqlenvfsRoot *root, gboolean allow_other)
+{
+  Fs *fs = g_new0(Fs, 1);
+  fs->root = root;
+  fs->uid = getuid();
+  fs->gid = getgid();
+  fs->started_at = sqlenvfs_clock_now();
+  fs->allow_other = allow_other;
+  fs_nodes_init(fs);
+  fs->ops = sqlenvfs_ops_new(root);
+  fs->ctl = fs_ctl_new(fs);
+  return fs;
+}
+
+static void
+fs_free(Fs *fs)
+{
+  fs_ctl_free(fs->ctl);
+  sqlenvfs_ops_free(fs->ops);
+  fs_nodes_clear(fs);
+  g_free(fs);
+}
+
+static gboolean
+serve(Fs *fs, gboolean single_thread)
+{
+  int rc;
+  if (single_thread) {
+    rc = fuse_session_loop(fs->se);
+  } else {
+    struct fuse_loop_config *cfg = fuse_loop_cfg_create();
+    fuse_loop_cfg_set_clone_fd(cfg, 0);
+    fuse_loop_cfg_set_max_threads(cfg, MAX_THREADS);
+    rc = fuse_session_loop_mt(fs->se, cfg);
+    fuse_loop_cfg_destroy(cfg);
+  }
+  /* rc > 0: the signal number that ended the loop; < 0: -errno. */
+  if (rc < 0)
+    g_warning("serving the mount failed: %s", g_strerror(-rc));
+  else if (rc > 0)
+    g_message("got signal %d: unmounting", rc);
+  return rc >= 0;
+}
+
+gboolean
+sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
+{
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autofree char *mnt = NULL;
+  g_autofree char *log_file = NULL;
+  g_autoptr(GError) local = NULL;
+  ParsedOptions po = { 0 };
+  struct fuse_args args;
+  Fs *fs;
+  int lock_fd;
+  gboolean ok;
+
+  root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
+  if (root == NULL)
+    return FALSE;
+  mnt = g_canonicalize_filename(opts->mountpoint, NULL);
+  if (!g_file_test(mnt, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "mount %s on %s: the mount point is not a directory (create it with mkdir)",
+                sqlenvfs_root_dir(root), mnt);
+    return FALSE;
+  }
+  if (!sqlenvfs_root_ensure_layout(root, error))
+    return FALSE;
+  lock_fd = sqlenvfs_root_lock(root, "mount", FALSE, &local);
+  if (lock_fd < 0) {
+    g_set_error(error, SQLENVFS_ERROR, local->code, "mount %s on %s: %s",
+                sqlenvfs_root_dir(root), mnt, local->message);
+    return FALSE;
+  }
+
+  parse_options(opts, sqlenvfs_root_dir(root), &po);
+  fs = fs_new(root, po.allow_other);
+
+  args = (struct fuse_args)FUSE_ARGS_INIT((int)po.argv->len - 1, (char **)po.argv->pdata);
+  fuse_captured = g_string_new(NULL);
+  fuse_set_log_func(capture_fuse_log);
+  fs->se = fuse_session_new(&args, &sqlenvfs_fs_ops, sizeof sqlenvfs_fs_ops, fs);
+  if (fs->se != NULL && fuse_session_mount(fs->se, mnt) != 0) {
+    fuse_session_destroy(fs->se);
+    fs->se = NULL;
+  }
+  if (fs->se == NULL) {
+    /* One line: libfuse's message may span several. */
+    g_strstrip(fuse_captured->str);
+    g_strdelimit(fuse_captured->str, "\n", ' ');
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "mount %s on %s: %s",
+                sqlenvfs_root_dir(root), mnt,
+                *fuse_captured->str ? fuse_captured->str : "libfuse refused the mount");
+    g_string_free(g_steal_pointer(&fuse_captured), TRUE);
+    fuse_opt_free_args(&args);
+    g_ptr_array_unref(po.argv);
+    fs_free(fs);
+    sqlenvfs_root_unlock(lock_fd);
+    return FALSE;
+  }
+  g_string_free(g_steal_pointer(&fuse_captured), TRUE);
+  fuse_opt_free_args(&args);
+  g_ptr_array_unref(po.argv);
+
+  log_file = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount.log", NULL);
+  fs_log_setup(log_file, opts->foreground || po.debug, po.debug);
+  if (fuse_set_signal_handlers(fs->se) != 0)
+    g_warning("could not install signal handlers: SIGTERM will not unmount cleanly");
+
+  if (fuse_daemonize(opts->foreground || po.debug) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "mount %s on %s: could not start the daemon", sqlenvfs_root_dir(root), mnt);
+    fuse_session_unmount(fs->se);
+    fuse_remove_signal_handlers(fs->se);
+    fuse_session_destroy(fs->se);
+    fs_free(fs);
+    sqlenvfs_root_unlock(lock_fd);
+    return FALSE;
+  }
+  /* From here on this is the daemon (or the foreground process). */
+  rewrite_lock_pid(lock_fd);
+  g_message("mounted %s on %s", sqlenvfs_root_dir(root), mnt);
+
+  fs_ctl_start(fs->ctl);
+  ok = serve(fs, opts->single_thread);
+
+  /* Finish the running operation before anything it uses goes away. */
+  fs_ctl_stop(fs->ctl);
+  fuse_session_unmount(fs->se);
+  fuse_remove_signal_handlers(fs->se);
+  fuse_session_destroy(fs->se);
+  fs->se = NULL;
+  fs_free(fs);
+  g_message("unmounted %s from %s", sqlenvfs_root_dir(root), mnt);
+  sqlenvfs_root_unlock(lock_fd);
+  if (!ok)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "serving %s on %s failed (see the log)",
+                sqlenvfs_root_dir(root), mnt);
+  return ok;
+}

@@ -1,0 +1,342 @@
+/*
+ * serve.c — serving images: what a read of a data file returns.
+ *
+ *   prod/, dev/      a pinned live view per open file handle (liveview.h):
+ *                    one open sees one committed state while the application
+ *                    keeps writing; read through the view's image with the
+ *                    rollback-journal header; direct_io (never cached).
+ *   snapshots/, backups/
+ *                    a plain file that never changes: read straight from its
+ *                    descriptor (fuse_reply_data with an fd buffer, so
+ *                    libfuse can splice it), keep_cache so that re-reads come
+ *                    from the page cache.
+ *
+ * Invariants:
+ *   (1) Every image served reads with bytes 18 and 19 of the header equal to
+ *       1 (rollback journal), so SQLite opens it in place on the read-only
+ *       mount with no -wal/-shm. Stored files get the two bytes patched in
+ *       the replies that cover them; everything else is served untouched.
+ *   (2) A live view is released exactly when its handle is (release()), so
+ *       a pinned state never outlives the last reader that needs it.
+ *   (3) The size a stat shows for a live database is never smaller than the
+ *       state an open handle of it serves (fs_serve_live_open_size).
+ */
+#include "fs.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/liveview.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HDR_SIZE 100
+#define HDR_WRITE_VERSION 18
+#define HDR_READ_VERSION 19
+static const char sqlite_magic[16] = "SQLite format 3";
+
+struct _FsHandle {
+  FsKind kind;
+  FsEnv env;
+  char *db; /* live: the database name; stored: the file, for messages */
+  guint64 size;
+  gint64 mtime_us;
+
+  /* live */
+  GMutex lock; /* the view's connections are single-threaded */
+  SqlenvfsLiveView *view;
+
+  /* stored file */
+  int fd;
+  gboolean patch_header; /* bytes 18/19 read 2 (WAL) in the file */
+};
+
+static const char *
+env_dir_name(FsEnv env)
+{
+  return env == FS_ENV_PROD ? "prod" : "dev";
+}
+
+static char *
+live_path(Fs *fs, FsEnv env, const char *db)
+{
+  return env == FS_ENV_PROD ? sqlenvfs_root_prod_db(fs->root, db)
+                            : sqlenvfs_root_dev_db(fs->root, db);
+}
+
+static gint64
+stat_mtime_us(const struct stat *st)
+{
+  return (gint64)st->st_mtim.tv_sec * G_USEC_PER_SEC + st->st_mtim.tv_nsec / 1000;
+}
+
+/* Time of the last write to a live database: its WAL's mtime when it has
+ * one (commits write the WAL; checkpoints do not), else the file's. */
+static gint64
+last_write_us(const char *path, const struct stat *db_st)
+{
+  g_autofree char *wal = g_strconcat(path, "-wal", NULL);
+  struct stat st;
+  if (stat(wal, &st) == 0 && st.st_size >= 32)
+    return stat_mtime_us(&st);
+  return stat_mtime_us(db_st);
+}
+
+gboolean
+fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error)
+{
+  g_autofree char *path = live_path(fs, env, db);
+  g_autoptr(sqlite3) conn = NULL;
+  gint64 page_count, page_size;
+
+  if (stat(path, st) != 0) {
+    if (errno == ENOENT)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "/%s/%s.db: no such database",
+                  env_dir_name(env), db);
+    else
+      sqlenvfs_error_errno(error, errno, "stat", path);
+    return FALSE;
+  }
+  if (!S_ISREG(st->st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "%s: not a regular file", path);
+    return FALSE;
+  }
+  {
+    gint64 us = last_write_us(path, st);
+    st->st_mtim.tv_sec = us / G_USEC_PER_SEC;
+    st->st_mtim.tv_nsec = (us % G_USEC_PER_SEC) * 1000;
+  }
+  /* The committed size, WAL included, through SQLite (no descriptor of ours
+   * on a live file). If that fails, the file's size is the best guess. */
+  conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY, NULL);
+  if (conn != NULL) {
+    sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    if (sqlenvfs_db_query_int(conn, "PRAGMA page_count", &page_count, path, NULL) &&
+        sqlenvfs_db_query_int(conn, "PRAGMA page_size", &page_size, path, NULL))
+      st->st_size = (off_t)(page_count * page_size);
+  }
+  return TRUE;
+}
+
+guint64
+fs_serve_live_open_size(Fs *fs, FsEnv env, const char *db)
+{
+  guint64 size = 0;
+  g_mutex_lock(&fs->live_lock);
+  for (GList *l = fs->live_handles; l; l = l->next) {
+    FsHandle *h = l->data;
+    if (h->env == env && strcmp(h->db, db) == 0 && h->size > size)
+      size = h->size;
+  }
+  g_mutex_unlock(&fs->live_lock);
+  return size;
+}
+
+static FsHandle *
+open_live(Fs *fs, const FsWhere *where, GError **error)
+{
+  g_autofree char *path = live_path(fs, where->env, where->db);
+  SqlenvfsLiveView *view;
+  const SqlenvfsWalPos *pos;
+  FsHandle *h;
+  struct stat st;
+  gint64 written;
+
+  view = sqlenvfs_live_view_open(path, error);
+  if (view == NULL)
+    return NULL;
+  pos = sqlenvfs_live_view_pos(view);
+  h = g_new0(FsHandle, 1);
+  h->kind = FS_LIVE_DB;
+  h->env = where->env;
+  h->db = g_strdup(where->db);
+  h->fd = -1;
+  h->view = view;
+  g_mutex_init(&h->lock);
+  h->size = sqlenvfs_image_size(sqlenvfs_live_view_image(view));
+  /* The state is the last commit before the pin: its time is the last write,
+   * unless someone wrote again since (then the pin time bounds it). */
+  written = stat(path, &st) == 0 ? last_write_us(path, &st) : pos->pinned_at;
+  h->mtime_us = MIN(written, pos->pinned_at);
+  g_debug("open /%s/%s.db: pinned %" G_GUINT64_FORMAT " bytes at WAL frame %u",
+          env_dir_name(where->env), where->db, h->size, pos->frame);
+
+  g_mutex_lock(&fs->live_lock);
+  fs->live_handles = g_list_prepend(fs->live_handles, h);
+  g_mutex_unlock(&fs->live_lock);
+  return h;
+}
+
+/* A stored file (snapshot, backup) on descriptor @fd
+ * (taken over). */
+static FsHandle *
+open_stored_fd(int fd, const char *path, FsKind kind, gint64 mtime_us, GError **error)
+{
+  guint8 hdr[HDR_SIZE];
+  struct stat st;
+  ssize_t n;
+  FsHandle *h;
+
+  if (fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat", path);
+    close(fd);
+    return NULL;
+  }
+  n = pread(fd, hdr, sizeof hdr, 0);
+  if (n < 0) {
+    sqlenvfs_error_errno(error, errno, "read", path);
+    close(fd);
+    return NULL;
+  }
+  h = g_new0(FsHandle, 1);
+  h->kind = kind;
+  h->db = g_strdup(path); /* for messages */
+  h->fd = fd;
+  h->size = (guint64)st.st_size;
+  h->mtime_us = mtime_us;
+  h->patch_header = n == HDR_SIZE && memcmp(hdr, sqlite_magic, sizeof sqlite_magic) == 0 &&
+                    (hdr[HDR_WRITE_VERSION] != 1 || hdr[HDR_READ_VERSION] != 1);
+  return h;
+}
+
+FsHandle *
+fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error)
+{
+  FsHandle *h = NULL;
+
+  switch (where->kind) {
+  case FS_LIVE_DB:
+    h = open_live(fs, where, error);
+    fi->direct_io = 1;
+    break;
+  case FS_COPY_DB: {
+    g_autoptr(SqlenvfsStoredCopy) copy =
+      sqlenvfs_store_load(fs->root, where->copy_kind, where->entry, error);
+    const SqlenvfsStoredDb *sdb;
+    int fd;
+    if (copy == NULL)
+      return NULL;
+    sdb = sqlenvfs_stored_copy_find(copy, where->db);
+    if (sdb == NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "%s has no database %s",
+                  copy->dir, where->db);
+      return NULL;
+    }
+    fd = open(sdb->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open", sdb->path);
+      return NULL;
+    }
+    h = open_stored_fd(fd, sdb->path, FS_COPY_DB,
+                       sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time, error);
+    fi->keep_cache = 1;
+    break;
+  }
+  default:
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "not a data file");
+    return NULL;
+  }
+  return h;
+}
+
+void
+fs_serve_handle_stat(FsHandle *h, struct stat *st)
+{
+  st->st_size = (off_t)h->size;
+  st->st_blocks = (blkcnt_t)((h->size + 511) / 512);
+  st->st_mtim.tv_sec = h->mtime_us / G_USEC_PER_SEC;
+  st->st_mtim.tv_nsec = (h->mtime_us % G_USEC_PER_SEC) * 1000;
+}
+
+static void
+read_live(fuse_req_t req, FsHandle *h, size_t size, off_t off)
+{
+  g_autofree guint8 *buf = NULL;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  if (off < 0 || (guint64)off >= h->size) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
+  buf = g_malloc(size);
+  g_mutex_lock(&h->lock);
+  n = sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), buf, size, off,
+                          SQLENVFS_IMAGE_ROLLBACK_HEADER, &error);
+  g_mutex_unlock(&h->lock);
+  if (n < 0) {
+    g_warning("read /%s/%s.db at %" G_GINT64_FORMAT ": %s", env_dir_name(h->env), h->db,
+              (gint64)off, error->message);
+    fuse_reply_err(req, sqlenvfs_error_to_errno(error));
+    return;
+  }
+  fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
+static void
+read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
+{
+  if (off < 0 || (guint64)off >= h->size) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
+  if (h->patch_header && off <= HDR_READ_VERSION) {
+    /* The reply covers the header's version bytes: copy and patch (1). */
+    g_autofree guint8 *buf = g_malloc(size);
+    ssize_t n = pread(h->fd, buf, size, off);
+    if (n < 0) {
+      int e = errno;
+      g_warning("read %s at %" G_GINT64_FORMAT ": %s", h->db,
+                (gint64)off, g_strerror(e));
+      fuse_reply_err(req, e);
+      return;
+    }
+    for (off_t i = HDR_WRITE_VERSION; i <= HDR_READ_VERSION; i++)
+      if (i >= off && i < off + n)
+        buf[i - off] = 1;
+    fuse_reply_buf(req, (const char *)buf, (size_t)n);
+    return;
+  }
+  {
+    struct fuse_bufvec bv = FUSE_BUFVEC_INIT(size);
+    bv.buf[0].flags = FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK;
+    bv.buf[0].fd = h->fd;
+    bv.buf[0].pos = off;
+    fuse_reply_data(req, &bv, FUSE_BUF_SPLICE_MOVE);
+  }
+}
+
+void
+fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
+{
+  (void)fs;
+  if (h->kind == FS_LIVE_DB)
+    read_live(req, h, size, off);
+  else
+    read_stored(req, h, size, off);
+}
+
+void
+fs_serve_release(Fs *fs, FsHandle *h)
+{
+  if (h == NULL)
+    return;
+  if (h->kind == FS_LIVE_DB) {
+    g_mutex_lock(&fs->live_lock);
+    fs->live_handles = g_list_remove(fs->live_handles, h);
+    g_mutex_unlock(&fs->live_lock);
+    g_mutex_lock(&h->lock);
+    sqlenvfs_live_view_free(h->view);
+    h->view = NULL;
+    g_mutex_unlock(&h->lock);
+    g_mutex_clear(&h->lock);
+  }
+  if (h->fd >= 0)
+    close(h->fd);
+  g_free(h->db);
+  g_free(h);
+}

@@ -1,0 +1,141 @@
+/*
+ * status.c — the status file: one JSON document, rendered at each open.
+ *
+ *   {
+ *     "root": "/srv/project", "pid": 1234,
+ *     "started": "2026-11-28T16:14:00Z", "now": "2026-11-28T16:20:00.5Z",
+ *     "databases": [
+ *       { "name": "app",
+ *         "production":  { "environment", "marked_at", "size", "file_size",
+ *                          "wal_size", "page_size", "page_count",
+ *                          "journal_mode", "modified", "error" },
+ *         "development": { ...the same... },
+ *         "archiver":    { "state", "lag_ms", ... },
+ *         "recoverable": { "earliest", "latest", ... } }
+ *     ],
+ *     "operations": { "backup": { "running", "last": { "ok", "started",
+ *                     "finished", "summary", "errno" } | null }, ... }
+ *   }
+ *
+ * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
+ * core calls as `sqlenvfs info` and `list`.
+ */
+#include "fs.h"
+
+#include "sqlenvfs/env.h"
+#include "sqlenvfs/json.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+#include <string.h>
+#include <unistd.h>
+
+static void
+member_time(SqlenvfsJson *j, const char *key, gint64 us)
+{
+  g_autofree char *iso = NULL;
+  if (us <= 0) {
+    sqlenvfs_json_member_null(j, key);
+    return;
+  }
+  iso = sqlenvfs_time_format_iso(us);
+  sqlenvfs_json_member_string(j, key, iso);
+}
+
+static void
+write_db_info(SqlenvfsJson *j, const char *key, const SqlenvfsDbInfo *info)
+{
+  sqlenvfs_json_key(j, key);
+  if (info == NULL || !info->exists) {
+    sqlenvfs_json_null(j);
+    return;
+  }
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "path", info->path);
+  sqlenvfs_json_member_string(j, "environment", info->environment);
+  sqlenvfs_json_member_string(j, "marked_at", info->marked_at);
+  sqlenvfs_json_member_uint(j, "size", (guint64)(info->page_count * info->page_size));
+  sqlenvfs_json_member_uint(j, "file_size", info->size);
+  sqlenvfs_json_member_uint(j, "wal_size", info->wal_size);
+  sqlenvfs_json_member_int(j, "page_size", info->page_size);
+  sqlenvfs_json_member_int(j, "page_count", info->page_count);
+  sqlenvfs_json_member_string(j, "journal_mode", info->journal_mode);
+  member_time(j, "modified", info->mtime_us);
+  sqlenvfs_json_member_string(j, "error", info->error);
+  sqlenvfs_json_end_object(j);
+}
+
+static void
+write_databases(Fs *fs, SqlenvfsJson *j)
+{
+  g_autoptr(GPtrArray) infos = sqlenvfs_env_info(fs->root);
+
+  sqlenvfs_json_key(j, "databases");
+  sqlenvfs_json_begin_array(j);
+  /* sqlenvfs_env_info: production then development for each name. */
+  for (guint i = 0; i + 1 < infos->len; i += 2) {
+    const SqlenvfsDbInfo *prod = infos->pdata[i];
+    const SqlenvfsDbInfo *dev = infos->pdata[i + 1];
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "name", prod->db);
+    write_db_info(j, "production", prod);
+    write_db_info(j, "development", dev);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
+static void
+write_operations(Fs *fs, SqlenvfsJson *j)
+{
+  SqlenvfsOp running_op = SQLENVFS_OP_BACKUP;
+  gint64 running_since = 0;
+  gboolean running = sqlenvfs_ops_running(fs->ops, &running_op, &running_since);
+
+  sqlenvfs_json_key(j, "operations");
+  sqlenvfs_json_begin_object(j);
+  for (int i = 0; i < SQLENVFS_N_OPS; i++) {
+    SqlenvfsOp op = (SqlenvfsOp)i;
+    SqlenvfsOpResult res;
+    sqlenvfs_ops_last(fs->ops, op, &res);
+    sqlenvfs_json_key(j, sqlenvfs_op_name(op));
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_bool(j, "running", running && running_op == op);
+    if (running && running_op == op)
+      member_time(j, "running_since", running_since);
+    sqlenvfs_json_key(j, "last");
+    if (!res.has_run) {
+      sqlenvfs_json_null(j);
+    } else {
+      sqlenvfs_json_begin_object(j);
+      sqlenvfs_json_member_bool(j, "ok", res.ok);
+      member_time(j, "started", res.started_us);
+      member_time(j, "finished", res.finished_us);
+      sqlenvfs_json_member_string(j, "summary", res.summary);
+      if (res.ok)
+        sqlenvfs_json_member_null(j, "errno");
+      else
+        sqlenvfs_json_member_string(j, "errno", strerrorname_np(res.error_errno));
+      sqlenvfs_json_end_object(j);
+    }
+    sqlenvfs_json_end_object(j);
+    sqlenvfs_op_result_clear(&res);
+  }
+  sqlenvfs_json_end_object(j);
+}
+
+char *
+fs_status_render(Fs *fs)
+{
+  g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
+
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "root", sqlenvfs_root_dir(fs->root));
+  sqlenvfs_json_member_int(j, "pid", getpid());
+  member_time(j, "started", fs->started_at);
+  member_time(j, "now", sqlenvfs_clock_now());
+  write_databases(fs, j);
+  write_operations(fs, j);
+  sqlenvfs_json_end_object(j);
+  return sqlenvfs_json_finish(j);
+}

@@ -1,0 +1,316 @@
+/*
+ * tree.c — path routing: what each path of the mount names, its attributes,
+ * and the children of each directory.
+ *
+ *   /                                FS_ROOT
+ *   /prod  /dev                      FS_ENV_DIR
+ *   /prod/<db>.db  /dev/<db>.db      FS_LIVE_DB      changes: never cached
+ *   /snapshots  /backups             FS_STORE_DIR
+ *   /snapshots/<ts>                  FS_COPY_DIR     never changes
+ *   /snapshots/<ts>/<db>.db          FS_COPY_DB      never changes: cached
+ *   /ctl  /ctl/<op>                  FS_CTL_DIR, FS_CTL_FILE   changes
+ *   /status                          FS_STATUS       changes
+ *
+ * Routing only reads metadata (stat, MANIFESTs); it never
+ * opens a live database file with a descriptor of its own (DESIGN.md, POSIX
+ * locks) and never rebuilds anything.
+ */
+#include "fs.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* Seconds the kernel may cache names and attributes of each kind. Content
+ * that changes is never cached (0); stored copies are immutable until
+ * pruned, so a short timeout bounds how long a pruned name lingers. */
+#define TIMEOUT_DIR 1.0
+#define TIMEOUT_IMMUTABLE 10.0
+#define TIMEOUT_NONE 0.0
+
+/* Preferred I/O size shown for data files: cp and friends read this much at
+ * a time, which the kernel passes on as one request (up to max_pages). */
+#define DATA_BLKSIZE (1 << 20)
+
+static const char *const top_names[] = { "prod", "dev", "snapshots", "backups", "ctl",
+                                         "status" };
+
+void
+fs_where_clear(FsWhere *w)
+{
+  g_clear_pointer(&w->db, g_free);
+  g_clear_pointer(&w->entry, g_free);
+}
+
+mode_t
+fs_tree_data_mode(mode_t source_mode)
+{
+  return S_IFREG | (source_mode & 0444);
+}
+
+static gboolean
+not_found(GError **error, const char *path, const char *why)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "/%s: %s", path, why);
+  return FALSE;
+}
+
+static void
+set_times(struct stat *st, gint64 us)
+{
+  st->st_mtim.tv_sec = us / G_USEC_PER_SEC;
+  st->st_mtim.tv_nsec = (us % G_USEC_PER_SEC) * 1000;
+  st->st_atim = st->st_mtim;
+  st->st_ctim = st->st_mtim;
+}
+
+static void
+attr_dir(Fs *fs, FsAttr *a, mode_t perm, gint64 mtime_us, double timeout)
+{
+  memset(a, 0, sizeof *a);
+  a->st.st_mode = S_IFDIR | perm;
+  a->st.st_nlink = 2;
+  a->st.st_uid = fs->uid;
+  a->st.st_gid = fs->gid;
+  set_times(&a->st, mtime_us);
+  a->entry_timeout = timeout;
+  a->attr_timeout = timeout;
+}
+
+static void
+attr_file(Fs *fs, FsAttr *a, mode_t mode, guint64 size, gint64 mtime_us, double entry_timeout,
+          double attr_timeout)
+{
+  memset(a, 0, sizeof *a);
+  a->st.st_mode = mode;
+  a->st.st_nlink = 1;
+  a->st.st_uid = fs->uid;
+  a->st.st_gid = fs->gid;
+  a->st.st_size = (off_t)size;
+  a->st.st_blksize = DATA_BLKSIZE;
+  a->st.st_blocks = (blkcnt_t)((size + 511) / 512);
+  set_times(&a->st, mtime_us);
+  a->entry_timeout = entry_timeout;
+  a->attr_timeout = attr_timeout;
+}
+
+/* "<db>.db" -> "<db>", or NULL when the name is not a database file name. */
+static char *
+db_of_file(const char *name)
+{
+  g_autofree char *db = NULL;
+  if (!g_str_has_suffix(name, ".db"))
+    return NULL;
+  db = g_strndup(name, strlen(name) - 3);
+  if (!sqlenvfs_db_name_is_valid(db))
+    return NULL;
+  return g_steal_pointer(&db);
+}
+
+static gboolean
+resolve_env(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr *a,
+            GError **error)
+{
+  FsEnv env = strcmp(comps[0], "prod") == 0 ? FS_ENV_PROD : FS_ENV_DEV;
+  g_autofree char *db = NULL;
+  struct stat st;
+
+  w->env = env;
+  if (n == 1) {
+    w->kind = FS_ENV_DIR;
+    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_DIR);
+    return TRUE;
+  }
+  if (n > 2 || (db = db_of_file(comps[1])) == NULL)
+    return not_found(error, path, "no such database");
+  if (!fs_serve_live_stat(fs, env, db, &st, error))
+    return FALSE;
+  w->kind = FS_LIVE_DB;
+  w->db = g_steal_pointer(&db);
+  attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
+            (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000, TIMEOUT_DIR,
+            TIMEOUT_NONE);
+  return TRUE;
+}
+
+static gboolean
+resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr *a,
+              GError **error)
+{
+  SqlenvfsCopyKind kind =
+    strcmp(comps[0], "snapshots") == 0 ? SQLENVFS_KIND_SNAPSHOT : SQLENVFS_KIND_BACKUP;
+  g_autoptr(SqlenvfsStoredCopy) copy = NULL;
+  g_autofree char *db = NULL;
+  const SqlenvfsStoredDb *sdb;
+  gint64 us;
+  struct stat st;
+
+  w->copy_kind = kind;
+  if (n == 1) {
+    w->kind = FS_STORE_DIR;
+    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_NONE);
+    return TRUE;
+  }
+  if (n > 3 || !sqlenvfs_time_parse_name(comps[1], &us))
+    return not_found(error, path, "no such backup or snapshot");
+  copy = sqlenvfs_store_load(fs->root, kind, comps[1], error);
+  if (copy == NULL)
+    return FALSE;
+  if (n == 2) {
+    w->kind = FS_COPY_DIR;
+    w->entry = g_strdup(copy->name);
+    attr_dir(fs, a, 0555, copy->time, TIMEOUT_IMMUTABLE);
+    return TRUE;
+  }
+  if ((db = db_of_file(comps[2])) == NULL || (sdb = sqlenvfs_stored_copy_find(copy, db)) == NULL)
+    return not_found(error, path, "no such database in this copy");
+  if (stat(sdb->path, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", sdb->path);
+  w->kind = FS_COPY_DB;
+  w->entry = g_strdup(copy->name);
+  w->db = g_steal_pointer(&db);
+  attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
+            sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time, TIMEOUT_IMMUTABLE,
+            TIMEOUT_IMMUTABLE);
+  return TRUE;
+}
+
+gboolean
+fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error)
+{
+  g_auto(GStrv) comps = NULL;
+  FsWhere w = { 0 };
+  gboolean ok = FALSE;
+  guint n;
+
+  if (*path == '\0') {
+    memset(where, 0, sizeof *where);
+    where->kind = FS_ROOT;
+    attr_dir(fs, attr, 0555, fs->started_at, TIMEOUT_DIR);
+    return TRUE;
+  }
+  comps = g_strsplit(path, "/", -1);
+  n = g_strv_length(comps);
+
+  if (strcmp(comps[0], "prod") == 0 || strcmp(comps[0], "dev") == 0) {
+    ok = resolve_env(fs, path, comps, n, &w, attr, error);
+  } else if (strcmp(comps[0], "snapshots") == 0 || strcmp(comps[0], "backups") == 0) {
+    ok = resolve_store(fs, path, comps, n, &w, attr, error);
+  } else if (strcmp(comps[0], "ctl") == 0) {
+    if (n == 1) {
+      w.kind = FS_CTL_DIR;
+      attr_dir(fs, attr, 0555, fs->started_at, TIMEOUT_DIR);
+      ok = TRUE;
+    } else if (n == 2 && sqlenvfs_op_from_name(comps[1], &w.op)) {
+      g_autofree char *line = fs_ctl_read(fs->ctl, w.op);
+      SqlenvfsOpResult res;
+      sqlenvfs_ops_last(fs->ops, w.op, &res);
+      w.kind = FS_CTL_FILE;
+      attr_file(fs, attr, S_IFREG | 0644, strlen(line),
+                res.has_run ? res.finished_us : fs->started_at, TIMEOUT_DIR, TIMEOUT_NONE);
+      sqlenvfs_op_result_clear(&res);
+      ok = TRUE;
+    } else {
+      ok = not_found(error, path, "no such control file (ctl/ has backup, snapshot, "
+                                  "refresh-dev, verify, prune, checkpoint)");
+    }
+  } else if (strcmp(comps[0], "status") == 0 && n == 1) {
+    w.kind = FS_STATUS;
+    attr_file(fs, attr, S_IFREG | 0444, 0, sqlenvfs_clock_now(), TIMEOUT_DIR, TIMEOUT_NONE);
+    ok = TRUE;
+  } else {
+    ok = not_found(error, path, "no such file");
+  }
+
+  if (!ok) {
+    fs_where_clear(&w);
+    return FALSE;
+  }
+  *where = w;
+  return TRUE;
+}
+
+static GPtrArray *
+list_db_files(GPtrArray *dbs)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < dbs->len; i++)
+    g_ptr_array_add(names, g_strconcat(g_ptr_array_index(dbs, i), ".db", NULL));
+  return names;
+}
+
+static gint
+cmp_names(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Development databases that exist (data/dev/<db>.db). */
+static GPtrArray *
+list_dev(Fs *fs)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = g_dir_open(sqlenvfs_root_path(fs->root, SQLENVFS_DIR_DEV), 0, NULL);
+  const char *ent;
+  if (d == NULL)
+    return names;
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    g_autofree char *db = db_of_file(ent);
+    if (db != NULL)
+      g_ptr_array_add(names, g_strdup(ent));
+  }
+  g_ptr_array_sort(names, cmp_names);
+  return names;
+}
+
+GPtrArray *
+fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
+{
+  GPtrArray *names = NULL;
+
+  switch (where->kind) {
+  case FS_ROOT:
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (gsize i = 0; i < G_N_ELEMENTS(top_names); i++)
+      g_ptr_array_add(names, g_strdup(top_names[i]));
+    return names;
+  case FS_ENV_DIR:
+    if (where->env == FS_ENV_PROD) {
+      g_autoptr(GPtrArray) dbs = sqlenvfs_root_list_dbs(fs->root);
+      return list_db_files(dbs);
+    }
+    return list_dev(fs);
+  case FS_STORE_DIR: {
+    g_autoptr(GPtrArray) copies = sqlenvfs_store_list(fs->root, where->copy_kind, error);
+    if (copies == NULL)
+      return NULL;
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < copies->len; i++)
+      g_ptr_array_add(names, g_strdup(((SqlenvfsStoredCopy *)g_ptr_array_index(copies, i))->name));
+    return names;
+  }
+  case FS_COPY_DIR: {
+    g_autoptr(SqlenvfsStoredCopy) copy =
+      sqlenvfs_store_load(fs->root, where->copy_kind, where->entry, error);
+    if (copy == NULL)
+      return NULL;
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < copy->dbs->len; i++)
+      g_ptr_array_add(names,
+                      g_strconcat(((SqlenvfsStoredDb *)g_ptr_array_index(copy->dbs, i))->db, ".db",
+                                  NULL));
+    return names;
+  }
+  case FS_CTL_DIR:
+    names = g_ptr_array_new_with_free_func(g_free);
+    for (int i = 0; i < SQLENVFS_N_OPS; i++)
+      g_ptr_array_add(names, g_strdup(sqlenvfs_op_name((SqlenvfsOp)i)));
+    return names;
+  default:
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "not a directory");
+    return NULL;
+  }
+}

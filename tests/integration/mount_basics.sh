@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# The mount as a user meets it: the tree, read-only data (EROFS), the status
+# document, ctl files that refuse what they cannot parse, the sqlite3 CLI
+# and Python reading images in place, options from mount(8), one mount per
+# root, and a clean unmount that leaves the root ready for the next mount.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root M=$T/mnt
+mkdir -p "$R"
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" --demo --demo-events 5000 > /dev/null
+
+# --- bad mounts: one clear line, nothing mounted, nothing locked
+mkdir -p "$M"
+expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/missing"
+expect_fail "not a sqlenvfs root|no such directory" "$SQLENVFS" mount "$T/nowhere" "$M"
+expect_fail "unknown option.*bogus" "$SQLENVFS" mount "$R" "$M" -o bogus
+mountpoint -q "$M" && fail "a refused mount left something mounted"
+pass "bad mounts are refused with one line"
+
+mount_root "$R" "$M"
+
+# --- the tree
+assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev prod snapshots status " "top level"
+assert_eq "$(ls "$M/ctl" | tr '\n' ' ')" "backup checkpoint prune refresh-dev snapshot verify " "ctl files"
+assert_eq "$(ls "$M/prod")" "app.db" "prod/"
+assert_eq "$(ls "$M/dev")" "app.db" "dev/"
+[ "$(stat -c %s "$M/prod/app.db")" -eq "$(( $(sqlite3 "$R/data/prod/app.db" 'PRAGMA page_count') * 4096 ))" ] \
+  || fail "prod/app.db size $(stat -c %s "$M/prod/app.db") is not the database's"
+assert_eq "$(stat -c %A "$M/prod/app.db")" "-r--r--r--" "mode of prod/app.db"
+pass "the tree lists environments, copies, ctl and status"
+
+# --- a second mount of the same root is refused, naming the holder
+pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")
+kill -0 "$pid" || fail "the lock file names pid $pid, which is not running"
+mkdir -p "$T/mnt2"
+expect_fail "already held by process $pid" "$SQLENVFS" mount "$R" "$T/mnt2"
+mountpoint -q "$T/mnt2" && fail "the second mount was made"
+pass "a second mount of the root is refused"
+
+# --- data files are read-only: every kind of write fails with EROFS
+erofs() { # description, command...
+  local d=$1 err; shift
+  err=$("$@" 2>&1) && fail "$d succeeded"
+  echo "$err" | grep -q "Read-only file system" || fail "$d: expected EROFS, got: $err"
+}
+erofs "writing prod/app.db" bash -c "echo x > '$M/prod/app.db'"
+erofs "appending to dev/app.db" bash -c "echo x >> '$M/dev/app.db'"
+erofs "opening prod/app.db read-write" python3 -c "open('$M/prod/app.db', 'r+b')"
+erofs "creating a file" touch "$M/prod/new.db"
+erofs "copying into dev/" cp /etc/hostname "$M/dev/"
+erofs "removing prod/app.db" rm -f "$M/prod/app.db"
+erofs "renaming prod/app.db" mv "$M/prod/app.db" "$M/prod/b.db"
+erofs "making a directory" mkdir "$M/snapshots/x"
+erofs "truncating status" truncate -s 0 "$M/status"
+erofs "chmod of prod/app.db" chmod 666 "$M/prod/app.db"
+assert_eq "$(sqlite3 "$R/data/prod/app.db" 'PRAGMA integrity_check')" "ok" "production after the writes"
+pass "every write to a data file fails with EROFS"
+
+# --- images open in place: the sqlite3 CLI and Python's sqlite3 with mode=ro
+assert_eq "$(sqlite3 "$M/prod/app.db" 'SELECT count(*) FROM raw_vessel_events')" "5000" "sqlite3 on prod/"
+assert_eq "$(sqlite3 "$M/dev/app.db" 'SELECT name FROM _environment')" "development" "sqlite3 on dev/"
+assert_eq "$(sqlite3 "$M/prod/app.db" 'PRAGMA integrity_check')" "ok" "integrity of prod/ in place"
+assert_eq "$(python3 -c "
+import sqlite3
+c = sqlite3.connect('file:$M/prod/app.db?mode=ro', uri=True)
+print(c.execute('SELECT count(*) FROM raw_vessel_events').fetchone()[0])")" "5000" "Python on prod/"
+[ ! -e "$M/prod/app.db-wal" ] && [ ! -e "$M/prod/app.db-journal" ] || fail "side files appeared"
+cp "$M/prod/app.db" "$T/copy.db"
+assert_eq "$(od -A n -t u1 -j 18 -N 2 "$T/copy.db" | tr -s ' ')" " 1 1" "header bytes 18-19 (rollback journal)"
+assert_eq "$(sqlite3 "$T/copy.db" .dump | sha256sum)" "$(sqlite3 "$R/data/prod/app.db" .dump | sha256sum)" \
+  "dump of a copy of prod/app.db"
+pass "prod/ and dev/ images open in place and copy whole"
+
+# --- status is valid JSON with the fields SPEC §6 lists
+python3 -m json.tool "$M/status" > /dev/null || fail "status is not valid JSON: $(cat "$M/status")"
+python3 - "$M/status" <<'PY' || fail "status fields"
+import json, sys
+s = json.load(open(sys.argv[1]))
+db = {d["name"]: d for d in s["databases"]}["app"]
+p = db["production"]
+assert p["environment"] == "production", p
+assert p["journal_mode"] == "wal", p
+assert p["size"] > 0, p
+assert db["development"]["environment"] == "development", db
+ops = s["operations"]
+assert sorted(ops) == sorted(["backup", "snapshot", "refresh-dev", "verify", "prune", "checkpoint"]), ops
+assert all(o["last"] is None and o["running"] is False for o in ops.values()), ops
+PY
+pass "status is JSON with environments, sizes, journal modes and operations"
+
+# --- ctl files: content that cannot be parsed is EINVAL; nothing runs
+err=$(bash -c "echo 'app 1 2' > '$M/ctl/backup'" 2>&1) && fail "an unparsable ctl write succeeded"
+echo "$err" | grep -q "Invalid argument" || fail "unparsable ctl write: $err"
+err=$(bash -c "echo 'no/such' > '$M/ctl/prune'" 2>&1) && fail "an unparsable prune succeeded"
+echo "$err" | grep -q "Invalid argument" || fail "unparsable prune: $err"
+err=$(bash -c "echo nosuch > '$M/ctl/snapshot'" 2>&1) && fail "a ctl write naming no database succeeded"
+echo "$err" | grep -q "No such file or directory" || fail "ctl write naming no database: $err"
+grep -q "never run" "$M/ctl/backup" || fail "ctl/backup before any run: $(cat "$M/ctl/backup")"
+[ "$(wc -l < "$M/ctl/backup")" -eq 1 ] || fail "ctl/backup is not one line"
+grep -q "ctl/snapshot: production database .*nosuch.db does not exist" "$R/.sqlenvfs/mount.log" \
+  || fail "the log does not say why: $(cat "$R/.sqlenvfs/mount.log")"
+pass "ctl writes that name nothing fail with EINVAL/ENOENT and say why in the log"
+
+# --- unmount, and the next mount starts clean
+unmount_root "$M"
+for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && fail "the daemon $pid is still running after the unmount"
+grep -q "unmounted $R from $M" "$R/.sqlenvfs/mount.log" || fail "no unmount line in the log"
+mount_root "$R" "$M"
+assert_eq "$(sqlite3 "$M/prod/app.db" 'SELECT count(*) FROM raw_vessel_events')" "5000" "after a remount"
+unmount_root "$M"
+pass "unmount ends the daemon and frees the root for the next mount"
+
+# --- as mount(8) runs it (mount.fuse3 -> `sqlenvfs ROOT MNT -o OPTS`), with
+# --- the options /etc/fstab passes
+if [ "$(id -u)" -eq 0 ] && command -v mount.fuse3 > /dev/null; then
+  mount -t fuse "$SQLENVFS#$R" "$M" -o noatime,nodev,nosuid,noauto,_netdev,nofail,x-systemd.automount
+  _mounts+=("$M")
+  wait_mounted "$M"
+  mount | grep -q "^$R on $M type fuse.sqlenvfs" || fail "mount(8) form: $(mount | grep "$M")"
+  assert_eq "$(ls "$M/prod")" "app.db" "prod/ through mount(8)"
+  umount "$M"
+  pass "mount -t fuse with fstab options works"
+else
+  note "skipped mount(8): needs root and mount.fuse3"
+fi
+
+# --- the foreground form: -f stays, logs to stderr, ends on SIGTERM
+"$SQLENVFS" mount "$R" "$M" -f 2> "$T/fg.log" &
+fg=$!
+track_pid "$fg"
+wait_mounted "$M"
+_mounts+=("$M")
+kill -TERM "$fg"
+wait "$fg" || fail "the foreground daemon exited non-zero on SIGTERM"
+mountpoint -q "$M" && fail "SIGTERM left the mount"
+grep -q "mounted $R on $M" "$T/fg.log" || fail "foreground log: $(cat "$T/fg.log")"
+pass "-f stays in the foreground and SIGTERM unmounts"
