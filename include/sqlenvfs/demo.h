@@ -23,6 +23,10 @@ G_BEGIN_DECLS
 /* How many vessels a data set of @n_events has (10 to 5000). */
 guint sqlenvfs_demo_n_vessels(guint64 n_events);
 
+/* The schema the demo data set fits (the repository's schema.sql, carried in
+ * the binary): `init --demo` uses it when the root has no schema.sql. */
+extern const char sqlenvfs_demo_schema_sql[];
+
 /* Insert the vessels and @n_events events into @db, which must have the
  * tables of schema.sql (empty). Uses one prepared statement per table and
  * large transactions; @progress (may be NULL) is called with events done of

@@ -353,6 +353,16 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     return FALSE;
   schema_default = g_build_filename(sqlenvfs_root_dir(root), "schema.sql", NULL);
   schema_path = opts->schema_path ? opts->schema_path : schema_default;
+  if (opts->demo && opts->schema_path == NULL &&
+      !g_file_test(schema_default, G_FILE_TEST_EXISTS)) {
+    /* The demo data fits the built-in vessel schema; leave a copy in the
+     * root so that the root describes itself. */
+    if (!sqlenvfs_mkdir_p(sqlenvfs_root_dir(root), 0755, error) ||
+        !sqlenvfs_write_file_atomic(schema_default, sqlenvfs_demo_schema_sql,
+                                    strlen(sqlenvfs_demo_schema_sql), 0644, error))
+      return FALSE;
+    g_info("wrote the demo schema to %s", schema_default);
+  }
   if (!g_file_get_contents(schema_path, &schema, NULL, &local)) {
     g_set_error(error, SQLENVFS_ERROR,
                 g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
