@@ -116,6 +116,29 @@ cli_progress_done(void)
   }
 }
 
+static GLogWriterOutput
+log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user)
+{
+  const char *message = NULL;
+
+  if (level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO))
+    return g_log_writer_default(level, fields, n_fields, user);
+  for (gsize i = 0; i < n_fields; i++)
+    if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
+      message = fields[i].value;
+  cli_progress_done();
+  fprintf(stderr, "sqlenvfs: %s%s\n",
+          (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL)) ? "warning: " : "",
+          message ? message : "");
+  return G_LOG_WRITER_HANDLED;
+}
+
+void
+cli_install_log_writer(void)
+{
+  g_log_set_writer_func(log_writer, NULL, NULL);
+}
+
 gboolean
 cli_is_interactive(void)
 {

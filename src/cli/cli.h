@@ -48,6 +48,10 @@ void cli_progress_done(void);
  * label passed as the callback's user data. */
 void cli_progress_cb(gpointer label, guint64 done, guint64 total);
 
+/* Route the core's log to stderr as "sqlenvfs: <message>" lines: messages
+ * and warnings always, info and debug as G_MESSAGES_DEBUG asks. */
+void cli_install_log_writer(void);
+
 /* Stdin is a terminal (prompts are allowed). */
 gboolean cli_is_interactive(void);
 

@@ -48,6 +48,7 @@ int
 main(int argc, char **argv)
 {
   setlocale(LC_ALL, "");
+  cli_install_log_writer();
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
