@@ -80,3 +80,11 @@ rc=0; "$SQLENVFS" info --root "$R" > "$T/info2.txt" 2> "$T/info2.err" || rc=$?
 grep -q "broken.db" "$T/info2.err" || fail "the error does not name the file: $(cat "$T/info2.err")"
 grep -Eq "environment +production" "$T/info2.txt" || fail "info stopped at the corrupt database"
 pass "info names a corrupt database and exits non-zero"
+
+# --- init --demo in an empty directory uses (and leaves) the built-in schema
+E="$T/empty-root"
+"$SQLENVFS" init --root "$E" --demo --demo-events 500 > /dev/null
+cmp -s "$E/schema.sql" "$SRCDIR/schema.sql" || fail "init --demo did not leave the vessel schema in the root"
+assert_eq "$(sqlite3 "$E/data/prod/app.db" 'SELECT count(*) FROM raw_vessel_events')" "500" "demo events without a schema file"
+expect_fail "schema.sql: no such file" "$SQLENVFS" init --root "$T/plain-root"
+pass "init --demo works in an empty directory; plain init still asks for a schema"
