@@ -48,7 +48,6 @@ int
 main(int argc, char **argv)
 {
   setlocale(LC_ALL, "");
-  cli_install_log_writer();
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
@@ -63,8 +62,12 @@ main(int argc, char **argv)
     return CLI_OK;
   }
   for (gsize i = 0; commands[i].name; i++)
-    if (strcmp(argv[1], commands[i].name) == 0)
+    if (strcmp(argv[1], commands[i].name) == 0) {
+      /* The mount routes the log itself (to its log file once daemonized). */
+      if (strcmp(argv[1], "mount") != 0)
+        cli_install_log_writer();
       return commands[i].run(argc - 1, argv + 1);
+    }
   /* mount(8) and /etc/fstab, through mount.fuse3, run `sqlenvfs ROOT MNT -o
    * OPTS` with no subcommand: a first argument that is a directory means mount. */
   if (argc >= 3 && argv[1][0] != '-' && g_file_test(argv[1], G_FILE_TEST_IS_DIR)) {
