@@ -126,6 +126,78 @@ parse_options(const SqlenvfsMountOptions *opts, const char *root_dir, ParsedOpti
   g_ptr_array_add(out->argv, NULL);
 }
 
+/* Undo mountinfo's octal escapes ("\040" for a space) in place. */
+static void
+unescape_mountinfo(char *s)
+{
+  char *out = s;
+  for (; *s; s++) {
+    if (s[0] == '\\' && s[1] >= '0' && s[1] <= '3' && s[2] >= '0' && s[2] <= '7' &&
+        s[3] >= '0' && s[3] <= '7') {
+      *out++ = (char)((s[1] - '0') * 64 + (s[2] - '0') * 8 + (s[3] - '0'));
+      s += 3;
+    } else {
+      *out++ = *s;
+    }
+  }
+  *out = '\0';
+}
+
+/* Whether @root_dir is mounted (a fuse.sqlenvfs mount with it as source). */
+static gboolean
+root_is_mounted(const char *root_dir)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  if (!g_file_get_contents("/proc/self/mountinfo", &text, NULL, NULL))
+    return TRUE; /* cannot tell: assume the holder serves it */
+  lines = g_strsplit(text, "\n", -1);
+  for (gsize i = 0; lines[i]; i++) {
+    /* ... mount-point options [optional fields] - fstype source super-options */
+    char *sep = strstr(lines[i], " - ");
+    g_auto(GStrv) f = NULL;
+    if (sep == NULL)
+      continue;
+    f = g_strsplit(sep + 3, " ", 3);
+    if (f[0] == NULL || f[1] == NULL || strcmp(f[0], "fuse.sqlenvfs") != 0)
+      continue;
+    unescape_mountinfo(f[1]);
+    if (strcmp(f[1], root_dir) == 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Take the root's mount lock. A holder whose mount is gone is a daemon
+ * finishing its unmount (the running operation, the archiver's last sync):
+ * wait for it, up to LOCK_WAIT_US. A holder that still serves the root is
+ * a second mount: refused at once. */
+#define LOCK_WAIT_US (30 * G_USEC_PER_SEC)
+
+static int
+lock_root(SqlenvfsRoot *root, GError **error)
+{
+  gint64 deadline = g_get_monotonic_time() + LOCK_WAIT_US;
+  gboolean said = FALSE;
+  for (;;) {
+    g_autoptr(GError) local = NULL;
+    int fd = sqlenvfs_root_lock(root, "mount", FALSE, &local);
+    if (fd >= 0)
+      return fd;
+    if (local->code != SQLENVFS_ERROR_BUSY || root_is_mounted(sqlenvfs_root_dir(root)) ||
+        g_get_monotonic_time() > deadline) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return -1;
+    }
+    if (!said) {
+      g_message("%s: waiting for the previous mount's daemon to finish (%s)",
+                sqlenvfs_root_dir(root), local->message);
+      said = TRUE;
+    }
+    g_usleep(100 * 1000);
+  }
+}
+
 /* The lock file says which process holds it; after the fork that is us. */
 static void
 rewrite_lock_pid(int fd)
@@ -206,7 +278,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   }
   if (!sqlenvfs_root_ensure_layout(root, error))
     return FALSE;
-  lock_fd = sqlenvfs_root_lock(root, "mount", FALSE, &local);
+  lock_fd = lock_root(root, &local);
   if (lock_fd < 0) {
     g_set_error(error, SQLENVFS_ERROR, local->code, "mount %s on %s: %s",
                 sqlenvfs_root_dir(root), mnt, local->message);
