@@ -90,6 +90,10 @@ int sqlenvfs_pg_time_precision(int typmod);
  * "INTEGER", "REAL", "TEXT" or "BLOB" (static string). */
 const char *sqlenvfs_pg_type_decl(const SqlenvfsPgType *t);
 
+/* Values of type @t become TEXT exactly as PostgreSQL printed them (the
+ * caller may bind the text without calling sqlenvfs_pg_value_convert). */
+gboolean sqlenvfs_pg_type_is_verbatim(const SqlenvfsPgType *t);
+
 /* SQLite storage classes, as SQLITE_INTEGER etc. (kept free of sqlite3.h). */
 typedef enum {
   SQLENVFS_PG_VALUE_NULL,

@@ -97,6 +97,21 @@ sqlenvfs_pg_type_decl(const SqlenvfsPgType *t)
   }
 }
 
+gboolean
+sqlenvfs_pg_type_is_verbatim(const SqlenvfsPgType *t)
+{
+  switch (t->kind) {
+  case SQLENVFS_PG_TEXT:
+  case SQLENVFS_PG_INTERVAL:
+  case SQLENVFS_PG_JSON:
+    return TRUE;
+  case SQLENVFS_PG_NUMERIC:
+    return !t->numeric_as_real;
+  default:
+    return FALSE;
+  }
+}
+
 void
 sqlenvfs_pg_value_init(SqlenvfsPgValue *v)
 {

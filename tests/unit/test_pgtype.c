@@ -70,6 +70,15 @@ START_TEST(test_decl)
   ck_assert_str_eq(sqlenvfs_pg_type_decl(&t), "BLOB");
   t = type_of(SQLENVFS_PG_ARRAY, SQLENVFS_PG_INT, 0);
   ck_assert_str_eq(sqlenvfs_pg_type_decl(&t), "TEXT");
+  ck_assert(!sqlenvfs_pg_type_is_verbatim(&t));
+  t = type_of(SQLENVFS_PG_TIMESTAMP, 0, 6);
+  ck_assert(!sqlenvfs_pg_type_is_verbatim(&t));
+  t = type_of(SQLENVFS_PG_JSON, 0, 0);
+  ck_assert(sqlenvfs_pg_type_is_verbatim(&t));
+  t = type_of(SQLENVFS_PG_NUMERIC, 0, 0);
+  ck_assert(sqlenvfs_pg_type_is_verbatim(&t));
+  t.numeric_as_real = TRUE;
+  ck_assert(!sqlenvfs_pg_type_is_verbatim(&t));
 }
 END_TEST
 

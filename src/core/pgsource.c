@@ -1,0 +1,533 @@
+/*
+ * pgsource.c — the PostgreSQL side of migrate-pg: connect, fix the session,
+ * read the catalog, stream rows through a cursor (contract in pgsource.h).
+ *
+ * Invariants:
+ *   (1) Everything runs inside the one transaction begun at open
+ *       (REPEATABLE READ READ ONLY): catalog and rows come from one snapshot,
+ *       and nothing is ever written on the server.
+ *   (2) The client holds at most one FETCH batch (one PGresult) at a time.
+ *   (3) Errors reaching the user are one line: libpq's multi-line messages
+ *       are folded, and the DSN itself (which may hold a password) is never
+ *       echoed.
+ */
+#include "sqlenvfs/pgsource.h"
+#include "sqlenvfs/error.h"
+
+#include <libpq-fe.h>
+#include <string.h>
+
+struct _SqlenvfsPgSource {
+  PGconn *conn;
+  char *describe;
+  GHashTable *types; /* type oid -> TypeRow, a cache of pg_type */
+  gboolean cursor_open;
+};
+
+struct _SqlenvfsPgCursor {
+  SqlenvfsPgSource *src;
+  PGresult *batch;
+  char *fetch_sql;
+  gboolean done;
+};
+
+static void
+pgresult_clear(PGresult *res)
+{
+  PQclear(res);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(PGresult, pgresult_clear)
+
+/* libpq messages end in "\n" and may hold several lines ("...failed: X\n\tIs
+ * the server running...?"): one line, parts joined by "; ". */
+static char *
+one_line(const char *msg)
+{
+  g_auto(GStrv) lines = g_strsplit(msg ? msg : "", "\n", -1);
+  GString *out = g_string_new(NULL);
+  for (int i = 0; lines[i]; i++) {
+    char *l = g_strstrip(lines[i]);
+    if (*l == '\0')
+      continue;
+    if (out->len)
+      g_string_append(out, "; ");
+    g_string_append(out, l);
+  }
+  return g_string_free(out, FALSE);
+}
+
+/* The primary message of a failed query result (one line). */
+static gboolean
+result_error(GError **error, PGresult *res, PGconn *conn, const char *what, const char *where)
+{
+  const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+  g_autofree char *msg = one_line(primary ? primary : PQerrorMessage(conn));
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED, "%s on %s: %s", what, where, msg);
+  return FALSE;
+}
+
+/* Run @sql (no parameters) expecting @status; NULL and *error otherwise. */
+static PGresult *
+run(SqlenvfsPgSource *src, const char *sql, ExecStatusType status, const char *what,
+    GError **error)
+{
+  PGresult *res = PQexec(src->conn, sql);
+  if (res == NULL || PQresultStatus(res) != status) {
+    result_error(error, res, src->conn, what, src->describe);
+    PQclear(res);
+    return NULL;
+  }
+  return res;
+}
+
+static PGresult *
+run_params(SqlenvfsPgSource *src, const char *sql, int n, const char *const *values,
+           const char *what, GError **error)
+{
+  PGresult *res = PQexecParams(src->conn, sql, n, NULL, values, NULL, NULL, 0);
+  if (res == NULL || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    result_error(error, res, src->conn, what, src->describe);
+    PQclear(res);
+    return NULL;
+  }
+  return res;
+}
+
+static void
+type_row_free(gpointer p);
+
+static gboolean
+looks_like_conninfo(const char *dsn)
+{
+  return strchr(dsn, '=') != NULL || g_str_has_prefix(dsn, "postgresql://") ||
+         g_str_has_prefix(dsn, "postgres://");
+}
+
+/* Settings that give every type exactly one text form (pgtype.h). */
+static const char session_sql[] =
+  "SET DateStyle = 'ISO, YMD'; "
+  "SET TimeZone = 'UTC'; "
+  "SET IntervalStyle = 'iso_8601'; "
+  "SET extra_float_digits = 3; "
+  "SET bytea_output = 'hex'";
+
+SqlenvfsPgSource *
+sqlenvfs_pg_source_open(const char *dsn, GError **error)
+{
+  /* Defaults first: values in the DSN, expanded from "dbname", win. */
+  const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+  const char *const vals[] = { "10", "sqlenvfs migrate-pg", dsn, NULL };
+  g_autoptr(SqlenvfsPgSource) src = NULL;
+  PGresult *res;
+
+  g_return_val_if_fail(dsn != NULL, NULL);
+  if (looks_like_conninfo(dsn)) {
+    char *errmsg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg);
+    if (opts == NULL) {
+      g_autofree char *msg = one_line(errmsg ? errmsg : "out of memory");
+      PQfreemem(errmsg);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "invalid --dsn: %s (give a libpq connection string such as "
+                  "'host=H port=P dbname=D user=U', or a postgresql:// URI)",
+                  msg);
+      return NULL;
+    }
+    PQconninfoFree(opts);
+  }
+
+  src = g_new0(SqlenvfsPgSource, 1);
+  src->types = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, type_row_free);
+  src->conn = PQconnectdbParams(keys, vals, 1);
+  if (src->conn == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "connect to PostgreSQL: out of memory");
+    return NULL;
+  }
+  {
+    const char *db = PQdb(src->conn), *host = PQhost(src->conn), *port = PQport(src->conn);
+    src->describe = g_strdup_printf("PostgreSQL database %s at %s%s%s", db && *db ? db : "?",
+                                    host && *host ? host : "(default)", port && *port ? ":" : "",
+                                    port && *port ? port : "");
+  }
+  if (PQstatus(src->conn) != CONNECTION_OK) {
+    g_autofree char *msg = one_line(PQerrorMessage(src->conn));
+    gboolean auth = PQconnectionNeedsPassword(src->conn);
+    g_set_error(error, SQLENVFS_ERROR, auth ? SQLENVFS_ERROR_PERMISSION : SQLENVFS_ERROR_IO,
+                "connect to %s: %s (%s)", src->describe, msg,
+                auth ? "give the password in the DSN, ~/.pgpass or $PGPASSWORD"
+                     : "check --dsn and that the server is running and reachable");
+    return NULL;
+  }
+  if (PQsetClientEncoding(src->conn, "UTF8") != 0) {
+    g_autofree char *msg = one_line(PQerrorMessage(src->conn));
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "set client encoding UTF8 on %s: %s", src->describe, msg);
+    return NULL;
+  }
+  res = run(src, session_sql, PGRES_COMMAND_OK, "set session options", error);
+  if (res == NULL)
+    return NULL;
+  PQclear(res);
+  res = run(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", PGRES_COMMAND_OK,
+            "begin read-only transaction", error);
+  if (res == NULL)
+    return NULL;
+  PQclear(res);
+  g_debug("connected to %s (server %d)", src->describe, PQserverVersion(src->conn));
+  return g_steal_pointer(&src);
+}
+
+void
+sqlenvfs_pg_source_free(SqlenvfsPgSource *src)
+{
+  if (src == NULL)
+    return;
+  if (src->conn)
+    PQfinish(src->conn); /* the read-only transaction ends with the session */
+  g_free(src->describe);
+  g_hash_table_destroy(src->types);
+  g_free(src);
+}
+
+const char *
+sqlenvfs_pg_source_describe(const SqlenvfsPgSource *src)
+{
+  return src->describe;
+}
+
+static void
+pg_column_free(gpointer p)
+{
+  SqlenvfsPgColumn *c = p;
+  g_free(c->name);
+  g_free(c->type_name);
+  g_free(c);
+}
+
+void
+sqlenvfs_pg_table_free(SqlenvfsPgTable *t)
+{
+  if (t == NULL)
+    return;
+  g_free(t->schema);
+  g_free(t->name);
+  g_free(t->display);
+  g_free(t->sql_name);
+  if (t->columns)
+    g_ptr_array_unref(t->columns);
+  g_free(t);
+}
+
+static char *
+quote_ident(SqlenvfsPgSource *src, const char *name)
+{
+  char *q = PQescapeIdentifier(src->conn, name, strlen(name));
+  char *out = g_strdup(q ? q : "\"\"");
+  PQfreemem(q);
+  return out;
+}
+
+/* --- types --------------------------------------------------------------- */
+
+/* What pg_type says about one type oid. */
+typedef struct {
+  char *typname;
+  gboolean in_pg_catalog;
+  char typtype;     /* b base, d domain, e enum, c composite, r range, p pseudo */
+  char typcategory; /* A array, ... */
+  guint32 typbasetype;
+  int typtypmod;
+  guint32 typelem;
+  int typlen;
+} TypeRow;
+
+static void
+type_row_free(gpointer p)
+{
+  TypeRow *row = p;
+  g_free(row->typname);
+  g_free(row);
+}
+
+static const TypeRow *
+type_row(SqlenvfsPgSource *src, guint32 oid, GError **error)
+{
+  TypeRow *row = g_hash_table_lookup(src->types, GUINT_TO_POINTER(oid));
+  g_autofree char *oidtext = NULL;
+  g_autoptr(PGresult) res = NULL;
+  const char *params[1];
+
+  if (row)
+    return row;
+  oidtext = g_strdup_printf("%u", oid);
+  params[0] = oidtext;
+  res = run_params(src,
+                   "SELECT t.typname, n.nspname = 'pg_catalog', t.typtype, t.typcategory, "
+                   "t.typbasetype, t.typtypmod, t.typelem, t.typlen "
+                   "FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n "
+                   "ON n.oid = t.typnamespace WHERE t.oid = $1::oid",
+                   1, params, "read type catalog", error);
+  if (res == NULL)
+    return NULL;
+  if (PQntuples(res) != 1) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "read type catalog on %s: type oid %u not found", src->describe, oid);
+    return NULL;
+  }
+  row = g_new0(TypeRow, 1);
+  /* typname is a "name" (at most 63 bytes): keep it in the row. */
+  row->typname = g_strdup(PQgetvalue(res, 0, 0));
+  row->in_pg_catalog = PQgetvalue(res, 0, 1)[0] == 't';
+  row->typtype = PQgetvalue(res, 0, 2)[0];
+  row->typcategory = PQgetvalue(res, 0, 3)[0];
+  row->typbasetype = (guint32)g_ascii_strtoull(PQgetvalue(res, 0, 4), NULL, 10);
+  row->typtypmod = (int)g_ascii_strtoll(PQgetvalue(res, 0, 5), NULL, 10);
+  row->typelem = (guint32)g_ascii_strtoull(PQgetvalue(res, 0, 6), NULL, 10);
+  row->typlen = (int)g_ascii_strtoll(PQgetvalue(res, 0, 7), NULL, 10);
+  g_hash_table_insert(src->types, GUINT_TO_POINTER(oid), row);
+  return row;
+}
+
+/* Resolve @oid (with @typmod) to a kind: through domains, enums as text,
+ * arrays (one level; the element through domains too). */
+static gboolean
+resolve_type(SqlenvfsPgSource *src, guint32 oid, int typmod, gboolean allow_array, int depth,
+             SqlenvfsPgType *out, GError **error)
+{
+  const TypeRow *row;
+  if (depth > 16) {
+    out->kind = SQLENVFS_PG_UNSUPPORTED;
+    return TRUE;
+  }
+  row = type_row(src, oid, error);
+  if (row == NULL)
+    return FALSE;
+  switch (row->typtype) {
+  case 'd':
+    return resolve_type(src, row->typbasetype, row->typtypmod >= 0 ? row->typtypmod : typmod,
+                        allow_array, depth + 1, out, error);
+  case 'e':
+    out->kind = SQLENVFS_PG_TEXT;
+    return TRUE;
+  case 'b':
+    break;
+  default:
+    out->kind = SQLENVFS_PG_UNSUPPORTED;
+    return TRUE;
+  }
+  if (row->typcategory == 'A' && row->typlen == -1 && row->typelem != 0) {
+    SqlenvfsPgType elem = { 0 };
+    if (!allow_array) {
+      out->kind = SQLENVFS_PG_UNSUPPORTED;
+      return TRUE;
+    }
+    if (!resolve_type(src, row->typelem, typmod, FALSE, depth + 1, &elem, error))
+      return FALSE;
+    out->kind = elem.kind == SQLENVFS_PG_UNSUPPORTED ? SQLENVFS_PG_UNSUPPORTED : SQLENVFS_PG_ARRAY;
+    out->elem = elem.kind;
+    out->precision = elem.precision;
+    return TRUE;
+  }
+  out->kind = row->in_pg_catalog ? sqlenvfs_pg_kind_from_name(row->typname)
+                                 : SQLENVFS_PG_UNSUPPORTED;
+  out->precision = sqlenvfs_pg_time_precision(typmod);
+  return TRUE;
+}
+
+/* --- tables -------------------------------------------------------------- */
+
+static const char columns_sql[] =
+  "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), a.atttypid, "
+  "a.atttypmod, a.attnotnull, "
+  "COALESCE((SELECT k.ord FROM pg_catalog.pg_index i, "
+  "          unnest(i.indkey) WITH ORDINALITY AS k(attnum, ord) "
+  "          WHERE i.indrelid = a.attrelid AND i.indisprimary AND k.attnum = a.attnum), 0) "
+  "FROM pg_catalog.pg_attribute a "
+  "WHERE a.attrelid = $1::oid AND a.attnum > 0 AND NOT a.attisdropped "
+  "ORDER BY a.attnum";
+
+static SqlenvfsPgTable *
+load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const char *name,
+           gboolean numeric_as_real, GError **error)
+{
+  g_autoptr(SqlenvfsPgTable) t = g_new0(SqlenvfsPgTable, 1);
+  g_autoptr(PGresult) res = NULL;
+  g_autofree char *qs = NULL, *qn = NULL;
+  const char *params[1] = { oid };
+
+  t->schema = g_strdup(schema);
+  t->name = g_strdup(name);
+  t->display = g_strdup_printf("%s.%s", schema, name);
+  qs = quote_ident(src, schema);
+  qn = quote_ident(src, name);
+  t->sql_name = g_strdup_printf("%s.%s", qs, qn);
+  t->columns = g_ptr_array_new_with_free_func(pg_column_free);
+
+  res = run_params(src, columns_sql, 1, params, "read columns", error);
+  if (res == NULL)
+    return NULL;
+  for (int r = 0; r < PQntuples(res); r++) {
+    SqlenvfsPgColumn *c = g_new0(SqlenvfsPgColumn, 1);
+    g_ptr_array_add(t->columns, c);
+    c->name = g_strdup(PQgetvalue(res, r, 0));
+    c->type_name = g_strdup(PQgetvalue(res, r, 1));
+    c->not_null = PQgetvalue(res, r, 4)[0] == 't';
+    c->pk_position = (int)g_ascii_strtoll(PQgetvalue(res, r, 5), NULL, 10);
+    if (!resolve_type(src, (guint32)g_ascii_strtoull(PQgetvalue(res, r, 2), NULL, 10),
+                      (int)g_ascii_strtoll(PQgetvalue(res, r, 3), NULL, 10), TRUE, 0, &c->type,
+                      error))
+      return NULL;
+    c->type.numeric_as_real = numeric_as_real;
+  }
+  return g_steal_pointer(&t);
+}
+
+GPtrArray *
+sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
+                          gboolean numeric_as_real, GError **error)
+{
+  g_autoptr(GPtrArray) tables =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_pg_table_free);
+  g_autoptr(PGresult) list = NULL;
+
+  if (names == NULL || names[0] == NULL) {
+    list = run(src,
+               "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
+               "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+               "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
+               "AND NOT c.relispartition ORDER BY c.relname",
+               PGRES_TUPLES_OK, "list tables", error);
+    if (list == NULL)
+      return NULL;
+    for (int r = 0; r < PQntuples(list); r++) {
+      SqlenvfsPgTable *t = load_table(src, PQgetvalue(list, r, 0), PQgetvalue(list, r, 1),
+                                      PQgetvalue(list, r, 2), numeric_as_real, error);
+      if (t == NULL)
+        return NULL;
+      g_ptr_array_add(tables, t);
+    }
+    return g_steal_pointer(&tables);
+  }
+
+  for (int i = 0; names[i]; i++) {
+    const char *dot = strchr(names[i], '.');
+    g_autofree char *schema = dot ? g_strndup(names[i], dot - names[i]) : NULL;
+    const char *rel = dot ? dot + 1 : names[i];
+    const char *params[2] = { rel, schema };
+    g_autoptr(PGresult) res = NULL;
+    SqlenvfsPgTable *t;
+
+    if (*rel == '\0' || (schema && *schema == '\0')) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "invalid table name '%s' in --tables (give TABLE or SCHEMA.TABLE)", names[i]);
+      return NULL;
+    }
+    res = run_params(src,
+                     "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
+                     "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+                     "WHERE c.relname = $1 AND c.relkind IN ('r', 'p', 'v', 'm', 'f') AND "
+                     "CASE WHEN $2::text IS NULL THEN n.nspname = ANY (current_schemas(false)) "
+                     "ELSE n.nspname = $2::text END "
+                     "ORDER BY array_position(current_schemas(false), n.nspname::text) LIMIT 1",
+                     2, params, "look up table", error);
+    if (res == NULL)
+      return NULL;
+    if (PQntuples(res) == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "table %s does not exist in %s (names are case-sensitive; give "
+                  "SCHEMA.TABLE for a schema outside the search_path)",
+                  names[i], src->describe);
+      return NULL;
+    }
+    t = load_table(src, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
+                   numeric_as_real, error);
+    if (t == NULL)
+      return NULL;
+    g_ptr_array_add(tables, t);
+  }
+  return g_steal_pointer(&tables);
+}
+
+gboolean
+sqlenvfs_pg_source_count(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint64 *n_rows,
+                         GError **error)
+{
+  g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", t->sql_name);
+  g_autofree char *what = g_strdup_printf("count rows of %s", t->display);
+  g_autoptr(PGresult) res = run(src, sql, PGRES_TUPLES_OK, what, error);
+  if (res == NULL)
+    return FALSE;
+  *n_rows = g_ascii_strtoull(PQgetvalue(res, 0, 0), NULL, 10);
+  return TRUE;
+}
+
+/* --- cursor -------------------------------------------------------------- */
+
+SqlenvfsPgCursor *
+sqlenvfs_pg_cursor_open(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint batch_rows,
+                        GError **error)
+{
+  g_autoptr(GString) sql = g_string_new("DECLARE sqlenvfs_rows NO SCROLL CURSOR FOR SELECT ");
+  g_autofree char *what = g_strdup_printf("read table %s", t->display);
+  SqlenvfsPgCursor *cur;
+  PGresult *res;
+
+  g_return_val_if_fail(!src->cursor_open, NULL);
+  g_return_val_if_fail(batch_rows > 0, NULL);
+  for (guint i = 0; i < t->columns->len; i++) {
+    const SqlenvfsPgColumn *c = t->columns->pdata[i];
+    g_autofree char *q = quote_ident(src, c->name);
+    g_string_append_printf(sql, "%s%s", i ? ", " : "", q);
+  }
+  g_string_append_printf(sql, " FROM %s", t->sql_name);
+  res = run(src, sql->str, PGRES_COMMAND_OK, what, error);
+  if (res == NULL)
+    return NULL;
+  PQclear(res);
+  cur = g_new0(SqlenvfsPgCursor, 1);
+  cur->src = src;
+  cur->fetch_sql = g_strdup_printf("FETCH FORWARD %u FROM sqlenvfs_rows", batch_rows);
+  src->cursor_open = TRUE;
+  return cur;
+}
+
+void
+sqlenvfs_pg_cursor_free(SqlenvfsPgCursor *cur)
+{
+  if (cur == NULL)
+    return;
+  PQclear(cur->batch);
+  /* In a failed transaction CLOSE fails too; the source is then unusable
+   * anyway, and the cursor goes with the session. */
+  PQclear(PQexec(cur->src->conn, "CLOSE sqlenvfs_rows"));
+  cur->src->cursor_open = FALSE;
+  g_free(cur->fetch_sql);
+  g_free(cur);
+}
+
+gboolean
+sqlenvfs_pg_cursor_fetch(SqlenvfsPgCursor *cur, guint *n_rows, GError **error)
+{
+  PQclear(cur->batch); /* invariant 2: the previous batch goes first */
+  cur->batch = NULL;
+  *n_rows = 0;
+  if (cur->done)
+    return TRUE;
+  cur->batch = run(cur->src, cur->fetch_sql, PGRES_TUPLES_OK, "fetch rows", error);
+  if (cur->batch == NULL)
+    return FALSE;
+  *n_rows = (guint)PQntuples(cur->batch);
+  if (*n_rows == 0)
+    cur->done = TRUE;
+  return TRUE;
+}
+
+const char *
+sqlenvfs_pg_cursor_value(const SqlenvfsPgCursor *cur, guint row, guint col, gsize *len)
+{
+  if (PQgetisnull(cur->batch, (int)row, (int)col))
+    return NULL;
+  *len = (gsize)PQgetlength(cur->batch, (int)row, (int)col);
+  return PQgetvalue(cur->batch, (int)row, (int)col);
+}
