@@ -144,3 +144,13 @@ cli_is_interactive(void)
 {
   return isatty(STDIN_FILENO);
 }
+
+void
+cli_progress_count(const char *label, guint64 done, guint64 total, const char *unit)
+{
+  if (!isatty(STDERR_FILENO))
+    return;
+  fprintf(stderr, "\r%s %3d%% (%" G_GUINT64_FORMAT "/%" G_GUINT64_FORMAT " %s)\033[K", label,
+          total ? (int)(done * 100 / total) : 100, done, total, unit);
+  progress_active = TRUE;
+}

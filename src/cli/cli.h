@@ -48,6 +48,10 @@ void cli_progress_done(void);
  * label passed as the callback's user data. */
 void cli_progress_cb(gpointer label, guint64 done, guint64 total);
 
+/* cli_progress() for things counted rather than measured in bytes:
+ * "label  42% (12000/28600 rows)". */
+void cli_progress_count(const char *label, guint64 done, guint64 total, const char *unit);
+
 /* Route the core's log to stderr as "sqlenvfs: <message>" lines: messages
  * and warnings always, info and debug as G_MESSAGES_DEBUG asks. */
 void cli_install_log_writer(void);

@@ -1,0 +1,661 @@
+/*
+ * migrate.c — migrate-pg: plan against PostgreSQL's catalog and the SQLite
+ * schema, snapshot, then stream every table into production in one write
+ * transaction (contract and invariants in migrate.h).
+ *
+ *   sqlenvfs_migrate_pg
+ *     |-- sqlenvfs_pg_source_open        connect, fix session, begin snapshot
+ *     |-- sqlenvfs_pg_source_tables      catalog: tables, columns, types
+ *     |-- plan_table (each)              SQLite side: exists? columns? rows?
+ *     |                                  -- every check done, nothing written --
+ *     |-- sqlenvfs_store_create          snapshot of the database
+ *     |-- BEGIN IMMEDIATE
+ *     |-- load_table (each)              CREATE / DELETE, FETCH -> INSERT
+ *     '-- COMMIT                         (ROLLBACK on any failure)
+ *
+ * Why one transaction rather than a commit per batch: a commit per batch
+ * would make a half-loaded table visible to applications and leave it
+ * behind after a failure; loading into a staging table and swapping would
+ * need a second full copy inside a transaction anyway, and leave staging
+ * tables in production after a crash. SQLite keeps a large write
+ * transaction in bounded memory by spilling its page cache into the WAL, and
+ * those frames count for nothing until the commit frame is written, so one
+ * transaction costs WAL space (about the size of the data loaded), not
+ * memory, and makes the whole migration atomic for every reader.
+ */
+#include "config.h"
+
+#include "sqlenvfs/migrate.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/pgsource.h"
+#include "sqlenvfs/pgtype.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/util.h"
+
+#include <string.h>
+
+/* Page cache of the loading connection; what spills beyond goes to the WAL. */
+#define MIGRATE_CACHE_KIB 16384
+
+typedef struct {
+  const SqlenvfsPgTable *pg; /* borrowed from the source's table list */
+  char *target;              /* SQLite table name as stored (or to create) */
+  char *quoted;              /* "target" for SQL                          */
+  gboolean create;           /* create it in the load transaction         */
+  char *create_sql;
+  char *insert_sql;
+  guint64 total;             /* rows expected, when progress is wanted    */
+} Plan;
+
+static void
+plan_free(gpointer p)
+{
+  Plan *plan = p;
+  g_free(plan->target);
+  g_free(plan->quoted);
+  g_free(plan->create_sql);
+  g_free(plan->insert_sql);
+  g_free(plan);
+}
+
+static void
+migrated_table_free(gpointer p)
+{
+  SqlenvfsMigratedTable *t = p;
+  g_free(t->source);
+  g_free(t->target);
+  g_free(t);
+}
+
+void
+sqlenvfs_migrate_report_free(SqlenvfsMigrateReport *report)
+{
+  if (report == NULL)
+    return;
+  g_free(report->db_path);
+  g_free(report->snapshot);
+  g_free(report->snapshot_path);
+  g_free(report->source);
+  if (report->tables)
+    g_ptr_array_unref(report->tables);
+  g_free(report);
+}
+
+/* "name" with embedded quotes doubled: a SQLite identifier. */
+static void
+append_ident(GString *out, const char *name)
+{
+  g_string_append_c(out, '"');
+  for (const char *p = name; *p; p++) {
+    if (*p == '"')
+      g_string_append_c(out, '"');
+    g_string_append_c(out, *p);
+  }
+  g_string_append_c(out, '"');
+}
+
+static char *
+quote_ident(const char *name)
+{
+  GString *s = g_string_new(NULL);
+  append_ident(s, name);
+  return g_string_free(s, FALSE);
+}
+
+/* --- plan ---------------------------------------------------------------- */
+
+typedef struct {
+  char *name;
+  char *type;
+  gboolean not_null;
+  gboolean has_default;
+  int pk;
+  int hidden; /* 0 normal, 1 hidden (virtual table), 2/3 generated */
+  gboolean matched;
+} SqliteColumn;
+
+static void
+sqlite_column_free(gpointer p)
+{
+  SqliteColumn *c = p;
+  g_free(c->name);
+  g_free(c->type);
+  g_free(c);
+}
+
+/* The object named @name in @db, ASCII case-insensitively: its stored name
+ * and type ("table", "view", ...), or *name_out NULL when there is none. */
+static gboolean
+sqlite_lookup(sqlite3 *db, const char *path, const char *name, char **name_out,
+              char **type_out, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT name, type FROM sqlite_schema WHERE name = ?1 "
+                              "COLLATE NOCASE AND type IN ('table', 'view') ORDER BY type",
+                              -1, &st, NULL);
+  *name_out = *type_out = NULL;
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *name_out = g_strdup((const char *)sqlite3_column_text(st, 0));
+    *type_out = g_strdup((const char *)sqlite3_column_text(st, 1));
+    return TRUE;
+  }
+  if (rc == SQLITE_DONE)
+    return TRUE;
+  return sqlenvfs_error_sqlite(error, db, rc, "read schema of", path);
+}
+
+static GPtrArray *
+sqlite_columns(sqlite3 *db, const char *path, const char *table, GError **error)
+{
+  g_autoptr(GPtrArray) cols = g_ptr_array_new_with_free_func(sqlite_column_free);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT name, type, \"notnull\", dflt_value IS NOT NULL, pk, hidden "
+                              "FROM pragma_table_xinfo(?1)",
+                              -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    SqliteColumn *c = g_new0(SqliteColumn, 1);
+    c->name = g_strdup((const char *)sqlite3_column_text(st, 0));
+    c->type = g_strdup((const char *)sqlite3_column_text(st, 1));
+    c->not_null = sqlite3_column_int(st, 2);
+    c->has_default = sqlite3_column_int(st, 3);
+    c->pk = sqlite3_column_int(st, 4);
+    c->hidden = sqlite3_column_int(st, 5);
+    g_ptr_array_add(cols, c);
+    rc = SQLITE_OK;
+  }
+  if (rc != SQLITE_DONE) {
+    sqlenvfs_error_sqlite(error, db, rc, "read columns of", path);
+    return NULL;
+  }
+  return g_steal_pointer(&cols);
+}
+
+static gboolean
+sqlite_has_rows(sqlite3 *db, const char *path, const char *quoted, gboolean *has_rows,
+                GError **error)
+{
+  g_autofree char *sql = g_strdup_printf("SELECT EXISTS (SELECT 1 FROM %s)", quoted);
+  gint64 v = 0;
+  if (!sqlenvfs_db_query_int(db, sql, &v, path, error))
+    return FALSE;
+  *has_rows = v != 0;
+  return TRUE;
+}
+
+static char *
+build_create_sql(const SqlenvfsPgTable *t, const char *quoted)
+{
+  GString *sql = g_string_new("CREATE TABLE ");
+  guint n_pk = 0;
+  const SqlenvfsPgColumn *pk1 = NULL;
+
+  for (guint i = 0; i < t->columns->len; i++) {
+    const SqlenvfsPgColumn *c = t->columns->pdata[i];
+    if (c->pk_position > 0) {
+      n_pk++;
+      pk1 = c;
+    }
+  }
+  /* One integer key column becomes INTEGER PRIMARY KEY (the rowid). */
+  gboolean inline_pk = n_pk == 1 && strcmp(sqlenvfs_pg_type_decl(&pk1->type), "INTEGER") == 0;
+
+  g_string_append_printf(sql, "%s (", quoted);
+  for (guint i = 0; i < t->columns->len; i++) {
+    const SqlenvfsPgColumn *c = t->columns->pdata[i];
+    if (i)
+      g_string_append(sql, ", ");
+    append_ident(sql, c->name);
+    g_string_append_printf(sql, " %s", sqlenvfs_pg_type_decl(&c->type));
+    if (inline_pk && c == pk1)
+      g_string_append(sql, " PRIMARY KEY");
+    if (c->not_null)
+      g_string_append(sql, " NOT NULL");
+  }
+  if (n_pk > 0 && !inline_pk) {
+    g_string_append(sql, ", PRIMARY KEY (");
+    for (guint pos = 1; pos <= n_pk; pos++)
+      for (guint i = 0; i < t->columns->len; i++) {
+        const SqlenvfsPgColumn *c = t->columns->pdata[i];
+        if (c->pk_position == (int)pos) {
+          if (pos > 1)
+            g_string_append(sql, ", ");
+          append_ident(sql, c->name);
+        }
+      }
+    g_string_append_c(sql, ')');
+  }
+  g_string_append_c(sql, ')');
+  return g_string_free(sql, FALSE);
+}
+
+static char *
+build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target_names)
+{
+  GString *sql = g_string_new("INSERT INTO ");
+  g_string_append(sql, quoted);
+  if (t->columns->len == 0) {
+    g_string_append(sql, " DEFAULT VALUES");
+    return g_string_free(sql, FALSE);
+  }
+  g_string_append(sql, " (");
+  for (guint i = 0; i < target_names->len; i++) {
+    if (i)
+      g_string_append(sql, ", ");
+    append_ident(sql, target_names->pdata[i]);
+  }
+  g_string_append(sql, ") VALUES (");
+  for (guint i = 0; i < target_names->len; i++)
+    g_string_append(sql, i ? ", ?" : "?");
+  g_string_append_c(sql, ')');
+  return g_string_free(sql, FALSE);
+}
+
+/* Every check for one table; nothing is written. */
+static Plan *
+plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
+           const SqlenvfsMigrateOptions *opts, GError **error)
+{
+  g_autoptr(GPtrArray) cols = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new();
+  g_autofree char *found = NULL, *kind = NULL;
+  Plan *plan;
+
+  /* Every column must have a mapping (checked first: the most basic). */
+  for (guint i = 0; i < t->columns->len; i++) {
+    const SqlenvfsPgColumn *c = t->columns->pdata[i];
+    if (c->type.kind == SQLENVFS_PG_UNSUPPORTED) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "column %s.%s has PostgreSQL type %s, which migrate-pg cannot map to "
+                  "SQLite (cast it in a view and migrate the view; see docs/MIGRATE.md)",
+                  t->display, c->name, c->type_name);
+      return NULL;
+    }
+  }
+  if (g_ascii_strcasecmp(t->name, "_environment") == 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "refusing to migrate %s: _environment is sqlenvfs's environment marker "
+                "table in %s (leave it out of --tables)",
+                t->display, path);
+    return NULL;
+  }
+  if (!sqlite_lookup(db, path, t->name, &found, &kind, error))
+    return NULL;
+  if (found && strcmp(kind, "table") != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s in %s is a %s, not a table: migrate-pg loads tables only", found, path,
+                kind);
+    return NULL;
+  }
+
+  plan = g_new0(Plan, 1);
+  plan->pg = t;
+  plan->target = g_strdup(found ? found : t->name);
+  plan->quoted = quote_ident(plan->target);
+
+  if (found == NULL) {
+    if (!opts->create_tables) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "table %s does not exist in %s (create it in the schema, or pass "
+                  "--create-tables to create it from PostgreSQL's definition)",
+                  t->name, path);
+      plan_free(plan);
+      return NULL;
+    }
+    plan->create = TRUE;
+    plan->create_sql = build_create_sql(t, plan->quoted);
+    for (guint i = 0; i < t->columns->len; i++)
+      g_ptr_array_add(names, ((SqlenvfsPgColumn *)t->columns->pdata[i])->name);
+    plan->insert_sql = build_insert_sql(t, plan->quoted, names);
+    return plan;
+  }
+
+  cols = sqlite_columns(db, path, plan->target, error);
+  if (cols == NULL) {
+    plan_free(plan);
+    return NULL;
+  }
+  /* Match by name (invariant 3). */
+  for (guint i = 0; i < t->columns->len; i++) {
+    const SqlenvfsPgColumn *c = t->columns->pdata[i];
+    SqliteColumn *match = NULL;
+    for (guint j = 0; j < cols->len && !match; j++) {
+      SqliteColumn *sc = cols->pdata[j];
+      if (sc->hidden != 1 && g_ascii_strcasecmp(sc->name, c->name) == 0)
+        match = sc;
+    }
+    if (match == NULL || match->matched || match->hidden >= 2) {
+      const char *why = match == NULL ? "has no such column"
+                        : match->matched
+                          ? "has one column for two PostgreSQL columns that differ only in case"
+                          : "computes it (a generated column)";
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "column %s.%s cannot be loaded: table %s in %s %s (add the column to the "
+                  "SQLite table, or migrate a view that leaves it out)",
+                  t->display, c->name, plan->target, path, why);
+      plan_free(plan);
+      return NULL;
+    }
+    match->matched = TRUE;
+    g_ptr_array_add(names, match->name);
+  }
+  /* SQLite columns with nothing to fill them need a default. */
+  {
+    guint n_pk = 0;
+    for (guint j = 0; j < cols->len; j++)
+      n_pk += ((SqliteColumn *)cols->pdata[j])->pk > 0;
+    for (guint j = 0; j < cols->len; j++) {
+      SqliteColumn *sc = cols->pdata[j];
+      gboolean rowid = n_pk == 1 && sc->pk == 1 && g_ascii_strcasecmp(sc->type, "INTEGER") == 0;
+      if (!sc->matched && sc->hidden == 0 && sc->not_null && !sc->has_default && !rowid) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                    "column %s of table %s in %s is NOT NULL without a default, and %s has "
+                    "no column of that name to fill it (give it a default or add the column "
+                    "in PostgreSQL)",
+                    sc->name, plan->target, path, t->display);
+        plan_free(plan);
+        return NULL;
+      }
+    }
+  }
+  if (opts->mode == SQLENVFS_MIGRATE_NEW) {
+    gboolean has_rows = FALSE;
+    if (!sqlite_has_rows(db, path, plan->quoted, &has_rows, error)) {
+      plan_free(plan);
+      return NULL;
+    }
+    if (has_rows) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "table %s in %s already has rows; refusing to add to them (pass --mode "
+                  "append to add, or --mode replace to replace them)",
+                  plan->target, path);
+      plan_free(plan);
+      return NULL;
+    }
+  }
+  plan->insert_sql = build_insert_sql(t, plan->quoted, names);
+  {
+    /* Prepare once now: SQLite's own objections come before any write. */
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, plan->insert_sql, -1, &st, NULL);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_OK) {
+      g_autofree char *what = g_strdup_printf("prepare insert into %s of", plan->target);
+      sqlenvfs_error_sqlite(error, db, rc, what, path);
+      plan_free(plan);
+      return NULL;
+    }
+  }
+  return plan;
+}
+
+/* --- load ---------------------------------------------------------------- */
+
+static gboolean
+bind_value(sqlite3_stmt *st, int idx, const SqlenvfsPgValue *v)
+{
+  switch (v->type) {
+  case SQLENVFS_PG_VALUE_NULL:
+    return sqlite3_bind_null(st, idx) == SQLITE_OK;
+  case SQLENVFS_PG_VALUE_INTEGER:
+    return sqlite3_bind_int64(st, idx, v->i) == SQLITE_OK;
+  case SQLENVFS_PG_VALUE_REAL:
+    return sqlite3_bind_double(st, idx, v->r) == SQLITE_OK;
+  case SQLENVFS_PG_VALUE_TEXT:
+    return sqlite3_bind_text64(st, idx, v->buf->str, v->buf->len, SQLITE_STATIC,
+                               SQLITE_UTF8) == SQLITE_OK;
+  case SQLENVFS_PG_VALUE_BLOB:
+    return sqlite3_bind_blob64(st, idx, v->buf->str, v->buf->len, SQLITE_STATIC) == SQLITE_OK;
+  }
+  return FALSE;
+}
+
+static gboolean
+load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *plan,
+           const SqlenvfsMigrateOptions *opts, const SqlenvfsMigrateProgress *progress,
+           SqlenvfsMigratedTable *out, GError **error)
+{
+  const SqlenvfsPgTable *t = plan->pg;
+  guint n_cols = t->columns->len;
+  guint batch = opts->batch_rows ? opts->batch_rows : SQLENVFS_MIGRATE_DEFAULT_BATCH_ROWS;
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autoptr(SqlenvfsPgCursor) cur = NULL;
+  g_autofree SqlenvfsPgValue *vals = g_new0(SqlenvfsPgValue, MAX(n_cols, 1));
+  gboolean ok = FALSE;
+  int rc;
+
+  if (plan->create && !sqlenvfs_db_exec(db, plan->create_sql, path, error)) {
+    g_prefix_error(error, "create table %s: ", plan->target);
+    return FALSE;
+  }
+  if (!plan->create && opts->mode != SQLENVFS_MIGRATE_APPEND) {
+    gboolean has_rows = FALSE;
+    if (!sqlite_has_rows(db, path, plan->quoted, &has_rows, error))
+      return FALSE;
+    if (has_rows && opts->mode == SQLENVFS_MIGRATE_NEW) {
+      /* Rows arrived between the plan and the write lock. */
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "table %s in %s has had rows added since the migration started; "
+                  "refusing to add to them (pass --mode append or --mode replace)",
+                  plan->target, path);
+      return FALSE;
+    }
+    if (has_rows) {
+      g_autofree char *sql = g_strdup_printf("DELETE FROM %s", plan->quoted);
+      if (!sqlenvfs_db_exec(db, sql, path, error)) {
+        g_prefix_error(error, "empty table %s: ", plan->target);
+        return FALSE;
+      }
+      out->n_deleted = (guint64)sqlite3_changes64(db);
+    }
+  }
+  rc = sqlite3_prepare_v2(db, plan->insert_sql, -1, &st, NULL);
+  if (rc != SQLITE_OK) {
+    g_autofree char *what = g_strdup_printf("prepare insert into %s of", plan->target);
+    return sqlenvfs_error_sqlite(error, db, rc, what, path);
+  }
+  cur = sqlenvfs_pg_cursor_open(src, t, batch, error);
+  if (cur == NULL)
+    return FALSE;
+  for (guint c = 0; c < n_cols; c++)
+    sqlenvfs_pg_value_init(&vals[c]);
+
+  for (;;) {
+    guint n = 0;
+    if (!sqlenvfs_pg_cursor_fetch(cur, &n, error)) {
+      g_prefix_error(error, "read table %s after %" G_GUINT64_FORMAT " rows: ", t->display,
+                     out->n_rows);
+      goto out;
+    }
+    if (n == 0)
+      break;
+    for (guint r = 0; r < n; r++) {
+      guint64 row_no = out->n_rows + 1;
+      for (guint c = 0; c < n_cols; c++) {
+        const SqlenvfsPgColumn *col = t->columns->pdata[c];
+        gsize len = 0;
+        const char *text = sqlenvfs_pg_cursor_value(cur, r, c, &len);
+        gboolean bound;
+        if (text == NULL) {
+          bound = sqlite3_bind_null(st, (int)c + 1) == SQLITE_OK;
+        } else if (sqlenvfs_pg_type_is_verbatim(&col->type)) {
+          bound = sqlite3_bind_text64(st, (int)c + 1, text, len, SQLITE_STATIC, SQLITE_UTF8) ==
+                  SQLITE_OK;
+        } else {
+          if (!sqlenvfs_pg_value_convert(&col->type, text, len, &vals[c], error)) {
+            g_prefix_error(error, "column %s.%s, row %" G_GUINT64_FORMAT ": ", t->display,
+                           col->name, row_no);
+            goto out;
+          }
+          out->n_nan += vals[c].was_nan;
+          bound = bind_value(st, (int)c + 1, &vals[c]);
+        }
+        if (!bound) {
+          sqlenvfs_error_sqlite(error, db, sqlite3_errcode(db), "bind value for", path);
+          goto out;
+        }
+      }
+      rc = sqlite3_step(st);
+      if (rc != SQLITE_DONE) {
+        g_autofree char *what = g_strdup_printf(
+          "insert row %" G_GUINT64_FORMAT " of %s into table %s of", row_no, t->display,
+          plan->target);
+        sqlenvfs_error_sqlite(error, db, rc, what, path);
+        goto out;
+      }
+      sqlite3_reset(st);
+      out->n_rows++;
+    }
+    if (progress && progress->rows)
+      progress->rows(progress->user, plan->target, out->n_rows, MAX(plan->total, out->n_rows));
+  }
+  ok = TRUE;
+out:
+  for (guint c = 0; c < n_cols; c++)
+    sqlenvfs_pg_value_clear(&vals[c]);
+  return ok;
+}
+
+/* --- the whole run ------------------------------------------------------- */
+
+/* "<what failed>; rolled back: <path> is unchanged". */
+static void
+say_rolled_back(GError **error, const char *path, const char *snapshot)
+{
+  if (error && *error) {
+    char *old = (*error)->message;
+    (*error)->message = g_strdup_printf("%s; rolled back, %s is unchanged (snapshot %s was "
+                                        "taken before the attempt)",
+                                        old, path, snapshot);
+    g_free(old);
+  }
+}
+
+static gboolean
+check_targets_unique(GPtrArray *plans, GError **error)
+{
+  for (guint i = 0; i < plans->len; i++)
+    for (guint j = i + 1; j < plans->len; j++) {
+      const Plan *a = plans->pdata[i], *b = plans->pdata[j];
+      if (g_ascii_strcasecmp(a->target, b->target) == 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                    "%s and %s would both load into SQLite table %s (name one of them in "
+                    "--tables, not both)",
+                    a->pg->display, b->pg->display, a->target);
+        return FALSE;
+      }
+    }
+  return TRUE;
+}
+
+SqlenvfsMigrateReport *
+sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
+                    const SqlenvfsMigrateProgress *progress, GError **error)
+{
+  gint64 t0 = g_get_monotonic_time();
+  g_autofree char *db_name = NULL, *path = NULL;
+  g_autoptr(SqlenvfsPgSource) src = NULL;
+  g_autoptr(GPtrArray) tables = NULL;
+  g_autoptr(GPtrArray) plans = g_ptr_array_new_with_free_func(plan_free);
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(SqlenvfsMigrateReport) report = NULL;
+  g_autoptr(SqlenvfsStoredCopy) snap = NULL;
+
+  g_return_val_if_fail(root != NULL && opts != NULL && opts->dsn != NULL, NULL);
+
+  db_name = sqlenvfs_root_resolve_db(root, opts->db, TRUE, error);
+  if (db_name == NULL)
+    return NULL;
+  path = sqlenvfs_root_prod_db(root, db_name);
+
+  /* Plan: nothing below writes until the snapshot. */
+  src = sqlenvfs_pg_source_open(opts->dsn, error);
+  if (src == NULL)
+    return NULL;
+  tables = sqlenvfs_pg_source_tables(src, opts->tables, opts->numeric_as_real, error);
+  if (tables == NULL)
+    return NULL;
+  if (tables->len == 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s has no tables in its current schema (name them with --tables)",
+                sqlenvfs_pg_source_describe(src));
+    return NULL;
+  }
+  db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
+  if (db == NULL)
+    return NULL;
+  /* invariant 4 */
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  for (guint i = 0; i < tables->len; i++) {
+    Plan *plan = plan_table(db, path, tables->pdata[i], opts, error);
+    if (plan == NULL)
+      return NULL;
+    g_ptr_array_add(plans, plan);
+  }
+  if (!check_targets_unique(plans, error))
+    return NULL;
+  if (progress && progress->rows)
+    for (guint i = 0; i < plans->len; i++) {
+      Plan *plan = plans->pdata[i];
+      if (!sqlenvfs_pg_source_count(src, plan->pg, &plan->total, error))
+        return NULL;
+    }
+
+  report = g_new0(SqlenvfsMigrateReport, 1);
+  report->db_path = g_strdup(path);
+  report->source = g_strdup(sqlenvfs_pg_source_describe(src));
+  report->tables = g_ptr_array_new_with_free_func(migrated_table_free);
+
+  /* The undo point. */
+  snap = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, db_name,
+                               progress ? progress->snapshot : NULL,
+                               progress ? progress->user : NULL, error);
+  if (snap == NULL) {
+    g_prefix_error(error, "snapshot before migration (nothing was migrated): ");
+    return NULL;
+  }
+  report->snapshot = g_strdup(snap->name);
+  {
+    const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(snap, db_name);
+    report->snapshot_path = g_strdup(sdb ? sdb->path : snap->dir);
+  }
+
+  /* Load: one write transaction (invariant 1). */
+  if (!sqlenvfs_db_exec(db, "PRAGMA cache_size = -" G_STRINGIFY(MIGRATE_CACHE_KIB), path,
+                        error) ||
+      !sqlenvfs_db_exec(db, "BEGIN IMMEDIATE", path, error)) {
+    g_prefix_error(error, "start migration (nothing was migrated): ");
+    return NULL;
+  }
+  for (guint i = 0; i < plans->len; i++) {
+    const Plan *plan = plans->pdata[i];
+    SqlenvfsMigratedTable *mt = g_new0(SqlenvfsMigratedTable, 1);
+    gint64 ts = g_get_monotonic_time();
+    mt->source = g_strdup(plan->pg->display);
+    mt->target = g_strdup(plan->target);
+    mt->created = plan->create;
+    g_ptr_array_add(report->tables, mt);
+    if (!load_table(src, db, path, plan, opts, progress, mt, error)) {
+      sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+      say_rolled_back(error, path, report->snapshot);
+      return NULL;
+    }
+    mt->usec = g_get_monotonic_time() - ts;
+    g_info("migrate-pg: %s -> %s: %" G_GUINT64_FORMAT " rows in %.3f s", mt->source,
+           mt->target, mt->n_rows, mt->usec / 1e6);
+  }
+  if (!sqlenvfs_db_exec(db, "COMMIT", path, error)) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    say_rolled_back(error, path, report->snapshot);
+    return NULL;
+  }
+  report->usec = g_get_monotonic_time() - t0;
+  return g_steal_pointer(&report);
+}
