@@ -83,6 +83,7 @@ typedef struct {
 
   GMutex live_lock;    /* guards live_handles */
   GList *live_handles; /* FsHandle * of open prod/dev images (serve.c) */
+  GThreadPool *readahead; /* read-ahead of live images (serve.c) */
 
   FsCtl *ctl;
   FsStatusCache *status;
@@ -124,6 +125,9 @@ void fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off);
 void fs_serve_handle_stat(FsHandle *h, struct stat *st);
 
 void fs_serve_release(Fs *fs, FsHandle *h);
+
+/* The read-ahead pool's function (serve.c, invariant 4). */
+void fs_serve_readahead_task(gpointer data, gpointer user);
 
 /* Attributes of a live database (prod/dev) without pinning it: size of the
  * current committed state, mtime of its last write. */

@@ -220,6 +220,8 @@ fs_new(SqlenvfsRoot *root, gboolean allow_other)
   fs_nodes_init(fs);
   fs->ops = sqlenvfs_ops_new(root);
   fs->ctl = fs_ctl_new(fs);
+  /* Threads start on first use (after daemonizing). */
+  fs->readahead = g_thread_pool_new(fs_serve_readahead_task, fs, 2, FALSE, NULL);
   return fs;
 }
 
@@ -227,6 +229,7 @@ static void
 fs_free(Fs *fs)
 {
   fs_ctl_free(fs->ctl);
+  g_thread_pool_free(fs->readahead, FALSE, TRUE);
   sqlenvfs_ops_free(fs->ops);
   fs_nodes_clear(fs);
   g_free(fs);

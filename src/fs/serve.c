@@ -20,6 +20,12 @@
  *       a pinned state never outlives the last reader that needs it.
  *   (3) The size a stat shows for a live database is never smaller than the
  *       state an open handle of it serves (fs_serve_live_open_size).
+ *   (4) direct_io reads get no read-ahead from the kernel, so a sequential
+ *       reader of a live image would wait for the disk on every request: the
+ *       handle reads the next PREFETCH_WINDOW of its image ahead on the
+ *       read-ahead pool (through the view, never a descriptor of ours), which
+ *       brings those pages into the OS page cache. A handle is released only
+ *       once its read-ahead tasks have finished.
  */
 #include "fs.h"
 
@@ -37,6 +43,9 @@
 #define HDR_READ_VERSION 19
 static const char sqlite_magic[16] = "SQLite format 3";
 
+#define PREFETCH_WINDOW (8u << 20)
+#define PREFETCH_CHUNK (1u << 20)
+
 struct _FsHandle {
   FsKind kind;
   FsEnv env;
@@ -45,8 +54,13 @@ struct _FsHandle {
   gint64 mtime_us;
 
   /* live */
-  GMutex lock; /* the view's connections are single-threaded */
-  SqlenvfsLiveView *view;
+  SqlenvfsLiveView *view; /* its image is read from any thread (invariant 4) */
+  GMutex ra_lock;         /* guards the read-ahead fields */
+  GCond ra_done;
+  guint64 next_expected;  /* where a sequential reader reads next */
+  guint64 ra_end;         /* read ahead (or asked for) up to here */
+  guint ra_running;       /* read-ahead tasks in flight */
+  gboolean closing;
 
   /* stored file */
   int fd;
@@ -154,7 +168,8 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   h->db = g_strdup(where->db);
   h->fd = -1;
   h->view = view;
-  g_mutex_init(&h->lock);
+  g_mutex_init(&h->ra_lock);
+  g_cond_init(&h->ra_done);
   h->size = sqlenvfs_image_size(sqlenvfs_live_view_image(view));
   /* The state is the last commit before the pin: its time is the last write,
    * unless someone wrote again since (then the pin time bounds it). */
@@ -250,8 +265,67 @@ fs_serve_handle_stat(FsHandle *h, struct stat *st)
   st->st_mtim.tv_nsec = (h->mtime_us % G_USEC_PER_SEC) * 1000;
 }
 
+typedef struct {
+  FsHandle *h;
+  guint64 from, to;
+} ReadAhead;
+
+/* A read-ahead task (invariant 4): read [from, to) of the image and drop
+ * the bytes; what matters is that the OS has them cached for the reader. */
+void
+fs_serve_readahead_task(gpointer data, gpointer user)
+{
+  ReadAhead *ra = data;
+  FsHandle *h = ra->h;
+  g_autofree guint8 *scratch = g_malloc(PREFETCH_CHUNK);
+  (void)user;
+
+  for (guint64 off = ra->from; off < ra->to; off += PREFETCH_CHUNK) {
+    gboolean closing;
+    g_mutex_lock(&h->ra_lock);
+    closing = h->closing;
+    g_mutex_unlock(&h->ra_lock);
+    if (closing ||
+        sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), scratch,
+                            (gsize)MIN((guint64)PREFETCH_CHUNK, ra->to - off), (goffset)off, 0,
+                            NULL) <= 0)
+      break;
+  }
+  g_mutex_lock(&h->ra_lock);
+  h->ra_running--;
+  g_cond_broadcast(&h->ra_done);
+  g_mutex_unlock(&h->ra_lock);
+  g_free(ra);
+}
+
+/* A read at @off of @size: if it continues the last one, make sure the
+ * window after it is being read ahead. */
 static void
-read_live(fuse_req_t req, FsHandle *h, size_t size, off_t off)
+maybe_read_ahead(Fs *fs, FsHandle *h, guint64 off, guint64 size)
+{
+  ReadAhead *ra = NULL;
+  g_mutex_lock(&h->ra_lock);
+  if (off == h->next_expected && fs->readahead != NULL) {
+    guint64 want = MIN(off + size + PREFETCH_WINDOW, h->size);
+    if (h->ra_end < off + size)
+      h->ra_end = off + size;
+    if (want >= h->ra_end + PREFETCH_WINDOW / 2 || (want == h->size && want > h->ra_end)) {
+      ra = g_new0(ReadAhead, 1);
+      ra->h = h;
+      ra->from = h->ra_end;
+      ra->to = want;
+      h->ra_end = want;
+      h->ra_running++;
+    }
+  }
+  h->next_expected = off + size;
+  g_mutex_unlock(&h->ra_lock);
+  if (ra != NULL)
+    g_thread_pool_push(fs->readahead, ra, NULL);
+}
+
+static void
+read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
   g_autofree guint8 *buf = NULL;
   g_autoptr(GError) error = NULL;
@@ -262,11 +336,10 @@ read_live(fuse_req_t req, FsHandle *h, size_t size, off_t off)
     return;
   }
   size = (size_t)MIN((guint64)size, h->size - (guint64)off);
+  maybe_read_ahead(fs, h, (guint64)off, size);
   buf = g_malloc(size);
-  g_mutex_lock(&h->lock);
   n = sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), buf, size, off,
                           SQLENVFS_IMAGE_ROLLBACK_HEADER, &error);
-  g_mutex_unlock(&h->lock);
   if (n < 0) {
     g_warning("read /%s/%s.db at %" G_GINT64_FORMAT ": %s", env_dir_name(h->env), h->db,
               (gint64)off, error->message);
@@ -313,9 +386,8 @@ read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
 void
 fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
-  (void)fs;
   if (h->kind == FS_LIVE_DB)
-    read_live(req, h, size, off);
+    read_live(fs, req, h, size, off);
   else
     read_stored(req, h, size, off);
 }
@@ -329,11 +401,15 @@ fs_serve_release(Fs *fs, FsHandle *h)
     g_mutex_lock(&fs->live_lock);
     fs->live_handles = g_list_remove(fs->live_handles, h);
     g_mutex_unlock(&fs->live_lock);
-    g_mutex_lock(&h->lock);
+    g_mutex_lock(&h->ra_lock);
+    h->closing = TRUE;
+    while (h->ra_running > 0)
+      g_cond_wait(&h->ra_done, &h->ra_lock);
+    g_mutex_unlock(&h->ra_lock);
     sqlenvfs_live_view_free(h->view);
     h->view = NULL;
-    g_mutex_unlock(&h->lock);
-    g_mutex_clear(&h->lock);
+    g_mutex_clear(&h->ra_lock);
+    g_cond_clear(&h->ra_done);
   }
   if (h->fd >= 0)
     close(h->fd);
