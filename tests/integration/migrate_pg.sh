@@ -8,7 +8,9 @@
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/scripts/pgcluster.sh"
 
-trap '_rc=$?; pgc_stop; (exit $_rc); _cleanup' EXIT
+# Stop the cluster, then lib.sh's cleanup with the test's exit status (set +e:
+# under -e the `(exit 1)` that passes a failure on would end the trap early).
+trap '_rc=$?; set +e; pgc_stop; (exit $_rc); _cleanup' EXIT
 
 ROWS=${MIGRATE_PG_ROWS:-100000}
 
@@ -178,9 +180,13 @@ pass "a failure in the second table leaves the first one untouched too"
 
 # --- killed halfway ------------------------------------------------------------
 before=$(state)
-mig --dsn "$DSN" --tables everything --mode replace --batch-rows 200 >/dev/null 2>&1 &
+# The binary itself in the background (not through a function, whose $!
+# would be a subshell), so that kill -9 hits the process writing.
+"$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables everything --mode replace \
+  --batch-rows 200 >/dev/null 2>&1 &
 pid=$!
 track_pid "$pid"
+
 deadline=$((SECONDS + 120))
 # Wait for uncommitted frames to spill into the WAL (the load is under way).
 while [ "$(stat -c %s "$DB-wal" 2>/dev/null || echo 0)" -lt $((8 << 20)) ]; do
@@ -190,6 +196,7 @@ while [ "$(stat -c %s "$DB-wal" 2>/dev/null || echo 0)" -lt $((8 << 20)) ]; do
 done
 kill -9 "$pid"
 wait "$pid" 2>/dev/null || true
+! pgrep -f "migrate-pg --root $R" >/dev/null || fail "the migration survived kill -9"
 assert_eq "$(state)" "$before" "production after kill -9 halfway"
 assert_eq "$(q 'PRAGMA integrity_check')" ok "integrity after kill -9 halfway"
 pass "kill -9 halfway through a load: production exactly as before"
