@@ -11,10 +11,16 @@
  *                 free pages
  *   wal           the -wal file's size against [archive] checkpoint-pages
  *   size          the database's size against [doctor] size-warn-bytes
+ *   environment   the _environment marker says the environment the file is in
  *   processes     which processes hold the database, -wal or -shm open, and
  *                 which hold SQLite's locks on them (/proc/<pid>/fd and
  *                 /proc/locks); a write lock held across two samples is a
  *                 long write transaction that makes other writers fail
+ * per production database:
+ *   archive       how far the WAL archive reaches (its alive time) and, while
+ *                 the archiver runs, how far behind it is
+ *   backup        the newest backup that passes verification (crc32 and
+ *                 integrity_check) against [doctor] backup-max-age-hours
  * and for the root:
  *   archiver      whether a process holds the root's "archiver" lock, found
  *                 in /proc/locks without ever taking the lock
@@ -32,6 +38,7 @@
 
 #include <glib.h>
 
+#include "sqlenvfs/json.h"
 #include "sqlenvfs/root.h"
 
 G_BEGIN_DECLS
@@ -57,7 +64,8 @@ typedef struct {
 typedef enum {
   SQLENVFS_DOCTOR_QUICK = 0,        /* quick_check; the default of `doctor`            */
   SQLENVFS_DOCTOR_FULL = 1 << 0,    /* full integrity_check                            */
-  SQLENVFS_DOCTOR_NO_INTEGRITY = 1 << 1, /* skip reading every page (health summary) */
+  SQLENVFS_DOCTOR_NO_INTEGRITY = 1 << 1, /* skip reading every page: no quick_check,
+                                            backups not verified (health summary) */
   SQLENVFS_DOCTOR_NO_LOCK_WAIT = 1 << 2, /* one sample of the locks, no 0.5 s recheck */
 } SqlenvfsDoctorFlags;
 
@@ -78,6 +86,24 @@ SqlenvfsDoctorReport *sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlag
 
 /* The exit status for a report: 0 ok, 1 warnings, 2 failures. */
 int sqlenvfs_doctor_exit_status(const SqlenvfsDoctorReport *report);
+
+/* Write @report as one JSON object:
+ *   {"status": "ok"|"warning"|"failure", "exit_status": 0|1|2,
+ *    "checked_at": ISO 8601 UTC, "sqlite_version": "3.40.1",
+ *    "counts": {"ok": n, "warning": n, "failure": n},
+ *    "findings": [{"severity", "check", "subject", "path", "found", "action"}, ...]}
+ * With @problems_only, findings lists only warnings and failures (the form
+ * the mount's status file shows). */
+void sqlenvfs_doctor_report_to_json(const SqlenvfsDoctorReport *report, gboolean problems_only,
+                                    SqlenvfsJson *j);
+
+/* The health summary for the mount's status file: every check that is cheap
+ * enough to run on each read (no page-by-page integrity check, backups not
+ * re-verified, one sample of the locks). Safe inside a process that holds
+ * SQLite connections and the archiver lock (see above). Write it with
+ * sqlenvfs_doctor_report_to_json(report, TRUE, j). NULL and *error as
+ * sqlenvfs_doctor_run. */
+SqlenvfsDoctorReport *sqlenvfs_doctor_health(SqlenvfsRoot *root, GError **error);
 
 /* Append a finding (used by the checks; exposed for tests). */
 void sqlenvfs_doctor_report_add(SqlenvfsDoctorReport *report, SqlenvfsSeverity severity,

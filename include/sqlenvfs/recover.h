@@ -89,8 +89,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRecoverReport, sqlenvfs_recover_report_fre
 SqlenvfsRecoverReport *sqlenvfs_recover_run(const char *source, const char *output,
                                             const SqlenvfsRecoverOptions *opts, GError **error);
 
-/* "1-5, 9, 12-40" from sorted, distinct rowids; at most @max_ranges ranges,
- * then ", ..." (exposed for tests). */
+/* "1-5, 9, 12-40" from sorted, distinct rowids ("-9..-4" when negative); at
+ * most @max_ranges ranges, then ", ..." (exposed for tests). NULL for none. */
 char *sqlenvfs_recover_format_ranges(const gint64 *rowids, gsize n, guint max_ranges);
 
 G_END_DECLS

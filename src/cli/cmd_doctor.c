@@ -11,6 +11,7 @@
 
 #include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/json.h"
 #include "sqlenvfs/timefmt.h"
 
 /* Print @text wrapped at spaces to @width columns; the cursor is at column
@@ -115,7 +116,14 @@ cmd_doctor(int argc, char **argv)
   report = sqlenvfs_doctor_run(root, full ? SQLENVFS_DOCTOR_FULL : SQLENVFS_DOCTOR_QUICK, &error);
   if (report == NULL)
     return cli_fail("doctor", error);
-  (void)json;
-  print_text(root, report, verbose);
+  if (json) {
+    g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
+    g_autofree char *text = NULL;
+    sqlenvfs_doctor_report_to_json(report, FALSE, j);
+    text = sqlenvfs_json_finish(j);
+    fputs(text, stdout);
+  } else {
+    print_text(root, report, verbose);
+  }
   return sqlenvfs_doctor_exit_status(report);
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/json.h"
 #include "sqlenvfs/recover.h"
 #include "sqlenvfs/util.h"
 
@@ -58,6 +59,55 @@ print_text(const SqlenvfsRecoverReport *r)
   if (r->n_rows_expected_lost > 0)
     printf(", at least %" G_GINT64_FORMAT " rows lost", r->n_rows_expected_lost);
   printf("; the new database passed integrity_check. The source was not modified.\n");
+}
+
+static void
+print_json(const SqlenvfsRecoverReport *r)
+{
+  g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
+  g_autofree char *text = NULL;
+
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "source", r->source);
+  sqlenvfs_json_member_string(j, "output", r->output);
+  sqlenvfs_json_member_string(j, "method", sqlenvfs_recover_method_name(r->method));
+  sqlenvfs_json_member_string(j, "method_note", r->method_note);
+  sqlenvfs_json_key(j, "damage");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < r->damage->len; i++)
+    sqlenvfs_json_string(j, g_ptr_array_index(r->damage, i));
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_key(j, "tables");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < r->tables->len; i++) {
+    const SqlenvfsRecoveredTable *t = g_ptr_array_index(r->tables, i);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "name", t->name);
+    sqlenvfs_json_member_int(j, "rows_recovered", t->n_recovered);
+    if (t->n_expected >= 0) {
+      sqlenvfs_json_member_int(j, "rows_expected", t->n_expected);
+      sqlenvfs_json_member_int(j, "rows_lost", MAX(t->n_expected - t->n_recovered, 0));
+    } else {
+      sqlenvfs_json_member_null(j, "rows_expected");
+      sqlenvfs_json_member_null(j, "rows_lost");
+    }
+    sqlenvfs_json_member_string(j, "expected_from", t->expected_from);
+    sqlenvfs_json_member_string(j, "missing_rowids", t->missing_rowids);
+    sqlenvfs_json_member_string(j, "note", t->note);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_member_int(j, "lost_and_found_rows", r->n_lost_and_found);
+  sqlenvfs_json_key(j, "problems");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < r->problems->len; i++)
+    sqlenvfs_json_string(j, g_ptr_array_index(r->problems, i));
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_member_int(j, "rows_recovered", r->n_rows_recovered);
+  sqlenvfs_json_member_int(j, "rows_known_lost", r->n_rows_expected_lost);
+  sqlenvfs_json_end_object(j);
+  text = sqlenvfs_json_finish(j);
+  fputs(text, stdout);
 }
 
 int
@@ -126,7 +176,9 @@ cmd_recover(int argc, char **argv)
   cli_progress_done();
   if (report == NULL)
     return cli_fail("recover", error);
-  (void)json;
-  print_text(report);
+  if (json)
+    print_json(report);
+  else
+    print_text(report);
   return CLI_OK;
 }

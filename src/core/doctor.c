@@ -27,7 +27,12 @@
  *       other checks still run.
  */
 #include "sqlenvfs/doctor.h"
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/json.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
 #include <dirent.h>
@@ -221,6 +226,42 @@ lock_matches(const SqlenvfsProcLock *lk, dev_t dev, ino_t ino)
          lk->dev_minor == (guint64)minor(dev);
 }
 
+/* A process other than this one that has the file (@dev, @ino) open; 0 if none. */
+static int
+find_opener(dev_t dev, ino_t ino)
+{
+  DIR *proc = opendir("/proc");
+  struct dirent *ent;
+  int found = 0, self = (int)getpid();
+
+  if (proc == NULL)
+    return 0;
+  while (found == 0 && (ent = readdir(proc)) != NULL) {
+    char *end;
+    long pid = strtol(ent->d_name, &end, 10);
+    g_autofree char *fddir = NULL;
+    DIR *fds;
+    struct dirent *fe;
+
+    if (*end != '\0' || pid <= 0 || pid == self)
+      continue;
+    fddir = g_strdup_printf("/proc/%ld/fd", pid);
+    if ((fds = opendir(fddir)) == NULL)
+      continue;
+    while ((fe = readdir(fds)) != NULL) {
+      struct stat st;
+      if (fe->d_name[0] != '.' && fstatat(dirfd(fds), fe->d_name, &st, 0) == 0 &&
+          st.st_dev == dev && st.st_ino == ino) {
+        found = (int)pid;
+        break;
+      }
+    }
+    closedir(fds);
+  }
+  closedir(proc);
+  return found;
+}
+
 int
 sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
 {
@@ -234,8 +275,16 @@ sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
     return -1;
   for (guint i = 0; i < locks->len; i++) {
     const SqlenvfsProcLock *lk = &g_array_index(locks, SqlenvfsProcLock, i);
-    if (!lk->is_posix && !lk->is_waiting && lock_matches(lk, st.st_dev, st.st_ino))
-      return lk->pid;
+    if (!lk->is_posix && !lk->is_waiting && lock_matches(lk, st.st_dev, st.st_ino)) {
+      g_autofree char *proc = g_strdup_printf("/proc/%d", lk->pid);
+      int holder;
+      if (lk->pid > 0 && g_file_test(proc, G_FILE_TEST_IS_DIR))
+        return lk->pid;
+      /* The process that took the lock is gone, but a child that inherited
+       * the descriptor still holds it: name a process that has it open. */
+      holder = find_opener(st.st_dev, st.st_ino);
+      return holder > 0 ? holder : lk->pid;
+    }
   }
   return 0;
 }
@@ -440,6 +489,8 @@ typedef struct {
   int archiver_pid; /* 0: none */
   guint64 prod_bytes; /* sum of production database sizes */
   guint64 largest_db;
+  GPtrArray *backups; /* SqlenvfsStoredCopy *, oldest first; NULL: unreadable */
+  char *backups_error;
 } Ctx;
 
 /* Collect up to @max rows of a check pragma ("ok" alone means none). */
@@ -454,8 +505,13 @@ run_check(sqlite3 *db, gboolean full, GPtrArray *problems, const char *path, GEr
     return sqlenvfs_error_sqlite(error, db, rc, "check", path);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const char *msg = (const char *)sqlite3_column_text(st, 0);
-    if (msg && strcmp(msg, "ok") != 0)
-      g_ptr_array_add(problems, g_strdup(msg));
+    g_auto(GStrv) lines = g_strsplit(msg ? msg : "", "\n", -1);
+    if (msg == NULL || strcmp(msg, "ok") == 0)
+      continue;
+    /* One row may hold several lines, headed by "*** in database main ***". */
+    for (char **l = lines; *l; l++)
+      if (**l && !g_str_has_prefix(*l, "*** in database") && problems->len < 20)
+        g_ptr_array_add(problems, g_strdup(*l));
   }
   if (rc != SQLITE_DONE)
     return sqlenvfs_error_sqlite(error, db, rc, "check", path);
@@ -638,6 +694,167 @@ report_processes(Ctx *c, const DbFiles *d, GArray *seen, GArray *seen_again)
                              open_by->str);
 }
 
+/* "3 h 12 min", "2 days 4 h", "45 s". */
+static char *
+format_age(gint64 us)
+{
+  gint64 s = us / G_USEC_PER_SEC;
+  if (s < 0)
+    s = 0;
+  if (s < 120)
+    return g_strdup_printf("%" G_GINT64_FORMAT " s", s);
+  if (s < 2 * 3600)
+    return g_strdup_printf("%" G_GINT64_FORMAT " min", s / 60);
+  if (s < 2 * 86400)
+    return g_strdup_printf("%" G_GINT64_FORMAT " h %" G_GINT64_FORMAT " min", s / 3600,
+                           (s % 3600) / 60);
+  return g_strdup_printf("%" G_GINT64_FORMAT " days %" G_GINT64_FORMAT " h", s / 86400,
+                         (s % 86400) / 3600);
+}
+
+/* The environment marker: production must say production, development must
+ * say development (SPEC §3). */
+static void
+check_marker(Ctx *c, const DbFiles *d, sqlite3 *db, gboolean is_prod)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *env = NULL;
+  const char *want = is_prod ? SQLENVFS_ENV_PRODUCTION : SQLENVFS_ENV_DEVELOPMENT;
+
+  if (!sqlenvfs_env_read(db, &env, d->path, &error)) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "environment", d->subject,
+                               d->path, "see the integrity finding; the marker table may be damaged",
+                               "the environment marker cannot be read: %s", error->message);
+  } else if (env == NULL) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "environment", d->subject, d->path,
+      is_prod ? "if this is production, mark it: recreate it with `sqlenvfs init` or copy the "
+                "data into a database made by init; refresh-dev refuses an unmarked source "
+                "unless --force"
+              : "run `sqlenvfs refresh-dev`: it rebuilds development from production and marks it",
+      "the database has no environment marker (_environment table): tools cannot tell it is %s",
+      want);
+  } else if (strcmp(env, want) != 0) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "environment", d->subject, d->path,
+      is_prod ? "find out how the files were swapped before anything writes to it; put the real "
+                "production database back (`sqlenvfs restore --time latest --output ...`)"
+              : "run `sqlenvfs refresh-dev`: it replaces development with a copy marked "
+                "development (with --force if production's own marker is wrong too)",
+      "the database in the %s place is marked '%s', not '%s'", is_prod ? "production" : "development",
+      env, want);
+  } else {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "environment", d->subject, d->path,
+                               "nothing to do", "marked %s", env);
+  }
+}
+
+/* The newest backup of @name that passes verification, and its age. */
+static void
+check_backups(Ctx *c, const DbFiles *d, const char *name)
+{
+  const int max_h = c->settings->backup_max_age_hours;
+  gboolean verify = !(c->flags & SQLENVFS_DOCTOR_NO_INTEGRITY);
+  const char *dir = sqlenvfs_root_path(c->root, SQLENVFS_DIR_DAILY);
+  gint64 now = sqlenvfs_clock_now();
+  g_autofree char *backup_cmd = g_strdup_printf(
+    "take one now (`sqlenvfs backup`) and schedule it daily (cron: `0 2 * * * sqlenvfs backup "
+    "--root %s`)", sqlenvfs_root_dir(c->root));
+  guint n_bad = 0;
+
+  if (c->backups == NULL) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "backup", d->subject, dir,
+                               "check the directory's permissions and disk",
+                               "the backups cannot be listed: %s", c->backups_error);
+    return;
+  }
+  for (guint i = c->backups->len; i-- > 0;) {
+    const SqlenvfsStoredCopy *copy = g_ptr_array_index(c->backups, i);
+    const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, name);
+    g_autoptr(GError) error = NULL;
+    g_autofree char *age = NULL, *when = NULL;
+
+    if (sdb == NULL)
+      continue;
+    if (verify && !sqlenvfs_store_verify_db(sdb, &error)) {
+      n_bad++;
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", d->subject,
+                                 sdb->path,
+                                 "do not restore from it; take a new backup (`sqlenvfs backup`), "
+                                 "check the disk, and let `sqlenvfs prune` remove it once newer "
+                                 "copies exist",
+                                 "backup %s is damaged: %s", copy->name, error->message);
+      continue;
+    }
+    age = format_age(now - copy->time);
+    when = sqlenvfs_time_format_local(copy->time);
+    if (now - copy->time > (gint64)max_h * 3600 * G_USEC_PER_SEC) {
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "backup", d->subject, sdb->path, backup_cmd,
+        "the newest %sbackup is %s old (%s, %s), older than [doctor] backup-max-age-hours=%d: "
+        "the daily backup has stopped running%s",
+        verify ? "valid " : "", age, copy->name, when, max_h,
+        n_bad ? "; newer ones are damaged (above)" : "");
+    } else {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "backup", d->subject, sdb->path,
+                                 "nothing to do",
+                                 "the newest %sbackup is %s old (%s)%s", verify ? "valid " : "",
+                                 age, copy->name,
+                                 verify ? ", crc32 and integrity_check passed" : "");
+    }
+    return;
+  }
+  sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "backup", d->subject, dir,
+                             backup_cmd, "there is no %sbackup of %s%s", n_bad ? "valid " : "",
+                             name, n_bad ? " (every one is damaged)" : "");
+}
+
+/* How far the archive of @name reaches, and how far behind it is. */
+static void
+check_archive(Ctx *c, const DbFiles *d, const char *name)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_WAL), name,
+                                          NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(dir, &error);
+  gint64 now = sqlenvfs_clock_now();
+  gint64 alive, lag;
+  g_autofree char *lag_s = NULL, *when = NULL;
+
+  if (a == NULL) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
+                               "run `sqlenvfs verify` for details; check the disk",
+                               "the WAL archive cannot be read: %s", error->message);
+    return;
+  }
+  alive = sqlenvfs_archive_alive(a);
+  if (alive <= 0) {
+    sqlenvfs_doctor_report_add(
+      c->report, c->archiver_pid > 0 ? SQLENVFS_SEVERITY_OK : SQLENVFS_SEVERITY_WARNING,
+      "archive", d->subject, dir,
+      c->archiver_pid > 0 ? "nothing to do: the archiver picks the database up"
+                          : "start the archiver (`sqlenvfs archive`, or mount the root)",
+      "nothing is archived yet: no point in time can be restored");
+    return;
+  }
+  lag = MAX(now - alive, 0);
+  lag_s = format_age(lag);
+  when = sqlenvfs_time_format_local(alive);
+  if (c->archiver_pid > 0 && lag > 60 * G_USEC_PER_SEC) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
+      "look at the archiver's log and the mount's status file for the database's state (not "
+      "in WAL mode, out of space, a long write lock); restart it if it is stuck",
+      "the archiver runs but is %s behind: every commit is archived only up to %s", lag_s, when);
+  } else {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "archive", d->subject, dir,
+                               c->archiver_pid > 0 ? "nothing to do"
+                                                   : "start the archiver to extend the window",
+                               "every commit is archived up to %s (%s ago)%s", when, lag_s,
+                               c->archiver_pid > 0 ? "" : "; the archiver is not running");
+  }
+}
+
 static void
 check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 {
@@ -689,6 +906,7 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
     return;
   }
   wal_mode = g_ascii_strcasecmp(mode, "wal") == 0;
+  check_marker(c, d, db, is_prod);
 
   /* Integrity. */
   if (!(c->flags & SQLENVFS_DOCTOR_NO_INTEGRITY)) {
@@ -790,6 +1008,11 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
     seen_again = locks_of(d, locks2, wal_mode);
   check_wal(c, d, wal_mode, seen);
   report_processes(c, d, seen, seen_again);
+  if (is_prod) {
+    const char *name = d->subject + strlen("prod/");
+    check_archive(c, d, name);
+    check_backups(c, d, name);
+  }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -920,7 +1143,7 @@ static const KnownBug known_bugs[] = {
     "finishes a checkpoint, a second checkpoint starts at once, and a third connection's "
     "commit restarts the WAL while that second checkpoint runs, the WAL index can be left "
     "wrong and a later checkpoint can skip pages of a transaction: the database file is "
-    "corrupted. The timing is very narrow (SQLite found it by review, not from reports), "
+    "corrupted. The timing is very narrow and it is very rarely seen in practice, "
     "but the damage is silent until something reads the skipped pages",
     "upgrade the SQLite that sqlenvfs and every application use (3.51.3 or later, or the "
     "backports 3.44.6 / 3.50.7; applications often bundle their own SQLite: check each). "
@@ -1029,6 +1252,11 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "there is no production database (no *.db in data/prod)");
 
   check_archiver(&c, names->len);
+  c.backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &local);
+  if (c.backups == NULL) {
+    c.backups_error = g_strdup(local->message);
+    g_clear_error(&local);
+  }
 
   /* Locks: one sample, and a second one later if someone held a write lock. */
   locks1 = read_locks(&local);
@@ -1060,5 +1288,54 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
   }
   check_space(&c);
   check_sqlite(&c);
+  if (c.backups)
+    g_ptr_array_unref(c.backups);
+  g_free(c.backups_error);
   return g_steal_pointer(&report);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Output                                                                   */
+
+void
+sqlenvfs_doctor_report_to_json(const SqlenvfsDoctorReport *r, gboolean problems_only,
+                               SqlenvfsJson *j)
+{
+  g_autofree char *when = sqlenvfs_time_format_iso(r->checked_at);
+
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "status", sqlenvfs_severity_name(r->worst));
+  sqlenvfs_json_member_int(j, "exit_status", sqlenvfs_doctor_exit_status(r));
+  sqlenvfs_json_member_string(j, "checked_at", when);
+  sqlenvfs_json_member_string(j, "sqlite_version", sqlite3_libversion());
+  sqlenvfs_json_key(j, "counts");
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_uint(j, "ok", r->n_ok);
+  sqlenvfs_json_member_uint(j, "warning", r->n_warnings);
+  sqlenvfs_json_member_uint(j, "failure", r->n_failures);
+  sqlenvfs_json_end_object(j);
+  sqlenvfs_json_key(j, "findings");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < r->findings->len; i++) {
+    const SqlenvfsFinding *f = g_ptr_array_index(r->findings, i);
+    if (problems_only && f->severity == SQLENVFS_SEVERITY_OK)
+      continue;
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "severity", sqlenvfs_severity_name(f->severity));
+    sqlenvfs_json_member_string(j, "check", f->check);
+    sqlenvfs_json_member_string(j, "subject", f->subject);
+    sqlenvfs_json_member_string(j, "path", f->path);
+    sqlenvfs_json_member_string(j, "found", f->found);
+    sqlenvfs_json_member_string(j, "action", f->action);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_end_object(j);
+}
+
+SqlenvfsDoctorReport *
+sqlenvfs_doctor_health(SqlenvfsRoot *root, GError **error)
+{
+  return sqlenvfs_doctor_run(root, SQLENVFS_DOCTOR_NO_INTEGRITY | SQLENVFS_DOCTOR_NO_LOCK_WAIT,
+                             error);
 }

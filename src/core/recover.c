@@ -125,7 +125,8 @@ ranges_flush(Ranges *r)
     if (r->start == r->last)
       g_string_append_printf(r->out, "%" G_GINT64_FORMAT, r->start);
     else
-      g_string_append_printf(r->out, "%" G_GINT64_FORMAT "-%" G_GINT64_FORMAT, r->start, r->last);
+      g_string_append_printf(r->out, "%" G_GINT64_FORMAT "%s%" G_GINT64_FORMAT, r->start,
+                             r->start < 0 || r->last < 0 ? ".." : "-", r->last);
   }
   r->n_ranges++;
   r->open = FALSE;

@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# sqlenvfs doctor: each finding triggered for real — a second process holding
+# the write lock, a nearly full filesystem under the backups, a database over
+# the size threshold, a stale and a damaged backup, production not in WAL
+# mode, a damaged database, a wrong environment marker, no archiver — and the
+# exit status 0 / 1 / 2 for ok / warnings / failures. The doctor must never
+# take the archiver's lock nor change a database.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root
+P=$R/data/prod/app.db
+D=$R/data/dev/app.db
+cp "$SRCDIR/schema.sql" "$T/schema.sql"
+"$SQLENVFS" init --root "$R" --schema "$T/schema.sql" --demo --demo-events 3000 >/dev/null
+cat >"$R/sqlenvfs.conf" <<'EOF'
+[doctor]
+# This machine's SQLite has the WAL-reset bug; the test accepts the risk so
+# that a healthy root can come out all ok.
+acknowledged-bugs=wal-reset
+EOF
+"$SQLENVFS" backup --root "$R" >/dev/null
+
+# The doctor as JSON: sets $rc and writes $T/doc.json.
+doctor() {
+  rc=0
+  "$SQLENVFS" doctor --root "$R" --json "$@" >"$T/doc.json" || rc=$?
+}
+# Succeed when there is a finding SEVERITY CHECK SUBJECT whose "found" text
+# contains TEXT (or starts with it, for "^TEXT"); print it either way.
+finding() { # severity check subject [text]
+  python3 - "$T/doc.json" "$@" <<'PY'
+import json, sys
+doc = json.load(open(sys.argv[1]))
+sev, check, subject = sys.argv[2:5]
+text = sys.argv[5] if len(sys.argv) > 5 else ""
+for f in doc["findings"]:
+    if f["severity"] == sev and f["check"] == check and f["subject"] == subject:
+        assert f["action"], "finding without an action: %r" % f
+        print(f["found"])
+        ok = f["found"].startswith(text[1:]) if text.startswith("^") else text in f["found"]
+        sys.exit(0 if ok else 1)
+print("no %s %s finding for %s in: %s" % (sev, check, subject,
+      "; ".join("%s %s %s" % (f["severity"], f["check"], f["subject"]) for f in doc["findings"])),
+      file=sys.stderr)
+sys.exit(1)
+PY
+}
+status_of() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["status"], d["exit_status"])' "$T/doc.json"; }
+every_finding_has_action() {
+  python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); bad=[f for f in d["findings"] if not f["action"] or not f["found"]]; sys.exit(1 if bad else 0)' "$T/doc.json" \
+    || fail "a finding without what was found or what to do"
+}
+
+# The archiver holds the root's "archiver" lock (flock) while it runs. Until
+# a real archiver is started here, a process holding that lock stands in for
+# it: the doctor only looks at who holds the lock.
+start_archiver() {
+  mkdir -p "$R/.sqlenvfs"
+  : >>"$R/.sqlenvfs/archiver.lock"
+  python3 -c 'import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+time.sleep(600)' "$R/.sqlenvfs/archiver.lock" >/dev/null 2>&1 &
+  ARCH=$!
+  track_pid "$ARCH"
+  for _ in $(seq 100); do
+    flock -n "$R/.sqlenvfs/archiver.lock" true || return 0
+    sleep 0.05
+  done
+  fail "the stand-in archiver did not take its lock"
+}
+stop_archiver() { kill "$ARCH" 2>/dev/null; wait "$ARCH" 2>/dev/null || true; }
+
+# ---- healthy: exit 0 ---------------------------------------------------------
+start_archiver
+doctor
+assert_eq "$(status_of)" "ok 0" "doctor on a healthy root (JSON status, exit)"
+assert_eq "$rc" "0" "exit status on a healthy root"
+every_finding_has_action
+finding ok archiver root "pid $ARCH (python3) holds its lock" >/dev/null || fail "archiver holder not named: $(finding ok archiver root)"
+finding ok backup prod/app "crc32 and integrity_check passed" >/dev/null || fail "backup not verified"
+finding ok environment dev/app >/dev/null || fail "dev marker not checked"
+flock -n "$R/.sqlenvfs/archiver.lock" true && fail "the archiver's lock is free: the doctor released or never saw it"
+"$SQLENVFS" doctor --root "$R" >"$T/doc.txt" || fail "text doctor exit $?"
+grep -q "^0 failures, 0 warnings, [0-9]* ok$" "$T/doc.txt" || fail "text summary: $(tail -1 "$T/doc.txt")"
+pass "healthy root: every finding ok, exit 0; the archiver's lock stays with its holder"
+
+# ---- the archiver is not running: warning --------------------------------------
+stop_archiver
+doctor
+assert_eq "$(status_of)" "warning 1" "doctor without an archiver"
+assert_eq "$rc" "1" "exit status with a warning"
+finding warning archiver root "no archiver is running" >/dev/null || fail "archiver warning"
+start_archiver
+pass "no archiver: warning, exit 1"
+
+# ---- a second process holds the write lock ----------------------------------
+python3 - "$P" "$T/locked" >/dev/null 2>&1 <<'PY' &
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("BEGIN IMMEDIATE")
+con.execute("INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (111111111, 'LOCK', 'Tug')")
+open(sys.argv[2], "w").close()
+time.sleep(600)
+PY
+LOCKER=$!
+track_pid "$LOCKER"
+for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.1; done
+doctor
+assert_eq "$rc" "1" "exit status with a lock held"
+finding warning locks prod/app "pid $LOCKER (python3) held the write lock" >/dev/null || fail "lock holder not named: $(finding warning locks prod/app)"
+finding ok processes prod/app "pid $LOCKER (python3)" >/dev/null || fail "process holding the db open not named"
+finding ok locks dev/app >/dev/null 2>&1 && fail "a lock reported on dev/app"
+kill "$LOCKER"; wait "$LOCKER" 2>/dev/null || true
+assert_eq "$(sqlite3 "$P" 'SELECT count(*) FROM vessel_characteristics WHERE mmsi = 111111111')" "0" "the locker's uncommitted row"
+doctor
+assert_eq "$rc" "0" "exit status after the locker went"
+pass "a second process holding BEGIN IMMEDIATE: warning naming pid $LOCKER (python3)"
+
+# ---- database over the size threshold ------------------------------------------
+cp "$R/sqlenvfs.conf" "$T/conf.saved"
+printf 'size-warn-bytes=100000\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" "1" "exit status over the size threshold"
+finding warning size prod/app "over [doctor] size-warn-bytes" >/dev/null || fail "size warning"
+finding warning size dev/app >/dev/null || fail "size warning for dev"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+pass "database over size-warn-bytes: warning"
+
+# ---- backups: stale, missing, damaged -------------------------------------------
+B=$(ls -d "$R"/backups/prod/daily/2*)
+mv "$B" "$R/backups/prod/daily/20200101T000000Z"
+doctor
+assert_eq "$rc" "1" "exit status with a stale backup"
+finding warning backup prod/app "older than [doctor] backup-max-age-hours=26" >/dev/null || fail "stale backup"
+printf 'backup-max-age-hours=1000000\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" "0" "a backup within a larger max age"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(5000); b = f.read(1); f.seek(5000); f.write(bytes([b[0] ^ 0xff]))" "$R/backups/prod/daily/20200101T000000Z/app.db"
+doctor
+assert_eq "$rc" "2" "exit status with a damaged backup"
+finding failure backup prod/app "20200101T000000Z is damaged" >/dev/null || fail "damaged backup"
+finding warning backup prod/app "no valid backup" >/dev/null || fail "no valid backup left"
+rm -rf "$R/backups/prod/daily/20200101T000000Z"
+doctor
+finding warning backup prod/app "there is no backup of app" >/dev/null || fail "missing backup"
+"$SQLENVFS" backup --root "$R" >/dev/null
+doctor
+assert_eq "$rc" "0" "exit status after a new backup"
+pass "stale backup: warning; damaged backup: failure, exit 2; none: warning"
+
+# ---- a nearly full filesystem under the backups ---------------------------------
+python3 - "$P" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("CREATE TABLE IF NOT EXISTS filler(x BLOB)")
+con.executemany("INSERT INTO filler VALUES (?)", [(b"f" * 4000,) for _ in range(300)])
+con.commit()
+con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+con.close()
+PY
+mv "$R/backups" "$T/backups.real"
+mkdir "$R/backups"
+mount -t tmpfs -o size=512k tmpfs "$R/backups"
+_mounts+=("$R/backups")
+mkdir -p "$R/backups/prod/daily"
+doctor
+finding warning space backups "would not fit" >/dev/null || fail "space warning: $(cat "$T/doc.json" | head -50)"
+umount "$R/backups"
+rmdir "$R/backups"
+mv "$T/backups.real" "$R/backups"
+"$SQLENVFS" backup --root "$R" >/dev/null
+doctor
+assert_eq "$rc" "0" "exit status with the backups back on the big filesystem"
+pass "backups on a 512 KiB tmpfs: the next backup ($(stat -c %s "$P") bytes) would not fit, warning"
+
+# ---- production not in WAL mode -------------------------------------------------
+sqlite3 "$P" 'PRAGMA journal_mode=DELETE' >/dev/null
+doctor
+assert_eq "$rc" "2" "exit status with production not in WAL mode"
+finding failure journal prod/app "production is in delete journal mode, not WAL" >/dev/null || fail "journal failure"
+sqlite3 "$P" 'PRAGMA journal_mode=WAL' >/dev/null
+doctor
+assert_eq "$rc" "0" "exit status with WAL back"
+pass "production in rollback-journal mode: failure, exit 2"
+
+# ---- wrong environment marker -----------------------------------------------------
+sqlite3 "$D" "UPDATE _environment SET name = 'production'"
+doctor
+assert_eq "$rc" "2" "exit status with development marked production"
+finding failure environment dev/app "marked 'production', not 'development'" >/dev/null || fail "marker failure"
+sqlite3 "$D" "UPDATE _environment SET name = 'development'"
+pass "development marked production: failure"
+
+# ---- a damaged database; --full --------------------------------------------------
+cp -a "$R" "$T/root2"
+R2=$T/root2
+doctor --full
+finding ok integrity prod/app "^integrity_check found no problems" >/dev/null || fail "--full did not run integrity_check"
+page=$(sqlite3 "$R2/data/prod/app.db" "SELECT rootpage FROM sqlite_schema WHERE name = 'raw_vessel_events'")
+psize=$(sqlite3 "$R2/data/prod/app.db" 'PRAGMA page_size')
+python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(($page - 1) * $psize); f.write(b'\0' * $psize)" "$R2/data/prod/app.db"
+before=$(sha256sum "$R2/data/prod/app.db")
+rc=0
+"$SQLENVFS" doctor --root "$R2" --json >"$T/doc.json" || rc=$?
+assert_eq "$rc" "2" "exit status with a damaged production database"
+finding failure integrity prod/app "quick_check found" >/dev/null || fail "integrity failure: $(finding failure integrity prod/app 2>&1)"
+assert_eq "$(sha256sum "$R2/data/prod/app.db")" "$before" "damaged database after doctor"
+pass "damaged production database (page $page): failure, exit 2, file unchanged"
+
+# ---- bad input -----------------------------------------------------------------------
+expect_fail "unexpected argument" "$SQLENVFS" doctor --root "$R" extra
+expect_fail "no such directory" "$SQLENVFS" doctor --root "$T/missing"
+printf '[doctor]\nsize-warn-bytes=lots\n' >"$T/root2/sqlenvfs.conf"
+expect_fail "size-warn-bytes=lots" "$SQLENVFS" doctor --root "$T/root2"
+pass "bad input: one clear line"
