@@ -34,7 +34,8 @@ print_text(const SqlenvfsRecoverReport *r)
   printf("tables:\n");
   for (guint i = 0; i < r->tables->len; i++) {
     const SqlenvfsRecoveredTable *t = g_ptr_array_index(r->tables, i);
-    printf("  %-24s %" G_GINT64_FORMAT " rows recovered", t->name, t->n_recovered);
+    printf("  %-24s %" G_GINT64_FORMAT " row%s recovered", t->name, t->n_recovered,
+           t->n_recovered == 1 ? "" : "s");
     if (t->n_expected >= 0) {
       printf(" of %" G_GINT64_FORMAT " (counted from the %s)", t->n_expected, t->expected_from);
       if (t->n_expected > t->n_recovered)
