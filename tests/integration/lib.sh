@@ -42,7 +42,7 @@ expect_fail() {
   local err rc=0
   err=$("$@" 2>&1 >/dev/null) || rc=$?
   [ "$rc" -ne 0 ] || fail "expected failure of: $*"
-  echo "$err" | grep -Eq -- "$pattern" || fail "error of '$*' does not match /$pattern/: $err"
+  grep -Eq -- "$pattern" <<<"$err" || fail "error of '$*' does not match /$pattern/: $err"
   [ "$(printf '%s\n' "$err" | grep -cv '^Try ')" -eq 1 ] || fail "expected one error line from '$*', got: $err"
 }
 
