@@ -1228,6 +1228,7 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
             .flags = flags };
   gboolean any_writer = FALSE;
   guint n_denied;
+  g_autoptr(GPtrArray) missing_dev = g_ptr_array_new_with_free_func(g_free);
 
   if (!g_file_test(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), G_FILE_TEST_IS_DIR)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
@@ -1244,6 +1245,8 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
     g_ptr_array_add(dbs, db_files_new(ps, prod));
     if (g_file_test(dev, G_FILE_TEST_EXISTS))
       g_ptr_array_add(dbs, db_files_new(ds, dev));
+    else
+      g_ptr_array_add(missing_dev, g_steal_pointer(&dev));
   }
   if (names->len == 0)
     sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_WARNING, "databases", "root",
@@ -1285,6 +1288,15 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
   for (guint i = 0; i < dbs->len; i++) {
     DbFiles *d = g_ptr_array_index(dbs, i);
     check_db(&c, d, g_str_has_prefix(d->subject, "prod/"), locks1, locks2);
+  }
+  for (guint i = 0; i < missing_dev->len; i++) {
+    const char *path = g_ptr_array_index(missing_dev, i);
+    g_autofree char *base = g_path_get_basename(path);
+    g_autofree char *subject = g_strdup_printf("dev/%.*s", (int)strlen(base) - 3, base);
+    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_WARNING, "open", subject, path,
+                               "create it from production: `sqlenvfs refresh-dev`",
+                               "the development database is missing: there is nowhere to try "
+                               "changes but production");
   }
   check_space(&c);
   check_sqlite(&c);

@@ -195,6 +195,13 @@ finding failure environment dev/app "marked 'production', not 'development'" >/d
 sqlite3 "$D" "UPDATE _environment SET name = 'development'"
 pass "development marked production: failure"
 
+mv "$D" "$T/dev.saved"
+doctor
+assert_eq "$rc" "1" "exit status without a development database"
+finding warning open dev/app "development database is missing" >/dev/null || fail "missing dev"
+mv "$T/dev.saved" "$D"
+pass "development database missing: warning"
+
 # ---- a damaged database; --full --------------------------------------------------
 cp -a "$R" "$T/root2"
 R2=$T/root2
