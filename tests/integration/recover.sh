@@ -210,7 +210,24 @@ grep -q "^method: salvage: .*no-such-sqlite3) is not installed" report-nosh.txt 
 cmp -s <(dump_rows rec-nosh.db t) <(dump_rows rec-zeroed.db t) || fail "fallback salvage differs"
 pass "without a shell, the salvage is used and the report says why"
 
-# ---- 6. Bad input --------------------------------------------------------------
+# ---- 6. A database named by its name in a root ---------------------------------
+cp "$SRCDIR/schema.sql" schema.sql
+"$SQLENVFS" init --root "$T/root" --schema schema.sql --demo --demo-events 500 >/dev/null
+"$SQLENVFS" recover app --root "$T/root" --output by-name.db --json >report-name.json
+python3 - report-name.json "$T/root/data/prod/app.db" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["source"] == sys.argv[2], r["source"]
+t = {x["name"]: x for x in r["tables"]}
+assert t["raw_vessel_events"]["rows_recovered"] == 500, t
+assert t["raw_vessel_events"]["rows_expected"] == 500, t
+assert r["damage"] == [], r["damage"]
+PY
+assert_eq "$(sqlite3 by-name.db 'SELECT count(*) FROM raw_vessel_events')" "500" "rows recovered by name"
+expect_fail "production database .*nope.db does not exist" "$SQLENVFS" recover nope --root "$T/root" --output n.db
+pass "a production database named in a root; --json report"
+
+# ---- 7. Bad input --------------------------------------------------------------
 echo precious >exists.db
 expect_fail "already exists.*--force" "$SQLENVFS" recover zeroed.db --output exists.db
 assert_eq "$(cat exists.db)" "precious" "existing output untouched"
