@@ -83,7 +83,7 @@ typedef struct {
   /* COMMIT: capture time (after the commit frame was read).
    * GAP: when the new chain starts (its first scan began).
    * OUTAGE: when capture resumed (= the capture time of what follows).
-   * SEAL: when the segment was sealed. */
+   * SEAL: the time of the record before it (a seal never moves time on). */
   gint64 time;
   /* COMMIT: when the scan that captured it began: every commit that returned
    * before this time is in this record or an earlier one.

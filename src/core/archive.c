@@ -80,6 +80,7 @@
 #include <zlib.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
 #define SEG_MAGIC "SQEFSSEG"
@@ -1054,7 +1055,7 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
 {
   SqlenvfsArchiveEntry e = { 0 };
   e.type = SQLENVFS_ARCHIVE_SEAL;
-  e.time = MAX(sqlenvfs_clock_now(), w->last_time);
+  e.time = w->last_time; /* never later than what follows (invariant 6) */
   e.reason = w->seg_crc; /* the checksum of every byte before the seal */
   if (!write_simple(w, &e, NULL, 0, FALSE, error))
     return FALSE;
@@ -1594,10 +1595,11 @@ segment_fd(SqlenvfsArchive *a, guint si, GError **error)
 static gboolean
 corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why)
 {
+  g_autofree char *when = sqlenvfs_time_format_iso(e->time);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
               "archive segment %s is corrupt: record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
-              " %s (run `sqlenvfs verify`; times before this record can still be restored)",
-              path, e->seq, e->offset, why);
+              " %s (run `sqlenvfs verify`; times before %s can still be restored)",
+              path, e->seq, e->offset, why, when);
   return FALSE;
 }
 
