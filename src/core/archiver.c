@@ -1,0 +1,1601 @@
+/*
+ * archiver.c — continuous capture of every committed transaction of every
+ * production database into its WAL archive (archive.h).
+ *
+ * The design is DESIGN.md "The archiver's invariants"; in short, for each
+ * database the archiver holds four connections:
+ *
+ *   rd[0], rd[1]  alternately hold a read transaction, so that at every
+ *                 moment one of them pins a WAL read mark;
+ *   wlock         takes the write lock (BEGIN IMMEDIATE, writes nothing)
+ *                 while continuity is decided and during checkpoints;
+ *   ckpt          runs the archiver's PASSIVE checkpoints.
+ *
+ * None of them ever writes, and all are opened with
+ * SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, so that closing them never checkpoints or
+ * deletes the WAL; as long as they are open the last application connection
+ * closing cannot checkpoint-and-delete the WAL either (it needs an exclusive
+ * lock on the database file).
+ *
+ * Per database (function in brackets):
+ *
+ *   CLOSED --[db_open]--> CAPTURING
+ *      open the connections, begin a read transaction on rd[0], take the
+ *      write lock, decide continuity against the archive's last record
+ *      [decide], archive what the WAL holds [capture], record an OUTAGE or
+ *      a GAP (then ask for a snapshot), sync, rotate, release the write lock.
+ *   CAPTURING --[cycle]--> CAPTURING
+ *      woken by inotify (the -wal file was written) or the tick: read the
+ *      wal-index header; if it changed, archive the new commits up to its
+ *      mxFrame [capture], fsync [sqlenvfs_archive_writer_sync], note the
+ *      alive time, then [rotate]: begin a read transaction on the idle
+ *      connection and end the other one; run [checkpoint] when the WAL holds
+ *      checkpoint-pages frames or more.
+ *   CAPTURING --[db_close]--> CLOSED
+ *      the database file was replaced, the WAL removed under us, or an
+ *      error: everything is closed and db_open runs again after a delay; its
+ *      continuity check records a gap if anything may have been lost.
+ *
+ * Invariants (numbered as in DESIGN.md):
+ *   (1) A read transaction is ended only after every frame committed before
+ *       the new one began is archived: [rotate] is called only after a
+ *       [capture] that reached the wal-index's mxFrame, and the new
+ *       transaction begins before the old one ends. So whenever the archiver
+ *       holds no read mark other than slot 0, everything up to mxFrame is
+ *       archived, and a WAL restart (which needs every reader on slot 0)
+ *       never overwrites a frame that is not archived. A salt change seen
+ *       while CAPTURING is therefore always continuous.
+ *   (2) The cursor (the position after the last archived commit) advances
+ *       only after the commit's record is completely written; a failed write
+ *       leaves the cursor and the read transaction where they were, so the
+ *       frames stay in the WAL until a later attempt succeeds.
+ *   (3) Checkpoints hold the write lock from before the final capture until
+ *       after the rotation that follows the checkpoint.
+ *   (5) Continuity after a restart of the archiver (or a reopen) is decided
+ *       under the write lock: the same WAL generation whose frame at the
+ *       archive's last commit frame still has the archived checksum resumes
+ *       (with an OUTAGE record when commits were made meanwhile); anything
+ *       else is a gap.
+ *   (6) A commit's capture time is the wall time right after its commit
+ *       frame was read (so its COMMIT began before it); commits found while
+ *       holding the write lock are stamped with the time the lock was taken
+ *       (they were all committed before it).
+ *
+ * Reading: the -wal file through a private descriptor (it carries no POSIX
+ * locks); the wal-index header through SQLite's own shared-memory mapping
+ * (never a descriptor of ours on -shm: closing one would drop SQLite's
+ * locks). Layout of the wal-index header (SQLite file format §4.5, native
+ * byte order except the salts, which are copied from the WAL header): two
+ * copies of 48 bytes — isInit at 12, mxFrame at 16, nPage at 20,
+ * aFrameCksum at 24, aSalt at 32 — then nBackfill at byte 96.
+ */
+#include "sqlenvfs/archiver.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+#include "sqlenvfs/walfile.h"
+
+#define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
+#define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
+#define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
+#define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
+#define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
+#define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
+#define CKPT_LOCK_MS 100               /* waiting for it for a routine checkpoint         */
+#define READ_BUSY_MS 200
+#define WAL_BUF (4u << 20)
+#define PAGE_BUF (1u << 20)
+#define N_LATENCY 4096
+
+/* ------------------------------------------------------------------ */
+/* Reading the -wal file through a private descriptor, with a buffer.  */
+
+typedef struct {
+  int fd;
+  char *path;
+  ino_t ino;
+  guint8 *buf;
+  goffset buf_off;
+  gsize buf_len;
+} WalSource;
+
+static gssize
+wal_source_read(gpointer p, void *out, gsize len, goffset off, GError **error)
+{
+  WalSource *ws = p;
+  if (ws->buf_len > 0 && off >= ws->buf_off && off + (goffset)len <= ws->buf_off + (goffset)ws->buf_len) {
+    memcpy(out, ws->buf + (off - ws->buf_off), len);
+    return (gssize)len;
+  }
+  if (len >= WAL_BUF / 2) {
+    ssize_t n;
+    do
+      n = pread(ws->fd, out, len, off);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      sqlenvfs_error_errno(error, errno, "read", ws->path);
+      return -1;
+    }
+    return n;
+  }
+  {
+    ssize_t n;
+    do
+      n = pread(ws->fd, ws->buf, WAL_BUF, off);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      ws->buf_len = 0;
+      sqlenvfs_error_errno(error, errno, "read", ws->path);
+      return -1;
+    }
+    ws->buf_off = off;
+    ws->buf_len = (gsize)n;
+    len = MIN(len, (gsize)n);
+    memcpy(out, ws->buf, len);
+    return (gssize)len;
+  }
+}
+
+/* Frames may be rewritten between cycles (uncommitted ones): start afresh. */
+static void
+wal_source_invalidate(WalSource *ws)
+{
+  ws->buf_len = 0;
+}
+
+static void
+wal_source_close(WalSource *ws)
+{
+  if (ws->fd >= 0)
+    close(ws->fd);
+  ws->fd = -1;
+  ws->buf_len = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The wal-index header, through SQLite's mapping                       */
+
+typedef struct {
+  guint32 mx_frame;
+  guint32 n_pages;
+  guint32 salt1, salt2;
+  guint32 n_backfill;
+} ShmInfo;
+
+static guint32
+ne32(const guint8 *p)
+{
+  guint32 v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+static guint32
+be32(const guint8 *p)
+{
+  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
+
+/* FALSE when there is no mapping yet or the header is being written. */
+static gboolean
+read_shm(sqlite3 *db, ShmInfo *si)
+{
+  sqlite3_file *f = NULL;
+  void volatile *p = NULL;
+  guint8 h1[48], h2[48];
+  const volatile guint8 *shm;
+
+  if (db == NULL ||
+      sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+      f == NULL || f->pMethods == NULL || f->pMethods->iVersion < 2 ||
+      f->pMethods->xShmMap == NULL)
+    return FALSE;
+  if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &p) != SQLITE_OK || p == NULL)
+    return FALSE;
+  shm = p;
+  for (int attempt = 0; attempt < 16; attempt++) {
+    f->pMethods->xShmBarrier(f);
+    for (int i = 0; i < 48; i++)
+      h1[i] = shm[i];
+    f->pMethods->xShmBarrier(f);
+    for (int i = 0; i < 48; i++)
+      h2[i] = shm[48 + i];
+    f->pMethods->xShmBarrier(f);
+    si->n_backfill = *(const volatile guint32 *)(shm + 96);
+    if (h1[12] != 0 && memcmp(h1, h2, 48) == 0) {
+      si->mx_frame = ne32(h1 + 16);
+      si->n_pages = ne32(h1 + 20);
+      si->salt1 = be32(h1 + 32);
+      si->salt2 = be32(h1 + 36);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Databases                                                            */
+
+typedef enum {
+  REQ_SYNC,
+  REQ_CHECKPOINT,
+} ReqKind;
+
+typedef struct {
+  gint ref;
+  ReqKind kind;
+  char *db;           /* NULL: all            */
+  gint64 deadline;    /* monotonic            */
+  gboolean is_done;
+  GError *error;
+} Request;
+
+typedef struct {
+  gint64 v[N_LATENCY];
+  guint64 n;
+  gint64 max;
+} Latency;
+
+typedef struct _Db Db;
+
+struct _SqlenvfsArchiver {
+  SqlenvfsRoot *root;
+  int lock_fd;
+  char *prod_dir;
+  char *wal_dir;
+  gint64 segment_max;
+  guint32 checkpoint_pages;
+
+  int wake[2];        /* self-pipe: stop() and requests wake the loop */
+  gint stopping;      /* atomic */
+  gint running;       /* atomic */
+  int inotify_fd;
+  int watch;
+
+  GMutex lock;        /* protects requests, status fields, snapshot queue */
+  GCond cond;
+  GPtrArray *dbs;     /* Db *, sorted by name */
+  GPtrArray *requests;/* Request * waiting for the loop */
+
+  /* snapshots after a gap, taken by a worker thread */
+  GThread *snap_thread;
+  GQueue snap_queue;  /* char * names */
+  GCond snap_cond;
+  gboolean snap_busy;
+
+  guint8 *page_buf;
+  guint8 *wal_buf;    /* shared by every WalSource (one capture at a time) */
+};
+
+typedef enum {
+  PHASE_CLOSED,
+  PHASE_CAPTURING,
+} Phase;
+
+struct _Db {
+  SqlenvfsArchiver *a;
+  char *name, *path, *wal_path, *dir;
+  Phase phase;
+  gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
+  SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
+  gboolean is_dirty;         /* the WAL was written since the last cycle */
+  gint64 woken_at;           /* monotonic time of the first such event   */
+
+  sqlite3 *rd[2];
+  int active;                /* rd[] holding the read transaction, or -1 */
+  sqlite3 *ckpt, *wlock;
+  dev_t dev;
+  ino_t ino;
+  WalSource wal;
+  SqlenvfsArchiveWriter *w;
+  gboolean has_cur;
+  SqlenvfsWalCursor cur;
+  gboolean has_seen;
+  ShmInfo seen;
+  gint64 last_ckpt_try;
+
+  /* status (under a->lock) */
+  gint64 alive;
+  SqlenvfsArchiverState state;
+  char *message;
+  gint64 last_capture;
+  guint32 wal_frames, pending_frames;
+  guint64 commits, frames, bytes, gaps, checkpoints;
+  gboolean snapshot_pending;
+  Latency capture_lat, durable_lat;
+};
+
+const char *
+sqlenvfs_archiver_state_name(SqlenvfsArchiverState state)
+{
+  switch (state) {
+  case SQLENVFS_ARCHIVER_STARTING:
+    return "starting";
+  case SQLENVFS_ARCHIVER_CAPTURING:
+    return "capturing";
+  case SQLENVFS_ARCHIVER_NOT_WAL:
+    return "not-wal";
+  case SQLENVFS_ARCHIVER_MISSING:
+    return "missing";
+  case SQLENVFS_ARCHIVER_FAILING:
+    return "failing";
+  case SQLENVFS_ARCHIVER_STOPPED:
+    return "stopped";
+  }
+  return "unknown";
+}
+
+static void
+set_state(Db *d, SqlenvfsArchiverState state, const char *message)
+{
+  g_mutex_lock(&d->a->lock);
+  d->state = state;
+  g_free(d->message);
+  d->message = g_strdup(message);
+  g_mutex_unlock(&d->a->lock);
+}
+
+static void
+close_conn(sqlite3 **db)
+{
+  if (*db) {
+    sqlite3_exec(*db, "ROLLBACK", NULL, NULL, NULL);
+    sqlite3_close_v2(*db);
+    *db = NULL;
+  }
+}
+
+/* Close everything of @d (nothing is checkpointed). */
+static void
+db_close(Db *d, SqlenvfsGapReason reason)
+{
+  close_conn(&d->wlock);
+  close_conn(&d->ckpt);
+  close_conn(&d->rd[0]);
+  close_conn(&d->rd[1]);
+  d->active = -1;
+  wal_source_close(&d->wal);
+  if (d->w) {
+    g_autoptr(GError) error = NULL;
+    if (!sqlenvfs_archive_writer_sync(d->w, &error))
+      g_warning("archive of %s: %s", d->name, error->message);
+    g_clear_pointer(&d->w, sqlenvfs_archive_writer_free);
+  }
+  d->has_cur = FALSE;
+  d->has_seen = FALSE;
+  d->phase = PHASE_CLOSED;
+  if (reason != 0)
+    d->reopen_reason = reason;
+}
+
+static void
+db_free(Db *d)
+{
+  db_close(d, 0);
+  g_free(d->wal.path);
+  g_free(d->name);
+  g_free(d->path);
+  g_free(d->wal_path);
+  g_free(d->dir);
+  g_free(d->message);
+  g_free(d);
+}
+
+static Db *
+db_new(SqlenvfsArchiver *a, const char *name)
+{
+  Db *d = g_new0(Db, 1);
+  d->a = a;
+  d->name = g_strdup(name);
+  d->path = sqlenvfs_root_prod_db(a->root, name);
+  d->wal_path = g_strconcat(d->path, "-wal", NULL);
+  d->dir = g_build_filename(a->wal_dir, name, NULL);
+  d->active = -1;
+  d->wal.fd = -1;
+  d->wal.path = g_strdup(d->wal_path);
+  d->state = SQLENVFS_ARCHIVER_STARTING;
+  return d;
+}
+
+static gint
+cmp_db(gconstpointer pa, gconstpointer pb)
+{
+  const Db *x = *(Db *const *)pa, *y = *(Db *const *)pb;
+  return strcmp(x->name, y->name);
+}
+
+static Db *
+find_db(SqlenvfsArchiver *a, const char *name)
+{
+  for (guint i = 0; i < a->dbs->len; i++) {
+    Db *d = g_ptr_array_index(a->dbs, i);
+    if (strcmp(d->name, name) == 0)
+      return d;
+  }
+  return NULL;
+}
+
+/* Add the databases of data/prod that are not known yet. */
+static void
+discover(SqlenvfsArchiver *a)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(a->root);
+  gboolean added = FALSE;
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index(names, i);
+    if (find_db(a, name) == NULL) {
+      g_mutex_lock(&a->lock);
+      g_ptr_array_add(a->dbs, db_new(a, name));
+      g_mutex_unlock(&a->lock);
+      g_info("archiver: found production database %s", name);
+      added = TRUE;
+    }
+  }
+  if (added) {
+    g_mutex_lock(&a->lock);
+    g_ptr_array_sort(a->dbs, cmp_db);
+    g_mutex_unlock(&a->lock);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Connections and read transactions                                    */
+
+static sqlite3 *
+open_conn(Db *d, int busy_ms, GError **error)
+{
+  sqlite3 *db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_MUST_EXIST, error);
+  if (db == NULL)
+    return NULL;
+  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+  sqlite3_busy_timeout(db, busy_ms);
+  sqlite3_exec(db, "PRAGMA cache_size=16", NULL, NULL, NULL);
+  return db;
+}
+
+/* Begin a read transaction on @db. */
+static gboolean
+begin_read(Db *d, sqlite3 *db, GError **error)
+{
+  gint64 n;
+  if (!sqlenvfs_db_exec(db, "BEGIN", d->path, error))
+    return FALSE;
+  if (!sqlenvfs_db_query_int(db, "SELECT count(*) FROM sqlite_schema", &n, d->path, error)) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Invariant 1: the new read transaction begins before the old one ends.
+ * Call only after a capture that reached the wal-index's mxFrame. On
+ * failure the old transaction is kept. */
+static gboolean
+rotate(Db *d, GError **error)
+{
+  int next = d->active == 0 ? 1 : 0;
+  if (!begin_read(d, d->rd[next], error))
+    return FALSE;
+  if (d->active >= 0)
+    sqlite3_exec(d->rd[d->active], "ROLLBACK", NULL, NULL, NULL);
+  d->active = next;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Capture                                                              */
+
+typedef struct {
+  guint32 pgno, frame;
+} PageFrame;
+
+static int
+cmp_pgno_then_newest(const void *pa, const void *pb)
+{
+  const PageFrame *x = pa, *y = pb;
+  if (x->pgno != y->pgno)
+    return x->pgno < y->pgno ? -1 : 1;
+  return x->frame > y->frame ? -1 : x->frame < y->frame;
+}
+
+static int
+cmp_frame(const void *pa, const void *pb)
+{
+  const PageFrame *x = pa, *y = pb;
+  return x->frame < y->frame ? -1 : x->frame > y->frame;
+}
+
+static gboolean
+open_wal(Db *d, GError **error)
+{
+  struct stat st;
+  if (d->wal.fd >= 0)
+    return TRUE;
+  d->wal.fd = open(d->wal_path, O_RDONLY | O_CLOEXEC);
+  if (d->wal.fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open the WAL of", d->path);
+  if (fstat(d->wal.fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat", d->wal_path);
+    wal_source_close(&d->wal);
+    return FALSE;
+  }
+  d->wal.ino = st.st_ino;
+  d->wal.buf = d->a->wal_buf;
+  d->wal.buf_len = 0;
+  return TRUE;
+}
+
+static void
+latency_add(Latency *l, gint64 us)
+{
+  l->v[l->n % N_LATENCY] = us;
+  l->n++;
+  if (us > l->max)
+    l->max = us;
+}
+
+/* Write one commit's record: the newest version of each page it wrote, in
+ * frame order. The cursor is not touched here. */
+static gboolean
+write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_began,
+             guint64 *bytes, GError **error)
+{
+  const SqlenvfsWalHeader *h = &d->cur.hdr;
+  guint n = c->pgnos->len, kept = 0;
+  g_autofree PageFrame *pf = g_new(PageFrame, MAX(n, 1));
+  g_autofree guint32 *pgnos = NULL;
+  SqlenvfsArchiveEntry e = { 0 };
+  guint8 *buf = d->a->page_buf;
+  gsize used = 0;
+
+  for (guint i = 0; i < n; i++) {
+    pf[i].pgno = g_array_index(c->pgnos, guint32, i);
+    pf[i].frame = c->first_frame + i;
+  }
+  qsort(pf, n, sizeof *pf, cmp_pgno_then_newest);
+  for (guint i = 0; i < n; i++)
+    if (kept == 0 || pf[kept - 1].pgno != pf[i].pgno)
+      pf[kept++] = pf[i];
+  qsort(pf, kept, sizeof *pf, cmp_frame);
+  pgnos = g_new(guint32, MAX(kept, 1));
+  for (guint i = 0; i < kept; i++)
+    pgnos[i] = pf[i].pgno;
+
+  e.time = captured;
+  e.aux_time = scan_began;
+  e.flags = h->big_endian_cksum ? SQLENVFS_ARCHIVE_BIG_ENDIAN_CKSUM : 0;
+  e.page_size = h->page_size;
+  e.db_pages = c->db_pages;
+  e.n_pages = kept;
+  e.salt1 = h->salt1;
+  e.salt2 = h->salt2;
+  e.ckpt_seq = h->ckpt_seq;
+  e.first_frame = c->first_frame;
+  e.commit_frame = c->commit_frame;
+  e.cksum1 = c->cksum1;
+  e.cksum2 = c->cksum2;
+  if (!sqlenvfs_archive_writer_begin_commit(d->w, &e, pgnos, error))
+    return FALSE;
+  for (guint i = 0; i < kept; i++) {
+    gssize got;
+    if (used + h->page_size > PAGE_BUF) {
+      if (!sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
+        return FALSE;
+      used = 0;
+    }
+    got = wal_source_read(&d->wal, buf + used, h->page_size,
+                          sqlenvfs_wal_page_offset(h->page_size, pf[i].frame), error);
+    if (got != (gssize)h->page_size) {
+      if (got >= 0)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "read frame %u of %s: the file ended early", pf[i].frame, d->wal_path);
+      sqlenvfs_archive_writer_abort_commit(d->w);
+      return FALSE;
+    }
+    used += h->page_size;
+  }
+  if (used > 0 && !sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
+    return FALSE;
+  if (!sqlenvfs_archive_writer_end_commit(d->w, error))
+    return FALSE;
+  *bytes += (guint64)kept * h->page_size;
+  return TRUE;
+}
+
+typedef struct {
+  guint n_commits;
+  guint64 n_frames, n_bytes;
+  gboolean reached_end; /* everything committed (up to mxFrame) is archived */
+} CaptureResult;
+
+/* Archive every commit after the cursor, up to the wal-index's mxFrame
+ * (@si, or the last valid commit when NULL). @stamp: the capture time to
+ * give every commit (0: the time each is read). When @outage_from is
+ * non-NULL and *outage_from > 0, an OUTAGE record precedes the first commit
+ * (and *outage_from is reset). */
+static gboolean
+capture(Db *d, const ShmInfo *si, gint64 stamp, gint64 *outage_from, CaptureResult *res,
+        GError **error)
+{
+  SqlenvfsWalHeader h;
+  guint32 max = 0;
+  gint64 scan_began = stamp ? stamp : sqlenvfs_clock_now();
+
+  memset(res, 0, sizeof *res);
+  if (!open_wal(d, error))
+    return FALSE;
+  wal_source_invalidate(&d->wal);
+  if (!sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, error)) {
+    if (error && *error)
+      return FALSE;
+    /* No WAL header: empty (truncated by a checkpoint, or new). */
+    res->reached_end = si == NULL || si->mx_frame == 0;
+    return TRUE;
+  }
+  if (!d->has_cur || h.salt1 != d->cur.hdr.salt1 || h.salt2 != d->cur.hdr.salt2) {
+    /* A new WAL generation. While CAPTURING this is continuous by
+     * invariant 1; at open, decide() has already set the cursor. */
+    if (d->has_cur)
+      g_debug("archiver %s: WAL restarted (salts %08x/%08x -> %08x/%08x)", d->name,
+              d->cur.hdr.salt1, d->cur.hdr.salt2, h.salt1, h.salt2);
+    sqlenvfs_wal_cursor_init(&d->cur, &h);
+    d->has_cur = TRUE;
+  }
+  if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2)
+    max = si->mx_frame;
+  else if (si && si->mx_frame == 0)
+    max = 0;
+  if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2 && max < d->cur.next_frame) {
+    res->reached_end = TRUE;
+    return TRUE;
+  }
+  for (;;) {
+    SqlenvfsWalCommit c = { 0 };
+    SqlenvfsWalCursor saved = d->cur;
+    gint64 captured;
+    gboolean ok;
+
+    if (!sqlenvfs_wal_next_commit(wal_source_read, &d->wal, &d->cur, max, &c, error)) {
+      if (error && *error)
+        return FALSE;
+      break;
+    }
+    captured = stamp ? stamp : sqlenvfs_clock_now();
+    if (outage_from && *outage_from > 0) {
+      if (!sqlenvfs_archive_writer_add_outage(d->w, *outage_from, captured, error)) {
+        d->cur = saved;
+        sqlenvfs_wal_commit_clear(&c);
+        return FALSE;
+      }
+      {
+        g_autofree char *from = sqlenvfs_time_format_iso(*outage_from);
+        g_autofree char *to = sqlenvfs_time_format_iso(captured);
+        g_message("archiver %s: capture was down from %s to %s; nothing was lost (the WAL "
+                  "still held every commit), but times in between cannot be restored",
+                  d->name, from, to);
+      }
+      *outage_from = 0;
+    }
+    ok = write_commit(d, &c, captured, scan_began, &res->n_bytes, error);
+    res->n_frames += c.commit_frame - c.first_frame + 1;
+    sqlenvfs_wal_commit_clear(&c);
+    if (!ok) {
+      d->cur = saved; /* invariant 2 */
+      return FALSE;
+    }
+    res->n_commits++;
+  }
+  res->reached_end = si == NULL || si->salt1 != h.salt1 || si->salt2 != h.salt2 ||
+                     d->cur.next_frame > si->mx_frame;
+  if (si && !res->reached_end)
+    g_debug("archiver %s: WAL ends before the committed frame %u (at %u); retrying", d->name,
+            si->mx_frame, d->cur.next_frame);
+  return TRUE;
+}
+
+static gboolean
+note_alive(Db *d, gint64 t, gint64 step, GError **error)
+{
+  if (!sqlenvfs_archive_writer_set_alive(d->w, t, step, error))
+    return FALSE;
+  g_mutex_lock(&d->a->lock);
+  d->alive = sqlenvfs_archive_writer_alive(d->w);
+  g_mutex_unlock(&d->a->lock);
+  return TRUE;
+}
+
+/* Make the records durable, note the latencies (unless @woken < 0) and the
+ * alive time. */
+static gboolean
+finish_cycle(Db *d, const CaptureResult *res, gint64 scan_began, gint64 woken, GError **error)
+{
+  gint64 written = g_get_monotonic_time();
+  if (!sqlenvfs_archive_writer_sync(d->w, error))
+    return FALSE;
+  if (res->reached_end && !note_alive(d, scan_began, ALIVE_STEP_US, error))
+    return FALSE;
+  if (res->n_commits > 0) {
+    gint64 durable = g_get_monotonic_time();
+    g_mutex_lock(&d->a->lock);
+    for (guint i = 0; woken >= 0 && i < res->n_commits; i++) {
+      latency_add(&d->capture_lat, written - woken);
+      latency_add(&d->durable_lat, durable - woken);
+    }
+    d->commits += res->n_commits;
+    d->frames += res->n_frames;
+    d->bytes += res->n_bytes;
+    d->last_capture = sqlenvfs_archive_writer_last(d->w)->time;
+    g_mutex_unlock(&d->a->lock);
+    g_debug("archiver %s: %u commit(s), %" G_GUINT64_FORMAT " page(s) archived; capture "
+            "latency %.1f ms, durable %.1f ms",
+            d->name, res->n_commits, res->n_bytes / MAX(sqlenvfs_archive_writer_last(d->w)->page_size, 1),
+            woken >= 0 ? (written - woken) / 1000.0 : 0.0,
+            woken >= 0 ? (durable - woken) / 1000.0 : 0.0);
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening: the continuity decision (invariant 5)                       */
+
+/* Does frame @frame of the WAL described by @h carry the cumulative
+ * checksum (@ck1, @ck2)? */
+static gboolean
+frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, guint32 ck2)
+{
+  guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+  goffset off = sqlenvfs_wal_page_offset(h->page_size, frame) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  g_autoptr(GError) error = NULL;
+  if (wal_source_read(&d->wal, fh, sizeof fh, off, &error) != (gssize)sizeof fh)
+    return FALSE;
+  return be32(fh) != 0 && be32(fh + 4) != 0 && be32(fh + 8) == h->salt1 &&
+         be32(fh + 12) == h->salt2 && be32(fh + 16) == ck1 && be32(fh + 20) == ck2;
+}
+
+/* Decide whether the WAL continues the archive. Returns 0 when it does (the
+ * cursor is then set, or left unset for an empty WAL), else the gap's
+ * reason with *why describing it. */
+static SqlenvfsGapReason
+decide(Db *d, const ShmInfo *si, char **why)
+{
+  const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last_state(d->w);
+  SqlenvfsWalHeader h;
+  gboolean has_h;
+  g_autoptr(GError) error = NULL;
+
+  wal_source_invalidate(&d->wal);
+  has_h = sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, &error);
+  d->has_cur = FALSE;
+  if (last == NULL) {
+    *why = g_strdup("nothing was archived before");
+    return SQLENVFS_GAP_FIRST_START;
+  }
+  if (d->reopen_reason != 0) {
+    SqlenvfsGapReason r = d->reopen_reason;
+    *why = g_strdup(sqlenvfs_archive_gap_reason_text(r));
+    return r;
+  }
+  if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
+    if (!has_h) {
+      *why = g_strdup_printf("the WAL is empty; the last archived frame was %u of generation "
+                             "%08x/%08x", last->commit_frame, last->salt1, last->salt2);
+      return SQLENVFS_GAP_WAL_MISSING;
+    }
+    if (h.salt1 != last->salt1 || h.salt2 != last->salt2) {
+      *why = g_strdup_printf("the WAL is now generation %08x/%08x; the last archived frame "
+                             "was %u of generation %08x/%08x", h.salt1, h.salt2,
+                             last->commit_frame, last->salt1, last->salt2);
+      return SQLENVFS_GAP_WAL_RESTARTED;
+    }
+    if ((si && si->salt1 == h.salt1 && si->salt2 == h.salt2 && si->mx_frame < last->commit_frame) ||
+        !frame_matches(d, &h, last->commit_frame, last->cksum1, last->cksum2)) {
+      *why = g_strdup_printf("frame %u of WAL generation %08x/%08x is not the archived one",
+                             last->commit_frame, h.salt1, h.salt2);
+      return SQLENVFS_GAP_WAL_MISMATCH;
+    }
+    d->cur.hdr = h;
+    d->cur.next_frame = last->commit_frame + 1;
+    d->cur.cksum1 = last->cksum1;
+    d->cur.cksum2 = last->cksum2;
+    d->has_cur = TRUE;
+    return 0;
+  }
+  /* The last state is the start of a chain whose WAL held no commit. */
+  if (has_h && (last->salt1 | last->salt2) != 0 && h.salt1 == last->salt1 &&
+      h.salt2 == last->salt2 && last->commit_frame == 0) {
+    sqlenvfs_wal_cursor_init(&d->cur, &h);
+    d->has_cur = TRUE;
+    return 0;
+  }
+  *why = g_strdup("the WAL held no archived frame to check continuity against");
+  return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
+}
+
+static void queue_snapshot(SqlenvfsArchiver *a, Db *d);
+
+/* Open @d and start capturing (see the state machine at the top). FALSE
+ * with no error when the database cannot be captured now (its state says
+ * why); FALSE with *error on a failure. */
+static gboolean
+db_open(Db *d, GError **error)
+{
+  SqlenvfsArchiver *a = d->a;
+  g_autofree char *mode = NULL;
+  g_autofree char *why = NULL;
+  struct stat st;
+  ShmInfo si;
+  gboolean has_si;
+  SqlenvfsGapReason gap;
+  gint64 t_lock, prev_alive, outage_from = 0;
+  CaptureResult res;
+  int rc;
+
+  if (stat(d->path, &st) != 0) {
+    set_state(d, SQLENVFS_ARCHIVER_MISSING, "the database file does not exist");
+    return FALSE;
+  }
+  d->dev = st.st_dev;
+  d->ino = st.st_ino;
+  for (int i = 0; i < 2; i++)
+    if ((d->rd[i] = open_conn(d, READ_BUSY_MS, error)) == NULL)
+      return FALSE;
+  if ((d->ckpt = open_conn(d, CKPT_LOCK_MS, error)) == NULL ||
+      (d->wlock = open_conn(d, OPEN_LOCK_MS, error)) == NULL)
+    return FALSE;
+  sqlite3_exec(d->rd[0], "PRAGMA query_only=1", NULL, NULL, NULL);
+  sqlite3_exec(d->rd[1], "PRAGMA query_only=1", NULL, NULL, NULL);
+  if (!sqlenvfs_db_query_text(d->rd[0], "PRAGMA journal_mode", &mode, d->path, error))
+    return FALSE;
+  if (g_strcmp0(mode, "wal") != 0) {
+    g_autofree char *msg = g_strdup_printf(
+      "%s is not in WAL mode (journal_mode=%s), so its commits cannot be archived; switch "
+      "it with `PRAGMA journal_mode=WAL` (see `sqlenvfs doctor`)", d->path, mode ? mode : "?");
+    if (d->state != SQLENVFS_ARCHIVER_NOT_WAL)
+      g_warning("archiver: %s", msg);
+    db_close(d, 0);
+    set_state(d, SQLENVFS_ARCHIVER_NOT_WAL, msg);
+    return FALSE;
+  }
+  /* A read transaction first (it also creates an absent -wal). */
+  if (!begin_read(d, d->rd[0], error))
+    return FALSE;
+  d->active = 0;
+  if (!open_wal(d, error))
+    return FALSE;
+  d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, error);
+  if (d->w == NULL)
+    return FALSE;
+
+  /* Under the write lock: nothing commits, nothing restarts the WAL. */
+  rc = sqlite3_exec(d->wlock, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  if (rc != SQLITE_OK) {
+    sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock (to start archiving) of",
+                          d->path);
+    return FALSE;
+  }
+  t_lock = sqlenvfs_clock_now();
+  has_si = read_shm(d->rd[0], &si);
+  prev_alive = sqlenvfs_archive_writer_alive(d->w);
+  gap = decide(d, has_si ? &si : NULL, &why);
+  if (gap != 0) {
+    SqlenvfsArchiveEntry wal = { 0 };
+    SqlenvfsWalHeader h;
+    g_autoptr(GError) local = NULL;
+    wal_source_invalidate(&d->wal);
+    if (sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, &local)) {
+      wal.salt1 = h.salt1;
+      wal.salt2 = h.salt2;
+      wal.ckpt_seq = h.ckpt_seq;
+      wal.page_size = h.page_size;
+      wal.cksum1 = h.cksum1;
+      wal.cksum2 = h.cksum2;
+      wal.commit_frame = has_si && si.salt1 == h.salt1 && si.salt2 == h.salt2 ? si.mx_frame : 1;
+    }
+    if (!sqlenvfs_archive_writer_add_gap(d->w, t_lock, prev_alive, gap, why, &wal, error)) {
+      sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+      return FALSE;
+    }
+    if (gap == SQLENVFS_GAP_FIRST_START)
+      g_message("archiver %s: archiving starts", d->name);
+    else
+    {
+      g_autofree char *from = prev_alive ? sqlenvfs_time_format_iso(prev_alive) : g_strdup("?");
+      g_warning("archiver %s: GAP: %s (%s); transactions committed after %s may be lost and "
+                "times up to now cannot be restored; taking a fresh snapshot to start a new "
+                "recoverable window", d->name, sqlenvfs_archive_gap_reason_text(gap), why, from);
+    }
+    g_mutex_lock(&a->lock);
+    if (gap != SQLENVFS_GAP_FIRST_START)
+      d->gaps++;
+    g_mutex_unlock(&a->lock);
+  } else if (prev_alive > 0 && prev_alive < t_lock) {
+    outage_from = prev_alive; /* an OUTAGE precedes any commit found now */
+  }
+  d->reopen_reason = 0;
+  if (!capture(d, has_si ? &si : NULL, t_lock, &outage_from, &res, error) ||
+      !finish_cycle(d, &res, t_lock, -1, error)) {
+    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  if (!rotate(d, error)) {
+    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+  sqlite3_busy_timeout(d->wlock, CKPT_LOCK_MS);
+  if (has_si)
+    d->seen = si;
+  d->has_seen = has_si;
+  d->phase = PHASE_CAPTURING;
+  set_state(d, SQLENVFS_ARCHIVER_CAPTURING, NULL);
+  g_message("archiver %s: capturing (%s; %u commit(s) archived from the WAL on start)", d->name,
+            gap == SQLENVFS_GAP_FIRST_START ? "first start"
+            : gap != 0                      ? "a new chain after a gap"
+                                            : "resumed without a gap",
+            res.n_commits);
+  if (gap != 0)
+    queue_snapshot(a, d);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Cycles and checkpoints                                               */
+
+/* Has the database file or its WAL been replaced or removed? Returns the
+ * reason to close, or 0. */
+static SqlenvfsGapReason
+check_identity(Db *d)
+{
+  struct stat st;
+  if (stat(d->path, &st) != 0 || st.st_ino != d->ino || st.st_dev != d->dev)
+    return SQLENVFS_GAP_DB_REPLACED;
+  if (d->wal.fd >= 0 && (stat(d->wal_path, &st) != 0 || st.st_ino != d->wal.ino))
+    return SQLENVFS_GAP_WAL_MISSING;
+  return 0;
+}
+
+/* The checkpoint of invariant 3. *done says whether every frame was copied
+ * (then the next writer restarts the WAL). */
+static gboolean
+checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
+{
+  int rc, n_log = 0, n_ckpt = 0;
+  CaptureResult res;
+  ShmInfo si;
+  gboolean has_si;
+  gint64 began;
+
+  *done = FALSE;
+  sqlite3_busy_timeout(d->wlock, lock_ms);
+  rc = sqlite3_exec(d->wlock, "BEGIN IMMEDIATE", NULL, NULL, NULL);
+  sqlite3_busy_timeout(d->wlock, CKPT_LOCK_MS);
+  if (rc != SQLITE_OK)
+    return sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock to checkpoint",
+                                 d->path);
+  began = sqlenvfs_clock_now();
+  has_si = read_shm(d->rd[d->active], &si);
+  if (!capture(d, has_si ? &si : NULL, 0, NULL, &res, error) ||
+      !finish_cycle(d, &res, began, g_get_monotonic_time(), error) ||
+      !res.reached_end || !rotate(d, error)) {
+    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+    if (error && *error == NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                  "checkpoint %s: the WAL could not be archived to its end", d->path);
+    return FALSE;
+  }
+  rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
+    sqlenvfs_error_sqlite(error, d->ckpt, rc, "checkpoint", d->path);
+    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  if (rc == SQLITE_OK && n_ckpt == n_log) {
+    /* Fully copied: move to a read transaction on slot 0 so that the next
+     * writer can restart the WAL (everything in it is archived). */
+    g_autoptr(GError) local = NULL;
+    if (!rotate(d, &local))
+      g_debug("archiver %s: %s", d->name, local->message);
+    *done = TRUE;
+  }
+  sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+  g_mutex_lock(&d->a->lock);
+  d->checkpoints++;
+  g_mutex_unlock(&d->a->lock);
+  g_debug("archiver %s: checkpoint: %d of %d frames copied", d->name, n_ckpt, n_log);
+  return TRUE;
+}
+
+/* One cycle (see the top). @force: archive even if the wal-index did not
+ * change. */
+static gboolean
+cycle(Db *d, gboolean force, GError **error)
+{
+  gint64 began = sqlenvfs_clock_now(), woken;
+  ShmInfo si;
+  gboolean has_si = read_shm(d->rd[d->active], &si), changed;
+  CaptureResult res;
+
+  changed = !has_si || !d->has_seen || si.mx_frame != d->seen.mx_frame ||
+            si.salt1 != d->seen.salt1 || si.salt2 != d->seen.salt2 ||
+            si.n_backfill != d->seen.n_backfill;
+  woken = d->is_dirty ? d->woken_at : g_get_monotonic_time();
+  d->is_dirty = FALSE;
+  if (!changed && !force) {
+    /* Nothing committed since the last complete cycle: capture is still
+     * complete as of @began. */
+    return note_alive(d, began, ALIVE_STEP_US, error);
+  }
+  if (!capture(d, has_si ? &si : NULL, 0, NULL, &res, error) ||
+      !finish_cycle(d, &res, began, woken, error))
+    return FALSE;
+  if (!res.reached_end) {
+    /* Keep the read mark: the rest is archived next time. */
+    g_mutex_lock(&d->a->lock);
+    d->pending_frames = has_si && si.mx_frame >= d->cur.next_frame ? si.mx_frame - d->cur.next_frame + 1 : 0;
+    g_mutex_unlock(&d->a->lock);
+    return TRUE;
+  }
+  if (!rotate(d, error))
+    return FALSE;
+  if (has_si) {
+    d->seen = si;
+    d->has_seen = TRUE;
+  }
+  g_mutex_lock(&d->a->lock);
+  d->wal_frames = has_si ? si.mx_frame : 0;
+  d->pending_frames = 0;
+  g_mutex_unlock(&d->a->lock);
+  if (has_si && si.mx_frame >= d->a->checkpoint_pages && si.n_backfill < si.mx_frame &&
+      g_get_monotonic_time() - d->last_ckpt_try >= TICK_US) {
+    gboolean done;
+    g_autoptr(GError) local = NULL;
+    d->last_ckpt_try = g_get_monotonic_time();
+    if (!checkpoint(d, CKPT_LOCK_MS, &done, &local)) {
+      if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
+        g_warning("archiver %s: %s", d->name, local->message);
+      else
+        g_debug("archiver %s: checkpoint postponed: %s", d->name, local->message);
+    }
+  }
+  return TRUE;
+}
+
+/* Run @fn on @d, turning a failure into a closed database retried later. */
+static void
+db_fail(Db *d, GError *error)
+{
+  g_warning("archiver %s: %s (retrying in %d s)", d->name, error->message,
+            (int)(RETRY_US / G_USEC_PER_SEC));
+  set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
+  db_close(d, 0);
+  d->retry_at = g_get_monotonic_time() + RETRY_US;
+}
+
+/* Bring a closed database up, or cycle a capturing one. */
+static void
+service(Db *d, gboolean force)
+{
+  g_autoptr(GError) error = NULL;
+  if (d->phase == PHASE_CLOSED) {
+    if (g_get_monotonic_time() < d->retry_at)
+      return;
+    if (!db_open(d, &error)) {
+      if (error)
+        db_fail(d, g_steal_pointer(&error));
+      else {
+        db_close(d, 0);
+        d->retry_at = g_get_monotonic_time() + RETRY_US;
+      }
+    }
+    return;
+  }
+  {
+    SqlenvfsGapReason why = check_identity(d);
+    if (why != 0) {
+      g_warning("archiver %s: %s; starting over", d->name, sqlenvfs_archive_gap_reason_text(why));
+      db_close(d, why);
+      set_state(d, SQLENVFS_ARCHIVER_STARTING, sqlenvfs_archive_gap_reason_text(why));
+      d->retry_at = 0;
+      service(d, FALSE);
+      return;
+    }
+  }
+  if (!cycle(d, force, &error))
+    db_fail(d, g_steal_pointer(&error));
+}
+
+/* ------------------------------------------------------------------ */
+/* Snapshots after a gap                                                */
+
+static gpointer
+snapshot_main(gpointer data)
+{
+  SqlenvfsArchiver *a = data;
+  g_mutex_lock(&a->lock);
+  while (!g_atomic_int_get(&a->stopping)) {
+    char *name = g_queue_pop_head(&a->snap_queue);
+    SqlenvfsStoredCopy *copy;
+    g_autoptr(GError) error = NULL;
+    Db *d;
+    if (name == NULL) {
+      g_cond_wait(&a->snap_cond, &a->lock);
+      continue;
+    }
+    a->snap_busy = TRUE;
+    g_mutex_unlock(&a->lock);
+    copy = sqlenvfs_store_create(a->root, SQLENVFS_KIND_SNAPSHOT, name, NULL, NULL, &error);
+    g_mutex_lock(&a->lock);
+    a->snap_busy = FALSE;
+    d = find_db(a, name);
+    if (copy) {
+      g_message("archiver %s: snapshot %s taken; a new recoverable window starts", name,
+                copy->name);
+      if (d)
+        d->snapshot_pending = FALSE;
+      sqlenvfs_stored_copy_free(copy);
+      g_free(name);
+    } else {
+      gint64 until = g_get_monotonic_time() + SNAPSHOT_RETRY_US;
+      g_warning("archiver %s: the snapshot after the gap failed: %s (retrying in %d s)", name,
+                error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
+      while (!g_atomic_int_get(&a->stopping) &&
+             g_cond_wait_until(&a->snap_cond, &a->lock, until))
+        ;
+      g_queue_push_tail(&a->snap_queue, name);
+    }
+  }
+  g_mutex_unlock(&a->lock);
+  return NULL;
+}
+
+static void
+queue_snapshot(SqlenvfsArchiver *a, Db *d)
+{
+  g_mutex_lock(&a->lock);
+  d->snapshot_pending = TRUE;
+  if (g_queue_find_custom(&a->snap_queue, d->name, (GCompareFunc)strcmp) == NULL)
+    g_queue_push_tail(&a->snap_queue, g_strdup(d->name));
+  if (a->snap_thread == NULL)
+    a->snap_thread = g_thread_new("sqlenvfs-snapshot", snapshot_main, a);
+  g_cond_broadcast(&a->snap_cond);
+  g_mutex_unlock(&a->lock);
+}
+
+/* ------------------------------------------------------------------ */
+/* Requests from other threads                                          */
+
+static void
+request_unref(Request *r)
+{
+  if (g_atomic_int_dec_and_test(&r->ref)) {
+    g_clear_error(&r->error);
+    g_free(r->db);
+    g_free(r);
+  }
+}
+
+static void
+request_finish(SqlenvfsArchiver *a, Request *r, GError *error)
+{
+  g_mutex_lock(&a->lock);
+  r->is_done = TRUE;
+  r->error = error;
+  g_cond_broadcast(&a->cond);
+  g_mutex_unlock(&a->lock);
+  request_unref(r);
+}
+
+static void
+serve_request(SqlenvfsArchiver *a, Request *r)
+{
+  GError *error = NULL;
+  guint n = 0;
+  for (guint i = 0; i < a->dbs->len && error == NULL; i++) {
+    Db *d = g_ptr_array_index(a->dbs, i);
+    if (r->db && strcmp(r->db, d->name) != 0)
+      continue;
+    if (r->db == NULL && d->state == SQLENVFS_ARCHIVER_MISSING)
+      continue;
+    n++;
+    if (d->phase != PHASE_CAPTURING) {
+      g_mutex_lock(&a->lock);
+      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                  "database %s is not being archived (%s%s%s)", d->name,
+                  sqlenvfs_archiver_state_name(d->state), d->message ? ": " : "",
+                  d->message ? d->message : "");
+      g_mutex_unlock(&a->lock);
+      break;
+    }
+    if (r->kind == REQ_SYNC) {
+      if (!cycle(d, TRUE, &error)) {
+        GError *copy = g_error_copy(error);
+        db_fail(d, copy);
+      }
+    } else {
+      gboolean done;
+      gint64 left_ms = MAX((r->deadline - g_get_monotonic_time()) / 1000, 1);
+      if (!checkpoint(d, (int)MIN(left_ms, G_MAXINT), &done, &error))
+        break;
+      if (!done)
+        g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                    "checkpoint %s: readers still use older parts of the WAL; try again later",
+                    d->path);
+    }
+  }
+  if (error == NULL && r->db && n == 0)
+    g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "no production database %s is being archived", r->db);
+  request_finish(a, r, error);
+}
+
+static gboolean
+submit(SqlenvfsArchiver *a, ReqKind kind, const char *db, gint64 timeout_us, GError **error)
+{
+  Request *r = g_new0(Request, 1);
+  gint64 deadline;
+  gboolean ok;
+  char c = 'r';
+
+  if (timeout_us <= 0)
+    timeout_us = 30 * G_USEC_PER_SEC;
+  deadline = g_get_monotonic_time() + timeout_us;
+  r->ref = 2;
+  r->kind = kind;
+  r->db = g_strdup(db);
+  r->deadline = deadline;
+  g_mutex_lock(&a->lock);
+  if (!g_atomic_int_get(&a->running) || g_atomic_int_get(&a->stopping)) {
+    g_mutex_unlock(&a->lock);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "the archiver is not running (start it with `sqlenvfs archive`)");
+    g_free(r->db);
+    g_free(r);
+    return FALSE;
+  }
+  g_ptr_array_add(a->requests, r);
+  g_mutex_unlock(&a->lock);
+  if (write(a->wake[1], &c, 1) < 0) {
+    /* The pipe is non-blocking: full means a wake-up is pending anyway. */
+  }
+  g_mutex_lock(&a->lock);
+  while (!r->is_done)
+    if (!g_cond_wait_until(&a->cond, &a->lock, deadline + G_USEC_PER_SEC))
+      break;
+  ok = r->is_done && r->error == NULL;
+  if (!r->is_done)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "the archiver did not finish %s within %d s",
+                kind == REQ_SYNC ? "archiving" : "the checkpoint",
+                (int)(timeout_us / G_USEC_PER_SEC));
+  else if (r->error)
+    g_propagate_error(error, g_error_copy(r->error));
+  g_mutex_unlock(&a->lock);
+  request_unref(r);
+  return ok;
+}
+
+gboolean
+sqlenvfs_archiver_sync(SqlenvfsArchiver *a, const char *db, gint64 timeout_us, GError **error)
+{
+  return submit(a, REQ_SYNC, db, timeout_us, error);
+}
+
+gboolean
+sqlenvfs_archiver_checkpoint(SqlenvfsArchiver *a, const char *db, gint64 timeout_us,
+                             GError **error)
+{
+  return submit(a, REQ_CHECKPOINT, db, timeout_us, error);
+}
+
+/* ------------------------------------------------------------------ */
+/* The loop                                                             */
+
+static gboolean
+watch_prod(SqlenvfsArchiver *a, GError **error)
+{
+  if (a->watch >= 0)
+    return TRUE;
+  a->watch = inotify_add_watch(a->inotify_fd, a->prod_dir,
+                               IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
+                                 IN_DELETE_SELF | IN_MOVE_SELF);
+  if (a->watch < 0)
+    return sqlenvfs_error_errno(error, errno, "watch (inotify)", a->prod_dir);
+  return TRUE;
+}
+
+/* Read the pending inotify events: mark databases whose WAL was written,
+ * and note that the directory changed. */
+static void
+read_events(SqlenvfsArchiver *a, gboolean *rescan)
+{
+  char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
+  gint64 now = g_get_monotonic_time();
+  for (;;) {
+    ssize_t n = read(a->inotify_fd, buf, sizeof buf);
+    if (n <= 0)
+      return;
+    for (char *p = buf; p < buf + n;) {
+      const struct inotify_event *ev = (const struct inotify_event *)p;
+      p += sizeof *ev + ev->len;
+      if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
+        if (ev->wd == a->watch) {
+          inotify_rm_watch(a->inotify_fd, a->watch);
+          a->watch = -1;
+        }
+        *rescan = TRUE;
+        continue;
+      }
+      if (ev->len == 0)
+        continue;
+      if (g_str_has_suffix(ev->name, ".db-wal")) {
+        g_autofree char *stem = g_strndup(ev->name, strlen(ev->name) - 7);
+        Db *d = find_db(a, stem);
+        if (d && !d->is_dirty) {
+          d->is_dirty = TRUE;
+          d->woken_at = now;
+        }
+        if (d == NULL || (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_CREATE | IN_MOVED_TO)))
+          *rescan = TRUE;
+      } else if (g_str_has_suffix(ev->name, ".db") &&
+                 (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))) {
+        *rescan = TRUE;
+      }
+    }
+  }
+}
+
+static void
+drain_wake(SqlenvfsArchiver *a)
+{
+  char buf[64];
+  while (read(a->wake[0], buf, sizeof buf) > 0)
+    ;
+}
+
+gboolean
+sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
+{
+  gint64 next_tick = 0, next_rescan = 0;
+  gboolean rescan = TRUE;
+
+  g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
+  a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+  if (a->inotify_fd < 0)
+    return sqlenvfs_error_errno(error, errno, "start inotify for", a->prod_dir);
+  if (!watch_prod(a, error)) {
+    close(a->inotify_fd);
+    a->inotify_fd = -1;
+    return FALSE;
+  }
+  g_atomic_int_set(&a->running, TRUE);
+  g_info("archiver: watching %s", a->prod_dir);
+
+  while (!g_atomic_int_get(&a->stopping)) {
+    struct pollfd fds[2] = { { a->inotify_fd, POLLIN, 0 }, { a->wake[0], POLLIN, 0 } };
+    gint64 now = g_get_monotonic_time();
+    int timeout_ms = (int)MAX((next_tick - now + 999) / 1000, 0);
+    GPtrArray *reqs;
+    gboolean tick;
+
+    if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+      g_warning("archiver: poll: %s", g_strerror(errno));
+      g_usleep(TICK_US);
+    }
+    if (fds[0].revents & POLLIN)
+      read_events(a, &rescan);
+    if (fds[1].revents & POLLIN)
+      drain_wake(a);
+    if (g_atomic_int_get(&a->stopping))
+      break;
+    now = g_get_monotonic_time();
+    if (rescan || now >= next_rescan) {
+      g_autoptr(GError) local = NULL;
+      if (a->watch < 0 && !watch_prod(a, &local))
+        g_debug("archiver: %s", local->message);
+      discover(a);
+      rescan = FALSE;
+      next_rescan = now + RESCAN_US;
+    }
+    tick = now >= next_tick;
+    if (tick)
+      next_tick = now + TICK_US;
+    for (guint i = 0; i < a->dbs->len; i++) {
+      Db *d = g_ptr_array_index(a->dbs, i);
+      if (d->is_dirty || tick || d->phase == PHASE_CLOSED)
+        service(d, FALSE);
+    }
+    g_mutex_lock(&a->lock);
+    reqs = a->requests;
+    a->requests = g_ptr_array_new();
+    g_mutex_unlock(&a->lock);
+    for (guint i = 0; i < reqs->len; i++)
+      serve_request(a, g_ptr_array_index(reqs, i));
+    g_ptr_array_unref(reqs);
+  }
+
+  /* Stop: a last capture of everything, then close without checkpointing. */
+  for (guint i = 0; i < a->dbs->len; i++) {
+    Db *d = g_ptr_array_index(a->dbs, i);
+    if (d->phase == PHASE_CAPTURING) {
+      g_autoptr(GError) local = NULL;
+      gint64 began = sqlenvfs_clock_now();
+      if (!cycle(d, TRUE, &local) || !note_alive(d, began, 0, &local))
+        g_warning("archiver %s: %s", d->name, local->message);
+    }
+    db_close(d, 0);
+    set_state(d, SQLENVFS_ARCHIVER_STOPPED, NULL);
+  }
+  g_mutex_lock(&a->lock);
+  g_atomic_int_set(&a->running, FALSE);
+  for (guint i = 0; i < a->requests->len; i++) {
+    Request *r = g_ptr_array_index(a->requests, i);
+    r->is_done = TRUE;
+    g_set_error(&r->error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED, "the archiver stopped");
+    request_unref(r);
+  }
+  g_ptr_array_set_size(a->requests, 0);
+  g_cond_broadcast(&a->cond);
+  g_cond_broadcast(&a->snap_cond);
+  g_mutex_unlock(&a->lock);
+  if (a->snap_thread) {
+    g_thread_join(a->snap_thread);
+    a->snap_thread = NULL;
+  }
+  close(a->inotify_fd);
+  a->inotify_fd = -1;
+  a->watch = -1;
+  return TRUE;
+}
+
+void
+sqlenvfs_archiver_stop(SqlenvfsArchiver *a)
+{
+  char c = 's';
+  g_atomic_int_set(&a->stopping, TRUE);
+  if (write(a->wake[1], &c, 1) < 0) {
+    /* non-blocking: a full pipe already wakes the loop */
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Setup and status                                                     */
+
+SqlenvfsArchiver *
+sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
+{
+  SqlenvfsArchiver *a;
+  const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
+  int fd = sqlenvfs_root_lock(root, "archiver", FALSE, error);
+
+  if (fd < 0)
+    return NULL;
+  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0755, error)) {
+    sqlenvfs_root_unlock(fd);
+    return NULL;
+  }
+  a = g_new0(SqlenvfsArchiver, 1);
+  a->root = root;
+  a->lock_fd = fd;
+  a->prod_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+  a->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
+  a->segment_max = s->segment_max_bytes;
+  a->checkpoint_pages = (guint32)CLAMP(s->checkpoint_pages, 1, G_MAXUINT32);
+  a->inotify_fd = -1;
+  a->watch = -1;
+  g_mutex_init(&a->lock);
+  g_cond_init(&a->cond);
+  g_cond_init(&a->snap_cond);
+  g_queue_init(&a->snap_queue);
+  a->dbs = g_ptr_array_new_with_free_func((GDestroyNotify)db_free);
+  a->requests = g_ptr_array_new();
+  a->page_buf = g_malloc(PAGE_BUF);
+  a->wal_buf = g_malloc(WAL_BUF);
+  a->wake[0] = a->wake[1] = -1;
+  if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    sqlenvfs_error_errno(error, errno, "create a pipe for", "the archiver");
+    sqlenvfs_archiver_free(a);
+    return NULL;
+  }
+  return a;
+}
+
+void
+sqlenvfs_archiver_free(SqlenvfsArchiver *a)
+{
+  if (a == NULL)
+    return;
+  g_return_if_fail(!g_atomic_int_get(&a->running));
+  g_ptr_array_unref(a->dbs);
+  g_ptr_array_unref(a->requests);
+  g_queue_clear_full(&a->snap_queue, g_free);
+  if (a->wake[0] >= 0)
+    close(a->wake[0]);
+  if (a->wake[1] >= 0)
+    close(a->wake[1]);
+  sqlenvfs_root_unlock(a->lock_fd);
+  g_mutex_clear(&a->lock);
+  g_cond_clear(&a->cond);
+  g_cond_clear(&a->snap_cond);
+  g_free(a->page_buf);
+  g_free(a->wal_buf);
+  g_free(a->prod_dir);
+  g_free(a->wal_dir);
+  g_free(a);
+}
+
+void
+sqlenvfs_archiver_db_status_free(SqlenvfsArchiverDbStatus *st)
+{
+  if (st == NULL)
+    return;
+  g_free(st->db);
+  g_free(st->message);
+  g_free(st);
+}
+
+static int
+cmp_i64(const void *pa, const void *pb)
+{
+  gint64 x = *(const gint64 *)pa, y = *(const gint64 *)pb;
+  return x < y ? -1 : x > y;
+}
+
+static void
+percentiles(const Latency *l, gint64 *p50, gint64 *p99, gint64 *max)
+{
+  guint n = (guint)MIN(l->n, (guint64)N_LATENCY);
+  g_autofree gint64 *v = NULL;
+  *p50 = *p99 = 0;
+  *max = l->max;
+  if (n == 0)
+    return;
+  v = g_memdup2(l->v, n * sizeof(gint64));
+  qsort(v, n, sizeof *v, cmp_i64);
+  *p50 = v[(n - 1) / 2];
+  *p99 = v[MIN(n - 1, (guint)((n * 99 + 99) / 100) - 1)];
+}
+
+GPtrArray *
+sqlenvfs_archiver_status(SqlenvfsArchiver *a)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_archiver_db_status_free);
+  gint64 now = sqlenvfs_clock_now();
+  g_mutex_lock(&a->lock);
+  for (guint i = 0; i < a->dbs->len; i++) {
+    Db *d = g_ptr_array_index(a->dbs, i);
+    SqlenvfsArchiverDbStatus *st = g_new0(SqlenvfsArchiverDbStatus, 1);
+    st->db = g_strdup(d->name);
+    st->state = d->state;
+    st->message = g_strdup(d->message);
+    st->last_capture_us = d->last_capture;
+    st->alive_us = d->alive;
+    st->lag_us = st->alive_us > 0 ? MAX(now - st->alive_us, 0) : 0;
+    st->wal_frames = d->wal_frames;
+    st->pending_frames = d->pending_frames;
+    st->commits = d->commits;
+    st->frames = d->frames;
+    st->bytes = d->bytes;
+    st->gaps = d->gaps;
+    st->checkpoints = d->checkpoints;
+    st->snapshot_pending = d->snapshot_pending;
+    st->n_latency = d->capture_lat.n;
+    percentiles(&d->capture_lat, &st->capture_p50_us, &st->capture_p99_us, &st->capture_max_us);
+    percentiles(&d->durable_lat, &st->durable_p50_us, &st->durable_p99_us, &st->durable_max_us);
+    g_ptr_array_add(out, st);
+  }
+  g_mutex_unlock(&a->lock);
+  return out;
+}
