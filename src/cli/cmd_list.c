@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sqlenvfs/json.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 #include "storecmd.h"
@@ -114,7 +115,7 @@ cmd_list(int argc, char **argv)
   if (root == NULL)
     return CLI_FAILED;
   report = sqlenvfs_store_list_report(root, &error);
-  if (report == NULL)
+  if (report == NULL || !sqlenvfs_restore_list_windows(root, report, &error))
     return cli_fail("list", error);
 
   if (as_json) {

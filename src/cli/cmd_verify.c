@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 
 int
@@ -17,8 +18,10 @@ cmd_verify(int argc, char **argv)
 
   if (!cli_parse(&argc, &argv, "",
                  "Check every backup and snapshot: each file's size and crc32 against its\n"
-                 "MANIFEST, then PRAGMA integrity_check. Prints one line per database copy,\n"
-                 "good or bad and why; exits non-zero if any is bad.",
+                 "MANIFEST, then PRAGMA integrity_check; and every WAL archive: each record's\n"
+                 "and each segment's checksum and the chain of segments. Prints one line per\n"
+                 "database copy and archive, or per bad file, and why; exits non-zero if any\n"
+                 "is bad.",
                  NULL))
     return CLI_USAGE;
   if (argc > 1)
@@ -26,7 +29,8 @@ cmd_verify(int argc, char **argv)
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
-  if (!sqlenvfs_store_verify_all(root, report, &error))
+  if (!sqlenvfs_store_verify_all(root, report, &error) ||
+      !sqlenvfs_restore_verify_archives(root, report, &error))
     return cli_fail("verify", error);
 
   if (report->checks->len == 0) {

@@ -1,0 +1,121 @@
+/*
+ * restore.h — point-in-time recovery: a production database as it was at a
+ * time T, rebuilt from a base (a backup or snapshot, store.h) and the WAL
+ * archive (archive.h). The rules are in docs/ARCHIVE.md ("Chains, outages
+ * and the recoverable window").
+ *
+ * Restoring to T gives exactly the state after the last transaction
+ * captured at or before T. A T outside the recoverable window — before its
+ * start, after the last archived time, inside a gap or an outage — is
+ * refused with SQLENVFS_ERROR_GAP naming the window, never answered with
+ * another state.
+ *
+ * Three entry points, cheapest first:
+ *   plan   resolve T to the exact state (its time, size, base): reads the
+ *          archive's index and the store's MANIFESTs, never page data;
+ *   image  the state as an SqlenvfsImage (image.h) for streaming reads: the
+ *          base file overlaid with, for each page, its last archived version
+ *          at or before T (each page once); every archived record it uses is
+ *          checked against its checksum first;
+ *   file   the image written to a file the way copies are (copy.h: temporary
+ *          file, integrity_check, fsync, rename).
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/image.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
+
+G_BEGIN_DECLS
+
+/* A recoverable window: every T in [from_us, to_us] can be restored. */
+typedef struct {
+  gint64 from_us, to_us;
+  char *note; /* why the time before from_us is not recoverable (or NULL) */
+} SqlenvfsRestoreWindow;
+
+void sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w);
+
+/* The recoverable windows of database @db, oldest first (SqlenvfsRestoreWindow
+ * *; empty when nothing is recoverable). NULL and *error only when the
+ * archive or the store cannot be read. */
+GPtrArray *sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error);
+
+typedef struct {
+  char *db;
+  gint64 target_us;       /* T; for `latest`, the end of the newest window       */
+  gint64 state_us;        /* capture time of the state restored (<= target_us)   */
+  guint64 state_seq;      /* archive sequence number of that state: two plans    */
+                          /* with the same db and state_seq give the same bytes  */
+  guint32 page_size;
+  guint32 n_pages;        /* database size in pages at T                         */
+  guint64 size;           /* page_size * n_pages                                 */
+  SqlenvfsCopyKind base_kind;
+  char *base_name;        /* the backup or snapshot entry, e.g. 20261128T161400Z */
+  char *base_path;        /* its <db>.db file                                    */
+  guint32 base_n_pages;
+  guint64 base_seq;       /* archive sequence number of the base's state         */
+  gint64 base_state_us;   /* its capture time                                    */
+  guint64 n_commits;      /* archived transactions applied on top of the base    */
+  guint64 archive_bytes;  /* bytes of archived records read to apply them        */
+} SqlenvfsRestorePlan;
+
+void sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRestorePlan, sqlenvfs_restore_plan_free)
+
+/* Resolve @t for database @db (NULL: the default database). NULL and *error:
+ * GAP when T is not recoverable (the message names the windows), NOT_FOUND
+ * for an unknown database, I/O errors reading the archive or the store. */
+SqlenvfsRestorePlan *sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db,
+                                           const SqlenvfsTime *t, GError **error);
+
+/* The state @plan describes, as an image reading the base file and archive
+ * segments (it owns its file handles). Reads and checks every archived record
+ * the state needs (progress: bytes of them read). NULL and *error:
+ * INTEGRITY naming the segment when a record is corrupt, GAP when the
+ * records are no longer there (pruned since the plan), I/O errors. */
+SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+                                      SqlenvfsProgressFunc progress, gpointer user,
+                                      GError **error);
+
+/* Write the state of @plan to @output (refusing an existing file unless
+ * @overwrite): temporary file beside it, integrity_check, fsync, rename. The
+ * file's mode is at most the base's. FALSE and *error with nothing left at
+ * @output. */
+gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+                                  const char *output, gboolean overwrite,
+                                  SqlenvfsProgressFunc progress, gpointer user, GError **error);
+
+/* For `list`: add the windows of every database that has a production file
+ * or an archive to @report (sqlenvfs_list_report_add_window). FALSE and
+ * *error when an archive cannot be read. */
+gboolean sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report,
+                                       GError **error);
+
+/* Names of the databases that have a production file or an archive, sorted. */
+GPtrArray *sqlenvfs_restore_list_dbs(SqlenvfsRoot *root);
+
+/* For `verify`: check the WAL archive of every database completely
+ * (sqlenvfs_archive_verify) and add one line per problem, naming the file,
+ * or one good line per archive, to @report (kind "wal-archive"). FALSE and
+ * *error only when an archive directory cannot be read. */
+gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,
+                                          GError **error);
+
+/* For `prune`: the keep hook of sqlenvfs_store_prune() (@user is the root):
+ * keeps a copy that is, for some database, the newest base at or before the
+ * start of the retained point-in-time period (pitr-keep-days) in its chain,
+ * or any base inside it when no older one exists. */
+gboolean sqlenvfs_restore_keep_base(const SqlenvfsStoredCopy *copy, gpointer user, char **why);
+
+/* For `prune`: remove archive segments of every database that no retained
+ * window needs: every record before the base state the retained period
+ * starts from. Adds the removed (or, with @dry_run, removable) segment paths
+ * to @removed. FALSE and *error on failure. */
+gboolean sqlenvfs_restore_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArray *removed,
+                                         GError **error);
+
+G_END_DECLS

@@ -1,0 +1,898 @@
+/*
+ * restore.c — point-in-time recovery from a base and the WAL archive.
+ *
+ * A *timeline* is what restores reason about: the archive's index (entries
+ * in sequence order), split into chains at GAP records, and every backup and
+ * snapshot of the database mapped to the archive entry whose state it holds:
+ *
+ *   - a base pinned with WAL frames (pos.frame != 0) holds the state after
+ *     the COMMIT with the same salts, commit frame and cumulative checksum;
+ *   - a base pinned while the WAL was empty (pos.frame == 0) holds the state
+ *     after the last record captured at or before pinned_at, provided the
+ *     chain covered pinned_at (the archiver was running and had not lost
+ *     track: not in a gap, not in an outage). While the archiver runs the
+ *     WAL is only emptied after everything in it was archived, so every
+ *     commit in that generation is in the base: the base is the state after
+ *     the last commit of that record's WAL generation.
+ *
+ * Invariants:
+ *   (1) A restore uses one base and the COMMIT records after its state in
+ *       the same chain, in sequence order, up to the target state; the
+ *       sequence numbers in between are consecutive (no record missing).
+ *   (2) A target time maps to exactly one state: the last COMMIT (or
+ *       state-bearing GAP) captured at or before it, inside a recoverable
+ *       window; anything else is an error naming the windows.
+ *   (3) Every record applied is checked against its checksum before the
+ *       image is returned; pages are overlaid oldest first so the last
+ *       version wins, and pages past a shrunken size read as zeros, as they
+ *       would from the truncated file.
+ */
+#include "sqlenvfs/restore.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/copy.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+typedef struct {
+  guint first;      /* index of its first entry (a GAP, or the archive's first) */
+  guint last;       /* index of its last entry                                  */
+  gint64 start;     /* time of its first entry                                  */
+  gint64 end;       /* last time it is complete to                              */
+  guint n_bases;
+  gint from_idx;    /* entry of its earliest base state, -1: none               */
+} Chain;
+
+typedef struct {
+  const SqlenvfsStoredCopy *copy;
+  const SqlenvfsStoredDb *sdb;
+  gint idx;         /* entry holding its state, -1: not in the archive */
+  guint chain;
+} Base;
+
+typedef struct {
+  gint64 from, to;
+  guint chain;
+  char *note;
+} Window;
+
+typedef struct {
+  char *db;
+  char *dir;
+  SqlenvfsArchive *a;
+  GPtrArray *copies; /* SqlenvfsStoredCopy *, owned */
+  GArray *bases;     /* Base */
+  GArray *chains;    /* Chain */
+  GArray *windows;   /* Window */
+  gint64 alive;
+} Timeline;
+
+static void
+window_clear(Window *w)
+{
+  g_free(w->note);
+}
+
+static void
+timeline_free(Timeline *tl)
+{
+  if (tl == NULL)
+    return;
+  g_free(tl->db);
+  g_free(tl->dir);
+  sqlenvfs_archive_free(tl->a);
+  if (tl->copies)
+    g_ptr_array_unref(tl->copies);
+  if (tl->bases)
+    g_array_unref(tl->bases);
+  if (tl->chains)
+    g_array_unref(tl->chains);
+  if (tl->windows)
+    g_array_unref(tl->windows);
+  g_free(tl);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Timeline, timeline_free)
+
+static const SqlenvfsArchiveEntry *
+E(const Timeline *tl, guint i)
+{
+  return sqlenvfs_archive_entry(tl->a, i);
+}
+
+/* The chain holding entry @i. */
+static guint
+chain_of(const Timeline *tl, guint i)
+{
+  guint lo = 0, hi = tl->chains->len;
+  while (hi - lo > 1) {
+    guint mid = lo + (hi - lo) / 2;
+    if (g_array_index(tl->chains, Chain, mid).first <= i)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* The last state entry of chain @c at or before time @t, or -1. */
+static gint
+state_at(const Timeline *tl, guint c, gint64 t)
+{
+  const Chain *ch = &g_array_index(tl->chains, Chain, c);
+  gint i = sqlenvfs_archive_find_time(tl->a, t);
+  if (i > (gint)ch->last)
+    i = (gint)ch->last;
+  for (; i >= (gint)ch->first; i--)
+    if (sqlenvfs_archive_entry_is_state(E(tl, (guint)i)))
+      return i;
+  return -1;
+}
+
+/* Is @t inside an outage of chain @c (strictly between its ends)? */
+static const SqlenvfsArchiveEntry *
+outage_at(const Timeline *tl, guint c, gint64 t)
+{
+  const Chain *ch = &g_array_index(tl->chains, Chain, c);
+  for (guint i = ch->first; i <= ch->last; i++) {
+    const SqlenvfsArchiveEntry *e = E(tl, i);
+    if (e->type == SQLENVFS_ARCHIVE_OUTAGE && e->aux_time < t && t < e->time)
+      return e;
+  }
+  return NULL;
+}
+
+static void
+build_chains(Timeline *tl)
+{
+  guint n = sqlenvfs_archive_n_entries(tl->a);
+  Chain cur = { 0 };
+  gboolean open = FALSE;
+
+  for (guint i = 0; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = E(tl, i);
+    if (e->type == SQLENVFS_ARCHIVE_GAP && open) {
+      g_array_append_val(tl->chains, cur);
+      open = FALSE;
+    }
+    if (!open) {
+      memset(&cur, 0, sizeof cur);
+      cur.first = i;
+      cur.start = e->time;
+      cur.from_idx = -1;
+      open = TRUE;
+    }
+    cur.last = i;
+  }
+  if (open)
+    g_array_append_val(tl->chains, cur);
+
+  /* Where each chain is complete to (docs/ARCHIVE.md). */
+  for (guint c = 0; c < tl->chains->len; c++) {
+    Chain *ch = &g_array_index(tl->chains, Chain, c);
+    gint64 end;
+    if (c + 1 < tl->chains->len)
+      end = E(tl, g_array_index(tl->chains, Chain, c + 1).first)->aux_time;
+    else
+      end = tl->alive;
+    for (guint i = ch->last + 1; i > ch->first; i--) {
+      const SqlenvfsArchiveEntry *e = E(tl, i - 1);
+      if (sqlenvfs_archive_entry_is_state(e) || e->type == SQLENVFS_ARCHIVE_COMMIT) {
+        end = MAX(end, e->time);
+        break;
+      }
+    }
+    ch->end = end;
+  }
+}
+
+/* The entry holding the state of @sdb, or -1 (see the top of the file). */
+static gint
+map_base(const Timeline *tl, const SqlenvfsStoredDb *sdb)
+{
+  const SqlenvfsWalPos *p = &sdb->pos;
+  guint n = sqlenvfs_archive_n_entries(tl->a);
+
+  if (g_strcmp0(sdb->journal_mode, "wal") != 0)
+    return -1;
+  if (p->frame != 0) {
+    for (guint i = n; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = E(tl, i - 1);
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == p->frame &&
+          e->salt1 == p->salt1 && e->salt2 == p->salt2 && e->cksum1 == p->cksum1 &&
+          e->cksum2 == p->cksum2)
+        return (gint)(i - 1);
+    }
+    return -1;
+  }
+  /* The WAL was empty when the base was pinned. */
+  for (guint c = 0; c < tl->chains->len; c++) {
+    const Chain *ch = &g_array_index(tl->chains, Chain, c);
+    gint s;
+    const SqlenvfsArchiveEntry *st;
+    if (p->pinned_at < ch->start || p->pinned_at > ch->end)
+      continue;
+    if (outage_at(tl, c, p->pinned_at))
+      return -1;
+    s = state_at(tl, c, p->pinned_at);
+    if (s < 0)
+      return -1;
+    st = E(tl, (guint)s);
+    if ((st->salt1 | st->salt2) == 0)
+      return s;
+    /* Every commit of that WAL generation was in the base. */
+    for (guint i = (guint)s + 1; i <= ch->last; i++) {
+      const SqlenvfsArchiveEntry *e = E(tl, i);
+      if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+        continue;
+      if (e->salt1 != st->salt1 || e->salt2 != st->salt2)
+        break;
+      s = (gint)i;
+    }
+    return s;
+  }
+  return -1;
+}
+
+/* Subtract the open interval (a, b) from the windows of chain @c. */
+static void
+cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
+{
+  for (guint i = 0; i < wins->len; i++) {
+    Window *w = &g_array_index(wins, Window, i);
+    Window tail;
+    if (w->chain != c || b <= w->from || a >= w->to)
+      continue;
+    tail.from = b;
+    tail.to = w->to;
+    tail.chain = c;
+    tail.note = g_strdup(note);
+    if (a >= w->from) {
+      w->to = a;
+      if (tail.from <= tail.to) {
+        g_array_insert_val(wins, i + 1, tail);
+        i++;
+      } else {
+        g_free(tail.note);
+      }
+    } else {
+      /* The outage covers the start. */
+      g_free(w->note);
+      *w = tail;
+      if (w->from > w->to) {
+        window_clear(w);
+        g_array_remove_index(wins, i);
+        i--;
+      }
+    }
+  }
+}
+
+static char *
+chain_note(Timeline *tl, guint c)
+{
+  const Chain *ch = &g_array_index(tl->chains, Chain, c);
+  const SqlenvfsArchiveEntry *e = E(tl, ch->first);
+  g_autofree char *text = NULL;
+  if (e->type != SQLENVFS_ARCHIVE_GAP)
+    return g_strdup("older archive segments were pruned");
+  if (e->reason == SQLENVFS_GAP_FIRST_START)
+    return g_strdup(sqlenvfs_archive_gap_reason_text(e->reason));
+  text = sqlenvfs_archive_read_gap_text(tl->a, e, NULL);
+  return g_strdup_printf("gap: %s%s%s%s", sqlenvfs_archive_gap_reason_text(e->reason),
+                         text && *text ? " (" : "", text && *text ? text : "",
+                         text && *text ? ")" : "");
+}
+
+static void
+build_windows(Timeline *tl)
+{
+  for (guint c = 0; c < tl->chains->len; c++) {
+    Chain *ch = &g_array_index(tl->chains, Chain, c);
+    Window w;
+    if (ch->from_idx < 0)
+      continue;
+    w.from = E(tl, (guint)ch->from_idx)->time;
+    w.to = ch->end;
+    w.chain = c;
+    w.note = chain_note(tl, c);
+    if (w.from > w.to) {
+      window_clear(&w);
+      continue;
+    }
+    g_array_append_val(tl->windows, w);
+    for (guint i = ch->first; i <= ch->last; i++) {
+      const SqlenvfsArchiveEntry *e = E(tl, i);
+      if (e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+        g_autofree char *from = sqlenvfs_time_format_iso(e->aux_time);
+        g_autofree char *to = sqlenvfs_time_format_iso(e->time);
+        g_autofree char *note =
+          g_strdup_printf("the archiver was down from %s to %s (nothing lost, but times in "
+                          "between cannot be told apart)", from, to);
+        cut_window(tl->windows, c, e->aux_time, e->time, note);
+      }
+    }
+  }
+}
+
+static gboolean
+add_copies(Timeline *tl, SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
+{
+  g_autoptr(GPtrArray) list = sqlenvfs_store_list(root, kind, error);
+  if (list == NULL)
+    return FALSE;
+  for (guint i = 0; i < list->len; i++)
+    g_ptr_array_add(tl->copies, g_steal_pointer(&list->pdata[i]));
+  return TRUE;
+}
+
+static Timeline *
+timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
+{
+  g_autoptr(Timeline) tl = g_new0(Timeline, 1);
+
+  tl->db = g_strdup(db);
+  tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  tl->a = sqlenvfs_archive_open(tl->dir, error);
+  if (tl->a == NULL)
+    return NULL;
+  tl->alive = sqlenvfs_archive_alive(tl->a);
+  tl->copies = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  if (!add_copies(tl, root, SQLENVFS_KIND_BACKUP, error) ||
+      !add_copies(tl, root, SQLENVFS_KIND_SNAPSHOT, error))
+    return NULL;
+  tl->bases = g_array_new(FALSE, FALSE, sizeof(Base));
+  tl->chains = g_array_new(FALSE, FALSE, sizeof(Chain));
+  tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
+  g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
+  build_chains(tl);
+  for (guint i = 0; i < tl->copies->len; i++) {
+    const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
+    const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, db);
+    Base b = { copy, sdb, -1, 0 };
+    if (sdb == NULL)
+      continue;
+    b.idx = tl->chains->len ? map_base(tl, sdb) : -1;
+    if (b.idx >= 0) {
+      Chain *ch;
+      b.chain = chain_of(tl, (guint)b.idx);
+      ch = &g_array_index(tl->chains, Chain, b.chain);
+      ch->n_bases++;
+      if (ch->from_idx < 0 || b.idx < ch->from_idx)
+        ch->from_idx = b.idx;
+    }
+    g_array_append_val(tl->bases, b);
+  }
+  build_windows(tl);
+  return g_steal_pointer(&tl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Windows and plans                                                    */
+
+void
+sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w)
+{
+  if (w == NULL)
+    return;
+  g_free(w->note);
+  g_free(w);
+}
+
+GPtrArray *
+sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
+{
+  g_autoptr(Timeline) tl = timeline_load(root, db, error);
+  GPtrArray *out;
+  if (tl == NULL)
+    return NULL;
+  out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_restore_window_free);
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    SqlenvfsRestoreWindow *rw = g_new0(SqlenvfsRestoreWindow, 1);
+    rw->from_us = w->from;
+    rw->to_us = w->to;
+    rw->note = g_strdup(w->note);
+    g_ptr_array_add(out, rw);
+  }
+  return out;
+}
+
+void
+sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan)
+{
+  if (plan == NULL)
+    return;
+  g_free(plan->db);
+  g_free(plan->base_name);
+  g_free(plan->base_path);
+  g_free(plan);
+}
+
+/* "[from, to], [from, to]" for messages. */
+static char *
+describe_windows(const Timeline *tl)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    g_autofree char *from = sqlenvfs_time_format_iso(w->from);
+    g_autofree char *to = sqlenvfs_time_format_iso(w->to);
+    g_string_append_printf(s, "%s%s to %s", i ? ", " : "", from, to);
+  }
+  return g_string_free(s, FALSE);
+}
+
+/* Why nothing at all can be restored. */
+static void
+set_nothing_error(const Timeline *tl, GError **error)
+{
+  if (sqlenvfs_archive_n_entries(tl->a) == 0)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: nothing is recoverable: the WAL archive %s is empty (run "
+                "`sqlenvfs archive` or mount the root to archive continuously)",
+                tl->db, tl->dir);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: nothing is recoverable yet: no backup or snapshot lies inside the "
+                "archived period (take one with `sqlenvfs snapshot` while the archiver runs)",
+                tl->db);
+}
+
+SqlenvfsRestorePlan *
+sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t, GError **error)
+{
+  g_autofree char *name = sqlenvfs_root_resolve_db(root, db, FALSE, error);
+  g_autoptr(Timeline) tl = NULL;
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+  const Window *win = NULL;
+  const Base *best = NULL;
+  gint64 target;
+  gint j;
+
+  if (name == NULL)
+    return NULL;
+  tl = timeline_load(root, name, error);
+  if (tl == NULL)
+    return NULL;
+  if (tl->windows->len == 0) {
+    g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
+    if (sqlenvfs_archive_n_entries(tl->a) == 0 && tl->bases->len == 0 &&
+        !g_file_test(prod, G_FILE_TEST_EXISTS)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "restore: there is no production database %s, and no archive or copy of it "
+                  "(see `sqlenvfs list`)", name);
+      return NULL;
+    }
+    set_nothing_error(tl, error);
+    return NULL;
+  }
+  target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    if (w->from <= target && target <= w->to)
+      win = w;
+  }
+  if (win == NULL) {
+    g_autofree char *when = sqlenvfs_time_format_iso(target);
+    g_autofree char *list = describe_windows(tl);
+    const Window *first = &g_array_index(tl->windows, Window, 0);
+    const Window *last = &g_array_index(tl->windows, Window, tl->windows->len - 1);
+    if (target < first->from)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
+                  name, when, list);
+    else if (target > last->to)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s is after the latest archived time (recoverable: %s); if the "
+                  "archiver is running, retry in a moment, or restore to `latest`",
+                  name, when, list);
+    else {
+      const char *why = NULL;
+      for (guint i = 0; i < tl->windows->len; i++)
+        if (g_array_index(tl->windows, Window, i).from > target) {
+          why = g_array_index(tl->windows, Window, i).note;
+          break;
+        }
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s falls in a gap of the archive and cannot be restored%s%s%s "
+                  "(recoverable: %s)",
+                  name, when, why ? " (" : "", why ? why : "", why ? ")" : "", list);
+    }
+    return NULL;
+  }
+
+  j = state_at(tl, win->chain, target);
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    if (b->idx < 0 || b->chain != win->chain || b->idx > j)
+      continue;
+    if (best == NULL || b->idx > best->idx ||
+        (b->idx == best->idx && b->copy->kind == SQLENVFS_KIND_SNAPSHOT))
+      best = b;
+  }
+  if (j < 0 || best == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "restore %s: internal inconsistency resolving the window (run `sqlenvfs verify`)",
+                name);
+    return NULL;
+  }
+
+  plan = g_new0(SqlenvfsRestorePlan, 1);
+  plan->db = g_strdup(name);
+  plan->target_us = target;
+  plan->state_us = E(tl, (guint)j)->time;
+  plan->state_seq = E(tl, (guint)j)->seq;
+  plan->page_size = best->sdb->pos.page_size;
+  plan->base_kind = best->copy->kind;
+  plan->base_name = g_strdup(best->copy->name);
+  plan->base_path = g_strdup(best->sdb->path);
+  plan->base_n_pages = best->sdb->pos.n_pages;
+  plan->base_seq = E(tl, (guint)best->idx)->seq;
+  plan->base_state_us = E(tl, (guint)best->idx)->time;
+  plan->n_pages = plan->base_n_pages;
+  for (gint i = best->idx + 1; i <= j; i++) {
+    const SqlenvfsArchiveEntry *e = E(tl, (guint)i);
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    plan->n_commits++;
+    plan->archive_bytes += e->length;
+    plan->n_pages = e->db_pages;
+  }
+  plan->size = (guint64)plan->n_pages * plan->page_size;
+  return g_steal_pointer(&plan);
+}
+
+/* ------------------------------------------------------------------ */
+/* Images                                                               */
+
+static gssize
+zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  memset(buf, 0, len);
+  return (gssize)len;
+}
+
+SqlenvfsImage *
+sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsImage) img = NULL;
+  g_autofree guint *seg_src = NULL;
+  SqlenvfsFileSource *base;
+  struct stat st;
+  guint n, zero_src = 0;
+  gint from = -1, to = -1;
+  guint32 cur_pages = plan->base_n_pages;
+  guint64 done = 0;
+
+  a = sqlenvfs_archive_open(dir, error);
+  if (a == NULL)
+    return NULL;
+  n = sqlenvfs_archive_n_entries(a);
+  for (guint i = 0; i < n; i++) {
+    guint64 seq = sqlenvfs_archive_entry(a, i)->seq;
+    if (seq == plan->base_seq)
+      from = (gint)i;
+    if (seq == plan->state_seq)
+      to = (gint)i;
+  }
+  if (from < 0 || to < from) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: the archive %s no longer holds the records from the base %s on "
+                "(pruned or damaged since; plan the restore again)",
+                plan->db, dir, plan->base_name);
+    return NULL;
+  }
+  for (gint i = from + 1; i <= to; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
+    if (e->type == SQLENVFS_ARCHIVE_GAP || e->seq != sqlenvfs_archive_entry(a, (guint)i - 1)->seq + 1) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: records are missing from the archive %s between the base %s and "
+                  "the target (run `sqlenvfs verify`)", plan->db, dir, plan->base_name);
+      return NULL;
+    }
+  }
+
+  base = sqlenvfs_file_source_open(plan->base_path, error);
+  if (base == NULL)
+    return NULL;
+  if (fstat(sqlenvfs_file_source_fd(base), &st) != 0 ||
+      (guint64)st.st_size != (guint64)plan->base_n_pages * plan->page_size) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "restore %s: the base %s is not the size its MANIFEST says (run `sqlenvfs "
+                "verify`)", plan->db, plan->base_path);
+    sqlenvfs_file_source_close(base);
+    return NULL;
+  }
+  img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
+                           sqlenvfs_file_source_close);
+  seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
+
+  for (gint i = from + 1; i <= to; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
+    g_autofree guint32 *pgnos = NULL;
+    guint64 data;
+
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    if (e->page_size != plan->page_size) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "restore %s: archived record %" G_GUINT64_FORMAT " has pages of %u bytes, the "
+                  "base %s has %u", plan->db, e->seq, e->page_size, plan->base_path,
+                  plan->page_size);
+      return NULL;
+    }
+    pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+    if (pgnos == NULL)
+      return NULL;
+    if (seg_src[e->segment] == 0) {
+      const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
+      SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
+      if (fs == NULL)
+        return NULL;
+      seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
+                                                      sqlenvfs_file_source_close);
+    }
+    for (guint32 k = 0; k < e->n_pages; k++)
+      sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
+                              (goffset)(data + (guint64)k * e->page_size));
+    if (e->db_pages < cur_pages) {
+      if (zero_src == 0)
+        zero_src = sqlenvfs_image_add_source(img, zero_read, NULL, NULL);
+      for (guint32 p = e->db_pages + 1; p <= cur_pages; p++)
+        sqlenvfs_image_set_page(img, p, zero_src, 0);
+    }
+    cur_pages = e->db_pages;
+    done += e->length;
+    if (progress)
+      progress(user, done, plan->archive_bytes);
+  }
+  if (cur_pages != plan->n_pages) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "restore %s: the archive %s changed since the restore was planned (plan it again)",
+                plan->db, dir);
+    return NULL;
+  }
+  sqlenvfs_image_set_n_pages(img, plan->n_pages);
+  return g_steal_pointer(&img);
+}
+
+gboolean
+sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, const char *output,
+                         gboolean overwrite, SqlenvfsProgressFunc progress, gpointer user,
+                         GError **error)
+{
+  g_autoptr(SqlenvfsImage) img = NULL;
+  SqlenvfsCopyResult res = { 0 };
+  struct stat st;
+  int mode = 0600;
+  gboolean ok;
+
+  if (!overwrite && g_file_test(output, G_FILE_TEST_EXISTS)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                "restore to %s: the file exists (choose another path, or pass --force to "
+                "replace it)", output);
+    return FALSE;
+  }
+  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
+  if (img == NULL)
+    return FALSE;
+  if (stat(plan->base_path, &st) == 0)
+    mode = (int)(st.st_mode & 0666);
+  ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, &res, error);
+  sqlenvfs_copy_result_clear(&res);
+  return ok;
+}
+
+static gint
+cmp_name(gconstpointer pa, gconstpointer pb)
+{
+  return strcmp(*(char *const *)pa, *(char *const *)pb);
+}
+
+GPtrArray *
+sqlenvfs_restore_list_dbs(SqlenvfsRoot *root)
+{
+  GPtrArray *names = sqlenvfs_root_list_dbs(root);
+  g_autoptr(GDir) d = g_dir_open(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0, NULL);
+  const char *ent;
+  while (d && (ent = g_dir_read_name(d)) != NULL) {
+    gboolean known = FALSE;
+    if (!sqlenvfs_db_name_is_valid(ent))
+      continue;
+    for (guint i = 0; i < names->len && !known; i++)
+      known = strcmp(names->pdata[i], ent) == 0;
+    if (!known)
+      g_ptr_array_add(names, g_strdup(ent));
+  }
+  g_ptr_array_sort(names, cmp_name);
+  return names;
+}
+
+gboolean
+sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, GError **error)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
+  for (guint n = 0; n < names->len; n++) {
+    g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, names->pdata[n], error);
+    if (wins == NULL)
+      return FALSE;
+    for (guint i = 0; i < wins->len; i++) {
+      const SqlenvfsRestoreWindow *w = wins->pdata[i];
+      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
+    }
+  }
+  return TRUE;
+}
+
+typedef struct {
+  SqlenvfsVerifyReport *report;
+  const char *db;
+  guint n;
+} VerifyCtx;
+
+static void
+verify_problem(gpointer user, const char *file, const char *message)
+{
+  VerifyCtx *v = user;
+  g_autofree char *base = g_path_get_basename(file);
+  sqlenvfs_verify_report_add(v->report, "wal-archive", base, v->db, file, FALSE, message);
+  v->n++;
+}
+
+gboolean
+sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GError **error)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
+  for (guint n = 0; n < names->len; n++) {
+    const char *db = names->pdata[n];
+    g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+    SqlenvfsArchiveVerifyResult res = { 0 };
+    VerifyCtx v = { report, db, 0 };
+    g_autoptr(GError) local = NULL;
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+      continue;
+    if (!sqlenvfs_archive_verify(dir, verify_problem, &v, &res, &local)) {
+      if (v.n == 0) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+      }
+      continue;
+    }
+    {
+      g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
+      g_autofree char *bytes = g_format_size_full(res.bytes, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *note = g_strdup_printf(
+        "%" G_GUINT64_FORMAT " records (%" G_GUINT64_FORMAT " transactions, %" G_GUINT64_FORMAT
+        " gaps), %s, every checksum and the chain good", res.n_records, res.n_commits,
+        res.n_gaps, bytes);
+      sqlenvfs_verify_report_add(report, "wal-archive", what, db, dir, TRUE, NULL);
+      g_debug("verify %s: %s", dir, note);
+    }
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Retention                                                            */
+
+/* The start of the retained point-in-time period (0: keep everything). */
+static gint64
+retained_since(SqlenvfsRoot *root)
+{
+  int days = sqlenvfs_root_settings(root)->pitr_keep_days;
+  if (days <= 0)
+    return 0;
+  return sqlenvfs_clock_now() - (gint64)days * 86400 * G_USEC_PER_SEC;
+}
+
+/* The base every restore into the retained part of window @w starts from at
+ * the latest: the newest base of its chain at or before the state at the
+ * retained start. NULL when the window is not retained. */
+static const Base *
+anchor_of(const Timeline *tl, const Window *w, gint64 since)
+{
+  gint64 t;
+  gint j;
+  const Base *best = NULL;
+  if (w->to < since)
+    return NULL;
+  t = MAX(w->from, since);
+  j = state_at(tl, w->chain, t);
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    if (b->idx < 0 || b->chain != w->chain || b->idx > j)
+      continue;
+    if (best == NULL || b->idx > best->idx)
+      best = b;
+  }
+  return best;
+}
+
+gboolean
+sqlenvfs_restore_keep_base(const SqlenvfsStoredCopy *copy, gpointer user, char **why)
+{
+  SqlenvfsRoot *root = user;
+  gint64 since = retained_since(root);
+
+  for (guint d = 0; d < copy->dbs->len; d++) {
+    const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Timeline) tl = timeline_load(root, sdb->db, &error);
+    if (tl == NULL) {
+      /* When the archive cannot be read, keeping is the safe answer. */
+      *why = g_strdup_printf("the WAL archive of %s cannot be read (%s)", sdb->db,
+                             error->message);
+      return TRUE;
+    }
+    for (guint i = 0; i < tl->windows->len; i++) {
+      const Window *w = &g_array_index(tl->windows, Window, i);
+      const Base *b = anchor_of(tl, w, since);
+      if (b && b->copy->kind == copy->kind && strcmp(b->copy->name, copy->name) == 0) {
+        g_autofree char *from = sqlenvfs_time_format_iso(MAX(w->from, since));
+        *why = g_strdup_printf("base of the point-in-time window of %s from %s", sdb->db, from);
+        return TRUE;
+      }
+    }
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_restore_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArray *removed,
+                                GError **error)
+{
+  gint64 since = retained_since(root);
+  g_autoptr(GPtrArray) names = NULL;
+  g_autoptr(GDir) d = NULL;
+  const char *ent;
+  const char *wal_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_WAL);
+
+  if (since == 0)
+    return TRUE;
+  names = g_ptr_array_new_with_free_func(g_free);
+  d = g_dir_open(wal_dir, 0, NULL);
+  while (d && (ent = g_dir_read_name(d)) != NULL)
+    if (sqlenvfs_db_name_is_valid(ent))
+      g_ptr_array_add(names, g_strdup(ent));
+
+  for (guint n = 0; n < names->len; n++) {
+    const char *db = names->pdata[n];
+    g_autoptr(Timeline) tl = timeline_load(root, db, error);
+    guint64 keep = G_MAXUINT64;
+    guint n_entries;
+    if (tl == NULL)
+      return FALSE;
+    n_entries = sqlenvfs_archive_n_entries(tl->a);
+    if (n_entries == 0)
+      continue;
+    for (guint i = 0; i < tl->windows->len; i++) {
+      const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
+      if (b)
+        keep = MIN(keep, E(tl, (guint)b->idx)->seq);
+    }
+    /* The last chain is kept whole while it has no base: a snapshot of it
+     * may still come. */
+    {
+      const Chain *last = &g_array_index(tl->chains, Chain, tl->chains->len - 1);
+      if (last->n_bases == 0) {
+        for (guint i = last->first; i < n_entries; i++)
+          if (E(tl, i)->seq != 0) {
+            keep = MIN(keep, E(tl, i)->seq);
+            break;
+          }
+      }
+    }
+    if (keep == G_MAXUINT64)
+      keep = E(tl, n_entries - 1)->seq;
+    if (sqlenvfs_archive_prune(tl->dir, keep, dry_run, removed, error) < 0)
+      return FALSE;
+  }
+  return TRUE;
+}

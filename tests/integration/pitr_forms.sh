@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# `sqlenvfs restore --time` through the command line: every accepted form of
+# SPEC §5 names the same instant and gives the same database (byte for
+# byte), exact against the commit log; `latest` works; every rejected form
+# fails with one line naming the accepted forms and writes nothing; an
+# existing output is not overwritten without --force; a bad database name,
+# a missing option and an unknown option are refused clearly.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root
+pitr_make_root "$R"
+pitr_start_archiver "$R" "$T/a"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 4 --no-vacuum >/dev/null
+pitr_stop_archiver "$T/a"
+
+# A whole second S inside the window, and S + 0.25, in every form.
+python3 - "$SQLENVFS" "$R" > "$T/forms" <<'PY'
+import datetime, json, subprocess, sys
+out = subprocess.run([sys.argv[1], "list", "--json", "--root", sys.argv[2]], check=True,
+                     capture_output=True, text=True).stdout
+w = json.loads(out)["windows"][0]
+ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+a, b = ts(w["from"]), ts(w["to"])
+S = int((a + b) / 2)
+assert a < S and S + 1 < b, (a, b, S)
+utc = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+plus1 = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone(datetime.timedelta(hours=1)))
+minus530 = lambda t: datetime.datetime.fromtimestamp(t, datetime.timezone(-datetime.timedelta(hours=5, minutes=30)))
+print("S", utc(S).strftime("%Y%m%dT%H%M%SZ"))
+print("S", utc(S).strftime("%Y-%m-%dT%H:%M:%SZ"))
+print("S", plus1(S).strftime("%Y-%m-%dT%H:%M:%S+01:00"))
+print("S", minus530(S).strftime("%Y-%m-%dT%H:%M:%S-05:30"))
+print("S", "@%d" % S)
+print("F", utc(S).strftime("%Y%m%dT%H%M%S.250Z"))
+print("F", utc(S).strftime("%Y-%m-%dT%H:%M:%S.25Z"))
+print("F", plus1(S).strftime("%Y-%m-%dT%H:%M:%S.25+01:00"))
+print("F", "@%d.25" % S)
+print("F", "@%d.250000" % S)
+PY
+
+for group in S F; do
+  first=""
+  while read -r g form; do
+    [ "$g" = "$group" ] || continue
+    out=$T/r-$group.db
+    rm -f "$out"
+    "$SQLENVFS" restore --root "$R" --time "$form" --output "$out" >/dev/null ||
+      fail "restore --time $form failed"
+    sum=$(sha256sum < "$out")
+    if [ -z "$first" ]; then
+      first=$sum
+      at=$(awk -v g="$group" '$1==g && $2 ~ /^@/ {print $2; exit}' "$T/forms")
+      python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+        --time "$at" --expect ok >/dev/null
+    fi
+    assert_eq "$sum" "$first" "restore --time $form (same instant as the other forms)"
+  done < "$T/forms"
+done
+pass "every accepted form restores the same state, exactly"
+
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" >/dev/null
+pass "restore --time latest"
+
+for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" 2026-11-28T16:14:00 \
+           20261128T161400 20261128T1614Z 2026-13-28T16:14:00Z 2026-02-30T16:14:00Z \
+           2026-11-28T16:14:00.1234567Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
+           "latest " 2026-11-28t16:14:00z; do
+  expect_fail 'accepted forms: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z' \
+    "$SQLENVFS" restore --root "$R" --time "$bad" --output "$T/bad.db"
+  [ ! -e "$T/bad.db" ] || fail "a rejected time ('$bad') left a file"
+done
+pass "rejected forms fail with one line naming the accepted forms"
+
+expect_fail 'exists.*--force' "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" --force >/dev/null
+expect_fail 'is required' "$SQLENVFS" restore --root "$R" --output "$T/x.db"
+expect_fail 'is required' "$SQLENVFS" restore --root "$R" --time latest
+expect_fail '[Uu]nknown option' "$SQLENVFS" restore --root "$R" --time latest --output "$T/x.db" --bogus
+expect_fail 'no production database nosuch' "$SQLENVFS" restore --root "$R" --db nosuch --time latest --output "$T/x.db"
+expect_fail 'before the earliest recoverable time' "$SQLENVFS" restore --root "$R" --time @1000000000 --output "$T/x.db"
+[ ! -e "$T/x.db" ] || fail "a refused restore left a file"
+pass "existing output, missing options, unknown database and early times refused"

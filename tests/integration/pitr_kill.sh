@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The archiver killed with SIGKILL in the middle of a run and restarted,
+# twice, while the writer goes on:
+#   1. while only small transactions are committed (the WAL cannot restart):
+#      the restart resumes without a gap; the downtime is reported as an
+#      outage (times inside it refused) unless nothing was committed;
+#   2. while the application truncates the WAL: frames may be lost, so the
+#      restart reports a gap and takes a fresh snapshot.
+# Restores inside the reported windows must be exact, restores outside them
+# refused. A second archiver on the same root is refused while one runs.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root
+pitr_make_root "$R"
+pitr_start_archiver "$R" "$T/a1"
+
+expect_fail 'already held by process' "$SQLENVFS" archive --root "$R"
+pass "a second archiver on the same root is refused"
+
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 16 \
+  --quiet-file "$T/quiet" --truncate-file "$T/truncate" --no-vacuum &
+WPID=$!
+track_pid $WPID
+
+# 1: a quiet phase; kill -9 inside it.
+sleep 3
+touch "$T/quiet"
+sleep 0.5
+kill -9 "$(cat "$T/a1.pid")"
+wait "$(cat "$T/a1.pid")" 2>/dev/null || true
+sleep 2
+pitr_start_archiver "$R" "$T/a2"
+rm -f "$T/quiet"
+grep -q 'GAP' "$T/a2.err" && { cat "$T/a2.err"; fail "a restart after a quiet outage reported a gap"; }
+grep -q 'capture was down' "$T/a2.err" || fail "the outage was not reported: $(cat "$T/a2.err")"
+pass "restart 1: resumed without a gap, outage reported"
+
+# 2: kill -9 during heavy writes, truncate the WAL while it is down.
+sleep 3
+kill -9 "$(cat "$T/a2.pid")"
+wait "$(cat "$T/a2.pid")" 2>/dev/null || true
+touch "$T/truncate"
+for i in $(seq 1 100); do [ -e "$T/truncate" ] || break; sleep 0.05; done
+[ ! -e "$T/truncate" ] || fail "the writer did not truncate the WAL"
+sleep 1
+pitr_start_archiver "$R" "$T/a3"
+grep -q 'GAP' "$T/a3.err" || fail "a restart after a WAL truncation reported no gap: $(cat "$T/a3.err")"
+pass "restart 2: the gap is reported and a snapshot taken"
+
+wait $WPID
+pitr_stop_archiver "$T/a3"
+
+"$SQLENVFS" list --root "$R" | sed -n '/recoverable/,$p' | sed 's/^/# /'
+n=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["windows"]))')
+[ "$n" -ge 3 ] || fail "expected at least 3 windows (outage and gap), got $n"
+python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+  --random 14 --around 6 --expect-latest
+pass "restores inside the windows exact, outside refused"
+
+"$SQLENVFS" verify --root "$R" > "$T/verify.out" || { cat "$T/verify.out"; fail "verify"; }
+pass "verify: the archive is good after two kills"

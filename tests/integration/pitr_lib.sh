@@ -1,0 +1,50 @@
+# Helpers shared by the pitr_* integration tests (sourced after lib.sh).
+ORACLE="$SRCDIR/tests/integration/pitr_oracle.py"
+
+# pitr_make_root DIR [segment-max-bytes]: a root with the oracle's schema,
+# small segments and frequent archiver checkpoints.
+pitr_make_root() {
+  local root=$1 seg=${2:-1048576}
+  mkdir -p "$root"
+  python3 "$ORACLE" schema > "$root/schema.sql"
+  cat > "$root/sqlenvfs.conf" <<CONF
+[archive]
+segment-max-bytes=$seg
+checkpoint-pages=200
+CONF
+  "$SQLENVFS" init --root "$root" >/dev/null
+}
+
+# pitr_start_archiver ROOT PREFIX: run `sqlenvfs archive` in the background
+# (output in PREFIX.out/.err, pid in PREFIX.pid) and wait until it captures.
+pitr_start_archiver() {
+  local root=$1 prefix=$2 i n0
+  n0=$(ls "$root/backups/prod/snapshots" 2>/dev/null | wc -l)
+  "$SQLENVFS" archive --root "$root" > "$prefix.out" 2> "$prefix.err" &
+  echo $! > "$prefix.pid"
+  track_pid "$(cat "$prefix.pid")"
+  for i in $(seq 1 100); do
+    if grep -q 'archiver app: capturing' "$prefix.err"; then
+      # a first start or a gap takes a snapshot: wait for it too
+      if grep -q 'capturing (first start\|capturing (a new chain' "$prefix.err"; then
+        [ "$(ls "$root/backups/prod/snapshots" 2>/dev/null | wc -l)" -gt "$n0" ] && return 0
+      else
+        return 0
+      fi
+    fi
+    kill -0 "$(cat "$prefix.pid")" 2>/dev/null || { cat "$prefix.err" >&2; fail "the archiver exited"; }
+    sleep 0.1
+  done
+  cat "$prefix.err" >&2
+  fail "the archiver did not start capturing within 10 s"
+}
+
+# pitr_stop_archiver PREFIX: let it catch up, SIGTERM it, check it stopped cleanly.
+pitr_stop_archiver() {
+  local prefix=$1 pid rc=0
+  pid=$(cat "$prefix.pid")
+  sleep 1.2
+  kill -TERM "$pid"
+  wait "$pid" || rc=$?
+  [ "$rc" -eq 0 ] || { cat "$prefix.err" >&2; fail "the archiver exited with $rc on SIGTERM"; }
+}
