@@ -8,10 +8,15 @@
  *   backup       store.h  sqlenvfs_store_create(BACKUP)
  *   snapshot     store.h  sqlenvfs_store_create(SNAPSHOT)
  *   refresh-dev  env.h    sqlenvfs_env_refresh_dev(), or, with a time,
- *                         restore.h image -> sqlenvfs_env_refresh_dev_from_image()
- *   verify       store.h  verify every backup, snapshot and the archive
- *   prune        store.h  retention
- *   checkpoint   archiver.h (through the running archiver) else SQLite
+ *                         restore.h plan + image -> sqlenvfs_env_refresh_dev_from_image()
+ *                         (after the running archiver has archived up to now)
+ *   verify       store.h  every backup and snapshot; archive.h every database's
+ *                         WAL archive chain
+ *   prune        store.h  retention, keeping the bases of the retained
+ *                         point-in-time period; restore.h the archive
+ *                         segments no retained window needs
+ *   checkpoint   archiver.h through the running archiver (it archives first);
+ *                without one, a PASSIVE checkpoint through SQLite
  *
  * Argument text (what is written to ctl/<op>, one line):
  *   ""  or "1"          every database / now
@@ -92,6 +97,13 @@ typedef struct _SqlenvfsOps SqlenvfsOps;
 /* A runner over @root (borrowed; must outlive the runner). */
 SqlenvfsOps *sqlenvfs_ops_new(SqlenvfsRoot *root);
 void sqlenvfs_ops_free(SqlenvfsOps *ops);
+
+struct _SqlenvfsArchiver;
+
+/* The archiver running in this process (borrowed; NULL: none), through which
+ * checkpoints go and up to which refresh-dev waits before reading the
+ * archive. Set before the first run, or with no run in progress. */
+void sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, struct _SqlenvfsArchiver *archiver);
 
 /* Run @op, waiting for any running operation first (invariant 1). TRUE with
  * a one-line *summary (newly allocated) on success; FALSE and *error

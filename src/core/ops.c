@@ -5,7 +5,9 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
+#include "sqlenvfs/archiver.h"
 #include "sqlenvfs/env.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 
 #include <string.h>
@@ -21,6 +23,7 @@ static const char *const op_names[SQLENVFS_N_OPS] = {
 
 struct _SqlenvfsOps {
   SqlenvfsRoot *root;
+  SqlenvfsArchiver *archiver; /* borrowed, may be NULL */
   GMutex run_lock; /* held for the whole of a run (invariant 1) */
   GMutex lock;     /* guards the fields below                   */
   SqlenvfsOpResult last[SQLENVFS_N_OPS];
@@ -206,21 +209,38 @@ run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db, char
   return TRUE;
 }
 
-/* refresh-dev from production as of a past time needs the restore module;
- * until it is in, say so rather than refresh from another state. */
+/* Development <- production as of @t: the restore plan resolves @t to a
+ * state (GAP when it is not recoverable), its image is installed like a
+ * refresh from live production. A running archiver first archives up to
+ * now, so that a time just past is inside the window. */
 static gboolean
-refresh_dev_at(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t, GError **error)
+refresh_dev_at(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db,
+               const SqlenvfsTime *t, GError **error)
 {
-  g_autofree char *when = t->is_latest ? g_strdup("latest") : sqlenvfs_time_format_iso(t->us);
-  (void)root;
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-              "refresh-dev %s as of %s: point-in-time recovery is not in this build yet "
-              "(write 1 to refresh from production as it is now)", db, when);
-  return FALSE;
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+  g_autoptr(SqlenvfsImage) img = NULL;
+  g_autofree char *desc = NULL, *when = NULL;
+
+  if (archiver != NULL) {
+    g_autoptr(GError) local = NULL;
+    if (!sqlenvfs_archiver_sync(archiver, db, 0, &local))
+      g_message("refresh-dev %s: archiving up to now: %s (restoring from what is archived)", db,
+                local->message);
+  }
+  plan = sqlenvfs_restore_plan(root, db, t, error);
+  if (plan == NULL)
+    return FALSE;
+  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
+  if (img == NULL)
+    return FALSE;
+  when = sqlenvfs_time_format_iso(plan->state_us);
+  desc = g_strdup_printf("production %s as of %s", db, when);
+  return sqlenvfs_env_refresh_dev_from_image(root, db, img, desc, NULL, NULL, error);
 }
 
 static gboolean
-run_refresh_dev(SqlenvfsRoot *root, const SqlenvfsOpArgs *args, char **text, GError **error)
+run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOpArgs *args,
+                char **text, GError **error)
 {
   g_autoptr(GPtrArray) dbs = NULL;
   GString *s = g_string_new("development refreshed from production:");
@@ -241,7 +261,7 @@ run_refresh_dev(SqlenvfsRoot *root, const SqlenvfsOpArgs *args, char **text, GEr
   for (guint i = 0; i < dbs->len; i++) {
     const char *db = g_ptr_array_index(dbs, i);
     if (args->has_time) {
-      if (!refresh_dev_at(root, db, &args->time, error)) {
+      if (!refresh_dev_at(root, archiver, db, &args->time, error)) {
         g_string_free(s, TRUE);
         return FALSE;
       }
@@ -267,7 +287,8 @@ run_verify(SqlenvfsRoot *root, char **text, GError **error)
   g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
   guint n_bad;
 
-  if (!sqlenvfs_store_verify_all(root, report, error))
+  if (!sqlenvfs_store_verify_all(root, report, error) ||
+      !sqlenvfs_restore_verify_archives(root, report, error))
     return FALSE;
   n_bad = sqlenvfs_verify_report_n_bad(report);
   if (n_bad > 0) {
@@ -299,11 +320,15 @@ run_verify(SqlenvfsRoot *root, char **text, GError **error)
 static gboolean
 run_prune(SqlenvfsRoot *root, gboolean dry_run, char **text, GError **error)
 {
-  g_autoptr(GPtrArray) items = sqlenvfs_store_prune(root, dry_run, NULL, NULL, error);
+  g_autoptr(GPtrArray) items =
+    sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, error);
+  g_autoptr(GPtrArray) segments = g_ptr_array_new_with_free_func(g_free);
   GString *s;
   guint n_removed = 0, n_kept = 0;
 
   if (items == NULL)
+    return FALSE;
+  if (!sqlenvfs_restore_prune_archives(root, dry_run, segments, error))
     return FALSE;
   s = g_string_new(dry_run ? "dry run, would remove:" : "removed:");
   for (guint i = 0; i < items->len; i++) {
@@ -316,18 +341,30 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, char **text, GError **error)
   }
   if (n_removed == 0)
     g_string_append(s, " nothing");
-  g_string_append_printf(s, "; kept %u", n_kept);
+  g_string_append_printf(s, "; %u WAL archive segment%s; kept %u", segments->len,
+                         segments->len == 1 ? "" : "s", n_kept);
   *text = g_string_free(s, FALSE);
   return TRUE;
 }
 
-/* Copy the WAL into each database file (PASSIVE: never waits for, nor
- * blocks, the application). */
+/* Copy the WAL into each database file: through the running archiver (it
+ * archives everything first, and the next write restarts the WAL), else a
+ * PASSIVE checkpoint (never waits for, nor blocks, the application). */
 static gboolean
-run_checkpoint(SqlenvfsRoot *root, const char *only_db, char **text, GError **error)
+run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_db, char **text,
+               GError **error)
 {
   g_autoptr(GPtrArray) dbs = NULL;
-  GString *s = g_string_new("checkpointed:");
+  GString *s;
+
+  if (archiver != NULL) {
+    if (!sqlenvfs_archiver_checkpoint(archiver, only_db, 0, error))
+      return FALSE;
+    *text = g_strdup_printf("checkpointed %s after archiving every commit",
+                            only_db ? only_db : "every database");
+    return TRUE;
+  }
+  s = g_string_new("checkpointed:");
 
   if (only_db) {
     dbs = g_ptr_array_new_with_free_func(g_free);
@@ -359,22 +396,23 @@ run_checkpoint(SqlenvfsRoot *root, const char *only_db, char **text, GError **er
 
 /* Turn one operation into core calls (the table in ops.h). */
 static gboolean
-dispatch(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **text,
+dispatch(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **text,
          GError **error)
 {
+  SqlenvfsRoot *root = ops->root;
   switch (op) {
   case SQLENVFS_OP_BACKUP:
     return run_store_create(root, SQLENVFS_KIND_BACKUP, args->db, text, error);
   case SQLENVFS_OP_SNAPSHOT:
     return run_store_create(root, SQLENVFS_KIND_SNAPSHOT, args->db, text, error);
   case SQLENVFS_OP_REFRESH_DEV:
-    return run_refresh_dev(root, args, text, error);
+    return run_refresh_dev(root, ops->archiver, args, text, error);
   case SQLENVFS_OP_VERIFY:
     return run_verify(root, text, error);
   case SQLENVFS_OP_PRUNE:
     return run_prune(root, args->dry_run, text, error);
   case SQLENVFS_OP_CHECKPOINT:
-    return run_checkpoint(root, args->db, text, error);
+    return run_checkpoint(root, ops->archiver, args->db, text, error);
   default:
     g_return_val_if_reached(FALSE);
   }
@@ -388,6 +426,12 @@ sqlenvfs_ops_new(SqlenvfsRoot *root)
   g_mutex_init(&ops->run_lock);
   g_mutex_init(&ops->lock);
   return ops;
+}
+
+void
+sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, SqlenvfsArchiver *archiver)
+{
+  ops->archiver = archiver;
 }
 
 void
@@ -424,7 +468,7 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, ch
 
   g_info("%s: started (%s%s%s)", sqlenvfs_op_name(op), args->db ? args->db : "every database",
          args->has_time ? ", as of a past time" : "", args->dry_run ? ", dry run" : "");
-  ok = dispatch(ops->root, op, args, &text, &local);
+  ok = dispatch(ops, op, args, &text, &local);
 
   res.finished_us = sqlenvfs_clock_now();
   res.ok = ok;
