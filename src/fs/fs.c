@@ -98,7 +98,7 @@ reply_error(fuse_req_t req, const char *op, const char *path, GError *error)
 static gboolean
 is_data_file(FsKind kind)
 {
-  return kind == FS_LIVE_DB || kind == FS_COPY_DB;
+  return kind == FS_LIVE_DB || kind == FS_COPY_DB || kind == FS_PITR_DB;
 }
 
 static gboolean
@@ -109,6 +109,8 @@ is_dir(FsKind kind)
   case FS_ENV_DIR:
   case FS_STORE_DIR:
   case FS_COPY_DIR:
+  case FS_PITR_DIR:
+  case FS_PITR_TIME:
   case FS_CTL_DIR:
     return TRUE;
   default:
@@ -296,6 +298,26 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_set,
 }
 
 static void
+fs_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+  Fs *fs = fs_of(req);
+  FsNode *node = node_of(ino);
+  GError *error = NULL;
+  g_autofree char *target = NULL;
+
+  if (node->where.kind != FS_PITR_LINK) {
+    fuse_reply_err(req, EINVAL);
+    return;
+  }
+  target = fs_tree_readlink(fs, &node->where, &error);
+  if (target == NULL) {
+    reply_error(req, "readlink", node->path, error);
+    return;
+  }
+  fuse_reply_readlink(req, target);
+}
+
+static void
 fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   Fs *fs = fs_of(req);
@@ -384,6 +406,10 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
   if (is_dir(node->where.kind)) {
     fuse_reply_err(req, EISDIR);
+    return;
+  }
+  if (node->where.kind == FS_PITR_LINK) {
+    fuse_reply_err(req, ELOOP);
     return;
   }
   if (writing && node->where.kind != FS_CTL_FILE) {
@@ -618,6 +644,7 @@ const struct fuse_lowlevel_ops sqlenvfs_fs_ops = {
   .forget_multi = fs_forget_multi,
   .getattr = fs_getattr,
   .setattr = fs_setattr,
+  .readlink = fs_readlink,
   .mknod = fs_mknod,
   .mkdir = fs_mkdir,
   .unlink = fs_unlink,

@@ -8,14 +8,15 @@
  *   fs.c      the low-level operations table and the inode table
  *   tree.c    path routing: what a path names, its attributes, its children
  *   serve.c   serving images: pinned live views (prod/, dev/) and stored
- *             files (snapshots/, backups/) with a descriptor fast path
+ *             files (snapshots/, backups/, pitr/) with a descriptor fast path
  *   ctl.c     ctl/<op> files: the write/read semantics and the op queue
  *   status.c  the status file (JSON)
+ *   pitr.c    pitr/<time>/: cheap plans, shared rebuilds, the .cache LRU
  *   mount.c   options, the root lock, mounting, daemonizing, the loop, teardown
  *   log.c     where log lines go (stderr in the foreground, a file otherwise)
  *
  * Lock order (never take a lock to the left while holding one to the right):
- *   ctl queue -> Fs.lock -> Fs.live_lock -> handle locks
+ *   ctl queue -> Fs.lock -> Fs.live_lock -> pitr cache lock -> handle locks
  * No lock is held across a call that can wait on SQLite or the disk for long,
  * except a handle's own lock around its own reads.
  */
@@ -26,12 +27,14 @@
 #include <glib.h>
 #include <sys/stat.h>
 
+#include "sqlenvfs/archiver.h"
 #include "sqlenvfs/ops.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
 
 G_BEGIN_DECLS
 
+typedef struct _FsPitr FsPitr;
 typedef struct _FsCtl FsCtl;
 typedef struct _FsStatusCache FsStatusCache;
 
@@ -43,6 +46,10 @@ typedef enum {
   FS_STORE_DIR,    /* /snapshots, /backups                */
   FS_COPY_DIR,     /* /snapshots/<ts>, /backups/<ts>      */
   FS_COPY_DB,      /* /snapshots/<ts>/<db>.db             */
+  FS_PITR_DIR,     /* /pitr                               */
+  FS_PITR_LINK,    /* /pitr/earliest, /pitr/latest        */
+  FS_PITR_TIME,    /* /pitr/<time>                        */
+  FS_PITR_DB,      /* /pitr/<time>/<db>.db                */
   FS_CTL_DIR,      /* /ctl                                */
   FS_CTL_FILE,     /* /ctl/<op>                           */
   FS_STATUS,       /* /status                             */
@@ -56,8 +63,10 @@ typedef struct {
   FsEnv env;                  /* FS_ENV_DIR, FS_LIVE_DB             */
   SqlenvfsCopyKind copy_kind; /* FS_STORE_DIR, FS_COPY_*            */
   SqlenvfsOp op;              /* FS_CTL_FILE                        */
+  gboolean is_latest_link;    /* FS_PITR_LINK: latest (else earliest) */
   char *db;                   /* database name, without .db         */
-  char *entry;                /* backup/snapshot name               */
+  char *entry;                /* backup/snapshot name, or pitr time as spelled */
+  gint64 time_us;             /* FS_PITR_*: the resolved time       */
 } FsWhere;
 
 void fs_where_clear(FsWhere *w);
@@ -86,6 +95,9 @@ typedef struct {
   GThreadPool *readahead; /* read-ahead of live images (serve.c) */
 
   FsCtl *ctl;
+  FsPitr *pitr;
+  SqlenvfsArchiver *archiver; /* NULL with -o noarchiver */
+  GThread *archiver_thread;
   FsStatusCache *status;
   SqlenvfsOps *ops;
 } Fs;
@@ -106,6 +118,9 @@ gboolean fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr,
 /* The names in directory @where (without "." and ".."), newly allocated. */
 GPtrArray *fs_tree_list(Fs *fs, const FsWhere *where, GError **error);
 
+/* The target of a pitr link (a concrete time name). */
+char *fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error);
+
 /* A data file's mode from its source file's mode: read bits only. */
 mode_t fs_tree_data_mode(mode_t source_mode);
 
@@ -113,7 +128,7 @@ mode_t fs_tree_data_mode(mode_t source_mode);
 
 typedef struct _FsHandle FsHandle;
 
-/* Open a data file (prod/dev live view, stored copy): pins the
+/* Open a data file (prod/dev live view, stored copy, pitr image): pins the
  * state or opens the file. Sets fi->direct_io / keep_cache as fits. NULL and
  * *error on failure. */
 FsHandle *fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error);
@@ -159,6 +174,49 @@ void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, si
 
 /* The status document, newly allocated JSON text. */
 char *fs_status_render(Fs *fs);
+
+/* pitr.c ----------------------------------------------------------------- */
+
+/* One database's state at one time, as the restore plan says (no rebuild). */
+typedef struct {
+  guint64 size;     /* bytes of the rebuilt file           */
+  gint64 state_us;  /* capture time of the state's commit  */
+  mode_t mode;      /* the production file's mode          */
+} FsPitrState;
+
+FsPitr *fs_pitr_new(Fs *fs);
+void fs_pitr_free(FsPitr *p);
+
+/* pitr/<name>: parse @name (any form of timefmt.h) and check that it is
+ * inside the recoverable window of at least one database. TRUE and the
+ * concrete time; FALSE with NOT_FOUND or GAP saying why (also logged). */
+gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error);
+
+/* The window over every database: the earliest and latest recoverable times. */
+gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
+
+/* "earliest", "latest" when there is a window; none otherwise. */
+GPtrArray *fs_pitr_list_links(FsPitr *p, GError **error);
+
+/* Databases recoverable at @time_us (names without .db). */
+GPtrArray *fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error);
+
+/* The state of @db at @time_us from its plan (cheap: reads no pages). */
+gboolean fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state,
+                      GError **error);
+
+/* The rebuilt file of @db at @time_us, building it first if it is not in
+ * the cache (concurrent callers share one build; nobody sees a partial
+ * file). Returns a read-only descriptor the caller closes, or -1 and *error. */
+int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error);
+
+/* Counters for status: plans computed, rebuilds run, cache hits, bytes. */
+typedef struct {
+  guint64 n_plans, n_rebuilds, n_hits, n_evicted;
+  guint64 cache_bytes, cache_max_bytes;
+  guint n_cached;
+} FsPitrStats;
+void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 
 /* log.c ------------------------------------------------------------------ */
 

@@ -5,10 +5,12 @@
  * Order of events (each step undone on failure, in reverse):
  *
  *   open root -> lock "mount" (a second mount of the root is refused here)
- *   -> session with the options -> mount -> daemonize (the parent exits 0:
- *   the mount works) -> start the op thread (and the archiver) -> serve
- *   -> [unmount or signal] -> finish the running op -> stop the threads
- *   -> unmount -> unlock
+ *   -> the archiver, which takes the lock "archiver" (refused when another
+ *   process archives this root, unless -o noarchiver) -> session with the
+ *   options -> mount -> daemonize (the parent exits 0: the mount works)
+ *   -> start the op thread and the archiver thread -> serve
+ *   -> [unmount or signal] -> finish the running op -> stop the archiver
+ *   (everything seen is archived and durable) -> unmount -> unlock
  *
  * No thread is started before daemonizing (fork keeps only the caller's).
  * The root lock is an flock on an open file description, which the
@@ -20,6 +22,8 @@
  * x-*) are dropped; the rest go to libfuse, which knows the kernel's
  * (rw, ro, dev, nodev, suid, nosuid, exec, noexec, atime, noatime,
  * allow_other, max_read=, ...). An option neither knows is an error.
+ * Ours: noarchiver (another process, e.g. `sqlenvfs archive` under systemd,
+ * archives this root; the mount then only serves it).
  */
 #include "mount.h"
 #include "fs.h"
@@ -81,6 +85,7 @@ typedef struct {
   GPtrArray *argv; /* for fuse_session_new */
   gboolean allow_other;
   gboolean debug;
+  gboolean no_archiver;
 } ParsedOptions;
 
 static void
@@ -103,6 +108,10 @@ parse_options(const SqlenvfsMountOptions *opts, const char *root_dir, ParsedOpti
         continue;
       if (strcmp(o, "debug") == 0) {
         out->debug = TRUE;
+        continue;
+      }
+      if (strcmp(o, "noarchiver") == 0) {
+        out->no_archiver = TRUE;
         continue;
       }
       /* The kind is ours: mount.fuse3 may pass its own subtype/fsname. */
@@ -222,7 +231,41 @@ fs_new(SqlenvfsRoot *root, gboolean allow_other)
   fs->ctl = fs_ctl_new(fs);
   /* Threads start on first use (after daemonizing). */
   fs->readahead = g_thread_pool_new(fs_serve_readahead_task, fs, 2, FALSE, NULL);
+  fs->pitr = fs_pitr_new(fs);
   return fs;
+}
+
+static gpointer
+run_archiver(gpointer data)
+{
+  Fs *fs = data;
+  g_autoptr(GError) error = NULL;
+  if (!sqlenvfs_archiver_run(fs->archiver, &error))
+    g_warning("the WAL archiver stopped: %s (the mount keeps serving; point-in-time "
+              "recovery gets no new commits until it is remounted)",
+              error->message);
+  return NULL;
+}
+
+static void
+archiver_start(Fs *fs)
+{
+  if (fs->archiver == NULL)
+    return;
+  sqlenvfs_ops_set_archiver(fs->ops, fs->archiver);
+  fs->archiver_thread = g_thread_new("sqlenvfs-archiver", run_archiver, fs);
+}
+
+/* Stop capture: run() returns once everything seen is archived and durable. */
+static void
+archiver_stop(Fs *fs)
+{
+  if (fs->archiver_thread != NULL) {
+    sqlenvfs_archiver_stop(fs->archiver);
+    g_thread_join(fs->archiver_thread);
+    fs->archiver_thread = NULL;
+  }
+  sqlenvfs_ops_set_archiver(fs->ops, NULL);
 }
 
 static void
@@ -230,6 +273,8 @@ fs_free(Fs *fs)
 {
   fs_ctl_free(fs->ctl);
   g_thread_pool_free(fs->readahead, FALSE, TRUE);
+  g_clear_pointer(&fs->archiver, sqlenvfs_archiver_free);
+  fs_pitr_free(fs->pitr);
   sqlenvfs_ops_free(fs->ops);
   fs_nodes_clear(fs);
   g_free(fs);
@@ -290,6 +335,19 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
 
   parse_options(opts, sqlenvfs_root_dir(root), &po);
   fs = fs_new(root, po.allow_other);
+  if (!po.no_archiver) {
+    fs->archiver = sqlenvfs_archiver_new(root, &local);
+    if (fs->archiver == NULL) {
+      g_set_error(error, SQLENVFS_ERROR, local->code,
+                  "mount %s on %s: %s (the mount runs the root's archiver; to serve a root "
+                  "that another process archives, mount with -o noarchiver)",
+                  sqlenvfs_root_dir(root), mnt, local->message);
+      g_ptr_array_unref(po.argv);
+      fs_free(fs);
+      sqlenvfs_root_unlock(lock_fd);
+      return FALSE;
+    }
+  }
 
   args = (struct fuse_args)FUSE_ARGS_INIT((int)po.argv->len - 1, (char **)po.argv->pdata);
   fuse_captured = g_string_new(NULL);
@@ -336,11 +394,13 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   rewrite_lock_pid(lock_fd);
   g_message("mounted %s on %s", sqlenvfs_root_dir(root), mnt);
 
+  archiver_start(fs);
   fs_ctl_start(fs->ctl);
   ok = serve(fs, opts->single_thread);
 
   /* Finish the running operation before anything it uses goes away. */
   fs_ctl_stop(fs->ctl);
+  archiver_stop(fs);
   fuse_session_unmount(fs->se);
   fuse_remove_signal_handlers(fs->se);
   fuse_session_destroy(fs->se);

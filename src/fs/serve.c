@@ -5,7 +5,7 @@
  *                    one open sees one committed state while the application
  *                    keeps writing; read through the view's image with the
  *                    rollback-journal header; direct_io (never cached).
- *   snapshots/, backups/
+ *   snapshots/, backups/, pitr/
  *                    a plain file that never changes: read straight from its
  *                    descriptor (fuse_reply_data with an fd buffer, so
  *                    libfuse can splice it), keep_cache so that re-reads come
@@ -184,7 +184,7 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   return h;
 }
 
-/* A stored file (snapshot, backup) on descriptor @fd
+/* A stored file (snapshot, backup, rebuilt pitr state) on descriptor @fd
  * (taken over). */
 static FsHandle *
 open_stored_fd(int fd, const char *path, FsKind kind, gint64 mtime_us, GError **error)
@@ -246,6 +246,15 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
     }
     h = open_stored_fd(fd, sdb->path, FS_COPY_DB,
                        sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time, error);
+    fi->keep_cache = 1;
+    break;
+  }
+  case FS_PITR_DB: {
+    FsPitrState state;
+    int fd = fs_pitr_open(fs->pitr, where->db, where->time_us, &state, error);
+    if (fd < 0)
+      return NULL;
+    h = open_stored_fd(fd, where->db, FS_PITR_DB, state.state_us, error);
     fi->keep_cache = 1;
     break;
   }

@@ -10,11 +10,19 @@
  *                          "wal_size", "page_size", "page_count",
  *                          "journal_mode", "modified", "error" },
  *         "development": { ...the same... },
- *         "archiver":    { "state", "lag_ms", ... },
- *         "recoverable": { "earliest", "latest", ... } }
+ *         "archiver":    { "state", "message", "lag_ms", "last_capture",
+ *                          "alive", "wal_frames", "pending_frames",
+ *                          "commits", "frames", "bytes", "gaps",
+ *                          "checkpoints", "snapshot_pending",
+ *                          "capture_p99_ms", "durable_p99_ms" } | null,
+ *         "recoverable": { "earliest", "latest",
+ *                          "windows": [ { "from", "to", "note" } ],
+ *                          "error" } }
  *     ],
  *     "operations": { "backup": { "running", "last": { "ok", "started",
- *                     "finished", "summary", "errno" } | null }, ... }
+ *                     "finished", "summary", "errno" } | null }, ... },
+ *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
+ *                     "rebuilds", "hits", "evicted" }
  *   }
  *
  * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
@@ -22,8 +30,10 @@
  */
 #include "fs.h"
 
+#include "sqlenvfs/archiver.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/json.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -65,10 +75,89 @@ write_db_info(SqlenvfsJson *j, const char *key, const SqlenvfsDbInfo *info)
   sqlenvfs_json_end_object(j);
 }
 
+static const SqlenvfsArchiverDbStatus *
+find_archiver_status(GPtrArray *statuses, const char *db)
+{
+  for (guint i = 0; statuses && i < statuses->len; i++) {
+    const SqlenvfsArchiverDbStatus *st = statuses->pdata[i];
+    if (g_strcmp0(st->db, db) == 0)
+      return st;
+  }
+  return NULL;
+}
+
+static void
+write_archiver(Fs *fs, SqlenvfsJson *j, const SqlenvfsArchiverDbStatus *st)
+{
+  sqlenvfs_json_key(j, "archiver");
+  if (fs->archiver == NULL || st == NULL) {
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "state", fs->archiver == NULL ? "not-in-this-mount"
+                                                                 : "not-seen-yet");
+    sqlenvfs_json_end_object(j);
+    return;
+  }
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "state", sqlenvfs_archiver_state_name(st->state));
+  sqlenvfs_json_member_string(j, "message", st->message);
+  sqlenvfs_json_member_double(j, "lag_ms", (double)st->lag_us / 1000.0);
+  member_time(j, "last_capture", st->last_capture_us);
+  member_time(j, "alive", st->alive_us);
+  sqlenvfs_json_member_uint(j, "wal_frames", st->wal_frames);
+  sqlenvfs_json_member_uint(j, "pending_frames", st->pending_frames);
+  sqlenvfs_json_member_uint(j, "commits", st->commits);
+  sqlenvfs_json_member_uint(j, "frames", st->frames);
+  sqlenvfs_json_member_uint(j, "bytes", st->bytes);
+  sqlenvfs_json_member_uint(j, "gaps", st->gaps);
+  sqlenvfs_json_member_uint(j, "checkpoints", st->checkpoints);
+  sqlenvfs_json_member_bool(j, "snapshot_pending", st->snapshot_pending);
+  sqlenvfs_json_member_double(j, "capture_p99_ms", (double)st->capture_p99_us / 1000.0);
+  sqlenvfs_json_member_double(j, "durable_p99_ms", (double)st->durable_p99_us / 1000.0);
+  sqlenvfs_json_end_object(j);
+}
+
+static void
+write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) windows = sqlenvfs_restore_windows(fs->root, db, &error);
+
+  sqlenvfs_json_key(j, "recoverable");
+  sqlenvfs_json_begin_object(j);
+  if (windows == NULL) {
+    sqlenvfs_json_member_null(j, "earliest");
+    sqlenvfs_json_member_null(j, "latest");
+    sqlenvfs_json_member_string(j, "error", error->message);
+    sqlenvfs_json_end_object(j);
+    return;
+  }
+  if (windows->len) {
+    member_time(j, "earliest", ((SqlenvfsRestoreWindow *)windows->pdata[0])->from_us);
+    member_time(j, "latest", ((SqlenvfsRestoreWindow *)windows->pdata[windows->len - 1])->to_us);
+  } else {
+    sqlenvfs_json_member_null(j, "earliest");
+    sqlenvfs_json_member_null(j, "latest");
+  }
+  sqlenvfs_json_key(j, "windows");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < windows->len; i++) {
+    const SqlenvfsRestoreWindow *w = windows->pdata[i];
+    sqlenvfs_json_begin_object(j);
+    member_time(j, "from", w->from_us);
+    member_time(j, "to", w->to_us);
+    sqlenvfs_json_member_string(j, "note", w->note);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+  sqlenvfs_json_member_null(j, "error");
+  sqlenvfs_json_end_object(j);
+}
+
 static void
 write_databases(Fs *fs, SqlenvfsJson *j)
 {
   g_autoptr(GPtrArray) infos = sqlenvfs_env_info(fs->root);
+  g_autoptr(GPtrArray) statuses = fs->archiver ? sqlenvfs_archiver_status(fs->archiver) : NULL;
 
   sqlenvfs_json_key(j, "databases");
   sqlenvfs_json_begin_array(j);
@@ -80,6 +169,10 @@ write_databases(Fs *fs, SqlenvfsJson *j)
     sqlenvfs_json_member_string(j, "name", prod->db);
     write_db_info(j, "production", prod);
     write_db_info(j, "development", dev);
+    if (prod->exists) {
+      write_archiver(fs, j, find_archiver_status(statuses, prod->db));
+      write_recoverable(fs, j, prod->db);
+    }
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
@@ -124,6 +217,23 @@ write_operations(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_end_object(j);
 }
 
+static void
+write_pitr_cache(Fs *fs, SqlenvfsJson *j)
+{
+  FsPitrStats st;
+  fs_pitr_stats(fs->pitr, &st);
+  sqlenvfs_json_key(j, "pitr_cache");
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_uint(j, "bytes", st.cache_bytes);
+  sqlenvfs_json_member_uint(j, "max_bytes", st.cache_max_bytes);
+  sqlenvfs_json_member_uint(j, "entries", st.n_cached);
+  sqlenvfs_json_member_uint(j, "plans", st.n_plans);
+  sqlenvfs_json_member_uint(j, "rebuilds", st.n_rebuilds);
+  sqlenvfs_json_member_uint(j, "hits", st.n_hits);
+  sqlenvfs_json_member_uint(j, "evicted", st.n_evicted);
+  sqlenvfs_json_end_object(j);
+}
+
 char *
 fs_status_render(Fs *fs)
 {
@@ -136,6 +246,7 @@ fs_status_render(Fs *fs)
   member_time(j, "now", sqlenvfs_clock_now());
   write_databases(fs, j);
   write_operations(fs, j);
+  write_pitr_cache(fs, j);
   sqlenvfs_json_end_object(j);
   return sqlenvfs_json_finish(j);
 }

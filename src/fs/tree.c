@@ -8,10 +8,14 @@
  *   /snapshots  /backups             FS_STORE_DIR
  *   /snapshots/<ts>                  FS_COPY_DIR     never changes
  *   /snapshots/<ts>/<db>.db          FS_COPY_DB      never changes: cached
+ *   /pitr                            FS_PITR_DIR
+ *   /pitr/earliest  /pitr/latest     FS_PITR_LINK    -> a concrete time; moves
+ *   /pitr/<time>                     FS_PITR_TIME    any form of timefmt.h
+ *   /pitr/<time>/<db>.db             FS_PITR_DB      one state: cached
  *   /ctl  /ctl/<op>                  FS_CTL_DIR, FS_CTL_FILE   changes
  *   /status                          FS_STATUS       changes
  *
- * Routing only reads metadata (stat, MANIFESTs); it never
+ * Routing only reads metadata (stat, MANIFESTs, restore plans); it never
  * opens a live database file with a descriptor of its own (DESIGN.md, POSIX
  * locks) and never rebuilds anything.
  */
@@ -35,8 +39,8 @@
  * a time, which the kernel passes on as one request (up to max_pages). */
 #define DATA_BLKSIZE (1 << 20)
 
-static const char *const top_names[] = { "prod", "dev", "snapshots", "backups", "ctl",
-                                         "status" };
+static const char *const top_names[] = { "prod", "dev", "snapshots", "backups",
+                                         "pitr", "ctl", "status" };
 
 void
 fs_where_clear(FsWhere *w)
@@ -178,6 +182,50 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   return TRUE;
 }
 
+static gboolean
+resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr *a,
+             GError **error)
+{
+  g_autofree char *db = NULL;
+  FsPitrState state;
+
+  if (n == 1) {
+    w->kind = FS_PITR_DIR;
+    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_NONE);
+    return TRUE;
+  }
+  if (n == 2 && (strcmp(comps[1], "earliest") == 0 || strcmp(comps[1], "latest") == 0)) {
+    g_autofree char *target = NULL;
+    w->kind = FS_PITR_LINK;
+    w->is_latest_link = comps[1][0] == 'l';
+    target = fs_tree_readlink(fs, w, error);
+    if (target == NULL)
+      return FALSE;
+    attr_file(fs, a, S_IFLNK | 0777, strlen(target), sqlenvfs_clock_now(), TIMEOUT_NONE,
+              TIMEOUT_NONE);
+    return TRUE;
+  }
+  if (n > 3)
+    return not_found(error, path, "no such file");
+  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, error))
+    return FALSE;
+  w->entry = g_strdup(comps[1]);
+  if (n == 2) {
+    w->kind = FS_PITR_TIME;
+    attr_dir(fs, a, 0555, w->time_us, TIMEOUT_IMMUTABLE);
+    return TRUE;
+  }
+  if ((db = db_of_file(comps[2])) == NULL)
+    return not_found(error, path, "no such database");
+  if (!fs_pitr_stat(fs->pitr, db, w->time_us, &state, error))
+    return FALSE;
+  w->kind = FS_PITR_DB;
+  w->db = g_steal_pointer(&db);
+  attr_file(fs, a, fs_tree_data_mode(state.mode), state.size, state.state_us, TIMEOUT_IMMUTABLE,
+            TIMEOUT_IMMUTABLE);
+  return TRUE;
+}
+
 gboolean
 fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error)
 {
@@ -199,6 +247,8 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
     ok = resolve_env(fs, path, comps, n, &w, attr, error);
   } else if (strcmp(comps[0], "snapshots") == 0 || strcmp(comps[0], "backups") == 0) {
     ok = resolve_store(fs, path, comps, n, &w, attr, error);
+  } else if (strcmp(comps[0], "pitr") == 0) {
+    ok = resolve_pitr(fs, path, comps, n, &w, attr, error);
   } else if (strcmp(comps[0], "ctl") == 0) {
     if (n == 1) {
       w.kind = FS_CTL_DIR;
@@ -304,6 +354,14 @@ fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
                                   NULL));
     return names;
   }
+  case FS_PITR_DIR:
+    return fs_pitr_list_links(fs->pitr, error);
+  case FS_PITR_TIME: {
+    g_autoptr(GPtrArray) dbs = fs_pitr_list_dbs(fs->pitr, where->time_us, error);
+    if (dbs == NULL)
+      return NULL;
+    return list_db_files(dbs);
+  }
   case FS_CTL_DIR:
     names = g_ptr_array_new_with_free_func(g_free);
     for (int i = 0; i < SQLENVFS_N_OPS; i++)
@@ -313,4 +371,15 @@ fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "not a directory");
     return NULL;
   }
+}
+
+char *
+fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error)
+{
+  gint64 earliest, latest;
+  if (!fs_pitr_window(fs->pitr, &earliest, &latest, error))
+    return NULL;
+  /* The exact time (microseconds): a rounded one could fall outside the
+   * window (earliest) or before the last commit (latest). */
+  return sqlenvfs_time_format_iso(where->is_latest_link ? latest : earliest);
 }

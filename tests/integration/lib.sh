@@ -77,3 +77,21 @@ unmount_root() {
   done
   fail "mount $mnt did not go away within 10 s"
 }
+
+# Wait until the mount's archiver captures every production database and has
+# taken the snapshot a new recoverable window starts from (status JSON).
+wait_archiving() {
+  local mnt=$1 i
+  for i in $(seq 1 150); do
+    if python3 - "$mnt/status" <<'PY' 2>/dev/null; then return 0; fi
+import json, sys
+s = json.load(open(sys.argv[1]))
+ok = all(d.get("archiver", {}).get("state") == "capturing"
+         and not d["archiver"].get("snapshot_pending") for d in s["databases"]
+         if d.get("production"))
+sys.exit(0 if ok and s["databases"] else 1)
+PY
+    sleep 0.1
+  done
+  fail "the archiver of $mnt did not start capturing within 15 s: $(cat "$mnt/status")"
+}

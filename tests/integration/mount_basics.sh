@@ -21,14 +21,14 @@ pass "bad mounts are refused with one line"
 mount_root "$R" "$M"
 
 # --- the tree
-assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev prod snapshots status " "top level"
+assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev pitr prod snapshots status " "top level"
 assert_eq "$(ls "$M/ctl" | tr '\n' ' ')" "backup checkpoint prune refresh-dev snapshot verify " "ctl files"
 assert_eq "$(ls "$M/prod")" "app.db" "prod/"
 assert_eq "$(ls "$M/dev")" "app.db" "dev/"
 [ "$(stat -c %s "$M/prod/app.db")" -eq "$(( $(sqlite3 "$R/data/prod/app.db" 'PRAGMA page_count') * 4096 ))" ] \
   || fail "prod/app.db size $(stat -c %s "$M/prod/app.db") is not the database's"
 assert_eq "$(stat -c %A "$M/prod/app.db")" "-r--r--r--" "mode of prod/app.db"
-pass "the tree lists environments, copies, ctl and status"
+pass "the tree lists environments, copies, pitr, ctl and status"
 
 # --- a second mount of the same root is refused, naming the holder
 pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")
@@ -83,11 +83,15 @@ assert p["environment"] == "production", p
 assert p["journal_mode"] == "wal", p
 assert p["size"] > 0, p
 assert db["development"]["environment"] == "development", db
+assert db["archiver"]["state"] in ("starting", "capturing"), db["archiver"]
+assert "lag_ms" in db["archiver"] or db["archiver"]["state"] == "starting", db["archiver"]
+rec = db["recoverable"]
+assert "earliest" in rec and "latest" in rec and isinstance(rec["windows"], list), rec
 ops = s["operations"]
 assert sorted(ops) == sorted(["backup", "snapshot", "refresh-dev", "verify", "prune", "checkpoint"]), ops
 assert all(o["last"] is None and o["running"] is False for o in ops.values()), ops
 PY
-pass "status is JSON with environments, sizes, journal modes and operations"
+pass "status is JSON with environments, sizes, journal modes, archiver, window and operations"
 
 # --- ctl files: content that cannot be parsed is EINVAL; nothing runs
 err=$(bash -c "echo 'app 1 2' > '$M/ctl/backup'" 2>&1) && fail "an unparsable ctl write succeeded"

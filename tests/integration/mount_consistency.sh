@@ -14,7 +14,7 @@ mount_root "$R" "$M"
 # The application: rows 1, 2, 3, ... each in its own transaction, with a
 # page-sized payload so that the file grows and the WAL checkpoints.
 python3 - "$R/data/prod/app.db" "$T/stop" > "$T/writer.out" <<'PY' &
-import os, sqlite3, sys
+import os, sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
 n = 0
 while not os.path.exists(sys.argv[2]):
@@ -22,6 +22,7 @@ while not os.path.exists(sys.argv[2]):
     db.execute("BEGIN IMMEDIATE")
     db.execute("INSERT INTO seq (n, pad) VALUES (?, randomblob(3000))", (n,))
     db.execute("COMMIT")
+    time.sleep(0.003)  # keep the database small however slow the reader is
 print(n)
 PY
 writer=$!

@@ -1,0 +1,549 @@
+/*
+ * pitr.c — pitr/<time>/<db>.db: cheap lookups, one shared rebuild per
+ * state, and the rebuilt files cached in ROOT/.cache/.
+ *
+ * A time names a state: the state after the last commit captured at or
+ * before it (restore.h). Several times name the same state; the cache is
+ * keyed by the state (database + the archive sequence number of that
+ * state, SqlenvfsRestorePlan.state_seq), so they share one file.
+ *
+ *   lookup, getattr, readdir  restore plans and windows only: size and state
+ *                             time, no page read (kept PLAN_TTL_US, so the
+ *                             lookups of one `ls -l` share them)
+ *   open                      entry READY     -> open its file (a hit)
+ *                             entry BUILDING  -> wait for that rebuild
+ *                             no entry        -> BUILDING; rebuild into
+ *                                                .cache/.tmp-<name>, rename to
+ *                                                .cache/<name>; READY
+ *
+ * Invariants:
+ *   (1) A file under its final name in .cache is complete: it is written
+ *       under a ".tmp-" name and renamed only once the whole image is
+ *       written. So no reader ever sees a partial file.
+ *   (2) At most one rebuild runs per state; every opener of a state that is
+ *       BUILDING waits for it and then shares its file (or its error).
+ *   (3) The READY files hold at most [cache] max-bytes; the least recently
+ *       opened go first. Removing a file a reader has open is safe (its
+ *       descriptor keeps the data); a file being built is never removed.
+ *   (4) The cache is disposable: the mount empties .cache when it starts, so
+ *       a cached state never outlives the archive it was built from.
+ *   (5) A time in the future, or outside every database's recoverable
+ *       window, names nothing (ENOENT, with a log line saying why). A time
+ *       inside a window names a state that can no longer change (captures
+ *       after now get later times), so its file may be cached by the kernel.
+ */
+#include "fs.h"
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* How long plans and windows are reused without reading the archive again. */
+#define PLAN_TTL_US (2 * G_USEC_PER_SEC)
+
+/* Test hook: when set, each rebuild sleeps this long before its file is
+ * renamed into place, so that tests can have readers overlap a rebuild. */
+#define TEST_REBUILD_DELAY_ENV "SQLENVFS_TEST_PITR_DELAY_MS"
+
+typedef enum { ENTRY_BUILDING, ENTRY_READY } EntryState;
+
+typedef struct {
+  char *name; /* "<db>@<state_seq>.db" in .cache */
+  char *path;
+  EntryState state;
+  guint64 size;
+  gint64 last_used;
+} CacheEntry;
+
+/* What a plan says, kept for PLAN_TTL_US (or why there is none). */
+typedef struct {
+  gint64 made_at; /* monotonic */
+  gboolean ok;
+  FsPitrState state;
+  guint64 state_seq;
+  GError *error;
+} PlanSlot;
+
+/* The windows of one database, kept for PLAN_TTL_US. */
+typedef struct {
+  gint64 made_at;
+  GPtrArray *windows; /* SqlenvfsRestoreWindow * */
+} WindowSlot;
+
+struct _FsPitr {
+  Fs *fs;
+  char *dir; /* ROOT/.cache */
+  GMutex lock;
+  GCond cond;          /* a rebuild finished */
+  GHashTable *entries; /* name -> CacheEntry * */
+  GHashTable *plans;   /* "<db>@<time us>" -> PlanSlot * */
+  GHashTable *windows; /* db -> WindowSlot * */
+  guint64 bytes;       /* of READY entries */
+  FsPitrStats stats;
+};
+
+static void
+entry_free(gpointer p)
+{
+  CacheEntry *e = p;
+  g_free(e->name);
+  g_free(e->path);
+  g_free(e);
+}
+
+static void
+plan_slot_free(gpointer p)
+{
+  PlanSlot *s = p;
+  g_clear_error(&s->error);
+  g_free(s);
+}
+
+static void
+window_slot_free(gpointer p)
+{
+  WindowSlot *s = p;
+  g_ptr_array_unref(s->windows);
+  g_free(s);
+}
+
+/* Empty the cache directory (invariant 4), leftovers of interrupted
+ * rebuilds included. */
+static void
+empty_cache_dir(const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *ent;
+  if (d == NULL)
+    return;
+  while ((ent = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = g_build_filename(dir, ent, NULL);
+    g_autoptr(GError) error = NULL;
+    if (!sqlenvfs_rm_rf(path, &error))
+      g_warning("empty the pitr cache: %s", error->message);
+  }
+}
+
+FsPitr *
+fs_pitr_new(Fs *fs)
+{
+  FsPitr *p = g_new0(FsPitr, 1);
+  p->fs = fs;
+  p->dir = g_strdup(sqlenvfs_root_path(fs->root, SQLENVFS_DIR_CACHE));
+  g_mutex_init(&p->lock);
+  g_cond_init(&p->cond);
+  p->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
+  p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, plan_slot_free);
+  p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
+  p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
+  empty_cache_dir(p->dir);
+  return p;
+}
+
+void
+fs_pitr_free(FsPitr *p)
+{
+  if (p == NULL)
+    return;
+  g_hash_table_destroy(p->entries);
+  g_hash_table_destroy(p->plans);
+  g_hash_table_destroy(p->windows);
+  g_mutex_clear(&p->lock);
+  g_cond_clear(&p->cond);
+  g_free(p->dir);
+  g_free(p);
+}
+
+/* Drop expired slots once a table grows (called with the lock held). */
+static void
+expire(GHashTable *table, gsize offset_of_made_at, gint64 now)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  if (g_hash_table_size(table) < 256)
+    return;
+  g_hash_table_iter_init(&it, table);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    if (now - *(gint64 *)((char *)v + offset_of_made_at) >= PLAN_TTL_US)
+      g_hash_table_iter_remove(&it);
+}
+
+/* The windows of @db (a new reference), from the table or the archive. */
+static GPtrArray *
+db_windows(FsPitr *p, const char *db, GError **error)
+{
+  gint64 now = g_get_monotonic_time();
+  WindowSlot *slot;
+  GPtrArray *w;
+
+  g_mutex_lock(&p->lock);
+  slot = g_hash_table_lookup(p->windows, db);
+  if (slot != NULL && now - slot->made_at < PLAN_TTL_US) {
+    w = g_ptr_array_ref(slot->windows);
+    g_mutex_unlock(&p->lock);
+    return w;
+  }
+  g_mutex_unlock(&p->lock);
+
+  w = sqlenvfs_restore_windows(p->fs->root, db, error);
+  if (w == NULL)
+    return NULL;
+  slot = g_new0(WindowSlot, 1);
+  slot->made_at = now;
+  slot->windows = g_ptr_array_ref(w);
+  g_mutex_lock(&p->lock);
+  expire(p->windows, G_STRUCT_OFFSET(WindowSlot, made_at), now);
+  g_hash_table_replace(p->windows, g_strdup(db), slot);
+  g_mutex_unlock(&p->lock);
+  return w;
+}
+
+static gboolean
+windows_contain(GPtrArray *windows, gint64 t)
+{
+  for (guint i = 0; i < windows->len; i++) {
+    const SqlenvfsRestoreWindow *w = windows->pdata[i];
+    if (t >= w->from_us && t <= w->to_us)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static void
+append_windows(GString *s, const char *db, GPtrArray *windows)
+{
+  for (guint i = 0; i < windows->len; i++) {
+    const SqlenvfsRestoreWindow *w = windows->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_iso(w->from_us);
+    g_autofree char *to = sqlenvfs_time_format_iso(w->to_us);
+    g_string_append_printf(s, "%s%s %s to %s", s->len ? ", " : "", db, from, to);
+  }
+}
+
+gboolean
+fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  g_autoptr(GString) known = g_string_new(NULL);
+  g_autoptr(GError) local = NULL;
+  SqlenvfsTime t;
+
+  if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest) {
+    g_message("pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: not a time", name);
+    return FALSE;
+  }
+  if (t.us > sqlenvfs_clock_now()) {
+    g_message("pitr/%s: that time is in the future", name);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: in the future", name);
+    return FALSE;
+  }
+  for (guint i = 0; i < dbs->len; i++) {
+    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    if (w == NULL)
+      return FALSE;
+    if (windows_contain(w, t.us)) {
+      *time_us = t.us;
+      return TRUE;
+    }
+    append_windows(known, dbs->pdata[i], w);
+  }
+  g_message("pitr/%s: outside the recoverable window (%s)", name,
+            known->len ? known->str : "nothing is recoverable yet: the archive is empty");
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP, "pitr/%s: outside the recoverable window",
+              name);
+  return FALSE;
+}
+
+gboolean
+fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  gboolean any = FALSE;
+
+  for (guint i = 0; i < dbs->len; i++) {
+    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    if (w == NULL)
+      return FALSE;
+    for (guint j = 0; j < w->len; j++) {
+      const SqlenvfsRestoreWindow *win = w->pdata[j];
+      if (!any || win->from_us < *earliest_us)
+        *earliest_us = win->from_us;
+      if (!any || win->to_us > *latest_us)
+        *latest_us = win->to_us;
+      any = TRUE;
+    }
+  }
+  if (!any)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "no recoverable window yet (the WAL archive is empty)");
+  return any;
+}
+
+GPtrArray *
+fs_pitr_list_links(FsPitr *p, GError **error)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  gint64 earliest, latest;
+  g_autoptr(GError) local = NULL;
+
+  if (fs_pitr_window(p, &earliest, &latest, &local)) {
+    g_ptr_array_add(names, g_strdup("earliest"));
+    g_ptr_array_add(names, g_strdup("latest"));
+  } else if (local->code != SQLENVFS_ERROR_GAP) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    g_ptr_array_unref(names);
+    return NULL;
+  }
+  return names;
+}
+
+GPtrArray *
+fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+
+  for (guint i = 0; i < dbs->len; i++) {
+    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    if (w == NULL) {
+      g_ptr_array_unref(out);
+      return NULL;
+    }
+    if (windows_contain(w, time_us))
+      g_ptr_array_add(out, g_strdup(dbs->pdata[i]));
+  }
+  return out;
+}
+
+/* Plan @db at @time_us: from the table, or the archive. */
+static gboolean
+plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *state_seq,
+     GError **error)
+{
+  g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
+  gint64 now = g_get_monotonic_time();
+  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
+  g_autoptr(SqlenvfsRestorePlan) rp = NULL;
+  g_autofree char *prod = NULL;
+  PlanSlot *slot;
+  struct stat st;
+  gboolean ok;
+
+  g_mutex_lock(&p->lock);
+  slot = g_hash_table_lookup(p->plans, key);
+  if (slot != NULL && now - slot->made_at < PLAN_TTL_US) {
+    ok = slot->ok;
+    if (ok) {
+      *state = slot->state;
+      *state_seq = slot->state_seq;
+    } else {
+      g_propagate_error(error, g_error_copy(slot->error));
+    }
+    g_mutex_unlock(&p->lock);
+    return ok;
+  }
+  g_mutex_unlock(&p->lock);
+
+  slot = g_new0(PlanSlot, 1);
+  slot->made_at = now;
+  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, &slot->error);
+  if (rp != NULL) {
+    slot->ok = TRUE;
+    slot->state.size = rp->size;
+    slot->state.state_us = rp->state_us;
+    prod = sqlenvfs_root_prod_db(p->fs->root, db);
+    slot->state.mode = stat(prod, &st) == 0 ? st.st_mode : 0400;
+    slot->state_seq = rp->state_seq;
+  }
+
+  g_mutex_lock(&p->lock);
+  p->stats.n_plans++;
+  expire(p->plans, G_STRUCT_OFFSET(PlanSlot, made_at), now);
+  g_hash_table_replace(p->plans, g_strdup(key), slot);
+  ok = slot->ok;
+  if (ok) {
+    *state = slot->state;
+    *state_seq = slot->state_seq;
+  } else {
+    g_propagate_error(error, g_error_copy(slot->error));
+  }
+  g_mutex_unlock(&p->lock);
+  return ok;
+}
+
+gboolean
+fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error)
+{
+  guint64 seq;
+  return plan(p, db, time_us, state, &seq, error);
+}
+
+/* Evict least recently used READY entries until the cache fits (invariant
+ * 3). Called with the lock held. */
+static void
+evict(FsPitr *p)
+{
+  while (p->bytes > p->stats.cache_max_bytes) {
+    GHashTableIter it;
+    gpointer k, v;
+    CacheEntry *lru = NULL;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      CacheEntry *e = v;
+      if (e->state == ENTRY_READY && (lru == NULL || e->last_used < lru->last_used))
+        lru = e;
+    }
+    if (lru == NULL)
+      return;
+    if (unlink(lru->path) != 0 && errno != ENOENT)
+      g_warning("evict %s from the pitr cache: %s", lru->path, g_strerror(errno));
+    g_info("pitr cache: evicted %s (%" G_GUINT64_FORMAT " bytes)", lru->name, lru->size);
+    p->bytes -= lru->size;
+    p->stats.n_evicted++;
+    g_hash_table_remove(p->entries, lru->name);
+  }
+}
+
+/* Rebuild the state of @db at @time_us into @path (invariant 1). */
+static gboolean
+rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *size,
+        GError **error)
+{
+  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
+  g_autoptr(SqlenvfsRestorePlan) rp = NULL;
+  g_autoptr(SqlenvfsImage) img = NULL;
+  g_autofree char *tmp = NULL;
+  gint64 started = g_get_monotonic_time();
+  int fd;
+
+  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, error);
+  if (rp == NULL)
+    return FALSE;
+  img = sqlenvfs_restore_image(p->fs->root, rp, NULL, NULL, error);
+  if (img == NULL)
+    return FALSE;
+  tmp = g_strdup_printf("%s/.tmp-%s-%d", p->dir, strrchr(path, '/') + 1, (int)getpid());
+  if (!sqlenvfs_mkdir_p(p->dir, 0700, error))
+    return FALSE;
+  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "create", tmp);
+  if (!sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, NULL, tmp, error)) {
+    close(fd);
+    unlink(tmp);
+    return FALSE;
+  }
+  if (close(fd) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return sqlenvfs_error_errno(error, e, "write", tmp);
+  }
+  if (g_getenv(TEST_REBUILD_DELAY_ENV) != NULL)
+    g_usleep((gulong)g_ascii_strtoull(g_getenv(TEST_REBUILD_DELAY_ENV), NULL, 10) * 1000);
+  if (rename(tmp, path) != 0) {
+    int e = errno;
+    unlink(tmp);
+    return sqlenvfs_error_errno(error, e, "rename into place", path);
+  }
+  *size = sqlenvfs_image_size(img);
+  {
+    g_autofree char *when = sqlenvfs_time_format_iso(rp->state_us);
+    g_message("pitr: rebuilt %s as of %s from %s %s and %" G_GUINT64_FORMAT
+              " archived transactions in %.2f s",
+              db, when, sqlenvfs_copy_kind_name(rp->base_kind), rp->base_name, rp->n_commits,
+              (double)(g_get_monotonic_time() - started) / G_USEC_PER_SEC);
+  }
+  return TRUE;
+}
+
+int
+fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error)
+{
+  g_autofree char *name = NULL;
+  g_autofree char *path = NULL;
+  guint64 seq;
+  CacheEntry *e;
+  int fd;
+
+  if (!plan(p, db, time_us, state, &seq, error))
+    return -1;
+  name = g_strdup_printf("%s@%" G_GUINT64_FORMAT ".db", db, seq);
+  path = g_build_filename(p->dir, name, NULL);
+
+  g_mutex_lock(&p->lock);
+  for (;;) {
+    e = g_hash_table_lookup(p->entries, name);
+    if (e == NULL || e->state == ENTRY_READY)
+      break;
+    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the running rebuild */
+  }
+  if (e != NULL) {
+    /* READY: open it under the lock, so that eviction cannot come between. */
+    e->last_used = g_get_monotonic_time();
+    p->stats.n_hits++;
+    fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      sqlenvfs_error_errno(error, errno, "open", e->path);
+    g_mutex_unlock(&p->lock);
+    return fd;
+  }
+  e = g_new0(CacheEntry, 1);
+  e->name = g_strdup(name);
+  e->path = g_strdup(path);
+  e->state = ENTRY_BUILDING;
+  g_hash_table_insert(p->entries, e->name, e);
+  p->stats.n_rebuilds++;
+  g_mutex_unlock(&p->lock);
+
+  {
+    guint64 size = 0;
+    g_autoptr(GError) local = NULL;
+    gboolean ok = rebuild(p, db, time_us, path, &size, &local);
+
+    g_mutex_lock(&p->lock);
+    if (ok) {
+      e->state = ENTRY_READY;
+      e->size = size;
+      e->last_used = g_get_monotonic_time();
+      fd = open(e->path, O_RDONLY | O_CLOEXEC);
+      if (fd < 0)
+        sqlenvfs_error_errno(error, errno, "open", e->path);
+      p->bytes += size;
+      evict(p);
+    } else {
+      /* Waiters find no entry and try again themselves. */
+      g_hash_table_remove(p->entries, name);
+      g_propagate_error(error, g_steal_pointer(&local));
+      fd = -1;
+    }
+    g_cond_broadcast(&p->cond);
+    g_mutex_unlock(&p->lock);
+    return fd;
+  }
+}
+
+void
+fs_pitr_stats(FsPitr *p, FsPitrStats *out)
+{
+  g_mutex_lock(&p->lock);
+  *out = p->stats;
+  out->cache_bytes = p->bytes;
+  out->n_cached = 0;
+  {
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v))
+      if (((CacheEntry *)v)->state == ENTRY_READY)
+        out->n_cached++;
+  }
+  g_mutex_unlock(&p->lock);
+}
