@@ -89,6 +89,15 @@ gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan 
                                   const char *output, gboolean overwrite,
                                   SqlenvfsProgressFunc progress, gpointer user, GError **error);
 
+/* refresh-dev from production as it was at the time of @plan: the state is
+ * restored to a temporary file in the root's .cache, its environment marker
+ * checked (REFUSED when it is not production, unless @force), then installed
+ * into development with sqlenvfs_env_refresh_dev_from_image(). Production is
+ * not read at all. FALSE and *error; the temporary file is always removed. */
+gboolean sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+                                      gboolean force, SqlenvfsProgressFunc progress, gpointer user,
+                                      GError **error);
+
 /* For `list`: add the windows of every database that has a production file
  * or an archive to @report (sqlenvfs_list_report_add_window). FALSE and
  * *error when an archive cannot be read. */

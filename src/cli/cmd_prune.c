@@ -5,6 +5,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 
 int
@@ -12,6 +13,7 @@ cmd_prune(int argc, char **argv)
 {
   g_autoptr(SqlenvfsRoot) root = NULL;
   g_autoptr(GPtrArray) items = NULL;
+  g_autoptr(GPtrArray) segments = g_ptr_array_new_with_free_func(g_free);
   gboolean dry_run = FALSE;
   GError *error = NULL;
   guint n_removed = 0;
@@ -26,7 +28,8 @@ cmd_prune(int argc, char **argv)
                  "[retention] daily-keep-days / snapshot-keep-days (default 7) or beyond\n"
                  "daily-keep-count / snapshot-keep-count (0: no limit) in sqlenvfs.conf. The\n"
                  "newest valid copy of each database is never removed, nor a copy that a\n"
-                 "retained point-in-time window starts from.",
+                 "retained point-in-time window starts from. Then remove the WAL archive\n"
+                 "segments that no window retained by [retention] pitr-keep-days needs.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
@@ -34,7 +37,7 @@ cmd_prune(int argc, char **argv)
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
-  items = sqlenvfs_store_prune(root, dry_run, NULL, NULL, &error);
+  items = sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, &error);
   if (items == NULL)
     return cli_fail("prune", error);
   for (guint i = 0; i < items->len; i++) {
@@ -46,5 +49,13 @@ cmd_prune(int argc, char **argv)
   }
   printf("%s %u of %u%s\n", dry_run ? "would remove" : "removed", n_removed, items->len,
          dry_run ? " (dry run: nothing was removed)" : "");
+  if (!sqlenvfs_restore_prune_archives(root, dry_run, segments, &error))
+    return cli_fail("prune", error);
+  for (guint i = 0; i < segments->len; i++)
+    printf("%-12s %-9s %s\n", dry_run ? "would remove" : "removed", "wal-archive",
+           (const char *)segments->pdata[i]);
+  if (segments->len > 0)
+    printf("%s %u archive segment(s) that no retained point-in-time window needs\n",
+           dry_run ? "would remove" : "removed", segments->len);
   return CLI_OK;
 }

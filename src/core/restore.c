@@ -32,9 +32,11 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/copy.h"
+#include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
@@ -777,6 +779,48 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
     }
   }
   return TRUE;
+}
+
+gboolean
+sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, gboolean force,
+                             SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  const char *cache = sqlenvfs_root_path(root, SQLENVFS_DIR_CACHE);
+  g_autofree char *tmp = NULL, *uri = NULL, *env = NULL, *when = NULL, *desc = NULL;
+  g_autoptr(SqlenvfsImage) img = NULL;
+  SqlenvfsFileSource *fs;
+  gboolean ok = FALSE;
+
+  if (!sqlenvfs_mkdir_p(cache, 0700, error))
+    return FALSE;
+  tmp = g_strdup_printf("%s/.tmp-refresh-pitr-%s-%d.db", cache, plan->db, (int)getpid());
+  if (!sqlenvfs_restore_to_file(root, plan, tmp, TRUE, progress, user, error))
+    return FALSE;
+  uri = g_strdup_printf("file:%s?immutable=1", tmp);
+  when = sqlenvfs_time_format_iso(plan->target_us);
+  {
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, error);
+    if (db == NULL || !sqlenvfs_env_read(db, &env, tmp, error))
+      goto out;
+  }
+  if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "refresh-dev: %s as of %s is %s%s%s, not production (nothing was changed; pass "
+                "--force to copy it anyway)", plan->db, when, env ? "marked '" : "not marked",
+                env ? env : "", env ? "'" : "");
+    goto out;
+  }
+  fs = sqlenvfs_file_source_open(tmp, error);
+  if (fs == NULL)
+    goto out;
+  img = sqlenvfs_image_new(plan->page_size, plan->n_pages, sqlenvfs_file_source_read, fs,
+                           sqlenvfs_file_source_close);
+  desc = g_strdup_printf("production %s as of %s", plan->db, when);
+  ok = sqlenvfs_env_refresh_dev_from_image(root, plan->db, img, desc, progress, user, error);
+out:
+  g_clear_pointer(&img, sqlenvfs_image_free);
+  unlink(tmp);
+  return ok;
 }
 
 /* ------------------------------------------------------------------ */

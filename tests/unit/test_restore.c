@@ -1,0 +1,266 @@
+/* Unit tests for restore: windows, the choice of base, images, and
+ * retention (the prune keep hook and archive pruning) with a fake clock.
+ * A real archiver runs in a thread while the test commits and snapshots. */
+#include "testutil.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/archiver.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/util.h"
+
+static char *tmp;
+static SqlenvfsRoot *root;
+static char *db_path;
+static SqlenvfsStoredCopy *s0, *s1; /* the archiver's first snapshot, one taken later */
+static gint64 t_mid;                /* between the two phases of commits */
+
+static gpointer
+run_thread(gpointer a)
+{
+  return GINT_TO_POINTER(sqlenvfs_archiver_run(a, NULL));
+}
+
+static void
+commit_rows(sqlite3 *db, int from, int to)
+{
+  GError *error = NULL;
+  for (int k = from; k <= to; k++) {
+    g_autofree char *sql = g_strdup_printf("INSERT INTO t VALUES (%d, randomblob(40000))", k);
+    ck_assert(sqlenvfs_db_exec(db, sql, db_path, &error));
+  }
+}
+
+/* A root whose archive holds: the first start (snapshot s0), rows 1..30,
+ * snapshot s1, rows 31..60. */
+static void
+setup(void)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiver) a = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(GPtrArray) snaps = NULL;
+  GThread *th;
+
+  tmp = testutil_tmpdir();
+  {
+    g_autofree char *conf = g_build_filename(tmp, "sqlenvfs.conf", NULL);
+    ck_assert(g_file_set_contents(conf, "[archive]\nsegment-max-bytes=1048576\n", -1, NULL));
+  }
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  db_path = sqlenvfs_root_prod_db(root, "app");
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_CREATE, &error);
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY, b)",
+                             db_path, &error));
+
+  a = sqlenvfs_archiver_new(root, &error);
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  for (int i = 0; i < 200; i++) {
+    g_autoptr(GPtrArray) st = sqlenvfs_archiver_status(a);
+    const SqlenvfsArchiverDbStatus *s = st->len ? st->pdata[0] : NULL;
+    if (s && s->state == SQLENVFS_ARCHIVER_CAPTURING && !s->snapshot_pending)
+      break;
+    g_usleep(50 * 1000);
+  }
+  commit_rows(db, 1, 30);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  t_mid = sqlenvfs_clock_now();
+  g_usleep(20 * 1000);
+  s1 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+  ck_assert_no_error(error);
+  commit_rows(db, 31, 60);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+
+  snaps = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
+  ck_assert_uint_eq(snaps->len, 2);
+  s0 = g_steal_pointer(&snaps->pdata[0]);
+  ck_assert_str_ne(s0->name, s1->name);
+}
+
+static void
+teardown(void)
+{
+  testutil_clock_reset();
+  g_clear_pointer(&s0, sqlenvfs_stored_copy_free);
+  g_clear_pointer(&s1, sqlenvfs_stored_copy_free);
+  g_clear_pointer(&root, sqlenvfs_root_free);
+  g_free(db_path);
+  db_path = NULL;
+  testutil_tmpdir_cleanup(tmp);
+  tmp = NULL;
+}
+
+/* Rows in the state of @plan, read from its image written to a file. */
+static gint64
+rows_at(const SqlenvfsRestorePlan *plan)
+{
+  g_autofree char *out = g_build_filename(tmp, "restored.db", NULL);
+  GError *error = NULL;
+  gint64 n = -1, mx = -1;
+  unlink(out);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  {
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(out, SQLENVFS_OPEN_READONLY, &error);
+    ck_assert(sqlenvfs_db_query_int(db, "SELECT count(*) FROM t", &n, out, &error));
+    ck_assert(sqlenvfs_db_query_int(db, "SELECT coalesce(max(k), 0) FROM t", &mx, out, &error));
+  }
+  ck_assert_int_eq(n, mx); /* exactly rows 1..n */
+  return n;
+}
+
+START_TEST(test_windows_and_plans)
+{
+  g_autoptr(GPtrArray) wins = NULL;
+  g_autoptr(SqlenvfsRestorePlan) latest = NULL, mid = NULL, early = NULL;
+  SqlenvfsTime t = { .is_latest = TRUE };
+  const SqlenvfsRestoreWindow *w;
+  GError *error = NULL;
+
+  wins = sqlenvfs_restore_windows(root, "app", &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(wins->len, 1);
+  w = wins->pdata[0];
+  ck_assert_int_le(w->from_us, s0->dbs->len ? ((SqlenvfsStoredDb *)s0->dbs->pdata[0])->pos.pinned_at : 0);
+  ck_assert_int_gt(w->to_us, t_mid);
+  ck_assert_str_eq(w->note, "archiving started");
+
+  latest = sqlenvfs_restore_plan(root, NULL, &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(latest->base_name, s1->name); /* the newest base */
+  ck_assert_uint_eq(latest->n_commits, 30);
+  ck_assert_int_eq(latest->target_us, w->to_us);
+  ck_assert_int_eq(rows_at(latest), 60);
+
+  t.is_latest = FALSE;
+  t.us = t_mid;
+  mid = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  /* s1 was pinned after t_mid, but holds exactly the state at t_mid (rows
+   * 1..30, all archived before t_mid): it is the newest base for it. */
+  ck_assert_str_eq(mid->base_name, s1->name);
+  ck_assert_uint_eq(mid->n_commits, 0);
+  ck_assert_int_le(mid->state_us, t_mid);
+  ck_assert_int_eq(rows_at(mid), 30);
+
+  /* Just before the last of rows 1..30 was captured: only s0 can serve. */
+  t.us = mid->state_us - 1;
+  g_clear_pointer(&mid, sqlenvfs_restore_plan_free);
+  mid = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(mid->base_name, s0->name);
+  ck_assert_int_eq(rows_at(mid), 29);
+
+  t.us = w->from_us;
+  early = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(early->n_commits, 0);
+
+  t.us = w->from_us - 1;
+  ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  ck_assert(strstr(error->message, "before the earliest recoverable time") != NULL);
+  g_clear_error(&error);
+  t.us = w->to_us + 1;
+  ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  ck_assert(strstr(error->message, "after the latest archived time") != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
+START_TEST(test_retention)
+{
+  const SqlenvfsStoredDb *d1 = s1->dbs->pdata[0];
+  g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) wins = NULL;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *dir = g_build_filename(tmp, "backups", "prod", "wal_archives", "app", NULL);
+  gint64 week = G_GINT64_CONSTANT(7) * 86400 * G_USEC_PER_SEC;
+  char *why = NULL;
+  GError *error = NULL;
+  guint n_before;
+
+  a = sqlenvfs_archive_open(dir, &error);
+  n_before = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n_before, 3);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Today: the whole window is retained; its first base is s0. */
+  ck_assert(sqlenvfs_restore_keep_base(s0, root, &why));
+  ck_assert(strstr(why, "base of the point-in-time window of app") != NULL);
+  g_clear_pointer(&why, g_free);
+  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
+  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert_uint_eq(removed->len, 0);
+
+  /* A week after s1: the retained period starts after s1's state, so s1 is
+   * the base it needs, s0 is not, and so are the segments before s1. */
+  testutil_clock_set(d1->pos.pinned_at + week + 1000);
+  ck_assert(!sqlenvfs_restore_keep_base(s0, root, &why));
+  ck_assert(sqlenvfs_restore_keep_base(s1, root, &why));
+  g_clear_pointer(&why, g_free);
+  ck_assert(sqlenvfs_restore_prune_archives(root, TRUE, removed, &error));
+  ck_assert_uint_ge(removed->len, 1);
+  g_ptr_array_set_size(removed, 0);
+  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(removed->len, 1);
+  a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n_before - removed->len);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* What remains still restores everything from s1 on, exactly. */
+  testutil_clock_reset();
+  wins = sqlenvfs_restore_windows(root, "app", &error);
+  ck_assert_uint_eq(wins->len, 1);
+  ck_assert_str_eq(((SqlenvfsRestoreWindow *)wins->pdata[0])->note,
+                   "older archive segments were pruned");
+  {
+    SqlenvfsTime t = { .is_latest = TRUE };
+    g_autoptr(SqlenvfsRestorePlan) p = sqlenvfs_restore_plan(root, "app", &t, &error);
+    ck_assert_no_error(error);
+    ck_assert_str_eq(p->base_name, s1->name);
+    ck_assert_int_eq(rows_at(p), 60);
+    /* The window now starts at s1's state: just before it, nothing. */
+    ck_assert_int_le(((SqlenvfsRestoreWindow *)wins->pdata[0])->from_us, t_mid);
+    t.is_latest = FALSE;
+    t.us = ((SqlenvfsRestoreWindow *)wins->pdata[0])->from_us - 1;
+    ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+    g_clear_error(&error);
+  }
+
+  /* Long after everything: nothing is retained any more. */
+  testutil_clock_set(d1->pos.pinned_at + 5 * week);
+  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
+}
+END_TEST
+
+static Suite *
+restore_suite(void)
+{
+  Suite *s = suite_create("restore");
+  TCase *tc = tcase_create("restore");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_windows_and_plans);
+  tcase_add_test(tc, test_retention);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(restore_suite());
+}
