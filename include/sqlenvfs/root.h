@@ -21,6 +21,7 @@
  *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
  *   [cache]     max-bytes=4294967296
  *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
+ *               archive-lag-warn-seconds=60
  *               acknowledged-bugs=   (known SQLite bugs whose risk is accepted, e.g.
  *                                     wal-reset; see doctor.h)
  */
@@ -42,6 +43,7 @@ typedef struct {
   gint64 cache_max_bytes;
   gint64 size_warn_bytes;
   int backup_max_age_hours;
+  int archive_lag_warn_seconds;
   char **doctor_acknowledged_bugs; /* NULL-terminated, never NULL */
 } SqlenvfsSettings;
 

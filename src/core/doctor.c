@@ -840,12 +840,14 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
   lag = MAX(now - alive, 0);
   lag_s = format_age(lag);
   when = sqlenvfs_time_format_local(alive);
-  if (c->archiver_pid > 0 && lag > 60 * G_USEC_PER_SEC) {
+  if (c->archiver_pid > 0 && lag > (gint64)c->settings->archive_lag_warn_seconds * G_USEC_PER_SEC) {
     sqlenvfs_doctor_report_add(
       c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
       "look at the archiver's log and the mount's status file for the database's state (not "
       "in WAL mode, out of space, a long write lock); restart it if it is stuck",
-      "the archiver runs but is %s behind: every commit is archived only up to %s", lag_s, when);
+      "the archiver runs but is %s behind (more than [doctor] archive-lag-warn-seconds=%d): "
+      "commits are archived only up to %s",
+      lag_s, c->settings->archive_lag_warn_seconds, when);
   } else {
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "archive", d->subject, dir,
                                c->archiver_pid > 0 ? "nothing to do"

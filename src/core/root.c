@@ -42,6 +42,7 @@ settings_defaults(SqlenvfsSettings *s)
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
   s->size_warn_bytes = G_GINT64_CONSTANT(10000000000);
   s->backup_max_age_hours = 26;
+  s->archive_lag_warn_seconds = 60;
   s->doctor_acknowledged_bugs = g_new0(char *, 1);
 }
 
@@ -124,6 +125,7 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
   INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
   INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
+  INT_KEY("doctor", "archive-lag-warn-seconds", archive_lag_warn_seconds, 1, 100000000);
 #undef INT_KEY
   if (g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL)) {
     g_auto(GStrv) ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);

@@ -51,25 +51,28 @@ every_finding_has_action() {
     || fail "a finding without what was found or what to do"
 }
 
-# The archiver holds the root's "archiver" lock (flock) while it runs. Until
-# a real archiver is started here, a process holding that lock stands in for
-# it: the doctor only looks at who holds the lock.
+# The real archiver, in the foreground in the background. The doctor finds it
+# by its lock on .sqlenvfs/archiver.lock in /proc/locks.
 start_archiver() {
-  mkdir -p "$R/.sqlenvfs"
-  : >>"$R/.sqlenvfs/archiver.lock"
-  python3 -c 'import fcntl, sys, time
-f = open(sys.argv[1], "a")
-fcntl.flock(f, fcntl.LOCK_EX)
-time.sleep(600)' "$R/.sqlenvfs/archiver.lock" >/dev/null 2>&1 &
+  "$SQLENVFS" archive --root "$R" >"$T/archiver.log" 2>&1 &
   ARCH=$!
   track_pid "$ARCH"
   for _ in $(seq 100); do
-    flock -n "$R/.sqlenvfs/archiver.lock" true || return 0
-    sleep 0.05
+    [ -e "$R/.sqlenvfs/archiver.lock" ] && ! flock -n "$R/.sqlenvfs/archiver.lock" true && return 0
+    kill -0 "$ARCH" 2>/dev/null || fail "the archiver exited: $(cat "$T/archiver.log")"
+    sleep 0.1
   done
-  fail "the stand-in archiver did not take its lock"
+  fail "the archiver did not take its lock"
 }
-stop_archiver() { kill "$ARCH" 2>/dev/null; wait "$ARCH" 2>/dev/null || true; }
+stop_archiver() {
+  kill -TERM "$ARCH" 2>/dev/null || true
+  wait "$ARCH" 2>/dev/null || true
+  for _ in $(seq 100); do
+    flock -n "$R/.sqlenvfs/archiver.lock" true && return 0
+    sleep 0.1
+  done
+  fail "the archiver's lock is still held after it stopped: $(grep FLOCK /proc/locks | tr '\n' ' ') $(pgrep -a sqlenvfs | tr '\n' ' ')"
+}
 
 # ---- healthy: exit 0 ---------------------------------------------------------
 start_archiver
@@ -77,13 +80,32 @@ doctor
 assert_eq "$(status_of)" "ok 0" "doctor on a healthy root (JSON status, exit)"
 assert_eq "$rc" "0" "exit status on a healthy root"
 every_finding_has_action
-finding ok archiver root "pid $ARCH (python3) holds its lock" >/dev/null || fail "archiver holder not named: $(finding ok archiver root)"
+finding ok archiver root "pid $ARCH (sqlenvfs) holds its lock" >/dev/null || fail "archiver holder not named: $(finding ok archiver root)"
 finding ok backup prod/app "crc32 and integrity_check passed" >/dev/null || fail "backup not verified"
 finding ok environment dev/app >/dev/null || fail "dev marker not checked"
 flock -n "$R/.sqlenvfs/archiver.lock" true && fail "the archiver's lock is free: the doctor released or never saw it"
 "$SQLENVFS" doctor --root "$R" >"$T/doc.txt" || fail "text doctor exit $?"
 grep -q "^0 failures, 0 warnings, [0-9]* ok$" "$T/doc.txt" || fail "text summary: $(tail -1 "$T/doc.txt")"
 pass "healthy root: every finding ok, exit 0; the archiver's lock stays with its holder"
+
+# ---- the archiver runs but falls behind -------------------------------------
+finding ok archive prod/app "every commit is archived up to" >/dev/null || fail "archive reach"
+printf 'archive-lag-warn-seconds=2\n' >>"$R/sqlenvfs.conf"
+kill -STOP "$ARCH"
+sqlite3 "$P" "INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (222222222, 'LAG', 'Tug')"
+sleep 3.5
+doctor
+kill -CONT "$ARCH"
+assert_eq "$rc" "1" "exit status with a stalled archiver"
+finding warning archive prod/app "behind (more than [doctor] archive-lag-warn-seconds=2)" >/dev/null || fail "lag warning"
+for _ in $(seq 50); do
+  doctor
+  [ "$rc" = 0 ] && break
+  sleep 0.2
+done
+assert_eq "$rc" "0" "exit status once the archiver caught up"
+sed -i '/archive-lag-warn-seconds/d' "$R/sqlenvfs.conf"
+pass "a stalled archiver: lag warning; caught up: ok"
 
 # ---- the archiver is not running: warning --------------------------------------
 stop_archiver
@@ -178,11 +200,15 @@ assert_eq "$rc" "0" "exit status with the backups back on the big filesystem"
 pass "backups on a 512 KiB tmpfs: the next backup ($(stat -c %s "$P") bytes) would not fit, warning"
 
 # ---- production not in WAL mode -------------------------------------------------
+stop_archiver   # the archiver keeps the database open: the mode cannot change under it
 sqlite3 "$P" 'PRAGMA journal_mode=DELETE' >/dev/null
+start_archiver
 doctor
 assert_eq "$rc" "2" "exit status with production not in WAL mode"
 finding failure journal prod/app "production is in delete journal mode, not WAL" >/dev/null || fail "journal failure"
+stop_archiver
 sqlite3 "$P" 'PRAGMA journal_mode=WAL' >/dev/null
+start_archiver
 doctor
 assert_eq "$rc" "0" "exit status with WAL back"
 pass "production in rollback-journal mode: failure, exit 2"
