@@ -1,0 +1,481 @@
+#!/usr/bin/env python3
+"""Benchmarks for sqlenvfs, against the physical limits and the peers.
+
+Every figure is a ratio measured side by side in one run (medians of --runs
+runs, with min-max), so that it holds on a noisy shared machine. Caches are
+stated: "cold" drops the page cache (echo 3 > /proc/sys/vm/drop_caches)
+before each run, "warm" reads once first.
+
+    scripts/bench.sh [--smoke] [--size-mib N] [--runs N] [--big] [--dir DIR]
+
+--smoke runs everything on a tiny database in seconds (part of the test
+suite, so this script cannot rot); its ratios mean little. The full run uses
+1 GiB; --big adds the 4 GiB memory and scaling rows.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROWS = []  # (section, name, median, lo, hi, unit, target, verdict)
+
+
+def log(msg):
+    print(f"# {msg}", flush=True)
+
+
+def sh(*cmd, check=True, **kw):
+    return subprocess.run(cmd, check=check, **kw)
+
+
+def drop_caches():
+    subprocess.run(["sync"], check=True)
+    try:
+        with open("/proc/sys/vm/drop_caches", "w") as f:
+            f.write("3\n")
+    except OSError:
+        pass
+
+
+def timed(fn, runs, cold=False, setup=None):
+    """Run fn() `runs` times; return (median, min, max) seconds."""
+    samples = []
+    for _ in range(runs):
+        if setup:
+            setup()
+        if cold:
+            drop_caches()
+        t0 = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - t0)
+    return statistics.median(samples), min(samples), max(samples)
+
+
+def read_file(path, bs=1 << 20):
+    n = 0
+    with open(path, "rb", buffering=0) as f:
+        while True:
+            b = f.read(bs)
+            if not b:
+                return n
+            n += len(b)
+
+
+def record(section, name, value, lo, hi, unit, target=None, ok=None):
+    verdict = "" if ok is None else ("PASS" if ok else "MISS")
+    ROWS.append((section, name, value, lo, hi, unit, target or "", verdict))
+    rng = f"[{lo:.3g}-{hi:.3g}]" if lo is not None else ""
+    print(f"{section:<10} {name:<58} {value:>10.3g} {unit:<6} {rng:<18} {target or '':<22} {verdict}",
+          flush=True)
+
+
+def ratio_row(section, name, a, b, target_op, target, runs_note=""):
+    """Record a/b medians (and the spread of a/b from the extremes)."""
+    r = a[0] / b[0]
+    lo, hi = a[1] / b[2], a[2] / b[1]
+    ok = r <= target if target_op == "<=" else r >= target
+    record(section, name, r, lo, hi, "x", f"{target_op} {target}x", ok)
+    return r
+
+
+class Env:
+    def __init__(self, args):
+        self.args = args
+        self.bin = args.sqlenvfs
+        self.dir = args.dir or tempfile.mkdtemp(prefix="sqlenvfs-bench-", dir="/var/tmp")
+        self.root = os.path.join(self.dir, "root")
+        self.mnt = os.path.join(self.dir, "mnt")
+        self.mounts = []
+        self.procs = []
+
+    def run(self, *a, **kw):
+        return sh(self.bin, *a, "--root", self.root, **kw)
+
+    @property
+    def prod(self):
+        return os.path.join(self.root, "data/prod/app.db")
+
+    def make_db(self, size_mib, root=None):
+        root = root or self.root
+        if os.path.exists(root):
+            shutil.rmtree(root)
+        sh(self.bin, "init", "--root", root, stdout=subprocess.DEVNULL)
+        db = sqlite3.connect(os.path.join(root, "data/prod/app.db"))
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE bench(id INTEGER PRIMARY KEY, payload BLOB)")
+        rows = max(1, size_mib * 1024 * 1024 // 4200)
+        step = 20000
+        for start in range(0, rows, step):
+            n = min(step, rows - start)
+            db.execute(
+                "WITH RECURSIVE c(i) AS (SELECT ? UNION ALL SELECT i+1 FROM c WHERE i < ?) "
+                "INSERT INTO bench SELECT i, randomblob(4000) FROM c", (start + 1, start + n))
+            db.commit()
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        return rows
+
+    def mount(self, root=None, mnt=None):
+        root, mnt = root or self.root, mnt or self.mnt
+        os.makedirs(mnt, exist_ok=True)
+        sh(self.bin, "mount", root, mnt)
+        self.mounts.append(mnt)
+        for _ in range(100):
+            if os.path.ismount(mnt):
+                return mnt
+            time.sleep(0.1)
+        raise RuntimeError(f"mount {mnt} did not appear")
+
+    def umount(self, mnt=None):
+        mnt = mnt or self.mnt
+        sh("fusermount3", "-u", mnt, check=False)
+        for _ in range(100):
+            if not os.path.ismount(mnt):
+                break
+            time.sleep(0.1)
+        if mnt in self.mounts:
+            self.mounts.remove(mnt)
+
+    def daemon_pid(self, mnt=None):
+        out = subprocess.run(["pgrep", "-f", f"sqlenvfs mount .* {mnt or self.mnt}"],
+                             capture_output=True, text=True).stdout.split()
+        return int(out[0]) if out else None
+
+    def cleanup(self):
+        for m in list(self.mounts):
+            self.umount(m)
+        for p in self.procs:
+            try:
+                p.send_signal(signal.SIGTERM)
+                p.wait(timeout=10)
+            except Exception:
+                p.kill()
+        if not self.args.dir and not self.args.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def latest_entry(env, kind):
+    d = os.path.join(env.root, "backups/prod", kind)
+    names = [n for n in os.listdir(d) if not n.startswith(".")]
+    return max(names, key=lambda n: os.path.getmtime(os.path.join(d, n)))
+
+
+def bench_snapshot_read(env, runs):
+    """1. Snapshot read through the mount vs cp, a passthrough FUSE, restic."""
+    env.run("snapshot", stdout=subprocess.DEVNULL)
+    ts = latest_entry(env, "snapshots")
+    under = os.path.join(env.root, "backups/prod/snapshots", ts, "app.db")
+    mnt = env.mount()
+    via = os.path.join(mnt, "snapshots", ts, "app.db")
+    pt_mnt = os.path.join(env.dir, "pt")
+    os.makedirs(pt_mnt, exist_ok=True)
+    sh(env.args.passthrough, os.path.dirname(under), pt_mnt)
+    env.mounts.append(pt_mnt)
+    time.sleep(0.3)
+    via_pt = os.path.join(pt_mnt, "app.db")
+    size = os.path.getsize(under)
+    results = {}
+    for cache in ("cold", "warm"):
+        cold = cache == "cold"
+        for name, path in (("mount", via), ("cp", under), ("passthrough", via_pt)):
+            if not cold:
+                read_file(path)
+            results[(name, cache)] = timed(lambda p=path: read_file(p), runs, cold=cold)
+        mbps = size / results[("mount", cache)][0] / 1e6
+        record("1-read", f"snapshot via mount, {cache}: throughput", mbps, None, None, "MB/s")
+        ratio_row("1-read", f"passthrough time / mount time, {cache} (throughput ratio)",
+                  results[("passthrough", cache)], results[("mount", cache)], ">=", 0.9)
+        ratio_row("1-read", f"cp time / mount time, {cache}",
+                  results[("cp", cache)], results[("mount", cache)], ">=", 0.0)
+    env.umount(pt_mnt)
+    restic = shutil.which("restic")
+    if restic is None:
+        log("restic is not installed: skipping the restic comparison (apt-get install restic)")
+        return ts
+    repo = os.path.join(env.dir, "restic-repo")
+    renv = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_REPOSITORY=repo)
+    if not os.path.exists(repo):
+        sh(restic, "init", env=renv, stdout=subprocess.DEVNULL)
+        sh(restic, "backup", under, env=renv, stdout=subprocess.DEVNULL)
+    rmnt = os.path.join(env.dir, "restic-mnt")
+    os.makedirs(rmnt, exist_ok=True)
+    proc = subprocess.Popen([restic, "mount", rmnt], env=renv, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    env.procs.append(proc)
+    rpath = os.path.join(rmnt, "snapshots", "latest") + under
+    for _ in range(100):
+        if os.path.exists(rpath):
+            break
+        time.sleep(0.2)
+    rres = timed(lambda: read_file(rpath), max(1, runs // 2), cold=True)
+    ratio_row("1-read", "restic mount time / sqlenvfs mount time, cold",
+              rres, results[("mount", "cold")], ">=", 3.0)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+    env.procs.remove(proc)
+    return ts
+
+
+def bench_prod_read(env, runs, ts):
+    """2. prod image (consistent view of a live db) vs a snapshot, both cold."""
+    mnt = env.mnt
+    prod = timed(lambda: read_file(os.path.join(mnt, "prod/app.db")), runs, cold=True)
+    snap = timed(lambda: read_file(os.path.join(mnt, "snapshots", ts, "app.db")), runs, cold=True)
+    ratio_row("2-prod", "prod/app.db time / snapshot time, cold", prod, snap, "<=", 1.5)
+
+
+def bench_backup(env, runs):
+    """3. ctl/backup vs cp + fsync, sqlite3 .backup, VACUUM INTO."""
+    out = os.path.join(env.dir, "copies")
+    os.makedirs(out, exist_ok=True)
+
+    def ctl_backup():
+        with open(os.path.join(env.mnt, "ctl/backup"), "w") as f:
+            f.write("1\n")
+
+    def cp_sync():
+        dst = os.path.join(out, "cp.db")
+        sh("cp", env.prod, dst)
+        sh("sync", dst)
+        os.unlink(dst)
+
+    def dot_backup():
+        dst = os.path.join(out, "dot.db")
+        sh("sqlite3", env.prod, f".backup '{dst}'")
+        os.unlink(dst)
+
+    def vacuum_into():
+        dst = os.path.join(out, "vac.db")
+        sh("sqlite3", env.prod, f"VACUUM INTO '{dst}'")
+        os.unlink(dst)
+
+    ours = timed(ctl_backup, runs)
+    cp = timed(cp_sync, runs)
+    dot = timed(dot_backup, runs)
+    vac = timed(vacuum_into, runs)
+    ratio_row("3-backup", "ctl/backup time / (cp + fsync) time", ours, cp, "<=", 1.5)
+    ratio_row("3-backup", "ctl/backup time / sqlite3 .backup time", ours, dot, "<=", 1.0)
+    ratio_row("3-backup", "ctl/backup time / VACUUM INTO time", ours, vac, "<=", 99)
+    env.run("prune", stdout=subprocess.DEVNULL, check=False)
+
+
+def write_changes(db_path, fraction, rows):
+    """Rewrite `fraction` of the rows (and so about that share of pages)."""
+    db = sqlite3.connect(db_path)
+    n = max(1, int(rows * fraction))
+    step = 2000
+    for start in range(0, n, step):
+        db.execute("UPDATE bench SET payload = randomblob(4000) WHERE id > ? AND id <= ?",
+                   (start, min(n, start + step)))
+        db.commit()
+    db.close()
+    return n
+
+
+def iso(t):
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int((t % 1) * 1e6):06d}Z"
+
+
+def bench_pitr(env, runs, rows, fractions):
+    """4. First read of a new pitr time vs the physical limit; cached re-read; ls -l."""
+    base_ts = latest_entry(env, "snapshots")
+    base = os.path.join(env.root, "backups/prod/snapshots", base_ts, "app.db")
+    out = os.path.join(env.dir, "limit.bin")
+    for frac in fractions:
+        env.run("snapshot", stdout=subprocess.DEVNULL)
+        base_ts = latest_entry(env, "snapshots")
+        base = os.path.join(env.root, "backups/prod/snapshots", base_ts, "app.db")
+        time.sleep(0.2)
+        write_changes(env.prod, frac, rows)
+        time.sleep(1.5)  # capture is durable within 1 s
+        t = iso(time.time())
+        d = os.path.join(env.mnt, "pitr", t)
+        t0 = time.perf_counter()
+        os.listdir(d)
+        st = os.stat(os.path.join(d, "app.db"))
+        ls_ms = (time.perf_counter() - t0) * 1000
+        record("4-pitr", f"ls -l pitr/T/ ({frac:.0%} changed)", ls_ms, None, None, "ms",
+               "<= 50 ms", ls_ms <= 50)
+        drop_caches()
+        t0 = time.perf_counter()
+        n = read_file(os.path.join(d, "app.db"))
+        first = time.perf_counter() - t0
+        if n != st.st_size:
+            record("4-pitr", f"first read size matches ls ({frac:.0%})", 0, None, None, "", "== 1", False)
+        changed = int(os.path.getsize(base) * frac)
+
+        def limit():
+            sh("cp", base, out)
+            with open(out, "r+b") as f:
+                f.seek(0)
+                f.write(os.urandom(min(changed, os.path.getsize(base))))
+                os.fsync(f.fileno())
+        lim = timed(limit, 1, cold=True)
+        ratio_row("4-pitr", f"first read / physical limit ({frac:.0%} of db in WAL)",
+                  (first, first, first), lim, "<=", 1.5)
+    cached = timed(lambda: read_file(os.path.join(d, "app.db")), runs)
+    snap = timed(lambda: read_file(os.path.join(env.mnt, "snapshots", base_ts, "app.db")), runs)
+    ratio_row("4-pitr", "cached pitr re-read / snapshot read, warm", cached, snap, "<=", 1.1)
+
+
+WRITER = r"""
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA synchronous=NORMAL")
+db.execute("CREATE TABLE IF NOT EXISTS w(id INTEGER PRIMARY KEY, v TEXT)")
+batch, dur = int(sys.argv[2]), float(sys.argv[3])
+end = time.time() + dur
+n = 0
+while time.time() < end:
+    db.execute("BEGIN")
+    for _ in range(batch):
+        db.execute("INSERT INTO w(v) VALUES ('x' || hex(randomblob(16)))")
+    db.execute("COMMIT")
+    n += batch
+print(n)
+"""
+
+
+def writer_rate(db, batch, dur):
+    out = subprocess.run([sys.executable, "-c", WRITER, db, str(batch), str(dur)],
+                         capture_output=True, text=True, check=True).stdout
+    return int(out) / dur
+
+
+def bench_writer(env, dur):
+    """5. Application write throughput with the archiver running vs without."""
+    for batch in (1, 100):
+        env.umount()
+        without = [writer_rate(env.prod, batch, dur) for _ in range(2)]
+        env.mount()
+        with_ = [writer_rate(env.prod, batch, dur) for _ in range(2)]
+        w, wo = statistics.median(with_), statistics.median(without)
+        record("5-writer", f"rows/s with archiver / without, {batch} row(s) per txn", w / wo,
+               min(with_) / max(without), max(with_) / min(without), "x", ">= 0.9x", w / wo >= 0.9)
+
+
+def status_json(env):
+    with open(os.path.join(env.mnt, "status")) as f:
+        return json.load(f)
+
+
+def find_key(obj, key):
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k == key:
+                return v
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    elif isinstance(obj, list):
+        for v in obj:
+            r = find_key(v, key)
+            if r is not None:
+                return r
+    return None
+
+
+def bench_latency(env):
+    """6. Capture latency commit -> archived (p50, p99) and -> durable, from status."""
+    st = status_json(env)
+    for key, target in (("capture_p50_ms", None), ("capture_p99_ms", 50),
+                        ("durable_p99_ms", 1000)):
+        v = find_key(st, key)
+        if v is None:
+            log(f"status has no {key}")
+            continue
+        record("6-latency", key, float(v), None, None, "ms",
+               f"<= {target} ms" if target else "", None if target is None else v <= target)
+
+
+def bench_memory(env):
+    """7. Peak RSS of the daemon while serving and rebuilding."""
+    pid = env.daemon_pid()
+    if pid is None:
+        log("daemon pid not found")
+        return
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                kib = int(line.split()[1])
+                record("7-memory", f"daemon peak RSS (db {os.path.getsize(env.prod) >> 20} MiB)",
+                       kib / 1024, None, None, "MiB", "<= 64 MiB", kib / 1024 <= 64)
+
+
+def bench_scaling(env, sizes, runs):
+    """8. Backup, restore and pitr first read against database size."""
+    for size in sizes:
+        root = os.path.join(env.dir, f"scale-{size}")
+        rows = env.make_db(size, root)
+        prod = os.path.join(root, "data/prod/app.db")
+        b = timed(lambda: sh(env.bin, "backup", "--root", root, stdout=subprocess.DEVNULL), runs)
+        out = os.path.join(env.dir, "restored.db")
+
+        def restore():
+            if os.path.exists(out):
+                os.unlink(out)
+            sh(env.bin, "restore", "--root", root, "--time", "latest", "--output", out,
+               stdout=subprocess.DEVNULL)
+        mnt = env.mount(root, os.path.join(env.dir, f"mnt-{size}"))
+        env.run("snapshot", stdout=subprocess.DEVNULL)
+        write_changes(prod, 0.1, rows)
+        time.sleep(1.5)
+        r = timed(restore, runs)
+        t = iso(time.time())
+        drop_caches()
+        t0 = time.perf_counter()
+        read_file(os.path.join(mnt, "pitr", t, "app.db"))
+        p = time.perf_counter() - t0
+        env.umount(mnt)
+        mib = os.path.getsize(prod) / (1 << 20)
+        record("8-scale", f"{mib:.0f} MiB: backup s/GiB", b[0] / mib * 1024, None, None, "s/GiB")
+        record("8-scale", f"{mib:.0f} MiB: restore latest s/GiB", r[0] / mib * 1024, None, None, "s/GiB")
+        record("8-scale", f"{mib:.0f} MiB: pitr first read s/GiB", p / mib * 1024, None, None, "s/GiB")
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sqlenvfs", required=True)
+    ap.add_argument("--passthrough", required=True)
+    ap.add_argument("--smoke", action="store_true")
+    ap.add_argument("--size-mib", type=int, default=1024)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--writer-seconds", type=float, default=30)
+    ap.add_argument("--big", action="store_true")
+    ap.add_argument("--dir")
+    ap.add_argument("--keep", action="store_true")
+    args = ap.parse_args()
+    if args.smoke:
+        args.size_mib, args.runs, args.writer_seconds = 8, 1, 1.0
+    env = Env(args)
+    try:
+        log(f"sqlenvfs {subprocess.run([env.bin, '--version'], capture_output=True, text=True).stdout.strip()}")
+        log(f"database {args.size_mib} MiB, {args.runs} runs, dir {env.dir}")
+        rows = env.make_db(args.size_mib)
+        ts = bench_snapshot_read(env, args.runs)
+        bench_prod_read(env, args.runs, ts)
+        bench_backup(env, args.runs)
+        bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0))
+        bench_latency(env)
+        bench_memory(env)
+        bench_writer(env, args.writer_seconds)
+        sizes = [1] if args.smoke else [10, 100, 1024] + ([4096] if args.big else [])
+        env.umount()
+        bench_scaling(env, sizes, 1 if args.smoke else 3)
+    finally:
+        env.cleanup()
+    misses = [r for r in ROWS if r[7] == "MISS"]
+    print(f"# {len([r for r in ROWS if r[7] == 'PASS'])} targets met, {len(misses)} missed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

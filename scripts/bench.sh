@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Benchmarks (SPEC §11): builds sqlenvfs and the passthrough yardstick, then
+# runs scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
+# --big, --dir, --keep). Run as root (it mounts and drops caches).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+if ! command -v restic >/dev/null && [[ " $* " != *" --smoke "* ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
+fi
+build=${BENCH_BUILD:-build-bench}
+[ -d "$build" ] || meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
+ninja -C "$build" >/dev/null
+pt="$build/passthrough_ro"
+cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
+exec python3 scripts/bench.py --sqlenvfs "$PWD/$build/src/sqlenvfs" --passthrough "$PWD/$pt" "$@"
