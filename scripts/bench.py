@@ -106,10 +106,11 @@ class Env:
         root = root or self.root
         if os.path.exists(root):
             shutil.rmtree(root)
+        os.makedirs(root)
+        with open(os.path.join(root, "schema.sql"), "w") as f:
+            f.write("CREATE TABLE bench(id INTEGER PRIMARY KEY, payload BLOB);\n")
         sh(self.bin, "init", "--root", root, stdout=subprocess.DEVNULL)
         db = sqlite3.connect(os.path.join(root, "data/prod/app.db"))
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("CREATE TABLE bench(id INTEGER PRIMARY KEY, payload BLOB)")
         rows = max(1, size_mib * 1024 * 1024 // 4200)
         step = 20000
         for start in range(0, rows, step):
@@ -192,12 +193,12 @@ def bench_snapshot_read(env, runs):
         record("1-read", f"snapshot via mount, {cache}: throughput", mbps, None, None, "MB/s")
         ratio_row("1-read", f"passthrough time / mount time, {cache} (throughput ratio)",
                   results[("passthrough", cache)], results[("mount", cache)], ">=", 0.9)
-        ratio_row("1-read", f"cp time / mount time, {cache}",
-                  results[("cp", cache)], results[("mount", cache)], ">=", 0.0)
+        record("1-read", f"direct read (no FUSE) time / mount time, {cache} (information)",
+               results[("cp", cache)][0] / results[("mount", cache)][0], None, None, "x")
     env.umount(pt_mnt)
     restic = shutil.which("restic")
-    if restic is None:
-        log("restic is not installed: skipping the restic comparison (apt-get install restic)")
+    if restic is None or env.args.smoke:
+        log("restic comparison skipped (smoke mode, or restic not installed: apt-get install restic)")
         return ts
     repo = os.path.join(env.dir, "restic-repo")
     renv = dict(os.environ, RESTIC_PASSWORD="bench", RESTIC_REPOSITORY=repo)
@@ -294,8 +295,11 @@ def bench_pitr(env, runs, rows, fractions):
         base = os.path.join(env.root, "backups/prod/snapshots", base_ts, "app.db")
         time.sleep(0.2)
         write_changes(env.prod, frac, rows)
-        time.sleep(1.5)  # capture is durable within 1 s
-        t = iso(time.time())
+        # Capture is durable within 1 s and the archiver confirms it is
+        # complete about once a second: a time 1 s ago, 2 s after the last
+        # write, is inside the window and after every change.
+        time.sleep(2.0)
+        t = iso(time.time() - 1.0)
         d = os.path.join(env.mnt, "pitr", t)
         t0 = time.perf_counter()
         os.listdir(d)
@@ -426,9 +430,9 @@ def bench_scaling(env, sizes, runs):
         mnt = env.mount(root, os.path.join(env.dir, f"mnt-{size}"))
         env.run("snapshot", stdout=subprocess.DEVNULL)
         write_changes(prod, 0.1, rows)
-        time.sleep(1.5)
+        time.sleep(2.0)
         r = timed(restore, runs)
-        t = iso(time.time())
+        t = iso(time.time() - 1.0)
         drop_caches()
         t0 = time.perf_counter()
         read_file(os.path.join(mnt, "pitr", t, "app.db"))
@@ -454,7 +458,7 @@ def main():
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()
     if args.smoke:
-        args.size_mib, args.runs, args.writer_seconds = 8, 1, 1.0
+        args.size_mib, args.runs, args.writer_seconds = 8, 1, 0.5
     env = Env(args)
     try:
         log(f"sqlenvfs {subprocess.run([env.bin, '--version'], capture_output=True, text=True).stdout.strip()}")
