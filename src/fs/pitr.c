@@ -9,7 +9,9 @@
  *
  *   lookup, getattr, readdir  restore plans and windows only: size and state
  *                             time, no page read (kept PLAN_TTL_US, so the
- *                             lookups of one `ls -l` share them)
+ *                             lookups of one `ls -l` share them); a time just
+ *                             past waits up to RECENT_WAIT_US for the running
+ *                             archiver to bring the window up to it
  *   open                      entry READY     -> open its file (a hit)
  *                             entry BUILDING  -> wait for that rebuild
  *                             no entry        -> BUILDING; rebuild into
@@ -34,6 +36,7 @@
  */
 #include "fs.h"
 
+#include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/timefmt.h"
@@ -46,7 +49,10 @@
 #include <unistd.h>
 
 /* How long plans and windows are reused without reading the archive again. */
-#define PLAN_TTL_US (2 * G_USEC_PER_SEC)
+#define PLAN_TTL_US (1 * G_USEC_PER_SEC)
+
+/* How long a lookup of a time just past waits for the window to reach it. */
+#define RECENT_WAIT_US (1500 * 1000)
 
 /* Test hook: when set, each rebuild sleeps this long before its file is
  * renamed into place, so that tests can have readers overlap a rebuild. */
@@ -227,6 +233,27 @@ append_windows(GString *s, const char *db, GPtrArray *windows)
   }
 }
 
+/* Whether some database's window contains @t: 1 yes, 0 no (then @known
+ * lists the windows and *last_end is the latest end of any), -1 error. */
+static int
+find_window(FsPitr *p, GPtrArray *dbs, gint64 t, GString *known, gint64 *last_end,
+            GError **error)
+{
+  g_string_truncate(known, 0);
+  *last_end = 0;
+  for (guint i = 0; i < dbs->len; i++) {
+    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    if (w == NULL)
+      return -1;
+    if (windows_contain(w, t))
+      return 1;
+    for (guint j = 0; j < w->len; j++)
+      *last_end = MAX(*last_end, ((SqlenvfsRestoreWindow *)w->pdata[j])->to_us);
+    append_windows(known, dbs->pdata[i], w);
+  }
+  return 0;
+}
+
 gboolean
 fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error)
 {
@@ -234,6 +261,8 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **erro
   g_autoptr(GString) known = g_string_new(NULL);
   g_autoptr(GError) local = NULL;
   SqlenvfsTime t;
+  gint64 last_end;
+  int found;
 
   if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest) {
     g_message("pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
@@ -245,15 +274,27 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **erro
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: in the future", name);
     return FALSE;
   }
-  for (guint i = 0; i < dbs->len; i++) {
-    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
-    if (w == NULL)
-      return FALSE;
-    if (windows_contain(w, t.us)) {
-      *time_us = t.us;
-      return TRUE;
+  found = find_window(p, dbs, t.us, known, &last_end, error);
+  /* A time just past is archived but the window (the archive's alive time,
+   * recorded at most twice a second) may not say so yet: have the archiver
+   * running in this process bring it up to now, briefly. */
+  if (found == 0 && t.us > last_end && p->fs->archiver != NULL) {
+    gint64 deadline = g_get_monotonic_time() + RECENT_WAIT_US;
+    while (found == 0 && g_get_monotonic_time() < deadline) {
+      sqlenvfs_archiver_sync(p->fs->archiver, NULL, RECENT_WAIT_US, NULL);
+      g_mutex_lock(&p->lock);
+      g_hash_table_remove_all(p->windows);
+      g_mutex_unlock(&p->lock);
+      found = find_window(p, dbs, t.us, known, &last_end, error);
+      if (found == 0)
+        g_usleep(RECENT_WAIT_US / 10);
     }
-    append_windows(known, dbs->pdata[i], w);
+  }
+  if (found < 0)
+    return FALSE;
+  if (found > 0) {
+    *time_us = t.us;
+    return TRUE;
   }
   g_message("pitr/%s: outside the recoverable window (%s)", name,
             known->len ? known->str : "nothing is recoverable yet: the archive is empty");

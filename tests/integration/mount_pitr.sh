@@ -116,12 +116,18 @@ pass "two readers of a new time share one rebuild and get the same bytes"
 touch "$T/stop"
 wait "$writer"
 
+# --- a time just past (now, right after the last commit) is there at once
+now=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+total=$(tail -1 "$T/commits.log" | cut -d' ' -f1)
+assert_eq "$(ls "$M/pitr/$now/")" "app.db" "ls pitr/<now>/ right after the last commit"
+assert_eq "$(sqlite3 "$M/pitr/$now/app.db" 'SELECT count(*) FROM seq')" "$total" "rows at pitr/<now>"
+pass "pitr/<now> right after a commit holds that commit"
+
 # --- the window: earliest/latest links, names outside it
 assert_eq "$(ls "$M/pitr" | tr '\n' ' ')" "earliest latest " "ls pitr/"
 latest=$(readlink "$M/pitr/latest")
 [ -n "$(readlink "$M/pitr/earliest")" ] || fail "pitr/earliest is no link"
 assert_eq "$(ls "$M/pitr/latest/")" "app.db" "ls pitr/latest/"
-total=$(tail -1 "$T/commits.log" | cut -d' ' -f1)
 # The window reaches past the last commit once the archiver has recorded
 # that it is alive past it (at most once a second), seen within a second or two.
 for i in $(seq 1 50); do
