@@ -32,7 +32,9 @@
  *   (5) A time in the future, or outside every database's recoverable
  *       window, names nothing (ENOENT, with a log line saying why). A time
  *       inside a window names a state that can no longer change (captures
- *       after now get later times), so its file may be cached by the kernel.
+ *       after now get later times), so its file may be cached by the kernel
+ *       and its plan kept (a prune that later takes the time out of the
+ *       window makes a rebuild fail, never serve another state).
  */
 #include "fs.h"
 
@@ -66,6 +68,7 @@ typedef struct {
   EntryState state;
   guint64 size;
   gint64 last_used;
+  FsPitrState st; /* what the plan said */
 } CacheEntry;
 
 /* What a plan says, kept for PLAN_TTL_US (or why there is none). */
@@ -91,6 +94,8 @@ struct _FsPitr {
   GHashTable *entries; /* name -> CacheEntry * */
   GHashTable *plans;   /* "<db>@<time us>" -> PlanSlot * */
   GHashTable *windows; /* db -> WindowSlot * */
+  GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
+                         * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
   FsPitrStats stats;
 };
@@ -148,6 +153,7 @@ fs_pitr_new(Fs *fs)
   p->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
   p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, plan_slot_free);
   p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
+  p->resolved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
   empty_cache_dir(p->dir);
   return p;
@@ -161,6 +167,7 @@ fs_pitr_free(FsPitr *p)
   g_hash_table_destroy(p->entries);
   g_hash_table_destroy(p->plans);
   g_hash_table_destroy(p->windows);
+  g_hash_table_destroy(p->resolved);
   g_mutex_clear(&p->lock);
   g_cond_clear(&p->cond);
   g_free(p->dir);
@@ -274,6 +281,18 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **erro
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: in the future", name);
     return FALSE;
   }
+  /* A time some database already has a plan for is inside its window. */
+  g_mutex_lock(&p->lock);
+  for (guint i = 0; i < dbs->len; i++) {
+    g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, (char *)dbs->pdata[i], t.us);
+    PlanSlot *slot = g_hash_table_lookup(p->plans, key);
+    if (slot != NULL && slot->ok) {
+      g_mutex_unlock(&p->lock);
+      *time_us = t.us;
+      return TRUE;
+    }
+  }
+  g_mutex_unlock(&p->lock);
   found = find_window(p, dbs, t.us, known, &last_end, error);
   /* A time just past is archived but the window (the archive's alive time,
    * recorded at most twice a second) may not say so yet: have the archiver
@@ -380,7 +399,9 @@ plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *sta
 
   g_mutex_lock(&p->lock);
   slot = g_hash_table_lookup(p->plans, key);
-  if (slot != NULL && now - slot->made_at < PLAN_TTL_US) {
+  /* A time's state never changes (invariant 5): a plan that resolved is kept;
+   * a refusal is asked again after PLAN_TTL_US (the window moves). */
+  if (slot != NULL && (slot->ok || now - slot->made_at < PLAN_TTL_US)) {
     ok = slot->ok;
     if (ok) {
       *state = slot->state;
@@ -407,7 +428,8 @@ plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *sta
 
   g_mutex_lock(&p->lock);
   p->stats.n_plans++;
-  expire(p->plans, G_STRUCT_OFFSET(PlanSlot, made_at), now);
+  if (g_hash_table_size(p->plans) > 4096)
+    g_hash_table_remove_all(p->plans);
   g_hash_table_replace(p->plans, g_strdup(key), slot);
   ok = slot->ok;
   if (ok) {
@@ -508,11 +530,29 @@ rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *si
 int
 fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error)
 {
+  g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
   g_autofree char *name = NULL;
   g_autofree char *path = NULL;
   guint64 seq;
   CacheEntry *e;
   int fd;
+
+  /* A time opened before whose file is still cached: no plan needed. */
+  g_mutex_lock(&p->lock);
+  name = g_strdup(g_hash_table_lookup(p->resolved, key));
+  e = name ? g_hash_table_lookup(p->entries, name) : NULL;
+  if (e != NULL && e->state == ENTRY_READY) {
+    e->last_used = g_get_monotonic_time();
+    p->stats.n_hits++;
+    *state = e->st;
+    fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+      sqlenvfs_error_errno(error, errno, "open", e->path);
+    g_mutex_unlock(&p->lock);
+    return fd;
+  }
+  g_mutex_unlock(&p->lock);
+  g_clear_pointer(&name, g_free);
 
   if (!plan(p, db, time_us, state, &seq, error))
     return -1;
@@ -520,6 +560,9 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   path = g_build_filename(p->dir, name, NULL);
 
   g_mutex_lock(&p->lock);
+  if (g_hash_table_size(p->resolved) > 4096)
+    g_hash_table_remove_all(p->resolved);
+  g_hash_table_replace(p->resolved, g_strdup(key), g_strdup(name));
   for (;;) {
     e = g_hash_table_lookup(p->entries, name);
     if (e == NULL || e->state == ENTRY_READY)
@@ -540,6 +583,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   e->name = g_strdup(name);
   e->path = g_strdup(path);
   e->state = ENTRY_BUILDING;
+  e->st = *state;
   g_hash_table_insert(p->entries, e->name, e);
   p->stats.n_rebuilds++;
   g_mutex_unlock(&p->lock);
