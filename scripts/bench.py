@@ -348,9 +348,11 @@ print(n)
 
 
 def writer_rate(db, batch, dur):
-    out = subprocess.run([sys.executable, "-c", WRITER, db, str(batch), str(dur)],
-                         capture_output=True, text=True, check=True).stdout
-    return int(out) / dur
+    r = subprocess.run([sys.executable, "-c", WRITER, db, str(batch), str(dur)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"the benchmark's writer failed: {r.stderr.strip()}")
+    return int(r.stdout) / dur
 
 
 def bench_writer(env, dur):
