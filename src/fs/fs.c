@@ -37,8 +37,12 @@ typedef struct {
   guint64 nlookup;
 } FsNode;
 
-/* What fi->fh points at for files. */
+/* What fi->fh points at for files. A handle is counted: the kernel can
+ * send RELEASE while a READ or WRITE of the same handle is still being
+ * served on another thread (a request the reader gave up on), so each
+ * request holds a reference while it uses the handle (lock: file_lock). */
 typedef struct {
+  int refs;
   FsKind kind;
   SqlenvfsOp op;      /* FS_CTL_FILE */
   char *text;         /* FS_STATUS: the document rendered at open */
@@ -252,6 +256,40 @@ fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
   fuse_reply_none(req);
 }
 
+static GMutex file_lock;
+
+static void
+file_free(Fs *fs, FsFile *f)
+{
+  if (f->data)
+    fs_serve_release(fs, f->data);
+  g_free(f->text);
+  g_free(f);
+}
+
+/* The handle of a request, with a reference taken for the request. */
+static FsFile *
+file_ref(struct fuse_file_info *fi)
+{
+  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+  g_mutex_lock(&file_lock);
+  f->refs++;
+  g_mutex_unlock(&file_lock);
+  return f;
+}
+
+/* Drop a reference; the last one frees the handle. */
+static void
+file_unref(Fs *fs, FsFile *f)
+{
+  gboolean last;
+  g_mutex_lock(&file_lock);
+  last = --f->refs == 0;
+  g_mutex_unlock(&file_lock);
+  if (last)
+    file_free(fs, f);
+}
+
 static void
 fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -265,8 +303,9 @@ fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   if (fi != NULL && fi->fh != 0 && is_data_file(node->where.kind)) {
-    FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+    FsFile *f = file_ref(fi);
     fs_serve_handle_stat(f->data, &attr.st);
+    file_unref(fs, f);
   }
   fuse_reply_attr(req, &attr.st, attr.attr_timeout);
 }
@@ -385,14 +424,7 @@ fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   fuse_reply_err(req, 0);
 }
 
-static void
-file_free(Fs *fs, FsFile *f)
-{
-  if (f->data)
-    fs_serve_release(fs, f->data);
-  g_free(f->text);
-  g_free(f);
-}
+
 
 static void
 fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -430,6 +462,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
 
   f = g_new0(FsFile, 1);
+  f->refs = 1; /* the open file; RELEASE drops it */
   f->kind = node->where.kind;
   switch (node->where.kind) {
   case FS_CTL_FILE:
@@ -469,7 +502,7 @@ static void
 fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
   Fs *fs = fs_of(req);
-  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+  FsFile *f = file_ref(fi);
   (void)ino;
 
   switch (f->kind) {
@@ -485,6 +518,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     fs_serve_read(fs, req, f->data, size, off);
     break;
   }
+  file_unref(fs, f);
 }
 
 static void
@@ -492,15 +526,15 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
          struct fuse_file_info *fi)
 {
   Fs *fs = fs_of(req);
-  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
+  FsFile *f = file_ref(fi);
   (void)ino;
   (void)off; /* every write is one whole request, wherever it lands */
 
-  if (f->kind != FS_CTL_FILE) {
+  if (f->kind != FS_CTL_FILE)
     fuse_reply_err(req, EROFS);
-    return;
-  }
-  fs_ctl_write(fs->ctl, req, f->op, buf, size);
+  else
+    fs_ctl_write(fs->ctl, req, f->op, buf, size);
+  file_unref(fs, f);
 }
 
 static void
@@ -516,7 +550,7 @@ static void
 fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   (void)ino;
-  file_free(fs_of(req), (FsFile *)(uintptr_t)fi->fh);
+  file_unref(fs_of(req), (FsFile *)(uintptr_t)fi->fh);
   fuse_reply_err(req, 0);
 }
 
