@@ -37,23 +37,19 @@ typedef struct {
   guint64 nlookup;
 } FsNode;
 
-/* What fi->fh points at for files. A handle is counted: the kernel can
- * send RELEASE while a READ or WRITE of the same handle is still being
- * served on another thread (a request the reader gave up on), so each
- * request holds a reference while it uses the handle (lock: file_lock). */
+/* An open file or directory. fi->fh holds its number in Fs.files, never
+ * its address: a request that arrives after (or races with) the release of
+ * its handle finds nothing and gets EBADF instead of freed memory. Requests
+ * hold a reference while they use it. */
 typedef struct {
-  int refs;
+  gint refs;          /* under Fs.files_lock */
   FsKind kind;
   SqlenvfsOp op;      /* FS_CTL_FILE */
   char *text;         /* FS_STATUS: the document rendered at open */
   gsize len;
   FsHandle *data;     /* data files: serve.c */
+  GPtrArray *names;   /* directories: the names at opendir time */
 } FsFile;
-
-/* What fi->fh points at for directories: the names at opendir time. */
-typedef struct {
-  GPtrArray *names;
-} FsDir;
 
 static FsNode root_node = { .path = "", .where = { .kind = FS_ROOT } };
 
@@ -163,6 +159,68 @@ node_attr(Fs *fs, FsNode *node, FsAttr *attr, GError **error)
 }
 
 static void
+file_free(Fs *fs, FsFile *f)
+{
+  if (f->data)
+    fs_serve_release(fs, f->data);
+  if (f->names)
+    g_ptr_array_unref(f->names);
+  g_free(f->text);
+  g_free(f);
+}
+
+/* Register @f (one reference, the table's) and return its number. */
+static uint64_t
+file_add(Fs *fs, FsFile *f)
+{
+  uint64_t id;
+  f->refs = 1;
+  g_mutex_lock(&fs->files_lock);
+  id = ++fs->next_file;
+  g_hash_table_insert(fs->files, GSIZE_TO_POINTER(id), f);
+  g_mutex_unlock(&fs->files_lock);
+  return id;
+}
+
+/* The open file numbered @fh with a reference for the caller, or NULL. */
+static FsFile *
+file_get(Fs *fs, uint64_t fh)
+{
+  FsFile *f;
+  g_mutex_lock(&fs->files_lock);
+  f = g_hash_table_lookup(fs->files, GSIZE_TO_POINTER(fh));
+  if (f != NULL)
+    f->refs++;
+  g_mutex_unlock(&fs->files_lock);
+  return f;
+}
+
+static void
+file_put(Fs *fs, FsFile *f)
+{
+  gboolean last;
+  g_mutex_lock(&fs->files_lock);
+  last = --f->refs == 0;
+  g_mutex_unlock(&fs->files_lock);
+  if (last)
+    file_free(fs, f);
+}
+
+/* Drop the table's reference (release, or an open whose reply failed). */
+static void
+file_remove(Fs *fs, uint64_t fh)
+{
+  FsFile *f;
+  g_mutex_lock(&fs->files_lock);
+  f = g_hash_table_lookup(fs->files, GSIZE_TO_POINTER(fh));
+  if (f != NULL)
+    g_hash_table_remove(fs->files, GSIZE_TO_POINTER(fh));
+  g_mutex_unlock(&fs->files_lock);
+  if (f != NULL)
+    file_put(fs, f);
+}
+
+static void
 fs_init(void *userdata, struct fuse_conn_info *conn)
 {
   (void)userdata;
@@ -256,40 +314,6 @@ fs_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
   fuse_reply_none(req);
 }
 
-static GMutex file_lock;
-
-static void
-file_free(Fs *fs, FsFile *f)
-{
-  if (f->data)
-    fs_serve_release(fs, f->data);
-  g_free(f->text);
-  g_free(f);
-}
-
-/* The handle of a request, with a reference taken for the request. */
-static FsFile *
-file_ref(struct fuse_file_info *fi)
-{
-  FsFile *f = (FsFile *)(uintptr_t)fi->fh;
-  g_mutex_lock(&file_lock);
-  f->refs++;
-  g_mutex_unlock(&file_lock);
-  return f;
-}
-
-/* Drop a reference; the last one frees the handle. */
-static void
-file_unref(Fs *fs, FsFile *f)
-{
-  gboolean last;
-  g_mutex_lock(&file_lock);
-  last = --f->refs == 0;
-  g_mutex_unlock(&file_lock);
-  if (last)
-    file_free(fs, f);
-}
-
 static void
 fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
@@ -303,9 +327,11 @@ fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     return;
   }
   if (fi != NULL && fi->fh != 0 && is_data_file(node->where.kind)) {
-    FsFile *f = file_ref(fi);
-    fs_serve_handle_stat(f->data, &attr.st);
-    file_unref(fs, f);
+    FsFile *f = file_get(fs, fi->fh);
+    if (f != NULL && f->data != NULL)
+      fs_serve_handle_stat(f->data, &attr.st);
+    if (f != NULL)
+      file_put(fs, f);
   }
   fuse_reply_attr(req, &attr.st, attr.attr_timeout);
 }
@@ -362,7 +388,7 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   Fs *fs = fs_of(req);
   FsNode *node = node_of(ino);
   GError *error = NULL;
-  FsDir *d;
+  FsFile *d;
   GPtrArray *names;
 
   if (!is_dir(node->where.kind)) {
@@ -374,21 +400,29 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     reply_error(req, "opendir", node->path, error);
     return;
   }
-  d = g_new0(FsDir, 1);
+  d = g_new0(FsFile, 1);
+  d->kind = node->where.kind;
   d->names = names;
-  fi->fh = (uint64_t)(uintptr_t)d;
-  if (fuse_reply_open(req, fi) == -ENOENT) {
-    g_ptr_array_unref(d->names);
-    g_free(d);
-  }
+  fi->fh = file_add(fs, d);
+  if (fuse_reply_open(req, fi) == -ENOENT)
+    file_remove(fs, fi->fh); /* the opener went away (interrupted) */
 }
 
 static void
 fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
-  FsDir *d = (FsDir *)(uintptr_t)fi->fh;
-  g_autofree char *buf = g_malloc(size);
+  Fs *fs = fs_of(req);
+  FsFile *d = file_get(fs, fi->fh);
+  g_autofree char *buf = NULL;
   size_t used = 0;
+
+  if (d == NULL || d->names == NULL) {
+    if (d)
+      file_put(fs, d);
+    fuse_reply_err(req, EBADF);
+    return;
+  }
+  buf = g_malloc(size);
   /* Offsets: 0 ".", 1 "..", 2 + i names[i]; an entry's offset is the next one's index. */
   for (off_t i = off; i < (off_t)d->names->len + 2; i++) {
     struct stat st = { 0 };
@@ -412,19 +446,16 @@ fs_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_f
     used += n;
   }
   fuse_reply_buf(req, buf, used);
+  file_put(fs, d);
 }
 
 static void
 fs_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-  FsDir *d = (FsDir *)(uintptr_t)fi->fh;
   (void)ino;
-  g_ptr_array_unref(d->names);
-  g_free(d);
+  file_remove(fs_of(req), fi->fh);
   fuse_reply_err(req, 0);
 }
-
-
 
 static void
 fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -462,7 +493,6 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   }
 
   f = g_new0(FsFile, 1);
-  f->refs = 1; /* the open file; RELEASE drops it */
   f->kind = node->where.kind;
   switch (node->where.kind) {
   case FS_CTL_FILE:
@@ -484,9 +514,9 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     break;
   }
-  fi->fh = (uint64_t)(uintptr_t)f;
+  fi->fh = file_add(fs, f);
   if (fuse_reply_open(req, fi) == -ENOENT)
-    file_free(fs, f); /* the opener went away (interrupted) */
+    file_remove(fs, fi->fh); /* the opener went away (interrupted) */
 }
 
 static void
@@ -502,9 +532,13 @@ static void
 fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
 {
   Fs *fs = fs_of(req);
-  FsFile *f = file_ref(fi);
+  FsFile *f = file_get(fs, fi->fh);
   (void)ino;
 
+  if (f == NULL) {
+    fuse_reply_err(req, EBADF);
+    return;
+  }
   switch (f->kind) {
   case FS_CTL_FILE: {
     g_autofree char *line = fs_ctl_read(fs->ctl, f->op);
@@ -518,7 +552,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     fs_serve_read(fs, req, f->data, size, off);
     break;
   }
-  file_unref(fs, f);
+  file_put(fs, f);
 }
 
 static void
@@ -526,15 +560,18 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
          struct fuse_file_info *fi)
 {
   Fs *fs = fs_of(req);
-  FsFile *f = file_ref(fi);
+  FsFile *f = file_get(fs, fi->fh);
   (void)ino;
   (void)off; /* every write is one whole request, wherever it lands */
 
-  if (f->kind != FS_CTL_FILE)
+  if (f == NULL)
+    fuse_reply_err(req, EBADF);
+  else if (f->kind != FS_CTL_FILE)
     fuse_reply_err(req, EROFS);
   else
     fs_ctl_write(fs->ctl, req, f->op, buf, size);
-  file_unref(fs, f);
+  if (f != NULL)
+    file_put(fs, f);
 }
 
 static void
@@ -550,7 +587,7 @@ static void
 fs_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
   (void)ino;
-  file_unref(fs_of(req), (FsFile *)(uintptr_t)fi->fh);
+  file_remove(fs_of(req), fi->fh);
   fuse_reply_err(req, 0);
 }
 
@@ -707,13 +744,27 @@ fs_nodes_init(Fs *fs)
 {
   g_mutex_init(&fs->lock);
   g_mutex_init(&fs->live_lock);
+  g_mutex_init(&fs->files_lock);
+  fs->files = g_hash_table_new(g_direct_hash, g_direct_equal);
   fs->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_free);
 }
 
 void
 fs_nodes_clear(Fs *fs)
 {
+  /* Handles the kernel never released (the connection was cut). */
+  if (fs->files != NULL) {
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, fs->files);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      g_hash_table_iter_steal(&it);
+      file_put(fs, v);
+    }
+    g_clear_pointer(&fs->files, g_hash_table_destroy);
+  }
   g_clear_pointer(&fs->nodes, g_hash_table_destroy);
   g_mutex_clear(&fs->lock);
   g_mutex_clear(&fs->live_lock);
+  g_mutex_clear(&fs->files_lock);
 }

@@ -16,7 +16,8 @@
  *   log.c     where log lines go (stderr in the foreground, a file otherwise)
  *
  * Lock order (never take a lock to the left while holding one to the right):
- *   ctl queue -> Fs.lock -> Fs.live_lock -> pitr cache lock -> handle locks
+ *   ctl queue -> Fs.lock -> Fs.files_lock -> Fs.live_lock -> pitr cache lock
+ *   -> handle locks
  * No lock is held across a call that can wait on SQLite or the disk for long,
  * except a handle's own lock around its own reads.
  */
@@ -89,6 +90,10 @@ typedef struct {
 
   GMutex lock;       /* guards nodes */
   GHashTable *nodes; /* path -> FsNode *, every node the kernel knows but the root */
+
+  GMutex files_lock;   /* guards files, next_file and each FsFile's refs (fs.c) */
+  GHashTable *files;   /* handle number -> open file or directory */
+  guint64 next_file;
 
   GMutex live_lock;    /* guards live_handles */
   GList *live_handles; /* FsHandle * of open prod/dev images (serve.c) */
