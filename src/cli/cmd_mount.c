@@ -28,7 +28,9 @@ cmd_mount(int argc, char **argv)
     { "single-thread", 's', 0, G_OPTION_ARG_NONE, &single_thread,
       "Serve every request from one thread", NULL },
     { "options", 'o', 0, G_OPTION_ARG_STRING_ARRAY, &options,
-      "Mount options, comma-separated (allow_other, ro, and what mount(8) passes)", "OPTS" },
+      "Mount options, comma-separated: allow_other, ro, noarchiver (another process "
+      "archives this root), and what mount(8) passes",
+      "OPTS" },
     { NULL }
   };
   SqlenvfsMountOptions opts = { 0 };
