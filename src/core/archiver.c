@@ -1220,7 +1220,11 @@ serve_request(SqlenvfsArchiver *a, Request *r)
       break;
     }
     if (r->kind == REQ_SYNC) {
-      if (!cycle(d, TRUE, &error)) {
+      /* Everything committed before the request is archived once a cycle
+       * that began after it is done; say so in the alive file at once, so
+       * that a restore planned right after sees it. */
+      gint64 began = sqlenvfs_clock_now();
+      if (!cycle(d, TRUE, &error) || !note_alive(d, began, 0, &error)) {
         GError *copy = g_error_copy(error);
         db_fail(d, copy);
       }

@@ -210,16 +210,15 @@ run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db, char
 }
 
 /* Development <- production as of @t: the restore plan resolves @t to a
- * state (GAP when it is not recoverable), its image is installed like a
- * refresh from live production. A running archiver first archives up to
- * now, so that a time just past is inside the window. */
+ * state (GAP when it is not recoverable); that state must be marked
+ * production (REFUSED otherwise, as for a refresh from live production), and
+ * is installed like one (sqlenvfs_restore_refresh_dev). A running archiver
+ * first archives up to now, so that a time just past is inside the window. */
 static gboolean
 refresh_dev_at(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db,
                const SqlenvfsTime *t, GError **error)
 {
   g_autoptr(SqlenvfsRestorePlan) plan = NULL;
-  g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree char *desc = NULL, *when = NULL;
 
   if (archiver != NULL) {
     g_autoptr(GError) local = NULL;
@@ -230,12 +229,7 @@ refresh_dev_at(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db,
   plan = sqlenvfs_restore_plan(root, db, t, error);
   if (plan == NULL)
     return FALSE;
-  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
-  if (img == NULL)
-    return FALSE;
-  when = sqlenvfs_time_format_iso(plan->state_us);
-  desc = g_strdup_printf("production %s as of %s", db, when);
-  return sqlenvfs_env_refresh_dev_from_image(root, db, img, desc, NULL, NULL, error);
+  return sqlenvfs_restore_refresh_dev(root, plan, FALSE, NULL, NULL, error);
 }
 
 static gboolean

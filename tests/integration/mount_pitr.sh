@@ -168,4 +168,19 @@ assert_eq "$(sqlite3 "$R/data/dev/app.db" 'SELECT count(*), name FROM _environme
   "development marker after refresh-dev as of a time"
 pass "echo <time> > ctl/refresh-dev loads production as of that time"
 
+# --- ... and refuses (EPERM) a time whose state is not marked production
+sqlite3 "$P" "UPDATE _environment SET name = 'staging'"
+sleep 0.2
+when=$(python3 -c 'import time; print("@%.6f" % time.time())')
+before=$(sqlite3 "$R/data/dev/app.db" .dump | sha256sum)
+if echo "$when" > "$M/ctl/refresh-dev" 2> "$T/ctl.err"; then
+  fail "ctl/refresh-dev as of a state marked staging succeeded"
+fi
+grep -q "Operation not permitted" "$T/ctl.err" || fail "ctl/refresh-dev: not EPERM: $(cat "$T/ctl.err")"
+grep -q "^failed .* refresh-dev: .*staging" "$M/ctl/refresh-dev" \
+  || fail "ctl/refresh-dev after the refusal: $(cat "$M/ctl/refresh-dev")"
+assert_eq "$(sqlite3 "$R/data/dev/app.db" .dump | sha256sum)" "$before" "development after a refusal"
+sqlite3 "$P" "UPDATE _environment SET name = 'production'"
+pass "ctl/refresh-dev as of a time whose state is not marked production: EPERM, nothing changed"
+
 unmount_root "$M"
