@@ -20,10 +20,12 @@
  *           have lost transactions (or the archive begins here). Times
  *           between the previous chain's end and this record are not
  *           recoverable, and no base carries over.
- *   OUTAGE  the archiver was not running between two times, but nothing was
- *           lost: the transactions committed meanwhile follow with the
- *           resume time as their capture time. The chain continues; the
- *           times inside the outage are not recoverable.
+ *   OUTAGE  capture was interrupted between two times (the archiver was not
+ *           running, or could not write), but nothing was lost: the
+ *           transactions committed meanwhile were archived late, before this
+ *           record, and its time is the capture time of the last of them.
+ *           The chain continues; the times inside the outage are not
+ *           recoverable.
  *   SEAL    the last record of a full segment: crc32 of every byte before it.
  *
  * Beside the segments, the file "alive" holds the last time up to which the
@@ -82,7 +84,8 @@ typedef struct {
   guint64 seq;
   /* COMMIT: capture time (after the commit frame was read).
    * GAP: when the new chain starts (its first scan began).
-   * OUTAGE: when capture resumed (= the capture time of what follows).
+   * OUTAGE: when capture was complete again (the capture time of the last
+   *         transaction archived late, which precede it).
    * SEAL: the time of the record before it (a seal never moves time on). */
   gint64 time;
   /* COMMIT: when the scan that captured it began: every commit that returned

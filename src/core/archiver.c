@@ -292,6 +292,8 @@ struct _Db {
   gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
   gboolean is_dirty;         /* the WAL was written since the last cycle */
+  gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
+  gint64 outage_from;        /* capture interrupted since (0: it is not)  */
   gint64 woken_at;           /* monotonic time of the first such event   */
 
   sqlite3 *rd[2];
@@ -376,6 +378,8 @@ db_close(Db *d, SqlenvfsGapReason reason)
   }
   d->has_cur = FALSE;
   d->has_seen = FALSE;
+  d->is_failing = FALSE;
+  d->outage_from = 0; /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
   if (reason != 0)
     d->reopen_reason = reason;
@@ -618,17 +622,15 @@ write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_beg
 typedef struct {
   guint n_commits;
   guint64 n_frames, n_bytes;
+  gint64 last_captured; /* capture time of the last commit archived         */
   gboolean reached_end; /* everything committed (up to mxFrame) is archived */
 } CaptureResult;
 
 /* Archive every commit after the cursor, up to the wal-index's mxFrame
  * (@si, or the last valid commit when NULL). @stamp: the capture time to
- * give every commit (0: the time each is read). When @outage_from is
- * non-NULL and *outage_from > 0, an OUTAGE record precedes the first commit
- * (and *outage_from is reset). */
+ * give every commit (0: the time each is read). */
 static gboolean
-capture(Db *d, const ShmInfo *si, gint64 stamp, gint64 *outage_from, CaptureResult *res,
-        GError **error)
+capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **error)
 {
   SqlenvfsWalHeader h;
   guint32 max = 0;
@@ -674,21 +676,6 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, gint64 *outage_from, CaptureResu
       break;
     }
     captured = stamp ? stamp : sqlenvfs_clock_now();
-    if (outage_from && *outage_from > 0) {
-      if (!sqlenvfs_archive_writer_add_outage(d->w, *outage_from, captured, error)) {
-        d->cur = saved;
-        sqlenvfs_wal_commit_clear(&c);
-        return FALSE;
-      }
-      {
-        g_autofree char *from = sqlenvfs_time_format_iso(*outage_from);
-        g_autofree char *to = sqlenvfs_time_format_iso(captured);
-        g_message("archiver %s: capture was down from %s to %s; nothing was lost (the WAL "
-                  "still held every commit), but times in between cannot be restored",
-                  d->name, from, to);
-      }
-      *outage_from = 0;
-    }
     ok = write_commit(d, &c, captured, scan_began, &res->n_bytes, error);
     res->n_frames += c.commit_frame - c.first_frame + 1;
     sqlenvfs_wal_commit_clear(&c);
@@ -697,6 +684,7 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, gint64 *outage_from, CaptureResu
       return FALSE;
     }
     res->n_commits++;
+    res->last_captured = captured;
   }
   res->reached_end = si == NULL || si->salt1 != h.salt1 || si->salt2 != h.salt2 ||
                      d->cur.next_frame > si->mx_frame;
@@ -714,6 +702,22 @@ note_alive(Db *d, gint64 t, gint64 step, GError **error)
   g_mutex_lock(&d->a->lock);
   d->alive = sqlenvfs_archive_writer_alive(d->w);
   g_mutex_unlock(&d->a->lock);
+  return TRUE;
+}
+
+/* Record that capture was interrupted from @from (the last time it was known
+ * complete) until @to (the capture time of the last commit archived late),
+ * after those commits (invariant 5). */
+static gboolean
+add_outage(Db *d, gint64 from, gint64 to, GError **error)
+{
+  g_autofree char *a = sqlenvfs_time_format_iso(from);
+  g_autofree char *b = sqlenvfs_time_format_iso(to);
+  if (!sqlenvfs_archive_writer_add_outage(d->w, from, to, error))
+    return FALSE;
+  g_message("archiver %s: capture was interrupted from %s to %s; nothing was lost (the WAL "
+            "still held every commit), but times in between cannot be restored",
+            d->name, a, b);
   return TRUE;
 }
 
@@ -922,10 +926,11 @@ db_open(Db *d, GError **error)
       d->gaps++;
     g_mutex_unlock(&a->lock);
   } else if (prev_alive > 0 && prev_alive < t_lock) {
-    outage_from = prev_alive; /* an OUTAGE precedes any commit found now */
+    outage_from = prev_alive; /* commits found now were made meanwhile */
   }
   d->reopen_reason = 0;
-  if (!capture(d, has_si ? &si : NULL, t_lock, &outage_from, &res, error) ||
+  if (!capture(d, has_si ? &si : NULL, t_lock, &res, error) ||
+      (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
       !finish_cycle(d, &res, t_lock, -1, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
@@ -987,7 +992,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
                                  d->path);
   began = sqlenvfs_clock_now();
   has_si = read_shm(d->rd[d->active], &si);
-  if (!capture(d, has_si ? &si : NULL, 0, NULL, &res, error) ||
+  if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
       !finish_cycle(d, &res, began, g_get_monotonic_time(), error) ||
       !res.reached_end || !rotate(d, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
@@ -1038,8 +1043,18 @@ cycle(Db *d, gboolean force, GError **error)
      * complete as of @began. */
     return note_alive(d, began, ALIVE_STEP_US, error);
   }
-  if (!capture(d, has_si ? &si : NULL, 0, NULL, &res, error) ||
-      !finish_cycle(d, &res, began, woken, error))
+  /* After failing (a full disk), the commits archived now were committed
+   * any time since capture was last complete: an outage, as if the archiver
+   * had been down (invariant 5), recorded once all of them are archived. */
+  if (!capture(d, has_si ? &si : NULL, 0, &res, error))
+    return FALSE;
+  if (d->outage_from > 0 && res.reached_end) {
+    const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
+    if (!add_outage(d, d->outage_from, MAX(began, last ? last->time : 0), error))
+      return FALSE;
+    d->outage_from = 0;
+  }
+  if (!finish_cycle(d, &res, began, woken, error))
     return FALSE;
   if (!res.reached_end) {
     /* Keep the read mark: the rest is archived next time. */
@@ -1113,8 +1128,25 @@ service(Db *d, gboolean force)
       return;
     }
   }
-  if (!cycle(d, force, &error))
-    db_fail(d, g_steal_pointer(&error));
+  if (d->is_failing && g_get_monotonic_time() < d->retry_at)
+    return;
+  if (!cycle(d, force, &error)) {
+    /* Keep everything open: the read transaction keeps the WAL from being
+     * reset, so the commits wait there until the archive can be written
+     * again (a full disk loses nothing). */
+    if (!d->is_failing)
+      g_warning("archiver %s: %s; the commits stay in the WAL, which is kept from being reset, "
+                "until they can be archived (retrying every second)", d->name, error->message);
+    if (d->outage_from == 0)
+      d->outage_from = sqlenvfs_archive_writer_alive(d->w);
+    d->is_failing = TRUE;
+    d->retry_at = g_get_monotonic_time() + G_USEC_PER_SEC;
+    set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
+  } else if (d->is_failing) {
+    d->is_failing = FALSE;
+    g_message("archiver %s: archiving again; nothing was lost", d->name);
+    set_state(d, SQLENVFS_ARCHIVER_CAPTURING, NULL);
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1224,10 +1256,8 @@ serve_request(SqlenvfsArchiver *a, Request *r)
        * that began after it is done; say so in the alive file at once, so
        * that a restore planned right after sees it. */
       gint64 began = sqlenvfs_clock_now();
-      if (!cycle(d, TRUE, &error) || !note_alive(d, began, 0, &error)) {
-        GError *copy = g_error_copy(error);
-        db_fail(d, copy);
-      }
+      if (!cycle(d, TRUE, &error) || !note_alive(d, began, 0, &error))
+        break;
     } else {
       gboolean done;
       gint64 left_ms = MAX((r->deadline - g_get_monotonic_time()) / 1000, 1);
@@ -1440,7 +1470,12 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
         g_warning("archiver %s: %s", d->name, local->message);
     }
     db_close(d, 0);
-    set_state(d, SQLENVFS_ARCHIVER_STOPPED, NULL);
+    /* Stopped; a message saying why it was not archived stays. */
+    g_mutex_lock(&a->lock);
+    if (d->state == SQLENVFS_ARCHIVER_CAPTURING || d->state == SQLENVFS_ARCHIVER_STARTING)
+      g_clear_pointer(&d->message, g_free);
+    d->state = SQLENVFS_ARCHIVER_STOPPED;
+    g_mutex_unlock(&a->lock);
   }
   g_mutex_lock(&a->lock);
   g_atomic_int_set(&a->running, FALSE);

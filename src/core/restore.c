@@ -312,8 +312,9 @@ build_windows(Timeline *tl)
         g_autofree char *from = sqlenvfs_time_format_iso(e->aux_time);
         g_autofree char *to = sqlenvfs_time_format_iso(e->time);
         g_autofree char *note =
-          g_strdup_printf("the archiver was down from %s to %s (nothing lost, but times in "
-                          "between cannot be told apart)", from, to);
+          g_strdup_printf("capture was interrupted from %s to %s (the archiver was down, or "
+                          "could not write; nothing lost, but times in between cannot be told "
+                          "apart)", from, to);
         cut_window(tl->windows, c, e->aux_time, e->time, note);
       }
     }

@@ -33,7 +33,7 @@ sleep 2
 pitr_start_archiver "$R" "$T/a2"
 rm -f "$T/quiet"
 grep -q 'GAP' "$T/a2.err" && { cat "$T/a2.err"; fail "a restart after a quiet outage reported a gap"; }
-grep -q 'capture was down' "$T/a2.err" || fail "the outage was not reported: $(cat "$T/a2.err")"
+grep -q 'capture was interrupted' "$T/a2.err" || fail "the outage was not reported: $(cat "$T/a2.err")"
 pass "restart 1: resumed without a gap, outage reported"
 
 # 2: kill -9 during heavy writes, truncate the WAL while it is down.
