@@ -171,8 +171,8 @@ gboolean sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void 
 gboolean sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error);
 void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
 
-/* Make everything appended so far durable (fdatasync of the segment and its
- * index). */
+/* Make everything appended so far durable (fdatasync of the segment; its
+ * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
 
 /* Record that capture was complete at @time (call after sync). Writes the

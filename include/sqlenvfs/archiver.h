@@ -101,7 +101,9 @@ gboolean sqlenvfs_archiver_checkpoint(SqlenvfsArchiver *a, const char *db, gint6
                                       GError **error);
 
 /* A snapshot of every known database's status (SqlenvfsArchiverDbStatus *,
- * sorted by name). Never NULL. */
+ * sorted by name). Never NULL. Cheap (no I/O): the recoverable windows,
+ * which need the archive's index and the store, come from
+ * sqlenvfs_restore_windows(). */
 GPtrArray *sqlenvfs_archiver_status(SqlenvfsArchiver *a);
 
 G_END_DECLS

@@ -627,9 +627,12 @@ note_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
     w->alive = e->time;
 }
 
+static void sync_index(SqlenvfsArchiveWriter *w);
+
 static void
 close_current(SqlenvfsArchiveWriter *w)
 {
+  sync_index(w);
   if (w->seg_fd >= 0)
     close(w->seg_fd);
   if (w->idx_fd >= 0)
@@ -963,17 +966,33 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   return TRUE;
 }
 
-/* Append bytes of the record being written to the segment. */
+/* Append bytes of the record being written to the segment (the segment's
+ * checksum is brought up to date when the record is complete). */
 static gboolean
 seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error)
 {
   if (!pwrite_full(w->seg_fd, data, len, w->seg_size, w->seg_path, error))
     return FALSE;
   w->seg_size += len;
-  w->seg_crc = crc(w->seg_crc, data, len);
   w->cur_crc = crc(w->cur_crc, data, len);
   w->bytes_written += len;
   w->is_dirty = TRUE;
+  return TRUE;
+}
+
+/* Write the trailer of the record begun at w->rec_start and fold the whole
+ * record into the segment checksum (crc32_combine: each byte is
+ * checksummed once). */
+static gboolean
+seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 trailer[REC_TRAILER_SIZE];
+  put32(trailer, w->cur_crc);
+  put32(trailer + 4, REC_END_MAGIC);
+  if (!seg_append(w, trailer, sizeof trailer, error))
+    return FALSE;
+  w->seg_crc = (guint32)crc32_combine(w->seg_crc_before, w->cur_crc,
+                                      (z_off_t)(w->seg_size - w->rec_start));
   return TRUE;
 }
 
@@ -1023,7 +1042,7 @@ static gboolean
 write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body, gsize body_len,
              gboolean roll, GError **error)
 {
-  guint8 hdr[REC_HEADER_SIZE], trailer[REC_TRAILER_SIZE];
+  guint8 hdr[REC_HEADER_SIZE];
 
   e->length = REC_EMPTY_SIZE + body_len;
   if (roll && !prepare_record(w, e->length, error))
@@ -1039,9 +1058,7 @@ write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body
     cut_record(w);
     return FALSE;
   }
-  put32(trailer, w->cur_crc);
-  put32(trailer + 4, REC_END_MAGIC);
-  if (!seg_append(w, trailer, sizeof trailer, error)) {
+  if (!seg_finish_record(w, error)) {
     cut_record(w);
     return FALSE;
   }
@@ -1061,6 +1078,7 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
     return FALSE;
   if (!sqlenvfs_archive_writer_sync(w, error))
     return FALSE;
+  sync_index(w);
   w->prev_seal_crc = e.reason;
   w->is_sealed = TRUE;
   g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
@@ -1185,13 +1203,9 @@ sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gs
 gboolean
 sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
 {
-  guint8 trailer[REC_TRAILER_SIZE];
-
   g_return_val_if_fail(w->in_commit, FALSE);
   g_return_val_if_fail(w->cur_remaining == 0, FALSE);
-  put32(trailer, w->cur_crc);
-  put32(trailer + 4, REC_END_MAGIC);
-  if (!seg_append(w, trailer, sizeof trailer, error)) {
+  if (!seg_finish_record(w, error)) {
     sqlenvfs_archive_writer_abort_commit(w);
     return FALSE;
   }
@@ -1210,6 +1224,17 @@ sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
   w->in_commit = FALSE;
 }
 
+/* The index is derived (invariant 6): it is made durable only when its
+ * segment is sealed or closed; after a crash the next writer rewrites the
+ * last one, and readers check every entry. */
+static void
+sync_index(SqlenvfsArchiveWriter *w)
+{
+  if (w->idx_fd >= 0 && !w->idx_broken && fdatasync(w->idx_fd) != 0)
+    g_warning("archive %s: sync %s: %s (the index is rebuilt when the archiver starts)",
+              w->dir, w->idx_path, g_strerror(errno));
+}
+
 gboolean
 sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
 {
@@ -1217,8 +1242,6 @@ sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
     return TRUE;
   if (w->seg_fd >= 0 && fdatasync(w->seg_fd) != 0)
     return sqlenvfs_error_errno(error, errno, "sync archive segment", w->seg_path);
-  if (w->idx_fd >= 0 && !w->idx_broken && fdatasync(w->idx_fd) != 0)
-    return sqlenvfs_error_errno(error, errno, "sync archive index", w->idx_path);
   w->is_dirty = FALSE;
   return TRUE;
 }

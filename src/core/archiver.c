@@ -94,7 +94,7 @@
 #define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
 #define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
 #define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
-#define CKPT_LOCK_MS 100               /* waiting for it for a routine checkpoint         */
+#define CKPT_LOCK_MS 100               /* the checkpoint connection's busy timeout         */
 #define READ_BUSY_MS 200
 #define WAL_BUF (4u << 20)
 #define PAGE_BUF (1u << 20)
@@ -110,6 +110,7 @@ typedef struct {
   guint8 *buf;
   goffset buf_off;
   gsize buf_len;
+  goffset limit;  /* refills read no further than this (0: no limit) */
 } WalSource;
 
 static gssize
@@ -132,9 +133,16 @@ wal_source_read(gpointer p, void *out, gsize len, goffset off, GError **error)
     return n;
   }
   {
+    /* Read ahead, but not past what is committed: the rest of a WAL that
+     * was restarted holds old frames nobody needs. */
+    gsize want = WAL_BUF;
     ssize_t n;
+    if (ws->limit > off + (goffset)len && ws->limit - off < (goffset)want)
+      want = (gsize)(ws->limit - off);
+    else if (ws->limit > 0 && ws->limit <= off + (goffset)len)
+      want = len;
     do
-      n = pread(ws->fd, ws->buf, WAL_BUF, off);
+      n = pread(ws->fd, ws->buf, want, off);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
       ws->buf_len = 0;
@@ -154,6 +162,7 @@ static void
 wal_source_invalidate(WalSource *ws)
 {
   ws->buf_len = 0;
+  ws->limit = 0;
 }
 
 static void
@@ -294,6 +303,8 @@ struct _Db {
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
+  gint64 rotated_at;         /* monotonic time of the last rotate()       */
+  gboolean is_mark_behind;   /* archived past the read mark: move it soon */
   gint64 woken_at;           /* monotonic time of the first such event   */
 
   sqlite3 *rd[2];
@@ -307,7 +318,6 @@ struct _Db {
   SqlenvfsWalCursor cur;
   gboolean has_seen;
   ShmInfo seen;
-  gint64 last_ckpt_try;
 
   /* status (under a->lock) */
   gint64 alive;
@@ -496,6 +506,8 @@ rotate(Db *d, GError **error)
   if (d->active >= 0)
     sqlite3_exec(d->rd[d->active], "ROLLBACK", NULL, NULL, NULL);
   d->active = next;
+  d->rotated_at = g_get_monotonic_time();
+  d->is_mark_behind = FALSE;
   return TRUE;
 }
 
@@ -626,6 +638,28 @@ typedef struct {
   gboolean reached_end; /* everything committed (up to mxFrame) is archived */
 } CaptureResult;
 
+/* The index of the first frame at or after the cursor (and at most @max,
+ * 0: no limit) that looks like a commit frame of the cursor's generation
+ * (its salts, a database size), from the 24-byte frame headers alone; 0 when
+ * there is none yet. The frames up to it are then read and checked exactly
+ * once by sqlenvfs_wal_next_commit(), instead of a read-ahead per commit. */
+static guint32
+next_commit_frame(Db *d, guint32 max)
+{
+  const SqlenvfsWalHeader *h = &d->cur.hdr;
+  for (guint32 f = d->cur.next_frame; max == 0 || f <= max; f++) {
+    guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+    goffset off = sqlenvfs_wal_page_offset(h->page_size, f) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+    if (wal_source_read(&d->wal, fh, sizeof fh, off, NULL) != (gssize)sizeof fh)
+      return 0;
+    if (be32(fh + 8) != h->salt1 || be32(fh + 12) != h->salt2 || be32(fh) == 0)
+      return 0;
+    if (be32(fh + 4) != 0)
+      return f;
+  }
+  return 0;
+}
+
 /* Archive every commit after the cursor, up to the wal-index's mxFrame
  * (@si, or the last valid commit when NULL). @stamp: the capture time to
  * give every commit (0: the time each is read). */
@@ -656,9 +690,10 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
     sqlenvfs_wal_cursor_init(&d->cur, &h);
     d->has_cur = TRUE;
   }
-  if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2)
+  if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2) {
     max = si->mx_frame;
-  else if (si && si->mx_frame == 0)
+    d->wal.limit = sqlenvfs_wal_page_offset(h.page_size, max + 1) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  } else if (si && si->mx_frame == 0)
     max = 0;
   if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2 && max < d->cur.next_frame) {
     res->reached_end = TRUE;
@@ -667,10 +702,13 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
   for (;;) {
     SqlenvfsWalCommit c = { 0 };
     SqlenvfsWalCursor saved = d->cur;
+    guint32 commit_frame = next_commit_frame(d, max);
     gint64 captured;
     gboolean ok;
 
-    if (!sqlenvfs_wal_next_commit(wal_source_read, &d->wal, &d->cur, max, &c, error)) {
+    if (commit_frame == 0)
+      break;
+    if (!sqlenvfs_wal_next_commit(wal_source_read, &d->wal, &d->cur, commit_frame, &c, error)) {
       if (error && *error)
         return FALSE;
       break;
@@ -972,19 +1010,43 @@ check_identity(Db *d)
   return 0;
 }
 
+/* A busy handler that retries every 50 us for up to *(int *)arg tries: a
+ * writer committing in a tight loop leaves the write lock free only for
+ * microseconds between its transactions, which SQLite's default handler
+ * (sleeping a millisecond and more) keeps missing. */
+static int
+busy_spin(void *arg, int n_tries)
+{
+  if (n_tries >= *(int *)arg)
+    return 0;
+  g_usleep(50);
+  return 1;
+}
+
 /* The checkpoint of invariant 3. *done says whether every frame was copied
- * (then the next writer restarts the WAL). */
+ * (then the next writer restarts the WAL). @lock_ms: how long to try for the
+ * write lock (0: a few milliseconds, for routine checkpoints). */
 static gboolean
 checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
 {
-  int rc, n_log = 0, n_ckpt = 0;
+  int rc, n_log = 0, n_ckpt = 0, tries = 60;
   CaptureResult res;
   ShmInfo si;
   gboolean has_si;
   gint64 began;
 
   *done = FALSE;
-  sqlite3_busy_timeout(d->wlock, lock_ms);
+  /* Copy what is archived now, without holding writers: under the write lock
+   * only what was committed meanwhile is left to copy. */
+  if (rotate(d, NULL)) {
+    int rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    if (rc0 != SQLITE_OK && rc0 != SQLITE_BUSY)
+      return sqlenvfs_error_sqlite(error, d->ckpt, rc0, "checkpoint", d->path);
+  }
+  if (lock_ms > 0)
+    sqlite3_busy_timeout(d->wlock, lock_ms);
+  else
+    sqlite3_busy_handler(d->wlock, busy_spin, &tries);
   rc = sqlite3_exec(d->wlock, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_busy_timeout(d->wlock, CKPT_LOCK_MS);
   if (rc != SQLITE_OK)
@@ -1040,7 +1102,10 @@ cycle(Db *d, gboolean force, GError **error)
   d->is_dirty = FALSE;
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
-     * complete as of @began. */
+     * complete as of @began; a read mark left behind moves up now. */
+    if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
+        !rotate(d, error))
+      return FALSE;
     return note_alive(d, began, ALIVE_STEP_US, error);
   }
   /* After failing (a full disk), the commits archived now were committed
@@ -1063,8 +1128,16 @@ cycle(Db *d, gboolean force, GError **error)
     g_mutex_unlock(&d->a->lock);
     return TRUE;
   }
-  if (!rotate(d, error))
-    return FALSE;
+  /* Move the read mark at most once a tick (or when a checkpoint moved):
+   * each move lets an application's automatic checkpoint find new frames to
+   * copy, at the price of two fsyncs in the application's commit. */
+  if (force || !has_si || !d->has_seen || si.n_backfill != d->seen.n_backfill ||
+      g_get_monotonic_time() - d->rotated_at >= TICK_US) {
+    if (!rotate(d, error))
+      return FALSE;
+  } else {
+    d->is_mark_behind = TRUE;
+  }
   if (has_si) {
     d->seen = si;
     d->has_seen = TRUE;
@@ -1073,12 +1146,15 @@ cycle(Db *d, gboolean force, GError **error)
   d->wal_frames = has_si ? si.mx_frame : 0;
   d->pending_frames = 0;
   g_mutex_unlock(&d->a->lock);
-  if (has_si && si.mx_frame >= d->a->checkpoint_pages && si.n_backfill < si.mx_frame &&
-      g_get_monotonic_time() - d->last_ckpt_try >= TICK_US) {
+  /* Checkpoint at half of checkpoint-pages: an application's automatic
+   * checkpoint at the same threshold (SQLite's default is 1000) would find
+   * the WAL it cannot reset (our read mark) and run after every commit, each
+   * time with two fsyncs. */
+  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 2, 1) &&
+      si.n_backfill < si.mx_frame) {
     gboolean done;
     g_autoptr(GError) local = NULL;
-    d->last_ckpt_try = g_get_monotonic_time();
-    if (!checkpoint(d, CKPT_LOCK_MS, &done, &local)) {
+    if (!checkpoint(d, 0, &done, &local)) {
       if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         g_warning("archiver %s: %s", d->name, local->message);
       else
