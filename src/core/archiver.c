@@ -91,6 +91,7 @@
 #define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
+#define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
 #define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
 #define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
 #define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
@@ -442,17 +443,23 @@ find_db(SqlenvfsArchiver *a, const char *name)
   return NULL;
 }
 
-/* Add the databases of data/prod that are not known yet. */
+/* Add the databases of data/prod that are not known yet. One that appears
+ * while running is first opened a second later: its creator is probably
+ * still setting it up (switching it to WAL needs an exclusive lock, which
+ * our first look at it would get in the way of). */
 static void
-discover(SqlenvfsArchiver *a)
+discover(SqlenvfsArchiver *a, gboolean initial)
 {
   g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(a->root);
   gboolean added = FALSE;
   for (guint i = 0; i < names->len; i++) {
     const char *name = g_ptr_array_index(names, i);
     if (find_db(a, name) == NULL) {
+      Db *d = db_new(a, name);
+      if (!initial)
+        d->retry_at = g_get_monotonic_time() + SETTLE_US;
       g_mutex_lock(&a->lock);
-      g_ptr_array_add(a->dbs, db_new(a, name));
+      g_ptr_array_add(a->dbs, d);
       g_mutex_unlock(&a->lock);
       g_info("archiver: found production database %s", name);
       added = TRUE;
@@ -1479,7 +1486,7 @@ gboolean
 sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
 {
   gint64 next_tick = 0, next_rescan = 0;
-  gboolean rescan = TRUE;
+  gboolean rescan = TRUE, initial = TRUE;
 
   g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
   a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -1515,7 +1522,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       g_autoptr(GError) local = NULL;
       if (a->watch < 0 && !watch_prod(a, &local))
         g_debug("archiver: %s", local->message);
-      discover(a);
+      discover(a, initial);
+      initial = FALSE;
       rescan = FALSE;
       next_rescan = now + RESCAN_US;
     }
