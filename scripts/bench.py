@@ -136,16 +136,23 @@ class Env:
 
     def umount(self, mnt=None):
         mnt = mnt or self.mnt
+        pid = self.daemon_pid(mnt)
         sh("fusermount3", "-u", mnt, check=False)
         for _ in range(100):
             if not os.path.ismount(mnt):
+                break
+            time.sleep(0.1)
+        # The daemon finishes its archiver's work after the mount is gone;
+        # measure nothing until it has exited.
+        for _ in range(300):
+            if pid is None or not os.path.exists(f"/proc/{pid}"):
                 break
             time.sleep(0.1)
         if mnt in self.mounts:
             self.mounts.remove(mnt)
 
     def daemon_pid(self, mnt=None):
-        out = subprocess.run(["pgrep", "-f", f"sqlenvfs mount .* {mnt or self.mnt}"],
+        out = subprocess.run(["pgrep", "-f", f"sqlenvfs mount .*{mnt or self.mnt}"],
                              capture_output=True, text=True).stdout.split()
         return int(out[0]) if out else None
 

@@ -8,9 +8,9 @@ scripts/deps.sh
 if ! command -v restic >/dev/null && [[ " $* " != *" --smoke "* ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
 fi
-build=${BENCH_BUILD:-build-bench}
+build=$(realpath -m "${BENCH_BUILD:-build-bench}")
 [ -d "$build" ] || meson setup "$build" -Dbuildtype=release -Dtests=false >/dev/null
 ninja -C "$build" >/dev/null
 pt="$build/passthrough_ro"
 cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
-exec python3 scripts/bench.py --sqlenvfs "$PWD/$build/src/sqlenvfs" --passthrough "$PWD/$pt" "$@"
+exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
