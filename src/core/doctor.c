@@ -226,17 +226,25 @@ lock_matches(const SqlenvfsProcLock *lk, dev_t dev, ino_t ino)
          lk->dev_minor == (guint64)minor(dev);
 }
 
-/* A process other than this one that has the file (@dev, @ino) open; 0 if none. */
-static int
-find_opener(dev_t dev, ino_t ino)
+/* Called for each regular file open in another process; return FALSE to
+ * stop the walk. */
+typedef gboolean (*OpenFileFunc)(int pid, const struct stat *st, gpointer user);
+
+/* Walk /proc/<pid>/fd of every process but this one, calling @fn for each
+ * regular file it has open (fstatat follows the magic link to the open file
+ * itself). Returns how many processes could not be inspected. */
+static guint
+for_each_open_file(OpenFileFunc fn, gpointer user)
 {
   DIR *proc = opendir("/proc");
   struct dirent *ent;
-  int found = 0, self = (int)getpid();
+  guint n_denied = 0;
+  int self = (int)getpid();
+  gboolean go_on = TRUE;
 
   if (proc == NULL)
     return 0;
-  while (found == 0 && (ent = readdir(proc)) != NULL) {
+  while (go_on && (ent = readdir(proc)) != NULL) {
     char *end;
     long pid = strtol(ent->d_name, &end, 10);
     g_autofree char *fddir = NULL;
@@ -246,20 +254,47 @@ find_opener(dev_t dev, ino_t ino)
     if (*end != '\0' || pid <= 0 || pid == self)
       continue;
     fddir = g_strdup_printf("/proc/%ld/fd", pid);
-    if ((fds = opendir(fddir)) == NULL)
+    fds = opendir(fddir);
+    if (fds == NULL) {
+      if (errno == EACCES || errno == EPERM)
+        n_denied++;
       continue;
-    while ((fe = readdir(fds)) != NULL) {
+    }
+    while (go_on && (fe = readdir(fds)) != NULL) {
       struct stat st;
       if (fe->d_name[0] != '.' && fstatat(dirfd(fds), fe->d_name, &st, 0) == 0 &&
-          st.st_dev == dev && st.st_ino == ino) {
-        found = (int)pid;
-        break;
-      }
+          S_ISREG(st.st_mode))
+        go_on = fn((int)pid, &st, user);
     }
     closedir(fds);
   }
   closedir(proc);
-  return found;
+  return n_denied;
+}
+
+typedef struct {
+  dev_t dev;
+  ino_t ino;
+  int pid;
+} Opener;
+
+static gboolean
+match_opener(int pid, const struct stat *st, gpointer user)
+{
+  Opener *o = user;
+  if (st->st_dev != o->dev || st->st_ino != o->ino)
+    return TRUE;
+  o->pid = pid;
+  return FALSE;
+}
+
+/* A process other than this one that has the file (@dev, @ino) open; 0 if none. */
+static int
+find_opener(dev_t dev, ino_t ino)
+{
+  Opener o = { dev, ino, 0 };
+  for_each_open_file(match_opener, &o);
+  return o.pid;
 }
 
 int
@@ -355,52 +390,25 @@ add_holder(DbFiles *d, int pid)
   g_array_append_val(d->holders, pid);
 }
 
-/* Walk /proc/<pid>/fd of every process but this one and record which hold a
- * file of @dbs open. Returns how many processes could not be inspected. */
+static gboolean
+record_holder(int pid, const struct stat *st, gpointer user)
+{
+  GPtrArray *dbs = user;
+  for (guint i = 0; i < dbs->len; i++) {
+    DbFiles *d = g_ptr_array_index(dbs, i);
+    for (int k = 0; k < N_FILE_KINDS; k++)
+      if (d->exists[k] && d->dev[k] == st->st_dev && d->ino[k] == st->st_ino)
+        add_holder(d, pid);
+  }
+  return TRUE;
+}
+
+/* Record which processes but this one hold a file of @dbs open. Returns how
+ * many processes could not be inspected. */
 static guint
 scan_open_files(GPtrArray *dbs)
 {
-  DIR *proc = opendir("/proc");
-  struct dirent *ent;
-  guint n_denied = 0;
-  int self = (int)getpid();
-
-  if (proc == NULL)
-    return 0;
-  while ((ent = readdir(proc)) != NULL) {
-    char *end;
-    long pid = strtol(ent->d_name, &end, 10);
-    g_autofree char *fddir = NULL;
-    DIR *fds;
-    struct dirent *fe;
-
-    if (*end != '\0' || pid <= 0 || pid == self)
-      continue;
-    fddir = g_strdup_printf("/proc/%ld/fd", pid);
-    fds = opendir(fddir);
-    if (fds == NULL) {
-      if (errno == EACCES || errno == EPERM)
-        n_denied++;
-      continue;
-    }
-    while ((fe = readdir(fds)) != NULL) {
-      struct stat st;
-      if (fe->d_name[0] == '.')
-        continue;
-      /* fstatat follows the magic link to the open file itself. */
-      if (fstatat(dirfd(fds), fe->d_name, &st, 0) != 0 || !S_ISREG(st.st_mode))
-        continue;
-      for (guint i = 0; i < dbs->len; i++) {
-        DbFiles *d = g_ptr_array_index(dbs, i);
-        for (int k = 0; k < N_FILE_KINDS; k++)
-          if (d->exists[k] && d->dev[k] == st.st_dev && d->ino[k] == st.st_ino)
-            add_holder(d, (int)pid);
-      }
-    }
-    closedir(fds);
-  }
-  closedir(proc);
-  return n_denied;
+  return for_each_open_file(record_holder, dbs);
 }
 
 /* What a lock on a database file means, in words; NULL for locks that say
