@@ -14,7 +14,9 @@
  *                          "alive", "wal_frames", "pending_frames",
  *                          "commits", "frames", "bytes", "gaps",
  *                          "checkpoints", "snapshot_pending",
- *                          "capture_p99_ms", "durable_p99_ms" } | null,
+ *                          "latency_samples", "capture_p50_ms",
+ *                          "capture_p99_ms", "durable_p50_ms",
+ *                          "durable_p99_ms" } | null,
  *         "recoverable": { "earliest", "latest",
  *                          "windows": [ { "from", "to", "note" } ],
  *                          "error" } }
@@ -111,7 +113,10 @@ write_archiver(Fs *fs, SqlenvfsJson *j, const SqlenvfsArchiverDbStatus *st)
   sqlenvfs_json_member_uint(j, "gaps", st->gaps);
   sqlenvfs_json_member_uint(j, "checkpoints", st->checkpoints);
   sqlenvfs_json_member_bool(j, "snapshot_pending", st->snapshot_pending);
+  sqlenvfs_json_member_uint(j, "latency_samples", st->n_latency);
+  sqlenvfs_json_member_double(j, "capture_p50_ms", (double)st->capture_p50_us / 1000.0);
   sqlenvfs_json_member_double(j, "capture_p99_ms", (double)st->capture_p99_us / 1000.0);
+  sqlenvfs_json_member_double(j, "durable_p50_ms", (double)st->durable_p50_us / 1000.0);
   sqlenvfs_json_member_double(j, "durable_p99_ms", (double)st->durable_p99_us / 1000.0);
   sqlenvfs_json_end_object(j);
 }
