@@ -89,6 +89,8 @@
 #define SEG_HEADER_SIZE 64
 #define IDX_HEADER_SIZE 32
 #define IDX_ENTRY_SIZE 112
+#define STAGE_SIZE (1u << 20)     /* the writer's record buffer                 */
+#define IDX_STAGE_ENTRIES 256     /* index entries buffered between syncs       */
 #define ALIVE_SIZE 32
 #define REC_MAGIC 0x52415153u
 #define REC_END_MAGIC 0x444e4552u
@@ -352,6 +354,7 @@ pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *pa
            GError **error)
 {
   gsize done = 0;
+  *got = 0;
   while (done < len) {
     ssize_t n = pread(fd, (guint8 *)buf + done, len - done, (off_t)(off + done));
     if (n < 0) {
@@ -607,6 +610,13 @@ struct _SqlenvfsArchiveWriter {
 
   guint64 bytes_written;
   gboolean is_dirty;
+
+  /* A record is assembled here and written with one call when complete (or
+   * when this fills); index entries collect here until the next sync. */
+  guint8 *stage;
+  gsize stage_len;
+  guint8 idx_stage[IDX_STAGE_ENTRIES * IDX_ENTRY_SIZE];
+  gsize idx_stage_len;
 };
 
 static void
@@ -653,6 +663,7 @@ sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
   if (w->alive_fd >= 0)
     close(w->alive_fd);
   g_free(w->alive_path);
+  g_free(w->stage);
   g_free(w->dir);
   g_free(w);
 }
@@ -827,6 +838,7 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError *
   guint64 aseq;
 
   w->dir = g_strdup(dir);
+  w->stage = g_malloc(STAGE_SIZE);
   w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
   w->seg_fd = w->idx_fd = w->alive_fd = -1;
   w->next_seq = 1;
@@ -966,17 +978,44 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   return TRUE;
 }
 
+/* Write what is staged to the segment (it ends at seg_size). */
+static gboolean
+seg_flush(SqlenvfsArchiveWriter *w, GError **error)
+{
+  if (w->stage_len == 0)
+    return TRUE;
+  if (!pwrite_full(w->seg_fd, w->stage, w->stage_len, w->seg_size - w->stage_len, w->seg_path,
+                   error))
+    return FALSE;
+  w->bytes_written += w->stage_len;
+  w->stage_len = 0;
+  w->is_dirty = TRUE;
+  return TRUE;
+}
+
 /* Append bytes of the record being written to the segment (the segment's
- * checksum is brought up to date when the record is complete). */
+ * checksum is brought up to date when the record is complete). They are
+ * staged, so that a small record costs one write however many pieces it is
+ * built from. */
 static gboolean
 seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error)
 {
-  if (!pwrite_full(w->seg_fd, data, len, w->seg_size, w->seg_path, error))
-    return FALSE;
+  if (w->stage_len + len > STAGE_SIZE) {
+    if (!seg_flush(w, error))
+      return FALSE;
+    if (len > STAGE_SIZE) {
+      if (!pwrite_full(w->seg_fd, data, len, w->seg_size, w->seg_path, error))
+        return FALSE;
+      w->bytes_written += len;
+      w->is_dirty = TRUE;
+    }
+  }
+  if (len <= STAGE_SIZE) {
+    memcpy(w->stage + w->stage_len, data, len);
+    w->stage_len += len;
+  }
   w->seg_size += len;
   w->cur_crc = crc(w->cur_crc, data, len);
-  w->bytes_written += len;
-  w->is_dirty = TRUE;
   return TRUE;
 }
 
@@ -989,7 +1028,7 @@ seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
   guint8 trailer[REC_TRAILER_SIZE];
   put32(trailer, w->cur_crc);
   put32(trailer + 4, REC_END_MAGIC);
-  if (!seg_append(w, trailer, sizeof trailer, error))
+  if (!seg_append(w, trailer, sizeof trailer, error) || !seg_flush(w, error))
     return FALSE;
   w->seg_crc = (guint32)crc32_combine(w->seg_crc_before, w->cur_crc,
                                       (z_off_t)(w->seg_size - w->rec_start));
@@ -1000,7 +1039,9 @@ seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
 static void
 cut_record(SqlenvfsArchiveWriter *w)
 {
-  if (w->seg_fd >= 0 && w->seg_size != w->rec_start) {
+  guint64 on_disk = w->seg_size - w->stage_len;
+  w->stage_len = 0;
+  if (w->seg_fd >= 0 && on_disk > w->rec_start) {
     if (ftruncate(w->seg_fd, (off_t)w->rec_start) != 0)
       g_warning("archive %s: could not cut off a failed record in %s: %s (the archiver "
                 "discards it on its next start)",
@@ -1010,16 +1051,18 @@ cut_record(SqlenvfsArchiveWriter *w)
   w->seg_crc = w->seg_crc_before;
 }
 
+/* Write the buffered index entries. */
 static void
-index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+index_flush(SqlenvfsArchiveWriter *w)
 {
-  guint8 buf[IDX_ENTRY_SIZE];
   g_autoptr(GError) error = NULL;
 
-  if (w->idx_broken)
+  if (w->idx_stage_len == 0 || w->idx_broken || w->idx_fd < 0) {
+    w->idx_stage_len = 0;
     return;
-  encode_idx_entry(e, buf);
-  if (!pwrite_full(w->idx_fd, buf, sizeof buf, w->idx_size, w->idx_path, &error)) {
+  }
+  if (!pwrite_full(w->idx_fd, w->idx_stage, w->idx_stage_len, w->idx_size, w->idx_path,
+                   &error)) {
     /* The index is derived: readers scan the segment past its last good
      * entry, and the next writer_open() rewrites it. */
     g_warning("archive %s: %s; readers will scan the segment instead", w->dir,
@@ -1028,9 +1071,25 @@ index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
       /* nothing more to do; readers check every entry */
     }
     w->idx_broken = TRUE;
+    w->idx_stage_len = 0;
     return;
   }
-  w->idx_size += sizeof buf;
+  w->idx_size += w->idx_stage_len;
+  w->idx_stage_len = 0;
+}
+
+/* Index a record just written. Entries are written in batches (at a sync,
+ * or when the buffer fills): readers scan a segment past its last indexed
+ * record anyway. */
+static void
+index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+{
+  if (w->idx_broken)
+    return;
+  encode_idx_entry(e, w->idx_stage + w->idx_stage_len);
+  w->idx_stage_len += IDX_ENTRY_SIZE;
+  if (w->idx_stage_len == sizeof w->idx_stage)
+    index_flush(w);
 }
 
 /* Make room for a record of @length bytes: seal and roll when it would not
@@ -1230,6 +1289,7 @@ sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
 static void
 sync_index(SqlenvfsArchiveWriter *w)
 {
+  index_flush(w);
   if (w->idx_fd >= 0 && !w->idx_broken && fdatasync(w->idx_fd) != 0)
     g_warning("archive %s: sync %s: %s (the index is rebuilt when the archiver starts)",
               w->dir, w->idx_path, g_strerror(errno));
@@ -1238,6 +1298,7 @@ sync_index(SqlenvfsArchiveWriter *w)
 gboolean
 sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
 {
+  index_flush(w);
   if (!w->is_dirty)
     return TRUE;
   if (w->seg_fd >= 0 && fdatasync(w->seg_fd) != 0)

@@ -30,7 +30,7 @@
  *      mxFrame [capture], fsync [sqlenvfs_archive_writer_sync], note the
  *      alive time, then [rotate]: begin a read transaction on the idle
  *      connection and end the other one; run [checkpoint] when the WAL holds
- *      checkpoint-pages frames or more.
+ *      a quarter of checkpoint-pages frames or more.
  *   CAPTURING --[db_close]--> CLOSED
  *      the database file was replaced, the WAL removed under us, or an
  *      error: everything is closed and db_open runs again after a delay; its
@@ -97,6 +97,8 @@
 #define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
 #define CKPT_LOCK_MS 100               /* the checkpoint connection's busy timeout         */
 #define READ_BUSY_MS 200
+#define PRE_ROUNDS 4                   /* a checkpoint's rounds before the write lock ...   */
+#define PRE_ENOUGH 32                  /* ... until no more than this many frames are left */
 #define WAL_BUF (4u << 20)
 #define PAGE_BUF (1u << 20)
 #define N_LATENCY 4096
@@ -163,7 +165,9 @@ static void
 wal_source_invalidate(WalSource *ws)
 {
   ws->buf_len = 0;
-  ws->limit = 0;
+  /* No read-ahead until capture() knows where the committed frames end:
+   * reading the header must not pull megabytes of the WAL with it. */
+  ws->limit = SQLENVFS_WAL_HEADER_SIZE;
 }
 
 static void
@@ -301,6 +305,7 @@ struct _Db {
   Phase phase;
   gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
+  gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
@@ -1032,23 +1037,57 @@ busy_spin(void *arg, int n_tries)
 
 /* The checkpoint of invariant 3. *done says whether every frame was copied
  * (then the next writer restarts the WAL). @lock_ms: how long to try for the
- * write lock (0: a few milliseconds, for routine checkpoints). */
+ * write lock (0: a few milliseconds, for routine checkpoints, which are also
+ * skipped when another reader keeps the frames archived so far from being
+ * copied: taking the lock then would only stop the application's writers).
+ *
+ * Writers wait only for what must happen under the lock: archiving (not
+ * syncing) the last few commits and copying them. The archive is synced
+ * right after the lock is released; a crash before that loses the unsynced
+ * tail of the archive, and the WAL, restarted meanwhile, no longer matches
+ * it, so the reopen records a gap (invariant 5) rather than a false chain. */
 static gboolean
 checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
 {
   int rc, n_log = 0, n_ckpt = 0, tries = 60;
   CaptureResult res;
   ShmInfo si;
-  gboolean has_si;
-  gint64 began;
+  gboolean has_si, is_ok;
+  gint64 began, woken;
 
   *done = FALSE;
-  /* Copy what is archived now, without holding writers: under the write lock
-   * only what was committed meanwhile is left to copy. */
-  if (rotate(d, NULL)) {
-    int rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+  /* Copy what is archived now and archive what was committed meanwhile,
+   * without holding writers, for as long as that shrinks what is left: under
+   * the write lock only the last moment's commits remain. */
+  for (int round = 0; round < PRE_ROUNDS; round++) {
+    int copied = 0, rc0;
+    if (round > 0) {
+      began = sqlenvfs_clock_now();
+      woken = g_get_monotonic_time();
+      has_si = read_shm(d->rd[d->active], &si);
+      if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
+          !finish_cycle(d, &res, began, woken, error))
+        return FALSE;
+      if (!res.reached_end)
+        break;
+    }
+    has_si = read_shm(d->rd[d->active], &si);
+    if (!rotate(d, NULL))
+      break;
+    rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
     if (rc0 != SQLITE_OK && rc0 != SQLITE_BUSY)
       return sqlenvfs_error_sqlite(error, d->ckpt, rc0, "checkpoint", d->path);
+    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame) {
+      /* Another reader (a pinned image, a backup) holds frames we have
+       * archived: try again when it has moved on. */
+      d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                  "checkpoint %s: another reader holds frames %d to %u", d->path, copied + 1,
+                  si.mx_frame);
+      return FALSE;
+    }
+    if (!read_shm(d->rd[d->active], &si) || si.mx_frame < (guint32)copied + PRE_ENOUGH)
+      break;
   }
   if (lock_ms > 0)
     sqlite3_busy_timeout(d->wlock, lock_ms);
@@ -1060,21 +1099,25 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     return sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock to checkpoint",
                                  d->path);
   began = sqlenvfs_clock_now();
+  woken = g_get_monotonic_time();
   has_si = read_shm(d->rd[d->active], &si);
-  if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
-      !finish_cycle(d, &res, began, g_get_monotonic_time(), error) ||
-      !res.reached_end || !rotate(d, error)) {
+  is_ok = capture(d, has_si ? &si : NULL, 0, &res, error);
+  if (!is_ok || !res.reached_end || !rotate(d, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
-    if (error && *error == NULL)
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
-                  "checkpoint %s: the WAL could not be archived to its end", d->path);
+    if (is_ok) {
+      /* What was archived counts; a failed sync is retried by the next cycle. */
+      finish_cycle(d, &res, began, woken, NULL);
+      if (error && *error == NULL)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                    "checkpoint %s: the WAL could not be archived to its end", d->path);
+    }
     return FALSE;
   }
-  rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
-  if (rc != SQLITE_OK && rc != SQLITE_BUSY) {
-    sqlenvfs_error_sqlite(error, d->ckpt, rc, "checkpoint", d->path);
-    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
-    return FALSE;
+  for (int i = 0;; i++) {
+    rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
+    if (rc != SQLITE_BUSY || i >= tries)
+      break;
+    g_usleep(50);
   }
   if (rc == SQLITE_OK && n_ckpt == n_log) {
     /* Fully copied: move to a read transaction on slot 0 so that the next
@@ -1083,8 +1126,14 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     if (!rotate(d, &local))
       g_debug("archiver %s: %s", d->name, local->message);
     *done = TRUE;
+  } else if (lock_ms == 0) {
+    d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
   }
   sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+  if (!finish_cycle(d, &res, began, woken, error))
+    return FALSE;
+  if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+    return sqlenvfs_error_sqlite(error, d->ckpt, rc, "checkpoint", d->path);
   g_mutex_lock(&d->a->lock);
   d->checkpoints++;
   g_mutex_unlock(&d->a->lock);
@@ -1153,12 +1202,14 @@ cycle(Db *d, gboolean force, GError **error)
   d->wal_frames = has_si ? si.mx_frame : 0;
   d->pending_frames = 0;
   g_mutex_unlock(&d->a->lock);
-  /* Checkpoint at half of checkpoint-pages: an application's automatic
-   * checkpoint at the same threshold (SQLite's default is 1000) would find
-   * the WAL it cannot reset (our read mark) and run after every commit, each
-   * time with two fsyncs. */
-  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 2, 1) &&
-      si.n_backfill < si.mx_frame) {
+  /* Checkpoint at a quarter of checkpoint-pages, so that the WAL is reset
+   * before it reaches the threshold of an application's automatic checkpoint
+   * (SQLite's default is the same 1000) even under a writer that never
+   * pauses: past it, that checkpoint runs after every commit against a WAL
+   * it cannot reset (our read mark), and copies frames (two fsyncs in the
+   * application's commit) whenever our read mark has moved. */
+  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 4, 1) &&
+      si.n_backfill < si.mx_frame && g_get_monotonic_time() >= d->ckpt_retry_at) {
     gboolean done;
     g_autoptr(GError) local = NULL;
     if (!checkpoint(d, 0, &done, &local)) {

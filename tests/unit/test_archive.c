@@ -422,6 +422,41 @@ on_problem(gpointer user, const char *file, const char *message)
   s->n++;
 }
 
+/* A record is in its segment as soon as it is complete, whatever its size
+ * (a reader sees it before any sync); index entries are written in batches,
+ * at the latest by a sync. */
+START_TEST(test_written_when_complete_indexed_by_sync)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *idx = g_build_filename(dir, "0000000000000001.idx", NULL);
+  GError *error = NULL;
+  goffset seg0, idx0, seg1;
+
+  add_commit(w, 1, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  seg0 = file_size(seg);
+  idx0 = file_size(idx);
+  add_commit(w, 2, 3);
+  seg1 = file_size(seg);
+  ck_assert_int_gt(seg1, seg0 + 3 * PS);
+  add_commit(w, 3, 1500); /* 1.5 MB: larger than the writer's buffer */
+  ck_assert_int_gt(file_size(seg), seg1 + 1500 * PS);
+  {
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  }
+  ck_assert_int_eq(file_size(idx), idx0);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  ck_assert_int_eq(file_size(idx), idx0 + 2 * 112); /* entries of 112 bytes (ARCHIVE.md) */
+  {
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  }
+}
+END_TEST
+
 START_TEST(test_corrupt_page)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -657,6 +692,7 @@ archive_suite(void)
   tcase_add_test(tc, test_refresh);
   tcase_add_test(tc, test_torn_tail);
   tcase_add_test(tc, test_torn_garbage_and_abort);
+  tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_missing_segment_is_damage);
