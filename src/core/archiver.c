@@ -89,6 +89,9 @@
 #include "sqlenvfs/walfile.h"
 
 #define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
+#define RECHECK_MIN_US 500             /* a WAL write without a visible commit: look   */
+#define RECHECK_MAX_US (32 * 1000)     /* again after 0.5, 1, 2, ... 32 ms             */
+#define POLL_WAITED_US 200             /* events that came while we waited in poll     */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
 #define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
@@ -311,7 +314,10 @@ struct _Db {
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */
   gboolean is_mark_behind;   /* archived past the read mark: move it soon */
-  gint64 woken_at;           /* monotonic time of the first such event   */
+  gint64 woken_at;           /* when the first such event came (0: unknown) */
+  gint64 looked_at;          /* monotonic time of the last wal-index look */
+  gint64 recheck_at;         /* look again then (0: at the next event)     */
+  gint64 recheck_step;       /* the delay of the last recheck              */
 
   sqlite3 *rd[2];
   int active;                /* rd[] holding the read transaction, or -1 */
@@ -1022,6 +1028,20 @@ check_identity(Db *d)
   return 0;
 }
 
+/* Call right before reading the wal-index: returns the earliest time a
+ * commit found now can have been made (latencies measured from it are upper
+ * bounds): after the WAL write that woke us when that time is known, else
+ * after the last look, which saw every commit made before it. */
+static gint64
+note_look(Db *d)
+{
+  gint64 now = g_get_monotonic_time();
+  gint64 woken = d->woken_at > 0 ? d->woken_at : d->looked_at > 0 ? d->looked_at : now;
+  d->looked_at = now;
+  d->woken_at = 0;
+  return woken;
+}
+
 /* A busy handler that retries every 50 us for up to *(int *)arg tries: a
  * writer committing in a tight loop leaves the write lock free only for
  * microseconds between its transactions, which SQLite's default handler
@@ -1063,7 +1083,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     int copied = 0, rc0;
     if (round > 0) {
       began = sqlenvfs_clock_now();
-      woken = g_get_monotonic_time();
+      woken = note_look(d);
       has_si = read_shm(d->rd[d->active], &si);
       if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
           !finish_cycle(d, &res, began, woken, error))
@@ -1099,7 +1119,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     return sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock to checkpoint",
                                  d->path);
   began = sqlenvfs_clock_now();
-  woken = g_get_monotonic_time();
+  woken = note_look(d);
   has_si = read_shm(d->rd[d->active], &si);
   is_ok = capture(d, has_si ? &si : NULL, 0, &res, error);
   if (!is_ok || !res.reached_end || !rotate(d, error)) {
@@ -1146,16 +1166,28 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
 static gboolean
 cycle(Db *d, gboolean force, GError **error)
 {
-  gint64 began = sqlenvfs_clock_now(), woken;
+  gint64 began = sqlenvfs_clock_now(), woken = note_look(d);
   ShmInfo si;
   gboolean has_si = read_shm(d->rd[d->active], &si), changed;
   CaptureResult res;
+  gboolean by_event = d->is_dirty, by_recheck = d->recheck_at > 0;
 
   changed = !has_si || !d->has_seen || si.mx_frame != d->seen.mx_frame ||
             si.salt1 != d->seen.salt1 || si.salt2 != d->seen.salt2 ||
             si.n_backfill != d->seen.n_backfill;
-  woken = d->is_dirty ? d->woken_at : g_get_monotonic_time();
   d->is_dirty = FALSE;
+  d->recheck_at = 0;
+  d->recheck_step = changed                  ? 0
+                    : by_event && !by_recheck ? RECHECK_MIN_US
+                    : by_recheck              ? d->recheck_step * 2
+                                              : 0;
+  if (d->recheck_step > 0 && d->recheck_step <= RECHECK_MAX_US) {
+    /* The WAL was written but no commit is visible yet: an application
+     * writes its frames, syncs them (synchronous=FULL) and only then
+     * publishes the commit in the wal-index, which makes no event. Look
+     * again soon, backing off while nothing appears. */
+    d->recheck_at = d->looked_at + d->recheck_step;
+  }
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
      * complete as of @began; a read mark left behind moves up now. */
@@ -1487,7 +1519,7 @@ watch_prod(SqlenvfsArchiver *a, GError **error)
 /* Read the pending inotify events: mark databases whose WAL was written,
  * and note that the directory changed. */
 static void
-read_events(SqlenvfsArchiver *a, gboolean *rescan)
+read_events(SqlenvfsArchiver *a, gboolean waited, gboolean *rescan)
 {
   char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
   gint64 now = g_get_monotonic_time();
@@ -1513,7 +1545,7 @@ read_events(SqlenvfsArchiver *a, gboolean *rescan)
         Db *d = find_db(a, stem);
         if (d && !d->is_dirty) {
           d->is_dirty = TRUE;
-          d->woken_at = now;
+          d->woken_at = waited ? now : 0;
         }
         if (d == NULL || (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_CREATE | IN_MOVED_TO)))
           *rescan = TRUE;
@@ -1553,17 +1585,26 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
 
   while (!g_atomic_int_get(&a->stopping)) {
     struct pollfd fds[2] = { { a->inotify_fd, POLLIN, 0 }, { a->wake[0], POLLIN, 0 } };
-    gint64 now = g_get_monotonic_time();
-    int timeout_ms = (int)MAX((next_tick - now + 999) / 1000, 0);
+    gint64 now = g_get_monotonic_time(), until = next_tick, polled_at;
+    struct timespec timeout;
     GPtrArray *reqs;
     gboolean tick;
 
-    if (poll(fds, 2, timeout_ms) < 0 && errno != EINTR) {
+    for (guint i = 0; i < a->dbs->len; i++) {
+      Db *d = g_ptr_array_index(a->dbs, i);
+      if (d->recheck_at > 0)
+        until = MIN(until, d->recheck_at);
+    }
+    until = MAX(until - now, 0);
+    timeout.tv_sec = until / G_USEC_PER_SEC;
+    timeout.tv_nsec = (until % G_USEC_PER_SEC) * 1000;
+    polled_at = g_get_monotonic_time();
+    if (ppoll(fds, 2, &timeout, NULL) < 0 && errno != EINTR) {
       g_warning("archiver: poll: %s", g_strerror(errno));
       g_usleep(TICK_US);
     }
     if (fds[0].revents & POLLIN)
-      read_events(a, &rescan);
+      read_events(a, g_get_monotonic_time() - polled_at >= POLL_WAITED_US, &rescan);
     if (fds[1].revents & POLLIN)
       drain_wake(a);
     if (g_atomic_int_get(&a->stopping))
@@ -1583,7 +1624,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       next_tick = now + TICK_US;
     for (guint i = 0; i < a->dbs->len; i++) {
       Db *d = g_ptr_array_index(a->dbs, i);
-      if (d->is_dirty || tick || d->phase == PHASE_CLOSED)
+      if (d->is_dirty || tick || d->phase == PHASE_CLOSED ||
+          (d->recheck_at > 0 && now >= d->recheck_at))
         service(d, FALSE);
     }
     g_mutex_lock(&a->lock);
