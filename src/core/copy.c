@@ -1,11 +1,12 @@
 /*
  * copy.c — full, consistent, verified copies (copy.h).
  *
- * Every copy goes through one function, write_verified(): temporary file
- * ".tmp-<name>-<pid>" next to the destination, the image written once
- * (crc32 computed on the way), fsync, PRAGMA integrity_check, rename,
- * directory fsync. A failure at any step removes the temporary file, so
- * nothing that looks like a copy is ever left behind.
+ * Every copy goes through two functions: start_copy() writes the image
+ * once to a temporary file ".tmp-<name>-<pid>" next to the destination
+ * (crc32 computed on the way); finish_copy() runs fsync and PRAGMA
+ * integrity_check at once, then renames and syncs the directory. A live
+ * view is released between the two. A failure at any step removes the
+ * temporary file, so nothing that looks like a copy is ever left behind.
  */
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
@@ -19,6 +20,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define CHECK_MMAP_BYTES 2147418112 /* SQLite's default upper limit for mmap_size */
 
 void
 sqlenvfs_copy_result_clear(SqlenvfsCopyResult *res)
@@ -37,60 +40,106 @@ check_file(const char *path, GError **error)
   g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, error);
   if (db == NULL)
     return FALSE;
+  /* The file was just written: read it from the page cache without copying
+   * every page into SQLite's cache first. */
+  sqlite3_exec(db, "PRAGMA mmap_size=" G_STRINGIFY(CHECK_MMAP_BYTES), NULL, NULL, NULL);
   return sqlenvfs_db_check(db, FALSE, path, error);
 }
 
-static gboolean
-write_verified(SqlenvfsImage *img, const char *dst, int mode, gboolean overwrite,
-               SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
-               GError **error)
-{
-  g_autofree char *dir = g_path_get_dirname(dst);
-  g_autofree char *base = g_path_get_basename(dst);
-  g_autofree char *tmp = g_strdup_printf("%s/.tmp-%s-%d", dir, base, (int)getpid());
-  guint32 crc = 0;
+/* A copy being made: written to a temporary file, then made durable,
+ * checked and put in place (finish_copy). */
+typedef struct {
+  char *dst, *dir, *tmp;
   int fd;
+  gint64 size;
+  guint32 crc;
+} PendingCopy;
 
+static void
+pending_copy_clear(PendingCopy *pc)
+{
+  if (pc->fd >= 0) {
+    close(pc->fd);
+    unlink(pc->tmp);
+  }
+  g_free(pc->dst);
+  g_free(pc->dir);
+  g_free(pc->tmp);
+}
+
+/* Write @img to a temporary file next to @dst. The image is not needed
+ * afterwards (a pinned view can be released before the slow part). */
+static gboolean
+start_copy(SqlenvfsImage *img, const char *dst, int mode, gboolean overwrite,
+           SqlenvfsProgressFunc progress, gpointer user, PendingCopy *pc, GError **error)
+{
+  g_autofree char *base = g_path_get_basename(dst);
+
+  pc->fd = -1;
+  pc->dst = g_strdup(dst);
+  pc->dir = g_path_get_dirname(dst);
+  pc->tmp = g_strdup_printf("%s/.tmp-%s-%d", pc->dir, base, (int)getpid());
+  pc->crc = 0;
   if (!overwrite && g_file_test(dst, G_FILE_TEST_EXISTS)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                 "write %s: the file exists (choose another path, or pass --force to replace it)",
                 dst);
     return FALSE;
   }
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", tmp);
-  if (fchmod(fd, mode & 0666) != 0 ||
-      !sqlenvfs_image_write_to_fd(img, fd, progress, user, &crc, tmp, error) ||
-      fsync(fd) != 0) {
-    int errsv = errno;
+  pc->fd = open(pc->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (pc->fd < 0)
+    return sqlenvfs_error_errno(error, errno, "create", pc->tmp);
+  if (fchmod(pc->fd, mode & 0666) != 0 ||
+      !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, &pc->crc, pc->tmp, error)) {
     if (error && *error == NULL)
-      sqlenvfs_error_errno(error, errsv, "write", tmp);
-    close(fd);
-    unlink(tmp);
+      sqlenvfs_error_errno(error, errno, "write", pc->tmp);
     return FALSE;
   }
-  if (close(fd) != 0) {
-    int errsv = errno;
-    unlink(tmp);
-    return sqlenvfs_error_errno(error, errsv, "close", tmp);
+  pc->size = sqlenvfs_image_size(img);
+  return TRUE;
+}
+
+static gpointer
+fsync_thread(gpointer data)
+{
+  int fd = GPOINTER_TO_INT(data);
+  return GINT_TO_POINTER(fsync(fd) == 0 ? 0 : errno);
+}
+
+/* Make the temporary file durable and check it (the two at once: the check
+ * reads from the page cache while the disk writes), then rename it into
+ * place and sync the directory. */
+static gboolean
+finish_copy(PendingCopy *pc, SqlenvfsCopyResult *res, GError **error)
+{
+  GThread *syncer = g_thread_new("sqlenvfs-fsync", fsync_thread, GINT_TO_POINTER(pc->fd));
+  g_autoptr(GError) check_error = NULL;
+  gboolean checked = check_file(pc->tmp, &check_error);
+  int sync_errno = GPOINTER_TO_INT(g_thread_join(syncer));
+  int fd = pc->fd;
+
+  pc->fd = -1;
+  if (sync_errno != 0 || close(fd) != 0) {
+    unlink(pc->tmp);
+    return sqlenvfs_error_errno(error, sync_errno ? sync_errno : errno, "write", pc->tmp);
   }
-  if (!check_file(tmp, error)) {
-    unlink(tmp);
-    if (error && *error && (*error)->code == SQLENVFS_ERROR_INTEGRITY)
-      g_prefix_error(error, "copy to %s not kept: ", dst);
+  if (!checked) {
+    unlink(pc->tmp);
+    if (check_error->code == SQLENVFS_ERROR_INTEGRITY)
+      g_prefix_error(&check_error, "copy to %s not kept: ", pc->dst);
+    g_propagate_error(error, g_steal_pointer(&check_error));
     return FALSE;
   }
-  if (rename(tmp, dst) != 0) {
+  if (rename(pc->tmp, pc->dst) != 0) {
     int errsv = errno;
-    unlink(tmp);
-    return sqlenvfs_error_errno(error, errsv, "rename into place", dst);
+    unlink(pc->tmp);
+    return sqlenvfs_error_errno(error, errsv, "rename into place", pc->dst);
   }
-  if (!sqlenvfs_fsync_dir(dir, error))
+  if (!sqlenvfs_fsync_dir(pc->dir, error))
     return FALSE;
   if (res) {
-    res->size = sqlenvfs_image_size(img);
-    res->crc32 = crc;
+    res->size = pc->size;
+    res->crc32 = pc->crc;
   }
   return TRUE;
 }
@@ -101,22 +150,28 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                  GError **error)
 {
   g_autoptr(SqlenvfsLiveView) view = NULL;
+  PendingCopy pc = { .fd = -1 };
   struct stat st;
+  gboolean ok;
 
   if (stat(src, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "copy database", src);
   view = sqlenvfs_live_view_open(src, error);
   if (view == NULL)
     return FALSE;
-  if (!write_verified(sqlenvfs_live_view_image(view), dst, st.st_mode & 0666, overwrite,
-                      progress, user, res, error))
-    return FALSE;
-  if (res) {
+  ok = start_copy(sqlenvfs_live_view_image(view), dst, st.st_mode & 0666, overwrite, progress,
+                  user, &pc, error);
+  if (ok && res) {
     res->pos = *sqlenvfs_live_view_pos(view);
     g_free(res->journal_mode);
     res->journal_mode = g_strdup(sqlenvfs_live_view_journal_mode(view));
   }
-  return TRUE;
+  /* Unpin before the sync and the check, which take as long as the copy:
+   * checkpoints need not wait for them. */
+  g_clear_pointer(&view, sqlenvfs_live_view_free);
+  ok = ok && finish_copy(&pc, res, error);
+  pending_copy_clear(&pc);
+  return ok;
 }
 
 gboolean
@@ -124,9 +179,15 @@ sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean over
                     SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
                     GError **error)
 {
+  PendingCopy pc = { .fd = -1 };
+  gboolean ok;
+
   if (res)
     memset(&res->pos, 0, sizeof res->pos);
-  return write_verified(img, dst, mode, overwrite, progress, user, res, error);
+  ok = start_copy(img, dst, mode, overwrite, progress, user, &pc, error) &&
+       finish_copy(&pc, res, error);
+  pending_copy_clear(&pc);
+  return ok;
 }
 
 /* The pid at the end of ".tmp-<anything>-<pid>", or 0. */
