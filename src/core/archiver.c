@@ -27,8 +27,9 @@
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written) or the tick: read the
  *      wal-index header; if it changed, archive the new commits up to its
- *      mxFrame [capture], fsync [sqlenvfs_archive_writer_sync], note the
- *      alive time, then [rotate]: begin a read transaction on the idle
+ *      mxFrame [capture], fsync [sync_archive] (batched: at most every
+ *      SYNC_US, and never later than that) and note the alive time, then
+ *      [rotate]: begin a read transaction on the idle
  *      connection and end the other one; run [checkpoint] when the WAL holds
  *      a quarter of checkpoint-pages frames or more.
  *   CAPTURING --[db_close]--> CLOSED
@@ -92,6 +93,7 @@
 #define RECHECK_MIN_US 500             /* a WAL write without a visible commit: look   */
 #define RECHECK_MAX_US (32 * 1000)     /* again after 0.5, 1, 2, ... 32 ms             */
 #define POLL_WAITED_US 200             /* events that came while we waited in poll     */
+#define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
 #define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
@@ -318,6 +320,10 @@ struct _Db {
   gint64 looked_at;          /* monotonic time of the last wal-index look */
   gint64 recheck_at;         /* look again then (0: at the next event)     */
   gint64 recheck_step;       /* the delay of the last recheck              */
+  gint64 synced_at;          /* monotonic time of the last archive sync    */
+  guint unsynced;            /* commits archived since, not yet synced     */
+  gint64 unsynced_woken;     /* the earliest wake time among them          */
+  gint64 alive_pending;      /* capture complete as of then, once synced   */
 
   sqlite3 *rd[2];
   int active;                /* rd[] holding the read transaction, or -1 */
@@ -777,34 +783,64 @@ add_outage(Db *d, gint64 from, gint64 to, GError **error)
   return TRUE;
 }
 
-/* Make the records durable, note the latencies (unless @woken < 0) and the
- * alive time. */
+/* Make the archived records durable, note their durable latencies and the
+ * alive time that waited for them. */
 static gboolean
-finish_cycle(Db *d, const CaptureResult *res, gint64 scan_began, gint64 woken, GError **error)
+sync_archive(Db *d, GError **error)
 {
-  gint64 written = g_get_monotonic_time();
+  gint64 durable;
   if (!sqlenvfs_archive_writer_sync(d->w, error))
     return FALSE;
-  if (res->reached_end && !note_alive(d, scan_began, ALIVE_STEP_US, error))
-    return FALSE;
-  if (res->n_commits > 0) {
-    gint64 durable = g_get_monotonic_time();
+  durable = g_get_monotonic_time();
+  d->synced_at = durable;
+  if (d->unsynced > 0) {
     g_mutex_lock(&d->a->lock);
-    for (guint i = 0; woken >= 0 && i < res->n_commits; i++) {
+    for (guint i = 0; d->unsynced_woken > 0 && i < d->unsynced; i++)
+      latency_add(&d->durable_lat, durable - d->unsynced_woken);
+    g_mutex_unlock(&d->a->lock);
+    d->unsynced = 0;
+    d->unsynced_woken = 0;
+  }
+  if (d->alive_pending > 0) {
+    gint64 t = d->alive_pending;
+    d->alive_pending = 0;
+    if (!note_alive(d, t, ALIVE_STEP_US, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Note the latencies of what a capture archived (unless @woken < 0) and,
+ * when it reached the end, that capture was complete as of @scan_began;
+ * sync when @sync_now or when the last sync is SYNC_US old (so that under a
+ * busy writer one fsync covers many cycles; durable within 1 s is the
+ * promise). */
+static gboolean
+finish_cycle(Db *d, const CaptureResult *res, gint64 scan_began, gint64 woken,
+             gboolean sync_now, GError **error)
+{
+  gint64 written = g_get_monotonic_time();
+  if (res->n_commits > 0) {
+    g_mutex_lock(&d->a->lock);
+    for (guint i = 0; woken >= 0 && i < res->n_commits; i++)
       latency_add(&d->capture_lat, written - woken);
-      latency_add(&d->durable_lat, durable - woken);
-    }
     d->commits += res->n_commits;
     d->frames += res->n_frames;
     d->bytes += res->n_bytes;
     d->last_capture = sqlenvfs_archive_writer_last(d->w)->time;
     g_mutex_unlock(&d->a->lock);
+    if (woken >= 0 && (d->unsynced_woken == 0 || woken < d->unsynced_woken))
+      d->unsynced_woken = woken;
+    d->unsynced += res->n_commits;
     g_debug("archiver %s: %u commit(s), %" G_GUINT64_FORMAT " page(s) archived; capture "
-            "latency %.1f ms, durable %.1f ms",
+            "latency %.1f ms",
             d->name, res->n_commits, res->n_bytes / MAX(sqlenvfs_archive_writer_last(d->w)->page_size, 1),
-            woken >= 0 ? (written - woken) / 1000.0 : 0.0,
-            woken >= 0 ? (durable - woken) / 1000.0 : 0.0);
+            woken >= 0 ? (written - woken) / 1000.0 : 0.0);
   }
+  if (res->reached_end)
+    d->alive_pending = scan_began;
+  if (sync_now || written - d->synced_at >= SYNC_US)
+    return sync_archive(d, error);
   return TRUE;
 }
 
@@ -987,7 +1023,7 @@ db_open(Db *d, GError **error)
   d->reopen_reason = 0;
   if (!capture(d, has_si ? &si : NULL, t_lock, &res, error) ||
       (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
-      !finish_cycle(d, &res, t_lock, -1, error)) {
+      !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
@@ -1086,7 +1122,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
       woken = note_look(d);
       has_si = read_shm(d->rd[d->active], &si);
       if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
-          !finish_cycle(d, &res, began, woken, error))
+          !finish_cycle(d, &res, began, woken, FALSE, error))
         return FALSE;
       if (!res.reached_end)
         break;
@@ -1126,7 +1162,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     if (is_ok) {
       /* What was archived counts; a failed sync is retried by the next cycle. */
-      finish_cycle(d, &res, began, woken, NULL);
+      finish_cycle(d, &res, began, woken, FALSE, NULL);
       if (error && *error == NULL)
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
                     "checkpoint %s: the WAL could not be archived to its end", d->path);
@@ -1150,7 +1186,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
   }
   sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
-  if (!finish_cycle(d, &res, began, woken, error))
+  if (!finish_cycle(d, &res, began, woken, FALSE, error))
     return FALSE;
   if (rc != SQLITE_OK && rc != SQLITE_BUSY)
     return sqlenvfs_error_sqlite(error, d->ckpt, rc, "checkpoint", d->path);
@@ -1194,6 +1230,10 @@ cycle(Db *d, gboolean force, GError **error)
     if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
         !rotate(d, error))
       return FALSE;
+    if (d->unsynced > 0 || d->alive_pending > 0) {
+      d->alive_pending = MAX(d->alive_pending, began);
+      return sync_archive(d, error);
+    }
     return note_alive(d, began, ALIVE_STEP_US, error);
   }
   /* After failing (a full disk), the commits archived now were committed
@@ -1207,7 +1247,7 @@ cycle(Db *d, gboolean force, GError **error)
       return FALSE;
     d->outage_from = 0;
   }
-  if (!finish_cycle(d, &res, began, woken, error))
+  if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
   if (!res.reached_end) {
     /* Keep the read mark: the rest is archived next time. */
@@ -1594,6 +1634,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       Db *d = g_ptr_array_index(a->dbs, i);
       if (d->recheck_at > 0)
         until = MIN(until, d->recheck_at);
+      if (d->unsynced > 0)
+        until = MIN(until, d->synced_at + SYNC_US);
     }
     until = MAX(until - now, 0);
     timeout.tv_sec = until / G_USEC_PER_SEC;
@@ -1625,7 +1667,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     for (guint i = 0; i < a->dbs->len; i++) {
       Db *d = g_ptr_array_index(a->dbs, i);
       if (d->is_dirty || tick || d->phase == PHASE_CLOSED ||
-          (d->recheck_at > 0 && now >= d->recheck_at))
+          (d->recheck_at > 0 && now >= d->recheck_at) ||
+          (d->unsynced > 0 && now >= d->synced_at + SYNC_US))
         service(d, FALSE);
     }
     g_mutex_lock(&a->lock);
