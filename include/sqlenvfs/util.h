@@ -63,6 +63,9 @@ gboolean sqlenvfs_write_file_atomic(const char *path, const void *data,
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 
 /* crc32 (zlib polynomial) of a whole file; FALSE on read error. */
+/* zlib's crc32 (gzip's: reflected IEEE polynomial): crc32(crc, data, len),
+ * starting from 0, continued with the previous value. */
+guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,
                              GError **error);
 

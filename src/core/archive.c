@@ -145,7 +145,7 @@ get64(const guint8 *p)
 static guint32
 crc(guint32 c, const void *data, gsize len)
 {
-  return (guint32)crc32_z(c, data, (z_size_t)len);
+  return sqlenvfs_crc32(c, data, len);
 }
 
 /* ------------------------------------------------------------------ */

@@ -8,12 +8,12 @@
  */
 #include "sqlenvfs/image.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #define SLOT_OFFSET_BITS 48
 #define SLOT_OFFSET_MASK ((G_GUINT64_CONSTANT(1) << SLOT_OFFSET_BITS) - 1)
@@ -211,7 +211,7 @@ sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc prog
   guint64 size = sqlenvfs_image_size(img);
   gsize chunk = MAX(WRITE_CHUNK - WRITE_CHUNK % img->page_size, img->page_size);
   g_autofree guint8 *buf = g_malloc(chunk);
-  uLong crc = crc32(0L, Z_NULL, 0);
+  guint32 crc = 0;
 
   for (guint64 off = 0; off < size; off += chunk) {
     gsize n = (gsize)MIN((guint64)chunk, size - off);
@@ -219,14 +219,14 @@ sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc prog
       return FALSE;
     if (!write_all(fd, buf, n, (goffset)off, path_for_errors, error))
       return FALSE;
-    crc = crc32_z(crc, buf, n);
+    crc = sqlenvfs_crc32(crc, buf, n);
     if (progress)
       progress(user, off + n, size);
   }
   if (ftruncate(fd, (off_t)size) != 0)
     return sqlenvfs_error_errno(error, errno, "truncate", path_for_errors);
   if (crc32_out)
-    *crc32_out = (guint32)crc;
+    *crc32_out = crc;
   return TRUE;
 }
 

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
+#include <isa-l/crc.h>
 
 sqlite3 *
 sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
@@ -215,12 +215,18 @@ sqlenvfs_rm_rf(const char *path, GError **error)
   return TRUE;
 }
 
+guint32
+sqlenvfs_crc32(guint32 crc, const void *data, gsize len)
+{
+  return crc32_gzip_refl(crc, data, len);
+}
+
 gboolean
 sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size, GError **error)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   g_autofree unsigned char *buf = NULL;
-  uLong c = crc32(0L, Z_NULL, 0);
+  guint32 c = 0;
   goffset total = 0;
 
   if (fd < 0)
@@ -237,11 +243,11 @@ sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size, GError **erro
     }
     if (n == 0)
       break;
-    c = crc32_z(c, buf, (z_size_t)n);
+    c = sqlenvfs_crc32(c, buf, (gsize)n);
     total += n;
   }
   close(fd);
-  *crc = (guint32)c;
+  *crc = c;
   if (size)
     *size = total;
   return TRUE;

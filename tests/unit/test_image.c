@@ -9,6 +9,7 @@
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/image.h"
+#include "sqlenvfs/util.h"
 
 #define PS 512
 
@@ -150,6 +151,27 @@ START_TEST(test_write_to_fd)
 }
 END_TEST
 
+/* sqlenvfs_crc32 is zlib's crc32 (the format documents say so), whatever
+ * the lengths and however the data is split. */
+START_TEST(test_crc32_is_zlibs)
+{
+  static const gsize lens[] = { 0, 1, 3, 15, 16, 17, 63, 64, 65, 255, 4095, 4096, 4097, 1 << 20 };
+  g_autofree guint8 *buf = g_malloc((1 << 20) + 7);
+  for (gsize i = 0; i < (1 << 20) + 7; i++)
+    buf[i] = (guint8)((i * 2654435761u) >> 13);
+  for (gsize k = 0; k < G_N_ELEMENTS(lens); k++) {
+    for (gsize off = 0; off < 4; off++) {
+      guint32 whole = sqlenvfs_crc32(0, buf + off, lens[k]);
+      guint32 split = sqlenvfs_crc32(sqlenvfs_crc32(0, buf + off, lens[k] / 3), buf + off + lens[k] / 3,
+                                     lens[k] - lens[k] / 3);
+      guint32 z = (guint32)crc32(0, buf + off, (uInt)lens[k]);
+      ck_assert_uint_eq(whole, z);
+      ck_assert_uint_eq(split, z);
+    }
+  }
+}
+END_TEST
+
 START_TEST(test_missing_source_file)
 {
   GError *error = NULL;
@@ -171,6 +193,7 @@ suite(void)
   tcase_add_test(tc, test_shrink);
   tcase_add_test(tc, test_rollback_header);
   tcase_add_test(tc, test_write_to_fd);
+  tcase_add_test(tc, test_crc32_is_zlibs);
   tcase_add_test(tc, test_missing_source_file);
   suite_add_tcase(s, tc);
   return s;
