@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (SPEC §11): builds sqlenvfs and the passthrough yardstick, then
 # runs scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
-# --big, --dir, --keep). Run as root (it mounts and drops caches).
+# --writer-seconds, --big, --scale-only, --only, --dir, --keep). Run as root
+# (it mounts and drops caches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
