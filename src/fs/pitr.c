@@ -117,6 +117,19 @@ plan_slot_free(gpointer p)
   g_free(s);
 }
 
+/* What a plan slot says: its state, or (a copy of) its error. */
+static gboolean
+plan_slot_result(const PlanSlot *slot, FsPitrState *state, guint64 *state_seq, GError **error)
+{
+  if (!slot->ok) {
+    g_propagate_error(error, g_error_copy(slot->error));
+    return FALSE;
+  }
+  *state = slot->state;
+  *state_seq = slot->state_seq;
+  return TRUE;
+}
+
 static void
 window_slot_free(gpointer p)
 {
@@ -402,13 +415,7 @@ plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *sta
   /* A time's state never changes (invariant 5): a plan that resolved is kept;
    * a refusal is asked again after PLAN_TTL_US (the window moves). */
   if (slot != NULL && (slot->ok || now - slot->made_at < PLAN_TTL_US)) {
-    ok = slot->ok;
-    if (ok) {
-      *state = slot->state;
-      *state_seq = slot->state_seq;
-    } else {
-      g_propagate_error(error, g_error_copy(slot->error));
-    }
+    ok = plan_slot_result(slot, state, state_seq, error);
     g_mutex_unlock(&p->lock);
     return ok;
   }
@@ -431,13 +438,7 @@ plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *sta
   if (g_hash_table_size(p->plans) > 4096)
     g_hash_table_remove_all(p->plans);
   g_hash_table_replace(p->plans, g_strdup(key), slot);
-  ok = slot->ok;
-  if (ok) {
-    *state = slot->state;
-    *state_seq = slot->state_seq;
-  } else {
-    g_propagate_error(error, g_error_copy(slot->error));
-  }
+  ok = plan_slot_result(slot, state, state_seq, error);
   g_mutex_unlock(&p->lock);
   return ok;
 }
