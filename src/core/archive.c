@@ -978,39 +978,42 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   return TRUE;
 }
 
+/* Write @len bytes at @off of the current segment. */
+static gboolean
+seg_write(SqlenvfsArchiveWriter *w, const void *data, gsize len, guint64 off, GError **error)
+{
+  if (!pwrite_full(w->seg_fd, data, len, off, w->seg_path, error))
+    return FALSE;
+  w->bytes_written += len;
+  w->is_dirty = TRUE;
+  return TRUE;
+}
+
 /* Write what is staged to the segment (it ends at seg_size). */
 static gboolean
 seg_flush(SqlenvfsArchiveWriter *w, GError **error)
 {
   if (w->stage_len == 0)
     return TRUE;
-  if (!pwrite_full(w->seg_fd, w->stage, w->stage_len, w->seg_size - w->stage_len, w->seg_path,
-                   error))
+  if (!seg_write(w, w->stage, w->stage_len, w->seg_size - w->stage_len, error))
     return FALSE;
-  w->bytes_written += w->stage_len;
   w->stage_len = 0;
-  w->is_dirty = TRUE;
   return TRUE;
 }
 
 /* Append bytes of the record being written to the segment (the segment's
  * checksum is brought up to date when the record is complete). They are
  * staged, so that a small record costs one write however many pieces it is
- * built from. */
+ * built from; a piece larger than the stage is written as it is. */
 static gboolean
 seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error)
 {
-  if (w->stage_len + len > STAGE_SIZE) {
-    if (!seg_flush(w, error))
+  if (w->stage_len + len > STAGE_SIZE && !seg_flush(w, error))
+    return FALSE;
+  if (len > STAGE_SIZE) {
+    if (!seg_write(w, data, len, w->seg_size, error))
       return FALSE;
-    if (len > STAGE_SIZE) {
-      if (!pwrite_full(w->seg_fd, data, len, w->seg_size, w->seg_path, error))
-        return FALSE;
-      w->bytes_written += len;
-      w->is_dirty = TRUE;
-    }
-  }
-  if (len <= STAGE_SIZE) {
+  } else {
     memcpy(w->stage + w->stage_len, data, len);
     w->stage_len += len;
   }
