@@ -436,24 +436,7 @@ def bench_latency_status(env, what):
                f"<= {target} ms" if target else "", None if target is None else v <= target)
 
 
-LATENCY_PROBE = r"""
-import glob, os, sqlite3, sys, time
-db = sqlite3.connect(sys.argv[1], isolation_level=None)
-db.execute("PRAGMA synchronous=" + sys.argv[3])
-db.execute("CREATE TABLE IF NOT EXISTS lat(id INTEGER PRIMARY KEY, v TEXT)")
-def archived():
-    return sum(os.path.getsize(f) for f in glob.glob(sys.argv[2] + "/*.seg"))
-lat = []
-for i in range(int(sys.argv[4])):
-    before = archived()
-    db.execute("INSERT INTO lat(v) VALUES (hex(randomblob(16)))")
-    t = time.monotonic()
-    while archived() == before and time.monotonic() - t < 5:
-        time.sleep(0.0002)
-    lat.append((time.monotonic() - t) * 1000)
-    time.sleep(0.005 + (i % 7) * 0.003)
-print(" ".join(f"{x:.3f}" for x in lat))
-"""
+LATENCY_PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench", "latency_probe.py")
 
 
 def bench_latency(env, n):
@@ -464,7 +447,7 @@ def bench_latency(env, n):
     wait_archiver_settled(env)
     adir = os.path.join(env.root, "backups/prod/wal_archives/app")
     for sync in ("FULL", "NORMAL"):
-        r = subprocess.run([sys.executable, "-c", LATENCY_PROBE, env.prod, adir, sync, str(n)],
+        r = subprocess.run([sys.executable, LATENCY_PROBE, env.prod, adir, sync, str(n)],
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise RuntimeError(f"the latency probe failed: {r.stderr.strip()}")
