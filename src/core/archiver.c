@@ -1078,6 +1078,19 @@ note_look(Db *d)
   return woken;
 }
 
+/* Archive every commit the wal-index shows now; *began and *woken as for
+ * finish_cycle(). */
+static gboolean
+look_and_capture(Db *d, gint64 *began, gint64 *woken, CaptureResult *res, GError **error)
+{
+  ShmInfo si;
+  gboolean has_si;
+  *began = sqlenvfs_clock_now();
+  *woken = note_look(d);
+  has_si = read_shm(d->rd[d->active], &si);
+  return capture(d, has_si ? &si : NULL, 0, res, error);
+}
+
 /* A busy handler that retries every 50 us for up to *(int *)arg tries: a
  * writer committing in a tight loop leaves the write lock free only for
  * microseconds between its transactions, which SQLite's default handler
@@ -1118,10 +1131,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
   for (int round = 0; round < PRE_ROUNDS; round++) {
     int copied = 0, rc0;
     if (round > 0) {
-      began = sqlenvfs_clock_now();
-      woken = note_look(d);
-      has_si = read_shm(d->rd[d->active], &si);
-      if (!capture(d, has_si ? &si : NULL, 0, &res, error) ||
+      if (!look_and_capture(d, &began, &woken, &res, error) ||
           !finish_cycle(d, &res, began, woken, FALSE, error))
         return FALSE;
       if (!res.reached_end)
@@ -1154,10 +1164,7 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
   if (rc != SQLITE_OK)
     return sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock to checkpoint",
                                  d->path);
-  began = sqlenvfs_clock_now();
-  woken = note_look(d);
-  has_si = read_shm(d->rd[d->active], &si);
-  is_ok = capture(d, has_si ? &si : NULL, 0, &res, error);
+  is_ok = look_and_capture(d, &began, &woken, &res, error);
   if (!is_ok || !res.reached_end || !rotate(d, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     if (is_ok) {
