@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmarks (SPEC §11): builds sqlenvfs and the passthrough yardstick, then
+# Benchmarks (docs/BENCHMARKS.md): builds sqlenvfs and the passthrough yardstick, then
 # runs scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
 # --writer-seconds, --big, --scale-only, --only, --dir, --keep). Run as root
 # (it mounts and drops caches).

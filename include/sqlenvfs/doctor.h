@@ -1,5 +1,5 @@
 /*
- * doctor.h — a check-up of a root (SPEC §10): every question an operator
+ * doctor.h — a check-up of a root (`sqlenvfs doctor`): every question an operator
  * asks when something is wrong, answered with a finding that says what was
  * found and what to do.
  *

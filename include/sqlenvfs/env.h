@@ -1,5 +1,5 @@
 /*
- * env.h — environments (SPEC §3): the marker, init, refresh-dev, info.
+ * env.h — environments: the marker, init, refresh-dev, info.
  *
  * The marker is the table
  *     _environment(id INTEGER PRIMARY KEY CHECK (id = 1), name TEXT NOT NULL,

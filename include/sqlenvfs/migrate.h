@@ -1,6 +1,7 @@
 /*
  * migrate.h — copy tables from PostgreSQL into a production database
- * (SPEC §9; the user's guide and the type mapping are in docs/MIGRATE.md).
+ * (`sqlenvfs migrate-pg`; the user's guide and the type mapping are in
+ * docs/MIGRATE.md).
  *
  * A run has two phases:
  *

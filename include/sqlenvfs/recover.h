@@ -1,6 +1,6 @@
 /*
  * recover.h — salvage what can be read from a damaged database into a new
- * file, and say what was lost (SPEC §10).
+ * file, and say what was lost (`sqlenvfs recover`).
  *
  * The source is never touched: it is copied (with its -wal and -journal, so
  * that committed transactions still in the WAL are not lost) into a private

@@ -1,5 +1,5 @@
 /*
- * root.h — the project directory ("root", SPEC §2): where it is, what it
+ * root.h — the project directory ("root"): where it is, what it
  * holds, its settings, and the per-root locks.
  *
  *   root/

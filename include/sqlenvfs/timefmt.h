@@ -3,7 +3,8 @@
  *
  * Internally a time is gint64 microseconds since the Unix epoch, UTC.
  *
- * Accepted input forms (SPEC §5), and nothing else:
+ * Accepted input forms (in a pitr/ path and on the command line), and
+ * nothing else:
  *   20261128T161400Z            ISO 8601 basic, UTC
  *   20261128T161400.250Z        ... with a fraction (1-6 digits)
  *   2026-11-28T16:14:00Z        ISO 8601 extended, UTC

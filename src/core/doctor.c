@@ -721,7 +721,7 @@ format_age(gint64 us)
 }
 
 /* The environment marker: production must say production, development must
- * say development (SPEC §3). */
+ * say development. */
 static void
 check_marker(Ctx *c, const DbFiles *d, sqlite3 *db, gboolean is_prod)
 {

@@ -1,5 +1,5 @@
 /*
- * env.c — environments (SPEC §3): the marker, init, info, refresh-dev.
+ * env.c — environments: the marker, init, info, refresh-dev.
  *
  * The marker table (one row, ever):
  *

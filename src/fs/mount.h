@@ -1,5 +1,5 @@
 /*
- * mount.h — mounting a root (SPEC §6): the one entry point the CLI calls.
+ * mount.h — mounting a root: the one entry point the CLI calls.
  */
 #pragma once
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Compare a migrated SQLite table with its PostgreSQL source, row by row.
 
-usage: migrate_pg_compare.py PG_CONNINFO SQLITE_DB SPEC
+usage: migrate_pg_compare.py PG_CONNINFO SQLITE_DB TABLE
 
 The expected SQLite value of every column is computed inside PostgreSQL with
 its own functions (to_char, extract, to_json, encode; helpers in schema chk of
@@ -25,7 +25,7 @@ ARRAY_TSTZ = ("CASE WHEN ats IS NULL THEN NULL ELSE COALESCE((SELECT json_agg("
               "'[]')::text END")
 
 # table -> [(sqlite column, kind, expected value as a PostgreSQL text expression)]
-SPECS = {
+TABLES = {
     "everything": ("everything", "everything", [
         ("id", "int", "id::text"),
         ("i2", "int", "i2::text"),
@@ -135,7 +135,7 @@ def matches(kind, got, want):
 
 def main():
     conninfo, db_path, spec_name = sys.argv[1:4]
-    pg_table, sq_table, cols = SPECS[spec_name]
+    pg_table, sq_table, cols = TABLES[spec_name]
     query = "COPY (SELECT {} FROM {} AS src ORDER BY src.id) TO STDOUT".format(
         ", ".join(expr for _, _, expr in cols), pg_table)
     env_opts = "-c extra_float_digits=3 -c IntervalStyle=iso_8601 -c TimeZone=UTC -c DateStyle=ISO"

@@ -72,7 +72,7 @@ assert_eq "$(sqlite3 "$T/copy.db" .dump | sha256sum)" "$(sqlite3 "$R/data/prod/a
   "dump of a copy of prod/app.db"
 pass "prod/ and dev/ images open in place and copy whole"
 
-# --- status is valid JSON with the fields SPEC §6 lists
+# --- status is valid JSON with the fields README.md ("The mount") lists
 python3 -m json.tool "$M/status" > /dev/null || fail "status is not valid JSON: $(cat "$M/status")"
 python3 - "$M/status" <<'PY' || fail "status fields"
 import json, sys

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `sqlenvfs restore --time` through the command line: every accepted form of
-# SPEC §5 names the same instant and gives the same database (byte for
+# time (timefmt.h) names the same instant and gives the same database (byte for
 # byte), exact against the commit log; `latest` works; every rejected form
 # fails with one line naming the accepted forms and writes nothing; an
 # existing output is not overwritten without --force; a bad database name,
