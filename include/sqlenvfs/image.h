@@ -54,8 +54,6 @@ void sqlenvfs_image_set_page(SqlenvfsImage *img, guint32 pgno, guint source_id, 
 /* Change the size in pages (a later commit may shrink or grow the db). */
 void sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages);
 
-guint32 sqlenvfs_image_page_size(const SqlenvfsImage *img);
-guint32 sqlenvfs_image_n_pages(const SqlenvfsImage *img);
 guint64 sqlenvfs_image_size(const SqlenvfsImage *img);
 
 /* Read up to @len bytes at @off (invariant 1). Returns the bytes read (0 at
@@ -88,6 +86,5 @@ gssize sqlenvfs_file_source_read(gpointer src, void *buf, gsize len, goffset off
 /* Close and free; usable as the GDestroyNotify of a source. */
 void sqlenvfs_file_source_close(gpointer src);
 int sqlenvfs_file_source_fd(const SqlenvfsFileSource *src);
-const char *sqlenvfs_file_source_path(const SqlenvfsFileSource *src);
 
 G_END_DECLS

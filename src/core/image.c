@@ -97,18 +97,6 @@ sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages)
   img->n_pages = n_pages;
 }
 
-guint32
-sqlenvfs_image_page_size(const SqlenvfsImage *img)
-{
-  return img->page_size;
-}
-
-guint32
-sqlenvfs_image_n_pages(const SqlenvfsImage *img)
-{
-  return img->n_pages;
-}
-
 guint64
 sqlenvfs_image_size(const SqlenvfsImage *img)
 {
@@ -280,10 +268,4 @@ int
 sqlenvfs_file_source_fd(const SqlenvfsFileSource *src)
 {
   return src->fd;
-}
-
-const char *
-sqlenvfs_file_source_path(const SqlenvfsFileSource *src)
-{
-  return src->path;
 }

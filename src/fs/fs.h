@@ -37,7 +37,6 @@ G_BEGIN_DECLS
 
 typedef struct _FsPitr FsPitr;
 typedef struct _FsCtl FsCtl;
-typedef struct _FsStatusCache FsStatusCache;
 
 /* What a path in the mount names (tree.c). */
 typedef enum {
@@ -103,7 +102,6 @@ typedef struct {
   FsPitr *pitr;
   SqlenvfsArchiver *archiver; /* NULL with -o noarchiver */
   GThread *archiver_thread;
-  FsStatusCache *status;
   SqlenvfsOps *ops;
 } Fs;
 
