@@ -30,7 +30,8 @@
  *
  * Beside the segments, the file "alive" holds the last time up to which the
  * archiver knew every commit to be archived and durable (rewritten in place,
- * at most once a second; a stale value only makes the window shorter).
+ * at most every 500 ms while capturing, and at once on a sync request or a
+ * stop; a stale value only makes the window shorter).
  *
  * Invariants:
  *   (1) A record is valid only if its header checksum, its length and its
@@ -133,8 +134,6 @@ SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segm
 void sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveWriter, sqlenvfs_archive_writer_free)
 
-const char *sqlenvfs_archive_writer_dir(const SqlenvfsArchiveWriter *w);
-
 /* The last record written (any type) and the last COMMIT or GAP record, or
  * NULL when the archive is empty. Valid until the next write. */
 const SqlenvfsArchiveEntry *sqlenvfs_archive_writer_last(const SqlenvfsArchiveWriter *w);
@@ -181,9 +180,6 @@ gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
 gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time,
                                            gint64 min_step_us, GError **error);
 
-/* Bytes and records appended by this writer since it was opened. */
-guint64 sqlenvfs_archive_writer_bytes_written(const SqlenvfsArchiveWriter *w);
-
 /* ------------------------------------------------------------------ */
 /* Reading                                                              */
 
@@ -213,7 +209,6 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchive, sqlenvfs_archive_free)
 /* Load records appended since open (or the last refresh). */
 gboolean sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error);
 
-const char *sqlenvfs_archive_dir(const SqlenvfsArchive *a);
 guint sqlenvfs_archive_n_entries(const SqlenvfsArchive *a);
 const SqlenvfsArchiveEntry *sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i);
 guint sqlenvfs_archive_n_segments(const SqlenvfsArchive *a);

@@ -668,12 +668,6 @@ sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
   g_free(w);
 }
 
-const char *
-sqlenvfs_archive_writer_dir(const SqlenvfsArchiveWriter *w)
-{
-  return w->dir;
-}
-
 const SqlenvfsArchiveEntry *
 sqlenvfs_archive_writer_last(const SqlenvfsArchiveWriter *w)
 {
@@ -690,12 +684,6 @@ gint64
 sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w)
 {
   return w->alive;
-}
-
-guint64
-sqlenvfs_archive_writer_bytes_written(const SqlenvfsArchiveWriter *w)
-{
-  return w->bytes_written;
 }
 
 /* Rewrite the index of the current segment from @entries (atomically). */
@@ -1370,12 +1358,6 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   g_array_free(a->entries, TRUE);
   g_free(a->dir);
   g_free(a);
-}
-
-const char *
-sqlenvfs_archive_dir(const SqlenvfsArchive *a)
-{
-  return a->dir;
 }
 
 guint
