@@ -31,8 +31,8 @@
  * The doctor only reads: databases are opened read-only, with checkpoint on
  * close disabled, and no lock is ever taken on the root. It never opens and
  * closes a descriptor of a live database file of its own (only SQLite does),
- * so it is safe to run inside a process that holds SQLite connections (the
- * mount, for the health summary).
+ * so it is safe to run inside a process that holds SQLite connections and
+ * the archiver lock (a mount).
  */
 #pragma once
 
@@ -65,7 +65,7 @@ typedef enum {
   SQLENVFS_DOCTOR_QUICK = 0,        /* quick_check; the default of `doctor`            */
   SQLENVFS_DOCTOR_FULL = 1 << 0,    /* full integrity_check                            */
   SQLENVFS_DOCTOR_NO_INTEGRITY = 1 << 1, /* skip reading every page: no quick_check,
-                                            backups not verified (health summary) */
+                                            backups not verified (a cheap check-up) */
   SQLENVFS_DOCTOR_NO_LOCK_WAIT = 1 << 2, /* one sample of the locks, no 0.5 s recheck */
 } SqlenvfsDoctorFlags;
 
@@ -92,18 +92,9 @@ int sqlenvfs_doctor_exit_status(const SqlenvfsDoctorReport *report);
  *    "checked_at": ISO 8601 UTC, "sqlite_version": "3.40.1",
  *    "counts": {"ok": n, "warning": n, "failure": n},
  *    "findings": [{"severity", "check", "subject", "path", "found", "action"}, ...]}
- * With @problems_only, findings lists only warnings and failures (the form
- * the mount's status file shows). */
+ * With @problems_only, findings lists only warnings and failures. */
 void sqlenvfs_doctor_report_to_json(const SqlenvfsDoctorReport *report, gboolean problems_only,
                                     SqlenvfsJson *j);
-
-/* The health summary for the mount's status file: every check that is cheap
- * enough to run on each read (no page-by-page integrity check, backups not
- * re-verified, one sample of the locks). Safe inside a process that holds
- * SQLite connections and the archiver lock (see above). Write it with
- * sqlenvfs_doctor_report_to_json(report, TRUE, j). NULL and *error as
- * sqlenvfs_doctor_run. */
-SqlenvfsDoctorReport *sqlenvfs_doctor_health(SqlenvfsRoot *root, GError **error);
 
 /* Append a finding (used by the checks; exposed for tests). */
 void sqlenvfs_doctor_report_add(SqlenvfsDoctorReport *report, SqlenvfsSeverity severity,

@@ -1354,10 +1354,3 @@ sqlenvfs_doctor_report_to_json(const SqlenvfsDoctorReport *r, gboolean problems_
   sqlenvfs_json_end_array(j);
   sqlenvfs_json_end_object(j);
 }
-
-SqlenvfsDoctorReport *
-sqlenvfs_doctor_health(SqlenvfsRoot *root, GError **error)
-{
-  return sqlenvfs_doctor_run(root, SQLENVFS_DOCTOR_NO_INTEGRITY | SQLENVFS_DOCTOR_NO_LOCK_WAIT,
-                             error);
-}
