@@ -42,7 +42,8 @@ gboolean sqlenvfs_db_query_text(sqlite3 *db, const char *sql, char **out,
                                 const char *path, GError **error);
 
 /* PRAGMA integrity_check (or quick_check when @quick). TRUE when "ok"; else
- * FALSE with SQLENVFS_ERROR_INTEGRITY naming @path and the first problem. */
+ * FALSE with SQLENVFS_ERROR_INTEGRITY naming @path and the first problem, or
+ * with the SQLite error when the check itself could not run. */
 gboolean sqlenvfs_db_check(sqlite3 *db, gboolean quick, const char *path,
                            GError **error);
 
@@ -62,10 +63,12 @@ gboolean sqlenvfs_write_file_atomic(const char *path, const void *data,
 /* Remove a directory tree (best effort is not enough: FALSE on failure). */
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 
-/* crc32 (zlib polynomial) of a whole file; FALSE on read error. */
 /* zlib's crc32 (gzip's: reflected IEEE polynomial): crc32(crc, data, len),
  * starting from 0, continued with the previous value. */
 guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);
+
+/* The crc32 above of a whole file, and its size (when @size is not NULL);
+ * FALSE and *error naming @path on a read error. */
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,
                              GError **error);
 

@@ -104,11 +104,8 @@ sqlenvfs_db_check(sqlite3 *db, gboolean quick, const char *path, GError **error)
 {
   g_autofree char *res = NULL;
   if (!sqlenvfs_db_query_text(db, quick ? "PRAGMA quick_check" : "PRAGMA integrity_check",
-                              &res, path, error)) {
-    if (*error && (*error)->code == SQLENVFS_ERROR_INTEGRITY)
-      return FALSE;
+                              &res, path, error))
     return FALSE;
-  }
   if (g_strcmp0(res, "ok") != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "integrity check of %s failed: %s", path, res ? res : "(no result)");
