@@ -3,7 +3,10 @@
  * command line), run one at a time, with the last result of each kept.
  *
  * One place turns "run operation X with argument Y" into core calls, so the
- * mount's ctl files and the CLI cannot drift apart:
+ * mount's ctl files and the CLI cannot drift apart. A run returns what it did
+ * as a SqlenvfsOpOutcome; each front end renders it: the command line as its
+ * report (`sqlenvfs backup`, `prune`, ...), ctl/<op> and the status file as
+ * one line (sqlenvfs_op_outcome_summary, kept as the last result).
  *
  *   backup       store.h  sqlenvfs_store_create(BACKUP)
  *   snapshot     store.h  sqlenvfs_store_create(SNAPSHOT)
@@ -15,8 +18,9 @@
  *   prune        store.h  retention, keeping the bases of the retained
  *                         point-in-time period; restore.h the archive
  *                         segments no retained window needs
- *   checkpoint   archiver.h through the running archiver (it archives first);
- *                without one, a PASSIVE checkpoint through SQLite
+ *   checkpoint   archiver.h through the archiver running in this process (it
+ *                archives first); without one, a PASSIVE checkpoint through
+ *                SQLite
  *
  * Argument text (what is written to ctl/<op>, one line):
  *   ""  or "1"          every database / now
@@ -38,7 +42,9 @@
 
 #include <glib.h>
 
+#include "sqlenvfs/image.h"
 #include "sqlenvfs/root.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 
 G_BEGIN_DECLS
@@ -65,6 +71,11 @@ typedef struct {
   gboolean has_time; /* refresh-dev: production as of @time         */
   SqlenvfsTime time;
   gboolean dry_run;  /* prune: list only                            */
+  /* Set by the command line only (never parsed from ctl text): */
+  gboolean force;    /* refresh-dev: copy a source not marked production */
+  SqlenvfsProgressFunc progress; /* bytes copied (backup, snapshot,
+                                    refresh-dev); may be NULL            */
+  gpointer progress_data;
 } SqlenvfsOpArgs;
 
 void sqlenvfs_op_args_clear(SqlenvfsOpArgs *args);
@@ -74,6 +85,56 @@ void sqlenvfs_op_args_clear(SqlenvfsOpArgs *args);
  * what is accepted, or NOT_FOUND for a database that does not exist. */
 gboolean sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsize len,
                                 SqlenvfsOpArgs *args, GError **error);
+
+/* One database refresh-dev replaced; with a time, the state it copied. */
+typedef struct {
+  char *db;
+  gboolean has_time;
+  gint64 target_us;            /* the time asked for (latest: the end of the window) */
+  gint64 state_us;             /* capture time of the state copied                   */
+  SqlenvfsCopyKind base_kind;  /* the base it was rebuilt from ...                   */
+  char *base_name;
+  guint64 n_commits;           /* ... and the archived transactions applied          */
+} SqlenvfsRefreshedDb;
+
+/* One database a checkpoint without an archiver copied the WAL of. */
+typedef struct {
+  char *db;
+  int n_wal_frames;    /* frames in the WAL                */
+  int n_copied;        /* frames now in the database file  */
+} SqlenvfsCheckpointedDb;
+
+/* What one run did. Only the members of its operation are set:
+ *   backup, snapshot  copy
+ *   refresh-dev       refreshed (SqlenvfsRefreshedDb *, in order), has_time, time
+ *   verify            report (every check; the run fails when one is bad)
+ *   prune             dry_run, pruned (SqlenvfsPruneItem *: every copy, kept
+ *                     or removed), segments (char *: archive segments removed,
+ *                     or that would be in a dry run)
+ *   checkpoint        via_archiver, db (NULL: every database), and without an
+ *                     archiver checkpointed (SqlenvfsCheckpointedDb *) */
+typedef struct {
+  SqlenvfsOp op;
+  char *db;
+  SqlenvfsStoredCopy *copy;
+  GPtrArray *refreshed;
+  gboolean has_time;
+  SqlenvfsTime time;
+  SqlenvfsVerifyReport *report;
+  gboolean dry_run;
+  GPtrArray *pruned;
+  GPtrArray *segments;
+  gboolean via_archiver;
+  GPtrArray *checkpointed;
+} SqlenvfsOpOutcome;
+
+void sqlenvfs_op_outcome_clear(SqlenvfsOpOutcome *out);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SqlenvfsOpOutcome, sqlenvfs_op_outcome_clear)
+
+/* The one-line rendering of @out kept as the last result and shown by
+ * ctl/<op>: "20261128T161400Z app (12.0 MiB)", "all 12 good", "removed:
+ * nothing; 0 WAL archive segments; kept 3", ... Newly allocated. */
+char *sqlenvfs_op_outcome_summary(const SqlenvfsOpOutcome *out);
 
 /* The outcome of the last run of one operation. */
 typedef struct {
@@ -97,6 +158,7 @@ typedef struct _SqlenvfsOps SqlenvfsOps;
 /* A runner over @root (borrowed; must outlive the runner). */
 SqlenvfsOps *sqlenvfs_ops_new(SqlenvfsRoot *root);
 void sqlenvfs_ops_free(SqlenvfsOps *ops);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsOps, sqlenvfs_ops_free)
 
 struct _SqlenvfsArchiver;
 
@@ -105,11 +167,18 @@ struct _SqlenvfsArchiver;
  * archive. Set before the first run, or with no run in progress. */
 void sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, struct _SqlenvfsArchiver *archiver);
 
-/* Run @op, waiting for any running operation first (invariant 1). TRUE with
- * a one-line *summary (newly allocated) on success; FALSE and *error
- * otherwise. Either way the outcome becomes the last result of @op. */
+/* Run @op, waiting for any running operation first (invariant 1). TRUE and
+ * what was done in *out (when not NULL; clear it with
+ * sqlenvfs_op_outcome_clear either way) on success; FALSE and *error
+ * otherwise, with what was done before the failure in *out (verify: the
+ * report of every check when some are bad, SQLENVFS_ERROR_INTEGRITY; prune:
+ * the copies, when the archive step failed; refresh-dev: the databases
+ * refreshed before the one that failed). Either way the outcome becomes the
+ * last result of @op (sqlenvfs_op_outcome_summary, or the error's message).
+ * The run logs nothing but its start (g_info): each front end says how it
+ * ended. */
 gboolean sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
-                          char **summary, GError **error);
+                          SqlenvfsOpOutcome *out, GError **error);
 
 /* A copy of the last result of @op (clear it with sqlenvfs_op_result_clear). */
 void sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out);

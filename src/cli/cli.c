@@ -154,3 +154,13 @@ cli_progress_count(const char *label, guint64 done, guint64 total, const char *u
           total ? (int)(done * 100 / total) : 100, done, total, unit);
   progress_active = TRUE;
 }
+
+gboolean
+cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args, SqlenvfsOpOutcome *out,
+           GError **error)
+{
+  g_autoptr(SqlenvfsOps) ops = sqlenvfs_ops_new(root);
+  gboolean ok = sqlenvfs_ops_run(ops, op, args, out, error);
+  cli_progress_done();
+  return ok;
+}

@@ -10,6 +10,7 @@
 
 #include <glib.h>
 
+#include "sqlenvfs/ops.h"
 #include "sqlenvfs/root.h"
 
 G_BEGIN_DECLS
@@ -55,6 +56,13 @@ void cli_progress_count(const char *label, guint64 done, guint64 total, const ch
 /* Route the core's log to stderr as "sqlenvfs: <message>" lines: messages
  * and warnings always, info and debug as G_MESSAGES_DEBUG asks. */
 void cli_install_log_writer(void);
+
+/* Run @op on @root through ops.h, the path the mount's ctl files take too
+ * (with no archiver in this process), and end any progress line. As
+ * sqlenvfs_ops_run: TRUE and *out, or FALSE and *error (verify's report
+ * kept in *out). */
+gboolean cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args,
+                    SqlenvfsOpOutcome *out, GError **error);
 
 /* Stdin is a terminal (prompts are allowed). */
 gboolean cli_is_interactive(void);

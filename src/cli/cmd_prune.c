@@ -5,16 +5,15 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 
 int
 cmd_prune(int argc, char **argv)
 {
   g_autoptr(SqlenvfsRoot) root = NULL;
-  g_autoptr(GPtrArray) items = NULL;
-  g_autoptr(GPtrArray) segments = g_ptr_array_new_with_free_func(g_free);
-  gboolean dry_run = FALSE;
+  SqlenvfsOpArgs args = { 0 };
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  gboolean dry_run = FALSE, ok;
   GError *error = NULL;
   guint n_removed = 0;
   GOptionEntry entries[] = {
@@ -37,25 +36,29 @@ cmd_prune(int argc, char **argv)
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
-  items = sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, &error);
-  if (items == NULL)
-    return cli_fail("prune", error);
-  for (guint i = 0; i < items->len; i++) {
-    const SqlenvfsPruneItem *item = items->pdata[i];
+  args.dry_run = dry_run;
+  ok = cli_run_op(root, SQLENVFS_OP_PRUNE, &args, &out, &error);
+  /* The copies are pruned before the archive: say what went even when the
+   * archive's step failed. */
+  for (guint i = 0; out.pruned && i < out.pruned->len; i++) {
+    const SqlenvfsPruneItem *item = out.pruned->pdata[i];
     const char *verb = item->remove ? (dry_run ? "would remove" : "removed") : "keep";
     printf("%-12s %-9s %-22s %s\n", verb, sqlenvfs_copy_kind_name(item->kind), item->name,
            item->reason);
     n_removed += item->remove;
   }
-  printf("%s %u of %u%s\n", dry_run ? "would remove" : "removed", n_removed, items->len,
-         dry_run ? " (dry run: nothing was removed)" : "");
-  if (!sqlenvfs_restore_prune_archives(root, dry_run, segments, &error))
+  if (out.pruned)
+    printf("%s %u of %u%s\n", dry_run ? "would remove" : "removed", n_removed, out.pruned->len,
+           dry_run ? " (dry run: nothing was removed)" : "");
+  if (!ok) {
+    fflush(stdout);
     return cli_fail("prune", error);
-  for (guint i = 0; i < segments->len; i++)
+  }
+  for (guint i = 0; i < out.segments->len; i++)
     printf("%-12s %-9s %s\n", dry_run ? "would remove" : "removed", "wal-archive",
-           (const char *)segments->pdata[i]);
-  if (segments->len > 0)
+           (const char *)out.segments->pdata[i]);
+  if (out.segments->len > 0)
     printf("%s %u archive segment(s) that no retained point-in-time window needs\n",
-           dry_run ? "would remove" : "removed", segments->len);
+           dry_run ? "would remove" : "removed", out.segments->len);
   return CLI_OK;
 }

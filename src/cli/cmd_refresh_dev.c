@@ -6,14 +6,16 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "sqlenvfs/env.h"
-#include "sqlenvfs/restore.h"
+#include "sqlenvfs/timefmt.h"
 
 int
 cmd_refresh_dev(int argc, char **argv)
 {
   g_autoptr(SqlenvfsRoot) root = NULL;
   g_autofree char *db = NULL, *name = NULL, *prod = NULL, *dev = NULL, *time_arg = NULL;
+  SqlenvfsOpArgs args = { 0 };
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  const SqlenvfsRefreshedDb *r;
   gboolean force = FALSE;
   GError *error = NULL;
   GOptionEntry entries[] = {
@@ -46,29 +48,25 @@ cmd_refresh_dev(int argc, char **argv)
     return cli_fail("refresh-dev", error);
   prod = sqlenvfs_root_prod_db(root, name);
   dev = sqlenvfs_root_dev_db(root, name);
-  if (time_arg) {
-    g_autoptr(SqlenvfsRestorePlan) plan = NULL;
-    g_autofree char *when = NULL, *state = NULL;
-    SqlenvfsTime t;
-    if (!sqlenvfs_time_parse(time_arg, &t, &error))
-      return cli_fail("refresh-dev", error);
-    plan = sqlenvfs_restore_plan(root, name, &t, &error);
-    if (plan == NULL ||
-        !sqlenvfs_restore_refresh_dev(root, plan, force, cli_progress_cb, (gpointer) "copying",
-                                      &error))
-      return cli_fail("refresh-dev", error);
-    cli_progress_done();
-    when = sqlenvfs_time_format_iso(plan->target_us);
-    state = sqlenvfs_time_format_iso(plan->state_us);
+  if (time_arg && !sqlenvfs_time_parse(time_arg, &args.time, &error))
+    return cli_fail("refresh-dev", error);
+  args.db = name; /* borrowed: not cleared */
+  args.has_time = time_arg != NULL;
+  args.force = force;
+  args.progress = cli_progress_cb;
+  args.progress_data = (gpointer) "copying";
+  if (!cli_run_op(root, SQLENVFS_OP_REFRESH_DEV, &args, &out, &error))
+    return cli_fail("refresh-dev", error);
+  r = g_ptr_array_index(out.refreshed, 0);
+  if (r->has_time) {
+    g_autofree char *when = sqlenvfs_time_format_iso(r->target_us);
+    g_autofree char *state = sqlenvfs_time_format_iso(r->state_us);
     printf("development %s refreshed from %s as of %s (the state captured %s, from %s %s and "
            "%" G_GUINT64_FORMAT " archived transactions; marked development; production not "
-           "read)\n", dev, prod, when, state, sqlenvfs_copy_kind_name(plan->base_kind),
-           plan->base_name, plan->n_commits);
+           "read)\n", dev, prod, when, state, sqlenvfs_copy_kind_name(r->base_kind),
+           r->base_name, r->n_commits);
     return CLI_OK;
   }
-  if (!sqlenvfs_env_refresh_dev(root, name, force, cli_progress_cb, (gpointer) "copying", &error))
-    return cli_fail("refresh-dev", error);
-  cli_progress_done();
   printf("development %s refreshed from %s (marked development; production unchanged)\n", dev,
          prod);
   return CLI_OK;

@@ -5,14 +5,16 @@
 
 #include "cli.h"
 #include "commands.h"
-#include "sqlenvfs/restore.h"
+#include "sqlenvfs/error.h"
 #include "sqlenvfs/store.h"
 
 int
 cmd_verify(int argc, char **argv)
 {
   g_autoptr(SqlenvfsRoot) root = NULL;
-  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+  SqlenvfsOpArgs args = { 0 };
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  const SqlenvfsVerifyReport *report;
   GError *error = NULL;
   guint n_bad;
 
@@ -29,9 +31,13 @@ cmd_verify(int argc, char **argv)
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
-  if (!sqlenvfs_store_verify_all(root, report, &error) ||
-      !sqlenvfs_restore_verify_archives(root, report, &error))
+  /* Bad copies fail the run with INTEGRITY; they are listed from its report. */
+  if (!cli_run_op(root, SQLENVFS_OP_VERIFY, &args, &out, &error) &&
+      !(g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY) && out.report &&
+        sqlenvfs_verify_report_n_bad(out.report) > 0))
     return cli_fail("verify", error);
+  g_clear_error(&error);
+  report = out.report;
 
   if (report->checks->len == 0) {
     printf("nothing to verify: no backups or snapshots in %s/backups/prod\n",

@@ -30,7 +30,9 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   g_autofree char *db = NULL;
   g_autofree char *summary = NULL;
   g_autoptr(SqlenvfsRoot) root = NULL;
-  g_autoptr(SqlenvfsStoredCopy) copy = NULL;
+  SqlenvfsOpArgs args = { 0 };
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  const SqlenvfsStoredCopy *copy;
   GError *error = NULL;
   GOptionEntry entries[] = {
     { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Copy only this database (default: all)", "NAME" },
@@ -50,10 +52,13 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
-  copy = sqlenvfs_store_create(root, kind, db, cli_progress_cb, (gpointer) "copying", &error);
-  if (copy == NULL)
+  args.db = db; /* borrowed: not cleared */
+  args.progress = cli_progress_cb;
+  args.progress_data = (gpointer) "copying";
+  if (!cli_run_op(root, kind == SQLENVFS_KIND_SNAPSHOT ? SQLENVFS_OP_SNAPSHOT : SQLENVFS_OP_BACKUP,
+                  &args, &out, &error))
     return cli_fail(cmd, error);
-  cli_progress_done();
+  copy = out.copy;
   printf("%s %s\n", cmd, copy->dir);
   for (guint i = 0; i < copy->dbs->len; i++) {
     const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];

@@ -190,223 +190,301 @@ sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res)
                          res->summary ? res->summary : "");
 }
 
-/* Backup or snapshot: "20261128T161400Z app (12.0 MiB), log (1.0 MiB)". */
-static gboolean
-run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db, char **text,
-                 GError **error)
+static void
+refreshed_db_free(gpointer p)
 {
-  g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_create(root, kind, db, NULL, NULL, error);
-  GString *s;
-  if (copy == NULL)
-    return FALSE;
-  s = g_string_new(copy->name);
-  for (guint i = 0; i < copy->dbs->len; i++) {
-    const SqlenvfsStoredDb *sdb = g_ptr_array_index(copy->dbs, i);
-    g_autofree char *size = sqlenvfs_format_size(sdb->size);
-    g_string_append_printf(s, "%s %s (%s)", i ? "," : "", sdb->db, size);
-  }
-  *text = g_string_free(s, FALSE);
-  return TRUE;
+  SqlenvfsRefreshedDb *r = p;
+  g_free(r->db);
+  g_free(r->base_name);
+  g_free(r);
+}
+
+static void
+checkpointed_db_free(gpointer p)
+{
+  SqlenvfsCheckpointedDb *c = p;
+  g_free(c->db);
+  g_free(c);
+}
+
+void
+sqlenvfs_op_outcome_clear(SqlenvfsOpOutcome *out)
+{
+  g_clear_pointer(&out->db, g_free);
+  g_clear_pointer(&out->copy, sqlenvfs_stored_copy_free);
+  g_clear_pointer(&out->refreshed, g_ptr_array_unref);
+  g_clear_pointer(&out->report, sqlenvfs_verify_report_free);
+  g_clear_pointer(&out->pruned, g_ptr_array_unref);
+  g_clear_pointer(&out->segments, g_ptr_array_unref);
+  g_clear_pointer(&out->checkpointed, g_ptr_array_unref);
+  memset(out, 0, sizeof *out);
+}
+
+/* The databases an operation on @db (NULL: every one) covers. */
+static GPtrArray *
+dbs_of(SqlenvfsRoot *root, const char *db)
+{
+  GPtrArray *dbs;
+  if (db == NULL)
+    return sqlenvfs_root_list_dbs(root);
+  dbs = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(dbs, g_strdup(db));
+  return dbs;
+}
+
+static gboolean
+run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const SqlenvfsOpArgs *args,
+                 SqlenvfsOpOutcome *out, GError **error)
+{
+  out->copy = sqlenvfs_store_create(root, kind, args->db, args->progress, args->progress_data,
+                                    error);
+  return out->copy != NULL;
 }
 
 /* Development <- production as of @t: the restore plan resolves @t to a
  * state (GAP when it is not recoverable); that state must be marked
- * production (REFUSED otherwise, as for a refresh from live production), and
- * is installed like one (sqlenvfs_restore_refresh_dev). A running archiver
- * first archives up to now, so that a time just past is inside the window. */
+ * production unless @force (REFUSED otherwise, as for a refresh from live
+ * production), and is installed like one (sqlenvfs_restore_refresh_dev). A
+ * running archiver first archives up to now, so that a time just past is
+ * inside the window. */
 static gboolean
-refresh_dev_at(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db,
-               const SqlenvfsTime *t, GError **error)
+refresh_dev_at(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOpArgs *args,
+               SqlenvfsRefreshedDb *r, GError **error)
 {
   g_autoptr(SqlenvfsRestorePlan) plan = NULL;
 
   if (archiver != NULL) {
     g_autoptr(GError) local = NULL;
-    if (!sqlenvfs_archiver_sync(archiver, db, 0, &local))
-      g_message("refresh-dev %s: archiving up to now: %s (restoring from what is archived)", db,
-                local->message);
+    if (!sqlenvfs_archiver_sync(archiver, r->db, 0, &local))
+      g_message("refresh-dev %s: archiving up to now: %s (restoring from what is archived)",
+                r->db, local->message);
   }
-  plan = sqlenvfs_restore_plan(root, db, t, error);
-  if (plan == NULL)
+  plan = sqlenvfs_restore_plan(root, r->db, &args->time, error);
+  if (plan == NULL ||
+      !sqlenvfs_restore_refresh_dev(root, plan, args->force, args->progress, args->progress_data,
+                                    error))
     return FALSE;
-  return sqlenvfs_restore_refresh_dev(root, plan, FALSE, NULL, NULL, error);
+  r->has_time = TRUE;
+  r->target_us = plan->target_us;
+  r->state_us = plan->state_us;
+  r->base_kind = plan->base_kind;
+  r->base_name = g_strdup(plan->base_name);
+  r->n_commits = plan->n_commits;
+  return TRUE;
 }
 
 static gboolean
 run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOpArgs *args,
-                char **text, GError **error)
+                SqlenvfsOpOutcome *out, GError **error)
 {
-  g_autoptr(GPtrArray) dbs = NULL;
-  GString *s = g_string_new("development refreshed from production:");
+  g_autoptr(GPtrArray) dbs = dbs_of(root, args->db);
 
-  if (args->db) {
-    dbs = g_ptr_array_new_with_free_func(g_free);
-    g_ptr_array_add(dbs, g_strdup(args->db));
-  } else {
-    dbs = sqlenvfs_root_list_dbs(root);
-  }
   if (dbs->len == 0) {
-    g_string_free(s, TRUE);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                 "refresh-dev: no production database in %s (run `sqlenvfs init`)",
                 sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
     return FALSE;
   }
+  out->has_time = args->has_time;
+  out->time = args->time;
+  out->refreshed = g_ptr_array_new_with_free_func(refreshed_db_free);
   for (guint i = 0; i < dbs->len; i++) {
-    const char *db = g_ptr_array_index(dbs, i);
-    if (args->has_time) {
-      if (!refresh_dev_at(root, archiver, db, &args->time, error)) {
-        g_string_free(s, TRUE);
-        return FALSE;
-      }
-    } else if (!sqlenvfs_env_refresh_dev(root, db, FALSE, NULL, NULL, error)) {
-      g_string_free(s, TRUE);
+    SqlenvfsRefreshedDb *r = g_new0(SqlenvfsRefreshedDb, 1);
+    gboolean ok;
+    r->db = g_strdup(g_ptr_array_index(dbs, i));
+    if (args->has_time)
+      ok = refresh_dev_at(root, archiver, args, r, error);
+    else
+      ok = sqlenvfs_env_refresh_dev(root, r->db, args->force, args->progress,
+                                    args->progress_data, error);
+    if (!ok) {
+      refreshed_db_free(r);
       return FALSE;
     }
-    g_string_append_printf(s, "%s %s", i ? "," : "", db);
+    g_ptr_array_add(out->refreshed, r);
   }
-  if (args->has_time) {
-    g_autofree char *when = args->time.is_latest ? g_strdup("latest")
-                                                 : sqlenvfs_time_format_iso(args->time.us);
-    g_string_append_printf(s, " as of %s", when);
-  }
-  *text = g_string_free(s, FALSE);
   return TRUE;
 }
 
-/* "all 12 good", or INTEGRITY naming the bad ones. */
+/* Every check in out->report, or INTEGRITY naming the first bad ones. */
 static gboolean
-run_verify(SqlenvfsRoot *root, char **text, GError **error)
+run_verify(SqlenvfsRoot *root, SqlenvfsOpOutcome *out, GError **error)
 {
-  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
-  guint n_bad;
+  SqlenvfsVerifyReport *report = out->report = sqlenvfs_verify_report_new();
+  GString *s;
+  guint n_bad, shown = 0;
 
   if (!sqlenvfs_store_verify_all(root, report, error) ||
       !sqlenvfs_restore_verify_archives(root, report, error))
     return FALSE;
   n_bad = sqlenvfs_verify_report_n_bad(report);
-  if (n_bad > 0) {
-    GString *s = g_string_new(NULL);
-    guint shown = 0;
-    g_string_printf(s, "verify: %u of %u checks failed:", n_bad, report->checks->len);
-    for (guint i = 0; i < report->checks->len && shown < 3; i++) {
-      const SqlenvfsCheck *c = report->checks->pdata[i];
-      if (c->ok)
-        continue;
-      g_string_append_printf(s, "%s %s %s%s%s: %s", shown ? ";" : "", c->kind,
-                             c->name ? c->name : "", c->db ? " " : "", c->db ? c->db : "",
-                             c->reason ? c->reason : "bad");
-      shown++;
-    }
-    if (shown < n_bad)
-      g_string_append_printf(s, "; and %u more", n_bad - shown);
-    g_string_append(s, " (run `sqlenvfs verify` for the full report; restore from a good copy)");
-    g_set_error_literal(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, s->str);
-    g_string_free(s, TRUE);
-    return FALSE;
+  if (n_bad == 0)
+    return TRUE;
+  s = g_string_new(NULL);
+  g_string_printf(s, "verify: %u of %u checks failed:", n_bad, report->checks->len);
+  for (guint i = 0; i < report->checks->len && shown < 3; i++) {
+    const SqlenvfsCheck *c = report->checks->pdata[i];
+    if (c->ok)
+      continue;
+    g_string_append_printf(s, "%s %s %s%s%s: %s", shown ? ";" : "", c->kind,
+                           c->name ? c->name : "", c->db ? " " : "", c->db ? c->db : "",
+                           c->reason ? c->reason : "bad");
+    shown++;
   }
-  *text = report->checks->len ? g_strdup_printf("all %u good", report->checks->len)
-                              : g_strdup("nothing to verify: no backups or snapshots yet");
-  return TRUE;
+  if (shown < n_bad)
+    g_string_append_printf(s, "; and %u more", n_bad - shown);
+  g_string_append(s, " (run `sqlenvfs verify` for the full report; restore from a good copy)");
+  g_set_error_literal(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, s->str);
+  g_string_free(s, TRUE);
+  return FALSE;
 }
 
-/* "removed 20261120T010000Z; kept 7" (or "would remove ..." in a dry run). */
 static gboolean
-run_prune(SqlenvfsRoot *root, gboolean dry_run, char **text, GError **error)
+run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
 {
-  g_autoptr(GPtrArray) items =
-    sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, error);
-  g_autoptr(GPtrArray) segments = g_ptr_array_new_with_free_func(g_free);
-  GString *s;
-  guint n_removed = 0, n_kept = 0;
-
-  if (items == NULL)
+  out->dry_run = dry_run;
+  out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, error);
+  if (out->pruned == NULL)
     return FALSE;
-  if (!sqlenvfs_restore_prune_archives(root, dry_run, segments, error))
-    return FALSE;
-  s = g_string_new(dry_run ? "dry run, would remove:" : "removed:");
-  for (guint i = 0; i < items->len; i++) {
-    const SqlenvfsPruneItem *it = items->pdata[i];
-    if (it->remove)
-      g_string_append_printf(s, "%s %s %s", n_removed++ ? "," : "",
-                             sqlenvfs_copy_kind_name(it->kind), it->name);
-    else
-      n_kept++;
-  }
-  if (n_removed == 0)
-    g_string_append(s, " nothing");
-  g_string_append_printf(s, "; %u WAL archive segment%s; kept %u", segments->len,
-                         segments->len == 1 ? "" : "s", n_kept);
-  *text = g_string_free(s, FALSE);
-  return TRUE;
+  out->segments = g_ptr_array_new_with_free_func(g_free);
+  return sqlenvfs_restore_prune_archives(root, dry_run, out->segments, error);
 }
 
 /* Copy the WAL into each database file: through the running archiver (it
  * archives everything first, and the next write restarts the WAL), else a
  * PASSIVE checkpoint (never waits for, nor blocks, the application). */
 static gboolean
-run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_db, char **text,
-               GError **error)
+run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_db,
+               SqlenvfsOpOutcome *out, GError **error)
 {
   g_autoptr(GPtrArray) dbs = NULL;
-  GString *s;
 
+  out->db = g_strdup(only_db);
   if (archiver != NULL) {
-    if (!sqlenvfs_archiver_checkpoint(archiver, only_db, 0, error))
-      return FALSE;
-    *text = g_strdup_printf("checkpointed %s after archiving every commit",
-                            only_db ? only_db : "every database");
-    return TRUE;
+    out->via_archiver = TRUE;
+    return sqlenvfs_archiver_checkpoint(archiver, only_db, 0, error);
   }
-  s = g_string_new("checkpointed:");
-
-  if (only_db) {
-    dbs = g_ptr_array_new_with_free_func(g_free);
-    g_ptr_array_add(dbs, g_strdup(only_db));
-  } else {
-    dbs = sqlenvfs_root_list_dbs(root);
-  }
+  dbs = dbs_of(root, only_db);
+  out->checkpointed = g_ptr_array_new_with_free_func(checkpointed_db_free);
   for (guint i = 0; i < dbs->len; i++) {
     const char *db = dbs->pdata[i];
     g_autofree char *path = sqlenvfs_root_prod_db(root, db);
     g_autoptr(sqlite3) conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
+    SqlenvfsCheckpointedDb *c;
+    gint64 version;
     int n_log = 0, n_done = 0, rc;
-    if (conn == NULL) {
-      g_string_free(s, TRUE);
+    if (conn == NULL)
       return FALSE;
-    }
     sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
+    /* A connection that has read nothing has not opened the WAL yet, and
+     * SQLite (before 3.42) checkpoints nothing through it. */
+    if (!sqlenvfs_db_query_int(conn, "PRAGMA schema_version", &version, path, error))
+      return FALSE;
     rc = sqlite3_wal_checkpoint_v2(conn, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_done);
-    if (rc != SQLITE_OK) {
-      g_string_free(s, TRUE);
+    if (rc != SQLITE_OK)
       return sqlenvfs_error_sqlite(error, conn, rc, "checkpoint", path);
-    }
-    g_string_append_printf(s, "%s %s (%d of %d WAL frames in the database file)", i ? "," : "",
-                           db, MAX(n_done, 0), MAX(n_log, 0));
+    c = g_new0(SqlenvfsCheckpointedDb, 1);
+    c->db = g_strdup(db);
+    c->n_wal_frames = MAX(n_log, 0);
+    c->n_copied = MAX(n_done, 0);
+    g_ptr_array_add(out->checkpointed, c);
   }
-  *text = g_string_free(s, FALSE);
   return TRUE;
+}
+
+char *
+sqlenvfs_op_outcome_summary(const SqlenvfsOpOutcome *out)
+{
+  GString *s = g_string_new(NULL);
+
+  switch (out->op) {
+  case SQLENVFS_OP_BACKUP:
+  case SQLENVFS_OP_SNAPSHOT:
+    /* "20261128T161400Z app (12.0 MiB), log (1.0 MiB)" */
+    if (out->copy == NULL)
+      break;
+    g_string_append(s, out->copy->name);
+    for (guint i = 0; i < out->copy->dbs->len; i++) {
+      const SqlenvfsStoredDb *sdb = g_ptr_array_index(out->copy->dbs, i);
+      g_autofree char *size = sqlenvfs_format_size(sdb->size);
+      g_string_append_printf(s, "%s %s (%s)", i ? "," : "", sdb->db, size);
+    }
+    break;
+  case SQLENVFS_OP_REFRESH_DEV:
+    g_string_append(s, "development refreshed from production:");
+    for (guint i = 0; out->refreshed && i < out->refreshed->len; i++) {
+      const SqlenvfsRefreshedDb *r = g_ptr_array_index(out->refreshed, i);
+      g_string_append_printf(s, "%s %s", i ? "," : "", r->db);
+    }
+    if (out->has_time) {
+      g_autofree char *when = out->time.is_latest ? g_strdup("latest")
+                                                  : sqlenvfs_time_format_iso(out->time.us);
+      g_string_append_printf(s, " as of %s", when);
+    }
+    break;
+  case SQLENVFS_OP_VERIFY:
+    if (out->report && out->report->checks->len > 0)
+      g_string_append_printf(s, "all %u good", out->report->checks->len);
+    else
+      g_string_append(s, "nothing to verify: no backups or snapshots yet");
+    break;
+  case SQLENVFS_OP_PRUNE: {
+    /* "removed: backup 20261120T010000Z; 2 WAL archive segments; kept 7" */
+    guint n_removed = 0, n_kept = 0, n_segments = out->segments ? out->segments->len : 0;
+    g_string_append(s, out->dry_run ? "dry run, would remove:" : "removed:");
+    for (guint i = 0; out->pruned && i < out->pruned->len; i++) {
+      const SqlenvfsPruneItem *it = out->pruned->pdata[i];
+      if (it->remove)
+        g_string_append_printf(s, "%s %s %s", n_removed++ ? "," : "",
+                               sqlenvfs_copy_kind_name(it->kind), it->name);
+      else
+        n_kept++;
+    }
+    if (n_removed == 0)
+      g_string_append(s, " nothing");
+    g_string_append_printf(s, "; %u WAL archive segment%s; kept %u", n_segments,
+                           n_segments == 1 ? "" : "s", n_kept);
+    break;
+  }
+  case SQLENVFS_OP_CHECKPOINT:
+    if (out->via_archiver) {
+      g_string_printf(s, "checkpointed %s after archiving every commit",
+                      out->db ? out->db : "every database");
+      break;
+    }
+    g_string_append(s, "checkpointed:");
+    for (guint i = 0; out->checkpointed && i < out->checkpointed->len; i++) {
+      const SqlenvfsCheckpointedDb *c = g_ptr_array_index(out->checkpointed, i);
+      g_string_append_printf(s, "%s %s (%d of %d WAL frames in the database file)",
+                             i ? "," : "", c->db, c->n_copied, c->n_wal_frames);
+    }
+    break;
+  default:
+    g_return_val_if_reached(g_string_free(s, FALSE));
+  }
+  return g_string_free(s, FALSE);
 }
 
 /* Turn one operation into core calls (the table in ops.h). */
 static gboolean
-dispatch(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **text,
+dispatch(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, SqlenvfsOpOutcome *out,
          GError **error)
 {
   SqlenvfsRoot *root = ops->root;
+  out->op = op;
   switch (op) {
   case SQLENVFS_OP_BACKUP:
-    return run_store_create(root, SQLENVFS_KIND_BACKUP, args->db, text, error);
+    return run_store_create(root, SQLENVFS_KIND_BACKUP, args, out, error);
   case SQLENVFS_OP_SNAPSHOT:
-    return run_store_create(root, SQLENVFS_KIND_SNAPSHOT, args->db, text, error);
+    return run_store_create(root, SQLENVFS_KIND_SNAPSHOT, args, out, error);
   case SQLENVFS_OP_REFRESH_DEV:
-    return run_refresh_dev(root, ops->archiver, args, text, error);
+    return run_refresh_dev(root, ops->archiver, args, out, error);
   case SQLENVFS_OP_VERIFY:
-    return run_verify(root, text, error);
+    return run_verify(root, out, error);
   case SQLENVFS_OP_PRUNE:
-    return run_prune(root, args->dry_run, text, error);
+    return run_prune(root, args->dry_run, out, error);
   case SQLENVFS_OP_CHECKPOINT:
-    return run_checkpoint(root, ops->archiver, args->db, text, error);
+    return run_checkpoint(root, ops->archiver, args->db, out, error);
   default:
     g_return_val_if_reached(FALSE);
   }
@@ -441,15 +519,17 @@ sqlenvfs_ops_free(SqlenvfsOps *ops)
 }
 
 gboolean
-sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, char **summary,
-                 GError **error)
+sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
+                 SqlenvfsOpOutcome *out, GError **error)
 {
   g_autoptr(GError) local = NULL;
-  g_autofree char *text = NULL;
+  SqlenvfsOpOutcome done = { 0 };
   SqlenvfsOpResult res = { 0 };
   gboolean ok;
 
   g_return_val_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS, FALSE);
+  if (out)
+    memset(out, 0, sizeof *out);
 
   g_mutex_lock(&ops->run_lock);
   res.has_run = TRUE;
@@ -462,18 +542,16 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, ch
 
   g_info("%s: started (%s%s%s)", sqlenvfs_op_name(op), args->db ? args->db : "every database",
          args->has_time ? ", as of a past time" : "", args->dry_run ? ", dry run" : "");
-  ok = dispatch(ops, op, args, &text, &local);
+  ok = dispatch(ops, op, args, &done, &local);
 
   res.finished_us = sqlenvfs_clock_now();
   res.ok = ok;
   if (ok) {
-    res.summary = g_strdup(text ? text : "done");
-    g_message("%s: %s", sqlenvfs_op_name(op), res.summary);
+    res.summary = sqlenvfs_op_outcome_summary(&done);
   } else {
     res.summary = g_strdup(local->message);
     res.error_code = local->domain == SQLENVFS_ERROR ? local->code : SQLENVFS_ERROR_FAILED;
     res.error_errno = sqlenvfs_error_to_errno(local);
-    g_warning("%s failed: %s", sqlenvfs_op_name(op), local->message);
   }
 
   g_mutex_lock(&ops->lock);
@@ -483,12 +561,14 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, ch
   g_mutex_unlock(&ops->lock);
   g_mutex_unlock(&ops->run_lock);
 
+  if (out)
+    *out = done;
+  else
+    sqlenvfs_op_outcome_clear(&done);
   if (!ok) {
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
-  if (summary)
-    *summary = g_steal_pointer(&text);
   return TRUE;
 }
 

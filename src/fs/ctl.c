@@ -55,14 +55,20 @@ run_thread(gpointer data)
   for (;;) {
     CtlJob *job = g_async_queue_pop(ctl->queue);
     g_autoptr(GError) error = NULL;
+    SqlenvfsOpOutcome out;
     if (job->req == NULL) {
       job_free(job);
       break;
     }
-    if (sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, NULL, &error))
+    if (sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, &out, &error)) {
+      g_autofree char *summary = sqlenvfs_op_outcome_summary(&out);
+      g_message("%s: %s", sqlenvfs_op_name(job->op), summary);
       fuse_reply_write(job->req, job->size);
-    else
+    } else {
+      g_warning("%s failed: %s", sqlenvfs_op_name(job->op), error->message);
       fuse_reply_err(job->req, sqlenvfs_error_to_errno(error));
+    }
+    sqlenvfs_op_outcome_clear(&out);
     job_free(job);
   }
   return NULL;

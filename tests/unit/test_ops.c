@@ -1,8 +1,9 @@
 /* Unit tests for ops: the argument text of ctl files, the one-line results,
- * and running one operation at a time. */
+ * what a run returns, and running one operation at a time. */
 #include "testutil.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "sqlenvfs/error.h"
@@ -25,7 +26,7 @@ setup(void)
   db = sqlenvfs_root_prod_db(root, "app");
   conn = sqlenvfs_db_open(db, SQLENVFS_OPEN_CREATE, &error);
   ck_assert_no_error(error);
-  ck_assert(sqlenvfs_db_exec(conn, "CREATE TABLE t (x)", db, &error));
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL; CREATE TABLE t (x)", db, &error));
   sqlite3_close(conn);
 }
 
@@ -91,23 +92,28 @@ START_TEST(test_database)
   g_clear_error(&error);
 
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "../app\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "app app\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 
   ck_assert(!parse(SQLENVFS_OP_CHECKPOINT, "app\nmore\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 
   /* A time is no database for backup. */
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "2026-11-28T10:00:00Z\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 
   ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "ap\0p", 4, &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 }
@@ -145,6 +151,7 @@ START_TEST(test_refresh_dev_time)
   g_clear_error(&error);
 
   ck_assert(!parse(SQLENVFS_OP_REFRESH_DEV, "2026-11-28 10:00\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 }
@@ -158,9 +165,16 @@ START_TEST(test_prune_dry_run)
   ck_assert(args.dry_run);
   sqlenvfs_op_args_clear(&args);
   ck_assert(!parse(SQLENVFS_OP_PRUNE, "app\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  ck_assert(strstr(error->message, "dry-run") != NULL); /* names what is accepted */
   g_clear_error(&error);
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "dry-run x\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  g_clear_error(&error);
+  /* dry-run names no database for backup. */
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "dry-run\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
   g_clear_error(&error);
 }
 END_TEST
@@ -219,6 +233,250 @@ START_TEST(test_run_records_failure)
 }
 END_TEST
 
+/* A backup returns the copy it made; the summary kept names it. */
+START_TEST(test_run_backup_outcome)
+{
+  g_autoptr(SqlenvfsOps) ops = sqlenvfs_ops_new(root);
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  g_autofree char *summary = NULL, *want = NULL;
+  SqlenvfsOpArgs args = { 0 };
+  SqlenvfsOpResult res;
+  const SqlenvfsStoredDb *sdb;
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, &out, &error));
+  ck_assert_no_error(error);
+  ck_assert_int_eq(out.op, SQLENVFS_OP_BACKUP);
+  ck_assert(out.copy != NULL);
+  ck_assert_int_eq(out.copy->kind, SQLENVFS_KIND_BACKUP);
+  ck_assert_int_eq(out.copy->dbs->len, 1);
+  sdb = out.copy->dbs->pdata[0];
+  ck_assert_str_eq(sdb->db, "app");
+  ck_assert(g_file_test(out.copy->dir, G_FILE_TEST_IS_DIR));
+  summary = sqlenvfs_op_outcome_summary(&out);
+  want = g_strdup_printf("%s app (", out.copy->name);
+  ck_assert_msg(g_str_has_prefix(summary, want), "%s", summary);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  ck_assert(res.has_run && res.ok);
+  ck_assert_str_eq(res.summary, summary);
+  sqlenvfs_op_result_clear(&res);
+}
+END_TEST
+
+/* Verify fails with INTEGRITY when a copy is bad, and returns the report of
+ * every check, which the command line prints. */
+START_TEST(test_run_verify_outcome)
+{
+  g_autoptr(SqlenvfsOps) ops = sqlenvfs_ops_new(root);
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  g_autofree char *file = NULL;
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+  FILE *f;
+
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_SNAPSHOT, &args, &out, &error));
+  ck_assert_no_error(error);
+  file = g_build_filename(out.copy->dir, "app.db", NULL);
+  sqlenvfs_op_outcome_clear(&out);
+
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_VERIFY, &args, &out, &error));
+  ck_assert_no_error(error);
+  ck_assert(out.report != NULL);
+  ck_assert_uint_eq(sqlenvfs_verify_report_n_bad(out.report), 0);
+  ck_assert_uint_ge(out.report->checks->len, 1);
+  sqlenvfs_op_outcome_clear(&out);
+
+  f = fopen(file, "r+b");
+  ck_assert(f != NULL);
+  ck_assert_int_eq(fseek(f, 100, SEEK_SET), 0);
+  ck_assert_int_eq(fwrite("\xff\xff\xff\xff", 1, 4, f), 4);
+  fclose(f);
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_VERIFY, &args, &out, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EIO);
+  g_clear_error(&error);
+  ck_assert(out.report != NULL);
+  ck_assert_uint_eq(sqlenvfs_verify_report_n_bad(out.report), 1);
+}
+END_TEST
+
+/* Prune returns every copy it looked at, kept or not. */
+START_TEST(test_run_prune_outcome)
+{
+  g_autoptr(SqlenvfsOps) ops = sqlenvfs_ops_new(root);
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  g_autofree char *summary = NULL;
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  ck_assert_no_error(error);
+  args.dry_run = TRUE;
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_PRUNE, &args, &out, &error));
+  ck_assert_no_error(error);
+  ck_assert(out.dry_run);
+  ck_assert_int_eq(out.pruned->len, 1);
+  ck_assert(!((const SqlenvfsPruneItem *)out.pruned->pdata[0])->remove); /* the newest */
+  ck_assert_int_eq(out.segments->len, 0);
+  summary = sqlenvfs_op_outcome_summary(&out);
+  ck_assert_str_eq(summary, "dry run, would remove: nothing; 0 WAL archive segments; kept 1");
+}
+END_TEST
+
+/* Without an archiver, a checkpoint copies every WAL frame into the
+ * database file, even through a connection that has read nothing yet, while
+ * an application holds the database open. */
+START_TEST(test_run_checkpoint_outcome)
+{
+  g_autoptr(SqlenvfsOps) ops = sqlenvfs_ops_new(root);
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  g_autofree char *path = sqlenvfs_root_prod_db(root, "app");
+  g_autoptr(sqlite3) app = NULL;
+  const SqlenvfsCheckpointedDb *c;
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+
+  app = sqlenvfs_db_open(path, 0, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_db_exec(app, "PRAGMA wal_autocheckpoint=0; INSERT INTO t VALUES (1); "
+                                  "INSERT INTO t VALUES (2)", path, &error));
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_CHECKPOINT, &args, &out, &error));
+  ck_assert_no_error(error);
+  ck_assert(!out.via_archiver);
+  ck_assert_int_eq(out.checkpointed->len, 1);
+  c = out.checkpointed->pdata[0];
+  ck_assert_str_eq(c->db, "app");
+  ck_assert_int_ge(c->n_wal_frames, 2);
+  ck_assert_int_eq(c->n_copied, c->n_wal_frames);
+}
+END_TEST
+
+/* One operation at a time (invariant 1), in the core: a snapshot asked for
+ * while a backup runs starts only once the backup has finished. The backup
+ * is held inside its copy by its progress callback. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean first_inside, released, second_calling, second_inside;
+  SqlenvfsOps *ops;
+} Turns;
+
+static gint ticks;
+
+static gint64
+ticking_clock(void)
+{
+  return g_atomic_int_add(&ticks, 1) + 1;
+}
+
+static void
+hold_first(gpointer user, guint64 done, guint64 total)
+{
+  Turns *t = user;
+  (void)done;
+  (void)total;
+  g_mutex_lock(&t->lock);
+  t->first_inside = TRUE;
+  g_cond_broadcast(&t->cond);
+  while (!t->released)
+    g_cond_wait(&t->cond, &t->lock);
+  g_mutex_unlock(&t->lock);
+}
+
+static void
+note_second(gpointer user, guint64 done, guint64 total)
+{
+  Turns *t = user;
+  (void)done;
+  (void)total;
+  g_mutex_lock(&t->lock);
+  t->second_inside = TRUE;
+  g_cond_broadcast(&t->cond);
+  g_mutex_unlock(&t->lock);
+}
+
+static gpointer
+run_first(gpointer data)
+{
+  Turns *t = data;
+  SqlenvfsOpArgs args = { .progress = hold_first, .progress_data = t };
+  GError *error = NULL;
+  gboolean ok = sqlenvfs_ops_run(t->ops, SQLENVFS_OP_BACKUP, &args, NULL, &error);
+  g_clear_error(&error);
+  return GINT_TO_POINTER(ok);
+}
+
+static gpointer
+run_second(gpointer data)
+{
+  Turns *t = data;
+  SqlenvfsOpArgs args = { .progress = note_second, .progress_data = t };
+  GError *error = NULL;
+  gboolean ok;
+  g_mutex_lock(&t->lock);
+  t->second_calling = TRUE;
+  g_cond_broadcast(&t->cond);
+  g_mutex_unlock(&t->lock);
+  ok = sqlenvfs_ops_run(t->ops, SQLENVFS_OP_SNAPSHOT, &args, NULL, &error);
+  g_clear_error(&error);
+  return GINT_TO_POINTER(ok);
+}
+
+START_TEST(test_one_at_a_time)
+{
+  Turns t = { 0 };
+  GThread *first, *second;
+  SqlenvfsOpResult backup, snapshot;
+  SqlenvfsOp op;
+  gint64 since, deadline;
+  gboolean overlapped;
+
+  g_mutex_init(&t.lock);
+  g_cond_init(&t.cond);
+  t.ops = sqlenvfs_ops_new(root);
+  ticks = 0;
+  sqlenvfs_clock_set(ticking_clock);
+
+  first = g_thread_new("first", run_first, &t);
+  g_mutex_lock(&t.lock);
+  while (!t.first_inside)
+    g_cond_wait(&t.cond, &t.lock);
+  g_mutex_unlock(&t.lock);
+  ck_assert(sqlenvfs_ops_running(t.ops, &op, &since));
+  ck_assert_int_eq(op, SQLENVFS_OP_BACKUP);
+
+  /* While the backup is held, the snapshot must not get inside its copy;
+   * give it every chance to (until a deadline, or until it does). */
+  second = g_thread_new("second", run_second, &t);
+  deadline = g_get_monotonic_time() + G_USEC_PER_SEC / 5;
+  g_mutex_lock(&t.lock);
+  while (!t.second_calling)
+    g_cond_wait(&t.cond, &t.lock);
+  while (!t.second_inside && g_cond_wait_until(&t.cond, &t.lock, deadline))
+    ;
+  overlapped = t.second_inside;
+  t.released = TRUE;
+  g_cond_broadcast(&t.cond);
+  g_mutex_unlock(&t.lock);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(first)));
+  ck_assert(GPOINTER_TO_INT(g_thread_join(second)));
+  ck_assert_msg(!overlapped, "the snapshot ran while the backup was running");
+
+  /* And by the clock: the snapshot started after the backup finished. */
+  sqlenvfs_ops_last(t.ops, SQLENVFS_OP_BACKUP, &backup);
+  sqlenvfs_ops_last(t.ops, SQLENVFS_OP_SNAPSHOT, &snapshot);
+  ck_assert(backup.ok && snapshot.ok);
+  ck_assert_int_lt(backup.finished_us, snapshot.started_us);
+  sqlenvfs_op_result_clear(&backup);
+  sqlenvfs_op_result_clear(&snapshot);
+
+  sqlenvfs_clock_set(NULL);
+  sqlenvfs_ops_free(t.ops);
+  g_cond_clear(&t.cond);
+  g_mutex_clear(&t.lock);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -232,6 +490,11 @@ suite(void)
   tcase_add_test(tc, test_prune_dry_run);
   tcase_add_test(tc, test_result_line);
   tcase_add_test(tc, test_run_records_failure);
+  tcase_add_test(tc, test_run_backup_outcome);
+  tcase_add_test(tc, test_run_verify_outcome);
+  tcase_add_test(tc, test_run_prune_outcome);
+  tcase_add_test(tc, test_run_checkpoint_outcome);
+  tcase_add_test(tc, test_one_at_a_time);
   suite_add_tcase(s, tc);
   return s;
 }
