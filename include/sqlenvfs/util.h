@@ -19,13 +19,21 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlenvfs_sqlite3_finalize)
 #define SQLENVFS_BUSY_TIMEOUT_MS 10000
 
 typedef enum {
-  SQLENVFS_OPEN_READONLY = 1 << 0,  /* SQLITE_OPEN_READONLY                 */
-  SQLENVFS_OPEN_CREATE = 1 << 1,    /* create the file if missing           */
-  SQLENVFS_OPEN_MUST_EXIST = 1 << 2 /* fail with NOT_FOUND before SQLite    */
+  SQLENVFS_OPEN_READONLY = 1 << 0,   /* SQLITE_OPEN_READONLY; implies NO_CKPT_ON_CLOSE */
+  SQLENVFS_OPEN_CREATE = 1 << 1,     /* create the file if missing                     */
+  SQLENVFS_OPEN_MUST_EXIST = 1 << 2, /* fail with NOT_FOUND before SQLite              */
+  SQLENVFS_OPEN_NO_CKPT_ON_CLOSE = 1 << 3, /* SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE: closing
+                                              never checkpoints or deletes the WAL     */
 } SqlenvfsOpenFlags;
 
 /* Open @path with a busy timeout and extended result codes. On failure NULL
- * is returned, *error is set, and no handle is leaked. */
+ * is returned, *error is set, and no handle is leaked.
+ *
+ * Every connection to a live database (production, which the archiver and
+ * the applications share) must leave its WAL alone when it closes: a
+ * read-only connection always does; a read-write one passes
+ * SQLENVFS_OPEN_NO_CKPT_ON_CLOSE. Only a connection that builds a file of its
+ * own (init, a copy being marked) may checkpoint on close. */
 sqlite3 *sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags,
                           GError **error);
 

@@ -894,7 +894,6 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 
   db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, &error);
   if (db != NULL) {
-    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
     sqlite3_busy_timeout(db, 2000);
     if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
         !pragma_int(db, "page_size", &page_size, d->path, &error) ||

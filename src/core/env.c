@@ -461,10 +461,7 @@ sqlenvfs_db_info_free(SqlenvfsDbInfo *info)
 static sqlite3 *
 open_readonly(const char *path, GError **error)
 {
-  sqlite3 *db = sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
-  if (db)
-    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-  return db;
+  return sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
 }
 
 static gboolean

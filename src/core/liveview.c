@@ -126,12 +126,8 @@ sqlenvfs_live_view_free(SqlenvfsLiveView *view)
 static sqlite3 *
 open_conn(const char *path, GError **error)
 {
-  sqlite3 *db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
-  if (db == NULL)
-    return NULL;
   /* Closing must never checkpoint or delete the WAL (DESIGN.md). */
-  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
-  return db;
+  return sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
 }
 
 typedef struct {

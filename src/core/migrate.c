@@ -588,11 +588,10 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
                 sqlenvfs_pg_source_describe(src));
     return NULL;
   }
-  db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
+  /* invariant 4 */
+  db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
   if (db == NULL)
     return NULL;
-  /* invariant 4 */
-  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
   for (guint i = 0; i < tables->len; i++) {
     Plan *plan = plan_table(db, path, tables->pdata[i], opts, error);
     if (plan == NULL)

@@ -369,13 +369,13 @@ run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_
   for (guint i = 0; i < dbs->len; i++) {
     const char *db = dbs->pdata[i];
     g_autofree char *path = sqlenvfs_root_prod_db(root, db);
-    g_autoptr(sqlite3) conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
+    g_autoptr(sqlite3) conn =
+      sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
     SqlenvfsCheckpointedDb *c;
     gint64 version;
     int n_log = 0, n_done = 0, rc;
     if (conn == NULL)
       return FALSE;
-    sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     /* A connection that has read nothing has not opened the WAL yet, and
      * SQLite (before 3.42) checkpoints nothing through it. */
     if (!sqlenvfs_db_query_int(conn, "PRAGMA schema_version", &version, path, error))

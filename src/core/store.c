@@ -366,7 +366,6 @@ check_source(const char *path, GError **error)
 
   if (db == NULL)
     return FALSE;
-  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, path, error))
     return FALSE;
   if (g_strcmp0(mode, "wal") != 0) {

@@ -39,6 +39,8 @@ sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
     sqlite3_close_v2(db);
     return NULL;
   }
+  if (flags & (SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE))
+    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   sqlite3_extended_result_codes(db, 1);
   sqlite3_busy_timeout(db, SQLENVFS_BUSY_TIMEOUT_MS);
   return db;

@@ -126,7 +126,6 @@ fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **
    * on a live file). If that fails, the file's size is the best guess. */
   conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY, NULL);
   if (conn != NULL) {
-    sqlite3_db_config(conn, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
     if (sqlenvfs_db_query_int(conn, "PRAGMA page_count", &page_count, path, NULL) &&
         sqlenvfs_db_query_int(conn, "PRAGMA page_size", &page_size, path, NULL))
       st->st_size = (off_t)(page_count * page_size);
