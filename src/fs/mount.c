@@ -312,7 +312,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   struct fuse_args args;
   Fs *fs;
   int lock_fd;
-  gboolean ok;
+  gboolean is_mounted, has_served = FALSE, ok = FALSE;
 
   root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
@@ -333,6 +333,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     return FALSE;
   }
 
+  /* Set-up in order; each step that fails unwinds what came before it, in
+   * reverse, through the ladder at the end (libfuse's examples do the same). */
   parse_options(opts, sqlenvfs_root_dir(root), &po);
   fs = fs_new(root, po.allow_other);
   if (!po.no_archiver) {
@@ -342,10 +344,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
                   "mount %s on %s: %s (the mount runs the root's archiver; to serve a root "
                   "that another process archives, mount with -o noarchiver)",
                   sqlenvfs_root_dir(root), mnt, local->message);
-      g_ptr_array_unref(po.argv);
-      fs_free(fs);
-      sqlenvfs_root_unlock(lock_fd);
-      return FALSE;
+      goto out_fs;
     }
   }
 
@@ -353,27 +352,20 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   fuse_captured = g_string_new(NULL);
   fuse_set_log_func(capture_fuse_log);
   fs->se = fuse_session_new(&args, &sqlenvfs_fs_ops, sizeof sqlenvfs_fs_ops, fs);
-  if (fs->se != NULL && fuse_session_mount(fs->se, mnt) != 0) {
-    fuse_session_destroy(fs->se);
-    fs->se = NULL;
-  }
-  if (fs->se == NULL) {
+  is_mounted = fs->se != NULL && fuse_session_mount(fs->se, mnt) == 0;
+  if (!is_mounted) {
     /* One line: libfuse's message may span several. */
     g_strstrip(fuse_captured->str);
     g_strdelimit(fuse_captured->str, "\n", ' ');
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "mount %s on %s: %s",
                 sqlenvfs_root_dir(root), mnt,
                 *fuse_captured->str ? fuse_captured->str : "libfuse refused the mount");
-    g_string_free(g_steal_pointer(&fuse_captured), TRUE);
-    fuse_opt_free_args(&args);
-    g_ptr_array_unref(po.argv);
-    fs_free(fs);
-    sqlenvfs_root_unlock(lock_fd);
-    return FALSE;
   }
   g_string_free(g_steal_pointer(&fuse_captured), TRUE);
-  fuse_opt_free_args(&args);
-  g_ptr_array_unref(po.argv);
+  if (fs->se == NULL)
+    goto out_args;
+  if (!is_mounted)
+    goto out_session;
 
   log_file = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount.log", NULL);
   fs_log_setup(log_file, opts->foreground || po.debug, po.debug);
@@ -383,12 +375,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   if (fuse_daemonize(opts->foreground || po.debug) != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
                 "mount %s on %s: could not start the daemon", sqlenvfs_root_dir(root), mnt);
-    fuse_session_unmount(fs->se);
-    fuse_remove_signal_handlers(fs->se);
-    fuse_session_destroy(fs->se);
-    fs_free(fs);
-    sqlenvfs_root_unlock(lock_fd);
-    return FALSE;
+    goto out_unmount;
   }
   /* From here on this is the daemon (or the foreground process). */
   rewrite_lock_pid(lock_fd);
@@ -397,19 +384,27 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   archiver_start(fs);
   fs_ctl_start(fs->ctl);
   ok = serve(fs, opts->single_thread);
-
   /* Finish the running operation before anything it uses goes away. */
   fs_ctl_stop(fs->ctl);
   archiver_stop(fs);
+  has_served = TRUE;
+
+out_unmount:
   fuse_session_unmount(fs->se);
   fuse_remove_signal_handlers(fs->se);
+out_session:
   fuse_session_destroy(fs->se);
   fs->se = NULL;
+out_args:
+  fuse_opt_free_args(&args);
+out_fs:
+  g_ptr_array_unref(po.argv);
   fs_free(fs);
-  g_message("unmounted %s from %s", sqlenvfs_root_dir(root), mnt);
+  if (has_served)
+    g_message("unmounted %s from %s", sqlenvfs_root_dir(root), mnt);
   sqlenvfs_root_unlock(lock_fd);
-  if (!ok)
+  if (has_served && !ok)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "serving %s on %s failed (see the log)",
                 sqlenvfs_root_dir(root), mnt);
-  return ok;
+  return has_served && ok;
 }

@@ -18,6 +18,24 @@ expect_fail "unknown option.*bogus" "$SQLENVFS" mount "$R" "$M" -o bogus
 mountpoint -q "$M" && fail "a refused mount left something mounted"
 pass "bad mounts are refused with one line"
 
+# --- a root that another process archives: the mount is refused, saying how
+# to serve it; the refused mount leaves the root unlocked (the mount below
+# takes it once the archiver has stopped)
+"$SQLENVFS" archive --root "$R" > "$T/arch.out" 2> "$T/arch.err" &
+ARCH=$!
+track_pid "$ARCH"
+for _ in $(seq 100); do
+  grep -q 'archiver app: capturing' "$T/arch.err" && break
+  kill -0 "$ARCH" 2>/dev/null || fail "the archiver exited: $(cat "$T/arch.err")"
+  sleep 0.1
+done
+grep -q 'archiver app: capturing' "$T/arch.err" || fail "the archiver did not start: $(cat "$T/arch.err")"
+expect_fail "already held by process $ARCH.*mount with -o noarchiver" "$SQLENVFS" mount "$R" "$M"
+mountpoint -q "$M" && fail "a mount refused for the archiver left something mounted"
+kill -TERM "$ARCH"
+wait "$ARCH" || fail "the archiver did not stop cleanly: $(cat "$T/arch.err")"
+pass "a root another process archives is refused, naming -o noarchiver"
+
 mount_root "$R" "$M"
 
 # --- the tree
