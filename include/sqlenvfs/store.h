@@ -174,9 +174,4 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
 void sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
                                      gint64 to_us, const char *note);
 
-/* Test hook: when the environment variable SQLENVFS_TEST_STORE_DELAY_MS is
- * set, store_create sleeps that long after each 4 MiB copied and before
- * renaming an entry into place, so that tests can interrupt a run. */
-#define SQLENVFS_TEST_STORE_DELAY_ENV "SQLENVFS_TEST_STORE_DELAY_MS"
-
 G_END_DECLS

@@ -41,6 +41,7 @@
 #include "config.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -301,13 +302,6 @@ write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 
 
 /* --------------------------------------------------------------- create */
 
-static int
-delay_ms(void)
-{
-  const char *v = g_getenv(SQLENVFS_TEST_STORE_DELAY_ENV);
-  return v ? atoi(v) : 0;
-}
-
 typedef struct {
   SqlenvfsProgressFunc progress;
   gpointer user;
@@ -401,7 +395,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   g_autoptr(GPtrArray) names = NULL;
   g_autoptr(GPtrArray) dbs = g_ptr_array_new_with_free_func(stored_db_free);
   g_autofree char *name = NULL, *tmp = NULL, *final = NULL;
-  CreateProgress cp = { progress, user, delay_ms() };
+  CreateProgress cp = { progress, user, (int)sqlenvfs_testhook_store_delay_ms() };
   SqlenvfsStoredCopy *result = NULL;
   gint64 now;
   int manifest_mode = 0644;

@@ -41,6 +41,7 @@
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -55,10 +56,6 @@
 
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
-
-/* Test hook: when set, each rebuild sleeps this long before its file is
- * renamed into place, so that tests can have readers overlap a rebuild. */
-#define TEST_REBUILD_DELAY_ENV "SQLENVFS_TEST_PITR_DELAY_MS"
 
 typedef enum { ENTRY_BUILDING, ENTRY_READY } EntryState;
 
@@ -510,8 +507,8 @@ rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *si
     unlink(tmp);
     return sqlenvfs_error_errno(error, e, "write", tmp);
   }
-  if (g_getenv(TEST_REBUILD_DELAY_ENV) != NULL)
-    g_usleep((gulong)g_ascii_strtoull(g_getenv(TEST_REBUILD_DELAY_ENV), NULL, 10) * 1000);
+  if (sqlenvfs_testhook_pitr_delay_ms() > 0) /* testhooks.h */
+    g_usleep((gulong)sqlenvfs_testhook_pitr_delay_ms() * 1000);
   if (rename(tmp, path) != 0) {
     int e = errno;
     unlink(tmp);

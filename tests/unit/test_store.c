@@ -11,6 +11,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
 #define T0 G_GINT64_CONSTANT(1764346440000000) /* 2025-11-28T16:14:00Z */

@@ -1,0 +1,34 @@
+/*
+ * testhooks.h — every hook through which tests steer the product, in one
+ * place. Each is an environment variable, read by one accessor here (at
+ * each call, so that a test may set and unset it); nothing else in the code
+ * reads an environment variable for testing. Unset, empty or not a number
+ * means the hook is off (0).
+ *
+ *   SQLENVFS_TEST_STORE_DELAY_MS   a backup or snapshot (store.h) sleeps this
+ *                                  long after each 4 MiB copied and before
+ *                                  renaming its entry into place, so that a
+ *                                  test can interrupt or overlap a run
+ *   SQLENVFS_TEST_PITR_DELAY_MS    a pitr/ rebuild in the mount sleeps this
+ *                                  long before renaming its file into place,
+ *                                  so that a test can have readers overlap it
+ *
+ * They only make things slower, never different: a hook left set in
+ * production delays work and changes no result.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define SQLENVFS_TEST_STORE_DELAY_ENV "SQLENVFS_TEST_STORE_DELAY_MS"
+#define SQLENVFS_TEST_PITR_DELAY_ENV "SQLENVFS_TEST_PITR_DELAY_MS"
+
+/* Milliseconds of SQLENVFS_TEST_STORE_DELAY_MS, or 0. */
+guint sqlenvfs_testhook_store_delay_ms(void);
+
+/* Milliseconds of SQLENVFS_TEST_PITR_DELAY_MS, or 0. */
+guint sqlenvfs_testhook_pitr_delay_ms(void);
+
+G_END_DECLS

@@ -1,0 +1,28 @@
+/*
+ * testhooks.c — the test hooks (testhooks.h): one accessor per variable.
+ */
+#include "sqlenvfs/testhooks.h"
+
+/* The value of @name as milliseconds: 0 when unset, empty, not a number or
+ * out of range. */
+static guint
+env_ms(const char *name)
+{
+  const char *v = g_getenv(name);
+  guint64 ms = 0;
+  if (v == NULL || *v == '\0' || !g_ascii_string_to_unsigned(v, 10, 0, G_MAXUINT, &ms, NULL))
+    return 0;
+  return (guint)ms;
+}
+
+guint
+sqlenvfs_testhook_store_delay_ms(void)
+{
+  return env_ms(SQLENVFS_TEST_STORE_DELAY_ENV);
+}
+
+guint
+sqlenvfs_testhook_pitr_delay_ms(void)
+{
+  return env_ms(SQLENVFS_TEST_PITR_DELAY_ENV);
+}
