@@ -254,6 +254,17 @@ fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
   }
   path = *pnode->path ? g_strconcat(pnode->path, "/", name, NULL) : g_strdup(name);
   if (!fs_tree_resolve(fs, path, &w, &attr, &error)) {
+    if (attr.negative_timeout > 0 && sqlenvfs_error_to_errno(error) == ENOENT) {
+      /* A negative entry (ino 0): the kernel answers ENOENT itself for a
+       * while, as libfuse's passthrough_hp does. */
+      g_debug("lookup /%s: %s (remembered for %.0f s)", path, error->message,
+              attr.negative_timeout);
+      g_error_free(error);
+      e.ino = 0;
+      e.entry_timeout = attr.negative_timeout;
+      fuse_reply_entry(req, &e);
+      return;
+    }
     reply_error(req, "lookup", path, error);
     return;
   }

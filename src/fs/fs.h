@@ -76,6 +76,8 @@ typedef struct {
   struct stat st;
   double entry_timeout; /* seconds the kernel may keep the name -> node     */
   double attr_timeout;  /* seconds the kernel may keep these attributes      */
+  double negative_timeout; /* when the name does not exist: seconds the kernel
+                              may remember that (0: ask again each time)   */
 } FsAttr;
 
 /* The whole mount. */
@@ -192,8 +194,12 @@ void fs_pitr_free(FsPitr *p);
 
 /* pitr/<name>: parse @name (any form of timefmt.h) and check that it is
  * inside the recoverable window of at least one database. TRUE and the
- * concrete time; FALSE with NOT_FOUND or GAP saying why (also logged). */
-gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error);
+ * concrete time; FALSE with NOT_FOUND or GAP saying why (also logged), and
+ * *is_lasting TRUE when the name will not resolve later either (not a time;
+ * a time before the earliest recoverable time or between two windows), FALSE
+ * when it may (a time in the future or past the newest window's end). */
+gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
+                              GError **error);
 
 /* The window over every database: the earliest and latest recoverable times. */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);

@@ -272,7 +272,8 @@ find_window(FsPitr *p, GPtrArray *dbs, gint64 t, GString *known, gint64 *last_en
 }
 
 gboolean
-fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error)
+fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
+                     GError **error)
 {
   g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
   g_autoptr(GString) known = g_string_new(NULL);
@@ -281,7 +282,9 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **erro
   gint64 last_end;
   int found;
 
+  *is_lasting = FALSE;
   if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest) {
+    *is_lasting = TRUE;
     g_message("pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: not a time", name);
     return FALSE;
@@ -325,6 +328,7 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **erro
     *time_us = t.us;
     return TRUE;
   }
+  *is_lasting = t.us <= last_end; /* before the earliest, or in a gap: for good */
   g_message("pitr/%s: outside the recoverable window (%s)", name,
             known->len ? known->str : "nothing is recoverable yet: the archive is empty");
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP, "pitr/%s: outside the recoverable window",

@@ -35,6 +35,12 @@
 #define TIMEOUT_IMMUTABLE 10.0
 #define TIMEOUT_NONE 0.0
 
+/* Seconds the kernel may remember that a pitr/ name does not exist when it
+ * never will (not a time, before the earliest recoverable time, in a gap):
+ * tools that probe many names (ls -l, shells completing, file managers) then
+ * cost one lookup, and one log line, per name and period. */
+#define TIMEOUT_NEGATIVE 2.0
+
 /* Preferred I/O size shown for data files: cp and friends read this much at
  * a time, which the kernel passes on as one request (up to max_pages). */
 #define DATA_BLKSIZE (1 << 20)
@@ -187,6 +193,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
              GError **error)
 {
   g_autofree char *db = NULL;
+  gboolean is_lasting;
   FsPitrState state;
 
   if (n == 1) {
@@ -207,8 +214,11 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   }
   if (n > 3)
     return not_found(error, path, "no such file");
-  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, error))
+  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, &is_lasting, error)) {
+    if (is_lasting && n == 2)
+      a->negative_timeout = TIMEOUT_NEGATIVE;
     return FALSE;
+  }
   w->entry = g_strdup(comps[1]);
   if (n == 2) {
     w->kind = FS_PITR_TIME;
@@ -234,6 +244,7 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
   gboolean ok = FALSE;
   guint n;
 
+  attr->negative_timeout = TIMEOUT_NONE;
   if (*path == '\0') {
     memset(where, 0, sizeof *where);
     where->kind = FS_ROOT;

@@ -150,6 +150,29 @@ grep -q "pitr/2099-01-01T00:00:00Z: that time is in the future" "$R/.sqlenvfs/mo
 note "latest is $latest"
 pass "pitr/ lists earliest and latest; names outside the window are ENOENT and logged"
 
+# --- a pitr/ name that never resolves (not a time, before the window) is
+# remembered as absent by the kernel for a while: three lookups in a row
+# reach the daemon once (one log line); a time in the future, which may
+# resolve later, reaches it each time
+log_count() { grep -c "$1" "$R/.sqlenvfs/mount.log" || true; }
+began=$(date +%s%N)
+for i in 1 2 3; do
+  for name in not-a-time-x 2000-01-02T00:00:00Z 2098-01-01T00:00:00Z; do
+    stat "$M/pitr/$name" > /dev/null 2>&1 && fail "pitr/$name exists"
+  done
+done
+elapsed_ms=$(( ($(date +%s%N) - began) / 1000000 ))
+assert_eq "$(log_count 'pitr/2098-01-01T00:00:00Z: that time is in the future')" "3" \
+  "lookups of a future time that reached the daemon"
+if [ "$elapsed_ms" -lt 1500 ]; then
+  assert_eq "$(log_count 'pitr/not-a-time-x: not a time')" "1" "lookups of a non-time that reached the daemon"
+  assert_eq "$(log_count 'pitr/2000-01-02T00:00:00Z: outside the recoverable window')" "1" \
+    "lookups of a time before the window that reached the daemon"
+else
+  note "the lookups took $elapsed_ms ms, longer than the kernel remembers an absent name: not counted"
+fi
+pass "names that never resolve are remembered as absent; a future time is asked again"
+
 # --- the cache stays within max-bytes
 max=$(status "s['pitr_cache']['max_bytes']")
 [ "$(status "s['pitr_cache']['evicted']")" -ge 1 ] || fail "nothing was evicted: $(status "s['pitr_cache']")"
