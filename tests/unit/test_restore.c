@@ -62,17 +62,13 @@ setup(void)
   a = sqlenvfs_archiver_new(root, &error);
   ck_assert_no_error(error);
   th = g_thread_new("archiver", run_thread, a);
-  for (int i = 0; i < 200; i++) {
-    g_autoptr(GPtrArray) st = sqlenvfs_archiver_status(a);
-    const SqlenvfsArchiverDbStatus *s = st->len ? st->pdata[0] : NULL;
-    if (s && s->state == SQLENVFS_ARCHIVER_CAPTURING && !s->snapshot_pending)
-      break;
-    g_usleep(50 * 1000);
-  }
+  testutil_wait_capturing(a, "app");
   commit_rows(db, 1, 30);
   ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
   t_mid = sqlenvfs_clock_now();
-  g_usleep(20 * 1000);
+  /* s1 is pinned strictly after t_mid. */
+  while (sqlenvfs_clock_now() <= t_mid)
+    g_thread_yield();
   s1 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
   ck_assert_no_error(error);
   commit_rows(db, 31, 60);

@@ -2,7 +2,26 @@
 
 #include <stdlib.h>
 
+#include "sqlenvfs/archiver.h"
 #include "sqlenvfs/util.h"
+
+void
+testutil_wait_capturing(SqlenvfsArchiver *a, const char *db)
+{
+  gint64 deadline = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+  for (;;) {
+    g_autoptr(GPtrArray) st = sqlenvfs_archiver_status(a);
+    for (guint i = 0; i < st->len; i++) {
+      const SqlenvfsArchiverDbStatus *s = st->pdata[i];
+      if (g_strcmp0(s->db, db) == 0 && s->state == SQLENVFS_ARCHIVER_CAPTURING &&
+          !s->snapshot_pending)
+        return;
+    }
+    ck_assert_msg(g_get_monotonic_time() < deadline,
+                  "the archiver did not start capturing %s within 10 s", db);
+    g_usleep(20 * 1000);
+  }
+}
 
 char *
 testutil_tmpdir(void)

@@ -13,6 +13,12 @@ void testutil_tmpdir_cleanup(char *dir);
 void testutil_clock_set(gint64 us);
 void testutil_clock_reset(void);
 
+struct _SqlenvfsArchiver;
+
+/* Wait until the archiver @a (running in another thread) captures @db with
+ * no snapshot pending; fail the test if it has not within 10 s. */
+void testutil_wait_capturing(struct _SqlenvfsArchiver *a, const char *db);
+
 /* Run @s and return the process exit status. */
 int testutil_run(Suite *s);
 
