@@ -18,36 +18,42 @@ pitr_start_archiver "$R" "$T/a1"
 expect_fail 'already held by process' "$SQLENVFS" archive --root "$R"
 pass "a second archiver on the same root is refused"
 
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 16 \
-  --quiet-file "$T/quiet" --truncate-file "$T/truncate" --no-vacuum &
+# The writer runs until told to stop; each phase waits for the commits it
+# needs, counted in the writer's log.
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 600 \
+  --stop-file "$T/stop" --quiet-file "$T/quiet" --truncate-file "$T/truncate" --no-vacuum &
 WPID=$!
 track_pid $WPID
 
-# 1: a quiet phase; kill -9 inside it.
-sleep 3
+# 1: a quiet phase (the second commit after the file appears is small, as
+# are all after it); kill -9 inside it, and commits while it is down.
+pitr_wait_commits "$T/log" 60
 touch "$T/quiet"
-sleep 0.5
+pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 2 ))
 kill -9 "$(cat "$T/a1.pid")"
 wait "$(cat "$T/a1.pid")" 2>/dev/null || true
-sleep 2
+pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 10 ))
 pitr_start_archiver "$R" "$T/a2"
 rm -f "$T/quiet"
 grep -q 'GAP' "$T/a2.err" && { cat "$T/a2.err"; fail "a restart after a quiet outage reported a gap"; }
 grep -q 'capture was interrupted' "$T/a2.err" || fail "the outage was not reported: $(cat "$T/a2.err")"
 pass "restart 1: resumed without a gap, outage reported"
 
-# 2: kill -9 during heavy writes, truncate the WAL while it is down.
-sleep 3
+# 2: kill -9 during heavy writes (past at least one big transaction, every
+# 40th), truncate the WAL while it is down, and commit after the truncation.
+pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 60 ))
 kill -9 "$(cat "$T/a2.pid")"
 wait "$(cat "$T/a2.pid")" 2>/dev/null || true
 touch "$T/truncate"
 for i in $(seq 1 100); do [ -e "$T/truncate" ] || break; sleep 0.05; done
 [ ! -e "$T/truncate" ] || fail "the writer did not truncate the WAL"
-sleep 1
+pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 10 ))
 pitr_start_archiver "$R" "$T/a3"
 grep -q 'GAP' "$T/a3.err" || fail "a restart after a WAL truncation reported no gap: $(cat "$T/a3.err")"
 pass "restart 2: the gap is reported and a snapshot taken"
 
+pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 20 ))
+touch "$T/stop"
 wait $WPID
 pitr_stop_archiver "$T/a3"
 

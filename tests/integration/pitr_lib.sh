@@ -39,12 +39,27 @@ pitr_start_archiver() {
   fail "the archiver did not start capturing within 10 s"
 }
 
-# pitr_stop_archiver PREFIX: let it catch up, SIGTERM it, check it stopped cleanly.
+# pitr_stop_archiver PREFIX: SIGTERM it (it archives everything committed
+# before it stops and records that capture was complete up to then), check
+# it stopped cleanly.
 pitr_stop_archiver() {
   local prefix=$1 pid rc=0
   pid=$(cat "$prefix.pid")
-  sleep 1.2
   kill -TERM "$pid"
   wait "$pid" || rc=$?
   [ "$rc" -eq 0 ] || { cat "$prefix.err" >&2; fail "the archiver exited with $rc on SIGTERM"; }
+}
+
+# pitr_commits LOG: how many transactions the oracle's writer has logged.
+pitr_commits() { grep -c '^T ' "$1" 2>/dev/null || true; }
+
+# pitr_wait_commits LOG N: wait (up to 60 s) until the writer has logged at
+# least N transactions.
+pitr_wait_commits() {
+  local log=$1 n=$2 i
+  for i in $(seq 1 600); do
+    [ "$(pitr_commits "$log")" -ge "$n" ] && return 0
+    sleep 0.1
+  done
+  fail "the writer logged $(pitr_commits "$log") transactions within 60 s, expected $n"
 }
