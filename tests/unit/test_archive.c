@@ -449,10 +449,19 @@ START_TEST(test_written_when_complete_indexed_by_sync)
   ck_assert_int_eq(file_size(idx), idx0);
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
   ck_assert_no_error(error);
-  ck_assert_int_eq(file_size(idx), idx0 + 2 * 112); /* entries of 112 bytes (ARCHIVE.md) */
+  ck_assert_int_gt(file_size(idx), idx0);
   {
     g_autoptr(SqlenvfsArchive) a = open_reader();
+    Seen seen = { 0 };
     ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+    check_commit(a, sqlenvfs_archive_entry(a, 0), 1);
+    check_commit(a, sqlenvfs_archive_entry(a, 1), 2);
+    check_commit(a, sqlenvfs_archive_entry(a, 2), 3);
+    /* The synced index agrees with its segment. */
+    ck_assert(sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(seen.n, 0);
+    g_free(seen.files);
   }
 }
 END_TEST
@@ -511,8 +520,8 @@ START_TEST(test_corrupt_index_falls_back)
   for (guint k = 1; k <= 6; k++)
     add_commit(w, k, 2);
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  /* Damage entry 3 of the index: readers rebuild from the segment. */
-  flip_byte(idx, 32 + 2 * 112 + 20);
+  /* Damage the last entry of the index: readers rebuild from the segment. */
+  flip_byte(idx, file_size(idx) - 20);
   a = open_reader();
   ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 6);
   for (guint k = 1; k <= 6; k++)
