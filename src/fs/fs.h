@@ -107,6 +107,14 @@ typedef struct {
   SqlenvfsOps *ops;
 } Fs;
 
+/* mount.c ---------------------------------------------------------------- */
+
+/* The state of a mount of @root (borrowed; must outlive it), before any
+ * session: nodes, ops, ctl and pitr (no thread started); the caller sets the
+ * archiver. fs_free() frees it all (stopping ctl's thread if started). */
+Fs *fs_new(SqlenvfsRoot *root, gboolean allow_other);
+void fs_free(Fs *fs);
+
 /* fs.c ------------------------------------------------------------------- */
 
 extern const struct fuse_lowlevel_ops sqlenvfs_fs_ops;

@@ -217,7 +217,7 @@ rewrite_lock_pid(int fd)
     g_message("could not record the daemon's pid in the mount lock file");
 }
 
-static Fs *
+Fs *
 fs_new(SqlenvfsRoot *root, gboolean allow_other)
 {
   Fs *fs = g_new0(Fs, 1);
@@ -268,7 +268,7 @@ archiver_stop(Fs *fs)
   sqlenvfs_ops_set_archiver(fs->ops, NULL);
 }
 
-static void
+void
 fs_free(Fs *fs)
 {
   fs_ctl_free(fs->ctl);
