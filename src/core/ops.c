@@ -527,9 +527,9 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
   SqlenvfsOpResult res = { 0 };
   gboolean ok;
 
-  g_return_val_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS, FALSE);
   if (out)
     memset(out, 0, sizeof *out);
+  g_return_val_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS, FALSE);
 
   g_mutex_lock(&ops->run_lock);
   res.has_run = TRUE;

@@ -55,7 +55,7 @@ run_thread(gpointer data)
   for (;;) {
     CtlJob *job = g_async_queue_pop(ctl->queue);
     g_autoptr(GError) error = NULL;
-    SqlenvfsOpOutcome out;
+    SqlenvfsOpOutcome out = { 0 };
     if (job->req == NULL) {
       job_free(job);
       break;
