@@ -11,8 +11,9 @@
  *   backup       store.h  sqlenvfs_store_create(BACKUP)
  *   snapshot     store.h  sqlenvfs_store_create(SNAPSHOT)
  *   refresh-dev  env.h    sqlenvfs_env_refresh_dev(), or, with a time,
- *                         restore.h plan + image -> sqlenvfs_env_refresh_dev_from_image()
- *                         (after the running archiver has archived up to now)
+ *                         restore.h sqlenvfs_restore_plan() and
+ *                         sqlenvfs_restore_refresh_dev() (after the archiver
+ *                         running in this process has archived up to now)
  *   verify       store.h  every backup and snapshot; archive.h every database's
  *                         WAL archive chain
  *   prune        store.h  retention, keeping the bases of the retained
@@ -34,7 +35,8 @@
  *
  * Invariants:
  *   (1) sqlenvfs_ops_run() never runs two operations at once on one
- *       SqlenvfsOps: a second caller waits for the first to finish.
+ *       SqlenvfsOps: a second caller waits for the first to finish. (A mount
+ *       has one; each command line process has its own.)
  *   (2) The last result of each operation is replaced only when a run
  *       finishes (success or failure), never half-way.
  */
