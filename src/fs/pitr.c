@@ -510,6 +510,11 @@ rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *si
     unlink(tmp);
     return sqlenvfs_error_errno(error, e, "write", tmp);
   }
+  /* Never keep an image whose base changed after it was checked. */
+  if (!sqlenvfs_restore_base_unchanged(rp, error)) {
+    unlink(tmp);
+    return FALSE;
+  }
   if (g_getenv(TEST_REBUILD_DELAY_ENV) != NULL)
     g_usleep((gulong)g_ascii_strtoull(g_getenv(TEST_REBUILD_DELAY_ENV), NULL, 10) * 1000);
   if (rename(tmp, path) != 0) {
