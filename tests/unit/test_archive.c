@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -640,6 +641,118 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/* Prune records what it removes (PRUNED, checksummed lines, never wider
+ * than a segment), so that verify tells a pruned segment from one that was
+ * deleted or lost, and names the latter. */
+START_TEST(test_prune_log)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *log = g_build_filename(dir, "PRUNED", NULL);
+  g_autofree char *seg1 = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
+  g_autofree char *seg4 = g_build_filename(dir, "0000000000000004.seg", NULL);
+  g_autofree char *text = NULL;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  struct stat st_log, st_seg;
+  guint n_segs;
+
+  for (guint k = 1; k <= 30; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n_segs = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n_segs, 5);
+  ck_assert_int_eq(sqlenvfs_archive_prune(dir, sqlenvfs_archive_segment(a, 2)->first_seq, FALSE,
+                                          NULL, &error), 2);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert(g_file_get_contents(log, &text, NULL, NULL));
+  ck_assert(g_str_has_prefix(text, "segment=0000000000000001 first-seq=1 "));
+  ck_assert(strstr(text, "\nsegment=0000000000000002 ") != NULL);
+  ck_assert_int_eq(stat(log, &st_log), 0);
+  ck_assert_int_eq(stat(seg3, &st_seg), 0);
+  ck_assert_int_eq(st_log.st_mode & ~st_seg.st_mode & 0777, 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* The next segment deleted by hand: named, not taken for pruning. */
+  ck_assert_int_eq(unlink(seg3), 0);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(strstr(seen.files, "0000000000000003.seg: segment 0000000000000003.seg is "
+                                   "missing and no prune removed it") != NULL, "%s", seen.files);
+  ck_assert(strstr(seen.files, "0000000000000001.seg") == NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+
+  /* A damaged line of the log: reported, and its segment is missing. */
+  flip_byte(log, 30);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert(strstr(seen.files, "PRUNED: line 1 is damaged") != NULL);
+  ck_assert(strstr(seen.files, "0000000000000001.seg: segment 0000000000000001.seg is missing") !=
+            NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+  flip_byte(log, 30);
+
+  /* An append a crash cut short removed nothing: cut off by the next prune,
+   * which goes on after it. */
+  {
+    FILE *f = fopen(log, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("segment=0000000000000003 first-se", f);
+    fclose(f);
+  }
+  ck_assert_int_eq(sqlenvfs_archive_prune(dir, G_MAXUINT64, FALSE, NULL, &error),
+                   (int)n_segs - 4); /* 4.. up to the last, which stays */
+  ck_assert_no_error(error);
+  g_clear_pointer(&text, g_free);
+  ck_assert(g_file_get_contents(log, &text, NULL, NULL));
+  ck_assert(strstr(text, "first-se\n") == NULL && strstr(text, "first-sesegment") == NULL);
+  ck_assert(!g_file_test(seg4, G_FILE_TEST_EXISTS));
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(seen.n == 1, "%s", seen.files); /* only segment 3, which nobody pruned */
+  ck_assert(strstr(seen.files, "0000000000000003.seg") != NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+  ck_assert(!g_file_test(seg1, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* Segments 1..13 of 14 deleted without a prune: verify names them. */
+START_TEST(test_deleted_segments_are_not_pruned)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  guint n;
+
+  for (guint k = 1; k <= 80; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 14);
+  for (guint i = 0; i + 1 < n; i++) {
+    g_autofree char *idx = g_strdup(sqlenvfs_archive_segment(a, i)->path);
+    ck_assert_int_eq(unlink(sqlenvfs_archive_segment(a, i)->path), 0);
+    strcpy(idx + strlen(idx) - 3, "idx");
+    unlink(idx);
+  }
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(seen.files, "0000000000000001.seg: segments 0000000000000001.seg to ") !=
+                NULL, "%s", seen.files);
+  ck_assert(strstr(seen.files, "no prune removed them") != NULL);
+  g_clear_error(&error);
+  g_free(seen.files);
+}
+END_TEST
+
 START_TEST(test_clock_back_and_alive)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
@@ -697,6 +810,8 @@ archive_suite(void)
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
+  tcase_add_test(tc, test_prune_log);
+  tcase_add_test(tc, test_deleted_segments_are_not_pruned);
   tcase_add_test(tc, test_prune);
   tcase_add_test(tc, test_clock_back_and_alive);
   tcase_add_test(tc, test_empty_and_missing);
