@@ -237,6 +237,16 @@ gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
 guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                       guint64 *data_offset, GError **error);
 
+/* Read every COMMIT record of @a in full and check it as read_commit does,
+ * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
+ * seq 0, its segment, offset and length kept), so that windows and plans
+ * never bridge it and a later base starts a new chain. What was found is
+ * remembered in the process per segment file while the file is unchanged
+ * (dev, inode, size, mtime, ctime); a segment that only grew has only its
+ * new records read. Returns how many records are damaged, or -1 and *error
+ * on an I/O error. */
+int sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error);
+
 /* The reason text of a GAP record (newly allocated; "" for synthetic ones). */
 char *sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                      GError **error);

@@ -4,6 +4,10 @@
  * archive (archive.h). The rules are in docs/ARCHIVE.md ("Chains, outages
  * and the recoverable window").
  *
+ * Windows are computed after every archived COMMIT record was checked
+ * (sqlenvfs_archive_check_records): a damaged record breaks its chain like
+ * a gap, so windows, plans and restores agree on what is recoverable.
+ *
  * Restoring to T gives exactly the state after the last transaction
  * captured at or before T. A T outside the recoverable window — before its
  * start, after the last archived time, inside a gap or an outage — is

@@ -1793,6 +1793,138 @@ sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e
 }
 
 /* ------------------------------------------------------------------ */
+/* Checking every record                                                */
+
+/* What check_records found in one segment file (memo by identity). */
+typedef struct {
+  guint64 dev, ino, size;
+  gint64 mtime_ns, ctime_ns;
+  guint64 checked_upto; /* every COMMIT record ending at or before this was read */
+  GArray *bad;          /* guint64 offsets of the records that failed */
+} SegMemo;
+
+static GMutex memo_lock;
+static GHashTable *memos; /* path -> SegMemo * */
+
+static void
+seg_memo_free(gpointer p)
+{
+  SegMemo *m = p;
+  g_array_unref(m->bad);
+  g_free(m);
+}
+
+static gboolean
+offset_is_bad(const GArray *bad, guint64 off)
+{
+  for (guint i = 0; i < bad->len; i++)
+    if (g_array_index(bad, guint64, i) == off)
+      return TRUE;
+  return FALSE;
+}
+
+int
+sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error)
+{
+  guint n_segs = a->segments->len;
+  g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  int n_bad = 0;
+
+  /* What is already known of each segment. */
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = memos ? g_hash_table_lookup(memos, seg->path) : NULL;
+    GArray *b = g_array_new(FALSE, FALSE, sizeof(guint64));
+    g_ptr_array_add(bad, b);
+    if (stat(seg->path, &st[si]) != 0) {
+      st[si].st_ino = 0; /* gone: nothing is remembered for it */
+      continue;
+    }
+    if (m == NULL || m->dev != (guint64)st[si].st_dev || m->ino != (guint64)st[si].st_ino)
+      continue;
+    if (m->size == (guint64)st[si].st_size &&
+        m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
+        m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
+      start[si] = m->checked_upto; /* unchanged */
+    } else if ((guint64)st[si].st_size > m->size) {
+      start[si] = m->checked_upto; /* appended to: only the new records */
+    } else {
+      continue; /* changed in place: read it all again */
+    }
+    g_array_append_vals(b, m->bad->data, m->bad->len);
+  }
+  g_mutex_unlock(&memo_lock);
+
+  /* Read what is not known yet. */
+  for (guint i = 0; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    g_autoptr(GError) local = NULL;
+    g_autofree guint32 *pgnos = NULL;
+    guint64 data;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0)
+      continue;
+    upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
+    if (e->offset < start[e->segment])
+      continue;
+    pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
+    if (pgnos != NULL)
+      continue;
+    if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return -1;
+    }
+    g_info("archive %s: %s", a->dir, local->message);
+    g_array_append_val((GArray *)bad->pdata[e->segment], e->offset);
+  }
+
+  /* Remember, then mark the damaged records (invariant 2: never bridged). */
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL || g_hash_table_size(memos) > 65536) {
+    g_clear_pointer(&memos, g_hash_table_destroy);
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  }
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    SegMemo *m;
+    if (st[si].st_ino == 0)
+      continue;
+    m = g_new0(SegMemo, 1);
+    m->dev = (guint64)st[si].st_dev;
+    m->ino = (guint64)st[si].st_ino;
+    m->size = (guint64)st[si].st_size;
+    m->mtime_ns = (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec;
+    m->ctime_ns = (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec;
+    m->checked_upto = MAX(upto[si], start[si]);
+    m->bad = g_array_ref(bad->pdata[si]);
+    g_hash_table_replace(memos, g_strdup(seg->path), m);
+  }
+  g_mutex_unlock(&memo_lock);
+
+  for (guint i = 0; i < a->entries->len; i++) {
+    SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    SqlenvfsArchiveEntry gap = { 0 };
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
+        !offset_is_bad(bad->pdata[e->segment], e->offset))
+      continue;
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = e->time;
+    gap.aux_time = i > 0 ? g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time : 0;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = e->segment;
+    gap.offset = e->offset;
+    gap.length = e->length;
+    *e = gap;
+    n_bad++;
+  }
+  return n_bad;
+}
+
+/* ------------------------------------------------------------------ */
 /* The prune log                                                        */
 
 #define PRUNE_LOG "PRUNED"

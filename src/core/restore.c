@@ -294,6 +294,12 @@ chain_note(Timeline *tl, guint c)
     return g_strdup("older archive segments were pruned");
   if (e->reason == SQLENVFS_GAP_FIRST_START)
     return g_strdup(sqlenvfs_archive_gap_reason_text(e->reason));
+  if (e->reason == SQLENVFS_GAP_DAMAGED) {
+    g_autofree char *seg =
+      g_path_get_basename(sqlenvfs_archive_segment(tl->a, e->segment)->path);
+    return g_strdup_printf("gap: %s in %s (run `sqlenvfs verify`)",
+                           sqlenvfs_archive_gap_reason_text(e->reason), seg);
+  }
   text = sqlenvfs_archive_read_gap_text(tl->a, e, NULL);
   return g_strdup_printf("gap: %s%s%s%s", sqlenvfs_archive_gap_reason_text(e->reason),
                          text && *text ? " (" : "", text && *text ? text : "",
@@ -351,7 +357,7 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
   tl->db = g_strdup(db);
   tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   tl->a = sqlenvfs_archive_open(tl->dir, error);
-  if (tl->a == NULL)
+  if (tl->a == NULL || sqlenvfs_archive_check_records(tl->a, error) < 0)
     return NULL;
   tl->alive = sqlenvfs_archive_alive(tl->a);
   tl->copies = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
@@ -473,6 +479,46 @@ set_nothing_error(const Timeline *tl, GError **error)
                 tl->db, skipped);
 }
 
+/* The first entry standing for damaged records (a DAMAGED gap) with a time
+ * in (@after, @upto], or NULL. */
+static const SqlenvfsArchiveEntry *
+damage_between(const Timeline *tl, gint64 after, gint64 upto)
+{
+  guint n = sqlenvfs_archive_n_entries(tl->a);
+  gint i = sqlenvfs_archive_find_time(tl->a, after);
+  for (guint k = (guint)MAX(i, 0); k < n; k++) {
+    const SqlenvfsArchiveEntry *e = E(tl, k);
+    if (e->time > upto)
+      break;
+    if (e->time > after && e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED)
+      return e;
+  }
+  return NULL;
+}
+
+/* Refuse @target (or `latest`, when @is_latest) because of damaged records
+ * @d before it. */
+static void
+set_damage_error(const Timeline *tl, const SqlenvfsArchiveEntry *d, gint64 target,
+                 gboolean is_latest, GError **error)
+{
+  g_autofree char *seg = g_path_get_basename(sqlenvfs_archive_segment(tl->a, d->segment)->path);
+  g_autofree char *when = sqlenvfs_time_format_iso(target);
+  g_autofree char *at = sqlenvfs_time_format_iso(d->time);
+  g_autofree char *list = describe_windows(tl);
+  if (is_latest)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: the latest archived state cannot be restored: records from %s on are "
+                "missing or unreadable in %s, and no backup or snapshot follows them "
+                "(recoverable: %s; restore to a time in it, run `sqlenvfs verify`, and take a "
+                "snapshot)", tl->db, at, seg, list);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
+                "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
+                seg, list);
+}
+
 /* The key of a base in a list of tried ones. */
 static char *
 base_key(SqlenvfsCopyKind kind, const char *name)
@@ -559,6 +605,13 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
     return NULL;
   }
   target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
+  if (t->is_latest) {
+    const SqlenvfsArchiveEntry *d = damage_between(tl, target, G_MAXINT64);
+    if (d != NULL) {
+      set_damage_error(tl, d, target, TRUE, error);
+      return NULL;
+    }
+  }
   for (guint i = 0; i < tl->windows->len; i++) {
     const Window *w = &g_array_index(tl->windows, Window, i);
     if (w->from <= target && target <= w->to)
@@ -569,7 +622,15 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
     g_autofree char *list = describe_windows(tl);
     const Window *first = &g_array_index(tl->windows, Window, 0);
     const Window *last = &g_array_index(tl->windows, Window, tl->windows->len - 1);
-    if (target < first->from)
+    const SqlenvfsArchiveEntry *d = NULL;
+    for (guint i = tl->windows->len; i > 0 && d == NULL; i--) {
+      const Window *w = &g_array_index(tl->windows, Window, i - 1);
+      if (w->to < target)
+        d = damage_between(tl, w->to, target);
+    }
+    if (d != NULL)
+      set_damage_error(tl, d, target, FALSE, error);
+    else if (target < first->from)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
                   name, when, list);

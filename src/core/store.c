@@ -863,7 +863,7 @@ sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *i
   }
   g_mutex_unlock(&verdicts_lock);
   if (!ok) {
-    g_warning("base %s is not what its MANIFEST says: %s", sdb->path, reason);
+    g_info("base %s is not what its MANIFEST says: %s", sdb->path, reason);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s", sdb->path,
                 reason);
   }

@@ -501,6 +501,75 @@ START_TEST(test_corrupt_page)
 }
 END_TEST
 
+/* Bytes this process has read so far (read and pread), from /proc. */
+static guint64
+bytes_read(void)
+{
+  g_autofree char *io = NULL;
+  const char *p;
+  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
+  p = strstr(io, "rchar: ");
+  ck_assert_ptr_nonnull(p);
+  return g_ascii_strtoull(p + 7, NULL, 10);
+}
+
+/* check_records turns a corrupt record into a DAMAGED gap (never a state),
+ * and reads again only what changed or is new. */
+START_TEST(test_check_records)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  const SqlenvfsArchiveEntry *e5;
+  g_autofree char *seg_path = NULL;
+  GError *error = NULL;
+  guint64 before, off5;
+  guint n_entries;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 0);
+  ck_assert_no_error(error);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Unchanged: nothing is read again. */
+  a = open_reader();
+  before = bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 0);
+  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  e5 = entry_seq(a, 5);
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
+  off5 = e5->offset;
+  flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Changed in place: read again, and record 5 is a gap now. */
+  a = open_reader();
+  n_entries = sqlenvfs_archive_n_entries(a);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 1);
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), n_entries);
+  ck_assert_ptr_null(entry_seq(a, 5));
+  for (guint i = 0; i < n_entries; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    if (e->type == SQLENVFS_ARCHIVE_GAP && e->offset == off5) {
+      ck_assert_int_eq(e->reason, SQLENVFS_GAP_DAMAGED);
+      ck_assert(!sqlenvfs_archive_entry_is_state(e));
+      ck_assert_str_eq(sqlenvfs_archive_segment(a, e->segment)->path, seg_path);
+    }
+  }
+  ck_assert(entry_seq(a, 4) != NULL && entry_seq(a, 6) != NULL);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Appended to: the damage is still known, only the new record is read. */
+  add_commit(w, 13, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 1);
+  ck_assert_ptr_null(entry_seq(a, 5));
+}
+END_TEST
+
 START_TEST(test_corrupt_index_falls_back)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
@@ -807,6 +876,7 @@ archive_suite(void)
   tcase_add_test(tc, test_torn_garbage_and_abort);
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
+  tcase_add_test(tc, test_check_records);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
