@@ -116,6 +116,11 @@ gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b
 gboolean sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
                                    GError **error);
 
+/* Whether sqlenvfs_store_check_base() already found @sdb's file, as it is
+ * now, bad in this process (a stat, nothing read). Sets *reason (newly
+ * allocated) when it did. */
+gboolean sqlenvfs_store_base_known_bad(const SqlenvfsStoredDb *sdb, char **reason);
+
 /* The directory of @kind (backups/prod/daily or backups/prod/snapshots). */
 const char *sqlenvfs_store_dir(SqlenvfsRoot *root, SqlenvfsCopyKind kind);
 

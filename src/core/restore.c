@@ -374,8 +374,16 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
     const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
     const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, db);
     Base b = { copy, sdb, -1, 0 };
+    g_autofree char *why = NULL;
     if (sdb == NULL)
       continue;
+    if (sqlenvfs_store_base_known_bad(sdb, &why)) {
+      /* Found bad by a restore in this process: no window starts from it. */
+      g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
+                                                      sqlenvfs_copy_kind_name(copy->kind),
+                                                      copy->name, why));
+      continue;
+    }
     b.idx = tl->chains->len ? map_base(tl, sdb) : -1;
     if (b.idx >= 0) {
       Chain *ch;
@@ -447,18 +455,32 @@ describe_windows(const Timeline *tl)
   return g_string_free(s, FALSE);
 }
 
-/* "; not usable: <entry>: <why>; ..." for the copies the timeline had to
- * leave out, or "". */
+/* " (not usable: <kind> <entry>: <why>; ...)" for the copies the timeline
+ * had to leave out, but those named in @except (base keys; may be NULL),
+ * or "". */
 static char *
-describe_unreadable(const Timeline *tl)
+describe_unreadable_except(const Timeline *tl, GHashTable *except)
 {
   GString *s = g_string_new(NULL);
-  for (guint i = 0; i < tl->unreadable->len; i++)
-    g_string_append_printf(s, "%s%s", i ? "; " : " (not usable: ",
-                           (const char *)tl->unreadable->pdata[i]);
+  for (guint i = 0; i < tl->unreadable->len; i++) {
+    const char *line = tl->unreadable->pdata[i];
+    const char *colon = strchr(line, ':');
+    if (except != NULL && colon != NULL) {
+      g_autofree char *key = g_strndup(line, (gsize)(colon - line));
+      if (g_hash_table_contains(except, key))
+        continue;
+    }
+    g_string_append_printf(s, "%s%s", s->len ? "; " : " (not usable: ", line);
+  }
   if (s->len)
     g_string_append(s, ")");
   return g_string_free(s, FALSE);
+}
+
+static char *
+describe_unreadable(const Timeline *tl)
+{
+  return describe_unreadable_except(tl, NULL);
 }
 
 /* Why nothing at all can be restored. */
@@ -761,7 +783,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
     next = j < 0 ? NULL : pick_base(tl, chain_of(tl, (guint)j), j, tried);
     if (next == NULL) {
       g_autofree char *when = sqlenvfs_time_format_iso(plan->state_us);
-      g_autofree char *skipped = describe_unreadable(tl);
+      g_autofree char *skipped = describe_unreadable_except(tl, tried);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "restore %s: no good base for the state of %s, refusing to build it: %s%s "
                   "(run `sqlenvfs verify`; take a new snapshot with `sqlenvfs snapshot`)",

@@ -870,6 +870,33 @@ sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *i
   return ok;
 }
 
+gboolean
+sqlenvfs_store_base_known_bad(const SqlenvfsStoredDb *sdb, char **reason)
+{
+  SqlenvfsFileId id;
+  gboolean bad = FALSE;
+  int fd = open(sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return FALSE; /* the check itself says what is wrong */
+  if (!sqlenvfs_file_id_get(fd, sdb->path, &id, NULL)) {
+    close(fd);
+    return FALSE;
+  }
+  close(fd);
+  g_mutex_lock(&verdicts_lock);
+  if (verdicts != NULL) {
+    const Verdict *v = g_hash_table_lookup(verdicts, sdb->path);
+    if (v != NULL && verdict_applies(v, &id, sdb) && v->reason != NULL) {
+      bad = TRUE;
+      if (reason)
+        *reason = g_strdup(v->reason);
+    }
+  }
+  g_mutex_unlock(&verdicts_lock);
+  return bad;
+}
+
 /* --------------------------------------------------------------- verify */
 
 /* Check one stored database (every MANIFEST field against the file, then

@@ -247,6 +247,19 @@ START_TEST(test_bad_base_falls_back)
   ck_assert(strstr(error->message, ".tmp-") == NULL);
   g_clear_error(&error);
   ck_assert(!g_file_test(out, G_FILE_TEST_EXISTS));
+
+  /* Known bad in this process: no window starts from them any more, and
+   * planning says why. */
+  {
+    g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, "app", &error);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(wins->len, 0);
+  }
+  ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  ck_assert_msg(strstr(error->message, "not usable") != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, d0->path) != NULL);
+  g_clear_error(&error);
 }
 END_TEST
 
