@@ -1997,7 +1997,10 @@ load_prune_log(const char *dir, Problems *p)
               "unknown", i + 1);
       continue;
     }
-    g_hash_table_replace(t, g_memdup2(&ps, sizeof ps), g_memdup2(&ps, sizeof ps));
+    {
+      PrunedSegment *v = g_memdup2(&ps, sizeof ps);
+      g_hash_table_replace(t, &v->number, v); /* the key lives in the value */
+    }
   }
   if (n > 0 && lines[n - 1][0] != '\0')
     g_debug("archive %s: %s ends with an unfinished line (ignored)", dir, path);
