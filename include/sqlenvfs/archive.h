@@ -241,11 +241,18 @@ guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveE
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
  * seq 0, its segment, offset and length kept), so that windows and plans
  * never bridge it and a later base starts a new chain. What was found is
- * remembered in the process per segment file while the file is unchanged
- * (dev, inode, size, mtime, ctime); a segment that only grew has only its
- * new records read. Returns how many records are damaged, or -1 and *error
- * on an I/O error. */
-int sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error);
+ * remembered per segment file while the file is unchanged (dev, inode,
+ * size, mtime, ctime): in the process, and, when @memo_path is not NULL, in
+ * that file (checksummed, written atomically, 0600; unreadable or damaged
+ * means forgotten), so that other processes need not read again. A segment
+ * that only grew has only its new records read; one changed in place is
+ * read again. Returns how many records are damaged, or -1 and *error on an
+ * I/O error. */
+int sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error);
+
+/* Forget, in this process, what check_records found (tests; a caller that
+ * wants every record read again). */
+void sqlenvfs_archive_forget_checks(void);
 
 /* The reason text of a GAP record (newly allocated; "" for synthetic ones). */
 char *sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,

@@ -1823,8 +1823,124 @@ offset_is_bad(const GArray *bad, guint64 off)
   return FALSE;
 }
 
+static SegMemo *
+seg_memo_new(const struct stat *st, guint64 checked_upto, GArray *bad /* ref taken */)
+{
+  SegMemo *m = g_new0(SegMemo, 1);
+  m->dev = (guint64)st->st_dev;
+  m->ino = (guint64)st->st_ino;
+  m->size = (guint64)st->st_size;
+  m->mtime_ns = (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  m->ctime_ns = (gint64)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+  m->checked_upto = checked_upto;
+  m->bad = bad;
+  return m;
+}
+
+void
+sqlenvfs_archive_forget_checks(void)
+{
+  g_mutex_lock(&memo_lock);
+  g_clear_pointer(&memos, g_hash_table_destroy);
+  g_mutex_unlock(&memo_lock);
+}
+
+/* The memo file (see sqlenvfs_archive_check_records):
+ *   "<segment file name> <dev> <ino> <size> <mtime ns> <ctime ns> <checked
+ *    up to> <bad offsets, comma-separated, or ->\n" per segment, then
+ *   "crc32=0x<8 hex>\n" over every byte before it.
+ * Adds what it says of the segments of @dir to the process memo, for paths
+ * the memo does not hold yet. A file that fails its checksum is ignored. */
+static void
+load_memo_file(const char *memo_path, const char *dir)
+{
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *tail;
+  gsize len = 0;
+  guint32 sum;
+
+  if (memo_path == NULL || !g_file_get_contents(memo_path, &data, &len, NULL))
+    return;
+  tail = g_strrstr_len(data, (gssize)len, "crc32=0x");
+  if (tail == NULL || (tail != data && tail[-1] != '\n') ||
+      sscanf(tail, "crc32=0x%8x", &sum) != 1 || sum != crc(0, data, (gsize)(tail - data))) {
+    g_debug("ignoring %s: it fails its checksum", memo_path);
+    return;
+  }
+  data[tail - data] = '\0';
+  lines = g_strsplit(data, "\n", -1);
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  for (char **l = lines; *l; l++) {
+    char name[64], bad[4096];
+    struct stat st = { 0 };
+    guint64 dev, ino, size, upto;
+    gint64 mt, ct;
+    g_autofree char *path = NULL;
+    GArray *offs;
+    if (sscanf(*l, "%63s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " %4095s",
+               name, &dev, &ino, &size, &mt, &ct, &upto, bad) != 8 ||
+        strchr(name, '/') != NULL)
+      continue;
+    path = g_build_filename(dir, name, NULL);
+    if (g_hash_table_contains(memos, path))
+      continue;
+    offs = g_array_new(FALSE, FALSE, sizeof(guint64));
+    if (strcmp(bad, "-") != 0) {
+      g_auto(GStrv) parts = g_strsplit(bad, ",", -1);
+      for (char **q = parts; *q; q++) {
+        guint64 o = g_ascii_strtoull(*q, NULL, 10);
+        g_array_append_val(offs, o);
+      }
+    }
+    st.st_dev = (dev_t)dev;
+    st.st_ino = (ino_t)ino;
+    st.st_size = (off_t)size;
+    st.st_mtim.tv_sec = mt / 1000000000;
+    st.st_mtim.tv_nsec = mt % 1000000000;
+    st.st_ctim.tv_sec = ct / 1000000000;
+    st.st_ctim.tv_nsec = ct % 1000000000;
+    g_hash_table_replace(memos, g_steal_pointer(&path), seg_memo_new(&st, upto, offs));
+  }
+  g_mutex_unlock(&memo_lock);
+}
+
+/* Write what the process memo says of the segments of @a to @memo_path
+ * (atomically, mode 0600); a failure only costs a later reader time. */
+static void
+save_memo_file(SqlenvfsArchive *a, const char *memo_path)
+{
+  GString *s = g_string_new(NULL);
+  g_autoptr(GError) local = NULL;
+
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; memos != NULL && si < a->segments->len; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = g_hash_table_lookup(memos, seg->path);
+    g_autofree char *name = g_path_get_basename(seg->path);
+    if (m == NULL)
+      continue;
+    g_string_append_printf(s, "%s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " ",
+                           name, m->dev, m->ino, m->size, m->mtime_ns, m->ctime_ns,
+                           m->checked_upto);
+    for (guint i = 0; i < m->bad->len && i < 256; i++)
+      g_string_append_printf(s, "%s%" G_GUINT64_FORMAT, i ? "," : "",
+                             g_array_index(m->bad, guint64, i));
+    g_string_append(s, m->bad->len ? "\n" : "-\n");
+  }
+  g_mutex_unlock(&memo_lock);
+  g_string_append_printf(s, "crc32=0x%08x\n", crc(0, s->str, s->len));
+  if (!sqlenvfs_write_file_atomic(memo_path, s->str, s->len, 0600, &local))
+    g_debug("remember archive checks: %s", local->message);
+  g_string_free(s, TRUE);
+}
+
 int
-sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error)
+sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
 {
   guint n_segs = a->segments->len;
   g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
@@ -1832,7 +1948,9 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error)
   g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
   g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   int n_bad = 0;
+  guint n_read = 0;
 
+  load_memo_file(memo_path, a->dir);
   /* What is already known of each segment. */
   g_mutex_lock(&memo_lock);
   for (guint si = 0; si < n_segs; si++) {
@@ -1870,6 +1988,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error)
     upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
     if (e->offset < start[e->segment])
       continue;
+    n_read++;
     pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
     if (pgnos != NULL)
       continue;
@@ -1892,17 +2011,12 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, GError **error)
     SegMemo *m;
     if (st[si].st_ino == 0)
       continue;
-    m = g_new0(SegMemo, 1);
-    m->dev = (guint64)st[si].st_dev;
-    m->ino = (guint64)st[si].st_ino;
-    m->size = (guint64)st[si].st_size;
-    m->mtime_ns = (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec;
-    m->ctime_ns = (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec;
-    m->checked_upto = MAX(upto[si], start[si]);
-    m->bad = g_array_ref(bad->pdata[si]);
+    m = seg_memo_new(&st[si], MAX(upto[si], start[si]), g_array_ref(bad->pdata[si]));
     g_hash_table_replace(memos, g_strdup(seg->path), m);
   }
   g_mutex_unlock(&memo_lock);
+  if (memo_path != NULL && n_read > 0)
+    save_memo_file(a, memo_path);
 
   for (guint i = 0; i < a->entries->len; i++) {
     SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);

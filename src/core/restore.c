@@ -357,8 +357,18 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
   tl->db = g_strdup(db);
   tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   tl->a = sqlenvfs_archive_open(tl->dir, error);
-  if (tl->a == NULL || sqlenvfs_archive_check_records(tl->a, error) < 0)
+  if (tl->a == NULL)
     return NULL;
+  {
+    /* What was checked is remembered in the root's state directory. */
+    const char *state = sqlenvfs_root_path(root, SQLENVFS_DIR_STATE);
+    g_autofree char *name = g_strdup_printf("checked-%s", db);
+    g_autofree char *memo = g_build_filename(state, name, NULL);
+    gboolean have_state = g_file_test(state, G_FILE_TEST_IS_DIR) ||
+                          sqlenvfs_mkdir_p(state, 0700, NULL);
+    if (sqlenvfs_archive_check_records(tl->a, have_state ? memo : NULL, error) < 0)
+      return NULL;
+  }
   tl->alive = sqlenvfs_archive_alive(tl->a);
   tl->copies = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
   tl->unreadable = g_ptr_array_new_with_free_func(g_free);

@@ -529,14 +529,14 @@ START_TEST(test_check_records)
     add_commit(w, k, 8);
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
   a = open_reader();
-  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 0);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
   ck_assert_no_error(error);
   g_clear_pointer(&a, sqlenvfs_archive_free);
 
   /* Unchanged: nothing is read again. */
   a = open_reader();
   before = bytes_read();
-  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 0);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
   ck_assert_uint_lt(bytes_read() - before, 8 * PS);
   e5 = entry_seq(a, 5);
   seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
@@ -547,7 +547,7 @@ START_TEST(test_check_records)
   /* Changed in place: read again, and record 5 is a gap now. */
   a = open_reader();
   n_entries = sqlenvfs_archive_n_entries(a);
-  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 1);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
   ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), n_entries);
   ck_assert_ptr_null(entry_seq(a, 5));
   for (guint i = 0; i < n_entries; i++) {
@@ -565,8 +565,78 @@ START_TEST(test_check_records)
   add_commit(w, 13, 1);
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
   a = open_reader();
-  ck_assert_int_eq(sqlenvfs_archive_check_records(a, &error), 1);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
   ck_assert_ptr_null(entry_seq(a, 5));
+}
+END_TEST
+
+/* What check_records found is remembered in a memo file for other
+ * processes: trusted only while each segment is unchanged and the file's
+ * own checksum holds. */
+START_TEST(test_check_records_memo_file)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *memo = g_build_filename(tmp, "checked-app", NULL);
+  g_autofree char *seg_path = NULL;
+  const SqlenvfsArchiveEntry *e5;
+  GError *error = NULL;
+  guint64 before;
+  struct stat st;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
+  ck_assert_int_eq(stat(memo, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0077, 0);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Another process (nothing remembered in memory): the file answers. */
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  before = bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
+  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  e5 = entry_seq(a, 5);
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
+  flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* The segment changed: read again whatever the file says. */
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1); /* remembered bad */
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* A memo file that was tampered with (every segment claimed good, the
+   * old checksum kept) is not believed. */
+  {
+    g_autofree char *text = NULL;
+    GString *forged = g_string_new(NULL);
+    g_auto(GStrv) lines = NULL;
+    ck_assert(g_file_get_contents(memo, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+      if (g_str_has_prefix(*l, "crc32="))
+        g_string_append_printf(forged, "%s\n", *l);
+      else {
+        char *sp = strrchr(*l, ' ');
+        *sp = '\0';
+        g_string_append_printf(forged, "%s -\n", *l);
+      }
+    }
+    ck_assert(g_file_set_contents(memo, forged->str, -1, NULL));
+    g_string_free(forged, TRUE);
+  }
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1);
 }
 END_TEST
 
@@ -877,6 +947,7 @@ archive_suite(void)
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_check_records);
+  tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
