@@ -202,9 +202,28 @@ build_chains(Timeline *tl)
   }
 }
 
-/* The entry holding the state of @sdb, or -1 (see the top of the file). */
+static gint map_base_pos(const Timeline *tl, const SqlenvfsStoredDb *sdb);
+
+/* The entry holding the state of @sdb, or -1 (see the top of the file). A
+ * state whose database size or page size is not the base's is not its
+ * state, whatever its MANIFEST says: the base is then not used. */
 static gint
 map_base(const Timeline *tl, const SqlenvfsStoredDb *sdb)
+{
+  gint i = map_base_pos(tl, sdb);
+  const SqlenvfsArchiveEntry *e = i < 0 ? NULL : E(tl, (guint)i);
+  if (e != NULL && e->type == SQLENVFS_ARCHIVE_COMMIT &&
+      (e->db_pages != sdb->pos.n_pages || e->page_size != sdb->pos.page_size)) {
+    g_info("base %s: its MANIFEST maps it to archived record %" G_GUINT64_FORMAT ", a state of "
+           "%u pages of %u bytes, but it has %u of %u: not used", sdb->path, e->seq, e->db_pages,
+           e->page_size, sdb->pos.n_pages, sdb->pos.page_size);
+    return -1;
+  }
+  return i;
+}
+
+static gint
+map_base_pos(const Timeline *tl, const SqlenvfsStoredDb *sdb)
 {
   const SqlenvfsWalPos *p = &sdb->pos;
   guint n = sqlenvfs_archive_n_entries(tl->a);

@@ -176,3 +176,15 @@ grep -q "^BAD .*$NEWEST/MANIFEST.*checksum" "$T/verify2.out" || fail "verify did
 restore_eq latest "$T/b3"
 grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "the lying MANIFEST's copy was used: $(cat "$T/restore.out")"
 pass "a MANIFEST with a zeroed WAL position is named by verify and never used"
+
+# --- the same lie in a MANIFEST of format 1 (no checksum): read, reported
+# unprotected, and still never mapped to a state its copy does not have
+sed -i -e '/^checksum=/d' -e 's/^format=2$/format=1/' "$MF"
+rc=0
+"$SQLENVFS" verify --root "$R2" > "$T/verify3.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed an unprotected MANIFEST"
+grep -q "^BAD .*$NEWEST.*unprotected" "$T/verify3.out" || fail "verify did not call $MF unprotected: $(cat "$T/verify3.out")"
+grep -q "^ok .*$NEWEST.*app" "$T/verify3.out" || fail "the copy under the unprotected MANIFEST is not checked on its own: $(cat "$T/verify3.out")"
+restore_eq latest "$T/b3"
+grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "a copy was mapped to a state it does not hold: $(cat "$T/restore.out")"
+pass "an unprotected MANIFEST is reported, and its lie does not map its copy to another state"
