@@ -13,7 +13,10 @@
  *     track: not in a gap, not in an outage). While the archiver runs the
  *     WAL is only emptied after everything in it was archived, so every
  *     commit in that generation is in the base: the base is the state after
- *     the last commit of that record's WAL generation.
+ *     the last commit of that record's WAL generation;
+ *   - either way, a COMMIT state whose database size or page size differs
+ *     from the copy's is not its state (its MANIFEST lies): the copy is not
+ *     used as a base.
  *
  * Invariants:
  *   (1) A restore uses one base and the COMMIT records after its state in

@@ -35,6 +35,9 @@
  *       after now get later times), so its file may be cached by the kernel
  *       and its plan kept (a prune that later takes the time out of the
  *       window makes a rebuild fail, never serve another state).
+ *   (6) A rebuilt file is kept only when its base passed its check
+ *       (restore.h) and did not change while the image was read from it;
+ *       a rebuild from bad bases fails (EIO) and leaves nothing in .cache.
  */
 #include "fs.h"
 
