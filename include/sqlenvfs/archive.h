@@ -49,6 +49,8 @@
  *       the state after one of them gives the state after any later one.
  *   (5) Capture times never decrease along the archive (the writer clamps a
  *       clock that stepped back to the previous time).
+ *   (6) Segments disappear only by prune, which first records each in the
+ *       prune log (PRUNED); a missing segment it does not list was lost.
  */
 #pragma once
 
@@ -230,6 +232,23 @@ gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
 guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                       guint64 *data_offset, GError **error);
 
+/* Read every COMMIT record of @a in full and check it as read_commit does,
+ * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
+ * seq 0, its segment, offset and length kept), so that windows and plans
+ * never bridge it and a later base starts a new chain. What was found is
+ * remembered per segment file while the file is unchanged (dev, inode,
+ * size, mtime, ctime): in the process, and, when @memo_path is not NULL, in
+ * that file (checksummed, written atomically, 0600; unreadable or damaged
+ * means forgotten), so that other processes need not read again. A segment
+ * that only grew has only its new records read; one changed in place is
+ * read again. Returns how many records are damaged, or -1 and *error on an
+ * I/O error. */
+int sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error);
+
+/* Forget, in this process, what check_records found (tests; a caller that
+ * wants every record read again). */
+void sqlenvfs_archive_forget_checks(void);
+
 /* The reason text of a GAP record (newly allocated; "" for synthetic ones). */
 char *sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                      GError **error);
@@ -252,8 +271,10 @@ typedef struct {
 
 /* Check every segment of the archive in @dir completely: headers, every
  * record's checksums, each seal's segment checksum, the chain from segment
- * to segment (numbers, sequence numbers, previous seal checksums), and that
- * each index matches its segment. An incomplete last record of the last
+ * to segment (numbers, sequence numbers, previous seal checksums), that
+ * each index matches its segment, and that every segment missing before the
+ * first one present is recorded in the prune log (each line's checksum
+ * checked, the first segment chained to the last pruned one). An incomplete last record of the last
  * segment (a write the archiver had not finished) is not a problem. Returns
  * TRUE when nothing is wrong; otherwise FALSE with INTEGRITY naming the first
  * bad file (every problem was passed to @problem). */
@@ -265,9 +286,13 @@ gboolean sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc pro
 /* Pruning                                                              */
 
 /* Remove whole segments of @dir whose every record has seq < @keep_from_seq,
- * oldest first, never the last segment. Returns how many were removed (or
- * would be, with @dry_run); their paths are added to @removed if non-NULL.
- * -1 and *error on failure. */
+ * oldest first, never the last segment. Before anything is unlinked, one
+ * line per segment is appended to the prune log @dir/PRUNED and synced
+ * (docs/ARCHIVE.md), so that verify tells a pruned segment from a lost one.
+ * Returns how many were removed (or would be, with @dry_run, which writes
+ * nothing); their paths are added to @removed if non-NULL. -1 and *error on
+ * failure (segments logged but not yet removed stay, and are pruned again
+ * next time). */
 int sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
                            GPtrArray *removed, GError **error);
 

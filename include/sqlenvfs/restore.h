@@ -4,6 +4,10 @@
  * archive (archive.h). The rules are in docs/ARCHIVE.md ("Chains, outages
  * and the recoverable window").
  *
+ * Windows are computed after every archived COMMIT record was checked
+ * (sqlenvfs_archive_check_records): a damaged record breaks its chain like
+ * a gap, so windows, plans and restores agree on what is recoverable.
+ *
  * Restoring to T gives exactly the state after the last transaction
  * captured at or before T. A T outside the recoverable window — before its
  * start, after the last archived time, inside a gap or an outage — is
@@ -15,8 +19,11 @@
  *          archive's index and the store's MANIFESTs, never page data;
  *   image  the state as an SqlenvfsImage (image.h) for streaming reads: the
  *          base file overlaid with, for each page, its last archived version
- *          at or before T (each page once); every archived record it uses is
- *          checked against its checksum first;
+ *          at or before T (each page once); the base is checked against its
+ *          MANIFEST (sqlenvfs_store_check_base) and every archived record it
+ *          uses against its checksum first; a bad base is replaced by an
+ *          older good one of the same chain, or the restore is refused
+ *          naming it;
  *   file   the image written to a file the way copies are (copy.h: temporary
  *          file, integrity_check, fsync, rename).
  */
@@ -61,6 +68,7 @@ typedef struct {
   gint64 base_state_us;   /* its capture time                                    */
   guint64 n_commits;      /* archived transactions applied on top of the base    */
   guint64 archive_bytes;  /* bytes of archived records read to apply them        */
+  SqlenvfsFileId base_id; /* the base file as checked (set by restore_image)     */
 } SqlenvfsRestorePlan;
 
 void sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan);
@@ -73,19 +81,33 @@ SqlenvfsRestorePlan *sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db,
                                            const SqlenvfsTime *t, GError **error);
 
 /* The state @plan describes, as an image reading the base file and archive
- * segments (it owns its file handles). Reads and checks every archived record
- * the state needs (progress: bytes of them read). NULL and *error:
- * INTEGRITY naming the segment when a record is corrupt, GAP when the
- * records are no longer there (pruned since the plan), I/O errors. */
-SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+ * segments (it owns its file handles). First checks the base file against
+ * its MANIFEST (size, SQLite header, crc32; sqlenvfs_store_check_base, whose
+ * verdict is remembered for an unchanged file); when it is bad, the next
+ * best base of the same chain that can serve the state is tried, and the
+ * base fields of @plan (base_*, n_commits, archive_bytes) are updated to the
+ * base used; base_id is set to the identity of the file checked. Reads and
+ * checks every archived record the state needs (progress: bytes of them
+ * read). The state, and so every byte of the image, does not depend on the
+ * base. NULL and *error: INTEGRITY naming every bad base when none is good,
+ * or naming the segment when a record is corrupt, GAP when the records are
+ * no longer there (pruned since the plan), I/O errors. */
+SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                                       SqlenvfsProgressFunc progress, gpointer user,
                                       GError **error);
 
+/* After an image of @plan was read completely: TRUE when the base file is
+ * still the one restore_image checked (same SqlenvfsFileId), so that what
+ * was read from it is what was checked. FALSE and INTEGRITY naming the base
+ * otherwise: what was built from it must not be kept. */
+gboolean sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error);
+
 /* Write the state of @plan to @output (refusing an existing file unless
  * @overwrite): temporary file beside it, integrity_check, fsync, rename. The
- * file's mode is at most the base's. FALSE and *error with nothing left at
- * @output. */
-gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+ * file's mode is at most the base's. The base fields of @plan are updated as
+ * by sqlenvfs_restore_image. FALSE and *error with nothing left at @output
+ * (a base that changed while it was read removes the file again). */
+gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                                   const char *output, gboolean overwrite,
                                   SqlenvfsProgressFunc progress, gpointer user, GError **error);
 
@@ -94,7 +116,7 @@ gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan 
  * checked (REFUSED when it is not production, unless @force), then installed
  * into development with sqlenvfs_env_refresh_dev_from_image(). Production is
  * not read at all. FALSE and *error; the temporary file is always removed. */
-gboolean sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+gboolean sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                                       gboolean force, SqlenvfsProgressFunc progress, gpointer user,
                                       GError **error);
 

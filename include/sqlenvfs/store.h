@@ -15,6 +15,12 @@
  *   (2) Names are unique: a second run inside the same second gets a
  *       millisecond fraction.
  *   (3) A copy is never more readable than its source.
+ *   (4) A MANIFEST of format 2 carries a crc32 of every other key and value
+ *       ("checksum"); one whose checksum does not match is unreadable, so a
+ *       changed WAL position or size is never believed. Format 1 (no
+ *       checksum) is still read, and reported by verify as unprotected.
+ *   (5) No base is used before sqlenvfs_store_check_base() found the file
+ *       to be exactly what its MANIFEST describes.
  */
 #pragma once
 
@@ -46,6 +52,7 @@ typedef struct {
   char *dir;      /* absolute directory        */
   gint64 time;    /* the time in the name (us) */
   GPtrArray *dbs; /* SqlenvfsStoredDb *, sorted by name */
+  gboolean is_protected; /* the MANIFEST carries its own checksum (format 2) */
 } SqlenvfsStoredCopy;
 
 void sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy);
@@ -64,6 +71,11 @@ SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind k
  * be read are skipped here (verify reports them). Never NULL on success. */
 GPtrArray *sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error);
 
+/* Like sqlenvfs_store_list(), and each entry that cannot be read is added
+ * to @unreadable (may be NULL) as one line naming its MANIFEST and why. */
+GPtrArray *sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
+                                       GPtrArray *unreadable, GError **error);
+
 /* One entry by name; NULL and NOT_FOUND if there is none. */
 SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
                                         const char *name, GError **error);
@@ -71,9 +83,43 @@ SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kin
 /* The stored database @db in @copy, or NULL. */
 const SqlenvfsStoredDb *sqlenvfs_stored_copy_find(const SqlenvfsStoredCopy *copy, const char *db);
 
-/* Check one stored database: crc32 against the MANIFEST, then
- * integrity_check. FALSE and INTEGRITY naming the file and the reason. */
+/* Check one stored database: every MANIFEST field against the file (see
+ * sqlenvfs_store_check_base), then integrity_check. FALSE and INTEGRITY
+ * naming the file and the reason. Nothing is remembered. */
 gboolean sqlenvfs_store_verify_db(const SqlenvfsStoredDb *sdb, GError **error);
+
+/* What tells one version of a file from another: when none of these
+ * changed, neither did the file's bytes (short of tampering with clocks). */
+typedef struct {
+  guint64 dev, ino, size;
+  gint64 mtime_ns, ctime_ns;
+} SqlenvfsFileId;
+
+/* The identity of the file open on @fd; FALSE and *error when fstat fails. */
+gboolean sqlenvfs_file_id_get(int fd, const char *path, SqlenvfsFileId *id, GError **error);
+gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b);
+
+/* Check, before anything is built from it, that the file open on @fd is the
+ * copy @sdb's MANIFEST describes:
+ *   (1) the MANIFEST agrees with itself: a page size that SQLite can have,
+ *       at least one page, size = page-size x page-count;
+ *   (2) the file has that size;
+ *   (3) its SQLite header says that page size, and that page count when the
+ *       header's count is valid;
+ *   (4) its crc32 is the MANIFEST's.
+ * The verdict is remembered, per process, for the file's identity
+ * (SqlenvfsFileId) and the MANIFEST values it was checked against, so an
+ * unchanged file is read once, however often it is used; a file that
+ * changed (even back to good bytes) is read again. *id (may be NULL)
+ * receives the identity checked. Thread-safe. FALSE and INTEGRITY naming
+ * the file (@sdb->path, the entry's <db>.db) and what disagrees. */
+gboolean sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
+                                   GError **error);
+
+/* Whether sqlenvfs_store_check_base() already found @sdb's file, as it is
+ * now, bad in this process (a stat, nothing read). Sets *reason (newly
+ * allocated) when it did. */
+gboolean sqlenvfs_store_base_known_bad(const SqlenvfsStoredDb *sdb, char **reason);
 
 /* The directory of @kind (backups/prod/daily or backups/prod/snapshots). */
 const char *sqlenvfs_store_dir(SqlenvfsRoot *root, SqlenvfsCopyKind kind);
@@ -105,7 +151,8 @@ guint sqlenvfs_verify_report_n_bad(const SqlenvfsVerifyReport *report);
 
 /* Check every backup and snapshot, oldest first, and append one line per
  * stored database to @report (and one per entry whose MANIFEST cannot be
- * read, or that lists no database). A bad copy is a bad line, not an error:
+ * read, or that lists no database, and a bad one per entry whose MANIFEST
+ * is of format 1 and so carries no checksum: "unprotected"). A bad copy is a bad line, not an error:
  * FALSE and *error only when a store directory cannot be read at all.
  * Entries removed while this runs (a concurrent prune) are skipped. */
 gboolean sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,

@@ -55,6 +55,15 @@
  *   "SQEFSALV", i64 time, u64 next seq at that time, u32 zero, u32 crc32
  *   of bytes 0..27
  *
+ * PRUNED (text, only appended to, by prune)
+ *   one line per segment removed, written and fsync'd before the segment
+ *   is unlinked:
+ *     "segment=<16 digits> first-seq=<n> next-seq=<n> seal=0x<8 hex>
+ *      removed-us=<n> crc32=0x<8 hex>\n"   (one line; crc32 of the line's
+ *   bytes before " crc32="). next-seq is the first seq of the segment after
+ *   it, seal the crc32 its SEAL record carries (the next header's
+ *   previous-segment checksum).
+ *
  * Invariants kept here (numbering of archive.h):
  *   (1) readers use a record only when its header checksum and length are
  *       right; read_commit() checks the trailer checksum too;
@@ -68,6 +77,9 @@
  *   (6) The index is derived: an index entry is written only after its
  *       record is complete in the segment, so a reader that trusts an index
  *       entry never reads past what was written.
+ *   (7) A segment disappears only after PRUNED durably says so: every
+ *       segment number below the first one present is either in PRUNED or
+ *       was lost, and verify reports it so.
  */
 #include "sqlenvfs/archive.h"
 
@@ -1763,18 +1775,366 @@ sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e
 }
 
 /* ------------------------------------------------------------------ */
-/* Verification                                                         */
+/* Checking every record                                                */
+
+/* What check_records found in one segment file (memo by identity). */
+typedef struct {
+  guint64 dev, ino, size;
+  gint64 mtime_ns, ctime_ns;
+  guint64 checked_upto; /* every COMMIT record ending at or before this was read */
+  GArray *bad;          /* guint64 offsets of the records that failed */
+} SegMemo;
+
+static GMutex memo_lock;
+static GHashTable *memos; /* path -> SegMemo * */
+
+static void
+seg_memo_free(gpointer p)
+{
+  SegMemo *m = p;
+  g_array_unref(m->bad);
+  g_free(m);
+}
+
+static gboolean
+offset_is_bad(const GArray *bad, guint64 off)
+{
+  for (guint i = 0; i < bad->len; i++)
+    if (g_array_index(bad, guint64, i) == off)
+      return TRUE;
+  return FALSE;
+}
+
+static SegMemo *
+seg_memo_new(const struct stat *st, guint64 checked_upto, GArray *bad /* ref taken */)
+{
+  SegMemo *m = g_new0(SegMemo, 1);
+  m->dev = (guint64)st->st_dev;
+  m->ino = (guint64)st->st_ino;
+  m->size = (guint64)st->st_size;
+  m->mtime_ns = (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  m->ctime_ns = (gint64)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+  m->checked_upto = checked_upto;
+  m->bad = bad;
+  return m;
+}
+
+void
+sqlenvfs_archive_forget_checks(void)
+{
+  g_mutex_lock(&memo_lock);
+  g_clear_pointer(&memos, g_hash_table_destroy);
+  g_mutex_unlock(&memo_lock);
+}
+
+/* The memo file (see sqlenvfs_archive_check_records):
+ *   "<segment file name> <dev> <ino> <size> <mtime ns> <ctime ns> <checked
+ *    up to> <bad offsets, comma-separated, or ->\n" per segment, then
+ *   "crc32=0x<8 hex>\n" over every byte before it.
+ * Adds what it says of the segments of @dir to the process memo, for paths
+ * the memo does not hold yet. A file that fails its checksum is ignored. */
+static void
+load_memo_file(const char *memo_path, const char *dir)
+{
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *tail;
+  gsize len = 0;
+  guint32 sum;
+
+  if (memo_path == NULL || !g_file_get_contents(memo_path, &data, &len, NULL))
+    return;
+  tail = g_strrstr_len(data, (gssize)len, "crc32=0x");
+  if (tail == NULL || (tail != data && tail[-1] != '\n') ||
+      sscanf(tail, "crc32=0x%8x", &sum) != 1 || sum != crc(0, data, (gsize)(tail - data))) {
+    g_debug("ignoring %s: it fails its checksum", memo_path);
+    return;
+  }
+  data[tail - data] = '\0';
+  lines = g_strsplit(data, "\n", -1);
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  for (char **l = lines; *l; l++) {
+    char name[64], bad[4096];
+    struct stat st = { 0 };
+    guint64 dev, ino, size, upto;
+    gint64 mt, ct;
+    g_autofree char *path = NULL;
+    GArray *offs;
+    if (sscanf(*l, "%63s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " %4095s",
+               name, &dev, &ino, &size, &mt, &ct, &upto, bad) != 8 ||
+        strchr(name, '/') != NULL)
+      continue;
+    path = g_build_filename(dir, name, NULL);
+    if (g_hash_table_contains(memos, path))
+      continue;
+    offs = g_array_new(FALSE, FALSE, sizeof(guint64));
+    if (strcmp(bad, "-") != 0) {
+      g_auto(GStrv) parts = g_strsplit(bad, ",", -1);
+      for (char **q = parts; *q; q++) {
+        guint64 o = g_ascii_strtoull(*q, NULL, 10);
+        g_array_append_val(offs, o);
+      }
+    }
+    st.st_dev = (dev_t)dev;
+    st.st_ino = (ino_t)ino;
+    st.st_size = (off_t)size;
+    st.st_mtim.tv_sec = mt / 1000000000;
+    st.st_mtim.tv_nsec = mt % 1000000000;
+    st.st_ctim.tv_sec = ct / 1000000000;
+    st.st_ctim.tv_nsec = ct % 1000000000;
+    g_hash_table_replace(memos, g_steal_pointer(&path), seg_memo_new(&st, upto, offs));
+  }
+  g_mutex_unlock(&memo_lock);
+}
+
+/* Write what the process memo says of the segments of @a to @memo_path
+ * (atomically, mode 0600); a failure only costs a later reader time. */
+static void
+save_memo_file(SqlenvfsArchive *a, const char *memo_path)
+{
+  GString *s = g_string_new(NULL);
+  g_autoptr(GError) local = NULL;
+
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; memos != NULL && si < a->segments->len; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = g_hash_table_lookup(memos, seg->path);
+    g_autofree char *name = g_path_get_basename(seg->path);
+    if (m == NULL)
+      continue;
+    g_string_append_printf(s, "%s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " ",
+                           name, m->dev, m->ino, m->size, m->mtime_ns, m->ctime_ns,
+                           m->checked_upto);
+    for (guint i = 0; i < m->bad->len && i < 256; i++)
+      g_string_append_printf(s, "%s%" G_GUINT64_FORMAT, i ? "," : "",
+                             g_array_index(m->bad, guint64, i));
+    g_string_append(s, m->bad->len ? "\n" : "-\n");
+  }
+  g_mutex_unlock(&memo_lock);
+  g_string_append_printf(s, "crc32=0x%08x\n", crc(0, s->str, s->len));
+  if (!sqlenvfs_write_file_atomic(memo_path, s->str, s->len, 0600, &local))
+    g_debug("remember archive checks: %s", local->message);
+  g_string_free(s, TRUE);
+}
+
+int
+sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
+{
+  guint n_segs = a->segments->len;
+  g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  int n_bad = 0;
+  guint n_read = 0;
+
+  load_memo_file(memo_path, a->dir);
+  /* What is already known of each segment. */
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = memos ? g_hash_table_lookup(memos, seg->path) : NULL;
+    GArray *b = g_array_new(FALSE, FALSE, sizeof(guint64));
+    g_ptr_array_add(bad, b);
+    if (stat(seg->path, &st[si]) != 0) {
+      st[si].st_ino = 0; /* gone: nothing is remembered for it */
+      continue;
+    }
+    if (m == NULL || m->dev != (guint64)st[si].st_dev || m->ino != (guint64)st[si].st_ino)
+      continue;
+    if (m->size == (guint64)st[si].st_size &&
+        m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
+        m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
+      start[si] = m->checked_upto; /* unchanged */
+    } else if ((guint64)st[si].st_size > m->size) {
+      start[si] = m->checked_upto; /* appended to: only the new records */
+    } else {
+      continue; /* changed in place: read it all again */
+    }
+    g_array_append_vals(b, m->bad->data, m->bad->len);
+  }
+  g_mutex_unlock(&memo_lock);
+
+  /* Read what is not known yet. */
+  for (guint i = 0; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    g_autoptr(GError) local = NULL;
+    g_autofree guint32 *pgnos = NULL;
+    guint64 data;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0)
+      continue;
+    upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
+    if (e->offset < start[e->segment])
+      continue;
+    n_read++;
+    pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
+    if (pgnos != NULL)
+      continue;
+    if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return -1;
+    }
+    g_info("archive %s: %s", a->dir, local->message);
+    g_array_append_val((GArray *)bad->pdata[e->segment], e->offset);
+  }
+
+  /* Remember, then mark the damaged records (invariant 2: never bridged). */
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL || g_hash_table_size(memos) > 65536) {
+    g_clear_pointer(&memos, g_hash_table_destroy);
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  }
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    SegMemo *m;
+    if (st[si].st_ino == 0)
+      continue;
+    m = seg_memo_new(&st[si], MAX(upto[si], start[si]), g_array_ref(bad->pdata[si]));
+    g_hash_table_replace(memos, g_strdup(seg->path), m);
+  }
+  g_mutex_unlock(&memo_lock);
+  if (memo_path != NULL && n_read > 0)
+    save_memo_file(a, memo_path);
+
+  for (guint i = 0; i < a->entries->len; i++) {
+    SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    SqlenvfsArchiveEntry gap = { 0 };
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
+        !offset_is_bad(bad->pdata[e->segment], e->offset))
+      continue;
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = e->time;
+    gap.aux_time = i > 0 ? g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time : 0;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = e->segment;
+    gap.offset = e->offset;
+    gap.length = e->length;
+    *e = gap;
+    n_bad++;
+  }
+  return n_bad;
+}
+
+/* ------------------------------------------------------------------ */
+/* The prune log                                                        */
+
+#define PRUNE_LOG "PRUNED"
 
 typedef struct {
+  guint64 number, first_seq, next_seq;
+  guint32 seal;
+} PrunedSegment;
+
+static char *
+prune_line(guint64 number, guint64 first_seq, guint64 next_seq, guint32 seal, gint64 when)
+{
+  g_autofree char *body = g_strdup_printf("segment=%016" G_GUINT64_FORMAT " first-seq=%"
+                                          G_GUINT64_FORMAT " next-seq=%" G_GUINT64_FORMAT
+                                          " seal=0x%08x removed-us=%" G_GINT64_FORMAT,
+                                          number, first_seq, next_seq, seal, when);
+  return g_strdup_printf("%s crc32=0x%08x\n", body, crc(0, body, strlen(body)));
+}
+
+/* Parse one line of PRUNED (without its newline); FALSE when it is damaged. */
+static gboolean
+parse_prune_line(const char *line, PrunedSegment *out)
+{
+  const char *c = strstr(line, " crc32=0x");
+  guint64 number, first, next;
+  guint32 seal, sum;
+  gint64 when;
+  int used = 0;
+
+  if (c == NULL || sscanf(c, " crc32=0x%8x%n", &sum, &used) != 1 || c[used] != '\0' ||
+      sum != crc(0, line, (gsize)(c - line)))
+    return FALSE;
+  if (sscanf(line, "segment=%16" G_GUINT64_FORMAT " first-seq=%" G_GUINT64_FORMAT
+             " next-seq=%" G_GUINT64_FORMAT " seal=0x%8x removed-us=%" G_GINT64_FORMAT,
+             &number, &first, &next, &seal, &when) != 5 || number == 0)
+    return FALSE;
+  out->number = number;
+  out->first_seq = first;
+  out->next_seq = next;
+  out->seal = seal;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Verification                                                         */
+
+typedef struct _Problems Problems;
+static void problem(Problems *p, const char *file, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* The segments PRUNED records (number -> PrunedSegment *); damaged lines
+ * are problems. A last line without its newline is an append a crash cut
+ * short: its segment was not removed yet, so it is left out quietly. */
+static GHashTable *
+load_prune_log(const char *dir, Problems *p)
+{
+  GHashTable *t = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+  g_autofree char *path = g_build_filename(dir, PRUNE_LOG, NULL);
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint n;
+
+  if (!g_file_get_contents(path, &data, NULL, NULL))
+    return t;
+  lines = g_strsplit(data, "\n", -1);
+  n = g_strv_length(lines);
+  for (guint i = 0; i + 1 < n; i++) {
+    PrunedSegment ps;
+    if (!parse_prune_line(lines[i], &ps)) {
+      problem(p, path, "line %u is damaged (checksum mismatch): which segment it removed is "
+              "unknown", i + 1);
+      continue;
+    }
+    {
+      PrunedSegment *v = g_memdup2(&ps, sizeof ps);
+      g_hash_table_replace(t, &v->number, v); /* the key lives in the value */
+    }
+  }
+  if (n > 0 && lines[n - 1][0] != '\0')
+    g_debug("archive %s: %s ends with an unfinished line (ignored)", dir, path);
+  return t;
+}
+
+/* Report the segments below @first that are neither present nor in
+ * @pruned: deleted or lost, not pruned (invariant 7). */
+static void
+verify_pruned(const char *dir, GHashTable *pruned, guint64 first, Problems *p)
+{
+  guint64 run = 0;
+  for (guint64 n = 1; n <= first; n++) {
+    gboolean missing = n < first && !g_hash_table_contains(pruned, &n);
+    if (missing && run == 0)
+      run = n;
+    if (!missing && run != 0) {
+      g_autofree char *name = seg_name(run, "seg");
+      g_autofree char *last = seg_name(n - 1, "seg");
+      g_autofree char *path = g_build_filename(dir, name, NULL);
+      if (run == n - 1)
+        problem(p, path, "segment %s is missing and no prune removed it (deleted or lost: the "
+                "records in it cannot be restored)", name);
+      else
+        problem(p, path, "segments %s to %s are missing and no prune removed them (deleted or "
+                "lost: the records in them cannot be restored)", name, last);
+      run = 0;
+    }
+  }
+}
+
+struct _Problems {
   SqlenvfsArchiveProblemFunc fn;
   gpointer user;
   guint n;
   char *first_file;
   char *first_message;
-} Problems;
-
-static void
-problem(Problems *p, const char *file, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+};
 
 static void
 problem(Problems *p, const char *file, const char *fmt, ...)
@@ -1842,9 +2202,37 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
   gboolean have_prev = FALSE, prev_sealed = FALSE;
   guint64 prev_number = 0, prev_next_seq = 0;
   guint32 prev_seal = 0;
+  g_autoptr(GHashTable) pruned = NULL;
 
   if (nums == NULL)
     return FALSE;
+  pruned = load_prune_log(dir, &p);
+  if (nums->len > 0) {
+    guint64 first = g_array_index(nums, guint64, 0);
+    guint64 before = first - 1;
+    const PrunedSegment *ps = g_hash_table_lookup(pruned, &before);
+    verify_pruned(dir, pruned, first, &p);
+    if (ps != NULL) {
+      /* The first segment present chains to the last one pruned. */
+      have_prev = prev_sealed = TRUE;
+      prev_number = before;
+      prev_next_seq = ps->next_seq;
+      prev_seal = ps->seal;
+    }
+  } else if (g_hash_table_size(pruned) > 0) {
+    guint64 last = 0;
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, pruned);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+      last = MAX(last, *(guint64 *)k);
+    {
+      g_autofree char *name = seg_name(last + 1, "seg");
+      g_autofree char *path = g_build_filename(dir, name, NULL);
+      problem(&p, path, "segment %s is missing: prune never removes the last segment, so it was "
+              "deleted or lost", name);
+    }
+  }
   chunk = g_malloc(IO_CHUNK);
   for (guint k = 0; k < nums->len; k++) {
     guint64 number = g_array_index(nums, guint64, k);
@@ -1956,31 +2344,102 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
 /* ------------------------------------------------------------------ */
 /* Pruning                                                              */
 
+/* Append @text to PRUNED and make it durable (invariant 7); the file is
+ * created with the mode of @like (a segment), never wider. */
+static gboolean
+append_prune_log(const char *dir, const char *like, const char *text, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, PRUNE_LOG, NULL);
+  gboolean created = !g_file_test(path, G_FILE_TEST_EXISTS);
+  struct stat st;
+  int fd;
+
+  errno = 0;
+  if (stat(like, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "prune: stat", like);
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0666);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "prune: open the prune log", path);
+  /* A line an earlier run did not finish (a crash, a full disk) removed
+   * nothing: cut it off, so that it never reads as a damaged line. */
+  if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    g_autofree char *old = NULL;
+    gsize len = 0;
+    if (g_file_get_contents(path, &old, &len, NULL) && len > 0 && old[len - 1] != '\n') {
+      const char *nl = g_strrstr_len(old, (gssize)len, "\n");
+      off_t keep = nl ? (off_t)(nl - old + 1) : 0;
+      if (ftruncate(fd, keep) != 0) {
+        int e = errno;
+        close(fd);
+        return sqlenvfs_error_errno(error, e, "prune: repair the prune log", path);
+      }
+      st.st_size = keep;
+    }
+  }
+  /* One write: concurrent appenders never interleave within it. */
+  if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+    int e = errno ? errno : EIO;
+    if (ftruncate(fd, st.st_size) != 0)
+      g_warning("prune: cut off a failed append to %s: %s", path, g_strerror(errno));
+    close(fd);
+    return sqlenvfs_error_errno(error, e, "prune: write the prune log", path);
+  }
+  if (fdatasync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    return sqlenvfs_error_errno(error, e, "prune: sync the prune log", path);
+  }
+  close(fd);
+  return !created || sqlenvfs_fsync_dir(dir, error);
+}
+
 int
 sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
                        GPtrArray *removed, GError **error)
 {
   g_autoptr(GArray) nums = list_segments(dir, error);
-  int n = 0;
+  g_autoptr(GString) log = g_string_new(NULL);
+  gint64 now = g_get_real_time();
+  guint n = 0;
 
   if (nums == NULL)
     return -1;
+  /* Which segments go: those whose next segment starts at or before
+   * @keep_from_seq (its first record tells where this one ends). */
   for (guint k = 0; k + 1 < nums->len; k++) {
-    SegFile next;
+    SegFile cur, next;
+    gboolean ok;
+    if (!seg_file_open(dir, g_array_index(nums, guint64, k + 1), O_RDONLY, &next, error))
+      return -1;
+    if (!seg_file_open(dir, g_array_index(nums, guint64, k), O_RDONLY, &cur, error)) {
+      seg_file_close(&next);
+      return -1;
+    }
+    ok = next.hdr_ok && next.hdr.first_seq <= keep_from_seq;
+    if (ok) {
+      g_autofree char *line =
+        prune_line(g_array_index(nums, guint64, k), cur.hdr_ok ? cur.hdr.first_seq : 0,
+                   next.hdr.first_seq, next.hdr.prev_crc, now);
+      g_string_append(log, line);
+    }
+    seg_file_close(&cur);
+    seg_file_close(&next);
+    if (!ok)
+      break;
+    n++;
+  }
+  if (n > 0 && !dry_run) {
+    g_autofree char *first = seg_name(g_array_index(nums, guint64, 0), "seg");
+    g_autofree char *like = g_build_filename(dir, first, NULL);
+    if (!append_prune_log(dir, like, log->str, error))
+      return -1;
+  }
+  for (guint k = 0; k < n; k++) {
     guint64 number = g_array_index(nums, guint64, k);
     g_autofree char *sname = seg_name(number, "seg");
     g_autofree char *iname = seg_name(number, "idx");
     g_autofree char *spath = g_build_filename(dir, sname, NULL);
     g_autofree char *ipath = g_build_filename(dir, iname, NULL);
-    gboolean ok;
-
-    /* The next segment's first record tells where this one ends. */
-    if (!seg_file_open(dir, g_array_index(nums, guint64, k + 1), O_RDONLY, &next, error))
-      return -1;
-    ok = next.hdr_ok && next.hdr.first_seq <= keep_from_seq;
-    seg_file_close(&next);
-    if (!ok)
-      break;
     if (!dry_run) {
       if (unlink(spath) != 0) {
         sqlenvfs_error_errno(error, errno, "remove archive segment", spath);
@@ -1990,9 +2449,8 @@ sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
     }
     if (removed)
       g_ptr_array_add(removed, g_strdup(spath));
-    n++;
   }
   if (n > 0 && !dry_run && !sqlenvfs_fsync_dir(dir, error))
     return -1;
-  return n;
+  return (int)n;
 }

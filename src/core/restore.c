@@ -13,7 +13,10 @@
  *     track: not in a gap, not in an outage). While the archiver runs the
  *     WAL is only emptied after everything in it was archived, so every
  *     commit in that generation is in the base: the base is the state after
- *     the last commit of that record's WAL generation.
+ *     the last commit of that record's WAL generation;
+ *   - either way, a COMMIT state whose database size or page size differs
+ *     from the copy's is not its state (its MANIFEST lies): the copy is not
+ *     used as a base.
  *
  * Invariants:
  *   (1) A restore uses one base and the COMMIT records after its state in
@@ -26,10 +29,18 @@
  *       image is returned; pages are overlaid oldest first so the last
  *       version wins, and pages past a shrunken size read as zeros, as they
  *       would from the truncated file.
+ *   (4) The base is checked against its MANIFEST (store.h,
+ *       sqlenvfs_store_check_base) on the descriptor the image reads before
+ *       the image is returned. A bad base is never read from: the next best
+ *       base of the same chain at or before the state is tried, and when
+ *       none is good the restore is refused naming each one. Since a state
+ *       is the same whatever base it is built from, the fallback changes no
+ *       byte of the result.
  */
 #include "sqlenvfs/restore.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -70,6 +81,7 @@ typedef struct {
   GArray *bases;     /* Base */
   GArray *chains;    /* Chain */
   GArray *windows;   /* Window */
+  GPtrArray *unreadable; /* char *: entries whose MANIFEST cannot be used, and why */
   gint64 alive;
 } Timeline;
 
@@ -95,6 +107,8 @@ timeline_free(Timeline *tl)
     g_array_unref(tl->chains);
   if (tl->windows)
     g_array_unref(tl->windows);
+  if (tl->unreadable)
+    g_ptr_array_unref(tl->unreadable);
   g_free(tl);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Timeline, timeline_free)
@@ -191,9 +205,28 @@ build_chains(Timeline *tl)
   }
 }
 
-/* The entry holding the state of @sdb, or -1 (see the top of the file). */
+static gint map_base_pos(const Timeline *tl, const SqlenvfsStoredDb *sdb);
+
+/* The entry holding the state of @sdb, or -1 (see the top of the file). A
+ * state whose database size or page size is not the base's is not its
+ * state, whatever its MANIFEST says: the base is then not used. */
 static gint
 map_base(const Timeline *tl, const SqlenvfsStoredDb *sdb)
+{
+  gint i = map_base_pos(tl, sdb);
+  const SqlenvfsArchiveEntry *e = i < 0 ? NULL : E(tl, (guint)i);
+  if (e != NULL && e->type == SQLENVFS_ARCHIVE_COMMIT &&
+      (e->db_pages != sdb->pos.n_pages || e->page_size != sdb->pos.page_size)) {
+    g_info("base %s: its MANIFEST maps it to archived record %" G_GUINT64_FORMAT ", a state of "
+           "%u pages of %u bytes, but it has %u of %u: not used", sdb->path, e->seq, e->db_pages,
+           e->page_size, sdb->pos.n_pages, sdb->pos.page_size);
+    return -1;
+  }
+  return i;
+}
+
+static gint
+map_base_pos(const Timeline *tl, const SqlenvfsStoredDb *sdb)
 {
   const SqlenvfsWalPos *p = &sdb->pos;
   guint n = sqlenvfs_archive_n_entries(tl->a);
@@ -283,6 +316,12 @@ chain_note(Timeline *tl, guint c)
     return g_strdup("older archive segments were pruned");
   if (e->reason == SQLENVFS_GAP_FIRST_START)
     return g_strdup(sqlenvfs_archive_gap_reason_text(e->reason));
+  if (e->reason == SQLENVFS_GAP_DAMAGED) {
+    g_autofree char *seg =
+      g_path_get_basename(sqlenvfs_archive_segment(tl->a, e->segment)->path);
+    return g_strdup_printf("gap: %s in %s (run `sqlenvfs verify`)",
+                           sqlenvfs_archive_gap_reason_text(e->reason), seg);
+  }
   text = sqlenvfs_archive_read_gap_text(tl->a, e, NULL);
   return g_strdup_printf("gap: %s%s%s%s", sqlenvfs_archive_gap_reason_text(e->reason),
                          text && *text ? " (" : "", text && *text ? text : "",
@@ -324,7 +363,7 @@ build_windows(Timeline *tl)
 static gboolean
 add_copies(Timeline *tl, SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
 {
-  g_autoptr(GPtrArray) list = sqlenvfs_store_list(root, kind, error);
+  g_autoptr(GPtrArray) list = sqlenvfs_store_list_checked(root, kind, tl->unreadable, error);
   if (list == NULL)
     return FALSE;
   for (guint i = 0; i < list->len; i++)
@@ -342,8 +381,19 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
   tl->a = sqlenvfs_archive_open(tl->dir, error);
   if (tl->a == NULL)
     return NULL;
+  {
+    /* What was checked is remembered in the root's state directory. */
+    const char *state = sqlenvfs_root_path(root, SQLENVFS_DIR_STATE);
+    g_autofree char *name = g_strdup_printf("checked-%s", db);
+    g_autofree char *memo = g_build_filename(state, name, NULL);
+    gboolean have_state = g_file_test(state, G_FILE_TEST_IS_DIR) ||
+                          sqlenvfs_mkdir_p(state, 0700, NULL);
+    if (sqlenvfs_archive_check_records(tl->a, have_state ? memo : NULL, error) < 0)
+      return NULL;
+  }
   tl->alive = sqlenvfs_archive_alive(tl->a);
   tl->copies = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  tl->unreadable = g_ptr_array_new_with_free_func(g_free);
   if (!add_copies(tl, root, SQLENVFS_KIND_BACKUP, error) ||
       !add_copies(tl, root, SQLENVFS_KIND_SNAPSHOT, error))
     return NULL;
@@ -356,8 +406,16 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
     const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
     const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, db);
     Base b = { copy, sdb, -1, 0 };
+    g_autofree char *why = NULL;
     if (sdb == NULL)
       continue;
+    if (sqlenvfs_store_base_known_bad(sdb, &why)) {
+      /* Found bad by a restore in this process: no window starts from it. */
+      g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
+                                                      sqlenvfs_copy_kind_name(copy->kind),
+                                                      copy->name, why));
+      continue;
+    }
     b.idx = tl->chains->len ? map_base(tl, sdb) : -1;
     if (b.idx >= 0) {
       Chain *ch;
@@ -429,10 +487,39 @@ describe_windows(const Timeline *tl)
   return g_string_free(s, FALSE);
 }
 
+/* " (not usable: <kind> <entry>: <why>; ...)" for the copies the timeline
+ * had to leave out, but those named in @except (base keys; may be NULL),
+ * or "". */
+static char *
+describe_unreadable_except(const Timeline *tl, GHashTable *except)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < tl->unreadable->len; i++) {
+    const char *line = tl->unreadable->pdata[i];
+    const char *colon = strchr(line, ':');
+    if (except != NULL && colon != NULL) {
+      g_autofree char *key = g_strndup(line, (gsize)(colon - line));
+      if (g_hash_table_contains(except, key))
+        continue;
+    }
+    g_string_append_printf(s, "%s%s", s->len ? "; " : " (not usable: ", line);
+  }
+  if (s->len)
+    g_string_append(s, ")");
+  return g_string_free(s, FALSE);
+}
+
+static char *
+describe_unreadable(const Timeline *tl)
+{
+  return describe_unreadable_except(tl, NULL);
+}
+
 /* Why nothing at all can be restored. */
 static void
 set_nothing_error(const Timeline *tl, GError **error)
 {
+  g_autofree char *skipped = describe_unreadable(tl);
   if (sqlenvfs_archive_n_entries(tl->a) == 0)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                 "restore %s: nothing is recoverable: the WAL archive %s is empty (run "
@@ -440,9 +527,107 @@ set_nothing_error(const Timeline *tl, GError **error)
                 tl->db, tl->dir);
   else
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: nothing is recoverable yet: no backup or snapshot lies inside the "
-                "archived period (take one with `sqlenvfs snapshot` while the archiver runs)",
-                tl->db);
+                "restore %s: nothing is recoverable yet: no usable backup or snapshot lies inside "
+                "the archived period (take one with `sqlenvfs snapshot` while the archiver "
+                "runs)%s",
+                tl->db, skipped);
+}
+
+/* The first entry standing for damaged records (a DAMAGED gap) with a time
+ * in (@after, @upto], or NULL. */
+static const SqlenvfsArchiveEntry *
+damage_between(const Timeline *tl, gint64 after, gint64 upto)
+{
+  guint n = sqlenvfs_archive_n_entries(tl->a);
+  gint i = sqlenvfs_archive_find_time(tl->a, after);
+  for (guint k = (guint)MAX(i, 0); k < n; k++) {
+    const SqlenvfsArchiveEntry *e = E(tl, k);
+    if (e->time > upto)
+      break;
+    if (e->time > after && e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED)
+      return e;
+  }
+  return NULL;
+}
+
+/* Refuse @target (or `latest`, when @is_latest) because of damaged records
+ * @d before it. */
+static void
+set_damage_error(const Timeline *tl, const SqlenvfsArchiveEntry *d, gint64 target,
+                 gboolean is_latest, GError **error)
+{
+  g_autofree char *seg = g_path_get_basename(sqlenvfs_archive_segment(tl->a, d->segment)->path);
+  g_autofree char *when = sqlenvfs_time_format_iso(target);
+  g_autofree char *at = sqlenvfs_time_format_iso(d->time);
+  g_autofree char *list = describe_windows(tl);
+  if (is_latest)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: the latest archived state cannot be restored: records from %s on are "
+                "missing or unreadable in %s, and no backup or snapshot follows them "
+                "(recoverable: %s; restore to a time in it, run `sqlenvfs verify`, and take a "
+                "snapshot)", tl->db, at, seg, list);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
+                "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
+                seg, list);
+}
+
+/* The key of a base in a list of tried ones. */
+static char *
+base_key(SqlenvfsCopyKind kind, const char *name)
+{
+  return g_strdup_printf("%s %s", sqlenvfs_copy_kind_name(kind), name);
+}
+
+/* The base a restore to state entry @j of chain @c starts from: the newest
+ * base of the chain at or before it (a snapshot before a backup of the same
+ * state), leaving out those named in @tried (base_key; may be NULL). */
+static const Base *
+pick_base(const Timeline *tl, guint c, gint j, GHashTable *tried)
+{
+  const Base *best = NULL;
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    if (b->idx < 0 || b->chain != c || b->idx > j)
+      continue;
+    if (tried != NULL) {
+      g_autofree char *key = base_key(b->copy->kind, b->copy->name);
+      if (g_hash_table_contains(tried, key))
+        continue;
+    }
+    if (best == NULL || b->idx > best->idx ||
+        (b->idx == best->idx && b->copy->kind == SQLENVFS_KIND_SNAPSHOT))
+      best = b;
+  }
+  return best;
+}
+
+/* Set the base fields of @plan (whose state is entry @j) to @b. */
+static void
+plan_set_base(const Timeline *tl, SqlenvfsRestorePlan *plan, const Base *b, gint j)
+{
+  g_free(plan->base_name);
+  g_free(plan->base_path);
+  plan->page_size = b->sdb->pos.page_size;
+  plan->base_kind = b->copy->kind;
+  plan->base_name = g_strdup(b->copy->name);
+  plan->base_path = g_strdup(b->sdb->path);
+  plan->base_n_pages = b->sdb->pos.n_pages;
+  plan->base_seq = E(tl, (guint)b->idx)->seq;
+  plan->base_state_us = E(tl, (guint)b->idx)->time;
+  plan->n_pages = plan->base_n_pages;
+  plan->n_commits = 0;
+  plan->archive_bytes = 0;
+  for (gint i = b->idx + 1; i <= j; i++) {
+    const SqlenvfsArchiveEntry *e = E(tl, (guint)i);
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    plan->n_commits++;
+    plan->archive_bytes += e->length;
+    plan->n_pages = e->db_pages;
+  }
+  plan->size = (guint64)plan->n_pages * plan->page_size;
 }
 
 SqlenvfsRestorePlan *
@@ -474,6 +659,13 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
     return NULL;
   }
   target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
+  if (t->is_latest) {
+    const SqlenvfsArchiveEntry *d = damage_between(tl, target, G_MAXINT64);
+    if (d != NULL) {
+      set_damage_error(tl, d, target, TRUE, error);
+      return NULL;
+    }
+  }
   for (guint i = 0; i < tl->windows->len; i++) {
     const Window *w = &g_array_index(tl->windows, Window, i);
     if (w->from <= target && target <= w->to)
@@ -484,7 +676,15 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
     g_autofree char *list = describe_windows(tl);
     const Window *first = &g_array_index(tl->windows, Window, 0);
     const Window *last = &g_array_index(tl->windows, Window, tl->windows->len - 1);
-    if (target < first->from)
+    const SqlenvfsArchiveEntry *d = NULL;
+    for (guint i = tl->windows->len; i > 0 && d == NULL; i--) {
+      const Window *w = &g_array_index(tl->windows, Window, i - 1);
+      if (w->to < target)
+        d = damage_between(tl, w->to, target);
+    }
+    if (d != NULL)
+      set_damage_error(tl, d, target, FALSE, error);
+    else if (target < first->from)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
                   name, when, list);
@@ -509,15 +709,8 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
   }
 
   j = state_at(tl, win->chain, target);
-  for (guint i = 0; i < tl->bases->len; i++) {
-    const Base *b = &g_array_index(tl->bases, Base, i);
-    if (b->idx < 0 || b->chain != win->chain || b->idx > j)
-      continue;
-    if (best == NULL || b->idx > best->idx ||
-        (b->idx == best->idx && b->copy->kind == SQLENVFS_KIND_SNAPSHOT))
-      best = b;
-  }
-  if (j < 0 || best == NULL) {
+  best = j < 0 ? NULL : pick_base(tl, win->chain, j, NULL);
+  if (best == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
                 "restore %s: internal inconsistency resolving the window (run `sqlenvfs verify`)",
                 name);
@@ -529,22 +722,7 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
   plan->target_us = target;
   plan->state_us = E(tl, (guint)j)->time;
   plan->state_seq = E(tl, (guint)j)->seq;
-  plan->page_size = best->sdb->pos.page_size;
-  plan->base_kind = best->copy->kind;
-  plan->base_name = g_strdup(best->copy->name);
-  plan->base_path = g_strdup(best->sdb->path);
-  plan->base_n_pages = best->sdb->pos.n_pages;
-  plan->base_seq = E(tl, (guint)best->idx)->seq;
-  plan->base_state_us = E(tl, (guint)best->idx)->time;
-  plan->n_pages = plan->base_n_pages;
-  for (gint i = best->idx + 1; i <= j; i++) {
-    const SqlenvfsArchiveEntry *e = E(tl, (guint)i);
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    plan->n_commits++;
-    plan->archive_bytes += e->length;
-    plan->n_pages = e->db_pages;
-  }
+  plan_set_base(tl, plan, best, j);
   plan->size = (guint64)plan->n_pages * plan->page_size;
   return g_steal_pointer(&plan);
 }
@@ -559,8 +737,124 @@ zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
   return (gssize)len;
 }
 
+/* Open the base of @plan and check it against its MANIFEST, which is read
+ * again (a MANIFEST changed since the plan is caught by its checksum).
+ * NULL and *error (INTEGRITY or NOT_FOUND: the base is bad). */
+static SqlenvfsFileSource *
+try_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
+{
+  g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_load(root, plan->base_kind,
+                                                           plan->base_name, error);
+  const SqlenvfsStoredDb *sdb;
+  SqlenvfsFileSource *src;
+
+  if (copy == NULL)
+    return NULL;
+  sdb = sqlenvfs_stored_copy_find(copy, plan->db);
+  if (sdb == NULL || g_strcmp0(sdb->path, plan->base_path) != 0 ||
+      sdb->pos.page_size != plan->page_size || sdb->pos.n_pages != plan->base_n_pages) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s/MANIFEST no longer describes %s as it did when the restore was planned",
+                copy->dir, plan->base_path);
+    return NULL;
+  }
+  src = sqlenvfs_file_source_open(plan->base_path, error);
+  if (src == NULL) {
+    if (error && *error && (*error)->domain == SQLENVFS_ERROR)
+      (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
+    return NULL;
+  }
+  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error)) {
+    sqlenvfs_file_source_close(src);
+    return NULL;
+  }
+  return src;
+}
+
+/* The base of @plan, open and checked (invariant 4): the planned one, or
+ * else the next best good base of the same chain, with @plan's base fields
+ * updated. NULL and *error naming every base tried when none is good. */
+static SqlenvfsFileSource *
+open_checked_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
+{
+  g_autoptr(GHashTable) tried = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GString) bad = g_string_new(NULL);
+  g_autoptr(Timeline) tl = NULL;
+  gint j = -1;
+
+  for (;;) {
+    g_autoptr(GError) local = NULL;
+    SqlenvfsFileSource *src = try_base(root, plan, &local);
+    const Base *next;
+
+    if (src != NULL) {
+      if (bad->len)
+        g_message("restore %s: using %s %s as the base (%s)", plan->db,
+                  sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name, bad->str);
+      return src;
+    }
+    if (local->domain != SQLENVFS_ERROR || (local->code != SQLENVFS_ERROR_INTEGRITY &&
+                                            local->code != SQLENVFS_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return NULL;
+    }
+    g_hash_table_add(tried, base_key(plan->base_kind, plan->base_name));
+    g_string_append_printf(bad, "%s%s %s is bad: %s", bad->len ? "; " : "",
+                           sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name,
+                           local->message);
+    if (tl == NULL) {
+      guint n;
+      tl = timeline_load(root, plan->db, error);
+      if (tl == NULL)
+        return NULL;
+      n = sqlenvfs_archive_n_entries(tl->a);
+      for (guint i = 0; i < n && j < 0; i++)
+        if (E(tl, i)->seq == plan->state_seq && sqlenvfs_archive_entry_is_state(E(tl, i)))
+          j = (gint)i;
+    }
+    next = j < 0 ? NULL : pick_base(tl, chain_of(tl, (guint)j), j, tried);
+    if (next == NULL) {
+      g_autofree char *when = sqlenvfs_time_format_iso(plan->state_us);
+      g_autofree char *skipped = describe_unreadable_except(tl, tried);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "restore %s: no good base for the state of %s, refusing to build it: %s%s "
+                  "(run `sqlenvfs verify`; take a new snapshot with `sqlenvfs snapshot`)",
+                  plan->db, when, bad->str, skipped);
+      return NULL;
+    }
+    plan_set_base(tl, plan, next, j);
+  }
+}
+
+gboolean
+sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error)
+{
+  SqlenvfsFileId now;
+  int fd = open(plan->base_path, O_RDONLY | O_CLOEXEC);
+  gboolean same;
+
+  if (fd < 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "restore %s: the base %s went away while it was read (%s; retry)", plan->db,
+                plan->base_path, g_strerror(errno));
+    return FALSE;
+  }
+  same = sqlenvfs_file_id_get(fd, plan->base_path, &now, error);
+  close(fd);
+  if (!same)
+    return FALSE;
+  if (!sqlenvfs_file_id_equal(&now, &plan->base_id)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "restore %s: the base %s changed while it was read (something writes to the "
+                "store; nothing built from it is kept; retry, and run `sqlenvfs verify`)",
+                plan->db, plan->base_path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 SqlenvfsImage *
-sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
+sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                        SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
@@ -568,12 +862,17 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
   g_autoptr(SqlenvfsImage) img = NULL;
   g_autofree guint *seg_src = NULL;
   SqlenvfsFileSource *base;
-  struct stat st;
   guint n, zero_src = 0;
   gint from = -1, to = -1;
-  guint32 cur_pages = plan->base_n_pages;
+  guint32 cur_pages;
   guint64 done = 0;
 
+  base = open_checked_base(root, plan, error);
+  if (base == NULL)
+    return NULL;
+  img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
+                           sqlenvfs_file_source_close);
+  cur_pages = plan->base_n_pages;
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
@@ -602,19 +901,6 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
     }
   }
 
-  base = sqlenvfs_file_source_open(plan->base_path, error);
-  if (base == NULL)
-    return NULL;
-  if (fstat(sqlenvfs_file_source_fd(base), &st) != 0 ||
-      (guint64)st.st_size != (guint64)plan->base_n_pages * plan->page_size) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "restore %s: the base %s is not the size its MANIFEST says (run `sqlenvfs "
-                "verify`)", plan->db, plan->base_path);
-    sqlenvfs_file_source_close(base);
-    return NULL;
-  }
-  img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
-                           sqlenvfs_file_source_close);
   seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
 
   for (gint i = from + 1; i <= to; i++) {
@@ -667,7 +953,7 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
 }
 
 gboolean
-sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, const char *output,
+sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const char *output,
                          gboolean overwrite, SqlenvfsProgressFunc progress, gpointer user,
                          GError **error)
 {
@@ -690,6 +976,10 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, co
     mode = (int)(st.st_mode & 0666);
   ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, &res, error);
   sqlenvfs_copy_result_clear(&res);
+  if (ok && !sqlenvfs_restore_base_unchanged(plan, error)) {
+    unlink(output);
+    return FALSE;
+  }
   return ok;
 }
 
@@ -783,7 +1073,7 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
 }
 
 gboolean
-sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, gboolean force,
+sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean force,
                              SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
   const char *cache = sqlenvfs_root_path(root, SQLENVFS_DIR_CACHE);

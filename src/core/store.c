@@ -7,9 +7,9 @@
  *     MANIFEST                                         20261128T161400.250Z
  *     <db>.db  ...                                     (UTC, ISO 8601 basic)
  *
- *   MANIFEST (GKeyFile, format 1):
+ *   MANIFEST (GKeyFile, format 2; format 1 is the same without checksum):
  *     [sqlenvfs-copy] format kind name created created-us finished-us
- *                     sqlenvfs-version sqlite-version databases
+ *                     sqlenvfs-version sqlite-version databases checksum
  *     [db <name>]     file size crc32 page-size page-count journal-mode
  *                     wal-salt1 wal-salt2 wal-frame wal-cksum1 wal-cksum2
  *                     wal-ckpt-seq pinned-at pinned-at-us
@@ -36,6 +36,13 @@
  *       roll the copy forward.
  *   (4) Creating and pruning hold the per-root "store" lock, so they never
  *       run at the same time in two processes.
+ *   (5) A MANIFEST is believed only if its checksum matches (format 2): the
+ *       crc32 of "[group]\nkey=value\n" for every key but the checksum
+ *       itself, groups and keys in file order, values as stored.
+ *   (6) A base is used only after check_base() found its file to be what
+ *       the MANIFEST says; the verdict is remembered for the file's identity
+ *       (dev, inode, size, mtime, ctime) and those MANIFEST values, never
+ *       longer than they stay the same.
  */
 #include "sqlenvfs/store.h"
 #include "config.h"
@@ -46,6 +53,7 @@
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +61,9 @@
 #include <unistd.h>
 
 #define MANIFEST "MANIFEST"
-#define MANIFEST_FORMAT 1
+#define MANIFEST_FORMAT 2        /* what this version writes                 */
+#define MANIFEST_FORMAT_OLDEST 1 /* the oldest it reads (no checksum)         */
+#define KEY_CHECKSUM "checksum"
 #define GROUP_COPY "sqlenvfs-copy"
 #define DB_GROUP_PREFIX "db "
 
@@ -167,6 +177,31 @@ get_u32(GKeyFile *kf, const char *group, const char *key, guint32 *out, const ch
   return TRUE;
 }
 
+/* The crc32 of every key and value of @kf but the checksum itself
+ * (invariant 5). */
+static guint32
+manifest_checksum(GKeyFile *kf)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+  guint32 c = 0;
+
+  for (char **g = groups; *g; g++) {
+    g_auto(GStrv) keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+    g_autofree char *head = g_strdup_printf("[%s]\n", *g);
+    c = sqlenvfs_crc32(c, head, strlen(head));
+    for (char **k = keys; keys && *k; k++) {
+      g_autofree char *value = NULL;
+      g_autofree char *line = NULL;
+      if (g_str_equal(*g, GROUP_COPY) && g_str_equal(*k, KEY_CHECKSUM))
+        continue;
+      value = g_key_file_get_value(kf, *g, *k, NULL);
+      line = g_strdup_printf("%s=%s\n", *k, value ? value : "");
+      c = sqlenvfs_crc32(c, line, strlen(line));
+    }
+  }
+  return c;
+}
+
 static SqlenvfsStoredCopy *
 load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
 {
@@ -202,12 +237,27 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
   }
   if (!get_u64(kf, GROUP_COPY, "format", G_MAXUINT32, &format, file, error))
     return NULL;
-  if (format != MANIFEST_FORMAT) {
+  if (format < MANIFEST_FORMAT_OLDEST || format > MANIFEST_FORMAT) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "read %s: format %" G_GUINT64_FORMAT " is not one this version reads (%d; "
+                "read %s: format %" G_GUINT64_FORMAT " is not one this version reads (%d to %d; "
                 "use a newer sqlenvfs)",
-                file, format, MANIFEST_FORMAT);
+                file, format, MANIFEST_FORMAT_OLDEST, MANIFEST_FORMAT);
     return NULL;
+  }
+  if (format >= 2) {
+    guint32 stored = 0, actual = manifest_checksum(kf);
+    if (!get_u32(kf, GROUP_COPY, KEY_CHECKSUM, &stored, file, error))
+      return NULL;
+    if (stored != actual) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "read %s: its checksum is 0x%08x but its contents give 0x%08x (the MANIFEST "
+                  "was changed or damaged after it was written; this %s is not used as a base; "
+                  "take a new one with `sqlenvfs %s`)",
+                  file, stored, actual, sqlenvfs_copy_kind_name(kind),
+                  sqlenvfs_copy_kind_name(kind));
+      return NULL;
+    }
+    copy->is_protected = TRUE;
   }
   names = g_key_file_get_string_list(kf, GROUP_COPY, "databases", NULL, NULL);
   if (names == NULL || names[0] == NULL) {
@@ -295,6 +345,10 @@ write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 
     g_key_file_set_uint64(kf, group, "wal-ckpt-seq", sdb->pos.ckpt_seq);
     g_key_file_set_string(kf, group, "pinned-at", pinned);
     g_key_file_set_int64(kf, group, "pinned-at-us", sdb->pos.pinned_at);
+  }
+  {
+    g_autofree char *sum = g_strdup_printf("0x%08x", manifest_checksum(kf));
+    g_key_file_set_string(kf, GROUP_COPY, KEY_CHECKSUM, sum);
   }
   data = g_key_file_to_data(kf, &len, NULL);
   return sqlenvfs_write_file_atomic(file, data, len, mode, error);
@@ -535,14 +589,27 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
 }
 
 GPtrArray *
-sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
+sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *unreadable,
+                            GError **error)
 {
   g_autoptr(GPtrArray) out =
     g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
-  if (!scan(root, kind, out, NULL, NULL, error))
+  g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
+  if (!scan(root, kind, out, bad_names, bad_errors, error))
     return NULL;
+  for (guint i = 0; unreadable && i < bad_errors->len; i++)
+    g_ptr_array_add(unreadable, g_strdup_printf("%s %s: %s", sqlenvfs_copy_kind_name(kind),
+                                                (const char *)bad_names->pdata[i],
+                                                (const char *)bad_errors->pdata[i]));
   g_ptr_array_sort(out, cmp_copy);
   return g_steal_pointer(&out);
+}
+
+GPtrArray *
+sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
+{
+  return sqlenvfs_store_list_checked(root, kind, NULL, error);
 }
 
 SqlenvfsStoredCopy *
@@ -600,30 +667,107 @@ sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint
   g_ptr_array_add(report->windows, w);
 }
 
-/* --------------------------------------------------------------- verify */
+/* ---------------------------------------------------------- base checks */
 
-/* Check one stored database; on failure *reason says why (one line). */
-static gboolean
-check_stored(const SqlenvfsStoredDb *sdb, char **reason)
+gboolean
+sqlenvfs_file_id_get(int fd, const char *path, SqlenvfsFileId *id, GError **error)
 {
-  g_autoptr(GError) err = NULL;
   struct stat st;
-  guint32 crc = 0;
-  goffset size = 0;
+  if (fstat(fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", path);
+  id->dev = (guint64)st.st_dev;
+  id->ino = (guint64)st.st_ino;
+  id->size = (guint64)st.st_size;
+  id->mtime_ns = (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  id->ctime_ns = (gint64)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  return TRUE;
+}
 
-  if (stat(sdb->path, &st) != 0) {
-    *reason = g_strdup_printf("%s is missing: %s", sdb->path, g_strerror(errno));
+gboolean
+sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b)
+{
+  return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
+}
+
+static gboolean
+page_size_is_valid(guint32 ps)
+{
+  return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
+}
+
+static guint32
+be32(const guint8 *p)
+{
+  return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
+}
+
+/* Compare the file open on @fd (@size bytes) with what its MANIFEST says
+ * (checks 1-4 of sqlenvfs_store_check_base). FALSE and *reason, one line
+ * naming the file, when they disagree or the file cannot be read. */
+static gboolean
+check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, char **reason)
+{
+  const SqlenvfsWalPos *p = &sdb->pos;
+  g_autofree guint8 *buf = NULL;
+  guint8 hdr[100];
+  guint32 hps, crc = 0;
+  guint64 off = 0;
+
+  if (!page_size_is_valid(p->page_size)) {
+    *reason = g_strdup_printf("the MANIFEST of %s says page-size=%u, which no SQLite database "
+                              "has (the MANIFEST is damaged)", sdb->path, p->page_size);
     return FALSE;
   }
-  if ((guint64)st.st_size != sdb->size) {
+  if (p->n_pages == 0 || (guint64)p->page_size * p->n_pages != sdb->size) {
+    *reason = g_strdup_printf("the MANIFEST of %s says size=%" G_GUINT64_FORMAT " but page-size "
+                              "%u x page-count %u = %" G_GUINT64_FORMAT " (the MANIFEST is "
+                              "damaged)", sdb->path, sdb->size, p->page_size, p->n_pages,
+                              (guint64)p->page_size * p->n_pages);
+    return FALSE;
+  }
+  if (size != sdb->size) {
     *reason = g_strdup_printf("%s has %" G_GUINT64_FORMAT " bytes, the MANIFEST says %"
-                              G_GUINT64_FORMAT " (truncated or replaced)",
-                              sdb->path, (guint64)st.st_size, sdb->size);
+                              G_GUINT64_FORMAT " (truncated or replaced)", sdb->path, size,
+                              sdb->size);
     return FALSE;
   }
-  if (!sqlenvfs_file_crc32(sdb->path, &crc, &size, &err)) {
-    *reason = g_strdup(err->message);
+  if (pread(fd, hdr, sizeof hdr, 0) != (ssize_t)sizeof hdr) {
+    *reason = g_strdup_printf("%s: cannot read its SQLite header: %s", sdb->path,
+                              g_strerror(errno));
     return FALSE;
+  }
+  if (memcmp(hdr, "SQLite format 3", 16) != 0) {
+    *reason = g_strdup_printf("%s does not start with an SQLite header (its bytes changed after "
+                              "it was written)", sdb->path);
+    return FALSE;
+  }
+  hps = (guint32)hdr[16] << 8 | hdr[17];
+  if (hps == 1)
+    hps = 65536;
+  if (hps != p->page_size) {
+    *reason = g_strdup_printf("%s has pages of %u bytes in its SQLite header, the MANIFEST says "
+                              "%u", sdb->path, hps, p->page_size);
+    return FALSE;
+  }
+  /* The header's page count is valid when its change counter matches. */
+  if (be32(hdr + 24) == be32(hdr + 92) && be32(hdr + 28) != p->n_pages) {
+    *reason = g_strdup_printf("%s has %u pages in its SQLite header, the MANIFEST says %u",
+                              sdb->path, be32(hdr + 28), p->n_pages);
+    return FALSE;
+  }
+  buf = g_malloc(1 << 20);
+  while (off < size) {
+    ssize_t n = pread(fd, buf, (size_t)MIN((guint64)1 << 20, size - off), (off_t)off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      *reason = g_strdup_printf("%s: read failed at byte %" G_GUINT64_FORMAT ": %s", sdb->path,
+                                off, n < 0 ? g_strerror(errno) : "unexpected end of file");
+      return FALSE;
+    }
+    crc = sqlenvfs_crc32(crc, buf, (gsize)n);
+    off += (guint64)n;
   }
   if (crc != sdb->crc32) {
     *reason = g_strdup_printf("%s has crc32 0x%08x, the MANIFEST says 0x%08x (its bytes changed "
@@ -631,6 +775,146 @@ check_stored(const SqlenvfsStoredDb *sdb, char **reason)
                               sdb->path, crc, sdb->crc32);
     return FALSE;
   }
+  return TRUE;
+}
+
+/* A remembered verdict of check_base (invariant 6). */
+typedef struct {
+  SqlenvfsFileId id;
+  guint64 size;
+  guint32 crc32, page_size, n_pages;
+  char *reason; /* NULL: good */
+} Verdict;
+
+static GMutex verdicts_lock;
+static GHashTable *verdicts; /* path -> Verdict * */
+
+static void
+verdict_free(gpointer p)
+{
+  Verdict *v = p;
+  g_free(v->reason);
+  g_free(v);
+}
+
+static gboolean
+verdict_applies(const Verdict *v, const SqlenvfsFileId *id, const SqlenvfsStoredDb *sdb)
+{
+  return sqlenvfs_file_id_equal(&v->id, id) && v->size == sdb->size && v->crc32 == sdb->crc32 &&
+         v->page_size == sdb->pos.page_size && v->n_pages == sdb->pos.n_pages;
+}
+
+gboolean
+sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
+                          GError **error)
+{
+  SqlenvfsFileId before, after;
+  g_autofree char *reason = NULL;
+  gboolean ok;
+
+  if (!sqlenvfs_file_id_get(fd, sdb->path, &before, error))
+    return FALSE;
+  if (id)
+    *id = before;
+  g_mutex_lock(&verdicts_lock);
+  if (verdicts != NULL) {
+    const Verdict *v = g_hash_table_lookup(verdicts, sdb->path);
+    if (v != NULL && verdict_applies(v, &before, sdb)) {
+      ok = v->reason == NULL;
+      if (!ok)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s",
+                    sdb->path, v->reason);
+      g_mutex_unlock(&verdicts_lock);
+      return ok;
+    }
+  }
+  g_mutex_unlock(&verdicts_lock);
+
+  ok = check_fields(sdb, fd, before.size, &reason);
+  if (!sqlenvfs_file_id_get(fd, sdb->path, &after, error))
+    return FALSE;
+  if (!sqlenvfs_file_id_equal(&before, &after)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "check base %s: the file changed while it was checked (something writes to the "
+                "store; retry, and run `sqlenvfs verify`)", sdb->path);
+    return FALSE;
+  }
+  g_mutex_lock(&verdicts_lock);
+  if (verdicts == NULL || g_hash_table_size(verdicts) >= 4096) {
+    g_clear_pointer(&verdicts, g_hash_table_destroy);
+    verdicts = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, verdict_free);
+  }
+  {
+    Verdict *v = g_new0(Verdict, 1);
+    v->id = before;
+    v->size = sdb->size;
+    v->crc32 = sdb->crc32;
+    v->page_size = sdb->pos.page_size;
+    v->n_pages = sdb->pos.n_pages;
+    v->reason = g_strdup(reason);
+    g_hash_table_replace(verdicts, g_strdup(sdb->path), v);
+  }
+  g_mutex_unlock(&verdicts_lock);
+  if (!ok) {
+    g_info("base %s is not what its MANIFEST says: %s", sdb->path, reason);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s", sdb->path,
+                reason);
+  }
+  return ok;
+}
+
+gboolean
+sqlenvfs_store_base_known_bad(const SqlenvfsStoredDb *sdb, char **reason)
+{
+  SqlenvfsFileId id;
+  gboolean bad = FALSE;
+  int fd = open(sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return FALSE; /* the check itself says what is wrong */
+  if (!sqlenvfs_file_id_get(fd, sdb->path, &id, NULL)) {
+    close(fd);
+    return FALSE;
+  }
+  close(fd);
+  g_mutex_lock(&verdicts_lock);
+  if (verdicts != NULL) {
+    const Verdict *v = g_hash_table_lookup(verdicts, sdb->path);
+    if (v != NULL && verdict_applies(v, &id, sdb) && v->reason != NULL) {
+      bad = TRUE;
+      if (reason)
+        *reason = g_strdup(v->reason);
+    }
+  }
+  g_mutex_unlock(&verdicts_lock);
+  return bad;
+}
+
+/* --------------------------------------------------------------- verify */
+
+/* Check one stored database (every MANIFEST field against the file, then
+ * integrity_check; nothing remembered); on failure *reason says why. */
+static gboolean
+check_stored(const SqlenvfsStoredDb *sdb, char **reason)
+{
+  g_autoptr(GError) err = NULL;
+  struct stat st;
+  int fd = open(sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  gboolean ok;
+
+  if (fd < 0) {
+    *reason = g_strdup_printf("%s is missing: %s", sdb->path, g_strerror(errno));
+    return FALSE;
+  }
+  if (fstat(fd, &st) != 0) {
+    *reason = g_strdup_printf("%s: %s", sdb->path, g_strerror(errno));
+    close(fd);
+    return FALSE;
+  }
+  ok = check_fields(sdb, fd, (guint64)st.st_size, reason);
+  close(fd);
+  if (!ok)
+    return FALSE;
   {
     g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", sdb->path);
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &err);
@@ -737,6 +1021,14 @@ sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GErr
         if (copy->name != name)
           continue;
         found = TRUE;
+        if (!copy->is_protected) {
+          g_autofree char *manifest = g_build_filename(copy->dir, MANIFEST, NULL);
+          sqlenvfs_verify_report_add(report, kind, name, NULL, manifest, FALSE,
+                                     "unprotected: the MANIFEST is of format 1 and carries no "
+                                     "checksum, so a change to its WAL position cannot be "
+                                     "detected (its copies are still checked and used; take a "
+                                     "new one to replace it)");
+        }
         for (guint d = 0; d < copy->dbs->len; d++) {
           const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
           g_autofree char *reason = NULL;

@@ -35,6 +35,9 @@
  *       after now get later times), so its file may be cached by the kernel
  *       and its plan kept (a prune that later takes the time out of the
  *       window makes a rebuild fail, never serve another state).
+ *   (6) A rebuilt file is kept only when its base passed its check
+ *       (restore.h) and did not change while the image was read from it;
+ *       a rebuild from bad bases fails (EIO) and leaves nothing in .cache.
  */
 #include "fs.h"
 
@@ -510,6 +513,11 @@ rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *si
     int e = errno;
     unlink(tmp);
     return sqlenvfs_error_errno(error, e, "write", tmp);
+  }
+  /* Never keep an image whose base changed after it was checked. */
+  if (!sqlenvfs_restore_base_unchanged(rp, error)) {
+    unlink(tmp);
+    return FALSE;
   }
   if (sqlenvfs_testhook_pitr_delay_ms() > 0) /* testhooks.h */
     g_usleep((gulong)sqlenvfs_testhook_pitr_delay_ms() * 1000);

@@ -2,7 +2,9 @@
 # One flipped byte in the middle of an archive segment: `verify` names the
 # segment and fails; restoring to a time before the damaged record is still
 # exact; restoring to it or past it fails with an error naming the segment,
-# never a wrong database, and leaves no file behind.
+# never a wrong database, and leaves no file behind. `list` agrees: the
+# damaged record ends the window, and a snapshot taken later starts a new
+# one, in which every restore is exact again.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -53,3 +55,38 @@ for when in "@$T_AT" latest; do
     --time "$when" --expect refused --match "$SEGNAME"
 done
 pass "restores past the damage fail naming the segment"
+
+# list agrees with restore: the window ends before the damaged record.
+windows() {
+  "$SQLENVFS" list --root "$R" --json | python3 -c '
+import datetime, json, sys
+ts = lambda s: datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+for w in json.load(sys.stdin)["windows"]:
+    if w["database"] == "app":
+        print("%.6f %.6f %s" % (ts(w["from"]), ts(w["to"]), w["note"]))'
+}
+windows > "$T/w1"
+[ "$(wc -l < "$T/w1")" -eq 1 ] || fail "expected one window, list says: $(cat "$T/w1")"
+read -r W_FROM W_TO _ < "$T/w1"
+python3 -c "import sys; sys.exit(0 if $T_BEFORE <= $W_TO < $T_AT else 1)" \
+  || fail "the window ends at $W_TO, not between $T_BEFORE and the damaged record at $T_AT"
+pass "list ends the window before the damaged record"
+
+# A snapshot after the damage makes the archive recoverable again from its
+# state on, and only from there.
+pitr_start_archiver "$R" "$T/b"
+k=$(awk '$1 == "T" {k = $2} END {print k}' "$T/log")
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 --no-vacuum \
+  --k0 "$k" --seed 3 >/dev/null
+"$SQLENVFS" snapshot --root "$R" >/dev/null
+k=$(awk '$1 == "T" {k = $2} END {print k}' "$T/log")
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 --no-vacuum \
+  --k0 "$k" --seed 4 >/dev/null
+pitr_stop_archiver "$T/b"
+windows > "$T/w2"
+[ "$(wc -l < "$T/w2")" -eq 2 ] || fail "expected two windows, list says: $(cat "$T/w2")"
+grep -q "$SEGNAME" "$T/w2" || fail "the second window does not say what cut it: $(cat "$T/w2")"
+python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" --expect-latest
+python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+  --time "@$T_AT" --expect refused --match "$SEGNAME"
+pass "a later snapshot starts a new window; list and restore agree on every time"

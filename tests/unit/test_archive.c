@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -509,6 +510,145 @@ START_TEST(test_corrupt_page)
 }
 END_TEST
 
+/* Bytes this process has read so far (read and pread), from /proc. */
+static guint64
+bytes_read(void)
+{
+  g_autofree char *io = NULL;
+  const char *p;
+  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
+  p = strstr(io, "rchar: ");
+  ck_assert_ptr_nonnull(p);
+  return g_ascii_strtoull(p + 7, NULL, 10);
+}
+
+/* check_records turns a corrupt record into a DAMAGED gap (never a state),
+ * and reads again only what changed or is new. */
+START_TEST(test_check_records)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  const SqlenvfsArchiveEntry *e5;
+  g_autofree char *seg_path = NULL;
+  GError *error = NULL;
+  guint64 before, off5;
+  guint n_entries;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_no_error(error);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Unchanged: nothing is read again. */
+  a = open_reader();
+  before = bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  e5 = entry_seq(a, 5);
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
+  off5 = e5->offset;
+  flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Changed in place: read again, and record 5 is a gap now. */
+  a = open_reader();
+  n_entries = sqlenvfs_archive_n_entries(a);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), n_entries);
+  ck_assert_ptr_null(entry_seq(a, 5));
+  for (guint i = 0; i < n_entries; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    if (e->type == SQLENVFS_ARCHIVE_GAP && e->offset == off5) {
+      ck_assert_int_eq(e->reason, SQLENVFS_GAP_DAMAGED);
+      ck_assert(!sqlenvfs_archive_entry_is_state(e));
+      ck_assert_str_eq(sqlenvfs_archive_segment(a, e->segment)->path, seg_path);
+    }
+  }
+  ck_assert(entry_seq(a, 4) != NULL && entry_seq(a, 6) != NULL);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Appended to: the damage is still known, only the new record is read. */
+  add_commit(w, 13, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+  ck_assert_ptr_null(entry_seq(a, 5));
+}
+END_TEST
+
+/* What check_records found is remembered in a memo file for other
+ * processes: trusted only while each segment is unchanged and the file's
+ * own checksum holds. */
+START_TEST(test_check_records_memo_file)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *memo = g_build_filename(tmp, "checked-app", NULL);
+  g_autofree char *seg_path = NULL;
+  const SqlenvfsArchiveEntry *e5;
+  GError *error = NULL;
+  guint64 before;
+  struct stat st;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
+  ck_assert_int_eq(stat(memo, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0077, 0);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Another process (nothing remembered in memory): the file answers. */
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  before = bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
+  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  e5 = entry_seq(a, 5);
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
+  flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* The segment changed: read again whatever the file says. */
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1); /* remembered bad */
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* A memo file that was tampered with (every segment claimed good, the
+   * old checksum kept) is not believed. */
+  {
+    g_autofree char *text = NULL;
+    GString *forged = g_string_new(NULL);
+    g_auto(GStrv) lines = NULL;
+    ck_assert(g_file_get_contents(memo, &text, NULL, NULL));
+    lines = g_strsplit(text, "\n", -1);
+    for (char **l = lines; *l && **l; l++) {
+      if (g_str_has_prefix(*l, "crc32="))
+        g_string_append_printf(forged, "%s\n", *l);
+      else {
+        char *sp = strrchr(*l, ' ');
+        *sp = '\0';
+        g_string_append_printf(forged, "%s -\n", *l);
+      }
+    }
+    ck_assert(g_file_set_contents(memo, forged->str, -1, NULL));
+    g_string_free(forged, TRUE);
+  }
+  sqlenvfs_archive_forget_checks();
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 1);
+}
+END_TEST
+
 START_TEST(test_corrupt_index_falls_back)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
@@ -649,6 +789,118 @@ START_TEST(test_prune)
 }
 END_TEST
 
+/* Prune records what it removes (PRUNED, checksummed lines, never wider
+ * than a segment), so that verify tells a pruned segment from one that was
+ * deleted or lost, and names the latter. */
+START_TEST(test_prune_log)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *log = g_build_filename(dir, "PRUNED", NULL);
+  g_autofree char *seg1 = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
+  g_autofree char *seg4 = g_build_filename(dir, "0000000000000004.seg", NULL);
+  g_autofree char *text = NULL;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  struct stat st_log, st_seg;
+  guint n_segs;
+
+  for (guint k = 1; k <= 30; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n_segs = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n_segs, 5);
+  ck_assert_int_eq(sqlenvfs_archive_prune(dir, sqlenvfs_archive_segment(a, 2)->first_seq, FALSE,
+                                          NULL, &error), 2);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert(g_file_get_contents(log, &text, NULL, NULL));
+  ck_assert(g_str_has_prefix(text, "segment=0000000000000001 first-seq=1 "));
+  ck_assert(strstr(text, "\nsegment=0000000000000002 ") != NULL);
+  ck_assert_int_eq(stat(log, &st_log), 0);
+  ck_assert_int_eq(stat(seg3, &st_seg), 0);
+  ck_assert_int_eq(st_log.st_mode & ~st_seg.st_mode & 0777, 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* The next segment deleted by hand: named, not taken for pruning. */
+  ck_assert_int_eq(unlink(seg3), 0);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(strstr(seen.files, "0000000000000003.seg: segment 0000000000000003.seg is "
+                                   "missing and no prune removed it") != NULL, "%s", seen.files);
+  ck_assert(strstr(seen.files, "0000000000000001.seg") == NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+
+  /* A damaged line of the log: reported, and its segment is missing. */
+  flip_byte(log, 30);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert(strstr(seen.files, "PRUNED: line 1 is damaged") != NULL);
+  ck_assert(strstr(seen.files, "0000000000000001.seg: segment 0000000000000001.seg is missing") !=
+            NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+  flip_byte(log, 30);
+
+  /* An append a crash cut short removed nothing: cut off by the next prune,
+   * which goes on after it. */
+  {
+    FILE *f = fopen(log, "a");
+    ck_assert_ptr_nonnull(f);
+    fputs("segment=0000000000000003 first-se", f);
+    fclose(f);
+  }
+  ck_assert_int_eq(sqlenvfs_archive_prune(dir, G_MAXUINT64, FALSE, NULL, &error),
+                   (int)n_segs - 4); /* 4.. up to the last, which stays */
+  ck_assert_no_error(error);
+  g_clear_pointer(&text, g_free);
+  ck_assert(g_file_get_contents(log, &text, NULL, NULL));
+  ck_assert(strstr(text, "first-se\n") == NULL && strstr(text, "first-sesegment") == NULL);
+  ck_assert(!g_file_test(seg4, G_FILE_TEST_EXISTS));
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(seen.n == 1, "%s", seen.files); /* only segment 3, which nobody pruned */
+  ck_assert(strstr(seen.files, "0000000000000003.seg") != NULL);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+  seen.n = 0;
+  ck_assert(!g_file_test(seg1, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* Segments 1..13 of 14 deleted without a prune: verify names them. */
+START_TEST(test_deleted_segments_are_not_pruned)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  guint n;
+
+  for (guint k = 1; k <= 80; k++)
+    add_commit(w, k, 10);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 14);
+  for (guint i = 0; i + 1 < n; i++) {
+    g_autofree char *idx = g_strdup(sqlenvfs_archive_segment(a, i)->path);
+    ck_assert_int_eq(unlink(sqlenvfs_archive_segment(a, i)->path), 0);
+    strcpy(idx + strlen(idx) - 3, "idx");
+    unlink(idx);
+  }
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(seen.files, "0000000000000001.seg: segments 0000000000000001.seg to ") !=
+                NULL, "%s", seen.files);
+  ck_assert(strstr(seen.files, "no prune removed them") != NULL);
+  g_clear_error(&error);
+  g_free(seen.files);
+}
+END_TEST
+
 START_TEST(test_clock_back_and_alive)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
@@ -703,9 +955,13 @@ archive_suite(void)
   tcase_add_test(tc, test_torn_garbage_and_abort);
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
+  tcase_add_test(tc, test_check_records);
+  tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
+  tcase_add_test(tc, test_prune_log);
+  tcase_add_test(tc, test_deleted_segments_are_not_pruned);
   tcase_add_test(tc, test_prune);
   tcase_add_test(tc, test_clock_back_and_alive);
   tcase_add_test(tc, test_empty_and_missing);

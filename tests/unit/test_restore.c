@@ -3,6 +3,7 @@
  * A real archiver runs in a thread while the test commits and snapshots. */
 #include "testutil.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -97,7 +98,7 @@ teardown(void)
 
 /* Rows in the state of @plan, read from its image written to a file. */
 static gint64
-rows_at(const SqlenvfsRestorePlan *plan)
+rows_at(SqlenvfsRestorePlan *plan)
 {
   g_autofree char *out = g_build_filename(tmp, "restored.db", NULL);
   GError *error = NULL;
@@ -170,6 +171,90 @@ START_TEST(test_windows_and_plans)
   ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
   ck_assert(strstr(error->message, "after the latest archived time") != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
+static void
+flip_byte(const char *path, goffset off)
+{
+  int fd = open(path, O_RDWR);
+  unsigned char c;
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, &c, 1, off), 1);
+  c ^= 0x10;
+  ck_assert_int_eq(pwrite(fd, &c, 1, off), 1);
+  close(fd);
+}
+
+/* Rows of the state of @plan, written to a file, that are byte for byte the
+ * rows of production (which holds rows 1..60). */
+static gint64
+rows_same_as_prod(SqlenvfsRestorePlan *plan)
+{
+  g_autofree char *out = g_build_filename(tmp, "restored.db", NULL);
+  g_autofree char *sql = NULL;
+  GError *error = NULL;
+  gint64 n = -1;
+  unlink(out);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  {
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(out, 0, &error);
+    sql = g_strdup_printf("ATTACH '%s' AS p", db_path);
+    ck_assert(sqlenvfs_db_exec(db, sql, out, &error));
+    ck_assert(sqlenvfs_db_query_int(db, "SELECT count(*) FROM t JOIN p.t AS q USING (k) "
+                                        "WHERE t.b = q.b", &n, out, &error));
+    ck_assert_no_error(error);
+  }
+  return n;
+}
+
+/* A base whose bytes changed is never used: the restore falls back to an
+ * older good base of the chain (same bytes out), or is refused naming
+ * every bad one, leaving no file. */
+START_TEST(test_bad_base_falls_back)
+{
+  const SqlenvfsStoredDb *d0 = s0->dbs->pdata[0], *d1 = s1->dbs->pdata[0];
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL, again = NULL;
+  g_autofree char *out = g_build_filename(tmp, "refused.db", NULL);
+  SqlenvfsTime t = { .is_latest = TRUE };
+  GError *error = NULL;
+
+  plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(plan->base_name, s1->name);
+  ck_assert_uint_eq(plan->n_commits, 30);
+  /* A byte in the middle of s1: row data, which no integrity_check sees. */
+  flip_byte(d1->path, (goffset)d1->size / 2);
+  ck_assert_int_eq(rows_same_as_prod(plan), 60);
+  ck_assert_str_eq(plan->base_name, s0->name);
+  ck_assert_uint_ge(plan->n_commits, 60);
+  ck_assert_str_eq(plan->base_path, d0->path);
+
+  /* Every base bad: refused, naming each, nothing written. */
+  flip_byte(d0->path, (goffset)d0->size / 2);
+  again = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_restore_to_file(root, again, out, FALSE, NULL, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, d0->path) != NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, d1->path) != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, ".tmp-") == NULL);
+  g_clear_error(&error);
+  ck_assert(!g_file_test(out, G_FILE_TEST_EXISTS));
+
+  /* Known bad in this process: no window starts from them any more, and
+   * planning says why. */
+  {
+    g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, "app", &error);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(wins->len, 0);
+  }
+  ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  ck_assert_msg(strstr(error->message, "not usable") != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, d0->path) != NULL);
   g_clear_error(&error);
 }
 END_TEST
@@ -251,6 +336,7 @@ restore_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
+  tcase_add_test(tc, test_bad_base_falls_back);
   suite_add_tcase(s, tc);
   return s;
 }

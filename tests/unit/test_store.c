@@ -277,6 +277,158 @@ START_TEST(test_verify_db_integrity_after_crc)
 }
 END_TEST
 
+/* Bytes this process has read so far (read and pread), from /proc. */
+static guint64
+bytes_read(void)
+{
+  g_autofree char *io = NULL;
+  const char *p;
+  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
+  p = strstr(io, "rchar: ");
+  ck_assert_ptr_nonnull(p);
+  return g_ascii_strtoull(p + 7, NULL, 10);
+}
+
+/* A base is checked against its MANIFEST before use, the verdict is
+ * remembered while the file is unchanged, and a change is seen. */
+START_TEST(test_check_base)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  SqlenvfsStoredDb *sdb = a->dbs->pdata[0];
+  SqlenvfsFileId id1, id2;
+  GError *error = NULL;
+  guint64 before;
+  int fd = open(sdb->path, O_RDONLY);
+
+  ck_assert_int_ge(fd, 0);
+  ck_assert(sdb->size > 64 * 1024);
+  ck_assert(sqlenvfs_store_check_base(sdb, fd, &id1, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(id1.size, sdb->size);
+  /* Unchanged: remembered, not read again. */
+  before = bytes_read();
+  ck_assert(sqlenvfs_store_check_base(sdb, fd, &id2, &error));
+  ck_assert(sqlenvfs_file_id_equal(&id1, &id2));
+  ck_assert_uint_lt(bytes_read() - before, 4096);
+
+  /* One byte of a row's payload: the crc32 catches it, naming the file. */
+  flip_byte(sdb->path, (goffset)sdb->size - 100);
+  ck_assert(!sqlenvfs_store_check_base(sdb, fd, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, sdb->path) != NULL);
+  ck_assert(strstr(error->message, "crc32") != NULL);
+  g_clear_error(&error);
+  /* Put back: the file changed again, so it is read again, and is good. */
+  flip_byte(sdb->path, (goffset)sdb->size - 100);
+  ck_assert(sqlenvfs_store_check_base(sdb, fd, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* A MANIFEST whose fields disagree with each other or with the file. */
+  {
+    SqlenvfsStoredDb lie = *sdb;
+    lie.pos.n_pages = sdb->pos.n_pages + 1;
+    ck_assert(!sqlenvfs_store_check_base(&lie, fd, NULL, &error));
+    ck_assert(strstr(error->message, "page-count") != NULL);
+    g_clear_error(&error);
+    lie.size = (guint64)lie.pos.page_size * lie.pos.n_pages;
+    ck_assert(!sqlenvfs_store_check_base(&lie, fd, NULL, &error));
+    ck_assert(strstr(error->message, "bytes, the MANIFEST says") != NULL);
+    g_clear_error(&error);
+    lie = *sdb;
+    lie.pos.page_size = sdb->pos.page_size * 2;
+    lie.pos.n_pages = sdb->pos.n_pages / 2;
+    lie.size = (guint64)lie.pos.page_size * lie.pos.n_pages;
+    if (lie.size == sdb->size) {
+      ck_assert(!sqlenvfs_store_check_base(&lie, fd, NULL, &error));
+      ck_assert(strstr(error->message, "in its SQLite header") != NULL);
+      g_clear_error(&error);
+    }
+  }
+  close(fd);
+}
+END_TEST
+
+/* Rewrite @file with @key set to @value in @group (the checksum untouched). */
+static void
+manifest_set(const char *file, const char *group, const char *key, const char *value)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *data = NULL;
+  ck_assert(g_key_file_load_from_file(kf, file, G_KEY_FILE_KEEP_COMMENTS, NULL));
+  if (value)
+    g_key_file_set_value(kf, group, key, value);
+  else
+    g_key_file_remove_key(kf, group, key, NULL);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(file, data, -1, NULL));
+}
+
+/* The MANIFEST carries its own checksum: a changed WAL position makes the
+ * entry unreadable (named, never believed); a format-1 MANIFEST (no
+ * checksum) is still read, its fields are still checked against the copy,
+ * and verify reports it as unprotected. */
+START_TEST(test_manifest_checksum)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) b = NULL, loaded = NULL;
+  g_autoptr(GPtrArray) unreadable = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+  g_autofree char *ma = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *mb = NULL;
+  g_autofree char *text = NULL;
+  GError *error = NULL;
+  guint n_unprotected = 0, n_bad_db = 0;
+
+  ck_assert(a->is_protected);
+  ck_assert(g_file_get_contents(ma, &text, NULL, NULL));
+  ck_assert(strstr(text, "format=2\n") != NULL);
+  ck_assert(strstr(text, "checksum=0x") != NULL);
+  testutil_clock_set(T0 + G_USEC_PER_SEC);
+  b = take(SQLENVFS_KIND_BACKUP);
+  mb = g_build_filename(b->dir, "MANIFEST", NULL);
+
+  /* A changed WAL position (this copy was pinned with an empty WAL). */
+  ck_assert_uint_eq(((SqlenvfsStoredDb *)a->dbs->pdata[0])->pos.frame, 0);
+  manifest_set(ma, "db app", "wal-frame", "7");
+  ck_assert(sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, ma) != NULL);
+  ck_assert(strstr(error->message, "checksum") != NULL);
+  g_clear_error(&error);
+  list = sqlenvfs_store_list_checked(root, SQLENVFS_KIND_BACKUP, unreadable, &error);
+  ck_assert_uint_eq(list->len, 1);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[0])->name, b->name);
+  ck_assert_uint_eq(unreadable->len, 1);
+  ck_assert(strstr(unreadable->pdata[0], a->name) != NULL);
+  ck_assert(strstr(unreadable->pdata[0], "checksum") != NULL);
+
+  /* Format 1, no checksum, a page count that disagrees with the size. */
+  manifest_set(mb, "sqlenvfs-copy", "checksum", NULL);
+  manifest_set(mb, "sqlenvfs-copy", "format", "1");
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, b->name, &error);
+  ck_assert_no_error(error);
+  ck_assert(!loaded->is_protected);
+  manifest_set(mb, "db app", "page-count", "1");
+
+  ck_assert(sqlenvfs_store_verify_all(root, report, &error));
+  for (guint i = 0; i < report->checks->len; i++) {
+    const SqlenvfsCheck *c = report->checks->pdata[i];
+    if (g_strcmp0(c->name, b->name) != 0)
+      continue;
+    ck_assert(!c->ok);
+    if (c->db == NULL && strstr(c->reason, "unprotected") != NULL) {
+      ck_assert_str_eq(c->path, mb);
+      n_unprotected++;
+    } else if (c->db != NULL && strstr(c->reason, "page-count") != NULL) {
+      n_bad_db++;
+    }
+  }
+  ck_assert_uint_eq(n_unprotected, 1);
+  ck_assert_uint_eq(n_bad_db, 1);
+}
+END_TEST
+
 typedef struct {
   const char *keep_name;
   int n_calls;
@@ -420,6 +572,8 @@ store_suite(void)
   tcase_add_test(tc, test_refuses_non_wal_and_leaves_nothing);
   tcase_add_test(tc, test_verify_all);
   tcase_add_test(tc, test_verify_db_integrity_after_crc);
+  tcase_add_test(tc, test_check_base);
+  tcase_add_test(tc, test_manifest_checksum);
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
   tcase_add_test(tc, test_list_report);

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# Bases whose bytes or MANIFEST changed are never used. With one byte of a
+# row's payload flipped in the newest snapshot, `verify` names it; `restore`
+# (latest and earlier times) and the mount's pitr/<T>/ give exactly what was
+# committed, built from an older good base; with every base damaged, restore
+# and the mount refuse, naming the bad copy, and leave nothing behind. A
+# MANIFEST whose WAL position was zeroed is refused by its checksum, named
+# by verify, and never used.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root M=$T/mnt
+pitr_make_root "$R"
+P=$R/data/prod/app.db
+SNAPS=$R/backups/prod/snapshots
+sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+pitr_start_archiver "$R" "$T/a"
+
+# dump FILE: the content of notes, one row a line (live: production).
+dump() { sqlite3 "file:$1?immutable=1" "SELECT k || '|' || body FROM notes ORDER BY k"; }
+live() { sqlite3 -cmd ".timeout 10000" "$1" "SELECT k || '|' || body FROM notes ORDER BY k"; }
+# commit FROM TO TAG: one transaction per row, a recognisable payload each.
+commit() {
+  local k
+  for k in $(seq "$1" "$2"); do
+    sqlite3 -cmd ".timeout 10000" "$P" "INSERT OR REPLACE INTO notes VALUES ($k, printf('%s-row-%04d-%s', '$3', $k, hex(zeroblob(200))))"
+  done
+}
+now() { date -u +%s.%N; }
+# snapshots ROOT: snapshot names, oldest first (a plain name is the start of
+# its second, so it sorts as .000 would).
+snapshots() {
+  ls "$1/backups/prod/snapshots" | sed -E 's/^([0-9]{8}T[0-9]{6})Z$/\1.000Z/' | sort |
+    sed -E 's/^([0-9]{8}T[0-9]{6})\.000Z$/\1Z/'
+}
+# settle ROOT: wait until everything committed so far is archived; print a
+# time (Unix seconds) whose state is the one committed last.
+settle() {
+  python3 - "$SQLENVFS" "$1" "$(now)" <<'PY'
+import datetime, json, subprocess, sys, time
+sq, root, tc = sys.argv[1], sys.argv[2], float(sys.argv[3])
+deadline = time.time() + 15
+while time.time() < deadline:
+    j = json.loads(subprocess.check_output([sq, "list", "--root", root, "--json"]))
+    ws = [w for w in j["windows"] if w["database"] == "app"]
+    if ws:
+        to = datetime.datetime.fromisoformat(ws[-1]["to"].replace("Z", "+00:00")).timestamp()
+        if to >= tc:
+            print("%.6f" % to)
+            sys.exit(0)
+    time.sleep(0.1)
+sys.exit("the recoverable window did not reach %.6f within 15 s" % tc)
+PY
+}
+
+commit 1 20 first
+live "$P" > "$T/at1"; T1=$(settle "$R")
+"$SQLENVFS" snapshot --root "$R" >/dev/null
+commit 21 30 second
+live "$P" > "$T/atm"; TM=$(settle "$R")
+commit 31 40 second
+live "$P" > "$T/at2"; T2=$(settle "$R")
+"$SQLENVFS" snapshot --root "$R" >/dev/null
+commit 35 60 third
+live "$P" > "$T/at3"
+pitr_stop_archiver "$T/a"
+mapfile -t snaps < <(snapshots "$R")
+[ "${#snaps[@]}" -eq 3 ] || fail "expected 3 snapshots, got: ${snaps[*]}"
+NEWEST=${snaps[2]}
+"$SQLENVFS" verify --root "$R" >/dev/null || fail "verify fails before any damage"
+
+# restore_eq TIME EXPECTED: restore to TIME and compare with what was committed.
+restore_eq() {
+  local out=$T/r-$RANDOM.db
+  "$SQLENVFS" restore --root "$R" --time "$1" --output "$out" > "$T/restore.out" 2> "$T/restore.err" \
+    || fail "restore --time $1 failed: $(cat "$T/restore.err")"
+  dump "$out" > "$T/got"
+  cmp -s "$T/got" "$2" || fail "restore --time $1 is not what was committed: $(diff "$T/got" "$2" | head -5)"
+  rm -f "$out"
+}
+
+# --- one byte of row 22's payload in the newest snapshot
+python3 - "$SNAPS/$NEWEST/app.db" <<'PY'
+import sys
+path = sys.argv[1]
+data = open(path, "rb").read()
+tag = b"second-row-0022-"
+offs = [i for i in range(len(data)) if data.startswith(tag, i)]
+assert offs, "row 22 not found"
+with open(path, "r+b") as f:
+    for off in offs:  # the live cell, and any stale copy in free space
+        off += len(tag) + 10
+        f.seek(off)
+        f.write(bytes([data[off] ^ 0x01]))
+PY
+note "flipped one byte of row 22's payload in snapshot $NEWEST"
+
+rc=0
+"$SQLENVFS" verify --root "$R" > "$T/verify.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed a changed snapshot"
+grep -q "^BAD .*$NEWEST/app.db.*crc32" "$T/verify.out" || fail "verify did not name $NEWEST: $(cat "$T/verify.out")"
+pass "verify fails and names the changed snapshot"
+
+restore_eq latest "$T/at3"
+grep -q "snapshot ${snaps[1]}" "$T/restore.out" || fail "latest was not restored from ${snaps[1]}: $(cat "$T/restore.out")"
+grep -q "$NEWEST/app.db" "$T/restore.err" || fail "the log does not say why $NEWEST was passed over: $(cat "$T/restore.err")"
+restore_eq "@$T2" "$T/at2"
+restore_eq "@$T1" "$T/at1"
+pass "restores give exactly what was committed, from an older good base"
+
+# --- the mount serves the same, never the changed base
+mount_root "$R" "$M"
+for pair in "latest:$T/at3" "@$T2:$T/at2"; do
+  when=${pair%%:*} want=${pair#*:}
+  [ "$when" = latest ] && when=$(readlink "$M/pitr/latest")
+  cp "$M/pitr/$when/app.db" "$T/m.db" || fail "cp pitr/$when/app.db failed"
+  dump "$T/m.db" > "$T/got"
+  cmp -s "$T/got" "$want" || fail "pitr/$when/app.db is not what was committed: $(diff "$T/got" "$want" | head -5)"
+done
+pass "pitr/<T>/ serves what was committed"
+
+# --- every base damaged: refused, named, nothing left; the mount gives EIO
+for s in "${snaps[@]}"; do
+  f=$SNAPS/$s/app.db
+  python3 - "$f" <<'PY'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    off = os.path.getsize(sys.argv[1]) // 2
+    f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x01]))
+PY
+done
+rc=0
+"$SQLENVFS" restore --root "$R" --time "@$TM" --output "$T/none.db" 2> "$T/err" >/dev/null || rc=$?
+[ "$rc" -ne 0 ] || fail "restore with every base damaged succeeded"
+grep -q "no good base" "$T/err" || fail "the refusal does not say why: $(cat "$T/err")"
+grep -q "snapshots/${snaps[0]}/app.db" "$T/err" || fail "the refusal does not name the bad copy: $(cat "$T/err")"
+if grep -q "\.tmp-" "$T/err"; then fail "the refusal names a temporary file: $(cat "$T/err")"; fi
+[ ! -e "$T/none.db" ] || fail "a refused restore left $T/none.db"
+pass "with every base damaged, restore refuses naming the bad copy"
+
+rc=0
+cat "$M/pitr/@$TM/app.db" > "$T/m2.db" 2> "$T/cat.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "the mount served a state built from damaged bases"
+grep -q "Input/output error" "$T/cat.err" || fail "the mount did not answer EIO: $(cat "$T/cat.err")"
+if ls -a "$R/.cache" | grep -q "app@"; then
+  # only the states served before may be cached, never one from a bad base
+  n=$(ls "$R/.cache" | grep -c "app@")
+  [ "$n" -le 2 ] || fail "the cache holds more than the two good states: $(ls -a "$R/.cache")"
+fi
+pass "the mount refuses (EIO) and caches nothing from a damaged base"
+unmount_root "$M"
+
+# --- a MANIFEST that lies: zeroed WAL position (checksum no longer matches)
+R2=$T/root2
+pitr_make_root "$R2"
+P=$R2/data/prod/app.db
+sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+pitr_start_archiver "$R2" "$T/b"
+commit 1 10 first
+"$SQLENVFS" snapshot --root "$R2" >/dev/null
+commit 11 20 second
+live "$P" > "$T/b3"
+pitr_stop_archiver "$T/b"
+R=$R2
+mapfile -t snaps < <(snapshots "$R2")
+NEWEST=${snaps[-1]}
+MF=$R2/backups/prod/snapshots/$NEWEST/MANIFEST
+grep -q '^wal-frame=[1-9]' "$MF" || fail "the snapshot was not pinned inside the WAL: $(cat "$MF")"
+sed -i -e 's/^wal-salt1=.*/wal-salt1=0/' -e 's/^wal-salt2=.*/wal-salt2=0/' \
+  -e 's/^wal-frame=.*/wal-frame=0/' -e 's/^wal-cksum1=.*/wal-cksum1=0/' \
+  -e 's/^wal-cksum2=.*/wal-cksum2=0/' "$MF"
+rc=0
+"$SQLENVFS" verify --root "$R2" > "$T/verify2.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed a MANIFEST with a zeroed WAL position"
+grep -q "^BAD .*$NEWEST/MANIFEST.*checksum" "$T/verify2.out" || fail "verify did not name $MF: $(cat "$T/verify2.out")"
+restore_eq latest "$T/b3"
+grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "the lying MANIFEST's copy was used: $(cat "$T/restore.out")"
+pass "a MANIFEST with a zeroed WAL position is named by verify and never used"
+
+# --- the same lie in a MANIFEST of format 1 (no checksum): read, reported
+# unprotected, and still never mapped to a state its copy does not have
+sed -i -e '/^checksum=/d' -e 's/^format=2$/format=1/' "$MF"
+rc=0
+"$SQLENVFS" verify --root "$R2" > "$T/verify3.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed an unprotected MANIFEST"
+grep -q "^BAD .*$NEWEST.*unprotected" "$T/verify3.out" || fail "verify did not call $MF unprotected: $(cat "$T/verify3.out")"
+grep -q "^ok .*$NEWEST.*app" "$T/verify3.out" || fail "the copy under the unprotected MANIFEST is not checked on its own: $(cat "$T/verify3.out")"
+restore_eq latest "$T/b3"
+grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "a copy was mapped to a state it does not hold: $(cat "$T/restore.out")"
+pass "an unprotected MANIFEST is reported, and its lie does not map its copy to another state"
