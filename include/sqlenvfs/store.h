@@ -12,8 +12,9 @@
  *   (1) A directory with a valid name and a MANIFEST is complete: it is built
  *       as ".tmp-<name>-<pid>" and renamed into place after every copy in it
  *       passed its integrity check and was fsync'd.
- *   (2) Names are unique: a second run inside the same second gets a
- *       millisecond fraction.
+ *   (2) Names are unique and byte order is time order: every new name
+ *       carries milliseconds (20261128T161400.000Z); a run whose millisecond
+ *       is taken gets one later than every entry of the same second.
  *   (3) A copy is never more readable than its source.
  */
 #pragma once
@@ -42,7 +43,7 @@ typedef struct {
 
 typedef struct {
   SqlenvfsCopyKind kind;
-  char *name;     /* e.g. 20261128T161400Z    */
+  char *name;     /* e.g. 20261128T161400.000Z */
   char *dir;      /* absolute directory        */
   gint64 time;    /* the time in the name (us) */
   GPtrArray *dbs; /* SqlenvfsStoredDb *, sorted by name */

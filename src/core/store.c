@@ -324,27 +324,25 @@ create_progress(gpointer user, guint64 done, guint64 total)
     g_usleep((gulong)cp->delay_ms * 1000);
 }
 
-/* A name for an entry made at @now that no entry of @dir has (invariant 2). */
+/* A name for an entry made at @now that no entry of @dir has (invariant 2).
+ * Every new name carries milliseconds ("20261128T161400.000Z"), so that byte
+ * order is time order among them (`ls | tail -1` is the newest); a run whose
+ * millisecond is taken gets the first free millisecond after every entry of
+ * the same second. */
 static char *
 unique_name(const char *dir, gint64 now)
 {
-  g_autofree char *plain = sqlenvfs_time_format_name(now, FALSE);
-  g_autofree char *path = g_build_filename(dir, plain, NULL);
   gint64 second = now - (now % G_USEC_PER_SEC + G_USEC_PER_SEC) % G_USEC_PER_SEC;
-  gint64 t;
+  gint64 t = now - (now % 1000 + 1000) % 1000;
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *ent;
 
-  if (!g_file_test(path, G_FILE_TEST_EXISTS))
-    return g_steal_pointer(&plain);
-  /* Taken: a fraction later than the plain name and every entry of that second. */
-  t = MAX(now - now % 1000, second + 1000);
-  {
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *ent;
-    while (d && (ent = g_dir_read_name(d)) != NULL) {
-      gint64 us;
-      if (sqlenvfs_time_parse_name(ent, &us) && us >= second && us < second + G_USEC_PER_SEC)
-        t = MAX(t, us - us % 1000 + 1000);
-    }
+  /* Later than every entry of that second, whatever its form (an entry
+   * named without a fraction stands for the second's first millisecond). */
+  while (d && (ent = g_dir_read_name(d)) != NULL) {
+    gint64 us;
+    if (sqlenvfs_time_parse_name(ent, &us) && us >= second && us < second + G_USEC_PER_SEC)
+      t = MAX(t, us - us % 1000 + 1000);
   }
   for (;;) {
     char *name = sqlenvfs_time_format_name(t, TRUE);
