@@ -65,11 +65,18 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
     errno = 0;
     v = g_ascii_strtoll(raw, &end, 10);
   }
-  if (raw == NULL || end == raw || *end != '\0' || errno != 0 || v < min || v > max) {
+  if (raw == NULL || end == raw || *end != '\0' || (errno != 0 && errno != ERANGE)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [%s] %s=%s is not a whole number from %" G_GINT64_FORMAT
-                " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                "read settings %s: [%s] %s=%s is not a whole number (give one from %" G_GINT64_FORMAT
+                " to %" G_GINT64_FORMAT ", or remove the line)",
                 file, group, key, raw ? raw : "?", min, max);
+    return FALSE;
+  }
+  if (errno == ERANGE || v < min || v > max) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: [%s] %s=%s is out of range: the allowed range is %"
+                G_GINT64_FORMAT " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                file, group, key, raw, min, max);
     return FALSE;
   }
   *out = v;

@@ -95,6 +95,21 @@ START_TEST(test_settings)
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert(strstr(error->message, "daily-keep-days=seven") != NULL);
   ck_assert(strstr(error->message, conf) != NULL);
+  ck_assert(strstr(error->message, "not a whole number") != NULL);
+  g_clear_error(&error);
+
+  /* A whole number out of range: the message is about the range, not the form. */
+  g_file_set_contents(conf, "[archive]\nsegment-max-bytes=262144\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert_msg(strstr(error->message, "segment-max-bytes=262144 is out of range") != NULL, "%s",
+                error->message);
+  ck_assert(strstr(error->message, "allowed range is 1048576 to 1099511627776") != NULL);
+  ck_assert(strstr(error->message, "whole number") == NULL);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=99999999999999999999\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(strstr(error->message, "out of range") != NULL);
   g_clear_error(&error);
 
   g_file_set_contents(conf, "[sqlenvfs\n", -1, NULL);
