@@ -69,7 +69,8 @@ guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,
                              GError **error);
 
-/* Human-readable size, e.g. "12.3 MiB". */
+/* Human-readable size, e.g. "12.3 MiB", in plain ASCII (an ASCII space
+ * between number and unit, never GLib's no-break space). */
 char *sqlenvfs_format_size(guint64 bytes);
 
 /* The clock: wall time in microseconds since the Unix epoch (UTC). Tests

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 static char *root_arg;
 static gboolean progress_active;
@@ -96,8 +97,8 @@ cli_progress(const char *label, guint64 done, guint64 total)
   g_autofree char *d = NULL, *t = NULL;
   if (!isatty(STDERR_FILENO))
     return;
-  d = g_format_size_full(done, G_FORMAT_SIZE_IEC_UNITS);
-  t = g_format_size_full(total, G_FORMAT_SIZE_IEC_UNITS);
+  d = sqlenvfs_format_size(done);
+  t = sqlenvfs_format_size(total);
   fprintf(stderr, "\r%s %3d%% (%s/%s)\033[K", label,
           total ? (int)(done * 100 / total) : 100, d, t);
   progress_active = TRUE;

@@ -770,7 +770,7 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
     }
     {
       g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
-      g_autofree char *bytes = g_format_size_full(res.bytes, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
       g_autofree char *note = g_strdup_printf(
         "%" G_GUINT64_FORMAT " records (%" G_GUINT64_FORMAT " transactions, %" G_GUINT64_FORMAT
         " gaps), %s, every checksum and the chain good", res.n_records, res.n_commits,

@@ -219,6 +219,31 @@ START_TEST(test_run_records_failure)
 }
 END_TEST
 
+/* A summary is plain ASCII (what ctl/<op> and status show to scripts): the
+ * size in it has an ASCII space, not a no-break space. */
+START_TEST(test_summary_ascii)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  g_autofree char *summary = NULL, *line = NULL;
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, &summary, &error));
+  ck_assert_no_error(error);
+  ck_assert_msg(strstr(summary, " KiB)") != NULL, "%s", summary);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  for (const char *p = line; *p; p++)
+    ck_assert_msg((guchar)*p < 0x80, "not ASCII at %ld: %s", (long)(p - line), line);
+  sqlenvfs_op_result_clear(&res);
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -232,6 +257,7 @@ suite(void)
   tcase_add_test(tc, test_prune_dry_run);
   tcase_add_test(tc, test_result_line);
   tcase_add_test(tc, test_run_records_failure);
+  tcase_add_test(tc, test_summary_ascii);
   suite_add_tcase(s, tc);
   return s;
 }
