@@ -27,6 +27,7 @@ struct _SqlenvfsOps {
   GMutex run_lock; /* held for the whole of a run (invariant 1) */
   GMutex lock;     /* guards the fields below                   */
   SqlenvfsOpResult last[SQLENVFS_N_OPS];
+  SqlenvfsOpResult refused[SQLENVFS_N_OPS]; /* only the refusal fields */
   gboolean is_running;
   SqlenvfsOp running;
   gint64 running_since;
@@ -175,19 +176,30 @@ void
 sqlenvfs_op_result_clear(SqlenvfsOpResult *res)
 {
   g_clear_pointer(&res->summary, g_free);
+  g_clear_pointer(&res->refusal, g_free);
   memset(res, 0, sizeof *res);
 }
 
 char *
 sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res)
 {
-  g_autofree char *when = NULL;
-  if (!res->has_run)
-    return g_strdup_printf("never run since the mount started (write 1 to run %s)",
+  g_autofree char *when = NULL, *line = NULL;
+  if (!res->has_run) {
+    line = g_strdup_printf("never run since the mount started (write 1 to run %s)",
                            sqlenvfs_op_name(op));
-  when = sqlenvfs_time_format_iso(res->finished_us - res->finished_us % G_USEC_PER_SEC);
-  return g_strdup_printf("%s %s %s: %s", res->ok ? "ok" : "failed", when, sqlenvfs_op_name(op),
-                         res->summary ? res->summary : "");
+  } else {
+    when = sqlenvfs_time_format_iso(res->finished_us - res->finished_us % G_USEC_PER_SEC);
+    line = g_strdup_printf("%s %s %s: %s", res->ok ? "ok" : "failed", when,
+                           sqlenvfs_op_name(op), res->summary ? res->summary : "");
+  }
+  if (res->has_refusal) {
+    g_autofree char *at =
+      sqlenvfs_time_format_iso(res->refused_us - res->refused_us % G_USEC_PER_SEC);
+    const char *name = strerrorname_np(res->refusal_errno);
+    return g_strdup_printf("%s; last write refused %s (%s): %s", line, at, name ? name : "?",
+                           res->refusal ? res->refusal : "");
+  }
+  return g_steal_pointer(&line);
 }
 
 /* Backup or snapshot: "20261128T161400Z app (12.0 MiB), log (1.0 MiB)". */
@@ -435,6 +447,8 @@ sqlenvfs_ops_free(SqlenvfsOps *ops)
     return;
   for (int i = 0; i < SQLENVFS_N_OPS; i++)
     sqlenvfs_op_result_clear(&ops->last[i]);
+  for (int i = 0; i < SQLENVFS_N_OPS; i++)
+    sqlenvfs_op_result_clear(&ops->refused[i]);
   g_mutex_clear(&ops->run_lock);
   g_mutex_clear(&ops->lock);
   g_free(ops);
@@ -478,6 +492,7 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, ch
 
   g_mutex_lock(&ops->lock);
   sqlenvfs_op_result_clear(&ops->last[op]);
+  sqlenvfs_op_result_clear(&ops->refused[op]);
   ops->last[op] = res;
   ops->is_running = FALSE;
   g_mutex_unlock(&ops->lock);
@@ -499,6 +514,26 @@ sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out)
   g_mutex_lock(&ops->lock);
   *out = ops->last[op];
   out->summary = g_strdup(ops->last[op].summary);
+  out->has_refusal = ops->refused[op].has_refusal;
+  out->refused_us = ops->refused[op].refused_us;
+  out->refusal = g_strdup(ops->refused[op].refusal);
+  out->refusal_errno = ops->refused[op].refusal_errno;
+  g_mutex_unlock(&ops->lock);
+}
+
+void
+sqlenvfs_ops_record_refusal(SqlenvfsOps *ops, SqlenvfsOp op, const GError *error)
+{
+  SqlenvfsOpResult *r;
+  g_return_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS);
+  g_return_if_fail(error != NULL);
+  g_mutex_lock(&ops->lock);
+  r = &ops->refused[op];
+  sqlenvfs_op_result_clear(r);
+  r->has_refusal = TRUE;
+  r->refused_us = sqlenvfs_clock_now();
+  r->refusal = g_strdup(error->message);
+  r->refusal_errno = sqlenvfs_error_to_errno(error);
   g_mutex_unlock(&ops->lock);
 }
 

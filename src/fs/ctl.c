@@ -133,6 +133,7 @@ fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t 
 
   if (!sqlenvfs_op_args_parse(ctl->fs->root, op, buf, size, &job->args, &error)) {
     g_message("ctl/%s: %s", sqlenvfs_op_name(op), error->message);
+    sqlenvfs_ops_record_refusal(ctl->fs->ops, op, error);
     fuse_reply_err(req, sqlenvfs_error_to_errno(error));
     job_free(job);
     return;

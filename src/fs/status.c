@@ -22,7 +22,8 @@
  *                          "error" } }
  *     ],
  *     "operations": { "backup": { "running", "last": { "ok", "started",
- *                     "finished", "summary", "errno" } | null }, ... },
+ *                     "finished", "summary", "errno" } | null,
+ *                     "refused": { "at", "reason", "errno" } | null }, ... },
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
  *                     "rebuilds", "hits", "evicted" }
  *   }
@@ -214,6 +215,16 @@ write_operations(Fs *fs, SqlenvfsJson *j)
         sqlenvfs_json_member_null(j, "errno");
       else
         sqlenvfs_json_member_string(j, "errno", strerrorname_np(res.error_errno));
+      sqlenvfs_json_end_object(j);
+    }
+    sqlenvfs_json_key(j, "refused");
+    if (!res.has_refusal) {
+      sqlenvfs_json_null(j);
+    } else {
+      sqlenvfs_json_begin_object(j);
+      member_time(j, "at", res.refused_us);
+      sqlenvfs_json_member_string(j, "reason", res.refusal);
+      sqlenvfs_json_member_string(j, "errno", strerrorname_np(res.refusal_errno));
       sqlenvfs_json_end_object(j);
     }
     sqlenvfs_json_end_object(j);

@@ -100,11 +100,25 @@ err=$(bash -c "echo 'no/such' > '$M/ctl/prune'" 2>&1) && fail "an unparsable pru
 echo "$err" | grep -q "Invalid argument" || fail "unparsable prune: $err"
 err=$(bash -c "echo nosuch > '$M/ctl/snapshot'" 2>&1) && fail "a ctl write naming no database succeeded"
 echo "$err" | grep -q "No such file or directory" || fail "ctl write naming no database: $err"
-grep -q "never run" "$M/ctl/backup" || fail "ctl/backup before any run: $(cat "$M/ctl/backup")"
+# Nothing ran, but reading the file shows the refused write, when and why.
+grep -Eq "^never run since the mount started .*; last write refused [0-9-]{10}T[0-9:]{8}Z \(EINVAL\): .*app 1 2" "$M/ctl/backup" \
+  || fail "ctl/backup after a refused write: $(cat "$M/ctl/backup")"
+grep -Eq "; last write refused .* \(ENOENT\): .*nosuch" "$M/ctl/snapshot" \
+  || fail "ctl/snapshot after a refused write: $(cat "$M/ctl/snapshot")"
+grep -q "never run since the mount started (write 1 to run verify)$" "$M/ctl/verify" \
+  || fail "ctl/verify, never written: $(cat "$M/ctl/verify")"
 [ "$(wc -l < "$M/ctl/backup")" -eq 1 ] || fail "ctl/backup is not one line"
+python3 - "$M/status" <<'PY' || fail "status after refused writes: $(cat "$M/status")"
+import json, sys
+ops = json.load(open(sys.argv[1]))["operations"]
+r = ops["prune"]["refused"]
+assert ops["prune"]["last"] is None and r["errno"] == "EINVAL" and "no/such" in r["reason"], ops["prune"]
+assert r["at"].endswith("Z"), r
+assert ops["verify"]["refused"] is None, ops["verify"]
+PY
 grep -q "ctl/snapshot: production database .*nosuch.db does not exist" "$R/.sqlenvfs/mount.log" \
   || fail "the log does not say why: $(cat "$R/.sqlenvfs/mount.log")"
-pass "ctl writes that name nothing fail with EINVAL/ENOENT and say why in the log"
+pass "ctl writes that name nothing fail with EINVAL/ENOENT, say why in the log, and show in ctl/<op> and status"
 
 # --- unmount, and the next mount starts clean
 unmount_root "$M"

@@ -219,6 +219,52 @@ START_TEST(test_run_records_failure)
 }
 END_TEST
 
+/* A refused write shows with the last result until the next run. */
+START_TEST(test_refusal_shown)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+  g_autofree char *line = NULL, *line2 = NULL, *line3 = NULL;
+
+  ck_assert(!parse(SQLENVFS_OP_PRUNE, "no/such", &args, &error));
+  testutil_clock_set(G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_ops_record_refusal(ops, SQLENVFS_OP_PRUNE, error);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_PRUNE, &res);
+  ck_assert(!res.has_run && res.has_refusal);
+  line = sqlenvfs_op_result_line(SQLENVFS_OP_PRUNE, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(g_str_has_prefix(line, "never run since the mount started (write 1 to run prune); "
+                                       "last write refused 2026-11-28T10:00:00Z (EINVAL): "),
+                "%s", line);
+  ck_assert(strstr(line, "no/such") != NULL);
+
+  /* After a run: the run, and the refusal only if it came later. */
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  error = g_error_new(SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "production database x missing");
+  sqlenvfs_ops_record_refusal(ops, SQLENVFS_OP_BACKUP, error);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line2 = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(g_str_has_prefix(line2, "ok 2026-11-28T10:00:00Z backup: "), "%s", line2);
+  ck_assert(strstr(line2, "; last write refused 2026-11-28T10:00:00Z (ENOENT): production "
+                          "database x missing") != NULL);
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line3 = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(strstr(line3, "refused") == NULL, "%s", line3);
+  testutil_clock_reset();
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
 /* A summary is plain ASCII (what ctl/<op> and status show to scripts): the
  * size in it has an ASCII space, not a no-break space. */
 START_TEST(test_summary_ascii)
@@ -258,6 +304,7 @@ suite(void)
   tcase_add_test(tc, test_result_line);
   tcase_add_test(tc, test_run_records_failure);
   tcase_add_test(tc, test_summary_ascii);
+  tcase_add_test(tc, test_refusal_shown);
   suite_add_tcase(s, tc);
   return s;
 }
