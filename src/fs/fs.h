@@ -197,7 +197,10 @@ void fs_pitr_free(FsPitr *p);
  * concrete time; FALSE with NOT_FOUND or GAP saying why (also logged). */
 gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, GError **error);
 
-/* The window over every database: the earliest and latest recoverable times. */
+/* The window over every database: the earliest recoverable time of any, and
+ * the latest time recoverable for every database being archived (so that
+ * pitr/latest/<db>.db exists for each of them and is its newest known state;
+ * a database whose window ended seconds before the others' is left out). */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
 /* "earliest", "latest" when there is a window; none otherwise. */
