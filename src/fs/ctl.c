@@ -55,11 +55,14 @@ run_thread(gpointer data)
   for (;;) {
     CtlJob *job = g_async_queue_pop(ctl->queue);
     g_autoptr(GError) error = NULL;
+    gboolean ok;
     if (job->req == NULL) {
       job_free(job);
       break;
     }
-    if (sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, NULL, &error))
+    ok = sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, NULL, &error);
+    fs_status_invalidate(ctl->fs);
+    if (ok)
       fuse_reply_write(job->req, job->size);
     else
       fuse_reply_err(job->req, sqlenvfs_error_to_errno(error));
@@ -134,6 +137,7 @@ fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t 
   if (!sqlenvfs_op_args_parse(ctl->fs->root, op, buf, size, &job->args, &error)) {
     g_message("ctl/%s: %s", sqlenvfs_op_name(op), error->message);
     sqlenvfs_ops_record_refusal(ctl->fs->ops, op, error);
+    fs_status_invalidate(ctl->fs);
     fuse_reply_err(req, sqlenvfs_error_to_errno(error));
     job_free(job);
     return;

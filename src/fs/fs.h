@@ -180,6 +180,19 @@ void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, si
 /* The status document, newly allocated JSON text. */
 char *fs_status_render(Fs *fs);
 
+FsStatusCache *fs_status_cache_new(void);
+void fs_status_cache_free(FsStatusCache *c);
+
+/* The document that lookup, getattr and open of /status share: the one
+ * rendered last if it is still fresh (asked for within a moment and young),
+ * else a new rendering. Newly allocated; *len its length, *rendered_us the
+ * time it was rendered (may be NULL). So stat's size equals what a read of
+ * an open made right after returns. */
+char *fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us);
+
+/* Forget the shared document (an operation finished: show its result). */
+void fs_status_invalidate(Fs *fs);
+
 /* pitr.c ----------------------------------------------------------------- */
 
 /* One database's state at one time, as the restore plan says (no rebuild). */

@@ -93,6 +93,33 @@ assert all(o["last"] is None and o["running"] is False for o in ops.values()), o
 PY
 pass "status is JSON with environments, sizes, journal modes, archiver, window and operations"
 
+# --- status has its real size: tools that copy st_size bytes get the document
+[ "$(stat -c %s "$M/status")" -gt 100 ] || fail "status has size $(stat -c %s "$M/status") in stat"
+mkdir -p "$T/untar"
+for i in $(seq 1 10); do
+  tar -C "$M" -cf "$T/status.tar" status 2> "$T/tar.err" || fail "tar of status failed: $(cat "$T/tar.err")"
+  [ ! -s "$T/tar.err" ] || fail "tar of status warned: $(cat "$T/tar.err")"
+  tar -C "$T/untar" -xf "$T/status.tar"
+  python3 -m json.tool "$T/untar/status" > /dev/null || fail "status from tar is not JSON: $(head -c 300 "$T/untar/status")"
+done
+python3 - "$M/status" <<'PY' || fail "stat size and read length of status differ"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+data = b""
+while True:
+    b = os.read(fd, 65536)
+    if not b:
+        break
+    data += b
+assert size == len(data) and size == os.fstat(fd).st_size, (size, len(data))
+PY
+if command -v rsync > /dev/null; then
+  rsync -a "$M/status" "$T/status.rsync"
+  python3 -m json.tool "$T/status.rsync" > /dev/null || fail "status from rsync -a is not JSON"
+fi
+pass "status shows its size in stat; tar (and rsync -a) copy the whole document"
+
 # --- ctl files: content that cannot be parsed is EINVAL; nothing runs
 err=$(bash -c "echo 'app 1 2' > '$M/ctl/backup'" 2>&1) && fail "an unparsable ctl write succeeded"
 echo "$err" | grep -q "Invalid argument" || fail "unparsable ctl write: $err"
