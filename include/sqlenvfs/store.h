@@ -47,6 +47,11 @@ typedef struct {
   char *dir;      /* absolute directory        */
   gint64 time;    /* the time in the name (us) */
   GPtrArray *dbs; /* SqlenvfsStoredDb *, sorted by name */
+  /* From sqlenvfs_store_create() of every database only (else NULL): the
+   * databases left out because they cannot be a source (not in WAL mode,
+   * unreadable), one GError * each, whose message names the file and what
+   * to do. A caller must report them and fail, keeping the good copies. */
+  GPtrArray *skipped;
 } SqlenvfsStoredCopy;
 
 void sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy);
@@ -56,7 +61,11 @@ const char *sqlenvfs_copy_kind_name(SqlenvfsCopyKind kind); /* "backup" / "snaps
 
 /* Take a backup or snapshot of database @db (NULL: every production db).
  * Returns the new entry, or NULL and *error (nothing that looks like a copy
- * is left behind). Leftover temporaries of interrupted runs are removed first. */
+ * is left behind). Leftover temporaries of interrupted runs are removed first.
+ * With @db NULL, a database that cannot be a source (not in WAL mode, cannot
+ * be opened) does not stop the others: they are copied and it is listed in
+ * the entry's skipped; only when no database can be copied is it NULL and
+ * *error (the first database's reason). */
 SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
                                           const char *db, SqlenvfsProgressFunc progress,
                                           gpointer user, GError **error);

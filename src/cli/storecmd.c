@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "sqlenvfs/error.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -40,7 +41,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   summary = g_strdup_printf(
     "Take a %s of every production database (or --db NAME) while it is in use:\n"
     "a consistent copy, integrity-checked and fsync'd, in %s/<time>/\n"
-    "with a MANIFEST. Production must be in WAL mode. An interrupted run leaves\n"
+    "with a MANIFEST. Production must be in WAL mode: a database that is not is\n"
+    "reported and not copied, the others are (exit status non-zero). An interrupted run leaves\n"
     "nothing that looks like a copy; the next run removes its leftovers.",
     cmd, kind == SQLENVFS_KIND_SNAPSHOT ? "backups/prod/snapshots" : "backups/prod/daily");
   if (!cli_parse(&argc, &argv, "", summary, entries))
@@ -59,6 +61,21 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
     const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
     g_autofree char *size = sqlenvfs_format_size(sdb->size);
     printf("  %-16s %10s  crc32 0x%08x  integrity ok\n", sdb->db, size, sdb->crc32);
+  }
+  if (copy->skipped != NULL && copy->skipped->len > 0) {
+    /* The copies above are kept; the run still fails, naming the others. */
+    GString *why = g_string_new(NULL);
+    const GError *first = copy->skipped->pdata[0];
+    for (guint i = 0; i < copy->skipped->len; i++)
+      g_string_append_printf(why, "%s%s", i ? "; " : "",
+                             ((const GError *)copy->skipped->pdata[i])->message);
+    fflush(stdout);
+    error = g_error_new(SQLENVFS_ERROR, first->code,
+                        "%u of %u databases not copied (the other copies are kept in %s): %s",
+                        copy->skipped->len, copy->skipped->len + copy->dbs->len, copy->dir,
+                        why->str);
+    g_string_free(why, TRUE);
+    return cli_fail(cmd, error);
   }
   return CLI_OK;
 }

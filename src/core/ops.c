@@ -217,6 +217,17 @@ run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db, char
     g_autofree char *size = sqlenvfs_format_size(sdb->size);
     g_string_append_printf(s, "%s %s (%s)", i ? "," : "", sdb->db, size);
   }
+  if (copy->skipped != NULL && copy->skipped->len > 0) {
+    /* The good copies stay; the run fails, naming what was left out. */
+    const GError *first = copy->skipped->pdata[0];
+    g_string_append(s, " kept; not copied:");
+    for (guint i = 0; i < copy->skipped->len; i++)
+      g_string_append_printf(s, "%s %s", i ? ";" : "",
+                             ((const GError *)copy->skipped->pdata[i])->message);
+    g_set_error(error, SQLENVFS_ERROR, first->code, "%s", s->str);
+    g_string_free(s, TRUE);
+    return FALSE;
+  }
   *text = g_string_free(s, FALSE);
   return TRUE;
 }

@@ -79,6 +79,8 @@ sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy)
   g_free(copy->dir);
   if (copy->dbs)
     g_ptr_array_unref(copy->dbs);
+  if (copy->skipped)
+    g_ptr_array_unref(copy->skipped);
   g_free(copy);
 }
 
@@ -399,6 +401,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   const char *dir = sqlenvfs_store_dir(root, kind);
   g_autoptr(GPtrArray) names = NULL;
   g_autoptr(GPtrArray) dbs = g_ptr_array_new_with_free_func(stored_db_free);
+  g_autoptr(GPtrArray) skipped = NULL;
   g_autofree char *name = NULL, *tmp = NULL, *final = NULL;
   CreateProgress cp = { progress, user, delay_ms() };
   SqlenvfsStoredCopy *result = NULL;
@@ -421,14 +424,35 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
       return NULL;
     }
   }
-  /* Refuse before creating anything: every source must be a WAL database. */
-  for (guint i = 0; i < names->len; i++) {
+  /* Check before creating anything: every source must be a WAL database.
+   * One database named is refused; of every database, the ones that pass
+   * are copied and the others reported (skipped). */
+  skipped = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+  for (guint i = 0; i < names->len;) {
     g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    g_autoptr(GError) bad = NULL;
     struct stat st;
-    if (!check_source(src, error))
-      return NULL;
+    if (!check_source(src, &bad)) {
+      if (db != NULL) {
+        g_propagate_error(error, g_steal_pointer(&bad));
+        return NULL;
+      }
+      g_info("%s: %s is not copied: %s", kind_name, (const char *)names->pdata[i],
+                bad->message);
+      g_ptr_array_add(skipped, g_steal_pointer(&bad));
+      g_ptr_array_remove_index(names, i);
+      continue;
+    }
     if (stat(src, &st) == 0)
       manifest_mode &= (int)(st.st_mode | 0600);
+    i++;
+  }
+  if (names->len == 0) {
+    GError *first = skipped->pdata[0];
+    g_set_error(error, SQLENVFS_ERROR, first->code, "%s: no database can be copied: %s%s",
+                kind_name, first->message,
+                skipped->len > 1 ? " (and the others, see the log)" : "");
+    return NULL;
   }
 
   if (!ensure_store_dir(dir, error))
@@ -483,6 +507,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   if (!sqlenvfs_fsync_dir(dir, error))
     goto out;
   result = load_entry(root, kind, name, error);
+  if (result != NULL && db == NULL)
+    result->skipped = g_steal_pointer(&skipped);
 
 out:
   if (result == NULL && tmp != NULL)

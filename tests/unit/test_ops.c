@@ -7,6 +7,7 @@
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/ops.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
 
 static char *tmp;
@@ -265,6 +266,54 @@ START_TEST(test_refusal_shown)
 }
 END_TEST
 
+/* A backup of every database when one is not in WAL mode: the others are
+ * copied and kept, the run fails with the errno that fits, naming it. */
+START_TEST(test_backup_skips_non_wal)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autofree char *legacy = sqlenvfs_root_prod_db(root, "legacy");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  g_autoptr(sqlite3) lconn = sqlenvfs_db_open(legacy, SQLENVFS_OPEN_CREATE, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  g_autoptr(GPtrArray) list = NULL;
+  const SqlenvfsStoredCopy *copy;
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_db_exec(lconn, "CREATE TABLE t (x)", legacy, &error));
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  ck_assert_msg(strstr(error->message, "app (") != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, "kept; not copied:") != NULL);
+  ck_assert(strstr(error->message, "legacy.db is in journal mode 'delete', not WAL") != NULL);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  ck_assert(res.has_run && !res.ok && res.error_errno == EINVAL);
+  sqlenvfs_op_result_clear(&res);
+
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(list->len, 1);
+  copy = list->pdata[0];
+  ck_assert_uint_eq(copy->dbs->len, 1);
+  ck_assert_ptr_nonnull(sqlenvfs_stored_copy_find(copy, "app"));
+  ck_assert(sqlenvfs_store_verify_db(copy->dbs->pdata[0], &error));
+
+  /* Only that database named: refused, nothing made. */
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(parse(SQLENVFS_OP_SNAPSHOT, "legacy", &args, &error));
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_SNAPSHOT, &args, NULL, &error));
+  g_clear_error(&error);
+  sqlenvfs_op_args_clear(&args);
+  g_ptr_array_unref(list);
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
+  ck_assert_uint_eq(list->len, 0);
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
 /* A summary is plain ASCII (what ctl/<op> and status show to scripts): the
  * size in it has an ASCII space, not a no-break space. */
 START_TEST(test_summary_ascii)
@@ -305,6 +354,7 @@ suite(void)
   tcase_add_test(tc, test_run_records_failure);
   tcase_add_test(tc, test_summary_ascii);
   tcase_add_test(tc, test_refusal_shown);
+  tcase_add_test(tc, test_backup_skips_non_wal);
   suite_add_tcase(s, tc);
   return s;
 }
