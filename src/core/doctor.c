@@ -303,8 +303,16 @@ sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
   struct stat st;
   g_autoptr(GArray) locks = NULL;
 
-  if (stat(lock_path, &st) != 0)
-    return 0;
+  if (stat(lock_path, &st) != 0) {
+    int e = errno;
+    if (e == ENOENT)
+      return 0; /* no archiver ever ran here */
+    /* Not "none": the lock file is there or not, this user cannot see. */
+    g_set_error(error, SQLENVFS_ERROR,
+                e == EACCES || e == EPERM ? SQLENVFS_ERROR_PERMISSION : SQLENVFS_ERROR_IO,
+                "cannot look at the lock file %s: %s", lock_path, g_strerror(e));
+    return -1;
+  }
   locks = read_locks(error);
   if (locks == NULL)
     return -1;
@@ -495,6 +503,7 @@ typedef struct {
   const SqlenvfsSettings *settings;
   SqlenvfsDoctorFlags flags;
   int archiver_pid; /* 0: none */
+  gboolean archiver_unknown; /* whether one runs cannot be told (archiver_pid 0) */
   guint64 prod_bytes; /* sum of production database sizes */
   guint64 largest_db;
   GPtrArray *backups; /* SqlenvfsStoredCopy *, oldest first; NULL: unreadable */
@@ -915,9 +924,14 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
   } else {
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "archive", d->subject, dir,
                                c->archiver_pid > 0 ? "nothing to do"
-                                                   : "start the archiver to extend the window",
+                               : c->archiver_unknown
+                                 ? "see the archiver finding"
+                                 : "start the archiver to extend the window",
                                "every commit is archived up to %s (%s ago)%s", when, lag_s,
-                               c->archiver_pid > 0 ? "" : "; the archiver is not running");
+                               c->archiver_pid > 0 ? ""
+                               : c->archiver_unknown
+                                 ? "; whether the archiver runs cannot be told"
+                                 : "; the archiver is not running");
   }
 }
 
@@ -931,7 +945,8 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   g_autofree char *size_s = NULL;
   gint64 page_size = 0, page_count = 0, freelist = 0, auto_vacuum = 0, sync = 0;
   g_autoptr(GArray) seen = NULL, seen_again = NULL;
-  gboolean wal_mode;
+  gboolean wal_mode, is_immutable = FALSE;
+  gint64 immutable_wal = 0;
   struct stat st;
 
   if (stat(d->path, &st) != 0) {
@@ -948,17 +963,75 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
       c->largest_db = st.st_size;
   }
 
-  db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, &error);
-  if (db != NULL) {
-    sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-    sqlite3_busy_timeout(db, 2000);
-    if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
-        !pragma_int(db, "page_size", &page_size, d->path, &error) ||
-        !pragma_int(db, "page_count", &page_count, d->path, &error) ||
-        !pragma_int(db, "freelist_count", &freelist, d->path, &error) ||
-        !pragma_int(db, "auto_vacuum", &auto_vacuum, d->path, &error) ||
-        !pragma_int(db, "synchronous", &sync, d->path, &error))
-      g_clear_pointer(&db, sqlite3_close_v2);
+  /* A read-only connection needs to create the -shm of a WAL database when
+   * there is none, which a read-only root (or a directory this user cannot
+   * write) does not allow: then, and only then, open it immutable. Without a
+   * -wal file (or with an empty one) that sees exactly the committed state;
+   * a -wal with frames is said not to be read. */
+  for (int attempt = 0; attempt < 2 && db == NULL; attempt++) {
+    g_autofree char *dir = g_path_get_dirname(d->path);
+    g_autofree char *wal = g_strconcat(d->path, "-wal", NULL);
+    g_autofree char *esc = NULL, *uri = NULL;
+    struct stat wst;
+    if (attempt == 1) {
+      if (error == NULL || error->code == SQLENVFS_ERROR_BUSY ||
+          error->code == SQLENVFS_ERROR_INTEGRITY || access(dir, W_OK) == 0)
+        break;
+      esc = g_uri_escape_string(d->path, "/", FALSE);
+      uri = g_strdup_printf("file:%s?immutable=1", esc);
+      immutable_wal = stat(wal, &wst) == 0 ? wst.st_size : 0;
+      g_clear_error(&error);
+      g_clear_pointer(&mode, g_free);
+    }
+    db = sqlenvfs_db_open(uri ? uri : d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST,
+                          &error);
+    if (db == NULL && uri != NULL) {
+      /* MUST_EXIST tests the URI as a path: open without it. */
+      g_clear_error(&error);
+      db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &error);
+    }
+    if (db != NULL) {
+      sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+      sqlite3_busy_timeout(db, 2000);
+      if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
+          !pragma_int(db, "page_size", &page_size, d->path, &error) ||
+          !pragma_int(db, "page_count", &page_count, d->path, &error) ||
+          !pragma_int(db, "freelist_count", &freelist, d->path, &error) ||
+          !pragma_int(db, "auto_vacuum", &auto_vacuum, d->path, &error) ||
+          !pragma_int(db, "synchronous", &sync, d->path, &error))
+        g_clear_pointer(&db, sqlite3_close_v2);
+      else if (uri != NULL)
+        is_immutable = TRUE;
+    }
+  }
+  if (is_immutable) {
+    /* An immutable connection reports "delete" whatever the file says: the
+     * journal mode stored in the file is its header's bytes 18-19 (2: WAL). */
+    guint8 ver[2] = { 0, 0 };
+    int fd = open(d->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (pread(fd, ver, 2, 18) == 2 && ver[0] == 2 && ver[1] == 2) {
+        g_free(mode);
+        mode = g_strdup("wal");
+      }
+      close(fd);
+    }
+  }
+  if (is_immutable) {
+    if (immutable_wal > 0)
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "open", d->subject, d->path,
+        "run the doctor as a user that may write the database's directory, or where the root "
+        "is not mounted read-only, to check the commits in the WAL too",
+        "opened without its WAL: the directory is not writable (a read-only root?), so SQLite "
+        "cannot set up the shared memory the WAL needs; the checks below see the database file "
+        "alone, not the %" G_GINT64_FORMAT " bytes of its -wal",
+        immutable_wal);
+    else
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_OK, "open", d->subject, d->path, "nothing to do",
+        "opened as immutable: the directory is not writable (a read-only root?) and there is "
+        "no WAL to read, so the file alone is the whole database");
   }
   if (db == NULL) {
     gboolean busy = error->code == SQLENVFS_ERROR_BUSY;
@@ -1093,9 +1166,14 @@ check_archiver(Ctx *c, guint n_prod)
   int pid = sqlenvfs_doctor_lock_holder(lock, &error);
 
   if (pid < 0) {
-    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
-                               "run the doctor where /proc is mounted",
-                               "cannot tell whether the archiver runs: %s", error->message);
+    gboolean denied = error->code == SQLENVFS_ERROR_PERMISSION;
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
+      denied ? "run the doctor as the user that owns the root (or as root): this user may not "
+               "look into its state directory"
+             : "run the doctor where /proc is mounted",
+      "cannot tell whether the archiver runs: %s", error->message);
+    c->archiver_unknown = TRUE;
     return;
   }
   c->archiver_pid = pid;
