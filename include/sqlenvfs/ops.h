@@ -20,7 +20,8 @@
  *
  * Argument text (what is written to ctl/<op>, one line):
  *   ""  or "1"          every database / now
- *   "<db>"              that database
+ *   "<db>"              that database (its name may hold blanks: a line
+ *                       that names an existing database is that database)
  *   "<time>"            refresh-dev only: production as of that time
  *                       (any form of timefmt.h; a text that parses as a time
  *                       is a time, so a database named like a time must be

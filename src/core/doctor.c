@@ -1398,6 +1398,17 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "create one with `sqlenvfs init`",
                                "there is no production database (no *.db in data/prod)");
 
+  {
+    g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(root);
+    for (guint i = 0; i < unsupported->len; i++)
+      sqlenvfs_doctor_report_add(
+        report, SQLENVFS_SEVERITY_WARNING, "databases", "root",
+        sqlenvfs_root_path(root, SQLENVFS_DIR_PROD),
+        "rename the file to a supported name (any UTF-8 name without '/', '[', ']' or "
+        "control characters, not starting with '.'), with its -wal and -shm, while no "
+        "application has it open",
+        "%s: it is not archived, backed up, served nor checked", (char *)unsupported->pdata[i]);
+  }
   check_archiver(&c, names->len);
   c.backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &local);
   if (c.backups == NULL) {

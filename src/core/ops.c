@@ -59,6 +59,17 @@ sqlenvfs_op_args_clear(SqlenvfsOpArgs *args)
   memset(args, 0, sizeof *args);
 }
 
+/* @name is a supported name of a production database that exists. */
+static gboolean
+existing_db(SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *path = NULL;
+  if (!sqlenvfs_db_name_is_valid(name))
+    return FALSE;
+  path = sqlenvfs_root_prod_db(root, name);
+  return g_file_test(path, G_FILE_TEST_IS_REGULAR);
+}
+
 static gboolean
 invalid(GError **error, SqlenvfsOp op, const char *text, const char *accepted)
 {
@@ -107,6 +118,27 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   default:
     accepted = "1 (every database) or a database name";
     break;
+  }
+
+  /* A database name may hold blanks ("sales 2026"): a whole line, or for
+   * refresh-dev everything before a last word that is a time, that names an
+   * existing production database is that database. */
+  if (op != SQLENVFS_OP_PRUNE && strpbrk(line, " \t") != NULL) {
+    char *last = MAX(strrchr(line, ' '), strrchr(line, '\t'));
+    g_autofree char *head = g_strndup(line, (gsize)(last - line));
+    g_strchomp(head);
+    if (existing_db(root, line)) {
+      out.db = g_strdup(line);
+      *args = out;
+      return TRUE;
+    }
+    if (op == SQLENVFS_OP_REFRESH_DEV && existing_db(root, head) &&
+        sqlenvfs_time_parse(last + 1, &out.time, NULL)) {
+      out.has_time = TRUE;
+      out.db = g_steal_pointer(&head);
+      *args = out;
+      return TRUE;
+    }
   }
 
   words = g_strsplit_set(line, " \t", -1);
@@ -163,8 +195,9 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     return TRUE;
   }
 
-  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]))
-    return invalid(error, op, line, accepted);
+  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]) ||
+      (sqlenvfs_time_parse(words[0], &out.time, NULL) && !existing_db(root, words[0])))
+    return invalid(error, op, line, accepted); /* a time is no database here */
   out.db = sqlenvfs_root_resolve_db(root, words[0], TRUE, error);
   if (out.db == NULL)
     return FALSE;

@@ -21,6 +21,7 @@
  *                          "windows": [ { "from", "to", "note" } ],
  *                          "error" } }
  *     ],
+ *     "unsupported_databases": [ "<path>: why its name cannot be served" ],
  *     "operations": { "backup": { "running", "last": { "ok", "started",
  *                     "finished", "summary", "errno" } | null,
  *                     "refused": { "at", "reason", "errno" } | null }, ... },
@@ -335,6 +336,15 @@ fs_status_render(Fs *fs)
   member_time(j, "started", fs->started_at);
   member_time(j, "now", sqlenvfs_clock_now());
   write_databases(fs, j);
+  {
+    /* *.db files whose names cannot be supported: skipped everywhere. */
+    g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(fs->root);
+    sqlenvfs_json_key(j, "unsupported_databases");
+    sqlenvfs_json_begin_array(j);
+    for (guint i = 0; i < unsupported->len; i++)
+      sqlenvfs_json_string(j, unsupported->pdata[i]);
+    sqlenvfs_json_end_array(j);
+  }
   write_operations(fs, j);
   write_pitr_cache(fs, j);
   sqlenvfs_json_end_object(j);
