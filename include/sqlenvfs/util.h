@@ -24,6 +24,11 @@ typedef enum {
   SQLENVFS_OPEN_MUST_EXIST = 1 << 2 /* fail with NOT_FOUND before SQLite    */
 } SqlenvfsOpenFlags;
 
+/* "file:<path>?immutable=1" for sqlenvfs_db_open(), with the path
+ * percent-escaped, so that a name holding '?', '#', '%' or a space opens
+ * that file. Newly allocated. */
+char *sqlenvfs_db_uri_immutable(const char *path);
+
 /* Open @path with a busy timeout and extended result codes. On failure NULL
  * is returned, *error is set, and no handle is leaked. */
 sqlite3 *sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags,

@@ -971,14 +971,13 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   for (int attempt = 0; attempt < 2 && db == NULL; attempt++) {
     g_autofree char *dir = g_path_get_dirname(d->path);
     g_autofree char *wal = g_strconcat(d->path, "-wal", NULL);
-    g_autofree char *esc = NULL, *uri = NULL;
+    g_autofree char *uri = NULL;
     struct stat wst;
     if (attempt == 1) {
       if (error == NULL || error->code == SQLENVFS_ERROR_BUSY ||
           error->code == SQLENVFS_ERROR_INTEGRITY || access(dir, W_OK) == 0)
         break;
-      esc = g_uri_escape_string(d->path, "/", FALSE);
-      uri = g_strdup_printf("file:%s?immutable=1", esc);
+      uri = sqlenvfs_db_uri_immutable(d->path);
       immutable_wal = stat(wal, &wst) == 0 ? wst.st_size : 0;
       g_clear_error(&error);
       g_clear_pointer(&mode, g_free);

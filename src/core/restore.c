@@ -797,7 +797,7 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan
   tmp = g_strdup_printf("%s/.tmp-refresh-pitr-%s-%d.db", cache, plan->db, (int)getpid());
   if (!sqlenvfs_restore_to_file(root, plan, tmp, TRUE, progress, user, error))
     return FALSE;
-  uri = g_strdup_printf("file:%s?immutable=1", tmp);
+  uri = sqlenvfs_db_uri_immutable(tmp);
   when = sqlenvfs_time_format_iso(plan->target_us);
   {
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, error);

@@ -663,7 +663,7 @@ check_stored(const SqlenvfsStoredDb *sdb, char **reason)
     return FALSE;
   }
   {
-    g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", sdb->path);
+    g_autofree char *uri = sqlenvfs_db_uri_immutable(sdb->path);
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &err);
     if (db == NULL || !sqlenvfs_db_check(db, FALSE, sdb->path, &err)) {
       *reason = g_strdup(err->message);

@@ -44,6 +44,13 @@ sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
   return db;
 }
 
+char *
+sqlenvfs_db_uri_immutable(const char *path)
+{
+  g_autofree char *esc = g_uri_escape_string(path, "/", FALSE);
+  return g_strdup_printf("file:%s?immutable=1", esc);
+}
+
 gboolean
 sqlenvfs_db_exec(sqlite3 *db, const char *sql, const char *path, GError **error)
 {

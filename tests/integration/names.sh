@@ -7,10 +7,10 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-SP="sales 2026" NA="café"
+SP="sales 2026" NA="café" ODD="odd#1?x%20"
 mkdir -p "$R"
 printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY);\n' > "$R/schema.sql"
-for db in app "$SP" "$NA"; do
+for db in app "$SP" "$NA" "$ODD"; do
   "$SQLENVFS" init --root "$R" --db "$db" > /dev/null
   sqlite3 "$R/data/prod/$db.db" "INSERT INTO seq VALUES (1)"
 done
@@ -30,7 +30,8 @@ grep -q "bad\[1\].db: the name contains '\['.*skipped" "$T/err" || fail "info do
 out=$("$SQLENVFS" backup --root "$R" 2> "$T/err") || fail "backup failed: $(cat "$T/err")"
 grep -q "bad\[1\].db: .*skipped" "$T/err" || fail "backup does not say it skips bad[1].db: $(cat "$T/err")"
 b=$(ls "$R/backups/prod/daily" | tail -1)
-assert_eq "$(ls "$R/backups/prod/daily/$b" | LC_ALL=C sort | tr '\n' '|')" "MANIFEST|app.db|café.db|sales 2026.db|" "backup entry"
+assert_eq "$(ls "$R/backups/prod/daily/$b" | LC_ALL=C sort | tr '\n' '|')" "MANIFEST|app.db|café.db|odd#1?x%20.db|sales 2026.db|" "backup entry"
+grep -q "^  $ODD .*integrity ok" <<<"$out" || fail "backup of '$ODD' (a name that is no URI): $out"
 "$SQLENVFS" verify --root "$R" > "$T/verify" 2>&1 || fail "verify: $(cat "$T/verify")"
 grep -q "^ok .*$SP" "$T/verify" || fail "verify does not check '$SP': $(cat "$T/verify")"
 grep -q "^ok .*$NA" "$T/verify" || fail "verify does not check '$NA': $(cat "$T/verify")"
@@ -49,7 +50,7 @@ pass "info, backup, verify and doctor handle '$SP' and '$NA', and say they skip 
 # --- the mount: archiver, images, ctl, pitr
 mount_root "$R" "$M"
 wait_archiving "$M"
-assert_eq "$(ls "$M/prod" | LC_ALL=C sort | tr '\n' '|')" "app.db|café.db|sales 2026.db|" "ls prod/"
+assert_eq "$(ls "$M/prod" | LC_ALL=C sort | tr '\n' '|')" "app.db|café.db|odd#1?x%20.db|sales 2026.db|" "ls prod/"
 assert_eq "$(sqlite3 "file:$M/prod/$SP.db?mode=ro" 'SELECT count(*) FROM seq' 2>&1)" "1" "query prod/$SP.db"
 python3 - "$M/status" "$SP" "$NA" <<'PY' || fail "status: $(cat "$M/status")"
 import json, sys
