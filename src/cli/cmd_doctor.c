@@ -108,7 +108,7 @@ cmd_doctor(int argc, char **argv)
   if (!cli_parse(&argc, &argv, "",
                  "Check the databases, the archiver, locks, disk space, backups and the "
                  "SQLite library, and say what to do about each problem. Exit status: 0 all "
-                 "ok, 1 warnings, 2 failures.",
+                 "ok, 1 warnings, 2 failures (or the doctor could not run: no such root).",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
