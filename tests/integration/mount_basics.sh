@@ -12,7 +12,7 @@ cp "$SRCDIR/schema.sql" "$R/schema.sql"
 
 # --- bad mounts: one clear line, nothing mounted, nothing locked
 mkdir -p "$M"
-expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/missing"
+expect_fail "mount point does not exist \(create it with mkdir\)" "$SQLENVFS" mount "$R" "$T/missing"
 expect_fail "not a sqlenvfs root|no such directory" "$SQLENVFS" mount "$T/nowhere" "$M"
 expect_fail "unknown option.*bogus" "$SQLENVFS" mount "$R" "$M" -o bogus
 mountpoint -q "$M" && fail "a refused mount left something mounted"
