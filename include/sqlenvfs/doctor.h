@@ -120,7 +120,9 @@ GArray *sqlenvfs_doctor_parse_locks(const char *text);
 
 /* The process holding the flock on @lock_path, found in /proc/locks (the
  * lock is never taken). Returns the pid, 0 when nobody holds it (or the
- * file does not exist), -1 with *error when /proc/locks cannot be read. */
+ * file does not exist), -1 with *error when it cannot be told: /proc/locks
+ * cannot be read, or the lock file cannot be looked at (PERMISSION when this
+ * user may not search its directory). */
 int sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error);
 
 /* "pid 1234 (python3)" from /proc/<pid>/comm; newly allocated. */

@@ -25,7 +25,8 @@
  *
  * Argument text (what is written to ctl/<op>, one line):
  *   ""  or "1"          every database / now
- *   "<db>"              that database
+ *   "<db>"              that database (its name may hold blanks: a line
+ *                       that names an existing database is that database)
  *   "<time>"            refresh-dev only: production as of that time
  *                       (any form of timefmt.h; a text that parses as a time
  *                       is a time, so a database named like a time must be
@@ -146,13 +147,21 @@ typedef struct {
   char *summary;   /* one line: what was done, or the error message */
   int error_code;  /* SqlenvfsErrorCode when !ok                    */
   int error_errno; /* the errno that fits the error (error.h)       */
+  /* The last write refused before it ran (text that names nothing, ...)
+   * after the run above, if any: shown together with it. */
+  gboolean has_refusal;
+  gint64 refused_us;
+  char *refusal;     /* why, one line (the error message)             */
+  int refusal_errno; /* EINVAL, ENOENT, ...                          */
 } SqlenvfsOpResult;
 
 void sqlenvfs_op_result_clear(SqlenvfsOpResult *res);
 
 /* "ok 2026-11-28T16:14:00Z backup: 20261128T161400Z app (12.0 MiB)" or
  * "failed 2026-11-28T16:14:00Z refresh-dev: <message>" or
- * "never run since the mount started"; no newline. Newly allocated. */
+ * "never run since the mount started"; followed, when a write was refused
+ * after that, by "; last write refused 2026-11-28T16:15:00Z (EINVAL): <why>".
+ * No newline. Newly allocated. */
 char *sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res);
 
 typedef struct _SqlenvfsOps SqlenvfsOps;
@@ -181,6 +190,11 @@ void sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, struct _SqlenvfsArchiver *archi
  * ended. */
 gboolean sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
                           SqlenvfsOpOutcome *out, GError **error);
+
+/* Record that a write to @op was refused before it could run (@error says
+ * why: its text named nothing, ...). It shows with the last result until the
+ * next run of @op finishes; it is not a run (invariant 2 holds). */
+void sqlenvfs_ops_record_refusal(SqlenvfsOps *ops, SqlenvfsOp op, const GError *error);
 
 /* A copy of the last result of @op (clear it with sqlenvfs_op_result_clear). */
 void sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out);

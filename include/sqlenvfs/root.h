@@ -85,16 +85,30 @@ gboolean sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error);
 char *sqlenvfs_root_prod_db(const SqlenvfsRoot *root, const char *name);
 char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
 
-/* Names (without .db) of the production databases, sorted. Never NULL. */
+/* Names (without .db) of the production databases, sorted. Never NULL.
+ * A "<name>.db" whose name is not supported (sqlenvfs_db_name_problem) is
+ * left out and logged as a warning, once per root object and file. */
 GPtrArray *sqlenvfs_root_list_dbs(const SqlenvfsRoot *root);
 
-/* Resolve a user's database name: NULL means the default; a name must be a
- * plain file stem ([A-Za-z0-9_.-], no slash, not starting with '.'). With
- * @must_exist the production database must exist. Newly allocated. */
+/* The "<name>.db" files of data/prod that are left out because their name
+ * is not supported: "<path>: <why>" each (control characters escaped). */
+GPtrArray *sqlenvfs_root_list_unsupported(const SqlenvfsRoot *root);
+
+/* Resolve a user's database name: NULL means the default; a name must be
+ * supported (below). With @must_exist the production database must exist.
+ * Newly allocated. */
 char *sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
                                gboolean must_exist, GError **error);
 
-/* A database name is valid (see above). */
+/* Why @name cannot be a database name, or NULL when it can. Supported: any
+ * non-empty UTF-8 text up to 200 bytes, spaces and non-ASCII letters
+ * included, not starting with '.' and without '/', control characters, or
+ * '[' and ']' (a MANIFEST's group "[db <name>]" cannot hold them). The name
+ * is used as is for <name>.db, the archive directory <name>/ and the
+ * MANIFEST group. */
+const char *sqlenvfs_db_name_problem(const char *name);
+
+/* A database name is supported (sqlenvfs_db_name_problem() is NULL). */
 gboolean sqlenvfs_db_name_is_valid(const char *name);
 
 /* Per-root exclusive lock on .sqlenvfs/<name>.lock (flock). Returns the fd

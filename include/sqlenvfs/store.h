@@ -12,8 +12,9 @@
  *   (1) A directory with a valid name and a MANIFEST is complete: it is built
  *       as ".tmp-<name>-<pid>" and renamed into place after every copy in it
  *       passed its integrity check and was fsync'd.
- *   (2) Names are unique: a second run inside the same second gets a
- *       millisecond fraction.
+ *   (2) Names are unique and byte order is time order: every new name
+ *       carries milliseconds (20261128T161400.000Z); a run whose millisecond
+ *       is taken gets one later than every entry of the same second.
  *   (3) A copy is never more readable than its source.
  *   (4) A MANIFEST of format 2 carries a crc32 of every other key and value
  *       ("checksum"); one whose checksum does not match is unreadable, so a
@@ -48,11 +49,16 @@ typedef struct {
 
 typedef struct {
   SqlenvfsCopyKind kind;
-  char *name;     /* e.g. 20261128T161400Z    */
+  char *name;     /* e.g. 20261128T161400.000Z */
   char *dir;      /* absolute directory        */
   gint64 time;    /* the time in the name (us) */
   GPtrArray *dbs; /* SqlenvfsStoredDb *, sorted by name */
   gboolean is_protected; /* the MANIFEST carries its own checksum (format 2) */
+  /* From sqlenvfs_store_create() of every database only (else NULL): the
+   * databases left out because they cannot be a source (not in WAL mode,
+   * unreadable), one GError * each, whose message names the file and what
+   * to do. A caller must report them and fail, keeping the good copies. */
+  GPtrArray *skipped;
 } SqlenvfsStoredCopy;
 
 void sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy);
@@ -62,7 +68,11 @@ const char *sqlenvfs_copy_kind_name(SqlenvfsCopyKind kind); /* "backup" / "snaps
 
 /* Take a backup or snapshot of database @db (NULL: every production db).
  * Returns the new entry, or NULL and *error (nothing that looks like a copy
- * is left behind). Leftover temporaries of interrupted runs are removed first. */
+ * is left behind). Leftover temporaries of interrupted runs are removed first.
+ * With @db NULL, a database that cannot be a source (not in WAL mode, cannot
+ * be opened) does not stop the others: they are copied and it is listed in
+ * the entry's skipped; only when no database can be copied is it NULL and
+ * *error (the first database's reason). */
 SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
                                           const char *db, SqlenvfsProgressFunc progress,
                                           gpointer user, GError **error);

@@ -6,10 +6,11 @@
  * Accepted input forms (in a pitr/ path and on the command line), and
  * nothing else:
  *   20261128T161400Z            ISO 8601 basic, UTC
- *   20261128T161400.250Z        ... with a fraction (1-6 digits)
+ *   20261128T161400.250Z        ... with a fraction (1-9 digits; beyond
+ *                               microseconds ignored, as `date +%N` prints)
  *   2026-11-28T16:14:00Z        ISO 8601 extended, UTC
  *   2026-11-28T16:14:00.25+01:00  ... with fraction and/or numeric offset
- *   @1764346440  @1764346440.25   Unix seconds (fraction 1-6 digits)
+ *   @1764346440  @1764346440.25   Unix seconds (fraction 1-9 digits)
  *   latest                        the newest recoverable time
  *
  * Names of backups and snapshots are the basic form, with a millisecond
@@ -30,7 +31,8 @@ typedef struct {
 /* The accepted forms, as one line for error messages. */
 #define SQLENVFS_TIME_FORMS \
   "20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, " \
-  "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25 or latest"
+  "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25 or latest " \
+  "(fractions of up to nine digits)"
 
 /* Parse @text. On failure FALSE with SQLENVFS_ERROR_INVALID naming the text
  * and listing the accepted forms; *out is untouched. */

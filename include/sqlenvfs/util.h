@@ -26,6 +26,11 @@ typedef enum {
                                               never checkpoints or deletes the WAL     */
 } SqlenvfsOpenFlags;
 
+/* "file:<path>?immutable=1" for sqlenvfs_db_open(), with the path
+ * percent-escaped, so that a name holding '?', '#', '%' or a space opens
+ * that file. Newly allocated. */
+char *sqlenvfs_db_uri_immutable(const char *path);
+
 /* Open @path with a busy timeout and extended result codes. On failure NULL
  * is returned, *error is set, and no handle is leaked.
  *
@@ -80,7 +85,8 @@ guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,
                              GError **error);
 
-/* Human-readable size, e.g. "12.3 MiB". */
+/* Human-readable size, e.g. "12.3 MiB", in plain ASCII (an ASCII space
+ * between number and unit, never GLib's no-break space). */
 char *sqlenvfs_format_size(guint64 bytes);
 
 /* The clock: wall time in microseconds since the Unix epoch (UTC). Tests

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 static char *root_arg;
 static gboolean progress_active;
@@ -36,13 +37,15 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_add_main_entries(ctx, common, NULL);
   if (!g_option_context_parse(ctx, argc, argv, &error)) {
-    fprintf(stderr, "sqlenvfs %s: %s\nTry 'sqlenvfs %s --help'.\n", cmd, error->message, cmd);
+    /* GOption says "Unknown option --x": one line, in the house's case. */
+    error->message[0] = g_ascii_tolower(error->message[0]);
+    fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, error->message, cmd);
     return FALSE;
   }
   /* Anything left that looks like an option is unknown (after "--" it is not). */
   for (int i = 1; i < *argc; i++) {
     if ((*argv)[i][0] == '-' && (*argv)[i][1] != '\0') {
-      fprintf(stderr, "sqlenvfs %s: unknown option %s\nTry 'sqlenvfs %s --help'.\n", cmd,
+      fprintf(stderr, "sqlenvfs %s: unknown option %s (see 'sqlenvfs %s --help')\n", cmd,
               (*argv)[i], cmd);
       return FALSE;
     }
@@ -84,7 +87,7 @@ cli_usage(const char *cmd, const char *fmt, ...)
   va_start(ap, fmt);
   msg = g_strdup_vprintf(fmt, ap);
   va_end(ap);
-  fprintf(stderr, "sqlenvfs %s: %s\nTry 'sqlenvfs %s --help'.\n", cmd, msg, cmd);
+  fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, msg, cmd);
   return CLI_USAGE;
 }
 
@@ -94,8 +97,8 @@ cli_progress(const char *label, guint64 done, guint64 total)
   g_autofree char *d = NULL, *t = NULL;
   if (!isatty(STDERR_FILENO))
     return;
-  d = g_format_size_full(done, G_FORMAT_SIZE_IEC_UNITS);
-  t = g_format_size_full(total, G_FORMAT_SIZE_IEC_UNITS);
+  d = sqlenvfs_format_size(done);
+  t = sqlenvfs_format_size(total);
   fprintf(stderr, "\r%s %3d%% (%s/%s)\033[K", label,
           total ? (int)(done * 100 / total) : 100, d, t);
   progress_active = TRUE;

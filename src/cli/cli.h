@@ -20,8 +20,8 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 
 /* Parse options for a subcommand. @entries may be NULL; --root is added.
  * @params is the synopsis after the command name; @summary one paragraph.
- * On a usage error prints one line and `Try 'sqlenvfs CMD --help'` to
- * stderr and returns FALSE (exit with CLI_USAGE). On --help, prints and
+ * On a usage error prints one line to stderr, what is wrong and
+ * "(see 'sqlenvfs CMD --help')", and returns FALSE (exit with CLI_USAGE). On --help, prints and
  * exits 0. Positional arguments stay in argv. */
 gboolean cli_parse(int *argc, char ***argv, const char *params, const char *summary,
                    const GOptionEntry *entries);

@@ -9,6 +9,7 @@
 #include "commands.h"
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 static SqlenvfsArchiver *running;
 
@@ -26,7 +27,7 @@ print_summary(SqlenvfsArchiver *a)
   g_autoptr(GPtrArray) st = sqlenvfs_archiver_status(a);
   for (guint i = 0; i < st->len; i++) {
     const SqlenvfsArchiverDbStatus *s = st->pdata[i];
-    g_autofree char *bytes = g_format_size_full(s->bytes, G_FORMAT_SIZE_IEC_UNITS);
+    g_autofree char *bytes = sqlenvfs_format_size(s->bytes);
     printf("%s: %" G_GUINT64_FORMAT " commits, %s archived, %" G_GUINT64_FORMAT " gaps, %"
            G_GUINT64_FORMAT " checkpoints",
            s->db, s->commits, bytes, s->gaps, s->checkpoints);

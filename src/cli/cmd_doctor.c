@@ -85,6 +85,9 @@ print_text(const SqlenvfsRoot *root, const SqlenvfsDoctorReport *r, gboolean ver
          r->n_warnings, r->n_warnings == 1 ? "" : "s", r->n_ok);
 }
 
+/* The exit status of failures (sqlenvfs_doctor_exit_status's 2). */
+#define DOCTOR_FAILURE 2
+
 int
 cmd_doctor(int argc, char **argv)
 {
@@ -105,17 +108,23 @@ cmd_doctor(int argc, char **argv)
   if (!cli_parse(&argc, &argv, "",
                  "Check the databases, the archiver, locks, disk space, backups and the "
                  "SQLite library, and say what to do about each problem. Exit status: 0 all "
-                 "ok, 1 warnings, 2 failures.",
+                 "ok, 1 warnings, 2 failures (or the doctor could not run: no such root).",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("doctor", "unexpected argument '%s'", argv[1]);
-  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
-  if (root == NULL)
-    return CLI_FAILED;
+  /* Exit status 1 means "warnings": a doctor that cannot check at all (no
+   * root, unreadable settings) is a failure, 2, like a failed check. */
+  root = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST, &error);
+  if (root == NULL) {
+    cli_fail("doctor", error);
+    return DOCTOR_FAILURE;
+  }
   report = sqlenvfs_doctor_run(root, full ? SQLENVFS_DOCTOR_FULL : SQLENVFS_DOCTOR_QUICK, &error);
-  if (report == NULL)
-    return cli_fail("doctor", error);
+  if (report == NULL) {
+    cli_fail("doctor", error);
+    return DOCTOR_FAILURE;
+  }
   if (json) {
     g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
     g_autofree char *text = NULL;

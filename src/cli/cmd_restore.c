@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/util.h"
 
 int
 cmd_restore(int argc, char **argv)
@@ -66,7 +67,7 @@ cmd_restore(int argc, char **argv)
   target = sqlenvfs_time_format_iso(plan->target_us);
   state = sqlenvfs_time_format_iso(plan->state_us);
   base_time = sqlenvfs_time_format_iso(plan->base_state_us);
-  bytes = g_format_size_full(plan->archive_bytes, G_FORMAT_SIZE_IEC_UNITS);
+  bytes = sqlenvfs_format_size(plan->archive_bytes);
   printf("restored %s as of %s to %s\n", plan->db, target, output);
   printf("  state    after the last transaction archived at or before it, captured %s\n", state);
   printf("  base     %s %s (state of %s) + %" G_GUINT64_FORMAT

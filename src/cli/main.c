@@ -74,6 +74,6 @@ main(int argc, char **argv)
     argv[0] = (char *)"mount";
     return cmd_mount(argc, argv);
   }
-  fprintf(stderr, "sqlenvfs: unknown command '%s'\nTry 'sqlenvfs --help'.\n", argv[1]);
+  fprintf(stderr, "sqlenvfs: unknown command '%s' (see 'sqlenvfs --help')\n", argv[1]);
   return CLI_USAGE;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 
 #include "cli.h"
+#include "sqlenvfs/error.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -42,7 +43,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   summary = g_strdup_printf(
     "Take a %s of every production database (or --db NAME) while it is in use:\n"
     "a consistent copy, integrity-checked and fsync'd, in %s/<time>/\n"
-    "with a MANIFEST. Production must be in WAL mode. An interrupted run leaves\n"
+    "with a MANIFEST. Production must be in WAL mode: a database that is not is\n"
+    "reported and not copied, the others are (exit status non-zero). An interrupted run leaves\n"
     "nothing that looks like a copy; the next run removes its leftovers.",
     cmd, kind == SQLENVFS_KIND_SNAPSHOT ? "backups/prod/snapshots" : "backups/prod/daily");
   if (!cli_parse(&argc, &argv, "", summary, entries))
@@ -56,7 +58,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   args.progress = cli_progress_cb;
   args.progress_data = (gpointer) "copying";
   if (!cli_run_op(root, kind == SQLENVFS_KIND_SNAPSHOT ? SQLENVFS_OP_SNAPSHOT : SQLENVFS_OP_BACKUP,
-                  &args, &out, &error))
+                  &args, &out, &error) &&
+      out.copy == NULL)
     return cli_fail(cmd, error);
   copy = out.copy;
   printf("%s %s\n", cmd, copy->dir);
@@ -64,6 +67,11 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
     const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
     g_autofree char *size = sqlenvfs_format_size(sdb->size);
     printf("  %-16s %10s  crc32 0x%08x  integrity ok\n", sdb->db, size, sdb->crc32);
+  }
+  if (error != NULL) {
+    /* The copies above are kept; the run still fails, naming the others. */
+    fflush(stdout);
+    return cli_fail(cmd, error);
   }
   return CLI_OK;
 }

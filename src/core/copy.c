@@ -34,7 +34,7 @@ sqlenvfs_copy_result_clear(SqlenvfsCopyResult *res)
 static gboolean
 check_file(const char *path, GError **error)
 {
-  g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", path);
+  g_autofree char *uri = sqlenvfs_db_uri_immutable(path);
   g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, error);
   if (db == NULL)
     return FALSE;

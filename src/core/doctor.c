@@ -303,8 +303,16 @@ sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
   struct stat st;
   g_autoptr(GArray) locks = NULL;
 
-  if (stat(lock_path, &st) != 0)
-    return 0;
+  if (stat(lock_path, &st) != 0) {
+    int e = errno;
+    if (e == ENOENT)
+      return 0; /* no archiver ever ran here */
+    /* Not "none": the lock file is there or not, this user cannot see. */
+    g_set_error(error, SQLENVFS_ERROR,
+                e == EACCES || e == EPERM ? SQLENVFS_ERROR_PERMISSION : SQLENVFS_ERROR_IO,
+                "cannot look at the lock file %s: %s", lock_path, g_strerror(e));
+    return -1;
+  }
   locks = read_locks(error);
   if (locks == NULL)
     return -1;
@@ -495,6 +503,7 @@ typedef struct {
   const SqlenvfsSettings *settings;
   SqlenvfsDoctorFlags flags;
   int archiver_pid; /* 0: none */
+  gboolean archiver_unknown; /* whether one runs cannot be told (archiver_pid 0) */
   guint64 prod_bytes; /* sum of production database sizes */
   guint64 largest_db;
   GPtrArray *backups; /* SqlenvfsStoredCopy *, oldest first; NULL: unreadable */
@@ -596,6 +605,47 @@ wal_count_frames(const char *wal_path, guint32 *page_size, guint64 *n_frames)
   return TRUE;
 }
 
+/* Frames of the WAL not yet copied into the database file (checkpointed),
+ * from the wal-index in -shm: mxFrame - nBackfill, when the wal-index is
+ * initialized and describes the same WAL generation (its salts are the WAL
+ * header's). Layout (SQLite's wal.c, native byte order): WalIndexHdr at 0
+ * (iVersion u32 @0 = 3007000, isInit u8 @12, mxFrame u32 @16, aSalt[2] @32),
+ * its copy at 48, WalCkptInfo at 96 (nBackfill u32 @96). Read with a private
+ * descriptor, taking no lock: a torn read only makes the answer unknown or
+ * briefly stale. FALSE when it cannot be told. */
+static gboolean
+wal_pending_frames(const char *wal_path, const char *shm_path, guint64 *pending)
+{
+  guint8 shm[100], whdr[24];
+  guint32 version, mx, mx2, backfill;
+  int fd;
+  gboolean ok;
+
+  fd = open(wal_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  ok = pread(fd, whdr, sizeof whdr, 0) == (ssize_t)sizeof whdr;
+  close(fd);
+  if (!ok)
+    return FALSE;
+  fd = open(shm_path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  ok = pread(fd, shm, sizeof shm, 0) == (ssize_t)sizeof shm;
+  close(fd);
+  if (!ok)
+    return FALSE;
+  memcpy(&version, shm, 4);
+  memcpy(&mx, shm + 16, 4);
+  memcpy(&mx2, shm + 48 + 16, 4);
+  memcpy(&backfill, shm + 96, 4);
+  if (version != 3007000 || shm[12] != 1 || mx != mx2 || memcmp(shm + 32, whdr + 16, 8) != 0 ||
+      memcmp(shm, shm + 48, 48) != 0)
+    return FALSE;
+  *pending = mx > backfill ? mx - backfill : 0;
+  return TRUE;
+}
+
 static void
 check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
 {
@@ -622,6 +672,21 @@ check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
     return;
   }
   csize = sqlenvfs_format_size(frames * (guint64)(psz + 24));
+  /* What counts is what waits for a checkpoint: frames already copied into
+   * the database file are reused by the next writer, whatever the file's
+   * size. Unknown (no readable wal-index): every frame of the file. */
+  {
+    g_autofree char *shm = g_strconcat(d->path, "-shm", NULL);
+    guint64 pending;
+    if (wal_pending_frames(wal, shm, &pending) && pending <= (guint64)(4 * limit)) {
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_OK, "wal", d->subject, wal, "nothing to do",
+        "the WAL holds %" G_GUINT64_FORMAT " pages (%s; the file is %s), %" G_GUINT64_FORMAT
+        " of them not yet checkpointed; checkpoint-pages is %" G_GINT64_FORMAT,
+        frames, csize, fsize, pending, limit);
+      return;
+    }
+  }
   if ((gint64)frames > 4 * limit) {
     g_autoptr(GString) readers = g_string_new(NULL);
     for (guint i = 0; i < seen->len; i++) {
@@ -859,9 +924,14 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
   } else {
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "archive", d->subject, dir,
                                c->archiver_pid > 0 ? "nothing to do"
-                                                   : "start the archiver to extend the window",
+                               : c->archiver_unknown
+                                 ? "see the archiver finding"
+                                 : "start the archiver to extend the window",
                                "every commit is archived up to %s (%s ago)%s", when, lag_s,
-                               c->archiver_pid > 0 ? "" : "; the archiver is not running");
+                               c->archiver_pid > 0 ? ""
+                               : c->archiver_unknown
+                                 ? "; whether the archiver runs cannot be told"
+                                 : "; the archiver is not running");
   }
 }
 
@@ -875,7 +945,8 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   g_autofree char *size_s = NULL;
   gint64 page_size = 0, page_count = 0, freelist = 0, auto_vacuum = 0, sync = 0;
   g_autoptr(GArray) seen = NULL, seen_again = NULL;
-  gboolean wal_mode;
+  gboolean wal_mode, is_immutable = FALSE;
+  gint64 immutable_wal = 0;
   struct stat st;
 
   if (stat(d->path, &st) != 0) {
@@ -892,16 +963,73 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
       c->largest_db = st.st_size;
   }
 
-  db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, &error);
-  if (db != NULL) {
-    sqlite3_busy_timeout(db, 2000);
-    if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
-        !pragma_int(db, "page_size", &page_size, d->path, &error) ||
-        !pragma_int(db, "page_count", &page_count, d->path, &error) ||
-        !pragma_int(db, "freelist_count", &freelist, d->path, &error) ||
-        !pragma_int(db, "auto_vacuum", &auto_vacuum, d->path, &error) ||
-        !pragma_int(db, "synchronous", &sync, d->path, &error))
-      g_clear_pointer(&db, sqlite3_close_v2);
+  /* A read-only connection needs to create the -shm of a WAL database when
+   * there is none, which a read-only root (or a directory this user cannot
+   * write) does not allow: then, and only then, open it immutable. Without a
+   * -wal file (or with an empty one) that sees exactly the committed state;
+   * a -wal with frames is said not to be read. */
+  for (int attempt = 0; attempt < 2 && db == NULL; attempt++) {
+    g_autofree char *dir = g_path_get_dirname(d->path);
+    g_autofree char *wal = g_strconcat(d->path, "-wal", NULL);
+    g_autofree char *uri = NULL;
+    struct stat wst;
+    if (attempt == 1) {
+      if (error == NULL || error->code == SQLENVFS_ERROR_BUSY ||
+          error->code == SQLENVFS_ERROR_INTEGRITY || access(dir, W_OK) == 0)
+        break;
+      uri = sqlenvfs_db_uri_immutable(d->path);
+      immutable_wal = stat(wal, &wst) == 0 ? wst.st_size : 0;
+      g_clear_error(&error);
+      g_clear_pointer(&mode, g_free);
+    }
+    db = sqlenvfs_db_open(uri ? uri : d->path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST,
+                          &error);
+    if (db == NULL && uri != NULL) {
+      /* MUST_EXIST tests the URI as a path: open without it. */
+      g_clear_error(&error);
+      db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &error);
+    }
+    if (db != NULL) {
+      sqlite3_busy_timeout(db, 2000);
+      if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, d->path, &error) ||
+          !pragma_int(db, "page_size", &page_size, d->path, &error) ||
+          !pragma_int(db, "page_count", &page_count, d->path, &error) ||
+          !pragma_int(db, "freelist_count", &freelist, d->path, &error) ||
+          !pragma_int(db, "auto_vacuum", &auto_vacuum, d->path, &error) ||
+          !pragma_int(db, "synchronous", &sync, d->path, &error))
+        g_clear_pointer(&db, sqlite3_close_v2);
+      else if (uri != NULL)
+        is_immutable = TRUE;
+    }
+  }
+  if (is_immutable) {
+    /* An immutable connection reports "delete" whatever the file says: the
+     * journal mode stored in the file is its header's bytes 18-19 (2: WAL). */
+    guint8 ver[2] = { 0, 0 };
+    int fd = open(d->path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+      if (pread(fd, ver, 2, 18) == 2 && ver[0] == 2 && ver[1] == 2) {
+        g_free(mode);
+        mode = g_strdup("wal");
+      }
+      close(fd);
+    }
+  }
+  if (is_immutable) {
+    if (immutable_wal > 0)
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "open", d->subject, d->path,
+        "run the doctor as a user that may write the database's directory, or where the root "
+        "is not mounted read-only, to check the commits in the WAL too",
+        "opened without its WAL: the directory is not writable (a read-only root?), so SQLite "
+        "cannot set up the shared memory the WAL needs; the checks below see the database file "
+        "alone, not the %" G_GINT64_FORMAT " bytes of its -wal",
+        immutable_wal);
+    else
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_OK, "open", d->subject, d->path, "nothing to do",
+        "opened as immutable: the directory is not writable (a read-only root?) and there is "
+        "no WAL to read, so the file alone is the whole database");
   }
   if (db == NULL) {
     gboolean busy = error->code == SQLENVFS_ERROR_BUSY;
@@ -1036,9 +1164,14 @@ check_archiver(Ctx *c, guint n_prod)
   int pid = sqlenvfs_doctor_lock_holder(lock, &error);
 
   if (pid < 0) {
-    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
-                               "run the doctor where /proc is mounted",
-                               "cannot tell whether the archiver runs: %s", error->message);
+    gboolean denied = error->code == SQLENVFS_ERROR_PERMISSION;
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
+      denied ? "run the doctor as the user that owns the root (or as root): this user may not "
+               "look into its state directory"
+             : "run the doctor where /proc is mounted",
+      "cannot tell whether the archiver runs: %s", error->message);
+    c->archiver_unknown = TRUE;
     return;
   }
   c->archiver_pid = pid;
@@ -1263,6 +1396,17 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "create one with `sqlenvfs init`",
                                "there is no production database (no *.db in data/prod)");
 
+  {
+    g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(root);
+    for (guint i = 0; i < unsupported->len; i++)
+      sqlenvfs_doctor_report_add(
+        report, SQLENVFS_SEVERITY_WARNING, "databases", "root",
+        sqlenvfs_root_path(root, SQLENVFS_DIR_PROD),
+        "rename the file to a supported name (any UTF-8 name without '/', '[', ']' or "
+        "control characters, not starting with '.'), with its -wal and -shm, while no "
+        "application has it open",
+        "%s: it is not archived, backed up, served nor checked", (char *)unsupported->pdata[i]);
+  }
   check_archiver(&c, names->len);
   c.backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &local);
   if (c.backups == NULL) {

@@ -562,7 +562,12 @@ sqlenvfs_env_info(SqlenvfsRoot *root)
   GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_db_info_free);
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
 
-  add_names(names, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+  {
+    /* Production through the root, which says which files it skips. */
+    g_autoptr(GPtrArray) prod = sqlenvfs_root_list_dbs(root);
+    for (guint i = 0; i < prod->len; i++)
+      g_ptr_array_add(names, g_strdup(prod->pdata[i]));
+  }
   add_names(names, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV));
   g_ptr_array_sort(names, cmp_names);
   for (guint i = 0; i < names->len; i++) {

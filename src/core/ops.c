@@ -27,6 +27,7 @@ struct _SqlenvfsOps {
   GMutex run_lock; /* held for the whole of a run (invariant 1) */
   GMutex lock;     /* guards the fields below                   */
   SqlenvfsOpResult last[SQLENVFS_N_OPS];
+  SqlenvfsOpResult refused[SQLENVFS_N_OPS]; /* only the refusal fields */
   gboolean is_running;
   SqlenvfsOp running;
   gint64 running_since;
@@ -56,6 +57,17 @@ sqlenvfs_op_args_clear(SqlenvfsOpArgs *args)
 {
   g_clear_pointer(&args->db, g_free);
   memset(args, 0, sizeof *args);
+}
+
+/* @name is a supported name of a production database that exists. */
+static gboolean
+existing_db(SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *path = NULL;
+  if (!sqlenvfs_db_name_is_valid(name))
+    return FALSE;
+  path = sqlenvfs_root_prod_db(root, name);
+  return g_file_test(path, G_FILE_TEST_IS_REGULAR);
 }
 
 static gboolean
@@ -106,6 +118,27 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   default:
     accepted = "1 (every database) or a database name";
     break;
+  }
+
+  /* A database name may hold blanks ("sales 2026"): a whole line, or for
+   * refresh-dev everything before a last word that is a time, that names an
+   * existing production database is that database. */
+  if (op != SQLENVFS_OP_PRUNE && strpbrk(line, " \t") != NULL) {
+    char *last = MAX(strrchr(line, ' '), strrchr(line, '\t'));
+    g_autofree char *head = g_strndup(line, (gsize)(last - line));
+    g_strchomp(head);
+    if (existing_db(root, line)) {
+      out.db = g_strdup(line);
+      *args = out;
+      return TRUE;
+    }
+    if (op == SQLENVFS_OP_REFRESH_DEV && existing_db(root, head) &&
+        sqlenvfs_time_parse(last + 1, &out.time, NULL)) {
+      out.has_time = TRUE;
+      out.db = g_steal_pointer(&head);
+      *args = out;
+      return TRUE;
+    }
   }
 
   words = g_strsplit_set(line, " \t", -1);
@@ -162,8 +195,9 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     return TRUE;
   }
 
-  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]))
-    return invalid(error, op, line, accepted);
+  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]) ||
+      (sqlenvfs_time_parse(words[0], &out.time, NULL) && !existing_db(root, words[0])))
+    return invalid(error, op, line, accepted); /* a time is no database here */
   out.db = sqlenvfs_root_resolve_db(root, words[0], TRUE, error);
   if (out.db == NULL)
     return FALSE;
@@ -175,19 +209,30 @@ void
 sqlenvfs_op_result_clear(SqlenvfsOpResult *res)
 {
   g_clear_pointer(&res->summary, g_free);
+  g_clear_pointer(&res->refusal, g_free);
   memset(res, 0, sizeof *res);
 }
 
 char *
 sqlenvfs_op_result_line(SqlenvfsOp op, const SqlenvfsOpResult *res)
 {
-  g_autofree char *when = NULL;
-  if (!res->has_run)
-    return g_strdup_printf("never run since the mount started (write 1 to run %s)",
+  g_autofree char *when = NULL, *line = NULL;
+  if (!res->has_run) {
+    line = g_strdup_printf("never run since the mount started (write 1 to run %s)",
                            sqlenvfs_op_name(op));
-  when = sqlenvfs_time_format_iso(res->finished_us - res->finished_us % G_USEC_PER_SEC);
-  return g_strdup_printf("%s %s %s: %s", res->ok ? "ok" : "failed", when, sqlenvfs_op_name(op),
-                         res->summary ? res->summary : "");
+  } else {
+    when = sqlenvfs_time_format_iso(res->finished_us - res->finished_us % G_USEC_PER_SEC);
+    line = g_strdup_printf("%s %s %s: %s", res->ok ? "ok" : "failed", when,
+                           sqlenvfs_op_name(op), res->summary ? res->summary : "");
+  }
+  if (res->has_refusal) {
+    g_autofree char *at =
+      sqlenvfs_time_format_iso(res->refused_us - res->refused_us % G_USEC_PER_SEC);
+    const char *name = strerrorname_np(res->refusal_errno);
+    return g_strdup_printf("%s; last write refused %s (%s): %s", line, at, name ? name : "?",
+                           res->refusal ? res->refusal : "");
+  }
+  return g_steal_pointer(&line);
 }
 
 static void
@@ -236,9 +281,25 @@ static gboolean
 run_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const SqlenvfsOpArgs *args,
                  SqlenvfsOpOutcome *out, GError **error)
 {
+  const SqlenvfsStoredCopy *copy;
+  GString *why;
   out->copy = sqlenvfs_store_create(root, kind, args->db, args->progress, args->progress_data,
                                     error);
-  return out->copy != NULL;
+  if (out->copy == NULL)
+    return FALSE;
+  copy = out->copy;
+  if (copy->skipped == NULL || copy->skipped->len == 0)
+    return TRUE;
+  /* The good copies stay (in out->copy); the run fails, naming the others. */
+  why = g_string_new(NULL);
+  for (guint i = 0; i < copy->skipped->len; i++)
+    g_string_append_printf(why, "%s%s", i ? "; " : "",
+                           ((const GError *)copy->skipped->pdata[i])->message);
+  g_set_error(error, SQLENVFS_ERROR, ((const GError *)copy->skipped->pdata[0])->code,
+              "%u of %u databases not copied (the other copies are kept in %s): %s",
+              copy->skipped->len, copy->skipped->len + copy->dbs->len, copy->dir, why->str);
+  g_string_free(why, TRUE);
+  return FALSE;
 }
 
 /* Development <- production as of @t: the restore plan resolves @t to a
@@ -513,6 +574,8 @@ sqlenvfs_ops_free(SqlenvfsOps *ops)
     return;
   for (int i = 0; i < SQLENVFS_N_OPS; i++)
     sqlenvfs_op_result_clear(&ops->last[i]);
+  for (int i = 0; i < SQLENVFS_N_OPS; i++)
+    sqlenvfs_op_result_clear(&ops->refused[i]);
   g_mutex_clear(&ops->run_lock);
   g_mutex_clear(&ops->lock);
   g_free(ops);
@@ -556,6 +619,7 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
 
   g_mutex_lock(&ops->lock);
   sqlenvfs_op_result_clear(&ops->last[op]);
+  sqlenvfs_op_result_clear(&ops->refused[op]);
   ops->last[op] = res;
   ops->is_running = FALSE;
   g_mutex_unlock(&ops->lock);
@@ -579,6 +643,26 @@ sqlenvfs_ops_last(SqlenvfsOps *ops, SqlenvfsOp op, SqlenvfsOpResult *out)
   g_mutex_lock(&ops->lock);
   *out = ops->last[op];
   out->summary = g_strdup(ops->last[op].summary);
+  out->has_refusal = ops->refused[op].has_refusal;
+  out->refused_us = ops->refused[op].refused_us;
+  out->refusal = g_strdup(ops->refused[op].refusal);
+  out->refusal_errno = ops->refused[op].refusal_errno;
+  g_mutex_unlock(&ops->lock);
+}
+
+void
+sqlenvfs_ops_record_refusal(SqlenvfsOps *ops, SqlenvfsOp op, const GError *error)
+{
+  SqlenvfsOpResult *r;
+  g_return_if_fail((int)op >= 0 && op < SQLENVFS_N_OPS);
+  g_return_if_fail(error != NULL);
+  g_mutex_lock(&ops->lock);
+  r = &ops->refused[op];
+  sqlenvfs_op_result_clear(r);
+  r->has_refusal = TRUE;
+  r->refused_us = sqlenvfs_clock_now();
+  r->refusal = g_strdup(error->message);
+  r->refusal_errno = sqlenvfs_error_to_errno(error);
   g_mutex_unlock(&ops->lock);
 }
 

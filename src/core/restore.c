@@ -1060,7 +1060,7 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
     }
     {
       g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
-      g_autofree char *bytes = g_format_size_full(res.bytes, G_FORMAT_SIZE_IEC_UNITS);
+      g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
       g_autofree char *note = g_strdup_printf(
         "%" G_GUINT64_FORMAT " records (%" G_GUINT64_FORMAT " transactions, %" G_GUINT64_FORMAT
         " gaps), %s, every checksum and the chain good", res.n_records, res.n_commits,
@@ -1087,7 +1087,7 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   tmp = g_strdup_printf("%s/.tmp-refresh-pitr-%s-%d.db", cache, plan->db, (int)getpid());
   if (!sqlenvfs_restore_to_file(root, plan, tmp, TRUE, progress, user, error))
     return FALSE;
-  uri = g_strdup_printf("file:%s?immutable=1", tmp);
+  uri = sqlenvfs_db_uri_immutable(tmp);
   when = sqlenvfs_time_format_iso(plan->target_us);
   {
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, error);

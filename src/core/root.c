@@ -16,7 +16,11 @@ struct _SqlenvfsRoot {
   char *dir;
   char *paths[SQLENVFS_DIR_STATE + 1];
   SqlenvfsSettings settings;
+  GHashTable *warned; /* file names of unsupported databases already logged */
 };
+
+/* Guards every root's warned set (list_dbs runs on several threads). */
+static GMutex warned_lock;
 
 static const char *const dir_rel[] = {
   [SQLENVFS_DIR_PROD] = "data/prod",
@@ -65,11 +69,18 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
     errno = 0;
     v = g_ascii_strtoll(raw, &end, 10);
   }
-  if (raw == NULL || end == raw || *end != '\0' || errno != 0 || v < min || v > max) {
+  if (raw == NULL || end == raw || *end != '\0' || (errno != 0 && errno != ERANGE)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [%s] %s=%s is not a whole number from %" G_GINT64_FORMAT
-                " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                "read settings %s: [%s] %s=%s is not a whole number (give one from %" G_GINT64_FORMAT
+                " to %" G_GINT64_FORMAT ", or remove the line)",
                 file, group, key, raw ? raw : "?", min, max);
+    return FALSE;
+  }
+  if (errno == ERANGE || v < min || v > max) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: [%s] %s=%s is out of range: the allowed range is %"
+                G_GINT64_FORMAT " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                file, group, key, raw, min, max);
     return FALSE;
   }
   *out = v;
@@ -100,9 +111,9 @@ load_settings(SqlenvfsRoot *root, GError **error)
       g_strstrip(name);
     if (!sqlenvfs_db_name_is_valid(name)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: [sqlenvfs] default-db=%s is not a valid database name "
-                  "(letters, digits, '_', '-', '.')",
-                  file, name ? name : "");
+                  "read settings %s: [sqlenvfs] default-db=%s is not a supported database "
+                  "name: %s (fix the line)",
+                  file, name ? name : "", sqlenvfs_db_name_problem(name));
       return FALSE;
     }
     g_free(s->default_db);
@@ -200,6 +211,8 @@ sqlenvfs_root_free(SqlenvfsRoot *root)
     g_free(root->paths[i]);
   g_free(root->settings.default_db);
   g_strfreev(root->settings.doctor_acknowledged_bugs);
+  if (root->warned)
+    g_hash_table_destroy(root->warned);
   g_free(root->dir);
   g_free(root);
 }
@@ -252,37 +265,93 @@ cmp_str(gconstpointer a, gconstpointer b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Every "<stem>.db" of data/prod (not hidden), and whether each stem is a
+ * supported name: to @names (supported) and @unsupported ("file: why"). */
+static void
+scan_prod(const SqlenvfsRoot *root, GPtrArray *names, GPtrArray *unsupported)
+{
+  g_autoptr(GDir) d = g_dir_open(root->paths[SQLENVFS_DIR_PROD], 0, NULL);
+  const char *ent;
+
+  while (d != NULL && (ent = g_dir_read_name(d)) != NULL) {
+    g_autofree char *stem = NULL;
+    const char *why;
+    if (!g_str_has_suffix(ent, ".db") || ent[0] == '.')
+      continue;
+    stem = g_strndup(ent, strlen(ent) - 3);
+    why = sqlenvfs_db_name_problem(stem);
+    if (why == NULL) {
+      if (names)
+        g_ptr_array_add(names, g_steal_pointer(&stem));
+    } else if (unsupported) {
+      g_autofree char *shown = g_strescape(ent, NULL);
+      g_ptr_array_add(unsupported,
+                      g_strdup_printf("%s/%s: %s", root->paths[SQLENVFS_DIR_PROD], shown, why));
+    }
+  }
+  if (names)
+    g_ptr_array_sort(names, cmp_str);
+  if (unsupported)
+    g_ptr_array_sort(unsupported, cmp_str);
+}
+
 GPtrArray *
 sqlenvfs_root_list_dbs(const SqlenvfsRoot *root)
 {
   GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-  g_autoptr(GDir) d = g_dir_open(root->paths[SQLENVFS_DIR_PROD], 0, NULL);
-  const char *ent;
+  g_autoptr(GPtrArray) unsupported = g_ptr_array_new_with_free_func(g_free);
+  SqlenvfsRoot *r = (SqlenvfsRoot *)root; /* only its warned set changes */
 
-  if (d == NULL)
-    return names;
-  while ((ent = g_dir_read_name(d)) != NULL) {
-    if (g_str_has_suffix(ent, ".db") && ent[0] != '.') {
-      char *stem = g_strndup(ent, strlen(ent) - 3);
-      if (sqlenvfs_db_name_is_valid(stem))
-        g_ptr_array_add(names, stem);
-      else
-        g_free(stem);
-    }
+  scan_prod(root, names, unsupported);
+  /* A skipped database is said once per root object (a process), where it
+   * is skipped: every command and the mount list databases through here. */
+  g_mutex_lock(&warned_lock);
+  for (guint i = 0; i < unsupported->len; i++) {
+    if (r->warned == NULL)
+      r->warned = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    if (g_hash_table_add(r->warned, g_strdup(unsupported->pdata[i])))
+      g_warning("%s; this database is skipped (rename the file to use it)",
+                (const char *)unsupported->pdata[i]);
   }
-  g_ptr_array_sort(names, cmp_str);
+  g_mutex_unlock(&warned_lock);
   return names;
+}
+
+GPtrArray *
+sqlenvfs_root_list_unsupported(const SqlenvfsRoot *root)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  scan_prod(root, NULL, out);
+  return out;
+}
+
+const char *
+sqlenvfs_db_name_problem(const char *name)
+{
+  if (name == NULL || name[0] == '\0')
+    return "an empty database name";
+  if (name[0] == '.')
+    return "a name starting with '.' is hidden";
+  if (strlen(name) > 200)
+    return "the name is longer than 200 bytes";
+  if (!g_utf8_validate(name, -1, NULL))
+    return "the name is not valid UTF-8";
+  for (const char *p = name; *p; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    if (c == '/')
+      return "the name contains '/'";
+    if (c < 0x20 || (c >= 0x7f && c < 0xa0))
+      return "the name contains a control character";
+    if (c == '[' || c == ']')
+      return "the name contains '[' or ']', which a MANIFEST group name cannot hold";
+  }
+  return NULL;
 }
 
 gboolean
 sqlenvfs_db_name_is_valid(const char *name)
 {
-  if (name == NULL || name[0] == '\0' || name[0] == '.' || strlen(name) > 200)
-    return FALSE;
-  for (const char *p = name; *p; p++)
-    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
-      return FALSE;
-  return TRUE;
+  return sqlenvfs_db_name_problem(name) == NULL;
 }
 
 char *
@@ -298,10 +367,11 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
     return sqlenvfs_root_resolve_db(root, stem, must_exist, error);
   }
   if (!sqlenvfs_db_name_is_valid(name)) {
+    g_autofree char *shown = g_strescape(name, NULL);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "database name '%s' is not valid (use letters, digits, '_', '-', '.'; "
-                "no slashes)",
-                name);
+                "database name '%s' is not supported: %s (any UTF-8 name without '/', '[', "
+                "']' or control characters, not starting with '.')",
+                shown, sqlenvfs_db_name_problem(name));
     return NULL;
   }
   path = sqlenvfs_root_prod_db(root, name);

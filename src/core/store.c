@@ -90,6 +90,8 @@ sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy)
   g_free(copy->dir);
   if (copy->dbs)
     g_ptr_array_unref(copy->dbs);
+  if (copy->skipped)
+    g_ptr_array_unref(copy->skipped);
   g_free(copy);
 }
 
@@ -372,27 +374,25 @@ create_progress(gpointer user, guint64 done, guint64 total)
     g_usleep((gulong)cp->delay_ms * 1000);
 }
 
-/* A name for an entry made at @now that no entry of @dir has (invariant 2). */
+/* A name for an entry made at @now that no entry of @dir has (invariant 2).
+ * Every new name carries milliseconds ("20261128T161400.000Z"), so that byte
+ * order is time order among them (`ls | tail -1` is the newest); a run whose
+ * millisecond is taken gets the first free millisecond after every entry of
+ * the same second. */
 static char *
 unique_name(const char *dir, gint64 now)
 {
-  g_autofree char *plain = sqlenvfs_time_format_name(now, FALSE);
-  g_autofree char *path = g_build_filename(dir, plain, NULL);
   gint64 second = now - (now % G_USEC_PER_SEC + G_USEC_PER_SEC) % G_USEC_PER_SEC;
-  gint64 t;
+  gint64 t = now - (now % 1000 + 1000) % 1000;
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *ent;
 
-  if (!g_file_test(path, G_FILE_TEST_EXISTS))
-    return g_steal_pointer(&plain);
-  /* Taken: a fraction later than the plain name and every entry of that second. */
-  t = MAX(now - now % 1000, second + 1000);
-  {
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *ent;
-    while (d && (ent = g_dir_read_name(d)) != NULL) {
-      gint64 us;
-      if (sqlenvfs_time_parse_name(ent, &us) && us >= second && us < second + G_USEC_PER_SEC)
-        t = MAX(t, us - us % 1000 + 1000);
-    }
+  /* Later than every entry of that second, whatever its form (an entry
+   * named without a fraction stands for the second's first millisecond). */
+  while (d && (ent = g_dir_read_name(d)) != NULL) {
+    gint64 us;
+    if (sqlenvfs_time_parse_name(ent, &us) && us >= second && us < second + G_USEC_PER_SEC)
+      t = MAX(t, us - us % 1000 + 1000);
   }
   for (;;) {
     char *name = sqlenvfs_time_format_name(t, TRUE);
@@ -448,6 +448,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   const char *dir = sqlenvfs_store_dir(root, kind);
   g_autoptr(GPtrArray) names = NULL;
   g_autoptr(GPtrArray) dbs = g_ptr_array_new_with_free_func(stored_db_free);
+  g_autoptr(GPtrArray) skipped = NULL;
   g_autofree char *name = NULL, *tmp = NULL, *final = NULL;
   CreateProgress cp = { progress, user, (int)sqlenvfs_testhook_store_delay_ms() };
   SqlenvfsStoredCopy *result = NULL;
@@ -470,14 +471,35 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
       return NULL;
     }
   }
-  /* Refuse before creating anything: every source must be a WAL database. */
-  for (guint i = 0; i < names->len; i++) {
+  /* Check before creating anything: every source must be a WAL database.
+   * One database named is refused; of every database, the ones that pass
+   * are copied and the others reported (skipped). */
+  skipped = g_ptr_array_new_with_free_func((GDestroyNotify)g_error_free);
+  for (guint i = 0; i < names->len;) {
     g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    g_autoptr(GError) bad = NULL;
     struct stat st;
-    if (!check_source(src, error))
-      return NULL;
+    if (!check_source(src, &bad)) {
+      if (db != NULL) {
+        g_propagate_error(error, g_steal_pointer(&bad));
+        return NULL;
+      }
+      g_info("%s: %s is not copied: %s", kind_name, (const char *)names->pdata[i],
+                bad->message);
+      g_ptr_array_add(skipped, g_steal_pointer(&bad));
+      g_ptr_array_remove_index(names, i);
+      continue;
+    }
     if (stat(src, &st) == 0)
       manifest_mode &= (int)(st.st_mode | 0600);
+    i++;
+  }
+  if (names->len == 0) {
+    GError *first = skipped->pdata[0];
+    g_set_error(error, SQLENVFS_ERROR, first->code, "%s: no database can be copied: %s%s",
+                kind_name, first->message,
+                skipped->len > 1 ? " (and the others, see the log)" : "");
+    return NULL;
   }
 
   if (!ensure_store_dir(dir, error))
@@ -532,6 +554,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   if (!sqlenvfs_fsync_dir(dir, error))
     goto out;
   result = load_entry(root, kind, name, error);
+  if (result != NULL && db == NULL)
+    result->skipped = g_steal_pointer(&skipped);
 
 out:
   if (result == NULL && tmp != NULL)
@@ -916,7 +940,7 @@ check_stored(const SqlenvfsStoredDb *sdb, char **reason)
   if (!ok)
     return FALSE;
   {
-    g_autofree char *uri = g_strdup_printf("file:%s?immutable=1", sdb->path);
+    g_autofree char *uri = sqlenvfs_db_uri_immutable(sdb->path);
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &err);
     if (db == NULL || !sqlenvfs_db_check(db, FALSE, sdb->path, &err)) {
       *reason = g_strdup(err->message);

@@ -26,7 +26,9 @@ digits(const char **p, int n, int *val)
   return TRUE;
 }
 
-/* Optional fraction ".d{1,6}" -> microseconds. */
+/* Optional fraction ".d{1,9}" -> microseconds. Up to nine digits are
+ * accepted (what `date +%N` prints); digits beyond the sixth are read and
+ * ignored (truncated, never rounded up into a later microsecond). */
 static gboolean
 fraction(const char **p, gint64 *usec)
 {
@@ -37,14 +39,16 @@ fraction(const char **p, gint64 *usec)
     return TRUE;
   (*p)++;
   while (g_ascii_isdigit(**p)) {
-    if (n == 6)
+    if (n == 9)
       return FALSE;
-    v = v * 10 + (**p - '0');
+    if (n < 6)
+      v = v * 10 + (**p - '0');
     n++;
     (*p)++;
   }
   if (n == 0)
     return FALSE;
+  n = MIN(n, 6);
   for (; n < 6; n++)
     v *= 10;
   *usec = v;

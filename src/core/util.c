@@ -46,6 +46,13 @@ sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
   return db;
 }
 
+char *
+sqlenvfs_db_uri_immutable(const char *path)
+{
+  g_autofree char *esc = g_uri_escape_string(path, "/", FALSE);
+  return g_strdup_printf("file:%s?immutable=1", esc);
+}
+
 gboolean
 sqlenvfs_db_exec(sqlite3 *db, const char *sql, const char *path, GError **error)
 {
@@ -255,7 +262,19 @@ sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size, GError **erro
 char *
 sqlenvfs_format_size(guint64 bytes)
 {
-  return g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+  /* GLib puts a no-break space (U+00A0) between number and unit; output
+   * that scripts read (status, ctl results, --json) must be plain ASCII. */
+  g_autofree char *s = g_format_size_full(bytes, G_FORMAT_SIZE_IEC_UNITS);
+  GString *out = g_string_sized_new(strlen(s));
+  for (const char *p = s; *p; p++) {
+    if ((guchar)p[0] == 0xc2 && (guchar)p[1] == 0xa0) {
+      g_string_append_c(out, ' ');
+      p++;
+    } else {
+      g_string_append_c(out, *p);
+    }
+  }
+  return g_string_free(out, FALSE);
 }
 
 static SqlenvfsClockFunc clock_fn;

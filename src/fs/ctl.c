@@ -60,7 +60,9 @@ run_thread(gpointer data)
       job_free(job);
       break;
     }
-    if (sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, &out, &error)) {
+    gboolean ok = sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, &out, &error);
+    fs_status_invalidate(ctl->fs);
+    if (ok) {
       g_autofree char *summary = sqlenvfs_op_outcome_summary(&out);
       g_message("%s: %s", sqlenvfs_op_name(job->op), summary);
       fuse_reply_write(job->req, job->size);
@@ -139,6 +141,8 @@ fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t 
 
   if (!sqlenvfs_op_args_parse(ctl->fs->root, op, buf, size, &job->args, &error)) {
     g_message("ctl/%s: %s", sqlenvfs_op_name(op), error->message);
+    sqlenvfs_ops_record_refusal(ctl->fs->ops, op, error);
+    fs_status_invalidate(ctl->fs);
     fuse_reply_err(req, sqlenvfs_error_to_errno(error));
     job_free(job);
     return;

@@ -512,8 +512,9 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->nonseekable = 0;
     break;
   case FS_STATUS:
-    f->text = fs_status_render(fs);
-    f->len = strlen(f->text);
+    /* The document whose size the lookup or getattr just before showed;
+     * direct_io so that reads come here, never from a stale page cache. */
+    f->text = fs_status_snapshot(fs, &f->len, NULL);
     fi->direct_io = 1;
     break;
   default:
@@ -756,6 +757,7 @@ fs_nodes_init(Fs *fs)
   g_mutex_init(&fs->lock);
   g_mutex_init(&fs->live_lock);
   g_mutex_init(&fs->files_lock);
+  fs->status = fs_status_cache_new();
   fs->files = g_hash_table_new(g_direct_hash, g_direct_equal);
   fs->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_free);
 }
@@ -775,6 +777,7 @@ fs_nodes_clear(Fs *fs)
     g_clear_pointer(&fs->files, g_hash_table_destroy);
   }
   g_clear_pointer(&fs->nodes, g_hash_table_destroy);
+  g_clear_pointer(&fs->status, fs_status_cache_free);
   g_mutex_clear(&fs->lock);
   g_mutex_clear(&fs->live_lock);
   g_mutex_clear(&fs->files_lock);

@@ -37,6 +37,7 @@ G_BEGIN_DECLS
 
 typedef struct _FsPitr FsPitr;
 typedef struct _FsCtl FsCtl;
+typedef struct _FsStatusCache FsStatusCache;
 
 /* What a path in the mount names (tree.c). */
 typedef enum {
@@ -104,6 +105,7 @@ typedef struct {
   FsPitr *pitr;
   SqlenvfsArchiver *archiver; /* NULL with -o noarchiver */
   GThread *archiver_thread;
+  FsStatusCache *status; /* the shared status document (status.c) */
   SqlenvfsOps *ops;
 } Fs;
 
@@ -188,6 +190,19 @@ void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, si
 /* The status document, newly allocated JSON text. */
 char *fs_status_render(Fs *fs);
 
+FsStatusCache *fs_status_cache_new(void);
+void fs_status_cache_free(FsStatusCache *c);
+
+/* The document that lookup, getattr and open of /status share: the one
+ * rendered last if it is still fresh (asked for within a moment and young),
+ * else a new rendering. Newly allocated; *len its length, *rendered_us the
+ * time it was rendered (may be NULL). So stat's size equals what a read of
+ * an open made right after returns. */
+char *fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us);
+
+/* Forget the shared document (an operation finished: show its result). */
+void fs_status_invalidate(Fs *fs);
+
 /* pitr.c ----------------------------------------------------------------- */
 
 /* One database's state at one time, as the restore plan says (no rebuild). */
@@ -209,7 +224,10 @@ void fs_pitr_free(FsPitr *p);
 gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
                               GError **error);
 
-/* The window over every database: the earliest and latest recoverable times. */
+/* The window over every database: the earliest recoverable time of any, and
+ * the latest time recoverable for every database being archived (so that
+ * pitr/latest/<db>.db exists for each of them and is its newest known state;
+ * a database whose window ended seconds before the others' is left out). */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
 /* "earliest", "latest" when there is a window; none otherwise. */

@@ -33,8 +33,11 @@
 
 #include <errno.h>
 #include <fuse_log.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Threads serving requests at most (reads of several files, a rebuild, a
@@ -301,6 +304,95 @@ serve(Fs *fs, gboolean single_thread)
   return rc >= 0;
 }
 
+/* What is mounted on @path ("fuse.sqlenvfs /srv/vessels"), from
+ * /proc/self/mountinfo; NULL when nothing is. The last line for a path is
+ * the mount on top. */
+static char *
+mounted_on(const char *path)
+{
+  g_autofree char *info = NULL;
+  g_auto(GStrv) lines = NULL;
+  char *found = NULL;
+
+  if (!g_file_get_contents("/proc/self/mountinfo", &info, NULL, NULL))
+    return NULL;
+  lines = g_strsplit(info, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    /* id parent major:minor root MOUNTPOINT options [optional...] - FSTYPE SOURCE super */
+    g_auto(GStrv) f = g_strsplit(*l, " ", -1);
+    guint n = g_strv_length(f), dash = 0;
+    if (n < 5)
+      continue;
+    unescape_mountinfo(f[4]);
+    if (strcmp(f[4], path) != 0)
+      continue;
+    for (guint i = 5; i < n; i++)
+      if (strcmp(f[i], "-") == 0) {
+        dash = i;
+        break;
+      }
+    g_free(found);
+    if (dash > 0 && dash + 2 < n) {
+      unescape_mountinfo(f[dash + 2]);
+      found = g_strdup_printf("%s %s", f[dash + 1], f[dash + 2]);
+    } else {
+      found = g_strdup("a filesystem");
+    }
+  }
+  return found;
+}
+
+/* The mount point must be a directory that nothing is mounted on. A stale
+ * FUSE mount (its daemon was killed: every access fails with ENOTCONN) and a
+ * mount already there (stacking on it would hide it) are refused, saying how
+ * to clear them. On success *real is the mount point with symlinks resolved. */
+static gboolean
+check_mountpoint(SqlenvfsRoot *root, const char *mnt, char **real, GError **error)
+{
+  const char *rdir = sqlenvfs_root_dir(root);
+  g_autofree char *what = NULL;
+  char buf[PATH_MAX];
+  struct stat st;
+
+  if (stat(mnt, &st) != 0) {
+    int e = errno;
+    if (e == ENOTCONN) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                  "mount %s on %s: the mount point is a stale mount (its daemon is gone: %s); "
+                  "clear it with `fusermount3 -u %s`, then mount again",
+                  rdir, mnt, g_strerror(e), mnt);
+    } else if (e == ENOENT) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "mount %s on %s: the mount point does not exist (create it with mkdir)", rdir,
+                  mnt);
+    } else {
+      g_autofree char *what_mnt = g_strdup_printf("mount %s on", rdir);
+      return sqlenvfs_error_errno(error, e, what_mnt, mnt);
+    }
+    return FALSE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "mount %s on %s: the mount point is not a directory (give a directory; create "
+                "one with mkdir)",
+                rdir, mnt);
+    return FALSE;
+  }
+  if (realpath(mnt, buf) == NULL)
+    return sqlenvfs_error_errno(error, errno, "resolve the mount point", mnt);
+  what = mounted_on(buf);
+  if (what != NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "mount %s on %s: %s is already mounted there (a second mount would hide it); "
+                "unmount it first (`fusermount3 -u %s` or `umount %s`) or choose another "
+                "directory",
+                rdir, mnt, what, buf, buf);
+    return FALSE;
+  }
+  *real = g_strdup(buf);
+  return TRUE;
+}
+
 gboolean
 sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
 {
@@ -317,12 +409,10 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;
-  mnt = g_canonicalize_filename(opts->mountpoint, NULL);
-  if (!g_file_test(mnt, G_FILE_TEST_IS_DIR)) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "mount %s on %s: the mount point is not a directory (create it with mkdir)",
-                sqlenvfs_root_dir(root), mnt);
-    return FALSE;
+  {
+    g_autofree char *given = g_canonicalize_filename(opts->mountpoint, NULL);
+    if (!check_mountpoint(root, given, &mnt, error))
+      return FALSE;
   }
   if (!sqlenvfs_root_ensure_layout(root, error))
     return FALSE;

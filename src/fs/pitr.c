@@ -57,6 +57,11 @@
 /* How long plans and windows are reused without reading the archive again. */
 #define PLAN_TTL_US (1 * G_USEC_PER_SEC)
 
+/* pitr/latest: how far a database's window may end before the newest end
+ * and still count as archived now (the archiver notes every database alive
+ * about twice a second). */
+#define LATEST_SLACK_US (5 * G_USEC_PER_SEC)
+
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
 
@@ -343,25 +348,45 @@ gboolean
 fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error)
 {
   g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  g_autoptr(GArray) ends = g_array_new(FALSE, FALSE, sizeof(gint64));
+  gint64 newest = 0;
   gboolean any = FALSE;
 
   for (guint i = 0; i < dbs->len; i++) {
     g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    gint64 end = 0;
     if (w == NULL)
       return FALSE;
     for (guint j = 0; j < w->len; j++) {
       const SqlenvfsRestoreWindow *win = w->pdata[j];
       if (!any || win->from_us < *earliest_us)
         *earliest_us = win->from_us;
-      if (!any || win->to_us > *latest_us)
-        *latest_us = win->to_us;
+      end = MAX(end, win->to_us);
       any = TRUE;
     }
+    if (w->len > 0) {
+      g_array_append_val(ends, end);
+      newest = MAX(newest, end);
+    }
   }
-  if (!any)
+  if (!any) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                 "no recoverable window yet (the WAL archive is empty)");
-  return any;
+    return FALSE;
+  }
+  /* Latest: the newest time inside the window of every database that is
+   * being archived. Each database's window ends at its own alive time, a
+   * little apart from the others', so the newest end of one is outside the
+   * windows of the rest; the earliest of the current ends is inside all of
+   * them. A database whose window ended more than LATEST_SLACK_US before
+   * the newest is not being archived now and does not hold latest back. */
+  *latest_us = newest;
+  for (guint i = 0; i < ends->len; i++) {
+    gint64 end = g_array_index(ends, gint64, i);
+    if (end >= newest - LATEST_SLACK_US)
+      *latest_us = MIN(*latest_us, end);
+  }
+  return TRUE;
 }
 
 GPtrArray *

@@ -21,8 +21,10 @@
  *                          "windows": [ { "from", "to", "note" } ],
  *                          "error" } }
  *     ],
+ *     "unsupported_databases": [ "<path>: why its name cannot be served" ],
  *     "operations": { "backup": { "running", "last": { "ok", "started",
- *                     "finished", "summary", "errno" } | null }, ... },
+ *                     "finished", "summary", "errno" } | null,
+ *                     "refused": { "at", "reason", "errno" } | null }, ... },
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
  *                     "rebuilds", "hits", "evicted" }
  *   }
@@ -41,6 +43,24 @@
 
 #include <string.h>
 #include <unistd.h>
+
+/* One rendered document, shared by the lookups, getattrs and opens that come
+ * close together, so that the size a stat shows is the length a read of the
+ * next open returns (tar reads exactly the size lstat gave; rsync the size
+ * fstat gives after open). A document is reused while it was last asked for
+ * less than REUSE_GAP_US ago and is younger than REUSE_MAX_US; an operation
+ * finishing drops it (fs_status_invalidate), so its result shows at once. */
+#define REUSE_GAP_US (250 * 1000)
+#define REUSE_MAX_US (1 * G_USEC_PER_SEC)
+
+struct _FsStatusCache {
+  GMutex lock; /* guards the fields below */
+  char *text;  /* NULL: none */
+  gsize len;
+  gint64 rendered_us;   /* wall time of the rendering (the file's mtime) */
+  gint64 rendered_mono; /* monotonic, for the two bounds above */
+  gint64 used_mono;
+};
 
 static void
 member_time(SqlenvfsJson *j, const char *key, gint64 us)
@@ -216,6 +236,16 @@ write_operations(Fs *fs, SqlenvfsJson *j)
         sqlenvfs_json_member_string(j, "errno", strerrorname_np(res.error_errno));
       sqlenvfs_json_end_object(j);
     }
+    sqlenvfs_json_key(j, "refused");
+    if (!res.has_refusal) {
+      sqlenvfs_json_null(j);
+    } else {
+      sqlenvfs_json_begin_object(j);
+      member_time(j, "at", res.refused_us);
+      sqlenvfs_json_member_string(j, "reason", res.refusal);
+      sqlenvfs_json_member_string(j, "errno", strerrorname_np(res.refusal_errno));
+      sqlenvfs_json_end_object(j);
+    }
     sqlenvfs_json_end_object(j);
     sqlenvfs_op_result_clear(&res);
   }
@@ -239,6 +269,62 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_end_object(j);
 }
 
+FsStatusCache *
+fs_status_cache_new(void)
+{
+  FsStatusCache *c = g_new0(FsStatusCache, 1);
+  g_mutex_init(&c->lock);
+  return c;
+}
+
+void
+fs_status_cache_free(FsStatusCache *c)
+{
+  if (c == NULL)
+    return;
+  g_free(c->text);
+  g_mutex_clear(&c->lock);
+  g_free(c);
+}
+
+void
+fs_status_invalidate(Fs *fs)
+{
+  FsStatusCache *c = fs->status;
+  if (c == NULL)
+    return;
+  g_mutex_lock(&c->lock);
+  g_clear_pointer(&c->text, g_free);
+  g_mutex_unlock(&c->lock);
+}
+
+char *
+fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us)
+{
+  FsStatusCache *c = fs->status;
+  gint64 now = g_get_monotonic_time();
+  char *copy;
+
+  g_return_val_if_fail(c != NULL, NULL);
+  g_mutex_lock(&c->lock);
+  if (c->text == NULL || now - c->used_mono >= REUSE_GAP_US ||
+      now - c->rendered_mono >= REUSE_MAX_US) {
+    /* Rendered under the lock: concurrent askers share one rendering. */
+    g_free(c->text);
+    c->text = fs_status_render(fs);
+    c->len = strlen(c->text);
+    c->rendered_us = sqlenvfs_clock_now();
+    c->rendered_mono = now;
+  }
+  c->used_mono = now;
+  copy = g_memdup2(c->text, c->len + 1);
+  *len = c->len;
+  if (rendered_us)
+    *rendered_us = c->rendered_us;
+  g_mutex_unlock(&c->lock);
+  return copy;
+}
+
 char *
 fs_status_render(Fs *fs)
 {
@@ -250,6 +336,15 @@ fs_status_render(Fs *fs)
   member_time(j, "started", fs->started_at);
   member_time(j, "now", sqlenvfs_clock_now());
   write_databases(fs, j);
+  {
+    /* *.db files whose names cannot be supported: skipped everywhere. */
+    g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(fs->root);
+    sqlenvfs_json_key(j, "unsupported_databases");
+    sqlenvfs_json_begin_array(j);
+    for (guint i = 0; i < unsupported->len; i++)
+      sqlenvfs_json_string(j, unsupported->pdata[i]);
+    sqlenvfs_json_end_array(j);
+  }
   write_operations(fs, j);
   write_pitr_cache(fs, j);
   sqlenvfs_json_end_object(j);

@@ -279,8 +279,13 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
                                   "refresh-dev, verify, prune, checkpoint)");
     }
   } else if (strcmp(comps[0], "status") == 0 && n == 1) {
+    /* Its real size (tar and rsync copy that many bytes), from the document
+     * the next open serves (fs_status_snapshot). */
+    gsize len = 0;
+    gint64 rendered = 0;
+    g_autofree char *text = fs_status_snapshot(fs, &len, &rendered);
     w.kind = FS_STATUS;
-    attr_file(fs, attr, S_IFREG | 0444, 0, sqlenvfs_clock_now(), TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_file(fs, attr, S_IFREG | 0444, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;
   } else {
     ok = not_found(error, path, "no such file");

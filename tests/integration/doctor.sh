@@ -129,6 +129,26 @@ finding warning archiver root "no archiver is running" >/dev/null || fail "archi
 start_archiver
 pass "no archiver: warning, exit 1"
 
+# ---- a user who may not look into .sqlenvfs/: "cannot tell", never "none" -------------
+# Everything else is readable to that user; the archiver runs.
+state_mode=$(stat -c %a "$R/.sqlenvfs")
+chmod o+x "$T"
+chmod -R o+rX "$R"
+chmod 700 "$R/.sqlenvfs"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups "$SQLENVFS" doctor --root "$R" --json >"$T/doc.json" 2>"$T/doc.err" || rc=$?
+chmod "$state_mode" "$R/.sqlenvfs"
+[ "$rc" -ne 2 ] || fail "doctor as another user failed: $(cat "$T/doc.err") $(cat "$T/doc.json")"
+finding warning archiver root "cannot tell whether the archiver runs: cannot look at the lock file $R/.sqlenvfs/archiver.lock: Permission denied" >/dev/null \
+  || fail "archiver finding for a user who cannot see the lock: $(python3 -c 'import json,sys; print([f for f in json.load(open(sys.argv[1]))["findings"] if f["check"] == "archiver"])' "$T/doc.json")"
+python3 - "$T/doc.json" <<'PY' || fail "doctor said no archiver runs while one does"
+import json, sys
+for f in json.load(open(sys.argv[1]))["findings"]:
+    assert "no archiver is running" not in f["found"], f
+    assert "the archiver is not running" not in f["found"], f
+PY
+pass "a user who cannot read .sqlenvfs/: the doctor says it cannot tell whether the archiver runs, and why"
+
 # ---- a second process holds the write lock ----------------------------------
 python3 - "$P" "$T/locked" >/dev/null 2>&1 <<'PY' &
 import sqlite3, sys, time
@@ -259,9 +279,45 @@ finding failure integrity prod/app "quick_check found" >/dev/null || fail "integ
 assert_eq "$(sha256sum "$R2/data/prod/app.db")" "$before" "damaged database after doctor"
 pass "damaged production database (page $page): failure, exit 2, file unchanged"
 
+# ---- a read-only root: healthy databases are no failure -------------------------------
+# Without -wal/-shm (closed cleanly) a read-only connection to a WAL database
+# must create the -shm, which a read-only filesystem refuses.
+R5=$T/root5
+mkdir -p "$R5"
+"$SQLENVFS" init --root "$R5" --schema "$T/schema.sql" >/dev/null
+"$SQLENVFS" backup --root "$R5" >/dev/null
+for db in "$R5/data/prod/app.db" "$R5/data/dev/app.db"; do
+  sqlite3 "$db" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+  rm -f "$db-wal" "$db-shm"
+done
+if mount --bind "$R5" "$R5" 2>/dev/null; then
+  _mounts+=("$R5")
+  if mount -o remount,ro,bind "$R5" 2>/dev/null; then
+    rc=0
+    "$SQLENVFS" doctor --root "$R5" --json >"$T/doc.json" 2>"$T/doc.err" || rc=$?
+    umount "$R5"
+    [ "$rc" -ne 2 ] || fail "doctor on a read-only root with healthy databases exited 2: $(grep -B2 -A6 '"failure"' "$T/doc.json" | head -40)"
+    for subject in prod/app dev/app; do
+      finding ok integrity "$subject" "quick_check found no problems" >/dev/null || fail "integrity of $subject on a read-only root"
+      finding ok open "$subject" "opened as immutable" >/dev/null || fail "open note of $subject on a read-only root"
+    done
+    finding ok journal prod/app "journal mode is WAL" >/dev/null || fail "journal of prod/app on a read-only root: $(finding failure journal prod/app)"
+    pass "a read-only root: healthy databases are opened immutable and checked, no failure"
+  else
+    umount "$R5"
+    note "skipped the read-only root case (remount refused)"
+  fi
+else
+  note "skipped the read-only root case (bind mount refused)"
+fi
+
 # ---- bad input -----------------------------------------------------------------------
 expect_fail "unexpected argument" "$SQLENVFS" doctor --root "$R" extra
-expect_fail "no such directory" "$SQLENVFS" doctor --root "$T/missing"
+expect_fail "^sqlenvfs doctor: .*$T/missing.*no such directory" "$SQLENVFS" doctor --root "$T/missing"
+rc=0; "$SQLENVFS" doctor --root "$T/missing" 2>/dev/null || rc=$?
+assert_eq "$rc" "2" "doctor's exit status for a root that does not exist (a failure, not a warning)"
 printf '[doctor]\nsize-warn-bytes=lots\n' >"$T/root2/sqlenvfs.conf"
 expect_fail "size-warn-bytes=lots" "$SQLENVFS" doctor --root "$T/root2"
+rc=0; "$SQLENVFS" doctor --root "$T/root2" 2>/dev/null || rc=$?
+assert_eq "$rc" "2" "doctor's exit status for unreadable settings"
 pass "bad input: one clear line"

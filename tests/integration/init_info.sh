@@ -8,7 +8,11 @@ R=$T/root
 
 # --- bad input: one clear line, non-zero, nothing created
 expect_fail "no such directory" "$SQLENVFS" info --root "$T/missing"
-expect_fail "unknown option --bogus|Unknown option --bogus" "$SQLENVFS" init --root "$R" --bogus
+expect_fail "^sqlenvfs init: unknown option --bogus \(see 'sqlenvfs init --help'\)$" "$SQLENVFS" init --root "$R" --bogus
+expect_fail "^sqlenvfs backup: unknown option -x \(see 'sqlenvfs backup --help'\)$" "$SQLENVFS" backup -x
+expect_fail "^sqlenvfs restore: missing argument for --time \(see 'sqlenvfs restore --help'\)$" "$SQLENVFS" restore --time
+expect_fail "^sqlenvfs restore: unexpected argument 'extra' \(see" "$SQLENVFS" restore extra
+expect_fail "^sqlenvfs: unknown command 'bogus' \(see 'sqlenvfs --help'\)$" "$SQLENVFS" bogus
 expect_fail "schema.*no such file.*--schema" "$SQLENVFS" init --root "$R"
 [ ! -e "$R/data/prod/app.db" ] || fail "init without a schema created a database"
 expect_fail "schema $T/nope.sql: no such file" "$SQLENVFS" init --root "$R" --schema "$T/nope.sql"

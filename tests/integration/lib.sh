@@ -43,7 +43,7 @@ expect_fail() {
   err=$("$@" 2>&1 >/dev/null) || rc=$?
   [ "$rc" -ne 0 ] || fail "expected failure of: $*"
   grep -Eq -- "$pattern" <<<"$err" || fail "error of '$*' does not match /$pattern/: $err"
-  [ "$(printf '%s\n' "$err" | grep -cv '^Try ')" -eq 1 ] || fail "expected one error line from '$*', got: $err"
+  [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "expected one error line from '$*', got: $err"
 }
 
 # Remember a background process so that it is killed on exit.

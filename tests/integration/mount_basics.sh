@@ -12,7 +12,7 @@ cp "$SRCDIR/schema.sql" "$R/schema.sql"
 
 # --- bad mounts: one clear line, nothing mounted, nothing locked
 mkdir -p "$M"
-expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/missing"
+expect_fail "mount point does not exist \(create it with mkdir\)" "$SQLENVFS" mount "$R" "$T/missing"
 expect_fail "not a sqlenvfs root|no such directory" "$SQLENVFS" mount "$T/nowhere" "$M"
 expect_fail "unknown option.*bogus" "$SQLENVFS" mount "$R" "$M" -o bogus
 mountpoint -q "$M" && fail "a refused mount left something mounted"
@@ -111,6 +111,33 @@ assert all(o["last"] is None and o["running"] is False for o in ops.values()), o
 PY
 pass "status is JSON with environments, sizes, journal modes, archiver, window and operations"
 
+# --- status has its real size: tools that copy st_size bytes get the document
+[ "$(stat -c %s "$M/status")" -gt 100 ] || fail "status has size $(stat -c %s "$M/status") in stat"
+mkdir -p "$T/untar"
+for i in $(seq 1 10); do
+  tar -C "$M" -cf "$T/status.tar" status 2> "$T/tar.err" || fail "tar of status failed: $(cat "$T/tar.err")"
+  [ ! -s "$T/tar.err" ] || fail "tar of status warned: $(cat "$T/tar.err")"
+  tar -C "$T/untar" -xf "$T/status.tar"
+  python3 -m json.tool "$T/untar/status" > /dev/null || fail "status from tar is not JSON: $(head -c 300 "$T/untar/status")"
+done
+python3 - "$M/status" <<'PY' || fail "stat size and read length of status differ"
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+data = b""
+while True:
+    b = os.read(fd, 65536)
+    if not b:
+        break
+    data += b
+assert size == len(data) and size == os.fstat(fd).st_size, (size, len(data))
+PY
+if command -v rsync > /dev/null; then
+  rsync -a "$M/status" "$T/status.rsync"
+  python3 -m json.tool "$T/status.rsync" > /dev/null || fail "status from rsync -a is not JSON"
+fi
+pass "status shows its size in stat; tar (and rsync -a) copy the whole document"
+
 # --- ctl files: content that cannot be parsed is EINVAL; nothing runs
 err=$(bash -c "echo 'app 1 2' > '$M/ctl/backup'" 2>&1) && fail "an unparsable ctl write succeeded"
 echo "$err" | grep -q "Invalid argument" || fail "unparsable ctl write: $err"
@@ -118,11 +145,25 @@ err=$(bash -c "echo 'no/such' > '$M/ctl/prune'" 2>&1) && fail "an unparsable pru
 echo "$err" | grep -q "Invalid argument" || fail "unparsable prune: $err"
 err=$(bash -c "echo nosuch > '$M/ctl/snapshot'" 2>&1) && fail "a ctl write naming no database succeeded"
 echo "$err" | grep -q "No such file or directory" || fail "ctl write naming no database: $err"
-grep -q "never run" "$M/ctl/backup" || fail "ctl/backup before any run: $(cat "$M/ctl/backup")"
+# Nothing ran, but reading the file shows the refused write, when and why.
+grep -Eq "^never run since the mount started .*; last write refused [0-9-]{10}T[0-9:]{8}Z \(EINVAL\): .*app 1 2" "$M/ctl/backup" \
+  || fail "ctl/backup after a refused write: $(cat "$M/ctl/backup")"
+grep -Eq "; last write refused .* \(ENOENT\): .*nosuch" "$M/ctl/snapshot" \
+  || fail "ctl/snapshot after a refused write: $(cat "$M/ctl/snapshot")"
+grep -q "never run since the mount started (write 1 to run verify)$" "$M/ctl/verify" \
+  || fail "ctl/verify, never written: $(cat "$M/ctl/verify")"
 [ "$(wc -l < "$M/ctl/backup")" -eq 1 ] || fail "ctl/backup is not one line"
+python3 - "$M/status" <<'PY' || fail "status after refused writes: $(cat "$M/status")"
+import json, sys
+ops = json.load(open(sys.argv[1]))["operations"]
+r = ops["prune"]["refused"]
+assert ops["prune"]["last"] is None and r["errno"] == "EINVAL" and "no/such" in r["reason"], ops["prune"]
+assert r["at"].endswith("Z"), r
+assert ops["verify"]["refused"] is None, ops["verify"]
+PY
 grep -q "ctl/snapshot: production database .*nosuch.db does not exist" "$R/.sqlenvfs/mount.log" \
   || fail "the log does not say why: $(cat "$R/.sqlenvfs/mount.log")"
-pass "ctl writes that name nothing fail with EINVAL/ENOENT and say why in the log"
+pass "ctl writes that name nothing fail with EINVAL/ENOENT, say why in the log, and show in ctl/<op> and status"
 
 # --- unmount, and the next mount starts clean
 unmount_root "$M"

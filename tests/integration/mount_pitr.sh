@@ -119,7 +119,7 @@ wait "$writer"
 # --- a time just past (now, right after the last commit was captured, which
 # --- takes well under 200 ms) is there at once
 sleep 0.2
-now=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+now=$(date -u +%FT%T.%NZ) # as the README shows it: nine fraction digits
 total=$(tail -1 "$T/commits.log" | cut -d' ' -f1)
 assert_eq "$(ls "$M/pitr/$now/")" "app.db" "ls pitr/<now>/ right after the last commit"
 assert_eq "$(sqlite3 "$M/pitr/$now/app.db" 'SELECT count(*) FROM seq')" "$total" "rows at pitr/<now>"

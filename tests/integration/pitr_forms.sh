@@ -37,6 +37,10 @@ print("F", utc(S).strftime("%Y-%m-%dT%H:%M:%S.25Z"))
 print("F", plus1(S).strftime("%Y-%m-%dT%H:%M:%S.25+01:00"))
 print("F", "@%d.25" % S)
 print("F", "@%d.250000" % S)
+print("F", utc(S).strftime("%Y-%m-%dT%H:%M:%S.250000000Z"))
+print("F", utc(S).strftime("%Y%m%dT%H%M%S.250000999Z"))
+print("F", plus1(S).strftime("%Y-%m-%dT%H:%M:%S.2500009+01:00"))
+print("F", "@%d.250000999" % S)
 PY
 
 for group in S F; do
@@ -64,7 +68,7 @@ pass "restore --time latest"
 
 for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" 2026-11-28T16:14:00 \
            20261128T161400 20261128T1614Z 2026-13-28T16:14:00Z 2026-02-30T16:14:00Z \
-           2026-11-28T16:14:00.1234567Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
+           2026-11-28T16:14:00.1234567890Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
            "latest " 2026-11-28t16:14:00z; do
   expect_fail 'accepted forms: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z' \
     "$SQLENVFS" restore --root "$R" --time "$bad" --output "$T/bad.db"

@@ -99,6 +99,14 @@ assert snaps == sorted(snaps, key=lambda t: t.replace("Z", "")), snaps
 assert len(doc["backups"]) == 3 and len(snaps) == 7
 print(len(snaps))')
 assert_eq "$listed" "7" "snapshots in list --json"
+# Plain `ls` (byte order) is time order, fractions included: the names in
+# the order of `ls` are the names in the order `list` gives (by time), and
+# `ls | tail -1` is the newest.
+by_time=$("$SQLENVFS" list --root "$R" --json | python3 -c '
+import json, sys
+for s in json.load(sys.stdin)["snapshots"]: print(s["name"])')
+assert_eq "$(LC_ALL=C ls "$R/backups/prod/snapshots")" "$by_time" "ls order of snapshot names"
+assert_eq "$(LC_ALL=C ls "$R/backups/prod/snapshots" | tail -1)" "$(echo "$by_time" | tail -1)" "ls | tail -1"
 "$SQLENVFS" list --root "$R" | grep -Eq '^  [0-9T.]+Z +[0-9-]+ [0-9:]+ [+-][0-9]{2}:[0-9]{2} +app ' || fail "list text lacks local time with offset"
 pass "names within one second are distinct and list sorts them by time"
 

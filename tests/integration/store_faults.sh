@@ -82,6 +82,32 @@ assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "delete" "journal mode left as
 sqlite3 "$P" "PRAGMA journal_mode=WAL" > /dev/null
 pass "a production database not in WAL mode is refused with how to switch it"
 
+# --- one of several databases not in WAL mode: the others are copied and kept,
+# --- that one is reported, the exit status is non-zero
+L=$R/data/prod/legacy.db made=()
+sqlite3 "$L" "CREATE TABLE t (x); INSERT INTO t VALUES (1)"
+for cmd in backup snapshot; do
+  dir=$DAILY; [ "$cmd" = snapshot ] && dir=$R/backups/prod/snapshots
+  n_before=$(ls "$dir" 2>/dev/null | wc -l)
+  rc=0
+  out=$("$SQLENVFS" "$cmd" --root "$R" 2> "$T/err") || rc=$?
+  [ "$rc" -ne 0 ] || fail "$cmd with a database not in WAL mode exited 0"
+  [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$cmd: expected one error line, got: $(cat "$T/err")"
+  grep -q "1 of 2 databases not copied (the other copies are kept in $dir/.*$L is in journal mode 'delete', not WAL.*PRAGMA journal_mode=WAL" "$T/err" \
+    || fail "$cmd error: $(cat "$T/err")"
+  echo "$out" | grep -Eq '^  app +[0-9.]+ [KMG]iB +crc32 0x[0-9a-f]{8} +integrity ok$' || fail "$cmd output: $out"
+  assert_eq "$(ls "$dir" | wc -l)" "$((n_before + 1))" "entries after a $cmd with one database skipped"
+  newest=$(ls "$dir" | tail -1)
+  assert_eq "$(ls "$dir/$newest" | tr '\n' ' ')" "MANIFEST app.db " "files of the $cmd kept"
+  assert_eq "$(sqlite3 "file:$dir/$newest/app.db?immutable=1" 'PRAGMA integrity_check')" "ok" "the kept $cmd copy"
+  made+=("$dir/$newest")
+done
+"$SQLENVFS" verify --root "$R" > /dev/null || fail "verify after partial copies"
+assert_eq "$(sqlite3 "$L" 'PRAGMA journal_mode')" "delete" "journal mode of the skipped database"
+rm -f "$L"
+rm -rf "${made[@]}" # the checks below count the entries made before
+pass "one database not in WAL mode: the others are backed up and kept, it is reported, exit non-zero"
+
 # --- unwritable backup directory: a file where the directory should be
 mv "$DAILY" "$T/daily.saved"
 echo "not a directory" > "$DAILY"

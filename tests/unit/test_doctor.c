@@ -229,6 +229,62 @@ START_TEST(test_backup_age)
 }
 END_TEST
 
+static const SqlenvfsFinding *
+find_finding(SqlenvfsDoctorReport *rep, const char *check, const char *subject)
+{
+  for (guint i = 0; i < rep->findings->len; i++) {
+    const SqlenvfsFinding *f = g_ptr_array_index(rep->findings, i);
+    if (strcmp(f->check, check) == 0 && (subject == NULL || strcmp(f->subject, subject) == 0))
+      return f;
+  }
+  ck_abort_msg("no %s finding for %s", check, subject ? subject : "any subject");
+  return NULL;
+}
+
+/* A big WAL whose frames are all checkpointed (backfilled) is not "checkpoints
+ * not keeping up": only frames waiting for a checkpoint count. */
+START_TEST(test_wal_backfilled_is_no_lag)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  g_autofree char *conf = g_build_filename(tmp, "sqlenvfs.conf", NULL);
+  g_autofree char *prod = NULL;
+  sqlite3 *db = NULL;
+
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  ck_assert(g_file_set_contents(conf, "[archive]\ncheckpoint-pages=2\n", -1, NULL));
+  prod = sqlenvfs_root_prod_db(root, "app");
+  ck_assert_int_eq(sqlite3_open(prod, &db), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_exec(db, "PRAGMA journal_mode=WAL; PRAGMA wal_autocheckpoint=0;"
+                                    "CREATE TABLE t(x);",
+                                NULL, NULL, NULL),
+                   SQLITE_OK);
+  for (int i = 0; i < 30; i++)
+    ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO t VALUES (randomblob(3000))", NULL, NULL, NULL),
+                     SQLITE_OK);
+  for (int pass = 0; pass < 2; pass++) {
+    g_autoptr(SqlenvfsRoot) r2 = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+    g_autoptr(SqlenvfsDoctorReport) rep = NULL;
+    const SqlenvfsFinding *f;
+    ck_assert_no_error(error);
+    if (pass == 1) /* copy every frame into the file; the WAL stays as big */
+      ck_assert_int_eq(sqlite3_exec(db, "PRAGMA wal_checkpoint(PASSIVE)", NULL, NULL, NULL),
+                       SQLITE_OK);
+    rep = sqlenvfs_doctor_run(r2, SQLENVFS_DOCTOR_NO_LOCK_WAIT, &error);
+    ck_assert_no_error(error);
+    f = find_finding(rep, "wal", "prod/app");
+    if (pass == 0) {
+      ck_assert_msg(f->severity == SQLENVFS_SEVERITY_WARNING, "%s", f->found);
+      ck_assert(strstr(f->found, "not keeping up") != NULL);
+    } else {
+      ck_assert_msg(f->severity == SQLENVFS_SEVERITY_OK, "%s", f->found);
+      ck_assert_msg(strstr(f->found, ", 0 of them not yet checkpointed") != NULL, "%s", f->found);
+    }
+  }
+  sqlite3_close(db);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -238,6 +294,7 @@ suite(void)
   tcase_add_test(tc, test_parse_locks);
   tcase_add_test(tc, test_lock_holder);
   tcase_add_test(tc, test_sqlite_bugs);
+  tcase_add_test(tc, test_wal_backfilled_is_no_lag);
   tcase_add_test(tc, test_report_severity);
   tcase_add_test(tc, test_backup_age);
   suite_add_tcase(s, tc);

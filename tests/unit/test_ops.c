@@ -8,6 +8,7 @@
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/ops.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
 
 static char *tmp;
@@ -477,6 +478,127 @@ START_TEST(test_one_at_a_time)
 }
 END_TEST
 
+/* A refused write shows with the last result until the next run. */
+START_TEST(test_refusal_shown)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+  g_autofree char *line = NULL, *line2 = NULL, *line3 = NULL;
+
+  ck_assert(!parse(SQLENVFS_OP_PRUNE, "no/such", &args, &error));
+  testutil_clock_set(G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_ops_record_refusal(ops, SQLENVFS_OP_PRUNE, error);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_PRUNE, &res);
+  ck_assert(!res.has_run && res.has_refusal);
+  line = sqlenvfs_op_result_line(SQLENVFS_OP_PRUNE, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(g_str_has_prefix(line, "never run since the mount started (write 1 to run prune); "
+                                       "last write refused 2026-11-28T10:00:00Z (EINVAL): "),
+                "%s", line);
+  ck_assert(strstr(line, "no/such") != NULL);
+
+  /* After a run: the run, and the refusal only if it came later. */
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  error = g_error_new(SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "production database x missing");
+  sqlenvfs_ops_record_refusal(ops, SQLENVFS_OP_BACKUP, error);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line2 = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(g_str_has_prefix(line2, "ok 2026-11-28T10:00:00Z backup: "), "%s", line2);
+  ck_assert(strstr(line2, "; last write refused 2026-11-28T10:00:00Z (ENOENT): production "
+                          "database x missing") != NULL);
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line3 = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  sqlenvfs_op_result_clear(&res);
+  ck_assert_msg(strstr(line3, "refused") == NULL, "%s", line3);
+  testutil_clock_reset();
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
+/* A backup of every database when one is not in WAL mode: the others are
+ * copied and kept, the run fails with the errno that fits, naming it. */
+START_TEST(test_backup_skips_non_wal)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autofree char *legacy = sqlenvfs_root_prod_db(root, "legacy");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  g_autoptr(sqlite3) lconn = sqlenvfs_db_open(legacy, SQLENVFS_OPEN_CREATE, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  g_autoptr(GPtrArray) list = NULL;
+  const SqlenvfsStoredCopy *copy;
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_db_exec(lconn, "CREATE TABLE t (x)", legacy, &error));
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, NULL, &error));
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  ck_assert_msg(strstr(error->message, "1 of 2 databases not copied (the other copies are "
+                                       "kept in ") != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, "legacy.db is in journal mode 'delete', not WAL") != NULL);
+  g_clear_error(&error);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  ck_assert(res.has_run && !res.ok && res.error_errno == EINVAL);
+  sqlenvfs_op_result_clear(&res);
+
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(list->len, 1);
+  copy = list->pdata[0];
+  ck_assert_uint_eq(copy->dbs->len, 1);
+  ck_assert_ptr_nonnull(sqlenvfs_stored_copy_find(copy, "app"));
+  ck_assert(sqlenvfs_store_verify_db(copy->dbs->pdata[0], &error));
+
+  /* Only that database named: refused, nothing made. */
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(parse(SQLENVFS_OP_SNAPSHOT, "legacy", &args, &error));
+  ck_assert(!sqlenvfs_ops_run(ops, SQLENVFS_OP_SNAPSHOT, &args, NULL, &error));
+  g_clear_error(&error);
+  sqlenvfs_op_args_clear(&args);
+  g_ptr_array_unref(list);
+  list = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
+  ck_assert_uint_eq(list->len, 0);
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
+/* A summary is plain ASCII (what ctl/<op> and status show to scripts): the
+ * size in it has an ASCII space, not a no-break space. */
+START_TEST(test_summary_ascii)
+{
+  g_autofree char *db = sqlenvfs_root_prod_db(root, "app");
+  g_autoptr(sqlite3) conn = sqlenvfs_db_open(db, 0, NULL);
+  SqlenvfsOps *ops = sqlenvfs_ops_new(root);
+  SqlenvfsOpArgs args = { 0 };
+  g_auto(SqlenvfsOpOutcome) out = { 0 };
+  g_autofree char *summary = NULL, *line = NULL;
+  SqlenvfsOpResult res;
+  GError *error = NULL;
+
+  ck_assert(sqlenvfs_db_exec(conn, "PRAGMA journal_mode=WAL", db, &error));
+  ck_assert(sqlenvfs_ops_run(ops, SQLENVFS_OP_BACKUP, &args, &out, &error));
+  ck_assert_no_error(error);
+  summary = sqlenvfs_op_outcome_summary(&out);
+  ck_assert_msg(strstr(summary, " KiB)") != NULL, "%s", summary);
+  sqlenvfs_ops_last(ops, SQLENVFS_OP_BACKUP, &res);
+  line = sqlenvfs_op_result_line(SQLENVFS_OP_BACKUP, &res);
+  for (const char *p = line; *p; p++)
+    ck_assert_msg((guchar)*p < 0x80, "not ASCII at %ld: %s", (long)(p - line), line);
+  sqlenvfs_op_result_clear(&res);
+  sqlenvfs_ops_free(ops);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -495,6 +617,9 @@ suite(void)
   tcase_add_test(tc, test_run_prune_outcome);
   tcase_add_test(tc, test_run_checkpoint_outcome);
   tcase_add_test(tc, test_one_at_a_time);
+  tcase_add_test(tc, test_summary_ascii);
+  tcase_add_test(tc, test_refusal_shown);
+  tcase_add_test(tc, test_backup_skips_non_wal);
   suite_add_tcase(s, tc);
   return s;
 }

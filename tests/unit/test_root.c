@@ -95,6 +95,21 @@ START_TEST(test_settings)
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert(strstr(error->message, "daily-keep-days=seven") != NULL);
   ck_assert(strstr(error->message, conf) != NULL);
+  ck_assert(strstr(error->message, "not a whole number") != NULL);
+  g_clear_error(&error);
+
+  /* A whole number out of range: the message is about the range, not the form. */
+  g_file_set_contents(conf, "[archive]\nsegment-max-bytes=262144\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert_msg(strstr(error->message, "segment-max-bytes=262144 is out of range") != NULL, "%s",
+                error->message);
+  ck_assert(strstr(error->message, "allowed range is 1048576 to 1099511627776") != NULL);
+  ck_assert(strstr(error->message, "whole number") == NULL);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=99999999999999999999\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(strstr(error->message, "out of range") != NULL);
   g_clear_error(&error);
 
   g_file_set_contents(conf, "[sqlenvfs\n", -1, NULL);
@@ -109,6 +124,9 @@ START_TEST(test_db_names)
   g_autoptr(GPtrArray) names = NULL;
   GError *error = NULL;
   const char *files[] = { "b.db", "a.db", "notes.txt", ".hidden.db", "c.db-wal" };
+  const char *more[] = { "sales 2026.db", "caf\xc3\xa9.db", "bad[1].db", "tab\there.db",
+                         "bad\xff.db" };
+  g_autoptr(GPtrArray) all = NULL, unsupported = NULL;
   g_autofree char *resolved = NULL;
 
   for (gsize i = 0; i < G_N_ELEMENTS(files); i++) {
@@ -119,6 +137,34 @@ START_TEST(test_db_names)
   ck_assert_int_eq(names->len, 2);
   ck_assert_str_eq(g_ptr_array_index(names, 0), "a");
   ck_assert_str_eq(g_ptr_array_index(names, 1), "b");
+
+  /* Spaces and non-ASCII letters are names; '[', ']', control characters
+   * and bytes that are not UTF-8 are not, and are listed as skipped. */
+  for (gsize i = 0; i < G_N_ELEMENTS(more); i++) {
+    g_autofree char *p = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), more[i], NULL);
+    g_file_set_contents(p, "", 0, NULL);
+  }
+  all = sqlenvfs_root_list_dbs(root);
+  ck_assert_int_eq(all->len, 4);
+  ck_assert_str_eq(g_ptr_array_index(all, 0), "a");
+  ck_assert_str_eq(g_ptr_array_index(all, 1), "b");
+  ck_assert_str_eq(g_ptr_array_index(all, 2), "caf\xc3\xa9");
+  ck_assert_str_eq(g_ptr_array_index(all, 3), "sales 2026");
+  unsupported = sqlenvfs_root_list_unsupported(root);
+  ck_assert_int_eq(unsupported->len, 3);
+  ck_assert(strstr(g_ptr_array_index(unsupported, 0), "bad[1].db: the name contains '['") != NULL);
+  ck_assert(strstr(g_ptr_array_index(unsupported, 1), "bad\\377.db: the name is not valid UTF-8") != NULL);
+  ck_assert(strstr(g_ptr_array_index(unsupported, 2), "tab\\there.db: the name contains a control") != NULL);
+  ck_assert(sqlenvfs_db_name_is_valid("\xce\xb1\xce\xb2 \xe6\x97\xa5"));
+  ck_assert(!sqlenvfs_db_name_is_valid("a/b"));
+  ck_assert(!sqlenvfs_db_name_is_valid(".a"));
+  resolved = sqlenvfs_root_resolve_db(root, "sales 2026.db", TRUE, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(resolved, "sales 2026");
+  g_clear_pointer(&resolved, g_free);
+  ck_assert(sqlenvfs_root_resolve_db(root, "x]", FALSE, &error) == NULL);
+  ck_assert(strstr(error->message, "not supported") != NULL);
+  g_clear_error(&error);
 
   resolved = sqlenvfs_root_resolve_db(root, "a.db", TRUE, &error);
   ck_assert_no_error(error);

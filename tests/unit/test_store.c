@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -99,7 +100,7 @@ START_TEST(test_manifest_round_trip)
   pos = sqlenvfs_live_view_pos(view);
   ck_assert_uint_gt(pos->frame, 0);
 
-  ck_assert_str_eq(copy->name, "20251128T161400Z");
+  ck_assert_str_eq(copy->name, "20251128T161400.000Z");
   ck_assert_int_eq(copy->time, T0);
   ck_assert_uint_eq(copy->dbs->len, 1);
   loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, copy->name, &error);
@@ -132,7 +133,14 @@ START_TEST(test_manifest_round_trip)
 }
 END_TEST
 
-/* Two runs in the same second get distinct names that sort in time order. */
+static gint
+cmp_bytes(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Two runs in the same second get distinct names whose byte order (plain
+ * `ls`) is their time order, fractions included. */
 START_TEST(test_unique_names)
 {
   g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_SNAPSHOT);
@@ -140,26 +148,71 @@ START_TEST(test_unique_names)
   g_autoptr(SqlenvfsStoredCopy) c = NULL;
   g_autoptr(SqlenvfsStoredCopy) other_kind = take(SQLENVFS_KIND_BACKUP);
   g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GPtrArray) by_bytes = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = NULL;
+  const char *ent;
   GError *error = NULL;
 
   testutil_clock_set(T0 + 400 * 1000 + 7); /* .400007 in the same second */
   c = take(SQLENVFS_KIND_SNAPSHOT);
-  ck_assert_str_eq(a->name, "20251128T161400Z");
+  ck_assert_str_eq(a->name, "20251128T161400.000Z");
   ck_assert_str_eq(b->name, "20251128T161400.001Z");
   ck_assert_str_eq(c->name, "20251128T161400.400Z");
-  ck_assert_str_eq(other_kind->name, "20251128T161400Z");
+  ck_assert_str_eq(other_kind->name, "20251128T161400.000Z");
 
   /* Clock not moving: still unique, after the latest of that second. */
   testutil_clock_set(T0);
   {
-    g_autoptr(SqlenvfsStoredCopy) d = take(SQLENVFS_KIND_SNAPSHOT);
-    ck_assert_str_eq(d->name, "20251128T161400.401Z");
+    g_autoptr(SqlenvfsStoredCopy) e = take(SQLENVFS_KIND_SNAPSHOT);
+    ck_assert_str_eq(e->name, "20251128T161400.401Z");
+  }
+  /* The next second, and one whose run ends on .999. */
+  testutil_clock_set(T0 + G_USEC_PER_SEC - 1);
+  {
+    g_autoptr(SqlenvfsStoredCopy) e = take(SQLENVFS_KIND_SNAPSHOT);
+    ck_assert_str_eq(e->name, "20251128T161400.999Z");
+  }
+  testutil_clock_set(T0 + G_USEC_PER_SEC);
+  {
+    g_autoptr(SqlenvfsStoredCopy) e = take(SQLENVFS_KIND_SNAPSHOT);
+    ck_assert_str_eq(e->name, "20251128T161401.000Z");
   }
   list = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
-  ck_assert_uint_eq(list->len, 4);
-  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[0])->name, "20251128T161400Z");
+  ck_assert_uint_eq(list->len, 6);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[0])->name, "20251128T161400.000Z");
   ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[1])->name, "20251128T161400.001Z");
   ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[3])->name, "20251128T161400.401Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[5])->name, "20251128T161401.000Z");
+
+  /* What `ls | tail -1` does: sort the directory by bytes. The order is the
+   * time order, and the last is the newest. */
+  d = g_dir_open(sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), 0, NULL);
+  while ((ent = g_dir_read_name(d)) != NULL)
+    g_ptr_array_add(by_bytes, g_strdup(ent));
+  g_ptr_array_sort(by_bytes, cmp_bytes);
+  ck_assert_uint_eq(by_bytes->len, list->len);
+  for (guint i = 0; i < list->len; i++)
+    ck_assert_str_eq(by_bytes->pdata[i], ((SqlenvfsStoredCopy *)list->pdata[i])->name);
+}
+END_TEST
+
+/* An entry named by an earlier version (no fraction) still loads, and a run
+ * in the same second is named after it in time. */
+START_TEST(test_old_names_readable)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autofree char *old = g_build_filename(sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP),
+                                          "20251128T161400Z", NULL);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(SqlenvfsStoredCopy) b = NULL;
+  GError *error = NULL;
+
+  ck_assert_int_eq(rename(a->dir, old), 0);
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, "20251128T161400Z", &error);
+  ck_assert_no_error(error);
+  ck_assert_int_eq(loaded->time, T0);
+  b = take(SQLENVFS_KIND_BACKUP);
+  ck_assert_str_eq(b->name, "20251128T161400.001Z");
 }
 END_TEST
 
@@ -506,7 +559,7 @@ START_TEST(test_prune_days_hook_and_newest_valid)
                    "newest valid") != NULL);
   ck_assert(item_named(items, SQLENVFS_KIND_BACKUP, names->pdata[4])->remove);
   /* The only snapshot is the newest valid one of its kind. */
-  ck_assert(!item_named(items, SQLENVFS_KIND_SNAPSHOT, "20251128T161400Z")->remove);
+  ck_assert(!item_named(items, SQLENVFS_KIND_SNAPSHOT, "20251128T161400.000Z")->remove);
 
   left = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
   ck_assert_uint_eq(left->len, 2);
@@ -537,8 +590,8 @@ START_TEST(test_prune_count)
   ck_assert_no_error(error);
   left = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &error);
   ck_assert_uint_eq(left->len, 2);
-  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[0])->name, "20251128T161402Z");
-  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[1])->name, "20251128T161403Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[0])->name, "20251128T161402.000Z");
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)left->pdata[1])->name, "20251128T161403.000Z");
 }
 END_TEST
 
@@ -568,6 +621,7 @@ store_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_manifest_round_trip);
   tcase_add_test(tc, test_unique_names);
+  tcase_add_test(tc, test_old_names_readable);
   tcase_add_test(tc, test_mode_never_wider_than_source);
   tcase_add_test(tc, test_refuses_non_wal_and_leaves_nothing);
   tcase_add_test(tc, test_verify_all);

@@ -20,13 +20,19 @@ static const struct {
   { "@1795882440", T0 },
   { "@1795882440.25", T0 + 250000 },
   { "@0", 0 },
+  /* Up to nine fraction digits (date +%N); beyond microseconds ignored. */
+  { "20261128T161400.123456789Z", T0 + 123456 },
+  { "2026-11-28T16:14:00.1234567Z", T0 + 123456 },
+  { "2026-11-28T16:14:00.999999999+01:00",
+    T0 - G_GINT64_CONSTANT(3600) * G_USEC_PER_SEC + 999999 },
+  { "@1795882440.000000001", T0 },
 };
 
 static const char *const rejected[] = {
   "", "now", "yesterday", "2026-11-28", "2026-11-28 16:14:00Z", "2026-11-28T16:14:00",
   "20261128T161400", "20261128T1614Z", "2026-13-28T16:14:00Z", "2026-02-30T16:14:00Z",
   "2026-11-28T24:00:00Z", "2026-11-28T16:60:00Z", "2026-11-28T16:14:60Z",
-  "2026-11-28T16:14:00.Z", "2026-11-28T16:14:00.1234567Z", "2026-11-28T16:14:00+0100",
+  "2026-11-28T16:14:00.Z", "2026-11-28T16:14:00.1234567890Z", "@1.1234567890", "2026-11-28T16:14:00+0100",
   "2026-11-28T16:14:00+25:00", "@", "@-5", "@1.", "@12a", "@1795882440Z",
   "20261128T161400Zjunk", "LATEST", "latest ", "1969-12-31T23:59:59Z",
   "2026-11-28t16:14:00z",
@@ -112,6 +118,74 @@ START_TEST(test_names_sort_by_time)
 }
 END_TEST
 
+/* Every time written in the user documentation parses: the literal times in
+ * README.md and the man page, and what each `date -u +FORMAT` command they
+ * show prints right now. */
+static guint
+check_doc_times(const char *relpath)
+{
+  g_autofree char *path = g_build_filename(SRCDIR, relpath, NULL);
+  g_autofree char *raw = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GRegex) literal = NULL, date_cmd = NULL;
+  g_autoptr(GMatchInfo) m = NULL;
+  char **parts;
+  g_autofree char *text = NULL;
+  guint n = 0;
+
+  ck_assert_msg(g_file_get_contents(path, &raw, NULL, &error), "%s", error ? error->message : "");
+  /* The man page escapes '-' as '\-'. */
+  parts = g_strsplit(raw, "\\-", -1);
+  text = g_strjoinv("-", parts);
+  g_strfreev(parts);
+
+  literal = g_regex_new("(?<![\\w@.:+-])("
+                        "\\d{8}T\\d{6}(?:\\.\\d+)?Z"
+                        "|\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(?:\\.\\d+)?(?:Z|[+-]\\d\\d:\\d\\d)"
+                        "|@\\d{6,}(?:\\.\\d+)?)(?![\\w.])",
+                        0, 0, NULL);
+  g_regex_match(literal, text, 0, &m);
+  for (; g_match_info_matches(m); g_match_info_next(m, NULL)) {
+    g_autofree char *word = g_match_info_fetch(m, 1);
+    SqlenvfsTime t = { 0 };
+    g_autoptr(GError) perr = NULL;
+    ck_assert_msg(sqlenvfs_time_parse(word, &t, &perr), "%s: example '%s' does not parse: %s",
+                  relpath, word, perr ? perr->message : "");
+    n++;
+  }
+  g_clear_pointer(&m, g_match_info_unref);
+
+  date_cmd = g_regex_new("date -u \\+([%A-Za-z.:T-]+)", 0, 0, NULL);
+  g_regex_match(date_cmd, text, 0, &m);
+  for (; g_match_info_matches(m); g_match_info_next(m, NULL)) {
+    g_autofree char *fmt = g_match_info_fetch(m, 1);
+    const char *argv[] = { "date", "-u", NULL, NULL };
+    g_autofree char *arg = g_strconcat("+", fmt, NULL);
+    g_autofree char *out = NULL;
+    SqlenvfsTime t = { 0 };
+    g_autoptr(GError) perr = NULL;
+    int status = 0;
+
+    argv[2] = arg;
+    ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, &out,
+                           NULL, &status, NULL));
+    g_strstrip(out);
+    ck_assert_msg(sqlenvfs_time_parse(out, &t, &perr),
+                  "%s: `date -u %s` prints '%s', which does not parse: %s", relpath, arg, out,
+                  perr ? perr->message : "");
+    n++;
+  }
+  return n;
+}
+
+START_TEST(test_doc_examples)
+{
+  /* At least the forms the docs list, so that a broken extraction fails. */
+  ck_assert_uint_ge(check_doc_times("README.md"), 7);
+  ck_assert_uint_ge(check_doc_times("doc/sqlenvfs.1"), 7);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -122,6 +196,7 @@ suite(void)
   tcase_add_test(tc, test_latest);
   tcase_add_test(tc, test_format_roundtrip);
   tcase_add_test(tc, test_names_sort_by_time);
+  tcase_add_test(tc, test_doc_examples);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The mount point: a stale mount left by a killed daemon is named as such
+# with the command that clears it, a directory that already is a mount is
+# refused (saying what is mounted there) instead of being stacked on, and a
+# missing directory or a file is refused with what to do.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root R2=$T/root2 M=$T/mnt M2=$T/mnt2
+for r in "$R" "$R2"; do
+  mkdir -p "$r"
+  cp "$SRCDIR/schema.sql" "$r/schema.sql"
+  "$SQLENVFS" init --root "$r" > /dev/null
+done
+
+# --- missing, or not a directory
+expect_fail "mount point does not exist \\(create it with mkdir\\)" "$SQLENVFS" mount "$R" "$T/nowhere"
+touch "$T/afile"
+expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/afile"
+pass "a missing mount point and a file are refused with what to do"
+
+# --- a directory that already is a mount: refused, nothing stacked
+mount_root "$R2" "$M2"
+before=$(grep -c " $M2 " /proc/self/mountinfo)
+expect_fail "fuse.sqlenvfs $R2 is already mounted there .*fusermount3 -u $M2" "$SQLENVFS" mount "$R" "$M2"
+assert_eq "$(grep -c " $M2 " /proc/self/mountinfo)" "$before" "mounts on $M2 after the refusal"
+assert_eq "$(ls "$M2/prod")" "app.db" "the existing mount still serves its root"
+pass "mounting on a mount point that is already a mount is refused and names what is there"
+
+# --- a stale mount after kill -9: named, with the command that clears it
+mount_root "$R" "$M"
+pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")
+kill -9 "$pid"
+for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+kill -0 "$pid" 2>/dev/null && fail "the daemon survived kill -9"
+stat "$M" > /dev/null 2>&1 && fail "the mount point is not stale after kill -9"
+expect_fail "mount point is a stale mount .*clear it with \`fusermount3 -u $M\`" "$SQLENVFS" mount "$R" "$M"
+fusermount3 -u "$M"
+mount_root "$R" "$M"
+assert_eq "$(ls "$M/prod")" "app.db" "prod/ after clearing the stale mount"
+pass "a stale mount is reported with fusermount3 -u; after it the mount works"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Database names with spaces and non-ASCII letters are databases like any
+# other: init, info, backup, verify, the archiver, restore, doctor, and the
+# mount (prod/, snapshots/, pitr/, ctl/). A name that cannot be supported
+# (here '[' and ']', which a MANIFEST group cannot hold) is said to be
+# skipped by each of them, never silently ignored.
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root M=$T/mnt
+SP="sales 2026" NA="café" ODD="odd#1?x%20"
+mkdir -p "$R"
+printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY);\n' > "$R/schema.sql"
+for db in app "$SP" "$NA" "$ODD"; do
+  "$SQLENVFS" init --root "$R" --db "$db" > /dev/null
+  sqlite3 "$R/data/prod/$db.db" "INSERT INTO seq VALUES (1)"
+done
+BAD=$R/data/prod/bad[1].db
+sqlite3 "$BAD" "PRAGMA journal_mode=WAL; CREATE TABLE t (x)" > /dev/null
+
+# --- the command line
+"$SQLENVFS" info --root "$R" --json > "$T/info.json" 2> "$T/err" || fail "info: $(cat "$T/err")"
+python3 - "$T/info.json" "$SP" "$NA" <<'PY' || fail "info --json: $(cat "$T/info.json")"
+import json, sys
+doc = json.load(open(sys.argv.pop(1)))
+names = [d["name"] for d in doc["databases"]] if isinstance(doc, dict) else [d["name"] for d in doc]
+assert sys.argv[1] in names and sys.argv[2] in names and "app" in names, names
+PY
+grep -q "bad\[1\].db: the name contains '\['.*skipped" "$T/err" || fail "info does not say it skips bad[1].db: $(cat "$T/err")"
+
+out=$("$SQLENVFS" backup --root "$R" 2> "$T/err") || fail "backup failed: $(cat "$T/err")"
+grep -q "bad\[1\].db: .*skipped" "$T/err" || fail "backup does not say it skips bad[1].db: $(cat "$T/err")"
+b=$(ls "$R/backups/prod/daily" | tail -1)
+assert_eq "$(ls "$R/backups/prod/daily/$b" | LC_ALL=C sort | tr '\n' '|')" "MANIFEST|app.db|café.db|odd#1?x%20.db|sales 2026.db|" "backup entry"
+grep -q "^  $ODD .*integrity ok" <<<"$out" || fail "backup of '$ODD' (a name that is no URI): $out"
+"$SQLENVFS" verify --root "$R" > "$T/verify" 2>&1 || fail "verify: $(cat "$T/verify")"
+grep -q "^ok .*$SP" "$T/verify" || fail "verify does not check '$SP': $(cat "$T/verify")"
+grep -q "^ok .*$NA" "$T/verify" || fail "verify does not check '$NA': $(cat "$T/verify")"
+rc=0
+"$SQLENVFS" doctor --root "$R" --json > "$T/doc.json" 2>/dev/null || rc=$?
+python3 - "$T/doc.json" "$SP" "$NA" <<'PY' || fail "doctor: $(head -c 2000 "$T/doc.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+subjects = {f["subject"] for f in doc["findings"]}
+assert "prod/" + sys.argv[2] in subjects and "prod/" + sys.argv[3] in subjects, subjects
+assert any(f["check"] == "databases" and "bad[1].db" in f["found"] and f["severity"] == "warning"
+           for f in doc["findings"]), [f for f in doc["findings"] if f["subject"] == "root"]
+PY
+pass "info, backup, verify and doctor handle '$SP' and '$NA', and say they skip bad[1].db"
+
+# --- the mount: archiver, images, ctl, pitr
+mount_root "$R" "$M"
+wait_archiving "$M"
+assert_eq "$(ls "$M/prod" | LC_ALL=C sort | tr '\n' '|')" "app.db|café.db|odd#1?x%20.db|sales 2026.db|" "ls prod/"
+assert_eq "$(sqlite3 "file:$M/prod/$SP.db?mode=ro" 'SELECT count(*) FROM seq' 2>&1)" "1" "query prod/$SP.db"
+python3 - "$M/status" "$SP" "$NA" <<'PY' || fail "status: $(cat "$M/status")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+names = [d["name"] for d in s["databases"]]
+assert sys.argv[2] in names and sys.argv[3] in names, names
+assert any("bad[1].db" in u for u in s["unsupported_databases"]), s["unsupported_databases"]
+for d in s["databases"]:
+    if d["name"] in sys.argv[2:]:
+        assert d["archiver"]["state"] == "capturing", d
+PY
+grep -q "bad\[1\].db: .*skipped" "$R/.sqlenvfs/mount.log" || fail "the mount's log does not say it skips bad[1].db"
+echo "$SP" > "$M/ctl/snapshot" || fail "echo '$SP' > ctl/snapshot failed"
+grep -q "^ok .* snapshot: .* $SP (" "$M/ctl/snapshot" || fail "ctl/snapshot: $(cat "$M/ctl/snapshot")"
+s=$(ls "$M/snapshots" | tail -1)
+cp "$M/snapshots/$s/$SP.db" "$T/snap.db"
+assert_eq "$(sqlite3 "$T/snap.db" 'SELECT count(*) FROM seq')" "1" "snapshots/$s/$SP.db"
+for db in "$SP" "$NA"; do
+  sqlite3 "$R/data/prod/$db.db" "INSERT INTO seq VALUES (2)"
+done
+for db in "$SP" "$NA"; do
+  got=
+  for i in $(seq 1 100); do
+    got=$(sqlite3 "$M/pitr/latest/$db.db" 'SELECT count(*) FROM seq' 2>/dev/null) || got=
+    [ "$got" = 2 ] && break
+    sleep 0.1
+  done
+  assert_eq "$got" "2" "rows of pitr/latest/$db.db"
+done
+[ ! -e "$M/prod/bad[1].db" ] || fail "bad[1].db is served"
+unmount_root "$M"
+"$SQLENVFS" restore --root "$R" --db "$NA" --time latest --output "$T/restored.db" > /dev/null \
+  || fail "restore --db $NA"
+assert_eq "$(sqlite3 "$T/restored.db" 'SELECT count(*) FROM seq')" "2" "restored $NA"
+[ ! -e "$R/backups/prod/wal_archives/bad[1]" ] || fail "bad[1].db was archived"
+pass "the mount archives and serves '$SP' and '$NA' (prod/, ctl/, snapshots/, pitr/), restore reads them back"
