@@ -1628,6 +1628,10 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     return FALSE;
   }
   g_atomic_int_set(&a->running, TRUE);
+  /* The lock may have been taken by a parent that has since forked into
+   * this daemon and exited: name the process that archives. */
+  if (!sqlenvfs_root_lock_set_pid(a->lock_fd))
+    g_message("archiver: could not record pid %d in the archiver lock file", (int)getpid());
   g_info("archiver: watching %s", a->prod_dir);
 
   while (!g_atomic_int_get(&a->stopping)) {
