@@ -310,6 +310,7 @@ struct _Db {
   Phase phase;
   gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
+  char *reopen_why;                /* what was seen then (the gap's text)        */
   gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
@@ -390,7 +391,7 @@ close_conn(sqlite3 **db)
 
 /* Close everything of @d (nothing is checkpointed). */
 static void
-db_close(Db *d, SqlenvfsGapReason reason)
+db_close(Db *d, SqlenvfsGapReason reason, const char *why)
 {
   close_conn(&d->wlock);
   close_conn(&d->ckpt);
@@ -409,14 +410,18 @@ db_close(Db *d, SqlenvfsGapReason reason)
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
-  if (reason != 0)
+  if (reason != 0) {
     d->reopen_reason = reason;
+    g_free(d->reopen_why);
+    d->reopen_why = g_strdup(why);
+  }
 }
 
 static void
 db_free(Db *d)
 {
-  db_close(d, 0);
+  db_close(d, 0, NULL);
+  g_free(d->reopen_why);
   g_free(d->wal.path);
   g_free(d->name);
   g_free(d->path);
@@ -880,9 +885,10 @@ decide(Db *d, const ShmInfo *si, char **why)
     return SQLENVFS_GAP_FIRST_START;
   }
   if (d->reopen_reason != 0) {
-    SqlenvfsGapReason r = d->reopen_reason;
-    *why = g_strdup(sqlenvfs_archive_gap_reason_text(r));
-    return r;
+    /* What was seen when capture stopped; the reason itself is recorded
+     * beside it, so the text only adds the details. */
+    *why = g_strdup(d->reopen_why ? d->reopen_why : "");
+    return d->reopen_reason;
   }
   if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
     if (!has_h) {
@@ -961,7 +967,7 @@ db_open(Db *d, GError **error)
       "it with `PRAGMA journal_mode=WAL` (see `sqlenvfs doctor`)", d->path, mode ? mode : "?");
     if (d->state != SQLENVFS_ARCHIVER_NOT_WAL)
       g_warning("archiver: %s", msg);
-    db_close(d, 0);
+    db_close(d, 0, NULL);
     set_state(d, SQLENVFS_ARCHIVER_NOT_WAL, msg);
     return FALSE;
   }
@@ -1009,9 +1015,11 @@ db_open(Db *d, GError **error)
     else
     {
       g_autofree char *from = prev_alive ? sqlenvfs_time_format_iso(prev_alive) : g_strdup("?");
-      g_warning("archiver %s: GAP: %s (%s); transactions committed after %s may be lost and "
+      g_warning("archiver %s: GAP: %s%s%s%s; transactions committed after %s may be lost and "
                 "times up to now cannot be restored; taking a fresh snapshot to start a new "
-                "recoverable window", d->name, sqlenvfs_archive_gap_reason_text(gap), why, from);
+                "recoverable window",
+                d->name, sqlenvfs_archive_gap_reason_text(gap), *why ? " (" : "", why,
+                *why ? ")" : "", from);
     }
     g_mutex_lock(&a->lock);
     if (gap != SQLENVFS_GAP_FIRST_START)
@@ -1052,15 +1060,30 @@ db_open(Db *d, GError **error)
 /* Cycles and checkpoints                                               */
 
 /* Has the database file or its WAL been replaced or removed? Returns the
- * reason to close, or 0. */
+ * reason to close, or 0; then *why (newly allocated) says what was seen,
+ * without repeating the reason. */
 static SqlenvfsGapReason
-check_identity(Db *d)
+check_identity(Db *d, char **why)
 {
   struct stat st;
-  if (stat(d->path, &st) != 0 || st.st_ino != d->ino || st.st_dev != d->dev)
+  if (stat(d->path, &st) != 0) {
+    *why = g_strdup_printf("%s was removed while being archived", d->path);
     return SQLENVFS_GAP_DB_REPLACED;
-  if (d->wal.fd >= 0 && (stat(d->wal_path, &st) != 0 || st.st_ino != d->wal.ino))
+  }
+  if (st.st_ino != d->ino || st.st_dev != d->dev) {
+    *why = g_strdup_printf("%s is now another file (inode %lu, was %lu)", d->path,
+                           (unsigned long)st.st_ino, (unsigned long)d->ino);
+    return SQLENVFS_GAP_DB_REPLACED;
+  }
+  if (d->wal.fd >= 0 && stat(d->wal_path, &st) != 0) {
+    *why = g_strdup_printf("%s was removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;
+  }
+  if (d->wal.fd >= 0 && st.st_ino != d->wal.ino) {
+    *why = g_strdup_printf("%s is now another file (inode %lu, was %lu)", d->wal_path,
+                           (unsigned long)st.st_ino, (unsigned long)d->wal.ino);
+    return SQLENVFS_GAP_WAL_MISSING;
+  }
   return 0;
 }
 
@@ -1308,7 +1331,7 @@ db_fail(Db *d, GError *error)
   g_warning("archiver %s: %s (retrying in %d s)", d->name, error->message,
             (int)(RETRY_US / G_USEC_PER_SEC));
   set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
-  db_close(d, 0);
+  db_close(d, 0, NULL);
   d->retry_at = g_get_monotonic_time() + RETRY_US;
 }
 
@@ -1324,17 +1347,18 @@ service(Db *d, gboolean force)
       if (error)
         db_fail(d, g_steal_pointer(&error));
       else {
-        db_close(d, 0);
+        db_close(d, 0, NULL);
         d->retry_at = g_get_monotonic_time() + RETRY_US;
       }
     }
     return;
   }
   {
-    SqlenvfsGapReason why = check_identity(d);
+    g_autofree char *what = NULL;
+    SqlenvfsGapReason why = check_identity(d, &what);
     if (why != 0) {
-      g_warning("archiver %s: %s; starting over", d->name, sqlenvfs_archive_gap_reason_text(why));
-      db_close(d, why);
+      g_warning("archiver %s: %s; starting over", d->name, what);
+      db_close(d, why, what);
       set_state(d, SQLENVFS_ARCHIVER_STARTING, sqlenvfs_archive_gap_reason_text(why));
       d->retry_at = 0;
       service(d, FALSE);
@@ -1700,7 +1724,7 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       if (!cycle(d, TRUE, &local) || !note_alive(d, began, 0, &local))
         g_warning("archiver %s: %s", d->name, local->message);
     }
-    db_close(d, 0);
+    db_close(d, 0, NULL);
     /* Stopped; a message saying why it was not archived stays. */
     g_mutex_lock(&a->lock);
     if (d->state == SQLENVFS_ARCHIVER_CAPTURING || d->state == SQLENVFS_ARCHIVER_STARTING)
