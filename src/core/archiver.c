@@ -1067,7 +1067,7 @@ check_identity(Db *d, char **why)
 {
   struct stat st;
   if (stat(d->path, &st) != 0) {
-    *why = g_strdup_printf("%s was removed while being archived", d->path);
+    *why = g_strdup_printf("%s was moved away or removed while being archived", d->path);
     return SQLENVFS_GAP_DB_REPLACED;
   }
   if (st.st_ino != d->ino || st.st_dev != d->dev) {
@@ -1076,7 +1076,7 @@ check_identity(Db *d, char **why)
     return SQLENVFS_GAP_DB_REPLACED;
   }
   if (d->wal.fd >= 0 && stat(d->wal_path, &st) != 0) {
-    *why = g_strdup_printf("%s was removed while being archived", d->wal_path);
+    *why = g_strdup_printf("%s was moved away or removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;
   }
   if (d->wal.fd >= 0 && st.st_ino != d->wal.ino) {

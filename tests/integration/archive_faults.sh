@@ -37,7 +37,7 @@ grep -q 'GAP: the database file was replaced' "$T/a.err" || fail "replacing prod
 # One clear message: the reason once, then what was seen.
 gapline=$(grep 'GAP: the database file was replaced' "$T/a.err")
 assert_eq "$(grep -o 'database file was replaced' <<< "$gapline" | wc -l)" 1 "the reason in: $gapline"
-grep -q "GAP: the database file was replaced ($R/data/prod/app.db is now another file (inode" <<< "$gapline" ||
+grep -Eq "GAP: the database file was replaced \($R/data/prod/app.db (is now another file \(inode|was moved away or removed)" <<< "$gapline" ||
   fail "the gap does not say what was seen: $gapline"
 sleep 0.5
 pitr_stop_archiver "$T/a"
@@ -49,7 +49,7 @@ n=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print(len
 assert_eq "$n" 2 "windows of app (before and after it was replaced)"
 note=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print([w for w in json.load(sys.stdin)["windows"] if w["database"] == "app"][-1]["note"])')
 assert_eq "$(grep -o 'database file was replaced' <<< "$note" | wc -l)" 1 "the reason in the window's note: $note"
-grep -q "^gap: the database file was replaced (.*is now another file" <<< "$note" ||
+grep -Eq "^gap: the database file was replaced \(.*(is now another file|was moved away or removed)" <<< "$note" ||
   fail "the window's note does not say what was seen: $note"
 "$SQLENVFS" restore --root "$R" --db app --time latest --output "$T/app.db" >/dev/null
 assert_eq "$(sqlite3 "$T/app.db" 'SELECT count(*) FROM tx')" 0 "rows in the replaced production"
