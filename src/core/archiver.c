@@ -922,6 +922,14 @@ decide(Db *d, const ShmInfo *si, char **why)
     d->has_cur = TRUE;
     return 0;
   }
+  if (last->reason == SQLENVFS_GAP_FIRST_START) {
+    /* Nothing was ever archived (a first start is recorded only then, and
+     * this chain holds no commit): nothing can have been lost, so this is a
+     * first start again, not a gap (the archiver was stopped, or killed,
+     * before the first commit came). */
+    *why = g_strdup("nothing was archived before");
+    return SQLENVFS_GAP_FIRST_START;
+  }
   *why = g_strdup("the WAL held no archived frame to check continuity against");
   return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
 }
