@@ -79,6 +79,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,8 +91,10 @@
 #include "sqlenvfs/walfile.h"
 
 #define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
-#define RECHECK_MIN_US 500             /* a WAL write without a visible commit: look   */
-#define RECHECK_MAX_US (32 * 1000)     /* again after 0.5, 1, 2, ... 32 ms             */
+#define RECHECK_MIN_US 20              /* a commit being written: look again after a  */
+#define RECHECK_MAX_US G_USEC_PER_SEC  /* quarter of the time since the last WAL write */
+                                       /* (>= 20 us), for up to a second               */
+#define TIMER_SLACK_NS 5000            /* so that a 20 us wait is not 70 us            */
 #define POLL_WAITED_US 200             /* events that came while we waited in poll     */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
@@ -320,7 +323,9 @@ struct _Db {
   gint64 woken_at;           /* when the first such event came (0: unknown) */
   gint64 looked_at;          /* monotonic time of the last wal-index look */
   gint64 recheck_at;         /* look again then (0: at the next event)     */
-  gint64 recheck_step;       /* the delay of the last recheck              */
+  gint64 written_at;         /* the last look woken by a WAL write          */
+  gint64 pending_since;      /* first look that saw frames after mxFrame (0: none) */
+  ShmInfo pending_at;        /* the wal-index then                          */
   gint64 synced_at;          /* monotonic time of the last archive sync    */
   guint unsynced;            /* commits archived since, not yet synced     */
   gint64 unsynced_woken;     /* the earliest wake time among them          */
@@ -1235,6 +1240,53 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
   return TRUE;
 }
 
+/* Does the WAL hold, right after the wal-index's mxFrame, a frame of the
+ * same generation: a transaction written but not yet published (an
+ * application writes its frames, syncs them under synchronous=FULL, and
+ * only then publishes the commit in the wal-index, which makes no event),
+ * or the frames of one rolled back? */
+static gboolean
+has_frame_after(Db *d, const ShmInfo *si)
+{
+  guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+  goffset off;
+  if (!d->has_cur || d->wal.fd < 0)
+    return FALSE;
+  off = sqlenvfs_wal_page_offset(d->cur.hdr.page_size, si->mx_frame + 1) -
+        SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  if (pread(d->wal.fd, fh, sizeof fh, off) != (ssize_t)sizeof fh)
+    return FALSE;
+  return be32(fh) != 0 && be32(fh + 8) == si->salt1 && be32(fh + 12) == si->salt2;
+}
+
+/* After a look at the wal-index (@si, NULL: none), decide when to look
+ * again without waiting for an event. While a transaction is written but
+ * not yet published, look again after a quarter of the time since the last
+ * WAL write (at least RECHECK_MIN_US): a commit published right after its
+ * write (synchronous=NORMAL) is seen within tens of microseconds, one
+ * published after an fsync of some milliseconds within a quarter of that,
+ * with about a dozen looks (a sleep each, no spinning). Give up
+ * RECHECK_MAX_US after the last write (a transaction rolled back, or a
+ * writer that stalls: the next event, or the tick, looks again). */
+static void
+schedule_recheck(Db *d, const ShmInfo *si)
+{
+  gint64 now = d->looked_at, since_write;
+  d->recheck_at = 0;
+  if (si == NULL || !has_frame_after(d, si)) {
+    d->pending_since = 0;
+    return;
+  }
+  if (d->pending_since == 0 || si->mx_frame != d->pending_at.mx_frame ||
+      si->salt1 != d->pending_at.salt1 || si->salt2 != d->pending_at.salt2) {
+    d->pending_since = now;
+    d->pending_at = *si;
+  }
+  since_write = now - MAX(d->pending_since, d->written_at);
+  if (since_write < RECHECK_MAX_US)
+    d->recheck_at = now + MAX(RECHECK_MIN_US, since_write / 4);
+}
+
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
 static gboolean
@@ -1244,24 +1296,15 @@ cycle(Db *d, gboolean force, GError **error)
   ShmInfo si;
   gboolean has_si = read_shm(d->rd[d->active], &si), changed;
   CaptureResult res;
-  gboolean by_event = d->is_dirty, by_recheck = d->recheck_at > 0;
+  gboolean by_event = d->is_dirty;
 
   changed = !has_si || !d->has_seen || si.mx_frame != d->seen.mx_frame ||
             si.salt1 != d->seen.salt1 || si.salt2 != d->seen.salt2 ||
             si.n_backfill != d->seen.n_backfill;
   d->is_dirty = FALSE;
-  d->recheck_at = 0;
-  d->recheck_step = changed                  ? 0
-                    : by_event && !by_recheck ? RECHECK_MIN_US
-                    : by_recheck              ? d->recheck_step * 2
-                                              : 0;
-  if (d->recheck_step > 0 && d->recheck_step <= RECHECK_MAX_US) {
-    /* The WAL was written but no commit is visible yet: an application
-     * writes its frames, syncs them (synchronous=FULL) and only then
-     * publishes the commit in the wal-index, which makes no event. Look
-     * again soon, backing off while nothing appears. */
-    d->recheck_at = d->looked_at + d->recheck_step;
-  }
+  if (by_event)
+    d->written_at = d->looked_at;
+  schedule_recheck(d, has_si ? &si : NULL);
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
      * complete as of @began; a read mark left behind moves up now. */
@@ -1660,6 +1703,9 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     return FALSE;
   }
   g_atomic_int_set(&a->running, TRUE);
+  /* The rechecks after a WAL write wait tens of microseconds; the default
+   * timer slack (50 us) would stretch each of them. This thread only. */
+  prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
   /* The lock may have been taken by a parent that has since forked into
    * this daemon and exited: name the process that archives. */
   if (!sqlenvfs_root_lock_set_pid(a->lock_fd))
