@@ -499,6 +499,9 @@ def bench_archiver_cpu(env, seconds=5.0, rate=200):
     looking at the wal-index soon after each WAL write costs."""
     pid = env.daemon_pid()
     if pid is None:
+        with open(os.path.join(env.root, ".sqlenvfs/mount.lock")) as f:
+            pid = int(f.read().strip() or 0) or None  # the daemon's, written after the fork
+    if pid is None:
         log("daemon pid not found")
         return
     c0, t0 = process_cpu_s(pid), time.monotonic()

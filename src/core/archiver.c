@@ -25,8 +25,9 @@
  *      [decide], archive what the WAL holds [capture], record an OUTAGE or
  *      a GAP (then ask for a snapshot), sync, rotate, release the write lock.
  *   CAPTURING --[cycle]--> CAPTURING
- *      woken by inotify (the -wal file was written) or the tick: read the
- *      wal-index header; if it changed, archive the new commits up to its
+ *      woken by inotify (the -wal file was written), the tick, or a
+ *      recheck while a commit is written but not yet published
+ *      [schedule_recheck]: read the wal-index header; if it changed, archive the new commits up to its
  *      mxFrame [capture], fsync [sync_archive] (batched: at most every
  *      SYNC_US, and never later than that) and note the alive time, then
  *      [rotate]: begin a read transaction on the idle
