@@ -352,6 +352,7 @@ struct _Db {
   guint32 wal_frames, pending_frames;
   guint64 commits, frames, bytes, gaps, checkpoints;
   gboolean snapshot_pending;
+  SqlenvfsGapReason snapshot_reason; /* why the chain it is the base of started */
   Latency capture_lat, durable_lat;
 };
 
@@ -940,7 +941,7 @@ decide(Db *d, const ShmInfo *si, char **why)
   return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
 }
 
-static void queue_snapshot(SqlenvfsArchiver *a, Db *d);
+static void queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason);
 
 /* Open @d and start capturing (see the state machine at the top). FALSE
  * with no error when the database cannot be captured now (its state says
@@ -1066,7 +1067,7 @@ db_open(Db *d, GError **error)
                                             : "resumed without a gap",
             res.n_commits);
   if (gap != 0)
-    queue_snapshot(a, d);
+    queue_snapshot(a, d, gap);
   return TRUE;
 }
 
@@ -1470,7 +1471,11 @@ snapshot_main(gpointer data)
       g_free(name);
     } else {
       gint64 until = g_get_monotonic_time() + SNAPSHOT_RETRY_US;
-      g_warning("archiver %s: the snapshot after the gap failed: %s (retrying in %d s)", name,
+      g_warning("archiver %s: the snapshot that starts its recoverable window (%s) failed: %s "
+                "(retrying in %d s)",
+                name,
+                d && d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
+                                                                    : "archiving started",
                 error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
       while (!g_atomic_int_get(&a->stopping) &&
              g_cond_wait_until(&a->snap_cond, &a->lock, until))
@@ -1483,10 +1488,11 @@ snapshot_main(gpointer data)
 }
 
 static void
-queue_snapshot(SqlenvfsArchiver *a, Db *d)
+queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason)
 {
   g_mutex_lock(&a->lock);
   d->snapshot_pending = TRUE;
+  d->snapshot_reason = reason;
   if (g_queue_find_custom(&a->snap_queue, d->name, (GCompareFunc)strcmp) == NULL)
     g_queue_push_tail(&a->snap_queue, g_strdup(d->name));
   if (a->snap_thread == NULL)

@@ -35,3 +35,20 @@ for f in "$T/a1.err" "$T/a2.err"; do
   if grep -q 'snapshot.*failed' "$f"; then cat "$f" >&2; fail "a first start's snapshot failed ($f)"; fi
 done
 pass "each first start took its base snapshot without a failure"
+
+# A first start whose snapshot cannot be taken (its directory is a file)
+# says so as what it is, not as a gap.
+R2=$T/root2
+pitr_make_root "$R2"
+rm -rf "$R2/backups/prod/snapshots"
+touch "$R2/backups/prod/snapshots"
+"$SQLENVFS" archive --root "$R2" > "$T/b.out" 2> "$T/b.err" &
+echo $! > "$T/b.pid"
+track_pid "$(cat "$T/b.pid")"
+for i in $(seq 1 100); do grep -q 'snapshot.*failed' "$T/b.err" && break; sleep 0.1; done
+line=$(grep 'snapshot.*failed' "$T/b.err") || fail "no report of the failed snapshot: $(cat "$T/b.err")"
+grep -q 'archiver app: the snapshot that starts its recoverable window (archiving started) failed: .*snapshots is not a directory' <<< "$line" ||
+  fail "the failed first snapshot is not reported as such: $line"
+if grep -qi 'gap' <<< "$line"; then fail "a first start's failed snapshot is called a gap: $line"; fi
+pitr_stop_archiver "$T/b"
+pass "a first start's failed snapshot is reported as the first one, not as after a gap"
