@@ -27,12 +27,13 @@
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
- *      [schedule_recheck]: read the wal-index header; if it changed, archive the new commits up to its
- *      mxFrame [capture], fsync [sync_archive] (batched: at most every
- *      SYNC_US, and never later than that) and note the alive time, then
- *      [rotate]: begin a read transaction on the idle
- *      connection and end the other one; run [checkpoint] when the WAL holds
- *      a quarter of checkpoint-pages frames or more.
+ *      [schedule_recheck]: read the wal-index header; if it changed,
+ *      archive the new commits up to its mxFrame [capture], fsync
+ *      [sync_archive] (batched: at most every SYNC_US, and never later than
+ *      that) and note the alive time, then [rotate]: begin a read
+ *      transaction on the idle connection and end the other one; run
+ *      [checkpoint] when the WAL holds a quarter of checkpoint-pages frames
+ *      or more.
  *   CAPTURING --[db_close]--> CLOSED
  *      the database file was replaced, the WAL removed under us, or an
  *      error: everything is closed and db_open runs again after a delay; its
