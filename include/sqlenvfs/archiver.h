@@ -76,7 +76,9 @@ SqlenvfsArchiver *sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error);
 void sqlenvfs_archiver_free(SqlenvfsArchiver *a);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiver, sqlenvfs_archiver_free)
 
-/* Capture until stop() is called. Returns TRUE after a clean stop: every
+/* Capture until stop() is called; first records the calling process in
+ * the archiver lock file (new() may have run in a parent that forked into a
+ * daemon since). Returns TRUE after a clean stop: every
  * commit seen is archived and durable, the databases are closed without
  * checkpointing. FALSE and *error only when capture cannot run at all (no
  * inotify, the data/prod directory unreadable); problems of one database

@@ -115,6 +115,13 @@ gboolean sqlenvfs_db_name_is_valid(const char *name);
  * (>= 0) to keep while holding it; with @wait FALSE a held lock is refused
  * with SQLENVFS_ERROR_BUSY saying who holds it (pid written in the file). */
 int sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError **error);
+
+/* Record the calling process as the holder of the lock held through @fd
+ * (the pid in the file names it in the BUSY message). A process that
+ * inherited the lock across fork() calls this, so that the file never names
+ * a parent that has exited. FALSE when it could not be written (the lock is
+ * still held; the pid is informational). */
+gboolean sqlenvfs_root_lock_set_pid(int fd);
 void sqlenvfs_root_unlock(int fd);
 
 G_END_DECLS

@@ -25,13 +25,15 @@
  *      [decide], archive what the WAL holds [capture], record an OUTAGE or
  *      a GAP (then ask for a snapshot), sync, rotate, release the write lock.
  *   CAPTURING --[cycle]--> CAPTURING
- *      woken by inotify (the -wal file was written) or the tick: read the
- *      wal-index header; if it changed, archive the new commits up to its
- *      mxFrame [capture], fsync [sync_archive] (batched: at most every
- *      SYNC_US, and never later than that) and note the alive time, then
- *      [rotate]: begin a read transaction on the idle
- *      connection and end the other one; run [checkpoint] when the WAL holds
- *      a quarter of checkpoint-pages frames or more.
+ *      woken by inotify (the -wal file was written), the tick, or a
+ *      recheck while a commit is written but not yet published
+ *      [schedule_recheck]: read the wal-index header; if it changed,
+ *      archive the new commits up to its mxFrame [capture], fsync
+ *      [sync_archive] (batched: at most every SYNC_US, and never later than
+ *      that) and note the alive time, then [rotate]: begin a read
+ *      transaction on the idle connection and end the other one; run
+ *      [checkpoint] when the WAL holds a quarter of checkpoint-pages frames
+ *      or more.
  *   CAPTURING --[db_close]--> CLOSED
  *      the database file was replaced, the WAL removed under us, or an
  *      error: everything is closed and db_open runs again after a delay; its
@@ -79,6 +81,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -90,8 +93,10 @@
 #include "sqlenvfs/walfile.h"
 
 #define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
-#define RECHECK_MIN_US 500             /* a WAL write without a visible commit: look   */
-#define RECHECK_MAX_US (32 * 1000)     /* again after 0.5, 1, 2, ... 32 ms             */
+#define RECHECK_MIN_US 20              /* a commit being written: look again after a  */
+#define RECHECK_MAX_US G_USEC_PER_SEC  /* quarter of the time since the last WAL write */
+                                       /* (>= 20 us), for up to a second               */
+#define TIMER_SLACK_NS 5000            /* so that a 20 us wait is not 70 us            */
 #define POLL_WAITED_US 200             /* events that came while we waited in poll     */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
@@ -310,6 +315,7 @@ struct _Db {
   Phase phase;
   gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
+  char *reopen_why;                /* what was seen then (the gap's text)        */
   gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
@@ -319,7 +325,9 @@ struct _Db {
   gint64 woken_at;           /* when the first such event came (0: unknown) */
   gint64 looked_at;          /* monotonic time of the last wal-index look */
   gint64 recheck_at;         /* look again then (0: at the next event)     */
-  gint64 recheck_step;       /* the delay of the last recheck              */
+  gint64 written_at;         /* the last look woken by a WAL write          */
+  gint64 pending_since;      /* first look that saw frames after mxFrame (0: none) */
+  ShmInfo pending_at;        /* the wal-index then                          */
   gint64 synced_at;          /* monotonic time of the last archive sync    */
   guint unsynced;            /* commits archived since, not yet synced     */
   gint64 unsynced_woken;     /* the earliest wake time among them          */
@@ -345,6 +353,7 @@ struct _Db {
   guint32 wal_frames, pending_frames;
   guint64 commits, frames, bytes, gaps, checkpoints;
   gboolean snapshot_pending;
+  SqlenvfsGapReason snapshot_reason; /* why the chain it is the base of started */
   Latency capture_lat, durable_lat;
 };
 
@@ -390,7 +399,7 @@ close_conn(sqlite3 **db)
 
 /* Close everything of @d (nothing is checkpointed). */
 static void
-db_close(Db *d, SqlenvfsGapReason reason)
+db_close(Db *d, SqlenvfsGapReason reason, const char *why)
 {
   close_conn(&d->wlock);
   close_conn(&d->ckpt);
@@ -409,14 +418,18 @@ db_close(Db *d, SqlenvfsGapReason reason)
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
-  if (reason != 0)
+  if (reason != 0) {
     d->reopen_reason = reason;
+    g_free(d->reopen_why);
+    d->reopen_why = g_strdup(why);
+  }
 }
 
 static void
 db_free(Db *d)
 {
-  db_close(d, 0);
+  db_close(d, 0, NULL);
+  g_free(d->reopen_why);
   g_free(d->wal.path);
   g_free(d->name);
   g_free(d->path);
@@ -880,9 +893,10 @@ decide(Db *d, const ShmInfo *si, char **why)
     return SQLENVFS_GAP_FIRST_START;
   }
   if (d->reopen_reason != 0) {
-    SqlenvfsGapReason r = d->reopen_reason;
-    *why = g_strdup(sqlenvfs_archive_gap_reason_text(r));
-    return r;
+    /* What was seen when capture stopped; the reason itself is recorded
+     * beside it, so the text only adds the details. */
+    *why = g_strdup(d->reopen_why ? d->reopen_why : "");
+    return d->reopen_reason;
   }
   if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
     if (!has_h) {
@@ -916,11 +930,19 @@ decide(Db *d, const ShmInfo *si, char **why)
     d->has_cur = TRUE;
     return 0;
   }
+  if (last->reason == SQLENVFS_GAP_FIRST_START) {
+    /* Nothing was ever archived (a first start is recorded only then, and
+     * this chain holds no commit): nothing can have been lost, so this is a
+     * first start again, not a gap (the archiver was stopped, or killed,
+     * before the first commit came). */
+    *why = g_strdup("nothing was archived before");
+    return SQLENVFS_GAP_FIRST_START;
+  }
   *why = g_strdup("the WAL held no archived frame to check continuity against");
   return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
 }
 
-static void queue_snapshot(SqlenvfsArchiver *a, Db *d);
+static void queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason);
 
 /* Open @d and start capturing (see the state machine at the top). FALSE
  * with no error when the database cannot be captured now (its state says
@@ -961,7 +983,7 @@ db_open(Db *d, GError **error)
       "it with `PRAGMA journal_mode=WAL` (see `sqlenvfs doctor`)", d->path, mode ? mode : "?");
     if (d->state != SQLENVFS_ARCHIVER_NOT_WAL)
       g_warning("archiver: %s", msg);
-    db_close(d, 0);
+    db_close(d, 0, NULL);
     set_state(d, SQLENVFS_ARCHIVER_NOT_WAL, msg);
     return FALSE;
   }
@@ -1009,9 +1031,11 @@ db_open(Db *d, GError **error)
     else
     {
       g_autofree char *from = prev_alive ? sqlenvfs_time_format_iso(prev_alive) : g_strdup("?");
-      g_warning("archiver %s: GAP: %s (%s); transactions committed after %s may be lost and "
+      g_warning("archiver %s: GAP: %s%s%s%s; transactions committed after %s may be lost and "
                 "times up to now cannot be restored; taking a fresh snapshot to start a new "
-                "recoverable window", d->name, sqlenvfs_archive_gap_reason_text(gap), why, from);
+                "recoverable window",
+                d->name, sqlenvfs_archive_gap_reason_text(gap), *why ? " (" : "", why,
+                *why ? ")" : "", from);
     }
     g_mutex_lock(&a->lock);
     if (gap != SQLENVFS_GAP_FIRST_START)
@@ -1044,7 +1068,7 @@ db_open(Db *d, GError **error)
                                             : "resumed without a gap",
             res.n_commits);
   if (gap != 0)
-    queue_snapshot(a, d);
+    queue_snapshot(a, d, gap);
   return TRUE;
 }
 
@@ -1052,15 +1076,30 @@ db_open(Db *d, GError **error)
 /* Cycles and checkpoints                                               */
 
 /* Has the database file or its WAL been replaced or removed? Returns the
- * reason to close, or 0. */
+ * reason to close, or 0; then *why (newly allocated) says what was seen,
+ * without repeating the reason. */
 static SqlenvfsGapReason
-check_identity(Db *d)
+check_identity(Db *d, char **why)
 {
   struct stat st;
-  if (stat(d->path, &st) != 0 || st.st_ino != d->ino || st.st_dev != d->dev)
+  if (stat(d->path, &st) != 0) {
+    *why = g_strdup_printf("%s was moved away or removed while being archived", d->path);
     return SQLENVFS_GAP_DB_REPLACED;
-  if (d->wal.fd >= 0 && (stat(d->wal_path, &st) != 0 || st.st_ino != d->wal.ino))
+  }
+  if (st.st_ino != d->ino || st.st_dev != d->dev) {
+    *why = g_strdup_printf("%s is now another file (inode %lu, was %lu)", d->path,
+                           (unsigned long)st.st_ino, (unsigned long)d->ino);
+    return SQLENVFS_GAP_DB_REPLACED;
+  }
+  if (d->wal.fd >= 0 && stat(d->wal_path, &st) != 0) {
+    *why = g_strdup_printf("%s was moved away or removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;
+  }
+  if (d->wal.fd >= 0 && st.st_ino != d->wal.ino) {
+    *why = g_strdup_printf("%s is now another file (inode %lu, was %lu)", d->wal_path,
+                           (unsigned long)st.st_ino, (unsigned long)d->wal.ino);
+    return SQLENVFS_GAP_WAL_MISSING;
+  }
   return 0;
 }
 
@@ -1204,6 +1243,53 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
   return TRUE;
 }
 
+/* Does the WAL hold, right after the wal-index's mxFrame, a frame of the
+ * same generation: a transaction written but not yet published (an
+ * application writes its frames, syncs them under synchronous=FULL, and
+ * only then publishes the commit in the wal-index, which makes no event),
+ * or the frames of one rolled back? */
+static gboolean
+has_frame_after(Db *d, const ShmInfo *si)
+{
+  guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+  goffset off;
+  if (!d->has_cur || d->wal.fd < 0)
+    return FALSE;
+  off = sqlenvfs_wal_page_offset(d->cur.hdr.page_size, si->mx_frame + 1) -
+        SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  if (pread(d->wal.fd, fh, sizeof fh, off) != (ssize_t)sizeof fh)
+    return FALSE;
+  return be32(fh) != 0 && be32(fh + 8) == si->salt1 && be32(fh + 12) == si->salt2;
+}
+
+/* After a look at the wal-index (@si, NULL: none), decide when to look
+ * again without waiting for an event. While a transaction is written but
+ * not yet published, look again after a quarter of the time since the last
+ * WAL write (at least RECHECK_MIN_US): a commit published right after its
+ * write (synchronous=NORMAL) is seen within tens of microseconds, one
+ * published after an fsync of some milliseconds within a quarter of that,
+ * with about a dozen looks (a sleep each, no spinning). Give up
+ * RECHECK_MAX_US after the last write (a transaction rolled back, or a
+ * writer that stalls: the next event, or the tick, looks again). */
+static void
+schedule_recheck(Db *d, const ShmInfo *si)
+{
+  gint64 now = d->looked_at, since_write;
+  d->recheck_at = 0;
+  if (si == NULL || !has_frame_after(d, si)) {
+    d->pending_since = 0;
+    return;
+  }
+  if (d->pending_since == 0 || si->mx_frame != d->pending_at.mx_frame ||
+      si->salt1 != d->pending_at.salt1 || si->salt2 != d->pending_at.salt2) {
+    d->pending_since = now;
+    d->pending_at = *si;
+  }
+  since_write = now - MAX(d->pending_since, d->written_at);
+  if (since_write < RECHECK_MAX_US)
+    d->recheck_at = now + MAX(RECHECK_MIN_US, since_write / 4);
+}
+
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
 static gboolean
@@ -1213,24 +1299,15 @@ cycle(Db *d, gboolean force, GError **error)
   ShmInfo si;
   gboolean has_si = read_shm(d->rd[d->active], &si), changed;
   CaptureResult res;
-  gboolean by_event = d->is_dirty, by_recheck = d->recheck_at > 0;
+  gboolean by_event = d->is_dirty;
 
   changed = !has_si || !d->has_seen || si.mx_frame != d->seen.mx_frame ||
             si.salt1 != d->seen.salt1 || si.salt2 != d->seen.salt2 ||
             si.n_backfill != d->seen.n_backfill;
   d->is_dirty = FALSE;
-  d->recheck_at = 0;
-  d->recheck_step = changed                  ? 0
-                    : by_event && !by_recheck ? RECHECK_MIN_US
-                    : by_recheck              ? d->recheck_step * 2
-                                              : 0;
-  if (d->recheck_step > 0 && d->recheck_step <= RECHECK_MAX_US) {
-    /* The WAL was written but no commit is visible yet: an application
-     * writes its frames, syncs them (synchronous=FULL) and only then
-     * publishes the commit in the wal-index, which makes no event. Look
-     * again soon, backing off while nothing appears. */
-    d->recheck_at = d->looked_at + d->recheck_step;
-  }
+  if (by_event)
+    d->written_at = d->looked_at;
+  schedule_recheck(d, has_si ? &si : NULL);
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
      * complete as of @began; a read mark left behind moves up now. */
@@ -1308,7 +1385,7 @@ db_fail(Db *d, GError *error)
   g_warning("archiver %s: %s (retrying in %d s)", d->name, error->message,
             (int)(RETRY_US / G_USEC_PER_SEC));
   set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
-  db_close(d, 0);
+  db_close(d, 0, NULL);
   d->retry_at = g_get_monotonic_time() + RETRY_US;
 }
 
@@ -1324,17 +1401,18 @@ service(Db *d, gboolean force)
       if (error)
         db_fail(d, g_steal_pointer(&error));
       else {
-        db_close(d, 0);
+        db_close(d, 0, NULL);
         d->retry_at = g_get_monotonic_time() + RETRY_US;
       }
     }
     return;
   }
   {
-    SqlenvfsGapReason why = check_identity(d);
+    g_autofree char *what = NULL;
+    SqlenvfsGapReason why = check_identity(d, &what);
     if (why != 0) {
-      g_warning("archiver %s: %s; starting over", d->name, sqlenvfs_archive_gap_reason_text(why));
-      db_close(d, why);
+      g_warning("archiver %s: %s; starting over", d->name, what);
+      db_close(d, why, what);
       set_state(d, SQLENVFS_ARCHIVER_STARTING, sqlenvfs_archive_gap_reason_text(why));
       d->retry_at = 0;
       service(d, FALSE);
@@ -1394,7 +1472,11 @@ snapshot_main(gpointer data)
       g_free(name);
     } else {
       gint64 until = g_get_monotonic_time() + SNAPSHOT_RETRY_US;
-      g_warning("archiver %s: the snapshot after the gap failed: %s (retrying in %d s)", name,
+      g_warning("archiver %s: the snapshot that starts its recoverable window (%s) failed: %s "
+                "(retrying in %d s)",
+                name,
+                d && d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
+                                                                    : "archiving started",
                 error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
       while (!g_atomic_int_get(&a->stopping) &&
              g_cond_wait_until(&a->snap_cond, &a->lock, until))
@@ -1407,10 +1489,11 @@ snapshot_main(gpointer data)
 }
 
 static void
-queue_snapshot(SqlenvfsArchiver *a, Db *d)
+queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason)
 {
   g_mutex_lock(&a->lock);
   d->snapshot_pending = TRUE;
+  d->snapshot_reason = reason;
   if (g_queue_find_custom(&a->snap_queue, d->name, (GCompareFunc)strcmp) == NULL)
     g_queue_push_tail(&a->snap_queue, g_strdup(d->name));
   if (a->snap_thread == NULL)
@@ -1628,6 +1711,13 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     return FALSE;
   }
   g_atomic_int_set(&a->running, TRUE);
+  /* The rechecks after a WAL write wait tens of microseconds; the default
+   * timer slack (50 us) would stretch each of them. This thread only. */
+  prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
+  /* The lock may have been taken by a parent that has since forked into
+   * this daemon and exited: name the process that archives. */
+  if (!sqlenvfs_root_lock_set_pid(a->lock_fd))
+    g_message("archiver: could not record pid %d in the archiver lock file", (int)getpid());
   g_info("archiver: watching %s", a->prod_dir);
 
   while (!g_atomic_int_get(&a->stopping)) {
@@ -1696,7 +1786,7 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       if (!cycle(d, TRUE, &local) || !note_alive(d, began, 0, &local))
         g_warning("archiver %s: %s", d->name, local->message);
     }
-    db_close(d, 0);
+    db_close(d, 0, NULL);
     /* Stopped; a message saying why it was not archived stays. */
     g_mutex_lock(&a->lock);
     if (d->state == SQLENVFS_ARCHIVER_CAPTURING || d->state == SQLENVFS_ARCHIVER_STARTING)

@@ -323,6 +323,8 @@ chain_note(Timeline *tl, guint c)
                            sqlenvfs_archive_gap_reason_text(e->reason), seg);
   }
   text = sqlenvfs_archive_read_gap_text(tl->a, e, NULL);
+  if (g_strcmp0(text, sqlenvfs_archive_gap_reason_text(e->reason)) == 0)
+    g_clear_pointer(&text, g_free); /* older archives repeated the reason as its text */
   return g_strdup_printf("gap: %s%s%s%s", sqlenvfs_archive_gap_reason_text(e->reason),
                          text && *text ? " (" : "", text && *text ? text : "",
                          text && *text ? ")" : "");

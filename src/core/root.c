@@ -417,14 +417,16 @@ sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError *
     close(fd);
     return -1;
   }
-  {
-    char buf[32];
-    int len = g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, len, 0) != len) {
-      /* The pid is informational; the lock itself is held. */
-    }
-  }
+  sqlenvfs_root_lock_set_pid(fd);
   return fd;
+}
+
+gboolean
+sqlenvfs_root_lock_set_pid(int fd)
+{
+  char buf[32];
+  int len = g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+  return ftruncate(fd, 0) == 0 && pwrite(fd, buf, (size_t)len, 0) == len;
 }
 
 void

@@ -13,8 +13,11 @@
  *   (everything seen is archived and durable) -> unmount -> unlock
  *
  * No thread is started before daemonizing (fork keeps only the caller's).
- * The root lock is an flock on an open file description, which the
- * daemon inherits across the fork; its pid is rewritten afterwards.
+ * The root's locks (mount, archiver) are flocks on open file descriptions,
+ * which the daemon inherits across the fork; the pid in each file is
+ * rewritten afterwards (the archiver's by sqlenvfs_archiver_run(), which
+ * runs in the daemon), so that a refused second mount or archiver names the
+ * live daemon, not the parent that exited.
  *
  * Options: `-o` takes everything mount(8) and mount.fuse3 pass from
  * /etc/fstab. Options that only mean something to mount(8) (defaults, auto,
@@ -208,16 +211,6 @@ lock_root(SqlenvfsRoot *root, GError **error)
     }
     g_usleep(100 * 1000);
   }
-}
-
-/* The lock file says which process holds it; after the fork that is us. */
-static void
-rewrite_lock_pid(int fd)
-{
-  char buf[32];
-  int len = g_snprintf(buf, sizeof buf, "%d\n", (int)getpid());
-  if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)len, 0) != len)
-    g_message("could not record the daemon's pid in the mount lock file");
 }
 
 Fs *
@@ -468,7 +461,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     goto out_unmount;
   }
   /* From here on this is the daemon (or the foreground process). */
-  rewrite_lock_pid(lock_fd);
+  if (!sqlenvfs_root_lock_set_pid(lock_fd))
+    g_message("could not record the daemon's pid in the mount lock file");
   g_message("mounted %s on %s", sqlenvfs_root_dir(root), mnt);
 
   archiver_start(fs);

@@ -34,6 +34,11 @@ python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1 
 "$SQLENVFS" init --root "$R" --force >/dev/null
 for i in $(seq 1 100); do grep -q 'archiver app: capturing (a new chain' "$T/a.err" && break; sleep 0.1; done
 grep -q 'GAP: the database file was replaced' "$T/a.err" || fail "replacing production was not a gap: $(cat "$T/a.err")"
+# One clear message: the reason once, then what was seen.
+gapline=$(grep 'GAP: the database file was replaced' "$T/a.err")
+assert_eq "$(grep -o 'database file was replaced' <<< "$gapline" | wc -l)" 1 "the reason in: $gapline"
+grep -Eq "GAP: the database file was replaced \($R/data/prod/app.db (is now another file \(inode|was moved away or removed)" <<< "$gapline" ||
+  fail "the gap does not say what was seen: $gapline"
 sleep 0.5
 pitr_stop_archiver "$T/a"
 grep -q '^app: ' "$T/a.out" || fail "no summary for app"
@@ -42,6 +47,10 @@ pass "production replaced under the archiver: a gap and a fresh snapshot; clean 
 
 n=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print(len([w for w in json.load(sys.stdin)["windows"] if w["database"] == "app"]))')
 assert_eq "$n" 2 "windows of app (before and after it was replaced)"
+note=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print([w for w in json.load(sys.stdin)["windows"] if w["database"] == "app"][-1]["note"])')
+assert_eq "$(grep -o 'database file was replaced' <<< "$note" | wc -l)" 1 "the reason in the window's note: $note"
+grep -Eq "^gap: the database file was replaced \(.*(is now another file|was moved away or removed)" <<< "$note" ||
+  fail "the window's note does not say what was seen: $note"
 "$SQLENVFS" restore --root "$R" --db app --time latest --output "$T/app.db" >/dev/null
 assert_eq "$(sqlite3 "$T/app.db" 'SELECT count(*) FROM tx')" 0 "rows in the replaced production"
 "$SQLENVFS" restore --root "$R" --db fresh --time latest --output "$T/fresh.db" >/dev/null

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# An archiver killed (SIGKILL) before anything was archived, then restarted:
+# with no commit in the archive there is nothing to be continuous with, so
+# the restart is a first start again (a clean chain and its base snapshot),
+# not a gap; the first start and the restart each take their base snapshot
+# without a failure message; the archive then restores what comes next.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root
+pitr_make_root "$R"
+
+pitr_start_archiver "$R" "$T/a1"
+grep -q 'archiver app: capturing (first start' "$T/a1.err" || fail "no first start: $(cat "$T/a1.err")"
+kill -9 "$(cat "$T/a1.pid")"
+wait "$(cat "$T/a1.pid")" 2>/dev/null || true
+
+pitr_start_archiver "$R" "$T/a2"
+if grep -q 'GAP' "$T/a2.err"; then cat "$T/a2.err" >&2; fail "a restart with nothing archived reported a gap"; fi
+grep -q 'archiver app: capturing (first start' "$T/a2.err" ||
+  fail "the restart is not a first start: $(cat "$T/a2.err")"
+pass "killed before anything was archived: the restart is a first start, not a gap"
+
+sqlite3 "$R/data/prod/app.db" "INSERT INTO tx(kind, payload, crc) VALUES ('after the restart', x'00', 0)"
+pitr_stop_archiver "$T/a2"
+grep -Eq '^app: .*, 0 gaps' "$T/a2.out" || fail "the summary counts a gap: $(cat "$T/a2.out")"
+notes=$("$SQLENVFS" list --root "$R" --json | python3 -c 'import json,sys; print("\n".join(w.get("note") or "" for w in json.load(sys.stdin)["windows"] if w["database"] == "app"))')
+if grep -q 'gap' <<< "$notes"; then fail "a window says gap: $notes"; fi
+"$SQLENVFS" restore --root "$R" --db app --time latest --output "$T/app.db" >/dev/null
+assert_eq "$(sqlite3 "$T/app.db" "SELECT count(*) FROM tx WHERE kind = 'after the restart'")" 1 \
+  "the commit after the restart, restored"
+pass "no gap in the summary nor in the windows; the commit after the restart restores"
+
+for f in "$T/a1.err" "$T/a2.err"; do
+  if grep -q 'snapshot.*failed' "$f"; then cat "$f" >&2; fail "a first start's snapshot failed ($f)"; fi
+done
+pass "each first start took its base snapshot without a failure"
+
+# A first start whose snapshot cannot be taken (its directory is a file)
+# says so as what it is, not as a gap.
+R2=$T/root2
+pitr_make_root "$R2"
+rm -rf "$R2/backups/prod/snapshots"
+touch "$R2/backups/prod/snapshots"
+"$SQLENVFS" archive --root "$R2" > "$T/b.out" 2> "$T/b.err" &
+echo $! > "$T/b.pid"
+track_pid "$(cat "$T/b.pid")"
+for i in $(seq 1 100); do grep -q 'snapshot.*failed' "$T/b.err" && break; sleep 0.1; done
+line=$(grep 'snapshot.*failed' "$T/b.err") || fail "no report of the failed snapshot: $(cat "$T/b.err")"
+grep -q 'archiver app: the snapshot that starts its recoverable window (archiving started) failed: .*snapshots is not a directory' <<< "$line" ||
+  fail "the failed first snapshot is not reported as such: $line"
+if grep -qi 'gap' <<< "$line"; then fail "a first start's failed snapshot is called a gap: $line"; fi
+pitr_stop_archiver "$T/b"
+pass "a first start's failed snapshot is reported as the first one, not as after a gap"
