@@ -81,10 +81,17 @@ SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestoreP
                                       SqlenvfsProgressFunc progress, gpointer user,
                                       GError **error);
 
-/* Write the state of @plan to @output (refusing an existing file unless
- * @overwrite): temporary file beside it, integrity_check, fsync, rename. The
- * file's mode is at most the base's. FALSE and *error with nothing left at
- * @output. */
+/* Write the state of @plan to @output: temporary file ".tmp-<name>-<pid>"
+ * beside it (the leftovers of restores that died are removed first),
+ * integrity_check, fsync, rename. The file's mode is at most production's
+ * and the base's. Refused (REFUSED, nothing written), even with
+ * @overwrite: a production or development database of the root (any
+ * "*.db" in data/prod or data/dev, or the same file reached another way),
+ * an output with a -wal, -shm or -journal beside it (a database in use:
+ * its connections would mix their WAL with the new file), a file another
+ * process has open, and anything but a plain file (a symlink, a
+ * directory). An existing plain file is replaced only with @overwrite
+ * (EXISTS otherwise). FALSE and *error with nothing left at @output. */
 gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
                                   const char *output, gboolean overwrite,
                                   SqlenvfsProgressFunc progress, gpointer user, GError **error);

@@ -78,7 +78,17 @@ typedef enum {
 /* Absolute path of one of the root's directories (owned by the root). */
 const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
 
-/* Create every directory of the layout that is missing. */
+/* The permission bits every file written from production data gets at
+ * most: those of data/prod/<db>.db for @db, or (@db NULL, or no such
+ * file) those every production database allows (the intersection); 0644
+ * when there is none. Backups, snapshots, the archive, the cache,
+ * temporaries, development copies and restores are never more readable
+ * than their source; directories get sqlenvfs_mode_dir() of it. */
+int sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db);
+
+/* Create every directory of the layout that is missing: data/ with 0755,
+ * backups/ with the directory mode of sqlenvfs_root_data_mode(), .cache and
+ * .sqlenvfs with 0700. */
 gboolean sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error);
 
 /* data/prod/<name>.db and data/dev/<name>.db (newly allocated). */

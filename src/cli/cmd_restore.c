@@ -27,7 +27,8 @@ cmd_restore(int argc, char **argv)
       "NAME" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the restored database",
       "PATH" },
-    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace PATH if it exists", NULL },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+      "Replace PATH if it exists and is a plain file nobody has open", NULL },
     { NULL }
   };
 
@@ -35,7 +36,10 @@ cmd_restore(int argc, char **argv)
                  "Write the production database as it was at time T — the state after the last\n"
                  "transaction archived at or before T — to a new file, from the newest backup or\n"
                  "snapshot before T and the WAL archive. Production is not touched. A time outside\n"
-                 "the recoverable window (see `sqlenvfs list`) is refused.",
+                 "the recoverable window (see `sqlenvfs list`) is refused. PATH is never a database\n"
+                 "of the root (data/prod/*.db, data/dev/*.db), a file with a -wal, -shm or -journal\n"
+                 "beside it, or a file another process has open, even with --force: to put a\n"
+                 "restored state into production, see docs/OPERATIONS.md.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)

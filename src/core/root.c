@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct _SqlenvfsRoot {
@@ -223,12 +224,41 @@ sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which)
   return root->paths[which];
 }
 
+int
+sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
+{
+  g_autoptr(GPtrArray) names = NULL;
+  struct stat st;
+  int mode = 0666;
+  gboolean any = FALSE;
+
+  if (db != NULL) {
+    g_autofree char *path = sqlenvfs_root_prod_db(root, db);
+    if (stat(path, &st) == 0)
+      return (int)(st.st_mode & 0666);
+  }
+  names = sqlenvfs_root_list_dbs(root);
+  for (guint i = 0; i < names->len; i++) {
+    g_autofree char *path = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    if (stat(path, &st) == 0) {
+      mode &= (int)st.st_mode;
+      any = TRUE;
+    }
+  }
+  return any ? mode & 0666 : 0644;
+}
+
 gboolean
 sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error)
 {
-  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
-    if (!sqlenvfs_mkdir_p(root->paths[i], i == SQLENVFS_DIR_STATE ? 0700 : 0755, error))
+  int backups = sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL));
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++) {
+    int mode = i == SQLENVFS_DIR_STATE || i == SQLENVFS_DIR_CACHE ? 0700
+               : i == SQLENVFS_DIR_PROD || i == SQLENVFS_DIR_DEV ? 0755
+                                                                   : backups;
+    if (!sqlenvfs_mkdir_p(root->paths[i], mode, error))
       return FALSE;
+  }
   return TRUE;
 }
 
@@ -324,7 +354,7 @@ sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError *
 
   if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
     return -1;
-  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     sqlenvfs_error_errno(error, errno, "open lock file", path);
     return -1;
