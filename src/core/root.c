@@ -41,6 +41,8 @@ settings_defaults(SqlenvfsSettings *s)
   s->segment_max_bytes = 64 * 1024 * 1024;
   s->checkpoint_pages = 1000;
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
+  s->cache_min_free_bytes = G_GINT64_CONSTANT(1024) * 1024 * 1024;
+  s->log_max_bytes = G_GINT64_CONSTANT(10) * 1024 * 1024;
   s->size_warn_bytes = G_GINT64_CONSTANT(10000000000);
   s->backup_max_age_hours = 26;
   s->archive_lag_warn_seconds = 60;
@@ -124,6 +126,8 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
   INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
   INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
+  INT_KEY("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64);
+  INT_KEY("mount", "log-max-bytes", log_max_bytes, 4096, G_MAXINT64);
   INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
   INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
   INT_KEY("doctor", "archive-lag-warn-seconds", archive_lag_warn_seconds, 1, 100000000);

@@ -189,6 +189,10 @@ typedef struct {
   mode_t mode;      /* the production file's mode          */
 } FsPitrState;
 
+/* Refuse to start on a .cache that is a symlink or not a directory (the
+ * mount empties it and writes into it). */
+gboolean fs_pitr_check_cache_dir(SqlenvfsRoot *root, GError **error);
+
 FsPitr *fs_pitr_new(Fs *fs);
 void fs_pitr_free(FsPitr *p);
 
@@ -225,8 +229,10 @@ void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 
 /* log.c ------------------------------------------------------------------ */
 
-/* Send log lines to stderr (@to_stderr) or to @file (appending), with
+/* Send log lines to stderr (@to_stderr) or to @file (appending; never
+ * through a symlink; renamed to @file.1, replacing it, once it passes
+ * @max_bytes, so the log takes at most about twice that), with
  * g_debug/g_info shown only when @verbose. libfuse's log goes the same way. */
-void fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose);
+void fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose, gint64 max_bytes);
 
 G_END_DECLS
