@@ -129,6 +129,25 @@ char *fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error);
 /* A data file's mode from its source file's mode: read bits only. */
 mode_t fs_tree_data_mode(mode_t source_mode);
 
+/* Who asks (from fuse_req_ctx and fuse_req_getgroups). */
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int n_groups;
+} FsCaller;
+
+/* Whether @caller could do @mask (R_OK and/or X_OK) on what @where shows
+ * if it went to the root itself: on the files and directories it comes
+ * from, with search permission on every directory above them, as the
+ * kernel would decide from their owners and modes. The files behind each
+ * node: / the root; prod/, dev/ data/prod, data/dev and their databases;
+ * snapshots/, backups/ their directories, entries and copies; pitr/ the WAL
+ * archive directory, and a pitr/<time>/<db>.db the archive of <db>
+ * (search) and production's <db>.db (read). ctl/ and status have no file
+ * behind them: always TRUE (writes to ctl/ are checked elsewhere). */
+gboolean fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mask);
+
 /* serve.c ---------------------------------------------------------------- */
 
 typedef struct _FsHandle FsHandle;

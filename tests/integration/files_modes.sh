@@ -23,7 +23,9 @@ sqlite3 "$P" "UPDATE vessel_characteristics SET vessel_name = vessel_name || '!'
 echo 1 > "$M/ctl/backup"
 echo 1 > "$M/ctl/snapshot"
 echo 1 > "$M/ctl/refresh-dev"
-t=$(readlink "$M/pitr/latest")
+# The window reaches the commit once the archiver has it (poll, deadline 10 s).
+for i in $(seq 1 100); do t=$(readlink "$M/pitr/latest" 2>/dev/null) && break; sleep 0.1; done
+[ -n "$t" ] || fail "pitr/latest did not appear"
 cmp <(cat "$M/pitr/$t/app.db") <(cat "$M/pitr/$t/app.db") || fail "pitr reads differ"
 "$SQLENVFS" refresh-dev --root "$R" --time "$t" > /dev/null
 mkdir -p "$T/out"

@@ -63,7 +63,9 @@ pass "the log is rotated to mount.log.1 at log-max-bytes"
 
 # --- the cache's free space ---------------------------------------------------
 sqlite3 "$R/data/prod/app.db" "UPDATE vessel_characteristics SET vessel_name = vessel_name || '!'"
-t=$(readlink "$M/pitr/latest")
+# The window reaches the commit once the archiver has it (poll, deadline 10 s).
+for i in $(seq 1 100); do t=$(readlink "$M/pitr/latest" 2>/dev/null) && break; sleep 0.1; done
+[ -n "$t" ] || fail "pitr/latest did not appear"
 unmount_root "$M"
 printf '[mount]\nlog-max-bytes=8192\n[cache]\nmin-free-bytes=9000000000000000000\n' > "$R/sqlenvfs.conf"
 mount_root "$R" "$M"
