@@ -54,8 +54,10 @@ gboolean sqlenvfs_fsync_dir(const char *dir, GError **error);
 /* mkdir -p with mode 0755 (or @mode). */
 gboolean sqlenvfs_mkdir_p(const char *dir, int mode, GError **error);
 
-/* Write @len bytes to @path atomically: temp file in the same directory,
- * fsync, rename, fsync directory. The file gets @mode. */
+/* Write @len bytes to @path atomically: temporary ".tmp-<name>-<pid>" in
+ * the same directory (those of writers that died are removed first),
+ * fsync, rename, fsync directory. The file gets @mode (less the umask);
+ * never written through a symlink. */
 gboolean sqlenvfs_write_file_atomic(const char *path, const void *data,
                                     gsize len, int mode, GError **error);
 

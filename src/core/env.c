@@ -396,6 +396,10 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d", name, (int)getpid());
     tmp_prod = g_build_filename(prod_dir, file, NULL);
     tmp_dev = g_build_filename(dev_dir, file, NULL);
+    /* Whatever holds these names (a previous process with this pid, a
+     * link) goes before SQLite creates them. */
+    unlink_db_files(tmp_prod);
+    unlink_db_files(tmp_dev);
   }
 
   if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error))

@@ -161,11 +161,16 @@ sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
 {
   g_autofree char *dir = g_path_get_dirname(path);
   g_autofree char *base = g_path_get_basename(path);
-  g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp-%d", dir, base, (int)getpid());
+  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
+  g_autofree char *tmp = g_strdup_printf("%s/%s%d", dir, prefix, (int)getpid());
   const char *p = data;
   gsize left = len;
-  int fd = sqlenvfs_create_file(tmp, mode ? mode : 0644, error);
+  int fd;
 
+  /* The temporaries of writers of this file that died. */
+  if (sqlenvfs_tmp_leftovers(dir, prefix, FALSE, TRUE, NULL, error) < 0)
+    return FALSE;
+  fd = sqlenvfs_create_file(tmp, mode ? mode : 0644, error);
   if (fd < 0)
     return FALSE;
   while (left > 0) {

@@ -245,6 +245,32 @@ START_TEST(test_create_file_and_modes)
 }
 END_TEST
 
+/* An atomic write removes the temporary a writer of the same file left
+ * when it died, and names its own ".tmp-<name>-<pid>" (once). */
+START_TEST(test_write_atomic_leftover)
+{
+  g_autofree char *file = g_build_filename(tmp, "MANIFEST", NULL);
+  g_autofree char *dead = NULL, *data = NULL;
+  GError *error = NULL;
+  struct stat st;
+  pid_t pid = fork();
+  int status;
+  if (pid == 0)
+    _exit(0);
+  waitpid(pid, &status, 0);
+  dead = g_strdup_printf("%s/.tmp-MANIFEST-%d", tmp, (int)pid);
+  ck_assert(g_file_set_contents(dead, "half", -1, NULL));
+  umask(022);
+  ck_assert(sqlenvfs_write_file_atomic(file, "whole", 5, 0600, &error));
+  ck_assert_no_error(error);
+  ck_assert(!g_file_test(dead, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_get_contents(file, &data, NULL, NULL));
+  ck_assert_str_eq(data, "whole");
+  ck_assert_int_eq(stat(file, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -257,6 +283,7 @@ suite(void)
   tcase_add_test(tc, test_cleanup_tmp);
   tcase_add_test(tc, test_tmp_leftovers);
   tcase_add_test(tc, test_create_file_and_modes);
+  tcase_add_test(tc, test_write_atomic_leftover);
   suite_add_tcase(s, tc);
   return s;
 }
