@@ -51,8 +51,10 @@ gboolean sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboo
 gboolean sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
                                    SqlenvfsProgressFunc progress, gpointer user, GError **error);
 
-/* Remove leftover ".tmp-*" files and directories in @dir (from an
- * interrupted copy). Returns how many were removed. */
+/* Remove leftover ".tmp-<name>-<pid>" files and directories in @dir (of
+ * an interrupted copy or store entry) whose process is gone; nothing else,
+ * and never through a symlink (util.h, sqlenvfs_tmp_leftovers). Returns how
+ * many were removed. */
 int sqlenvfs_copy_cleanup_tmp(const char *dir);
 
 G_END_DECLS

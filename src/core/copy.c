@@ -208,42 +208,14 @@ sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
   return ok;
 }
 
-/* The pid at the end of ".tmp-<anything>-<pid>", or 0. */
-static pid_t
-tmp_owner(const char *name)
-{
-  const char *dash = strrchr(name, '-');
-  char *end = NULL;
-  long pid;
-  if (dash == NULL)
-    return 0;
-  pid = strtol(dash + 1, &end, 10);
-  return (end && *end == '\0' && pid > 0) ? (pid_t)pid : 0;
-}
-
 int
 sqlenvfs_copy_cleanup_tmp(const char *dir)
 {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *name;
-  int n = 0;
-
-  if (d == NULL)
+  g_autoptr(GError) error = NULL;
+  int n = sqlenvfs_tmp_leftovers(dir, ".tmp-", TRUE, TRUE, NULL, &error);
+  if (n < 0) {
+    g_warning("clean up %s: %s", dir, error->message);
     return 0;
-  while ((name = g_dir_read_name(d)) != NULL) {
-    pid_t owner;
-    g_autofree char *path = NULL;
-    if (!g_str_has_prefix(name, ".tmp-"))
-      continue;
-    owner = tmp_owner(name);
-    /* A temporary of a process that still runs is its work in progress. */
-    if (owner > 0 && (kill(owner, 0) == 0 || errno == EPERM))
-      continue;
-    path = g_build_filename(dir, name, NULL);
-    if (sqlenvfs_rm_rf(path, NULL)) {
-      g_message("removed leftover %s of an interrupted run", path);
-      n++;
-    }
   }
   return n;
 }

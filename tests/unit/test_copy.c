@@ -132,7 +132,7 @@ END_TEST
 
 START_TEST(test_cleanup_tmp)
 {
-  g_autofree char *dead = NULL, *alive = NULL, *other = NULL;
+  g_autofree char *dead = NULL, *alive = NULL, *other = NULL, *foreign = NULL;
   pid_t pid = fork();
   int status;
   if (pid == 0)
@@ -141,13 +141,16 @@ START_TEST(test_cleanup_tmp)
   dead = g_strdup_printf("%s/.tmp-20261128T161400Z-%d", tmp, (int)pid);
   alive = g_strdup_printf("%s/.tmp-app.db-%d", tmp, (int)getpid());
   other = g_build_filename(tmp, "20261128T161400Z", NULL);
+  foreign = g_build_filename(tmp, ".tmp-notes", NULL);
   ck_assert(sqlenvfs_mkdir_p(dead, 0755, NULL));
   ck_assert(g_file_set_contents(alive, "x", -1, NULL));
   ck_assert(sqlenvfs_mkdir_p(other, 0755, NULL));
+  ck_assert(g_file_set_contents(foreign, "not ours", -1, NULL));
   ck_assert_int_eq(sqlenvfs_copy_cleanup_tmp(tmp), 1);
   ck_assert(!g_file_test(dead, G_FILE_TEST_EXISTS));
   ck_assert(g_file_test(alive, G_FILE_TEST_EXISTS));
   ck_assert(g_file_test(other, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(foreign, G_FILE_TEST_EXISTS)); /* a name without a pid is not ours */
 }
 END_TEST
 
