@@ -87,10 +87,12 @@ SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, const SqlenvfsRestoreP
  * and the base's. Refused (REFUSED, nothing written), even with
  * @overwrite: a production or development database of the root (any
  * "*.db" in data/prod or data/dev, or the same file reached another way),
- * an output with a -wal, -shm or -journal beside it (a database in use:
- * its connections would mix their WAL with the new file), a file another
- * process has open, and anything but a plain file (a symlink, a
- * directory). An existing plain file is replaced only with @overwrite
+ * an existing output with a -wal, -shm or -journal beside it (a database
+ * in use: its connections would mix their WAL with the new file), a
+ * missing one with a -wal or -journal that has content or is open (SQLite
+ * would apply it to the new file; an empty one, as a read-only reader
+ * leaves, is harmless), a file another process has open, and anything but
+ * a plain file (a symlink, a directory). An existing plain file is replaced only with @overwrite
  * (EXISTS otherwise). FALSE and *error with nothing left at @output. */
 gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
                                   const char *output, gboolean overwrite,

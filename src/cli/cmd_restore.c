@@ -38,8 +38,9 @@ cmd_restore(int argc, char **argv)
                  "snapshot before T and the WAL archive. Production is not touched. A time outside\n"
                  "the recoverable window (see `sqlenvfs list`) is refused. PATH is never a database\n"
                  "of the root (data/prod/*.db, data/dev/*.db), a file with a -wal, -shm or -journal\n"
-                 "beside it, or a file another process has open, even with --force: to put a\n"
-                 "restored state into production, see docs/OPERATIONS.md.",
+                 "beside it (or a -wal with content where PATH is not yet), or a file another\n"
+                 "process has open, even with --force: to put a restored state into production,\n"
+                 "see docs/OPERATIONS.md. The file is no more readable than production.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)

@@ -719,8 +719,9 @@ check_output(SqlenvfsRoot *root, const char *output, gboolean overwrite, GError 
   g_autofree char *base = g_path_get_basename(output);
   g_autofree char *out_dir = real_dir(dir);
   g_autofree char *which = NULL;
+  gboolean has_output;
   struct stat st;
-  int pid;
+  int pid = 0;
 
   for (int k = 0; k < 2 && out_dir != NULL; k++) {
     g_autofree char *env_dir =
@@ -742,19 +743,35 @@ check_output(SqlenvfsRoot *root, const char *output, gboolean overwrite, GError 
                 output, which);
     return FALSE;
   }
+  has_output = lstat(output, &st) == 0;
   for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++) {
     g_autofree char *side = g_strconcat(output, sidecars[i], NULL);
-    if (lstat(side, &st) == 0) {
+    struct stat sst;
+    if (lstat(side, &sst) != 0)
+      continue;
+    /* Beside an existing file: a database in use (or not closed cleanly).
+     * Beside no file: what a reader left, harmless unless SQLite would
+     * apply its content to the new file or someone still has it open. */
+    if (has_output) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "restore to %s: %s exists beside it, so it is a database in use (or one not "
                   "closed cleanly), and a connection to it would mix its old %s with the "
-                  "restored file (nothing was written; choose another --output, or close "
-                  "what uses it; " INTO_PRODUCTION_HOWTO ")",
-                  output, side, sidecars[i] + 1);
+                  "restored file (nothing was written; choose another --output, or close what "
+                  "uses it and remove the %s; " INTO_PRODUCTION_HOWTO ")",
+                  output, side, sidecars[i] + 1, sidecars[i] + 1);
+      return FALSE;
+    }
+    if ((sst.st_size > 0 && strcmp(sidecars[i], "-shm") != 0) ||
+        (pid = sqlenvfs_doctor_file_opener(side)) > 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "restore to %s: %s is left beside it%s, and SQLite would apply it to the "
+                  "restored file (nothing was written; choose another --output, or remove %s "
+                  "once nothing uses it)",
+                  output, side, sst.st_size > 0 ? " with content" : " and open", side);
       return FALSE;
     }
   }
-  if (lstat(output, &st) != 0)
+  if (!has_output)
     return TRUE;
   if (!overwrite) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,

@@ -63,7 +63,25 @@ expect_fail 'live.db-wal exists beside it' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$T/live.db" --force
 assert_eq "$(md5sum < "$T/live.db")" "$live_sum" "the database in use after a refused restore"
 kill "$holder"; wait "$holder" 2>/dev/null || true
-pass "restore refuses an output with a -wal beside it"
+# Beside no file: a -wal with frames would be applied to the restored file.
+sqlite3 "$T/stale.db" "PRAGMA journal_mode=WAL; CREATE TABLE s(x);" > /dev/null
+python3 - "$T/stale.db" <<'PY'
+import shutil, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA wal_autocheckpoint=0")
+db.execute("INSERT INTO s VALUES (1)")
+shutil.copy(sys.argv[1] + "-wal", sys.argv[1] + "-wal.keep")
+PY
+rm -f "$T/stale.db" "$T/stale.db-shm"
+mv "$T/stale.db-wal.keep" "$T/stale.db-wal"
+[ -s "$T/stale.db-wal" ] || fail "no stale WAL to test with"
+expect_fail 'stale.db-wal is left beside it with content' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/stale.db"
+[ ! -e "$T/stale.db" ] || fail "a restore wrote beside a stale WAL"
+: > "$T/stale.db-wal"  # what a read-only reader leaves: empty, harmless
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/stale.db" > /dev/null
+assert_eq "$(sqlite3 "$T/stale.db" 'PRAGMA integrity_check')" "ok" "restore beside an empty -wal"
+pass "restore refuses an output with a -wal beside it, or a stale -wal with content"
 
 printf 'plain\n' > "$T/held.db"
 sleep 600 < "$T/held.db" &
