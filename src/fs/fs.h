@@ -144,8 +144,9 @@ typedef struct {
  * node: / the root; prod/, dev/ data/prod, data/dev and their databases;
  * snapshots/, backups/ their directories, entries and copies; pitr/ the WAL
  * archive directory, and a pitr/<time>/<db>.db the archive of <db>
- * (search) and production's <db>.db (read). ctl/ and status have no file
- * behind them: always TRUE (writes to ctl/ are checked elsewhere). */
+ * (search) and production's <db>.db (read); status and the ctl/ results
+ * need data/prod to be listable (read and search). Writes to ctl/ are
+ * checked elsewhere. */
 gboolean fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mask);
 
 /* serve.c ---------------------------------------------------------------- */

@@ -136,6 +136,12 @@ fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mas
     path = sqlenvfs_root_prod_db(root, where->db);
     return caller_may(caller, archive, X_OK) && caller_may(caller, path, mask);
   }
+  case FS_STATUS:
+  case FS_CTL_FILE:
+    /* What they say (databases, sizes, markers, results) is what listing
+     * data/prod and looking at its files tells. */
+    return !(mask & R_OK) ||
+           caller_may(caller, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), R_OK | X_OK);
   default:
     return TRUE;
   }

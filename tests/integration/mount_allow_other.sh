@@ -66,4 +66,12 @@ chmod 600 "$R/data/prod/app.db"
 as_other cat "$M/prod/app.db" > /dev/null 2>&1 && fail "the other user read a 0600 production"
 as_other cat "$M/pitr/$t/app.db" > /dev/null 2>&1 && fail "the other user read the past of a 0600 production"
 pass "a 0600 production and its past are not readable by another user"
+
+# status and ctl/ results tell what data/prod holds: for who can list it.
+as_other cat "$M/status" > /dev/null || fail "the other user cannot read status"
+chmod 700 "$R/data/prod"
+as_other cat "$M/status" > /dev/null 2>&1 && fail "the other user read status with data/prod 0700"
+as_other cat "$M/ctl/snapshot" > /dev/null 2>&1 && fail "the other user read ctl/snapshot with data/prod 0700"
+chmod 755 "$R/data/prod"
+pass "status and ctl/ results are for who can list data/prod"
 unmount_root "$M"
