@@ -128,11 +128,14 @@ typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
 /* Open (creating it if needed) the archive in @dir for appending. Recovers
  * from a crash: truncates a torn tail of the last segment, removes a segment
  * file whose header never made it, and rewrites the last segment's index.
- * @segment_max_bytes (>= 64 KiB) is where segments are rolled. NULL and
- * *error on failure (I/O, or INTEGRITY when the last segment's header is
- * unreadable; nothing is changed then). */
+ * @segment_max_bytes (>= 64 KiB) is where segments are rolled. Every file
+ * it creates or writes (segments, indexes, alive) gets at most the
+ * permission bits @mode (production's: an archive holds its pages), the
+ * directory sqlenvfs_mode_dir(@mode); files found more open are narrowed.
+ * NULL and *error on failure (I/O, or INTEGRITY when the last segment's
+ * header is unreadable; nothing is changed then). */
 SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes,
-                                                    GError **error);
+                                                    int mode, GError **error);
 void sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveWriter, sqlenvfs_archive_writer_free)
 

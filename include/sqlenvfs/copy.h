@@ -8,8 +8,9 @@
  *   (2) gives it a mode no more permissive than the source's;
  *   (3) fsyncs it; the caller renames it into place (copy_db_to_tmp) or it is
  *       renamed here (copy_db) and the directory fsync'd.
- * An interrupted copy leaves only a file whose name starts with ".tmp-",
- * which sqlenvfs_copy_cleanup_tmp() removes.
+ * An interrupted copy leaves only a file ".tmp-<name>-<pid>", which the
+ * next copy to the same destination removes (once that pid is dead), as
+ * sqlenvfs_copy_cleanup_tmp() does for a whole store directory.
  */
 #pragma once
 
@@ -41,8 +42,19 @@ gboolean sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboo
                              SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
                              GError **error);
 
-/* Remove leftover ".tmp-*" files and directories in @dir (from an
- * interrupted copy). Returns how many were removed. */
+/* Write @img to the new file @tmp itself (no rename), checked and fsync'd
+ * the same way, with mode @mode: for a state that is worked on further
+ * before it is installed (refresh-dev). @tmp should be named as
+ * util.h's temporaries are ("<prefix>-<pid>"), so that a run that dies
+ * leaves something the next run removes. FALSE and *error with nothing
+ * left at @tmp. */
+gboolean sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
+                                   SqlenvfsProgressFunc progress, gpointer user, GError **error);
+
+/* Remove leftover ".tmp-<name>-<pid>" files and directories in @dir (of
+ * an interrupted copy or store entry) whose process is gone; nothing else,
+ * and never through a symlink (util.h, sqlenvfs_tmp_leftovers). Returns how
+ * many were removed. */
 int sqlenvfs_copy_cleanup_tmp(const char *dir);
 
 G_END_DECLS

@@ -102,11 +102,21 @@ SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *p
  * otherwise: what was built from it must not be kept. */
 gboolean sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error);
 
-/* Write the state of @plan to @output (refusing an existing file unless
- * @overwrite): temporary file beside it, integrity_check, fsync, rename. The
- * file's mode is at most the base's. The base fields of @plan are updated as
- * by sqlenvfs_restore_image. FALSE and *error with nothing left at @output
- * (a base that changed while it was read removes the file again). */
+/* Write the state of @plan to @output: temporary file ".tmp-<name>-<pid>"
+ * beside it (the leftovers of restores that died are removed first),
+ * integrity_check, fsync, rename. The file's mode is at most production's
+ * and the base's. Refused (REFUSED, nothing written), even with
+ * @overwrite: a production or development database of the root (any
+ * "*.db" in data/prod or data/dev, or the same file reached another way),
+ * an existing output with a -wal, -shm or -journal beside it (a database
+ * in use: its connections would mix their WAL with the new file), a
+ * missing one with a -wal or -journal that has content or is open (SQLite
+ * would apply it to the new file; an empty one, as a read-only reader
+ * leaves, is harmless), a file another process has open, and anything but
+ * a plain file (a symlink, a directory). An existing plain file is replaced only with @overwrite
+ * (EXISTS otherwise). The base fields of @plan are updated as by
+ * sqlenvfs_restore_image. FALSE and *error with nothing left at @output (a base that changed while
+ * it was read removes the file again). */
 gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                                   const char *output, gboolean overwrite,
                                   SqlenvfsProgressFunc progress, gpointer user, GError **error);

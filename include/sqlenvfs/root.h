@@ -19,7 +19,8 @@
  *               snapshot-keep-days=7 snapshot-keep-count=0  (0: no count limit)
  *               pitr-keep-days=7
  *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
- *   [cache]     max-bytes=4294967296
+ *   [cache]     max-bytes=4294967296 min-free-bytes=1073741824
+ *   [mount]     log-max-bytes=10485760
  *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
  *               archive-lag-warn-seconds=60
  *               acknowledged-bugs=   (known SQLite bugs whose risk is accepted, e.g.
@@ -41,6 +42,8 @@ typedef struct {
   gint64 segment_max_bytes;
   gint64 checkpoint_pages;
   gint64 cache_max_bytes;
+  gint64 cache_min_free_bytes; /* a pitr rebuild leaves at least this free      */
+  gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */
   gint64 size_warn_bytes;
   int backup_max_age_hours;
   int archive_lag_warn_seconds;
@@ -78,7 +81,17 @@ typedef enum {
 /* Absolute path of one of the root's directories (owned by the root). */
 const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
 
-/* Create every directory of the layout that is missing. */
+/* The permission bits every file written from production data gets at
+ * most: those of data/prod/<db>.db for @db, or (@db NULL, or no such
+ * file) those every production database allows (the intersection); 0644
+ * when there is none. Backups, snapshots, the archive, the cache,
+ * temporaries, development copies and restores are never more readable
+ * than their source; directories get sqlenvfs_mode_dir() of it. */
+int sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db);
+
+/* Create every directory of the layout that is missing: data/ with 0755,
+ * backups/ with the directory mode of sqlenvfs_root_data_mode(), .cache and
+ * .sqlenvfs with 0700. */
 gboolean sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error);
 
 /* data/prod/<name>.db and data/dev/<name>.db (newly allocated). */

@@ -68,10 +68,46 @@ gboolean sqlenvfs_fsync_dir(const char *dir, GError **error);
 /* mkdir -p with mode 0755 (or @mode). */
 gboolean sqlenvfs_mkdir_p(const char *dir, int mode, GError **error);
 
-/* Write @len bytes to @path atomically: temp file in the same directory,
- * fsync, rename, fsync directory. The file gets @mode. */
+/* Write @len bytes to @path atomically: temporary ".tmp-<name>-<pid>" in
+ * the same directory (those of writers that died are removed first),
+ * fsync, rename, fsync directory. The file gets @mode (less the umask);
+ * never written through a symlink. */
 gboolean sqlenvfs_write_file_atomic(const char *path, const void *data,
                                     gsize len, int mode, GError **error);
+
+/* File modes. Every file the project writes is no more readable than the
+ * production database it comes from: a file gets (at most) the source's
+ * permission bits, a directory the same bits plus search (x) wherever
+ * they allow reading, so 0600 -> 0700, 0640 -> 0750, 0644 -> 0755. */
+int sqlenvfs_mode_dir(int file_mode);
+
+/* Temporary files. A temporary the project creates is named
+ * "<prefix>-<pid>" (SQLite may add "-journal", "-wal" or "-shm"), next to
+ * where its result goes, so that the leftovers of a process that died can be
+ * told from work in progress. */
+
+/* Create the new file @path for writing with @mode (O_CREAT | O_EXCL |
+ * O_NOFOLLOW: never through a symlink, never an existing file; a leftover
+ * of this very name, a previous process with the same pid, is removed
+ * first). Returns the descriptor, or -1 and *error. */
+int sqlenvfs_create_file(const char *path, int mode, GError **error);
+
+/* The leftovers in @dir of temporaries named "<prefix><anything>-<pid>"
+ * (optionally followed by "-journal", "-wal" or "-shm") whose process no
+ * longer runs. With @remove they are deleted (regular files, and with
+ * @dirs directory trees), relative to a descriptor of @dir opened with
+ * O_NOFOLLOW | O_DIRECTORY, so that nothing is ever deleted through a
+ * symlink; a symlink or other entry of that name is left alone and named
+ * in a warning. The paths found (removed, or found when !@remove) are
+ * appended to @found when non-NULL. Returns how many were found; -1 and
+ * *error when @dir is a symlink or cannot be read (a missing @dir is 0). */
+int sqlenvfs_tmp_leftovers(const char *dir, const char *prefix, gboolean dirs, gboolean remove,
+                           GPtrArray *found, GError **error);
+
+/* Refuse to write or delete @path when it is a symlink: FALSE and a
+ * REFUSED error naming @what, the link and its target. A missing @path is
+ * fine (TRUE). */
+gboolean sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error);
 
 /* Remove a directory tree (best effort is not enough: FALSE on failure). */
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);

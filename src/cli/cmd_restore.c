@@ -28,7 +28,8 @@ cmd_restore(int argc, char **argv)
       "NAME" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the restored database",
       "PATH" },
-    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace PATH if it exists", NULL },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+      "Replace PATH if it exists and is a plain file nobody has open", NULL },
     { NULL }
   };
 
@@ -36,7 +37,11 @@ cmd_restore(int argc, char **argv)
                  "Write the production database as it was at time T — the state after the last\n"
                  "transaction archived at or before T — to a new file, from the newest backup or\n"
                  "snapshot before T and the WAL archive. Production is not touched. A time outside\n"
-                 "the recoverable window (see `sqlenvfs list`) is refused.",
+                 "the recoverable window (see `sqlenvfs list`) is refused. PATH is never a database\n"
+                 "of the root (data/prod/*.db, data/dev/*.db), a file with a -wal, -shm or -journal\n"
+                 "beside it (or a -wal with content where PATH is not yet), or a file another\n"
+                 "process has open, even with --force: to put a restored state into production,\n"
+                 "see docs/OPERATIONS.md. The file is no more readable than production.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)

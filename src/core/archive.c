@@ -592,6 +592,7 @@ read_alive(const char *dir, gint64 *time, guint64 *next_seq)
 struct _SqlenvfsArchiveWriter {
   char *dir;
   gint64 max_bytes;
+  int mode;           /* permission bits of every file written (production's) */
 
   int seg_fd, idx_fd; /* current segment and its index; -1: none open      */
   char *seg_path, *idx_path;
@@ -698,6 +699,18 @@ sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w)
   return w->alive;
 }
 
+/* Narrow the mode of the open file @fd to at most @mode. */
+static gboolean
+narrow_mode(int fd, int mode, const char *path, GError **error)
+{
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", path);
+  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 && fchmod(fd, st.st_mode & (mode_t)mode & 0777) != 0)
+    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
+  return TRUE;
+}
+
 /* Rewrite the index of the current segment from @entries (atomically). */
 static gboolean
 rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
@@ -711,7 +724,7 @@ rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
   for (guint i = 0; i < entries->len; i++)
     encode_idx_entry(&g_array_index(entries, SqlenvfsArchiveEntry, i),
                      buf + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE);
-  if (!sqlenvfs_write_file_atomic(path, buf, len, 0644, error))
+  if (!sqlenvfs_write_file_atomic(path, buf, len, w->mode, error))
     return FALSE;
   w->idx_size = len;
   return TRUE;
@@ -788,6 +801,10 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
       return FALSE;
     }
   }
+  if (!narrow_mode(sf.fd, w->mode, sf.path, error)) {
+    seg_file_close(&sf);
+    return FALSE;
+  }
   w->seg_number = number;
   w->seg_size = off;
   w->seg_crc = c;
@@ -800,7 +817,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   {
     g_autofree char *name = seg_name(number, "idx");
     w->idx_path = g_build_filename(w->dir, name, NULL);
-    w->idx_fd = open(w->idx_path, O_RDWR | O_CLOEXEC);
+    w->idx_fd = open(w->idx_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
     if (w->idx_fd < 0)
       return sqlenvfs_error_errno(error, errno, "open archive index", w->idx_path);
   }
@@ -829,7 +846,7 @@ move_aside(const char *dir, guint64 number, const char *why, GError **error)
 }
 
 SqlenvfsArchiveWriter *
-sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError **error)
+sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode, GError **error)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = g_new0(SqlenvfsArchiveWriter, 1);
   g_autoptr(GArray) nums = NULL;
@@ -840,9 +857,11 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError *
   w->dir = g_strdup(dir);
   w->stage = g_malloc(STAGE_SIZE);
   w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
+  w->mode = mode & 0666;
   w->seg_fd = w->idx_fd = w->alive_fd = -1;
   w->next_seq = 1;
-  if (!sqlenvfs_mkdir_p(dir, 0755, error))
+  if (!sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(w->mode), error) ||
+      !sqlenvfs_refuse_symlink(dir, "open the WAL archive", error))
     return NULL;
   nums = list_segments(dir, error);
   if (nums == NULL)
@@ -932,7 +951,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
 
   encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc);
   encode_idx_header(ih, number);
-  sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
   if (sfd < 0)
     return sqlenvfs_error_errno(error, errno, "create archive segment", spath);
   if (!pwrite_full(sfd, sh, sizeof sh, 0, spath, error) || fdatasync(sfd) != 0) {
@@ -942,7 +961,11 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
     unlink(spath);
     return FALSE;
   }
-  ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, w->mode);
+  if (ifd >= 0 && !narrow_mode(ifd, w->mode, ipath, NULL)) {
+    close(ifd);
+    ifd = -1;
+  }
   if (ifd < 0) {
     sqlenvfs_error_errno(error, errno, "create archive index", ipath);
     close(sfd);
@@ -1322,9 +1345,11 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
   if (w->alive - w->alive_written < min_step_us && w->alive_written > 0)
     return TRUE;
   if (w->alive_fd < 0) {
-    w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, w->mode);
     if (w->alive_fd < 0)
       return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
+    if (!narrow_mode(w->alive_fd, w->mode, w->alive_path, error))
+      return FALSE;
   }
   memset(buf, 0, sizeof buf);
   memcpy(buf, ALIVE_MAGIC, 8);

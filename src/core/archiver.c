@@ -993,7 +993,7 @@ db_open(Db *d, GError **error)
   d->active = 0;
   if (!open_wal(d, error))
     return FALSE;
-  d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, error);
+  d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
   if (d->w == NULL)
     return FALSE;
 
@@ -1838,7 +1838,8 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
 
   if (fd < 0)
     return NULL;
-  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0755, error)) {
+  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL),
+                        sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL)), error)) {
     sqlenvfs_root_unlock(fd);
     return NULL;
   }

@@ -3,7 +3,9 @@
  *
  * Every copy goes through two functions: start_copy() writes the image
  * once to a temporary file ".tmp-<name>-<pid>" next to the destination
- * (crc32 computed on the way); finish_copy() runs fsync and PRAGMA
+ * (crc32 computed on the way), created with O_EXCL | O_NOFOLLOW and the
+ * source's mode, after removing the same destination's temporaries of
+ * processes that died; finish_copy() runs fsync and PRAGMA
  * integrity_check at once, then renames and syncs the directory. A live
  * view is released between the two. A failure at any step removes the
  * temporary file, so nothing that looks like a copy is ever left behind.
@@ -14,9 +16,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -65,28 +65,35 @@ pending_copy_clear(PendingCopy *pc)
   g_free(pc->tmp);
 }
 
-/* Write @img to a temporary file next to @dst. The image is not needed
- * afterwards (a pinned view can be released before the slow part). */
+/* Write @img to a temporary file next to @dst (@tmp: that exact file). The
+ * image is not needed afterwards (a pinned view can be released before the
+ * slow part). Leftovers of the same destination from processes that died
+ * are removed first. */
 static gboolean
-start_copy(SqlenvfsImage *img, const char *dst, int mode, gboolean overwrite,
+start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gboolean overwrite,
            SqlenvfsProgressFunc progress, gpointer user, PendingCopy *pc, GError **error)
 {
   g_autofree char *base = g_path_get_basename(dst);
+  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
 
   pc->fd = -1;
   pc->dst = g_strdup(dst);
   pc->dir = g_path_get_dirname(dst);
-  pc->tmp = g_strdup_printf("%s/.tmp-%s-%d", pc->dir, base, (int)getpid());
+  pc->tmp = tmp ? g_strdup(tmp) : g_strdup_printf("%s/.tmp-%s-%d", pc->dir, base, (int)getpid());
   pc->crc = 0;
-  if (!overwrite && g_file_test(dst, G_FILE_TEST_EXISTS)) {
+  if (tmp == NULL && !overwrite && g_file_test(dst, G_FILE_TEST_EXISTS)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                 "write %s: the file exists (choose another path, or pass --force to replace it)",
                 dst);
     return FALSE;
   }
-  pc->fd = open(pc->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (tmp == NULL && sqlenvfs_tmp_leftovers(pc->dir, prefix, FALSE, TRUE, NULL, error) < 0)
+    return FALSE;
+  /* Created owner-only, then given the source's mode: never more readable
+   * than the source, whatever the umask. */
+  pc->fd = sqlenvfs_create_file(pc->tmp, 0600, error);
   if (pc->fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", pc->tmp);
+    return FALSE;
   if (fchmod(pc->fd, mode & 0666) != 0 ||
       !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, &pc->crc, pc->tmp, error)) {
     if (error && *error == NULL)
@@ -128,7 +135,7 @@ finish_copy(PendingCopy *pc, SqlenvfsCopyResult *res, GError **error)
     g_propagate_error(error, g_steal_pointer(&check_error));
     return FALSE;
   }
-  if (rename(pc->tmp, pc->dst) != 0) {
+  if (strcmp(pc->tmp, pc->dst) != 0 && rename(pc->tmp, pc->dst) != 0) {
     int errsv = errno;
     unlink(pc->tmp);
     return sqlenvfs_error_errno(error, errsv, "rename into place", pc->dst);
@@ -157,8 +164,8 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
   view = sqlenvfs_live_view_open(src, error);
   if (view == NULL)
     return FALSE;
-  ok = start_copy(sqlenvfs_live_view_image(view), dst, st.st_mode & 0666, overwrite, progress,
-                  user, &pc, error);
+  ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, st.st_mode & 0666, overwrite,
+                  progress, user, &pc, error);
   if (ok && res) {
     res->pos = *sqlenvfs_live_view_pos(view);
     g_free(res->journal_mode);
@@ -182,48 +189,31 @@ sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean over
 
   if (res)
     memset(&res->pos, 0, sizeof res->pos);
-  ok = start_copy(img, dst, mode, overwrite, progress, user, &pc, error) &&
+  ok = start_copy(img, dst, NULL, mode, overwrite, progress, user, &pc, error) &&
        finish_copy(&pc, res, error);
   pending_copy_clear(&pc);
   return ok;
 }
 
-/* The pid at the end of ".tmp-<anything>-<pid>", or 0. */
-static pid_t
-tmp_owner(const char *name)
+gboolean
+sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
+                          SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
-  const char *dash = strrchr(name, '-');
-  char *end = NULL;
-  long pid;
-  if (dash == NULL)
-    return 0;
-  pid = strtol(dash + 1, &end, 10);
-  return (end && *end == '\0' && pid > 0) ? (pid_t)pid : 0;
+  PendingCopy pc = { .fd = -1 };
+  gboolean ok = start_copy(img, tmp, tmp, mode, TRUE, progress, user, &pc, error) &&
+                finish_copy(&pc, NULL, error);
+  pending_copy_clear(&pc);
+  return ok;
 }
 
 int
 sqlenvfs_copy_cleanup_tmp(const char *dir)
 {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *name;
-  int n = 0;
-
-  if (d == NULL)
+  g_autoptr(GError) error = NULL;
+  int n = sqlenvfs_tmp_leftovers(dir, ".tmp-", TRUE, TRUE, NULL, &error);
+  if (n < 0) {
+    g_warning("clean up %s: %s", dir, error->message);
     return 0;
-  while ((name = g_dir_read_name(d)) != NULL) {
-    pid_t owner;
-    g_autofree char *path = NULL;
-    if (!g_str_has_prefix(name, ".tmp-"))
-      continue;
-    owner = tmp_owner(name);
-    /* A temporary of a process that still runs is its work in progress. */
-    if (owner > 0 && (kill(owner, 0) == 0 || errno == EPERM))
-      continue;
-    path = g_build_filename(dir, name, NULL);
-    if (sqlenvfs_rm_rf(path, NULL)) {
-      g_message("removed leftover %s of an interrupted run", path);
-      n++;
-    }
   }
   return n;
 }

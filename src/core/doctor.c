@@ -298,6 +298,15 @@ find_opener(dev_t dev, ino_t ino)
 }
 
 int
+sqlenvfs_doctor_file_opener(const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) != 0)
+    return 0;
+  return find_opener(st.st_dev, st.st_ino);
+}
+
+int
 sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
 {
   struct stat st;
@@ -1269,6 +1278,63 @@ check_space(Ctx *c)
   }
 }
 
+/* Temporaries left by runs that died (util.h): where each kind lives, the
+ * names it has, and which command removes it on its next run. */
+static void
+check_leftovers(Ctx *c)
+{
+  static const struct {
+    SqlenvfsDir dir;
+    const char *prefix;
+    gboolean dirs;
+    const char *removed_by;
+  } places[] = {
+    { SQLENVFS_DIR_DEV, ".tmp-refresh-", FALSE, "`sqlenvfs refresh-dev`" },
+    { SQLENVFS_DIR_DEV, ".tmp-init-", FALSE, "`sqlenvfs init`" },
+    { SQLENVFS_DIR_PROD, ".tmp-init-", FALSE, "`sqlenvfs init`" },
+    { SQLENVFS_DIR_DAILY, ".tmp-", TRUE, "`sqlenvfs backup` or `sqlenvfs prune`" },
+    { SQLENVFS_DIR_SNAPSHOTS, ".tmp-", TRUE, "`sqlenvfs snapshot` or `sqlenvfs prune`" },
+    { SQLENVFS_DIR_CACHE, ".tmp-", FALSE, "the next mount (or `sqlenvfs refresh-dev --time`)" },
+  };
+  guint n_found = 0;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(places); i++) {
+    const char *dir = sqlenvfs_root_path(c->root, places[i].dir);
+    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GString) names = g_string_new(NULL);
+    guint64 bytes = 0;
+    g_autofree char *size = NULL, *action = NULL;
+
+    if (sqlenvfs_tmp_leftovers(dir, places[i].prefix, places[i].dirs, FALSE, found, &error) < 0) {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir,
+                                 "make it a real directory", "%s", error->message);
+      continue;
+    }
+    for (guint k = 0; k < found->len; k++) {
+      struct stat st;
+      if (lstat(found->pdata[k], &st) == 0)
+        bytes += (guint64)st.st_size;
+      g_string_append_printf(names, "%s%s", k ? ", " : "", (const char *)found->pdata[k]);
+    }
+    if (found->len == 0)
+      continue;
+    n_found += found->len;
+    size = sqlenvfs_format_size(bytes);
+    action = g_strdup_printf("%s removes them on its next run; or delete them now (no running "
+                             "process owns them)", places[i].removed_by);
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir, action,
+      "temporaries of an interrupted run (their process is gone): %s (%s); they may hold a "
+      "full copy of production data",
+      names->str, size);
+  }
+  if (n_found == 0)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "leftovers", "root",
+                               sqlenvfs_root_dir(c->root), "nothing to do",
+                               "no temporaries of interrupted runs");
+}
+
 /* Bugs this project knows about: SQLite's own corruption bugs that matter to
  * WAL-mode databases with several connections. */
 typedef struct {
@@ -1452,6 +1518,7 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "changes but production");
   }
   check_space(&c);
+  check_leftovers(&c);
   check_sqlite(&c);
   if (c.backups)
     g_ptr_array_unref(c.backups);

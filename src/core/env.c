@@ -28,6 +28,11 @@
  *       in one write transaction: a reader of development sees the old
  *       database or the new one, never a mix and never the production
  *       marker.
+ *   (7) Everything refresh-dev writes is no more readable than production:
+ *       the temporary gets production's mode, and development's files are
+ *       narrowed to it before the copy goes in. It never writes through a
+ *       symlink (development's files must be real files), and removes the
+ *       temporaries of runs that died (their pid no longer runs) first.
  */
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/copy.h"
@@ -37,6 +42,7 @@
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -154,25 +160,6 @@ db_files_exist(const char *path)
 {
   g_autofree char *wal = side_path(path, "-wal");
   return g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(wal, G_FILE_TEST_EXISTS);
-}
-
-/* Remove leftovers of an interrupted run in @dir: the files whose names
- * start with "<prefix>" (with their -wal, -shm, -journal). Called with the
- * lock that the run held, so no running process owns them. */
-static void
-remove_stale_tmp(const char *dir, const char *prefix)
-{
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *ent;
-  if (d == NULL)
-    return;
-  while ((ent = g_dir_read_name(d)) != NULL) {
-    if (g_str_has_prefix(ent, prefix)) {
-      g_autofree char *p = g_build_filename(dir, ent, NULL);
-      g_debug("removing leftover %s", p);
-      unlink(p);
-    }
-  }
 }
 
 /* Close @db, reporting a failure (a close that fails leaves files behind). */
@@ -398,13 +385,21 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
   {
     g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
-    remove_stale_tmp(prod_dir, prefix);
-    remove_stale_tmp(dev_dir, prefix);
+    /* Leftovers of an interrupted init (their process is gone). */
+    if (sqlenvfs_tmp_leftovers(prod_dir, prefix, FALSE, TRUE, NULL, error) < 0 ||
+        sqlenvfs_tmp_leftovers(dev_dir, prefix, FALSE, TRUE, NULL, error) < 0) {
+      sqlenvfs_root_unlock(lock);
+      return FALSE;
+    }
   }
   {
     g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d", name, (int)getpid());
     tmp_prod = g_build_filename(prod_dir, file, NULL);
     tmp_dev = g_build_filename(dev_dir, file, NULL);
+    /* Whatever holds these names (a previous process with this pid, a
+     * link) goes before SQLite creates them. */
+    unlink_db_files(tmp_prod);
+    unlink_db_files(tmp_dev);
   }
 
   if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error))
@@ -612,6 +607,54 @@ install_into(sqlite3 *dst, const char *dst_path, const char *src_path, GError **
   return TRUE;
 }
 
+/* The development database and its -wal, -shm and -journal must be real
+ * files (or absent): SQLite would write through a symlink. */
+static gboolean
+refuse_dev_links(const char *dev, GError **error)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
+  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+    g_autofree char *p = side_path(dev, suffixes[i]);
+    if (!sqlenvfs_refuse_symlink(p, "refresh-dev", error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Make development's files (db, -wal, -shm) no more readable than @mode:
+ * it now holds production's data. Never through a symlink. */
+static gboolean
+tighten_dev_mode(const char *dev, int mode, GError **error)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+    g_autofree char *p = side_path(dev, suffixes[i]);
+    struct stat st;
+    if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
+      continue;
+    if (fchmodat(AT_FDCWD, p, st.st_mode & (mode_t)mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
+      return sqlenvfs_error_errno(error, errno, "refresh-dev: restrict the mode of", p);
+  }
+  return TRUE;
+}
+
+/* Create the new, empty development database file @dev with @mode (so that
+ * SQLite, which would create it with 0644 less the umask, finds it). */
+static gboolean
+create_dev_file(const char *dev, int mode, GError **error)
+{
+  int fd = open(dev, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno == EEXIST ? TRUE : sqlenvfs_error_errno(error, errno, "refresh-dev: create", dev);
+  if (fchmod(fd, (mode_t)mode & 0666) != 0) {
+    int errsv = errno;
+    close(fd);
+    return sqlenvfs_error_errno(error, errsv, "refresh-dev: set the mode of", dev);
+  }
+  close(fd);
+  return TRUE;
+}
+
 gboolean
 sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, SqlenvfsImage *img,
                                     const char *source_desc, SqlenvfsProgressFunc progress,
@@ -621,21 +664,25 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   g_autofree char *dev = sqlenvfs_root_dev_db(root, db);
   g_autofree char *tmp = NULL, *prefix = NULL, *env = NULL;
   g_autoptr(sqlite3) live = NULL;
+  int data_mode = sqlenvfs_root_data_mode(root, db);
   gboolean ok = FALSE;
   int lock;
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
-  if (!sqlenvfs_mkdir_p(dev_dir, 0755, error))
+  if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
+      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) || !refuse_dev_links(dev, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
   if (lock < 0)
     return FALSE;
   prefix = g_strdup_printf(".tmp-refresh-%s-", db);
-  remove_stale_tmp(dev_dir, prefix);
+  if (sqlenvfs_tmp_leftovers(dev_dir, prefix, FALSE, TRUE, NULL, error) < 0)
+    goto out;
   tmp = g_strdup_printf("%s/.tmp-refresh-%s-%d", dev_dir, db, (int)getpid());
 
-  /* 1. The new state, written aside and integrity-checked (copy.h). */
-  if (!sqlenvfs_copy_image(img, tmp, 0644, TRUE, progress, user, NULL, error))
+  /* 1. The new state, written aside with production's mode and
+   *    integrity-checked (copy.h). */
+  if (!sqlenvfs_copy_image_aside(img, tmp, data_mode, progress, user, error))
     goto out;
   /* 2. Marked development, in its own file, and checked again. */
   {
@@ -647,9 +694,13 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
         !sqlenvfs_db_check(t, TRUE, tmp, error) || !close_db(g_steal_pointer(&t), tmp, error))
       goto out;
   }
-  /* 3. Installed into the live development database in one transaction. */
+  /* 3. Installed into the live development database in one transaction,
+   *    which is first made no more readable than production. */
   {
     gboolean is_new = !g_file_test(dev, G_FILE_TEST_EXISTS);
+    if (!refuse_dev_links(dev, error) || (is_new && !create_dev_file(dev, data_mode, error)) ||
+        !tighten_dev_mode(dev, data_mode, error))
+      goto out;
     live = sqlenvfs_db_open(dev, SQLENVFS_OPEN_CREATE, error);
     if (live == NULL)
       goto out;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 struct _SqlenvfsRoot {
@@ -44,6 +45,8 @@ settings_defaults(SqlenvfsSettings *s)
   s->segment_max_bytes = 64 * 1024 * 1024;
   s->checkpoint_pages = 1000;
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
+  s->cache_min_free_bytes = G_GINT64_CONSTANT(1024) * 1024 * 1024;
+  s->log_max_bytes = G_GINT64_CONSTANT(10) * 1024 * 1024;
   s->size_warn_bytes = G_GINT64_CONSTANT(10000000000);
   s->backup_max_age_hours = 26;
   s->archive_lag_warn_seconds = 60;
@@ -134,6 +137,8 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
   INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
   INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
+  INT_KEY("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64);
+  INT_KEY("mount", "log-max-bytes", log_max_bytes, 4096, G_MAXINT64);
   INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
   INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
   INT_KEY("doctor", "archive-lag-warn-seconds", archive_lag_warn_seconds, 1, 100000000);
@@ -236,12 +241,41 @@ sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which)
   return root->paths[which];
 }
 
+int
+sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
+{
+  g_autoptr(GPtrArray) names = NULL;
+  struct stat st;
+  int mode = 0666;
+  gboolean any = FALSE;
+
+  if (db != NULL) {
+    g_autofree char *path = sqlenvfs_root_prod_db(root, db);
+    if (stat(path, &st) == 0)
+      return (int)(st.st_mode & 0666);
+  }
+  names = sqlenvfs_root_list_dbs(root);
+  for (guint i = 0; i < names->len; i++) {
+    g_autofree char *path = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    if (stat(path, &st) == 0) {
+      mode &= (int)st.st_mode;
+      any = TRUE;
+    }
+  }
+  return any ? mode & 0666 : 0644;
+}
+
 gboolean
 sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error)
 {
-  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++)
-    if (!sqlenvfs_mkdir_p(root->paths[i], i == SQLENVFS_DIR_STATE ? 0700 : 0755, error))
+  int backups = sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL));
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++) {
+    int mode = i == SQLENVFS_DIR_STATE || i == SQLENVFS_DIR_CACHE ? 0700
+               : i == SQLENVFS_DIR_PROD || i == SQLENVFS_DIR_DEV ? 0755
+                                                                   : backups;
+    if (!sqlenvfs_mkdir_p(root->paths[i], mode, error))
       return FALSE;
+  }
   return TRUE;
 }
 
@@ -394,7 +428,7 @@ sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError *
 
   if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
     return -1;
-  fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) {
     sqlenvfs_error_errno(error, errno, "open lock file", path);
     return -1;

@@ -427,17 +427,18 @@ check_source(const char *path, GError **error)
   return TRUE;
 }
 
-/* The store directory of @kind, created if missing; a clear error if it
- * cannot be (a file in its place, a read-only filesystem). */
+/* The store directory of @kind, created if missing (no more open than the
+ * production databases allow); a clear error if it cannot be (a file in
+ * its place, a read-only filesystem). */
 static gboolean
-ensure_store_dir(const char *dir, GError **error)
+ensure_store_dir(const char *dir, int mode, GError **error)
 {
   if (g_file_test(dir, G_FILE_TEST_EXISTS) && !g_file_test(dir, G_FILE_TEST_IS_DIR)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "backup directory %s is not a directory (move that file away, then retry)", dir);
     return FALSE;
   }
-  return sqlenvfs_mkdir_p(dir, 0755, error);
+  return sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(mode), error);
 }
 
 SqlenvfsStoredCopy *
@@ -502,7 +503,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     return NULL;
   }
 
-  if (!ensure_store_dir(dir, error))
+  if (!ensure_store_dir(dir, sqlenvfs_root_data_mode(root, NULL), error))
     return NULL;
   lock = sqlenvfs_root_lock(root, "store", TRUE, error);
   if (lock < 0)
@@ -513,7 +514,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   name = unique_name(dir, now);
   tmp = g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
   final = g_build_filename(dir, name, NULL);
-  if (mkdir(tmp, 0755) != 0) {
+  if (mkdir(tmp, (mode_t)sqlenvfs_mode_dir(manifest_mode)) != 0) {
     sqlenvfs_error_errno(error, errno, "create backup directory", tmp);
     goto out;
   }

@@ -6,8 +6,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <dirent.h>
 #include <ftw.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -164,13 +167,18 @@ sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
 {
   g_autofree char *dir = g_path_get_dirname(path);
   g_autofree char *base = g_path_get_basename(path);
-  g_autofree char *tmp = g_strdup_printf("%s/.%s.tmp-%d", dir, base, (int)getpid());
+  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
+  g_autofree char *tmp = g_strdup_printf("%s/%s%d", dir, prefix, (int)getpid());
   const char *p = data;
   gsize left = len;
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode ? mode : 0644);
+  int fd;
 
+  /* The temporaries of writers of this file that died. */
+  if (sqlenvfs_tmp_leftovers(dir, prefix, FALSE, TRUE, NULL, error) < 0)
+    return FALSE;
+  fd = sqlenvfs_create_file(tmp, mode ? mode : 0644, error);
   if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", tmp);
+    return FALSE;
   while (left > 0) {
     ssize_t n = write(fd, p, left);
     if (n < 0) {
@@ -197,6 +205,168 @@ sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
     return sqlenvfs_error_errno(error, errsv, "rename into place", path);
   }
   return sqlenvfs_fsync_dir(dir, error);
+}
+
+int
+sqlenvfs_mode_dir(int file_mode)
+{
+  int m = file_mode & 0777;
+  return m | ((m & 0444) >> 2);
+}
+
+int
+sqlenvfs_create_file(const char *path, int mode, GError **error)
+{
+  int fd;
+  /* unlink never follows a symlink: whatever holds this name goes. */
+  if (unlink(path) != 0 && errno != ENOENT) {
+    sqlenvfs_error_errno(error, errno, "remove the leftover", path);
+    return -1;
+  }
+  fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "create", path);
+    return -1;
+  }
+  return fd;
+}
+
+gboolean
+sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error)
+{
+  struct stat st;
+  g_autofree char *target = NULL;
+
+  if (lstat(path, &st) != 0 || !S_ISLNK(st.st_mode))
+    return TRUE;
+  target = g_file_read_link(path, NULL);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+              "%s: %s is a symbolic link (to %s); sqlenvfs never writes or deletes through a "
+              "link (nothing was changed; replace the link by the real file or directory)",
+              what, path, target ? target : "?");
+  return FALSE;
+}
+
+/* The pid of a temporary named "<anything>-<pid>[-journal|-wal|-shm]", or 0. */
+static pid_t
+tmp_pid(const char *name)
+{
+  static const char *const sidecars[] = { "-journal", "-wal", "-shm" };
+  g_autofree char *stem = g_strdup(name);
+  const char *dash;
+  char *end = NULL;
+  long pid;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++)
+    if (g_str_has_suffix(stem, sidecars[i])) {
+      stem[strlen(stem) - strlen(sidecars[i])] = '\0';
+      break;
+    }
+  dash = strrchr(stem, '-');
+  if (dash == NULL || !g_ascii_isdigit(dash[1]))
+    return 0;
+  pid = strtol(dash + 1, &end, 10);
+  return (end && *end == '\0' && pid > 0 && pid <= G_MAXINT32) ? (pid_t)pid : 0;
+}
+
+static gboolean
+pid_is_dead(pid_t pid)
+{
+  return kill(pid, 0) != 0 && errno == ESRCH;
+}
+
+/* Remove the tree @name inside the directory @dfd, never following a symlink. */
+static gboolean
+remove_at(int dfd, const char *name, const char *path, GError **error)
+{
+  struct stat st;
+  int sub;
+  DIR *d;
+  struct dirent *ent;
+  gboolean ok = TRUE;
+
+  if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+    return errno == ENOENT ? TRUE : sqlenvfs_error_errno(error, errno, "remove", path);
+  if (!S_ISDIR(st.st_mode)) {
+    if (unlinkat(dfd, name, 0) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove", path);
+    return TRUE;
+  }
+  sub = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (sub < 0)
+    return sqlenvfs_error_errno(error, errno, "remove", path);
+  d = fdopendir(sub);
+  if (d == NULL) {
+    close(sub);
+    return sqlenvfs_error_errno(error, errno, "remove", path);
+  }
+  while (ok && (ent = readdir(d)) != NULL) {
+    g_autofree char *child = NULL;
+    if (strcmp(ent->d_name, ".") == 0 || strcmp(ent->d_name, "..") == 0)
+      continue;
+    child = g_build_filename(path, ent->d_name, NULL);
+    ok = remove_at(dirfd(d), ent->d_name, child, error);
+  }
+  closedir(d);
+  if (ok && unlinkat(dfd, name, AT_REMOVEDIR) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "remove", path);
+  return ok;
+}
+
+int
+sqlenvfs_tmp_leftovers(const char *dir, const char *prefix, gboolean dirs, gboolean remove,
+                       GPtrArray *found, GError **error)
+{
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d;
+  struct dirent *ent;
+  int n = 0;
+
+  if (dfd < 0) {
+    int errsv = errno;
+    if (errsv == ENOENT)
+      return 0;
+    if (sqlenvfs_refuse_symlink(dir, "clean up temporaries", error))
+      sqlenvfs_error_errno(error, errsv, "open directory", dir);
+    return -1;
+  }
+  d = fdopendir(dfd);
+  if (d == NULL) {
+    close(dfd);
+    sqlenvfs_error_errno(error, errno, "read directory", dir);
+    return -1;
+  }
+  while ((ent = readdir(d)) != NULL) {
+    g_autofree char *path = NULL;
+    g_autoptr(GError) local = NULL;
+    struct stat st;
+    pid_t pid;
+
+    if (!g_str_has_prefix(ent->d_name, prefix) || (pid = tmp_pid(ent->d_name)) == 0 ||
+        !pid_is_dead(pid))
+      continue;
+    path = g_build_filename(dir, ent->d_name, NULL);
+    if (fstatat(dirfd(d), ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+      continue;
+    if (!S_ISREG(st.st_mode) && !(dirs && S_ISDIR(st.st_mode))) {
+      g_warning("%s looks like a leftover temporary but is not a %s: left alone (remove it "
+                "yourself if it is not yours)",
+                path, dirs ? "regular file or directory" : "regular file");
+      continue;
+    }
+    if (remove) {
+      if (!remove_at(dirfd(d), ent->d_name, path, &local)) {
+        g_warning("remove the leftover %s: %s", path, local->message);
+        continue;
+      }
+      g_message("removed %s, left by an interrupted run (pid %d)", path, (int)pid);
+    }
+    if (found)
+      g_ptr_array_add(found, g_steal_pointer(&path));
+    n++;
+  }
+  closedir(d);
+  return n;
 }
 
 static int

@@ -119,18 +119,25 @@ is_dir(FsKind kind)
 }
 
 /* Permission for a caller other than the mounting user (only possible with
- * -o allow_other; the kernel keeps everyone else out otherwise). The mode
- * bits shown are the rules: data files are never more readable than their
- * source. Writing is decided elsewhere (EROFS for data files). */
+ * -o allow_other; the kernel keeps everyone else out otherwise, and the
+ * mount does not ask the kernel to check modes, so this is the check). A
+ * node may be read, listed or searched only by who could do the same in
+ * the root itself (tree.c, fs_tree_may_access): the file's own mode and
+ * every directory above it. Writing is decided elsewhere (EROFS for data
+ * files, the mounting user only for ctl/). */
 static gboolean
-may_read(fuse_req_t req, Fs *fs, const struct stat *st)
+may_access(fuse_req_t req, Fs *fs, const FsWhere *where, int mask)
 {
   const struct fuse_ctx *ctx = fuse_req_ctx(req);
+  FsCaller caller = { .uid = ctx->uid, .gid = ctx->gid };
+  int n;
+
   if (ctx->uid == 0 || ctx->uid == fs->uid)
     return TRUE;
-  if (ctx->gid == st->st_gid)
-    return (st->st_mode & S_IRGRP) != 0;
-  return (st->st_mode & S_IROTH) != 0;
+  n = fuse_req_getgroups(req, G_N_ELEMENTS(caller.groups), caller.groups);
+  /* More groups than fit: the first ones only (a stricter answer). */
+  caller.n_groups = n < 0 ? 0 : MIN(n, (int)G_N_ELEMENTS(caller.groups));
+  return fs_tree_may_access(fs, where, &caller, mask);
 }
 
 static gboolean
@@ -250,6 +257,10 @@ fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 
   if (!is_dir(pnode->where.kind)) {
     fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  if (!may_access(req, fs, &pnode->where, X_OK)) {
+    fuse_reply_err(req, EACCES);
     return;
   }
   path = *pnode->path ? g_strconcat(pnode->path, "/", name, NULL) : g_strdup(name);
@@ -406,6 +417,10 @@ fs_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, ENOTDIR);
     return;
   }
+  if (!may_access(req, fs, &node->where, R_OK)) {
+    fuse_reply_err(req, EACCES);
+    return;
+  }
   names = fs_tree_list(fs, &node->where, &error);
   if (names == NULL) {
     reply_error(req, "opendir", node->path, error);
@@ -498,7 +513,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     reply_error(req, "open", node->path, error);
     return;
   }
-  if (!writing && !may_read(req, fs, &attr.st)) {
+  if (!writing && !may_access(req, fs, &node->where, R_OK)) {
     fuse_reply_err(req, EACCES);
     return;
   }
@@ -632,7 +647,7 @@ fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
     reply_error(req, "access", node->path, error);
     return;
   }
-  if ((mask & R_OK) && !may_read(req, fs, &attr.st)) {
+  if ((mask & (R_OK | X_OK)) && !may_access(req, fs, &node->where, mask & (R_OK | X_OK))) {
     fuse_reply_err(req, EACCES);
     return;
   }

@@ -139,6 +139,26 @@ char *fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error);
 /* A data file's mode from its source file's mode: read bits only. */
 mode_t fs_tree_data_mode(mode_t source_mode);
 
+/* Who asks (from fuse_req_ctx and fuse_req_getgroups). */
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  gid_t groups[64];
+  int n_groups;
+} FsCaller;
+
+/* Whether @caller could do @mask (R_OK and/or X_OK) on what @where shows
+ * if it went to the root itself: on the files and directories it comes
+ * from, with search permission on every directory above them, as the
+ * kernel would decide from their owners and modes. The files behind each
+ * node: / the root; prod/, dev/ data/prod, data/dev and their databases;
+ * snapshots/, backups/ their directories, entries and copies; pitr/ the WAL
+ * archive directory, and a pitr/<time>/<db>.db the archive of <db>
+ * (search) and production's <db>.db (read); status and the ctl/ results
+ * need data/prod to be listable (read and search). Writes to ctl/ are
+ * checked elsewhere. */
+gboolean fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mask);
+
 /* serve.c ---------------------------------------------------------------- */
 
 typedef struct _FsHandle FsHandle;
@@ -212,6 +232,10 @@ typedef struct {
   mode_t mode;      /* the production file's mode          */
 } FsPitrState;
 
+/* Refuse to start on a .cache that is a symlink or not a directory (the
+ * mount empties it and writes into it). */
+gboolean fs_pitr_check_cache_dir(SqlenvfsRoot *root, GError **error);
+
 FsPitr *fs_pitr_new(Fs *fs);
 void fs_pitr_free(FsPitr *p);
 
@@ -255,8 +279,10 @@ void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 
 /* log.c ------------------------------------------------------------------ */
 
-/* Send log lines to stderr (@to_stderr) or to @file (appending), with
+/* Send log lines to stderr (@to_stderr) or to @file (appending; never
+ * through a symlink; renamed to @file.1, replacing it, once it passes
+ * @max_bytes, so the log takes at most about twice that), with
  * g_debug/g_info shown only when @verbose. libfuse's log goes the same way. */
-void fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose);
+void fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose, gint64 max_bytes);
 
 G_END_DECLS

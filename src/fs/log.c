@@ -10,6 +10,12 @@
  *
  * g_debug and g_info lines are kept only with -d (or G_MESSAGES_DEBUG).
  * libfuse's own messages are routed into the same writer.
+ *
+ * The file is bounded: once it passes [mount] log-max-bytes it is renamed
+ * to mount.log.1 (replacing the previous one) and a new mount.log started,
+ * so the log takes at most about twice that. Writes and the rotation hold
+ * log_lock, so no thread ever writes to a descriptor being closed. The file
+ * is opened with O_NOFOLLOW (never written through a symlink) and mode 0600.
  */
 #include "fs.h"
 
@@ -20,11 +26,45 @@
 #include <fuse_log.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+static GMutex log_lock; /* guards the four below */
 static int log_fd = STDERR_FILENO;
+static char *log_file;  /* NULL: stderr */
+static guint64 log_size;
+static guint64 log_max;
 static gboolean log_verbose;
 static gboolean writer_set;
+
+/* Open @file for appending, never through a symlink; its size in *size. */
+static int
+open_log(const char *file, guint64 *size)
+{
+  struct stat st;
+  int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0)
+    *size = fstat(fd, &st) == 0 ? (guint64)st.st_size : 0;
+  return fd;
+}
+
+/* Past the bound: mount.log -> mount.log.1, and a new mount.log. Called
+ * with log_lock held. On failure the current file is kept (and written). */
+static void
+rotate(void)
+{
+  g_autofree char *old = g_strconcat(log_file, ".1", NULL);
+  guint64 size = 0;
+  int fd;
+  if (rename(log_file, old) != 0)
+    return;
+  fd = open_log(log_file, &size);
+  if (fd < 0)
+    return;
+  close(log_fd);
+  log_fd = fd;
+  log_size = size;
+}
 
 static const char *
 level_name(GLogLevelFlags level)
@@ -68,9 +108,15 @@ writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer u
   when = sqlenvfs_time_format_iso(now - now % 1000);
   line = g_strdup_printf("%s sqlenvfs[%d] %s: %s\n", when, (int)getpid(), level_name(level),
                          message ? message : "");
+  g_mutex_lock(&log_lock);
+  if (log_file != NULL && log_size >= log_max)
+    rotate();
   if (write(log_fd, line, strlen(line)) < 0) {
     /* Nowhere else to say it. */
+  } else {
+    log_size += strlen(line);
   }
+  g_mutex_unlock(&log_lock);
   return G_LOG_WRITER_HANDLED;
 }
 
@@ -102,22 +148,35 @@ fuse_log_to_glib(enum fuse_log_level level, const char *fmt, va_list ap)
 }
 
 void
-fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose)
+fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose, gint64 max_bytes)
 {
+  g_mutex_lock(&log_lock);
   log_verbose = verbose;
+  log_max = max_bytes > 0 ? (guint64)max_bytes : G_MAXUINT64;
   if (!to_stderr && file != NULL) {
-    int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    guint64 size = 0;
+    int fd = open_log(file, &size);
     if (fd >= 0) {
       if (log_fd != STDERR_FILENO)
         close(log_fd);
       log_fd = fd;
+      log_size = size;
+      g_free(log_file);
+      log_file = g_strdup(file);
     } else {
-      g_warning("open log file %s: %s (logging to stderr)", file, g_strerror(errno));
+      int errsv = errno;
+      g_mutex_unlock(&log_lock);
+      g_warning("open log file %s: %s (logging to stderr; if it is a symbolic link, replace it "
+                "by a file)",
+                file, g_strerror(errsv));
+      g_mutex_lock(&log_lock);
     }
   } else if (log_fd != STDERR_FILENO) {
     close(log_fd);
     log_fd = STDERR_FILENO;
+    g_clear_pointer(&log_file, g_free);
   }
+  g_mutex_unlock(&log_lock);
   /* GLib takes a writer once per process. */
   if (!writer_set) {
     g_log_set_writer_func(writer, NULL, NULL);

@@ -407,7 +407,11 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     if (!check_mountpoint(root, given, &mnt, error))
       return FALSE;
   }
-  if (!sqlenvfs_root_ensure_layout(root, error))
+  /* The mount empties .cache and writes into .cache and .sqlenvfs: never
+   * through a symlink. */
+  if (!sqlenvfs_refuse_symlink(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount", error) ||
+      !fs_pitr_check_cache_dir(root, error) || !sqlenvfs_root_ensure_layout(root, error) ||
+      !fs_pitr_check_cache_dir(root, error))
     return FALSE;
   lock_fd = lock_root(root, &local);
   if (lock_fd < 0) {
@@ -451,7 +455,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     goto out_session;
 
   log_file = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount.log", NULL);
-  fs_log_setup(log_file, opts->foreground || po.debug, po.debug);
+  fs_log_setup(log_file, opts->foreground || po.debug, po.debug,
+               sqlenvfs_root_settings(root)->log_max_bytes);
   if (fuse_set_signal_handlers(fs->se) != 0)
     g_warning("could not install signal handlers: SIGTERM will not unmount cleanly");
 

@@ -28,14 +28,26 @@
  *       opened go first. Removing a file a reader has open is safe (its
  *       descriptor keeps the data); a file being built is never removed.
  *   (4) The cache is disposable: the mount empties .cache when it starts, so
- *       a cached state never outlives the archive it was built from.
+ *       a cached state never outlives the archive it was built from. It
+ *       removes only the names this module makes ("<db>@<seq>.db", and
+ *       ".tmp-" temporaries whose process is gone), and every file is
+ *       created, opened, renamed and removed relative to a descriptor of
+ *       .cache opened with O_NOFOLLOW: a .cache that is a symlink is refused
+ *       when the mount starts, and one put in its place later is never
+ *       followed.
  *   (5) A time in the future, or outside every database's recoverable
  *       window, names nothing (ENOENT, with a log line saying why). A time
  *       inside a window names a state that can no longer change (captures
  *       after now get later times), so its file may be cached by the kernel
  *       and its plan kept (a prune that later takes the time out of the
  *       window makes a rebuild fail, never serve another state).
- *   (6) A rebuilt file is kept only when its base passed its check
+ *   (6) Failed lookups are logged at most LOOKUP_LOG_BURST per period: a
+ *       user of an allow_other mount cannot make the log grow by asking.
+ *   (7) A rebuild starts only when .cache's filesystem has room for the
+ *       whole file plus [cache] min-free-bytes (the space production needs
+ *       to keep committing), after evicting least recently used files;
+ *       otherwise it fails with NOSPACE (ENOSPC) before writing anything.
+ *   (8) A rebuilt file is kept only when its base passed its check
  *       (restore.h) and did not change while the image was read from it;
  *       a rebuild from bad bases fails (EIO) and leaves nothing in .cache.
  */
@@ -50,8 +62,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <dirent.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 /* How long plans and windows are reused without reading the archive again. */
@@ -94,6 +110,7 @@ typedef struct {
 struct _FsPitr {
   Fs *fs;
   char *dir; /* ROOT/.cache */
+  int dir_fd; /* ROOT/.cache, opened O_NOFOLLOW: every file is made relative to it */
   GMutex lock;
   GCond cond;          /* a rebuild finished */
   GHashTable *entries; /* name -> CacheEntry * */
@@ -103,6 +120,9 @@ struct _FsPitr {
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
   FsPitrStats stats;
+  gint64 log_period_start; /* failed lookups logged in this period (lookup_failed) */
+  guint log_n;
+  guint64 log_dropped;
 };
 
 static void
@@ -143,21 +163,69 @@ window_slot_free(gpointer p)
   g_free(s);
 }
 
-/* Empty the cache directory (invariant 4), leftovers of interrupted
- * rebuilds included. */
-static void
-empty_cache_dir(const char *dir)
+/* Whether @name is a file the cache holds: "<db>@<seq>.db". */
+static gboolean
+is_cache_name(const char *name)
 {
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  const char *ent;
-  if (d == NULL)
+  const char *at = strrchr(name, '@');
+  g_autofree char *db = NULL;
+  if (at == NULL || !g_str_has_suffix(at, ".db") || at[1] == '.')
+    return FALSE;
+  for (const char *q = at + 1; q < name + strlen(name) - 3; q++)
+    if (!g_ascii_isdigit(*q))
+      return FALSE;
+  db = g_strndup(name, (gsize)(at - name));
+  return sqlenvfs_db_name_is_valid(db);
+}
+
+/* Empty the cache directory (invariant 4): the cached files and the
+ * temporaries of rebuilds that died, only those (names this module
+ * creates), removed relative to the directory's descriptor, never through
+ * a symlink. */
+static void
+empty_cache_dir(int dfd, const char *dir)
+{
+  DIR *d;
+  struct dirent *ent;
+  int fd = dup(dfd);
+  g_autoptr(GError) error = NULL;
+
+  if (fd < 0 || (d = fdopendir(fd)) == NULL) {
+    if (fd >= 0)
+      close(fd);
+    g_warning("empty the pitr cache %s: %s", dir, g_strerror(errno));
     return;
-  while ((ent = g_dir_read_name(d)) != NULL) {
-    g_autofree char *path = g_build_filename(dir, ent, NULL);
-    g_autoptr(GError) error = NULL;
-    if (!sqlenvfs_rm_rf(path, &error))
-      g_warning("empty the pitr cache: %s", error->message);
   }
+  while ((ent = readdir(d)) != NULL) {
+    struct stat st;
+    if (!is_cache_name(ent->d_name))
+      continue;
+    if (fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
+      g_warning("pitr cache %s: %s is not a regular file: left alone", dir, ent->d_name);
+      continue;
+    }
+    if (unlinkat(dfd, ent->d_name, 0) != 0 && errno != ENOENT)
+      g_warning("empty the pitr cache: remove %s/%s: %s", dir, ent->d_name, g_strerror(errno));
+  }
+  closedir(d);
+  if (sqlenvfs_tmp_leftovers(dir, ".tmp-", FALSE, TRUE, NULL, &error) < 0)
+    g_warning("empty the pitr cache: %s", error->message);
+}
+
+gboolean
+fs_pitr_check_cache_dir(SqlenvfsRoot *root, GError **error)
+{
+  const char *dir = sqlenvfs_root_path(root, SQLENVFS_DIR_CACHE);
+  int fd;
+  if (!sqlenvfs_refuse_symlink(dir, "mount: the pitr cache", error))
+    return FALSE;
+  fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT)
+    return TRUE; /* created with the layout */
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "mount: open the pitr cache directory", dir);
+  close(fd);
+  return TRUE;
 }
 
 FsPitr *
@@ -173,7 +241,13 @@ fs_pitr_new(Fs *fs)
   p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
   p->resolved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
-  empty_cache_dir(p->dir);
+  /* Every file of the cache is made relative to this descriptor: a symlink
+   * put in place of .cache later is never followed. */
+  p->dir_fd = open(p->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (p->dir_fd >= 0)
+    empty_cache_dir(p->dir_fd, p->dir);
+  else
+    g_warning("pitr cache %s: %s (pitr/ files cannot be rebuilt)", p->dir, g_strerror(errno));
   return p;
 }
 
@@ -188,6 +262,8 @@ fs_pitr_free(FsPitr *p)
   g_hash_table_destroy(p->resolved);
   g_mutex_clear(&p->lock);
   g_cond_clear(&p->cond);
+  if (p->dir_fd >= 0)
+    close(p->dir_fd);
   g_free(p->dir);
   g_free(p);
 }
@@ -279,6 +355,50 @@ find_window(FsPitr *p, GPtrArray *dbs, gint64 t, GString *known, gint64 *last_en
   return 0;
 }
 
+/* Say why a lookup failed (invariant 5), at most LOOKUP_LOG_BURST times per
+ * LOOKUP_LOG_PERIOD_US: with allow_other any user can ask for names by the
+ * thousand, and the log must not grow with them. How many were left out is
+ * said with the next line that is logged. */
+#define LOOKUP_LOG_BURST 10
+#define LOOKUP_LOG_PERIOD_US (10 * G_USEC_PER_SEC)
+
+static void lookup_failed(FsPitr *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+lookup_failed(FsPitr *p, const char *fmt, ...)
+{
+  gint64 now = g_get_monotonic_time();
+  g_autofree char *msg = NULL;
+  guint64 dropped = 0;
+  gboolean say;
+  va_list ap;
+
+  g_mutex_lock(&p->lock);
+  if (p->log_period_start == 0 || now - p->log_period_start >= LOOKUP_LOG_PERIOD_US) {
+    p->log_period_start = now;
+    p->log_n = 0;
+  }
+  say = p->log_n < LOOKUP_LOG_BURST;
+  if (say) {
+    p->log_n++;
+    dropped = p->log_dropped;
+    p->log_dropped = 0;
+  } else {
+    p->log_dropped++;
+  }
+  g_mutex_unlock(&p->lock);
+  if (!say)
+    return;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  if (dropped > 0)
+    g_message("%s (%" G_GUINT64_FORMAT " more failed pitr lookups were not logged)", msg,
+              dropped);
+  else
+    g_message("%s", msg);
+}
+
 gboolean
 fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
                      GError **error)
@@ -293,12 +413,12 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   *is_lasting = FALSE;
   if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest) {
     *is_lasting = TRUE;
-    g_message("pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
+    lookup_failed(p, "pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: not a time", name);
     return FALSE;
   }
   if (t.us > sqlenvfs_clock_now()) {
-    g_message("pitr/%s: that time is in the future", name);
+    lookup_failed(p, "pitr/%s: that time is in the future", name);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: in the future", name);
     return FALSE;
   }
@@ -337,8 +457,8 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
     return TRUE;
   }
   *is_lasting = t.us <= last_end; /* before the earliest, or in a gap: for good */
-  g_message("pitr/%s: outside the recoverable window (%s)", name,
-            known->len ? known->str : "nothing is recoverable yet: the archive is empty");
+  lookup_failed(p, "pitr/%s: outside the recoverable window (%s)", name,
+                known->len ? known->str : "nothing is recoverable yet: the archive is empty");
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP, "pitr/%s: outside the recoverable window",
               name);
   return FALSE;
@@ -496,7 +616,7 @@ evict(FsPitr *p)
     }
     if (lru == NULL)
       return;
-    if (unlink(lru->path) != 0 && errno != ENOENT)
+    if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
       g_warning("evict %s from the pitr cache: %s", lru->path, g_strerror(errno));
     g_info("pitr cache: evicted %s (%" G_GUINT64_FORMAT " bytes)", lru->name, lru->size);
     p->bytes -= lru->size;
@@ -505,51 +625,105 @@ evict(FsPitr *p)
   }
 }
 
-/* Rebuild the state of @db at @time_us into @path (invariant 1). */
+/* Bytes free for unprivileged writers on the cache's filesystem. */
+static guint64
+cache_free(FsPitr *p)
+{
+  struct statvfs sv;
+  if (fstatvfs(p->dir_fd, &sv) != 0)
+    return G_MAXUINT64;
+  return (guint64)sv.f_bavail * sv.f_frsize;
+}
+
+/* Room for a rebuild of @need bytes that still leaves [cache]
+ * min-free-bytes free (invariant 7): evict least recently used files while
+ * that helps, then refuse with NOSPACE. */
 static gboolean
-rebuild(FsPitr *p, const char *db, gint64 time_us, const char *path, guint64 *size,
+make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **error)
+{
+  guint64 min_free = (guint64)sqlenvfs_root_settings(p->fs->root)->cache_min_free_bytes;
+  guint64 avail = cache_free(p);
+  g_autofree char *when = NULL, *need_s = NULL, *avail_s = NULL, *min_s = NULL;
+
+  g_mutex_lock(&p->lock);
+  while (avail < need + min_free) {
+    guint64 before = p->bytes;
+    guint64 max = p->stats.cache_max_bytes;
+    if (p->bytes == 0)
+      break;
+    p->stats.cache_max_bytes = p->bytes - 1;
+    evict(p); /* the least recently used one */
+    p->stats.cache_max_bytes = max;
+    if (p->bytes == before)
+      break;
+    avail = cache_free(p);
+  }
+  g_mutex_unlock(&p->lock);
+  if (avail >= need + min_free)
+    return TRUE;
+  when = sqlenvfs_time_format_iso(time_us);
+  need_s = sqlenvfs_format_size(need);
+  avail_s = sqlenvfs_format_size(avail);
+  min_s = sqlenvfs_format_size(min_free);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
+              "pitr: rebuilding %s as of %s needs %s in %s, which has %s free; that would leave "
+              "less than the %s that production needs there ([cache] min-free-bytes; free space "
+              "on that filesystem, or restore to a file elsewhere with `sqlenvfs restore`)",
+              db, when, need_s, p->dir, avail_s, min_s);
+  return FALSE;
+}
+
+/* Rebuild the state of @db at @time_us into the cache file @name
+ * (invariant 1), relative to the cache directory's descriptor. */
+static gboolean
+rebuild(FsPitr *p, const char *db, gint64 time_us, const char *name, guint64 *size,
         GError **error)
 {
   SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
   g_autoptr(SqlenvfsRestorePlan) rp = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree char *tmp = NULL;
+  g_autofree char *tmp = NULL, *tmp_path = NULL;
   gint64 started = g_get_monotonic_time();
   int fd;
 
+  if (p->dir_fd < 0)
+    return sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
   rp = sqlenvfs_restore_plan(p->fs->root, db, &t, error);
   if (rp == NULL)
+    return FALSE;
+  if (!make_room(p, db, time_us, rp->size, error))
     return FALSE;
   img = sqlenvfs_restore_image(p->fs->root, rp, NULL, NULL, error);
   if (img == NULL)
     return FALSE;
-  tmp = g_strdup_printf("%s/.tmp-%s-%d", p->dir, strrchr(path, '/') + 1, (int)getpid());
-  if (!sqlenvfs_mkdir_p(p->dir, 0700, error))
-    return FALSE;
-  fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
+  tmp_path = g_build_filename(p->dir, tmp, NULL);
+  if (unlinkat(p->dir_fd, tmp, 0) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "remove the leftover", tmp_path);
+  fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", tmp);
-  if (!sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, NULL, tmp, error)) {
+    return sqlenvfs_error_errno(error, errno, "create", tmp_path);
+  if (!sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, NULL, tmp_path, error)) {
     close(fd);
-    unlink(tmp);
+    unlinkat(p->dir_fd, tmp, 0);
     return FALSE;
   }
   if (close(fd) != 0) {
     int e = errno;
-    unlink(tmp);
-    return sqlenvfs_error_errno(error, e, "write", tmp);
+    unlinkat(p->dir_fd, tmp, 0);
+    return sqlenvfs_error_errno(error, e, "write", tmp_path);
   }
   /* Never keep an image whose base changed after it was checked. */
   if (!sqlenvfs_restore_base_unchanged(rp, error)) {
-    unlink(tmp);
+    unlinkat(p->dir_fd, tmp, 0);
     return FALSE;
   }
   if (sqlenvfs_testhook_pitr_delay_ms() > 0) /* testhooks.h */
     g_usleep((gulong)sqlenvfs_testhook_pitr_delay_ms() * 1000);
-  if (rename(tmp, path) != 0) {
+  if (renameat(p->dir_fd, tmp, p->dir_fd, name) != 0) {
     int e = errno;
-    unlink(tmp);
-    return sqlenvfs_error_errno(error, e, "rename into place", path);
+    unlinkat(p->dir_fd, tmp, 0);
+    return sqlenvfs_error_errno(error, e, "rename into place", tmp_path);
   }
   *size = sqlenvfs_image_size(img);
   {
@@ -580,7 +754,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
     e->last_used = g_get_monotonic_time();
     p->stats.n_hits++;
     *state = e->st;
-    fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
       sqlenvfs_error_errno(error, errno, "open", e->path);
     g_mutex_unlock(&p->lock);
@@ -608,7 +782,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
     /* READY: open it under the lock, so that eviction cannot come between. */
     e->last_used = g_get_monotonic_time();
     p->stats.n_hits++;
-    fd = open(e->path, O_RDONLY | O_CLOEXEC);
+    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
       sqlenvfs_error_errno(error, errno, "open", e->path);
     g_mutex_unlock(&p->lock);
@@ -626,14 +800,14 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   {
     guint64 size = 0;
     g_autoptr(GError) local = NULL;
-    gboolean ok = rebuild(p, db, time_us, path, &size, &local);
+    gboolean ok = rebuild(p, db, time_us, name, &size, &local);
 
     g_mutex_lock(&p->lock);
     if (ok) {
       e->state = ENTRY_READY;
       e->size = size;
       e->last_used = g_get_monotonic_time();
-      fd = open(e->path, O_RDONLY | O_CLOEXEC);
+      fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0)
         sqlenvfs_error_errno(error, errno, "open", e->path);
       p->bytes += size;

@@ -27,6 +27,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 /* Seconds the kernel may cache names and attributes of each kind. Content
  * that changes is never cached (0); stored copies are immutable until
@@ -59,6 +60,132 @@ mode_t
 fs_tree_data_mode(mode_t source_mode)
 {
   return S_IFREG | (source_mode & 0444);
+}
+
+/* The permission class of @caller for a file owned by (@uid, @gid): the
+ * shift of its rwx bits in a mode (6 owner, 3 group, 0 other). */
+static int
+class_shift(const FsCaller *caller, uid_t uid, gid_t gid)
+{
+  if (caller->uid == uid)
+    return 6;
+  if (caller->gid == gid)
+    return 3;
+  for (int i = 0; i < caller->n_groups; i++)
+    if (caller->groups[i] == gid)
+      return 3;
+  return 0;
+}
+
+/* @caller may do @mask on @path itself (missing: TRUE, nothing to guard),
+ * and search every directory above it. */
+static gboolean
+caller_may(const FsCaller *caller, const char *path, int mask)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  struct stat st;
+  mode_t want = ((mask & R_OK) ? 4 : 0) | ((mask & X_OK) ? 1 : 0);
+
+  if (caller->uid == 0)
+    return TRUE;
+  for (;;) {
+    char *up;
+    if (stat(dir, &st) == 0 &&
+        !(((st.st_mode & 0777) >> class_shift(caller, st.st_uid, st.st_gid)) & 1))
+      return FALSE;
+    if (strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0)
+      break;
+    up = g_path_get_dirname(dir);
+    g_free(dir);
+    dir = up;
+  }
+  if (stat(path, &st) != 0)
+    return TRUE;
+  return ((((st.st_mode & 0777) >> class_shift(caller, st.st_uid, st.st_gid)) & 7) & want) == want;
+}
+
+gboolean
+fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mask)
+{
+  SqlenvfsRoot *root = fs->root;
+  const char *wal = sqlenvfs_root_path(root, SQLENVFS_DIR_WAL);
+  g_autofree char *path = NULL;
+
+  switch (where->kind) {
+  case FS_ROOT:
+    return caller_may(caller, sqlenvfs_root_dir(root), mask);
+  case FS_ENV_DIR:
+    return caller_may(caller,
+                      sqlenvfs_root_path(root, where->env == FS_ENV_PROD ? SQLENVFS_DIR_PROD
+                                                                          : SQLENVFS_DIR_DEV),
+                      mask);
+  case FS_LIVE_DB:
+    path = where->env == FS_ENV_PROD ? sqlenvfs_root_prod_db(root, where->db)
+                                     : sqlenvfs_root_dev_db(root, where->db);
+    return caller_may(caller, path, mask);
+  case FS_STORE_DIR:
+    return caller_may(caller, sqlenvfs_store_dir(root, where->copy_kind), mask);
+  case FS_COPY_DIR:
+    path = g_build_filename(sqlenvfs_store_dir(root, where->copy_kind), where->entry, NULL);
+    return caller_may(caller, path, mask);
+  case FS_COPY_DB: {
+    g_autofree char *file = g_strconcat(where->db, ".db", NULL);
+    path = g_build_filename(sqlenvfs_store_dir(root, where->copy_kind), where->entry, file, NULL);
+    return caller_may(caller, path, mask);
+  }
+  case FS_PITR_DIR:
+  case FS_PITR_LINK:
+  case FS_PITR_TIME:
+    return caller_may(caller, wal, where->kind == FS_PITR_LINK ? X_OK : mask);
+  case FS_PITR_DB: {
+    g_autofree char *archive = g_build_filename(wal, where->db, NULL);
+    path = sqlenvfs_root_prod_db(root, where->db);
+    return caller_may(caller, archive, X_OK) && caller_may(caller, path, mask);
+  }
+  case FS_STATUS:
+  case FS_CTL_FILE:
+    /* What they say (databases, sizes, markers, results) is what listing
+     * data/prod and looking at its files tells. */
+    return !(mask & R_OK) ||
+           caller_may(caller, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), R_OK | X_OK);
+  default:
+    return TRUE;
+  }
+}
+
+/* The permission bits a node shows: @perm, less the bits of each class
+ * (group, other) that cannot search every directory above @path. What is
+ * shown follows what the root allows; fs_tree_may_access() decides. */
+static mode_t
+reach_perm(const char *path, mode_t perm)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  struct stat st;
+  for (;;) {
+    char *up;
+    if (stat(dir, &st) == 0) {
+      if (!(st.st_mode & S_IXGRP))
+        perm &= ~(mode_t)0070;
+      if (!(st.st_mode & S_IXOTH))
+        perm &= ~(mode_t)0007;
+    }
+    if (strcmp(dir, "/") == 0 || strcmp(dir, ".") == 0)
+      break;
+    up = g_path_get_dirname(dir);
+    g_free(dir);
+    dir = up;
+  }
+  return perm;
+}
+
+/* A directory's permission bits from the real directory @path: read and
+ * search where it allows reading, as far as its parents let through. */
+static mode_t
+dir_perm(const char *path)
+{
+  struct stat st;
+  mode_t perm = stat(path, &st) == 0 ? (st.st_mode & 0444) | ((st.st_mode & 0444) >> 2) : 0555;
+  return reach_perm(path, perm);
 }
 
 static gboolean
@@ -131,7 +258,10 @@ resolve_env(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr 
   w->env = env;
   if (n == 1) {
     w->kind = FS_ENV_DIR;
-    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_DIR);
+    attr_dir(fs, a,
+             dir_perm(sqlenvfs_root_path(fs->root, env == FS_ENV_PROD ? SQLENVFS_DIR_PROD
+                                                                         : SQLENVFS_DIR_DEV)),
+             fs->started_at, TIMEOUT_DIR);
     return TRUE;
   }
   if (n > 2 || (db = db_of_file(comps[1])) == NULL)
@@ -140,6 +270,11 @@ resolve_env(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr 
     return FALSE;
   w->kind = FS_LIVE_DB;
   w->db = g_steal_pointer(&db);
+  {
+    g_autofree char *real = env == FS_ENV_PROD ? sqlenvfs_root_prod_db(fs->root, w->db)
+                                               : sqlenvfs_root_dev_db(fs->root, w->db);
+    st.st_mode = S_IFREG | reach_perm(real, st.st_mode & 0444);
+  }
   attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
             (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000, TIMEOUT_DIR,
             TIMEOUT_NONE);
@@ -161,7 +296,7 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   w->copy_kind = kind;
   if (n == 1) {
     w->kind = FS_STORE_DIR;
-    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_NONE);
+    attr_dir(fs, a, dir_perm(sqlenvfs_store_dir(fs->root, kind)), fs->started_at, TIMEOUT_NONE);
     return TRUE;
   }
   if (n > 3 || !sqlenvfs_time_parse_name(comps[1], &us))
@@ -172,7 +307,7 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   if (n == 2) {
     w->kind = FS_COPY_DIR;
     w->entry = g_strdup(copy->name);
-    attr_dir(fs, a, 0555, copy->time, TIMEOUT_IMMUTABLE);
+    attr_dir(fs, a, dir_perm(copy->dir), copy->time, TIMEOUT_IMMUTABLE);
     return TRUE;
   }
   if ((db = db_of_file(comps[2])) == NULL || (sdb = sqlenvfs_stored_copy_find(copy, db)) == NULL)
@@ -182,8 +317,9 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   w->kind = FS_COPY_DB;
   w->entry = g_strdup(copy->name);
   w->db = g_steal_pointer(&db);
-  attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
-            sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time, TIMEOUT_IMMUTABLE,
+  attr_file(fs, a, fs_tree_data_mode(reach_perm(sdb->path, st.st_mode & 0444)),
+            (guint64)st.st_size, sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time,
+            TIMEOUT_IMMUTABLE,
             TIMEOUT_IMMUTABLE);
   return TRUE;
 }
@@ -196,9 +332,11 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   gboolean is_lasting;
   FsPitrState state;
 
+  const char *wal = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_WAL);
+
   if (n == 1) {
     w->kind = FS_PITR_DIR;
-    attr_dir(fs, a, 0555, fs->started_at, TIMEOUT_NONE);
+    attr_dir(fs, a, dir_perm(wal), fs->started_at, TIMEOUT_NONE);
     return TRUE;
   }
   if (n == 2 && (strcmp(comps[1], "earliest") == 0 || strcmp(comps[1], "latest") == 0)) {
@@ -222,7 +360,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   w->entry = g_strdup(comps[1]);
   if (n == 2) {
     w->kind = FS_PITR_TIME;
-    attr_dir(fs, a, 0555, w->time_us, TIMEOUT_IMMUTABLE);
+    attr_dir(fs, a, dir_perm(wal), w->time_us, TIMEOUT_IMMUTABLE);
     return TRUE;
   }
   if ((db = db_of_file(comps[2])) == NULL)
@@ -231,8 +369,14 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
     return FALSE;
   w->kind = FS_PITR_DB;
   w->db = g_steal_pointer(&db);
-  attr_file(fs, a, fs_tree_data_mode(state.mode), state.size, state.state_us, TIMEOUT_IMMUTABLE,
-            TIMEOUT_IMMUTABLE);
+  {
+    /* Readable where production is, and the archive of <db> searchable. */
+    g_autofree char *in_archive = g_build_filename(wal, w->db, "alive", NULL);
+    g_autofree char *prod = sqlenvfs_root_prod_db(fs->root, w->db);
+    mode_t perm = reach_perm(prod, reach_perm(in_archive, state.mode & 0444));
+    attr_file(fs, a, fs_tree_data_mode(perm), state.size, state.state_us, TIMEOUT_IMMUTABLE,
+              TIMEOUT_IMMUTABLE);
+  }
   return TRUE;
 }
 
@@ -248,7 +392,7 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
   if (*path == '\0') {
     memset(where, 0, sizeof *where);
     where->kind = FS_ROOT;
-    attr_dir(fs, attr, 0555, fs->started_at, TIMEOUT_DIR);
+    attr_dir(fs, attr, dir_perm(sqlenvfs_root_dir(fs->root)), fs->started_at, TIMEOUT_DIR);
     return TRUE;
   }
   comps = g_strsplit(path, "/", -1);

@@ -4,6 +4,8 @@
 # and Python reading images in place, options from mount(8), one mount per
 # root, and a clean unmount that leaves the root ready for the next mount.
 source "$SRCDIR/tests/integration/lib.sh"
+umask 022
+chmod 755 "$T" # the mount shows what the root's directories let through: let all through
 
 R=$T/root M=$T/mnt
 mkdir -p "$R"

@@ -82,7 +82,7 @@ static SqlenvfsArchiveWriter *
 open_writer(gint64 max)
 {
   GError *error = NULL;
-  SqlenvfsArchiveWriter *w = sqlenvfs_archive_writer_open(dir, max, &error);
+  SqlenvfsArchiveWriter *w = sqlenvfs_archive_writer_open(dir, max, 0644, &error);
   ck_assert_no_error(error);
   ck_assert(w != NULL);
   return w;

@@ -132,7 +132,7 @@ END_TEST
 
 START_TEST(test_cleanup_tmp)
 {
-  g_autofree char *dead = NULL, *alive = NULL, *other = NULL;
+  g_autofree char *dead = NULL, *alive = NULL, *other = NULL, *foreign = NULL;
   pid_t pid = fork();
   int status;
   if (pid == 0)
@@ -141,13 +141,136 @@ START_TEST(test_cleanup_tmp)
   dead = g_strdup_printf("%s/.tmp-20261128T161400Z-%d", tmp, (int)pid);
   alive = g_strdup_printf("%s/.tmp-app.db-%d", tmp, (int)getpid());
   other = g_build_filename(tmp, "20261128T161400Z", NULL);
+  foreign = g_build_filename(tmp, ".tmp-notes", NULL);
   ck_assert(sqlenvfs_mkdir_p(dead, 0755, NULL));
   ck_assert(g_file_set_contents(alive, "x", -1, NULL));
   ck_assert(sqlenvfs_mkdir_p(other, 0755, NULL));
+  ck_assert(g_file_set_contents(foreign, "not ours", -1, NULL));
   ck_assert_int_eq(sqlenvfs_copy_cleanup_tmp(tmp), 1);
   ck_assert(!g_file_test(dead, G_FILE_TEST_EXISTS));
   ck_assert(g_file_test(alive, G_FILE_TEST_EXISTS));
   ck_assert(g_file_test(other, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(foreign, G_FILE_TEST_EXISTS)); /* a name without a pid is not ours */
+}
+END_TEST
+
+/* Temporaries of processes that died are found and removed; work in
+ * progress, other names, symlinks and what they point to are left alone,
+ * and a directory that is a symlink is refused. */
+START_TEST(test_tmp_leftovers)
+{
+  g_autofree char *dead = NULL, *dead_journal = NULL, *alive = NULL, *other = NULL;
+  g_autofree char *link = NULL, *target = NULL, *dirlink = NULL;
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+  GError *error = NULL;
+  pid_t pid = fork();
+  int status;
+  if (pid == 0)
+    _exit(0);
+  waitpid(pid, &status, 0);
+  dead = g_strdup_printf("%s/.tmp-refresh-app-%d", tmp, (int)pid);
+  dead_journal = g_strdup_printf("%s-journal", dead);
+  alive = g_strdup_printf("%s/.tmp-refresh-app-%d", tmp, (int)getpid());
+  other = g_build_filename(tmp, ".tmp-refresh-app-notes", NULL);
+  target = g_build_filename(tmp, "precious", NULL);
+  link = g_strdup_printf("%s/.tmp-refresh-other-%d", tmp, (int)pid);
+  dirlink = g_build_filename(tmp, "dirlink", NULL);
+  ck_assert(g_file_set_contents(dead, "x", -1, NULL));
+  ck_assert(g_file_set_contents(dead_journal, "x", -1, NULL));
+  ck_assert(g_file_set_contents(alive, "x", -1, NULL));
+  ck_assert(g_file_set_contents(other, "x", -1, NULL));
+  ck_assert(g_file_set_contents(target, "x", -1, NULL));
+  ck_assert_int_eq(symlink(target, link), 0);
+  ck_assert_int_eq(symlink(tmp, dirlink), 0);
+
+  /* Found without removing (what doctor does). */
+  ck_assert_int_eq(sqlenvfs_tmp_leftovers(tmp, ".tmp-refresh-", FALSE, FALSE, found, &error), 2);
+  ck_assert_no_error(error);
+  ck_assert(g_file_test(dead, G_FILE_TEST_EXISTS));
+  /* Never through a symlinked directory. */
+  ck_assert_int_eq(sqlenvfs_tmp_leftovers(dirlink, ".tmp-", FALSE, TRUE, NULL, &error), -1);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_REFUSED);
+  ck_assert(strstr(error->message, "symbolic link") != NULL);
+  g_clear_error(&error);
+  ck_assert(g_file_test(dead, G_FILE_TEST_EXISTS));
+  /* Removed. */
+  ck_assert_int_eq(sqlenvfs_tmp_leftovers(tmp, ".tmp-refresh-", FALSE, TRUE, NULL, &error), 2);
+  ck_assert(!g_file_test(dead, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(dead_journal, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(alive, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(other, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(link, G_FILE_TEST_IS_SYMLINK));
+  ck_assert(g_file_test(target, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* New files are created exclusively, never through a symlink, with the
+ * mode asked; directories get search where reading is allowed. */
+START_TEST(test_create_file_and_modes)
+{
+  g_autofree char *path = g_build_filename(tmp, "new", NULL);
+  g_autofree char *target = g_build_filename(tmp, "target", NULL);
+  g_autofree char *data = NULL;
+  GError *error = NULL;
+  struct stat st;
+  int fd;
+
+  ck_assert_int_eq(sqlenvfs_mode_dir(0600), 0700);
+  ck_assert_int_eq(sqlenvfs_mode_dir(0640), 0750);
+  ck_assert_int_eq(sqlenvfs_mode_dir(0644), 0755);
+  ck_assert_int_eq(sqlenvfs_mode_dir(0400), 0500);
+
+  umask(022);
+  ck_assert(g_file_set_contents(target, "keep", -1, NULL));
+  ck_assert_int_eq(symlink(target, path), 0);
+  /* The symlink (a leftover of this name) goes; its target is not written. */
+  fd = sqlenvfs_create_file(path, 0640, &error);
+  ck_assert_no_error(error);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fstat(fd, &st), 0);
+  ck_assert(S_ISREG(st.st_mode));
+  ck_assert_int_eq(st.st_mode & 0777, 0640);
+  close(fd);
+  ck_assert(g_file_get_contents(target, &data, NULL, NULL));
+  ck_assert_str_eq(data, "keep");
+  /* refuse_symlink: a symlink is refused, a file or nothing is fine. */
+  ck_assert_int_eq(symlink(target, path), -1); /* path is now a file */
+  {
+    g_autofree char *l = g_build_filename(tmp, "l", NULL);
+    ck_assert_int_eq(symlink(target, l), 0);
+    ck_assert(!sqlenvfs_refuse_symlink(l, "test", &error));
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_REFUSED);
+    g_clear_error(&error);
+    ck_assert(sqlenvfs_refuse_symlink(path, "test", &error));
+    ck_assert(sqlenvfs_refuse_symlink(tmp, "test", &error));
+    ck_assert_no_error(error);
+  }
+}
+END_TEST
+
+/* An atomic write removes the temporary a writer of the same file left
+ * when it died, and names its own ".tmp-<name>-<pid>" (once). */
+START_TEST(test_write_atomic_leftover)
+{
+  g_autofree char *file = g_build_filename(tmp, "MANIFEST", NULL);
+  g_autofree char *dead = NULL, *data = NULL;
+  GError *error = NULL;
+  struct stat st;
+  pid_t pid = fork();
+  int status;
+  if (pid == 0)
+    _exit(0);
+  waitpid(pid, &status, 0);
+  dead = g_strdup_printf("%s/.tmp-MANIFEST-%d", tmp, (int)pid);
+  ck_assert(g_file_set_contents(dead, "half", -1, NULL));
+  umask(022);
+  ck_assert(sqlenvfs_write_file_atomic(file, "whole", 5, 0600, &error));
+  ck_assert_no_error(error);
+  ck_assert(!g_file_test(dead, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_get_contents(file, &data, NULL, NULL));
+  ck_assert_str_eq(data, "whole");
+  ck_assert_int_eq(stat(file, &st), 0);
+  ck_assert_int_eq(st.st_mode & 0777, 0600);
 }
 END_TEST
 
@@ -161,6 +284,9 @@ suite(void)
   tcase_add_test(tc, test_refuses_existing_and_mode);
   tcase_add_test(tc, test_corrupt_source_leaves_nothing);
   tcase_add_test(tc, test_cleanup_tmp);
+  tcase_add_test(tc, test_tmp_leftovers);
+  tcase_add_test(tc, test_create_file_and_modes);
+  tcase_add_test(tc, test_write_atomic_leftover);
   suite_add_tcase(s, tc);
   return s;
 }

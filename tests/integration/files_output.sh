@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Where restore and refresh-dev write:
+# - restore never writes a database of the root (data/prod/*.db, data/dev/*.db,
+#   by name or through a symlinked directory), an output with a -wal/-shm
+#   beside it, a file another process has open, or a symlink, even with
+#   --force; it replaces a plain file nobody uses;
+# - refresh-dev and restore killed mid-copy leave one ".tmp-<name>-<pid>"
+#   (never ".tmp-.tmp-"), no more readable than production; doctor names the
+#   leftover and the next run removes it;
+# - refresh-dev refuses to write development through a symlink.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+umask 022
+
+R=$T/root
+mkdir -p "$R"
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" --demo --demo-events 300000 > /dev/null
+P=$R/data/prod/app.db D=$R/data/dev/app.db
+chmod 600 "$P"
+pitr_start_archiver "$R" "$T/arch"
+sqlite3 "$P" "UPDATE vessel_characteristics SET vessel_name = 'after' WHERE mmsi = (SELECT min(mmsi) FROM vessel_characteristics)"
+pitr_stop_archiver "$T/arch"
+prod_sum=$(md5sum < "$P")
+dev_sum=$(md5sum < "$D")
+
+# --- restore: outputs it must refuse ---------------------------------------
+expect_fail 'production database of the root.*OPERATIONS.md' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$P" --force
+expect_fail 'production database of the root' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$R/data/prod/new.db" --force
+[ ! -e "$R/data/prod/new.db" ] || fail "a restore created a new production database"
+expect_fail 'development database of the root' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$D" --force
+ln -s "$R/data/prod" "$T/prodlink"
+expect_fail 'production database of the root' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/prodlink/app.db" --force
+ln "$P" "$T/hardlink.db"
+expect_fail 'is the database .*data/prod/app.db of the root' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/hardlink.db" --force
+rm "$T/hardlink.db"
+assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused restores"
+assert_eq "$(md5sum < "$D")" "$dev_sum" "development after the refused restores"
+pass "restore refuses the root's production and development databases, even with --force"
+
+# A database in use elsewhere: its -wal beside it, held open by a process.
+cat > "$T/holder.py" <<'PY'
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA journal_mode=WAL")
+db.execute("CREATE TABLE IF NOT EXISTS t(x)")
+db.execute("INSERT INTO t VALUES (1)")
+open(sys.argv[2], "w").close()
+time.sleep(600)
+PY
+python3 "$T/holder.py" "$T/live.db" "$T/live.ready" &
+holder=$!
+track_pid "$holder"
+for i in $(seq 1 100); do [ -e "$T/live.ready" ] && break; sleep 0.05; done
+[ -e "$T/live.db-wal" ] || fail "the holder's database has no -wal"
+live_sum=$(md5sum < "$T/live.db")
+expect_fail 'live.db-wal exists beside it' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/live.db" --force
+assert_eq "$(md5sum < "$T/live.db")" "$live_sum" "the database in use after a refused restore"
+kill "$holder"; wait "$holder" 2>/dev/null || true
+# Beside no file: a -wal with frames would be applied to the restored file.
+sqlite3 "$T/stale.db" "PRAGMA journal_mode=WAL; CREATE TABLE s(x);" > /dev/null
+python3 - "$T/stale.db" <<'PY'
+import shutil, sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA wal_autocheckpoint=0")
+db.execute("INSERT INTO s VALUES (1)")
+shutil.copy(sys.argv[1] + "-wal", sys.argv[1] + "-wal.keep")
+PY
+rm -f "$T/stale.db" "$T/stale.db-shm"
+mv "$T/stale.db-wal.keep" "$T/stale.db-wal"
+[ -s "$T/stale.db-wal" ] || fail "no stale WAL to test with"
+expect_fail 'stale.db-wal is left beside it with content' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/stale.db"
+[ ! -e "$T/stale.db" ] || fail "a restore wrote beside a stale WAL"
+: > "$T/stale.db-wal"  # what a read-only reader leaves: empty, harmless
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/stale.db" > /dev/null
+assert_eq "$(sqlite3 "$T/stale.db" 'PRAGMA integrity_check')" "ok" "restore beside an empty -wal"
+pass "restore refuses an output with a -wal beside it, or a stale -wal with content"
+
+printf 'plain\n' > "$T/held.db"
+sleep 600 < "$T/held.db" &
+sleeper=$!
+track_pid "$sleeper"
+for i in $(seq 1 100); do [ "$(readlink /proc/$sleeper/fd/0 2>/dev/null)" = "$T/held.db" ] && break; sleep 0.05; done
+expect_fail "pid $sleeper \(sleep\) has it open" \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/held.db" --force
+assert_eq "$(cat "$T/held.db")" "plain" "a file held open after a refused restore"
+kill "$sleeper"; wait "$sleeper" 2>/dev/null || true
+pass "restore refuses a file another process has open"
+
+printf 'target\n' > "$T/target.db"
+ln -s "$T/target.db" "$T/sym.db"
+expect_fail 'symbolic link' "$SQLENVFS" restore --root "$R" --time latest --output "$T/sym.db" --force
+[ -L "$T/sym.db" ] || fail "the symlink was replaced"
+assert_eq "$(cat "$T/target.db")" "target" "the symlink's target after a refused restore"
+pass "restore refuses a symlink as output"
+
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/held.db" --force > /dev/null
+assert_eq "$(sqlite3 "$T/held.db" "SELECT vessel_name FROM vessel_characteristics ORDER BY mmsi LIMIT 1")" \
+  "after" "the restored file"
+assert_eq "$(stat -c %a "$T/held.db")" "600" "mode of the restored file (production is 0600)"
+pass "--force replaces a plain file nobody uses, no more readable than production"
+
+# --- a killed refresh-dev ---------------------------------------------------
+# Run, wait for its temporary to appear, kill -9 (leaves it as a crash would).
+kill_when_tmp() { # DIR PATTERN cmd...
+  local dir=$1 pat=$2 pid i; shift 2
+  "$@" > /dev/null 2>&1 &
+  pid=$!
+  track_pid "$pid"
+  for i in $(seq 1 4000); do
+    compgen -G "$dir/$pat" > /dev/null && break
+    kill -0 "$pid" 2>/dev/null || fail "$* finished before its temporary was seen"
+    sleep 0.005
+  done
+  compgen -G "$dir/$pat" > /dev/null || fail "no temporary $pat appeared in $dir"
+  kill -9 "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+kill_when_tmp "$R/data/dev" '.tmp-*' "$SQLENVFS" refresh-dev --root "$R"
+left=$(cd "$R/data/dev" && ls -A | grep '^\.tmp-' | grep -v -- '-journal$' || true)
+[ "$(wc -l <<<"$left")" -eq 1 ] || fail "expected one leftover in data/dev, got: $left"
+[[ $left =~ ^\.tmp-refresh-app-[0-9]+$ ]] || fail "leftover name '$left' is not .tmp-refresh-app-<pid>"
+for f in "$R/data/dev"/.tmp-*; do
+  assert_eq "$(stat -c %a "$f")" "600" "mode of the leftover $f (production is 0600)"
+done
+pass "a killed refresh-dev leaves .tmp-refresh-app-<pid>, mode 0600"
+
+rc=0; "$SQLENVFS" doctor --root "$R" --json > "$T/doctor.json" || rc=$?
+python3 - "$T/doctor.json" "$left" <<'PY' || fail "doctor does not name the leftover: $(cat "$T/doctor.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+hits = [f for f in r["findings"] if f["check"] == "leftovers" and f["severity"] == "warning"
+        and sys.argv[2] in f["found"] and "refresh-dev" in f["action"]]
+sys.exit(0 if hits else 1)
+PY
+pass "doctor names the leftover and what removes it"
+
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+[ -z "$(cd "$R/data/dev" && ls -A | grep '^\.tmp-' || true)" ] || fail "leftovers after the next refresh-dev: $(ls -A "$R/data/dev")"
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development marker"
+assert_eq "$(stat -c %a "$D")" "600" "mode of development after a refresh from a 0600 production"
+pass "the next refresh-dev removes the leftover and narrows development to production's mode"
+
+# --- a killed restore -------------------------------------------------------
+mkdir -p "$T/out"
+kill_when_tmp "$T/out" '.tmp-r.db-*' "$SQLENVFS" restore --root "$R" --time latest --output "$T/out/r.db"
+left=$(cd "$T/out" && ls -A)
+[[ $left =~ ^\.tmp-r\.db-[0-9]+$ ]] || fail "leftover of a killed restore is '$left'"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/out/r.db" > /dev/null
+assert_eq "$(cd "$T/out" && ls -A)" "r.db" "the output directory after the next restore"
+pass "the next restore to the same output removes the leftover of a killed one"
+
+# --- refresh-dev through a symlink -----------------------------------------
+mv "$D" "$T/elsewhere.db"
+ln -s "$T/elsewhere.db" "$D"
+else_sum=$(md5sum < "$T/elsewhere.db")
+expect_fail 'data/dev/app.db is a symbolic link' "$SQLENVFS" refresh-dev --root "$R"
+assert_eq "$(md5sum < "$T/elsewhere.db")" "$else_sum" "the symlink's target after refresh-dev"
+[ -L "$D" ] || fail "the symlink was replaced"
+pass "refresh-dev refuses to write development through a symlink"
