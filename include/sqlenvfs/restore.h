@@ -42,6 +42,7 @@ G_BEGIN_DECLS
 typedef struct {
   gint64 from_us, to_us;
   char *note; /* why the time before from_us is not recoverable (or NULL) */
+  SqlenvfsWindowBefore before; /* the same, as a kind (store.h)            */
 } SqlenvfsRestoreWindow;
 
 void sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w);

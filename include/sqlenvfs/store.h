@@ -206,12 +206,24 @@ GPtrArray *sqlenvfs_store_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsPr
 
 /* --------------------------------------------------------------- list */
 
+/* What lies before a recoverable window (between it and the window before
+ * it, if any). */
+typedef enum {
+  SQLENVFS_BEFORE_START = 0, /* nothing recoverable: archiving started, older
+                                segments were pruned, or no base before it   */
+  SQLENVFS_BEFORE_GAP,       /* a gap: transactions may have been lost       */
+  SQLENVFS_BEFORE_DAMAGE,    /* damaged or missing archive records           */
+  SQLENVFS_BEFORE_OUTAGE,    /* an outage: nothing lost, but the times in
+                                between cannot be told apart                 */
+} SqlenvfsWindowBefore;
+
 /* A recoverable point-in-time window of one database, [from, to]. A
  * database may have several (a capture gap splits its window). */
 typedef struct {
   char *db;
   gint64 from_us, to_us;
   char *note; /* e.g. what caused the gap before it; may be NULL */
+  SqlenvfsWindowBefore before;
 } SqlenvfsListWindow;
 
 /* What `list` shows. The archive module appends each database's windows
@@ -228,7 +240,10 @@ SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **erro
 void sqlenvfs_list_report_free(SqlenvfsListReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
 
-void sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
-                                     gint64 to_us, const char *note);
+/* Append a window (before: START); returns it (owned by @report), for the
+ * caller to set what lies before it. */
+SqlenvfsListWindow *sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db,
+                                                    gint64 from_us, gint64 to_us,
+                                                    const char *note);
 
 G_END_DECLS

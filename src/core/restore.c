@@ -73,6 +73,7 @@ typedef struct {
   gint64 from, to;
   guint chain;
   char *note;
+  SqlenvfsWindowBefore before;
 } Window;
 
 typedef struct {
@@ -287,6 +288,7 @@ cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
     tail.to = w->to;
     tail.chain = c;
     tail.note = g_strdup(note);
+    tail.before = SQLENVFS_BEFORE_OUTAGE;
     if (a >= w->from) {
       w->to = a;
       if (tail.from <= tail.to) {
@@ -332,6 +334,16 @@ chain_note(Timeline *tl, guint c)
                          text && *text ? ")" : "");
 }
 
+/* What lies before the first window of chain @c, as a kind (chain_note). */
+static SqlenvfsWindowBefore
+before_chain(Timeline *tl, guint c)
+{
+  const SqlenvfsArchiveEntry *e = E(tl, g_array_index(tl->chains, Chain, c).first);
+  if (e->type != SQLENVFS_ARCHIVE_GAP || e->reason == SQLENVFS_GAP_FIRST_START)
+    return SQLENVFS_BEFORE_START;
+  return e->reason == SQLENVFS_GAP_DAMAGED ? SQLENVFS_BEFORE_DAMAGE : SQLENVFS_BEFORE_GAP;
+}
+
 static void
 build_windows(Timeline *tl)
 {
@@ -344,6 +356,7 @@ build_windows(Timeline *tl)
     w.to = ch->end;
     w.chain = c;
     w.note = chain_note(tl, c);
+    w.before = before_chain(tl, c);
     if (w.from > w.to) {
       window_clear(&w);
       continue;
@@ -461,6 +474,7 @@ sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
     rw->from_us = w->from;
     rw->to_us = w->to;
     rw->note = g_strdup(w->note);
+    rw->before = w->before;
     g_ptr_array_add(out, rw);
   }
   return out;
@@ -1151,7 +1165,8 @@ sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, GE
       return FALSE;
     for (guint i = 0; i < wins->len; i++) {
       const SqlenvfsRestoreWindow *w = wins->pdata[i];
-      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
+      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note)
+        ->before = w->before;
     }
   }
   return TRUE;

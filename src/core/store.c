@@ -680,7 +680,7 @@ sqlenvfs_list_report_free(SqlenvfsListReport *report)
   g_free(report);
 }
 
-void
+SqlenvfsListWindow *
 sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
                                 gint64 to_us, const char *note)
 {
@@ -690,6 +690,7 @@ sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint
   w->to_us = to_us;
   w->note = g_strdup(note);
   g_ptr_array_add(report->windows, w);
+  return w;
 }
 
 /* ---------------------------------------------------------- base checks */
