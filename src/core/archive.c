@@ -2220,6 +2220,38 @@ gboolean
 sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
                         SqlenvfsArchiveVerifyResult *result, GError **error)
 {
+  return sqlenvfs_archive_verify_with(dir, NULL, problem_fn, user, result, error);
+}
+
+/* Whether segment @sf (header good) may be skipped as @memo knows it: the
+ * header agrees with what was found before, and its last record is an
+ * intact SEAL carrying the same checksum. */
+static gboolean
+skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
+           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk)
+{
+  g_autofree char *iname = seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  SqlenvfsArchiveEntry e;
+  gboolean torn;
+
+  if (memo == NULL || memo->known == NULL || !memo->known(memo->user, sf->path, ipath, facts))
+    return FALSE;
+  if (facts->size != sf->size || facts->first_seq != sf->hdr.first_seq ||
+      facts->prev_crc != sf->hdr.prev_crc || sf->size < SEG_HEADER_SIZE + REC_EMPTY_SIZE ||
+      facts->next_seq <= facts->first_seq)
+    return FALSE;
+  if (!read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL))
+    return FALSE;
+  return e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE &&
+         e.reason == facts->seal && e.seq + 1 == facts->next_seq;
+}
+
+gboolean
+sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
+                             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                             SqlenvfsArchiveVerifyResult *result, GError **error)
+{
   g_autoptr(GArray) nums = list_segments(dir, error);
   g_autofree guint8 *chunk = NULL;
   SqlenvfsArchiveVerifyResult res = { 0 };
@@ -2269,6 +2301,8 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
     guint64 off = SEG_HEADER_SIZE, seq;
     guint32 c;
     gboolean sealed = FALSE, tail_torn = FALSE;
+    guint n_problems_before = p.n;
+    SqlenvfsArchiveSegmentFacts facts = { 0 };
 
     res.n_segments++;
     if (!seg_file_open(dir, number, O_RDONLY, &sf, error))
@@ -2289,6 +2323,19 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
                 "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
       else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
         problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
+    }
+    if (skip_known(memo, &sf, dir, number, &facts, chunk)) {
+      /* Verified before and unchanged: chain past it as it was found. */
+      res.n_skipped++;
+      res.n_records += facts.n_records;
+      res.n_commits += facts.n_commits;
+      res.n_gaps += facts.n_gaps;
+      have_prev = prev_sealed = TRUE;
+      prev_seal = facts.seal;
+      prev_number = number;
+      prev_next_seq = facts.next_seq;
+      seg_file_close(&sf);
+      continue;
     }
     if (!pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
       seg_file_close(&sf);
@@ -2335,17 +2382,30 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
         prev_seal = e.reason;
       }
       g_array_append_val(records, e);
-      res.n_records++;
+      facts.n_records++;
       if (e.type == SQLENVFS_ARCHIVE_COMMIT)
-        res.n_commits++;
+        facts.n_commits++;
       if (e.type == SQLENVFS_ARCHIVE_GAP)
-        res.n_gaps++;
+        facts.n_gaps++;
       off += e.length;
       seq++;
     }
+    res.n_records += facts.n_records;
+    res.n_commits += facts.n_commits;
+    res.n_gaps += facts.n_gaps;
     if (!sealed && !is_last)
       problem(&p, sf.path, "segment is not sealed but a later one exists");
     verify_index(dir, number, records, tail_torn, &p);
+    if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
+      g_autofree char *iname = seg_name(number, "idx");
+      g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+      facts.size = sf.size;
+      facts.first_seq = sf.hdr.first_seq;
+      facts.prev_crc = sf.hdr.prev_crc;
+      facts.seal = prev_seal;
+      facts.next_seq = seq;
+      memo->verified(memo->user, sf.path, ipath, &facts);
+    }
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_number = number;

@@ -1188,7 +1188,8 @@ verify_problem(gpointer user, const char *file, const char *message)
 }
 
 gboolean
-sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GError **error)
+sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, const SqlenvfsArchiveVerifyMemo *memo,
+                                 SqlenvfsVerifyReport *report, GError **error)
 {
   g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
   for (guint n = 0; n < names->len; n++) {
@@ -1199,13 +1200,17 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
     g_autoptr(GError) local = NULL;
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
       continue;
-    if (!sqlenvfs_archive_verify(dir, verify_problem, &v, &res, &local)) {
+    if (!sqlenvfs_archive_verify_with(dir, memo, verify_problem, &v, &res, &local)) {
+      report->n_segments_checked += res.n_segments - res.n_skipped;
+      report->n_segments_skipped += res.n_skipped;
       if (v.n == 0) {
         g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
       }
       continue;
     }
+    report->n_segments_checked += res.n_segments - res.n_skipped;
+    report->n_segments_skipped += res.n_skipped;
     {
       g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
       g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
