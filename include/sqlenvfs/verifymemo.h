@@ -14,7 +14,10 @@
  *
  * (one line per entry; <path> absolute, percent-escaped; <id> is
  * dev:inode:size:mtime-ns:ctime-ns of the file; the last line is the crc32
- * of every byte before it). Written atomically (util.h), mode 0600.
+ * of every byte before it). Replaced atomically (a temporary, then a
+ * rename), mode 0600, but not fsync'd: a memo lost or cut short by a crash
+ * fails its checksum and is ignored (invariant 3), which costs the next run
+ * time, not correctness.
  *
  * Invariants:
  *   (1) An entry is used only while its file (and a segment's index) has
@@ -67,7 +70,8 @@ void sqlenvfs_verify_memo_store_hooks(SqlenvfsVerifyMemo *memo, SqlenvfsStoreVer
 guint sqlenvfs_verify_memo_n_kept(const SqlenvfsVerifyMemo *memo);
 
 /* Write the entries used or made since load to @path (invariant 4),
- * atomically, mode 0600. FALSE and *error naming @path. */
+ * atomically, mode 0600, not durably (above). FALSE and *error naming the
+ * file. */
 gboolean sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, GError **error);
 
 /* What @report read and what it skipped, one line (newly allocated):
