@@ -665,6 +665,24 @@ def bench_verify(env, runs, n_segments, seg_mib):
                                  runs)
         ratio_row("9-verify", f"verify after 1 new {seg_mib} MiB segment of {n_segments + 1} / "
                   "cat of it, warm", v, c, "<=", 2)
+        # The fixed cost: a verify with nothing new (the process start,
+        # the MANIFESTs, every segment's header and seal), and the start
+        # of the process alone.
+        time.sleep(2)
+        verify()
+        known_bytes = open(memo, "rb").read()
+
+        def put_known_back():
+            with open(memo, "wb") as f:
+                f.write(known_bytes)
+
+        n, s0 = timed_interleaved([(verify, put_known_back),
+                                   (lambda: sh(env.bin, "--version", stdout=subprocess.DEVNULL),
+                                    None)], runs)
+        ratio_row("9-verify", "verify with nothing new / cat of the segment (its fixed cost)", n, c,
+                  "<=", 99)
+        ratio_row("9-verify", "sqlenvfs --version / cat of the segment (process start)", s0, c,
+                  "<=", 99)
         put_memo_back()
         full = timed(lambda: verify("--full"), 1)
         ratio_row("9-verify", f"verify --full of all {n_segments + 2} segments / verify after 1 new",

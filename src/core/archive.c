@@ -512,7 +512,8 @@ seg_file_close(SegFile *sf)
  * no error when it is not (*torn says whether it merely extends past the end
  * of the file, as an unfinished write does); FALSE with *error on an I/O
  * error. On success, when @seg_crc is non-NULL, every byte of the record is
- * folded into it. */
+ * folded into it (from the record's own checksum with crc32_combine, so
+ * that the bytes are summed once). */
 static gboolean
 read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc,
             guint8 *chunk, GError **error)
@@ -536,7 +537,6 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
     return FALSE;
   }
   c = crc(0, hdr, sizeof hdr);
-  sc = crc(sc, hdr, sizeof hdr);
   pos = off + REC_HEADER_SIZE;
   end = off + e->length - REC_TRAILER_SIZE;
   while (pos < end) {
@@ -548,7 +548,6 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
       return FALSE;
     }
     c = crc(c, chunk, want);
-    sc = crc(sc, chunk, want);
     pos += want;
   }
   if (!pread_full(sf->fd, trailer, sizeof trailer, end, &got, sf->path, error))
@@ -559,8 +558,10 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
   }
   if (get32(trailer) != c || get32(trailer + 4) != REC_END_MAGIC)
     return FALSE;
-  if (seg_crc)
+  if (seg_crc) {
+    sc = (guint32)crc32_combine(sc, c, (z_off_t)(e->length - REC_TRAILER_SIZE));
     *seg_crc = crc(sc, trailer, sizeof trailer);
+  }
   e->offset = off;
   return TRUE;
 }
