@@ -2226,7 +2226,8 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
 
 /* Whether segment @sf (header good) may be skipped as @memo knows it: the
  * header agrees with what was found before, and its last record is an
- * intact SEAL carrying the same checksum. */
+ * intact SEAL carrying the same checksum. TRUE and *facts as known; FALSE
+ * and *facts zeroed, for the segment to be read. */
 static gboolean
 skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
            SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk)
@@ -2236,16 +2237,16 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
   SqlenvfsArchiveEntry e;
   gboolean torn;
 
-  if (memo == NULL || memo->known == NULL || !memo->known(memo->user, sf->path, ipath, facts))
-    return FALSE;
-  if (facts->size != sf->size || facts->first_seq != sf->hdr.first_seq ||
-      facts->prev_crc != sf->hdr.prev_crc || sf->size < SEG_HEADER_SIZE + REC_EMPTY_SIZE ||
-      facts->next_seq <= facts->first_seq)
-    return FALSE;
-  if (!read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL))
-    return FALSE;
-  return e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE &&
-         e.reason == facts->seal && e.seq + 1 == facts->next_seq;
+  if (memo != NULL && memo->known != NULL && memo->known(memo->user, sf->path, ipath, facts) &&
+      facts->size == sf->size && facts->first_seq == sf->hdr.first_seq &&
+      facts->prev_crc == sf->hdr.prev_crc && sf->size >= SEG_HEADER_SIZE + REC_EMPTY_SIZE &&
+      facts->next_seq > facts->first_seq &&
+      read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL) &&
+      e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE && e.reason == facts->seal &&
+      e.seq + 1 == facts->next_seq)
+    return TRUE;
+  memset(facts, 0, sizeof *facts);
+  return FALSE;
 }
 
 gboolean

@@ -317,6 +317,122 @@ START_TEST(test_save_keeps_what_was_used)
 }
 END_TEST
 
+/* ---------------------------------------------- with a real archive */
+
+#define PS 1024
+#define T0 (G_GINT64_CONSTANT(1764346440) * G_USEC_PER_SEC)
+
+/* An archive in @adir of several sealed segments of 64 KiB and a last one
+ * being written: a GAP, then @n commits of 8 pages each. */
+static void
+write_archive(const char *adir, guint n)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(adir, 64 * 1024, 0600,
+                                                                    &error);
+  SqlenvfsArchiveEntry g = { 0 };
+  guint8 page[PS];
+
+  ck_assert_no_error(error);
+  g.page_size = PS;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &g, &error));
+  for (guint k = 1; k <= n; k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    guint32 pgnos[8];
+    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = PS;
+    e.db_pages = 100;
+    e.n_pages = 8;
+    e.salt1 = 1;
+    e.salt2 = 2;
+    e.first_frame = 1 + (k - 1) * 8;
+    e.commit_frame = k * 8;
+    for (guint i = 0; i < 8; i++)
+      pgnos[i] = i + 1;
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+    for (guint i = 0; i < 8; i++) {
+      memset(page, (int)(k + i), sizeof page);
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    }
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+}
+
+typedef struct {
+  SqlenvfsArchiveSegmentFacts lie; /* what a lying memo says            */
+  guint n_asked, n_told;
+} Liar;
+
+static gboolean
+liar_known(gpointer user, const char *seg_path, const char *idx_path,
+           SqlenvfsArchiveSegmentFacts *facts)
+{
+  Liar *l = user;
+  l->n_asked++;
+  *facts = l->lie;
+  return TRUE;
+}
+
+static void
+liar_verified(gpointer user, const char *seg_path, const char *idx_path,
+              const SqlenvfsArchiveSegmentFacts *facts)
+{
+  Liar *l = user;
+  if (strstr(seg_path, "0000000000000001.seg") != NULL)
+    l->lie = *facts;
+  l->n_told++;
+}
+
+/* A second verify with the memo skips every sealed segment and counts the
+ * same records; a memo whose facts disagree with a segment's header or
+ * seal is not followed. */
+START_TEST(test_archive_skips_only_what_agrees)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
+  SqlenvfsArchiveVerifyResult full = { 0 }, first = { 0 }, second = { 0 }, lied = { 0 };
+  SqlenvfsArchiveVerifyMemo hooks, liar_hooks = { liar_known, liar_verified, NULL };
+  Liar liar = { { 0 }, 0, 0 };
+  GError *error = NULL;
+
+  write_archive(adir, 60);
+  ck_assert(sqlenvfs_archive_verify(adir, NULL, NULL, &full, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(full.n_segments, 4);
+  ck_assert_uint_eq(full.n_skipped, 0);
+
+  sqlenvfs_verify_memo_archive_hooks(m, &hooks);
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &first, &error));
+  ck_assert_uint_eq(first.n_skipped, 0);
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), full.n_segments - 1); /* the sealed ones */
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &second, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(second.n_skipped, full.n_segments - 1);
+  ck_assert_uint_eq(second.n_records, full.n_records);
+  ck_assert_uint_eq(second.n_commits, full.n_commits);
+  ck_assert_uint_eq(second.n_gaps, full.n_gaps);
+
+  /* Learn segment 1's true facts, then offer them for every segment: only
+   * segment 1 agrees (its header, size and seal); the others are read. */
+  liar_hooks.user = &liar;
+  ck_assert(sqlenvfs_archive_verify_with(adir, &liar_hooks, NULL, NULL, &lied, &error));
+  ck_assert_uint_eq(lied.n_skipped, 0); /* lie is all zeros then */
+  ck_assert_uint_eq(liar.n_told, full.n_segments - 1);
+  liar.n_asked = liar.n_told = 0;
+  ck_assert(sqlenvfs_archive_verify_with(adir, &liar_hooks, NULL, NULL, &lied, &error));
+  ck_assert_uint_eq(liar.n_asked, full.n_segments);
+  ck_assert_uint_eq(lied.n_skipped, 1);
+  ck_assert_uint_eq(lied.n_records, full.n_records);
+  /* Segment 1 with a wrong seal checksum in the memo: read again. */
+  liar.lie.seal ^= 1;
+  ck_assert(sqlenvfs_archive_verify_with(adir, &liar_hooks, NULL, NULL, &lied, &error));
+  ck_assert_uint_eq(lied.n_skipped, 0);
+}
+END_TEST
+
 static Suite *
 verifymemo_suite(void)
 {
@@ -328,6 +444,7 @@ verifymemo_suite(void)
   tcase_add_test(tc, test_damaged_memo_is_ignored);
   tcase_add_test(tc, test_recent_file_not_remembered);
   tcase_add_test(tc, test_save_keeps_what_was_used);
+  tcase_add_test(tc, test_archive_skips_only_what_agrees);
   suite_add_tcase(s, tc);
   return s;
 }
