@@ -146,6 +146,13 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
                 "not a time: '%s' (accepted forms: " SQLENVFS_TIME_FORMS ")", text);
     return FALSE;
   }
+  /* An offset can carry a date at either end of the range past it. */
+  if (us < 0 || us > SQLENVFS_TIME_MAX_US) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "not a time: '%s' is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z in "
+                "UTC (give a time in that range, as " SQLENVFS_TIME_FORMS ")", text);
+    return FALSE;
+  }
   out->is_latest = FALSE;
   out->us = us;
   return TRUE;
