@@ -31,7 +31,11 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 
 work="$build/fuzz"
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-fuzz.XXXXXX")
+# The targets' private directories, in memory when possible (the archive
+# target syncs what it recovers).
+base=${TMPDIR:-/tmp}
+[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+tmp=$(mktemp -d "$base/sqlenvfs-fuzz.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 status=0
 summary=()

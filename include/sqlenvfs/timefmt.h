@@ -40,6 +40,10 @@ typedef struct {
  * moves before 1970 or after 9999 in UTC); *out is untouched. */
 gboolean sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error);
 
+/* The formatters take any gint64: a time outside [0, SQLENVFS_TIME_MAX_US],
+ * which only damaged data holds, comes out as "invalid time (N us from
+ * 1970-01-01T00:00:00Z)", which no parser accepts. */
+
 /* "20261128T161400Z", or "20261128T161400.250Z" when @with_ms. */
 char *sqlenvfs_time_format_name(gint64 us, gboolean with_ms);
 

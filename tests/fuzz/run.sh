@@ -15,7 +15,10 @@ name=$3
 artifacts=$4
 seconds=${FUZZ_SECONDS:-15}
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-fuzz-run.XXXXXX")
+# In memory when possible: the archive target syncs what it recovers.
+base=${TMPDIR:-/tmp}
+[ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+work=$(mktemp -d "$base/sqlenvfs-fuzz-run.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/tmp" "$artifacts"
 cp -R "$fuzzdir/corpus/$name/." "$work/corpus/"

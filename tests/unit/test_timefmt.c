@@ -92,6 +92,29 @@ START_TEST(test_format_roundtrip)
 }
 END_TEST
 
+/* Times read from damaged data can be anything; formatting them says so. */
+START_TEST(test_format_out_of_range)
+{
+  const gint64 bad[] = { -1, G_MININT64, G_MAXINT64, SQLENVFS_TIME_MAX_US + 1 };
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autofree char *iso = sqlenvfs_time_format_iso(bad[i]);
+    g_autofree char *name = sqlenvfs_time_format_name(bad[i], TRUE);
+    g_autofree char *local = sqlenvfs_time_format_local(bad[i]);
+    SqlenvfsTime t;
+    gint64 us;
+    ck_assert_msg(strstr(iso, "invalid time") != NULL, "%s", iso);
+    ck_assert_msg(strstr(name, "invalid time") != NULL, "%s", name);
+    ck_assert_msg(local != NULL && strstr(local, "invalid time") != NULL, "%s", local);
+    ck_assert(!sqlenvfs_time_parse(iso, &t, NULL));
+    ck_assert(!sqlenvfs_time_parse_name(name, &us));
+  }
+  {
+    g_autofree char *last = sqlenvfs_time_format_iso(SQLENVFS_TIME_MAX_US);
+    ck_assert_str_eq(last, "9999-12-31T23:59:59.999999Z");
+  }
+}
+END_TEST
+
 START_TEST(test_names_sort_by_time)
 {
   /* Names sort by time, also across the ms fraction ('.' < 'Z' in bytes). */
@@ -121,6 +144,7 @@ suite(void)
   tcase_add_loop_test(tc, test_rejected, 0, G_N_ELEMENTS(rejected));
   tcase_add_test(tc, test_latest);
   tcase_add_test(tc, test_format_roundtrip);
+  tcase_add_test(tc, test_format_out_of_range);
   tcase_add_test(tc, test_names_sort_by_time);
   suite_add_tcase(s, tc);
   return s;
