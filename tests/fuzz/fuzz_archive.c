@@ -3,9 +3,9 @@
  * bytes: segment headers, records, index files and the alive file, through
  * the public functions that read them from disk: sqlenvfs_archive_open()
  * (index, then a scan of the segment past it), _refresh(), _read_commit(),
- * _read_gap_text(), _verify(), and the crash recovery of
- * sqlenvfs_archive_writer_open() (which truncates a torn tail and rewrites
- * the last index).
+ * _read_gap_text(), _verify(), _prune() (a dry run), and the crash recovery
+ * of sqlenvfs_archive_writer_open() (which truncates a torn tail and
+ * rewrites the last index).
  *
  * An input is the files of one archive concatenated, each starting with its
  * magic: "SQEFSSEG" starts the next segment (numbered 1, 2, ... in input
@@ -284,6 +284,14 @@ check(const Files *f)
   ok = sqlenvfs_archive_verify(archive_dir, problem_cb, &n_problems, &res, &error);
   if (ok != (n_problems == 0) || (!ok && error == NULL) || res.n_problems != n_problems)
     fail("verify's result disagrees with the problems it reported", 0);
+  /* What `prune --dry-run` reads: the segment headers. */
+  {
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+    int n = sqlenvfs_archive_prune(archive_dir, G_MAXUINT64, TRUE, removed, &perr);
+    if (n < 0 ? perr == NULL : (guint)n != removed->len || n >= (int)MAX(f->n_segs, 1))
+      fail("prune's count disagrees with what it would remove", 0);
+  }
   /* What the archiver does on start: recover the last segment. */
   {
     g_autoptr(GError) werr = NULL;
