@@ -23,8 +23,10 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus" "$work/tmp" "$artifacts"
 cp -R "$fuzzdir/corpus/$name/." "$work/corpus/"
 
+# libFuzzer's own exit code for a finding is 77, which meson counts as a
+# skipped test: make every finding a failure.
 args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-      -artifact_prefix="$artifacts/")
+      -error_exitcode=1 -timeout_exitcode=1 -artifact_prefix="$artifacts/")
 [ -f "$fuzzdir/dict/$name.dict" ] && args+=(-dict="$fuzzdir/dict/$name.dict")
 if [ -f "$fuzzdir/dict/$name.flags" ]; then
   read -r -a extra < "$fuzzdir/dict/$name.flags"
