@@ -1374,6 +1374,9 @@ struct _SqlenvfsArchive {
   gint64 alive_file;
   guint64 alive_seq;
   gboolean has_alive;
+  /* The last segment's index had an entry that does not follow from the
+   * ones before it; a refresh scans the segment instead, as open did. */
+  gboolean is_last_index_bad;
 };
 
 static void
@@ -1486,8 +1489,12 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seq = sf.hdr.first_seq;
   }
 
-  /* The index. */
-  {
+  /* The index, up to its first entry that is not the next record: past
+   * that, only the segment is trusted (also on a refresh, which would
+   * otherwise resume the index beyond the entry open stopped at). */
+  if (from_offset == 0)
+    a->is_last_index_bad = FALSE;
+  if (!a->is_last_index_bad) {
     g_autofree char *iname = seg_name(seg->number, "idx");
     g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
     int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
@@ -1509,9 +1516,13 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
                          NULL)) {
             for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
               SqlenvfsArchiveEntry e;
-              if (!decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
-                  e.offset + e.length > sf.size || sealed)
+              if (sealed)
                 break;
+              if (!decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                  e.offset + e.length > sf.size) {
+                a->is_last_index_bad = TRUE;
+                break;
+              }
               add_entry(a, &e, si);
               off += e.length;
               seq++;

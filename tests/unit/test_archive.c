@@ -678,6 +678,38 @@ START_TEST(test_corrupt_index_falls_back)
 }
 END_TEST
 
+/* A bad index entry, then an unreadable record: open stops at that record,
+ * and a refresh with nothing new must not list more than open did (it used
+ * to resume the index past the bad entry). */
+START_TEST(test_refresh_after_corrupt_index)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *idx = g_build_filename(dir, "0000000000000001.idx", NULL);
+  const SqlenvfsArchiveEntry *e3;
+  GError *error = NULL;
+
+  for (guint k = 1; k <= 6; k++)
+    add_commit(w, k, 2);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  e3 = entry_seq(a, 3);
+  ck_assert(e3 != NULL);
+  /* Damage index entry 2, and the header of record 4 in the segment. */
+  flip_byte(idx, 32 + 1 * 112 + 20);
+  flip_byte(seg, (goffset)(e3->offset + e3->length + 20));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 3);
+}
+END_TEST
+
 START_TEST(test_missing_segment_is_damage)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -958,6 +990,7 @@ archive_suite(void)
   tcase_add_test(tc, test_check_records);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
+  tcase_add_test(tc, test_refresh_after_corrupt_index);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
   tcase_add_test(tc, test_prune_log);
