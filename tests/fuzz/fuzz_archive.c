@@ -296,7 +296,7 @@ check(const Files *f)
   {
     g_autoptr(GError) werr = NULL;
     g_autoptr(SqlenvfsArchiveWriter) w =
-      sqlenvfs_archive_writer_open(archive_dir, 64 * 1024, &werr);
+      sqlenvfs_archive_writer_open(archive_dir, 64 * 1024, 0600, &werr);
     if (w == NULL && werr == NULL)
       fail("writer_open failed without an error", 0);
   }

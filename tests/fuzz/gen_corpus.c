@@ -176,7 +176,7 @@ gen_archive(const char *tmp)
   GByteArray *b;
 
   {
-    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(small, 64 * 1024, &error);
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(small, 64 * 1024, 0600, &error);
     if (w == NULL)
       die("open archive writer", error);
     wal.page_size = 512;
@@ -211,7 +211,7 @@ gen_archive(const char *tmp)
 
   /* Two segments: the first full and sealed. */
   {
-    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(rolled, 64 * 1024, &error);
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(rolled, 64 * 1024, 0600, &error);
     if (w == NULL)
       die("open archive writer", error);
     wal.page_size = 512;
