@@ -8,8 +8,8 @@
 WAL archive, .cache) on crashfs. Each cycle boots the "machine" (mounts
 crashfs, starts `sqlenvfs archive`), lets a writer commit numbered rows with
 synchronous=FULL while one operation runs (the archiver alone capturing and
-checkpointing, backup, snapshot, refresh-dev, prune, a pitr rebuild through
-the mount, a restore), cuts the power at a random moment (crashfs drops
+checkpointing, the archiver starting, backup, snapshot, refresh-dev, prune, a
+pitr rebuild through the mount, a restore), cuts the power at a random moment (crashfs drops
 every unsynced write and entry operation, or a seeded random prefix of
 them), kills every process, unmounts, mounts what survived and checks:
 
@@ -43,7 +43,7 @@ import sys
 import time
 import zlib
 
-OPS = ["archive", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
+OPS = ["archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
 
@@ -172,20 +172,14 @@ class Machine:
             f.write("[archive]\nsegment-max-bytes=1048576\ncheckpoint-pages=40\n"
                     "[retention]\ndaily-keep-days=0\ndaily-keep-count=1\n"
                     "snapshot-keep-days=0\nsnapshot-keep-count=3\npitr-keep-days=1\n")
+        # the user's own files are made durable by the user
+        for path in ("schema.sql", "sqlenvfs.conf", ".", ".."):
+            fd = os.open(os.path.join(self.root, path), os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
         r = self.sq("init")
         if r.returncode:
             raise Failure("init: " + r.stderr)
-        # make the fresh root durable as a whole: a sync of everything
-        subprocess.run(["sync"])
-        for dirpath, dirs, files in os.walk(self.root):
-            for n in files + ["."]:
-                fd = os.open(os.path.join(dirpath, n), os.O_RDONLY)
-                os.fsync(fd)
-                os.close(fd)
-        for d in (self.mnt, ):
-            fd = os.open(d, os.O_RDONLY)
-            os.fsync(fd)
-            os.close(fd)
 
     def start_archiver(self, tag):
         snaps = os.path.join(self.root, "backups/prod/snapshots")
@@ -245,6 +239,8 @@ class Machine:
 def check_rows(path, need_max, what, exact_max=None):
     """Opens @path read-only: integrity ok, rows 1..N contiguous with the
     writer's values, N >= need_max. Returns N."""
+    if not os.path.isfile(path):
+        raise Failure("%s: %s is gone" % (what, path))
     db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
     try:
         ic = db.execute("PRAGMA integrity_check").fetchall()
@@ -309,7 +305,8 @@ def cycle(m, i, seed, stats, only_mode=None):
     tag = "%d" % i
     m.boot()
     start = m.prod_max() + 1
-    arch = m.start_archiver(tag)
+    if op != "startup":
+        m.start_archiver(tag)
     wlog = os.path.join(m.logs, "writer-%s.log" % tag)
     m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
              os.path.join(m.root, "data/prod/app.db"), "--log", wlog, "--start", str(start)],
@@ -320,6 +317,10 @@ def cycle(m, i, seed, stats, only_mode=None):
     pitr_time = None
     # let some commits happen first, so that every operation has work
     wait_for(lambda: len(m.read_acked(wlog)) >= 5, "the writer's first commits")
+    if op == "startup":
+        # the cut falls while the archiver starts: its continuity decision,
+        # the commits it archives from the WAL, a snapshot after a gap
+        m.spawn([m.a.sqlenvfs, "archive", "--root", m.root], "archive-" + tag)
     if op in ("pitr", "restore"):
         alive = m.read_alive()
         if alive:
@@ -341,7 +342,8 @@ def cycle(m, i, seed, stats, only_mode=None):
         wait_for(lambda: is_mounted(m.mnt2), "the sqlenvfs mount")
         argv = ["sh", "-c", "cat '%s/pitr/%s/app.db' > /dev/null" % (m.mnt2, pitr_time)]
     proc = m.spawn(argv, "op-" + tag) if argv else None
-    time.sleep(rng.uniform(0.0, 0.9))   # the moment of the cut: random on purpose
+    # the moment of the cut: random on purpose
+    time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
     alive = m.read_alive()
     acked = m.read_acked(wlog)
     op_done = proc is not None and proc.poll() == 0
@@ -390,7 +392,7 @@ def cycle(m, i, seed, stats, only_mode=None):
         stats["durable_checked"] += len([k for k in durable if k in acked])
         stats["durable_points"] += 1
         remove_db(out)
-    arch = m.start_archiver(tag + "r")
+    m.start_archiver(tag + "r")
     text = open(os.path.join(m.logs, "archive-%sr.err" % tag)).read()
     if "a new chain" in text:
         stats["gaps"] += 1
@@ -444,10 +446,19 @@ def run(a):
     m = Machine(a)
     t0 = time.monotonic()
     try:
-        m.boot()
-        m.init()
-        m.ctl("cut")   # everything init made durable must survive
-        m.halt()
+        try:
+            m.boot()
+            m.init()
+            m.ctl("cut")   # init returned: what it made must survive whole
+            m.halt()
+            m.boot()
+            check_rows(os.path.join(m.root, "data/prod/app.db"), 0, "production after init")
+            check_rows(os.path.join(m.root, "data/dev/app.db"), 0, "development after init")
+            m.ctl("cut")
+            m.halt()
+        except Failure as e:
+            print("FAIL init: %s" % e, file=sys.stderr)
+            return 1
         seeds = [a.only] if a.only is not None else [a.seed * 100003 + i for i in range(a.cuts)]
         for i, seed in enumerate(seeds):
             idx = i if a.only is None else seed
