@@ -26,6 +26,9 @@
  *                    (in the order they were made) and, per directory, a
  *                    random prefix of its unsynced entry operations;
  *                    SEED makes the choice reproducible
+ *   cut subset SEED  as random, but keep each unsynced write of a file
+ *                    independently (the kernel writes dirty pages back in
+ *                    any order): any subset, applied in the order made
  *
  * Reading /.crashfs shows one line: the generation, the number of cuts, and
  * how many writes and entry operations are pending.
@@ -47,13 +50,14 @@
  *   (4) A new file whose name survived but whose data did not is empty (or
  *       holds the kept prefix of its writes), as after a crash on ext4.
  *   (5) Data and entries of different files are independent: any
- *       combination allowed by (1)-(3) can be produced by random mode.
+ *       combination allowed by (1)-(3) can be produced by random and
+ *       subset modes.
  *
  * What it does not model:
  *   - torn writes inside one write() call (a write survives whole or not at
  *     all; SQLite and sqlenvfs checksum their pages and records anyway);
- *   - reordering of writes within one file (random mode keeps a prefix, not
- *     an arbitrary subset);
+ *   - reordering of writes within one file other than by dropping some
+ *     (subset mode applies the kept ones in the order they were made);
  *   - metadata other than size and names: mode, owner and times change at
  *     once and survive as they are (sqlenvfs does not rely on them);
  *   - fallocate, copy_file_range and xattrs (not implemented: callers fall
@@ -95,13 +99,18 @@
 
 typedef struct Node Node;
 
-/* One write or size change to undo: restoring sets the size back to
- * old_size, then writes old (the bytes it replaced) at off. */
+/* One write or size change: undoing it sets the size back to old_size,
+ * then writes old (the bytes it replaced) at off; redoing it writes new at
+ * new_off (a write) or sets the size to new_size (a size change). */
 typedef struct {
   off_t off;
   off_t old_size;
   gsize len;
   guint8 *old;
+  off_t new_off;
+  off_t new_size;  /* a size change: the size; a write: -1 */
+  gsize new_len;
+  guint8 *new;
 } Undo;
 
 /* One entry operation: removes (dir_a, name_a) if dir_a, then sets
@@ -253,13 +262,15 @@ undo_free(gpointer p)
 {
   Undo *u = p;
   g_free(u->old);
+  g_free(u->new);
   g_free(u);
 }
 
-/* Records what a change of [off, end) or of the size to @new_size (pass
- * new_size < 0 for a write) replaces, reading it through @fd. */
+/* Records a write of @len bytes of @data at @off, or a change of the size
+ * to @new_size (pass new_size < 0 for a write), with what it replaces, read
+ * through @fd. */
 static int
-undo_record(Node *n, int fd, off_t off, gsize len, off_t new_size)
+undo_record(Node *n, int fd, off_t off, gsize len, const void *data, off_t new_size)
 {
   struct stat sb;
   if (fstat(fd, &sb) != 0)
@@ -275,6 +286,12 @@ undo_record(Node *n, int fd, off_t off, gsize len, off_t new_size)
     to = MIN((off_t)(off + (off_t)len), sb.st_size);
   }
   u->off = from;
+  u->new_size = new_size;
+  u->new_off = off;
+  if (new_size < 0) {
+    u->new_len = len;
+    u->new = g_memdup2(data, len);
+  }
   if (to > from) {
     u->len = (gsize)(to - from);
     u->old = g_malloc(u->len);
@@ -312,6 +329,33 @@ undo_apply(Node *n, guint keep)
     Undo *u = n->undo->pdata[i];
     if (ftruncate(fd, u->old_size) != 0 ||
         (u->len > 0 && pwrite(fd, u->old, u->len, u->off) != (ssize_t)u->len))
+      rc = -errno;
+  }
+  close(fd);
+  return rc;
+}
+
+/* Undoes every record of @n, then redoes those that @rng keeps (each with
+ * probability 1/2), in the order they were made. */
+static int
+undo_apply_subset(Node *n, GRand *rng, guint *kept)
+{
+  if (n->undo->len == 0)
+    return 0;
+  int rc = undo_apply(n, 0);
+  if (rc != 0)
+    return rc;
+  g_autofree char *proc = g_strdup_printf("/proc/self/fd/%d", n->pfd);
+  int fd = open(proc, O_WRONLY | O_CLOEXEC);
+  if (fd < 0)
+    return -errno;
+  for (guint i = 0; i < n->undo->len && rc == 0; i++) {
+    Undo *u = n->undo->pdata[i];
+    if (!g_rand_boolean(rng))
+      continue;
+    (*kept)++;
+    if (u->new_size >= 0 ? ftruncate(fd, u->new_size) != 0
+                         : pwrite(fd, u->new, u->new_len, u->new_off) != (ssize_t)u->new_len)
       rc = -errno;
   }
   close(fd);
@@ -474,9 +518,12 @@ rm_tree(const char *path)
 
 /* The power cut: freeze, keep what is durable (plus, in random mode, a
  * seeded random prefix of what is not), materialise it as STORE/tree. */
+typedef enum { CUT_ALL, CUT_PREFIX, CUT_SUBSET } CutMode;
+
 static int
-cut(gboolean is_random, guint32 seed)
+cut(CutMode mode, guint32 seed)
 {
+  gboolean is_random = mode != CUT_ALL;
   st.is_frozen = TRUE;
   st.n_cuts++;
   GRand *rng = g_rand_new_with_seed(seed);
@@ -497,8 +544,12 @@ cut(gboolean is_random, guint32 seed)
     if (n->type != S_IFREG)
       continue;
     guint len = n->undo->len;
-    guint keep = is_random && len ? (guint)g_rand_int_range(rng, 0, (gint32)len + 1) : 0;
     n_writes += len;
+    if (mode == CUT_SUBSET) {
+      rc = undo_apply_subset(n, rng, &kept_writes);
+      continue;
+    }
+    guint keep = is_random && len ? (guint)g_rand_int_range(rng, 0, (gint32)len + 1) : 0;
     kept_writes += keep;
     rc = undo_apply(n, keep);
   }
@@ -516,7 +567,7 @@ cut(gboolean is_random, guint32 seed)
     rc = rm_tree(old);
   g_snprintf(st.last, sizeof st.last,
              "cut %s seed=%u: kept %u of %u unsynced writes, %u of %u entry operations%s",
-             is_random ? "random" : "all", seed, kept_writes, n_writes, kept_dirops, n_dirops,
+             mode == CUT_ALL ? "all" : mode == CUT_PREFIX ? "random" : "subset", seed, kept_writes, n_writes, kept_dirops, n_dirops,
              rc == 0 ? "" : " (FAILED)");
   fprintf(stderr, "crashfs: %s\n", st.last);
   return rc;
@@ -728,7 +779,7 @@ crashfs_fs_utimens(const char *path, const struct timespec tv[2], struct fuse_fi
 static int
 truncate_fd(Node *n, int fd, off_t size)
 {
-  int rc = undo_record(n, fd, 0, 0, size);
+  int rc = undo_record(n, fd, 0, 0, NULL, size);
   if (rc != 0)
     return rc;
   return ftruncate(fd, size) == 0 ? 0 : -errno;
@@ -836,9 +887,10 @@ ctl_write(const char *buf, size_t size)
     if (st.is_frozen)
       return -EIO;
     if (g_strv_length(words) == 1)
-      return cut(FALSE, 0) == 0 ? (int)size : -EIO;
-    if (g_strv_length(words) == 3 && !strcmp(words[1], "random"))
-      return cut(TRUE, (guint32)g_ascii_strtoull(words[2], NULL, 10)) == 0 ? (int)size : -EIO;
+      return cut(CUT_ALL, 0) == 0 ? (int)size : -EIO;
+    if (g_strv_length(words) == 3 && (!strcmp(words[1], "random") || !strcmp(words[1], "subset")))
+      return cut(!strcmp(words[1], "random") ? CUT_PREFIX : CUT_SUBSET,
+                 (guint32)g_ascii_strtoull(words[2], NULL, 10)) == 0 ? (int)size : -EIO;
   }
   return -EINVAL;
 }
@@ -851,7 +903,7 @@ crashfs_fs_write(const char *path, const char *buf, size_t size, off_t off,
     return ctl_write(buf, size);
   LOCKED();
   Handle *h = (Handle *)(uintptr_t)fi->fh;
-  int rc = undo_record(h->node, h->fd, off, size, -1);
+  int rc = undo_record(h->node, h->fd, off, size, buf, -1);
   if (rc != 0)
     return rc;
   ssize_t r = pwrite(h->fd, buf, size, off);
