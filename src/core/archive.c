@@ -915,6 +915,18 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError *
   if (read_alive(dir, &atime, &aseq) && aseq <= w->next_seq && atime > w->alive)
     w->alive = atime;
   w->alive_written = w->alive;
+  if (read_alive(dir, &atime, &aseq) && aseq > w->next_seq) {
+    /* The records it confirmed are gone (a damaged segment moved aside):
+     * the numbers are written again, and readers must not take the new
+     * records as synced until they are. */
+    w->alive_written = 0;
+    if (!sqlenvfs_archive_writer_set_alive(w, w->alive, 0, error))
+      return NULL;
+    if (fdatasync(w->alive_fd) != 0) {
+      sqlenvfs_error_errno(error, errno, "sync", w->alive_path);
+      return NULL;
+    }
+  }
   return g_steal_pointer(&w);
 }
 
