@@ -315,7 +315,12 @@ def cycle(m, i, seed, stats, only_mode=None):
             "writer-" + tag)
     expect = {}
     outdir = os.path.join(m.root, "restored")
-    os.makedirs(outdir, exist_ok=True)
+    if not os.path.isdir(outdir):
+        # the user's own directory: made durable by the user
+        os.makedirs(outdir)
+        fd = os.open(m.root, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
     pitr_time = None
     # let some commits happen first, so that every operation has work
     wait_for(lambda: len(m.read_acked(wlog)) >= 5, "the writer's first commits")
