@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The long power-cut run: crash_power.py over the crash filesystem with many
-# cuts (default 280, 40 per operation) and a seed, from a built tree.
+# cuts (default 270, 30 for each of the 9 operations) and a seed, from a built tree.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
-cuts=${2:-280}
+cuts=${2:-270}
 seed=${3:-$(date +%s)}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-crash-XXXXXX")
 trap 'rm -rf "$tmp"' EXIT

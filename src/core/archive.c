@@ -922,10 +922,6 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, GError *
     w->alive_written = 0;
     if (!sqlenvfs_archive_writer_set_alive(w, w->alive, 0, error))
       return NULL;
-    if (fdatasync(w->alive_fd) != 0) {
-      sqlenvfs_error_errno(error, errno, "sync", w->alive_path);
-      return NULL;
-    }
   }
   return g_steal_pointer(&w);
 }
@@ -1345,6 +1341,10 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
   put32(buf + 28, crc(0, buf, 28));
   if (!pwrite_full(w->alive_fd, buf, sizeof buf, 0, w->alive_path, error))
     return FALSE;
+  /* Published, so durable: a restart after a power cut must not find an
+   * older alive time than the one shown (the window would go backwards). */
+  if (fdatasync(w->alive_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync", w->alive_path);
   w->alive_written = w->alive;
   return TRUE;
 }

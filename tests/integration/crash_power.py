@@ -8,7 +8,8 @@
 WAL archive, .cache) on crashfs. Each cycle boots the "machine" (mounts
 crashfs, starts `sqlenvfs archive`), lets a writer commit numbered rows with
 synchronous=FULL while one operation runs (the archiver alone capturing and
-checkpointing, the archiver starting, backup, snapshot, refresh-dev, prune, a
+checkpointing, the archiver idle after the writer stopped, the archiver
+starting, backup, snapshot, refresh-dev, prune, a
 pitr rebuild through the mount, a restore), cuts the power at a random moment (crashfs drops
 every unsynced write and entry operation, or a seeded random prefix or
 subset of them), kills every process, unmounts, mounts what survived and checks:
@@ -45,7 +46,7 @@ import sys
 import time
 import zlib
 
-OPS = ["archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
+OPS = ["archive", "idle", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
 
@@ -62,7 +63,7 @@ def writer(args):
     db.execute("PRAGMA busy_timeout=30000")
     i = args.start
     with open(args.log, "a", buffering=1) as log:
-        while True:
+        while args.count == 0 or i < args.start + args.count:
             db.execute("BEGIN IMMEDIATE")
             db.execute("INSERT INTO t(id, v) VALUES(?, ?)", (i, value(i)))
             db.execute("COMMIT")
@@ -303,16 +304,16 @@ def copies(root):
 def cycle(m, i, seed, stats, only_mode=None):
     rng = random.Random(seed)
     op = OPS[i % len(OPS)] if only_mode is None else only_mode
-    mode = rng.choice(["all", "random", "subset"])
+    mode = rng.choice(["all", "random", "subset"]) if op != "idle" else "all"
     tag = "%d" % i
     m.boot()
     start = m.prod_max() + 1
-    if op != "startup":
-        m.start_archiver(tag)
+    arch = m.start_archiver(tag) if op != "startup" else None
     wlog = os.path.join(m.logs, "writer-%s.log" % tag)
-    m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
-             os.path.join(m.root, "data/prod/app.db"), "--log", wlog, "--start", str(start)],
-            "writer-" + tag)
+    writer_p = m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
+                        os.path.join(m.root, "data/prod/app.db"), "--log", wlog,
+                        "--start", str(start), "--count", "20" if op == "idle" else "0"],
+                       "writer-" + tag)
     expect = {}
     outdir = os.path.join(m.root, "restored")
     if not os.path.isdir(outdir):
@@ -324,6 +325,24 @@ def cycle(m, i, seed, stats, only_mode=None):
     pitr_time = None
     # let some commits happen first, so that every operation has work
     wait_for(lambda: len(m.read_acked(wlog)) >= 5, "the writer's first commits")
+    if op == "idle":
+        # the writer stops; the archiver's alive time moves past its last
+        # commit while nothing is committed: the cut must not move it back
+        wait_for(lambda: writer_p.poll() is not None, "the writer to finish")
+        last = max(m.read_acked(wlog).values())
+        wait_for(lambda: (m.read_alive() or (0, 0))[0] > last * 1e6 + 300000,
+                 "the alive time to pass the last commit")
+        # then one more commit that the archiver does not see (it is
+        # stopped, as a machine about to lose power may be): after the
+        # reboot it finds it in the WAL, an outage from its last alive time
+        os.kill(arch.pid, signal.SIGSTOP)
+        db = sqlite3.connect(os.path.join(m.root, "data/prod/app.db"), isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        k = max(m.read_acked(wlog)) + 1
+        db.execute("INSERT INTO t(id, v) VALUES(?, ?)", (k, value(k)))
+        with open(wlog, "a") as f:
+            f.write("%d %.6f\n" % (k, time.time()))
+        db.close()
     if op == "startup":
         # the cut falls while the archiver starts: its continuity decision,
         # the commits it archives from the WAL, a snapshot after a gap
@@ -350,7 +369,8 @@ def cycle(m, i, seed, stats, only_mode=None):
         argv = ["sh", "-c", "cat '%s/pitr/%s/app.db' > /dev/null" % (m.mnt2, pitr_time)]
     proc = m.spawn(argv, "op-" + tag) if argv else None
     # the moment of the cut: random on purpose
-    time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
+    if op != "idle":
+        time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
     alive = m.read_alive()
     acked = m.read_acked(wlog)
     op_done = proc is not None and proc.poll() == 0
@@ -514,6 +534,7 @@ def main():
     w.add_argument("--db", required=True)
     w.add_argument("--log", required=True)
     w.add_argument("--start", type=int, required=True)
+    w.add_argument("--count", type=int, default=0, help="stop after this many commits")
     a = ap.parse_args()
     if a.cmd == "writer":
         writer(a)

@@ -9,6 +9,6 @@ source "$SRCDIR/tests/integration/lib.sh"
 : "${CRASHFS:?CRASHFS must point at the built crashfs binary}"
 
 python3 "$SRCDIR/tests/integration/crash_power.py" run --sqlenvfs "$SQLENVFS" \
-  --crashfs "$CRASHFS" --tmp "$T/crash" --cuts "${CRASH_CUTS:-35}" --seed "${CRASH_SEED:-1}" \
+  --crashfs "$CRASHFS" --tmp "$T/crash" --cuts "${CRASH_CUTS:-36}" --seed "${CRASH_SEED:-1}" \
   || fail "a power cut broke a durability promise (see above)"
 pass "power cuts survived"
