@@ -1333,6 +1333,9 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
     w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (w->alive_fd < 0)
       return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
+    /* its name, if it was just created, is durable only with the directory */
+    if (!sqlenvfs_fsync_dir(w->dir, error))
+      return FALSE;
   }
   memset(buf, 0, sizeof buf);
   memcpy(buf, ALIVE_MAGIC, 8);

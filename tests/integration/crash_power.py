@@ -46,7 +46,7 @@ import sys
 import time
 import zlib
 
-OPS = ["archive", "idle", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
+OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
 
@@ -332,6 +332,11 @@ def cycle(m, i, seed, stats, only_mode=None):
         last = max(m.read_acked(wlog).values())
         wait_for(lambda: (m.read_alive() or (0, 0))[0] > last * 1e6 + 300000,
                  "the alive time to pass the last commit")
+        # the alive file is visible when written, durable a moment later:
+        # the value seen is surely synced once the archiver wrote the next
+        published = m.read_alive()
+        wait_for(lambda: (m.read_alive() or (0, 0))[0] > published[0],
+                 "the alive time to move once more")
         # then one more commit that the archiver does not see (it is
         # stopped, as a machine about to lose power may be): after the
         # reboot it finds it in the WAL, an outage from its last alive time
@@ -367,11 +372,12 @@ def cycle(m, i, seed, stats, only_mode=None):
         m.spawn([m.a.sqlenvfs, "mount", m.root, m.mnt2, "-f", "-o", "noarchiver"], "mount-" + tag)
         wait_for(lambda: is_mounted(m.mnt2), "the sqlenvfs mount")
         argv = ["sh", "-c", "cat '%s/pitr/%s/app.db' > /dev/null" % (m.mnt2, pitr_time)]
+    acked_before_op = max(m.read_acked(wlog))
     proc = m.spawn(argv, "op-" + tag) if argv else None
     # the moment of the cut: random on purpose
     if op != "idle":
         time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
-    alive = m.read_alive()
+    alive = m.read_alive() if op != "idle" else published
     acked = m.read_acked(wlog)
     op_done = proc is not None and proc.poll() == 0
     op_out = open(os.path.join(m.logs, "op-%s.out" % tag)).read() if proc else ""
@@ -384,6 +390,10 @@ def cycle(m, i, seed, stats, only_mode=None):
 
     # ---- reboot and check --------------------------------------------
     m.boot()
+    after = m.read_alive()
+    if alive and (after is None or after[0] < alive[0]):
+        raise Failure("the alive time published before the cut, %s, is %s after it" % (
+            timestr(alive[0]), timestr(after[0]) if after else "gone"))
     need = max(m.acked) if m.acked else 0
     n = check_rows(os.path.join(m.root, "data/prod/app.db"), need, "production")
     stats["acked_checked"] += len(acked)
@@ -396,6 +406,10 @@ def cycle(m, i, seed, stats, only_mode=None):
             env = db.execute("SELECT * FROM _environment").fetchall()
             if len(env) != 1 or "development" not in env[0]:
                 raise Failure("development is marked %r" % (env,))
+            dev_max = db.execute("SELECT coalesce(max(id), 0) FROM t").fetchone()[0]
+            if op == "refresh-dev" and op_done and dev_max < acked_before_op:
+                raise Failure("refresh-dev finished before the cut, but development holds "
+                              "rows up to %d only (production had %d)" % (dev_max, acked_before_op))
         finally:
             db.close()
     if op_done and op in ("backup", "snapshot"):
