@@ -9,7 +9,11 @@ build=${1:-build}
 cuts=${2:-270}
 seed=${3:-$(date +%s)}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-crash-XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
 echo "# crash run: $cuts cuts, seed $seed"
-python3 tests/integration/crash_power.py run --sqlenvfs "$build/src/sqlenvfs" \
-  --crashfs "$build/tests/crashfs" --tmp "$tmp" --cuts "$cuts" --seed "$seed" --verbose
+if python3 tests/integration/crash_power.py run --sqlenvfs "$build/src/sqlenvfs" \
+    --crashfs "$build/tests/crashfs" --tmp "$tmp" --cuts "$cuts" --seed "$seed" --verbose; then
+  rm -rf "$tmp"
+else
+  echo "# the root and the logs are kept in $tmp" >&2
+  exit 1
+fi

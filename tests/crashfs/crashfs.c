@@ -155,6 +155,7 @@ static struct {
   Node *root;
   GHashTable *by_ino; /* ino_t -> Node* (live inodes and the unlinked ones we hold) */
   GPtrArray *nodes;   /* every Node, by creation */
+  GPtrArray *ops;     /* every DirOp (one may sit in two pending lists) */
   char last[256];
 } st;
 
@@ -376,6 +377,7 @@ dirop_add(Node *dir_a, const char *name_a, Node *dir_b, const char *name_b, Node
   op->dir_b = dir_b;
   op->name_b = g_strdup(name_b);
   op->node_b = node_b;
+  g_ptr_array_add(st.ops, op);
   if (dir_a)
     g_ptr_array_add(dir_a->pending, op);
   if (dir_b && dir_b != dir_a)
@@ -1065,6 +1067,7 @@ main(int argc, char **argv)
   }
   st.by_ino = g_hash_table_new(g_direct_hash, g_direct_equal);
   st.nodes = g_ptr_array_new();
+  st.ops = g_ptr_array_new();
   int err = 0;
   st.root = node_at(".", &err);
   if (!st.root || (err = scan(st.root, ".")) != 0) {
