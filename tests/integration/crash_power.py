@@ -108,6 +108,7 @@ class Machine:
         self.procs = []
         self.crashfs = None
         self.acked = {}          # id -> time its COMMIT returned
+        self.checked = set()     # (kind, name) of copies found whole
         self.n_boot = 0
 
     def sq(self, *args, **kw):
@@ -455,8 +456,11 @@ def cycle(m, i, seed, stats, only_mode=None):
     if r.returncode:
         raise Failure("verify after the cut:\n" + r.stdout + r.stderr)
     for kind, name in copies(m.root):
+        if (kind, name) in m.checked:
+            continue    # whole after an earlier cut: a copy never changes
         p = os.path.join(m.root, "backups/prod", kind, name, "app.db")
         check_rows(p, 0, "%s/%s" % (kind, name))
+        m.checked.add((kind, name))
         stats["copies_checked"] += 1
     if alive:
         # the recoverable window never moves back past the alive time, and
@@ -548,7 +552,7 @@ def run(a):
     print("# acknowledged commits checked in production: %d" % stats["acked_checked"])
     print("# commits published durable (before the alive time) checked in the archive: %d (at %d cuts)" % (
         stats["durable_checked"], stats["durable_points"]))
-    print("# backups and snapshots checked whole: %d; gaps recorded: %d" % (
+    print("# backups and snapshots checked whole (each once): %d; gaps recorded: %d" % (
         stats["copies_checked"], stats["gaps"]))
     print(json.dumps(stats))
     return 0
