@@ -72,6 +72,10 @@
  * pages back. The kernel's writeback cache is off and O_TRUNC arrives as a
  * size change, so every write and truncation passes through crashfs at once.
  *
+ * Inode numbers are the backing tree's (use_ino): stable while mounted and,
+ * as a cut materialises surviving files as hard links, across a cut, as on a
+ * real filesystem (sqlenvfs compares them to notice a replaced file).
+ *
  * Operations are serialised by one mutex: crashfs is for correctness tests,
  * not speed. Assumes it runs as root (it reopens files through
  * /proc/self/fd to undo writes on read-only files).
@@ -998,7 +1002,7 @@ crashfs_fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
   conn->want &= ~(FUSE_CAP_ATOMIC_O_TRUNC | FUSE_CAP_WRITEBACK_CACHE);
   cfg->hard_remove = 1; /* no .fuse_hidden files: open handles use their fd */
   cfg->nullpath_ok = 1;
-  cfg->use_ino = 0;
+  cfg->use_ino = 1; /* the backing inode numbers: stable, as sqlenvfs checks identities */
   cfg->direct_io = 0;
   return NULL;
 }
