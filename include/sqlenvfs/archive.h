@@ -180,8 +180,8 @@ void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
 
 /* Record that capture was complete at @time (call after sync). Writes the
- * alive file when @time moved by @min_step_us or more since it was last
- * written (0: always). */
+ * alive file, and syncs it, when @time moved by @min_step_us or more since
+ * it was last written (0: always). */
 gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time,
                                            gint64 min_step_us, GError **error);
 

@@ -279,6 +279,14 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
                   file, *n, group);
       return NULL;
     }
+    for (char **m = names; m < n; m++) {
+      if (g_str_equal(*m, *n)) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "read %s: database '%s' is listed twice (the MANIFEST is damaged)", file,
+                    *n);
+        return NULL;
+      }
+    }
     sdb = g_new0(SqlenvfsStoredDb, 1);
     g_ptr_array_add(copy->dbs, sdb);
     sdb->db = g_strdup(*n);
