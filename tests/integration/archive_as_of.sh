@@ -44,6 +44,21 @@ PY
 }
 client fast 12 0 > "$T/commits"
 client slow 12 70 >> "$T/commits"
+# The restores below go up to a second after the last COMMIT returned: keep
+# the archiver running until the recoverable window reaches that far.
+last_ns=$(tail -1 "$T/commits" | cut -d' ' -f4)
+python3 - "$SQLENVFS" "$R" "$last_ns" <<'PY' || fail "the recoverable window did not reach a second past the last commit"
+import datetime, json, subprocess, sys, time
+sq, root, want = sys.argv[1], sys.argv[2], int(sys.argv[3]) / 1e9 + 1.1
+deadline = time.time() + 20
+while time.time() < deadline:
+    ws = [w for w in json.loads(subprocess.check_output([sq, "list", "--root", root, "--json"]))["windows"]
+          if w["database"] == "app"]
+    if ws and datetime.datetime.fromisoformat(ws[-1]["to"].replace("Z", "+00:00")).timestamp() >= want:
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit(1)
+PY
 pitr_stop_archiver "$T/a"
 
 # Each client commit's capture time: the client's commits are the archive's

@@ -155,6 +155,17 @@ pass "pitr/ lists earliest and latest; names outside the window are ENOENT and l
 # reach the daemon once (one log line); a time in the future, which may
 # resolve later, reaches it each time
 log_count() { grep -c "$1" "$R/.sqlenvfs/mount.log" || true; }
+# Failed lookups are logged at most ten in ten seconds, and the lookups
+# above used some of this period's lines: probe until a period starts (its
+# first line says how many were not logged before it), so that the few
+# lookups counted below are all logged.
+fresh() { grep "pitr/probe-$1: not a time" "$R/.sqlenvfs/mount.log" | grep -q "were not logged)"; }
+for i in $(seq 1 250); do
+  stat "$M/pitr/probe-$i" > /dev/null 2>&1 || true
+  fresh "$i" && break
+  sleep 0.1
+done
+fresh "$i" || fail "no new period of failed-lookup lines began within 25 s"
 began=$(date +%s%N)
 for i in 1 2 3; do
   for name in not-a-time-x 2000-01-02T00:00:00Z 2098-01-01T00:00:00Z; do
