@@ -16,7 +16,8 @@
  *     the last commit of that record's WAL generation;
  *   - either way, a COMMIT state whose database size or page size differs
  *     from the copy's is not its state (its MANIFEST lies): the copy is not
- *     used as a base.
+ *     used as a base; nor is it when a page that COMMIT record wrote is not
+ *     the copy's page (checked when the base is opened, base_holds_state).
  *
  * Invariants:
  *   (1) A restore uses one base and the COMMIT records after its state in
