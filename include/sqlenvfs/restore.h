@@ -141,8 +141,10 @@ GPtrArray *sqlenvfs_restore_list_dbs(SqlenvfsRoot *root);
 
 /* For `verify`: check the WAL archive of every database completely
  * (sqlenvfs_archive_verify) and add one line per problem, naming the file,
- * or one good line per archive, to @report (kind "wal-archive"). FALSE and
- * *error only when an archive directory cannot be read. */
+ * or one good line per archive, to @report (kind "wal-archive"); then, for a
+ * good archive, a bad line for each backup or snapshot (not already bad in
+ * @report) that does not hold the archived state its MANIFEST names. FALSE
+ * and *error only when an archive directory cannot be read. */
 gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,
                                           GError **error);
 

@@ -1236,6 +1236,44 @@ verify_problem(gpointer user, const char *file, const char *message)
   v->n++;
 }
 
+/* Every copy of @db that passed its own checks (no bad line for its file in
+ * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
+ * that state (base_holds_state): a bad line for each one that does not, so
+ * that `verify` names the copies a restore would pass over. */
+static void
+verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *report)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(Timeline) tl = timeline_load(root, db, &local);
+
+  if (tl == NULL) {
+    g_debug("verify %s: the copies' states were not checked: %s", db, local->message);
+    return;
+  }
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    g_autoptr(GError) why = NULL;
+    gboolean known_bad = FALSE;
+    int fd;
+
+    if (b->idx < 0)
+      continue;
+    for (guint k = 0; k < report->checks->len && !known_bad; k++) {
+      const SqlenvfsCheck *c = report->checks->pdata[k];
+      known_bad = !c->ok && g_strcmp0(c->path, b->sdb->path) == 0;
+    }
+    if (known_bad)
+      continue;
+    fd = open(b->sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+      continue; /* store verification already read (or named) it */
+    if (!base_holds_state(tl->a, E(tl, (guint)b->idx)->seq, fd, b->sdb->path, &why))
+      sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(b->copy->kind), b->copy->name,
+                                 db, b->sdb->path, FALSE, why->message);
+    close(fd);
+  }
+}
+
 gboolean
 sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GError **error)
 {
@@ -1265,6 +1303,7 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
       sqlenvfs_verify_report_add(report, "wal-archive", what, db, dir, TRUE, NULL);
       g_debug("verify %s: %s", dir, note);
     }
+    verify_base_states(root, db, report);
   }
   return TRUE;
 }

@@ -213,6 +213,11 @@ pages=$(sed -n 's/^page-count=//p' "$MF")
 sed -i -e 's/^wal-salt1=.*/wal-salt1=0/' -e 's/^wal-salt2=.*/wal-salt2=0/' \
   -e 's/^wal-frame=.*/wal-frame=0/' -e 's/^wal-cksum1=.*/wal-cksum1=0/' \
   -e 's/^wal-cksum2=.*/wal-cksum2=0/' -e '/^checksum=/d' -e 's/^format=2$/format=1/' "$MF"
+rc=0
+"$SQLENVFS" verify --root "$R3" > "$T/verify4.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed a copy that does not hold the state its MANIFEST names"
+grep -q "^BAD .*$NEWEST .*app.db does not hold the state" "$T/verify4.out" ||
+  fail "verify does not name the copy that does not hold its state: $(cat "$T/verify4.out")"
 restore_eq latest "$T/c3"
 grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "a copy was mapped to a state it does not hold: $(cat "$T/restore.out")"
 grep -q "$NEWEST/app.db does not hold the state" "$T/restore.err" ||
