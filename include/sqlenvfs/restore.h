@@ -145,8 +145,10 @@ GPtrArray *sqlenvfs_restore_list_dbs(SqlenvfsRoot *root);
  * (sqlenvfs_archive_verify_with, skipping the sealed segments @memo, which
  * may be NULL, knows as verified and unchanged) and add one line per
  * problem, naming the file, or one good line per archive, to @report (kind
- * "wal-archive"), and count the segments read and skipped in it. FALSE and
- * *error only when an archive directory cannot be read. */
+ * "wal-archive"), and count the segments read and skipped in it; then, for
+ * a good archive, a bad line for each backup or snapshot (not already bad
+ * in @report) that does not hold the archived state its MANIFEST names.
+ * FALSE and *error only when an archive directory cannot be read. */
 gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root,
                                           const SqlenvfsArchiveVerifyMemo *memo,
                                           SqlenvfsVerifyReport *report, GError **error);

@@ -164,7 +164,8 @@ cmd_list(int argc, char **argv)
     const SqlenvfsListWindow *w = report->windows->pdata[i];
     g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
     g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
-    printf("  %-16s %s .. %s%s%s\n", w->db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+    g_autofree char *db = cli_pad(w->db, 16);
+    printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
   }
   if (isatty(STDOUT_FILENO))
     print_history(report);
