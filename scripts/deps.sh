@@ -7,6 +7,9 @@ packages=(
   gcc pkg-config meson ninja-build
   libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev libisal-dev check libpq-dev
   sqlite3 python3 postgresql
+  libcurl4-openssl-dev
+  # the test S3 server (scripts/s3server.sh) and an independent S3 client
+  radosgw ceph-mon ceph-osd s3cmd
 )
 
 missing=()
