@@ -584,8 +584,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
     }
     if (attempt >= s3->max_retries) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                  "%s %s: %s, after %u attempts (check that %s is up and reachable; "
-                  "the request is retried on the next run)",
+                  "%s %s: %s, after %u attempts (check that %s is up and reachable)",
                   req->op, what, last, attempt + 1, s3->endpoint);
       return FALSE;
     }
