@@ -91,6 +91,7 @@ wait_for() { # what log cmd...
   while ! "$@" >/dev/null 2>&1; do
     if [ "$(date +%s)" -ge "$deadline" ]; then
       stop
+      tail -n 15 "$log" >&2 2>/dev/null || true
       die "$what is not up after ${timeout}s (see $log)"
     fi
     sleep 0.2

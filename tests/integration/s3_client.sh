@@ -20,7 +20,8 @@ _s3_exit() {
 trap _s3_exit EXIT
 
 t_start=$(date +%s%N)
-eval "$("$SRCDIR/scripts/s3server.sh" start "$srv")"
+server_env=$("$SRCDIR/scripts/s3server.sh" start "$srv") || fail "the test S3 server did not start"
+eval "$server_env"
 note "radosgw up at $S3_ENDPOINT in $(( ($(date +%s%N) - t_start) / 1000000 )) ms"
 URL=s3://$S3_BUCKET/it
 s3() { "$S3CHECK" --url "$URL" "$@"; }
@@ -116,6 +117,8 @@ expect_fail "take lease s3://$S3_BUCKET/it/leased/lease: held by host .*, root /
 kill -STOP "$a_pid"
 wait_until 30 "B takes the lease over once A's expired" $L lease-take /roots/b 3
 kill -CONT "$a_pid"
+a_gone() { grep -q '^lost' "$T/a.state"; }
+wait_until 30 "A notices it lost the lease" a_gone
 a_rc=0
 wait "$a_pid" || a_rc=$?
 assert_eq "$a_rc" 3 "exit status of the holder that lost its lease"
