@@ -61,14 +61,22 @@ except Exception:
 EOF
 }
 
+# A process that exists and has not exited (a zombie, not yet reaped by
+# whoever adopted it, has).
+is_running() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ]
+}
+
 stop() {
   [ -f "$dir/pids" ] || return 0
   local pids p
   pids=$(cat "$dir/pids")
   for p in $pids; do kill "$p" 2>/dev/null || true; done
-  for _ in $(seq 50); do
+  for _ in $(seq 20); do
     local alive=0
-    for p in $pids; do kill -0 "$p" 2>/dev/null && alive=1; done
+    for p in $pids; do is_running "$p" && alive=1; done
     [ "$alive" -eq 0 ] && break
     sleep 0.1
   done
@@ -85,14 +93,15 @@ spawn() { # name log cmd...
   echo "$!" >"$dir/$name.pid"
 }
 
-# Wait until a command succeeds or the deadline passes.
+# Wait until a command succeeds; 1 (saying what and where its log is) when
+# the attempt's deadline passes.
 wait_for() { # what log cmd...
   local what=$1 log=$2; shift 2
   while ! "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$deadline" ]; then
-      stop
+    if [ "$(date +%s)" -ge "$attempt_deadline" ]; then
       tail -n 15 "$log" >&2 2>/dev/null || true
-      die "$what is not up after ${timeout}s (see $log)"
+      echo "s3server: $what is not up after $(( $(date +%s) - attempt_start ))s (see $log)" >&2
+      return 1
     fi
     sleep 0.2
   done
@@ -108,6 +117,23 @@ start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   deadline=$(( $(date +%s) + timeout ))
+  # A first attempt that does not come up is torn down and made again once
+  # (fresh ports and cluster id), within the same overall deadline.
+  for attempt in 1 2; do
+    attempt_start=$(date +%s)
+    attempt_deadline=$(( attempt == 1 ? attempt_start + timeout / 2 : deadline ))
+    if bring_up; then
+      print_env
+      return 0
+    fi
+    stop
+    [ "$attempt" -eq 2 ] || find "$dir" -mindepth 1 -delete
+  done
+  die "the server is not up after ${timeout}s (its logs are in $dir/log)"
+}
+
+# Make the cluster in the empty $dir and start it; 1 when a step fails.
+bring_up() {
   local fsid mon_port rgw_port conf osd_uuid
   fsid=$(python3 -c 'import uuid; print(uuid.uuid4())')
   osd_uuid=$(python3 -c 'import uuid; print(uuid.uuid4())')
@@ -159,25 +185,25 @@ ms mon client mode = crc
 EOF
   : >"$dir/pids"
   monmaptool --create --fsid "$fsid" --addv a "[v1:127.0.0.1:$mon_port]" "$dir/monmap" \
-    >"$dir/log/monmaptool.out" 2>&1 || die "monmaptool failed (see $dir/log/monmaptool.out)"
+    >"$dir/log/monmaptool.out" 2>&1 || die "monmaptool failed: $(cat "$dir/log/monmaptool.out")"
   ceph-mon -c "$conf" --mkfs -i a --monmap "$dir/monmap" >"$dir/log/mon-mkfs.out" 2>&1 ||
-    die "ceph-mon --mkfs failed (see $dir/log/mon-mkfs.out)"
+    die "ceph-mon --mkfs failed: $(cat "$dir/log/mon-mkfs.out")"
   spawn mon "$dir/log/mon.out" ceph-mon -c "$conf" -f -i a
   local C=(ceph -c "$conf" --connect-timeout 5)
-  wait_for "the monitor" "$dir/log/mon.a.log" "${C[@]}" mon stat
+  wait_for "the monitor" "$dir/log/mon.a.log" "${C[@]}" mon stat || return 1
   "${C[@]}" osd new "$osd_uuid" 0 >"$dir/log/osd-new.out" 2>&1 ||
-    { stop; die "ceph osd new failed (see $dir/log/osd-new.out)"; }
+    { cat "$dir/log/osd-new.out" >&2; return 1; }
   mkdir -p "$dir/osd"
   ceph-osd -c "$conf" -i 0 --mkfs --osd-uuid "$osd_uuid" >"$dir/log/osd-mkfs.out" 2>&1 ||
-    { stop; die "ceph-osd --mkfs failed (see $dir/log/osd-mkfs.out)"; }
+    { cat "$dir/log/osd-mkfs.out" >&2; return 1; }
   spawn osd "$dir/log/osd.out" ceph-osd -c "$conf" -f -i 0
   osd_up() { "${C[@]}" osd stat 2>/dev/null | grep -q '1 up'; }
-  wait_for "the OSD" "$dir/log/osd.0.log" osd_up
+  wait_for "the OSD" "$dir/log/osd.0.log" osd_up || return 1
   spawn rgw "$dir/log/rgw.out" radosgw -c "$conf" -f -n client.rgw.test
-  wait_for "radosgw" "$dir/log/client.rgw.test.log" is_up
+  wait_for "radosgw" "$dir/log/client.rgw.test.log" is_up || return 1
   radosgw-admin -c "$conf" user create --uid=sqlenvfs-test --display-name=sqlenvfs-test \
     --access-key="$access_key" --secret-key="$secret_key" >"$dir/log/user.out" 2>&1 ||
-    { stop; die "radosgw-admin user create failed (see $dir/log/user.out)"; }
+    { cat "$dir/log/user.out" >&2; return 1; }
   # An s3cmd configuration for this server (tests use s3cmd as an
   # independent client), and the bucket, made with it.
   cat >"$dir/s3cfg" <<EOF
@@ -192,8 +218,7 @@ signature_v2 = False
 EOF
   chmod 600 "$dir/s3cfg"
   s3cmd -c "$dir/s3cfg" mb "s3://$bucket" >"$dir/log/bucket.out" 2>&1 ||
-    { stop; die "creating bucket $bucket failed (see $dir/log/bucket.out)"; }
-  print_env
+    { cat "$dir/log/bucket.out" >&2; return 1; }
 }
 
 case "$cmd" in

@@ -13,10 +13,13 @@ Faults are armed through the proxy itself, by GET requests under /__fault/:
     /__fault/arm?kind=K&count=N[&method=M][&arg=A]
         the next N requests (of method M, when given) get fault K:
           status      answer HTTP A (default 500) with an S3 error body,
-                      InternalError (the request does not reach the server)
+                      InternalError (InvalidArgument below 500); the
+                      request does not reach the server
           slowdown    answer 503 SlowDown
           cut_reply   forward, then send the headers and only A bytes of the
                       body and close the connection
+          drop_reply  forward, then close the connection without answering
+                      (the request took effect; its answer is lost)
           cut_request read A bytes of the request body, then close the
                       connection without answering (the request does not
                       reach the server)
@@ -119,7 +122,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.cut()
         body = self.rfile.read(length) if length else b""
         if kind == "status":
-            return self.reply_error(arg or 500, "InternalError", "injected by s3proxy")
+            status = arg or 500
+            code = "InternalError" if status >= 500 else "InvalidArgument"
+            return self.reply_error(status, code, "injected by s3proxy")
         if kind == "slowdown":
             return self.reply_error(503, "SlowDown", "injected by s3proxy")
         if kind == "delay":
@@ -137,6 +142,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply_error(502, "BadGateway", "upstream: %s" % e)
         finally:
             up.close()
+        if kind == "drop_reply":
+            return self.cut()
         self.send_response_only(r.status, r.reason)
         for k, v in r.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":

@@ -235,6 +235,30 @@ s3 get big2 "$T/big2.out"
 cmp "$T/big" "$T/big2.out" || fail "multipart object put through faults differs"
 pass "multipart upload through a 500 on its start and a cut part: content intact"
 
+# A multipart upload whose part is refused for good is aborted: no object,
+# no upload left behind.
+fault reset >/dev/null
+fault "arm?kind=status&arg=400&count=1&method=PUT" >/dev/null
+rc=0
+F put-large big3 "$T/big" 5242880 >/dev/null 2>"$T/stats" || rc=$?
+[ "$rc" -eq 1 ] || fail "a multipart upload with a refused part exits $rc"
+grep -q "upload part 1 of s3://$S3_BUCKET/it/big3: HTTP 400 InvalidArgument" "$T/stats" ||
+  fail "error of the refused part: $(cat "$T/stats")"
+expect_fail "HTTP 404 NoSuchKey" s3 get big3 "$T/x"
+[ -z "$(s3cmd -c "$S3CMD_CONFIG" multipart "s3://$S3_BUCKET" | grep it/big3 || true)" ] ||
+  fail "a failed multipart upload was not aborted"
+pass "a multipart upload that fails is aborted: no object and no upload left"
+
+# A lease create whose answer is lost: the retry meets our own lease (412)
+# and recognises it by its token.
+fault reset >/dev/null
+fault "arm?kind=drop_reply&count=1&method=PUT" >/dev/null
+AWS_ENDPOINT_URL=$PX "$S3CHECK" --conf "$T/fast.conf" --url "$URL/leased2" --stats \
+  lease-take /roots/e 30 >"$T/e.out" 2>"$T/stats" || fail "lease take with a lost answer: $(cat "$T/stats")"
+grep -q "^held by pid" "$T/e.out" || fail "lease take with a lost answer: $(cat "$T/e.out")"
+assert_eq "$(stat_of retries)" 1 "retries of a lease take whose answer was lost"
+pass "a lease taken by a create whose answer was lost is recognised as ours"
+
 fault reset >/dev/null
 fault "arm?kind=delay&arg=4000&count=1&method=GET" >/dev/null
 F get mid "$T/mid.4" 2>"$T/stats"
