@@ -98,7 +98,10 @@ spawn() { # name log cmd...
 wait_for() { # what log cmd...
   local what=$1 log=$2; shift 2
   while ! "$@" >/dev/null 2>&1; do
-    if [ "$(date +%s)" -ge "$attempt_deadline" ]; then
+    # An OSD that a monitor refused ("wrong fsid", seen now and then when a
+    # cluster starts right after another stopped) never comes up: start over.
+    if [ "$(date +%s)" -ge "$attempt_deadline" ] ||
+       grep -qs "unable to update_crush_device_class" "$log"; then
       tail -n 15 "$log" >&2 2>/dev/null || true
       echo "s3server: $what is not up after $(( $(date +%s) - attempt_start ))s (see $log)" >&2
       return 1
