@@ -14,6 +14,8 @@
  * a PUT also carries Content-MD5, and its answer's ETag is checked against
  * the MD5 of what was sent. The query string is written in canonical form
  * (parameters sorted, values percent-encoded) because SigV4 signs it as is.
+ * (A bucket encrypted with SSE-KMS or SSE-C answers with ETags that are not
+ * MD5s: such buckets fail these checks and are not supported.)
  *
  * Failures and retries. A request is retried, at most max-retries times,
  * after a wait drawn uniformly from [0, min(backoff_max, base * 2^n)]
