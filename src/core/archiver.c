@@ -508,10 +508,10 @@ discover(SqlenvfsArchiver *a, gboolean initial)
 static sqlite3 *
 open_conn(Db *d, int busy_ms, GError **error)
 {
-  sqlite3 *db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_MUST_EXIST, error);
+  sqlite3 *db = sqlenvfs_db_open(d->path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE,
+                                  error);
   if (db == NULL)
     return NULL;
-  sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)NULL);
   sqlite3_busy_timeout(db, busy_ms);
   sqlite3_exec(db, "PRAGMA cache_size=16", NULL, NULL, NULL);
   return db;
