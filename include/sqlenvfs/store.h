@@ -25,6 +25,8 @@
  */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <glib.h>
 
 #include "sqlenvfs/image.h"
@@ -105,6 +107,8 @@ typedef struct {
   gint64 mtime_ns, ctime_ns;
 } SqlenvfsFileId;
 
+/* The identity of the file that @st describes (from stat or fstat). */
+void sqlenvfs_file_id_from_stat(const struct stat *st, SqlenvfsFileId *id);
 /* The identity of the file open on @fd; FALSE and *error when fstat fails. */
 gboolean sqlenvfs_file_id_get(int fd, const char *path, SqlenvfsFileId *id, GError **error);
 gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b);

@@ -709,12 +709,18 @@ sqlenvfs_file_id_get(int fd, const char *path, SqlenvfsFileId *id, GError **erro
   struct stat st;
   if (fstat(fd, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "stat", path);
-  id->dev = (guint64)st.st_dev;
-  id->ino = (guint64)st.st_ino;
-  id->size = (guint64)st.st_size;
-  id->mtime_ns = (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-  id->ctime_ns = (gint64)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  sqlenvfs_file_id_from_stat(&st, id);
   return TRUE;
+}
+
+void
+sqlenvfs_file_id_from_stat(const struct stat *st, SqlenvfsFileId *id)
+{
+  id->dev = (guint64)st->st_dev;
+  id->ino = (guint64)st->st_ino;
+  id->size = (guint64)st->st_size;
+  id->mtime_ns = (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  id->ctime_ns = (gint64)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
 }
 
 gboolean

@@ -61,11 +61,7 @@ id_of_path(const char *path, SqlenvfsFileId *id)
   struct stat st;
   if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
     return FALSE;
-  id->dev = (guint64)st.st_dev;
-  id->ino = (guint64)st.st_ino;
-  id->size = (guint64)st.st_size;
-  id->mtime_ns = (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-  id->ctime_ns = (gint64)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+  sqlenvfs_file_id_from_stat(&st, id);
   return TRUE;
 }
 

@@ -510,18 +510,6 @@ START_TEST(test_corrupt_page)
 }
 END_TEST
 
-/* Bytes this process has read so far (read and pread), from /proc. */
-static guint64
-bytes_read(void)
-{
-  g_autofree char *io = NULL;
-  const char *p;
-  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
-  p = strstr(io, "rchar: ");
-  ck_assert_ptr_nonnull(p);
-  return g_ascii_strtoull(p + 7, NULL, 10);
-}
-
 /* check_records turns a corrupt record into a DAMAGED gap (never a state),
  * and reads again only what changed or is new. */
 START_TEST(test_check_records)
@@ -544,9 +532,9 @@ START_TEST(test_check_records)
 
   /* Unchanged: nothing is read again. */
   a = open_reader();
-  before = bytes_read();
+  before = testutil_bytes_read();
   ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
-  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
   e5 = entry_seq(a, 5);
   seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
   off5 = e5->offset;
@@ -605,9 +593,9 @@ START_TEST(test_check_records_memo_file)
   /* Another process (nothing remembered in memory): the file answers. */
   sqlenvfs_archive_forget_checks();
   a = open_reader();
-  before = bytes_read();
+  before = testutil_bytes_read();
   ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
-  ck_assert_uint_lt(bytes_read() - before, 8 * PS);
+  ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
   e5 = entry_seq(a, 5);
   seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
   flip_byte(seg_path, (goffset)(e5->offset + e5->length / 2));

@@ -368,18 +368,6 @@ START_TEST(test_verify_db_integrity_after_crc)
 }
 END_TEST
 
-/* Bytes this process has read so far (read and pread), from /proc. */
-static guint64
-bytes_read(void)
-{
-  g_autofree char *io = NULL;
-  const char *p;
-  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
-  p = strstr(io, "rchar: ");
-  ck_assert_ptr_nonnull(p);
-  return g_ascii_strtoull(p + 7, NULL, 10);
-}
-
 /* A base is checked against its MANIFEST before use, the verdict is
  * remembered while the file is unchanged, and a change is seen. */
 START_TEST(test_check_base)
@@ -397,10 +385,10 @@ START_TEST(test_check_base)
   ck_assert_no_error(error);
   ck_assert_uint_eq(id1.size, sdb->size);
   /* Unchanged: remembered, not read again. */
-  before = bytes_read();
+  before = testutil_bytes_read();
   ck_assert(sqlenvfs_store_check_base(sdb, fd, &id2, &error));
   ck_assert(sqlenvfs_file_id_equal(&id1, &id2));
-  ck_assert_uint_lt(bytes_read() - before, 4096);
+  ck_assert_uint_lt(testutil_bytes_read() - before, 4096);
 
   /* One byte of a row's payload: the crc32 catches it, naming the file. */
   flip_byte(sdb->path, (goffset)sdb->size - 100);

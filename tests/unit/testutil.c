@@ -72,3 +72,14 @@ testutil_run(Suite *s)
   srunner_free(sr);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
+
+guint64
+testutil_bytes_read(void)
+{
+  g_autofree char *io = NULL;
+  const char *p;
+  ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
+  p = strstr(io, "rchar: ");
+  ck_assert_ptr_nonnull(p);
+  return g_ascii_strtoull(p + 7, NULL, 10);
+}

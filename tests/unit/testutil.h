@@ -20,6 +20,9 @@ struct _SqlenvfsArchiver;
 void testutil_wait_capturing(struct _SqlenvfsArchiver *a, const char *db);
 
 /* Run @s and return the process exit status. */
+/* Bytes this process has read so far (read and pread), from /proc. */
+guint64 testutil_bytes_read(void);
+
 int testutil_run(Suite *s);
 
 /* Assert a GError is NULL, printing its message when it is not. */
