@@ -520,6 +520,51 @@ START_TEST(test_manifest_checksum)
 }
 END_TEST
 
+/* Sealing a MANIFEST gives it the checksum the writer would: a changed
+ * value, sealed again, loads and is believed; a key file without the
+ * [sqlenvfs-copy] group gets one, and the sum covers its header line. */
+START_TEST(test_manifest_seal)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GKeyFile) bare = g_key_file_new();
+  g_autoptr(GKeyFile) again = g_key_file_new();
+  g_autofree char *manifest = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *before = NULL, *data = NULL, *value = NULL, *bare_data = NULL;
+  guint32 sum;
+  GError *error = NULL;
+
+  /* Sealing what the writer sealed changes nothing. */
+  ck_assert(g_file_get_contents(manifest, &before, NULL, NULL));
+  ck_assert(g_key_file_load_from_data(kf, before, -1, G_KEY_FILE_NONE, NULL));
+  value = g_key_file_get_value(kf, "sqlenvfs-copy", "checksum", NULL);
+  sum = sqlenvfs_store_manifest_seal(kf);
+  {
+    g_autofree char *text = g_strdup_printf("0x%08x", sum);
+    ck_assert_str_eq(value, text);
+  }
+
+  /* A changed WAL position, sealed again, is what the MANIFEST says. */
+  g_key_file_set_value(kf, "db app", "wal-frame", "7");
+  ck_assert_uint_ne(sqlenvfs_store_manifest_seal(kf), sum);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(manifest, data, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_no_error(error);
+  ck_assert(loaded->is_protected);
+  ck_assert_uint_eq(((SqlenvfsStoredDb *)loaded->dbs->pdata[0])->pos.frame, 7);
+
+  /* No [sqlenvfs-copy] group yet: the seal adds it and covers it, so the
+   * key file read back seals to the same sum. */
+  g_key_file_set_value(bare, "db app", "size", "1024");
+  sum = sqlenvfs_store_manifest_seal(bare);
+  bare_data = g_key_file_to_data(bare, NULL, NULL);
+  ck_assert(g_key_file_load_from_data(again, bare_data, -1, G_KEY_FILE_NONE, NULL));
+  ck_assert_uint_eq(sqlenvfs_store_manifest_seal(again), sum);
+}
+END_TEST
+
 typedef struct {
   const char *keep_name;
   int n_calls;
@@ -667,6 +712,7 @@ store_suite(void)
   tcase_add_test(tc, test_verify_db_integrity_after_crc);
   tcase_add_test(tc, test_check_base);
   tcase_add_test(tc, test_manifest_checksum);
+  tcase_add_test(tc, test_manifest_seal);
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
   tcase_add_test(tc, test_list_report);
