@@ -96,9 +96,13 @@ SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kin
  * snapshot call it last, after every other key is set; any later change to
  * @kf breaks the seal. @kf must be loaded (or built) the way the reader
  * loads a MANIFEST (G_KEY_FILE_NONE), so that the checksum covers what the
- * reader sees; g_key_file_to_data() of a sealed @kf loads as a readable
- * checksum. It checks nothing else: a sealed MANIFEST can still be refused
- * for its fields. For tools and tests that write a MANIFEST on purpose. */
+ * reader sees. g_key_file_to_data() of a sealed @kf reads back with a
+ * matching checksum whenever that text reads back to the same keys and
+ * values: every MANIFEST backup and snapshot write does, but a value that
+ * ends in a carriage return does not (reading drops it, which is also why a
+ * MANIFEST with CRLF line ends still matches). It checks nothing else: a
+ * sealed MANIFEST can still be refused for its fields. For tools and tests
+ * that write a MANIFEST on purpose. */
 guint32 sqlenvfs_store_manifest_seal(GKeyFile *kf);
 
 /* The stored database @db in @copy, or NULL. */

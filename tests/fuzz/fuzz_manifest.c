@@ -106,17 +106,24 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GKeyFile) back = g_key_file_new();
   g_autofree char *sealed = NULL;
   gsize sealed_len = 0;
+  guint32 sum;
 
   check(data, size, FALSE);
   /* Loaded as the reader loads it, so that the seal covers what it reads. */
   if (!g_key_file_load_from_data(kf, (const char *)data, size, G_KEY_FILE_NONE, NULL) ||
       !g_key_file_has_key(kf, "sqlenvfs-copy", "checksum", NULL))
     return 0;
-  sqlenvfs_store_manifest_seal(kf);
+  sum = sqlenvfs_store_manifest_seal(kf);
   sealed = g_key_file_to_data(kf, &sealed_len, NULL);
-  if (sealed_len != size || memcmp(sealed, data, size) != 0)
-    check(sealed, sealed_len, TRUE);
+  if (sealed_len == size && memcmp(sealed, data, size) == 0)
+    return 0;
+  /* The seal holds only if the text reads back to the same keys and values:
+   * reading drops a carriage return that ends a value, for one. */
+  if (!g_key_file_load_from_data(back, sealed, sealed_len, G_KEY_FILE_NONE, NULL))
+    fail("a sealed MANIFEST that is not a key file");
+  check(sealed, sealed_len, sqlenvfs_store_manifest_seal(back) == sum);
   return 0;
 }

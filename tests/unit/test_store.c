@@ -565,6 +565,41 @@ START_TEST(test_manifest_seal)
 }
 END_TEST
 
+/* The checksum covers the values as read: a MANIFEST whose lines end in
+ * CRLF (copied through a tool that converts line ends) still matches, and
+ * a carriage return that ends a value is not part of it, so a value sealed
+ * with one does not match once written and read back. */
+START_TEST(test_manifest_checksum_line_ends)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *manifest = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *text = NULL, *data = NULL;
+  g_autoptr(GString) crlf = NULL;
+  GError *error = NULL;
+
+  ck_assert(g_file_get_contents(manifest, &text, NULL, NULL));
+  crlf = g_string_new(text);
+  ck_assert_uint_gt(g_string_replace(crlf, "\n", "\r\n", 0), 10);
+  ck_assert(g_file_set_contents(manifest, crlf->str, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_no_error(error);
+  ck_assert(loaded->is_protected);
+  g_clear_pointer(&loaded, sqlenvfs_stored_copy_free);
+
+  ck_assert(g_key_file_load_from_data(kf, text, -1, G_KEY_FILE_NONE, NULL));
+  g_key_file_set_value(kf, "db app", "journal-mode", "wal\r");
+  sqlenvfs_store_manifest_seal(kf);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(manifest, data, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_msg(strstr(error->message, "its checksum is") != NULL, "%s", error->message);
+  g_clear_error(&error);
+}
+END_TEST
+
 typedef struct {
   const char *keep_name;
   int n_calls;
@@ -713,6 +748,7 @@ store_suite(void)
   tcase_add_test(tc, test_check_base);
   tcase_add_test(tc, test_manifest_checksum);
   tcase_add_test(tc, test_manifest_seal);
+  tcase_add_test(tc, test_manifest_checksum_line_ends);
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
   tcase_add_test(tc, test_list_report);
