@@ -92,6 +92,21 @@ GPtrArray *sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind
 SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
                                         const char *name, GError **error);
 
+/* Seal a MANIFEST: set [sqlenvfs-copy] checksum of @kf to the crc32 of
+ * every other key and value, groups and keys in @kf's order, values as
+ * stored (invariant 4; docs/STORE.md), and return that crc32. Backup and
+ * snapshot call it last, after every other key is set; any later change to
+ * @kf breaks the seal. @kf must be loaded (or built) the way the reader
+ * loads a MANIFEST (G_KEY_FILE_NONE), so that the checksum covers what the
+ * reader sees. g_key_file_to_data() of a sealed @kf reads back with a
+ * matching checksum whenever that text reads back to the same keys and
+ * values: every MANIFEST backup and snapshot write does, but a value that
+ * ends in a carriage return does not (reading drops it, which is also why a
+ * MANIFEST with CRLF line ends still matches). It checks nothing else: a
+ * sealed MANIFEST can still be refused for its fields. For tools and tests
+ * that write a MANIFEST on purpose. */
+guint32 sqlenvfs_store_manifest_seal(GKeyFile *kf);
+
 /* The stored database @db in @copy, or NULL. */
 const SqlenvfsStoredDb *sqlenvfs_stored_copy_find(const SqlenvfsStoredCopy *copy, const char *db);
 

@@ -204,6 +204,22 @@ manifest_checksum(GKeyFile *kf)
   return c;
 }
 
+guint32
+sqlenvfs_store_manifest_seal(GKeyFile *kf)
+{
+  guint32 sum;
+  g_autofree char *text = NULL;
+
+  g_return_val_if_fail(kf != NULL, 0);
+  /* The key first, so that a MANIFEST without the group gets it before the
+   * sum is taken: the sum covers the group's header line. */
+  g_key_file_set_string(kf, GROUP_COPY, KEY_CHECKSUM, "0x00000000");
+  sum = manifest_checksum(kf);
+  text = g_strdup_printf("0x%08x", sum);
+  g_key_file_set_string(kf, GROUP_COPY, KEY_CHECKSUM, text);
+  return sum;
+}
+
 static SqlenvfsStoredCopy *
 load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
 {
@@ -356,10 +372,7 @@ write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 
     g_key_file_set_string(kf, group, "pinned-at", pinned);
     g_key_file_set_int64(kf, group, "pinned-at-us", sdb->pos.pinned_at);
   }
-  {
-    g_autofree char *sum = g_strdup_printf("0x%08x", manifest_checksum(kf));
-    g_key_file_set_string(kf, GROUP_COPY, KEY_CHECKSUM, sum);
-  }
+  sqlenvfs_store_manifest_seal(kf);
   data = g_key_file_to_data(kf, &len, NULL);
   return sqlenvfs_write_file_atomic(file, data, len, mode, error);
 }

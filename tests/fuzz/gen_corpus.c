@@ -3,7 +3,8 @@
  * product's own writers: WAL files written by SQLite, an archive written by
  * the archive writer, MANIFESTs written by real backups and snapshots, and
  * each time form from the formatters; plus typical settings files and a few
- * edge cases derived from them (cut short, torn, restarted).
+ * edge cases derived from them (cut short, torn, restarted; a MANIFEST of
+ * format 1, one changed after its seal, one changed and sealed again).
  *
  *   fuzz_gen_corpus OUTDIR     (OUTDIR/<target>/ must exist)
  *
@@ -230,13 +231,37 @@ gen_archive(const char *tmp)
 
 /* ----------------------------------------------------------- MANIFEST */
 
+/* @m with @key of @group set to @value (removed when NULL); sealed again
+ * when @seal. */
+static void
+emit_manifest_edit(const char *name, GBytes *m, const char *group, const char *key,
+                   const char *value, gboolean seal)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  GError *error = NULL;
+
+  if (!g_key_file_load_from_data(kf, g_bytes_get_data(m, NULL), g_bytes_get_size(m),
+                                 G_KEY_FILE_NONE, &error))
+    die(name, error);
+  if (value != NULL)
+    g_key_file_set_value(kf, group, key, value);
+  else
+    g_key_file_remove_key(kf, group, key, NULL);
+  if (seal)
+    sqlenvfs_store_manifest_seal(kf);
+  data = g_key_file_to_data(kf, &len, NULL);
+  emit("manifest", name, data, len);
+}
+
 static void
 gen_manifest(const char *tmp)
 {
   g_autofree char *dir = g_build_filename(tmp, "root", NULL);
   g_autoptr(SqlenvfsRoot) root = NULL;
   GError *error = NULL;
-  const char *dbs[] = { "app", "logs-2026.v1" };
+  const char *dbs[] = { "app", "logs-2026.v1", "sales 2026" };
 
   root = sqlenvfs_root_open(dir, SQLENVFS_ROOT_MAY_CREATE, &error);
   if (root == NULL || !sqlenvfs_root_ensure_layout(root, &error))
@@ -260,6 +285,25 @@ gen_manifest(const char *tmp)
     m = slurp(mpath);
     emit("manifest", kind == SQLENVFS_KIND_BACKUP ? "manifest-backup" : "manifest-snapshot",
          g_bytes_get_data(m, NULL), g_bytes_get_size(m));
+    if (kind != SQLENVFS_KIND_BACKUP)
+      continue;
+    /* Format 1 (no checksum), as sqlenvfs 0.1 wrote it; a WAL position
+     * changed after the seal; and one changed and sealed again, which only
+     * the field checks can judge. */
+    {
+      g_autoptr(GKeyFile) kf = g_key_file_new();
+      g_autofree char *data = NULL;
+      gsize len = 0;
+      if (!g_key_file_load_from_data(kf, g_bytes_get_data(m, NULL), g_bytes_get_size(m),
+                                     G_KEY_FILE_KEEP_COMMENTS, &error))
+        die("manifest-format1", error);
+      g_key_file_remove_key(kf, "sqlenvfs-copy", "checksum", NULL);
+      g_key_file_set_value(kf, "sqlenvfs-copy", "format", "1");
+      data = g_key_file_to_data(kf, &len, NULL);
+      emit("manifest", "manifest-format1", data, len);
+    }
+    emit_manifest_edit("manifest-changed-after-seal", m, "db app", "wal-frame", "7", FALSE);
+    emit_manifest_edit("manifest-resealed-bad-frame", m, "db app", "wal-frame", "-1", TRUE);
   }
 }
 

@@ -508,6 +508,86 @@ START_TEST(test_manifest_checksum)
 }
 END_TEST
 
+/* Sealing a MANIFEST gives it the checksum the writer would: a changed
+ * value, sealed again, loads and is believed; a key file without the
+ * [sqlenvfs-copy] group gets one, and the sum covers its header line. */
+START_TEST(test_manifest_seal)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GKeyFile) bare = g_key_file_new();
+  g_autoptr(GKeyFile) again = g_key_file_new();
+  g_autofree char *manifest = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *before = NULL, *data = NULL, *value = NULL, *bare_data = NULL;
+  guint32 sum;
+  GError *error = NULL;
+
+  /* Sealing what the writer sealed changes nothing. */
+  ck_assert(g_file_get_contents(manifest, &before, NULL, NULL));
+  ck_assert(g_key_file_load_from_data(kf, before, -1, G_KEY_FILE_NONE, NULL));
+  value = g_key_file_get_value(kf, "sqlenvfs-copy", "checksum", NULL);
+  sum = sqlenvfs_store_manifest_seal(kf);
+  {
+    g_autofree char *text = g_strdup_printf("0x%08x", sum);
+    ck_assert_str_eq(value, text);
+  }
+
+  /* A changed WAL position, sealed again, is what the MANIFEST says. */
+  g_key_file_set_value(kf, "db app", "wal-frame", "7");
+  ck_assert_uint_ne(sqlenvfs_store_manifest_seal(kf), sum);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(manifest, data, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_no_error(error);
+  ck_assert(loaded->is_protected);
+  ck_assert_uint_eq(((SqlenvfsStoredDb *)loaded->dbs->pdata[0])->pos.frame, 7);
+
+  /* No [sqlenvfs-copy] group yet: the seal adds it and covers it, so the
+   * key file read back seals to the same sum. */
+  g_key_file_set_value(bare, "db app", "size", "1024");
+  sum = sqlenvfs_store_manifest_seal(bare);
+  bare_data = g_key_file_to_data(bare, NULL, NULL);
+  ck_assert(g_key_file_load_from_data(again, bare_data, -1, G_KEY_FILE_NONE, NULL));
+  ck_assert_uint_eq(sqlenvfs_store_manifest_seal(again), sum);
+}
+END_TEST
+
+/* The checksum covers the values as read: a MANIFEST whose lines end in
+ * CRLF (copied through a tool that converts line ends) still matches, and
+ * a carriage return that ends a value is not part of it, so a value sealed
+ * with one does not match once written and read back. */
+START_TEST(test_manifest_checksum_line_ends)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *manifest = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *text = NULL, *data = NULL;
+  g_autoptr(GString) crlf = NULL;
+  GError *error = NULL;
+
+  ck_assert(g_file_get_contents(manifest, &text, NULL, NULL));
+  crlf = g_string_new(text);
+  ck_assert_uint_gt(g_string_replace(crlf, "\n", "\r\n", 0), 10);
+  ck_assert(g_file_set_contents(manifest, crlf->str, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_no_error(error);
+  ck_assert(loaded->is_protected);
+  g_clear_pointer(&loaded, sqlenvfs_stored_copy_free);
+
+  ck_assert(g_key_file_load_from_data(kf, text, -1, G_KEY_FILE_NONE, NULL));
+  g_key_file_set_value(kf, "db app", "journal-mode", "wal\r");
+  sqlenvfs_store_manifest_seal(kf);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(manifest, data, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_msg(strstr(error->message, "its checksum is") != NULL, "%s", error->message);
+  g_clear_error(&error);
+}
+END_TEST
+
 typedef struct {
   const char *keep_name;
   int n_calls;
@@ -655,6 +735,8 @@ store_suite(void)
   tcase_add_test(tc, test_verify_db_integrity_after_crc);
   tcase_add_test(tc, test_check_base);
   tcase_add_test(tc, test_manifest_checksum);
+  tcase_add_test(tc, test_manifest_seal);
+  tcase_add_test(tc, test_manifest_checksum_line_ends);
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
   tcase_add_test(tc, test_list_report);
