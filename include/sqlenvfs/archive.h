@@ -58,7 +58,10 @@
 
 G_BEGIN_DECLS
 
-#define SQLENVFS_ARCHIVE_VERSION 1
+/* The format version new segments are written in; segments of every
+ * version from SQLENVFS_ARCHIVE_VERSION_MIN on are read (docs/ARCHIVE.md). */
+#define SQLENVFS_ARCHIVE_VERSION 2
+#define SQLENVFS_ARCHIVE_VERSION_MIN 1
 
 typedef enum {
   SQLENVFS_ARCHIVE_COMMIT = 1,
@@ -79,6 +82,10 @@ typedef enum {
 
 /* COMMIT flags */
 #define SQLENVFS_ARCHIVE_BIG_ENDIAN_CKSUM 0x1 /* WAL magic 0x377f0683 */
+/* The page images are stored compressed, in blocks (version 2 segments only;
+ * docs/ARCHIVE.md): read them with read_commit_pages() or a record source,
+ * never at a byte offset of the segment. */
+#define SQLENVFS_ARCHIVE_COMPRESSED 0x2
 
 /* One record, as its header (and the index) describes it. */
 typedef struct {
@@ -175,6 +182,13 @@ gboolean sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void 
 gboolean sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error);
 void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
 
+/* Write new segments in format @version (SQLENVFS_ARCHIVE_VERSION_MIN to
+ * SQLENVFS_ARCHIVE_VERSION; the default is SQLENVFS_ARCHIVE_VERSION). The
+ * next record goes to a new segment when the current one has another
+ * version (the current one is sealed first). For tests that need segments
+ * as an older sqlenvfs wrote them. */
+void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version);
+
 /* Make everything appended so far durable (fdatasync of the segment; its
  * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
@@ -228,12 +242,48 @@ gint64 sqlenvfs_archive_alive(const SqlenvfsArchive *a);
 gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
 
 /* Read the COMMIT record @e in full, checking it against its index entry
- * and its checksum. Returns its page numbers (n_pages of them; free with
- * g_free) and sets *data_offset to the offset in the segment of its first
- * page image (page i is at data_offset + i * page_size). NULL and INTEGRITY
- * naming the segment file and the record when it is corrupt. */
+ * and its checksum (a compressed one also its blocks' checksums and
+ * decompressed lengths, as read_commit_pages does). Returns its page
+ * numbers (n_pages of them; free with g_free) and sets *data_offset to the
+ * offset in the segment of its first page image (page i is at data_offset +
+ * i * page_size) when it is stored uncompressed, to 0 when it is compressed
+ * (SQLENVFS_ARCHIVE_COMPRESSED). NULL and INTEGRITY naming the segment file
+ * and the record when it is corrupt. */
 guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                       guint64 *data_offset, GError **error);
+
+/* Read and check the COMMIT record @e as read_commit does and return its
+ * page numbers, with its n_pages page images, in the same order, in
+ * *@pages (n_pages * page_size bytes, decompressed when the record is
+ * compressed; free both with g_free). A compressed record is checked whole:
+ * its checksum, every block's checksum and every block's decompressed
+ * length; any mismatch is INTEGRITY naming the segment file and the record,
+ * never a wrong page. NULL and *error on failure (*@pages untouched). */
+guint32 *sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                            guint8 **pages, GError **error);
+
+/* A source of page images from the compressed COMMIT records of one
+ * segment, for an image (image.h): register the pages a rebuild uses, then
+ * the image reads them through sqlenvfs_archive_record_source_read(), which
+ * reads and decompresses the page's block (the last block read is kept),
+ * checking the block's checksum and decompressed length on every read (a
+ * mismatch is an INTEGRITY error naming the segment, never a wrong page).
+ * It opens the segment file itself and does not refer to @a after new(). */
+typedef struct _SqlenvfsArchiveRecordSource SqlenvfsArchiveRecordSource;
+
+SqlenvfsArchiveRecordSource *sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment,
+                                                                GError **error);
+/* The byte offset, in the source, of page image @k of the compressed COMMIT
+ * record @e (which must be in the source's segment and should have been
+ * checked with read_commit). */
+goffset sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
+                                           const SqlenvfsArchiveEntry *e, guint32 k);
+/* A SqlenvfsPreadFunc reading from the page images registered. */
+gssize sqlenvfs_archive_record_source_read(gpointer src, void *buf, gsize len, goffset off,
+                                           GError **error);
+/* Close and free; usable as the GDestroyNotify of an image source. */
+void sqlenvfs_archive_record_source_free(gpointer src);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveRecordSource, sqlenvfs_archive_record_source_free)
 
 /* Read every COMMIT record of @a in full and check it as read_commit does,
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,

@@ -865,6 +865,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
   g_autofree guint *seg_src = NULL;
+  g_autofree guint *rec_src = NULL;
+  g_autofree SqlenvfsArchiveRecordSource **rec_obj = NULL;
   SqlenvfsFileSource *base;
   guint n, zero_src = 0;
   gint from = -1, to = -1;
@@ -906,6 +908,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   }
 
   seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
+  rec_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
+  rec_obj = g_new0(SqlenvfsArchiveRecordSource *, sqlenvfs_archive_n_segments(a));
 
   for (gint i = from + 1; i <= to; i++) {
     const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
@@ -924,17 +928,32 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
     pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
     if (pgnos == NULL)
       return NULL;
-    if (seg_src[e->segment] == 0) {
-      const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
-      SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
-      if (fs == NULL)
-        return NULL;
-      seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
-                                                      sqlenvfs_file_source_close);
+    if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+      /* Read through the record source, which decompresses on demand. */
+      if (rec_src[e->segment] == 0) {
+        rec_obj[e->segment] = sqlenvfs_archive_record_source_new(a, e->segment, error);
+        if (rec_obj[e->segment] == NULL)
+          return NULL;
+        rec_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_archive_record_source_read,
+                                                        rec_obj[e->segment],
+                                                        sqlenvfs_archive_record_source_free);
+      }
+      for (guint32 k = 0; k < e->n_pages; k++)
+        sqlenvfs_image_set_page(img, pgnos[k], rec_src[e->segment],
+                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], e, k));
+    } else {
+      if (seg_src[e->segment] == 0) {
+        const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
+        SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
+        if (fs == NULL)
+          return NULL;
+        seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
+                                                        sqlenvfs_file_source_close);
+      }
+      for (guint32 k = 0; k < e->n_pages; k++)
+        sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
+                                (goffset)(data + (guint64)k * e->page_size));
     }
-    for (guint32 k = 0; k < e->n_pages; k++)
-      sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
-                              (goffset)(data + (guint64)k * e->page_size));
     if (e->db_pages < cur_pages) {
       if (zero_src == 0)
         zero_src = sqlenvfs_image_add_source(img, zero_read, NULL, NULL);
