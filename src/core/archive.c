@@ -2,12 +2,14 @@
  * archive.c — the WAL archive format: writing, reading, indexing, verifying
  * and pruning the segment files of one database's archive.
  *
- * Format version 1. All integers little-endian. crc32 is zlib's.
+ * Format versions 1 and 2 (new segments: 2). All integers little-endian.
+ * crc32 is zlib's. Version 2 differs only in COMMIT records with flag 2
+ * (below); a segment is all of one version, given in its header.
  *
  * <number>.seg  (number: 16 decimal digits, from 1, consecutive)
  *   Segment header, 64 bytes
  *      0  8  magic "SQEFSSEG"
- *      8  4  format version (1)
+ *      8  4  format version (1 or 2)
  *     12  4  header size (64)
  *     16  8  segment number
  *     24  8  seq of the first record in this segment
@@ -38,6 +40,15 @@
  *     body
  *       COMMIT  n x u32 page numbers (each once), then n page images in
  *               that order (n x page size bytes)
+ *       COMMIT with flag 2 (version 2: compressed): n x u32 page numbers,
+ *               then b blocks, then the block table: b x (u32 stored
+ *               length, u32 crc32 of the stored bytes). Block j holds
+ *               pages j*ppb .. min(n, (j+1)*ppb)-1, ppb = max(1, 65536 /
+ *               page size): a zstd frame of exactly those bytes, or the
+ *               bytes as they are when the stored length equals theirs.
+ *               The header is written last (the length is known only
+ *               then); readers check each block's crc32 and decompressed
+ *               length before using a byte of it.
  *       GAP     text length bytes of UTF-8 reason
  *       OUTAGE, SEAL  nothing
  *     trailer, 8 bytes
@@ -1895,54 +1906,40 @@ corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const c
  * @rec (its header, body and trailer, already checked against the record's
  * checksum): the block table must cover the block data exactly, each block
  * match its crc32 and decompress to exactly its pages. The pages go to
- * @dst (n_pages * page_size bytes) when it is not NULL. */
-static gboolean
-check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, const char *path,
-             GError **error)
+ * @dst (n_pages * page_size bytes) when it is not NULL. Returns NULL when
+ * all is right, else what is wrong ("has ..."). */
+static const char *
+check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst)
 {
   guint32 ppb = pages_per_block(e->page_size), nb = n_blocks(e->n_pages, e->page_size);
   const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
   const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
   g_autofree guint8 *scratch = dst ? NULL : g_malloc((gsize)ppb * e->page_size);
   ZSTD_DCtx *dctx = ZSTD_createDCtx();
-  gboolean ok = FALSE;
+  const char *why = NULL;
 
-  if (dctx == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "read archive segment %s: cannot create a zstd context (out of memory)", path);
-    return FALSE;
-  }
-  for (guint32 j = 0; j < nb; j++) {
+  g_assert(dctx != NULL); /* only fails for lack of memory, as g_malloc does */
+  for (guint32 j = 0; j < nb && why == NULL; j++) {
     gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
     gsize raw = (gsize)MIN(ppb, e->n_pages - j * ppb) * e->page_size;
     guint8 *out = dst ? dst + (gsize)j * ppb * e->page_size : scratch;
     if (stored == 0 || stored > raw || stored > (gsize)(table - pos)) {
-      corrupt(error, path, e, "has a block table that does not match its data");
-      goto out;
-    }
-    if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4)) {
-      corrupt(error, path, e, "has a compressed block that fails its checksum");
-      goto out;
-    }
-    if (stored == raw) {
+      why = "has a block table that does not match its data";
+    } else if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4)) {
+      why = "has a compressed block that fails its checksum";
+    } else if (stored == raw) {
       memcpy(out, pos, raw);
     } else {
       size_t r = ZSTD_decompressDCtx(dctx, out, raw, pos, stored);
-      if (ZSTD_isError(r) || r != raw) {
-        corrupt(error, path, e, "has a compressed block that does not decompress to its pages");
-        goto out;
-      }
+      if (ZSTD_isError(r) || r != raw)
+        why = "has a compressed block that does not decompress to its pages";
     }
     pos += stored;
   }
-  if (pos != table) {
-    corrupt(error, path, e, "has bytes between its last block and its block table");
-    goto out;
-  }
-  ok = TRUE;
-out:
+  if (why == NULL && pos != table)
+    why = "has bytes between its last block and its block table";
   ZSTD_freeDCtx(dctx);
-  return ok;
+  return why;
 }
 
 /* Version 2: read the compressed COMMIT @e whole and check it: its header
@@ -1958,6 +1955,7 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
   g_autofree guint8 *out = NULL;
   g_autofree guint32 *pgnos = NULL;
   SqlenvfsArchiveEntry disk;
+  const char *why;
   gsize got;
 
   if (fd < 0)
@@ -1994,8 +1992,11 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
   }
   if (pages != NULL)
     out = g_malloc((gsize)e->n_pages * e->page_size);
-  if (!check_blocks(e, rec, out, path, error))
+  why = check_blocks(e, rec, out);
+  if (why != NULL) {
+    corrupt(error, path, e, why);
     return NULL;
+  }
   if (pages != NULL)
     *pages = g_steal_pointer(&out);
   return g_steal_pointer(&pgnos);
@@ -2747,6 +2748,27 @@ verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_tor
   /* Fewer entries than records: the unindexed tail of a live segment. */
 }
 
+/* Version 2: read the compressed COMMIT @e (whose checksum read_record()
+ * found right) again and check its blocks; *why says what is wrong, if
+ * anything. FALSE only on an I/O error. */
+static gboolean
+verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GError **error)
+{
+  g_autofree guint8 *rec = g_try_malloc(e->length);
+  gsize got;
+
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "verify %s: no memory for record %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
+                " bytes)", sf->path, e->seq, e->length);
+    return FALSE;
+  }
+  if (!pread_full(sf->fd, rec, e->length, e->offset, &got, sf->path, error))
+    return FALSE;
+  *why = got < e->length ? "is cut short" : check_blocks(e, rec, NULL);
+  return TRUE;
+}
+
 gboolean
 sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
                         SqlenvfsArchiveVerifyResult *result, GError **error)
@@ -2858,6 +2880,16 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
         problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
                 G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
         break;
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
+        const char *why = NULL;
+        if (!verify_blocks(&sf, &e, &why, error)) {
+          seg_file_close(&sf);
+          return FALSE;
+        }
+        if (why != NULL)
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " %s", seq, off, why);
       }
       if (e.type == SQLENVFS_ARCHIVE_SEAL) {
         if (e.reason != before)

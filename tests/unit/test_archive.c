@@ -1295,6 +1295,15 @@ START_TEST(test_v2_decompressed_length_checked)
     ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
     g_clear_error(&error);
     ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+    {
+      Seen seen = { 0 };
+      ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+      ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+      g_clear_error(&error);
+      ck_assert_msg(seen.files && strstr(seen.files, "does not decompress to its pages"), "%s",
+                    seen.files);
+      g_free(seen.files);
+    }
   }
 }
 END_TEST
