@@ -1567,6 +1567,7 @@ struct _SqlenvfsArchive {
   gint64 alive_file;
   guint64 alive_seq;
   gboolean has_alive;
+  ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
 };
 
 static void
@@ -1586,6 +1587,7 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   g_array_free(a->fds, TRUE);
   g_array_free(a->segments, TRUE);
   g_array_free(a->entries, TRUE);
+  ZSTD_freeDCtx(a->dctx);
   g_free(a->dir);
   g_free(a);
 }
@@ -1909,16 +1911,14 @@ corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const c
  * @dst (n_pages * page_size bytes) when it is not NULL. Returns NULL when
  * all is right, else what is wrong ("has ..."). */
 static const char *
-check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst)
+check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx)
 {
   guint32 ppb = pages_per_block(e->page_size), nb = n_blocks(e->n_pages, e->page_size);
   const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
   const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
   g_autofree guint8 *scratch = dst ? NULL : g_malloc((gsize)ppb * e->page_size);
-  ZSTD_DCtx *dctx = ZSTD_createDCtx();
   const char *why = NULL;
 
-  g_assert(dctx != NULL); /* only fails for lack of memory, as g_malloc does */
   for (guint32 j = 0; j < nb && why == NULL; j++) {
     gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
     gsize raw = (gsize)MIN(ppb, e->n_pages - j * ppb) * e->page_size;
@@ -1938,7 +1938,6 @@ check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst)
   }
   if (why == NULL && pos != table)
     why = "has bytes between its last block and its block table";
-  ZSTD_freeDCtx(dctx);
   return why;
 }
 
@@ -1990,9 +1989,19 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
       return NULL;
     }
   }
-  if (pages != NULL)
-    out = g_malloc((gsize)e->n_pages * e->page_size);
-  why = check_blocks(e, rec, out);
+  if (pages != NULL) {
+    out = g_try_malloc(MAX((gsize)e->n_pages * e->page_size, 1));
+    if (out == NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "read archive segment %s: no memory for the %u pages of record %" G_GUINT64_FORMAT,
+                  path, e->n_pages, e->seq);
+      return NULL;
+    }
+  }
+  if (a->dctx == NULL)
+    a->dctx = ZSTD_createDCtx();
+  g_assert(a->dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  why = check_blocks(e, rec, out, a->dctx);
   if (why != NULL) {
     corrupt(error, path, e, why);
     return NULL;
@@ -2765,7 +2774,14 @@ verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GErr
   }
   if (!pread_full(sf->fd, rec, e->length, e->offset, &got, sf->path, error))
     return FALSE;
-  *why = got < e->length ? "is cut short" : check_blocks(e, rec, NULL);
+  if (got < e->length) {
+    *why = "is cut short";
+  } else {
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+    *why = check_blocks(e, rec, NULL, dctx);
+    ZSTD_freeDCtx(dctx);
+  }
   return TRUE;
 }
 
