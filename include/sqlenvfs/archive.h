@@ -86,6 +86,10 @@ typedef enum {
  * docs/ARCHIVE.md): read them with read_commit_pages() or a record source,
  * never at a byte offset of the segment. */
 #define SQLENVFS_ARCHIVE_COMPRESSED 0x2
+/* A commit of a batch (version 2) whose page images are in the batch's
+ * first record (reason: how many records before this one; text_len: the
+ * index of its first page among that record's pages). */
+#define SQLENVFS_ARCHIVE_BATCHED 0x4
 
 /* One record, as its header (and the index) describes it. */
 typedef struct {
@@ -182,6 +186,23 @@ gboolean sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void 
 gboolean sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error);
 void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
 
+/* Batches (version 2): between begin_batch() and end_batch(), commits
+ * (begin/add/end_commit, each as above) are collected in memory, not
+ * written; end_batch() writes them all, each still its own COMMIT record
+ * with its own sequence number, time, WAL position and page numbers (so a
+ * restore can stop after any of them), the first holding the page images of
+ * all of them compressed together (docs/ARCHIVE.md). end_batch() writes
+ * all of the batch or, on failure, none of it (the segment and the writer
+ * are as before begin_batch(), and the caller must consider none of its
+ * commits archived). abort_batch() drops the batch. No other record may be
+ * added during a batch. batch_size() is the number of commits collected
+ * (and their page bytes in *@page_bytes): callers end a batch before it
+ * holds too much. */
+void sqlenvfs_archive_writer_begin_batch(SqlenvfsArchiveWriter *w);
+guint sqlenvfs_archive_writer_batch_size(const SqlenvfsArchiveWriter *w, guint64 *page_bytes);
+gboolean sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error);
+void sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w);
+
 /* Write new segments in format @version (SQLENVFS_ARCHIVE_VERSION_MIN to
  * SQLENVFS_ARCHIVE_VERSION; the default is SQLENVFS_ARCHIVE_VERSION). The
  * next record goes to a new segment when the current one has another
@@ -261,6 +282,14 @@ guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveE
  * never a wrong page. NULL and *error on failure (*@pages untouched). */
 guint32 *sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                             guint8 **pages, GError **error);
+
+/* The first record of the batch of the COMMIT @e (flag
+ * SQLENVFS_ARCHIVE_BATCHED), which holds its page images from index
+ * *@first on among its pages (for a record source), or NULL when it is not
+ * there or does not match (the record is then unreadable). */
+const SqlenvfsArchiveEntry *sqlenvfs_archive_batch_first(SqlenvfsArchive *a,
+                                                         const SqlenvfsArchiveEntry *e,
+                                                         guint32 *first);
 
 /* A source of page images from the compressed COMMIT records of one
  * segment, for an image (image.h): register the pages a rebuild uses, then

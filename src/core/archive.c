@@ -260,15 +260,24 @@ n_blocks(guint32 n_pages, guint32 page_size)
   return n_pages / ppb + (n_pages % ppb != 0);
 }
 
+/* The pages in the blocks of a compressed COMMIT: its own, or, for the
+ * first record of a batch, those of every commit of the batch (text_len). */
+static guint32
+stream_pages(const SqlenvfsArchiveEntry *e)
+{
+  return e->text_len != 0 ? e->text_len : e->n_pages;
+}
+
 /* The bounds of a compressed COMMIT's length: a block is never stored
  * larger than its pages (it is then stored as they are). */
 static gboolean
 compressed_length_ok(const SqlenvfsArchiveEntry *e)
 {
+  guint32 sp = stream_pages(e);
   guint64 fixed = REC_EMPTY_SIZE + 4 * (guint64)e->n_pages +
-                  BLOCK_ENTRY_SIZE * (guint64)n_blocks(e->n_pages, e->page_size);
-  return e->length >= fixed + n_blocks(e->n_pages, e->page_size) &&
-         e->length <= fixed + (guint64)e->n_pages * e->page_size;
+                  BLOCK_ENTRY_SIZE * (guint64)n_blocks(sp, e->page_size);
+  return sp >= e->n_pages && e->length >= fixed + n_blocks(sp, e->page_size) &&
+         e->length <= fixed + (guint64)sp * e->page_size;
 }
 
 /* Decode and check a record header (invariant 1, header part). */
@@ -301,6 +310,9 @@ decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
     if (!valid_page_size(e->page_size) || e->commit_frame < e->first_frame ||
         e->first_frame < 1)
       return FALSE;
+    if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+      return !(e->flags & SQLENVFS_ARCHIVE_COMPRESSED) && e->reason >= 1 &&
+             e->length == REC_EMPTY_SIZE + 4 * (guint64)e->n_pages;
     if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED)
       return compressed_length_ok(e);
     return e->length == commit_length(e->n_pages, e->page_size);
@@ -684,6 +696,15 @@ struct _SqlenvfsArchiveWriter {
   gsize blk_len, zcap;
   GArray *blocks;       /* guint8[BLOCK_ENTRY_SIZE] per block written     */
   ZSTD_CCtx *zctx;
+  guint32 cur_stream;   /* pages in the record's blocks (a batch's holder: all) */
+
+  /* A batch being collected (version 2): whole commits, written together by
+   * end_batch(); nothing of it is in the segment or noted before that. */
+  gboolean in_batch;
+  GArray *batch;        /* SqlenvfsArchiveEntry per commit ended            */
+  GArray *batch_pgnos;  /* guint32: the page numbers of all, in order       */
+  GByteArray *batch_pages; /* their page images, in the same order          */
+  gint64 batch_last_time;
 
   guint64 bytes_written;
   gboolean is_dirty;
@@ -745,6 +766,11 @@ sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
   if (w->blocks)
     g_array_free(w->blocks, TRUE);
   ZSTD_freeCCtx(w->zctx);
+  if (w->batch) {
+    g_array_free(w->batch, TRUE);
+    g_array_free(w->batch_pgnos, TRUE);
+    g_byte_array_free(w->batch_pages, TRUE);
+  }
   g_free(w->stage);
   g_free(w->dir);
   g_free(w);
@@ -1352,7 +1378,7 @@ finish_compressed(SqlenvfsArchiveWriter *w, GError **error)
   if (!flush_block(w, error) ||
       !seg_append(w, w->blocks->data, (gsize)w->blocks->len * BLOCK_ENTRY_SIZE, error))
     return FALSE;
-  g_assert(w->blocks->len == n_blocks(w->cur.n_pages, w->cur.page_size));
+  g_assert(w->blocks->len == n_blocks(w->cur_stream, w->cur.page_size));
   body_len = w->seg_size - w->rec_start - REC_HEADER_SIZE;
   w->cur.length = REC_HEADER_SIZE + body_len + REC_TRAILER_SIZE;
   g_assert(compressed_length_ok(&w->cur));
@@ -1370,33 +1396,35 @@ finish_compressed(SqlenvfsArchiveWriter *w, GError **error)
   return TRUE;
 }
 
-gboolean
-sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
-                                     const guint32 *pgnos, GError **error)
+/* Begin a COMMIT record whose blocks hold @stream pages: its own n_pages
+ * (first), then, for the first record of a batch, those of the batch's
+ * other commits (@stream > n_pages: version 2 only). @prepared: room was
+ * made for it already (a batch is made room for as a whole). */
+static gboolean
+begin_stream(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e, const guint32 *pgnos,
+             guint32 stream, gboolean prepared, GError **error)
 {
   gsize list_len = 4 * (gsize)e->n_pages;
   g_autofree guint8 *buf = g_malloc0(REC_HEADER_SIZE + list_len);
   gboolean compress;
 
-  g_return_val_if_fail(!w->in_commit, FALSE);
-  g_return_val_if_fail(valid_page_size(e->page_size), FALSE);
-  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
-
   w->cur = *e;
   w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
-  w->cur.flags &= ~(guint32)SQLENVFS_ARCHIVE_COMPRESSED;
-  w->cur.length = commit_length(e->n_pages, e->page_size);
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.length = commit_length(stream, e->page_size);
   w->cur.reason = 0;
-  w->cur.text_len = 0;
+  w->cur.text_len = stream > e->n_pages ? stream : 0;
   /* A compressed record is at most this long plus its block table. */
-  if (!prepare_record(w,
-                      w->cur.length +
-                        BLOCK_ENTRY_SIZE * (guint64)n_blocks(e->n_pages, e->page_size),
+  if (!prepared &&
+      !prepare_record(w,
+                      w->cur.length + BLOCK_ENTRY_SIZE * (guint64)n_blocks(stream, e->page_size),
                       error))
     return FALSE;
-  compress = w->seg_version >= 2 && e->n_pages > 0;
+  compress = w->seg_version >= 2 && stream > 0;
+  g_return_val_if_fail(compress || stream == e->n_pages, FALSE);
   if (compress)
     w->cur.flags |= SQLENVFS_ARCHIVE_COMPRESSED;
+  w->cur_stream = stream;
   w->cur.seq = w->next_seq;
   w->cur.time = clamp_time(w, e->time);
   w->cur.aux_time = MIN(e->aux_time, w->cur.time);
@@ -1441,7 +1469,42 @@ sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArc
     return FALSE;
   }
   w->cur_compressed = compress;
+  w->cur_remaining = (guint64)stream * e->page_size;
+  w->in_commit = TRUE;
+  return TRUE;
+}
+
+static gint64
+batch_clamp(SqlenvfsArchiveWriter *w, gint64 t)
+{
+  gint64 t0 = clamp_time(w, t);
+  return MAX(t0, w->batch_last_time);
+}
+
+gboolean
+sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
+                                     const guint32 *pgnos, GError **error)
+{
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(valid_page_size(e->page_size), FALSE);
+  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
+  if (!w->in_batch)
+    return begin_stream(w, e, pgnos, e->n_pages, FALSE, error);
+  /* In a batch: collect it (its sequence number and time are those it
+   * will be written with). */
+  g_return_val_if_fail(w->batch->len == 0 ||
+                         g_array_index(w->batch, SqlenvfsArchiveEntry, 0).page_size == e->page_size,
+                       FALSE);
+  w->cur = *e;
+  w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.reason = 0;
+  w->cur.text_len = 0;
+  w->cur.seq = 0; /* given when written (a roll may take a number first) */
+  w->cur.time = batch_clamp(w, e->time);
+  w->cur.aux_time = MIN(e->aux_time, w->cur.time);
   w->cur_remaining = (guint64)e->n_pages * e->page_size;
+  g_array_append_vals(w->batch_pgnos, pgnos, e->n_pages);
   w->in_commit = TRUE;
   return TRUE;
 }
@@ -1469,6 +1532,11 @@ sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gs
 {
   g_return_val_if_fail(w->in_commit, FALSE);
   g_return_val_if_fail(len <= w->cur_remaining, FALSE);
+  if (w->in_batch) {
+    g_byte_array_append(w->batch_pages, data, (guint)len);
+    w->cur_remaining -= len;
+    return TRUE;
+  }
   if (!(w->cur_compressed ? add_compressed(w, data, len, error)
                           : seg_append(w, data, len, error))) {
     sqlenvfs_archive_writer_abort_commit(w);
@@ -1483,6 +1551,12 @@ sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
 {
   g_return_val_if_fail(w->in_commit, FALSE);
   g_return_val_if_fail(w->cur_remaining == 0, FALSE);
+  if (w->in_batch) {
+    g_array_append_val(w->batch, w->cur);
+    w->batch_last_time = w->cur.time;
+    w->in_commit = FALSE;
+    return TRUE;
+  }
   if ((w->cur_compressed && !finish_compressed(w, error)) || !seg_finish_record(w, error)) {
     sqlenvfs_archive_writer_abort_commit(w);
     return FALSE;
@@ -1498,8 +1572,161 @@ sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
 {
   if (!w->in_commit)
     return;
-  cut_record(w);
   w->in_commit = FALSE;
+  if (w->in_batch) {
+    /* Drop what this commit added to the batch. */
+    guint64 pages_len = 0;
+    guint npg = 0;
+    for (guint i = 0; i < w->batch->len; i++)
+      npg += g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+    pages_len = (guint64)npg * w->cur.page_size;
+    g_array_set_size(w->batch_pgnos, npg);
+    g_byte_array_set_size(w->batch_pages, (guint)pages_len);
+    return;
+  }
+  cut_record(w);
+}
+
+void
+sqlenvfs_archive_writer_begin_batch(SqlenvfsArchiveWriter *w)
+{
+  g_return_if_fail(!w->in_batch && !w->in_commit);
+  if (w->batch == NULL) {
+    w->batch = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    w->batch_pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
+    w->batch_pages = g_byte_array_new();
+  }
+  g_array_set_size(w->batch, 0);
+  g_array_set_size(w->batch_pgnos, 0);
+  g_byte_array_set_size(w->batch_pages, 0);
+  w->batch_last_time = G_MININT64;
+  w->in_batch = TRUE;
+}
+
+guint
+sqlenvfs_archive_writer_batch_size(const SqlenvfsArchiveWriter *w, guint64 *page_bytes)
+{
+  if (page_bytes)
+    *page_bytes = w->in_batch ? w->batch_pages->len : 0;
+  return w->in_batch ? w->batch->len : 0;
+}
+
+void
+sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w)
+{
+  if (!w->in_batch)
+    return;
+  sqlenvfs_archive_writer_abort_commit(w);
+  w->in_batch = FALSE;
+}
+
+/* What end_batch() puts back when writing a batch fails. */
+typedef struct {
+  guint64 seg_size, next_seq, idx_size;
+  guint32 seg_crc;
+  gsize idx_stage_len;
+  gboolean has_last, has_last_state;
+  SqlenvfsArchiveEntry last, last_state;
+  gint64 last_time, alive;
+} WriterMark;
+
+gboolean
+sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint n = 0, first_page = 0;
+  const SqlenvfsArchiveEntry *e0;
+  guint64 bound;
+  WriterMark m;
+  gboolean batched;
+
+  g_return_val_if_fail(w->in_batch && !w->in_commit, FALSE);
+  w->in_batch = FALSE;
+  if (w->batch->len == 0)
+    return TRUE;
+  e0 = &g_array_index(w->batch, SqlenvfsArchiveEntry, 0);
+  n = w->batch_pgnos->len;
+  batched = w->batch->len > 1 && n > 0 && w->version >= 2;
+
+  /* Room for all of it in one segment (so that a failure cuts it all off
+   * again): batched, the first record with every page, then one record per
+   * other commit; else a record per commit. */
+  if (batched) {
+    bound = commit_length(n, e0->page_size) +
+            BLOCK_ENTRY_SIZE * (guint64)n_blocks(n, e0->page_size);
+    for (guint i = 1; i < w->batch->len; i++)
+      bound += REC_EMPTY_SIZE +
+               4 * (guint64)g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+  } else {
+    bound = 0;
+    for (guint i = 0; i < w->batch->len; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      bound += commit_length(e->n_pages, e->page_size) +
+               BLOCK_ENTRY_SIZE * (guint64)n_blocks(e->n_pages, e->page_size);
+    }
+  }
+  if (!prepare_record(w, bound, error))
+    return FALSE;
+  index_flush(w);
+  m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->idx_stage_len,
+                    w->has_last, w->has_last_state, w->last, w->last_state, w->last_time,
+                    w->alive };
+  if (!batched) {
+    /* One commit, or no pages, or version 1: one record each. */
+    for (guint i = 0; i < w->batch->len; i++) {
+      SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      if (!begin_stream(w, e, &g_array_index(w->batch_pgnos, guint32, first_page), e->n_pages,
+                        TRUE, error) ||
+          !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data +
+                                                  (gsize)first_page * e->page_size,
+                                             (gsize)e->n_pages * e->page_size, error) ||
+          !sqlenvfs_archive_writer_end_commit(w, error))
+        goto fail;
+      first_page += e->n_pages;
+    }
+    return TRUE;
+  }
+  if (!begin_stream(w, e0, &g_array_index(w->batch_pgnos, guint32, 0), n, TRUE, error) ||
+      !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data, w->batch_pages->len, error) ||
+      !sqlenvfs_archive_writer_end_commit(w, error))
+    goto fail;
+  first_page = e0->n_pages;
+  for (guint i = 1; i < w->batch->len; i++) {
+    SqlenvfsArchiveEntry e = g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+    g_autofree guint8 *body = g_malloc(MAX(4 * (gsize)e.n_pages, 1));
+    for (guint32 k = 0; k < e.n_pages; k++)
+      put32(body + 4 * k, g_array_index(w->batch_pgnos, guint32, first_page + k));
+    e.flags |= SQLENVFS_ARCHIVE_BATCHED;
+    e.reason = i;          /* records back to the batch's first */
+    e.text_len = first_page; /* its first page there */
+    /* Its number is given now: rolling the segment took one for the seal. */
+    if (!write_simple(w, &e, body, 4 * (gsize)e.n_pages, FALSE, error))
+      goto fail;
+    first_page += e.n_pages;
+  }
+  return TRUE;
+
+fail:
+  /* Cut the whole batch off: its later records need its first. */
+  w->stage_len = 0;
+  if (w->seg_fd >= 0 && ftruncate(w->seg_fd, (off_t)m.seg_size) != 0)
+    g_warning("archive %s: could not cut off a failed batch in %s: %s (the archiver "
+              "discards it on its next start)", w->dir, w->seg_path, g_strerror(errno));
+  w->seg_size = m.seg_size;
+  w->seg_crc = m.seg_crc;
+  w->next_seq = m.next_seq;
+  w->has_last = m.has_last;
+  w->has_last_state = m.has_last_state;
+  w->last = m.last;
+  w->last_state = m.last_state;
+  w->last_time = m.last_time;
+  w->alive = m.alive;
+  /* The index was flushed before the batch: cut what it got of it. */
+  w->idx_stage_len = 0;
+  if (w->idx_size != m.idx_size && w->idx_fd >= 0 &&
+      ftruncate(w->idx_fd, (off_t)m.idx_size) != 0)
+    w->idx_broken = TRUE; /* readers check entries; the next start rewrites it */
+  w->idx_size = m.idx_size;
+  return FALSE;
 }
 
 /* The index is derived (invariant 6): it is made durable only when its
@@ -1568,6 +1795,10 @@ struct _SqlenvfsArchive {
   guint64 alive_seq;
   gboolean has_alive;
   ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
+  /* The batch first record read_member() last checked whole: segment + 1
+   * (0: none) and offset; its other commits need not read it again. */
+  guint checked_batch_seg;
+  guint64 checked_batch_off;
 };
 
 static void
@@ -1913,7 +2144,8 @@ corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const c
 static const char *
 check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx)
 {
-  guint32 ppb = pages_per_block(e->page_size), nb = n_blocks(e->n_pages, e->page_size);
+  guint32 sp = stream_pages(e);
+  guint32 ppb = pages_per_block(e->page_size), nb = n_blocks(sp, e->page_size);
   const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
   const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
   g_autofree guint8 *scratch = dst ? NULL : g_malloc((gsize)ppb * e->page_size);
@@ -1921,7 +2153,7 @@ check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD
 
   for (guint32 j = 0; j < nb && why == NULL; j++) {
     gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
-    gsize raw = (gsize)MIN(ppb, e->n_pages - j * ppb) * e->page_size;
+    gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
     guint8 *out = dst ? dst + (gsize)j * ppb * e->page_size : scratch;
     if (stored == 0 || stored > raw || stored > (gsize)(table - pos)) {
       why = "has a block table that does not match its data";
@@ -1990,7 +2222,7 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
     }
   }
   if (pages != NULL) {
-    out = g_try_malloc(MAX((gsize)e->n_pages * e->page_size, 1));
+    out = g_try_malloc(MAX((gsize)stream_pages(e) * e->page_size, 1));
     if (out == NULL) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                   "read archive segment %s: no memory for the %u pages of record %" G_GUINT64_FORMAT,
@@ -2008,6 +2240,101 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
   }
   if (pages != NULL)
     *pages = g_steal_pointer(&out);
+  return g_steal_pointer(&pgnos);
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_batch_first(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint32 *first)
+{
+  const SqlenvfsArchiveEntry *base = (const SqlenvfsArchiveEntry *)a->entries->data;
+  guint64 want;
+  gint64 i = -1;
+
+  g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_BATCHED, NULL);
+  if (e->reason == 0 || e->seq <= e->reason)
+    return NULL;
+  want = e->seq - e->reason;
+  /* @e is normally an entry of @a: look just before it. */
+  if (e >= base && e < base + a->entries->len)
+    i = e - base;
+  else
+    i = (gint64)a->entries->len;
+  for (gint64 j = i - 1; j >= 0; j--) {
+    const SqlenvfsArchiveEntry *h = base + j;
+    if (h->seq != 0 && h->seq < want)
+      break;
+    if (h->seq == want) {
+      if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
+          !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+          (guint64)e->text_len + e->n_pages > stream_pages(h))
+        return NULL;
+      *first = e->text_len;
+      return h;
+    }
+  }
+  return NULL;
+}
+
+/* A commit of a batch: read its own record whole and check it, then the
+ * batch's first record, which holds its pages (checked once per batch when
+ * only checking: @pages NULL). */
+static guint32 *
+read_member(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages, GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint32 *hp = NULL;
+  g_autofree guint8 *all = NULL;
+  const SqlenvfsArchiveEntry *h;
+  SqlenvfsArchiveEntry disk;
+  guint32 first = 0;
+  gsize got;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_malloc(e->length);
+  if (!pread_full(fd, rec, e->length, e->offset, &got, path, error))
+    return NULL;
+  if (got < e->length) {
+    corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!decode_header(rec, &disk) || !same_header(&disk, e)) {
+    corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  if (get32(rec + e->length - 4) != REC_END_MAGIC ||
+      get32(rec + e->length - REC_TRAILER_SIZE) != crc(0, rec, e->length - REC_TRAILER_SIZE)) {
+    corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(rec + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  h = sqlenvfs_archive_batch_first(a, e, &first);
+  if (h == NULL) {
+    corrupt(error, path, e, "belongs to a batch whose first record, which holds its pages, is "
+            "missing or does not match");
+    return NULL;
+  }
+  if (pages == NULL && a->checked_batch_seg == h->segment + 1 &&
+      a->checked_batch_off == h->offset)
+    return g_steal_pointer(&pgnos);
+  hp = read_compressed(a, h, pages ? &all : NULL, error);
+  if (hp == NULL)
+    return NULL;
+  a->checked_batch_seg = h->segment + 1;
+  a->checked_batch_off = h->offset;
+  if (pages != NULL) {
+    *pages = g_memdup2(all + (gsize)first * e->page_size, MAX((gsize)e->n_pages * e->page_size, 1));
+  }
   return g_steal_pointer(&pgnos);
 }
 
@@ -2030,6 +2357,10 @@ sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
   if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
     *data_offset = 0;
     return read_compressed(a, e, NULL, error);
+  }
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+    *data_offset = 0;
+    return read_member(a, e, NULL, error);
   }
   path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
   fd = segment_fd(a, e->segment, error);
@@ -2091,8 +2422,20 @@ sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntr
   int fd;
 
   g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
-  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED)
-    return read_compressed(a, e, pages, error);
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+    return read_member(a, e, pages, error);
+  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+    /* Only its own pages (a batch's first record holds others after). */
+    g_autofree guint8 *all = NULL;
+    g_autofree guint32 *own = read_compressed(a, e, &all, error);
+    if (own == NULL)
+      return NULL;
+    if (stream_pages(e) == e->n_pages)
+      *pages = g_steal_pointer(&all);
+    else
+      *pages = g_memdup2(all, MAX((gsize)e->n_pages * e->page_size, 1));
+    return g_steal_pointer(&own);
+  }
   pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
   if (pgnos == NULL)
     return NULL;
@@ -2117,7 +2460,8 @@ sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntr
 
 typedef struct {
   guint64 offset, length;
-  guint32 n_pages, page_size;
+  guint32 n_pages, page_size; /* n_pages: in its blocks (stream_pages()) */
+  guint32 own_pages;          /* its own: the page numbers it lists      */
 } SrcRecord;
 
 struct _SqlenvfsArchiveRecordSource {
@@ -2199,11 +2543,11 @@ sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
   guint64 ref;
 
   g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_COMPRESSED, 0);
-  g_return_val_if_fail(k < e->n_pages, 0);
+  g_return_val_if_fail(k < stream_pages(e), 0);
   g_return_val_if_fail(src->page_size == 0 || src->page_size == e->page_size, 0);
   src->page_size = e->page_size;
   if (last == NULL || last->offset != e->offset) {
-    SrcRecord r = { e->offset, e->length, e->n_pages, e->page_size };
+    SrcRecord r = { e->offset, e->length, stream_pages(e), e->page_size, e->n_pages };
     g_array_append_val(src->records, r);
   }
   ref = ((guint64)(src->records->len - 1) << 32) | k;
@@ -2228,7 +2572,7 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   const SrcRecord *r = &g_array_index(src->records, SrcRecord, ri);
   guint32 ppb = pages_per_block(r->page_size), nb = n_blocks(r->n_pages, r->page_size);
   gsize raw = (gsize)MIN(ppb, r->n_pages - j * ppb) * r->page_size, stored, got;
-  guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->n_pages;
+  guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->own_pages;
   guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
   g_autofree guint8 *table = NULL;
   guint32 want_crc;

@@ -928,8 +928,15 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
     pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
     if (pgnos == NULL)
       return NULL;
-    if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
-      /* Read through the record source, which decompresses on demand. */
+    if (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
+      /* Read through the record source, which decompresses on demand; a
+       * commit of a batch has its pages in the batch's first record. */
+      const SqlenvfsArchiveEntry *holder = e;
+      guint32 first = 0;
+      if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+        holder = sqlenvfs_archive_batch_first(a, e, &first);
+        g_assert(holder != NULL); /* read_commit() found it */
+      }
       if (rec_src[e->segment] == 0) {
         rec_obj[e->segment] = sqlenvfs_archive_record_source_new(a, e->segment, error);
         if (rec_obj[e->segment] == NULL)
@@ -940,7 +947,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
       }
       for (guint32 k = 0; k < e->n_pages; k++)
         sqlenvfs_image_set_page(img, pgnos[k], rec_src[e->segment],
-                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], e, k));
+                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], holder,
+                                                                   first + k));
     } else {
       if (seg_src[e->segment] == 0) {
         const char *path = sqlenvfs_archive_segment(a, e->segment)->path;

@@ -1362,6 +1362,100 @@ START_TEST(test_v1_then_v2_segments)
 }
 END_TEST
 
+START_TEST(test_v2_batches)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveRecordSource) src = NULL;
+  GError *error = NULL;
+  guint64 bytes = 0;
+  const char *seg;
+
+  /* Commits 1..6 in one batch, 7 alone, 8 a batch of one, then a batch
+   * dropped and an empty one. */
+  sqlenvfs_archive_writer_begin_batch(w);
+  for (guint k = 1; k <= 6; k++)
+    add_v2_commit(w, k, k == 3 ? 70 : 2, 99);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_batch_size(w, &bytes), 6);
+  ck_assert_uint_eq(bytes, (2 * 5 + 70) * PS);
+  ck_assert(sqlenvfs_archive_writer_last(w) == NULL); /* nothing written yet */
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 6);
+  add_v2_commit(w, 7, 2, 99);
+  sqlenvfs_archive_writer_begin_batch(w);
+  add_v2_commit(w, 8, 2, 99);
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  sqlenvfs_archive_writer_begin_batch(w);
+  add_v2_commit(w, 9, 2, 99);
+  add_v2_commit(w, 10, 2, 99);
+  sqlenvfs_archive_writer_abort_batch(w);
+  sqlenvfs_archive_writer_begin_batch(w);
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 8);
+  add_v2_commit(w, 11, 2, 99);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+
+  a = open_reader();
+  seg = sqlenvfs_archive_segment(a, 0)->path;
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 9);
+  for (guint i = 0; i < 9; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    guint k = i < 8 ? i + 1 : 11;
+    ck_assert_uint_eq(e->seq, i + 1);
+    ck_assert_int_eq(e->time, T0 + (gint64)k * G_USEC_PER_SEC); /* its own restore point */
+    ck_assert_uint_eq(e->first_frame, k * 100);
+    if (i == 0)
+      ck_assert(e->flags & SQLENVFS_ARCHIVE_COMPRESSED);
+    else if (i < 6)
+      ck_assert(e->flags & SQLENVFS_ARCHIVE_BATCHED);
+    else
+      ck_assert(!(e->flags & SQLENVFS_ARCHIVE_BATCHED));
+    if (i > 0 && i < 6) /* only its header and page numbers */
+      ck_assert_uint_eq(e->length, 104 + 4 * (guint64)e->n_pages);
+    check_v2_commit(a, e, k, 99);
+  }
+
+  /* As a rebuild reads them: through the first record of the batch. */
+  src = sqlenvfs_archive_record_source_new(a, 0, &error);
+  for (guint i = 1; i < 6; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    guint32 first = 0;
+    const SqlenvfsArchiveEntry *h = sqlenvfs_archive_batch_first(a, e, &first);
+    ck_assert(h == sqlenvfs_archive_entry(a, 0));
+    for (guint32 p = 0; p < e->n_pages; p++) {
+      guint8 want[PS], got[PS];
+      goffset off = sqlenvfs_archive_record_source_add(src, h, first + p);
+      v2_page(want, 100 * (i + 1) + p, i + 1, p, 99);
+      ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, off, &error), PS);
+      ck_assert_msg(memcmp(want, got, PS) == 0, "commit %u page %u", i + 1, p);
+    }
+  }
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* Damage in the batch's pages: every commit of the batch is unreadable
+   * (a gap), the others are not. */
+  {
+    const SqlenvfsArchiveEntry *h = sqlenvfs_archive_entry(a, 0);
+    g_autofree guint8 *pages = NULL;
+    g_autofree guint32 *pg = NULL;
+    flip_byte(seg, (goffset)(h->offset + h->length / 2));
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    sqlenvfs_archive_forget_checks();
+    a = open_reader();
+    pg = sqlenvfs_archive_read_commit_pages(a, sqlenvfs_archive_entry(a, 3), &pages, &error);
+    ck_assert(pg == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    g_clear_error(&error);
+    ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 6);
+    ck_assert_int_eq(sqlenvfs_archive_entry(a, 3)->type, SQLENVFS_ARCHIVE_GAP);
+    ck_assert_int_eq(sqlenvfs_archive_entry(a, 6)->type, SQLENVFS_ARCHIVE_COMMIT);
+  }
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -1390,6 +1484,7 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_damage_detected);
   tcase_add_test(tc, test_v2_decompressed_length_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
+  tcase_add_test(tc, test_v2_batches);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -429,7 +429,7 @@ START_TEST(test_v1_then_v2_chain)
   g_autoptr(SqlenvfsArchive) ar = NULL;
   g_autoptr(GArray) times = g_array_new(FALSE, FALSE, sizeof(gint64));
   GError *error = NULL;
-  guint n_v1 = 0, n_v2 = 0, checked = 0, first;
+  guint n_v1 = 0, n_v2 = 0, n_batched = 0, checked = 0, first;
 
   tmp = testutil_tmpdir();
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
@@ -444,7 +444,9 @@ START_TEST(test_v1_then_v2_chain)
    * wrote them), then by version 2 after an upgrade. */
   run_archiver_for(db, 1, 12);
   rewrite_as_v1(dir);
-  run_archiver_for(db, 13, 24);
+  /* Commits in quick succession: captures find several at a time and
+   * write them as batches. */
+  run_archiver_for(db, 13, 72);
 
   ar = sqlenvfs_archive_open(dir, &error);
   ck_assert_no_error(error);
@@ -458,21 +460,25 @@ START_TEST(test_v1_then_v2_chain)
     ck_assert_int_ne(e->type == SQLENVFS_ARCHIVE_GAP && i > 0, TRUE);
     if (e->type != SQLENVFS_ARCHIVE_COMMIT)
       continue;
-    ck_assert_int_eq(!!(e->flags & SQLENVFS_ARCHIVE_COMPRESSED), v == 2);
+    ck_assert_int_eq(!!(e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)),
+                     v == 2);
     if (v == 1)
       n_v1++;
     else
       n_v2++;
+    if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+      n_batched++;
     g_array_append_val(times, e->time);
   }
   /* The table's creation was still in the WAL when archiving started: it
    * may be the first record. */
   ck_assert(n_v1 == 12 || n_v1 == 13);
-  ck_assert_uint_eq(n_v2, 12);
+  ck_assert_uint_eq(n_v2, 60);
+  ck_assert_uint_ge(n_batched, 1);
   first = n_v1 - 12;
 
   /* Exact at every commit on both sides of the boundary, and just before
-   * each one. */
+   * each one (for a commit of a batch: between two commits of the batch). */
   for (guint i = first; i < times->len; i++) {
     gint64 at[2] = { g_array_index(times, gint64, i), g_array_index(times, gint64, i) - 1 };
     for (guint j = 0; j < 2; j++) {
@@ -490,7 +496,7 @@ START_TEST(test_v1_then_v2_chain)
       checked++;
     }
   }
-  ck_assert_uint_ge(checked, 2 * 24 - 4);
+  ck_assert_uint_ge(checked, 2 * 72 - 4);
 }
 END_TEST
 
