@@ -48,7 +48,14 @@
  *               bytes as they are when the stored length equals theirs.
  *               The header is written last (the length is known only
  *               then); readers check each block's crc32 and decompressed
- *               length before using a byte of it.
+ *               length before using a byte of it. The first record of a
+ *               batch has, at header offset 84, the number of pages in its
+ *               blocks: its own, then those of the batch's later commits.
+ *       COMMIT with flag 4 (version 2: a later commit of a batch): n x u32
+ *               page numbers only; header offset 80: records back to the
+ *               batch's first record (same segment), 84: index of its first
+ *               page among that record's pages. A batch is written whole or
+ *               cut off whole (end_batch()).
  *       GAP     text length bytes of UTF-8 reason
  *       OUTAGE, SEAL  nothing
  *     trailer, 8 bytes
@@ -1303,7 +1310,7 @@ sqlenvfs_archive_writer_add_gap(SqlenvfsArchiveWriter *w, gint64 time, gint64 pr
   SqlenvfsArchiveEntry e = { 0 };
   gsize len = text ? MIN(strlen(text), (gsize)MAX_TEXT) : 0;
 
-  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
   e.type = SQLENVFS_ARCHIVE_GAP;
   e.time = clamp_time(w, time);
   e.aux_time = prev_alive;
@@ -1326,7 +1333,7 @@ sqlenvfs_archive_writer_add_outage(SqlenvfsArchiveWriter *w, gint64 from, gint64
                                    GError **error)
 {
   SqlenvfsArchiveEntry e = { 0 };
-  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
   e.type = SQLENVFS_ARCHIVE_OUTAGE;
   e.time = clamp_time(w, to);
   e.aux_time = from;
@@ -3240,6 +3247,20 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
         problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
                 G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
         break;
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
+        /* Its pages are in the batch's first record, earlier in this
+         * segment (checked itself as a compressed record). */
+        const SqlenvfsArchiveEntry *h =
+          e.reason <= records->len
+            ? &g_array_index(records, SqlenvfsArchiveEntry, records->len - e.reason)
+            : NULL;
+        if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
+            !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+            (guint64)e.text_len + e.n_pages > stream_pages(h))
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " belongs to a batch whose first record is missing or does not hold its "
+                  "pages", seq, off);
       }
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
         const char *why = NULL;
