@@ -583,6 +583,121 @@ def bench_scaling(env, sizes, runs):
         shutil.rmtree(root, ignore_errors=True)
 
 
+BULK_WRITER = r"""
+import os, sqlite3, sys, time
+db, stop = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("CREATE TABLE IF NOT EXISTS bulk (x BLOB)")
+while not os.path.exists(stop):
+    c.execute("BEGIN")
+    for _ in range(64):
+        c.execute("INSERT INTO bulk VALUES (?)", (os.urandom(3000),))
+    c.execute("COMMIT")
+"""
+
+
+def bench_verify(env, runs, n_segments, seg_mib):
+    """9. `verify` after one new segment on a long archive, against reading
+    that segment (cat): the real archiver captures a bulk writer until the
+    archive holds n_segments sealed segments; verify runs until it knows
+    them all; the writer goes on until exactly one more segment is sealed.
+    Every timed verify starts from the memo as it was then (it is put back
+    before each run), so each one reads the new segment; both warm."""
+    root = os.path.join(env.dir, "verify-root")
+    arch = os.path.join(root, "backups/prod/wal_archives/app")
+    memo = os.path.join(root, ".sqlenvfs/verified")
+    stop = os.path.join(env.dir, "verify-stop")
+    shutil.rmtree(root, ignore_errors=True)
+    os.makedirs(root)
+    with open(os.path.join(root, "schema.sql"), "w") as f:
+        f.write("CREATE TABLE bulk (x BLOB);\n")
+    with open(os.path.join(root, "sqlenvfs.conf"), "w") as f:
+        f.write(f"[archive]\nsegment-max-bytes={seg_mib << 20}\n")
+    sh(env.bin, "init", "--root", root, stdout=subprocess.DEVNULL)
+
+    def segs():
+        return sorted(n for n in os.listdir(arch) if n.endswith(".seg")) if os.path.isdir(arch) else []
+
+    def verify(*extra):
+        sh(env.bin, "verify", "--root", root, *extra, stdout=subprocess.DEVNULL)
+
+    archiver = subprocess.Popen([env.bin, "archive", "--root", root],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writer = None
+    try:
+        # The archiver's first start takes its snapshot before it captures.
+        end = time.time() + 60
+        while not os.listdir(os.path.join(root, "backups/prod/snapshots")) and time.time() < end:
+            time.sleep(0.1)
+        writer = subprocess.Popen([sys.executable, "-c", BULK_WRITER,
+                                   os.path.join(root, "data/prod/app.db"), stop])
+        while len(segs()) < n_segments + 1:
+            time.sleep(0.05)
+        open(stop, "w").close()
+        writer.wait()
+        os.unlink(stop)
+        # Everything sealed is remembered once its times are 1.5 s old.
+        verify()
+        time.sleep(2)
+        verify()
+        memo_bytes = open(memo, "rb").read()
+        before = len(segs())
+        writer = subprocess.Popen([sys.executable, "-c", BULK_WRITER,
+                                   os.path.join(root, "data/prod/app.db"), stop])
+        while len(segs()) < before + 1:
+            time.sleep(0.01)
+        open(stop, "w").close()
+        writer.wait()
+        writer = None
+        new_seg = os.path.join(arch, segs()[-2])
+        out = subprocess.run([env.bin, "verify", "--root", root], capture_output=True,
+                             text=True, check=True).stdout
+        log(f"verify after one new segment of {n_segments + 1} (and the one being written): "
+            f"{[l for l in out.splitlines() if l.startswith('checked ')][0]}")
+
+        def put_memo_back():
+            with open(memo, "wb") as f:
+                f.write(memo_bytes)
+
+        read_file(new_seg)
+        v, c = timed_interleaved([(verify, put_memo_back),
+                                  (lambda: sh("cat", new_seg, stdout=subprocess.DEVNULL), None)],
+                                 runs)
+        ratio_row("9-verify", f"verify after 1 new {seg_mib} MiB segment of {n_segments + 1} / "
+                  "cat of it, warm", v, c, "<=", 2)
+        # The fixed cost: a verify with nothing new (the process start,
+        # the MANIFESTs, every segment's header and seal), and the start
+        # of the process alone.
+        time.sleep(2)
+        verify()
+        known_bytes = open(memo, "rb").read()
+
+        def put_known_back():
+            with open(memo, "wb") as f:
+                f.write(known_bytes)
+
+        n, s0 = timed_interleaved([(verify, put_known_back),
+                                   (lambda: sh(env.bin, "--version", stdout=subprocess.DEVNULL),
+                                    None)], runs)
+        record("9-verify", "verify with nothing new / cat of the segment (its fixed cost)",
+               n[0] / c[0], n[1] / c[2], n[2] / c[1], "x")
+        record("9-verify", "sqlenvfs --version / cat of the segment (process start)",
+               s0[0] / c[0], s0[1] / c[2], s0[2] / c[1], "x")
+        put_memo_back()
+        full = timed(lambda: verify("--full"), 1)
+        ratio_row("9-verify", f"verify --full of all {n_segments + 2} segments / verify after 1 new",
+                  full, v, ">=", 1)
+    finally:
+        if writer is not None:
+            open(stop, "w").close()
+            writer.wait()
+        archiver.send_signal(signal.SIGTERM)
+        archiver.wait()
+        shutil.rmtree(root, ignore_errors=True)
+        if os.path.exists(stop):
+            os.unlink(stop)
+
+
 def run_all(env, args):
     """Every section, on a database of --size-mib (or those of --only)."""
     rows = env.make_db(args.size_mib)
@@ -592,7 +707,8 @@ def run_all(env, args):
         for name in args.only.split(","):
             {"backup": lambda: bench_backup(env, args.runs),
              "latency": lambda: bench_latency(env, 400),
-             "writer": lambda: bench_writer(env, args.writer_seconds, 3)}[name]()
+             "writer": lambda: bench_writer(env, args.writer_seconds, 3),
+             "verify": lambda: bench_verify(env, args.runs, 24, 64)}[name]()
         return
     ts = bench_snapshot_read(env, args.runs)
     bench_prod_read(env, args.runs, ts)
@@ -601,6 +717,7 @@ def run_all(env, args):
     bench_memory(env)
     bench_latency(env, 40 if args.smoke else 400)
     bench_writer(env, args.writer_seconds, 1 if args.smoke else 3)
+    bench_verify(env, args.runs, *((3, 1) if args.smoke else (24, 64)))
     sizes = [1] if args.smoke else [10, 100, 1024] + ([4096] if args.big else [])
     env.umount()
     # The copies made so far are not needed by the scaling table.
@@ -620,7 +737,8 @@ def main():
     ap.add_argument("--scale-only", metavar="MIB,...",
                     help="run only the scaling table, at these sizes (e.g. 4096)")
     ap.add_argument("--only", metavar="SECTION,...",
-                    help="run only these sections on the main database: backup, latency, writer")
+                    help="run only these sections on the main database: backup, latency, writer, "
+                    "verify (on its own root)")
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
     args = ap.parse_args()

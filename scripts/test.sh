@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite, from nothing: install what is missing, build twice
 # (-Dwerror=true, then ASan+UBSan), and run every unit and integration test
-# under both builds. Prints "N passed, N failed" last; exits non-zero on any
-# failure.
+# under both builds; then build the fuzz targets (clang, libFuzzer,
+# ASan+UBSan) and run each briefly over its seed corpus (suite "fuzz";
+# longer runs: scripts/fuzz.sh). Prints "N passed, N failed" last; exits
+# non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,7 +25,8 @@ run_variant() {
   fi
   ninja -C "$dir" >/dev/null
   echo "=== test: $name"
-  if ! meson test -C "$dir" --print-errorlogs --num-processes 2; then
+  # shellcheck disable=SC2086 # MESON_TEST_ARGS is a list of words
+  if ! meson test -C "$dir" --print-errorlogs --num-processes 2 ${MESON_TEST_ARGS:-}; then
     status=1
   fi
   local counts
@@ -49,6 +52,8 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
 run_variant werror -Dwerror=true -Dbuildtype=debugoptimized
 run_variant asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+CC=clang MESON_TEST_ARGS="--suite fuzz" run_variant fuzz -Dfuzz=true -Dtests=false \
+  -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
 echo "$passed passed, $failed failed"
 [ "$status" -eq 0 ] && [ "$failed" -eq 0 ]

@@ -215,8 +215,8 @@ void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 versi
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
 
 /* Record that capture was complete at @time (call after sync). Writes the
- * alive file when @time moved by @min_step_us or more since it was last
- * written (0: always). */
+ * alive file, and syncs it, when @time moved by @min_step_us or more since
+ * it was last written (0: always). */
 gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time,
                                            gint64 min_step_us, GError **error);
 
@@ -344,12 +344,43 @@ typedef void (*SqlenvfsArchiveProblemFunc)(gpointer user, const char *file, cons
 
 typedef struct {
   guint n_segments;
+  guint n_skipped;   /* of them, not read: verified before (memo below)  */
   guint64 n_records;
   guint64 n_commits;
   guint64 n_gaps;
   guint64 bytes;
   guint n_problems;
 } SqlenvfsArchiveVerifyResult;
+
+/* What verify found of one sealed segment that it read completely and that
+ * had no problem: enough to continue the chain past it without reading it
+ * again. */
+typedef struct {
+  guint64 size;       /* of the segment file                              */
+  guint64 first_seq;  /* from its header                                  */
+  guint32 prev_crc;   /* from its header: the previous segment's seal     */
+  guint32 seal;       /* the crc32 its SEAL record carries                */
+  guint64 next_seq;   /* the seq after its SEAL record                    */
+  guint64 n_records, n_commits, n_gaps;
+} SqlenvfsArchiveSegmentFacts;
+
+/* A memory of earlier verifications (verifymemo.h keeps one on disk).
+ *   known     asked, for a segment whose header is good, whether it was
+ *             verified before and has not changed since (its file and its
+ *             index's @idx_path); TRUE and *facts as they were found then
+ *             to skip reading it. The skip is refused (the segment is read)
+ *             unless the header agrees with *facts (size, first seq,
+ *             previous seal) and the SEAL record at the end of the file is
+ *             intact and carries facts->seal and seq facts->next_seq - 1.
+ *   verified  told of each sealed segment read completely without a problem
+ *             (its chain to the previous one included). */
+typedef struct {
+  gboolean (*known)(gpointer user, const char *seg_path, const char *idx_path,
+                    SqlenvfsArchiveSegmentFacts *facts);
+  void (*verified)(gpointer user, const char *seg_path, const char *idx_path,
+                   const SqlenvfsArchiveSegmentFacts *facts);
+  gpointer user;
+} SqlenvfsArchiveVerifyMemo;
 
 /* Check every segment of the archive in @dir completely: headers, every
  * record's checksums, each seal's segment checksum, the chain from segment
@@ -363,6 +394,13 @@ typedef struct {
 gboolean sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem,
                                  gpointer user, SqlenvfsArchiveVerifyResult *result,
                                  GError **error);
+
+/* sqlenvfs_archive_verify, skipping the sealed segments @memo (may be NULL:
+ * read everything) knows as verified before and unchanged; their headers
+ * are still read and chained, and their seal records checked. */
+gboolean sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
+                                      SqlenvfsArchiveProblemFunc problem, gpointer user,
+                                      SqlenvfsArchiveVerifyResult *result, GError **error);
 
 /* ------------------------------------------------------------------ */
 /* Pruning                                                              */

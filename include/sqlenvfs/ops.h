@@ -14,8 +14,9 @@
  *                         restore.h sqlenvfs_restore_plan() and
  *                         sqlenvfs_restore_refresh_dev() (after the archiver
  *                         running in this process has archived up to now)
- *   verify       store.h  every backup and snapshot; archive.h every database's
- *                         WAL archive chain
+ *   verify       verifymemo.h  every backup and snapshot (store.h) and every
+ *                         database's WAL archive chain (archive.h), skipping
+ *                         what was verified before and has not changed
  *   prune        store.h  retention, keeping the bases of the retained
  *                         point-in-time period; restore.h the archive
  *                         segments no retained window needs
@@ -33,6 +34,8 @@
  *                       given together with a time: "<db> <time>")
  *   "<db> <time>"       refresh-dev: that database as of that time
  *   "dry-run"           prune only: report what would go, remove nothing
+ *   "full"              verify only: read everything, not only what is new
+ *                       or changed since the last verify (verifymemo.h)
  *
  * Invariants:
  *   (1) sqlenvfs_ops_run() never runs two operations at once on one
@@ -74,6 +77,8 @@ typedef struct {
   gboolean has_time; /* refresh-dev: production as of @time         */
   SqlenvfsTime time;
   gboolean dry_run;  /* prune: list only                            */
+  gboolean full;     /* verify: read everything, even what was
+                        verified before and has not changed          */
   /* Set by the command line only (never parsed from ctl text): */
   gboolean force;    /* refresh-dev: copy a source not marked production */
   SqlenvfsProgressFunc progress; /* bytes copied (backup, snapshot,

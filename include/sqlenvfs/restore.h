@@ -31,6 +31,7 @@
 
 #include <glib.h>
 
+#include "sqlenvfs/archive.h"
 #include "sqlenvfs/image.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
@@ -42,6 +43,7 @@ G_BEGIN_DECLS
 typedef struct {
   gint64 from_us, to_us;
   char *note; /* why the time before from_us is not recoverable (or NULL) */
+  SqlenvfsWindowBefore before; /* the same, as a kind (store.h)            */
 } SqlenvfsRestoreWindow;
 
 void sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w);
@@ -140,11 +142,16 @@ gboolean sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *r
 GPtrArray *sqlenvfs_restore_list_dbs(SqlenvfsRoot *root);
 
 /* For `verify`: check the WAL archive of every database completely
- * (sqlenvfs_archive_verify) and add one line per problem, naming the file,
- * or one good line per archive, to @report (kind "wal-archive"). FALSE and
- * *error only when an archive directory cannot be read. */
-gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,
-                                          GError **error);
+ * (sqlenvfs_archive_verify_with, skipping the sealed segments @memo, which
+ * may be NULL, knows as verified and unchanged) and add one line per
+ * problem, naming the file, or one good line per archive, to @report (kind
+ * "wal-archive"), and count the segments read and skipped in it; then, for
+ * a good archive, a bad line for each backup or snapshot (not already bad
+ * in @report) that does not hold the archived state its MANIFEST names.
+ * FALSE and *error only when an archive directory cannot be read. */
+gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root,
+                                          const SqlenvfsArchiveVerifyMemo *memo,
+                                          SqlenvfsVerifyReport *report, GError **error);
 
 /* For `prune`: the keep hook of sqlenvfs_store_prune() (@user is the root):
  * keeps a copy that is, for some database, the newest base at or before the

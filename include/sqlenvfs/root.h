@@ -107,6 +107,11 @@ GPtrArray *sqlenvfs_root_list_dbs(const SqlenvfsRoot *root);
  * is not supported: "<path>: <why>" each (control characters escaped). */
 GPtrArray *sqlenvfs_root_list_unsupported(const SqlenvfsRoot *root);
 
+/* Forget which unsupported databases were logged, so that the next
+ * sqlenvfs_root_list_dbs logs them again: for a process whose log moves
+ * (the mount, once it logs to its file instead of the terminal). */
+void sqlenvfs_root_forget_warnings(SqlenvfsRoot *root);
+
 /* Resolve a user's database name: NULL means the default; a name must be
  * supported (below). With @must_exist the production database must exist.
  * Newly allocated. */

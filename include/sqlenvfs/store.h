@@ -145,10 +145,18 @@ typedef struct {
   char *path;   /* file or directory checked                          */
   gboolean ok;
   char *reason; /* why it is bad (one line); NULL when ok              */
+  gint64 verified_us; /* not 0: not read this time, found good then and
+                         unchanged since (verifymemo.h)                   */
 } SqlenvfsCheck;
 
 typedef struct {
   GPtrArray *checks; /* SqlenvfsCheck *, in the order they were added */
+  /* What was read this time, and what was not: verified before and
+   * unchanged since (verifymemo.h). */
+  guint n_copies_checked, n_copies_skipped;
+  guint n_segments_checked, n_segments_skipped;
+  gboolean full;     /* everything was read, whatever was known      */
+  char *memo_note;   /* why what was known could not be used, or NULL */
 } SqlenvfsVerifyReport;
 
 SqlenvfsVerifyReport *sqlenvfs_verify_report_new(void);
@@ -167,6 +175,21 @@ guint sqlenvfs_verify_report_n_bad(const SqlenvfsVerifyReport *report);
  * Entries removed while this runs (a concurrent prune) are skipped. */
 gboolean sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *report,
                                    GError **error);
+
+/* A memory of earlier verifications of stored databases (verifymemo.h):
+ *   known  TRUE and *verified_us when @sdb's file was found good then and
+ *          has not changed since (it is not read again; its line says so);
+ *   done   told of each stored database read now and found good. */
+typedef struct {
+  gboolean (*known)(gpointer user, const SqlenvfsStoredDb *sdb, gint64 *verified_us);
+  void (*done)(gpointer user, const SqlenvfsStoredDb *sdb);
+  gpointer user;
+} SqlenvfsStoreVerifyMemo;
+
+/* sqlenvfs_store_verify_all, skipping what @memo (may be NULL) knows; the
+ * counts in @report say how many were read and how many skipped. */
+gboolean sqlenvfs_store_verify_all_with(SqlenvfsRoot *root, const SqlenvfsStoreVerifyMemo *memo,
+                                        SqlenvfsVerifyReport *report, GError **error);
 
 /* -------------------------------------------------------------- prune */
 
@@ -206,12 +229,24 @@ GPtrArray *sqlenvfs_store_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsPr
 
 /* --------------------------------------------------------------- list */
 
+/* What lies before a recoverable window (between it and the window before
+ * it, if any). */
+typedef enum {
+  SQLENVFS_BEFORE_START = 0, /* nothing recoverable: archiving started, older
+                                segments were pruned, or no base before it   */
+  SQLENVFS_BEFORE_GAP,       /* a gap: transactions may have been lost       */
+  SQLENVFS_BEFORE_DAMAGE,    /* damaged or missing archive records           */
+  SQLENVFS_BEFORE_OUTAGE,    /* an outage: nothing lost, but the times in
+                                between cannot be told apart                 */
+} SqlenvfsWindowBefore;
+
 /* A recoverable point-in-time window of one database, [from, to]. A
  * database may have several (a capture gap splits its window). */
 typedef struct {
   char *db;
   gint64 from_us, to_us;
   char *note; /* e.g. what caused the gap before it; may be NULL */
+  SqlenvfsWindowBefore before;
 } SqlenvfsListWindow;
 
 /* What `list` shows. The archive module appends each database's windows
@@ -228,7 +263,10 @@ SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **erro
 void sqlenvfs_list_report_free(SqlenvfsListReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
 
-void sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db, gint64 from_us,
-                                     gint64 to_us, const char *note);
+/* Append a window (before: START); returns it (owned by @report), for the
+ * caller to set what lies before it. */
+SqlenvfsListWindow *sqlenvfs_list_report_add_window(SqlenvfsListReport *report, const char *db,
+                                                    gint64 from_us, gint64 to_us,
+                                                    const char *note);
 
 G_END_DECLS

@@ -23,6 +23,10 @@
 
 G_BEGIN_DECLS
 
+/* The last time there is: 9999-12-31T23:59:59.999999Z. Every parsed time
+ * lies in [0, SQLENVFS_TIME_MAX_US], so that every formatter can show it. */
+#define SQLENVFS_TIME_MAX_US (G_GINT64_CONSTANT(253402300800) * G_USEC_PER_SEC - 1)
+
 typedef struct {
   gboolean is_latest; /* "latest": resolve against the recoverable window  */
   gint64 us;          /* microseconds since the epoch, UTC (0 when latest) */
@@ -35,8 +39,13 @@ typedef struct {
   "(fractions of up to nine digits)"
 
 /* Parse @text. On failure FALSE with SQLENVFS_ERROR_INVALID naming the text
- * and listing the accepted forms; *out is untouched. */
+ * and listing the accepted forms (or the range, for a time that an offset
+ * moves before 1970 or after 9999 in UTC); *out is untouched. */
 gboolean sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error);
+
+/* The formatters take any gint64: a time outside [0, SQLENVFS_TIME_MAX_US],
+ * which only damaged data holds, comes out as "invalid time (N us from
+ * 1970-01-01T00:00:00Z)", which no parser accepts. */
 
 /* "20261128T161400Z", or "20261128T161400.250Z" when @with_ms. */
 char *sqlenvfs_time_format_name(gint64 us, gboolean with_ms);

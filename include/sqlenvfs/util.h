@@ -65,7 +65,9 @@ gboolean sqlenvfs_db_check(sqlite3 *db, gboolean quick, const char *path,
 gboolean sqlenvfs_fsync_path(const char *path, GError **error);
 gboolean sqlenvfs_fsync_dir(const char *dir, GError **error);
 
-/* mkdir -p with mode 0755 (or @mode). */
+/* mkdir -p with mode 0755 (or @mode); each directory it creates is made
+ * durable (its parent is fsync'd), so that what is later fsync'd inside it
+ * survives a power cut. */
 gboolean sqlenvfs_mkdir_p(const char *dir, int mode, GError **error);
 
 /* Write @len bytes to @path atomically: temporary ".tmp-<name>-<pid>" in

@@ -167,3 +167,10 @@ cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args, Sqlenv
   cli_progress_done();
   return ok;
 }
+
+char *
+cli_pad(const char *s, int width)
+{
+  glong n = g_utf8_validate(s, -1, NULL) ? g_utf8_strlen(s, -1) : (glong)strlen(s);
+  return g_strdup_printf("%s%*s", s, (int)MAX(0, width - n), "");
+}

@@ -67,4 +67,9 @@ gboolean cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *arg
 /* Stdin is a terminal (prompts are allowed). */
 gboolean cli_is_interactive(void);
 
+/* @s followed by spaces up to @width characters (counted as characters, not
+ * bytes, when @s is UTF-8: a database name may hold non-ASCII letters), for
+ * a column; a longer @s is returned whole. Newly allocated. */
+char *cli_pad(const char *s, int width);
+
 G_END_DECLS

@@ -1,13 +1,18 @@
 /*
- * cmd_list.c — `sqlenvfs list`: backups, snapshots and recoverable windows.
+ * cmd_list.c — `sqlenvfs list`: backups, snapshots and recoverable windows;
+ * on a terminal, also each database's history as a bar (timebar.h).
  */
 #include <stdio.h>
+#include <stdlib.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timebar.h"
 #include "sqlenvfs/timefmt.h"
 #include "storecmd.h"
 
@@ -92,6 +97,32 @@ print_copies(const char *title, const char *dir, GPtrArray *copies)
     storecmd_print_copy(copies->pdata[i]);
 }
 
+/* The terminal's width: TIOCGWINSZ, else $COLUMNS, else 80. */
+static guint
+terminal_width(void)
+{
+  struct winsize ws;
+  const char *env = g_getenv("COLUMNS");
+  guint64 n;
+  if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0)
+    return ws.ws_col;
+  if (env != NULL && g_ascii_string_to_unsigned(env, 10, 1, 10000, &n, NULL))
+    return (guint)n;
+  return 80;
+}
+
+static void
+print_history(const SqlenvfsListReport *report)
+{
+  GArray *dbs = sqlenvfs_timebar_dbs_from_report(report);
+  g_auto(GStrv) rows = sqlenvfs_timebar_render((const SqlenvfsTimebarDb *)(gpointer)dbs->data,
+                                               dbs->len, g_get_real_time(), terminal_width());
+  printf("\n");
+  for (char **r = rows; *r; r++)
+    printf("%s\n", *r);
+  sqlenvfs_timebar_dbs_free(dbs);
+}
+
 int
 cmd_list(int argc, char **argv)
 {
@@ -106,7 +137,11 @@ cmd_list(int argc, char **argv)
 
   if (!cli_parse(&argc, &argv, "",
                  "List backups and snapshots (name, time in local time with its offset, size\n"
-                 "of each database) and each database's recoverable point-in-time window.",
+                 "of each database) and each database's recoverable point-in-time windows.\n"
+                 "On a terminal, also draw each database's history as a bar as wide as the\n"
+                 "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
+                 "outages (~), with the times at its ends and a legend. Piped, the plain\n"
+                 "list only.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
@@ -129,7 +164,10 @@ cmd_list(int argc, char **argv)
     const SqlenvfsListWindow *w = report->windows->pdata[i];
     g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
     g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
-    printf("  %-16s %s .. %s%s%s\n", w->db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+    g_autofree char *db = cli_pad(w->db, 16);
+    printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
   }
+  if (isatty(STDOUT_FILENO))
+    print_history(report);
   return CLI_OK;
 }

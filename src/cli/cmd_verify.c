@@ -7,6 +7,8 @@
 #include "commands.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/verifymemo.h"
 
 int
 cmd_verify(int argc, char **argv)
@@ -18,13 +20,26 @@ cmd_verify(int argc, char **argv)
   GError *error = NULL;
   guint n_bad;
 
+  GOptionEntry entries[] = {
+    { "full", 0, 0, G_OPTION_ARG_NONE, &args.full,
+      "Read everything, also what was verified before and has not changed", NULL },
+    { NULL }
+  };
+
   if (!cli_parse(&argc, &argv, "",
                  "Check every backup and snapshot: each file's size and crc32 against its\n"
                  "MANIFEST, then PRAGMA integrity_check; and every WAL archive: each record's\n"
                  "and each segment's checksum and the chain of segments. Prints one line per\n"
                  "database copy and archive, or per bad file, and why; exits non-zero if any\n"
-                 "is bad.",
-                 NULL))
+                 "is bad.\n"
+                 "\n"
+                 "Only what is new or changed since the last verify is read: a sealed archive\n"
+                 "segment or a copy found good before, whose file has not changed since\n"
+                 "(device, inode, size, mtime, ctime; remembered in ROOT/.sqlenvfs/verified),\n"
+                 "is skipped, and the last line says what was read and what skipped. A change\n"
+                 "that leaves all of these alone (a bit flipped by the disk) is found by\n"
+                 "--full, which reads everything: run it now and then (weekly).",
+                 entries))
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("verify", "unexpected argument '%s'", argv[1]);
@@ -46,8 +61,17 @@ cmd_verify(int argc, char **argv)
   }
   for (guint i = 0; i < report->checks->len; i++) {
     const SqlenvfsCheck *c = report->checks->pdata[i];
-    printf("%-4s %-9s %-22s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind, c->name ? c->name : "-",
-           c->db ? c->db : "(entry)", c->ok ? "" : ": ", c->ok ? "" : c->reason);
+    g_autofree char *when = c->verified_us ? sqlenvfs_time_format_local(c->verified_us) : NULL;
+    printf("%-4s %-9s %-22s %s%s%s%s%s%s\n", c->ok ? "ok" : "BAD", c->kind,
+           c->name ? c->name : "-", c->db ? c->db : "(entry)", c->ok ? "" : ": ",
+           c->ok ? "" : c->reason, when ? " (verified " : "", when ? when : "",
+           when ? ", unchanged since)" : "");
+  }
+  if (report->memo_note != NULL)
+    printf("note: %s\n", report->memo_note);
+  {
+    g_autofree char *scope = sqlenvfs_verify_memo_describe(report);
+    printf("%s\n", scope);
   }
   n_bad = sqlenvfs_verify_report_n_bad(report);
   fflush(stdout);

@@ -66,7 +66,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   for (guint i = 0; i < copy->dbs->len; i++) {
     const SqlenvfsStoredDb *sdb = copy->dbs->pdata[i];
     g_autofree char *size = sqlenvfs_format_size(sdb->size);
-    printf("  %-16s %10s  crc32 0x%08x  integrity ok\n", sdb->db, size, sdb->crc32);
+    g_autofree char *name = cli_pad(sdb->db, 16);
+    printf("  %s %10s  crc32 0x%08x  integrity ok\n", name, size, sdb->crc32);
   }
   if (error != NULL) {
     /* The copies above are kept; the run still fails, naming the others. */

@@ -585,7 +585,8 @@ seg_file_close(SegFile *sf)
  * no error when it is not (*torn says whether it merely extends past the end
  * of the file, as an unfinished write does); FALSE with *error on an I/O
  * error. On success, when @seg_crc is non-NULL, every byte of the record is
- * folded into it. */
+ * folded into it (from the record's own checksum with crc32_combine, so
+ * that the bytes are summed once). */
 static gboolean
 read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc,
             guint8 *chunk, GError **error)
@@ -609,7 +610,6 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
     return FALSE;
   }
   c = crc(0, hdr, sizeof hdr);
-  sc = crc(sc, hdr, sizeof hdr);
   pos = off + REC_HEADER_SIZE;
   end = off + e->length - REC_TRAILER_SIZE;
   while (pos < end) {
@@ -621,7 +621,6 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
       return FALSE;
     }
     c = crc(c, chunk, want);
-    sc = crc(sc, chunk, want);
     pos += want;
   }
   if (!pread_full(sf->fd, trailer, sizeof trailer, end, &got, sf->path, error))
@@ -632,8 +631,10 @@ read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, g
   }
   if (get32(trailer) != c || get32(trailer + 4) != REC_END_MAGIC)
     return FALSE;
-  if (seg_crc)
+  if (seg_crc) {
+    sc = (guint32)crc32_combine(sc, c, (z_off_t)(e->length - REC_TRAILER_SIZE));
     *seg_crc = crc(sc, trailer, sizeof trailer);
+  }
   e->offset = off;
   return TRUE;
 }
@@ -1038,6 +1039,14 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
   if (read_alive(dir, &atime, &aseq) && aseq <= w->next_seq && atime > w->alive)
     w->alive = atime;
   w->alive_written = w->alive;
+  if (read_alive(dir, &atime, &aseq) && aseq > w->next_seq) {
+    /* The records it confirmed are gone (a damaged segment moved aside):
+     * the numbers are written again, and readers must not take the new
+     * records as synced until they are. */
+    w->alive_written = 0;
+    if (!sqlenvfs_archive_writer_set_alive(w, w->alive, 0, error))
+      return NULL;
+  }
   return g_steal_pointer(&w);
 }
 
@@ -1777,6 +1786,9 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
       return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
     if (!narrow_mode(w->alive_fd, w->mode, w->alive_path, error))
       return FALSE;
+    /* its name, if it was just created, is durable only with the directory */
+    if (!sqlenvfs_fsync_dir(w->dir, error))
+      return FALSE;
   }
   memset(buf, 0, sizeof buf);
   memcpy(buf, ALIVE_MAGIC, 8);
@@ -1785,6 +1797,10 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
   put32(buf + 28, crc(0, buf, 28));
   if (!pwrite_full(w->alive_fd, buf, sizeof buf, 0, w->alive_path, error))
     return FALSE;
+  /* Published, so durable: a restart after a power cut must not find an
+   * older alive time than the one shown (the window would go backwards). */
+  if (fdatasync(w->alive_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync", w->alive_path);
   w->alive_written = w->alive;
   return TRUE;
 }
@@ -1806,6 +1822,9 @@ struct _SqlenvfsArchive {
    * (0: none) and offset; its other commits need not read it again. */
   guint checked_batch_seg;
   guint64 checked_batch_off;
+  /* The last segment's index had an entry that does not follow from the
+   * ones before it; a refresh scans the segment instead, as open did. */
+  gboolean is_last_index_bad;
 };
 
 static void
@@ -1891,9 +1910,36 @@ add_entry(SqlenvfsArchive *a, SqlenvfsArchiveEntry *e, guint si)
   seg->n_entries++;
 }
 
+/* Is the record @e of the last segment one that a power cut may have left
+ * half-written? Records before the alive file's sequence number were
+ * synced before it was written; later ones may not have been. */
+static gboolean
+is_unconfirmed(const SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e)
+{
+  return !a->has_alive || e->seq >= a->alive_seq;
+}
+
+/* Read the record @e (at e->offset of @sf) in full and check it. FALSE
+ * with no error when it is incomplete or fails a checksum. */
+static gboolean
+record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GError **error)
+{
+  SqlenvfsArchiveEntry r;
+  gboolean torn;
+  if (*chunk == NULL)
+    *chunk = g_malloc(IO_CHUNK);
+  if (!read_record(sf, e->offset, &r, &torn, NULL, *chunk, error))
+    return FALSE;
+  return r.seq == e->seq && r.length == e->length && r.type == e->type;
+}
+
 /* Load the entries of segment @si starting at @from_offset with expected
  * sequence @from_seq: the index first, then a scan of the segment past the
- * last good index entry. Sets the segment's sealed/damaged state. */
+ * last good index entry. Sets the segment's sealed/damaged state. In the
+ * last segment, records that may not have been synced (is_unconfirmed) are
+ * read in full: the first that is not whole ends the segment, as it ends it
+ * for the writer's next start (a power cut can leave any part of the
+ * unsynced tail unwritten, including the middle of a record). */
 static gboolean
 load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq,
              gboolean is_last, GError **error)
@@ -1901,7 +1947,8 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
   SegFile sf;
   guint64 off = from_offset, seq = from_seq;
-  gboolean sealed = FALSE;
+  gboolean sealed = FALSE, tail_bad = FALSE;
+  g_autofree guint8 *chunk = NULL;
 
   if (!seg_file_open(a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
@@ -1919,8 +1966,12 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seq = sf.hdr.first_seq;
   }
 
-  /* The index. */
-  {
+  /* The index, up to its first entry that is not the next record: past
+   * that, only the segment is trusted (also on a refresh, which would
+   * otherwise resume the index beyond the entry open stopped at). */
+  if (from_offset == 0)
+    a->is_last_index_bad = FALSE;
+  if (!a->is_last_index_bad) {
     g_autofree char *iname = seg_name(seg->number, "idx");
     g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
     int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
@@ -1942,9 +1993,22 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
                          NULL)) {
             for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
               SqlenvfsArchiveEntry e;
-              if (!decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
-                  e.offset + e.length > sf.size || sealed)
+              if (sealed)
                 break;
+              if (!decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                  e.offset + e.length > sf.size) {
+                a->is_last_index_bad = TRUE;
+                break;
+              }
+              if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+                if (error && *error) {
+                  close(ifd);
+                  seg_file_close(&sf);
+                  return FALSE;
+                }
+                tail_bad = TRUE;
+                break;
+              }
               add_entry(a, &e, si);
               off += e.length;
               seq++;
@@ -1960,7 +2024,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
 
   /* Past the index: scan record headers (an unindexed tail, or a damaged
    * index). */
-  while (!sealed && off + REC_HEADER_SIZE <= sf.size) {
+  while (!sealed && !tail_bad && off + REC_HEADER_SIZE <= sf.size) {
     guint8 hdr[REC_HEADER_SIZE];
     gsize got;
     SqlenvfsArchiveEntry e;
@@ -1972,6 +2036,13 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
         off + e.length > sf.size)
       break;
     e.offset = off;
+    if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+      if (error && *error) {
+        seg_file_close(&sf);
+        return FALSE;
+      }
+      break;
+    }
     add_entry(a, &e, si);
     off += e.length;
     seq++;
@@ -2027,9 +2098,9 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   nums = list_segments(dir, error);
   if (nums == NULL)
     return NULL;
+  load_alive(a);
   if (!load_from(a, nums, 0, error))
     return NULL;
-  load_alive(a);
   return g_steal_pointer(&a);
 }
 
@@ -2042,6 +2113,7 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
 
   if (nums == NULL)
     return FALSE;
+  load_alive(a);
   /* Segments removed at the front (prune), or anything unexpected: reload. */
   if (n_old == 0 || nums->len < n_old ||
       g_array_index(nums, guint64, 0) != g_array_index(a->segments, SqlenvfsArchiveSegment, 0).number ||
@@ -2055,7 +2127,6 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
     g_array_set_size(a->entries, 0);
     if (!load_from(a, nums, 0, error))
       return FALSE;
-    load_alive(a);
     return TRUE;
   }
   /* Continue the last known segment, then load new ones. */
@@ -2074,7 +2145,6 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
   }
   if (!load_from(a, nums, n_old, error))
     return FALSE;
-  load_alive(a);
   return TRUE;
 }
 
@@ -3136,21 +3206,69 @@ verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GErr
   return TRUE;
 }
 
+/* The index of the segment being written is synced only when the segment
+ * is sealed, and the archiver rewrites it on its next start: after a power
+ * cut its unsynced entries may be anything. Its damage is noted, not
+ * counted. */
+static void
+note_live_index(gpointer user, const char *file, const char *message)
+{
+  (void)user;
+  g_debug("archive: %s: %s (the index of the segment being written; the archiver rewrites it "
+          "on its next start)", file, message);
+}
+
 gboolean
 sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
                         SqlenvfsArchiveVerifyResult *result, GError **error)
+{
+  return sqlenvfs_archive_verify_with(dir, NULL, problem_fn, user, result, error);
+}
+
+/* Whether segment @sf (header good) may be skipped as @memo knows it: the
+ * header agrees with what was found before, and its last record is an
+ * intact SEAL carrying the same checksum. TRUE and *facts as known; FALSE
+ * and *facts zeroed, for the segment to be read. */
+static gboolean
+skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
+           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk)
+{
+  g_autofree char *iname = seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  SqlenvfsArchiveEntry e;
+  gboolean torn;
+
+  if (memo != NULL && memo->known != NULL && memo->known(memo->user, sf->path, ipath, facts) &&
+      facts->size == sf->size && facts->first_seq == sf->hdr.first_seq &&
+      facts->prev_crc == sf->hdr.prev_crc && sf->size >= SEG_HEADER_SIZE + REC_EMPTY_SIZE &&
+      facts->next_seq > facts->first_seq &&
+      read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL) &&
+      e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE && e.reason == facts->seal &&
+      e.seq + 1 == facts->next_seq)
+    return TRUE;
+  memset(facts, 0, sizeof *facts);
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
+                             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                             SqlenvfsArchiveVerifyResult *result, GError **error)
 {
   g_autoptr(GArray) nums = list_segments(dir, error);
   g_autofree guint8 *chunk = NULL;
   SqlenvfsArchiveVerifyResult res = { 0 };
   Problems p = { problem_fn, user, 0, NULL, NULL };
   gboolean have_prev = FALSE, prev_sealed = FALSE;
-  guint64 prev_number = 0, prev_next_seq = 0;
+  guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
   guint32 prev_seal = 0;
   g_autoptr(GHashTable) pruned = NULL;
+  gint64 alive_time = 0;
+  gboolean has_alive;
 
   if (nums == NULL)
     return FALSE;
+  has_alive = read_alive(dir, &alive_time, &alive_seq);
   pruned = load_prune_log(dir, &p);
   if (nums->len > 0) {
     guint64 first = g_array_index(nums, guint64, 0);
@@ -3189,6 +3307,8 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
     guint64 off = SEG_HEADER_SIZE, seq;
     guint32 c;
     gboolean sealed = FALSE, tail_torn = FALSE;
+    guint n_problems_before = p.n;
+    SqlenvfsArchiveSegmentFacts facts = { 0 };
 
     res.n_segments++;
     if (!seg_file_open(dir, number, O_RDONLY, &sf, error))
@@ -3210,6 +3330,19 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
       else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
         problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
     }
+    if (skip_known(memo, &sf, dir, number, &facts, chunk)) {
+      /* Verified before and unchanged: chain past it as it was found. */
+      res.n_skipped++;
+      res.n_records += facts.n_records;
+      res.n_commits += facts.n_commits;
+      res.n_gaps += facts.n_gaps;
+      have_prev = prev_sealed = TRUE;
+      prev_seal = facts.seal;
+      prev_number = number;
+      prev_next_seq = facts.next_seq;
+      seg_file_close(&sf);
+      continue;
+    }
     if (!pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
       seg_file_close(&sf);
       return FALSE;
@@ -3230,7 +3363,9 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
         if (sealed)
           problem(&p, sf.path, "%" G_GUINT64_FORMAT " bytes of data after the seal",
                   sf.size - off);
-        else if (torn && is_last && (tail_torn = TRUE))
+        else if (is_last && (torn || !has_alive || seq >= alive_seq) && (tail_torn = TRUE))
+          /* Cut short, or past what the alive file says was synced: the
+           * unsynced tail that a crash of the machine left half-written. */
           g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
                   "on its next start)", dir, sf.path);
         else
@@ -3279,17 +3414,37 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
         prev_seal = e.reason;
       }
       g_array_append_val(records, e);
-      res.n_records++;
+      facts.n_records++;
       if (e.type == SQLENVFS_ARCHIVE_COMMIT)
-        res.n_commits++;
+        facts.n_commits++;
       if (e.type == SQLENVFS_ARCHIVE_GAP)
-        res.n_gaps++;
+        facts.n_gaps++;
       off += e.length;
       seq++;
     }
+    res.n_records += facts.n_records;
+    res.n_commits += facts.n_commits;
+    res.n_gaps += facts.n_gaps;
     if (!sealed && !is_last)
       problem(&p, sf.path, "segment is not sealed but a later one exists");
-    verify_index(dir, number, records, tail_torn, &p);
+    if (is_last && !sealed) {
+      Problems live = { note_live_index, NULL, 0, NULL, NULL };
+      verify_index(dir, number, records, tail_torn, &live);
+      g_free(live.first_file);
+      g_free(live.first_message);
+    } else {
+      verify_index(dir, number, records, tail_torn, &p);
+    }
+    if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
+      g_autofree char *iname = seg_name(number, "idx");
+      g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+      facts.size = sf.size;
+      facts.first_seq = sf.hdr.first_seq;
+      facts.prev_crc = sf.hdr.prev_crc;
+      facts.seal = prev_seal;
+      facts.next_seq = seq;
+      memo->verified(memo->user, sf.path, ipath, &facts);
+    }
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_number = number;

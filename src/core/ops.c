@@ -9,6 +9,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/verifymemo.h"
 
 #include <string.h>
 
@@ -112,6 +113,8 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     accepted = "1 (apply the retention settings) or dry-run (list what would go)";
     break;
   case SQLENVFS_OP_VERIFY:
+    accepted = "1 (what is new or changed since the last verify) or full (everything)";
+    break;
   case SQLENVFS_OP_BACKUP:
   case SQLENVFS_OP_SNAPSHOT:
   case SQLENVFS_OP_CHECKPOINT:
@@ -153,6 +156,13 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   words[n] = NULL;
 
   if (n == 0 || (n == 1 && strcmp(words[0], "1") == 0)) {
+    *args = out;
+    return TRUE;
+  }
+
+  if (op == SQLENVFS_OP_VERIFY && n == 1 && strcmp(words[0], "full") == 0 &&
+      !existing_db(root, words[0])) {
+    out.full = TRUE;
     *args = out;
     return TRUE;
   }
@@ -367,16 +377,16 @@ run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOp
   return TRUE;
 }
 
-/* Every check in out->report, or INTEGRITY naming the first bad ones. */
+/* Every check in out->report, or INTEGRITY naming the first bad ones. What
+ * was verified before and has not changed is skipped unless @full. */
 static gboolean
-run_verify(SqlenvfsRoot *root, SqlenvfsOpOutcome *out, GError **error)
+run_verify(SqlenvfsRoot *root, gboolean full, SqlenvfsOpOutcome *out, GError **error)
 {
   SqlenvfsVerifyReport *report = out->report = sqlenvfs_verify_report_new();
   GString *s;
   guint n_bad, shown = 0;
 
-  if (!sqlenvfs_store_verify_all(root, report, error) ||
-      !sqlenvfs_restore_verify_archives(root, report, error))
+  if (!sqlenvfs_verify_memo_run(root, full, report, error))
     return FALSE;
   n_bad = sqlenvfs_verify_report_n_bad(report);
   if (n_bad == 0)
@@ -484,9 +494,10 @@ sqlenvfs_op_outcome_summary(const SqlenvfsOpOutcome *out)
     }
     break;
   case SQLENVFS_OP_VERIFY:
-    if (out->report && out->report->checks->len > 0)
-      g_string_append_printf(s, "all %u good", out->report->checks->len);
-    else
+    if (out->report && out->report->checks->len > 0) {
+      g_autofree char *scope = sqlenvfs_verify_memo_describe(out->report);
+      g_string_append_printf(s, "all %u good; %s", out->report->checks->len, scope);
+    } else
       g_string_append(s, "nothing to verify: no backups or snapshots yet");
     break;
   case SQLENVFS_OP_PRUNE: {
@@ -541,7 +552,7 @@ dispatch(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, SqlenvfsOp
   case SQLENVFS_OP_REFRESH_DEV:
     return run_refresh_dev(root, ops->archiver, args, out, error);
   case SQLENVFS_OP_VERIFY:
-    return run_verify(root, out, error);
+    return run_verify(root, args->full, out, error);
   case SQLENVFS_OP_PRUNE:
     return run_prune(root, args->dry_run, out, error);
   case SQLENVFS_OP_CHECKPOINT:

@@ -4,7 +4,7 @@
  * Work directory, next to the output (same filesystem, so the final rename
  * is atomic and the space needed is where the output goes):
  *
- *   <outdir>/.tmp-recover-XXXXXX/
+ *   <outdir>/.tmp-recover-<pid>/
  *     source.db [-wal] [-journal]   private copy of the damaged database
  *     new.db                        the database being built
  *     shell.err                     the sqlite3 shell's stderr (shell method)
@@ -15,7 +15,9 @@
  *   (2) Nothing appears at the output path until new.db passed
  *       integrity_check and was fsync'd; then one rename puts it there.
  *   (3) The work directory is removed on success and on failure; an
- *       interrupted run leaves only a ".tmp-recover-*" directory.
+ *       interrupted run leaves only a ".tmp-recover-<pid>" directory, which
+ *       the next run with an output in the same directory removes once that
+ *       process is gone.
  *   (4) SQL taken from the damaged file (schema text, the shell's output) is
  *       executed only on new.db, with ATTACH disabled, so it cannot reach any
  *       other file.
@@ -1065,6 +1067,33 @@ check_paths(const char *source, const char *output, gboolean force, struct stat 
   return TRUE;
 }
 
+/* Create the private work directory @path (mode 0700). One of this name is
+ * a leftover of an earlier process with this very pid: it is removed first
+ * (never through a symlink). */
+static gboolean
+make_work_dir(const char *path, GError **error)
+{
+  struct stat st;
+
+  if (mkdir(path, 0700) == 0)
+    return TRUE;
+  if (errno != EEXIST)
+    return sqlenvfs_error_errno(error, errno, "recover: create work directory", path);
+  if (!sqlenvfs_refuse_symlink(path, "recover: work directory", error))
+    return FALSE;
+  if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "recover: %s exists and is not a directory (remove it, or choose another "
+                "--output directory)", path);
+    return FALSE;
+  }
+  if (!sqlenvfs_rm_rf(path, error))
+    return FALSE;
+  if (mkdir(path, 0700) != 0)
+    return sqlenvfs_error_errno(error, errno, "recover: create work directory", path);
+  return TRUE;
+}
+
 SqlenvfsRecoverReport *
 sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecoverOptions *opts,
                      GError **error)
@@ -1089,11 +1118,13 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     return NULL;
 
   outdir = g_path_get_dirname(report->output);
-  tmpl = g_build_filename(outdir, ".tmp-recover-XXXXXX", NULL);
-  if (g_mkdtemp(tmpl) == NULL) {
-    sqlenvfs_error_errno(error, errno, "recover: create work directory in", outdir);
+  /* The work directories of runs that were killed hold a copy of their
+   * source: remove those whose process is gone (invariant 3). */
+  if (sqlenvfs_tmp_leftovers(outdir, ".tmp-recover-", TRUE, TRUE, NULL, error) < 0)
     return NULL;
-  }
+  tmpl = g_strdup_printf("%s/.tmp-recover-%d", outdir, (int)getpid());
+  if (!make_work_dir(tmpl, error))
+    return NULL;
   j.work = g_steal_pointer(&tmpl);
   j.copy = g_build_filename(j.work, "source.db", NULL);
   j.newdb = g_build_filename(j.work, "new.db", NULL);

@@ -16,7 +16,8 @@
  *     the last commit of that record's WAL generation;
  *   - either way, a COMMIT state whose database size or page size differs
  *     from the copy's is not its state (its MANIFEST lies): the copy is not
- *     used as a base.
+ *     used as a base; nor is it when a page that COMMIT record wrote is not
+ *     the copy's page (checked when the base is opened, base_holds_state).
  *
  * Invariants:
  *   (1) A restore uses one base and the COMMIT records after its state in
@@ -73,6 +74,7 @@ typedef struct {
   gint64 from, to;
   guint chain;
   char *note;
+  SqlenvfsWindowBefore before;
 } Window;
 
 typedef struct {
@@ -287,6 +289,7 @@ cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
     tail.to = w->to;
     tail.chain = c;
     tail.note = g_strdup(note);
+    tail.before = SQLENVFS_BEFORE_OUTAGE;
     if (a >= w->from) {
       w->to = a;
       if (tail.from <= tail.to) {
@@ -332,6 +335,16 @@ chain_note(Timeline *tl, guint c)
                          text && *text ? ")" : "");
 }
 
+/* What lies before the first window of chain @c, as a kind (chain_note). */
+static SqlenvfsWindowBefore
+before_chain(Timeline *tl, guint c)
+{
+  const SqlenvfsArchiveEntry *e = E(tl, g_array_index(tl->chains, Chain, c).first);
+  if (e->type != SQLENVFS_ARCHIVE_GAP || e->reason == SQLENVFS_GAP_FIRST_START)
+    return SQLENVFS_BEFORE_START;
+  return e->reason == SQLENVFS_GAP_DAMAGED ? SQLENVFS_BEFORE_DAMAGE : SQLENVFS_BEFORE_GAP;
+}
+
 static void
 build_windows(Timeline *tl)
 {
@@ -344,6 +357,7 @@ build_windows(Timeline *tl)
     w.to = ch->end;
     w.chain = c;
     w.note = chain_note(tl, c);
+    w.before = before_chain(tl, c);
     if (w.from > w.to) {
       window_clear(&w);
       continue;
@@ -461,6 +475,7 @@ sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
     rw->from_us = w->from;
     rw->to_us = w->to;
     rw->note = g_strdup(w->note);
+    rw->before = w->before;
     g_ptr_array_add(out, rw);
   }
   return out;
@@ -741,11 +756,72 @@ zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
   return (gssize)len;
 }
 
+/* Whether the base open on @fd holds the state of archived record @seq of
+ * @a, as its MANIFEST's WAL position says: every page that COMMIT record
+ * wrote (its last version, within its database size) must be byte for byte
+ * the base's page, the first 100 bytes of page 1 (the file header, which
+ * copies may stamp) aside. A base that holds another state (a MANIFEST
+ * whose WAL position lies, even one whose checksum was recomputed or that
+ * has none) fails with INTEGRITY naming it. A state that is not a COMMIT (a
+ * GAP's) carries no pages and passes. */
+static gboolean
+base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path, GError **error)
+{
+  guint n = sqlenvfs_archive_n_entries(a);
+  const SqlenvfsArchiveEntry *e = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guchar *rec = NULL;
+  g_autofree guchar *mine = NULL;
+  g_autoptr(GHashTable) seen = NULL;
+  const char *seg;
+  guint64 data;
+  int sfd;
+
+  for (guint i = n; i > 0 && e == NULL; i--)
+    if (sqlenvfs_archive_entry(a, i - 1)->seq == seq)
+      e = sqlenvfs_archive_entry(a, i - 1);
+  if (e == NULL || e->type != SQLENVFS_ARCHIVE_COMMIT)
+    return TRUE;
+  pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+  if (pgnos == NULL)
+    return FALSE;
+  seg = sqlenvfs_archive_segment(a, e->segment)->path;
+  sfd = open(seg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (sfd < 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", seg, g_strerror(errno));
+    return FALSE;
+  }
+  rec = g_malloc(e->page_size);
+  mine = g_malloc(e->page_size);
+  seen = g_hash_table_new(g_direct_hash, g_direct_equal);
+  for (guint32 k = e->n_pages; k > 0; k--) {
+    guint32 pg = pgnos[k - 1];
+    gsize skip = pg == 1 ? 100 : 0;
+    if (pg > e->db_pages || g_hash_table_contains(seen, GUINT_TO_POINTER(pg)))
+      continue; /* past the size, or an earlier version of a page the record wrote again */
+    g_hash_table_add(seen, GUINT_TO_POINTER(pg));
+    if (pread(sfd, rec, e->page_size, (off_t)(data + (guint64)(k - 1) * e->page_size)) !=
+            (ssize_t)e->page_size ||
+        pread(fd, mine, e->page_size, (off_t)(pg - 1) * e->page_size) != (ssize_t)e->page_size ||
+        memcmp(rec + skip, mine + skip, e->page_size - skip) != 0) {
+      close(sfd);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s does not hold the state its MANIFEST names (page %u differs from archived "
+                  "record %" G_GUINT64_FORMAT "; the MANIFEST's WAL position is wrong)",
+                  path, pg, e->seq);
+      return FALSE;
+    }
+  }
+  close(sfd);
+  return TRUE;
+}
+
 /* Open the base of @plan and check it against its MANIFEST, which is read
- * again (a MANIFEST changed since the plan is caught by its checksum).
+ * again (a MANIFEST changed since the plan is caught by its checksum), and
+ * against the archived state its MANIFEST maps it to (base_holds_state).
  * NULL and *error (INTEGRITY or NOT_FOUND: the base is bad). */
 static SqlenvfsFileSource *
-try_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
+try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GError **error)
 {
   g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_load(root, plan->base_kind,
                                                            plan->base_name, error);
@@ -768,7 +844,8 @@ try_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
     return NULL;
   }
-  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error)) {
+  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error) ||
+      !base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src), plan->base_path, error)) {
     sqlenvfs_file_source_close(src);
     return NULL;
   }
@@ -779,7 +856,8 @@ try_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
  * else the next best good base of the same chain, with @plan's base fields
  * updated. NULL and *error naming every base tried when none is good. */
 static SqlenvfsFileSource *
-open_checked_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
+open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan,
+                  GError **error)
 {
   g_autoptr(GHashTable) tried = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GString) bad = g_string_new(NULL);
@@ -788,7 +866,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
 
   for (;;) {
     g_autoptr(GError) local = NULL;
-    SqlenvfsFileSource *src = try_base(root, plan, &local);
+    SqlenvfsFileSource *src = try_base(root, a, plan, &local);
     const Base *next;
 
     if (src != NULL) {
@@ -873,15 +951,15 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   guint32 cur_pages;
   guint64 done = 0;
 
-  base = open_checked_base(root, plan, error);
+  a = sqlenvfs_archive_open(dir, error);
+  if (a == NULL)
+    return NULL;
+  base = open_checked_base(root, a, plan, error);
   if (base == NULL)
     return NULL;
   img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
                            sqlenvfs_file_source_close);
   cur_pages = plan->base_n_pages;
-  a = sqlenvfs_archive_open(dir, error);
-  if (a == NULL)
-    return NULL;
   n = sqlenvfs_archive_n_entries(a);
   for (guint i = 0; i < n; i++) {
     guint64 seq = sqlenvfs_archive_entry(a, i)->seq;
@@ -1178,7 +1256,8 @@ sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, GE
       return FALSE;
     for (guint i = 0; i < wins->len; i++) {
       const SqlenvfsRestoreWindow *w = wins->pdata[i];
-      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
+      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note)
+        ->before = w->before;
     }
   }
   return TRUE;
@@ -1199,8 +1278,47 @@ verify_problem(gpointer user, const char *file, const char *message)
   v->n++;
 }
 
+/* Every copy of @db that passed its own checks (no bad line for its file in
+ * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
+ * that state (base_holds_state): a bad line for each one that does not, so
+ * that `verify` names the copies a restore would pass over. */
+static void
+verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *report)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(Timeline) tl = timeline_load(root, db, &local);
+
+  if (tl == NULL) {
+    g_debug("verify %s: the copies' states were not checked: %s", db, local->message);
+    return;
+  }
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    g_autoptr(GError) why = NULL;
+    gboolean known_bad = FALSE;
+    int fd;
+
+    if (b->idx < 0)
+      continue;
+    for (guint k = 0; k < report->checks->len && !known_bad; k++) {
+      const SqlenvfsCheck *c = report->checks->pdata[k];
+      known_bad = !c->ok && g_strcmp0(c->path, b->sdb->path) == 0;
+    }
+    if (known_bad)
+      continue;
+    fd = open(b->sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+      continue; /* store verification already read (or named) it */
+    if (!base_holds_state(tl->a, E(tl, (guint)b->idx)->seq, fd, b->sdb->path, &why))
+      sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(b->copy->kind), b->copy->name,
+                                 db, b->sdb->path, FALSE, why->message);
+    close(fd);
+  }
+}
+
 gboolean
-sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *report, GError **error)
+sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, const SqlenvfsArchiveVerifyMemo *memo,
+                                 SqlenvfsVerifyReport *report, GError **error)
 {
   g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
   for (guint n = 0; n < names->len; n++) {
@@ -1211,13 +1329,17 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
     g_autoptr(GError) local = NULL;
     if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
       continue;
-    if (!sqlenvfs_archive_verify(dir, verify_problem, &v, &res, &local)) {
+    if (!sqlenvfs_archive_verify_with(dir, memo, verify_problem, &v, &res, &local)) {
+      report->n_segments_checked += res.n_segments - res.n_skipped;
+      report->n_segments_skipped += res.n_skipped;
       if (v.n == 0) {
         g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
       }
       continue;
     }
+    report->n_segments_checked += res.n_segments - res.n_skipped;
+    report->n_segments_skipped += res.n_skipped;
     {
       g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
       g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
@@ -1228,6 +1350,7 @@ sqlenvfs_restore_verify_archives(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
       sqlenvfs_verify_report_add(report, "wal-archive", what, db, dir, TRUE, NULL);
       g_debug("verify %s: %s", dir, note);
     }
+    verify_base_states(root, db, report);
   }
   return TRUE;
 }

@@ -351,6 +351,15 @@ sqlenvfs_root_list_dbs(const SqlenvfsRoot *root)
   return names;
 }
 
+void
+sqlenvfs_root_forget_warnings(SqlenvfsRoot *root)
+{
+  g_mutex_lock(&warned_lock);
+  if (root->warned)
+    g_hash_table_remove_all(root->warned);
+  g_mutex_unlock(&warned_lock);
+}
+
 GPtrArray *
 sqlenvfs_root_list_unsupported(const SqlenvfsRoot *root)
 {

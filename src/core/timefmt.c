@@ -150,6 +150,13 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
                 "not a time: '%s' (accepted forms: " SQLENVFS_TIME_FORMS ")", text);
     return FALSE;
   }
+  /* An offset can carry a date at either end of the range past it. */
+  if (us < 0 || us > SQLENVFS_TIME_MAX_US) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "not a time: '%s' is outside 1970-01-01T00:00:00Z .. 9999-12-31T23:59:59Z in "
+                "UTC (give a time in that range, as " SQLENVFS_TIME_FORMS ")", text);
+    return FALSE;
+  }
   out->is_latest = FALSE;
   out->us = us;
   return TRUE;
@@ -181,11 +188,29 @@ utc_of(gint64 us)
   return g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
 }
 
+/* A time no parser returns (read from damaged data): said as what it is. */
+static gboolean
+is_out_of_range(gint64 us)
+{
+  return us < 0 || us > SQLENVFS_TIME_MAX_US;
+}
+
+static char *
+format_out_of_range(gint64 us)
+{
+  return g_strdup_printf("invalid time (%" G_GINT64_FORMAT " us from 1970-01-01T00:00:00Z)", us);
+}
+
 char *
 sqlenvfs_time_format_name(gint64 us, gboolean with_ms)
 {
-  g_autoptr(GDateTime) dt = utc_of(us);
-  g_autofree char *base = g_date_time_format(dt, "%Y%m%dT%H%M%S");
+  g_autoptr(GDateTime) dt = NULL;
+  g_autofree char *base = NULL;
+
+  if (is_out_of_range(us))
+    return format_out_of_range(us);
+  dt = utc_of(us);
+  base = g_date_time_format(dt, "%Y%m%dT%H%M%S");
   if (!with_ms)
     return g_strdup_printf("%sZ", base);
   return g_strdup_printf("%s.%03dZ", base, (int)((us % G_USEC_PER_SEC) / 1000));
@@ -194,12 +219,16 @@ sqlenvfs_time_format_name(gint64 us, gboolean with_ms)
 char *
 sqlenvfs_time_format_iso(gint64 us)
 {
-  g_autoptr(GDateTime) dt = utc_of(us);
-  g_autofree char *base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+  g_autoptr(GDateTime) dt = NULL;
+  g_autofree char *base = NULL;
   int frac = (int)(us % G_USEC_PER_SEC);
   char fbuf[16];
   int len;
 
+  if (is_out_of_range(us))
+    return format_out_of_range(us);
+  dt = utc_of(us);
+  base = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
   if (frac == 0)
     return g_strdup_printf("%sZ", base);
   g_snprintf(fbuf, sizeof fbuf, "%06d", frac);
@@ -213,6 +242,12 @@ sqlenvfs_time_format_iso(gint64 us)
 char *
 sqlenvfs_time_format_local(gint64 us)
 {
-  g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+  g_autoptr(GDateTime) dt = NULL;
+
+  if (is_out_of_range(us))
+    return format_out_of_range(us);
+  dt = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+  if (dt == NULL) /* the local date is past year 9999 */
+    return sqlenvfs_time_format_iso(us);
   return g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %:z");
 }

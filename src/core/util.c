@@ -156,9 +156,21 @@ sqlenvfs_fsync_dir(const char *dir, GError **error)
 gboolean
 sqlenvfs_mkdir_p(const char *dir, int mode, GError **error)
 {
-  if (g_mkdir_with_parents(dir, mode ? mode : 0755) != 0)
+  g_autofree char *parent = NULL;
+  struct stat st;
+
+  if (stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+    return TRUE;
+  parent = g_path_get_dirname(dir);
+  if (strcmp(parent, dir) != 0 && !sqlenvfs_mkdir_p(parent, mode, error))
+    return FALSE;
+  if (mkdir(dir, mode ? mode : 0755) != 0) {
+    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+      return TRUE;
     return sqlenvfs_error_errno(error, errno, "create directory", dir);
-  return TRUE;
+  }
+  /* a new directory is durable only once its parent's entry is */
+  return sqlenvfs_fsync_dir(parent, error);
 }
 
 gboolean

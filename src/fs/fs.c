@@ -396,7 +396,7 @@ fs_readlink(fuse_req_t req, fuse_ino_t ino)
     fuse_reply_err(req, EINVAL);
     return;
   }
-  target = fs_tree_readlink(fs, &node->where, &error);
+  target = fs_tree_readlink(fs, &node->where, (guint32)fuse_req_ctx(req)->pid, &error);
   if (target == NULL) {
     reply_error(req, "readlink", node->path, error);
     return;

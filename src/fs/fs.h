@@ -134,7 +134,11 @@ gboolean fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr,
 GPtrArray *fs_tree_list(Fs *fs, const FsWhere *where, GError **error);
 
 /* The target of a pitr link (a concrete time name). */
-char *fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error);
+/* The target of pitr/earliest or pitr/latest. For a reader @pid (0: none),
+ * latest stays what it first showed that process for a few seconds, so that
+ * a tool that resolves the path twice for one file (cp stats it, opens it,
+ * and refuses a file whose inode changed in between) gets one state. */
+char *fs_tree_readlink(Fs *fs, const FsWhere *where, guint32 pid, GError **error);
 
 /* A data file's mode from its source file's mode: read bits only. */
 mode_t fs_tree_data_mode(mode_t source_mode);
@@ -269,13 +273,21 @@ gboolean fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *st
  * file). Returns a read-only descriptor the caller closes, or -1 and *error. */
 int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error);
 
-/* Counters for status: plans computed, rebuilds run, cache hits, bytes. */
+/* Counters for status: plans computed, rebuilds run, cache hits, bytes, and
+ * lookups of names that name nothing (counted all, though the log says only
+ * the first few of a burst). */
 typedef struct {
-  guint64 n_plans, n_rebuilds, n_hits, n_evicted;
+  guint64 n_plans, n_rebuilds, n_hits, n_evicted, n_failed_lookups;
   guint64 cache_bytes, cache_max_bytes;
   guint n_cached;
 } FsPitrStats;
 void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
+
+/* What pitr/latest shows the process @pid, given the newest @latest_us: the
+ * value first shown to @pid within the last few seconds, else @latest_us
+ * (remembered for @pid). Every value shown stays recoverable: windows only
+ * grow at their ends. @pid 0 gets @latest_us. */
+gint64 fs_pitr_latest_for(FsPitr *p, guint32 pid, gint64 latest_us);
 
 /* log.c ------------------------------------------------------------------ */
 

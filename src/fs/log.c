@@ -105,7 +105,12 @@ writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer u
       g_log_writer_default_would_drop(level, domain))
     return G_LOG_WRITER_HANDLED;
 
-  when = sqlenvfs_time_format_iso(now - now % 1000);
+  {
+    /* Always three fraction digits, so that lines sort in time order. */
+    g_autoptr(GDateTime) dt = g_date_time_new_from_unix_utc(now / G_USEC_PER_SEC);
+    g_autofree char *secs = g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S");
+    when = g_strdup_printf("%s.%03dZ", secs, (int)(now % G_USEC_PER_SEC / 1000));
+  }
   line = g_strdup_printf("%s sqlenvfs[%d] %s: %s\n", when, (int)getpid(), level_name(level),
                          message ? message : "");
   g_mutex_lock(&log_lock);

@@ -457,6 +457,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   log_file = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount.log", NULL);
   fs_log_setup(log_file, opts->foreground || po.debug, po.debug,
                sqlenvfs_root_settings(root)->log_max_bytes);
+  /* What was said on the terminal before is said again in the log. */
+  sqlenvfs_root_forget_warnings(root);
   if (fuse_set_signal_handlers(fs->se) != 0)
     g_warning("could not install signal handlers: SIGTERM will not unmount cleanly");
 

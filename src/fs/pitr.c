@@ -77,6 +77,12 @@
  * and still count as archived now (the archiver notes every database alive
  * about twice a second). */
 #define LATEST_SLACK_US (5 * G_USEC_PER_SEC)
+#define LATEST_HOLD_US (5 * G_USEC_PER_SEC)
+
+typedef struct {
+  gint64 latest_us;  /* the target shown */
+  gint64 shown_mono; /* when it was first shown */
+} LatestShown;
 
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
@@ -120,6 +126,7 @@ struct _FsPitr {
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
   FsPitrStats stats;
+  GHashTable *latest_by_pid; /* pid -> LatestShown: what pitr/latest showed each reader */
   gint64 log_period_start; /* failed lookups logged in this period (lookup_failed) */
   guint log_n;
   guint64 log_dropped;
@@ -240,6 +247,7 @@ fs_pitr_new(Fs *fs)
   p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, plan_slot_free);
   p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
   p->resolved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  p->latest_by_pid = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
   /* Every file of the cache is made relative to this descriptor: a symlink
    * put in place of .cache later is never followed. */
@@ -260,6 +268,7 @@ fs_pitr_free(FsPitr *p)
   g_hash_table_destroy(p->plans);
   g_hash_table_destroy(p->windows);
   g_hash_table_destroy(p->resolved);
+  g_hash_table_destroy(p->latest_by_pid);
   g_mutex_clear(&p->lock);
   g_cond_clear(&p->cond);
   if (p->dir_fd >= 0)
@@ -374,6 +383,7 @@ lookup_failed(FsPitr *p, const char *fmt, ...)
   va_list ap;
 
   g_mutex_lock(&p->lock);
+  p->stats.n_failed_lookups++;
   if (p->log_period_start == 0 || now - p->log_period_start >= LOOKUP_LOG_PERIOD_US) {
     p->log_period_start = now;
     p->log_n = 0;
@@ -507,6 +517,33 @@ fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error
       *latest_us = MIN(*latest_us, end);
   }
   return TRUE;
+}
+
+gint64
+fs_pitr_latest_for(FsPitr *p, guint32 pid, gint64 latest_us)
+{
+  gint64 now = g_get_monotonic_time();
+  LatestShown *shown;
+  GHashTableIter it;
+  gpointer k, v;
+
+  if (pid == 0)
+    return latest_us;
+  g_mutex_lock(&p->lock);
+  g_hash_table_iter_init(&it, p->latest_by_pid);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    if (now - ((LatestShown *)v)->shown_mono >= LATEST_HOLD_US)
+      g_hash_table_iter_remove(&it);
+  shown = g_hash_table_lookup(p->latest_by_pid, GUINT_TO_POINTER(pid));
+  if (shown == NULL) {
+    shown = g_new0(LatestShown, 1);
+    shown->latest_us = latest_us;
+    shown->shown_mono = now;
+    g_hash_table_insert(p->latest_by_pid, GUINT_TO_POINTER(pid), shown);
+  }
+  latest_us = shown->latest_us;
+  g_mutex_unlock(&p->lock);
+  return latest_us;
 }
 
 GPtrArray *

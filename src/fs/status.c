@@ -26,7 +26,7 @@
  *                     "finished", "summary", "errno" } | null,
  *                     "refused": { "at", "reason", "errno" } | null }, ... },
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
- *                     "rebuilds", "hits", "evicted" }
+ *                     "rebuilds", "hits", "evicted", "failed_lookups" }
  *   }
  *
  * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
@@ -266,6 +266,7 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_member_uint(j, "rebuilds", st.n_rebuilds);
   sqlenvfs_json_member_uint(j, "hits", st.n_hits);
   sqlenvfs_json_member_uint(j, "evicted", st.n_evicted);
+  sqlenvfs_json_member_uint(j, "failed_lookups", st.n_failed_lookups);
   sqlenvfs_json_end_object(j);
 }
 

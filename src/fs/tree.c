@@ -343,7 +343,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
     g_autofree char *target = NULL;
     w->kind = FS_PITR_LINK;
     w->is_latest_link = comps[1][0] == 'l';
-    target = fs_tree_readlink(fs, w, error);
+    target = fs_tree_readlink(fs, w, 0, error);
     if (target == NULL)
       return FALSE;
     attr_file(fs, a, S_IFLNK | 0777, strlen(target), sqlenvfs_clock_now(), TIMEOUT_NONE,
@@ -534,11 +534,12 @@ fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
 }
 
 char *
-fs_tree_readlink(Fs *fs, const FsWhere *where, GError **error)
+fs_tree_readlink(Fs *fs, const FsWhere *where, guint32 pid, GError **error)
 {
   gint64 earliest, latest;
   if (!fs_pitr_window(fs->pitr, &earliest, &latest, error))
     return NULL;
+  latest = fs_pitr_latest_for(fs->pitr, pid, latest);
   /* The exact time (microseconds): a rounded one could fall outside the
    * window (earliest) or before the last commit (latest). */
   return sqlenvfs_time_format_iso(where->is_latest_link ? latest : earliest);

@@ -44,6 +44,23 @@ PY
 }
 client fast 12 0 > "$T/commits"
 client slow 12 70 >> "$T/commits"
+# The restores below go up to a second after the last COMMIT returned: keep
+# the archiver running until its window reaches that far.
+want_us=$(( $(tail -n 1 "$T/commits" | awk '{ print $4 }') / 1000 + 1000000 ))
+deadline=$((SECONDS + 30))
+until python3 - "$want_us" <<PY
+import datetime, json, subprocess, sys
+out = subprocess.run(["$SQLENVFS", "list", "--root", "$R", "--json"], capture_output=True, text=True).stdout
+ends = [w["to"] for w in json.loads(out).get("windows", []) if w.get("database") == "app"]
+def us(s):
+    d = datetime.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    return int(d.timestamp()) * 1000000 + d.microsecond
+sys.exit(0 if ends and max(us(e) for e in ends) >= int(sys.argv[1]) else 1)
+PY
+do
+  [ $SECONDS -lt $deadline ] || fail "the archiver's window did not reach a second past the last commit"
+  sleep 0.1
+done
 pitr_stop_archiver "$T/a"
 
 # Each client commit's capture time: the client's commits are the archive's

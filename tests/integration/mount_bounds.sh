@@ -59,7 +59,13 @@ for f in "$R/.sqlenvfs/mount.log" "$R/.sqlenvfs/mount.log.1"; do
   assert_eq "$(stat -c %a "$f")" "600" "mode of $f"
 done
 grep -q 'nonsense-300' "$R/.sqlenvfs/mount.log" || fail "the last line is not in mount.log"
-pass "the log is rotated to mount.log.1 at log-max-bytes"
+# Every line starts with its time in milliseconds, always three digits, so
+# that the lines sort in time order (of the hundred or so here, some fall on
+# a whole ten milliseconds).
+bad=$(cat "$R/.sqlenvfs/mount.log.1" "$R/.sqlenvfs/mount.log" |
+  grep -Evc '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z ' || true)
+assert_eq "$bad" "0" "log lines without a fixed-width time"
+pass "the log is rotated to mount.log.1 at log-max-bytes; its times sort"
 
 # --- the cache's free space ---------------------------------------------------
 sqlite3 "$R/data/prod/app.db" "UPDATE vessel_characteristics SET vessel_name = vessel_name || '!'"

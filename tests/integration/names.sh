@@ -32,6 +32,9 @@ grep -q "bad\[1\].db: .*skipped" "$T/err" || fail "backup does not say it skips 
 b=$(ls "$R/backups/prod/daily" | tail -1)
 assert_eq "$(ls "$R/backups/prod/daily/$b" | LC_ALL=C sort | tr '\n' '|')" "MANIFEST|app.db|café.db|odd#1?x%20.db|sales 2026.db|" "backup entry"
 grep -q "^  $ODD .*integrity ok" <<<"$out" || fail "backup of '$ODD' (a name that is no URI): $out"
+# Columns line up in characters, whatever letters the names hold.
+python3 -c 'import sys; cols = {l.index("crc32") for l in sys.stdin.read().splitlines() if "crc32" in l}; sys.exit(len(cols) != 1)' <<<"$out" ||
+  fail "backup's columns do not line up: $out"
 "$SQLENVFS" verify --root "$R" > "$T/verify" 2>&1 || fail "verify: $(cat "$T/verify")"
 grep -q "^ok .*$SP" "$T/verify" || fail "verify does not check '$SP': $(cat "$T/verify")"
 grep -q "^ok .*$NA" "$T/verify" || fail "verify does not check '$NA': $(cat "$T/verify")"
@@ -86,4 +89,8 @@ unmount_root "$M"
   || fail "restore --db $NA"
 assert_eq "$(sqlite3 "$T/restored.db" 'SELECT count(*) FROM seq')" "2" "restored $NA"
 [ ! -e "$R/backups/prod/wal_archives/bad[1]" ] || fail "bad[1].db was archived"
+"$SQLENVFS" list --root "$R" 2>/dev/null | sed -n '/^recoverable windows/,$p' | grep ' \.\. ' > "$T/windows"
+grep -q "^  $NA " "$T/windows" || fail "list shows no window of $NA: $(cat "$T/windows")"
+python3 -c 'import sys; cols = {l.index(" .. ") for l in open(sys.argv[1])}; sys.exit(len(cols) != 1)' "$T/windows" ||
+  fail "list's windows do not line up: $(cat "$T/windows")"
 pass "the mount archives and serves '$SP' and '$NA' (prod/, ctl/, snapshots/, pitr/), restore reads them back"

@@ -188,3 +188,43 @@ grep -q "^ok .*$NEWEST.*app" "$T/verify3.out" || fail "the copy under the unprot
 restore_eq latest "$T/b3"
 grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "a copy was mapped to a state it does not hold: $(cat "$T/restore.out")"
 pass "an unprotected MANIFEST is reported, and its lie does not map its copy to another state"
+
+# --- the same lie where the size tells nothing: after the snapshot, rows are
+# only rewritten (same page count), so only the copy's pages can show that it
+# does not hold the state the zeroed position maps it to
+R3=$T/root3
+pitr_make_root "$R3"
+P=$R3/data/prod/app.db
+sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+pitr_start_archiver "$R3" "$T/c"
+commit 1 10 first
+"$SQLENVFS" snapshot --root "$R3" >/dev/null
+commit 1 10 other
+live "$P" > "$T/c3"
+pitr_stop_archiver "$T/c"
+R=$R3
+mapfile -t snaps < <(snapshots "$R3")
+NEWEST=${snaps[-1]}
+MF=$R3/backups/prod/snapshots/$NEWEST/MANIFEST
+grep -q '^wal-frame=[1-9]' "$MF" || fail "the snapshot was not pinned inside the WAL: $(cat "$MF")"
+pages=$(sed -n 's/^page-count=//p' "$MF")
+[ "$(sqlite3 "file:$P?immutable=1" 'PRAGMA page_count')" = "$pages" ] ||
+  note "the page count changed after the snapshot; the case below is then also caught by size"
+sed -i -e 's/^wal-salt1=.*/wal-salt1=0/' -e 's/^wal-salt2=.*/wal-salt2=0/' \
+  -e 's/^wal-frame=.*/wal-frame=0/' -e 's/^wal-cksum1=.*/wal-cksum1=0/' \
+  -e 's/^wal-cksum2=.*/wal-cksum2=0/' -e '/^checksum=/d' -e 's/^format=2$/format=1/' "$MF"
+rc=0
+"$SQLENVFS" verify --root "$R3" > "$T/verify4.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed a copy that does not hold the state its MANIFEST names"
+grep -q "^BAD .*$NEWEST .*app.db does not hold the state" "$T/verify4.out" ||
+  fail "verify does not name the copy that does not hold its state: $(cat "$T/verify4.out")"
+restore_eq latest "$T/c3"
+grep -q "snapshot ${snaps[0]}" "$T/restore.out" || fail "a copy was mapped to a state it does not hold: $(cat "$T/restore.out")"
+grep -q "$NEWEST/app.db does not hold the state" "$T/restore.err" ||
+  fail "the restore does not say why $NEWEST was passed over: $(cat "$T/restore.err")"
+mount_root "$R3" "$M"
+cp "$M/pitr/$(readlink "$M/pitr/latest")/app.db" "$T/m3.db" || fail "cp pitr/latest/app.db failed"
+dump "$T/m3.db" > "$T/got"
+cmp -s "$T/got" "$T/c3" || fail "pitr/latest/app.db is not what was committed: $(diff "$T/got" "$T/c3" | head -5)"
+unmount_root "$M"
+pass "a copy whose MANIFEST lies about its WAL position is never used, even at the same size"

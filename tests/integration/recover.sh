@@ -243,3 +243,22 @@ expect_fail "noise.db" "$SQLENVFS" recover noise.db --output z.db
 [ ! -e z.db ] || fail "output created from noise"
 [ -z "$(ls -A . | grep '^\.tmp-recover' || true)" ] || fail "work directories left behind"
 pass "bad input: one clear line, nothing overwritten, nothing left behind"
+
+# A run that was killed leaves its work directory (a full copy of the source)
+# named after its pid: the next run beside it removes it once that process
+# is gone, and leaves alone the one of a run still going.
+sh -c 'exit 0' & dead=$!
+wait "$dead"
+sleep 30 & alive=$!
+mkdir -m 700 ".tmp-recover-$dead" ".tmp-recover-$alive"
+cp zeroed.db ".tmp-recover-$dead/source.db"
+cp zeroed.db ".tmp-recover-$alive/source.db"
+"$SQLENVFS" recover zeroed.db --output killed.db > /dev/null 2> "$T/killed.err"
+check_integrity killed.db
+[ ! -e ".tmp-recover-$dead" ] || fail "the work directory of a killed run was left: $(ls -A)"
+grep -q "removed .*\.tmp-recover-$dead" "$T/killed.err" || fail "the removal is not reported: $(cat "$T/killed.err")"
+[ -e ".tmp-recover-$alive/source.db" ] || fail "the work directory of a running process was removed"
+kill "$alive"
+wait "$alive" 2>/dev/null || true
+rm -rf ".tmp-recover-$alive"
+pass "a killed run's work directory is removed by the next run, a running one's is kept"

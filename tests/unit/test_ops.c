@@ -180,6 +180,27 @@ START_TEST(test_prune_dry_run)
 }
 END_TEST
 
+/* "full" on ctl/verify reads everything; it is no word for other ops. */
+START_TEST(test_verify_full)
+{
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+  ck_assert(parse(SQLENVFS_OP_VERIFY, "full\n", &args, &error));
+  ck_assert(args.full);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(parse(SQLENVFS_OP_VERIFY, "1\n", &args, &error));
+  ck_assert(!args.full);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(!parse(SQLENVFS_OP_VERIFY, "full everything\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert(strstr(error->message, "full (everything)") != NULL);
+  g_clear_error(&error);
+  ck_assert(!parse(SQLENVFS_OP_PRUNE, "full\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  g_clear_error(&error);
+}
+END_TEST
+
 START_TEST(test_result_line)
 {
   SqlenvfsOpResult res = { 0 };
@@ -285,6 +306,13 @@ START_TEST(test_run_verify_outcome)
   ck_assert(out.report != NULL);
   ck_assert_uint_eq(sqlenvfs_verify_report_n_bad(out.report), 0);
   ck_assert_uint_ge(out.report->checks->len, 1);
+  ck_assert_uint_eq(out.report->n_copies_checked, 1);
+  {
+    /* The one line ctl/verify shows says what was read. */
+    g_autofree char *line = sqlenvfs_op_outcome_summary(&out);
+    ck_assert_msg(g_str_has_prefix(line, "all ") && strstr(line, "good; checked 0 segments, 1 copy"),
+                  "%s", line);
+  }
   sqlenvfs_op_outcome_clear(&out);
 
   f = fopen(file, "r+b");
@@ -610,6 +638,7 @@ suite(void)
   tcase_add_test(tc, test_database);
   tcase_add_test(tc, test_refresh_dev_time);
   tcase_add_test(tc, test_prune_dry_run);
+  tcase_add_test(tc, test_verify_full);
   tcase_add_test(tc, test_result_line);
   tcase_add_test(tc, test_run_records_failure);
   tcase_add_test(tc, test_run_backup_outcome);

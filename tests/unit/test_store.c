@@ -312,6 +312,44 @@ START_TEST(test_verify_all)
 }
 END_TEST
 
+/* A MANIFEST that lists a database twice is damaged (it used to load, with
+ * the database twice in the entry). */
+START_TEST(test_manifest_lists_db_twice)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autofree char *manifest = g_build_filename(a->dir, "MANIFEST", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(GString) twice = NULL;
+  GError *error = NULL;
+
+  ck_assert(g_file_get_contents(manifest, &text, NULL, NULL));
+  twice = g_string_new(text);
+  ck_assert_uint_eq(g_string_replace(twice, "databases=app;", "databases=app;app;", 1), 1);
+  ck_assert(g_file_set_contents(manifest, twice->str, -1, NULL));
+  /* Its own checksum catches the change first: seal it again with the sum
+   * the error names, as a writer with that bug would have written it. */
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_ptr_null(loaded);
+  {
+    const char *give = strstr(error->message, "its contents give 0x");
+    char *line;
+    ck_assert_msg(give != NULL, "%s", error->message);
+    line = strstr(twice->str, "\nchecksum=0x");
+    ck_assert(line != NULL);
+    memcpy(line + strlen("\nchecksum="), give + strlen("its contents give "), 10);
+    g_clear_error(&error);
+  }
+  ck_assert(g_file_set_contents(manifest, twice->str, -1, NULL));
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, "listed twice") != NULL, "%s", error->message);
+  ck_assert(strstr(error->message, manifest) != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
 /* A byte flipped inside a page that the crc32 would catch is also caught
  * by the integrity check when the MANIFEST is rewritten to match. */
 START_TEST(test_verify_db_integrity_after_crc)
@@ -625,6 +663,7 @@ store_suite(void)
   tcase_add_test(tc, test_mode_never_wider_than_source);
   tcase_add_test(tc, test_refuses_non_wal_and_leaves_nothing);
   tcase_add_test(tc, test_verify_all);
+  tcase_add_test(tc, test_manifest_lists_db_twice);
   tcase_add_test(tc, test_verify_db_integrity_after_crc);
   tcase_add_test(tc, test_check_base);
   tcase_add_test(tc, test_manifest_checksum);

@@ -33,7 +33,7 @@ static const char *const rejected[] = {
   "20261128T161400", "20261128T1614Z", "2026-13-28T16:14:00Z", "2026-02-30T16:14:00Z",
   "2026-11-28T24:00:00Z", "2026-11-28T16:60:00Z", "2026-11-28T16:14:60Z",
   "2026-11-28T16:14:00.Z", "2026-11-28T16:14:00.1234567890Z", "@1.1234567890", "2026-11-28T16:14:00+0100",
-  "2026-11-28T16:14:00+25:00", "@", "@-5", "@1.", "@12a", "@1795882440Z",
+  "2026-11-28T16:14:00+25:00", "1970-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "@", "@-5", "@1.", "@12a", "@1795882440Z",
   "20261128T161400Zjunk", "LATEST", "latest ", "1969-12-31T23:59:59Z",
   "2026-11-28t16:14:00z",
 };
@@ -94,6 +94,29 @@ START_TEST(test_format_roundtrip)
     ck_assert(sqlenvfs_time_parse_name(name_ms, &us));
     ck_assert_int_eq(us, T0 + 250000);
     ck_assert(!sqlenvfs_time_parse_name("snapshot_20261128", &us));
+  }
+}
+END_TEST
+
+/* Times read from damaged data can be anything; formatting them says so. */
+START_TEST(test_format_out_of_range)
+{
+  const gint64 bad[] = { -1, G_MININT64, G_MAXINT64, SQLENVFS_TIME_MAX_US + 1 };
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autofree char *iso = sqlenvfs_time_format_iso(bad[i]);
+    g_autofree char *name = sqlenvfs_time_format_name(bad[i], TRUE);
+    g_autofree char *local = sqlenvfs_time_format_local(bad[i]);
+    SqlenvfsTime t;
+    gint64 us;
+    ck_assert_msg(strstr(iso, "invalid time") != NULL, "%s", iso);
+    ck_assert_msg(strstr(name, "invalid time") != NULL, "%s", name);
+    ck_assert_msg(local != NULL && strstr(local, "invalid time") != NULL, "%s", local);
+    ck_assert(!sqlenvfs_time_parse(iso, &t, NULL));
+    ck_assert(!sqlenvfs_time_parse_name(name, &us));
+  }
+  {
+    g_autofree char *last = sqlenvfs_time_format_iso(SQLENVFS_TIME_MAX_US);
+    ck_assert_str_eq(last, "9999-12-31T23:59:59.999999Z");
   }
 }
 END_TEST
@@ -195,6 +218,7 @@ suite(void)
   tcase_add_loop_test(tc, test_rejected, 0, G_N_ELEMENTS(rejected));
   tcase_add_test(tc, test_latest);
   tcase_add_test(tc, test_format_roundtrip);
+  tcase_add_test(tc, test_format_out_of_range);
   tcase_add_test(tc, test_names_sort_by_time);
   tcase_add_test(tc, test_doc_examples);
   suite_add_tcase(s, tc);

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The long power-cut run: crash_power.py over the crash filesystem with many
+# cuts (default 270, 30 for each of the 9 operations) and a seed, from a built tree.
+#   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
+# Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+cuts=${2:-270}
+seed=${3:-$(date +%s)}
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-crash-XXXXXX")
+echo "# crash run: $cuts cuts, seed $seed"
+if python3 tests/integration/crash_power.py run --sqlenvfs "$build/src/sqlenvfs" \
+    --crashfs "$build/tests/crashfs" --tmp "$tmp" --cuts "$cuts" --seed "$seed" --verbose; then
+  rm -rf "$tmp"
+else
+  echo "# the root and the logs are kept in $tmp" >&2
+  exit 1
+fi

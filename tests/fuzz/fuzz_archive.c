@@ -1,0 +1,325 @@
+/*
+ * fuzz_archive.c — the WAL archive reader (src/core/archive.c) on arbitrary
+ * bytes: segment headers, records, index files and the alive file, through
+ * the public functions that read them from disk: sqlenvfs_archive_open()
+ * (index, then a scan of the segment past it), _refresh(), _read_commit(),
+ * _read_gap_text(), _verify(), _prune() (a dry run), and the crash recovery
+ * of sqlenvfs_archive_writer_open() (which truncates a torn tail and
+ * rewrites the last index).
+ *
+ * An input is the files of one archive concatenated, each starting with its
+ * magic: "SQEFSSEG" starts the next segment (numbered 1, 2, ... in input
+ * order), "SQEFSIDX" the index of the segment before it, "SQEFSALV" the
+ * alive file; bytes before the first magic belong to segment 1. The files
+ * are written to a private directory, which is emptied before each input.
+ *
+ * Random bytes almost never carry valid crc32s, so each input is read twice:
+ * as it is, and once more after every header, record, seal, index entry and
+ * alive checksum has been recomputed, so that mutations reach the logic
+ * behind the checksums.
+ *
+ * Checks the contracts of archive.h: every entry lies inside its segment, a
+ * missing sequence number is a synthetic DAMAGED gap, a COMMIT that reads
+ * back has its page images inside the segment, and a refresh with nothing
+ * new changes nothing.
+ */
+#include "fuzzutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/util.h"
+
+#define MAX_SEGMENTS 8
+#define SEG_HEADER_SIZE 64
+#define REC_HEADER_SIZE 96
+#define REC_EMPTY_SIZE 104
+#define IDX_HEADER_SIZE 32
+#define IDX_ENTRY_SIZE 112
+#define ALIVE_SIZE 32
+
+typedef struct {
+  GByteArray *seg[MAX_SEGMENTS];
+  GByteArray *idx[MAX_SEGMENTS];
+  GByteArray *alive;
+  guint n_segs;
+} Files;
+
+static char *archive_dir;
+
+static void
+fail(const char *what, guint64 seq)
+{
+  fprintf(stderr, "fuzz_archive: %s (record %" G_GUINT64_FORMAT ")\n", what, seq);
+  abort();
+}
+
+static guint64
+get64(const guint8 *p)
+{
+  guint64 v = 0;
+  for (int i = 7; i >= 0; i--)
+    v = (v << 8) | p[i];
+  return v;
+}
+
+static void
+put32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static void
+files_clear(Files *f)
+{
+  for (guint i = 0; i < MAX_SEGMENTS; i++) {
+    if (f->seg[i])
+      g_byte_array_unref(f->seg[i]);
+    if (f->idx[i])
+      g_byte_array_unref(f->idx[i]);
+  }
+  if (f->alive)
+    g_byte_array_unref(f->alive);
+  memset(f, 0, sizeof *f);
+}
+
+/* Split the input at the file magics (see the top of this file). */
+static void
+split(const guint8 *data, gsize size, Files *f)
+{
+  GByteArray *cur;
+  gsize i = 0, start = 0;
+
+  memset(f, 0, sizeof *f);
+  f->n_segs = 1;
+  f->seg[0] = g_byte_array_new();
+  cur = f->seg[0];
+  while (i <= size) {
+    gboolean at_end = i == size;
+    gboolean is_magic = !at_end && i + 8 <= size && data[i] == 'S' &&
+                        memcmp(data + i, "SQEFS", 5) == 0;
+    gboolean is_seg = is_magic && memcmp(data + i + 5, "SEG", 3) == 0;
+    gboolean is_idx = is_magic && memcmp(data + i + 5, "IDX", 3) == 0;
+    gboolean is_alv = is_magic && memcmp(data + i + 5, "ALV", 3) == 0;
+    if (!at_end && !is_seg && !is_idx && !is_alv) {
+      i++;
+      continue;
+    }
+    if (cur)
+      g_byte_array_append(cur, data + start, (guint)(i - start));
+    if (at_end)
+      break;
+    start = i;
+    i += 8;
+    if (is_seg) {
+      /* The first magic at offset 0 opens segment 1 itself. */
+      if (start == 0) {
+        cur = f->seg[0];
+      } else if (f->n_segs < MAX_SEGMENTS) {
+        cur = f->seg[f->n_segs] = g_byte_array_new();
+        f->n_segs++;
+      } else {
+        cur = NULL;
+      }
+    } else if (is_idx) {
+      guint k = f->n_segs - 1;
+      if (f->idx[k] == NULL)
+        f->idx[k] = g_byte_array_new();
+      cur = f->idx[k];
+    } else {
+      if (f->alive == NULL)
+        f->alive = g_byte_array_new();
+      cur = f->alive;
+    }
+  }
+}
+
+static guint32
+crc(const guint8 *p, gsize len)
+{
+  return sqlenvfs_crc32(0, p, len);
+}
+
+/* Recompute every checksum of @f in place (the layout is in archive.c). */
+static void
+fix_checksums(Files *f)
+{
+  for (guint k = 0; k < f->n_segs; k++) {
+    guint8 *p = f->seg[k]->data;
+    gsize len = f->seg[k]->len;
+    gsize off = SEG_HEADER_SIZE;
+
+    if (len >= SEG_HEADER_SIZE)
+      put32(p + 60, crc(p, 60));
+    while (len >= SEG_HEADER_SIZE && off + REC_HEADER_SIZE <= len) {
+      guint64 length = get64(p + off + 8);
+      if (p[off + 4] == 4 && p[off + 5] == 0) /* a seal: crc32 of the segment before it */
+        put32(p + off + 80, crc(p, off));
+      put32(p + off + 92, crc(p + off, 92));
+      if (length < REC_EMPTY_SIZE || length > len - off)
+        break;
+      put32(p + off + length - 8, crc(p + off, length - 8));
+      off += length;
+    }
+    if (f->idx[k] != NULL) {
+      guint8 *q = f->idx[k]->data;
+      gsize ilen = f->idx[k]->len;
+      if (ilen >= IDX_HEADER_SIZE)
+        put32(q + 28, crc(q, 28));
+      for (gsize e = IDX_HEADER_SIZE; e + IDX_ENTRY_SIZE <= ilen; e += IDX_ENTRY_SIZE) {
+        put32(q + e + 92, crc(q + e, 92));
+        put32(q + e + 108, crc(q + e, 108));
+      }
+    }
+  }
+  if (f->alive != NULL && f->alive->len >= ALIVE_SIZE)
+    put32(f->alive->data + 28, crc(f->alive->data, 28));
+}
+
+static void
+write_files(const Files *f)
+{
+  fuzz_rm_rf(archive_dir);
+  if (!sqlenvfs_mkdir_p(archive_dir, 0700, NULL))
+    abort();
+  for (guint k = 0; k < f->n_segs; k++) {
+    g_autofree char *sname = g_strdup_printf("%016u.seg", k + 1);
+    g_autofree char *spath = g_build_filename(archive_dir, sname, NULL);
+    fuzz_write_file(spath, f->seg[k]->data, f->seg[k]->len);
+    if (f->idx[k] != NULL) {
+      g_autofree char *iname = g_strdup_printf("%016u.idx", k + 1);
+      g_autofree char *ipath = g_build_filename(archive_dir, iname, NULL);
+      fuzz_write_file(ipath, f->idx[k]->data, f->idx[k]->len);
+    }
+  }
+  if (f->alive != NULL) {
+    g_autofree char *apath = g_build_filename(archive_dir, "alive", NULL);
+    fuzz_write_file(apath, f->alive->data, f->alive->len);
+  }
+}
+
+/* Open the archive and read every record the way restore does. */
+static void
+read_all(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(archive_dir, &error);
+  guint n;
+  guint64 prev_seq = 0;
+
+  if (a == NULL)
+    fail("open failed on a readable directory", 0);
+  n = sqlenvfs_archive_n_entries(a);
+  for (guint i = 0; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    const SqlenvfsArchiveSegment *s;
+
+    if (e->segment >= sqlenvfs_archive_n_segments(a))
+      fail("an entry in no segment", e->seq);
+    s = sqlenvfs_archive_segment(a, e->segment);
+    if (e->seq == 0) {
+      if (e->type != SQLENVFS_ARCHIVE_GAP || e->reason != SQLENVFS_GAP_DAMAGED)
+        fail("a synthetic entry that is not a DAMAGED gap", 0);
+      continue;
+    }
+    if (prev_seq != 0 && e->seq != prev_seq + 1 &&
+        (i == 0 || sqlenvfs_archive_entry(a, i - 1)->seq != 0))
+      fail("missing records without a DAMAGED gap", e->seq);
+    prev_seq = e->seq;
+    if (e->offset < SEG_HEADER_SIZE || e->length < REC_EMPTY_SIZE ||
+        e->offset + e->length > s->size)
+      fail("an entry outside its segment", e->seq);
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      g_autoptr(GError) rerr = NULL;
+      guint64 data_offset = 0;
+      g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit(a, e, &data_offset, &rerr);
+      if (pgnos != NULL) {
+        if (data_offset + (guint64)e->n_pages * e->page_size + 8 > e->offset + e->length)
+          fail("page images beyond their record", e->seq);
+        for (guint32 p = 0; p < e->n_pages; p++)
+          if (pgnos[p] == 0)
+            fail("page number 0 read back", e->seq);
+      } else if (rerr == NULL) {
+        fail("a COMMIT that failed without an error", e->seq);
+      }
+    } else if (e->type == SQLENVFS_ARCHIVE_GAP) {
+      g_autoptr(GError) rerr = NULL;
+      g_autofree char *text = sqlenvfs_archive_read_gap_text(a, e, &rerr);
+      if (text == NULL && rerr == NULL)
+        fail("a GAP whose text failed without an error", e->seq);
+    }
+  }
+  (void)sqlenvfs_archive_alive(a);
+  (void)sqlenvfs_archive_find_time(a, 0);
+  (void)sqlenvfs_archive_find_time(a, G_MAXINT64);
+  if (n > 0)
+    (void)sqlenvfs_archive_find_time(a, sqlenvfs_archive_entry(a, n / 2)->time);
+  if (!sqlenvfs_archive_refresh(a, &error))
+    fail("refresh failed on a readable directory", 0);
+  if (sqlenvfs_archive_n_entries(a) != n)
+    fail("a refresh with nothing new changed the entries", 0);
+}
+
+static void
+problem_cb(gpointer user, const char *file, const char *message)
+{
+  if (file == NULL || message == NULL || *message == '\0')
+    fail("a problem without a file or a message", 0);
+  (*(guint *)user)++;
+}
+
+static void
+check(const Files *f)
+{
+  SqlenvfsArchiveVerifyResult res;
+  guint n_problems = 0;
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  write_files(f);
+  read_all();
+  ok = sqlenvfs_archive_verify(archive_dir, problem_cb, &n_problems, &res, &error);
+  if (ok != (n_problems == 0) || (!ok && error == NULL) || res.n_problems != n_problems)
+    fail("verify's result disagrees with the problems it reported", 0);
+  /* What `prune --dry-run` reads: the segment headers. */
+  {
+    g_autoptr(GError) perr = NULL;
+    g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+    int n = sqlenvfs_archive_prune(archive_dir, G_MAXUINT64, TRUE, removed, &perr);
+    if (n < 0 ? perr == NULL : (guint)n != removed->len || n >= (int)MAX(f->n_segs, 1))
+      fail("prune's count disagrees with what it would remove", 0);
+  }
+  /* What the archiver does on start: recover the last segment. */
+  {
+    g_autoptr(GError) werr = NULL;
+    g_autoptr(SqlenvfsArchiveWriter) w =
+      sqlenvfs_archive_writer_open(archive_dir, 64 * 1024, 0600, &werr);
+    if (w == NULL && werr == NULL)
+      fail("writer_open failed without an error", 0);
+  }
+  read_all();
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  fuzz_init_logging();
+  archive_dir = g_build_filename(fuzz_tmpdir(), "wal_archives", "app", NULL);
+  return 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  Files f;
+
+  split(data, size, &f);
+  check(&f);
+  fix_checksums(&f);
+  check(&f);
+  files_clear(&f);
+  return 0;
+}

@@ -1,0 +1,84 @@
+/*
+ * fuzz_conf.c — the settings parser (sqlenvfs.conf, src/core/root.c) on
+ * arbitrary bytes, through sqlenvfs_root_open() as every command reads it.
+ *
+ * The input is written as the sqlenvfs.conf of a private root. Checks the
+ * contract of root.h: a root either opens with every setting in its range,
+ * or fails with INVALID naming the file.
+ */
+#include "fuzzutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/util.h"
+
+static char *root_dir;
+static char *conf_path;
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+  g_autofree char *prod = NULL;
+
+  fuzz_init_logging();
+  root_dir = g_build_filename(fuzz_tmpdir(), "root", NULL);
+  prod = g_build_filename(root_dir, "data", "prod", NULL);
+  if (!sqlenvfs_mkdir_p(prod, 0700, NULL))
+    abort();
+  conf_path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
+  return 0;
+}
+
+static void
+fail(const char *what)
+{
+  fprintf(stderr, "fuzz_conf: %s\n", what);
+  abort();
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsRoot) root = NULL;
+
+  fuzz_write_file(conf_path, data, size);
+  root = sqlenvfs_root_open(root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
+  if (root == NULL) {
+    if (!g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID) ||
+        strstr(error->message, conf_path) == NULL)
+      fail("a conf file refused without an error naming it");
+    return 0;
+  }
+  {
+    const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
+    g_autofree char *db = NULL;
+    g_autofree char *stem = NULL;
+    if (!sqlenvfs_db_name_is_valid(s->default_db))
+      fail("default-db accepted but not a valid database name");
+    if (s->daily_keep_days < 0 || s->daily_keep_count < 0 || s->snapshot_keep_days < 0 ||
+        s->snapshot_keep_count < 0 || s->pitr_keep_days < 0 ||
+        s->segment_max_bytes < (1 << 20) || s->checkpoint_pages < 1 || s->cache_max_bytes < 0 ||
+        s->size_warn_bytes < 0 || s->backup_max_age_hours < 1 ||
+        s->archive_lag_warn_seconds < 1)
+      fail("a setting accepted outside its range");
+    if (s->doctor_acknowledged_bugs == NULL)
+      fail("acknowledged-bugs is NULL");
+    for (char **id = s->doctor_acknowledged_bugs; *id; id++)
+      if (**id == '\0' || strchr(*id, ',') != NULL)
+        fail("an empty or unsplit acknowledged bug");
+    /* The default database resolves like a name the user typed (which may
+     * end in .db). */
+    db = sqlenvfs_root_resolve_db(root, NULL, FALSE, NULL);
+    stem = g_strdup(s->default_db);
+    while (g_str_has_suffix(stem, ".db"))
+      stem[strlen(stem) - 3] = '\0';
+    if (db == NULL || strcmp(db, stem) != 0)
+      fail("the default database does not resolve to its name");
+  }
+  return 0;
+}

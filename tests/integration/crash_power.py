@@ -1,0 +1,586 @@
+#!/usr/bin/env python3
+"""Power cuts under a running root, on the crash filesystem (tests/crashfs).
+
+    crash_power.py run --sqlenvfs BIN --crashfs BIN --tmp DIR --cuts N --seed S
+    crash_power.py writer --db PATH --log PATH --start ID
+
+`run` keeps a whole root (production, development, backups, snapshots, the
+WAL archive, .cache) on crashfs. Each cycle boots the "machine" (mounts
+crashfs, starts `sqlenvfs archive`), lets a writer commit numbered rows with
+synchronous=FULL while one operation runs (the archiver alone capturing and
+checkpointing, the archiver idle after the writer stopped, the archiver
+starting, backup, snapshot, refresh-dev, prune, a
+pitr rebuild through the mount, a restore), cuts the power at a random moment (crashfs drops
+every unsynced write and entry operation, or a seeded random prefix or
+subset of them), kills every process, unmounts, mounts what survived and checks:
+
+  1. production passes integrity_check and holds every row whose COMMIT
+     returned, rows 1..N with nothing missing;
+  2. the archive as the cut left it passes `verify`, and a restore of it
+     (before the archiver runs again and re-reads the WAL) holds every row
+     whose COMMIT returned before the alive time read before the cut (what
+     the archiver had published as durable); the archiver restarts
+     (resuming, or recording a gap), `verify` is clean, and a restore at the
+     alive time still works;
+  3. every backup and snapshot present is whole (verify checks it against
+     its MANIFEST; each database passes integrity_check), and one whose
+     command had finished before the cut is there;
+  4. development, if present, is whole and marked development;
+  5. a restore output present under its final name is whole, and one whose
+     command had finished is there; a pitr file served after the reboot is
+     the same database as `restore` writes for that time.
+
+A failure prints the cycle's seed; `--only SEED` replays one cycle's cut on
+a fresh root. Prints per-operation counts and one JSON summary line.
+"""
+import argparse
+import datetime
+import hashlib
+import json
+import os
+import random
+import signal
+import sqlite3
+import struct
+import subprocess
+import sys
+import time
+import zlib
+
+OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
+SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
+
+
+def value(i):
+    return ("row-%d-" % i) * (1 + i % 23)
+
+
+# --------------------------------------------------------------------------
+# The writer: a real client committing numbered rows.
+
+def writer(args):
+    db = sqlite3.connect(args.db, isolation_level=None, timeout=30)
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA busy_timeout=30000")
+    i = args.start
+    with open(args.log, "a", buffering=1) as log:
+        while args.count == 0 or i < args.start + args.count:
+            db.execute("BEGIN IMMEDIATE")
+            db.execute("INSERT INTO t(id, v) VALUES(?, ?)", (i, value(i)))
+            db.execute("COMMIT")
+            log.write("%d %.6f\n" % (i, time.time()))
+            i += 1
+            time.sleep(0.002)
+
+
+# --------------------------------------------------------------------------
+# The machine.
+
+class Failure(Exception):
+    pass
+
+
+def wait_for(cond, what, deadline=20.0):
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        if cond():
+            return
+        time.sleep(0.02)
+    raise Failure("timed out waiting for " + what)
+
+
+def is_mounted(path):
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == path for line in f)
+
+
+class Machine:
+    def __init__(self, a):
+        self.a = a
+        self.tmp = os.path.abspath(a.tmp)
+        self.store = os.path.join(self.tmp, "store")
+        self.mnt = os.path.join(self.tmp, "mnt")
+        self.root = os.path.join(self.mnt, "root")
+        self.mnt2 = os.path.join(self.tmp, "view")
+        self.logs = os.path.join(self.tmp, "logs")
+        for d in (self.store, self.mnt, self.mnt2, self.logs):
+            os.makedirs(d, exist_ok=True)
+        self.procs = []
+        self.crashfs = None
+        self.acked = {}          # id -> time its COMMIT returned
+        self.checked = set()     # (kind, name) of copies found whole
+        self.n_boot = 0
+
+    def sq(self, *args, **kw):
+        return subprocess.run([self.a.sqlenvfs, *args, "--root", self.root],
+                              capture_output=True, text=True, **kw)
+
+    def spawn(self, argv, name):
+        out = open(os.path.join(self.logs, name + ".out"), "w")
+        err = open(os.path.join(self.logs, name + ".err"), "w")
+        p = subprocess.Popen(argv, stdout=out, stderr=err, start_new_session=True)
+        p.name = name
+        self.procs.append(p)
+        return p
+
+    def boot(self):
+        self.n_boot += 1
+        self.crashfs = subprocess.Popen([self.a.crashfs, self.store, self.mnt, "-f"],
+                                        stderr=open(os.path.join(self.logs, "crashfs.err"), "a"))
+        wait_for(lambda: is_mounted(self.mnt), "crashfs to mount")
+
+    def ctl(self, cmd):
+        with open(os.path.join(self.mnt, ".crashfs"), "w") as f:
+            f.write(cmd + "\n")
+
+    def halt(self):
+        """After the cut: kill every process, unmount everything."""
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in self.procs:
+            p.wait()
+        self.procs = []
+        if is_mounted(self.mnt2):
+            subprocess.run(["fusermount3", "-u", "-z", self.mnt2])
+        subprocess.run(["fusermount3", "-u", "-z", self.mnt])
+        self.crashfs.wait(timeout=30)
+        self.crashfs = None
+
+    def shutdown(self):
+        try:
+            if self.procs or self.crashfs:
+                for p in self.procs:
+                    try:
+                        os.killpg(p.pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+                    p.wait()
+                self.procs = []
+                for m in (self.mnt2, self.mnt):
+                    if is_mounted(m):
+                        subprocess.run(["fusermount3", "-u", "-z", m])
+                if self.crashfs:
+                    self.crashfs.wait(timeout=30)
+        except Exception as e:  # noqa: BLE001 - best effort on the way out
+            print("# shutdown: %s" % e, file=sys.stderr)
+
+    # ---- the root ------------------------------------------------------
+
+    def init(self):
+        os.makedirs(self.root)
+        with open(os.path.join(self.root, "schema.sql"), "w") as f:
+            f.write(SCHEMA)
+        with open(os.path.join(self.root, "sqlenvfs.conf"), "w") as f:
+            f.write("[archive]\nsegment-max-bytes=1048576\ncheckpoint-pages=40\n"
+                    "[retention]\ndaily-keep-days=0\ndaily-keep-count=1\n"
+                    "snapshot-keep-days=0\nsnapshot-keep-count=3\npitr-keep-days=1\n")
+        # the user's own files are made durable by the user
+        for path in ("schema.sql", "sqlenvfs.conf", ".", ".."):
+            fd = os.open(os.path.join(self.root, path), os.O_RDONLY)
+            os.fsync(fd)
+            os.close(fd)
+        r = self.sq("init")
+        if r.returncode:
+            raise Failure("init: " + r.stderr)
+
+    def start_archiver(self, tag):
+        snaps = os.path.join(self.root, "backups/prod/snapshots")
+        n0 = len(copies(self.root))
+        p = self.spawn([self.a.sqlenvfs, "archive", "--root", self.root], "archive-" + tag)
+        err = os.path.join(self.logs, "archive-%s.err" % tag)
+
+        def capturing():
+            if p.poll() is not None:
+                raise Failure("the archiver exited: " + open(err).read())
+            text = open(err).read()
+            if "archiver app: capturing" not in text:
+                return False
+            if "first start" in text or "a new chain" in text:
+                # a new chain starts from a snapshot: wait for it
+                return os.path.isdir(snaps) and len(copies(self.root)) > n0
+            return True
+        wait_for(capturing, "the archiver to capture (%s)" % err)
+        return p
+
+    def prod_max(self):
+        db = sqlite3.connect("file:%s/data/prod/app.db?mode=ro" % self.root, uri=True)
+        try:
+            return db.execute("SELECT coalesce(max(id), 0) FROM t").fetchone()[0]
+        finally:
+            db.close()
+
+    def read_alive(self):
+        path = os.path.join(self.root, "backups/prod/wal_archives/app/alive")
+        try:
+            b = open(path, "rb").read()
+        except FileNotFoundError:
+            return None
+        if len(b) != 32 or b[:8] != b"SQEFSALV":
+            return None
+        t, seq, _zero, crc = struct.unpack("<qQII", b[8:32])
+        if zlib.crc32(b[:28]) != crc:
+            return None
+        return t, seq
+
+    def read_acked(self, log):
+        out = {}
+        try:
+            with open(log) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2 and line.endswith("\n"):
+                        out[int(parts[0])] = float(parts[1])
+        except FileNotFoundError:
+            pass
+        return out
+
+
+# --------------------------------------------------------------------------
+# Checks
+
+def check_rows(path, need_max, what, exact_max=None):
+    """Opens @path read-only: integrity ok, rows 1..N contiguous with the
+    writer's values, N >= need_max. Returns N."""
+    if not os.path.isfile(path):
+        raise Failure("%s: %s is gone" % (what, path))
+    db = sqlite3.connect("file:%s?mode=ro" % path, uri=True)
+    try:
+        ic = db.execute("PRAGMA integrity_check").fetchall()
+        if ic != [("ok",)]:
+            raise Failure("%s: integrity_check: %s" % (what, ic[:5]))
+        n, mx = db.execute("SELECT count(*), coalesce(max(id), 0) FROM t").fetchone()
+        if n != mx:
+            raise Failure("%s: rows are not 1..%d (%d rows)" % (what, mx, n))
+        if mx < need_max:
+            raise Failure("%s: holds rows up to %d, but %d was acknowledged" % (what, mx, need_max))
+        if exact_max is not None and mx != exact_max:
+            raise Failure("%s: holds rows up to %d, expected exactly %d" % (what, mx, exact_max))
+        for (i, v) in db.execute("SELECT id, v FROM t WHERE id % 97 = 1 OR id = ?", (mx,)):
+            if v != value(i):
+                raise Failure("%s: row %d holds a wrong value" % (what, i))
+        return mx
+    finally:
+        db.close()
+
+
+def sha(path):
+    """The hash of a database file, but for bytes 18-19 of its header (the
+    journal format: the mount serves rollback format, restore writes WAL)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        head = bytearray(f.read(100))
+        head[18:20] = b"\0\0"
+        h.update(head)
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def remove_db(path):
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(path + suffix)
+        except FileNotFoundError:
+            pass
+
+
+def iso_us(s):
+    """Microseconds since the epoch of an ISO 8601 UTC time as list prints it."""
+    whole, _, frac = s.rstrip("Z").partition(".")
+    t = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S").replace(
+        tzinfo=datetime.timezone.utc)
+    return int(t.timestamp()) * 1000000 + int((frac + "000000")[:6])
+
+
+def timestr(us):
+    return "@%d.%06d" % (us // 1000000, us % 1000000)
+
+
+def copies(root):
+    out = []
+    for kind in ("daily", "snapshots"):
+        d = os.path.join(root, "backups/prod", kind)
+        if os.path.isdir(d):
+            out += [(kind, n) for n in sorted(os.listdir(d)) if not n.startswith(".")]
+    return out
+
+
+# --------------------------------------------------------------------------
+# One cycle
+
+def cycle(m, i, seed, stats, only_mode=None):
+    rng = random.Random(seed)
+    op = OPS[i % len(OPS)] if only_mode is None else only_mode
+    mode = rng.choice(["all", "random", "subset"]) if op != "idle" else "all"
+    tag = "%d" % i
+    m.boot()
+    start = m.prod_max() + 1
+    arch = m.start_archiver(tag) if op != "startup" else None
+    wlog = os.path.join(m.logs, "writer-%s.log" % tag)
+    writer_p = m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
+                        os.path.join(m.root, "data/prod/app.db"), "--log", wlog,
+                        "--start", str(start), "--count", "20" if op == "idle" else "0"],
+                       "writer-" + tag)
+    expect = {}
+    outdir = os.path.join(m.root, "restored")
+    if not os.path.isdir(outdir):
+        # the user's own directory: made durable by the user
+        os.makedirs(outdir)
+        fd = os.open(m.root, os.O_RDONLY)
+        os.fsync(fd)
+        os.close(fd)
+    pitr_time = None
+    # let some commits happen first, so that every operation has work
+    wait_for(lambda: len(m.read_acked(wlog)) >= 5, "the writer's first commits")
+    if op == "idle":
+        # the writer stops; the archiver's alive time moves past its last
+        # commit while nothing is committed: the cut must not move it back
+        wait_for(lambda: writer_p.poll() is not None, "the writer to finish")
+        last = max(m.read_acked(wlog).values())
+        wait_for(lambda: (m.read_alive() or (0, 0))[0] > last * 1e6 + 300000,
+                 "the alive time to pass the last commit")
+        # the alive file is visible when written, durable a moment later:
+        # the value seen is surely synced once the archiver wrote the next
+        published = m.read_alive()
+        wait_for(lambda: (m.read_alive() or (0, 0))[0] > published[0],
+                 "the alive time to move once more")
+        # then one more commit that the archiver does not see (it is
+        # stopped, as a machine about to lose power may be): after the
+        # reboot it finds it in the WAL, an outage from its last alive time
+        os.kill(arch.pid, signal.SIGSTOP)
+        db = sqlite3.connect(os.path.join(m.root, "data/prod/app.db"), isolation_level=None)
+        db.execute("PRAGMA synchronous=FULL")
+        k = max(m.read_acked(wlog)) + 1
+        db.execute("INSERT INTO t(id, v) VALUES(?, ?)", (k, value(k)))
+        with open(wlog, "a") as f:
+            f.write("%d %.6f\n" % (k, time.time()))
+        db.close()
+    if op == "startup":
+        # the cut falls while the archiver starts: its continuity decision,
+        # the commits it archives from the WAL, a snapshot after a gap
+        m.spawn([m.a.sqlenvfs, "archive", "--root", m.root], "archive-" + tag)
+    if op in ("pitr", "restore"):
+        alive = m.read_alive()
+        if alive:
+            pitr_time = timestr(alive[0])
+    if op == "prune":
+        r = m.sq("backup")
+        if r.returncode:
+            raise Failure("backup before prune: " + r.stderr)
+    argv = None
+    if op in ("backup", "snapshot", "refresh-dev", "prune"):
+        argv = [m.a.sqlenvfs, op, "--root", m.root]
+    elif op == "restore":
+        out = os.path.join(outdir, "r%d.db" % i)
+        argv = [m.a.sqlenvfs, "restore", "--root", m.root, "--time", pitr_time or "latest",
+                "--output", out]
+        expect["restore_out"] = out
+    elif op == "pitr" and pitr_time:
+        m.spawn([m.a.sqlenvfs, "mount", m.root, m.mnt2, "-f", "-o", "noarchiver"], "mount-" + tag)
+        wait_for(lambda: is_mounted(m.mnt2), "the sqlenvfs mount")
+        argv = ["sh", "-c", "cat '%s/pitr/%s/app.db' > /dev/null" % (m.mnt2, pitr_time)]
+    acked_before_op = max(m.read_acked(wlog))
+    proc = m.spawn(argv, "op-" + tag) if argv else None
+    # the moment of the cut: random on purpose
+    if op != "idle":
+        time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
+    alive = m.read_alive() if op != "idle" else published
+    acked = m.read_acked(wlog)
+    op_done = proc is not None and proc.poll() == 0
+    op_out = open(os.path.join(m.logs, "op-%s.out" % tag)).read() if proc else ""
+    cut = "cut" if mode == "all" else "cut %s %d" % (mode, seed)
+    m.ctl(cut)
+    m.halt()
+    m.acked.update(acked)
+    stats["cuts"][op] = stats["cuts"].get(op, 0) + 1
+    stats["modes"][mode] = stats["modes"].get(mode, 0) + 1
+
+    # ---- reboot and check --------------------------------------------
+    m.boot()
+    after = m.read_alive()
+    if alive and (after is None or after[0] < alive[0]):
+        raise Failure("the alive time published before the cut, %s, is %s after it" % (
+            timestr(alive[0]), timestr(after[0]) if after else "gone"))
+    need = max(m.acked) if m.acked else 0
+    n = check_rows(os.path.join(m.root, "data/prod/app.db"), need, "production")
+    stats["acked_checked"] += len(acked)
+    dev = os.path.join(m.root, "data/dev/app.db")
+    if os.path.exists(dev):
+        db = sqlite3.connect("file:%s?mode=ro" % dev, uri=True)
+        try:
+            if db.execute("PRAGMA integrity_check").fetchall() != [("ok",)]:
+                raise Failure("development fails integrity_check")
+            env = db.execute("SELECT * FROM _environment").fetchall()
+            if len(env) != 1 or "development" not in env[0]:
+                raise Failure("development is marked %r" % (env,))
+            dev_max = db.execute("SELECT coalesce(max(id), 0) FROM t").fetchone()[0]
+            if op == "refresh-dev" and op_done and dev_max < acked_before_op:
+                raise Failure("refresh-dev finished before the cut, but development holds "
+                              "rows up to %d only (production had %d)" % (dev_max, acked_before_op))
+        finally:
+            db.close()
+    if op_done and op in ("backup", "snapshot"):
+        name = op_out.split()[1] if op_out.startswith(op) else None
+        if not name or not os.path.isdir(name.replace(m.root, m.root)):
+            raise Failure("%s reported %s before the cut, it is gone after it" % (op, name))
+    # the archive as the cut left it is whole: its unsynced tail, whatever
+    # the cut made of it, is not damage
+    r = m.sq("verify")
+    if r.returncode:
+        raise Failure("verify right after the cut:\n" + r.stdout + r.stderr)
+    # what the archiver had published as durable (its alive time): every
+    # commit that returned before it must be in the surviving archive, as it
+    # is after the cut, before the archiver runs again and re-reads the WAL
+    if alive:
+        t_alive = alive[0]
+        durable = [k for k, t in m.acked.items() if t * 1e6 < t_alive]
+        need_a = max(durable) if durable else 0
+        out = os.path.join(m.tmp, "check-%d.db" % i)
+        r = m.sq("restore", "--time", "latest", "--output", out)
+        if r.returncode:
+            raise Failure("restore latest after the cut failed: %s" % r.stderr)
+        got = check_rows(out, need_a, "the archive after the cut (alive time %s)" % timestr(t_alive))
+        if got > n:
+            raise Failure("the archive holds row %d, production only %d" % (got, n))
+        stats["durable_checked"] += len([k for k in durable if k in acked])
+        stats["durable_points"] += 1
+        remove_db(out)
+    m.start_archiver(tag + "r")
+    text = open(os.path.join(m.logs, "archive-%sr.err" % tag)).read()
+    if "a new chain" in text:
+        stats["gaps"] += 1
+    r = m.sq("verify")
+    if r.returncode:
+        raise Failure("verify after the cut:\n" + r.stdout + r.stderr)
+    for kind, name in copies(m.root):
+        if (kind, name) in m.checked:
+            continue    # whole after an earlier cut: a copy never changes
+        p = os.path.join(m.root, "backups/prod", kind, name, "app.db")
+        check_rows(p, 0, "%s/%s" % (kind, name))
+        m.checked.add((kind, name))
+        stats["copies_checked"] += 1
+    if alive:
+        # the recoverable window never moves back past the alive time, and
+        # a restore at the alive time works when a window holds it (one
+        # published while a chain starts precedes its first base); in the
+        # idle cycle (no chain starts) it must
+        r = m.sq("list", "--json")
+        if r.returncode:
+            raise Failure("list after the cut: " + r.stderr)
+        wins = [(iso_us(w["from"]), iso_us(w["to"])) for w in json.loads(r.stdout)["windows"]
+                if w["database"] == "app"]
+        if not wins or max(b for _, b in wins) < t_alive:
+            raise Failure("the recoverable window ends before the alive time %s: %r" % (
+                timestr(t_alive), wins))
+        inside = any(a <= t_alive <= b for a, b in wins)
+    if alive and (inside or op == "idle"):
+        out = os.path.join(m.tmp, "check-%d.db" % i)
+        r = m.sq("restore", "--time", timestr(t_alive), "--output", out)
+        if r.returncode:
+            raise Failure("restore at the alive time %s failed: %s" % (timestr(t_alive), r.stderr))
+        check_rows(out, 0, "restore at the alive time %s" % timestr(t_alive))
+        remove_db(out)
+    if op == "restore":
+        out = expect["restore_out"]
+        if os.path.exists(out):
+            check_rows(out, 0, "restore output %s" % out)
+        elif op_done:
+            raise Failure("restore to %s finished before the cut; the file is gone" % out)
+    if op == "pitr" and pitr_time:
+        ref = os.path.join(m.tmp, "ref-%d.db" % i)
+        r = m.sq("restore", "--time", pitr_time, "--output", ref)
+        if r.returncode:
+            raise Failure("restore at %s: %s" % (pitr_time, r.stderr))
+        m.spawn([m.a.sqlenvfs, "mount", m.root, m.mnt2, "-f", "-o", "noarchiver"], "mount-%sr" % tag)
+        wait_for(lambda: is_mounted(m.mnt2), "the sqlenvfs mount after the reboot")
+        served = os.path.join(m.mnt2, "pitr", pitr_time, "app.db")
+        got = os.path.join(m.tmp, "served-%d.db" % i)
+        subprocess.run(["cp", served, got], check=True)
+        a, b = sha(got), sha(ref)
+        if a != b:
+            raise Failure("pitr %s after the reboot differs from restore" % pitr_time)
+        remove_db(got)
+        remove_db(ref)
+    # stop cleanly between cycles: the next one cuts again
+    m.ctl("cut")
+    m.halt()
+    stats["passed"] += 1
+
+
+def run(a):
+    stats = {"cuts": {}, "modes": {}, "acked_checked": 0, "durable_checked": 0,
+             "durable_points": 0, "copies_checked": 0, "gaps": 0, "passed": 0}
+    a.sqlenvfs = os.path.abspath(a.sqlenvfs)
+    a.crashfs = os.path.abspath(a.crashfs)
+    m = Machine(a)
+    t0 = time.monotonic()
+    try:
+        try:
+            m.boot()
+            m.init()
+            m.ctl("cut")   # init returned: what it made must survive whole
+            m.halt()
+            m.boot()
+            check_rows(os.path.join(m.root, "data/prod/app.db"), 0, "production after init")
+            check_rows(os.path.join(m.root, "data/dev/app.db"), 0, "development after init")
+            m.ctl("cut")
+            m.halt()
+        except Failure as e:
+            print("FAIL init: %s" % e, file=sys.stderr)
+            return 1
+        seeds = [a.only] if a.only is not None else [a.seed * 100003 + i for i in range(a.cuts)]
+        for i, seed in enumerate(seeds):
+            idx = i if a.only is None else seed
+            try:
+                cycle(m, idx, seed, stats, a.op)
+            except Failure as e:
+                print("FAIL cycle %d (op %s, seed %d): %s" % (
+                    i, a.op or OPS[idx % len(OPS)], seed, e), file=sys.stderr)
+                print("  logs in %s" % m.logs, file=sys.stderr)
+                m.shutdown()
+                return 1
+            if a.verbose:
+                print("# cycle %d ok (%.0f s)" % (i, time.monotonic() - t0), flush=True)
+    finally:
+        m.shutdown()
+    stats["seconds"] = round(time.monotonic() - t0, 1)
+    for op in OPS:
+        print("# cuts during %-11s %d" % (op, stats["cuts"].get(op, 0)))
+    print("# acknowledged commits checked in production: %d" % stats["acked_checked"])
+    print("# commits published durable (before the alive time) checked in the archive: %d (at %d cuts)" % (
+        stats["durable_checked"], stats["durable_points"]))
+    print("# backups and snapshots checked whole (each once): %d; gaps recorded: %d" % (
+        stats["copies_checked"], stats["gaps"]))
+    print(json.dumps(stats))
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--sqlenvfs", required=True)
+    r.add_argument("--crashfs", required=True)
+    r.add_argument("--tmp", required=True)
+    r.add_argument("--cuts", type=int, default=30)
+    r.add_argument("--seed", type=int, default=1)
+    r.add_argument("--only", type=int, help="replay one cycle with this seed")
+    r.add_argument("--op", choices=OPS, help="with --only: the operation of that cycle")
+    r.add_argument("--verbose", action="store_true")
+    w = sub.add_parser("writer")
+    w.add_argument("--db", required=True)
+    w.add_argument("--log", required=True)
+    w.add_argument("--start", type=int, required=True)
+    w.add_argument("--count", type=int, default=0, help="stop after this many commits")
+    a = ap.parse_args()
+    if a.cmd == "writer":
+        writer(a)
+        return 0
+    return run(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
