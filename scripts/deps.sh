@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   gcc pkg-config meson ninja-build
-  libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev libisal-dev check libpq-dev
+  libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev libisal-dev libzstd-dev check libpq-dev
   sqlite3 python3 postgresql
   clang libclang-rt-14-dev
   libcurl4-openssl-dev

@@ -58,7 +58,10 @@
 
 G_BEGIN_DECLS
 
-#define SQLENVFS_ARCHIVE_VERSION 1
+/* The format version new segments are written in; segments of every
+ * version from SQLENVFS_ARCHIVE_VERSION_MIN on are read (docs/ARCHIVE.md). */
+#define SQLENVFS_ARCHIVE_VERSION 2
+#define SQLENVFS_ARCHIVE_VERSION_MIN 1
 
 typedef enum {
   SQLENVFS_ARCHIVE_COMMIT = 1,
@@ -79,6 +82,14 @@ typedef enum {
 
 /* COMMIT flags */
 #define SQLENVFS_ARCHIVE_BIG_ENDIAN_CKSUM 0x1 /* WAL magic 0x377f0683 */
+/* The page images are stored compressed, in blocks (version 2 segments only;
+ * docs/ARCHIVE.md): read them with read_commit_pages() or a record source,
+ * never at a byte offset of the segment. */
+#define SQLENVFS_ARCHIVE_COMPRESSED 0x2
+/* A commit of a batch (version 2) whose page images are in the batch's
+ * first record (reason: how many records before this one; text_len: the
+ * index of its first page among that record's pages). */
+#define SQLENVFS_ARCHIVE_BATCHED 0x4
 
 /* One record, as its header (and the index) describes it. */
 typedef struct {
@@ -175,6 +186,30 @@ gboolean sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void 
 gboolean sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error);
 void sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w);
 
+/* Batches (version 2): between begin_batch() and end_batch(), commits
+ * (begin/add/end_commit, each as above) are collected in memory, not
+ * written; end_batch() writes them all, each still its own COMMIT record
+ * with its own sequence number, time, WAL position and page numbers (so a
+ * restore can stop after any of them), the first holding the page images of
+ * all of them compressed together (docs/ARCHIVE.md). end_batch() writes
+ * all of the batch or, on failure, none of it (the segment and the writer
+ * are as before begin_batch(), and the caller must consider none of its
+ * commits archived). abort_batch() drops the batch. No other record may be
+ * added during a batch. batch_size() is the number of commits collected
+ * (and their page bytes in *@page_bytes): callers end a batch before it
+ * holds too much. */
+void sqlenvfs_archive_writer_begin_batch(SqlenvfsArchiveWriter *w);
+guint sqlenvfs_archive_writer_batch_size(const SqlenvfsArchiveWriter *w, guint64 *page_bytes);
+gboolean sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error);
+void sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w);
+
+/* Write new segments in format @version (SQLENVFS_ARCHIVE_VERSION_MIN to
+ * SQLENVFS_ARCHIVE_VERSION; the default is SQLENVFS_ARCHIVE_VERSION). The
+ * next record goes to a new segment when the current one has another
+ * version (the current one is sealed first). For tests that need segments
+ * as an older sqlenvfs wrote them. */
+void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version);
+
 /* Make everything appended so far durable (fdatasync of the segment; its
  * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
@@ -228,12 +263,56 @@ gint64 sqlenvfs_archive_alive(const SqlenvfsArchive *a);
 gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
 
 /* Read the COMMIT record @e in full, checking it against its index entry
- * and its checksum. Returns its page numbers (n_pages of them; free with
- * g_free) and sets *data_offset to the offset in the segment of its first
- * page image (page i is at data_offset + i * page_size). NULL and INTEGRITY
- * naming the segment file and the record when it is corrupt. */
+ * and its checksum (a compressed one also its blocks' checksums and
+ * decompressed lengths, as read_commit_pages does). Returns its page
+ * numbers (n_pages of them; free with g_free) and sets *data_offset to the
+ * offset in the segment of its first page image (page i is at data_offset +
+ * i * page_size) when it is stored uncompressed, to 0 when it is compressed
+ * (SQLENVFS_ARCHIVE_COMPRESSED). NULL and INTEGRITY naming the segment file
+ * and the record when it is corrupt. */
 guint32 *sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                                       guint64 *data_offset, GError **error);
+
+/* Read and check the COMMIT record @e as read_commit does and return its
+ * page numbers, with its n_pages page images, in the same order, in
+ * *@pages (n_pages * page_size bytes, decompressed when the record is
+ * compressed; free both with g_free). A compressed record is checked whole:
+ * its checksum, every block's checksum and every block's decompressed
+ * length; any mismatch is INTEGRITY naming the segment file and the record,
+ * never a wrong page. NULL and *error on failure (*@pages untouched). */
+guint32 *sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                            guint8 **pages, GError **error);
+
+/* The first record of the batch of the COMMIT @e (flag
+ * SQLENVFS_ARCHIVE_BATCHED), which holds its page images from index
+ * *@first on among its pages (for a record source), or NULL when it is not
+ * there or does not match (the record is then unreadable). */
+const SqlenvfsArchiveEntry *sqlenvfs_archive_batch_first(SqlenvfsArchive *a,
+                                                         const SqlenvfsArchiveEntry *e,
+                                                         guint32 *first);
+
+/* A source of page images from the compressed COMMIT records of one
+ * segment, for an image (image.h): register the pages a rebuild uses, then
+ * the image reads them through sqlenvfs_archive_record_source_read(), which
+ * reads and decompresses the page's block (the last block read is kept),
+ * checking the block's checksum and decompressed length on every read (a
+ * mismatch is an INTEGRITY error naming the segment, never a wrong page).
+ * It opens the segment file itself and does not refer to @a after new(). */
+typedef struct _SqlenvfsArchiveRecordSource SqlenvfsArchiveRecordSource;
+
+SqlenvfsArchiveRecordSource *sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment,
+                                                                GError **error);
+/* The byte offset, in the source, of page image @k of the compressed COMMIT
+ * record @e (which must be in the source's segment and should have been
+ * checked with read_commit). */
+goffset sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
+                                           const SqlenvfsArchiveEntry *e, guint32 k);
+/* A SqlenvfsPreadFunc reading from the page images registered. */
+gssize sqlenvfs_archive_record_source_read(gpointer src, void *buf, gsize len, goffset off,
+                                           GError **error);
+/* Close and free; usable as the GDestroyNotify of an image source. */
+void sqlenvfs_archive_record_source_free(gpointer src);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveRecordSource, sqlenvfs_archive_record_source_free)
 
 /* Read every COMMIT record of @a in full and check it as read_commit does,
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,

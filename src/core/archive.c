@@ -2,12 +2,14 @@
  * archive.c — the WAL archive format: writing, reading, indexing, verifying
  * and pruning the segment files of one database's archive.
  *
- * Format version 1. All integers little-endian. crc32 is zlib's.
+ * Format versions 1 and 2 (new segments: 2). All integers little-endian.
+ * crc32 is zlib's. Version 2 differs only in COMMIT records with flag 2
+ * (below); a segment is all of one version, given in its header.
  *
  * <number>.seg  (number: 16 decimal digits, from 1, consecutive)
  *   Segment header, 64 bytes
  *      0  8  magic "SQEFSSEG"
- *      8  4  format version (1)
+ *      8  4  format version (1 or 2)
  *     12  4  header size (64)
  *     16  8  segment number
  *     24  8  seq of the first record in this segment
@@ -38,6 +40,22 @@
  *     body
  *       COMMIT  n x u32 page numbers (each once), then n page images in
  *               that order (n x page size bytes)
+ *       COMMIT with flag 2 (version 2: compressed): n x u32 page numbers,
+ *               then b blocks, then the block table: b x (u32 stored
+ *               length, u32 crc32 of the stored bytes). Block j holds
+ *               pages j*ppb .. min(n, (j+1)*ppb)-1, ppb = max(1, 65536 /
+ *               page size): a zstd frame of exactly those bytes, or the
+ *               bytes as they are when the stored length equals theirs.
+ *               The header is written last (the length is known only
+ *               then); readers check each block's crc32 and decompressed
+ *               length before using a byte of it. The first record of a
+ *               batch has, at header offset 84, the number of pages in its
+ *               blocks: its own, then those of the batch's later commits.
+ *       COMMIT with flag 4 (version 2: a later commit of a batch): n x u32
+ *               page numbers only; header offset 80: records back to the
+ *               batch's first record (same segment), 84: index of its first
+ *               page among that record's pages. A batch is written whole or
+ *               cut off whole (end_batch()).
  *       GAP     text length bytes of UTF-8 reason
  *       OUTAGE, SEAL  nothing
  *     trailer, 8 bytes
@@ -90,6 +108,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
+#include <zstd.h>
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/timefmt.h"
@@ -111,6 +130,9 @@
 #define REC_EMPTY_SIZE (REC_HEADER_SIZE + REC_TRAILER_SIZE)
 #define MAX_TEXT 4096
 #define IO_CHUNK (1u << 20)
+#define BLOCK_BYTES 65536u        /* page bytes per compressed block (version 2) */
+#define BLOCK_ENTRY_SIZE 8
+#define ZSTD_LEVEL 1              /* docs/ARCHIVE.md: why zstd, and this level  */
 
 /* ------------------------------------------------------------------ */
 /* Little-endian encoding                                               */
@@ -230,6 +252,41 @@ valid_page_size(guint32 ps)
   return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
 }
 
+/* Version 2: the page images of a compressed COMMIT are stored in blocks of
+ * pages_per_block() pages (the last one may hold fewer). */
+static guint32
+pages_per_block(guint32 page_size)
+{
+  return MAX(1u, BLOCK_BYTES / page_size);
+}
+
+static guint32
+n_blocks(guint32 n_pages, guint32 page_size)
+{
+  guint32 ppb = pages_per_block(page_size);
+  return n_pages / ppb + (n_pages % ppb != 0);
+}
+
+/* The pages in the blocks of a compressed COMMIT: its own, or, for the
+ * first record of a batch, those of every commit of the batch (text_len). */
+static guint32
+stream_pages(const SqlenvfsArchiveEntry *e)
+{
+  return e->text_len != 0 ? e->text_len : e->n_pages;
+}
+
+/* The bounds of a compressed COMMIT's length: a block is never stored
+ * larger than its pages (it is then stored as they are). */
+static gboolean
+compressed_length_ok(const SqlenvfsArchiveEntry *e)
+{
+  guint32 sp = stream_pages(e);
+  guint64 fixed = REC_EMPTY_SIZE + 4 * (guint64)e->n_pages +
+                  BLOCK_ENTRY_SIZE * (guint64)n_blocks(sp, e->page_size);
+  return sp >= e->n_pages && e->length >= fixed + n_blocks(sp, e->page_size) &&
+         e->length <= fixed + (guint64)sp * e->page_size;
+}
+
 /* Decode and check a record header (invariant 1, header part). */
 static gboolean
 decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
@@ -257,8 +314,15 @@ decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
   e->text_len = get32(p + 84);
   switch (e->type) {
   case SQLENVFS_ARCHIVE_COMMIT:
-    return valid_page_size(e->page_size) && e->commit_frame >= e->first_frame &&
-           e->first_frame >= 1 && e->length == commit_length(e->n_pages, e->page_size);
+    if (!valid_page_size(e->page_size) || e->commit_frame < e->first_frame ||
+        e->first_frame < 1)
+      return FALSE;
+    if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+      return !(e->flags & SQLENVFS_ARCHIVE_COMPRESSED) && e->reason >= 1 &&
+             e->length == REC_EMPTY_SIZE + 4 * (guint64)e->n_pages;
+    if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED)
+      return compressed_length_ok(e);
+    return e->length == commit_length(e->n_pages, e->page_size);
   case SQLENVFS_ARCHIVE_GAP:
     return e->text_len <= MAX_TEXT && e->length == REC_EMPTY_SIZE + (guint64)e->text_len;
   case SQLENVFS_ARCHIVE_OUTAGE:
@@ -299,11 +363,12 @@ decode_idx_entry(const guint8 *p, SqlenvfsArchiveEntry *e)
 }
 
 static void
-encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc)
+encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc,
+                  guint32 version)
 {
   memset(p, 0, SEG_HEADER_SIZE);
   memcpy(p, SEG_MAGIC, 8);
-  put32(p + 8, SQLENVFS_ARCHIVE_VERSION);
+  put32(p + 8, version);
   put32(p + 12, SEG_HEADER_SIZE);
   put64(p + 16, number);
   put64(p + 24, first_seq);
@@ -316,7 +381,14 @@ typedef struct {
   guint64 number, first_seq;
   gint64 created;
   guint32 prev_crc;
+  guint32 version;
 } SegHeader;
+
+static gboolean
+known_version(guint32 v)
+{
+  return v >= SQLENVFS_ARCHIVE_VERSION_MIN && v <= SQLENVFS_ARCHIVE_VERSION;
+}
 
 /* FALSE with a reason in *why when the header is not a valid one. */
 static gboolean
@@ -330,7 +402,7 @@ decode_seg_header(const guint8 *p, SegHeader *h, const char **why)
     *why = "segment header checksum mismatch";
     return FALSE;
   }
-  if (get32(p + 8) != SQLENVFS_ARCHIVE_VERSION || get32(p + 12) != SEG_HEADER_SIZE) {
+  if (!known_version(get32(p + 8)) || get32(p + 12) != SEG_HEADER_SIZE) {
     *why = "unsupported archive format version (written by a newer sqlenvfs?)";
     return FALSE;
   }
@@ -338,15 +410,16 @@ decode_seg_header(const guint8 *p, SegHeader *h, const char **why)
   h->first_seq = get64(p + 24);
   h->created = (gint64)get64(p + 32);
   h->prev_crc = get32(p + 40);
+  h->version = get32(p + 8);
   return TRUE;
 }
 
 static void
-encode_idx_header(guint8 *p, guint64 number)
+encode_idx_header(guint8 *p, guint64 number, guint32 version)
 {
   memset(p, 0, IDX_HEADER_SIZE);
   memcpy(p, IDX_MAGIC, 8);
-  put32(p + 8, SQLENVFS_ARCHIVE_VERSION);
+  put32(p + 8, version);
   put64(p + 16, number);
   put32(p + 28, crc(0, p, 28));
 }
@@ -355,7 +428,7 @@ static gboolean
 decode_idx_header(const guint8 *p, guint64 number)
 {
   return memcmp(p, IDX_MAGIC, 8) == 0 && get32(p + 28) == crc(0, p, 28) &&
-         get32(p + 8) == SQLENVFS_ARCHIVE_VERSION && get64(p + 16) == number;
+         known_version(get32(p + 8)) && get64(p + 16) == number;
 }
 
 /* ------------------------------------------------------------------ */
@@ -602,6 +675,8 @@ struct _SqlenvfsArchiveWriter {
   guint32 seg_crc;    /* crc32 of every byte of the current segment        */
   guint32 prev_seal_crc;
   gboolean is_sealed; /* the current segment is full: next record rolls    */
+  guint32 version;    /* format version new segments are written in        */
+  guint32 seg_version;/* format version of the current segment             */
   gboolean idx_broken;/* an index write failed: stop indexing this segment */
 
   guint64 next_seq;
@@ -621,6 +696,23 @@ struct _SqlenvfsArchiveWriter {
   guint32 cur_crc;
   guint64 rec_start;
   guint32 seg_crc_before;
+  /* ... when it is compressed (version 2): the header is written last, so
+   * cur_crc covers the body only until then; pages collect in blk until a
+   * block is full, and each block's stored length and crc32 in blocks. */
+  gboolean cur_compressed;
+  guint8 *blk, *zbuf;
+  gsize blk_len, zcap;
+  GArray *blocks;       /* guint8[BLOCK_ENTRY_SIZE] per block written     */
+  ZSTD_CCtx *zctx;
+  guint32 cur_stream;   /* pages in the record's blocks (a batch's holder: all) */
+
+  /* A batch being collected (version 2): whole commits, written together by
+   * end_batch(); nothing of it is in the segment or noted before that. */
+  gboolean in_batch;
+  GArray *batch;        /* SqlenvfsArchiveEntry per commit ended            */
+  GArray *batch_pgnos;  /* guint32: the page numbers of all, in order       */
+  GByteArray *batch_pages; /* their page images, in the same order          */
+  gint64 batch_last_time;
 
   guint64 bytes_written;
   gboolean is_dirty;
@@ -677,6 +769,16 @@ sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
   if (w->alive_fd >= 0)
     close(w->alive_fd);
   g_free(w->alive_path);
+  g_free(w->blk);
+  g_free(w->zbuf);
+  if (w->blocks)
+    g_array_free(w->blocks, TRUE);
+  ZSTD_freeCCtx(w->zctx);
+  if (w->batch) {
+    g_array_free(w->batch, TRUE);
+    g_array_free(w->batch_pgnos, TRUE);
+    g_byte_array_free(w->batch_pages, TRUE);
+  }
   g_free(w->stage);
   g_free(w->dir);
   g_free(w);
@@ -721,7 +823,7 @@ rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
   gsize len = IDX_HEADER_SIZE + entries->len * (gsize)IDX_ENTRY_SIZE;
   g_autofree guint8 *buf = g_malloc0(len);
 
-  encode_idx_header(buf, w->seg_number);
+  encode_idx_header(buf, w->seg_number, w->seg_version);
   for (guint i = 0; i < entries->len; i++)
     encode_idx_entry(&g_array_index(entries, SqlenvfsArchiveEntry, i),
                      buf + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE);
@@ -760,6 +862,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   }
   c = crc(0, hbuf, sizeof hbuf);
   w->is_sealed = FALSE;
+  w->seg_version = sf.hdr.version;
   w->next_seq = sf.hdr.first_seq;
   for (;;) {
     SqlenvfsArchiveEntry e;
@@ -857,6 +960,7 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
 
   w->dir = g_strdup(dir);
   w->stage = g_malloc(STAGE_SIZE);
+  w->version = SQLENVFS_ARCHIVE_VERSION;
   w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
   w->mode = mode & 0666;
   w->seg_fd = w->idx_fd = w->alive_fd = -1;
@@ -958,8 +1062,8 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   guint8 sh[SEG_HEADER_SIZE], ih[IDX_HEADER_SIZE];
   int sfd, ifd;
 
-  encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc);
-  encode_idx_header(ih, number);
+  encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc, w->version);
+  encode_idx_header(ih, number, w->version);
   sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
   if (sfd < 0)
     return sqlenvfs_error_errno(error, errno, "create archive segment", spath);
@@ -1004,6 +1108,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   w->seg_size = SEG_HEADER_SIZE;
   w->idx_size = IDX_HEADER_SIZE;
   w->seg_crc = crc(0, sh, sizeof sh);
+  w->seg_version = w->version;
   w->is_sealed = FALSE;
   w->idx_broken = FALSE;
   g_debug("archive %s: new segment %s", w->dir, w->seg_path);
@@ -1185,8 +1290,9 @@ prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error)
 {
   if (w->seg_fd < 0 || w->is_sealed)
     return new_segment(w, error);
-  if (w->seg_size > SEG_HEADER_SIZE &&
-      w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes) {
+  if (w->seg_version != w->version ||
+      (w->seg_size > SEG_HEADER_SIZE &&
+       w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes)) {
     if (!seal(w, error))
       return FALSE;
     return new_segment(w, error);
@@ -1213,7 +1319,7 @@ sqlenvfs_archive_writer_add_gap(SqlenvfsArchiveWriter *w, gint64 time, gint64 pr
   SqlenvfsArchiveEntry e = { 0 };
   gsize len = text ? MIN(strlen(text), (gsize)MAX_TEXT) : 0;
 
-  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
   e.type = SQLENVFS_ARCHIVE_GAP;
   e.time = clamp_time(w, time);
   e.aux_time = prev_alive;
@@ -1236,47 +1342,203 @@ sqlenvfs_archive_writer_add_outage(SqlenvfsArchiveWriter *w, gint64 from, gint64
                                    GError **error)
 {
   SqlenvfsArchiveEntry e = { 0 };
-  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
   e.type = SQLENVFS_ARCHIVE_OUTAGE;
   e.time = clamp_time(w, to);
   e.aux_time = from;
   return write_simple(w, &e, NULL, 0, TRUE, error);
 }
 
-gboolean
-sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
-                                     const guint32 *pgnos, GError **error)
+void
+sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version)
+{
+  g_return_if_fail(known_version(version));
+  w->version = version;
+}
+
+/* Version 2: store the pages collected in w->blk as the record's next block,
+ * compressed unless that would not make it smaller (a block stored as long
+ * as its pages is stored as they are), and note its length and crc32. */
+static gboolean
+flush_block(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 ent[BLOCK_ENTRY_SIZE];
+  const guint8 *out = w->blk;
+  gsize n = w->blk_len;
+  size_t z;
+
+  if (w->blk_len == 0)
+    return TRUE;
+  z = ZSTD_compressCCtx(w->zctx, w->zbuf, w->zcap, w->blk, w->blk_len, ZSTD_LEVEL);
+  if (!ZSTD_isError(z) && z < w->blk_len) {
+    out = w->zbuf;
+    n = z;
+  }
+  put32(ent, (guint32)n);
+  put32(ent + 4, crc(0, out, n));
+  g_array_append_vals(w->blocks, ent, 1);
+  w->blk_len = 0;
+  return seg_append(w, out, n, error);
+}
+
+/* Version 2: end a compressed COMMIT's body (last block, block table), then
+ * write its header, now that its length is known, at the record's start
+ * (still staged for any record that fits the stage), and make cur_crc the
+ * checksum of the header and the body. */
+static gboolean
+finish_compressed(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 hdr[REC_HEADER_SIZE];
+  guint64 body_len, on_disk;
+
+  if (!flush_block(w, error) ||
+      !seg_append(w, w->blocks->data, (gsize)w->blocks->len * BLOCK_ENTRY_SIZE, error))
+    return FALSE;
+  g_assert(w->blocks->len == n_blocks(w->cur_stream, w->cur.page_size));
+  body_len = w->seg_size - w->rec_start - REC_HEADER_SIZE;
+  w->cur.length = REC_HEADER_SIZE + body_len + REC_TRAILER_SIZE;
+  g_assert(compressed_length_ok(&w->cur));
+  encode_header(&w->cur, hdr);
+  on_disk = w->seg_size - w->stage_len;
+  if (w->rec_start >= on_disk) {
+    memcpy(w->stage + (w->rec_start - on_disk), hdr, sizeof hdr);
+  } else {
+    /* The stage is flushed whole: the placeholder header went with it. */
+    g_assert(w->rec_start + REC_HEADER_SIZE <= on_disk);
+    if (!seg_write(w, hdr, sizeof hdr, w->rec_start, error))
+      return FALSE;
+  }
+  w->cur_crc = (guint32)crc32_combine(crc(0, hdr, sizeof hdr), w->cur_crc, (z_off_t)body_len);
+  return TRUE;
+}
+
+/* Begin a COMMIT record whose blocks hold @stream pages: its own n_pages
+ * (first), then, for the first record of a batch, those of the batch's
+ * other commits (@stream > n_pages: version 2 only). @prepared: room was
+ * made for it already (a batch is made room for as a whole). */
+static gboolean
+begin_stream(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e, const guint32 *pgnos,
+             guint32 stream, gboolean prepared, GError **error)
 {
   gsize list_len = 4 * (gsize)e->n_pages;
-  g_autofree guint8 *buf = g_malloc(REC_HEADER_SIZE + list_len);
-
-  g_return_val_if_fail(!w->in_commit, FALSE);
-  g_return_val_if_fail(valid_page_size(e->page_size), FALSE);
-  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
+  g_autofree guint8 *buf = g_malloc0(REC_HEADER_SIZE + list_len);
+  gboolean compress;
 
   w->cur = *e;
   w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
-  w->cur.length = commit_length(e->n_pages, e->page_size);
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.length = commit_length(stream, e->page_size);
   w->cur.reason = 0;
-  w->cur.text_len = 0;
-  if (!prepare_record(w, w->cur.length, error))
+  w->cur.text_len = stream > e->n_pages ? stream : 0;
+  /* A compressed record is at most this long plus its block table. */
+  if (!prepared &&
+      !prepare_record(w,
+                      w->cur.length + BLOCK_ENTRY_SIZE * (guint64)n_blocks(stream, e->page_size),
+                      error))
     return FALSE;
+  compress = w->seg_version >= 2 && stream > 0;
+  g_return_val_if_fail(compress || stream == e->n_pages, FALSE);
+  if (compress)
+    w->cur.flags |= SQLENVFS_ARCHIVE_COMPRESSED;
+  w->cur_stream = stream;
   w->cur.seq = w->next_seq;
   w->cur.time = clamp_time(w, e->time);
   w->cur.aux_time = MIN(e->aux_time, w->cur.time);
   w->cur.offset = w->seg_size;
-  encode_header(&w->cur, buf);
+  if (!compress)
+    encode_header(&w->cur, buf); /* else: zeros until the length is known */
   for (guint32 i = 0; i < e->n_pages; i++)
     put32(buf + REC_HEADER_SIZE + 4 * i, pgnos[i]);
   w->rec_start = w->seg_size;
   w->seg_crc_before = w->seg_crc;
   w->cur_crc = 0;
-  if (!seg_append(w, buf, REC_HEADER_SIZE + list_len, error)) {
+  if (compress) {
+    gsize blk_cap = (gsize)pages_per_block(e->page_size) * e->page_size;
+    if (w->zctx == NULL) {
+      w->zctx = ZSTD_createCCtx();
+      if (w->zctx == NULL) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "archive %s: cannot create a zstd compression context (out of memory)",
+                    w->dir);
+        return FALSE;
+      }
+      w->blocks = g_array_new(FALSE, FALSE, BLOCK_ENTRY_SIZE);
+    }
+    if (w->zcap < ZSTD_compressBound(blk_cap)) {
+      w->zcap = ZSTD_compressBound(blk_cap);
+      w->zbuf = g_realloc(w->zbuf, w->zcap);
+      w->blk = g_realloc(w->blk, blk_cap);
+    }
+    w->blk_len = 0;
+    g_array_set_size(w->blocks, 0);
+    if (!seg_append(w, buf, REC_HEADER_SIZE, error)) {
+      cut_record(w);
+      return FALSE;
+    }
+    w->cur_crc = 0; /* the header is folded in by finish_compressed() */
+    if (!seg_append(w, buf + REC_HEADER_SIZE, list_len, error)) {
+      cut_record(w);
+      return FALSE;
+    }
+  } else if (!seg_append(w, buf, REC_HEADER_SIZE + list_len, error)) {
     cut_record(w);
     return FALSE;
   }
-  w->cur_remaining = (guint64)e->n_pages * e->page_size;
+  w->cur_compressed = compress;
+  w->cur_remaining = (guint64)stream * e->page_size;
   w->in_commit = TRUE;
+  return TRUE;
+}
+
+static gint64
+batch_clamp(SqlenvfsArchiveWriter *w, gint64 t)
+{
+  gint64 t0 = clamp_time(w, t);
+  return MAX(t0, w->batch_last_time);
+}
+
+gboolean
+sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
+                                     const guint32 *pgnos, GError **error)
+{
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(valid_page_size(e->page_size), FALSE);
+  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
+  if (!w->in_batch)
+    return begin_stream(w, e, pgnos, e->n_pages, FALSE, error);
+  /* In a batch: collect it (its sequence number and time are those it
+   * will be written with). */
+  g_return_val_if_fail(w->batch->len == 0 ||
+                         g_array_index(w->batch, SqlenvfsArchiveEntry, 0).page_size == e->page_size,
+                       FALSE);
+  w->cur = *e;
+  w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.reason = 0;
+  w->cur.text_len = 0;
+  w->cur.seq = 0; /* given when written (a roll may take a number first) */
+  w->cur.time = batch_clamp(w, e->time);
+  w->cur.aux_time = MIN(e->aux_time, w->cur.time);
+  w->cur_remaining = (guint64)e->n_pages * e->page_size;
+  g_array_append_vals(w->batch_pgnos, pgnos, e->n_pages);
+  w->in_commit = TRUE;
+  return TRUE;
+}
+
+/* Version 2: collect page bytes into blocks, storing each block when full. */
+static gboolean
+add_compressed(SqlenvfsArchiveWriter *w, const guint8 *data, gsize len, GError **error)
+{
+  gsize blk_cap = (gsize)pages_per_block(w->cur.page_size) * w->cur.page_size;
+  while (len > 0) {
+    gsize take = MIN(len, blk_cap - w->blk_len);
+    memcpy(w->blk + w->blk_len, data, take);
+    w->blk_len += take;
+    data += take;
+    len -= take;
+    if (w->blk_len == blk_cap && !flush_block(w, error))
+      return FALSE;
+  }
   return TRUE;
 }
 
@@ -1286,7 +1548,13 @@ sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gs
 {
   g_return_val_if_fail(w->in_commit, FALSE);
   g_return_val_if_fail(len <= w->cur_remaining, FALSE);
-  if (!seg_append(w, data, len, error)) {
+  if (w->in_batch) {
+    g_byte_array_append(w->batch_pages, data, (guint)len);
+    w->cur_remaining -= len;
+    return TRUE;
+  }
+  if (!(w->cur_compressed ? add_compressed(w, data, len, error)
+                          : seg_append(w, data, len, error))) {
     sqlenvfs_archive_writer_abort_commit(w);
     return FALSE;
   }
@@ -1299,7 +1567,13 @@ sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
 {
   g_return_val_if_fail(w->in_commit, FALSE);
   g_return_val_if_fail(w->cur_remaining == 0, FALSE);
-  if (!seg_finish_record(w, error)) {
+  if (w->in_batch) {
+    g_array_append_val(w->batch, w->cur);
+    w->batch_last_time = w->cur.time;
+    w->in_commit = FALSE;
+    return TRUE;
+  }
+  if ((w->cur_compressed && !finish_compressed(w, error)) || !seg_finish_record(w, error)) {
     sqlenvfs_archive_writer_abort_commit(w);
     return FALSE;
   }
@@ -1314,8 +1588,161 @@ sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
 {
   if (!w->in_commit)
     return;
-  cut_record(w);
   w->in_commit = FALSE;
+  if (w->in_batch) {
+    /* Drop what this commit added to the batch. */
+    guint64 pages_len = 0;
+    guint npg = 0;
+    for (guint i = 0; i < w->batch->len; i++)
+      npg += g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+    pages_len = (guint64)npg * w->cur.page_size;
+    g_array_set_size(w->batch_pgnos, npg);
+    g_byte_array_set_size(w->batch_pages, (guint)pages_len);
+    return;
+  }
+  cut_record(w);
+}
+
+void
+sqlenvfs_archive_writer_begin_batch(SqlenvfsArchiveWriter *w)
+{
+  g_return_if_fail(!w->in_batch && !w->in_commit);
+  if (w->batch == NULL) {
+    w->batch = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    w->batch_pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
+    w->batch_pages = g_byte_array_new();
+  }
+  g_array_set_size(w->batch, 0);
+  g_array_set_size(w->batch_pgnos, 0);
+  g_byte_array_set_size(w->batch_pages, 0);
+  w->batch_last_time = G_MININT64;
+  w->in_batch = TRUE;
+}
+
+guint
+sqlenvfs_archive_writer_batch_size(const SqlenvfsArchiveWriter *w, guint64 *page_bytes)
+{
+  if (page_bytes)
+    *page_bytes = w->in_batch ? w->batch_pages->len : 0;
+  return w->in_batch ? w->batch->len : 0;
+}
+
+void
+sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w)
+{
+  if (!w->in_batch)
+    return;
+  sqlenvfs_archive_writer_abort_commit(w);
+  w->in_batch = FALSE;
+}
+
+/* What end_batch() puts back when writing a batch fails. */
+typedef struct {
+  guint64 seg_size, next_seq, idx_size;
+  guint32 seg_crc;
+  gsize idx_stage_len;
+  gboolean has_last, has_last_state;
+  SqlenvfsArchiveEntry last, last_state;
+  gint64 last_time, alive;
+} WriterMark;
+
+gboolean
+sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint n = 0, first_page = 0;
+  const SqlenvfsArchiveEntry *e0;
+  guint64 bound;
+  WriterMark m;
+  gboolean batched;
+
+  g_return_val_if_fail(w->in_batch && !w->in_commit, FALSE);
+  w->in_batch = FALSE;
+  if (w->batch->len == 0)
+    return TRUE;
+  e0 = &g_array_index(w->batch, SqlenvfsArchiveEntry, 0);
+  n = w->batch_pgnos->len;
+  batched = w->batch->len > 1 && n > 0 && w->version >= 2;
+
+  /* Room for all of it in one segment (so that a failure cuts it all off
+   * again): batched, the first record with every page, then one record per
+   * other commit; else a record per commit. */
+  if (batched) {
+    bound = commit_length(n, e0->page_size) +
+            BLOCK_ENTRY_SIZE * (guint64)n_blocks(n, e0->page_size);
+    for (guint i = 1; i < w->batch->len; i++)
+      bound += REC_EMPTY_SIZE +
+               4 * (guint64)g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+  } else {
+    bound = 0;
+    for (guint i = 0; i < w->batch->len; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      bound += commit_length(e->n_pages, e->page_size) +
+               BLOCK_ENTRY_SIZE * (guint64)n_blocks(e->n_pages, e->page_size);
+    }
+  }
+  if (!prepare_record(w, bound, error))
+    return FALSE;
+  index_flush(w);
+  m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->idx_stage_len,
+                    w->has_last, w->has_last_state, w->last, w->last_state, w->last_time,
+                    w->alive };
+  if (!batched) {
+    /* One commit, or no pages, or version 1: one record each. */
+    for (guint i = 0; i < w->batch->len; i++) {
+      SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      if (!begin_stream(w, e, &g_array_index(w->batch_pgnos, guint32, first_page), e->n_pages,
+                        TRUE, error) ||
+          !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data +
+                                                  (gsize)first_page * e->page_size,
+                                             (gsize)e->n_pages * e->page_size, error) ||
+          !sqlenvfs_archive_writer_end_commit(w, error))
+        goto fail;
+      first_page += e->n_pages;
+    }
+    return TRUE;
+  }
+  if (!begin_stream(w, e0, &g_array_index(w->batch_pgnos, guint32, 0), n, TRUE, error) ||
+      !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data, w->batch_pages->len, error) ||
+      !sqlenvfs_archive_writer_end_commit(w, error))
+    goto fail;
+  first_page = e0->n_pages;
+  for (guint i = 1; i < w->batch->len; i++) {
+    SqlenvfsArchiveEntry e = g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+    g_autofree guint8 *body = g_malloc(MAX(4 * (gsize)e.n_pages, 1));
+    for (guint32 k = 0; k < e.n_pages; k++)
+      put32(body + 4 * k, g_array_index(w->batch_pgnos, guint32, first_page + k));
+    e.flags |= SQLENVFS_ARCHIVE_BATCHED;
+    e.reason = i;          /* records back to the batch's first */
+    e.text_len = first_page; /* its first page there */
+    /* Its number is given now: rolling the segment took one for the seal. */
+    if (!write_simple(w, &e, body, 4 * (gsize)e.n_pages, FALSE, error))
+      goto fail;
+    first_page += e.n_pages;
+  }
+  return TRUE;
+
+fail:
+  /* Cut the whole batch off: its later records need its first. */
+  w->stage_len = 0;
+  if (w->seg_fd >= 0 && ftruncate(w->seg_fd, (off_t)m.seg_size) != 0)
+    g_warning("archive %s: could not cut off a failed batch in %s: %s (the archiver "
+              "discards it on its next start)", w->dir, w->seg_path, g_strerror(errno));
+  w->seg_size = m.seg_size;
+  w->seg_crc = m.seg_crc;
+  w->next_seq = m.next_seq;
+  w->has_last = m.has_last;
+  w->has_last_state = m.has_last_state;
+  w->last = m.last;
+  w->last_state = m.last_state;
+  w->last_time = m.last_time;
+  w->alive = m.alive;
+  /* The index was flushed before the batch: cut what it got of it. */
+  w->idx_stage_len = 0;
+  if (w->idx_size != m.idx_size && w->idx_fd >= 0 &&
+      ftruncate(w->idx_fd, (off_t)m.idx_size) != 0)
+    w->idx_broken = TRUE; /* readers check entries; the next start rewrites it */
+  w->idx_size = m.idx_size;
+  return FALSE;
 }
 
 /* The index is derived (invariant 6): it is made durable only when its
@@ -1390,6 +1817,11 @@ struct _SqlenvfsArchive {
   gint64 alive_file;
   guint64 alive_seq;
   gboolean has_alive;
+  ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
+  /* The batch first record read_member() last checked whole: segment + 1
+   * (0: none) and offset; its other commits need not read it again. */
+  guint checked_batch_seg;
+  guint64 checked_batch_off;
   /* The last segment's index had an entry that does not follow from the
    * ones before it; a refresh scans the segment instead, as open did. */
   gboolean is_last_index_bad;
@@ -1412,6 +1844,7 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   g_array_free(a->fds, TRUE);
   g_array_free(a->segments, TRUE);
   g_array_free(a->entries, TRUE);
+  ZSTD_freeDCtx(a->dctx);
   g_free(a->dir);
   g_free(a);
 }
@@ -1779,6 +2212,209 @@ corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const c
   return FALSE;
 }
 
+/* Version 2: check the blocks of the compressed COMMIT @e held whole in
+ * @rec (its header, body and trailer, already checked against the record's
+ * checksum): the block table must cover the block data exactly, each block
+ * match its crc32 and decompress to exactly its pages. The pages go to
+ * @dst (n_pages * page_size bytes) when it is not NULL. Returns NULL when
+ * all is right, else what is wrong ("has ..."). */
+static const char *
+check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx)
+{
+  guint32 sp = stream_pages(e);
+  guint32 ppb = pages_per_block(e->page_size), nb = n_blocks(sp, e->page_size);
+  const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
+  const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
+  g_autofree guint8 *scratch = dst ? NULL : g_malloc((gsize)ppb * e->page_size);
+  const char *why = NULL;
+
+  for (guint32 j = 0; j < nb && why == NULL; j++) {
+    gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
+    gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
+    guint8 *out = dst ? dst + (gsize)j * ppb * e->page_size : scratch;
+    if (stored == 0 || stored > raw || stored > (gsize)(table - pos)) {
+      why = "has a block table that does not match its data";
+    } else if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4)) {
+      why = "has a compressed block that fails its checksum";
+    } else if (stored == raw) {
+      memcpy(out, pos, raw);
+    } else {
+      size_t r = ZSTD_decompressDCtx(dctx, out, raw, pos, stored);
+      if (ZSTD_isError(r) || r != raw)
+        why = "has a compressed block that does not decompress to its pages";
+    }
+    pos += stored;
+  }
+  if (why == NULL && pos != table)
+    why = "has bytes between its last block and its block table";
+  return why;
+}
+
+/* Version 2: read the compressed COMMIT @e whole and check it: its header
+ * against @e, its checksum, its page numbers, its blocks (check_blocks).
+ * Returns the page numbers, and the pages in *@pages when it is not NULL. */
+static guint32 *
+read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages,
+                GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint8 *out = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  SqlenvfsArchiveEntry disk;
+  const char *why;
+  gsize got;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_try_malloc(e->length);
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: no memory for record %" G_GUINT64_FORMAT
+                " (%" G_GUINT64_FORMAT " bytes)", path, e->seq, e->length);
+    return NULL;
+  }
+  if (!pread_full(fd, rec, e->length, e->offset, &got, path, error))
+    return NULL;
+  if (got < e->length) {
+    corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!decode_header(rec, &disk) || !same_header(&disk, e)) {
+    corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  if (get32(rec + e->length - 4) != REC_END_MAGIC ||
+      get32(rec + e->length - REC_TRAILER_SIZE) != crc(0, rec, e->length - REC_TRAILER_SIZE)) {
+    corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(rec + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  if (pages != NULL) {
+    out = g_try_malloc(MAX((gsize)stream_pages(e) * e->page_size, 1));
+    if (out == NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "read archive segment %s: no memory for the %u pages of record %" G_GUINT64_FORMAT,
+                  path, e->n_pages, e->seq);
+      return NULL;
+    }
+  }
+  if (a->dctx == NULL)
+    a->dctx = ZSTD_createDCtx();
+  g_assert(a->dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  why = check_blocks(e, rec, out, a->dctx);
+  if (why != NULL) {
+    corrupt(error, path, e, why);
+    return NULL;
+  }
+  if (pages != NULL)
+    *pages = g_steal_pointer(&out);
+  return g_steal_pointer(&pgnos);
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_batch_first(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint32 *first)
+{
+  const SqlenvfsArchiveEntry *base = (const SqlenvfsArchiveEntry *)a->entries->data;
+  guint64 want;
+  gint64 i = -1;
+
+  g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_BATCHED, NULL);
+  if (e->reason == 0 || e->seq <= e->reason)
+    return NULL;
+  want = e->seq - e->reason;
+  /* @e is normally an entry of @a: look just before it. */
+  if (e >= base && e < base + a->entries->len)
+    i = e - base;
+  else
+    i = (gint64)a->entries->len;
+  for (gint64 j = i - 1; j >= 0; j--) {
+    const SqlenvfsArchiveEntry *h = base + j;
+    if (h->seq != 0 && h->seq < want)
+      break;
+    if (h->seq == want) {
+      if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
+          !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+          (guint64)e->text_len + e->n_pages > stream_pages(h))
+        return NULL;
+      *first = e->text_len;
+      return h;
+    }
+  }
+  return NULL;
+}
+
+/* A commit of a batch: read its own record whole and check it, then the
+ * batch's first record, which holds its pages (checked once per batch when
+ * only checking: @pages NULL). */
+static guint32 *
+read_member(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages, GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint32 *hp = NULL;
+  g_autofree guint8 *all = NULL;
+  const SqlenvfsArchiveEntry *h;
+  SqlenvfsArchiveEntry disk;
+  guint32 first = 0;
+  gsize got;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_malloc(e->length);
+  if (!pread_full(fd, rec, e->length, e->offset, &got, path, error))
+    return NULL;
+  if (got < e->length) {
+    corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!decode_header(rec, &disk) || !same_header(&disk, e)) {
+    corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  if (get32(rec + e->length - 4) != REC_END_MAGIC ||
+      get32(rec + e->length - REC_TRAILER_SIZE) != crc(0, rec, e->length - REC_TRAILER_SIZE)) {
+    corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(rec + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  h = sqlenvfs_archive_batch_first(a, e, &first);
+  if (h == NULL) {
+    corrupt(error, path, e, "belongs to a batch whose first record, which holds its pages, is "
+            "missing or does not match");
+    return NULL;
+  }
+  if (pages == NULL && a->checked_batch_seg == h->segment + 1 &&
+      a->checked_batch_off == h->offset)
+    return g_steal_pointer(&pgnos);
+  hp = read_compressed(a, h, pages ? &all : NULL, error);
+  if (hp == NULL)
+    return NULL;
+  a->checked_batch_seg = h->segment + 1;
+  a->checked_batch_off = h->offset;
+  if (pages != NULL) {
+    *pages = g_memdup2(all + (gsize)first * e->page_size, MAX((gsize)e->n_pages * e->page_size, 1));
+  }
+  return g_steal_pointer(&pgnos);
+}
+
 guint32 *
 sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
                              guint64 *data_offset, GError **error)
@@ -1795,6 +2431,14 @@ sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
   guint8 trailer[REC_TRAILER_SIZE];
 
   g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
+  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+    *data_offset = 0;
+    return read_compressed(a, e, NULL, error);
+  }
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+    *data_offset = 0;
+    return read_member(a, e, NULL, error);
+  }
   path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
   fd = segment_fd(a, e->segment, error);
   if (fd < 0)
@@ -1842,6 +2486,254 @@ sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
   }
   *data_offset = e->offset + REC_HEADER_SIZE + list_len;
   return g_steal_pointer(&pgnos);
+}
+
+guint32 *
+sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                   guint8 **pages, GError **error)
+{
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint8 *out = NULL;
+  guint64 data = 0;
+  gsize len = (gsize)e->n_pages * e->page_size, got;
+  int fd;
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+    return read_member(a, e, pages, error);
+  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+    /* Only its own pages (a batch's first record holds others after). */
+    g_autofree guint8 *all = NULL;
+    g_autofree guint32 *own = read_compressed(a, e, &all, error);
+    if (own == NULL)
+      return NULL;
+    if (stream_pages(e) == e->n_pages)
+      *pages = g_steal_pointer(&all);
+    else
+      *pages = g_memdup2(all, MAX((gsize)e->n_pages * e->page_size, 1));
+    return g_steal_pointer(&own);
+  }
+  pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+  if (pgnos == NULL)
+    return NULL;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  out = g_malloc(MAX(len, 1));
+  if (!pread_full(fd, out, len, data, &got,
+                  g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path, error))
+    return NULL;
+  if (got < len) {
+    corrupt(error, g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path, e,
+            "is cut short (the file is truncated)");
+    return NULL;
+  }
+  *pages = g_steal_pointer(&out);
+  return g_steal_pointer(&pgnos);
+}
+
+/* ------------------------------------------------------------------ */
+/* Compressed records as a source of page images (version 2)           */
+
+typedef struct {
+  guint64 offset, length;
+  guint32 n_pages, page_size; /* n_pages: in its blocks (stream_pages()) */
+  guint32 own_pages;          /* its own: the page numbers it lists      */
+} SrcRecord;
+
+struct _SqlenvfsArchiveRecordSource {
+  char *path;
+  int fd;
+  guint32 page_size;
+  GArray *records;   /* SrcRecord, in the order first registered               */
+  GArray *refs;      /* guint64 per registered page: record index << 32 | page */
+  /* The block last read: record index, block, its pages. */
+  gint64 cached_rec;
+  guint32 cached_block;
+  guint8 *cache, *zbuf;
+  gsize zcap;
+  /* The block table of the record last read, as byte offsets of blocks. */
+  gint64 table_rec;
+  GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
+  GArray *crcs;      /* guint32 per block: its crc32                           */
+  ZSTD_DCtx *dctx;
+};
+
+SqlenvfsArchiveRecordSource *
+sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
+{
+  SqlenvfsArchiveRecordSource *src;
+  const char *path;
+  int fd;
+
+  g_return_val_if_fail(segment < a->segments->len, NULL);
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, segment).path;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open archive segment", path);
+    return NULL;
+  }
+  src = g_new0(SqlenvfsArchiveRecordSource, 1);
+  src->path = g_strdup(path);
+  src->fd = fd;
+  src->records = g_array_new(FALSE, FALSE, sizeof(SrcRecord));
+  src->refs = g_array_new(FALSE, FALSE, sizeof(guint64));
+  src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
+  src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
+  src->cached_rec = src->table_rec = -1;
+  src->dctx = ZSTD_createDCtx();
+  if (src->dctx == NULL) {
+    sqlenvfs_archive_record_source_free(src);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: cannot create a zstd context (out of memory)", path);
+    return NULL;
+  }
+  return src;
+}
+
+void
+sqlenvfs_archive_record_source_free(gpointer p)
+{
+  SqlenvfsArchiveRecordSource *src = p;
+  if (src == NULL)
+    return;
+  if (src->fd >= 0)
+    close(src->fd);
+  ZSTD_freeDCtx(src->dctx);
+  g_array_free(src->records, TRUE);
+  g_array_free(src->refs, TRUE);
+  g_array_free(src->starts, TRUE);
+  g_array_free(src->crcs, TRUE);
+  g_free(src->cache);
+  g_free(src->zbuf);
+  g_free(src->path);
+  g_free(src);
+}
+
+goffset
+sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
+                                   const SqlenvfsArchiveEntry *e, guint32 k)
+{
+  SrcRecord *last = src->records->len
+                      ? &g_array_index(src->records, SrcRecord, src->records->len - 1)
+                      : NULL;
+  guint64 ref;
+
+  g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_COMPRESSED, 0);
+  g_return_val_if_fail(k < stream_pages(e), 0);
+  g_return_val_if_fail(src->page_size == 0 || src->page_size == e->page_size, 0);
+  src->page_size = e->page_size;
+  if (last == NULL || last->offset != e->offset) {
+    SrcRecord r = { e->offset, e->length, stream_pages(e), e->page_size, e->n_pages };
+    g_array_append_val(src->records, r);
+  }
+  ref = ((guint64)(src->records->len - 1) << 32) | k;
+  g_array_append_val(src->refs, ref);
+  return (goffset)(src->refs->len - 1) * src->page_size;
+}
+
+static gboolean
+source_corrupt(SqlenvfsArchiveRecordSource *src, const SrcRecord *r, const char *why,
+               GError **error)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "archive segment %s is corrupt: the record at offset %" G_GUINT64_FORMAT
+              " %s (run `sqlenvfs verify`)", src->path, r->offset, why);
+  return FALSE;
+}
+
+/* Make block @j of record @ri the cached one. */
+static gboolean
+source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **error)
+{
+  const SrcRecord *r = &g_array_index(src->records, SrcRecord, ri);
+  guint32 ppb = pages_per_block(r->page_size), nb = n_blocks(r->n_pages, r->page_size);
+  gsize raw = (gsize)MIN(ppb, r->n_pages - j * ppb) * r->page_size, stored, got;
+  guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->own_pages;
+  guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
+  g_autofree guint8 *table = NULL;
+  guint32 want_crc;
+
+  if (src->cached_rec == (gint64)ri && src->cached_block == j)
+    return TRUE;
+  if (src->table_rec != (gint64)ri) {
+    guint64 at = first;
+    table = g_malloc((gsize)nb * BLOCK_ENTRY_SIZE);
+    if (!pread_full(src->fd, table, (gsize)nb * BLOCK_ENTRY_SIZE, r->offset + table_off, &got,
+                    src->path, error))
+      return FALSE;
+    if (got < (gsize)nb * BLOCK_ENTRY_SIZE)
+      return source_corrupt(src, r, "is cut short (the file is truncated)", error);
+    src->table_rec = -1;
+    g_array_set_size(src->starts, 0);
+    g_array_set_size(src->crcs, 0);
+    for (guint32 b = 0; b <= nb; b++) {
+      g_array_append_val(src->starts, at);
+      if (b < nb) {
+        guint32 c = get32(table + (gsize)b * BLOCK_ENTRY_SIZE + 4);
+        at += get32(table + (gsize)b * BLOCK_ENTRY_SIZE);
+        g_array_append_val(src->crcs, c);
+      }
+    }
+    if (at != table_off)
+      return source_corrupt(src, r, "has a block table that does not match its data", error);
+    src->table_rec = ri;
+    src->cached_rec = -1;
+  }
+  stored = (gsize)(g_array_index(src->starts, guint64, j + 1) -
+                   g_array_index(src->starts, guint64, j));
+  want_crc = g_array_index(src->crcs, guint32, j);
+  if (stored == 0 || stored > raw)
+    return source_corrupt(src, r, "has a block table that does not match its data", error);
+  if (src->zcap < MAX(stored, (gsize)ppb * r->page_size)) {
+    src->zcap = MAX(stored, (gsize)ppb * r->page_size);
+    src->zbuf = g_realloc(src->zbuf, src->zcap);
+    src->cache = g_realloc(src->cache, src->zcap);
+  }
+  if (!pread_full(src->fd, src->zbuf, stored,
+                  r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
+    return FALSE;
+  if (got < stored)
+    return source_corrupt(src, r, "is cut short (the file is truncated)", error);
+  if (crc(0, src->zbuf, stored) != want_crc)
+    return source_corrupt(src, r, "has a compressed block that fails its checksum", error);
+  if (stored == raw) {
+    memcpy(src->cache, src->zbuf, raw);
+  } else {
+    size_t n = ZSTD_decompressDCtx(src->dctx, src->cache, raw, src->zbuf, stored);
+    if (ZSTD_isError(n) || n != raw)
+      return source_corrupt(src, r, "has a compressed block that does not decompress to its "
+                            "pages", error);
+  }
+  src->cached_rec = ri;
+  src->cached_block = j;
+  return TRUE;
+}
+
+gssize
+sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset off,
+                                    GError **error)
+{
+  SqlenvfsArchiveRecordSource *src = p;
+  guint64 i, within, ref;
+  guint32 ri, k, ppb;
+  gsize n;
+
+  if (src->page_size == 0 || off < 0)
+    return 0;
+  i = (guint64)off / src->page_size;
+  within = (guint64)off % src->page_size;
+  if (i >= src->refs->len)
+    return 0;
+  ref = g_array_index(src->refs, guint64, i);
+  ri = (guint32)(ref >> 32);
+  k = (guint32)ref;
+  ppb = pages_per_block(src->page_size);
+  if (!source_load(src, ri, k / ppb, error))
+    return -1;
+  n = (gsize)MIN((guint64)len, src->page_size - within);
+  memcpy(buf, src->cache + (gsize)(k % ppb) * src->page_size + within, n);
+  return (gssize)n;
 }
 
 char *
@@ -2286,6 +3178,34 @@ verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_tor
   /* Fewer entries than records: the unindexed tail of a live segment. */
 }
 
+/* Version 2: read the compressed COMMIT @e (whose checksum read_record()
+ * found right) again and check its blocks; *why says what is wrong, if
+ * anything. FALSE only on an I/O error. */
+static gboolean
+verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GError **error)
+{
+  g_autofree guint8 *rec = g_try_malloc(e->length);
+  gsize got;
+
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "verify %s: no memory for record %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
+                " bytes)", sf->path, e->seq, e->length);
+    return FALSE;
+  }
+  if (!pread_full(sf->fd, rec, e->length, e->offset, &got, sf->path, error))
+    return FALSE;
+  if (got < e->length) {
+    *why = "is cut short";
+  } else {
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+    *why = check_blocks(e, rec, NULL, dctx);
+    ZSTD_freeDCtx(dctx);
+  }
+  return TRUE;
+}
+
 /* The index of the segment being written is synced only when the segment
  * is sealed, and the archiver rewrites it on its next start: after a power
  * cut its unsynced entries may be anything. Its damage is noted, not
@@ -2462,6 +3382,30 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
         problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
                 G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
         break;
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
+        /* Its pages are in the batch's first record, earlier in this
+         * segment (checked itself as a compressed record). */
+        const SqlenvfsArchiveEntry *h =
+          e.reason <= records->len
+            ? &g_array_index(records, SqlenvfsArchiveEntry, records->len - e.reason)
+            : NULL;
+        if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
+            !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+            (guint64)e.text_len + e.n_pages > stream_pages(h))
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " belongs to a batch whose first record is missing or does not hold its "
+                  "pages", seq, off);
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
+        const char *why = NULL;
+        if (!verify_blocks(&sf, &e, &why, error)) {
+          seg_file_close(&sf);
+          return FALSE;
+        }
+        if (why != NULL)
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " %s", seq, off, why);
       }
       if (e.type == SQLENVFS_ARCHIVE_SEAL) {
         if (e.reason != before)

@@ -51,7 +51,9 @@
  *   (2) The cursor (the position after the last archived commit) advances
  *       only after the commit's record is completely written; a failed write
  *       leaves the cursor and the read transaction where they were, so the
- *       frames stay in the WAL until a later attempt succeeds.
+ *       frames stay in the WAL until a later attempt succeeds. Commits are
+ *       written in batches (all of a batch or none): a failed batch puts the
+ *       cursor back to where the batch began.
  *   (3) Checkpoints hold the write lock from before the final capture until
  *       after the rotation that follows the checkpoint.
  *   (5) Continuity after a restart of the archiver (or a reopen) is decided
@@ -111,6 +113,9 @@
 #define PRE_ENOUGH 32                  /* ... until no more than this many frames are left */
 #define WAL_BUF (4u << 20)
 #define PAGE_BUF (1u << 20)
+#define BATCH_COMMITS 64        /* commits written as one batch, at most       */
+#define BATCH_BYTES (1u << 20)  /* page bytes of a batch, about; larger commits
+                                 * are written on their own                    */
 #define N_LATENCY 4096
 
 /* ------------------------------------------------------------------ */
@@ -736,30 +741,67 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
     res->reached_end = TRUE;
     return TRUE;
   }
+  /* The commits of one capture are written as batches (one compressed
+   * block stream for several commits, each still its own record and
+   * restore point), of at most BATCH_COMMITS commits and about BATCH_BYTES
+   * of pages; a larger commit is written on its own. A batch is written
+   * whole or not at all, so the cursor goes back to where it began when
+   * writing it fails (invariant 2). */
+  SqlenvfsWalCursor batch_saved = d->cur;
+  sqlenvfs_archive_writer_begin_batch(d->w);
   for (;;) {
     SqlenvfsWalCommit c = { 0 };
-    SqlenvfsWalCursor saved = d->cur;
+    SqlenvfsWalCursor before = d->cur;
     guint32 commit_frame = next_commit_frame(d, max);
     gint64 captured;
-    gboolean ok;
+    gboolean ok, alone;
+    guint64 batch_bytes;
 
     if (commit_frame == 0)
       break;
     if (!sqlenvfs_wal_next_commit(wal_source_read, &d->wal, &d->cur, commit_frame, &c, error)) {
-      if (error && *error)
+      if (error && *error) {
+        sqlenvfs_archive_writer_abort_batch(d->w);
+        d->cur = batch_saved;
         return FALSE;
+      }
       break;
+    }
+    alone = (guint64)c.pgnos->len * d->cur.hdr.page_size > BATCH_BYTES;
+    if (alone) {
+      if (!sqlenvfs_archive_writer_end_batch(d->w, error)) {
+        sqlenvfs_wal_commit_clear(&c);
+        d->cur = batch_saved;
+        return FALSE;
+      }
+      batch_saved = before; /* the batch is written; this one is not yet */
     }
     captured = stamp ? stamp : sqlenvfs_clock_now();
     ok = write_commit(d, &c, captured, scan_began, &res->n_bytes, error);
     res->n_frames += c.commit_frame - c.first_frame + 1;
     sqlenvfs_wal_commit_clear(&c);
     if (!ok) {
-      d->cur = saved; /* invariant 2 */
+      if (!alone)
+        sqlenvfs_archive_writer_abort_batch(d->w);
+      d->cur = batch_saved; /* invariant 2 */
       return FALSE;
     }
     res->n_commits++;
     res->last_captured = captured;
+    if (alone ||
+        sqlenvfs_archive_writer_batch_size(d->w, &batch_bytes) >= BATCH_COMMITS ||
+        batch_bytes >= BATCH_BYTES) {
+      if (!alone && !sqlenvfs_archive_writer_end_batch(d->w, error)) {
+        d->cur = batch_saved;
+        return FALSE;
+      }
+      batch_saved = d->cur;
+      sqlenvfs_archive_writer_begin_batch(d->w);
+    }
+  }
+  if (!sqlenvfs_archive_writer_end_batch(d->w, error)) {
+    d->cur = batch_saved; /* invariant 2 */
+    return FALSE;
   }
   res->reached_end = si == NULL || si->salt1 != h.salt1 || si->salt2 != h.salt2 ||
                      d->cur.next_frame > si->mx_frame;

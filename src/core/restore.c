@@ -770,41 +770,31 @@ base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path, GErr
   guint n = sqlenvfs_archive_n_entries(a);
   const SqlenvfsArchiveEntry *e = NULL;
   g_autofree guint32 *pgnos = NULL;
-  g_autofree guchar *rec = NULL;
+  g_autofree guint8 *pages = NULL;
   g_autofree guchar *mine = NULL;
   g_autoptr(GHashTable) seen = NULL;
-  const char *seg;
-  guint64 data;
-  int sfd;
 
   for (guint i = n; i > 0 && e == NULL; i--)
     if (sqlenvfs_archive_entry(a, i - 1)->seq == seq)
       e = sqlenvfs_archive_entry(a, i - 1);
   if (e == NULL || e->type != SQLENVFS_ARCHIVE_COMMIT)
     return TRUE;
-  pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+  /* The record's page images in any form (stored whole, compressed, or in
+   * its batch's first record), checked as they are read. */
+  pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, error);
   if (pgnos == NULL)
     return FALSE;
-  seg = sqlenvfs_archive_segment(a, e->segment)->path;
-  sfd = open(seg, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (sfd < 0) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", seg, g_strerror(errno));
-    return FALSE;
-  }
-  rec = g_malloc(e->page_size);
   mine = g_malloc(e->page_size);
   seen = g_hash_table_new(g_direct_hash, g_direct_equal);
   for (guint32 k = e->n_pages; k > 0; k--) {
     guint32 pg = pgnos[k - 1];
     gsize skip = pg == 1 ? 100 : 0;
+    const guint8 *rec = pages + (gsize)(k - 1) * e->page_size;
     if (pg > e->db_pages || g_hash_table_contains(seen, GUINT_TO_POINTER(pg)))
       continue; /* past the size, or an earlier version of a page the record wrote again */
     g_hash_table_add(seen, GUINT_TO_POINTER(pg));
-    if (pread(sfd, rec, e->page_size, (off_t)(data + (guint64)(k - 1) * e->page_size)) !=
-            (ssize_t)e->page_size ||
-        pread(fd, mine, e->page_size, (off_t)(pg - 1) * e->page_size) != (ssize_t)e->page_size ||
+    if (pread(fd, mine, e->page_size, (off_t)(pg - 1) * e->page_size) != (ssize_t)e->page_size ||
         memcmp(rec + skip, mine + skip, e->page_size - skip) != 0) {
-      close(sfd);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "%s does not hold the state its MANIFEST names (page %u differs from archived "
                   "record %" G_GUINT64_FORMAT "; the MANIFEST's WAL position is wrong)",
@@ -812,7 +802,6 @@ base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path, GErr
       return FALSE;
     }
   }
-  close(sfd);
   return TRUE;
 }
 
@@ -943,6 +932,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
   g_autofree guint *seg_src = NULL;
+  g_autofree guint *rec_src = NULL;
+  g_autofree SqlenvfsArchiveRecordSource **rec_obj = NULL;
   SqlenvfsFileSource *base;
   guint n, zero_src = 0;
   gint from = -1, to = -1;
@@ -984,6 +975,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   }
 
   seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
+  rec_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
+  rec_obj = g_new0(SqlenvfsArchiveRecordSource *, sqlenvfs_archive_n_segments(a));
 
   for (gint i = from + 1; i <= to; i++) {
     const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
@@ -1002,17 +995,40 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
     pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
     if (pgnos == NULL)
       return NULL;
-    if (seg_src[e->segment] == 0) {
-      const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
-      SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
-      if (fs == NULL)
-        return NULL;
-      seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
-                                                      sqlenvfs_file_source_close);
+    if (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
+      /* Read through the record source, which decompresses on demand; a
+       * commit of a batch has its pages in the batch's first record. */
+      const SqlenvfsArchiveEntry *holder = e;
+      guint32 first = 0;
+      if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+        holder = sqlenvfs_archive_batch_first(a, e, &first);
+        g_assert(holder != NULL); /* read_commit() found it */
+      }
+      if (rec_src[e->segment] == 0) {
+        rec_obj[e->segment] = sqlenvfs_archive_record_source_new(a, e->segment, error);
+        if (rec_obj[e->segment] == NULL)
+          return NULL;
+        rec_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_archive_record_source_read,
+                                                        rec_obj[e->segment],
+                                                        sqlenvfs_archive_record_source_free);
+      }
+      for (guint32 k = 0; k < e->n_pages; k++)
+        sqlenvfs_image_set_page(img, pgnos[k], rec_src[e->segment],
+                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], holder,
+                                                                   first + k));
+    } else {
+      if (seg_src[e->segment] == 0) {
+        const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
+        SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
+        if (fs == NULL)
+          return NULL;
+        seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
+                                                        sqlenvfs_file_source_close);
+      }
+      for (guint32 k = 0; k < e->n_pages; k++)
+        sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
+                                (goffset)(data + (guint64)k * e->page_size));
     }
-    for (guint32 k = 0; k < e->n_pages; k++)
-      sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
-                              (goffset)(data + (guint64)k * e->page_size));
     if (e->db_pages < cur_pages) {
       if (zero_src == 0)
         zero_src = sqlenvfs_image_add_source(img, zero_read, NULL, NULL);

@@ -3,6 +3,7 @@
  * bytes: segment headers, records, index files and the alive file, through
  * the public functions that read them from disk: sqlenvfs_archive_open()
  * (index, then a scan of the segment past it), _refresh(), _read_commit(),
+ * _read_commit_pages() (version 2: compressed blocks and batches),
  * _read_gap_text(), _verify(), _prune() (a dry run), and the crash recovery
  * of sqlenvfs_archive_writer_open() (which truncates a torn tail and
  * rewrites the last index).
@@ -20,8 +21,9 @@
  *
  * Checks the contracts of archive.h: every entry lies inside its segment, a
  * missing sequence number is a synthetic DAMAGED gap, a COMMIT that reads
- * back has its page images inside the segment, and a refresh with nothing
- * new changes nothing.
+ * back has its page images inside its record (version 1) or reports none
+ * there (version 2, data offset 0) and the same page numbers read with its
+ * pages, and a refresh with nothing new changes nothing.
  */
 #include "fuzzutil.h"
 
@@ -237,11 +239,24 @@ read_all(void)
       guint64 data_offset = 0;
       g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit(a, e, &data_offset, &rerr);
       if (pgnos != NULL) {
-        if (data_offset + (guint64)e->n_pages * e->page_size + 8 > e->offset + e->length)
+        gboolean packed = (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) != 0;
+        if (packed ? data_offset != 0
+                   : data_offset + (guint64)e->n_pages * e->page_size + 8 > e->offset + e->length)
           fail("page images beyond their record", e->seq);
         for (guint32 p = 0; p < e->n_pages; p++)
           if (pgnos[p] == 0)
             fail("page number 0 read back", e->seq);
+        /* Version 2: the pages decompressed (or from the batch's first
+         * record), when few enough to hold. */
+        if (packed && (guint64)e->n_pages * e->page_size <= 16 << 20) {
+          g_autoptr(GError) perr = NULL;
+          g_autofree guint8 *pages = NULL;
+          g_autofree guint32 *again = sqlenvfs_archive_read_commit_pages(a, e, &pages, &perr);
+          if (again == NULL && perr == NULL)
+            fail("a COMMIT whose pages failed without an error", e->seq);
+          if (again != NULL && memcmp(again, pgnos, (gsize)e->n_pages * 4) != 0)
+            fail("page numbers that differ between read_commit and read_commit_pages", e->seq);
+        }
       } else if (rerr == NULL) {
         fail("a COMMIT that failed without an error", e->seq);
       }

@@ -131,7 +131,16 @@ add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
   if (!sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error))
     die("begin commit", error);
   for (guint i = 0; i < n; i++) {
+    /* Half pseudo-random bytes, half one byte: compressed, but not to
+     * nothing. */
+    guint32 x = k * 64 + i + 1;
     memset(page, (int)(k + i), sizeof page);
+    for (gsize b = 0; b < sizeof page / 2; b++) {
+      x ^= x << 13; /* xorshift32 */
+      x ^= x >> 17;
+      x ^= x << 5;
+      page[b] = (guint8)x;
+    }
     if (!sqlenvfs_archive_writer_add_pages(w, page, sizeof page, &error))
       die("add pages", error);
   }
@@ -167,11 +176,15 @@ pack_archive(const char *dir, gboolean with_index, gboolean with_alive)
   return out;
 }
 
+/* The writer writes version 2 segments (archive-v2-*). The archive-* seeds
+ * without v2 in their names were written by the version 1 writer and are
+ * kept, as version 1 segments stay readable. */
 static void
 gen_archive(const char *tmp)
 {
   g_autofree char *small = g_build_filename(tmp, "small", NULL);
   g_autofree char *rolled = g_build_filename(tmp, "rolled", NULL);
+  g_autofree char *batched = g_build_filename(tmp, "batched", NULL);
   SqlenvfsArchiveEntry wal = { 0 };
   GError *error = NULL;
   GByteArray *b;
@@ -203,11 +216,11 @@ gen_archive(const char *tmp)
       die("sync archive", error);
   }
   b = pack_archive(small, TRUE, TRUE);
-  emit("archive", "archive-small", b->data, b->len);
+  emit("archive", "archive-v2-small", b->data, b->len);
   /* A torn last record (an interrupted write) and no index or alive file. */
   g_byte_array_free(b, TRUE);
   b = pack_archive(small, FALSE, FALSE);
-  emit("archive", "archive-torn-noindex", b->data, b->len - 300);
+  emit("archive", "archive-v2-torn-noindex", b->data, b->len - 300);
   g_byte_array_free(b, TRUE);
 
   /* Two segments: the first full and sealed. */
@@ -219,13 +232,39 @@ gen_archive(const char *tmp)
     wal.commit_frame = 0;
     if (!sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &wal, &error))
       die("add gap", error);
-    for (guint k = 1; k <= 26; k++)
+    for (guint k = 1; k <= 50; k++)
       add_commit(w, k, 5);
     if (!sqlenvfs_archive_writer_sync(w, &error))
       die("sync archive", error);
   }
   b = pack_archive(rolled, TRUE, FALSE);
-  emit("archive", "archive-two-segments", b->data, b->len);
+  emit("archive", "archive-v2-two-segments", b->data, b->len);
+  g_byte_array_free(b, TRUE);
+
+  /* A batch of three commits (the first record holds all their pages),
+   * then a commit alone. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(batched, 64 * 1024, 0600,
+                                                                      &error);
+    if (w == NULL)
+      die("open archive writer", error);
+    wal.page_size = 512;
+    wal.commit_frame = 0;
+    if (!sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &wal, &error))
+      die("add gap", error);
+    sqlenvfs_archive_writer_begin_batch(w);
+    add_commit(w, 1, 2);
+    add_commit(w, 2, 3);
+    add_commit(w, 3, 1);
+    if (!sqlenvfs_archive_writer_end_batch(w, &error))
+      die("end batch", error);
+    add_commit(w, 4, 2);
+    if (!sqlenvfs_archive_writer_sync(w, &error) ||
+        !sqlenvfs_archive_writer_set_alive(w, T0 + 5 * G_USEC_PER_SEC, 0, &error))
+      die("sync archive", error);
+  }
+  b = pack_archive(batched, TRUE, TRUE);
+  emit("archive", "archive-v2-batch", b->data, b->len);
   g_byte_array_free(b, TRUE);
 }
 

@@ -11,6 +11,8 @@
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+#include <zstd.h>
 
 #define PS 1024
 #define T0 G_GINT64_CONSTANT(1764346440000000)
@@ -36,12 +38,19 @@ teardown(void)
   tmp = NULL;
 }
 
-/* The content of page @pgno as written by commit @k. */
+/* The content of page @pgno as written by commit @k: pseudo-random bytes,
+ * which do not compress, so that records take the room these tests plan
+ * segments with (compressible pages: text_page()). */
 static void
 fill_page(guint8 *buf, guint32 pgno, guint k)
 {
-  for (guint i = 0; i < PS; i++)
-    buf[i] = (guint8)(pgno * 31 + k * 7 + i);
+  guint32 x = pgno * 2654435761u ^ (k + 1) * 40503u;
+  for (guint i = 0; i < PS; i++) {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    buf[i] = (guint8)(x >> 11);
+  }
 }
 
 /* Append commit number @k writing @n pages (pgno k..k+n-1), captured at
@@ -113,23 +122,17 @@ static void
 check_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint k)
 {
   GError *error = NULL;
-  guint64 data_off = 0;
-  g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit(a, e, &data_off, &error);
-  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, e->segment);
-  int fd;
+  g_autofree guint8 *pages = NULL;
+  g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, &error);
 
   ck_assert_no_error(error);
   ck_assert(pgnos != NULL);
-  fd = open(seg->path, O_RDONLY);
-  ck_assert_int_ge(fd, 0);
   for (guint i = 0; i < e->n_pages; i++) {
-    guint8 want[PS], got[PS];
+    guint8 want[PS];
     ck_assert_uint_eq(pgnos[i], k + i);
     fill_page(want, k + i, k);
-    ck_assert_int_eq(pread(fd, got, PS, (off_t)(data_off + (guint64)i * PS)), PS);
-    ck_assert(memcmp(want, got, PS) == 0);
+    ck_assert(memcmp(want, pages + (gsize)i * PS, PS) == 0);
   }
-  close(fd);
 }
 
 static void
@@ -1098,6 +1101,525 @@ START_TEST(test_empty_and_missing)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Format version 2: compressed records                                 */
+
+/* A page of text (words, as rows of an application are), different for
+ * each @pgno and @k: it compresses. */
+static void
+text_page(guint8 *buf, guint32 pgno, guint k)
+{
+  static const char *words[] = { "order", "shipped", "to", "the", "customer", "on", "time",
+                                 "invoice", "paid", "late", "vessel", "arrived", "at",
+                                 "port", "with", "cargo", "and", "crew", "of", "twelve" };
+  guint32 x = pgno * 2654435761u ^ (k + 1) * 40503u;
+  gsize i = 0;
+  while (i < PS) {
+    const char *wd;
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    wd = words[x % G_N_ELEMENTS(words)];
+    for (gsize j = 0; wd[j] && i < PS; j++)
+      buf[i++] = (guint8)wd[j];
+    if (i < PS)
+      buf[i++] = (x & 0x100) ? ' ' : '\n';
+  }
+}
+
+/* Page @i of commit @k in the v2 tests: text, except where @random_from
+ * <= @i (pseudo-random: stored as it is). */
+static void
+v2_page(guint8 *buf, guint32 pgno, guint k, guint i, guint random_from)
+{
+  if (i >= random_from)
+    fill_page(buf, pgno, k);
+  else
+    text_page(buf, pgno, k);
+}
+
+/* Like add_commit(), with v2_page() pages (pgno 100k..100k+n-1), added in
+ * pieces of 1000 bytes so that blocks fill across calls. */
+static void
+add_v2_commit(SqlenvfsArchiveWriter *w, guint k, guint n, guint random_from)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  g_autofree guint32 *pgnos = g_new(guint32, n);
+  g_autofree guint8 *pages = g_malloc((gsize)n * PS);
+  GError *error = NULL;
+
+  e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+  e.aux_time = e.time - 1000;
+  e.page_size = PS;
+  e.db_pages = 100 * k + n + 10;
+  e.n_pages = n;
+  e.salt1 = 0x1000;
+  e.salt2 = 0xabcdef;
+  e.first_frame = k * 100;
+  e.commit_frame = e.first_frame + n - 1;
+  e.cksum1 = k * 3;
+  e.cksum2 = k * 5;
+  for (guint i = 0; i < n; i++) {
+    pgnos[i] = 100 * k + i;
+    v2_page(pages + (gsize)i * PS, pgnos[i], k, i, random_from);
+  }
+  ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+  ck_assert_no_error(error);
+  for (gsize off = 0; off < (gsize)n * PS; off += 1000)
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, pages + off, MIN(1000, (gsize)n * PS - off),
+                                                &error));
+  ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+  ck_assert_no_error(error);
+}
+
+/* Check commit @e (written by add_v2_commit(k, .., random_from)) read whole. */
+static void
+check_v2_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint k, guint random_from)
+{
+  GError *error = NULL;
+  g_autofree guint8 *pages = NULL;
+  g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, &error);
+  guint64 data = 1;
+  g_autofree guint32 *again = sqlenvfs_archive_read_commit(a, e, &data, &error);
+
+  ck_assert_no_error(error);
+  ck_assert(pgnos != NULL && again != NULL);
+  ck_assert_uint_eq(data, 0); /* compressed: no byte offset of the pages */
+  for (guint i = 0; i < e->n_pages; i++) {
+    guint8 want[PS];
+    ck_assert_uint_eq(pgnos[i], 100 * k + i);
+    v2_page(want, pgnos[i], k, i, random_from);
+    ck_assert_msg(memcmp(want, pages + (gsize)i * PS, PS) == 0, "commit %u page %u", k, i);
+  }
+}
+
+static guint32
+seg_version(const char *path)
+{
+  guint8 h[12];
+  int fd = open(path, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, h, sizeof h, 0), sizeof h);
+  close(fd);
+  return (guint32)h[8] | (guint32)h[9] << 8 | (guint32)h[10] << 16 | (guint32)h[11] << 24;
+}
+
+/* The commits of the v2 tests: k, pages, first pseudo-random page (a block
+ * holds 64 pages of 1 KiB). */
+static const guint v2_commits[][3] = {
+  { 1, 1, 99 }, { 2, 3, 99 }, { 3, 150, 999 }, { 4, 17, 0 }, { 5, 80, 10 },
+};
+
+START_TEST(test_v2_round_trip)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveRecordSource) src = NULL;
+  g_autoptr(GArray) offs = g_array_new(FALSE, FALSE, sizeof(goffset));
+  GError *error = NULL;
+  guint n = G_N_ELEMENTS(v2_commits);
+
+  for (guint c = 0; c < n; c++)
+    add_v2_commit(w, v2_commits[c][0], v2_commits[c][1], v2_commits[c][2]);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  /* The writer reopens a version 2 segment and continues it. */
+  w = open_writer(64 << 20);
+  add_v2_commit(w, 6, 2, 99);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 1);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(a, 0)->path), 2);
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), n + 1);
+  src = sqlenvfs_archive_record_source_new(a, 0, &error);
+  ck_assert_no_error(error);
+  for (guint c = 0; c <= n; c++) {
+    const SqlenvfsArchiveEntry *e = entry_seq(a, c + 1);
+    guint k = c < n ? v2_commits[c][0] : 6, rf = c < n ? v2_commits[c][2] : 99;
+    guint64 v1_len = 104 + 4 * (guint64)e->n_pages + (guint64)e->n_pages * PS;
+    ck_assert(e != NULL && e->type == SQLENVFS_ARCHIVE_COMMIT);
+    ck_assert(e->flags & SQLENVFS_ARCHIVE_COMPRESSED);
+    if (rf >= e->n_pages) /* all text: much smaller than version 1 */
+      ck_assert_msg(e->length * 2 < v1_len, "commit %u: %" G_GUINT64_FORMAT " bytes", k,
+                    e->length);
+    else if (rf == 0) /* nothing compresses: the pages plus a block table */
+      ck_assert_uint_le(e->length, v1_len + 8 * 2);
+    check_v2_commit(a, e, k, rf);
+    for (guint i = 0; i < e->n_pages; i++) {
+      goffset off = sqlenvfs_archive_record_source_add(src, e, i);
+      g_array_append_val(offs, off);
+    }
+  }
+  /* Through the source, in an order that goes back and forth between
+   * records and blocks, in two pieces per page. */
+  for (guint pass = 0; pass < 2; pass++) {
+    guint idx = 0;
+    for (guint c = 0; c <= n; c++) {
+      const SqlenvfsArchiveEntry *e = entry_seq(a, c + 1);
+      guint k = c < n ? v2_commits[c][0] : 6, rf = c < n ? v2_commits[c][2] : 99;
+      for (guint i = 0; i < e->n_pages; i++, idx++) {
+        guint ii = pass == 0 ? i : e->n_pages - 1 - i;
+        goffset off = g_array_index(offs, goffset, idx - i + ii);
+        guint8 want[PS], got[PS];
+        v2_page(want, 100 * k + ii, k, ii, rf);
+        ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, 100, off, &error), 100);
+        ck_assert_int_eq(
+          sqlenvfs_archive_record_source_read(src, got + 100, PS, off + 100, &error), PS - 100);
+        ck_assert_no_error(error);
+        ck_assert_msg(memcmp(want, got, PS) == 0, "source: commit %u page %u", k, ii);
+      }
+    }
+  }
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+}
+END_TEST
+
+/* The offset of byte @at of the block data of compressed commit @e (after
+ * its header and page numbers). */
+static goffset
+block_data(const SqlenvfsArchiveEntry *e, guint64 at)
+{
+  return (goffset)(e->offset + 96 + 4 * (guint64)e->n_pages + at);
+}
+
+START_TEST(test_v2_damage_detected)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveRecordSource) src = NULL;
+  SqlenvfsArchiveEntry e3, e7;
+  const char *seg;
+  GError *error = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint8 *pages = NULL;
+  guint64 off = 0;
+  goffset p3, p7a, p7b;
+  guint8 got[PS], want[PS];
+  Seen seen = { 0 };
+
+  for (guint k = 1; k <= 6; k++)
+    add_v2_commit(w, k, 3, 99);
+  add_v2_commit(w, 7, 150, 999); /* three blocks */
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  /* Published as synced, as the archiver does after a sync: damage to these
+   * records is damage, not a tail a power cut left unwritten. */
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + 8 * G_USEC_PER_SEC, 0, &error));
+  ck_assert_no_error(error);
+  a = open_reader();
+  e3 = *entry_seq(a, 3);
+  e7 = *entry_seq(a, 7);
+  seg = sqlenvfs_archive_segment(a, 0)->path;
+  /* One flipped bit in commit 3's compressed pages, one in the second block
+   * of commit 7 (its first block is 64 pages: 64 KiB, well compressed). */
+  flip_byte(seg, block_data(&e3, (e3.length - 96 - 4 * 3 - 8 - 8) / 2));
+  src = sqlenvfs_archive_record_source_new(a, 0, &error);
+  ck_assert_no_error(error);
+  p3 = sqlenvfs_archive_record_source_add(src, &e3, 1);
+  p7a = sqlenvfs_archive_record_source_add(src, &e7, 0);
+  p7b = sqlenvfs_archive_record_source_add(src, &e7, 100);
+  {
+    /* Block 1 of commit 7 starts where block 0 ends: its stored length is
+     * the first entry of the block table. */
+    guint8 ent[16];
+    int fd = open(seg, O_RDONLY);
+    guint32 b0, b1;
+    ck_assert_int_eq(pread(fd, ent, 16, (off_t)(e7.offset + e7.length - 8 - 3 * 8)), 16);
+    close(fd);
+    b0 = (guint32)ent[0] | (guint32)ent[1] << 8 | (guint32)ent[2] << 16 | (guint32)ent[3] << 24;
+    b1 = (guint32)ent[8] | (guint32)ent[9] << 8 | (guint32)ent[10] << 16 | (guint32)ent[11] << 24;
+    ck_assert_uint_lt(b0, 64 * PS);
+    /* In the middle of the block: the bytes of compressed text, which a
+     * decompressor alone would turn into wrong text without a word. */
+    flip_byte(seg, block_data(&e7, b0 + b1 / 2));
+  }
+
+  pgnos = sqlenvfs_archive_read_commit(a, &e3, &off, &error);
+  ck_assert(pgnos == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, seg) != NULL);
+  ck_assert(strstr(error->message, "checksum") != NULL);
+  g_clear_error(&error);
+  pgnos = sqlenvfs_archive_read_commit_pages(a, &e7, &pages, &error);
+  ck_assert(pgnos == NULL && pages == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  g_clear_error(&error);
+  check_v2_commit(a, entry_seq(a, 2), 2, 99);
+  check_v2_commit(a, entry_seq(a, 4), 4, 99);
+
+  /* Read as a rebuild reads: the damaged blocks fail, never a wrong page;
+   * the intact block of the same record still reads right. */
+  ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, p3, &error), -1);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert(strstr(error->message, seg) != NULL);
+  g_clear_error(&error);
+  ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, p7b, &error), -1);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  g_clear_error(&error);
+  ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, p7a, &error), PS);
+  ck_assert_no_error(error);
+  v2_page(want, 700, 7, 0, 99);
+  ck_assert(memcmp(want, got, PS) == 0);
+
+  /* Windows never bridge them; verify names the segment. */
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 2);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  g_clear_error(&error);
+  ck_assert(strstr(seen.files, seg) != NULL);
+  g_free(seen.files);
+}
+END_TEST
+
+static void
+put_le32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (guint8)(v >> (8 * i));
+}
+
+/* Replace the only record of segment 1, a compressed commit of one page,
+ * by one whose checksums all match but whose block decompresses to
+ * @raw_len bytes of text instead of one page; the index is removed, so
+ * that readers take the record from the segment. */
+static void
+forge_block(guint raw_len)
+{
+  g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *idx = g_build_filename(dir, "0000000000000001.idx", NULL);
+  g_autofree char *data = NULL;
+  g_autofree guint8 *text = g_malloc(raw_len + PS);
+  g_autofree guint8 *z = g_malloc(ZSTD_compressBound(raw_len));
+  g_autofree guint8 *out = NULL;
+  gsize len, zlen, rec_len, pos;
+  guint8 *r;
+
+  ck_assert(g_file_get_contents(seg, &data, &len, NULL));
+  for (guint off = 0; off < raw_len; off += PS)
+    text_page(text + off, 1, off);
+  zlen = ZSTD_compress(z, ZSTD_compressBound(raw_len), text, raw_len, 1);
+  ck_assert(!ZSTD_isError(zlen) && zlen < PS);
+  rec_len = 96 + 4 + zlen + 8 + 8;
+  out = g_malloc0(64 + rec_len);
+  memcpy(out, data, 64 + 96 + 4); /* segment header, record header, page number */
+  r = out + 64;
+  pos = 96 + 4;
+  memcpy(r + pos, z, zlen);
+  pos += zlen;
+  put_le32(r + pos, (guint32)zlen);
+  put_le32(r + pos + 4, sqlenvfs_crc32(0, z, zlen));
+  pos += 8;
+  put_le32(r + 8, (guint32)rec_len); /* the record's length (u64, high half 0) */
+  put_le32(r + 92, sqlenvfs_crc32(0, r, 92));
+  put_le32(r + pos, sqlenvfs_crc32(0, r, pos));
+  put_le32(r + pos + 4, 0x444e4552u);
+  ck_assert(g_file_set_contents(seg, (const char *)out, (gssize)(64 + rec_len), NULL));
+  ck_assert_int_eq(unlink(idx), 0);
+}
+
+START_TEST(test_v2_decompressed_length_checked)
+{
+  static const guint lens[] = { PS / 2, 2 * PS };
+  for (guint t = 0; t < G_N_ELEMENTS(lens); t++) {
+    g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+    g_autoptr(SqlenvfsArchive) a = NULL;
+    g_autoptr(SqlenvfsArchiveRecordSource) src = NULL;
+    g_autofree guint32 *pgnos = NULL;
+    g_autofree guint8 *pages = NULL;
+    const SqlenvfsArchiveEntry *e;
+    GError *error = NULL;
+    guint8 got[PS];
+    goffset p;
+
+    g_free(dir);
+    dir = g_build_filename(tmp, "wal_archives", t == 0 ? "short" : "long", NULL);
+    w = open_writer(64 << 20);
+    add_v2_commit(w, 1, 1, 99);
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+    forge_block(lens[t]);
+
+    a = open_reader();
+    e = entry_seq(a, 1);
+    ck_assert(e != NULL && (e->flags & SQLENVFS_ARCHIVE_COMPRESSED));
+    pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, &error);
+    ck_assert(pgnos == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    ck_assert_msg(strstr(error->message, "decompress") != NULL, "%s", error->message);
+    g_clear_error(&error);
+    src = sqlenvfs_archive_record_source_new(a, 0, &error);
+    p = sqlenvfs_archive_record_source_add(src, e, 0);
+    ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, p, &error), -1);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    g_clear_error(&error);
+    ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+    {
+      Seen seen = { 0 };
+      ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+      ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+      g_clear_error(&error);
+      ck_assert_msg(seen.files && strstr(seen.files, "does not decompress to its pages"), "%s",
+                    seen.files);
+      g_free(seen.files);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_v1_then_v2_segments)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+  SqlenvfsArchiveVerifyResult res;
+
+  /* Version 1 segments as an older sqlenvfs wrote them: two, the first
+   * sealed by a roll back to version 1 after a version 2 one would not do;
+   * so: v1 segment 1, then the writer is reopened (as after an upgrade). */
+  sqlenvfs_archive_writer_set_version(w, 1);
+  for (guint k = 1; k <= 3; k++)
+    add_commit(w, k, 2);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  w = open_writer(64 << 20); /* writes version 2: rolls to a new segment */
+  for (guint k = 4; k <= 5; k++)
+    add_v2_commit(w, k, 3, 99);
+  sqlenvfs_archive_writer_set_version(w, 1); /* and back, within one writer */
+  add_commit(w, 6, 2);
+  sqlenvfs_archive_writer_set_version(w, 2);
+  add_v2_commit(w, 7, 3, 99);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 4);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(a, 0)->path), 1);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(a, 1)->path), 2);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(a, 2)->path), 1);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(a, 3)->path), 2);
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++)
+    ck_assert_uint_eq(sqlenvfs_archive_entry(a, i)->seq, i + 1); /* no gap */
+  for (guint k = 1; k <= 7; k++) {
+    const SqlenvfsArchiveEntry *e = NULL;
+    for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++)
+      if (sqlenvfs_archive_entry(a, i)->type == SQLENVFS_ARCHIVE_COMMIT &&
+          sqlenvfs_archive_entry(a, i)->time == T0 + (gint64)k * G_USEC_PER_SEC)
+        e = sqlenvfs_archive_entry(a, i);
+    ck_assert(e != NULL);
+    if (k <= 3 || k == 6) {
+      ck_assert(!(e->flags & SQLENVFS_ARCHIVE_COMPRESSED));
+      check_commit(a, e, k);
+    } else {
+      ck_assert(e->flags & SQLENVFS_ARCHIVE_COMPRESSED);
+      check_v2_commit(a, e, k, 99);
+    }
+  }
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(res.n_segments, 4);
+}
+END_TEST
+
+START_TEST(test_v2_batches)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveRecordSource) src = NULL;
+  GError *error = NULL;
+  guint64 bytes = 0;
+  const char *seg;
+
+  /* Commits 1..6 in one batch, 7 alone, 8 a batch of one, then a batch
+   * dropped and an empty one. */
+  sqlenvfs_archive_writer_begin_batch(w);
+  for (guint k = 1; k <= 6; k++)
+    add_v2_commit(w, k, k == 3 ? 70 : 2, 99);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_batch_size(w, &bytes), 6);
+  ck_assert_uint_eq(bytes, (2 * 5 + 70) * PS);
+  ck_assert(sqlenvfs_archive_writer_last(w) == NULL); /* nothing written yet */
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 6);
+  add_v2_commit(w, 7, 2, 99);
+  sqlenvfs_archive_writer_begin_batch(w);
+  add_v2_commit(w, 8, 2, 99);
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  sqlenvfs_archive_writer_begin_batch(w);
+  add_v2_commit(w, 9, 2, 99);
+  add_v2_commit(w, 10, 2, 99);
+  sqlenvfs_archive_writer_abort_batch(w);
+  sqlenvfs_archive_writer_begin_batch(w);
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 8);
+  add_v2_commit(w, 11, 2, 99);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  /* Published as synced (damage below is damage, not an unwritten tail). */
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + 12 * G_USEC_PER_SEC, 0, &error));
+  ck_assert_no_error(error);
+
+  a = open_reader();
+  seg = sqlenvfs_archive_segment(a, 0)->path;
+  ck_assert_uint_eq(sqlenvfs_archive_n_entries(a), 9);
+  for (guint i = 0; i < 9; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    guint k = i < 8 ? i + 1 : 11;
+    ck_assert_uint_eq(e->seq, i + 1);
+    ck_assert_int_eq(e->time, T0 + (gint64)k * G_USEC_PER_SEC); /* its own restore point */
+    ck_assert_uint_eq(e->first_frame, k * 100);
+    if (i == 0)
+      ck_assert(e->flags & SQLENVFS_ARCHIVE_COMPRESSED);
+    else if (i < 6)
+      ck_assert(e->flags & SQLENVFS_ARCHIVE_BATCHED);
+    else
+      ck_assert(!(e->flags & SQLENVFS_ARCHIVE_BATCHED));
+    if (i > 0 && i < 6) /* only its header and page numbers */
+      ck_assert_uint_eq(e->length, 104 + 4 * (guint64)e->n_pages);
+    check_v2_commit(a, e, k, 99);
+  }
+
+  /* As a rebuild reads them: through the first record of the batch. */
+  src = sqlenvfs_archive_record_source_new(a, 0, &error);
+  for (guint i = 1; i < 6; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    guint32 first = 0;
+    const SqlenvfsArchiveEntry *h = sqlenvfs_archive_batch_first(a, e, &first);
+    ck_assert(h == sqlenvfs_archive_entry(a, 0));
+    for (guint32 p = 0; p < e->n_pages; p++) {
+      guint8 want[PS], got[PS];
+      goffset off = sqlenvfs_archive_record_source_add(src, h, first + p);
+      v2_page(want, 100 * (i + 1) + p, i + 1, p, 99);
+      ck_assert_int_eq(sqlenvfs_archive_record_source_read(src, got, PS, off, &error), PS);
+      ck_assert_msg(memcmp(want, got, PS) == 0, "commit %u page %u", i + 1, p);
+    }
+  }
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* Damage in the batch's pages: every commit of the batch is unreadable
+   * (a gap), the others are not. */
+  {
+    const SqlenvfsArchiveEntry *h = sqlenvfs_archive_entry(a, 0);
+    g_autofree guint8 *pages = NULL;
+    g_autofree guint32 *pg = NULL;
+    flip_byte(seg, (goffset)(h->offset + h->length / 2));
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    sqlenvfs_archive_forget_checks();
+    a = open_reader();
+    pg = sqlenvfs_archive_read_commit_pages(a, sqlenvfs_archive_entry(a, 3), &pages, &error);
+    ck_assert(pg == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    g_clear_error(&error);
+    ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 6);
+    ck_assert_int_eq(sqlenvfs_archive_entry(a, 3)->type, SQLENVFS_ARCHIVE_GAP);
+    ck_assert_int_eq(sqlenvfs_archive_entry(a, 6)->type, SQLENVFS_ARCHIVE_COMMIT);
+  }
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -1126,6 +1648,11 @@ archive_suite(void)
   tcase_add_test(tc, test_prune);
   tcase_add_test(tc, test_clock_back_and_alive);
   tcase_add_test(tc, test_empty_and_missing);
+  tcase_add_test(tc, test_v2_round_trip);
+  tcase_add_test(tc, test_v2_damage_detected);
+  tcase_add_test(tc, test_v2_decompressed_length_checked);
+  tcase_add_test(tc, test_v1_then_v2_segments);
+  tcase_add_test(tc, test_v2_batches);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -4,6 +4,7 @@
 #include "testutil.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -327,6 +328,178 @@ START_TEST(test_retention)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* An archive written by version 1, continued by version 2              */
+
+/* Rewrite the archive in @dir as the same records in version 1 segments
+ * (as an older sqlenvfs wrote them): every record keeps its sequence
+ * number, times and WAL position; the pages are stored uncompressed. */
+static void
+rewrite_as_v1(const char *dir)
+{
+  g_autofree char *v1 = g_strconcat(dir, ".v1", NULL);
+  g_autofree char *old = g_build_filename(tmp, "archive-as-written", NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+  GError *error = NULL;
+
+  a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  w = sqlenvfs_archive_writer_open(v1, 64 << 20, 0600, &error);
+  ck_assert_no_error(error);
+  sqlenvfs_archive_writer_set_version(w, 1);
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    ck_assert_uint_ne(e->seq, 0); /* no damage */
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w) ? sqlenvfs_archive_writer_last(w)->seq + 1 : 1,
+                      e->seq);
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      g_autofree guint8 *pages = NULL;
+      g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, &error);
+      ck_assert_no_error(error);
+      ck_assert(sqlenvfs_archive_writer_begin_commit(w, e, pgnos, &error));
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, pages, (gsize)e->n_pages * e->page_size,
+                                                  &error));
+      ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    } else if (e->type == SQLENVFS_ARCHIVE_GAP) {
+      g_autofree char *text = sqlenvfs_archive_read_gap_text(a, e, &error);
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, e->time, e->aux_time, e->reason, text, e,
+                                                &error));
+    } else if (e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+      ck_assert(sqlenvfs_archive_writer_add_outage(w, e->aux_time, e->time, &error));
+    } else {
+      ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_SEAL);
+      ck_assert(FALSE); /* one segment: the rewrite would renumber */
+    }
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, e->seq);
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, sqlenvfs_archive_alive(a), 0, &error));
+  ck_assert_no_error(error);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert_int_eq(rename(dir, old), 0);
+  ck_assert_int_eq(rename(v1, dir), 0);
+}
+
+/* Commit rows @from..@to of text, one per transaction. */
+static void
+commit_text_rows(sqlite3 *db, int from, int to)
+{
+  GError *error = NULL;
+  for (int k = from; k <= to; k++) {
+    g_autofree char *sql = g_strdup_printf(
+      "INSERT INTO t VALUES (%d, 'order %d shipped to the customer on time; invoice paid "
+      "late, vessel %d arrived at port with cargo and crew')", k, k * 7, k % 13);
+    ck_assert(sqlenvfs_db_exec(db, sql, db_path, &error));
+  }
+}
+
+static void
+run_archiver_for(sqlite3 *db, int from, int to)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
+  GThread *th;
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  commit_text_rows(db, from, to);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+}
+
+static guint32
+seg_version(const char *path)
+{
+  guint8 h[12];
+  int fd = open(path, O_RDONLY);
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(pread(fd, h, sizeof h, 0), sizeof h);
+  close(fd);
+  return (guint32)h[8] | (guint32)h[9] << 8 | (guint32)h[10] << 16 | (guint32)h[11] << 24;
+}
+
+START_TEST(test_v1_then_v2_chain)
+{
+  g_autofree char *dir = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(SqlenvfsArchive) ar = NULL;
+  g_autoptr(GArray) times = g_array_new(FALSE, FALSE, sizeof(gint64));
+  GError *error = NULL;
+  guint n_v1 = 0, n_v2 = 0, n_batched = 0, checked = 0, first;
+
+  tmp = testutil_tmpdir();
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  dir = g_build_filename(tmp, "backups", "prod", "wal_archives", "app", NULL);
+  db_path = sqlenvfs_root_prod_db(root, "app");
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_CREATE, &error);
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA journal_mode=WAL; CREATE TABLE t(k INTEGER PRIMARY KEY, b)",
+                             db_path, &error));
+
+  /* Archived by version 1 (the archiver's records, rewritten as version 1
+   * wrote them), then by version 2 after an upgrade. */
+  run_archiver_for(db, 1, 12);
+  rewrite_as_v1(dir);
+  /* Commits in quick succession: captures find several at a time and
+   * write them as batches. */
+  run_archiver_for(db, 13, 72);
+
+  ar = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(ar), 2);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(ar, 0)->path), 1);
+  ck_assert_uint_eq(seg_version(sqlenvfs_archive_segment(ar, sqlenvfs_archive_n_segments(ar) - 1)->path), 2);
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(ar); i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(ar, i);
+    guint32 v = seg_version(sqlenvfs_archive_segment(ar, e->segment)->path);
+    ck_assert_uint_ne(e->seq, 0); /* no gap: one chain across the upgrade */
+    ck_assert_int_ne(e->type == SQLENVFS_ARCHIVE_GAP && i > 0, TRUE);
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    ck_assert_int_eq(!!(e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)),
+                     v == 2);
+    if (v == 1)
+      n_v1++;
+    else
+      n_v2++;
+    if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+      n_batched++;
+    g_array_append_val(times, e->time);
+  }
+  /* The table's creation was still in the WAL when archiving started: it
+   * may be the first record. */
+  ck_assert(n_v1 == 12 || n_v1 == 13);
+  ck_assert_uint_eq(n_v2, 60);
+  ck_assert_uint_ge(n_batched, 1);
+  first = n_v1 - 12;
+
+  /* Exact at every commit on both sides of the boundary, and just before
+   * each one (for a commit of a batch: between two commits of the batch). */
+  for (guint i = first; i < times->len; i++) {
+    gint64 at[2] = { g_array_index(times, gint64, i), g_array_index(times, gint64, i) - 1 };
+    for (guint j = 0; j < 2; j++) {
+      SqlenvfsTime t = { .us = at[j] };
+      g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+      if (j == 1 && (i == first || at[j] <= g_array_index(times, gint64, i - 1)))
+        continue;
+      plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+      if (plan == NULL && j == 1 && error->code == SQLENVFS_ERROR_GAP) {
+        g_clear_error(&error); /* inside the outage between the two archivers */
+        continue;
+      }
+      ck_assert_no_error(error);
+      ck_assert_int_eq(rows_at(plan), (gint64)(i - first + 1 - j));
+      checked++;
+    }
+  }
+  ck_assert_uint_ge(checked, 2 * 72 - 4);
+}
+END_TEST
+
 static Suite *
 restore_suite(void)
 {
@@ -337,6 +510,11 @@ restore_suite(void)
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_bad_base_falls_back);
+  suite_add_tcase(s, tc);
+  tc = tcase_create("versions");
+  tcase_set_timeout(tc, 120);
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_add_test(tc, test_v1_then_v2_chain);
   suite_add_tcase(s, tc);
   return s;
 }

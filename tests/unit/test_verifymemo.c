@@ -323,7 +323,9 @@ END_TEST
 #define T0 (G_GINT64_CONSTANT(1764346440) * G_USEC_PER_SEC)
 
 /* An archive in @adir of several sealed segments of 64 KiB and a last one
- * being written: a GAP, then @n commits of 8 pages each. */
+ * being written: a GAP, then @n commits of 8 pages each. The pages are
+ * pseudo-random bytes, which do not compress, so that each commit takes
+ * about 8 KiB of its segment as stored. */
 static void
 write_archive(const char *adir, guint n)
 {
@@ -352,7 +354,13 @@ write_archive(const char *adir, guint n)
       pgnos[i] = i + 1;
     ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
     for (guint i = 0; i < 8; i++) {
-      memset(page, (int)(k + i), sizeof page);
+      guint32 x = k * 8 + i + 1;
+      for (gsize b = 0; b < sizeof page; b++) {
+        x ^= x << 13; /* xorshift32 */
+        x ^= x >> 17;
+        x ^= x << 5;
+        page[b] = (guint8)x;
+      }
       ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
     }
     ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
