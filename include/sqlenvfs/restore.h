@@ -44,6 +44,9 @@ typedef struct {
   gint64 from_us, to_us;
   char *note; /* why the time before from_us is not recoverable (or NULL) */
   SqlenvfsWindowBefore before; /* the same, as a kind (store.h)            */
+  gboolean base_unchecked; /* no base it starts from has a verdict for its
+                              file as it is now (verifymemo.h): it changed
+                              since it was written or last checked      */
 } SqlenvfsRestoreWindow;
 
 void sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w);
