@@ -124,7 +124,9 @@ gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b
  * The verdict is remembered, per process, for the file's identity
  * (SqlenvfsFileId) and the MANIFEST values it was checked against, so an
  * unchanged file is read once, however often it is used; a file that
- * changed (even back to good bytes) is read again. *id (may be NULL)
+ * changed (even back to good bytes) is read again. Restores also record
+ * the verdict in the root's memo (verifymemo.h), for other processes and
+ * `list`. *id (may be NULL)
  * receives the identity checked. Thread-safe. FALSE and INTEGRITY naming
  * the file (@sdb->path, the entry's <db>.db) and what disagrees. */
 gboolean sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,

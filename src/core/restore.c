@@ -681,6 +681,8 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
   tl = timeline_load(root, name, error);
   if (tl == NULL)
     return NULL;
+  for (guint i = 0; i < tl->unreadable->len; i++)
+    g_message("restore %s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
   if (tl->windows->len == 0) {
     g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
     if (sqlenvfs_archive_n_entries(tl->a) == 0 && tl->bases->len == 0 &&
