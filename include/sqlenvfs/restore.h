@@ -44,6 +44,9 @@ typedef struct {
   gint64 from_us, to_us;
   char *note; /* why the time before from_us is not recoverable (or NULL) */
   SqlenvfsWindowBefore before; /* the same, as a kind (store.h)            */
+  gboolean base_unchecked; /* no base it starts from has a verdict for its
+                              file as it is now (verifymemo.h): it changed
+                              since it was written or last checked      */
 } SqlenvfsRestoreWindow;
 
 void sqlenvfs_restore_window_free(SqlenvfsRestoreWindow *w);
@@ -85,7 +88,9 @@ SqlenvfsRestorePlan *sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db,
 /* The state @plan describes, as an image reading the base file and archive
  * segments (it owns its file handles). First checks the base file against
  * its MANIFEST (size, SQLite header, crc32; sqlenvfs_store_check_base, whose
- * verdict is remembered for an unchanged file); when it is bad, the next
+ * verdict is remembered for an unchanged file, in this process and in the
+ * root's memo, verifymemo.h, so that windows in every process leave a bad
+ * base out); when it is bad, the next
  * best base of the same chain that can serve the state is tried, and the
  * base fields of @plan (base_*, n_commits, archive_bytes) are updated to the
  * base used; base_id is set to the identity of the file checked. Reads and

@@ -139,7 +139,9 @@ gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b
  * The verdict is remembered, per process, for the file's identity
  * (SqlenvfsFileId) and the MANIFEST values it was checked against, so an
  * unchanged file is read once, however often it is used; a file that
- * changed (even back to good bytes) is read again. *id (may be NULL)
+ * changed (even back to good bytes) is read again. Restores also record
+ * the verdict in the root's memo (verifymemo.h), for other processes and
+ * `list`. *id (may be NULL)
  * receives the identity checked. Thread-safe. FALSE and INTEGRITY naming
  * the file (@sdb->path, the entry's <db>.db) and what disagrees. */
 gboolean sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
@@ -198,10 +200,14 @@ gboolean sqlenvfs_store_verify_all(SqlenvfsRoot *root, SqlenvfsVerifyReport *rep
 /* A memory of earlier verifications of stored databases (verifymemo.h):
  *   known  TRUE and *verified_us when @sdb's file was found good then and
  *          has not changed since (it is not read again; its line says so);
- *   done   told of each stored database read now and found good. */
+ *   done   told of each stored database read now and found good;
+ *   base_bad  told of each stored database whose file, as @id, is not what
+ *          its MANIFEST says (the base check failed; may be NULL). */
 typedef struct {
   gboolean (*known)(gpointer user, const SqlenvfsStoredDb *sdb, gint64 *verified_us);
   void (*done)(gpointer user, const SqlenvfsStoredDb *sdb);
+  void (*base_bad)(gpointer user, const SqlenvfsStoredDb *sdb, const SqlenvfsFileId *id,
+                   const char *reason);
   gpointer user;
 } SqlenvfsStoreVerifyMemo;
 
@@ -266,6 +272,7 @@ typedef struct {
   gint64 from_us, to_us;
   char *note; /* e.g. what caused the gap before it; may be NULL */
   SqlenvfsWindowBefore before;
+  gboolean base_unchecked; /* its base changed since it was last checked */
 } SqlenvfsListWindow;
 
 /* What `list` shows. The archive module appends each database's windows

@@ -10,6 +10,8 @@
  *   segment <path> seg=<id> idx=<id> size=<n> first=<seq> prev=0x<crc>
  *           seal=0x<crc> next=<seq> records=<n> commits=<n> gaps=<n> at=<us>
  *   copy <path> file=<id> size=<n> crc32=0x<crc> page-size=<n> pages=<n> at=<us>
+ *   base <path> file=<id> size=<n> crc32=0x<crc> page-size=<n> pages=<n> at=<us>
+ *        verdict=good|bad:<reason, percent-escaped>
  *   crc32=0x<8 hex>
  *
  * (one line per entry; <path> absolute, percent-escaped; <id> is
@@ -36,6 +38,17 @@
  *       never trusted in part.
  *   (4) A save keeps only the entries used or made by the run, so files
  *       that are gone (pruned) leave the memo.
+ *   (5) A "base" line is the verdict of the base check (store.h
+ *       sqlenvfs_store_check_base: size, SQLite header, crc32 against the
+ *       MANIFEST values on the line) for the file as identified, made where
+ *       a base is checked anyway: a backup or snapshot just written
+ *       (good), verify, restore and the mount's rebuild (good or bad). A
+ *       "copy" line is a good base verdict too. A good verdict obeys
+ *       invariant 2, except for a copy just written and crc'd by the
+ *       process that wrote it, which nothing else writes. So that `list`
+ *       agrees with restore without reading any copy: a base known bad
+ *       starts no window; one with no verdict for its current identity
+ *       starts a window marked as not checked.
  */
 #pragma once
 
@@ -79,6 +92,26 @@ gboolean sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, G
  * (verify --full re-reads them)", or with full "checked 38 segments, 2
  * copies (--full: everything read)". */
 char *sqlenvfs_verify_memo_describe(const SqlenvfsVerifyReport *report);
+
+/* What the memo knows of @sdb's file as it is now (a stat, nothing read;
+ * invariant 5). *reason (newly allocated) says why when BAD. */
+typedef enum {
+  SQLENVFS_BASE_UNCHECKED = 0, /* no verdict for the file as it is now */
+  SQLENVFS_BASE_GOOD,
+  SQLENVFS_BASE_BAD,
+} SqlenvfsBaseState;
+SqlenvfsBaseState sqlenvfs_verify_memo_base_state(SqlenvfsVerifyMemo *memo,
+                                                  const SqlenvfsStoredDb *sdb, char **reason);
+
+/* Add to @root's memo the base verdict @why (NULL: good) for @sdb's file as
+ * @id, keeping every other entry; @just_written: the caller wrote and
+ * crc'd the file itself (invariant 5). Nothing is written when the memo
+ * already says so. Two processes noting at once may lose one verdict,
+ * which costs a "not checked" mark, never a wrong one. A failure to save
+ * is logged. */
+void sqlenvfs_verify_memo_note_base(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb,
+                                    const SqlenvfsFileId *id, gboolean just_written,
+                                    const char *why);
 
 /* ROOT/.sqlenvfs/verified (newly allocated). */
 char *sqlenvfs_verify_memo_path(SqlenvfsRoot *root);

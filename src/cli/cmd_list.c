@@ -60,6 +60,9 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
   sqlenvfs_json_end_array(j);
 }
 
+/* A window whose base has no verdict for its file as it is now. */
+#define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
+
 static void
 print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
 {
@@ -81,6 +84,9 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
     sqlenvfs_json_member_string(j, "from", from);
     sqlenvfs_json_member_string(j, "to", to);
     sqlenvfs_json_member_string(j, "note", w->note);
+    sqlenvfs_json_member_bool(j, "base_checked", !w->base_unchecked);
+    if (w->base_unchecked)
+      sqlenvfs_json_member_string(j, "base_note", BASE_UNCHECKED_NOTE);
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
@@ -166,6 +172,8 @@ cmd_list(int argc, char **argv)
     g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
     g_autofree char *db = cli_pad(w->db, 16);
     printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+    if (w->base_unchecked)
+      printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
   }
   if (isatty(STDOUT_FILENO))
     print_history(report);

@@ -53,6 +53,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 typedef struct {
   guint first;      /* index of its first entry (a GAP, or the archive's first) */
@@ -60,6 +61,7 @@ typedef struct {
   gint64 start;     /* time of its first entry                                  */
   gint64 end;       /* last time it is complete to                              */
   guint n_bases;
+  guint n_checked;  /* bases with a good verdict for their file as it is now    */
   gint from_idx;    /* entry of its earliest base state, -1: none               */
 } Chain;
 
@@ -75,6 +77,7 @@ typedef struct {
   guint chain;
   char *note;
   SqlenvfsWindowBefore before;
+  gboolean unchecked; /* no base of its chain has a verdict (verifymemo.h) */
 } Window;
 
 typedef struct {
@@ -290,6 +293,7 @@ cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
     tail.chain = c;
     tail.note = g_strdup(note);
     tail.before = SQLENVFS_BEFORE_OUTAGE;
+    tail.unchecked = w->unchecked;
     if (a >= w->from) {
       w->to = a;
       if (tail.from <= tail.to) {
@@ -358,6 +362,7 @@ build_windows(Timeline *tl)
     w.chain = c;
     w.note = chain_note(tl, c);
     w.before = before_chain(tl, c);
+    w.unchecked = ch->n_checked == 0;
     if (w.from > w.to) {
       window_clear(&w);
       continue;
@@ -393,6 +398,8 @@ static Timeline *
 timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
 {
   g_autoptr(Timeline) tl = g_new0(Timeline, 1);
+  g_autoptr(SqlenvfsVerifyMemo) verdicts = NULL;
+  g_autofree char *memo_path = NULL;
 
   tl->db = g_strdup(db);
   tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
@@ -420,15 +427,22 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
   tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
   g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
   build_chains(tl);
+  memo_path = sqlenvfs_verify_memo_path(root);
+  verdicts = sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
   for (guint i = 0; i < tl->copies->len; i++) {
     const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
     const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, db);
     Base b = { copy, sdb, -1, 0 };
     g_autofree char *why = NULL;
+    SqlenvfsBaseState state;
     if (sdb == NULL)
       continue;
-    if (sqlenvfs_store_base_known_bad(sdb, &why)) {
-      /* Found bad by a restore in this process: no window starts from it. */
+    state = sqlenvfs_store_base_known_bad(sdb, &why)
+              ? SQLENVFS_BASE_BAD
+              : sqlenvfs_verify_memo_base_state(verdicts, sdb, &why);
+    if (state == SQLENVFS_BASE_BAD) {
+      /* Found bad, by this process or as remembered in the memo of base
+       * verdicts (verifymemo.h): no window starts from it. */
       g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
                                                       sqlenvfs_copy_kind_name(copy->kind),
                                                       copy->name, why));
@@ -440,6 +454,7 @@ timeline_load(SqlenvfsRoot *root, const char *db, GError **error)
       b.chain = chain_of(tl, (guint)b.idx);
       ch = &g_array_index(tl->chains, Chain, b.chain);
       ch->n_bases++;
+      ch->n_checked += state == SQLENVFS_BASE_GOOD ? 1 : 0;
       if (ch->from_idx < 0 || b.idx < ch->from_idx)
         ch->from_idx = b.idx;
     }
@@ -476,6 +491,7 @@ sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
     rw->to_us = w->to;
     rw->note = g_strdup(w->note);
     rw->before = w->before;
+    rw->base_unchecked = w->unchecked;
     g_ptr_array_add(out, rw);
   }
   return out;
@@ -665,6 +681,8 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
   tl = timeline_load(root, name, error);
   if (tl == NULL)
     return NULL;
+  for (guint i = 0; i < tl->unreadable->len; i++)
+    g_message("restore %s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
   if (tl->windows->len == 0) {
     g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
     if (sqlenvfs_archive_n_entries(tl->a) == 0 && tl->bases->len == 0 &&
@@ -833,8 +851,16 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GErr
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
     return NULL;
   }
-  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error) ||
-      !base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src), plan->base_path, error)) {
+  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error)) {
+    g_autofree char *why = NULL;
+    /* Remembered so that `list` in any process leaves its window out. */
+    if (sqlenvfs_store_base_known_bad(sdb, &why))
+      sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, why);
+    sqlenvfs_file_source_close(src);
+    return NULL;
+  }
+  sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, NULL);
+  if (!base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src), plan->base_path, error)) {
     sqlenvfs_file_source_close(src);
     return NULL;
   }
@@ -1245,8 +1271,10 @@ sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, GE
       return FALSE;
     for (guint i = 0; i < wins->len; i++) {
       const SqlenvfsRestoreWindow *w = wins->pdata[i];
-      sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note)
-        ->before = w->before;
+      SqlenvfsListWindow *lw =
+        sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
+      lw->before = w->before;
+      lw->base_unchecked = w->base_unchecked;
     }
   }
   return TRUE;

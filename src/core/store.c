@@ -51,6 +51,7 @@
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -578,6 +579,17 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   result = load_entry(root, kind, name, error);
   if (result != NULL && db == NULL)
     result->skipped = g_steal_pointer(&skipped);
+  /* Each copy was just written, fsync'd and crc'd: a good base, known to
+   * `list` without reading it again (verifymemo.h invariant 5). */
+  for (guint i = 0; result != NULL && i < result->dbs->len; i++) {
+    const SqlenvfsStoredDb *sdb = result->dbs->pdata[i];
+    struct stat st;
+    SqlenvfsFileId id;
+    if (lstat(sdb->path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    sqlenvfs_file_id_from_stat(&st, &id);
+    sqlenvfs_verify_memo_note_base(root, sdb, &id, TRUE, NULL);
+  }
 
 out:
   if (result == NULL && tmp != NULL)
@@ -946,9 +958,11 @@ sqlenvfs_store_base_known_bad(const SqlenvfsStoredDb *sdb, char **reason)
 /* --------------------------------------------------------------- verify */
 
 /* Check one stored database (every MANIFEST field against the file, then
- * integrity_check; nothing remembered); on failure *reason says why. */
+ * integrity_check; nothing remembered); on failure *reason says why.
+ * *base_bad (may be NULL) is set when the base check itself failed on the
+ * file as *id. */
 static gboolean
-check_stored(const SqlenvfsStoredDb *sdb, char **reason)
+check_stored(const SqlenvfsStoredDb *sdb, char **reason, gboolean *base_bad, SqlenvfsFileId *id)
 {
   g_autoptr(GError) err = NULL;
   struct stat st;
@@ -966,8 +980,13 @@ check_stored(const SqlenvfsStoredDb *sdb, char **reason)
   }
   ok = check_fields(sdb, fd, (guint64)st.st_size, reason);
   close(fd);
-  if (!ok)
+  if (!ok) {
+    if (base_bad != NULL) {
+      *base_bad = TRUE;
+      sqlenvfs_file_id_from_stat(&st, id);
+    }
     return FALSE;
+  }
   {
     g_autofree char *uri = sqlenvfs_db_uri_immutable(sdb->path);
     g_autoptr(sqlite3) db = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &err);
@@ -983,7 +1002,7 @@ gboolean
 sqlenvfs_store_verify_db(const SqlenvfsStoredDb *sdb, GError **error)
 {
   g_autofree char *reason = NULL;
-  if (check_stored(sdb, &reason))
+  if (check_stored(sdb, &reason, NULL, NULL))
     return TRUE;
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "verify %s: %s", sdb->path,
               reason);
@@ -1094,7 +1113,8 @@ sqlenvfs_store_verify_all_with(SqlenvfsRoot *root, const SqlenvfsStoreVerifyMemo
           const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
           g_autofree char *reason = NULL;
           gint64 verified_us = 0;
-          gboolean good;
+          gboolean good, base_bad = FALSE;
+          SqlenvfsFileId bad_id;
           if (memo != NULL && memo->known != NULL && memo->known(memo->user, sdb, &verified_us)) {
             sqlenvfs_verify_report_add(report, kind, name, sdb->db, sdb->path, TRUE, NULL);
             ((SqlenvfsCheck *)g_ptr_array_index(report->checks, report->checks->len - 1))
@@ -1102,13 +1122,15 @@ sqlenvfs_store_verify_all_with(SqlenvfsRoot *root, const SqlenvfsStoreVerifyMemo
             report->n_copies_skipped++;
             continue;
           }
-          good = check_stored(sdb, &reason);
+          good = check_stored(sdb, &reason, &base_bad, &bad_id);
           if (!good && !g_file_test(copy->dir, G_FILE_TEST_IS_DIR))
             break; /* pruned while we were checking it */
           sqlenvfs_verify_report_add(report, kind, name, sdb->db, sdb->path, good, reason);
           report->n_copies_checked++;
           if (good && memo != NULL && memo->done != NULL)
             memo->done(memo->user, sdb);
+          if (base_bad && memo != NULL && memo->base_bad != NULL)
+            memo->base_bad(memo->user, sdb, &bad_id, reason);
         }
       }
       for (guint j = 0; j < bad_names->len && !found; j++) {
@@ -1176,7 +1198,7 @@ find_newest_valid(GPtrArray *copies, GHashTable *protect)
       g_autofree char *reason = NULL;
       if (g_hash_table_contains(settled, sdb->db))
         continue;
-      if (check_stored(sdb, &reason)) {
+      if (check_stored(sdb, &reason, NULL, NULL)) {
         g_hash_table_add(settled, sdb->db);
         g_hash_table_insert(protect, GUINT_TO_POINTER(i + 1),
                             g_strdup_printf("the newest valid %s of %s",

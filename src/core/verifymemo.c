@@ -17,7 +17,7 @@
 #define MEMO_HEADER "sqlenvfs-verify-memo 1"
 #define MEMO_MAX_BYTES (64u << 20)
 
-typedef enum { ENTRY_SEGMENT, ENTRY_COPY } EntryKind;
+typedef enum { ENTRY_SEGMENT, ENTRY_COPY, ENTRY_BASE } EntryKind;
 
 typedef struct {
   EntryKind kind;
@@ -28,7 +28,16 @@ typedef struct {
   guint32 crc32, page_size, n_pages;
   gint64 verified_us;
   gboolean keep;         /* used or made by this run: saved          */
+  char *why;             /* bases: why it is bad; NULL: good         */
 } Entry;
+
+static void
+entry_free(gpointer p)
+{
+  Entry *e = p;
+  g_free(e->why);
+  g_free(e);
+}
 
 struct _SqlenvfsVerifyMemo {
   gint64 now_us;
@@ -40,7 +49,7 @@ sqlenvfs_verify_memo_new(gint64 now_us)
 {
   SqlenvfsVerifyMemo *m = g_new0(SqlenvfsVerifyMemo, 1);
   m->now_us = now_us;
-  m->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  m->entries = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, entry_free);
   return m;
 }
 
@@ -167,6 +176,25 @@ parse_line(const char *line, char **path, Entry *e)
         !parse_u32(g_hash_table_lookup(kv, "pages"), &e->n_pages) ||
         !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us))
       return FALSE;
+  } else if (strcmp(words[0], "base") == 0) {
+    const char *verdict = g_hash_table_lookup(kv, "verdict");
+    e->kind = ENTRY_BASE;
+    if (n != 2 + 7 || !parse_id(g_hash_table_lookup(kv, "file"), &e->id) ||
+        !parse_u64(g_hash_table_lookup(kv, "size"), &e->size) ||
+        !parse_crc(g_hash_table_lookup(kv, "crc32"), &e->crc32) ||
+        !parse_u32(g_hash_table_lookup(kv, "page-size"), &e->page_size) ||
+        !parse_u32(g_hash_table_lookup(kv, "pages"), &e->n_pages) ||
+        !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us) || verdict == NULL)
+      return FALSE;
+    if (g_str_has_prefix(verdict, "bad:")) {
+      e->why = g_uri_unescape_string(verdict + 4, NULL);
+      if (e->why == NULL || e->why[0] == '\0') {
+        g_clear_pointer(&e->why, g_free);
+        return FALSE;
+      }
+    } else if (strcmp(verdict, "good") != 0) {
+      return FALSE;
+    }
   } else {
     return FALSE;
   }
@@ -258,9 +286,10 @@ sqlenvfs_verify_memo_load(const char *path, gint64 now_us, char **why)
   }
   for (guint i = 1; i + 1 < n; i++) {
     char *p = NULL;
-    Entry e;
+    Entry e = { 0 };
     if (!parse_line(lines[i], &p, &e)) {
       g_free(p);
+      g_free(e.why);
       reason = g_strdup_printf("line %u is not understood", i + 1);
       g_hash_table_remove_all(memo->entries);
       goto out;
@@ -290,6 +319,12 @@ append_entry(GString *s, const char *path, const Entry *e)
                            " gaps=%" G_GUINT64_FORMAT " at=%" G_GINT64_FORMAT "\n",
                            ep, id, idx, f->size, f->first_seq, f->prev_crc, f->seal,
                            f->next_seq, f->n_records, f->n_commits, f->n_gaps, e->verified_us);
+  } else if (e->kind == ENTRY_BASE) {
+    g_autofree char *why = e->why ? g_uri_escape_string(e->why, NULL, FALSE) : NULL;
+    g_string_append_printf(s, "base %s file=%s size=%" G_GUINT64_FORMAT " crc32=0x%08x "
+                           "page-size=%u pages=%u at=%" G_GINT64_FORMAT " verdict=%s%s\n",
+                           ep, id, e->size, e->crc32, e->page_size, e->n_pages, e->verified_us,
+                           why ? "bad:" : "good", why ? why : "");
   } else {
     g_string_append_printf(s, "copy %s file=%s size=%" G_GUINT64_FORMAT " crc32=0x%08x "
                            "page-size=%u pages=%u at=%" G_GINT64_FORMAT "\n",
@@ -424,6 +459,26 @@ copy_known(gpointer user, const SqlenvfsStoredDb *sdb, gint64 *verified_us)
   return TRUE;
 }
 
+/* Does @e describe @sdb's file as it is (@id) and as its MANIFEST says? */
+static gboolean
+copy_entry_applies(const Entry *e, const SqlenvfsFileId *id, const SqlenvfsStoredDb *sdb)
+{
+  return (e->kind == ENTRY_COPY || e->kind == ENTRY_BASE) && sqlenvfs_file_id_equal(id, &e->id) &&
+         e->size == sdb->size && e->crc32 == sdb->crc32 && e->page_size == sdb->pos.page_size &&
+         e->n_pages == sdb->pos.n_pages;
+}
+
+/* Remember the base verdict @why (NULL: good) for @sdb's file as @id. */
+static void
+put_base(SqlenvfsVerifyMemo *memo, const SqlenvfsStoredDb *sdb, const SqlenvfsFileId *id,
+         const char *why)
+{
+  Entry e = { .kind = ENTRY_BASE, .id = *id, .size = sdb->size, .crc32 = sdb->crc32,
+              .page_size = sdb->pos.page_size, .n_pages = sdb->pos.n_pages,
+              .verified_us = memo->now_us, .keep = TRUE, .why = g_strdup(why) };
+  g_hash_table_replace(memo->entries, g_strdup(sdb->path), g_memdup2(&e, sizeof e));
+}
+
 static void
 copy_done(gpointer user, const SqlenvfsStoredDb *sdb)
 {
@@ -431,11 +486,29 @@ copy_done(gpointer user, const SqlenvfsStoredDb *sdb)
   Entry e = { .kind = ENTRY_COPY, .size = sdb->size, .crc32 = sdb->crc32,
               .page_size = sdb->pos.page_size, .n_pages = sdb->pos.n_pages,
               .verified_us = memo->now_us, .keep = TRUE };
-  if (!id_of_path(sdb->path, &e.id) || !settled(memo, &e.id)) {
+  Entry *old = g_hash_table_lookup(memo->entries, sdb->path);
+  if (!id_of_path(sdb->path, &e.id)) {
     g_hash_table_remove(memo->entries, sdb->path);
     return;
   }
+  if (!settled(memo, &e.id)) {
+    /* Too fresh to be skipped next time, but a good verdict made when it
+     * was written still holds. */
+    if (old != NULL && old->kind == ENTRY_BASE && old->why == NULL &&
+        copy_entry_applies(old, &e.id, sdb))
+      old->keep = TRUE;
+    else
+      g_hash_table_remove(memo->entries, sdb->path);
+    return;
+  }
   g_hash_table_replace(memo->entries, g_strdup(sdb->path), g_memdup2(&e, sizeof e));
+}
+
+static void
+copy_base_bad(gpointer user, const SqlenvfsStoredDb *sdb, const SqlenvfsFileId *id,
+              const char *reason)
+{
+  put_base(user, sdb, id, reason);
 }
 
 void
@@ -451,7 +524,51 @@ sqlenvfs_verify_memo_store_hooks(SqlenvfsVerifyMemo *memo, SqlenvfsStoreVerifyMe
 {
   out->known = copy_known;
   out->done = copy_done;
+  out->base_bad = copy_base_bad;
   out->user = memo;
+}
+
+/* ------------------------------------------------------- base verdicts */
+
+SqlenvfsBaseState
+sqlenvfs_verify_memo_base_state(SqlenvfsVerifyMemo *memo, const SqlenvfsStoredDb *sdb,
+                                char **reason)
+{
+  const Entry *e = g_hash_table_lookup(memo->entries, sdb->path);
+  SqlenvfsFileId id;
+  if (e == NULL || !id_of_path(sdb->path, &id) || !copy_entry_applies(e, &id, sdb))
+    return SQLENVFS_BASE_UNCHECKED;
+  if (e->why == NULL)
+    return SQLENVFS_BASE_GOOD;
+  if (reason)
+    *reason = g_strdup(e->why);
+  return SQLENVFS_BASE_BAD;
+}
+
+void
+sqlenvfs_verify_memo_note_base(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb,
+                               const SqlenvfsFileId *id, gboolean just_written, const char *why)
+{
+  g_autofree char *path = sqlenvfs_verify_memo_path(root);
+  const char *state = sqlenvfs_root_path(root, SQLENVFS_DIR_STATE);
+  g_autoptr(SqlenvfsVerifyMemo) memo = sqlenvfs_verify_memo_load(path, g_get_real_time(), NULL);
+  g_autoptr(GError) local = NULL;
+  const Entry *old = g_hash_table_lookup(memo->entries, sdb->path);
+  GHashTableIter it;
+  gpointer v;
+
+  if (old != NULL && copy_entry_applies(old, id, sdb) && (old->why == NULL) == (why == NULL))
+    return; /* known already */
+  if (why == NULL && !just_written && !settled(memo, id))
+    return; /* invariant 2 */
+  g_hash_table_iter_init(&it, memo->entries);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    ((Entry *)v)->keep = TRUE;
+  put_base(memo, sdb, id, why);
+  if (!(g_file_test(state, G_FILE_TEST_IS_DIR) || sqlenvfs_mkdir_p(state, 0700, &local)) ||
+      !sqlenvfs_verify_memo_save(memo, path, &local))
+    g_message("cannot remember the check of %s (list shows it as not checked): %s", sdb->path,
+              local->message);
 }
 
 /* ------------------------------------------------------------- one run */

@@ -129,6 +129,12 @@ with open(sys.argv[1], "r+b") as f:
     f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x01]))
 PY
 done
+# `list` reads no copy: the changed bases are marked as not checked ...
+"$SQLENVFS" list --root "$R" > "$T/list.out" || fail "list failed"
+grep -q "base not checked since it changed (run sqlenvfs verify)" "$T/list.out" \
+  || fail "list does not mark the changed bases: $(cat "$T/list.out")"
+"$SQLENVFS" list --root "$R" --json | grep -q '"base_checked": *false' \
+  || fail "list --json does not mark the changed bases"
 rc=0
 "$SQLENVFS" restore --root "$R" --time "@$TM" --output "$T/none.db" 2> "$T/err" >/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "restore with every base damaged succeeded"
@@ -137,17 +143,24 @@ grep -q "snapshots/${snaps[0]}/app.db" "$T/err" || fail "the refusal does not na
 if grep -q "\.tmp-" "$T/err"; then fail "the refusal names a temporary file: $(cat "$T/err")"; fi
 [ ! -e "$T/none.db" ] || fail "a refused restore left $T/none.db"
 pass "with every base damaged, restore refuses naming the bad copy"
+# ... and once verify found them bad, `list` agrees with restore: no window left.
+"$SQLENVFS" verify --root "$R" > /dev/null 2>&1 && fail "verify passed damaged snapshots"
+"$SQLENVFS" list --root "$R" > "$T/list.out" || fail "list failed"
+grep -q "^recoverable windows: 0" "$T/list.out" || fail "list still shows a window from bad bases: $(cat "$T/list.out")"
+pass "list marks changed bases as not checked, then leaves out their windows once verified bad"
 
 rc=0
 cat "$M/pitr/@$TM/app.db" > "$T/m2.db" 2> "$T/cat.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "the mount served a state built from damaged bases"
-grep -q "Input/output error" "$T/cat.err" || fail "the mount did not answer EIO: $(cat "$T/cat.err")"
+# The refused restore above remembered both bases as bad (ROOT/.sqlenvfs/verified),
+# so the mount, like `list`, no longer offers a window from them.
+grep -q "No such file or directory" "$T/cat.err" || fail "the mount still offers a window from bad bases: $(cat "$T/cat.err")"
 if ls -a "$R/.cache" | grep -q "app@"; then
   # only the states served before may be cached, never one from a bad base
   n=$(ls "$R/.cache" | grep -c "app@")
   [ "$n" -le 2 ] || fail "the cache holds more than the two good states: $(ls -a "$R/.cache")"
 fi
-pass "the mount refuses (EIO) and caches nothing from a damaged base"
+pass "the mount refuses a time served only by damaged bases and caches nothing from them"
 unmount_root "$M"
 
 # --- a MANIFEST that lies: zeroed WAL position (checksum no longer matches)

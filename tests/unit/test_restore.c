@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 static char *tmp;
 static SqlenvfsRoot *root;
@@ -257,6 +259,105 @@ START_TEST(test_bad_base_falls_back)
   ck_assert_msg(strstr(error->message, "not usable") != NULL, "%s", error->message);
   ck_assert(strstr(error->message, d0->path) != NULL);
   g_clear_error(&error);
+}
+END_TEST
+
+typedef struct {
+  guint n_windows;
+  gboolean first_unchecked;
+  guint64 bytes_read;
+} FreshView;
+
+/* The windows of "app" as a fresh process sees them (a fork: nothing this
+ * process found is remembered there beyond what the root's memo holds),
+ * and the bytes that process read to compute them. */
+static FreshView
+fresh_windows(void)
+{
+  FreshView v = { 0 };
+  int fds[2];
+  pid_t pid;
+  int status;
+
+  ck_assert_int_eq(pipe(fds), 0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    GError *error = NULL;
+    guint64 before = testutil_bytes_read();
+    GPtrArray *wins = sqlenvfs_restore_windows(root, "app", &error);
+    FreshView c = { 0 };
+    c.bytes_read = testutil_bytes_read() - before;
+    if (wins == NULL)
+      _exit(2);
+    c.n_windows = wins->len;
+    c.first_unchecked =
+      wins->len > 0 && ((SqlenvfsRestoreWindow *)wins->pdata[0])->base_unchecked;
+    _exit(write(fds[1], &c, sizeof c) == (ssize_t)sizeof c ? 0 : 3);
+  }
+  close(fds[1]);
+  ck_assert_int_eq(read(fds[0], &v, sizeof v), (ssize_t)sizeof v);
+  close(fds[0]);
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return v;
+}
+
+/* Base verdicts are shared through the root's memo: copies just written
+ * count as checked without being read; a changed copy makes its window
+ * "not checked" until verify or a restore attempt reads it, after which a
+ * fresh process leaves the window out too; a damaged memo is ignored. */
+START_TEST(test_base_verdicts_shared)
+{
+  const SqlenvfsStoredDb *d0 = s0->dbs->pdata[0], *d1 = s1->dbs->pdata[0];
+  g_autofree char *memo = sqlenvfs_verify_memo_path(root);
+  FreshView v, checked;
+  GError *error = NULL;
+
+  (void)fresh_windows(); /* the archive's own check, remembered */
+  checked = fresh_windows();
+  ck_assert_uint_eq(checked.n_windows, 1);
+  ck_assert(!checked.first_unchecked);
+
+  flip_byte(d0->path, (goffset)d0->size / 2);
+  flip_byte(d1->path, (goffset)d1->size / 2);
+  v = fresh_windows();
+  ck_assert_uint_eq(v.n_windows, 1);
+  ck_assert(v.first_unchecked);
+  /* Checked without reading the copies: no more read than when nothing is
+   * known of them (d1 alone is over a megabyte). */
+  ck_assert_msg(checked.bytes_read < v.bytes_read + d1->size / 2,
+                "read %" G_GUINT64_FORMAT " bytes, %" G_GUINT64_FORMAT " when unchecked",
+                checked.bytes_read, v.bytes_read);
+
+  if (_i == 0) {
+    g_autoptr(SqlenvfsVerifyReport) report = sqlenvfs_verify_report_new();
+    ck_assert(sqlenvfs_verify_memo_run(root, FALSE, report, &error));
+    ck_assert_no_error(error);
+  } else {
+    /* The attempt in a process of its own, so that what it found reaches
+     * the next one only through the memo. */
+    pid_t pid = fork();
+    int status;
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+      SqlenvfsTime t = { .is_latest = TRUE };
+      g_autofree char *out = g_build_filename(tmp, "refused.db", NULL);
+      SqlenvfsRestorePlan *plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+      _exit(plan != NULL && !sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error) &&
+            error->code == SQLENVFS_ERROR_INTEGRITY ? 0 : 1);
+    }
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  v = fresh_windows();
+  ck_assert_uint_eq(v.n_windows, 0);
+
+  /* A damaged memo is not trusted: the window is back, not checked. */
+  flip_byte(memo, 30);
+  v = fresh_windows();
+  ck_assert_uint_eq(v.n_windows, 1);
+  ck_assert(v.first_unchecked);
 }
 END_TEST
 
@@ -510,6 +611,7 @@ restore_suite(void)
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_bad_base_falls_back);
+  tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   suite_add_tcase(s, tc);
   tc = tcase_create("versions");
   tcase_set_timeout(tc, 120);
