@@ -741,6 +741,75 @@ zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
   return (gssize)len;
 }
 
+/* Does the base @src of @plan hold the archived state its MANIFEST's WAL
+ * position was mapped to? That state is the one after the COMMIT record
+ * base_seq, so every page that record wrote (within the database's size)
+ * reads the same in the base. A base placed at a later record than the
+ * state it holds would be rolled forward from the wrong point and lose the
+ * transactions in between: FALSE and INTEGRITY naming it. A state that is a
+ * GAP record (a WAL that held no commit) has no pages to compare. */
+static gboolean
+check_base_state(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, SqlenvfsFileSource *src,
+                 GError **error)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(dir, error);
+  const SqlenvfsArchiveEntry *e = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint8 *want = NULL, *have = NULL;
+  SqlenvfsFileSource *seg;
+  guint64 data;
+  gboolean ok = TRUE;
+
+  if (a == NULL)
+    return FALSE;
+  for (guint i = sqlenvfs_archive_n_entries(a); i > 0 && e == NULL; i--)
+    if (sqlenvfs_archive_entry(a, i - 1)->seq == plan->base_seq)
+      e = sqlenvfs_archive_entry(a, i - 1);
+  if (e == NULL || e->type != SQLENVFS_ARCHIVE_COMMIT || e->page_size != plan->page_size)
+    return TRUE; /* records gone or of another kind: restore_image says so */
+  pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+  if (pgnos == NULL)
+    return FALSE;
+  seg = sqlenvfs_file_source_open(sqlenvfs_archive_segment(a, e->segment)->path, error);
+  if (seg == NULL)
+    return FALSE;
+  want = g_malloc(e->page_size);
+  have = g_malloc(e->page_size);
+  for (guint32 k = 0; k < e->n_pages && ok; k++) {
+    gssize n;
+    if (pgnos[k] > MIN(e->db_pages, plan->base_n_pages))
+      continue;
+    n = sqlenvfs_file_source_read(seg, want, e->page_size,
+                                  (goffset)(data + (guint64)k * e->page_size), error);
+    if (n != (gssize)e->page_size) {
+      if (n >= 0)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "restore %s: archived record %" G_GUINT64_FORMAT " ends early", plan->db,
+                    e->seq);
+      ok = FALSE;
+      break;
+    }
+    n = sqlenvfs_file_source_read(src, have, e->page_size,
+                                  (goffset)(pgnos[k] - 1) * e->page_size, error);
+    if (n < 0) {
+      ok = FALSE;
+      break;
+    }
+    if (n != (gssize)e->page_size || memcmp(want, have, e->page_size) != 0) {
+      g_autofree char *when = sqlenvfs_time_format_iso(plan->base_state_us);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s does not hold the archived state its MANIFEST places it at (the state of "
+                  "%s, record %" G_GUINT64_FORMAT ": its page %u differs), so it is not used as "
+                  "a base (run `sqlenvfs verify`)",
+                  plan->base_path, when, e->seq, pgnos[k]);
+      ok = FALSE;
+    }
+  }
+  sqlenvfs_file_source_close(seg);
+  return ok;
+}
+
 /* Open the base of @plan and check it against its MANIFEST, which is read
  * again (a MANIFEST changed since the plan is caught by its checksum).
  * NULL and *error (INTEGRITY or NOT_FOUND: the base is bad). */
@@ -768,7 +837,8 @@ try_base(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, GError **error)
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
     return NULL;
   }
-  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error)) {
+  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error) ||
+      !check_base_state(root, plan, src, error)) {
     sqlenvfs_file_source_close(src);
     return NULL;
   }
