@@ -23,7 +23,10 @@
  *      open the connections, begin a read transaction on rd[0], take the
  *      write lock, decide continuity against the archive's last record
  *      [decide], archive what the WAL holds [capture], record an OUTAGE or
- *      a GAP (then ask for a snapshot), sync, rotate, release the write lock.
+ *      a GAP (then ask for a snapshot), sync, rotate, release the write lock;
+ *      on a resume, check that a base of the chain can be placed at its
+ *      newest state [latest_has_base], else ask for a snapshot. No alive
+ *      time is published until the chain's base is durable [note_alive].
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
