@@ -3,6 +3,8 @@
 # cuts (default 270, 30 for each of the 9 operations) and a seed, from a built tree.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
+# Seeds that found failures, kept as regressions: 4 (60 cuts: a chain left
+# without a base after a gap, during startup at cycle 47 or 56; docs/CRASHFS.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}

@@ -54,7 +54,9 @@ typedef struct {
   guint64 commits, frames, bytes; /* archived since run() began                   */
   guint64 gaps;             /* gaps recorded since run() began                    */
   guint64 checkpoints;      /* checkpoints run since run() began                  */
-  gboolean snapshot_pending;/* a chain started and its snapshot is not taken yet  */
+  gboolean snapshot_pending;/* a chain started (or resumed with no base that can */
+                            /* be placed) and its snapshot is not taken yet; no */
+                            /* alive time is published until it is              */
   /* Latency of the commits captured since run() began, in microseconds:
    * from the moment the archiver was woken by the commit's WAL write to the
    * record written (capture) and fsync'd (durable). */

@@ -23,7 +23,10 @@
  *      open the connections, begin a read transaction on rd[0], take the
  *      write lock, decide continuity against the archive's last record
  *      [decide], archive what the WAL holds [capture], record an OUTAGE or
- *      a GAP (then ask for a snapshot), sync, rotate, release the write lock.
+ *      a GAP (then ask for a snapshot), sync, rotate, release the write lock;
+ *      on a resume, check that a base of the chain can be placed at its
+ *      newest state [latest_has_base], else ask for a snapshot. No alive
+ *      time is published until the chain's base is durable [note_alive].
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
@@ -89,6 +92,7 @@
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
@@ -358,7 +362,11 @@ struct _Db {
   guint32 wal_frames, pending_frames;
   guint64 commits, frames, bytes, gaps, checkpoints;
   gboolean snapshot_pending;
-  SqlenvfsGapReason snapshot_reason; /* why the chain it is the base of started */
+  SqlenvfsGapReason snapshot_reason; /* why the chain it is the base of started (0: it */
+                                     /* went on, but no base of it could be placed)   */
+  gint64 alive_from;         /* no alive time before this is published: the  */
+                             /* current chain's base is durable as of then    */
+                             /* (G_MAXINT64 while it is pending or unchecked) */
   Latency capture_lat, durable_lat;
 };
 
@@ -811,14 +819,48 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
   return TRUE;
 }
 
+/* Publish that capture was complete as of @t (DESIGN.md, invariant 7).
+ * Not before the current chain's base is durable and @t is past the moment
+ * it was (alive_from): an alive time is a promise that everything up to it
+ * can be restored, and a snapshot pinned while the WAL held no commit is
+ * placed by its pin time, which only an alive time past it vouches for
+ * after a power cut (else the next start records an outage over it). */
 static gboolean
 note_alive(Db *d, gint64 t, gint64 step, GError **error)
 {
+  gint64 from;
+  g_mutex_lock(&d->a->lock);
+  from = d->alive_from;
+  g_mutex_unlock(&d->a->lock);
+  if (t < from)
+    return TRUE;
   if (!sqlenvfs_archive_writer_set_alive(d->w, t, step, error))
     return FALSE;
   g_mutex_lock(&d->a->lock);
   d->alive = sqlenvfs_archive_writer_alive(d->w);
   g_mutex_unlock(&d->a->lock);
+  return TRUE;
+}
+
+/* Can the newest archived state be restored: does a window (a base in the
+ * chain, placed where capture was complete) reach the archive's last
+ * record? FALSE with *why when not, or when that cannot be read. */
+static gboolean
+latest_has_base(Db *d, char **why)
+{
+  const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(d->a->root, d->name, &error);
+  if (wins == NULL) {
+    *why = g_strdup_printf("its recoverable window cannot be read: %s", error->message);
+    return FALSE;
+  }
+  if (last != NULL && (wins->len == 0 ||
+                       ((SqlenvfsRestoreWindow *)wins->pdata[wins->len - 1])->to_us < last->time)) {
+    *why = g_strdup("no base of its chain can be placed (a snapshot pinned while the WAL held "
+                    "no commit lies in an outage, or none was kept)");
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -1087,6 +1129,13 @@ db_open(Db *d, GError **error)
     outage_from = prev_alive; /* commits found now were made meanwhile */
   }
   d->reopen_reason = 0;
+  /* No alive time until the chain is known to have a base (checked below,
+   * after the write lock is released) or its snapshot is taken. */
+  g_mutex_lock(&a->lock);
+  d->alive_from = G_MAXINT64;
+  if (gap != 0)
+    d->snapshot_pending = TRUE;
+  g_mutex_unlock(&a->lock);
   if (!capture(d, has_si ? &si : NULL, t_lock, &res, error) ||
       (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
       !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
@@ -1109,8 +1158,25 @@ db_open(Db *d, GError **error)
             : gap != 0                      ? "a new chain after a gap"
                                             : "resumed without a gap",
             res.n_commits);
-  if (gap != 0)
+  if (gap != 0) {
     queue_snapshot(a, d, gap);
+  } else if (!d->snapshot_pending) {
+    /* Resumed: the chain goes on, but its base may be unusable (a power cut
+     * left the alive time before the pin time of a snapshot taken while the
+     * WAL held no commit, and the outage recorded now covers it) or gone. */
+    g_autofree char *no_base = NULL;
+    if (latest_has_base(d, &no_base)) {
+      g_mutex_lock(&a->lock);
+      d->alive_from = 0;
+      g_mutex_unlock(&a->lock);
+      if (!note_alive(d, t_lock, 0, error))
+        return FALSE;
+    } else {
+      g_warning("archiver %s: the newest archived state cannot be restored: %s; taking a fresh "
+                "snapshot to start a recoverable window", d->name, no_base);
+      queue_snapshot(a, d, 0);
+    }
+  }
   return TRUE;
 }
 
@@ -1508,8 +1574,10 @@ snapshot_main(gpointer data)
     if (copy) {
       g_message("archiver %s: snapshot %s taken; a new recoverable window starts", name,
                 copy->name);
-      if (d)
+      if (d) {
         d->snapshot_pending = FALSE;
+        d->alive_from = sqlenvfs_clock_now(); /* past its pin time, durable */
+      }
       sqlenvfs_stored_copy_free(copy);
       g_free(name);
     } else {
@@ -1517,8 +1585,9 @@ snapshot_main(gpointer data)
       g_warning("archiver %s: the snapshot that starts its recoverable window (%s) failed: %s "
                 "(retrying in %d s)",
                 name,
-                d && d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
-                                                                    : "archiving started",
+                d == NULL || d->snapshot_reason == 0           ? "its chain had no usable base"
+                : d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
+                                                                 : "archiving started",
                 error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
       while (!g_atomic_int_get(&a->stopping) &&
              g_cond_wait_until(&a->snap_cond, &a->lock, until))

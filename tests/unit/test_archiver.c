@@ -9,11 +9,13 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/image.h"
+#include "sqlenvfs/restore.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/walfile.h"
@@ -323,6 +325,122 @@ START_TEST(test_page_written_twice)
 }
 END_TEST
 
+/* Write the archive's alive file at @dir as a power cut can leave it:
+ * @time, with the next sequence number @next_seq (ARCHIVE.md, `alive`). */
+static void
+write_alive(const char *dir, gint64 time, guint64 next_seq)
+{
+  g_autofree char *path = g_build_filename(dir, "alive", NULL);
+  guint8 buf[32] = { 0 };
+  guint32 c;
+  memcpy(buf, "SQEFSALV", 8);
+  for (int i = 0; i < 8; i++) {
+    buf[8 + i] = (guint8)((guint64)time >> (8 * i));
+    buf[16 + i] = (guint8)(next_seq >> (8 * i));
+  }
+  c = (guint32)crc32(0, buf, 28);
+  for (int i = 0; i < 4; i++)
+    buf[28 + i] = (guint8)(c >> (8 * i));
+  ck_assert(g_file_set_contents(path, (const char *)buf, sizeof buf, NULL));
+}
+
+/* The newest state of the archive at @dir can be restored: the newest
+ * window reaches the last record. */
+static gboolean
+latest_restorable(SqlenvfsRoot *root, const char *dir)
+{
+  GError *error = NULL;
+  g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, "app", &error);
+  g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
+  const SqlenvfsArchiveEntry *last;
+  ck_assert_no_error(error);
+  last = sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
+  return wins->len > 0 &&
+         ((SqlenvfsRestoreWindow *)wins->pdata[wins->len - 1])->to_us >= last->time;
+}
+
+/* Run an archiver until it captures "app" with its chain's snapshot
+ * taken and has archived everything, then stop it. */
+static void
+run_archiver_once(SqlenvfsRoot *root)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
+  GThread *th;
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  ck_assert(sqlenvfs_archiver_sync(a, "app", 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+}
+
+static guint
+count_entries(const char *dir)
+{
+  GError *error = NULL;
+  g_autoptr(GDir) gd = g_dir_open(dir, 0, &error);
+  guint n = 0;
+  ck_assert_no_error(error);
+  while (g_dir_read_name(gd))
+    n++;
+  return n;
+}
+
+/* A chain's snapshot pinned while the WAL held no commit is placed by its
+ * pin time, valid only where capture was known complete then. A power cut
+ * that leaves the alive file before that time makes the next start record
+ * an outage over it: the chain then has no usable base, and the archiver
+ * takes a new one. */
+START_TEST(test_chain_without_base_gets_one)
+{
+  g_autoptr(SqlenvfsRoot) root = open_root();
+  g_autoptr(sqlite3) db = make_wal_db();
+  g_autofree char *dir = g_build_filename(tmp, "backups", "prod", "wal_archives", "app", NULL);
+  g_autofree char *snaps = g_build_filename(tmp, "backups", "prod", "snapshots", NULL);
+  GError *error = NULL;
+  guint n_snaps;
+
+  run_archiver_once(root);
+  /* While the archiver is down: commits, a full checkpoint, then a
+   * transaction that writes the restarted WAL's header and frames and rolls
+   * back: the next start finds a new generation that holds no commit, a
+   * gap whose chain's snapshot is pinned by time. */
+  ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (1); PRAGMA wal_checkpoint(RESTART)",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA cache_size=2; BEGIN; "
+                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                             "WHERE i < 50) INSERT INTO t SELECT randomblob(3000) FROM c",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "ROLLBACK", db_path, &error));
+  run_archiver_once(root);
+  n_snaps = count_entries(snaps);
+  /* The cut: the alive file is back at the chain's start, before the
+   * snapshot was pinned; commits are made while the archiver is down. */
+  {
+    g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
+    const SqlenvfsArchiveEntry *last;
+    ck_assert_no_error(error);
+    last = sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
+    ck_assert_int_eq(last->type, SQLENVFS_ARCHIVE_GAP);
+    ck_assert_uint_eq(last->commit_frame, 0);
+    write_alive(dir, last->time, last->seq + 1);
+  }
+  for (int i = 0; i < 3; i++)
+    ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (2)", db_path, &error));
+  run_archiver_once(root);
+  {
+    g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
+    ck_assert_no_error(error);
+    ck_assert_int_eq(sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1)->type,
+                     SQLENVFS_ARCHIVE_OUTAGE);
+  }
+  ck_assert_uint_eq(count_entries(snaps), n_snaps + 1);
+  ck_assert_msg(latest_restorable(root, dir),
+                "the chain resumed after an outage over its base has no recoverable window");
+}
+END_TEST
+
 static Suite *
 archiver_suite(void)
 {
@@ -333,6 +451,7 @@ archiver_suite(void)
   tcase_add_test(tc, test_one_per_root);
   tcase_add_test(tc, test_embedded);
   tcase_add_test(tc, test_page_written_twice);
+  tcase_add_test(tc, test_chain_without_base_gets_one);
   suite_add_tcase(s, tc);
   return s;
 }
