@@ -2250,31 +2250,17 @@ check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD
   return why;
 }
 
-/* Version 2: read the compressed COMMIT @e whole and check it: its header
- * against @e, its checksum, its page numbers, its blocks (check_blocks).
- * Returns the page numbers, and the pages in *@pages when it is not NULL. */
+/* Read the record @e whole into @rec (e->length bytes) from @fd and check
+ * its header against @e, its checksum and its page numbers. Returns its page
+ * numbers (newly allocated), or NULL and *error naming @path. */
 static guint32 *
-read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages,
-                GError **error)
+read_whole_record(int fd, const char *path, const SqlenvfsArchiveEntry *e, guint8 *rec,
+                  GError **error)
 {
-  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
-  int fd = segment_fd(a, e->segment, error);
-  g_autofree guint8 *rec = NULL;
-  g_autofree guint8 *out = NULL;
   g_autofree guint32 *pgnos = NULL;
   SqlenvfsArchiveEntry disk;
-  const char *why;
   gsize got;
 
-  if (fd < 0)
-    return NULL;
-  rec = g_try_malloc(e->length);
-  if (rec == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "read archive segment %s: no memory for record %" G_GUINT64_FORMAT
-                " (%" G_GUINT64_FORMAT " bytes)", path, e->seq, e->length);
-    return NULL;
-  }
   if (!pread_full(fd, rec, e->length, e->offset, &got, path, error))
     return NULL;
   if (got < e->length) {
@@ -2298,6 +2284,35 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
       return NULL;
     }
   }
+  return g_steal_pointer(&pgnos);
+}
+
+/* Version 2: read the compressed COMMIT @e whole and check it: its header
+ * against @e, its checksum, its page numbers, its blocks (check_blocks).
+ * Returns the page numbers, and the pages in *@pages when it is not NULL. */
+static guint32 *
+read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages,
+                GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint8 *out = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  const char *why;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_try_malloc(e->length);
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: no memory for record %" G_GUINT64_FORMAT
+                " (%" G_GUINT64_FORMAT " bytes)", path, e->seq, e->length);
+    return NULL;
+  }
+  pgnos = read_whole_record(fd, path, e, rec, error);
+  if (pgnos == NULL)
+    return NULL;
   if (pages != NULL) {
     out = g_try_malloc(MAX((gsize)stream_pages(e) * e->page_size, 1));
     if (out == NULL) {
@@ -2365,36 +2380,14 @@ read_member(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages, G
   g_autofree guint32 *hp = NULL;
   g_autofree guint8 *all = NULL;
   const SqlenvfsArchiveEntry *h;
-  SqlenvfsArchiveEntry disk;
   guint32 first = 0;
-  gsize got;
 
   if (fd < 0)
     return NULL;
   rec = g_malloc(e->length);
-  if (!pread_full(fd, rec, e->length, e->offset, &got, path, error))
+  pgnos = read_whole_record(fd, path, e, rec, error);
+  if (pgnos == NULL)
     return NULL;
-  if (got < e->length) {
-    corrupt(error, path, e, "is cut short (the file is truncated)");
-    return NULL;
-  }
-  if (!decode_header(rec, &disk) || !same_header(&disk, e)) {
-    corrupt(error, path, e, "has a header that does not match its index entry");
-    return NULL;
-  }
-  if (get32(rec + e->length - 4) != REC_END_MAGIC ||
-      get32(rec + e->length - REC_TRAILER_SIZE) != crc(0, rec, e->length - REC_TRAILER_SIZE)) {
-    corrupt(error, path, e, "fails its checksum");
-    return NULL;
-  }
-  pgnos = g_new(guint32, MAX(e->n_pages, 1));
-  for (guint32 i = 0; i < e->n_pages; i++) {
-    pgnos[i] = get32(rec + REC_HEADER_SIZE + 4 * i);
-    if (pgnos[i] == 0) {
-      corrupt(error, path, e, "lists page number 0");
-      return NULL;
-    }
-  }
   h = sqlenvfs_archive_batch_first(a, e, &first);
   if (h == NULL) {
     corrupt(error, path, e, "belongs to a batch whose first record, which holds its pages, is "
