@@ -37,6 +37,12 @@ holds_lock "$pid" || fail "the refusal names process $pid, which is not alive or
 tr '\0' ' ' < /proc/"$pid"/cmdline | grep -q ' mount ' ||
   fail "process $pid named by the refusal is not the mount daemon: $(tr '\0' ' ' < /proc/"$pid"/cmdline)"
 unmount_root "$M"
+# The daemon finishes its work and releases the lock after the unmount.
+for _ in $(seq 1 100); do
+  kill -0 "$pid" 2>/dev/null || break
+  sleep 0.1
+done
+kill -0 "$pid" 2>/dev/null && fail "the mount daemon $pid did not exit within 10 s of the unmount"
 pass "a second archiver beside a mount names the live mount daemon ($pid)"
 
 # --- `sqlenvfs archive` in the foreground
