@@ -69,13 +69,24 @@ wait_mounted() {
 }
 
 unmount_root() {
-  local mnt=$1 i
+  local mnt=$1 i pid daemons
+  # The daemon holds the root's locks until it has finished: wait for it to
+  # exit too, so that the next mount or archiver of the root is not refused.
+  daemons=$(pgrep -f "sqlenvfs mount .*$mnt" || true)
   fusermount3 -u "$mnt"
   for i in $(seq 1 100); do
-    mountpoint -q "$mnt" || return 0
+    mountpoint -q "$mnt" || break
     sleep 0.1
   done
-  fail "mount $mnt did not go away within 10 s"
+  mountpoint -q "$mnt" && fail "mount $mnt did not go away within 10 s"
+  for pid in $daemons; do
+    for i in $(seq 1 100); do
+      kill -0 "$pid" 2>/dev/null || break
+      sleep 0.1
+    done
+    kill -0 "$pid" 2>/dev/null && fail "the daemon $pid of $mnt did not exit within 10 s of the unmount"
+  done
+  return 0
 }
 
 # Wait until the mount's archiver captures every production database and has
