@@ -95,6 +95,7 @@ def writer(args):
 
     if args.k0 == 0:
         commit("bigfill")
+    was_quiet = False
     while time.time() < deadline:
         if args.stop_file and os.path.exists(args.stop_file):
             break
@@ -103,6 +104,11 @@ def writer(args):
             continue
         i = k + 1
         quiet = args.quiet_file and os.path.exists(args.quiet_file)
+        if quiet != was_quiet:
+            # No checkpoint of the application's own while quiet either, so
+            # that the WAL cannot restart.
+            conn.execute("PRAGMA wal_autocheckpoint=%d" % (0 if quiet else 1000)).fetchall()
+            was_quiet = quiet
         if quiet:
             commit("small")
         elif i % 40 == 0:
