@@ -614,6 +614,20 @@ wal_count_frames(const char *wal_path, guint32 *page_size, guint64 *n_frames)
   return TRUE;
 }
 
+/* The first @len bytes of the file @path into @buf: FALSE when it cannot be
+ * opened or is shorter. */
+static gboolean
+read_head(const char *path, guint8 *buf, gsize len)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  gboolean ok;
+  if (fd < 0)
+    return FALSE;
+  ok = pread(fd, buf, len, 0) == (ssize_t)len;
+  close(fd);
+  return ok;
+}
+
 /* Frames of the WAL not yet copied into the database file (checkpointed),
  * from the wal-index in -shm: mxFrame - nBackfill, when the wal-index is
  * initialized and describes the same WAL generation (its salts are the WAL
@@ -627,22 +641,8 @@ wal_pending_frames(const char *wal_path, const char *shm_path, guint64 *pending)
 {
   guint8 shm[100], whdr[24];
   guint32 version, mx, mx2, backfill;
-  int fd;
-  gboolean ok;
 
-  fd = open(wal_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return FALSE;
-  ok = pread(fd, whdr, sizeof whdr, 0) == (ssize_t)sizeof whdr;
-  close(fd);
-  if (!ok)
-    return FALSE;
-  fd = open(shm_path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return FALSE;
-  ok = pread(fd, shm, sizeof shm, 0) == (ssize_t)sizeof shm;
-  close(fd);
-  if (!ok)
+  if (!read_head(wal_path, whdr, sizeof whdr) || !read_head(shm_path, shm, sizeof shm))
     return FALSE;
   memcpy(&version, shm, 4);
   memcpy(&mx, shm + 16, 4);
