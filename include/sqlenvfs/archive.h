@@ -262,6 +262,62 @@ gint64 sqlenvfs_archive_alive(const SqlenvfsArchive *a);
  * search; entries are in time order by invariant 5). */
 gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
 
+/* ------------------------------------------------------------------ */
+/* Sparse reading                                                       */
+/*
+ * The functions below answer what a timeline (windows, plans, retention)
+ * needs without walking every entry: they address records by sequence
+ * number and time, and list the few records that shape the history
+ * ("marks"). They are the reading interface that scales with the data, not
+ * with the history: an implementation may keep only per-segment summaries
+ * in memory and read index entries on demand. Entries are returned by
+ * value (copied into @out).
+ */
+
+/* Marks: every GAP and OUTAGE entry, real or synthetic (a DAMAGED gap that
+ * stands for records missing or unreadable, seq 0), in archive order. For
+ * each, *@after_seq (if not NULL) is the sequence number of the last real
+ * record before it (0: none), so that marks and sequence numbers can be
+ * ordered: a real GAP or OUTAGE of seq S has after_seq S - 1; a DAMAGED
+ * gap standing for records X..Y has after_seq X - 1, and none of X..Y can be
+ * read. Pointers are valid until the next refresh or check. */
+guint sqlenvfs_archive_n_marks(const SqlenvfsArchive *a);
+const SqlenvfsArchiveEntry *sqlenvfs_archive_mark(const SqlenvfsArchive *a, guint i,
+                                                  guint64 *after_seq);
+
+/* The sequence numbers of the first and last real records (FALSE when the
+ * archive holds none). */
+gboolean sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq,
+                                 guint64 *last_seq);
+
+/* The record with sequence number @seq, when the archive holds it and it is
+ * readable (not pruned, missing or found damaged). */
+gboolean sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out);
+
+/* The last state entry (sqlenvfs_archive_entry_is_state) whose time is
+ * <= @time and whose seq is in [@min_seq, @max_seq] (FALSE: none). */
+gboolean sqlenvfs_archive_last_state(SqlenvfsArchive *a, gint64 time, guint64 min_seq,
+                                     guint64 max_seq, SqlenvfsArchiveEntry *out);
+
+/* The last COMMIT record at WAL position (@salt1, @salt2, @frame, @cksum1,
+ * @cksum2) (FALSE: none). */
+gboolean sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2,
+                                      guint32 frame, guint32 cksum1, guint32 cksum2,
+                                      SqlenvfsArchiveEntry *out);
+
+/* From the state entry @seq on, the last COMMIT with seq <= @max_seq
+ * reached before a COMMIT of another WAL generation (salts), or the entry
+ * @seq itself when the next COMMIT is of another generation (FALSE when
+ * @seq is not readable). */
+gboolean sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
+                                         SqlenvfsArchiveEntry *out);
+
+/* The COMMIT records with seq in (@after_seq, @upto_seq]: how many, the
+ * bytes they take in the segments, and the database size in pages after
+ * the last of them (*@db_pages unchanged when there is none). */
+void sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                                    guint64 *n_commits, guint64 *bytes, guint32 *db_pages);
+
 /* Read the COMMIT record @e in full, checking it against its index entry
  * and its checksum (a compressed one also its blocks' checksums and
  * decompressed lengths, as read_commit_pages does). Returns its page

@@ -2186,6 +2186,171 @@ sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
   return (gint)lo - 1;
 }
 
+/* ------------------------------------------------------------------ */
+/* Sparse reading (archive.h). This implementation walks the entries held
+ * in memory. */
+
+static const SqlenvfsArchiveEntry *
+entry_at(const SqlenvfsArchive *a, guint i)
+{
+  return &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+}
+
+/* Index of the real entry with sequence number @seq, or -1. */
+static gint
+index_of_seq(const SqlenvfsArchive *a, guint64 seq)
+{
+  guint lo = 0, hi = a->entries->len;
+  /* Real entries are in seq order; synthetic ones (seq 0) sit between. */
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2, m = mid;
+    while (m < hi && entry_at(a, m)->seq == 0)
+      m++;
+    if (m == hi) {
+      hi = mid;
+      continue;
+    }
+    if (entry_at(a, m)->seq == seq)
+      return (gint)m;
+    if (entry_at(a, m)->seq < seq)
+      lo = m + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+guint
+sqlenvfs_archive_n_marks(const SqlenvfsArchive *a)
+{
+  guint n = 0;
+  for (guint i = 0; i < a->entries->len; i++) {
+    SqlenvfsArchiveRecordType t = entry_at(a, i)->type;
+    n += t == SQLENVFS_ARCHIVE_GAP || t == SQLENVFS_ARCHIVE_OUTAGE;
+  }
+  return n;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_mark(const SqlenvfsArchive *a, guint k, guint64 *after_seq)
+{
+  guint64 last = 0;
+  for (guint i = 0; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = entry_at(a, i);
+    if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+      if (k-- == 0) {
+        if (after_seq)
+          *after_seq = e->seq != 0 ? e->seq - 1 : last;
+        return e;
+      }
+    }
+    if (e->seq != 0)
+      last = e->seq;
+  }
+  g_return_val_if_reached(NULL);
+}
+
+gboolean
+sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *last_seq)
+{
+  gboolean found = FALSE;
+  for (guint i = 0; i < a->entries->len; i++)
+    if (entry_at(a, i)->seq != 0) {
+      if (!found && first_seq)
+        *first_seq = entry_at(a, i)->seq;
+      found = TRUE;
+      if (last_seq)
+        *last_seq = entry_at(a, i)->seq;
+    }
+  return found;
+}
+
+gboolean
+sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out)
+{
+  gint i = seq == 0 ? -1 : index_of_seq(a, seq);
+  if (i < 0)
+    return FALSE;
+  *out = *entry_at(a, (guint)i);
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_last_state(SqlenvfsArchive *a, gint64 time, guint64 min_seq, guint64 max_seq,
+                            SqlenvfsArchiveEntry *out)
+{
+  for (gint i = sqlenvfs_archive_find_time(a, time); i >= 0; i--) {
+    const SqlenvfsArchiveEntry *e = entry_at(a, (guint)i);
+    if (e->seq == 0 || e->seq > max_seq)
+      continue;
+    if (e->seq < min_seq)
+      break;
+    if (sqlenvfs_archive_entry_is_state(e)) {
+      *out = *e;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, guint32 frame,
+                             guint32 cksum1, guint32 cksum2, SqlenvfsArchiveEntry *out)
+{
+  for (guint i = a->entries->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = entry_at(a, i - 1);
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
+        e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2) {
+      *out = *e;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
+                                SqlenvfsArchiveEntry *out)
+{
+  gint s = index_of_seq(a, seq);
+  const SqlenvfsArchiveEntry *st;
+  if (s < 0)
+    return FALSE;
+  st = entry_at(a, (guint)s);
+  *out = *st;
+  for (guint i = (guint)s + 1; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = entry_at(a, i);
+    if (e->seq == 0 || e->seq > max_seq)
+      break;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    if (e->salt1 != st->salt1 || e->salt2 != st->salt2)
+      break;
+    *out = *e;
+  }
+  return TRUE;
+}
+
+void
+sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                               guint64 *n_commits, guint64 *bytes, guint32 *db_pages)
+{
+  guint64 n = 0, b = 0;
+  for (guint i = 0; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = entry_at(a, i);
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
+      continue;
+    n++;
+    b += e->length;
+    if (db_pages)
+      *db_pages = e->db_pages;
+  }
+  if (n_commits)
+    *n_commits = n;
+  if (bytes)
+    *bytes = b;
+}
+
 static int
 segment_fd(SqlenvfsArchive *a, guint si, GError **error)
 {
