@@ -188,8 +188,15 @@ same_pos(const SqlenvfsArchiveEntry *e, const SqlenvfsWalPos *p)
          e->commit_frame == p->frame && e->cksum1 == p->cksum1 && e->cksum2 == p->cksum2;
 }
 
-/* Wait until the archive of @db holds the COMMIT record of @pos; TRUE and
- * a copy of it in *@rec. FALSE and *error after @timeout_us. */
+/* The archived record of the pinned state @pos, in *@rec:
+ *   - a WAL holding commits: the COMMIT record of @pos's commit frame (same
+ *     salts, frame and cumulative checksum);
+ *   - an empty WAL (frame 0: everything checkpointed, the file alone is the
+ *     state): once the archive's alive time passes the pin, the last state
+ *     record captured at or before the pin. The archiver lets no frame be
+ *     checkpointed before it is archived, so every commit in the file was
+ *     captured before the pin, and every later one after it.
+ * Waits for the archiver up to @timeout_us; FALSE and *error then. */
 static gboolean
 wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gint64 timeout_us,
               SqlenvfsArchiveEntry *rec, GError **error)
@@ -204,24 +211,45 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
     return FALSE;
   for (;;) {
     guint n = sqlenvfs_archive_n_entries(a);
-    for (guint i = n; i > scanned; i--)
-      if (same_pos(sqlenvfs_archive_entry(a, i - 1), pos)) {
-        *rec = *sqlenvfs_archive_entry(a, i - 1);
-        return TRUE;
+    if (pos->frame != 0) {
+      for (guint i = n; i > scanned; i--)
+        if (same_pos(sqlenvfs_archive_entry(a, i - 1), pos)) {
+          *rec = *sqlenvfs_archive_entry(a, i - 1);
+          return TRUE;
+        }
+      scanned = n;
+    } else if (sqlenvfs_archive_alive(a) > pos->pinned_at) {
+      for (guint i = n; i > 0; i--) {
+        const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i - 1);
+        if (e->time <= pos->pinned_at && sqlenvfs_archive_entry_is_state(e)) {
+          *rec = *e;
+          return TRUE;
+        }
       }
-    scanned = n;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "the WAL archive %s holds no state captured before production was pinned "
+                  "(archiving has only just started; drill again later)", dir);
+      return FALSE;
+    }
     if (g_get_monotonic_time() >= deadline)
       break;
     g_usleep(POLL_US);
     if (!sqlenvfs_archive_refresh(a, error))
       return FALSE;
   }
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-              "the WAL archive %s did not archive production's commit at WAL frame %u (salts "
-              "0x%08x 0x%08x) within %d s: no archiver captures %s, or it lags (start "
-              "`sqlenvfs archive` or mount the root; `sqlenvfs doctor` says which), then drill "
-              "again", dir, pos->frame, pos->salt1, pos->salt2,
-              (int)(timeout_us / G_USEC_PER_SEC), db);
+  if (pos->frame != 0)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "the WAL archive %s did not archive production's commit at WAL frame %u (salts "
+                "0x%08x 0x%08x) within %d s: no archiver captures %s, or it lags (start "
+                "`sqlenvfs archive` or mount the root; `sqlenvfs doctor` says which), then "
+                "drill again", dir, pos->frame, pos->salt1, pos->salt2,
+                (int)(timeout_us / G_USEC_PER_SEC), db);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "the WAL archive %s was not known complete up to the moment production was "
+                "pinned within %d s: no archiver captures %s, or it lags (start `sqlenvfs "
+                "archive` or mount the root; `sqlenvfs doctor` says which), then drill again",
+                dir, (int)(timeout_us / G_USEC_PER_SEC), db);
   return FALSE;
 }
 
@@ -245,7 +273,8 @@ plan_for(SqlenvfsRoot *root, const char *db, const SqlenvfsArchiveEntry *rec, GE
      * refuses a gap between them: the state is @rec's or nothing. */
     plan->state_seq = rec->seq;
     plan->state_us = rec->time;
-    plan->n_pages = rec->db_pages;
+    /* A GAP state carries no size: it is its base's (base_seq == its seq). */
+    plan->n_pages = rec->type == SQLENVFS_ARCHIVE_COMMIT ? rec->db_pages : plan->base_n_pages;
     plan->size = (guint64)plan->n_pages * plan->page_size;
     return g_steal_pointer(&plan);
   }
@@ -294,12 +323,11 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     return FALSE;
   }
   pos = sqlenvfs_live_view_pos(view);
-  if (pos->frame == 0) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "production %s has no commit in its WAL (journal mode %s, or idle and "
-                "checkpointed), so no archived record can be matched to its state; drill again "
-                "once the application has written", prod,
-                sqlenvfs_live_view_journal_mode(view));
+  if (g_ascii_strcasecmp(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "production %s is in journal mode %s, not WAL: it is not archived, so no "
+                "restore can rebuild it (switch it back: `sqlite3 %s 'PRAGMA journal_mode=WAL'`)",
+                prod, sqlenvfs_live_view_journal_mode(view), prod);
     return FALSE;
   }
   r->wal_frame = pos->frame;
