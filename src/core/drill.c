@@ -316,6 +316,7 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
   const SqlenvfsWalPos *pos;
   SqlenvfsArchiveEntry rec;
   GError *local = NULL;
+  gint64 t0 = g_get_monotonic_time();
 
   view = sqlenvfs_live_view_open(prod, &local);
   if (view == NULL) {
@@ -331,6 +332,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     return FALSE;
   }
   r->wal_frame = pos->frame;
+  g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
+          (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
   if (archiver != NULL && !sqlenvfs_archiver_sync(archiver, db, timeout_us, &local)) {
     g_debug("drill %s: archiver sync: %s", db, local->message);
     g_clear_error(&local);
@@ -339,6 +342,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     return FALSE;
   r->state_seq = rec.seq;
   r->state_us = rec.time;
+  g_debug("drill %s: archived as record %" G_GUINT64_FORMAT " after %.3f s", db, rec.seq,
+          (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
 
   plan = plan_for(root, db, &rec, &local);
   if (plan == NULL) {
@@ -354,6 +359,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     g_propagate_prefixed_error(error, local, "the rebuild was refused: ");
     return FALSE;
   }
+  g_debug("drill %s: rebuild planned and checked after %.3f s", db,
+          (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
   r->base_kind = plan->base_kind;
   r->base_name = g_strdup(plan->base_name);
   r->n_commits = plan->n_commits;
@@ -374,6 +381,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     g_propagate_prefixed_error(error, local, "reading the images failed: ");
     return FALSE;
   }
+  g_debug("drill %s: compared after %.3f s", db,
+          (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
   if (!sqlenvfs_restore_base_unchanged(plan, error))
     return FALSE;
   if (r->diff_pgno != 0) {
