@@ -118,6 +118,19 @@ flip "$SEG" "$SOFF"
 stop_writer
 pitr_stop_archiver "$T/a"
 
+# ---- production is only read -------------------------------------------------------
+# No other connection is open now: a drill whose connection checkpointed on
+# close would copy the WAL into the database file and delete the WAL. The
+# archiver archived every commit before it stopped, so the drill needs none.
+P=$R/data/prod/app.db
+[ -s "$P-wal" ] || fail "production has no WAL to keep"
+before=$(sha256sum "$P" "$P-wal" | awk '{print $1}' | tr '\n' ' ')
+drill
+[ "$rc" -eq 0 ] || fail "drill with the archiver stopped after archiving everything: $(cat "$T/drill.out")"
+after=$(sha256sum "$P" "$P-wal" 2>/dev/null | awk '{print $1}' | tr '\n' ' ')
+assert_eq "$after" "$before" "production and its WAL after a drill"
+pass "the drill leaves production and its WAL byte for byte as they were (no checkpoint on close)"
+
 # ---- through a mount ------------------------------------------------------------
 M=$T/mnt
 mount_root "$R" "$M"
