@@ -106,10 +106,10 @@ SqlenvfsDrillResult *sqlenvfs_drill_db(SqlenvfsRoot *root, const char *db,
                                        struct _SqlenvfsArchiver *archiver, gint64 timeout_us);
 
 /* Drill @db (NULL: every production database, in name order) as
- * sqlenvfs_drill_db does, and record each outcome in the root's memo.
- * Returns the results (SqlenvfsDrillResult *), or NULL and *error when @db
- * is unknown, there is no production database, or the memo cannot be
- * written. */
+ * sqlenvfs_drill_db does, and record each outcome in the root's memo (a
+ * memo that cannot be written is a warning in the log: the results are
+ * returned all the same). Returns the results (SqlenvfsDrillResult *), or
+ * NULL and *error when @db is unknown or there is no production database. */
 GPtrArray *sqlenvfs_drill_run(SqlenvfsRoot *root, const char *db,
                               struct _SqlenvfsArchiver *archiver, gint64 timeout_us,
                               GError **error);

@@ -908,7 +908,12 @@ check_drill(Ctx *c, const DbFiles *d, const char *name)
   what = sqlenvfs_drill_last_describe(&last, has_run);
   schedule = g_strdup_printf("run `%s`, and schedule it daily (scripts/sqlenvfs-drill@.timer)",
                              cmd);
-  if (!has_run)
+  if (!has_run && access(memo, R_OK) != 0 && errno != ENOENT)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
+                               "run the doctor as the user who owns the root",
+                               "cannot tell whether the last restore drill passed: %s is not "
+                               "readable to this user", memo);
+  else if (!has_run)
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
                                schedule, "no restore drill has run: nothing has proven yet "
                                "that production can be rebuilt from its copies and archive");

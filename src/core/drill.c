@@ -569,7 +569,8 @@ sqlenvfs_drill_run(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archive
   g_autoptr(GPtrArray) results =
       g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_drill_result_free);
   g_autoptr(GHashTable) memo = NULL;
-  int lock;
+  GError *local = NULL;
+  int lock = -1;
   gboolean saved;
 
   if (db != NULL) {
@@ -594,11 +595,13 @@ sqlenvfs_drill_run(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archive
 
   /* Remember the outcomes: read, change and write the memo under the
    * root's "drill" lock, so that two drills do not lose each other's. */
-  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), 0700, error))
-    return NULL;
-  lock = sqlenvfs_root_lock(root, "drill", TRUE, error);
-  if (lock < 0)
-    return NULL;
+  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), 0700, &local) ||
+      (lock = sqlenvfs_root_lock(root, "drill", TRUE, &local)) < 0) {
+    g_warning("drill: the outcome could not be remembered for status, doctor and list: %s",
+              local->message);
+    g_clear_error(&local);
+    return g_steal_pointer(&results);
+  }
   memo = memo_load(root);
   for (guint i = 0; i < results->len; i++) {
     const SqlenvfsDrillResult *r = results->pdata[i];
@@ -608,9 +611,13 @@ sqlenvfs_drill_run(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archive
     l->why = g_strdup(r->why);
     g_hash_table_replace(memo, g_strdup(r->db), l);
   }
-  saved = memo_save(root, memo, error);
+  saved = memo_save(root, memo, &local);
   sqlenvfs_root_unlock(lock);
-  if (!saved)
-    return NULL;
+  if (!saved) {
+    /* The drills ran: their results are worth more than the memo. */
+    g_warning("drill: the outcome could not be remembered for status, doctor and list: %s",
+              local->message);
+    g_clear_error(&local);
+  }
   return g_steal_pointer(&results);
 }

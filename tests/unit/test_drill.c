@@ -11,6 +11,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/image.h"
 #include "sqlenvfs/root.h"
+#include "sqlenvfs/util.h"
 
 #define PS 512
 #define T0 G_GINT64_CONSTANT(1764346440000000)
@@ -215,6 +216,50 @@ START_TEST(test_page_origin)
 }
 END_TEST
 
+/* Write the memo @body (lines after the magic) with a right checksum. */
+static void
+write_memo(SqlenvfsRoot *root, const char *body, gboolean bad_crc)
+{
+  g_autofree char *path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
+                                           "drilled", NULL);
+  g_autofree char *text = g_strconcat("sqlenvfs-drilled 1\n", body, NULL);
+  g_autofree char *all = g_strdup_printf("%scrc32 0x%08x\n", text,
+                                         sqlenvfs_crc32(0, text, strlen(text)) ^ (bad_crc ? 1 : 0));
+  ck_assert(g_file_set_contents(path, all, -1, NULL));
+}
+
+START_TEST(test_memo)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  SqlenvfsDrillLast last;
+  g_autofree char *d1 = NULL, *d2 = NULL, *d3 = NULL;
+
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  ck_assert(!sqlenvfs_drill_last(root, "app", &last));
+  d1 = sqlenvfs_drill_last_describe(&last, FALSE);
+  ck_assert_str_eq(d1, "never drilled");
+
+  write_memo(root, "db app at=1764346440000000 result=passed\n"
+                   "db sales%202026 at=1764346441500000 result=failed why=page%203%20differs\n",
+             FALSE);
+  ck_assert(sqlenvfs_drill_last(root, "app", &last));
+  ck_assert(last.ok);
+  d2 = sqlenvfs_drill_last_describe(&last, TRUE);
+  ck_assert_str_eq(d2, "last drill passed at 2025-11-28T16:14:00Z");
+  sqlenvfs_drill_last_clear(&last);
+  ck_assert(sqlenvfs_drill_last(root, "sales 2026", &last));
+  ck_assert(!last.ok);
+  d3 = sqlenvfs_drill_last_describe(&last, TRUE);
+  ck_assert_str_eq(d3, "last drill FAILED at 2025-11-28T16:14:01.5Z: page 3 differs");
+  sqlenvfs_drill_last_clear(&last);
+
+  /* A damaged memo is forgotten whole, never half believed. */
+  write_memo(root, "db app at=1764346440000000 result=passed\n", TRUE);
+  ck_assert(!sqlenvfs_drill_last(root, "app", &last));
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -224,6 +269,7 @@ suite(void)
   tcase_add_test(tc, test_compare_equal_and_first_diff);
   tcase_add_test(tc, test_compare_read_error);
   tcase_add_test(tc, test_page_origin);
+  tcase_add_test(tc, test_memo);
   suite_add_tcase(s, tc);
   return s;
 }
