@@ -359,6 +359,7 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     g_propagate_prefixed_error(error, local, "the rebuild was refused: ");
     return FALSE;
   }
+  g_assert(plan->state_seq == rec.seq); /* invariant 2: a fallback base changes no state */
   g_debug("drill %s: rebuild planned and checked after %.3f s", db,
           (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
   r->base_kind = plan->base_kind;

@@ -10,6 +10,7 @@
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/image.h"
+#include "sqlenvfs/ops.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/util.h"
 
@@ -260,6 +261,47 @@ START_TEST(test_memo)
 }
 END_TEST
 
+/* ctl/verify text: "drill", "drill <db>" (blanks included), and the rest
+ * untouched. */
+START_TEST(test_ops_parse)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MAY_CREATE, &error);
+  g_autofree char *p1 = NULL, *p2 = NULL;
+  SqlenvfsOpArgs args;
+
+  ck_assert(sqlenvfs_root_ensure_layout(root, &error));
+  p1 = sqlenvfs_root_prod_db(root, "app");
+  p2 = sqlenvfs_root_prod_db(root, "sales 2026");
+  ck_assert(g_file_set_contents(p1, "", 0, NULL));
+  ck_assert(g_file_set_contents(p2, "", 0, NULL));
+
+  ck_assert(sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "drill\n", 6, &args, &error));
+  ck_assert(args.drill && !args.full && args.db == NULL);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "drill app", 9, &args, &error));
+  ck_assert(args.drill);
+  ck_assert_str_eq(args.db, "app");
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "drill sales 2026\n", 17, &args,
+                                   &error));
+  ck_assert(args.drill);
+  ck_assert_str_eq(args.db, "sales 2026");
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "full", 4, &args, &error));
+  ck_assert(args.full && !args.drill);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert_no_error(error);
+
+  ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "drill nope", 10, &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+  /* Only verify drills. */
+  ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "drill", 5, &args, &error));
+  g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -270,6 +312,7 @@ suite(void)
   tcase_add_test(tc, test_compare_read_error);
   tcase_add_test(tc, test_page_origin);
   tcase_add_test(tc, test_memo);
+  tcase_add_test(tc, test_ops_parse);
   suite_add_tcase(s, tc);
   return s;
 }
