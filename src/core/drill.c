@@ -395,8 +395,9 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "page %u differs between production (%u pages, WAL frame %u) and its rebuild "
                 "from %s %s and archived records up to %" G_GUINT64_FORMAT " (%u pages); the "
-                "rebuild takes that page from %s (run `sqlenvfs verify --full`; take a new "
-                "snapshot with `sqlenvfs snapshot`)",
+                "rebuild takes that page from %s (one side is damaged although every checksum "
+                "held: check production with `sqlenvfs doctor --full` and the copies with "
+                "`sqlenvfs verify --full`; then take a new snapshot with `sqlenvfs snapshot`)",
                 r->diff_pgno, pos->n_pages, pos->frame, sqlenvfs_copy_kind_name(plan->base_kind),
                 plan->base_name, rec.seq, plan->n_pages, r->diff_origin);
     return FALSE;

@@ -131,6 +131,42 @@ after=$(sha256sum "$P" "$P-wal" 2>/dev/null | awk '{print $1}' | tr '\n' ' ')
 assert_eq "$after" "$before" "production and its WAL after a drill"
 pass "the drill leaves production and its WAL byte for byte as they were (no checkpoint on close)"
 
+# ---- a page that differs --------------------------------------------------------------
+# Bit rot in production's file itself, on a page no WAL frame holds (so the
+# pinned state reads it from the file): every copy and record is intact, so
+# only the comparison can see it, and it names the page and where the
+# rebuild took it from. The flipped byte is put back afterwards.
+PG=$(python3 - "$P" <<'PY'
+import os, struct, sys
+db = sys.argv[1]
+ps = struct.unpack(">H", open(db, "rb").read(18)[16:18])[0]
+ps = 65536 if ps == 1 else ps
+in_wal = set()
+with open(db + "-wal", "rb") as f:
+    f.seek(32)
+    while True:
+        h = f.read(24)
+        if len(h) < 24:
+            break
+        in_wal.add(struct.unpack(">I", h[:4])[0])
+        f.seek(ps, 1)
+n = os.path.getsize(db) // ps
+print(max(p for p in range(2, n + 1) if p not in in_wal), ps)
+PY
+)
+read -r PGNO PS <<< "$PG"
+POFF=$(( (PGNO - 1) * PS + PS / 2 ))
+flip "$P" "$POFF"
+drill
+flip "$P" "$POFF"
+[ "$rc" -eq 1 ] || fail "a drill over a production page changed on disk exited $rc: $(cat "$T/drill.out")"
+grep -Eq "^FAILED app: page $PGNO differs between production .* the rebuild takes that page from (the base $R/backups/prod/[a-z]+/[0-9TZ.]+/app.db|record [0-9]+ of archive segment $W/[0-9]+.seg)" "$T/drill.out" \
+  || fail "the failure does not name page $PGNO and its source: $(cat "$T/drill.out")"
+note "$(cat "$T/drill.out")"
+drill
+[ "$rc" -eq 0 ] || fail "the drill fails with production's byte put back: $(cat "$T/drill.out")"
+pass "a page of production changed on disk: the drill names page $PGNO and where the rebuild took it from"
+
 # ---- through a mount ------------------------------------------------------------
 M=$T/mnt
 mount_root "$R" "$M"
