@@ -190,6 +190,9 @@ grep -Eq "^ok [0-9T:Z.-]+ verify: drill: app equal \([0-9]+ pages" "$M/ctl/verif
 json_get "$M/status" '[(x["drill"]["passed"], x["drill"]["summary"][:22]) for x in d["databases"] if x["name"] == "app"]' \
   > "$T/st"
 assert_eq "$(cat "$T/st")" "[(True, 'last drill passed at 2')]" "status JSON drill"
+echo "drill app" > "$M/ctl/verify" || fail "echo 'drill app' > ctl/verify failed: $(cat "$M/ctl/verify")"
+grep -Eq "^ok [0-9T:Z.-]+ verify: drill: app equal" "$M/ctl/verify" \
+  || fail "ctl/verify after 'drill app' says: $(cat "$M/ctl/verify")"
 rc=0
 echo "drill nope" > "$M/ctl/verify" 2>/dev/null || rc=$?
 [ "$rc" -ne 0 ] || fail "ctl/verify accepted drill of a database that does not exist"
