@@ -51,6 +51,11 @@ guint sqlenvfs_image_add_source(SqlenvfsImage *img, SqlenvfsPreadFunc read, gpoi
 /* Page @pgno (1-based) is read from source @source_id at byte @offset. */
 void sqlenvfs_image_set_page(SqlenvfsImage *img, guint32 pgno, guint source_id, goffset offset);
 
+/* Where page @pgno is read from: 0 for the base (at the page's own offset),
+ * else the id of the source it was last set to, with the byte offset in
+ * that source in *@offset (when non-NULL). */
+guint sqlenvfs_image_page_source(const SqlenvfsImage *img, guint32 pgno, goffset *offset);
+
 /* Change the size in pages (a later commit may shrink or grow the db). */
 void sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages);
 

@@ -16,7 +16,8 @@
  *                         running in this process has archived up to now)
  *   verify       verifymemo.h  every backup and snapshot (store.h) and every
  *                         database's WAL archive chain (archive.h), skipping
- *                         what was verified before and has not changed
+ *                         what was verified before and has not changed;
+ *                         with drill, drill.h sqlenvfs_drill_run() instead
  *   prune        store.h  retention, keeping the bases of the retained
  *                         point-in-time period; restore.h the archive
  *                         segments no retained window needs
@@ -36,6 +37,8 @@
  *   "dry-run"           prune only: report what would go, remove nothing
  *   "full"              verify only: read everything, not only what is new
  *                       or changed since the last verify (verifymemo.h)
+ *   "drill", "drill <db>"  verify only: the restore drill (drill.h) of every
+ *                       database, or of that one
  *
  * Invariants:
  *   (1) sqlenvfs_ops_run() never runs two operations at once on one
@@ -79,6 +82,7 @@ typedef struct {
   gboolean dry_run;  /* prune: list only                            */
   gboolean full;     /* verify: read everything, even what was
                         verified before and has not changed          */
+  gboolean drill;    /* verify: the restore drill instead (drill.h)   */
   /* Set by the command line only (never parsed from ctl text): */
   gboolean force;    /* refresh-dev: copy a source not marked production */
   SqlenvfsProgressFunc progress; /* bytes copied (backup, snapshot,
@@ -115,7 +119,9 @@ typedef struct {
 /* What one run did. Only the members of its operation are set:
  *   backup, snapshot  copy
  *   refresh-dev       refreshed (SqlenvfsRefreshedDb *, in order), has_time, time
- *   verify            report (every check; the run fails when one is bad)
+ *   verify            report (every check; the run fails when one is bad), or
+ *                     with drill, drills (SqlenvfsDrillResult *; the run fails
+ *                     when one failed)
  *   prune             dry_run, pruned (SqlenvfsPruneItem *: every copy, kept
  *                     or removed), segments (char *: archive segments removed,
  *                     or that would be in a dry run)
@@ -129,6 +135,7 @@ typedef struct {
   gboolean has_time;
   SqlenvfsTime time;
   SqlenvfsVerifyReport *report;
+  GPtrArray *drills;
   gboolean dry_run;
   GPtrArray *pruned;
   GPtrArray *segments;

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/drill.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
@@ -63,6 +64,52 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
 /* A window whose base has no verdict for its file as it is now. */
 #define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
 
+/* "drills": the last restore drill of each production database (drill.h);
+ * "passed" and "at" are null when it was never drilled. */
+static void
+json_drills(SqlenvfsJson *j, SqlenvfsRoot *root)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_root_list_dbs(root);
+
+  sqlenvfs_json_key(j, "drills");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < dbs->len; i++) {
+    SqlenvfsDrillLast last;
+    gboolean has_run = sqlenvfs_drill_last(root, dbs->pdata[i], &last);
+    g_autofree char *summary = sqlenvfs_drill_last_describe(&last, has_run);
+    g_autofree char *at = has_run ? sqlenvfs_time_format_iso(last.at_us) : NULL;
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "database", dbs->pdata[i]);
+    if (has_run)
+      sqlenvfs_json_member_bool(j, "passed", last.ok);
+    else
+      sqlenvfs_json_member_null(j, "passed");
+    sqlenvfs_json_member_string(j, "at", at);
+    sqlenvfs_json_member_string(j, "why", last.why);
+    sqlenvfs_json_member_string(j, "summary", summary);
+    sqlenvfs_json_end_object(j);
+    sqlenvfs_drill_last_clear(&last);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
+/* One line per production database: its last restore drill. */
+static void
+print_drills(SqlenvfsRoot *root)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_root_list_dbs(root);
+
+  printf("restore drills: %u\n", dbs->len);
+  for (guint i = 0; i < dbs->len; i++) {
+    SqlenvfsDrillLast last;
+    gboolean has_run = sqlenvfs_drill_last(root, dbs->pdata[i], &last);
+    g_autofree char *summary = sqlenvfs_drill_last_describe(&last, has_run);
+    g_autofree char *db = cli_pad(dbs->pdata[i], 16);
+    printf("  %s %s\n", db, summary);
+    sqlenvfs_drill_last_clear(&last);
+  }
+}
+
 static void
 print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
 {
@@ -90,6 +137,7 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
+  json_drills(j, root);
   sqlenvfs_json_end_object(j);
   text = sqlenvfs_json_finish(j);
   fputs(text, stdout);
@@ -175,6 +223,7 @@ cmd_list(int argc, char **argv)
     if (w->base_unchecked)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
   }
+  print_drills(root);
   if (isatty(STDOUT_FILENO))
     print_history(report);
   return CLI_OK;

@@ -27,6 +27,7 @@
  *       other checks still run.
  */
 #include "sqlenvfs/doctor.h"
+#include "sqlenvfs/drill.h"
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
@@ -891,6 +892,43 @@ check_backups(Ctx *c, const DbFiles *d, const char *name)
                              name, n_bad ? " (every one is damaged)" : "");
 }
 
+/* The last restore drill of @name (drill.h): a failed or never-run drill is a
+ * warning. */
+static void
+check_drill(Ctx *c, const DbFiles *d, const char *name)
+{
+  g_autofree char *memo = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_STATE),
+                                           "drilled", NULL);
+  g_autofree char *cmd = g_strdup_printf("sqlenvfs verify --drill --root %s --db %s",
+                                         sqlenvfs_root_dir(c->root), name);
+  g_autofree char *again = NULL, *schedule = NULL, *what = NULL;
+  SqlenvfsDrillLast last;
+  gboolean has_run = sqlenvfs_drill_last(c->root, name, &last);
+
+  what = sqlenvfs_drill_last_describe(&last, has_run);
+  schedule = g_strdup_printf("run `%s`, and schedule it daily (scripts/sqlenvfs-drill@.timer)",
+                             cmd);
+  if (!has_run && access(memo, R_OK) != 0 && errno != ENOENT)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
+                               "run the doctor as the user who owns the root",
+                               "cannot tell whether the last restore drill passed: %s is not "
+                               "readable to this user", memo);
+  else if (!has_run)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
+                               schedule, "no restore drill has run: nothing has proven yet "
+                               "that production can be rebuilt from its copies and archive");
+  else if (!last.ok) {
+    again = g_strdup_printf("repair or replace what it names, then drill again (`%s`)", cmd);
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
+                               again, "%s", what);
+  } else {
+    g_autofree char *age = format_age(MAX(sqlenvfs_clock_now() - last.at_us, 0));
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "drill", d->subject, memo,
+                               "nothing to do", "%s (%s ago)", what, age);
+  }
+  sqlenvfs_drill_last_clear(&last);
+}
+
 /* How far the archive of @name reaches, and how far behind it is. */
 static void
 check_archive(Ctx *c, const DbFiles *d, const char *name)
@@ -1158,6 +1196,7 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
     const char *name = d->subject + strlen("prod/");
     check_archive(c, d, name);
     check_backups(c, d, name);
+    check_drill(c, d, name);
   }
 }
 

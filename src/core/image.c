@@ -91,6 +91,18 @@ sqlenvfs_image_set_page(SqlenvfsImage *img, guint32 pgno, guint source_id, goffs
       ((guint64)source_id << SLOT_OFFSET_BITS) | (guint64)offset;
 }
 
+guint
+sqlenvfs_image_page_source(const SqlenvfsImage *img, guint32 pgno, goffset *offset)
+{
+  guint64 slot;
+  g_return_val_if_fail(pgno >= 1, 0);
+  slot = pgno - 1 < img->slots->len ? g_array_index(img->slots, guint64, pgno - 1) : 0;
+  if (offset)
+    *offset = slot == 0 ? (goffset)(pgno - 1) * img->page_size
+                        : (goffset)(slot & SLOT_OFFSET_MASK);
+  return (guint)(slot >> SLOT_OFFSET_BITS);
+}
+
 void
 sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages)
 {

@@ -6,6 +6,7 @@
 #include "sqlenvfs/util.h"
 
 #include "sqlenvfs/archiver.h"
+#include "sqlenvfs/drill.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
@@ -113,7 +114,8 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     accepted = "1 (apply the retention settings) or dry-run (list what would go)";
     break;
   case SQLENVFS_OP_VERIFY:
-    accepted = "1 (what is new or changed since the last verify) or full (everything)";
+    accepted = "1 (what is new or changed since the last verify), full (everything), drill "
+               "(the restore drill of every database) or drill and a database name";
     break;
   case SQLENVFS_OP_BACKUP:
   case SQLENVFS_OP_SNAPSHOT:
@@ -163,6 +165,21 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   if (op == SQLENVFS_OP_VERIFY && n == 1 && strcmp(words[0], "full") == 0 &&
       !existing_db(root, words[0])) {
     out.full = TRUE;
+    *args = out;
+    return TRUE;
+  }
+
+  if (op == SQLENVFS_OP_VERIFY && strcmp(words[0], "drill") == 0 && !existing_db(root, line)) {
+    /* "drill" or "drill <db>" (a name may hold blanks: the rest of the line). */
+    const char *rest = line + strlen("drill");
+    while (*rest == ' ' || *rest == '\t')
+      rest++;
+    out.drill = TRUE;
+    if (*rest != '\0') {
+      out.db = sqlenvfs_root_resolve_db(root, rest, TRUE, error);
+      if (out.db == NULL)
+        return FALSE;
+    }
     *args = out;
     return TRUE;
   }
@@ -269,6 +286,7 @@ sqlenvfs_op_outcome_clear(SqlenvfsOpOutcome *out)
   g_clear_pointer(&out->copy, sqlenvfs_stored_copy_free);
   g_clear_pointer(&out->refreshed, g_ptr_array_unref);
   g_clear_pointer(&out->report, sqlenvfs_verify_report_free);
+  g_clear_pointer(&out->drills, g_ptr_array_unref);
   g_clear_pointer(&out->pruned, g_ptr_array_unref);
   g_clear_pointer(&out->segments, g_ptr_array_unref);
   g_clear_pointer(&out->checkpointed, g_ptr_array_unref);
@@ -410,6 +428,31 @@ run_verify(SqlenvfsRoot *root, gboolean full, SqlenvfsOpOutcome *out, GError **e
   return FALSE;
 }
 
+/* The restore drill (drill.h) of @db (NULL: every database): each result
+ * in out->drills; INTEGRITY naming the failed ones when any failed. */
+static gboolean
+run_drill(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db, SqlenvfsOpOutcome *out,
+          GError **error)
+{
+  g_autoptr(GString) s = NULL;
+  guint n_failed = 0;
+
+  out->drills = sqlenvfs_drill_run(root, db, archiver, 0, error);
+  if (out->drills == NULL)
+    return FALSE;
+  s = g_string_new(NULL);
+  for (guint i = 0; i < out->drills->len; i++) {
+    const SqlenvfsDrillResult *r = out->drills->pdata[i];
+    if (!r->ok)
+      g_string_append_printf(s, "%s%s: %s", n_failed++ ? "; " : "", r->db, r->why);
+  }
+  if (n_failed == 0)
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "drill failed for %u of %u: %s",
+              n_failed, out->drills->len, s->str);
+  return FALSE;
+}
+
 static gboolean
 run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
 {
@@ -494,7 +537,15 @@ sqlenvfs_op_outcome_summary(const SqlenvfsOpOutcome *out)
     }
     break;
   case SQLENVFS_OP_VERIFY:
-    if (out->report && out->report->checks->len > 0) {
+    if (out->drills != NULL) {
+      g_string_append(s, "drill:");
+      for (guint i = 0; i < out->drills->len; i++) {
+        const SqlenvfsDrillResult *r = out->drills->pdata[i];
+        g_autofree char *bytes = sqlenvfs_format_size(r->bytes_read);
+        g_string_append_printf(s, "%s %s equal (%u pages, %s read, %.2f s)", i ? "," : "",
+                               r->db, r->n_pages, bytes, (double)r->elapsed_us / G_USEC_PER_SEC);
+      }
+    } else if (out->report && out->report->checks->len > 0) {
       g_autofree char *scope = sqlenvfs_verify_memo_describe(out->report);
       g_string_append_printf(s, "all %u good; %s", out->report->checks->len, scope);
     } else
@@ -552,6 +603,8 @@ dispatch(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args, SqlenvfsOp
   case SQLENVFS_OP_REFRESH_DEV:
     return run_refresh_dev(root, ops->archiver, args, out, error);
   case SQLENVFS_OP_VERIFY:
+    if (args->drill)
+      return run_drill(root, ops->archiver, args->db, out, error);
     return run_verify(root, args->full, out, error);
   case SQLENVFS_OP_PRUNE:
     return run_prune(root, args->dry_run, out, error);

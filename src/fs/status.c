@@ -19,7 +19,9 @@
  *                          "durable_p99_ms" } | null,
  *         "recoverable": { "earliest", "latest",
  *                          "windows": [ { "from", "to", "note" } ],
- *                          "error" } }
+ *                          "error" },
+ *         "drill":       { "passed", "at", "why", "summary" } | null }
+ *                          (the last restore drill, drill.h; null: never)
  *     ],
  *     "unsupported_databases": [ "<path>: why its name cannot be served" ],
  *     "operations": { "backup": { "running", "last": { "ok", "started",
@@ -35,6 +37,7 @@
 #include "fs.h"
 
 #include "sqlenvfs/archiver.h"
+#include "sqlenvfs/drill.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
@@ -178,6 +181,28 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
   sqlenvfs_json_end_object(j);
 }
 
+/* The last restore drill of @db, or null. */
+static void
+write_drill(Fs *fs, SqlenvfsJson *j, const char *db)
+{
+  SqlenvfsDrillLast last;
+  gboolean has_run = sqlenvfs_drill_last(fs->root, db, &last);
+  g_autofree char *summary = sqlenvfs_drill_last_describe(&last, has_run);
+
+  sqlenvfs_json_key(j, "drill");
+  if (!has_run) {
+    sqlenvfs_json_null(j);
+    return;
+  }
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_bool(j, "passed", last.ok);
+  member_time(j, "at", last.at_us);
+  sqlenvfs_json_member_string(j, "why", last.why);
+  sqlenvfs_json_member_string(j, "summary", summary);
+  sqlenvfs_json_end_object(j);
+  sqlenvfs_drill_last_clear(&last);
+}
+
 static void
 write_databases(Fs *fs, SqlenvfsJson *j)
 {
@@ -197,6 +222,7 @@ write_databases(Fs *fs, SqlenvfsJson *j)
     if (prod->exists) {
       write_archiver(fs, j, find_archiver_status(statuses, prod->db));
       write_recoverable(fs, j, prod->db);
+      write_drill(fs, j, prod->db);
     }
     sqlenvfs_json_end_object(j);
   }

@@ -82,6 +82,8 @@ stop_archiver() {
 }
 
 start_archiver
+# A restore drill that never ran is a warning: a healthy root has passed one.
+"$SQLENVFS" verify --drill --root "$R" >/dev/null || fail "the restore drill failed on a healthy root"
 doctor
 assert_eq "$(status_of)" "ok 0" "doctor on a healthy root (JSON status, exit)"
 assert_eq "$rc" "0" "exit status on a healthy root"
