@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timebar.h"
 #include "sqlenvfs/timefmt.h"
@@ -156,7 +157,7 @@ cmd_list(int argc, char **argv)
   if (root == NULL)
     return CLI_FAILED;
   report = sqlenvfs_store_list_report(root, &error);
-  if (report == NULL || !sqlenvfs_restore_list_windows(root, report, &error))
+  if (report == NULL || !sqlenvfs_retention_list_windows(root, report, &error))
     return cli_fail("list", error);
 
   if (as_json) {

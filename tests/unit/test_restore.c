@@ -13,6 +13,7 @@
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
@@ -462,23 +463,23 @@ START_TEST(test_retention)
   g_clear_pointer(&a, sqlenvfs_archive_free);
 
   /* Today: the whole window is retained; its first base is s0. */
-  ck_assert(sqlenvfs_restore_keep_base(s0, root, &why));
+  ck_assert(sqlenvfs_retention_keep_base(s0, root, &why));
   ck_assert(strstr(why, "base of the point-in-time window of app") != NULL);
   g_clear_pointer(&why, g_free);
-  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
-  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert(!sqlenvfs_retention_keep_base(s1, root, &why));
+  ck_assert(sqlenvfs_retention_prune_archives(root, FALSE, removed, &error));
   ck_assert_uint_eq(removed->len, 0);
 
   /* A week after s1: the retained period starts after s1's state, so s1 is
    * the base it needs, s0 is not, and so are the segments before s1. */
   testutil_clock_set(d1->pos.pinned_at + week + 1000);
-  ck_assert(!sqlenvfs_restore_keep_base(s0, root, &why));
-  ck_assert(sqlenvfs_restore_keep_base(s1, root, &why));
+  ck_assert(!sqlenvfs_retention_keep_base(s0, root, &why));
+  ck_assert(sqlenvfs_retention_keep_base(s1, root, &why));
   g_clear_pointer(&why, g_free);
-  ck_assert(sqlenvfs_restore_prune_archives(root, TRUE, removed, &error));
+  ck_assert(sqlenvfs_retention_prune_archives(root, TRUE, removed, &error));
   ck_assert_uint_ge(removed->len, 1);
   g_ptr_array_set_size(removed, 0);
-  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert(sqlenvfs_retention_prune_archives(root, FALSE, removed, &error));
   ck_assert_no_error(error);
   ck_assert_uint_ge(removed->len, 1);
   a = sqlenvfs_archive_open(dir, &error);
@@ -508,7 +509,7 @@ START_TEST(test_retention)
 
   /* Long after everything: nothing is retained any more. */
   testutil_clock_set(d1->pos.pinned_at + 5 * week);
-  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
+  ck_assert(!sqlenvfs_retention_keep_base(s1, root, &why));
 }
 END_TEST
 
