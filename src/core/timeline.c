@@ -583,6 +583,27 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_free(tl);
 }
 
+/* Read what was appended to the archive and check it, with @stamps taken
+ * before (a change while reading makes the timeline stale, never one that
+ * looks current but misses it). When the reading found a new last segment,
+ * whose stamp was not taken, read again (a few times at most: a writer
+ * rolling segments faster than that leaves the timeline stale, so that the
+ * next refresh reads on). */
+static gboolean
+read_archive(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], GError **error)
+{
+  for (int round = 0; round < 3; round++) {
+    guint n_before = sqlenvfs_archive_n_segments(tl->a);
+    stamps_take(tl, stamps);
+    if (!sqlenvfs_archive_refresh(tl->a, error) ||
+        sqlenvfs_archive_check_records(tl->a, tl->check_memo, error) < 0)
+      return FALSE;
+    if (sqlenvfs_archive_n_segments(tl->a) == n_before)
+      break;
+  }
+  return TRUE;
+}
+
 SqlenvfsTimeline *
 sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
 {
@@ -609,11 +630,7 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
   /* Stamps first: a change while loading makes the timeline stale, never
    * one that looks current but misses it. */
   tl->a = sqlenvfs_archive_open(tl->dir, error);
-  if (tl->a == NULL)
-    return NULL;
-  stamps_take(tl, tl->stamps);
-  if (!sqlenvfs_archive_refresh(tl->a, error) ||
-      sqlenvfs_archive_check_records(tl->a, tl->check_memo, error) < 0 || !load_copies(tl, error))
+  if (tl->a == NULL || !read_archive(tl, tl->stamps, error) || !load_copies(tl, error))
     return NULL;
   rebuild(tl);
   return g_steal_pointer(&tl);
@@ -632,9 +649,7 @@ sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error)
   gboolean ok = FALSE;
 
   g_mutex_lock(&tl->lock);
-  stamps_take(tl, now);
-  if (!sqlenvfs_archive_refresh(tl->a, error) ||
-      sqlenvfs_archive_check_records(tl->a, tl->check_memo, error) < 0)
+  if (!read_archive(tl, now, error))
     goto out;
   /* The MANIFESTs only when an entry came or went (a MANIFEST is written
    * before its entry is renamed into place) or a base verdict changed. */
