@@ -258,6 +258,11 @@ gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboo
  * a database whose window ended seconds before the others' is left out). */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
+/* The recoverable windows of @db (SqlenvfsRestoreWindow *, a new reference)
+ * from the database's timeline, which the mount holds and refreshes when
+ * the archive or the store changed. NULL and *error when it cannot be read. */
+GPtrArray *fs_pitr_db_windows(FsPitr *p, const char *db, GError **error);
+
 /* "earliest", "latest" when there is a window; none otherwise. */
 GPtrArray *fs_pitr_list_links(FsPitr *p, GError **error);
 
@@ -280,6 +285,7 @@ typedef struct {
   guint64 n_plans, n_rebuilds, n_hits, n_evicted, n_failed_lookups;
   guint64 cache_bytes, cache_max_bytes;
   guint n_cached;
+  guint64 n_timelines_opened, n_timeline_refreshes;
 } FsPitrStats;
 void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 

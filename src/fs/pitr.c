@@ -56,6 +56,7 @@
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
@@ -70,8 +71,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* How long plans and windows are reused without reading the archive again. */
-#define PLAN_TTL_US (1 * G_USEC_PER_SEC)
+/* How often at most a database's timeline is compared with the archive's
+ * and the store's files (a stat each) to be refreshed. */
+#define TIMELINE_CHECK_US (250 * 1000)
 
 /* pitr/latest: how far a database's window may end before the newest end
  * and still count as archived now (the archiver notes every database alive
@@ -98,20 +100,17 @@ typedef struct {
   FsPitrState st; /* what the plan said */
 } CacheEntry;
 
-/* What a plan says, kept for PLAN_TTL_US (or why there is none). */
+/* What a plan that resolved says (kept: a time's state never changes). */
 typedef struct {
-  gint64 made_at; /* monotonic */
-  gboolean ok;
   FsPitrState state;
   guint64 state_seq;
-  GError *error;
 } PlanSlot;
 
-/* The windows of one database, kept for PLAN_TTL_US. */
+/* The timeline of one database, held for the life of the mount. */
 typedef struct {
-  gint64 made_at;
-  GPtrArray *windows; /* SqlenvfsRestoreWindow * */
-} WindowSlot;
+  SqlenvfsTimeline *tl;
+  gint64 checked_at; /* monotonic: when it was last compared with the files */
+} TimelineSlot;
 
 struct _FsPitr {
   Fs *fs;
@@ -121,7 +120,7 @@ struct _FsPitr {
   GCond cond;          /* a rebuild finished */
   GHashTable *entries; /* name -> CacheEntry * */
   GHashTable *plans;   /* "<db>@<time us>" -> PlanSlot * */
-  GHashTable *windows; /* db -> WindowSlot * */
+  GHashTable *timelines; /* db -> TimelineSlot *: kept until the mount ends */
   GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
@@ -142,31 +141,10 @@ entry_free(gpointer p)
 }
 
 static void
-plan_slot_free(gpointer p)
+timeline_slot_free(gpointer p)
 {
-  PlanSlot *s = p;
-  g_clear_error(&s->error);
-  g_free(s);
-}
-
-/* What a plan slot says: its state, or (a copy of) its error. */
-static gboolean
-plan_slot_result(const PlanSlot *slot, FsPitrState *state, guint64 *state_seq, GError **error)
-{
-  if (!slot->ok) {
-    g_propagate_error(error, g_error_copy(slot->error));
-    return FALSE;
-  }
-  *state = slot->state;
-  *state_seq = slot->state_seq;
-  return TRUE;
-}
-
-static void
-window_slot_free(gpointer p)
-{
-  WindowSlot *s = p;
-  g_ptr_array_unref(s->windows);
+  TimelineSlot *s = p;
+  sqlenvfs_timeline_free(s->tl);
   g_free(s);
 }
 
@@ -244,8 +222,8 @@ fs_pitr_new(Fs *fs)
   g_mutex_init(&p->lock);
   g_cond_init(&p->cond);
   p->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
-  p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, plan_slot_free);
-  p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
+  p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  p->timelines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, timeline_slot_free);
   p->resolved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   p->latest_by_pid = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
@@ -266,7 +244,7 @@ fs_pitr_free(FsPitr *p)
     return;
   g_hash_table_destroy(p->entries);
   g_hash_table_destroy(p->plans);
-  g_hash_table_destroy(p->windows);
+  g_hash_table_destroy(p->timelines);
   g_hash_table_destroy(p->resolved);
   g_hash_table_destroy(p->latest_by_pid);
   g_mutex_clear(&p->lock);
@@ -277,48 +255,76 @@ fs_pitr_free(FsPitr *p)
   g_free(p);
 }
 
-/* Drop expired slots once a table grows (called with the lock held). */
-static void
-expire(GHashTable *table, gsize offset_of_made_at, gint64 now)
+/* The timeline of @db, opened on first use and refreshed when the archive
+ * or the store changed (a stat of their files, at most every
+ * TIMELINE_CHECK_US, or now when @force), so that a refresh reads only what
+ * was appended. Timelines live as long as the mount: the pointer stays
+ * valid. NULL and *error when it cannot be opened; a failed refresh keeps
+ * the previous answers (logged). */
+static SqlenvfsTimeline *
+db_timeline(FsPitr *p, const char *db, gboolean force, GError **error)
 {
-  GHashTableIter it;
-  gpointer k, v;
-  if (g_hash_table_size(table) < 256)
-    return;
-  g_hash_table_iter_init(&it, table);
-  while (g_hash_table_iter_next(&it, &k, &v))
-    if (now - *(gint64 *)((char *)v + offset_of_made_at) >= PLAN_TTL_US)
-      g_hash_table_iter_remove(&it);
+  gint64 now = g_get_monotonic_time();
+  TimelineSlot *slot;
+  gboolean check;
+
+  g_mutex_lock(&p->lock);
+  slot = g_hash_table_lookup(p->timelines, db);
+  check = slot != NULL && (force || now - slot->checked_at >= TIMELINE_CHECK_US);
+  if (check)
+    slot->checked_at = now;
+  g_mutex_unlock(&p->lock);
+  if (slot == NULL) {
+    SqlenvfsTimeline *tl = sqlenvfs_timeline_open(p->fs->root, db, error);
+    TimelineSlot *other;
+    if (tl == NULL)
+      return NULL;
+    g_mutex_lock(&p->lock);
+    p->stats.n_timelines_opened++;
+    other = g_hash_table_lookup(p->timelines, db);
+    if (other != NULL) {
+      /* Another thread opened it meanwhile: use that one. */
+      g_mutex_unlock(&p->lock);
+      sqlenvfs_timeline_free(tl);
+      return other->tl;
+    }
+    slot = g_new0(TimelineSlot, 1);
+    slot->tl = tl;
+    slot->checked_at = now;
+    g_hash_table_insert(p->timelines, g_strdup(db), slot);
+    g_mutex_unlock(&p->lock);
+    return tl;
+  }
+  if (check && sqlenvfs_timeline_is_stale(slot->tl)) {
+    g_autoptr(GError) local = NULL;
+    if (!sqlenvfs_timeline_refresh(slot->tl, &local))
+      g_warning("pitr %s: the archive or the store could not be read again (%s); the recoverable "
+                "window stays as it was", db, local->message);
+    g_mutex_lock(&p->lock);
+    p->stats.n_timeline_refreshes++;
+    g_mutex_unlock(&p->lock);
+  }
+  return slot->tl;
 }
 
-/* The windows of @db (a new reference), from the table or the archive. */
+/* The windows of @db (a new reference), from its timeline. */
+static GPtrArray *
+db_windows_force(FsPitr *p, const char *db, gboolean force, GError **error)
+{
+  SqlenvfsTimeline *tl = db_timeline(p, db, force, error);
+  return tl ? sqlenvfs_timeline_windows(tl) : NULL;
+}
+
 static GPtrArray *
 db_windows(FsPitr *p, const char *db, GError **error)
 {
-  gint64 now = g_get_monotonic_time();
-  WindowSlot *slot;
-  GPtrArray *w;
+  return db_windows_force(p, db, FALSE, error);
+}
 
-  g_mutex_lock(&p->lock);
-  slot = g_hash_table_lookup(p->windows, db);
-  if (slot != NULL && now - slot->made_at < PLAN_TTL_US) {
-    w = g_ptr_array_ref(slot->windows);
-    g_mutex_unlock(&p->lock);
-    return w;
-  }
-  g_mutex_unlock(&p->lock);
-
-  w = sqlenvfs_restore_windows(p->fs->root, db, error);
-  if (w == NULL)
-    return NULL;
-  slot = g_new0(WindowSlot, 1);
-  slot->made_at = now;
-  slot->windows = g_ptr_array_ref(w);
-  g_mutex_lock(&p->lock);
-  expire(p->windows, G_STRUCT_OFFSET(WindowSlot, made_at), now);
-  g_hash_table_replace(p->windows, g_strdup(db), slot);
-  g_mutex_unlock(&p->lock);
-  return w;
+GPtrArray *
+fs_pitr_db_windows(FsPitr *p, const char *db, GError **error)
+{
+  return db_windows(p, db, error);
 }
 
 static gboolean
@@ -346,13 +352,13 @@ append_windows(GString *s, const char *db, GPtrArray *windows)
 /* Whether some database's window contains @t: 1 yes, 0 no (then @known
  * lists the windows and *last_end is the latest end of any), -1 error. */
 static int
-find_window(FsPitr *p, GPtrArray *dbs, gint64 t, GString *known, gint64 *last_end,
-            GError **error)
+find_window(FsPitr *p, GPtrArray *dbs, gint64 t, gboolean force, GString *known,
+            gint64 *last_end, GError **error)
 {
   g_string_truncate(known, 0);
   *last_end = 0;
   for (guint i = 0; i < dbs->len; i++) {
-    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    g_autoptr(GPtrArray) w = db_windows_force(p, dbs->pdata[i], force, error);
     if (w == NULL)
       return -1;
     if (windows_contain(w, t))
@@ -437,14 +443,14 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   for (guint i = 0; i < dbs->len; i++) {
     g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, (char *)dbs->pdata[i], t.us);
     PlanSlot *slot = g_hash_table_lookup(p->plans, key);
-    if (slot != NULL && slot->ok) {
+    if (slot != NULL) {
       g_mutex_unlock(&p->lock);
       *time_us = t.us;
       return TRUE;
     }
   }
   g_mutex_unlock(&p->lock);
-  found = find_window(p, dbs, t.us, known, &last_end, error);
+  found = find_window(p, dbs, t.us, FALSE, known, &last_end, error);
   /* A time just past is archived but the window (the archive's alive time,
    * recorded at most twice a second) may not say so yet: have the archiver
    * running in this process bring it up to now, briefly. */
@@ -452,10 +458,7 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
     gint64 deadline = g_get_monotonic_time() + RECENT_WAIT_US;
     while (found == 0 && g_get_monotonic_time() < deadline) {
       sqlenvfs_archiver_sync(p->fs->archiver, NULL, RECENT_WAIT_US, NULL);
-      g_mutex_lock(&p->lock);
-      g_hash_table_remove_all(p->windows);
-      g_mutex_unlock(&p->lock);
-      found = find_window(p, dbs, t.us, known, &last_end, error);
+      found = find_window(p, dbs, t.us, TRUE, known, &last_end, error);
       if (found == 0)
         g_usleep(RECENT_WAIT_US / 10);
     }
@@ -582,51 +585,62 @@ fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error)
   return out;
 }
 
-/* Plan @db at @time_us: from the table, or the archive. */
+/* Plan @db at @time_us with its timeline: a new SqlenvfsRestorePlan. */
+static SqlenvfsRestorePlan *
+full_plan(FsPitr *p, const char *db, gint64 time_us, GError **error)
+{
+  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
+  SqlenvfsTimeline *tl = db_timeline(p, db, FALSE, error);
+  SqlenvfsRestorePlan *rp;
+  if (tl == NULL)
+    return NULL;
+  rp = sqlenvfs_timeline_plan(tl, &t, error);
+  g_mutex_lock(&p->lock);
+  p->stats.n_plans++;
+  g_mutex_unlock(&p->lock);
+  return rp;
+}
+
+/* What the plan of @db at @time_us says. A time's state never changes
+ * (invariant 5): a plan that resolved is remembered; a refusal is asked of
+ * the timeline again each time (the window moves). */
 static gboolean
 plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *state_seq,
      GError **error)
 {
   g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
-  gint64 now = g_get_monotonic_time();
-  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
   g_autoptr(SqlenvfsRestorePlan) rp = NULL;
   g_autofree char *prod = NULL;
   PlanSlot *slot;
   struct stat st;
-  gboolean ok;
 
   g_mutex_lock(&p->lock);
   slot = g_hash_table_lookup(p->plans, key);
-  /* A time's state never changes (invariant 5): a plan that resolved is kept;
-   * a refusal is asked again after PLAN_TTL_US (the window moves). */
-  if (slot != NULL && (slot->ok || now - slot->made_at < PLAN_TTL_US)) {
-    ok = plan_slot_result(slot, state, state_seq, error);
+  if (slot != NULL) {
+    *state = slot->state;
+    *state_seq = slot->state_seq;
     g_mutex_unlock(&p->lock);
-    return ok;
+    return TRUE;
   }
   g_mutex_unlock(&p->lock);
 
+  rp = full_plan(p, db, time_us, error);
+  if (rp == NULL)
+    return FALSE;
   slot = g_new0(PlanSlot, 1);
-  slot->made_at = now;
-  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, &slot->error);
-  if (rp != NULL) {
-    slot->ok = TRUE;
-    slot->state.size = rp->size;
-    slot->state.state_us = rp->state_us;
-    prod = sqlenvfs_root_prod_db(p->fs->root, db);
-    slot->state.mode = stat(prod, &st) == 0 ? st.st_mode : 0400;
-    slot->state_seq = rp->state_seq;
-  }
-
+  slot->state.size = rp->size;
+  slot->state.state_us = rp->state_us;
+  prod = sqlenvfs_root_prod_db(p->fs->root, db);
+  slot->state.mode = stat(prod, &st) == 0 ? st.st_mode : 0400;
+  slot->state_seq = rp->state_seq;
+  *state = slot->state;
+  *state_seq = slot->state_seq;
   g_mutex_lock(&p->lock);
-  p->stats.n_plans++;
   if (g_hash_table_size(p->plans) > 4096)
     g_hash_table_remove_all(p->plans);
   g_hash_table_replace(p->plans, g_strdup(key), slot);
-  ok = plan_slot_result(slot, state, state_seq, error);
   g_mutex_unlock(&p->lock);
-  return ok;
+  return TRUE;
 }
 
 gboolean
@@ -716,7 +730,6 @@ static gboolean
 rebuild(FsPitr *p, const char *db, gint64 time_us, const char *name, guint64 *size,
         GError **error)
 {
-  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
   g_autoptr(SqlenvfsRestorePlan) rp = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
   g_autofree char *tmp = NULL, *tmp_path = NULL;
@@ -725,7 +738,7 @@ rebuild(FsPitr *p, const char *db, gint64 time_us, const char *name, guint64 *si
 
   if (p->dir_fd < 0)
     return sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
-  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, error);
+  rp = full_plan(p, db, time_us, error);
   if (rp == NULL)
     return FALSE;
   if (!make_room(p, db, time_us, rp->size, error))
