@@ -36,6 +36,7 @@
 G_BEGIN_DECLS
 
 typedef struct _FsPitr FsPitr;
+typedef struct _FsPitrFile FsPitrFile;
 typedef struct _FsCtl FsCtl;
 typedef struct _FsStatusCache FsStatusCache;
 
@@ -273,10 +274,24 @@ GPtrArray *fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error);
 gboolean fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state,
                       GError **error);
 
-/* The rebuilt file of @db at @time_us, building it first if it is not in
- * the cache (concurrent callers share one build; nobody sees a partial
- * file). Returns a read-only descriptor the caller closes, or -1 and *error. */
-int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error);
+/* Open the state of @db at @time_us. When the cache holds its whole file:
+ * a read-only descriptor the caller closes. Otherwise -1 with *@file set:
+ * the state being read on demand (its base checked, restore.h), shared by
+ * every opener of the state, which reads it with fs_pitr_file_read and lets
+ * go of it with fs_pitr_file_release. -1 with *@file NULL and *error on
+ * failure. */
+int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPitrFile **file,
+                 GError **error);
+
+/* Read up to @len bytes at @off of the state (its bytes exactly, as the
+ * restore writes them; the header is not patched): the pages not yet in the
+ * cache file are read from the base and the archive and written to it;
+ * once every page is there it becomes the cached file (invariant 1 of
+ * pitr.c). The bytes read, 0 past the end, or -1 and *error (a damaged
+ * record, a base that changed: INTEGRITY; never a wrong page). */
+gssize fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error);
+guint64 fs_pitr_file_size(const FsPitrFile *f);
+void fs_pitr_file_release(FsPitr *p, FsPitrFile *f);
 
 /* Counters for status: plans computed, rebuilds run, cache hits, bytes, and
  * lookups of names that name nothing (counted all, though the log says only
@@ -286,6 +301,7 @@ typedef struct {
   guint64 cache_bytes, cache_max_bytes;
   guint n_cached;
   guint64 n_timelines_opened, n_timeline_refreshes;
+  guint64 bytes_from_sources; /* page bytes read from bases and archives on demand */
 } FsPitrStats;
 void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 

@@ -89,7 +89,7 @@ typedef struct {
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
 
-typedef enum { ENTRY_BUILDING, ENTRY_READY } EntryState;
+typedef enum { ENTRY_BUILDING, ENTRY_FILLING, ENTRY_READY } EntryState;
 
 typedef struct {
   char *name; /* "<db>@<state_seq>.db" in .cache */
@@ -98,7 +98,29 @@ typedef struct {
   guint64 size;
   gint64 last_used;
   FsPitrState st; /* what the plan said */
+  FsPitrFile *file; /* FILLING: the file being filled, shared by its openers */
 } CacheEntry;
+
+/* A state's file being filled page by page as it is read (FILLING). Lock
+ * order: FsPitrFile.lock, then FsPitr.lock. */
+struct _FsPitrFile {
+  FsPitr *p;
+  CacheEntry *entry;      /* its entry while FILLING (FsPitr.lock)           */
+  guint refs;             /* open handles (FsPitr.lock)                      */
+  GMutex lock;            /* guards what follows                             */
+  SqlenvfsRestorePlan *plan;
+  SqlenvfsImage *img;     /* the state: base and archive, checked (restore.h) */
+  char *db;
+  char *tmp;              /* ".tmp-<name>-<pid>" in .cache                   */
+  char *tmp_path;
+  int fd;                 /* the temporary, then (renamed) the cached file   */
+  guint32 page_size;
+  guint32 n_pages;
+  guint8 *have;           /* one bit per page written to fd                  */
+  guint32 n_have;
+  gboolean is_complete;   /* every page written and the file renamed         */
+  GError *broken;         /* the base changed: every read fails with this    */
+};
 
 /* What a plan that resolved says (kept: a time's state never changes). */
 typedef struct {
@@ -124,6 +146,7 @@ struct _FsPitr {
   GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
+  guint64 bytes_from_sources; /* page bytes read from bases and archives for FILLING files */
   FsPitrStats stats;
   GHashTable *latest_by_pid; /* pid -> LatestShown: what pitr/latest showed each reader */
   gint64 log_period_start; /* failed lookups logged in this period (lookup_failed) */
@@ -724,70 +747,254 @@ make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **erro
   return FALSE;
 }
 
-/* Rebuild the state of @db at @time_us into the cache file @name
- * (invariant 1), relative to the cache directory's descriptor. */
-static gboolean
-rebuild(FsPitr *p, const char *db, gint64 time_us, const char *name, guint64 *size,
-        GError **error)
+static void
+file_free(FsPitrFile *f)
 {
-  g_autoptr(SqlenvfsRestorePlan) rp = NULL;
-  g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree char *tmp = NULL, *tmp_path = NULL;
-  gint64 started = g_get_monotonic_time();
-  int fd;
+  if (f->fd >= 0)
+    close(f->fd);
+  if (!f->is_complete && f->tmp != NULL && f->p->dir_fd >= 0)
+    unlinkat(f->p->dir_fd, f->tmp, 0);
+  sqlenvfs_image_free(f->img);
+  sqlenvfs_restore_plan_free(f->plan);
+  g_clear_error(&f->broken);
+  g_mutex_clear(&f->lock);
+  g_free(f->db);
+  g_free(f->tmp);
+  g_free(f->tmp_path);
+  g_free(f->have);
+  g_free(f);
+}
 
-  if (p->dir_fd < 0)
-    return sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
-  rp = full_plan(p, db, time_us, error);
-  if (rp == NULL)
-    return FALSE;
-  if (!make_room(p, db, time_us, rp->size, error))
-    return FALSE;
-  img = sqlenvfs_restore_image(p->fs->root, rp, NULL, NULL, error);
-  if (img == NULL)
-    return FALSE;
-  tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
-  tmp_path = g_build_filename(p->dir, tmp, NULL);
-  if (unlinkat(p->dir_fd, tmp, 0) != 0 && errno != ENOENT)
-    return sqlenvfs_error_errno(error, errno, "remove the leftover", tmp_path);
-  fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", tmp_path);
-  if (!sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, NULL, tmp_path, error)) {
-    close(fd);
-    unlinkat(p->dir_fd, tmp, 0);
-    return FALSE;
+/* Open the state of @db at @time_us for reading on demand into the cache
+ * file @name (invariant 1): its plan, room for the whole file (invariant
+ * 7), its image (the base checked, restore.h) and an empty temporary of its
+ * size, relative to the cache directory's descriptor. */
+static FsPitrFile *
+start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GError **error)
+{
+  FsPitrFile *f;
+
+  if (p->dir_fd < 0) {
+    sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
+    return NULL;
   }
-  if (close(fd) != 0) {
-    int e = errno;
-    unlinkat(p->dir_fd, tmp, 0);
-    return sqlenvfs_error_errno(error, e, "write", tmp_path);
+  f = g_new0(FsPitrFile, 1);
+  g_mutex_init(&f->lock);
+  f->p = p;
+  f->fd = -1;
+  f->db = g_strdup(db);
+  f->plan = full_plan(p, db, time_us, error);
+  if (f->plan == NULL || !make_room(p, db, time_us, f->plan->size, error))
+    goto fail;
+  f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
+  if (f->img == NULL)
+    goto fail;
+  f->page_size = f->plan->page_size;
+  f->n_pages = f->plan->n_pages;
+  f->have = g_malloc0((gsize)f->n_pages / 8 + 1);
+  f->tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
+  f->tmp_path = g_build_filename(p->dir, f->tmp, NULL);
+  if (unlinkat(p->dir_fd, f->tmp, 0) != 0 && errno != ENOENT) {
+    sqlenvfs_error_errno(error, errno, "remove the leftover", f->tmp_path);
+    g_clear_pointer(&f->tmp, g_free);
+    goto fail;
   }
-  /* Never keep an image whose base changed after it was checked. */
-  if (!sqlenvfs_restore_base_unchanged(rp, error)) {
-    unlinkat(p->dir_fd, tmp, 0);
-    return FALSE;
+  f->fd = openat(p->dir_fd, f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (f->fd < 0) {
+    sqlenvfs_error_errno(error, errno, "create", f->tmp_path);
+    g_clear_pointer(&f->tmp, g_free);
+    goto fail;
+  }
+  if (ftruncate(f->fd, (off_t)f->plan->size) != 0) {
+    sqlenvfs_error_errno(error, errno, "size", f->tmp_path);
+    goto fail;
   }
   if (sqlenvfs_testhook_pitr_delay_ms() > 0) /* testhooks.h */
     g_usleep((gulong)sqlenvfs_testhook_pitr_delay_ms() * 1000);
-  if (renameat(p->dir_fd, tmp, p->dir_fd, name) != 0) {
-    int e = errno;
-    unlinkat(p->dir_fd, tmp, 0);
-    return sqlenvfs_error_errno(error, e, "rename into place", tmp_path);
-  }
-  *size = sqlenvfs_image_size(img);
   {
-    g_autofree char *when = sqlenvfs_time_format_iso(rp->state_us);
-    g_message("pitr: rebuilt %s as of %s from %s %s and %" G_GUINT64_FORMAT
-              " archived transactions in %.2f s",
-              db, when, sqlenvfs_copy_kind_name(rp->base_kind), rp->base_name, rp->n_commits,
-              (double)(g_get_monotonic_time() - started) / G_USEC_PER_SEC);
+    g_autofree char *when = sqlenvfs_time_format_iso(f->plan->state_us);
+    g_message("pitr: serving %s as of %s from %s %s and %" G_GUINT64_FORMAT
+              " archived transactions, pages read as they are asked for",
+              db, when, sqlenvfs_copy_kind_name(f->plan->base_kind), f->plan->base_name,
+              f->plan->n_commits);
   }
+  return f;
+fail:
+  file_free(f);
+  return NULL;
+}
+
+/* Once every page is in the file: it is complete, so it takes its final
+ * name (invariant 1) and its entry becomes READY, counted against the
+ * cache's bound (invariant 3). Called with f->lock held, or before f is
+ * shared. */
+static gboolean
+fill_finish(FsPitrFile *f, GError **error)
+{
+  FsPitr *p = f->p;
+  CacheEntry *e;
+
+  if (f->is_complete || f->n_have < f->n_pages)
+    return TRUE;
+  /* What was read from the base is what was checked (invariant 8). */
+  if (!sqlenvfs_restore_base_unchanged(f->plan, error))
+    return FALSE;
+  g_mutex_lock(&p->lock);
+  e = f->entry;
+  if (renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) != 0) {
+    int err = errno;
+    g_mutex_unlock(&p->lock);
+    return sqlenvfs_error_errno(error, err, "rename into place", f->tmp_path);
+  }
+  f->is_complete = TRUE;
+  e->state = ENTRY_READY;
+  e->file = NULL;
+  f->entry = NULL;
+  e->last_used = g_get_monotonic_time();
+  p->bytes += e->size;
+  evict(p);
+  g_mutex_unlock(&p->lock);
   return TRUE;
 }
 
+static gboolean
+has_page(const FsPitrFile *f, guint32 i)
+{
+  return (f->have[i / 8] >> (i % 8)) & 1;
+}
+
+gssize
+fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error)
+{
+  guint64 size = (guint64)f->n_pages * f->page_size;
+  guint64 end;
+  guint64 from_sources = 0;
+  gssize done = -1;
+  guint32 first, last;
+
+  g_mutex_lock(&f->lock);
+  if (f->broken != NULL) {
+    g_propagate_error(error, g_error_copy(f->broken));
+    goto out;
+  }
+  if (off < 0 || (guint64)off >= size) {
+    done = 0;
+    goto out;
+  }
+  end = MIN((guint64)off + len, size);
+  first = (guint32)((guint64)off / f->page_size);
+  last = (guint32)((end - 1) / f->page_size);
+  /* Bring every page of the range into the file: each run of missing pages
+   * in one read of the image (base and archive) and one write. */
+  for (guint32 i = first; i <= last;) {
+    guint32 j = i;
+    gsize n;
+    g_autofree guint8 *run = NULL;
+    gssize got;
+    if (has_page(f, i)) {
+      i++;
+      continue;
+    }
+    while (j + 1 <= last && !has_page(f, j + 1))
+      j++;
+    n = (gsize)(j - i + 1) * f->page_size;
+    run = g_malloc(n);
+    got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
+    if (got != (gssize)n) {
+      if (got >= 0)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "pitr %s: the rebuilt state ended early at page %u", f->db, i);
+      goto out;
+    }
+    if (pwrite(f->fd, run, n, (off_t)i * f->page_size) != (ssize_t)n) {
+      sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
+      goto out;
+    }
+    from_sources += n;
+    for (guint32 k = i; k <= j; k++)
+      f->have[k / 8] |= (guint8)(1u << (k % 8));
+    f->n_have += j - i + 1;
+    i = j + 1;
+  }
+  /* Pages read from the base are served only while it is the file that
+   * was checked (invariant 8). */
+  if (from_sources > 0 && !sqlenvfs_restore_base_unchanged(f->plan, error)) {
+    f->broken = g_error_copy(*error);
+    goto out;
+  }
+  {
+    ssize_t n = pread(f->fd, buf, (size_t)(end - (guint64)off), off);
+    if (n < 0) {
+      sqlenvfs_error_errno(error, errno, "read", f->tmp_path);
+      goto out;
+    }
+    done = n;
+  }
+  if (from_sources > 0 && !fill_finish(f, error))
+    done = -1;
+out:
+  g_mutex_unlock(&f->lock);
+  if (from_sources > 0) {
+    g_mutex_lock(&f->p->lock);
+    f->p->bytes_from_sources += from_sources;
+    g_mutex_unlock(&f->p->lock);
+  }
+  return done;
+}
+
+guint64
+fs_pitr_file_size(const FsPitrFile *f)
+{
+  return (guint64)f->n_pages * f->page_size;
+}
+
+void
+fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
+{
+  gboolean last;
+  if (f == NULL)
+    return;
+  g_mutex_lock(&p->lock);
+  last = --f->refs == 0;
+  /* An incomplete file nobody reads any more is dropped: its pages were
+   * read on demand, and the next opener reads them again. */
+  if (last && f->entry != NULL) {
+    f->entry->file = NULL;
+    g_hash_table_remove(p->entries, f->entry->name);
+    f->entry = NULL;
+  }
+  g_mutex_unlock(&p->lock);
+  if (last)
+    file_free(f);
+}
+
+/* A FILLING entry's file for one more opener (called with the lock held). */
+static FsPitrFile *
+file_ref(FsPitr *p, CacheEntry *e)
+{
+  e->last_used = g_get_monotonic_time();
+  e->file->refs++;
+  p->stats.n_hits++;
+  return e->file;
+}
+
+/* A READY entry opened (called with the lock held, so that eviction cannot
+ * come between). */
+static int
+ready_open(FsPitr *p, CacheEntry *e, GError **error)
+{
+  int fd;
+  e->last_used = g_get_monotonic_time();
+  p->stats.n_hits++;
+  fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    sqlenvfs_error_errno(error, errno, "open", e->path);
+  return fd;
+}
+
 int
-fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error)
+fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPitrFile **file,
+             GError **error)
 {
   g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
   g_autofree char *name = NULL;
@@ -796,17 +1003,19 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   CacheEntry *e;
   int fd;
 
+  *file = NULL;
   /* A time opened before whose file is still cached: no plan needed. */
   g_mutex_lock(&p->lock);
   name = g_strdup(g_hash_table_lookup(p->resolved, key));
   e = name ? g_hash_table_lookup(p->entries, name) : NULL;
-  if (e != NULL && e->state == ENTRY_READY) {
-    e->last_used = g_get_monotonic_time();
-    p->stats.n_hits++;
+  if (e != NULL && e->state != ENTRY_BUILDING) {
     *state = e->st;
-    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      sqlenvfs_error_errno(error, errno, "open", e->path);
+    if (e->state == ENTRY_FILLING) {
+      *file = file_ref(p, e);
+      fd = -1;
+    } else {
+      fd = ready_open(p, e, error);
+    }
     g_mutex_unlock(&p->lock);
     return fd;
   }
@@ -824,17 +1033,17 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   g_hash_table_replace(p->resolved, g_strdup(key), g_strdup(name));
   for (;;) {
     e = g_hash_table_lookup(p->entries, name);
-    if (e == NULL || e->state == ENTRY_READY)
+    if (e == NULL || e->state != ENTRY_BUILDING)
       break;
-    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the running rebuild */
+    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the state being opened */
   }
   if (e != NULL) {
-    /* READY: open it under the lock, so that eviction cannot come between. */
-    e->last_used = g_get_monotonic_time();
-    p->stats.n_hits++;
-    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      sqlenvfs_error_errno(error, errno, "open", e->path);
+    if (e->state == ENTRY_FILLING) {
+      *file = file_ref(p, e);
+      fd = -1;
+    } else {
+      fd = ready_open(p, e, error);
+    }
     g_mutex_unlock(&p->lock);
     return fd;
   }
@@ -848,30 +1057,38 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   g_mutex_unlock(&p->lock);
 
   {
-    guint64 size = 0;
     g_autoptr(GError) local = NULL;
-    gboolean ok = rebuild(p, db, time_us, name, &size, &local);
+    FsPitrFile *f = start_filling(p, db, time_us, name, &local);
 
     g_mutex_lock(&p->lock);
-    if (ok) {
-      e->state = ENTRY_READY;
-      e->size = size;
+    if (f != NULL) {
+      e->state = ENTRY_FILLING;
+      e->size = (guint64)f->n_pages * f->page_size;
       e->last_used = g_get_monotonic_time();
-      fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0)
-        sqlenvfs_error_errno(error, errno, "open", e->path);
-      p->bytes += size;
-      evict(p);
+      e->file = f;
+      f->entry = e;
+      f->refs = 1;
+      *file = f;
     } else {
       /* Waiters find no entry and try again themselves. */
       g_hash_table_remove(p->entries, name);
       g_propagate_error(error, g_steal_pointer(&local));
-      fd = -1;
     }
     g_cond_broadcast(&p->cond);
     g_mutex_unlock(&p->lock);
-    return fd;
   }
+  /* An empty database is complete as soon as it is opened. */
+  if (*file != NULL) {
+    gboolean ok;
+    g_mutex_lock(&(*file)->lock);
+    ok = fill_finish(*file, error);
+    g_mutex_unlock(&(*file)->lock);
+    if (!ok) {
+      fs_pitr_file_release(p, *file);
+      *file = NULL;
+    }
+  }
+  return -1;
 }
 
 void
@@ -880,6 +1097,7 @@ fs_pitr_stats(FsPitr *p, FsPitrStats *out)
   g_mutex_lock(&p->lock);
   *out = p->stats;
   out->cache_bytes = p->bytes;
+  out->bytes_from_sources = p->bytes_from_sources;
   out->n_cached = 0;
   {
     GHashTableIter it;

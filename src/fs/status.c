@@ -27,7 +27,8 @@
  *                     "refused": { "at", "reason", "errno" } | null }, ... },
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
  *                     "rebuilds", "hits", "evicted", "failed_lookups",
- *                     "timelines_opened", "timeline_refreshes" }
+ *                     "timelines_opened", "timeline_refreshes",
+ *                     "bytes_read_from_sources" }
  *   }
  *
  * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
@@ -270,6 +271,7 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_member_uint(j, "failed_lookups", st.n_failed_lookups);
   sqlenvfs_json_member_uint(j, "timelines_opened", st.n_timelines_opened);
   sqlenvfs_json_member_uint(j, "timeline_refreshes", st.n_timeline_refreshes);
+  sqlenvfs_json_member_uint(j, "bytes_read_from_sources", st.bytes_from_sources);
   sqlenvfs_json_end_object(j);
 }
 
