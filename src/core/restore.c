@@ -139,6 +139,33 @@ sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const
   return TRUE;
 }
 
+/* Whether the memo of base verdicts (verifymemo.h) holds a good verdict
+ * for the file open on @fd as it is now: the path names that same file
+ * (device, inode, size, times) and the memo's verdict applies to it; *@id
+ * is then its identity. A base this process found bad is never good. */
+static gboolean
+base_known_good(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id)
+{
+  g_autofree char *memo_path = sqlenvfs_verify_memo_path(root);
+  g_autoptr(SqlenvfsVerifyMemo) memo = NULL;
+  SqlenvfsFileId by_path;
+  gboolean same;
+  int pfd;
+
+  if (sqlenvfs_store_base_known_bad(sdb, NULL) || !sqlenvfs_file_id_get(fd, sdb->path, id, NULL))
+    return FALSE;
+  memo = sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
+  if (sqlenvfs_verify_memo_base_state(memo, sdb, NULL) != SQLENVFS_BASE_GOOD)
+    return FALSE;
+  pfd = open(sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (pfd < 0)
+    return FALSE;
+  same = sqlenvfs_file_id_get(pfd, sdb->path, &by_path, NULL) &&
+         sqlenvfs_file_id_equal(&by_path, id);
+  close(pfd);
+  return same;
+}
+
 /* Open the base of @plan and check it against its MANIFEST, which is read
  * again (a MANIFEST changed since the plan is caught by its checksum), and
  * against the archived state its MANIFEST maps it to (base_holds_state).
@@ -167,7 +194,12 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GErr
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
     return NULL;
   }
-  if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id, error)) {
+  if (base_known_good(root, sdb, sqlenvfs_file_source_fd(src), &plan->base_id)) {
+    /* Checked before, by this or another process, and unchanged since: its
+     * bytes are not read again, so that serving a state on demand does not
+     * start by reading the whole base. */
+  } else if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id,
+                                        error)) {
     g_autofree char *why = NULL;
     /* Remembered so that `list` in any process leaves its window out. */
     if (sqlenvfs_store_base_known_bad(sdb, &why))

@@ -154,6 +154,8 @@ struct _FsPitr {
   guint64 log_dropped;
 };
 
+static void file_free(FsPitrFile *f);
+
 static void
 entry_free(gpointer p)
 {
@@ -265,6 +267,14 @@ fs_pitr_free(FsPitr *p)
 {
   if (p == NULL)
     return;
+  {
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v))
+      if (((CacheEntry *)v)->file != NULL)
+        file_free(((CacheEntry *)v)->file);
+  }
   g_hash_table_destroy(p->entries);
   g_hash_table_destroy(p->plans);
   g_hash_table_destroy(p->timelines);
@@ -673,8 +683,9 @@ fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   return plan(p, db, time_us, state, &seq, error);
 }
 
-/* Evict least recently used READY entries until the cache fits (invariant
- * 3). Called with the lock held. */
+/* Evict least recently used entries that nobody has open (READY, or
+ * FILLING with no opener) until the cache fits (invariant 3). Called with
+ * the lock held. */
 static void
 evict(FsPitr *p)
 {
@@ -685,13 +696,20 @@ evict(FsPitr *p)
     g_hash_table_iter_init(&it, p->entries);
     while (g_hash_table_iter_next(&it, &k, &v)) {
       CacheEntry *e = v;
-      if (e->state == ENTRY_READY && (lru == NULL || e->last_used < lru->last_used))
+      gboolean idle = e->state == ENTRY_READY ||
+                      (e->state == ENTRY_FILLING && e->file->refs == 0);
+      if (idle && (lru == NULL || e->last_used < lru->last_used))
         lru = e;
     }
     if (lru == NULL)
       return;
-    if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
+    if (lru->state == ENTRY_FILLING) {
+      lru->file->entry = NULL;
+      file_free(lru->file); /* removes its temporary */
+      lru->file = NULL;
+    } else if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT) {
       g_warning("evict %s from the pitr cache: %s", lru->path, g_strerror(errno));
+    }
     g_info("pitr cache: evicted %s (%" G_GUINT64_FORMAT " bytes)", lru->name, lru->size);
     p->bytes -= lru->size;
     p->stats.n_evicted++;
@@ -851,7 +869,6 @@ fill_finish(FsPitrFile *f, GError **error)
   e->file = NULL;
   f->entry = NULL;
   e->last_used = g_get_monotonic_time();
-  p->bytes += e->size;
   evict(p);
   g_mutex_unlock(&p->lock);
   return TRUE;
@@ -951,20 +968,20 @@ fs_pitr_file_size(const FsPitrFile *f)
 void
 fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
 {
-  gboolean last;
+  gboolean drop;
   if (f == NULL)
     return;
   g_mutex_lock(&p->lock);
-  last = --f->refs == 0;
-  /* An incomplete file nobody reads any more is dropped: its pages were
-   * read on demand, and the next opener reads them again. */
-  if (last && f->entry != NULL) {
-    f->entry->file = NULL;
-    g_hash_table_remove(p->entries, f->entry->name);
-    f->entry = NULL;
+  f->refs--;
+  /* An incomplete file nobody reads any more stays, with the pages read so
+   * far, for the next opener, until it is evicted like a complete one. */
+  drop = f->refs == 0 && f->entry == NULL;
+  if (f->refs == 0 && f->entry != NULL) {
+    f->entry->last_used = g_get_monotonic_time();
+    evict(p);
   }
   g_mutex_unlock(&p->lock);
-  if (last)
+  if (drop)
     file_free(f);
 }
 
@@ -1069,6 +1086,9 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
       f->entry = e;
       f->refs = 1;
       *file = f;
+      /* Its whole size counts against the bound from now on. */
+      p->bytes += e->size;
+      evict(p);
     } else {
       /* Waiters find no entry and try again themselves. */
       g_hash_table_remove(p->entries, name);
