@@ -1,32 +1,44 @@
 /*
- * pitr.c — pitr/<time>/<db>.db: cheap lookups, one shared rebuild per
- * state, and the rebuilt files cached in ROOT/.cache/.
+ * pitr.c — pitr/<time>/<db>.db: lookups answered by each database's
+ * timeline, states read on demand, and their files cached in ROOT/.cache/.
  *
  * A time names a state: the state after the last commit captured at or
  * before it (restore.h). Several times name the same state; the cache is
  * keyed by the state (database + the archive sequence number of that
  * state, SqlenvfsRestorePlan.state_seq), so they share one file.
  *
- *   lookup, getattr, readdir  restore plans and windows only: size and state
- *                             time, no page read (kept PLAN_TTL_US, so the
- *                             lookups of one `ls -l` share them); a time just
- *                             past waits up to RECENT_WAIT_US for the running
- *                             archiver to bring the window up to it
+ *   lookup, getattr, readdir  the database's timeline (timeline.h), held by
+ *                             the mount and refreshed when the archive or the
+ *                             store changed (a stat of their files, at most
+ *                             every TIMELINE_CHECK_US): windows and plans,
+ *                             no page read; a time just past waits up to
+ *                             RECENT_WAIT_US for the running archiver to
+ *                             bring the window up to it
  *   open                      entry READY     -> open its file (a hit)
- *                             entry BUILDING  -> wait for that rebuild
- *                             no entry        -> BUILDING; rebuild into
- *                                                .cache/.tmp-<name>, rename to
- *                                                .cache/<name>; READY
+ *                             entry FILLING   -> share its file (a hit)
+ *                             entry BUILDING  -> wait for it to be opened
+ *                             no entry        -> BUILDING; the state's image
+ *                                                (base checked) and an empty
+ *                                                .cache/.tmp-<name>; FILLING
+ *   read (FILLING)            the pages the read covers that the file lacks
+ *                             are read from the image (base and archive) and
+ *                             written to it; once it has every page it is
+ *                             renamed to .cache/<name>: READY
  *
  * Invariants:
- *   (1) A file under its final name in .cache is complete: it is written
- *       under a ".tmp-" name and renamed only once the whole image is
- *       written. So no reader ever sees a partial file.
- *   (2) At most one rebuild runs per state; every opener of a state that is
- *       BUILDING waits for it and then shares its file (or its error).
- *   (3) The READY files hold at most [cache] max-bytes; the least recently
- *       opened go first. Removing a file a reader has open is safe (its
- *       descriptor keeps the data); a file being built is never removed.
+ *   (1) A file under its final name in .cache is complete: it is filled
+ *       under a ".tmp-" name and renamed only once every page is in it. So
+ *       no reader of a final name ever sees a partial file; a FILLING file
+ *       serves only the pages it holds or reads them first.
+ *   (2) At most one file is filled per state; every opener of a state
+ *       shares it (or waits while it is being opened, then shares it or its
+ *       error).
+ *   (3) READY and FILLING files hold at most [cache] max-bytes, a FILLING
+ *       one counted whole from its start; the least recently used of those
+ *       nobody has open go first (an idle FILLING file keeps the pages read
+ *       so far for the next opener until then). Removing a file a reader
+ *       has open is never done for a FILLING one and is safe for a READY one
+ *       (its descriptor keeps the data).
  *   (4) The cache is disposable: the mount empties .cache when it starts, so
  *       a cached state never outlives the archive it was built from. It
  *       removes only the names this module makes ("<db>@<seq>.db", and
@@ -43,13 +55,16 @@
  *       window makes a rebuild fail, never serve another state).
  *   (6) Failed lookups are logged at most LOOKUP_LOG_BURST per period: a
  *       user of an allow_other mount cannot make the log grow by asking.
- *   (7) A rebuild starts only when .cache's filesystem has room for the
+ *   (7) A state is opened only when .cache's filesystem has room for the
  *       whole file plus [cache] min-free-bytes (the space production needs
  *       to keep committing), after evicting least recently used files;
  *       otherwise it fails with NOSPACE (ENOSPC) before writing anything.
- *   (8) A rebuilt file is kept only when its base passed its check
- *       (restore.h) and did not change while the image was read from it;
- *       a rebuild from bad bases fails (EIO) and leaves nothing in .cache.
+ *   (8) Bytes are served only from a base that passed its check (restore.h)
+ *       and is still that file after every read that used it: a base that
+ *       changed fails that read and every later one of the file (EIO) and
+ *       drops its entry; bad bases fail the open (EIO) and leave nothing in
+ *       .cache. A damaged archived record fails the open or the read (EIO),
+ *       never a wrong page.
  */
 #include "fs.h"
 
@@ -935,8 +950,17 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
   }
   /* Pages read from the base are served only while it is the file that
    * was checked (invariant 8). */
-  if (from_sources > 0 && !sqlenvfs_restore_base_unchanged(f->plan, error)) {
-    f->broken = g_error_copy(*error);
+  if (from_sources > 0 && !sqlenvfs_restore_base_unchanged(f->plan, &f->broken)) {
+    /* Nothing more is served from it, and the next opener starts afresh
+     * (its base checked again, or another one). */
+    g_propagate_error(error, g_error_copy(f->broken));
+    g_mutex_lock(&f->p->lock);
+    if (f->entry != NULL) {
+      f->p->bytes -= f->entry->size;
+      g_hash_table_remove(f->p->entries, f->entry->name);
+      f->entry = NULL;
+    }
+    g_mutex_unlock(&f->p->lock);
     goto out;
   }
   {
