@@ -101,6 +101,9 @@ typedef struct {
   gint64 shown_mono; /* when it was first shown */
 } LatestShown;
 
+/* Files being filled that nobody has open, kept for the next opener. */
+#define MAX_IDLE_FILLING 8
+
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
 
@@ -732,6 +735,35 @@ evict(FsPitr *p)
   }
 }
 
+/* An idle FILLING file keeps its image open (descriptors of its base and
+ * of archive segments): at most MAX_IDLE_FILLING of them are kept, the
+ * least recently used dropped first. Called with the lock held. */
+static void
+evict_idle_filling(FsPitr *p)
+{
+  for (;;) {
+    GHashTableIter it;
+    gpointer k, v;
+    CacheEntry *lru = NULL;
+    guint n = 0;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      CacheEntry *e = v;
+      if (e->state != ENTRY_FILLING || e->file->refs > 0)
+        continue;
+      n++;
+      if (lru == NULL || e->last_used < lru->last_used)
+        lru = e;
+    }
+    if (n <= MAX_IDLE_FILLING)
+      return;
+    lru->file->entry = NULL;
+    file_free(lru->file);
+    p->bytes -= lru->size;
+    g_hash_table_remove(p->entries, lru->name);
+  }
+}
+
 /* Bytes free for unprivileged writers on the cache's filesystem. */
 static guint64
 cache_free(FsPitr *p)
@@ -1003,6 +1035,7 @@ fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
   if (f->refs == 0 && f->entry != NULL) {
     f->entry->last_used = g_get_monotonic_time();
     evict(p);
+    evict_idle_filling(p);
   }
   g_mutex_unlock(&p->lock);
   if (drop)

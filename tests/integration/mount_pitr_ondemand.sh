@@ -43,6 +43,9 @@ for i in $(seq 1 100); do [ "$(commits)" -gt "$c0" ] && break; sleep 0.1; done
 [ "$(commits)" -gt "$c0" ] || fail "generation 1 was not captured within 10 s"
 when=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
 update_gen 2
+c2=$(commits)
+for i in $(seq 1 100); do [ "$(commits)" -gt "$c2" ] && break; sleep 0.1; done
+when2=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
 update_gen 3
 # Wait until the window reaches past T.
 for i in $(seq 1 100); do
@@ -87,5 +90,28 @@ assert_eq "$(sqlite3 "$T/pitr.db" 'PRAGMA integrity_check')" "ok" "integrity of 
 ls -A "$R/.cache/" | grep -q 'app@' || fail "nothing of the state in .cache: $(ls -A "$R/.cache")"
 cmp -s "$M/pitr/$when/app.db" "$T/pitr.db" || fail "a second read differs"
 pass "pitr/<T>/app.db read whole is the restore's bytes, and its pages stay cached"
+
+# --- a base that changes while a state is read from it: EIO, never its bytes
+ls "$M/pitr/$when2/" > /dev/null
+python3 - "$M/pitr/$when2/app.db" "$R/backups/prod/snapshots" <<'PY' || fail "a changed base was served"
+import errno, glob, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+assert len(os.pread(fd, 4096, 0)) == 4096
+for base in glob.glob(os.path.join(sys.argv[2], "*", "app.db")):
+    os.utime(base)  # a new modification time: no longer the file checked
+try:
+    os.pread(fd, 4096, 8 * 1024 * 1024)
+except OSError as e:
+    assert e.errno == errno.EIO, e
+else:
+    sys.exit("read from a base that changed since it was checked")
+os.close(fd)
+PY
+# The next opener starts afresh: the base is checked again (it is good).
+"$SQLENVFS" restore --root "$R" --time "$when2" --output "$T/restored2.db" > /dev/null 2>&1 \
+  || fail "sqlenvfs restore --time $when2 failed"
+cmp -s <(tail -c +21 "$M/pitr/$when2/app.db") <(tail -c +21 "$T/restored2.db") \
+  || fail "pitr/<T2>/app.db differs from the restore after the base was checked again"
+pass "a base that changed while a state was read is EIO, and the next open checks it again"
 
 unmount_root "$M"
