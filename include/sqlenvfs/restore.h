@@ -14,6 +14,10 @@
  * refused with SQLENVFS_ERROR_GAP naming the window, never answered with
  * another state.
  *
+ * sqlenvfs_restore_windows and sqlenvfs_restore_plan open the database's
+ * timeline (timeline.h) and ask it; a caller that asks again and again (the
+ * mount) keeps a timeline and refreshes it instead.
+ *
  * Three entry points, cheapest first:
  *   plan   resolve T to the exact state (its time, size, base): reads the
  *          archive's index and the store's MANIFESTs, never page data;
