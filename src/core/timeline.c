@@ -125,6 +125,7 @@ struct _SqlenvfsTimeline {
   GArray *chains;  /* Chain */
   GArray *bases;   /* Base */
   GArray *windows; /* Window */
+  GHashTable *found; /* base path -> seq of the COMMIT its WAL position names */
   gboolean has_records;
   guint64 first_seq, last_seq;
   gint64 alive;
@@ -313,9 +314,21 @@ map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveE
 
   if (g_strcmp0(sdb->journal_mode, "wal") != 0)
     return FALSE;
-  if (p->frame != 0)
-    return sqlenvfs_archive_find_commit(tl->a, p->salt1, p->salt2, p->frame, p->cksum1,
-                                        p->cksum2, out);
+  if (p->frame != 0) {
+    /* Found before (a refresh maps every base again): the record is still
+     * there and still that COMMIT, or it is looked for anew. */
+    gpointer seq = g_hash_table_lookup(tl->found, sdb->path);
+    if (seq != NULL && sqlenvfs_archive_get(tl->a, GPOINTER_TO_SIZE(seq), out) &&
+        out->type == SQLENVFS_ARCHIVE_COMMIT && out->commit_frame == p->frame &&
+        out->salt1 == p->salt1 && out->salt2 == p->salt2 && out->cksum1 == p->cksum1 &&
+        out->cksum2 == p->cksum2)
+      return TRUE;
+    if (!sqlenvfs_archive_find_commit(tl->a, p->salt1, p->salt2, p->frame, p->cksum1, p->cksum2,
+                                      out))
+      return FALSE;
+    g_hash_table_replace(tl->found, g_strdup(sdb->path), GSIZE_TO_POINTER(out->seq));
+    return TRUE;
+  }
   /* The WAL was empty when the base was pinned. */
   for (guint c = 0; c < tl->chains->len; c++) {
     const Chain *ch = chain_at(tl, c);
@@ -580,6 +593,7 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_array_unref(tl->chains);
   g_array_unref(tl->bases);
   g_array_unref(tl->windows);
+  g_hash_table_unref(tl->found);
   g_free(tl);
 }
 
@@ -622,6 +636,7 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
   tl->bases = g_array_new(FALSE, FALSE, sizeof(Base));
   tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
   g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
+  tl->found = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   /* What was checked is remembered in the root's state directory. */
   if (g_file_test(state, G_FILE_TEST_IS_DIR) || sqlenvfs_mkdir_p(state, 0700, NULL)) {
     g_autofree char *name = g_strdup_printf("checked-%s", db);
