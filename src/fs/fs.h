@@ -11,15 +11,19 @@
  *             files (snapshots/, backups/, pitr/) with a descriptor fast path
  *   ctl.c     ctl/<op> files: the write/read semantics and the op queue
  *   status.c  the status file (JSON)
- *   pitr.c    pitr/<time>/: cheap plans, shared rebuilds, the .cache LRU
+ *   pitr.c    pitr/<time>/: each database's timeline, states read on demand
+ *             into shared cache files, the .cache LRU
  *   mount.c   options, the root lock, mounting, daemonizing, the loop, teardown
  *   log.c     where log lines go (stderr in the foreground, a file otherwise)
  *
  * Lock order (never take a lock to the left while holding one to the right):
- *   ctl queue -> Fs.lock -> Fs.files_lock -> Fs.live_lock -> pitr cache lock
- *   -> handle locks
+ *   ctl queue -> Fs.lock -> Fs.files_lock -> Fs.live_lock -> pitr file lock
+ *   -> pitr cache lock -> handle locks; a timeline's own lock (timeline.h) is
+ *   taken with none of the pitr locks held
  * No lock is held across a call that can wait on SQLite or the disk for long,
- * except a handle's own lock around its own reads.
+ * except a handle's own lock around its own reads, a pitr file's around the
+ * pages it reads from the base and the archive, and a timeline's around its
+ * refresh.
  */
 #pragma once
 
