@@ -14,6 +14,10 @@
  * refused with SQLENVFS_ERROR_GAP naming the window, never answered with
  * another state.
  *
+ * sqlenvfs_restore_windows and sqlenvfs_restore_plan open the database's
+ * timeline (timeline.h) and ask it; a caller that asks again and again (the
+ * mount) keeps a timeline and refreshes it instead.
+ *
  * Three entry points, cheapest first:
  *   plan   resolve T to the exact state (its time, size, base): reads the
  *          archive's index and the store's MANIFESTs, never page data;
@@ -137,38 +141,18 @@ gboolean sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *p
                                       gboolean force, SqlenvfsProgressFunc progress, gpointer user,
                                       GError **error);
 
-/* For `list`: add the windows of every database that has a production file
- * or an archive to @report (sqlenvfs_list_report_add_window). FALSE and
- * *error when an archive cannot be read. */
-gboolean sqlenvfs_restore_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report,
-                                       GError **error);
-
 /* Names of the databases that have a production file or an archive, sorted. */
 GPtrArray *sqlenvfs_restore_list_dbs(SqlenvfsRoot *root);
 
-/* For `verify`: check the WAL archive of every database completely
- * (sqlenvfs_archive_verify_with, skipping the sealed segments @memo, which
- * may be NULL, knows as verified and unchanged) and add one line per
- * problem, naming the file, or one good line per archive, to @report (kind
- * "wal-archive"), and count the segments read and skipped in it; then, for
- * a good archive, a bad line for each backup or snapshot (not already bad
- * in @report) that does not hold the archived state its MANIFEST names.
- * FALSE and *error only when an archive directory cannot be read. */
-gboolean sqlenvfs_restore_verify_archives(SqlenvfsRoot *root,
-                                          const SqlenvfsArchiveVerifyMemo *memo,
-                                          SqlenvfsVerifyReport *report, GError **error);
-
-/* For `prune`: the keep hook of sqlenvfs_store_prune() (@user is the root):
- * keeps a copy that is, for some database, the newest base at or before the
- * start of the retained point-in-time period (pitr-keep-days) in its chain,
- * or any base inside it when no older one exists. */
-gboolean sqlenvfs_restore_keep_base(const SqlenvfsStoredCopy *copy, gpointer user, char **why);
-
-/* For `prune`: remove archive segments of every database that no retained
- * window needs: every record before the base state the retained period
- * starts from. Adds the removed (or, with @dry_run, removable) segment paths
- * to @removed. FALSE and *error on failure. */
-gboolean sqlenvfs_restore_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArray *removed,
-                                         GError **error);
+/* Whether the base open on @fd (its file @path, for messages) holds the
+ * state of archived record @seq of @a, as its MANIFEST's WAL position says:
+ * every page that COMMIT record wrote (its last version, within its
+ * database size) must be byte for byte the base's page, the first 100 bytes
+ * of page 1 (the file header, which copies may stamp) aside. A base that
+ * holds another state (a MANIFEST whose WAL position lies, even one whose
+ * checksum was recomputed or that has none) fails with INTEGRITY naming
+ * it. A state that is not a COMMIT (a GAP's) carries no pages and passes. */
+gboolean sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd,
+                                           const char *path, GError **error);
 
 G_END_DECLS

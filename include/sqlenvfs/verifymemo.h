@@ -120,7 +120,7 @@ char *sqlenvfs_verify_memo_path(SqlenvfsRoot *root);
  * skipping what the root's memo knows unless @full, and the memo saved
  * (a failure to save only costs the next run time, and is logged). Adds
  * to @report as sqlenvfs_store_verify_all and
- * sqlenvfs_restore_verify_archives do, with the counts of what was read
+ * sqlenvfs_retention_verify_archives do, with the counts of what was read
  * and skipped. FALSE and *error only when a directory cannot be read. */
 gboolean sqlenvfs_verify_memo_run(SqlenvfsRoot *root, gboolean full,
                                   SqlenvfsVerifyReport *report, GError **error);

@@ -12,6 +12,7 @@
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timebar.h"
 #include "sqlenvfs/timefmt.h"
@@ -204,7 +205,7 @@ cmd_list(int argc, char **argv)
   if (root == NULL)
     return CLI_FAILED;
   report = sqlenvfs_store_list_report(root, &error);
-  if (report == NULL || !sqlenvfs_restore_list_windows(root, report, &error))
+  if (report == NULL || !sqlenvfs_retention_list_windows(root, report, &error))
     return cli_fail("list", error);
 
   if (as_json) {

@@ -9,6 +9,7 @@
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -457,11 +458,11 @@ static gboolean
 run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
 {
   out->dry_run = dry_run;
-  out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_restore_keep_base, root, error);
+  out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_retention_keep_base, root, error);
   if (out->pruned == NULL)
     return FALSE;
   out->segments = g_ptr_array_new_with_free_func(g_free);
-  return sqlenvfs_restore_prune_archives(root, dry_run, out->segments, error);
+  return sqlenvfs_retention_prune_archives(root, dry_run, out->segments, error);
 }
 
 /* Copy the WAL into each database file: through the running archiver (it

@@ -12,6 +12,7 @@
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/util.h"
 
 #define MEMO_HEADER "sqlenvfs-verify-memo 1"
@@ -627,7 +628,7 @@ sqlenvfs_verify_memo_run(SqlenvfsRoot *root, gboolean full, SqlenvfsVerifyReport
   sqlenvfs_verify_memo_archive_hooks(memo, &ahooks);
   sqlenvfs_verify_memo_store_hooks(memo, &shooks);
   if (!sqlenvfs_store_verify_all_with(root, &shooks, report, error) ||
-      !sqlenvfs_restore_verify_archives(root, &ahooks, report, error))
+      !sqlenvfs_retention_verify_archives(root, &ahooks, report, error))
     return FALSE;
   if (!(g_file_test(state, G_FILE_TEST_IS_DIR) || sqlenvfs_mkdir_p(state, 0700, &local)) ||
       !sqlenvfs_verify_memo_save(memo, path, &local))

@@ -11,15 +11,19 @@
  *             files (snapshots/, backups/, pitr/) with a descriptor fast path
  *   ctl.c     ctl/<op> files: the write/read semantics and the op queue
  *   status.c  the status file (JSON)
- *   pitr.c    pitr/<time>/: cheap plans, shared rebuilds, the .cache LRU
+ *   pitr.c    pitr/<time>/: each database's timeline, states read on demand
+ *             into shared cache files, the .cache LRU
  *   mount.c   options, the root lock, mounting, daemonizing, the loop, teardown
  *   log.c     where log lines go (stderr in the foreground, a file otherwise)
  *
  * Lock order (never take a lock to the left while holding one to the right):
- *   ctl queue -> Fs.lock -> Fs.files_lock -> Fs.live_lock -> pitr cache lock
- *   -> handle locks
+ *   ctl queue -> Fs.lock -> Fs.files_lock -> Fs.live_lock -> pitr file lock
+ *   -> pitr cache lock -> handle locks; a timeline's own lock (timeline.h) is
+ *   taken with none of the pitr locks held
  * No lock is held across a call that can wait on SQLite or the disk for long,
- * except a handle's own lock around its own reads.
+ * except a handle's own lock around its own reads, a pitr file's around the
+ * pages it reads from the base and the archive, and a timeline's around its
+ * refresh.
  */
 #pragma once
 
@@ -36,6 +40,7 @@
 G_BEGIN_DECLS
 
 typedef struct _FsPitr FsPitr;
+typedef struct _FsPitrFile FsPitrFile;
 typedef struct _FsCtl FsCtl;
 typedef struct _FsStatusCache FsStatusCache;
 
@@ -258,6 +263,11 @@ gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboo
  * a database whose window ended seconds before the others' is left out). */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
+/* The recoverable windows of @db (SqlenvfsRestoreWindow *, a new reference)
+ * from the database's timeline, which the mount holds and refreshes when
+ * the archive or the store changed. NULL and *error when it cannot be read. */
+GPtrArray *fs_pitr_db_windows(FsPitr *p, const char *db, GError **error);
+
 /* "earliest", "latest" when there is a window; none otherwise. */
 GPtrArray *fs_pitr_list_links(FsPitr *p, GError **error);
 
@@ -268,10 +278,24 @@ GPtrArray *fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error);
 gboolean fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state,
                       GError **error);
 
-/* The rebuilt file of @db at @time_us, building it first if it is not in
- * the cache (concurrent callers share one build; nobody sees a partial
- * file). Returns a read-only descriptor the caller closes, or -1 and *error. */
-int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error);
+/* Open the state of @db at @time_us. When the cache holds its whole file:
+ * a read-only descriptor the caller closes. Otherwise -1 with *@file set:
+ * the state being read on demand (its base checked, restore.h), shared by
+ * every opener of the state, which reads it with fs_pitr_file_read and lets
+ * go of it with fs_pitr_file_release. -1 with *@file NULL and *error on
+ * failure. */
+int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPitrFile **file,
+                 GError **error);
+
+/* Read up to @len bytes at @off of the state (its bytes exactly, as the
+ * restore writes them; the header is not patched): the pages not yet in the
+ * cache file are read from the base and the archive and written to it;
+ * once every page is there it becomes the cached file (invariant 1 of
+ * pitr.c). The bytes read, 0 past the end, or -1 and *error (a damaged
+ * record, a base that changed: INTEGRITY; never a wrong page). */
+gssize fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error);
+guint64 fs_pitr_file_size(const FsPitrFile *f);
+void fs_pitr_file_release(FsPitr *p, FsPitrFile *f);
 
 /* Counters for status: plans computed, rebuilds run, cache hits, bytes, and
  * lookups of names that name nothing (counted all, though the log says only
@@ -280,6 +304,8 @@ typedef struct {
   guint64 n_plans, n_rebuilds, n_hits, n_evicted, n_failed_lookups;
   guint64 cache_bytes, cache_max_bytes;
   guint n_cached;
+  guint64 n_timelines_opened, n_timeline_refreshes;
+  guint64 bytes_from_sources; /* page bytes read from bases and archives on demand */
 } FsPitrStats;
 void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 

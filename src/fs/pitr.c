@@ -1,32 +1,44 @@
 /*
- * pitr.c — pitr/<time>/<db>.db: cheap lookups, one shared rebuild per
- * state, and the rebuilt files cached in ROOT/.cache/.
+ * pitr.c — pitr/<time>/<db>.db: lookups answered by each database's
+ * timeline, states read on demand, and their files cached in ROOT/.cache/.
  *
  * A time names a state: the state after the last commit captured at or
  * before it (restore.h). Several times name the same state; the cache is
  * keyed by the state (database + the archive sequence number of that
  * state, SqlenvfsRestorePlan.state_seq), so they share one file.
  *
- *   lookup, getattr, readdir  restore plans and windows only: size and state
- *                             time, no page read (kept PLAN_TTL_US, so the
- *                             lookups of one `ls -l` share them); a time just
- *                             past waits up to RECENT_WAIT_US for the running
- *                             archiver to bring the window up to it
+ *   lookup, getattr, readdir  the database's timeline (timeline.h), held by
+ *                             the mount and refreshed when the archive or the
+ *                             store changed (a stat of their files, at most
+ *                             every TIMELINE_CHECK_US): windows and plans,
+ *                             no page read; a time just past waits up to
+ *                             RECENT_WAIT_US for the running archiver to
+ *                             bring the window up to it
  *   open                      entry READY     -> open its file (a hit)
- *                             entry BUILDING  -> wait for that rebuild
- *                             no entry        -> BUILDING; rebuild into
- *                                                .cache/.tmp-<name>, rename to
- *                                                .cache/<name>; READY
+ *                             entry FILLING   -> share its file (a hit)
+ *                             entry BUILDING  -> wait for it to be opened
+ *                             no entry        -> BUILDING; the state's image
+ *                                                (base checked) and an empty
+ *                                                .cache/.tmp-<name>; FILLING
+ *   read (FILLING)            the pages the read covers that the file lacks
+ *                             are read from the image (base and archive) and
+ *                             written to it; once it has every page it is
+ *                             renamed to .cache/<name>: READY
  *
  * Invariants:
- *   (1) A file under its final name in .cache is complete: it is written
- *       under a ".tmp-" name and renamed only once the whole image is
- *       written. So no reader ever sees a partial file.
- *   (2) At most one rebuild runs per state; every opener of a state that is
- *       BUILDING waits for it and then shares its file (or its error).
- *   (3) The READY files hold at most [cache] max-bytes; the least recently
- *       opened go first. Removing a file a reader has open is safe (its
- *       descriptor keeps the data); a file being built is never removed.
+ *   (1) A file under its final name in .cache is complete: it is filled
+ *       under a ".tmp-" name and renamed only once every page is in it. So
+ *       no reader of a final name ever sees a partial file; a FILLING file
+ *       serves only the pages it holds or reads them first.
+ *   (2) At most one file is filled per state; every opener of a state
+ *       shares it (or waits while it is being opened, then shares it or its
+ *       error).
+ *   (3) READY and FILLING files hold at most [cache] max-bytes, a FILLING
+ *       one counted whole from its start; the least recently used of those
+ *       nobody has open go first (an idle FILLING file keeps the pages read
+ *       so far for the next opener until then). Removing a file a reader
+ *       has open is never done for a FILLING one and is safe for a READY one
+ *       (its descriptor keeps the data).
  *   (4) The cache is disposable: the mount empties .cache when it starts, so
  *       a cached state never outlives the archive it was built from. It
  *       removes only the names this module makes ("<db>@<seq>.db", and
@@ -43,19 +55,23 @@
  *       window makes a rebuild fail, never serve another state).
  *   (6) Failed lookups are logged at most LOOKUP_LOG_BURST per period: a
  *       user of an allow_other mount cannot make the log grow by asking.
- *   (7) A rebuild starts only when .cache's filesystem has room for the
+ *   (7) A state is opened only when .cache's filesystem has room for the
  *       whole file plus [cache] min-free-bytes (the space production needs
  *       to keep committing), after evicting least recently used files;
  *       otherwise it fails with NOSPACE (ENOSPC) before writing anything.
- *   (8) A rebuilt file is kept only when its base passed its check
- *       (restore.h) and did not change while the image was read from it;
- *       a rebuild from bad bases fails (EIO) and leaves nothing in .cache.
+ *   (8) Bytes are served only from a base that passed its check (restore.h)
+ *       and is still that file after every read that used it: a base that
+ *       changed fails that read and every later one of the file (EIO) and
+ *       drops its entry; bad bases fail the open (EIO) and leave nothing in
+ *       .cache. A damaged archived record fails the open or the read (EIO),
+ *       never a wrong page.
  */
 #include "fs.h"
 
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
@@ -70,8 +86,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-/* How long plans and windows are reused without reading the archive again. */
-#define PLAN_TTL_US (1 * G_USEC_PER_SEC)
+/* How often at most a database's timeline is compared with the archive's
+ * and the store's files (a stat each) to be refreshed. */
+#define TIMELINE_CHECK_US (250 * 1000)
 
 /* pitr/latest: how far a database's window may end before the newest end
  * and still count as archived now (the archiver notes every database alive
@@ -84,10 +101,13 @@ typedef struct {
   gint64 shown_mono; /* when it was first shown */
 } LatestShown;
 
+/* Files being filled that nobody has open, kept for the next opener. */
+#define MAX_IDLE_FILLING 8
+
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
 
-typedef enum { ENTRY_BUILDING, ENTRY_READY } EntryState;
+typedef enum { ENTRY_BUILDING, ENTRY_FILLING, ENTRY_READY } EntryState;
 
 typedef struct {
   char *name; /* "<db>@<state_seq>.db" in .cache */
@@ -96,22 +116,41 @@ typedef struct {
   guint64 size;
   gint64 last_used;
   FsPitrState st; /* what the plan said */
+  FsPitrFile *file; /* FILLING: the file being filled, shared by its openers */
 } CacheEntry;
 
-/* What a plan says, kept for PLAN_TTL_US (or why there is none). */
+/* A state's file being filled page by page as it is read (FILLING). Lock
+ * order: FsPitrFile.lock, then FsPitr.lock. */
+struct _FsPitrFile {
+  FsPitr *p;
+  CacheEntry *entry;      /* its entry while FILLING (FsPitr.lock)           */
+  guint refs;             /* open handles (FsPitr.lock)                      */
+  GMutex lock;            /* guards what follows                             */
+  SqlenvfsRestorePlan *plan;
+  SqlenvfsImage *img;     /* the state: base and archive, checked (restore.h) */
+  char *db;
+  char *tmp;              /* ".tmp-<name>-<pid>" in .cache                   */
+  char *tmp_path;
+  int fd;                 /* the temporary, then (renamed) the cached file   */
+  guint32 page_size;
+  guint32 n_pages;
+  guint8 *have;           /* one bit per page written to fd                  */
+  guint32 n_have;
+  gboolean is_complete;   /* every page written and the file renamed         */
+  GError *broken;         /* the base changed: every read fails with this    */
+};
+
+/* What a plan that resolved says (kept: a time's state never changes). */
 typedef struct {
-  gint64 made_at; /* monotonic */
-  gboolean ok;
   FsPitrState state;
   guint64 state_seq;
-  GError *error;
 } PlanSlot;
 
-/* The windows of one database, kept for PLAN_TTL_US. */
+/* The timeline of one database, held for the life of the mount. */
 typedef struct {
-  gint64 made_at;
-  GPtrArray *windows; /* SqlenvfsRestoreWindow * */
-} WindowSlot;
+  SqlenvfsTimeline *tl;
+  gint64 checked_at; /* monotonic: when it was last compared with the files */
+} TimelineSlot;
 
 struct _FsPitr {
   Fs *fs;
@@ -121,16 +160,19 @@ struct _FsPitr {
   GCond cond;          /* a rebuild finished */
   GHashTable *entries; /* name -> CacheEntry * */
   GHashTable *plans;   /* "<db>@<time us>" -> PlanSlot * */
-  GHashTable *windows; /* db -> WindowSlot * */
+  GHashTable *timelines; /* db -> TimelineSlot *: kept until the mount ends */
   GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
+  guint64 bytes_from_sources; /* page bytes read from bases and archives for FILLING files */
   FsPitrStats stats;
   GHashTable *latest_by_pid; /* pid -> LatestShown: what pitr/latest showed each reader */
   gint64 log_period_start; /* failed lookups logged in this period (lookup_failed) */
   guint log_n;
   guint64 log_dropped;
 };
+
+static void file_free(FsPitrFile *f);
 
 static void
 entry_free(gpointer p)
@@ -142,31 +184,10 @@ entry_free(gpointer p)
 }
 
 static void
-plan_slot_free(gpointer p)
+timeline_slot_free(gpointer p)
 {
-  PlanSlot *s = p;
-  g_clear_error(&s->error);
-  g_free(s);
-}
-
-/* What a plan slot says: its state, or (a copy of) its error. */
-static gboolean
-plan_slot_result(const PlanSlot *slot, FsPitrState *state, guint64 *state_seq, GError **error)
-{
-  if (!slot->ok) {
-    g_propagate_error(error, g_error_copy(slot->error));
-    return FALSE;
-  }
-  *state = slot->state;
-  *state_seq = slot->state_seq;
-  return TRUE;
-}
-
-static void
-window_slot_free(gpointer p)
-{
-  WindowSlot *s = p;
-  g_ptr_array_unref(s->windows);
+  TimelineSlot *s = p;
+  sqlenvfs_timeline_free(s->tl);
   g_free(s);
 }
 
@@ -244,8 +265,8 @@ fs_pitr_new(Fs *fs)
   g_mutex_init(&p->lock);
   g_cond_init(&p->cond);
   p->entries = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, entry_free);
-  p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, plan_slot_free);
-  p->windows = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, window_slot_free);
+  p->plans = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  p->timelines = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, timeline_slot_free);
   p->resolved = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   p->latest_by_pid = g_hash_table_new_full(g_direct_hash, g_direct_equal, NULL, g_free);
   p->stats.cache_max_bytes = (guint64)sqlenvfs_root_settings(fs->root)->cache_max_bytes;
@@ -264,9 +285,17 @@ fs_pitr_free(FsPitr *p)
 {
   if (p == NULL)
     return;
+  {
+    GHashTableIter it;
+    gpointer k, v;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v))
+      if (((CacheEntry *)v)->file != NULL)
+        file_free(((CacheEntry *)v)->file);
+  }
   g_hash_table_destroy(p->entries);
   g_hash_table_destroy(p->plans);
-  g_hash_table_destroy(p->windows);
+  g_hash_table_destroy(p->timelines);
   g_hash_table_destroy(p->resolved);
   g_hash_table_destroy(p->latest_by_pid);
   g_mutex_clear(&p->lock);
@@ -277,48 +306,76 @@ fs_pitr_free(FsPitr *p)
   g_free(p);
 }
 
-/* Drop expired slots once a table grows (called with the lock held). */
-static void
-expire(GHashTable *table, gsize offset_of_made_at, gint64 now)
+/* The timeline of @db, opened on first use and refreshed when the archive
+ * or the store changed (a stat of their files, at most every
+ * TIMELINE_CHECK_US, or now when @force), so that a refresh reads only what
+ * was appended. Timelines live as long as the mount: the pointer stays
+ * valid. NULL and *error when it cannot be opened; a failed refresh keeps
+ * the previous answers (logged). */
+static SqlenvfsTimeline *
+db_timeline(FsPitr *p, const char *db, gboolean force, GError **error)
 {
-  GHashTableIter it;
-  gpointer k, v;
-  if (g_hash_table_size(table) < 256)
-    return;
-  g_hash_table_iter_init(&it, table);
-  while (g_hash_table_iter_next(&it, &k, &v))
-    if (now - *(gint64 *)((char *)v + offset_of_made_at) >= PLAN_TTL_US)
-      g_hash_table_iter_remove(&it);
+  gint64 now = g_get_monotonic_time();
+  TimelineSlot *slot;
+  gboolean check;
+
+  g_mutex_lock(&p->lock);
+  slot = g_hash_table_lookup(p->timelines, db);
+  check = slot != NULL && (force || now - slot->checked_at >= TIMELINE_CHECK_US);
+  if (check)
+    slot->checked_at = now;
+  g_mutex_unlock(&p->lock);
+  if (slot == NULL) {
+    SqlenvfsTimeline *tl = sqlenvfs_timeline_open(p->fs->root, db, error);
+    TimelineSlot *other;
+    if (tl == NULL)
+      return NULL;
+    g_mutex_lock(&p->lock);
+    p->stats.n_timelines_opened++;
+    other = g_hash_table_lookup(p->timelines, db);
+    if (other != NULL) {
+      /* Another thread opened it meanwhile: use that one. */
+      g_mutex_unlock(&p->lock);
+      sqlenvfs_timeline_free(tl);
+      return other->tl;
+    }
+    slot = g_new0(TimelineSlot, 1);
+    slot->tl = tl;
+    slot->checked_at = now;
+    g_hash_table_insert(p->timelines, g_strdup(db), slot);
+    g_mutex_unlock(&p->lock);
+    return tl;
+  }
+  if (check && sqlenvfs_timeline_is_stale(slot->tl)) {
+    g_autoptr(GError) local = NULL;
+    if (!sqlenvfs_timeline_refresh(slot->tl, &local))
+      g_warning("pitr %s: the archive or the store could not be read again (%s); the recoverable "
+                "window stays as it was", db, local->message);
+    g_mutex_lock(&p->lock);
+    p->stats.n_timeline_refreshes++;
+    g_mutex_unlock(&p->lock);
+  }
+  return slot->tl;
 }
 
-/* The windows of @db (a new reference), from the table or the archive. */
+/* The windows of @db (a new reference), from its timeline. */
+static GPtrArray *
+db_windows_force(FsPitr *p, const char *db, gboolean force, GError **error)
+{
+  SqlenvfsTimeline *tl = db_timeline(p, db, force, error);
+  return tl ? sqlenvfs_timeline_windows(tl) : NULL;
+}
+
 static GPtrArray *
 db_windows(FsPitr *p, const char *db, GError **error)
 {
-  gint64 now = g_get_monotonic_time();
-  WindowSlot *slot;
-  GPtrArray *w;
+  return db_windows_force(p, db, FALSE, error);
+}
 
-  g_mutex_lock(&p->lock);
-  slot = g_hash_table_lookup(p->windows, db);
-  if (slot != NULL && now - slot->made_at < PLAN_TTL_US) {
-    w = g_ptr_array_ref(slot->windows);
-    g_mutex_unlock(&p->lock);
-    return w;
-  }
-  g_mutex_unlock(&p->lock);
-
-  w = sqlenvfs_restore_windows(p->fs->root, db, error);
-  if (w == NULL)
-    return NULL;
-  slot = g_new0(WindowSlot, 1);
-  slot->made_at = now;
-  slot->windows = g_ptr_array_ref(w);
-  g_mutex_lock(&p->lock);
-  expire(p->windows, G_STRUCT_OFFSET(WindowSlot, made_at), now);
-  g_hash_table_replace(p->windows, g_strdup(db), slot);
-  g_mutex_unlock(&p->lock);
-  return w;
+GPtrArray *
+fs_pitr_db_windows(FsPitr *p, const char *db, GError **error)
+{
+  return db_windows(p, db, error);
 }
 
 static gboolean
@@ -346,13 +403,13 @@ append_windows(GString *s, const char *db, GPtrArray *windows)
 /* Whether some database's window contains @t: 1 yes, 0 no (then @known
  * lists the windows and *last_end is the latest end of any), -1 error. */
 static int
-find_window(FsPitr *p, GPtrArray *dbs, gint64 t, GString *known, gint64 *last_end,
-            GError **error)
+find_window(FsPitr *p, GPtrArray *dbs, gint64 t, gboolean force, GString *known,
+            gint64 *last_end, GError **error)
 {
   g_string_truncate(known, 0);
   *last_end = 0;
   for (guint i = 0; i < dbs->len; i++) {
-    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    g_autoptr(GPtrArray) w = db_windows_force(p, dbs->pdata[i], force, error);
     if (w == NULL)
       return -1;
     if (windows_contain(w, t))
@@ -437,14 +494,14 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   for (guint i = 0; i < dbs->len; i++) {
     g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, (char *)dbs->pdata[i], t.us);
     PlanSlot *slot = g_hash_table_lookup(p->plans, key);
-    if (slot != NULL && slot->ok) {
+    if (slot != NULL) {
       g_mutex_unlock(&p->lock);
       *time_us = t.us;
       return TRUE;
     }
   }
   g_mutex_unlock(&p->lock);
-  found = find_window(p, dbs, t.us, known, &last_end, error);
+  found = find_window(p, dbs, t.us, FALSE, known, &last_end, error);
   /* A time just past is archived but the window (the archive's alive time,
    * recorded at most twice a second) may not say so yet: have the archiver
    * running in this process bring it up to now, briefly. */
@@ -452,10 +509,7 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
     gint64 deadline = g_get_monotonic_time() + RECENT_WAIT_US;
     while (found == 0 && g_get_monotonic_time() < deadline) {
       sqlenvfs_archiver_sync(p->fs->archiver, NULL, RECENT_WAIT_US, NULL);
-      g_mutex_lock(&p->lock);
-      g_hash_table_remove_all(p->windows);
-      g_mutex_unlock(&p->lock);
-      found = find_window(p, dbs, t.us, known, &last_end, error);
+      found = find_window(p, dbs, t.us, TRUE, known, &last_end, error);
       if (found == 0)
         g_usleep(RECENT_WAIT_US / 10);
     }
@@ -582,51 +636,62 @@ fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error)
   return out;
 }
 
-/* Plan @db at @time_us: from the table, or the archive. */
+/* Plan @db at @time_us with its timeline: a new SqlenvfsRestorePlan. */
+static SqlenvfsRestorePlan *
+full_plan(FsPitr *p, const char *db, gint64 time_us, GError **error)
+{
+  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
+  SqlenvfsTimeline *tl = db_timeline(p, db, FALSE, error);
+  SqlenvfsRestorePlan *rp;
+  if (tl == NULL)
+    return NULL;
+  rp = sqlenvfs_timeline_plan(tl, &t, error);
+  g_mutex_lock(&p->lock);
+  p->stats.n_plans++;
+  g_mutex_unlock(&p->lock);
+  return rp;
+}
+
+/* What the plan of @db at @time_us says. A time's state never changes
+ * (invariant 5): a plan that resolved is remembered; a refusal is asked of
+ * the timeline again each time (the window moves). */
 static gboolean
 plan(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, guint64 *state_seq,
      GError **error)
 {
   g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
-  gint64 now = g_get_monotonic_time();
-  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
   g_autoptr(SqlenvfsRestorePlan) rp = NULL;
   g_autofree char *prod = NULL;
   PlanSlot *slot;
   struct stat st;
-  gboolean ok;
 
   g_mutex_lock(&p->lock);
   slot = g_hash_table_lookup(p->plans, key);
-  /* A time's state never changes (invariant 5): a plan that resolved is kept;
-   * a refusal is asked again after PLAN_TTL_US (the window moves). */
-  if (slot != NULL && (slot->ok || now - slot->made_at < PLAN_TTL_US)) {
-    ok = plan_slot_result(slot, state, state_seq, error);
+  if (slot != NULL) {
+    *state = slot->state;
+    *state_seq = slot->state_seq;
     g_mutex_unlock(&p->lock);
-    return ok;
+    return TRUE;
   }
   g_mutex_unlock(&p->lock);
 
+  rp = full_plan(p, db, time_us, error);
+  if (rp == NULL)
+    return FALSE;
   slot = g_new0(PlanSlot, 1);
-  slot->made_at = now;
-  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, &slot->error);
-  if (rp != NULL) {
-    slot->ok = TRUE;
-    slot->state.size = rp->size;
-    slot->state.state_us = rp->state_us;
-    prod = sqlenvfs_root_prod_db(p->fs->root, db);
-    slot->state.mode = stat(prod, &st) == 0 ? st.st_mode : 0400;
-    slot->state_seq = rp->state_seq;
-  }
-
+  slot->state.size = rp->size;
+  slot->state.state_us = rp->state_us;
+  prod = sqlenvfs_root_prod_db(p->fs->root, db);
+  slot->state.mode = stat(prod, &st) == 0 ? st.st_mode : 0400;
+  slot->state_seq = rp->state_seq;
+  *state = slot->state;
+  *state_seq = slot->state_seq;
   g_mutex_lock(&p->lock);
-  p->stats.n_plans++;
   if (g_hash_table_size(p->plans) > 4096)
     g_hash_table_remove_all(p->plans);
   g_hash_table_replace(p->plans, g_strdup(key), slot);
-  ok = plan_slot_result(slot, state, state_seq, error);
   g_mutex_unlock(&p->lock);
-  return ok;
+  return TRUE;
 }
 
 gboolean
@@ -636,8 +701,9 @@ fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   return plan(p, db, time_us, state, &seq, error);
 }
 
-/* Evict least recently used READY entries until the cache fits (invariant
- * 3). Called with the lock held. */
+/* Evict least recently used entries that nobody has open (READY, or
+ * FILLING with no opener) until the cache fits (invariant 3). Called with
+ * the lock held. */
 static void
 evict(FsPitr *p)
 {
@@ -648,16 +714,52 @@ evict(FsPitr *p)
     g_hash_table_iter_init(&it, p->entries);
     while (g_hash_table_iter_next(&it, &k, &v)) {
       CacheEntry *e = v;
-      if (e->state == ENTRY_READY && (lru == NULL || e->last_used < lru->last_used))
+      gboolean idle = e->state == ENTRY_READY ||
+                      (e->state == ENTRY_FILLING && e->file->refs == 0);
+      if (idle && (lru == NULL || e->last_used < lru->last_used))
         lru = e;
     }
     if (lru == NULL)
       return;
-    if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
+    if (lru->state == ENTRY_FILLING) {
+      lru->file->entry = NULL;
+      file_free(lru->file); /* removes its temporary */
+      lru->file = NULL;
+    } else if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT) {
       g_warning("evict %s from the pitr cache: %s", lru->path, g_strerror(errno));
+    }
     g_info("pitr cache: evicted %s (%" G_GUINT64_FORMAT " bytes)", lru->name, lru->size);
     p->bytes -= lru->size;
     p->stats.n_evicted++;
+    g_hash_table_remove(p->entries, lru->name);
+  }
+}
+
+/* An idle FILLING file keeps its image open (descriptors of its base and
+ * of archive segments): at most MAX_IDLE_FILLING of them are kept, the
+ * least recently used dropped first. Called with the lock held. */
+static void
+evict_idle_filling(FsPitr *p)
+{
+  for (;;) {
+    GHashTableIter it;
+    gpointer k, v;
+    CacheEntry *lru = NULL;
+    guint n = 0;
+    g_hash_table_iter_init(&it, p->entries);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      CacheEntry *e = v;
+      if (e->state != ENTRY_FILLING || e->file->refs > 0)
+        continue;
+      n++;
+      if (lru == NULL || e->last_used < lru->last_used)
+        lru = e;
+    }
+    if (n <= MAX_IDLE_FILLING)
+      return;
+    lru->file->entry = NULL;
+    file_free(lru->file);
+    p->bytes -= lru->size;
     g_hash_table_remove(p->entries, lru->name);
   }
 }
@@ -710,71 +812,263 @@ make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **erro
   return FALSE;
 }
 
-/* Rebuild the state of @db at @time_us into the cache file @name
- * (invariant 1), relative to the cache directory's descriptor. */
-static gboolean
-rebuild(FsPitr *p, const char *db, gint64 time_us, const char *name, guint64 *size,
-        GError **error)
+static void
+file_free(FsPitrFile *f)
 {
-  SqlenvfsTime t = { .is_latest = FALSE, .us = time_us };
-  g_autoptr(SqlenvfsRestorePlan) rp = NULL;
-  g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree char *tmp = NULL, *tmp_path = NULL;
-  gint64 started = g_get_monotonic_time();
-  int fd;
+  if (f->fd >= 0)
+    close(f->fd);
+  if (!f->is_complete && f->tmp != NULL && f->p->dir_fd >= 0)
+    unlinkat(f->p->dir_fd, f->tmp, 0);
+  sqlenvfs_image_free(f->img);
+  sqlenvfs_restore_plan_free(f->plan);
+  g_clear_error(&f->broken);
+  g_mutex_clear(&f->lock);
+  g_free(f->db);
+  g_free(f->tmp);
+  g_free(f->tmp_path);
+  g_free(f->have);
+  g_free(f);
+}
 
-  if (p->dir_fd < 0)
-    return sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
-  rp = sqlenvfs_restore_plan(p->fs->root, db, &t, error);
-  if (rp == NULL)
-    return FALSE;
-  if (!make_room(p, db, time_us, rp->size, error))
-    return FALSE;
-  img = sqlenvfs_restore_image(p->fs->root, rp, NULL, NULL, error);
-  if (img == NULL)
-    return FALSE;
-  tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
-  tmp_path = g_build_filename(p->dir, tmp, NULL);
-  if (unlinkat(p->dir_fd, tmp, 0) != 0 && errno != ENOENT)
-    return sqlenvfs_error_errno(error, errno, "remove the leftover", tmp_path);
-  fd = openat(p->dir_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "create", tmp_path);
-  if (!sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, NULL, tmp_path, error)) {
-    close(fd);
-    unlinkat(p->dir_fd, tmp, 0);
-    return FALSE;
+/* Open the state of @db at @time_us for reading on demand into the cache
+ * file @name (invariant 1): its plan, room for the whole file (invariant
+ * 7), its image (the base checked, restore.h) and an empty temporary of its
+ * size, relative to the cache directory's descriptor. */
+static FsPitrFile *
+start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GError **error)
+{
+  FsPitrFile *f;
+
+  if (p->dir_fd < 0) {
+    sqlenvfs_error_errno(error, EBADF, "open the pitr cache directory", p->dir);
+    return NULL;
   }
-  if (close(fd) != 0) {
-    int e = errno;
-    unlinkat(p->dir_fd, tmp, 0);
-    return sqlenvfs_error_errno(error, e, "write", tmp_path);
+  f = g_new0(FsPitrFile, 1);
+  g_mutex_init(&f->lock);
+  f->p = p;
+  f->fd = -1;
+  f->db = g_strdup(db);
+  f->plan = full_plan(p, db, time_us, error);
+  if (f->plan == NULL || !make_room(p, db, time_us, f->plan->size, error))
+    goto fail;
+  f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
+  if (f->img == NULL)
+    goto fail;
+  f->page_size = f->plan->page_size;
+  f->n_pages = f->plan->n_pages;
+  f->have = g_malloc0((gsize)f->n_pages / 8 + 1);
+  f->tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
+  f->tmp_path = g_build_filename(p->dir, f->tmp, NULL);
+  if (unlinkat(p->dir_fd, f->tmp, 0) != 0 && errno != ENOENT) {
+    sqlenvfs_error_errno(error, errno, "remove the leftover", f->tmp_path);
+    g_clear_pointer(&f->tmp, g_free);
+    goto fail;
   }
-  /* Never keep an image whose base changed after it was checked. */
-  if (!sqlenvfs_restore_base_unchanged(rp, error)) {
-    unlinkat(p->dir_fd, tmp, 0);
-    return FALSE;
+  f->fd = openat(p->dir_fd, f->tmp, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (f->fd < 0) {
+    sqlenvfs_error_errno(error, errno, "create", f->tmp_path);
+    g_clear_pointer(&f->tmp, g_free);
+    goto fail;
+  }
+  if (ftruncate(f->fd, (off_t)f->plan->size) != 0) {
+    sqlenvfs_error_errno(error, errno, "size", f->tmp_path);
+    goto fail;
   }
   if (sqlenvfs_testhook_pitr_delay_ms() > 0) /* testhooks.h */
     g_usleep((gulong)sqlenvfs_testhook_pitr_delay_ms() * 1000);
-  if (renameat(p->dir_fd, tmp, p->dir_fd, name) != 0) {
-    int e = errno;
-    unlinkat(p->dir_fd, tmp, 0);
-    return sqlenvfs_error_errno(error, e, "rename into place", tmp_path);
-  }
-  *size = sqlenvfs_image_size(img);
   {
-    g_autofree char *when = sqlenvfs_time_format_iso(rp->state_us);
-    g_message("pitr: rebuilt %s as of %s from %s %s and %" G_GUINT64_FORMAT
-              " archived transactions in %.2f s",
-              db, when, sqlenvfs_copy_kind_name(rp->base_kind), rp->base_name, rp->n_commits,
-              (double)(g_get_monotonic_time() - started) / G_USEC_PER_SEC);
+    g_autofree char *when = sqlenvfs_time_format_iso(f->plan->state_us);
+    g_message("pitr: serving %s as of %s from %s %s and %" G_GUINT64_FORMAT
+              " archived transactions, pages read as they are asked for",
+              db, when, sqlenvfs_copy_kind_name(f->plan->base_kind), f->plan->base_name,
+              f->plan->n_commits);
   }
+  return f;
+fail:
+  file_free(f);
+  return NULL;
+}
+
+/* Once every page is in the file: it is complete, so it takes its final
+ * name (invariant 1) and its entry becomes READY, counted against the
+ * cache's bound (invariant 3). Called with f->lock held, or before f is
+ * shared. */
+static gboolean
+fill_finish(FsPitrFile *f, GError **error)
+{
+  FsPitr *p = f->p;
+  CacheEntry *e;
+
+  if (f->is_complete || f->n_have < f->n_pages)
+    return TRUE;
+  /* What was read from the base is what was checked (invariant 8). */
+  if (!sqlenvfs_restore_base_unchanged(f->plan, error))
+    return FALSE;
+  g_mutex_lock(&p->lock);
+  e = f->entry;
+  if (renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) != 0) {
+    int err = errno;
+    g_mutex_unlock(&p->lock);
+    return sqlenvfs_error_errno(error, err, "rename into place", f->tmp_path);
+  }
+  f->is_complete = TRUE;
+  e->state = ENTRY_READY;
+  e->file = NULL;
+  f->entry = NULL;
+  e->last_used = g_get_monotonic_time();
+  evict(p);
+  g_mutex_unlock(&p->lock);
   return TRUE;
 }
 
+static gboolean
+has_page(const FsPitrFile *f, guint32 i)
+{
+  return (f->have[i / 8] >> (i % 8)) & 1;
+}
+
+gssize
+fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error)
+{
+  guint64 size = (guint64)f->n_pages * f->page_size;
+  guint64 end;
+  guint64 from_sources = 0;
+  gssize done = -1;
+  guint32 first, last;
+
+  g_mutex_lock(&f->lock);
+  if (f->broken != NULL) {
+    g_propagate_error(error, g_error_copy(f->broken));
+    goto out;
+  }
+  if (off < 0 || (guint64)off >= size) {
+    done = 0;
+    goto out;
+  }
+  end = MIN((guint64)off + len, size);
+  first = (guint32)((guint64)off / f->page_size);
+  last = (guint32)((end - 1) / f->page_size);
+  /* Bring every page of the range into the file: each run of missing pages
+   * in one read of the image (base and archive) and one write. */
+  for (guint32 i = first; i <= last;) {
+    guint32 j = i;
+    gsize n;
+    g_autofree guint8 *run = NULL;
+    gssize got;
+    if (has_page(f, i)) {
+      i++;
+      continue;
+    }
+    while (j + 1 <= last && !has_page(f, j + 1))
+      j++;
+    n = (gsize)(j - i + 1) * f->page_size;
+    run = g_malloc(n);
+    got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
+    if (got != (gssize)n) {
+      if (got >= 0)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "pitr %s: the rebuilt state ended early at page %u", f->db, i);
+      goto out;
+    }
+    if (pwrite(f->fd, run, n, (off_t)i * f->page_size) != (ssize_t)n) {
+      sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
+      goto out;
+    }
+    from_sources += n;
+    for (guint32 k = i; k <= j; k++)
+      f->have[k / 8] |= (guint8)(1u << (k % 8));
+    f->n_have += j - i + 1;
+    i = j + 1;
+  }
+  /* Pages read from the base are served only while it is the file that
+   * was checked (invariant 8). */
+  if (from_sources > 0 && !sqlenvfs_restore_base_unchanged(f->plan, &f->broken)) {
+    /* Nothing more is served from it, and the next opener starts afresh
+     * (its base checked again, or another one). */
+    g_propagate_error(error, g_error_copy(f->broken));
+    g_mutex_lock(&f->p->lock);
+    if (f->entry != NULL) {
+      f->p->bytes -= f->entry->size;
+      g_hash_table_remove(f->p->entries, f->entry->name);
+      f->entry = NULL;
+    }
+    g_mutex_unlock(&f->p->lock);
+    goto out;
+  }
+  {
+    ssize_t n = pread(f->fd, buf, (size_t)(end - (guint64)off), off);
+    if (n < 0) {
+      sqlenvfs_error_errno(error, errno, "read", f->tmp_path);
+      goto out;
+    }
+    done = n;
+  }
+  if (from_sources > 0 && !fill_finish(f, error))
+    done = -1;
+out:
+  g_mutex_unlock(&f->lock);
+  if (from_sources > 0) {
+    g_mutex_lock(&f->p->lock);
+    f->p->bytes_from_sources += from_sources;
+    g_mutex_unlock(&f->p->lock);
+  }
+  return done;
+}
+
+guint64
+fs_pitr_file_size(const FsPitrFile *f)
+{
+  return (guint64)f->n_pages * f->page_size;
+}
+
+void
+fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
+{
+  gboolean drop;
+  if (f == NULL)
+    return;
+  g_mutex_lock(&p->lock);
+  f->refs--;
+  /* An incomplete file nobody reads any more stays, with the pages read so
+   * far, for the next opener, until it is evicted like a complete one. */
+  drop = f->refs == 0 && f->entry == NULL;
+  if (f->refs == 0 && f->entry != NULL) {
+    f->entry->last_used = g_get_monotonic_time();
+    evict(p);
+    evict_idle_filling(p);
+  }
+  g_mutex_unlock(&p->lock);
+  if (drop)
+    file_free(f);
+}
+
+/* A FILLING entry's file for one more opener (called with the lock held). */
+static FsPitrFile *
+file_ref(FsPitr *p, CacheEntry *e)
+{
+  e->last_used = g_get_monotonic_time();
+  e->file->refs++;
+  p->stats.n_hits++;
+  return e->file;
+}
+
+/* A READY entry opened (called with the lock held, so that eviction cannot
+ * come between). */
+static int
+ready_open(FsPitr *p, CacheEntry *e, GError **error)
+{
+  int fd;
+  e->last_used = g_get_monotonic_time();
+  p->stats.n_hits++;
+  fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    sqlenvfs_error_errno(error, errno, "open", e->path);
+  return fd;
+}
+
 int
-fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GError **error)
+fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPitrFile **file,
+             GError **error)
 {
   g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, db, time_us);
   g_autofree char *name = NULL;
@@ -783,17 +1077,19 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   CacheEntry *e;
   int fd;
 
+  *file = NULL;
   /* A time opened before whose file is still cached: no plan needed. */
   g_mutex_lock(&p->lock);
   name = g_strdup(g_hash_table_lookup(p->resolved, key));
   e = name ? g_hash_table_lookup(p->entries, name) : NULL;
-  if (e != NULL && e->state == ENTRY_READY) {
-    e->last_used = g_get_monotonic_time();
-    p->stats.n_hits++;
+  if (e != NULL && e->state != ENTRY_BUILDING) {
     *state = e->st;
-    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      sqlenvfs_error_errno(error, errno, "open", e->path);
+    if (e->state == ENTRY_FILLING) {
+      *file = file_ref(p, e);
+      fd = -1;
+    } else {
+      fd = ready_open(p, e, error);
+    }
     g_mutex_unlock(&p->lock);
     return fd;
   }
@@ -811,17 +1107,17 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   g_hash_table_replace(p->resolved, g_strdup(key), g_strdup(name));
   for (;;) {
     e = g_hash_table_lookup(p->entries, name);
-    if (e == NULL || e->state == ENTRY_READY)
+    if (e == NULL || e->state != ENTRY_BUILDING)
       break;
-    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the running rebuild */
+    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the state being opened */
   }
   if (e != NULL) {
-    /* READY: open it under the lock, so that eviction cannot come between. */
-    e->last_used = g_get_monotonic_time();
-    p->stats.n_hits++;
-    fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      sqlenvfs_error_errno(error, errno, "open", e->path);
+    if (e->state == ENTRY_FILLING) {
+      *file = file_ref(p, e);
+      fd = -1;
+    } else {
+      fd = ready_open(p, e, error);
+    }
     g_mutex_unlock(&p->lock);
     return fd;
   }
@@ -835,30 +1131,41 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, GErr
   g_mutex_unlock(&p->lock);
 
   {
-    guint64 size = 0;
     g_autoptr(GError) local = NULL;
-    gboolean ok = rebuild(p, db, time_us, name, &size, &local);
+    FsPitrFile *f = start_filling(p, db, time_us, name, &local);
 
     g_mutex_lock(&p->lock);
-    if (ok) {
-      e->state = ENTRY_READY;
-      e->size = size;
+    if (f != NULL) {
+      e->state = ENTRY_FILLING;
+      e->size = (guint64)f->n_pages * f->page_size;
       e->last_used = g_get_monotonic_time();
-      fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-      if (fd < 0)
-        sqlenvfs_error_errno(error, errno, "open", e->path);
-      p->bytes += size;
+      e->file = f;
+      f->entry = e;
+      f->refs = 1;
+      *file = f;
+      /* Its whole size counts against the bound from now on. */
+      p->bytes += e->size;
       evict(p);
     } else {
       /* Waiters find no entry and try again themselves. */
       g_hash_table_remove(p->entries, name);
       g_propagate_error(error, g_steal_pointer(&local));
-      fd = -1;
     }
     g_cond_broadcast(&p->cond);
     g_mutex_unlock(&p->lock);
-    return fd;
   }
+  /* An empty database is complete as soon as it is opened. */
+  if (*file != NULL) {
+    gboolean ok;
+    g_mutex_lock(&(*file)->lock);
+    ok = fill_finish(*file, error);
+    g_mutex_unlock(&(*file)->lock);
+    if (!ok) {
+      fs_pitr_file_release(p, *file);
+      *file = NULL;
+    }
+  }
+  return -1;
 }
 
 void
@@ -867,6 +1174,7 @@ fs_pitr_stats(FsPitr *p, FsPitrStats *out)
   g_mutex_lock(&p->lock);
   *out = p->stats;
   out->cache_bytes = p->bytes;
+  out->bytes_from_sources = p->bytes_from_sources;
   out->n_cached = 0;
   {
     GHashTableIter it;

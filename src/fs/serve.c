@@ -10,6 +10,11 @@
  *                    descriptor (fuse_reply_data with an fd buffer, so
  *                    libfuse can splice it), keep_cache so that re-reads come
  *                    from the page cache.
+ *   pitr/ (not yet cached whole)
+ *                    the state read on demand (fs_pitr_file_read): each read
+ *                    brings the pages it covers from the base and the archive
+ *                    into the cache file, so that a query reads only the pages
+ *                    it needs; keep_cache, as the bytes never change.
  *
  * Invariants:
  *   (1) Every image served reads with bytes 18 and 19 of the header equal to
@@ -65,6 +70,9 @@ struct _FsHandle {
   /* stored file */
   int fd;
   gboolean patch_header; /* bytes 18/19 read 2 (WAL) in the file */
+
+  /* pitr state read on demand (fd is -1) */
+  FsPitrFile *pitr_file;
 };
 
 static const char *
@@ -215,6 +223,31 @@ open_stored_fd(int fd, const char *path, FsKind kind, gint64 mtime_us, GError **
   return h;
 }
 
+/* A pitr state read on demand (@file taken over): its header is read now
+ * to know whether to patch it, as for a stored file. */
+static FsHandle *
+open_pitr_file(Fs *fs, FsPitrFile *file, const char *db, gint64 mtime_us, GError **error)
+{
+  guint8 hdr[HDR_SIZE];
+  gssize n = fs_pitr_file_read(file, hdr, sizeof hdr, 0, error);
+  FsHandle *h;
+
+  if (n < 0) {
+    fs_pitr_file_release(fs->pitr, file);
+    return NULL;
+  }
+  h = g_new0(FsHandle, 1);
+  h->kind = FS_PITR_DB;
+  h->db = g_strdup(db);
+  h->fd = -1;
+  h->pitr_file = file;
+  h->size = fs_pitr_file_size(file);
+  h->mtime_us = mtime_us;
+  h->patch_header = n == HDR_SIZE && memcmp(hdr, sqlite_magic, sizeof sqlite_magic) == 0 &&
+                    (hdr[HDR_WRITE_VERSION] != 1 || hdr[HDR_READ_VERSION] != 1);
+  return h;
+}
+
 FsHandle *
 fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error)
 {
@@ -250,10 +283,14 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
   }
   case FS_PITR_DB: {
     FsPitrState state;
-    int fd = fs_pitr_open(fs->pitr, where->db, where->time_us, &state, error);
-    if (fd < 0)
+    FsPitrFile *file = NULL;
+    int fd = fs_pitr_open(fs->pitr, where->db, where->time_us, &state, &file, error);
+    if (fd >= 0)
+      h = open_stored_fd(fd, where->db, FS_PITR_DB, state.state_us, error);
+    else if (file != NULL)
+      h = open_pitr_file(fs, file, where->db, state.state_us, error);
+    else
       return NULL;
-    h = open_stored_fd(fd, where->db, FS_PITR_DB, state.state_us, error);
     fi->keep_cache = 1;
     break;
   }
@@ -391,11 +428,41 @@ read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
   }
 }
 
+/* A pitr state read on demand: the bytes the restore gives, with the
+ * header's version bytes patched as for a stored file (1). */
+static void
+read_pitr_file(fuse_req_t req, FsHandle *h, size_t size, off_t off)
+{
+  g_autofree guint8 *buf = NULL;
+  g_autoptr(GError) error = NULL;
+  gssize n;
+
+  if (off < 0 || (guint64)off >= h->size) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
+  buf = g_malloc(size);
+  n = fs_pitr_file_read(h->pitr_file, buf, size, off, &error);
+  if (n < 0) {
+    g_warning("read pitr %s at %" G_GINT64_FORMAT ": %s", h->db, (gint64)off, error->message);
+    fuse_reply_err(req, sqlenvfs_error_to_errno(error));
+    return;
+  }
+  if (h->patch_header)
+    for (off_t i = HDR_WRITE_VERSION; i <= HDR_READ_VERSION; i++)
+      if (i >= off && i < off + n)
+        buf[i - off] = 1;
+  fuse_reply_buf(req, (const char *)buf, (size_t)n);
+}
+
 void
 fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
   if (h->kind == FS_LIVE_DB)
     read_live(fs, req, h, size, off);
+  else if (h->pitr_file != NULL)
+    read_pitr_file(req, h, size, off);
   else
     read_stored(req, h, size, off);
 }
@@ -419,6 +486,8 @@ fs_serve_release(Fs *fs, FsHandle *h)
     g_mutex_clear(&h->ra_lock);
     g_cond_clear(&h->ra_done);
   }
+  if (h->pitr_file != NULL)
+    fs_pitr_file_release(fs->pitr, h->pitr_file);
   if (h->fd >= 0)
     close(h->fd);
   g_free(h->db);

@@ -28,7 +28,9 @@
  *                     "finished", "summary", "errno" } | null,
  *                     "refused": { "at", "reason", "errno" } | null }, ... },
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
- *                     "rebuilds", "hits", "evicted", "failed_lookups" }
+ *                     "rebuilds", "hits", "evicted", "failed_lookups",
+ *                     "timelines_opened", "timeline_refreshes",
+ *                     "bytes_read_from_sources" }
  *   }
  *
  * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
@@ -148,7 +150,7 @@ static void
 write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) windows = sqlenvfs_restore_windows(fs->root, db, &error);
+  g_autoptr(GPtrArray) windows = fs_pitr_db_windows(fs->pitr, db, &error);
 
   sqlenvfs_json_key(j, "recoverable");
   sqlenvfs_json_begin_object(j);
@@ -293,6 +295,9 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_member_uint(j, "hits", st.n_hits);
   sqlenvfs_json_member_uint(j, "evicted", st.n_evicted);
   sqlenvfs_json_member_uint(j, "failed_lookups", st.n_failed_lookups);
+  sqlenvfs_json_member_uint(j, "timelines_opened", st.n_timelines_opened);
+  sqlenvfs_json_member_uint(j, "timeline_refreshes", st.n_timeline_refreshes);
+  sqlenvfs_json_member_uint(j, "bytes_read_from_sources", st.bytes_from_sources);
   sqlenvfs_json_end_object(j);
 }
 

@@ -13,8 +13,10 @@
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/retention.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -462,23 +464,23 @@ START_TEST(test_retention)
   g_clear_pointer(&a, sqlenvfs_archive_free);
 
   /* Today: the whole window is retained; its first base is s0. */
-  ck_assert(sqlenvfs_restore_keep_base(s0, root, &why));
+  ck_assert(sqlenvfs_retention_keep_base(s0, root, &why));
   ck_assert(strstr(why, "base of the point-in-time window of app") != NULL);
   g_clear_pointer(&why, g_free);
-  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
-  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert(!sqlenvfs_retention_keep_base(s1, root, &why));
+  ck_assert(sqlenvfs_retention_prune_archives(root, FALSE, removed, &error));
   ck_assert_uint_eq(removed->len, 0);
 
   /* A week after s1: the retained period starts after s1's state, so s1 is
    * the base it needs, s0 is not, and so are the segments before s1. */
   testutil_clock_set(d1->pos.pinned_at + week + 1000);
-  ck_assert(!sqlenvfs_restore_keep_base(s0, root, &why));
-  ck_assert(sqlenvfs_restore_keep_base(s1, root, &why));
+  ck_assert(!sqlenvfs_retention_keep_base(s0, root, &why));
+  ck_assert(sqlenvfs_retention_keep_base(s1, root, &why));
   g_clear_pointer(&why, g_free);
-  ck_assert(sqlenvfs_restore_prune_archives(root, TRUE, removed, &error));
+  ck_assert(sqlenvfs_retention_prune_archives(root, TRUE, removed, &error));
   ck_assert_uint_ge(removed->len, 1);
   g_ptr_array_set_size(removed, 0);
-  ck_assert(sqlenvfs_restore_prune_archives(root, FALSE, removed, &error));
+  ck_assert(sqlenvfs_retention_prune_archives(root, FALSE, removed, &error));
   ck_assert_no_error(error);
   ck_assert_uint_ge(removed->len, 1);
   a = sqlenvfs_archive_open(dir, &error);
@@ -508,7 +510,119 @@ START_TEST(test_retention)
 
   /* Long after everything: nothing is retained any more. */
   testutil_clock_set(d1->pos.pinned_at + 5 * week);
-  ck_assert(!sqlenvfs_restore_keep_base(s1, root, &why));
+  ck_assert(!sqlenvfs_retention_keep_base(s1, root, &why));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* A timeline refreshed against one opened afresh                       */
+
+/* @a and @b give the same windows, and the same plan (or the same refusal,
+ * word for word) for every time that matters: each window's ends and the
+ * times just outside them, midpoints, latest. */
+static void
+assert_same_timeline(SqlenvfsTimeline *a, SqlenvfsTimeline *b)
+{
+  g_autoptr(GPtrArray) wa = sqlenvfs_timeline_windows(a);
+  g_autoptr(GPtrArray) wb = sqlenvfs_timeline_windows(b);
+  g_autoptr(GArray) times = g_array_new(FALSE, FALSE, sizeof(gint64));
+
+  ck_assert_uint_eq(wa->len, wb->len);
+  for (guint i = 0; i < wa->len; i++) {
+    const SqlenvfsRestoreWindow *x = wa->pdata[i], *y = wb->pdata[i];
+    gint64 ts[] = { x->from_us - 1, x->from_us, (x->from_us + x->to_us) / 2, x->to_us,
+                    x->to_us + 1 };
+    ck_assert_int_eq(x->from_us, y->from_us);
+    ck_assert_int_eq(x->to_us, y->to_us);
+    ck_assert_str_eq(x->note, y->note);
+    ck_assert_int_eq(x->before, y->before);
+    ck_assert_int_eq(x->base_unchecked, y->base_unchecked);
+    g_array_append_vals(times, ts, G_N_ELEMENTS(ts));
+  }
+  g_array_append_val(times, t_mid);
+  for (guint i = 0; i <= times->len; i++) {
+    SqlenvfsTime t = { .is_latest = i == times->len,
+                       .us = i < times->len ? g_array_index(times, gint64, i) : 0 };
+    GError *ea = NULL, *eb = NULL;
+    g_autoptr(SqlenvfsRestorePlan) pa = sqlenvfs_timeline_plan(a, &t, &ea);
+    g_autoptr(SqlenvfsRestorePlan) pb = sqlenvfs_timeline_plan(b, &t, &eb);
+    ck_assert_int_eq(pa == NULL, pb == NULL);
+    if (pa == NULL) {
+      ck_assert_int_eq(ea->code, eb->code);
+      ck_assert_str_eq(ea->message, eb->message);
+      g_clear_error(&ea);
+      g_clear_error(&eb);
+      continue;
+    }
+    ck_assert_int_eq(pa->target_us, pb->target_us);
+    ck_assert_uint_eq(pa->state_seq, pb->state_seq);
+    ck_assert_int_eq(pa->state_us, pb->state_us);
+    ck_assert_str_eq(pa->base_name, pb->base_name);
+    ck_assert_uint_eq(pa->base_seq, pb->base_seq);
+    ck_assert_uint_eq(pa->n_commits, pb->n_commits);
+    ck_assert_uint_eq(pa->archive_bytes, pb->archive_bytes);
+    ck_assert_uint_eq(pa->n_pages, pb->n_pages);
+  }
+}
+
+START_TEST(test_timeline_refresh)
+{
+  g_autoptr(SqlenvfsTimeline) tl = NULL, fresh = NULL;
+  g_autoptr(SqlenvfsArchiver) a = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(SqlenvfsStoredCopy) s2 = NULL;
+  g_autoptr(SqlenvfsRestorePlan) before = NULL, after = NULL;
+  SqlenvfsTime latest = { .is_latest = TRUE };
+  GError *error = NULL;
+  GThread *th;
+
+  tl = sqlenvfs_timeline_open(root, "app", &error);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_timeline_is_stale(tl));
+  before = sqlenvfs_timeline_plan(tl, &latest, &error);
+  ck_assert_no_error(error);
+
+  /* Append: the archiver again (an interruption, then more commits), and a
+   * new snapshot. */
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  a = sqlenvfs_archiver_new(root, &error);
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  commit_rows(db, 61, 70);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  s2 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+  ck_assert_no_error(error);
+  commit_rows(db, 71, 80);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+
+  /* Not refreshed: the old answers. */
+  ck_assert(sqlenvfs_timeline_is_stale(tl));
+  {
+    g_autoptr(SqlenvfsRestorePlan) p = sqlenvfs_timeline_plan(tl, &latest, &error);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(p->state_seq, before->state_seq);
+  }
+  ck_assert(sqlenvfs_timeline_refresh(tl, &error));
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_timeline_is_stale(tl));
+  fresh = sqlenvfs_timeline_open(root, "app", &error);
+  ck_assert_no_error(error);
+  assert_same_timeline(tl, fresh);
+
+  /* And those answers are the new history: latest is row 80, from s2. */
+  after = sqlenvfs_timeline_plan(tl, &latest, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_gt(after->state_seq, before->state_seq);
+  ck_assert_str_eq(after->base_name, s2->name);
+  ck_assert_int_eq(rows_at(after), 80);
+
+  /* A refresh with nothing new changes nothing. */
+  ck_assert(sqlenvfs_timeline_refresh(tl, &error));
+  assert_same_timeline(tl, fresh);
 }
 END_TEST
 
@@ -696,6 +810,7 @@ restore_suite(void)
   tcase_add_test(tc, test_bad_base_falls_back);
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
+  tcase_add_test(tc, test_timeline_refresh);
   suite_add_tcase(s, tc);
   tc = tcase_create("versions");
   tcase_set_timeout(tc, 120);

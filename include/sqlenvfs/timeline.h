@@ -1,0 +1,98 @@
+/*
+ * timeline.h — the recoverable history of one database: the WAL archive
+ * (archive.h) split into chains, every backup and snapshot (store.h) mapped
+ * to the archived state it holds, and the recoverable windows that follow
+ * (the rules: docs/ARCHIVE.md, "Chains, outages and the recoverable
+ * window"; the mapping of bases: the top of src/core/timeline.c).
+ *
+ * A timeline is opened once and refreshed: a refresh reads only what was
+ * appended to the archive since (and checks those records), and reads the
+ * store's MANIFESTs again only when the backups or snapshots directories,
+ * or the memo of base verdicts, changed. It works in archive sequence
+ * numbers through the archive's sparse reading interface, never walking
+ * every record, so that what it costs follows the number of chains, gaps,
+ * outages and bases, not the number of commits archived.
+ *
+ * Every function is safe to call from several threads at once (a timeline
+ * holds a lock). The root must outlive the timeline.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/restore.h"
+
+G_BEGIN_DECLS
+
+typedef struct _SqlenvfsTimeline SqlenvfsTimeline;
+
+/* Open the timeline of database @db (a valid name; it need not exist): load
+ * the archive's index, check its records (sqlenvfs_archive_check_records,
+ * remembered in the root's state directory) and map the store's copies.
+ * NULL and *error only when the archive or the store cannot be read. */
+SqlenvfsTimeline *sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error);
+void sqlenvfs_timeline_free(SqlenvfsTimeline *tl);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsTimeline, sqlenvfs_timeline_free)
+
+const char *sqlenvfs_timeline_db(const SqlenvfsTimeline *tl);
+
+/* Bring the timeline up to date: the records appended to the archive since
+ * (a pruned or rewritten archive is read again), the copies when the store
+ * changed. Answers afterwards are those of a timeline opened now. FALSE and
+ * *error when the archive or the store cannot be read (the timeline keeps
+ * its previous answers). */
+gboolean sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error);
+
+/* Whether anything a refresh would read may have changed since the last
+ * one (a stat of the archive directory, its last segment, its alive file,
+ * the store's directories and the memo of base verdicts; no file is read). */
+gboolean sqlenvfs_timeline_is_stale(SqlenvfsTimeline *tl);
+
+/* The recoverable windows (SqlenvfsRestoreWindow *, oldest first; empty
+ * when nothing is recoverable), as sqlenvfs_restore_windows. */
+GPtrArray *sqlenvfs_timeline_windows(SqlenvfsTimeline *tl);
+
+/* The plan for @t, as sqlenvfs_restore_plan (same errors and messages). */
+SqlenvfsRestorePlan *sqlenvfs_timeline_plan(SqlenvfsTimeline *tl, const SqlenvfsTime *t,
+                                            GError **error);
+
+/* When the base of @plan turned out bad: set the base fields of @plan
+ * (base_*, n_commits, archive_bytes) to the next best base of the same
+ * chain that can serve its state, leaving out those named in @tried (keys
+ * "<kind> <name>", e.g. "snapshot 20261128T161400Z"). FALSE when there is
+ * none; then *@not_usable (newly allocated) lists, as " (not usable: ...)"
+ * or "", the copies the timeline left out that are not in @tried. */
+gboolean sqlenvfs_timeline_next_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan,
+                                     GHashTable *tried, char **not_usable);
+
+/* A copy of the database mapped to an archived state. */
+typedef struct {
+  SqlenvfsCopyKind kind;
+  char *name;  /* the backup or snapshot entry */
+  char *path;  /* its <db>.db file             */
+  guint64 seq; /* the state it holds           */
+} SqlenvfsTimelineBase;
+
+void sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b);
+
+/* The copies mapped to an archived state (SqlenvfsTimelineBase *). */
+GPtrArray *sqlenvfs_timeline_bases(SqlenvfsTimeline *tl);
+
+/* sqlenvfs_restore_base_holds_state on the timeline's archive. */
+gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, int fd,
+                                            const char *path, GError **error);
+
+/* Retention: whether the copy @kind/@name is the base every restore into
+ * the part of a window at or after @since starts from at the latest (the
+ * newest base of its chain at or before the state at max(window start,
+ * @since)); TRUE and *@why (newly allocated) saying which window. */
+gboolean sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kind,
+                                      const char *name, gint64 since, char **why);
+
+/* Retention: the first sequence number prune must keep so that every window
+ * keeps its part at or after @since, and a last chain with no base yet is
+ * kept whole (a snapshot of it may still come). FALSE when the archive
+ * holds nothing to prune. */
+gboolean sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_from_seq);
+
+G_END_DECLS

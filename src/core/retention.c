@@ -1,0 +1,200 @@
+/*
+ * retention.c — what `list`, `verify` and `prune` ask of the point-in-time
+ * history of every database: the recoverable windows to list, the WAL
+ * archives to verify (and the copies' archived states), and what retention
+ * (pitr-keep-days) must keep of the store and of the archive. Each question
+ * is answered by a timeline (timeline.h) per database.
+ */
+#include "sqlenvfs/retention.h"
+
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/timeline.h"
+#include "sqlenvfs/util.h"
+
+/* ------------------------------------------------------------------ */
+/* list and verify                                                      */
+
+gboolean
+sqlenvfs_retention_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, GError **error)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
+  for (guint n = 0; n < names->len; n++) {
+    g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, names->pdata[n], error);
+    if (wins == NULL)
+      return FALSE;
+    for (guint i = 0; i < wins->len; i++) {
+      const SqlenvfsRestoreWindow *w = wins->pdata[i];
+      SqlenvfsListWindow *lw =
+        sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
+      lw->before = w->before;
+      lw->base_unchecked = w->base_unchecked;
+    }
+  }
+  return TRUE;
+}
+
+typedef struct {
+  SqlenvfsVerifyReport *report;
+  const char *db;
+  guint n;
+} VerifyCtx;
+
+static void
+verify_problem(gpointer user, const char *file, const char *message)
+{
+  VerifyCtx *v = user;
+  g_autofree char *base = g_path_get_basename(file);
+  sqlenvfs_verify_report_add(v->report, "wal-archive", base, v->db, file, FALSE, message);
+  v->n++;
+}
+
+/* Every copy of @db that passed its own checks (no bad line for its file in
+ * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
+ * that state (sqlenvfs_restore_base_holds_state): a bad line for each one that does not, so
+ * that `verify` names the copies a restore would pass over. */
+static void
+verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *report)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, db, &local);
+  g_autoptr(GPtrArray) bases = NULL;
+
+  if (tl == NULL) {
+    g_debug("verify %s: the copies' states were not checked: %s", db, local->message);
+    return;
+  }
+  bases = sqlenvfs_timeline_bases(tl);
+  for (guint i = 0; i < bases->len; i++) {
+    const SqlenvfsTimelineBase *b = bases->pdata[i];
+    g_autoptr(GError) why = NULL;
+    gboolean known_bad = FALSE;
+    int fd;
+
+    for (guint k = 0; k < report->checks->len && !known_bad; k++) {
+      const SqlenvfsCheck *c = report->checks->pdata[k];
+      known_bad = !c->ok && g_strcmp0(c->path, b->path) == 0;
+    }
+    if (known_bad)
+      continue;
+    fd = open(b->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+      continue; /* store verification already read (or named) it */
+    if (!sqlenvfs_timeline_base_holds_state(tl, b->seq, fd, b->path, &why))
+      sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(b->kind), b->name, db, b->path,
+                                 FALSE, why->message);
+    close(fd);
+  }
+}
+
+gboolean
+sqlenvfs_retention_verify_archives(SqlenvfsRoot *root, const SqlenvfsArchiveVerifyMemo *memo,
+                                 SqlenvfsVerifyReport *report, GError **error)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
+  for (guint n = 0; n < names->len; n++) {
+    const char *db = names->pdata[n];
+    g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+    SqlenvfsArchiveVerifyResult res = { 0 };
+    VerifyCtx v = { report, db, 0 };
+    g_autoptr(GError) local = NULL;
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+      continue;
+    if (!sqlenvfs_archive_verify_with(dir, memo, verify_problem, &v, &res, &local)) {
+      report->n_segments_checked += res.n_segments - res.n_skipped;
+      report->n_segments_skipped += res.n_skipped;
+      if (v.n == 0) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+      }
+      continue;
+    }
+    report->n_segments_checked += res.n_segments - res.n_skipped;
+    report->n_segments_skipped += res.n_skipped;
+    {
+      g_autofree char *what = g_strdup_printf("%u segments", res.n_segments);
+      g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
+      g_autofree char *note = g_strdup_printf(
+        "%" G_GUINT64_FORMAT " records (%" G_GUINT64_FORMAT " transactions, %" G_GUINT64_FORMAT
+        " gaps), %s, every checksum and the chain good", res.n_records, res.n_commits,
+        res.n_gaps, bytes);
+      sqlenvfs_verify_report_add(report, "wal-archive", what, db, dir, TRUE, NULL);
+      g_debug("verify %s: %s", dir, note);
+    }
+    verify_base_states(root, db, report);
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Retention                                                            */
+
+/* The start of the retained point-in-time period (0: keep everything). */
+static gint64
+retained_since(SqlenvfsRoot *root)
+{
+  int days = sqlenvfs_root_settings(root)->pitr_keep_days;
+  if (days <= 0)
+    return 0;
+  return sqlenvfs_clock_now() - (gint64)days * 86400 * G_USEC_PER_SEC;
+}
+
+gboolean
+sqlenvfs_retention_keep_base(const SqlenvfsStoredCopy *copy, gpointer user, char **why)
+{
+  SqlenvfsRoot *root = user;
+  gint64 since = retained_since(root);
+
+  for (guint d = 0; d < copy->dbs->len; d++) {
+    const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, sdb->db, &error);
+    if (tl == NULL) {
+      /* When the archive cannot be read, keeping is the safe answer. */
+      *why = g_strdup_printf("the WAL archive of %s cannot be read (%s)", sdb->db,
+                             error->message);
+      return TRUE;
+    }
+    if (sqlenvfs_timeline_keeps_base(tl, copy->kind, copy->name, since, why))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_retention_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArray *removed,
+                                  GError **error)
+{
+  gint64 since = retained_since(root);
+  g_autoptr(GPtrArray) names = NULL;
+  g_autoptr(GDir) d = NULL;
+  const char *ent;
+  const char *wal_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_WAL);
+
+  if (since == 0)
+    return TRUE;
+  names = g_ptr_array_new_with_free_func(g_free);
+  d = g_dir_open(wal_dir, 0, NULL);
+  while (d && (ent = g_dir_read_name(d)) != NULL)
+    if (sqlenvfs_db_name_is_valid(ent))
+      g_ptr_array_add(names, g_strdup(ent));
+
+  for (guint n = 0; n < names->len; n++) {
+    const char *db = names->pdata[n];
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, db, error);
+    g_autofree char *dir = g_build_filename(wal_dir, db, NULL);
+    guint64 keep;
+    if (tl == NULL)
+      return FALSE;
+    if (!sqlenvfs_timeline_prune_point(tl, since, &keep))
+      continue;
+    g_clear_pointer(&tl, sqlenvfs_timeline_free); /* its files are closed before prune */
+    if (sqlenvfs_archive_prune(dir, keep, dry_run, removed, error) < 0)
+      return FALSE;
+  }
+  return TRUE;
+}

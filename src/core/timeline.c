@@ -1,0 +1,1094 @@
+/*
+ * timeline.c — the recoverable history of one database, kept up to date.
+ *
+ * A timeline is what restores reason about: the archive (archive.h), split
+ * into chains at GAP records, and every backup and snapshot of the database
+ * mapped to the archived state it holds. It is built from the archive's
+ * sparse reading interface only — the marks (GAP and OUTAGE records, real
+ * or standing for damage), the sequence number bounds, records fetched by
+ * sequence number, the last state at a time, commits found by WAL position
+ * and counted over a range — so that its cost follows the number of marks
+ * and bases, never the number of commits. Everything is addressed by
+ * sequence number (seq).
+ *
+ * Chains. Marks come in archive order, each with after_seq, the seq of the
+ * last real record before it. Every GAP mark starts a chain: a real GAP of
+ * seq S (after_seq S - 1) holds the seqs from S on, a DAMAGED one standing
+ * for the unreadable records X..Y (after_seq X - 1) the readable seqs after
+ * them; either way a chain holds the real seqs in (after_seq, next chain's
+ * after_seq]. Records before the first GAP (an archive whose beginning was
+ * pruned) form a chain with no head. A chain is complete up to the time the
+ * next chain's head says capture was last known complete (its aux_time), or
+ * the archive's alive time for the last chain, and at least to its last
+ * state.
+ *
+ * Bases. A copy's MANIFEST names the WAL position it was pinned at:
+ *   - pinned with WAL frames (pos.frame != 0): it holds the state after the
+ *     COMMIT with the same salts, commit frame and cumulative checksum;
+ *   - pinned while the WAL was empty (pos.frame == 0): it holds the state
+ *     after the last record captured at or before pinned_at, provided the
+ *     chain covered pinned_at (not in a gap, not in an outage). While the
+ *     archiver runs the WAL is only emptied after everything in it was
+ *     archived, so every commit in that generation is in the base: the base
+ *     is the state after the last commit of that record's WAL generation;
+ *   - either way, a COMMIT state whose database size or page size differs
+ *     from the copy's is not its state (its MANIFEST lies): the copy is not
+ *     used as a base; nor is it when a page that COMMIT record wrote is not
+ *     the copy's page (checked when the base is opened,
+ *     sqlenvfs_restore_base_holds_state).
+ *   A copy known bad (by this process, or through the memo of base verdicts,
+ *   verifymemo.h) is not a base: no window starts from it.
+ *
+ * Windows. A chain with a base is recoverable from its earliest base state
+ * to its end, minus the open interval of each of its outages.
+ *
+ * Invariants:
+ *   (1) A target time maps to exactly one state: the last state captured at
+ *       or before it in the chain of the window holding it; anything else is
+ *       an error naming the windows.
+ *   (2) After a refresh, every answer is the one a timeline opened at that
+ *       moment would give: derived data (chains, base mapping, windows) is
+ *       rebuilt from the marks and the copies whenever the archive or the
+ *       store changed; only the reading of the archive (the reader's own
+ *       refresh and record checks) and of the MANIFESTs is incremental.
+ *   (3) One lock guards the timeline; the archive reader is used under it.
+ */
+#include "sqlenvfs/timeline.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
+
+typedef struct {
+  SqlenvfsArchiveEntry e;
+  guint64 after_seq;
+} Mark;
+
+typedef struct {
+  guint64 lo, hi;          /* real seqs in [lo, hi] are in it (none when hi < lo)     */
+  gboolean has_head;       /* starts with a GAP mark (else: the archive's beginning)  */
+  SqlenvfsArchiveEntry head;
+  gint64 start;            /* time of its first record                                */
+  gint64 end;              /* last time it is complete to                             */
+  guint first_mark, n_marks; /* its OUTAGE marks, in tl->marks                        */
+  guint n_bases;
+  guint n_checked;         /* bases with a good verdict for their file as it is now   */
+  gboolean has_from;       /* has a base; its earliest base state:                    */
+  guint64 from_seq;
+  gint64 from_time;
+} Chain;
+
+typedef struct {
+  const SqlenvfsStoredCopy *copy;
+  const SqlenvfsStoredDb *sdb;
+  SqlenvfsBaseState state;
+  gboolean is_mapped;      /* holds an archived state:                                */
+  guint64 seq;
+  gint64 time;
+  guint chain;
+} Base;
+
+typedef struct {
+  gint64 from, to;
+  guint chain;
+  char *note;
+  SqlenvfsWindowBefore before;
+  gboolean unchecked;      /* no base of its chain has a verdict (verifymemo.h)      */
+} Window;
+
+/* What a stat says of a file or directory, to tell whether it changed. */
+typedef struct {
+  gboolean exists;
+  guint64 dev, ino, size;
+  gint64 mtime_ns, ctime_ns;
+} Stamp;
+
+enum { STAMP_ARCHIVE_DIR, STAMP_LAST_SEGMENT, STAMP_ALIVE, STAMP_BACKUPS, STAMP_SNAPSHOTS,
+       STAMP_VERDICTS, N_STAMPS };
+
+struct _SqlenvfsTimeline {
+  GMutex lock;
+  SqlenvfsRoot *root;
+  char *db;
+  char *dir;         /* the archive directory      */
+  char *check_memo;  /* the record checks' memo, or NULL when it cannot be kept */
+  SqlenvfsArchive *a;
+  GPtrArray *copies;     /* SqlenvfsStoredCopy *, owned */
+  GPtrArray *manifest_unreadable; /* char *: copies whose MANIFEST cannot be used, and why */
+  GPtrArray *unreadable; /* char *: those, and the copies known bad */
+  GArray *marks;   /* Mark */
+  GArray *chains;  /* Chain */
+  GArray *bases;   /* Base */
+  GArray *windows; /* Window */
+  GHashTable *found; /* base path -> seq of the COMMIT its WAL position names */
+  gboolean has_records;
+  guint64 first_seq, last_seq;
+  gint64 alive;
+  Stamp stamps[N_STAMPS];
+};
+
+static void
+window_clear(Window *w)
+{
+  g_free(w->note);
+}
+
+/* ------------------------------------------------------------------ */
+/* Change detection                                                     */
+
+static void
+stamp_take(Stamp *s, const char *path)
+{
+  struct stat st;
+  memset(s, 0, sizeof *s);
+  if (path == NULL || stat(path, &st) != 0)
+    return;
+  s->exists = TRUE;
+  s->dev = st.st_dev;
+  s->ino = st.st_ino;
+  s->size = (guint64)st.st_size;
+  s->mtime_ns = (gint64)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+  s->ctime_ns = (gint64)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+}
+
+/* The paths whose stat tells whether the timeline may be stale (called with
+ * the lock held; newly allocated strings, NULL for none). */
+static void
+stamp_paths(SqlenvfsTimeline *tl, char *paths[N_STAMPS])
+{
+  guint n = sqlenvfs_archive_n_segments(tl->a);
+  paths[STAMP_ARCHIVE_DIR] = g_strdup(tl->dir);
+  paths[STAMP_LAST_SEGMENT] = n ? g_strdup(sqlenvfs_archive_segment(tl->a, n - 1)->path) : NULL;
+  paths[STAMP_ALIVE] = g_build_filename(tl->dir, "alive", NULL);
+  paths[STAMP_BACKUPS] = g_strdup(sqlenvfs_store_dir(tl->root, SQLENVFS_KIND_BACKUP));
+  paths[STAMP_SNAPSHOTS] = g_strdup(sqlenvfs_store_dir(tl->root, SQLENVFS_KIND_SNAPSHOT));
+  paths[STAMP_VERDICTS] = sqlenvfs_verify_memo_path(tl->root);
+}
+
+static void
+stamps_take(SqlenvfsTimeline *tl, Stamp out[N_STAMPS])
+{
+  char *paths[N_STAMPS];
+  stamp_paths(tl, paths);
+  for (int i = 0; i < N_STAMPS; i++) {
+    stamp_take(&out[i], paths[i]);
+    g_free(paths[i]);
+  }
+}
+
+gboolean
+sqlenvfs_timeline_is_stale(SqlenvfsTimeline *tl)
+{
+  Stamp now[N_STAMPS];
+  gboolean stale;
+  g_mutex_lock(&tl->lock);
+  stamps_take(tl, now);
+  stale = memcmp(now, tl->stamps, sizeof now) != 0;
+  g_mutex_unlock(&tl->lock);
+  return stale;
+}
+
+/* ------------------------------------------------------------------ */
+/* Chains                                                               */
+
+/* The chain holding seq @seq (chains are in seq order). */
+static guint
+chain_of(const SqlenvfsTimeline *tl, guint64 seq)
+{
+  guint lo = 0, hi = tl->chains->len;
+  while (hi - lo > 1) {
+    guint mid = lo + (hi - lo) / 2;
+    if (g_array_index(tl->chains, Chain, mid).lo <= seq)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+static const Chain *
+chain_at(const SqlenvfsTimeline *tl, guint c)
+{
+  return &g_array_index(tl->chains, Chain, c);
+}
+
+/* The last state of chain @c at or before time @t. */
+static gboolean
+state_at(SqlenvfsTimeline *tl, guint c, gint64 t, SqlenvfsArchiveEntry *out)
+{
+  const Chain *ch = chain_at(tl, c);
+  if (ch->hi < ch->lo)
+    return FALSE;
+  return sqlenvfs_archive_last_state(tl->a, t, ch->lo, ch->hi, out);
+}
+
+/* The outage of chain @c that @t is strictly inside, or NULL. */
+static const SqlenvfsArchiveEntry *
+outage_at(const SqlenvfsTimeline *tl, guint c, gint64 t)
+{
+  const Chain *ch = chain_at(tl, c);
+  for (guint k = ch->first_mark; k < ch->first_mark + ch->n_marks; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(tl->marks, Mark, k).e;
+    if (e->type == SQLENVFS_ARCHIVE_OUTAGE && e->aux_time < t && t < e->time)
+      return e;
+  }
+  return NULL;
+}
+
+static void
+build_chains(SqlenvfsTimeline *tl)
+{
+  guint n = tl->marks->len;
+  guint first_gap = 0;
+  gboolean open = FALSE;
+  Chain cur = { 0 };
+
+  g_array_set_size(tl->chains, 0);
+  while (first_gap < n && g_array_index(tl->marks, Mark, first_gap).e.type != SQLENVFS_ARCHIVE_GAP)
+    first_gap++;
+  /* Records or outages before the first GAP: the archive's beginning was
+   * pruned, a chain with no head. It starts at the first of them. */
+  if (first_gap > 0 ||
+      (tl->has_records &&
+       (first_gap == n || tl->first_seq <= g_array_index(tl->marks, Mark, first_gap).after_seq))) {
+    SqlenvfsArchiveEntry first;
+    const Mark *m0 = n ? &g_array_index(tl->marks, Mark, 0) : NULL;
+    cur.lo = 0;
+    if (m0 && first_gap > 0 && (!tl->has_records || m0->after_seq < tl->first_seq))
+      cur.start = m0->e.time;
+    else if (sqlenvfs_archive_get(tl->a, tl->first_seq, &first))
+      cur.start = first.time;
+    cur.first_mark = 0;
+    open = TRUE;
+  }
+  for (guint k = 0; k < n; k++) {
+    const Mark *m = &g_array_index(tl->marks, Mark, k);
+    if (m->e.type != SQLENVFS_ARCHIVE_GAP) {
+      cur.n_marks++; /* an OUTAGE of the open chain */
+      continue;
+    }
+    if (open) {
+      cur.hi = m->after_seq;
+      g_array_append_val(tl->chains, cur);
+    }
+    memset(&cur, 0, sizeof cur);
+    cur.lo = m->after_seq + 1;
+    cur.has_head = TRUE;
+    cur.head = m->e;
+    cur.start = m->e.time;
+    cur.first_mark = k + 1;
+    open = TRUE;
+  }
+  if (open) {
+    cur.hi = tl->has_records ? tl->last_seq : 0;
+    g_array_append_val(tl->chains, cur);
+  }
+
+  /* Where each chain is complete to (docs/ARCHIVE.md). */
+  for (guint c = 0; c < tl->chains->len; c++) {
+    Chain *ch = &g_array_index(tl->chains, Chain, c);
+    SqlenvfsArchiveEntry last;
+    gint64 end;
+    if (c + 1 < tl->chains->len)
+      end = g_array_index(tl->chains, Chain, c + 1).head.aux_time;
+    else
+      end = tl->alive;
+    if (state_at(tl, c, G_MAXINT64, &last))
+      end = MAX(end, last.time);
+    ch->end = end;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Bases                                                                */
+
+static gboolean
+map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
+{
+  const SqlenvfsWalPos *p = &sdb->pos;
+
+  if (g_strcmp0(sdb->journal_mode, "wal") != 0)
+    return FALSE;
+  if (p->frame != 0) {
+    /* Found before (a refresh maps every base again): the record is still
+     * there and still that COMMIT, or it is looked for anew. */
+    gpointer seq = g_hash_table_lookup(tl->found, sdb->path);
+    if (seq != NULL && sqlenvfs_archive_get(tl->a, GPOINTER_TO_SIZE(seq), out) &&
+        out->type == SQLENVFS_ARCHIVE_COMMIT && out->commit_frame == p->frame &&
+        out->salt1 == p->salt1 && out->salt2 == p->salt2 && out->cksum1 == p->cksum1 &&
+        out->cksum2 == p->cksum2)
+      return TRUE;
+    if (!sqlenvfs_archive_find_commit(tl->a, p->salt1, p->salt2, p->frame, p->cksum1, p->cksum2,
+                                      out))
+      return FALSE;
+    g_hash_table_replace(tl->found, g_strdup(sdb->path), GSIZE_TO_POINTER(out->seq));
+    return TRUE;
+  }
+  /* The WAL was empty when the base was pinned. */
+  for (guint c = 0; c < tl->chains->len; c++) {
+    const Chain *ch = chain_at(tl, c);
+    SqlenvfsArchiveEntry st;
+    if (p->pinned_at < ch->start || p->pinned_at > ch->end)
+      continue;
+    if (outage_at(tl, c, p->pinned_at))
+      return FALSE;
+    if (!state_at(tl, c, p->pinned_at, &st))
+      return FALSE;
+    if ((st.salt1 | st.salt2) == 0) {
+      *out = st;
+      return TRUE;
+    }
+    /* Every commit of that WAL generation was in the base. */
+    return sqlenvfs_archive_generation_end(tl->a, st.seq, ch->hi, out);
+  }
+  return FALSE;
+}
+
+/* The archived state @sdb holds (see the top of the file). A state whose
+ * database size or page size is not the base's is not its state, whatever
+ * its MANIFEST says: the base is then not used. */
+static gboolean
+map_base(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
+{
+  if (!map_base_pos(tl, sdb, out))
+    return FALSE;
+  if (out->type == SQLENVFS_ARCHIVE_COMMIT &&
+      (out->db_pages != sdb->pos.n_pages || out->page_size != sdb->pos.page_size)) {
+    g_info("base %s: its MANIFEST maps it to archived record %" G_GUINT64_FORMAT ", a state of "
+           "%u pages of %u bytes, but it has %u of %u: not used", sdb->path, out->seq,
+           out->db_pages, out->page_size, sdb->pos.n_pages, sdb->pos.page_size);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Map every copy (bases, and each chain's earliest one). */
+static void
+build_bases(SqlenvfsTimeline *tl)
+{
+  g_autoptr(SqlenvfsVerifyMemo) verdicts = NULL;
+  g_autofree char *memo_path = sqlenvfs_verify_memo_path(tl->root);
+
+  g_array_set_size(tl->bases, 0);
+  g_ptr_array_set_size(tl->unreadable, 0);
+  for (guint i = 0; i < tl->manifest_unreadable->len; i++)
+    g_ptr_array_add(tl->unreadable, g_strdup(tl->manifest_unreadable->pdata[i]));
+  verdicts = sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
+  for (guint i = 0; i < tl->copies->len; i++) {
+    const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
+    const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, tl->db);
+    Base b = { copy, sdb, SQLENVFS_BASE_UNCHECKED, FALSE, 0, 0, 0 };
+    g_autofree char *why = NULL;
+    SqlenvfsArchiveEntry st;
+    if (sdb == NULL)
+      continue;
+    b.state = sqlenvfs_store_base_known_bad(sdb, &why)
+                ? SQLENVFS_BASE_BAD
+                : sqlenvfs_verify_memo_base_state(verdicts, sdb, &why);
+    if (b.state == SQLENVFS_BASE_BAD) {
+      /* Found bad, by this process or as remembered in the memo of base
+       * verdicts (verifymemo.h): no window starts from it. */
+      g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
+                                                      sqlenvfs_copy_kind_name(copy->kind),
+                                                      copy->name, why));
+      continue;
+    }
+    if (tl->chains->len && map_base(tl, sdb, &st)) {
+      Chain *ch;
+      b.is_mapped = TRUE;
+      b.seq = st.seq;
+      b.time = st.time;
+      b.chain = chain_of(tl, st.seq);
+      ch = &g_array_index(tl->chains, Chain, b.chain);
+      ch->n_bases++;
+      ch->n_checked += b.state == SQLENVFS_BASE_GOOD ? 1 : 0;
+      if (!ch->has_from || b.seq < ch->from_seq) {
+        ch->has_from = TRUE;
+        ch->from_seq = b.seq;
+        ch->from_time = b.time;
+      }
+    }
+    g_array_append_val(tl->bases, b);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Windows                                                              */
+
+/* Subtract the open interval (a, b) from the windows of chain @c. */
+static void
+cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
+{
+  for (guint i = 0; i < wins->len; i++) {
+    Window *w = &g_array_index(wins, Window, i);
+    Window tail;
+    if (w->chain != c || b <= w->from || a >= w->to)
+      continue;
+    tail.from = b;
+    tail.to = w->to;
+    tail.chain = c;
+    tail.note = g_strdup(note);
+    tail.before = SQLENVFS_BEFORE_OUTAGE;
+    tail.unchecked = w->unchecked;
+    if (a >= w->from) {
+      w->to = a;
+      if (tail.from <= tail.to) {
+        g_array_insert_val(wins, i + 1, tail);
+        i++;
+      } else {
+        g_free(tail.note);
+      }
+    } else {
+      /* The outage covers the start. */
+      g_free(w->note);
+      *w = tail;
+      if (w->from > w->to) {
+        window_clear(w);
+        g_array_remove_index(wins, i);
+        i--;
+      }
+    }
+  }
+}
+
+static const char *
+segment_name(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *e, char **owned)
+{
+  const SqlenvfsArchiveSegment *s =
+    e->segment < sqlenvfs_archive_n_segments(tl->a) ? sqlenvfs_archive_segment(tl->a, e->segment)
+                                                     : NULL;
+  *owned = s ? g_path_get_basename(s->path) : g_strdup("an archive segment");
+  return *owned;
+}
+
+static char *
+chain_note(SqlenvfsTimeline *tl, guint c)
+{
+  const Chain *ch = chain_at(tl, c);
+  const SqlenvfsArchiveEntry *e = &ch->head;
+  g_autofree char *text = NULL;
+  if (!ch->has_head)
+    return g_strdup("older archive segments were pruned");
+  if (e->reason == SQLENVFS_GAP_FIRST_START)
+    return g_strdup(sqlenvfs_archive_gap_reason_text(e->reason));
+  if (e->reason == SQLENVFS_GAP_DAMAGED) {
+    g_autofree char *seg = NULL;
+    segment_name(tl, e, &seg);
+    return g_strdup_printf("gap: %s in %s (run `sqlenvfs verify`)",
+                           sqlenvfs_archive_gap_reason_text(e->reason), seg);
+  }
+  text = sqlenvfs_archive_read_gap_text(tl->a, e, NULL);
+  if (g_strcmp0(text, sqlenvfs_archive_gap_reason_text(e->reason)) == 0)
+    g_clear_pointer(&text, g_free); /* older archives repeated the reason as its text */
+  return g_strdup_printf("gap: %s%s%s%s", sqlenvfs_archive_gap_reason_text(e->reason),
+                         text && *text ? " (" : "", text && *text ? text : "",
+                         text && *text ? ")" : "");
+}
+
+/* What lies before the first window of chain @c, as a kind (chain_note). */
+static SqlenvfsWindowBefore
+before_chain(const SqlenvfsTimeline *tl, guint c)
+{
+  const Chain *ch = chain_at(tl, c);
+  if (!ch->has_head || ch->head.reason == SQLENVFS_GAP_FIRST_START)
+    return SQLENVFS_BEFORE_START;
+  return ch->head.reason == SQLENVFS_GAP_DAMAGED ? SQLENVFS_BEFORE_DAMAGE : SQLENVFS_BEFORE_GAP;
+}
+
+static void
+build_windows(SqlenvfsTimeline *tl)
+{
+  g_array_set_size(tl->windows, 0);
+  for (guint c = 0; c < tl->chains->len; c++) {
+    const Chain *ch = chain_at(tl, c);
+    Window w;
+    if (!ch->has_from)
+      continue;
+    w.from = ch->from_time;
+    w.to = ch->end;
+    if (w.from > w.to)
+      continue;
+    w.chain = c;
+    w.note = chain_note(tl, c);
+    w.before = before_chain(tl, c);
+    w.unchecked = ch->n_checked == 0;
+    g_array_append_val(tl->windows, w);
+    for (guint k = ch->first_mark; k < ch->first_mark + ch->n_marks; k++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(tl->marks, Mark, k).e;
+      if (e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+        g_autofree char *from = sqlenvfs_time_format_iso(e->aux_time);
+        g_autofree char *to = sqlenvfs_time_format_iso(e->time);
+        g_autofree char *note =
+          g_strdup_printf("capture was interrupted from %s to %s (the archiver was down, or "
+                          "could not write; nothing lost, but times in between cannot be told "
+                          "apart)", from, to);
+        cut_window(tl->windows, c, e->aux_time, e->time, note);
+      }
+    }
+  }
+}
+
+/* Everything derived from the archive and the copies (invariant 2). */
+static void
+rebuild(SqlenvfsTimeline *tl)
+{
+  guint n = sqlenvfs_archive_n_marks(tl->a);
+  g_array_set_size(tl->marks, 0);
+  for (guint k = 0; k < n; k++) {
+    Mark m;
+    m.e = *sqlenvfs_archive_mark(tl->a, k, &m.after_seq);
+    g_array_append_val(tl->marks, m);
+  }
+  tl->has_records = sqlenvfs_archive_bounds(tl->a, &tl->first_seq, &tl->last_seq);
+  tl->alive = sqlenvfs_archive_alive(tl->a);
+  build_chains(tl);
+  build_bases(tl);
+  build_windows(tl);
+}
+
+/* ------------------------------------------------------------------ */
+/* Opening and refreshing                                               */
+
+static gboolean
+load_copies(SqlenvfsTimeline *tl, GError **error)
+{
+  g_autoptr(GPtrArray) copies =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  g_autoptr(GPtrArray) unreadable = g_ptr_array_new_with_free_func(g_free);
+  static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
+
+  for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+    g_autoptr(GPtrArray) list = sqlenvfs_store_list_checked(tl->root, kinds[k], unreadable, error);
+    if (list == NULL)
+      return FALSE;
+    for (guint i = 0; i < list->len; i++)
+      g_ptr_array_add(copies, g_steal_pointer(&list->pdata[i]));
+  }
+  g_ptr_array_unref(tl->copies);
+  tl->copies = g_steal_pointer(&copies);
+  g_ptr_array_unref(tl->manifest_unreadable);
+  tl->manifest_unreadable = g_steal_pointer(&unreadable);
+  return TRUE;
+}
+
+void
+sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
+{
+  if (tl == NULL)
+    return;
+  g_mutex_clear(&tl->lock);
+  g_free(tl->db);
+  g_free(tl->dir);
+  g_free(tl->check_memo);
+  sqlenvfs_archive_free(tl->a);
+  g_ptr_array_unref(tl->copies);
+  g_ptr_array_unref(tl->unreadable);
+  g_ptr_array_unref(tl->manifest_unreadable);
+  g_array_unref(tl->marks);
+  g_array_unref(tl->chains);
+  g_array_unref(tl->bases);
+  g_array_unref(tl->windows);
+  g_hash_table_unref(tl->found);
+  g_free(tl);
+}
+
+/* Read what was appended to the archive and check it, with @stamps taken
+ * before (a change while reading makes the timeline stale, never one that
+ * looks current but misses it). When the reading found a new last segment,
+ * whose stamp was not taken, read again (a few times at most: a writer
+ * rolling segments faster than that leaves the timeline stale, so that the
+ * next refresh reads on). */
+static gboolean
+read_archive(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], GError **error)
+{
+  for (int round = 0; round < 3; round++) {
+    guint n_before = sqlenvfs_archive_n_segments(tl->a);
+    stamps_take(tl, stamps);
+    if (!sqlenvfs_archive_refresh(tl->a, error) ||
+        sqlenvfs_archive_check_records(tl->a, tl->check_memo, error) < 0)
+      return FALSE;
+    if (sqlenvfs_archive_n_segments(tl->a) == n_before)
+      break;
+  }
+  return TRUE;
+}
+
+SqlenvfsTimeline *
+sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
+{
+  g_autoptr(SqlenvfsTimeline) tl = g_new0(SqlenvfsTimeline, 1);
+  const char *state = sqlenvfs_root_path(root, SQLENVFS_DIR_STATE);
+
+  g_mutex_init(&tl->lock);
+  tl->root = root;
+  tl->db = g_strdup(db);
+  tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  tl->copies = g_ptr_array_new();
+  tl->manifest_unreadable = g_ptr_array_new_with_free_func(g_free);
+  tl->unreadable = g_ptr_array_new_with_free_func(g_free);
+  tl->marks = g_array_new(FALSE, FALSE, sizeof(Mark));
+  tl->chains = g_array_new(FALSE, FALSE, sizeof(Chain));
+  tl->bases = g_array_new(FALSE, FALSE, sizeof(Base));
+  tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
+  g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
+  tl->found = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  /* What was checked is remembered in the root's state directory. */
+  if (g_file_test(state, G_FILE_TEST_IS_DIR) || sqlenvfs_mkdir_p(state, 0700, NULL)) {
+    g_autofree char *name = g_strdup_printf("checked-%s", db);
+    tl->check_memo = g_build_filename(state, name, NULL);
+  }
+  /* Stamps first: a change while loading makes the timeline stale, never
+   * one that looks current but misses it. */
+  tl->a = sqlenvfs_archive_open(tl->dir, error);
+  if (tl->a == NULL || !read_archive(tl, tl->stamps, error) || !load_copies(tl, error))
+    return NULL;
+  rebuild(tl);
+  return g_steal_pointer(&tl);
+}
+
+const char *
+sqlenvfs_timeline_db(const SqlenvfsTimeline *tl)
+{
+  return tl->db;
+}
+
+gboolean
+sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error)
+{
+  Stamp now[N_STAMPS];
+  gboolean ok = FALSE;
+
+  g_mutex_lock(&tl->lock);
+  if (!read_archive(tl, now, error))
+    goto out;
+  /* The MANIFESTs only when an entry came or went (a MANIFEST is written
+   * before its entry is renamed into place) or a base verdict changed. */
+  if (memcmp(&now[STAMP_BACKUPS], &tl->stamps[STAMP_BACKUPS], sizeof(Stamp)) != 0 ||
+      memcmp(&now[STAMP_SNAPSHOTS], &tl->stamps[STAMP_SNAPSHOTS], sizeof(Stamp)) != 0) {
+    if (!load_copies(tl, error))
+      goto out;
+  }
+  memcpy(tl->stamps, now, sizeof now);
+  rebuild(tl);
+  ok = TRUE;
+out:
+  g_mutex_unlock(&tl->lock);
+  return ok;
+}
+
+/* ------------------------------------------------------------------ */
+/* Windows and plans                                                    */
+
+GPtrArray *
+sqlenvfs_timeline_windows(SqlenvfsTimeline *tl)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_restore_window_free);
+  g_mutex_lock(&tl->lock);
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    SqlenvfsRestoreWindow *rw = g_new0(SqlenvfsRestoreWindow, 1);
+    rw->from_us = w->from;
+    rw->to_us = w->to;
+    rw->note = g_strdup(w->note);
+    rw->before = w->before;
+    rw->base_unchecked = w->unchecked;
+    g_ptr_array_add(out, rw);
+  }
+  g_mutex_unlock(&tl->lock);
+  return out;
+}
+
+/* "[from, to], [from, to]" for messages. */
+static char *
+describe_windows(const SqlenvfsTimeline *tl)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    g_autofree char *from = sqlenvfs_time_format_iso(w->from);
+    g_autofree char *to = sqlenvfs_time_format_iso(w->to);
+    g_string_append_printf(s, "%s%s to %s", i ? ", " : "", from, to);
+  }
+  return g_string_free(s, FALSE);
+}
+
+/* " (not usable: <kind> <entry>: <why>; ...)" for the copies the timeline
+ * had to leave out, but those named in @except (base keys; may be NULL),
+ * or "". */
+static char *
+describe_unreadable_except(const SqlenvfsTimeline *tl, GHashTable *except)
+{
+  GString *s = g_string_new(NULL);
+  for (guint i = 0; i < tl->unreadable->len; i++) {
+    const char *line = tl->unreadable->pdata[i];
+    const char *colon = strchr(line, ':');
+    if (except != NULL && colon != NULL) {
+      g_autofree char *key = g_strndup(line, (gsize)(colon - line));
+      if (g_hash_table_contains(except, key))
+        continue;
+    }
+    g_string_append_printf(s, "%s%s", s->len ? "; " : " (not usable: ", line);
+  }
+  if (s->len)
+    g_string_append(s, ")");
+  return g_string_free(s, FALSE);
+}
+
+/* Whether the archive holds nothing at all (no record, no damage). */
+static gboolean
+archive_is_empty(const SqlenvfsTimeline *tl)
+{
+  return !tl->has_records && tl->marks->len == 0;
+}
+
+/* Why nothing at all can be restored. */
+static void
+set_nothing_error(const SqlenvfsTimeline *tl, GError **error)
+{
+  g_autofree char *skipped = describe_unreadable_except(tl, NULL);
+  if (archive_is_empty(tl))
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: nothing is recoverable: the WAL archive %s is empty (run "
+                "`sqlenvfs archive` or mount the root to archive continuously)",
+                tl->db, tl->dir);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: nothing is recoverable yet: no usable backup or snapshot lies inside "
+                "the archived period (take one with `sqlenvfs snapshot` while the archiver "
+                "runs)%s",
+                tl->db, skipped);
+}
+
+/* The first mark standing for damaged records (a DAMAGED gap) with a time in
+ * (@after, @upto], or NULL (marks are in time order, archive.h invariant 5). */
+static const SqlenvfsArchiveEntry *
+damage_between(const SqlenvfsTimeline *tl, gint64 after, gint64 upto)
+{
+  for (guint k = 0; k < tl->marks->len; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(tl->marks, Mark, k).e;
+    if (e->time > upto)
+      break;
+    if (e->time > after && e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED)
+      return e;
+  }
+  return NULL;
+}
+
+/* Refuse @target (or `latest`, when @is_latest) because of damaged records
+ * @d before it. */
+static void
+set_damage_error(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *d, gint64 target,
+                 gboolean is_latest, GError **error)
+{
+  g_autofree char *seg = NULL;
+  g_autofree char *when = sqlenvfs_time_format_iso(target);
+  g_autofree char *at = sqlenvfs_time_format_iso(d->time);
+  g_autofree char *list = describe_windows(tl);
+  segment_name(tl, d, &seg);
+  if (is_latest)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: the latest archived state cannot be restored: records from %s on are "
+                "missing or unreadable in %s, and no backup or snapshot follows them "
+                "(recoverable: %s; restore to a time in it, run `sqlenvfs verify`, and take a "
+                "snapshot)", tl->db, at, seg, list);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
+                "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
+                seg, list);
+}
+
+/* The key of a base in a list of tried ones. */
+static char *
+base_key(SqlenvfsCopyKind kind, const char *name)
+{
+  return g_strdup_printf("%s %s", sqlenvfs_copy_kind_name(kind), name);
+}
+
+/* The base a restore to state @seq of chain @c starts from: the newest base
+ * of the chain at or before it (a snapshot before a backup of the same
+ * state), leaving out those named in @tried (base_key; may be NULL). */
+static const Base *
+pick_base(const SqlenvfsTimeline *tl, guint c, guint64 seq, GHashTable *tried)
+{
+  const Base *best = NULL;
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    if (!b->is_mapped || b->chain != c || b->seq > seq)
+      continue;
+    if (tried != NULL) {
+      g_autofree char *key = base_key(b->copy->kind, b->copy->name);
+      if (g_hash_table_contains(tried, key))
+        continue;
+    }
+    if (best == NULL || b->seq > best->seq ||
+        (b->seq == best->seq && b->copy->kind == SQLENVFS_KIND_SNAPSHOT))
+      best = b;
+  }
+  return best;
+}
+
+/* Set the base fields of @plan (whose state is @seq) to @b. */
+static void
+plan_set_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan, const Base *b, guint64 seq)
+{
+  g_free(plan->base_name);
+  g_free(plan->base_path);
+  plan->page_size = b->sdb->pos.page_size;
+  plan->base_kind = b->copy->kind;
+  plan->base_name = g_strdup(b->copy->name);
+  plan->base_path = g_strdup(b->sdb->path);
+  plan->base_n_pages = b->sdb->pos.n_pages;
+  plan->base_seq = b->seq;
+  plan->base_state_us = b->time;
+  plan->n_pages = plan->base_n_pages;
+  sqlenvfs_archive_count_commits(tl->a, b->seq, seq, &plan->n_commits, &plan->archive_bytes,
+                                 &plan->n_pages);
+  plan->size = (guint64)plan->n_pages * plan->page_size;
+}
+
+static SqlenvfsRestorePlan *
+plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
+{
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+  const char *name = tl->db;
+  const Window *win = NULL;
+  const Base *best = NULL;
+  SqlenvfsArchiveEntry st;
+  gint64 target;
+
+  for (guint i = 0; i < tl->unreadable->len; i++)
+    g_message("restore %s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
+  if (tl->windows->len == 0) {
+    g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
+    if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "restore: there is no production database %s, and no archive or copy of it "
+                  "(see `sqlenvfs list`)", name);
+      return NULL;
+    }
+    set_nothing_error(tl, error);
+    return NULL;
+  }
+  target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
+  if (t->is_latest) {
+    const SqlenvfsArchiveEntry *d = damage_between(tl, target, G_MAXINT64);
+    if (d != NULL) {
+      set_damage_error(tl, d, target, TRUE, error);
+      return NULL;
+    }
+  }
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    if (w->from <= target && target <= w->to)
+      win = w;
+  }
+  if (win == NULL) {
+    g_autofree char *when = sqlenvfs_time_format_iso(target);
+    g_autofree char *list = describe_windows(tl);
+    const Window *first = &g_array_index(tl->windows, Window, 0);
+    const Window *last = &g_array_index(tl->windows, Window, tl->windows->len - 1);
+    const SqlenvfsArchiveEntry *d = NULL;
+    for (guint i = tl->windows->len; i > 0 && d == NULL; i--) {
+      const Window *w = &g_array_index(tl->windows, Window, i - 1);
+      if (w->to < target)
+        d = damage_between(tl, w->to, target);
+    }
+    if (d != NULL)
+      set_damage_error(tl, d, target, FALSE, error);
+    else if (target < first->from)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
+                  name, when, list);
+    else if (target > last->to)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s is after the latest archived time (recoverable: %s); if the "
+                  "archiver is running, retry in a moment, or restore to `latest`",
+                  name, when, list);
+    else {
+      const char *why = NULL;
+      for (guint i = 0; i < tl->windows->len; i++)
+        if (g_array_index(tl->windows, Window, i).from > target) {
+          why = g_array_index(tl->windows, Window, i).note;
+          break;
+        }
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "restore %s: %s falls in a gap of the archive and cannot be restored%s%s%s "
+                  "(recoverable: %s)",
+                  name, when, why ? " (" : "", why ? why : "", why ? ")" : "", list);
+    }
+    return NULL;
+  }
+
+  if (state_at(tl, win->chain, target, &st))
+    best = pick_base(tl, win->chain, st.seq, NULL);
+  if (best == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "restore %s: internal inconsistency resolving the window (run `sqlenvfs verify`)",
+                name);
+    return NULL;
+  }
+
+  plan = g_new0(SqlenvfsRestorePlan, 1);
+  plan->db = g_strdup(name);
+  plan->target_us = target;
+  plan->state_us = st.time;
+  plan->state_seq = st.seq;
+  plan_set_base(tl, plan, best, st.seq);
+  return g_steal_pointer(&plan);
+}
+
+SqlenvfsRestorePlan *
+sqlenvfs_timeline_plan(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
+{
+  SqlenvfsRestorePlan *plan;
+  g_mutex_lock(&tl->lock);
+  plan = plan_locked(tl, t, error);
+  g_mutex_unlock(&tl->lock);
+  return plan;
+}
+
+gboolean
+sqlenvfs_timeline_next_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan, GHashTable *tried,
+                            char **not_usable)
+{
+  SqlenvfsArchiveEntry st;
+  const Base *next = NULL;
+
+  g_mutex_lock(&tl->lock);
+  if (tl->chains->len > 0 && sqlenvfs_archive_get(tl->a, plan->state_seq, &st) &&
+      sqlenvfs_archive_entry_is_state(&st))
+    next = pick_base(tl, chain_of(tl, st.seq), st.seq, tried);
+  if (next != NULL)
+    plan_set_base(tl, plan, next, st.seq);
+  else
+    *not_usable = describe_unreadable_except(tl, tried);
+  g_mutex_unlock(&tl->lock);
+  return next != NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Bases and retention                                                  */
+
+void
+sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b)
+{
+  if (b == NULL)
+    return;
+  g_free(b->name);
+  g_free(b->path);
+  g_free(b);
+}
+
+GPtrArray *
+sqlenvfs_timeline_bases(SqlenvfsTimeline *tl)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_timeline_base_free);
+  g_mutex_lock(&tl->lock);
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    SqlenvfsTimelineBase *tb;
+    if (!b->is_mapped)
+      continue;
+    tb = g_new0(SqlenvfsTimelineBase, 1);
+    tb->kind = b->copy->kind;
+    tb->name = g_strdup(b->copy->name);
+    tb->path = g_strdup(b->sdb->path);
+    tb->seq = b->seq;
+    g_ptr_array_add(out, tb);
+  }
+  g_mutex_unlock(&tl->lock);
+  return out;
+}
+
+gboolean
+sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, int fd, const char *path,
+                                   GError **error)
+{
+  gboolean ok;
+  g_mutex_lock(&tl->lock);
+  ok = sqlenvfs_restore_base_holds_state(tl->a, seq, fd, path, error);
+  g_mutex_unlock(&tl->lock);
+  return ok;
+}
+
+/* The base every restore into the retained part of window @w (at or after
+ * @since) starts from at the latest: the newest base of its chain at or
+ * before the state at the retained start. NULL when the window is not
+ * retained. */
+static const Base *
+anchor_of(SqlenvfsTimeline *tl, const Window *w, gint64 since)
+{
+  SqlenvfsArchiveEntry st;
+  const Base *best = NULL;
+  if (w->to < since)
+    return NULL;
+  if (!state_at(tl, w->chain, MAX(w->from, since), &st))
+    return NULL;
+  for (guint i = 0; i < tl->bases->len; i++) {
+    const Base *b = &g_array_index(tl->bases, Base, i);
+    if (!b->is_mapped || b->chain != w->chain || b->seq > st.seq)
+      continue;
+    if (best == NULL || b->seq > best->seq)
+      best = b;
+  }
+  return best;
+}
+
+gboolean
+sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kind, const char *name,
+                             gint64 since, char **why)
+{
+  gboolean keep = FALSE;
+  g_mutex_lock(&tl->lock);
+  for (guint i = 0; i < tl->windows->len && !keep; i++) {
+    const Window *w = &g_array_index(tl->windows, Window, i);
+    const Base *b = anchor_of(tl, w, since);
+    if (b && b->copy->kind == kind && strcmp(b->copy->name, name) == 0) {
+      g_autofree char *from = sqlenvfs_time_format_iso(MAX(w->from, since));
+      *why = g_strdup_printf("base of the point-in-time window of %s from %s", tl->db, from);
+      keep = TRUE;
+    }
+  }
+  g_mutex_unlock(&tl->lock);
+  return keep;
+}
+
+gboolean
+sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_from_seq)
+{
+  guint64 keep = G_MAXUINT64;
+  gboolean any;
+
+  g_mutex_lock(&tl->lock);
+  any = tl->has_records || tl->marks->len > 0;
+  if (any) {
+    const Chain *last = chain_at(tl, tl->chains->len - 1);
+    for (guint i = 0; i < tl->windows->len; i++) {
+      const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
+      if (b)
+        keep = MIN(keep, b->seq);
+    }
+    /* The last chain is kept whole while it has no base: a snapshot of it
+     * may still come. */
+    if (last->n_bases == 0 && last->hi >= last->lo && tl->has_records)
+      keep = MIN(keep, MAX(last->lo, tl->first_seq));
+    if (keep == G_MAXUINT64) {
+      /* Everything before the last record; nothing when damage ends the
+       * archive (the records it stands for may come back readable). */
+      const Mark *m = tl->marks->len ? &g_array_index(tl->marks, Mark, tl->marks->len - 1) : NULL;
+      if (!tl->has_records || (m && m->e.seq == 0 && m->after_seq >= tl->last_seq))
+        keep = 0;
+      else
+        keep = tl->last_seq;
+    }
+  }
+  g_mutex_unlock(&tl->lock);
+  *keep_from_seq = keep;
+  return any;
+}

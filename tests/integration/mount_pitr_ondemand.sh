@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# pitr/<T>/<db>.db is read on demand: a point query with sqlite3 on a
+# database of tens of MB with archived history reads a small fraction of it
+# from the base and the archive (the daemon's own counter in status, and
+# what /proc says the daemon read), and gives the row as it was at T; the
+# whole file read through the mount is byte for byte `sqlenvfs restore
+# --time T` (the header's version bytes aside, which the mount serves as a
+# rollback-journal database's so that SQLite opens it read-only).
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root M=$T/mnt
+mkdir -p "$R"
+cp "$SRCDIR/schema.sql" "$R/schema.sql"
+"$SQLENVFS" init --root "$R" > /dev/null
+P=$R/data/prod/app.db
+# About 24 MB: 6000 rows of 4000 bytes, each row on its own pages.
+sqlite3 "$P" "PRAGMA journal_mode=WAL;
+  CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, gen INTEGER NOT NULL, v BLOB NOT NULL);
+  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 6000)
+  INSERT INTO t SELECT i, 0, randomblob(4000) FROM n;" > /dev/null
+size=$(stat -c %s "$P")
+[ "$size" -gt $((20 * 1024 * 1024)) ] || fail "the database is only $size bytes"
+
+mount_root "$R" "$M"
+wait_archiving "$M"
+daemon=$(pgrep -f "sqlenvfs mount .*$M" | head -1)
+[ -n "$daemon" ] || fail "no daemon for $M"
+
+status() { python3 -c "import json,sys; s=json.load(open('$M/status')); print(eval(sys.argv[1]))" "$1"; }
+rchar() { awk '$1 == "rchar:" {print $2}' "/proc/$daemon/io"; }
+
+# History: generations of updates to rows, one transaction each; T between
+# generations 1 and 2.
+update_gen() {
+  sqlite3 "$P" "PRAGMA busy_timeout=10000;
+    UPDATE t SET gen = $1, v = randomblob(4000) WHERE id % 50 = $1 % 50 OR id = 1234;" > /dev/null
+}
+commits() { status "[d for d in s['databases'] if d['name'] == 'app'][0]['archiver']['commits']"; }
+c0=$(commits)
+update_gen 1
+# T once the archiver has captured generation 1.
+for i in $(seq 1 100); do [ "$(commits)" -gt "$c0" ] && break; sleep 0.1; done
+[ "$(commits)" -gt "$c0" ] || fail "generation 1 was not captured within 10 s"
+when=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+c1=$(commits)
+update_gen 2
+# T2 once generation 2 is captured.
+for i in $(seq 1 100); do [ "$(commits)" -gt "$c1" ] && break; sleep 0.1; done
+[ "$(commits)" -gt "$c1" ] || fail "generation 2 was not captured within 10 s"
+when2=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+update_gen 3
+# Wait until the window reaches past T.
+for i in $(seq 1 100); do
+  ls "$M/pitr/$when/" 2>/dev/null | grep -q '^app.db$' && break
+  sleep 0.1
+done
+assert_eq "$(ls "$M/pitr/$when/")" "app.db" "ls pitr/<T>/"
+
+"$SQLENVFS" restore --root "$R" --time "$when" --output "$T/restored.db" > /dev/null 2>&1 \
+  || fail "sqlenvfs restore --time $when failed"
+want=$(sqlite3 "$T/restored.db" "SELECT gen, hex(substr(v, 1, 16)) FROM t WHERE id = 1234")
+assert_eq "${want%%|*}" "1" "row 1234 at T in the restored file"
+
+# --- a point query reads a handful of pages
+before_src=$(status "s['pitr_cache']['bytes_read_from_sources']")
+before_rchar=$(rchar)
+got=$(sqlite3 "file:$M/pitr/$when/app.db?mode=ro" "SELECT gen, hex(substr(v, 1, 16)) FROM t WHERE id = 1234")
+after_rchar=$(rchar)
+# The status document is shared by reads less than 250 ms apart, for up to
+# a second: read it until it is one rendered after the query.
+for i in $(seq 1 20); do
+  sleep 0.3
+  after_src=$(status "s['pitr_cache']['bytes_read_from_sources']")
+  [ "$after_src" != "$before_src" ] && break
+done
+assert_eq "$got" "$want" "row 1234 through pitr/<T>/app.db"
+src=$((after_src - before_src))
+rd=$((after_rchar - before_rchar))
+note "point query: $src bytes of pages from sources, the daemon read $rd bytes; the database has $size"
+[ "$src" -gt 0 ] || fail "the point query read nothing from the sources (counter $before_src -> $after_src)"
+[ "$src" -le $((size / 50)) ] || fail "the point query read $src bytes of pages, more than 2% of $size"
+[ "$rd" -le $((size / 10)) ] || fail "the daemon read $rd bytes for a point query on $size"
+pass "a point query on pitr/<T>/app.db reads a small fraction of the database"
+
+# --- the whole file is the restore's bytes
+cat "$M/pitr/$when/app.db" > "$T/pitr.db"
+assert_eq "$(stat -c %s "$T/pitr.db")" "$(stat -c %s "$T/restored.db")" "size of pitr/<T>/app.db"
+# Every byte equal but the header's version bytes 18 and 19 (offsets from
+# 0; cmp numbers from 1), which the mount serves as 1 and 1.
+diffs=$( (cmp -l "$T/pitr.db" "$T/restored.db" || true) | awk '$1 != 19 && $1 != 20' | head -5)
+[ -z "$diffs" ] || fail "pitr/<T>/app.db differs from the restore: $diffs"
+assert_eq "$(od -An -tu1 -j18 -N2 "$T/pitr.db" | tr -s ' ')" " 1 1" "header version bytes served"
+cmp -s <(tail -c +21 "$T/pitr.db") <(tail -c +21 "$T/restored.db") || fail "bytes past the header differ"
+assert_eq "$(sqlite3 "$T/pitr.db" 'PRAGMA integrity_check')" "ok" "integrity of the whole pitr file"
+# The pages read stay in .cache for the next reader (the kernel served the
+# pages the point query had read from its own cache: the file may still
+# miss them), and a second reader gets the same bytes.
+ls -A "$R/.cache/" | grep -q 'app@' || fail "nothing of the state in .cache: $(ls -A "$R/.cache")"
+cmp -s "$M/pitr/$when/app.db" "$T/pitr.db" || fail "a second read differs"
+pass "pitr/<T>/app.db read whole is the restore's bytes, and its pages stay cached"
+
+# --- a base that changes while a state is read from it: EIO, never its bytes
+ls "$M/pitr/$when2/" > /dev/null
+python3 - "$M/pitr/$when2/app.db" "$R/backups/prod/snapshots" <<'PY' || fail "a changed base was served"
+import errno, glob, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+assert len(os.pread(fd, 4096, 0)) == 4096
+for base in glob.glob(os.path.join(sys.argv[2], "*", "app.db")):
+    os.utime(base)  # a new modification time: no longer the file checked
+try:
+    os.pread(fd, 4096, 8 * 1024 * 1024)
+except OSError as e:
+    assert e.errno == errno.EIO, e
+else:
+    sys.exit("read from a base that changed since it was checked")
+os.close(fd)
+PY
+# The next opener starts afresh: the base is checked again (it is good).
+"$SQLENVFS" restore --root "$R" --time "$when2" --output "$T/restored2.db" > /dev/null 2>&1 \
+  || fail "sqlenvfs restore --time $when2 failed"
+cmp -s <(tail -c +21 "$M/pitr/$when2/app.db") <(tail -c +21 "$T/restored2.db") \
+  || fail "pitr/<T2>/app.db differs from the restore after the base was checked again"
+pass "a base that changed while a state was read is EIO, and the next open checks it again"
+
+unmount_root "$M"
