@@ -78,6 +78,12 @@ typedef struct {
   guint64 n_commits;      /* archived transactions applied on top of the base    */
   guint64 archive_bytes;  /* bytes of archived records read to apply them        */
   SqlenvfsFileId base_id; /* the base file as checked (set by restore_image)     */
+  /* Set by a caller that serves pages on demand (the mount): a base that the
+   * memo of base verdicts (verifymemo.h) knows as good, and whose file is
+   * unchanged since, is not read whole for its crc32 again. Restores that
+   * read the whole base (to a file, refresh-dev, drills) leave it FALSE and
+   * check every byte. */
+  gboolean on_demand;
 } SqlenvfsRestorePlan;
 
 void sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan);

@@ -194,7 +194,7 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GErr
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
     return NULL;
   }
-  if (base_known_good(root, sdb, sqlenvfs_file_source_fd(src), &plan->base_id)) {
+  if (plan->on_demand && base_known_good(root, sdb, sqlenvfs_file_source_fd(src), &plan->base_id)) {
     /* Checked before, by this or another process, and unchanged since: its
      * bytes are not read again, so that serving a state on demand does not
      * start by reading the whole base. */

@@ -851,6 +851,7 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   f->plan = full_plan(p, db, time_us, error);
   if (f->plan == NULL || !make_room(p, db, time_us, f->plan->size, error))
     goto fail;
+  f->plan->on_demand = TRUE;
   f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
   if (f->img == NULL)
     goto fail;
