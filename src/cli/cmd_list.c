@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sqlenvfs/json.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timebar.h"
@@ -129,15 +130,35 @@ print_history(const SqlenvfsListReport *report)
   sqlenvfs_timebar_dbs_free(dbs);
 }
 
+static void
+print_windows(const SqlenvfsListReport *report)
+{
+  printf("recoverable windows: %u\n", report->windows->len);
+  for (guint i = 0; i < report->windows->len; i++) {
+    const SqlenvfsListWindow *w = report->windows->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
+    g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
+    g_autofree char *db = cli_pad(w->db, 16);
+    printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+    if (w->base_unchecked)
+      printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
+  }
+}
+
 int
 cmd_list(int argc, char **argv)
 {
   g_autoptr(SqlenvfsRoot) root = NULL;
   g_autoptr(SqlenvfsListReport) report = NULL;
+  g_autoptr(SqlenvfsRemote) remote = NULL;
+  g_autofree char *url = NULL;
   gboolean as_json = FALSE;
   GError *error = NULL;
   GOptionEntry entries[] = {
     { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON (times in UTC ISO 8601)", NULL },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &url,
+      "List the replica at URL (s3://bucket/prefix) instead of the root (its MANIFESTs and "
+      "archive are fetched; docs/REPLICA.md)", "URL" },
     { NULL }
   };
 
@@ -147,11 +168,30 @@ cmd_list(int argc, char **argv)
                  "On a terminal, also draw each database's history as a bar as wide as the\n"
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
-                 "list only.",
+                 "list only. With --remote URL, the same for a replica on object storage.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("list", "unexpected argument '%s'", argv[1]);
+  if (url != NULL) {
+    SqlenvfsRoot *tmp;
+    remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    tmp = remote ? sqlenvfs_remote_fetch_all(remote, FALSE, &error) : NULL;
+    if (tmp == NULL)
+      return cli_fail("list", error);
+    report = sqlenvfs_store_list_report(tmp, &error);
+    if (report == NULL || !sqlenvfs_restore_list_windows(tmp, report, &error))
+      return cli_fail("list", error);
+    if (as_json) {
+      print_json(tmp, report);
+      return CLI_OK;
+    }
+    printf("replica %s\n", url);
+    print_copies("backups", "daily/", report->backups);
+    print_copies("snapshots", "snapshots/", report->snapshots);
+    print_windows(report);
+    return CLI_OK;
+  }
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
@@ -165,16 +205,7 @@ cmd_list(int argc, char **argv)
   }
   print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
   print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
-  printf("recoverable windows: %u\n", report->windows->len);
-  for (guint i = 0; i < report->windows->len; i++) {
-    const SqlenvfsListWindow *w = report->windows->pdata[i];
-    g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
-    g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
-    g_autofree char *db = cli_pad(w->db, 16);
-    printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
-    if (w->base_unchecked)
-      printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
-  }
+  print_windows(report);
   if (isatty(STDOUT_FILENO))
     print_history(report);
   return CLI_OK;

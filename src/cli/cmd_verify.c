@@ -6,6 +6,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/verifymemo.h"
@@ -19,10 +20,15 @@ cmd_verify(int argc, char **argv)
   const SqlenvfsVerifyReport *report;
   GError *error = NULL;
   guint n_bad;
+  g_autoptr(SqlenvfsRemote) remote = NULL;
+  g_autofree char *url = NULL;
 
   GOptionEntry entries[] = {
     { "full", 0, 0, G_OPTION_ARG_NONE, &args.full,
       "Read everything, also what was verified before and has not changed", NULL },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &url,
+      "Verify the replica at URL (s3://bucket/prefix): every copy and segment is fetched "
+      "into a temporary directory and checked as above (docs/REPLICA.md)", "URL" },
     { NULL }
   };
 
@@ -38,11 +44,51 @@ cmd_verify(int argc, char **argv)
                  "(device, inode, size, mtime, ctime; remembered in ROOT/.sqlenvfs/verified),\n"
                  "is skipped, and the last line says what was read and what skipped. A change\n"
                  "that leaves all of these alone (a bit flipped by the disk) is found by\n"
-                 "--full, which reads everything: run it now and then (weekly).",
+                 "--full, which reads everything: run it now and then (weekly).\n"
+                 "\n"
+                 "With --remote URL, a replica on object storage is checked the same way: its\n"
+                 "FORMAT, every complete copy against its MANIFEST, and the archive (sealed\n"
+                 "segments, and the unsealed one assembled from its parts); problems name the\n"
+                 "object's s3:// key.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("verify", "unexpected argument '%s'", argv[1]);
+  if (url != NULL) {
+    SqlenvfsRoot *tmp;
+    remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    tmp = remote ? sqlenvfs_remote_fetch_all(remote, TRUE, &error) : NULL;
+    if (tmp == NULL)
+      return cli_fail("verify", error);
+    args.full = TRUE;
+    if (!cli_run_op(tmp, SQLENVFS_OP_VERIFY, &args, &out, &error) &&
+        !(g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY) && out.report &&
+          sqlenvfs_verify_report_n_bad(out.report) > 0))
+      return cli_fail("verify", error);
+    g_clear_error(&error);
+    report = out.report;
+    printf("replica %s: FORMAT good\n", url);
+    for (guint i = 0; i < report->checks->len; i++) {
+      const SqlenvfsCheck *c = report->checks->pdata[i];
+      g_autofree char *why = c->ok ? NULL : sqlenvfs_remote_keyify(remote, c->reason);
+      printf("%-4s %-9s %-22s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind,
+             c->name ? c->name : "-", c->db ? c->db : "(entry)", c->ok ? "" : ": ",
+             c->ok ? "" : why);
+    }
+    {
+      g_autofree char *fetched = cli_remote_describe(remote);
+      printf("checked every object it needs: %s\n", fetched);
+    }
+    n_bad = sqlenvfs_verify_report_n_bad(report);
+    fflush(stdout);
+    if (n_bad > 0) {
+      fprintf(stderr, "sqlenvfs verify: %u of %u checks of %s failed (listed as BAD above)\n",
+              n_bad, report->checks->len, url);
+      return CLI_FAILED;
+    }
+    printf("all %u good\n", report->checks->len);
+    return CLI_OK;
+  }
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
