@@ -120,16 +120,28 @@ cli_progress_done(void)
   }
 }
 
+/* While a remote session runs: its temporary paths are shown as keys. */
+static const SqlenvfsRemote *log_remote;
+
+void
+cli_remote_keyify_logs(gconstpointer remote)
+{
+  log_remote = remote;
+}
+
 static GLogWriterOutput
 log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user)
 {
   const char *message = NULL;
+  g_autofree char *keyed = NULL;
 
   if (level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO))
     return g_log_writer_default(level, fields, n_fields, user);
   for (gsize i = 0; i < n_fields; i++)
     if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
       message = fields[i].value;
+  if (log_remote != NULL && message != NULL)
+    message = keyed = sqlenvfs_remote_keyify(log_remote, message);
   cli_progress_done();
   fprintf(stderr, "sqlenvfs: %s%s\n",
           (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL)) ? "warning: " : "",

@@ -81,4 +81,8 @@ const char *cli_remote_conf(void);
  * 3.2 MiB from s3://..." (newly allocated). @r is a SqlenvfsRemote *. */
 char *cli_remote_describe(gconstpointer r);
 
+/* Show the temporary paths of the remote session @r (a SqlenvfsRemote *;
+ * NULL: stop) as the replica's keys in logged messages. */
+void cli_remote_keyify_logs(gconstpointer r);
+
 G_END_DECLS

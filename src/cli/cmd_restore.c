@@ -68,8 +68,12 @@ cmd_restore(int argc, char **argv)
   if (remote != NULL) {
     g_autofree char *dir = g_path_get_dirname(output);
     g_autoptr(SqlenvfsRemote) r = sqlenvfs_remote_open(remote, cli_remote_conf(), dir, &error);
-    if (r == NULL || !sqlenvfs_remote_restore(r, db, &t, output, force, &plan, &error))
+    cli_remote_keyify_logs(r);
+    if (r == NULL || !sqlenvfs_remote_restore(r, db, &t, output, force, &plan, &error)) {
+      cli_remote_keyify_logs(NULL);
       return cli_fail("restore", error);
+    }
+    cli_remote_keyify_logs(NULL);
     fetched = cli_remote_describe(r);
   } else {
     root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);

@@ -71,9 +71,18 @@ cmd_verify(int argc, char **argv)
     for (guint i = 0; i < report->checks->len; i++) {
       const SqlenvfsCheck *c = report->checks->pdata[i];
       g_autofree char *why = c->ok ? NULL : sqlenvfs_remote_keyify(remote, c->reason);
-      printf("%-4s %-9s %-22s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind,
-             c->name ? c->name : "-", c->db ? c->db : "(entry)", c->ok ? "" : ": ",
-             c->ok ? "" : why);
+      g_autofree char *key = NULL;
+      /* The object checked, as a key of the replica. */
+      if (g_strcmp0(c->kind, "wal-archive") == 0 && c->db && c->name && !c->ok)
+        key = g_strdup_printf("%s/wal_archives/%s/%s", url, c->db, c->name);
+      else if (g_strcmp0(c->kind, "wal-archive") == 0 && c->db)
+        key = g_strdup_printf("%s/wal_archives/%s/", url, c->db);
+      else if (c->name && c->db)
+        key = g_strdup_printf("%s/%s/%s/%s.db", url,
+                              g_strcmp0(c->kind, "backup") == 0 ? "daily" : "snapshots",
+                              c->name, c->db);
+      printf("%-4s %-9s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind,
+             key ? key : (c->name ? c->name : "-"), c->ok ? "" : ": ", c->ok ? "" : why);
     }
     {
       g_autofree char *fetched = cli_remote_describe(remote);

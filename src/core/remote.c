@@ -163,8 +163,9 @@ sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
   GString *s = g_string_new(text ? text : "");
   const char *dirs[] = { r->root_dir, r->plan_dir };
   for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
-    g_autofree char *from = g_build_filename(dirs[i], "backups", "prod", "", NULL);
-    if (dirs[i] != NULL)
+    g_autofree char *prod = dirs[i] ? g_build_filename(dirs[i], "backups", "prod", NULL) : NULL;
+    g_autofree char *from = prod ? g_strconcat(prod, "/", NULL) : NULL;
+    if (from != NULL)
       g_string_replace(s, from, url, 0);
   }
   return g_string_free(s, FALSE);
@@ -1325,8 +1326,9 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
       return TRUE;
     }
     if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) {
-      g_message("restore %s: with base %s %s: %s; trying an older base", name,
-                sqlenvfs_copy_kind_name(sp.copy->kind), sp.copy->name, local->message);
+      g_autofree char *why = sqlenvfs_remote_keyify(r, local->message);
+      g_message("restore %s: not using %s %s: %s; trying an older base", name,
+                sqlenvfs_copy_kind_name(sp.copy->kind), sp.copy->name, why);
       g_hash_table_add(bad, g_strdup_printf("%d/%s", sp.copy->kind, sp.copy->name));
       continue;
     }

@@ -113,8 +113,23 @@ def main():
           % (n_same, n_refused, max_lists))
 
 
+def check_file():
+    """remote_check.py check-file LOG DB T: DB holds exactly the transactions
+    committed by T (within the oracle's bounds); prints k."""
+    txns, _ = po.parse_log(sys.argv[2])
+    T = float(sys.argv[4])
+    k = po.check_db(sys.argv[3], txns, T, quick=True)
+    lo, hi = po.bounds(txns, T)
+    if not lo <= k <= hi:
+        raise po.Fail("%s holds 1..%d; the log says %d..%d at %.6f" % (sys.argv[3], k, lo, hi, T))
+    print(k)
+
+
 if __name__ == "__main__":
     try:
+        if len(sys.argv) > 1 and sys.argv[1] == "check-file":
+            check_file()
+            sys.exit(0)
         main()
     except po.Fail as e:
         print("FAIL: %s" % e, file=sys.stderr)
