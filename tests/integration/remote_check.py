@@ -15,8 +15,10 @@ import argparse
 import json
 import os
 import random
+import re
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +32,42 @@ def proxy(px, what):
 def run(cmd, cwd):
     p = subprocess.run(cmd, capture_output=True, text=True, cwd=cwd)
     return p.returncode, p.stdout, p.stderr.strip()
+
+
+def segment_times(root, db):
+    """{segment file name: (first record time, last record time)} from the
+    local indexes (seconds)."""
+    import struct
+    d = os.path.join(root, "backups", "prod", "wal_archives", db)
+    out = {}
+    for f in os.listdir(d):
+        if f.endswith(".idx"):
+            b = open(os.path.join(d, f), "rb").read()
+            if len(b) >= 32 + 112:
+                first = struct.unpack_from("<q", b, 32 + 24)[0] / 1e6
+                last = struct.unpack_from("<q", b, len(b) - 112 + 24)[0] / 1e6
+                out[f[:-4] + ".seg"] = (first, last)
+    return out
+
+
+def check_fetched(log, segs, T, base_state, when):
+    """A restore to T fetched one base and only the segments between the
+    base's state and T (and at most one that starts after T)."""
+    keys = {urllib.parse.unquote(p.split("?")[0]) for (m, p, _) in log if m == "GET"}
+    dbs = [k for k in keys if k.endswith(".db")]
+    if len(dbs) != 1:
+        raise po.Fail("restore --remote to %s fetched %d base files: %r" % (when, len(dbs), dbs))
+    after = before = 0
+    for k in keys:
+        name = k.rsplit("/", 1)[-1]
+        if name in segs:
+            if segs[name][0] > T:
+                after += 1
+            if segs[name][1] < base_state - 0.001:
+                before += 1
+    if after > 1 or before > 0:
+        raise po.Fail("restore --remote to %s fetched %d segments after T and %d before its base"
+                      % (when, after, before))
 
 
 def main():
@@ -67,6 +105,7 @@ def main():
     ts.update([first - 5.0, last + 120.0])
     loc = os.path.join(a.tmp, "local.db")
     rem = os.path.join(work, "remote.db")
+    segs = segment_times(a.root, a.db)
     n_same = n_refused = 0
     max_lists = 0
     for T in sorted(ts) + ["latest"]:
@@ -100,6 +139,11 @@ def main():
             raise po.Fail("restore to %s: the remote restore differs from the local one" % when)
         if oct(os.stat(rem).st_mode & 0o777) not in ("0o600", "0o640", "0o644"):
             raise po.Fail("restore --remote wrote mode %o" % (os.stat(rem).st_mode & 0o777))
+        if T != "latest":
+            m = re.search(r"\(state of (\S+)\)", rso)
+            if m is None:
+                raise po.Fail("restore --remote printed no base state: %r" % rso)
+            check_fetched(log, segs, T, po.iso_to_unix(m.group(1)), when)
         k = po.check_db(rem, txns, None if T == "latest" else T, quick=True)
         if T != "latest":
             lo, hi = po.bounds(txns, T)
