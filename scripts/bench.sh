@@ -14,4 +14,9 @@ build=$(realpath -m "${BENCH_BUILD:-build-bench}")
 ninja -C "$build" >/dev/null
 pt="$build/passthrough_ro"
 cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
+# Section 10 (reading a replica, scripts/bench/remote.sh; about 2 minutes with
+# its S3 server): skipped in smoke runs and with BENCH_REMOTE=0.
+if [[ " $* " != *" --smoke "* && "${BENCH_REMOTE:-1}" != 0 ]]; then
+  scripts/bench/remote.sh "$build/src/sqlenvfs"
+fi
 exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"

@@ -726,6 +726,7 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     }
     g_array_append_val(item_fd, fd);
     g_ptr_array_add(todo, it);
+    g_debug("fetch %s (%" G_GINT64_FORMAT " bytes)", it->obj->key, it->obj->size);
     if ((guint64)it->obj->size <= r->range_bytes) {
       Range rg = { todo->len - 1, 0, -1, fd };
       g_array_append_val(b.ranges, rg);
