@@ -31,6 +31,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
 #define IDX_HEADER_SIZE 32
@@ -384,6 +385,8 @@ sqlenvfs_remote_open(const char *url, const char *conf_file, const char *tmp_par
 
   r->conns = 4;
   r->range_bytes = 8 * 1024 * 1024;
+  if (sqlenvfs_testhook_remote_range_bytes() > 0)
+    r->range_bytes = MAX(sqlenvfs_testhook_remote_range_bytes(), 65536);
   r->conf = sqlenvfs_replica_conf_load(conf_file, url, error);
   if (r->conf == NULL)
     return NULL;
@@ -701,7 +704,6 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
   Batch b = { 0 };
   g_autoptr(GHashTable) fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GPtrArray) todo = g_ptr_array_new();
-  g_autoptr(GArray) item_fd = g_array_new(FALSE, FALSE, sizeof(int));
   GThread *threads[16];
   guint n_threads;
   gboolean ok = FALSE;
@@ -724,7 +726,6 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     } else {
       fd = GPOINTER_TO_INT(fdp) - 1;
     }
-    g_array_append_val(item_fd, fd);
     g_ptr_array_add(todo, it);
     g_debug("fetch %s (%" G_GINT64_FORMAT " bytes)", it->obj->key, it->obj->size);
     if ((guint64)it->obj->size <= r->range_bytes) {
@@ -752,9 +753,16 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
    * single-part ETag (a whole GET was checked by the client). */
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
-    int fd = g_array_index(item_fd, int, i);
     if ((guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
-      g_autofree char *md5 = file_md5(fd, it->dst_off, (guint64)it->obj->size, error, it->path);
+      g_autofree char *md5 = NULL;
+      int rfd = open(it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (rfd < 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", it->path,
+                    g_strerror(errno));
+        goto done;
+      }
+      md5 = file_md5(rfd, it->dst_off, (guint64)it->obj->size, error, it->path);
+      close(rfd);
       if (md5 == NULL)
         goto done;
       if (g_ascii_strcasecmp(md5, it->obj->etag) != 0) {
@@ -1032,8 +1040,22 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
   return TRUE;
 }
 
+static SqlenvfsRoot *fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error);
+
 SqlenvfsRoot *
 sqlenvfs_remote_fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
+{
+  GError *local = NULL;
+  SqlenvfsRoot *root = fetch_all(r, with_bases, &local);
+  if (root == NULL) {
+    keyify_error(r, local);
+    g_propagate_error(error, local);
+  }
+  return root;
+}
+
+static SqlenvfsRoot *
+fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
 {
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
   GHashTableIter it;
@@ -1343,7 +1365,7 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
   }
   /* The whole archive and every MANIFEST: the local engine decides, and
    * only the base it picks is fetched. */
-  if (!reset_root(r, error) || sqlenvfs_remote_fetch_all(r, FALSE, error) == NULL)
+  if (!reset_root(r, error) || fetch_all(r, FALSE, error) == NULL)
     return FALSE;
   for (;;) {
     g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
@@ -1383,7 +1405,7 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
       return FALSE;
     }
     /* A bad base: give the engine every base, and let it choose. */
-    if (sqlenvfs_remote_fetch_all(r, TRUE, error) == NULL)
+    if (fetch_all(r, TRUE, error) == NULL)
       return FALSE;
     g_clear_pointer(&plan, sqlenvfs_restore_plan_free);
     plan = sqlenvfs_restore_plan(r->root, name, t, error);
