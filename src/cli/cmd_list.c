@@ -64,14 +64,17 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
 /* A window whose base has no verdict for its file as it is now. */
 #define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
 
+/* @remote: the session a remote list read (its URL is the "root", and
+ * paths are shown as its keys), or NULL. */
 static void
-print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
+print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsRemote *remote)
 {
   g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
   g_autofree char *text = NULL;
 
   sqlenvfs_json_begin_object(j);
-  sqlenvfs_json_member_string(j, "root", sqlenvfs_root_dir(root));
+  sqlenvfs_json_member_string(j, "root", remote ? sqlenvfs_remote_url(remote)
+                                                : sqlenvfs_root_dir(root));
   json_copies(j, "backups", report->backups);
   json_copies(j, "snapshots", report->snapshots);
   sqlenvfs_json_key(j, "windows");
@@ -93,6 +96,11 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
   sqlenvfs_json_end_array(j);
   sqlenvfs_json_end_object(j);
   text = sqlenvfs_json_finish(j);
+  if (remote != NULL) {
+    char *keyed = sqlenvfs_remote_keyify(remote, text);
+    g_free(text);
+    text = keyed;
+  }
   fputs(text, stdout);
 }
 
@@ -183,7 +191,7 @@ cmd_list(int argc, char **argv)
     if (report == NULL || !sqlenvfs_restore_list_windows(tmp, report, &error))
       return cli_fail("list", error);
     if (as_json) {
-      print_json(tmp, report);
+      print_json(tmp, report, remote);
       return CLI_OK;
     }
     printf("replica %s\n", url);
@@ -200,7 +208,7 @@ cmd_list(int argc, char **argv)
     return cli_fail("list", error);
 
   if (as_json) {
-    print_json(root, report);
+    print_json(root, report, NULL);
     return CLI_OK;
   }
   print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
