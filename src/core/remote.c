@@ -396,14 +396,10 @@ sqlenvfs_remote_open(const char *url, const char *conf_file, const char *tmp_par
   r->objects = sqlenvfs_s3_list(r->s3, "", 0, &pages, &local);
   r->stats.n_lists += pages;
   if (r->objects == NULL) {
-    const char *what = "check the URL, the endpoint and the network, then retry";
-    if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION))
-      what = "check AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_REGION (or the "
-             "credentials file) for this replica";
-    else if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
-      what = "check the bucket name in the URL and AWS_ENDPOINT_URL";
-    g_set_error(error, SQLENVFS_ERROR, local->code, "read replica %s: %s (%s)", r->conf->url,
-                local->message, what);
+    /* The client's message says what to check for 403, 404 and network
+     * failures. */
+    g_set_error(error, SQLENVFS_ERROR, local->code, "read replica %s: %s", r->conf->url,
+                local->message);
     return NULL;
   }
   r->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, db_free);
@@ -515,7 +511,16 @@ sqlenvfs_remote_resolve_db(const SqlenvfsRemote *r, const char *name, GError **e
                   sqlenvfs_db_name_problem(name));
       return NULL;
     }
-    return g_strdup(name);
+    for (guint i = 0; i < dbs->len; i++)
+      if (g_str_equal(dbs->pdata[i], name))
+        return g_strdup(name);
+    g_ptr_array_add(dbs, NULL);
+    all = g_strjoinv(", ", (char **)dbs->pdata);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "replica %s has no archive or copy of database %s (%s%s; check --db)",
+                r->conf->url, name, dbs->len > 1 ? "it holds: " : "it holds none",
+                dbs->len > 1 ? all : "");
+    return NULL;
   }
   if (dbs->len == 1)
     return g_strdup(dbs->pdata[0]);

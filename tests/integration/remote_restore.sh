@@ -64,7 +64,10 @@ out=$(cd "$T/elsewhere" && AWS_SECRET_ACCESS_KEY=wrong "$SQLENVFS" restore --rem
 # A missing bucket, and a prefix that is not a replica.
 out=$(cd "$T/elsewhere" && "$SQLENVFS" list --remote "s3://no-such-bucket-x/r" 2>&1) \
   && fail "list of a missing bucket succeeded"
-[[ $out == *"NoSuchBucket"*"bucket name"* ]] || fail "unclear: $out"
+[[ $out == *"NoSuchBucket"*"replica URL"* ]] || fail "unclear: $out"
+out=$(cd "$T/elsewhere" && "$SQLENVFS" restore --remote "$URL" --db nope --time latest \
+  --output z.db 2>&1) && fail "a restore of an unknown database succeeded"
+[[ $out == *"has no archive or copy of database nope (it holds: app"* ]] || fail "unclear: $out"
 out=$(cd "$T/elsewhere" && "$SQLENVFS" list --remote "s3://$S3_BUCKET/nothing-here" 2>&1) \
   && fail "list of an empty prefix succeeded"
 [[ $out == *"no FORMAT object"* ]] || fail "unclear: $out"
@@ -74,4 +77,4 @@ out=$(cd "$T/elsewhere" && "$SQLENVFS" restore --remote "$URL" --time latest --o
   && fail "a replica of another FORMAT was read"
 [[ $out == *"its FORMAT says"*"sqlenvfs-replica 9"* ]] || fail "unclear: $out"
 [ -z "$(ls -A "$T/elsewhere" | grep -v '^remote.db')" ] || fail "left behind: $(ls -A "$T/elsewhere")"
-pass "wrong credentials, a missing bucket, no FORMAT, another FORMAT: one clear line each"
+pass "wrong credentials, a missing bucket, an unknown database, no FORMAT, another FORMAT: one clear line each"
