@@ -1192,9 +1192,20 @@ plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime 
         break;
       }
     }
+    /* Records archived late, after an outage, come before the OUTAGE
+     * record that covers them: when the first record after T is in the
+     * last sealed segment, the unsealed tail may hold that record, so it is
+     * fetched too. */
+    {
+      gboolean later_sealed = FALSE;
+      for (guint i = last + 1; i < d->segs->len; i++)
+        later_sealed = later_sealed || ((const Seg *)d->segs->pdata[i])->seg != NULL;
+      if (!later_sealed)
+        last = d->segs->len - 1;
+    }
     /* A gap or outage reaching back across T from a later segment, or a
-     * later segment the indexes do not describe (the unsealed tail apart):
-     * let the whole archive decide. */
+     * later segment the indexes do not describe: let the whole archive
+     * decide. */
     for (guint i = last + 1; i < d->segs->len; i++) {
       const Seg *s = d->segs->pdata[i];
       if (!s->have_idx) {

@@ -45,7 +45,7 @@ pass "replica populated with s3cmd ($nparts parts of the unsealed segment)"
 # connections and checked against its MD5
 SQLENVFS_TEST_REMOTE_RANGE_BYTES=65536 \
   python3 "$SRCDIR/tests/integration/remote_check.py" --sqlenvfs "$SQLENVFS" --root "$R" \
-  --url "$URL" --log "$T/log" --tmp "$T" --proxy "$PX" --random 4 --around 2 \
+  --url "$URL" --log "$T/log" --tmp "$T" --proxy "$PX" --random 3 --around 2 \
   || fail "remote restores"
 pass "remote restores equal local ones and the commit log, one LIST each"
 
