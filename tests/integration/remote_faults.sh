@@ -136,3 +136,19 @@ msg=$(AWS_ACCESS_KEY_ID=nobody rremote latest "$T/w/r6.db") && fail "wrong key a
 leftover=$(ls -A "$T/w" | grep '^\.tmp-' || true)
 [ -z "$leftover" ] || fail "temporary directories left: $leftover"
 pass "wrong credentials: one clear line; no temporary directory left"
+
+# 5. Answers cut short on every attempt: the client retries, then one clear
+#    line naming the object; nothing left behind.
+fault() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10).read()' \
+    "$PX/__fault/$1"
+}
+fault "arm?kind=cut_reply&count=100&method=GET&arg=10"
+msg=$(rremote latest "$T/w/r7.db") && fail "a restore through cut answers succeeded"
+fault clear
+[ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "more than one line: $msg"
+[[ $msg == *"s3://$S3_BUCKET/"*"after 6 attempts"* ]] || fail "unclear: $msg"
+[ ! -e "$T/w/r7.db" ] || fail "a failed restore left its output"
+leftover=$(ls -A "$T/w" | grep '^\.tmp-' || true)
+[ -z "$leftover" ] || fail "temporary directories left: $leftover"
+pass "answers cut short: retried, then one clear line ($(echo "$msg" | cut -c1-90)...)"
