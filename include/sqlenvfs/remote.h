@@ -91,6 +91,25 @@ gboolean sqlenvfs_remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenv
  * Newly allocated. */
 char *sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text);
 
+/* mount --remote: a session whose root is the persistent cache directory
+ * @cache_dir (a root's layout, 0700) instead of a temporary one; objects
+ * already there whole are not fetched again (alive and PRUNED always are).
+ * Nothing is removed on free. */
+SqlenvfsRemote *sqlenvfs_remote_open_cache(const char *url, const char *conf_file,
+                                           const char *cache_dir, GError **error);
+
+/* Bring the cache up to the listing: remove what the replica no longer
+ * has, fetch every MANIFEST and the archive (not the copies' database
+ * files). Returns the cache root (owned by @r). */
+SqlenvfsRoot *sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error);
+
+/* The path of copy @name's database @db in the cache, fetched first when
+ * it is not there; then the least recently used copies' files are evicted
+ * until they take at most @max_bytes (this one is kept). Thread-safe.
+ * NULL and *error naming the key. */
+char *sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                                    const char *db, guint64 max_bytes, GError **error);
+
 void sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *stats);
 
 /* Parallel downloads: the number of connections (default 4, at most 16)

@@ -74,6 +74,8 @@ struct _SqlenvfsRemote {
   SqlenvfsRoot *plan_root, *root;
   GHashTable *fetched; /* keys fetched (into plan/ or root/) */
   gboolean planned_small;
+  gboolean cache_mode; /* root/ is a persistent cache (mount --remote) */
+  GMutex cache_lock;
   guint conns;
   gsize range_bytes;
   SqlenvfsRemoteStats stats;
@@ -134,6 +136,8 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     g_ptr_array_unref(r->objects);
   g_clear_pointer(&r->s3, sqlenvfs_s3_free);
   g_clear_pointer(&r->conf, sqlenvfs_replica_conf_free);
+  if (r->dbs != NULL)
+    g_mutex_clear(&r->cache_lock);
   g_free(r);
 }
 
@@ -369,9 +373,27 @@ make_dirs(const char *base, GError **error)
   return TRUE;
 }
 
+static SqlenvfsRemote *remote_open(const char *url, const char *conf_file,
+                                   const char *tmp_parent, const char *cache_dir,
+                                   GError **error);
+
 SqlenvfsRemote *
 sqlenvfs_remote_open(const char *url, const char *conf_file, const char *tmp_parent,
                      GError **error)
+{
+  return remote_open(url, conf_file, tmp_parent, NULL, error);
+}
+
+SqlenvfsRemote *
+sqlenvfs_remote_open_cache(const char *url, const char *conf_file, const char *cache_dir,
+                           GError **error)
+{
+  return remote_open(url, conf_file, NULL, cache_dir, error);
+}
+
+static SqlenvfsRemote *
+remote_open(const char *url, const char *conf_file, const char *tmp_parent,
+            const char *cache_dir, GError **error)
 {
   g_autoptr(SqlenvfsRemote) r = g_new0(SqlenvfsRemote, 1);
   g_autoptr(GError) local = NULL;
@@ -433,6 +455,20 @@ sqlenvfs_remote_open(const char *url, const char *conf_file, const char *tmp_par
   }
   classify(r);
 
+  g_mutex_init(&r->cache_lock);
+  if (cache_dir != NULL) {
+    r->cache_mode = TRUE;
+    r->root_dir = g_strdup(cache_dir);
+    r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
+    if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
+        !make_dirs(r->root_dir, error))
+      return NULL;
+    r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+    if (r->plan_root == NULL)
+      return NULL;
+    r->root = sqlenvfs_root_open(r->root_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+    return r->root ? g_steal_pointer(&r) : NULL;
+  }
   parent = g_strdup(tmp_parent ? tmp_parent : g_get_tmp_dir());
   if (sqlenvfs_tmp_leftovers(parent, ".tmp-remote", TRUE, TRUE, NULL, &local) < 0) {
     g_propagate_error(error, g_steal_pointer(&local));
@@ -700,6 +736,39 @@ etag_is_md5(const char *etag)
   return TRUE;
 }
 
+/* The temporary a fetch writes @path's bytes to: ".tmp-fetch-<name>-<pid>"
+ * beside it, renamed into place once everything arrived and checked. */
+static char *
+tmp_of(const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *name = g_strdup_printf(".tmp-fetch-%s-%d", base, (int)getpid());
+  return g_build_filename(dir, name, NULL);
+}
+
+/* Objects that are overwritten in the replica: never taken from the cache. */
+static gboolean
+is_mutable(const char *key)
+{
+  return g_str_has_suffix(key, "/alive") || g_str_has_suffix(key, "/PRUNED");
+}
+
+/* A cache holds @path whole: a regular file of the size the items for it
+ * make (they were renamed into place only once complete and checked). */
+static gboolean
+cached(GPtrArray *items, const char *path)
+{
+  struct stat st;
+  guint64 want = 0;
+  for (guint i = 0; i < items->len; i++) {
+    const Item *it = items->pdata[i];
+    if (g_str_equal(it->path, path))
+      want = MAX(want, it->dst_off + (guint64)it->obj->size);
+  }
+  return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (guint64)st.st_size == want;
+}
+
 /* Fetch @items (Item *) in parallel. Files are created (0600, never through
  * a symlink) when first named; items whose key was fetched before are
  * skipped. */
@@ -723,8 +792,13 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     int fd;
     if (g_hash_table_contains(r->fetched, it->obj->key))
       continue;
+    if (r->cache_mode && !is_mutable(it->obj->key) && cached(items, it->path)) {
+      g_hash_table_add(r->fetched, g_strdup(it->obj->key));
+      continue;
+    }
     if (!g_hash_table_lookup_extended(fds, it->path, NULL, &fdp)) {
-      fd = sqlenvfs_create_file(it->path, 0600, error);
+      g_autofree char *tmp = tmp_of(it->path);
+      fd = sqlenvfs_create_file(tmp, 0600, error);
       if (fd < 0)
         goto done;
       g_hash_table_insert(fds, g_strdup(it->path), GINT_TO_POINTER(fd + 1));
@@ -760,7 +834,8 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     Item *it = todo->pdata[i];
     if ((guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
       g_autofree char *md5 = NULL;
-      int rfd = open(it->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      g_autofree char *tmp = tmp_of(it->path);
+      int rfd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (rfd < 0) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", it->path,
                     g_strerror(errno));
@@ -793,6 +868,19 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
       }
     }
   }
+  {
+    GHashTableIter hi;
+    gpointer k;
+    g_hash_table_iter_init(&hi, fds);
+    while (g_hash_table_iter_next(&hi, &k, NULL)) {
+      g_autofree char *tmp = tmp_of(k);
+      if (rename(tmp, k) != 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "rename %s into place: %s",
+                    (char *)k, g_strerror(errno));
+        goto done;
+      }
+    }
+  }
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
     g_hash_table_add(r->fetched, g_strdup(it->obj->key));
@@ -802,10 +890,15 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
 done:
   {
     GHashTableIter hi;
-    gpointer v;
+    gpointer k, v;
     g_hash_table_iter_init(&hi, fds);
-    while (g_hash_table_iter_next(&hi, NULL, &v))
+    while (g_hash_table_iter_next(&hi, &k, &v)) {
       close(GPOINTER_TO_INT(v) - 1);
+      if (!ok) {
+        g_autofree char *tmp = tmp_of(k);
+        unlink(tmp);
+      }
+    }
   }
   g_array_unref(b.ranges);
   g_mutex_clear(&b.lock);
@@ -844,6 +937,8 @@ link_into_root(SqlenvfsRemote *r, const char *key, GError **error)
   g_autofree char *to = local_path(r->root_dir, key);
   if (!ensure_parent(to, error))
     return FALSE;
+  if (is_mutable(key))
+    unlink(to);
   if (link(from, to) != 0 && errno != EEXIST) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "link %s: %s", to, g_strerror(errno));
     return FALSE;
@@ -1436,4 +1531,142 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
     return FALSE;
   *plan_out = g_steal_pointer(&plan);
   return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* The cache of mount --remote                                          */
+
+/* Remove what the cache holds under @dir (relative @rel) that the listing
+ * no longer has (pruned or removed from the replica). */
+static void
+drop_stale(SqlenvfsRemote *r, GHashTable *keys, const char *dir, const char *rel)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  if (d == NULL)
+    return;
+  while ((name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    g_autofree char *key = *rel ? g_strconcat(rel, "/", name, NULL) : g_strdup(name);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+      continue;
+    if (S_ISDIR(st.st_mode))
+      drop_stale(r, keys, path, key);
+    else if (S_ISREG(st.st_mode) && !g_hash_table_contains(keys, key))
+      unlink(path);
+  }
+}
+
+SqlenvfsRoot *
+sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
+{
+  g_autoptr(GHashTable) keys = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autofree char *prod = g_build_filename(r->root_dir, "backups", "prod", NULL);
+  for (guint i = 0; i < r->objects->len; i++)
+    g_hash_table_add(keys, ((SqlenvfsS3Object *)r->objects->pdata[i])->key);
+  /* An unsealed segment is kept under its .seg name: keep it while it has
+   * parts. */
+  {
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, r->dbs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+      Db *d = v;
+      for (guint i = 0; i < d->segs->len; i++) {
+        Seg *sg = d->segs->pdata[i];
+        if (sg->seg == NULL && sg->parts->len > 0) {
+          char *k = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg", d->name,
+                                    sg->number);
+          g_hash_table_add(keys, k);
+          g_ptr_array_add(r->objects, g_new0(SqlenvfsS3Object, 1));
+          ((SqlenvfsS3Object *)r->objects->pdata[r->objects->len - 1])->key = k;
+        }
+      }
+    }
+  }
+  drop_stale(r, keys, prod, "");
+  {
+    g_autofree char *plan = g_build_filename(r->plan_dir, "backups", "prod", NULL);
+    drop_stale(r, keys, plan, "");
+  }
+  return sqlenvfs_remote_fetch_all(r, FALSE, error);
+}
+
+/* The size of the copies' database files in the cache, and the oldest
+ * used one other than @keep (newly allocated, or NULL). */
+static guint64
+cached_bases(SqlenvfsRemote *r, const char *keep, char **oldest)
+{
+  guint64 total = 0;
+  gint64 oldest_t = G_MAXINT64;
+  *oldest = NULL;
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++) {
+      const SqlenvfsS3Object *o = c->files->pdata[j];
+      g_autofree char *p = local_path(r->root_dir, o->key);
+      struct stat st;
+      gint64 t;
+      if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+        continue;
+      total += (guint64)st.st_size;
+      t = (gint64)st.st_atim.tv_sec * G_USEC_PER_SEC + st.st_atim.tv_nsec / 1000;
+      if (g_strcmp0(p, keep) != 0 && t < oldest_t) {
+        oldest_t = t;
+        g_free(*oldest);
+        *oldest = g_strdup(p);
+      }
+    }
+  }
+  return total;
+}
+
+char *
+sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                              const char *db, guint64 max_bytes, GError **error)
+{
+  g_autofree char *key = g_strdup_printf("%s/%s/%s.db",
+                                         kind == SQLENVFS_KIND_BACKUP ? "daily" : "snapshots",
+                                         name, db);
+  g_autofree char *path = local_path(r->root_dir, key);
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  const SqlenvfsS3Object *obj = NULL;
+  GError *local = NULL;
+  char *oldest = NULL;
+  guint64 total;
+
+  for (guint i = 0; i < r->copies->len && obj == NULL; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++)
+      if (g_str_equal(((SqlenvfsS3Object *)c->files->pdata[j])->key, key))
+        obj = c->files->pdata[j];
+  }
+  if (obj == NULL) {
+    g_autofree char *where = sqlenvfs_s3_describe(r->s3, key);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s is not in the replica's listing (it was removed since the mount; "
+                "remount to see the replica as it is now)", where);
+    return NULL;
+  }
+  g_mutex_lock(&r->cache_lock);
+  g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
+  add_item(items, obj, path, 0);
+  if (!fetch_items(r, items, &local)) {
+    g_mutex_unlock(&r->cache_lock);
+    keyify_error(r, local);
+    g_propagate_error(error, local);
+    return NULL;
+  }
+  /* Mark it used, then evict the least recently used beyond the bound. */
+  utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+  while ((total = cached_bases(r, path, &oldest)) > max_bytes && oldest != NULL) {
+    g_info("cache %s: %" G_GUINT64_FORMAT " bytes of copies, more than %" G_GUINT64_FORMAT
+           ": evicting %s", r->root_dir, total, max_bytes, oldest);
+    unlink(oldest);
+    g_clear_pointer(&oldest, g_free);
+  }
+  g_free(oldest);
+  g_mutex_unlock(&r->cache_lock);
+  return g_steal_pointer(&path);
 }
