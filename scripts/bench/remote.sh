@@ -4,7 +4,9 @@
 #   - restore --remote at a time T deep in a window (a base plus most of the
 #     archive after it) against `s3cmd get` of just the objects that restore
 #     fetches (target <= 1.5x), and against a local restore at the same T;
-#   - requests and bytes fetched against the replica's size.
+#   - requests and bytes fetched against the replica's size;
+#   - a point query through mount --remote on pitr/T from a cold cache
+#     (time, and bytes fetched against the database's size).
 # A real S3 server (Ceph radosgw, scripts/s3server.sh) on loopback.
 #
 #   scripts/bench/remote.sh SQLENVFS [--size-mib N] [--seconds S] [--runs N] [--dir DIR]
@@ -30,6 +32,7 @@ srv=$dir/s3
 apid=
 cleanup() {
   set +e
+  mountpoint -q "$dir/mnt" 2>/dev/null && fusermount3 -u "$dir/mnt"
   [ -n "$apid" ] && kill -TERM "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
   "$src/scripts/s3server.sh" stop "$srv" >/dev/null 2>&1
   rm -rf "$dir"
@@ -115,4 +118,28 @@ printf '10-remote  s3cmd get of the same %d objects: time                      %
 printf '10-remote  restore --remote time / s3cmd get time                      %8.2f x      <= 1.5x   %s\n' "$ratio" "$verdict"
 printf '10-remote  local restore at T: time (information)                      %8.2f s\n' "$ml"
 printf '10-remote  restored database: %d bytes, equal to the local restore\n' "$db_bytes"
-printf '10-remote  mount --remote point query: not measured (mount --remote is not implemented)\n'
+# A point query through mount --remote on pitr/T from a cold cache: the
+# mount's start (LIST, MANIFESTs and archive synced), then one row read.
+mkdir -p "$dir/mnt"
+rm -rf "$dir/cache"
+a=$(now)
+"$bin" mount --remote "$URL" "$dir/mnt" -o "cache=$dir/cache" >/dev/null
+for i in $(seq 1 100); do mountpoint -q "$dir/mnt" && break; sleep 0.1; done
+b=$(now)
+archive_bytes=$(du -sb "$dir/cache/backups/prod/wal_archives" | cut -f1)
+python3 - "$dir/mnt/pitr/@$T/app.db" > "$dir/q.out" <<'PY'
+import sqlite3, sys, time
+t0 = time.time()
+c = sqlite3.connect("file:%s?mode=ro&immutable=1" % sys.argv[1], uri=True)
+n = len(c.execute("SELECT payload FROM bench WHERE id = 1000").fetchone()[0])
+print("%.3f %d" % (time.time() - t0, n))
+PY
+fusermount3 -u "$dir/mnt"
+qt=$(cut -d' ' -f1 "$dir/q.out")
+copies=$(find "$dir/cache/backups/prod/daily" "$dir/cache/backups/prod/snapshots" -name '*.db' \
+  -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+printf '10-remote  mount --remote, cold cache: start (LIST + MANIFESTs + archive %d MiB)  %8.2f s\n' \
+  $(( archive_bytes / 1048576 )) "$(echo "$b - $a" | bc)"
+printf '10-remote  point query on pitr/T/app.db, cold: time                   %8.2f s\n' "$qt"
+printf '10-remote  point query: bytes of copies fetched / database size         %8.2f x  (whole base; no pages on demand)\n' \
+  "$(echo "scale=3; $copies / $db_bytes" | bc)"
