@@ -38,7 +38,6 @@ cleanup() {
   rm -rf "$dir"
 }
 trap cleanup EXIT
-[ -n "${BENCH_KEEP:-}" ] && trap - EXIT
 
 "$src/scripts/s3server.sh" start "$srv" > "$dir/s3.env" 2> "$dir/s3.err" &
 spid=$!
