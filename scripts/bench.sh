@@ -20,4 +20,9 @@ if [[ " $* " == *" --smoke "* ]]; then
 else
   scripts/bench/drill.sh "$build/src/sqlenvfs"
 fi
+# Section 10 (reading a replica, scripts/bench/remote.sh; about 2 minutes with
+# its S3 server): skipped in smoke runs and with BENCH_REMOTE=0.
+if [[ " $* " != *" --smoke "* && "${BENCH_REMOTE:-1}" != 0 ]]; then
+  scripts/bench/remote.sh "$build/src/sqlenvfs"
+fi
 exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"

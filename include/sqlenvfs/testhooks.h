@@ -12,6 +12,10 @@
  *   SQLENVFS_TEST_PITR_DELAY_MS    a pitr/ rebuild in the mount sleeps this
  *                                  long before renaming its file into place,
  *                                  so that a test can have readers overlap it
+ *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
+ *                                  in ranged GETs of this many bytes (at least
+ *                                  65536) instead of 8 MiB, so that small
+ *                                  test objects take the ranged path
  *
  * They only make things slower, never different: a hook left set in
  * production delays work and changes no result.
@@ -30,5 +34,10 @@ guint sqlenvfs_testhook_store_delay_ms(void);
 
 /* Milliseconds of SQLENVFS_TEST_PITR_DELAY_MS, or 0. */
 guint sqlenvfs_testhook_pitr_delay_ms(void);
+
+#define SQLENVFS_TEST_REMOTE_RANGE_ENV "SQLENVFS_TEST_REMOTE_RANGE_BYTES"
+
+/* Bytes of SQLENVFS_TEST_REMOTE_RANGE_BYTES, or 0. */
+guint sqlenvfs_testhook_remote_range_bytes(void);
 
 G_END_DECLS

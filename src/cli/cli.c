@@ -2,6 +2,7 @@
  * cli.c — option parsing, errors and progress shared by the subcommands.
  */
 #include "cli.h"
+#include "sqlenvfs/remote.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -119,16 +120,28 @@ cli_progress_done(void)
   }
 }
 
+/* While a remote session runs: its temporary paths are shown as keys. */
+static const SqlenvfsRemote *log_remote;
+
+void
+cli_remote_keyify_logs(gconstpointer remote)
+{
+  log_remote = remote;
+}
+
 static GLogWriterOutput
 log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user)
 {
   const char *message = NULL;
+  g_autofree char *keyed = NULL;
 
   if (level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO))
     return g_log_writer_default(level, fields, n_fields, user);
   for (gsize i = 0; i < n_fields; i++)
     if (g_strcmp0(fields[i].key, "MESSAGE") == 0)
       message = fields[i].value;
+  if (log_remote != NULL && message != NULL)
+    message = keyed = sqlenvfs_remote_keyify(log_remote, message);
   cli_progress_done();
   fprintf(stderr, "sqlenvfs: %s%s\n",
           (level & (G_LOG_LEVEL_WARNING | G_LOG_LEVEL_CRITICAL)) ? "warning: " : "",
@@ -173,4 +186,27 @@ cli_pad(const char *s, int width)
 {
   glong n = g_utf8_validate(s, -1, NULL) ? g_utf8_strlen(s, -1) : (glong)strlen(s);
   return g_strdup_printf("%s%*s", s, (int)MAX(0, width - n), "");
+}
+
+const char *
+cli_remote_conf(void)
+{
+  static char *conf = NULL;
+  if (root_arg == NULL)
+    return NULL;
+  if (conf == NULL)
+    conf = g_build_filename(root_arg, "sqlenvfs.conf", NULL);
+  return g_file_test(conf, G_FILE_TEST_IS_REGULAR) ? conf : NULL;
+}
+
+char *
+cli_remote_describe(gconstpointer remote)
+{
+  const SqlenvfsRemote *r = remote;
+  SqlenvfsRemoteStats st;
+  g_autofree char *size = NULL;
+  sqlenvfs_remote_get_stats(r, &st);
+  size = sqlenvfs_format_size(st.bytes);
+  return g_strdup_printf("%u objects (%s) in %u GETs and %u LIST from %s", st.n_objects, size,
+                         st.n_gets, st.n_lists, sqlenvfs_remote_url(r));
 }

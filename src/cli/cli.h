@@ -72,4 +72,17 @@ gboolean cli_is_interactive(void);
  * a column; a longer @s is returned whole. Newly allocated. */
 char *cli_pad(const char *s, int width);
 
+/* The sqlenvfs.conf whose [replica] a --remote command reads: the one of
+ * --root when --root was given and it exists, else NULL (the environment
+ * alone). */
+const char *cli_remote_conf(void);
+
+/* What a remote session fetched, one line: "1 LIST, 9 GETs, 5 objects,
+ * 3.2 MiB from s3://..." (newly allocated). @r is a SqlenvfsRemote *. */
+char *cli_remote_describe(gconstpointer r);
+
+/* Show the temporary paths of the remote session @r (a SqlenvfsRemote *;
+ * NULL: stop) as the replica's keys in logged messages. */
+void cli_remote_keyify_logs(gconstpointer r);
+
 G_END_DECLS

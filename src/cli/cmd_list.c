@@ -11,6 +11,7 @@
 #include "commands.h"
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/json.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/retention.h"
 #include "sqlenvfs/store.h"
@@ -62,9 +63,6 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
   sqlenvfs_json_end_array(j);
 }
 
-/* A window whose base has no verdict for its file as it is now. */
-#define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
-
 /* "drills": the last restore drill of each production database (drill.h);
  * "passed" and "at" are null when it was never drilled. */
 static void
@@ -111,14 +109,20 @@ print_drills(SqlenvfsRoot *root)
   }
 }
 
+/* A window whose base has no verdict for its file as it is now. */
+#define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
+
+/* @remote: the session a remote list read (its URL is the "root", and
+ * paths are shown as its keys), or NULL. */
 static void
-print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
+print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsRemote *remote)
 {
   g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
   g_autofree char *text = NULL;
 
   sqlenvfs_json_begin_object(j);
-  sqlenvfs_json_member_string(j, "root", sqlenvfs_root_dir(root));
+  sqlenvfs_json_member_string(j, "root", remote ? sqlenvfs_remote_url(remote)
+                                                : sqlenvfs_root_dir(root));
   json_copies(j, "backups", report->backups);
   json_copies(j, "snapshots", report->snapshots);
   sqlenvfs_json_key(j, "windows");
@@ -138,9 +142,15 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
-  json_drills(j, root);
+  if (remote == NULL)
+    json_drills(j, root);
   sqlenvfs_json_end_object(j);
   text = sqlenvfs_json_finish(j);
+  if (remote != NULL) {
+    char *keyed = sqlenvfs_remote_keyify(remote, text);
+    g_free(text);
+    text = keyed;
+  }
   fputs(text, stdout);
 }
 
@@ -178,42 +188,9 @@ print_history(const SqlenvfsListReport *report)
   sqlenvfs_timebar_dbs_free(dbs);
 }
 
-int
-cmd_list(int argc, char **argv)
+static void
+print_windows(const SqlenvfsListReport *report)
 {
-  g_autoptr(SqlenvfsRoot) root = NULL;
-  g_autoptr(SqlenvfsListReport) report = NULL;
-  gboolean as_json = FALSE;
-  GError *error = NULL;
-  GOptionEntry entries[] = {
-    { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON (times in UTC ISO 8601)", NULL },
-    { NULL }
-  };
-
-  if (!cli_parse(&argc, &argv, "",
-                 "List backups and snapshots (name, time in local time with its offset, size\n"
-                 "of each database) and each database's recoverable point-in-time windows.\n"
-                 "On a terminal, also draw each database's history as a bar as wide as the\n"
-                 "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
-                 "outages (~), with the times at its ends and a legend. Piped, the plain\n"
-                 "list only.",
-                 entries))
-    return CLI_USAGE;
-  if (argc > 1)
-    return cli_usage("list", "unexpected argument '%s'", argv[1]);
-  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
-  if (root == NULL)
-    return CLI_FAILED;
-  report = sqlenvfs_store_list_report(root, &error);
-  if (report == NULL || !sqlenvfs_retention_list_windows(root, report, &error))
-    return cli_fail("list", error);
-
-  if (as_json) {
-    print_json(root, report);
-    return CLI_OK;
-  }
-  print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
-  print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
   printf("recoverable windows: %u\n", report->windows->len);
   for (guint i = 0; i < report->windows->len; i++) {
     const SqlenvfsListWindow *w = report->windows->pdata[i];
@@ -224,6 +201,69 @@ cmd_list(int argc, char **argv)
     if (w->base_unchecked)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
   }
+}
+
+int
+cmd_list(int argc, char **argv)
+{
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsListReport) report = NULL;
+  g_autoptr(SqlenvfsRemote) remote = NULL;
+  g_autofree char *url = NULL;
+  gboolean as_json = FALSE;
+  GError *error = NULL;
+  GOptionEntry entries[] = {
+    { "json", 0, 0, G_OPTION_ARG_NONE, &as_json, "Print JSON (times in UTC ISO 8601)", NULL },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &url,
+      "List the replica at URL (s3://bucket/prefix) instead of the root (its MANIFESTs and "
+      "archive are fetched; docs/REPLICA.md)", "URL" },
+    { NULL }
+  };
+
+  if (!cli_parse(&argc, &argv, "",
+                 "List backups and snapshots (name, time in local time with its offset, size\n"
+                 "of each database) and each database's recoverable point-in-time windows.\n"
+                 "On a terminal, also draw each database's history as a bar as wide as the\n"
+                 "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
+                 "outages (~), with the times at its ends and a legend. Piped, the plain\n"
+                 "list only. With --remote URL, the same for a replica on object storage.",
+                 entries))
+    return CLI_USAGE;
+  if (argc > 1)
+    return cli_usage("list", "unexpected argument '%s'", argv[1]);
+  if (url != NULL) {
+    SqlenvfsRoot *tmp;
+    remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    tmp = remote ? sqlenvfs_remote_fetch_all(remote, FALSE, &error) : NULL;
+    if (tmp == NULL)
+      return cli_fail("list", error);
+    report = sqlenvfs_store_list_report(tmp, &error);
+    if (report == NULL || !sqlenvfs_retention_list_windows(tmp, report, &error))
+      return cli_fail("list", error);
+    if (as_json) {
+      print_json(tmp, report, remote);
+      return CLI_OK;
+    }
+    printf("replica %s\n", url);
+    print_copies("backups", "daily/", report->backups);
+    print_copies("snapshots", "snapshots/", report->snapshots);
+    print_windows(report);
+    return CLI_OK;
+  }
+  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  if (root == NULL)
+    return CLI_FAILED;
+  report = sqlenvfs_store_list_report(root, &error);
+  if (report == NULL || !sqlenvfs_retention_list_windows(root, report, &error))
+    return cli_fail("list", error);
+
+  if (as_json) {
+    print_json(root, report, NULL);
+    return CLI_OK;
+  }
+  print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
+  print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
+  print_windows(report);
   print_drills(root);
   if (isatty(STDOUT_FILENO))
     print_history(report);

@@ -12,6 +12,10 @@
 #include <stdio.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/remote.h"
+#include "sqlenvfs/util.h"
+
+#include <string.h>
 
 int
 cmd_mount(int argc, char **argv)
@@ -20,6 +24,11 @@ cmd_mount(int argc, char **argv)
   g_auto(GStrv) options = NULL;
   g_autoptr(GError) error = NULL;
   const char *root, *mountpoint;
+  g_autofree char *url = NULL;
+  g_autofree char *cache_dir = NULL;
+  g_autoptr(SqlenvfsRemote) remote = NULL;
+  g_auto(GStrv) kept = NULL;
+  guint64 cache_max = G_GUINT64_CONSTANT(4) << 30;
   GOptionEntry entries[] = {
     { "foreground", 'f', 0, G_OPTION_ARG_NONE, &foreground,
       "Stay in the foreground, log to stderr", NULL },
@@ -31,6 +40,11 @@ cmd_mount(int argc, char **argv)
       "Mount options, comma-separated: allow_other, ro, noarchiver (another process "
       "archives this root), and what mount(8) passes",
       "OPTS" },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &url,
+      "Mount the replica at URL (s3://bucket/prefix) read-only instead of a root: "
+      "snapshots/, backups/ and pitr/ only, from a local cache (-o cache=DIR, default "
+      "$XDG_CACHE_HOME/sqlenvfs/<hash of URL>; -o cache-max-bytes=N, default 4 GiB)",
+      "URL" },
     { NULL }
   };
   SqlenvfsMountOptions opts = { 0 };
@@ -43,6 +57,55 @@ cmd_mount(int argc, char **argv)
                  entries))
     return CLI_USAGE;
 
+  if (url != NULL) {
+    /* mount --remote URL MOUNTPOINT: our -o keys are taken out. */
+    GPtrArray *rest = g_ptr_array_new();
+    for (gsize i = 0; options && options[i]; i++) {
+      g_auto(GStrv) parts = g_strsplit(options[i], ",", -1);
+      for (gsize j = 0; parts[j]; j++) {
+        if (g_str_has_prefix(parts[j], "cache=")) {
+          g_free(cache_dir);
+          cache_dir = g_strdup(parts[j] + 6);
+        } else if (g_str_has_prefix(parts[j], "cache-max-bytes=")) {
+          if (!g_ascii_string_to_unsigned(parts[j] + 16, 10, 0, G_MAXINT64, &cache_max, NULL))
+            return cli_usage("mount", "-o %s: give a number of bytes", parts[j]);
+        } else if (*parts[j]) {
+          g_ptr_array_add(rest, g_strdup(parts[j]));
+        }
+      }
+    }
+    g_ptr_array_add(rest, NULL);
+    kept = (char **)g_ptr_array_free(rest, FALSE);
+    if (argc != 2)
+      return cli_usage("mount", "--remote URL takes one MOUNTPOINT");
+    if (cache_dir == NULL) {
+      g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, url, -1);
+      hash[16] = '\0';
+      cache_dir = g_build_filename(g_get_user_cache_dir(), "sqlenvfs", hash, NULL);
+    }
+    remote = sqlenvfs_remote_open_cache(url, cli_remote_conf(), cache_dir, &error);
+    if (remote == NULL || sqlenvfs_remote_cache_sync(remote, &error) == NULL)
+      return cli_fail("mount", g_steal_pointer(&error));
+    {
+      /* The pitr/ files the mount rebuilds are bounded the same way. */
+      g_autofree char *conf = g_build_filename(cache_dir, "sqlenvfs.conf", NULL);
+      g_autofree char *text = g_strdup_printf("[cache]\nmax-bytes=%" G_GUINT64_FORMAT
+                                              "\nmin-free-bytes=0\n", cache_max);
+      if (!sqlenvfs_write_file_atomic(conf, text, strlen(text), 0600, &error))
+        return cli_fail("mount", g_steal_pointer(&error));
+    }
+    opts.root = cache_dir;
+    opts.mountpoint = argv[1];
+    opts.foreground = foreground;
+    opts.debug = debug;
+    opts.single_thread = single_thread;
+    opts.options = kept;
+    opts.remote = remote;
+    opts.remote_cache_max = cache_max;
+    if (!sqlenvfs_fs_mount(&opts, &error))
+      return cli_fail("mount", g_steal_pointer(&error));
+    return CLI_OK;
+  }
   if (argc == 3) {
     root = argv[1];
     mountpoint = argv[2];

@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "commands.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/util.h"
 
@@ -17,6 +18,7 @@ cmd_restore(int argc, char **argv)
   g_autoptr(SqlenvfsRoot) root = NULL;
   g_autoptr(SqlenvfsRestorePlan) plan = NULL;
   g_autofree char *target = NULL, *state = NULL, *base_time = NULL, *bytes = NULL;
+  g_autofree char *remote = NULL, *fetched = NULL;
   gboolean force = FALSE;
   SqlenvfsTime t;
   GError *error = NULL;
@@ -30,6 +32,9 @@ cmd_restore(int argc, char **argv)
       "PATH" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
       "Replace PATH if it exists and is a plain file nobody has open", NULL },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &remote,
+      "Restore from the replica at URL (s3://bucket/prefix) instead of the root: the "
+      "AWS_* environment variables are enough (docs/REPLICA.md)", "URL" },
     { NULL }
   };
 
@@ -41,7 +46,9 @@ cmd_restore(int argc, char **argv)
                  "of the root (data/prod/*.db, data/dev/*.db), a file with a -wal, -shm or -journal\n"
                  "beside it (or a -wal with content where PATH is not yet), or a file another\n"
                  "process has open, even with --force: to put a restored state into production,\n"
-                 "see docs/OPERATIONS.md. The file is no more readable than production.",
+                 "see docs/OPERATIONS.md. The file is no more readable than production.\n"
+                 "With --remote URL the base and archive come from a replica on object storage\n"
+                 "(only the objects T needs are fetched, into a temporary directory beside PATH).",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
@@ -58,15 +65,27 @@ cmd_restore(int argc, char **argv)
     return cli_fail("restore", error);
   }
 
-  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
-  if (root == NULL)
-    return CLI_FAILED;
-  plan = sqlenvfs_restore_plan(root, db, &t, &error);
-  if (plan == NULL)
-    return cli_fail("restore", error);
-  if (!sqlenvfs_restore_to_file(root, plan, output, force, cli_progress_cb,
-                                (gpointer) "restoring", &error))
-    return cli_fail("restore", error);
+  if (remote != NULL) {
+    g_autofree char *dir = g_path_get_dirname(output);
+    g_autoptr(SqlenvfsRemote) r = sqlenvfs_remote_open(remote, cli_remote_conf(), dir, &error);
+    cli_remote_keyify_logs(r);
+    if (r == NULL || !sqlenvfs_remote_restore(r, db, &t, output, force, &plan, &error)) {
+      cli_remote_keyify_logs(NULL);
+      return cli_fail("restore", error);
+    }
+    cli_remote_keyify_logs(NULL);
+    fetched = cli_remote_describe(r);
+  } else {
+    root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+    if (root == NULL)
+      return CLI_FAILED;
+    plan = sqlenvfs_restore_plan(root, db, &t, &error);
+    if (plan == NULL)
+      return cli_fail("restore", error);
+    if (!sqlenvfs_restore_to_file(root, plan, output, force, cli_progress_cb,
+                                  (gpointer) "restoring", &error))
+      return cli_fail("restore", error);
+  }
   cli_progress_done();
 
   target = sqlenvfs_time_format_iso(plan->target_us);
@@ -81,5 +100,7 @@ cmd_restore(int argc, char **argv)
          bytes);
   printf("  size     %" G_GUINT64_FORMAT " bytes (%u pages of %u)\n", plan->size, plan->n_pages,
          plan->page_size);
+  if (fetched != NULL)
+    printf("  fetched  %s\n", fetched);
   return CLI_OK;
 }

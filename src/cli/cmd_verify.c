@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/verifymemo.h"
@@ -55,6 +56,8 @@ cmd_verify(int argc, char **argv)
   const SqlenvfsVerifyReport *report;
   GError *error = NULL;
   guint n_bad;
+  g_autoptr(SqlenvfsRemote) remote = NULL;
+  g_autofree char *url = NULL;
 
   g_autofree char *db = NULL;
   GOptionEntry entries[] = {
@@ -64,6 +67,9 @@ cmd_verify(int argc, char **argv)
       "The restore drill: rebuild production's newest archived state from its base and the "
       "archive and compare it with production, page by page", NULL },
     { "db", 0, 0, G_OPTION_ARG_STRING, &db, "With --drill: only this database", "NAME" },
+    { "remote", 0, 0, G_OPTION_ARG_STRING, &url,
+      "Verify the replica at URL (s3://bucket/prefix): every copy and segment is fetched "
+      "into a temporary directory and checked as above (docs/REPLICA.md)", "URL" },
     { NULL }
   };
 
@@ -91,7 +97,13 @@ cmd_verify(int argc, char **argv)
                  "archive segment and record); a damaged base or record fails the drill,\n"
                  "naming it. Production is only read. The outcome is remembered in\n"
                  "ROOT/.sqlenvfs/drilled and shown by status, doctor and list. Run it daily\n"
-                 "(scripts/sqlenvfs-drill@.timer).",
+                 "(scripts/sqlenvfs-drill@.timer).\n"
+                 "\n"
+
+                 "With --remote URL, a replica on object storage is checked the same way: its\n"
+                 "FORMAT, every complete copy against its MANIFEST, and the archive (sealed\n"
+                 "segments, and the unsealed one assembled from its parts); problems name the\n"
+                 "object's s3:// key.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
@@ -100,6 +112,52 @@ cmd_verify(int argc, char **argv)
     return cli_usage("verify", "--db is for --drill only");
   if (args.drill && args.full)
     return cli_usage("verify", "--drill and --full do not go together (run them one after the other)");
+  if (url != NULL && args.drill)
+    return cli_usage("verify", "--drill checks a root's production; it does not go with --remote");
+  if (url != NULL) {
+    SqlenvfsRoot *tmp;
+    remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    tmp = remote ? sqlenvfs_remote_fetch_all(remote, TRUE, &error) : NULL;
+    if (tmp == NULL)
+      return cli_fail("verify", error);
+    args.full = TRUE;
+    if (!cli_run_op(tmp, SQLENVFS_OP_VERIFY, &args, &out, &error) &&
+        !(g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY) && out.report &&
+          sqlenvfs_verify_report_n_bad(out.report) > 0))
+      return cli_fail("verify", error);
+    g_clear_error(&error);
+    report = out.report;
+    printf("replica %s: FORMAT good\n", url);
+    for (guint i = 0; i < report->checks->len; i++) {
+      const SqlenvfsCheck *c = report->checks->pdata[i];
+      g_autofree char *why = c->ok ? NULL : sqlenvfs_remote_keyify(remote, c->reason);
+      g_autofree char *key = NULL;
+      /* The object checked, as a key of the replica. */
+      if (g_strcmp0(c->kind, "wal-archive") == 0 && c->db && c->name && !c->ok)
+        key = g_strdup_printf("%s/wal_archives/%s/%s", url, c->db, c->name);
+      else if (g_strcmp0(c->kind, "wal-archive") == 0 && c->db)
+        key = g_strdup_printf("%s/wal_archives/%s/", url, c->db);
+      else if (c->name && c->db)
+        key = g_strdup_printf("%s/%s/%s/%s.db", url,
+                              g_strcmp0(c->kind, "backup") == 0 ? "daily" : "snapshots",
+                              c->name, c->db);
+      printf("%-4s %-9s %s%s%s\n", c->ok ? "ok" : "BAD", c->kind,
+             key ? key : (c->name ? c->name : "-"), c->ok ? "" : ": ", c->ok ? "" : why);
+    }
+    {
+      g_autofree char *fetched = cli_remote_describe(remote);
+      printf("checked every object it needs: %s\n", fetched);
+    }
+    n_bad = sqlenvfs_verify_report_n_bad(report);
+    fflush(stdout);
+    if (n_bad > 0) {
+      fprintf(stderr, "sqlenvfs verify: %u of %u checks of %s failed (listed as BAD above)\n",
+              n_bad, report->checks->len, url);
+      return CLI_FAILED;
+    }
+    printf("all %u good\n", report->checks->len);
+    return CLI_OK;
+  }
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;

@@ -26,3 +26,9 @@ sqlenvfs_testhook_pitr_delay_ms(void)
 {
   return env_ms(SQLENVFS_TEST_PITR_DELAY_ENV);
 }
+
+guint
+sqlenvfs_testhook_remote_range_bytes(void)
+{
+  return env_ms(SQLENVFS_TEST_REMOTE_RANGE_ENV);
+}

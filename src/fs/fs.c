@@ -533,6 +533,11 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fi->direct_io = 1;
     break;
   default:
+    if (!fs_remote_prepare(fs, &node->where, &error)) {
+      file_free(fs, f);
+      reply_error(req, "open", node->path, error);
+      return;
+    }
     f->data = fs_serve_open(fs, &node->where, fi, &error);
     if (f->data == NULL) {
       file_free(fs, f);

@@ -112,6 +112,8 @@ typedef struct {
   GThread *archiver_thread;
   FsStatusCache *status; /* the shared status document (status.c) */
   SqlenvfsOps *ops;
+  gpointer remote;           /* mount --remote: its SqlenvfsRemote (remote.c), else NULL */
+  guint64 remote_cache_max;
 } Fs;
 
 /* mount.c ---------------------------------------------------------------- */
@@ -127,6 +129,17 @@ void fs_free(Fs *fs);
 extern const struct fuse_lowlevel_ops sqlenvfs_fs_ops;
 void fs_nodes_init(Fs *fs);
 void fs_nodes_clear(Fs *fs);
+
+/* remote.c --------------------------------------------------------------- */
+
+/* mount --remote: whether top-level entry @name is hidden (everything but
+ * snapshots, backups and pitr). */
+gboolean fs_remote_hides(const Fs *fs, const char *name);
+
+/* mount --remote: before a data file is opened, fetch what it reads into
+ * the cache (a copy's database file; for pitr/<T>/<db>.db, the base its
+ * plan starts from). TRUE at once for a local mount. */
+gboolean fs_remote_prepare(Fs *fs, const FsWhere *where, GError **error);
 
 /* tree.c ----------------------------------------------------------------- */
 

@@ -424,7 +424,9 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
    * reverse, through the ladder at the end (libfuse's examples do the same). */
   parse_options(opts, sqlenvfs_root_dir(root), &po);
   fs = fs_new(root, po.allow_other);
-  if (!po.no_archiver) {
+  fs->remote = opts->remote;
+  fs->remote_cache_max = opts->remote_cache_max;
+  if (!po.no_archiver && fs->remote == NULL) {
     fs->archiver = sqlenvfs_archiver_new(root, &local);
     if (fs->archiver == NULL) {
       g_set_error(error, SQLENVFS_ERROR, local->code,

@@ -14,6 +14,10 @@ typedef struct {
   gboolean debug;         /* -d: foreground, verbose log, libfuse request trace */
   gboolean single_thread; /* -s: one thread serves every request               */
   char **options;         /* -o values (each may hold several, comma-separated) */
+  gpointer remote;        /* mount --remote: the SqlenvfsRemote whose cache root is
+                             @root (src/fs/remote.c); no archiver, only
+                             snapshots/, backups/ and pitr/ shown         */
+  guint64 remote_cache_max; /* bytes of copies the cache keeps (LRU)       */
 } SqlenvfsMountOptions;
 
 /* Mount @opts->root on @opts->mountpoint and serve it until it is unmounted

@@ -312,8 +312,14 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   }
   if ((db = db_of_file(comps[2])) == NULL || (sdb = sqlenvfs_stored_copy_find(copy, db)) == NULL)
     return not_found(error, path, "no such database in this copy");
-  if (stat(sdb->path, &st) != 0)
-    return sqlenvfs_error_errno(error, errno, "stat", sdb->path);
+  if (stat(sdb->path, &st) != 0) {
+    if (fs->remote == NULL)
+      return sqlenvfs_error_errno(error, errno, "stat", sdb->path);
+    /* mount --remote, not fetched yet: the MANIFEST gives its size. */
+    memset(&st, 0, sizeof st);
+    st.st_mode = S_IFREG | 0400;
+    st.st_size = (off_t)sdb->size;
+  }
   w->kind = FS_COPY_DB;
   w->entry = g_strdup(copy->name);
   w->db = g_steal_pointer(&db);
@@ -397,6 +403,8 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
   }
   comps = g_strsplit(path, "/", -1);
   n = g_strv_length(comps);
+  if (fs_remote_hides(fs, comps[0]))
+    return not_found(error, path, "a mount of a replica shows snapshots, backups and pitr only");
 
   if (strcmp(comps[0], "prod") == 0 || strcmp(comps[0], "dev") == 0) {
     ok = resolve_env(fs, path, comps, n, &w, attr, error);
@@ -485,7 +493,8 @@ fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
   case FS_ROOT:
     names = g_ptr_array_new_with_free_func(g_free);
     for (gsize i = 0; i < G_N_ELEMENTS(top_names); i++)
-      g_ptr_array_add(names, g_strdup(top_names[i]));
+      if (!fs_remote_hides(fs, top_names[i]))
+        g_ptr_array_add(names, g_strdup(top_names[i]));
     return names;
   case FS_ENV_DIR:
     if (where->env == FS_ENV_PROD) {

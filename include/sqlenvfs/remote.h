@@ -1,0 +1,119 @@
+/*
+ * remote.h — reading a replica (docs/REPLICA.md) from any machine, with
+ * only its URL and credentials: restore, list and verify run the local
+ * engine (restore.h, store.h, archive.h) on a private temporary directory
+ * laid out like a root's backups/prod, filled with the objects they need.
+ *
+ * One remote session:
+ *   open      loads the settings (replica_conf.h: the environment is
+ *             enough), LISTs the prefix once, and checks FORMAT;
+ *   fetch     downloads objects with ranged GETs on several connections
+ *             (one S3 client per thread) into the temporary directory
+ *             "<parent>/.tmp-remote-<pid>" (mode 0700), which free removes;
+ *   restore   plans from the listing and the small objects (MANIFESTs,
+ *             the .idx of segments, alive), fetches only the base and the
+ *             segments between it and T, then restores with the local
+ *             engine; a time the plan cannot place is answered by the local
+ *             engine on the whole archive, so its message is a local one.
+ *
+ * Every object is checked as it arrives: its size against the listing, and
+ * its MD5 against a single-part ETag; then every check of the local engine
+ * applies (MANIFEST checksums, base crc32, record checksums, seals). An
+ * unsealed segment is assembled from its parts, contiguous from offset 0,
+ * stopping at the first hole.
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/timefmt.h"
+
+G_BEGIN_DECLS
+
+/* The content of the FORMAT object a reader accepts. */
+#define SQLENVFS_REPLICA_FORMAT "sqlenvfs-replica 1\n"
+
+typedef struct _SqlenvfsRemote SqlenvfsRemote;
+
+/* What a session did, for messages, tests and benchmarks. */
+typedef struct {
+  guint n_lists;        /* LIST requests (pages)                          */
+  guint n_gets;         /* GET requests (ranges count one each)           */
+  guint n_objects;      /* objects fetched                                */
+  guint64 bytes;        /* bytes fetched                                  */
+} SqlenvfsRemoteStats;
+
+/* Open the replica at @url (s3://bucket/prefix). @conf_file: a
+ * sqlenvfs.conf to read [replica] from, or NULL (the environment only).
+ * @tmp_parent: where the temporary directory goes (NULL: $TMPDIR); the
+ * leftovers of sessions whose process is gone are removed from it first.
+ * LISTs the prefix once and reads FORMAT. NULL and *error: wrong
+ * credentials (PERMISSION), no such bucket (NOT_FOUND), an empty prefix or
+ * a missing or unknown FORMAT (INVALID), each naming the URL and what to
+ * do. */
+SqlenvfsRemote *sqlenvfs_remote_open(const char *url, const char *conf_file,
+                                     const char *tmp_parent, GError **error);
+void sqlenvfs_remote_free(SqlenvfsRemote *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRemote, sqlenvfs_remote_free)
+
+/* The URL as given. */
+const char *sqlenvfs_remote_url(const SqlenvfsRemote *r);
+
+/* The databases the replica has an archive or a complete copy of, sorted. */
+GPtrArray *sqlenvfs_remote_dbs(const SqlenvfsRemote *r);
+
+/* @name, or when NULL the replica's only database (or "app" when it has
+ * several and one is called so). Newly allocated; NULL and NOT_FOUND
+ * naming the databases there are. */
+char *sqlenvfs_remote_resolve_db(const SqlenvfsRemote *r, const char *name, GError **error);
+
+/* Fetch everything a whole-root command needs: every complete MANIFEST, the
+ * whole archive of every database (segments, assembled parts, indexes,
+ * alive, PRUNED), and with @with_bases every copy's database files too. The
+ * temporary root is returned (owned by @r). NULL and *error naming the key
+ * that failed. */
+SqlenvfsRoot *sqlenvfs_remote_fetch_all(SqlenvfsRemote *r, gboolean with_bases,
+                                        GError **error);
+
+/* Restore database @db (NULL: sqlenvfs_remote_resolve_db) as of @t to
+ * @output, as sqlenvfs_restore_to_file does on a local root. *@plan_out
+ * gets the plan used. FALSE and *error: the local engine's errors (GAP with
+ * the same message as a local restore), or one naming the key that could
+ * not be fetched or did not check. */
+gboolean sqlenvfs_remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
+                                 const char *output, gboolean overwrite,
+                                 SqlenvfsRestorePlan **plan_out, GError **error);
+
+/* @text with the temporary directory's paths replaced by the replica's
+ * keys ("s3://bucket/prefix/wal_archives/app/...seg"), for messages.
+ * Newly allocated. */
+char *sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text);
+
+/* mount --remote: a session whose root is the persistent cache directory
+ * @cache_dir (a root's layout, 0700) instead of a temporary one; objects
+ * already there whole are not fetched again (alive and PRUNED always are).
+ * Nothing is removed on free. */
+SqlenvfsRemote *sqlenvfs_remote_open_cache(const char *url, const char *conf_file,
+                                           const char *cache_dir, GError **error);
+
+/* Bring the cache up to the listing: remove what the replica no longer
+ * has, fetch every MANIFEST and the archive (not the copies' database
+ * files). Returns the cache root (owned by @r). */
+SqlenvfsRoot *sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error);
+
+/* The path of copy @name's database @db in the cache, fetched first when
+ * it is not there; then the least recently used copies' files are evicted
+ * until they take at most @max_bytes (this one is kept). Thread-safe.
+ * NULL and *error naming the key. */
+char *sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                                    const char *db, guint64 max_bytes, GError **error);
+
+void sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *stats);
+
+/* Parallel downloads: the number of connections (default 4, at most 16)
+ * and the size of one ranged GET (default 8 MiB). */
+void sqlenvfs_remote_set_parallel(SqlenvfsRemote *r, guint connections, gsize range_bytes);
+
+G_END_DECLS

@@ -1,0 +1,1672 @@
+/*
+ * remote.c — reading a replica from another machine (remote.h).
+ *
+ * The temporary directory "<parent>/.tmp-remote-<pid>" (0700) holds two
+ * roots: plan/, where the small objects land (every complete MANIFEST, the
+ * .idx of the sealed segments, alive, PRUNED), and root/, which the local
+ * engine reads: it gets hard links of the small objects it needs and the
+ * large ones (bases, segments) fetched straight into place.
+ *
+ * Planning a restore (docs/REPLICA.md, "Reading a replica from another
+ * machine"): the base is the newest complete copy whose WAL position maps,
+ * through the indexes, to a state at or before T; the segments are those
+ * from the one holding that state up to the first one holding a record
+ * after T (or the unsealed tail when none does), so that every record that
+ * decides T's state, gap or outage is there. When the indexes show a gap or
+ * an outage reaching across T from beyond those segments, or no base fits,
+ * or the local engine refuses T on the subset, the whole archive is fetched
+ * and the local engine answers, with a local restore's message. A base the
+ * engine finds bad is left out and the plan made again.
+ */
+#include "sqlenvfs/remote.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/s3.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/testhooks.h"
+#include "sqlenvfs/util.h"
+
+#define IDX_HEADER_SIZE 32
+#define IDX_ENTRY_SIZE 112
+
+typedef struct {
+  guint64 a, b;
+  SqlenvfsS3Object *obj;
+} Part;
+
+typedef struct {
+  guint64 number;
+  SqlenvfsS3Object *seg, *idx, *sum;
+  GArray *parts;     /* Part, sorted by a */
+  /* From the index (when it was fetched and is good). */
+  gboolean have_idx;
+  GArray *entries;   /* SqlenvfsArchiveEntry */
+} Seg;
+
+typedef struct {
+  char *name;
+  GPtrArray *segs;   /* Seg *, by number */
+  SqlenvfsS3Object *alive, *pruned;
+} Db;
+
+typedef struct {
+  SqlenvfsCopyKind kind;
+  char *name;
+  SqlenvfsS3Object *manifest;
+  GPtrArray *files;  /* SqlenvfsS3Object * of its <db>.db */
+} Copy;
+
+struct _SqlenvfsRemote {
+  SqlenvfsReplicaConf *conf;
+  SqlenvfsS3 *s3;
+  GPtrArray *objects;  /* the listing */
+  GHashTable *dbs;     /* name -> Db * */
+  GPtrArray *copies;   /* Copy * */
+  char *tmp, *plan_dir, *root_dir;
+  SqlenvfsRoot *plan_root, *root;
+  GHashTable *fetched; /* keys fetched (into plan/ or root/) */
+  gboolean planned_small;
+  gboolean cache_mode; /* root/ is a persistent cache (mount --remote) */
+  GMutex cache_lock;
+  guint conns;
+  gsize range_bytes;
+  SqlenvfsRemoteStats stats;
+  guint64 requests_done; /* of the clients freed, and the main one */
+};
+
+static void
+seg_free(gpointer p)
+{
+  Seg *s = p;
+  if (s->parts)
+    g_array_unref(s->parts);
+  if (s->entries)
+    g_array_unref(s->entries);
+  g_free(s);
+}
+
+static void
+db_free(gpointer p)
+{
+  Db *d = p;
+  g_free(d->name);
+  g_ptr_array_unref(d->segs);
+  g_free(d);
+}
+
+static void
+copy_free(gpointer p)
+{
+  Copy *c = p;
+  g_free(c->name);
+  g_ptr_array_unref(c->files);
+  g_free(c);
+}
+
+void
+sqlenvfs_remote_free(SqlenvfsRemote *r)
+{
+  if (r == NULL)
+    return;
+  g_clear_pointer(&r->root, sqlenvfs_root_free);
+  g_clear_pointer(&r->plan_root, sqlenvfs_root_free);
+  if (r->tmp != NULL) {
+    g_autoptr(GError) err = NULL;
+    if (!sqlenvfs_rm_rf(r->tmp, &err))
+      g_warning("remove %s: %s", r->tmp, err->message);
+  }
+  g_free(r->tmp);
+  g_free(r->plan_dir);
+  g_free(r->root_dir);
+  if (r->fetched)
+    g_hash_table_unref(r->fetched);
+  if (r->copies)
+    g_ptr_array_unref(r->copies);
+  if (r->dbs)
+    g_hash_table_unref(r->dbs);
+  if (r->objects)
+    g_ptr_array_unref(r->objects);
+  g_clear_pointer(&r->s3, sqlenvfs_s3_free);
+  g_clear_pointer(&r->conf, sqlenvfs_replica_conf_free);
+  if (r->dbs != NULL)
+    g_mutex_clear(&r->cache_lock);
+  g_free(r);
+}
+
+const char *
+sqlenvfs_remote_url(const SqlenvfsRemote *r)
+{
+  return r->conf->url;
+}
+
+void
+sqlenvfs_remote_set_parallel(SqlenvfsRemote *r, guint connections, gsize range_bytes)
+{
+  r->conns = CLAMP(connections, 1, 16);
+  r->range_bytes = MAX(range_bytes, 64 * 1024);
+}
+
+void
+sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *stats)
+{
+  *stats = r->stats;
+}
+
+char *
+sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
+{
+  g_autofree char *url = g_str_has_suffix(r->conf->url, "/") ? g_strdup(r->conf->url)
+                                                              : g_strconcat(r->conf->url, "/", NULL);
+  GString *s = g_string_new(text ? text : "");
+  const char *dirs[] = { r->root_dir, r->plan_dir };
+  for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
+    g_autofree char *prod = dirs[i] ? g_build_filename(dirs[i], "backups", "prod", NULL) : NULL;
+    g_autofree char *from = prod ? g_strconcat(prod, "/", NULL) : NULL;
+    if (from != NULL)
+      g_string_replace(s, from, url, 0);
+  }
+  return g_string_free(s, FALSE);
+}
+
+/* The error @e with its paths as keys (keyify). */
+static void
+keyify_error(const SqlenvfsRemote *r, GError *e)
+{
+  if (e != NULL) {
+    char *m = sqlenvfs_remote_keyify(r, e->message);
+    g_free(e->message);
+    e->message = m;
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* The listing                                                          */
+
+static gboolean
+is_digits(const char *s, gsize n)
+{
+  if (strlen(s) != n)
+    return FALSE;
+  for (gsize i = 0; i < n; i++)
+    if (!g_ascii_isdigit(s[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* A path component that is safe to create locally. */
+static gboolean
+safe_component(const char *s)
+{
+  return s[0] != '\0' && s[0] != '.' && strchr(s, '/') == NULL;
+}
+
+static Db *
+db_get(SqlenvfsRemote *r, const char *name)
+{
+  Db *d = g_hash_table_lookup(r->dbs, name);
+  if (d == NULL) {
+    d = g_new0(Db, 1);
+    d->name = g_strdup(name);
+    d->segs = g_ptr_array_new_with_free_func(seg_free);
+    g_hash_table_insert(r->dbs, d->name, d);
+  }
+  return d;
+}
+
+static Seg *
+seg_get(Db *d, guint64 number)
+{
+  for (guint i = 0; i < d->segs->len; i++) {
+    Seg *s = d->segs->pdata[i];
+    if (s->number == number)
+      return s;
+  }
+  Seg *s = g_new0(Seg, 1);
+  s->number = number;
+  s->parts = g_array_new(FALSE, FALSE, sizeof(Part));
+  g_ptr_array_add(d->segs, s);
+  return s;
+}
+
+static gint
+cmp_seg(gconstpointer pa, gconstpointer pb)
+{
+  const Seg *a = *(Seg *const *)pa, *b = *(Seg *const *)pb;
+  return a->number < b->number ? -1 : a->number > b->number;
+}
+
+static gint
+cmp_part(gconstpointer pa, gconstpointer pb)
+{
+  const Part *a = pa, *b = pb;
+  return a->a < b->a ? -1 : a->a > b->a;
+}
+
+static void
+classify_wal(SqlenvfsRemote *r, SqlenvfsS3Object *o, char **parts)
+{
+  /* parts: "wal_archives", db, file */
+  const char *db = parts[1], *f = parts[2];
+  char num[17];
+  Db *d;
+
+  if (!sqlenvfs_db_name_is_valid(db))
+    return;
+  d = db_get(r, db);
+  if (g_str_equal(f, "alive")) {
+    d->alive = o;
+    return;
+  }
+  if (g_str_equal(f, "PRUNED")) {
+    d->pruned = o;
+    return;
+  }
+  if (strlen(f) < 20)
+    return;
+  memcpy(num, f, 16);
+  num[16] = '\0';
+  if (!is_digits(num, 16))
+    return;
+  {
+    guint64 n = g_ascii_strtoull(num, NULL, 10);
+    const char *ext = f + 16;
+    if (g_str_equal(ext, ".seg"))
+      seg_get(d, n)->seg = o;
+    else if (g_str_equal(ext, ".idx"))
+      seg_get(d, n)->idx = o;
+    else if (g_str_equal(ext, ".sum"))
+      seg_get(d, n)->sum = o;
+    else if (g_str_has_prefix(ext, ".seg.part-") && strlen(ext) == 10 + 16 + 1 + 16) {
+      char a[17], b[17];
+      Part p;
+      memcpy(a, ext + 10, 16);
+      a[16] = '\0';
+      memcpy(b, ext + 27, 16);
+      b[16] = '\0';
+      if (ext[26] != '-' || !is_digits(a, 16) || !is_digits(b, 16))
+        return;
+      p.a = g_ascii_strtoull(a, NULL, 10);
+      p.b = g_ascii_strtoull(b, NULL, 10);
+      p.obj = o;
+      if (p.b <= p.a)
+        return;
+      g_array_append_val(seg_get(d, n)->parts, p);
+    }
+  }
+}
+
+static void
+classify(SqlenvfsRemote *r)
+{
+  g_autoptr(GHashTable) copies = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+
+  for (guint i = 0; i < r->objects->len; i++) {
+    SqlenvfsS3Object *o = r->objects->pdata[i];
+    g_auto(GStrv) parts = g_strsplit(o->key, "/", -1);
+    guint n = g_strv_length(parts);
+    gboolean ok = TRUE;
+    for (guint k = 0; k < n; k++)
+      ok = ok && safe_component(parts[k]);
+    if (!ok)
+      continue;
+    if (n == 3 && g_str_equal(parts[0], "wal_archives")) {
+      classify_wal(r, o, parts);
+    } else if (n == 3 && (g_str_equal(parts[0], "daily") || g_str_equal(parts[0], "snapshots"))) {
+      SqlenvfsCopyKind kind = parts[0][0] == 'd' ? SQLENVFS_KIND_BACKUP : SQLENVFS_KIND_SNAPSHOT;
+      g_autofree char *id = g_strdup_printf("%s/%s", parts[0], parts[1]);
+      gint64 when;
+      Copy *c;
+      if (!sqlenvfs_time_parse_name(parts[1], &when))
+        continue;
+      c = g_hash_table_lookup(copies, id);
+      if (c == NULL) {
+        c = g_new0(Copy, 1);
+        c->kind = kind;
+        c->name = g_strdup(parts[1]);
+        c->files = g_ptr_array_new();
+        g_ptr_array_add(r->copies, c);
+        g_hash_table_insert(copies, g_steal_pointer(&id), c);
+      }
+      if (g_str_equal(parts[2], "MANIFEST"))
+        c->manifest = o;
+      else if (g_str_has_suffix(parts[2], ".db"))
+        g_ptr_array_add(c->files, o);
+    }
+  }
+  /* A copy without its MANIFEST is incomplete (uploaded last): ignored. */
+  for (guint i = r->copies->len; i > 0; i--) {
+    Copy *c = r->copies->pdata[i - 1];
+    if (c->manifest == NULL)
+      g_ptr_array_remove_index(r->copies, i - 1);
+  }
+  {
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, r->dbs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+      Db *d = v;
+      g_ptr_array_sort(d->segs, cmp_seg);
+      for (guint i = 0; i < d->segs->len; i++)
+        g_array_sort(((Seg *)d->segs->pdata[i])->parts, cmp_part);
+    }
+  }
+}
+
+static gboolean
+make_dirs(const char *base, GError **error)
+{
+  static const char *const sub[] = { "data/prod", "backups/prod/daily", "backups/prod/snapshots",
+                                     "backups/prod/wal_archives", ".sqlenvfs", ".cache" };
+  for (guint i = 0; i < G_N_ELEMENTS(sub); i++) {
+    g_autofree char *p = g_build_filename(base, sub[i], NULL);
+    if (!sqlenvfs_mkdir_p(p, 0700, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static SqlenvfsRemote *remote_open(const char *url, const char *conf_file,
+                                   const char *tmp_parent, const char *cache_dir,
+                                   GError **error);
+
+SqlenvfsRemote *
+sqlenvfs_remote_open(const char *url, const char *conf_file, const char *tmp_parent,
+                     GError **error)
+{
+  return remote_open(url, conf_file, tmp_parent, NULL, error);
+}
+
+SqlenvfsRemote *
+sqlenvfs_remote_open_cache(const char *url, const char *conf_file, const char *cache_dir,
+                           GError **error)
+{
+  return remote_open(url, conf_file, NULL, cache_dir, error);
+}
+
+static SqlenvfsRemote *
+remote_open(const char *url, const char *conf_file, const char *tmp_parent,
+            const char *cache_dir, GError **error)
+{
+  g_autoptr(SqlenvfsRemote) r = g_new0(SqlenvfsRemote, 1);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GBytes) format = NULL;
+  g_autofree char *parent = NULL;
+  g_autofree char *name = NULL;
+  guint pages = 0;
+  gsize len = 0;
+  const char *data;
+  gboolean have_format = FALSE;
+
+  r->conns = 4;
+  r->range_bytes = 8 * 1024 * 1024;
+  if (sqlenvfs_testhook_remote_range_bytes() > 0)
+    r->range_bytes = MAX(sqlenvfs_testhook_remote_range_bytes(), 65536);
+  r->conf = sqlenvfs_replica_conf_load(conf_file, url, error);
+  if (r->conf == NULL)
+    return NULL;
+  r->s3 = sqlenvfs_s3_new(r->conf, error);
+  if (r->s3 == NULL)
+    return NULL;
+  r->objects = sqlenvfs_s3_list(r->s3, "", 0, &pages, &local);
+  r->stats.n_lists += pages;
+  if (r->objects == NULL) {
+    /* The client's message says what to check for 403, 404 and network
+     * failures. */
+    g_set_error(error, SQLENVFS_ERROR, local->code, "read replica %s: %s", r->conf->url,
+                local->message);
+    return NULL;
+  }
+  r->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, db_free);
+  r->copies = g_ptr_array_new_with_free_func(copy_free);
+  r->fetched = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  for (guint i = 0; i < r->objects->len; i++)
+    if (g_str_equal(((SqlenvfsS3Object *)r->objects->pdata[i])->key, "FORMAT"))
+      have_format = TRUE;
+  if (!have_format) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read replica %s: it has no FORMAT object, so it is not a sqlenvfs replica "
+                "(%u objects under it; check the URL and its prefix)",
+                r->conf->url, r->objects->len);
+    return NULL;
+  }
+  format = sqlenvfs_s3_get(r->s3, "FORMAT", 0, -1, NULL, error);
+  if (format == NULL)
+    return NULL;
+  r->stats.n_gets++;
+  data = g_bytes_get_data(format, &len);
+  if (len != strlen(SQLENVFS_REPLICA_FORMAT) ||
+      memcmp(data, SQLENVFS_REPLICA_FORMAT, len) != 0) {
+    g_autofree char *shown = g_strescape(len > 64 ? "(more than 64 bytes)" :
+                                         g_strndup(data ? data : "", len), NULL);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read replica %s: its FORMAT says \"%s\", not \"sqlenvfs-replica 1\\n\": it was "
+                "written by another program or version (use a sqlenvfs that reads it, or check "
+                "the URL)",
+                r->conf->url, shown);
+    return NULL;
+  }
+  classify(r);
+
+  g_mutex_init(&r->cache_lock);
+  if (cache_dir != NULL) {
+    r->cache_mode = TRUE;
+    r->root_dir = g_strdup(cache_dir);
+    r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
+    if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
+        !make_dirs(r->root_dir, error))
+      return NULL;
+    r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+    if (r->plan_root == NULL)
+      return NULL;
+    r->root = sqlenvfs_root_open(r->root_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+    return r->root ? g_steal_pointer(&r) : NULL;
+  }
+  parent = g_strdup(tmp_parent ? tmp_parent : g_get_tmp_dir());
+  if (sqlenvfs_tmp_leftovers(parent, ".tmp-remote", TRUE, TRUE, NULL, &local) < 0) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return NULL;
+  }
+  name = g_strdup_printf(".tmp-remote-%d", (int)getpid());
+  r->tmp = g_build_filename(parent, name, NULL);
+  if (g_file_test(r->tmp, G_FILE_TEST_EXISTS) && !sqlenvfs_rm_rf(r->tmp, error)) {
+    g_clear_pointer(&r->tmp, g_free);
+    return NULL;
+  }
+  if (mkdir(r->tmp, 0700) != 0) {
+    int e = errno;
+    g_clear_pointer(&r->tmp, g_free);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "create %s/%s: %s (choose a writable place for the output)", parent, name,
+                g_strerror(e));
+    return NULL;
+  }
+  r->plan_dir = g_build_filename(r->tmp, "plan", NULL);
+  r->root_dir = g_build_filename(r->tmp, "root", NULL);
+  if (!make_dirs(r->plan_dir, error) || !make_dirs(r->root_dir, error))
+    return NULL;
+  r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+  if (r->plan_root == NULL)
+    return NULL;
+  r->root = sqlenvfs_root_open(r->root_dir, SQLENVFS_ROOT_MUST_EXIST, error);
+  if (r->root == NULL)
+    return NULL;
+  return g_steal_pointer(&r);
+}
+
+static gint
+cmp_str_ptr(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+GPtrArray *
+sqlenvfs_remote_dbs(const SqlenvfsRemote *r)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  GHashTableIter it;
+  gpointer k;
+  g_autoptr(GHashTable) seen = g_hash_table_new(g_str_hash, g_str_equal);
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, &k, NULL))
+    if (g_hash_table_add(seen, k))
+      g_ptr_array_add(out, g_strdup(k));
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++) {
+      const char *key = ((SqlenvfsS3Object *)c->files->pdata[j])->key;
+      g_autofree char *base = g_path_get_basename(key);
+      base[strlen(base) - 3] = '\0';
+      if (sqlenvfs_db_name_is_valid(base) && !g_hash_table_contains(seen, base)) {
+        g_ptr_array_add(out, g_strdup(base));
+        g_hash_table_add(seen, out->pdata[out->len - 1]);
+      }
+    }
+  }
+  g_ptr_array_sort(out, cmp_str_ptr);
+  return out;
+}
+
+char *
+sqlenvfs_remote_resolve_db(const SqlenvfsRemote *r, const char *name, GError **error)
+{
+  g_autoptr(GPtrArray) dbs = sqlenvfs_remote_dbs(r);
+  g_autofree char *all = NULL;
+
+  if (name != NULL) {
+    if (!sqlenvfs_db_name_is_valid(name)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "'%s' is not a supported database name: %s", name,
+                  sqlenvfs_db_name_problem(name));
+      return NULL;
+    }
+    for (guint i = 0; i < dbs->len; i++)
+      if (g_str_equal(dbs->pdata[i], name))
+        return g_strdup(name);
+    g_ptr_array_add(dbs, NULL);
+    all = g_strjoinv(", ", (char **)dbs->pdata);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "replica %s has no archive or copy of database %s (%s%s; check --db)",
+                r->conf->url, name, dbs->len > 1 ? "it holds: " : "it holds none",
+                dbs->len > 1 ? all : "");
+    return NULL;
+  }
+  if (dbs->len == 1)
+    return g_strdup(dbs->pdata[0]);
+  for (guint i = 0; i < dbs->len; i++)
+    if (g_str_equal(dbs->pdata[i], "app"))
+      return g_strdup("app");
+  g_ptr_array_add(dbs, NULL);
+  all = g_strjoinv(", ", (char **)dbs->pdata);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+              "replica %s: %s; name one with --db", r->conf->url,
+              dbs->len <= 1 ? "it holds no database" : all);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Fetching                                                             */
+
+typedef struct {
+  const SqlenvfsS3Object *obj;
+  char *path;        /* destination file */
+  guint64 dst_off;   /* where the object's bytes go in it */
+} Item;
+
+typedef struct {
+  guint item;
+  gint64 off, len;   /* len < 0: the whole object in one GET */
+  int fd;
+} Range;
+
+typedef struct {
+  SqlenvfsRemote *r;
+  GPtrArray *items;  /* Item * */
+  GArray *ranges;    /* Range */
+  gint next;         /* atomic */
+  gint failed;       /* atomic */
+  GMutex lock;
+  GError *error;
+  guint64 bytes, gets, requests;
+} Batch;
+
+static void
+item_free(gpointer p)
+{
+  Item *it = p;
+  g_free(it->path);
+  g_free(it);
+}
+
+static void
+batch_fail(Batch *b, GError *err)
+{
+  g_mutex_lock(&b->lock);
+  if (b->error == NULL)
+    b->error = err;
+  else
+    g_error_free(err);
+  g_mutex_unlock(&b->lock);
+  g_atomic_int_set(&b->failed, 1);
+}
+
+static gpointer
+batch_worker(gpointer user)
+{
+  Batch *b = user;
+  g_autoptr(SqlenvfsS3) s3 = NULL;
+  GError *err = NULL;
+  SqlenvfsS3Stats st;
+
+  s3 = sqlenvfs_s3_new(b->r->conf, &err);
+  if (s3 == NULL) {
+    batch_fail(b, err);
+    return NULL;
+  }
+  for (;;) {
+    gint i = g_atomic_int_add(&b->next, 1);
+    const Range *rg;
+    const Item *it;
+    g_autoptr(GBytes) data = NULL;
+    g_autofree char *where = NULL;
+    gsize got = 0;
+    const guint8 *p;
+    gint64 want;
+
+    if (i >= (gint)b->ranges->len || g_atomic_int_get(&b->failed))
+      break;
+    rg = &g_array_index(b->ranges, Range, i);
+    it = b->items->pdata[rg->item];
+    want = rg->len < 0 ? it->obj->size : rg->len;
+    data = sqlenvfs_s3_get(s3, it->obj->key, rg->len < 0 ? 0 : rg->off, rg->len, NULL, &err);
+    g_mutex_lock(&b->lock);
+    b->gets++;
+    g_mutex_unlock(&b->lock);
+    if (data == NULL) {
+      GError *e2 = NULL;
+      where = sqlenvfs_s3_describe(s3, it->obj->key);
+      g_set_error(&e2, SQLENVFS_ERROR, err->code,
+                  "%s (the replica is damaged or changed while it was read: retry, and run "
+                  "`sqlenvfs verify --remote` if it persists)",
+                  err->message);
+      g_clear_error(&err);
+      batch_fail(b, e2);
+      break;
+    }
+    p = g_bytes_get_data(data, &got);
+    if ((gint64)got != want) {
+      where = sqlenvfs_s3_describe(s3, it->obj->key);
+      batch_fail(b, g_error_new(SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                                "get %s: %" G_GSIZE_FORMAT " bytes at offset %" G_GINT64_FORMAT
+                                " where its listing gives %" G_GINT64_FORMAT " (the object is "
+                                "truncated or was replaced while it was read: retry; if it "
+                                "persists the replica is damaged, run `sqlenvfs verify "
+                                "--remote`)",
+                                where, got, rg->len < 0 ? (gint64)0 : rg->off, want));
+      break;
+    }
+    {
+      gsize done = 0;
+      guint64 at = it->dst_off + (guint64)(rg->len < 0 ? 0 : rg->off);
+      while (done < got) {
+        ssize_t w = pwrite(rg->fd, p + done, got - done, (off_t)(at + done));
+        if (w < 0 && errno == EINTR)
+          continue;
+        if (w <= 0) {
+          int e = errno;
+          batch_fail(b, g_error_new(SQLENVFS_ERROR,
+                                    e == ENOSPC ? SQLENVFS_ERROR_NOSPACE : SQLENVFS_ERROR_IO,
+                                    "write %s: %s (free space there, or write the output "
+                                    "elsewhere)",
+                                    it->path, g_strerror(w < 0 ? e : EIO)));
+          goto out;
+        }
+        done += (gsize)w;
+      }
+    }
+    g_mutex_lock(&b->lock);
+    b->bytes += got;
+    g_mutex_unlock(&b->lock);
+  }
+out:
+  sqlenvfs_s3_get_stats(s3, &st);
+  g_mutex_lock(&b->lock);
+  b->requests += st.n_requests;
+  g_mutex_unlock(&b->lock);
+  return NULL;
+}
+
+/* The MD5 of @len bytes of @fd at @off, as hex. */
+static char *
+file_md5(int fd, guint64 off, guint64 len, GError **error, const char *path)
+{
+  g_autoptr(GChecksum) ck = g_checksum_new(G_CHECKSUM_MD5);
+  g_autofree guint8 *buf = g_malloc(1 << 20);
+  guint64 done = 0;
+  while (done < len) {
+    ssize_t n = pread(fd, buf, (size_t)MIN(len - done, (guint64)(1 << 20)), (off_t)(off + done));
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "read %s: %s", path,
+                  n < 0 ? g_strerror(errno) : "unexpected end of file");
+      return NULL;
+    }
+    g_checksum_update(ck, buf, (gsize)n);
+    done += (guint64)n;
+  }
+  return g_strdup(g_checksum_get_string(ck));
+}
+
+static gboolean
+etag_is_md5(const char *etag)
+{
+  if (etag == NULL || strlen(etag) != 32)
+    return FALSE;
+  for (int i = 0; i < 32; i++)
+    if (!g_ascii_isxdigit(etag[i]))
+      return FALSE;
+  return TRUE;
+}
+
+/* The temporary a fetch writes @path's bytes to: ".tmp-fetch-<name>-<pid>"
+ * beside it, renamed into place once everything arrived and checked. */
+static char *
+tmp_of(const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *name = g_strdup_printf(".tmp-fetch-%s-%d", base, (int)getpid());
+  return g_build_filename(dir, name, NULL);
+}
+
+/* Objects that are overwritten in the replica: never taken from the cache. */
+static gboolean
+is_mutable(const char *key)
+{
+  return g_str_has_suffix(key, "/alive") || g_str_has_suffix(key, "/PRUNED");
+}
+
+/* A cache holds @path whole: a regular file of the size the items for it
+ * make (they were renamed into place only once complete and checked). */
+static gboolean
+cached(GPtrArray *items, const char *path)
+{
+  struct stat st;
+  guint64 want = 0;
+  for (guint i = 0; i < items->len; i++) {
+    const Item *it = items->pdata[i];
+    if (g_str_equal(it->path, path))
+      want = MAX(want, it->dst_off + (guint64)it->obj->size);
+  }
+  return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (guint64)st.st_size == want;
+}
+
+/* Fetch @items (Item *) in parallel. Files are created (0600, never through
+ * a symlink) when first named; items whose key was fetched before are
+ * skipped. */
+static gboolean
+fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
+{
+  Batch b = { 0 };
+  g_autoptr(GHashTable) fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) todo = g_ptr_array_new();
+  GThread *threads[16];
+  guint n_threads;
+  gboolean ok = FALSE;
+
+  b.r = r;
+  b.items = todo;
+  b.ranges = g_array_new(FALSE, FALSE, sizeof(Range));
+  g_mutex_init(&b.lock);
+  for (guint i = 0; i < items->len; i++) {
+    Item *it = items->pdata[i];
+    gpointer fdp;
+    int fd;
+    if (g_hash_table_contains(r->fetched, it->obj->key))
+      continue;
+    if (r->cache_mode && !is_mutable(it->obj->key) && cached(items, it->path)) {
+      g_hash_table_add(r->fetched, g_strdup(it->obj->key));
+      continue;
+    }
+    if (!g_hash_table_lookup_extended(fds, it->path, NULL, &fdp)) {
+      g_autofree char *tmp = tmp_of(it->path);
+      fd = sqlenvfs_create_file(tmp, 0600, error);
+      if (fd < 0)
+        goto done;
+      g_hash_table_insert(fds, g_strdup(it->path), GINT_TO_POINTER(fd + 1));
+    } else {
+      fd = GPOINTER_TO_INT(fdp) - 1;
+    }
+    g_ptr_array_add(todo, it);
+    g_debug("fetch %s (%" G_GINT64_FORMAT " bytes)", it->obj->key, it->obj->size);
+    if ((guint64)it->obj->size <= r->range_bytes) {
+      Range rg = { todo->len - 1, 0, -1, fd };
+      g_array_append_val(b.ranges, rg);
+    } else {
+      for (gint64 off = 0; off < it->obj->size; off += (gint64)r->range_bytes) {
+        Range rg = { todo->len - 1, off, MIN((gint64)r->range_bytes, it->obj->size - off), fd };
+        g_array_append_val(b.ranges, rg);
+      }
+    }
+  }
+  n_threads = MIN(r->conns, b.ranges->len);
+  for (guint i = 0; i < n_threads; i++)
+    threads[i] = g_thread_new("remote-get", batch_worker, &b);
+  for (guint i = 0; i < n_threads; i++)
+    g_thread_join(threads[i]);
+  r->stats.n_gets += (guint)b.gets;
+  r->stats.bytes += b.bytes;
+  if (b.error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&b.error));
+    goto done;
+  }
+  /* Objects fetched in several ranges: their bytes against the MD5 of a
+   * single-part ETag (a whole GET was checked by the client). */
+  for (guint i = 0; i < todo->len; i++) {
+    Item *it = todo->pdata[i];
+    if ((guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
+      g_autofree char *md5 = NULL;
+      g_autofree char *tmp = tmp_of(it->path);
+      int rfd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (rfd < 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", it->path,
+                    g_strerror(errno));
+        goto done;
+      }
+      md5 = file_md5(rfd, it->dst_off, (guint64)it->obj->size, error, it->path);
+      close(rfd);
+      if (md5 == NULL)
+        goto done;
+      if (g_ascii_strcasecmp(md5, it->obj->etag) != 0) {
+        g_autofree char *where = sqlenvfs_s3_describe(r->s3, it->obj->key);
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "get %s: its bytes have MD5 %s but its ETag says %s (it changed while it "
+                    "was read, or is damaged in the store: retry, then run `sqlenvfs verify "
+                    "--remote`)",
+                    where, md5, it->obj->etag);
+        goto done;
+      }
+    }
+  }
+  {
+    GHashTableIter hi;
+    gpointer k, v;
+    g_hash_table_iter_init(&hi, fds);
+    while (g_hash_table_iter_next(&hi, &k, &v)) {
+      if (fsync(GPOINTER_TO_INT(v) - 1) != 0 && errno != EINVAL) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "fsync %s: %s", (char *)k,
+                    g_strerror(errno));
+        goto done;
+      }
+    }
+  }
+  {
+    GHashTableIter hi;
+    gpointer k;
+    g_hash_table_iter_init(&hi, fds);
+    while (g_hash_table_iter_next(&hi, &k, NULL)) {
+      g_autofree char *tmp = tmp_of(k);
+      if (rename(tmp, k) != 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "rename %s into place: %s",
+                    (char *)k, g_strerror(errno));
+        goto done;
+      }
+    }
+  }
+  for (guint i = 0; i < todo->len; i++) {
+    Item *it = todo->pdata[i];
+    g_hash_table_add(r->fetched, g_strdup(it->obj->key));
+    r->stats.n_objects++;
+  }
+  ok = TRUE;
+done:
+  {
+    GHashTableIter hi;
+    gpointer k, v;
+    g_hash_table_iter_init(&hi, fds);
+    while (g_hash_table_iter_next(&hi, &k, &v)) {
+      close(GPOINTER_TO_INT(v) - 1);
+      if (!ok) {
+        g_autofree char *tmp = tmp_of(k);
+        unlink(tmp);
+      }
+    }
+  }
+  g_array_unref(b.ranges);
+  g_mutex_clear(&b.lock);
+  return ok;
+}
+
+static void
+add_item(GPtrArray *items, const SqlenvfsS3Object *obj, const char *path, guint64 dst_off)
+{
+  Item *it = g_new0(Item, 1);
+  it->obj = obj;
+  it->path = g_strdup(path);
+  it->dst_off = dst_off;
+  g_ptr_array_add(items, it);
+}
+
+/* The local path of @key under @base (plan_dir or root_dir). */
+static char *
+local_path(const char *base, const char *key)
+{
+  return g_build_filename(base, "backups", "prod", key, NULL);
+}
+
+static gboolean
+ensure_parent(const char *path, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  return sqlenvfs_mkdir_p(dir, 0700, error);
+}
+
+/* Hard-link the small object @key from plan/ into root/ (once). */
+static gboolean
+link_into_root(SqlenvfsRemote *r, const char *key, GError **error)
+{
+  g_autofree char *from = local_path(r->plan_dir, key);
+  g_autofree char *to = local_path(r->root_dir, key);
+  if (!ensure_parent(to, error))
+    return FALSE;
+  if (is_mutable(key))
+    unlink(to);
+  if (link(from, to) != 0 && errno != EEXIST) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "link %s: %s", to, g_strerror(errno));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Items for segment @s of @d into @base: the whole .seg, or its parts
+ * contiguous from 0 up to the first hole. */
+static void
+add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base,
+                  GPtrArray *items)
+{
+  g_autofree char *rel = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg", d->name,
+                                         s->number);
+  g_autofree char *path = local_path(base, rel);
+  guint64 end = 0;
+
+  if (s->seg != NULL) {
+    add_item(items, s->seg, path, 0);
+    return;
+  }
+  for (guint i = 0; i < s->parts->len; i++) {
+    const Part *p = &g_array_index(s->parts, Part, i);
+    if (p->a != end) {
+      if (p->a > end)
+        g_message("replica %s: %s: the parts of segment %016" G_GUINT64_FORMAT
+                  " stop at byte %" G_GUINT64_FORMAT " (a hole before %s): what follows is not used",
+                  r->conf->url, d->name, s->number, end, p->obj->key);
+      if (p->a > end)
+        break;
+      continue; /* an overlapping part (a reshipment): the first one wins */
+    }
+    if ((guint64)p->obj->size != p->b - p->a) {
+      /* Its size is checked as it is fetched: the listing must agree. */
+      g_message("replica %s: part %s holds %" G_GINT64_FORMAT " bytes, its name says %"
+                G_GUINT64_FORMAT ": the segment stops before it",
+                r->conf->url, p->obj->key, p->obj->size, p->b - p->a);
+      break;
+    }
+    add_item(items, p->obj, path, p->a);
+    end = p->b;
+  }
+}
+
+static gboolean
+segment_has_data(const Seg *s)
+{
+  return s->seg != NULL ||
+         (s->parts->len > 0 && g_array_index(s->parts, Part, 0).a == 0);
+}
+
+/* ------------------------------------------------------------------ */
+/* Small objects and indexes                                            */
+
+static guint32
+le32(const guint8 *p)
+{
+  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
+}
+
+static guint64
+le64(const guint8 *p)
+{
+  return (guint64)le32(p) | (guint64)le32(p + 4) << 32;
+}
+
+/* Parse the index file of @s (fetched into plan/); a bad one leaves
+ * have_idx FALSE (the segment's records are then unknown to the plan, and
+ * the local engine rebuilds the index by scanning). */
+static void
+parse_idx(const char *path, Seg *s)
+{
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  const guint8 *p;
+
+  s->have_idx = FALSE;
+  if (!g_file_get_contents(path, &data, &len, NULL) || len < IDX_HEADER_SIZE ||
+      (len - IDX_HEADER_SIZE) % IDX_ENTRY_SIZE != 0)
+    return;
+  p = (const guint8 *)data;
+  if (memcmp(p, "SQEFSIDX", 8) != 0 || le32(p + 28) != sqlenvfs_crc32(0, p, 28) ||
+      le64(p + 16) != s->number)
+    return;
+  if (s->entries == NULL)
+    s->entries = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveEntry));
+  g_array_set_size(s->entries, 0);
+  for (gsize off = IDX_HEADER_SIZE; off < len; off += IDX_ENTRY_SIZE) {
+    const guint8 *e = p + off;
+    SqlenvfsArchiveEntry en = { 0 };
+    if (le32(e + 108) != sqlenvfs_crc32(0, e, 108))
+      return;
+    en.type = (SqlenvfsArchiveRecordType)(e[4] | e[5] << 8);
+    en.seq = le64(e + 16);
+    en.time = (gint64)le64(e + 24);
+    en.aux_time = (gint64)le64(e + 32);
+    en.page_size = le32(e + 40);
+    en.db_pages = le32(e + 44);
+    en.salt1 = le32(e + 52);
+    en.salt2 = le32(e + 56);
+    en.commit_frame = le32(e + 68);
+    en.cksum1 = le32(e + 72);
+    en.cksum2 = le32(e + 76);
+    g_array_append_val(s->entries, en);
+  }
+  s->have_idx = s->entries->len > 0;
+}
+
+/* Fetch the small objects of every complete copy and of @d (every .idx,
+ * alive, PRUNED) into plan/, once. */
+static gboolean
+fetch_small(SqlenvfsRemote *r, GError **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  GHashTableIter it;
+  gpointer v;
+
+  if (r->planned_small)
+    return TRUE;
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    g_autofree char *path = local_path(r->plan_dir, c->manifest->key);
+    if (!ensure_parent(path, error))
+      return FALSE;
+    add_item(items, c->manifest, path, 0);
+  }
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    Db *d = v;
+    g_autofree char *dir = g_build_filename(r->plan_dir, "backups", "prod", "wal_archives",
+                                            d->name, NULL);
+    if (!sqlenvfs_mkdir_p(dir, 0700, error))
+      return FALSE;
+    if (d->alive) {
+      g_autofree char *p = local_path(r->plan_dir, d->alive->key);
+      add_item(items, d->alive, p, 0);
+    }
+    if (d->pruned) {
+      g_autofree char *p = local_path(r->plan_dir, d->pruned->key);
+      add_item(items, d->pruned, p, 0);
+    }
+    for (guint i = 0; i < d->segs->len; i++) {
+      Seg *s = d->segs->pdata[i];
+      if (s->idx != NULL && s->seg != NULL) {
+        g_autofree char *p = local_path(r->plan_dir, s->idx->key);
+        add_item(items, s->idx, p, 0);
+      }
+      if (s->sum != NULL && s->seg != NULL) {
+        g_autofree char *p = local_path(r->plan_dir, s->sum->key);
+        add_item(items, s->sum, p, 0);
+      }
+    }
+  }
+  /* add_item copies the path; the g_autofree ones above are freed. */
+  if (!fetch_items(r, items, error))
+    return FALSE;
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    Db *d = v;
+    for (guint i = 0; i < d->segs->len; i++) {
+      Seg *s = d->segs->pdata[i];
+      if (s->idx != NULL && s->seg != NULL) {
+        g_autofree char *p = local_path(r->plan_dir, s->idx->key);
+        parse_idx(p, s);
+      }
+    }
+  }
+  r->planned_small = TRUE;
+  return TRUE;
+}
+
+/* Link the small objects of @d (alive, PRUNED, and the .idx/.sum of the
+ * segments whose .seg is fetched) into root/. */
+static gboolean
+link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
+{
+  g_autofree char *dir = g_build_filename(r->root_dir, "backups", "prod", "wal_archives",
+                                          d->name, NULL);
+  if (!sqlenvfs_mkdir_p(dir, 0700, error))
+    return FALSE;
+  if (d->alive && !link_into_root(r, d->alive->key, error))
+    return FALSE;
+  if (d->pruned && !link_into_root(r, d->pruned->key, error))
+    return FALSE;
+  for (guint i = 0; i < d->segs->len; i++) {
+    Seg *s = d->segs->pdata[i];
+    g_autofree char *seg = NULL;
+    if (s->seg == NULL)
+      continue;
+    seg = local_path(r->root_dir, s->seg->key);
+    if (!g_file_test(seg, G_FILE_TEST_EXISTS))
+      continue;
+    if (s->idx && !link_into_root(r, s->idx->key, error))
+      return FALSE;
+    if (s->sum && !link_into_root(r, s->sum->key, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static SqlenvfsRoot *fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error);
+
+SqlenvfsRoot *
+sqlenvfs_remote_fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
+{
+  GError *local = NULL;
+  SqlenvfsRoot *root = fetch_all(r, with_bases, &local);
+  if (root == NULL) {
+    keyify_error(r, local);
+    g_propagate_error(error, local);
+  }
+  return root;
+}
+
+static SqlenvfsRoot *
+fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  GHashTableIter it;
+  gpointer v;
+
+  if (!fetch_small(r, error))
+    return NULL;
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    if (!link_into_root(r, c->manifest->key, error))
+      return NULL;
+    for (guint j = 0; with_bases && j < c->files->len; j++) {
+      const SqlenvfsS3Object *o = c->files->pdata[j];
+      g_autofree char *p = local_path(r->root_dir, o->key);
+      add_item(items, o, p, 0);
+    }
+  }
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    Db *d = v;
+    g_autofree char *dir = g_build_filename(r->root_dir, "backups", "prod", "wal_archives",
+                                            d->name, NULL);
+    if (!sqlenvfs_mkdir_p(dir, 0700, error))
+      return NULL;
+    for (guint i = 0; i < d->segs->len; i++)
+      add_segment_items(r, d, d->segs->pdata[i], r->root_dir, items);
+  }
+  if (!fetch_items(r, items, error))
+    return NULL;
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v))
+    if (!link_db_small(r, v, error))
+      return NULL;
+  return r->root;
+}
+
+/* ------------------------------------------------------------------ */
+/* Restore                                                              */
+
+/* Where base @sdb's state is among the indexed records of @d: the segment
+ * (index into d->segs) and the time of that state; FALSE when the indexes
+ * do not place it. */
+static gboolean
+place_base(const Db *d, const SqlenvfsStoredDb *sdb, guint *seg, gint64 *state_time)
+{
+  const SqlenvfsWalPos *p = &sdb->pos;
+  if (g_strcmp0(sdb->journal_mode, "wal") != 0)
+    return FALSE;
+  for (guint i = d->segs->len; i > 0; i--) {
+    const Seg *s = d->segs->pdata[i - 1];
+    if (!s->have_idx)
+      continue;
+    for (guint k = s->entries->len; k > 0; k--) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(s->entries, SqlenvfsArchiveEntry, k - 1);
+      if (p->frame != 0) {
+        if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == p->frame &&
+            e->salt1 == p->salt1 && e->salt2 == p->salt2 && e->cksum1 == p->cksum1 &&
+            e->cksum2 == p->cksum2) {
+          *seg = i - 1;
+          *state_time = e->time;
+          return TRUE;
+        }
+      } else if (e->time <= p->pinned_at) {
+        /* The WAL was empty: the state is the last one at or before the
+         * pin (or a later commit of the same WAL generation, further on). */
+        *seg = i - 1;
+        *state_time = e->time;
+        return TRUE;
+      }
+    }
+  }
+  return FALSE;
+}
+
+typedef struct {
+  const SqlenvfsStoredCopy *copy;
+  const SqlenvfsStoredDb *sdb;
+  guint seg;
+  guint last_seg;  /* the last segment fetched (inclusive) */
+} SubsetPlan;
+
+/* Choose the base and segments for @t (see the top of the file). FALSE
+ * when the indexes cannot decide: the caller uses the whole archive. */
+static gboolean
+plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime *t,
+            SubsetPlan *out)
+{
+  const SqlenvfsStoredCopy *best = NULL;
+  const SqlenvfsStoredDb *best_sdb = NULL;
+  guint best_seg = 0;
+  gint64 best_time = G_MININT64;
+  gint64 target = t->is_latest ? G_MAXINT64 : t->us;
+  guint last;
+
+  for (guint i = 0; i < copies->len; i++) {
+    const SqlenvfsStoredCopy *c = copies->pdata[i];
+    const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(c, d->name);
+    g_autofree char *key = NULL;
+    guint seg;
+    gint64 when;
+    if (sdb == NULL)
+      continue;
+    key = g_strdup_printf("%d/%s", c->kind, c->name);
+    if (g_hash_table_contains(bad, key))
+      continue;
+    if (!place_base(d, sdb, &seg, &when) || when > target)
+      continue;
+    if (best == NULL || when > best_time ||
+        (when == best_time && c->kind == SQLENVFS_KIND_SNAPSHOT)) {
+      best = c;
+      best_sdb = sdb;
+      best_seg = seg;
+      best_time = when;
+    }
+  }
+  if (best == NULL)
+    return FALSE;
+  /* Up to the first segment with a record after T. */
+  last = d->segs->len - 1;
+  if (!t->is_latest) {
+    for (guint i = best_seg; i < d->segs->len; i++) {
+      const Seg *s = d->segs->pdata[i];
+      const SqlenvfsArchiveEntry *e;
+      if (!s->have_idx)
+        continue;
+      e = &g_array_index(s->entries, SqlenvfsArchiveEntry, s->entries->len - 1);
+      if (e->time > target) {
+        last = i;
+        break;
+      }
+    }
+    /* Records archived late, after an outage, come before the OUTAGE
+     * record that covers them: when the first record after T is in the
+     * last sealed segment, the unsealed tail may hold that record, so it is
+     * fetched too. */
+    {
+      gboolean later_sealed = FALSE;
+      for (guint i = last + 1; i < d->segs->len; i++)
+        later_sealed = later_sealed || ((const Seg *)d->segs->pdata[i])->seg != NULL;
+      if (!later_sealed)
+        last = d->segs->len - 1;
+    }
+    /* A gap or outage reaching back across T from a later segment, or a
+     * later segment the indexes do not describe: let the whole archive
+     * decide. */
+    for (guint i = last + 1; i < d->segs->len; i++) {
+      const Seg *s = d->segs->pdata[i];
+      if (!s->have_idx) {
+        if (s->seg != NULL)
+          return FALSE;
+        continue;
+      }
+      for (guint k = 0; k < s->entries->len; k++) {
+        const SqlenvfsArchiveEntry *e = &g_array_index(s->entries, SqlenvfsArchiveEntry, k);
+        if ((e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) &&
+            e->aux_time < target)
+          return FALSE;
+      }
+    }
+  }
+  out->copy = best;
+  out->sdb = best_sdb;
+  out->seg = best_seg;
+  out->last_seg = last;
+  return TRUE;
+}
+
+/* Empty root/ of what an earlier attempt put there: copies and archive. */
+static gboolean
+reset_root(SqlenvfsRemote *r, GError **error)
+{
+  static const char *const sub[] = { "backups/prod/daily", "backups/prod/snapshots",
+                                     "backups/prod/wal_archives", ".sqlenvfs" };
+  for (guint i = 0; i < G_N_ELEMENTS(sub); i++) {
+    g_autofree char *p = g_build_filename(r->root_dir, sub[i], NULL);
+    if (!sqlenvfs_rm_rf(p, error) || !sqlenvfs_mkdir_p(p, 0700, error))
+      return FALSE;
+  }
+  /* What was fetched into root/ must be fetched again. */
+  {
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, r->fetched);
+    while (g_hash_table_iter_next(&it, &k, NULL)) {
+      g_autofree char *p = local_path(r->plan_dir, k);
+      if (!g_file_test(p, G_FILE_TEST_EXISTS))
+        g_hash_table_iter_remove(&it);
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+restore_subset(SqlenvfsRemote *r, const Db *d, const SubsetPlan *sp, const SqlenvfsTime *t,
+               const char *output, gboolean overwrite, SqlenvfsRestorePlan **plan_out,
+               GError **error)
+{
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  g_autofree char *manifest_key = NULL;
+  g_autofree char *db_key = NULL;
+  g_autofree char *db_path = NULL;
+  const char *kind_dir = sp->copy->kind == SQLENVFS_KIND_BACKUP ? "daily" : "snapshots";
+  const SqlenvfsS3Object *db_obj = NULL;
+  SqlenvfsRestorePlan *plan;
+  g_autofree char *dir = NULL;
+
+  if (!reset_root(r, error))
+    return FALSE;
+  manifest_key = g_strdup_printf("%s/%s/MANIFEST", kind_dir, sp->copy->name);
+  db_key = g_strdup_printf("%s/%s/%s.db", kind_dir, sp->copy->name, d->name);
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++)
+      if (g_str_equal(((SqlenvfsS3Object *)c->files->pdata[j])->key, db_key))
+        db_obj = c->files->pdata[j];
+  }
+  if (!link_into_root(r, manifest_key, error))
+    return FALSE;
+  if (db_obj != NULL) {
+    db_path = local_path(r->root_dir, db_key);
+    add_item(items, db_obj, db_path, 0);
+  }
+  dir = g_build_filename(r->root_dir, "backups", "prod", "wal_archives", d->name, NULL);
+  if (!sqlenvfs_mkdir_p(dir, 0700, error))
+    return FALSE;
+  for (guint i = sp->seg; i <= sp->last_seg; i++) {
+    const Seg *s = d->segs->pdata[i];
+    if (segment_has_data(s))
+      add_segment_items(r, d, s, r->root_dir, items);
+  }
+  if (!fetch_items(r, items, error) || !link_db_small(r, d, error))
+    return FALSE;
+  plan = sqlenvfs_restore_plan(r->root, d->name, t, error);
+  if (plan == NULL)
+    return FALSE;
+  if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error)) {
+    sqlenvfs_restore_plan_free(plan);
+    return FALSE;
+  }
+  *plan_out = plan;
+  return TRUE;
+}
+
+static gboolean remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
+                               const char *output, gboolean overwrite,
+                               SqlenvfsRestorePlan **plan_out, GError **error);
+
+gboolean
+sqlenvfs_remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
+                        const char *output, gboolean overwrite, SqlenvfsRestorePlan **plan_out,
+                        GError **error)
+{
+  GError *local = NULL;
+  if (remote_restore(r, db, t, output, overwrite, plan_out, &local))
+    return TRUE;
+  keyify_error(r, local);
+  g_propagate_error(error, local);
+  return FALSE;
+}
+
+static gboolean
+remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
+               const char *output, gboolean overwrite, SqlenvfsRestorePlan **plan_out,
+               GError **error)
+{
+  g_autofree char *name = sqlenvfs_remote_resolve_db(r, db, error);
+  g_autoptr(GHashTable) bad = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autoptr(GPtrArray) copies = NULL;
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+  const Db *d;
+
+  *plan_out = NULL;
+  if (name == NULL)
+    return FALSE;
+  d = g_hash_table_lookup(r->dbs, name);
+  if (!fetch_small(r, error))
+    return FALSE;
+  copies = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  {
+    g_autoptr(GPtrArray) b = sqlenvfs_store_list(r->plan_root, SQLENVFS_KIND_BACKUP, error);
+    g_autoptr(GPtrArray) s = NULL;
+    if (b == NULL)
+      return FALSE;
+    s = sqlenvfs_store_list(r->plan_root, SQLENVFS_KIND_SNAPSHOT, error);
+    if (s == NULL)
+      return FALSE;
+    for (guint i = 0; i < b->len; i++)
+      g_ptr_array_add(copies, g_steal_pointer(&b->pdata[i]));
+    for (guint i = 0; i < s->len; i++)
+      g_ptr_array_add(copies, g_steal_pointer(&s->pdata[i]));
+  }
+  /* The plan from the indexes, trying older bases while the engine finds
+   * the chosen one bad. */
+  while (d != NULL && d->segs->len > 0) {
+    SubsetPlan sp;
+    g_autoptr(GError) local = NULL;
+    SqlenvfsRestorePlan *got = NULL;
+    if (!plan_subset(d, copies, bad, t, &sp))
+      break;
+    if (restore_subset(r, d, &sp, t, output, overwrite, &got, &local)) {
+      *plan_out = got;
+      return TRUE;
+    }
+    if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) {
+      g_autofree char *why = sqlenvfs_remote_keyify(r, local->message);
+      g_message("restore %s: not using %s %s: %s; trying an older base", name,
+                sqlenvfs_copy_kind_name(sp.copy->kind), sp.copy->name, why);
+      g_hash_table_add(bad, g_strdup_printf("%d/%s", sp.copy->kind, sp.copy->name));
+      continue;
+    }
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    g_info("restore %s: the plan from the indexes did not hold (%s); reading the whole archive",
+           name, local->message);
+    break;
+  }
+  /* The whole archive and every MANIFEST: the local engine decides, and
+   * only the base it picks is fetched. */
+  if (!reset_root(r, error) || fetch_all(r, FALSE, error) == NULL)
+    return FALSE;
+  for (;;) {
+    g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+    g_autoptr(GError) local = NULL;
+    const SqlenvfsS3Object *db_obj = NULL;
+    g_autofree char *rel = NULL;
+
+    g_clear_pointer(&plan, sqlenvfs_restore_plan_free);
+    plan = sqlenvfs_restore_plan(r->root, name, t, error);
+    if (plan == NULL)
+      return FALSE;
+    rel = g_strdup_printf("%s/%s/%s.db",
+                          plan->base_kind == SQLENVFS_KIND_BACKUP ? "daily" : "snapshots",
+                          plan->base_name, name);
+    for (guint i = 0; i < r->copies->len; i++) {
+      Copy *c = r->copies->pdata[i];
+      for (guint j = 0; j < c->files->len; j++)
+        if (g_str_equal(((SqlenvfsS3Object *)c->files->pdata[j])->key, rel))
+          db_obj = c->files->pdata[j];
+    }
+    if (db_obj != NULL) {
+      g_autofree char *p = local_path(r->root_dir, rel);
+      if (g_hash_table_contains(r->fetched, rel))
+        break;
+      add_item(items, db_obj, p, 0);
+      if (!fetch_items(r, items, error))
+        return FALSE;
+    }
+    /* restore_to_file falls back to older bases itself: fetch them all
+     * only if this one fails. */
+    if (sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, &local)) {
+      *plan_out = g_steal_pointer(&plan);
+      return TRUE;
+    }
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    /* A bad base: give the engine every base, and let it choose. */
+    if (fetch_all(r, TRUE, error) == NULL)
+      return FALSE;
+    g_clear_pointer(&plan, sqlenvfs_restore_plan_free);
+    plan = sqlenvfs_restore_plan(r->root, name, t, error);
+    if (plan == NULL)
+      return FALSE;
+    if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error))
+      return FALSE;
+    *plan_out = g_steal_pointer(&plan);
+    return TRUE;
+  }
+  if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error))
+    return FALSE;
+  *plan_out = g_steal_pointer(&plan);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* The cache of mount --remote                                          */
+
+/* Remove what the cache holds under @dir (relative @rel) that the listing
+ * no longer has (pruned or removed from the replica). */
+static void
+drop_stale(SqlenvfsRemote *r, GHashTable *keys, const char *dir, const char *rel)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  if (d == NULL)
+    return;
+  while ((name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    g_autofree char *key = *rel ? g_strconcat(rel, "/", name, NULL) : g_strdup(name);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+      continue;
+    if (S_ISDIR(st.st_mode))
+      drop_stale(r, keys, path, key);
+    else if (S_ISREG(st.st_mode) && !g_hash_table_contains(keys, key))
+      unlink(path);
+  }
+}
+
+SqlenvfsRoot *
+sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
+{
+  g_autoptr(GHashTable) keys = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autofree char *prod = g_build_filename(r->root_dir, "backups", "prod", NULL);
+  for (guint i = 0; i < r->objects->len; i++)
+    g_hash_table_add(keys, ((SqlenvfsS3Object *)r->objects->pdata[i])->key);
+  /* An unsealed segment is kept under its .seg name: keep it while it has
+   * parts. */
+  {
+    GHashTableIter it;
+    gpointer v;
+    g_hash_table_iter_init(&it, r->dbs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+      Db *d = v;
+      for (guint i = 0; i < d->segs->len; i++) {
+        Seg *sg = d->segs->pdata[i];
+        if (sg->seg == NULL && sg->parts->len > 0) {
+          char *k = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg", d->name,
+                                    sg->number);
+          g_hash_table_add(keys, k);
+          g_ptr_array_add(r->objects, g_new0(SqlenvfsS3Object, 1));
+          ((SqlenvfsS3Object *)r->objects->pdata[r->objects->len - 1])->key = k;
+        }
+      }
+    }
+  }
+  drop_stale(r, keys, prod, "");
+  {
+    g_autofree char *plan = g_build_filename(r->plan_dir, "backups", "prod", NULL);
+    drop_stale(r, keys, plan, "");
+  }
+  return sqlenvfs_remote_fetch_all(r, FALSE, error);
+}
+
+/* The size of the copies' database files in the cache, and the oldest
+ * used one other than @keep (newly allocated, or NULL). */
+static guint64
+cached_bases(SqlenvfsRemote *r, const char *keep, char **oldest)
+{
+  guint64 total = 0;
+  gint64 oldest_t = G_MAXINT64;
+  *oldest = NULL;
+  for (guint i = 0; i < r->copies->len; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++) {
+      const SqlenvfsS3Object *o = c->files->pdata[j];
+      g_autofree char *p = local_path(r->root_dir, o->key);
+      struct stat st;
+      gint64 t;
+      if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+        continue;
+      total += (guint64)st.st_size;
+      t = (gint64)st.st_atim.tv_sec * G_USEC_PER_SEC + st.st_atim.tv_nsec / 1000;
+      if (g_strcmp0(p, keep) != 0 && t < oldest_t) {
+        oldest_t = t;
+        g_free(*oldest);
+        *oldest = g_strdup(p);
+      }
+    }
+  }
+  return total;
+}
+
+char *
+sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                              const char *db, guint64 max_bytes, GError **error)
+{
+  g_autofree char *key = g_strdup_printf("%s/%s/%s.db",
+                                         kind == SQLENVFS_KIND_BACKUP ? "daily" : "snapshots",
+                                         name, db);
+  g_autofree char *path = local_path(r->root_dir, key);
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  const SqlenvfsS3Object *obj = NULL;
+  GError *local = NULL;
+  char *oldest = NULL;
+  guint64 total;
+
+  for (guint i = 0; i < r->copies->len && obj == NULL; i++) {
+    Copy *c = r->copies->pdata[i];
+    for (guint j = 0; j < c->files->len; j++)
+      if (g_str_equal(((SqlenvfsS3Object *)c->files->pdata[j])->key, key))
+        obj = c->files->pdata[j];
+  }
+  if (obj == NULL) {
+    g_autofree char *where = sqlenvfs_s3_describe(r->s3, key);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s is not in the replica's listing (it was removed since the mount; "
+                "remount to see the replica as it is now)", where);
+    return NULL;
+  }
+  g_mutex_lock(&r->cache_lock);
+  g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
+  add_item(items, obj, path, 0);
+  if (!fetch_items(r, items, &local)) {
+    g_mutex_unlock(&r->cache_lock);
+    keyify_error(r, local);
+    g_propagate_error(error, local);
+    return NULL;
+  }
+  /* Mark it used, then evict the least recently used beyond the bound. */
+  utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+  while ((total = cached_bases(r, path, &oldest)) > max_bytes && oldest != NULL) {
+    g_info("cache %s: %" G_GUINT64_FORMAT " bytes of copies, more than %" G_GUINT64_FORMAT
+           ": evicting %s", r->root_dir, total, max_bytes, oldest);
+    unlink(oldest);
+    g_clear_pointer(&oldest, g_free);
+  }
+  g_free(oldest);
+  g_mutex_unlock(&r->cache_lock);
+  return g_steal_pointer(&path);
+}

@@ -1,0 +1,154 @@
+#!/usr/bin/env bash
+# A damaged replica read from another machine: a truncated sealed segment,
+# an unsealed segment whose parts have a hole, a damaged base object, wrong
+# credentials. Each gives a clear one-line error (naming the object where
+# one is to blame) or a shorter window, and never a wrong database: every
+# restore that succeeds is checked against the commit log.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+source "$SRCDIR/tests/integration/remote_lib.sh"
+CHECK="$SRCDIR/tests/integration/remote_check.py"
+
+remote_server_start
+R=$T/root
+pitr_make_root "$R" 1048576
+pitr_start_archiver "$R" "$T/archive"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 5 &
+WPID=$!
+track_pid $WPID
+sleep 2
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
+wait $WPID
+touch "$T/quiet"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 \
+  --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 >/dev/null \
+  || fail "writer"
+pitr_stop_archiver "$T/archive"
+W=$R/backups/prod/wal_archives/app
+segs=($(ls "$W" | grep '\.seg$'))
+[ "${#segs[@]}" -ge 4 ] || fail "only ${#segs[@]} segments"
+remote_server_wait
+URL=s3://$S3_BUCKET/f
+remote_push "$R" "$URL" --parts 3
+mkdir -p "$T/w"
+cd "$T/w"
+
+# rremote T OUT: restore --remote; prints its error line (the engine's notes,
+# "sqlenvfs: ..." lines, also printed by a local restore, go to $T/notes);
+# exit status as restore's
+rremote() {
+  local rc=0
+  "$SQLENVFS" restore --remote "$URL" --time "$1" --output "$2" 2>"$T/rr.err" >/dev/null || rc=$?
+  grep -v '^sqlenvfs: ' "$T/rr.err" || true
+  grep '^sqlenvfs: ' "$T/rr.err" >> "$T/notes" || true
+  ! grep -q "\.tmp-remote" "$T/rr.err" || fail "a message names the temporary directory: $(cat "$T/rr.err")"
+  return $rc
+}
+# The time of the last record of segment file $1 (from its index).
+seg_last_time() {
+  python3 - "$W/${1%.seg}.idx" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+print("%.6f" % (struct.unpack_from("<q", d, len(d) - 112 + 24)[0] / 1e6))
+PY
+}
+# ok_or_clear T OUT WHAT: a restore to T either fails with one line, or
+# gives exactly the committed rows.
+ok_or_clear() {
+  local t=$1 out=$2 what=$3 msg rc=0
+  rm -f "$out"
+  msg=$(rremote "@$t" "$out") || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    python3 "$CHECK" check-file "$T/log" "$out" "$t" >/dev/null || fail "$what: a wrong database"
+    echo ok
+  else
+    [ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "$what: more than one line: $msg"
+    [ ! -e "$out" ] || fail "$what: a failed restore left $out"
+    echo "$msg"
+  fi
+}
+
+# 1. A damaged backup object (same size, one byte changed): the restore
+#    falls back to an older base, with the same bytes as a local restore.
+last_seg=${segs[${#segs[@]}-1]}
+mid=${segs[$(( ${#segs[@]} / 2 ))]}
+t_mid=$(seg_last_time "$mid")
+bk=$(ls "$R/backups/prod/daily")
+"$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/local.db" >/dev/null \
+  || fail "local restore"
+cp "$R/backups/prod/daily/$bk/app.db" "$T/bad.db"
+printf '\x55' | dd of="$T/bad.db" bs=1 seek=5000 conv=notrunc status=none
+s3cmd_ -q put "$T/bad.db" "$URL/daily/$bk/app.db" >/dev/null
+rremote "@$t_mid" "$T/w/r1.db" > "$T/r1.err" || fail "restore with a damaged backup: $(cat "$T/r1.err")"
+cmp "$T/local.db" "$T/w/r1.db" || fail "restore with a damaged backup differs from the local one"
+grep -q "s3://$S3_BUCKET/f/daily/$bk/app.db" "$T/notes" || fail "the damaged backup is not named: $(cat "$T/r1.err")"
+s3cmd_ -q put "$R/backups/prod/daily/$bk/app.db" "$URL/daily/$bk/app.db" >/dev/null
+pass "a damaged backup object: named, an older base used, bytes as the local restore"
+
+# 2. A truncated sealed segment: the window is cut there or the restore
+#    refuses naming it; never a wrong database.
+cut=${segs[1]}
+head -c 300000 "$W/$cut" > "$T/trunc.seg"
+s3cmd_ -q put "$T/trunc.seg" "$URL/wal_archives/app/$cut" >/dev/null
+t_after=$(seg_last_time "${segs[2]}")
+res=$(ok_or_clear "$t_after" "$T/w/r2.db" "a truncated segment")
+note "just after the truncated segment: $res"
+[ "$res" = ok ] || [[ $res == *"recoverable"* || $res == *gap* ]] || fail "unclear: $res"
+res=$(ok_or_clear "$t_mid" "$T/w/r3.db" "after a truncated segment")
+note "later: $res"
+[ "$res" = ok ] || [[ $res == *"recoverable"* || $res == *gap* ]] || fail "unclear: $res"
+rc=0
+"$SQLENVFS" verify --remote "$URL" > "$T/verify.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || { cat "$T/verify.out"; fail "verify --remote found nothing wrong"; }
+grep -q "^BAD .*s3://$S3_BUCKET/f/wal_archives/app/$cut" "$T/verify.out" \
+  || { cat "$T/verify.out"; fail "verify --remote does not name the truncated segment"; }
+s3cmd_ -q put "$W/$cut" "$URL/wal_archives/app/$cut" >/dev/null
+pass "a truncated segment object: restores refused or exact, verify --remote names it"
+
+# 3. A hole in the parts of the unsealed segment: the segment stops before
+#    it; times after it are refused as after the latest archived time.
+parts=($(s3cmd_ ls "$URL/wal_archives/app/" | grep -o '[^/]*\.seg\.part-[0-9-]*' | sort))
+[ "${#parts[@]}" -ge 3 ] || fail "only ${#parts[@]} parts"
+s3cmd_ -q del "$URL/wal_archives/app/${parts[1]}" >/dev/null
+rm -f "$T/w/r4.db"
+msg=$(rremote latest "$T/w/r4.db") || fail "latest with a hole in the parts: $msg"
+k_hole=$(python3 - "$T/w/r4.db" <<'PY'
+import sqlite3, sys
+print(sqlite3.connect("file:%s?mode=ro" % sys.argv[1], uri=True).execute("SELECT max(k) FROM tx").fetchone()[0])
+PY
+)
+n=$(pitr_commits "$T/log")
+[ "$k_hole" -lt "$n" ] || fail "a hole in the parts lost nothing ($k_hole of $n)"
+t_k=$(awk -v k="$k_hole" '$1=="T" && $2==k {print $4}' "$T/log")
+python3 "$CHECK" check-file "$T/log" "$T/w/r4.db" "$t_k" >/dev/null \
+  || fail "latest with a hole is not a state the writer committed"
+t_end=$(awk '$1=="T" {t=$4} END {print t}' "$T/log")
+res=$(ok_or_clear "$t_end" "$T/w/r5.db" "a time after the hole")
+[[ $res == *"after the latest archived time"* ]] || fail "after the hole: $res"
+pass "a hole in the parts: the window ends before it (latest = transaction $k_hole of $n)"
+
+# 4. Wrong credentials: one clear line, quickly (no retries).
+start=$(date +%s)
+msg=$(AWS_ACCESS_KEY_ID=nobody rremote latest "$T/w/r6.db") && fail "wrong key accepted"
+[ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "more than one line: $msg"
+[[ $msg == *"HTTP 403"*"AWS_ACCESS_KEY_ID"* ]] || fail "unclear: $msg"
+[ $(( $(date +%s) - start )) -le 5 ] || fail "wrong credentials took more than 5 s"
+leftover=$(ls -A "$T/w" | grep '^\.tmp-' || true)
+[ -z "$leftover" ] || fail "temporary directories left: $leftover"
+pass "wrong credentials: one clear line; no temporary directory left"
+
+# 5. Answers cut short on every attempt: the client retries, then one clear
+#    line naming the object; nothing left behind.
+fault() {
+  python3 -c 'import sys, urllib.request; urllib.request.urlopen(sys.argv[1], timeout=10).read()' \
+    "$PX/__fault/$1"
+}
+fault "arm?kind=cut_reply&count=100&method=GET&arg=10"
+msg=$(rremote latest "$T/w/r7.db") && fail "a restore through cut answers succeeded"
+fault clear
+[ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "more than one line: $msg"
+[[ $msg == *"s3://$S3_BUCKET/"*"after 6 attempts"* ]] || fail "unclear: $msg"
+[ ! -e "$T/w/r7.db" ] || fail "a failed restore left its output"
+leftover=$(ls -A "$T/w" | grep '^\.tmp-' || true)
+[ -z "$leftover" ] || fail "temporary directories left: $leftover"
+pass "answers cut short: retried, then one clear line ($(echo "$msg" | cut -c1-90)...)"

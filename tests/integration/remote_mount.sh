@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# mount --remote: a read-only view of a replica (written by s3cmd following
+# the layout) from a directory with no root and no sqlenvfs.conf, only the
+# AWS_* variables: snapshots/, backups/ and pitr/ and nothing else; a
+# pitr/<T>/app.db copied out equals the local restore at T, and copies equal
+# their originals (bytes 18-19 of the header read 1, as every image the
+# mount serves); objects are fetched on first open, and the copies kept in
+# the cache stay within -o cache-max-bytes (least recently used evicted).
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+source "$SRCDIR/tests/integration/remote_lib.sh"
+
+remote_server_start
+R=$T/root
+pitr_make_root "$R" 1048576
+pitr_start_archiver "$R" "$T/archive"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 5 &
+WPID=$!
+track_pid $WPID
+sleep 1.5
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
+sleep 1.5
+"$SQLENVFS" snapshot --root "$R" >/dev/null || fail "snapshot"
+wait $WPID
+pitr_stop_archiver "$T/archive"
+remote_server_wait
+URL=s3://$S3_BUCKET/m
+remote_push "$R" "$URL" --parts 2
+
+# same bytes, but for the header's version bytes 18-19 (1 when served)
+same_db() { # served original
+  [ "$(od -An -tu1 -j18 -N2 "$1" | tr -s ' ')" = " 1 1" ] || fail "$1: bytes 18-19 are not 1 1"
+  cmp -s <(head -c 18 "$1"; tail -c +21 "$1") <(head -c 18 "$2"; tail -c +21 "$2")
+}
+
+mkdir -p "$T/w" "$T/mnt"
+cd "$T/w"
+B=$(ls "$R/backups/prod/daily")
+S=($(ls "$R/backups/prod/snapshots"))
+bsize=$(stat -c %s "$R/backups/prod/daily/$B/app.db")
+ssize=$(stat -c %s "$R/backups/prod/snapshots/${S[1]}/app.db")
+bound=$(( (bsize > ssize ? bsize : ssize) + 4096 ))
+"$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$T/cache,cache-max-bytes=$bound" \
+  || fail "mount --remote"
+_mounts+=("$T/mnt")
+wait_mounted "$T/mnt"
+assert_eq "$(ls "$T/mnt" | tr '\n' ' ')" "backups pitr snapshots " "top-level entries"
+for hidden in prod dev ctl status; do
+  [ ! -e "$T/mnt/$hidden" ] || fail "$hidden is shown in a mount of a replica"
+done
+assert_eq "$(ls "$T/mnt/backups")" "$B" "backups listed"
+assert_eq "$(ls "$T/mnt/snapshots" | tr '\n' ' ')" "$(echo "${S[@]}") " "snapshots listed"
+[ -z "$(find "$T/cache/backups/prod/daily" "$T/cache/backups/prod/snapshots" -name '*.db')" ] \
+  || fail "copies were fetched before they were read"
+assert_eq "$(stat -c %s "$T/mnt/backups/$B/app.db")" "$bsize" "size of a copy not fetched yet"
+pass "only snapshots/, backups/ and pitr/; listed from the MANIFESTs, nothing fetched yet"
+
+# pitr/<T>/app.db equals the local restore at T
+t=$(awk '$1=="T" {t[NR]=$4} END {printf "%.6f", t[int(NR*0.8)]}' "$T/log")
+"$SQLENVFS" restore --root "$R" --time "@$t" --output "$T/local.db" >/dev/null || fail "local restore"
+cp "$T/mnt/pitr/@$t/app.db" "$T/pitr.db" || fail "cp from pitr/@$t"
+same_db "$T/pitr.db" "$T/local.db" || fail "pitr/@$t/app.db differs from the local restore"
+pass "pitr/@$t/app.db equals the local restore"
+
+# copies: equal to the originals; the cache stays within its bound
+cp "$T/mnt/backups/$B/app.db" "$T/b.db"
+same_db "$T/b.db" "$R/backups/prod/daily/$B/app.db" || fail "backup differs"
+cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s.db"
+same_db "$T/s.db" "$R/backups/prod/snapshots/${S[1]}/app.db" || fail "snapshot differs"
+cp "$T/mnt/snapshots/${S[0]}/app.db" "$T/s0.db"
+same_db "$T/s0.db" "$R/backups/prod/snapshots/${S[0]}/app.db" || fail "first snapshot differs"
+read_bytes=$(( bsize + ssize ))
+kept=$(find "$T/cache/backups/prod/daily" "$T/cache/backups/prod/snapshots" -name '*.db' \
+  -printf '%s\n' | awk '{s+=$1} END {print s+0}')
+[ "$read_bytes" -gt "$bound" ] || fail "the test read less than the bound"
+[ "$kept" -le "$bound" ] || fail "the cache keeps $kept bytes of copies, more than $bound"
+[ -z "$(find "$T/cache" -name '.tmp-*')" ] || fail "temporaries left in the cache"
+pass "copies equal their originals; the cache keeps $kept bytes of copies (bound $bound, read $read_bytes)"
+
+# read-only
+touch "$T/mnt/backups/x" 2>/dev/null && fail "a file was created in the mount"
+unmount_root "$T/mnt"
+pass "read-only; unmounted"

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Reading a replica from another machine: a root with a real writer under
+# `sqlenvfs archive`, a backup and snapshots, copied to a real S3 server
+# (radosgw) by s3cmd following the replica layout (the last segment as
+# parts); then, from an empty directory with no sqlenvfs.conf and only the
+# AWS_* variables, `restore --remote` at many times T must give the local
+# restore's bytes (and the commit log's rows), or its refusal word for
+# word, with at most one LIST request each; `list --remote` the local
+# windows; `verify --remote` good; and wrong credentials one clear error.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+source "$SRCDIR/tests/integration/remote_lib.sh"
+
+remote_server_start
+R=$T/root
+pitr_make_root "$R" 1048576
+pitr_start_archiver "$R" "$T/archive"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 8 \
+  --truncate-every 150 &
+WPID=$!
+track_pid $WPID
+sleep 2.5
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
+sleep 2
+"$SQLENVFS" snapshot --root "$R" >/dev/null || fail "snapshot"
+wait $WPID
+# a quiet tail of small, spaced transactions: the unsealed segment gets
+# several records, to be shipped as several parts
+touch "$T/quiet"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 \
+  --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 || fail "writer"
+pitr_stop_archiver "$T/archive"
+nseg=$(ls "$R/backups/prod/wal_archives/app/" | grep -c '\.seg$')
+[ "$nseg" -ge 3 ] || fail "only $nseg segments: the test needs several"
+pass "writer committed $(pitr_commits "$T/log") transactions into $nseg segments"
+
+remote_server_wait
+URL=s3://$S3_BUCKET/replica
+remote_push "$R" "$URL" --parts 3
+nparts=$(s3cmd_ ls -r "$URL/" | grep -c '\.seg\.part-')
+[ "$nparts" -ge 2 ] || fail "the unsealed segment should be in parts ($nparts)"
+pass "replica populated with s3cmd ($nparts parts of the unsealed segment)"
+
+# small ranges: every object above 64 KiB is fetched in parts on several
+# connections and checked against its MD5
+SQLENVFS_TEST_REMOTE_RANGE_BYTES=65536 \
+  python3 "$SRCDIR/tests/integration/remote_check.py" --sqlenvfs "$SQLENVFS" --root "$R" \
+  --url "$URL" --log "$T/log" --tmp "$T" --proxy "$PX" --random 3 --around 2 \
+  || fail "remote restores"
+pass "remote restores equal local ones and the commit log, one LIST each"
+
+# verify --remote: every object fetched and checked
+(cd "$T/elsewhere" && "$SQLENVFS" verify --remote "$URL") > "$T/verify.out" \
+  || { cat "$T/verify.out"; fail "verify --remote"; }
+grep -q 'wal-archive' "$T/verify.out" || fail "verify --remote does not check the archive"
+grep -q '^ok   backup' "$T/verify.out" || fail "verify --remote does not check the backup"
+pass "verify --remote: $(tail -1 "$T/verify.out")"
+
+# Wrong credentials: one clear error, no retry loop.
+out=$(cd "$T/elsewhere" && AWS_SECRET_ACCESS_KEY=wrong "$SQLENVFS" restore --remote "$URL" \
+  --time latest --output x.db 2>&1) && fail "restore with a wrong secret succeeded"
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 1 ] || fail "more than one line: $out"
+[[ $out == *"HTTP 403"*"AWS_SECRET_ACCESS_KEY"* ]] || fail "unclear: $out"
+# A missing bucket, and a prefix that is not a replica.
+out=$(cd "$T/elsewhere" && "$SQLENVFS" list --remote "s3://no-such-bucket-x/r" 2>&1) \
+  && fail "list of a missing bucket succeeded"
+[[ $out == *"NoSuchBucket"*"replica URL"* ]] || fail "unclear: $out"
+out=$(cd "$T/elsewhere" && "$SQLENVFS" restore --remote "$URL" --db nope --time latest \
+  --output z.db 2>&1) && fail "a restore of an unknown database succeeded"
+[[ $out == *"has no archive or copy of database nope (it holds: app"* ]] || fail "unclear: $out"
+out=$(cd "$T/elsewhere" && "$SQLENVFS" list --remote "s3://$S3_BUCKET/nothing-here" 2>&1) \
+  && fail "list of an empty prefix succeeded"
+[[ $out == *"no FORMAT object"* ]] || fail "unclear: $out"
+printf 'sqlenvfs-replica 9\n' > "$T/FORMAT9"
+s3cmd_ -q put "$T/FORMAT9" "$URL/FORMAT" >/dev/null
+out=$(cd "$T/elsewhere" && "$SQLENVFS" restore --remote "$URL" --time latest --output y.db 2>&1) \
+  && fail "a replica of another FORMAT was read"
+[[ $out == *"its FORMAT says"*"sqlenvfs-replica 9"* ]] || fail "unclear: $out"
+[ -z "$(ls -A "$T/elsewhere" | grep -v '^remote.db')" ] || fail "left behind: $(ls -A "$T/elsewhere")"
+pass "wrong credentials, a missing bucket, an unknown database, no FORMAT, another FORMAT: one clear line each"
