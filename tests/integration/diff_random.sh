@@ -32,7 +32,7 @@ pitr_stop_archiver "$T/archive"
 
 python3 "$HELPER" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
   --archive "$R/backups/prod/wal_archives/app" \
-  --pairs "${DIFF_PAIRS:-10}"
+  --pairs "${DIFF_PAIRS:-6}"
 pass "diff scripts turn T1 into T2; summaries match sqldiff"
 
 # Refusals: the older time after the newer one, a time outside the window.
@@ -42,3 +42,24 @@ expect_fail 'first time .* is after the second' \
   "$SQLENVFS" diff --root "$R" --from "@$t2" --to "@$t1"
 expect_fail 'recoverable|window' "$SQLENVFS" diff --root "$R" --from @1000000000
 pass "diff refuses reversed and unrecoverable times"
+
+# The mount serves the same script and summary as diff/<t1>/<t2>/app.sql
+# and app.summary (made at open, read-only).
+python3 "$SRCDIR/tests/integration/archive_dump.py" "$R/backups/prod/wal_archives/app" \
+  | awk '$4=="COMMIT" {print $5}' > "$T/times"
+a=$(sed -n '20p' "$T/times")
+b=$(sed -n '60p' "$T/times")
+"$SQLENVFS" diff --root "$R" --from "@$a" --to "@$b" > "$T/cli.sql" 2>/dev/null
+"$SQLENVFS" diff --root "$R" --summary --from "@$a" --to "@$b" > "$T/cli.summary" 2>/dev/null
+[ -s "$T/cli.sql" ] || fail "the diff between records 20 and 60 is empty"
+M=$T/mnt
+mount_root "$R" "$M"
+ls "$M/diff/@$a/@$b" > "$T/ls"
+grep -qx 'app.sql' "$T/ls" && grep -qx 'app.summary' "$T/ls" || fail "diff/<t1>/<t2>/ lists $(cat "$T/ls")"
+cmp "$T/cli.sql" <(cat "$M/diff/@$a/@$b/app.sql") || fail "diff/.../app.sql differs from sqlenvfs diff"
+cmp "$T/cli.summary" <(cat "$M/diff/@$a/@$b/app.summary") || fail "diff/.../app.summary differs"
+! (echo x > "$M/diff/@$a/@$b/app.sql") 2>/dev/null || fail "diff/.../app.sql is writable"
+[ ! -e "$M/diff/@$a/@$b/nosuch.sql" ] || fail "diff/.../nosuch.sql exists"
+[ ! -e "$M/diff/@1000000000/@$b/app.sql" ] || fail "a diff from outside the window exists"
+unmount_root "$M"
+pass "the mount's diff/ files are the command's output, read-only"
