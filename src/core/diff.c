@@ -17,6 +17,11 @@
  *   (3) All leaves of a b-tree are at one depth: once one child of an
  *       interior page is a leaf, its siblings are leaves and are read only
  *       when they changed.
+ *   (4) An overflow page changes owner only when the cells of both owners
+ *       change (SQLite rewrites a row's overflow pages in place only when
+ *       its size stays the same, keeping the same pages), so a changed
+ *       overflow page in the chain of a row already collected needs no
+ *       search; only the others are looked for.
  */
 #include "sqlenvfs/diff.h"
 
@@ -59,6 +64,7 @@ typedef struct {
   GHashTable *owner[2];     /* pgno -> Table * (NULL value: an index) + 1 */
   GHashTable *children;     /* to-state interior pgno -> GArray of guint32 */
   GHashTable *is_leaf;      /* to-state leaf pages                         */
+  GHashTable *covered;      /* overflow pages of the rows already collected */
   GPtrArray *tables;
   GHashTable *by_name;      /* table name -> Table *                       */
   gboolean summary;
@@ -453,6 +459,29 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
   return TRUE;
 }
 
+/* Remember the overflow pages of @cell (state @s) as covered: its row is
+ * collected already, so a change of them needs no search. Reads the first
+ * 4 bytes of each. */
+static gboolean
+cover_chain(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
+{
+  guint32 next = cell->overflow;
+  guint64 n = 0, n_max = (cell->payload_size - cell->n_local) / (d->usable[s] - 4) + 1;
+
+  while (next != 0 && n++ < n_max) {
+    guint8 b[4];
+    if (next > d->n_pages[s] || g_hash_table_contains(d->covered, GUINT_TO_POINTER(next)))
+      break; /* past the end: the row's own read reports it */
+    g_hash_table_add(d->covered, GUINT_TO_POINTER(next));
+    d->stats->n_page_reads++;
+    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
+        4)
+      return FALSE;
+    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
+  }
+  return TRUE;
+}
+
 static gboolean
 collect_rows(Diff *d, int s, Table *t, const SqlenvfsBtreePage *page, GError **error)
 {
@@ -462,6 +491,8 @@ collect_rows(Diff *d, int s, Table *t, const SqlenvfsBtreePage *page, GError **e
       return FALSE;
     if (!add_key(d, s, t, &cell, error))
       return FALSE;
+    if (cell.overflow != 0 && !cover_chain(d, s, &cell, error))
+      return FALSE;
   }
   return TRUE;
 }
@@ -470,6 +501,8 @@ static void
 own(Diff *d, int s, guint32 pgno, Table *t, gboolean leaf)
 {
   g_hash_table_insert(d->owner[s], GUINT_TO_POINTER(pgno), t);
+  if (leaf && s == 1)
+    g_hash_table_add(d->is_leaf, GUINT_TO_POINTER(pgno));
   if (leaf && t != NULL)
     g_array_append_val(t->leaves[s], pgno);
 }
@@ -518,8 +551,6 @@ walk(Diff *d, int s, guint32 pgno, Table *t, guint depth, gboolean known_leaf, g
     return FALSE;
   *leaf = page.type == SQLENVFS_BTREE_TABLE_LEAF || page.type == SQLENVFS_BTREE_INDEX_LEAF;
   own(d, s, pgno, t, *leaf);
-  if (s == 1 && *leaf)
-    g_hash_table_add(d->is_leaf, GUINT_TO_POINTER(pgno));
   /* Cells that are rows: table leaves; every page of a WITHOUT ROWID table. */
   if (changed && t != NULL &&
       (page.type == SQLENVFS_BTREE_TABLE_LEAF ||
@@ -605,6 +636,7 @@ find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
     guint32 pgno = GPOINTER_TO_UINT(key);
     gboolean ptrmap = FALSE;
     if (pgno == 1 || g_hash_table_contains(free_pages, key) ||
+        g_hash_table_contains(d->covered, key) ||
         g_hash_table_contains(d->owner[0], key) || g_hash_table_contains(d->owner[1], key))
       continue;
     for (int s = 0; s < 2; s++) {
@@ -1167,6 +1199,7 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
   d.owner[1] = g_hash_table_new(NULL, NULL);
   d.children = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify) g_array_unref);
   d.is_leaf = g_hash_table_new(NULL, NULL);
+  d.covered = g_hash_table_new(NULL, NULL);
   d.stats->is_full = changed == NULL;
 
   if (!image_geometry(&d, 0, error) || !image_geometry(&d, 1, error) ||
@@ -1224,6 +1257,7 @@ out:
   g_hash_table_unref(d.owner[1]);
   g_hash_table_unref(d.children);
   g_hash_table_unref(d.is_leaf);
+  g_hash_table_unref(d.covered);
   return ok;
 }
 

@@ -128,6 +128,13 @@ def writer(args):
             log.write("T %d %.6f vacuum\n" % (k, time.time()))
             vacuumed = True
         time.sleep(rnd.uniform(0, args.max_sleep))
+    # Last, a few commits that only add small rows to one table.
+    log.write("P %.6f\n" % time.time())
+    for _ in range(8):
+        k += 1
+        conn.execute("INSERT INTO plain VALUES(?,?,?)", (k, text(4), 2.5))
+        log.write("T %d %.6f\n" % (k, time.time()))
+        time.sleep(rnd.uniform(0, args.max_sleep))
     conn.close()
     print(k)
 
