@@ -14,4 +14,8 @@ build=$(realpath -m "${BENCH_BUILD:-build-bench}")
 ninja -C "$build" >/dev/null
 pt="$build/passthrough_ro"
 cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
+# The history commands (diff, bisect) against sqldiff: a short run of their own.
+if [[ " $* " != *" --smoke "* ]]; then
+  scripts/bench/investigate.sh "$build/src/sqlenvfs"
+fi
 exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
