@@ -686,17 +686,27 @@ find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
 }
 
 static gboolean
+map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error);
+
+/* Map the changed pages to rows (both states' page 1 read first). */
+static gboolean
 map_changed_pages(Diff *d, GError **error)
 {
-  g_autofree guint8 *p1[2] = { NULL, NULL };
+  guint8 *p1[2] = { g_malloc(d->page_size[0]), g_malloc(d->page_size[1]) };
+  gboolean ok = read_page(d, 0, 1, p1[0], error) && read_page(d, 1, 1, p1[1], error) &&
+                map_changed_pages_with(d, p1, error);
+
+  g_free(p1[0]);
+  g_free(p1[1]);
+  return ok;
+}
+
+static gboolean
+map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
+{
   g_autoptr(sqlite3_stmt) st = NULL;
   int rc;
 
-  for (int s = 0; s < 2; s++) {
-    p1[s] = g_malloc(d->page_size[s]);
-    if (!read_page(d, s, 1, p1[s], error))
-      return FALSE;
-  }
   /* Decide, per table, whether its changed rows can be found. */
   for (guint i = 0; i < d->tables->len; i++) {
     Table *t = d->tables->pdata[i];
