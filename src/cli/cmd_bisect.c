@@ -55,7 +55,7 @@ cmd_bisect(int argc, char **argv)
                  "T1 (all rows, all columns, in order): a binary search over the commits between\n"
                  "T1 and T2, each state read from the backups and the WAL archive without writing\n"
                  "a file. Prints the commit's sequence number and capture time, the result before\n"
-                 "and after it, and how many states were examined (at most log2(commits) + 2).\n"
+                 "and after it, and how many states were examined (at most ceil(log2(commits))+2).\n"
                  "Times: " SQLENVFS_TIME_FORMS ".\n"
                  "Exit status: 0 a commit was found; 3 the result at T2 is the result at T1\n"
                  "(nothing to find); 1 error; 2 usage.",

@@ -380,11 +380,9 @@ read_page(Diff *d, int s, guint32 pgno, guint8 *buf, GError **error)
   return TRUE;
 }
 
-/* The whole payload of @cell (local part and overflow chain) of state @s;
- * each overflow page number is passed to @seen when it is not NULL. */
+/* The whole payload of @cell (local part and overflow chain) of state @s. */
 static guint8 *
-read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *hits, gboolean *hit,
-             GError **error)
+read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
 {
   g_autofree guint8 *buf = NULL;
   g_autofree guint8 *page = g_malloc(d->page_size[s]);
@@ -408,8 +406,6 @@ read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *hits, gb
                   d->label[s]);
       return NULL;
     }
-    if (hits != NULL && g_hash_table_contains(hits, GUINT_TO_POINTER(next)))
-      *hit = TRUE;
     if (!read_page(d, s, next, page, error))
       return NULL;
     memcpy(buf + done, page + 4, take);
@@ -443,7 +439,7 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
   if (rc != SQLITE_OK)
     return sql_fail(d, rc, "collecting the changed rows of", error);
   if (t->side[1].without_rowid) {
-    payload = read_payload(d, s, cell, NULL, NULL, error);
+    payload = read_payload(d, s, cell, error);
     if (payload == NULL)
       return FALSE;
     if (!sqlenvfs_btree_record_bind(payload, cell->payload_size, t->side[1].n_pk, st, 1,
@@ -475,8 +471,13 @@ cover_chain(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
     g_hash_table_add(d->covered, GUINT_TO_POINTER(next));
     d->stats->n_page_reads++;
     if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
-        4)
+        4) {
+      if (error != NULL && *error == NULL)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
+                    next);
       return FALSE;
+    }
     next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
   }
   return TRUE;
@@ -617,6 +618,42 @@ add_freelist(Diff *d, int s, const guint8 *page1, GHashTable *set, GError **erro
   return TRUE;
 }
 
+/* Whether the overflow chain of @cell (state @s) holds a page of @lost:
+ * reads the first 4 bytes (the next page number) of each of its pages. */
+static gboolean
+chain_hits(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *lost, gboolean *hit,
+           GError **error)
+{
+  guint32 next = cell->overflow;
+  guint64 n = 0, n_max = (cell->payload_size - cell->n_local) / (d->usable[s] - 4) + 1;
+
+  *hit = FALSE;
+  while (next != 0 && n++ < n_max) {
+    guint8 b[4];
+    if (g_hash_table_contains(lost, GUINT_TO_POINTER(next))) {
+      *hit = TRUE;
+      return TRUE;
+    }
+    if (next > d->n_pages[s]) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s refers to page %u, past its end (%u pages); check it with `sqlenvfs verify`",
+                  d->label[s], next, d->n_pages[s]);
+      return FALSE;
+    }
+    d->stats->n_page_reads++;
+    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
+        4) {
+      if (error != NULL && *error == NULL)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
+                    next);
+      return FALSE;
+    }
+    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
+  }
+  return TRUE;
+}
+
 /* Changed pages that are in no b-tree, on no free list and not page 1 or a
  * pointer-map page are overflow pages: find the rows whose chains hold
  * them, in either state. */
@@ -667,14 +704,12 @@ find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
           return FALSE;
         for (guint c = 0; c < page.n_cells; c++) {
           SqlenvfsBtreeCell cell;
-          g_autofree guint8 *payload = NULL;
           gboolean hit = FALSE;
           if (!sqlenvfs_btree_cell(&page, c, &cell, error))
             return FALSE;
           if (cell.overflow == 0)
             continue;
-          payload = read_payload(d, s, &cell, lost, &hit, error);
-          if (payload == NULL)
+          if (!chain_hits(d, s, &cell, lost, &hit, error))
             return FALSE;
           if (hit && !add_key(d, s, t, &cell, error))
             return FALSE;
