@@ -186,9 +186,18 @@ append_value(GString *s, sqlite3_value *v)
   }
   case SQLITE_TEXT: {
     /* Quotes doubled; a run of control characters is spliced in as a
-     * blob: 'ab'||X'0a0d'\n||'cd'. */
+     * blob: 'ab'||X'0a0d'\n||'cd'. Text holding a NUL, which a literal
+     * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short). */
     const guint8 *t = sqlite3_value_text(v);
+    int n = sqlite3_value_bytes(v);
     gboolean in_ctl = FALSE;
+    if (memchr(t, 0, (gsize) n) != NULL) {
+      g_string_append(s, "CAST(x'");
+      for (int i = 0; i < n; i++)
+        g_string_append_printf(s, "%02x", t[i]);
+      g_string_append(s, "' AS TEXT)");
+      break;
+    }
     g_string_append_c(s, '\'');
     for (gsize i = 0; t[i] != '\0'; i++) {
       guint8 c = t[i];
