@@ -26,11 +26,12 @@
  * gone, UPDATE / DELETE / INSERT ordered by primary key, CREATE INDEX for
  * new indexes; a dropped table as DROP TABLE, a new or incompatible one as
  * DROP TABLE (incompatible only), its CREATE statement, INSERTs and
- * indexes. One difference: an added column is written with its
+ * indexes. Differences: an added column is written with its
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
- * schema, and a real number that 15 digits do not give back exactly is
- * written with 17. Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
+ * schema; a real number that 15 digits do not give back exactly is
+ * written with 17; text holding a NUL byte is written as
+ * CAST(x'..' AS TEXT). Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
  * "t: missing from first database", "t: missing from second database",
  * "t: incompatible schema".
  */
