@@ -219,7 +219,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(GArray) cand = g_array_new(FALSE, FALSE, sizeof(guint)); /* entry indexes */
   g_autofree char *dir = NULL;
-  Result r0 = { 0 }, rhi = { 0 }, rmid = { 0 }, rlo_text = { 0 };
+  Result r0 = { 0 }, rhi = { 0 }, rmid = { 0 };
   guint n, total;
   gint lo, hi;
 
@@ -320,14 +320,14 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
       progress(user, r->n_probes, total);
     if (result_equal(&r0, &rmid)) {
       lo = mid; /* invariant 1 */
-      result_clear(&rlo_text);
-      rlo_text = rmid;
+      result_clear(&rmid);
     } else {
       hi = mid; /* invariant 2 */
       result_clear(&rhi);
       rhi = rmid;
     }
     rmid = (Result){ 0 };
+    g_assert(lo < hi && !result_equal(&r0, &rhi));
   }
   r->is_found = TRUE;
   r->seq = ENTRY(hi)->seq;
@@ -337,13 +337,11 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   r->n_before = r0.n_rows;
   r->after = g_steal_pointer(&rhi.text);
   r->n_after = rhi.n_rows;
-  result_clear(&rlo_text);
   return g_steal_pointer(&r);
 
 fail:
   result_clear(&r0);
   result_clear(&rhi);
   result_clear(&rmid);
-  result_clear(&rlo_text);
   return NULL;
 }
