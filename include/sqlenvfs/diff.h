@@ -31,7 +31,10 @@
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is
  * written with 17; text holding a NUL byte is written as
- * CAST(x'..' AS TEXT). Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
+ * CAST(x'..' AS TEXT); SQLite's own tables (sqlite_sequence) come last,
+ * and sqlite_sequence, when it differs, is emptied and written whole
+ * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
+ * Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
  * "t: missing from first database", "t: missing from second database",
  * "t: incompatible schema".
  */

@@ -847,8 +847,18 @@ append_restrict(GString *q, const Table *t, const char *alias)
   g_string_append_printf(q, ") IN (SELECT * FROM temp.\"%s\")", t->keys);
 }
 
+/* SQLite's own tables: sqlite_sequence, sqlite_stat1 ... */
+static gboolean
+is_internal(const char *name)
+{
+  return g_ascii_strncasecmp(name, "sqlite_", 7) == 0;
+}
+
 /* Print the CREATE statement, rows and indexes of table @t of the newer
- * state (a new table, or one whose schema is incompatible). */
+ * state (a new table, or one whose schema is incompatible). sqlite_sequence
+ * is not created but emptied: SQLite makes it with the first AUTOINCREMENT
+ * table (and refuses a CREATE of it), and the INSERTs before have written
+ * rows of their own into it. */
 static gboolean
 dump_table(Diff *d, Table *t, GString *o, GError **error)
 {
@@ -859,7 +869,10 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   int rc, n;
   char *sql;
 
-  g_string_append_printf(o, "%s;\n", t->side[1].sql);
+  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
+    g_string_append(o, "DELETE FROM sqlite_sequence;\n");
+  else
+    g_string_append_printf(o, "%s;\n", t->side[1].sql);
   if (cols == NULL) {
     g_string_append_printf(q, "SELECT * FROM aux.%s", id);
     g_string_append_printf(ins, "INSERT INTO %s VALUES", id);
@@ -1022,9 +1035,30 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   if (!t->side[1].exists) {
     if (d->summary)
       g_string_append_printf(o, "%s: missing from second database\n", t->name);
+    else if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
+      g_string_append(o, "DELETE FROM sqlite_sequence;\n"); /* it cannot be dropped */
     else
       g_string_append_printf(o, "DROP TABLE %s;\n", id);
     return TRUE;
+  }
+  if (!d->summary && g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0) {
+    /* Written whole when it differs: the INSERTs of the script have already
+     * moved it, by rowids of their own. */
+    gint64 n_diff = 1;
+    if (t->side[0].exists) {
+      g_autoptr(sqlite3_stmt) cmp = NULL;
+      int rc1 = sqlite3_prepare_v2(d->db,
+                                  "SELECT (SELECT count(*) FROM (SELECT rowid, * FROM"
+                                  " main.sqlite_sequence EXCEPT SELECT rowid, * FROM"
+                                  " aux.sqlite_sequence)) + (SELECT count(*) FROM (SELECT"
+                                  " rowid, * FROM aux.sqlite_sequence EXCEPT SELECT rowid, *"
+                                  " FROM main.sqlite_sequence))",
+                                  -1, &cmp, NULL);
+      if (rc1 != SQLITE_OK || (rc1 = sqlite3_step(cmp)) != SQLITE_ROW)
+        return sql_fail(d, rc1, "comparing sqlite_sequence of", error);
+      n_diff = sqlite3_column_int64(cmp, 0);
+    }
+    return n_diff == 0 || dump_table(d, t, o, error);
   }
   if (!t->side[0].exists) {
     if (d->summary) {
@@ -1289,10 +1323,19 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
     if (!map_changed_pages(&d, error))
       goto out;
   }
-  for (guint i = 0; i < d.tables->len; i++) {
-    if (!diff_table(&d, d.tables->pdata[i], o, error))
-      goto out;
-    emit(&d, o);
+  /* The script puts SQLite's own tables (sqlite_sequence, sqlite_stat1)
+   * last: the CREATE TABLE of an AUTOINCREMENT table makes sqlite_sequence,
+   * so its rows can only be written after that. The summary keeps
+   * sqldiff's order. */
+  for (int pass = 0; pass < (summary ? 1 : 2); pass++) {
+    for (guint i = 0; i < d.tables->len; i++) {
+      Table *t = d.tables->pdata[i];
+      if (!summary && is_internal(t->name) != (pass == 1))
+        continue;
+      if (!diff_table(&d, t, o, error))
+        goto out;
+      emit(&d, o);
+    }
   }
   ok = TRUE;
 

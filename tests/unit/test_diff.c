@@ -193,6 +193,9 @@ static const char *const changes[] = {
   "UPDATE t SET note = 'x' WHERE id < 5;"
   "CREATE TABLE later(q INTEGER PRIMARY KEY, r); INSERT INTO later(r) VALUES ('a'), ('b');"
   "DROP TABLE gone; DROP INDEX t_a; CREATE INDEX p_y ON p(y);",
+  /* AUTOINCREMENT: sqlite_sequence made by the new table, rows after it */
+  "CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT);"
+  "INSERT INTO orders(what) VALUES ('a'), ('b'), ('c'); DELETE FROM orders WHERE id = 3;",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
 };
