@@ -1,11 +1,11 @@
 /*
  * gen_corpus.c — writes the seed corpus of the fuzz targets with the
  * product's own writers: WAL files and b-tree pages written by SQLite, an
- * archive written by
- * the archive writer, MANIFESTs written by real backups and snapshots, and
- * each time form from the formatters; plus typical settings files and a few
- * edge cases derived from them (cut short, torn, restarted; a MANIFEST of
- * format 1, one changed after its seal, one changed and sealed again).
+ * archive written by the archive writer, MANIFESTs written by real backups
+ * and snapshots, and each time form from the formatters; plus typical
+ * settings files and a few edge cases derived from them (cut short, torn,
+ * restarted; a MANIFEST of format 1, one changed after its seal, one
+ * changed and sealed again).
  *
  *   fuzz_gen_corpus OUTDIR     (OUTDIR/<target>/ must exist)
  *
