@@ -101,7 +101,7 @@ probe(SqlenvfsRoot *root, const char *db, gint64 t_us, guint64 seq, const char *
   label = g_strdup_printf("%s.db at %s (seq %" G_GUINT64_FORMAT ")", plan->db, when, seq);
   if (plan->state_seq != seq) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "bisect: the state at %s is seq %" G_GUINT64_FORMAT ", not %" G_GUINT64_FORMAT
+                "the state at %s is seq %" G_GUINT64_FORMAT ", not %" G_GUINT64_FORMAT
                 " as the archive's index says; check the archive with `sqlenvfs verify`",
                 when, plan->state_seq, seq);
     goto fail;
@@ -184,7 +184,7 @@ check_statement(SqlenvfsRoot *root, const char *db, gint64 t_us, const char *sql
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, &tail);
   if (rc != SQLITE_OK || st == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "bisect: --sql is not a query SQLite accepts on %s.db: %s", plan->db,
+                "--sql is not a query SQLite accepts on %s.db: %s", plan->db,
                 st == NULL && rc == SQLITE_OK ? "it is empty" : sqlite3_errmsg(conn));
     return FALSE;
   }
@@ -196,13 +196,13 @@ check_statement(SqlenvfsRoot *root, const char *db, gint64 t_us, const char *sql
     tail++;
   if (tail != NULL && *tail != '\0') {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "bisect: --sql holds more than one statement (from \"%.40s\"); give one query",
+                "--sql holds more than one statement (from \"%.40s\"); give one query",
                 tail);
     return FALSE;
   }
   if (!sqlite3_stmt_readonly(st) || sqlite3_column_count(st) == 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "bisect: --sql must be a query that returns rows (SELECT ...), not \"%.60s\"",
+                "--sql must be a query that returns rows (SELECT ...), not \"%.60s\"",
                 sql);
     return FALSE;
   }
@@ -252,7 +252,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     g_autofree char *t1 = sqlenvfs_time_format_iso(p1->state_us);
     g_autofree char *t2 = sqlenvfs_time_format_iso(p2->state_us);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "bisect: --from (state of %s) is after --to (state of %s); give the older time"
+                "--from (state of %s) is after --to (state of %s); give the older time"
                 " as --from",
                 t1, t2);
     return NULL;
@@ -271,7 +271,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
       continue;
     if (e->type == SQLENVFS_ARCHIVE_GAP) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "bisect: the archive of %s has a gap between --from and --to (at seq %"
+                  "the archive of %s has a gap between --from and --to (at seq %"
                   G_GUINT64_FORMAT "); give two times in one recoverable window"
                   " (see `sqlenvfs list`)",
                   r->db, e->seq);

@@ -1430,7 +1430,7 @@ sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
   t2 = sqlenvfs_time_format_iso(p2->state_us);
   if (p1->state_us > p2->state_us) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "diff %s: the first time (state of %s) is after the second (state of %s);"
+                "%s.db: the first time (state of %s) is after the second (state of %s);"
                 " give the older time first",
                 p1->db, t1, t2);
     return FALSE;
