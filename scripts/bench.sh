@@ -25,4 +25,8 @@ fi
 if [[ " $* " != *" --smoke "* && "${BENCH_REMOTE:-1}" != 0 ]]; then
   scripts/bench/remote.sh "$build/src/sqlenvfs"
 fi
+# The history commands (diff, bisect) against sqldiff: a short run of their own.
+if [[ " $* " != *" --smoke "* ]]; then
+  scripts/bench/investigate.sh "$build/src/sqlenvfs"
+fi
 exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"

@@ -111,6 +111,9 @@ is_dir(FsKind kind)
   case FS_COPY_DIR:
   case FS_PITR_DIR:
   case FS_PITR_TIME:
+  case FS_DIFF_DIR:
+  case FS_DIFF_FROM:
+  case FS_DIFF_TO:
   case FS_CTL_DIR:
     return TRUE;
   default:
@@ -532,6 +535,17 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     f->text = fs_status_snapshot(fs, &f->len, NULL);
     fi->direct_io = 1;
     break;
+  case FS_DIFF_FILE:
+    /* Made now, whole, in memory (diff.c); direct_io: its size is not
+     * known before. */
+    f->text = fs_diff_render(fs, &node->where, &f->len, &error);
+    if (f->text == NULL) {
+      file_free(fs, f);
+      reply_error(req, "open", node->path, error);
+      return;
+    }
+    fi->direct_io = 1;
+    break;
   default:
     if (!fs_remote_prepare(fs, &node->where, &error)) {
       file_free(fs, f);
@@ -578,6 +592,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     break;
   }
   case FS_STATUS:
+  case FS_DIFF_FILE:
     reply_text(req, f->text, f->len, size, off);
     break;
   default:

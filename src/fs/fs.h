@@ -59,6 +59,10 @@ typedef enum {
   FS_CTL_DIR,      /* /ctl                                */
   FS_CTL_FILE,     /* /ctl/<op>                           */
   FS_STATUS,       /* /status                             */
+  FS_DIFF_DIR,     /* /diff                               */
+  FS_DIFF_FROM,    /* /diff/<t1>                          */
+  FS_DIFF_TO,      /* /diff/<t1>/<t2>                     */
+  FS_DIFF_FILE,    /* /diff/<t1>/<t2>/<db>.sql|.summary   */
 } FsKind;
 
 typedef enum { FS_ENV_PROD, FS_ENV_DEV } FsEnv;
@@ -73,6 +77,8 @@ typedef struct {
   char *db;                   /* database name, without .db         */
   char *entry;                /* backup/snapshot name, or pitr time as spelled */
   gint64 time_us;             /* FS_PITR_*: the resolved time       */
+  char *to;                   /* FS_DIFF_TO, _FILE: t2 as spelled   */
+  gboolean is_summary;        /* FS_DIFF_FILE: <db>.summary         */
 } FsWhere;
 
 void fs_where_clear(FsWhere *w);
@@ -244,6 +250,17 @@ char *fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us);
 
 /* Forget the shared document (an operation finished: show its result). */
 void fs_status_invalidate(Fs *fs);
+
+/* diff.c ----------------------------------------------------------------- */
+
+/* The names in diff/<t1>/<t2>/: <db>.sql and <db>.summary for each database
+ * recoverable at both times. */
+GPtrArray *fs_diff_list(Fs *fs, const FsWhere *where, GError **error);
+
+/* The content of a diff/<t1>/<t2>/<db>.sql or .summary file, generated in
+ * memory (sqlenvfs_diff_run). NULL and *error when a time is not
+ * recoverable or the diff fails. */
+char *fs_diff_render(Fs *fs, const FsWhere *where, gsize *len, GError **error);
 
 /* pitr.c ----------------------------------------------------------------- */
 

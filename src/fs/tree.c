@@ -14,6 +14,8 @@
  *   /pitr/<time>/<db>.db             FS_PITR_DB      one state: cached
  *   /ctl  /ctl/<op>                  FS_CTL_DIR, FS_CTL_FILE   changes
  *   /status                          FS_STATUS       changes
+ *   /diff  /diff/<t1>  /diff/<t1>/<t2>   FS_DIFF_DIR, _FROM, _TO  times as pitr/
+ *   /diff/<t1>/<t2>/<db>.sql|.summary FS_DIFF_FILE   generated at open (diff.c)
  *
  * Routing only reads metadata (stat, MANIFESTs, restore plans); it never
  * opens a live database file with a descriptor of its own (DESIGN.md, POSIX
@@ -47,13 +49,14 @@
 #define DATA_BLKSIZE (1 << 20)
 
 static const char *const top_names[] = { "prod", "dev", "snapshots", "backups",
-                                         "pitr", "ctl", "status" };
+                                         "pitr", "diff", "ctl", "status" };
 
 void
 fs_where_clear(FsWhere *w)
 {
   g_clear_pointer(&w->db, g_free);
   g_clear_pointer(&w->entry, g_free);
+  g_clear_pointer(&w->to, g_free);
 }
 
 mode_t
@@ -136,7 +139,11 @@ fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mas
   case FS_PITR_DIR:
   case FS_PITR_LINK:
   case FS_PITR_TIME:
+  case FS_DIFF_DIR:
+  case FS_DIFF_FROM:
+  case FS_DIFF_TO:
     return caller_may(caller, wal, where->kind == FS_PITR_LINK ? X_OK : mask);
+  case FS_DIFF_FILE:
   case FS_PITR_DB: {
     g_autofree char *archive = g_build_filename(wal, where->db, NULL);
     path = sqlenvfs_root_prod_db(root, where->db);
@@ -386,6 +393,66 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   return TRUE;
 }
 
+/* diff/<t1>/<t2>/<db>.sql|.summary: each time as pitr/ takes it; the
+ * file's content (and so its size, shown as 0) is made at open. */
+static gboolean
+resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr *a,
+             GError **error)
+{
+  const char *wal = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_WAL);
+  gboolean is_lasting;
+  gint64 t2 = 0;
+  const char *dot;
+  g_autofree char *db = NULL;
+  g_autoptr(GPtrArray) dbs = NULL;
+
+  if (n == 1) {
+    w->kind = FS_DIFF_DIR;
+    attr_dir(fs, a, dir_perm(wal), fs->started_at, TIMEOUT_NONE);
+    return TRUE;
+  }
+  if (n > 4)
+    return not_found(error, path, "no such file");
+  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, &is_lasting, error) ||
+      (n >= 3 && !fs_pitr_resolve_time(fs->pitr, comps[2], &t2, &is_lasting, error)))
+    return FALSE;
+  w->entry = g_strdup(comps[1]);
+  if (n == 2) {
+    w->kind = FS_DIFF_FROM;
+    attr_dir(fs, a, dir_perm(wal), w->time_us, TIMEOUT_NONE);
+    return TRUE;
+  }
+  w->to = g_strdup(comps[2]);
+  if (n == 3) {
+    w->kind = FS_DIFF_TO;
+    attr_dir(fs, a, dir_perm(wal), t2, TIMEOUT_NONE);
+    return TRUE;
+  }
+  dot = strrchr(comps[3], '.');
+  if (dot == NULL || (strcmp(dot, ".sql") != 0 && strcmp(dot, ".summary") != 0))
+    return not_found(error, path, "no such file (diff/<t1>/<t2>/ has <db>.sql and <db>.summary)");
+  db = g_strndup(comps[3], (gsize) (dot - comps[3]));
+  dbs = fs_pitr_list_dbs(fs->pitr, t2, error);
+  if (dbs == NULL)
+    return FALSE;
+  if (!sqlenvfs_db_name_is_valid(db) ||
+      !g_ptr_array_find_with_equal_func(dbs, db, g_str_equal, NULL))
+    return not_found(error, path, "no such database");
+  w->kind = FS_DIFF_FILE;
+  w->is_summary = strcmp(dot, ".summary") == 0;
+  w->db = g_steal_pointer(&db);
+  {
+    /* Readable where production is, and the archive of <db> searchable. */
+    g_autofree char *in_archive = g_build_filename(wal, w->db, "alive", NULL);
+    g_autofree char *prod = sqlenvfs_root_prod_db(fs->root, w->db);
+    struct stat st;
+    mode_t perm = stat(prod, &st) == 0 ? (st.st_mode & 0444) : 0400;
+    perm = reach_perm(prod, reach_perm(in_archive, perm));
+    attr_file(fs, a, fs_tree_data_mode(perm), 0, t2, TIMEOUT_NONE, TIMEOUT_NONE);
+  }
+  return TRUE;
+}
+
 gboolean
 fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error)
 {
@@ -412,6 +479,8 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
     ok = resolve_store(fs, path, comps, n, &w, attr, error);
   } else if (strcmp(comps[0], "pitr") == 0) {
     ok = resolve_pitr(fs, path, comps, n, &w, attr, error);
+  } else if (strcmp(comps[0], "diff") == 0) {
+    ok = resolve_diff(fs, path, comps, n, &w, attr, error);
   } else if (strcmp(comps[0], "ctl") == 0) {
     if (n == 1) {
       w.kind = FS_CTL_DIR;
@@ -531,6 +600,11 @@ fs_tree_list(Fs *fs, const FsWhere *where, GError **error)
       return NULL;
     return list_db_files(dbs);
   }
+  case FS_DIFF_DIR:
+  case FS_DIFF_FROM:
+    return g_ptr_array_new_with_free_func(g_free); /* any time: nothing to list */
+  case FS_DIFF_TO:
+    return fs_diff_list(fs, where, error);
   case FS_CTL_DIR:
     names = g_ptr_array_new_with_free_func(g_free);
     for (int i = 0; i < SQLENVFS_N_OPS; i++)

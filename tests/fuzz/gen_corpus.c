@@ -1,10 +1,11 @@
 /*
  * gen_corpus.c — writes the seed corpus of the fuzz targets with the
- * product's own writers: WAL files written by SQLite, an archive written by
- * the archive writer, MANIFESTs written by real backups and snapshots, and
- * each time form from the formatters; plus typical settings files and a few
- * edge cases derived from them (cut short, torn, restarted; a MANIFEST of
- * format 1, one changed after its seal, one changed and sealed again).
+ * product's own writers: WAL files and b-tree pages written by SQLite, an
+ * archive written by the archive writer, MANIFESTs written by real backups
+ * and snapshots, and each time form from the formatters; plus typical
+ * settings files and a few edge cases derived from them (cut short, torn,
+ * restarted; a MANIFEST of format 1, one changed after its seal, one
+ * changed and sealed again).
  *
  *   fuzz_gen_corpus OUTDIR     (OUTDIR/<target>/ must exist)
  *
@@ -407,6 +408,59 @@ gen_time(void)
     emit("timefmt", fixed[i].name, fixed[i].text, strlen(fixed[i].text));
 }
 
+/* -------------------------------------------------------------- b-tree */
+
+/* Pages of a database SQLite wrote (512-byte pages): page 1 with the
+ * schema, and the first page of each b-tree page type, and a table leaf
+ * holding a cell with an overflow page. */
+static void
+gen_btree(const char *tmp)
+{
+  g_autofree char *path = g_build_filename(tmp, "btree.db", NULL);
+  g_autoptr(GBytes) file = NULL;
+  const guint8 *p;
+  gsize len;
+  sqlite3 *db = NULL;
+  gboolean seen[256] = { FALSE }, seen_overflow = FALSE;
+  static const char *const names[256] = { [0x02] = "index-interior", [0x05] = "table-interior",
+                                          [0x0a] = "index-leaf", [0x0d] = "table-leaf" };
+
+  if (sqlite3_open(path, &db) != SQLITE_OK)
+    die(path, NULL);
+  exec_sql(db, "PRAGMA page_size=512;"
+               "CREATE TABLE t(id INTEGER PRIMARY KEY, v);"
+               "CREATE INDEX t_v ON t(v);"
+               "CREATE TABLE kv(k TEXT, j INT, v, PRIMARY KEY(k, j)) WITHOUT ROWID;"
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 119)"
+               " INSERT INTO t SELECT i, CASE WHEN i % 30 = 0 THEN zeroblob(900)"
+               "   ELSE printf('value %d ', i) END FROM n;"
+               "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 119)"
+               " INSERT INTO kv SELECT printf('key%03d', i), i, i * 1.5 FROM n;");
+  sqlite3_close(db);
+  file = slurp(path);
+  p = g_bytes_get_data(file, &len);
+  emit("btree", "page1-schema", p, 512);
+  for (gsize off = 512; off + 512 <= len; off += 512) {
+    guint8 type = p[off];
+    if (names[type] != NULL && !seen[type]) {
+      emit("btree", names[type], p + off, 512);
+      seen[type] = TRUE;
+    }
+    if (type == 0x0d && !seen_overflow) {
+      /* a leaf with a cell whose payload (a 2-byte varint) passes 512-35 */
+      guint n = ((guint) p[off + 3] << 8) | p[off + 4];
+      for (guint c = 0; c < n && !seen_overflow; c++) {
+        guint at = ((guint) p[off + 8 + 2 * c] << 8) | p[off + 9 + 2 * c];
+        if (at + 1 < 512 && (p[off + at] & 0x80) &&
+            ((((guint) p[off + at] & 0x7f) << 7) | (p[off + at + 1] & 0x7f)) > 512 - 35) {
+          emit("btree", "table-leaf-overflow", p + off, 512);
+          seen_overflow = TRUE;
+        }
+      }
+    }
+  }
+}
+
 int
 main(int argc, char **argv)
 {
@@ -422,6 +476,7 @@ main(int argc, char **argv)
   if (tmp == NULL)
     die("temporary directory", error);
   gen_wal(tmp);
+  gen_btree(tmp);
   gen_archive(tmp);
   gen_manifest(tmp);
   gen_conf();

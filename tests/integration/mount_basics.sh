@@ -41,7 +41,7 @@ pass "a root another process archives is refused, naming -o noarchiver"
 mount_root "$R" "$M"
 
 # --- the tree
-assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev pitr prod snapshots status " "top level"
+assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev diff pitr prod snapshots status " "top level"
 assert_eq "$(ls "$M/ctl" | tr '\n' ' ')" "backup checkpoint prune refresh-dev snapshot verify " "ctl files"
 assert_eq "$(ls "$M/prod")" "app.db" "prod/"
 assert_eq "$(ls "$M/dev")" "app.db" "dev/"

@@ -108,6 +108,8 @@ START_TEST(test_resolve_tree)
 
   ck_assert_int_eq(resolve("pitr", &w, &a), FS_PITR_DIR);
   fs_where_clear(&w);
+  ck_assert_int_eq(resolve("diff", &w, &a), FS_DIFF_DIR);
+  fs_where_clear(&w);
   ck_assert_int_eq(resolve("ctl", &w, &a), FS_CTL_DIR);
   fs_where_clear(&w);
   ck_assert_int_eq(resolve("ctl/refresh-dev", &w, &a), FS_CTL_FILE);
@@ -125,6 +127,8 @@ START_TEST(test_resolve_missing)
     "nosuch", "prod/nosuch.db", "prod/app", "prod/app.db/x", "dev/app.db-wal",
     "backups/20200101T000000Z", "backups/not-a-name", "snapshots/x/y/z",
     "ctl/nosuch", "ctl/backup/x", "status/x", "..", "pitr/x/y/z",
+    "diff/yesterday", "diff/latest/yesterday", "diff/latest/latest/app.txt",
+    "diff/latest/latest/app.sql/x",
   };
   g_autofree char *no_db = g_strdup_printf("backups/%s/nosuch.db", backup->name);
 
@@ -168,8 +172,9 @@ START_TEST(test_list)
   resolve("", &w, &a);
   top = fs_tree_list(fs, &w, &error);
   ck_assert_no_error(error);
-  ck_assert_uint_eq(top->len, 7);
+  ck_assert_uint_eq(top->len, 8);
   ck_assert(has_name(top, "prod") && has_name(top, "pitr") && has_name(top, "status"));
+  ck_assert(has_name(top, "diff"));
   fs_where_clear(&w);
 
   resolve("ctl", &w, &a);

@@ -1,0 +1,89 @@
+/*
+ * diff.h — what changed in a production database between two times: the
+ * SQL script that turns the state at T1 into the state at T2, in the
+ * dialect of SQLite's `sqldiff`, or its per-table summary.
+ *
+ * How it avoids reading both databases whole: the archive knows every page
+ * each commit between the two states wrote. Those pages are mapped to
+ * their b-trees (each table's and index's tree walked from its root page
+ * through its interior pages, in the newer state, and in the older one
+ * below interior pages that changed), the rows on changed leaf pages of
+ * each table (in either state) are collected — rowids, or for a WITHOUT
+ * ROWID table its primary key from the record — and only those rows are
+ * compared, with SQL, through two read-only connections over the images
+ * (imagevfs.h). A changed page that is in no b-tree and on no free list is
+ * an overflow page: the rows whose overflow chains hold it are found by
+ * following the chains of the tables' cells that have one.
+ *
+ * A table is compared in full (and a note says so) when it was created,
+ * dropped or rebuilt in between (its root page or its CREATE statement
+ * differs), and the whole database when the archive cannot say what
+ * changed (the two states are not in one chain of the archive, or the
+ * records between them are gone).
+ *
+ * Output, as `sqldiff` prints it: tables in name order; per table the
+ * ALTER TABLE ... ADD COLUMN for added columns, DROP INDEX for indexes
+ * gone, UPDATE / DELETE / INSERT ordered by primary key, CREATE INDEX for
+ * new indexes; a dropped table as DROP TABLE, a new or incompatible one as
+ * DROP TABLE (incompatible only), its CREATE statement, INSERTs and
+ * indexes. Differences: an added column is written with its
+ * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
+ * DEFAULT 'x'"), not its bare name, so that the script gives the same
+ * schema; a real number that 15 digits do not give back exactly is
+ * written with 17; text holding a NUL byte is written as
+ * CAST(x'..' AS TEXT); SQLite's own tables (sqlite_sequence) come last,
+ * and sqlite_sequence, when it differs, is emptied and written whole
+ * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
+ * Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
+ * "t: missing from first database", "t: missing from second database",
+ * "t: incompatible schema".
+ */
+#pragma once
+
+#include <glib.h>
+
+#include "sqlenvfs/image.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/timefmt.h"
+
+G_BEGIN_DECLS
+
+/* Receives the script or the summary, piece by piece. */
+typedef void (*SqlenvfsDiffOutFunc)(gpointer user, const char *text, gsize len);
+/* Receives notes for people (a table compared in full, and why). */
+typedef void (*SqlenvfsDiffNoteFunc)(gpointer user, const char *message);
+
+typedef struct {
+  guint64 from_seq, to_seq;   /* archive sequence numbers of the two states   */
+  gint64 from_us, to_us;      /* their capture times                          */
+  guint64 n_commits;          /* commits between them                         */
+  guint n_changed_pages;      /* distinct pages those commits wrote           */
+  gboolean is_full;           /* the whole database was compared in full      */
+  guint n_tables_full;        /* tables compared in full                      */
+  guint n_tables_keyed;       /* tables compared on the changed rows only     */
+  guint64 n_keys;             /* rows compared that way                       */
+  guint64 n_page_reads;       /* pages the b-tree walk read                   */
+  guint64 n_sql_reads;        /* reads SQLite made through the images         */
+} SqlenvfsDiffStats;
+
+/* Diff two images (@from, @to) of one database. @changed: the page numbers
+ * (GUINT_TO_POINTER) that may differ between them, or NULL to compare
+ * everything in full. @summary: the summary instead of the script. @out
+ * gets the text, @note (may be NULL) the notes; @stats (may be NULL) is
+ * filled. FALSE and *error (what was already passed to @out is partial). */
+gboolean sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage *to,
+                              const char *to_label, GHashTable *changed, gboolean summary,
+                              SqlenvfsDiffOutFunc out, SqlenvfsDiffNoteFunc note, gpointer user,
+                              SqlenvfsDiffStats *stats, GError **error);
+
+/* Diff database @db (NULL: the default) of @root between the states at
+ * @from and @to (restore.h: each resolves to the state after the last
+ * transaction archived at or before it). INVALID when @from's state is
+ * after @to's; GAP when a time is outside the recoverable window; other
+ * errors as sqlenvfs_restore_image. */
+gboolean sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
+                           const SqlenvfsTime *to, gboolean summary, SqlenvfsDiffOutFunc out,
+                           SqlenvfsDiffNoteFunc note, gpointer user, SqlenvfsDiffStats *stats,
+                           GError **error);
+
+G_END_DECLS

@@ -1,0 +1,166 @@
+#!/usr/bin/env bash
+# Benchmark of the history commands (docs/BENCHMARKS.md, "Investigating the
+# history"), measured side by side in one run:
+#   - diff across 10 commits of a large database (target <= 100 ms);
+#   - diff across many commits vs sqldiff of the two states already
+#     materialized (target <= 1.5x);
+#   - bisect over many commits: states examined and time.
+# Usage: scripts/bench/investigate.sh [SQLENVFS] ; INVESTIGATE_MIB (default
+# 256) sizes the database, INVESTIGATE_COMMITS (default 2000) the long run,
+# INVESTIGATE_DIR where it works (default a temporary directory, removed).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+S=$(realpath "${1:-build/src/sqlenvfs}")
+MIB=${INVESTIGATE_MIB:-256}
+COMMITS=${INVESTIGATE_COMMITS:-2000}
+command -v sqldiff >/dev/null || { echo "investigate: sqldiff is missing (sqlite3-tools; scripts/deps.sh)" >&2; exit 1; }
+W=${INVESTIGATE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-investigate-XXXXXX")}
+apid=""
+M=""
+cleanup() {
+  [ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
+  [ -n "$M" ] && fusermount3 -u "$M" 2>/dev/null
+  [ -n "${INVESTIGATE_DIR:-}" ] || rm -rf "$W"
+}
+trap cleanup EXIT
+R=$W/root
+mkdir -p "$R"
+cat > "$R/schema.sql" <<'SQL'
+CREATE TABLE events(id INTEGER PRIMARY KEY, vessel INTEGER, kind TEXT, payload TEXT);
+CREATE INDEX events_vessel ON events(vessel);
+SQL
+"$S" init --root "$R" >/dev/null
+
+# A large database before capture starts (the archiver's first snapshot is
+# the base every state is rebuilt from).
+python3 - "$R/data/prod/app.db" "$MIB" <<'PY'
+import sqlite3, sys, random
+db, mib = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(7)
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("BEGIN")
+n = mib * 1024 * 1024 // 460
+pad = "".join(rnd.choice("abcdefghijklmnop") for _ in range(4000))
+for i in range(1, n + 1):
+    o = rnd.randrange(3600)
+    c.execute("INSERT INTO events VALUES(?,?,?,?)", (i, rnd.randrange(5000), "pos", pad[o:o + 400]))
+c.execute("COMMIT")
+c.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+PY
+size=$(stat -c %s "$R/data/prod/app.db")
+
+"$S" archive --root "$R" > "$W/archive.out" 2> "$W/archive.err" &
+apid=$!
+for i in $(seq 1 600); do
+  grep -q 'capturing' "$W/archive.err" && [ -n "$(ls "$R/backups/prod/snapshots")" ] && break
+  sleep 0.1
+done
+
+# 10 commits, then a long run with one row deleted at a known commit.
+python3 - "$R/data/prod/app.db" "$COMMITS" > "$W/writer.log" <<'PY'
+import sqlite3, sys, random, time
+db, commits = sys.argv[1], int(sys.argv[2])
+rnd = random.Random(11)
+c = sqlite3.connect(db, isolation_level=None)
+n = c.execute("SELECT max(id) FROM events").fetchone()[0]
+def commit():
+    global n
+    c.execute("BEGIN IMMEDIATE")
+    for _ in range(3):
+        r = rnd.random()
+        if r < 0.5:
+            c.execute("UPDATE events SET kind=? WHERE id=?", ("upd%d" % rnd.randrange(99), rnd.randrange(1, n)))
+        elif r < 0.8:
+            n += 1
+            c.execute("INSERT INTO events VALUES(?,?,?,?)", (n, rnd.randrange(5000), "new", "x" * 300))
+        else:
+            c.execute("DELETE FROM events WHERE id=?", (rnd.randrange(100, n),))
+    c.execute("COMMIT")
+for k in range(10):
+    commit()
+print("A", time.time())
+time.sleep(0.2)
+for k in range(commits):
+    if k == commits * 2 // 3:
+        c.execute("DELETE FROM events WHERE id=42")
+    else:
+        commit()
+c.close()
+PY
+sleep 0.5
+kill "$apid"; wait "$apid" || true; apid=""
+
+python3 tests/integration/archive_dump.py "$R/backups/prod/wal_archives/app" \
+  | awk '$4=="COMMIT" {print $3, $5}' > "$W/commits"
+# the 10 commits are the first 10 COMMIT records after capture began
+t0=$(awk 'NR==1 {print $2}' "$W/commits")
+t10=$(awk 'NR==11 {print $2}' "$W/commits")
+tend=$(awk 'END {print $2}' "$W/commits")
+n_long=$(awk 'NR>11' "$W/commits" | wc -l)
+
+ms() { python3 -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])) )' "$@"; }
+now() { date +%s%3N; }
+median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+
+# Warm: base checks remembered, page cache as after one run.
+"$S" diff --root "$R" --from "@$t0" --to "@$t10" > /dev/null 2>&1
+runs=()
+for i in 1 2 3; do
+  a=$(now); "$S" diff --root "$R" --from "@$t0" --to "@$t10" > "$W/d10.sql" 2> /dev/null; b=$(now)
+  runs+=($((b - a)))
+done
+d10=$(median3 "${runs[@]}")
+"$S" diff --root "$R" --from "@$t0" --to "@$t10" --stats 2> "$W/d10.stats" > /dev/null
+
+# The same through the mount, whose daemon checks the base file once (a
+# command checks it in every run: it reads the whole base, restore.h).
+M=$W/mnt
+mkdir -p "$M"
+"$S" mount "$R" "$M"
+for i in $(seq 1 100); do mountpoint -q "$M" && break; sleep 0.1; done
+cat "$M/diff/@$t0/@$t10/app.sql" > /dev/null
+runs=()
+for i in 1 2 3; do
+  a=$(now); cat "$M/diff/@$t0/@$t10/app.sql" > "$W/m10.sql"; b=$(now)
+  runs+=($((b - a)))
+done
+m10=$(median3 "${runs[@]}")
+cmp -s "$W/m10.sql" "$W/d10.sql" || echo "investigate: WARNING: the mount's diff differs from the command's" >&2
+fusermount3 -u "$M"
+for i in $(seq 1 100); do pgrep -f "sqlenvfs mount $R" >/dev/null || break; sleep 0.1; done
+M=""
+
+"$S" restore --root "$R" --time "@$t10" -o "$W/a.db" > /dev/null
+"$S" restore --root "$R" --time "@$tend" -o "$W/b.db" > /dev/null
+runs=(); sruns=()
+for i in 1 2 3; do
+  a=$(now); "$S" diff --root "$R" --from "@$t10" --to "@$tend" > "$W/dlong.sql" 2> /dev/null; b=$(now)
+  runs+=($((b - a)))
+  a=$(now); sqldiff "$W/a.db" "$W/b.db" > "$W/sqldiff.sql"; b=$(now)
+  sruns+=($((b - a)))
+done
+dlong=$(median3 "${runs[@]}")
+slong=$(median3 "${sruns[@]}")
+"$S" diff --root "$R" --from "@$t10" --to "@$tend" --stats 2> "$W/dlong.stats" > /dev/null
+[ "$(grep -c ';$' "$W/dlong.sql")" -eq "$(grep -c ';$' "$W/sqldiff.sql")" ] ||
+  echo "investigate: WARNING: diff printed $(grep -c ';$' "$W/dlong.sql") statements, sqldiff $(grep -c ';$' "$W/sqldiff.sql")" >&2
+
+a=$(now)
+"$S" bisect --root "$R" --from "@$t10" --sql "SELECT id, kind FROM events WHERE id = 42" > "$W/bisect.out" 2>/dev/null || true
+b=$(now)
+bis=$((b - a))
+probes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1 \2/p' "$W/bisect.out")
+
+printf 'investigate: database %s MiB (%s bytes), %s commits in the long run\n' "$MIB" "$size" "$n_long"
+printf '%-48s %10s %10s %8s\n' "row" "sqlenvfs" "yardstick" "ratio"
+printf '%-48s %8s ms %10s %8s\n' "diff across 10 commits, command (<= 100 ms)" "$d10" "100 ms" \
+  "$(python3 -c "print('%.2f' % ($d10 / 100))")"
+printf '%-48s %8s ms %10s %8s\n' "diff across 10 commits, mount diff/ (<= 100 ms)" "$m10" "100 ms" \
+  "$(python3 -c "print('%.2f' % ($m10 / 100))")"
+printf '%-48s %8s ms %7s ms %8s\n' "diff across $n_long commits vs sqldiff (<= 1.5x)" "$dlong" "$slong" \
+  "$(python3 -c "print('%.2f' % ($dlong / max($slong, 1)))")"
+printf '%-48s %8s ms %10s %8s\n' "bisect over $n_long commits" "$bis" "-" "-"
+printf '  bisect examined %s\n' "$(echo "$probes" | awk '{print $1 " states of " $2 " commits (bound " int(log($2)/log(2)+0.999999)+2 ")"}')"
+sed 's/^/  10 commits: /' "$W/d10.stats"
+sed 's/^/  long run:   /' "$W/dlong.stats"

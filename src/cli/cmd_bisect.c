@@ -1,0 +1,99 @@
+/*
+ * cmd_bisect.c — `sqlenvfs bisect`: the first archived commit after which a
+ * query's result changed (bisect.h).
+ */
+#include <stdio.h>
+
+#include "cli.h"
+#include "commands.h"
+#include "sqlenvfs/bisect.h"
+#include "sqlenvfs/error.h"
+
+/* Exit status when the result at T2 is the result at T1. */
+#define BISECT_UNCHANGED 3
+
+static void
+show_progress(gpointer user, guint done, guint total)
+{
+  (void) user;
+  cli_progress_count("bisecting", done, total, "states");
+}
+
+static void
+print_rows(const char *label, const char *text)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+  printf("  %s\n", label);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (lines[i][0] != '\0')
+      printf("    %s\n", lines[i]);
+}
+
+int
+cmd_bisect(int argc, char **argv)
+{
+  g_autofree char *from_arg = NULL, *to_arg = NULL, *db = NULL, *sql = NULL;
+  g_autofree char *t1 = NULL, *t2 = NULL, *when = NULL;
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsBisectResult) r = NULL;
+  SqlenvfsTime from, to;
+  GError *error = NULL;
+  GOptionEntry entries[] = {
+    { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Database name (default: the conf's default-db, else app)",
+      "NAME" },
+    { "sql", 0, 0, G_OPTION_ARG_STRING, &sql, "The query whose result to watch (one SELECT)",
+      "QUERY" },
+    { "from", 0, 0, G_OPTION_ARG_STRING, &from_arg,
+      "Start here (default: the start of the recoverable window holding T2)", "T1" },
+    { "to", 0, 0, G_OPTION_ARG_STRING, &to_arg, "End here (default: latest)", "T2" },
+    { NULL }
+  };
+
+  if (!cli_parse(&argc, &argv, "",
+                 "Find the first archived commit after which QUERY returns another result than at\n"
+                 "T1 (all rows, all columns, in order): a binary search over the commits between\n"
+                 "T1 and T2, each state read from the backups and the WAL archive without writing\n"
+                 "a file. Prints the commit's sequence number and capture time, the result before\n"
+                 "and after it, and how many states were examined (at most ceil(log2(commits))+2).\n"
+                 "Times: " SQLENVFS_TIME_FORMS ".\n"
+                 "Exit status: 0 a commit was found; 3 the result at T2 is the result at T1\n"
+                 "(nothing to find); 1 error; 2 usage.",
+                 entries))
+    return CLI_USAGE;
+  if (argc > 1)
+    return cli_usage("bisect", "unexpected argument '%s'", argv[1]);
+  if (sql == NULL)
+    return cli_usage("bisect", "--sql is required (the query whose result to watch)");
+  if (from_arg != NULL && !sqlenvfs_time_parse(from_arg, &from, &error))
+    return cli_fail("bisect", error);
+  if (!sqlenvfs_time_parse(to_arg != NULL ? to_arg : "latest", &to, &error))
+    return cli_fail("bisect", error);
+  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  if (root == NULL)
+    return CLI_FAILED;
+  r = sqlenvfs_bisect_run(root, db, sql, from_arg != NULL ? &from : NULL, &to, show_progress, NULL,
+                          &error);
+  cli_progress_done();
+  if (r == NULL)
+    return cli_fail("bisect", error);
+  t1 = sqlenvfs_time_format_iso(r->from_us);
+  t2 = sqlenvfs_time_format_iso(r->to_us);
+  if (!r->is_found) {
+    printf("%s: the result does not change between %s (seq %" G_GUINT64_FORMAT ") and %s (seq %"
+           G_GUINT64_FORMAT ")\n",
+           r->db, t1, r->from_seq, t2, r->to_seq);
+    if (r->before != NULL)
+      print_rows("result", r->before);
+    printf("  examined %u states of %u commits\n", r->n_probes, r->n_commits);
+    return BISECT_UNCHANGED;
+  }
+  when = sqlenvfs_time_format_iso(r->time_us);
+  printf("%s: first change at seq %" G_GUINT64_FORMAT ", captured %s\n", r->db, r->seq, when);
+  print_rows("before", r->before);
+  print_rows("after", r->after);
+  printf("  examined %u states of %u commits between %s (seq %" G_GUINT64_FORMAT ") and %s (seq %"
+         G_GUINT64_FORMAT ")\n",
+         r->n_probes, r->n_commits, t1, r->from_seq, t2, r->to_seq);
+  return CLI_OK;
+}

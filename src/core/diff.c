@@ -1,0 +1,1469 @@
+/*
+ * diff.c — the SQL script (or summary) between two states of a database,
+ * computed from the pages that changed (diff.h says how and what it prints).
+ *
+ * Invariants:
+ *   (1) Every row that differs between the two states lies, in one state or
+ *       the other, on a changed leaf page of its table's b-tree (for a
+ *       WITHOUT ROWID table also on a changed interior page, whose cells are
+ *       rows too) or has a changed overflow page in its chain. So comparing
+ *       the rows found there (the keys) is comparing every row that can
+ *       differ; a table for which that cannot be said (rebuilt, new, gone,
+ *       another schema) is compared in full.
+ *   (2) A page that did not change is the same page in both states: below
+ *       an unchanged interior page the older state's tree has the same
+ *       children as the newer one's, so the older tree is read only below
+ *       changed interior pages.
+ *   (3) All leaves of a b-tree are at one depth: once one child of an
+ *       interior page is a leaf, its siblings are leaves and are read only
+ *       when they changed.
+ *   (4) An overflow page changes owner only when the cells of both owners
+ *       change (SQLite rewrites a row's overflow pages in place only when
+ *       its size stays the same, keeping the same pages), so a changed
+ *       overflow page in the chain of a row already collected needs no
+ *       search; only the others are looked for.
+ */
+#include "sqlenvfs/diff.h"
+
+#include <string.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/btree.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/imagevfs.h"
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/util.h"
+
+#define MAX_DEPTH 40
+
+/* One table as one state sees it. */
+typedef struct {
+  gboolean exists;
+  char *sql;
+  guint32 root;
+  gboolean without_rowid;
+  GPtrArray *cols; /* quoted names, primary key first (NULL: rowid not reachable) */
+  guint n_pk;
+} TableSide;
+
+typedef struct {
+  char *name;
+  TableSide side[2];    /* 0: from (main), 1: to (aux)                   */
+  gboolean is_full;     /* compared in full                              */
+  char *why_full;
+  char *keys;           /* temp table holding the changed keys, or NULL  */
+  GArray *leaves[2];    /* leaf pages of its tree, per state              */
+} Table;
+
+typedef struct {
+  sqlite3 *db;
+  SqlenvfsImage *img[2];
+  const char *label[2];
+  guint32 page_size[2], usable[2], n_pages[2];
+  GHashTable *changed;
+  GHashTable *owner[2];     /* pgno -> Table * (NULL value: an index) + 1 */
+  GHashTable *children;     /* to-state interior pgno -> GArray of guint32 */
+  GHashTable *is_leaf;      /* to-state leaf pages                         */
+  GHashTable *covered;      /* overflow pages of the rows already collected */
+  GPtrArray *tables;
+  GHashTable *by_name;      /* table name -> Table *                       */
+  gboolean summary;
+  SqlenvfsDiffOutFunc out;
+  SqlenvfsDiffNoteFunc note;
+  gpointer user;
+  SqlenvfsDiffStats *stats;
+  guint n_keys_tables;
+} Diff;
+
+static const char *const schema_of[2] = { "main", "aux" };
+
+static void
+table_free(gpointer p)
+{
+  Table *t = p;
+
+  for (int s = 0; s < 2; s++) {
+    g_free(t->side[s].sql);
+    g_clear_pointer(&t->side[s].cols, g_ptr_array_unref);
+    g_clear_pointer(&t->leaves[s], g_array_unref);
+  }
+  g_free(t->name);
+  g_free(t->why_full);
+  g_free(t->keys);
+  g_free(t);
+}
+
+static void
+note(Diff *d, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static void
+note(Diff *d, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  if (d->note != NULL)
+    d->note(d->user, msg);
+}
+
+static void
+emit(Diff *d, GString *s)
+{
+  if (s->len > 0)
+    d->out(d->user, s->str, s->len);
+  g_string_truncate(s, 0);
+}
+
+static gboolean
+sql_fail(Diff *d, int rc, const char *what, GError **error)
+{
+  return sqlenvfs_error_sqlite(error, d->db, rc, what, d->label[1]);
+}
+
+/* An identifier as sqldiff writes it: bare when it is a plain name that is
+ * not a keyword (or has a digit after its first character), else quoted. */
+static char *
+safe_id(const char *id)
+{
+  gboolean has_digit = FALSE;
+  char *q, *r;
+
+  if (id[0] == '\0')
+    return g_strdup("\"\"");
+  for (gsize i = 0; id[i] != '\0'; i++) {
+    char c = id[i];
+    if (g_ascii_isalpha(c) || c == '_')
+      continue;
+    if (i > 0 && g_ascii_isdigit(c)) {
+      has_digit = TRUE;
+      continue;
+    }
+    goto quote;
+  }
+  if (has_digit || !sqlite3_keyword_check(id, (int) strlen(id)))
+    return g_strdup(id);
+quote:
+  q = sqlite3_mprintf("\"%w\"", id);
+  r = g_strdup(q);
+  sqlite3_free(q);
+  return r;
+}
+
+/* A value as an SQL literal, the way sqldiff prints it. */
+static void
+append_value(GString *s, sqlite3_value *v)
+{
+  switch (sqlite3_value_type(v)) {
+  case SQLITE_INTEGER:
+    g_string_append_printf(s, "%" G_GINT64_FORMAT, (gint64) sqlite3_value_int64(v));
+    break;
+  case SQLITE_FLOAT: {
+    /* 15 digits as sqldiff prints, 17 when 15 do not give the same value
+     * back, so that the script restores every value exactly. */
+    char buf[64];
+    double x = sqlite3_value_double(v);
+    sqlite3_snprintf(sizeof buf, buf, "%!.15g", x);
+    if (g_ascii_strtod(buf, NULL) != x)
+      sqlite3_snprintf(sizeof buf, buf, "%!.17g", x);
+    g_string_append(s, buf);
+    break;
+  }
+  case SQLITE_BLOB: {
+    const guint8 *b = sqlite3_value_blob(v);
+    int n = sqlite3_value_bytes(v);
+    if (b == NULL || n == 0) {
+      g_string_append(s, "X''");
+      break;
+    }
+    g_string_append(s, "x'");
+    for (int i = 0; i < n; i++)
+      g_string_append_printf(s, "%02x", b[i]);
+    g_string_append_c(s, '\'');
+    break;
+  }
+  case SQLITE_TEXT: {
+    /* Quotes doubled; a run of control characters is spliced in as a
+     * blob: 'ab'||X'0a0d'\n||'cd'. Text holding a NUL, which a literal
+     * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short). */
+    const guint8 *t = sqlite3_value_text(v);
+    int n = sqlite3_value_bytes(v);
+    gboolean in_ctl = FALSE;
+    if (memchr(t, 0, (gsize) n) != NULL) {
+      g_string_append(s, "CAST(x'");
+      for (int i = 0; i < n; i++)
+        g_string_append_printf(s, "%02x", t[i]);
+      g_string_append(s, "' AS TEXT)");
+      break;
+    }
+    g_string_append_c(s, '\'');
+    for (gsize i = 0; t[i] != '\0'; i++) {
+      guint8 c = t[i];
+      if (g_ascii_iscntrl(c)) {
+        if (!in_ctl)
+          g_string_append(s, "'||X'");
+        g_string_append_printf(s, "%02x", c);
+        in_ctl = TRUE;
+        continue;
+      }
+      if (in_ctl) {
+        g_string_append(s, "'\n||'");
+        in_ctl = FALSE;
+      }
+      if (c == '\'')
+        g_string_append_c(s, '\'');
+      g_string_append_c(s, (char) c);
+    }
+    g_string_append_c(s, '\'');
+    break;
+  }
+  default:
+    g_string_append(s, "NULL");
+  }
+}
+
+/* The columns of @t in @schema as sqldiff orders them: the true primary key
+ * first (rowid or INTEGER PRIMARY KEY; a WITHOUT ROWID table's PRIMARY
+ * KEY), then the other columns in table order. NULL in *out when the rowid
+ * is not reachable by any name. */
+static gboolean
+load_columns(Diff *d, const char *schema, const char *table, GPtrArray **out, guint *n_pk,
+             GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autofree char *pk_index = NULL;
+  gboolean true_pk = TRUE;
+  guint npk = 1;
+  g_autoptr(GPtrArray) pk = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) rest = g_ptr_array_new_with_free_func(g_free);
+  char *sql;
+  int rc;
+
+  sql = sqlite3_mprintf("PRAGMA \"%w\".index_list(%Q)", schema, table);
+  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the indexes of a table of", error);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    if (g_ascii_strcasecmp((const char *) sqlite3_column_text(st, 3), "pk") == 0) {
+      pk_index = g_strdup((const char *) sqlite3_column_text(st, 1));
+      break;
+    }
+  }
+  g_clear_pointer(&st, sqlite3_finalize);
+  if (pk_index != NULL) {
+    guint n_col = 0, n_key = 0;
+    true_pk = FALSE;
+    sql = sqlite3_mprintf("PRAGMA \"%w\".index_xinfo(%Q)", schema, pk_index);
+    rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "reading the primary key of a table of", error);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      n_col++;
+      if (sqlite3_column_int(st, 5)) {
+        n_key++;
+        continue;
+      }
+      if (sqlite3_column_int(st, 1) >= 0)
+        true_pk = TRUE;
+    }
+    g_clear_pointer(&st, sqlite3_finalize);
+    if (n_col == n_key)
+      true_pk = TRUE;
+    npk = true_pk ? n_key : 1;
+  }
+  sql = sqlite3_mprintf("PRAGMA \"%w\".table_info(%Q)", schema, table);
+  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the columns of a table of", error);
+  g_ptr_array_set_size(pk, (guint) npk);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    char *id = safe_id((const char *) sqlite3_column_text(st, 1));
+    int k = sqlite3_column_int(st, 5);
+    if (true_pk && k > 0 && (guint) k <= npk)
+      pk->pdata[k - 1] = id;
+    else
+      g_ptr_array_add(rest, id);
+  }
+  if (pk->pdata[0] == NULL) {
+    static const char *const rowid_names[] = { "rowid", "_rowid_", "oid" };
+    for (guint i = 0; i < G_N_ELEMENTS(rowid_names) && pk->pdata[0] == NULL; i++) {
+      gboolean taken = FALSE;
+      for (guint j = 0; j < rest->len; j++)
+        taken |= g_ascii_strcasecmp(rest->pdata[j], rowid_names[i]) == 0;
+      if (!taken)
+        pk->pdata[0] = g_strdup(rowid_names[i]);
+    }
+    if (pk->pdata[0] == NULL) {
+      *out = NULL;
+      *n_pk = npk;
+      return TRUE;
+    }
+  }
+  for (guint i = 0; i < rest->len; i++)
+    g_ptr_array_add(pk, g_steal_pointer(&rest->pdata[i]));
+  *out = g_steal_pointer(&pk);
+  *n_pk = npk;
+  return TRUE;
+}
+
+/* The tables of both states, in name order (sqldiff's order). */
+static gboolean
+load_tables(Diff *d, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+
+  rc = sqlite3_prepare_v2(d->db,
+                          "SELECT name FROM main.sqlite_schema WHERE type='table'"
+                          " AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                          " UNION SELECT name FROM aux.sqlite_schema WHERE type='table'"
+                          " AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+                          -1, &st, NULL);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "listing the tables of", error);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    Table *t = g_new0(Table, 1);
+    t->name = g_strdup((const char *) sqlite3_column_text(st, 0));
+    g_ptr_array_add(d->tables, t);
+    g_hash_table_insert(d->by_name, t->name, t);
+  }
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "listing the tables of", error);
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    for (int s = 0; s < 2; s++) {
+      g_autoptr(sqlite3_stmt) q = NULL;
+      char *sql = sqlite3_mprintf("SELECT sql, rootpage FROM %s.sqlite_schema"
+                                  " WHERE type='table' AND name=%Q",
+                                  schema_of[s], t->name);
+      rc = sqlite3_prepare_v2(d->db, sql, -1, &q, NULL);
+      sqlite3_free(sql);
+      if (rc != SQLITE_OK)
+        return sql_fail(d, rc, "reading the schema of", error);
+      if (sqlite3_step(q) != SQLITE_ROW)
+        continue;
+      t->side[s].exists = TRUE;
+      t->side[s].sql = g_strdup((const char *) sqlite3_column_text(q, 0));
+      t->side[s].root = (guint32) sqlite3_column_int64(q, 1);
+      if (!load_columns(d, schema_of[s], t->name, &t->side[s].cols, &t->side[s].n_pk, error))
+        return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* ---- the b-tree walk ---------------------------------------------------- */
+
+static gboolean
+is_changed(Diff *d, guint32 pgno)
+{
+  return g_hash_table_contains(d->changed, GUINT_TO_POINTER(pgno));
+}
+
+static gboolean
+read_page(Diff *d, int s, guint32 pgno, guint8 *buf, GError **error)
+{
+  gssize n;
+
+  if (pgno < 1 || pgno > d->n_pages[s]) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s refers to page %u, past its end (%u pages); check it with `sqlenvfs verify`",
+                d->label[s], pgno, d->n_pages[s]);
+    return FALSE;
+  }
+  d->stats->n_page_reads++;
+  n = sqlenvfs_image_read(d->img[s], buf, d->page_size[s],
+                          (goffset) (pgno - 1) * d->page_size[s], 0, error);
+  if (n < 0)
+    return FALSE;
+  if ((guint32) n != d->page_size[s]) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: page %u is short; check it with `sqlenvfs verify`", d->label[s], pgno);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* The whole payload of @cell (local part and overflow chain) of state @s. */
+static guint8 *
+read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
+{
+  g_autofree guint8 *buf = NULL;
+  g_autofree guint8 *page = g_malloc(d->page_size[s]);
+  guint64 done = cell->n_local;
+  guint32 next = cell->overflow;
+  guint n = 0;
+
+  if (cell->payload_size > (guint64) d->n_pages[s] * d->page_size[s]) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: a cell's payload is larger than the database; check it with `sqlenvfs verify`",
+                d->label[s]);
+    return NULL;
+  }
+  buf = g_malloc(cell->payload_size + 1);
+  memcpy(buf, cell->local, cell->n_local);
+  while (done < cell->payload_size) {
+    guint32 take = MIN(d->usable[s] - 4, (guint32) MIN(cell->payload_size - done, G_MAXUINT32));
+    if (next == 0 || ++n > d->n_pages[s]) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: an overflow chain ends early or loops; check it with `sqlenvfs verify`",
+                  d->label[s]);
+      return NULL;
+    }
+    if (!read_page(d, s, next, page, error))
+      return NULL;
+    memcpy(buf + done, page + 4, take);
+    done += take;
+    next = ((guint32) page[0] << 24) | ((guint32) page[1] << 16) | ((guint32) page[2] << 8) |
+           page[3];
+  }
+  return g_steal_pointer(&buf);
+}
+
+static gboolean
+add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autofree guint8 *payload = NULL;
+  char *sql;
+  int rc;
+
+  if (t->keys == NULL || t->is_full)
+    return TRUE;
+  {
+    GString *q = g_string_new(NULL);
+    g_string_append_printf(q, "INSERT OR IGNORE INTO temp.\"%s\" VALUES(?", t->keys);
+    for (guint i = 1; i < t->side[1].n_pk; i++)
+      g_string_append(q, ",?");
+    g_string_append(q, ")");
+    sql = g_string_free(q, FALSE);
+  }
+  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+  g_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "collecting the changed rows of", error);
+  if (t->side[1].without_rowid) {
+    payload = read_payload(d, s, cell, error);
+    if (payload == NULL)
+      return FALSE;
+    if (!sqlenvfs_btree_record_bind(payload, cell->payload_size, t->side[1].n_pk, st, 1,
+                                    d->label[s], error))
+      return FALSE;
+  } else {
+    sqlite3_bind_int64(st, 1, cell->rowid);
+  }
+  rc = sqlite3_step(st);
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "collecting the changed rows of", error);
+  d->stats->n_keys++;
+  return TRUE;
+}
+
+/* Remember the overflow pages of @cell (state @s) as covered: its row is
+ * collected already, so a change of them needs no search. Reads the first
+ * 4 bytes of each. */
+static gboolean
+cover_chain(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
+{
+  guint32 next = cell->overflow;
+  guint64 n = 0, n_max = (cell->payload_size - cell->n_local) / (d->usable[s] - 4) + 1;
+
+  while (next != 0 && n++ < n_max) {
+    guint8 b[4];
+    if (next > d->n_pages[s] || g_hash_table_contains(d->covered, GUINT_TO_POINTER(next)))
+      break; /* past the end: the row's own read reports it */
+    g_hash_table_add(d->covered, GUINT_TO_POINTER(next));
+    d->stats->n_page_reads++;
+    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
+        4) {
+      if (error != NULL && *error == NULL)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
+                    next);
+      return FALSE;
+    }
+    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
+  }
+  return TRUE;
+}
+
+static gboolean
+collect_rows(Diff *d, int s, Table *t, const SqlenvfsBtreePage *page, GError **error)
+{
+  for (guint i = 0; i < page->n_cells; i++) {
+    SqlenvfsBtreeCell cell;
+    if (!sqlenvfs_btree_cell(page, i, &cell, error))
+      return FALSE;
+    if (!add_key(d, s, t, &cell, error))
+      return FALSE;
+    if (cell.overflow != 0 && !cover_chain(d, s, &cell, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+own(Diff *d, int s, guint32 pgno, Table *t, gboolean leaf)
+{
+  g_hash_table_insert(d->owner[s], GUINT_TO_POINTER(pgno), t);
+  if (leaf && s == 1)
+    g_hash_table_add(d->is_leaf, GUINT_TO_POINTER(pgno));
+  if (leaf && t != NULL)
+    g_array_append_val(t->leaves[s], pgno);
+}
+
+/* Walk the tree below @pgno in state @s (invariants 2 and 3). @t is the
+ * table the tree holds (NULL for an index). *@leaf: whether @pgno is a
+ * leaf. */
+static gboolean
+walk(Diff *d, int s, guint32 pgno, Table *t, guint depth, gboolean known_leaf, gboolean *leaf,
+     GError **error)
+{
+  g_autofree guint8 *buf = NULL;
+  SqlenvfsBtreePage page;
+  g_autoptr(GArray) kids = NULL;
+  gboolean changed = is_changed(d, pgno), first_leaf = FALSE;
+
+  if (depth > MAX_DEPTH) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: a b-tree is deeper than %d pages (a loop?); check it with `sqlenvfs verify`",
+                d->label[s], MAX_DEPTH);
+    return FALSE;
+  }
+  if (s == 0 && !changed) {
+    GArray *same = g_hash_table_lookup(d->children, GUINT_TO_POINTER(pgno));
+    if (same != NULL) {
+      own(d, s, pgno, t, FALSE);
+      *leaf = FALSE;
+      for (guint i = 0; i < same->len; i++) {
+        gboolean l;
+        if (!walk(d, s, g_array_index(same, guint32, i), t, depth + 1, FALSE, &l, error))
+          return FALSE;
+      }
+      return TRUE;
+    }
+    if (g_hash_table_contains(d->is_leaf, GUINT_TO_POINTER(pgno)))
+      known_leaf = TRUE;
+  }
+  if (known_leaf && !changed) {
+    own(d, s, pgno, t, TRUE);
+    *leaf = TRUE;
+    return TRUE;
+  }
+  buf = g_malloc(d->page_size[s]);
+  if (!read_page(d, s, pgno, buf, error) ||
+      !sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
+    return FALSE;
+  *leaf = page.type == SQLENVFS_BTREE_TABLE_LEAF || page.type == SQLENVFS_BTREE_INDEX_LEAF;
+  own(d, s, pgno, t, *leaf);
+  /* Cells that are rows: table leaves; every page of a WITHOUT ROWID table. */
+  if (changed && t != NULL &&
+      (page.type == SQLENVFS_BTREE_TABLE_LEAF ||
+       (t->side[1].without_rowid && page.type != SQLENVFS_BTREE_TABLE_INTERIOR)) &&
+      !collect_rows(d, s, t, &page, error))
+    return FALSE;
+  if (*leaf)
+    return TRUE;
+  kids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), page.n_cells + 1);
+  for (guint i = 0; i < page.n_cells; i++) {
+    SqlenvfsBtreeCell cell;
+    if (!sqlenvfs_btree_cell(&page, i, &cell, error))
+      return FALSE;
+    g_array_append_val(kids, cell.child);
+  }
+  g_array_append_val(kids, page.right_child);
+  g_clear_pointer(&buf, g_free);
+  for (guint i = 0; i < kids->len; i++) {
+    gboolean l;
+    if (!walk(d, s, g_array_index(kids, guint32, i), t, depth + 1, i > 0 && first_leaf, &l,
+              error))
+      return FALSE;
+    if (i == 0)
+      first_leaf = l;
+  }
+  if (s == 1)
+    g_hash_table_insert(d->children, GUINT_TO_POINTER(pgno), g_steal_pointer(&kids));
+  return TRUE;
+}
+
+/* Free-list pages of state @s (trunks and leaves) into @set. */
+static gboolean
+add_freelist(Diff *d, int s, const guint8 *page1, GHashTable *set, GError **error)
+{
+  g_autofree guint8 *buf = g_malloc(d->page_size[s]);
+  guint32 trunk = ((guint32) page1[32] << 24) | ((guint32) page1[33] << 16) |
+                  ((guint32) page1[34] << 8) | page1[35];
+  guint n = 0;
+
+  while (trunk != 0) {
+    guint32 count;
+    if (++n > d->n_pages[s]) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: its free list loops; check it with `sqlenvfs verify`", d->label[s]);
+      return FALSE;
+    }
+    if (!read_page(d, s, trunk, buf, error))
+      return FALSE;
+    g_hash_table_add(set, GUINT_TO_POINTER(trunk));
+    count = ((guint32) buf[4] << 24) | ((guint32) buf[5] << 16) | ((guint32) buf[6] << 8) | buf[7];
+    if (count > d->usable[s] / 4 - 2) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: free-list trunk page %u is damaged; check it with `sqlenvfs verify`",
+                  d->label[s], trunk);
+      return FALSE;
+    }
+    for (guint32 i = 0; i < count; i++) {
+      const guint8 *p = buf + 8 + 4 * i;
+      g_hash_table_add(set, GUINT_TO_POINTER(((guint32) p[0] << 24) | ((guint32) p[1] << 16) |
+                                             ((guint32) p[2] << 8) | p[3]));
+    }
+    trunk = ((guint32) buf[0] << 24) | ((guint32) buf[1] << 16) | ((guint32) buf[2] << 8) | buf[3];
+  }
+  return TRUE;
+}
+
+/* Whether the overflow chain of @cell (state @s) holds a page of @lost:
+ * reads the first 4 bytes (the next page number) of each of its pages. */
+static gboolean
+chain_hits(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *lost, gboolean *hit,
+           GError **error)
+{
+  guint32 next = cell->overflow;
+  guint64 n = 0, n_max = (cell->payload_size - cell->n_local) / (d->usable[s] - 4) + 1;
+
+  *hit = FALSE;
+  while (next != 0 && n++ < n_max) {
+    guint8 b[4];
+    if (g_hash_table_contains(lost, GUINT_TO_POINTER(next))) {
+      *hit = TRUE;
+      return TRUE;
+    }
+    if (next > d->n_pages[s]) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s refers to page %u, past its end (%u pages); check it with `sqlenvfs verify`",
+                  d->label[s], next, d->n_pages[s]);
+      return FALSE;
+    }
+    d->stats->n_page_reads++;
+    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
+        4) {
+      if (error != NULL && *error == NULL)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
+                    next);
+      return FALSE;
+    }
+    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
+  }
+  return TRUE;
+}
+
+/* Changed pages that are in no b-tree, on no free list and not page 1 or a
+ * pointer-map page are overflow pages: find the rows whose chains hold
+ * them, in either state. */
+static gboolean
+find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
+{
+  g_autoptr(GHashTable) lost = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) free_pages = g_hash_table_new(NULL, NULL);
+  GHashTableIter it;
+  gpointer key;
+
+  for (int s = 0; s < 2; s++)
+    if (!add_freelist(d, s, page1[s], free_pages, error))
+      return FALSE;
+  g_hash_table_iter_init(&it, d->changed);
+  while (g_hash_table_iter_next(&it, &key, NULL)) {
+    guint32 pgno = GPOINTER_TO_UINT(key);
+    gboolean ptrmap = FALSE;
+    if (pgno == 1 || g_hash_table_contains(free_pages, key) ||
+        g_hash_table_contains(d->covered, key) ||
+        g_hash_table_contains(d->owner[0], key) || g_hash_table_contains(d->owner[1], key))
+      continue;
+    for (int s = 0; s < 2; s++) {
+      const guint8 *h = page1[s];
+      guint32 j = d->usable[s] / 5 + 1;
+      if ((h[52] | h[53] | h[54] | h[55]) != 0 && pgno >= 2 && (pgno - 2) % j == 0)
+        ptrmap = TRUE;
+    }
+    if (!ptrmap)
+      g_hash_table_add(lost, key);
+  }
+  if (g_hash_table_size(lost) == 0)
+    return TRUE;
+  note(d, "%u changed pages are overflow pages: following the overflow chains of the changed"
+          " tables to find their rows",
+       g_hash_table_size(lost));
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    if (t->keys == NULL || t->is_full)
+      continue;
+    for (int s = 0; s < 2; s++) {
+      g_autofree guint8 *buf = g_malloc(d->page_size[s]);
+      for (guint k = 0; k < t->leaves[s]->len; k++) {
+        guint32 pgno = g_array_index(t->leaves[s], guint32, k);
+        SqlenvfsBtreePage page;
+        if (!read_page(d, s, pgno, buf, error) ||
+            !sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
+          return FALSE;
+        for (guint c = 0; c < page.n_cells; c++) {
+          SqlenvfsBtreeCell cell;
+          gboolean hit = FALSE;
+          if (!sqlenvfs_btree_cell(&page, c, &cell, error))
+            return FALSE;
+          if (cell.overflow == 0)
+            continue;
+          if (!chain_hits(d, s, &cell, lost, &hit, error))
+            return FALSE;
+          if (hit && !add_key(d, s, t, &cell, error))
+            return FALSE;
+        }
+      }
+    }
+  }
+  return TRUE;
+}
+
+static gboolean
+map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error);
+
+/* Map the changed pages to rows (both states' page 1 read first). */
+static gboolean
+map_changed_pages(Diff *d, GError **error)
+{
+  guint8 *p1[2] = { g_malloc(d->page_size[0]), g_malloc(d->page_size[1]) };
+  gboolean ok = read_page(d, 0, 1, p1[0], error) && read_page(d, 1, 1, p1[1], error) &&
+                map_changed_pages_with(d, p1, error);
+
+  g_free(p1[0]);
+  g_free(p1[1]);
+  return ok;
+}
+
+static gboolean
+map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc;
+
+  /* Decide, per table, whether its changed rows can be found. */
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    char *sql;
+    if (!t->side[0].exists || !t->side[1].exists)
+      continue; /* dumped or dropped whole, as sqldiff does */
+    if (g_strcmp0(t->side[0].sql, t->side[1].sql) != 0) {
+      t->is_full = TRUE;
+      t->why_full = g_strdup("its CREATE statement changed");
+    } else if (t->side[0].root != t->side[1].root) {
+      t->is_full = TRUE;
+      t->why_full = g_strdup("it was rebuilt (its root page moved, e.g. by VACUUM)");
+    } else if (t->side[1].cols == NULL) {
+      t->is_full = TRUE;
+    } else if (t->side[1].without_rowid && (p1[1][56] | p1[1][57] | p1[1][58]) != 0 &&
+               p1[1][59] != 1) {
+      t->is_full = TRUE;
+      t->why_full = g_strdup("its text is not UTF-8");
+    }
+    if (t->is_full)
+      continue;
+    t->keys = g_strdup_printf("sqlenvfs_keys_%u", ++d->n_keys_tables);
+    {
+      GString *q = g_string_new(NULL);
+      g_string_append_printf(q, "CREATE TEMP TABLE \"%s\"(", t->keys);
+      for (guint k = 0; k < t->side[1].n_pk; k++)
+        g_string_append_printf(q, "%sk%u", k ? ", " : "", k);
+      g_string_append(q, ", PRIMARY KEY(");
+      for (guint k = 0; k < t->side[1].n_pk; k++)
+        g_string_append_printf(q, "%sk%u", k ? ", " : "", k);
+      g_string_append(q, ")) WITHOUT ROWID");
+      sql = g_string_free(q, FALSE);
+    }
+    rc = sqlite3_exec(d->db, sql, NULL, NULL, NULL);
+    g_free(sql);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "collecting the changed rows of", error);
+  }
+  /* Walk every b-tree of the newer state, then the older one (invariant 2). */
+  for (int s = 1; s >= 0; s--) {
+    char *sql = sqlite3_mprintf("SELECT type, tbl_name, rootpage FROM %s.sqlite_schema"
+                                " WHERE rootpage > 0 ORDER BY rootpage",
+                                schema_of[s]);
+    rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "reading the schema of", error);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      Table *t = NULL;
+      gboolean leaf;
+      guint32 root = (guint32) sqlite3_column_int64(st, 2);
+      if (g_strcmp0((const char *) sqlite3_column_text(st, 0), "table") == 0)
+        t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 1));
+      if (t != NULL && (t->side[s].root != root))
+        t = NULL;
+      if (g_hash_table_contains(d->owner[s], GUINT_TO_POINTER(root)))
+        continue;
+      if (!walk(d, s, root, t, 0, FALSE, &leaf, error))
+        return FALSE;
+    }
+    g_clear_pointer(&st, sqlite3_finalize);
+    if (rc != SQLITE_DONE)
+      return sql_fail(d, rc, "reading the schema of", error);
+  }
+  return find_overflow_rows(d, (const guint8 *const *) p1, error);
+}
+
+/* ---- the comparison ----------------------------------------------------- */
+
+static void
+append_join(GString *q, GPtrArray *cols, guint n_pk)
+{
+  for (guint i = 0; i < n_pk; i++)
+    g_string_append_printf(q, "%s A.%s=B.%s", i ? " AND" : "", (char *) cols->pdata[i],
+                           (char *) cols->pdata[i]);
+}
+
+static void
+append_restrict(GString *q, const Table *t, const char *alias)
+{
+  GPtrArray *cols = t->side[0].cols;
+  guint n_pk = t->side[0].n_pk;
+
+  if (t->keys == NULL || t->is_full)
+    return;
+  if (n_pk == 1) {
+    g_string_append_printf(q, " AND %s.%s IN temp.\"%s\"", alias, (char *) cols->pdata[0],
+                           t->keys);
+    return;
+  }
+  g_string_append(q, " AND (");
+  for (guint i = 0; i < n_pk; i++)
+    g_string_append_printf(q, "%s%s.%s", i ? "," : "", alias, (char *) cols->pdata[i]);
+  g_string_append_printf(q, ") IN (SELECT * FROM temp.\"%s\")", t->keys);
+}
+
+/* SQLite's own tables: sqlite_sequence, sqlite_stat1 ... */
+static gboolean
+is_internal(const char *name)
+{
+  return g_ascii_strncasecmp(name, "sqlite_", 7) == 0;
+}
+
+/* Print the CREATE statement, rows and indexes of table @t of the newer
+ * state (a new table, or one whose schema is incompatible). sqlite_sequence
+ * is not created but emptied: SQLite makes it with the first AUTOINCREMENT
+ * table (and refuses a CREATE of it), and the INSERTs before have written
+ * rows of their own into it. */
+static gboolean
+dump_table(Diff *d, Table *t, GString *o, GError **error)
+{
+  g_autofree char *id = safe_id(t->name);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  GString *q = g_string_new(NULL), *ins = g_string_new(NULL);
+  GPtrArray *cols = t->side[1].cols;
+  int rc, n;
+  char *sql;
+
+  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
+    g_string_append(o, "DELETE FROM sqlite_sequence;\n");
+  else
+    g_string_append_printf(o, "%s;\n", t->side[1].sql);
+  if (cols == NULL) {
+    g_string_append_printf(q, "SELECT * FROM aux.%s", id);
+    g_string_append_printf(ins, "INSERT INTO %s VALUES", id);
+  } else {
+    for (guint i = 0; i < cols->len; i++)
+      g_string_append_printf(q, "%s %s", i ? "," : "SELECT", (char *) cols->pdata[i]);
+    g_string_append_printf(q, " FROM aux.%s ORDER BY", id);
+    for (guint i = 1; i <= t->side[1].n_pk; i++)
+      g_string_append_printf(q, "%s %u", i > 1 ? "," : "", i);
+    g_string_append_printf(ins, "INSERT INTO %s", id);
+    for (guint i = 0; i < cols->len; i++)
+      g_string_append_printf(ins, "%s%s", i ? "," : "(", (char *) cols->pdata[i]);
+    g_string_append(ins, ") VALUES");
+  }
+  rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
+  g_string_free(q, TRUE);
+  if (rc != SQLITE_OK) {
+    g_string_free(ins, TRUE);
+    return sql_fail(d, rc, "reading a table of", error);
+  }
+  n = sqlite3_column_count(st);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    g_string_append(o, ins->str);
+    for (int i = 0; i < n; i++) {
+      g_string_append_c(o, i ? ',' : '(');
+      append_value(o, sqlite3_column_value(st, i));
+    }
+    g_string_append(o, ");\n");
+    if (o->len > 65536)
+      emit(d, o);
+  }
+  g_string_free(ins, TRUE);
+  g_clear_pointer(&st, sqlite3_finalize);
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "reading a table of", error);
+  sql = sqlite3_mprintf("SELECT sql FROM aux.sqlite_schema WHERE type='index' AND tbl_name=%Q"
+                        " AND sql IS NOT NULL",
+                        t->name);
+  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the indexes of", error);
+  while (sqlite3_step(st) == SQLITE_ROW)
+    g_string_append_printf(o, "%s;\n", sqlite3_column_text(st, 0));
+  return TRUE;
+}
+
+/* Split the column definitions @text ("a TEXT, b INT DEFAULT 'x,y'") at
+ * its top-level commas. */
+static GPtrArray *
+split_defs(const char *text)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  int depth = 0;
+  char quote = 0;
+  const char *start = text;
+
+  for (const char *p = text;; p++) {
+    char c = *p;
+    if (c == '\0' || (c == ',' && depth == 0 && quote == 0)) {
+      g_ptr_array_add(out, g_strstrip(g_strndup(start, (gsize) (p - start))));
+      if (c == '\0')
+        break;
+      start = p + 1;
+    } else if (quote != 0) {
+      if (c == quote)
+        quote = 0;
+    } else if (c == '\'' || c == '"' || c == '`') {
+      quote = c;
+    } else if (c == '[') {
+      quote = ']';
+    } else if (c == '(') {
+      depth++;
+    } else if (c == ')') {
+      depth--;
+    }
+  }
+  return out;
+}
+
+/* The definitions of the columns ALTER TABLE ADD COLUMN appended to the
+ * older CREATE statement to make the newer one (SQLite inserts ", <def>"
+ * before the closing parenthesis), or NULL when it is not that. */
+static GPtrArray *
+added_defs(const char *old_sql, const char *new_sql, guint n_added)
+{
+  const char *close = strrchr(old_sql, ')');
+  gsize k, tail, n_new = strlen(new_sql);
+  g_autofree char *mid = NULL;
+  GPtrArray *defs;
+
+  if (close == NULL)
+    return NULL;
+  k = (gsize) (close - old_sql);
+  tail = strlen(close);
+  if (n_new < k + tail + 2 || strncmp(old_sql, new_sql, k) != 0 ||
+      strcmp(new_sql + n_new - tail, close) != 0 || strncmp(new_sql + k, ", ", 2) != 0)
+    return NULL;
+  mid = g_strndup(new_sql + k + 2, n_new - tail - k - 2);
+  defs = split_defs(mid);
+  if (defs->len != n_added) {
+    g_ptr_array_unref(defs);
+    return NULL;
+  }
+  return defs;
+}
+
+static gboolean
+index_changes(Diff *d, Table *t, gboolean drop, GString *o, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  const char *a = drop ? "main" : "aux", *b = drop ? "aux" : "main";
+  char *sql = sqlite3_mprintf("SELECT name, sql FROM %s.sqlite_schema WHERE type='index'"
+                              " AND tbl_name=%Q AND sql IS NOT NULL AND sql NOT IN"
+                              " (SELECT sql FROM %s.sqlite_schema WHERE type='index'"
+                              " AND tbl_name=%Q AND sql IS NOT NULL)",
+                              a, t->name, b, t->name);
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "comparing the indexes of", error);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    if (drop) {
+      g_autofree char *id = safe_id((const char *) sqlite3_column_text(st, 0));
+      g_string_append_printf(o, "DROP INDEX %s;\n", id);
+    } else {
+      g_string_append_printf(o, "%s;\n", sqlite3_column_text(st, 1));
+    }
+  }
+  return TRUE;
+}
+
+static gint64
+count_rows(Diff *d, const char *id, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  char *sql = sqlite3_mprintf("SELECT count(*) FROM main.%s", id);
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    return sqlite3_column_int64(st, 0);
+  sql_fail(d, rc, "counting the rows of a table of", error);
+  return -1;
+}
+
+static gboolean
+diff_table(Diff *d, Table *t, GString *o, GError **error)
+{
+  g_autofree char *id = safe_id(t->name);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autoptr(GPtrArray) defs = NULL;
+  GPtrArray *az, *az2;
+  guint n_pk, n_pk2, n = 0, n2, n_cmp, n_q;
+  gint64 n_update = 0, n_insert = 0, n_delete = 0;
+  GString *q;
+  int rc;
+
+  if (!t->side[1].exists) {
+    if (d->summary)
+      g_string_append_printf(o, "%s: missing from second database\n", t->name);
+    else if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
+      g_string_append(o, "DELETE FROM sqlite_sequence;\n"); /* it cannot be dropped */
+    else
+      g_string_append_printf(o, "DROP TABLE %s;\n", id);
+    return TRUE;
+  }
+  if (!d->summary && g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0) {
+    /* Written whole when it differs: the INSERTs of the script have already
+     * moved it, by rowids of their own. */
+    gint64 n_diff = 1;
+    if (t->side[0].exists) {
+      g_autoptr(sqlite3_stmt) cmp = NULL;
+      int rc1 = sqlite3_prepare_v2(d->db,
+                                  "SELECT (SELECT count(*) FROM (SELECT rowid, * FROM"
+                                  " main.sqlite_sequence EXCEPT SELECT rowid, * FROM"
+                                  " aux.sqlite_sequence)) + (SELECT count(*) FROM (SELECT"
+                                  " rowid, * FROM aux.sqlite_sequence EXCEPT SELECT rowid, *"
+                                  " FROM main.sqlite_sequence))",
+                                  -1, &cmp, NULL);
+      if (rc1 != SQLITE_OK || (rc1 = sqlite3_step(cmp)) != SQLITE_ROW)
+        return sql_fail(d, rc1, "comparing sqlite_sequence of", error);
+      n_diff = sqlite3_column_int64(cmp, 0);
+    }
+    return n_diff == 0 || dump_table(d, t, o, error);
+  }
+  if (!t->side[0].exists) {
+    if (d->summary) {
+      g_string_append_printf(o, "%s: missing from first database\n", t->name);
+      return TRUE;
+    }
+    return dump_table(d, t, o, error);
+  }
+  az = t->side[0].cols;
+  az2 = t->side[1].cols;
+  n_pk = t->side[0].n_pk;
+  n_pk2 = t->side[1].n_pk;
+  if (az != NULL && az2 != NULL)
+    for (n = 0; n < az->len && n < az2->len; n++)
+      if (g_ascii_strcasecmp(az->pdata[n], az2->pdata[n]) != 0)
+        break;
+  if (az == NULL || az2 == NULL || n_pk != n_pk2 || n < az->len) {
+    if (d->summary) {
+      g_string_append_printf(o, "%s: incompatible schema\n", t->name);
+      return TRUE;
+    }
+    g_string_append_printf(o, "DROP TABLE %s; -- due to schema mismatch\n", id);
+    return dump_table(d, t, o, error);
+  }
+  if (t->is_full && t->why_full != NULL)
+    note(d, "table %s: compared in full: %s", t->name, t->why_full);
+  if (t->is_full || t->keys == NULL)
+    d->stats->n_tables_full++;
+  else
+    d->stats->n_tables_keyed++;
+  n2 = az2->len;
+  if (!d->summary && n2 > n) {
+    defs = added_defs(t->side[0].sql, t->side[1].sql, n2 - n);
+    for (guint i = n; i < n2; i++)
+      g_string_append_printf(o, "ALTER TABLE %s ADD COLUMN %s;\n", id,
+                             defs != NULL ? (char *) defs->pdata[i - n] : (char *) az2->pdata[i]);
+  }
+  /* The summary compares the older state's columns only, as sqldiff does. */
+  n_cmp = d->summary ? az->len : n2;
+  n_q = n_pk + 1 + 2 * (n_cmp - n_pk);
+  q = g_string_new(NULL);
+  if (n_cmp > n_pk) {
+    g_string_append(q, "SELECT ");
+    for (guint i = 0; i < n_pk; i++)
+      g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
+    g_string_append(q, "1");
+    for (guint i = n_pk; i < n_cmp; i++) {
+      if (i < az->len)
+        g_string_append_printf(q, ", A.%s IS NOT B.%s, B.%s", (char *) az->pdata[i],
+                               (char *) az2->pdata[i], (char *) az2->pdata[i]);
+      else
+        g_string_append_printf(q, ", B.%s IS NOT NULL, B.%s", (char *) az2->pdata[i],
+                               (char *) az2->pdata[i]);
+    }
+    g_string_append_printf(q, " FROM main.%s A, aux.%s B WHERE", id, id);
+    append_join(q, az, n_pk);
+    g_string_append(q, " AND (");
+    for (guint i = n_pk; i < n_cmp; i++) {
+      if (i > n_pk)
+        g_string_append(q, " OR ");
+      if (i < az->len)
+        g_string_append_printf(q, "A.%s IS NOT B.%s", (char *) az->pdata[i],
+                               (char *) az2->pdata[i]);
+      else
+        g_string_append_printf(q, "B.%s IS NOT NULL", (char *) az2->pdata[i]);
+    }
+    g_string_append(q, ")");
+    append_restrict(q, t, "A");
+    g_string_append(q, " UNION ALL ");
+  }
+  g_string_append(q, "SELECT ");
+  for (guint i = 0; i < n_pk; i++)
+    g_string_append_printf(q, "A.%s, ", (char *) az->pdata[i]);
+  g_string_append(q, "2");
+  for (guint i = n_pk; i < n_cmp; i++)
+    g_string_append(q, ", NULL, NULL");
+  g_string_append_printf(q, " FROM main.%s A WHERE NOT EXISTS(SELECT 1 FROM aux.%s B WHERE", id,
+                         id);
+  append_join(q, az, n_pk);
+  g_string_append(q, ")");
+  append_restrict(q, t, "A");
+  g_string_append(q, " UNION ALL SELECT ");
+  for (guint i = 0; i < n_pk; i++)
+    g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
+  g_string_append(q, "3");
+  for (guint i = n_pk; i < n_cmp; i++)
+    g_string_append_printf(q, ", 1, B.%s", (char *) az2->pdata[i]);
+  g_string_append_printf(q, " FROM aux.%s B WHERE NOT EXISTS(SELECT 1 FROM main.%s A WHERE", id,
+                         id);
+  append_join(q, az, n_pk);
+  g_string_append(q, ")");
+  append_restrict(q, t, "B");
+  g_string_append(q, " ORDER BY");
+  for (guint i = 1; i <= n_pk; i++)
+    g_string_append_printf(q, "%s %u", i > 1 ? "," : "", i);
+
+  if (!d->summary && !index_changes(d, t, TRUE, o, error)) {
+    g_string_free(q, TRUE);
+    return FALSE;
+  }
+  rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
+  g_string_free(q, TRUE);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "comparing a table of", error);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    int type = sqlite3_column_int(st, (int) n_pk);
+    if (type == 1)
+      n_update++;
+    else if (type == 2)
+      n_delete++;
+    else
+      n_insert++;
+    if (d->summary)
+      continue;
+    if (type == 1 || type == 2) {
+      const char *sep = " SET";
+      if (type == 1) {
+        g_string_append_printf(o, "UPDATE %s", id);
+        for (guint i = n_pk + 1; i < n_q; i += 2) {
+          if (sqlite3_column_int(st, (int) i) == 0)
+            continue;
+          g_string_append_printf(o, "%s %s=", sep, (char *) az2->pdata[(i + n_pk - 1) / 2]);
+          sep = ",";
+          append_value(o, sqlite3_column_value(st, (int) i + 1));
+        }
+      } else {
+        g_string_append_printf(o, "DELETE FROM %s", id);
+      }
+      for (guint i = 0; i < n_pk; i++) {
+        g_string_append_printf(o, "%s %s=", i ? " AND" : " WHERE", (char *) az2->pdata[i]);
+        append_value(o, sqlite3_column_value(st, (int) i));
+      }
+      g_string_append(o, ";\n");
+    } else {
+      g_string_append_printf(o, "INSERT INTO %s(", id);
+      for (guint i = 0; i < az2->len; i++)
+        g_string_append_printf(o, "%s%s", i ? "," : "", (char *) az2->pdata[i]);
+      g_string_append(o, ") VALUES");
+      for (guint i = 0; i < n_pk2; i++) {
+        g_string_append_c(o, i ? ',' : '(');
+        append_value(o, sqlite3_column_value(st, (int) i));
+      }
+      for (guint i = n_pk2 + 2; i < n_q; i += 2) {
+        g_string_append_c(o, ',');
+        append_value(o, sqlite3_column_value(st, (int) i));
+      }
+      g_string_append(o, ");\n");
+    }
+    if (o->len > 65536)
+      emit(d, o);
+  }
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "comparing a table of", error);
+  if (d->summary) {
+    gint64 total = count_rows(d, id, error);
+    if (total < 0)
+      return FALSE;
+    g_string_append_printf(o,
+                           "%s: %" G_GINT64_FORMAT " changes, %" G_GINT64_FORMAT
+                           " inserts, %" G_GINT64_FORMAT " deletes, %" G_GINT64_FORMAT
+                           " unchanged\n",
+                           t->name, n_update, n_insert, n_delete,
+                           total - n_delete - n_update);
+    return TRUE;
+  }
+  return index_changes(d, t, FALSE, o, error);
+}
+
+static gboolean
+image_geometry(Diff *d, int s, GError **error)
+{
+  guint8 h[100];
+  gssize n = sqlenvfs_image_read(d->img[s], h, sizeof h, 0, 0, error);
+  guint32 ps;
+
+  if (n < 0)
+    return FALSE;
+  if (n < (gssize) sizeof h || memcmp(h, "SQLite format 3", 16) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is not an SQLite database (its header is wrong); check it with"
+                " `sqlenvfs verify`",
+                d->label[s]);
+    return FALSE;
+  }
+  ps = ((guint32) h[16] << 8) | h[17];
+  if (ps == 1)
+    ps = 65536;
+  if (ps < 512 || (ps & (ps - 1)) != 0 || h[20] > ps - 480) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s has an impossible page size %u; check it with `sqlenvfs verify`",
+                d->label[s], ps);
+    return FALSE;
+  }
+  d->page_size[s] = ps;
+  d->usable[s] = ps - h[20];
+  d->n_pages[s] = (guint32) (sqlenvfs_image_size(d->img[s]) / ps);
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage *to,
+                     const char *to_label, GHashTable *changed, gboolean summary,
+                     SqlenvfsDiffOutFunc out, SqlenvfsDiffNoteFunc note_fn, gpointer user,
+                     SqlenvfsDiffStats *stats, GError **error)
+{
+  SqlenvfsDiffStats local_stats = { 0 };
+  Diff d = { 0 };
+  gboolean ok = FALSE;
+  GString *o = g_string_new(NULL);
+  SqlenvfsImagevfsStats vs;
+
+  g_return_val_if_fail(from != NULL && to != NULL && out != NULL, FALSE);
+  d.img[0] = from;
+  d.img[1] = to;
+  d.label[0] = from_label;
+  d.label[1] = to_label;
+  d.changed = changed;
+  d.summary = summary;
+  d.out = out;
+  d.note = note_fn;
+  d.user = user;
+  d.stats = stats != NULL ? stats : &local_stats;
+  d.tables = g_ptr_array_new_with_free_func(table_free);
+  d.by_name = g_hash_table_new(g_str_hash, g_str_equal);
+  d.owner[0] = g_hash_table_new(NULL, NULL);
+  d.owner[1] = g_hash_table_new(NULL, NULL);
+  d.children = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify) g_array_unref);
+  d.is_leaf = g_hash_table_new(NULL, NULL);
+  d.covered = g_hash_table_new(NULL, NULL);
+  d.stats->is_full = changed == NULL;
+
+  if (!image_geometry(&d, 0, error) || !image_geometry(&d, 1, error) ||
+      !sqlenvfs_imagevfs_open(from, from_label, &d.db, error) ||
+      !sqlenvfs_imagevfs_attach(d.db, to, to_label, "aux", error) || !load_tables(&d, error))
+    goto out;
+  for (guint i = 0; i < d.tables->len; i++) {
+    Table *t = d.tables->pdata[i];
+    for (int s = 0; s < 2; s++) {
+      t->leaves[s] = g_array_new(FALSE, FALSE, sizeof(guint32));
+    }
+  }
+  if (changed != NULL) {
+    /* Which tables are WITHOUT ROWID: their root page is an index page. */
+    for (guint i = 0; i < d.tables->len; i++) {
+      Table *t = d.tables->pdata[i];
+      for (int s = 0; s < 2; s++) {
+        guint8 *buf;
+        guint hdr;
+        if (!t->side[s].exists || t->side[s].root == 0)
+          continue;
+        buf = g_malloc(d.page_size[s]);
+        if (!read_page(&d, s, t->side[s].root, buf, error)) {
+          g_free(buf);
+          goto out;
+        }
+        hdr = t->side[s].root == 1 ? 100 : 0;
+        t->side[s].without_rowid = buf[hdr] == SQLENVFS_BTREE_INDEX_LEAF ||
+                                   buf[hdr] == SQLENVFS_BTREE_INDEX_INTERIOR;
+        g_free(buf);
+      }
+    }
+    if (!map_changed_pages(&d, error))
+      goto out;
+  }
+  /* The script puts SQLite's own tables (sqlite_sequence, sqlite_stat1)
+   * last: the CREATE TABLE of an AUTOINCREMENT table makes sqlite_sequence,
+   * so its rows can only be written after that. The summary keeps
+   * sqldiff's order. */
+  for (int pass = 0; pass < (summary ? 1 : 2); pass++) {
+    for (guint i = 0; i < d.tables->len; i++) {
+      Table *t = d.tables->pdata[i];
+      if (!summary && is_internal(t->name) != (pass == 1))
+        continue;
+      if (!diff_table(&d, t, o, error))
+        goto out;
+      emit(&d, o);
+    }
+  }
+  ok = TRUE;
+
+out:
+  if (d.db != NULL) {
+    if (sqlenvfs_imagevfs_stats(d.db, "main", &vs))
+      d.stats->n_sql_reads += vs.n_reads;
+    if (sqlenvfs_imagevfs_stats(d.db, "aux", &vs))
+      d.stats->n_sql_reads += vs.n_reads;
+    sqlite3_close_v2(d.db);
+  }
+  g_string_free(o, TRUE);
+  g_ptr_array_unref(d.tables);
+  g_hash_table_unref(d.by_name);
+  g_hash_table_unref(d.owner[0]);
+  g_hash_table_unref(d.owner[1]);
+  g_hash_table_unref(d.children);
+  g_hash_table_unref(d.is_leaf);
+  g_hash_table_unref(d.covered);
+  return ok;
+}
+
+/* The pages the COMMIT records after @from_seq up to @to_seq wrote, or NULL
+ * (and *why) when the archive cannot say: a GAP between them, or records
+ * missing. */
+static GHashTable *
+changed_pages(SqlenvfsRoot *root, const char *db, guint64 from_seq, guint64 to_seq,
+              guint64 *n_commits, char **why, GError **error)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(dir, error);
+  g_autoptr(GHashTable) set = NULL;
+  guint64 expect = from_seq + 1;
+  guint n;
+
+  if (a == NULL)
+    return NULL;
+  set = g_hash_table_new(NULL, NULL);
+  n = sqlenvfs_archive_n_entries(a);
+  for (guint i = 0; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+    g_autofree guint32 *pages = NULL;
+    guint64 off;
+    if (e->seq <= from_seq || e->seq > to_seq)
+      continue;
+    if (e->type == SQLENVFS_ARCHIVE_GAP) {
+      *why = g_strdup("the archive has a gap between the two times");
+      return NULL;
+    }
+    if (e->seq != expect) {
+      *why = g_strdup("records between the two times are missing from the archive");
+      return NULL;
+    }
+    expect = e->seq + 1;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    pages = sqlenvfs_archive_read_commit(a, e, &off, error);
+    if (pages == NULL)
+      return NULL;
+    for (guint32 k = 0; k < e->n_pages; k++)
+      g_hash_table_add(set, GUINT_TO_POINTER(pages[k]));
+    (*n_commits)++;
+  }
+  if (expect != to_seq + 1) {
+    *why = g_strdup("records between the two times are missing from the archive");
+    return NULL;
+  }
+  return g_steal_pointer(&set);
+}
+
+gboolean
+sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
+                  const SqlenvfsTime *to, gboolean summary, SqlenvfsDiffOutFunc out,
+                  SqlenvfsDiffNoteFunc note_fn, gpointer user, SqlenvfsDiffStats *stats,
+                  GError **error)
+{
+  SqlenvfsDiffStats local_stats = { 0 };
+  g_autoptr(SqlenvfsRestorePlan) p1 = NULL, p2 = NULL;
+  g_autoptr(SqlenvfsImage) i1 = NULL, i2 = NULL;
+  g_autoptr(GHashTable) set = NULL;
+  g_autofree char *why = NULL, *t1 = NULL, *t2 = NULL, *l1 = NULL, *l2 = NULL;
+
+  if (stats == NULL)
+    stats = &local_stats;
+  p1 = sqlenvfs_restore_plan(root, db, from, error);
+  if (p1 == NULL)
+    return FALSE;
+  p2 = sqlenvfs_restore_plan(root, db, to, error);
+  if (p2 == NULL)
+    return FALSE;
+  t1 = sqlenvfs_time_format_iso(p1->state_us);
+  t2 = sqlenvfs_time_format_iso(p2->state_us);
+  if (p1->state_us > p2->state_us) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s.db: the first time (state of %s) is after the second (state of %s);"
+                " give the older time first",
+                p1->db, t1, t2);
+    return FALSE;
+  }
+  stats->from_seq = p1->state_seq;
+  stats->to_seq = p2->state_seq;
+  stats->from_us = p1->state_us;
+  stats->to_us = p2->state_us;
+  l1 = g_strdup_printf("%s.db at %s", p1->db, t1);
+  l2 = g_strdup_printf("%s.db at %s", p2->db, t2);
+  if (p1->state_seq < p2->state_seq) {
+    set = changed_pages(root, p1->db, p1->state_seq, p2->state_seq, &stats->n_commits, &why,
+                        error);
+    if (set == NULL && why == NULL)
+      return FALSE;
+    if (set == NULL) {
+      g_autofree char *msg = g_strdup_printf("comparing every table in full: %s", why);
+      if (note_fn != NULL)
+        note_fn(user, msg);
+    }
+  } else {
+    set = g_hash_table_new(NULL, NULL); /* the same state */
+  }
+  if (set != NULL)
+    stats->n_changed_pages = g_hash_table_size(set);
+  p1->on_demand = p2->on_demand = TRUE; /* pages read as needed */
+  i1 = sqlenvfs_restore_image(root, p1, NULL, NULL, error);
+  if (i1 == NULL)
+    return FALSE;
+  i2 = sqlenvfs_restore_image(root, p2, NULL, NULL, error);
+  if (i2 == NULL)
+    return FALSE;
+  if (!sqlenvfs_diff_images(i1, l1, i2, l2, set, summary, out, note_fn, user, stats, error))
+    return FALSE;
+  return sqlenvfs_restore_base_unchanged(p1, error) && sqlenvfs_restore_base_unchanged(p2, error);
+}

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# `sqlenvfs bisect` against a known history: a real client commits a few
+# thousand transactions while `sqlenvfs archive` runs, one of which deletes
+# row 7. Bisect must name exactly the archived commit after which the row
+# is gone (checked with two restores: the record before it still has the
+# row, the state after it does not; its time is the record's time), in at
+# most ceil(log2(n)) + 2 states; a query whose result never changes says so
+# with exit status 3; a statement that is not a query is refused.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root
+mkdir -p "$R"
+echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);" > "$R/schema.sql"
+cat > "$R/sqlenvfs.conf" <<CONF
+[archive]
+segment-max-bytes=1048576
+CONF
+"$SQLENVFS" init --root "$R" >/dev/null
+pitr_start_archiver "$R" "$T/archive"
+
+N=${BISECT_COMMITS:-2500}
+DEL=${BISECT_DELETE_AT:-1733}
+python3 - "$R/data/prod/app.db" "$N" "$DEL" > "$T/writer.log" <<'PY'
+import sqlite3, sys, time
+db, n, at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+c = sqlite3.connect(db, isolation_level=None)
+c.execute("PRAGMA synchronous=NORMAL")
+for k in range(1, n + 1):
+    if k == at:
+        t0 = time.time()
+        c.execute("DELETE FROM t WHERE id=7")
+        print("D %.6f %.6f" % (t0, time.time()))
+    else:
+        c.execute("INSERT INTO t(id, v) VALUES(?, ?)", (k, "row %d" % k))
+c.close()
+PY
+pitr_stop_archiver "$T/archive"
+pass "writer committed $N transactions"
+
+python3 "$SRCDIR/tests/integration/archive_dump.py" "$R/backups/prod/wal_archives/app" \
+  | awk '$4=="COMMIT" {print $3, $5}' > "$T/commits"
+n_commits=$(wc -l < "$T/commits")
+[ "$n_commits" -ge "$N" ] || fail "the archive holds $n_commits commits, expected at least $N"
+
+rc=0
+# From the 200th archived commit on (row 7, inserted by the 7th, is there).
+from=$(awk 'NR==200 {print $2}' "$T/commits")
+"$SQLENVFS" restore --root "$R" --time "@$from" -o "$T/from.db" >/dev/null
+assert_eq "$(sqlite3 "$T/from.db" 'SELECT count(*) FROM t WHERE id=7')" 1 "row 7 at --from"
+"$SQLENVFS" bisect --root "$R" --from "@$from" --sql "SELECT id, v FROM t WHERE id = 7" > "$T/bisect.out" \
+  2> "$T/bisect.err" || rc=$?
+cat "$T/bisect.out" | sed 's/^/# /'
+[ "$rc" -eq 0 ] || { cat "$T/bisect.err"; fail "bisect exited $rc"; }
+seq=$(sed -n 's/.*first change at seq \([0-9]*\), captured \(.*\)$/\1/p' "$T/bisect.out")
+when=$(sed -n 's/.*first change at seq \([0-9]*\), captured \(.*\)$/\2/p' "$T/bisect.out")
+[ -n "$seq" ] || fail "bisect printed no commit"
+grep -A1 '^  before' "$T/bisect.out" | grep -q '7|row 7' || fail "the result before is not row 7"
+grep -A1 '^  after' "$T/bisect.out" | grep -q '(no rows)' || fail "the result after is not empty"
+
+# The record and the one before it, from the archive's index.
+rec_time=$(awk -v s="$seq" '$1==s {print $2}' "$T/commits")
+# (commits captured in one microsecond are one state: the one before is the
+# last record with an earlier time)
+prev_time=$(awk -v s="$seq" '$1==s {print p} $2!=last {p=last} {last=$2}' "$T/commits")
+[ -n "$rec_time" ] || fail "seq $seq is not a COMMIT record of the archive"
+iso=$(python3 -c 'import sys, datetime; t = float(sys.argv[1]); d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc); s = d.strftime("%Y-%m-%dT%H:%M:%S"); f = ("%06d" % d.microsecond).rstrip("0"); print(s + ("." + f if f else "") + "Z")' "$rec_time")
+assert_eq "$when" "$iso" "the time bisect prints for seq $seq"
+"$SQLENVFS" restore --root "$R" --time "@$rec_time" -o "$T/after.db" >/dev/null
+"$SQLENVFS" restore --root "$R" --time "@$prev_time" -o "$T/before.db" >/dev/null
+assert_eq "$(sqlite3 "$T/after.db" 'SELECT count(*) FROM t WHERE id=7')" 0 "row 7 after seq $seq"
+assert_eq "$(sqlite3 "$T/before.db" 'SELECT count(*) FROM t WHERE id=7')" 1 "row 7 before seq $seq"
+pass "bisect names seq $seq ($when), the commit that deleted row 7"
+
+probes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1/p' "$T/bisect.out")
+searched=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\2/p' "$T/bisect.out")
+bound=$(python3 -c "import math; print(math.ceil(math.log2($searched)) + 2)")
+[ "$searched" -ge "$((N / 2))" ] || fail "bisect searched $searched commits, expected about $N"
+[ "$probes" -le "$bound" ] || fail "bisect examined $probes states, more than $bound"
+pass "bisect examined $probes states of $searched commits (bound $bound)"
+
+rc=0
+"$SQLENVFS" bisect --root "$R" --sql "SELECT count(*) FROM t WHERE id < 0" > "$T/same.out" || rc=$?
+assert_eq "$rc" 3 "exit status of a bisect whose result never changes"
+grep -q 'the result does not change' "$T/same.out" || fail "bisect did not say the result never changes"
+pass "a result that never changes is reported as such (exit 3)"
+
+expect_fail 'must be a query' "$SQLENVFS" bisect --root "$R" --sql "DELETE FROM t"
+expect_fail 'not a query SQLite accepts' "$SQLENVFS" bisect --root "$R" --sql "SELECT * FROM nosuch"
+assert_eq "$(sqlite3 "$R/data/prod/app.db" 'SELECT count(*) FROM t')" "$((N - 2))" "rows in production"
+pass "bisect refuses statements that are not queries, and production is untouched"

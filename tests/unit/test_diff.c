@@ -1,0 +1,282 @@
+/* Unit tests for diff: the script and summary computed from the changed
+ * pages equal those of a comparison of everything, and the script turns
+ * the older state into the newer one, for changes of every kind (rows on
+ * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
+ * table with keys and values on overflow pages, an added column, tables and
+ * indexes created and dropped). States are files written by SQLite; the
+ * changed pages are those whose bytes differ. */
+#include "testutil.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/diff.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/image.h"
+
+static char *tmp;
+
+static void setup(void) { tmp = testutil_tmpdir(); }
+static void teardown(void) { testutil_tmpdir_cleanup(tmp); tmp = NULL; }
+
+static void
+exec(const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  char *msg = NULL;
+  int rc;
+
+  ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
+  rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
+  sqlite3_close(db);
+}
+
+static SqlenvfsImage *
+image_of(const char *path)
+{
+  GError *error = NULL;
+  SqlenvfsFileSource *src = sqlenvfs_file_source_open(path, &error);
+  struct stat st;
+
+  ck_assert_no_error(error);
+  ck_assert_int_eq(stat(path, &st), 0);
+  return sqlenvfs_image_new(1024, (guint32) (st.st_size / 1024), sqlenvfs_file_source_read, src,
+                            sqlenvfs_file_source_close);
+}
+
+static void
+append(gpointer user, const char *text, gsize len)
+{
+  g_string_append_len(user, text, (gssize) len);
+}
+
+/* Every table's rows (with rowids where there are) and the schema. */
+static char *
+dump(const char *path)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL, *q = NULL;
+  GString *s = g_string_new(NULL);
+
+  ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+  ck_assert_int_eq(sqlite3_prepare_v2(db, "SELECT type, name, sql FROM sqlite_schema"
+                                          " ORDER BY type, name", -1, &st, NULL), SQLITE_OK);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *type = (const char *) sqlite3_column_text(st, 0);
+    const char *name = (const char *) sqlite3_column_text(st, 1);
+    g_autofree char *sql = NULL;
+    g_string_append_printf(s, "%s %s %s\n", type, name, sqlite3_column_text(st, 2));
+    if (strcmp(type, "table") != 0)
+      continue;
+    sql = g_strdup_printf("SELECT quote(rowid), * FROM \"%s\" ORDER BY 1", name);
+    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) {
+      g_free(sql);
+      sql = g_strdup_printf("SELECT * FROM \"%s\" ORDER BY 1, 2", name);
+      ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    }
+    while (sqlite3_step(q) == SQLITE_ROW) {
+      for (int i = 0; i < sqlite3_column_count(q); i++) {
+        const guint8 *b = sqlite3_column_blob(q, i);
+        g_string_append_printf(s, "%d:", sqlite3_column_type(q, i));
+        for (int k = 0; k < sqlite3_column_bytes(q, i); k++)
+          g_string_append_printf(s, "%02x", b[k]);
+        g_string_append_c(s, '|');
+      }
+      g_string_append_c(s, '\n');
+    }
+    sqlite3_finalize(q);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return g_string_free(s, FALSE);
+}
+
+static const char *const base_sql =
+  "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+  "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB);"
+  "CREATE INDEX t_a ON t(a);"
+  "CREATE TABLE p(x, y);"
+  "CREATE TABLE kv(k TEXT, j INT, v, PRIMARY KEY(k, j)) WITHOUT ROWID;"
+  "CREATE TABLE gone(z);"
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 400)"
+  " INSERT INTO t SELECT i, 'row ' || i, i / 7.0,"
+  "   CASE WHEN i % 25 = 0 THEN randomblob(3000) ELSE randomblob(30) END FROM n;"
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)"
+  " INSERT INTO p SELECT i % 13, 'p' || i FROM n;"
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 200)"
+  " INSERT INTO kv SELECT printf('%0600d', i % 40), i,"
+  "   CASE WHEN i % 9 = 0 THEN randomblob(2000) ELSE i END FROM n;"
+  "INSERT INTO gone VALUES (1), (2);";
+
+/* Diff @a_path -> @b_path with the pages that differ, and in full; both
+ * must agree; the script applied to a copy of @a_path gives @b_path. */
+static void
+check_pair(const char *a_path, const char *b_path, guint *n_changed_out)
+{
+  g_autoptr(SqlenvfsImage) ia = image_of(a_path), ib = image_of(b_path);
+  g_autoptr(GHashTable) changed = g_hash_table_new(NULL, NULL);
+  g_autofree guint8 *a = NULL, *b = NULL;
+  g_autofree char *work = g_build_filename(tmp, "work.db", NULL);
+  g_autofree char *got = NULL, *want = NULL;
+  GString *keyed = g_string_new(NULL), *full = g_string_new(NULL);
+  GString *keyed_sum = g_string_new(NULL), *full_sum = g_string_new(NULL);
+  SqlenvfsDiffStats st = { 0 };
+  GError *error = NULL;
+  gsize na, nb;
+
+  ck_assert(g_file_get_contents(a_path, (char **) &a, &na, NULL));
+  ck_assert(g_file_get_contents(b_path, (char **) &b, &nb, NULL));
+  for (gsize off = 0; off < MAX(na, nb); off += 1024)
+    if (off >= na || off >= nb || memcmp(a + off, b + off, 1024) != 0)
+      g_hash_table_add(changed, GUINT_TO_POINTER((guint) (off / 1024) + 1));
+  *n_changed_out = g_hash_table_size(changed);
+
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, keyed, &st,
+                                 &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_msg(strcmp(keyed->str, full->str) == 0, "from the changed pages:\n%.300s\nin full:\n%.300s",
+                keyed->str, full->str);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, TRUE, append, NULL, keyed_sum, NULL,
+                                 &error));
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, TRUE, append, NULL, full_sum, NULL,
+                                 &error));
+  ck_assert_msg(strcmp(keyed_sum->str, full_sum->str) == 0, "from the changed pages:\n%s\nin full:\n%s",
+                keyed_sum->str, full_sum->str);
+
+  ck_assert(g_file_set_contents(work, (char *) a, (gssize) na, NULL));
+  exec(work, keyed->str);
+  got = dump(work);
+  want = dump(b_path);
+  ck_assert_msg(strcmp(got, want) == 0, "the script does not give the newer state: %.200s", keyed->str);
+  g_string_free(keyed, TRUE);
+  g_string_free(full, TRUE);
+  g_string_free(keyed_sum, TRUE);
+  g_string_free(full_sum, TRUE);
+}
+
+static char *
+make_pair(const char *change, char **b_out)
+{
+  char *a = g_build_filename(tmp, "a.db", NULL);
+  char *b = g_build_filename(tmp, "b.db", NULL);
+  g_autofree char *bytes = NULL;
+  gsize n;
+
+  unlink(a);
+  exec(a, base_sql);
+  ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
+  ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
+  exec(b, change);
+  *b_out = b;
+  return a;
+}
+
+static const char *const changes[] = {
+  /* rows on leaves: updates, deletes, inserts, an overflow row replaced */
+  "UPDATE t SET a = 'changed', b = NULL WHERE id % 17 = 0;"
+  "DELETE FROM t WHERE id BETWEEN 100 AND 130;"
+  "INSERT INTO t(id, a, c) VALUES (1000, 'it''s new', randomblob(5000));"
+  "UPDATE t SET c = randomblob(4000) WHERE id = 50;"
+  "DELETE FROM p WHERE rowid % 10 = 0; INSERT INTO p VALUES (char(10), x'00ff');"
+  "INSERT INTO p VALUES (CAST(x'610062' AS TEXT), 1);", /* text with a NUL in it */
+  /* only a row's overflow pages: same size, last byte changed */
+  "UPDATE t SET c = CAST(substr(c, 1, 2999) || x'ab' AS BLOB) WHERE id = 75;",
+  /* WITHOUT ROWID: keys and values on overflow pages */
+  "DELETE FROM kv WHERE j % 7 = 0;"
+  "UPDATE kv SET v = randomblob(2500) WHERE j % 11 = 0;"
+  "INSERT INTO kv VALUES (printf('%0700d', 5), -1, 'new');",
+  /* schema: a column added, a table created and one dropped, indexes */
+  "ALTER TABLE t ADD COLUMN note TEXT DEFAULT 'n/a';"
+  "UPDATE t SET note = 'x' WHERE id < 5;"
+  "CREATE TABLE later(q INTEGER PRIMARY KEY, r); INSERT INTO later(r) VALUES ('a'), ('b');"
+  "DROP TABLE gone; DROP INDEX t_a; CREATE INDEX p_y ON p(y);",
+  /* AUTOINCREMENT: sqlite_sequence made by the new table, rows after it */
+  "CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT);"
+  "INSERT INTO orders(what) VALUES ('a'), ('b'), ('c'); DELETE FROM orders WHERE id = 3;",
+  /* a rebuild */
+  "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
+};
+
+START_TEST(test_changes)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair(changes[_i], &b);
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert_uint_gt(n_changed, 0);
+}
+END_TEST
+
+/* A row whose overflow pages alone changed: no leaf page differs, and the
+ * script still updates it. */
+START_TEST(test_overflow_only)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair(changes[1], &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  g_autoptr(GHashTable) changed = g_hash_table_new(NULL, NULL);
+  g_autofree guint8 *x = NULL, *y = NULL;
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+  gsize nx, ny;
+
+  ck_assert(g_file_get_contents(a, (char **) &x, &nx, NULL));
+  ck_assert(g_file_get_contents(b, (char **) &y, &ny, NULL));
+  for (gsize off = 1024; off < nx; off += 1024) /* page 1 aside: its counter */
+    if (memcmp(x + off, y + off, 1024) != 0)
+      g_hash_table_add(changed, GUINT_TO_POINTER((guint) (off / 1024) + 1));
+  ck_assert_uint_eq(g_hash_table_size(changed), 1);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, out, NULL,
+                                 &error));
+  ck_assert_msg(g_str_has_prefix(out->str, "UPDATE t SET c=x'") &&
+                strstr(out->str, " WHERE id=75;\n") != NULL,
+                "%s", out->str);
+  g_string_free(out, TRUE);
+}
+END_TEST
+
+/* sqldiff's quoting: identifiers that need it, text with quotes and
+ * control characters, blobs, reals. */
+START_TEST(test_quoting)
+{
+  g_autofree char *a = g_build_filename(tmp, "qa.db", NULL);
+  g_autofree char *b = g_build_filename(tmp, "qb.db", NULL);
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+
+  exec(a, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);");
+  exec(b, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);"
+          "INSERT INTO \"odd name\" VALUES (1, 'a''b' || char(10) || 'c', x'00ff'), (2, 0.1, 1e300);");
+  ia = image_of(a);
+  ib = image_of(b);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
+  ck_assert_str_eq(out->str,
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(1,'a''b'||X'0a'\n||'c',x'00ff');\n"
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(2,0.1,1.0e+300);\n");
+  g_string_free(out, TRUE);
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("diff");
+  TCase *tc = tcase_create("diff");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
+  tcase_add_test(tc, test_overflow_only);
+  tcase_add_test(tc, test_quoting);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}
