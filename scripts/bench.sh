@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/BENCHMARKS.md): builds sqlenvfs and the passthrough yardstick, then
 # runs scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
-# --writer-seconds, --big, --scale-only, --only, --dir, --keep). Run as root
-# (it mounts and drops caches).
+# --writer-seconds, --big, --scale-only, --only, --dir, --keep). Then, unless
+# --smoke, --only or --scale-only, scripts/bench/history.sh (the cost against
+# the history kept, up to HISTORY_MAX commits: 1000000 by default,
+# HISTORY_MAX=10000000 for the full table). Run as root (it mounts and drops
+# caches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -14,4 +17,8 @@ build=$(realpath -m "${BENCH_BUILD:-build-bench}")
 ninja -C "$build" >/dev/null
 pt="$build/passthrough_ro"
 cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
-exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
+python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
+case " $* " in
+  *" --smoke "* | *" --only "* | *" --scale-only "*) ;;
+  *) BENCH_BUILD="$build" HISTORY_MAX="${HISTORY_MAX:-1000000}" scripts/bench/history.sh ;;
+esac

@@ -381,7 +381,11 @@ run_cmd(Gen *g, const char *cmd)
   }
 }
 
-/* Sync the archive and publish that capture was complete up to now. */
+/* Sync the archive and publish that capture was complete up to now. Only
+ * at the end of a run (and after the base's commit): nothing here needs
+ * the archive durable sooner, and an fsync every half second, as the
+ * archiver does, costs seconds on a busy disk. Index entries wait in the
+ * writer until then or until their segment is sealed. */
 static void
 sync_alive(Gen *g, gint64 step)
 {
@@ -411,7 +415,6 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
   guint segs = until_sealed ? count_segments(archive_dir) : 0;
   guint64 batch_bytes = 0, done = 0;
   guint in_batch = 0, since_ckpt = 0;
-  gint64 last_sync = g_get_monotonic_time();
 
   while (done < n) {
     gint64 returned;
@@ -432,10 +435,6 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
         die("write a batch", error);
       in_batch = 0;
       batch_bytes = 0;
-      if (g_get_monotonic_time() - last_sync >= 500000) {
-        sync_alive(g, 0);
-        last_sync = g_get_monotonic_time();
-      }
       if (since_ckpt >= CHECKPOINT_EVERY && done < n) {
         checkpoint(g);
         since_ckpt = 0;
