@@ -433,8 +433,8 @@ set ylabel "milliseconds"
 set format x "10^{{%L}}"
 plot "{data}" using 1:2 with linespoints lw 2 pt 7 title "ls -l pitr/T/ (first lookup)", \\
      "{data}" using 1:3 with linespoints lw 2 pt 5 title "restore plan (to first byte)", \\
-     50 with lines dt 2 lc rgb "#1f77b4" title "lookup target 50 ms", \\
-     100 with lines dt 2 lc rgb "#9467bd" title "plan target 100 ms"
+     50 with lines dt 2 lc rgb "#9400d3" title "lookup target 50 ms", \\
+     100 with lines dt 2 lc rgb "#009e73" title "plan target 100 ms"
 set ylabel "peak RSS, MiB"
 plot "{data}" using 1:4 with linespoints lw 2 pt 7 title "restore", \\
      "{data}" using 1:5 with linespoints lw 2 pt 5 title "mount daemon after the lookup", \\
@@ -443,6 +443,17 @@ unset multiplot
 """
     subprocess.run(["gnuplot"], input=script, text=True, check=True)
     log(f"plot written to {svg}")
+
+
+def code_commit():
+    """The last commit that changed the code measured (src/, include/), with
+    "+changes" when the work tree differs from it there."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    git = ["git", "-C", os.path.join(here, "..", "..")]
+    c = subprocess.run(git + ["log", "-1", "--format=%h", "--", "src", "include"],
+                       capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["diff", "--quiet", "HEAD", "--", "src", "include"]).returncode
+    return (c or "?") + ("+changes" if dirty else "")
 
 
 def main():
@@ -462,14 +473,20 @@ def main():
     ap.add_argument("--no-verify", action="store_true")
     ap.add_argument("--data", help="write the rows for gnuplot to this file")
     ap.add_argument("--svg", help="plot the rows to this SVG file (gnuplot)")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="only plot --data (as written by an earlier run) to --svg")
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
+    if a.plot_only:
+        with open(a.data) as f:
+            commit = f.readline().split("commit")[-1].strip()
+        plot(a.data, a.svg, f"sqlenvfs: cost against history kept (commit {commit})")
+        return
     counts = ([a.real] if a.real else
               [int(x) for x in a.counts.split(",")] if a.counts else
               [c for c in COUNTS if c <= a.max])
-    commit = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)), "rev-parse",
-                             "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = code_commit()
     b = Bench(a)
     log(f"history benchmark: commit {commit or '?'}, counts {', '.join(map(human, counts))}, "
         f"{'a real writer under the archiver' if a.real else 'gen_archive (drives the archive writer directly)'}; "

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The memory a restore needs does not grow with the history kept: the peak
-# RSS (VmHWM) of `restore --time T` over an archive of 200 thousand commits
-# stays within 8 MiB of the same restore over 20 thousand commits (T at 90%
+# RSS (VmHWM) of `restore --time T` over an archive of 100 thousand commits
+# stays within 8 MiB of the same restore over 10 thousand commits (T at 90%
 # of the history in both, so the longer restore rolls forward over ten times
 # as many records). The archives are built by gen_archive (real one-row
 # commits, archived through the archive writer; the base a real backup),
@@ -10,7 +10,7 @@
 # Skipped (exit 77) unless SQLENVFS_HISTORY_RSS=1: a reader that loads every
 # index entry into memory fails it, so it is switched on once the archive
 # reader keeps its memory bounded. HISTORY_RSS_SMALL / HISTORY_RSS_LARGE
-# change the counts (20000 / 200000).
+# change the counts (10000 / 100000).
 source "$SRCDIR/tests/integration/lib.sh"
 
 if [ "${SQLENVFS_HISTORY_RSS:-0}" != 1 ]; then
@@ -18,8 +18,8 @@ if [ "${SQLENVFS_HISTORY_RSS:-0}" != 1 ]; then
   exit 77
 fi
 : "${GEN_ARCHIVE:?GEN_ARCHIVE must point at the built gen_archive}"
-small=${HISTORY_RSS_SMALL:-20000}
-large=${HISTORY_RSS_LARGE:-200000}
+small=${HISTORY_RSS_SMALL:-10000}
+large=${HISTORY_RSS_LARGE:-100000}
 slack_mib=8
 
 # restore_rss N: build a root of N commits, restore to commit 0.9 N, check
