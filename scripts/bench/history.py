@@ -183,6 +183,10 @@ class Bench:
     # -- the mount ------------------------------------------------------
 
     def mount(self, root):
+        if os.path.ismount(self.mnt) or (os.path.lexists(self.mnt) and not os.path.isdir(self.mnt)):
+            # A mount left behind by a daemon that was killed.
+            subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
+                           stderr=subprocess.DEVNULL)
         os.makedirs(self.mnt, exist_ok=True)
         errlog = open(os.path.join(self.dir, "mount.log"), "a")
         self.mount_proc = subprocess.Popen([self.bin, "mount", "--foreground", root, self.mnt],
@@ -201,11 +205,15 @@ class Bench:
             return
         subprocess.run(["fusermount3", "-u", self.mnt], check=False,
                        stderr=subprocess.DEVNULL)
+        # The daemon finishes its work (and holds the root's locks) after
+        # the mount is gone; on a long archive that can take minutes.
         try:
-            self.mount_proc.wait(timeout=120)
+            self.mount_proc.wait(timeout=1800)
         except subprocess.TimeoutExpired:
             self.mount_proc.kill()
             self.mount_proc.wait()
+            subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
+                           stderr=subprocess.DEVNULL)
         self.mount_proc = None
 
     def cleanup(self):
