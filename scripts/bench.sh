@@ -4,8 +4,9 @@
 # --writer-seconds, --big, --scale-only, --only, --dir, --keep). Then, unless
 # --smoke, --only or --scale-only, scripts/bench/history.sh (the cost against
 # the history kept, up to HISTORY_MAX commits: 1000000 by default,
-# HISTORY_MAX=10000000 for the full table). Run as root (it mounts and drops
-# caches).
+# HISTORY_MAX=10000000 for the full table; at most 3 runs per timing here,
+# which keeps it within about 5 minutes up to 1 million). Run as root (it
+# mounts and drops caches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -20,5 +21,5 @@ cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) 
 python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
 case " $* " in
   *" --smoke "* | *" --only "* | *" --scale-only "*) ;;
-  *) BENCH_BUILD="$build" HISTORY_MAX="${HISTORY_MAX:-1000000}" scripts/bench/history.sh ;;
+  *) BENCH_BUILD="$build" HISTORY_MAX="${HISTORY_MAX:-1000000}" scripts/bench/history.sh --max-runs 3 --budget 20 ;;
 esac
