@@ -476,7 +476,7 @@ main(int argc, char **argv)
     { "mark", 0, 0, G_OPTION_ARG_STRING_ARRAY, &marks,
       "print the capture time and changed pages at commit K (repeatable)", "K" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the rows' text (12)", "S" },
-    { NULL },
+    G_OPTION_ENTRY_NULL,
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- build a root with a long WAL archive");
   GError *error = NULL;
