@@ -29,9 +29,11 @@
  * archiver. The WAL still holds the last commit at the end, so an archiver
  * (or a mount) started on the root later continues the chain.
  *
- * Append mode (--append): N more rows on such a root (the archiver must
- * not be running); with --until-sealed, rows until one more segment is
- * sealed (N is then the most it writes).
+ * Append mode (--append): N more rows on such a root, or on any root whose
+ * production app.db has that table and whose archive ends with a commit
+ * (as `history.sh real-1m` makes); the archiver must not be running. With
+ * --until-sealed, rows until one more segment is sealed (N is then the
+ * most it writes).
  *
  * For each --mark K (1 <= K <= N; create mode) one line is printed:
  *   mark K us=<capture time of commit K> rows=K db_pages=<pages at K>
@@ -496,9 +498,10 @@ main(int argc, char **argv)
     return 2;
   }
   if (!bin || !root_dir || (commits < 0) == (append < 0) || commits == 0 ||
-      (until_sealed && append < 0)) {
+      (until_sealed && append < 0) || (marks && append >= 0)) {
     fprintf(stderr, "gen_archive: give --sqlenvfs BIN, --root DIR and either --commits N (N >= 1) "
-                    "or --append N (see --help)\n");
+                    "or --append N (--until-sealed only with --append, --mark only with --commits; "
+                    "see --help)\n");
     return 2;
   }
   g.bin = bin;
