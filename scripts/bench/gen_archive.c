@@ -126,6 +126,7 @@ typedef struct {
   guint8 *changed;        /* bitmap of pages written since the base          */
   guint32 changed_cap, n_changed;
   gboolean track_changed;
+  guint batch;            /* commits per batch (at most BATCH_COMMITS)       */
 } Gen;
 
 static G_GNUC_NORETURN void
@@ -430,7 +431,7 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
     in_batch++;
     batch_bytes += bytes;
     since_ckpt++;
-    if (in_batch >= BATCH_COMMITS || batch_bytes >= BATCH_BYTES || done == n ||
+    if (in_batch >= g->batch || batch_bytes >= BATCH_BYTES || done == n ||
         since_ckpt >= CHECKPOINT_EVERY) {
       GError *error = NULL;
       if (!sqlenvfs_archive_writer_end_batch(g->w, &error))
@@ -465,7 +466,7 @@ int
 main(int argc, char **argv)
 {
   const char *bin = NULL, *root_dir = NULL;
-  gint64 commits = -1, append = -1, seed = 12;
+  gint64 commits = -1, append = -1, seed = 12, batch = BATCH_COMMITS;
   gboolean until_sealed = FALSE;
   g_auto(GStrv) marks = NULL;
   GOptionEntry entries[] = {
@@ -478,6 +479,9 @@ main(int argc, char **argv)
     { "mark", 0, 0, G_OPTION_ARG_STRING_ARRAY, &marks,
       "print the capture time and changed pages at commit K (repeatable)", "K" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the rows' text (12)", "S" },
+    { "batch", 0, 0, G_OPTION_ARG_INT64, &batch,
+      "commits per batch, 1 to 64 (64: the archiver's largest, which it writes when it "
+      "is behind; a writer it keeps up with gives smaller ones)", "N" },
     G_OPTION_ENTRY_NULL,
   };
   g_autoptr(GOptionContext) ctx = g_option_context_new("- build a root with a long WAL archive");
@@ -504,6 +508,12 @@ main(int argc, char **argv)
                     "see --help)\n");
     return 2;
   }
+  if (batch < 1 || batch > BATCH_COMMITS) {
+    fprintf(stderr, "gen_archive: --batch %" G_GINT64_FORMAT ": give 1 to %d\n", batch,
+            BATCH_COMMITS);
+    return 2;
+  }
+  g.batch = (guint)batch;
   g.bin = bin;
   g.root_dir = root_dir;
   g.seed = (guint64)seed;
