@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Benchmarks (docs/BENCHMARKS.md): builds sqlenvfs and the passthrough yardstick, then
-# runs scripts/bench/drill.sh and scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
-# --writer-seconds, --big, --scale-only, --only, --dir, --keep). Run as root
-# (it mounts and drops caches).
+# runs scripts/bench/drill.sh, remote.sh and investigate.sh (unless --smoke),
+# then scripts/bench.py. Options are passed on (--smoke, --size-mib, --runs,
+# --writer-seconds, --big, --scale-only, --only, --dir, --keep). Then, unless
+# --smoke, --only or --scale-only, scripts/bench/history.sh (the cost against
+# the history kept, up to HISTORY_MAX commits: 1000000 by default,
+# HISTORY_MAX=10000000 for the full table; at most 3 runs per timing here,
+# which keeps it within about 5 minutes up to 1 million). Run as root (it
+# mounts and drops caches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
@@ -29,4 +34,8 @@ fi
 if [[ " $* " != *" --smoke "* ]]; then
   scripts/bench/investigate.sh "$build/src/sqlenvfs"
 fi
-exec python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
+python3 scripts/bench.py --sqlenvfs "$build/src/sqlenvfs" --passthrough "$pt" "$@"
+case " $* " in
+  *" --smoke "* | *" --only "* | *" --scale-only "*) ;;
+  *) BENCH_BUILD="$build" HISTORY_MAX="${HISTORY_MAX:-1000000}" scripts/bench/history.sh --max-runs 3 --budget 20 ;;
+esac

@@ -9,6 +9,8 @@ packages=(
   sqlite3 sqlite3-tools python3 postgresql
   clang libclang-rt-14-dev
   libcurl4-openssl-dev
+  # the plot of scripts/bench/history.sh
+  gnuplot-nox
   # the test S3 server (scripts/s3server.sh) and an independent S3 client
   radosgw ceph-mon ceph-osd s3cmd
 )

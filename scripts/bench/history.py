@@ -1,0 +1,530 @@
+#!/usr/bin/env python3
+"""How the cost of point-in-time recovery grows with the history kept.
+
+Run through scripts/bench/history.sh (which builds what it needs). For each
+count of archived commits (10 thousand, 100 thousand, 1 million, 10 million,
+up to --max), a root is built by gen_archive (which drives the archive
+writer directly: one-row commits of text written into production, each
+archived from its WAL frames; the base is a real backup taken after the
+first commit), or, with --real, by a Python writer under the real
+`sqlenvfs archive`. Then, side by side in one run, with T at 90% of the
+history (so that a restore rolls forward over most of it and must leave
+the rest out):
+
+  ls -l pitr/T/         first lookup through a fresh mount, each run
+  daemon peak RSS       VmHWM of the mount daemon after that lookup
+  cat status            on that mount
+  restore plan          time from the start of `restore --time T` to the
+                        first byte written to its output
+  restore full          against the physical limit: reading the base and
+                        the last version of each page changed since it once
+                        (a `cat` of that many bytes, warm like the restore)
+  restore peak RSS      ru_maxrss of the restore process
+  verify, 1 new segment `verify` after one new segment was sealed (everything
+                        before it verified), against `cat` of that segment
+
+Each timing is repeated until its spread (max/min) is within 1.3x, at least
+3 and at most --max-runs times (fewer when one run takes long); the median
+is reported with the spread in brackets. Every restore is checked: exactly
+rows 1..K at T, and `PRAGMA integrity_check` ok.
+"""
+import argparse
+import os
+import re
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+COUNTS = [10_000, 100_000, 1_000_000, 10_000_000]
+ROWS = []  # (section, name, median, lo, hi, unit, target, verdict)
+TARGETS = {"ls": 50.0, "plan": 100.0, "rss": 64.0, "restore": 1.5, "verify": 2.0}
+
+
+def log(msg):
+    print(f"# {msg}", flush=True)
+
+
+def record(section, name, value, lo=None, hi=None, unit="", target=None, ok=None):
+    verdict = "" if ok is None else ("PASS" if ok else "MISS")
+    ROWS.append((section, name, value, lo, hi, unit, target or "", verdict))
+    rng = f"[{lo:.3g}-{hi:.3g}]" if lo is not None else ""
+    print(f"{section:<10} {name:<52} {value:>10.3g} {unit:<4} {rng:<20} {target or '':<10} {verdict}",
+          flush=True)
+
+
+def repeat(fn, min_runs, max_runs, budget_s=60.0, spread=1.3):
+    """Call fn() (which returns one sample) until the spread of the samples
+    is at most `spread`, at least min_runs and at most max_runs times, or
+    until budget_s has passed after min_runs. Returns (median, min, max, n)."""
+    samples = []
+    t0 = time.monotonic()
+    while len(samples) < max_runs:
+        samples.append(fn())
+        if len(samples) >= min_runs:
+            lo, hi = min(samples), max(samples)
+            if (lo > 0 and hi / lo <= spread) or time.monotonic() - t0 > budget_s:
+                break
+    return statistics.median(samples), min(samples), max(samples), len(samples)
+
+
+def human(n):
+    for div, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if n >= div and n % div == 0:
+            return f"{n // div}{suffix}"
+    return str(n)
+
+
+def vm_hwm_mib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.bin = args.sqlenvfs
+        self.dir = args.dir or tempfile.mkdtemp(prefix="sqlenvfs-history-", dir="/var/tmp")
+        os.makedirs(self.dir, exist_ok=True)
+        self.mount_proc = None
+        self.mnt = os.path.join(self.dir, "mnt")
+
+    # -- building a root ------------------------------------------------
+
+    def generate(self, n, root):
+        mark = max(1, n - n // 10)
+        t0 = time.monotonic()
+        out = subprocess.run([self.args.gen, "--sqlenvfs", self.bin, "--root", root,
+                              "--commits", str(n), "--mark", str(mark)],
+                             check=True, capture_output=True, text=True).stdout
+        took = time.monotonic() - t0
+        for line in out.splitlines():
+            if not line.startswith("mark "):
+                log(line)
+        m = re.search(r"^mark (\d+) us=(\d+) rows=(\d+) db_pages=(\d+) changed_pages=(\d+) "
+                      r"page_size=(\d+)$", out, re.M)
+        if not m:
+            raise RuntimeError(f"gen_archive printed no mark line:\n{out}")
+        k, us, rows, _, changed, ps = (int(x) for x in m.groups())
+        return {"rows": rows, "us": us, "changed": changed, "page_size": ps, "gen_s": took}
+
+    def real_writer(self, n, root):
+        """`sqlenvfs init`, `sqlenvfs archive` running, a Python writer of
+        one-row commits until n commits are archived."""
+        os.makedirs(root)
+        with open(os.path.join(root, "schema.sql"), "w") as f:
+            f.write("CREATE TABLE log(id INTEGER PRIMARY KEY, at TEXT, user TEXT, level TEXT,"
+                    " message TEXT);\n")
+        subprocess.run([self.bin, "init", "--root", root], check=True, stdout=subprocess.DEVNULL)
+        archlog = open(os.path.join(self.dir, "archive.log"), "w")
+        arch = subprocess.Popen([self.bin, "archive", "--root", root], stdout=archlog,
+                                stderr=subprocess.STDOUT)
+        t0 = time.monotonic()
+        try:
+            snaps = os.path.join(root, "backups/prod/snapshots")
+            while not (os.path.isdir(snaps) and [s for s in os.listdir(snaps)
+                                                 if not s.startswith(".")]):
+                if arch.poll() is not None or time.monotonic() - t0 > 60:
+                    raise RuntimeError("the archiver took no first snapshot (see archive.log)")
+                time.sleep(0.1)
+            db = os.path.join(root, "data/prod/app.db")
+            mark = max(1, n - n // 10)
+            writer = os.path.join(os.path.dirname(os.path.abspath(__file__)), "text_rows.py")
+            subprocess.run([sys.executable, writer, db, str(mark)], check=True,
+                           stdout=subprocess.DEVNULL)
+            # T: a moment after every commit of the first phase was archived
+            # and before the second phase starts, so that a restore to T
+            # holds exactly rows 1..mark.
+            self.wait_archived(root, mark + 1)
+            t_us = int(time.time() * 1e6)
+            time.sleep(0.1)
+            subprocess.run([sys.executable, writer, db, str(n - mark)], check=True,
+                           stdout=subprocess.DEVNULL)
+            self.wait_archived(root, n + 1)
+        finally:
+            arch.terminate()
+            arch.wait(timeout=120)
+            archlog.close()
+        took = time.monotonic() - t0
+        log(f"real writer: {n} commits written and archived in {took:.0f} s "
+            f"({n / took:.0f} commits/s)")
+        return {"rows": mark, "us": t_us, "changed": None, "page_size": 4096, "gen_s": took}
+
+    def wait_archived(self, root, n):
+        """Wait until the archive's indexes hold n records and have not grown
+        for a second (the archiver syncs, and writes index entries, at most
+        50 ms after a commit)."""
+        t0 = time.monotonic()
+        last, since = -1, time.monotonic()
+        while True:
+            c = self.archived_commits(root)
+            if c != last:
+                last, since = c, time.monotonic()
+            elif c >= n and time.monotonic() - since >= 1.0:
+                return
+            if time.monotonic() - t0 > 1800:
+                raise RuntimeError(f"only {c} of {n} records archived after 30 minutes")
+            time.sleep(0.2)
+
+    def archived_commits(self, root):
+        d = os.path.join(root, "backups/prod/wal_archives/app")
+        total = 0
+        for name in os.listdir(d) if os.path.isdir(d) else []:
+            if name.endswith(".idx"):
+                total += max(0, (os.path.getsize(os.path.join(d, name)) - 32) // 112)
+        return total  # records: the commits, the first GAP, and SEALs
+
+    # -- the mount ------------------------------------------------------
+
+    def mount(self, root):
+        if os.path.ismount(self.mnt) or (os.path.lexists(self.mnt) and not os.path.isdir(self.mnt)):
+            # A mount left behind by a daemon that was killed.
+            subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
+                           stderr=subprocess.DEVNULL)
+        os.makedirs(self.mnt, exist_ok=True)
+        errlog = open(os.path.join(self.dir, "mount.log"), "a")
+        self.mount_proc = subprocess.Popen([self.bin, "mount", "--foreground", root, self.mnt],
+                                           stdout=errlog, stderr=errlog)
+        errlog.close()
+        t0 = time.monotonic()
+        while not os.path.ismount(self.mnt):
+            if self.mount_proc.poll() is not None:
+                raise RuntimeError(f"the mount exited (see {self.dir}/mount.log)")
+            if time.monotonic() - t0 > 60:
+                raise RuntimeError("the mount did not appear in 60 s")
+            time.sleep(0.01)
+
+    def umount(self):
+        if self.mount_proc is None:
+            return
+        subprocess.run(["fusermount3", "-u", self.mnt], check=False,
+                       stderr=subprocess.DEVNULL)
+        # The daemon finishes its work (and holds the root's locks) after
+        # the mount is gone; on a long archive that can take minutes.
+        try:
+            self.mount_proc.wait(timeout=1800)
+        except subprocess.TimeoutExpired:
+            self.mount_proc.kill()
+            self.mount_proc.wait()
+            subprocess.run(["fusermount3", "-uz", self.mnt], check=False,
+                           stderr=subprocess.DEVNULL)
+        self.mount_proc = None
+
+    def cleanup(self):
+        self.umount()
+        if not self.args.dir and not self.args.keep:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    # -- the measurements -----------------------------------------------
+
+    def measure(self, n, root, meta):
+        a = self.args
+        label = human(n)
+        sec = "history" if not a.real else "real"
+        t_arg = f"@{meta['us'] // 1_000_000}.{meta['us'] % 1_000_000:06d}"
+        t_name = t_arg
+        res = {"n": n}
+
+        # 1. ls -l pitr/T/ through a fresh mount (the first lookup), the
+        #    daemon's peak RSS after it, and cat status.
+        rss, status = [], []
+
+        def one_ls():
+            self.mount(root)
+            try:
+                t0 = time.perf_counter()
+                subprocess.run(["ls", "-l", os.path.join(self.mnt, "pitr", t_name) + "/"],
+                               check=True, stdout=subprocess.DEVNULL)
+                ms = (time.perf_counter() - t0) * 1000
+                rss.append(vm_hwm_mib(self.mount_proc.pid))
+                t0 = time.perf_counter()
+                subprocess.run(["cat", os.path.join(self.mnt, "status")], check=True,
+                               stdout=subprocess.DEVNULL)
+                status.append((time.perf_counter() - t0) * 1000)
+            finally:
+                self.umount()
+            return ms
+        ls = repeat(one_ls, a.min_runs, a.max_runs, a.budget)
+        res["ls"] = ls[0]
+        record(sec, f"{label}: ls -l pitr/T/, first lookup ({ls[3]} runs)", ls[0], ls[1], ls[2],
+               "ms", f"<= {TARGETS['ls']:g} ms", ls[0] <= TARGETS["ls"])
+        res["daemon_rss"] = statistics.median(rss)
+        record(sec, f"{label}: mount daemon peak RSS after the lookup", res["daemon_rss"],
+               min(rss), max(rss), "MiB", f"<= {TARGETS['rss']:g} MiB",
+               res["daemon_rss"] <= TARGETS["rss"])
+        res["status"] = statistics.median(status)
+        record(sec, f"{label}: cat status (after the lookup)", res["status"], min(status),
+               max(status), "ms")
+
+        # 2. restore --time T: plan (first byte written), full, peak RSS.
+        outdir = os.path.join(self.dir, "restore-out")
+        plans, rsss = [], []
+
+        def one_restore():
+            shutil.rmtree(outdir, ignore_errors=True)
+            os.makedirs(outdir)
+            out = os.path.join(outdir, "out.db")
+            t0 = time.perf_counter()
+            p = subprocess.Popen([self.bin, "restore", "--root", root, "--time", t_arg,
+                                  "--output", out], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+            first = None
+            while first is None:
+                for e in os.scandir(outdir):
+                    try:
+                        if e.stat().st_blocks > 0:
+                            first = time.perf_counter()
+                            break
+                    except FileNotFoundError:
+                        pass
+                if first is None:
+                    if p.poll() is not None:
+                        first = time.perf_counter()
+                        break
+                    time.sleep(0.0005)
+            _, status_, ru = os.wait4(p.pid, 0)
+            end = time.perf_counter()
+            p.returncode = os.waitstatus_to_exitcode(status_)
+            err = p.stderr.read().decode()
+            p.stderr.close()
+            if p.returncode != 0:
+                raise RuntimeError(f"restore --time {t_arg} failed: {err.strip()}")
+            plans.append((first - t0) * 1000)
+            rsss.append(ru.ru_maxrss / 1024)
+            return end - t0
+        restore = repeat(one_restore, a.min_runs, a.max_runs, a.budget)
+        out = os.path.join(outdir, "out.db")
+        self.check_restored(out, meta["rows"])
+        res["plan"] = statistics.median(plans)
+        record(sec, f"{label}: restore plan (start to first byte written)", res["plan"],
+               min(plans), max(plans), "ms", f"<= {TARGETS['plan']:g} ms",
+               res["plan"] <= TARGETS["plan"])
+        res["restore_rss"] = statistics.median(rsss)
+        record(sec, f"{label}: restore peak RSS", res["restore_rss"], min(rsss), max(rsss), "MiB",
+               f"<= {TARGETS['rss']:g} MiB", res["restore_rss"] <= TARGETS["rss"])
+        res["restore_s"] = restore[0]
+        record(sec, f"{label}: restore --time T, full ({restore[3]} runs)", restore[0], restore[1],
+               restore[2], "s")
+
+        # The physical limit: the base, and the last version of each page
+        # changed since, read once (warm, as the restore's inputs are).
+        base = self.base_file(root)
+        changed = meta["changed"]
+        if changed is None:  # real writer: every page that differs from the base
+            changed = self.pages_differing(base, out)
+        pages = os.path.join(self.dir, "changed-pages")
+        with open(out, "rb") as src, open(pages, "wb") as dst:
+            left = changed * meta["page_size"]
+            while left > 0:
+                b = src.read(min(left, 1 << 20))
+                if not b:
+                    break
+                dst.write(b)
+                left -= len(b)
+        subprocess.run(["cat", base, pages], check=True, stdout=subprocess.DEVNULL)
+
+        def one_cat():
+            t0 = time.perf_counter()
+            subprocess.run(["cat", base, pages], check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+        phys = repeat(one_cat, a.min_runs, a.max_runs * 2, a.budget)
+        ratio = restore[0] / phys[0]
+        res["restore_ratio"] = ratio
+        record(sec, f"{label}: restore full / physical limit ({changed} pages + base)", ratio,
+               restore[1] / phys[2], restore[2] / phys[1], "x", f"<= {TARGETS['restore']:g}x",
+               ratio <= TARGETS["restore"])
+        os.unlink(pages)
+        shutil.rmtree(outdir, ignore_errors=True)
+
+        # 3. verify after one new segment, against reading that segment.
+        if not a.no_verify:
+            res.update(self.measure_verify(n, root, sec, label))
+        return res
+
+    def measure_verify(self, n, root, sec, label):
+        a = self.args
+        t0 = time.monotonic()
+        subprocess.run([self.bin, "verify", "--root", root], check=True, stdout=subprocess.DEVNULL)
+        full_s = time.monotonic() - t0
+        record(sec, f"{label}: verify, first run (reads everything)", full_s, unit="s")
+        out = subprocess.run([a.gen, "--sqlenvfs", self.bin, "--root", root, "--append",
+                              "100000000", "--until-sealed"], check=True, capture_output=True,
+                             text=True).stdout
+        log(out.strip().splitlines()[-1])
+        d = os.path.join(root, "backups/prod/wal_archives/app")
+        segs = sorted(x for x in os.listdir(d) if x.endswith(".seg"))
+        new_seg = os.path.join(d, segs[-2])  # the one just sealed
+        memo = os.path.join(root, ".sqlenvfs/verified")
+        saved = memo + ".bench"
+        shutil.copyfile(memo, saved)
+        subprocess.run(["cat", new_seg], check=True, stdout=subprocess.DEVNULL)
+
+        def one_verify():
+            shutil.copyfile(saved, memo)
+            t = time.perf_counter()
+            subprocess.run([self.bin, "verify", "--root", root], check=True,
+                           stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t
+
+        def one_cat():
+            t = time.perf_counter()
+            subprocess.run(["cat", new_seg], check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t
+        v = repeat(one_verify, a.min_runs, a.max_runs, a.budget)
+        c = repeat(one_cat, a.min_runs, a.max_runs, a.budget)
+        os.unlink(saved)
+        r = v[0] / c[0]
+        record(sec, f"{label}: verify after 1 new segment / cat of it ({len(segs)} segments)", r,
+               v[1] / c[2], v[2] / c[1], "x", f"<= {TARGETS['verify']:g}x", r <= TARGETS["verify"])
+        return {"verify_ratio": r}
+
+    def base_file(self, root):
+        for kind in ("daily", "snapshots"):
+            d = os.path.join(root, "backups/prod", kind)
+            names = sorted(x for x in os.listdir(d) if not x.startswith(".")) if os.path.isdir(d) else []
+            if names:
+                return os.path.join(d, names[0], "app.db")
+        raise RuntimeError(f"no base in {root}")
+
+    def pages_differing(self, base, out, ps=4096):
+        n = 0
+        with open(base, "rb") as f, open(out, "rb") as g:
+            while True:
+                a, b = f.read(ps), g.read(ps)
+                if not b:
+                    return n
+                n += a != b
+
+    def check_restored(self, path, rows):
+        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            ic = db.execute("PRAGMA integrity_check").fetchone()[0]
+            cnt, mx = db.execute("SELECT count(*), coalesce(max(id), 0) FROM log").fetchone()
+        finally:
+            db.close()
+        if ic != "ok" or cnt != rows or mx != rows:
+            raise RuntimeError(f"the restore to T is wrong: integrity_check {ic!r}, {cnt} rows "
+                               f"(max id {mx}), expected rows 1..{rows}")
+
+
+def write_data(results, path, commit):
+    with open(path, "w") as f:
+        f.write(f"# sqlenvfs history benchmark, commit {commit}\n")
+        f.write("# commits ls_ms plan_ms restore_rss_mib daemon_rss_mib restore_s restore_ratio "
+                "verify_ratio status_ms\n")
+        for r in results:
+            f.write(" ".join(str(r.get(k, "NaN")) for k in
+                             ("n", "ls", "plan", "restore_rss", "daemon_rss", "restore_s",
+                              "restore_ratio", "verify_ratio", "status")) + "\n")
+
+
+def plot(data, svg, title):
+    if not shutil.which("gnuplot"):
+        log("gnuplot is not installed (scripts/deps.sh installs gnuplot-nox): no plot")
+        return
+    script = f"""
+set terminal svg size 960,420 dynamic font "sans,11" background rgb "white"
+set output "{svg}"
+set multiplot layout 1,2 title "{title}"
+set logscale x
+set logscale y
+set grid
+set key top left
+set xlabel "commits kept in the archive"
+set ylabel "milliseconds"
+set format x "10^{{%L}}"
+plot "{data}" using 1:2 with linespoints lw 2 pt 7 title "ls -l pitr/T/ (first lookup)", \\
+     "{data}" using 1:3 with linespoints lw 2 pt 5 title "restore plan (to first byte)", \\
+     50 with lines dt 2 lc rgb "#9400d3" title "lookup target 50 ms", \\
+     100 with lines dt 2 lc rgb "#009e73" title "plan target 100 ms"
+set ylabel "peak RSS, MiB"
+plot "{data}" using 1:4 with linespoints lw 2 pt 7 title "restore", \\
+     "{data}" using 1:5 with linespoints lw 2 pt 5 title "mount daemon after the lookup", \\
+     64 with lines dt 2 lc rgb "red" title "target 64 MiB"
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    log(f"plot written to {svg}")
+
+
+def code_commit():
+    """The last commit that changed the code measured (src/, include/), with
+    "+changes" when the work tree differs from it there."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    git = ["git", "-C", os.path.join(here, "..", "..")]
+    c = subprocess.run(git + ["log", "-1", "--format=%h", "--", "src", "include"],
+                       capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(git + ["diff", "--quiet", "HEAD", "--", "src", "include"]).returncode
+    return (c or "?") + ("+changes" if dirty else "")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sqlenvfs", required=True)
+    ap.add_argument("--gen", required=True, help="the gen_archive binary")
+    ap.add_argument("--max", type=int, default=1_000_000,
+                    help="the largest count of commits (default 1000000; 10000000 for all)")
+    ap.add_argument("--counts", help="comma-separated counts instead of 10k,100k,1M,10M")
+    ap.add_argument("--real", type=int, metavar="N",
+                    help="one count, N commits from a Python writer under `sqlenvfs archive`")
+    ap.add_argument("--min-runs", type=int, default=3)
+    ap.add_argument("--max-runs", type=int, default=9)
+    ap.add_argument("--budget", type=float, default=60.0,
+                    help="seconds after which a timing stops repeating past --min-runs")
+    ap.add_argument("--no-verify", action="store_true")
+    ap.add_argument("--data", help="write the rows for gnuplot to this file")
+    ap.add_argument("--svg", help="plot the rows to this SVG file (gnuplot)")
+    ap.add_argument("--plot-only", action="store_true",
+                    help="only plot --data (as written by an earlier run) to --svg")
+    ap.add_argument("--dir")
+    ap.add_argument("--keep", action="store_true")
+    a = ap.parse_args()
+    if a.plot_only:
+        with open(a.data) as f:
+            commit = f.readline().split("commit")[-1].strip()
+        plot(a.data, a.svg, f"sqlenvfs: cost against history kept (commit {commit})")
+        return
+    counts = ([a.real] if a.real else
+              [int(x) for x in a.counts.split(",")] if a.counts else
+              [c for c in COUNTS if c <= a.max])
+    commit = code_commit()
+    b = Bench(a)
+    log(f"history benchmark: commit {commit or '?'}, counts {', '.join(map(human, counts))}, "
+        f"{'a real writer under the archiver' if a.real else 'gen_archive (drives the archive writer directly)'}; "
+        f"work in {b.dir}")
+    results = []
+    try:
+        for n in counts:
+            root = os.path.join(b.dir, f"root-{n}")
+            shutil.rmtree(root, ignore_errors=True)
+            meta = b.real_writer(n, root) if a.real else b.generate(n, root)
+            if not a.real:
+                log(f"{human(n)}: generated in {meta['gen_s']:.1f} s; T = commit {meta['rows']}")
+            results.append(b.measure(n, root, meta))
+            if a.data:
+                write_data(results, a.data, commit)
+            shutil.rmtree(root, ignore_errors=True)
+    finally:
+        b.cleanup()
+    if a.svg and a.data:
+        plot(a.data, a.svg, f"sqlenvfs: cost against history kept (commit {commit})")
+    met = sum(1 for r in ROWS if r[7] == "PASS")
+    missed = sum(1 for r in ROWS if r[7] == "MISS")
+    print(f"# {met} targets met, {missed} missed")
+    # Flat RSS: the largest count against the smallest.
+    if len(results) >= 2:
+        r0, r1 = results[0], results[-1]
+        print(f"# restore peak RSS grows {r1['restore_rss'] - r0['restore_rss']:+.1f} MiB and the "
+              f"daemon's {r1['daemon_rss'] - r0['daemon_rss']:+.1f} MiB from {human(r0['n'])} to "
+              f"{human(r1['n'])} commits (flat: within a few MiB)")
+
+
+if __name__ == "__main__":
+    main()
