@@ -1,7 +1,7 @@
 /*
  * archive.h — the continuous WAL archive of one database on disk
  * (backups/prod/wal_archives/<db>/; byte layout and invariants:
- * docs/ARCHIVE.md and the top of src/core/archive.c).
+ * docs/ARCHIVE.md and the top of src/core/archive_format.c).
  *
  * The archive is a sequence of records, numbered by a sequence number
  * (seq) that increases by one from record to record over the whole archive,

@@ -1,5 +1,5 @@
 /*
- * fuzz_archive.c — the WAL archive reader (src/core/archive.c) on arbitrary
+ * fuzz_archive.c — the WAL archive reader (src/core/archive_*.c) on arbitrary
  * bytes: segment headers, records, index files and the alive file, through
  * the public functions that read them from disk: sqlenvfs_archive_open()
  * (index, then a scan of the segment past it), _refresh(), _read_commit(),
@@ -145,7 +145,7 @@ crc(const guint8 *p, gsize len)
   return sqlenvfs_crc32(0, p, len);
 }
 
-/* Recompute every checksum of @f in place (the layout is in archive.c). */
+/* Recompute every checksum of @f in place (the layout is in archive_format.c). */
 static void
 fix_checksums(Files *f)
 {

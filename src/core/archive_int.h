@@ -1,0 +1,133 @@
+/*
+ * archive_int.h — what the files of the archive module share: the byte
+ * sizes and magics of the format (its layout: archive_format.c and
+ * docs/ARCHIVE.md), encoding helpers, and the functions that read and write
+ * the format's pieces. Private to src/core/archive_*.c.
+ *
+ *   archive_format.c   byte layout: headers, records, index entries, names,
+ *                      shared file helpers
+ *   archive_writer.c   appending records, recovery at open, sealing
+ *   archive_reader.c   open/refresh, reading records, record sources,
+ *                      check_records, sparse reading
+ *   archive_verify.c   verify, prune and the prune log
+ */
+#pragma once
+
+#include <glib.h>
+#include <zstd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/util.h"
+
+#define SEG_MAGIC "SQEFSSEG"
+#define IDX_MAGIC "SQEFSIDX"
+#define ALIVE_MAGIC "SQEFSALV"
+#define SEG_HEADER_SIZE 64
+#define IDX_HEADER_SIZE 32
+#define IDX_ENTRY_SIZE 112
+#define STAGE_SIZE (1u << 20)     /* the writer's record buffer                 */
+#define IDX_STAGE_ENTRIES 256     /* index entries buffered between syncs       */
+#define ALIVE_SIZE 32
+#define REC_MAGIC 0x52415153u
+#define REC_END_MAGIC 0x444e4552u
+#define REC_HEADER_SIZE 96
+#define REC_TRAILER_SIZE 8
+#define REC_EMPTY_SIZE (REC_HEADER_SIZE + REC_TRAILER_SIZE)
+#define MAX_TEXT 4096
+#define IO_CHUNK (1u << 20)
+#define BLOCK_BYTES 65536u        /* page bytes per compressed block (version 2) */
+#define BLOCK_ENTRY_SIZE 8
+#define ZSTD_LEVEL 1              /* docs/ARCHIVE.md: why zstd, and this level  */
+
+/* ------------------------------------------------------------------ */
+/* Little-endian encoding                                               */
+
+static inline void
+put16(guint8 *p, guint16 v)
+{
+  p[0] = v & 0xff;
+  p[1] = v >> 8;
+}
+
+static inline void
+put32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline void
+put64(guint8 *p, guint64 v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline guint16
+get16(const guint8 *p)
+{
+  return (guint16)(p[0] | (p[1] << 8));
+}
+
+static inline guint32
+get32(const guint8 *p)
+{
+  return (guint32)p[0] | ((guint32)p[1] << 8) | ((guint32)p[2] << 16) | ((guint32)p[3] << 24);
+}
+
+static inline guint64
+get64(const guint8 *p)
+{
+  return (guint64)get32(p) | ((guint64)get32(p + 4) << 32);
+}
+
+static inline guint32
+crc(guint32 c, const void *data, gsize len)
+{
+  return sqlenvfs_crc32(c, data, len);
+}
+
+typedef struct {
+  guint64 number, first_seq;
+  gint64 created;
+  guint32 prev_crc;
+  guint32 version;
+} SegHeader;
+
+typedef struct {
+  int fd;
+  char *path;
+  guint64 size;
+  SegHeader hdr;
+  gboolean hdr_ok;
+  const char *hdr_why;
+} SegFile;
+
+guint64 archive_commit_length(guint32 n_pages, guint32 page_size);
+gboolean archive_compressed_length_ok(const SqlenvfsArchiveEntry *e);
+gboolean archive_decode_header(const guint8 *p, SqlenvfsArchiveEntry *e);
+gboolean archive_decode_idx_entry(const guint8 *p, SqlenvfsArchiveEntry *e);
+gboolean archive_decode_idx_header(const guint8 *p, guint64 number);
+void archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p);
+void archive_encode_idx_entry(const SqlenvfsArchiveEntry *e, guint8 *p);
+void archive_encode_idx_header(guint8 *p, guint64 number, guint32 version);
+void archive_encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc, guint32 version);
+gboolean archive_known_version(guint32 v);
+GArray *archive_list_segments(const char *dir, GError **error);
+guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
+guint32 archive_pages_per_block(guint32 page_size);
+gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
+gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
+gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);
+gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
+gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
+void archive_seg_file_close(SegFile *sf);
+gboolean archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error);
+char *archive_seg_name(guint64 number, const char *ext);
+guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
+gboolean archive_valid_page_size(guint32 ps);
+gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why);
+const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx);
+gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why);
+gboolean archive_parse_seg_name(const char *name, guint64 *number);
+gint archive_cmp_u64(gconstpointer a, gconstpointer b);
