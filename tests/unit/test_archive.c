@@ -1620,6 +1620,250 @@ START_TEST(test_v2_batches)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The sparse reading interface: its contract, on an archive of many small
+ * segments with gaps, an outage and WAL generations. */
+
+/* A history: a first-start GAP (a state), commits 1..12, an OUTAGE,
+ * commits 13..20, a GAP whose WAL held commits (not a state), commits
+ * 21..30; 8 pages each, so that 64 KiB segments roll every few commits.
+ * seqs[k] is the seq of commit k, seqs[0] of the first GAP. */
+typedef struct {
+  guint64 seqs[31];
+  guint64 outage_seq, gap2_seq, last_seq;
+} History;
+
+static void
+write_history(SqlenvfsArchiveWriter *w, History *h)
+{
+  SqlenvfsArchiveEntry wal = { 0 };
+  GError *error = NULL;
+
+  wal.page_size = PS;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + G_USEC_PER_SEC / 2, 0,
+                                            SQLENVFS_GAP_FIRST_START, "first", &wal, &error));
+  h->seqs[0] = sqlenvfs_archive_writer_last(w)->seq;
+  for (guint k = 1; k <= 30; k++) {
+    if (k == 13) {
+      ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 12 * G_USEC_PER_SEC + 10,
+                                                   T0 + 12 * G_USEC_PER_SEC + 20, &error));
+      h->outage_seq = sqlenvfs_archive_writer_last(w)->seq;
+    }
+    if (k == 21) {
+      wal.salt1 = 0x1002;
+      wal.commit_frame = 7;
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + 20 * G_USEC_PER_SEC + 10,
+                                                T0 + 20 * G_USEC_PER_SEC,
+                                                SQLENVFS_GAP_WAL_RESTARTED, "restarted", &wal,
+                                                &error));
+      h->gap2_seq = sqlenvfs_archive_writer_last(w)->seq;
+    }
+    add_commit(w, k, 8);
+    h->seqs[k] = sqlenvfs_archive_writer_last(w)->seq;
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  h->last_seq = sqlenvfs_archive_writer_last(w)->seq;
+}
+
+START_TEST(test_sparse_contract)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry e, e2;
+  History h;
+  guint64 first, last, after, n, bytes, want_bytes = 0;
+  guint32 db_pages;
+  const SqlenvfsArchiveEntry *m;
+
+  write_history(w, &h);
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4); /* so that it spans segments */
+
+  /* bounds */
+  ck_assert(sqlenvfs_archive_bounds(a, &first, &last));
+  ck_assert_uint_eq(first, h.seqs[0]);
+  ck_assert_uint_eq(last, h.last_seq);
+
+  /* marks: the two GAPs and the OUTAGE, in order, each after seq - 1 */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a), 3);
+  m = sqlenvfs_archive_mark(a, 0, &after);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_uint_eq(m->seq, h.seqs[0]);
+  ck_assert_uint_eq(after, h.seqs[0] - 1);
+  ck_assert(sqlenvfs_archive_entry_is_state(m));
+  m = sqlenvfs_archive_mark(a, 1, &after);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_OUTAGE);
+  ck_assert_uint_eq(m->seq, h.outage_seq);
+  ck_assert_uint_eq(after, h.outage_seq - 1);
+  ck_assert_int_eq(m->aux_time, T0 + 12 * G_USEC_PER_SEC + 10);
+  m = sqlenvfs_archive_mark(a, 2, NULL);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_uint_eq(m->seq, h.gap2_seq);
+  ck_assert_int_eq(m->reason, SQLENVFS_GAP_WAL_RESTARTED);
+  ck_assert(!sqlenvfs_archive_entry_is_state(m));
+
+  /* get: every record by seq (seals included), nothing outside */
+  for (guint64 s = first; s <= last; s++) {
+    ck_assert(sqlenvfs_archive_get(a, s, &e));
+    ck_assert_uint_eq(e.seq, s);
+  }
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_get(a, h.seqs[k], &e));
+    ck_assert_int_eq(e.type, SQLENVFS_ARCHIVE_COMMIT);
+    ck_assert_int_eq(e.time, T0 + (gint64)k * G_USEC_PER_SEC);
+    ck_assert_uint_eq(e.db_pages, k + 18);
+    ck_assert_uint_eq(e.n_pages, 8);
+    check_commit(a, &e, k);
+  }
+  ck_assert(!sqlenvfs_archive_get(a, 0, &e));
+  ck_assert(!sqlenvfs_archive_get(a, last + 1, &e));
+
+  /* last_state: at and between commit times, across segment boundaries */
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC, 0, G_MAXUINT64,
+                                          &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC + 999999, 0,
+                                          G_MAXUINT64, &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]); /* not a seal, outage or the non-state gap after it */
+    /* bounded by seq: the state before, or none inside the range */
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + 40 * G_USEC_PER_SEC, 0, h.seqs[k], &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+    ck_assert(!sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC - 1, h.seqs[k],
+                                           G_MAXUINT64, &e));
+  }
+  ck_assert(sqlenvfs_archive_last_state(a, T0 + G_USEC_PER_SEC - 1, 0, G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[0]); /* the first-start GAP is a state */
+  ck_assert(!sqlenvfs_archive_last_state(a, T0, 0, G_MAXUINT64, &e));
+  ck_assert(!sqlenvfs_archive_last_state(a, T0 + 40 * G_USEC_PER_SEC, h.seqs[30] + 1,
+                                         G_MAXUINT64, &e));
+
+  /* find_commit: by WAL position (add_commit: salt1 0x1000 + k / 10,
+   * commit frame 1 + (k % 10) * 3 + 7, checksums 3k, 5k) */
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_find_commit(a, 0x1000 + k / 10, 0xabcdef, 8 + (k % 10) * 3, k * 3,
+                                           k * 5, &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+  }
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1001, 0xabcdef, 8 + 5 * 3, 15 * 3, 15 * 5 + 1, &e));
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 5 * 3, 15 * 3, 15 * 5, &e));
+
+  /* generation_end: generations are commits 1..9, 10..19 (over the
+   * OUTAGE and several segments), 20..29, 30 */
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[1], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[9]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[10], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[19]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[10], h.seqs[14], &e));
+  ck_assert_uint_eq(e.seq, h.seqs[14]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[19], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[19]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[30], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[30]);
+  ck_assert(!sqlenvfs_archive_generation_end(a, last + 1, G_MAXUINT64, &e));
+
+  /* count_commits: (after, upto], bytes and the size after the last */
+  for (guint k = 3; k <= 25; k++) {
+    ck_assert(sqlenvfs_archive_get(a, h.seqs[k], &e2));
+    want_bytes += e2.length;
+  }
+  db_pages = 0;
+  sqlenvfs_archive_count_commits(a, h.seqs[2], h.seqs[25], &n, &bytes, &db_pages);
+  ck_assert_uint_eq(n, 23);
+  ck_assert_uint_eq(bytes, want_bytes);
+  ck_assert_uint_eq(db_pages, 25 + 18);
+  db_pages = 77;
+  sqlenvfs_archive_count_commits(a, h.seqs[12], h.outage_seq, &n, &bytes, &db_pages);
+  ck_assert_uint_eq(n, 0);
+  ck_assert_uint_eq(bytes, 0);
+  ck_assert_uint_eq(db_pages, 77);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  ck_assert_uint_eq(n, 30);
+}
+END_TEST
+
+/* Records found damaged (check_records) and sequence numbers missing (a
+ * lost segment) are marks: DAMAGED gaps, seq 0, after the last real record
+ * before them; what they stand for cannot be got, counted or found. */
+START_TEST(test_sparse_damaged_marks)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *seg_path = NULL;
+  SqlenvfsArchiveEntry e;
+  GError *error = NULL;
+  History h;
+  guint64 after, n, seg2_first, seg3_first, prev_after = 0;
+  guint n_damaged = 0, k_in_seg2 = 0, k_lost = 0;
+
+  write_history(w, &h);
+  a = open_reader();
+  seg2_first = sqlenvfs_archive_segment(a, 1)->first_seq;
+  seg3_first = sqlenvfs_archive_segment(a, 2)->first_seq;
+  for (guint k = 1; k <= 30; k++)
+    if (h.seqs[k] >= seg2_first && h.seqs[k] < seg3_first)
+      k_in_seg2 = k_in_seg2 ? k_in_seg2 : k;
+  ck_assert_uint_ne(k_in_seg2, 0);
+  /* Damage commit 25 in its record body. */
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[25], &e));
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e.segment)->path);
+  flip_byte(seg_path, (goffset)(e.offset + e.length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert_int_eq(unlink(seg2), 0);
+
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+  ck_assert_no_error(error);
+  /* The two GAPs, the OUTAGE unless it was in the lost segment, and two
+   * DAMAGED gaps. */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a),
+                    h.outage_seq >= seg2_first && h.outage_seq < seg3_first ? 4 : 5);
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after);
+    ck_assert_uint_ge(after, prev_after); /* in archive order */
+    prev_after = after;
+    if (m->type != SQLENVFS_ARCHIVE_GAP || m->reason != SQLENVFS_GAP_DAMAGED)
+      continue;
+    n_damaged++;
+    ck_assert_uint_eq(m->seq, 0);
+    ck_assert(!sqlenvfs_archive_entry_is_state(m));
+    if (n_damaged == 1)
+      ck_assert_uint_eq(after, seg2_first - 1); /* the lost segment */
+    else
+      ck_assert_uint_eq(after, h.seqs[25] - 1); /* the damaged record */
+  }
+  ck_assert_uint_eq(n_damaged, 2);
+
+  ck_assert(!sqlenvfs_archive_get(a, h.seqs[25], &e));
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[24], &e));
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[26], &e));
+  for (guint64 s = seg2_first; s < seg3_first; s++)
+    ck_assert(!sqlenvfs_archive_get(a, s, &e));
+  ck_assert(sqlenvfs_archive_get(a, seg3_first, &e));
+  for (guint k = 1; k <= 30; k++)
+    if (h.seqs[k] >= seg2_first && h.seqs[k] < seg3_first) {
+      k_lost++;
+      ck_assert(!sqlenvfs_archive_find_commit(a, 0x1000 + k / 10, 0xabcdef, 8 + (k % 10) * 3,
+                                              k * 3, k * 5, &e));
+    }
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 5 * 3, 25 * 3, 25 * 5, &e));
+  ck_assert(sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 6 * 3, 26 * 3, 26 * 5, &e));
+
+  /* Not a state any more: the state at its time is the one before it. */
+  ck_assert(sqlenvfs_archive_last_state(a, T0 + 25 * G_USEC_PER_SEC, 0, G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[24]);
+  sqlenvfs_archive_count_commits(a, h.seqs[23], h.seqs[27], &n, NULL, NULL);
+  ck_assert_uint_eq(n, 3);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  ck_assert_uint_eq(n, 30 - 1 - k_lost);
+  /* A generation does not run over a damaged record. */
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[21], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[24]);
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -1653,6 +1897,8 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_decompressed_length_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
   tcase_add_test(tc, test_v2_batches);
+  tcase_add_test(tc, test_sparse_contract);
+  tcase_add_test(tc, test_sparse_damaged_marks);
   suite_add_tcase(s, tc);
   return s;
 }
