@@ -210,6 +210,14 @@ void sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w);
  * as an older sqlenvfs wrote them. */
 void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version);
 
+/* Write the summary (<number>.sum, docs/ARCHIVE.md) of every sealed
+ * segment that has none: those of archives written before summaries
+ * existed, or whose summary could not be written when they were sealed
+ * (the writer writes one at every seal). Each is built from its segment's
+ * records; a segment that cannot be summarized (damaged) is skipped with a
+ * warning. FALSE and *error only when the directory cannot be listed. */
+gboolean sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error);
+
 /* Make everything appended so far durable (fdatasync of the segment; its
  * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);

@@ -131,3 +131,65 @@ const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *re
 gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why);
 gboolean archive_parse_seg_name(const char *name, guint64 *number);
 gint archive_cmp_u64(gconstpointer a, gconstpointer b);
+
+/* Segment summaries (archive_summary.c; layout there and in docs/ARCHIVE.md). */
+#define ARCHIVE_SUM_MAGIC "SQEFSSUM"
+#define ARCHIVE_SUM_VERSION 1
+#define ARCHIVE_SUM_HEADER_SIZE 128
+#define ARCHIVE_SUM_GEN_SIZE 40
+#define ARCHIVE_SUM_PAGE_SIZE 8
+#define ARCHIVE_SUM_VERSION_SIZE 24
+#define ARCHIVE_SUM_PAGE_CRCS 0x1 /* page versions carry the crc32 of their image */
+
+/* A summary's header, and where its sections start in the file. */
+typedef struct {
+  guint64 number, seg_size;
+  guint32 seal_crc, seg_version;
+  guint64 first_seq, last_seq;
+  gint64 first_time, last_time;
+  guint64 n_records, n_commits, commit_bytes;
+  guint32 n_marks, n_gens, n_pages, n_versions;
+  guint32 flags, last_db_pages;
+  guint64 marks_off, gens_off, pages_off, versions_off;
+} ArchiveSummary;
+
+/* One version of a page in a page map. */
+typedef struct {
+  guint64 seq;    /* the COMMIT that wrote it                                */
+  guint64 offset; /* the record holding its image (a batch's first record)   */
+  guint32 index;  /* among that record's page stream                         */
+  guint32 crc;    /* crc32 of the image (ARCHIVE_SUM_PAGE_CRCS), else 0      */
+} ArchiveSumVersion;
+
+typedef enum {
+  ARCHIVE_SUM_GOOD,    /* checksum right, sections consistent, matches the segment */
+  ARCHIVE_SUM_MISSING, /* no summary file                                         */
+  ARCHIVE_SUM_BAD,     /* present but not usable (*why says why)                  */
+  ARCHIVE_SUM_ERROR,   /* an I/O error (*error)                                   */
+} ArchiveSumLoad;
+
+/* Build the summary of the sealed segment @number of @dir from its records
+ * (each read and checked whole; the seal checked against them). NULL and
+ * INTEGRITY when the segment is not sealed or not readable to its end. */
+GByteArray *archive_summary_build(const char *dir, guint64 number, GError **error);
+/* Build it and write it as <number>.sum atomically with permission bits
+ * @mode. */
+gboolean archive_summary_write(const char *dir, guint64 number, int mode, GError **error);
+char *archive_summary_path(const char *dir, guint64 number);
+/* The header of the summary starting at @p (@file_len bytes in all): FALSE
+ * and *why when it is not a summary or does not hold together. */
+gboolean archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
+                                      const char **why);
+/* The whole summary @p (@len bytes): its header, its checksum, and its
+ * sections checked against each other (in order, inside the segment). */
+gboolean archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char **why);
+/* Read and parse <number>.sum of @dir and check that it matches the
+ * segment (@seg_size, @seal_crc). GOOD: *s set, and *data (when not NULL)
+ * the whole file (g_free). */
+ArchiveSumLoad archive_summary_load(const char *dir, guint64 number, guint64 seg_size,
+                                    guint32 seal_crc, ArchiveSummary *s, guint8 **data,
+                                    const char **why, GError **error);
+/* In the parsed summary @p, the last version of page @pgno with seq <=
+ * @max_seq (binary searches); FALSE when the segment has none. */
+gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
+                                      guint64 max_seq, ArchiveSumVersion *out);

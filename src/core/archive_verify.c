@@ -260,6 +260,50 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
   return FALSE;
 }
 
+/* Check the summary of the sealed segment @number (@size bytes, sealed
+ * with @seal): present and usable (archive_summary.c, S1), and, when
+ * @rebuild (the segment was read whole without a problem), exactly what
+ * its records make. A missing summary is not a problem (the archiver
+ * writes it when it starts). */
+static void
+verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean rebuild,
+               Problems *p)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree guint8 *data = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) want = NULL;
+  ArchiveSummary s;
+  const char *why = NULL;
+  const char *fix = "readers use the segment's index instead; remove the file, and the "
+                    "archiver writes it again when it next starts";
+
+  switch (archive_summary_load(dir, number, size, seal, &s, &data, &why, &error)) {
+  case ARCHIVE_SUM_MISSING:
+    return;
+  case ARCHIVE_SUM_ERROR:
+    problem(p, path, "segment summary unreadable: %s", error->message);
+    return;
+  case ARCHIVE_SUM_BAD:
+    problem(p, path, "segment summary is bad: %s (%s)", why, fix);
+    return;
+  case ARCHIVE_SUM_GOOD:
+    break;
+  }
+  if (!rebuild)
+    return;
+  want = archive_summary_build(dir, number, &error);
+  if (want == NULL) {
+    problem(p, path, "segment summary of a segment that cannot be summarized: %s",
+            error->message);
+    return;
+  }
+  /* load() checked the size against the counts; the bytes decide. */
+  if (want->len != s.versions_off + (guint64)s.n_versions * ARCHIVE_SUM_VERSION_SIZE + 4 ||
+      memcmp(want->data, data, want->len) != 0)
+    problem(p, path, "segment summary does not describe its segment (%s)", fix);
+}
+
 gboolean
 sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
                              SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
@@ -350,6 +394,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_seal = facts.seal;
       prev_number = number;
       prev_next_seq = facts.next_seq;
+      verify_summary(dir, number, sf.size, facts.seal, FALSE, &p);
       archive_seg_file_close(&sf);
       continue;
     }
@@ -445,6 +490,8 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     } else {
       verify_index(dir, number, records, tail_torn, &p);
     }
+    if (sealed)
+      verify_summary(dir, number, sf.size, prev_seal, p.n == n_problems_before, &p);
     if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
       g_autofree char *iname = archive_seg_name(number, "idx");
       g_autofree char *ipath = g_build_filename(dir, iname, NULL);
@@ -580,6 +627,10 @@ sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
         return -1;
       }
       unlink(ipath);
+      {
+        g_autofree char *sum = archive_summary_path(dir, number);
+        unlink(sum);
+      }
     }
     if (removed)
       g_ptr_array_add(removed, g_strdup(spath));

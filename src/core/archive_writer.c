@@ -303,6 +303,13 @@ move_aside(const char *dir, guint64 number, const char *why, GError **error)
     return sqlenvfs_error_errno(error, errno, "move aside the damaged archive segment", spath);
   if (rename(ipath, idest) != 0 && errno != ENOENT)
     return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
+  {
+    /* A summary describes the segment moved aside, not the next one of
+     * that number. */
+    g_autofree char *sum = archive_summary_path(dir, number);
+    if (unlink(sum) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove the summary of", spath);
+  }
   return sqlenvfs_fsync_dir(dir, error);
 }
 
@@ -324,6 +331,9 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
   w->next_seq = 1;
   if (!sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(w->mode), error) ||
       !sqlenvfs_refuse_symlink(dir, "open the WAL archive", error))
+    return NULL;
+  /* Temporaries of writers that died (summaries, indexes being rewritten). */
+  if (sqlenvfs_tmp_leftovers(dir, ".tmp-", FALSE, TRUE, NULL, error) < 0)
     return NULL;
   nums = archive_list_segments(dir, error);
   if (nums == NULL)
@@ -628,6 +638,38 @@ write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body
   return TRUE;
 }
 
+/* Write the summary of the sealed segment @number (archive_summary.c). A
+ * summary only saves readers work: when it cannot be written, readers use
+ * the segment's index, and the archiver tries again when it next starts. */
+static void
+summarize(SqlenvfsArchiveWriter *w, guint64 number)
+{
+  g_autoptr(GError) error = NULL;
+  if (!archive_summary_write(w->dir, number, w->mode, &error))
+    g_warning("archive %s: no summary of segment %" G_GUINT64_FORMAT
+              " (readers use its index instead): %s",
+              w->dir, number, error->message);
+}
+
+gboolean
+sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error)
+{
+  g_autoptr(GArray) nums = archive_list_segments(w->dir, error);
+  if (nums == NULL)
+    return FALSE;
+  for (guint i = 0; i < nums->len; i++) {
+    guint64 n = g_array_index(nums, guint64, i);
+    g_autofree char *path = archive_summary_path(w->dir, n);
+    if (n == w->seg_number && !w->is_sealed)
+      continue; /* the segment being written */
+    if (g_file_test(path, G_FILE_TEST_EXISTS))
+      continue;
+    g_message("archive %s: writing the summary of segment %" G_GUINT64_FORMAT, w->dir, n);
+    summarize(w, n);
+  }
+  return TRUE;
+}
+
 static gboolean
 seal(SqlenvfsArchiveWriter *w, GError **error)
 {
@@ -644,6 +686,7 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   w->is_sealed = TRUE;
   g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
           w->seg_size);
+  summarize(w, w->seg_number);
   return TRUE;
 }
 

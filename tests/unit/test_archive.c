@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
+#include "../../src/core/archive_int.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 #include <zstd.h>
@@ -1864,6 +1865,225 @@ START_TEST(test_sparse_damaged_marks)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Segment summaries */
+
+static char *
+sum_path(guint64 number)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".sum", number);
+  return g_build_filename(dir, name, NULL);
+}
+
+static guint
+count_problems(void)
+{
+  Seen seen = { 0 };
+  GError *error = NULL;
+  gboolean ok = sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error);
+  ck_assert_int_eq(ok, seen.n == 0);
+  g_clear_error(&error);
+  g_free(seen.files);
+  return seen.n;
+}
+
+/* Check, in the summary of segment @number, the page map against what
+ * write_history() wrote: page P was written by commits P-7..P (those of
+ * them present in the segment), image P-k of commit k. */
+static void
+check_page_map(SqlenvfsArchive *a, const History *h, guint64 number, gboolean v1)
+{
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, (guint)number - 1);
+  g_autofree guint8 *data = NULL;
+  ArchiveSummary s;
+  SqlenvfsArchiveEntry seal;
+  const char *why = NULL;
+  GError *error = NULL;
+  guint n_found = 0;
+
+  ck_assert(seg->is_sealed);
+  ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+  ck_assert_int_eq(seal.type, SQLENVFS_ARCHIVE_SEAL);
+  ck_assert_int_eq(archive_summary_load(dir, number, seg->size, seal.reason, &s, &data, &why,
+                                        &error),
+                   ARCHIVE_SUM_GOOD);
+  ck_assert_uint_eq(s.first_seq, seg->first_seq);
+  ck_assert_uint_eq(s.last_seq, seal.seq);
+  ck_assert_uint_eq(s.seg_version, v1 ? 1 : 2);
+  for (guint32 pg = 1; pg <= 40; pg++)
+    for (guint j = 0; j <= 30; j++) {
+      guint64 max_seq = j == 0 ? h->seqs[0] : h->seqs[j];
+      ArchiveSumVersion v;
+      guint want_k = 0;
+      for (guint k = 1; k <= 30; k++)
+        if (h->seqs[k] <= max_seq && h->seqs[k] >= s.first_seq && h->seqs[k] < s.last_seq &&
+            pg >= k && pg < k + 8)
+          want_k = k;
+      if (!archive_summary_page_version(data, &s, pg, max_seq, &v)) {
+        ck_assert_uint_eq(want_k, 0);
+        continue;
+      }
+      ck_assert_uint_ne(want_k, 0);
+      ck_assert_uint_eq(v.seq, h->seqs[want_k]);
+      ck_assert_uint_eq(v.index, pg - want_k);
+      {
+        SqlenvfsArchiveEntry e;
+        ck_assert(sqlenvfs_archive_get(a, v.seq, &e));
+        ck_assert_uint_eq(v.offset, e.offset);
+      }
+      if (v1) {
+        guint8 want[PS];
+        fill_page(want, pg, want_k);
+        ck_assert_uint_eq(v.crc, sqlenvfs_crc32(0, want, PS));
+      } else {
+        ck_assert_uint_eq(v.crc, 0);
+      }
+      n_found++;
+    }
+  ck_assert_uint_gt(n_found, 0);
+}
+
+/* The writer summarizes each segment it seals, with the segment's
+ * permission bits, and nothing else; the summary's page map finds the last
+ * version of every page at or before any seq; verify checks summaries
+ * against their segments. */
+START_TEST(test_summary_written_at_seal)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  History h;
+  guint n;
+
+  sqlenvfs_archive_writer_set_version(w, 1);
+  write_history(w, &h);
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 4);
+  for (guint i = 0; i < n; i++) {
+    const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, i);
+    g_autofree char *sp = sum_path(seg->number);
+    struct stat st_seg, st_sum;
+    ck_assert_int_eq(g_file_test(sp, G_FILE_TEST_EXISTS), seg->is_sealed);
+    ck_assert_int_eq(seg->is_sealed, i + 1 < n);
+    if (!seg->is_sealed)
+      continue;
+    ck_assert_int_eq(stat(seg->path, &st_seg), 0);
+    ck_assert_int_eq(stat(sp, &st_sum), 0);
+    ck_assert_int_eq(st_sum.st_mode & 0777, st_seg.st_mode & 0777);
+    check_page_map(a, &h, seg->number, TRUE);
+  }
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
+START_TEST(test_summary_v2_page_map)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  History h;
+
+  write_history(w, &h);
+  a = open_reader();
+  for (guint i = 0; i + 1 < sqlenvfs_archive_n_segments(a); i++)
+    check_page_map(a, &h, sqlenvfs_archive_segment(a, i)->number, FALSE);
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
+/* A damaged summary, or one of another segment, is found by the loader
+ * (readers fall back) and reported by verify; the archiver writes missing
+ * summaries when it starts, and a temporary left by a writer that died is
+ * removed when a writer opens the archive. */
+START_TEST(test_summary_damage_and_missing)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *s1 = sum_path(1), *s2 = sum_path(2), *s3 = sum_path(3);
+  g_autofree char *sum1 = NULL, *sum2 = NULL;
+  g_autofree char *leftover = g_build_filename(dir, ".tmp-0000000000000002.sum-999999999", NULL);
+  gsize len1, len2;
+  GError *error = NULL;
+  History h;
+  ArchiveSummary s;
+  const char *why = NULL;
+  SqlenvfsArchiveEntry seal;
+
+  write_history(w, &h);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_get_contents(s1, &sum1, &len1, NULL));
+  ck_assert(g_file_get_contents(s2, &sum2, &len2, NULL));
+  ck_assert_uint_eq(count_problems(), 0);
+
+  /* Every byte matters: the checksum, or a check of the sections. */
+  for (gsize off = 0; off < len2; off += 7) {
+    flip_byte(s2, (goffset)off);
+    a = open_reader();
+    {
+      const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, 1);
+      ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+      ck_assert_int_eq(archive_summary_load(dir, 2, seg->size, seal.reason, &s, NULL, &why,
+                                            &error),
+                       ARCHIVE_SUM_BAD);
+    }
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    flip_byte(s2, (goffset)off);
+  }
+  flip_byte(s2, (goffset)(len2 - 30));
+  ck_assert_uint_eq(count_problems(), 1);
+
+  /* A summary whose checksum was made to fit a wrong page version: sound
+   * to the loader, but not what the segment's records say. */
+  {
+    g_autofree guint8 *forged = g_memdup2(sum2, len2);
+    forged[len2 - 4 - 24 + 16] ^= 1; /* the index of the last page version */
+    put_le32(forged + len2 - 4, sqlenvfs_crc32(0, forged, len2 - 4));
+    ck_assert(g_file_set_contents(s2, (const char *)forged, (gssize)len2, NULL));
+    a = open_reader();
+    {
+      const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, 1);
+      ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+      ck_assert_int_eq(archive_summary_load(dir, 2, seg->size, seal.reason, &s, NULL, &why,
+                                            &error),
+                       ARCHIVE_SUM_GOOD);
+    }
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    ck_assert_uint_eq(count_problems(), 1);
+  }
+
+  /* Another segment's summary, whole and sound, in its place. */
+  ck_assert(g_file_set_contents(s2, sum1, (gssize)len1, NULL));
+  ck_assert_uint_eq(count_problems(), 1);
+
+  /* Missing summaries are written again; leftovers removed. */
+  ck_assert_int_eq(unlink(s2), 0);
+  ck_assert_int_eq(unlink(s3), 0);
+  ck_assert(g_file_set_contents(leftover, "x", 1, NULL));
+  ck_assert_uint_eq(count_problems(), 0); /* a missing summary is not a problem */
+  w = open_writer(64 * 1024);
+  ck_assert(!g_file_test(leftover, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(s2, G_FILE_TEST_EXISTS));
+  ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+  ck_assert_no_error(error);
+  ck_assert(g_file_test(s3, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *again = NULL;
+    gsize len;
+    ck_assert(g_file_get_contents(s2, &again, &len, NULL));
+    ck_assert_uint_eq(len, len2);
+    ck_assert(memcmp(again, sum2, len) == 0);
+  }
+  ck_assert_uint_eq(count_problems(), 0);
+
+  /* Pruned segments take their summaries with them. */
+  a = open_reader();
+  ck_assert_int_eq(
+    sqlenvfs_archive_prune(dir, sqlenvfs_archive_segment(a, 2)->first_seq, FALSE, NULL, &error), 2);
+  ck_assert(!g_file_test(s1, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(s2, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(s3, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -1899,6 +2119,9 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_batches);
   tcase_add_test(tc, test_sparse_contract);
   tcase_add_test(tc, test_sparse_damaged_marks);
+  tcase_add_test(tc, test_summary_written_at_seal);
+  tcase_add_test(tc, test_summary_v2_page_map);
+  tcase_add_test(tc, test_summary_damage_and_missing);
   suite_add_tcase(s, tc);
   return s;
 }
