@@ -189,6 +189,15 @@ gboolean archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, co
 ArchiveSumLoad archive_summary_load(const char *dir, guint64 number, guint64 seg_size,
                                     guint32 seal_crc, ArchiveSummary *s, guint8 **data,
                                     const char **why, GError **error);
+/* The head checksum (header offset 120) of the summary @p whose header,
+ * marks and generations take @head_len bytes. */
+guint32 archive_summary_head_crc(const guint8 *p, gsize head_len);
+/* Check the marks and generations of @s (at @p, the start of the summary;
+ * the page map need not be there), in order and inside the segment. */
+gboolean archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char **why);
+/* Check the page map of @s (@p: the whole summary). */
+gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s,
+                                        const char **why);
 /* In the parsed summary @p, the last version of page @pgno with seq <=
  * @max_seq (binary searches); FALSE when the segment has none. */
 gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,

@@ -24,7 +24,10 @@
  *    104  4  p: page numbers            108  4  v: page versions
  *    112  4  flags (1: page versions carry the crc32 of their image)
  *    116  4  database size in pages after the last COMMIT (0: none)
- *    120  8  zero
+ *    120  4  head checksum: crc32 of bytes 0..119, then of the marks and
+ *            the generations (what a reader keeps, checked without
+ *            reading the page map)
+ *    124  4  zero
  *   marks, m x 112 bytes: the segment's GAP and OUTAGE records, each as its
  *     index entry (the .idx encoding: header, offset, crc32)
  *   generations, g x 40 bytes, in seq order: runs of consecutive COMMIT
@@ -297,6 +300,7 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     }
     memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
     p += (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE;
+    put32(out->data + 120, archive_summary_head_crc(out->data, (gsize)(p - out->data)));
     for (guint i = 0; i < versions->len; i++) {
       const Version *v = &g_array_index(versions, Version, i);
       if (i == 0 || v->pgno != (v - 1)->pgno) {
@@ -341,6 +345,12 @@ archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
   if (sum == NULL)
     return FALSE;
   return sqlenvfs_write_file_atomic(path, sum->data, sum->len, mode, error);
+}
+
+guint32
+archive_summary_head_crc(const guint8 *p, gsize head_len)
+{
+  return crc(crc(0, p, 120), p + ARCHIVE_SUM_HEADER_SIZE, head_len - ARCHIVE_SUM_HEADER_SIZE);
 }
 
 /* The counts of the header at @p must fit in @len bytes exactly. */
@@ -405,10 +415,8 @@ archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
   return TRUE;
 }
 
-/* Check the sections after the header (marks, generations, page map) of
- * @s against each other and the header; @p is the whole summary. */
-static gboolean
-check_sections(const guint8 *p, const ArchiveSummary *s, const char **why)
+gboolean
+archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char **why)
 {
   guint64 prev_seq = 0, gen_commits = 0;
 
@@ -441,6 +449,14 @@ check_sections(const guint8 *p, const ArchiveSummary *s, const char **why)
     *why = "its generations do not count its commits";
     return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const char **why)
+{
+  guint64 prev_seq;
+
   for (guint i = 0; i < s->n_pages; i++) {
     const guint8 *pg = p + s->pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
     guint32 first = get32(pg + 4);
@@ -470,11 +486,12 @@ archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char 
 {
   if (!archive_summary_parse_header(p, len, s, why))
     return FALSE;
-  if (get32(p + len - 4) != crc(0, p, len - 4)) {
+  if (get32(p + len - 4) != crc(0, p, len - 4) ||
+      get32(p + 120) != archive_summary_head_crc(p, (gsize)s->pages_off)) {
     *why = "fails its checksum";
     return FALSE;
   }
-  return check_sections(p, s, why);
+  return archive_summary_check_head(p, s, why) && archive_summary_check_page_map(p, s, why);
 }
 
 ArchiveSumLoad
