@@ -56,6 +56,8 @@
 
 #include <glib.h>
 
+#include "sqlenvfs/image.h"
+
 G_BEGIN_DECLS
 
 /* The format version new segments are written in; segments of every
@@ -377,6 +379,25 @@ gssize sqlenvfs_archive_record_source_read(gpointer src, void *buf, gsize len, g
 /* Close and free; usable as the GDestroyNotify of an image source. */
 void sqlenvfs_archive_record_source_free(gpointer src);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveRecordSource, sqlenvfs_archive_record_source_free)
+
+/* Compose the state after record @target_seq on @img, an image (image.h)
+ * of @page_size-byte pages over a base that holds the state after record
+ * @base_seq (@base_pages pages): every page written in (@base_seq,
+ * @target_seq] is set to its last version there (pages past a shrink to
+ * zeros, unless written again), and the image's size to the database's
+ * size after @target_seq (also in *@n_pages). Sealed segments with a good
+ * summary are composed from its page map (a binary search per page; only
+ * the images used are read later, each checked as it is read), the others
+ * from their records, read and checked whole; the image is the same either
+ * way (docs/ARCHIVE.md, "Composing a state"). GAP when a record in the
+ * range is missing or damaged, or a chain starts in it; INTEGRITY when a
+ * record is corrupt or has another page size; *error and FALSE then, with
+ * @img partly set (discard it). @progress (may be NULL) is told the bytes
+ * of COMMIT records composed so far, of those in the range. */
+gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_size,
+                                  guint64 base_seq, guint32 base_pages, guint64 target_seq,
+                                  guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
+                                  GError **error);
 
 /* Read every COMMIT record of @a in full and check it as read_commit does,
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,

@@ -139,6 +139,7 @@ gint archive_cmp_u64(gconstpointer a, gconstpointer b);
 #define ARCHIVE_SUM_GEN_SIZE 40
 #define ARCHIVE_SUM_PAGE_SIZE 8
 #define ARCHIVE_SUM_VERSION_SIZE 24
+#define ARCHIVE_SUM_SIZE_SIZE 16
 #define ARCHIVE_SUM_PAGE_CRCS 0x1 /* page versions carry the crc32 of their image */
 
 /* A summary's header, and where its sections start in the file. */
@@ -149,8 +150,8 @@ typedef struct {
   gint64 first_time, last_time;
   guint64 n_records, n_commits, commit_bytes;
   guint32 n_marks, n_gens, n_pages, n_versions;
-  guint32 flags, last_db_pages;
-  guint64 marks_off, gens_off, pages_off, versions_off;
+  guint32 flags, last_db_pages, n_sizes;
+  guint64 marks_off, gens_off, sizes_off, pages_off, versions_off;
 } ArchiveSummary;
 
 /* One version of a page in a page map. */
@@ -195,10 +196,33 @@ guint32 archive_summary_head_crc(const guint8 *p, gsize head_len);
 /* Check the marks and generations of @s (at @p, the start of the summary;
  * the page map need not be there), in order and inside the segment. */
 gboolean archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char **why);
-/* Check the page map of @s (@p: the whole summary). */
+/* Check the size changes and the page map of @s (@p: the whole summary). */
 gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s,
                                         const char **why);
 /* In the parsed summary @p, the last version of page @pgno with seq <=
  * @max_seq (binary searches); FALSE when the segment has none. */
 gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
                                       guint64 max_seq, ArchiveSumVersion *out);
+
+/* The reader (archive_reader.c; composition in archive_compose.c). */
+struct _SqlenvfsArchive {
+  char *dir;
+  GArray *segments; /* SqlenvfsArchiveSegment                        */
+  GArray *fds;      /* int per segment, -1 until read_commit needs it */
+  GArray *entries;  /* SqlenvfsArchiveEntry                          */
+  guint64 next_offset; /* where the last segment's next record starts */
+  gint64 alive_file;
+  guint64 alive_seq;
+  gboolean has_alive;
+  ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
+  /* The batch first record read_member() last checked whole: segment + 1
+   * (0: none) and offset; its other commits need not read it again. */
+  guint checked_batch_seg;
+  guint64 checked_batch_off;
+  /* The last segment's index had an entry that does not follow from the
+   * ones before it; a refresh scans the segment instead, as open did. */
+  gboolean is_last_index_bad;
+};
+
+/* Index in a->entries of the real entry with sequence number @seq, or -1. */
+gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);

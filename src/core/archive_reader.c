@@ -21,24 +21,6 @@
 /* ------------------------------------------------------------------ */
 /* Reader                                                               */
 
-struct _SqlenvfsArchive {
-  char *dir;
-  GArray *segments; /* SqlenvfsArchiveSegment                        */
-  GArray *fds;      /* int per segment, -1 until read_commit needs it */
-  GArray *entries;  /* SqlenvfsArchiveEntry                          */
-  guint64 next_offset; /* where the last segment's next record starts */
-  gint64 alive_file;
-  guint64 alive_seq;
-  gboolean has_alive;
-  ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
-  /* The batch first record read_member() last checked whole: segment + 1
-   * (0: none) and offset; its other commits need not read it again. */
-  guint checked_batch_seg;
-  guint64 checked_batch_off;
-  /* The last segment's index had an entry that does not follow from the
-   * ones before it; a refresh scans the segment instead, as open did. */
-  gboolean is_last_index_bad;
-};
 
 static void
 segment_clear(SqlenvfsArchiveSegment *s)
@@ -410,8 +392,8 @@ entry_at(const SqlenvfsArchive *a, guint i)
 }
 
 /* Index of the real entry with sequence number @seq, or -1. */
-static gint
-index_of_seq(const SqlenvfsArchive *a, guint64 seq)
+gint
+archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq)
 {
   guint lo = 0, hi = a->entries->len;
   /* Real entries are in seq order; synthetic ones (seq 0) sit between. */
@@ -481,7 +463,7 @@ sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *l
 gboolean
 sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out)
 {
-  gint i = seq == 0 ? -1 : index_of_seq(a, seq);
+  gint i = seq == 0 ? -1 : archive_index_of_seq(a, seq);
   if (i < 0)
     return FALSE;
   *out = *entry_at(a, (guint)i);
@@ -525,7 +507,7 @@ gboolean
 sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
                                 SqlenvfsArchiveEntry *out)
 {
-  gint s = index_of_seq(a, seq);
+  gint s = archive_index_of_seq(a, seq);
   const SqlenvfsArchiveEntry *st;
   if (s < 0)
     return FALSE;

@@ -27,7 +27,7 @@
  *    120  4  head checksum: crc32 of bytes 0..119, then of the marks and
  *            the generations (what a reader keeps, checked without
  *            reading the page map)
- *    124  4  zero
+ *    124  4  z: size changes
  *   marks, m x 112 bytes: the segment's GAP and OUTAGE records, each as its
  *     index entry (the .idx encoding: header, offset, crc32)
  *   generations, g x 40 bytes, in seq order: runs of consecutive COMMIT
@@ -35,6 +35,9 @@
  *      0  4  salt-1   4  4  salt-2   8  8  first seq   16  8  last seq
  *     24  4  commit frame of the first   28  4  of the last
  *     32  4  COMMIT records in the run   36  4  zero
+ *   size changes, z x 16 bytes, in seq order: u64 seq, u32 database size
+ *     in pages after it, u32 zero; one for the segment's first COMMIT and
+ *     one for every COMMIT whose size differs from the COMMIT's before it
  *   pages, p x 8 bytes, by increasing page number: u32 page number, u32
  *     index of its first version (its versions run to the next page's
  *     first, the last page's to v)
@@ -134,6 +137,7 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
   g_autoptr(GArray) recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
   g_autoptr(GArray) versions = g_array_new(FALSE, FALSE, sizeof(Version));
   g_autoptr(GArray) gens = g_array_new(FALSE, FALSE, 40);
+  g_autoptr(GArray) sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
   g_autoptr(GByteArray) out = NULL;
   guint8 hbuf[SEG_HEADER_SIZE], *p;
   guint64 off = SEG_HEADER_SIZE, n_commits = 0, commit_bytes = 0, n_pages = 0;
@@ -183,6 +187,12 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
       n_marks++;
     if (e.type != SQLENVFS_ARCHIVE_COMMIT)
       continue;
+    if (n_commits == 0 || e.db_pages != last_db_pages) {
+      guint8 z[ARCHIVE_SUM_SIZE_SIZE] = { 0 };
+      put64(z, e.seq);
+      put32(z + 8, e.db_pages);
+      g_array_append_vals(sizes, z, 1);
+    }
     n_commits++;
     commit_bytes += e.length;
     last_db_pages = e.db_pages;
@@ -262,7 +272,8 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
 
   {
     gsize len = ARCHIVE_SUM_HEADER_SIZE + (gsize)n_marks * IDX_ENTRY_SIZE +
-                (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
+                (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
+                (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
                 (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + 4;
     const SqlenvfsArchiveEntry *first_rec = &g_array_index(recs, SqlenvfsArchiveEntry, 0);
     guint k = 0;
@@ -290,6 +301,7 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     put32(p + 108, versions->len);
     put32(p + 112, flags);
     put32(p + 116, last_db_pages);
+    put32(p + 124, sizes->len);
     p += ARCHIVE_SUM_HEADER_SIZE;
     for (guint i = 0; i < recs->len; i++) {
       const SqlenvfsArchiveEntry *e = &g_array_index(recs, SqlenvfsArchiveEntry, i);
@@ -301,6 +313,8 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
     p += (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE;
     put32(out->data + 120, archive_summary_head_crc(out->data, (gsize)(p - out->data)));
+    memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
+    p += (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE;
     for (guint i = 0; i < versions->len; i++) {
       const Version *v = &g_array_index(versions, Version, i);
       if (i == 0 || v->pgno != (v - 1)->pgno) {
@@ -359,6 +373,7 @@ sizes_agree(const guint8 *p, gsize len)
 {
   guint64 want = ARCHIVE_SUM_HEADER_SIZE + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
                  (guint64)get32(p + 100) * ARCHIVE_SUM_GEN_SIZE +
+                 (guint64)get32(p + 124) * ARCHIVE_SUM_SIZE_SIZE +
                  (guint64)get32(p + 104) * ARCHIVE_SUM_PAGE_SIZE +
                  (guint64)get32(p + 108) * ARCHIVE_SUM_VERSION_SIZE + 4;
   return want == len;
@@ -398,9 +413,11 @@ archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
   s->n_versions = get32(p + 108);
   s->flags = get32(p + 112);
   s->last_db_pages = get32(p + 116);
+  s->n_sizes = get32(p + 124);
   s->marks_off = ARCHIVE_SUM_HEADER_SIZE;
   s->gens_off = s->marks_off + (guint64)s->n_marks * IDX_ENTRY_SIZE;
-  s->pages_off = s->gens_off + (guint64)s->n_gens * ARCHIVE_SUM_GEN_SIZE;
+  s->sizes_off = s->gens_off + (guint64)s->n_gens * ARCHIVE_SUM_GEN_SIZE;
+  s->pages_off = s->sizes_off + (guint64)s->n_sizes * ARCHIVE_SUM_SIZE_SIZE;
   s->versions_off = s->pages_off + (guint64)s->n_pages * ARCHIVE_SUM_PAGE_SIZE;
   if (!archive_known_version(s->seg_version) || s->first_seq == 0 ||
       s->last_seq < s->first_seq || s->last_time < s->first_time ||
@@ -408,7 +425,8 @@ archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
       (guint64)s->n_marks + s->n_commits + 1 != s->n_records || s->seg_size <= SEG_HEADER_SIZE ||
       (s->flags & ~(guint32)ARCHIVE_SUM_PAGE_CRCS) != 0 || (s->n_versions == 0) != (s->n_pages == 0) ||
       s->n_pages > s->n_versions || (s->n_commits == 0) != (s->n_gens == 0) ||
-      s->n_gens > s->n_commits) {
+      s->n_gens > s->n_commits || (s->n_commits == 0) != (s->n_sizes == 0) ||
+      s->n_sizes > s->n_commits) {
     *why = "its header does not hold together";
     return FALSE;
   }
@@ -455,7 +473,18 @@ archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char 
 gboolean
 archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const char **why)
 {
-  guint64 prev_seq;
+  guint64 prev_seq = 0;
+
+  for (guint i = 0; i < s->n_sizes; i++) {
+    const guint8 *z = p + s->sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+    guint64 seq = get64(z);
+    if (seq <= prev_seq || seq < s->first_seq || seq >= s->last_seq ||
+        (i + 1 == s->n_sizes && get32(z + 8) != s->last_db_pages)) {
+      *why = "its size changes are out of order or out of the segment";
+      return FALSE;
+    }
+    prev_seq = seq;
+  }
 
   for (guint i = 0; i < s->n_pages; i++) {
     const guint8 *pg = p + s->pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
@@ -487,7 +516,7 @@ archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char 
   if (!archive_summary_parse_header(p, len, s, why))
     return FALSE;
   if (get32(p + len - 4) != crc(0, p, len - 4) ||
-      get32(p + 120) != archive_summary_head_crc(p, (gsize)s->pages_off)) {
+      get32(p + 120) != archive_summary_head_crc(p, (gsize)s->sizes_off)) {
     *why = "fails its checksum";
     return FALSE;
   }

@@ -767,13 +767,6 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 /* ------------------------------------------------------------------ */
 /* Images                                                               */
 
-static gssize
-zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
-{
-  memset(buf, 0, len);
-  return (gssize)len;
-}
-
 /* Whether the base open on @fd holds the state of archived record @seq of
  * @a, as its MANIFEST's WAL position says: every page that COMMIT record
  * wrote (its last version, within its database size) must be byte for byte
@@ -957,14 +950,10 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree guint *seg_src = NULL;
-  g_autofree guint *rec_src = NULL;
-  g_autofree SqlenvfsArchiveRecordSource **rec_obj = NULL;
   SqlenvfsFileSource *base;
-  guint n, zero_src = 0;
+  guint n;
   gint from = -1, to = -1;
   guint32 cur_pages;
-  guint64 done = 0;
 
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
@@ -1000,72 +989,9 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
     }
   }
 
-  seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
-  rec_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
-  rec_obj = g_new0(SqlenvfsArchiveRecordSource *, sqlenvfs_archive_n_segments(a));
-
-  for (gint i = from + 1; i <= to; i++) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
-    g_autofree guint32 *pgnos = NULL;
-    guint64 data;
-
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    if (e->page_size != plan->page_size) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                  "restore %s: archived record %" G_GUINT64_FORMAT " has pages of %u bytes, the "
-                  "base %s has %u", plan->db, e->seq, e->page_size, plan->base_path,
-                  plan->page_size);
-      return NULL;
-    }
-    pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
-    if (pgnos == NULL)
-      return NULL;
-    if (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
-      /* Read through the record source, which decompresses on demand; a
-       * commit of a batch has its pages in the batch's first record. */
-      const SqlenvfsArchiveEntry *holder = e;
-      guint32 first = 0;
-      if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
-        holder = sqlenvfs_archive_batch_first(a, e, &first);
-        g_assert(holder != NULL); /* read_commit() found it */
-      }
-      if (rec_src[e->segment] == 0) {
-        rec_obj[e->segment] = sqlenvfs_archive_record_source_new(a, e->segment, error);
-        if (rec_obj[e->segment] == NULL)
-          return NULL;
-        rec_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_archive_record_source_read,
-                                                        rec_obj[e->segment],
-                                                        sqlenvfs_archive_record_source_free);
-      }
-      for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(img, pgnos[k], rec_src[e->segment],
-                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], holder,
-                                                                   first + k));
-    } else {
-      if (seg_src[e->segment] == 0) {
-        const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
-        SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
-        if (fs == NULL)
-          return NULL;
-        seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
-                                                        sqlenvfs_file_source_close);
-      }
-      for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
-                                (goffset)(data + (guint64)k * e->page_size));
-    }
-    if (e->db_pages < cur_pages) {
-      if (zero_src == 0)
-        zero_src = sqlenvfs_image_add_source(img, zero_read, NULL, NULL);
-      for (guint32 p = e->db_pages + 1; p <= cur_pages; p++)
-        sqlenvfs_image_set_page(img, p, zero_src, 0);
-    }
-    cur_pages = e->db_pages;
-    done += e->length;
-    if (progress)
-      progress(user, done, plan->archive_bytes);
-  }
+  if (!sqlenvfs_archive_compose(a, img, plan->page_size, plan->base_seq, plan->base_n_pages,
+                                plan->state_seq, &cur_pages, progress, user, error))
+    return NULL;
   if (cur_pages != plan->n_pages) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "restore %s: the archive %s changed since the restore was planned (plan it again)",
