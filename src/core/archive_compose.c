@@ -26,10 +26,16 @@
  *        segment to the record path, and segments are composed in seq
  *        order, later ones overriding earlier ones.
  *   (C2) Nothing of a page map is used before all of the segment's entries
- *        in the range were checked against the records they name (header
- *        checksum, type, compressed, page size, seq, and the page number
- *        for a record's own pages); a mismatch sends the whole segment to
- *        the record path (the summary is reported by verify).
+ *        in the range were checked against the records they name: the
+ *        record holding the image (header checksum, type, compressed, page
+ *        size, the image's index inside its page stream) and the COMMIT
+ *        that wrote it (its seq, and the page number at that place of its
+ *        page list; for a batch's later commits, found by walking the
+ *        batch's headers). A mismatch sends the whole segment to the record
+ *        path (verify reports the summary). What the records cannot show
+ *        is a version's seq moved out of the range by a summary whose
+ *        checksums were made to fit: the checksums guard against damage,
+ *        verify (which builds the summary again) against the rest.
  *   (C3) No range is composed across records missing or found damaged: a
  *        GAP error, as a plan would have refused.
  */
@@ -246,6 +252,54 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
   return h;
 }
 
+/* The COMMIT @seq of the batch whose first record is @h: the records after
+ * @h are walked (each header checked; those seen kept in @members by seq)
+ * until it; NULL when it is not a member of that batch. */
+static Holder *
+find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq,
+            GHashTable *members)
+{
+  guint64 off = h->e.offset + h->e.length;
+  Holder *m = g_hash_table_lookup(members, &seq);
+
+  if (m != NULL)
+    return m->e.reason == seq - h->e.seq ? m : NULL;
+  for (guint64 s = h->e.seq + 1; s <= seq; s++) {
+    guint8 hdr[REC_HEADER_SIZE];
+    g_autofree guint8 *list = NULL;
+    gsize got = 0, len;
+    m = g_hash_table_lookup(members, &s);
+    if (m != NULL) {
+      off = m->e.offset + m->e.length;
+      continue;
+    }
+    if (off + REC_HEADER_SIZE > size ||
+        !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+      return NULL;
+    m = g_new0(Holder, 1);
+    if (!archive_decode_header(hdr, &m->e) || m->e.seq != s ||
+        m->e.type != SQLENVFS_ARCHIVE_COMMIT || !(m->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
+        m->e.reason != s - h->e.seq || off + m->e.length > size) {
+      holder_free(m);
+      return NULL;
+    }
+    m->e.offset = off;
+    len = 4 * (gsize)m->e.n_pages;
+    list = g_malloc(MAX(len, 1));
+    if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) ||
+        got != len) {
+      holder_free(m);
+      return NULL;
+    }
+    m->pgnos = g_new(guint32, MAX(m->e.n_pages, 1));
+    for (guint32 i = 0; i < m->e.n_pages; i++)
+      m->pgnos[i] = get32(list + 4 * (gsize)i);
+    g_hash_table_insert(members, &m->e.seq, m);
+    off += m->e.length;
+  }
+  return m;
+}
+
 typedef struct {
   guint32 pgno, index;
   Holder *holder;
@@ -261,6 +315,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
   g_autofree guint8 *data = NULL;
   g_autoptr(GHashTable) holders = NULL;
+  g_autoptr(GHashTable) members = NULL;
   g_autoptr(GArray) actions = NULL;
   ArchiveSummary s;
   const char *why = NULL;
@@ -300,6 +355,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
   holders = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
+  members = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
   actions = g_array_new(FALSE, FALSE, sizeof(Action));
   for (guint32 i = 0; i < s.n_pages; i++) {
     guint32 pgno = get32(data + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
@@ -317,13 +373,21 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
       }
       g_hash_table_insert(holders, &h->e.offset, h);
     }
-    /* Its own pages belong to its own commit; a batch's later commits
-     * follow it. */
+    /* Its own pages belong to its own commit; the others to a later
+     * commit of its batch, which lists the page at that place. */
     if (v.index >= archive_stream_pages(&h->e) || v.seq < h->e.seq ||
         (v.index < h->e.n_pages ? v.seq != h->e.seq || h->pgnos[v.index] != pgno
                                 : v.seq == h->e.seq)) {
       mismatch = TRUE;
       break;
+    }
+    if (v.seq != h->e.seq) {
+      Holder *m = find_member(fd, seg->path, seg->size, h, v.seq, members);
+      if (m == NULL || v.index < m->e.text_len || v.index - m->e.text_len >= m->e.n_pages ||
+          m->pgnos[v.index - m->e.text_len] != pgno) {
+        mismatch = TRUE;
+        break;
+      }
     }
     act = (Action){ pgno, v.index, h };
     g_array_append_val(actions, act);

@@ -12,6 +12,7 @@
 #include "sqlenvfs/archive.h"
 #include "../../src/core/archive_int.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/image.h"
 #include "sqlenvfs/util.h"
 #include <zstd.h>
 
@@ -2084,6 +2085,251 @@ START_TEST(test_summary_damage_and_missing)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Composition */
+
+#define C_COMMITS 48
+#define C_MAXPG 60
+
+/* Commit @k of the composition history: page 1 and 1 + k % 5 pages from
+ * (k * 7) % 40 + 2 on, within its size; the size is 50, but 30 for commit
+ * 23 (a shrink) and 45 from commit 24 on. */
+static guint32
+c_db_pages(guint k)
+{
+  return k < 23 ? 50 : k == 23 ? 30 : 45;
+}
+
+static guint
+c_pages(guint k, guint32 *pgnos)
+{
+  guint n = 0;
+  pgnos[n++] = 1;
+  for (guint i = 0; i < 1 + k % 5; i++) {
+    guint32 p = (k * 7) % 40 + 2 + i;
+    if (p <= c_db_pages(k))
+      pgnos[n++] = p;
+  }
+  return n;
+}
+
+static void
+c_commit(SqlenvfsArchiveWriter *w, guint k)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  guint32 pgnos[8];
+  guint8 page[PS];
+  GError *error = NULL;
+  guint n = c_pages(k, pgnos);
+
+  e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+  e.aux_time = e.time - 1000;
+  e.page_size = PS;
+  e.db_pages = c_db_pages(k);
+  e.n_pages = n;
+  e.salt1 = 0x2000;
+  e.salt2 = 0x1;
+  e.first_frame = 1 + k * 8;
+  e.commit_frame = e.first_frame + n - 1;
+  e.cksum1 = k;
+  e.cksum2 = k;
+  ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+  for (guint i = 0; i < n; i++) {
+    fill_page(page, pgnos[i], k);
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+  }
+  ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+  ck_assert_no_error(error);
+}
+
+/* Commits 1..C_COMMITS, those of 10..14 and 30..33 in two batches. Sets
+ * seqs[k]. */
+static void
+c_write(guint64 *seqs)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  GError *error = NULL;
+  for (guint k = 1; k <= C_COMMITS; k++) {
+    if (k == 10 || k == 30)
+      sqlenvfs_archive_writer_begin_batch(w);
+    c_commit(w, k);
+    if (k == 14 || k == 33) {
+      ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+      ck_assert_no_error(error);
+    }
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  for (guint k = 1; k <= C_COMMITS; k++)
+    seqs[k] = 0;
+  {
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    for (guint k = 1; k <= C_COMMITS; k++) {
+      SqlenvfsArchiveEntry e;
+      ck_assert(sqlenvfs_archive_find_commit(a, 0x2000, 0x1, 1 + k * 8 + c_pages(k, (guint32[8]){ 0 }) - 1,
+                                             k, k, &e));
+      seqs[k] = e.seq;
+    }
+  }
+}
+
+/* The base: page p filled with the byte p. */
+static gssize
+c_base_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  for (gsize i = 0; i < len; i++)
+    ((guint8 *)buf)[i] = (guint8)((off + (goffset)i) / PS + 1);
+  return (gssize)len;
+}
+
+/* What the database is after commit @k1, from a base after commit @k0. */
+static guint8 *
+c_model(guint k0, guint k1, guint32 *n_pages)
+{
+  guint32 cur = c_db_pages(k0);
+  guint8 *db = g_malloc((gsize)C_MAXPG * PS);
+  c_base_read(NULL, db, (gsize)C_MAXPG * PS, 0, NULL);
+  for (guint k = k0 + 1; k <= k1; k++) {
+    guint32 pgnos[8];
+    guint n = c_pages(k, pgnos);
+    for (guint i = 0; i < n; i++)
+      fill_page(db + (gsize)(pgnos[i] - 1) * PS, pgnos[i], k);
+    if (c_db_pages(k) < cur)
+      memset(db + (gsize)c_db_pages(k) * PS, 0, (gsize)(cur - c_db_pages(k)) * PS);
+    cur = c_db_pages(k);
+  }
+  *n_pages = cur;
+  return db;
+}
+
+/* Compose the state after @k1 from a base after @k0 and compare it with
+ * the model. Returns the bytes the composition read. */
+static guint64
+c_check(const guint64 *seqs, guint k0, guint k1)
+{
+  g_autoptr(SqlenvfsArchive) a = open_reader();
+  g_autoptr(SqlenvfsImage) img =
+    sqlenvfs_image_new(PS, c_db_pages(k0), c_base_read, NULL, NULL);
+  guint32 want_pages, got_pages = 0;
+  g_autofree guint8 *want = c_model(k0, k1, &want_pages);
+  g_autofree guint8 *got = g_malloc((gsize)want_pages * PS);
+  GError *error = NULL;
+  guint64 before = testutil_bytes_read(), read;
+
+  ck_assert(sqlenvfs_archive_compose(a, img, PS, seqs[k0], c_db_pages(k0), seqs[k1], &got_pages,
+                                     NULL, NULL, &error));
+  ck_assert_no_error(error);
+  read = testutil_bytes_read() - before;
+  ck_assert_uint_eq(got_pages, want_pages);
+  ck_assert_uint_eq(sqlenvfs_image_size(img), (guint64)want_pages * PS);
+  ck_assert_int_eq(sqlenvfs_image_read(img, got, (gsize)want_pages * PS, 0, 0, &error),
+                   (gssize)want_pages * PS);
+  ck_assert_no_error(error);
+  for (guint32 p = 0; p < want_pages; p++)
+    ck_assert_msg(memcmp(got + (gsize)p * PS, want + (gsize)p * PS, PS) == 0,
+                  "page %u differs composing %u..%u", p + 1, k0, k1);
+  return read;
+}
+
+static const guint c_ranges[][2] = {
+  { 1, 48 }, { 1, 9 }, { 3, 12 }, { 9, 14 }, { 11, 13 }, { 12, 31 }, { 20, 23 }, { 22, 40 },
+  { 24, 47 }, { 30, 33 }, { 31, 32 }, { 5, 5 }, { 40, 48 }, { 1, 12 }, { 29, 32 }, { 1, 11 },
+};
+
+static void
+c_check_all(const guint64 *seqs)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(c_ranges); i++)
+    c_check(seqs, c_ranges[i][0], c_ranges[i][1]);
+}
+
+static void
+c_remove_summaries(void)
+{
+  for (guint64 n = 1; n < 100; n++) {
+    g_autofree char *p = sum_path(n);
+    unlink(p);
+  }
+}
+
+/* Composing through page maps and through records gives the images the
+ * model says (batches, a shrink and the growth after it, ranges inside one
+ * segment and across many), and the page maps read far less. */
+START_TEST(test_compose_page_maps_and_records)
+{
+  guint64 seqs[C_COMMITS + 1];
+  guint64 by_map, by_records;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+
+  c_write(seqs);
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4);
+  c_check_all(seqs);
+  by_map = c_check(seqs, 24, 47);
+  c_remove_summaries();
+  c_check_all(seqs);
+  by_records = c_check(seqs, 24, 47);
+  ck_assert_uint_lt(by_map * 2, by_records);
+  /* Written again by the archiver's start: the same again. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+    GError *error = NULL;
+    ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+  }
+  ck_assert_uint_eq(c_check(seqs, 24, 47), by_map);
+}
+END_TEST
+
+/* A damaged summary (its checksum) or one whose page versions name the
+ * wrong place with the checksums made right (a version's record or index
+ * changed) never yields a wrong page: it is refused, or the records it
+ * names disagree, and the segment is composed from its records. (A summary
+ * that lies with right checksums about a version's seq can move it out of
+ * a range, which the records it names cannot show; verify finds it, by
+ * building the summary again.) */
+START_TEST(test_compose_bad_page_map)
+{
+  guint64 seqs[C_COMMITS + 1];
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  guint n_forged = 0;
+
+  c_write(seqs);
+  a = open_reader();
+  for (guint si = 0; si + 1 < sqlenvfs_archive_n_segments(a); si++) {
+    guint64 number = sqlenvfs_archive_segment(a, si)->number;
+    g_autofree char *sp = sum_path(number);
+    g_autofree char *orig = NULL;
+    gsize len;
+    ArchiveSummary s;
+    const char *why = NULL;
+
+    ck_assert(g_file_get_contents(sp, &orig, &len, NULL));
+    ck_assert(archive_summary_parse((const guint8 *)orig, len, &s, &why));
+    /* damaged */
+    flip_byte(sp, (goffset)(s.versions_off + 3));
+    c_check(seqs, 1, 48);
+    /* lying, for the first versions of each segment */
+    for (guint j = 0; j < s.n_versions; j += MAX(1, s.n_versions / 16))
+      for (guint field = 1; field < 3; field++) {
+        g_autofree guint8 *forged = g_memdup2(orig, len);
+        guint8 *v = forged + s.versions_off + (gsize)j * 24;
+        if (field == 1)
+          memcpy(v + 8, forged + s.versions_off + (gsize)((j + 1) % s.n_versions) * 24 + 8, 8);
+        else
+          v[16] ^= 1; /* index */
+        if (memcmp(forged, orig, len) == 0)
+          continue;
+        put_le32(forged + len - 4, sqlenvfs_crc32(0, forged, len - 4));
+        ck_assert(g_file_set_contents(sp, (const char *)forged, (gssize)len, NULL));
+        for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
+          c_check(seqs, c_ranges[r][0], c_ranges[r][1]);
+        n_forged++;
+      }
+    ck_assert(g_file_set_contents(sp, orig, (gssize)len, NULL));
+  }
+  ck_assert_uint_gt(n_forged, 20);
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -2122,6 +2368,8 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_written_at_seal);
   tcase_add_test(tc, test_summary_v2_page_map);
   tcase_add_test(tc, test_summary_damage_and_missing);
+  tcase_add_test(tc, test_compose_page_maps_and_records);
+  tcase_add_test(tc, test_compose_bad_page_map);
   suite_add_tcase(s, tc);
   return s;
 }
