@@ -850,6 +850,8 @@ struct _SqlenvfsArchiveRecordSource {
   int fd;
   guint32 page_size;
   GArray *records;   /* SrcRecord, in the order first registered               */
+  GHashTable *by_offset; /* record offset -> index in records + 1 (pages may be
+                          * registered in any record order)                   */
   GArray *refs;      /* guint64 per registered page: record index << 32 | page */
   /* The block last read: record index, block, its pages. */
   gint64 cached_rec;
@@ -881,6 +883,7 @@ sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **e
   src->path = g_strdup(path);
   src->fd = fd;
   src->records = g_array_new(FALSE, FALSE, sizeof(SrcRecord));
+  src->by_offset = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   src->refs = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
@@ -905,6 +908,8 @@ sqlenvfs_archive_record_source_free(gpointer p)
     close(src->fd);
   ZSTD_freeDCtx(src->dctx);
   g_array_free(src->records, TRUE);
+  if (src->by_offset)
+    g_hash_table_destroy(src->by_offset);
   g_array_free(src->refs, TRUE);
   g_array_free(src->starts, TRUE);
   g_array_free(src->crcs, TRUE);
@@ -918,20 +923,22 @@ goffset
 sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
                                    const SqlenvfsArchiveEntry *e, guint32 k)
 {
-  SrcRecord *last = src->records->len
-                      ? &g_array_index(src->records, SrcRecord, src->records->len - 1)
-                      : NULL;
+  guint ri;
   guint64 ref;
 
   g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_COMPRESSED, 0);
   g_return_val_if_fail(k < archive_stream_pages(e), 0);
   g_return_val_if_fail(src->page_size == 0 || src->page_size == e->page_size, 0);
   src->page_size = e->page_size;
-  if (last == NULL || last->offset != e->offset) {
+  ri = GPOINTER_TO_UINT(g_hash_table_lookup(src->by_offset, &e->offset));
+  if (ri == 0) {
     SrcRecord r = { e->offset, e->length, archive_stream_pages(e), e->page_size, e->n_pages };
     g_array_append_val(src->records, r);
+    ri = src->records->len;
+    g_hash_table_insert(src->by_offset, g_memdup2(&e->offset, sizeof e->offset),
+                        GUINT_TO_POINTER(ri));
   }
-  ref = ((guint64)(src->records->len - 1) << 32) | k;
+  ref = ((guint64)(ri - 1) << 32) | k;
   g_array_append_val(src->refs, ref);
   return (goffset)(src->refs->len - 1) * src->page_size;
 }
