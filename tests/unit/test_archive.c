@@ -2142,18 +2142,20 @@ c_commit(SqlenvfsArchiveWriter *w, guint k)
   ck_assert_no_error(error);
 }
 
-/* Commits 1..C_COMMITS, those of 10..14 and 30..33 in two batches. Sets
+/* Commits 1..C_COMMITS, those of 10..14 and 30..33 in two batches (with
+ * @v1_until, commits before it in version 1 segments, unbatched). Sets
  * seqs[k]. */
 static void
-c_write(guint64 *seqs)
+c_write_versions(guint64 *seqs, guint v1_until)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
   GError *error = NULL;
   for (guint k = 1; k <= C_COMMITS; k++) {
-    if (k == 10 || k == 30)
+    sqlenvfs_archive_writer_set_version(w, k < v1_until ? 1 : 2);
+    if ((k == 10 || k == 30) && k >= v1_until)
       sqlenvfs_archive_writer_begin_batch(w);
     c_commit(w, k);
-    if (k == 14 || k == 33) {
+    if ((k == 14 || k == 33) && k >= v1_until + 4) {
       ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
       ck_assert_no_error(error);
     }
@@ -2170,6 +2172,12 @@ c_write(guint64 *seqs)
       seqs[k] = e.seq;
     }
   }
+}
+
+static void
+c_write(guint64 *seqs)
+{
+  c_write_versions(seqs, 0);
 }
 
 /* The base: page p filled with the byte p. */
@@ -2279,6 +2287,32 @@ START_TEST(test_compose_page_maps_and_records)
 }
 END_TEST
 
+/* Version 1 segments (composed from their records, their summaries
+ * notwithstanding) and version 2 ones after them, on both sides of the
+ * boundary and across it: the images the model says, with and without
+ * summaries. */
+START_TEST(test_compose_v1_then_v2)
+{
+  guint64 seqs[C_COMMITS + 1];
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  guint n_v1 = 0, n_v2 = 0;
+
+  c_write_versions(seqs, 26);
+  a = open_reader();
+  for (guint i = 0; i < sqlenvfs_archive_n_segments(a); i++) {
+    if (seg_version(sqlenvfs_archive_segment(a, i)->path) == 1)
+      n_v1++;
+    else
+      n_v2++;
+  }
+  ck_assert_uint_ge(n_v1, 2);
+  ck_assert_uint_ge(n_v2, 2);
+  c_check_all(seqs);
+  c_remove_summaries();
+  c_check_all(seqs);
+}
+END_TEST
+
 /* A damaged summary (its checksum) or one whose page versions name the
  * wrong place with the checksums made right (a version's record or index
  * changed) never yields a wrong page: it is refused, or the records it
@@ -2370,6 +2404,7 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_damage_and_missing);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
+  tcase_add_test(tc, test_compose_v1_then_v2);
   suite_add_tcase(s, tc);
   return s;
 }
