@@ -318,6 +318,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
   g_autoptr(GHashTable) members = NULL;
   g_autoptr(GArray) actions = NULL;
   ArchiveSummary s;
+  g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
   guint32 seal, cur = c->cur_pages;
   gboolean mismatch = FALSE;
@@ -326,7 +327,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
 
   if (!seg->is_sealed || seg->is_damaged || !read_seal(seg->path, seg->size, &seal))
     return FALSE;
-  switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why, error)) {
+  switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why,
+                               &load_error)) {
   case ARCHIVE_SUM_GOOD:
     break;
   case ARCHIVE_SUM_MISSING:
@@ -336,6 +338,9 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
               c->a->dir, seg->path, why);
     return FALSE;
   case ARCHIVE_SUM_ERROR:
+    /* A summary only saves work: read the records. */
+    g_message("archive %s: the summary of %s is not used: %s", c->a->dir, seg->path,
+              load_error->message);
     return FALSE;
   }
   if (s.seg_version < 2)
