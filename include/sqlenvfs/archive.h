@@ -259,6 +259,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchive, sqlenvfs_archive_free)
 /* Load records appended since open (or the last refresh). */
 gboolean sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error);
 
+/* The global entry list: every record of every segment, with the synthetic
+ * DAMAGED gaps. Open and refresh do not load the entries of sealed segments
+ * with a good summary (docs/ARCHIVE.md, "Segment summaries"); the first of
+ * these three calls loads them all (memory grows with the history: for
+ * tests and tools; a timeline uses the sparse reading below). */
 guint sqlenvfs_archive_n_entries(const SqlenvfsArchive *a);
 const SqlenvfsArchiveEntry *sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i);
 guint sqlenvfs_archive_n_segments(const SqlenvfsArchive *a);
@@ -279,9 +284,12 @@ gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
  * needs without walking every entry: they address records by sequence
  * number and time, and list the few records that shape the history
  * ("marks"). They are the reading interface that scales with the data, not
- * with the history: an implementation may keep only per-segment summaries
- * in memory and read index entries on demand. Entries are returned by
- * value (copied into @out).
+ * with the history: for a sealed segment with a good summary the reader
+ * keeps only the summary's header, marks and WAL generations, and reads
+ * the segment's index when a question needs its entries (one such segment
+ * at a time); only the last segment and segments without a usable summary
+ * keep their entries in memory. Entries are returned by value (copied into
+ * @out).
  */
 
 /* Marks: every GAP and OUTAGE entry, real or synthetic (a DAMAGED gap that
@@ -399,7 +407,8 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
                                   guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
                                   GError **error);
 
-/* Read every COMMIT record of @a in full and check it as read_commit does,
+/* Read every COMMIT record of @a in full and check it as read_commit does
+ * (first loading every index entry, as n_entries() does),
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
  * seq 0, its segment, offset and length kept), so that windows and plans
  * never bridge it and a later base starts a new chain. What was found is

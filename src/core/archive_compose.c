@@ -57,6 +57,8 @@ typedef struct {
   guint *rec_src;  /* per segment: image source id of its record source (v2)  */
   SqlenvfsArchiveRecordSource **rec_obj;
   guint zero_src;
+  guint32 final_pages; /* the size after the target                          */
+  guint8 *decided;     /* bit per page <= final_pages: its image is set      */
   guint64 done, total;
   SqlenvfsProgressFunc progress;
   gpointer user;
@@ -102,33 +104,95 @@ record_source(Compose *c, guint si, GError **error)
   return c->rec_src[si];
 }
 
-/* The record path for the records of segment @si with seq in (@lo, @hi]:
- * each COMMIT read and checked whole, its pages set, a shrink zeroing the
- * pages past it. */
+/* Segments are composed from the last to the first, and each page gets
+ * the first image decided for it (the last in time): a page is set once,
+ * so what is registered for the image stays as small as the database. */
 static gboolean
-compose_records(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
+is_decided(const Compose *c, guint32 p)
+{
+  return p > c->final_pages || ((c->decided[(p - 1) / 8] >> ((p - 1) % 8)) & 1) != 0;
+}
+
+static void
+decide(Compose *c, guint32 p)
+{
+  c->decided[(p - 1) / 8] |= (guint8)(1u << ((p - 1) % 8));
+}
+
+/* The COMMIT records of segment @si with seq in (@lo, @hi], copied, after
+ * checking that every record of the range is there (no DAMAGED or GAP
+ * entry) and has the base's page size. NULL and *error otherwise. */
+static GArray *
+range_commits(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
+{
+  g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  guint n;
+  const SqlenvfsArchiveEntry *v = archive_seg_view(c->a, si, &n);
+  gint i0 = -1;
+
+  /* The first record after @lo (lo + 1, or the segment's first). */
+  for (guint i = 0; i < n && i0 < 0; i++)
+    if (v[i].seq > lo)
+      i0 = v[i].seq == lo + 1 ? (gint)i : -2;
+  if (i0 < 0) {
+    gap_error(c, error);
+    return NULL;
+  }
+  for (guint i = (guint)i0; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = &v[i];
+    if (e->seq > hi)
+      break;
+    if (e->seq == 0 || e->type == SQLENVFS_ARCHIVE_GAP) {
+      gap_error(c, error);
+      return NULL;
+    }
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      if (e->page_size != c->page_size) {
+        page_size_error(c, e, error);
+        return NULL;
+      }
+      g_array_append_val(out, *e);
+    }
+    if (e->seq == hi)
+      break; /* not into a DAMAGED gap after it */
+  }
+  return g_steal_pointer(&out);
+}
+
+/* The record path for the records of segment @si with seq in (@lo, @hi],
+ * the database @cur_in pages before them: from the last COMMIT to the
+ * first, each read and checked whole, the pages past a shrink set to
+ * zeros, its own pages set to its images, where not decided yet. */
+static gboolean
+compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GError **error)
 {
   SqlenvfsArchive *a = c->a;
-  gint i0 = archive_index_of_seq(a, lo + 1);
+  g_autoptr(GArray) commits = range_commits(c, si, lo, hi, error);
+  g_autofree guint32 *before = NULL;
+  guint32 cur = cur_in;
 
-  if (i0 < 0)
-    return gap_error(c, error);
-  for (guint i = (guint)i0; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+  if (commits == NULL)
+    return FALSE;
+  before = g_new(guint32, MAX(commits->len, 1));
+  for (guint i = 0; i < commits->len; i++) {
+    before[i] = cur;
+    cur = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
+  }
+  for (guint i = commits->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(commits, SqlenvfsArchiveEntry, i - 1);
     g_autofree guint32 *pgnos = NULL;
     guint64 data;
 
-    if (e->seq > hi || (e->seq != 0 && e->segment != si))
-      break;
-    if (e->seq == 0 || e->type == SQLENVFS_ARCHIVE_GAP)
-      return gap_error(c, error);
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT) {
-      if (e->seq == hi)
-        break;
-      continue;
+    /* Later in time than its own pages: the shrink after them. */
+    if (e->db_pages < before[i - 1]) {
+      if (c->zero_src == 0)
+        c->zero_src = sqlenvfs_image_add_source(c->img, zero_read, NULL, NULL);
+      for (guint32 p = e->db_pages + 1; p <= before[i - 1]; p++)
+        if (!is_decided(c, p)) {
+          sqlenvfs_image_set_page(c->img, p, c->zero_src, 0);
+          decide(c, p);
+        }
     }
-    if (e->page_size != c->page_size)
-      return page_size_error(c, e, error);
     pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
     if (pgnos == NULL)
       return FALSE;
@@ -136,19 +200,25 @@ compose_records(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
       /* Read through the record source, which decompresses on demand; a
        * commit of a batch has its pages in the batch's first record. */
       const SqlenvfsArchiveEntry *holder = e;
+      SqlenvfsArchiveEntry h;
       guint32 first = 0;
       guint src;
       if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
-        holder = sqlenvfs_archive_batch_first(a, e, &first);
-        g_assert(holder != NULL); /* read_commit() found it */
+        const SqlenvfsArchiveEntry *hp = sqlenvfs_archive_batch_first(a, e, &first);
+        g_assert(hp != NULL); /* read_commit() found it */
+        h = *hp;
+        holder = &h;
       }
       src = record_source(c, si, error);
       if (src == 0)
         return FALSE;
       for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(c->img, pgnos[k], src,
-                                sqlenvfs_archive_record_source_add(c->rec_obj[si], holder,
-                                                                   first + k));
+        if (!is_decided(c, pgnos[k])) {
+          sqlenvfs_image_set_page(c->img, pgnos[k], src,
+                                  sqlenvfs_archive_record_source_add(c->rec_obj[si], holder,
+                                                                     first + k));
+          decide(c, pgnos[k]);
+        }
     } else {
       if (c->file_src[si] == 0) {
         const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
@@ -159,50 +229,17 @@ compose_records(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
                                                     sqlenvfs_file_source_close);
       }
       for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(c->img, pgnos[k], c->file_src[si],
-                                (goffset)(data + (guint64)k * e->page_size));
+        if (!is_decided(c, pgnos[k])) {
+          sqlenvfs_image_set_page(c->img, pgnos[k], c->file_src[si],
+                                  (goffset)(data + (guint64)k * e->page_size));
+          decide(c, pgnos[k]);
+        }
     }
-    if (e->db_pages < c->cur_pages) {
-      if (c->zero_src == 0)
-        c->zero_src = sqlenvfs_image_add_source(c->img, zero_read, NULL, NULL);
-      for (guint32 p = e->db_pages + 1; p <= c->cur_pages; p++)
-        sqlenvfs_image_set_page(c->img, p, c->zero_src, 0);
-    }
-    c->cur_pages = e->db_pages;
     c->done += e->length;
     if (c->progress)
       c->progress(c->user, c->done, c->total);
-    if (e->seq == hi)
-      break; /* not into a DAMAGED gap after it */
   }
   return TRUE;
-}
-
-/* The checksum of the SEAL record that ends the segment file @path of
- * @size bytes (FALSE when it does not end with a valid one). */
-static gboolean
-read_seal(const char *path, guint64 size, guint32 *seal)
-{
-  guint8 rec[REC_EMPTY_SIZE];
-  SqlenvfsArchiveEntry e;
-  gsize got = 0;
-  int fd;
-  gboolean ok;
-
-  if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE)
-    return FALSE;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return FALSE;
-  ok = archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, NULL) &&
-       got == sizeof rec && archive_decode_header(rec, &e) && e.type == SQLENVFS_ARCHIVE_SEAL &&
-       e.length == REC_EMPTY_SIZE &&
-       get32(rec + REC_HEADER_SIZE) == crc(0, rec, REC_HEADER_SIZE) &&
-       get32(rec + REC_HEADER_SIZE + 4) == REC_END_MAGIC;
-  close(fd);
-  if (ok)
-    *seal = e.reason;
-  return ok;
 }
 
 /* A record named by a page map, as its header and page numbers say. */
@@ -305,12 +342,27 @@ typedef struct {
   Holder *holder;
 } Action;
 
-/* The page-map path for segment @si with seq in (@lo, @hi]. Returns TRUE
- * when it composed the segment; FALSE with no error when the segment must
- * take the record path (no usable summary, a shrink, a mismatch); FALSE
- * with *error on an I/O error. */
+/* A segment's part of the range, and how it is composed. */
+typedef struct {
+  guint si;
+  guint64 lo, hi;   /* its records in (lo, hi]                   */
+  gboolean whole;   /* all of its records                        */
+  gboolean by_map;  /* from its page map                         */
+  guint32 cur_in;   /* the database size before them             */
+} Part;
+
+/* The page-map path for segment @si with seq in (@lo, @hi], the database
+ * @cur_in pages before them. With @plan_only, whether the segment can take
+ * it (a sealed version 2 segment with a good summary and no shrink in the
+ * range), and the size after the range in *@cur_out. Otherwise compose it:
+ * the last version <= @hi of every page not decided yet, when it is after
+ * @lo, each checked against its records before any is used. Returns TRUE
+ * when it can or did; FALSE with no error when the segment must take the
+ * record path (no usable summary, a shrink, a mismatch); FALSE with *error
+ * on an I/O error. */
 static gboolean
-compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, GError **error)
+compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, gboolean plan_only,
+                 guint32 cur_in, guint32 *cur_out, GError **error)
 {
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
   g_autofree guint8 *data = NULL;
@@ -320,12 +372,12 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
   ArchiveSummary s;
   g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
-  guint32 seal, cur = c->cur_pages;
+  guint32 seal, cur = cur_in;
   gboolean mismatch = FALSE;
   guint src;
   int fd;
 
-  if (!seg->is_sealed || seg->is_damaged || !read_seal(seg->path, seg->size, &seal))
+  if (!seg->is_sealed || seg->is_damaged || !archive_read_seal(seg->path, seg->size, &seal))
     return FALSE;
   switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why,
                                &load_error)) {
@@ -355,6 +407,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
       return FALSE;
     cur = get32(z + 8);
   }
+  if (plan_only) {
+    *cur_out = cur;
+    return TRUE;
+  }
 
   fd = open(seg->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0)
@@ -367,7 +423,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
     ArchiveSumVersion v;
     Holder *h;
     Action act;
-    if (!archive_summary_page_version(data, &s, pgno, hi, &v) || v.seq <= lo)
+    if (is_decided(c, pgno) || !archive_summary_page_version(data, &s, pgno, hi, &v) ||
+        v.seq <= lo)
       continue;
     h = g_hash_table_lookup(holders, &v.offset);
     if (h == NULL) {
@@ -413,8 +470,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, G
     sqlenvfs_image_set_page(c->img, act->pgno, src,
                             sqlenvfs_archive_record_source_add(c->rec_obj[si], &act->holder->e,
                                                                act->index));
+    decide(c, act->pgno);
   }
-  c->cur_pages = cur;
   if (whole) {
     c->done += s.commit_bytes;
   } else {
@@ -439,6 +496,8 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
   g_autofree guint *rec_src = g_new0(guint, MAX(n_segs, 1));
   g_autofree SqlenvfsArchiveRecordSource **rec_obj =
     g_new0(SqlenvfsArchiveRecordSource *, MAX(n_segs, 1));
+  g_autoptr(GArray) parts = NULL;
+  g_autofree guint8 *decided = NULL;
   SqlenvfsArchiveEntry e;
   guint64 first_seq = 0;
 
@@ -464,9 +523,13 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
   }
   sqlenvfs_archive_count_commits(a, base_seq, target_seq, NULL, &c.total, NULL);
 
+  /* Forward: the segments of the range, the way each is composed, and
+   * the database size through them. */
+  parts = g_array_new(FALSE, FALSE, sizeof(Part));
   for (guint si = 0; si < n_segs; si++) {
     const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     guint64 next_first = G_MAXUINT64, lo, hi;
+    Part part;
     if (seg->is_damaged && seg->n_entries == 0)
       continue;
     first_seq = seg->first_seq;
@@ -483,9 +546,32 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
     hi = MIN(target_seq, next_first - 1);
     if (lo >= hi)
       continue;
-    if (compose_page_map(&c, si, lo, hi, lo == first_seq - 1 && hi == next_first - 1, error))
+    part = (Part){ si, lo, hi, lo == first_seq - 1 && hi == next_first - 1, FALSE, c.cur_pages };
+    part.by_map = compose_page_map(&c, si, lo, hi, part.whole, TRUE, c.cur_pages, &c.cur_pages,
+                                   error);
+    if (error && *error)
+      return FALSE;
+    if (!part.by_map) {
+      g_autoptr(GArray) commits = range_commits(&c, si, lo, hi, error);
+      if (commits == NULL)
+        return FALSE;
+      for (guint i = 0; i < commits->len; i++)
+        c.cur_pages = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
+    }
+    g_array_append_val(parts, part);
+  }
+  /* Backward: each page's last image decided once. */
+  c.final_pages = c.cur_pages;
+  decided = g_malloc0(c.final_pages / 8 + 1);
+  c.decided = decided;
+  for (guint k = parts->len; k > 0; k--) {
+    const Part *part = &g_array_index(parts, Part, k - 1);
+    if (part->by_map &&
+        compose_page_map(&c, part->si, part->lo, part->hi, part->whole, FALSE, part->cur_in, NULL,
+                         error))
       continue;
-    if ((error && *error) || !compose_records(&c, si, lo, hi, error))
+    if ((error && *error) ||
+        !compose_records(&c, part->si, part->lo, part->hi, part->cur_in, error))
       return FALSE;
   }
   sqlenvfs_image_set_n_pages(img, c.cur_pages);

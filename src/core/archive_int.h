@@ -10,6 +10,8 @@
  *   archive_reader.c   open/refresh, reading records, record sources,
  *                      check_records, sparse reading
  *   archive_verify.c   verify, prune and the prune log
+ *   archive_summary.c  segment summaries: built at seal, parsed, searched
+ *   archive_compose.c  composing a state on an image (page maps or records)
  */
 #pragma once
 
@@ -199,6 +201,14 @@ gboolean archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, co
 /* Check the size changes and the page map of @s (@p: the whole summary). */
 gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s,
                                         const char **why);
+/* As archive_summary_load, reading only the header, marks and generations
+ * (checked with the head checksum); *head holds them (g_free). */
+ArchiveSumLoad archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size,
+                                         guint32 seal_crc, ArchiveSummary *s, guint8 **head,
+                                         const char **why, GError **error);
+/* The checksum the SEAL record ending the segment file @path (@size bytes)
+ * carries; FALSE when it does not end with a valid SEAL record. */
+gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
 /* In the parsed summary @p, the last version of page @pgno with seq <=
  * @max_seq (binary searches); FALSE when the segment has none. */
 gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
@@ -222,7 +232,39 @@ struct _SqlenvfsArchive {
   /* The last segment's index had an entry that does not follow from the
    * ones before it; a refresh scans the segment instead, as open did. */
   gboolean is_last_index_bad;
+  /* Sparse reading: per segment (ArchiveSegSum), where its entries are in
+   * @entries, or, for a sealed segment with a good summary, the summary's
+   * small parts instead (its entries are read from its index when a
+   * question needs them, into @cache). Any use of the global entry list
+   * (n_entries, entry, find_time, check_records) loads everything first,
+   * without summaries (@no_sums). */
+  GArray *segsum;
+  guint n_summarized;
+  gboolean no_sums;
+  SqlenvfsArchiveEntry sum_last; /* the SEAL of the last summarized segment */
+  gboolean has_sum_last;
+  guint cache_si;                /* segment held in @cache (G_MAXUINT: none) */
+  GArray *cache;
+  GArray *marks;                 /* ArchiveMark, built when first asked      */
 };
+
+typedef struct {
+  guint start, end;       /* its entries in a->entries (summarized: only a
+                           * DAMAGED gap before it, if any)                 */
+  gboolean is_summarized;
+  ArchiveSummary s;
+  SqlenvfsArchiveEntry *marks; /* s.n_marks */
+  guint8 *gens;                /* s.n_gens x ARCHIVE_SUM_GEN_SIZE */
+} ArchiveSegSum;
+
+typedef struct {
+  SqlenvfsArchiveEntry e;
+  guint64 after;
+} ArchiveMark;
 
 /* Index in a->entries of the real entry with sequence number @seq, or -1. */
 gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);
+/* The entries of segment @si, in order (a summarized segment's are read
+ * from its index on demand; one such segment is kept at a time): valid
+ * until the next call for another segment, a refresh or a check. */
+const SqlenvfsArchiveEntry *archive_seg_view(SqlenvfsArchive *a, guint si, guint *n);

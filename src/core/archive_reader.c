@@ -28,6 +28,16 @@ segment_clear(SqlenvfsArchiveSegment *s)
   g_free(s->path);
 }
 
+static void
+segsum_clear(ArchiveSegSum *ss)
+{
+  g_free(ss->marks);
+  g_free(ss->gens);
+}
+
+static void ensure_all(SqlenvfsArchive *a);
+static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
+
 void
 sqlenvfs_archive_free(SqlenvfsArchive *a)
 {
@@ -39,6 +49,10 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   g_array_free(a->fds, TRUE);
   g_array_free(a->segments, TRUE);
   g_array_free(a->entries, TRUE);
+  g_array_free(a->segsum, TRUE);
+  g_array_free(a->cache, TRUE);
+  if (a->marks)
+    g_array_free(a->marks, TRUE);
   ZSTD_freeDCtx(a->dctx);
   g_free(a->dir);
   g_free(a);
@@ -47,12 +61,14 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
 guint
 sqlenvfs_archive_n_entries(const SqlenvfsArchive *a)
 {
+  ensure_all((SqlenvfsArchive *)a);
   return a->entries->len;
 }
 
 const SqlenvfsArchiveEntry *
 sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i)
 {
+  ensure_all((SqlenvfsArchive *)a);
   g_return_val_if_fail(i < a->entries->len, NULL);
   return &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
 }
@@ -70,16 +86,40 @@ sqlenvfs_archive_segment(const SqlenvfsArchive *a, guint i)
   return &g_array_index(a->segments, SqlenvfsArchiveSegment, i);
 }
 
-/* The last real (not synthetic) entry, or NULL. */
+/* The last real (not synthetic) entry loaded, or NULL: in @entries, or
+ * the SEAL of the last summarized segment when that is later. */
 static const SqlenvfsArchiveEntry *
 last_real(const SqlenvfsArchive *a)
 {
+  const SqlenvfsArchiveEntry *r = NULL;
   for (guint i = a->entries->len; i > 0; i--) {
     const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1);
-    if (e->seq != 0)
-      return e;
+    if (e->seq != 0) {
+      r = e;
+      break;
+    }
   }
-  return NULL;
+  if (a->has_sum_last && (r == NULL || a->sum_last.seq > r->seq))
+    return &a->sum_last;
+  return r;
+}
+
+/* A DAMAGED gap before @seq (first record of segment @si, at @time) when
+ * the sequence does not continue from the last record loaded. */
+static void
+gap_before(SqlenvfsArchive *a, guint64 seq, gint64 time, guint si)
+{
+  const SqlenvfsArchiveEntry *prev = last_real(a);
+  if (prev && seq != prev->seq + 1) {
+    SqlenvfsArchiveEntry gap = { 0 };
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = MAX(time, prev->time);
+    gap.aux_time = prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = si;
+    g_array_append_val(a->entries, gap);
+  }
 }
 
 /* Append @e (from segment @si), inserting a DAMAGED gap first when the
@@ -87,19 +127,9 @@ last_real(const SqlenvfsArchive *a)
 static void
 add_entry(SqlenvfsArchive *a, SqlenvfsArchiveEntry *e, guint si)
 {
-  const SqlenvfsArchiveEntry *prev = last_real(a);
   SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
 
-  if (prev && e->seq != prev->seq + 1) {
-    SqlenvfsArchiveEntry gap = { 0 };
-    gap.type = SQLENVFS_ARCHIVE_GAP;
-    gap.reason = SQLENVFS_GAP_DAMAGED;
-    gap.time = MAX(e->time, prev->time);
-    gap.aux_time = prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
-    gap.commit_frame = G_MAXUINT32; /* never a state */
-    gap.segment = si;
-    g_array_append_val(a->entries, gap);
-  }
+  gap_before(a, e->seq, e->time, si);
   e->segment = si;
   g_array_append_val(a->entries, *e);
   seg->n_entries++;
@@ -256,21 +286,123 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   return TRUE;
 }
 
+/* Use the summary of segment @si, a sealed segment that is not the last,
+ * instead of its entries, when it is good (archive_summary.c, S1). FALSE
+ * when there is none or it is not usable: load the entries then. */
+static gboolean
+use_summary(SqlenvfsArchive *a, guint si)
+{
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, si);
+  g_autofree guint8 *head = NULL;
+  ArchiveSummary s;
+  const char *why = NULL;
+  guint32 seal;
+  SegFile sf;
+  gboolean ok;
+
+  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, NULL))
+    return FALSE;
+  ok = sf.hdr_ok && archive_read_seal(sf.path, sf.size, &seal) &&
+       archive_summary_load_head(a->dir, seg->number, sf.size, seal, &s, &head, &why, NULL) ==
+         ARCHIVE_SUM_GOOD &&
+       s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
+  if (!ok) {
+    if (why != NULL)
+      g_debug("archive %s: the summary of %s is not used: %s", a->dir, sf.path, why);
+    archive_seg_file_close(&sf);
+    return FALSE;
+  }
+  seg->size = sf.size;
+  seg->first_seq = sf.hdr.first_seq;
+  seg->created = sf.hdr.created;
+  seg->is_sealed = TRUE;
+  seg->n_entries = (guint)s.n_records;
+  archive_seg_file_close(&sf);
+  gap_before(a, s.first_seq, s.first_time, si);
+  ss->is_summarized = TRUE;
+  ss->s = s;
+  ss->marks = g_new0(SqlenvfsArchiveEntry, MAX(s.n_marks, 1));
+  for (guint i = 0; i < s.n_marks; i++) {
+    /* checked by load_head (archive_summary_check_head) */
+    gboolean decoded = archive_decode_idx_entry(head + s.marks_off + (gsize)i * IDX_ENTRY_SIZE,
+                                                &ss->marks[i]);
+    g_assert(decoded);
+    ss->marks[i].segment = si;
+  }
+  ss->gens = g_memdup2(head + s.gens_off, MAX((gsize)s.n_gens * ARCHIVE_SUM_GEN_SIZE, 1));
+  memset(&a->sum_last, 0, sizeof a->sum_last);
+  a->sum_last.type = SQLENVFS_ARCHIVE_SEAL;
+  a->sum_last.seq = s.last_seq;
+  a->sum_last.time = s.last_time;
+  a->sum_last.reason = seal;
+  a->sum_last.offset = s.seg_size - REC_EMPTY_SIZE;
+  a->sum_last.length = REC_EMPTY_SIZE;
+  a->sum_last.segment = si;
+  a->has_sum_last = TRUE;
+  a->n_summarized++;
+  return TRUE;
+}
+
 static gboolean
 load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
 {
   for (guint k = start; k < nums->len; k++) {
     SqlenvfsArchiveSegment seg = { 0 };
+    ArchiveSegSum ss = { 0 };
     g_autofree char *name = archive_seg_name(g_array_index(nums, guint64, k), "seg");
     int fd = -1;
+    guint si;
     seg.number = g_array_index(nums, guint64, k);
     seg.path = g_build_filename(a->dir, name, NULL);
     g_array_append_val(a->segments, seg);
     g_array_append_val(a->fds, fd);
-    if (!load_segment(a, a->segments->len - 1, 0, 0, k + 1 == nums->len, error))
+    ss.start = a->entries->len;
+    g_array_append_val(a->segsum, ss);
+    si = a->segments->len - 1;
+    if ((a->no_sums || k + 1 == nums->len || !use_summary(a, si)) &&
+        !load_segment(a, si, 0, 0, k + 1 == nums->len, error))
       return FALSE;
+    g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
   }
   return TRUE;
+}
+
+/* Forget everything loaded (the segments, their entries and summaries). */
+static void
+reset(SqlenvfsArchive *a)
+{
+  for (guint i = 0; i < a->fds->len; i++)
+    if (g_array_index(a->fds, int, i) >= 0)
+      close(g_array_index(a->fds, int, i));
+  g_array_set_size(a->fds, 0);
+  g_array_set_size(a->segments, 0);
+  g_array_set_size(a->entries, 0);
+  g_array_set_size(a->segsum, 0);
+  a->n_summarized = 0;
+  a->has_sum_last = FALSE;
+  a->cache_si = G_MAXUINT;
+  g_array_set_size(a->cache, 0);
+  g_clear_pointer(&a->marks, g_array_unref);
+  a->checked_batch_seg = 0;
+}
+
+/* Load every entry into @entries, summaries or not (the global entry list
+ * was asked for). On an I/O error the archive is left as far as it was
+ * loaded, and a warning says so. */
+static void
+ensure_all(SqlenvfsArchive *a)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) nums = NULL;
+  if (a->n_summarized == 0)
+    return;
+  g_debug("archive %s: loading every index entry", a->dir);
+  a->no_sums = TRUE;
+  nums = archive_list_segments(a->dir, &error);
+  reset(a);
+  if (nums == NULL || !load_from(a, nums, 0, &error))
+    g_warning("archive %s: loading every index entry: %s", a->dir, error->message);
 }
 
 static void
@@ -290,6 +422,10 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   g_array_set_clear_func(a->segments, (GDestroyNotify)segment_clear);
   a->fds = g_array_new(FALSE, FALSE, sizeof(int));
   a->entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  a->segsum = g_array_new(FALSE, TRUE, sizeof(ArchiveSegSum));
+  g_array_set_clear_func(a->segsum, (GDestroyNotify)segsum_clear);
+  a->cache = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  a->cache_si = G_MAXUINT;
   nums = archive_list_segments(dir, error);
   if (nums == NULL)
     return NULL;
@@ -309,17 +445,13 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
   if (nums == NULL)
     return FALSE;
   load_alive(a);
+  g_clear_pointer(&a->marks, g_array_unref);
   /* Segments removed at the front (prune), or anything unexpected: reload. */
   if (n_old == 0 || nums->len < n_old ||
       g_array_index(nums, guint64, 0) != g_array_index(a->segments, SqlenvfsArchiveSegment, 0).number ||
       g_array_index(nums, guint64, n_old - 1) !=
         g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1).number) {
-    for (guint i = 0; i < a->fds->len; i++)
-      if (g_array_index(a->fds, int, i) >= 0)
-        close(g_array_index(a->fds, int, i));
-    g_array_set_size(a->fds, 0);
-    g_array_set_size(a->segments, 0);
-    g_array_set_size(a->entries, 0);
+    reset(a);
     if (!load_from(a, nums, 0, error))
       return FALSE;
     return TRUE;
@@ -336,6 +468,7 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
       } else if (!load_segment(a, n_old - 1, 0, 0, nums->len == n_old, error)) {
         return FALSE;
       }
+      g_array_index(a->segsum, ArchiveSegSum, n_old - 1).end = a->entries->len;
     }
   }
   if (!load_from(a, nums, n_old, error))
@@ -346,23 +479,42 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
 gint64
 sqlenvfs_archive_alive(const SqlenvfsArchive *a)
 {
+  SqlenvfsArchive *w = (SqlenvfsArchive *)a;
   gint64 alive = 0;
   guint64 next_seq = 1;
-  for (guint i = a->entries->len; i > 0; i--) {
-    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1);
-    if (e->seq != 0 && next_seq == 1)
-      next_seq = e->seq + 1;
-    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
-      alive = MAX(alive, e->aux_time);
-      break;
-    }
-    if (e->type == SQLENVFS_ARCHIVE_GAP) {
-      if (e->reason != SQLENVFS_GAP_DAMAGED)
-        alive = MAX(alive, e->time);
-      break;
+  gboolean done = FALSE, any = FALSE;
+  for (guint si = a->segments->len; si > 0 && !done; si--) {
+    guint n;
+    const SqlenvfsArchiveEntry *v = archive_seg_view(w, si - 1, &n);
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    /* Then the DAMAGED gap before a summarized segment, if any. */
+    for (guint pass = 0; pass < 2 && !done; pass++) {
+      if (pass == 1) {
+        if (!ss->is_summarized)
+          break;
+        v = (const SqlenvfsArchiveEntry *)a->entries->data + ss->start;
+        n = ss->end - ss->start;
+      }
+      any = any || n > 0;
+      for (guint i = n; i > 0; i--) {
+        const SqlenvfsArchiveEntry *e = &v[i - 1];
+        if (e->seq != 0 && next_seq == 1)
+          next_seq = e->seq + 1;
+        if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+          alive = MAX(alive, e->aux_time);
+          done = TRUE;
+          break;
+        }
+        if (e->type == SQLENVFS_ARCHIVE_GAP) {
+          if (e->reason != SQLENVFS_GAP_DAMAGED)
+            alive = MAX(alive, e->time);
+          done = TRUE;
+          break;
+        }
+      }
     }
   }
-  if (a->has_alive && a->alive_seq <= next_seq && a->entries->len > 0)
+  if (a->has_alive && a->alive_seq <= next_seq && any)
     alive = MAX(alive, a->alive_file);
   return alive;
 }
@@ -370,7 +522,9 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
 gint
 sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
 {
-  guint lo = 0, hi = a->entries->len; /* first entry with time > @time */
+  guint lo = 0, hi;
+  ensure_all((SqlenvfsArchive *)a);
+  hi = a->entries->len; /* first entry with time > @time */
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2;
     if (g_array_index(a->entries, SqlenvfsArchiveEntry, mid).time <= time)
@@ -382,32 +536,28 @@ sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
 }
 
 /* ------------------------------------------------------------------ */
-/* Sparse reading (archive.h). This implementation walks the entries held
- * in memory. */
+/* Sparse reading (archive.h), segment by segment: a summarized segment
+ * answers from its summary's small parts where they suffice (bounds,
+ * marks, generations, counts) and reads its index otherwise
+ * (archive_seg_view()); any other segment from its entries in memory. */
 
-static const SqlenvfsArchiveEntry *
-entry_at(const SqlenvfsArchive *a, guint i)
+/* Index in @v (@n entries: real ones in seq order, synthetic ones, seq 0,
+ * between) of the real entry @seq, or -1. */
+static gint
+find_seq(const SqlenvfsArchiveEntry *v, guint n, guint64 seq)
 {
-  return &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
-}
-
-/* Index of the real entry with sequence number @seq, or -1. */
-gint
-archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq)
-{
-  guint lo = 0, hi = a->entries->len;
-  /* Real entries are in seq order; synthetic ones (seq 0) sit between. */
+  guint lo = 0, hi = n;
   while (lo < hi) {
     guint mid = lo + (hi - lo) / 2, m = mid;
-    while (m < hi && entry_at(a, m)->seq == 0)
+    while (m < hi && v[m].seq == 0)
       m++;
     if (m == hi) {
       hi = mid;
       continue;
     }
-    if (entry_at(a, m)->seq == seq)
+    if (v[m].seq == seq)
       return (gint)m;
-    if (entry_at(a, m)->seq < seq)
+    if (v[m].seq < seq)
       lo = m + 1;
     else
       hi = mid;
@@ -415,58 +565,174 @@ archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq)
   return -1;
 }
 
+gint
+archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq)
+{
+  return find_seq((const SqlenvfsArchiveEntry *)a->entries->data, a->entries->len, seq);
+}
+
+static ArchiveSegSum *
+segsum(const SqlenvfsArchive *a, guint si)
+{
+  return &g_array_index(a->segsum, ArchiveSegSum, si);
+}
+
+const SqlenvfsArchiveEntry *
+archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+
+  if (!ss->is_summarized) {
+    *n = ss->end - ss->start;
+    return (const SqlenvfsArchiveEntry *)a->entries->data + ss->start;
+  }
+  if (a->cache_si != si) {
+    /* Its index (or a scan of its records when the index is bad), loaded
+     * as open loads a segment, into the cache. */
+    SqlenvfsArchive t = { 0 };
+    g_autoptr(GError) error = NULL;
+    SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    t.dir = a->dir;
+    t.segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
+    seg.n_entries = 0;
+    g_array_append_val(t.segments, seg);
+    g_array_set_size(a->cache, 0);
+    t.entries = a->cache;
+    if (!load_segment(&t, 0, 0, 0, FALSE, &error))
+      g_warning("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
+    a->cache = t.entries;
+    g_array_free(t.segments, TRUE);
+    for (guint i = 0; i < a->cache->len; i++)
+      g_array_index(a->cache, SqlenvfsArchiveEntry, i).segment = si;
+    a->cache_si = si;
+  }
+  *n = a->cache->len;
+  return (const SqlenvfsArchiveEntry *)a->cache->data;
+}
+
+/* The first and last seq of segment @si's records (FALSE: it has none). */
+static gboolean
+seg_bounds(SqlenvfsArchive *a, guint si, guint64 *first, guint64 *last)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+  gboolean found = FALSE;
+
+  if (ss->is_summarized) {
+    *first = ss->s.first_seq;
+    *last = ss->s.last_seq;
+    return TRUE;
+  }
+  v = archive_seg_view(a, si, &n);
+  for (guint i = 0; i < n; i++)
+    if (v[i].seq != 0) {
+      if (!found)
+        *first = v[i].seq;
+      found = TRUE;
+      *last = v[i].seq;
+    }
+  return found;
+}
+
+static void
+build_marks(SqlenvfsArchive *a)
+{
+  guint64 last = 0;
+  if (a->marks != NULL)
+    return;
+  a->marks = g_array_new(FALSE, FALSE, sizeof(ArchiveMark));
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    for (guint i = ss->start; i < ss->end; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+      if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+        ArchiveMark m = { *e, e->seq != 0 ? e->seq - 1 : last };
+        g_array_append_val(a->marks, m);
+      }
+      if (e->seq != 0)
+        last = e->seq;
+    }
+    if (ss->is_summarized) {
+      for (guint i = 0; i < ss->s.n_marks; i++) {
+        ArchiveMark m = { ss->marks[i], ss->marks[i].seq - 1 };
+        g_array_append_val(a->marks, m);
+      }
+      last = ss->s.last_seq;
+    }
+  }
+}
+
 guint
 sqlenvfs_archive_n_marks(const SqlenvfsArchive *a)
 {
-  guint n = 0;
-  for (guint i = 0; i < a->entries->len; i++) {
-    SqlenvfsArchiveRecordType t = entry_at(a, i)->type;
-    n += t == SQLENVFS_ARCHIVE_GAP || t == SQLENVFS_ARCHIVE_OUTAGE;
-  }
-  return n;
+  build_marks((SqlenvfsArchive *)a);
+  return a->marks->len;
 }
 
 const SqlenvfsArchiveEntry *
 sqlenvfs_archive_mark(const SqlenvfsArchive *a, guint k, guint64 *after_seq)
 {
-  guint64 last = 0;
-  for (guint i = 0; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = entry_at(a, i);
-    if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
-      if (k-- == 0) {
-        if (after_seq)
-          *after_seq = e->seq != 0 ? e->seq - 1 : last;
-        return e;
-      }
-    }
-    if (e->seq != 0)
-      last = e->seq;
-  }
-  g_return_val_if_reached(NULL);
+  const ArchiveMark *m;
+  build_marks((SqlenvfsArchive *)a);
+  g_return_val_if_fail(k < a->marks->len, NULL);
+  m = &g_array_index(a->marks, ArchiveMark, k);
+  if (after_seq)
+    *after_seq = m->after;
+  return &m->e;
 }
 
 gboolean
 sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *last_seq)
 {
+  SqlenvfsArchive *w = (SqlenvfsArchive *)a;
+  guint64 f, l;
   gboolean found = FALSE;
-  for (guint i = 0; i < a->entries->len; i++)
-    if (entry_at(a, i)->seq != 0) {
-      if (!found && first_seq)
-        *first_seq = entry_at(a, i)->seq;
+  for (guint si = 0; si < a->segments->len && !found; si++)
+    if (seg_bounds(w, si, &f, &l)) {
       found = TRUE;
+      if (first_seq)
+        *first_seq = f;
+    }
+  for (guint si = a->segments->len; si > 0 && found; si--)
+    if (seg_bounds(w, si - 1, &f, &l)) {
       if (last_seq)
-        *last_seq = entry_at(a, i)->seq;
+        *last_seq = l;
+      break;
     }
   return found;
+}
+
+/* The segment that holds record @seq if any record does (G_MAXUINT). */
+static guint
+seg_of_seq(SqlenvfsArchive *a, guint64 seq)
+{
+  for (guint si = a->segments->len; si > 0; si--) {
+    guint64 f, l;
+    if (!seg_bounds(a, si - 1, &f, &l))
+      continue;
+    if (seq > l)
+      return G_MAXUINT;
+    if (seq >= f)
+      return si - 1;
+  }
+  return G_MAXUINT;
 }
 
 gboolean
 sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out)
 {
-  gint i = seq == 0 ? -1 : archive_index_of_seq(a, seq);
+  guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+  gint i;
+  if (si == G_MAXUINT)
+    return FALSE;
+  v = archive_seg_view(a, si, &n);
+  i = find_seq(v, n, seq);
   if (i < 0)
     return FALSE;
-  *out = *entry_at(a, (guint)i);
+  *out = v[i];
   return TRUE;
 }
 
@@ -474,16 +740,48 @@ gboolean
 sqlenvfs_archive_last_state(SqlenvfsArchive *a, gint64 time, guint64 min_seq, guint64 max_seq,
                             SqlenvfsArchiveEntry *out)
 {
-  for (gint i = sqlenvfs_archive_find_time(a, time); i >= 0; i--) {
-    const SqlenvfsArchiveEntry *e = entry_at(a, (guint)i);
-    if (e->seq == 0 || e->seq > max_seq)
-      continue;
-    if (e->seq < min_seq)
-      break;
-    if (sqlenvfs_archive_entry_is_state(e)) {
-      *out = *e;
-      return TRUE;
+  for (guint si = a->segments->len; si > 0; si--) {
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    const SqlenvfsArchiveEntry *v;
+    guint n, lo = 0, hi;
+    if (ss->is_summarized) {
+      if (ss->s.first_seq > max_seq || ss->s.first_time > time)
+        continue;
+      if (ss->s.last_seq < min_seq)
+        return FALSE;
     }
+    v = archive_seg_view(a, si - 1, &n);
+    hi = n; /* the first entry with time > @time */
+    while (lo < hi) {
+      guint mid = lo + (hi - lo) / 2;
+      if (v[mid].time <= time)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (guint i = lo; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = &v[i - 1];
+      if (e->seq == 0 || e->seq > max_seq)
+        continue;
+      if (e->seq < min_seq)
+        return FALSE;
+      if (sqlenvfs_archive_entry_is_state(e)) {
+        *out = *e;
+        return TRUE;
+      }
+    }
+  }
+  return FALSE;
+}
+
+static gboolean
+gens_may_hold(const ArchiveSegSum *ss, guint32 salt1, guint32 salt2, guint32 frame)
+{
+  for (guint i = 0; i < ss->s.n_gens; i++) {
+    const guint8 *g = ss->gens + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
+    if (get32(g) == salt1 && get32(g + 4) == salt2 && get32(g + 24) <= frame &&
+        frame <= get32(g + 28))
+      return TRUE;
   }
   return FALSE;
 }
@@ -492,13 +790,42 @@ gboolean
 sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, guint32 frame,
                              guint32 cksum1, guint32 cksum2, SqlenvfsArchiveEntry *out)
 {
-  for (guint i = a->entries->len; i > 0; i--) {
-    const SqlenvfsArchiveEntry *e = entry_at(a, i - 1);
-    if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
-        e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2) {
-      *out = *e;
-      return TRUE;
+  for (guint si = a->segments->len; si > 0; si--) {
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized && !gens_may_hold(ss, salt1, salt2, frame))
+      continue;
+    v = archive_seg_view(a, si - 1, &n);
+    for (guint i = n; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = &v[i - 1];
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
+          e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2) {
+        *out = *e;
+        return TRUE;
+      }
     }
+  }
+  return FALSE;
+}
+
+/* Walk @v from @from on as generation_end does: TRUE when the walk
+ * stopped (a synthetic entry, past @max_seq, a COMMIT of another
+ * generation), FALSE when it ran off the end. *@out_seq: the last COMMIT
+ * of the generation seen. */
+static gboolean
+walk_generation(const SqlenvfsArchiveEntry *v, guint n, guint from, const SqlenvfsArchiveEntry *st,
+                guint64 max_seq, guint64 *out_seq)
+{
+  for (guint i = from; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = &v[i];
+    if (e->seq == 0 || e->seq > max_seq)
+      return TRUE;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    if (e->salt1 != st->salt1 || e->salt2 != st->salt2)
+      return TRUE;
+    *out_seq = e->seq;
   }
   return FALSE;
 }
@@ -507,23 +834,51 @@ gboolean
 sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
                                 SqlenvfsArchiveEntry *out)
 {
-  gint s = archive_index_of_seq(a, seq);
-  const SqlenvfsArchiveEntry *st;
+  guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
+  const SqlenvfsArchiveEntry *v;
+  SqlenvfsArchiveEntry st;
+  guint64 out_seq;
+  guint n;
+  gint s;
+
+  if (si == G_MAXUINT)
+    return FALSE;
+  v = archive_seg_view(a, si, &n);
+  s = find_seq(v, n, seq);
   if (s < 0)
     return FALSE;
-  st = entry_at(a, (guint)s);
-  *out = *st;
-  for (guint i = (guint)s + 1; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = entry_at(a, i);
-    if (e->seq == 0 || e->seq > max_seq)
-      break;
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    if (e->salt1 != st->salt1 || e->salt2 != st->salt2)
-      break;
-    *out = *e;
+  st = v[s];
+  out_seq = st.seq;
+  if (!walk_generation(v, n, (guint)s + 1, &st, max_seq, &out_seq)) {
+    for (guint sj = si + 1; sj < a->segments->len; sj++) {
+      ArchiveSegSum *ss = segsum(a, sj);
+      if (ss->is_summarized && ss->start == ss->end && ss->s.n_gens > 0) {
+        /* Whole when every commit is of this generation and <= max_seq. */
+        const guint8 *g = ss->gens + (gsize)(ss->s.n_gens - 1) * ARCHIVE_SUM_GEN_SIZE;
+        gboolean same = get64(g + 16) <= max_seq;
+        for (guint i = 0; i < ss->s.n_gens && same; i++) {
+          const guint8 *gi = ss->gens + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
+          same = get32(gi) == st.salt1 && get32(gi + 4) == st.salt2;
+        }
+        if (same && ss->s.last_seq <= max_seq) {
+          out_seq = get64(g + 16);
+          continue;
+        }
+      } else if (ss->is_summarized && ss->start == ss->end && ss->s.last_seq <= max_seq) {
+        continue; /* no COMMIT in it */
+      }
+      v = archive_seg_view(a, sj, &n);
+      if (ss->is_summarized && ss->start < ss->end)
+        break; /* a DAMAGED gap before it */
+      if (walk_generation(v, n, 0, &st, max_seq, &out_seq))
+        break;
+    }
   }
-  return TRUE;
+  if (out_seq == st.seq) {
+    *out = st;
+    return TRUE;
+  }
+  return sqlenvfs_archive_get(a, out_seq, out);
 }
 
 void
@@ -531,14 +886,31 @@ sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 up
                                guint64 *n_commits, guint64 *bytes, guint32 *db_pages)
 {
   guint64 n = 0, b = 0;
-  for (guint i = 0; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = entry_at(a, i);
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
-      continue;
-    n++;
-    b += e->length;
-    if (db_pages)
-      *db_pages = e->db_pages;
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint nv;
+    if (ss->is_summarized) {
+      if (ss->s.last_seq <= after_seq || ss->s.first_seq > upto_seq)
+        continue;
+      if (ss->s.first_seq > after_seq && ss->s.last_seq <= upto_seq) {
+        n += ss->s.n_commits;
+        b += ss->s.commit_bytes;
+        if (db_pages && ss->s.n_commits > 0)
+          *db_pages = ss->s.last_db_pages;
+        continue;
+      }
+    }
+    v = archive_seg_view(a, si, &nv);
+    for (guint i = 0; i < nv; i++) {
+      const SqlenvfsArchiveEntry *e = &v[i];
+      if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
+        continue;
+      n++;
+      b += e->length;
+      if (db_pages)
+        *db_pages = e->db_pages;
+    }
   }
   if (n_commits)
     *n_commits = n;
@@ -649,33 +1021,27 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
 const SqlenvfsArchiveEntry *
 sqlenvfs_archive_batch_first(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint32 *first)
 {
-  const SqlenvfsArchiveEntry *base = (const SqlenvfsArchiveEntry *)a->entries->data;
+  const SqlenvfsArchiveEntry *v, *h;
   guint64 want;
-  gint64 i = -1;
+  guint n;
+  gint i;
 
   g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_BATCHED, NULL);
-  if (e->reason == 0 || e->seq <= e->reason)
+  if (e->reason == 0 || e->seq <= e->reason || e->segment >= a->segments->len)
     return NULL;
   want = e->seq - e->reason;
-  /* @e is normally an entry of @a: look just before it. */
-  if (e >= base && e < base + a->entries->len)
-    i = e - base;
-  else
-    i = (gint64)a->entries->len;
-  for (gint64 j = i - 1; j >= 0; j--) {
-    const SqlenvfsArchiveEntry *h = base + j;
-    if (h->seq != 0 && h->seq < want)
-      break;
-    if (h->seq == want) {
-      if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
-          !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
-          (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
-        return NULL;
-      *first = e->text_len;
-      return h;
-    }
-  }
-  return NULL;
+  /* In the same segment (a batch is written whole into one). */
+  v = archive_seg_view(a, e->segment, &n);
+  i = find_seq(v, n, want);
+  if (i < 0)
+    return NULL;
+  h = &v[i];
+  if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
+      !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+      (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
+    return NULL;
+  *first = e->text_len;
+  return h;
 }
 
 /* A commit of a batch: read its own record whole and check it, then the
@@ -1222,7 +1588,11 @@ save_memo_file(SqlenvfsArchive *a, const char *memo_path)
 int
 sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
 {
-  guint n_segs = a->segments->len;
+  guint n_segs;
+
+  ensure_all(a); /* damage is recorded in the entry list */
+  g_clear_pointer(&a->marks, g_array_unref);
+  n_segs = a->segments->len;
   g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
   g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
   g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));

@@ -615,3 +615,50 @@ archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 p
   }
   return TRUE;
 }
+
+ArchiveSumLoad
+archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
+                          ArchiveSummary *s, guint8 **head, const char **why, GError **error)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree guint8 *buf = NULL;
+  guint8 hdr[ARCHIVE_SUM_HEADER_SIZE];
+  struct stat st;
+  gsize got = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return ARCHIVE_SUM_MISSING;
+    sqlenvfs_error_errno(error, errno, "open segment summary", path);
+    return ARCHIVE_SUM_ERROR;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < ARCHIVE_SUM_HEADER_SIZE + 4 ||
+      !archive_pread_full(fd, hdr, sizeof hdr, 0, &got, path, NULL) || got != sizeof hdr ||
+      !archive_summary_parse_header(hdr, (gsize)st.st_size, s, why)) {
+    close(fd);
+    if (*why == NULL)
+      *why = "not a segment summary (not a file, or too short)";
+    return ARCHIVE_SUM_BAD;
+  }
+  buf = g_malloc((gsize)s->sizes_off);
+  if (!archive_pread_full(fd, buf, (gsize)s->sizes_off, 0, &got, path, NULL) ||
+      got != s->sizes_off) {
+    close(fd);
+    *why = "it changed while it was read";
+    return ARCHIVE_SUM_BAD;
+  }
+  close(fd);
+  if (get32(buf + 120) != archive_summary_head_crc(buf, (gsize)s->sizes_off)) {
+    *why = "fails its head checksum";
+    return ARCHIVE_SUM_BAD;
+  }
+  if (!archive_summary_check_head(buf, s, why))
+    return ARCHIVE_SUM_BAD;
+  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+    *why = "it does not match its segment (number, size or seal checksum)";
+    return ARCHIVE_SUM_BAD;
+  }
+  *head = g_steal_pointer(&buf);
+  return ARCHIVE_SUM_GOOD;
+}

@@ -24,7 +24,9 @@
  * missing sequence number is a synthetic DAMAGED gap, a COMMIT that reads
  * back has its page images inside its record (version 1) or reports none
  * there (version 2, data offset 0) and the same page numbers read with its
- * pages, and a refresh with nothing new changes nothing. Summaries
+ * pages, and a refresh with nothing new changes nothing; the sparse
+ * reading on a fresh reader (summaries in use) answers with records in
+ * bounds. Summaries
  * (archive_summary.c): every summary is parsed, and, when it parses, its
  * page map searched (a version found lies in the segment, at or before the
  * seq asked); every segment is summarized, and what is built must parse
@@ -223,6 +225,40 @@ write_files(const Files *f)
   }
 }
 
+/* The sparse reading on a fresh reader, before anything loads every entry
+ * (summaries of sealed segments in use): what it answers must be records
+ * of the archive, in bounds. */
+static void
+read_sparse(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(archive_dir, &error);
+  guint64 first = 0, last = 0, after, n;
+  SqlenvfsArchiveEntry e;
+
+  if (a == NULL)
+    fail("open failed on a readable directory", 0);
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after);
+    if (m->type != SQLENVFS_ARCHIVE_GAP && m->type != SQLENVFS_ARCHIVE_OUTAGE)
+      fail("a mark that is not a GAP or an OUTAGE", m->seq);
+  }
+  if (!sqlenvfs_archive_bounds(a, &first, &last))
+    return;
+  if (first > last)
+    fail("bounds out of order", first);
+  for (guint64 s = first; s <= last && s < first + 64; s++)
+    if (sqlenvfs_archive_get(a, s, &e) && e.seq != s)
+      fail("get returned another record", s);
+  if (sqlenvfs_archive_last_state(a, G_MAXINT64, 0, G_MAXUINT64, &e) &&
+      !sqlenvfs_archive_entry_is_state(&e))
+    fail("last_state returned a record that is not a state", e.seq);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  if (sqlenvfs_archive_get(a, first, &e))
+    (void)sqlenvfs_archive_generation_end(a, first, G_MAXUINT64, &e);
+  (void)sqlenvfs_archive_alive(a);
+}
+
 /* Open the archive and read every record the way restore does. */
 static void
 read_all(void)
@@ -364,6 +400,7 @@ check(const Files *f)
   gboolean ok;
 
   write_files(f);
+  read_sparse();
   read_all();
   check_summaries(f);
   ok = sqlenvfs_archive_verify(archive_dir, problem_cb, &n_problems, &res, &error);
