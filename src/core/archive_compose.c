@@ -20,11 +20,19 @@
  *   version 1 page version carries in the summary is there for such a
  *   reader; this one does not use it).
  *
+ * The segments of the range are first walked forward (which way each
+ * takes, the database size through them), then composed from the last to
+ * the first: each page is set once, to the first image decided for it
+ * going back, which is its last in time (a zero page of a shrink counts as
+ * an image). What the image registers stays as large as the database,
+ * whatever the length of the range.
+ *
  * Invariants:
  *   (C1) Both paths set every page to the same image: the page map lists
  *        every version of every page in seq order, a shrink sends the
- *        segment to the record path, and segments are composed in seq
- *        order, later ones overriding earlier ones.
+ *        segment to the record path, which goes back through its commits
+ *        (a commit's shrink after its own pages), and a page decided by a
+ *        later segment is not set again by an earlier one.
  *   (C2) Nothing of a page map is used before all of the segment's entries
  *        in the range were checked against the records they name: the
  *        record holding the image (header checksum, type, compressed, page

@@ -492,8 +492,8 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
       if (pass == 1) {
         if (!ss->is_summarized)
           break;
-        v = (const SqlenvfsArchiveEntry *)a->entries->data + ss->start;
         n = ss->end - ss->start;
+        v = n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
       }
       any = any || n > 0;
       for (guint i = n; i > 0; i--) {
@@ -584,7 +584,7 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
 
   if (!ss->is_summarized) {
     *n = ss->end - ss->start;
-    return (const SqlenvfsArchiveEntry *)a->entries->data + ss->start;
+    return *n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
   }
   if (a->cache_si != si) {
     /* Its index (or a scan of its records when the index is bad), loaded
