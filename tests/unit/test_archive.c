@@ -1673,8 +1673,23 @@ write_history(SqlenvfsArchiveWriter *w, History *h)
   h->last_seq = sqlenvfs_archive_writer_last(w)->seq;
 }
 
-/* Run once on the summaries of sealed segments (_i == 0), once with every
- * entry loaded (_i == 1, as after n_entries()). */
+static void
+remove_files(const char *suffix)
+{
+  g_autoptr(GDir) gd = g_dir_open(dir, 0, NULL);
+  const char *name;
+  ck_assert_ptr_nonnull(gd);
+  while ((name = g_dir_read_name(gd)) != NULL)
+    if (g_str_has_suffix(name, suffix)) {
+      g_autofree char *p = g_build_filename(dir, name, NULL);
+      ck_assert_int_eq(unlink(p), 0);
+    }
+}
+
+/* Run on the summaries of sealed segments (_i == 0), with every entry
+ * loaded (_i == 1, as after n_entries()), and on the summaries with every
+ * index file gone (_i == 2: segments are scanned when their entries are
+ * needed). */
 START_TEST(test_sparse_contract)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -1686,6 +1701,8 @@ START_TEST(test_sparse_contract)
   const SqlenvfsArchiveEntry *m;
 
   write_history(w, &h);
+  if (_i == 2)
+    remove_files(".idx");
   a = open_reader();
   if (_i == 1)
     (void)sqlenvfs_archive_n_entries(a);
@@ -2294,6 +2311,9 @@ START_TEST(test_compose_page_maps_and_records)
   ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4);
   c_check_all(seqs);
   by_map = c_check(seqs, 24, 47);
+  /* Without index files: the summaries and the segments suffice. */
+  remove_files(".idx");
+  c_check_all(seqs);
   c_remove_summaries();
   c_check_all(seqs);
   by_records = c_check(seqs, 24, 47);
@@ -2304,7 +2324,7 @@ START_TEST(test_compose_page_maps_and_records)
     GError *error = NULL;
     ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
   }
-  ck_assert_uint_eq(c_check(seqs, 24, 47), by_map);
+  ck_assert_uint_lt(c_check(seqs, 24, 47) * 2, by_records);
 }
 END_TEST
 
@@ -2559,7 +2579,7 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_decompressed_length_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
   tcase_add_test(tc, test_v2_batches);
-  tcase_add_loop_test(tc, test_sparse_contract, 0, 2);
+  tcase_add_loop_test(tc, test_sparse_contract, 0, 3);
   tcase_add_test(tc, test_sparse_damaged_marks);
   tcase_add_test(tc, test_summary_written_at_seal);
   tcase_add_test(tc, test_summary_v2_page_map);
