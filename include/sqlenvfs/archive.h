@@ -1,7 +1,7 @@
 /*
  * archive.h — the continuous WAL archive of one database on disk
  * (backups/prod/wal_archives/<db>/; byte layout and invariants:
- * docs/ARCHIVE.md and the top of src/core/archive.c).
+ * docs/ARCHIVE.md and the top of src/core/archive_format.c).
  *
  * The archive is a sequence of records, numbered by a sequence number
  * (seq) that increases by one from record to record over the whole archive,
@@ -55,6 +55,8 @@
 #pragma once
 
 #include <glib.h>
+
+#include "sqlenvfs/image.h"
 
 G_BEGIN_DECLS
 
@@ -210,6 +212,14 @@ void sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w);
  * as an older sqlenvfs wrote them. */
 void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version);
 
+/* Write the summary (<number>.sum, docs/ARCHIVE.md) of every sealed
+ * segment that has none: those of archives written before summaries
+ * existed, or whose summary could not be written when they were sealed
+ * (the writer writes one at every seal). Each is built from its segment's
+ * records; a segment that cannot be summarized (damaged) is skipped with a
+ * warning. FALSE and *error only when the directory cannot be listed. */
+gboolean sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error);
+
 /* Make everything appended so far durable (fdatasync of the segment; its
  * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
@@ -249,6 +259,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchive, sqlenvfs_archive_free)
 /* Load records appended since open (or the last refresh). */
 gboolean sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error);
 
+/* The global entry list: every record of every segment, with the synthetic
+ * DAMAGED gaps. Open and refresh do not load the entries of sealed segments
+ * with a good summary (docs/ARCHIVE.md, "Segment summaries"); the first of
+ * these three calls loads them all (memory grows with the history: for
+ * tests and tools; a timeline uses the sparse reading below). */
 guint sqlenvfs_archive_n_entries(const SqlenvfsArchive *a);
 const SqlenvfsArchiveEntry *sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i);
 guint sqlenvfs_archive_n_segments(const SqlenvfsArchive *a);
@@ -269,9 +284,12 @@ gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);
  * needs without walking every entry: they address records by sequence
  * number and time, and list the few records that shape the history
  * ("marks"). They are the reading interface that scales with the data, not
- * with the history: an implementation may keep only per-segment summaries
- * in memory and read index entries on demand. Entries are returned by
- * value (copied into @out).
+ * with the history: for a sealed segment with a good summary the reader
+ * keeps only the summary's header, marks and WAL generations, and reads
+ * the segment's index when a question needs its entries (one such segment
+ * at a time); only the last segment and segments without a usable summary
+ * keep their entries in memory. Entries are returned by value (copied into
+ * @out).
  */
 
 /* Marks: every GAP and OUTAGE entry, real or synthetic (a DAMAGED gap that
@@ -370,7 +388,27 @@ gssize sqlenvfs_archive_record_source_read(gpointer src, void *buf, gsize len, g
 void sqlenvfs_archive_record_source_free(gpointer src);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveRecordSource, sqlenvfs_archive_record_source_free)
 
-/* Read every COMMIT record of @a in full and check it as read_commit does,
+/* Compose the state after record @target_seq on @img, an image (image.h)
+ * of @page_size-byte pages over a base that holds the state after record
+ * @base_seq (@base_pages pages): every page written in (@base_seq,
+ * @target_seq] is set to its last version there (pages past a shrink to
+ * zeros, unless written again), and the image's size to the database's
+ * size after @target_seq (also in *@n_pages). Sealed segments with a good
+ * summary are composed from its page map (a binary search per page; only
+ * the images used are read later, each checked as it is read), the others
+ * from their records, read and checked whole; the image is the same either
+ * way (docs/ARCHIVE.md, "Composing a state"). GAP when a record in the
+ * range is missing or damaged, or a chain starts in it; INTEGRITY when a
+ * record is corrupt or has another page size; *error and FALSE then, with
+ * @img partly set (discard it). @progress (may be NULL) is told the bytes
+ * of COMMIT records composed so far, of those in the range. */
+gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_size,
+                                  guint64 base_seq, guint32 base_pages, guint64 target_seq,
+                                  guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
+                                  GError **error);
+
+/* Read every COMMIT record of @a in full and check it as read_commit does
+ * (first loading every index entry, as n_entries() does),
  * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
  * seq 0, its segment, offset and length kept), so that windows and plans
  * never bridge it and a later base starts a new chain. What was found is

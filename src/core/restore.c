@@ -93,13 +93,14 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 /* ------------------------------------------------------------------ */
 /* Images                                                               */
 
-static gssize
-zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
-{
-  memset(buf, 0, len);
-  return (gssize)len;
-}
-
+/* Whether the base open on @fd holds the state of archived record @seq of
+ * @a, as its MANIFEST's WAL position says: every page that COMMIT record
+ * wrote (its last version, within its database size) must be byte for byte
+ * the base's page, the first 100 bytes of page 1 (the file header, which
+ * copies may stamp) aside. A base that holds another state (a MANIFEST
+ * whose WAL position lies, even one whose checksum was recomputed or that
+ * has none) fails with INTEGRITY naming it. A state that is not a COMMIT (a
+ * GAP's) carries no pages and passes. */
 gboolean
 sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path,
                                   GError **error)
@@ -307,31 +308,6 @@ records_between(SqlenvfsArchive *a, guint64 from_seq, guint64 to_seq)
   return TRUE;
 }
 
-/* The index of the record @seq (which the archive holds) among the
- * archive's entries, for the record loop below: entries are in seq order,
- * the synthetic ones (seq 0) between them. -1 when it is not there. */
-static gint
-index_of_seq(const SqlenvfsArchive *a, guint64 seq)
-{
-  guint lo = 0, hi = sqlenvfs_archive_n_entries(a);
-  while (lo < hi) {
-    guint mid = lo + (hi - lo) / 2, m = mid;
-    while (m < hi && sqlenvfs_archive_entry(a, m)->seq == 0)
-      m++;
-    if (m == hi) {
-      hi = mid;
-      continue;
-    }
-    if (sqlenvfs_archive_entry(a, m)->seq == seq)
-      return (gint)m;
-    if (sqlenvfs_archive_entry(a, m)->seq < seq)
-      lo = m + 1;
-    else
-      hi = mid;
-  }
-  return -1;
-}
-
 SqlenvfsImage *
 sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                        SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -339,14 +315,9 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
-  g_autofree guint *seg_src = NULL;
-  g_autofree guint *rec_src = NULL;
-  g_autofree SqlenvfsArchiveRecordSource **rec_obj = NULL;
   SqlenvfsFileSource *base;
-  guint zero_src = 0;
-  gint from = -1, to = -1;
+  SqlenvfsArchiveEntry rec;
   guint32 cur_pages;
-  guint64 done = 0;
 
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
@@ -357,15 +328,8 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
                            sqlenvfs_file_source_close);
   cur_pages = plan->base_n_pages;
-  {
-    SqlenvfsArchiveEntry rec;
-    if (sqlenvfs_archive_get(a, plan->base_seq, &rec) &&
-        sqlenvfs_archive_get(a, plan->state_seq, &rec) && plan->base_seq <= plan->state_seq) {
-      from = index_of_seq(a, plan->base_seq);
-      to = index_of_seq(a, plan->state_seq);
-    }
-  }
-  if (from < 0 || to < from) {
+  if (!sqlenvfs_archive_get(a, plan->base_seq, &rec) ||
+      !sqlenvfs_archive_get(a, plan->state_seq, &rec) || plan->base_seq > plan->state_seq) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                 "restore %s: the archive %s no longer holds the records from the base %s on "
                 "(pruned or damaged since; plan the restore again)",
@@ -379,72 +343,9 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
     return NULL;
   }
 
-  seg_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
-  rec_src = g_new0(guint, sqlenvfs_archive_n_segments(a));
-  rec_obj = g_new0(SqlenvfsArchiveRecordSource *, sqlenvfs_archive_n_segments(a));
-
-  for (gint i = from + 1; i <= to; i++) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
-    g_autofree guint32 *pgnos = NULL;
-    guint64 data;
-
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    if (e->page_size != plan->page_size) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                  "restore %s: archived record %" G_GUINT64_FORMAT " has pages of %u bytes, the "
-                  "base %s has %u", plan->db, e->seq, e->page_size, plan->base_path,
-                  plan->page_size);
-      return NULL;
-    }
-    pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
-    if (pgnos == NULL)
-      return NULL;
-    if (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
-      /* Read through the record source, which decompresses on demand; a
-       * commit of a batch has its pages in the batch's first record. */
-      const SqlenvfsArchiveEntry *holder = e;
-      guint32 first = 0;
-      if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
-        holder = sqlenvfs_archive_batch_first(a, e, &first);
-        g_assert(holder != NULL); /* read_commit() found it */
-      }
-      if (rec_src[e->segment] == 0) {
-        rec_obj[e->segment] = sqlenvfs_archive_record_source_new(a, e->segment, error);
-        if (rec_obj[e->segment] == NULL)
-          return NULL;
-        rec_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_archive_record_source_read,
-                                                        rec_obj[e->segment],
-                                                        sqlenvfs_archive_record_source_free);
-      }
-      for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(img, pgnos[k], rec_src[e->segment],
-                                sqlenvfs_archive_record_source_add(rec_obj[e->segment], holder,
-                                                                   first + k));
-    } else {
-      if (seg_src[e->segment] == 0) {
-        const char *path = sqlenvfs_archive_segment(a, e->segment)->path;
-        SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
-        if (fs == NULL)
-          return NULL;
-        seg_src[e->segment] = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read, fs,
-                                                        sqlenvfs_file_source_close);
-      }
-      for (guint32 k = 0; k < e->n_pages; k++)
-        sqlenvfs_image_set_page(img, pgnos[k], seg_src[e->segment],
-                                (goffset)(data + (guint64)k * e->page_size));
-    }
-    if (e->db_pages < cur_pages) {
-      if (zero_src == 0)
-        zero_src = sqlenvfs_image_add_source(img, zero_read, NULL, NULL);
-      for (guint32 p = e->db_pages + 1; p <= cur_pages; p++)
-        sqlenvfs_image_set_page(img, p, zero_src, 0);
-    }
-    cur_pages = e->db_pages;
-    done += e->length;
-    if (progress)
-      progress(user, done, plan->archive_bytes);
-  }
+  if (!sqlenvfs_archive_compose(a, img, plan->page_size, plan->base_seq, plan->base_n_pages,
+                                plan->state_seq, &cur_pages, progress, user, error))
+    return NULL;
   if (cur_pages != plan->n_pages) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "restore %s: the archive %s changed since the restore was planned (plan it again)",

@@ -1,5 +1,5 @@
 /*
- * fuzz_archive.c — the WAL archive reader (src/core/archive.c) on arbitrary
+ * fuzz_archive.c — the WAL archive reader (src/core/archive_*.c) on arbitrary
  * bytes: segment headers, records, index files and the alive file, through
  * the public functions that read them from disk: sqlenvfs_archive_open()
  * (index, then a scan of the segment past it), _refresh(), _read_commit(),
@@ -10,8 +10,9 @@
  *
  * An input is the files of one archive concatenated, each starting with its
  * magic: "SQEFSSEG" starts the next segment (numbered 1, 2, ... in input
- * order), "SQEFSIDX" the index of the segment before it, "SQEFSALV" the
- * alive file; bytes before the first magic belong to segment 1. The files
+ * order), "SQEFSIDX" the index of the segment before it, "SQEFSSUM" its
+ * summary, "SQEFSALV" the alive file; bytes before the first magic belong
+ * to segment 1. The files
  * are written to a private directory, which is emptied before each input.
  *
  * Random bytes almost never carry valid crc32s, so each input is read twice:
@@ -23,7 +24,13 @@
  * missing sequence number is a synthetic DAMAGED gap, a COMMIT that reads
  * back has its page images inside its record (version 1) or reports none
  * there (version 2, data offset 0) and the same page numbers read with its
- * pages, and a refresh with nothing new changes nothing.
+ * pages, and a refresh with nothing new changes nothing; the sparse
+ * reading on a fresh reader (summaries in use) answers with records in
+ * bounds. Summaries
+ * (archive_summary.c): every summary is parsed, and, when it parses, its
+ * page map searched (a version found lies in the segment, at or before the
+ * seq asked); every segment is summarized, and what is built must parse
+ * and match its segment.
  */
 #include "fuzzutil.h"
 
@@ -31,20 +38,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/core/archive_int.h"
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/util.h"
 
 #define MAX_SEGMENTS 8
-#define SEG_HEADER_SIZE 64
-#define REC_HEADER_SIZE 96
-#define REC_EMPTY_SIZE 104
-#define IDX_HEADER_SIZE 32
-#define IDX_ENTRY_SIZE 112
-#define ALIVE_SIZE 32
 
 typedef struct {
   GByteArray *seg[MAX_SEGMENTS];
   GByteArray *idx[MAX_SEGMENTS];
+  GByteArray *sum[MAX_SEGMENTS];
   GByteArray *alive;
   guint n_segs;
 } Files;
@@ -58,21 +61,7 @@ fail(const char *what, guint64 seq)
   abort();
 }
 
-static guint64
-get64(const guint8 *p)
-{
-  guint64 v = 0;
-  for (int i = 7; i >= 0; i--)
-    v = (v << 8) | p[i];
-  return v;
-}
 
-static void
-put32(guint8 *p, guint32 v)
-{
-  for (int i = 0; i < 4; i++)
-    p[i] = (v >> (8 * i)) & 0xff;
-}
 
 static void
 files_clear(Files *f)
@@ -82,6 +71,8 @@ files_clear(Files *f)
       g_byte_array_unref(f->seg[i]);
     if (f->idx[i])
       g_byte_array_unref(f->idx[i]);
+    if (f->sum[i])
+      g_byte_array_unref(f->sum[i]);
   }
   if (f->alive)
     g_byte_array_unref(f->alive);
@@ -106,7 +97,8 @@ split(const guint8 *data, gsize size, Files *f)
     gboolean is_seg = is_magic && memcmp(data + i + 5, "SEG", 3) == 0;
     gboolean is_idx = is_magic && memcmp(data + i + 5, "IDX", 3) == 0;
     gboolean is_alv = is_magic && memcmp(data + i + 5, "ALV", 3) == 0;
-    if (!at_end && !is_seg && !is_idx && !is_alv) {
+    gboolean is_sum = is_magic && memcmp(data + i + 5, "SUM", 3) == 0;
+    if (!at_end && !is_seg && !is_idx && !is_alv && !is_sum) {
       i++;
       continue;
     }
@@ -131,6 +123,11 @@ split(const guint8 *data, gsize size, Files *f)
       if (f->idx[k] == NULL)
         f->idx[k] = g_byte_array_new();
       cur = f->idx[k];
+    } else if (is_sum) {
+      guint k = f->n_segs - 1;
+      if (f->sum[k] == NULL)
+        f->sum[k] = g_byte_array_new();
+      cur = f->sum[k];
     } else {
       if (f->alive == NULL)
         f->alive = g_byte_array_new();
@@ -140,12 +137,12 @@ split(const guint8 *data, gsize size, Files *f)
 }
 
 static guint32
-crc(const guint8 *p, gsize len)
+crc_of(const guint8 *p, gsize len)
 {
   return sqlenvfs_crc32(0, p, len);
 }
 
-/* Recompute every checksum of @f in place (the layout is in archive.c). */
+/* Recompute every checksum of @f in place (the layout is in archive_format.c). */
 static void
 fix_checksums(Files *f)
 {
@@ -155,30 +152,50 @@ fix_checksums(Files *f)
     gsize off = SEG_HEADER_SIZE;
 
     if (len >= SEG_HEADER_SIZE)
-      put32(p + 60, crc(p, 60));
+      put32(p + 60, crc_of(p, 60));
     while (len >= SEG_HEADER_SIZE && off + REC_HEADER_SIZE <= len) {
       guint64 length = get64(p + off + 8);
       if (p[off + 4] == 4 && p[off + 5] == 0) /* a seal: crc32 of the segment before it */
-        put32(p + off + 80, crc(p, off));
-      put32(p + off + 92, crc(p + off, 92));
+        put32(p + off + 80, crc_of(p, off));
+      put32(p + off + 92, crc_of(p + off, 92));
       if (length < REC_EMPTY_SIZE || length > len - off)
         break;
-      put32(p + off + length - 8, crc(p + off, length - 8));
+      put32(p + off + length - 8, crc_of(p + off, length - 8));
       off += length;
     }
     if (f->idx[k] != NULL) {
       guint8 *q = f->idx[k]->data;
       gsize ilen = f->idx[k]->len;
       if (ilen >= IDX_HEADER_SIZE)
-        put32(q + 28, crc(q, 28));
+        put32(q + 28, crc_of(q, 28));
       for (gsize e = IDX_HEADER_SIZE; e + IDX_ENTRY_SIZE <= ilen; e += IDX_ENTRY_SIZE) {
-        put32(q + e + 92, crc(q + e, 92));
-        put32(q + e + 108, crc(q + e, 108));
+        put32(q + e + 92, crc_of(q + e, 92));
+        put32(q + e + 108, crc_of(q + e, 108));
       }
     }
   }
+  for (guint k = 0; k < f->n_segs; k++) {
+    guint8 *p;
+    gsize len;
+    if (f->sum[k] == NULL || f->sum[k]->len < ARCHIVE_SUM_HEADER_SIZE + 4)
+      continue;
+    p = f->sum[k]->data;
+    len = f->sum[k]->len;
+    {
+      guint64 head = ARCHIVE_SUM_HEADER_SIZE + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
+                     (guint64)get32(p + 100) * ARCHIVE_SUM_GEN_SIZE;
+      for (guint64 m = ARCHIVE_SUM_HEADER_SIZE; m + IDX_ENTRY_SIZE <= MIN(head, len);
+           m += IDX_ENTRY_SIZE) {
+        put32(p + m + 92, crc_of(p + m, 92));
+        put32(p + m + 108, crc_of(p + m, 108));
+      }
+      if (head <= len - 4)
+        put32(p + 120, archive_summary_head_crc(p, (gsize)head));
+    }
+    put32(p + len - 4, crc_of(p, len - 4));
+  }
   if (f->alive != NULL && f->alive->len >= ALIVE_SIZE)
-    put32(f->alive->data + 28, crc(f->alive->data, 28));
+    put32(f->alive->data + 28, crc_of(f->alive->data, 28));
 }
 
 static void
@@ -196,11 +213,50 @@ write_files(const Files *f)
       g_autofree char *ipath = g_build_filename(archive_dir, iname, NULL);
       fuzz_write_file(ipath, f->idx[k]->data, f->idx[k]->len);
     }
+    if (f->sum[k] != NULL) {
+      g_autofree char *uname = g_strdup_printf("%016u.sum", k + 1);
+      g_autofree char *upath = g_build_filename(archive_dir, uname, NULL);
+      fuzz_write_file(upath, f->sum[k]->data, f->sum[k]->len);
+    }
   }
   if (f->alive != NULL) {
     g_autofree char *apath = g_build_filename(archive_dir, "alive", NULL);
     fuzz_write_file(apath, f->alive->data, f->alive->len);
   }
+}
+
+/* The sparse reading on a fresh reader, before anything loads every entry
+ * (summaries of sealed segments in use): what it answers must be records
+ * of the archive, in bounds. */
+static void
+read_sparse(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(archive_dir, &error);
+  guint64 first = 0, last = 0, after, n;
+  SqlenvfsArchiveEntry e;
+
+  if (a == NULL)
+    fail("open failed on a readable directory", 0);
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after);
+    if (m->type != SQLENVFS_ARCHIVE_GAP && m->type != SQLENVFS_ARCHIVE_OUTAGE)
+      fail("a mark that is not a GAP or an OUTAGE", m->seq);
+  }
+  if (!sqlenvfs_archive_bounds(a, &first, &last))
+    return;
+  if (first > last)
+    fail("bounds out of order", first);
+  for (guint64 s = first; s <= last && s < first + 64; s++)
+    if (sqlenvfs_archive_get(a, s, &e) && e.seq != s)
+      fail("get returned another record", s);
+  if (sqlenvfs_archive_last_state(a, G_MAXINT64, 0, G_MAXUINT64, &e) &&
+      !sqlenvfs_archive_entry_is_state(&e))
+    fail("last_state returned a record that is not a state", e.seq);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  if (sqlenvfs_archive_get(a, first, &e))
+    (void)sqlenvfs_archive_generation_end(a, first, G_MAXUINT64, &e);
+  (void)sqlenvfs_archive_alive(a);
 }
 
 /* Open the archive and read every record the way restore does. */
@@ -286,6 +342,55 @@ problem_cb(gpointer user, const char *file, const char *message)
   (*(guint *)user)++;
 }
 
+/* Search the page map of the parsed summary @p for a few pages and seqs:
+ * what is found must be a version at or before the seq asked, inside the
+ * segment. */
+static void
+search_page_map(const guint8 *p, const ArchiveSummary *s)
+{
+  for (guint i = 0; i < MIN(s->n_pages, 64u); i++) {
+    guint32 pgno = get32(p + s->pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
+    guint64 seqs[] = { 0, s->first_seq, (s->first_seq + s->last_seq) / 2, s->last_seq,
+                       G_MAXUINT64 };
+    for (guint j = 0; j < G_N_ELEMENTS(seqs); j++) {
+      ArchiveSumVersion v;
+      if (!archive_summary_page_version(p, s, pgno, seqs[j], &v))
+        continue;
+      if (v.seq > seqs[j] || v.seq < s->first_seq || v.seq >= s->last_seq ||
+          v.offset < SEG_HEADER_SIZE || v.offset >= s->seg_size)
+        fail("a page version outside what was asked or outside the segment", v.seq);
+    }
+    if (!archive_summary_page_version(p, s, pgno, G_MAXUINT64, &(ArchiveSumVersion){ 0 }))
+      fail("a page of the page table without a version", pgno);
+  }
+}
+
+/* Parse every summary given; summarize every segment, and parse what is
+ * built. */
+static void
+check_summaries(const Files *f)
+{
+  for (guint k = 0; k < f->n_segs; k++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GByteArray) built = NULL;
+    ArchiveSummary s;
+    const char *why = NULL;
+    if (f->sum[k] != NULL && archive_summary_parse(f->sum[k]->data, f->sum[k]->len, &s, &why))
+      search_page_map(f->sum[k]->data, &s);
+    built = archive_summary_build(archive_dir, k + 1, &error);
+    if (built == NULL) {
+      if (error == NULL)
+        fail("a segment not summarized without an error", 0);
+      continue;
+    }
+    if (!archive_summary_parse(built->data, built->len, &s, &why))
+      fail(why, 0);
+    if (s.number != k + 1 || s.seg_size != f->seg[k]->len)
+      fail("a summary built that does not match its segment", 0);
+    search_page_map(built->data, &s);
+  }
+}
+
 static void
 check(const Files *f)
 {
@@ -295,7 +400,9 @@ check(const Files *f)
   gboolean ok;
 
   write_files(f);
+  read_sparse();
   read_all();
+  check_summaries(f);
   ok = sqlenvfs_archive_verify(archive_dir, problem_cb, &n_problems, &res, &error);
   if (ok != (n_problems == 0) || (!ok && error == NULL) || res.n_problems != n_problems)
     fail("verify's result disagrees with the problems it reported", 0);

@@ -151,7 +151,7 @@ add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
 
 /* The files of archive @dir concatenated, as fuzz_archive reads them. */
 static GByteArray *
-pack_archive(const char *dir, gboolean with_index, gboolean with_alive)
+pack_archive(const char *dir, gboolean with_index, gboolean with_alive, gboolean with_sum)
 {
   GByteArray *out = g_byte_array_new();
   for (guint k = 1;; k++) {
@@ -167,6 +167,14 @@ pack_archive(const char *dir, gboolean with_index, gboolean with_alive)
     if (with_index && g_file_test(ipath, G_FILE_TEST_EXISTS)) {
       g_autoptr(GBytes) idx = slurp(ipath);
       g_byte_array_append(out, g_bytes_get_data(idx, NULL), (guint)g_bytes_get_size(idx));
+    }
+    if (with_sum) {
+      g_autofree char *uname = g_strdup_printf("%016u.sum", k);
+      g_autofree char *upath = g_build_filename(dir, uname, NULL);
+      if (g_file_test(upath, G_FILE_TEST_EXISTS)) {
+        g_autoptr(GBytes) sum = slurp(upath);
+        g_byte_array_append(out, g_bytes_get_data(sum, NULL), (guint)g_bytes_get_size(sum));
+      }
     }
   }
   if (with_alive) {
@@ -216,11 +224,11 @@ gen_archive(const char *tmp)
         !sqlenvfs_archive_writer_set_alive(w, T0 + 12 * G_USEC_PER_SEC, 0, &error))
       die("sync archive", error);
   }
-  b = pack_archive(small, TRUE, TRUE);
+  b = pack_archive(small, TRUE, TRUE, FALSE);
   emit("archive", "archive-v2-small", b->data, b->len);
   /* A torn last record (an interrupted write) and no index or alive file. */
   g_byte_array_free(b, TRUE);
-  b = pack_archive(small, FALSE, FALSE);
+  b = pack_archive(small, FALSE, FALSE, FALSE);
   emit("archive", "archive-v2-torn-noindex", b->data, b->len - 300);
   g_byte_array_free(b, TRUE);
 
@@ -238,8 +246,13 @@ gen_archive(const char *tmp)
     if (!sqlenvfs_archive_writer_sync(w, &error))
       die("sync archive", error);
   }
-  b = pack_archive(rolled, TRUE, FALSE);
+  b = pack_archive(rolled, TRUE, FALSE, FALSE);
   emit("archive", "archive-v2-two-segments", b->data, b->len);
+  g_byte_array_free(b, TRUE);
+  /* The same with the first segment's summary (written when it was
+   * sealed) after its index. */
+  b = pack_archive(rolled, TRUE, FALSE, TRUE);
+  emit("archive", "archive-v2-summary", b->data, b->len);
   g_byte_array_free(b, TRUE);
 
   /* A batch of three commits (the first record holds all their pages),
@@ -264,7 +277,7 @@ gen_archive(const char *tmp)
         !sqlenvfs_archive_writer_set_alive(w, T0 + 5 * G_USEC_PER_SEC, 0, &error))
       die("sync archive", error);
   }
-  b = pack_archive(batched, TRUE, TRUE);
+  b = pack_archive(batched, TRUE, TRUE, FALSE);
   emit("archive", "archive-v2-batch", b->data, b->len);
   g_byte_array_free(b, TRUE);
 }

@@ -5,12 +5,16 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
+#include "../../src/core/archive_int.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/image.h"
 #include "sqlenvfs/util.h"
 #include <zstd.h>
 
@@ -533,8 +537,10 @@ START_TEST(test_check_records)
   ck_assert_no_error(error);
   g_clear_pointer(&a, sqlenvfs_archive_free);
 
-  /* Unchanged: nothing is read again. */
+  /* Unchanged: no record is read again (the index entries are: a check
+   * records damage in the entry list, which it loads whole). */
   a = open_reader();
+  (void)sqlenvfs_archive_n_entries(a);
   before = testutil_bytes_read();
   ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
   ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
@@ -596,6 +602,7 @@ START_TEST(test_check_records_memo_file)
   /* Another process (nothing remembered in memory): the file answers. */
   sqlenvfs_archive_forget_checks();
   a = open_reader();
+  (void)sqlenvfs_archive_n_entries(a);
   before = testutil_bytes_read();
   ck_assert_int_eq(sqlenvfs_archive_check_records(a, memo, &error), 0);
   ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
@@ -1620,6 +1627,925 @@ START_TEST(test_v2_batches)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* The sparse reading interface: its contract, on an archive of many small
+ * segments with gaps, an outage and WAL generations. */
+
+/* A history: a first-start GAP (a state), commits 1..12, an OUTAGE,
+ * commits 13..20, a GAP whose WAL held commits (not a state), commits
+ * 21..30; 8 pages each, so that 64 KiB segments roll every few commits.
+ * seqs[k] is the seq of commit k, seqs[0] of the first GAP. */
+typedef struct {
+  guint64 seqs[31];
+  guint64 outage_seq, gap2_seq, last_seq;
+} History;
+
+static void
+write_history(SqlenvfsArchiveWriter *w, History *h)
+{
+  SqlenvfsArchiveEntry wal = { 0 };
+  GError *error = NULL;
+
+  wal.page_size = PS;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + G_USEC_PER_SEC / 2, 0,
+                                            SQLENVFS_GAP_FIRST_START, "first", &wal, &error));
+  h->seqs[0] = sqlenvfs_archive_writer_last(w)->seq;
+  for (guint k = 1; k <= 30; k++) {
+    if (k == 13) {
+      ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 12 * G_USEC_PER_SEC + 10,
+                                                   T0 + 12 * G_USEC_PER_SEC + 20, &error));
+      h->outage_seq = sqlenvfs_archive_writer_last(w)->seq;
+    }
+    if (k == 21) {
+      wal.salt1 = 0x1002;
+      wal.commit_frame = 7;
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + 20 * G_USEC_PER_SEC + 10,
+                                                T0 + 20 * G_USEC_PER_SEC,
+                                                SQLENVFS_GAP_WAL_RESTARTED, "restarted", &wal,
+                                                &error));
+      h->gap2_seq = sqlenvfs_archive_writer_last(w)->seq;
+    }
+    add_commit(w, k, 8);
+    h->seqs[k] = sqlenvfs_archive_writer_last(w)->seq;
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  h->last_seq = sqlenvfs_archive_writer_last(w)->seq;
+}
+
+static void
+remove_files(const char *suffix)
+{
+  g_autoptr(GDir) gd = g_dir_open(dir, 0, NULL);
+  const char *name;
+  ck_assert_ptr_nonnull(gd);
+  while ((name = g_dir_read_name(gd)) != NULL)
+    if (g_str_has_suffix(name, suffix)) {
+      g_autofree char *p = g_build_filename(dir, name, NULL);
+      ck_assert_int_eq(unlink(p), 0);
+    }
+}
+
+/* Run on the summaries of sealed segments (_i == 0), with every entry
+ * loaded (_i == 1, as after n_entries()), and on the summaries with every
+ * index file gone (_i == 2: segments are scanned when their entries are
+ * needed). */
+START_TEST(test_sparse_contract)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry e, e2;
+  History h;
+  guint64 first, last, after, n, bytes, want_bytes = 0;
+  guint32 db_pages;
+  const SqlenvfsArchiveEntry *m;
+
+  write_history(w, &h);
+  if (_i == 2)
+    remove_files(".idx");
+  a = open_reader();
+  if (_i == 1)
+    (void)sqlenvfs_archive_n_entries(a);
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4); /* so that it spans segments */
+
+  /* bounds */
+  ck_assert(sqlenvfs_archive_bounds(a, &first, &last));
+  ck_assert_uint_eq(first, h.seqs[0]);
+  ck_assert_uint_eq(last, h.last_seq);
+
+  /* marks: the two GAPs and the OUTAGE, in order, each after seq - 1 */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a), 3);
+  m = sqlenvfs_archive_mark(a, 0, &after);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_uint_eq(m->seq, h.seqs[0]);
+  ck_assert_uint_eq(after, h.seqs[0] - 1);
+  ck_assert(sqlenvfs_archive_entry_is_state(m));
+  m = sqlenvfs_archive_mark(a, 1, &after);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_OUTAGE);
+  ck_assert_uint_eq(m->seq, h.outage_seq);
+  ck_assert_uint_eq(after, h.outage_seq - 1);
+  ck_assert_int_eq(m->aux_time, T0 + 12 * G_USEC_PER_SEC + 10);
+  m = sqlenvfs_archive_mark(a, 2, NULL);
+  ck_assert_int_eq(m->type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_uint_eq(m->seq, h.gap2_seq);
+  ck_assert_int_eq(m->reason, SQLENVFS_GAP_WAL_RESTARTED);
+  ck_assert(!sqlenvfs_archive_entry_is_state(m));
+
+  /* get: every record by seq (seals included), nothing outside */
+  for (guint64 s = first; s <= last; s++) {
+    ck_assert(sqlenvfs_archive_get(a, s, &e));
+    ck_assert_uint_eq(e.seq, s);
+  }
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_get(a, h.seqs[k], &e));
+    ck_assert_int_eq(e.type, SQLENVFS_ARCHIVE_COMMIT);
+    ck_assert_int_eq(e.time, T0 + (gint64)k * G_USEC_PER_SEC);
+    ck_assert_uint_eq(e.db_pages, k + 18);
+    ck_assert_uint_eq(e.n_pages, 8);
+    check_commit(a, &e, k);
+  }
+  ck_assert(!sqlenvfs_archive_get(a, 0, &e));
+  ck_assert(!sqlenvfs_archive_get(a, last + 1, &e));
+
+  /* last_state: at and between commit times, across segment boundaries */
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC, 0, G_MAXUINT64,
+                                          &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC + 999999, 0,
+                                          G_MAXUINT64, &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]); /* not a seal, outage or the non-state gap after it */
+    /* bounded by seq: the state before, or none inside the range */
+    ck_assert(sqlenvfs_archive_last_state(a, T0 + 40 * G_USEC_PER_SEC, 0, h.seqs[k], &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+    ck_assert(!sqlenvfs_archive_last_state(a, T0 + (gint64)k * G_USEC_PER_SEC - 1, h.seqs[k],
+                                           G_MAXUINT64, &e));
+  }
+  ck_assert(sqlenvfs_archive_last_state(a, T0 + G_USEC_PER_SEC - 1, 0, G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[0]); /* the first-start GAP is a state */
+  ck_assert(!sqlenvfs_archive_last_state(a, T0, 0, G_MAXUINT64, &e));
+  ck_assert(!sqlenvfs_archive_last_state(a, T0 + 40 * G_USEC_PER_SEC, h.seqs[30] + 1,
+                                         G_MAXUINT64, &e));
+
+  /* find_commit: by WAL position (add_commit: salt1 0x1000 + k / 10,
+   * commit frame 1 + (k % 10) * 3 + 7, checksums 3k, 5k) */
+  for (guint k = 1; k <= 30; k++) {
+    ck_assert(sqlenvfs_archive_find_commit(a, 0x1000 + k / 10, 0xabcdef, 8 + (k % 10) * 3, k * 3,
+                                           k * 5, &e));
+    ck_assert_uint_eq(e.seq, h.seqs[k]);
+  }
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1001, 0xabcdef, 8 + 5 * 3, 15 * 3, 15 * 5 + 1, &e));
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 5 * 3, 15 * 3, 15 * 5, &e));
+
+  /* generation_end: generations are commits 1..9, 10..19 (over the
+   * OUTAGE and several segments), 20..29, 30 */
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[1], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[9]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[10], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[19]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[10], h.seqs[14], &e));
+  ck_assert_uint_eq(e.seq, h.seqs[14]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[19], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[19]);
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[30], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[30]);
+  ck_assert(!sqlenvfs_archive_generation_end(a, last + 1, G_MAXUINT64, &e));
+
+  /* count_commits: (after, upto], bytes and the size after the last */
+  for (guint k = 3; k <= 25; k++) {
+    ck_assert(sqlenvfs_archive_get(a, h.seqs[k], &e2));
+    want_bytes += e2.length;
+  }
+  db_pages = 0;
+  sqlenvfs_archive_count_commits(a, h.seqs[2], h.seqs[25], &n, &bytes, &db_pages);
+  ck_assert_uint_eq(n, 23);
+  ck_assert_uint_eq(bytes, want_bytes);
+  ck_assert_uint_eq(db_pages, 25 + 18);
+  db_pages = 77;
+  sqlenvfs_archive_count_commits(a, h.seqs[12], h.outage_seq, &n, &bytes, &db_pages);
+  ck_assert_uint_eq(n, 0);
+  ck_assert_uint_eq(bytes, 0);
+  ck_assert_uint_eq(db_pages, 77);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  ck_assert_uint_eq(n, 30);
+}
+END_TEST
+
+/* Records found damaged (check_records) and sequence numbers missing (a
+ * lost segment) are marks: DAMAGED gaps, seq 0, after the last real record
+ * before them; what they stand for cannot be got, counted or found. */
+START_TEST(test_sparse_damaged_marks)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *seg_path = NULL;
+  SqlenvfsArchiveEntry e;
+  GError *error = NULL;
+  History h;
+  guint64 after, n, seg2_first, seg3_first, prev_after = 0;
+  guint n_damaged = 0, k_in_seg2 = 0, k_lost = 0;
+
+  write_history(w, &h);
+  a = open_reader();
+  seg2_first = sqlenvfs_archive_segment(a, 1)->first_seq;
+  seg3_first = sqlenvfs_archive_segment(a, 2)->first_seq;
+  for (guint k = 1; k <= 30; k++)
+    if (h.seqs[k] >= seg2_first && h.seqs[k] < seg3_first)
+      k_in_seg2 = k_in_seg2 ? k_in_seg2 : k;
+  ck_assert_uint_ne(k_in_seg2, 0);
+  /* Damage commit 25 in its record body. */
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[25], &e));
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e.segment)->path);
+  flip_byte(seg_path, (goffset)(e.offset + e.length / 2));
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert_int_eq(unlink(seg2), 0);
+
+  a = open_reader();
+  /* Before any check (on the summaries): the lost segment only. */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a),
+                    h.outage_seq >= seg2_first && h.outage_seq < seg3_first ? 3 : 4);
+  {
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, 1, &after);
+    ck_assert_int_eq(m->reason, SQLENVFS_GAP_DAMAGED);
+    ck_assert_uint_eq(m->seq, 0);
+    ck_assert_uint_eq(after, seg2_first - 1);
+  }
+  ck_assert(!sqlenvfs_archive_get(a, seg2_first, &e));
+  ck_assert(sqlenvfs_archive_get(a, seg3_first, &e));
+  ck_assert(sqlenvfs_archive_get(a, seg2_first - 1, &e));
+  ck_assert(sqlenvfs_archive_check_records(a, NULL, &error) == 1);
+  ck_assert_no_error(error);
+  /* The two GAPs, the OUTAGE unless it was in the lost segment, and two
+   * DAMAGED gaps. */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a),
+                    h.outage_seq >= seg2_first && h.outage_seq < seg3_first ? 4 : 5);
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after);
+    ck_assert_uint_ge(after, prev_after); /* in archive order */
+    prev_after = after;
+    if (m->type != SQLENVFS_ARCHIVE_GAP || m->reason != SQLENVFS_GAP_DAMAGED)
+      continue;
+    n_damaged++;
+    ck_assert_uint_eq(m->seq, 0);
+    ck_assert(!sqlenvfs_archive_entry_is_state(m));
+    if (n_damaged == 1)
+      ck_assert_uint_eq(after, seg2_first - 1); /* the lost segment */
+    else
+      ck_assert_uint_eq(after, h.seqs[25] - 1); /* the damaged record */
+  }
+  ck_assert_uint_eq(n_damaged, 2);
+
+  ck_assert(!sqlenvfs_archive_get(a, h.seqs[25], &e));
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[24], &e));
+  ck_assert(sqlenvfs_archive_get(a, h.seqs[26], &e));
+  for (guint64 s = seg2_first; s < seg3_first; s++)
+    ck_assert(!sqlenvfs_archive_get(a, s, &e));
+  ck_assert(sqlenvfs_archive_get(a, seg3_first, &e));
+  for (guint k = 1; k <= 30; k++)
+    if (h.seqs[k] >= seg2_first && h.seqs[k] < seg3_first) {
+      k_lost++;
+      ck_assert(!sqlenvfs_archive_find_commit(a, 0x1000 + k / 10, 0xabcdef, 8 + (k % 10) * 3,
+                                              k * 3, k * 5, &e));
+    }
+  ck_assert(!sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 5 * 3, 25 * 3, 25 * 5, &e));
+  ck_assert(sqlenvfs_archive_find_commit(a, 0x1002, 0xabcdef, 8 + 6 * 3, 26 * 3, 26 * 5, &e));
+
+  /* Not a state any more: the state at its time is the one before it. */
+  ck_assert(sqlenvfs_archive_last_state(a, T0 + 25 * G_USEC_PER_SEC, 0, G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[24]);
+  sqlenvfs_archive_count_commits(a, h.seqs[23], h.seqs[27], &n, NULL, NULL);
+  ck_assert_uint_eq(n, 3);
+  sqlenvfs_archive_count_commits(a, 0, G_MAXUINT64, &n, NULL, NULL);
+  ck_assert_uint_eq(n, 30 - 1 - k_lost);
+  /* A generation does not run over a damaged record. */
+  ck_assert(sqlenvfs_archive_generation_end(a, h.seqs[21], G_MAXUINT64, &e));
+  ck_assert_uint_eq(e.seq, h.seqs[24]);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Segment summaries */
+
+static char *
+sum_path(guint64 number)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".sum", number);
+  return g_build_filename(dir, name, NULL);
+}
+
+static guint
+count_problems(void)
+{
+  Seen seen = { 0 };
+  GError *error = NULL;
+  gboolean ok = sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error);
+  ck_assert_int_eq(ok, seen.n == 0);
+  g_clear_error(&error);
+  g_free(seen.files);
+  return seen.n;
+}
+
+/* Check, in the summary of segment @number, the page map against what
+ * write_history() wrote: page P was written by commits P-7..P (those of
+ * them present in the segment), image P-k of commit k. */
+static void
+check_page_map(SqlenvfsArchive *a, const History *h, guint64 number, gboolean v1)
+{
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, (guint)number - 1);
+  g_autofree guint8 *data = NULL;
+  ArchiveSummary s;
+  SqlenvfsArchiveEntry seal;
+  const char *why = NULL;
+  GError *error = NULL;
+  guint n_found = 0;
+
+  ck_assert(seg->is_sealed);
+  ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+  ck_assert_int_eq(seal.type, SQLENVFS_ARCHIVE_SEAL);
+  ck_assert_int_eq(archive_summary_load(dir, number, seg->size, seal.reason, &s, &data, &why,
+                                        &error),
+                   ARCHIVE_SUM_GOOD);
+  ck_assert_uint_eq(s.first_seq, seg->first_seq);
+  ck_assert_uint_eq(s.last_seq, seal.seq);
+  ck_assert_uint_eq(s.seg_version, v1 ? 1 : 2);
+  for (guint32 pg = 1; pg <= 40; pg++)
+    for (guint j = 0; j <= 30; j++) {
+      guint64 max_seq = j == 0 ? h->seqs[0] : h->seqs[j];
+      ArchiveSumVersion v;
+      guint want_k = 0;
+      for (guint k = 1; k <= 30; k++)
+        if (h->seqs[k] <= max_seq && h->seqs[k] >= s.first_seq && h->seqs[k] < s.last_seq &&
+            pg >= k && pg < k + 8)
+          want_k = k;
+      if (!archive_summary_page_version(data, &s, pg, max_seq, &v)) {
+        ck_assert_uint_eq(want_k, 0);
+        continue;
+      }
+      ck_assert_uint_ne(want_k, 0);
+      ck_assert_uint_eq(v.seq, h->seqs[want_k]);
+      ck_assert_uint_eq(v.index, pg - want_k);
+      {
+        SqlenvfsArchiveEntry e;
+        ck_assert(sqlenvfs_archive_get(a, v.seq, &e));
+        ck_assert_uint_eq(v.offset, e.offset);
+      }
+      if (v1) {
+        guint8 want[PS];
+        fill_page(want, pg, want_k);
+        ck_assert_uint_eq(v.crc, sqlenvfs_crc32(0, want, PS));
+      } else {
+        ck_assert_uint_eq(v.crc, 0);
+      }
+      n_found++;
+    }
+  ck_assert_uint_gt(n_found, 0);
+}
+
+/* The writer summarizes each segment it seals, with the segment's
+ * permission bits, and nothing else; the summary's page map finds the last
+ * version of every page at or before any seq; verify checks summaries
+ * against their segments. */
+START_TEST(test_summary_written_at_seal)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  History h;
+  guint n;
+
+  sqlenvfs_archive_writer_set_version(w, 1);
+  write_history(w, &h);
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 4);
+  for (guint i = 0; i < n; i++) {
+    const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, i);
+    g_autofree char *sp = sum_path(seg->number);
+    struct stat st_seg, st_sum;
+    ck_assert_int_eq(g_file_test(sp, G_FILE_TEST_EXISTS), seg->is_sealed);
+    ck_assert_int_eq(seg->is_sealed, i + 1 < n);
+    if (!seg->is_sealed)
+      continue;
+    ck_assert_int_eq(stat(seg->path, &st_seg), 0);
+    ck_assert_int_eq(stat(sp, &st_sum), 0);
+    ck_assert_int_eq(st_sum.st_mode & 0777, st_seg.st_mode & 0777);
+    check_page_map(a, &h, seg->number, TRUE);
+  }
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
+START_TEST(test_summary_v2_page_map)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  History h;
+
+  write_history(w, &h);
+  a = open_reader();
+  for (guint i = 0; i + 1 < sqlenvfs_archive_n_segments(a); i++)
+    check_page_map(a, &h, sqlenvfs_archive_segment(a, i)->number, FALSE);
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
+/* A damaged summary, or one of another segment, is found by the loader
+ * (readers fall back) and reported by verify; the archiver writes missing
+ * summaries when it starts, and a temporary left by a writer that died is
+ * removed when a writer opens the archive. */
+START_TEST(test_summary_damage_and_missing)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *s1 = sum_path(1), *s2 = sum_path(2), *s3 = sum_path(3);
+  g_autofree char *sum1 = NULL, *sum2 = NULL;
+  g_autofree char *leftover = g_build_filename(dir, ".tmp-0000000000000002.sum-999999999", NULL);
+  gsize len1, len2;
+  GError *error = NULL;
+  History h;
+  ArchiveSummary s;
+  const char *why = NULL;
+  SqlenvfsArchiveEntry seal;
+
+  write_history(w, &h);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_get_contents(s1, &sum1, &len1, NULL));
+  ck_assert(g_file_get_contents(s2, &sum2, &len2, NULL));
+  ck_assert_uint_eq(count_problems(), 0);
+
+  /* Every byte matters: the checksum, or a check of the sections. */
+  for (gsize off = 0; off < len2; off += 7) {
+    flip_byte(s2, (goffset)off);
+    a = open_reader();
+    {
+      const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, 1);
+      ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+      ck_assert_int_eq(archive_summary_load(dir, 2, seg->size, seal.reason, &s, NULL, &why,
+                                            &error),
+                       ARCHIVE_SUM_BAD);
+    }
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    flip_byte(s2, (goffset)off);
+  }
+  flip_byte(s2, (goffset)(len2 - 30));
+  ck_assert_uint_eq(count_problems(), 1);
+
+  /* A summary whose checksum was made to fit a wrong page version: sound
+   * to the loader, but not what the segment's records say. */
+  {
+    g_autofree guint8 *forged = g_memdup2(sum2, len2);
+    forged[len2 - 4 - 24 + 16] ^= 1; /* the index of the last page version */
+    put_le32(forged + len2 - 4, sqlenvfs_crc32(0, forged, len2 - 4));
+    ck_assert(g_file_set_contents(s2, (const char *)forged, (gssize)len2, NULL));
+    a = open_reader();
+    {
+      const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, 1);
+      ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+      ck_assert_int_eq(archive_summary_load(dir, 2, seg->size, seal.reason, &s, NULL, &why,
+                                            &error),
+                       ARCHIVE_SUM_GOOD);
+    }
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    ck_assert_uint_eq(count_problems(), 1);
+  }
+
+  /* Another segment's summary, whole and sound, in its place. */
+  ck_assert(g_file_set_contents(s2, sum1, (gssize)len1, NULL));
+  ck_assert_uint_eq(count_problems(), 1);
+
+  /* Missing summaries are written again; leftovers removed. */
+  ck_assert_int_eq(unlink(s2), 0);
+  ck_assert_int_eq(unlink(s3), 0);
+  ck_assert(g_file_set_contents(leftover, "x", 1, NULL));
+  ck_assert_uint_eq(count_problems(), 0); /* a missing summary is not a problem */
+  w = open_writer(64 * 1024);
+  ck_assert(!g_file_test(leftover, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(s2, G_FILE_TEST_EXISTS));
+  ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+  ck_assert_no_error(error);
+  ck_assert(g_file_test(s3, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *again = NULL;
+    gsize len;
+    ck_assert(g_file_get_contents(s2, &again, &len, NULL));
+    ck_assert_uint_eq(len, len2);
+    ck_assert(memcmp(again, sum2, len) == 0);
+  }
+  ck_assert_uint_eq(count_problems(), 0);
+
+  /* Pruned segments take their summaries with them. */
+  a = open_reader();
+  ck_assert_int_eq(
+    sqlenvfs_archive_prune(dir, sqlenvfs_archive_segment(a, 2)->first_seq, FALSE, NULL, &error), 2);
+  ck_assert(!g_file_test(s1, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(s2, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(s3, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Composition */
+
+#define C_COMMITS 48
+#define C_MAXPG 60
+
+/* Commit @k of the composition history: page 1 and 1 + k % 5 pages from
+ * (k * 7) % 40 + 2 on, within its size; the size is 50, but 30 for commit
+ * 23 (a shrink) and 45 from commit 24 on. */
+static guint32
+c_db_pages(guint k)
+{
+  return k < 23 ? 50 : k == 23 ? 30 : 45;
+}
+
+static guint
+c_pages(guint k, guint32 *pgnos)
+{
+  guint n = 0;
+  pgnos[n++] = 1;
+  for (guint i = 0; i < 1 + k % 5; i++) {
+    guint32 p = (k * 7) % 40 + 2 + i;
+    if (p <= c_db_pages(k))
+      pgnos[n++] = p;
+  }
+  return n;
+}
+
+static void
+c_commit(SqlenvfsArchiveWriter *w, guint k)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  guint32 pgnos[8];
+  guint8 page[PS];
+  GError *error = NULL;
+  guint n = c_pages(k, pgnos);
+
+  e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+  e.aux_time = e.time - 1000;
+  e.page_size = PS;
+  e.db_pages = c_db_pages(k);
+  e.n_pages = n;
+  e.salt1 = 0x2000;
+  e.salt2 = 0x1;
+  e.first_frame = 1 + k * 8;
+  e.commit_frame = e.first_frame + n - 1;
+  e.cksum1 = k;
+  e.cksum2 = k;
+  ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+  for (guint i = 0; i < n; i++) {
+    fill_page(page, pgnos[i], k);
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+  }
+  ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+  ck_assert_no_error(error);
+}
+
+/* Commits 1..C_COMMITS, those of 10..14 and 30..33 in two batches (with
+ * @v1_until, commits before it in version 1 segments, unbatched). Sets
+ * seqs[k]. */
+static void
+c_write_versions(guint64 *seqs, guint v1_until)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  GError *error = NULL;
+  for (guint k = 1; k <= C_COMMITS; k++) {
+    sqlenvfs_archive_writer_set_version(w, k < v1_until ? 1 : 2);
+    if ((k == 10 || k == 30) && k >= v1_until)
+      sqlenvfs_archive_writer_begin_batch(w);
+    c_commit(w, k);
+    if ((k == 14 || k == 33) && k >= v1_until + 4) {
+      ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+      ck_assert_no_error(error);
+    }
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  for (guint k = 1; k <= C_COMMITS; k++)
+    seqs[k] = 0;
+  {
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    for (guint k = 1; k <= C_COMMITS; k++) {
+      SqlenvfsArchiveEntry e;
+      ck_assert(sqlenvfs_archive_find_commit(a, 0x2000, 0x1, 1 + k * 8 + c_pages(k, (guint32[8]){ 0 }) - 1,
+                                             k, k, &e));
+      seqs[k] = e.seq;
+    }
+  }
+}
+
+static void
+c_write(guint64 *seqs)
+{
+  c_write_versions(seqs, 0);
+}
+
+/* The base: page p filled with the byte p. */
+static gssize
+c_base_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  for (gsize i = 0; i < len; i++)
+    ((guint8 *)buf)[i] = (guint8)((off + (goffset)i) / PS + 1);
+  return (gssize)len;
+}
+
+/* What the database is after commit @k1, from a base after commit @k0. */
+static guint8 *
+c_model(guint k0, guint k1, guint32 *n_pages)
+{
+  guint32 cur = c_db_pages(k0);
+  guint8 *db = g_malloc((gsize)C_MAXPG * PS);
+  c_base_read(NULL, db, (gsize)C_MAXPG * PS, 0, NULL);
+  for (guint k = k0 + 1; k <= k1; k++) {
+    guint32 pgnos[8];
+    guint n = c_pages(k, pgnos);
+    for (guint i = 0; i < n; i++)
+      fill_page(db + (gsize)(pgnos[i] - 1) * PS, pgnos[i], k);
+    if (c_db_pages(k) < cur)
+      memset(db + (gsize)c_db_pages(k) * PS, 0, (gsize)(cur - c_db_pages(k)) * PS);
+    cur = c_db_pages(k);
+  }
+  *n_pages = cur;
+  return db;
+}
+
+/* Compose the state after @k1 from a base after @k0 and compare it with
+ * the model. Returns the bytes the composition read. */
+static guint64
+c_check(const guint64 *seqs, guint k0, guint k1)
+{
+  g_autoptr(SqlenvfsArchive) a = open_reader();
+  g_autoptr(SqlenvfsImage) img =
+    sqlenvfs_image_new(PS, c_db_pages(k0), c_base_read, NULL, NULL);
+  guint32 want_pages, got_pages = 0;
+  g_autofree guint8 *want = c_model(k0, k1, &want_pages);
+  g_autofree guint8 *got = g_malloc((gsize)want_pages * PS);
+  GError *error = NULL;
+  guint64 before = testutil_bytes_read(), read;
+
+  ck_assert(sqlenvfs_archive_compose(a, img, PS, seqs[k0], c_db_pages(k0), seqs[k1], &got_pages,
+                                     NULL, NULL, &error));
+  ck_assert_no_error(error);
+  read = testutil_bytes_read() - before;
+  ck_assert_uint_eq(got_pages, want_pages);
+  ck_assert_uint_eq(sqlenvfs_image_size(img), (guint64)want_pages * PS);
+  ck_assert_int_eq(sqlenvfs_image_read(img, got, (gsize)want_pages * PS, 0, 0, &error),
+                   (gssize)want_pages * PS);
+  ck_assert_no_error(error);
+  for (guint32 p = 0; p < want_pages; p++)
+    ck_assert_msg(memcmp(got + (gsize)p * PS, want + (gsize)p * PS, PS) == 0,
+                  "page %u differs composing %u..%u", p + 1, k0, k1);
+  return read;
+}
+
+static const guint c_ranges[][2] = {
+  { 1, 48 }, { 1, 9 }, { 3, 12 }, { 9, 14 }, { 11, 13 }, { 12, 31 }, { 20, 23 }, { 22, 40 },
+  { 24, 47 }, { 30, 33 }, { 31, 32 }, { 5, 5 }, { 40, 48 }, { 1, 12 }, { 29, 32 }, { 1, 11 },
+};
+
+static void
+c_check_all(const guint64 *seqs)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(c_ranges); i++)
+    c_check(seqs, c_ranges[i][0], c_ranges[i][1]);
+}
+
+static void
+c_remove_summaries(void)
+{
+  for (guint64 n = 1; n < 100; n++) {
+    g_autofree char *p = sum_path(n);
+    unlink(p);
+  }
+}
+
+/* Composing through page maps and through records gives the images the
+ * model says (batches, a shrink and the growth after it, ranges inside one
+ * segment and across many), and the page maps read far less. */
+START_TEST(test_compose_page_maps_and_records)
+{
+  guint64 seqs[C_COMMITS + 1];
+  guint64 by_map, by_records;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+
+  c_write(seqs);
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4);
+  c_check_all(seqs);
+  by_map = c_check(seqs, 24, 47);
+  /* Without index files: the summaries and the segments suffice. */
+  remove_files(".idx");
+  c_check_all(seqs);
+  c_remove_summaries();
+  c_check_all(seqs);
+  by_records = c_check(seqs, 24, 47);
+  ck_assert_uint_lt(by_map * 2, by_records);
+  /* Written again by the archiver's start: the same again. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+    GError *error = NULL;
+    ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+  }
+  ck_assert_uint_lt(c_check(seqs, 24, 47) * 2, by_records);
+}
+END_TEST
+
+/* Version 1 segments (composed from their records, their summaries
+ * notwithstanding) and version 2 ones after them, on both sides of the
+ * boundary and across it: the images the model says, with and without
+ * summaries. */
+START_TEST(test_compose_v1_then_v2)
+{
+  guint64 seqs[C_COMMITS + 1];
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  guint n_v1 = 0, n_v2 = 0;
+
+  c_write_versions(seqs, 26);
+  a = open_reader();
+  for (guint i = 0; i < sqlenvfs_archive_n_segments(a); i++) {
+    if (seg_version(sqlenvfs_archive_segment(a, i)->path) == 1)
+      n_v1++;
+    else
+      n_v2++;
+  }
+  ck_assert_uint_ge(n_v1, 2);
+  ck_assert_uint_ge(n_v2, 2);
+  c_check_all(seqs);
+  c_remove_summaries();
+  c_check_all(seqs);
+}
+END_TEST
+
+/* A damaged summary (its checksum) or one whose page versions name the
+ * wrong place with the checksums made right (a version's record or index
+ * changed) never yields a wrong page: it is refused, or the records it
+ * names disagree, and the segment is composed from its records. (A summary
+ * that lies with right checksums about a version's seq can move it out of
+ * a range, which the records it names cannot show; verify finds it, by
+ * building the summary again.) */
+START_TEST(test_compose_bad_page_map)
+{
+  guint64 seqs[C_COMMITS + 1];
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  guint n_forged = 0;
+
+  c_write(seqs);
+  a = open_reader();
+  for (guint si = 0; si + 1 < sqlenvfs_archive_n_segments(a); si++) {
+    guint64 number = sqlenvfs_archive_segment(a, si)->number;
+    g_autofree char *sp = sum_path(number);
+    g_autofree char *orig = NULL;
+    gsize len;
+    ArchiveSummary s;
+    const char *why = NULL;
+
+    ck_assert(g_file_get_contents(sp, &orig, &len, NULL));
+    ck_assert(archive_summary_parse((const guint8 *)orig, len, &s, &why));
+    /* damaged */
+    flip_byte(sp, (goffset)(s.versions_off + 3));
+    c_check(seqs, 1, 48);
+    /* lying, for the first versions of each segment */
+    for (guint j = 0; j < s.n_versions; j += MAX(1, s.n_versions / 16))
+      for (guint field = 1; field < 3; field++) {
+        g_autofree guint8 *forged = g_memdup2(orig, len);
+        guint8 *v = forged + s.versions_off + (gsize)j * 24;
+        if (field == 1)
+          memcpy(v + 8, forged + s.versions_off + (gsize)((j + 1) % s.n_versions) * 24 + 8, 8);
+        else
+          v[16] ^= 1; /* index */
+        if (memcmp(forged, orig, len) == 0)
+          continue;
+        put_le32(forged + len - 4, sqlenvfs_crc32(0, forged, len - 4));
+        ck_assert(g_file_set_contents(sp, (const char *)forged, (gssize)len, NULL));
+        for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
+          c_check(seqs, c_ranges[r][0], c_ranges[r][1]);
+        n_forged++;
+      }
+    ck_assert(g_file_set_contents(sp, orig, (gssize)len, NULL));
+  }
+  ck_assert_uint_gt(n_forged, 20);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ */
+/* Memory: a reader's high-water mark does not grow with the history */
+
+#define R_PS 512
+#define R_DB 64
+
+/* An archive of @n commits of one 512-byte page each (batches of 8), in
+ * 64 KiB segments. */
+static void
+r_write(const char *d, guint n)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+  SqlenvfsArchiveEntry wal = { 0 };
+  GError *error = NULL;
+  guint8 page[R_PS];
+
+  w = sqlenvfs_archive_writer_open(d, 64 * 1024, 0644, &error);
+  ck_assert_no_error(error);
+  wal.page_size = R_PS;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &wal, &error));
+  for (guint k = 1; k <= n; k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    guint32 pgno = 1 + k % R_DB;
+    if (k % 8 == 1)
+      sqlenvfs_archive_writer_begin_batch(w);
+    e.time = T0 + (gint64)k * 1000;
+    e.aux_time = e.time;
+    e.page_size = R_PS;
+    e.db_pages = R_DB;
+    e.n_pages = 1;
+    e.salt1 = 1 + k / 5000;
+    e.salt2 = 2;
+    e.first_frame = e.commit_frame = 1 + k % 5000;
+    e.cksum1 = e.cksum2 = k;
+    memset(page, 0, sizeof page);
+    g_snprintf((char *)page, sizeof page, "page %u written by commit %u", pgno, k);
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, &pgno, &error));
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, page, R_PS, &error));
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    if (k % 8 == 0 || k == n)
+      ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+}
+
+static gssize
+r_zero(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  memset(buf, 0, len);
+  return (gssize)len;
+}
+
+static long
+vm_hwm_kib(void)
+{
+  g_autofree char *status = NULL;
+  const char *p;
+  ck_assert(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+  p = strstr(status, "VmHWM:");
+  ck_assert_ptr_nonnull(p);
+  return strtol(p + 6, NULL, 10);
+}
+
+/* In a child process: open @d, plan as a timeline does (bounds, marks,
+ * the last state at a time, counts), compose the last state from the
+ * first and read the image whole; returns the child's VmHWM in KiB. */
+static long
+r_hwm(const char *d)
+{
+  int fds[2];
+  long hwm = -1;
+  pid_t pid;
+  int status;
+
+  ck_assert_int_eq(pipe(fds), 0);
+  pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    GError *error = NULL;
+    SqlenvfsArchive *a = sqlenvfs_archive_open(d, &error);
+    SqlenvfsArchiveEntry e, st;
+    guint64 first, last, n;
+    guint32 np = 0;
+    SqlenvfsImage *img = sqlenvfs_image_new(R_PS, R_DB, r_zero, NULL, NULL);
+    static guint8 buf[R_PS * R_DB];
+    long v;
+    if (a == NULL || !sqlenvfs_archive_bounds(a, &first, &last) ||
+        !sqlenvfs_archive_get(a, first, &e) || sqlenvfs_archive_n_marks(a) != 1 ||
+        !sqlenvfs_archive_last_state(a, G_MAXINT64, 0, G_MAXUINT64, &st))
+      _exit(2);
+    sqlenvfs_archive_count_commits(a, first, st.seq, &n, NULL, NULL);
+    if (!sqlenvfs_archive_compose(a, img, R_PS, first, R_DB, st.seq, &np, NULL, NULL, &error) ||
+        sqlenvfs_image_read(img, buf, sizeof buf, 0, 0, &error) != (gssize)sizeof buf)
+      _exit(3);
+    v = vm_hwm_kib();
+    if (write(fds[1], &v, sizeof v) != sizeof v)
+      _exit(4);
+    _exit(0);
+  }
+  close(fds[1]);
+  ck_assert_int_eq(read(fds[0], &hwm, sizeof hwm), (gssize)sizeof hwm);
+  close(fds[0]);
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  return hwm;
+}
+
+/* Planning and composing a restore from an archive 6 times as long takes
+ * no more memory (within 2 MiB) when its sealed segments have summaries;
+ * without them (every index entry in memory) it does take more: the
+ * measurement can tell. */
+START_TEST(test_memory_flat_with_history)
+{
+  g_autofree char *short_dir = g_build_filename(tmp, "short", NULL);
+  g_autofree char *long_dir = g_build_filename(tmp, "long", NULL);
+  long h_short, h_long, n_short, n_long;
+
+  r_write(short_dir, 10000);
+  r_write(long_dir, 60000);
+  h_short = r_hwm(short_dir);
+  h_long = r_hwm(long_dir);
+  g_debug("VmHWM with summaries: %ld KiB (10k commits), %ld KiB (60k)", h_short, h_long);
+  ck_assert_int_lt(h_long - h_short, 2048);
+  /* The control: the same without summaries. */
+  for (int k = 0; k < 2; k++) {
+    g_autoptr(GDir) gd = g_dir_open(k == 0 ? short_dir : long_dir, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(gd)) != NULL)
+      if (g_str_has_suffix(name, ".sum")) {
+        g_autofree char *p = g_build_filename(k == 0 ? short_dir : long_dir, name, NULL);
+        ck_assert_int_eq(unlink(p), 0);
+      }
+  }
+  n_short = r_hwm(short_dir);
+  n_long = r_hwm(long_dir);
+  g_debug("VmHWM without summaries: %ld KiB (10k commits), %ld KiB (60k)", n_short, n_long);
+  ck_assert_int_gt(n_long - n_short, 4096);
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -1653,6 +2579,15 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_decompressed_length_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
   tcase_add_test(tc, test_v2_batches);
+  tcase_add_loop_test(tc, test_sparse_contract, 0, 3);
+  tcase_add_test(tc, test_sparse_damaged_marks);
+  tcase_add_test(tc, test_summary_written_at_seal);
+  tcase_add_test(tc, test_summary_v2_page_map);
+  tcase_add_test(tc, test_summary_damage_and_missing);
+  tcase_add_test(tc, test_compose_page_maps_and_records);
+  tcase_add_test(tc, test_compose_bad_page_map);
+  tcase_add_test(tc, test_compose_v1_then_v2);
+  tcase_add_test(tc, test_memory_flat_with_history);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,588 @@
+/*
+ * archive_compose.c — composing a state from the archive: on an image over
+ * a base, every page set to its last version in (base seq, target seq], and
+ * the size changes applied (archive.h, sqlenvfs_archive_compose()).
+ *
+ * Two paths, per segment, give the same image (invariant C1):
+ *   page map  a sealed version 2 segment with a good summary, whose commits
+ *             in the range never shrink the database: for each page of its
+ *             page map, the last version <= target (a binary search); only
+ *             those images are read later, each through its compressed
+ *             block (checksum and length checked on every read).
+ *   records   any other segment (the unsealed last one, one without a
+ *             usable summary, a version 1 segment, one where the database
+ *             shrinks in the range): every COMMIT in the range is read and
+ *             checked whole and its pages set in order, the pages past a
+ *             shrink set to zeros, as restores always did.
+ * Version 1 segments take the record path: their images are stored as
+ *   they are, checked only by their record's checksum, so a page read
+ *   straight through a page map would need its own check (the crc32 each
+ *   version 1 page version carries in the summary is there for such a
+ *   reader; this one does not use it).
+ *
+ * The segments of the range are first walked forward (which way each
+ * takes, the database size through them), then composed from the last to
+ * the first: each page is set once, to the first image decided for it
+ * going back, which is its last in time (a zero page of a shrink counts as
+ * an image). What the image registers stays as large as the database,
+ * whatever the length of the range.
+ *
+ * Invariants:
+ *   (C1) Both paths set every page to the same image: the page map lists
+ *        every version of every page in seq order, a shrink sends the
+ *        segment to the record path, which goes back through its commits
+ *        (a commit's shrink after its own pages), and a page decided by a
+ *        later segment is not set again by an earlier one.
+ *   (C2) Nothing of a page map is used before all of the segment's entries
+ *        in the range were checked against the records they name: the
+ *        record holding the image (header checksum, type, compressed, page
+ *        size, the image's index inside its page stream) and the COMMIT
+ *        that wrote it (its seq, and the page number at that place of its
+ *        page list; for a batch's later commits, found by walking the
+ *        batch's headers). A mismatch sends the whole segment to the record
+ *        path (verify reports the summary). What the records cannot show
+ *        is a version's seq moved out of the range by a summary whose
+ *        checksums were made to fit: the checksums guard against damage,
+ *        verify (which builds the summary again) against the rest.
+ *   (C3) No range is composed across records missing or found damaged: a
+ *        GAP error, as a plan would have refused.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "archive_int.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/image.h"
+
+typedef struct {
+  SqlenvfsArchive *a;
+  SqlenvfsImage *img;
+  guint32 page_size;
+  guint32 cur_pages;
+  guint *file_src; /* per segment: image source id of the segment file (v1)   */
+  guint *rec_src;  /* per segment: image source id of its record source (v2)  */
+  SqlenvfsArchiveRecordSource **rec_obj;
+  guint zero_src;
+  guint32 final_pages; /* the size after the target                          */
+  guint8 *decided;     /* bit per page <= final_pages: its image is set      */
+  guint64 done, total;
+  SqlenvfsProgressFunc progress;
+  gpointer user;
+} Compose;
+
+static gssize
+zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  memset(buf, 0, len);
+  return (gssize)len;
+}
+
+static gboolean
+gap_error(Compose *c, GError **error)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+              "compose a state from the archive %s: records are missing or damaged between the "
+              "base and the target (run `sqlenvfs verify`; plan the restore again)",
+              c->a->dir);
+  return FALSE;
+}
+
+static gboolean
+page_size_error(Compose *c, const SqlenvfsArchiveEntry *e, GError **error)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "compose a state from the archive %s: record %" G_GUINT64_FORMAT " has pages of "
+              "%u bytes, the base has %u (plan the restore again)",
+              c->a->dir, e->seq, e->page_size, c->page_size);
+  return FALSE;
+}
+
+static guint
+record_source(Compose *c, guint si, GError **error)
+{
+  if (c->rec_src[si] == 0) {
+    c->rec_obj[si] = sqlenvfs_archive_record_source_new(c->a, si, error);
+    if (c->rec_obj[si] == NULL)
+      return 0;
+    c->rec_src[si] = sqlenvfs_image_add_source(c->img, sqlenvfs_archive_record_source_read,
+                                               c->rec_obj[si], sqlenvfs_archive_record_source_free);
+  }
+  return c->rec_src[si];
+}
+
+/* Segments are composed from the last to the first, and each page gets
+ * the first image decided for it (the last in time): a page is set once,
+ * so what is registered for the image stays as small as the database. */
+static gboolean
+is_decided(const Compose *c, guint32 p)
+{
+  return p > c->final_pages || ((c->decided[(p - 1) / 8] >> ((p - 1) % 8)) & 1) != 0;
+}
+
+static void
+decide(Compose *c, guint32 p)
+{
+  c->decided[(p - 1) / 8] |= (guint8)(1u << ((p - 1) % 8));
+}
+
+/* The COMMIT records of segment @si with seq in (@lo, @hi], copied, after
+ * checking that every record of the range is there (no DAMAGED or GAP
+ * entry) and has the base's page size. NULL and *error otherwise. */
+static GArray *
+range_commits(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
+{
+  g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  guint n;
+  const SqlenvfsArchiveEntry *v = archive_seg_view(c->a, si, &n);
+  gint i0 = -1;
+
+  /* The first record after @lo (lo + 1, or the segment's first). */
+  for (guint i = 0; i < n && i0 < 0; i++)
+    if (v[i].seq > lo)
+      i0 = v[i].seq == lo + 1 ? (gint)i : -2;
+  if (i0 < 0) {
+    gap_error(c, error);
+    return NULL;
+  }
+  for (guint i = (guint)i0; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = &v[i];
+    if (e->seq > hi)
+      break;
+    if (e->seq == 0 || e->type == SQLENVFS_ARCHIVE_GAP) {
+      gap_error(c, error);
+      return NULL;
+    }
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      if (e->page_size != c->page_size) {
+        page_size_error(c, e, error);
+        return NULL;
+      }
+      g_array_append_val(out, *e);
+    }
+    if (e->seq == hi)
+      break; /* not into a DAMAGED gap after it */
+  }
+  return g_steal_pointer(&out);
+}
+
+/* The record path for the records of segment @si with seq in (@lo, @hi],
+ * the database @cur_in pages before them: from the last COMMIT to the
+ * first, each read and checked whole, the pages past a shrink set to
+ * zeros, its own pages set to its images, where not decided yet. */
+static gboolean
+compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GError **error)
+{
+  SqlenvfsArchive *a = c->a;
+  g_autoptr(GArray) commits = range_commits(c, si, lo, hi, error);
+  g_autofree guint32 *before = NULL;
+  guint32 cur = cur_in;
+
+  if (commits == NULL)
+    return FALSE;
+  before = g_new(guint32, MAX(commits->len, 1));
+  for (guint i = 0; i < commits->len; i++) {
+    before[i] = cur;
+    cur = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
+  }
+  for (guint i = commits->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(commits, SqlenvfsArchiveEntry, i - 1);
+    g_autofree guint32 *pgnos = NULL;
+    guint64 data;
+
+    /* Later in time than its own pages: the shrink after them. */
+    if (e->db_pages < before[i - 1]) {
+      if (c->zero_src == 0)
+        c->zero_src = sqlenvfs_image_add_source(c->img, zero_read, NULL, NULL);
+      for (guint32 p = e->db_pages + 1; p <= before[i - 1]; p++)
+        if (!is_decided(c, p)) {
+          sqlenvfs_image_set_page(c->img, p, c->zero_src, 0);
+          decide(c, p);
+        }
+    }
+    pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+    if (pgnos == NULL)
+      return FALSE;
+    if (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
+      /* Read through the record source, which decompresses on demand; a
+       * commit of a batch has its pages in the batch's first record. */
+      const SqlenvfsArchiveEntry *holder = e;
+      SqlenvfsArchiveEntry h;
+      guint32 first = 0;
+      guint src;
+      if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+        const SqlenvfsArchiveEntry *hp = sqlenvfs_archive_batch_first(a, e, &first);
+        g_assert(hp != NULL); /* read_commit() found it */
+        h = *hp;
+        holder = &h;
+      }
+      src = record_source(c, si, error);
+      if (src == 0)
+        return FALSE;
+      for (guint32 k = 0; k < e->n_pages; k++)
+        if (!is_decided(c, pgnos[k])) {
+          sqlenvfs_image_set_page(c->img, pgnos[k], src,
+                                  sqlenvfs_archive_record_source_add(c->rec_obj[si], holder,
+                                                                     first + k));
+          decide(c, pgnos[k]);
+        }
+    } else {
+      if (c->file_src[si] == 0) {
+        const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
+        SqlenvfsFileSource *fs = sqlenvfs_file_source_open(path, error);
+        if (fs == NULL)
+          return FALSE;
+        c->file_src[si] = sqlenvfs_image_add_source(c->img, sqlenvfs_file_source_read, fs,
+                                                    sqlenvfs_file_source_close);
+      }
+      for (guint32 k = 0; k < e->n_pages; k++)
+        if (!is_decided(c, pgnos[k])) {
+          sqlenvfs_image_set_page(c->img, pgnos[k], c->file_src[si],
+                                  (goffset)(data + (guint64)k * e->page_size));
+          decide(c, pgnos[k]);
+        }
+    }
+    c->done += e->length;
+    if (c->progress)
+      c->progress(c->user, c->done, c->total);
+  }
+  return TRUE;
+}
+
+/* A record named by a page map, as its header and page numbers say. */
+typedef struct {
+  SqlenvfsArchiveEntry e;
+  guint32 *pgnos; /* its own n_pages page numbers */
+} Holder;
+
+static void
+holder_free(gpointer p)
+{
+  Holder *h = p;
+  g_free(h->pgnos);
+  g_free(h);
+}
+
+/* Read and check the compressed COMMIT at @off of @fd (@path, @size bytes). */
+static Holder *
+read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_size)
+{
+  guint8 hdr[REC_HEADER_SIZE];
+  g_autofree guint8 *list = NULL;
+  Holder *h;
+  gsize got = 0, len;
+
+  if (off < SEG_HEADER_SIZE || off > size ||
+      !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+    return NULL;
+  h = g_new0(Holder, 1);
+  if (!archive_decode_header(hdr, &h->e) || h->e.type != SQLENVFS_ARCHIVE_COMMIT ||
+      !(h->e.flags & SQLENVFS_ARCHIVE_COMPRESSED) || (h->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
+      h->e.page_size != page_size || off + h->e.length > size ||
+      !archive_compressed_length_ok(&h->e)) {
+    holder_free(h);
+    return NULL;
+  }
+  h->e.offset = off;
+  len = 4 * (gsize)h->e.n_pages;
+  list = g_malloc(MAX(len, 1));
+  if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) || got != len) {
+    holder_free(h);
+    return NULL;
+  }
+  h->pgnos = g_new(guint32, MAX(h->e.n_pages, 1));
+  for (guint32 i = 0; i < h->e.n_pages; i++)
+    h->pgnos[i] = get32(list + 4 * (gsize)i);
+  return h;
+}
+
+/* The COMMIT @seq of the batch whose first record is @h: the records after
+ * @h are walked (each header checked; those seen kept in @members by seq)
+ * until it; NULL when it is not a member of that batch. */
+static Holder *
+find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq,
+            GHashTable *members)
+{
+  guint64 off = h->e.offset + h->e.length;
+  Holder *m = g_hash_table_lookup(members, &seq);
+
+  if (m != NULL)
+    return m->e.reason == seq - h->e.seq ? m : NULL;
+  for (guint64 s = h->e.seq + 1; s <= seq; s++) {
+    guint8 hdr[REC_HEADER_SIZE];
+    g_autofree guint8 *list = NULL;
+    gsize got = 0, len;
+    m = g_hash_table_lookup(members, &s);
+    if (m != NULL) {
+      off = m->e.offset + m->e.length;
+      continue;
+    }
+    if (off + REC_HEADER_SIZE > size ||
+        !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+      return NULL;
+    m = g_new0(Holder, 1);
+    if (!archive_decode_header(hdr, &m->e) || m->e.seq != s ||
+        m->e.type != SQLENVFS_ARCHIVE_COMMIT || !(m->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
+        m->e.reason != s - h->e.seq || off + m->e.length > size) {
+      holder_free(m);
+      return NULL;
+    }
+    m->e.offset = off;
+    len = 4 * (gsize)m->e.n_pages;
+    list = g_malloc(MAX(len, 1));
+    if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) ||
+        got != len) {
+      holder_free(m);
+      return NULL;
+    }
+    m->pgnos = g_new(guint32, MAX(m->e.n_pages, 1));
+    for (guint32 i = 0; i < m->e.n_pages; i++)
+      m->pgnos[i] = get32(list + 4 * (gsize)i);
+    g_hash_table_insert(members, &m->e.seq, m);
+    off += m->e.length;
+  }
+  return m;
+}
+
+typedef struct {
+  guint32 pgno, index;
+  Holder *holder;
+} Action;
+
+/* A segment's part of the range, and how it is composed. */
+typedef struct {
+  guint si;
+  guint64 lo, hi;   /* its records in (lo, hi]                   */
+  gboolean whole;   /* all of its records                        */
+  gboolean by_map;  /* from its page map                         */
+  guint32 cur_in;   /* the database size before them             */
+} Part;
+
+/* The page-map path for segment @si with seq in (@lo, @hi], the database
+ * @cur_in pages before them. With @plan_only, whether the segment can take
+ * it (a sealed version 2 segment with a good summary and no shrink in the
+ * range), and the size after the range in *@cur_out. Otherwise compose it:
+ * the last version <= @hi of every page not decided yet, when it is after
+ * @lo, each checked against its records before any is used. Returns TRUE
+ * when it can or did; FALSE with no error when the segment must take the
+ * record path (no usable summary, a shrink, a mismatch); FALSE with *error
+ * on an I/O error. */
+static gboolean
+compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, gboolean plan_only,
+                 guint32 cur_in, guint32 *cur_out, GError **error)
+{
+  const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
+  g_autofree guint8 *data = NULL;
+  g_autoptr(GHashTable) holders = NULL;
+  g_autoptr(GHashTable) members = NULL;
+  g_autoptr(GArray) actions = NULL;
+  ArchiveSummary s;
+  g_autoptr(GError) load_error = NULL;
+  const char *why = NULL;
+  guint32 seal, cur = cur_in;
+  gboolean mismatch = FALSE;
+  guint src;
+  int fd;
+
+  if (!seg->is_sealed || seg->is_damaged || !archive_read_seal(seg->path, seg->size, &seal))
+    return FALSE;
+  switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why,
+                               &load_error)) {
+  case ARCHIVE_SUM_GOOD:
+    break;
+  case ARCHIVE_SUM_MISSING:
+    return FALSE;
+  case ARCHIVE_SUM_BAD:
+    g_message("archive %s: the summary of %s is not used: %s (run `sqlenvfs verify`)",
+              c->a->dir, seg->path, why);
+    return FALSE;
+  case ARCHIVE_SUM_ERROR:
+    /* A summary only saves work: read the records. */
+    g_message("archive %s: the summary of %s is not used: %s", c->a->dir, seg->path,
+              load_error->message);
+    return FALSE;
+  }
+  if (s.seg_version < 2)
+    return FALSE; /* version 1: the record path (top of this file) */
+  /* Sizes: a shrink in the range takes the record path. */
+  for (guint i = 0; i < s.n_sizes; i++) {
+    const guint8 *z = data + s.sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+    guint64 seq = get64(z);
+    if (seq <= lo || seq > hi)
+      continue;
+    if (get32(z + 8) < cur)
+      return FALSE;
+    cur = get32(z + 8);
+  }
+  if (plan_only) {
+    *cur_out = cur;
+    return TRUE;
+  }
+
+  fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
+  holders = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
+  members = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
+  actions = g_array_new(FALSE, FALSE, sizeof(Action));
+  for (guint32 i = 0; i < s.n_pages; i++) {
+    guint32 pgno = get32(data + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
+    ArchiveSumVersion v;
+    Holder *h;
+    Action act;
+    if (is_decided(c, pgno) || !archive_summary_page_version(data, &s, pgno, hi, &v) ||
+        v.seq <= lo)
+      continue;
+    h = g_hash_table_lookup(holders, &v.offset);
+    if (h == NULL) {
+      h = read_holder(fd, seg->path, seg->size, v.offset, c->page_size);
+      if (h == NULL) {
+        mismatch = TRUE;
+        break;
+      }
+      g_hash_table_insert(holders, &h->e.offset, h);
+    }
+    /* Its own pages belong to its own commit; the others to a later
+     * commit of its batch, which lists the page at that place. */
+    if (v.index >= archive_stream_pages(&h->e) || v.seq < h->e.seq ||
+        (v.index < h->e.n_pages ? v.seq != h->e.seq || h->pgnos[v.index] != pgno
+                                : v.seq == h->e.seq)) {
+      mismatch = TRUE;
+      break;
+    }
+    if (v.seq != h->e.seq) {
+      Holder *m = find_member(fd, seg->path, seg->size, h, v.seq, members);
+      if (m == NULL || v.index < m->e.text_len || v.index - m->e.text_len >= m->e.n_pages ||
+          m->pgnos[v.index - m->e.text_len] != pgno) {
+        mismatch = TRUE;
+        break;
+      }
+    }
+    act = (Action){ pgno, v.index, h };
+    g_array_append_val(actions, act);
+  }
+  close(fd);
+  if (mismatch) {
+    g_message("archive %s: the summary of %s does not match its records; reading the "
+              "records instead (run `sqlenvfs verify`)",
+              c->a->dir, seg->path);
+    return FALSE;
+  }
+
+  src = actions->len > 0 ? record_source(c, si, error) : 0;
+  if (actions->len > 0 && src == 0)
+    return FALSE;
+  for (guint i = 0; i < actions->len; i++) {
+    const Action *act = &g_array_index(actions, Action, i);
+    sqlenvfs_image_set_page(c->img, act->pgno, src,
+                            sqlenvfs_archive_record_source_add(c->rec_obj[si], &act->holder->e,
+                                                               act->index));
+    decide(c, act->pgno);
+  }
+  if (whole) {
+    c->done += s.commit_bytes;
+  } else {
+    guint64 bytes = 0;
+    sqlenvfs_archive_count_commits(c->a, lo, hi, NULL, &bytes, NULL);
+    c->done += bytes;
+  }
+  if (c->progress)
+    c->progress(c->user, c->done, c->total);
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_size,
+                         guint64 base_seq, guint32 base_pages, guint64 target_seq,
+                         guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
+                         GError **error)
+{
+  Compose c = { 0 };
+  guint n_segs = a->segments->len;
+  g_autofree guint *file_src = g_new0(guint, MAX(n_segs, 1));
+  g_autofree guint *rec_src = g_new0(guint, MAX(n_segs, 1));
+  g_autofree SqlenvfsArchiveRecordSource **rec_obj =
+    g_new0(SqlenvfsArchiveRecordSource *, MAX(n_segs, 1));
+  g_autoptr(GArray) parts = NULL;
+  g_autofree guint8 *decided = NULL;
+  SqlenvfsArchiveEntry e;
+  guint64 first_seq = 0;
+
+  g_return_val_if_fail(target_seq >= base_seq, FALSE);
+  c.a = a;
+  c.img = img;
+  c.page_size = page_size;
+  c.cur_pages = base_pages;
+  c.file_src = file_src;
+  c.rec_src = rec_src;
+  c.rec_obj = rec_obj;
+  c.progress = progress;
+  c.user = user;
+  /* C3: the base and the target are readable records, nothing between them
+   * is missing, damaged or a new chain. */
+  if (!sqlenvfs_archive_get(a, base_seq, &e) || !sqlenvfs_archive_get(a, target_seq, &e))
+    return gap_error(&c, error);
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    guint64 after;
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after);
+    if (m->type == SQLENVFS_ARCHIVE_GAP && after >= base_seq && after < target_seq)
+      return gap_error(&c, error);
+  }
+  sqlenvfs_archive_count_commits(a, base_seq, target_seq, NULL, &c.total, NULL);
+
+  /* Forward: the segments of the range, the way each is composed, and
+   * the database size through them. */
+  parts = g_array_new(FALSE, FALSE, sizeof(Part));
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    guint64 next_first = G_MAXUINT64, lo, hi;
+    Part part;
+    if (seg->is_damaged && seg->n_entries == 0)
+      continue;
+    first_seq = seg->first_seq;
+    for (guint k = si + 1; k < n_segs; k++) {
+      const SqlenvfsArchiveSegment *n = &g_array_index(a->segments, SqlenvfsArchiveSegment, k);
+      if (!n->is_damaged || n->n_entries > 0) {
+        next_first = n->first_seq;
+        break;
+      }
+    }
+    if (next_first <= first_seq)
+      continue;
+    lo = MAX(base_seq, first_seq - 1);
+    hi = MIN(target_seq, next_first - 1);
+    if (lo >= hi)
+      continue;
+    part = (Part){ si, lo, hi, lo == first_seq - 1 && hi == next_first - 1, FALSE, c.cur_pages };
+    part.by_map = compose_page_map(&c, si, lo, hi, part.whole, TRUE, c.cur_pages, &c.cur_pages,
+                                   error);
+    if (error && *error)
+      return FALSE;
+    if (!part.by_map) {
+      g_autoptr(GArray) commits = range_commits(&c, si, lo, hi, error);
+      if (commits == NULL)
+        return FALSE;
+      for (guint i = 0; i < commits->len; i++)
+        c.cur_pages = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
+    }
+    g_array_append_val(parts, part);
+  }
+  /* Backward: each page's last image decided once. */
+  c.final_pages = c.cur_pages;
+  decided = g_malloc0(c.final_pages / 8 + 1);
+  c.decided = decided;
+  for (guint k = parts->len; k > 0; k--) {
+    const Part *part = &g_array_index(parts, Part, k - 1);
+    if (part->by_map &&
+        compose_page_map(&c, part->si, part->lo, part->hi, part->whole, FALSE, part->cur_in, NULL,
+                         error))
+      continue;
+    if ((error && *error) ||
+        !compose_records(&c, part->si, part->lo, part->hi, part->cur_in, error))
+      return FALSE;
+  }
+  sqlenvfs_image_set_n_pages(img, c.cur_pages);
+  *n_pages = c.cur_pages;
+  return TRUE;
+}

@@ -1,0 +1,270 @@
+/*
+ * archive_int.h — what the files of the archive module share: the byte
+ * sizes and magics of the format (its layout: archive_format.c and
+ * docs/ARCHIVE.md), encoding helpers, and the functions that read and write
+ * the format's pieces. Private to src/core/archive_*.c.
+ *
+ *   archive_format.c   byte layout: headers, records, index entries, names,
+ *                      shared file helpers
+ *   archive_writer.c   appending records, recovery at open, sealing
+ *   archive_reader.c   open/refresh, reading records, record sources,
+ *                      check_records, sparse reading
+ *   archive_verify.c   verify, prune and the prune log
+ *   archive_summary.c  segment summaries: built at seal, parsed, searched
+ *   archive_compose.c  composing a state on an image (page maps or records)
+ */
+#pragma once
+
+#include <glib.h>
+#include <zstd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/util.h"
+
+#define SEG_MAGIC "SQEFSSEG"
+#define IDX_MAGIC "SQEFSIDX"
+#define ALIVE_MAGIC "SQEFSALV"
+#define SEG_HEADER_SIZE 64
+#define IDX_HEADER_SIZE 32
+#define IDX_ENTRY_SIZE 112
+#define STAGE_SIZE (1u << 20)     /* the writer's record buffer                 */
+#define IDX_STAGE_ENTRIES 256     /* index entries buffered between syncs       */
+#define ALIVE_SIZE 32
+#define REC_MAGIC 0x52415153u
+#define REC_END_MAGIC 0x444e4552u
+#define REC_HEADER_SIZE 96
+#define REC_TRAILER_SIZE 8
+#define REC_EMPTY_SIZE (REC_HEADER_SIZE + REC_TRAILER_SIZE)
+#define MAX_TEXT 4096
+#define IO_CHUNK (1u << 20)
+#define BLOCK_BYTES 65536u        /* page bytes per compressed block (version 2) */
+#define BLOCK_ENTRY_SIZE 8
+#define ZSTD_LEVEL 1              /* docs/ARCHIVE.md: why zstd, and this level  */
+
+/* ------------------------------------------------------------------ */
+/* Little-endian encoding                                               */
+
+static inline void
+put16(guint8 *p, guint16 v)
+{
+  p[0] = v & 0xff;
+  p[1] = v >> 8;
+}
+
+static inline void
+put32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline void
+put64(guint8 *p, guint64 v)
+{
+  for (int i = 0; i < 8; i++)
+    p[i] = (v >> (8 * i)) & 0xff;
+}
+
+static inline guint16
+get16(const guint8 *p)
+{
+  return (guint16)(p[0] | (p[1] << 8));
+}
+
+static inline guint32
+get32(const guint8 *p)
+{
+  return (guint32)p[0] | ((guint32)p[1] << 8) | ((guint32)p[2] << 16) | ((guint32)p[3] << 24);
+}
+
+static inline guint64
+get64(const guint8 *p)
+{
+  return (guint64)get32(p) | ((guint64)get32(p + 4) << 32);
+}
+
+static inline guint32
+crc(guint32 c, const void *data, gsize len)
+{
+  return sqlenvfs_crc32(c, data, len);
+}
+
+typedef struct {
+  guint64 number, first_seq;
+  gint64 created;
+  guint32 prev_crc;
+  guint32 version;
+} SegHeader;
+
+typedef struct {
+  int fd;
+  char *path;
+  guint64 size;
+  SegHeader hdr;
+  gboolean hdr_ok;
+  const char *hdr_why;
+} SegFile;
+
+guint64 archive_commit_length(guint32 n_pages, guint32 page_size);
+gboolean archive_compressed_length_ok(const SqlenvfsArchiveEntry *e);
+gboolean archive_decode_header(const guint8 *p, SqlenvfsArchiveEntry *e);
+gboolean archive_decode_idx_entry(const guint8 *p, SqlenvfsArchiveEntry *e);
+gboolean archive_decode_idx_header(const guint8 *p, guint64 number);
+void archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p);
+void archive_encode_idx_entry(const SqlenvfsArchiveEntry *e, guint8 *p);
+void archive_encode_idx_header(guint8 *p, guint64 number, guint32 version);
+void archive_encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc, guint32 version);
+gboolean archive_known_version(guint32 v);
+GArray *archive_list_segments(const char *dir, GError **error);
+guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
+guint32 archive_pages_per_block(guint32 page_size);
+gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
+gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
+gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);
+gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
+gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
+void archive_seg_file_close(SegFile *sf);
+gboolean archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error);
+char *archive_seg_name(guint64 number, const char *ext);
+guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
+gboolean archive_valid_page_size(guint32 ps);
+gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why);
+const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx);
+gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why);
+gboolean archive_parse_seg_name(const char *name, guint64 *number);
+gint archive_cmp_u64(gconstpointer a, gconstpointer b);
+
+/* Segment summaries (archive_summary.c; layout there and in docs/ARCHIVE.md). */
+#define ARCHIVE_SUM_MAGIC "SQEFSSUM"
+#define ARCHIVE_SUM_VERSION 1
+#define ARCHIVE_SUM_HEADER_SIZE 128
+#define ARCHIVE_SUM_GEN_SIZE 40
+#define ARCHIVE_SUM_PAGE_SIZE 8
+#define ARCHIVE_SUM_VERSION_SIZE 24
+#define ARCHIVE_SUM_SIZE_SIZE 16
+#define ARCHIVE_SUM_PAGE_CRCS 0x1 /* page versions carry the crc32 of their image */
+
+/* A summary's header, and where its sections start in the file. */
+typedef struct {
+  guint64 number, seg_size;
+  guint32 seal_crc, seg_version;
+  guint64 first_seq, last_seq;
+  gint64 first_time, last_time;
+  guint64 n_records, n_commits, commit_bytes;
+  guint32 n_marks, n_gens, n_pages, n_versions;
+  guint32 flags, last_db_pages, n_sizes;
+  guint64 marks_off, gens_off, sizes_off, pages_off, versions_off;
+} ArchiveSummary;
+
+/* One version of a page in a page map. */
+typedef struct {
+  guint64 seq;    /* the COMMIT that wrote it                                */
+  guint64 offset; /* the record holding its image (a batch's first record)   */
+  guint32 index;  /* among that record's page stream                         */
+  guint32 crc;    /* crc32 of the image (ARCHIVE_SUM_PAGE_CRCS), else 0      */
+} ArchiveSumVersion;
+
+typedef enum {
+  ARCHIVE_SUM_GOOD,    /* checksum right, sections consistent, matches the segment */
+  ARCHIVE_SUM_MISSING, /* no summary file                                         */
+  ARCHIVE_SUM_BAD,     /* present but not usable (*why says why)                  */
+  ARCHIVE_SUM_ERROR,   /* an I/O error (*error)                                   */
+} ArchiveSumLoad;
+
+/* Build the summary of the sealed segment @number of @dir from its records
+ * (each read and checked whole; the seal checked against them). NULL and
+ * INTEGRITY when the segment is not sealed or not readable to its end. */
+GByteArray *archive_summary_build(const char *dir, guint64 number, GError **error);
+/* Build it and write it as <number>.sum atomically with permission bits
+ * @mode. */
+gboolean archive_summary_write(const char *dir, guint64 number, int mode, GError **error);
+char *archive_summary_path(const char *dir, guint64 number);
+/* The header of the summary starting at @p (@file_len bytes in all): FALSE
+ * and *why when it is not a summary or does not hold together. */
+gboolean archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
+                                      const char **why);
+/* The whole summary @p (@len bytes): its header, its checksum, and its
+ * sections checked against each other (in order, inside the segment). */
+gboolean archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char **why);
+/* Read and parse <number>.sum of @dir and check that it matches the
+ * segment (@seg_size, @seal_crc). GOOD: *s set, and *data (when not NULL)
+ * the whole file (g_free). */
+ArchiveSumLoad archive_summary_load(const char *dir, guint64 number, guint64 seg_size,
+                                    guint32 seal_crc, ArchiveSummary *s, guint8 **data,
+                                    const char **why, GError **error);
+/* The head checksum (header offset 120) of the summary @p whose header,
+ * marks and generations take @head_len bytes. */
+guint32 archive_summary_head_crc(const guint8 *p, gsize head_len);
+/* Check the marks and generations of @s (at @p, the start of the summary;
+ * the page map need not be there), in order and inside the segment. */
+gboolean archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char **why);
+/* Check the size changes and the page map of @s (@p: the whole summary). */
+gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s,
+                                        const char **why);
+/* As archive_summary_load, reading only the header, marks and generations
+ * (checked with the head checksum); *head holds them (g_free). */
+ArchiveSumLoad archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size,
+                                         guint32 seal_crc, ArchiveSummary *s, guint8 **head,
+                                         const char **why, GError **error);
+/* The checksum the SEAL record ending the segment file @path (@size bytes)
+ * carries; FALSE when it does not end with a valid SEAL record. */
+gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
+/* In the parsed summary @p, the last version of page @pgno with seq <=
+ * @max_seq (binary searches); FALSE when the segment has none. */
+gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
+                                      guint64 max_seq, ArchiveSumVersion *out);
+
+/* The reader (archive_reader.c; composition in archive_compose.c). */
+struct _SqlenvfsArchive {
+  char *dir;
+  GArray *segments; /* SqlenvfsArchiveSegment                        */
+  GArray *fds;      /* int per segment, -1 until read_commit needs it */
+  GArray *entries;  /* SqlenvfsArchiveEntry                          */
+  guint64 next_offset; /* where the last segment's next record starts */
+  gint64 alive_file;
+  guint64 alive_seq;
+  gboolean has_alive;
+  ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
+  /* The batch first record read_member() last checked whole: segment + 1
+   * (0: none) and offset; its other commits need not read it again. */
+  guint checked_batch_seg;
+  guint64 checked_batch_off;
+  /* The last segment's index had an entry that does not follow from the
+   * ones before it; a refresh scans the segment instead, as open did. */
+  gboolean is_last_index_bad;
+  /* Sparse reading: per segment (ArchiveSegSum), where its entries are in
+   * @entries, or, for a sealed segment with a good summary, the summary's
+   * small parts instead (its entries are read from its index when a
+   * question needs them, into @cache). Any use of the global entry list
+   * (n_entries, entry, find_time, check_records) loads everything first,
+   * without summaries (@no_sums). */
+  GArray *segsum;
+  guint n_summarized;
+  gboolean no_sums;
+  SqlenvfsArchiveEntry sum_last; /* the SEAL of the last summarized segment */
+  gboolean has_sum_last;
+  guint cache_si;                /* segment held in @cache (G_MAXUINT: none) */
+  GArray *cache;
+  GArray *marks;                 /* ArchiveMark, built when first asked      */
+};
+
+typedef struct {
+  guint start, end;       /* its entries in a->entries (summarized: only a
+                           * DAMAGED gap before it, if any)                 */
+  gboolean is_summarized;
+  ArchiveSummary s;
+  SqlenvfsArchiveEntry *marks; /* s.n_marks */
+  guint8 *gens;                /* s.n_gens x ARCHIVE_SUM_GEN_SIZE */
+} ArchiveSegSum;
+
+typedef struct {
+  SqlenvfsArchiveEntry e;
+  guint64 after;
+} ArchiveMark;
+
+/* Index in a->entries of the real entry with sequence number @seq, or -1. */
+gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);
+/* The entries of segment @si, in order (a summarized segment's are read
+ * from its index on demand; one such segment is kept at a time): valid
+ * until the next call for another segment, a refresh or a check. */
+const SqlenvfsArchiveEntry *archive_seg_view(SqlenvfsArchive *a, guint si, guint *n);

@@ -1,0 +1,1689 @@
+/*
+ * archive_reader.c — reading the archive: open and refresh, records read and
+ * checked, record sources for images, check_records and its memo, sparse
+ * reading
+ * (byte layout and invariants: archive_format.c, docs/ARCHIVE.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "archive_int.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+/* ------------------------------------------------------------------ */
+/* Reader                                                               */
+
+
+static void
+segment_clear(SqlenvfsArchiveSegment *s)
+{
+  g_free(s->path);
+}
+
+static void
+segsum_clear(ArchiveSegSum *ss)
+{
+  g_free(ss->marks);
+  g_free(ss->gens);
+}
+
+static void ensure_all(SqlenvfsArchive *a);
+static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
+
+void
+sqlenvfs_archive_free(SqlenvfsArchive *a)
+{
+  if (a == NULL)
+    return;
+  for (guint i = 0; i < a->fds->len; i++)
+    if (g_array_index(a->fds, int, i) >= 0)
+      close(g_array_index(a->fds, int, i));
+  g_array_free(a->fds, TRUE);
+  g_array_free(a->segments, TRUE);
+  g_array_free(a->entries, TRUE);
+  g_array_free(a->segsum, TRUE);
+  g_array_free(a->cache, TRUE);
+  if (a->marks)
+    g_array_free(a->marks, TRUE);
+  ZSTD_freeDCtx(a->dctx);
+  g_free(a->dir);
+  g_free(a);
+}
+
+guint
+sqlenvfs_archive_n_entries(const SqlenvfsArchive *a)
+{
+  ensure_all((SqlenvfsArchive *)a);
+  return a->entries->len;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_entry(const SqlenvfsArchive *a, guint i)
+{
+  ensure_all((SqlenvfsArchive *)a);
+  g_return_val_if_fail(i < a->entries->len, NULL);
+  return &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+}
+
+guint
+sqlenvfs_archive_n_segments(const SqlenvfsArchive *a)
+{
+  return a->segments->len;
+}
+
+const SqlenvfsArchiveSegment *
+sqlenvfs_archive_segment(const SqlenvfsArchive *a, guint i)
+{
+  g_return_val_if_fail(i < a->segments->len, NULL);
+  return &g_array_index(a->segments, SqlenvfsArchiveSegment, i);
+}
+
+/* The last real (not synthetic) entry loaded, or NULL: in @entries, or
+ * the SEAL of the last summarized segment when that is later. */
+static const SqlenvfsArchiveEntry *
+last_real(const SqlenvfsArchive *a)
+{
+  const SqlenvfsArchiveEntry *r = NULL;
+  for (guint i = a->entries->len; i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1);
+    if (e->seq != 0) {
+      r = e;
+      break;
+    }
+  }
+  if (a->has_sum_last && (r == NULL || a->sum_last.seq > r->seq))
+    return &a->sum_last;
+  return r;
+}
+
+/* A DAMAGED gap before @seq (first record of segment @si, at @time) when
+ * the sequence does not continue from the last record loaded. */
+static void
+gap_before(SqlenvfsArchive *a, guint64 seq, gint64 time, guint si)
+{
+  const SqlenvfsArchiveEntry *prev = last_real(a);
+  if (prev && seq != prev->seq + 1) {
+    SqlenvfsArchiveEntry gap = { 0 };
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = MAX(time, prev->time);
+    gap.aux_time = prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = si;
+    g_array_append_val(a->entries, gap);
+  }
+}
+
+/* Append @e (from segment @si), inserting a DAMAGED gap first when the
+ * sequence does not continue (invariant 2). */
+static void
+add_entry(SqlenvfsArchive *a, SqlenvfsArchiveEntry *e, guint si)
+{
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+
+  gap_before(a, e->seq, e->time, si);
+  e->segment = si;
+  g_array_append_val(a->entries, *e);
+  seg->n_entries++;
+}
+
+/* Is the record @e of the last segment one that a power cut may have left
+ * half-written? Records before the alive file's sequence number were
+ * synced before it was written; later ones may not have been. */
+static gboolean
+is_unconfirmed(const SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e)
+{
+  return !a->has_alive || e->seq >= a->alive_seq;
+}
+
+/* Read the record @e (at e->offset of @sf) in full and check it. FALSE
+ * with no error when it is incomplete or fails a checksum. */
+static gboolean
+record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GError **error)
+{
+  SqlenvfsArchiveEntry r;
+  gboolean torn;
+  if (*chunk == NULL)
+    *chunk = g_malloc(IO_CHUNK);
+  if (!archive_read_record(sf, e->offset, &r, &torn, NULL, *chunk, error))
+    return FALSE;
+  return r.seq == e->seq && r.length == e->length && r.type == e->type;
+}
+
+/* Load the entries of segment @si starting at @from_offset with expected
+ * sequence @from_seq: the index first, then a scan of the segment past the
+ * last good index entry. Sets the segment's sealed/damaged state. In the
+ * last segment, records that may not have been synced (is_unconfirmed) are
+ * read in full: the first that is not whole ends the segment, as it ends it
+ * for the writer's next start (a power cut can leave any part of the
+ * unsynced tail unwritten, including the middle of a record). */
+static gboolean
+load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq,
+             gboolean is_last, GError **error)
+{
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  SegFile sf;
+  guint64 off = from_offset, seq = from_seq;
+  gboolean sealed = FALSE, tail_bad = FALSE;
+  g_autofree guint8 *chunk = NULL;
+
+  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, error))
+    return FALSE;
+  seg->size = sf.size;
+  if (!sf.hdr_ok) {
+    g_debug("archive %s: %s: %s", a->dir, sf.path, sf.hdr_why);
+    seg->is_damaged = TRUE;
+    archive_seg_file_close(&sf);
+    return TRUE;
+  }
+  seg->first_seq = sf.hdr.first_seq;
+  seg->created = sf.hdr.created;
+  if (off == 0) {
+    off = SEG_HEADER_SIZE;
+    seq = sf.hdr.first_seq;
+  }
+
+  /* The index, up to its first entry that is not the next record: past
+   * that, only the segment is trusted (also on a refresh, which would
+   * otherwise resume the index beyond the entry open stopped at). */
+  if (from_offset == 0)
+    a->is_last_index_bad = FALSE;
+  if (!a->is_last_index_bad) {
+    g_autofree char *iname = archive_seg_name(seg->number, "idx");
+    g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
+    int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
+    if (ifd >= 0) {
+      guint8 ih[IDX_HEADER_SIZE];
+      gsize got;
+      struct stat st;
+      if (fstat(ifd, &st) == 0 &&
+          archive_pread_full(ifd, ih, sizeof ih, 0, &got, ipath, NULL) && got == sizeof ih &&
+          archive_decode_idx_header(ih, seg->number)) {
+        guint64 n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
+        /* Skip the entries already loaded (refresh). */
+        guint64 first = seq - sf.hdr.first_seq;
+        g_autofree guint8 *buf = NULL;
+        if (first < n) {
+          gsize len = (gsize)((n - first) * IDX_ENTRY_SIZE);
+          buf = g_malloc(len);
+          if (archive_pread_full(ifd, buf, len, IDX_HEADER_SIZE + first * IDX_ENTRY_SIZE, &got, ipath,
+                         NULL)) {
+            for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
+              SqlenvfsArchiveEntry e;
+              if (sealed)
+                break;
+              if (!archive_decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                  e.offset + e.length > sf.size) {
+                a->is_last_index_bad = TRUE;
+                break;
+              }
+              if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+                if (error && *error) {
+                  close(ifd);
+                  archive_seg_file_close(&sf);
+                  return FALSE;
+                }
+                tail_bad = TRUE;
+                break;
+              }
+              add_entry(a, &e, si);
+              off += e.length;
+              seq++;
+              if (e.type == SQLENVFS_ARCHIVE_SEAL)
+                sealed = TRUE;
+            }
+          }
+        }
+      }
+      close(ifd);
+    }
+  }
+
+  /* Past the index: scan record headers (an unindexed tail, or a damaged
+   * index). */
+  while (!sealed && !tail_bad && off + REC_HEADER_SIZE <= sf.size) {
+    guint8 hdr[REC_HEADER_SIZE];
+    gsize got;
+    SqlenvfsArchiveEntry e;
+    if (!archive_pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
+      archive_seg_file_close(&sf);
+      return FALSE;
+    }
+    if (got < sizeof hdr || !archive_decode_header(hdr, &e) || e.seq != seq ||
+        off + e.length > sf.size)
+      break;
+    e.offset = off;
+    if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+      if (error && *error) {
+        archive_seg_file_close(&sf);
+        return FALSE;
+      }
+      break;
+    }
+    add_entry(a, &e, si);
+    off += e.length;
+    seq++;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL)
+      sealed = TRUE;
+  }
+  seg->is_sealed = sealed;
+  /* Bytes left over: the unfinished tail of the segment being written is
+   * expected; anywhere else it is damage. */
+  if (!sealed && off < sf.size && !is_last)
+    seg->is_damaged = TRUE;
+  if (!sealed && !is_last)
+    seg->is_damaged = TRUE;
+  a->next_offset = off;
+  archive_seg_file_close(&sf);
+  return TRUE;
+}
+
+/* Use the summary of segment @si, a sealed segment that is not the last,
+ * instead of its entries, when it is good (archive_summary.c, S1). FALSE
+ * when there is none or it is not usable: load the entries then. */
+static gboolean
+use_summary(SqlenvfsArchive *a, guint si)
+{
+  SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, si);
+  g_autofree guint8 *head = NULL;
+  ArchiveSummary s;
+  const char *why = NULL;
+  guint32 seal;
+  SegFile sf;
+  gboolean ok;
+
+  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, NULL))
+    return FALSE;
+  ok = sf.hdr_ok && archive_read_seal(sf.path, sf.size, &seal) &&
+       archive_summary_load_head(a->dir, seg->number, sf.size, seal, &s, &head, &why, NULL) ==
+         ARCHIVE_SUM_GOOD &&
+       s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
+  if (!ok) {
+    if (why != NULL)
+      g_debug("archive %s: the summary of %s is not used: %s", a->dir, sf.path, why);
+    archive_seg_file_close(&sf);
+    return FALSE;
+  }
+  seg->size = sf.size;
+  seg->first_seq = sf.hdr.first_seq;
+  seg->created = sf.hdr.created;
+  seg->is_sealed = TRUE;
+  seg->n_entries = (guint)s.n_records;
+  archive_seg_file_close(&sf);
+  gap_before(a, s.first_seq, s.first_time, si);
+  ss->is_summarized = TRUE;
+  ss->s = s;
+  ss->marks = g_new0(SqlenvfsArchiveEntry, MAX(s.n_marks, 1));
+  for (guint i = 0; i < s.n_marks; i++) {
+    /* checked by load_head (archive_summary_check_head) */
+    gboolean decoded = archive_decode_idx_entry(head + s.marks_off + (gsize)i * IDX_ENTRY_SIZE,
+                                                &ss->marks[i]);
+    g_assert(decoded);
+    ss->marks[i].segment = si;
+  }
+  ss->gens = g_memdup2(head + s.gens_off, MAX((gsize)s.n_gens * ARCHIVE_SUM_GEN_SIZE, 1));
+  memset(&a->sum_last, 0, sizeof a->sum_last);
+  a->sum_last.type = SQLENVFS_ARCHIVE_SEAL;
+  a->sum_last.seq = s.last_seq;
+  a->sum_last.time = s.last_time;
+  a->sum_last.reason = seal;
+  a->sum_last.offset = s.seg_size - REC_EMPTY_SIZE;
+  a->sum_last.length = REC_EMPTY_SIZE;
+  a->sum_last.segment = si;
+  a->has_sum_last = TRUE;
+  a->n_summarized++;
+  return TRUE;
+}
+
+static gboolean
+load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
+{
+  for (guint k = start; k < nums->len; k++) {
+    SqlenvfsArchiveSegment seg = { 0 };
+    ArchiveSegSum ss = { 0 };
+    g_autofree char *name = archive_seg_name(g_array_index(nums, guint64, k), "seg");
+    int fd = -1;
+    guint si;
+    seg.number = g_array_index(nums, guint64, k);
+    seg.path = g_build_filename(a->dir, name, NULL);
+    g_array_append_val(a->segments, seg);
+    g_array_append_val(a->fds, fd);
+    ss.start = a->entries->len;
+    g_array_append_val(a->segsum, ss);
+    si = a->segments->len - 1;
+    if ((a->no_sums || k + 1 == nums->len || !use_summary(a, si)) &&
+        !load_segment(a, si, 0, 0, k + 1 == nums->len, error))
+      return FALSE;
+    g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
+  }
+  return TRUE;
+}
+
+/* Forget everything loaded (the segments, their entries and summaries). */
+static void
+reset(SqlenvfsArchive *a)
+{
+  for (guint i = 0; i < a->fds->len; i++)
+    if (g_array_index(a->fds, int, i) >= 0)
+      close(g_array_index(a->fds, int, i));
+  g_array_set_size(a->fds, 0);
+  g_array_set_size(a->segments, 0);
+  g_array_set_size(a->entries, 0);
+  g_array_set_size(a->segsum, 0);
+  a->n_summarized = 0;
+  a->has_sum_last = FALSE;
+  a->cache_si = G_MAXUINT;
+  g_array_set_size(a->cache, 0);
+  g_clear_pointer(&a->marks, g_array_unref);
+  a->checked_batch_seg = 0;
+}
+
+/* Load every entry into @entries, summaries or not (the global entry list
+ * was asked for). On an I/O error the archive is left as far as it was
+ * loaded, and a warning says so. */
+static void
+ensure_all(SqlenvfsArchive *a)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GArray) nums = NULL;
+  if (a->n_summarized == 0)
+    return;
+  g_debug("archive %s: loading every index entry", a->dir);
+  a->no_sums = TRUE;
+  nums = archive_list_segments(a->dir, &error);
+  reset(a);
+  if (nums == NULL || !load_from(a, nums, 0, &error))
+    g_warning("archive %s: loading every index entry: %s", a->dir, error->message);
+}
+
+static void
+load_alive(SqlenvfsArchive *a)
+{
+  a->has_alive = archive_read_alive(a->dir, &a->alive_file, &a->alive_seq);
+}
+
+SqlenvfsArchive *
+sqlenvfs_archive_open(const char *dir, GError **error)
+{
+  g_autoptr(SqlenvfsArchive) a = g_new0(SqlenvfsArchive, 1);
+  g_autoptr(GArray) nums = NULL;
+
+  a->dir = g_strdup(dir);
+  a->segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
+  g_array_set_clear_func(a->segments, (GDestroyNotify)segment_clear);
+  a->fds = g_array_new(FALSE, FALSE, sizeof(int));
+  a->entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  a->segsum = g_array_new(FALSE, TRUE, sizeof(ArchiveSegSum));
+  g_array_set_clear_func(a->segsum, (GDestroyNotify)segsum_clear);
+  a->cache = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  a->cache_si = G_MAXUINT;
+  nums = archive_list_segments(dir, error);
+  if (nums == NULL)
+    return NULL;
+  load_alive(a);
+  if (!load_from(a, nums, 0, error))
+    return NULL;
+  return g_steal_pointer(&a);
+}
+
+gboolean
+sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
+{
+  g_autoptr(GArray) nums = archive_list_segments(a->dir, error);
+  guint n_old = a->segments->len;
+  const SqlenvfsArchiveEntry *last;
+
+  if (nums == NULL)
+    return FALSE;
+  load_alive(a);
+  g_clear_pointer(&a->marks, g_array_unref);
+  /* Segments removed at the front (prune), or anything unexpected: reload. */
+  if (n_old == 0 || nums->len < n_old ||
+      g_array_index(nums, guint64, 0) != g_array_index(a->segments, SqlenvfsArchiveSegment, 0).number ||
+      g_array_index(nums, guint64, n_old - 1) !=
+        g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1).number) {
+    reset(a);
+    if (!load_from(a, nums, 0, error))
+      return FALSE;
+    return TRUE;
+  }
+  /* Continue the last known segment, then load new ones. */
+  {
+    SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1);
+    if (!seg->is_sealed && !seg->is_damaged) {
+      last = last_real(a);
+      if (last && last->segment == n_old - 1) {
+        if (!load_segment(a, n_old - 1, last->offset + last->length, last->seq + 1,
+                          nums->len == n_old, error))
+          return FALSE;
+      } else if (!load_segment(a, n_old - 1, 0, 0, nums->len == n_old, error)) {
+        return FALSE;
+      }
+      g_array_index(a->segsum, ArchiveSegSum, n_old - 1).end = a->entries->len;
+    }
+  }
+  if (!load_from(a, nums, n_old, error))
+    return FALSE;
+  return TRUE;
+}
+
+gint64
+sqlenvfs_archive_alive(const SqlenvfsArchive *a)
+{
+  SqlenvfsArchive *w = (SqlenvfsArchive *)a;
+  gint64 alive = 0;
+  guint64 next_seq = 1;
+  gboolean done = FALSE, any = FALSE;
+  for (guint si = a->segments->len; si > 0 && !done; si--) {
+    guint n;
+    const SqlenvfsArchiveEntry *v = archive_seg_view(w, si - 1, &n);
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    /* Then the DAMAGED gap before a summarized segment, if any. */
+    for (guint pass = 0; pass < 2 && !done; pass++) {
+      if (pass == 1) {
+        if (!ss->is_summarized)
+          break;
+        n = ss->end - ss->start;
+        v = n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
+      }
+      any = any || n > 0;
+      for (guint i = n; i > 0; i--) {
+        const SqlenvfsArchiveEntry *e = &v[i - 1];
+        if (e->seq != 0 && next_seq == 1)
+          next_seq = e->seq + 1;
+        if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+          alive = MAX(alive, e->aux_time);
+          done = TRUE;
+          break;
+        }
+        if (e->type == SQLENVFS_ARCHIVE_GAP) {
+          if (e->reason != SQLENVFS_GAP_DAMAGED)
+            alive = MAX(alive, e->time);
+          done = TRUE;
+          break;
+        }
+      }
+    }
+  }
+  if (a->has_alive && a->alive_seq <= next_seq && any)
+    alive = MAX(alive, a->alive_file);
+  return alive;
+}
+
+gint
+sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
+{
+  guint lo = 0, hi;
+  ensure_all((SqlenvfsArchive *)a);
+  hi = a->entries->len; /* first entry with time > @time */
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    if (g_array_index(a->entries, SqlenvfsArchiveEntry, mid).time <= time)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return (gint)lo - 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sparse reading (archive.h), segment by segment: a summarized segment
+ * answers from its summary's small parts where they suffice (bounds,
+ * marks, generations, counts) and reads its index otherwise
+ * (archive_seg_view()); any other segment from its entries in memory. */
+
+/* Index in @v (@n entries: real ones in seq order, synthetic ones, seq 0,
+ * between) of the real entry @seq, or -1. */
+static gint
+find_seq(const SqlenvfsArchiveEntry *v, guint n, guint64 seq)
+{
+  guint lo = 0, hi = n;
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2, m = mid;
+    while (m < hi && v[m].seq == 0)
+      m++;
+    if (m == hi) {
+      hi = mid;
+      continue;
+    }
+    if (v[m].seq == seq)
+      return (gint)m;
+    if (v[m].seq < seq)
+      lo = m + 1;
+    else
+      hi = mid;
+  }
+  return -1;
+}
+
+gint
+archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq)
+{
+  return find_seq((const SqlenvfsArchiveEntry *)a->entries->data, a->entries->len, seq);
+}
+
+static ArchiveSegSum *
+segsum(const SqlenvfsArchive *a, guint si)
+{
+  return &g_array_index(a->segsum, ArchiveSegSum, si);
+}
+
+const SqlenvfsArchiveEntry *
+archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+
+  if (!ss->is_summarized) {
+    *n = ss->end - ss->start;
+    return *n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
+  }
+  if (a->cache_si != si) {
+    /* Its index (or a scan of its records when the index is bad), loaded
+     * as open loads a segment, into the cache. */
+    SqlenvfsArchive t = { 0 };
+    g_autoptr(GError) error = NULL;
+    SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    t.dir = a->dir;
+    t.segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
+    seg.n_entries = 0;
+    g_array_append_val(t.segments, seg);
+    g_array_set_size(a->cache, 0);
+    t.entries = a->cache;
+    if (!load_segment(&t, 0, 0, 0, FALSE, &error))
+      g_warning("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
+    a->cache = t.entries;
+    g_array_free(t.segments, TRUE);
+    for (guint i = 0; i < a->cache->len; i++)
+      g_array_index(a->cache, SqlenvfsArchiveEntry, i).segment = si;
+    a->cache_si = si;
+  }
+  *n = a->cache->len;
+  return (const SqlenvfsArchiveEntry *)a->cache->data;
+}
+
+/* The first and last seq of segment @si's records (FALSE: it has none). */
+static gboolean
+seg_bounds(SqlenvfsArchive *a, guint si, guint64 *first, guint64 *last)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+  gboolean found = FALSE;
+
+  if (ss->is_summarized) {
+    *first = ss->s.first_seq;
+    *last = ss->s.last_seq;
+    return TRUE;
+  }
+  v = archive_seg_view(a, si, &n);
+  for (guint i = 0; i < n; i++)
+    if (v[i].seq != 0) {
+      if (!found)
+        *first = v[i].seq;
+      found = TRUE;
+      *last = v[i].seq;
+    }
+  return found;
+}
+
+static void
+build_marks(SqlenvfsArchive *a)
+{
+  guint64 last = 0;
+  if (a->marks != NULL)
+    return;
+  a->marks = g_array_new(FALSE, FALSE, sizeof(ArchiveMark));
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    for (guint i = ss->start; i < ss->end; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+      if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+        ArchiveMark m = { *e, e->seq != 0 ? e->seq - 1 : last };
+        g_array_append_val(a->marks, m);
+      }
+      if (e->seq != 0)
+        last = e->seq;
+    }
+    if (ss->is_summarized) {
+      for (guint i = 0; i < ss->s.n_marks; i++) {
+        ArchiveMark m = { ss->marks[i], ss->marks[i].seq - 1 };
+        g_array_append_val(a->marks, m);
+      }
+      last = ss->s.last_seq;
+    }
+  }
+}
+
+guint
+sqlenvfs_archive_n_marks(const SqlenvfsArchive *a)
+{
+  build_marks((SqlenvfsArchive *)a);
+  return a->marks->len;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_mark(const SqlenvfsArchive *a, guint k, guint64 *after_seq)
+{
+  const ArchiveMark *m;
+  build_marks((SqlenvfsArchive *)a);
+  g_return_val_if_fail(k < a->marks->len, NULL);
+  m = &g_array_index(a->marks, ArchiveMark, k);
+  if (after_seq)
+    *after_seq = m->after;
+  return &m->e;
+}
+
+gboolean
+sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *last_seq)
+{
+  SqlenvfsArchive *w = (SqlenvfsArchive *)a;
+  guint64 f, l;
+  gboolean found = FALSE;
+  for (guint si = 0; si < a->segments->len && !found; si++)
+    if (seg_bounds(w, si, &f, &l)) {
+      found = TRUE;
+      if (first_seq)
+        *first_seq = f;
+    }
+  for (guint si = a->segments->len; si > 0 && found; si--)
+    if (seg_bounds(w, si - 1, &f, &l)) {
+      if (last_seq)
+        *last_seq = l;
+      break;
+    }
+  return found;
+}
+
+/* The segment that holds record @seq if any record does (G_MAXUINT). */
+static guint
+seg_of_seq(SqlenvfsArchive *a, guint64 seq)
+{
+  for (guint si = a->segments->len; si > 0; si--) {
+    guint64 f, l;
+    if (!seg_bounds(a, si - 1, &f, &l))
+      continue;
+    if (seq > l)
+      return G_MAXUINT;
+    if (seq >= f)
+      return si - 1;
+  }
+  return G_MAXUINT;
+}
+
+gboolean
+sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out)
+{
+  guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+  gint i;
+  if (si == G_MAXUINT)
+    return FALSE;
+  v = archive_seg_view(a, si, &n);
+  i = find_seq(v, n, seq);
+  if (i < 0)
+    return FALSE;
+  *out = v[i];
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_last_state(SqlenvfsArchive *a, gint64 time, guint64 min_seq, guint64 max_seq,
+                            SqlenvfsArchiveEntry *out)
+{
+  for (guint si = a->segments->len; si > 0; si--) {
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    const SqlenvfsArchiveEntry *v;
+    guint n, lo = 0, hi;
+    if (ss->is_summarized) {
+      if (ss->s.first_seq > max_seq || ss->s.first_time > time)
+        continue;
+      if (ss->s.last_seq < min_seq)
+        return FALSE;
+    }
+    v = archive_seg_view(a, si - 1, &n);
+    hi = n; /* the first entry with time > @time */
+    while (lo < hi) {
+      guint mid = lo + (hi - lo) / 2;
+      if (v[mid].time <= time)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    for (guint i = lo; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = &v[i - 1];
+      if (e->seq == 0 || e->seq > max_seq)
+        continue;
+      if (e->seq < min_seq)
+        return FALSE;
+      if (sqlenvfs_archive_entry_is_state(e)) {
+        *out = *e;
+        return TRUE;
+      }
+    }
+  }
+  return FALSE;
+}
+
+static gboolean
+gens_may_hold(const ArchiveSegSum *ss, guint32 salt1, guint32 salt2, guint32 frame)
+{
+  for (guint i = 0; i < ss->s.n_gens; i++) {
+    const guint8 *g = ss->gens + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
+    if (get32(g) == salt1 && get32(g + 4) == salt2 && get32(g + 24) <= frame &&
+        frame <= get32(g + 28))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, guint32 frame,
+                             guint32 cksum1, guint32 cksum2, SqlenvfsArchiveEntry *out)
+{
+  for (guint si = a->segments->len; si > 0; si--) {
+    ArchiveSegSum *ss = segsum(a, si - 1);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized && !gens_may_hold(ss, salt1, salt2, frame))
+      continue;
+    v = archive_seg_view(a, si - 1, &n);
+    for (guint i = n; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = &v[i - 1];
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
+          e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2) {
+        *out = *e;
+        return TRUE;
+      }
+    }
+  }
+  return FALSE;
+}
+
+/* Walk @v from @from on as generation_end does: TRUE when the walk
+ * stopped (a synthetic entry, past @max_seq, a COMMIT of another
+ * generation), FALSE when it ran off the end. *@out_seq: the last COMMIT
+ * of the generation seen. */
+static gboolean
+walk_generation(const SqlenvfsArchiveEntry *v, guint n, guint from, const SqlenvfsArchiveEntry *st,
+                guint64 max_seq, guint64 *out_seq)
+{
+  for (guint i = from; i < n; i++) {
+    const SqlenvfsArchiveEntry *e = &v[i];
+    if (e->seq == 0 || e->seq > max_seq)
+      return TRUE;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    if (e->salt1 != st->salt1 || e->salt2 != st->salt2)
+      return TRUE;
+    *out_seq = e->seq;
+  }
+  return FALSE;
+}
+
+gboolean
+sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
+                                SqlenvfsArchiveEntry *out)
+{
+  guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
+  const SqlenvfsArchiveEntry *v;
+  SqlenvfsArchiveEntry st;
+  guint64 out_seq;
+  guint n;
+  gint s;
+
+  if (si == G_MAXUINT)
+    return FALSE;
+  v = archive_seg_view(a, si, &n);
+  s = find_seq(v, n, seq);
+  if (s < 0)
+    return FALSE;
+  st = v[s];
+  out_seq = st.seq;
+  if (!walk_generation(v, n, (guint)s + 1, &st, max_seq, &out_seq)) {
+    for (guint sj = si + 1; sj < a->segments->len; sj++) {
+      ArchiveSegSum *ss = segsum(a, sj);
+      if (ss->is_summarized && ss->start == ss->end && ss->s.n_gens > 0) {
+        /* Whole when every commit is of this generation and <= max_seq. */
+        const guint8 *g = ss->gens + (gsize)(ss->s.n_gens - 1) * ARCHIVE_SUM_GEN_SIZE;
+        gboolean same = get64(g + 16) <= max_seq;
+        for (guint i = 0; i < ss->s.n_gens && same; i++) {
+          const guint8 *gi = ss->gens + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
+          same = get32(gi) == st.salt1 && get32(gi + 4) == st.salt2;
+        }
+        if (same && ss->s.last_seq <= max_seq) {
+          out_seq = get64(g + 16);
+          continue;
+        }
+      } else if (ss->is_summarized && ss->start == ss->end && ss->s.last_seq <= max_seq) {
+        continue; /* no COMMIT in it */
+      }
+      v = archive_seg_view(a, sj, &n);
+      if (ss->is_summarized && ss->start < ss->end)
+        break; /* a DAMAGED gap before it */
+      if (walk_generation(v, n, 0, &st, max_seq, &out_seq))
+        break;
+    }
+  }
+  if (out_seq == st.seq) {
+    *out = st;
+    return TRUE;
+  }
+  return sqlenvfs_archive_get(a, out_seq, out);
+}
+
+void
+sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                               guint64 *n_commits, guint64 *bytes, guint32 *db_pages)
+{
+  guint64 n = 0, b = 0;
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint nv;
+    if (ss->is_summarized) {
+      if (ss->s.last_seq <= after_seq || ss->s.first_seq > upto_seq)
+        continue;
+      if (ss->s.first_seq > after_seq && ss->s.last_seq <= upto_seq) {
+        n += ss->s.n_commits;
+        b += ss->s.commit_bytes;
+        if (db_pages && ss->s.n_commits > 0)
+          *db_pages = ss->s.last_db_pages;
+        continue;
+      }
+    }
+    v = archive_seg_view(a, si, &nv);
+    for (guint i = 0; i < nv; i++) {
+      const SqlenvfsArchiveEntry *e = &v[i];
+      if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
+        continue;
+      n++;
+      b += e->length;
+      if (db_pages)
+        *db_pages = e->db_pages;
+    }
+  }
+  if (n_commits)
+    *n_commits = n;
+  if (bytes)
+    *bytes = b;
+}
+
+static int
+segment_fd(SqlenvfsArchive *a, guint si, GError **error)
+{
+  int *fd = &g_array_index(a->fds, int, si);
+  if (*fd < 0) {
+    const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
+    *fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (*fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open archive segment", path);
+      return -1;
+    }
+  }
+  return *fd;
+}
+
+/* Read the record @e whole into @rec (e->length bytes) from @fd and check
+ * its header against @e, its checksum and its page numbers. Returns its page
+ * numbers (newly allocated), or NULL and *error naming @path. */
+static guint32 *
+read_whole_record(int fd, const char *path, const SqlenvfsArchiveEntry *e, guint8 *rec,
+                  GError **error)
+{
+  g_autofree guint32 *pgnos = NULL;
+  SqlenvfsArchiveEntry disk;
+  gsize got;
+
+  if (!archive_pread_full(fd, rec, e->length, e->offset, &got, path, error))
+    return NULL;
+  if (got < e->length) {
+    archive_corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!archive_decode_header(rec, &disk) || !archive_same_header(&disk, e)) {
+    archive_corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  if (get32(rec + e->length - 4) != REC_END_MAGIC ||
+      get32(rec + e->length - REC_TRAILER_SIZE) != crc(0, rec, e->length - REC_TRAILER_SIZE)) {
+    archive_corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(rec + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      archive_corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  return g_steal_pointer(&pgnos);
+}
+
+/* Version 2: read the compressed COMMIT @e whole and check it: its header
+ * against @e, its checksum, its page numbers, its blocks (check_blocks).
+ * Returns the page numbers, and the pages in *@pages when it is not NULL. */
+static guint32 *
+read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages,
+                GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint8 *out = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  const char *why;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_try_malloc(e->length);
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: no memory for record %" G_GUINT64_FORMAT
+                " (%" G_GUINT64_FORMAT " bytes)", path, e->seq, e->length);
+    return NULL;
+  }
+  pgnos = read_whole_record(fd, path, e, rec, error);
+  if (pgnos == NULL)
+    return NULL;
+  if (pages != NULL) {
+    out = g_try_malloc(MAX((gsize)archive_stream_pages(e) * e->page_size, 1));
+    if (out == NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "read archive segment %s: no memory for the %u pages of record %" G_GUINT64_FORMAT,
+                  path, e->n_pages, e->seq);
+      return NULL;
+    }
+  }
+  if (a->dctx == NULL)
+    a->dctx = ZSTD_createDCtx();
+  g_assert(a->dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  why = archive_check_blocks(e, rec, out, a->dctx);
+  if (why != NULL) {
+    archive_corrupt(error, path, e, why);
+    return NULL;
+  }
+  if (pages != NULL)
+    *pages = g_steal_pointer(&out);
+  return g_steal_pointer(&pgnos);
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_batch_first(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint32 *first)
+{
+  const SqlenvfsArchiveEntry *v, *h;
+  guint64 want;
+  guint n;
+  gint i;
+
+  g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_BATCHED, NULL);
+  if (e->reason == 0 || e->seq <= e->reason || e->segment >= a->segments->len)
+    return NULL;
+  want = e->seq - e->reason;
+  /* In the same segment (a batch is written whole into one). */
+  v = archive_seg_view(a, e->segment, &n);
+  i = find_seq(v, n, want);
+  if (i < 0)
+    return NULL;
+  h = &v[i];
+  if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
+      !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+      (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
+    return NULL;
+  *first = e->text_len;
+  return h;
+}
+
+/* A commit of a batch: read its own record whole and check it, then the
+ * batch's first record, which holds its pages (checked once per batch when
+ * only checking: @pages NULL). */
+static guint32 *
+read_member(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages, GError **error)
+{
+  const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  int fd = segment_fd(a, e->segment, error);
+  g_autofree guint8 *rec = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint32 *hp = NULL;
+  g_autofree guint8 *all = NULL;
+  const SqlenvfsArchiveEntry *h;
+  guint32 first = 0;
+
+  if (fd < 0)
+    return NULL;
+  rec = g_malloc(e->length);
+  pgnos = read_whole_record(fd, path, e, rec, error);
+  if (pgnos == NULL)
+    return NULL;
+  h = sqlenvfs_archive_batch_first(a, e, &first);
+  if (h == NULL) {
+    archive_corrupt(error, path, e, "belongs to a batch whose first record, which holds its pages, is "
+            "missing or does not match");
+    return NULL;
+  }
+  if (pages == NULL && a->checked_batch_seg == h->segment + 1 &&
+      a->checked_batch_off == h->offset)
+    return g_steal_pointer(&pgnos);
+  hp = read_compressed(a, h, pages ? &all : NULL, error);
+  if (hp == NULL)
+    return NULL;
+  a->checked_batch_seg = h->segment + 1;
+  a->checked_batch_off = h->offset;
+  if (pages != NULL) {
+    *pages = g_memdup2(all + (gsize)first * e->page_size, MAX((gsize)e->n_pages * e->page_size, 1));
+  }
+  return g_steal_pointer(&pgnos);
+}
+
+guint32 *
+sqlenvfs_archive_read_commit(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                             guint64 *data_offset, GError **error)
+{
+  const char *path;
+  int fd;
+  gsize list_len, got;
+  g_autofree guint8 *head = NULL;
+  g_autofree guint8 *chunk = NULL;
+  g_autofree guint32 *pgnos = NULL;
+  SqlenvfsArchiveEntry disk;
+  guint32 c;
+  guint64 pos, end;
+  guint8 trailer[REC_TRAILER_SIZE];
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
+  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+    *data_offset = 0;
+    return read_compressed(a, e, NULL, error);
+  }
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+    *data_offset = 0;
+    return read_member(a, e, NULL, error);
+  }
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  list_len = 4 * (gsize)e->n_pages;
+  head = g_malloc(REC_HEADER_SIZE + list_len);
+  if (!archive_pread_full(fd, head, REC_HEADER_SIZE + list_len, e->offset, &got, path, error))
+    return NULL;
+  if (got < REC_HEADER_SIZE + list_len) {
+    archive_corrupt(error, path, e, "is cut short (the file is truncated)");
+    return NULL;
+  }
+  if (!archive_decode_header(head, &disk) || !archive_same_header(&disk, e)) {
+    archive_corrupt(error, path, e, "has a header that does not match its index entry");
+    return NULL;
+  }
+  c = crc(0, head, REC_HEADER_SIZE + list_len);
+  pgnos = g_new(guint32, MAX(e->n_pages, 1));
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    pgnos[i] = get32(head + REC_HEADER_SIZE + 4 * i);
+    if (pgnos[i] == 0) {
+      archive_corrupt(error, path, e, "lists page number 0");
+      return NULL;
+    }
+  }
+  chunk = g_malloc(IO_CHUNK);
+  pos = e->offset + REC_HEADER_SIZE + list_len;
+  end = e->offset + e->length - REC_TRAILER_SIZE;
+  while (pos < end) {
+    gsize want = (gsize)MIN((guint64)IO_CHUNK, end - pos);
+    if (!archive_pread_full(fd, chunk, want, pos, &got, path, error))
+      return NULL;
+    if (got < want) {
+      archive_corrupt(error, path, e, "is cut short (the file is truncated)");
+      return NULL;
+    }
+    c = crc(c, chunk, want);
+    pos += want;
+  }
+  if (!archive_pread_full(fd, trailer, sizeof trailer, end, &got, path, error))
+    return NULL;
+  if (got < sizeof trailer || get32(trailer + 4) != REC_END_MAGIC || get32(trailer) != c) {
+    archive_corrupt(error, path, e, "fails its checksum");
+    return NULL;
+  }
+  *data_offset = e->offset + REC_HEADER_SIZE + list_len;
+  return g_steal_pointer(&pgnos);
+}
+
+guint32 *
+sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e,
+                                   guint8 **pages, GError **error)
+{
+  g_autofree guint32 *pgnos = NULL;
+  g_autofree guint8 *out = NULL;
+  guint64 data = 0;
+  gsize len = (gsize)e->n_pages * e->page_size, got;
+  int fd;
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_COMMIT, NULL);
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED)
+    return read_member(a, e, pages, error);
+  if (e->flags & SQLENVFS_ARCHIVE_COMPRESSED) {
+    /* Only its own pages (a batch's first record holds others after). */
+    g_autofree guint8 *all = NULL;
+    g_autofree guint32 *own = read_compressed(a, e, &all, error);
+    if (own == NULL)
+      return NULL;
+    if (archive_stream_pages(e) == e->n_pages)
+      *pages = g_steal_pointer(&all);
+    else
+      *pages = g_memdup2(all, MAX((gsize)e->n_pages * e->page_size, 1));
+    return g_steal_pointer(&own);
+  }
+  pgnos = sqlenvfs_archive_read_commit(a, e, &data, error);
+  if (pgnos == NULL)
+    return NULL;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  out = g_malloc(MAX(len, 1));
+  if (!archive_pread_full(fd, out, len, data, &got,
+                  g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path, error))
+    return NULL;
+  if (got < len) {
+    archive_corrupt(error, g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path, e,
+            "is cut short (the file is truncated)");
+    return NULL;
+  }
+  *pages = g_steal_pointer(&out);
+  return g_steal_pointer(&pgnos);
+}
+
+/* ------------------------------------------------------------------ */
+/* Compressed records as a source of page images (version 2)           */
+
+typedef struct {
+  guint64 offset, length;
+  guint32 n_pages, page_size; /* n_pages: in its blocks (archive_stream_pages()) */
+  guint32 own_pages;          /* its own: the page numbers it lists      */
+} SrcRecord;
+
+struct _SqlenvfsArchiveRecordSource {
+  char *path;
+  int fd;
+  guint32 page_size;
+  GArray *records;   /* SrcRecord, in the order first registered               */
+  GHashTable *by_offset; /* record offset -> index in records + 1 (pages may be
+                          * registered in any record order)                   */
+  GArray *refs;      /* guint64 per registered page: record index << 32 | page */
+  /* The block last read: record index, block, its pages. */
+  gint64 cached_rec;
+  guint32 cached_block;
+  guint8 *cache, *zbuf;
+  gsize zcap;
+  /* The block table of the record last read, as byte offsets of blocks. */
+  gint64 table_rec;
+  GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
+  GArray *crcs;      /* guint32 per block: its crc32                           */
+  ZSTD_DCtx *dctx;
+};
+
+SqlenvfsArchiveRecordSource *
+sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
+{
+  SqlenvfsArchiveRecordSource *src;
+  const char *path;
+  int fd;
+
+  g_return_val_if_fail(segment < a->segments->len, NULL);
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, segment).path;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open archive segment", path);
+    return NULL;
+  }
+  src = g_new0(SqlenvfsArchiveRecordSource, 1);
+  src->path = g_strdup(path);
+  src->fd = fd;
+  src->records = g_array_new(FALSE, FALSE, sizeof(SrcRecord));
+  src->by_offset = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  src->refs = g_array_new(FALSE, FALSE, sizeof(guint64));
+  src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
+  src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
+  src->cached_rec = src->table_rec = -1;
+  src->dctx = ZSTD_createDCtx();
+  if (src->dctx == NULL) {
+    sqlenvfs_archive_record_source_free(src);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: cannot create a zstd context (out of memory)", path);
+    return NULL;
+  }
+  return src;
+}
+
+void
+sqlenvfs_archive_record_source_free(gpointer p)
+{
+  SqlenvfsArchiveRecordSource *src = p;
+  if (src == NULL)
+    return;
+  if (src->fd >= 0)
+    close(src->fd);
+  ZSTD_freeDCtx(src->dctx);
+  g_array_free(src->records, TRUE);
+  if (src->by_offset)
+    g_hash_table_destroy(src->by_offset);
+  g_array_free(src->refs, TRUE);
+  g_array_free(src->starts, TRUE);
+  g_array_free(src->crcs, TRUE);
+  g_free(src->cache);
+  g_free(src->zbuf);
+  g_free(src->path);
+  g_free(src);
+}
+
+goffset
+sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
+                                   const SqlenvfsArchiveEntry *e, guint32 k)
+{
+  guint ri;
+  guint64 ref;
+
+  g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_COMPRESSED, 0);
+  g_return_val_if_fail(k < archive_stream_pages(e), 0);
+  g_return_val_if_fail(src->page_size == 0 || src->page_size == e->page_size, 0);
+  src->page_size = e->page_size;
+  ri = GPOINTER_TO_UINT(g_hash_table_lookup(src->by_offset, &e->offset));
+  if (ri == 0) {
+    SrcRecord r = { e->offset, e->length, archive_stream_pages(e), e->page_size, e->n_pages };
+    g_array_append_val(src->records, r);
+    ri = src->records->len;
+    g_hash_table_insert(src->by_offset, g_memdup2(&e->offset, sizeof e->offset),
+                        GUINT_TO_POINTER(ri));
+  }
+  ref = ((guint64)(ri - 1) << 32) | k;
+  g_array_append_val(src->refs, ref);
+  return (goffset)(src->refs->len - 1) * src->page_size;
+}
+
+static gboolean
+source_corrupt(SqlenvfsArchiveRecordSource *src, const SrcRecord *r, const char *why,
+               GError **error)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "archive segment %s is corrupt: the record at offset %" G_GUINT64_FORMAT
+              " %s (run `sqlenvfs verify`)", src->path, r->offset, why);
+  return FALSE;
+}
+
+/* Make block @j of record @ri the cached one. */
+static gboolean
+source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **error)
+{
+  const SrcRecord *r = &g_array_index(src->records, SrcRecord, ri);
+  guint32 ppb = archive_pages_per_block(r->page_size), nb = archive_n_blocks(r->n_pages, r->page_size);
+  gsize raw = (gsize)MIN(ppb, r->n_pages - j * ppb) * r->page_size, stored, got;
+  guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->own_pages;
+  guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
+  g_autofree guint8 *table = NULL;
+  guint32 want_crc;
+
+  if (src->cached_rec == (gint64)ri && src->cached_block == j)
+    return TRUE;
+  if (src->table_rec != (gint64)ri) {
+    guint64 at = first;
+    table = g_malloc((gsize)nb * BLOCK_ENTRY_SIZE);
+    if (!archive_pread_full(src->fd, table, (gsize)nb * BLOCK_ENTRY_SIZE, r->offset + table_off, &got,
+                    src->path, error))
+      return FALSE;
+    if (got < (gsize)nb * BLOCK_ENTRY_SIZE)
+      return source_corrupt(src, r, "is cut short (the file is truncated)", error);
+    src->table_rec = -1;
+    g_array_set_size(src->starts, 0);
+    g_array_set_size(src->crcs, 0);
+    for (guint32 b = 0; b <= nb; b++) {
+      g_array_append_val(src->starts, at);
+      if (b < nb) {
+        guint32 c = get32(table + (gsize)b * BLOCK_ENTRY_SIZE + 4);
+        at += get32(table + (gsize)b * BLOCK_ENTRY_SIZE);
+        g_array_append_val(src->crcs, c);
+      }
+    }
+    if (at != table_off)
+      return source_corrupt(src, r, "has a block table that does not match its data", error);
+    src->table_rec = ri;
+    src->cached_rec = -1;
+  }
+  stored = (gsize)(g_array_index(src->starts, guint64, j + 1) -
+                   g_array_index(src->starts, guint64, j));
+  want_crc = g_array_index(src->crcs, guint32, j);
+  if (stored == 0 || stored > raw)
+    return source_corrupt(src, r, "has a block table that does not match its data", error);
+  if (src->zcap < MAX(stored, (gsize)ppb * r->page_size)) {
+    src->zcap = MAX(stored, (gsize)ppb * r->page_size);
+    src->zbuf = g_realloc(src->zbuf, src->zcap);
+    src->cache = g_realloc(src->cache, src->zcap);
+  }
+  if (!archive_pread_full(src->fd, src->zbuf, stored,
+                  r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
+    return FALSE;
+  if (got < stored)
+    return source_corrupt(src, r, "is cut short (the file is truncated)", error);
+  if (crc(0, src->zbuf, stored) != want_crc)
+    return source_corrupt(src, r, "has a compressed block that fails its checksum", error);
+  if (stored == raw) {
+    memcpy(src->cache, src->zbuf, raw);
+  } else {
+    size_t n = ZSTD_decompressDCtx(src->dctx, src->cache, raw, src->zbuf, stored);
+    if (ZSTD_isError(n) || n != raw)
+      return source_corrupt(src, r, "has a compressed block that does not decompress to its "
+                            "pages", error);
+  }
+  src->cached_rec = ri;
+  src->cached_block = j;
+  return TRUE;
+}
+
+gssize
+sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset off,
+                                    GError **error)
+{
+  SqlenvfsArchiveRecordSource *src = p;
+  guint64 i, within, ref;
+  guint32 ri, k, ppb;
+  gsize n;
+
+  if (src->page_size == 0 || off < 0)
+    return 0;
+  i = (guint64)off / src->page_size;
+  within = (guint64)off % src->page_size;
+  if (i >= src->refs->len)
+    return 0;
+  ref = g_array_index(src->refs, guint64, i);
+  ri = (guint32)(ref >> 32);
+  k = (guint32)ref;
+  ppb = archive_pages_per_block(src->page_size);
+  if (!source_load(src, ri, k / ppb, error))
+    return -1;
+  n = (gsize)MIN((guint64)len, src->page_size - within);
+  memcpy(buf, src->cache + (gsize)(k % ppb) * src->page_size + within, n);
+  return (gssize)n;
+}
+
+char *
+sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, GError **error)
+{
+  const char *path;
+  int fd;
+  g_autofree char *text = NULL;
+  gsize got;
+
+  g_return_val_if_fail(e->type == SQLENVFS_ARCHIVE_GAP, NULL);
+  if (e->seq == 0 || e->text_len == 0)
+    return g_strdup("");
+  path = g_array_index(a->segments, SqlenvfsArchiveSegment, e->segment).path;
+  fd = segment_fd(a, e->segment, error);
+  if (fd < 0)
+    return NULL;
+  text = g_malloc0(e->text_len + 1);
+  if (!archive_pread_full(fd, text, e->text_len, e->offset + REC_HEADER_SIZE, &got, path, error))
+    return NULL;
+  if (got < e->text_len || !g_utf8_validate(text, -1, NULL)) {
+    archive_corrupt(error, path, e, "has unreadable gap text");
+    return NULL;
+  }
+  return g_steal_pointer(&text);
+}
+
+/* ------------------------------------------------------------------ */
+/* Checking every record                                                */
+
+/* What check_records found in one segment file (memo by identity). */
+typedef struct {
+  guint64 dev, ino, size;
+  gint64 mtime_ns, ctime_ns;
+  guint64 checked_upto; /* every COMMIT record ending at or before this was read */
+  GArray *bad;          /* guint64 offsets of the records that failed */
+} SegMemo;
+
+static GMutex memo_lock;
+static GHashTable *memos; /* path -> SegMemo * */
+
+static void
+seg_memo_free(gpointer p)
+{
+  SegMemo *m = p;
+  g_array_unref(m->bad);
+  g_free(m);
+}
+
+static gboolean
+offset_is_bad(const GArray *bad, guint64 off)
+{
+  for (guint i = 0; i < bad->len; i++)
+    if (g_array_index(bad, guint64, i) == off)
+      return TRUE;
+  return FALSE;
+}
+
+static SegMemo *
+seg_memo_new(const struct stat *st, guint64 checked_upto, GArray *bad /* ref taken */)
+{
+  SegMemo *m = g_new0(SegMemo, 1);
+  m->dev = (guint64)st->st_dev;
+  m->ino = (guint64)st->st_ino;
+  m->size = (guint64)st->st_size;
+  m->mtime_ns = (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec;
+  m->ctime_ns = (gint64)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec;
+  m->checked_upto = checked_upto;
+  m->bad = bad;
+  return m;
+}
+
+void
+sqlenvfs_archive_forget_checks(void)
+{
+  g_mutex_lock(&memo_lock);
+  g_clear_pointer(&memos, g_hash_table_destroy);
+  g_mutex_unlock(&memo_lock);
+}
+
+/* The memo file (see sqlenvfs_archive_check_records):
+ *   "<segment file name> <dev> <ino> <size> <mtime ns> <ctime ns> <checked
+ *    up to> <bad offsets, comma-separated, or ->\n" per segment, then
+ *   "crc32=0x<8 hex>\n" over every byte before it.
+ * Adds what it says of the segments of @dir to the process memo, for paths
+ * the memo does not hold yet. A file that fails its checksum is ignored. */
+static void
+load_memo_file(const char *memo_path, const char *dir)
+{
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *tail;
+  gsize len = 0;
+  guint32 sum;
+
+  if (memo_path == NULL || !g_file_get_contents(memo_path, &data, &len, NULL))
+    return;
+  tail = g_strrstr_len(data, (gssize)len, "crc32=0x");
+  if (tail == NULL || (tail != data && tail[-1] != '\n') ||
+      sscanf(tail, "crc32=0x%8x", &sum) != 1 || sum != crc(0, data, (gsize)(tail - data))) {
+    g_debug("ignoring %s: it fails its checksum", memo_path);
+    return;
+  }
+  data[tail - data] = '\0';
+  lines = g_strsplit(data, "\n", -1);
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  for (char **l = lines; *l; l++) {
+    char name[64], bad[4096];
+    struct stat st = { 0 };
+    guint64 dev, ino, size, upto;
+    gint64 mt, ct;
+    g_autofree char *path = NULL;
+    GArray *offs;
+    if (sscanf(*l, "%63s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " %4095s",
+               name, &dev, &ino, &size, &mt, &ct, &upto, bad) != 8 ||
+        strchr(name, '/') != NULL)
+      continue;
+    path = g_build_filename(dir, name, NULL);
+    if (g_hash_table_contains(memos, path))
+      continue;
+    offs = g_array_new(FALSE, FALSE, sizeof(guint64));
+    if (strcmp(bad, "-") != 0) {
+      g_auto(GStrv) parts = g_strsplit(bad, ",", -1);
+      for (char **q = parts; *q; q++) {
+        guint64 o = g_ascii_strtoull(*q, NULL, 10);
+        g_array_append_val(offs, o);
+      }
+    }
+    st.st_dev = (dev_t)dev;
+    st.st_ino = (ino_t)ino;
+    st.st_size = (off_t)size;
+    st.st_mtim.tv_sec = mt / 1000000000;
+    st.st_mtim.tv_nsec = mt % 1000000000;
+    st.st_ctim.tv_sec = ct / 1000000000;
+    st.st_ctim.tv_nsec = ct % 1000000000;
+    g_hash_table_replace(memos, g_steal_pointer(&path), seg_memo_new(&st, upto, offs));
+  }
+  g_mutex_unlock(&memo_lock);
+}
+
+/* Write what the process memo says of the segments of @a to @memo_path
+ * (atomically, mode 0600); a failure only costs a later reader time. */
+static void
+save_memo_file(SqlenvfsArchive *a, const char *memo_path)
+{
+  GString *s = g_string_new(NULL);
+  g_autoptr(GError) local = NULL;
+
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; memos != NULL && si < a->segments->len; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = g_hash_table_lookup(memos, seg->path);
+    g_autofree char *name = g_path_get_basename(seg->path);
+    if (m == NULL)
+      continue;
+    g_string_append_printf(s, "%s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
+                           " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " ",
+                           name, m->dev, m->ino, m->size, m->mtime_ns, m->ctime_ns,
+                           m->checked_upto);
+    for (guint i = 0; i < m->bad->len && i < 256; i++)
+      g_string_append_printf(s, "%s%" G_GUINT64_FORMAT, i ? "," : "",
+                             g_array_index(m->bad, guint64, i));
+    g_string_append(s, m->bad->len ? "\n" : "-\n");
+  }
+  g_mutex_unlock(&memo_lock);
+  g_string_append_printf(s, "crc32=0x%08x\n", crc(0, s->str, s->len));
+  if (!sqlenvfs_write_file_atomic(memo_path, s->str, s->len, 0600, &local))
+    g_debug("remember archive checks: %s", local->message);
+  g_string_free(s, TRUE);
+}
+
+int
+sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
+{
+  guint n_segs;
+
+  ensure_all(a); /* damage is recorded in the entry list */
+  g_clear_pointer(&a->marks, g_array_unref);
+  n_segs = a->segments->len;
+  g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  int n_bad = 0;
+  guint n_read = 0;
+
+  load_memo_file(memo_path, a->dir);
+  /* What is already known of each segment. */
+  g_mutex_lock(&memo_lock);
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    const SegMemo *m = memos ? g_hash_table_lookup(memos, seg->path) : NULL;
+    GArray *b = g_array_new(FALSE, FALSE, sizeof(guint64));
+    g_ptr_array_add(bad, b);
+    if (stat(seg->path, &st[si]) != 0) {
+      st[si].st_ino = 0; /* gone: nothing is remembered for it */
+      continue;
+    }
+    if (m == NULL || m->dev != (guint64)st[si].st_dev || m->ino != (guint64)st[si].st_ino)
+      continue;
+    if (m->size == (guint64)st[si].st_size &&
+        m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
+        m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
+      start[si] = m->checked_upto; /* unchanged */
+    } else if ((guint64)st[si].st_size > m->size) {
+      start[si] = m->checked_upto; /* appended to: only the new records */
+    } else {
+      continue; /* changed in place: read it all again */
+    }
+    g_array_append_vals(b, m->bad->data, m->bad->len);
+  }
+  g_mutex_unlock(&memo_lock);
+
+  /* Read what is not known yet. */
+  for (guint i = 0; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    g_autoptr(GError) local = NULL;
+    g_autofree guint32 *pgnos = NULL;
+    guint64 data;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0)
+      continue;
+    upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
+    if (e->offset < start[e->segment])
+      continue;
+    n_read++;
+    pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
+    if (pgnos != NULL)
+      continue;
+    if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return -1;
+    }
+    g_info("archive %s: %s", a->dir, local->message);
+    g_array_append_val((GArray *)bad->pdata[e->segment], e->offset);
+  }
+
+  /* Remember, then mark the damaged records (invariant 2: never bridged). */
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL || g_hash_table_size(memos) > 65536) {
+    g_clear_pointer(&memos, g_hash_table_destroy);
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  }
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    SegMemo *m;
+    if (st[si].st_ino == 0)
+      continue;
+    m = seg_memo_new(&st[si], MAX(upto[si], start[si]), g_array_ref(bad->pdata[si]));
+    g_hash_table_replace(memos, g_strdup(seg->path), m);
+  }
+  g_mutex_unlock(&memo_lock);
+  if (memo_path != NULL && n_read > 0)
+    save_memo_file(a, memo_path);
+
+  for (guint i = 0; i < a->entries->len; i++) {
+    SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    SqlenvfsArchiveEntry gap = { 0 };
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
+        !offset_is_bad(bad->pdata[e->segment], e->offset))
+      continue;
+    gap.type = SQLENVFS_ARCHIVE_GAP;
+    gap.reason = SQLENVFS_GAP_DAMAGED;
+    gap.time = e->time;
+    gap.aux_time = i > 0 ? g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time : 0;
+    gap.commit_frame = G_MAXUINT32; /* never a state */
+    gap.segment = e->segment;
+    gap.offset = e->offset;
+    gap.length = e->length;
+    *e = gap;
+    n_bad++;
+  }
+  return n_bad;
+}

@@ -1,0 +1,664 @@
+/*
+ * archive_summary.c — segment summaries: what a reader needs of a sealed
+ * segment without its index or its records (docs/ARCHIVE.md, "Segment
+ * summaries").
+ *
+ * <number>.sum, written once the segment is sealed (its SEAL record written
+ * and synced), built from the segment's records alone (never from its
+ * index), atomically (temporary, fsync, rename, fsync of the directory),
+ * with the segment's permission bits. All integers little-endian.
+ *
+ *   header, 128 bytes
+ *      0  8  magic "SQEFSSUM"
+ *      8  4  summary version (1)
+ *     12  4  header size (128)
+ *     16  8  segment number
+ *     24  8  segment size in bytes (its SEAL record included)
+ *     32  4  the seal's crc32 (the checksum the SEAL record carries)
+ *     36  4  the segment's format version
+ *     40  8  seq of the first record     48  8  seq of the last (the SEAL)
+ *     56  8  time of the first record    64  8  time of the last
+ *     72  8  records                     80  8  COMMIT records
+ *     88  8  bytes of the COMMIT records
+ *     96  4  m: marks                   100  4  g: generations
+ *    104  4  p: page numbers            108  4  v: page versions
+ *    112  4  flags (1: page versions carry the crc32 of their image)
+ *    116  4  database size in pages after the last COMMIT (0: none)
+ *    120  4  head checksum: crc32 of bytes 0..119, then of the marks and
+ *            the generations (what a reader keeps, checked without
+ *            reading the page map)
+ *    124  4  z: size changes
+ *   marks, m x 112 bytes: the segment's GAP and OUTAGE records, each as its
+ *     index entry (the .idx encoding: header, offset, crc32)
+ *   generations, g x 40 bytes, in seq order: runs of consecutive COMMIT
+ *     records of one WAL generation whose commit frames increase
+ *      0  4  salt-1   4  4  salt-2   8  8  first seq   16  8  last seq
+ *     24  4  commit frame of the first   28  4  of the last
+ *     32  4  COMMIT records in the run   36  4  zero
+ *   size changes, z x 16 bytes, in seq order: u64 seq, u32 database size
+ *     in pages after it, u32 zero; one for the segment's first COMMIT and
+ *     one for every COMMIT whose size differs from the COMMIT's before it
+ *   pages, p x 8 bytes, by increasing page number: u32 page number, u32
+ *     index of its first version (its versions run to the next page's
+ *     first, the last page's to v)
+ *   versions, v x 24 bytes, per page by increasing seq: u64 seq of the
+ *     COMMIT, u64 offset of the record holding the image (a batch's first
+ *     record for the commits of a batch), u32 index of the image among that
+ *     record's pages (its page stream), u32 crc32 of the page image (flag 1:
+ *     version 1 segments, whose images are not otherwise checksummed on
+ *     their own; 0 otherwise: version 2 blocks carry their own checksums)
+ *   trailer, 4 bytes: crc32 of every byte before it
+ *
+ * Invariants:
+ *   (S1) A summary is used only when its trailer checksum is right, every
+ *        count agrees with its size, and it matches the segment: number,
+ *        size and seal checksum. Anything else is a bad summary: readers
+ *        fall back to the segment's index and records; verify reports it.
+ *   (S2) A summary only ever describes a sealed segment, which is never
+ *        written again; so a summary that matches is current.
+ *   (S3) A page version names a record of the segment; readers still check
+ *        that record's header (and a v1 image's crc32, a v2 block's
+ *        checksum) when they use it: a damaged summary never yields a wrong
+ *        page, at worst an INTEGRITY error.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "archive_int.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
+
+typedef struct {
+  guint32 pgno;
+  guint64 seq, offset;
+  guint32 index, crc;
+} Version;
+
+static gint
+cmp_version(gconstpointer pa, gconstpointer pb)
+{
+  const Version *a = pa, *b = pb;
+  if (a->pgno != b->pgno)
+    return a->pgno < b->pgno ? -1 : 1;
+  return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+static gboolean
+not_summarized(GError **error, const char *path, const char *why)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "summarize archive segment %s: %s (run `sqlenvfs verify`)", path, why);
+  return FALSE;
+}
+
+/* Read, for the COMMIT @e of @sf, its page numbers into @pgnos (n_pages)
+ * and, for an uncompressed record, the crc32 of each image into @crcs. */
+static gboolean
+read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, guint32 *crcs,
+                  guint8 *chunk, GError **error)
+{
+  gsize got, len = 4 * (gsize)e->n_pages;
+  guint64 pos = e->offset + REC_HEADER_SIZE;
+
+  for (gsize done = 0; done < len;) {
+    gsize want = MIN(len - done, (gsize)IO_CHUNK);
+    if (!archive_pread_full(sf->fd, chunk, want, pos + done, &got, sf->path, error))
+      return FALSE;
+    if (got < want)
+      return not_summarized(error, sf->path, "a record is cut short");
+    for (gsize i = 0; i < want; i += 4)
+      pgnos[(done + i) / 4] = get32(chunk + i);
+    done += want;
+  }
+  if (crcs == NULL)
+    return TRUE;
+  pos += len;
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    if (e->page_size > IO_CHUNK)
+      return not_summarized(error, sf->path, "a record has an impossible page size");
+    if (!archive_pread_full(sf->fd, chunk, e->page_size, pos, &got, sf->path, error))
+      return FALSE;
+    if (got < e->page_size)
+      return not_summarized(error, sf->path, "a record is cut short");
+    crcs[i] = crc(0, chunk, e->page_size);
+    pos += e->page_size;
+  }
+  return TRUE;
+}
+
+GByteArray *
+archive_summary_build(const char *dir, guint64 number, GError **error)
+{
+  SegFile sf;
+  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
+  g_autoptr(GArray) recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  g_autoptr(GArray) versions = g_array_new(FALSE, FALSE, sizeof(Version));
+  g_autoptr(GArray) gens = g_array_new(FALSE, FALSE, 40);
+  g_autoptr(GArray) sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
+  g_autoptr(GByteArray) out = NULL;
+  guint8 hbuf[SEG_HEADER_SIZE], *p;
+  guint64 off = SEG_HEADER_SIZE, n_commits = 0, commit_bytes = 0, n_pages = 0;
+  guint32 c, last_db_pages = 0, flags;
+  guint n_marks = 0;
+  gsize got;
+  gboolean sealed = FALSE;
+  SqlenvfsArchiveEntry seal = { 0 };
+
+  if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
+    return NULL;
+  if (!sf.hdr_ok) {
+    not_summarized(error, sf.path, sf.hdr_why);
+    archive_seg_file_close(&sf);
+    return NULL;
+  }
+  flags = sf.hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
+  if (!archive_pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error))
+    goto fail;
+  c = crc(0, hbuf, sizeof hbuf);
+  while (off < sf.size) {
+    SqlenvfsArchiveEntry e;
+    gboolean torn;
+    guint32 before = c;
+    if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
+      if (error == NULL || *error == NULL)
+        not_summarized(error, sf.path, "a record before its end is unreadable");
+      goto fail;
+    }
+    if (e.seq != sf.hdr.first_seq + recs->len) {
+      not_summarized(error, sf.path, "its sequence numbers do not follow each other");
+      goto fail;
+    }
+    e.segment = 0;
+    g_array_append_val(recs, e);
+    off += e.length;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+      if (e.reason != before || off != sf.size) {
+        not_summarized(error, sf.path, "its seal does not match it");
+        goto fail;
+      }
+      seal = e;
+      sealed = TRUE;
+      break;
+    }
+    if (e.type == SQLENVFS_ARCHIVE_GAP || e.type == SQLENVFS_ARCHIVE_OUTAGE)
+      n_marks++;
+    if (e.type != SQLENVFS_ARCHIVE_COMMIT)
+      continue;
+    if (n_commits == 0 || e.db_pages != last_db_pages) {
+      guint8 z[ARCHIVE_SUM_SIZE_SIZE] = { 0 };
+      put64(z, e.seq);
+      put32(z + 8, e.db_pages);
+      g_array_append_vals(sizes, z, 1);
+    }
+    n_commits++;
+    commit_bytes += e.length;
+    last_db_pages = e.db_pages;
+    {
+      g_autofree guint32 *pgnos = g_new(guint32, MAX(e.n_pages, 1));
+      g_autofree guint32 *crcs = NULL;
+      guint64 img_off = e.offset;
+      guint32 first = 0;
+      if (flags & ARCHIVE_SUM_PAGE_CRCS) {
+        if (e.flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
+          not_summarized(error, sf.path, "a version 1 segment holds a compressed record");
+          goto fail;
+        }
+        crcs = g_new(guint32, MAX(e.n_pages, 1));
+      }
+      if (!read_commit_pages(&sf, &e, pgnos, crcs, chunk, error))
+        goto fail;
+      if (e.flags & SQLENVFS_ARCHIVE_BATCHED) {
+        const SqlenvfsArchiveEntry *h;
+        if (e.reason == 0 || e.reason > recs->len - 1) {
+          not_summarized(error, sf.path, "a batch member points before the segment");
+          goto fail;
+        }
+        h = &g_array_index(recs, SqlenvfsArchiveEntry, recs->len - 1 - e.reason);
+        if (h->type != SQLENVFS_ARCHIVE_COMMIT || !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+            (guint64)e.text_len + e.n_pages > archive_stream_pages(h)) {
+          not_summarized(error, sf.path, "a batch member does not match its first record");
+          goto fail;
+        }
+        img_off = h->offset;
+        first = e.text_len;
+      }
+      for (guint32 i = 0; i < e.n_pages; i++) {
+        Version v = { pgnos[i], e.seq, img_off, first + i, crcs ? crcs[i] : 0 };
+        if (pgnos[i] == 0) {
+          not_summarized(error, sf.path, "a record lists page number 0");
+          goto fail;
+        }
+        g_array_append_val(versions, v);
+      }
+    }
+    /* Generations: a new run when the salts change or the commit frame
+     * does not increase (so that a run is searchable by frame). */
+    {
+      guint8 *g = gens->len ? (guint8 *)gens->data + (gens->len - 1) * 40 : NULL;
+      if (g && get32(g) == e.salt1 && get32(g + 4) == e.salt2 && get32(g + 28) < e.commit_frame &&
+          get64(g + 16) < e.seq) {
+        put64(g + 16, e.seq);
+        put32(g + 28, e.commit_frame);
+        put32(g + 32, get32(g + 32) + 1);
+      } else {
+        guint8 ng[40] = { 0 };
+        put32(ng, e.salt1);
+        put32(ng + 4, e.salt2);
+        put64(ng + 8, e.seq);
+        put64(ng + 16, e.seq);
+        put32(ng + 24, e.commit_frame);
+        put32(ng + 28, e.commit_frame);
+        put32(ng + 32, 1);
+        g_array_append_vals(gens, ng, 1);
+      }
+    }
+  }
+  if (!sealed) {
+    not_summarized(error, sf.path, "it is not sealed");
+    goto fail;
+  }
+  g_array_sort(versions, cmp_version);
+  for (guint i = 0; i < versions->len; i++)
+    if (i == 0 || g_array_index(versions, Version, i).pgno !=
+                      g_array_index(versions, Version, i - 1).pgno)
+      n_pages++;
+  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32) {
+    not_summarized(error, sf.path, "it holds too many page versions");
+    goto fail;
+  }
+
+  {
+    gsize len = ARCHIVE_SUM_HEADER_SIZE + (gsize)n_marks * IDX_ENTRY_SIZE +
+                (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
+                (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
+                (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + 4;
+    const SqlenvfsArchiveEntry *first_rec = &g_array_index(recs, SqlenvfsArchiveEntry, 0);
+    guint k = 0;
+    out = g_byte_array_sized_new((guint)len);
+    g_byte_array_set_size(out, (guint)len);
+    p = out->data;
+    memset(p, 0, len);
+    memcpy(p, ARCHIVE_SUM_MAGIC, 8);
+    put32(p + 8, ARCHIVE_SUM_VERSION);
+    put32(p + 12, ARCHIVE_SUM_HEADER_SIZE);
+    put64(p + 16, number);
+    put64(p + 24, sf.size);
+    put32(p + 32, seal.reason);
+    put32(p + 36, sf.hdr.version);
+    put64(p + 40, first_rec->seq);
+    put64(p + 48, seal.seq);
+    put64(p + 56, (guint64)first_rec->time);
+    put64(p + 64, (guint64)seal.time);
+    put64(p + 72, recs->len);
+    put64(p + 80, n_commits);
+    put64(p + 88, commit_bytes);
+    put32(p + 96, n_marks);
+    put32(p + 100, gens->len);
+    put32(p + 104, (guint32)n_pages);
+    put32(p + 108, versions->len);
+    put32(p + 112, flags);
+    put32(p + 116, last_db_pages);
+    put32(p + 124, sizes->len);
+    p += ARCHIVE_SUM_HEADER_SIZE;
+    for (guint i = 0; i < recs->len; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(recs, SqlenvfsArchiveEntry, i);
+      if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
+        archive_encode_idx_entry(e, p);
+        p += IDX_ENTRY_SIZE;
+      }
+    }
+    memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
+    p += (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE;
+    put32(out->data + 120, archive_summary_head_crc(out->data, (gsize)(p - out->data)));
+    memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
+    p += (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE;
+    for (guint i = 0; i < versions->len; i++) {
+      const Version *v = &g_array_index(versions, Version, i);
+      if (i == 0 || v->pgno != (v - 1)->pgno) {
+        put32(p, v->pgno);
+        put32(p + 4, i);
+        p += ARCHIVE_SUM_PAGE_SIZE;
+        k++;
+      }
+    }
+    g_assert(k == n_pages);
+    for (guint i = 0; i < versions->len; i++) {
+      const Version *v = &g_array_index(versions, Version, i);
+      put64(p, v->seq);
+      put64(p + 8, v->offset);
+      put32(p + 16, v->index);
+      put32(p + 20, v->crc);
+      p += ARCHIVE_SUM_VERSION_SIZE;
+    }
+    put32(p, crc(0, out->data, len - 4));
+    g_assert(p + 4 == out->data + len);
+  }
+  archive_seg_file_close(&sf);
+  return g_steal_pointer(&out);
+
+fail:
+  archive_seg_file_close(&sf);
+  return NULL;
+}
+
+char *
+archive_summary_path(const char *dir, guint64 number)
+{
+  g_autofree char *name = archive_seg_name(number, "sum");
+  return g_build_filename(dir, name, NULL);
+}
+
+gboolean
+archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
+{
+  g_autoptr(GByteArray) sum = archive_summary_build(dir, number, error);
+  g_autofree char *path = archive_summary_path(dir, number);
+  if (sum == NULL)
+    return FALSE;
+  return sqlenvfs_write_file_atomic(path, sum->data, sum->len, mode, error);
+}
+
+guint32
+archive_summary_head_crc(const guint8 *p, gsize head_len)
+{
+  return crc(crc(0, p, 120), p + ARCHIVE_SUM_HEADER_SIZE, head_len - ARCHIVE_SUM_HEADER_SIZE);
+}
+
+/* The counts of the header at @p must fit in @len bytes exactly. */
+static gboolean
+sizes_agree(const guint8 *p, gsize len)
+{
+  guint64 want = ARCHIVE_SUM_HEADER_SIZE + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
+                 (guint64)get32(p + 100) * ARCHIVE_SUM_GEN_SIZE +
+                 (guint64)get32(p + 124) * ARCHIVE_SUM_SIZE_SIZE +
+                 (guint64)get32(p + 104) * ARCHIVE_SUM_PAGE_SIZE +
+                 (guint64)get32(p + 108) * ARCHIVE_SUM_VERSION_SIZE + 4;
+  return want == len;
+}
+
+gboolean
+archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
+                             const char **why)
+{
+  memset(s, 0, sizeof *s);
+  if (file_len < ARCHIVE_SUM_HEADER_SIZE + 4 || memcmp(p, ARCHIVE_SUM_MAGIC, 8) != 0) {
+    *why = "not a segment summary (bad magic or too short)";
+    return FALSE;
+  }
+  if (get32(p + 8) != ARCHIVE_SUM_VERSION || get32(p + 12) != ARCHIVE_SUM_HEADER_SIZE) {
+    *why = "unsupported summary version";
+    return FALSE;
+  }
+  if (!sizes_agree(p, file_len)) {
+    *why = "its size does not match its counts";
+    return FALSE;
+  }
+  s->number = get64(p + 16);
+  s->seg_size = get64(p + 24);
+  s->seal_crc = get32(p + 32);
+  s->seg_version = get32(p + 36);
+  s->first_seq = get64(p + 40);
+  s->last_seq = get64(p + 48);
+  s->first_time = (gint64)get64(p + 56);
+  s->last_time = (gint64)get64(p + 64);
+  s->n_records = get64(p + 72);
+  s->n_commits = get64(p + 80);
+  s->commit_bytes = get64(p + 88);
+  s->n_marks = get32(p + 96);
+  s->n_gens = get32(p + 100);
+  s->n_pages = get32(p + 104);
+  s->n_versions = get32(p + 108);
+  s->flags = get32(p + 112);
+  s->last_db_pages = get32(p + 116);
+  s->n_sizes = get32(p + 124);
+  s->marks_off = ARCHIVE_SUM_HEADER_SIZE;
+  s->gens_off = s->marks_off + (guint64)s->n_marks * IDX_ENTRY_SIZE;
+  s->sizes_off = s->gens_off + (guint64)s->n_gens * ARCHIVE_SUM_GEN_SIZE;
+  s->pages_off = s->sizes_off + (guint64)s->n_sizes * ARCHIVE_SUM_SIZE_SIZE;
+  s->versions_off = s->pages_off + (guint64)s->n_pages * ARCHIVE_SUM_PAGE_SIZE;
+  if (!archive_known_version(s->seg_version) || s->first_seq == 0 ||
+      s->last_seq < s->first_seq || s->last_time < s->first_time ||
+      s->n_records != s->last_seq - s->first_seq + 1 ||
+      (guint64)s->n_marks + s->n_commits + 1 != s->n_records || s->seg_size <= SEG_HEADER_SIZE ||
+      (s->flags & ~(guint32)ARCHIVE_SUM_PAGE_CRCS) != 0 || (s->n_versions == 0) != (s->n_pages == 0) ||
+      s->n_pages > s->n_versions || (s->n_commits == 0) != (s->n_gens == 0) ||
+      s->n_gens > s->n_commits || (s->n_commits == 0) != (s->n_sizes == 0) ||
+      s->n_sizes > s->n_commits) {
+    *why = "its header does not hold together";
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char **why)
+{
+  guint64 prev_seq = 0, gen_commits = 0;
+
+  for (guint i = 0; i < s->n_marks; i++) {
+    SqlenvfsArchiveEntry e;
+    if (!archive_decode_idx_entry(p + s->marks_off + (gsize)i * IDX_ENTRY_SIZE, &e) ||
+        (e.type != SQLENVFS_ARCHIVE_GAP && e.type != SQLENVFS_ARCHIVE_OUTAGE) ||
+        e.seq <= prev_seq || e.seq < s->first_seq || e.seq >= s->last_seq ||
+        e.offset < SEG_HEADER_SIZE || e.offset + e.length > s->seg_size) {
+      *why = "a mark is not a GAP or OUTAGE record of the segment";
+      return FALSE;
+    }
+    prev_seq = e.seq;
+  }
+  prev_seq = 0;
+  for (guint i = 0; i < s->n_gens; i++) {
+    const guint8 *g = p + s->gens_off + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
+    guint64 first = get64(g + 8), last = get64(g + 16);
+    guint32 n = get32(g + 32);
+    if (first <= prev_seq || first < s->first_seq || last < first || last >= s->last_seq ||
+        get32(g + 28) < get32(g + 24) || n == 0 || n > last - first + 1 ||
+        (n == 1) != (first == last)) {
+      *why = "a generation is out of order or out of the segment";
+      return FALSE;
+    }
+    gen_commits += n;
+    prev_seq = last;
+  }
+  if (gen_commits != s->n_commits) {
+    *why = "its generations do not count its commits";
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const char **why)
+{
+  guint64 prev_seq = 0;
+
+  for (guint i = 0; i < s->n_sizes; i++) {
+    const guint8 *z = p + s->sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+    guint64 seq = get64(z);
+    if (seq <= prev_seq || seq < s->first_seq || seq >= s->last_seq ||
+        (i + 1 == s->n_sizes && get32(z + 8) != s->last_db_pages)) {
+      *why = "its size changes are out of order or out of the segment";
+      return FALSE;
+    }
+    prev_seq = seq;
+  }
+
+  for (guint i = 0; i < s->n_pages; i++) {
+    const guint8 *pg = p + s->pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
+    guint32 first = get32(pg + 4);
+    guint32 end = i + 1 < s->n_pages ? get32(pg + ARCHIVE_SUM_PAGE_SIZE + 4) : s->n_versions;
+    if (get32(pg) == 0 || (i > 0 && get32(pg - ARCHIVE_SUM_PAGE_SIZE) >= get32(pg)) ||
+        (i == 0 && first != 0) || end <= first || end > s->n_versions) {
+      *why = "its page table is out of order";
+      return FALSE;
+    }
+    prev_seq = 0;
+    for (guint32 j = first; j < end; j++) {
+      const guint8 *v = p + s->versions_off + (gsize)j * ARCHIVE_SUM_VERSION_SIZE;
+      guint64 seq = get64(v), off = get64(v + 8);
+      if (seq <= prev_seq || seq < s->first_seq || seq >= s->last_seq ||
+          off < SEG_HEADER_SIZE || off >= s->seg_size) {
+        *why = "a page version is out of order or out of the segment";
+        return FALSE;
+      }
+      prev_seq = seq;
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char **why)
+{
+  if (!archive_summary_parse_header(p, len, s, why))
+    return FALSE;
+  if (get32(p + len - 4) != crc(0, p, len - 4) ||
+      get32(p + 120) != archive_summary_head_crc(p, (gsize)s->sizes_off)) {
+    *why = "fails its checksum";
+    return FALSE;
+  }
+  return archive_summary_check_head(p, s, why) && archive_summary_check_page_map(p, s, why);
+}
+
+ArchiveSumLoad
+archive_summary_load(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
+                     ArchiveSummary *s, guint8 **data, const char **why, GError **error)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree guint8 *buf = NULL;
+  struct stat st;
+  gsize got;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return ARCHIVE_SUM_MISSING;
+    sqlenvfs_error_errno(error, errno, "open segment summary", path);
+    return ARCHIVE_SUM_ERROR;
+  }
+  if (fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat segment summary", path);
+    close(fd);
+    return ARCHIVE_SUM_ERROR;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_size < ARCHIVE_SUM_HEADER_SIZE + 4 ||
+      (guint64)st.st_size > G_MAXSIZE / 2) {
+    close(fd);
+    *why = "not a segment summary (not a file, or too short)";
+    return ARCHIVE_SUM_BAD;
+  }
+  buf = g_malloc((gsize)st.st_size);
+  if (!archive_pread_full(fd, buf, (gsize)st.st_size, 0, &got, path, error)) {
+    close(fd);
+    return ARCHIVE_SUM_ERROR;
+  }
+  close(fd);
+  if (got != (gsize)st.st_size) {
+    *why = "it changed while it was read";
+    return ARCHIVE_SUM_BAD;
+  }
+  if (!archive_summary_parse(buf, got, s, why))
+    return ARCHIVE_SUM_BAD;
+  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+    *why = "it does not match its segment (number, size or seal checksum)";
+    return ARCHIVE_SUM_BAD;
+  }
+  if (data)
+    *data = g_steal_pointer(&buf);
+  return ARCHIVE_SUM_GOOD;
+}
+
+gboolean
+archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
+                             guint64 max_seq, ArchiveSumVersion *out)
+{
+  guint32 lo = 0, hi = s->n_pages, first, end;
+
+  while (lo < hi) {
+    guint32 mid = lo + (hi - lo) / 2;
+    guint32 at = get32(p + s->pages_off + (gsize)mid * ARCHIVE_SUM_PAGE_SIZE);
+    if (at == pgno) {
+      lo = mid;
+      break;
+    }
+    if (at < pgno)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo >= s->n_pages || get32(p + s->pages_off + (gsize)lo * ARCHIVE_SUM_PAGE_SIZE) != pgno)
+    return FALSE;
+  first = get32(p + s->pages_off + (gsize)lo * ARCHIVE_SUM_PAGE_SIZE + 4);
+  end = lo + 1 < s->n_pages ? get32(p + s->pages_off + (gsize)(lo + 1) * ARCHIVE_SUM_PAGE_SIZE + 4)
+                            : s->n_versions;
+  /* The last version with seq <= max_seq. */
+  lo = first;
+  hi = end;
+  while (lo < hi) {
+    guint32 mid = lo + (hi - lo) / 2;
+    if (get64(p + s->versions_off + (gsize)mid * ARCHIVE_SUM_VERSION_SIZE) <= max_seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == first)
+    return FALSE;
+  {
+    const guint8 *v = p + s->versions_off + (gsize)(lo - 1) * ARCHIVE_SUM_VERSION_SIZE;
+    out->seq = get64(v);
+    out->offset = get64(v + 8);
+    out->index = get32(v + 16);
+    out->crc = get32(v + 20);
+  }
+  return TRUE;
+}
+
+ArchiveSumLoad
+archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
+                          ArchiveSummary *s, guint8 **head, const char **why, GError **error)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree guint8 *buf = NULL;
+  guint8 hdr[ARCHIVE_SUM_HEADER_SIZE];
+  struct stat st;
+  gsize got = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0) {
+    if (errno == ENOENT)
+      return ARCHIVE_SUM_MISSING;
+    sqlenvfs_error_errno(error, errno, "open segment summary", path);
+    return ARCHIVE_SUM_ERROR;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < ARCHIVE_SUM_HEADER_SIZE + 4 ||
+      !archive_pread_full(fd, hdr, sizeof hdr, 0, &got, path, NULL) || got != sizeof hdr ||
+      !archive_summary_parse_header(hdr, (gsize)st.st_size, s, why)) {
+    close(fd);
+    if (*why == NULL)
+      *why = "not a segment summary (not a file, or too short)";
+    return ARCHIVE_SUM_BAD;
+  }
+  buf = g_malloc((gsize)s->sizes_off);
+  if (!archive_pread_full(fd, buf, (gsize)s->sizes_off, 0, &got, path, NULL) ||
+      got != s->sizes_off) {
+    close(fd);
+    *why = "it changed while it was read";
+    return ARCHIVE_SUM_BAD;
+  }
+  close(fd);
+  if (get32(buf + 120) != archive_summary_head_crc(buf, (gsize)s->sizes_off)) {
+    *why = "fails its head checksum";
+    return ARCHIVE_SUM_BAD;
+  }
+  if (!archive_summary_check_head(buf, s, why))
+    return ARCHIVE_SUM_BAD;
+  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+    *why = "it does not match its segment (number, size or seal checksum)";
+    return ARCHIVE_SUM_BAD;
+  }
+  *head = g_steal_pointer(&buf);
+  return ARCHIVE_SUM_GOOD;
+}

@@ -1,0 +1,641 @@
+/*
+ * archive_verify.c — checking an archive completely (verify) and removing old
+ * segments (prune, with the prune log)
+ * (byte layout and invariants: archive_format.c, docs/ARCHIVE.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "archive_int.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+/* ------------------------------------------------------------------ */
+/* The prune log                                                        */
+
+#define PRUNE_LOG "PRUNED"
+
+typedef struct {
+  guint64 number, first_seq, next_seq;
+  guint32 seal;
+} PrunedSegment;
+
+static char *
+prune_line(guint64 number, guint64 first_seq, guint64 next_seq, guint32 seal, gint64 when)
+{
+  g_autofree char *body = g_strdup_printf("segment=%016" G_GUINT64_FORMAT " first-seq=%"
+                                          G_GUINT64_FORMAT " next-seq=%" G_GUINT64_FORMAT
+                                          " seal=0x%08x removed-us=%" G_GINT64_FORMAT,
+                                          number, first_seq, next_seq, seal, when);
+  return g_strdup_printf("%s crc32=0x%08x\n", body, crc(0, body, strlen(body)));
+}
+
+/* Parse one line of PRUNED (without its newline); FALSE when it is damaged. */
+static gboolean
+parse_prune_line(const char *line, PrunedSegment *out)
+{
+  const char *c = strstr(line, " crc32=0x");
+  guint64 number, first, next;
+  guint32 seal, sum;
+  gint64 when;
+  int used = 0;
+
+  if (c == NULL || sscanf(c, " crc32=0x%8x%n", &sum, &used) != 1 || c[used] != '\0' ||
+      sum != crc(0, line, (gsize)(c - line)))
+    return FALSE;
+  if (sscanf(line, "segment=%16" G_GUINT64_FORMAT " first-seq=%" G_GUINT64_FORMAT
+             " next-seq=%" G_GUINT64_FORMAT " seal=0x%8x removed-us=%" G_GINT64_FORMAT,
+             &number, &first, &next, &seal, &when) != 5 || number == 0)
+    return FALSE;
+  out->number = number;
+  out->first_seq = first;
+  out->next_seq = next;
+  out->seal = seal;
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Verification                                                         */
+
+typedef struct _Problems Problems;
+static void problem(Problems *p, const char *file, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+
+/* The segments PRUNED records (number -> PrunedSegment *); damaged lines
+ * are problems. A last line without its newline is an append a crash cut
+ * short: its segment was not removed yet, so it is left out quietly. */
+static GHashTable *
+load_prune_log(const char *dir, Problems *p)
+{
+  GHashTable *t = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, g_free);
+  g_autofree char *path = g_build_filename(dir, PRUNE_LOG, NULL);
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+  guint n;
+
+  if (!g_file_get_contents(path, &data, NULL, NULL))
+    return t;
+  lines = g_strsplit(data, "\n", -1);
+  n = g_strv_length(lines);
+  for (guint i = 0; i + 1 < n; i++) {
+    PrunedSegment ps;
+    if (!parse_prune_line(lines[i], &ps)) {
+      problem(p, path, "line %u is damaged (checksum mismatch): which segment it removed is "
+              "unknown", i + 1);
+      continue;
+    }
+    {
+      PrunedSegment *v = g_memdup2(&ps, sizeof ps);
+      g_hash_table_replace(t, &v->number, v); /* the key lives in the value */
+    }
+  }
+  if (n > 0 && lines[n - 1][0] != '\0')
+    g_debug("archive %s: %s ends with an unfinished line (ignored)", dir, path);
+  return t;
+}
+
+/* Report the segments below @first that are neither present nor in
+ * @pruned: deleted or lost, not pruned (invariant 7). */
+static void
+verify_pruned(const char *dir, GHashTable *pruned, guint64 first, Problems *p)
+{
+  guint64 run = 0;
+  for (guint64 n = 1; n <= first; n++) {
+    gboolean missing = n < first && !g_hash_table_contains(pruned, &n);
+    if (missing && run == 0)
+      run = n;
+    if (!missing && run != 0) {
+      g_autofree char *name = archive_seg_name(run, "seg");
+      g_autofree char *last = archive_seg_name(n - 1, "seg");
+      g_autofree char *path = g_build_filename(dir, name, NULL);
+      if (run == n - 1)
+        problem(p, path, "segment %s is missing and no prune removed it (deleted or lost: the "
+                "records in it cannot be restored)", name);
+      else
+        problem(p, path, "segments %s to %s are missing and no prune removed them (deleted or "
+                "lost: the records in them cannot be restored)", name, last);
+      run = 0;
+    }
+  }
+}
+
+struct _Problems {
+  SqlenvfsArchiveProblemFunc fn;
+  gpointer user;
+  guint n;
+  char *first_file;
+  char *first_message;
+};
+
+static void
+problem(Problems *p, const char *file, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  p->n++;
+  if (p->first_file == NULL) {
+    p->first_file = g_strdup(file);
+    p->first_message = g_strdup(msg);
+  }
+  if (p->fn)
+    p->fn(p->user, file, msg);
+}
+
+/* Compare the index of segment @number with the records found in it. */
+static void
+verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_torn, Problems *p)
+{
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  guint n;
+
+  if (!g_file_get_contents(ipath, &data, &len, NULL)) {
+    problem(p, ipath, "index file is missing or unreadable (readers scan the segment instead)");
+    return;
+  }
+  if (len < IDX_HEADER_SIZE || !archive_decode_idx_header((const guint8 *)data, number)) {
+    problem(p, ipath, "index header is corrupt");
+    return;
+  }
+  n = (guint)((len - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE);
+  for (guint i = 0; i < n && i < records->len; i++) {
+    SqlenvfsArchiveEntry e;
+    const SqlenvfsArchiveEntry *r = &g_array_index(records, SqlenvfsArchiveEntry, i);
+    if (!archive_decode_idx_entry((const guint8 *)data + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE,
+                          &e)) {
+      problem(p, ipath, "index entry %u is corrupt (checksum mismatch)", i + 1);
+      return;
+    }
+    if (!archive_same_header(&e, r) || e.offset != r->offset) {
+      problem(p, ipath, "index entry %u does not match record %" G_GUINT64_FORMAT, i + 1, r->seq);
+      return;
+    }
+  }
+  if (n > records->len && !tail_torn)
+    problem(p, ipath, "index lists %u records but the segment holds %u valid ones", n,
+            records->len);
+  /* Fewer entries than records: the unindexed tail of a live segment. */
+}
+
+/* Version 2: read the compressed COMMIT @e (whose checksum archive_read_record()
+ * found right) again and check its blocks; *why says what is wrong, if
+ * anything. FALSE only on an I/O error. */
+static gboolean
+verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GError **error)
+{
+  g_autofree guint8 *rec = g_try_malloc(e->length);
+  gsize got;
+
+  if (rec == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "verify %s: no memory for record %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
+                " bytes)", sf->path, e->seq, e->length);
+    return FALSE;
+  }
+  if (!archive_pread_full(sf->fd, rec, e->length, e->offset, &got, sf->path, error))
+    return FALSE;
+  if (got < e->length) {
+    *why = "is cut short";
+  } else {
+    ZSTD_DCtx *dctx = ZSTD_createDCtx();
+    g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+    *why = archive_check_blocks(e, rec, NULL, dctx);
+    ZSTD_freeDCtx(dctx);
+  }
+  return TRUE;
+}
+
+/* The index of the segment being written is synced only when the segment
+ * is sealed, and the archiver rewrites it on its next start: after a power
+ * cut its unsynced entries may be anything. Its damage is noted, not
+ * counted. */
+static void
+note_live_index(gpointer user, const char *file, const char *message)
+{
+  (void)user;
+  g_debug("archive: %s: %s (the index of the segment being written; the archiver rewrites it "
+          "on its next start)", file, message);
+}
+
+gboolean
+sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                        SqlenvfsArchiveVerifyResult *result, GError **error)
+{
+  return sqlenvfs_archive_verify_with(dir, NULL, problem_fn, user, result, error);
+}
+
+/* Whether segment @sf (header good) may be skipped as @memo knows it: the
+ * header agrees with what was found before, and its last record is an
+ * intact SEAL carrying the same checksum. TRUE and *facts as known; FALSE
+ * and *facts zeroed, for the segment to be read. */
+static gboolean
+skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
+           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk)
+{
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  SqlenvfsArchiveEntry e;
+  gboolean torn;
+
+  if (memo != NULL && memo->known != NULL && memo->known(memo->user, sf->path, ipath, facts) &&
+      facts->size == sf->size && facts->first_seq == sf->hdr.first_seq &&
+      facts->prev_crc == sf->hdr.prev_crc && sf->size >= SEG_HEADER_SIZE + REC_EMPTY_SIZE &&
+      facts->next_seq > facts->first_seq &&
+      archive_read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL) &&
+      e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE && e.reason == facts->seal &&
+      e.seq + 1 == facts->next_seq)
+    return TRUE;
+  memset(facts, 0, sizeof *facts);
+  return FALSE;
+}
+
+/* Check the summary of the sealed segment @number (@size bytes, sealed
+ * with @seal): present and usable (archive_summary.c, S1), and, when
+ * @rebuild (the segment was read whole without a problem), exactly what
+ * its records make. A missing summary is not a problem (the archiver
+ * writes it when it starts). */
+static void
+verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean rebuild,
+               Problems *p)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree guint8 *data = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) want = NULL;
+  ArchiveSummary s;
+  const char *why = NULL;
+  const char *fix = "readers use the segment's index instead; remove the file, and the "
+                    "archiver writes it again when it next starts";
+
+  switch (archive_summary_load(dir, number, size, seal, &s, &data, &why, &error)) {
+  case ARCHIVE_SUM_MISSING:
+    return;
+  case ARCHIVE_SUM_ERROR:
+    problem(p, path, "segment summary unreadable: %s", error->message);
+    return;
+  case ARCHIVE_SUM_BAD:
+    problem(p, path, "segment summary is bad: %s (%s)", why, fix);
+    return;
+  case ARCHIVE_SUM_GOOD:
+    break;
+  }
+  if (!rebuild)
+    return;
+  want = archive_summary_build(dir, number, &error);
+  if (want == NULL) {
+    problem(p, path, "segment summary of a segment that cannot be summarized: %s",
+            error->message);
+    return;
+  }
+  /* load() checked the size against the counts; the bytes decide. */
+  if (want->len != s.versions_off + (guint64)s.n_versions * ARCHIVE_SUM_VERSION_SIZE + 4 ||
+      memcmp(want->data, data, want->len) != 0)
+    problem(p, path, "segment summary does not describe its segment (%s)", fix);
+}
+
+gboolean
+sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
+                             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                             SqlenvfsArchiveVerifyResult *result, GError **error)
+{
+  g_autoptr(GArray) nums = archive_list_segments(dir, error);
+  g_autofree guint8 *chunk = NULL;
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  Problems p = { problem_fn, user, 0, NULL, NULL };
+  gboolean have_prev = FALSE, prev_sealed = FALSE;
+  guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
+  guint32 prev_seal = 0;
+  g_autoptr(GHashTable) pruned = NULL;
+  gint64 alive_time = 0;
+  gboolean has_alive;
+
+  if (nums == NULL)
+    return FALSE;
+  has_alive = archive_read_alive(dir, &alive_time, &alive_seq);
+  pruned = load_prune_log(dir, &p);
+  if (nums->len > 0) {
+    guint64 first = g_array_index(nums, guint64, 0);
+    guint64 before = first - 1;
+    const PrunedSegment *ps = g_hash_table_lookup(pruned, &before);
+    verify_pruned(dir, pruned, first, &p);
+    if (ps != NULL) {
+      /* The first segment present chains to the last one pruned. */
+      have_prev = prev_sealed = TRUE;
+      prev_number = before;
+      prev_next_seq = ps->next_seq;
+      prev_seal = ps->seal;
+    }
+  } else if (g_hash_table_size(pruned) > 0) {
+    guint64 last = 0;
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, pruned);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+      last = MAX(last, *(guint64 *)k);
+    {
+      g_autofree char *name = archive_seg_name(last + 1, "seg");
+      g_autofree char *path = g_build_filename(dir, name, NULL);
+      problem(&p, path, "segment %s is missing: prune never removes the last segment, so it was "
+              "deleted or lost", name);
+    }
+  }
+  chunk = g_malloc(IO_CHUNK);
+  for (guint k = 0; k < nums->len; k++) {
+    guint64 number = g_array_index(nums, guint64, k);
+    gboolean is_last = k + 1 == nums->len;
+    g_autoptr(GArray) records = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    SegFile sf;
+    guint8 hbuf[SEG_HEADER_SIZE];
+    gsize got;
+    guint64 off = SEG_HEADER_SIZE, seq;
+    guint32 c;
+    gboolean sealed = FALSE, tail_torn = FALSE;
+    guint n_problems_before = p.n;
+    SqlenvfsArchiveSegmentFacts facts = { 0 };
+
+    res.n_segments++;
+    if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
+      return FALSE;
+    res.bytes += sf.size;
+    if (!sf.hdr_ok) {
+      problem(&p, sf.path, "%s", sf.hdr_why);
+      have_prev = FALSE;
+      archive_seg_file_close(&sf);
+      continue;
+    }
+    if (have_prev) {
+      if (number != prev_number + 1)
+        problem(&p, sf.path, "segments %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                " are missing before this one", prev_number + 1, number - 1);
+      else if (sf.hdr.first_seq != prev_next_seq)
+        problem(&p, sf.path, "starts at record %" G_GUINT64_FORMAT " but the previous segment "
+                "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
+      else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
+        problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
+    }
+    if (skip_known(memo, &sf, dir, number, &facts, chunk)) {
+      /* Verified before and unchanged: chain past it as it was found. */
+      res.n_skipped++;
+      res.n_records += facts.n_records;
+      res.n_commits += facts.n_commits;
+      res.n_gaps += facts.n_gaps;
+      have_prev = prev_sealed = TRUE;
+      prev_seal = facts.seal;
+      prev_number = number;
+      prev_next_seq = facts.next_seq;
+      verify_summary(dir, number, sf.size, facts.seal, FALSE, &p);
+      archive_seg_file_close(&sf);
+      continue;
+    }
+    if (!archive_pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
+      archive_seg_file_close(&sf);
+      return FALSE;
+    }
+    c = crc(0, hbuf, sizeof hbuf);
+    seq = sf.hdr.first_seq;
+    while (off < sf.size) {
+      SqlenvfsArchiveEntry e;
+      gboolean torn;
+      guint32 before = c;
+      g_autoptr(GError) local = NULL;
+      if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
+        if (local) {
+          g_propagate_error(error, g_steal_pointer(&local));
+          archive_seg_file_close(&sf);
+          return FALSE;
+        }
+        if (sealed)
+          problem(&p, sf.path, "%" G_GUINT64_FORMAT " bytes of data after the seal",
+                  sf.size - off);
+        else if (is_last && (torn || !has_alive || seq >= alive_seq) && (tail_torn = TRUE))
+          /* Cut short, or past what the alive file says was synced: the
+           * unsynced tail that a crash of the machine left half-written. */
+          g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
+                  "on its next start)", dir, sf.path);
+        else
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " is corrupt (%s)", seq, off,
+                  torn ? "cut short" : "checksum mismatch");
+        break;
+      }
+      if (sealed) {
+        problem(&p, sf.path, "records after the seal");
+        break;
+      }
+      if (e.seq != seq) {
+        problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
+                G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
+        break;
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
+        /* Its pages are in the batch's first record, earlier in this
+         * segment (checked itself as a compressed record). */
+        const SqlenvfsArchiveEntry *h =
+          e.reason <= records->len
+            ? &g_array_index(records, SqlenvfsArchiveEntry, records->len - e.reason)
+            : NULL;
+        if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
+            !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+            (guint64)e.text_len + e.n_pages > archive_stream_pages(h))
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " belongs to a batch whose first record is missing or does not hold its "
+                  "pages", seq, off);
+      }
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
+        const char *why = NULL;
+        if (!verify_blocks(&sf, &e, &why, error)) {
+          archive_seg_file_close(&sf);
+          return FALSE;
+        }
+        if (why != NULL)
+          problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                  " %s", seq, off, why);
+      }
+      if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+        if (e.reason != before)
+          problem(&p, sf.path, "segment checksum mismatch (the seal does not match the data)");
+        sealed = TRUE;
+        prev_seal = e.reason;
+      }
+      g_array_append_val(records, e);
+      facts.n_records++;
+      if (e.type == SQLENVFS_ARCHIVE_COMMIT)
+        facts.n_commits++;
+      if (e.type == SQLENVFS_ARCHIVE_GAP)
+        facts.n_gaps++;
+      off += e.length;
+      seq++;
+    }
+    res.n_records += facts.n_records;
+    res.n_commits += facts.n_commits;
+    res.n_gaps += facts.n_gaps;
+    if (!sealed && !is_last)
+      problem(&p, sf.path, "segment is not sealed but a later one exists");
+    if (is_last && !sealed) {
+      Problems live = { note_live_index, NULL, 0, NULL, NULL };
+      verify_index(dir, number, records, tail_torn, &live);
+      g_free(live.first_file);
+      g_free(live.first_message);
+    } else {
+      verify_index(dir, number, records, tail_torn, &p);
+    }
+    if (sealed)
+      verify_summary(dir, number, sf.size, prev_seal, p.n == n_problems_before, &p);
+    if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
+      g_autofree char *iname = archive_seg_name(number, "idx");
+      g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+      facts.size = sf.size;
+      facts.first_seq = sf.hdr.first_seq;
+      facts.prev_crc = sf.hdr.prev_crc;
+      facts.seal = prev_seal;
+      facts.next_seq = seq;
+      memo->verified(memo->user, sf.path, ipath, &facts);
+    }
+    have_prev = TRUE;
+    prev_sealed = sealed;
+    prev_number = number;
+    prev_next_seq = seq;
+    archive_seg_file_close(&sf);
+  }
+  res.n_problems = p.n;
+  if (result)
+    *result = res;
+  if (p.n > 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "archive %s: %s: %s%s", dir, p.first_file, p.first_message,
+                p.n > 1 ? " (and more problems)" : "");
+    g_free(p.first_file);
+    g_free(p.first_message);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Pruning                                                              */
+
+/* Append @text to PRUNED and make it durable (invariant 7); the file is
+ * created with the mode of @like (a segment), never wider. */
+static gboolean
+append_prune_log(const char *dir, const char *like, const char *text, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, PRUNE_LOG, NULL);
+  gboolean created = !g_file_test(path, G_FILE_TEST_EXISTS);
+  struct stat st;
+  int fd;
+
+  errno = 0;
+  if (stat(like, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "prune: stat", like);
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0666);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "prune: open the prune log", path);
+  /* A line an earlier run did not finish (a crash, a full disk) removed
+   * nothing: cut it off, so that it never reads as a damaged line. */
+  if (fstat(fd, &st) == 0 && st.st_size > 0) {
+    g_autofree char *old = NULL;
+    gsize len = 0;
+    if (g_file_get_contents(path, &old, &len, NULL) && len > 0 && old[len - 1] != '\n') {
+      const char *nl = g_strrstr_len(old, (gssize)len, "\n");
+      off_t keep = nl ? (off_t)(nl - old + 1) : 0;
+      if (ftruncate(fd, keep) != 0) {
+        int e = errno;
+        close(fd);
+        return sqlenvfs_error_errno(error, e, "prune: repair the prune log", path);
+      }
+      st.st_size = keep;
+    }
+  }
+  /* One write: concurrent appenders never interleave within it. */
+  if (write(fd, text, strlen(text)) != (ssize_t)strlen(text)) {
+    int e = errno ? errno : EIO;
+    if (ftruncate(fd, st.st_size) != 0)
+      g_warning("prune: cut off a failed append to %s: %s", path, g_strerror(errno));
+    close(fd);
+    return sqlenvfs_error_errno(error, e, "prune: write the prune log", path);
+  }
+  if (fdatasync(fd) != 0) {
+    int e = errno;
+    close(fd);
+    return sqlenvfs_error_errno(error, e, "prune: sync the prune log", path);
+  }
+  close(fd);
+  return !created || sqlenvfs_fsync_dir(dir, error);
+}
+
+int
+sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
+                       GPtrArray *removed, GError **error)
+{
+  g_autoptr(GArray) nums = archive_list_segments(dir, error);
+  g_autoptr(GString) log = g_string_new(NULL);
+  gint64 now = g_get_real_time();
+  guint n = 0;
+
+  if (nums == NULL)
+    return -1;
+  /* Which segments go: those whose next segment starts at or before
+   * @keep_from_seq (its first record tells where this one ends). */
+  for (guint k = 0; k + 1 < nums->len; k++) {
+    SegFile cur, next;
+    gboolean ok;
+    if (!archive_seg_file_open(dir, g_array_index(nums, guint64, k + 1), O_RDONLY, &next, error))
+      return -1;
+    if (!archive_seg_file_open(dir, g_array_index(nums, guint64, k), O_RDONLY, &cur, error)) {
+      archive_seg_file_close(&next);
+      return -1;
+    }
+    ok = next.hdr_ok && next.hdr.first_seq <= keep_from_seq;
+    if (ok) {
+      g_autofree char *line =
+        prune_line(g_array_index(nums, guint64, k), cur.hdr_ok ? cur.hdr.first_seq : 0,
+                   next.hdr.first_seq, next.hdr.prev_crc, now);
+      g_string_append(log, line);
+    }
+    archive_seg_file_close(&cur);
+    archive_seg_file_close(&next);
+    if (!ok)
+      break;
+    n++;
+  }
+  if (n > 0 && !dry_run) {
+    g_autofree char *first = archive_seg_name(g_array_index(nums, guint64, 0), "seg");
+    g_autofree char *like = g_build_filename(dir, first, NULL);
+    if (!append_prune_log(dir, like, log->str, error))
+      return -1;
+  }
+  for (guint k = 0; k < n; k++) {
+    guint64 number = g_array_index(nums, guint64, k);
+    g_autofree char *sname = archive_seg_name(number, "seg");
+    g_autofree char *iname = archive_seg_name(number, "idx");
+    g_autofree char *spath = g_build_filename(dir, sname, NULL);
+    g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+    if (!dry_run) {
+      if (unlink(spath) != 0) {
+        sqlenvfs_error_errno(error, errno, "remove archive segment", spath);
+        return -1;
+      }
+      unlink(ipath);
+      {
+        g_autofree char *sum = archive_summary_path(dir, number);
+        unlink(sum);
+      }
+    }
+    if (removed)
+      g_ptr_array_add(removed, g_strdup(spath));
+  }
+  if (n > 0 && !dry_run && !sqlenvfs_fsync_dir(dir, error))
+    return -1;
+  return (int)n;
+}

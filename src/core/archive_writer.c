@@ -1,0 +1,1211 @@
+/*
+ * archive_writer.c — appending records to the archive: recovery of a torn tail at
+ * open, segments rolled and sealed, batches, the alive file
+ * (byte layout and invariants: archive_format.c, docs/ARCHIVE.md).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "archive_int.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
+
+/* ------------------------------------------------------------------ */
+/* Writer                                                               */
+
+struct _SqlenvfsArchiveWriter {
+  char *dir;
+  gint64 max_bytes;
+  int mode;           /* permission bits of every file written (production's) */
+
+  int seg_fd, idx_fd; /* current segment and its index; -1: none open      */
+  char *seg_path, *idx_path;
+  guint64 seg_number; /* number of the current (or last) segment; 0: none */
+  guint64 seg_size, idx_size;
+  guint32 seg_crc;    /* crc32 of every byte of the current segment        */
+  guint32 prev_seal_crc;
+  gboolean is_sealed; /* the current segment is full: next record rolls    */
+  guint32 version;    /* format version new segments are written in        */
+  guint32 seg_version;/* format version of the current segment             */
+  gboolean idx_broken;/* an index write failed: stop indexing this segment */
+
+  guint64 next_seq;
+  gboolean has_last, has_last_state;
+  SqlenvfsArchiveEntry last, last_state;
+  gint64 last_time;
+  gint64 alive;
+
+  int alive_fd;
+  char *alive_path;
+  gint64 alive_written;
+
+  /* the COMMIT being written */
+  gboolean in_commit;
+  SqlenvfsArchiveEntry cur;
+  guint64 cur_remaining; /* page bytes still expected */
+  guint32 cur_crc;
+  guint64 rec_start;
+  guint32 seg_crc_before;
+  /* ... when it is compressed (version 2): the header is written last, so
+   * cur_crc covers the body only until then; pages collect in blk until a
+   * block is full, and each block's stored length and crc32 in blocks. */
+  gboolean cur_compressed;
+  guint8 *blk, *zbuf;
+  gsize blk_len, zcap;
+  GArray *blocks;       /* guint8[BLOCK_ENTRY_SIZE] per block written     */
+  ZSTD_CCtx *zctx;
+  guint32 cur_stream;   /* pages in the record's blocks (a batch's holder: all) */
+
+  /* A batch being collected (version 2): whole commits, written together by
+   * end_batch(); nothing of it is in the segment or noted before that. */
+  gboolean in_batch;
+  GArray *batch;        /* SqlenvfsArchiveEntry per commit ended            */
+  GArray *batch_pgnos;  /* guint32: the page numbers of all, in order       */
+  GByteArray *batch_pages; /* their page images, in the same order          */
+  gint64 batch_last_time;
+
+  guint64 bytes_written;
+  gboolean is_dirty;
+
+  /* A record is assembled here and written with one call when complete (or
+   * when this fills); index entries collect here until the next sync. */
+  guint8 *stage;
+  gsize stage_len;
+  guint8 idx_stage[IDX_STAGE_ENTRIES * IDX_ENTRY_SIZE];
+  gsize idx_stage_len;
+};
+
+static void
+note_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+{
+  w->last = *e;
+  w->has_last = TRUE;
+  if (sqlenvfs_archive_entry_is_state(e) || e->type == SQLENVFS_ARCHIVE_GAP) {
+    w->last_state = *e;
+    w->has_last_state = TRUE;
+  }
+  w->next_seq = e->seq + 1;
+  if (e->time > w->last_time)
+    w->last_time = e->time;
+  if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->aux_time > w->alive)
+    w->alive = e->aux_time;
+  if (e->type == SQLENVFS_ARCHIVE_GAP && e->time > w->alive)
+    w->alive = e->time;
+}
+
+static void sync_index(SqlenvfsArchiveWriter *w);
+
+static void
+close_current(SqlenvfsArchiveWriter *w)
+{
+  sync_index(w);
+  if (w->seg_fd >= 0)
+    close(w->seg_fd);
+  if (w->idx_fd >= 0)
+    close(w->idx_fd);
+  w->seg_fd = w->idx_fd = -1;
+  g_clear_pointer(&w->seg_path, g_free);
+  g_clear_pointer(&w->idx_path, g_free);
+}
+
+void
+sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w)
+{
+  if (w == NULL)
+    return;
+  if (w->in_commit)
+    sqlenvfs_archive_writer_abort_commit(w);
+  close_current(w);
+  if (w->alive_fd >= 0)
+    close(w->alive_fd);
+  g_free(w->alive_path);
+  g_free(w->blk);
+  g_free(w->zbuf);
+  if (w->blocks)
+    g_array_free(w->blocks, TRUE);
+  ZSTD_freeCCtx(w->zctx);
+  if (w->batch) {
+    g_array_free(w->batch, TRUE);
+    g_array_free(w->batch_pgnos, TRUE);
+    g_byte_array_free(w->batch_pages, TRUE);
+  }
+  g_free(w->stage);
+  g_free(w->dir);
+  g_free(w);
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_writer_last(const SqlenvfsArchiveWriter *w)
+{
+  return w->has_last ? &w->last : NULL;
+}
+
+const SqlenvfsArchiveEntry *
+sqlenvfs_archive_writer_last_state(const SqlenvfsArchiveWriter *w)
+{
+  return w->has_last_state ? &w->last_state : NULL;
+}
+
+gint64
+sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w)
+{
+  return w->alive;
+}
+
+/* Narrow the mode of the open file @fd to at most @mode. */
+static gboolean
+narrow_mode(int fd, int mode, const char *path, GError **error)
+{
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", path);
+  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 && fchmod(fd, st.st_mode & (mode_t)mode & 0777) != 0)
+    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
+  return TRUE;
+}
+
+/* Rewrite the index of the current segment from @entries (atomically). */
+static gboolean
+rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
+{
+  g_autofree char *name = archive_seg_name(w->seg_number, "idx");
+  g_autofree char *path = g_build_filename(w->dir, name, NULL);
+  gsize len = IDX_HEADER_SIZE + entries->len * (gsize)IDX_ENTRY_SIZE;
+  g_autofree guint8 *buf = g_malloc0(len);
+
+  archive_encode_idx_header(buf, w->seg_number, w->seg_version);
+  for (guint i = 0; i < entries->len; i++)
+    archive_encode_idx_entry(&g_array_index(entries, SqlenvfsArchiveEntry, i),
+                     buf + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE);
+  if (!sqlenvfs_write_file_atomic(path, buf, len, w->mode, error))
+    return FALSE;
+  w->idx_size = len;
+  return TRUE;
+}
+
+/* Scan the last segment, cut a torn tail, rebuild its index, and leave it
+ * open for appending (or sealed). */
+static gboolean
+recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
+{
+  SegFile sf;
+  g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
+  guint64 off = SEG_HEADER_SIZE;
+  guint8 hbuf[SEG_HEADER_SIZE];
+  gsize got;
+  guint32 c;
+
+  if (!archive_seg_file_open(w->dir, number, O_RDWR, &sf, error))
+    return FALSE;
+  if (!sf.hdr_ok) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "open archive segment %s: %s (move the file aside, or restore it from a "
+                "copy, then start the archiver again)",
+                sf.path, sf.hdr_why);
+    archive_seg_file_close(&sf);
+    return FALSE;
+  }
+  if (!archive_pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
+    archive_seg_file_close(&sf);
+    return FALSE;
+  }
+  c = crc(0, hbuf, sizeof hbuf);
+  w->is_sealed = FALSE;
+  w->seg_version = sf.hdr.version;
+  w->next_seq = sf.hdr.first_seq;
+  for (;;) {
+    SqlenvfsArchiveEntry e;
+    gboolean torn;
+    guint32 before = c;
+    if (off >= sf.size)
+      break;
+    if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
+      if (error && *error) {
+        archive_seg_file_close(&sf);
+        return FALSE;
+      }
+      break;
+    }
+    if (e.seq != w->next_seq || w->is_sealed) {
+      /* Not the record that must follow: treat as torn garbage. */
+      c = before;
+      break;
+    }
+    if (e.type == SQLENVFS_ARCHIVE_SEAL && e.reason != before) {
+      c = before;
+      break;
+    }
+    e.segment = 0;
+    g_array_append_val(entries, e);
+    note_record(w, &e);
+    off += e.length;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+      w->is_sealed = TRUE;
+      w->prev_seal_crc = e.reason;
+    }
+  }
+  if (off < sf.size) {
+    g_message("archive %s: discarding %" G_GUINT64_FORMAT " bytes of an unfinished record at "
+              "the end of %s (left by an interrupted archiver)",
+              w->dir, sf.size - off, sf.path);
+    if (ftruncate(sf.fd, (off_t)off) != 0 || fsync(sf.fd) != 0) {
+      sqlenvfs_error_errno(error, errno, "truncate the torn tail of", sf.path);
+      archive_seg_file_close(&sf);
+      return FALSE;
+    }
+  }
+  if (!narrow_mode(sf.fd, w->mode, sf.path, error)) {
+    archive_seg_file_close(&sf);
+    return FALSE;
+  }
+  w->seg_number = number;
+  w->seg_size = off;
+  w->seg_crc = c;
+  w->seg_fd = sf.fd;
+  w->seg_path = sf.path;
+  sf.fd = -1;
+  sf.path = NULL;
+  if (!rewrite_index(w, entries, error))
+    return FALSE;
+  {
+    g_autofree char *name = archive_seg_name(number, "idx");
+    w->idx_path = g_build_filename(w->dir, name, NULL);
+    w->idx_fd = open(w->idx_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+    if (w->idx_fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open archive index", w->idx_path);
+  }
+  return TRUE;
+}
+
+/* Move an unreadable segment (and its index) out of the archive so that the
+ * archive stays appendable; readers then see its records as missing. */
+static gboolean
+move_aside(const char *dir, guint64 number, const char *why, GError **error)
+{
+  g_autofree char *sname = archive_seg_name(number, "seg");
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *spath = g_build_filename(dir, sname, NULL);
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  g_autofree char *stamp = g_strdup_printf("%" G_GINT64_FORMAT, sqlenvfs_clock_now());
+  g_autofree char *sdest = g_strconcat(spath, ".damaged-", stamp, NULL);
+  g_autofree char *idest = g_strconcat(ipath, ".damaged-", stamp, NULL);
+
+  g_warning("archive %s: %s: %s; moving it aside to %s", dir, spath, why, sdest);
+  if (rename(spath, sdest) != 0)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive segment", spath);
+  if (rename(ipath, idest) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
+  {
+    /* A summary describes the segment moved aside, not the next one of
+     * that number. */
+    g_autofree char *sum = archive_summary_path(dir, number);
+    if (unlink(sum) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove the summary of", spath);
+  }
+  return sqlenvfs_fsync_dir(dir, error);
+}
+
+SqlenvfsArchiveWriter *
+sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode, GError **error)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = g_new0(SqlenvfsArchiveWriter, 1);
+  g_autoptr(GArray) nums = NULL;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  gint64 atime;
+  guint64 aseq;
+
+  w->dir = g_strdup(dir);
+  w->stage = g_malloc(STAGE_SIZE);
+  w->version = SQLENVFS_ARCHIVE_VERSION;
+  w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
+  w->mode = mode & 0666;
+  w->seg_fd = w->idx_fd = w->alive_fd = -1;
+  w->next_seq = 1;
+  if (!sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(w->mode), error) ||
+      !sqlenvfs_refuse_symlink(dir, "open the WAL archive", error))
+    return NULL;
+  /* Temporaries of writers that died (summaries, indexes being rewritten). */
+  if (sqlenvfs_tmp_leftovers(dir, ".tmp-", FALSE, TRUE, NULL, error) < 0)
+    return NULL;
+  nums = archive_list_segments(dir, error);
+  if (nums == NULL)
+    return NULL;
+
+  /* A last segment whose header is unreadable: if it is no longer than a
+   * header, its creation was interrupted and it holds nothing; otherwise it
+   * is damaged, and is moved aside (the continuity check of the archiver
+   * then decides whether what it held can be captured again). */
+  while (nums->len > 0) {
+    guint64 last = g_array_index(nums, guint64, nums->len - 1);
+    SegFile sf;
+    gboolean ok, empty;
+    if (!archive_seg_file_open(dir, last, O_RDONLY, &sf, error))
+      return NULL;
+    ok = sf.hdr_ok;
+    empty = sf.size <= SEG_HEADER_SIZE;
+    if (!ok && empty) {
+      g_autofree char *iname = archive_seg_name(last, "idx");
+      g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+      g_message("archive %s: removing %s, a segment whose creation was interrupted", dir,
+                sf.path);
+      if (unlink(sf.path) != 0) {
+        sqlenvfs_error_errno(error, errno, "remove", sf.path);
+        archive_seg_file_close(&sf);
+        return NULL;
+      }
+      unlink(ipath);
+    } else if (!ok && !move_aside(dir, last, sf.hdr_why, error)) {
+      archive_seg_file_close(&sf);
+      return NULL;
+    }
+    archive_seg_file_close(&sf);
+    if (ok)
+      break;
+    g_array_set_size(nums, nums->len - 1);
+  }
+
+  if (nums->len > 0 && !recover_last(w, g_array_index(nums, guint64, nums->len - 1), error))
+    return NULL;
+
+  /* The last record, and the last state or gap record, may lie in earlier
+   * segments; the (now consistent) index says. */
+  a = sqlenvfs_archive_open(dir, error);
+  if (a == NULL)
+    return NULL;
+  w->has_last = w->has_last_state = FALSE;
+  for (guint i = sqlenvfs_archive_n_entries(a); i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i - 1);
+    if (e->seq == 0)
+      continue; /* a reader's synthetic gap */
+    if (!w->has_last) {
+      w->last = *e;
+      w->has_last = TRUE;
+      w->last_time = e->time;
+      if (nums->len == 0)
+        w->next_seq = e->seq + 1;
+    }
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->aux_time > w->alive)
+      w->alive = e->aux_time;
+    if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      if (e->type == SQLENVFS_ARCHIVE_GAP && e->time > w->alive)
+        w->alive = e->time;
+      w->last_state = *e;
+      w->has_last_state = TRUE;
+      break;
+    }
+  }
+  w->alive_path = g_build_filename(dir, "alive", NULL);
+  if (archive_read_alive(dir, &atime, &aseq) && aseq <= w->next_seq && atime > w->alive)
+    w->alive = atime;
+  w->alive_written = w->alive;
+  if (archive_read_alive(dir, &atime, &aseq) && aseq > w->next_seq) {
+    /* The records it confirmed are gone (a damaged segment moved aside):
+     * the numbers are written again, and readers must not take the new
+     * records as synced until they are. */
+    w->alive_written = 0;
+    if (!sqlenvfs_archive_writer_set_alive(w, w->alive, 0, error))
+      return NULL;
+  }
+  return g_steal_pointer(&w);
+}
+
+/* Start a new segment after the current one. */
+static gboolean
+new_segment(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint64 number = w->seg_number + 1;
+  g_autofree char *sname = archive_seg_name(number, "seg");
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *spath = g_build_filename(w->dir, sname, NULL);
+  g_autofree char *ipath = g_build_filename(w->dir, iname, NULL);
+  guint8 sh[SEG_HEADER_SIZE], ih[IDX_HEADER_SIZE];
+  int sfd, ifd;
+
+  archive_encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc, w->version);
+  archive_encode_idx_header(ih, number, w->version);
+  sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
+  if (sfd < 0)
+    return sqlenvfs_error_errno(error, errno, "create archive segment", spath);
+  if (!archive_pwrite_full(sfd, sh, sizeof sh, 0, spath, error) || fdatasync(sfd) != 0) {
+    if (error && *error == NULL)
+      sqlenvfs_error_errno(error, errno, "sync archive segment", spath);
+    close(sfd);
+    unlink(spath);
+    return FALSE;
+  }
+  ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, w->mode);
+  if (ifd >= 0 && !narrow_mode(ifd, w->mode, ipath, NULL)) {
+    close(ifd);
+    ifd = -1;
+  }
+  if (ifd < 0) {
+    sqlenvfs_error_errno(error, errno, "create archive index", ipath);
+    close(sfd);
+    unlink(spath);
+    return FALSE;
+  }
+  if (!archive_pwrite_full(ifd, ih, sizeof ih, 0, ipath, error)) {
+    close(sfd);
+    close(ifd);
+    unlink(spath);
+    unlink(ipath);
+    return FALSE;
+  }
+  if (!sqlenvfs_fsync_dir(w->dir, error)) {
+    close(sfd);
+    close(ifd);
+    unlink(spath);
+    unlink(ipath);
+    return FALSE;
+  }
+  close_current(w);
+  w->seg_fd = sfd;
+  w->idx_fd = ifd;
+  w->seg_path = g_steal_pointer(&spath);
+  w->idx_path = g_steal_pointer(&ipath);
+  w->seg_number = number;
+  w->seg_size = SEG_HEADER_SIZE;
+  w->idx_size = IDX_HEADER_SIZE;
+  w->seg_crc = crc(0, sh, sizeof sh);
+  w->seg_version = w->version;
+  w->is_sealed = FALSE;
+  w->idx_broken = FALSE;
+  g_debug("archive %s: new segment %s", w->dir, w->seg_path);
+  return TRUE;
+}
+
+/* Write @len bytes at @off of the current segment. */
+static gboolean
+seg_write(SqlenvfsArchiveWriter *w, const void *data, gsize len, guint64 off, GError **error)
+{
+  if (!archive_pwrite_full(w->seg_fd, data, len, off, w->seg_path, error))
+    return FALSE;
+  w->bytes_written += len;
+  w->is_dirty = TRUE;
+  return TRUE;
+}
+
+/* Write what is staged to the segment (it ends at seg_size). */
+static gboolean
+seg_flush(SqlenvfsArchiveWriter *w, GError **error)
+{
+  if (w->stage_len == 0)
+    return TRUE;
+  if (!seg_write(w, w->stage, w->stage_len, w->seg_size - w->stage_len, error))
+    return FALSE;
+  w->stage_len = 0;
+  return TRUE;
+}
+
+/* Append bytes of the record being written to the segment (the segment's
+ * checksum is brought up to date when the record is complete). They are
+ * staged, so that a small record costs one write however many pieces it is
+ * built from; a piece larger than the stage is written as it is. */
+static gboolean
+seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error)
+{
+  if (w->stage_len + len > STAGE_SIZE && !seg_flush(w, error))
+    return FALSE;
+  if (len > STAGE_SIZE) {
+    if (!seg_write(w, data, len, w->seg_size, error))
+      return FALSE;
+  } else {
+    memcpy(w->stage + w->stage_len, data, len);
+    w->stage_len += len;
+  }
+  w->seg_size += len;
+  w->cur_crc = crc(w->cur_crc, data, len);
+  return TRUE;
+}
+
+/* Write the trailer of the record begun at w->rec_start and fold the whole
+ * record into the segment checksum (crc32_combine: each byte is
+ * checksummed once). */
+static gboolean
+seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 trailer[REC_TRAILER_SIZE];
+  put32(trailer, w->cur_crc);
+  put32(trailer + 4, REC_END_MAGIC);
+  if (!seg_append(w, trailer, sizeof trailer, error) || !seg_flush(w, error))
+    return FALSE;
+  w->seg_crc = (guint32)crc32_combine(w->seg_crc_before, w->cur_crc,
+                                      (z_off_t)(w->seg_size - w->rec_start));
+  return TRUE;
+}
+
+/* Cut a partly written record off again (invariant 3). */
+static void
+cut_record(SqlenvfsArchiveWriter *w)
+{
+  guint64 on_disk = w->seg_size - w->stage_len;
+  w->stage_len = 0;
+  if (w->seg_fd >= 0 && on_disk > w->rec_start) {
+    if (ftruncate(w->seg_fd, (off_t)w->rec_start) != 0)
+      g_warning("archive %s: could not cut off a failed record in %s: %s (the archiver "
+                "discards it on its next start)",
+                w->dir, w->seg_path, g_strerror(errno));
+  }
+  w->seg_size = w->rec_start;
+  w->seg_crc = w->seg_crc_before;
+}
+
+/* Write the buffered index entries. */
+static void
+index_flush(SqlenvfsArchiveWriter *w)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (w->idx_stage_len == 0 || w->idx_broken || w->idx_fd < 0) {
+    w->idx_stage_len = 0;
+    return;
+  }
+  if (!archive_pwrite_full(w->idx_fd, w->idx_stage, w->idx_stage_len, w->idx_size, w->idx_path,
+                   &error)) {
+    /* The index is derived: readers scan the segment past its last good
+     * entry, and the next writer_open() rewrites it. */
+    g_warning("archive %s: %s; readers will scan the segment instead", w->dir,
+              error->message);
+    if (ftruncate(w->idx_fd, (off_t)w->idx_size) != 0) {
+      /* nothing more to do; readers check every entry */
+    }
+    w->idx_broken = TRUE;
+    w->idx_stage_len = 0;
+    return;
+  }
+  w->idx_size += w->idx_stage_len;
+  w->idx_stage_len = 0;
+}
+
+/* Index a record just written. Entries are written in batches (at a sync,
+ * or when the buffer fills): readers scan a segment past its last indexed
+ * record anyway. */
+static void
+index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
+{
+  /* Invariant 6: an index entry only for a record complete in the segment. */
+  g_assert(e->offset + e->length <= w->seg_size);
+  if (w->idx_broken)
+    return;
+  archive_encode_idx_entry(e, w->idx_stage + w->idx_stage_len);
+  w->idx_stage_len += IDX_ENTRY_SIZE;
+  if (w->idx_stage_len == sizeof w->idx_stage)
+    index_flush(w);
+}
+
+/* Make room for a record of @length bytes: seal and roll when it would not
+ * fit (a segment holds at least one record besides its seal). */
+static gboolean
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error);
+
+static gboolean
+write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body, gsize body_len,
+             gboolean roll, GError **error)
+{
+  guint8 hdr[REC_HEADER_SIZE];
+
+  e->length = REC_EMPTY_SIZE + body_len;
+  if (roll && !prepare_record(w, e->length, error))
+    return FALSE;
+  e->seq = w->next_seq;
+  e->offset = w->seg_size;
+  /* Invariant 5: every time written went through clamp_time (a seal takes
+   * the last time). */
+  g_assert(!w->has_last || e->time >= w->last_time);
+  archive_encode_header(e, hdr);
+  w->rec_start = w->seg_size;
+  w->seg_crc_before = w->seg_crc;
+  w->cur_crc = 0;
+  if (!seg_append(w, hdr, sizeof hdr, error) ||
+      (body_len > 0 && !seg_append(w, body, body_len, error))) {
+    cut_record(w);
+    return FALSE;
+  }
+  if (!seg_finish_record(w, error)) {
+    cut_record(w);
+    return FALSE;
+  }
+  index_record(w, e);
+  note_record(w, e);
+  return TRUE;
+}
+
+/* Write the summary of the sealed segment @number (archive_summary.c). A
+ * summary only saves readers work: when it cannot be written, readers use
+ * the segment's index, and the archiver tries again when it next starts. */
+static void
+summarize(SqlenvfsArchiveWriter *w, guint64 number)
+{
+  g_autoptr(GError) error = NULL;
+  if (!archive_summary_write(w->dir, number, w->mode, &error))
+    g_warning("archive %s: no summary of segment %" G_GUINT64_FORMAT
+              " (readers use its index instead): %s",
+              w->dir, number, error->message);
+}
+
+gboolean
+sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error)
+{
+  g_autoptr(GArray) nums = archive_list_segments(w->dir, error);
+  if (nums == NULL)
+    return FALSE;
+  for (guint i = 0; i < nums->len; i++) {
+    guint64 n = g_array_index(nums, guint64, i);
+    g_autofree char *path = archive_summary_path(w->dir, n);
+    if (n == w->seg_number && !w->is_sealed)
+      continue; /* the segment being written */
+    if (g_file_test(path, G_FILE_TEST_EXISTS))
+      continue;
+    g_message("archive %s: writing the summary of segment %" G_GUINT64_FORMAT, w->dir, n);
+    summarize(w, n);
+  }
+  return TRUE;
+}
+
+static gboolean
+seal(SqlenvfsArchiveWriter *w, GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  e.type = SQLENVFS_ARCHIVE_SEAL;
+  e.time = w->last_time; /* never later than what follows (invariant 6) */
+  e.reason = w->seg_crc; /* the checksum of every byte before the seal */
+  if (!write_simple(w, &e, NULL, 0, FALSE, error))
+    return FALSE;
+  if (!sqlenvfs_archive_writer_sync(w, error))
+    return FALSE;
+  sync_index(w);
+  w->prev_seal_crc = e.reason;
+  w->is_sealed = TRUE;
+  g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
+          w->seg_size);
+  summarize(w, w->seg_number);
+  return TRUE;
+}
+
+static gboolean
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error)
+{
+  if (w->seg_fd < 0 || w->is_sealed)
+    return new_segment(w, error);
+  if (w->seg_version != w->version ||
+      (w->seg_size > SEG_HEADER_SIZE &&
+       w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes)) {
+    if (!seal(w, error))
+      return FALSE;
+    return new_segment(w, error);
+  }
+  return TRUE;
+}
+
+static gint64
+clamp_time(SqlenvfsArchiveWriter *w, gint64 t)
+{
+  if (t < w->last_time) {
+    g_debug("archive %s: clock went back %" G_GINT64_FORMAT " us; keeping time order", w->dir,
+            w->last_time - t);
+    return w->last_time;
+  }
+  return t;
+}
+
+gboolean
+sqlenvfs_archive_writer_add_gap(SqlenvfsArchiveWriter *w, gint64 time, gint64 prev_alive,
+                                SqlenvfsGapReason reason, const char *text,
+                                const SqlenvfsArchiveEntry *wal, GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  gsize len = text ? MIN(strlen(text), (gsize)MAX_TEXT) : 0;
+
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
+  e.type = SQLENVFS_ARCHIVE_GAP;
+  e.time = clamp_time(w, time);
+  e.aux_time = prev_alive;
+  e.reason = reason;
+  e.text_len = (guint32)len;
+  if (wal) {
+    e.salt1 = wal->salt1;
+    e.salt2 = wal->salt2;
+    e.ckpt_seq = wal->ckpt_seq;
+    e.page_size = wal->page_size;
+    e.commit_frame = wal->commit_frame;
+    e.cksum1 = wal->cksum1;
+    e.cksum2 = wal->cksum2;
+  }
+  return write_simple(w, &e, text, len, TRUE, error);
+}
+
+gboolean
+sqlenvfs_archive_writer_add_outage(SqlenvfsArchiveWriter *w, gint64 from, gint64 to,
+                                   GError **error)
+{
+  SqlenvfsArchiveEntry e = { 0 };
+  g_return_val_if_fail(!w->in_commit && !w->in_batch, FALSE);
+  e.type = SQLENVFS_ARCHIVE_OUTAGE;
+  e.time = clamp_time(w, to);
+  e.aux_time = from;
+  return write_simple(w, &e, NULL, 0, TRUE, error);
+}
+
+void
+sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 version)
+{
+  g_return_if_fail(archive_known_version(version));
+  w->version = version;
+}
+
+/* Version 2: store the pages collected in w->blk as the record's next block,
+ * compressed unless that would not make it smaller (a block stored as long
+ * as its pages is stored as they are), and note its length and crc32. */
+static gboolean
+flush_block(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 ent[BLOCK_ENTRY_SIZE];
+  const guint8 *out = w->blk;
+  gsize n = w->blk_len;
+  size_t z;
+
+  if (w->blk_len == 0)
+    return TRUE;
+  z = ZSTD_compressCCtx(w->zctx, w->zbuf, w->zcap, w->blk, w->blk_len, ZSTD_LEVEL);
+  if (!ZSTD_isError(z) && z < w->blk_len) {
+    out = w->zbuf;
+    n = z;
+  }
+  put32(ent, (guint32)n);
+  put32(ent + 4, crc(0, out, n));
+  g_array_append_vals(w->blocks, ent, 1);
+  w->blk_len = 0;
+  return seg_append(w, out, n, error);
+}
+
+/* Version 2: end a compressed COMMIT's body (last block, block table), then
+ * write its header, now that its length is known, at the record's start
+ * (still staged for any record that fits the stage), and make cur_crc the
+ * checksum of the header and the body. */
+static gboolean
+finish_compressed(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint8 hdr[REC_HEADER_SIZE];
+  guint64 body_len, on_disk;
+
+  if (!flush_block(w, error) ||
+      !seg_append(w, w->blocks->data, (gsize)w->blocks->len * BLOCK_ENTRY_SIZE, error))
+    return FALSE;
+  g_assert(w->blocks->len == archive_n_blocks(w->cur_stream, w->cur.page_size));
+  body_len = w->seg_size - w->rec_start - REC_HEADER_SIZE;
+  w->cur.length = REC_HEADER_SIZE + body_len + REC_TRAILER_SIZE;
+  g_assert(archive_compressed_length_ok(&w->cur));
+  archive_encode_header(&w->cur, hdr);
+  on_disk = w->seg_size - w->stage_len;
+  if (w->rec_start >= on_disk) {
+    memcpy(w->stage + (w->rec_start - on_disk), hdr, sizeof hdr);
+  } else {
+    /* The stage is flushed whole: the placeholder header went with it. */
+    g_assert(w->rec_start + REC_HEADER_SIZE <= on_disk);
+    if (!seg_write(w, hdr, sizeof hdr, w->rec_start, error))
+      return FALSE;
+  }
+  w->cur_crc = (guint32)crc32_combine(crc(0, hdr, sizeof hdr), w->cur_crc, (z_off_t)body_len);
+  return TRUE;
+}
+
+/* Begin a COMMIT record whose blocks hold @stream pages: its own n_pages
+ * (first), then, for the first record of a batch, those of the batch's
+ * other commits (@stream > n_pages: version 2 only). @prepared: room was
+ * made for it already (a batch is made room for as a whole). */
+static gboolean
+begin_stream(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e, const guint32 *pgnos,
+             guint32 stream, gboolean prepared, GError **error)
+{
+  gsize list_len = 4 * (gsize)e->n_pages;
+  g_autofree guint8 *buf = g_malloc0(REC_HEADER_SIZE + list_len);
+  gboolean compress;
+
+  w->cur = *e;
+  w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.length = archive_commit_length(stream, e->page_size);
+  w->cur.reason = 0;
+  w->cur.text_len = stream > e->n_pages ? stream : 0;
+  /* A compressed record is at most this long plus its block table. */
+  if (!prepared &&
+      !prepare_record(w,
+                      w->cur.length + BLOCK_ENTRY_SIZE * (guint64)archive_n_blocks(stream, e->page_size),
+                      error))
+    return FALSE;
+  compress = w->seg_version >= 2 && stream > 0;
+  g_return_val_if_fail(compress || stream == e->n_pages, FALSE);
+  if (compress)
+    w->cur.flags |= SQLENVFS_ARCHIVE_COMPRESSED;
+  w->cur_stream = stream;
+  w->cur.seq = w->next_seq;
+  w->cur.time = clamp_time(w, e->time);
+  w->cur.aux_time = MIN(e->aux_time, w->cur.time);
+  w->cur.offset = w->seg_size;
+  if (!compress)
+    archive_encode_header(&w->cur, buf); /* else: zeros until the length is known */
+  for (guint32 i = 0; i < e->n_pages; i++)
+    put32(buf + REC_HEADER_SIZE + 4 * i, pgnos[i]);
+  w->rec_start = w->seg_size;
+  w->seg_crc_before = w->seg_crc;
+  w->cur_crc = 0;
+  if (compress) {
+    gsize blk_cap = (gsize)archive_pages_per_block(e->page_size) * e->page_size;
+    if (w->zctx == NULL) {
+      w->zctx = ZSTD_createCCtx();
+      if (w->zctx == NULL) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "archive %s: cannot create a zstd compression context (out of memory)",
+                    w->dir);
+        return FALSE;
+      }
+      w->blocks = g_array_new(FALSE, FALSE, BLOCK_ENTRY_SIZE);
+    }
+    if (w->zcap < ZSTD_compressBound(blk_cap)) {
+      w->zcap = ZSTD_compressBound(blk_cap);
+      w->zbuf = g_realloc(w->zbuf, w->zcap);
+      w->blk = g_realloc(w->blk, blk_cap);
+    }
+    w->blk_len = 0;
+    g_array_set_size(w->blocks, 0);
+    if (!seg_append(w, buf, REC_HEADER_SIZE, error)) {
+      cut_record(w);
+      return FALSE;
+    }
+    w->cur_crc = 0; /* the header is folded in by finish_compressed() */
+    if (!seg_append(w, buf + REC_HEADER_SIZE, list_len, error)) {
+      cut_record(w);
+      return FALSE;
+    }
+  } else if (!seg_append(w, buf, REC_HEADER_SIZE + list_len, error)) {
+    cut_record(w);
+    return FALSE;
+  }
+  w->cur_compressed = compress;
+  w->cur_remaining = (guint64)stream * e->page_size;
+  w->in_commit = TRUE;
+  return TRUE;
+}
+
+static gint64
+batch_clamp(SqlenvfsArchiveWriter *w, gint64 t)
+{
+  gint64 t0 = clamp_time(w, t);
+  return MAX(t0, w->batch_last_time);
+}
+
+gboolean
+sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e,
+                                     const guint32 *pgnos, GError **error)
+{
+  g_return_val_if_fail(!w->in_commit, FALSE);
+  g_return_val_if_fail(archive_valid_page_size(e->page_size), FALSE);
+  g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
+  if (!w->in_batch)
+    return begin_stream(w, e, pgnos, e->n_pages, FALSE, error);
+  /* In a batch: collect it (its sequence number and time are those it
+   * will be written with). */
+  g_return_val_if_fail(w->batch->len == 0 ||
+                         g_array_index(w->batch, SqlenvfsArchiveEntry, 0).page_size == e->page_size,
+                       FALSE);
+  w->cur = *e;
+  w->cur.type = SQLENVFS_ARCHIVE_COMMIT;
+  w->cur.flags &= ~(guint32)(SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED);
+  w->cur.reason = 0;
+  w->cur.text_len = 0;
+  w->cur.seq = 0; /* given when written (a roll may take a number first) */
+  w->cur.time = batch_clamp(w, e->time);
+  w->cur.aux_time = MIN(e->aux_time, w->cur.time);
+  w->cur_remaining = (guint64)e->n_pages * e->page_size;
+  g_array_append_vals(w->batch_pgnos, pgnos, e->n_pages);
+  w->in_commit = TRUE;
+  return TRUE;
+}
+
+/* Version 2: collect page bytes into blocks, storing each block when full. */
+static gboolean
+add_compressed(SqlenvfsArchiveWriter *w, const guint8 *data, gsize len, GError **error)
+{
+  gsize blk_cap = (gsize)archive_pages_per_block(w->cur.page_size) * w->cur.page_size;
+  while (len > 0) {
+    gsize take = MIN(len, blk_cap - w->blk_len);
+    memcpy(w->blk + w->blk_len, data, take);
+    w->blk_len += take;
+    data += take;
+    len -= take;
+    if (w->blk_len == blk_cap && !flush_block(w, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_add_pages(SqlenvfsArchiveWriter *w, const void *data, gsize len,
+                                  GError **error)
+{
+  g_return_val_if_fail(w->in_commit, FALSE);
+  g_return_val_if_fail(len <= w->cur_remaining, FALSE);
+  if (w->in_batch) {
+    g_byte_array_append(w->batch_pages, data, (guint)len);
+    w->cur_remaining -= len;
+    return TRUE;
+  }
+  if (!(w->cur_compressed ? add_compressed(w, data, len, error)
+                          : seg_append(w, data, len, error))) {
+    sqlenvfs_archive_writer_abort_commit(w);
+    return FALSE;
+  }
+  w->cur_remaining -= len;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
+{
+  g_return_val_if_fail(w->in_commit, FALSE);
+  g_return_val_if_fail(w->cur_remaining == 0, FALSE);
+  if (w->in_batch) {
+    g_array_append_val(w->batch, w->cur);
+    w->batch_last_time = w->cur.time;
+    w->in_commit = FALSE;
+    return TRUE;
+  }
+  if ((w->cur_compressed && !finish_compressed(w, error)) || !seg_finish_record(w, error)) {
+    sqlenvfs_archive_writer_abort_commit(w);
+    return FALSE;
+  }
+  w->in_commit = FALSE;
+  index_record(w, &w->cur);
+  note_record(w, &w->cur);
+  return TRUE;
+}
+
+void
+sqlenvfs_archive_writer_abort_commit(SqlenvfsArchiveWriter *w)
+{
+  if (!w->in_commit)
+    return;
+  w->in_commit = FALSE;
+  if (w->in_batch) {
+    /* Drop what this commit added to the batch. */
+    guint64 pages_len = 0;
+    guint npg = 0;
+    for (guint i = 0; i < w->batch->len; i++)
+      npg += g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+    pages_len = (guint64)npg * w->cur.page_size;
+    g_array_set_size(w->batch_pgnos, npg);
+    g_byte_array_set_size(w->batch_pages, (guint)pages_len);
+    return;
+  }
+  cut_record(w);
+}
+
+void
+sqlenvfs_archive_writer_begin_batch(SqlenvfsArchiveWriter *w)
+{
+  g_return_if_fail(!w->in_batch && !w->in_commit);
+  if (w->batch == NULL) {
+    w->batch = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    w->batch_pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
+    w->batch_pages = g_byte_array_new();
+  }
+  g_array_set_size(w->batch, 0);
+  g_array_set_size(w->batch_pgnos, 0);
+  g_byte_array_set_size(w->batch_pages, 0);
+  w->batch_last_time = G_MININT64;
+  w->in_batch = TRUE;
+}
+
+guint
+sqlenvfs_archive_writer_batch_size(const SqlenvfsArchiveWriter *w, guint64 *page_bytes)
+{
+  if (page_bytes)
+    *page_bytes = w->in_batch ? w->batch_pages->len : 0;
+  return w->in_batch ? w->batch->len : 0;
+}
+
+void
+sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w)
+{
+  if (!w->in_batch)
+    return;
+  sqlenvfs_archive_writer_abort_commit(w);
+  w->in_batch = FALSE;
+}
+
+/* What end_batch() puts back when writing a batch fails. */
+typedef struct {
+  guint64 seg_size, next_seq, idx_size;
+  guint32 seg_crc;
+  gsize idx_stage_len;
+  gboolean has_last, has_last_state;
+  SqlenvfsArchiveEntry last, last_state;
+  gint64 last_time, alive;
+} WriterMark;
+
+gboolean
+sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error)
+{
+  guint n = 0, first_page = 0;
+  const SqlenvfsArchiveEntry *e0;
+  guint64 bound;
+  WriterMark m;
+  gboolean batched;
+
+  g_return_val_if_fail(w->in_batch && !w->in_commit, FALSE);
+  w->in_batch = FALSE;
+  if (w->batch->len == 0)
+    return TRUE;
+  e0 = &g_array_index(w->batch, SqlenvfsArchiveEntry, 0);
+  n = w->batch_pgnos->len;
+  batched = w->batch->len > 1 && n > 0 && w->version >= 2;
+
+  /* Room for all of it in one segment (so that a failure cuts it all off
+   * again): batched, the first record with every page, then one record per
+   * other commit; else a record per commit. */
+  if (batched) {
+    bound = archive_commit_length(n, e0->page_size) +
+            BLOCK_ENTRY_SIZE * (guint64)archive_n_blocks(n, e0->page_size);
+    for (guint i = 1; i < w->batch->len; i++)
+      bound += REC_EMPTY_SIZE +
+               4 * (guint64)g_array_index(w->batch, SqlenvfsArchiveEntry, i).n_pages;
+  } else {
+    bound = 0;
+    for (guint i = 0; i < w->batch->len; i++) {
+      const SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      bound += archive_commit_length(e->n_pages, e->page_size) +
+               BLOCK_ENTRY_SIZE * (guint64)archive_n_blocks(e->n_pages, e->page_size);
+    }
+  }
+  if (!prepare_record(w, bound, error))
+    return FALSE;
+  index_flush(w);
+  m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->idx_stage_len,
+                    w->has_last, w->has_last_state, w->last, w->last_state, w->last_time,
+                    w->alive };
+  if (!batched) {
+    /* One commit, or no pages, or version 1: one record each. */
+    for (guint i = 0; i < w->batch->len; i++) {
+      SqlenvfsArchiveEntry *e = &g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+      if (!begin_stream(w, e, &g_array_index(w->batch_pgnos, guint32, first_page), e->n_pages,
+                        TRUE, error) ||
+          !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data +
+                                                  (gsize)first_page * e->page_size,
+                                             (gsize)e->n_pages * e->page_size, error) ||
+          !sqlenvfs_archive_writer_end_commit(w, error))
+        goto fail;
+      first_page += e->n_pages;
+    }
+    return TRUE;
+  }
+  if (!begin_stream(w, e0, &g_array_index(w->batch_pgnos, guint32, 0), n, TRUE, error) ||
+      !sqlenvfs_archive_writer_add_pages(w, w->batch_pages->data, w->batch_pages->len, error) ||
+      !sqlenvfs_archive_writer_end_commit(w, error))
+    goto fail;
+  first_page = e0->n_pages;
+  for (guint i = 1; i < w->batch->len; i++) {
+    SqlenvfsArchiveEntry e = g_array_index(w->batch, SqlenvfsArchiveEntry, i);
+    g_autofree guint8 *body = g_malloc(MAX(4 * (gsize)e.n_pages, 1));
+    for (guint32 k = 0; k < e.n_pages; k++)
+      put32(body + 4 * k, g_array_index(w->batch_pgnos, guint32, first_page + k));
+    e.flags |= SQLENVFS_ARCHIVE_BATCHED;
+    e.reason = i;          /* records back to the batch's first */
+    e.text_len = first_page; /* its first page there */
+    /* Its number is given now: rolling the segment took one for the seal. */
+    if (!write_simple(w, &e, body, 4 * (gsize)e.n_pages, FALSE, error))
+      goto fail;
+    first_page += e.n_pages;
+  }
+  return TRUE;
+
+fail:
+  /* Cut the whole batch off: its later records need its first. */
+  w->stage_len = 0;
+  if (w->seg_fd >= 0 && ftruncate(w->seg_fd, (off_t)m.seg_size) != 0)
+    g_warning("archive %s: could not cut off a failed batch in %s: %s (the archiver "
+              "discards it on its next start)", w->dir, w->seg_path, g_strerror(errno));
+  w->seg_size = m.seg_size;
+  w->seg_crc = m.seg_crc;
+  w->next_seq = m.next_seq;
+  w->has_last = m.has_last;
+  w->has_last_state = m.has_last_state;
+  w->last = m.last;
+  w->last_state = m.last_state;
+  w->last_time = m.last_time;
+  w->alive = m.alive;
+  /* The index was flushed before the batch: cut what it got of it. */
+  w->idx_stage_len = 0;
+  if (w->idx_size != m.idx_size && w->idx_fd >= 0 &&
+      ftruncate(w->idx_fd, (off_t)m.idx_size) != 0)
+    w->idx_broken = TRUE; /* readers check entries; the next start rewrites it */
+  w->idx_size = m.idx_size;
+  return FALSE;
+}
+
+/* The index is derived (invariant 6): it is made durable only when its
+ * segment is sealed or closed; after a crash the next writer rewrites the
+ * last one, and readers check every entry. */
+static void
+sync_index(SqlenvfsArchiveWriter *w)
+{
+  index_flush(w);
+  if (w->idx_fd >= 0 && !w->idx_broken && fdatasync(w->idx_fd) != 0)
+    g_warning("archive %s: sync %s: %s (the index is rebuilt when the archiver starts)",
+              w->dir, w->idx_path, g_strerror(errno));
+}
+
+gboolean
+sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
+{
+  index_flush(w);
+  if (!w->is_dirty)
+    return TRUE;
+  if (w->seg_fd >= 0 && fdatasync(w->seg_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync archive segment", w->seg_path);
+  w->is_dirty = FALSE;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 min_step_us,
+                                  GError **error)
+{
+  guint8 buf[ALIVE_SIZE];
+
+  g_return_val_if_fail(!w->is_dirty, FALSE);
+  if (time > w->alive)
+    w->alive = time;
+  if (w->alive - w->alive_written < min_step_us && w->alive_written > 0)
+    return TRUE;
+  if (w->alive_fd < 0) {
+    w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, w->mode);
+    if (w->alive_fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
+    if (!narrow_mode(w->alive_fd, w->mode, w->alive_path, error))
+      return FALSE;
+    /* its name, if it was just created, is durable only with the directory */
+    if (!sqlenvfs_fsync_dir(w->dir, error))
+      return FALSE;
+  }
+  memset(buf, 0, sizeof buf);
+  memcpy(buf, ALIVE_MAGIC, 8);
+  put64(buf + 8, (guint64)w->alive);
+  put64(buf + 16, w->next_seq);
+  put32(buf + 28, crc(0, buf, 28));
+  if (!archive_pwrite_full(w->alive_fd, buf, sizeof buf, 0, w->alive_path, error))
+    return FALSE;
+  /* Published, so durable: a restart after a power cut must not find an
+   * older alive time than the one shown (the window would go backwards). */
+  if (fdatasync(w->alive_fd) != 0)
+    return sqlenvfs_error_errno(error, errno, "sync", w->alive_path);
+  w->alive_written = w->alive;
+  return TRUE;
+}
