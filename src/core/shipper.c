@@ -287,23 +287,26 @@ shipped_load(const char *path, const char *url, Shipped *st, gboolean *missing)
     return;
   }
   {
-    const char *e = len >= 15 ? text + len - 15 : NULL;
+    const char *e = len >= 13 ? text + len - 13 : NULL;
     guint32 want;
-    if (e == NULL || strncmp(e, "end ", 4) != 0 || e[14] != '\n' ||
+    if (e == NULL || strncmp(e, "end ", 4) != 0 || e[12] != '\n' ||
         (want = (guint32)g_ascii_strtoull(e + 4, NULL, 16),
-         sqlenvfs_crc32(0, text, len - 15) != want)) {
-      g_warning("replica: %s is damaged (its checksum does not match); shipping starts over",
-                path);
+         sqlenvfs_crc32(0, text, len - 13) != want)) {
+      g_warning("replica: %s is damaged (its checksum does not match); what the replica "
+                "holds is read again", path);
+      *missing = TRUE;
       g_ptr_array_unref(parts);
       return;
     }
-    text[len - 15] = '\0';
+    text[len - 13] = '\0';
   }
   lines = g_strsplit(text, "\n", -1);
   n = g_strv_length(lines);
   if (n < 2 || strcmp(lines[0], "sqlenvfs-replica-shipped 1") != 0 ||
       !g_str_has_prefix(lines[1], "url ") || strcmp(lines[1] + 4, url) != 0) {
-    g_message("replica: %s is of another replica than %s; shipping starts over", path, url);
+    g_message("replica: %s is of another replica than %s; what %s holds is read again", path,
+              url, url);
+    *missing = TRUE;
     g_ptr_array_unref(parts);
     return;
   }
