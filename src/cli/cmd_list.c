@@ -11,9 +11,11 @@
 #include "commands.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timebar.h"
 #include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
 #include "storecmd.h"
 
 static void
@@ -60,6 +62,46 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
   sqlenvfs_json_end_array(j);
 }
 
+/* Each database's replication to the [replica] (none: not configured). */
+static void
+json_replica(SqlenvfsJson *j, GPtrArray *replica)
+{
+  sqlenvfs_json_key(j, "replica");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < replica->len; i++) {
+    const SqlenvfsShipperDbStatus *st = replica->pdata[i];
+    g_autofree char *last = st->last_shipped_us ? sqlenvfs_time_format_iso(st->last_shipped_us)
+                                                : NULL;
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "database", st->db);
+    sqlenvfs_json_member_string(j, "state", st->state);
+    sqlenvfs_json_member_double(j, "lag_seconds", (double)st->lag_us / G_USEC_PER_SEC);
+    sqlenvfs_json_member_uint(j, "backlog_bytes", st->backlog_bytes);
+    sqlenvfs_json_member_string(j, "last_shipped", last);
+    sqlenvfs_json_member_string(j, "error", st->error);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
+static void
+print_replica(GPtrArray *replica)
+{
+  if (replica->len == 0)
+    return;
+  printf("replica: %u\n", replica->len);
+  for (guint i = 0; i < replica->len; i++) {
+    const SqlenvfsShipperDbStatus *st = replica->pdata[i];
+    g_autofree char *db = cli_pad(st->db, 16);
+    g_autofree char *last = st->last_shipped_us ? sqlenvfs_time_format_local(st->last_shipped_us)
+                                                : g_strdup("never");
+    g_autofree char *backlog = sqlenvfs_format_size(st->backlog_bytes);
+    printf("  %s %s, lag %.1f s, %s not yet shipped, last shipment %s%s%s\n", db, st->state,
+           (double)st->lag_us / G_USEC_PER_SEC, backlog, last, st->error ? ": " : "",
+           st->error ? st->error : "");
+  }
+}
+
 /* A window whose base has no verdict for its file as it is now. */
 #define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
 
@@ -90,6 +132,10 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report)
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
+  {
+    g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
+    json_replica(j, replica);
+  }
   sqlenvfs_json_end_object(j);
   text = sqlenvfs_json_finish(j);
   fputs(text, stdout);
@@ -174,6 +220,10 @@ cmd_list(int argc, char **argv)
     printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
     if (w->base_unchecked)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
+  }
+  {
+    g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
+    print_replica(replica);
   }
   if (isatty(STDOUT_FILENO))
     print_history(report);

@@ -45,6 +45,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -157,6 +158,7 @@ get_db(SqlenvfsShipper *s, const char *name)
     d = g_new0(ShipDb, 1);
     d->name = g_strdup(name);
     g_hash_table_insert(s->dbs, d->name, d);
+    s->status_dirty = TRUE;
   }
   return d;
 }
@@ -979,6 +981,17 @@ sqlenvfs_shipper_status(SqlenvfsRoot *root)
     }
     state = g_key_file_get_string(kf, "replica", "state", NULL);
     error = g_key_file_get_string(kf, "replica", "error", NULL);
+    {
+      /* The process that wrote it is gone: nobody ships now. */
+      gint64 pid = g_key_file_get_int64(kf, "replica", "pid", NULL);
+      if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+        g_free(state);
+        state = g_strdup("off");
+        g_free(error);
+        error = g_strdup("the archiver is not running (start `sqlenvfs mount` or "
+                         "`sqlenvfs archive`)");
+      }
+    }
     groups = g_key_file_get_groups(kf, NULL);
     for (guint i = 0; groups[i]; i++) {
       if (!g_str_has_prefix(groups[i], "db "))
@@ -1182,6 +1195,7 @@ ship_main(gpointer data)
   s->parts_end = g_steal_pointer(&st.parts_end);
   s->intent = g_steal_pointer(&st.intent);
   shipped_clear(&st);
+  write_status(s); /* names this process: `list` tells a running shipper */
 
   for (;;) {
     g_autoptr(GError) error = NULL;

@@ -532,6 +532,10 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     f->text = fs_status_snapshot(fs, &f->len, NULL);
     fi->direct_io = 1;
     break;
+  case FS_METRICS:
+    f->text = fs_metrics_render(fs, &f->len);
+    fi->direct_io = 1;
+    break;
   default:
     f->data = fs_serve_open(fs, &node->where, fi, &error);
     if (f->data == NULL) {
@@ -573,6 +577,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
     break;
   }
   case FS_STATUS:
+  case FS_METRICS:
     reply_text(req, f->text, f->len, size, off);
     break;
   default:
