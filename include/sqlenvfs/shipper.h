@@ -64,18 +64,23 @@ GPtrArray *sqlenvfs_shipper_status(SqlenvfsRoot *root);
 /* The status of @db in @statuses (from sqlenvfs_shipper_status), or NULL. */
 const SqlenvfsShipperDbStatus *sqlenvfs_shipper_status_find(GPtrArray *statuses, const char *db);
 
-/* For prune, before anything is removed: with a replica configured, FALSE
- * and SQLENVFS_ERROR_REFUSED naming them when any of the backup or
- * snapshot directories in @copy_dirs, or archive segment files in
- * @segments (absolute paths), is not yet shipped. TRUE when no replica is
- * configured. */
-gboolean sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *copy_dirs,
-                                      GPtrArray *segments, GError **error);
+/* A replica is configured for @root (`[replica] url` in sqlenvfs.conf). */
+gboolean sqlenvfs_shipper_is_configured(SqlenvfsRoot *root);
 
-/* For prune, after the local removal succeeded: queue the same keys for
- * removal from the replica (by the shipper holding its lease, at its next
- * round). Does nothing when no replica is configured. */
-gboolean sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *copy_dirs,
+/* For prune, before anything is removed: with a replica configured, FALSE
+ * and SQLENVFS_ERROR_REFUSED naming them when any copy that @items
+ * (SqlenvfsPruneItem *, store.h) removes, or any archive segment file in
+ * @segments (absolute paths), is not yet shipped. TRUE when no replica is
+ * configured. Either array may be NULL. */
+gboolean sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
+                                      GError **error);
+
+/* For prune, after the local removal succeeded: queue the same keys (those
+ * shipped of the copies @items removed, and the segments @segments with
+ * their index and summary) for removal from the replica, done by the
+ * shipper holding its lease at its next round. Does nothing when no
+ * replica is configured. */
+gboolean sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items,
                                         GPtrArray *segments, GError **error);
 
 G_END_DECLS

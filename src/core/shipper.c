@@ -65,8 +65,8 @@
 #define FORMAT_KEY "FORMAT"
 #define FORMAT_TEXT "sqlenvfs-replica 1\n"
 #define PART_MAX (8 * 1024 * 1024)         /* bytes per part, and per upload chunk */
-#define LEASE_TTL_S 300
-#define RENEW_US (75 * G_USEC_PER_SEC)      /* idle: 48 requests an hour          */
+#define LEASE_TTL_S 300                     /* [replica] lease-seconds (10..3600) */
+#define RENEW_MAX_US (75 * G_USEC_PER_SEC)  /* idle: 48 requests an hour          */
 #define LEASE_RETRY_US (300 * G_USEC_PER_SEC)
 #define BACKOFF_MAX_US (30 * G_USEC_PER_SEC)
 #define LOG_EVERY_US (60 * G_USEC_PER_SEC)
@@ -106,6 +106,7 @@ struct _SqlenvfsShipper {
   GHashTable *parts_end;     /* segment key -> guint64 * end shipped */
   char *intent;
   gint64 renewed_at, acquire_at;
+  gint64 lease_ttl_s, renew_us; /* renewed every ttl/4, at most every RENEW_MAX_US */
   guint n_fails;
   char *logged;              /* last message logged                  */
   gint64 logged_at;
@@ -1113,9 +1114,21 @@ hold_lease(SqlenvfsShipper *s)
   if (s->lease == NULL) {
     if (now < s->acquire_at)
       return FALSE;
-    s->lease = sqlenvfs_lease_acquire(s->s3, s->root_dir, LEASE_TTL_S, &error);
+    s->lease = sqlenvfs_lease_acquire(s->s3, s->root_dir, s->lease_ttl_s, &error);
     if (s->lease == NULL) {
       g_autofree char *msg = NULL;
+      if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO)) {
+        /* The server is down or unreachable: try again, backing off. */
+        s->n_fails++;
+        s->acquire_at = now + MIN(BACKOFF_MAX_US, (s->conf->sync_interval_s * G_USEC_PER_SEC)
+                                                      << MIN(s->n_fails, 5u));
+        msg = g_strdup_printf("cannot take the lease of %s: %s", s->conf->url, error->message);
+        log_rate(s, msg);
+        set_state(s, RS_STALLED, msg);
+        return FALSE;
+      }
+      /* Another holder, wrong credentials, no such bucket: say it once,
+       * look again only after a while. */
       s->acquire_at = now + LEASE_RETRY_US;
       if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         msg = g_strdup_printf("shipping is off: %s (another root ships to %s; give each root "
@@ -1127,12 +1140,13 @@ hold_lease(SqlenvfsShipper *s)
       set_state(s, RS_ERROR, msg);
       return FALSE;
     }
+    s->n_fails = 0;
     s->renewed_at = now;
     g_message("replica: shipping to %s (lease taken)", s->conf->url);
     set_state(s, RS_SHIPPING, NULL);
     return TRUE;
   }
-  if (now - s->renewed_at >= RENEW_US || !sqlenvfs_lease_is_valid(s->lease)) {
+  if (now - s->renewed_at >= s->renew_us || !sqlenvfs_lease_is_valid(s->lease)) {
     if (!sqlenvfs_lease_renew(s->lease, &error)) {
       if (sqlenvfs_lease_is_lost(s->lease)) {
         g_autofree char *msg = g_strdup_printf("lease of %s lost, shipping stopped: %s (this "
@@ -1143,7 +1157,7 @@ hold_lease(SqlenvfsShipper *s)
         return FALSE;
       }
       log_rate(s, error->message);
-      s->renewed_at = now - RENEW_US + 5 * G_USEC_PER_SEC; /* again in 5 s */
+      s->renewed_at = now - s->renew_us + MIN(5 * G_USEC_PER_SEC, s->renew_us / 2); /* soon */
     } else {
       s->renewed_at = now;
     }
@@ -1272,7 +1286,7 @@ ship_main(gpointer data)
 /* Start, notify, stop                                                  */
 
 static gboolean
-replica_configured(const char *root_dir, char **conf_path)
+replica_configured(const char *root_dir, char **conf_path, gint64 *lease_ttl_s)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
@@ -1282,6 +1296,17 @@ replica_configured(const char *root_dir, char **conf_path)
   url = g_key_file_get_string(kf, "replica", "url", NULL);
   if (url == NULL || *g_strstrip(url) == '\0')
     return FALSE;
+  if (lease_ttl_s) {
+    g_autoptr(GError) error = NULL;
+    gint64 v = g_key_file_get_int64(kf, "replica", "lease-seconds", &error);
+    *lease_ttl_s = LEASE_TTL_S;
+    if (error == NULL && v >= 10 && v <= 3600)
+      *lease_ttl_s = v;
+    else if (error == NULL || !g_error_matches(error, G_KEY_FILE_ERROR,
+                                               G_KEY_FILE_ERROR_KEY_NOT_FOUND))
+      g_warning("replica: %s: [replica] lease-seconds must be a whole number from 10 to 3600; "
+                "%d is used (fix or remove the line)", path, LEASE_TTL_S);
+  }
   if (conf_path)
     *conf_path = g_steal_pointer(&path);
   return TRUE;
@@ -1320,12 +1345,15 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
   g_autoptr(GError) error = NULL;
   SqlenvfsShipper *s;
 
-  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path))
+  gint64 ttl_s = LEASE_TTL_S;
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &ttl_s))
     return NULL;
   s = g_new0(SqlenvfsShipper, 1);
   g_mutex_init(&s->lock);
   g_cond_init(&s->cond);
   s->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, ship_db_free);
+  s->lease_ttl_s = ttl_s;
+  s->renew_us = MIN(ttl_s * G_USEC_PER_SEC / 4, RENEW_MAX_US);
   s->root_dir = g_strdup(sqlenvfs_root_dir(root));
   s->state_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE));
   s->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
@@ -1416,26 +1444,48 @@ key_of(const char *base_dir, const char *path)
 static gboolean
 load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GError **error)
 {
-  g_autofree char *conf_path = NULL;
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *conf_path = g_build_filename(sqlenvfs_root_dir(root), "sqlenvfs.conf", NULL);
   g_autofree char *state_path = NULL;
-  g_autoptr(SqlenvfsReplicaConf) conf = NULL;
+  g_autofree char *u = NULL;
   gboolean missing;
-  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path))
-    return FALSE;
-  conf = sqlenvfs_replica_conf_load(conf_path, NULL, error);
-  if (conf == NULL)
+  /* No credentials needed: only the url names the shipped state. */
+  if (!g_key_file_load_from_file(kf, conf_path, G_KEY_FILE_NONE, NULL) ||
+      (u = g_key_file_get_string(kf, "replica", "url", NULL)) == NULL ||
+      *g_strstrip(u) == '\0')
     return FALSE;
   state_path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATE_FILE, NULL);
-  shipped_load(state_path, conf->url, st, &missing);
+  shipped_load(state_path, u, st, &missing);
   *base_dir = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
-  *url = g_strdup(conf->url);
+  *url = g_steal_pointer(&u);
+  (void)error;
   return TRUE;
 }
 
+/* The directories of the items that go. */
+static GPtrArray *
+dirs_of(GPtrArray *items)
+{
+  GPtrArray *dirs = g_ptr_array_new();
+  for (guint i = 0; items && i < items->len; i++) {
+    const SqlenvfsPruneItem *it = items->pdata[i];
+    if (it->remove && it->dir)
+      g_ptr_array_add(dirs, it->dir);
+  }
+  return dirs;
+}
+
 gboolean
-sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *copy_dirs, GPtrArray *segments,
+sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
+{
+  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL);
+}
+
+gboolean
+sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
                              GError **error)
 {
+  g_autoptr(GPtrArray) copy_dirs = dirs_of(items);
   g_autofree char *base = NULL, *url = NULL;
   g_autoptr(GPtrArray) unshipped = g_ptr_array_new_with_free_func(g_free);
   GError *local = NULL;
@@ -1474,9 +1524,10 @@ sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *copy_dirs, GPtrArray
 }
 
 gboolean
-sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *copy_dirs, GPtrArray *segments,
+sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
                                GError **error)
 {
+  g_autoptr(GPtrArray) copy_dirs = dirs_of(items);
   g_autofree char *base = NULL, *url = NULL, *path = NULL;
   g_autoptr(GString) out = g_string_new(NULL);
   GError *local = NULL;
