@@ -3,7 +3,7 @@
 client) with the root's backups/prod/ it was shipped from, following the
 layout of docs/REPLICA.md. Used by the ship_* tests; not a tool for users.
 
-  ship_check.py LOCAL REMOTE [--complete]
+  ship_check.py LOCAL REMOTE [--complete] [--state FILE]
 
 Checks: FORMAT; every segment but the last is in the replica whole and
 byte-equal with its index, and has no parts left; the last one is there
@@ -11,7 +11,8 @@ whole, or as parts contiguous from 0, each ending on a record boundary of
 the local archive, whose bytes are the local segment's prefix (with
 --complete: all of it); every backup and snapshot is there, byte-equal,
 with its MANIFEST; the replica holds no copy without a MANIFEST and no
-part that overlaps another. Prints what it checked; exits 1 on the first
+part that overlaps another; with --state, every object the shipping state
+FILE counts as shipped is in the replica with that size. Prints what it checked; exits 1 on the first
 difference, naming it."""
 import glob
 import os
@@ -101,7 +102,22 @@ def main():
         for rc in sorted(glob.glob(os.path.join(remote, kind, "*"))):
             if not os.path.isfile(os.path.join(rc, "MANIFEST")):
                 fail("%s in the replica has no MANIFEST" % rc)
-    print("sealed=%d parts=%d copies=%d" % (n_sealed, n_parts, n_copies))
+    n_state = 0
+    if "--state" in sys.argv:
+        lines = read(sys.argv[sys.argv.index("--state") + 1]).decode().splitlines()
+        for line in lines[2:-1]:
+            if line.startswith("intent "):
+                continue
+            size, key = line.split(" ", 1)
+            rp = os.path.join(remote, key)
+            if key in ("alive",) or key.endswith("/alive"):
+                continue
+            if not os.path.isfile(rp) or os.path.getsize(rp) != int(size):
+                fail("the shipping state counts %s (%s bytes) as shipped, but the replica %s"
+                     % (key, size, "has %d bytes" % os.path.getsize(rp) if os.path.isfile(rp)
+                                   else "does not have it"))
+            n_state += 1
+    print("sealed=%d parts=%d copies=%d state=%d" % (n_sealed, n_parts, n_copies, n_state))
 
 
 main()

@@ -103,3 +103,21 @@ ship_wait_caught_up() {
     sleep 0.5
   done
 }
+
+# ship_proxy: start tests/s3proxy.py in front of radosgw; sets PX (its URL).
+ship_proxy() {
+  python3 "$SRCDIR/tests/s3proxy.py" "$(cat "$SRV/rgw.port")" "$T/proxy.port" 300 &
+  track_pid $!
+  for _ in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
+  [ -s "$T/proxy.port" ] || fail "the fault proxy did not start"
+  PX=http://127.0.0.1:$(cat "$T/proxy.port")
+}
+fault() {
+  python3 -c 'import sys, urllib.request; print(urllib.request.urlopen(sys.argv[1], timeout=10).read().decode())' \
+    "$PX/__fault/$1"
+}
+proxy_requests() { fault stats | python3 -c 'import json, sys; print(json.load(sys.stdin)["requests"])'; }
+
+# ship_status_get ROOT KEY: a value of [replica] in the root's replica-status.
+ship_status_get() { sed -n "s/^$2=//p" "$1/.sqlenvfs/replica-status" | head -1; }
+ship_backlog() { sed -n 's/^backlog=//p' "$1/.sqlenvfs/replica-status" | head -1; }
