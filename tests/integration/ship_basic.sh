@@ -95,3 +95,28 @@ s3cmd_ ls -r "s3://$S3_BUCKET/basic/" | sort >"$T/idle1"
 cmp -s "$T/idle0" "$T/idle1" || fail "an idle root changed the replica: $(diff "$T/idle0" "$T/idle1")"
 pass "an idle root writes nothing to the replica"
 ship_stop "$T/b"
+
+# The mount ships too, and shows it in its status file and metrics.
+M=$T/mnt
+mount_root "$R" "$M"
+ship_write "$DB" 20 100
+ship_wait_caught_up "$R" basic 20
+for _ in $(seq 1 50); do
+  python3 - "$M/status" <<'PY' && break
+import json, sys
+d = [x for x in json.load(open(sys.argv[1]))["databases"] if x["name"] == "app"][0]
+r = d.get("replica") or {}
+sys.exit(0 if r.get("state") == "shipping" and r.get("backlog_bytes") == 0 and r.get("last_shipped") else 1)
+PY
+  sleep 0.2
+done
+python3 -c 'import json,sys; print(json.dumps([d.get("replica") for d in json.load(open(sys.argv[1]))["databases"]]))' "$M/status" >"$T/rs"
+grep -q '"state": *"shipping"' "$T/rs" && grep -q '"backlog_bytes": *0' "$T/rs" && grep -q '"lag_seconds"' "$T/rs" ||
+  fail "the status file's replica: $(cat "$T/rs")"
+metrics=$(cat "$M/metrics")
+for m in 'sqlenvfs_replica_lag_seconds{db="app"} 0' 'sqlenvfs_replica_backlog_bytes{db="app"} 0'          'sqlenvfs_replica_up{db="app",state="shipping"} 1' 'sqlenvfs_archive_bytes{db="app"} '          'sqlenvfs_capture_latency_seconds{db="app",quantile="0.99"} '          'sqlenvfs_last_backup_age_seconds{db="app"} '; do
+  grep -qF "$m" <<<"$metrics" || fail "metrics lack '$m': $metrics"
+done
+unmount_root "$M"
+pass "the mount ships, and its status and metrics show the replica"
+
