@@ -384,6 +384,7 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
   g_autofree char *upload = NULL;
   g_autoptr(GPtrArray) etags = NULL;
   gboolean ok = FALSE;
+  gint64 began = g_get_monotonic_time();
 
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open", path);
@@ -446,6 +447,8 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
   if (upload && !sqlenvfs_s3_multipart_complete(s->s3, key, upload, etags, NULL, error))
     goto out;
   ok = TRUE;
+  g_debug("replica: shipped %s, %" G_GUINT64_FORMAT " bytes in %.3f s", key, total,
+          (double)(g_get_monotonic_time() - began) / G_USEC_PER_SEC);
   if (crc)
     *crc = c;
   if (size)
