@@ -789,7 +789,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
 
 static gboolean
 ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
-            GHashTable *copy_backlog, gboolean *shipped_any, GError **error)
+            GHashTable *copy_backlog, gboolean count_only, gboolean *shipped_any, GError **error)
 {
   const char *dir = sqlenvfs_root_path(s->root, kind == SQLENVFS_KIND_BACKUP
                                                     ? SQLENVFS_DIR_DAILY
@@ -797,6 +797,7 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
   g_autoptr(GDir) gd = g_dir_open(dir, 0, NULL);
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
   const char *e;
+  gboolean failed = count_only; /* after a failure, only count what is left */
 
   while (gd && (e = g_dir_read_name(gd)) != NULL)
     if (e[0] != '.')
@@ -829,38 +830,47 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
       }
       *b += sdb->size;
     }
-    for (guint k = 0; k < copy->dbs->len; k++) {
+    if (failed)
+      continue;
+    for (guint k = 0; k < copy->dbs->len && !failed; k++) {
       const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
       g_autofree char *base = g_path_get_basename(sdb->path);
       g_autofree char *key = g_strdup_printf("%s/%s/%s", top, name, base);
       guint32 crc = 0;
       shipped_size(s->shipped, key, &found);
-      if (found)
+      if (found) {
+        *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
         continue;
-      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, error))
-        return FALSE;
-      if (crc != sdb->crc32 || n != sdb->size) {
+      }
+      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, error)) {
+        failed = TRUE;
+      } else if (crc != sdb->crc32 || n != sdb->size) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                     "%s: %" G_GUINT64_FORMAT " bytes with crc32 0x%08x, but its MANIFEST says %"
                     G_GUINT64_FORMAT " bytes with crc32 0x%08x; not shipped (run `sqlenvfs "
                     "verify`)", sdb->path, n, crc, sdb->size, sdb->crc32);
-        return FALSE;
+        failed = TRUE;
+      } else {
+        mark_shipped(s, key, n);
+        *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
+        *shipped_any = TRUE;
       }
-      mark_shipped(s, key, n);
-      *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
-      *shipped_any = TRUE;
     }
+    if (failed)
+      continue;
     mpath = g_build_filename(copy->dir, "MANIFEST", NULL);
     /* The MANIFEST was read and its checksum checked by store_load; it is
      * written once, before the directory is renamed into place. */
-    if (!upload_file(s, mpath, 0, -1, 0, mkey, NULL, &n, error))
-      return FALSE;
+    if (!upload_file(s, mpath, 0, -1, 0, mkey, NULL, &n, error)) {
+      failed = TRUE;
+      continue;
+    }
     mark_shipped(s, mkey, n);
     *shipped_any = TRUE;
     if (!shipped_save(s, error))
-      return FALSE;
+      failed = TRUE;
   }
-  return TRUE;
+  return !failed;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1188,9 +1198,29 @@ round_once(SqlenvfsShipper *s, GError **error)
   for (guint i = 0; i < names->len && !stopping(s); i++)
     if (!ship_archive(s, names->pdata[i], &any, error))
       return FALSE;
-  if (!ship_copies(s, SQLENVFS_KIND_BACKUP, "daily", copy_backlog, &any, error) ||
-      !ship_copies(s, SQLENVFS_KIND_SNAPSHOT, "snapshots", copy_backlog, &any, error))
-    return FALSE;
+  {
+    GError *e1 = NULL, *e2 = NULL;
+    GHashTableIter it;
+    gpointer k, v;
+    gboolean ok = ship_copies(s, SQLENVFS_KIND_BACKUP, "daily", copy_backlog, FALSE, &any, &e1);
+    ok = ship_copies(s, SQLENVFS_KIND_SNAPSHOT, "snapshots", copy_backlog, !ok, &any, &e2) && ok;
+    /* What the copies still wait for counts in each database's backlog. */
+    g_mutex_lock(&s->lock);
+    g_hash_table_iter_init(&it, copy_backlog);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      ShipDb *d = get_db(s, k);
+      d->backlog += *(guint64 *)v;
+      if (d->backlog > 0 && d->pending_since == 0)
+        d->pending_since = g_get_real_time();
+    }
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+      g_propagate_error(error, e1 ? e1 : e2);
+      if (e1 && e2)
+        g_error_free(e2);
+      return FALSE;
+    }
+  }
   if (any) {
     g_mutex_lock(&s->lock);
     s->status_dirty = TRUE;
