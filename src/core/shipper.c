@@ -933,6 +933,8 @@ write_status(SqlenvfsShipper *s)
     g_key_file_set_uint64(kf, group, "backlog", d->backlog);
     g_key_file_set_int64(kf, group, "pending-since", d->pending_since);
     g_key_file_set_int64(kf, group, "last-shipped", d->last_shipped);
+    if (d->error)
+      g_key_file_set_string(kf, group, "error", d->error);
   }
   s->status_dirty = FALSE;
   g_mutex_unlock(&s->lock);
@@ -977,8 +979,8 @@ sqlenvfs_shipper_status(SqlenvfsRoot *root)
     g_hash_table_iter_init(&it, s->dbs);
     while (g_hash_table_iter_next(&it, NULL, &v)) {
       ShipDb *d = v;
-      g_ptr_array_add(out, db_status(d->name, state_names[s->state], s->error, d->backlog,
-                                     d->pending_since, d->last_shipped, now));
+      g_ptr_array_add(out, db_status(d->name, state_names[s->state], d->error ? d->error : s->error,
+                                     d->backlog, d->pending_since, d->last_shipped, now));
     }
     g_mutex_unlock(&s->lock);
     g_mutex_unlock(&current_lock);
@@ -1008,9 +1010,12 @@ sqlenvfs_shipper_status(SqlenvfsRoot *root)
     }
     groups = g_key_file_get_groups(kf, NULL);
     for (guint i = 0; groups[i]; i++) {
+      g_autofree char *db_error = NULL;
       if (!g_str_has_prefix(groups[i], "db "))
         continue;
-      g_ptr_array_add(out, db_status(groups[i] + 3, state ? state : "off", error,
+      db_error = g_key_file_get_string(kf, groups[i], "error", NULL);
+      g_ptr_array_add(out, db_status(groups[i] + 3, state ? state : "off",
+                                     db_error && g_strcmp0(state, "off") != 0 ? db_error : error,
                                      g_key_file_get_uint64(kf, groups[i], "backlog", NULL),
                                      g_key_file_get_int64(kf, groups[i], "pending-since", NULL),
                                      g_key_file_get_int64(kf, groups[i], "last-shipped", NULL),
@@ -1185,6 +1190,7 @@ round_once(SqlenvfsShipper *s, GError **error)
   g_autoptr(GDir) gd = NULL;
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
   gboolean any = FALSE;
+  GError *first = NULL;
   const char *e;
 
   if (!ensure_format(s, error) || !finish_intent(s, error) || !run_removals(s, error))
@@ -1194,10 +1200,36 @@ round_once(SqlenvfsShipper *s, GError **error)
     if (e[0] != '.')
       g_ptr_array_add(names, g_strdup(e));
   g_ptr_array_sort(names, cmp_seg_names);
-  /* The archive first: it is what a lost machine needs most recent. */
-  for (guint i = 0; i < names->len && !stopping(s); i++)
-    if (!ship_archive(s, names->pdata[i], &any, error))
-      return FALSE;
+  /* The archive first: it is what a lost machine needs most recent. One
+   * database that fails does not hold the others back; the round fails
+   * with the first error. */
+  for (guint i = 0; i < names->len && !stopping(s); i++) {
+    GError *local = NULL;
+    gboolean ok = ship_archive(s, names->pdata[i], &any, &local);
+    g_mutex_lock(&s->lock);
+    {
+      ShipDb *d = get_db(s, names->pdata[i]);
+      if (d->error || !ok)
+        s->status_dirty = TRUE;
+      g_free(d->error);
+      d->error = ok ? NULL : g_strdup(local->message);
+    }
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+      if (first == NULL)
+        first = local;
+      else
+        g_error_free(local);
+      if (g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_IO) ||
+          g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
+          g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
+        break; /* the server, not this database: the others would fail too */
+    }
+  }
+  if (first != NULL) {
+    g_propagate_error(error, first);
+    return FALSE;
+  }
   {
     GError *e1 = NULL, *e2 = NULL;
     GHashTableIter it;
