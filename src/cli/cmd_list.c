@@ -193,7 +193,9 @@ cmd_list(int argc, char **argv)
                  "On a terminal, also draw each database's history as a bar as wide as the\n"
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
-                 "list only.",
+                 "list only. With a [replica] in sqlenvfs.conf, each database's replication:\n"
+                 "state (off, shipping, stalled, lease lost, error), lag, bytes not yet\n"
+                 "shipped, last shipment and last error.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
