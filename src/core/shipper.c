@@ -787,6 +787,59 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
 /* ------------------------------------------------------------------ */
 /* Backups and snapshots                                                */
 
+/* Upload the MANIFEST @path as @key: the bytes uploaded are the bytes
+ * checked, and a protected one's checksum must match what they hold. */
+static gboolean
+ship_manifest(SqlenvfsShipper *s, const char *path, gboolean is_protected, const char *key,
+              guint64 *size, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *text = NULL, *stored = NULL;
+  g_autoptr(GError) local = NULL;
+  gsize len = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * 1024 * 1024) {
+    close(fd);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is not a MANIFEST (not a regular file of at most 16 MiB)", path);
+    return FALSE;
+  }
+  text = g_malloc((gsize)st.st_size + 1);
+  len = (gsize)st.st_size;
+  if (pread(fd, text, len, 0) != (gssize)len) {
+    sqlenvfs_error_errno(error, errno ? errno : EIO, "read", path);
+    close(fd);
+    return FALSE;
+  }
+  close(fd);
+  text[len] = '\0';
+  if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s; not shipped",
+                path, local->message);
+    return FALSE;
+  }
+  stored = g_key_file_get_string(kf, "sqlenvfs-copy", "checksum", NULL);
+  if (is_protected) {
+    guint32 want = stored ? (guint32)g_ascii_strtoull(stored, NULL, 16) : 0;
+    guint32 got = sqlenvfs_store_manifest_seal(kf);
+    if (stored == NULL || got != want) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: its checksum is %s but its contents give 0x%08x (it changed after it was "
+                  "read); not shipped (run `sqlenvfs verify`)",
+                  path, stored ? stored : "missing", got);
+      return FALSE;
+    }
+  }
+  if (!sqlenvfs_s3_put(s->s3, key, text, len, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
+    return FALSE;
+  *size = len;
+  return TRUE;
+}
+
 static gboolean
 ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
             GHashTable *copy_backlog, gboolean count_only, gboolean *shipped_any, GError **error)
@@ -859,9 +912,7 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
     if (failed)
       continue;
     mpath = g_build_filename(copy->dir, "MANIFEST", NULL);
-    /* The MANIFEST was read and its checksum checked by store_load; it is
-     * written once, before the directory is renamed into place. */
-    if (!upload_file(s, mpath, 0, -1, 0, mkey, NULL, &n, error)) {
+    if (!ship_manifest(s, mpath, copy->is_protected, mkey, &n, error)) {
       failed = TRUE;
       continue;
     }
