@@ -10,6 +10,7 @@
 # mounts and drops caches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+prev=
 scripts/deps.sh
 if ! command -v restic >/dev/null && [[ " $* " != *" --smoke "* ]]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq restic >/dev/null
@@ -19,6 +20,17 @@ build=$(realpath -m "${BENCH_BUILD:-build-bench}")
 ninja -C "$build" >/dev/null
 pt="$build/passthrough_ro"
 cc -O2 -Wall scripts/bench/passthrough_ro.c $(pkg-config --cflags --libs fuse3) -o "$pt"
+# The replica rows (scripts/bench/replica.sh, against radosgw), unless the
+# options ask for other sections only.
+only=
+for a in "$@"; do
+  case "$prev" in --only) only=$a ;; --scale-only) only=none ;; esac
+  prev=$a
+done
+if [ -z "$only" ] || [[ ",$only," == *,replica,* ]]; then
+  scripts/bench/replica.sh "$build/src/sqlenvfs" $([[ " $* " == *" --smoke "* ]] && echo --smoke) ||
+    echo "9-replica  the replica benchmark failed" >&2
+fi
 # The restore drill against reading the database twice (docs/BENCHMARKS.md).
 if [[ " $* " == *" --smoke "* ]]; then
   scripts/bench/drill.sh -m 8 -r 1 "$build/src/sqlenvfs"

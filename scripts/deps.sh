@@ -8,7 +8,7 @@ packages=(
   libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev libisal-dev libzstd-dev check libpq-dev
   sqlite3 sqlite3-tools python3 postgresql
   clang libclang-rt-14-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libssl-dev
   # the plot of scripts/bench/history.sh
   gnuplot-nox
   # the test S3 server (scripts/s3server.sh) and an independent S3 client

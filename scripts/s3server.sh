@@ -10,6 +10,13 @@
 #   scripts/s3server.sh status DIR   exit 0 when radosgw answers, else 1
 #   scripts/s3server.sh stop DIR     kill the processes that `start` began
 #                                    (their pids are in DIR/pids), nothing else
+#   scripts/s3server.sh kill-rgw DIR [SIGNAL]
+#                                    send SIGNAL (default KILL) to radosgw only
+#                                    (STOP and CONT freeze and thaw it); the
+#                                    monitor and the OSD, which hold the data,
+#                                    go on
+#   scripts/s3server.sh start-rgw DIR  start radosgw again after kill-rgw, on
+#                                    the same port, and wait until it answers
 #
 # Usage in a test:   eval "$(scripts/s3server.sh start "$dir")"
 # sets S3_ENDPOINT, S3_BUCKET, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
@@ -27,7 +34,7 @@ bucket=sqlenvfs-test
 region=us-east-1
 
 die() { echo "s3server: $*" >&2; exit 1; }
-[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|status|env DIR"
+[ -n "$cmd" ] && [ -n "$dir" ] || die "usage: $0 start|stop|status|env|kill-rgw|start-rgw DIR"
 
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
@@ -224,10 +231,31 @@ EOF
     { cat "$dir/log/bucket.out" >&2; return 1; }
 }
 
+kill_rgw() {
+  local sig=${1:-KILL} pid
+  pid=$(cat "$dir/rgw.pid")
+  kill -"$sig" "$pid"
+  if [ "$sig" = KILL ] || [ "$sig" = 9 ]; then
+    while is_running "$pid"; do sleep 0.05; done
+    # Its pid may be reused by another process: `stop` must not kill that.
+    grep -vx "$pid" "$dir/pids" >"$dir/pids.new" || true
+    mv "$dir/pids.new" "$dir/pids"
+  fi
+}
+
+start_rgw() {
+  attempt_start=$(date +%s)
+  attempt_deadline=$(( attempt_start + timeout ))
+  spawn rgw "$dir/log/rgw.out" radosgw -c "$dir/ceph.conf" -f -n client.rgw.test
+  wait_for "radosgw" "$dir/log/client.rgw.test.log" is_up
+}
+
 case "$cmd" in
   start) start ;;
+  kill-rgw) kill_rgw "${3:-KILL}" ;;
+  start-rgw) start_rgw ;;
   stop) stop ;;
   status) is_up ;;
   env) print_env ;;
-  *) die "usage: $0 start|stop|status|env DIR" ;;
+  *) die "usage: $0 start|stop|status|env|kill-rgw|start-rgw DIR" ;;
 esac

@@ -14,9 +14,11 @@
 #include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/retention.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timebar.h"
 #include "sqlenvfs/timefmt.h"
+#include "sqlenvfs/util.h"
 #include "storecmd.h"
 
 static void
@@ -109,6 +111,46 @@ print_drills(SqlenvfsRoot *root)
   }
 }
 
+/* Each database's replication to the [replica] (none: not configured). */
+static void
+json_replica(SqlenvfsJson *j, GPtrArray *replica)
+{
+  sqlenvfs_json_key(j, "replica");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < replica->len; i++) {
+    const SqlenvfsShipperDbStatus *st = replica->pdata[i];
+    g_autofree char *last = st->last_shipped_us ? sqlenvfs_time_format_iso(st->last_shipped_us)
+                                                : NULL;
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "database", st->db);
+    sqlenvfs_json_member_string(j, "state", st->state);
+    sqlenvfs_json_member_double(j, "lag_seconds", (double)st->lag_us / G_USEC_PER_SEC);
+    sqlenvfs_json_member_uint(j, "backlog_bytes", st->backlog_bytes);
+    sqlenvfs_json_member_string(j, "last_shipped", last);
+    sqlenvfs_json_member_string(j, "error", st->error);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
+static void
+print_replica(GPtrArray *replica)
+{
+  if (replica->len == 0)
+    return;
+  printf("replica: %u\n", replica->len);
+  for (guint i = 0; i < replica->len; i++) {
+    const SqlenvfsShipperDbStatus *st = replica->pdata[i];
+    g_autofree char *db = cli_pad(st->db, 16);
+    g_autofree char *last = st->last_shipped_us ? sqlenvfs_time_format_local(st->last_shipped_us)
+                                                : g_strdup("never");
+    g_autofree char *backlog = sqlenvfs_format_size(st->backlog_bytes);
+    printf("  %s %s, lag %.1f s, %s not yet shipped, last shipment %s%s%s\n", db, st->state,
+           (double)st->lag_us / G_USEC_PER_SEC, backlog, last, st->error ? ": " : "",
+           st->error ? st->error : "");
+  }
+}
+
 /* A window whose base has no verdict for its file as it is now. */
 #define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
 
@@ -142,8 +184,11 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
-  if (remote == NULL)
+  if (remote == NULL) {
+    g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
+    json_replica(j, replica);
     json_drills(j, root);
+  }
   sqlenvfs_json_end_object(j);
   text = sqlenvfs_json_finish(j);
   if (remote != NULL) {
@@ -226,7 +271,10 @@ cmd_list(int argc, char **argv)
                  "On a terminal, also draw each database's history as a bar as wide as the\n"
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
-                 "list only. With --remote URL, the same for a replica on object storage.",
+                 "list only. With a [replica] in sqlenvfs.conf, each database's replication:\n"
+                 "state (off, shipping, stalled, lease lost, error), lag, bytes not yet\n"
+                 "shipped, last shipment and last error. With --remote URL, the same list\n"
+                 "for a replica on object storage.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)
@@ -264,6 +312,10 @@ cmd_list(int argc, char **argv)
   print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
   print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
   print_windows(report);
+  {
+    g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
+    print_replica(replica);
+  }
   print_drills(root);
   if (isatty(STDOUT_FILENO))
     print_history(report);

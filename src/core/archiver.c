@@ -94,6 +94,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/walfile.h"
@@ -311,6 +312,7 @@ struct _SqlenvfsArchiver {
 
   guint8 *page_buf;
   guint8 *wal_buf;    /* shared by every WalSource (one capture at a time) */
+  SqlenvfsShipper *shipper; /* replication to [replica], or NULL (shipper.h) */
 };
 
 typedef enum {
@@ -890,6 +892,7 @@ sync_archive(Db *d, GError **error)
     return FALSE;
   durable = g_get_monotonic_time();
   d->synced_at = durable;
+  sqlenvfs_shipper_notify(d->a->shipper, d->name);
   if (d->unsynced > 0) {
     g_mutex_lock(&d->a->lock);
     for (guint i = 0; d->unsynced_woken > 0 && i < d->unsynced; i++)
@@ -1830,6 +1833,7 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
   if (!sqlenvfs_root_lock_set_pid(a->lock_fd))
     g_message("archiver: could not record pid %d in the archiver lock file", (int)getpid());
   g_info("archiver: watching %s", a->prod_dir);
+  a->shipper = sqlenvfs_shipper_start(a->root);
 
   while (!g_atomic_int_get(&a->stopping)) {
     struct pollfd fds[2] = { { a->inotify_fd, POLLIN, 0 }, { a->wake[0], POLLIN, 0 } };
@@ -1921,6 +1925,7 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     g_thread_join(a->snap_thread);
     a->snap_thread = NULL;
   }
+  sqlenvfs_shipper_stop(g_steal_pointer(&a->shipper));
   close(a->inotify_fd);
   a->inotify_fd = -1;
   a->watch = -1;

@@ -10,6 +10,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/retention.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -457,12 +458,31 @@ run_drill(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db, Sqlenv
 static gboolean
 run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
 {
+  /* With a replica, nothing is removed that is not shipped yet, and what
+   * is removed goes from the replica too (shipper.h). */
+  gboolean ship = !dry_run && sqlenvfs_shipper_is_configured(root);
   out->dry_run = dry_run;
+  if (ship) {
+    g_autoptr(GPtrArray) would = sqlenvfs_store_prune(root, TRUE, sqlenvfs_retention_keep_base,
+                                                      root, error);
+    if (would == NULL || !sqlenvfs_shipper_check_prune(root, would, NULL, error))
+      return FALSE;
+  }
   out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_retention_keep_base, root, error);
   if (out->pruned == NULL)
     return FALSE;
+  if (ship && !sqlenvfs_shipper_queue_removal(root, out->pruned, NULL, error))
+    return FALSE;
   out->segments = g_ptr_array_new_with_free_func(g_free);
-  return sqlenvfs_retention_prune_archives(root, dry_run, out->segments, error);
+  if (ship) {
+    g_autoptr(GPtrArray) would = g_ptr_array_new_with_free_func(g_free);
+    if (!sqlenvfs_retention_prune_archives(root, TRUE, would, error) ||
+        !sqlenvfs_shipper_check_prune(root, NULL, would, error))
+      return FALSE;
+  }
+  if (!sqlenvfs_retention_prune_archives(root, dry_run, out->segments, error))
+    return FALSE;
+  return !ship || sqlenvfs_shipper_queue_removal(root, NULL, out->segments, error);
 }
 
 /* Copy the WAL into each database file: through the running archiver (it

@@ -546,6 +546,10 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     }
     fi->direct_io = 1;
     break;
+  case FS_METRICS:
+    f->text = fs_metrics_render(fs, &f->len);
+    fi->direct_io = 1;
+    break;
   default:
     if (!fs_remote_prepare(fs, &node->where, &error)) {
       file_free(fs, f);
@@ -593,6 +597,7 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
   }
   case FS_STATUS:
   case FS_DIFF_FILE:
+  case FS_METRICS:
     reply_text(req, f->text, f->len, size, off);
     break;
   default:

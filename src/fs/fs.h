@@ -63,6 +63,7 @@ typedef enum {
   FS_DIFF_FROM,    /* /diff/<t1>                          */
   FS_DIFF_TO,      /* /diff/<t1>/<t2>                     */
   FS_DIFF_FILE,    /* /diff/<t1>/<t2>/<db>.sql|.summary   */
+  FS_METRICS,      /* /metrics (metrics.c)                */
 } FsKind;
 
 typedef enum { FS_ENV_PROD, FS_ENV_DEV } FsEnv;
@@ -237,6 +238,10 @@ void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, si
 
 /* The status document, newly allocated JSON text. */
 char *fs_status_render(Fs *fs);
+
+/* The metrics file (Prometheus text format; metrics.c), newly allocated,
+ * its length in *@len. */
+char *fs_metrics_render(Fs *fs, gsize *len);
 
 FsStatusCache *fs_status_cache_new(void);
 void fs_status_cache_free(FsStatusCache *c);

@@ -17,6 +17,8 @@
  *                          "latency_samples", "capture_p50_ms",
  *                          "capture_p99_ms", "durable_p50_ms",
  *                          "durable_p99_ms" } | null,
+ *         "replica":     { "state", "lag_seconds", "backlog_bytes",
+ *                          "last_shipped", "error" } | null,
  *         "recoverable": { "earliest", "latest",
  *                          "windows": [ { "from", "to", "note" } ],
  *                          "error" },
@@ -43,6 +45,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -146,6 +149,24 @@ write_archiver(Fs *fs, SqlenvfsJson *j, const SqlenvfsArchiverDbStatus *st)
   sqlenvfs_json_end_object(j);
 }
 
+/* Replication to the [replica] (shipper.h); null when none is configured. */
+static void
+write_replica(SqlenvfsJson *j, const SqlenvfsShipperDbStatus *st)
+{
+  sqlenvfs_json_key(j, "replica");
+  if (st == NULL) {
+    sqlenvfs_json_null(j);
+    return;
+  }
+  sqlenvfs_json_begin_object(j);
+  sqlenvfs_json_member_string(j, "state", st->state);
+  sqlenvfs_json_member_double(j, "lag_seconds", (double)st->lag_us / G_USEC_PER_SEC);
+  sqlenvfs_json_member_uint(j, "backlog_bytes", st->backlog_bytes);
+  member_time(j, "last_shipped", st->last_shipped_us);
+  sqlenvfs_json_member_string(j, "error", st->error);
+  sqlenvfs_json_end_object(j);
+}
+
 static void
 write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
 {
@@ -210,6 +231,7 @@ write_databases(Fs *fs, SqlenvfsJson *j)
 {
   g_autoptr(GPtrArray) infos = sqlenvfs_env_info(fs->root);
   g_autoptr(GPtrArray) statuses = fs->archiver ? sqlenvfs_archiver_status(fs->archiver) : NULL;
+  g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(fs->root);
 
   sqlenvfs_json_key(j, "databases");
   sqlenvfs_json_begin_array(j);
@@ -223,6 +245,7 @@ write_databases(Fs *fs, SqlenvfsJson *j)
     write_db_info(j, "development", dev);
     if (prod->exists) {
       write_archiver(fs, j, find_archiver_status(statuses, prod->db));
+      write_replica(j, sqlenvfs_shipper_status_find(replica, prod->db));
       write_recoverable(fs, j, prod->db);
       write_drill(fs, j, prod->db);
     }

@@ -16,6 +16,7 @@
  *   /status                          FS_STATUS       changes
  *   /diff  /diff/<t1>  /diff/<t1>/<t2>   FS_DIFF_DIR, _FROM, _TO  times as pitr/
  *   /diff/<t1>/<t2>/<db>.sql|.summary FS_DIFF_FILE   generated at open (diff.c)
+ *   /metrics                         FS_METRICS      changes
  *
  * Routing only reads metadata (stat, MANIFESTs, restore plans); it never
  * opens a live database file with a descriptor of its own (DESIGN.md, POSIX
@@ -49,7 +50,7 @@
 #define DATA_BLKSIZE (1 << 20)
 
 static const char *const top_names[] = { "prod", "dev", "snapshots", "backups",
-                                         "pitr", "diff", "ctl", "status" };
+                                         "pitr", "diff", "ctl", "status", "metrics" };
 
 void
 fs_where_clear(FsWhere *w)
@@ -150,6 +151,7 @@ fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller, int mas
     return caller_may(caller, archive, X_OK) && caller_may(caller, path, mask);
   }
   case FS_STATUS:
+  case FS_METRICS:
   case FS_CTL_FILE:
     /* What they say (databases, sizes, markers, results) is what listing
      * data/prod and looking at its files tells. */
@@ -507,6 +509,12 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
     g_autofree char *text = fs_status_snapshot(fs, &len, &rendered);
     w.kind = FS_STATUS;
     attr_file(fs, attr, S_IFREG | 0444, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
+    ok = TRUE;
+  } else if (strcmp(comps[0], "metrics") == 0 && n == 1) {
+    gsize len_m = 0;
+    g_autofree char *text = fs_metrics_render(fs, &len_m);
+    w.kind = FS_METRICS;
+    attr_file(fs, attr, S_IFREG | 0444, len_m, g_get_real_time(), TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;
   } else {
     ok = not_found(error, path, "no such file");

@@ -41,14 +41,20 @@ pass "a root another process archives is refused, naming -o noarchiver"
 mount_root "$R" "$M"
 
 # --- the tree
-assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev diff pitr prod snapshots status " "top level"
+assert_eq "$(ls "$M" | tr '\n' ' ')" "backups ctl dev diff metrics pitr prod snapshots status " "top level"
 assert_eq "$(ls "$M/ctl" | tr '\n' ' ')" "backup checkpoint prune refresh-dev snapshot verify " "ctl files"
 assert_eq "$(ls "$M/prod")" "app.db" "prod/"
 assert_eq "$(ls "$M/dev")" "app.db" "dev/"
 [ "$(stat -c %s "$M/prod/app.db")" -eq "$(( $(sqlite3 "$R/data/prod/app.db" 'PRAGMA page_count') * 4096 ))" ] \
   || fail "prod/app.db size $(stat -c %s "$M/prod/app.db") is not the database's"
 assert_eq "$(stat -c %A "$M/prod/app.db")" "-r--r--r--" "mode of prod/app.db"
-pass "the tree lists environments, copies, pitr, ctl and status"
+# metrics: the Prometheus text format, one sample per database, its size
+# the length a read gives.
+metrics=$(cat "$M/metrics")
+grep -q '^# TYPE sqlenvfs_archive_bytes gauge$' <<<"$metrics" || fail "metrics: $metrics"
+grep -Eq '^sqlenvfs_archive_bytes\{db="app"\} [0-9]+$' <<<"$metrics" || fail "metrics: $metrics"
+grep -q 'sqlenvfs_replica_' <<<"$metrics" && fail "replica metrics without a replica: $metrics"
+pass "the tree lists environments, copies, pitr, ctl, metrics and status"
 
 # --- a second mount of the same root is refused, naming the holder
 pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")

@@ -1,0 +1,1698 @@
+/*
+ * shipper.c — replicate backups/prod/ to the replica (see shipper.h, and
+ * docs/REPLICA.md "Layout" for the keys).
+ *
+ * One thread, one S3 client, one lease. A round, every sync-interval:
+ *
+ *   lease held?  no: take it (once at start, then every LEASE_RETRY_US)
+ *      | yes: renew when RENEW_US old; lost -> "lease lost", ship no more
+ *   removals queued by prune (.sqlenvfs/replica-remove) -> DELETE
+ *   per database (backups/prod/wal_archives/<db>/):
+ *      segment files not shipped: stat only; nothing new -> no request
+ *      sealed segment  -> PUT <N>.seg whole (its bytes before the SEAL record
+ *                         must match the crc32 the SEAL carries), then
+ *                         <N>.idx, <N>.sum; then DELETE its .part-* objects
+ *      the last one    -> PUT <N>.seg.part-<A>-<B>: A = what is shipped, B =
+ *                         the end of the last record the archive's index
+ *                         lists (a record is indexed only once written
+ *                         whole), at most PART_MAX per object
+ *      then alive (when anything was shipped), PRUNED (when it changed)
+ *   backups, snapshots not shipped: each <db>.db (its size and crc32 must be
+ *      the MANIFEST's), then MANIFEST last
+ *
+ * The shipped state (.sqlenvfs/replica-shipped, rewritten atomically, 0600):
+ *
+ *   sqlenvfs-replica-shipped 1
+ *   url s3://bucket/prefix            another url: nothing is shipped there
+ *   intent <key>                      a part being uploaded (optional)
+ *   <size> <key>                      one line per object shipped
+ *   end <crc32 of the bytes before, 8 hex>
+ *
+ * Invariants:
+ *   (1) A key is written to the state only after the server confirmed the
+ *       upload (its SHA-256 and MD5 checked) and our own checksum of what
+ *       was read matched (segment seal, MANIFEST crc32 of a copy).
+ *   (2) A copy's MANIFEST is uploaded only after every database file of it
+ *       is; a sealed segment's parts are deleted only after the segment is
+ *       uploaded whole.
+ *   (3) Parts of one segment are contiguous from 0: each starts where the
+ *       shipped ones end. The intent line makes a part cut short by a crash
+ *       be uploaded again with the same key, never with a different end.
+ *   (4) No request is made for a database in which nothing changed, and no
+ *       LIST ever on a round (one LIST at most, when there is no state file).
+ */
+#include "sqlenvfs/shipper.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
+#include "sqlenvfs/lease.h"
+#include "sqlenvfs/replica_conf.h"
+#include "sqlenvfs/s3.h"
+#include "sqlenvfs/store.h"
+#include "sqlenvfs/util.h"
+
+#define STATE_FILE "replica-shipped"
+#define STATUS_FILE "replica-status"
+#define REMOVE_FILE "replica-remove"
+#define FORMAT_KEY "FORMAT"
+#define FORMAT_TEXT "sqlenvfs-replica 1\n"
+#define PART_MAX (8 * 1024 * 1024)         /* bytes per part, and per upload chunk */
+#define LEASE_TTL_S 300                     /* [replica] lease-seconds (10..3600) */
+#define RENEW_MAX_US (75 * G_USEC_PER_SEC)  /* idle: 48 requests an hour          */
+#define LEASE_RETRY_US (300 * G_USEC_PER_SEC)
+#define BACKOFF_MAX_US (30 * G_USEC_PER_SEC)
+#define LOG_EVERY_US (60 * G_USEC_PER_SEC)
+#define STOP_WAIT_US (10 * G_USEC_PER_SEC)
+
+typedef struct {
+  char *name;
+  gint64 pending_since;  /* wall us: unshipped bytes waiting since (0: none) */
+  gint64 notified;       /* wall us of the first notify not yet shipped      */
+  gint64 last_shipped;
+  guint64 backlog;
+  SqlenvfsArchive *ar;
+  char *error;
+} ShipDb;
+
+typedef enum {
+  RS_OFF,
+  RS_SHIPPING,
+  RS_STALLED,
+  RS_LEASE_LOST,
+  RS_ERROR,
+} ReplicaState;
+
+static const char *const state_names[] = { "off", "shipping", "stalled", "lease lost", "error" };
+
+struct _SqlenvfsShipper {
+  /* set at start, read-only after */
+  SqlenvfsRoot *root;        /* our own, opened on the same directory */
+  char *root_dir, *state_dir, *base_dir, *wal_dir;
+  SqlenvfsReplicaConf *conf;
+  GThread *thread;
+
+  /* the thread's own */
+  SqlenvfsS3 *s3;
+  SqlenvfsLease *lease;
+  GHashTable *shipped;       /* key -> guint64 * size                */
+  GHashTable *parts_end;     /* segment key -> guint64 * end shipped */
+  char *intent;
+  gint64 renewed_at, acquire_at;
+  gint64 lease_ttl_s, renew_us; /* renewed every ttl/4, at most every RENEW_MAX_US */
+  guint n_fails;
+  char *logged;              /* last message logged                  */
+  gint64 logged_at;
+  guint n_suppressed;
+  gboolean status_dirty;
+
+  /* under lock */
+  GMutex lock;
+  GCond cond;
+  gboolean is_stopping, is_done, is_abandoned;
+  ReplicaState state;
+  char *error;
+  GHashTable *dbs;           /* name -> ShipDb *                      */
+};
+
+static GMutex current_lock;
+static SqlenvfsShipper *current;
+
+/* ------------------------------------------------------------------ */
+/* Small helpers                                                        */
+
+static void
+ship_db_free(gpointer p)
+{
+  ShipDb *d = p;
+  if (d->ar)
+    sqlenvfs_archive_free(d->ar);
+  g_free(d->name);
+  g_free(d->error);
+  g_free(d);
+}
+
+void
+sqlenvfs_shipper_db_status_free(SqlenvfsShipperDbStatus *st)
+{
+  if (st == NULL)
+    return;
+  g_free(st->db);
+  g_free(st->state);
+  g_free(st->error);
+  g_free(st);
+}
+
+/* Under s->lock. */
+static ShipDb *
+get_db(SqlenvfsShipper *s, const char *name)
+{
+  ShipDb *d = g_hash_table_lookup(s->dbs, name);
+  if (d == NULL) {
+    d = g_new0(ShipDb, 1);
+    d->name = g_strdup(name);
+    g_hash_table_insert(s->dbs, d->name, d);
+    s->status_dirty = TRUE;
+  }
+  return d;
+}
+
+static void
+set_state(SqlenvfsShipper *s, ReplicaState state, const char *error)
+{
+  g_mutex_lock(&s->lock);
+  if (s->state != state || g_strcmp0(s->error, error) != 0)
+    s->status_dirty = TRUE;
+  s->state = state;
+  g_free(s->error);
+  s->error = g_strdup(error);
+  g_mutex_unlock(&s->lock);
+}
+
+/* Log @msg as a warning, the same message at most once a minute. */
+static void
+log_rate(SqlenvfsShipper *s, const char *msg)
+{
+  gint64 now = g_get_monotonic_time();
+  if (g_strcmp0(msg, s->logged) == 0 && now - s->logged_at < LOG_EVERY_US) {
+    s->n_suppressed++;
+    return;
+  }
+  if (s->n_suppressed > 0)
+    g_warning("replica: %s (and %u more like it in the last minute)", msg, s->n_suppressed);
+  else
+    g_warning("replica: %s", msg);
+  g_free(s->logged);
+  s->logged = g_strdup(msg);
+  s->logged_at = now;
+  s->n_suppressed = 0;
+}
+
+static guint64
+shipped_size(GHashTable *shipped, const char *key, gboolean *found)
+{
+  guint64 *v = g_hash_table_lookup(shipped, key);
+  if (found)
+    *found = v != NULL;
+  return v ? *v : 0;
+}
+
+static void
+put_u64(GHashTable *t, const char *key, guint64 v)
+{
+  guint64 *p = g_new(guint64, 1);
+  *p = v;
+  g_hash_table_insert(t, g_strdup(key), p);
+}
+
+/* Parse "<seg key>.part-<A>-<B>": the segment key and A, B. */
+static gboolean
+parse_part(const char *key, char **seg_key, guint64 *a, guint64 *b)
+{
+  const char *p = g_strrstr(key, ".seg.part-");
+  char *end;
+  if (p == NULL)
+    return FALSE;
+  *a = g_ascii_strtoull(p + 10, &end, 10);
+  if (end != p + 26 || *end != '-')
+    return FALSE;
+  *b = g_ascii_strtoull(end + 1, &end, 10);
+  if (*end != '\0' || *b <= *a)
+    return FALSE;
+  *seg_key = g_strndup(key, (gsize)(p + 4 - key));
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* The shipped state file                                               */
+
+typedef struct {
+  GHashTable *shipped;
+  GHashTable *parts_end;
+  char *intent;
+} Shipped;
+
+static void
+shipped_clear(Shipped *st)
+{
+  g_clear_pointer(&st->shipped, g_hash_table_unref);
+  g_clear_pointer(&st->parts_end, g_hash_table_unref);
+  g_clear_pointer(&st->intent, g_free);
+}
+
+static gint
+cmp_str_ptr(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+note_part(GHashTable *parts_end, const char *key)
+{
+  g_autofree char *seg = NULL;
+  guint64 a, b;
+  gboolean found;
+  if (!parse_part(key, &seg, &a, &b))
+    return;
+  if (shipped_size(parts_end, seg, &found) == a || (!found && a == 0))
+    put_u64(parts_end, seg, b);
+}
+
+/* Load the state of the replica @url from @path. A missing file gives an
+ * empty state and *@missing TRUE; a damaged one, or one of another url, an
+ * empty state (logged). */
+static void
+shipped_load(const char *path, const char *url, Shipped *st, gboolean *missing)
+{
+  g_autofree char *text = NULL;
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) lines = NULL;
+  gsize len = 0;
+  guint n;
+  GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
+
+  st->shipped = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  st->parts_end = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  st->intent = NULL;
+  *missing = FALSE;
+  if (!g_file_get_contents(path, &text, &len, &error)) {
+    *missing = g_error_matches(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    if (!*missing)
+      g_warning("replica: cannot read %s: %s (shipping starts over)", path, error->message);
+    g_ptr_array_unref(parts);
+    return;
+  }
+  {
+    const char *e = len >= 13 ? text + len - 13 : NULL;
+    guint32 want;
+    if (e == NULL || strncmp(e, "end ", 4) != 0 || e[12] != '\n' ||
+        (want = (guint32)g_ascii_strtoull(e + 4, NULL, 16),
+         sqlenvfs_crc32(0, text, len - 13) != want)) {
+      g_warning("replica: %s is damaged (its checksum does not match); what the replica "
+                "holds is read again", path);
+      *missing = TRUE;
+      g_ptr_array_unref(parts);
+      return;
+    }
+    text[len - 13] = '\0';
+  }
+  lines = g_strsplit(text, "\n", -1);
+  n = g_strv_length(lines);
+  if (n < 2 || strcmp(lines[0], "sqlenvfs-replica-shipped 1") != 0 ||
+      !g_str_has_prefix(lines[1], "url ") || strcmp(lines[1] + 4, url) != 0) {
+    g_message("replica: %s is of another replica than %s; what %s holds is read again", path,
+              url, url);
+    *missing = TRUE;
+    g_ptr_array_unref(parts);
+    return;
+  }
+  for (guint i = 2; i < n; i++) {
+    char *sp, *end;
+    guint64 size;
+    if (lines[i][0] == '\0')
+      continue;
+    if (g_str_has_prefix(lines[i], "intent ")) {
+      g_free(st->intent);
+      st->intent = g_strdup(lines[i] + 7);
+      continue;
+    }
+    sp = strchr(lines[i], ' ');
+    if (sp == NULL)
+      continue;
+    size = g_ascii_strtoull(lines[i], &end, 10);
+    if (end != sp)
+      continue;
+    put_u64(st->shipped, sp + 1, size);
+    if (strstr(sp + 1, ".seg.part-"))
+      g_ptr_array_add(parts, g_strdup(sp + 1));
+  }
+  /* Parts in order of their start, so that each extends the one before. */
+  g_ptr_array_sort(parts, cmp_str_ptr);
+  for (guint i = 0; i < parts->len; i++)
+    note_part(st->parts_end, parts->pdata[i]);
+  g_ptr_array_unref(parts);
+}
+
+static gboolean
+shipped_save(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *path = g_build_filename(s->state_dir, STATE_FILE, NULL);
+  g_autoptr(GString) out = g_string_new("sqlenvfs-replica-shipped 1\n");
+  g_autoptr(GPtrArray) keys = g_ptr_array_new();
+  GHashTableIter it;
+  gpointer k, v;
+
+  g_string_append_printf(out, "url %s\n", s->conf->url);
+  if (s->intent)
+    g_string_append_printf(out, "intent %s\n", s->intent);
+  g_hash_table_iter_init(&it, s->shipped);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    g_ptr_array_add(keys, k);
+  g_ptr_array_sort(keys, cmp_str_ptr);
+  for (guint i = 0; i < keys->len; i++)
+    g_string_append_printf(out, "%" G_GUINT64_FORMAT " %s\n",
+                           *(guint64 *)g_hash_table_lookup(s->shipped, keys->pdata[i]),
+                           (char *)keys->pdata[i]);
+  g_string_append_printf(out, "end %08x\n", sqlenvfs_crc32(0, out->str, out->len));
+  return sqlenvfs_write_file_atomic(path, out->str, out->len, 0600, error);
+}
+
+/* ------------------------------------------------------------------ */
+/* Uploads                                                              */
+
+/* Upload bytes [@from, @to) of @path (@to < 0: to the end of the file) as
+ * @key, in one PUT up to PART_MAX, else as a multipart upload of PART_MAX
+ * parts read one at a time. The crc32 of the bytes [@from, @crc_to) goes to
+ * *@crc (when not NULL), the number of bytes to *@size. Fails when the file
+ * is shorter than asked. */
+static gboolean
+upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goffset crc_to,
+            const char *key, guint32 *crc, guint64 *size, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+  guint64 total, done = 0;
+  guint32 c = 0;
+  g_autofree guint8 *buf = NULL;
+  g_autofree char *upload = NULL;
+  g_autoptr(GPtrArray) etags = NULL;
+  gboolean ok = FALSE;
+  gint64 began = g_get_monotonic_time();
+
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    sqlenvfs_error_errno(error, errno ? errno : EINVAL, "read", path);
+    close(fd);
+    return FALSE;
+  }
+  if (to < 0)
+    to = st.st_size;
+  if (to > st.st_size || from > to) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is %" G_GINT64_FORMAT " bytes, shorter than the %" G_GINT64_FORMAT
+                " to ship (it changed while being shipped; it is shipped again next round)",
+                path, (gint64)st.st_size, (gint64)to);
+    close(fd);
+    return FALSE;
+  }
+  total = (guint64)(to - from);
+  buf = g_malloc(MIN(total, (guint64)PART_MAX) + 1);
+  if (total > PART_MAX) {
+    upload = sqlenvfs_s3_multipart_create(s->s3, key, error);
+    if (upload == NULL)
+      goto out;
+    etags = g_ptr_array_new_with_free_func(g_free);
+  }
+  do {
+    gsize n = (gsize)MIN(total - done, (guint64)PART_MAX);
+    gssize r = n ? pread(fd, buf, n, from + (goffset)done) : 0;
+    goffset at = from + (goffset)done;
+    if (r < 0 || (gsize)r != n) {
+      if (r < 0)
+        sqlenvfs_error_errno(error, errno, "read", path);
+      else
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s: short read", path);
+      goto out;
+    }
+    if (crc && at < crc_to)
+      c = sqlenvfs_crc32(c, buf, (gsize)MIN((goffset)n, crc_to - at));
+    if (upload == NULL) {
+      if (!sqlenvfs_s3_put(s->s3, key, buf, n, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
+        goto out;
+    } else {
+      char *etag;
+      g_mutex_lock(&s->lock);
+      gboolean stop = s->is_stopping;
+      g_mutex_unlock(&s->lock);
+      if (stop) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED,
+                    "upload of %s stopped: shutting down", key);
+        goto out;
+      }
+      etag = sqlenvfs_s3_multipart_put_part(s->s3, key, upload, etags->len + 1, buf, n, error);
+      if (etag == NULL)
+        goto out;
+      g_ptr_array_add(etags, etag);
+    }
+    done += n;
+  } while (done < total);
+  if (upload && !sqlenvfs_s3_multipart_complete(s->s3, key, upload, etags, NULL, error))
+    goto out;
+  ok = TRUE;
+  g_debug("replica: shipped %s, %" G_GUINT64_FORMAT " bytes in %.3f s", key, total,
+          (double)(g_get_monotonic_time() - began) / G_USEC_PER_SEC);
+  if (crc)
+    *crc = c;
+  if (size)
+    *size = total;
+out:
+  if (!ok && upload) {
+    g_autoptr(GError) local = NULL;
+    if (!sqlenvfs_s3_multipart_abort(s->s3, key, upload, &local))
+      g_debug("replica: abort %s: %s", key, local->message);
+  }
+  close(fd);
+  return ok;
+}
+
+static void
+mark_shipped(SqlenvfsShipper *s, const char *key, guint64 size)
+{
+  put_u64(s->shipped, key, size);
+}
+
+/* ------------------------------------------------------------------ */
+/* The archive of one database                                          */
+
+static gint
+cmp_seg_names(gconstpointer a, gconstpointer b)
+{
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "<16 digits>.seg" file names in @dir, sorted. */
+static GPtrArray *
+list_segment_files(const char *dir)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *e;
+  while (d && (e = g_dir_read_name(d)) != NULL)
+    if (strlen(e) == 20 && g_str_has_suffix(e, ".seg") && g_ascii_isdigit(e[0]))
+      g_ptr_array_add(names, g_strdup(e));
+  g_ptr_array_sort(names, cmp_seg_names);
+  return names;
+}
+
+static gboolean
+is_damaged_gap(const SqlenvfsArchiveEntry *e)
+{
+  return e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED;
+}
+
+/* Index of the last entry of segment @seg (by the reader's numbering), or
+ * -1. Entries are in segment order. */
+static gint
+last_entry_of(SqlenvfsArchive *ar, guint seg)
+{
+  gint lo = 0, hi = (gint)sqlenvfs_archive_n_entries(ar) - 1, found = -1;
+  while (lo <= hi) {
+    gint mid = lo + (hi - lo) / 2;
+    if (sqlenvfs_archive_entry(ar, (guint)mid)->segment <= seg) {
+      found = mid;
+      lo = mid + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  if (found >= 0 && sqlenvfs_archive_entry(ar, (guint)found)->segment != seg)
+    return -1;
+  return found;
+}
+
+static gint
+find_segment(SqlenvfsArchive *ar, const char *path)
+{
+  for (guint i = sqlenvfs_archive_n_segments(ar); i-- > 0;)
+    if (strcmp(sqlenvfs_archive_segment(ar, i)->path, path) == 0)
+      return (gint)i;
+  return -1;
+}
+
+/* Delete every shipped part of @seg_key. */
+static gboolean
+delete_parts(SqlenvfsShipper *s, const char *seg_key, GError **error)
+{
+  g_autofree char *prefix = g_strconcat(seg_key, ".part-", NULL);
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+  GHashTableIter it;
+  gpointer k;
+  g_hash_table_iter_init(&it, s->shipped);
+  while (g_hash_table_iter_next(&it, &k, NULL))
+    if (g_str_has_prefix(k, prefix))
+      g_ptr_array_add(keys, g_strdup(k));
+  for (guint i = 0; i < keys->len; i++) {
+    if (!sqlenvfs_s3_delete(s->s3, keys->pdata[i], error))
+      return FALSE;
+    g_hash_table_remove(s->shipped, keys->pdata[i]);
+  }
+  g_hash_table_remove(s->parts_end, seg_key);
+  return TRUE;
+}
+
+/* Ship sealed segment @i whole, checking its seal, then its index and
+ * summary, then drop its parts. */
+static gboolean
+ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError **error)
+{
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(d->ar, i);
+  gint last = last_entry_of(d->ar, i);
+  const SqlenvfsArchiveEntry *seal = last >= 0 ? sqlenvfs_archive_entry(d->ar, (guint)last) : NULL;
+  g_autofree char *base = g_strndup(seg->path, strlen(seg->path) - 4);
+  const char *const exts[] = { ".idx", ".sum" };
+  guint32 crc = 0;
+  guint64 size = 0;
+
+  if (seal == NULL || seal->type != SQLENVFS_ARCHIVE_SEAL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: its index does not end with a SEAL record (run `sqlenvfs verify`)",
+                seg->path);
+    return FALSE;
+  }
+  if (!upload_file(s, seg->path, 0, (goffset)seg->size, (goffset)seal->offset, seg_key, &crc,
+                   &size, error))
+    return FALSE;
+  if (crc != seal->reason) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: its bytes do not match the checksum its SEAL record carries (0x%08x, read "
+                "0x%08x); not counted as shipped (run `sqlenvfs verify`)",
+                seg->path, seal->reason, crc);
+    return FALSE;
+  }
+  for (guint k = 0; k < G_N_ELEMENTS(exts); k++) {
+    g_autofree char *path = g_strconcat(base, exts[k], NULL);
+    g_autofree char *key = g_strconcat(seg_key, "", NULL);
+    guint64 n = 0;
+    key[strlen(key) - 4] = '\0';
+    {
+      g_autofree char *k2 = g_strconcat(key, exts[k], NULL);
+      if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
+        continue;
+      if (!upload_file(s, path, 0, -1, 0, k2, NULL, &n, error))
+        return FALSE;
+      mark_shipped(s, k2, n);
+    }
+  }
+  mark_shipped(s, seg_key, size);
+  if (!delete_parts(s, seg_key, error))
+    return FALSE;
+  return TRUE;
+}
+
+/* Ship the archived records of the unsealed segment @i past what is
+ * shipped, as one part ending on a record boundary. *@progress: bytes. */
+static gboolean
+ship_part(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, guint64 *progress,
+          GError **error)
+{
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(d->ar, i);
+  guint64 a = shipped_size(s->parts_end, seg_key, NULL), b = 0, cut = 0;
+  gint last = last_entry_of(d->ar, i);
+  g_autofree char *key = NULL;
+  guint64 n = 0;
+
+  *progress = 0;
+  /* The end of the last whole record the index lists; the largest such end
+   * within PART_MAX of a, else the first record past a (one record). */
+  for (gint k = last; k >= 0; k--) {
+    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(d->ar, (guint)k);
+    guint64 end = e->offset + e->length;
+    if (e->segment != i || end <= a)
+      break;
+    if (is_damaged_gap(e))
+      continue;
+    if (end - a <= PART_MAX) {
+      cut = end;
+      break;
+    }
+    b = end; /* the smallest end past a seen so far */
+  }
+  if (cut != 0)
+    b = cut;
+  if (b <= a)
+    return TRUE;
+  key = g_strdup_printf("%s.part-%016" G_GUINT64_FORMAT "-%016" G_GUINT64_FORMAT, seg_key, a, b);
+  g_free(s->intent);
+  s->intent = g_strdup(key);
+  if (!shipped_save(s, error))
+    return FALSE;
+  if (!upload_file(s, seg->path, (goffset)a, (goffset)b, 0, key, NULL, &n, error))
+    return FALSE;
+  mark_shipped(s, key, n);
+  put_u64(s->parts_end, seg_key, b);
+  g_clear_pointer(&s->intent, g_free);
+  *progress = n;
+  return shipped_save(s, error);
+}
+
+/* A part whose upload a crash cut short: upload it again under its key. */
+static gboolean
+finish_intent(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *seg_key = NULL, *path = NULL;
+  guint64 a, b, n = 0;
+  struct stat st;
+
+  if (s->intent == NULL)
+    return TRUE;
+  if (!parse_part(s->intent, &seg_key, &a, &b)) {
+    g_clear_pointer(&s->intent, g_free);
+    return TRUE;
+  }
+  path = g_build_filename(s->base_dir, seg_key, NULL);
+  if (shipped_size(s->parts_end, seg_key, NULL) == a && lstat(path, &st) == 0 &&
+      S_ISREG(st.st_mode) && (guint64)st.st_size >= b) {
+    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, s->intent, NULL, &n, error))
+      return FALSE;
+    mark_shipped(s, s->intent, n);
+    put_u64(s->parts_end, seg_key, b);
+  } else if (!sqlenvfs_s3_delete(s->s3, s->intent, error)) {
+    return FALSE;
+  }
+  g_clear_pointer(&s->intent, g_free);
+  return shipped_save(s, error);
+}
+
+/* Upload a small overwritable file (alive, PRUNED) when it is not shipped
+ * with its current size, or when @always. */
+static gboolean
+ship_small(SqlenvfsShipper *s, const char *dir, const char *db, const char *name,
+           gboolean always, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", db, name);
+  struct stat st;
+  gboolean found;
+  guint64 n = 0;
+  if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+    return TRUE;
+  if (!always && shipped_size(s->shipped, key, &found) == (guint64)st.st_size && found)
+    return TRUE;
+  if (!upload_file(s, path, 0, -1, 0, key, NULL, &n, error))
+    return FALSE;
+  mark_shipped(s, key, n);
+  return TRUE;
+}
+
+/* What of database @name's archive is not shipped (bytes), from file sizes. */
+static guint64
+archive_backlog(SqlenvfsShipper *s, const char *dir, const char *name, GPtrArray *segs)
+{
+  guint64 backlog = 0;
+  for (guint k = 0; k < segs->len; k++) {
+    g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+    g_autofree char *path = g_build_filename(dir, segs->pdata[k], NULL);
+    gboolean found;
+    struct stat st;
+    shipped_size(s->shipped, key, &found);
+    if (found || lstat(path, &st) != 0)
+      continue;
+    backlog += (guint64)st.st_size - MIN((guint64)st.st_size, shipped_size(s->parts_end, key, NULL));
+  }
+  return backlog;
+}
+
+static gboolean
+ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError **error)
+{
+  g_autofree char *dir = g_build_filename(s->wal_dir, name, NULL);
+  g_autoptr(GPtrArray) segs = list_segment_files(dir);
+  ShipDb *d;
+  guint64 backlog, progress = 0;
+  gboolean changed = FALSE;
+
+  backlog = archive_backlog(s, dir, name, segs);
+  g_mutex_lock(&s->lock);
+  d = get_db(s, name);
+  d->backlog = backlog;
+  if (backlog > 0 && d->pending_since == 0)
+    d->pending_since = d->notified ? d->notified : g_get_real_time();
+  g_mutex_unlock(&s->lock);
+
+  if (backlog > 0) {
+    if (d->ar == NULL || !sqlenvfs_archive_refresh(d->ar, NULL) ||
+        (sqlenvfs_archive_n_segments(d->ar) > 0 &&
+         !g_file_test(sqlenvfs_archive_segment(d->ar, 0)->path, G_FILE_TEST_EXISTS))) {
+      g_clear_pointer(&d->ar, sqlenvfs_archive_free);
+      d->ar = sqlenvfs_archive_open(dir, error);
+      if (d->ar == NULL)
+        return FALSE;
+    }
+    for (guint k = 0; k < segs->len; k++) {
+      g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+      g_autofree char *path = g_build_filename(dir, segs->pdata[k], NULL);
+      gboolean found;
+      gint i;
+      shipped_size(s->shipped, key, &found);
+      if (found)
+        continue;
+      i = find_segment(d->ar, path);
+      if (i < 0)
+        break; /* newer than the index we read: next round */
+      if (sqlenvfs_archive_segment(d->ar, (guint)i)->is_sealed) {
+        if (!ship_sealed(s, d, (guint)i, key, error))
+          return FALSE;
+        changed = TRUE;
+        if (!shipped_save(s, error))
+          return FALSE;
+      } else if ((guint)i + 1 == sqlenvfs_archive_n_segments(d->ar)) {
+        guint64 n;
+        do {
+          if (!ship_part(s, d, (guint)i, key, &n, error))
+            return FALSE;
+          progress += n;
+          changed = changed || n > 0;
+        } while (n > 0);
+      } else {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s is neither sealed nor the last segment; it is not shipped (run "
+                    "`sqlenvfs verify`)", path);
+        return FALSE;
+      }
+    }
+  }
+  if (changed && !ship_small(s, dir, name, "alive", TRUE, error))
+    return FALSE;
+  if (!ship_small(s, dir, name, "PRUNED", FALSE, error))
+    return FALSE;
+  if (changed)
+    *shipped_any = TRUE;
+  backlog = archive_backlog(s, dir, name, segs);
+  g_mutex_lock(&s->lock);
+  d->backlog = backlog;
+  if (changed)
+    d->last_shipped = g_get_real_time();
+  g_mutex_unlock(&s->lock);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backups and snapshots                                                */
+
+/* Upload the MANIFEST @path as @key: the bytes uploaded are the bytes
+ * checked, and a protected one's checksum must match what they hold. */
+static gboolean
+ship_manifest(SqlenvfsShipper *s, const char *path, gboolean is_protected, const char *key,
+              guint64 *size, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *text = NULL, *stored = NULL;
+  g_autoptr(GError) local = NULL;
+  gsize len = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  struct stat st;
+
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > 16 * 1024 * 1024) {
+    close(fd);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is not a MANIFEST (not a regular file of at most 16 MiB)", path);
+    return FALSE;
+  }
+  text = g_malloc((gsize)st.st_size + 1);
+  len = (gsize)st.st_size;
+  if (pread(fd, text, len, 0) != (gssize)len) {
+    sqlenvfs_error_errno(error, errno ? errno : EIO, "read", path);
+    close(fd);
+    return FALSE;
+  }
+  close(fd);
+  text[len] = '\0';
+  if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s; not shipped",
+                path, local->message);
+    return FALSE;
+  }
+  stored = g_key_file_get_string(kf, "sqlenvfs-copy", "checksum", NULL);
+  if (is_protected) {
+    guint32 want = stored ? (guint32)g_ascii_strtoull(stored, NULL, 16) : 0;
+    guint32 got = sqlenvfs_store_manifest_seal(kf);
+    if (stored == NULL || got != want) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: its checksum is %s but its contents give 0x%08x (it changed after it was "
+                  "read); not shipped (run `sqlenvfs verify`)",
+                  path, stored ? stored : "missing", got);
+      return FALSE;
+    }
+  }
+  if (!sqlenvfs_s3_put(s->s3, key, text, len, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
+    return FALSE;
+  *size = len;
+  return TRUE;
+}
+
+static gboolean
+ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
+            GHashTable *copy_backlog, gboolean count_only, gboolean *shipped_any, GError **error)
+{
+  const char *dir = sqlenvfs_root_path(s->root, kind == SQLENVFS_KIND_BACKUP
+                                                    ? SQLENVFS_DIR_DAILY
+                                                    : SQLENVFS_DIR_SNAPSHOTS);
+  g_autoptr(GDir) gd = g_dir_open(dir, 0, NULL);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  const char *e;
+  gboolean failed = count_only; /* after a failure, only count what is left */
+
+  while (gd && (e = g_dir_read_name(gd)) != NULL)
+    if (e[0] != '.')
+      g_ptr_array_add(names, g_strdup(e));
+  g_ptr_array_sort(names, cmp_seg_names);
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = names->pdata[i];
+    g_autofree char *mkey = g_strdup_printf("%s/%s/MANIFEST", top, name);
+    g_autofree char *mpath = NULL;
+    g_autoptr(SqlenvfsStoredCopy) copy = NULL;
+    g_autoptr(GError) local = NULL;
+    gboolean found;
+    guint64 n = 0;
+
+    shipped_size(s->shipped, mkey, &found);
+    if (found)
+      continue;
+    copy = sqlenvfs_store_load(s->root, kind, name, &local);
+    if (copy == NULL) {
+      g_debug("replica: %s %s not shipped: %s", sqlenvfs_copy_kind_name(kind), name,
+              local->message);
+      continue;
+    }
+    for (guint k = 0; k < copy->dbs->len; k++) {
+      const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
+      guint64 *b = g_hash_table_lookup(copy_backlog, sdb->db);
+      if (b == NULL) {
+        b = g_new0(guint64, 1);
+        g_hash_table_insert(copy_backlog, g_strdup(sdb->db), b);
+      }
+      *b += sdb->size;
+    }
+    if (failed)
+      continue;
+    for (guint k = 0; k < copy->dbs->len && !failed; k++) {
+      const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
+      g_autofree char *base = g_path_get_basename(sdb->path);
+      g_autofree char *key = g_strdup_printf("%s/%s/%s", top, name, base);
+      guint32 crc = 0;
+      shipped_size(s->shipped, key, &found);
+      if (found) {
+        *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
+        continue;
+      }
+      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, error)) {
+        failed = TRUE;
+      } else if (crc != sdb->crc32 || n != sdb->size) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "%s: %" G_GUINT64_FORMAT " bytes with crc32 0x%08x, but its MANIFEST says %"
+                    G_GUINT64_FORMAT " bytes with crc32 0x%08x; not shipped (run `sqlenvfs "
+                    "verify`)", sdb->path, n, crc, sdb->size, sdb->crc32);
+        failed = TRUE;
+      } else {
+        mark_shipped(s, key, n);
+        *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
+        *shipped_any = TRUE;
+      }
+    }
+    if (failed)
+      continue;
+    mpath = g_build_filename(copy->dir, "MANIFEST", NULL);
+    if (!ship_manifest(s, mpath, copy->is_protected, mkey, &n, error)) {
+      failed = TRUE;
+      continue;
+    }
+    mark_shipped(s, mkey, n);
+    *shipped_any = TRUE;
+    if (!shipped_save(s, error))
+      failed = TRUE;
+  }
+  return !failed;
+}
+
+/* ------------------------------------------------------------------ */
+/* Removals queued by prune                                             */
+
+static gboolean
+run_removals(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *path = g_build_filename(s->state_dir, REMOVE_FILE, NULL);
+  g_autofree char *taking = g_strconcat(path, ".taking", NULL);
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_test(taking, G_FILE_TEST_EXISTS)) {
+    if (!g_file_test(path, G_FILE_TEST_EXISTS))
+      return TRUE;
+    if (rename(path, taking) != 0)
+      return sqlenvfs_error_errno(error, errno, "rename", path);
+  }
+  if (!g_file_get_contents(taking, &text, NULL, NULL))
+    return TRUE;
+  lines = g_strsplit(text, "\n", -1);
+  for (guint i = 0; lines[i]; i++) {
+    if (lines[i][0] == '\0')
+      continue;
+    if (!sqlenvfs_s3_delete(s->s3, lines[i], error))
+      return FALSE;
+    g_hash_table_remove(s->shipped, lines[i]);
+    g_hash_table_remove(s->parts_end, lines[i]);
+  }
+  if (!shipped_save(s, error))
+    return FALSE;
+  unlink(taking);
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Status                                                               */
+
+static void
+write_status(SqlenvfsShipper *s)
+{
+  g_autofree char *path = g_build_filename(s->state_dir, STATUS_FILE, NULL);
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) error = NULL;
+  g_autofree char *data = NULL;
+  GHashTableIter it;
+  gpointer v;
+  gsize len;
+
+  g_mutex_lock(&s->lock);
+  g_key_file_set_string(kf, "replica", "url", s->conf ? s->conf->url : "");
+  g_key_file_set_string(kf, "replica", "state", state_names[s->state]);
+  g_key_file_set_string(kf, "replica", "error", s->error ? s->error : "");
+  g_key_file_set_int64(kf, "replica", "pid", getpid());
+  g_hash_table_iter_init(&it, s->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    ShipDb *d = v;
+    g_autofree char *group = g_strconcat("db ", d->name, NULL);
+    g_key_file_set_uint64(kf, group, "backlog", d->backlog);
+    g_key_file_set_int64(kf, group, "pending-since", d->pending_since);
+    g_key_file_set_int64(kf, group, "last-shipped", d->last_shipped);
+    if (d->error)
+      g_key_file_set_string(kf, group, "error", d->error);
+  }
+  s->status_dirty = FALSE;
+  g_mutex_unlock(&s->lock);
+  data = g_key_file_to_data(kf, &len, NULL);
+  if (!sqlenvfs_write_file_atomic(path, data, len, 0600, &error))
+    g_debug("replica: %s", error->message);
+}
+
+static SqlenvfsShipperDbStatus *
+db_status(const char *name, const char *state, const char *error, guint64 backlog,
+          gint64 pending_since, gint64 last_shipped, gint64 now)
+{
+  SqlenvfsShipperDbStatus *st = g_new0(SqlenvfsShipperDbStatus, 1);
+  st->db = g_strdup(name);
+  st->state = g_strdup(state);
+  st->error = error && *error ? g_strdup(error) : NULL;
+  st->backlog_bytes = backlog;
+  st->lag_us = backlog > 0 && pending_since > 0 ? MAX(now - pending_since, 0) : 0;
+  st->last_shipped_us = last_shipped;
+  return st;
+}
+
+static gint
+cmp_status(gconstpointer a, gconstpointer b)
+{
+  return strcmp((*(SqlenvfsShipperDbStatus *const *)a)->db,
+                (*(SqlenvfsShipperDbStatus *const *)b)->db);
+}
+
+GPtrArray *
+sqlenvfs_shipper_status(SqlenvfsRoot *root)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_shipper_db_status_free);
+  gint64 now = g_get_real_time();
+
+  g_mutex_lock(&current_lock);
+  if (current && strcmp(current->root_dir, sqlenvfs_root_dir(root)) == 0) {
+    SqlenvfsShipper *s = current;
+    GHashTableIter it;
+    gpointer v;
+    g_mutex_lock(&s->lock);
+    g_hash_table_iter_init(&it, s->dbs);
+    while (g_hash_table_iter_next(&it, NULL, &v)) {
+      ShipDb *d = v;
+      g_ptr_array_add(out, db_status(d->name, state_names[s->state], d->error ? d->error : s->error,
+                                     d->backlog, d->pending_since, d->last_shipped, now));
+    }
+    g_mutex_unlock(&s->lock);
+    g_mutex_unlock(&current_lock);
+  } else {
+    g_autofree char *path = NULL;
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_auto(GStrv) groups = NULL;
+    g_autofree char *state = NULL, *error = NULL;
+    g_mutex_unlock(&current_lock);
+    path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATUS_FILE, NULL);
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL)) {
+      g_ptr_array_sort(out, cmp_status);
+      return out;
+    }
+    state = g_key_file_get_string(kf, "replica", "state", NULL);
+    error = g_key_file_get_string(kf, "replica", "error", NULL);
+    {
+      /* The process that wrote it is gone: nobody ships now. */
+      gint64 pid = g_key_file_get_int64(kf, "replica", "pid", NULL);
+      if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
+        g_free(state);
+        state = g_strdup("off");
+        g_free(error);
+        error = g_strdup("the archiver is not running (start `sqlenvfs mount` or "
+                         "`sqlenvfs archive`)");
+      }
+    }
+    groups = g_key_file_get_groups(kf, NULL);
+    for (guint i = 0; groups[i]; i++) {
+      g_autofree char *db_error = NULL;
+      if (!g_str_has_prefix(groups[i], "db "))
+        continue;
+      db_error = g_key_file_get_string(kf, groups[i], "error", NULL);
+      g_ptr_array_add(out, db_status(groups[i] + 3, state ? state : "off",
+                                     db_error && g_strcmp0(state, "off") != 0 ? db_error : error,
+                                     g_key_file_get_uint64(kf, groups[i], "backlog", NULL),
+                                     g_key_file_get_int64(kf, groups[i], "pending-since", NULL),
+                                     g_key_file_get_int64(kf, groups[i], "last-shipped", NULL),
+                                     now));
+    }
+  }
+  g_ptr_array_sort(out, cmp_status);
+  return out;
+}
+
+const SqlenvfsShipperDbStatus *
+sqlenvfs_shipper_status_find(GPtrArray *statuses, const char *db)
+{
+  for (guint i = 0; statuses && i < statuses->len; i++) {
+    const SqlenvfsShipperDbStatus *st = statuses->pdata[i];
+    if (g_strcmp0(st->db, db) == 0)
+      return st;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* The thread                                                           */
+
+/* When there is no state file: learn what the replica already holds (one
+ * LIST), so that a root that lost its state does not upload it all again
+ * nor write parts that overlap those there. An object counts only when the
+ * local file of the same key has its size; parts count as they are. */
+static void
+adopt_remote(SqlenvfsShipper *s)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, &error);
+  g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+  if (objs == NULL) {
+    g_debug("replica: list: %s", error->message);
+    return;
+  }
+  for (guint i = 0; i < objs->len; i++) {
+    const SqlenvfsS3Object *o = objs->pdata[i];
+    g_autofree char *path = NULL;
+    struct stat st;
+    if (strstr(o->key, ".seg.part-")) {
+      put_u64(s->shipped, o->key, (guint64)o->size);
+      g_ptr_array_add(parts, g_strdup(o->key));
+      continue;
+    }
+    if (g_str_has_suffix(o->key, "/MANIFEST") || g_str_has_suffix(o->key, "/alive") ||
+        g_str_has_suffix(o->key, "/PRUNED") || !(g_str_has_prefix(o->key, "wal_archives/") ||
+        g_str_has_prefix(o->key, "daily/") || g_str_has_prefix(o->key, "snapshots/")))
+      continue;
+    path = g_build_filename(s->base_dir, o->key, NULL);
+    if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == o->size)
+      put_u64(s->shipped, o->key, (guint64)o->size);
+  }
+  g_ptr_array_sort(parts, cmp_str_ptr);
+  for (guint i = 0; i < parts->len; i++)
+    note_part(s->parts_end, parts->pdata[i]);
+  g_message("replica: no shipping state; %u object(s) found in %s adopted", g_hash_table_size(s->shipped),
+            s->conf->url);
+}
+
+/* Create FORMAT, or check the one there. */
+static gboolean
+ensure_format(SqlenvfsShipper *s, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GBytes) got = NULL;
+  gboolean found;
+  shipped_size(s->shipped, FORMAT_KEY, &found);
+  if (found)
+    return TRUE;
+  if (!sqlenvfs_s3_put(s->s3, FORMAT_KEY, FORMAT_TEXT, strlen(FORMAT_TEXT),
+                       SQLENVFS_S3_PUT_IF_ABSENT, NULL, NULL, &local)) {
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    got = sqlenvfs_s3_get(s->s3, FORMAT_KEY, 0, -1, NULL, error);
+    if (got == NULL)
+      return FALSE;
+    if (g_bytes_get_size(got) != strlen(FORMAT_TEXT) ||
+        memcmp(g_bytes_get_data(got, NULL), FORMAT_TEXT, strlen(FORMAT_TEXT)) != 0) {
+      g_autofree char *where = sqlenvfs_s3_describe(s->s3, FORMAT_KEY);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s is not \"sqlenvfs-replica 1\": the prefix holds something else (point "
+                  "[replica] url at another prefix)", where);
+      return FALSE;
+    }
+  }
+  mark_shipped(s, FORMAT_KEY, strlen(FORMAT_TEXT));
+  return shipped_save(s, error);
+}
+
+static gboolean
+stopping(SqlenvfsShipper *s)
+{
+  gboolean v;
+  g_mutex_lock(&s->lock);
+  v = s->is_stopping;
+  g_mutex_unlock(&s->lock);
+  return v;
+}
+
+/* Take or keep the lease; FALSE when shipping must not happen now. */
+static gboolean
+hold_lease(SqlenvfsShipper *s)
+{
+  gint64 now = g_get_monotonic_time();
+  g_autoptr(GError) error = NULL;
+
+  if (s->lease && sqlenvfs_lease_is_lost(s->lease))
+    return FALSE;
+  if (s->lease == NULL) {
+    if (now < s->acquire_at)
+      return FALSE;
+    s->lease = sqlenvfs_lease_acquire(s->s3, s->root_dir, s->lease_ttl_s, &error);
+    if (s->lease == NULL) {
+      g_autofree char *msg = NULL;
+      if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO)) {
+        /* The server is down or unreachable: try again, backing off. */
+        s->n_fails++;
+        s->acquire_at = now + MIN(BACKOFF_MAX_US, (s->conf->sync_interval_s * G_USEC_PER_SEC)
+                                                      << MIN(s->n_fails, 5u));
+        msg = g_strdup_printf("cannot take the lease of %s: %s", s->conf->url, error->message);
+        log_rate(s, msg);
+        set_state(s, RS_STALLED, msg);
+        return FALSE;
+      }
+      /* Another holder, wrong credentials, no such bucket: say it once,
+       * look again only after a while. */
+      s->acquire_at = now + LEASE_RETRY_US;
+      if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
+        msg = g_strdup_printf("shipping is off: %s (another root ships to %s; give each root "
+                              "its own prefix)", error->message, s->conf->url);
+      else
+        msg = g_strdup_printf("shipping is off: cannot take the lease of %s: %s", s->conf->url,
+                              error->message);
+      log_rate(s, msg);
+      set_state(s, RS_ERROR, msg);
+      return FALSE;
+    }
+    s->n_fails = 0;
+    s->renewed_at = now;
+    g_message("replica: shipping to %s (lease taken)", s->conf->url);
+    set_state(s, RS_SHIPPING, NULL);
+    return TRUE;
+  }
+  if (now - s->renewed_at >= s->renew_us || !sqlenvfs_lease_is_valid(s->lease)) {
+    if (!sqlenvfs_lease_renew(s->lease, &error)) {
+      if (sqlenvfs_lease_is_lost(s->lease)) {
+        g_autofree char *msg = g_strdup_printf("lease of %s lost, shipping stopped: %s (this "
+                                               "root no longer ships; restart it once the other "
+                                               "writer is stopped)", s->conf->url, error->message);
+        g_warning("replica: %s", msg);
+        set_state(s, RS_LEASE_LOST, msg);
+        return FALSE;
+      }
+      log_rate(s, error->message);
+      s->renewed_at = now - s->renew_us + MIN(5 * G_USEC_PER_SEC, s->renew_us / 2); /* soon */
+    } else {
+      s->renewed_at = now;
+    }
+  }
+  return sqlenvfs_lease_is_valid(s->lease);
+}
+
+static gboolean
+round_once(SqlenvfsShipper *s, GError **error)
+{
+  g_autoptr(GHashTable) copy_backlog = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GDir) gd = NULL;
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  gboolean any = FALSE;
+  GError *first = NULL;
+  const char *e;
+
+  if (!ensure_format(s, error) || !finish_intent(s, error) || !run_removals(s, error))
+    return FALSE;
+  gd = g_dir_open(s->wal_dir, 0, NULL);
+  while (gd && (e = g_dir_read_name(gd)) != NULL)
+    if (e[0] != '.')
+      g_ptr_array_add(names, g_strdup(e));
+  g_ptr_array_sort(names, cmp_seg_names);
+  /* The archive first: it is what a lost machine needs most recent. One
+   * database that fails does not hold the others back; the round fails
+   * with the first error. */
+  for (guint i = 0; i < names->len && !stopping(s); i++) {
+    GError *local = NULL;
+    gboolean ok = ship_archive(s, names->pdata[i], &any, &local);
+    g_mutex_lock(&s->lock);
+    {
+      ShipDb *d = get_db(s, names->pdata[i]);
+      if (d->error || !ok)
+        s->status_dirty = TRUE;
+      g_free(d->error);
+      d->error = ok ? NULL : g_strdup(local->message);
+    }
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+      if (first == NULL)
+        first = local;
+      else
+        g_error_free(local);
+      if (g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_IO) ||
+          g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
+          g_error_matches(first, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
+        break; /* the server, not this database: the others would fail too */
+    }
+  }
+  if (first != NULL) {
+    g_propagate_error(error, first);
+    return FALSE;
+  }
+  {
+    GError *e1 = NULL, *e2 = NULL;
+    GHashTableIter it;
+    gpointer k, v;
+    gboolean ok = ship_copies(s, SQLENVFS_KIND_BACKUP, "daily", copy_backlog, FALSE, &any, &e1);
+    ok = ship_copies(s, SQLENVFS_KIND_SNAPSHOT, "snapshots", copy_backlog, !ok, &any, &e2) && ok;
+    /* What the copies still wait for counts in each database's backlog. */
+    g_mutex_lock(&s->lock);
+    g_hash_table_iter_init(&it, copy_backlog);
+    while (g_hash_table_iter_next(&it, &k, &v)) {
+      ShipDb *d = get_db(s, k);
+      d->backlog += *(guint64 *)v;
+      if (d->backlog > 0 && d->pending_since == 0)
+        d->pending_since = g_get_real_time();
+    }
+    g_mutex_unlock(&s->lock);
+    if (!ok) {
+      g_propagate_error(error, e1 ? e1 : e2);
+      if (e1 && e2)
+        g_error_free(e2);
+      return FALSE;
+    }
+  }
+  if (any) {
+    g_mutex_lock(&s->lock);
+    s->status_dirty = TRUE;
+    g_mutex_unlock(&s->lock);
+  }
+  return TRUE;
+}
+
+static gpointer
+ship_main(gpointer data)
+{
+  SqlenvfsShipper *s = data;
+  gboolean missing = FALSE, abandoned;
+  Shipped st = { 0 };
+  g_autofree char *state_path = g_build_filename(s->state_dir, STATE_FILE, NULL);
+
+  shipped_load(state_path, s->conf->url, &st, &missing);
+  s->shipped = g_steal_pointer(&st.shipped);
+  s->parts_end = g_steal_pointer(&st.parts_end);
+  s->intent = g_steal_pointer(&st.intent);
+  shipped_clear(&st);
+  write_status(s); /* names this process: `list` tells a running shipper */
+
+  for (;;) {
+    g_autoptr(GError) error = NULL;
+    gint64 delay = s->conf->sync_interval_s * G_USEC_PER_SEC, deadline;
+    if (stopping(s))
+      break;
+    if (hold_lease(s)) {
+      if (missing) {
+        adopt_remote(s);
+        missing = FALSE;
+      }
+      if (!round_once(s, &error)) {
+        if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
+          break;
+        s->n_fails++;
+        log_rate(s, error->message);
+        if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
+            g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED) ||
+            (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND) &&
+             strstr(error->message, "NoSuchBucket")))
+          set_state(s, RS_ERROR, error->message);
+        else
+          set_state(s, RS_STALLED, error->message);
+        delay = MIN(BACKOFF_MAX_US, delay << MIN(s->n_fails, 5u));
+      } else {
+        if (s->n_fails > 0)
+          g_message("replica: shipping to %s again", s->conf->url);
+        s->n_fails = 0;
+        g_mutex_lock(&s->lock);
+        if (s->state != RS_SHIPPING || s->error)
+          s->status_dirty = TRUE;
+        s->state = RS_SHIPPING;
+        g_clear_pointer(&s->error, g_free);
+        {
+          GHashTableIter it;
+          gpointer v;
+          g_hash_table_iter_init(&it, s->dbs);
+          while (g_hash_table_iter_next(&it, NULL, &v)) {
+            ShipDb *d = v;
+            if (d->backlog == 0 && (d->pending_since || d->notified)) {
+              d->pending_since = 0;
+              d->notified = 0;
+            }
+          }
+        }
+        g_mutex_unlock(&s->lock);
+      }
+    }
+    if (s->status_dirty)
+      write_status(s);
+    deadline = g_get_monotonic_time() + delay;
+    g_mutex_lock(&s->lock);
+    while (!s->is_stopping && g_cond_wait_until(&s->cond, &s->lock, deadline))
+      ;
+    g_mutex_unlock(&s->lock);
+  }
+
+  if (s->lease && sqlenvfs_lease_is_valid(s->lease)) {
+    g_autoptr(GError) error = NULL;
+    if (!sqlenvfs_lease_release(s->lease, &error))
+      g_message("replica: release the lease: %s", error->message);
+  }
+  write_status(s);
+  g_mutex_lock(&s->lock);
+  s->is_done = TRUE;
+  abandoned = s->is_abandoned;
+  g_cond_broadcast(&s->cond);
+  g_mutex_unlock(&s->lock);
+  (void)abandoned; /* an abandoned shipper is left to the process exit */
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Start, notify, stop                                                  */
+
+static gboolean
+replica_configured(const char *root_dir, char **conf_path, gint64 *lease_ttl_s)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
+  g_autofree char *url = NULL;
+  if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+    return FALSE;
+  url = g_key_file_get_string(kf, "replica", "url", NULL);
+  if (url == NULL || *g_strstrip(url) == '\0')
+    return FALSE;
+  if (lease_ttl_s) {
+    g_autoptr(GError) error = NULL;
+    gint64 v = g_key_file_get_int64(kf, "replica", "lease-seconds", &error);
+    *lease_ttl_s = LEASE_TTL_S;
+    if (error == NULL && v >= 10 && v <= 3600)
+      *lease_ttl_s = v;
+    else if (error == NULL || !g_error_matches(error, G_KEY_FILE_ERROR,
+                                               G_KEY_FILE_ERROR_KEY_NOT_FOUND))
+      g_warning("replica: %s: [replica] lease-seconds must be a whole number from 10 to 3600; "
+                "%d is used (fix or remove the line)", path, LEASE_TTL_S);
+  }
+  if (conf_path)
+    *conf_path = g_steal_pointer(&path);
+  return TRUE;
+}
+
+static void
+shipper_free(SqlenvfsShipper *s)
+{
+  if (s->lease)
+    sqlenvfs_lease_free(s->lease);
+  if (s->s3)
+    sqlenvfs_s3_free(s->s3);
+  if (s->conf)
+    sqlenvfs_replica_conf_free(s->conf);
+  if (s->root)
+    sqlenvfs_root_free(s->root);
+  g_clear_pointer(&s->shipped, g_hash_table_unref);
+  g_clear_pointer(&s->parts_end, g_hash_table_unref);
+  g_hash_table_unref(s->dbs);
+  g_free(s->intent);
+  g_free(s->logged);
+  g_free(s->error);
+  g_free(s->root_dir);
+  g_free(s->state_dir);
+  g_free(s->base_dir);
+  g_free(s->wal_dir);
+  g_mutex_clear(&s->lock);
+  g_cond_clear(&s->cond);
+  g_free(s);
+}
+
+SqlenvfsShipper *
+sqlenvfs_shipper_start(SqlenvfsRoot *root)
+{
+  g_autofree char *conf_path = NULL;
+  g_autoptr(GError) error = NULL;
+  SqlenvfsShipper *s;
+
+  gint64 ttl_s = LEASE_TTL_S;
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &ttl_s))
+    return NULL;
+  s = g_new0(SqlenvfsShipper, 1);
+  g_mutex_init(&s->lock);
+  g_cond_init(&s->cond);
+  s->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, ship_db_free);
+  s->lease_ttl_s = ttl_s;
+  s->renew_us = MIN(ttl_s * G_USEC_PER_SEC / 4, RENEW_MAX_US);
+  s->root_dir = g_strdup(sqlenvfs_root_dir(root));
+  s->state_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE));
+  s->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
+  s->base_dir = g_path_get_dirname(s->wal_dir);
+  s->root = sqlenvfs_root_open(s->root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
+  if (s->root)
+    s->conf = sqlenvfs_replica_conf_load(conf_path, NULL, &error);
+  if (s->conf)
+    s->s3 = sqlenvfs_s3_new(s->conf, &error);
+  if (s->s3 == NULL) {
+    g_autofree char *msg = g_strdup_printf("shipping is off: %s", error->message);
+    g_warning("replica: %s", msg);
+    s->state = RS_ERROR;
+    s->error = g_steal_pointer(&msg);
+    /* Keep it, without a thread, so that status says why. */
+    s->is_done = TRUE;
+    g_mutex_lock(&current_lock);
+    current = s;
+    g_mutex_unlock(&current_lock);
+    write_status(s);
+    return s;
+  }
+  s->state = RS_SHIPPING;
+  g_mutex_lock(&current_lock);
+  current = s;
+  g_mutex_unlock(&current_lock);
+  s->thread = g_thread_new("shipper", ship_main, s);
+  return s;
+}
+
+void
+sqlenvfs_shipper_notify(SqlenvfsShipper *s, const char *db)
+{
+  ShipDb *d;
+  if (s == NULL || db == NULL)
+    return;
+  g_mutex_lock(&s->lock);
+  d = get_db(s, db);
+  if (d->notified == 0)
+    d->notified = g_get_real_time();
+  g_mutex_unlock(&s->lock);
+}
+
+void
+sqlenvfs_shipper_stop(SqlenvfsShipper *s)
+{
+  gint64 deadline = g_get_monotonic_time() + STOP_WAIT_US;
+  gboolean done;
+  if (s == NULL)
+    return;
+  g_mutex_lock(&current_lock);
+  if (current == s)
+    current = NULL;
+  g_mutex_unlock(&current_lock);
+  g_mutex_lock(&s->lock);
+  s->is_stopping = TRUE;
+  g_cond_broadcast(&s->cond);
+  while (!s->is_done && g_cond_wait_until(&s->cond, &s->lock, deadline))
+    ;
+  done = s->is_done;
+  if (!done)
+    s->is_abandoned = TRUE;
+  g_mutex_unlock(&s->lock);
+  if (!done) {
+    /* An upload to an unresponsive server: the process is about to exit,
+     * which ends it; nothing half-uploaded counts as shipped. */
+    g_warning("replica: an upload to %s is still under way at shutdown; it is abandoned and "
+              "shipped again at the next start", s->conf->url);
+    return;
+  }
+  if (s->thread)
+    g_thread_join(s->thread);
+  shipper_free(s);
+}
+
+/* ------------------------------------------------------------------ */
+/* Prune                                                                */
+
+static char *
+key_of(const char *base_dir, const char *path)
+{
+  gsize n = strlen(base_dir);
+  if (strncmp(path, base_dir, n) != 0 || path[n] != '/')
+    return NULL;
+  return g_strdup(path + n + 1);
+}
+
+static gboolean
+load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *conf_path = g_build_filename(sqlenvfs_root_dir(root), "sqlenvfs.conf", NULL);
+  g_autofree char *state_path = NULL;
+  g_autofree char *u = NULL;
+  gboolean missing;
+  /* No credentials needed: only the url names the shipped state. */
+  if (!g_key_file_load_from_file(kf, conf_path, G_KEY_FILE_NONE, NULL) ||
+      (u = g_key_file_get_string(kf, "replica", "url", NULL)) == NULL ||
+      *g_strstrip(u) == '\0')
+    return FALSE;
+  state_path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATE_FILE, NULL);
+  shipped_load(state_path, u, st, &missing);
+  *base_dir = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
+  *url = g_steal_pointer(&u);
+  (void)error;
+  return TRUE;
+}
+
+/* The directories of the items that go. */
+static GPtrArray *
+dirs_of(GPtrArray *items)
+{
+  GPtrArray *dirs = g_ptr_array_new();
+  for (guint i = 0; items && i < items->len; i++) {
+    const SqlenvfsPruneItem *it = items->pdata[i];
+    if (it->remove && it->dir)
+      g_ptr_array_add(dirs, it->dir);
+  }
+  return dirs;
+}
+
+gboolean
+sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
+{
+  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL);
+}
+
+gboolean
+sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
+                             GError **error)
+{
+  g_autoptr(GPtrArray) copy_dirs = dirs_of(items);
+  g_autofree char *base = NULL, *url = NULL;
+  g_autoptr(GPtrArray) unshipped = g_ptr_array_new_with_free_func(g_free);
+  GError *local = NULL;
+  Shipped st = { 0 };
+
+  if (!load_for_prune(root, &base, &st, &url, &local)) {
+    if (local == NULL)
+      return TRUE; /* no replica */
+    g_propagate_error(error, local);
+    return FALSE;
+  }
+  for (guint i = 0; copy_dirs && i < copy_dirs->len; i++) {
+    g_autofree char *k = key_of(base, copy_dirs->pdata[i]);
+    g_autofree char *mk = k ? g_strconcat(k, "/MANIFEST", NULL) : NULL;
+    if (mk && !g_hash_table_contains(st.shipped, mk))
+      g_ptr_array_add(unshipped, g_strdup(copy_dirs->pdata[i]));
+  }
+  for (guint i = 0; segments && i < segments->len; i++) {
+    g_autofree char *k = key_of(base, segments->pdata[i]);
+    if (k && !g_hash_table_contains(st.shipped, k))
+      g_ptr_array_add(unshipped, g_strdup(segments->pdata[i]));
+  }
+  shipped_clear(&st);
+  if (unshipped->len > 0) {
+    g_autoptr(GString) msg = g_string_new("prune: ");
+    g_string_append_printf(msg, "%u of the copies and segments to remove are not yet shipped "
+                           "to %s: %s", unshipped->len, url, (char *)unshipped->pdata[0]);
+    if (unshipped->len > 1)
+      g_string_append_printf(msg, " and %u more", unshipped->len - 1);
+    g_string_append(msg, "; nothing removed (let the archiver ship them: see `sqlenvfs list` "
+                         "for the replica's state, then prune again)");
+    g_set_error_literal(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, msg->str);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
+                               GError **error)
+{
+  g_autoptr(GPtrArray) copy_dirs = dirs_of(items);
+  g_autofree char *base = NULL, *url = NULL, *path = NULL;
+  g_autoptr(GString) out = g_string_new(NULL);
+  GError *local = NULL;
+  Shipped st = { 0 };
+  int fd;
+
+  if (!load_for_prune(root, &base, &st, &url, &local)) {
+    if (local == NULL)
+      return TRUE;
+    g_propagate_error(error, local);
+    return FALSE;
+  }
+  for (guint i = 0; copy_dirs && i < copy_dirs->len; i++) {
+    g_autofree char *k = key_of(base, copy_dirs->pdata[i]);
+    g_autofree char *prefix = k ? g_strconcat(k, "/", NULL) : NULL;
+    g_autoptr(GPtrArray) keys = g_ptr_array_new();
+    GHashTableIter it;
+    gpointer key;
+    if (prefix == NULL)
+      continue;
+    g_hash_table_iter_init(&it, st.shipped);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+      if (g_str_has_prefix(key, prefix))
+        g_ptr_array_add(keys, key);
+    g_ptr_array_sort(keys, cmp_str_ptr);
+    /* The MANIFEST first: a copy without it is ignored by readers. */
+    g_string_append_printf(out, "%sMANIFEST\n", prefix);
+    for (guint j = 0; j < keys->len; j++)
+      if (!g_str_has_suffix(keys->pdata[j], "/MANIFEST"))
+        g_string_append_printf(out, "%s\n", (char *)keys->pdata[j]);
+  }
+  for (guint i = 0; segments && i < segments->len; i++) {
+    g_autofree char *k = key_of(base, segments->pdata[i]);
+    g_autofree char *stem = k && g_str_has_suffix(k, ".seg") ? g_strndup(k, strlen(k) - 4) : NULL;
+    if (stem)
+      g_string_append_printf(out, "%s.seg\n%s.idx\n%s.sum\n", stem, stem, stem);
+  }
+  shipped_clear(&st);
+  if (out->len == 0)
+    return TRUE;
+  path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), REMOVE_FILE, NULL);
+  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  if (write(fd, out->str, out->len) != (gssize)out->len || fsync(fd) != 0) {
+    sqlenvfs_error_errno(error, errno, "write", path);
+    close(fd);
+    return FALSE;
+  }
+  close(fd);
+  return TRUE;
+}

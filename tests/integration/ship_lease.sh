@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One writer per replica: a second root pointed at the same prefix is
+# refused with a clear error, keeps capturing locally and ships nothing; a
+# writer whose lease is taken over (the lease object rewritten with s3cmd)
+# stops shipping and says so in its log and status.
+source "$(dirname "$0")/lib.sh"
+source "$SRCDIR/tests/integration/ship_lib.sh"
+
+ship_start_server
+A=$T/a_root
+B=$T/b_root
+ship_make_root "$A" shared
+ship_make_root "$B" shared
+echo "lease-seconds = 12" >>"$A/sqlenvfs.conf"   # renewed every 3 s
+echo "lease-seconds = 12" >>"$B/sqlenvfs.conf"
+ship_start "$A" "$T/a"
+ship_write "$A/data/prod/app.db" 50 500
+ship_wait_caught_up "$A" shared 20
+
+# --- a second root on the same prefix
+ship_start "$B" "$T/b"
+for _ in $(seq 1 100); do
+  grep -q 'shipping is off' "$T/b.err" && break
+  sleep 0.1
+done
+grep -q "shipping is off: .*another root ships to s3://$S3_BUCKET/shared" "$T/b.err" ||
+  fail "the second root was not refused clearly: $(cat "$T/b.err")"
+grep -q "$A" "$T/b.err" || fail "the refusal does not name the holder's root $A: $(cat "$T/b.err")"
+grep -q '^state=error' "$B/.sqlenvfs/replica-status" ||
+  fail "the second root's status: $(cat "$B/.sqlenvfs/replica-status")"
+"$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*another root ships' ||
+  fail "list of the second root does not say why it does not ship: $("$SQLENVFS" list --root "$B")"
+size0=$(du -sb "$B/backups/prod/wal_archives/app" | cut -f1)
+ship_write "$B/data/prod/app.db" 50 500
+for _ in $(seq 1 50); do
+  size1=$(du -sb "$B/backups/prod/wal_archives/app" | cut -f1)
+  [ "$size1" -gt "$size0" ] && break
+  sleep 0.1
+done
+[ "$size1" -gt "$size0" ] || fail "the refused root stopped capturing locally ($size0 -> $size1)"
+sleep 2
+ship_caught_up "$A" shared >/dev/null || fail "the replica is no longer A's alone: $(ship_caught_up "$A" shared 2>&1)"
+for s in "$B"/backups/prod/snapshots/*; do
+  s3cmd_ ls "s3://$S3_BUCKET/shared/snapshots/$(basename "$s")/" | grep -q . &&
+    fail "the refused root shipped its snapshot $(basename "$s")"
+done
+ship_stop "$T/b"
+pass "a second root on the same prefix is refused, captures locally and ships nothing"
+
+# --- the lease taken over behind A's back
+now=$(date +%s%6N)
+cat >"$T/lease" <<L
+[lease]
+host=intruder
+root=/elsewhere
+pid=1
+token=00000000-0000-4000-8000-000000000000
+acquired=$now
+expires=$(( now + 3600000000 ))
+L
+s3cmd_ put "$T/lease" "s3://$S3_BUCKET/shared/lease" >/dev/null
+for _ in $(seq 1 150); do
+  grep -q 'lost, shipping stopped' "$T/a.err" && break
+  sleep 0.1
+done
+grep -q "lease of s3://$S3_BUCKET/shared lost, shipping stopped: .*intruder" "$T/a.err" ||
+  fail "A did not say it lost the lease: $(cat "$T/a.err")"
+for _ in $(seq 1 20); do
+  grep -q '^state=lease lost' "$A/.sqlenvfs/replica-status" && break
+  sleep 0.1
+done
+grep -q '^state=lease lost' "$A/.sqlenvfs/replica-status" ||
+  fail "A's status: $(cat "$A/.sqlenvfs/replica-status")"
+s3cmd_ ls -r "s3://$S3_BUCKET/shared/" | sort >"$T/l0"
+ship_write "$A/data/prod/app.db" 100 500
+sleep 3
+s3cmd_ ls -r "s3://$S3_BUCKET/shared/" | sort >"$T/l1"
+cmp -s "$T/l0" "$T/l1" || fail "A wrote to the replica after losing its lease: $(diff "$T/l0" "$T/l1")"
+s3cmd_ get --force "s3://$S3_BUCKET/shared/lease" "$T/lease.now" >/dev/null
+grep -q intruder "$T/lease.now" || fail "the new holder's lease was overwritten: $(cat "$T/lease.now")"
+ship_stop "$T/a"
+pass "a writer whose lease is taken over stops shipping and says so"

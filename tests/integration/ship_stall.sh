@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A frozen server (SIGSTOP of radosgw): capture goes on (the writer's
+# commits are archived locally at their usual pace), the backlog grows and
+# the status says stalled, with the error; after SIGCONT the backlog drains
+# and the replica equals the local history.
+source "$(dirname "$0")/lib.sh"
+source "$SRCDIR/tests/integration/ship_lib.sh"
+
+ship_start_server
+R=$T/root
+ship_make_root "$R" stall
+# Give up on a silent server fast: one retry, 1 s without progress.
+sed -i 's/^max-retries = .*/max-retries = 1/; s/^low-speed-time = .*/low-speed-time = 1/' "$R/sqlenvfs.conf"
+ship_start "$R" "$T/a"
+DB=$R/data/prod/app.db
+ship_write "$DB" 50 1000
+ship_wait_caught_up "$R" stall 30
+check_all() {
+  ship_download stall "$T/dl"
+  python3 "$SRCDIR/tests/integration/ship_check.py" "$R/backups/prod" "$T/dl" --complete \
+    --state "$R/.sqlenvfs/replica-shipped"
+}
+t0=$(date +%s%N)
+ship_write "$DB" 300 2000
+ms_before=$(( ($(date +%s%N) - t0) / 1000000 ))
+# --- SIGSTOP: capture goes on, the backlog grows, and drains after SIGCONT
+"$SRCDIR/scripts/s3server.sh" kill-rgw "$SRV" STOP
+size0=$(du -sb "$R/backups/prod/wal_archives/app" | cut -f1)
+t0=$(date +%s%N)
+ship_write "$DB" 300 2000
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+size1=$(du -sb "$R/backups/prod/wal_archives/app" | cut -f1)
+[ "$size1" -gt $(( size0 + 300 * 2000 )) ] ||
+  fail "the archive did not grow while the server was frozen ($size0 -> $size1)"
+note "300 commits took $ms ms with the server frozen, $ms_before ms before"
+[ "$ms" -lt $(( ms_before * 3 + 2000 )) ] || fail "commits slowed down with the server frozen: $ms ms, $ms_before ms before"
+for _ in $(seq 1 450); do
+  [ "$(ship_status_get "$R" state)" = stalled ] && break
+  sleep 0.1
+done
+assert_eq "$(ship_status_get "$R" state)" stalled "replica state with the server frozen"
+note "stalled shown $(( ($(date +%s%N) - t0) / 1000000 )) ms after the freeze: $(ship_status_get "$R" error)"
+b=$(ship_backlog "$R")
+[ "${b:-0}" -gt 0 ] || fail "no backlog shown while the server is frozen: $(cat "$R/.sqlenvfs/replica-status")"
+"$SRCDIR/scripts/s3server.sh" kill-rgw "$SRV" CONT
+ship_wait_caught_up "$R" stall 45
+for _ in $(seq 1 100); do
+  [ "$(ship_backlog "$R")" = 0 ] && [ "$(ship_status_get "$R" state)" = shipping ] && break
+  sleep 0.1
+done
+assert_eq "$(ship_status_get "$R" state)/$(ship_backlog "$R")" "shipping/0" "state and backlog after SIGCONT"
+res=$(check_all) || fail "after SIGCONT: $res"
+pass "SIGSTOP: capture went on, $b bytes of backlog shown as stalled, drained after SIGCONT ($res)"
+ship_stop "$T/a"
