@@ -172,7 +172,7 @@ START_TEST(test_list)
   resolve("", &w, &a);
   top = fs_tree_list(fs, &w, &error);
   ck_assert_no_error(error);
-  ck_assert_uint_eq(top->len, 8);
+  ck_assert_uint_eq(top->len, 9);
   ck_assert(has_name(top, "prod") && has_name(top, "pitr") && has_name(top, "status") &&
             has_name(top, "metrics"));
   ck_assert(has_name(top, "diff"));
