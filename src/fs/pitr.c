@@ -532,26 +532,27 @@ gboolean
 fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error)
 {
   g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
   g_autoptr(GArray) ends = g_array_new(FALSE, FALSE, sizeof(gint64));
-  gint64 newest = 0;
+  g_autoptr(GPtrArray) current = g_ptr_array_new(); /* windows of the databases being archived */
+  gint64 newest = 0, first = 0;
   gboolean any = FALSE;
 
   for (guint i = 0; i < dbs->len; i++) {
-    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    GPtrArray *w = db_windows(p, dbs->pdata[i], error);
     gint64 end = 0;
     if (w == NULL)
       return FALSE;
+    g_ptr_array_add(all, w);
     for (guint j = 0; j < w->len; j++) {
       const SqlenvfsRestoreWindow *win = w->pdata[j];
-      if (!any || win->from_us < *earliest_us)
-        *earliest_us = win->from_us;
+      if (!any || win->from_us < first)
+        first = win->from_us;
       end = MAX(end, win->to_us);
       any = TRUE;
     }
-    if (w->len > 0) {
-      g_array_append_val(ends, end);
-      newest = MAX(newest, end);
-    }
+    g_array_append_val(ends, end);
+    newest = MAX(newest, end);
   }
   if (!any) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
@@ -565,10 +566,39 @@ fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error
    * them. A database whose window ended more than LATEST_SLACK_US before
    * the newest is not being archived now and does not hold latest back. */
   *latest_us = newest;
-  for (guint i = 0; i < ends->len; i++) {
+  for (guint i = 0; i < all->len; i++) {
     gint64 end = g_array_index(ends, gint64, i);
-    if (end >= newest - LATEST_SLACK_US)
+    GPtrArray *w = all->pdata[i];
+    if (w->len > 0 && end >= newest - LATEST_SLACK_US) {
       *latest_us = MIN(*latest_us, end);
+      g_ptr_array_add(current, w);
+    }
+  }
+  /* Earliest: the earliest time inside the window of every database being
+   * archived, so that pitr/earliest/<db>.db exists for each of them as
+   * pitr/latest/<db>.db does (a database added later, or one whose history
+   * starts later, would not be recoverable at the earliest time of
+   * another). Such a time is where one of their windows starts. If they
+   * share none (one's newest window starts after another's end), the
+   * earliest time of any. */
+  *earliest_us = first;
+  {
+    gboolean found = FALSE;
+    for (guint i = 0; i < current->len; i++) {
+      GPtrArray *w = current->pdata[i];
+      for (guint j = 0; j < w->len; j++) {
+        gint64 c = ((const SqlenvfsRestoreWindow *)w->pdata[j])->from_us;
+        gboolean in_all = c <= *latest_us;
+        if (found && c >= *earliest_us)
+          continue;
+        for (guint k = 0; k < current->len && in_all; k++)
+          in_all = windows_contain(current->pdata[k], c);
+        if (in_all) {
+          *earliest_us = c;
+          found = TRUE;
+        }
+      }
+    }
   }
   return TRUE;
 }
