@@ -57,8 +57,13 @@
  *       user of an allow_other mount cannot make the log grow by asking.
  *   (7) A state is opened only when .cache's filesystem has room for the
  *       whole file plus [cache] min-free-bytes (the space production needs
- *       to keep committing), after evicting least recently used files;
+ *       to keep committing) plus what the files already being filled still
+ *       need to be complete (their files are sparse: the free space does
+ *       not show it yet), after evicting least recently used files;
  *       otherwise it fails with NOSPACE (ENOSPC) before writing anything.
+ *       A read writes pages to a file only while that leaves min-free-bytes
+ *       free (production may have grown meanwhile); otherwise it fails with
+ *       NOSPACE and writes nothing.
  *   (8) Bytes are served only from a base that passed its check (restore.h)
  *       and is still that file after every read that used it: a base that
  *       changed fails that read and every later one of the file (EIO) and
@@ -117,6 +122,8 @@ typedef struct {
   gint64 last_used;
   FsPitrState st; /* what the plan said */
   FsPitrFile *file; /* FILLING: the file being filled, shared by its openers */
+  guint64 reserved; /* BUILDING: the room make_room() found for its whole file */
+  guint64 filled;   /* FILLING: page bytes written to its file so far */
 } CacheEntry;
 
 /* A state's file being filled page by page as it is read (FILLING). Lock
@@ -804,18 +811,51 @@ cache_free(FsPitr *p)
   return (guint64)sv.f_bavail * sv.f_frsize;
 }
 
-/* Room for a rebuild of @need bytes that still leaves [cache]
- * min-free-bytes free (invariant 7): evict least recently used files while
- * that helps, then refuse with NOSPACE. */
+/* What the files being filled, or about to be, will still write to the
+ * cache's filesystem before they are complete (invariant 7): the space
+ * found for them when they were opened is theirs. Called with the lock
+ * held; @self is left out. */
+static guint64
+pending_bytes(FsPitr *p, const CacheEntry *self)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  guint64 n = 0;
+  g_hash_table_iter_init(&it, p->entries);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    const CacheEntry *e = v;
+    if (e == self)
+      continue;
+    if (e->state == ENTRY_BUILDING)
+      n += e->reserved;
+    else if (e->state == ENTRY_FILLING)
+      n += e->size - MIN(e->filled, e->size);
+  }
+  return n;
+}
+
+/* Room for a rebuild of @need bytes into the entry @name that still leaves
+ * [cache] min-free-bytes free (invariant 7), besides what the files being
+ * filled still need: evict least recently used files while that helps,
+ * then refuse with NOSPACE. The room found is the entry's until it is
+ * opened, so that states opened together cannot each count the same free
+ * space. */
 static gboolean
-make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **error)
+make_room(FsPitr *p, const char *name, const char *db, gint64 time_us, guint64 need,
+          GError **error)
 {
   guint64 min_free = (guint64)sqlenvfs_root_settings(p->fs->root)->cache_min_free_bytes;
-  guint64 avail = cache_free(p);
+  guint64 avail, pending;
+  CacheEntry *self;
+  gboolean ok;
   g_autofree char *when = NULL, *need_s = NULL, *avail_s = NULL, *min_s = NULL;
+  g_autofree char *pending_s = NULL;
 
   g_mutex_lock(&p->lock);
-  while (avail < need + min_free) {
+  self = g_hash_table_lookup(p->entries, name);
+  avail = cache_free(p);
+  pending = pending_bytes(p, self);
+  while (avail < need + min_free + pending) {
     guint64 before = p->bytes;
     guint64 max = p->stats.cache_max_bytes;
     if (p->bytes == 0)
@@ -826,19 +866,48 @@ make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **erro
     if (p->bytes == before)
       break;
     avail = cache_free(p);
+    pending = pending_bytes(p, self);
   }
+  ok = avail >= need + min_free + pending;
+  if (ok && self != NULL)
+    self->reserved = need;
   g_mutex_unlock(&p->lock);
-  if (avail >= need + min_free)
+  if (ok)
     return TRUE;
   when = sqlenvfs_time_format_iso(time_us);
   need_s = sqlenvfs_format_size(need);
   avail_s = sqlenvfs_format_size(avail);
   min_s = sqlenvfs_format_size(min_free);
+  pending_s = sqlenvfs_format_size(pending);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
-              "pitr: rebuilding %s as of %s needs %s in %s, which has %s free; that would leave "
-              "less than the %s that production needs there ([cache] min-free-bytes; free space "
-              "on that filesystem, or restore to a file elsewhere with `sqlenvfs restore`)",
-              db, when, need_s, p->dir, avail_s, min_s);
+              "pitr: rebuilding %s as of %s needs %s in %s, which has %s free%s%s%s; that would "
+              "leave less than the %s that production needs there ([cache] min-free-bytes; free "
+              "space on that filesystem, close other pitr files, or restore to a file elsewhere "
+              "with `sqlenvfs restore`)",
+              db, when, need_s, p->dir, avail_s, pending > 0 ? ", of which pitr files being read "
+              "still need " : "", pending > 0 ? pending_s : "", pending > 0 ? " to be complete" : "",
+              min_s);
+  return FALSE;
+}
+
+/* Whether @n more bytes can be written to the cache's filesystem and still
+ * leave [cache] min-free-bytes free (invariant 7): production may have
+ * grown since the file was opened, and it comes first. */
+static gboolean
+room_to_fill(FsPitrFile *f, guint64 n, GError **error)
+{
+  guint64 min_free = (guint64)sqlenvfs_root_settings(f->p->fs->root)->cache_min_free_bytes;
+  guint64 avail = cache_free(f->p);
+  g_autofree char *avail_s = NULL, *min_s = NULL;
+  if (avail >= n + min_free)
+    return TRUE;
+  avail_s = sqlenvfs_format_size(avail);
+  min_s = sqlenvfs_format_size(min_free);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
+              "pitr %s: %s has %s free, and reading more pages of this state into %s would leave "
+              "less than the %s that production needs there ([cache] min-free-bytes; free space on "
+              "that filesystem, or restore to a file elsewhere with `sqlenvfs restore`)",
+              f->db, f->p->dir, avail_s, f->tmp_path, min_s);
   return FALSE;
 }
 
@@ -879,7 +948,7 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   f->fd = -1;
   f->db = g_strdup(db);
   f->plan = full_plan(p, db, time_us, error);
-  if (f->plan == NULL || !make_room(p, db, time_us, f->plan->size, error))
+  if (f->plan == NULL || !make_room(p, name, db, time_us, f->plan->size, error))
     goto fail;
   f->plan->on_demand = TRUE;
   f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
@@ -993,6 +1062,8 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
     while (j + 1 <= last && !has_page(f, j + 1))
       j++;
     n = (gsize)(j - i + 1) * f->page_size;
+    if (!room_to_fill(f, n, error))
+      goto out;
     run = g_malloc(n);
     got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
     if (got != (gssize)n) {
@@ -1041,6 +1112,8 @@ out:
   if (from_sources > 0) {
     g_mutex_lock(&f->p->lock);
     f->p->bytes_from_sources += from_sources;
+    if (f->entry != NULL)
+      f->entry->filled += from_sources;
     g_mutex_unlock(&f->p->lock);
   }
   return done;
