@@ -1156,17 +1156,31 @@ file_ref(FsPitr *p, CacheEntry *e)
   return e->file;
 }
 
+/* READY_GONE: ready_open() found its file removed from .cache. */
+#define READY_GONE (-2)
+
 /* A READY entry opened (called with the lock held, so that eviction cannot
- * come between). */
+ * come between). A file someone removed from .cache (it is disposable: an
+ * operator freeing space) drops its entry and gives READY_GONE, so that the
+ * state is read from its sources again rather than missing until the mount
+ * ends. */
 static int
 ready_open(FsPitr *p, CacheEntry *e, GError **error)
 {
   int fd;
   e->last_used = g_get_monotonic_time();
-  p->stats.n_hits++;
   fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    g_message("pitr cache: %s was removed from %s; the state is read from its sources again",
+              e->name, p->dir);
+    p->bytes -= e->size;
+    g_hash_table_remove(p->entries, e->name);
+    return READY_GONE;
+  }
   if (fd < 0)
     sqlenvfs_error_errno(error, errno, "open", e->path);
+  else
+    p->stats.n_hits++;
   return fd;
 }
 
@@ -1194,8 +1208,10 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     } else {
       fd = ready_open(p, e, error);
     }
-    g_mutex_unlock(&p->lock);
-    return fd;
+    if (fd != READY_GONE) {
+      g_mutex_unlock(&p->lock);
+      return fd;
+    }
   }
   g_mutex_unlock(&p->lock);
   g_clear_pointer(&name, g_free);
@@ -1222,8 +1238,10 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     } else {
       fd = ready_open(p, e, error);
     }
-    g_mutex_unlock(&p->lock);
-    return fd;
+    if (fd != READY_GONE) {
+      g_mutex_unlock(&p->lock);
+      return fd;
+    }
   }
   e = g_new0(CacheEntry, 1);
   e->name = g_strdup(name);

@@ -5,7 +5,8 @@
 # still write. States opened together count what the others still need (the
 # one that does not fit is refused at open, ENOSPC), and a read stops with
 # ENOSPC rather than fill pages once production (here: another file) has
-# taken the room meanwhile. After either, the state reads whole and right.
+# taken the room meanwhile. After either, the state reads whole and right;
+# and once its cached file is removed from .cache, it is read again.
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
@@ -115,5 +116,14 @@ cmp -s <(tail -c +21 "$M/pitr/${times[2]}/app.db") <(tail -c +21 "$T/restored.db
 assert_eq "$(sqlite3 "file:$M/pitr/${times[2]}/app.db?mode=ro" 'PRAGMA integrity_check')" "ok" \
   "integrity of pitr/<T>/app.db"
 pass "after either, the state read whole is the restore's"
+
+# --- the cache is disposable: files an operator removes are read again
+ls "$R/.cache" | grep -q '^app@[0-9]*\.db$' || fail "no cached state in .cache: $(ls -A "$R/.cache")"
+rm -f "$R/.cache"/app@*.db
+cmp -s <(tail -c +21 "$M/pitr/${times[2]}/app.db") <(tail -c +21 "$T/restored.db") \
+  || fail "pitr/<T>/app.db after its cached file was removed from .cache"
+grep -q 'was removed from .*; the state is read from its sources again' "$R/.sqlenvfs/mount.log" \
+  || fail "the log does not say the cached file went: $(tail -3 "$R/.sqlenvfs/mount.log")"
+pass "a cached file removed from .cache is read again from the sources"
 
 unmount_root "$M"
