@@ -70,6 +70,9 @@
  *       drops its entry; bad bases fail the open (EIO) and leave nothing in
  *       .cache. A damaged archived record fails the open or the read (EIO),
  *       never a wrong page.
+ *   (9) At most MAX_OPEN_FILLING states are being opened or filled with an
+ *       opener at once; one more is refused (BUSY) before anything is
+ *       opened, so that the descriptors they hold are bounded.
  */
 #include "fs.h"
 
@@ -108,6 +111,12 @@ typedef struct {
 
 /* Files being filled that nobody has open, kept for the next opener. */
 #define MAX_IDLE_FILLING 8
+
+/* States being opened or read on demand at once (each holds descriptors of
+ * its base, archive segments and file): a user of an allow_other mount
+ * opening distinct times by the hundred must not take the descriptors the
+ * archiver needs. */
+#define MAX_OPEN_FILLING 64
 
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
@@ -171,6 +180,7 @@ struct _FsPitr {
   GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
+  guint n_files_open;  /* FsPitrFile with refs > 0 (MAX_OPEN_FILLING) */
   guint64 bytes_from_sources; /* page bytes read from bases and archives for FILLING files */
   FsPitrStats stats;
   GHashTable *latest_by_pid; /* pid -> LatestShown: what pitr/latest showed each reader */
@@ -1133,6 +1143,8 @@ fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
     return;
   g_mutex_lock(&p->lock);
   f->refs--;
+  if (f->refs == 0)
+    p->n_files_open--;
   /* An incomplete file nobody reads any more stays, with the pages read so
    * far, for the next opener, until it is evicted like a complete one. */
   drop = f->refs == 0 && f->entry == NULL;
@@ -1151,9 +1163,26 @@ static FsPitrFile *
 file_ref(FsPitr *p, CacheEntry *e)
 {
   e->last_used = g_get_monotonic_time();
-  e->file->refs++;
+  if (e->file->refs++ == 0)
+    p->n_files_open++;
   p->stats.n_hits++;
   return e->file;
+}
+
+/* States being opened, or read on demand with an opener (their images
+ * open until the last opener closes, complete or not): MAX_OPEN_FILLING.
+ * Called with the lock held. */
+static guint
+n_open_filling(FsPitr *p)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  guint n = p->n_files_open;
+  g_hash_table_iter_init(&it, p->entries);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    if (((const CacheEntry *)v)->state == ENTRY_BUILDING)
+      n++;
+  return n;
 }
 
 /* READY_GONE: ready_open() found its file removed from .cache. */
@@ -1243,6 +1272,14 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
       return fd;
     }
   }
+  if (n_open_filling(p) >= MAX_OPEN_FILLING) {
+    g_mutex_unlock(&p->lock);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "pitr %s: %d states are being read at once, the most the mount serves; close "
+                "some of the pitr files open, or restore to a file with `sqlenvfs restore`",
+                db, MAX_OPEN_FILLING);
+    return -1;
+  }
   e = g_new0(CacheEntry, 1);
   e->name = g_strdup(name);
   e->path = g_strdup(path);
@@ -1264,6 +1301,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
       e->file = f;
       f->entry = e;
       f->refs = 1;
+      p->n_files_open++;
       *file = f;
       /* Its whole size counts against the bound from now on. */
       p->bytes += e->size;
