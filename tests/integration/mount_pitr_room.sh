@@ -34,10 +34,25 @@ mount_root "$R" "$M"
 _mounts+=("$R/.cache") # unmounted after the mount
 wait_archiving "$M"
 
-# Three states, one generation of updates apart.
+# Three states, one generation of updates apart: each time taken once the
+# archiver has captured its generation.
+commits() { # COMMIT records in the archive's index files
+  python3 - "$R/backups/prod/wal_archives/app" <<'PY'
+import glob, os, struct, sys
+n = 0
+for idx in glob.glob(os.path.join(sys.argv[1], "*.idx")):
+    data = open(idx, "rb").read()
+    n += sum(1 for off in range(32, len(data) - 111, 112)
+             if struct.unpack_from("<IH", data, off)[1] == 1)
+print(n)
+PY
+}
 times=()
 for g in 1 2 3; do
-  sqlite3 "$P" "PRAGMA busy_timeout=10000; UPDATE t SET gen = $g, v = randomblob(4000) WHERE id % 10 = $g;"
+  c0=$(commits)
+  sqlite3 "$P" "PRAGMA busy_timeout=10000; UPDATE t SET gen = $g, v = randomblob(4000) WHERE id % 10 = $g;" > /dev/null
+  for i in $(seq 1 100); do [ "$(commits)" -gt "$c0" ] && break; sleep 0.1; done
+  [ "$(commits)" -gt "$c0" ] || fail "generation $g was not captured within 10 s"
   t=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
   for i in $(seq 1 100); do
     ls "$M/pitr/$t/" 2>/dev/null | grep -q '^app.db$' && break
