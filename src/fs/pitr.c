@@ -1008,6 +1008,7 @@ fill_finish(FsPitrFile *f, GError **error)
 {
   FsPitr *p = f->p;
   CacheEntry *e;
+  int rc, err;
 
   if (f->is_complete || f->n_have < f->n_pages)
     return TRUE;
@@ -1016,8 +1017,22 @@ fill_finish(FsPitrFile *f, GError **error)
     return FALSE;
   g_mutex_lock(&p->lock);
   e = f->entry;
-  if (renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) != 0) {
-    int err = errno;
+  rc = e != NULL ? renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) : -1;
+  err = e != NULL ? errno : ENOENT;
+  if (rc != 0 && e != NULL && err == ENOENT) {
+    /* Someone removed the temporary from .cache: its openers read on from
+     * their descriptor, which holds every page; the next opener starts
+     * afresh. */
+    g_message("pitr cache: %s was removed from %s while it was filled; its readers read on, "
+              "the next opener reads the state from its sources again", f->tmp, p->dir);
+    f->is_complete = TRUE;
+    p->bytes -= e->size;
+    g_hash_table_remove(p->entries, e->name);
+    f->entry = NULL;
+    g_mutex_unlock(&p->lock);
+    return TRUE;
+  }
+  if (rc != 0) {
     g_mutex_unlock(&p->lock);
     return sqlenvfs_error_errno(error, err, "rename into place", f->tmp_path);
   }

@@ -6,7 +6,8 @@
 # one that does not fit is refused at open, ENOSPC), and a read stops with
 # ENOSPC rather than fill pages once production (here: another file) has
 # taken the room meanwhile. After either, the state reads whole and right;
-# and once its cached file is removed from .cache, it is read again.
+# and once its cached file is removed from .cache, it is read again (one
+# being filled: its reader reads on, with no error).
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
@@ -34,8 +35,9 @@ mount_root "$R" "$M"
 _mounts+=("$R/.cache") # unmounted after the mount
 wait_archiving "$M"
 
-# Three states, one generation of updates apart: each time taken once the
-# archiver has captured its generation.
+# Four states, one generation of updates apart: each time taken once the
+# archiver has captured its generation. (The fourth is read only at the end,
+# so that the kernel holds none of its pages.)
 commits() { # COMMIT records in the archive's index files
   python3 - "$R/backups/prod/wal_archives/app" <<'PY'
 import glob, os, struct, sys
@@ -48,7 +50,7 @@ print(n)
 PY
 }
 times=()
-for g in 1 2 3; do
+for g in 1 2 3 4; do
   c0=$(commits)
   sqlite3 "$P" "PRAGMA busy_timeout=10000; UPDATE t SET gen = $g, v = randomblob(4000) WHERE id % 10 = $g;" > /dev/null
   for i in $(seq 1 100); do [ "$(commits)" -gt "$c0" ] && break; sleep 0.1; done
@@ -140,5 +142,38 @@ cmp -s <(tail -c +21 "$M/pitr/${times[2]}/app.db") <(tail -c +21 "$T/restored.db
 grep -q 'was removed from .*; the state is read from its sources again' "$R/.sqlenvfs/mount.log" \
   || fail "the log does not say the cached file went: $(tail -3 "$R/.sqlenvfs/mount.log")"
 pass "a cached file removed from .cache is read again from the sources"
+
+# ... and so are those being filled: the reader reads on, the next opener afresh.
+python3 - "$M/pitr/${times[3]}/app.db" "$R/.cache" <<'PY' \
+  || fail "a file being filled removed from .cache"
+import glob, os, sys
+path, cache = sys.argv[1], sys.argv[2]
+fd = os.open(path, os.O_RDONLY)
+assert len(os.pread(fd, 4096, 0)) == 4096
+tmps = glob.glob(os.path.join(cache, ".tmp-app@*"))
+assert tmps, os.listdir(cache)
+for t in tmps:  # this state's, and those kept for the next opener
+    os.unlink(t)
+data, off = bytearray(), 0
+while True:
+    b = os.pread(fd, 1 << 20, off)
+    if not b:
+        break
+    data += b
+    off += len(b)
+os.close(fd)
+with open(path, "rb") as f:
+    again = f.read()
+assert bytes(data) == again, "the next opener got other bytes"
+PY
+"$SQLENVFS" restore --root "$R" --time "${times[3]}" --output "$T/restored3.db" > /dev/null 2>&1 \
+  || fail "sqlenvfs restore --time ${times[3]} failed"
+cmp -s <(tail -c +21 "$M/pitr/${times[3]}/app.db") <(tail -c +21 "$T/restored3.db") \
+  || fail "pitr/<T3>/app.db after its file being filled was removed"
+grep -q 'rename into place' "$R/.sqlenvfs/mount.log" \
+  && fail "a read failed as its file was completed: $(grep 'rename into place' "$R/.sqlenvfs/mount.log")"
+grep -q 'was removed from .* while it was filled' "$R/.sqlenvfs/mount.log" \
+  || fail "the log does not say the file being filled went: $(tail -3 "$R/.sqlenvfs/mount.log")"
+pass "a file being filled removed from .cache: its reader reads on, the next opener afresh"
 
 unmount_root "$M"
