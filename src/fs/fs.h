@@ -292,10 +292,12 @@ void fs_pitr_free(FsPitr *p);
 gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
                               GError **error);
 
-/* The window over every database: the earliest recoverable time of any, and
- * the latest time recoverable for every database being archived (so that
- * pitr/latest/<db>.db exists for each of them and is its newest known state;
- * a database whose window ended seconds before the others' is left out). */
+/* The window over every database: the earliest and the latest time
+ * recoverable for every database being archived (so that
+ * pitr/earliest/<db>.db and pitr/latest/<db>.db exist for each of them,
+ * latest its newest known state; a database whose window ended seconds
+ * before the others' is left out). When those databases share no time,
+ * earliest is the earliest recoverable time of any. */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
 /* The recoverable windows of @db (SqlenvfsRestoreWindow *, a new reference)

@@ -57,14 +57,22 @@
  *       user of an allow_other mount cannot make the log grow by asking.
  *   (7) A state is opened only when .cache's filesystem has room for the
  *       whole file plus [cache] min-free-bytes (the space production needs
- *       to keep committing), after evicting least recently used files;
+ *       to keep committing) plus what the files already being filled still
+ *       need to be complete (their files are sparse: the free space does
+ *       not show it yet), after evicting least recently used files;
  *       otherwise it fails with NOSPACE (ENOSPC) before writing anything.
+ *       A read writes pages to a file only while that leaves min-free-bytes
+ *       free (production may have grown meanwhile); otherwise it fails with
+ *       NOSPACE and writes nothing.
  *   (8) Bytes are served only from a base that passed its check (restore.h)
  *       and is still that file after every read that used it: a base that
  *       changed fails that read and every later one of the file (EIO) and
  *       drops its entry; bad bases fail the open (EIO) and leave nothing in
  *       .cache. A damaged archived record fails the open or the read (EIO),
  *       never a wrong page.
+ *   (9) At most MAX_OPEN_FILLING states are being opened or filled with an
+ *       opener at once; one more is refused (BUSY) before anything is
+ *       opened, so that the descriptors they hold are bounded.
  */
 #include "fs.h"
 
@@ -104,6 +112,12 @@ typedef struct {
 /* Files being filled that nobody has open, kept for the next opener. */
 #define MAX_IDLE_FILLING 8
 
+/* States being opened or read on demand at once (each holds descriptors of
+ * its base, archive segments and file): a user of an allow_other mount
+ * opening distinct times by the hundred must not take the descriptors the
+ * archiver needs. */
+#define MAX_OPEN_FILLING 64
+
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
 
@@ -117,6 +131,8 @@ typedef struct {
   gint64 last_used;
   FsPitrState st; /* what the plan said */
   FsPitrFile *file; /* FILLING: the file being filled, shared by its openers */
+  guint64 reserved; /* BUILDING: the room make_room() found for its whole file */
+  guint64 filled;   /* FILLING: page bytes written to its file so far */
 } CacheEntry;
 
 /* A state's file being filled page by page as it is read (FILLING). Lock
@@ -164,6 +180,7 @@ struct _FsPitr {
   GHashTable *resolved; /* "<db>@<time us>" -> entry name: a time's state never changes
                          * (invariant 5), so a re-open of a cached time needs no plan */
   guint64 bytes;       /* of READY entries */
+  guint n_files_open;  /* FsPitrFile with refs > 0 (MAX_OPEN_FILLING) */
   guint64 bytes_from_sources; /* page bytes read from bases and archives for FILLING files */
   FsPitrStats stats;
   GHashTable *latest_by_pid; /* pid -> LatestShown: what pitr/latest showed each reader */
@@ -532,26 +549,27 @@ gboolean
 fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error)
 {
   g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
+  g_autoptr(GPtrArray) all = g_ptr_array_new_with_free_func((GDestroyNotify)g_ptr_array_unref);
   g_autoptr(GArray) ends = g_array_new(FALSE, FALSE, sizeof(gint64));
-  gint64 newest = 0;
+  g_autoptr(GPtrArray) current = g_ptr_array_new(); /* windows of the databases being archived */
+  gint64 newest = 0, first = 0;
   gboolean any = FALSE;
 
   for (guint i = 0; i < dbs->len; i++) {
-    g_autoptr(GPtrArray) w = db_windows(p, dbs->pdata[i], error);
+    GPtrArray *w = db_windows(p, dbs->pdata[i], error);
     gint64 end = 0;
     if (w == NULL)
       return FALSE;
+    g_ptr_array_add(all, w);
     for (guint j = 0; j < w->len; j++) {
       const SqlenvfsRestoreWindow *win = w->pdata[j];
-      if (!any || win->from_us < *earliest_us)
-        *earliest_us = win->from_us;
+      if (!any || win->from_us < first)
+        first = win->from_us;
       end = MAX(end, win->to_us);
       any = TRUE;
     }
-    if (w->len > 0) {
-      g_array_append_val(ends, end);
-      newest = MAX(newest, end);
-    }
+    g_array_append_val(ends, end);
+    newest = MAX(newest, end);
   }
   if (!any) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
@@ -565,10 +583,39 @@ fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error
    * them. A database whose window ended more than LATEST_SLACK_US before
    * the newest is not being archived now and does not hold latest back. */
   *latest_us = newest;
-  for (guint i = 0; i < ends->len; i++) {
+  for (guint i = 0; i < all->len; i++) {
     gint64 end = g_array_index(ends, gint64, i);
-    if (end >= newest - LATEST_SLACK_US)
+    GPtrArray *w = all->pdata[i];
+    if (w->len > 0 && end >= newest - LATEST_SLACK_US) {
       *latest_us = MIN(*latest_us, end);
+      g_ptr_array_add(current, w);
+    }
+  }
+  /* Earliest: the earliest time inside the window of every database being
+   * archived, so that pitr/earliest/<db>.db exists for each of them as
+   * pitr/latest/<db>.db does (a database added later, or one whose history
+   * starts later, would not be recoverable at the earliest time of
+   * another). Such a time is where one of their windows starts. If they
+   * share none (one's newest window starts after another's end), the
+   * earliest time of any. */
+  *earliest_us = first;
+  {
+    gboolean found = FALSE;
+    for (guint i = 0; i < current->len; i++) {
+      GPtrArray *w = current->pdata[i];
+      for (guint j = 0; j < w->len; j++) {
+        gint64 c = ((const SqlenvfsRestoreWindow *)w->pdata[j])->from_us;
+        gboolean in_all = c <= *latest_us;
+        if (found && c >= *earliest_us)
+          continue;
+        for (guint k = 0; k < current->len && in_all; k++)
+          in_all = windows_contain(current->pdata[k], c);
+        if (in_all) {
+          *earliest_us = c;
+          found = TRUE;
+        }
+      }
+    }
   }
   return TRUE;
 }
@@ -774,18 +821,51 @@ cache_free(FsPitr *p)
   return (guint64)sv.f_bavail * sv.f_frsize;
 }
 
-/* Room for a rebuild of @need bytes that still leaves [cache]
- * min-free-bytes free (invariant 7): evict least recently used files while
- * that helps, then refuse with NOSPACE. */
+/* What the files being filled, or about to be, will still write to the
+ * cache's filesystem before they are complete (invariant 7): the space
+ * found for them when they were opened is theirs. Called with the lock
+ * held; @self is left out. */
+static guint64
+pending_bytes(FsPitr *p, const CacheEntry *self)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  guint64 n = 0;
+  g_hash_table_iter_init(&it, p->entries);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    const CacheEntry *e = v;
+    if (e == self)
+      continue;
+    if (e->state == ENTRY_BUILDING)
+      n += e->reserved;
+    else if (e->state == ENTRY_FILLING)
+      n += e->size - MIN(e->filled, e->size);
+  }
+  return n;
+}
+
+/* Room for a rebuild of @need bytes into the entry @name that still leaves
+ * [cache] min-free-bytes free (invariant 7), besides what the files being
+ * filled still need: evict least recently used files while that helps,
+ * then refuse with NOSPACE. The room found is the entry's until it is
+ * opened, so that states opened together cannot each count the same free
+ * space. */
 static gboolean
-make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **error)
+make_room(FsPitr *p, const char *name, const char *db, gint64 time_us, guint64 need,
+          GError **error)
 {
   guint64 min_free = (guint64)sqlenvfs_root_settings(p->fs->root)->cache_min_free_bytes;
-  guint64 avail = cache_free(p);
+  guint64 avail, pending;
+  CacheEntry *self;
+  gboolean ok;
   g_autofree char *when = NULL, *need_s = NULL, *avail_s = NULL, *min_s = NULL;
+  g_autofree char *pending_s = NULL;
 
   g_mutex_lock(&p->lock);
-  while (avail < need + min_free) {
+  self = g_hash_table_lookup(p->entries, name);
+  avail = cache_free(p);
+  pending = pending_bytes(p, self);
+  while (avail < need + min_free + pending) {
     guint64 before = p->bytes;
     guint64 max = p->stats.cache_max_bytes;
     if (p->bytes == 0)
@@ -796,19 +876,48 @@ make_room(FsPitr *p, const char *db, gint64 time_us, guint64 need, GError **erro
     if (p->bytes == before)
       break;
     avail = cache_free(p);
+    pending = pending_bytes(p, self);
   }
+  ok = avail >= need + min_free + pending;
+  if (ok && self != NULL)
+    self->reserved = need;
   g_mutex_unlock(&p->lock);
-  if (avail >= need + min_free)
+  if (ok)
     return TRUE;
   when = sqlenvfs_time_format_iso(time_us);
   need_s = sqlenvfs_format_size(need);
   avail_s = sqlenvfs_format_size(avail);
   min_s = sqlenvfs_format_size(min_free);
+  pending_s = sqlenvfs_format_size(pending);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
-              "pitr: rebuilding %s as of %s needs %s in %s, which has %s free; that would leave "
-              "less than the %s that production needs there ([cache] min-free-bytes; free space "
-              "on that filesystem, or restore to a file elsewhere with `sqlenvfs restore`)",
-              db, when, need_s, p->dir, avail_s, min_s);
+              "pitr: rebuilding %s as of %s needs %s in %s, which has %s free%s%s%s; that would "
+              "leave less than the %s that production needs there ([cache] min-free-bytes; free "
+              "space on that filesystem, close other pitr files, or restore to a file elsewhere "
+              "with `sqlenvfs restore`)",
+              db, when, need_s, p->dir, avail_s, pending > 0 ? ", of which pitr files being read "
+              "still need " : "", pending > 0 ? pending_s : "", pending > 0 ? " to be complete" : "",
+              min_s);
+  return FALSE;
+}
+
+/* Whether @n more bytes can be written to the cache's filesystem and still
+ * leave [cache] min-free-bytes free (invariant 7): production may have
+ * grown since the file was opened, and it comes first. */
+static gboolean
+room_to_fill(FsPitrFile *f, guint64 n, GError **error)
+{
+  guint64 min_free = (guint64)sqlenvfs_root_settings(f->p->fs->root)->cache_min_free_bytes;
+  guint64 avail = cache_free(f->p);
+  g_autofree char *avail_s = NULL, *min_s = NULL;
+  if (avail >= n + min_free)
+    return TRUE;
+  avail_s = sqlenvfs_format_size(avail);
+  min_s = sqlenvfs_format_size(min_free);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
+              "pitr %s: %s has %s free, and reading more pages of this state into %s would leave "
+              "less than the %s that production needs there ([cache] min-free-bytes; free space on "
+              "that filesystem, or restore to a file elsewhere with `sqlenvfs restore`)",
+              f->db, f->p->dir, avail_s, f->tmp_path, min_s);
   return FALSE;
 }
 
@@ -849,7 +958,7 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   f->fd = -1;
   f->db = g_strdup(db);
   f->plan = full_plan(p, db, time_us, error);
-  if (f->plan == NULL || !make_room(p, db, time_us, f->plan->size, error))
+  if (f->plan == NULL || !make_room(p, name, db, time_us, f->plan->size, error))
     goto fail;
   f->plan->on_demand = TRUE;
   f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
@@ -899,6 +1008,7 @@ fill_finish(FsPitrFile *f, GError **error)
 {
   FsPitr *p = f->p;
   CacheEntry *e;
+  int rc, err;
 
   if (f->is_complete || f->n_have < f->n_pages)
     return TRUE;
@@ -907,8 +1017,22 @@ fill_finish(FsPitrFile *f, GError **error)
     return FALSE;
   g_mutex_lock(&p->lock);
   e = f->entry;
-  if (renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) != 0) {
-    int err = errno;
+  rc = e != NULL ? renameat(p->dir_fd, f->tmp, p->dir_fd, e->name) : -1;
+  err = e != NULL ? errno : ENOENT;
+  if (rc != 0 && e != NULL && err == ENOENT) {
+    /* Someone removed the temporary from .cache: its openers read on from
+     * their descriptor, which holds every page; the next opener starts
+     * afresh. */
+    g_message("pitr cache: %s was removed from %s while it was filled; its readers read on, "
+              "the next opener reads the state from its sources again", f->tmp, p->dir);
+    f->is_complete = TRUE;
+    p->bytes -= e->size;
+    g_hash_table_remove(p->entries, e->name);
+    f->entry = NULL;
+    g_mutex_unlock(&p->lock);
+    return TRUE;
+  }
+  if (rc != 0) {
     g_mutex_unlock(&p->lock);
     return sqlenvfs_error_errno(error, err, "rename into place", f->tmp_path);
   }
@@ -963,6 +1087,8 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
     while (j + 1 <= last && !has_page(f, j + 1))
       j++;
     n = (gsize)(j - i + 1) * f->page_size;
+    if (!room_to_fill(f, n, error))
+      goto out;
     run = g_malloc(n);
     got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
     if (got != (gssize)n) {
@@ -1011,6 +1137,8 @@ out:
   if (from_sources > 0) {
     g_mutex_lock(&f->p->lock);
     f->p->bytes_from_sources += from_sources;
+    if (f->entry != NULL)
+      f->entry->filled += from_sources;
     g_mutex_unlock(&f->p->lock);
   }
   return done;
@@ -1030,6 +1158,8 @@ fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
     return;
   g_mutex_lock(&p->lock);
   f->refs--;
+  if (f->refs == 0)
+    p->n_files_open--;
   /* An incomplete file nobody reads any more stays, with the pages read so
    * far, for the next opener, until it is evicted like a complete one. */
   drop = f->refs == 0 && f->entry == NULL;
@@ -1048,22 +1178,53 @@ static FsPitrFile *
 file_ref(FsPitr *p, CacheEntry *e)
 {
   e->last_used = g_get_monotonic_time();
-  e->file->refs++;
+  if (e->file->refs++ == 0)
+    p->n_files_open++;
   p->stats.n_hits++;
   return e->file;
 }
 
+/* States being opened, or read on demand with an opener (their images
+ * open until the last opener closes, complete or not): MAX_OPEN_FILLING.
+ * Called with the lock held. */
+static guint
+n_open_filling(FsPitr *p)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  guint n = p->n_files_open;
+  g_hash_table_iter_init(&it, p->entries);
+  while (g_hash_table_iter_next(&it, &k, &v))
+    if (((const CacheEntry *)v)->state == ENTRY_BUILDING)
+      n++;
+  return n;
+}
+
+/* READY_GONE: ready_open() found its file removed from .cache. */
+#define READY_GONE (-2)
+
 /* A READY entry opened (called with the lock held, so that eviction cannot
- * come between). */
+ * come between). A file someone removed from .cache (it is disposable: an
+ * operator freeing space) drops its entry and gives READY_GONE, so that the
+ * state is read from its sources again rather than missing until the mount
+ * ends. */
 static int
 ready_open(FsPitr *p, CacheEntry *e, GError **error)
 {
   int fd;
   e->last_used = g_get_monotonic_time();
-  p->stats.n_hits++;
   fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0 && errno == ENOENT) {
+    g_message("pitr cache: %s was removed from %s; the state is read from its sources again",
+              e->name, p->dir);
+    p->bytes -= e->size;
+    g_hash_table_remove(p->entries, e->name);
+    return READY_GONE;
+  }
   if (fd < 0)
     sqlenvfs_error_errno(error, errno, "open", e->path);
+  else
+    p->stats.n_hits++;
   return fd;
 }
 
@@ -1091,8 +1252,10 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     } else {
       fd = ready_open(p, e, error);
     }
-    g_mutex_unlock(&p->lock);
-    return fd;
+    if (fd != READY_GONE) {
+      g_mutex_unlock(&p->lock);
+      return fd;
+    }
   }
   g_mutex_unlock(&p->lock);
   g_clear_pointer(&name, g_free);
@@ -1119,8 +1282,18 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     } else {
       fd = ready_open(p, e, error);
     }
+    if (fd != READY_GONE) {
+      g_mutex_unlock(&p->lock);
+      return fd;
+    }
+  }
+  if (n_open_filling(p) >= MAX_OPEN_FILLING) {
     g_mutex_unlock(&p->lock);
-    return fd;
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "pitr %s: %d states are being read at once, the most the mount serves; close "
+                "some of the pitr files open, or restore to a file with `sqlenvfs restore`",
+                db, MAX_OPEN_FILLING);
+    return -1;
   }
   e = g_new0(CacheEntry, 1);
   e->name = g_strdup(name);
@@ -1143,6 +1316,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
       e->file = f;
       f->entry = e;
       f->refs = 1;
+      p->n_files_open++;
       *file = f;
       /* Its whole size counts against the bound from now on. */
       p->bytes += e->size;
