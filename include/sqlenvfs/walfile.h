@@ -184,6 +184,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsWalFile, sqlenvfs_wal_file_free)
  * more. Errors name the path. */
 gssize sqlenvfs_wal_file_read(gpointer src, void *buf, gsize len, goffset off, GError **error);
 
+/* The @len bytes at @off in the read-ahead buffer (read into it first when
+ * they are not there), without a copy: valid until the next call on @wf.
+ * @len is at most half the buffer. NULL with no error when the file ends
+ * before @off + @len; NULL with *error on a read failure. */
+const guint8 *sqlenvfs_wal_file_view(SqlenvfsWalFile *wf, gsize len, goffset off,
+                                     GError **error);
+
 /* Forget what was read ahead (uncommitted frames may be rewritten), and
  * read no further ahead than the WAL header until the next limit: reading
  * the header must not pull megabytes of old frames with it. */

@@ -34,13 +34,14 @@
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
- *      [schedule_recheck]: read the wal-index header; if it changed,
+ *      [schedule_recheck], but not within PACE_US of a cycle that archived
+ *      commits (archiver_loop.c waits the pace out): read the wal-index header; if it changed,
  *      archive the new commits up to its mxFrame [capture], fsync
  *      [sync_archive] (batched: at most every SYNC_US, and never later than
  *      that) and note the alive time, then [rotate]: begin a read
  *      transaction on the idle connection and end the other one; run
- *      [checkpoint] when the WAL holds a quarter of checkpoint-pages frames
- *      or more.
+ *      [checkpoint] when the WAL holds half of checkpoint-pages frames or
+ *      more.
  *   CAPTURING --[db_close]--> CLOSED
  *      the database file was replaced, the WAL removed under us, or an
  *      error: everything is closed and db_open runs again after a delay; its
@@ -132,6 +133,7 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   d->has_cur = FALSE;
   d->has_seen = FALSE;
   d->is_at_end = FALSE;
+  d->paced_until = 0;
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
@@ -268,8 +270,6 @@ write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_beg
   g_autofree PageFrame *pf = g_new(PageFrame, MAX(n, 1));
   g_autofree guint32 *pgnos = NULL;
   SqlenvfsArchiveEntry e = { 0 };
-  guint8 *buf = d->a->page_buf;
-  gsize used = 0;
 
   for (guint i = 0; i < n; i++) {
     pf[i].pgno = g_array_index(c->pgnos, guint32, i);
@@ -299,26 +299,22 @@ write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_beg
   e.cksum2 = c->cksum2;
   if (!sqlenvfs_archive_writer_begin_commit(d->w, &e, pgnos, error))
     return FALSE;
+  /* Each page straight from the WAL file's read-ahead (capture() set its
+   * limit to the committed frames, which it usually holds already). */
   for (guint i = 0; i < kept; i++) {
-    gssize got;
-    if (used + h->page_size > PAGE_BUF) {
-      if (!sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
-        return FALSE;
-      used = 0;
-    }
-    got = sqlenvfs_wal_file_read(d->wal, buf + used, h->page_size,
-                          sqlenvfs_wal_page_offset(h->page_size, pf[i].frame), error);
-    if (got != (gssize)h->page_size) {
-      if (got >= 0)
+    const guint8 *page =
+      sqlenvfs_wal_file_view(d->wal, h->page_size,
+                             sqlenvfs_wal_page_offset(h->page_size, pf[i].frame), error);
+    if (page == NULL) {
+      if (error == NULL || *error == NULL)
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                     "read frame %u of %s: the file ended early", pf[i].frame, d->wal_path);
       sqlenvfs_archive_writer_abort_commit(d->w);
       return FALSE;
     }
-    used += h->page_size;
+    if (!sqlenvfs_archive_writer_add_pages(d->w, page, h->page_size, error))
+      return FALSE;
   }
-  if (used > 0 && !sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
-    return FALSE;
   if (!sqlenvfs_archive_writer_end_commit(d->w, error))
     return FALSE;
   *bytes += (guint64)kept * h->page_size;
@@ -1097,6 +1093,15 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
+  /* Commits were made since the last look: under a writer that commits
+   * without pause, looking again at its next WAL write would archive one or
+   * two commits per cycle, waking up tens of thousands of times a second on
+   * the writer's heels (CPU it loses on a machine of few cores, and small
+   * batches that compress poorly). The loop looks again PACE_US from now
+   * (syncs, ticks and requests are not held back); a commit made after a
+   * quiet moment is still archived at once. */
+  if (res.n_commits > 0)
+    d->paced_until = g_get_monotonic_time() + PACE_US;
   if (!res.reached_end) {
     /* Keep the read mark: the rest is archived next time. */
     g_mutex_lock(&d->a->lock);
@@ -1122,13 +1127,16 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   d->wal_frames = has_si ? si.mx_frame : 0;
   d->pending_frames = 0;
   g_mutex_unlock(&d->a->lock);
-  /* Checkpoint at a quarter of checkpoint-pages, so that the WAL is reset
+  /* Checkpoint at half of checkpoint-pages, so that the WAL is reset
    * before it reaches the threshold of an application's automatic checkpoint
    * (SQLite's default is the same 1000) even under a writer that never
    * pauses: past it, that checkpoint runs after every commit against a WAL
    * it cannot reset (our read mark), and copies frames (two fsyncs in the
-   * application's commit) whenever our read mark has moved. */
-  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 4, 1) &&
+   * application's commit) whenever our read mark has moved. Not sooner:
+   * every reset costs the writer that restarts the WAL an fsync of it (and
+   * a wait for the write lock), so resetting twice as often as needed
+   * costs a saturating writer several percent. */
+  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 2, 1) &&
       si.n_backfill < si.mx_frame && g_get_monotonic_time() >= d->ckpt_retry_at) {
     gboolean done;
     g_autoptr(GError) local = NULL;

@@ -37,6 +37,8 @@
                                        /* (>= 20 us), for up to a second               */
 #define TIMER_SLACK_NS 5000            /* so that a 20 us wait is not 70 us            */
 #define POLL_WAITED_US 200             /* events that came while we waited in poll     */
+#define PACE_US (5 * 1000)            /* after archiving, no look before this (WAL  */
+                                       /* writes meanwhile wake nobody)                */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
@@ -49,13 +51,14 @@
 #define PRE_ROUNDS 4                   /* a checkpoint's rounds before the write lock ...   */
 #define PRE_ENOUGH 32                  /* ... until no more than this many frames are left */
 #define WAL_BUF (4u << 20)
-#define PAGE_BUF (1u << 20)
 #define BATCH_COMMITS 64        /* commits written as one batch, at most       */
 #define BATCH_BYTES (1u << 20)  /* page bytes of a batch, about; larger commits
                                  * are written on their own                    */
 #define N_LATENCY 4096
 
 typedef struct _Db Db;
+
+
 
 /* The last N_LATENCY samples and the maximum. */
 typedef struct {
@@ -91,7 +94,6 @@ struct _SqlenvfsArchiver {
   GCond snap_cond;
   gboolean snap_busy;
 
-  guint8 *page_buf;
   guint8 *wal_buf;    /* shared by every Db's WAL file (one capture at a time) */
 };
 
@@ -123,6 +125,7 @@ struct _Db {
   guint unsynced;            /* commits archived since, not yet synced     */
   gint64 unsynced_woken;     /* the earliest wake time among them          */
   gint64 alive_pending;      /* capture complete as of then, once synced   */
+  gint64 paced_until;        /* monotonic; no look before (0: none)         */
 
   sqlite3 *rd[2];
   int active;                /* rd[] holding the read transaction, or -1 */

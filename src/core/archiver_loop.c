@@ -186,15 +186,21 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
   g_info("archiver: watching %s", a->prod_dir);
 
   while (!g_atomic_int_get(&a->stopping)) {
-    struct pollfd fds[2] = { { a->inotify_fd, POLLIN, 0 }, { a->wake[0], POLLIN, 0 } };
+    struct pollfd fds[2] = { { a->wake[0], POLLIN, 0 }, { a->inotify_fd, POLLIN, 0 } };
     gint64 now = g_get_monotonic_time(), until = next_tick, polled_at;
     struct timespec timeout;
-    gboolean tick;
+    gboolean tick, is_quiet = FALSE;
 
     for (guint i = 0; i < a->dbs->len; i++) {
       Db *d = g_ptr_array_index(a->dbs, i);
-      if (d->recheck_at > 0)
+      if (d->paced_until > now) {
+        /* Archived a moment ago: look again when the pace is over, not at
+         * each WAL write meanwhile (the events wait in the queue, merged). */
+        is_quiet = TRUE;
+        until = MIN(until, d->paced_until);
+      } else if (d->recheck_at > 0) {
         until = MIN(until, d->recheck_at);
+      }
       if (d->unsynced > 0)
         until = MIN(until, d->synced_at + SYNC_US);
     }
@@ -202,13 +208,16 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     timeout.tv_sec = until / G_USEC_PER_SEC;
     timeout.tv_nsec = (until % G_USEC_PER_SEC) * 1000;
     polled_at = g_get_monotonic_time();
-    if (ppoll(fds, 2, &timeout, NULL) < 0 && errno != EINTR) {
+    if (ppoll(fds, is_quiet ? 1 : 2, &timeout, NULL) < 0 && errno != EINTR) {
       g_warning("archiver: poll: %s", g_strerror(errno));
       g_usleep(TICK_US);
     }
+    /* Events read after a quiet wait came at some unknown time in it: the
+     * latencies of what they announce are counted from the last look. */
+    if (is_quiet || (fds[1].revents & POLLIN))
+      read_events(a, !is_quiet && g_get_monotonic_time() - polled_at >= POLL_WAITED_US,
+                  &rescan);
     if (fds[0].revents & POLLIN)
-      read_events(a, g_get_monotonic_time() - polled_at >= POLL_WAITED_US, &rescan);
-    if (fds[1].revents & POLLIN)
       drain_wake(a);
     if (g_atomic_int_get(&a->stopping))
       break;
@@ -227,9 +236,10 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       next_tick = now + TICK_US;
     for (guint i = 0; i < a->dbs->len; i++) {
       Db *d = g_ptr_array_index(a->dbs, i);
-      if (d->is_dirty || tick || d->phase == PHASE_CLOSED ||
-          (d->recheck_at > 0 && now >= d->recheck_at) ||
-          (d->unsynced > 0 && now >= d->synced_at + SYNC_US))
+      gboolean is_paced = d->phase == PHASE_CAPTURING && now < d->paced_until;
+      if (tick || d->phase == PHASE_CLOSED ||
+          (d->unsynced > 0 && now >= d->synced_at + SYNC_US) ||
+          (!is_paced && (d->is_dirty || (d->recheck_at > 0 && now >= d->recheck_at))))
         archiver_db_service(d, FALSE);
     }
     archiver_serve_requests(a);
@@ -292,7 +302,6 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
   g_queue_init(&a->snap_queue);
   a->dbs = g_ptr_array_new_with_free_func((GDestroyNotify)archiver_db_free);
   a->requests = g_ptr_array_new();
-  a->page_buf = g_malloc(PAGE_BUF);
   a->wal_buf = g_malloc(WAL_BUF);
   a->wake[0] = a->wake[1] = -1;
   if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
@@ -320,7 +329,6 @@ sqlenvfs_archiver_free(SqlenvfsArchiver *a)
   g_mutex_clear(&a->lock);
   g_cond_clear(&a->cond);
   g_cond_clear(&a->snap_cond);
-  g_free(a->page_buf);
   g_free(a->wal_buf);
   g_free(a->prod_dir);
   g_free(a->wal_dir);

@@ -394,27 +394,14 @@ pread_eintr(int fd, void *buf, gsize len, goffset off)
   return n;
 }
 
-gssize
-sqlenvfs_wal_file_read(gpointer src, void *out, gsize len, goffset off, GError **error)
+/* Read ahead from @off: at least @len bytes (less only at the end of the
+ * file), up to the buffer's size, but not past the limit. -1 on error. */
+static gssize
+refill(SqlenvfsWalFile *wf, gsize len, goffset off, GError **error)
 {
-  SqlenvfsWalFile *wf = src;
   gsize want = wf->buf_size;
   ssize_t n;
 
-  if (wf->buf_len > 0 && off >= wf->buf_off &&
-      off + (goffset)len <= wf->buf_off + (goffset)wf->buf_len) {
-    memcpy(out, wf->buf + (off - wf->buf_off), len);
-    return (gssize)len;
-  }
-  if (len >= wf->buf_size / 2) {
-    n = pread_eintr(wf->fd, out, len, off);
-    if (n < 0) {
-      sqlenvfs_error_errno(error, errno, "read", wf->path);
-      return -1;
-    }
-    return n;
-  }
-  /* Read ahead, but not past the limit. */
   if (wf->limit > off + (goffset)len && wf->limit - off < (goffset)want)
     want = (gsize)(wf->limit - off);
   else if (wf->limit > 0 && wf->limit <= off + (goffset)len)
@@ -427,9 +414,52 @@ sqlenvfs_wal_file_read(gpointer src, void *out, gsize len, goffset off, GError *
   }
   wf->buf_off = off;
   wf->buf_len = (gsize)n;
+  return n;
+}
+
+static gboolean
+is_buffered(const SqlenvfsWalFile *wf, gsize len, goffset off)
+{
+  return wf->buf_len > 0 && off >= wf->buf_off &&
+         off + (goffset)len <= wf->buf_off + (goffset)wf->buf_len;
+}
+
+gssize
+sqlenvfs_wal_file_read(gpointer src, void *out, gsize len, goffset off, GError **error)
+{
+  SqlenvfsWalFile *wf = src;
+  gssize n;
+
+  if (is_buffered(wf, len, off)) {
+    memcpy(out, wf->buf + (off - wf->buf_off), len);
+    return (gssize)len;
+  }
+  if (len >= wf->buf_size / 2) {
+    n = pread_eintr(wf->fd, out, len, off);
+    if (n < 0) {
+      sqlenvfs_error_errno(error, errno, "read", wf->path);
+      return -1;
+    }
+    return n;
+  }
+  n = refill(wf, len, off, error);
+  if (n < 0)
+    return -1;
   len = MIN(len, (gsize)n);
   memcpy(out, wf->buf, len);
   return (gssize)len;
+}
+
+const guint8 *
+sqlenvfs_wal_file_view(SqlenvfsWalFile *wf, gsize len, goffset off, GError **error)
+{
+  g_return_val_if_fail(len <= wf->buf_size / 2, NULL);
+  if (!is_buffered(wf, len, off)) {
+    gssize n = refill(wf, len, off, error);
+    if (n < (gssize)len)
+      return NULL;
+  }
+  return wf->buf + (off - wf->buf_off);
 }
 
 gboolean

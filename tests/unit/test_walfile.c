@@ -400,6 +400,21 @@ START_TEST(test_wal_file_reads)
       ck_assert_mem_eq(out, data + cases[i].at, 8);
     }
   }
+  /* Views: the same bytes without a copy, in the buffer or read into it;
+   * none past the end of the file. */
+  for (int i = 0; i < 500; i++) {
+    gsize n = (gsize)g_rand_int_range(rnd, 1, 3 * 4096 / 2 + 1);
+    goffset off = g_rand_int_range(rnd, 0, (gint32)(len - n));
+    const guint8 *v;
+    if (i % 50 == 0)
+      sqlenvfs_wal_file_set_limit(wf, 4096, (guint32)g_rand_int_range(rnd, 1, 30));
+    v = sqlenvfs_wal_file_view(wf, n, off, &error);
+    ck_assert_no_error(error);
+    ck_assert(v != NULL);
+    ck_assert_mem_eq(v, data + off, n);
+  }
+  ck_assert(sqlenvfs_wal_file_view(wf, 100, (goffset)len - 50, &error) == NULL);
+  ck_assert_no_error(error);
   ck_assert(sqlenvfs_wal_file_peek_frame(wf, 4096, 3, &a, &error));
   ck_assert(sqlenvfs_wal_frame_header_read(sqlenvfs_wal_file_read, wf, 4096, 3, &b, &error));
   ck_assert_mem_eq(&a, &b, sizeof a);
