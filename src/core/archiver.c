@@ -941,9 +941,17 @@ archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
     if (rc0 != SQLITE_OK && rc0 != SQLITE_BUSY)
       return sqlenvfs_error_sqlite(error, d->ckpt, rc0, "checkpoint", d->path);
-    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame) {
+    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame &&
+        copied < (int)d->ckpt_floor) {
       /* Another reader (a pinned image, a backup) holds frames we have
-       * archived: try again when it has moved on. */
+       * archived, and did already at the previous look: try again when it
+       * has moved on. (One that holds only frames committed since is most
+       * likely an application's transaction under way, which ends in
+       * microseconds; a writer that never pauses is always in one, and
+       * waiting a tick for it let the WAL grow past the application's own
+       * checkpoint threshold. The write lock settles it: under it the
+       * final checkpoint copies everything, or the checkpoint is put off
+       * then.) */
       d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
                   "checkpoint %s: another reader holds frames %d to %u", d->path, copied + 1,
@@ -1119,6 +1127,11 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   } else {
     d->is_mark_behind = TRUE;
   }
+  /* A reader that holds frames committed before this look is older than
+   * one cycle (the routine checkpoint below tells it from a transaction
+   * under way by this). */
+  d->ckpt_floor = has_si && d->has_seen && d->seen.salt1 == si.salt1 &&
+                  d->seen.salt2 == si.salt2 ? d->seen.mx_frame : 0;
   if (has_si) {
     d->seen = si;
     d->has_seen = TRUE;

@@ -110,6 +110,10 @@ struct _Db {
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
   char *reopen_why;                /* what was seen then (the gap's text)        */
   gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
+  guint32 ckpt_floor;              /* mxFrame at the look before the last (0:   */
+                                   /* another generation): a reader holding     */
+                                   /* frames below it is not a transaction      */
+                                   /* under way                                 */
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
