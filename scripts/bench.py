@@ -412,9 +412,11 @@ def bench_writer(env, dur, pairs):
             rates = {}
             for side in (("without", "with") if i % 2 == 0 else ("with", "without")):
                 if side == "without":
-                    env.umount()
+                    if os.path.ismount(env.mnt):
+                        env.umount()
                 else:
-                    env.mount()
+                    if not os.path.ismount(env.mnt):
+                        env.mount()
                     wait_archiver_settled(env)
                     writer_rate(env.prod, batch, 1)
                 rates[side] = writer_rate(env.prod, batch, dur)
