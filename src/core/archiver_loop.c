@@ -6,8 +6,10 @@
  * data/prod was written; a database appeared or went) and on the self-pipe
  * (stop(), requests), with a timeout at the earliest of: the next tick
  * (TICK_US: every database is looked at), a recheck a database asked for
- * (a commit written but not yet published), and a sync due (SYNC_US after
- * the last, while archived records wait for one). Each pass services the
+ * (a commit written but not yet published), a sync due (SYNC_US after the
+ * last, while archived records wait for one), and the end of a pace
+ * (PACE_US after a cycle that archived commits: until then inotify is left
+ * unread, so that a writer's WAL writes wake nobody). Each pass services the
  * databases that were written, are due, or are closed (archiver.c), then
  * serves the queued requests (archiver_requests.c). On stop every
  * capturing database gets a last complete capture, synced, and is closed
