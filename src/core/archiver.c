@@ -35,7 +35,8 @@
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
  *      [schedule_recheck], but not within PACE_US of a cycle that archived
- *      commits (archiver_loop.c waits the pace out): read the wal-index header; if it changed,
+ *      PACE_COMMITS commits or more (archiver_loop.c waits the pace out):
+ *      read the wal-index header; if it changed,
  *      archive the new commits up to its mxFrame [capture], fsync
  *      [sync_archive] (batched: at most every SYNC_US, and never later than
  *      that) and note the alive time, then [rotate]: begin a read
@@ -1101,14 +1102,15 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
-  /* Commits were made since the last look: under a writer that commits
-   * without pause, looking again at its next WAL write would archive one or
-   * two commits per cycle, waking up tens of thousands of times a second on
-   * the writer's heels (CPU it loses on a machine of few cores, and small
-   * batches that compress poorly). The loop looks again PACE_US from now
-   * (syncs, ticks and requests are not held back); a commit made after a
-   * quiet moment is still archived at once. */
-  if (res.n_commits > 0)
+  /* Many commits were made since the last look: under a writer that
+   * commits without pause, looking again at its next WAL write would
+   * archive one or two commits per cycle, waking up tens of thousands of
+   * times a second on the writer's heels (CPU it loses on a machine of few
+   * cores, and small batches that compress poorly). The loop then looks
+   * again PACE_US from now (syncs, ticks and requests are not held back).
+   * A writer at its own pace (fewer than PACE_COMMITS commits per look) is
+   * archived at each commit, as before. */
+  if (res.n_commits >= PACE_COMMITS)
     d->paced_until = g_get_monotonic_time() + PACE_US;
   if (!res.reached_end) {
     /* Keep the read mark: the rest is archived next time. */

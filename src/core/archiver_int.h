@@ -37,8 +37,9 @@
                                        /* (>= 20 us), for up to a second               */
 #define TIMER_SLACK_NS 5000            /* so that a 20 us wait is not 70 us            */
 #define POLL_WAITED_US 200             /* events that came while we waited in poll     */
-#define PACE_US (5 * 1000)            /* after archiving, no look before this (WAL  */
-                                       /* writes meanwhile wake nobody)                */
+#define PACE_US (5 * 1000)            /* after archiving PACE_COMMITS or more, no  */
+#define PACE_COMMITS 8                 /* look before this (WAL writes meanwhile wake */
+                                       /* nobody)                                      */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */

@@ -8,8 +8,9 @@
  * (TICK_US: every database is looked at), a recheck a database asked for
  * (a commit written but not yet published), a sync due (SYNC_US after the
  * last, while archived records wait for one), and the end of a pace
- * (PACE_US after a cycle that archived commits: until then inotify is left
- * unread, so that a writer's WAL writes wake nobody). Each pass services the
+ * (PACE_US after a cycle that archived PACE_COMMITS commits or more: until
+ * then inotify is left unread, so that a busy writer's WAL writes wake
+ * nobody). Each pass services the
  * databases that were written, are due, or are closed (archiver.c), then
  * serves the queued requests (archiver_requests.c). On stop every
  * capturing database gets a last complete capture, synced, and is closed
