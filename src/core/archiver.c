@@ -332,12 +332,15 @@ typedef struct {
 /* capture(), without the bookkeeping: archive the commits after the
  * cursor; *res says how many and whether they reached @si's mxFrame. */
 static gboolean
-capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, CaptureResult *res,
-                GError **error)
+capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 began,
+                CaptureResult *res, GError **error)
 {
   SqlenvfsWalHeader h;
   guint32 max = 0;
-  gint64 scan_began = stamp ? stamp : sqlenvfs_clock_now();
+  /* Every commit published before @began is at or before @si's mxFrame
+   * (the wal-index was read after it): that is the time this scan is
+   * complete as of, not the time it starts reading the WAL. */
+  gint64 scan_began = began ? began : stamp ? stamp : sqlenvfs_clock_now();
 
   memset(res, 0, sizeof *res);
   if (!open_wal(d, error))
@@ -441,12 +444,15 @@ capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, CaptureRe
 /* Archive every commit after the cursor, up to the wal-index's mxFrame
  * (@si, or the last valid commit when NULL), and note whether that reached
  * its end (d->is_at_end, which rotate() relies on). @stamp: the capture
- * time to give every commit (0: the time each is read). */
+ * time to give every commit (0: the time each is read); @began: when the
+ * wal-index header @si was about to be read, the time the scan is complete
+ * as of (0: @stamp, or now). */
 static gboolean
-capture(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, CaptureResult *res, GError **error)
+capture(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 began, CaptureResult *res,
+        GError **error)
 {
   d->is_at_end = FALSE;
-  if (!capture_commits(d, si, stamp, res, error))
+  if (!capture_commits(d, si, stamp, began, res, error))
     return FALSE;
   if (res->n_commits > 0) {
     /* Invariant 2: the cursor is right after the last commit written. */
@@ -775,7 +781,7 @@ db_open(Db *d, GError **error)
   if (gap != 0)
     d->snapshot_pending = TRUE;
   g_mutex_unlock(&a->lock);
-  if (!capture(d, has_si ? &si : NULL, t_lock, &res, error) ||
+  if (!capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
       (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
       !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
@@ -885,7 +891,7 @@ look_and_capture(Db *d, gint64 *began, gint64 *woken, CaptureResult *res, GError
   *began = sqlenvfs_clock_now();
   *woken = note_look(d);
   has_si = sqlenvfs_wal_index_read(d->rd[d->active], &si);
-  return capture(d, has_si ? &si : NULL, 0, res, error);
+  return capture(d, has_si ? &si : NULL, 0, *began, res, error);
 }
 
 /* A busy handler that retries every 50 us for up to *(int *)arg tries: a
@@ -1092,7 +1098,7 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
    * had been down (invariant 5), recorded once all of them are archived. */
-  if (!capture(d, has_si ? &si : NULL, 0, &res, error))
+  if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
   if (d->outage_from > 0 && res.reached_end) {
     const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
