@@ -24,6 +24,18 @@
  *        frame header and the page, seeded with the previous frame's checksum
  *        (the WAL header's for frame 1)
  *
+ *   wal-index header (the first bytes of the -shm file; SQLite file format
+ *   section 4.5; native byte order, except the salts, copied from the WAL
+ *   header as they are there): two copies of 48 bytes, then the checkpoint
+ *   information
+ *     0  version 3007000, 8 change counter, 12 isInit (nonzero once built),
+ *    13  bigEndCksum, 14 page size (u16), 16 mxFrame (the last committed
+ *        frame), 20 database size in pages, 24 checksum of frame mxFrame,
+ *    32  salt-1, salt-2 of the WAL, 40 checksum-1, checksum-2 over bytes
+ *        0..39 (native words)
+ *    48  the second copy (a reader uses the header only when both agree)
+ *    96  nBackfill: frames copied into the database file by checkpoints
+ *
  * Invariants this module relies on and checks:
  *   (1) A frame is valid only if its salts equal the header's and its
  *       checksum matches the cumulative checksum of every frame before it.
@@ -37,6 +49,8 @@
 #pragma once
 
 #include <glib.h>
+
+#include <sqlite3.h>
 
 G_BEGIN_DECLS
 
@@ -94,6 +108,109 @@ void sqlenvfs_wal_commit_clear(SqlenvfsWalCommit *commit);
 
 /* Byte offset of frame @frame's page image (after its 24-byte header). */
 goffset sqlenvfs_wal_page_offset(guint32 page_size, guint32 frame);
+
+/* ------------------------------------------------------------------ */
+/* Frame headers                                                        */
+
+typedef struct {
+  guint32 pgno;     /* 0 never appears in a valid frame                     */
+  guint32 db_pages; /* nonzero: a commit frame                              */
+  guint32 salt1, salt2;
+  guint32 cksum1, cksum2;
+} SqlenvfsWalFrameHeader;
+
+/* Decode a 24-byte frame header. Checks nothing. */
+void sqlenvfs_wal_frame_header_parse(const guint8 *b, SqlenvfsWalFrameHeader *fh);
+
+/* Read the header of frame @frame of a WAL whose pages are @page_size.
+ * TRUE and *fh; FALSE when the file ends before it; FALSE with *error on a
+ * read failure. */
+gboolean sqlenvfs_wal_frame_header_read(SqlenvfsPreadFunc read, gpointer src, guint32 page_size,
+                                        guint32 frame, SqlenvfsWalFrameHeader *fh,
+                                        GError **error);
+
+/* The first frame at or after @cur's next frame (and at most @max_frame,
+ * 0: no limit) whose header looks like a commit frame of @cur's generation
+ * (its salts, a page number, a database size), judged from frame headers
+ * alone and stopping at the first frame of another generation; 0 when
+ * there is none yet (or a read fails). Cheap: sqlenvfs_wal_next_commit()
+ * with it as max_frame then reads and checks every frame exactly once. */
+guint32 sqlenvfs_wal_find_commit_frame(SqlenvfsPreadFunc read, gpointer src,
+                                       const SqlenvfsWalCursor *cur, guint32 max_frame);
+
+/* ------------------------------------------------------------------ */
+/* The wal-index header                                                 */
+
+#define SQLENVFS_WAL_INDEX_HEADER_SIZE 100 /* both copies and nBackfill */
+
+typedef struct {
+  guint32 mx_frame;   /* the last committed frame (0: none)            */
+  guint32 n_pages;    /* database size in pages after it               */
+  guint32 salt1, salt2;
+  guint32 n_backfill; /* frames copied into the database file           */
+} SqlenvfsWalIndexHeader;
+
+/* Decode the first SQLENVFS_WAL_INDEX_HEADER_SIZE bytes of a wal-index.
+ * TRUE and *wi when the header is usable: built (isInit), of the known
+ * version, both copies equal, its checksum right, and nBackfill at most
+ * mxFrame; FALSE otherwise (not built yet, or being written: read again). */
+gboolean sqlenvfs_wal_index_parse(const guint8 *b, SqlenvfsWalIndexHeader *wi);
+
+/* Read the wal-index header through the shared-memory mapping of @db's
+ * main database (a connection that has been in a read transaction on a WAL
+ * database), never through a descriptor of our own: closing one would drop
+ * the locks SQLite holds on -shm. Tries a few times while the header is
+ * being written. FALSE when there is no mapping or no usable header. */
+gboolean sqlenvfs_wal_index_read(sqlite3 *db, SqlenvfsWalIndexHeader *wi);
+
+/* ------------------------------------------------------------------ */
+/* Reading a -wal file                                                  */
+
+typedef struct _SqlenvfsWalFile SqlenvfsWalFile;
+
+/* Open @path read-only through a private descriptor (it carries no POSIX
+ * locks, so closing it never drops SQLite's), with read-ahead into @buf of
+ * @buf_size bytes (borrowed: it must outlive the file, and may be shared by
+ * files that are never read at the same time). NULL and *error when it
+ * cannot be opened. */
+SqlenvfsWalFile *sqlenvfs_wal_file_open(const char *path, guint8 *buf, gsize buf_size,
+                                        GError **error);
+void sqlenvfs_wal_file_free(SqlenvfsWalFile *wf);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsWalFile, sqlenvfs_wal_file_free)
+
+/* A SqlenvfsPreadFunc (@src is the SqlenvfsWalFile): from the read-ahead
+ * buffer when it holds the range, else one pread of up to the buffer's size
+ * (not past the limit), or a direct pread for reads of half the buffer and
+ * more. Errors name the path. */
+gssize sqlenvfs_wal_file_read(gpointer src, void *buf, gsize len, goffset off, GError **error);
+
+/* The @len bytes at @off in the read-ahead buffer (read into it first when
+ * they are not there), without a copy: valid until the next call on @wf.
+ * @len is at most half the buffer. NULL with no error when the file ends
+ * before @off + @len; NULL with *error on a read failure. */
+const guint8 *sqlenvfs_wal_file_view(SqlenvfsWalFile *wf, gsize len, goffset off,
+                                     GError **error);
+
+/* Forget what was read ahead (uncommitted frames may be rewritten), and
+ * read no further ahead than the WAL header until the next limit: reading
+ * the header must not pull megabytes of old frames with it. */
+void sqlenvfs_wal_file_invalidate(SqlenvfsWalFile *wf);
+
+/* Read ahead no further than the end of frame @max_frame (the last
+ * committed one) of a WAL whose pages are @page_size: the rest of a WAL
+ * that was restarted holds old frames nobody needs. */
+void sqlenvfs_wal_file_set_limit(SqlenvfsWalFile *wf, guint32 page_size, guint32 max_frame);
+
+/* The inode of the open file (to notice a WAL replaced under us). */
+guint64 sqlenvfs_wal_file_ino(const SqlenvfsWalFile *wf);
+/* Its path, as given to open(). */
+const char *sqlenvfs_wal_file_path(const SqlenvfsWalFile *wf);
+
+/* Read the header of frame @frame straight from the file, bypassing the
+ * read-ahead (for a look at frames that may be being written). As
+ * sqlenvfs_wal_frame_header_read(). */
+gboolean sqlenvfs_wal_file_peek_frame(SqlenvfsWalFile *wf, guint32 page_size, guint32 frame,
+                                      SqlenvfsWalFrameHeader *fh, GError **error);
 
 /* SQLite's WAL checksum over @len bytes (a multiple of 8), continuing from
  * (*s1, *s2). Exposed for tests and for writers of test WAL files. */

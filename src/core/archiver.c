@@ -1,6 +1,10 @@
 /*
- * archiver.c — continuous capture of every committed transaction of every
- * production database into its WAL archive (archive.h).
+ * archiver.c — continuous capture of every committed transaction of one
+ * production database into its WAL archive (archive.h): the per-database
+ * half of the archiver (archiver.h). The loop that drives it, the requests
+ * from other threads and the snapshot thread are in archiver_loop.c,
+ * archiver_requests.c and archiver_snapshot.c (archiver_int.h says who owns
+ * what).
  *
  * The design is DESIGN.md "The archiver's invariants"; in short, for each
  * database the archiver holds four connections:
@@ -30,13 +34,15 @@
  *   CAPTURING --[cycle]--> CAPTURING
  *      woken by inotify (the -wal file was written), the tick, or a
  *      recheck while a commit is written but not yet published
- *      [schedule_recheck]: read the wal-index header; if it changed,
+ *      [schedule_recheck], but not within PACE_US of a cycle that archived
+ *      PACE_COMMITS commits or more (archiver_loop.c waits the pace out):
+ *      read the wal-index header; if it changed,
  *      archive the new commits up to its mxFrame [capture], fsync
  *      [sync_archive] (batched: at most every SYNC_US, and never later than
  *      that) and note the alive time, then [rotate]: begin a read
  *      transaction on the idle connection and end the other one; run
- *      [checkpoint] when the WAL holds a quarter of checkpoint-pages frames
- *      or more.
+ *      [checkpoint] when the WAL holds half of checkpoint-pages frames or
+ *      more.
  *   CAPTURING --[db_close]--> CLOSED
  *      the database file was replaced, the WAL removed under us, or an
  *      error: everything is closed and db_open runs again after a delay; its
@@ -69,328 +75,25 @@
  *       holding the write lock are stamped with the time the lock was taken
  *       (they were all committed before it).
  *
- * Reading: the -wal file through a private descriptor (it carries no POSIX
- * locks); the wal-index header through SQLite's own shared-memory mapping
- * (never a descriptor of ours on -shm: closing one would drop SQLite's
- * locks). Layout of the wal-index header (SQLite file format §4.5, native
- * byte order except the salts, which are copied from the WAL header): two
- * copies of 48 bytes — isInit at 12, mxFrame at 16, nPage at 20,
- * aFrameCksum at 24, aSalt at 32 — then nBackfill at byte 96.
+ * Reading (walfile.h): the -wal file through a private descriptor (it
+ * carries no POSIX locks); the wal-index header through SQLite's own
+ * shared-memory mapping (never a descriptor of ours on -shm: closing one
+ * would drop SQLite's locks).
  */
-#include "sqlenvfs/archiver.h"
+#include "archiver_int.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <poll.h>
-#include <sqlite3.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/inotify.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
-#include "sqlenvfs/store.h"
-#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/walfile.h"
-
-#define TICK_US (100 * 1000)          /* safety poll: wal-index checked, read mark moved */
-#define RECHECK_MIN_US 20              /* a commit being written: look again after a  */
-#define RECHECK_MAX_US G_USEC_PER_SEC  /* quarter of the time since the last WAL write */
-                                       /* (>= 20 us), for up to a second               */
-#define TIMER_SLACK_NS 5000            /* so that a 20 us wait is not 70 us            */
-#define POLL_WAITED_US 200             /* events that came while we waited in poll     */
-#define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
-#define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
-#define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
-#define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
-#define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
-#define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
-#define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
-#define CKPT_LOCK_MS 100               /* the checkpoint connection's busy timeout         */
-#define READ_BUSY_MS 200
-#define PRE_ROUNDS 4                   /* a checkpoint's rounds before the write lock ...   */
-#define PRE_ENOUGH 32                  /* ... until no more than this many frames are left */
-#define WAL_BUF (4u << 20)
-#define PAGE_BUF (1u << 20)
-#define BATCH_COMMITS 64        /* commits written as one batch, at most       */
-#define BATCH_BYTES (1u << 20)  /* page bytes of a batch, about; larger commits
-                                 * are written on their own                    */
-#define N_LATENCY 4096
-
-/* ------------------------------------------------------------------ */
-/* Reading the -wal file through a private descriptor, with a buffer.  */
-
-typedef struct {
-  int fd;
-  char *path;
-  ino_t ino;
-  guint8 *buf;
-  goffset buf_off;
-  gsize buf_len;
-  goffset limit;  /* refills read no further than this (0: no limit) */
-} WalSource;
-
-static gssize
-wal_source_read(gpointer p, void *out, gsize len, goffset off, GError **error)
-{
-  WalSource *ws = p;
-  if (ws->buf_len > 0 && off >= ws->buf_off && off + (goffset)len <= ws->buf_off + (goffset)ws->buf_len) {
-    memcpy(out, ws->buf + (off - ws->buf_off), len);
-    return (gssize)len;
-  }
-  if (len >= WAL_BUF / 2) {
-    ssize_t n;
-    do
-      n = pread(ws->fd, out, len, off);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      sqlenvfs_error_errno(error, errno, "read", ws->path);
-      return -1;
-    }
-    return n;
-  }
-  {
-    /* Read ahead, but not past what is committed: the rest of a WAL that
-     * was restarted holds old frames nobody needs. */
-    gsize want = WAL_BUF;
-    ssize_t n;
-    if (ws->limit > off + (goffset)len && ws->limit - off < (goffset)want)
-      want = (gsize)(ws->limit - off);
-    else if (ws->limit > 0 && ws->limit <= off + (goffset)len)
-      want = len;
-    do
-      n = pread(ws->fd, ws->buf, want, off);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-      ws->buf_len = 0;
-      sqlenvfs_error_errno(error, errno, "read", ws->path);
-      return -1;
-    }
-    ws->buf_off = off;
-    ws->buf_len = (gsize)n;
-    len = MIN(len, (gsize)n);
-    memcpy(out, ws->buf, len);
-    return (gssize)len;
-  }
-}
-
-/* Frames may be rewritten between cycles (uncommitted ones): start afresh. */
-static void
-wal_source_invalidate(WalSource *ws)
-{
-  ws->buf_len = 0;
-  /* No read-ahead until capture() knows where the committed frames end:
-   * reading the header must not pull megabytes of the WAL with it. */
-  ws->limit = SQLENVFS_WAL_HEADER_SIZE;
-}
-
-static void
-wal_source_close(WalSource *ws)
-{
-  if (ws->fd >= 0)
-    close(ws->fd);
-  ws->fd = -1;
-  ws->buf_len = 0;
-}
-
-/* ------------------------------------------------------------------ */
-/* The wal-index header, through SQLite's mapping                       */
-
-typedef struct {
-  guint32 mx_frame;
-  guint32 n_pages;
-  guint32 salt1, salt2;
-  guint32 n_backfill;
-} ShmInfo;
-
-static guint32
-ne32(const guint8 *p)
-{
-  guint32 v;
-  memcpy(&v, p, 4);
-  return v;
-}
-
-static guint32
-be32(const guint8 *p)
-{
-  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
-}
-
-/* FALSE when there is no mapping yet or the header is being written. */
-static gboolean
-read_shm(sqlite3 *db, ShmInfo *si)
-{
-  sqlite3_file *f = NULL;
-  void volatile *p = NULL;
-  guint8 h1[48], h2[48];
-  const volatile guint8 *shm;
-
-  if (db == NULL ||
-      sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
-      f == NULL || f->pMethods == NULL || f->pMethods->iVersion < 2 ||
-      f->pMethods->xShmMap == NULL)
-    return FALSE;
-  if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &p) != SQLITE_OK || p == NULL)
-    return FALSE;
-  shm = p;
-  for (int attempt = 0; attempt < 16; attempt++) {
-    f->pMethods->xShmBarrier(f);
-    for (int i = 0; i < 48; i++)
-      h1[i] = shm[i];
-    f->pMethods->xShmBarrier(f);
-    for (int i = 0; i < 48; i++)
-      h2[i] = shm[48 + i];
-    f->pMethods->xShmBarrier(f);
-    si->n_backfill = *(const volatile guint32 *)(shm + 96);
-    if (h1[12] != 0 && memcmp(h1, h2, 48) == 0) {
-      si->mx_frame = ne32(h1 + 16);
-      si->n_pages = ne32(h1 + 20);
-      si->salt1 = be32(h1 + 32);
-      si->salt2 = be32(h1 + 36);
-      return TRUE;
-    }
-  }
-  return FALSE;
-}
-
-/* ------------------------------------------------------------------ */
-/* Databases                                                            */
-
-typedef enum {
-  REQ_SYNC,
-  REQ_CHECKPOINT,
-} ReqKind;
-
-typedef struct {
-  gint ref;
-  ReqKind kind;
-  char *db;           /* NULL: all            */
-  gint64 deadline;    /* monotonic            */
-  gboolean is_done;
-  GError *error;
-} Request;
-
-typedef struct {
-  gint64 v[N_LATENCY];
-  guint64 n;
-  gint64 max;
-} Latency;
-
-typedef struct _Db Db;
-
-struct _SqlenvfsArchiver {
-  SqlenvfsRoot *root;
-  int lock_fd;
-  char *prod_dir;
-  char *wal_dir;
-  gint64 segment_max;
-  guint32 checkpoint_pages;
-
-  int wake[2];        /* self-pipe: stop() and requests wake the loop */
-  gint stopping;      /* atomic */
-  gint running;       /* atomic */
-  int inotify_fd;
-  int watch;
-
-  GMutex lock;        /* protects requests, status fields, snapshot queue */
-  GCond cond;
-  GPtrArray *dbs;     /* Db *, sorted by name */
-  GPtrArray *requests;/* Request * waiting for the loop */
-
-  /* snapshots after a gap, taken by a worker thread */
-  GThread *snap_thread;
-  GQueue snap_queue;  /* char * names */
-  GCond snap_cond;
-  gboolean snap_busy;
-
-  guint8 *page_buf;
-  guint8 *wal_buf;    /* shared by every WalSource (one capture at a time) */
-  SqlenvfsShipper *shipper; /* replication to [replica], or NULL (shipper.h) */
-};
-
-typedef enum {
-  PHASE_CLOSED,
-  PHASE_CAPTURING,
-} Phase;
-
-struct _Db {
-  SqlenvfsArchiver *a;
-  char *name, *path, *wal_path, *dir;
-  Phase phase;
-  gint64 retry_at;           /* monotonic; when CLOSED: next open attempt */
-  SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
-  char *reopen_why;                /* what was seen then (the gap's text)        */
-  gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
-  gboolean is_dirty;         /* the WAL was written since the last cycle */
-  gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
-  gint64 outage_from;        /* capture interrupted since (0: it is not)  */
-  gint64 rotated_at;         /* monotonic time of the last rotate()       */
-  gboolean is_mark_behind;   /* archived past the read mark: move it soon */
-  gint64 woken_at;           /* when the first such event came (0: unknown) */
-  gint64 looked_at;          /* monotonic time of the last wal-index look */
-  gint64 recheck_at;         /* look again then (0: at the next event)     */
-  gint64 written_at;         /* the last look woken by a WAL write          */
-  gint64 pending_since;      /* first look that saw frames after mxFrame (0: none) */
-  ShmInfo pending_at;        /* the wal-index then                          */
-  gint64 synced_at;          /* monotonic time of the last archive sync    */
-  guint unsynced;            /* commits archived since, not yet synced     */
-  gint64 unsynced_woken;     /* the earliest wake time among them          */
-  gint64 alive_pending;      /* capture complete as of then, once synced   */
-
-  sqlite3 *rd[2];
-  int active;                /* rd[] holding the read transaction, or -1 */
-  sqlite3 *ckpt, *wlock;
-  dev_t dev;
-  ino_t ino;
-  WalSource wal;
-  SqlenvfsArchiveWriter *w;
-  gboolean has_cur;
-  SqlenvfsWalCursor cur;
-  gboolean has_seen;
-  ShmInfo seen;
-
-  /* status (under a->lock) */
-  gint64 alive;
-  SqlenvfsArchiverState state;
-  char *message;
-  gint64 last_capture;
-  guint32 wal_frames, pending_frames;
-  guint64 commits, frames, bytes, gaps, checkpoints;
-  gboolean snapshot_pending;
-  SqlenvfsGapReason snapshot_reason; /* why the chain it is the base of started (0: it */
-                                     /* went on, but no base of it could be placed)   */
-  gint64 alive_from;         /* no alive time before this is published: the  */
-                             /* current chain's base is durable as of then    */
-                             /* (G_MAXINT64 while it is pending or unchecked) */
-  Latency capture_lat, durable_lat;
-};
-
-const char *
-sqlenvfs_archiver_state_name(SqlenvfsArchiverState state)
-{
-  switch (state) {
-  case SQLENVFS_ARCHIVER_STARTING:
-    return "starting";
-  case SQLENVFS_ARCHIVER_CAPTURING:
-    return "capturing";
-  case SQLENVFS_ARCHIVER_NOT_WAL:
-    return "not-wal";
-  case SQLENVFS_ARCHIVER_MISSING:
-    return "missing";
-  case SQLENVFS_ARCHIVER_FAILING:
-    return "failing";
-  case SQLENVFS_ARCHIVER_STOPPED:
-    return "stopped";
-  }
-  return "unknown";
-}
 
 static void
 set_state(Db *d, SqlenvfsArchiverState state, const char *message)
@@ -421,7 +124,7 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   close_conn(&d->rd[0]);
   close_conn(&d->rd[1]);
   d->active = -1;
-  wal_source_close(&d->wal);
+  g_clear_pointer(&d->wal, sqlenvfs_wal_file_free);
   if (d->w) {
     g_autoptr(GError) error = NULL;
     if (!sqlenvfs_archive_writer_sync(d->w, &error))
@@ -430,6 +133,8 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   }
   d->has_cur = FALSE;
   d->has_seen = FALSE;
+  d->is_at_end = FALSE;
+  d->paced_until = 0;
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
@@ -440,12 +145,11 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   }
 }
 
-static void
-db_free(Db *d)
+void
+archiver_db_free(Db *d)
 {
   db_close(d, 0, NULL);
   g_free(d->reopen_why);
-  g_free(d->wal.path);
   g_free(d->name);
   g_free(d->path);
   g_free(d->wal_path);
@@ -454,8 +158,8 @@ db_free(Db *d)
   g_free(d);
 }
 
-static Db *
-db_new(SqlenvfsArchiver *a, const char *name)
+Db *
+archiver_db_new(SqlenvfsArchiver *a, const char *name)
 {
   Db *d = g_new0(Db, 1);
   d->a = a;
@@ -464,58 +168,10 @@ db_new(SqlenvfsArchiver *a, const char *name)
   d->wal_path = g_strconcat(d->path, "-wal", NULL);
   d->dir = g_build_filename(a->wal_dir, name, NULL);
   d->active = -1;
-  d->wal.fd = -1;
-  d->wal.path = g_strdup(d->wal_path);
   d->state = SQLENVFS_ARCHIVER_STARTING;
   return d;
 }
 
-static gint
-cmp_db(gconstpointer pa, gconstpointer pb)
-{
-  const Db *x = *(Db *const *)pa, *y = *(Db *const *)pb;
-  return strcmp(x->name, y->name);
-}
-
-static Db *
-find_db(SqlenvfsArchiver *a, const char *name)
-{
-  for (guint i = 0; i < a->dbs->len; i++) {
-    Db *d = g_ptr_array_index(a->dbs, i);
-    if (strcmp(d->name, name) == 0)
-      return d;
-  }
-  return NULL;
-}
-
-/* Add the databases of data/prod that are not known yet. One that appears
- * while running is first opened a second later: its creator is probably
- * still setting it up (switching it to WAL needs an exclusive lock, which
- * our first look at it would get in the way of). */
-static void
-discover(SqlenvfsArchiver *a, gboolean initial)
-{
-  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(a->root);
-  gboolean added = FALSE;
-  for (guint i = 0; i < names->len; i++) {
-    const char *name = g_ptr_array_index(names, i);
-    if (find_db(a, name) == NULL) {
-      Db *d = db_new(a, name);
-      if (!initial)
-        d->retry_at = g_get_monotonic_time() + SETTLE_US;
-      g_mutex_lock(&a->lock);
-      g_ptr_array_add(a->dbs, d);
-      g_mutex_unlock(&a->lock);
-      g_info("archiver: found production database %s", name);
-      added = TRUE;
-    }
-  }
-  if (added) {
-    g_mutex_lock(&a->lock);
-    g_ptr_array_sort(a->dbs, cmp_db);
-    g_mutex_unlock(&a->lock);
-  }
-}
 
 /* ------------------------------------------------------------------ */
 /* Connections and read transactions                                    */
@@ -553,6 +209,7 @@ static gboolean
 rotate(Db *d, GError **error)
 {
   int next = d->active == 0 ? 1 : 0;
+  g_assert(d->is_at_end);
   if (!begin_read(d, d->rd[next], error))
     return FALSE;
   if (d->active >= 0)
@@ -589,21 +246,9 @@ cmp_frame(const void *pa, const void *pb)
 static gboolean
 open_wal(Db *d, GError **error)
 {
-  struct stat st;
-  if (d->wal.fd >= 0)
-    return TRUE;
-  d->wal.fd = open(d->wal_path, O_RDONLY | O_CLOEXEC);
-  if (d->wal.fd < 0)
-    return sqlenvfs_error_errno(error, errno, "open the WAL of", d->path);
-  if (fstat(d->wal.fd, &st) != 0) {
-    sqlenvfs_error_errno(error, errno, "stat", d->wal_path);
-    wal_source_close(&d->wal);
-    return FALSE;
-  }
-  d->wal.ino = st.st_ino;
-  d->wal.buf = d->a->wal_buf;
-  d->wal.buf_len = 0;
-  return TRUE;
+  if (d->wal == NULL)
+    d->wal = sqlenvfs_wal_file_open(d->wal_path, d->a->wal_buf, WAL_BUF, error);
+  return d->wal != NULL;
 }
 
 static void
@@ -626,8 +271,6 @@ write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_beg
   g_autofree PageFrame *pf = g_new(PageFrame, MAX(n, 1));
   g_autofree guint32 *pgnos = NULL;
   SqlenvfsArchiveEntry e = { 0 };
-  guint8 *buf = d->a->page_buf;
-  gsize used = 0;
 
   for (guint i = 0; i < n; i++) {
     pf[i].pgno = g_array_index(c->pgnos, guint32, i);
@@ -657,26 +300,22 @@ write_commit(Db *d, const SqlenvfsWalCommit *c, gint64 captured, gint64 scan_beg
   e.cksum2 = c->cksum2;
   if (!sqlenvfs_archive_writer_begin_commit(d->w, &e, pgnos, error))
     return FALSE;
+  /* Each page straight from the WAL file's read-ahead (capture() set its
+   * limit to the committed frames, which it usually holds already). */
   for (guint i = 0; i < kept; i++) {
-    gssize got;
-    if (used + h->page_size > PAGE_BUF) {
-      if (!sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
-        return FALSE;
-      used = 0;
-    }
-    got = wal_source_read(&d->wal, buf + used, h->page_size,
-                          sqlenvfs_wal_page_offset(h->page_size, pf[i].frame), error);
-    if (got != (gssize)h->page_size) {
-      if (got >= 0)
+    const guint8 *page =
+      sqlenvfs_wal_file_view(d->wal, h->page_size,
+                             sqlenvfs_wal_page_offset(h->page_size, pf[i].frame), error);
+    if (page == NULL) {
+      if (error == NULL || *error == NULL)
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                     "read frame %u of %s: the file ended early", pf[i].frame, d->wal_path);
       sqlenvfs_archive_writer_abort_commit(d->w);
       return FALSE;
     }
-    used += h->page_size;
+    if (!sqlenvfs_archive_writer_add_pages(d->w, page, h->page_size, error))
+      return FALSE;
   }
-  if (used > 0 && !sqlenvfs_archive_writer_add_pages(d->w, buf, used, error))
-    return FALSE;
   if (!sqlenvfs_archive_writer_end_commit(d->w, error))
     return FALSE;
   *bytes += (guint64)kept * h->page_size;
@@ -690,43 +329,24 @@ typedef struct {
   gboolean reached_end; /* everything committed (up to mxFrame) is archived */
 } CaptureResult;
 
-/* The index of the first frame at or after the cursor (and at most @max,
- * 0: no limit) that looks like a commit frame of the cursor's generation
- * (its salts, a database size), from the 24-byte frame headers alone; 0 when
- * there is none yet. The frames up to it are then read and checked exactly
- * once by sqlenvfs_wal_next_commit(), instead of a read-ahead per commit. */
-static guint32
-next_commit_frame(Db *d, guint32 max)
-{
-  const SqlenvfsWalHeader *h = &d->cur.hdr;
-  for (guint32 f = d->cur.next_frame; max == 0 || f <= max; f++) {
-    guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
-    goffset off = sqlenvfs_wal_page_offset(h->page_size, f) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
-    if (wal_source_read(&d->wal, fh, sizeof fh, off, NULL) != (gssize)sizeof fh)
-      return 0;
-    if (be32(fh + 8) != h->salt1 || be32(fh + 12) != h->salt2 || be32(fh) == 0)
-      return 0;
-    if (be32(fh + 4) != 0)
-      return f;
-  }
-  return 0;
-}
-
-/* Archive every commit after the cursor, up to the wal-index's mxFrame
- * (@si, or the last valid commit when NULL). @stamp: the capture time to
- * give every commit (0: the time each is read). */
+/* capture(), without the bookkeeping: archive the commits after the
+ * cursor; *res says how many and whether they reached @si's mxFrame. */
 static gboolean
-capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **error)
+capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 began,
+                CaptureResult *res, GError **error)
 {
   SqlenvfsWalHeader h;
   guint32 max = 0;
-  gint64 scan_began = stamp ? stamp : sqlenvfs_clock_now();
+  /* Every commit published before @began is at or before @si's mxFrame
+   * (the wal-index was read after it): that is the time this scan is
+   * complete as of, not the time it starts reading the WAL. */
+  gint64 scan_began = began ? began : stamp ? stamp : sqlenvfs_clock_now();
 
   memset(res, 0, sizeof *res);
   if (!open_wal(d, error))
     return FALSE;
-  wal_source_invalidate(&d->wal);
-  if (!sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, error)) {
+  sqlenvfs_wal_file_invalidate(d->wal);
+  if (!sqlenvfs_wal_read_header(sqlenvfs_wal_file_read, d->wal, &h, error)) {
     if (error && *error)
       return FALSE;
     /* No WAL header: empty (truncated by a checkpoint, or new). */
@@ -744,7 +364,7 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
   }
   if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2) {
     max = si->mx_frame;
-    d->wal.limit = sqlenvfs_wal_page_offset(h.page_size, max + 1) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+    sqlenvfs_wal_file_set_limit(d->wal, h.page_size, max);
   } else if (si && si->mx_frame == 0)
     max = 0;
   if (si && si->salt1 == h.salt1 && si->salt2 == h.salt2 && max < d->cur.next_frame) {
@@ -762,14 +382,14 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
   for (;;) {
     SqlenvfsWalCommit c = { 0 };
     SqlenvfsWalCursor before = d->cur;
-    guint32 commit_frame = next_commit_frame(d, max);
+    guint32 commit_frame = sqlenvfs_wal_find_commit_frame(sqlenvfs_wal_file_read, d->wal, &d->cur, max);
     gint64 captured;
     gboolean ok, alone;
     guint64 batch_bytes;
 
     if (commit_frame == 0)
       break;
-    if (!sqlenvfs_wal_next_commit(wal_source_read, &d->wal, &d->cur, commit_frame, &c, error)) {
+    if (!sqlenvfs_wal_next_commit(sqlenvfs_wal_file_read, d->wal, &d->cur, commit_frame, &c, error)) {
       if (error && *error) {
         sqlenvfs_archive_writer_abort_batch(d->w);
         d->cur = batch_saved;
@@ -818,6 +438,30 @@ capture(Db *d, const ShmInfo *si, gint64 stamp, CaptureResult *res, GError **err
   if (si && !res->reached_end)
     g_debug("archiver %s: WAL ends before the committed frame %u (at %u); retrying", d->name,
             si->mx_frame, d->cur.next_frame);
+  return TRUE;
+}
+
+/* Archive every commit after the cursor, up to the wal-index's mxFrame
+ * (@si, or the last valid commit when NULL), and note whether that reached
+ * its end (d->is_at_end, which rotate() relies on). @stamp: the capture
+ * time to give every commit (0: the time each is read); @began: when the
+ * wal-index header @si was about to be read, the time the scan is complete
+ * as of (0: @stamp, or now). */
+static gboolean
+capture(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 began, CaptureResult *res,
+        GError **error)
+{
+  d->is_at_end = FALSE;
+  if (!capture_commits(d, si, stamp, began, res, error))
+    return FALSE;
+  if (res->n_commits > 0) {
+    /* Invariant 2: the cursor is right after the last commit written. */
+    const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
+    g_assert(last != NULL && last->type == SQLENVFS_ARCHIVE_COMMIT);
+    g_assert(last->commit_frame + 1 == d->cur.next_frame && last->salt1 == d->cur.hdr.salt1 &&
+             last->salt2 == d->cur.hdr.salt2);
+  }
+  d->is_at_end = res->reached_end;
   return TRUE;
 }
 
@@ -952,28 +596,29 @@ finish_cycle(Db *d, const CaptureResult *res, gint64 scan_began, gint64 woken,
 static gboolean
 frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, guint32 ck2)
 {
-  guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
-  goffset off = sqlenvfs_wal_page_offset(h->page_size, frame) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  SqlenvfsWalFrameHeader fh;
   g_autoptr(GError) error = NULL;
-  if (wal_source_read(&d->wal, fh, sizeof fh, off, &error) != (gssize)sizeof fh)
+  if (!sqlenvfs_wal_frame_header_read(sqlenvfs_wal_file_read, d->wal, h->page_size, frame, &fh,
+                                      &error))
     return FALSE;
-  return be32(fh) != 0 && be32(fh + 4) != 0 && be32(fh + 8) == h->salt1 &&
-         be32(fh + 12) == h->salt2 && be32(fh + 16) == ck1 && be32(fh + 20) == ck2;
+  return fh.pgno != 0 && fh.db_pages != 0 && fh.salt1 == h->salt1 && fh.salt2 == h->salt2 &&
+         fh.cksum1 == ck1 && fh.cksum2 == ck2;
 }
 
 /* Decide whether the WAL continues the archive. Returns 0 when it does (the
  * cursor is then set, or left unset for an empty WAL), else the gap's
  * reason with *why describing it. */
 static SqlenvfsGapReason
-decide(Db *d, const ShmInfo *si, char **why)
+decide(Db *d, const SqlenvfsWalIndexHeader *si, char **why)
 {
   const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last_state(d->w);
   SqlenvfsWalHeader h;
   gboolean has_h;
   g_autoptr(GError) error = NULL;
 
-  wal_source_invalidate(&d->wal);
-  has_h = sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, &error);
+  g_assert(!sqlite3_get_autocommit(d->wlock)); /* invariant 5: under the write lock */
+  sqlenvfs_wal_file_invalidate(d->wal);
+  has_h = sqlenvfs_wal_read_header(sqlenvfs_wal_file_read, d->wal, &h, &error);
   d->has_cur = FALSE;
   if (last == NULL) {
     *why = g_strdup("nothing was archived before");
@@ -1029,8 +674,6 @@ decide(Db *d, const ShmInfo *si, char **why)
   return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
 }
 
-static void queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason);
-
 /* Open @d and start capturing (see the state machine at the top). FALSE
  * with no error when the database cannot be captured now (its state says
  * why); FALSE with *error on a failure. */
@@ -1041,7 +684,7 @@ db_open(Db *d, GError **error)
   g_autofree char *mode = NULL;
   g_autofree char *why = NULL;
   struct stat st;
-  ShmInfo si;
+  SqlenvfsWalIndexHeader si;
   gboolean has_si;
   SqlenvfsGapReason gap;
   gint64 t_lock, prev_alive, outage_from = 0;
@@ -1092,15 +735,15 @@ db_open(Db *d, GError **error)
     return FALSE;
   }
   t_lock = sqlenvfs_clock_now();
-  has_si = read_shm(d->rd[0], &si);
+  has_si = sqlenvfs_wal_index_read(d->rd[0], &si);
   prev_alive = sqlenvfs_archive_writer_alive(d->w);
   gap = decide(d, has_si ? &si : NULL, &why);
   if (gap != 0) {
     SqlenvfsArchiveEntry wal = { 0 };
     SqlenvfsWalHeader h;
     g_autoptr(GError) local = NULL;
-    wal_source_invalidate(&d->wal);
-    if (sqlenvfs_wal_read_header(wal_source_read, &d->wal, &h, &local)) {
+    sqlenvfs_wal_file_invalidate(d->wal);
+    if (sqlenvfs_wal_read_header(sqlenvfs_wal_file_read, d->wal, &h, &local)) {
       wal.salt1 = h.salt1;
       wal.salt2 = h.salt2;
       wal.ckpt_seq = h.ckpt_seq;
@@ -1139,9 +782,20 @@ db_open(Db *d, GError **error)
   if (gap != 0)
     d->snapshot_pending = TRUE;
   g_mutex_unlock(&a->lock);
-  if (!capture(d, has_si ? &si : NULL, t_lock, &res, error) ||
+  if (!capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
       (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
       !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
+    sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+  }
+  if (!res.reached_end) {
+    /* Nothing commits under the write lock: the WAL itself disagrees with
+     * its wal-index, and ending the read transaction would let the frames
+     * that cannot be read be lost without a record. */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "start archiving %s: its WAL holds no valid frame %u, which its wal-index says "
+                "is committed (archived up to frame %u); check it with `sqlenvfs doctor`",
+                d->path, si.mx_frame, d->cur.next_frame - 1);
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
@@ -1162,7 +816,7 @@ db_open(Db *d, GError **error)
                                             : "resumed without a gap",
             res.n_commits);
   if (gap != 0) {
-    queue_snapshot(a, d, gap);
+    archiver_queue_snapshot(a, d, gap);
   } else if (!d->snapshot_pending) {
     /* Resumed: the chain goes on, but its base may be unusable (a power cut
      * left the alive time before the pin time of a snapshot taken while the
@@ -1177,7 +831,7 @@ db_open(Db *d, GError **error)
     } else {
       g_warning("archiver %s: the newest archived state cannot be restored: %s; taking a fresh "
                 "snapshot to start a recoverable window", d->name, no_base);
-      queue_snapshot(a, d, 0);
+      archiver_queue_snapshot(a, d, 0);
     }
   }
   return TRUE;
@@ -1202,13 +856,13 @@ check_identity(Db *d, char **why)
                            (unsigned long)st.st_ino, (unsigned long)d->ino);
     return SQLENVFS_GAP_DB_REPLACED;
   }
-  if (d->wal.fd >= 0 && stat(d->wal_path, &st) != 0) {
+  if (d->wal != NULL && stat(d->wal_path, &st) != 0) {
     *why = g_strdup_printf("%s was moved away or removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;
   }
-  if (d->wal.fd >= 0 && st.st_ino != d->wal.ino) {
+  if (d->wal != NULL && st.st_ino != sqlenvfs_wal_file_ino(d->wal)) {
     *why = g_strdup_printf("%s is now another file (inode %lu, was %lu)", d->wal_path,
-                           (unsigned long)st.st_ino, (unsigned long)d->wal.ino);
+                           (unsigned long)st.st_ino, (unsigned long)sqlenvfs_wal_file_ino(d->wal));
     return SQLENVFS_GAP_WAL_MISSING;
   }
   return 0;
@@ -1233,12 +887,12 @@ note_look(Db *d)
 static gboolean
 look_and_capture(Db *d, gint64 *began, gint64 *woken, CaptureResult *res, GError **error)
 {
-  ShmInfo si;
+  SqlenvfsWalIndexHeader si;
   gboolean has_si;
   *began = sqlenvfs_clock_now();
   *woken = note_look(d);
-  has_si = read_shm(d->rd[d->active], &si);
-  return capture(d, has_si ? &si : NULL, 0, res, error);
+  has_si = sqlenvfs_wal_index_read(d->rd[d->active], &si);
+  return capture(d, has_si ? &si : NULL, 0, *began, res, error);
 }
 
 /* A busy handler that retries every 50 us for up to *(int *)arg tries: a
@@ -1265,12 +919,12 @@ busy_spin(void *arg, int n_tries)
  * right after the lock is released; a crash before that loses the unsynced
  * tail of the archive, and the WAL, restarted meanwhile, no longer matches
  * it, so the reopen records a gap (invariant 5) rather than a false chain. */
-static gboolean
-checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
+gboolean
+archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
 {
   int rc, n_log = 0, n_ckpt = 0, tries = 60;
   CaptureResult res;
-  ShmInfo si;
+  SqlenvfsWalIndexHeader si;
   gboolean has_si, is_ok;
   gint64 began, woken;
 
@@ -1280,29 +934,39 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
    * the write lock only the last moment's commits remain. */
   for (int round = 0; round < PRE_ROUNDS; round++) {
     int copied = 0, rc0;
-    if (round > 0) {
+    /* Round 0 follows a complete capture when a cycle asks for the
+     * checkpoint; a request may come after a cycle that was not. */
+    if (round > 0 || !d->is_at_end) {
       if (!look_and_capture(d, &began, &woken, &res, error) ||
           !finish_cycle(d, &res, began, woken, FALSE, error))
         return FALSE;
       if (!res.reached_end)
         break;
     }
-    has_si = read_shm(d->rd[d->active], &si);
+    has_si = sqlenvfs_wal_index_read(d->rd[d->active], &si);
     if (!rotate(d, NULL))
       break;
     rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
     if (rc0 != SQLITE_OK && rc0 != SQLITE_BUSY)
       return sqlenvfs_error_sqlite(error, d->ckpt, rc0, "checkpoint", d->path);
-    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame) {
+    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame &&
+        copied < (int)d->ckpt_floor) {
       /* Another reader (a pinned image, a backup) holds frames we have
-       * archived: try again when it has moved on. */
+       * archived, and did already at the previous look: try again when it
+       * has moved on. (One that holds only frames committed since is most
+       * likely an application's transaction under way, which ends in
+       * microseconds; a writer that never pauses is always in one, and
+       * waiting a tick for it let the WAL grow past the application's own
+       * checkpoint threshold. The write lock settles it: under it the
+       * final checkpoint copies everything, or the checkpoint is put off
+       * then.) */
       d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
                   "checkpoint %s: another reader holds frames %d to %u", d->path, copied + 1,
                   si.mx_frame);
       return FALSE;
     }
-    if (!read_shm(d->rd[d->active], &si) || si.mx_frame < (guint32)copied + PRE_ENOUGH)
+    if (!sqlenvfs_wal_index_read(d->rd[d->active], &si) || si.mx_frame < (guint32)copied + PRE_ENOUGH)
       break;
   }
   if (lock_ms > 0)
@@ -1326,6 +990,9 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     }
     return FALSE;
   }
+  /* Invariant 3: the write lock is held from the final capture until after
+   * the rotation that follows the checkpoint. */
+  g_assert(!sqlite3_get_autocommit(d->wlock) && d->is_at_end);
   for (int i = 0;; i++) {
     rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, &n_log, &n_ckpt);
     if (rc != SQLITE_BUSY || i >= tries)
@@ -1360,17 +1027,13 @@ checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
  * only then publishes the commit in the wal-index, which makes no event),
  * or the frames of one rolled back? */
 static gboolean
-has_frame_after(Db *d, const ShmInfo *si)
+has_frame_after(Db *d, const SqlenvfsWalIndexHeader *si)
 {
-  guint8 fh[SQLENVFS_WAL_FRAME_HEADER_SIZE];
-  goffset off;
-  if (!d->has_cur || d->wal.fd < 0)
+  SqlenvfsWalFrameHeader fh;
+  if (!d->has_cur || d->wal == NULL ||
+      !sqlenvfs_wal_file_peek_frame(d->wal, d->cur.hdr.page_size, si->mx_frame + 1, &fh, NULL))
     return FALSE;
-  off = sqlenvfs_wal_page_offset(d->cur.hdr.page_size, si->mx_frame + 1) -
-        SQLENVFS_WAL_FRAME_HEADER_SIZE;
-  if (pread(d->wal.fd, fh, sizeof fh, off) != (ssize_t)sizeof fh)
-    return FALSE;
-  return be32(fh) != 0 && be32(fh + 8) == si->salt1 && be32(fh + 12) == si->salt2;
+  return fh.pgno != 0 && fh.salt1 == si->salt1 && fh.salt2 == si->salt2;
 }
 
 /* After a look at the wal-index (@si, NULL: none), decide when to look
@@ -1383,7 +1046,7 @@ has_frame_after(Db *d, const ShmInfo *si)
  * RECHECK_MAX_US after the last write (a transaction rolled back, or a
  * writer that stalls: the next event, or the tick, looks again). */
 static void
-schedule_recheck(Db *d, const ShmInfo *si)
+schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
 {
   gint64 now = d->looked_at, since_write;
   d->recheck_at = 0;
@@ -1403,12 +1066,12 @@ schedule_recheck(Db *d, const ShmInfo *si)
 
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
-static gboolean
-cycle(Db *d, gboolean force, GError **error)
+gboolean
+archiver_db_cycle(Db *d, gboolean force, GError **error)
 {
   gint64 began = sqlenvfs_clock_now(), woken = note_look(d);
-  ShmInfo si;
-  gboolean has_si = read_shm(d->rd[d->active], &si), changed;
+  SqlenvfsWalIndexHeader si;
+  gboolean has_si = sqlenvfs_wal_index_read(d->rd[d->active], &si), changed;
   CaptureResult res;
   gboolean by_event = d->is_dirty;
 
@@ -1421,7 +1084,9 @@ cycle(Db *d, gboolean force, GError **error)
   schedule_recheck(d, has_si ? &si : NULL);
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
-     * complete as of @began; a read mark left behind moves up now. */
+     * complete as of @began (even if a forced capture since failed: it had
+     * nothing new to archive); a read mark left behind moves up now. */
+    d->is_at_end = TRUE;
     if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
         !rotate(d, error))
       return FALSE;
@@ -1434,7 +1099,7 @@ cycle(Db *d, gboolean force, GError **error)
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
    * had been down (invariant 5), recorded once all of them are archived. */
-  if (!capture(d, has_si ? &si : NULL, 0, &res, error))
+  if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
   if (d->outage_from > 0 && res.reached_end) {
     const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
@@ -1444,6 +1109,16 @@ cycle(Db *d, gboolean force, GError **error)
   }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
+  /* Many commits were made since the last look: under a writer that
+   * commits without pause, looking again at its next WAL write would
+   * archive one or two commits per cycle, waking up tens of thousands of
+   * times a second on the writer's heels (CPU it loses on a machine of few
+   * cores, and small batches that compress poorly). The loop then looks
+   * again PACE_US from now (syncs, ticks and requests are not held back).
+   * A writer at its own pace (fewer than PACE_COMMITS commits per look) is
+   * archived at each commit, as before. */
+  if (res.n_commits >= PACE_COMMITS)
+    d->paced_until = g_get_monotonic_time() + PACE_US;
   if (!res.reached_end) {
     /* Keep the read mark: the rest is archived next time. */
     g_mutex_lock(&d->a->lock);
@@ -1461,6 +1136,11 @@ cycle(Db *d, gboolean force, GError **error)
   } else {
     d->is_mark_behind = TRUE;
   }
+  /* A reader that holds frames committed before this look is older than
+   * one cycle (the routine checkpoint below tells it from a transaction
+   * under way by this). */
+  d->ckpt_floor = has_si && d->has_seen && d->seen.salt1 == si.salt1 &&
+                  d->seen.salt2 == si.salt2 ? d->seen.mx_frame : 0;
   if (has_si) {
     d->seen = si;
     d->has_seen = TRUE;
@@ -1469,17 +1149,20 @@ cycle(Db *d, gboolean force, GError **error)
   d->wal_frames = has_si ? si.mx_frame : 0;
   d->pending_frames = 0;
   g_mutex_unlock(&d->a->lock);
-  /* Checkpoint at a quarter of checkpoint-pages, so that the WAL is reset
+  /* Checkpoint at half of checkpoint-pages, so that the WAL is reset
    * before it reaches the threshold of an application's automatic checkpoint
    * (SQLite's default is the same 1000) even under a writer that never
    * pauses: past it, that checkpoint runs after every commit against a WAL
    * it cannot reset (our read mark), and copies frames (two fsyncs in the
-   * application's commit) whenever our read mark has moved. */
-  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 4, 1) &&
+   * application's commit) whenever our read mark has moved. Not sooner:
+   * every reset costs the writer that restarts the WAL an fsync of it (and
+   * a wait for the write lock), so resetting twice as often as needed
+   * costs a saturating writer several percent. */
+  if (has_si && si.mx_frame >= MAX(d->a->checkpoint_pages / 2, 1) &&
       si.n_backfill < si.mx_frame && g_get_monotonic_time() >= d->ckpt_retry_at) {
     gboolean done;
     g_autoptr(GError) local = NULL;
-    if (!checkpoint(d, 0, &done, &local)) {
+    if (!archiver_db_checkpoint(d, 0, &done, &local)) {
       if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         g_warning("archiver %s: %s", d->name, local->message);
       else
@@ -1501,8 +1184,8 @@ db_fail(Db *d, GError *error)
 }
 
 /* Bring a closed database up, or cycle a capturing one. */
-static void
-service(Db *d, gboolean force)
+void
+archiver_db_service(Db *d, gboolean force)
 {
   g_autoptr(GError) error = NULL;
   if (d->phase == PHASE_CLOSED) {
@@ -1526,13 +1209,13 @@ service(Db *d, gboolean force)
       db_close(d, why, what);
       set_state(d, SQLENVFS_ARCHIVER_STARTING, sqlenvfs_archive_gap_reason_text(why));
       d->retry_at = 0;
-      service(d, FALSE);
+      archiver_db_service(d, FALSE);
       return;
     }
   }
   if (d->is_failing && g_get_monotonic_time() < d->retry_at)
     return;
-  if (!cycle(d, force, &error)) {
+  if (!archiver_db_cycle(d, force, &error)) {
     /* Keep everything open: the read transaction keeps the WAL from being
      * reset, so the commits wait there until the archive can be written
      * again (a full disk loses nothing). */
@@ -1551,524 +1234,30 @@ service(Db *d, gboolean force)
   }
 }
 
-/* ------------------------------------------------------------------ */
-/* Snapshots after a gap                                                */
-
-static gpointer
-snapshot_main(gpointer data)
-{
-  SqlenvfsArchiver *a = data;
-  g_mutex_lock(&a->lock);
-  while (!g_atomic_int_get(&a->stopping)) {
-    char *name = g_queue_pop_head(&a->snap_queue);
-    SqlenvfsStoredCopy *copy;
-    g_autoptr(GError) error = NULL;
-    Db *d;
-    if (name == NULL) {
-      g_cond_wait(&a->snap_cond, &a->lock);
-      continue;
-    }
-    a->snap_busy = TRUE;
-    g_mutex_unlock(&a->lock);
-    copy = sqlenvfs_store_create(a->root, SQLENVFS_KIND_SNAPSHOT, name, NULL, NULL, &error);
-    g_mutex_lock(&a->lock);
-    a->snap_busy = FALSE;
-    d = find_db(a, name);
-    if (copy) {
-      g_message("archiver %s: snapshot %s taken; a new recoverable window starts", name,
-                copy->name);
-      if (d) {
-        d->snapshot_pending = FALSE;
-        d->alive_from = sqlenvfs_clock_now(); /* past its pin time, durable */
-      }
-      sqlenvfs_stored_copy_free(copy);
-      g_free(name);
-    } else {
-      gint64 until = g_get_monotonic_time() + SNAPSHOT_RETRY_US;
-      g_warning("archiver %s: the snapshot that starts its recoverable window (%s) failed: %s "
-                "(retrying in %d s)",
-                name,
-                d == NULL || d->snapshot_reason == 0           ? "its chain had no usable base"
-                : d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
-                                                                 : "archiving started",
-                error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
-      while (!g_atomic_int_get(&a->stopping) &&
-             g_cond_wait_until(&a->snap_cond, &a->lock, until))
-        ;
-      g_queue_push_tail(&a->snap_queue, name);
-    }
-  }
-  g_mutex_unlock(&a->lock);
-  return NULL;
-}
-
-static void
-queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason)
-{
-  g_mutex_lock(&a->lock);
-  d->snapshot_pending = TRUE;
-  d->snapshot_reason = reason;
-  if (g_queue_find_custom(&a->snap_queue, d->name, (GCompareFunc)strcmp) == NULL)
-    g_queue_push_tail(&a->snap_queue, g_strdup(d->name));
-  if (a->snap_thread == NULL)
-    a->snap_thread = g_thread_new("sqlenvfs-snapshot", snapshot_main, a);
-  g_cond_broadcast(&a->snap_cond);
-  g_mutex_unlock(&a->lock);
-}
-
-/* ------------------------------------------------------------------ */
-/* Requests from other threads                                          */
-
-static void
-request_unref(Request *r)
-{
-  if (g_atomic_int_dec_and_test(&r->ref)) {
-    g_clear_error(&r->error);
-    g_free(r->db);
-    g_free(r);
-  }
-}
-
-static void
-request_finish(SqlenvfsArchiver *a, Request *r, GError *error)
-{
-  g_mutex_lock(&a->lock);
-  r->is_done = TRUE;
-  r->error = error;
-  g_cond_broadcast(&a->cond);
-  g_mutex_unlock(&a->lock);
-  request_unref(r);
-}
-
-static void
-serve_request(SqlenvfsArchiver *a, Request *r)
-{
-  GError *error = NULL;
-  guint n = 0;
-  for (guint i = 0; i < a->dbs->len && error == NULL; i++) {
-    Db *d = g_ptr_array_index(a->dbs, i);
-    if (r->db && strcmp(r->db, d->name) != 0)
-      continue;
-    if (r->db == NULL && d->state == SQLENVFS_ARCHIVER_MISSING)
-      continue;
-    n++;
-    if (d->phase != PHASE_CAPTURING) {
-      g_mutex_lock(&a->lock);
-      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
-                  "database %s is not being archived (%s%s%s)", d->name,
-                  sqlenvfs_archiver_state_name(d->state), d->message ? ": " : "",
-                  d->message ? d->message : "");
-      g_mutex_unlock(&a->lock);
-      break;
-    }
-    if (r->kind == REQ_SYNC) {
-      /* Everything committed before the request is archived once a cycle
-       * that began after it is done; say so in the alive file at once, so
-       * that a restore planned right after sees it. */
-      gint64 began = sqlenvfs_clock_now();
-      if (!cycle(d, TRUE, &error) || !note_alive(d, began, 0, &error))
-        break;
-    } else {
-      gboolean done;
-      gint64 left_ms = MAX((r->deadline - g_get_monotonic_time()) / 1000, 1);
-      if (!checkpoint(d, (int)MIN(left_ms, G_MAXINT), &done, &error))
-        break;
-      if (!done)
-        g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
-                    "checkpoint %s: readers still use older parts of the WAL; try again later",
-                    d->path);
-    }
-  }
-  if (error == NULL && r->db && n == 0)
-    g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "no production database %s is being archived", r->db);
-  request_finish(a, r, error);
-}
-
-static gboolean
-submit(SqlenvfsArchiver *a, ReqKind kind, const char *db, gint64 timeout_us, GError **error)
-{
-  Request *r = g_new0(Request, 1);
-  gint64 deadline;
-  gboolean ok;
-  char c = 'r';
-
-  if (timeout_us <= 0)
-    timeout_us = 30 * G_USEC_PER_SEC;
-  deadline = g_get_monotonic_time() + timeout_us;
-  r->ref = 2;
-  r->kind = kind;
-  r->db = g_strdup(db);
-  r->deadline = deadline;
-  g_mutex_lock(&a->lock);
-  if (!g_atomic_int_get(&a->running) || g_atomic_int_get(&a->stopping)) {
-    g_mutex_unlock(&a->lock);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
-                "the archiver is not running (start it with `sqlenvfs archive`)");
-    g_free(r->db);
-    g_free(r);
-    return FALSE;
-  }
-  g_ptr_array_add(a->requests, r);
-  g_mutex_unlock(&a->lock);
-  if (write(a->wake[1], &c, 1) < 0) {
-    /* The pipe is non-blocking: full means a wake-up is pending anyway. */
-  }
-  g_mutex_lock(&a->lock);
-  while (!r->is_done)
-    if (!g_cond_wait_until(&a->cond, &a->lock, deadline + G_USEC_PER_SEC))
-      break;
-  ok = r->is_done && r->error == NULL;
-  if (!r->is_done)
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
-                "the archiver did not finish %s within %d s",
-                kind == REQ_SYNC ? "archiving" : "the checkpoint",
-                (int)(timeout_us / G_USEC_PER_SEC));
-  else if (r->error)
-    g_propagate_error(error, g_error_copy(r->error));
-  g_mutex_unlock(&a->lock);
-  request_unref(r);
-  return ok;
-}
-
+/* Everything committed before the call is archived once a cycle that
+ * began after it is done; say so in the alive file at once, so that a
+ * restore planned right after sees it. */
 gboolean
-sqlenvfs_archiver_sync(SqlenvfsArchiver *a, const char *db, gint64 timeout_us, GError **error)
+archiver_db_sync(Db *d, GError **error)
 {
-  return submit(a, REQ_SYNC, db, timeout_us, error);
-}
-
-gboolean
-sqlenvfs_archiver_checkpoint(SqlenvfsArchiver *a, const char *db, gint64 timeout_us,
-                             GError **error)
-{
-  return submit(a, REQ_CHECKPOINT, db, timeout_us, error);
-}
-
-/* ------------------------------------------------------------------ */
-/* The loop                                                             */
-
-static gboolean
-watch_prod(SqlenvfsArchiver *a, GError **error)
-{
-  if (a->watch >= 0)
-    return TRUE;
-  a->watch = inotify_add_watch(a->inotify_fd, a->prod_dir,
-                               IN_MODIFY | IN_CREATE | IN_DELETE | IN_MOVED_FROM | IN_MOVED_TO |
-                                 IN_DELETE_SELF | IN_MOVE_SELF);
-  if (a->watch < 0)
-    return sqlenvfs_error_errno(error, errno, "watch (inotify)", a->prod_dir);
-  return TRUE;
-}
-
-/* Read the pending inotify events: mark databases whose WAL was written,
- * and note that the directory changed. */
-static void
-read_events(SqlenvfsArchiver *a, gboolean waited, gboolean *rescan)
-{
-  char buf[16384] __attribute__((aligned(__alignof__(struct inotify_event))));
-  gint64 now = g_get_monotonic_time();
-  for (;;) {
-    ssize_t n = read(a->inotify_fd, buf, sizeof buf);
-    if (n <= 0)
-      return;
-    for (char *p = buf; p < buf + n;) {
-      const struct inotify_event *ev = (const struct inotify_event *)p;
-      p += sizeof *ev + ev->len;
-      if (ev->mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF)) {
-        if (ev->wd == a->watch) {
-          inotify_rm_watch(a->inotify_fd, a->watch);
-          a->watch = -1;
-        }
-        *rescan = TRUE;
-        continue;
-      }
-      if (ev->len == 0)
-        continue;
-      if (g_str_has_suffix(ev->name, ".db-wal")) {
-        g_autofree char *stem = g_strndup(ev->name, strlen(ev->name) - 7);
-        Db *d = find_db(a, stem);
-        if (d && !d->is_dirty) {
-          d->is_dirty = TRUE;
-          d->woken_at = waited ? now : 0;
-        }
-        if (d == NULL || (ev->mask & (IN_DELETE | IN_MOVED_FROM | IN_CREATE | IN_MOVED_TO)))
-          *rescan = TRUE;
-      } else if (g_str_has_suffix(ev->name, ".db") &&
-                 (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM))) {
-        *rescan = TRUE;
-      }
-    }
-  }
-}
-
-static void
-drain_wake(SqlenvfsArchiver *a)
-{
-  char buf[64];
-  while (read(a->wake[0], buf, sizeof buf) > 0)
-    ;
-}
-
-gboolean
-sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
-{
-  gint64 next_tick = 0, next_rescan = 0;
-  gboolean rescan = TRUE, initial = TRUE;
-
-  g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
-  a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-  if (a->inotify_fd < 0)
-    return sqlenvfs_error_errno(error, errno, "start inotify for", a->prod_dir);
-  if (!watch_prod(a, error)) {
-    close(a->inotify_fd);
-    a->inotify_fd = -1;
-    return FALSE;
-  }
-  g_atomic_int_set(&a->running, TRUE);
-  /* The rechecks after a WAL write wait tens of microseconds; the default
-   * timer slack (50 us) would stretch each of them. This thread only. */
-  prctl(PR_SET_TIMERSLACK, TIMER_SLACK_NS, 0, 0, 0);
-  /* The lock may have been taken by a parent that has since forked into
-   * this daemon and exited: name the process that archives. */
-  if (!sqlenvfs_root_lock_set_pid(a->lock_fd))
-    g_message("archiver: could not record pid %d in the archiver lock file", (int)getpid());
-  g_info("archiver: watching %s", a->prod_dir);
-  a->shipper = sqlenvfs_shipper_start(a->root);
-
-  while (!g_atomic_int_get(&a->stopping)) {
-    struct pollfd fds[2] = { { a->inotify_fd, POLLIN, 0 }, { a->wake[0], POLLIN, 0 } };
-    gint64 now = g_get_monotonic_time(), until = next_tick, polled_at;
-    struct timespec timeout;
-    GPtrArray *reqs;
-    gboolean tick;
-
-    for (guint i = 0; i < a->dbs->len; i++) {
-      Db *d = g_ptr_array_index(a->dbs, i);
-      if (d->recheck_at > 0)
-        until = MIN(until, d->recheck_at);
-      if (d->unsynced > 0)
-        until = MIN(until, d->synced_at + SYNC_US);
-    }
-    until = MAX(until - now, 0);
-    timeout.tv_sec = until / G_USEC_PER_SEC;
-    timeout.tv_nsec = (until % G_USEC_PER_SEC) * 1000;
-    polled_at = g_get_monotonic_time();
-    if (ppoll(fds, 2, &timeout, NULL) < 0 && errno != EINTR) {
-      g_warning("archiver: poll: %s", g_strerror(errno));
-      g_usleep(TICK_US);
-    }
-    if (fds[0].revents & POLLIN)
-      read_events(a, g_get_monotonic_time() - polled_at >= POLL_WAITED_US, &rescan);
-    if (fds[1].revents & POLLIN)
-      drain_wake(a);
-    if (g_atomic_int_get(&a->stopping))
-      break;
-    now = g_get_monotonic_time();
-    if (rescan || now >= next_rescan) {
-      g_autoptr(GError) local = NULL;
-      if (a->watch < 0 && !watch_prod(a, &local))
-        g_debug("archiver: %s", local->message);
-      discover(a, initial);
-      initial = FALSE;
-      rescan = FALSE;
-      next_rescan = now + RESCAN_US;
-    }
-    tick = now >= next_tick;
-    if (tick)
-      next_tick = now + TICK_US;
-    for (guint i = 0; i < a->dbs->len; i++) {
-      Db *d = g_ptr_array_index(a->dbs, i);
-      if (d->is_dirty || tick || d->phase == PHASE_CLOSED ||
-          (d->recheck_at > 0 && now >= d->recheck_at) ||
-          (d->unsynced > 0 && now >= d->synced_at + SYNC_US))
-        service(d, FALSE);
-    }
-    g_mutex_lock(&a->lock);
-    reqs = a->requests;
-    a->requests = g_ptr_array_new();
-    g_mutex_unlock(&a->lock);
-    for (guint i = 0; i < reqs->len; i++)
-      serve_request(a, g_ptr_array_index(reqs, i));
-    g_ptr_array_unref(reqs);
-  }
-
-  /* Stop: a last capture of everything, then close without checkpointing. */
-  for (guint i = 0; i < a->dbs->len; i++) {
-    Db *d = g_ptr_array_index(a->dbs, i);
-    if (d->phase == PHASE_CAPTURING) {
-      g_autoptr(GError) local = NULL;
-      gint64 began = sqlenvfs_clock_now();
-      if (!cycle(d, TRUE, &local) || !note_alive(d, began, 0, &local))
-        g_warning("archiver %s: %s", d->name, local->message);
-    }
-    db_close(d, 0, NULL);
-    /* Stopped; a message saying why it was not archived stays. */
-    g_mutex_lock(&a->lock);
-    if (d->state == SQLENVFS_ARCHIVER_CAPTURING || d->state == SQLENVFS_ARCHIVER_STARTING)
-      g_clear_pointer(&d->message, g_free);
-    d->state = SQLENVFS_ARCHIVER_STOPPED;
-    g_mutex_unlock(&a->lock);
-  }
-  g_mutex_lock(&a->lock);
-  g_atomic_int_set(&a->running, FALSE);
-  for (guint i = 0; i < a->requests->len; i++) {
-    Request *r = g_ptr_array_index(a->requests, i);
-    r->is_done = TRUE;
-    g_set_error(&r->error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED, "the archiver stopped");
-    request_unref(r);
-  }
-  g_ptr_array_set_size(a->requests, 0);
-  g_cond_broadcast(&a->cond);
-  g_cond_broadcast(&a->snap_cond);
-  g_mutex_unlock(&a->lock);
-  if (a->snap_thread) {
-    g_thread_join(a->snap_thread);
-    a->snap_thread = NULL;
-  }
-  sqlenvfs_shipper_stop(g_steal_pointer(&a->shipper));
-  close(a->inotify_fd);
-  a->inotify_fd = -1;
-  a->watch = -1;
-  return TRUE;
+  gint64 began = sqlenvfs_clock_now();
+  g_assert(d->phase == PHASE_CAPTURING);
+  return archiver_db_cycle(d, TRUE, error) && note_alive(d, began, 0, error);
 }
 
 void
-sqlenvfs_archiver_stop(SqlenvfsArchiver *a)
+archiver_db_stop(Db *d)
 {
-  char c = 's';
-  g_atomic_int_set(&a->stopping, TRUE);
-  if (write(a->wake[1], &c, 1) < 0) {
-    /* non-blocking: a full pipe already wakes the loop */
+  if (d->phase == PHASE_CAPTURING) {
+    g_autoptr(GError) local = NULL;
+    if (!archiver_db_sync(d, &local))
+      g_warning("archiver %s: %s", d->name, local->message);
   }
-}
-
-/* ------------------------------------------------------------------ */
-/* Setup and status                                                     */
-
-SqlenvfsArchiver *
-sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
-{
-  SqlenvfsArchiver *a;
-  const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
-  int fd = sqlenvfs_root_lock(root, "archiver", FALSE, error);
-
-  if (fd < 0)
-    return NULL;
-  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL),
-                        sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL)), error)) {
-    sqlenvfs_root_unlock(fd);
-    return NULL;
-  }
-  a = g_new0(SqlenvfsArchiver, 1);
-  a->root = root;
-  a->lock_fd = fd;
-  a->prod_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
-  a->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
-  a->segment_max = s->segment_max_bytes;
-  a->checkpoint_pages = (guint32)CLAMP(s->checkpoint_pages, 1, G_MAXUINT32);
-  a->inotify_fd = -1;
-  a->watch = -1;
-  g_mutex_init(&a->lock);
-  g_cond_init(&a->cond);
-  g_cond_init(&a->snap_cond);
-  g_queue_init(&a->snap_queue);
-  a->dbs = g_ptr_array_new_with_free_func((GDestroyNotify)db_free);
-  a->requests = g_ptr_array_new();
-  a->page_buf = g_malloc(PAGE_BUF);
-  a->wal_buf = g_malloc(WAL_BUF);
-  a->wake[0] = a->wake[1] = -1;
-  if (pipe2(a->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-    sqlenvfs_error_errno(error, errno, "create a pipe for", "the archiver");
-    sqlenvfs_archiver_free(a);
-    return NULL;
-  }
-  return a;
-}
-
-void
-sqlenvfs_archiver_free(SqlenvfsArchiver *a)
-{
-  if (a == NULL)
-    return;
-  g_return_if_fail(!g_atomic_int_get(&a->running));
-  g_ptr_array_unref(a->dbs);
-  g_ptr_array_unref(a->requests);
-  g_queue_clear_full(&a->snap_queue, g_free);
-  if (a->wake[0] >= 0)
-    close(a->wake[0]);
-  if (a->wake[1] >= 0)
-    close(a->wake[1]);
-  sqlenvfs_root_unlock(a->lock_fd);
-  g_mutex_clear(&a->lock);
-  g_cond_clear(&a->cond);
-  g_cond_clear(&a->snap_cond);
-  g_free(a->page_buf);
-  g_free(a->wal_buf);
-  g_free(a->prod_dir);
-  g_free(a->wal_dir);
-  g_free(a);
-}
-
-void
-sqlenvfs_archiver_db_status_free(SqlenvfsArchiverDbStatus *st)
-{
-  if (st == NULL)
-    return;
-  g_free(st->db);
-  g_free(st->message);
-  g_free(st);
-}
-
-static int
-cmp_i64(const void *pa, const void *pb)
-{
-  gint64 x = *(const gint64 *)pa, y = *(const gint64 *)pb;
-  return x < y ? -1 : x > y;
-}
-
-static void
-percentiles(const Latency *l, gint64 *p50, gint64 *p99, gint64 *max)
-{
-  guint n = (guint)MIN(l->n, (guint64)N_LATENCY);
-  g_autofree gint64 *v = NULL;
-  *p50 = *p99 = 0;
-  *max = l->max;
-  if (n == 0)
-    return;
-  v = g_memdup2(l->v, n * sizeof(gint64));
-  qsort(v, n, sizeof *v, cmp_i64);
-  *p50 = v[(n - 1) / 2];
-  *p99 = v[MIN(n - 1, (guint)((n * 99 + 99) / 100) - 1)];
-}
-
-GPtrArray *
-sqlenvfs_archiver_status(SqlenvfsArchiver *a)
-{
-  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_archiver_db_status_free);
-  gint64 now = sqlenvfs_clock_now();
-  g_mutex_lock(&a->lock);
-  for (guint i = 0; i < a->dbs->len; i++) {
-    Db *d = g_ptr_array_index(a->dbs, i);
-    SqlenvfsArchiverDbStatus *st = g_new0(SqlenvfsArchiverDbStatus, 1);
-    st->db = g_strdup(d->name);
-    st->state = d->state;
-    st->message = g_strdup(d->message);
-    st->last_capture_us = d->last_capture;
-    st->alive_us = d->alive;
-    st->lag_us = st->alive_us > 0 ? MAX(now - st->alive_us, 0) : 0;
-    st->wal_frames = d->wal_frames;
-    st->pending_frames = d->pending_frames;
-    st->commits = d->commits;
-    st->frames = d->frames;
-    st->bytes = d->bytes;
-    st->gaps = d->gaps;
-    st->checkpoints = d->checkpoints;
-    st->snapshot_pending = d->snapshot_pending;
-    st->n_latency = d->capture_lat.n;
-    percentiles(&d->capture_lat, &st->capture_p50_us, &st->capture_p99_us, &st->capture_max_us);
-    percentiles(&d->durable_lat, &st->durable_p50_us, &st->durable_p99_us, &st->durable_max_us);
-    g_ptr_array_add(out, st);
-  }
-  g_mutex_unlock(&a->lock);
-  return out;
+  db_close(d, 0, NULL);
+  /* Stopped; a message saying why it was not archived stays. */
+  g_mutex_lock(&d->a->lock);
+  if (d->state == SQLENVFS_ARCHIVER_CAPTURING || d->state == SQLENVFS_ARCHIVER_STARTING)
+    g_clear_pointer(&d->message, g_free);
+  d->state = SQLENVFS_ARCHIVER_STOPPED;
+  g_mutex_unlock(&d->a->lock);
 }

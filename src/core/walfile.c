@@ -6,16 +6,29 @@
  * committed transaction with a valid checksum chain (invariants 1 and 2).
  * Frames are read in batches of up to FRAMES_PER_READ to keep the number of
  * system calls low on large WALs.
+ *
+ * It also reads the wal-index header through SQLite's own shared-memory
+ * mapping (sqlenvfs_wal_index_read), and reads a live -wal file through a
+ * private descriptor with read-ahead (SqlenvfsWalFile), as the archiver
+ * does while an application writes.
  */
 #include "sqlenvfs/walfile.h"
 #include "sqlenvfs/error.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define WAL_MAGIC_LE 0x377f0682u
 #define WAL_MAGIC_BE 0x377f0683u
 #define WAL_VERSION 3007000u
 #define FRAMES_PER_READ 64
+#define WAL_INDEX_VERSION 3007000u
+#define WAL_INDEX_COPY_SIZE 48
+#define WAL_INDEX_NBACKFILL 96
+#define WAL_INDEX_READ_ATTEMPTS 16
 
 static guint32
 get_be32(const guint8 *p)
@@ -179,4 +192,292 @@ sqlenvfs_wal_next_commit(SqlenvfsPreadFunc read, gpointer src, SqlenvfsWalCursor
     if (got < want)
       return FALSE;
   }
+}
+
+/* ------------------------------------------------------------------ */
+/* Frame headers                                                        */
+
+void
+sqlenvfs_wal_frame_header_parse(const guint8 *b, SqlenvfsWalFrameHeader *fh)
+{
+  fh->pgno = get_be32(b);
+  fh->db_pages = get_be32(b + 4);
+  fh->salt1 = get_be32(b + 8);
+  fh->salt2 = get_be32(b + 12);
+  fh->cksum1 = get_be32(b + 16);
+  fh->cksum2 = get_be32(b + 20);
+}
+
+gboolean
+sqlenvfs_wal_frame_header_read(SqlenvfsPreadFunc read, gpointer src, guint32 page_size,
+                               guint32 frame, SqlenvfsWalFrameHeader *fh, GError **error)
+{
+  guint8 b[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+  goffset off = sqlenvfs_wal_page_offset(page_size, frame) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  gssize n;
+
+  g_return_val_if_fail(frame >= 1, FALSE);
+  n = read_full(read, src, b, sizeof b, off, error);
+  if (n != (gssize)sizeof b)
+    return FALSE;
+  sqlenvfs_wal_frame_header_parse(b, fh);
+  return TRUE;
+}
+
+guint32
+sqlenvfs_wal_find_commit_frame(SqlenvfsPreadFunc read, gpointer src, const SqlenvfsWalCursor *cur,
+                               guint32 max_frame)
+{
+  const SqlenvfsWalHeader *h = &cur->hdr;
+  g_assert(cur->next_frame >= 1);
+  for (guint32 f = cur->next_frame; max_frame == 0 || f <= max_frame; f++) {
+    SqlenvfsWalFrameHeader fh;
+    if (!sqlenvfs_wal_frame_header_read(read, src, h->page_size, f, &fh, NULL))
+      return 0;
+    if (fh.salt1 != h->salt1 || fh.salt2 != h->salt2 || fh.pgno == 0)
+      return 0;
+    if (fh.db_pages != 0)
+      return f;
+  }
+  return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The wal-index header                                                 */
+
+static guint32
+get_ne32(const guint8 *p)
+{
+  guint32 v;
+  memcpy(&v, p, 4);
+  return v;
+}
+
+gboolean
+sqlenvfs_wal_index_parse(const guint8 *b, SqlenvfsWalIndexHeader *wi)
+{
+  guint32 s1 = 0, s2 = 0;
+
+  if (memcmp(b, b + WAL_INDEX_COPY_SIZE, WAL_INDEX_COPY_SIZE) != 0 || b[12] == 0 ||
+      get_ne32(b) != WAL_INDEX_VERSION)
+    return FALSE;
+  /* SQLite's own check of the header (walIndexTryHdr): its checksum over
+   * bytes 0..39 in native words. */
+  sqlenvfs_wal_checksum(G_BYTE_ORDER == G_BIG_ENDIAN, b, 40, &s1, &s2);
+  if (s1 != get_ne32(b + 40) || s2 != get_ne32(b + 44))
+    return FALSE;
+  wi->mx_frame = get_ne32(b + 16);
+  wi->n_pages = get_ne32(b + 20);
+  wi->salt1 = get_be32(b + 32);
+  wi->salt2 = get_be32(b + 36);
+  wi->n_backfill = get_ne32(b + WAL_INDEX_NBACKFILL);
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_wal_index_read(sqlite3 *db, SqlenvfsWalIndexHeader *wi)
+{
+  sqlite3_file *f = NULL;
+  void volatile *p = NULL;
+  const volatile guint8 *shm;
+  guint8 b[SQLENVFS_WAL_INDEX_HEADER_SIZE];
+
+  if (db == NULL ||
+      sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &f) != SQLITE_OK ||
+      f == NULL || f->pMethods == NULL || f->pMethods->iVersion < 2 ||
+      f->pMethods->xShmMap == NULL)
+    return FALSE;
+  if (f->pMethods->xShmMap(f, 0, 32 * 1024, 0, &p) != SQLITE_OK || p == NULL)
+    return FALSE;
+  shm = p;
+  /* As SQLite reads it: the first copy, a barrier, the second copy (a
+   * writer writes them in the other order), then nBackfill. */
+  for (int attempt = 0; attempt < WAL_INDEX_READ_ATTEMPTS; attempt++) {
+    f->pMethods->xShmBarrier(f);
+    for (int i = 0; i < WAL_INDEX_COPY_SIZE; i++)
+      b[i] = shm[i];
+    f->pMethods->xShmBarrier(f);
+    for (int i = WAL_INDEX_COPY_SIZE; i < 2 * WAL_INDEX_COPY_SIZE; i++)
+      b[i] = shm[i];
+    f->pMethods->xShmBarrier(f);
+    for (int i = WAL_INDEX_NBACKFILL; i < SQLENVFS_WAL_INDEX_HEADER_SIZE; i++)
+      b[i] = shm[i];
+    if (sqlenvfs_wal_index_parse(b, wi))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading a -wal file                                                  */
+
+struct _SqlenvfsWalFile {
+  int fd;
+  char *path;
+  guint64 ino;
+  guint8 *buf;     /* borrowed */
+  gsize buf_size;
+  goffset buf_off; /* what buf holds: buf_len bytes from buf_off     */
+  gsize buf_len;
+  goffset limit;   /* refills read no further than this (0: no limit) */
+};
+
+SqlenvfsWalFile *
+sqlenvfs_wal_file_open(const char *path, guint8 *buf, gsize buf_size, GError **error)
+{
+  SqlenvfsWalFile *wf;
+  struct stat st;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+  g_return_val_if_fail(buf != NULL && buf_size >= SQLENVFS_WAL_HEADER_SIZE, NULL);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open the WAL", path);
+    return NULL;
+  }
+  if (fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat", path);
+    close(fd);
+    return NULL;
+  }
+  wf = g_new0(SqlenvfsWalFile, 1);
+  wf->fd = fd;
+  wf->path = g_strdup(path);
+  wf->ino = st.st_ino;
+  wf->buf = buf;
+  wf->buf_size = buf_size;
+  sqlenvfs_wal_file_invalidate(wf);
+  return wf;
+}
+
+void
+sqlenvfs_wal_file_free(SqlenvfsWalFile *wf)
+{
+  if (wf == NULL)
+    return;
+  close(wf->fd);
+  g_free(wf->path);
+  g_free(wf);
+}
+
+guint64
+sqlenvfs_wal_file_ino(const SqlenvfsWalFile *wf)
+{
+  return wf->ino;
+}
+
+const char *
+sqlenvfs_wal_file_path(const SqlenvfsWalFile *wf)
+{
+  return wf->path;
+}
+
+void
+sqlenvfs_wal_file_invalidate(SqlenvfsWalFile *wf)
+{
+  wf->buf_len = 0;
+  wf->limit = SQLENVFS_WAL_HEADER_SIZE;
+}
+
+void
+sqlenvfs_wal_file_set_limit(SqlenvfsWalFile *wf, guint32 page_size, guint32 max_frame)
+{
+  wf->limit = sqlenvfs_wal_page_offset(page_size, max_frame + 1) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+}
+
+static ssize_t
+pread_eintr(int fd, void *buf, gsize len, goffset off)
+{
+  ssize_t n;
+  do
+    n = pread(fd, buf, len, off);
+  while (n < 0 && errno == EINTR);
+  return n;
+}
+
+/* Read ahead from @off: at least @len bytes (less only at the end of the
+ * file), up to the buffer's size, but not past the limit. -1 on error. */
+static gssize
+refill(SqlenvfsWalFile *wf, gsize len, goffset off, GError **error)
+{
+  gsize want = wf->buf_size;
+  ssize_t n;
+
+  if (wf->limit > off + (goffset)len && wf->limit - off < (goffset)want)
+    want = (gsize)(wf->limit - off);
+  else if (wf->limit > 0 && wf->limit <= off + (goffset)len)
+    want = len;
+  n = pread_eintr(wf->fd, wf->buf, want, off);
+  if (n < 0) {
+    wf->buf_len = 0;
+    sqlenvfs_error_errno(error, errno, "read", wf->path);
+    return -1;
+  }
+  wf->buf_off = off;
+  wf->buf_len = (gsize)n;
+  return n;
+}
+
+static gboolean
+is_buffered(const SqlenvfsWalFile *wf, gsize len, goffset off)
+{
+  return wf->buf_len > 0 && off >= wf->buf_off &&
+         off + (goffset)len <= wf->buf_off + (goffset)wf->buf_len;
+}
+
+gssize
+sqlenvfs_wal_file_read(gpointer src, void *out, gsize len, goffset off, GError **error)
+{
+  SqlenvfsWalFile *wf = src;
+  gssize n;
+
+  if (is_buffered(wf, len, off)) {
+    memcpy(out, wf->buf + (off - wf->buf_off), len);
+    return (gssize)len;
+  }
+  if (len >= wf->buf_size / 2) {
+    n = pread_eintr(wf->fd, out, len, off);
+    if (n < 0) {
+      sqlenvfs_error_errno(error, errno, "read", wf->path);
+      return -1;
+    }
+    return n;
+  }
+  n = refill(wf, len, off, error);
+  if (n < 0)
+    return -1;
+  len = MIN(len, (gsize)n);
+  memcpy(out, wf->buf, len);
+  return (gssize)len;
+}
+
+const guint8 *
+sqlenvfs_wal_file_view(SqlenvfsWalFile *wf, gsize len, goffset off, GError **error)
+{
+  g_return_val_if_fail(len <= wf->buf_size / 2, NULL);
+  if (!is_buffered(wf, len, off)) {
+    gssize n = refill(wf, len, off, error);
+    if (n < (gssize)len)
+      return NULL;
+  }
+  return wf->buf + (off - wf->buf_off);
+}
+
+gboolean
+sqlenvfs_wal_file_peek_frame(SqlenvfsWalFile *wf, guint32 page_size, guint32 frame,
+                             SqlenvfsWalFrameHeader *fh, GError **error)
+{
+  guint8 b[SQLENVFS_WAL_FRAME_HEADER_SIZE];
+  goffset off = sqlenvfs_wal_page_offset(page_size, frame) - SQLENVFS_WAL_FRAME_HEADER_SIZE;
+  ssize_t n;
+
+  g_return_val_if_fail(frame >= 1, FALSE);
+  n = pread_eintr(wf->fd, b, sizeof b, off);
+  if (n < 0) {
+    sqlenvfs_error_errno(error, errno, "read", wf->path);
+    return FALSE;
+  }
+  if (n != (ssize_t)sizeof b)
+    return FALSE;
+  sqlenvfs_wal_frame_header_parse(b, fh);
+  return TRUE;
 }

@@ -12,7 +12,15 @@
  *
  * Checks the contracts of walfile.h: commits come in frame order without
  * overlap, each lists one page number per frame, never page 0, and never a
- * frame beyond the file or beyond max_frame.
+ * frame beyond the file or beyond max_frame; a scan that takes each commit
+ * frame from sqlenvfs_wal_find_commit_frame() as its limit (as the
+ * archiver does) finds the same commits.
+ *
+ * The first SQLENVFS_WAL_INDEX_HEADER_SIZE bytes are also parsed as a
+ * wal-index header, as they are and once more made plausible (built, the
+ * right version, the second copy equal to the first, its checksum
+ * recomputed): a header accepted has two equal copies, and the parse is
+ * deterministic.
  */
 #include "fuzzutil.h"
 
@@ -94,6 +102,76 @@ scan(const Mem *m, guint32 max_frame)
     fail("a failed read left a page list behind", cur.next_frame);
 }
 
+/* The same scan, commit frame by commit frame, as the archiver reads:
+ * every commit it finds is the next one of the plain scan. */
+static void
+scan_by_commit_frame(const Mem *m, guint32 max_frame)
+{
+  SqlenvfsWalHeader hdr;
+  SqlenvfsWalCursor plain, cur;
+  SqlenvfsWalCommit a = { 0 }, b = { 0 };
+  guint32 f;
+
+  if (!sqlenvfs_wal_read_header(mem_pread, (gpointer)m, &hdr, NULL))
+    return;
+  sqlenvfs_wal_cursor_init(&plain, &hdr);
+  sqlenvfs_wal_cursor_init(&cur, &hdr);
+  while ((f = sqlenvfs_wal_find_commit_frame(mem_pread, (gpointer)m, &cur, max_frame)) != 0) {
+    SqlenvfsWalFrameHeader fh;
+    if (f < cur.next_frame || (max_frame && f > max_frame))
+      fail("a commit frame outside the range searched", f);
+    if (!sqlenvfs_wal_frame_header_read(mem_pread, (gpointer)m, hdr.page_size, f, &fh, NULL) ||
+        fh.db_pages == 0 || fh.pgno == 0 || fh.salt1 != hdr.salt1 || fh.salt2 != hdr.salt2)
+      fail("a commit frame that does not look like one", f);
+    if (!sqlenvfs_wal_next_commit(mem_pread, (gpointer)m, &cur, f, &b, NULL))
+      break; /* a checksum breaks the chain before it: the plain scan stops too */
+    if (!sqlenvfs_wal_next_commit(mem_pread, (gpointer)m, &plain, max_frame, &a, NULL) ||
+        a.commit_frame != b.commit_frame || a.first_frame != b.first_frame ||
+        a.cksum1 != b.cksum1 || a.cksum2 != b.cksum2 || a.pgnos->len != b.pgnos->len)
+      fail("the commit-frame scan and the plain scan disagree", f);
+    sqlenvfs_wal_commit_clear(&a);
+    sqlenvfs_wal_commit_clear(&b);
+  }
+  /* Nothing after: the plain scan finds no further commit either. */
+  if (sqlenvfs_wal_next_commit(mem_pread, (gpointer)m, &plain, max_frame, &a, NULL))
+    fail("the commit-frame scan missed a commit", a.commit_frame);
+  sqlenvfs_wal_commit_clear(&a);
+}
+
+/* Parse @b as a wal-index header; if accepted, check what was accepted. */
+static void
+parse_wal_index(const guint8 *b)
+{
+  SqlenvfsWalIndexHeader wi, again;
+  if (!sqlenvfs_wal_index_parse(b, &wi))
+    return;
+  if (memcmp(b, b + 48, 48) != 0 || b[12] == 0)
+    fail("a wal-index header accepted with differing copies or not built", 0);
+  if (!sqlenvfs_wal_index_parse(b, &again) || memcmp(&wi, &again, sizeof wi) != 0)
+    fail("a wal-index header parsed two ways", wi.mx_frame);
+}
+
+static void
+fuzz_wal_index(const uint8_t *data, size_t size)
+{
+  guint8 b[SQLENVFS_WAL_INDEX_HEADER_SIZE] = { 0 };
+  SqlenvfsWalIndexHeader wi;
+  const guint32 version = 3007000;
+  guint32 s1 = 0, s2 = 0;
+
+  memcpy(b, data, MIN(size, sizeof b));
+  parse_wal_index(b);
+  memcpy(b, &version, 4);
+  b[12] |= 1;
+  sqlenvfs_wal_checksum(G_BYTE_ORDER == G_BIG_ENDIAN, b, 40, &s1, &s2);
+  memcpy(b + 40, &s1, 4);
+  memcpy(b + 44, &s2, 4);
+  memcpy(b + 48, b, 48);
+  if (!sqlenvfs_wal_index_parse(b, &wi))
+    fail("a well-formed wal-index header refused", 0);
+  parse_wal_index(b);
+}
+
 /* Recompute the header checksum and each frame's cumulative checksum. */
 static void
 fix_checksums(guint8 *b, gsize size)
@@ -137,10 +215,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   guint32 limit = size > 0 ? data[size - 1] % 8 : 0;
 
   scan(&m, 0);
+  fuzz_wal_index(data, size);
   fix_checksums(fixed, size);
   scan(&f, 0);
+  scan_by_commit_frame(&f, 0);
   /* Stop early at a frame limit taken from the input. */
-  if (limit > 0)
+  if (limit > 0) {
     scan(&f, limit);
+    scan_by_commit_frame(&f, limit);
+  }
   return 0;
 }
