@@ -273,6 +273,12 @@ const SqlenvfsArchiveSegment *sqlenvfs_archive_segment(const SqlenvfsArchive *a,
  * whichever is later (0 when empty). */
 gint64 sqlenvfs_archive_alive(const SqlenvfsArchive *a);
 
+/* The sequence number before which every record is known durable: the
+ * alive file's (records before it were synced before it was written); 0
+ * when there is no alive file. A power cut can take back records from it
+ * on, and the writer would then append others with the same numbers. */
+guint64 sqlenvfs_archive_durable_seq(const SqlenvfsArchive *a);
+
 /* Index of the last entry whose time is <= @time, or -1 if none (binary
  * search; entries are in time order by invariant 5). */
 gint sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time);

@@ -519,6 +519,12 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
   return alive;
 }
 
+guint64
+sqlenvfs_archive_durable_seq(const SqlenvfsArchive *a)
+{
+  return a->has_alive ? a->alive_seq : 0;
+}
+
 gint
 sqlenvfs_archive_find_time(const SqlenvfsArchive *a, gint64 time)
 {

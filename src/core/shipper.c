@@ -492,30 +492,19 @@ list_segment_files(const char *dir)
   return names;
 }
 
+/* The last record of sealed segment @seg (by the reader's numbering): the
+ * one before the next segment's first, or the archive's last; FALSE when
+ * it cannot be read. Read by sequence number, so that the shipper never
+ * loads the whole archive's index. */
 static gboolean
-is_damaged_gap(const SqlenvfsArchiveEntry *e)
+last_record_of(SqlenvfsArchive *ar, guint seg, SqlenvfsArchiveEntry *out)
 {
-  return e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED;
-}
-
-/* Index of the last entry of segment @seg (by the reader's numbering), or
- * -1. Entries are in segment order. */
-static gint
-last_entry_of(SqlenvfsArchive *ar, guint seg)
-{
-  gint lo = 0, hi = (gint)sqlenvfs_archive_n_entries(ar) - 1, found = -1;
-  while (lo <= hi) {
-    gint mid = lo + (hi - lo) / 2;
-    if (sqlenvfs_archive_entry(ar, (guint)mid)->segment <= seg) {
-      found = mid;
-      lo = mid + 1;
-    } else {
-      hi = mid - 1;
-    }
-  }
-  if (found >= 0 && sqlenvfs_archive_entry(ar, (guint)found)->segment != seg)
-    return -1;
-  return found;
+  guint64 first, last;
+  if (seg + 1 < sqlenvfs_archive_n_segments(ar))
+    last = sqlenvfs_archive_segment(ar, seg + 1)->first_seq - 1;
+  else if (!sqlenvfs_archive_bounds(ar, &first, &last))
+    return FALSE;
+  return sqlenvfs_archive_get(ar, last, out) && out->segment == seg;
 }
 
 static gint
@@ -554,8 +543,8 @@ static gboolean
 ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError **error)
 {
   const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(d->ar, i);
-  gint last = last_entry_of(d->ar, i);
-  const SqlenvfsArchiveEntry *seal = last >= 0 ? sqlenvfs_archive_entry(d->ar, (guint)last) : NULL;
+  SqlenvfsArchiveEntry last;
+  const SqlenvfsArchiveEntry *seal = last_record_of(d->ar, i, &last) ? &last : NULL;
   g_autofree char *base = g_strndup(seg->path, strlen(seg->path) - 4);
   const char *const exts[] = { ".idx", ".sum" };
   guint32 crc = 0;
@@ -605,20 +594,27 @@ ship_part(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, guint64 *
 {
   const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(d->ar, i);
   guint64 a = shipped_size(s->parts_end, seg_key, NULL), b = 0, cut = 0;
-  gint last = last_entry_of(d->ar, i);
+  guint64 first_seq, last_seq, durable = sqlenvfs_archive_durable_seq(d->ar);
   g_autofree char *key = NULL;
   guint64 n = 0;
 
   *progress = 0;
-  /* The end of the last whole record the index lists; the largest such end
-   * within PART_MAX of a, else the first record past a (one record). */
-  for (gint k = last; k >= 0; k--) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(d->ar, (guint)k);
-    guint64 end = e->offset + e->length;
-    if (e->segment != i || end <= a)
+  /* Only records known durable here are shipped (those before the alive
+   * file's sequence number): a power cut can take back what was written
+   * after them, and the writer would then write other records in their
+   * place, which the replica's parts would contradict. Of those, the end
+   * of the last whole record the index lists; the largest such end within
+   * PART_MAX of a, else the first record past a (one record). */
+  if (durable == 0 || !sqlenvfs_archive_bounds(d->ar, &first_seq, &last_seq))
+    return TRUE;
+  for (guint64 seq = MIN(last_seq, durable - 1); seq >= first_seq && seq > 0; seq--) {
+    SqlenvfsArchiveEntry e;
+    guint64 end;
+    if (!sqlenvfs_archive_get(d->ar, seq, &e))
+      continue; /* damaged or missing: a later record's end covers it */
+    end = e.offset + e.length;
+    if (e.segment != i || end <= a)
       break;
-    if (is_damaged_gap(e))
-      continue;
     if (end - a <= PART_MAX) {
       cut = end;
       break;
