@@ -5,6 +5,12 @@
 # ASan+UBSan) and run each briefly over its seed corpus (suite "fuzz";
 # longer runs: scripts/fuzz.sh). Prints "N passed, N failed" last; exits
 # non-zero on any failure.
+#
+# Each build's tests share one S3 server (scripts/s3server.sh, started in the
+# background while the build runs, stopped after its tests and on any exit):
+# its directory is exported in SQLENVFS_TEST_S3_SHARED, where the S3 tests
+# find it (tests/integration/s3_lib.sh); those that kill or stop radosgw
+# start their own. When it does not start, each S3 test starts its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,9 +20,44 @@ passed=0
 failed=0
 status=0
 
+s3_dir=
+s3_pid=
+# s3_begin: start the shared S3 server in the background.
+s3_begin() {
+  s3_dir=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-s3-XXXXXX")
+  scripts/s3server.sh start "$s3_dir/srv" >"$s3_dir/env" 2>"$s3_dir/err" &
+  s3_pid=$!
+}
+# s3_wait: wait for it and export its directory; without it (it did not
+# start), the S3 tests start their own.
+s3_wait() {
+  if wait "$s3_pid"; then
+    export SQLENVFS_TEST_S3_SHARED=$s3_dir/srv
+    echo "=== shared S3 server: $(sed -n 's/^S3_ENDPOINT=//p' "$s3_dir/env") ($s3_dir/srv)"
+  else
+    cat "$s3_dir/err" >&2
+    echo "=== the shared S3 server did not start (logs: $s3_dir/srv/log): each S3 test starts its own"
+  fi
+  s3_pid=
+}
+# s3_end: stop it (only the processes it started), also half-started.
+s3_end() {
+  [ -n "$s3_dir" ] || return 0
+  [ -z "$s3_pid" ] || wait "$s3_pid" 2>/dev/null || true
+  s3_pid=
+  scripts/s3server.sh stop "$s3_dir/srv" || true
+  rm -rf "$s3_dir"
+  s3_dir=
+  unset SQLENVFS_TEST_S3_SHARED
+}
+trap s3_end EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 run_variant() {
   local name=$1; shift
   local dir="build-test-$name"
+  [ "${S3_SHARED:-1}" = 0 ] || s3_begin
   echo "=== build: $name ($*)"
   if [ -d "$dir" ]; then
     meson setup --reconfigure "$dir" "$@" >/dev/null
@@ -24,11 +65,13 @@ run_variant() {
     meson setup "$dir" "$@" >/dev/null
   fi
   ninja -C "$dir" >/dev/null
+  [ -z "$s3_pid" ] || s3_wait
   echo "=== test: $name"
   # shellcheck disable=SC2086 # MESON_TEST_ARGS is a list of words
   if ! meson test -C "$dir" --print-errorlogs --num-processes 2 ${MESON_TEST_ARGS:-}; then
     status=1
   fi
+  s3_end
   local counts
   counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
 import json, sys
@@ -52,7 +95,7 @@ export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
 run_variant werror -Dwerror=true -Dbuildtype=debugoptimized
 run_variant asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
-CC=clang MESON_TEST_ARGS="--suite fuzz" run_variant fuzz -Dfuzz=true -Dtests=false \
+CC=clang MESON_TEST_ARGS="--suite fuzz" S3_SHARED=0 run_variant fuzz -Dfuzz=true -Dtests=false \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
 echo "$passed passed, $failed failed"

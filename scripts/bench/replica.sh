@@ -14,6 +14,10 @@
 set -euo pipefail
 SQLENVFS=$(realpath "$1"); shift
 src=$(cd "$(dirname "$0")/../.." && pwd)
+# The server: tests/integration/s3_lib.sh (the test suite's shared one, with
+# a bucket of the run's own, when SQLENVFS_TEST_S3_SHARED names it).
+SRCDIR=$src
+source "$src/tests/integration/s3_lib.sh"
 smoke=0 dir=
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,7 +34,7 @@ finish() {
   set +e
   [ -n "$apid" ] && kill "$apid" 2>/dev/null && wait "$apid" 2>/dev/null
   [ -n "$ppid_" ] && kill "$ppid_" 2>/dev/null
-  "$src/scripts/s3server.sh" stop "$SRV"
+  s3_server_end
   rm -rf "$W"
 }
 trap finish EXIT
@@ -39,7 +43,7 @@ row() { # name value unit target verdict
 }
 verdict() { python3 -c "import sys; print('PASS' if eval(sys.argv[1]) else 'MISS')" "$1"; }
 
-eval "$("$src/scripts/s3server.sh" start "$SRV")"
+s3_server_start "$SRV" || exit 1
 R=$W/root
 mkdir -p "$R"
 echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);" >"$R/schema.sql"
@@ -164,7 +168,7 @@ row "replication lag p99 under a writer" "$p99" "s" "<= 2 s" "$(verdict "$p99 <=
 
 # Idle: the archiver through the counting proxy, nothing written.
 kill "$apid"; wait "$apid" || true; apid=
-python3 "$src/tests/s3proxy.py" "$(cat "$SRV/rgw.port")" "$W/proxy.port" 600 &
+python3 "$src/tests/s3proxy.py" "${S3_ENDPOINT##*:}" "$W/proxy.port" 600 &
 ppid_=$!
 for _ in $(seq 1 100); do [ -s "$W/proxy.port" ] && break; sleep 0.1; done
 PX=http://127.0.0.1:$(cat "$W/proxy.port")

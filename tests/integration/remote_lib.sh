@@ -1,32 +1,28 @@
 # Helpers of the remote_* tests (sourced after lib.sh and pitr_lib.sh): a
-# real S3 server (scripts/s3server.sh, started in the background at once),
+# real S3 server (tests/integration/s3_lib.sh: the suite's shared one, or one
+# of the test's own started in the background),
 # the counting proxy (tests/s3proxy.py) in front of it, and a replica
 # populated from a local root by s3cmd (tests/integration/replica_push.py).
 
-srv=$T/s3server
+source "$SRCDIR/tests/integration/s3_lib.sh"
 _remote_exit() {
   local rc=$?
   set +e
-  [ -n "${_srv_pid:-}" ] && wait "$_srv_pid" 2>/dev/null
-  "$SRCDIR/scripts/s3server.sh" stop "$srv" >/dev/null 2>&1
+  s3_server_end >/dev/null
   (exit $rc)
   _cleanup
 }
 trap _remote_exit EXIT
 
 # remote_server_start: start radosgw in the background (it takes ~20 s;
-# the caller builds its root meanwhile).
-remote_server_start() {
-  "$SRCDIR/scripts/s3server.sh" start "$srv" > "$T/s3server.env" 2> "$T/s3server.err" &
-  _srv_pid=$!
-}
+# the caller builds its root meanwhile), or use the suite's shared server
+# (tests/integration/s3_lib.sh).
+remote_server_start() { s3_server_begin "$T/s3server"; }
 
 # remote_server_wait: wait for it, load its variables, start the proxy
 # (PX: its URL) and point AWS_ENDPOINT_URL at the proxy.
 remote_server_wait() {
-  wait "$_srv_pid" || { cat "$T/s3server.err" >&2; fail "the test S3 server did not start"; }
-  _srv_pid=
-  eval "$(cat "$T/s3server.env")"
+  s3_server_wait || fail "the test S3 server did not start"
   local port=${S3_ENDPOINT##*:}
   python3 "$SRCDIR/tests/s3proxy.py" "$port" "$T/proxy.port" 600 &
   track_pid $!

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The S3 client, the replica settings and the lease against a real S3 server
-# (Ceph radosgw started by scripts/s3server.sh), directly and through a
+# (Ceph radosgw, tests/integration/s3_lib.sh), directly and through a
 # fault-injecting proxy (tests/s3proxy.py): round trips checked byte for
 # byte (also with s3cmd, an independent client), ranged GETs, LIST with
 # continuation, conditional PUTs, the lease, clear errors without retry
@@ -9,19 +9,18 @@
 source "$(dirname "$0")/lib.sh"
 : "${S3CHECK:?S3CHECK must point at the built tests/s3check}"
 
-srv=$T/s3server
+source "$SRCDIR/tests/integration/s3_lib.sh"
 _s3_exit() {
   local rc=$?
   set +e
-  "$SRCDIR/scripts/s3server.sh" stop "$srv"
+  s3_server_end
   (exit $rc)
   _cleanup
 }
 trap _s3_exit EXIT
 
 t_start=$(date +%s%N)
-server_env=$("$SRCDIR/scripts/s3server.sh" start "$srv") || fail "the test S3 server did not start"
-eval "$server_env"
+s3_server_start "$T/s3server" || fail "the test S3 server did not start"
 note "radosgw up at $S3_ENDPOINT in $(( ($(date +%s%N) - t_start) / 1000000 )) ms"
 URL=s3://$S3_BUCKET/it
 s3() { "$S3CHECK" --url "$URL" "$@"; }

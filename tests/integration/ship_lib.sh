@@ -1,24 +1,28 @@
 # Helpers of the ship_* tests (sourced after lib.sh): a real S3 server
-# (scripts/s3server.sh, stopped under the trap), a root whose [replica]
-# points at it, the archiver running in the background, and checks of the
-# replica with s3cmd, an independent client.
+# (tests/integration/s3_lib.sh, released under the trap), a root whose
+# [replica] points at it, the archiver running in the background, and
+# checks of the replica with s3cmd, an independent client.
 
-SRV=$T/s3server
+source "$SRCDIR/tests/integration/s3_lib.sh"
 _ship_exit() {
   local rc=$?
   set +e
-  "$SRCDIR/scripts/s3server.sh" stop "$SRV"
+  s3_server_end
   (exit $rc)
   _cleanup
 }
 trap _ship_exit EXIT
 
+# ship_start_server [own]: the suite's shared server, with a bucket of the
+# test's own, or (with "own", for a test that kills, stops or restarts
+# radosgw through scripts/s3server.sh kill-rgw "$SRV") a server of its own;
+# tests/integration/s3_lib.sh says which. SRV: the server's directory.
 ship_start_server() {
-  local t0 env
+  local t0
   t0=$(date +%s%N)
-  env=$("$SRCDIR/scripts/s3server.sh" start "$SRV") || fail "the test S3 server did not start"
-  eval "$env"
-  note "radosgw up at $S3_ENDPOINT in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+  s3_server_start "$T/s3server" "${1:-}" || fail "the test S3 server did not start"
+  SRV=$S3_SERVER_DIR
+  note "radosgw up at $S3_ENDPOINT, bucket $S3_BUCKET, in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 }
 
 s3cmd_() { s3cmd -c "$S3CMD_CONFIG" "$@"; }
@@ -106,7 +110,7 @@ ship_wait_caught_up() {
 
 # ship_proxy: start tests/s3proxy.py in front of radosgw; sets PX (its URL).
 ship_proxy() {
-  python3 "$SRCDIR/tests/s3proxy.py" "$(cat "$SRV/rgw.port")" "$T/proxy.port" 300 &
+  python3 "$SRCDIR/tests/s3proxy.py" "${S3_ENDPOINT##*:}" "$T/proxy.port" 300 &
   track_pid $!
   for _ in $(seq 1 100); do [ -s "$T/proxy.port" ] && break; sleep 0.1; done
   [ -s "$T/proxy.port" ] || fail "the fault proxy did not start"

@@ -6,7 +6,8 @@
 source "$(dirname "$0")/lib.sh"
 source "$SRCDIR/tests/integration/ship_lib.sh"
 
-ship_start_server
+# radosgw is killed or stopped here: a server of the test's own.
+ship_start_server own
 R=$T/root
 ship_make_root "$R" stall
 # Give up on a silent server fast: one retry, 1 s without progress.
