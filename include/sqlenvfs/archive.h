@@ -407,11 +407,15 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
                                   guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
                                   GError **error);
 
-/* Read every COMMIT record of @a in full and check it as read_commit does
- * (first loading every index entry, as n_entries() does),
- * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
+/* Read every COMMIT record of @a in full and check it as read_commit does,
+ * segment by segment (a sealed segment with a summary has its index read
+ * only while it is checked, and only when it is not known checked), and
+ * replace each one that fails by a synthetic GAP entry (reason DAMAGED,
  * seq 0, its segment, offset and length kept), so that windows and plans
- * never bridge it and a later base starts a new chain. What was found is
+ * never bridge it and a later base starts a new chain: the sparse reading
+ * gives it as a mark (after_seq: the record before it) and get() no longer
+ * finds it. A segment with a damaged record keeps its entries in memory
+ * from then on; the others stay as they were. What was found is
  * remembered per segment file while the file is unchanged (dev, inode,
  * size, mtime, ctime): in the process, and, when @memo_path is not NULL, in
  * that file (checksummed, written atomically, 0600; unreadable or damaged

@@ -401,8 +401,13 @@ ensure_all(SqlenvfsArchive *a)
   a->no_sums = TRUE;
   nums = archive_list_segments(a->dir, &error);
   reset(a);
-  if (nums == NULL || !load_from(a, nums, 0, &error))
+  if (nums == NULL || !load_from(a, nums, 0, &error)) {
     g_warning("archive %s: loading every index entry: %s", a->dir, error->message);
+    return;
+  }
+  /* What check_records found (remembered in the process) holds again. */
+  if (a->is_checked && sqlenvfs_archive_check_records(a, NULL, &error) < 0)
+    g_warning("archive %s: checking its records: %s", a->dir, error->message);
 }
 
 static void
@@ -1585,16 +1590,62 @@ save_memo_file(SqlenvfsArchive *a, const char *memo_path)
   g_string_free(s, TRUE);
 }
 
+/* Turn sealed segment @si, read so far from its summary, into one whose
+ * entries are in memory (after the DAMAGED gap before it, if any), so that
+ * its damaged records can be replaced in place. Only segments where
+ * check_records found damage are turned. */
+static void
+unsummarize(SqlenvfsArchive *a, guint si)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+
+  if (!ss->is_summarized)
+    return;
+  v = archive_seg_view(a, si, &n);
+  g_array_insert_vals(a->entries, ss->end, v, n);
+  for (guint sj = si + 1; sj < a->segsum->len; sj++) {
+    segsum(a, sj)->start += n;
+    segsum(a, sj)->end += n;
+  }
+  ss->end += n;
+  ss->is_summarized = FALSE;
+  g_clear_pointer(&ss->marks, g_free);
+  g_clear_pointer(&ss->gens, g_free);
+  a->n_summarized--;
+  a->cache_si = G_MAXUINT;
+  g_array_set_size(a->cache, 0);
+}
+
+/* The time of the entry before a->entries[@i] of segment @si in archive
+ * order (0: none). */
+static gint64
+time_before(SqlenvfsArchive *a, guint si, guint i)
+{
+  if (i > segsum(a, si)->start)
+    return g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time;
+  for (guint sj = si; sj > 0; sj--) {
+    ArchiveSegSum *ss = segsum(a, sj - 1);
+    if (ss->is_summarized)
+      return ss->s.last_time;
+    if (ss->end > ss->start)
+      return g_array_index(a->entries, SqlenvfsArchiveEntry, ss->end - 1).time;
+  }
+  return 0;
+}
+
 int
 sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
 {
   guint n_segs;
 
-  ensure_all(a); /* damage is recorded in the entry list */
   g_clear_pointer(&a->marks, g_array_unref);
+  a->is_checked = TRUE;
   n_segs = a->segments->len;
   g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
   g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree gboolean *same = g_new0(gboolean, MAX(n_segs, 1));
   g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
   g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   int n_bad = 0;
@@ -1617,7 +1668,8 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     if (m->size == (guint64)st[si].st_size &&
         m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
         m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
-      start[si] = m->checked_upto; /* unchanged */
+      start[si] = m->checked_upto; /* unchanged: nothing to read */
+      same[si] = TRUE;
     } else if ((guint64)st[si].st_size > m->size) {
       start[si] = m->checked_upto; /* appended to: only the new records */
     } else {
@@ -1627,27 +1679,38 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
   }
   g_mutex_unlock(&memo_lock);
 
-  /* Read what is not known yet. */
-  for (guint i = 0; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
-    g_autoptr(GError) local = NULL;
-    g_autofree guint32 *pgnos = NULL;
-    guint64 data;
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0)
+  /* Read what is not known yet, segment by segment (a summarized one's
+   * entries come from its index, one segment at a time). */
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    upto[si] = start[si];
+    if (same[si])
       continue;
-    upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
-    if (e->offset < start[e->segment])
-      continue;
-    n_read++;
-    pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
-    if (pgnos != NULL)
-      continue;
-    if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
-      g_propagate_error(error, g_steal_pointer(&local));
-      return -1;
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      g_autoptr(GError) local = NULL;
+      g_autofree guint32 *pgnos = NULL;
+      guint64 data;
+      if (e.type != SQLENVFS_ARCHIVE_COMMIT || e.seq == 0)
+        continue;
+      upto[si] = MAX(upto[si], e.offset + e.length);
+      if (e.offset < start[si])
+        continue;
+      n_read++;
+      pgnos = sqlenvfs_archive_read_commit(a, &e, &data, &local);
+      v = archive_seg_view(a, si, &n); /* the same segment: still cached */
+      if (pgnos != NULL)
+        continue;
+      if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return -1;
+      }
+      g_info("archive %s: %s", a->dir, local->message);
+      if (!offset_is_bad(bad->pdata[si], e.offset))
+        g_array_append_val((GArray *)bad->pdata[si], e.offset);
     }
-    g_info("archive %s: %s", a->dir, local->message);
-    g_array_append_val((GArray *)bad->pdata[e->segment], e->offset);
   }
 
   /* Remember, then mark the damaged records (invariant 2: never bridged). */
@@ -1661,29 +1724,40 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     SegMemo *m;
     if (st[si].st_ino == 0)
       continue;
-    m = seg_memo_new(&st[si], MAX(upto[si], start[si]), g_array_ref(bad->pdata[si]));
+    m = seg_memo_new(&st[si], upto[si], g_array_ref(bad->pdata[si]));
     g_hash_table_replace(memos, g_strdup(seg->path), m);
   }
   g_mutex_unlock(&memo_lock);
   if (memo_path != NULL && n_read > 0)
     save_memo_file(a, memo_path);
 
-  for (guint i = 0; i < a->entries->len; i++) {
-    SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
-    SqlenvfsArchiveEntry gap = { 0 };
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
-        !offset_is_bad(bad->pdata[e->segment], e->offset))
+  /* A segment with damage keeps its entries in memory (its summary no
+   * longer describes what can be read), each damaged record replaced by a
+   * DAMAGED gap: the sparse reading then gives it as a mark with after_seq
+   * the record before, and get() no longer finds it. */
+  for (guint si = 0; si < n_segs; si++) {
+    ArchiveSegSum *ss;
+    if (((GArray *)bad->pdata[si])->len == 0)
       continue;
-    gap.type = SQLENVFS_ARCHIVE_GAP;
-    gap.reason = SQLENVFS_GAP_DAMAGED;
-    gap.time = e->time;
-    gap.aux_time = i > 0 ? g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time : 0;
-    gap.commit_frame = G_MAXUINT32; /* never a state */
-    gap.segment = e->segment;
-    gap.offset = e->offset;
-    gap.length = e->length;
-    *e = gap;
-    n_bad++;
+    unsummarize(a, si);
+    ss = segsum(a, si);
+    for (guint i = ss->start; i < ss->end; i++) {
+      SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+      SqlenvfsArchiveEntry gap = { 0 };
+      if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
+          !offset_is_bad(bad->pdata[si], e->offset))
+        continue;
+      gap.type = SQLENVFS_ARCHIVE_GAP;
+      gap.reason = SQLENVFS_GAP_DAMAGED;
+      gap.time = e->time;
+      gap.aux_time = time_before(a, si, i);
+      gap.commit_frame = G_MAXUINT32; /* never a state */
+      gap.segment = e->segment;
+      gap.offset = e->offset;
+      gap.length = e->length;
+      *e = gap;
+      n_bad++;
+    }
   }
   return n_bad;
 }
