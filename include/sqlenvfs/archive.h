@@ -336,6 +336,27 @@ gboolean sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint6
 void sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
                                     guint64 *n_commits, guint64 *bytes, guint32 *db_pages);
 
+/* Call @fn with a copy of each readable record whose seq is in
+ * (@after_seq, @upto_seq], in seq order, segment by segment (a summarized
+ * segment's entries are read from its index while it is walked, one segment
+ * at a time); the walk stops when @fn returns FALSE. Records missing or
+ * found damaged are not passed: a caller that needs the range whole checks
+ * that the sequence numbers it gets are consecutive. */
+typedef gboolean (*SqlenvfsArchiveEntryFunc)(gpointer user, const SqlenvfsArchiveEntry *e);
+void sqlenvfs_archive_walk(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                           SqlenvfsArchiveEntryFunc fn, gpointer user);
+
+/* Add to @set (a GHashTable of GUINT_TO_POINTER page numbers) every page
+ * written by a COMMIT record with seq in (@after_seq, @upto_seq], and set
+ * *@n_commits (may be NULL) to how many COMMIT records that is. A sealed
+ * segment with a good summary answers from its page map, the others by
+ * reading their records (each checked as read_commit does). GAP when a
+ * record of the range is missing or a chain starts in it (the set is then
+ * partly filled: discard it); INTEGRITY when a record read is corrupt. */
+gboolean sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq,
+                                        guint64 upto_seq, GHashTable *set, guint64 *n_commits,
+                                        GError **error);
+
 /* Read the COMMIT record @e in full, checking it against its index entry
  * and its checksum (a compressed one also its blocks' checksums and
  * decompressed lengths, as read_commit_pages does). Returns its page

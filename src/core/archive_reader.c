@@ -210,36 +210,42 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
         guint64 n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
         /* Skip the entries already loaded (refresh). */
         guint64 first = seq - sf.hdr.first_seq;
-        g_autofree guint8 *buf = NULL;
-        if (first < n) {
-          gsize len = (gsize)((n - first) * IDX_ENTRY_SIZE);
-          buf = g_malloc(len);
-          if (archive_pread_full(ifd, buf, len, IDX_HEADER_SIZE + first * IDX_ENTRY_SIZE, &got, ipath,
-                         NULL)) {
-            for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
-              SqlenvfsArchiveEntry e;
-              if (sealed)
-                break;
-              if (!archive_decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
-                  e.offset + e.length > sf.size) {
-                a->is_last_index_bad = TRUE;
-                break;
-              }
-              if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
-                if (error && *error) {
-                  close(ifd);
-                  archive_seg_file_close(&sf);
-                  return FALSE;
-                }
-                tail_bad = TRUE;
-                break;
-              }
-              add_entry(a, &e, si);
-              off += e.length;
-              seq++;
-              if (e.type == SQLENVFS_ARCHIVE_SEAL)
-                sealed = TRUE;
+        /* Read in pieces: the entries are kept, not the file's bytes. */
+        const guint64 per_read = IO_CHUNK / IDX_ENTRY_SIZE;
+        g_autofree guint8 *buf = first < n ? g_malloc((gsize)(MIN(n - first, per_read) *
+                                                              IDX_ENTRY_SIZE)) : NULL;
+        gboolean stop = FALSE;
+        for (guint64 at = first; at < n && !stop && !sealed; at += per_read) {
+          gsize len = (gsize)(MIN(n - at, per_read) * IDX_ENTRY_SIZE);
+          if (!archive_pread_full(ifd, buf, len, IDX_HEADER_SIZE + at * IDX_ENTRY_SIZE, &got,
+                                  ipath, NULL))
+            break;
+          stop = got < len;
+          for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
+            SqlenvfsArchiveEntry e;
+            if (sealed)
+              break;
+            if (!archive_decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                e.offset + e.length > sf.size) {
+              a->is_last_index_bad = TRUE;
+              stop = TRUE;
+              break;
             }
+            if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+              if (error && *error) {
+                close(ifd);
+                archive_seg_file_close(&sf);
+                return FALSE;
+              }
+              tail_bad = TRUE;
+              stop = TRUE;
+              break;
+            }
+            add_entry(a, &e, si);
+            off += e.length;
+            seq++;
+            if (e.type == SQLENVFS_ARCHIVE_SEAL)
+              sealed = TRUE;
           }
         }
       }
@@ -1441,6 +1447,134 @@ sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e
     return NULL;
   }
   return g_steal_pointer(&text);
+}
+
+void
+sqlenvfs_archive_walk(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                      SqlenvfsArchiveEntryFunc fn, gpointer user)
+{
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized && ss->s.last_seq <= after_seq)
+      continue;
+    if (ss->is_summarized && ss->s.first_seq > upto_seq)
+      return;
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      if (e.seq == 0 || e.seq <= after_seq)
+        continue;
+      if (e.seq > upto_seq)
+        return;
+      if (!fn(user, &e))
+        return;
+      v = archive_seg_view(a, si, &n); /* @fn may have read another segment */
+    }
+  }
+}
+
+static gboolean
+range_gap(GError **error, const SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+          const char *what)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+              "the archive %s %s between records %" G_GUINT64_FORMAT " and %" G_GUINT64_FORMAT,
+              a->dir, what, after_seq, upto_seq);
+  return FALSE;
+}
+
+/* The pages written in (@after_seq, @upto_seq] by the records of the
+ * summarized segment @si, from its page map, into @set (FALSE: the summary
+ * cannot be used now; read the records). */
+static gboolean
+pages_from_summary(SqlenvfsArchive *a, guint si, guint64 after_seq, guint64 upto_seq,
+                   GHashTable *set)
+{
+  const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  ArchiveSegSum *ss = segsum(a, si);
+  g_autofree guint8 *p = NULL;
+  g_autoptr(GError) local = NULL;
+  const char *why = NULL;
+  ArchiveSummary s;
+
+  if (archive_summary_load(a->dir, seg->number, seg->size, ss->s.seal_crc, &s, &p, &why,
+                           &local) != ARCHIVE_SUM_GOOD) {
+    g_debug("archive %s: the page map of %s is not used: %s", a->dir, seg->path,
+            why ? why : local ? local->message : "missing");
+    return FALSE;
+  }
+  for (guint32 i = 0; i < s.n_pages; i++) {
+    const guint8 *pg = p + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
+    guint32 first = get32(pg + 4);
+    guint32 end = i + 1 < s.n_pages ? get32(pg + ARCHIVE_SUM_PAGE_SIZE + 4) : s.n_versions;
+    guint32 lo = first, hi = end; /* the first version with seq > @upto_seq */
+    while (lo < hi) {
+      guint32 mid = lo + (hi - lo) / 2;
+      if (get64(p + s.versions_off + (gsize)mid * ARCHIVE_SUM_VERSION_SIZE) <= upto_seq)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo > first &&
+        get64(p + s.versions_off + (gsize)(lo - 1) * ARCHIVE_SUM_VERSION_SIZE) > after_seq)
+      g_hash_table_add(set, GUINT_TO_POINTER(get32(pg)));
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                               GHashTable *set, guint64 *n_commits, GError **error)
+{
+  guint64 expect = after_seq + 1;
+
+  for (guint si = 0; si < a->segments->len && expect <= upto_seq; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized) {
+      if (ss->s.last_seq < expect)
+        continue;
+      if (ss->s.first_seq > expect)
+        return range_gap(error, a, after_seq, upto_seq, "is missing records");
+      for (guint i = 0; i < ss->s.n_marks; i++)
+        if (ss->marks[i].type == SQLENVFS_ARCHIVE_GAP && ss->marks[i].seq >= expect &&
+            ss->marks[i].seq <= upto_seq)
+          return range_gap(error, a, after_seq, upto_seq, "has a gap");
+      if (pages_from_summary(a, si, after_seq, upto_seq, set)) {
+        expect = MIN(ss->s.last_seq, upto_seq) + 1;
+        continue;
+      }
+    }
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n && expect <= upto_seq; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      g_autofree guint32 *pgnos = NULL;
+      guint64 off;
+      if (e.seq == 0 || e.seq < expect)
+        continue;
+      if (e.seq != expect)
+        return range_gap(error, a, after_seq, upto_seq, "is missing records");
+      if (e.type == SQLENVFS_ARCHIVE_GAP)
+        return range_gap(error, a, after_seq, upto_seq, "has a gap");
+      expect++;
+      if (e.type != SQLENVFS_ARCHIVE_COMMIT)
+        continue;
+      pgnos = sqlenvfs_archive_read_commit(a, &e, &off, error);
+      if (pgnos == NULL)
+        return FALSE;
+      v = archive_seg_view(a, si, &n); /* the same segment: still cached */
+      for (guint32 k = 0; k < e.n_pages; k++)
+        g_hash_table_add(set, GUINT_TO_POINTER(pgnos[k]));
+    }
+  }
+  if (expect <= upto_seq)
+    return range_gap(error, a, after_seq, upto_seq, "is missing records");
+  if (n_commits != NULL)
+    sqlenvfs_archive_count_commits(a, after_seq, upto_seq, n_commits, NULL, NULL);
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------ */
