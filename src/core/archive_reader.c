@@ -636,12 +636,15 @@ seg_bounds(SqlenvfsArchive *a, guint si, guint64 *first, guint64 *last)
     return TRUE;
   }
   v = archive_seg_view(a, si, &n);
-  for (guint i = 0; i < n; i++)
+  for (guint i = 0; i < n && !found; i++)
     if (v[i].seq != 0) {
-      if (!found)
-        *first = v[i].seq;
+      *first = v[i].seq;
       found = TRUE;
-      *last = v[i].seq;
+    }
+  for (guint i = n; i > 0 && found; i--)
+    if (v[i - 1].seq != 0) {
+      *last = v[i - 1].seq;
+      break;
     }
   return found;
 }
