@@ -1236,14 +1236,53 @@ struct _SqlenvfsArchiveRecordSource {
   /* The block last read: record index, block, its pages. */
   gint64 cached_rec;
   guint32 cached_block;
-  guint8 *cache, *zbuf;
-  gsize zcap;
+  guint8 *cache;     /* the block last read, decompressed                      */
+  gsize cache_cap;
   /* The block table of the record last read, as byte offsets of blocks. */
   gint64 table_rec;
   GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
   GArray *crcs;      /* guint32 per block: its crc32                           */
-  ZSTD_DCtx *dctx;
 };
+
+/* What a source needs only while it reads a block (the zstd context and
+ * the compressed bytes), shared by the sources of a thread: a restore has
+ * a source per segment its pages come from, and they must not each hold
+ * their own. */
+typedef struct {
+  ZSTD_DCtx *dctx;
+  guint8 *zbuf;
+  gsize zcap;
+} SrcScratch;
+
+static void
+src_scratch_free(gpointer p)
+{
+  SrcScratch *sc = p;
+  ZSTD_freeDCtx(sc->dctx);
+  g_free(sc->zbuf);
+  g_free(sc);
+}
+
+static GPrivate src_scratch = G_PRIVATE_INIT(src_scratch_free);
+
+/* This thread's scratch, with room for @zlen compressed bytes (NULL: out
+ * of memory for a zstd context). */
+static SrcScratch *
+scratch_get(gsize zlen)
+{
+  SrcScratch *sc = g_private_get(&src_scratch);
+  if (sc == NULL) {
+    sc = g_new0(SrcScratch, 1);
+    g_private_set(&src_scratch, sc);
+  }
+  if (sc->dctx == NULL && (sc->dctx = ZSTD_createDCtx()) == NULL)
+    return NULL;
+  if (sc->zcap < zlen) {
+    sc->zcap = zlen;
+    sc->zbuf = g_realloc(sc->zbuf, zlen);
+  }
+  return sc;
+}
 
 SqlenvfsArchiveRecordSource *
 sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
@@ -1268,13 +1307,6 @@ sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **e
   src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
   src->cached_rec = src->table_rec = -1;
-  src->dctx = ZSTD_createDCtx();
-  if (src->dctx == NULL) {
-    sqlenvfs_archive_record_source_free(src);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "read archive segment %s: cannot create a zstd context (out of memory)", path);
-    return NULL;
-  }
   return src;
 }
 
@@ -1286,7 +1318,6 @@ sqlenvfs_archive_record_source_free(gpointer p)
     return;
   if (src->fd >= 0)
     close(src->fd);
-  ZSTD_freeDCtx(src->dctx);
   g_array_free(src->records, TRUE);
   if (src->by_offset)
     g_hash_table_destroy(src->by_offset);
@@ -1294,7 +1325,6 @@ sqlenvfs_archive_record_source_free(gpointer p)
   g_array_free(src->starts, TRUE);
   g_array_free(src->crcs, TRUE);
   g_free(src->cache);
-  g_free(src->zbuf);
   g_free(src->path);
   g_free(src);
 }
@@ -1344,6 +1374,7 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
   g_autofree guint8 *table = NULL;
   guint32 want_crc;
+  SrcScratch *sc;
 
   if (src->cached_rec == (gint64)ri && src->cached_block == j)
     return TRUE;
@@ -1376,22 +1407,29 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   want_crc = g_array_index(src->crcs, guint32, j);
   if (stored == 0 || stored > raw)
     return source_corrupt(src, r, "has a block table that does not match its data", error);
-  if (src->zcap < MAX(stored, (gsize)ppb * r->page_size)) {
-    src->zcap = MAX(stored, (gsize)ppb * r->page_size);
-    src->zbuf = g_realloc(src->zbuf, src->zcap);
-    src->cache = g_realloc(src->cache, src->zcap);
+  sc = scratch_get(stored);
+  if (sc == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: cannot create a zstd context (out of memory)",
+                src->path);
+    return FALSE;
   }
-  if (!archive_pread_full(src->fd, src->zbuf, stored,
+  if (src->cache_cap < (gsize)ppb * r->page_size) {
+    src->cache_cap = (gsize)ppb * r->page_size;
+    src->cache = g_realloc(src->cache, src->cache_cap);
+  }
+  src->cached_rec = -1; /* the cache is about to change */
+  if (!archive_pread_full(src->fd, sc->zbuf, stored,
                   r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
     return FALSE;
   if (got < stored)
     return source_corrupt(src, r, "is cut short (the file is truncated)", error);
-  if (crc(0, src->zbuf, stored) != want_crc)
+  if (crc(0, sc->zbuf, stored) != want_crc)
     return source_corrupt(src, r, "has a compressed block that fails its checksum", error);
   if (stored == raw) {
-    memcpy(src->cache, src->zbuf, raw);
+    memcpy(src->cache, sc->zbuf, raw);
   } else {
-    size_t n = ZSTD_decompressDCtx(src->dctx, src->cache, raw, src->zbuf, stored);
+    size_t n = ZSTD_decompressDCtx(sc->dctx, src->cache, raw, sc->zbuf, stored);
     if (ZSTD_isError(n) || n != raw)
       return source_corrupt(src, r, "has a compressed block that does not decompress to its "
                             "pages", error);
