@@ -2537,8 +2537,23 @@ vm_hwm_kib(void)
   return strtol(p + 6, NULL, 10);
 }
 
+/* Under AddressSanitizer, freed memory waits in a quarantine that a run
+ * reading every record fills (the HWM then counts what was freed): the
+ * records are not checked there (tests/integration/history_rss.sh, which
+ * turns the quarantine off, measures them in every build). */
+#if defined(__SANITIZE_ADDRESS__)
+#define R_CHECK_RECORDS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define R_CHECK_RECORDS 0
+#endif
+#endif
+#ifndef R_CHECK_RECORDS
+#define R_CHECK_RECORDS 1
+#endif
+
 /* In a child process: open @d, check its records (no memo: every record
- * read), plan as a timeline does (bounds, marks,
+ * read; not under AddressSanitizer), plan as a timeline does (bounds, marks,
  * the last state at a time, counts), compose the last state from the
  * first and read the image whole; returns the child's VmHWM in KiB. */
 static long
@@ -2561,7 +2576,7 @@ r_hwm(const char *d)
     SqlenvfsImage *img = sqlenvfs_image_new(R_PS, R_DB, r_zero, NULL, NULL);
     static guint8 buf[R_PS * R_DB];
     long v;
-    if (a == NULL || sqlenvfs_archive_check_records(a, NULL, &error) != 0 ||
+    if (a == NULL || (R_CHECK_RECORDS && sqlenvfs_archive_check_records(a, NULL, &error) != 0) ||
         !sqlenvfs_archive_bounds(a, &first, &last) ||
         !sqlenvfs_archive_get(a, first, &e) || sqlenvfs_archive_n_marks(a) != 1 ||
         !sqlenvfs_archive_last_state(a, G_MAXINT64, 0, G_MAXUINT64, &st))
