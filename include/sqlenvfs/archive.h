@@ -342,6 +342,27 @@ gboolean sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint6
 void sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
                                     guint64 *n_commits, guint64 *bytes, guint32 *db_pages);
 
+/* Call @fn with a copy of each readable record whose seq is in
+ * (@after_seq, @upto_seq], in seq order, segment by segment (a summarized
+ * segment's entries are read from its index while it is walked, one segment
+ * at a time); the walk stops when @fn returns FALSE. Records missing or
+ * found damaged are not passed: a caller that needs the range whole checks
+ * that the sequence numbers it gets are consecutive. */
+typedef gboolean (*SqlenvfsArchiveEntryFunc)(gpointer user, const SqlenvfsArchiveEntry *e);
+void sqlenvfs_archive_walk(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                           SqlenvfsArchiveEntryFunc fn, gpointer user);
+
+/* Add to @set (a GHashTable of GUINT_TO_POINTER page numbers) every page
+ * written by a COMMIT record with seq in (@after_seq, @upto_seq], and set
+ * *@n_commits (may be NULL) to how many COMMIT records that is. A sealed
+ * segment with a good summary answers from its page map, the others by
+ * reading their records (each checked as read_commit does). GAP when a
+ * record of the range is missing or a chain starts in it (the set is then
+ * partly filled: discard it); INTEGRITY when a record read is corrupt. */
+gboolean sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq,
+                                        guint64 upto_seq, GHashTable *set, guint64 *n_commits,
+                                        GError **error);
+
 /* Read the COMMIT record @e in full, checking it against its index entry
  * and its checksum (a compressed one also its blocks' checksums and
  * decompressed lengths, as read_commit_pages does). Returns its page
@@ -413,11 +434,15 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
                                   guint32 *n_pages, SqlenvfsProgressFunc progress, gpointer user,
                                   GError **error);
 
-/* Read every COMMIT record of @a in full and check it as read_commit does
- * (first loading every index entry, as n_entries() does),
- * and replace each one that fails by a synthetic GAP entry (reason DAMAGED,
+/* Read every COMMIT record of @a in full and check it as read_commit does,
+ * segment by segment (a sealed segment with a summary has its index read
+ * only while it is checked, and only when it is not known checked), and
+ * replace each one that fails by a synthetic GAP entry (reason DAMAGED,
  * seq 0, its segment, offset and length kept), so that windows and plans
- * never bridge it and a later base starts a new chain. What was found is
+ * never bridge it and a later base starts a new chain: the sparse reading
+ * gives it as a mark (after_seq: the record before it) and get() no longer
+ * finds it. A segment with a damaged record keeps its entries in memory
+ * from then on; the others stay as they were. What was found is
  * remembered per segment file while the file is unchanged (dev, inode,
  * size, mtime, ctime): in the process, and, when @memo_path is not NULL, in
  * that file (checksummed, written atomically, 0600; unreadable or damaged

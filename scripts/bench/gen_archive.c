@@ -466,7 +466,7 @@ int
 main(int argc, char **argv)
 {
   const char *bin = NULL, *root_dir = NULL;
-  gint64 commits = -1, append = -1, seed = 12, batch = BATCH_COMMITS;
+  gint64 commits = -1, append = -1, seed = 12, batch = BATCH_COMMITS, seg_max = 0;
   gboolean until_sealed = FALSE;
   g_auto(GStrv) marks = NULL;
   GOptionEntry entries[] = {
@@ -479,6 +479,8 @@ main(int argc, char **argv)
     { "mark", 0, 0, G_OPTION_ARG_STRING_ARRAY, &marks,
       "print the capture time and changed pages at commit K (repeatable)", "K" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the rows' text (12)", "S" },
+    { "segment-max-bytes", 0, 0, G_OPTION_ARG_INT64, &seg_max,
+      "roll segments at N bytes (default: the root's segment-max-bytes)", "N" },
     { "batch", 0, 0, G_OPTION_ARG_INT64, &batch,
       "commits per batch, 1 to 64 (64: the archiver's largest, which it writes when it "
       "is behind; a writer it keeps up with gives smaller ones)", "N" },
@@ -553,7 +555,8 @@ main(int argc, char **argv)
     die("take the archiver's lock (stop the archiver or the mount first)", error);
   open_db(&g);
   g.w = sqlenvfs_archive_writer_open(archive_dir,
-                                     sqlenvfs_root_settings(g.root)->segment_max_bytes,
+                                     seg_max > 0 ? seg_max
+                                                 : sqlenvfs_root_settings(g.root)->segment_max_bytes,
                                      sqlenvfs_root_data_mode(g.root, "app") & 0666, &error);
   if (!g.w)
     die(archive_dir, error);

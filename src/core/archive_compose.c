@@ -127,44 +127,47 @@ decide(Compose *c, guint32 p)
   c->decided[(p - 1) / 8] |= (guint8)(1u << ((p - 1) % 8));
 }
 
-/* The COMMIT records of segment @si with seq in (@lo, @hi], copied, after
- * checking that every record of the range is there (no DAMAGED or GAP
- * entry) and has the base's page size. NULL and *error otherwise. */
-static GArray *
-range_commits(Compose *c, guint si, guint64 lo, guint64 hi, GError **error)
+/* Where the records of segment @si with seq in (@lo, @hi] are in its view
+ * (archive_seg_view: [*@from, *@to)), after checking that every record of
+ * the range is there (no DAMAGED or GAP entry) and that its COMMIT records
+ * have the base's page size; *@last_pages: the database size after the
+ * last of them (unchanged when there is none). Not copied: the view stays
+ * valid while only this segment is read. FALSE and *error otherwise. */
+static gboolean
+range_commits(Compose *c, guint si, guint64 lo, guint64 hi, guint *from, guint *to,
+              guint32 *last_pages, GError **error)
 {
-  g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
   guint n;
   const SqlenvfsArchiveEntry *v = archive_seg_view(c->a, si, &n);
   gint i0 = -1;
+  guint i;
 
   /* The first record after @lo (lo + 1, or the segment's first). */
-  for (guint i = 0; i < n && i0 < 0; i++)
+  for (i = 0; i < n && i0 < 0; i++)
     if (v[i].seq > lo)
       i0 = v[i].seq == lo + 1 ? (gint)i : -2;
-  if (i0 < 0) {
-    gap_error(c, error);
-    return NULL;
-  }
-  for (guint i = (guint)i0; i < n; i++) {
+  if (i0 < 0)
+    return gap_error(c, error);
+  for (i = (guint)i0; i < n; i++) {
     const SqlenvfsArchiveEntry *e = &v[i];
     if (e->seq > hi)
       break;
-    if (e->seq == 0 || e->type == SQLENVFS_ARCHIVE_GAP) {
-      gap_error(c, error);
-      return NULL;
-    }
+    if (e->seq == 0 || e->type == SQLENVFS_ARCHIVE_GAP)
+      return gap_error(c, error);
     if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
-      if (e->page_size != c->page_size) {
-        page_size_error(c, e, error);
-        return NULL;
-      }
-      g_array_append_val(out, *e);
+      if (e->page_size != c->page_size)
+        return page_size_error(c, e, error);
+      if (last_pages)
+        *last_pages = e->db_pages;
     }
-    if (e->seq == hi)
+    if (e->seq == hi) {
+      i++;
       break; /* not into a DAMAGED gap after it */
+    }
   }
-  return g_steal_pointer(&out);
+  *from = (guint)i0;
+  *to = i;
+  return TRUE;
 }
 
 /* The record path for the records of segment @si with seq in (@lo, @hi],
@@ -175,27 +178,39 @@ static gboolean
 compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GError **error)
 {
   SqlenvfsArchive *a = c->a;
-  g_autoptr(GArray) commits = range_commits(c, si, lo, hi, error);
-  g_autofree guint32 *before = NULL;
-  guint32 cur = cur_in;
+  const SqlenvfsArchiveEntry *v;
+  guint from, to, n, prev;
 
-  if (commits == NULL)
+  if (!range_commits(c, si, lo, hi, &from, &to, NULL, error))
     return FALSE;
-  before = g_new(guint32, MAX(commits->len, 1));
-  for (guint i = 0; i < commits->len; i++) {
-    before[i] = cur;
-    cur = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
-  }
-  for (guint i = commits->len; i > 0; i--) {
-    const SqlenvfsArchiveEntry *e = &g_array_index(commits, SqlenvfsArchiveEntry, i - 1);
+  /* From the last COMMIT to the first; @prev: the COMMIT before the
+   * current one (the database size before it), or none (@cur_in). */
+  prev = to;
+  for (;;) {
+    guint i = prev;
+    const SqlenvfsArchiveEntry *e;
+    SqlenvfsArchiveEntry ec;
     g_autofree guint32 *pgnos = NULL;
     guint64 data;
+    guint32 before;
+
+    v = archive_seg_view(a, si, &n); /* the same segment: still valid */
+    while (i > from && v[i - 1].type != SQLENVFS_ARCHIVE_COMMIT)
+      i--;
+    if (i == from)
+      break;
+    ec = v[i - 1];
+    e = &ec;
+    prev = i - 1;
+    while (prev > from && v[prev - 1].type != SQLENVFS_ARCHIVE_COMMIT)
+      prev--;
+    before = prev > from ? v[prev - 1].db_pages : cur_in;
 
     /* Later in time than its own pages: the shrink after them. */
-    if (e->db_pages < before[i - 1]) {
+    if (e->db_pages < before) {
       if (c->zero_src == 0)
         c->zero_src = sqlenvfs_image_add_source(c->img, zero_read, NULL, NULL);
-      for (guint32 p = e->db_pages + 1; p <= before[i - 1]; p++)
+      for (guint32 p = e->db_pages + 1; p <= before; p++)
         if (!is_decided(c, p)) {
           sqlenvfs_image_set_page(c->img, p, c->zero_src, 0);
           decide(c, p);
@@ -560,11 +575,9 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
     if (error && *error)
       return FALSE;
     if (!part.by_map) {
-      g_autoptr(GArray) commits = range_commits(&c, si, lo, hi, error);
-      if (commits == NULL)
+      guint from, to;
+      if (!range_commits(&c, si, lo, hi, &from, &to, &c.cur_pages, error))
         return FALSE;
-      for (guint i = 0; i < commits->len; i++)
-        c.cur_pages = g_array_index(commits, SqlenvfsArchiveEntry, i).db_pages;
     }
     g_array_append_val(parts, part);
   }

@@ -236,7 +236,7 @@ struct _SqlenvfsArchive {
    * @entries, or, for a sealed segment with a good summary, the summary's
    * small parts instead (its entries are read from its index when a
    * question needs them, into @cache). Any use of the global entry list
-   * (n_entries, entry, find_time, check_records) loads everything first,
+   * (n_entries, entry, find_time) loads everything first,
    * without summaries (@no_sums). */
   GArray *segsum;
   guint n_summarized;
@@ -246,6 +246,7 @@ struct _SqlenvfsArchive {
   guint cache_si;                /* segment held in @cache (G_MAXUINT: none) */
   GArray *cache;
   GArray *marks;                 /* ArchiveMark, built when first asked      */
+  gboolean is_checked;           /* check_records ran: its damage applies    */
 };
 
 typedef struct {

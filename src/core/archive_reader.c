@@ -210,36 +210,42 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
         guint64 n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
         /* Skip the entries already loaded (refresh). */
         guint64 first = seq - sf.hdr.first_seq;
-        g_autofree guint8 *buf = NULL;
-        if (first < n) {
-          gsize len = (gsize)((n - first) * IDX_ENTRY_SIZE);
-          buf = g_malloc(len);
-          if (archive_pread_full(ifd, buf, len, IDX_HEADER_SIZE + first * IDX_ENTRY_SIZE, &got, ipath,
-                         NULL)) {
-            for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
-              SqlenvfsArchiveEntry e;
-              if (sealed)
-                break;
-              if (!archive_decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
-                  e.offset + e.length > sf.size) {
-                a->is_last_index_bad = TRUE;
-                break;
-              }
-              if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
-                if (error && *error) {
-                  close(ifd);
-                  archive_seg_file_close(&sf);
-                  return FALSE;
-                }
-                tail_bad = TRUE;
-                break;
-              }
-              add_entry(a, &e, si);
-              off += e.length;
-              seq++;
-              if (e.type == SQLENVFS_ARCHIVE_SEAL)
-                sealed = TRUE;
+        /* Read in pieces: the entries are kept, not the file's bytes. */
+        const guint64 per_read = IO_CHUNK / IDX_ENTRY_SIZE;
+        g_autofree guint8 *buf = first < n ? g_malloc((gsize)(MIN(n - first, per_read) *
+                                                              IDX_ENTRY_SIZE)) : NULL;
+        gboolean stop = FALSE;
+        for (guint64 at = first; at < n && !stop && !sealed; at += per_read) {
+          gsize len = (gsize)(MIN(n - at, per_read) * IDX_ENTRY_SIZE);
+          if (!archive_pread_full(ifd, buf, len, IDX_HEADER_SIZE + at * IDX_ENTRY_SIZE, &got,
+                                  ipath, NULL))
+            break;
+          stop = got < len;
+          for (gsize i = 0; i + IDX_ENTRY_SIZE <= got; i += IDX_ENTRY_SIZE) {
+            SqlenvfsArchiveEntry e;
+            if (sealed)
+              break;
+            if (!archive_decode_idx_entry(buf + i, &e) || e.offset != off || e.seq != seq ||
+                e.offset + e.length > sf.size) {
+              a->is_last_index_bad = TRUE;
+              stop = TRUE;
+              break;
             }
+            if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
+              if (error && *error) {
+                close(ifd);
+                archive_seg_file_close(&sf);
+                return FALSE;
+              }
+              tail_bad = TRUE;
+              stop = TRUE;
+              break;
+            }
+            add_entry(a, &e, si);
+            off += e.length;
+            seq++;
+            if (e.type == SQLENVFS_ARCHIVE_SEAL)
+              sealed = TRUE;
           }
         }
       }
@@ -401,8 +407,13 @@ ensure_all(SqlenvfsArchive *a)
   a->no_sums = TRUE;
   nums = archive_list_segments(a->dir, &error);
   reset(a);
-  if (nums == NULL || !load_from(a, nums, 0, &error))
+  if (nums == NULL || !load_from(a, nums, 0, &error)) {
     g_warning("archive %s: loading every index entry: %s", a->dir, error->message);
+    return;
+  }
+  /* What check_records found (remembered in the process) holds again. */
+  if (a->is_checked && sqlenvfs_archive_check_records(a, NULL, &error) < 0)
+    g_warning("archive %s: checking its records: %s", a->dir, error->message);
 }
 
 static void
@@ -631,12 +642,15 @@ seg_bounds(SqlenvfsArchive *a, guint si, guint64 *first, guint64 *last)
     return TRUE;
   }
   v = archive_seg_view(a, si, &n);
-  for (guint i = 0; i < n; i++)
+  for (guint i = 0; i < n && !found; i++)
     if (v[i].seq != 0) {
-      if (!found)
-        *first = v[i].seq;
+      *first = v[i].seq;
       found = TRUE;
-      *last = v[i].seq;
+    }
+  for (guint i = n; i > 0 && found; i--)
+    if (v[i - 1].seq != 0) {
+      *last = v[i - 1].seq;
+      break;
     }
   return found;
 }
@@ -1228,14 +1242,53 @@ struct _SqlenvfsArchiveRecordSource {
   /* The block last read: record index, block, its pages. */
   gint64 cached_rec;
   guint32 cached_block;
-  guint8 *cache, *zbuf;
-  gsize zcap;
+  guint8 *cache;     /* the block last read, decompressed                      */
+  gsize cache_cap;
   /* The block table of the record last read, as byte offsets of blocks. */
   gint64 table_rec;
   GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
   GArray *crcs;      /* guint32 per block: its crc32                           */
-  ZSTD_DCtx *dctx;
 };
+
+/* What a source needs only while it reads a block (the zstd context and
+ * the compressed bytes), shared by the sources of a thread: a restore has
+ * a source per segment its pages come from, and they must not each hold
+ * their own. */
+typedef struct {
+  ZSTD_DCtx *dctx;
+  guint8 *zbuf;
+  gsize zcap;
+} SrcScratch;
+
+static void
+src_scratch_free(gpointer p)
+{
+  SrcScratch *sc = p;
+  ZSTD_freeDCtx(sc->dctx);
+  g_free(sc->zbuf);
+  g_free(sc);
+}
+
+static GPrivate src_scratch = G_PRIVATE_INIT(src_scratch_free);
+
+/* This thread's scratch, with room for @zlen compressed bytes (NULL: out
+ * of memory for a zstd context). */
+static SrcScratch *
+scratch_get(gsize zlen)
+{
+  SrcScratch *sc = g_private_get(&src_scratch);
+  if (sc == NULL) {
+    sc = g_new0(SrcScratch, 1);
+    g_private_set(&src_scratch, sc);
+  }
+  if (sc->dctx == NULL && (sc->dctx = ZSTD_createDCtx()) == NULL)
+    return NULL;
+  if (sc->zcap < zlen) {
+    sc->zcap = zlen;
+    sc->zbuf = g_realloc(sc->zbuf, zlen);
+  }
+  return sc;
+}
 
 SqlenvfsArchiveRecordSource *
 sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
@@ -1260,13 +1313,6 @@ sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **e
   src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
   src->cached_rec = src->table_rec = -1;
-  src->dctx = ZSTD_createDCtx();
-  if (src->dctx == NULL) {
-    sqlenvfs_archive_record_source_free(src);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "read archive segment %s: cannot create a zstd context (out of memory)", path);
-    return NULL;
-  }
   return src;
 }
 
@@ -1278,7 +1324,6 @@ sqlenvfs_archive_record_source_free(gpointer p)
     return;
   if (src->fd >= 0)
     close(src->fd);
-  ZSTD_freeDCtx(src->dctx);
   g_array_free(src->records, TRUE);
   if (src->by_offset)
     g_hash_table_destroy(src->by_offset);
@@ -1286,7 +1331,6 @@ sqlenvfs_archive_record_source_free(gpointer p)
   g_array_free(src->starts, TRUE);
   g_array_free(src->crcs, TRUE);
   g_free(src->cache);
-  g_free(src->zbuf);
   g_free(src->path);
   g_free(src);
 }
@@ -1336,6 +1380,7 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
   g_autofree guint8 *table = NULL;
   guint32 want_crc;
+  SrcScratch *sc;
 
   if (src->cached_rec == (gint64)ri && src->cached_block == j)
     return TRUE;
@@ -1368,22 +1413,29 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   want_crc = g_array_index(src->crcs, guint32, j);
   if (stored == 0 || stored > raw)
     return source_corrupt(src, r, "has a block table that does not match its data", error);
-  if (src->zcap < MAX(stored, (gsize)ppb * r->page_size)) {
-    src->zcap = MAX(stored, (gsize)ppb * r->page_size);
-    src->zbuf = g_realloc(src->zbuf, src->zcap);
-    src->cache = g_realloc(src->cache, src->zcap);
+  sc = scratch_get(stored);
+  if (sc == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: cannot create a zstd context (out of memory)",
+                src->path);
+    return FALSE;
   }
-  if (!archive_pread_full(src->fd, src->zbuf, stored,
+  if (src->cache_cap < (gsize)ppb * r->page_size) {
+    src->cache_cap = (gsize)ppb * r->page_size;
+    src->cache = g_realloc(src->cache, src->cache_cap);
+  }
+  src->cached_rec = -1; /* the cache is about to change */
+  if (!archive_pread_full(src->fd, sc->zbuf, stored,
                   r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
     return FALSE;
   if (got < stored)
     return source_corrupt(src, r, "is cut short (the file is truncated)", error);
-  if (crc(0, src->zbuf, stored) != want_crc)
+  if (crc(0, sc->zbuf, stored) != want_crc)
     return source_corrupt(src, r, "has a compressed block that fails its checksum", error);
   if (stored == raw) {
-    memcpy(src->cache, src->zbuf, raw);
+    memcpy(src->cache, sc->zbuf, raw);
   } else {
-    size_t n = ZSTD_decompressDCtx(src->dctx, src->cache, raw, src->zbuf, stored);
+    size_t n = ZSTD_decompressDCtx(sc->dctx, src->cache, raw, sc->zbuf, stored);
     if (ZSTD_isError(n) || n != raw)
       return source_corrupt(src, r, "has a compressed block that does not decompress to its "
                             "pages", error);
@@ -1442,6 +1494,134 @@ sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e
     return NULL;
   }
   return g_steal_pointer(&text);
+}
+
+void
+sqlenvfs_archive_walk(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                      SqlenvfsArchiveEntryFunc fn, gpointer user)
+{
+  for (guint si = 0; si < a->segments->len; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized && ss->s.last_seq <= after_seq)
+      continue;
+    if (ss->is_summarized && ss->s.first_seq > upto_seq)
+      return;
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      if (e.seq == 0 || e.seq <= after_seq)
+        continue;
+      if (e.seq > upto_seq)
+        return;
+      if (!fn(user, &e))
+        return;
+      v = archive_seg_view(a, si, &n); /* @fn may have read another segment */
+    }
+  }
+}
+
+static gboolean
+range_gap(GError **error, const SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+          const char *what)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+              "the archive %s %s between records %" G_GUINT64_FORMAT " and %" G_GUINT64_FORMAT,
+              a->dir, what, after_seq, upto_seq);
+  return FALSE;
+}
+
+/* The pages written in (@after_seq, @upto_seq] by the records of the
+ * summarized segment @si, from its page map, into @set (FALSE: the summary
+ * cannot be used now; read the records). */
+static gboolean
+pages_from_summary(SqlenvfsArchive *a, guint si, guint64 after_seq, guint64 upto_seq,
+                   GHashTable *set)
+{
+  const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  ArchiveSegSum *ss = segsum(a, si);
+  g_autofree guint8 *p = NULL;
+  g_autoptr(GError) local = NULL;
+  const char *why = NULL;
+  ArchiveSummary s;
+
+  if (archive_summary_load(a->dir, seg->number, seg->size, ss->s.seal_crc, &s, &p, &why,
+                           &local) != ARCHIVE_SUM_GOOD) {
+    g_debug("archive %s: the page map of %s is not used: %s", a->dir, seg->path,
+            why ? why : local ? local->message : "missing");
+    return FALSE;
+  }
+  for (guint32 i = 0; i < s.n_pages; i++) {
+    const guint8 *pg = p + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
+    guint32 first = get32(pg + 4);
+    guint32 end = i + 1 < s.n_pages ? get32(pg + ARCHIVE_SUM_PAGE_SIZE + 4) : s.n_versions;
+    guint32 lo = first, hi = end; /* the first version with seq > @upto_seq */
+    while (lo < hi) {
+      guint32 mid = lo + (hi - lo) / 2;
+      if (get64(p + s.versions_off + (gsize)mid * ARCHIVE_SUM_VERSION_SIZE) <= upto_seq)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo > first &&
+        get64(p + s.versions_off + (gsize)(lo - 1) * ARCHIVE_SUM_VERSION_SIZE) > after_seq)
+      g_hash_table_add(set, GUINT_TO_POINTER(get32(pg)));
+  }
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
+                               GHashTable *set, guint64 *n_commits, GError **error)
+{
+  guint64 expect = after_seq + 1;
+
+  for (guint si = 0; si < a->segments->len && expect <= upto_seq; si++) {
+    ArchiveSegSum *ss = segsum(a, si);
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    if (ss->is_summarized) {
+      if (ss->s.last_seq < expect)
+        continue;
+      if (ss->s.first_seq > expect)
+        return range_gap(error, a, after_seq, upto_seq, "is missing records");
+      for (guint i = 0; i < ss->s.n_marks; i++)
+        if (ss->marks[i].type == SQLENVFS_ARCHIVE_GAP && ss->marks[i].seq >= expect &&
+            ss->marks[i].seq <= upto_seq)
+          return range_gap(error, a, after_seq, upto_seq, "has a gap");
+      if (pages_from_summary(a, si, after_seq, upto_seq, set)) {
+        expect = MIN(ss->s.last_seq, upto_seq) + 1;
+        continue;
+      }
+    }
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n && expect <= upto_seq; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      g_autofree guint32 *pgnos = NULL;
+      guint64 off;
+      if (e.seq == 0 || e.seq < expect)
+        continue;
+      if (e.seq != expect)
+        return range_gap(error, a, after_seq, upto_seq, "is missing records");
+      if (e.type == SQLENVFS_ARCHIVE_GAP)
+        return range_gap(error, a, after_seq, upto_seq, "has a gap");
+      expect++;
+      if (e.type != SQLENVFS_ARCHIVE_COMMIT)
+        continue;
+      pgnos = sqlenvfs_archive_read_commit(a, &e, &off, error);
+      if (pgnos == NULL)
+        return FALSE;
+      v = archive_seg_view(a, si, &n); /* the same segment: still cached */
+      for (guint32 k = 0; k < e.n_pages; k++)
+        g_hash_table_add(set, GUINT_TO_POINTER(pgnos[k]));
+    }
+  }
+  if (expect <= upto_seq)
+    return range_gap(error, a, after_seq, upto_seq, "is missing records");
+  if (n_commits != NULL)
+    sqlenvfs_archive_count_commits(a, after_seq, upto_seq, n_commits, NULL, NULL);
+  return TRUE;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1591,16 +1771,62 @@ save_memo_file(SqlenvfsArchive *a, const char *memo_path)
   g_string_free(s, TRUE);
 }
 
+/* Turn sealed segment @si, read so far from its summary, into one whose
+ * entries are in memory (after the DAMAGED gap before it, if any), so that
+ * its damaged records can be replaced in place. Only segments where
+ * check_records found damage are turned. */
+static void
+unsummarize(SqlenvfsArchive *a, guint si)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+
+  if (!ss->is_summarized)
+    return;
+  v = archive_seg_view(a, si, &n);
+  g_array_insert_vals(a->entries, ss->end, v, n);
+  for (guint sj = si + 1; sj < a->segsum->len; sj++) {
+    segsum(a, sj)->start += n;
+    segsum(a, sj)->end += n;
+  }
+  ss->end += n;
+  ss->is_summarized = FALSE;
+  g_clear_pointer(&ss->marks, g_free);
+  g_clear_pointer(&ss->gens, g_free);
+  a->n_summarized--;
+  a->cache_si = G_MAXUINT;
+  g_array_set_size(a->cache, 0);
+}
+
+/* The time of the entry before a->entries[@i] of segment @si in archive
+ * order (0: none). */
+static gint64
+time_before(SqlenvfsArchive *a, guint si, guint i)
+{
+  if (i > segsum(a, si)->start)
+    return g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time;
+  for (guint sj = si; sj > 0; sj--) {
+    ArchiveSegSum *ss = segsum(a, sj - 1);
+    if (ss->is_summarized)
+      return ss->s.last_time;
+    if (ss->end > ss->start)
+      return g_array_index(a->entries, SqlenvfsArchiveEntry, ss->end - 1).time;
+  }
+  return 0;
+}
+
 int
 sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
 {
   guint n_segs;
 
-  ensure_all(a); /* damage is recorded in the entry list */
   g_clear_pointer(&a->marks, g_array_unref);
+  a->is_checked = TRUE;
   n_segs = a->segments->len;
   g_autofree guint64 *start = g_new0(guint64, MAX(n_segs, 1));
   g_autofree guint64 *upto = g_new0(guint64, MAX(n_segs, 1));
+  g_autofree gboolean *same = g_new0(gboolean, MAX(n_segs, 1));
   g_autofree struct stat *st = g_new0(struct stat, MAX(n_segs, 1));
   g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   int n_bad = 0;
@@ -1623,7 +1849,8 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     if (m->size == (guint64)st[si].st_size &&
         m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
         m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
-      start[si] = m->checked_upto; /* unchanged */
+      start[si] = m->checked_upto; /* unchanged: nothing to read */
+      same[si] = TRUE;
     } else if ((guint64)st[si].st_size > m->size) {
       start[si] = m->checked_upto; /* appended to: only the new records */
     } else {
@@ -1633,27 +1860,38 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
   }
   g_mutex_unlock(&memo_lock);
 
-  /* Read what is not known yet. */
-  for (guint i = 0; i < a->entries->len; i++) {
-    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
-    g_autoptr(GError) local = NULL;
-    g_autofree guint32 *pgnos = NULL;
-    guint64 data;
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0)
+  /* Read what is not known yet, segment by segment (a summarized one's
+   * entries come from its index, one segment at a time). */
+  for (guint si = 0; si < n_segs; si++) {
+    const SqlenvfsArchiveEntry *v;
+    guint n;
+    upto[si] = start[si];
+    if (same[si])
       continue;
-    upto[e->segment] = MAX(upto[e->segment], e->offset + e->length);
-    if (e->offset < start[e->segment])
-      continue;
-    n_read++;
-    pgnos = sqlenvfs_archive_read_commit(a, e, &data, &local);
-    if (pgnos != NULL)
-      continue;
-    if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
-      g_propagate_error(error, g_steal_pointer(&local));
-      return -1;
+    v = archive_seg_view(a, si, &n);
+    for (guint i = 0; i < n; i++) {
+      SqlenvfsArchiveEntry e = v[i];
+      g_autoptr(GError) local = NULL;
+      g_autofree guint32 *pgnos = NULL;
+      guint64 data;
+      if (e.type != SQLENVFS_ARCHIVE_COMMIT || e.seq == 0)
+        continue;
+      upto[si] = MAX(upto[si], e.offset + e.length);
+      if (e.offset < start[si])
+        continue;
+      n_read++;
+      pgnos = sqlenvfs_archive_read_commit(a, &e, &data, &local);
+      v = archive_seg_view(a, si, &n); /* the same segment: still cached */
+      if (pgnos != NULL)
+        continue;
+      if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return -1;
+      }
+      g_info("archive %s: %s", a->dir, local->message);
+      if (!offset_is_bad(bad->pdata[si], e.offset))
+        g_array_append_val((GArray *)bad->pdata[si], e.offset);
     }
-    g_info("archive %s: %s", a->dir, local->message);
-    g_array_append_val((GArray *)bad->pdata[e->segment], e->offset);
   }
 
   /* Remember, then mark the damaged records (invariant 2: never bridged). */
@@ -1667,29 +1905,40 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     SegMemo *m;
     if (st[si].st_ino == 0)
       continue;
-    m = seg_memo_new(&st[si], MAX(upto[si], start[si]), g_array_ref(bad->pdata[si]));
+    m = seg_memo_new(&st[si], upto[si], g_array_ref(bad->pdata[si]));
     g_hash_table_replace(memos, g_strdup(seg->path), m);
   }
   g_mutex_unlock(&memo_lock);
   if (memo_path != NULL && n_read > 0)
     save_memo_file(a, memo_path);
 
-  for (guint i = 0; i < a->entries->len; i++) {
-    SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
-    SqlenvfsArchiveEntry gap = { 0 };
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
-        !offset_is_bad(bad->pdata[e->segment], e->offset))
+  /* A segment with damage keeps its entries in memory (its summary no
+   * longer describes what can be read), each damaged record replaced by a
+   * DAMAGED gap: the sparse reading then gives it as a mark with after_seq
+   * the record before, and get() no longer finds it. */
+  for (guint si = 0; si < n_segs; si++) {
+    ArchiveSegSum *ss;
+    if (((GArray *)bad->pdata[si])->len == 0)
       continue;
-    gap.type = SQLENVFS_ARCHIVE_GAP;
-    gap.reason = SQLENVFS_GAP_DAMAGED;
-    gap.time = e->time;
-    gap.aux_time = i > 0 ? g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1).time : 0;
-    gap.commit_frame = G_MAXUINT32; /* never a state */
-    gap.segment = e->segment;
-    gap.offset = e->offset;
-    gap.length = e->length;
-    *e = gap;
-    n_bad++;
+    unsummarize(a, si);
+    ss = segsum(a, si);
+    for (guint i = ss->start; i < ss->end; i++) {
+      SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+      SqlenvfsArchiveEntry gap = { 0 };
+      if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq == 0 ||
+          !offset_is_bad(bad->pdata[si], e->offset))
+        continue;
+      gap.type = SQLENVFS_ARCHIVE_GAP;
+      gap.reason = SQLENVFS_GAP_DAMAGED;
+      gap.time = e->time;
+      gap.aux_time = time_before(a, si, i);
+      gap.commit_frame = G_MAXUINT32; /* never a state */
+      gap.segment = e->segment;
+      gap.offset = e->offset;
+      gap.length = e->length;
+      *e = gap;
+      n_bad++;
+    }
   }
   return n_bad;
 }

@@ -211,6 +211,88 @@ check_statement(SqlenvfsRoot *root, const char *db, gint64 t_us, const char *sql
   return TRUE;
 }
 
+/* The states bisect probes between two plans: the COMMIT records with seq
+ * in (after, upto], of which commits captured in the same microsecond
+ * count as one (the last of them). Counted, or the @want-th one found, by a
+ * walk of the archive (nothing per record is kept). */
+typedef struct {
+  guint64 expect;     /* the next seq the walk must see                    */
+  guint64 n;          /* candidates so far                                 */
+  guint64 want;       /* stop at candidate @want (G_MAXUINT64: count all)  */
+  SqlenvfsArchiveEntry last;  /* the last COMMIT seen                      */
+  gboolean has_last;
+  guint64 gap_seq;    /* a GAP record in the range (0: none)               */
+  gboolean missing;   /* a record of the range is missing or unreadable    */
+  gboolean found;
+  SqlenvfsArchiveEntry hit;
+} CandWalk;
+
+static gboolean
+cand_step(gpointer user, const SqlenvfsArchiveEntry *e)
+{
+  CandWalk *w = user;
+  if (e->seq != w->expect) {
+    w->missing = TRUE;
+    return FALSE;
+  }
+  w->expect++;
+  if (e->type == SQLENVFS_ARCHIVE_GAP) {
+    w->gap_seq = e->seq;
+    return FALSE;
+  }
+  if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+    return TRUE;
+  if (w->has_last && w->last.time != e->time) {
+    /* w->last ended its microsecond: candidate number n. */
+    if (w->n == w->want) {
+      w->hit = w->last;
+      w->found = TRUE;
+      return FALSE;
+    }
+    w->n++;
+  }
+  w->last = *e;
+  w->has_last = TRUE;
+  return TRUE;
+}
+
+/* Walk (@after, @upto] for candidate @want (G_MAXUINT64: count them). */
+static void
+cand_walk(SqlenvfsArchive *a, guint64 after, guint64 upto, guint64 want, CandWalk *w)
+{
+  *w = (CandWalk){ .expect = after + 1, .want = want };
+  sqlenvfs_archive_walk(a, after, upto, cand_step, w);
+  if (w->found || w->gap_seq != 0 || w->missing)
+    return;
+  if (w->expect != upto + 1)
+    w->missing = TRUE;
+  else if (w->has_last) { /* the last microsecond's last commit */
+    if (w->n == want) {
+      w->hit = w->last;
+      w->found = TRUE;
+    }
+    w->n++;
+  }
+}
+
+/* Candidate @k of (@after, @upto] in *@e (walked again: nothing is kept).
+ * FALSE and *error when the archive no longer holds it. */
+static gboolean
+cand_get(SqlenvfsArchive *a, guint64 after, guint64 upto, guint64 k, SqlenvfsArchiveEntry *e,
+         GError **error)
+{
+  CandWalk cw;
+  cand_walk(a, after, upto, k, &cw);
+  if (!cw.found) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "the WAL archive changed while bisecting (records between seq %" G_GUINT64_FORMAT
+                " and %" G_GUINT64_FORMAT " are gone: pruned?); bisect again", after, upto);
+    return FALSE;
+  }
+  *e = cw.hit;
+  return TRUE;
+}
+
 SqlenvfsBisectResult *
 sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const SqlenvfsTime *from,
                     const SqlenvfsTime *to, SqlenvfsBisectProgressFunc progress, gpointer user,
@@ -219,11 +301,13 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   g_autoptr(SqlenvfsBisectResult) r = g_new0(SqlenvfsBisectResult, 1);
   g_autoptr(SqlenvfsRestorePlan) p1 = NULL, p2 = NULL;
   g_autoptr(SqlenvfsArchive) a = NULL;
-  g_autoptr(GArray) cand = g_array_new(FALSE, FALSE, sizeof(guint)); /* entry indexes */
+  CandWalk w;
+  SqlenvfsArchiveEntry ce;
+  guint64 n_cand;
   g_autofree char *dir = NULL;
   Result r0 = { 0 }, rhi = { 0 }, rmid = { 0 };
-  guint n, total;
-  gint lo, hi;
+  guint total;
+  gint64 lo, hi;
 
   g_return_val_if_fail(root != NULL && sql != NULL && to != NULL, NULL);
   p2 = sqlenvfs_restore_plan(root, db, to, error);
@@ -237,9 +321,9 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     if (windows == NULL)
       return NULL;
     for (guint i = 0; i < windows->len; i++) {
-      SqlenvfsRestoreWindow *w = windows->pdata[i];
-      if (w->from_us <= p2->state_us && p2->state_us <= w->to_us)
-        t.us = w->from_us;
+      SqlenvfsRestoreWindow *win = windows->pdata[i];
+      if (win->from_us <= p2->state_us && p2->state_us <= win->to_us)
+        t.us = win->from_us;
     }
     p1 = sqlenvfs_restore_plan(root, p2->db, &t, error);
   }
@@ -266,42 +350,38 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
-  n = sqlenvfs_archive_n_entries(a);
-  for (guint i = 0; i < n; i++) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
-    if (e->seq <= r->from_seq || e->seq > r->to_seq)
-      continue;
-    if (e->type == SQLENVFS_ARCHIVE_GAP) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "the archive of %s has a gap between --from and --to (at seq %"
-                  G_GUINT64_FORMAT "); give two times in one recoverable window"
-                  " (see `sqlenvfs list`)",
-                  r->db, e->seq);
-      return NULL;
-    }
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    /* Of commits captured in the same microsecond, only the last is a state. */
-    if (cand->len > 0 &&
-        sqlenvfs_archive_entry(a, g_array_index(cand, guint, cand->len - 1))->time == e->time)
-      g_array_index(cand, guint, cand->len - 1) = i;
-    else
-      g_array_append_val(cand, i);
+  cand_walk(a, r->from_seq, r->to_seq, G_MAXUINT64, &w);
+  if (w.gap_seq != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "the archive of %s has a gap between --from and --to (at seq %"
+                G_GUINT64_FORMAT "); give two times in one recoverable window"
+                " (see `sqlenvfs list`)",
+                r->db, w.gap_seq);
+    return NULL;
   }
-  r->n_commits = cand->len;
-  if (cand->len == 0) {
+  if (w.missing) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "the archive of %s is missing records between --from and --to (seq %"
+                G_GUINT64_FORMAT " on); give two times in one recoverable window"
+                " (see `sqlenvfs list`; `sqlenvfs verify` says what is damaged)",
+                r->db, w.expect);
+    return NULL;
+  }
+  n_cand = w.n;
+  r->n_commits = (guint)n_cand;
+  if (n_cand == 0) {
     r->n_probes = 0;
     return g_steal_pointer(&r);
   }
-  total = 2 + (guint) g_bit_storage(cand->len - 1);
-#define ENTRY(k) sqlenvfs_archive_entry(a, g_array_index(cand, guint, (k)))
+  total = 2 + (guint) g_bit_storage(n_cand - 1);
   if (!probe(root, r->db, p1->state_us, p1->state_seq, sql, &r0, error))
     goto fail;
   r->n_probes++;
   if (progress != NULL)
     progress(user, r->n_probes, total);
-  hi = (gint) cand->len - 1;
-  if (!probe(root, r->db, ENTRY(hi)->time, ENTRY(hi)->seq, sql, &rhi, error))
+  hi = (gint64)n_cand - 1;
+  if (!cand_get(a, r->from_seq, r->to_seq, (guint64)hi, &ce, error) ||
+      !probe(root, r->db, ce.time, ce.seq, sql, &rhi, error))
     goto fail;
   r->n_probes++;
   if (progress != NULL)
@@ -314,8 +394,9 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   }
   lo = -1;
   while (hi - lo > 1) {
-    gint mid = lo + (hi - lo) / 2;
-    if (!probe(root, r->db, ENTRY(mid)->time, ENTRY(mid)->seq, sql, &rmid, error))
+    gint64 mid = lo + (hi - lo) / 2;
+    if (!cand_get(a, r->from_seq, r->to_seq, (guint64)mid, &ce, error) ||
+        !probe(root, r->db, ce.time, ce.seq, sql, &rmid, error))
       goto fail;
     r->n_probes++;
     if (progress != NULL)
@@ -332,9 +413,10 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     g_assert(lo < hi && !result_equal(&r0, &rhi));
   }
   r->is_found = TRUE;
-  r->seq = ENTRY(hi)->seq;
-  r->time_us = ENTRY(hi)->time;
-#undef ENTRY
+  if (!cand_get(a, r->from_seq, r->to_seq, (guint64)hi, &ce, error))
+    goto fail;
+  r->seq = ce.seq;
+  r->time_us = ce.time;
   r->before = g_steal_pointer(&r0.text);
   r->n_before = r0.n_rows;
   r->after = g_steal_pointer(&rhi.text);

@@ -1360,7 +1360,7 @@ out:
 
 /* The pages the COMMIT records after @from_seq up to @to_seq wrote, or NULL
  * (and *why) when the archive cannot say: a GAP between them, or records
- * missing. */
+ * missing. Summarized segments answer from their page maps. */
 static GHashTable *
 changed_pages(SqlenvfsRoot *root, const char *db, guint64 from_seq, guint64 to_seq,
               guint64 *n_commits, char **why, GError **error)
@@ -1368,39 +1368,17 @@ changed_pages(SqlenvfsRoot *root, const char *db, guint64 from_seq, guint64 to_s
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autoptr(SqlenvfsArchive) a = sqlenvfs_archive_open(dir, error);
   g_autoptr(GHashTable) set = NULL;
-  guint64 expect = from_seq + 1;
-  guint n;
+  g_autoptr(GError) local = NULL;
 
   if (a == NULL)
     return NULL;
   set = g_hash_table_new(NULL, NULL);
-  n = sqlenvfs_archive_n_entries(a);
-  for (guint i = 0; i < n; i++) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
-    g_autofree guint32 *pages = NULL;
-    guint64 off;
-    if (e->seq <= from_seq || e->seq > to_seq)
-      continue;
-    if (e->type == SQLENVFS_ARCHIVE_GAP) {
-      *why = g_strdup("the archive has a gap between the two times");
+  if (!sqlenvfs_archive_pages_written(a, from_seq, to_seq, set, n_commits, &local)) {
+    if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP)) {
+      *why = g_strdup(local->message);
       return NULL;
     }
-    if (e->seq != expect) {
-      *why = g_strdup("records between the two times are missing from the archive");
-      return NULL;
-    }
-    expect = e->seq + 1;
-    if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    pages = sqlenvfs_archive_read_commit(a, e, &off, error);
-    if (pages == NULL)
-      return NULL;
-    for (guint32 k = 0; k < e->n_pages; k++)
-      g_hash_table_add(set, GUINT_TO_POINTER(pages[k]));
-    (*n_commits)++;
-  }
-  if (expect != to_seq + 1) {
-    *why = g_strdup("records between the two times are missing from the archive");
+    g_propagate_error(error, g_steal_pointer(&local));
     return NULL;
   }
   return g_steal_pointer(&set);

@@ -135,7 +135,6 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db,
                                           NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
-  gint to = -1;
 
   g_return_val_if_fail(pgno >= 1, NULL);
   if ((guint64)pgno * plan->page_size > sqlenvfs_image_size(rebuilt))
@@ -147,17 +146,15 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
-  for (guint i = sqlenvfs_archive_n_entries(a); i > 0 && to < 0; i--)
-    if (sqlenvfs_archive_entry(a, i - 1)->seq == plan->state_seq)
-      to = (gint)i - 1;
-  /* The newest record between the base and the state that wrote the page,
-   * or cut the database below it (restore_image then zero-fills it). */
-  for (gint i = to; i >= 0; i--) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, (guint)i);
+  /* From the state back (get() by seq: consecutive; a missing or damaged
+   * record ends the search, as nothing before it can explain the page). */
+  for (guint64 seq = plan->state_seq; seq > plan->base_seq; seq--) {
+    SqlenvfsArchiveEntry ent;
+    const SqlenvfsArchiveEntry *e = &ent;
     g_autofree guint32 *pgnos = NULL;
     guint64 data;
 
-    if (e->seq <= plan->base_seq)
+    if (!sqlenvfs_archive_get(a, seq, &ent))
       break;
     if (e->type != SQLENVFS_ARCHIVE_COMMIT)
       continue;
@@ -181,13 +178,6 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
 /* ------------------------------------------------------------------ */
 /* One drill                                                            */
 
-static gboolean
-same_pos(const SqlenvfsArchiveEntry *e, const SqlenvfsWalPos *p)
-{
-  return e->type == SQLENVFS_ARCHIVE_COMMIT && e->salt1 == p->salt1 && e->salt2 == p->salt2 &&
-         e->commit_frame == p->frame && e->cksum1 == p->cksum1 && e->cksum2 == p->cksum2;
-}
-
 /* The archived record of the pinned state @pos, in *@rec:
  *   - a WAL holding commits: the COMMIT record of @pos's commit frame (same
  *     salts, frame and cumulative checksum);
@@ -204,28 +194,18 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
   gint64 deadline = g_get_monotonic_time() + timeout_us;
-  guint scanned = 0;
 
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return FALSE;
   for (;;) {
-    guint n = sqlenvfs_archive_n_entries(a);
     if (pos->frame != 0) {
-      for (guint i = n; i > scanned; i--)
-        if (same_pos(sqlenvfs_archive_entry(a, i - 1), pos)) {
-          *rec = *sqlenvfs_archive_entry(a, i - 1);
-          return TRUE;
-        }
-      scanned = n;
+      if (sqlenvfs_archive_find_commit(a, pos->salt1, pos->salt2, pos->frame, pos->cksum1,
+                                       pos->cksum2, rec))
+        return TRUE;
     } else if (sqlenvfs_archive_alive(a) > pos->pinned_at) {
-      for (guint i = n; i > 0; i--) {
-        const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i - 1);
-        if (e->time <= pos->pinned_at && sqlenvfs_archive_entry_is_state(e)) {
-          *rec = *e;
-          return TRUE;
-        }
-      }
+      if (sqlenvfs_archive_last_state(a, pos->pinned_at, 0, G_MAXUINT64, rec))
+        return TRUE;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "the WAL archive %s holds no state captured before production was pinned "
                   "(archiving has only just started; drill again later)", dir);
