@@ -79,6 +79,17 @@ render(GString *s, sqlite3_value *v)
   }
 }
 
+/* Count one probe of the bisection done, and report it to @progress (of
+ * @total at most). */
+static void
+probe_done(SqlenvfsBisectResult *r, guint total, SqlenvfsBisectProgressFunc progress,
+           gpointer user)
+{
+  r->n_probes++;
+  if (progress != NULL)
+    progress(user, r->n_probes, total);
+}
+
 /* Run @sql on the state after archive record @seq (time @t_us). */
 static gboolean
 probe(SqlenvfsRoot *root, const char *db, gint64 t_us, guint64 seq, const char *sql, Result *out,
@@ -297,15 +308,11 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
 #define ENTRY(k) sqlenvfs_archive_entry(a, g_array_index(cand, guint, (k)))
   if (!probe(root, r->db, p1->state_us, p1->state_seq, sql, &r0, error))
     goto fail;
-  r->n_probes++;
-  if (progress != NULL)
-    progress(user, r->n_probes, total);
+  probe_done(r, total, progress, user);
   hi = (gint) cand->len - 1;
   if (!probe(root, r->db, ENTRY(hi)->time, ENTRY(hi)->seq, sql, &rhi, error))
     goto fail;
-  r->n_probes++;
-  if (progress != NULL)
-    progress(user, r->n_probes, total);
+  probe_done(r, total, progress, user);
   if (result_equal(&r0, &rhi)) {
     r->before = g_steal_pointer(&r0.text);
     r->n_before = r0.n_rows;
@@ -317,9 +324,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     gint mid = lo + (hi - lo) / 2;
     if (!probe(root, r->db, ENTRY(mid)->time, ENTRY(mid)->seq, sql, &rmid, error))
       goto fail;
-    r->n_probes++;
-    if (progress != NULL)
-      progress(user, r->n_probes, total);
+    probe_done(r, total, progress, user);
     if (result_equal(&r0, &rmid)) {
       lo = mid; /* invariant 1 */
       result_clear(&rmid);
