@@ -133,6 +133,12 @@ gboolean sqlenvfs_archive_entry_is_state(const SqlenvfsArchiveEntry *e);
 
 const char *sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason);
 
+/* Decode the index file of segment @number (@len bytes at @data) into
+ * @entries (a GArray of SqlenvfsArchiveEntry, emptied first). FALSE, with
+ * @entries empty, when the header or any entry is damaged, of an unknown
+ * version or of another segment: the segment must then be scanned. */
+gboolean sqlenvfs_archive_idx_decode(const void *data, gsize len, guint64 number, GArray *entries);
+
 /* ------------------------------------------------------------------ */
 /* Writing                                                              */
 

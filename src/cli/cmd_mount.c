@@ -94,19 +94,11 @@ cmd_mount(int argc, char **argv)
       if (!sqlenvfs_write_file_atomic(conf, text, strlen(text), 0600, &error))
         return cli_fail("mount", g_steal_pointer(&error));
     }
-    opts.root = cache_dir;
-    opts.mountpoint = argv[1];
-    opts.foreground = foreground;
-    opts.debug = debug;
-    opts.single_thread = single_thread;
-    opts.options = kept;
+    root = cache_dir;
+    mountpoint = argv[1];
     opts.remote = remote;
     opts.remote_cache_max = cache_max;
-    if (!sqlenvfs_fs_mount(&opts, &error))
-      return cli_fail("mount", g_steal_pointer(&error));
-    return CLI_OK;
-  }
-  if (argc == 3) {
+  } else if (argc == 3) {
     root = argv[1];
     mountpoint = argv[2];
   } else if (argc == 2) {
@@ -121,7 +113,7 @@ cmd_mount(int argc, char **argv)
   opts.foreground = foreground;
   opts.debug = debug;
   opts.single_thread = single_thread;
-  opts.options = options;
+  opts.options = remote != NULL ? kept : options;
   if (!sqlenvfs_fs_mount(&opts, &error))
     return cli_fail("mount", g_steal_pointer(&error));
   return CLI_OK;

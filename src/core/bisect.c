@@ -79,6 +79,17 @@ render(GString *s, sqlite3_value *v)
   }
 }
 
+/* Count one probe of the bisection done, and report it to @progress (of
+ * @total at most). */
+static void
+probe_done(SqlenvfsBisectResult *r, guint total, SqlenvfsBisectProgressFunc progress,
+           gpointer user)
+{
+  r->n_probes++;
+  if (progress != NULL)
+    progress(user, r->n_probes, total);
+}
+
 /* Run @sql on the state after archive record @seq (time @t_us). */
 static gboolean
 probe(SqlenvfsRoot *root, const char *db, gint64 t_us, guint64 seq, const char *sql, Result *out,
@@ -376,16 +387,12 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   total = 2 + (guint) g_bit_storage(n_cand - 1);
   if (!probe(root, r->db, p1->state_us, p1->state_seq, sql, &r0, error))
     goto fail;
-  r->n_probes++;
-  if (progress != NULL)
-    progress(user, r->n_probes, total);
+  probe_done(r, total, progress, user);
   hi = (gint64)n_cand - 1;
   if (!cand_get(a, r->from_seq, r->to_seq, (guint64)hi, &ce, error) ||
       !probe(root, r->db, ce.time, ce.seq, sql, &rhi, error))
     goto fail;
-  r->n_probes++;
-  if (progress != NULL)
-    progress(user, r->n_probes, total);
+  probe_done(r, total, progress, user);
   if (result_equal(&r0, &rhi)) {
     r->before = g_steal_pointer(&r0.text);
     r->n_before = r0.n_rows;
@@ -398,9 +405,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     if (!cand_get(a, r->from_seq, r->to_seq, (guint64)mid, &ce, error) ||
         !probe(root, r->db, ce.time, ce.seq, sql, &rmid, error))
       goto fail;
-    r->n_probes++;
-    if (progress != NULL)
-      progress(user, r->n_probes, total);
+    probe_done(r, total, progress, user);
     if (result_equal(&r0, &rmid)) {
       lo = mid; /* invariant 1 */
       result_clear(&rmid);

@@ -34,9 +34,6 @@
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
-#define IDX_HEADER_SIZE 32
-#define IDX_ENTRY_SIZE 112
-
 typedef struct {
   guint64 a, b;
   SqlenvfsS3Object *obj;
@@ -994,18 +991,6 @@ segment_has_data(const Seg *s)
 /* ------------------------------------------------------------------ */
 /* Small objects and indexes                                            */
 
-static guint32
-le32(const guint8 *p)
-{
-  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
-}
-
-static guint64
-le64(const guint8 *p)
-{
-  return (guint64)le32(p) | (guint64)le32(p + 4) << 32;
-}
-
 /* Parse the index file of @s (fetched into plan/); a bad one leaves
  * have_idx FALSE (the segment's records are then unknown to the plan, and
  * the local engine rebuilds the index by scanning). */
@@ -1014,38 +999,14 @@ parse_idx(const char *path, Seg *s)
 {
   g_autofree char *data = NULL;
   gsize len = 0;
-  const guint8 *p;
 
   s->have_idx = FALSE;
-  if (!g_file_get_contents(path, &data, &len, NULL) || len < IDX_HEADER_SIZE ||
-      (len - IDX_HEADER_SIZE) % IDX_ENTRY_SIZE != 0)
-    return;
-  p = (const guint8 *)data;
-  if (memcmp(p, "SQEFSIDX", 8) != 0 || le32(p + 28) != sqlenvfs_crc32(0, p, 28) ||
-      le64(p + 16) != s->number)
+  if (!g_file_get_contents(path, &data, &len, NULL))
     return;
   if (s->entries == NULL)
     s->entries = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveEntry));
-  g_array_set_size(s->entries, 0);
-  for (gsize off = IDX_HEADER_SIZE; off < len; off += IDX_ENTRY_SIZE) {
-    const guint8 *e = p + off;
-    SqlenvfsArchiveEntry en = { 0 };
-    if (le32(e + 108) != sqlenvfs_crc32(0, e, 108))
-      return;
-    en.type = (SqlenvfsArchiveRecordType)(e[4] | e[5] << 8);
-    en.seq = le64(e + 16);
-    en.time = (gint64)le64(e + 24);
-    en.aux_time = (gint64)le64(e + 32);
-    en.page_size = le32(e + 40);
-    en.db_pages = le32(e + 44);
-    en.salt1 = le32(e + 52);
-    en.salt2 = le32(e + 56);
-    en.commit_frame = le32(e + 68);
-    en.cksum1 = le32(e + 72);
-    en.cksum2 = le32(e + 76);
-    g_array_append_val(s->entries, en);
-  }
-  s->have_idx = s->entries->len > 0;
+  s->have_idx = sqlenvfs_archive_idx_decode(data, len, s->number, s->entries) &&
+                s->entries->len > 0;
 }
 
 /* Fetch the small objects of every complete copy and of @d (every .idx,

@@ -369,6 +369,16 @@ maybe_read_ahead(Fs *fs, FsHandle *h, guint64 off, guint64 size)
     g_thread_pool_push(fs->readahead, ra, NULL);
 }
 
+/* Set the header's version bytes to 1 (rollback journal) in @buf, the @n
+ * bytes read at @off (1). */
+static void
+patch_version(guint8 *buf, off_t off, gssize n)
+{
+  for (off_t i = HDR_WRITE_VERSION; i <= HDR_READ_VERSION; i++)
+    if (i >= off && i < off + n)
+      buf[i - off] = 1;
+}
+
 static void
 read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
@@ -376,11 +386,6 @@ read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
   g_autoptr(GError) error = NULL;
   gssize n;
 
-  if (off < 0 || (guint64)off >= h->size) {
-    fuse_reply_buf(req, NULL, 0);
-    return;
-  }
-  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
   maybe_read_ahead(fs, h, (guint64)off, size);
   buf = g_malloc(size);
   n = sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), buf, size, off,
@@ -397,11 +402,6 @@ read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 static void
 read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
-  if (off < 0 || (guint64)off >= h->size) {
-    fuse_reply_buf(req, NULL, 0);
-    return;
-  }
-  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
   if (h->patch_header && off <= HDR_READ_VERSION) {
     /* The reply covers the header's version bytes: copy and patch (1). */
     g_autofree guint8 *buf = g_malloc(size);
@@ -413,9 +413,7 @@ read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
       fuse_reply_err(req, e);
       return;
     }
-    for (off_t i = HDR_WRITE_VERSION; i <= HDR_READ_VERSION; i++)
-      if (i >= off && i < off + n)
-        buf[i - off] = 1;
+    patch_version(buf, off, n);
     fuse_reply_buf(req, (const char *)buf, (size_t)n);
     return;
   }
@@ -437,11 +435,6 @@ read_pitr_file(fuse_req_t req, FsHandle *h, size_t size, off_t off)
   g_autoptr(GError) error = NULL;
   gssize n;
 
-  if (off < 0 || (guint64)off >= h->size) {
-    fuse_reply_buf(req, NULL, 0);
-    return;
-  }
-  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
   buf = g_malloc(size);
   n = fs_pitr_file_read(h->pitr_file, buf, size, off, &error);
   if (n < 0) {
@@ -450,15 +443,19 @@ read_pitr_file(fuse_req_t req, FsHandle *h, size_t size, off_t off)
     return;
   }
   if (h->patch_header)
-    for (off_t i = HDR_WRITE_VERSION; i <= HDR_READ_VERSION; i++)
-      if (i >= off && i < off + n)
-        buf[i - off] = 1;
+    patch_version(buf, off, n);
   fuse_reply_buf(req, (const char *)buf, (size_t)n);
 }
 
+/* Every reader gets a range within the file: nothing past its end. */
 void
 fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
+  if (off < 0 || (guint64)off >= h->size) {
+    fuse_reply_buf(req, NULL, 0);
+    return;
+  }
+  size = (size_t)MIN((guint64)size, h->size - (guint64)off);
   if (h->kind == FS_LIVE_DB)
     read_live(fs, req, h, size, off);
   else if (h->pitr_file != NULL)

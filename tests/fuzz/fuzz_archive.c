@@ -400,6 +400,15 @@ check(const Files *f)
   gboolean ok;
 
   write_files(f);
+  /* What a remote reader does with an index it fetched: all of it or none. */
+  for (guint i = 0; i < f->n_segs; i++) {
+    g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    if (f->idx[i] == NULL)
+      continue;
+    if (!sqlenvfs_archive_idx_decode(f->idx[i]->data, f->idx[i]->len, i + 1, entries) &&
+        entries->len != 0)
+      fail("a refused index left entries behind", 0);
+  }
   read_sparse();
   read_all();
   check_summaries(f);

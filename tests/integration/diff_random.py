@@ -39,6 +39,20 @@ def blob(rnd, n):
     return bytes(rnd.getrandbits(8) for _ in range(n))
 
 
+def flip_overflow(conn):
+    """Flip the last byte of a random row whose data spills onto overflow
+    pages, keeping its length: SQLite overwrites the cell in place, and only
+    the overflow pages change. False when there is no such row."""
+    row = conn.execute("SELECT id, data FROM items WHERE length(data) > 5000"
+                       " ORDER BY random() LIMIT 1").fetchone()
+    if not row:
+        return False
+    d = bytearray(row[1])
+    d[-1] ^= 0xff
+    conn.execute("UPDATE items SET data=? WHERE id=?", (bytes(d), row[0]))
+    return True
+
+
 def writer(args):
     rnd = random.Random(args.seed)
     log = open(args.log, "a", buffering=1)
@@ -65,14 +79,7 @@ def writer(args):
                 conn.execute("UPDATE items SET qty=qty+1, name=? WHERE id=?",
                              (text(5), rnd.randint(1, next_id)))
             elif op < 0.6:
-                # the same length: SQLite overwrites the cell in place, and
-                # only the overflow pages change
-                row = conn.execute("SELECT id, data FROM items WHERE length(data) > 5000"
-                                   " ORDER BY random() LIMIT 1").fetchone()
-                if row:
-                    d = bytearray(row[1])
-                    d[-1] ^= 0xff
-                    conn.execute("UPDATE items SET data=? WHERE id=?", (bytes(d), row[0]))
+                flip_overflow(conn)
             elif op < 0.7:
                 conn.execute("DELETE FROM items WHERE id=?", (rnd.randint(1, next_id),))
             elif op < 0.8:
@@ -100,12 +107,7 @@ def writer(args):
             k += 1
             conn.execute("BEGIN IMMEDIATE")
             log.write("O %d %.6f\n" % (k, time.time()))
-            row = conn.execute("SELECT id, data FROM items WHERE length(data) > 5000"
-                               " ORDER BY random() LIMIT 1").fetchone()
-            if row:
-                d = bytearray(row[1])
-                d[-1] ^= 0xff
-                conn.execute("UPDATE items SET data=? WHERE id=?", (bytes(d), row[0]))
+            if flip_overflow(conn):
                 kind = " overflow"
         if created:
             conn.execute("INSERT INTO later(y) VALUES(?)", (text(6),))
