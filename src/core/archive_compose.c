@@ -312,12 +312,45 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
   return h;
 }
 
+/* Bytes [@off, @off + @len) of the segment open on @fd, through the window
+ * *@buf (at *@buf_off, *@buf_len bytes): refilled with one read of at
+ * least MEMBER_WINDOW bytes when they are not in it, so that walking the
+ * small records of a batch costs one read per window, not two per record.
+ * NULL when the file ends before them or cannot be read. */
+#define MEMBER_WINDOW (16 * 1024)
+typedef struct {
+  guint8 *buf;
+  guint64 off;
+  gsize len;
+} MemberWindow;
+
+static const guint8 *
+window_at(int fd, const char *path, guint64 size, guint64 off, gsize len, MemberWindow *w)
+{
+  guint8 **buf = &w->buf;
+  guint64 *buf_off = &w->off;
+  gsize *buf_len = &w->len;
+  gsize want, got = 0;
+  if (off + len > size)
+    return NULL;
+  if (*buf != NULL && off >= *buf_off && off + len <= *buf_off + *buf_len)
+    return *buf + (off - *buf_off);
+  want = (gsize)MIN((guint64)MAX(len, MEMBER_WINDOW), size - off);
+  *buf = g_realloc(*buf, want);
+  *buf_len = 0;
+  if (!archive_pread_full(fd, *buf, want, off, &got, path, NULL) || got < len)
+    return NULL;
+  *buf_off = off;
+  *buf_len = got;
+  return *buf;
+}
+
 /* The COMMIT @seq of the batch whose first record is @h: the records after
  * @h are walked (each header checked; those seen kept in @members by seq)
  * until it; NULL when it is not a member of that batch. */
 static Holder *
 find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq,
-            GHashTable *members)
+            GHashTable *members, MemberWindow *w)
 {
   guint64 off = h->e.offset + h->e.length;
   Holder *m = g_hash_table_lookup(members, &seq);
@@ -325,16 +358,15 @@ find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq
   if (m != NULL)
     return m->e.reason == seq - h->e.seq ? m : NULL;
   for (guint64 s = h->e.seq + 1; s <= seq; s++) {
-    guint8 hdr[REC_HEADER_SIZE];
-    g_autofree guint8 *list = NULL;
-    gsize got = 0, len;
+    const guint8 *hdr, *list;
+    gsize len;
     m = g_hash_table_lookup(members, &s);
     if (m != NULL) {
       off = m->e.offset + m->e.length;
       continue;
     }
-    if (off + REC_HEADER_SIZE > size ||
-        !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+    hdr = window_at(fd, path, size, off, REC_HEADER_SIZE, w);
+    if (hdr == NULL)
       return NULL;
     m = g_new0(Holder, 1);
     if (!archive_decode_header(hdr, &m->e) || m->e.seq != s ||
@@ -345,9 +377,8 @@ find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq
     }
     m->e.offset = off;
     len = 4 * (gsize)m->e.n_pages;
-    list = g_malloc(MAX(len, 1));
-    if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) ||
-        got != len) {
+    list = window_at(fd, path, size, off + REC_HEADER_SIZE, len, w);
+    if (list == NULL) {
       holder_free(m);
       return NULL;
     }
@@ -392,6 +423,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   g_autoptr(GHashTable) holders = NULL;
   g_autoptr(GHashTable) members = NULL;
   g_autoptr(GArray) actions = NULL;
+  MemberWindow window = { NULL, 0, 0 };
   ArchiveSummary s;
   g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
@@ -467,7 +499,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
       break;
     }
     if (v.seq != h->e.seq) {
-      Holder *m = find_member(fd, seg->path, seg->size, h, v.seq, members);
+      Holder *m = find_member(fd, seg->path, seg->size, h, v.seq, members, &window);
       if (m == NULL || v.index < m->e.text_len || v.index - m->e.text_len >= m->e.n_pages ||
           m->pgnos[v.index - m->e.text_len] != pgno) {
         mismatch = TRUE;
@@ -478,6 +510,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     g_array_append_val(actions, act);
   }
   close(fd);
+  g_free(window.buf);
   if (mismatch) {
     g_message("archive %s: the summary of %s does not match its records; reading the "
               "records instead (run `sqlenvfs verify`)",
