@@ -99,7 +99,14 @@ ship_stop "$T/b"
 # The mount ships too, and shows it in its status file and metrics.
 M=$T/mnt
 mount_root "$R" "$M"
-ship_write "$DB" 20 100
+# Commits the mount's archiver captures as they come (not those it finds
+# when it opens the database, which carry no capture latency): write until
+# the metrics have one.
+for _ in $(seq 1 20); do
+  ship_write "$DB" 20 100
+  grep -qF 'sqlenvfs_capture_latency_seconds{db="app",quantile="0.99"} ' "$M/metrics" && break
+  sleep 0.5
+done
 ship_wait_caught_up "$R" basic 20
 for _ in $(seq 1 50); do
   python3 - "$M/status" <<'PY' && break
