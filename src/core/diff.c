@@ -464,6 +464,26 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
   return TRUE;
 }
 
+/* Follow the overflow chain of state @s one page on: *@next becomes the
+ * page number held in the first 4 bytes of page *@next (0 at the chain's
+ * end). */
+static gboolean
+next_overflow(Diff *d, int s, guint32 *next, GError **error)
+{
+  guint8 b[4];
+  d->stats->n_page_reads++;
+  if (sqlenvfs_image_read(d->img[s], b, 4, (goffset)(*next - 1) * d->page_size[s], 0, error) !=
+      4) {
+    if (error != NULL && *error == NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
+                  *next);
+    return FALSE;
+  }
+  *next = ((guint32)b[0] << 24) | ((guint32)b[1] << 16) | ((guint32)b[2] << 8) | b[3];
+  return TRUE;
+}
+
 /* Remember the overflow pages of @cell (state @s) as covered: its row is
  * collected already, so a change of them needs no search. Reads the first
  * 4 bytes of each. */
@@ -474,20 +494,11 @@ cover_chain(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
   guint64 n = 0, n_max = (cell->payload_size - cell->n_local) / (d->usable[s] - 4) + 1;
 
   while (next != 0 && n++ < n_max) {
-    guint8 b[4];
     if (next > d->n_pages[s] || g_hash_table_contains(d->covered, GUINT_TO_POINTER(next)))
       break; /* past the end: the row's own read reports it */
     g_hash_table_add(d->covered, GUINT_TO_POINTER(next));
-    d->stats->n_page_reads++;
-    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
-        4) {
-      if (error != NULL && *error == NULL)
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
-                    next);
+    if (!next_overflow(d, s, &next, error))
       return FALSE;
-    }
-    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
   }
   return TRUE;
 }
@@ -638,7 +649,6 @@ chain_hits(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *lost, gboo
 
   *hit = FALSE;
   while (next != 0 && n++ < n_max) {
-    guint8 b[4];
     if (g_hash_table_contains(lost, GUINT_TO_POINTER(next))) {
       *hit = TRUE;
       return TRUE;
@@ -649,16 +659,8 @@ chain_hits(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *lost, gboo
                   d->label[s], next, d->n_pages[s]);
       return FALSE;
     }
-    d->stats->n_page_reads++;
-    if (sqlenvfs_image_read(d->img[s], b, 4, (goffset) (next - 1) * d->page_size[s], 0, error) !=
-        4) {
-      if (error != NULL && *error == NULL)
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                    "%s: overflow page %u is short; check it with `sqlenvfs verify`", d->label[s],
-                    next);
+    if (!next_overflow(d, s, &next, error))
       return FALSE;
-    }
-    next = ((guint32) b[0] << 24) | ((guint32) b[1] << 16) | ((guint32) b[2] << 8) | b[3];
   }
   return TRUE;
 }
