@@ -310,10 +310,12 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
         p += IDX_ENTRY_SIZE;
       }
     }
-    memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
+    if (gens->len > 0) /* an empty array has no data (memcpy wants a pointer) */
+      memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
     p += (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE;
     put32(out->data + 120, archive_summary_head_crc(out->data, (gsize)(p - out->data)));
-    memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
+    if (sizes->len > 0)
+      memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
     p += (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE;
     for (guint i = 0; i < versions->len; i++) {
       const Version *v = &g_array_index(versions, Version, i);
