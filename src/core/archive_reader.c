@@ -336,7 +336,10 @@ use_summary(SqlenvfsArchive *a, guint si)
     g_assert(decoded);
     ss->marks[i].segment = si;
   }
-  ss->gens = g_memdup2(head + s.gens_off, MAX((gsize)s.n_gens * ARCHIVE_SUM_GEN_SIZE, 1));
+  /* No generation (a segment of GAP and OUTAGE records only): nothing to
+   * copy, and the head may end where they would start. */
+  ss->gens = s.n_gens > 0 ? g_memdup2(head + s.gens_off, (gsize)s.n_gens * ARCHIVE_SUM_GEN_SIZE)
+                          : g_malloc0(1);
   memset(&a->sum_last, 0, sizeof a->sum_last);
   a->sum_last.type = SQLENVFS_ARCHIVE_SEAL;
   a->sum_last.seq = s.last_seq;
