@@ -339,6 +339,19 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     g_assert(p + 4 == out->data + len);
   }
   archive_seg_file_close(&sf);
+  {
+    /* Records that pass their own checks can still make a summary readers
+     * would refuse (a page listed twice in one commit, say): none is
+     * written then, and readers use the segment's index. */
+    ArchiveSummary parsed;
+    const char *why = NULL;
+    if (!archive_summary_parse(out->data, out->len, &parsed, &why)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "the records of segment %" G_GUINT64_FORMAT " of %s make no valid summary (%s)",
+                  number, dir, why);
+      return NULL;
+    }
+  }
   return g_steal_pointer(&out);
 
 fail:
