@@ -2,7 +2,8 @@
  * pages equal those of a comparison of everything, and the script turns
  * the older state into the newer one, for changes of every kind (rows on
  * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
- * table with keys and values on overflow pages, an added column, tables and
+ * table with keys and values on overflow pages (keys told apart only on
+ * their third overflow page), an added column, tables and
  * indexes created and dropped). States are files written by SQLite; the
  * changed pages are those whose bytes differ. */
 #include "testutil.h"
@@ -108,6 +109,9 @@ static const char *const base_sql =
   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 200)"
   " INSERT INTO kv SELECT printf('%0600d', i % 40), i,"
   "   CASE WHEN i % 9 = 0 THEN randomblob(2000) ELSE i END FROM n;"
+  "CREATE TABLE lk(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 12)"
+  " INSERT INTO lk SELECT printf('%03000d', i), randomblob(200) FROM n;"
   "INSERT INTO gone VALUES (1), (2);";
 
 /* Diff @a_path -> @b_path with the pages that differ, and in full; both
@@ -196,6 +200,10 @@ static const char *const changes[] = {
   /* AUTOINCREMENT: sqlite_sequence made by the new table, rows after it */
   "CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT);"
   "INSERT INTO orders(what) VALUES ('a'), ('b'), ('c'); DELETE FROM orders WHERE id = 3;",
+  /* WITHOUT ROWID keys told apart only on their third overflow page, a
+   * value behind them changed in place (only its overflow page is written):
+   * the key is read from the whole chain */
+  "UPDATE lk SET v = randomblob(200) WHERE k = printf('%03000d', 7);",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
 };
