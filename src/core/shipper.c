@@ -58,6 +58,7 @@
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
+#include "shipper_int.h"
 
 #define STATE_FILE "replica-shipped"
 #define STATUS_FILE "replica-status"
@@ -233,11 +234,7 @@ parse_part(const char *key, char **seg_key, guint64 *a, guint64 *b)
 /* ------------------------------------------------------------------ */
 /* The shipped state file                                               */
 
-typedef struct {
-  GHashTable *shipped;
-  GHashTable *parts_end;
-  char *intent;
-} Shipped;
+typedef SqlenvfsShipperState Shipped;
 
 static void
 shipped_clear(Shipped *st)
@@ -338,6 +335,19 @@ shipped_load(const char *path, const char *url, Shipped *st, gboolean *missing)
   for (guint i = 0; i < parts->len; i++)
     note_part(st->parts_end, parts->pdata[i]);
   g_ptr_array_unref(parts);
+}
+
+void
+sqlenvfs_shipper_state_load(const char *path, const char *url, SqlenvfsShipperState *st,
+                            gboolean *missing)
+{
+  shipped_load(path, url, st, missing);
+}
+
+void
+sqlenvfs_shipper_state_clear(SqlenvfsShipperState *st)
+{
+  shipped_clear(st);
 }
 
 static gboolean

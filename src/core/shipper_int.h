@@ -1,0 +1,33 @@
+/*
+ * shipper_int.h — the reader of the shipper's resume state
+ * (.sqlenvfs/replica-shipped, its layout at the top of shipper.c), for the
+ * code that must read it besides the shipper: its fuzz target
+ * (tests/fuzz/fuzz_shipper_state.c). Private to sqlenvfs.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+/* What a state file says was shipped to one replica. */
+typedef struct {
+  GHashTable *shipped;   /* object key -> guint64 * size shipped            */
+  GHashTable *parts_end; /* segment key -> guint64 * end of the parts shipped
+                            contiguously from 0 (its "<key>.part-A-B" objects) */
+  char *intent;          /* the part being uploaded when it was written, or NULL */
+} SqlenvfsShipperState;
+
+/* Read the state of the replica @url from the file @path into @st (both
+ * tables always created, to be freed with sqlenvfs_shipper_state_clear()).
+ * A missing file gives an empty state and *@missing TRUE; a file whose
+ * checksum does not match, or that is of another url, an empty state and
+ * *@missing TRUE (logged: what the replica holds is then read again);
+ * a file that cannot be read, an empty state (logged). */
+void sqlenvfs_shipper_state_load(const char *path, const char *url, SqlenvfsShipperState *st,
+                                 gboolean *missing);
+
+/* Free what @st holds; @st may be cleared already. */
+void sqlenvfs_shipper_state_clear(SqlenvfsShipperState *st);
+
+G_END_DECLS
