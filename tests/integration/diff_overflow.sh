@@ -6,8 +6,9 @@
 # overflow page. A real client commits three states while `sqlenvfs
 # archive` runs; for each pair the script diff prints turns the restored
 # older state into the newer one exactly, and `diff --summary` prints what
-# `sqldiff --summary` prints (diff_overflow.py says what each state
-# changes).
+# `sqldiff --summary` prints, and a changed overflow page is searched for
+# only when no row collected from a changed leaf has it in its chain
+# (diff_overflow.py says what each state changes).
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
