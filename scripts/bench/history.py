@@ -460,6 +460,11 @@ def drop_caches():
         f.write("3\n")
 
 
+def big_db_states(a):
+    """How many states --big-db reads, each once."""
+    return 2 + 3 * max(a.max_runs, 5, a.min_runs)
+
+
 class BigDb:
     """First byte of a new pitr time and the bytes a point query reads, on
     one root with a large database (see the module's doc)."""
@@ -470,9 +475,9 @@ class BigDb:
 
     def generate(self, root):
         # Commits to read, one state each: the mount's first, two first-byte
-        # timings and the point queries, at most max_runs each; spread over
-        # the history, none of them the last.
-        m = 1 + 3 * max(self.a.max_runs, 5, self.a.min_runs)
+        # timings and the point queries, at most max_runs each, and one for
+        # --trace-reads; spread over the history, none of them the last.
+        m = big_db_states(self.a)
         marks = sorted({max(2, self.n * (i + 1) // (m + 1)) for i in range(m)})
         cmd = [self.a.gen, "--sqlenvfs", self.b.bin, "--root", root, "--commits", str(self.n),
                "--prefill-bytes", str(self.size)]
@@ -722,6 +727,10 @@ def main():
         plot(a.data, a.svg, f"sqlenvfs: cost against history kept (commit {commit})")
         return
     if a.big_db:
+        need = 2 * (big_db_states(a) + 1)
+        if a.big_commits < need:
+            ap.error(f"--big-commits {a.big_commits}: too few commits for {need // 2 - 1} "
+                     f"distinct times to read; give at least {need}")
         b = Bench(a)
         log(f"history benchmark, big database: commit {code_commit()}, {a.big_db} bytes, "
             f"{human(a.big_commits)} commits; work in {b.dir}")
