@@ -500,7 +500,9 @@ class BigDb:
             raise RuntimeError(f"gen_archive printed {len(states)} mark lines, not {len(marks)}")
         log(f"big-db: {self.size} bytes, {self.n} commits generated in {took:.0f} s")
         # A pitr file counts whole against [cache] max-bytes (default 4 GiB)
-        # while it is filled: room for two states of this size.
+        # while it is filled: room for two states of this size (a state
+        # larger than max-bytes is still served, once the others are
+        # evicted).
         with open(os.path.join(root, "sqlenvfs.conf"), "a") as f:
             f.write(f"[cache]\nmax-bytes={2 * states[-1]['db_bytes'] + (1 << 30)}\n")
         return states
