@@ -23,6 +23,29 @@ the rest out):
   verify, 1 new segment `verify` after one new segment was sealed (everything
                         before it verified), against `cat` of that segment
 
+With --big-db BYTES (history.sh big-db), instead, one root whose database
+is grown to BYTES by random blobs before archiving starts (gen_archive
+--prefill-bytes: the base holds them, the archive only --big-commits
+one-row commits), mounted once, and for times T never read before (each
+run a new one, commits spread over the history):
+
+  first byte, new T     open() of pitr/T/app.db to the first byte of a
+                        read(), through the running mount (warm: the base
+                        in the page cache as far as earlier runs brought
+                        it; cold: page cache dropped before the run)
+  point query, new T    `sqlite3 'file:pitr/T/app.db?mode=ro&immutable=1'`
+                        reading one row by id (and that the next is absent
+                        at T), page cache dropped before it; the bytes the
+                        mount daemon read for it, against the database's
+                        size: rchar of /proc/<daemon>/io across the query
+                        (every byte its read calls returned, from disk or
+                        from the page cache: the base, the archive, and the
+                        few the pitr cache file and /dev/fuse add); also
+                        read_bytes (what came from disk), the daemon's own
+                        bytes_read_from_sources (status), and with
+                        --trace-reads one more query under strace, its
+                        read calls' bytes by file
+
 Each timing is repeated until its spread (max/min) is within 1.3x, at least
 3 and at most --max-runs times (fewer when one run takes long); the median
 is reported with the spread in brackets. Every restore is checked: exactly
@@ -41,7 +64,8 @@ import time
 
 COUNTS = [10_000, 100_000, 1_000_000, 10_000_000]
 ROWS = []  # (section, name, median, lo, hi, unit, target, verdict)
-TARGETS = {"ls": 50.0, "plan": 100.0, "rss": 64.0, "restore": 1.5, "verify": 2.0}
+TARGETS = {"ls": 50.0, "plan": 100.0, "rss": 64.0, "restore": 1.5, "verify": 2.0,
+           "first_byte": 100.0, "point_pct": 1.0}
 
 
 def log(msg):
@@ -413,6 +437,210 @@ class Bench:
                                f"(max id {mx}), expected rows 1..{rows}")
 
 
+def parse_bytes(text):
+    m = re.fullmatch(r"(\d+)\s*([KMGT]?)(i?B)?", text.strip(), re.I)
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a byte count, e.g. 4294967296 or 4GiB")
+    return int(m.group(1)) << (10 * " KMGT".index((m.group(2) or " ").upper()))
+
+
+def daemon_io(pid):
+    """rchar and read_bytes of a process, all its threads."""
+    io = {}
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            k, v = line.split(":")
+            io[k] = int(v)
+    return io
+
+
+def drop_caches():
+    subprocess.run(["sync"], check=True)
+    with open("/proc/sys/vm/drop_caches", "w") as f:
+        f.write("3\n")
+
+
+def big_db_states(a):
+    """How many states --big-db reads, each once."""
+    return 2 + 3 * max(a.max_runs, 5, a.min_runs)
+
+
+class BigDb:
+    """First byte of a new pitr time and the bytes a point query reads, on
+    one root with a large database (see the module's doc)."""
+
+    def __init__(self, bench, size, commits):
+        self.b, self.a = bench, bench.args
+        self.size, self.n = size, commits
+
+    def generate(self, root):
+        # Commits to read, one state each: the mount's first, two first-byte
+        # timings and the point queries, at most max_runs each, and one for
+        # --trace-reads; spread over the history, none of them the last.
+        m = big_db_states(self.a)
+        marks = sorted({max(2, self.n * (i + 1) // (m + 1)) for i in range(m)})
+        cmd = [self.a.gen, "--sqlenvfs", self.b.bin, "--root", root, "--commits", str(self.n),
+               "--prefill-bytes", str(self.size)]
+        for k in marks:
+            cmd += ["--mark", str(k)]
+        t0 = time.monotonic()
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        took = time.monotonic() - t0
+        states = []
+        for line in out.splitlines():
+            mm = re.match(r"mark (\d+) us=(\d+) rows=\d+ db_pages=(\d+) changed_pages=\d+ "
+                          r"page_size=(\d+)$", line)
+            if mm:
+                k, us, pages, ps = (int(x) for x in mm.groups())
+                states.append({"k": k, "t": f"@{us // 1_000_000}.{us % 1_000_000:06d}",
+                               "db_bytes": pages * ps})
+            else:
+                log(line)
+        if len(states) != len(marks):
+            raise RuntimeError(f"gen_archive printed {len(states)} mark lines, not {len(marks)}")
+        log(f"big-db: {self.size} bytes, {self.n} commits generated in {took:.0f} s")
+        # A pitr file counts whole against [cache] max-bytes (default 4 GiB)
+        # while it is filled: room for two states of this size (a state
+        # larger than max-bytes is still served, once the others are
+        # evicted).
+        with open(os.path.join(root, "sqlenvfs.conf"), "a") as f:
+            f.write(f"[cache]\nmax-bytes={2 * states[-1]['db_bytes'] + (1 << 30)}\n")
+        return states
+
+    def run(self):
+        a, b = self.a, self.b
+        if os.geteuid() != 0:
+            raise RuntimeError("big-db drops the page cache: run as root")
+        label = f"{self.size / (1 << 30):.3g} GiB, {human(self.n)} commits"
+        root = os.path.join(b.dir, "root-big")
+        shutil.rmtree(root, ignore_errors=True)
+        try:
+            states = self.generate(root)
+            free = list(states)
+            b.mount(root)
+            pid = b.mount_proc.pid
+            # The mount's first pitr lookup loads the timeline (the rows of
+            # `ls -l pitr/T/` above): done once, on a state not measured.
+            s0 = free.pop(0)
+            t = self.first_byte(s0)
+            record("big-db", f"{label}: first byte, first pitr time of the mount", t, unit="ms")
+
+            def fb(drop):
+                def one():
+                    if drop:
+                        drop_caches()
+                    return self.first_byte(free.pop(0))
+                return one
+            for drop, what in ((False, "warm"), (True, "page cache dropped")):
+                r = repeat(fb(drop), max(5, a.min_runs), a.max_runs, a.budget)
+                record("big-db", f"{label}: first byte of a new pitr time, {what} ({r[3]} runs)",
+                       r[0], r[1], r[2], "ms", f"<= {TARGETS['first_byte']:g} ms",
+                       r[0] <= TARGETS["first_byte"])
+
+            pct, rchar, own, ms = [], [], [], []
+
+            def pq():
+                st = free.pop(0)
+                drop_caches()
+                own0 = self.read_from_sources()
+                io0 = daemon_io(pid)
+                t0 = time.perf_counter()
+                self.point_query(st)
+                ms.append((time.perf_counter() - t0) * 1000)
+                io1 = daemon_io(pid)
+                # `status` is made at its lookup, which the kernel keeps for
+                # a second: a fresh one after that.
+                time.sleep(1.2)
+                own1 = self.read_from_sources()
+                pct.append(100.0 * (io1["read_bytes"] - io0["read_bytes"]) / st["db_bytes"])
+                rchar.append(100.0 * (io1["rchar"] - io0["rchar"]) / st["db_bytes"])
+                own.append(100.0 * (own1 - own0) / st["db_bytes"])
+                return pct[-1]
+            # Point queries on states with nothing read yet: at most what
+            # is left of the marks (one kept for --trace-reads).
+            runs = min(len(free) - 1, max(5, a.min_runs))
+            for _ in range(runs):
+                pq()
+            db_mib = states[-1]["db_bytes"] / (1 << 20)
+            med = statistics.median(rchar)
+            record("big-db", f"{label}: point query, new T: bytes the daemon read ({runs} runs)",
+                   med, min(rchar), max(rchar), "%", f"<= {TARGETS['point_pct']:g}%",
+                   med <= TARGETS["point_pct"])
+            log(f"  = {med * db_mib * 1.048576 / 100:.3g} MB of a {db_mib:.0f} MiB database "
+                f"(rchar: every byte its read calls returned, page cache or not)")
+            record("big-db", f"{label}: point query: of which from disk (read_bytes)",
+                   statistics.median(pct), min(pct), max(pct), "%")
+            record("big-db", f"{label}: point query: status bytes_read_from_sources",
+                   statistics.median(own), min(own), max(own), "%")
+            record("big-db", f"{label}: point query, page cache dropped: time",
+                   statistics.median(ms), min(ms), max(ms), "ms")
+            if a.trace_reads:
+                self.trace_reads(pid, free.pop(0))
+        finally:
+            b.umount()
+            shutil.rmtree(root, ignore_errors=True)
+
+    def trace_reads(self, pid, st):
+        """One more point query (page cache dropped) under `strace -f` on
+        the daemon: the bytes its read calls returned, by file."""
+        drop_caches()
+        trace = os.path.join(self.b.dir, "reads.strace")
+        p = subprocess.Popen(["strace", "-f", "-qq", "-y", "-s0", "-e", "signal=none",
+                              "-e", "trace=read,pread64,readv,preadv,preadv2", "-o", trace,
+                              "-p", str(pid)], stderr=subprocess.DEVNULL)
+        time.sleep(1.0)  # strace attaches to every thread
+        self.point_query(st)
+        time.sleep(0.2)
+        p.terminate()
+        p.wait()
+        by = {}
+        pat = re.compile(r"\b(?:p?readv?2?|pread64)\(\d+<([^>]*)>.*\)\s+=\s+(\d+)")
+        with open(trace) as f:
+            for line in f:
+                m = pat.search(line)
+                if m:
+                    path = m.group(1)
+                    kind = ("archive " + os.path.splitext(path)[1] if "/wal_archives/" in path else
+                            "base" if "/backups/" in path or "/snapshots/" in path else
+                            "pitr cache file" if "/.cache/" in path else
+                            "/dev/fuse" if path == "/dev/fuse" else path)
+                    calls, n = by.get(kind, (0, 0))
+                    by[kind] = (calls + 1, n + int(m.group(2)))
+        os.unlink(trace)
+        log(f"reads of the mount daemon during one more point query (strace -f), of a "
+            f"{st['db_bytes']} byte database:")
+        for kind, (calls, n) in sorted(by.items(), key=lambda x: -x[1][1]):
+            log(f"  {n:>12} bytes {100.0 * n / st['db_bytes']:8.3f}% in {calls:>6} calls  {kind}")
+
+    def first_byte(self, st):
+        path = os.path.join(self.b.mnt, "pitr", st["t"], "app.db")
+        t0 = time.perf_counter()
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            data = os.read(fd, 1)
+            t1 = time.perf_counter()
+        finally:
+            os.close(fd)
+        if data != b"S":
+            raise RuntimeError(f"{path}: first byte {data!r}, not the start of a SQLite header")
+        return (t1 - t0) * 1000
+
+    def point_query(self, st):
+        path = os.path.join(self.b.mnt, "pitr", st["t"], "app.db")
+        k = st["k"]
+        out = subprocess.run(["sqlite3", f"file:{path}?mode=ro&immutable=1",
+                              f"SELECT id FROM log WHERE id = {k}; "
+                              f"SELECT count(*) FROM log WHERE id = {k + 1};"],
+                             check=True, capture_output=True, text=True).stdout.split()
+        if out != [str(k), "0"]:
+            raise RuntimeError(f"point query on {path}: {out!r}, expected row {k} and not {k + 1}")
+
+    def read_from_sources(self):
+        import json
+        with open(os.path.join(self.b.mnt, "status")) as f:
+            return json.load(f)["pitr_cache"]["bytes_read_from_sources"]
+
+
 def write_data(results, path, commit):
     with open(path, "w") as f:
         f.write(f"# sqlenvfs history benchmark, commit {commit}\n")
@@ -474,6 +702,13 @@ def main():
     ap.add_argument("--counts", help="comma-separated counts instead of 10k,100k,1M,10M")
     ap.add_argument("--real", type=int, metavar="N",
                     help="one count, N commits from a Python writer under `sqlenvfs archive`")
+    ap.add_argument("--big-db", type=parse_bytes, metavar="BYTES",
+                    help="instead: first byte of a new pitr time and the bytes a point query "
+                         "reads, on a database of BYTES (e.g. 4GiB)")
+    ap.add_argument("--big-commits", type=int, default=100_000,
+                    help="one-row commits archived on the --big-db root (default 100000)")
+    ap.add_argument("--trace-reads", action="store_true",
+                    help="with --big-db: one more point query under strace, its reads by file")
     ap.add_argument("--min-runs", type=int, default=3)
     ap.add_argument("--max-runs", type=int, default=9)
     ap.add_argument("--budget", type=float, default=60.0,
@@ -483,6 +718,8 @@ def main():
     ap.add_argument("--svg", help="plot the rows to this SVG file (gnuplot)")
     ap.add_argument("--plot-only", action="store_true",
                     help="only plot --data (as written by an earlier run) to --svg")
+    ap.add_argument("--dry-run", action="store_true",
+                    help="print the counts and the commands that build their roots, and stop")
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
     a = ap.parse_args()
@@ -491,10 +728,33 @@ def main():
             commit = f.readline().split("commit")[-1].strip()
         plot(a.data, a.svg, f"sqlenvfs: cost against history kept (commit {commit})")
         return
+    if a.big_db:
+        need = 2 * (big_db_states(a) + 1)
+        if a.big_commits < need:
+            ap.error(f"--big-commits {a.big_commits}: too few commits for {need // 2 - 1} "
+                     f"distinct times to read; give at least {need}")
+        b = Bench(a)
+        log(f"history benchmark, big database: commit {code_commit()}, {a.big_db} bytes, "
+            f"{human(a.big_commits)} commits; work in {b.dir}")
+        try:
+            BigDb(b, a.big_db, a.big_commits).run()
+        finally:
+            b.cleanup()
+        met = sum(1 for r in ROWS if r[7] == "PASS")
+        print(f"# {met} targets met, {sum(1 for r in ROWS if r[7] == 'MISS')} missed")
+        return
     counts = ([a.real] if a.real else
               [int(x) for x in a.counts.split(",")] if a.counts else
               [c for c in COUNTS if c <= a.max])
     commit = code_commit()
+    if a.dry_run:
+        for n in counts:
+            mark = max(1, n - n // 10)
+            print(f"{human(n)}: " + (f"a Python writer under `sqlenvfs archive`, {n} commits"
+                                     if a.real else
+                                     f"{a.gen} --sqlenvfs {a.sqlenvfs} --root DIR/root-{n} "
+                                     f"--commits {n} --mark {mark}"))
+        return
     b = Bench(a)
     log(f"history benchmark: commit {commit or '?'}, counts {', '.join(map(human, counts))}, "
         f"{'a real writer under the archiver' if a.real else 'gen_archive (drives the archive writer directly)'}; "

@@ -9,6 +9,10 @@
 #   scripts/bench/history.sh real-1m [N] [OPTIONS] one archive of N commits (default
 #                                                 1000000) from a Python writer under
 #                                                 the real `sqlenvfs archive`
+#   scripts/bench/history.sh big-db [BYTES] [OPTIONS] first byte of a new pitr time and the
+#                                                 bytes a point query reads, on a database of
+#                                                 BYTES (default 4GiB) with --big-commits N
+#                                                 (default 100000) archived commits
 #
 # HISTORY_MAX (default 1000000) is the largest count; HISTORY_MAX=10000000
 # runs the 10 million row too (about 7 minutes to generate here, and long
@@ -17,7 +21,9 @@
 # --budget S, --no-verify, --dir DIR, --keep. The rows for gnuplot go to
 # docs/bench/history.dat and the plot to docs/bench/history.svg unless
 # --data/--svg say otherwise (real-1m: docs/bench/history-real.dat, no
-# plot). Run as root (it mounts).
+# plot; big-db: printed only). Run as root (it mounts; big-db drops the page
+# cache). big-db needs twice BYTES free under --dir (the database and its base
+# backup), and removes its root at the end.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/deps.sh
@@ -35,6 +41,12 @@ if [ "${1:-}" = real-1m ]; then
   if [[ "${1:-}" =~ ^[0-9]+$ ]]; then n=$1; shift; fi
   exec python3 scripts/bench/history.py "${args[@]}" --real "$n" \
     --data docs/bench/history-real.dat "$@"
+fi
+if [ "${1:-}" = big-db ]; then
+  shift
+  size=4GiB
+  if [[ "${1:-}" =~ ^[0-9]+([KMGTkmgt](i?[Bb])?)?$ ]]; then size=$1; shift; fi
+  exec python3 scripts/bench/history.py "${args[@]}" --big-db "$size" "$@"
 fi
 exec python3 scripts/bench/history.py "${args[@]}" --max "${HISTORY_MAX:-1000000}" \
   --data docs/bench/history.dat --svg docs/bench/history.svg "$@"
