@@ -2,7 +2,7 @@
  * gen_archive.c — build a root with a long WAL archive quickly, for the
  * history benchmark (scripts/bench/history.sh) and tests/integration/history_rss.sh.
  *
- *   gen_archive --sqlenvfs BIN --root DIR --commits N [--mark K]...
+ *   gen_archive --sqlenvfs BIN --root DIR --commits N [--mark K]... [--prefill-bytes B]
  *   gen_archive --sqlenvfs BIN --root DIR --append N [--until-sealed]
  *
  * It drives the archive writer directly (sqlenvfs_archive_writer_*), not
@@ -24,7 +24,20 @@
  * base of the whole history. Then rows 2..N, one per transaction. Row k
  * is the k-th commit; each record's capture time is the wall time it was
  * archived at (strictly increasing), so the archive spans the time it took
- * to generate. The WAL is checkpointed (TRUNCATE) every 4096 commits, which
+ * to generate.
+ *
+ * With --prefill-bytes B (create mode), the production database is first
+ * grown to about B bytes (a suffix K, M, G or T counts in KiB, MiB, GiB,
+ * TiB): a second table, fill(id INTEGER PRIMARY KEY, data BLOB), is filled
+ * with random 64 KiB blobs in transactions of 64 MiB, written with no
+ * journal before archiving starts (before the first GAP record, the WAL
+ * empty; the database is in WAL mode again after). So the base backup holds
+ * them and no record does: a root with a million one-row commits on a 4
+ * GiB database takes the prefill, the backup's copy and the commits, not 4
+ * GiB of archive. Random blobs so that a compressed copy is as large as the
+ * database. The one-row commits never touch fill.
+ *
+ * The WAL is checkpointed (TRUNCATE) every 4096 commits, which
  * starts a new WAL generation, as routine checkpoints do under the
  * archiver. The WAL still holds the last commit at the end, so an archiver
  * (or a mount) started on the root later continues the chain.
@@ -103,6 +116,9 @@ static const char *const levels[] = { "info", "info", "info", "warn", "error" };
 
 #define SCHEMA                                                                         \
   "CREATE TABLE log(id INTEGER PRIMARY KEY, at TEXT, user TEXT, level TEXT, message TEXT);\n"
+#define SCHEMA_FILL "CREATE TABLE fill(id INTEGER PRIMARY KEY, data BLOB);\n"
+#define FILL_BLOB (64u << 10)
+#define FILL_TXN_BLOBS 1024 /* 64 MiB a transaction */
 
 typedef struct {
   const char *bin, *root_dir;
@@ -455,6 +471,95 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
   return done;
 }
 
+/* --prefill-bytes: grow production to about @bytes with random blobs in
+ * table fill, before archiving starts. No journal (nothing reads the
+ * database meanwhile, and the generator's lock keeps the archiver out); the
+ * database is back in WAL mode, with an empty WAL, at the end. */
+static void
+prefill(Gen *g, guint64 bytes)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *ins = NULL, *size = NULL;
+  gint64 t0 = g_get_monotonic_time();
+  guint64 have = 0;
+  char *err = NULL;
+
+  if (sqlite3_open_v2(g->db_path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK ||
+      sqlite3_exec(db, "PRAGMA journal_mode=DELETE; PRAGMA journal_mode=OFF; "
+                       "PRAGMA synchronous=OFF; PRAGMA cache_size=-16384", NULL, NULL,
+                   &err) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "INSERT INTO fill(data) SELECT randomblob(?1) FROM "
+                             "(WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c "
+                             "WHERE x < ?2) SELECT x FROM c)", -1, &ins, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(db, "SELECT page_count * page_size FROM pragma_page_count, "
+                             "pragma_page_size", -1, &size, NULL) != SQLITE_OK) {
+    fprintf(stderr, "gen_archive: prefill %s: %s\n", g->db_path, err ? err : sqlite3_errmsg(db));
+    exit(1);
+  }
+  for (;;) {
+    guint64 left, n;
+    if (sqlite3_step(size) != SQLITE_ROW)
+      break;
+    have = (guint64)sqlite3_column_int64(size, 0);
+    sqlite3_reset(size);
+    if (have >= bytes)
+      break;
+    left = bytes - have;
+    n = MIN((left + FILL_BLOB - 1) / FILL_BLOB, FILL_TXN_BLOBS);
+    sqlite3_bind_int(ins, 1, (int)FILL_BLOB);
+    sqlite3_bind_int64(ins, 2, (sqlite3_int64)n);
+    if (sqlite3_exec(db, "BEGIN", NULL, NULL, &err) != SQLITE_OK ||
+        sqlite3_step(ins) != SQLITE_DONE ||
+        sqlite3_exec(db, "COMMIT", NULL, NULL, &err) != SQLITE_OK)
+      break;
+    sqlite3_reset(ins);
+  }
+  if (have < bytes || sqlite3_exec(db, "PRAGMA journal_mode=WAL", NULL, NULL, &err) != SQLITE_OK) {
+    fprintf(stderr, "gen_archive: prefill %s (at %" G_GUINT64_FORMAT " bytes): %s\n", g->db_path,
+            have, err ? err : sqlite3_errmsg(db));
+    exit(1);
+  }
+  sqlite3_finalize(ins);
+  sqlite3_finalize(size);
+  if (sqlite3_close(db) != SQLITE_OK) {
+    fprintf(stderr, "gen_archive: close %s after the prefill: %s\n", g->db_path,
+            sqlite3_errmsg(db));
+    exit(1);
+  }
+  printf("gen_archive: prefilled %s to %" G_GUINT64_FORMAT " bytes in %.1f s (table fill, "
+         "before archiving starts: in the base, not in the archive)\n", g->db_path, have,
+         (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
+  fflush(stdout);
+}
+
+/* A byte count with an optional binary suffix (K, M, G, T, with or
+ * without "iB"). */
+static gboolean
+parse_bytes(const char *s, guint64 *out)
+{
+  char *end = NULL;
+  guint64 v, mul = 1;
+  if (!s || !g_ascii_isdigit(*s))
+    return FALSE;
+  errno = 0;
+  v = g_ascii_strtoull(s, &end, 10);
+  if (errno)
+    return FALSE;
+  switch (g_ascii_toupper(*end)) {
+  case 'K': mul = 1ull << 10; end++; break;
+  case 'M': mul = 1ull << 20; end++; break;
+  case 'G': mul = 1ull << 30; end++; break;
+  case 'T': mul = 1ull << 40; end++; break;
+  default: break;
+  }
+  if (mul > 1 && (g_ascii_strcasecmp(end, "iB") == 0 || g_ascii_strcasecmp(end, "B") == 0))
+    end += strlen(end);
+  if (*end || (v && mul > G_MAXUINT64 / v))
+    return FALSE;
+  *out = v * mul;
+  return TRUE;
+}
+
 static int
 cmp_u64(gconstpointer a, gconstpointer b)
 {
@@ -465,7 +570,8 @@ cmp_u64(gconstpointer a, gconstpointer b)
 int
 main(int argc, char **argv)
 {
-  const char *bin = NULL, *root_dir = NULL;
+  const char *bin = NULL, *root_dir = NULL, *prefill_arg = NULL;
+  guint64 prefill_bytes = 0;
   gint64 commits = -1, append = -1, seed = 12, batch = BATCH_COMMITS, seg_max = 0;
   gboolean until_sealed = FALSE;
   g_auto(GStrv) marks = NULL;
@@ -478,6 +584,10 @@ main(int argc, char **argv)
       "with --append: stop once one more segment is sealed", NULL },
     { "mark", 0, 0, G_OPTION_ARG_STRING_ARRAY, &marks,
       "print the capture time and changed pages at commit K (repeatable)", "K" },
+    { "prefill-bytes", 0, 0, G_OPTION_ARG_STRING, &prefill_arg,
+      "with --commits: first grow the database to about B bytes of random blobs (table "
+      "fill; suffix K, M, G, T: KiB..TiB), before archiving starts, so that the base "
+      "holds them and the archive does not", "B" },
     { "seed", 0, 0, G_OPTION_ARG_INT64, &seed, "seed of the rows' text (12)", "S" },
     { "segment-max-bytes", 0, 0, G_OPTION_ARG_INT64, &seg_max,
       "roll segments at N bytes (default: the root's segment-max-bytes)", "N" },
@@ -498,7 +608,8 @@ main(int argc, char **argv)
   g_option_context_set_description(ctx,
     "Drives the archive writer directly (not the archiver): each commit is made in the root's\n"
     "production database and its frames are read from the WAL and appended as the archiver\n"
-    "would (docs/BENCHMARKS.md, \"History\").");
+    "would (docs/BENCHMARKS.md, \"History\"). --prefill-bytes makes a large database quickly:\n"
+    "its blobs are written before archiving starts, so the base holds them and no record does.");
   if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
     fprintf(stderr, "gen_archive: %s (see --help)\n", error->message);
     return 2;
@@ -508,6 +619,11 @@ main(int argc, char **argv)
     fprintf(stderr, "gen_archive: give --sqlenvfs BIN, --root DIR and either --commits N (N >= 1) "
                     "or --append N (--until-sealed only with --append, --mark only with --commits; "
                     "see --help)\n");
+    return 2;
+  }
+  if (prefill_arg && (commits < 0 || !parse_bytes(prefill_arg, &prefill_bytes))) {
+    fprintf(stderr, "gen_archive: --prefill-bytes %s: give a byte count (e.g. 4294967296 or "
+            "4GiB) with --commits\n", prefill_arg);
     return 2;
   }
   if (batch < 1 || batch > BATCH_COMMITS) {
@@ -539,7 +655,7 @@ main(int argc, char **argv)
       return 2;
     }
     if (g_mkdir_with_parents(root_dir, 0700) != 0 ||
-        !g_file_set_contents(schema, SCHEMA, -1, &error))
+        !g_file_set_contents(schema, prefill_bytes ? SCHEMA SCHEMA_FILL : SCHEMA, -1, &error))
       die(root_dir, error);
   }
   if (commits > 0)
@@ -553,6 +669,8 @@ main(int argc, char **argv)
   lock = sqlenvfs_root_lock(g.root, "archiver", FALSE, &error);
   if (lock < 0)
     die("take the archiver's lock (stop the archiver or the mount first)", error);
+  if (prefill_bytes)
+    prefill(&g, prefill_bytes);
   open_db(&g);
   g.w = sqlenvfs_archive_writer_open(archive_dir,
                                      seg_max > 0 ? seg_max
