@@ -114,37 +114,18 @@ state_clear(State *s)
   g_clear_pointer(&s->img, sqlenvfs_image_free);
 }
 
-static gssize
-state_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
-{
-  return sqlenvfs_image_read(src, buf, len, off, 0, error);
-}
-
-/* The state after COMMIT @e, composed on the state @below (an earlier state
- * of the same chain, which must outlive it): the commits in (below, e]
- * overlaid on @below's image (sqlenvfs_archive_compose). Its size must be
- * the one @e records. */
+/* The state after COMMIT @e, composed on the state @below (which must
+ * outlive it; restore.h). */
 static gboolean
-state_after(SqlenvfsArchive *a, const char *db, guint32 page_size, const State *below,
+state_after(SqlenvfsArchive *a, const char *db, const State *below,
             const SqlenvfsArchiveEntry *e, State *out, GError **error)
 {
-  g_autoptr(SqlenvfsImage) img = NULL;
-  guint32 below_pages = (guint32)(sqlenvfs_image_size(below->img) / page_size);
-  guint32 n_pages = below_pages;
-
-  img = sqlenvfs_image_new(page_size, below_pages, state_read, below->img, NULL);
-  if (!sqlenvfs_archive_compose(a, img, page_size, below->seq, below_pages, e->seq, &n_pages,
-                                NULL, NULL, error)) {
-    g_prefix_error(error, "bisect %s, the state after seq %" G_GUINT64_FORMAT ": ", db, e->seq);
+  SqlenvfsImage *img = sqlenvfs_restore_image_after(a, below->img, below->seq, e, error);
+  if (img == NULL) {
+    g_prefix_error(error, "bisect %s: ", db);
     return FALSE;
   }
-  if (n_pages != e->db_pages) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "bisect %s: the state after seq %" G_GUINT64_FORMAT " composes to %u pages, its "
-                "record says %u (run `sqlenvfs verify`)", db, e->seq, n_pages, e->db_pages);
-    return FALSE;
-  }
-  *out = (State){ g_steal_pointer(&img), e->seq, e->time };
+  *out = (State){ img, e->seq, e->time };
   return TRUE;
 }
 
@@ -449,7 +430,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   probe_done(r, total, progress, user);
   hi = (gint64)n_cand - 1;
   if (!cand_get(a, r->from_seq, r->to_seq, ckpts, (guint64)hi, &ce, error) ||
-      !state_after(a, r->db, p1->page_size, &s0, &ce, &shi, error) ||
+      !state_after(a, r->db, &s0, &ce, &shi, error) ||
       !probe(r->db, &shi, sql, &rhi, error))
     goto out;
   probe_done(r, total, progress, user);
@@ -464,7 +445,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     gint64 mid = lo + (hi - lo) / 2;
     const State *below = &g_array_index(lows, State, lows->len - 1);
     if (!cand_get(a, r->from_seq, r->to_seq, ckpts, (guint64)mid, &ce, error) ||
-        !state_after(a, r->db, p1->page_size, below, &ce, &smid, error) ||
+        !state_after(a, r->db, below, &ce, &smid, error) ||
         !probe(r->db, &smid, sql, &rmid, error))
       goto out;
     probe_done(r, total, progress, user);
