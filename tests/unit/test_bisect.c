@@ -130,10 +130,10 @@ work_segments(sqlite3 *db)
   exec(db, "DELETE FROM t WHERE k BETWEEN 5 AND 30");
   exec(db, "VACUUM");
   for (int k = 41; k <= 70; k++) {
-    g_autofree char *sql = g_strdup_printf("UPDATE t SET b = randomblob(100) WHERE k = %d", k - 38);
-    exec(db, sql);
-    sql = g_strdup_printf("INSERT INTO t VALUES (%d, randomblob(30000))", k);
-    exec(db, sql);
+    g_autofree char *upd = g_strdup_printf("UPDATE t SET b = randomblob(100) WHERE k = %d", k - 38);
+    g_autofree char *ins = g_strdup_printf("INSERT INTO t VALUES (%d, randomblob(30000))", k);
+    exec(db, upd);
+    exec(db, ins);
   }
 }
 
