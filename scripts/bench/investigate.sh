@@ -185,14 +185,23 @@ K=$((LC * 7 / 10))
 mark_us=$(sed -n "s/^mark $K us=\([0-9]*\) .*/\1/p" "$W/gen.out")
 lsize=$(stat -c %s "$W/long/data/prod/app.db")
 "$S" bisect --root "$W/long" --sql "SELECT count(*) FROM log WHERE id = $K" > /dev/null 2>&1 || true
-runs=()
+# Wall and CPU (user + system) milliseconds of a command, its output to $OUT.
+wall_cpu() {
+  OUT=$1 python3 -c 'import os, resource, subprocess, sys, time
+t = time.monotonic()
+with open(os.environ["OUT"], "w") as f:
+    subprocess.run(sys.argv[1:], stdout=f, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(int((time.monotonic() - t) * 1000), int((r.ru_utime + r.ru_stime) * 1000))' "${@:2}"
+}
+runs=(); cpus=()
 for i in 1 2 3; do
-  a=$(now)
-  "$S" bisect --root "$W/long" --sql "SELECT count(*) FROM log WHERE id = $K" > "$W/lbisect.out" 2>/dev/null || true
-  b=$(now)
-  runs+=($((b - a)))
+  read -r wall cpu < <(wall_cpu "$W/lbisect.out" "$S" bisect --root "$W/long" \
+    --sql "SELECT count(*) FROM log WHERE id = $K")
+  runs+=("$wall"); cpus+=("$cpu")
 done
 lbis=$(median3 "${runs[@]}")
+lcpu=$(median3 "${cpus[@]}")
 lprobes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1 \2/p' "$W/lbisect.out")
 lwhen=$(sed -n 's/.*first change at seq [0-9]*, captured \(.*\)$/\1/p' "$W/lbisect.out")
 lok=$(python3 -c 'import sys, datetime
@@ -204,5 +213,5 @@ print("right commit" if us == int(sys.argv[2]) else "WRONG commit (%d, expected 
 printf 'investigate: long bisect on %s bytes, %s commits\n' "$lsize" "$LC"
 printf '%-48s %8s ms %7s ms %8s\n' "bisect over $LC commits (<= 2 s)" "$lbis" 2000 \
   "$(python3 -c "print('%.2f' % ($lbis / 2000))")"
-printf '  bisect examined %s; %s\n' \
-  "$(echo "$lprobes" | awk '{print $1 " states of " $2 " commits (<= 25)"}')" "$lok"
+printf '  bisect examined %s; %s; CPU (user + system) %s ms\n' \
+  "$(echo "$lprobes" | awk '{print $1 " states of " $2 " commits (<= 25)"}')" "$lok" "$lcpu"
