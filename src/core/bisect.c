@@ -248,15 +248,33 @@ check_statement(const char *db, const State *s, const char *sql, GError **error)
 
 /* The states bisect probes between two plans: the state after every COMMIT
  * record with seq in (after, upto]. Counted by one walk of the archive,
- * which keeps the seq of every CKPT_EVERY-th of them, so that finding
- * candidate k later walks at most CKPT_EVERY records. */
+ * which checks that no record of the range is missing and keeps the seqs of
+ * the other records in it (SEALs, mostly: few), so that candidate k is
+ * found by arithmetic and one read of its record; with too many of those,
+ * it keeps the seq of every CKPT_EVERY-th candidate instead, and finding
+ * candidate k walks at most CKPT_EVERY records. */
 #define CKPT_EVERY 4096
+#define MAX_SKIPS 65536
+
+typedef struct {
+  guint64 after, upto;
+  GArray *skips;      /* the seqs of the other records, ascending, or NULL */
+  GArray *ckpts;      /* candidate k * CKPT_EVERY's seq                    */
+} Cands;
+
+static void
+cands_clear(Cands *c)
+{
+  g_clear_pointer(&c->skips, g_array_unref);
+  g_clear_pointer(&c->ckpts, g_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Cands, cands_clear)
 
 typedef struct {
   guint64 expect;     /* the next seq the walk must see                    */
   guint64 n;          /* candidates so far                                 */
   guint64 want;       /* stop at candidate @want (G_MAXUINT64: count all)  */
-  GArray *ckpts;      /* when counting: candidate k * CKPT_EVERY's seq     */
+  Cands *keep;        /* when counting: what it keeps                      */
   guint64 gap_seq;    /* a GAP record in the range (0: none)               */
   gboolean missing;   /* a record of the range is missing or unreadable    */
   gboolean found;
@@ -276,51 +294,71 @@ cand_step(gpointer user, const SqlenvfsArchiveEntry *e)
     w->gap_seq = e->seq;
     return FALSE;
   }
-  if (e->type != SQLENVFS_ARCHIVE_COMMIT)
+  if (e->type != SQLENVFS_ARCHIVE_COMMIT) {
+    if (w->keep != NULL && w->keep->skips != NULL) {
+      if (w->keep->skips->len < MAX_SKIPS)
+        g_array_append_val(w->keep->skips, e->seq);
+      else
+        g_clear_pointer(&w->keep->skips, g_array_unref);
+    }
     return TRUE;
+  }
   if (w->n == w->want) {
     w->hit = *e;
     w->found = TRUE;
     return FALSE;
   }
-  if (w->ckpts != NULL && w->n % CKPT_EVERY == 0)
-    g_array_append_val(w->ckpts, e->seq);
+  if (w->keep != NULL && w->n % CKPT_EVERY == 0)
+    g_array_append_val(w->keep->ckpts, e->seq);
   w->n++;
   return TRUE;
 }
 
-/* Count the candidates of (@after, @upto], keeping checkpoints in @ckpts. */
+/* Count the candidates of (@after, @upto] into @c. */
 static void
-cand_count(SqlenvfsArchive *a, guint64 after, guint64 upto, GArray *ckpts, CandWalk *w)
+cand_count(SqlenvfsArchive *a, guint64 after, guint64 upto, Cands *c, CandWalk *w)
 {
-  *w = (CandWalk){ .expect = after + 1, .want = G_MAXUINT64, .ckpts = ckpts };
+  *c = (Cands){ after, upto, g_array_new(FALSE, FALSE, sizeof(guint64)),
+                g_array_new(FALSE, FALSE, sizeof(guint64)) };
+  *w = (CandWalk){ .expect = after + 1, .want = G_MAXUINT64, .keep = c };
   sqlenvfs_archive_walk(a, after, upto, cand_step, w);
   if (w->gap_seq == 0 && !w->missing && w->expect != upto + 1)
     w->missing = TRUE;
 }
 
-/* Candidate @k of (@after, @upto] in *@e, walked from the checkpoint before
- * it. FALSE and *error when the archive no longer holds it. */
+/* Candidate @k of @c in *@e. FALSE and *error when the archive no longer
+ * holds it. */
 static gboolean
-cand_get(SqlenvfsArchive *a, guint64 after, guint64 upto, const GArray *ckpts, guint64 k,
-         SqlenvfsArchiveEntry *e, GError **error)
+cand_get(SqlenvfsArchive *a, const Cands *c, guint64 k, SqlenvfsArchiveEntry *e, GError **error)
 {
-  guint64 j = k / CKPT_EVERY;
-  CandWalk w;
+  guint64 after = c->after;
+  gboolean found;
 
-  if (j < ckpts->len)
-    after = g_array_index(ckpts, guint64, j) - 1; /* candidate j * CKPT_EVERY is next */
-  else
-    j = 0;
-  w = (CandWalk){ .expect = after + 1, .want = k - j * CKPT_EVERY };
-  sqlenvfs_archive_walk(a, after, upto, cand_step, &w);
-  if (!w.found) {
+  if (c->skips != NULL) {
+    /* Every seq of the range is there: the k-th that is not another record. */
+    guint64 seq = after + 1 + k;
+    for (guint i = 0; i < c->skips->len && g_array_index(c->skips, guint64, i) <= seq; i++)
+      seq++;
+    found = seq <= c->upto && sqlenvfs_archive_get(a, seq, e) &&
+            e->type == SQLENVFS_ARCHIVE_COMMIT;
+  } else {
+    guint64 j = k / CKPT_EVERY;
+    CandWalk w;
+    if (j < c->ckpts->len)
+      after = g_array_index(c->ckpts, guint64, j) - 1; /* candidate j * CKPT_EVERY is next */
+    else
+      j = 0;
+    w = (CandWalk){ .expect = after + 1, .want = k - j * CKPT_EVERY };
+    sqlenvfs_archive_walk(a, after, c->upto, cand_step, &w);
+    found = w.found;
+    *e = w.hit;
+  }
+  if (!found) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                 "the WAL archive changed while bisecting (records between seq %" G_GUINT64_FORMAT
-                " and %" G_GUINT64_FORMAT " are gone: pruned?); bisect again", after, upto);
+                " and %" G_GUINT64_FORMAT " are gone: pruned?); bisect again", c->after, c->upto);
     return FALSE;
   }
-  *e = w.hit;
   return TRUE;
 }
 
@@ -332,13 +370,13 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   g_autoptr(SqlenvfsBisectResult) r = g_new0(SqlenvfsBisectResult, 1);
   g_autoptr(SqlenvfsRestorePlan) p1 = NULL, p2 = NULL;
   g_autoptr(SqlenvfsTimeline) tl = NULL;
-  g_autoptr(GArray) ckpts = g_array_new(FALSE, FALSE, sizeof(guint64));
   /* The states with the result at T1, oldest first: each one's image reads
    * through the one before it (invariant 3). */
   g_autoptr(GArray) lows = g_array_new(FALSE, TRUE, sizeof(State));
   g_autofree char *name = NULL;
   SqlenvfsArchive *a;
   State s0 = { 0 }, shi = { 0 }, smid = { 0 };
+  g_auto(Cands) cands = { 0 };
   CandWalk w;
   SqlenvfsArchiveEntry ce;
   guint64 n_cand;
@@ -401,7 +439,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     return NULL;
 
   a = sqlenvfs_timeline_archive(tl);
-  cand_count(a, r->from_seq, r->to_seq, ckpts, &w);
+  cand_count(a, r->from_seq, r->to_seq, &cands, &w);
   if (w.gap_seq != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "the archive of %s has a gap between --from and --to (at seq %"
@@ -429,7 +467,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     goto out;
   probe_done(r, total, progress, user);
   hi = (gint64)n_cand - 1;
-  if (!cand_get(a, r->from_seq, r->to_seq, ckpts, (guint64)hi, &ce, error) ||
+  if (!cand_get(a, &cands, (guint64)hi, &ce, error) ||
       !state_after(a, r->db, &s0, &ce, &shi, error) ||
       !probe(r->db, &shi, sql, &rhi, error))
     goto out;
@@ -444,7 +482,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   while (hi - lo > 1) {
     gint64 mid = lo + (hi - lo) / 2;
     const State *below = &g_array_index(lows, State, lows->len - 1);
-    if (!cand_get(a, r->from_seq, r->to_seq, ckpts, (guint64)mid, &ce, error) ||
+    if (!cand_get(a, &cands, (guint64)mid, &ce, error) ||
         !state_after(a, r->db, below, &ce, &smid, error) ||
         !probe(r->db, &smid, sql, &rmid, error))
       goto out;

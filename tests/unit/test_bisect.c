@@ -271,7 +271,7 @@ START_TEST(test_first_candidate)
   }
   ck_assert_ptr_nonnull(c2);
   ck_assert_int_eq(value_at(c1->time, sql), 0);
-  ck_assert_uint_eq(c2->seq, c1->seq + 1);
+  ck_assert_uint_gt(c2->seq, c1->seq); /* a SEAL may lie between them */
 
   /* From T1 = c1: c2 is the first state searched, and the answer. */
   from = (SqlenvfsTime){ .us = c1->time };
@@ -285,6 +285,51 @@ START_TEST(test_first_candidate)
   ck_assert_str_eq(r->after, "1\n");
   ck_assert_uint_gt(r->n_commits, 30);
   ck_assert_uint_le(r->n_probes, 2 + g_bit_storage(r->n_commits - 1));
+}
+END_TEST
+
+/* The first commit after T1 when a SEAL record (the end of a segment)
+ * lies between T1's commit and it: the first state searched is the next
+ * COMMIT, not the SEAL. */
+START_TEST(test_first_candidate_after_seal)
+{
+  g_autofree char *dir = archive_dir();
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsBisectResult) r = NULL;
+  const char *sql = "SELECT count(*), total(length(b)) FROM t";
+  g_autofree char *q = g_strdup_printf("SELECT count(*) * 1000000000 + total(length(b)) FROM t");
+  SqlenvfsArchiveEntry c1 = { 0 }, c2 = { 0 };
+  SqlenvfsTime from, to = { .is_latest = TRUE };
+  GError *error = NULL;
+  guint n_seals = 0;
+
+  a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  /* The last SEAL with a COMMIT on each side whose states differ. */
+  for (guint i = 1; i + 1 < sqlenvfs_archive_n_entries(a); i++) {
+    const SqlenvfsArchiveEntry *prev = sqlenvfs_archive_entry(a, i - 1);
+    const SqlenvfsArchiveEntry *seal = sqlenvfs_archive_entry(a, i);
+    const SqlenvfsArchiveEntry *next = sqlenvfs_archive_entry(a, i + 1);
+    if (seal->type != SQLENVFS_ARCHIVE_SEAL || prev->type != SQLENVFS_ARCHIVE_COMMIT ||
+        next->type != SQLENVFS_ARCHIVE_COMMIT || prev->time == next->time)
+      continue;
+    n_seals++;
+    if (value_at(prev->time, q) != value_at(next->time, q)) {
+      c1 = *prev;
+      c2 = *next;
+    }
+  }
+  ck_assert_uint_ge(n_seals, 2);
+  ck_assert_uint_ne(c2.seq, 0);
+  ck_assert_uint_eq(c2.seq, c1.seq + 2);
+
+  from = (SqlenvfsTime){ .us = c1.time };
+  r = sqlenvfs_bisect_run(root, NULL, sql, &from, &to, NULL, NULL, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(r->from_seq, c1.seq);
+  ck_assert(r->is_found);
+  ck_assert_uint_eq(r->seq, c2.seq);
+  ck_assert_int_eq(r->time_us, c2.time);
 }
 END_TEST
 
@@ -414,6 +459,7 @@ bisect_suite(void)
   tcase_add_checked_fixture(tc, setup_segments, teardown);
   tcase_add_test(tc, test_image_after_is_restore);
   tcase_add_test(tc, test_first_candidate);
+  tcase_add_test(tc, test_first_candidate_after_seal);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
   tc = tcase_create("rows");
