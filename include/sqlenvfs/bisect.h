@@ -5,10 +5,14 @@
  *
  * The states searched are those after each COMMIT record between the state
  * at T1 and the state at T2 (both as restore.h resolves them), in sequence
- * order; of commits captured in the same microsecond only the last is a
- * state one can restore to, so only it is searched. Results are compared
- * whole: every row, every column, in the order the query returns them
- * (values by type and bytes).
+ * order, each one by its sequence number: of commits captured in the same
+ * microsecond (which a restore by time cannot tell apart) each is searched,
+ * and the one named is exact. Results are compared whole: every row, every
+ * column, in the order the query returns them (values by type and bytes).
+ *
+ * The timeline (timeline.h) is opened once; the state at T1 is built from
+ * its base, every later state on the image of an earlier one examined, so
+ * that a probe reads only the archive of the range still searched.
  *
  * The search assumes the result changes once in the range (it returns a
  * commit after which the result differs from the result at T1 while the

@@ -113,6 +113,19 @@ SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *p
                                       SqlenvfsProgressFunc progress, gpointer user,
                                       GError **error);
 
+/* The state after COMMIT record @e of @a, composed on @below, the image of
+ * an earlier state (the one after record @below_seq, of the chain @e is
+ * in: from restore_image or from this function): the commits in
+ * (@below_seq, @e] overlaid on it as restore_image overlays them on a base
+ * (sqlenvfs_archive_compose), so every byte is what restore_image gives for
+ * that state, and only the records of that range are read. The new image
+ * reads every other page through @below, which must outlive it. NULL and
+ * *error as sqlenvfs_archive_compose, or INTEGRITY when the size composed
+ * is not the one @e records. */
+SqlenvfsImage *sqlenvfs_restore_image_after(SqlenvfsArchive *a, SqlenvfsImage *below,
+                                            guint64 below_seq, const SqlenvfsArchiveEntry *e,
+                                            GError **error);
+
 /* After an image of @plan was read completely: TRUE when the base file is
  * still the one restore_image checked (same SqlenvfsFileId), so that what
  * was read from it is what was checked. FALSE and INTEGRITY naming the base

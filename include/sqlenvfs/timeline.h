@@ -36,6 +36,12 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsTimeline, sqlenvfs_timeline_free)
 
 const char *sqlenvfs_timeline_db(const SqlenvfsTimeline *tl);
 
+/* The timeline's archive, its records checked (damaged ones are marks, as
+ * the plans see them), for reading states by sequence number
+ * (sqlenvfs_archive_compose). Valid until the next refresh or the free; the
+ * caller must hold the timeline alone (not shared with other threads). */
+SqlenvfsArchive *sqlenvfs_timeline_archive(SqlenvfsTimeline *tl);
+
 /* Bring the timeline up to date: the records appended to the archive since
  * (a pruned or rewritten archive is read again), the copies when the store
  * changed. Answers afterwards are those of a timeline opened now. FALSE and

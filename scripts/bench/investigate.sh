@@ -5,6 +5,13 @@
 #   - diff across many commits vs sqldiff of the two states already
 #     materialized (target <= 1.5x);
 #   - bisect over many commits: states examined and time.
+#   - with INVESTIGATE_LONG=1, bisect over a million commits of a 1 GiB
+#     database (targets <= 25 states, <= 2 s): a root built by
+#     gen_archive (INVESTIGATE_GEN, default scripts/bench/gen_archive of
+#     SQLENVFS's build, -Dbench=true) with INVESTIGATE_LONG_COMMITS
+#     (default 1000000) one-row commits on a database prefilled to
+#     INVESTIGATE_LONG_BYTES (default 1G); it takes a few minutes and
+#     about 3 GiB of disk.
 # Usage: scripts/bench/investigate.sh [SQLENVFS] ; INVESTIGATE_MIB (default
 # 256) sizes the database, INVESTIGATE_COMMITS (default 2000) the long run,
 # INVESTIGATE_DIR where it works (default a temporary directory, removed).
@@ -164,3 +171,47 @@ printf '%-48s %8s ms %10s %8s\n' "bisect over $n_long commits" "$bis" "-" "-"
 printf '  bisect examined %s\n' "$(echo "$probes" | awk '{print $1 " states of " $2 " commits (bound " int(log($2)/log(2)+0.999999)+2 ")"}')"
 sed 's/^/  10 commits: /' "$W/d10.stats"
 sed 's/^/  long run:   /' "$W/dlong.stats"
+
+[ "${INVESTIGATE_LONG:-0}" = 1 ] || exit 0
+
+# Bisect over a million commits: the commit that inserted row K of
+# gen_archive's log table (its capture time printed by --mark).
+GEN=$(realpath "${INVESTIGATE_GEN:-$(dirname "$S")/../scripts/bench/gen_archive}")
+LC=${INVESTIGATE_LONG_COMMITS:-1000000}
+LB=${INVESTIGATE_LONG_BYTES:-1G}
+K=$((LC * 7 / 10))
+"$GEN" --sqlenvfs "$S" --root "$W/long" --commits "$LC" --mark "$K" --prefill-bytes "$LB" \
+  > "$W/gen.out" 2> "$W/gen.err" || { cat "$W/gen.err" >&2; exit 1; }
+mark_us=$(sed -n "s/^mark $K us=\([0-9]*\) .*/\1/p" "$W/gen.out")
+lsize=$(stat -c %s "$W/long/data/prod/app.db")
+"$S" bisect --root "$W/long" --sql "SELECT count(*) FROM log WHERE id = $K" > /dev/null 2>&1 || true
+# Wall and CPU (user + system) milliseconds of a command, its output to $OUT.
+wall_cpu() {
+  OUT=$1 python3 -c 'import os, resource, subprocess, sys, time
+t = time.monotonic()
+with open(os.environ["OUT"], "w") as f:
+    subprocess.run(sys.argv[1:], stdout=f, stderr=subprocess.DEVNULL)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(int((time.monotonic() - t) * 1000), int((r.ru_utime + r.ru_stime) * 1000))' "${@:2}"
+}
+runs=(); cpus=()
+for i in 1 2 3; do
+  read -r wall cpu < <(wall_cpu "$W/lbisect.out" "$S" bisect --root "$W/long" \
+    --sql "SELECT count(*) FROM log WHERE id = $K")
+  runs+=("$wall"); cpus+=("$cpu")
+done
+lbis=$(median3 "${runs[@]}")
+lcpu=$(median3 "${cpus[@]}")
+lprobes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1 \2/p' "$W/lbisect.out")
+lwhen=$(sed -n 's/.*first change at seq [0-9]*, captured \(.*\)$/\1/p' "$W/lbisect.out")
+lok=$(python3 -c 'import sys, datetime
+w = sys.argv[1]
+if not w: print("NO ANSWER"); sys.exit()
+d = datetime.datetime.fromisoformat(w.replace("Z", "+00:00"))
+us = int(d.timestamp()) * 1000000 + d.microsecond
+print("right commit" if us == int(sys.argv[2]) else "WRONG commit (%d, expected %s)" % (us, sys.argv[2]))' "$lwhen" "$mark_us")
+printf 'investigate: long bisect on %s bytes, %s commits\n' "$lsize" "$LC"
+printf '%-48s %8s ms %7s ms %8s\n' "bisect over $LC commits (<= 2 s)" "$lbis" 2000 \
+  "$(python3 -c "print('%.2f' % ($lbis / 2000))")"
+printf '  bisect examined %s; %s; CPU (user + system) %s ms\n' \
+  "$(echo "$lprobes" | awk '{print $1 " states of " $2 " commits (<= 25)"}')" "$lok" "$lcpu"

@@ -7,6 +7,14 @@
  *   (1) result(c[lo]) == R0, or lo == -1 (the state at T1);
  *   (2) result(c[hi]) != R0.
  * Each probe halves hi - lo; when hi == lo + 1, c[hi] is the answer.
+ *   (3) Only the state at T1 is built from a base (restore.h, its base
+ *       checked); the state c[k] is composed on the image of c[lo] (or of
+ *       the state at T1), the commits in (c[lo], c[k]] overlaid on it, as a
+ *       restore overlays them on its base (sqlenvfs_archive_compose): the
+ *       same bytes as a restore of c[k] from any base. So every probe after
+ *       the first composes only the commits of the range still searched,
+ *       and all of them use one timeline (one read of the archive's index,
+ *       one check of its records).
  */
 #include "sqlenvfs/bisect.h"
 
@@ -16,6 +24,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/imagevfs.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
 
 #define SHOW_ROWS 10
@@ -90,36 +99,57 @@ probe_done(SqlenvfsBisectResult *r, guint total, SqlenvfsBisectProgressFunc prog
     progress(user, r->n_probes, total);
 }
 
-/* Run @sql on the state after archive record @seq (time @t_us). */
-static gboolean
-probe(SqlenvfsRoot *root, const char *db, gint64 t_us, guint64 seq, const char *sql, Result *out,
-      GError **error)
+/* A state examined: its image and the record it is the state after. The
+ * image of a state after the first reads every page no commit since the
+ * state below it wrote through that state's image (invariant 3). */
+typedef struct {
+  SqlenvfsImage *img;
+  guint64 seq;
+  gint64 time_us;
+} State;
+
+static void
+state_clear(State *s)
 {
-  SqlenvfsTime t = { .is_latest = FALSE, .us = t_us };
-  g_autoptr(SqlenvfsRestorePlan) plan = sqlenvfs_restore_plan(root, db, &t, error);
-  g_autoptr(SqlenvfsImage) img = NULL;
+  g_clear_pointer(&s->img, sqlenvfs_image_free);
+}
+
+/* The state after COMMIT @e, composed on the state @below (which must
+ * outlive it; restore.h). */
+static gboolean
+state_after(SqlenvfsArchive *a, const char *db, const State *below,
+            const SqlenvfsArchiveEntry *e, State *out, GError **error)
+{
+  SqlenvfsImage *img = sqlenvfs_restore_image_after(a, below->img, below->seq, e, error);
+  if (img == NULL) {
+    g_prefix_error(error, "bisect %s: ", db);
+    return FALSE;
+  }
+  *out = (State){ img, e->seq, e->time };
+  return TRUE;
+}
+
+/* Label of state @s in messages. */
+static char *
+state_label(const char *db, const State *s)
+{
+  g_autofree char *when = sqlenvfs_time_format_iso(s->time_us);
+  return g_strdup_printf("%s.db after seq %" G_GUINT64_FORMAT " (%s)", db, s->seq, when);
+}
+
+/* Run @sql on state @s. */
+static gboolean
+probe(const char *db, const State *s, const char *sql, Result *out, GError **error)
+{
   g_autoptr(sqlite3) conn = NULL;
   g_autoptr(sqlite3_stmt) st = NULL;
   g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
-  g_autofree char *when = sqlenvfs_time_format_iso(t_us);
-  g_autofree char *label = NULL;
+  g_autofree char *label = state_label(db, s);
   GString *text = g_string_new(NULL);
   gsize len = sizeof out->digest;
   int rc, n;
 
-  if (plan == NULL)
-    goto fail;
-  label = g_strdup_printf("%s.db at %s (seq %" G_GUINT64_FORMAT ")", plan->db, when, seq);
-  if (plan->state_seq != seq) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "the state at %s is seq %" G_GUINT64_FORMAT ", not %" G_GUINT64_FORMAT
-                " as the archive's index says; check the archive with `sqlenvfs verify`",
-                when, plan->state_seq, seq);
-    goto fail;
-  }
-  plan->on_demand = TRUE; /* a probe reads the pages its query needs */
-  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
-  if (img == NULL || !sqlenvfs_imagevfs_open(img, label, &conn, error))
+  if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
     goto fail;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
   if (rc != SQLITE_OK) {
@@ -175,29 +205,23 @@ fail:
   return FALSE;
 }
 
-/* @sql must be one read-only statement that returns rows, on the state at
- * @t_us (the tables it names must exist there). */
+/* @sql must be one read-only statement that returns rows, on state @s (the
+ * tables it names must exist there). */
 static gboolean
-check_statement(SqlenvfsRoot *root, const char *db, gint64 t_us, const char *sql, GError **error)
+check_statement(const char *db, const State *s, const char *sql, GError **error)
 {
-  SqlenvfsTime t = { .is_latest = FALSE, .us = t_us };
-  g_autoptr(SqlenvfsRestorePlan) plan = sqlenvfs_restore_plan(root, db, &t, error);
-  g_autoptr(SqlenvfsImage) img = NULL;
+  g_autofree char *label = state_label(db, s);
   g_autoptr(sqlite3) conn = NULL;
   g_autoptr(sqlite3_stmt) st = NULL;
   const char *tail = NULL;
   int rc;
 
-  if (plan == NULL)
-    return FALSE;
-  plan->on_demand = TRUE; /* a probe reads the pages its query needs */
-  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
-  if (img == NULL || !sqlenvfs_imagevfs_open(img, plan->db, &conn, error))
+  if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
     return FALSE;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, &tail);
   if (rc != SQLITE_OK || st == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql is not a query SQLite accepts on %s.db: %s", plan->db,
+                "--sql is not a query SQLite accepts on %s.db: %s", db,
                 st == NULL && rc == SQLITE_OK ? "it is empty" : sqlite3_errmsg(conn));
     return FALSE;
   }
@@ -222,16 +246,35 @@ check_statement(SqlenvfsRoot *root, const char *db, gint64 t_us, const char *sql
   return TRUE;
 }
 
-/* The states bisect probes between two plans: the COMMIT records with seq
- * in (after, upto], of which commits captured in the same microsecond
- * count as one (the last of them). Counted, or the @want-th one found, by a
- * walk of the archive (nothing per record is kept). */
+/* The states bisect probes between two plans: the state after every COMMIT
+ * record with seq in (after, upto]. Counted by one walk of the archive,
+ * which checks that no record of the range is missing and keeps the seqs of
+ * the other records in it (SEALs, mostly: few), so that candidate k is
+ * found by arithmetic and one read of its record; with too many of those,
+ * it keeps the seq of every CKPT_EVERY-th candidate instead, and finding
+ * candidate k walks at most CKPT_EVERY records. */
+#define CKPT_EVERY 4096
+#define MAX_SKIPS 65536
+
+typedef struct {
+  guint64 after, upto;
+  GArray *skips;      /* the seqs of the other records, ascending, or NULL */
+  GArray *ckpts;      /* candidate k * CKPT_EVERY's seq                    */
+} Cands;
+
+static void
+cands_clear(Cands *c)
+{
+  g_clear_pointer(&c->skips, g_array_unref);
+  g_clear_pointer(&c->ckpts, g_array_unref);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Cands, cands_clear)
+
 typedef struct {
   guint64 expect;     /* the next seq the walk must see                    */
   guint64 n;          /* candidates so far                                 */
   guint64 want;       /* stop at candidate @want (G_MAXUINT64: count all)  */
-  SqlenvfsArchiveEntry last;  /* the last COMMIT seen                      */
-  gboolean has_last;
+  Cands *keep;        /* when counting: what it keeps                      */
   guint64 gap_seq;    /* a GAP record in the range (0: none)               */
   gboolean missing;   /* a record of the range is missing or unreadable    */
   gboolean found;
@@ -251,56 +294,71 @@ cand_step(gpointer user, const SqlenvfsArchiveEntry *e)
     w->gap_seq = e->seq;
     return FALSE;
   }
-  if (e->type != SQLENVFS_ARCHIVE_COMMIT)
-    return TRUE;
-  if (w->has_last && w->last.time != e->time) {
-    /* w->last ended its microsecond: candidate number n. */
-    if (w->n == w->want) {
-      w->hit = w->last;
-      w->found = TRUE;
-      return FALSE;
+  if (e->type != SQLENVFS_ARCHIVE_COMMIT) {
+    if (w->keep != NULL && w->keep->skips != NULL) {
+      if (w->keep->skips->len < MAX_SKIPS)
+        g_array_append_val(w->keep->skips, e->seq);
+      else
+        g_clear_pointer(&w->keep->skips, g_array_unref);
     }
-    w->n++;
+    return TRUE;
   }
-  w->last = *e;
-  w->has_last = TRUE;
+  if (w->n == w->want) {
+    w->hit = *e;
+    w->found = TRUE;
+    return FALSE;
+  }
+  if (w->keep != NULL && w->n % CKPT_EVERY == 0)
+    g_array_append_val(w->keep->ckpts, e->seq);
+  w->n++;
   return TRUE;
 }
 
-/* Walk (@after, @upto] for candidate @want (G_MAXUINT64: count them). */
+/* Count the candidates of (@after, @upto] into @c. */
 static void
-cand_walk(SqlenvfsArchive *a, guint64 after, guint64 upto, guint64 want, CandWalk *w)
+cand_count(SqlenvfsArchive *a, guint64 after, guint64 upto, Cands *c, CandWalk *w)
 {
-  *w = (CandWalk){ .expect = after + 1, .want = want };
+  *c = (Cands){ after, upto, g_array_new(FALSE, FALSE, sizeof(guint64)),
+                g_array_new(FALSE, FALSE, sizeof(guint64)) };
+  *w = (CandWalk){ .expect = after + 1, .want = G_MAXUINT64, .keep = c };
   sqlenvfs_archive_walk(a, after, upto, cand_step, w);
-  if (w->found || w->gap_seq != 0 || w->missing)
-    return;
-  if (w->expect != upto + 1)
+  if (w->gap_seq == 0 && !w->missing && w->expect != upto + 1)
     w->missing = TRUE;
-  else if (w->has_last) { /* the last microsecond's last commit */
-    if (w->n == want) {
-      w->hit = w->last;
-      w->found = TRUE;
-    }
-    w->n++;
-  }
 }
 
-/* Candidate @k of (@after, @upto] in *@e (walked again: nothing is kept).
- * FALSE and *error when the archive no longer holds it. */
+/* Candidate @k of @c in *@e. FALSE and *error when the archive no longer
+ * holds it. */
 static gboolean
-cand_get(SqlenvfsArchive *a, guint64 after, guint64 upto, guint64 k, SqlenvfsArchiveEntry *e,
-         GError **error)
+cand_get(SqlenvfsArchive *a, const Cands *c, guint64 k, SqlenvfsArchiveEntry *e, GError **error)
 {
-  CandWalk cw;
-  cand_walk(a, after, upto, k, &cw);
-  if (!cw.found) {
+  guint64 after = c->after;
+  gboolean found;
+
+  if (c->skips != NULL) {
+    /* Every seq of the range is there: the k-th that is not another record. */
+    guint64 seq = after + 1 + k;
+    for (guint i = 0; i < c->skips->len && g_array_index(c->skips, guint64, i) <= seq; i++)
+      seq++;
+    found = seq <= c->upto && sqlenvfs_archive_get(a, seq, e) &&
+            e->type == SQLENVFS_ARCHIVE_COMMIT;
+  } else {
+    guint64 j = k / CKPT_EVERY;
+    CandWalk w;
+    if (j < c->ckpts->len)
+      after = g_array_index(c->ckpts, guint64, j) - 1; /* candidate j * CKPT_EVERY is next */
+    else
+      j = 0;
+    w = (CandWalk){ .expect = after + 1, .want = k - j * CKPT_EVERY };
+    sqlenvfs_archive_walk(a, after, c->upto, cand_step, &w);
+    found = w.found;
+    *e = w.hit;
+  }
+  if (!found) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                 "the WAL archive changed while bisecting (records between seq %" G_GUINT64_FORMAT
-                " and %" G_GUINT64_FORMAT " are gone: pruned?); bisect again", after, upto);
+                " and %" G_GUINT64_FORMAT " are gone: pruned?); bisect again", c->after, c->upto);
     return FALSE;
   }
-  *e = cw.hit;
   return TRUE;
 }
 
@@ -311,32 +369,46 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
 {
   g_autoptr(SqlenvfsBisectResult) r = g_new0(SqlenvfsBisectResult, 1);
   g_autoptr(SqlenvfsRestorePlan) p1 = NULL, p2 = NULL;
-  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsTimeline) tl = NULL;
+  /* The states with the result at T1, oldest first: each one's image reads
+   * through the one before it (invariant 3). */
+  g_autoptr(GArray) lows = g_array_new(FALSE, TRUE, sizeof(State));
+  g_autofree char *name = NULL;
+  SqlenvfsArchive *a;
+  State s0 = { 0 }, shi = { 0 }, smid = { 0 };
+  g_auto(Cands) cands = { 0 };
   CandWalk w;
   SqlenvfsArchiveEntry ce;
   guint64 n_cand;
-  g_autofree char *dir = NULL;
   Result r0 = { 0 }, rhi = { 0 }, rmid = { 0 };
+  SqlenvfsBisectResult *ret = NULL;
   guint total;
   gint64 lo, hi;
 
   g_return_val_if_fail(root != NULL && sql != NULL && to != NULL, NULL);
-  p2 = sqlenvfs_restore_plan(root, db, to, error);
+  g_array_set_clear_func(lows, (GDestroyNotify)state_clear);
+  /* One timeline (the archive's index read and its records checked once)
+   * answers both times and every state examined. */
+  name = sqlenvfs_root_resolve_db(root, db, FALSE, error);
+  if (name == NULL)
+    return NULL;
+  tl = sqlenvfs_timeline_open(root, name, error);
+  if (tl == NULL)
+    return NULL;
+  p2 = sqlenvfs_timeline_plan(tl, to, error);
   if (p2 == NULL)
     return NULL;
   if (from != NULL) {
-    p1 = sqlenvfs_restore_plan(root, db, from, error);
+    p1 = sqlenvfs_timeline_plan(tl, from, error);
   } else {
-    g_autoptr(GPtrArray) windows = sqlenvfs_restore_windows(root, p2->db, error);
+    g_autoptr(GPtrArray) windows = sqlenvfs_timeline_windows(tl);
     SqlenvfsTime t = { .is_latest = FALSE, .us = 0 };
-    if (windows == NULL)
-      return NULL;
     for (guint i = 0; i < windows->len; i++) {
       SqlenvfsRestoreWindow *win = windows->pdata[i];
       if (win->from_us <= p2->state_us && p2->state_us <= win->to_us)
         t.us = win->from_us;
     }
-    p1 = sqlenvfs_restore_plan(root, p2->db, &t, error);
+    p1 = sqlenvfs_timeline_plan(tl, &t, error);
   }
   if (p1 == NULL)
     return NULL;
@@ -354,14 +426,20 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
                 t1, t2);
     return NULL;
   }
-  if (!check_statement(root, r->db, p1->state_us, sql, error))
+  /* The state at T1, from its base (checked as every restore checks it);
+   * every later state is composed on an earlier one. */
+  p1->on_demand = TRUE; /* a probe reads the pages its query needs */
+  s0.img = sqlenvfs_restore_image(root, p1, NULL, NULL, error);
+  if (s0.img == NULL)
+    return NULL;
+  s0.seq = p1->state_seq;
+  s0.time_us = p1->state_us;
+  g_array_append_val(lows, s0);
+  if (!check_statement(r->db, &s0, sql, error))
     return NULL;
 
-  dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), r->db, NULL);
-  a = sqlenvfs_archive_open(dir, error);
-  if (a == NULL)
-    return NULL;
-  cand_walk(a, r->from_seq, r->to_seq, G_MAXUINT64, &w);
+  a = sqlenvfs_timeline_archive(tl);
+  cand_count(a, r->from_seq, r->to_seq, &cands, &w);
   if (w.gap_seq != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "the archive of %s has a gap between --from and --to (at seq %"
@@ -385,52 +463,59 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     return g_steal_pointer(&r);
   }
   total = 2 + (guint) g_bit_storage(n_cand - 1);
-  if (!probe(root, r->db, p1->state_us, p1->state_seq, sql, &r0, error))
-    goto fail;
+  if (!probe(r->db, &s0, sql, &r0, error))
+    goto out;
   probe_done(r, total, progress, user);
   hi = (gint64)n_cand - 1;
-  if (!cand_get(a, r->from_seq, r->to_seq, (guint64)hi, &ce, error) ||
-      !probe(root, r->db, ce.time, ce.seq, sql, &rhi, error))
-    goto fail;
+  if (!cand_get(a, &cands, (guint64)hi, &ce, error) ||
+      !state_after(a, r->db, &s0, &ce, &shi, error) ||
+      !probe(r->db, &shi, sql, &rhi, error))
+    goto out;
   probe_done(r, total, progress, user);
   if (result_equal(&r0, &rhi)) {
     r->before = g_steal_pointer(&r0.text);
     r->n_before = r0.n_rows;
-    result_clear(&rhi);
-    return g_steal_pointer(&r);
+    ret = g_steal_pointer(&r);
+    goto out;
   }
   lo = -1;
   while (hi - lo > 1) {
     gint64 mid = lo + (hi - lo) / 2;
-    if (!cand_get(a, r->from_seq, r->to_seq, (guint64)mid, &ce, error) ||
-        !probe(root, r->db, ce.time, ce.seq, sql, &rmid, error))
-      goto fail;
+    const State *below = &g_array_index(lows, State, lows->len - 1);
+    if (!cand_get(a, &cands, (guint64)mid, &ce, error) ||
+        !state_after(a, r->db, below, &ce, &smid, error) ||
+        !probe(r->db, &smid, sql, &rmid, error))
+      goto out;
     probe_done(r, total, progress, user);
     if (result_equal(&r0, &rmid)) {
-      lo = mid; /* invariant 1 */
+      lo = mid; /* invariant 1; the next states are composed on this one */
       result_clear(&rmid);
+      g_array_append_val(lows, smid);
     } else {
       hi = mid; /* invariant 2 */
       result_clear(&rhi);
       rhi = rmid;
+      state_clear(&shi);
+      shi = smid;
     }
     rmid = (Result){ 0 };
+    smid = (State){ 0 };
     g_assert(lo < hi && !result_equal(&r0, &rhi));
   }
   r->is_found = TRUE;
-  if (!cand_get(a, r->from_seq, r->to_seq, (guint64)hi, &ce, error))
-    goto fail;
-  r->seq = ce.seq;
-  r->time_us = ce.time;
+  r->seq = shi.seq;
+  r->time_us = shi.time_us;
   r->before = g_steal_pointer(&r0.text);
   r->n_before = r0.n_rows;
   r->after = g_steal_pointer(&rhi.text);
   r->n_after = rhi.n_rows;
-  return g_steal_pointer(&r);
+  ret = g_steal_pointer(&r);
 
-fail:
+out:
   result_clear(&r0);
   result_clear(&rhi);
   result_clear(&rmid);
-  return NULL;
+  state_clear(&smid);
+  state_clear(&shi);
+  return ret; /* @lows freed after every image that reads through them */
 }

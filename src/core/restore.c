@@ -356,6 +356,40 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   return g_steal_pointer(&img);
 }
 
+static gssize
+image_below_read(gpointer below, void *buf, gsize len, goffset off, GError **error)
+{
+  return sqlenvfs_image_read(below, buf, len, off, 0, error);
+}
+
+SqlenvfsImage *
+sqlenvfs_restore_image_after(SqlenvfsArchive *a, SqlenvfsImage *below, guint64 below_seq,
+                             const SqlenvfsArchiveEntry *e, GError **error)
+{
+  guint32 below_pages, n_pages;
+  g_autoptr(SqlenvfsImage) img = NULL;
+
+  if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->page_size == 0 || e->seq < below_seq) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "compose the state after record %" G_GUINT64_FORMAT " on the state after %"
+                G_GUINT64_FORMAT ": not a later COMMIT record", e->seq, below_seq);
+    return NULL;
+  }
+  below_pages = (guint32)(sqlenvfs_image_size(below) / e->page_size);
+  n_pages = below_pages;
+  img = sqlenvfs_image_new(e->page_size, below_pages, image_below_read, below, NULL);
+  if (!sqlenvfs_archive_compose(a, img, e->page_size, below_seq, below_pages, e->seq, &n_pages,
+                                NULL, NULL, error))
+    return NULL;
+  if (n_pages != e->db_pages) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "the state after record %" G_GUINT64_FORMAT " composes to %u pages, the record "
+                "says %u (run `sqlenvfs verify`)", e->seq, n_pages, e->db_pages);
+    return NULL;
+  }
+  return g_steal_pointer(&img);
+}
+
 #define INTO_PRODUCTION_HOWTO                                                                  \
   "to put a restored state into production, restore to a new file, then follow \"Putting a "   \
   "restored database into production\" in docs/OPERATIONS.md"

@@ -657,6 +657,12 @@ sqlenvfs_timeline_db(const SqlenvfsTimeline *tl)
   return tl->db;
 }
 
+SqlenvfsArchive *
+sqlenvfs_timeline_archive(SqlenvfsTimeline *tl)
+{
+  return tl->a;
+}
+
 gboolean
 sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error)
 {

@@ -2,9 +2,10 @@
 # `sqlenvfs bisect` against a known history: a real client commits a few
 # thousand transactions while `sqlenvfs archive` runs, one of which deletes
 # row 7. Bisect must name exactly the archived commit after which the row
-# is gone (checked with two restores: the record before it still has the
-# row, the state after it does not; its time is the record's time), in at
-# most ceil(log2(n)) + 2 states; a query whose result never changes says so
+# is gone (checked with two restores: the state after the COMMIT record
+# before it still has the row, the state after it does not; its time is the
+# record's time), in at most ceil(log2(n)) + 2 states, also when it is the
+# first commit after --from; a query whose result never changes says so
 # with exit status 3; a statement that is not a query is refused.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
@@ -58,12 +59,14 @@ when=$(sed -n 's/.*first change at seq \([0-9]*\), captured \(.*\)$/\2/p' "$T/bi
 grep -A1 '^  before' "$T/bisect.out" | grep -q '7|row 7' || fail "the result before is not row 7"
 grep -A1 '^  after' "$T/bisect.out" | grep -q '(no rows)' || fail "the result after is not empty"
 
-# The record and the one before it, from the archive's index.
+# The record and the COMMIT record before it, from the archive's index
+# (bisect names one commit exactly: the state before it is the previous
+# commit's, which a restore by time reaches when their times differ).
 rec_time=$(awk -v s="$seq" '$1==s {print $2}' "$T/commits")
-# (commits captured in one microsecond are one state: the one before is the
-# last record with an earlier time)
-prev_time=$(awk -v s="$seq" '$1==s {print p} $2!=last {p=last} {last=$2}' "$T/commits")
+prev_time=$(awk -v s="$seq" '$1==s {print p} {p=$2}' "$T/commits")
 [ -n "$rec_time" ] || fail "seq $seq is not a COMMIT record of the archive"
+[ -n "$prev_time" ] && [ "$prev_time" != "$rec_time" ] ||
+  fail "the commit before seq $seq has no time of its own ($prev_time)"
 iso=$(python3 -c 'import sys, datetime; t = float(sys.argv[1]); d = datetime.datetime.fromtimestamp(t, datetime.timezone.utc); s = d.strftime("%Y-%m-%dT%H:%M:%S"); f = ("%06d" % d.microsecond).rstrip("0"); print(s + ("." + f if f else "") + "Z")' "$rec_time")
 assert_eq "$when" "$iso" "the time bisect prints for seq $seq"
 "$SQLENVFS" restore --root "$R" --time "@$rec_time" -o "$T/after.db" >/dev/null
@@ -71,6 +74,15 @@ assert_eq "$when" "$iso" "the time bisect prints for seq $seq"
 assert_eq "$(sqlite3 "$T/after.db" 'SELECT count(*) FROM t WHERE id=7')" 0 "row 7 after seq $seq"
 assert_eq "$(sqlite3 "$T/before.db" 'SELECT count(*) FROM t WHERE id=7')" 1 "row 7 before seq $seq"
 pass "bisect names seq $seq ($when), the commit that deleted row 7"
+
+# From the state just before it: the first commit searched is the answer.
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$prev_time" --sql "SELECT id, v FROM t WHERE id = 7" \
+  > "$T/first.out" 2> "$T/first.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$T/first.err"; fail "bisect from the commit before exited $rc"; }
+first=$(sed -n 's/.*first change at seq \([0-9]*\), captured.*/\1/p' "$T/first.out")
+assert_eq "$first" "$seq" "the commit bisect names when it is the first after --from"
+pass "bisect from the state before seq $seq names it (the first commit searched)"
 
 probes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1/p' "$T/bisect.out")
 searched=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\2/p' "$T/bisect.out")
