@@ -155,6 +155,13 @@ typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
  * header is unreadable; nothing is changed then). */
 SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes,
                                                     int mode, GError **error);
+
+/* How many records a segment holds at most, its seal included, unless
+ * sqlenvfs_archive_writer_set_max_records() says otherwise. The segment
+ * being written has no summary, so what a reader reads of it record by
+ * record stays bounded by this whatever the segment's byte size. */
+#define SQLENVFS_ARCHIVE_SEGMENT_MAX_RECORDS 16384
+void sqlenvfs_archive_writer_set_max_records(SqlenvfsArchiveWriter *w, guint64 max_records);
 void sqlenvfs_archive_writer_free(SqlenvfsArchiveWriter *w);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsArchiveWriter, sqlenvfs_archive_writer_free)
 

@@ -40,6 +40,7 @@ typedef struct {
   int snapshot_keep_count;
   int pitr_keep_days;
   gint64 segment_max_bytes;
+  gint64 segment_max_records;
   gint64 checkpoint_pages;
   gint64 cache_max_bytes;
   gint64 cache_min_free_bytes; /* a pitr rebuild leaves at least this free      */

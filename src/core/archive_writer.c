@@ -23,11 +23,13 @@
 struct _SqlenvfsArchiveWriter {
   char *dir;
   gint64 max_bytes;
+  guint64 max_records; /* a segment is sealed before it holds more records */
   int mode;           /* permission bits of every file written (production's) */
 
   int seg_fd, idx_fd; /* current segment and its index; -1: none open      */
   char *seg_path, *idx_path;
   guint64 seg_number; /* number of the current (or last) segment; 0: none */
+  guint64 seg_first_seq; /* seq of the current segment's first record      */
   guint64 seg_size, idx_size;
   guint32 seg_crc;    /* crc32 of every byte of the current segment        */
   guint32 prev_seal_crc;
@@ -221,6 +223,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   w->is_sealed = FALSE;
   w->seg_version = sf.hdr.version;
   w->next_seq = sf.hdr.first_seq;
+  w->seg_first_seq = sf.hdr.first_seq;
   for (;;) {
     SqlenvfsArchiveEntry e;
     gboolean torn;
@@ -326,6 +329,7 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
   w->stage = g_malloc(STAGE_SIZE);
   w->version = SQLENVFS_ARCHIVE_VERSION;
   w->max_bytes = MAX(segment_max_bytes, 64 * 1024);
+  w->max_records = SQLENVFS_ARCHIVE_SEGMENT_MAX_RECORDS;
   w->mode = mode & 0666;
   w->seg_fd = w->idx_fd = w->alive_fd = -1;
   w->next_seq = 1;
@@ -417,6 +421,12 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
   return g_steal_pointer(&w);
 }
 
+void
+sqlenvfs_archive_writer_set_max_records(SqlenvfsArchiveWriter *w, guint64 max_records)
+{
+  w->max_records = MAX(max_records, 2); /* one record and the seal */
+}
+
 /* Start a new segment after the current one. */
 static gboolean
 new_segment(SqlenvfsArchiveWriter *w, GError **error)
@@ -472,6 +482,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   w->seg_path = g_steal_pointer(&spath);
   w->idx_path = g_steal_pointer(&ipath);
   w->seg_number = number;
+  w->seg_first_seq = w->next_seq;
   w->seg_size = SEG_HEADER_SIZE;
   w->idx_size = IDX_HEADER_SIZE;
   w->seg_crc = crc(0, sh, sizeof sh);
@@ -601,10 +612,11 @@ index_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e)
     index_flush(w);
 }
 
-/* Make room for a record of @length bytes: seal and roll when it would not
- * fit (a segment holds at least one record besides its seal). */
+/* Make room for @n_records records of @length bytes in all: seal and roll
+ * when they would not fit, in bytes or in records (a segment holds at least
+ * one record besides its seal). */
 static gboolean
-prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error);
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, guint64 n_records, GError **error);
 
 static gboolean
 write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body, gsize body_len,
@@ -613,7 +625,7 @@ write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body
   guint8 hdr[REC_HEADER_SIZE];
 
   e->length = REC_EMPTY_SIZE + body_len;
-  if (roll && !prepare_record(w, e->length, error))
+  if (roll && !prepare_record(w, e->length, 1, error))
     return FALSE;
   e->seq = w->next_seq;
   e->offset = w->seg_size;
@@ -691,13 +703,15 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
 }
 
 static gboolean
-prepare_record(SqlenvfsArchiveWriter *w, guint64 length, GError **error)
+prepare_record(SqlenvfsArchiveWriter *w, guint64 length, guint64 n_records, GError **error)
 {
   if (w->seg_fd < 0 || w->is_sealed)
     return new_segment(w, error);
+  /* The seal counts: it is one more record. */
   if (w->seg_version != w->version ||
       (w->seg_size > SEG_HEADER_SIZE &&
-       w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes)) {
+       (w->seg_size + length + REC_EMPTY_SIZE > (guint64)w->max_bytes ||
+        w->next_seq - w->seg_first_seq + n_records + 1 > w->max_records))) {
     if (!seal(w, error))
       return FALSE;
     return new_segment(w, error);
@@ -839,7 +853,7 @@ begin_stream(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e, const guin
   if (!prepared &&
       !prepare_record(w,
                       w->cur.length + BLOCK_ENTRY_SIZE * (guint64)archive_n_blocks(stream, e->page_size),
-                      error))
+                      1, error))
     return FALSE;
   compress = w->seg_version >= 2 && stream > 0;
   g_return_val_if_fail(compress || stream == e->n_pages, FALSE);
@@ -1085,7 +1099,7 @@ sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error)
                BLOCK_ENTRY_SIZE * (guint64)archive_n_blocks(e->n_pages, e->page_size);
     }
   }
-  if (!prepare_record(w, bound, error))
+  if (!prepare_record(w, bound, w->batch->len, error))
     return FALSE;
   index_flush(w);
   m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->idx_stage_len,

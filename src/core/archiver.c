@@ -724,7 +724,11 @@ db_open(Db *d, GError **error)
   if (!open_wal(d, error))
     return FALSE;
   d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
-  if (d->w == NULL || !sqlenvfs_archive_writer_write_summaries(d->w, error))
+  if (d->w == NULL)
+    return FALSE;
+  if (a->segment_max_records > 0)
+    sqlenvfs_archive_writer_set_max_records(d->w, (guint64)a->segment_max_records);
+  if (!sqlenvfs_archive_writer_write_summaries(d->w, error))
     return FALSE;
 
   /* Under the write lock: nothing commits, nothing restarts the WAL. */

@@ -77,6 +77,7 @@ struct _SqlenvfsArchiver {
   char *prod_dir;
   char *wal_dir;
   gint64 segment_max;
+  gint64 segment_max_records;
   guint32 checkpoint_pages;
 
   int wake[2];        /* self-pipe: stop() and requests wake the loop */

@@ -298,6 +298,7 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
   a->prod_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
   a->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
   a->segment_max = s->segment_max_bytes;
+  a->segment_max_records = s->segment_max_records;
   a->checkpoint_pages = (guint32)CLAMP(s->checkpoint_pages, 1, G_MAXUINT32);
   a->inotify_fd = -1;
   a->watch = -1;

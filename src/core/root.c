@@ -2,6 +2,7 @@
  * root.c — finding the project directory, its layout, settings and locks.
  */
 #include "sqlenvfs/root.h"
+#include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
@@ -43,6 +44,7 @@ settings_defaults(SqlenvfsSettings *s)
   s->snapshot_keep_count = 0;
   s->pitr_keep_days = 7;
   s->segment_max_bytes = 64 * 1024 * 1024;
+  s->segment_max_records = SQLENVFS_ARCHIVE_SEGMENT_MAX_RECORDS;
   s->checkpoint_pages = 1000;
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
   s->cache_min_free_bytes = G_GINT64_CONSTANT(1024) * 1024 * 1024;
@@ -135,6 +137,7 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("retention", "snapshot-keep-count", snapshot_keep_count, 0, 1000000);
   INT_KEY("retention", "pitr-keep-days", pitr_keep_days, 0, 100000);
   INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
+  INT_KEY("archive", "segment-max-records", segment_max_records, 16, G_GINT64_CONSTANT(1) << 32);
   INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
   INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
   INT_KEY("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64);

@@ -245,6 +245,74 @@ START_TEST(test_reopen_continues)
 }
 END_TEST
 
+/* Segments are also rolled by their number of records, seal included, and
+ * the count goes on across a reopened writer; a batch stays in one
+ * segment. */
+START_TEST(test_segments_roll_by_records)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveVerifyResult res;
+  GError *error = NULL;
+  guint k = 1;
+
+  sqlenvfs_archive_writer_set_max_records(w, 10);
+  for (; k <= 25; k++)
+    add_commit(w, k, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  w = open_writer(64 * 1024 * 1024); /* continues the unsealed segment */
+  sqlenvfs_archive_writer_set_max_records(w, 10);
+  for (; k <= 33; k++)
+    add_commit(w, k, 1);
+  sqlenvfs_archive_writer_begin_batch(w);
+  for (; k <= 41; k++)
+    add_commit(w, k, 1); /* 8 commits: more than fit after the 33rd */
+  ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 5);
+  {
+    guint n_in[64] = { 0 };
+    guint64 batch_seg = G_MAXUINT64;
+    for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+      const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+      ck_assert_uint_lt(e->segment, G_N_ELEMENTS(n_in));
+      if (e->seq != 0)
+        n_in[e->segment]++;
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->time >= T0 + 34 * G_USEC_PER_SEC) {
+        if (batch_seg == G_MAXUINT64)
+          batch_seg = e->segment;
+        ck_assert_uint_eq(e->segment, batch_seg);
+      }
+    }
+    for (guint si = 0; si < sqlenvfs_archive_n_segments(a); si++) {
+      ck_assert_uint_le(n_in[si], 10);
+      if (si + 1 < sqlenvfs_archive_n_segments(a)) {
+        ck_assert(sqlenvfs_archive_segment(a, si)->is_sealed);
+        ck_assert(!sqlenvfs_archive_segment(a, si)->is_damaged);
+      }
+    }
+  }
+  for (guint j = 1; j < k; j++) {
+    const SqlenvfsArchiveEntry *found = NULL;
+    for (guint i = 0; i < sqlenvfs_archive_n_entries(a) && found == NULL; i++) {
+      const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->time == T0 + (gint64)j * G_USEC_PER_SEC)
+        found = e;
+    }
+    ck_assert_msg(found != NULL, "commit %u", j);
+    check_commit(a, found, j);
+  }
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(res.n_commits, k - 1);
+  ck_assert_uint_eq(res.n_problems, 0);
+}
+END_TEST
+
 START_TEST(test_segments_roll)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -2689,6 +2757,7 @@ archive_suite(void)
   tcase_add_test(tc, test_write_read);
   tcase_add_test(tc, test_reopen_continues);
   tcase_add_test(tc, test_segments_roll);
+  tcase_add_test(tc, test_segments_roll_by_records);
   tcase_add_test(tc, test_refresh);
   tcase_add_test(tc, test_torn_tail);
   tcase_add_test(tc, test_torn_garbage_and_abort);
