@@ -14,15 +14,17 @@ source "$SRCDIR/tests/integration/remote_lib.sh"
 remote_server_start
 R=$T/root
 pitr_make_root "$R" 1048576
-# A table (pts) of ~12 MiB the writer never touches, in the first snapshot (the
-# only base: no backup is taken).
+# A table (pts) of ~12 MiB the writer never touches, checkpointed into the
+# database file before the archiver starts: its pages are only in the
+# first snapshot (the only base: no backup is taken), not in the archive.
 sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
   CREATE TABLE pts(id INTEGER PRIMARY KEY, v TEXT);
   WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24000)
-  INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;" >/dev/null \
+  INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
+  PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
   || fail "filling the table pts"
 pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 3 &
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 3 --no-vacuum &
 WPID=$!
 track_pid $WPID
 wait $WPID
@@ -84,10 +86,12 @@ cp "$T/m1/pitr/@$t/app.db" "$T/pitr.db" || fail "cp from pitr/@$t"
 cmp -s <(head -c 18 "$T/pitr.db"; tail -c +21 "$T/pitr.db") \
        <(head -c 18 "$T/local.db"; tail -c +21 "$T/local.db") \
   || fail "pitr/@$t/app.db read block by block differs from the local restore"
+full=$(px_base_bytes a)
+[ "$full" -ge $((bsize / 2)) ] || fail "reading the whole state fetched only $full bytes of the base"
 [ -z "$(find "$T/m1.cache" -name '.tmp-*')" ] || fail "temporaries left in the cache"
 [ -z "$(find "$T/m1.cache/backups/prod/snapshots" -name '*.db')" ] || fail "the base was fetched whole"
 mnt_down m1
-pass "the whole state read block by block equals the local restore; no temporaries"
+pass "the whole state read block by block ($full bytes) equals the local restore; no temporaries"
 
 # 2. A damaged block: EIO and a log line naming it, never other bytes.
 off=$((bsize / 2))
@@ -95,7 +99,8 @@ cp "$base" "$T/bad.db"
 printf 'XXXXXXXXXXXXXXXX' | dd of="$T/bad.db" bs=1 seek=$off conv=notrunc status=none
 s3cmd_ -q put "$T/bad.db" "$A/snapshots/$S/app.db" || fail "s3cmd put of the damaged base"
 mnt_up m2 "$A"
-err=$(cp "$T/m2/pitr/@$t/app.db" "$T/bad-out.db" 2>&1) && fail "a damaged block was served"
+err=$(cp "$T/m2/pitr/@$t/app.db" "$T/bad-out.db" 2>&1) \
+  && fail "a damaged block was served: $(cat "$T/m2.log"; curl -fsS "$PX/__fault/stats" | head -c 3000)"
 grep -q "Input/output error" <<<"$err" || fail "reading a damaged block: $err (expected EIO)"
 grep -q "snapshots/$S/app.db is damaged: block $((off / 65536)) " "$T/m2.log" \
   || fail "no log line names the damaged block: $(cat "$T/m2.log")"
