@@ -159,7 +159,7 @@ gboolean sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, gu
  * whole, which its MANIFEST check judges). Each read fetches only the
  * blocks it needs, with one ranged GET each, and checks each block's crc32
  * before serving it (a damaged block: INTEGRITY naming the key and the
- * block, logged); blocks are kept in the cache ("<cache>/blocks/...",
+ * block, which the reader logs); blocks are kept in the cache ("<cache>/blocks/...",
  * written to .tmp-fetch-<name>-<pid> and renamed), counted against the
  * bound of sqlenvfs_remote_cache_copy_db. Thread-safe. */
 typedef struct _SqlenvfsRemoteBlocks SqlenvfsRemoteBlocks;

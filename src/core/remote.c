@@ -1955,8 +1955,7 @@ block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
                 "served (run `sqlenvfs verify --remote`; ship a new copy)",
                 b->where, i, (guint64)i * b->block_size, (guint64)i * b->block_size + blen - 1,
                 got != blen ? "the wrong length" : "another crc32", b->crcs[i]);
-    g_warning("%s", (*error)->message);
-    return FALSE;
+    return FALSE; /* logged by the reader that asked (pitr.c), with the offset */
   }
   memcpy(out, p, blen);
   /* Kept for the next read; checked again then, so it needs no fsync. */
