@@ -1728,7 +1728,8 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
   count = get_le32(p + 32);
   need = bs && size <= (G_GUINT64_CONSTANT(1) << 50) ? (size + bs - 1) / bs : 0;
   if (bs < 512 || bs > (64u << 20) || (bs & (bs - 1)) != 0 ||
-      size > (G_GUINT64_CONSTANT(1) << 50) || count != need || len != BLOCKS_HEAD + (gsize)count * 4 + 4) {
+      size > (G_GUINT64_CONSTANT(1) << 50) || count != need ||
+      len != BLOCKS_HEAD + (gsize)count * 4 + 4) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s is malformed (block size %u, file size %" G_GUINT64_FORMAT ", %u blocks in "
                 "%" G_GSIZE_FORMAT " bytes)", what, bs, size, count, len);

@@ -281,7 +281,8 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, Base
     return FALSE;
   }
   sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, NULL);
-  if (!sqlenvfs_restore_base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src), plan->base_path, error)) {
+  if (!sqlenvfs_restore_base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src),
+                                         plan->base_path, error)) {
     sqlenvfs_file_source_close(src);
     return FALSE;
   }
