@@ -93,6 +93,22 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 /* ------------------------------------------------------------------ */
 /* Images                                                               */
 
+/* A SqlenvfsPreadFunc over the descriptor GPOINTER_TO_INT(@src) - 1. */
+static gssize
+fd_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  ssize_t n = pread(GPOINTER_TO_INT(src) - 1, buf, len, off);
+  if (n < 0) {
+    sqlenvfs_error_errno(error, errno, "read", "the base");
+    return -1;
+  }
+  return (gssize)n;
+}
+
+/* sqlenvfs_restore_base_holds_state over any source of the base's bytes. */
+static gboolean base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read,
+                                 gpointer src, const char *path, GError **error);
+
 /* Whether the base open on @fd holds the state of archived record @seq of
  * @a, as its MANIFEST's WAL position says: every page that COMMIT record
  * wrote (its last version, within its database size) must be byte for byte
@@ -101,16 +117,6 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
  * whose WAL position lies, even one whose checksum was recomputed or that
  * has none) fails with INTEGRITY naming it. A state that is not a COMMIT (a
  * GAP's) carries no pages and passes. */
-static gssize
-fd_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
-{
-  ssize_t n = pread(GPOINTER_TO_INT(src) - 1, buf, len, off);
-  return n < 0 ? sqlenvfs_error_errno(error, errno, "read", "the base") - 1 : (gssize)n;
-}
-
-static gboolean base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read,
-                                 gpointer src, const char *path, GError **error);
-
 gboolean
 sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path,
                                   GError **error)
