@@ -23,6 +23,8 @@
 # AWS_REGION, AWS_ENDPOINT_URL and S3CMD_CONFIG (an s3cmd -c file). The packages come from scripts/deps.sh.
 # Bounded: `start` fails, saying which daemon and where its log is, when the
 # cluster is not serving within S3SERVER_TIMEOUT seconds (120).
+# The OSD keeps its objects in memory, at most S3SERVER_MEMSTORE_BYTES
+# (1 GiB).
 set -euo pipefail
 
 cmd=${1:-}
@@ -185,7 +187,7 @@ mon data = $dir/mon
 [osd.0]
 osd data = $dir/osd
 osd objectstore = memstore
-memstore device bytes = 1073741824
+memstore device bytes = ${S3SERVER_MEMSTORE_BYTES:-1073741824}
 osd journal size = 0
 [client.rgw.test]
 rgw frontends = beast endpoint=127.0.0.1:$rgw_port

@@ -25,7 +25,8 @@ Faults are armed through the proxy itself, by GET requests under /__fault/:
                       reach the server)
           delay       wait A milliseconds, then forward
     /__fault/clear    disarm everything
-    /__fault/stats    JSON: {"requests": n, "faults": n, "log": [[method, path, fault], ...]}
+    /__fault/stats    JSON: {"requests": n, "faults": n, "log": [[method, path, fault], ...],
+                      "bytes": {path: body bytes answered to GETs of it}}
     /__fault/reset    disarm everything and zero the counters
 """
 import http.client
@@ -44,7 +45,7 @@ LIFETIME = float(sys.argv[3]) if len(sys.argv) > 3 else 300.0
 
 lock = threading.Lock()
 faults = []  # [kind, count, method, arg]
-stats = {"requests": 0, "faults": 0, "log": []}
+stats = {"requests": 0, "faults": 0, "log": [], "bytes": {}}
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
        "proxy-connection"}
@@ -85,7 +86,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 faults.clear()
             elif what == "reset":
                 faults.clear()
-                stats.update(requests=0, faults=0, log=[])
+                stats.update(requests=0, faults=0, log=[], bytes={})
             body = json.dumps(stats).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(body)))
@@ -144,6 +145,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             up.close()
         if kind == "drop_reply":
             return self.cut()
+        if method == "GET":
+            key = urllib.parse.urlsplit(self.path).path
+            with lock:
+                stats["bytes"][key] = stats["bytes"].get(key, 0) + len(data)
         self.send_response_only(r.status, r.reason)
         for k, v in r.getheaders():
             if k.lower() not in HOP and k.lower() != "content-length":

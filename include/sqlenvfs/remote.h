@@ -43,6 +43,8 @@ typedef struct {
   guint n_gets;         /* GET requests (ranges count one each)           */
   guint n_objects;      /* objects fetched                                */
   guint64 bytes;        /* bytes fetched                                  */
+  guint n_block_gets;   /* ranged GETs of single blocks of a base         */
+  guint64 block_bytes;  /* bytes of those (also counted in bytes)         */
 } SqlenvfsRemoteStats;
 
 /* Open the replica at @url (s3://bucket/prefix). @conf_file: a
@@ -115,5 +117,62 @@ void sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *sta
 /* Parallel downloads: the number of connections (default 4, at most 16)
  * and the size of one ranged GET (default 8 MiB). */
 void sqlenvfs_remote_set_parallel(SqlenvfsRemote *r, guint connections, gsize range_bytes);
+
+/* ------------------------------------------------------------------ */
+/* Block checksum lists: pages of a base on demand                      */
+
+/* Beside each copy's database file the shipper uploads "<db>.db.blocks":
+ * the crc32 of each SQLENVFS_BLOCKS_SIZE block of the file, computed from
+ * the same read that uploads it. Little-endian:
+ *   0   16 bytes  SQLENVFS_BLOCKS_MAGIC
+ *   16  u32       version (1)
+ *   20  u32       block size
+ *   24  u64       file size
+ *   32  u32       number of blocks (ceil(file size / block size))
+ *   36  u32 * n   crc32 of each block (the last one may be short)
+ *   ..  u32       crc32 of every byte before it
+ * A reader accepts a list only when it parses, its own crc32 matches, its
+ * file size is the MANIFEST's and its block crcs combined (crc32_combine)
+ * give the MANIFEST's crc32 of the whole file: that binds it to the
+ * MANIFEST, whose own checksum is checked. */
+#define SQLENVFS_BLOCKS_MAGIC "sqlenvfs-blocks\n"
+#define SQLENVFS_BLOCKS_VERSION 1
+#define SQLENVFS_BLOCKS_SIZE (64 * 1024)
+#define SQLENVFS_BLOCKS_SUFFIX ".blocks"
+
+/* The list for a file of @file_size bytes whose blocks have @crcs. */
+GBytes *sqlenvfs_blocks_encode(guint32 block_size, guint64 file_size, const guint32 *crcs,
+                               guint32 n);
+
+/* Parse and check the list @data (@what names it in messages) against a
+ * file of @want_size bytes with crc32 @want_crc (its MANIFEST's). The
+ * block size to *@block_size, the crcs (newly allocated) to *@crcs, their
+ * number to *@n. FALSE and INTEGRITY saying what does not check. */
+gboolean sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 want_size,
+                               guint32 want_crc, guint32 *block_size, guint32 **crcs, guint32 *n,
+                               GError **error);
+
+/* A base read on demand: a SqlenvfsPreadFunc source over copy @name's
+ * database @db in the replica, whose MANIFEST gives @size and @crc32. Its
+ * block list is fetched and checked first (above); NULL and *error when
+ * there is none or it does not check (the caller then fetches the file
+ * whole, which its MANIFEST check judges). Each read fetches only the
+ * blocks it needs, with one ranged GET each, and checks each block's crc32
+ * before serving it (a damaged block: INTEGRITY naming the key and the
+ * block, which the reader logs); blocks are kept in the cache ("<cache>/blocks/...",
+ * written to .tmp-fetch-<name>-<pid> and renamed), counted against the
+ * bound of sqlenvfs_remote_cache_copy_db. Thread-safe. */
+typedef struct _SqlenvfsRemoteBlocks SqlenvfsRemoteBlocks;
+SqlenvfsRemoteBlocks *sqlenvfs_remote_blocks_open(SqlenvfsRemote *r, SqlenvfsCopyKind kind,
+                                                  const char *name, const char *db,
+                                                  guint64 size, guint32 crc32, guint64 max_bytes,
+                                                  GError **error);
+gssize sqlenvfs_remote_blocks_read(gpointer blocks, void *buf, gsize len, goffset off,
+                                   GError **error);
+void sqlenvfs_remote_blocks_free(gpointer blocks);
+
+/* Whether copy @name's database @db is in the cache whole (fetched before). */
+gboolean sqlenvfs_remote_cache_has_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind,
+                                           const char *name, const char *db, guint64 size);
 
 G_END_DECLS

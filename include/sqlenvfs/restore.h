@@ -84,6 +84,9 @@ typedef struct {
    * read the whole base (to a file, refresh-dev, drills) leave it FALSE and
    * check every byte. */
   gboolean on_demand;
+  /* Set by restore_image when the base opener (below) gave the base: there
+   * is no file to compare with base_id, each block being checked as read. */
+  gboolean base_remote;
 } SqlenvfsRestorePlan;
 
 void sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan);
@@ -125,6 +128,23 @@ SqlenvfsImage *sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *p
 SqlenvfsImage *sqlenvfs_restore_image_after(SqlenvfsArchive *a, SqlenvfsImage *below,
                                             guint64 below_seq, const SqlenvfsArchiveEntry *e,
                                             GError **error);
+
+/* Where the bases of a plan served on demand (on_demand) come from when
+ * they are not local files (mount --remote reads a base's blocks from the
+ * replica). Called by restore_image with the base's MANIFEST entry @sdb
+ * (size, crc32): TRUE with *@src NULL to open the file as usual (it may
+ * have fetched it), TRUE with *@read, *@src and *@src_free a source whose
+ * reads return only bytes checked against the MANIFEST (a read that
+ * cannot check them fails), FALSE and *error when the base is bad
+ * (INTEGRITY) or cannot be read now (anything else). */
+typedef gboolean (*SqlenvfsRestoreBaseOpener)(gpointer user, const SqlenvfsRestorePlan *plan,
+                                              const SqlenvfsStoredDb *sdb,
+                                              SqlenvfsPreadFunc *read, gpointer *src,
+                                              GDestroyNotify *src_free, GError **error);
+
+/* Install @fn (NULL: none) for the plans of @root, in this process. */
+void sqlenvfs_restore_set_base_opener(SqlenvfsRoot *root, SqlenvfsRestoreBaseOpener fn,
+                                      gpointer user);
 
 /* After an image of @plan was read completely: TRUE when the base file is
  * still the one restore_image checked (same SqlenvfsFileId), so that what

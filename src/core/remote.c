@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
@@ -1547,6 +1548,19 @@ sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
     }
   }
   drop_stale(r, keys, prod, "");
+  /* Blocks of copies the replica no longer has. */
+  for (int k = 0; k < 2; k++) {
+    const char *top = k == 0 ? "daily" : "snapshots";
+    g_autofree char *dir = g_build_filename(r->root_dir, "blocks", top, NULL);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+      g_autofree char *mkey = g_strdup_printf("%s/%s/MANIFEST", top, name);
+      g_autofree char *path = g_build_filename(dir, name, NULL);
+      if (!g_hash_table_contains(keys, mkey) && !sqlenvfs_rm_rf(path, NULL))
+        g_message("cache %s: could not remove %s", r->root_dir, path);
+    }
+  }
   {
     g_autofree char *plan = g_build_filename(r->plan_dir, "backups", "prod", NULL);
     drop_stale(r, keys, plan, "");
@@ -1583,6 +1597,35 @@ cached_bases(SqlenvfsRemote *r, const char *keep, char **oldest)
   return total;
 }
 
+static guint64 cached_blocks(const char *dir, const char *keep_dir, char **oldest,
+                             gint64 *oldest_t);
+
+/* Evict, least recently used first, the copies' files (all but @keep) and
+ * then the blocks of bases read on demand (all but those under @keep_dir)
+ * until they take at most @max_bytes. Called with cache_lock held. */
+static void
+evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir, guint64 max_bytes)
+{
+  g_autofree char *top = g_build_filename(r->root_dir, "blocks", NULL);
+  for (;;) {
+    char *oldest = NULL, *oldest_block = NULL;
+    gint64 oldest_t = G_MAXINT64;
+    guint64 total = cached_bases(r, keep, &oldest) +
+                    cached_blocks(top, keep_dir, &oldest_block, &oldest_t);
+    char *victim = oldest != NULL ? oldest : oldest_block;
+    if (total <= max_bytes || victim == NULL) {
+      g_free(oldest);
+      g_free(oldest_block);
+      return;
+    }
+    g_info("cache %s: %" G_GUINT64_FORMAT " bytes of copies and blocks, more than %"
+           G_GUINT64_FORMAT ": evicting %s", r->root_dir, total, max_bytes, victim);
+    unlink(victim);
+    g_free(oldest);
+    g_free(oldest_block);
+  }
+}
+
 char *
 sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
                               const char *db, guint64 max_bytes, GError **error)
@@ -1594,8 +1637,6 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
   g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
   const SqlenvfsS3Object *obj = NULL;
   GError *local = NULL;
-  char *oldest = NULL;
-  guint64 total;
 
   for (guint i = 0; i < r->copies->len && obj == NULL; i++) {
     Copy *c = r->copies->pdata[i];
@@ -1621,13 +1662,343 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
   }
   /* Mark it used, then evict the least recently used beyond the bound. */
   utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
-  while ((total = cached_bases(r, path, &oldest)) > max_bytes && oldest != NULL) {
-    g_info("cache %s: %" G_GUINT64_FORMAT " bytes of copies, more than %" G_GUINT64_FORMAT
-           ": evicting %s", r->root_dir, total, max_bytes, oldest);
-    unlink(oldest);
-    g_clear_pointer(&oldest, g_free);
-  }
-  g_free(oldest);
+  evict_to(r, path, NULL, max_bytes);
   g_mutex_unlock(&r->cache_lock);
   return g_steal_pointer(&path);
+}
+
+/* ------------------------------------------------------------------ */
+/* Block checksum lists and bases read on demand                        */
+
+#define BLOCKS_HEAD 36
+
+static void
+put_le32(guint8 *p, guint32 v)
+{
+  for (int i = 0; i < 4; i++)
+    p[i] = (guint8)(v >> (8 * i));
+}
+
+static guint32
+get_le32(const guint8 *p)
+{
+  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
+}
+
+GBytes *
+sqlenvfs_blocks_encode(guint32 block_size, guint64 file_size, const guint32 *crcs, guint32 n)
+{
+  gsize len = BLOCKS_HEAD + (gsize)n * 4 + 4;
+  guint8 *p = g_malloc0(len);
+  memcpy(p, SQLENVFS_BLOCKS_MAGIC, 16);
+  put_le32(p + 16, SQLENVFS_BLOCKS_VERSION);
+  put_le32(p + 20, block_size);
+  put_le32(p + 24, (guint32)file_size);
+  put_le32(p + 28, (guint32)(file_size >> 32));
+  put_le32(p + 32, n);
+  for (guint32 i = 0; i < n; i++)
+    put_le32(p + BLOCKS_HEAD + (gsize)i * 4, crcs[i]);
+  put_le32(p + len - 4, sqlenvfs_crc32(0, p, len - 4));
+  return g_bytes_new_take(p, len);
+}
+
+gboolean
+sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 want_size,
+                      guint32 want_crc, guint32 *block_size, guint32 **crcs, guint32 *n,
+                      GError **error)
+{
+  const guint8 *p = data;
+  guint32 bs, count, whole = 0;
+  guint64 size, need;
+
+  if (len < BLOCKS_HEAD + 4 || memcmp(p, SQLENVFS_BLOCKS_MAGIC, 16) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is not a block checksum list (%" G_GSIZE_FORMAT " bytes, no \"%.15s\" "
+                "header)", what, len, SQLENVFS_BLOCKS_MAGIC);
+    return FALSE;
+  }
+  if (get_le32(p + 16) != SQLENVFS_BLOCKS_VERSION) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s has version %u; this version of sqlenvfs reads version %u", what,
+                get_le32(p + 16), SQLENVFS_BLOCKS_VERSION);
+    return FALSE;
+  }
+  bs = get_le32(p + 20);
+  size = (guint64)get_le32(p + 24) | (guint64)get_le32(p + 28) << 32;
+  count = get_le32(p + 32);
+  need = bs && size <= (G_GUINT64_CONSTANT(1) << 50) ? (size + bs - 1) / bs : 0;
+  if (bs < 512 || bs > (64u << 20) || (bs & (bs - 1)) != 0 ||
+      size > (G_GUINT64_CONSTANT(1) << 50) || count != need ||
+      len != BLOCKS_HEAD + (gsize)count * 4 + 4) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is malformed (block size %u, file size %" G_GUINT64_FORMAT ", %u blocks in "
+                "%" G_GSIZE_FORMAT " bytes)", what, bs, size, count, len);
+    return FALSE;
+  }
+  if (get_le32(p + len - 4) != sqlenvfs_crc32(0, p, len - 4)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is damaged (its own crc32 does not match)", what);
+    return FALSE;
+  }
+  if (size != want_size) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s describes a file of %" G_GUINT64_FORMAT " bytes, but its MANIFEST says %"
+                G_GUINT64_FORMAT, what, size, want_size);
+    return FALSE;
+  }
+  for (guint32 i = 0; i < count; i++) {
+    guint64 blen = MIN((guint64)bs, size - (guint64)i * bs);
+    whole = i == 0 ? get_le32(p + BLOCKS_HEAD)
+                   : (guint32)crc32_combine(whole, get_le32(p + BLOCKS_HEAD + (gsize)i * 4),
+                                            (z_off_t)blen);
+  }
+  if (count == 0)
+    whole = 0;
+  if (whole != want_crc) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s does not match its MANIFEST: its blocks make crc32 0x%08x, the MANIFEST says "
+                "0x%08x", what, whole, want_crc);
+    return FALSE;
+  }
+  *block_size = bs;
+  *n = count;
+  *crcs = g_new(guint32, MAX(count, 1));
+  for (guint32 i = 0; i < count; i++)
+    (*crcs)[i] = get_le32(p + BLOCKS_HEAD + (gsize)i * 4);
+  return TRUE;
+}
+
+struct _SqlenvfsRemoteBlocks {
+  SqlenvfsRemote *r;
+  char *key;        /* the database file's key */
+  char *where;      /* s3://bucket/prefix/key, for messages */
+  char *dir;        /* where its blocks are kept in the cache */
+  guint64 size, max_bytes;
+  guint32 block_size, n;
+  guint32 *crcs;
+  SqlenvfsS3 *s3;   /* used under lock */
+  GMutex lock;
+};
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRemoteBlocks, sqlenvfs_remote_blocks_free)
+
+static char *
+copy_key(SqlenvfsCopyKind kind, const char *name, const char *db)
+{
+  return g_strdup_printf("%s/%s/%s.db", kind == SQLENVFS_KIND_BACKUP ? "daily" : "snapshots",
+                         name, db);
+}
+
+static const SqlenvfsS3Object *
+listed(SqlenvfsRemote *r, const char *key)
+{
+  for (guint i = 0; i < r->objects->len; i++) {
+    const SqlenvfsS3Object *o = r->objects->pdata[i];
+    if (o->key != NULL && g_str_equal(o->key, key))
+      return o;
+  }
+  return NULL;
+}
+
+gboolean
+sqlenvfs_remote_cache_has_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                                  const char *db, guint64 size)
+{
+  g_autofree char *key = copy_key(kind, name, db);
+  g_autofree char *path = local_path(r->root_dir, key);
+  struct stat st;
+  return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (guint64)st.st_size == size;
+}
+
+void
+sqlenvfs_remote_blocks_free(gpointer p)
+{
+  SqlenvfsRemoteBlocks *b = p;
+  if (b == NULL)
+    return;
+  g_clear_pointer(&b->s3, sqlenvfs_s3_free);
+  g_mutex_clear(&b->lock);
+  g_free(b->key);
+  g_free(b->where);
+  g_free(b->dir);
+  g_free(b->crcs);
+  g_free(b);
+}
+
+/* The bytes of the blocks kept in the cache, and the least recently used
+ * block file outside @keep_dir (newly allocated, or NULL). */
+static guint64
+cached_blocks(const char *dir, const char *keep_dir, char **oldest, gint64 *oldest_t)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  guint64 total = 0;
+  while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    struct stat st;
+    if (lstat(path, &st) != 0)
+      continue;
+    if (S_ISDIR(st.st_mode)) {
+      total += cached_blocks(path, keep_dir, oldest, oldest_t);
+    } else if (S_ISREG(st.st_mode)) {
+      gint64 t = (gint64)st.st_atim.tv_sec * G_USEC_PER_SEC + st.st_atim.tv_nsec / 1000;
+      total += (guint64)st.st_size;
+      if (g_strcmp0(dir, keep_dir) != 0 && name[0] != '.' && t < *oldest_t) {
+        *oldest_t = t;
+        g_free(*oldest);
+        *oldest = g_strdup(path);
+      }
+    }
+  }
+  return total;
+}
+
+SqlenvfsRemoteBlocks *
+sqlenvfs_remote_blocks_open(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
+                            const char *db, guint64 size, guint32 crc32, guint64 max_bytes,
+                            GError **error)
+{
+  g_autofree char *key = copy_key(kind, name, db);
+  g_autofree char *lkey = g_strconcat(key, SQLENVFS_BLOCKS_SUFFIX, NULL);
+  g_autofree char *what = sqlenvfs_s3_describe(r->s3, lkey);
+  g_autoptr(SqlenvfsRemoteBlocks) b = NULL;
+  g_autoptr(GBytes) data = NULL;
+  const SqlenvfsS3Object *obj = listed(r, lkey);
+  GError *local = NULL;
+  gsize len = 0;
+  const void *p;
+
+  if (obj == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s is not in the replica (shipped by an older version)", what);
+    return NULL;
+  }
+  b = g_new0(SqlenvfsRemoteBlocks, 1);
+  g_mutex_init(&b->lock);
+  b->r = r;
+  b->key = g_steal_pointer(&key);
+  b->where = sqlenvfs_s3_describe(r->s3, b->key);
+  b->size = size;
+  b->max_bytes = max_bytes;
+  b->dir = g_build_filename(r->root_dir, "blocks", kind == SQLENVFS_KIND_BACKUP ? "daily"
+                                                                                 : "snapshots",
+                            name, db, NULL);
+  b->s3 = sqlenvfs_s3_new(r->conf, error);
+  if (b->s3 == NULL)
+    return NULL;
+  data = sqlenvfs_s3_get(b->s3, lkey, 0, -1, NULL, &local);
+  g_mutex_lock(&r->cache_lock);
+  r->stats.n_gets++;
+  if (data != NULL)
+    r->stats.bytes += g_bytes_get_size(data);
+  g_mutex_unlock(&r->cache_lock);
+  if (data == NULL) {
+    g_propagate_error(error, local);
+    return NULL;
+  }
+  p = g_bytes_get_data(data, &len);
+  if (!sqlenvfs_blocks_parse(p, len, what, size, crc32, &b->block_size, &b->crcs, &b->n, error))
+    return NULL;
+  if (!sqlenvfs_mkdir_p(b->dir, 0700, error))
+    return NULL;
+  (void)sqlenvfs_tmp_leftovers(b->dir, ".tmp-fetch-", FALSE, TRUE, NULL, NULL);
+  return g_steal_pointer(&b);
+}
+
+/* Block @i, checked against its crc32, into @out (block_size bytes): from
+ * the cache when it is kept there whole and checks, else fetched. */
+static gboolean
+block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
+{
+  gsize blen = (gsize)MIN((guint64)b->block_size, b->size - (guint64)i * b->block_size);
+  g_autofree char *name = g_strdup_printf("%08u", i);
+  g_autofree char *path = g_build_filename(b->dir, name, NULL);
+  g_autofree char *tmp = NULL;
+  g_autoptr(GBytes) data = NULL;
+  GError *local = NULL;
+  const guint8 *p;
+  gsize got = 0;
+  guint32 crc;
+  int fd;
+
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd >= 0) {
+    ssize_t n = pread(fd, out, blen, 0);
+    close(fd);
+    if (n == (ssize_t)blen && sqlenvfs_crc32(0, out, blen) == b->crcs[i]) {
+      utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);
+      return TRUE;
+    }
+    g_message("cache %s: block %u of %s does not check; fetching it again", b->dir, i,
+              b->where);
+    unlink(path);
+  }
+  data = sqlenvfs_s3_get(b->s3, b->key, (gint64)i * b->block_size, (gint64)blen, NULL, &local);
+  g_mutex_lock(&b->r->cache_lock);
+  b->r->stats.n_gets++;
+  b->r->stats.n_block_gets++;
+  if (data != NULL) {
+    b->r->stats.bytes += g_bytes_get_size(data);
+    b->r->stats.block_bytes += g_bytes_get_size(data);
+  }
+  g_mutex_unlock(&b->r->cache_lock);
+  if (data == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
+                "--remote` if it persists)", local->message);
+    g_error_free(local);
+    return FALSE;
+  }
+  p = g_bytes_get_data(data, &got);
+  crc = got == blen ? sqlenvfs_crc32(0, p, blen) : 0;
+  if (got != blen || crc != b->crcs[i]) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is damaged: block %u (bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
+                ") has %s where its block list says crc32 0x%08x; nothing read from it is "
+                "served (run `sqlenvfs verify --remote`; ship a new copy)",
+                b->where, i, (guint64)i * b->block_size, (guint64)i * b->block_size + blen - 1,
+                got != blen ? "the wrong length" : "another crc32", b->crcs[i]);
+    return FALSE; /* logged by the reader that asked (pitr.c), with the offset */
+  }
+  memcpy(out, p, blen);
+  /* Kept for the next read; checked again then, so it needs no fsync. */
+  tmp = tmp_of(path);
+  fd = sqlenvfs_create_file(tmp, 0600, NULL);
+  if (fd >= 0) {
+    gboolean ok = write(fd, p, blen) == (ssize_t)blen;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0)
+      unlink(tmp);
+  }
+  g_mutex_lock(&b->r->cache_lock);
+  evict_to(b->r, NULL, b->dir, b->max_bytes);
+  g_mutex_unlock(&b->r->cache_lock);
+  return TRUE;
+}
+
+gssize
+sqlenvfs_remote_blocks_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  SqlenvfsRemoteBlocks *b = src;
+  g_autofree guint8 *blk = NULL;
+  guint64 end;
+  gsize done = 0;
+
+  if (off < 0 || (guint64)off >= b->size || len == 0)
+    return 0;
+  end = MIN((guint64)off + len, b->size);
+  blk = g_malloc(b->block_size);
+  g_mutex_lock(&b->lock);
+  while ((guint64)off + done < end) {
+    guint64 at = (guint64)off + done;
+    guint32 i = (guint32)(at / b->block_size);
+    gsize in = (gsize)(at - (guint64)i * b->block_size);
+    gsize n = (gsize)MIN((guint64)b->block_size - in, end - at);
+    if (!block_get(b, i, blk, error)) {
+      g_mutex_unlock(&b->lock);
+      return -1;
+    }
+    memcpy((guint8 *)buf + done, blk + in, n);
+    done += n;
+  }
+  g_mutex_unlock(&b->lock);
+  return (gssize)done;
 }

@@ -93,6 +93,22 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 /* ------------------------------------------------------------------ */
 /* Images                                                               */
 
+/* A SqlenvfsPreadFunc over the descriptor GPOINTER_TO_INT(@src) - 1. */
+static gssize
+fd_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
+{
+  ssize_t n = pread(GPOINTER_TO_INT(src) - 1, buf, len, off);
+  if (n < 0) {
+    sqlenvfs_error_errno(error, errno, "read", "the base");
+    return -1;
+  }
+  return (gssize)n;
+}
+
+/* sqlenvfs_restore_base_holds_state over any source of the base's bytes. */
+static gboolean base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read,
+                                 gpointer src, const char *path, GError **error);
+
 /* Whether the base open on @fd holds the state of archived record @seq of
  * @a, as its MANIFEST's WAL position says: every page that COMMIT record
  * wrote (its last version, within its database size) must be byte for byte
@@ -104,6 +120,13 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 gboolean
 sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const char *path,
                                   GError **error)
+{
+  return base_holds_state(a, seq, fd_read, GINT_TO_POINTER(fd + 1), path, error);
+}
+
+static gboolean
+base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read, gpointer src,
+                 const char *path, GError **error)
 {
   SqlenvfsArchiveEntry state;
   const SqlenvfsArchiveEntry *e = sqlenvfs_archive_get(a, seq, &state) ? &state : NULL;
@@ -128,8 +151,13 @@ sqlenvfs_restore_base_holds_state(SqlenvfsArchive *a, guint64 seq, int fd, const
     if (pg > e->db_pages || g_hash_table_contains(seen, GUINT_TO_POINTER(pg)))
       continue; /* past the size, or an earlier version of a page the record wrote again */
     g_hash_table_add(seen, GUINT_TO_POINTER(pg));
-    if (pread(fd, mine, e->page_size, (off_t)(pg - 1) * e->page_size) != (ssize_t)e->page_size ||
-        memcmp(rec + skip, mine + skip, e->page_size - skip) != 0) {
+    GError *rerr = NULL;
+    gssize got = read(src, mine, e->page_size, (goffset)(pg - 1) * e->page_size, &rerr);
+    if (got < 0) {
+      g_propagate_error(error, rerr);
+      return FALSE;
+    }
+    if (got != (gssize)e->page_size || memcmp(rec + skip, mine + skip, e->page_size - skip) != 0) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "%s does not hold the state its MANIFEST names (page %u differs from archived "
                   "record %" G_GUINT64_FORMAT "; the MANIFEST's WAL position is wrong)",
@@ -167,33 +195,83 @@ base_known_good(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb, int fd, Sqlenvf
   return same;
 }
 
+/* A base open for reading: a file, or a source the base opener gave. */
+typedef struct {
+  SqlenvfsPreadFunc read;
+  gpointer src;
+  GDestroyNotify free;
+} BaseSource;
+
+/* The base opener (restore.h): one per process, for the root it serves. */
+static struct {
+  GMutex lock;
+  SqlenvfsRoot *root;
+  SqlenvfsRestoreBaseOpener fn;
+  gpointer user;
+} opener;
+
+void
+sqlenvfs_restore_set_base_opener(SqlenvfsRoot *root, SqlenvfsRestoreBaseOpener fn, gpointer user)
+{
+  g_mutex_lock(&opener.lock);
+  opener.root = fn != NULL ? root : NULL;
+  opener.fn = fn;
+  opener.user = user;
+  g_mutex_unlock(&opener.lock);
+}
+
 /* Open the base of @plan and check it against its MANIFEST, which is read
  * again (a MANIFEST changed since the plan is caught by its checksum), and
  * against the archived state its MANIFEST maps it to (base_holds_state).
- * NULL and *error (INTEGRITY or NOT_FOUND: the base is bad). */
-static SqlenvfsFileSource *
-try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GError **error)
+ * FALSE and *error (INTEGRITY or NOT_FOUND: the base is bad). */
+static gboolean
+try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, BaseSource *out,
+         GError **error)
 {
   g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_load(root, plan->base_kind,
                                                            plan->base_name, error);
   const SqlenvfsStoredDb *sdb;
   SqlenvfsFileSource *src;
+  SqlenvfsRestoreBaseOpener fn;
+  gpointer user;
 
   if (copy == NULL)
-    return NULL;
+    return FALSE;
   sdb = sqlenvfs_stored_copy_find(copy, plan->db);
   if (sdb == NULL || g_strcmp0(sdb->path, plan->base_path) != 0 ||
       sdb->pos.page_size != plan->page_size || sdb->pos.n_pages != plan->base_n_pages) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s/MANIFEST no longer describes %s as it did when the restore was planned",
                 copy->dir, plan->base_path);
-    return NULL;
+    return FALSE;
+  }
+  g_mutex_lock(&opener.lock);
+  fn = opener.root == root ? opener.fn : NULL;
+  user = opener.user;
+  g_mutex_unlock(&opener.lock);
+  plan->base_remote = FALSE;
+  if (fn != NULL && plan->on_demand) {
+    BaseSource bs = { 0 };
+    if (!fn(user, plan, sdb, &bs.read, &bs.src, &bs.free, error))
+      return FALSE;
+    if (bs.src != NULL) {
+      /* Its blocks are checked as they are read (the opener's contract);
+       * the state it must hold is checked here as for a file. */
+      if (!base_holds_state(a, plan->base_seq, bs.read, bs.src, plan->base_path, error)) {
+        if (bs.free)
+          bs.free(bs.src);
+        return FALSE;
+      }
+      plan->base_remote = TRUE;
+      *out = bs;
+      return TRUE;
+    }
   }
   src = sqlenvfs_file_source_open(plan->base_path, error);
   if (src == NULL) {
     if (error && *error && (*error)->domain == SQLENVFS_ERROR)
       (*error)->code = SQLENVFS_ERROR_INTEGRITY; /* a base that cannot be opened is bad */
-    return NULL;
+    return FALSE;
   }
   if (plan->on_demand && base_known_good(root, sdb, sqlenvfs_file_source_fd(src), &plan->base_id)) {
     /* Checked before, by this or another process, and unchanged since: its
@@ -206,22 +284,26 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, GErr
     if (sqlenvfs_store_base_known_bad(sdb, &why))
       sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, why);
     sqlenvfs_file_source_close(src);
-    return NULL;
+    return FALSE;
   }
   sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, NULL);
-  if (!sqlenvfs_restore_base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src), plan->base_path, error)) {
+  if (!sqlenvfs_restore_base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src),
+                                         plan->base_path, error)) {
     sqlenvfs_file_source_close(src);
-    return NULL;
+    return FALSE;
   }
-  return src;
+  out->read = sqlenvfs_file_source_read;
+  out->src = src;
+  out->free = sqlenvfs_file_source_close;
+  return TRUE;
 }
 
 /* The base of @plan, open and checked (invariant 4): the planned one, or
  * else the next best good base of the same chain, with @plan's base fields
- * updated. NULL and *error naming every base tried when none is good. */
-static SqlenvfsFileSource *
+ * updated. FALSE and *error naming every base tried when none is good. */
+static gboolean
 open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan,
-                  GError **error)
+                  BaseSource *out, GError **error)
 {
   g_autoptr(GHashTable) tried = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GString) bad = g_string_new(NULL);
@@ -230,18 +312,17 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
   for (;;) {
     g_autoptr(GError) local = NULL;
     g_autofree char *skipped = NULL;
-    SqlenvfsFileSource *src = try_base(root, a, plan, &local);
 
-    if (src != NULL) {
+    if (try_base(root, a, plan, out, &local)) {
       if (bad->len)
         g_message("restore %s: using %s %s as the base (%s)", plan->db,
                   sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name, bad->str);
-      return src;
+      return TRUE;
     }
     if (local->domain != SQLENVFS_ERROR || (local->code != SQLENVFS_ERROR_INTEGRITY &&
                                             local->code != SQLENVFS_ERROR_NOT_FOUND)) {
       g_propagate_error(error, g_steal_pointer(&local));
-      return NULL;
+      return FALSE;
     }
     g_hash_table_add(tried, g_strdup_printf("%s %s", sqlenvfs_copy_kind_name(plan->base_kind),
                                             plan->base_name));
@@ -252,7 +333,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
     if (tl == NULL) {
       tl = sqlenvfs_timeline_open(root, plan->db, error);
       if (tl == NULL)
-        return NULL;
+        return FALSE;
     }
     if (!sqlenvfs_timeline_next_base(tl, plan, tried, &skipped)) {
       g_autofree char *when = sqlenvfs_time_format_iso(plan->state_us);
@@ -260,7 +341,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
                   "restore %s: no good base for the state of %s, refusing to build it: %s%s "
                   "(run `sqlenvfs verify`; take a new snapshot with `sqlenvfs snapshot`)",
                   plan->db, when, bad->str, skipped);
-      return NULL;
+      return FALSE;
     }
   }
 }
@@ -269,9 +350,12 @@ gboolean
 sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error)
 {
   SqlenvfsFileId now;
-  int fd = open(plan->base_path, O_RDONLY | O_CLOEXEC);
+  int fd;
   gboolean same;
 
+  if (plan->base_remote)
+    return TRUE; /* no file: each block was checked as it was read */
+  fd = open(plan->base_path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "restore %s: the base %s went away while it was read (%s; retry)", plan->db,
@@ -315,18 +399,16 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(SqlenvfsImage) img = NULL;
-  SqlenvfsFileSource *base;
+  BaseSource base = { 0 };
   SqlenvfsArchiveEntry rec;
   guint32 cur_pages;
 
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
-  base = open_checked_base(root, a, plan, error);
-  if (base == NULL)
+  if (!open_checked_base(root, a, plan, &base, error))
     return NULL;
-  img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, sqlenvfs_file_source_read, base,
-                           sqlenvfs_file_source_close);
+  img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, base.read, base.src, base.free);
   cur_pages = plan->base_n_pages;
   if (!sqlenvfs_archive_get(a, plan->base_seq, &rec) ||
       !sqlenvfs_archive_get(a, plan->state_seq, &rec) || plan->base_seq > plan->state_seq) {

@@ -18,7 +18,8 @@
  *                         whole), at most PART_MAX per object
  *      then alive (when anything was shipped), PRUNED (when it changed)
  *   backups, snapshots not shipped: each <db>.db (its size and crc32 must be
- *      the MANIFEST's), then MANIFEST last
+ *      the MANIFEST's) with its block list <db>.db.blocks (remote.h) from
+ *      the same read, then MANIFEST last
  *
  * The shipped state (.sqlenvfs/replica-shipped, rewritten atomically, 0600):
  *
@@ -54,6 +55,7 @@
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/lease.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/replica_conf.h"
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
@@ -380,11 +382,13 @@ shipped_save(SqlenvfsShipper *s, GError **error)
 /* Upload bytes [@from, @to) of @path (@to < 0: to the end of the file) as
  * @key, in one PUT up to PART_MAX, else as a multipart upload of PART_MAX
  * parts read one at a time. The crc32 of the bytes [@from, @crc_to) goes to
- * *@crc (when not NULL), the number of bytes to *@size. Fails when the file
- * is shorter than asked. */
+ * *@crc (when not NULL), the number of bytes to *@size; with @blocks (from
+ * @from = 0 only), the crc32 of each SQLENVFS_BLOCKS_SIZE block of what was
+ * read and uploaded is appended to it (remote.h). Fails when the file is
+ * shorter than asked. */
 static gboolean
 upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goffset crc_to,
-            const char *key, guint32 *crc, guint64 *size, GError **error)
+            const char *key, guint32 *crc, guint64 *size, GArray *blocks, GError **error)
 {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
@@ -434,6 +438,11 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
     }
     if (crc && at < crc_to)
       c = sqlenvfs_crc32(c, buf, (gsize)MIN((goffset)n, crc_to - at));
+    /* PART_MAX is a multiple of the block size: parts hold whole blocks. */
+    for (gsize k = 0; blocks != NULL && k < n; k += SQLENVFS_BLOCKS_SIZE) {
+      guint32 bc = sqlenvfs_crc32(0, buf + k, MIN((gsize)SQLENVFS_BLOCKS_SIZE, n - k));
+      g_array_append_val(blocks, bc);
+    }
     if (upload == NULL) {
       if (!sqlenvfs_s3_put(s->s3, key, buf, n, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
         goto out;
@@ -567,7 +576,7 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
     return FALSE;
   }
   if (!upload_file(s, seg->path, 0, (goffset)seg->size, (goffset)seal->offset, seg_key, &crc,
-                   &size, error))
+                   &size, NULL, error))
     return FALSE;
   if (crc != seal->reason) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -585,7 +594,7 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
       g_autofree char *k2 = g_strconcat(key, exts[k], NULL);
       if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
         continue;
-      if (!upload_file(s, path, 0, -1, 0, k2, NULL, &n, error))
+      if (!upload_file(s, path, 0, -1, 0, k2, NULL, &n, NULL, error))
         return FALSE;
       mark_shipped(s, k2, n);
     }
@@ -640,7 +649,7 @@ ship_part(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, guint64 *
   s->intent = g_strdup(key);
   if (!shipped_save(s, error))
     return FALSE;
-  if (!upload_file(s, seg->path, (goffset)a, (goffset)b, 0, key, NULL, &n, error))
+  if (!upload_file(s, seg->path, (goffset)a, (goffset)b, 0, key, NULL, &n, NULL, error))
     return FALSE;
   mark_shipped(s, key, n);
   put_u64(s->parts_end, seg_key, b);
@@ -666,7 +675,7 @@ finish_intent(SqlenvfsShipper *s, GError **error)
   path = g_build_filename(s->base_dir, seg_key, NULL);
   if (shipped_size(s->parts_end, seg_key, NULL) == a && lstat(path, &st) == 0 &&
       S_ISREG(st.st_mode) && (guint64)st.st_size >= b) {
-    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, s->intent, NULL, &n, error))
+    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, s->intent, NULL, &n, NULL, error))
       return FALSE;
     mark_shipped(s, s->intent, n);
     put_u64(s->parts_end, seg_key, b);
@@ -692,7 +701,7 @@ ship_small(SqlenvfsShipper *s, const char *dir, const char *db, const char *name
     return TRUE;
   if (!always && shipped_size(s->shipped, key, &found) == (guint64)st.st_size && found)
     return TRUE;
-  if (!upload_file(s, path, 0, -1, 0, key, NULL, &n, error))
+  if (!upload_file(s, path, 0, -1, 0, key, NULL, &n, NULL, error))
     return FALSE;
   mark_shipped(s, key, n);
   return TRUE;
@@ -895,13 +904,19 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
       const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
       g_autofree char *base = g_path_get_basename(sdb->path);
       g_autofree char *key = g_strdup_printf("%s/%s/%s", top, name, base);
+      g_autofree char *lkey = g_strconcat(key, SQLENVFS_BLOCKS_SUFFIX, NULL);
+      g_autoptr(GArray) blocks = g_array_new(FALSE, FALSE, sizeof(guint32));
+      g_autoptr(GBytes) list = NULL;
+      gboolean list_found;
       guint32 crc = 0;
       shipped_size(s->shipped, key, &found);
-      if (found) {
+      shipped_size(s->shipped, lkey, &list_found);
+      if (found && list_found) {
         *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
         continue;
       }
-      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, error)) {
+      /* The file and its block list (remote.h) from one read of it. */
+      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, blocks, error)) {
         failed = TRUE;
       } else if (crc != sdb->crc32 || n != sdb->size) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -909,8 +924,16 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
                     G_GUINT64_FORMAT " bytes with crc32 0x%08x; not shipped (run `sqlenvfs "
                     "verify`)", sdb->path, n, crc, sdb->size, sdb->crc32);
         failed = TRUE;
+      } else if ((list = sqlenvfs_blocks_encode(SQLENVFS_BLOCKS_SIZE, n,
+                                                (const guint32 *)(void *)blocks->data,
+                                                blocks->len)) == NULL ||
+                 !sqlenvfs_s3_put(s->s3, lkey, g_bytes_get_data(list, NULL),
+                                  g_bytes_get_size(list), SQLENVFS_S3_PUT_ALWAYS, NULL, NULL,
+                                  error)) {
+        failed = TRUE;
       } else {
         mark_shipped(s, key, n);
+        mark_shipped(s, lkey, g_bytes_get_size(list));
         *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
         *shipped_any = TRUE;
       }
@@ -1124,6 +1147,15 @@ adopt_remote(SqlenvfsShipper *s)
         g_str_has_suffix(o->key, "/PRUNED") || !(g_str_has_prefix(o->key, "wal_archives/") ||
         g_str_has_prefix(o->key, "daily/") || g_str_has_prefix(o->key, "snapshots/")))
       continue;
+    if (g_str_has_suffix(o->key, ".db" SQLENVFS_BLOCKS_SUFFIX)) {
+      /* A block list: adopted with its database file (checked by readers
+       * against the MANIFEST). */
+      g_autofree char *db = g_strndup(o->key, strlen(o->key) - strlen(SQLENVFS_BLOCKS_SUFFIX));
+      path = g_build_filename(s->base_dir, db, NULL);
+      if (lstat(path, &st) == 0 && S_ISREG(st.st_mode))
+        put_u64(s->shipped, o->key, (guint64)o->size);
+      continue;
+    }
     path = g_build_filename(s->base_dir, o->key, NULL);
     if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == o->size)
       put_u64(s->shipped, o->key, (guint64)o->size);

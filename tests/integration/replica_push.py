@@ -3,9 +3,11 @@
 following the replica layout (docs/REPLICA.md):
 
     replica_push.py ROOT s3://bucket/prefix S3CMD_CONFIG STAGE_DIR [--parts N]
+                    [--no-blocks]
 
-FORMAT; every backup's and snapshot's database files, then its MANIFEST
-(last); every sealed segment whole with its .idx (and .sum); the last
+FORMAT; every backup's and snapshot's database files with their block
+checksum lists (<db>.db.blocks; not with --no-blocks, as an older shipper
+wrote them), then its MANIFEST (last); every sealed segment whole with its .idx (and .sum); the last
 segment when it is not sealed as N parts (.seg.part-<A>-<B>, 16-digit
 offsets, contiguous from 0, each ending on a record boundary); alive and
 PRUNED. STAGE_DIR is a scratch directory (emptied first).
@@ -15,6 +17,7 @@ import shutil
 import struct
 import subprocess
 import sys
+import zlib
 
 SEG_HEADER = 64
 REC_HEADER = 96
@@ -32,6 +35,14 @@ def records(data):
         last_type = rtype
         out.append(pos)
     return out, last_type
+
+
+def block_list(data, block_size=64 * 1024):
+    """The block checksum list of a database file (docs/REPLICA.md)."""
+    crcs = [zlib.crc32(data[i:i + block_size]) for i in range(0, len(data), block_size)]
+    out = struct.pack("<16sIIQI", b"sqlenvfs-blocks\n", 1, block_size, len(data), len(crcs))
+    out += struct.pack("<%dI" % len(crcs), *crcs)
+    return out + struct.pack("<I", zlib.crc32(out))
 
 
 def main():
@@ -63,6 +74,9 @@ def main():
             for fn in sorted(os.listdir(os.path.join(d, name))):
                 p = os.path.join(d, name, fn)
                 put(last if fn == "MANIFEST" else first, "%s/%s/%s" % (kind, name, fn), path=p)
+                if fn.endswith(".db") and "--no-blocks" not in sys.argv:
+                    put(first, "%s/%s/%s.blocks" % (kind, name, fn),
+                        data=block_list(open(p, "rb").read()))
     wd = os.path.join(src, "wal_archives")
     for db in sorted(os.listdir(wd)) if os.path.isdir(wd) else []:
         segs = sorted(f for f in os.listdir(os.path.join(wd, db)) if f.endswith(".seg"))

@@ -10,7 +10,8 @@ byte-equal with its index, and has no parts left; the last one is there
 whole, or as parts contiguous from 0, each ending on a record boundary of
 the local archive, whose bytes are the local segment's prefix (with
 --complete: all of it); every backup and snapshot is there, byte-equal,
-with its MANIFEST; the replica holds no copy without a MANIFEST and no
+with its MANIFEST, and each database file with its block checksum list
+(<db>.db.blocks, equal to one computed here); the replica holds no copy without a MANIFEST and no
 part that overlaps another; with --state, every object the shipping state
 FILE counts as shipped is in the replica with that size. Prints what it checked; exits 1 on the first
 difference, naming it."""
@@ -21,6 +22,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import archive_dump  # noqa: E402
+import replica_push  # noqa: E402
 
 PART = re.compile(r"^(\d{16}\.seg)\.part-(\d{16})-(\d{16})$")
 
@@ -98,6 +100,11 @@ def main():
                 rp = os.path.join(rc, f)
                 if not os.path.isfile(rp) or read(rp) != read(os.path.join(cdir, f)):
                     fail("%s/%s/%s is missing from the replica or differs" % (kind, name, f))
+                if f.endswith(".db"):
+                    want = replica_push.block_list(read(os.path.join(cdir, f)))
+                    if not os.path.isfile(rp + ".blocks") or read(rp + ".blocks") != want:
+                        fail("%s/%s/%s.blocks is missing from the replica or differs from the "
+                             "block list of the local file" % (kind, name, f))
             n_copies += 1
         for rc in sorted(glob.glob(os.path.join(remote, kind, "*"))):
             if not os.path.isfile(os.path.join(rc, "MANIFEST")):
