@@ -332,6 +332,22 @@ verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guin
     memo->summary_verified(memo->user, path, seal);
 }
 
+/* How many records segment @number (@size bytes) holds, as its index
+ * says, for the array that keeps them (never more than can fit). */
+static guint
+expected_records(const char *dir, guint64 number, guint64 size)
+{
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  struct stat st;
+  guint64 n;
+
+  if (stat(ipath, &st) != 0 || st.st_size < IDX_HEADER_SIZE)
+    return 0;
+  n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
+  return (guint)MIN(n, MIN(size / REC_EMPTY_SIZE + 1, (guint64)G_MAXUINT / 2));
+}
+
 gboolean
 sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
                              SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
@@ -385,7 +401,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
   for (guint k = 0; k < nums->len; k++) {
     guint64 number = g_array_index(nums, guint64, k);
     gboolean is_last = k + 1 == nums->len;
-    g_autoptr(GArray) records = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    g_autoptr(GArray) records = NULL;
     SegFile sf;
     guint8 hbuf[SEG_HEADER_SIZE];
     gsize got;
@@ -394,10 +410,13 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     gboolean sealed = FALSE, tail_torn = FALSE;
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
+    struct stat st;
+    gboolean have_st;
 
     res.n_segments++;
     if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
       return FALSE;
+    have_st = fstat(sf.fd, &st) == 0; /* before reading: a later change shows */
     res.bytes += sf.size;
     if (!sf.hdr_ok) {
       problem(&p, sf.path, "%s", sf.hdr_why);
@@ -426,9 +445,13 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_number = number;
       prev_next_seq = facts.next_seq;
       verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, &p);
+      if (have_st)
+        archive_note_checked(sf.path, &st, sf.size);
       archive_seg_file_close(&sf);
       continue;
     }
+    records = g_array_sized_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry),
+                                expected_records(dir, number, sf.size));
     archive_seg_file_buffer(&sf); /* read whole: large reads */
     if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error)) {
       archive_seg_file_close(&sf);
@@ -535,6 +558,8 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       facts.next_seq = seq;
       memo->verified(memo->user, sf.path, ipath, &facts);
     }
+    if (sealed && p.n == n_problems_before && have_st)
+      archive_note_checked(sf.path, &st, sf.size); /* the timeline's checks need not read it */
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_number = number;

@@ -634,6 +634,49 @@ START_TEST(test_archive_changed_file_damage_found)
 }
 END_TEST
 
+/* The sealed segments a verify read whole and found good are not read
+ * again by the record checks of the same process (the timeline a verify
+ * opens to check the copies' states): only the segment being written is. */
+START_TEST(test_verified_segments_not_checked_again)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  g_autoptr(GArray) nums = NULL;
+  guint64 last, bound, total = 0, r0, r1;
+  GError *error = NULL;
+
+  write_archive(adir, 200);
+  nums = archive_list_numbers(adir);
+  last = g_array_index(nums, guint64, nums->len - 1);
+  bound = seg_file_size(adir, last, "seg") + 16 * 1024;
+  for (guint64 n = 1; n < last; n++)
+    total += seg_file_size(adir, n, "seg");
+  ck_assert_uint_gt(total, 10 * bound);
+
+  sqlenvfs_archive_forget_checks();
+  ck_assert(sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  a = sqlenvfs_archive_open(adir, &error);
+  ck_assert_no_error(error);
+  r0 = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  r1 = testutil_bytes_read();
+  ck_assert_no_error(error);
+  ck_assert_msg(r1 - r0 <= bound, "the record checks read %" G_GUINT64_FORMAT " bytes after "
+                "verify; the segment being written allows %" G_GUINT64_FORMAT, r1 - r0, bound);
+
+  /* Without the verify, they read every segment. */
+  sqlenvfs_archive_forget_checks();
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  a = sqlenvfs_archive_open(adir, &error);
+  r0 = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  r1 = testutil_bytes_read();
+  ck_assert_uint_gt(r1 - r0, total / 2);
+}
+END_TEST
+
 static Suite *
 verifymemo_suite(void)
 {
@@ -648,6 +691,7 @@ verifymemo_suite(void)
   tcase_add_test(tc, test_archive_skips_only_what_agrees);
   tcase_add_test(tc, test_archive_reads_only_what_is_new);
   tcase_add_test(tc, test_archive_changed_file_damage_found);
+  tcase_add_test(tc, test_verified_segments_not_checked_again);
   suite_add_tcase(s, tc);
   return s;
 }
