@@ -677,6 +677,67 @@ START_TEST(test_verified_segments_not_checked_again)
 }
 END_TEST
 
+/* A record larger than the window verify reads segments through (4 MiB)
+ * is read on its own: checked, and its damage found. */
+START_TEST(test_archive_record_larger_than_window)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autofree char *seg2 = g_build_filename(adir, "0000000000000002.seg", NULL);
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  GError *error = NULL;
+  const guint n = 5000; /* pages of 1 KiB that do not compress: about 5 MiB */
+  g_autofree guint32 *pgnos = g_new(guint32, n);
+  guint8 page[PS];
+  guint32 x = 7;
+
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(adir, 64 * 1024, 0600,
+                                                                      &error);
+    SqlenvfsArchiveEntry g = { 0 }, e = { 0 };
+    ck_assert_no_error(error);
+    g.page_size = PS;
+    ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &g,
+                                              &error));
+    e.time = T0 + G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = PS;
+    e.db_pages = n;
+    e.n_pages = n;
+    e.salt1 = 1;
+    e.salt2 = 2;
+    e.first_frame = 1;
+    e.commit_frame = n;
+    for (guint i = 0; i < n; i++)
+      pgnos[i] = i + 1;
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+    for (guint i = 0; i < n; i++) {
+      for (gsize b = 0; b < sizeof page; b++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        page[b] = (guint8)x;
+      }
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    }
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    ck_assert_no_error(error);
+  }
+  append_commits(adir, 2, 10); /* seals its segment, the second */
+  ck_assert_uint_gt(seg_file_size(adir, 2, "seg"), (4u << 20) + 64 * 1024);
+  ck_assert_uint_gt(seg_file_size(adir, 2, "sum"), 0);
+  ck_assert(sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(res.n_commits, 11);
+
+  flip_changing_ctime(seg2, 3 << 20); /* inside the large record */
+  ck_assert(!sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_ptr_nonnull(error);
+  ck_assert(strstr(error->message, "0000000000000002.seg") != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 verifymemo_suite(void)
 {
@@ -692,6 +753,7 @@ verifymemo_suite(void)
   tcase_add_test(tc, test_archive_reads_only_what_is_new);
   tcase_add_test(tc, test_archive_changed_file_damage_found);
   tcase_add_test(tc, test_verified_segments_not_checked_again);
+  tcase_add_test(tc, test_archive_record_larger_than_window);
   suite_add_tcase(s, tc);
   return s;
 }
