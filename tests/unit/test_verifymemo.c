@@ -151,6 +151,44 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* A summary found good is known after a save and a load, for the same
+ * seal only, until its file changes. */
+START_TEST(test_summary_round_trip)
+{
+  g_autofree char *sum = g_build_filename(tmp, "0000000000000002.sum", NULL);
+  g_autofree char *why = NULL;
+  g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
+  g_autoptr(SqlenvfsVerifyMemo) back = NULL;
+  SqlenvfsArchiveVerifyMemo a, b;
+  struct stat before;
+  GError *error = NULL;
+
+  write_bytes(sum, "summary bytes");
+  sqlenvfs_verify_memo_archive_hooks(m, &a);
+  ck_assert(!a.summary_known(a.user, sum, 0x01020304));
+  a.summary_verified(a.user, sum, 0x01020304);
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 1);
+  ck_assert(sqlenvfs_verify_memo_save(m, memo_path, &error));
+  ck_assert_no_error(error);
+
+  back = sqlenvfs_verify_memo_load(memo_path, g_get_real_time() + HOUR, &why);
+  ck_assert_msg(why == NULL, "memo not trusted: %s", why);
+  sqlenvfs_verify_memo_archive_hooks(back, &b);
+  ck_assert(!b.summary_known(b.user, sum, 0x01020305)); /* another seal */
+  ck_assert(b.summary_known(b.user, sum, 0x01020304));
+  ck_assert_int_eq(stat(sum, &before), 0);
+  rewrite_changing_ctime(sum, "summary BYTES", &before);
+  ck_assert(!b.summary_known(b.user, sum, 0x01020304));
+
+  /* One written in the same clock tick as the run started is not kept. */
+  g_clear_pointer(&m, sqlenvfs_verify_memo_free);
+  m = sqlenvfs_verify_memo_new(g_get_real_time());
+  sqlenvfs_verify_memo_archive_hooks(m, &a);
+  a.summary_verified(a.user, sum, 0x01020304);
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 0);
+}
+END_TEST
+
 /* Any change to a file makes it unknown: a rewrite that restores mtime
  * (ctime changes), a change to the segment's index, a MANIFEST that says
  * something else of the copy. */
@@ -745,6 +783,7 @@ verifymemo_suite(void)
   TCase *tc = tcase_create("verifymemo");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_round_trip);
+  tcase_add_test(tc, test_summary_round_trip);
   tcase_add_test(tc, test_changed_file_is_read_again);
   tcase_add_test(tc, test_damaged_memo_is_ignored);
   tcase_add_test(tc, test_recent_file_not_remembered);
