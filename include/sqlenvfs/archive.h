@@ -518,6 +518,16 @@ typedef struct {
   void (*verified)(gpointer user, const char *seg_path, const char *idx_path,
                    const SqlenvfsArchiveSegmentFacts *facts);
   gpointer user;
+  /* Optional (NULL: the summary of every skipped segment is loaded and
+   * checked again):
+   *   summary_known     asked, for the summary @sum_path of a segment
+   *                     skipped as known (sealed with @seal), whether it
+   *                     was found good for that segment before and has not
+   *                     changed since; TRUE to skip reading it.
+   *   summary_verified  told of each summary found good for its segment
+   *                     (sealed with @seal). */
+  gboolean (*summary_known)(gpointer user, const char *sum_path, guint32 seal);
+  void (*summary_verified)(gpointer user, const char *sum_path, guint32 seal);
 } SqlenvfsArchiveVerifyMemo;
 
 /* Check every segment of the archive in @dir completely: headers, every

@@ -9,6 +9,7 @@
  *   sqlenvfs-verify-memo 1
  *   segment <path> seg=<id> idx=<id> size=<n> first=<seq> prev=0x<crc>
  *           seal=0x<crc> next=<seq> records=<n> commits=<n> gaps=<n> at=<us>
+ *   summary <path> file=<id> seal=0x<crc> at=<us>
  *   copy <path> file=<id> size=<n> crc32=0x<crc> page-size=<n> pages=<n> at=<us>
  *   base <path> file=<id> size=<n> crc32=0x<crc> page-size=<n> pages=<n> at=<us>
  *        verdict=good|bad:<reason, percent-escaped>

@@ -103,6 +103,9 @@ typedef struct {
   SegHeader hdr;
   gboolean hdr_ok;
   const char *hdr_why;
+  guint8 *win;        /* archive_seg_file_buffer: bytes of the file held */
+  guint64 win_start;  /* the file offset of win[0]                      */
+  gsize win_len;
 } SegFile;
 
 guint64 archive_commit_length(guint32 n_pages, guint32 page_size);
@@ -121,6 +124,15 @@ guint32 archive_pages_per_block(guint32 page_size);
 gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
 gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
 gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);
+void archive_seg_file_buffer(SegFile *sf);
+gboolean archive_seg_map(SegFile *sf, guint64 off, gsize len, const guint8 **p, GError **error);
+gboolean archive_seg_pread(SegFile *sf, void *buf, gsize len, guint64 off, gsize *got, GError **error);
+/* Tell this process's record checks (sqlenvfs_archive_check_records) that
+ * every record of the segment @path, as @st identifies it (taken before it
+ * was read), was checked whole and found good up to @upto: verify read it
+ * completely without a problem (archive_reader.c). */
+struct stat;
+void archive_note_checked(const char *path, const struct stat *st, guint64 upto);
 gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
 gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
 void archive_seg_file_close(SegFile *sf);

@@ -1680,6 +1680,17 @@ sqlenvfs_archive_forget_checks(void)
   g_mutex_unlock(&memo_lock);
 }
 
+void
+archive_note_checked(const char *path, const struct stat *st, guint64 upto)
+{
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  g_hash_table_replace(memos, g_strdup(path),
+                       seg_memo_new(st, upto, g_array_new(FALSE, FALSE, sizeof(guint64))));
+  g_mutex_unlock(&memo_lock);
+}
+
 /* The memo file (see sqlenvfs_archive_check_records):
  *   "<segment file name> <dev> <ino> <size> <mtime ns> <ctime ns> <checked
  *    up to> <bad offsets, comma-separated, or ->\n" per segment, then

@@ -105,7 +105,7 @@ read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, gu
 
   for (gsize done = 0; done < len;) {
     gsize want = MIN(len - done, (gsize)IO_CHUNK);
-    if (!archive_pread_full(sf->fd, chunk, want, pos + done, &got, sf->path, error))
+    if (!archive_seg_pread(sf, chunk, want, pos + done, &got, error))
       return FALSE;
     if (got < want)
       return not_summarized(error, sf->path, "a record is cut short");
@@ -119,7 +119,7 @@ read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, gu
   for (guint32 i = 0; i < e->n_pages; i++) {
     if (e->page_size > IO_CHUNK)
       return not_summarized(error, sf->path, "a record has an impossible page size");
-    if (!archive_pread_full(sf->fd, chunk, e->page_size, pos, &got, sf->path, error))
+    if (!archive_seg_pread(sf, chunk, e->page_size, pos, &got, error))
       return FALSE;
     if (got < e->page_size)
       return not_summarized(error, sf->path, "a record is cut short");
@@ -155,7 +155,8 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     return NULL;
   }
   flags = sf.hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
-  if (!archive_pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error))
+  archive_seg_file_buffer(&sf); /* one pass over every record: large reads */
+  if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error))
     goto fail;
   c = crc(0, hbuf, sizeof hbuf);
   while (off < sf.size) {

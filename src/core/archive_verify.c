@@ -189,32 +189,39 @@ verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_tor
 }
 
 /* Version 2: read the compressed COMMIT @e (whose checksum archive_read_record()
- * found right) again and check its blocks; *why says what is wrong, if
- * anything. FALSE only on an I/O error. */
+ * found right) again, from @sf's window, and check its blocks with @dctx;
+ * *why says what is wrong, if anything. FALSE only on an I/O error. */
 static gboolean
-verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, const char **why, GError **error)
+verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, ZSTD_DCtx *dctx, const char **why,
+              GError **error)
 {
-  g_autofree guint8 *rec = g_try_malloc(e->length);
+  g_autofree guint8 *rec = NULL;
+  const guint8 *in_window;
   gsize got;
 
+  if (!archive_seg_map(sf, e->offset, (gsize)e->length, &in_window, error))
+    return FALSE;
+  if (in_window != NULL) {
+    *why = archive_check_blocks(e, in_window, NULL, dctx);
+    return TRUE;
+  }
+  rec = g_try_malloc(e->length);
   if (rec == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                 "verify %s: no memory for record %" G_GUINT64_FORMAT " (%" G_GUINT64_FORMAT
                 " bytes)", sf->path, e->seq, e->length);
     return FALSE;
   }
-  if (!archive_pread_full(sf->fd, rec, e->length, e->offset, &got, sf->path, error))
+  if (!archive_seg_pread(sf, rec, e->length, e->offset, &got, error))
     return FALSE;
-  if (got < e->length) {
+  if (got < e->length)
     *why = "is cut short";
-  } else {
-    ZSTD_DCtx *dctx = ZSTD_createDCtx();
-    g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  else
     *why = archive_check_blocks(e, rec, NULL, dctx);
-    ZSTD_freeDCtx(dctx);
-  }
   return TRUE;
 }
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ZSTD_DCtx, ZSTD_freeDCtx)
 
 /* The index of the segment being written is synced only when the segment
  * is sealed, and the archiver rewrites it on its next start: after a power
@@ -264,8 +271,8 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
  * with @seal): present and usable (archive_summary.c, S1), and, when
  * @rebuild (the segment was read whole without a problem), exactly what
  * its records make. A missing summary is not a problem (the archiver
- * writes it when it starts). */
-static void
+ * writes it when it starts). TRUE when it is there and good. */
+static gboolean
 verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean rebuild,
                Problems *p)
 {
@@ -280,28 +287,65 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
 
   switch (archive_summary_load(dir, number, size, seal, &s, &data, &why, &error)) {
   case ARCHIVE_SUM_MISSING:
-    return;
+    return FALSE;
   case ARCHIVE_SUM_ERROR:
     problem(p, path, "segment summary unreadable: %s", error->message);
-    return;
+    return FALSE;
   case ARCHIVE_SUM_BAD:
     problem(p, path, "segment summary is bad: %s (%s)", why, fix);
-    return;
+    return FALSE;
   case ARCHIVE_SUM_GOOD:
     break;
   }
   if (!rebuild)
-    return;
+    return TRUE;
   want = archive_summary_build(dir, number, &error);
   if (want == NULL) {
     problem(p, path, "segment summary of a segment that cannot be summarized: %s",
             error->message);
-    return;
+    return FALSE;
   }
   /* load() checked the size against the counts; the bytes decide. */
   if (want->len != s.versions_off + (guint64)s.n_versions * ARCHIVE_SUM_VERSION_SIZE + 4 ||
-      memcmp(want->data, data, want->len) != 0)
+      memcmp(want->data, data, want->len) != 0) {
     problem(p, path, "segment summary does not describe its segment (%s)", fix);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* verify_summary() with @memo: the summary of a segment skipped as known
+ * (@known: not rebuilt) is not read again when @memo knows it as found
+ * good for it and unchanged; one found good (rebuilt, or of a known
+ * segment) is told to @memo. */
+static void
+verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guint64 number,
+                    guint64 size, guint32 seal, gboolean known, gboolean rebuild, Problems *p)
+{
+  g_autofree char *path = archive_summary_path(dir, number);
+  gboolean remember = memo != NULL && memo->summary_known != NULL &&
+                      memo->summary_verified != NULL && (known || rebuild);
+
+  if (remember && known && memo->summary_known(memo->user, path, seal))
+    return;
+  if (verify_summary(dir, number, size, seal, rebuild && !known, p) && remember)
+    memo->summary_verified(memo->user, path, seal);
+}
+
+/* How many records segment @number (@size bytes) holds, as its index
+ * says, for the array that keeps them (never more than can fit). */
+static guint
+expected_records(const char *dir, guint64 number, guint64 size)
+{
+  g_autofree char *iname = archive_seg_name(number, "idx");
+  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
+  struct stat st;
+  guint64 n;
+
+  if (stat(ipath, &st) != 0 || st.st_size < IDX_HEADER_SIZE)
+    return 0;
+  n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
+  return (guint)MIN(n, MIN(size / REC_EMPTY_SIZE + 1, (guint64)G_MAXUINT / 2));
 }
 
 gboolean
@@ -311,6 +355,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
 {
   g_autoptr(GArray) nums = archive_list_segments(dir, error);
   g_autofree guint8 *chunk = NULL;
+  g_autoptr(ZSTD_DCtx) dctx = NULL;
   SqlenvfsArchiveVerifyResult res = { 0 };
   Problems p = { problem_fn, user, 0, NULL, NULL };
   gboolean have_prev = FALSE, prev_sealed = FALSE;
@@ -351,10 +396,12 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     }
   }
   chunk = g_malloc(IO_CHUNK);
+  dctx = ZSTD_createDCtx();
+  g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
   for (guint k = 0; k < nums->len; k++) {
     guint64 number = g_array_index(nums, guint64, k);
     gboolean is_last = k + 1 == nums->len;
-    g_autoptr(GArray) records = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+    g_autoptr(GArray) records = NULL;
     SegFile sf;
     guint8 hbuf[SEG_HEADER_SIZE];
     gsize got;
@@ -363,10 +410,13 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     gboolean sealed = FALSE, tail_torn = FALSE;
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
+    struct stat st;
+    gboolean have_st;
 
     res.n_segments++;
     if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
       return FALSE;
+    have_st = fstat(sf.fd, &st) == 0; /* before reading: a later change shows */
     res.bytes += sf.size;
     if (!sf.hdr_ok) {
       problem(&p, sf.path, "%s", sf.hdr_why);
@@ -394,11 +444,16 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_seal = facts.seal;
       prev_number = number;
       prev_next_seq = facts.next_seq;
-      verify_summary(dir, number, sf.size, facts.seal, FALSE, &p);
+      verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, &p);
+      if (have_st)
+        archive_note_checked(sf.path, &st, sf.size);
       archive_seg_file_close(&sf);
       continue;
     }
-    if (!archive_pread_full(sf.fd, hbuf, sizeof hbuf, 0, &got, sf.path, error)) {
+    records = g_array_sized_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry),
+                                expected_records(dir, number, sf.size));
+    archive_seg_file_buffer(&sf); /* read whole: large reads */
+    if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
     }
@@ -454,7 +509,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       }
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
         const char *why = NULL;
-        if (!verify_blocks(&sf, &e, &why, error)) {
+        if (!verify_blocks(&sf, &e, dctx, &why, error)) {
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -491,7 +546,8 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       verify_index(dir, number, records, tail_torn, &p);
     }
     if (sealed)
-      verify_summary(dir, number, sf.size, prev_seal, p.n == n_problems_before, &p);
+      verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,
+                          p.n == n_problems_before, &p);
     if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
       g_autofree char *iname = archive_seg_name(number, "idx");
       g_autofree char *ipath = g_build_filename(dir, iname, NULL);
@@ -502,6 +558,8 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       facts.next_seq = seq;
       memo->verified(memo->user, sf.path, ipath, &facts);
     }
+    if (sealed && p.n == n_problems_before && have_st)
+      archive_note_checked(sf.path, &st, sf.size); /* the timeline's checks need not read it */
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_number = number;

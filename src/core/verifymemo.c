@@ -18,7 +18,7 @@
 #define MEMO_HEADER "sqlenvfs-verify-memo 1"
 #define MEMO_MAX_BYTES (64u << 20)
 
-typedef enum { ENTRY_SEGMENT, ENTRY_COPY, ENTRY_BASE } EntryKind;
+typedef enum { ENTRY_SEGMENT, ENTRY_COPY, ENTRY_BASE, ENTRY_SUMMARY } EntryKind;
 
 typedef struct {
   EntryKind kind;
@@ -26,7 +26,7 @@ typedef struct {
   SqlenvfsFileId idx_id; /* segments: its index file               */
   SqlenvfsArchiveSegmentFacts facts; /* segments                   */
   guint64 size;          /* copies: what the MANIFEST said          */
-  guint32 crc32, page_size, n_pages;
+  guint32 crc32, page_size, n_pages; /* summaries: crc32 is the seal */
   gint64 verified_us;
   gboolean keep;         /* used or made by this run: saved          */
   char *why;             /* bases: why it is bad; NULL: good         */
@@ -166,6 +166,12 @@ parse_line(const char *line, char **path, Entry *e)
         !parse_u64(g_hash_table_lookup(kv, "records"), &e->facts.n_records) ||
         !parse_u64(g_hash_table_lookup(kv, "commits"), &e->facts.n_commits) ||
         !parse_u64(g_hash_table_lookup(kv, "gaps"), &e->facts.n_gaps) ||
+        !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us))
+      return FALSE;
+  } else if (strcmp(words[0], "summary") == 0) {
+    e->kind = ENTRY_SUMMARY;
+    if (n != 2 + 3 || !parse_id(g_hash_table_lookup(kv, "file"), &e->id) ||
+        !parse_crc(g_hash_table_lookup(kv, "seal"), &e->crc32) ||
         !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us))
       return FALSE;
   } else if (strcmp(words[0], "copy") == 0) {
@@ -320,6 +326,9 @@ append_entry(GString *s, const char *path, const Entry *e)
                            " gaps=%" G_GUINT64_FORMAT " at=%" G_GINT64_FORMAT "\n",
                            ep, id, idx, f->size, f->first_seq, f->prev_crc, f->seal,
                            f->next_seq, f->n_records, f->n_commits, f->n_gaps, e->verified_us);
+  } else if (e->kind == ENTRY_SUMMARY) {
+    g_string_append_printf(s, "summary %s file=%s seal=0x%08x at=%" G_GINT64_FORMAT "\n", ep, id,
+                           e->crc32, e->verified_us);
   } else if (e->kind == ENTRY_BASE) {
     g_autofree char *why = e->why ? g_uri_escape_string(e->why, NULL, FALSE) : NULL;
     g_string_append_printf(s, "base %s file=%s size=%" G_GUINT64_FORMAT " crc32=0x%08x "
@@ -446,6 +455,31 @@ segment_verified(gpointer user, const char *seg_path, const char *idx_path,
 }
 
 static gboolean
+summary_known(gpointer user, const char *sum_path, guint32 seal)
+{
+  SqlenvfsVerifyMemo *memo = user;
+  Entry *e = g_hash_table_lookup(memo->entries, sum_path);
+  SqlenvfsFileId id;
+  if (e == NULL || e->kind != ENTRY_SUMMARY || e->crc32 != seal || !id_of_path(sum_path, &id) ||
+      !sqlenvfs_file_id_equal(&id, &e->id))
+    return FALSE;
+  e->keep = TRUE;
+  return TRUE;
+}
+
+static void
+summary_verified(gpointer user, const char *sum_path, guint32 seal)
+{
+  SqlenvfsVerifyMemo *memo = user;
+  Entry e = { .kind = ENTRY_SUMMARY, .crc32 = seal, .verified_us = memo->now_us, .keep = TRUE };
+  if (!id_of_path(sum_path, &e.id) || !settled(memo, &e.id)) {
+    g_hash_table_remove(memo->entries, sum_path);
+    return;
+  }
+  g_hash_table_replace(memo->entries, g_strdup(sum_path), g_memdup2(&e, sizeof e));
+}
+
+static gboolean
 copy_known(gpointer user, const SqlenvfsStoredDb *sdb, gint64 *verified_us)
 {
   SqlenvfsVerifyMemo *memo = user;
@@ -518,6 +552,8 @@ sqlenvfs_verify_memo_archive_hooks(SqlenvfsVerifyMemo *memo, SqlenvfsArchiveVeri
   out->known = segment_known;
   out->verified = segment_verified;
   out->user = memo;
+  out->summary_known = summary_known;
+  out->summary_verified = summary_verified;
 }
 
 void

@@ -151,6 +151,44 @@ START_TEST(test_round_trip)
 }
 END_TEST
 
+/* A summary found good is known after a save and a load, for the same
+ * seal only, until its file changes. */
+START_TEST(test_summary_round_trip)
+{
+  g_autofree char *sum = g_build_filename(tmp, "0000000000000002.sum", NULL);
+  g_autofree char *why = NULL;
+  g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
+  g_autoptr(SqlenvfsVerifyMemo) back = NULL;
+  SqlenvfsArchiveVerifyMemo a, b;
+  struct stat before;
+  GError *error = NULL;
+
+  write_bytes(sum, "summary bytes");
+  sqlenvfs_verify_memo_archive_hooks(m, &a);
+  ck_assert(!a.summary_known(a.user, sum, 0x01020304));
+  a.summary_verified(a.user, sum, 0x01020304);
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 1);
+  ck_assert(sqlenvfs_verify_memo_save(m, memo_path, &error));
+  ck_assert_no_error(error);
+
+  back = sqlenvfs_verify_memo_load(memo_path, g_get_real_time() + HOUR, &why);
+  ck_assert_msg(why == NULL, "memo not trusted: %s", why);
+  sqlenvfs_verify_memo_archive_hooks(back, &b);
+  ck_assert(!b.summary_known(b.user, sum, 0x01020305)); /* another seal */
+  ck_assert(b.summary_known(b.user, sum, 0x01020304));
+  ck_assert_int_eq(stat(sum, &before), 0);
+  rewrite_changing_ctime(sum, "summary BYTES", &before);
+  ck_assert(!b.summary_known(b.user, sum, 0x01020304));
+
+  /* One written in the same clock tick as the run started is not kept. */
+  g_clear_pointer(&m, sqlenvfs_verify_memo_free);
+  m = sqlenvfs_verify_memo_new(g_get_real_time());
+  sqlenvfs_verify_memo_archive_hooks(m, &a);
+  a.summary_verified(a.user, sum, 0x01020304);
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 0);
+}
+END_TEST
+
 /* Any change to a file makes it unknown: a rewrite that restores mtime
  * (ctime changes), a change to the segment's index, a MANIFEST that says
  * something else of the copy. */
@@ -327,7 +365,7 @@ END_TEST
  * pseudo-random bytes, which do not compress, so that each commit takes
  * about 8 KiB of its segment as stored. */
 static void
-write_archive(const char *adir, guint n)
+append_commits(const char *adir, guint from, guint n)
 {
   GError *error = NULL;
   g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(adir, 64 * 1024, 0600,
@@ -337,8 +375,10 @@ write_archive(const char *adir, guint n)
 
   ck_assert_no_error(error);
   g.page_size = PS;
-  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &g, &error));
-  for (guint k = 1; k <= n; k++) {
+  if (from == 1)
+    ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &g,
+                                              &error));
+  for (guint k = from; k < from + n; k++) {
     SqlenvfsArchiveEntry e = { 0 };
     guint32 pgnos[8];
     e.time = T0 + (gint64)k * G_USEC_PER_SEC;
@@ -367,6 +407,12 @@ write_archive(const char *adir, guint n)
   }
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
   ck_assert_no_error(error);
+}
+
+static void
+write_archive(const char *adir, guint n)
+{
+  append_commits(adir, 1, n);
 }
 
 typedef struct {
@@ -402,7 +448,7 @@ START_TEST(test_archive_skips_only_what_agrees)
   g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
   g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
   SqlenvfsArchiveVerifyResult full = { 0 }, first = { 0 }, second = { 0 }, lied = { 0 };
-  SqlenvfsArchiveVerifyMemo hooks, liar_hooks = { liar_known, liar_verified, NULL };
+  SqlenvfsArchiveVerifyMemo hooks, liar_hooks = { liar_known, liar_verified, NULL, NULL, NULL };
   Liar liar = { { 0 }, 0, 0 };
   GError *error = NULL;
 
@@ -415,7 +461,8 @@ START_TEST(test_archive_skips_only_what_agrees)
   sqlenvfs_verify_memo_archive_hooks(m, &hooks);
   ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &first, &error));
   ck_assert_uint_eq(first.n_skipped, 0);
-  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), full.n_segments - 1); /* the sealed ones */
+  /* The sealed segments, and their summaries. */
+  ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 2 * (full.n_segments - 1));
   ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &second, &error));
   ck_assert_no_error(error);
   ck_assert_uint_eq(second.n_skipped, full.n_segments - 1);
@@ -441,6 +488,294 @@ START_TEST(test_archive_skips_only_what_agrees)
 }
 END_TEST
 
+static gint
+cmp_u64(gconstpointer a, gconstpointer b)
+{
+  guint64 x = *(const guint64 *)a, y = *(const guint64 *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The numbers of the segments in @adir, in order. */
+static GArray *
+archive_list_numbers(const char *adir)
+{
+  GArray *nums = g_array_new(FALSE, FALSE, sizeof(guint64));
+  g_autoptr(GDir) d = g_dir_open(adir, 0, NULL);
+  const char *name;
+  ck_assert_ptr_nonnull(d);
+  while ((name = g_dir_read_name(d)) != NULL) {
+    guint64 n;
+    if (g_str_has_suffix(name, ".seg") && strlen(name) == 20 &&
+        g_ascii_string_to_unsigned(name, 10, 1, G_MAXUINT64, &n, NULL) == FALSE) {
+      g_autofree char *digits = g_strndup(name, 16);
+      if (g_ascii_string_to_unsigned(digits, 10, 1, G_MAXUINT64, &n, NULL))
+        g_array_append_val(nums, n);
+    }
+  }
+  g_array_sort(nums, cmp_u64);
+  return nums;
+}
+
+/* The size of file @ext of segment @number in @adir (0: none). */
+static guint64
+seg_file_size(const char *adir, guint64 number, const char *ext)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".%s", number, ext);
+  g_autofree char *path = g_build_filename(adir, name, NULL);
+  struct stat st;
+  return stat(path, &st) == 0 ? (guint64)st.st_size : 0;
+}
+
+/* Flip the byte at @off of @path in place, until its ctime has moved past
+ * @before's (the kernel stamps it from a coarse clock), so that the memo
+ * sees a changed file. */
+static void
+flip_changing_ctime(const char *path, goffset off)
+{
+  struct stat before, st;
+  gint64 deadline = g_get_monotonic_time() + 5 * G_USEC_PER_SEC;
+  guint8 b;
+  int fd = open(path, O_RDWR);
+
+  ck_assert_int_ge(fd, 0);
+  ck_assert_int_eq(fstat(fd, &before), 0);
+  ck_assert_int_eq(pread(fd, &b, 1, off), 1);
+  b ^= 0x10;
+  do {
+    ck_assert_int_eq(pwrite(fd, &b, 1, off), 1);
+    ck_assert_int_eq(fstat(fd, &st), 0);
+    if (st.st_ctim.tv_sec != before.st_ctim.tv_sec ||
+        st.st_ctim.tv_nsec != before.st_ctim.tv_nsec) {
+      close(fd);
+      return;
+    }
+    g_usleep(1000);
+  } while (g_get_monotonic_time() < deadline);
+  close(fd);
+  ck_abort_msg("the ctime of %s did not change within 5 s", path);
+}
+
+static guint n_problems, n_summary_problems;
+
+static void
+count_problem(gpointer user, const char *file, const char *message)
+{
+  (void)user;
+  (void)message;
+  n_problems++;
+  if (g_str_has_suffix(file, "0000000000000005.sum"))
+    n_summary_problems++;
+}
+
+/* After one more segment is sealed, a verify with the memo reads what is
+ * new (the segment that was being written, now sealed: its records, then
+ * again to rebuild its summary; its index and summary; the new last
+ * segment) and of every older segment only its header and seal: not its
+ * records, its index or its summary, so that what it reads does not grow
+ * with the history kept. */
+START_TEST(test_archive_reads_only_what_is_new)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
+  g_autoptr(GArray) before = NULL, after = NULL;
+  SqlenvfsArchiveVerifyResult first = { 0 }, second = { 0 };
+  SqlenvfsArchiveVerifyMemo hooks;
+  guint64 live, bound, old_bytes = 0, r0, r1;
+  GError *error = NULL;
+  guint k = 600;
+
+  write_archive(adir, k);
+  sqlenvfs_verify_memo_archive_hooks(m, &hooks);
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &first, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(first.n_segments, 60);
+
+  /* Commits until the segment being written is sealed. */
+  before = archive_list_numbers(adir);
+  live = g_array_index(before, guint64, before->len - 1);
+  for (guint n = 0; seg_file_size(adir, live, "sum") == 0; n++) {
+    ck_assert_uint_lt(n, 100);
+    append_commits(adir, ++k, 1);
+  }
+  after = archive_list_numbers(adir);
+  ck_assert_uint_eq(after->len, before->len + 1);
+
+  /* What is new: the segment just sealed twice, its index and summary, the
+   * new last segment and its index; then the header and seal of each
+   * segment (168 bytes), and a little more. */
+  bound = 2 * seg_file_size(adir, live, "seg") + seg_file_size(adir, live, "idx") +
+          seg_file_size(adir, live, "sum") + seg_file_size(adir, live + 1, "seg") +
+          seg_file_size(adir, live + 1, "idx") + 256 * (guint64)after->len + 16 * 1024;
+  for (guint64 n = 1; n < live; n++)
+    old_bytes += seg_file_size(adir, n, "seg") + seg_file_size(adir, n, "idx") +
+                 seg_file_size(adir, n, "sum");
+  ck_assert_uint_gt(old_bytes, 10 * bound); /* the bound is far below the history */
+
+  r0 = testutil_bytes_read();
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &second, &error));
+  r1 = testutil_bytes_read();
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(second.n_skipped, live - 1);
+  ck_assert_msg(r1 - r0 <= bound, "verify after one new segment read %" G_GUINT64_FORMAT
+                " bytes; what is new allows %" G_GUINT64_FORMAT, r1 - r0, bound);
+}
+END_TEST
+
+/* With the memo present, a segment or a summary changed in place (its
+ * identity changed) is read again, and its damage found. */
+START_TEST(test_archive_changed_file_damage_found)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autofree char *seg3 = g_build_filename(adir, "0000000000000003.seg", NULL);
+  g_autofree char *sum5 = g_build_filename(adir, "0000000000000005.sum", NULL);
+  g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  SqlenvfsArchiveVerifyMemo hooks;
+  GError *error = NULL;
+
+  write_archive(adir, 80);
+  sqlenvfs_verify_memo_archive_hooks(m, &hooks);
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &res, &error));
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(res.n_skipped, 6);
+
+  /* A record in the middle of an old segment. */
+  flip_changing_ctime(seg3, (goffset)seg_file_size(adir, 3, "seg") / 2);
+  n_problems = 0;
+  ck_assert(!sqlenvfs_archive_verify_with(adir, &hooks, count_problem, NULL, &res, &error));
+  ck_assert_ptr_nonnull(error);
+  ck_assert(strstr(error->message, "0000000000000003.seg") != NULL);
+  g_clear_error(&error);
+  ck_assert_uint_ge(n_problems, 1);
+  flip_changing_ctime(seg3, (goffset)seg_file_size(adir, 3, "seg") / 2);
+  n_problems = 0;
+  ck_assert(sqlenvfs_archive_verify_with(adir, &hooks, count_problem, NULL, &res, &error));
+  ck_assert_no_error(error);
+
+  /* An old segment cut short, then one grown by a byte. */
+  ck_assert_int_eq(truncate(seg3, (off_t)seg_file_size(adir, 3, "seg") - 1), 0);
+  ck_assert(!sqlenvfs_archive_verify_with(adir, &hooks, count_problem, NULL, &res, &error));
+  g_clear_error(&error);
+  ck_assert_int_eq(truncate(seg3, (off_t)seg_file_size(adir, 3, "seg") + 2), 0);
+  ck_assert(!sqlenvfs_archive_verify_with(adir, &hooks, count_problem, NULL, &res, &error));
+  g_clear_error(&error);
+
+  /* An old summary (its segment unchanged) damaged in place. */
+  ck_assert_uint_gt(seg_file_size(adir, 5, "sum"), 0);
+  flip_changing_ctime(sum5, (goffset)seg_file_size(adir, 5, "sum") - 10);
+  n_summary_problems = 0;
+  ck_assert(!sqlenvfs_archive_verify_with(adir, &hooks, count_problem, NULL, &res, &error));
+  ck_assert_ptr_nonnull(error);
+  g_clear_error(&error);
+  ck_assert_uint_eq(n_summary_problems, 1);
+}
+END_TEST
+
+/* The sealed segments a verify read whole and found good are not read
+ * again by the record checks of the same process (the timeline a verify
+ * opens to check the copies' states): only the segment being written is. */
+START_TEST(test_verified_segments_not_checked_again)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  g_autoptr(GArray) nums = NULL;
+  guint64 last, bound, total = 0, r0, r1;
+  GError *error = NULL;
+
+  write_archive(adir, 200);
+  nums = archive_list_numbers(adir);
+  last = g_array_index(nums, guint64, nums->len - 1);
+  bound = seg_file_size(adir, last, "seg") + 16 * 1024;
+  for (guint64 n = 1; n < last; n++)
+    total += seg_file_size(adir, n, "seg");
+  ck_assert_uint_gt(total, 10 * bound);
+
+  sqlenvfs_archive_forget_checks();
+  ck_assert(sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  a = sqlenvfs_archive_open(adir, &error);
+  ck_assert_no_error(error);
+  r0 = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  r1 = testutil_bytes_read();
+  ck_assert_no_error(error);
+  ck_assert_msg(r1 - r0 <= bound, "the record checks read %" G_GUINT64_FORMAT " bytes after "
+                "verify; the segment being written allows %" G_GUINT64_FORMAT, r1 - r0, bound);
+
+  /* Without the verify, they read every segment. */
+  sqlenvfs_archive_forget_checks();
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  a = sqlenvfs_archive_open(adir, &error);
+  r0 = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  r1 = testutil_bytes_read();
+  ck_assert_uint_gt(r1 - r0, total / 2);
+}
+END_TEST
+
+/* A record larger than the window verify reads segments through (4 MiB)
+ * is read on its own: checked, and its damage found. */
+START_TEST(test_archive_record_larger_than_window)
+{
+  g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
+  g_autofree char *seg2 = g_build_filename(adir, "0000000000000002.seg", NULL);
+  SqlenvfsArchiveVerifyResult res = { 0 };
+  GError *error = NULL;
+  const guint n = 5000; /* pages of 1 KiB that do not compress: about 5 MiB */
+  g_autofree guint32 *pgnos = g_new(guint32, n);
+  guint8 page[PS];
+  guint32 x = 7;
+
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(adir, 64 * 1024, 0600,
+                                                                      &error);
+    SqlenvfsArchiveEntry g = { 0 }, e = { 0 };
+    ck_assert_no_error(error);
+    g.page_size = PS;
+    ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &g,
+                                              &error));
+    e.time = T0 + G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = PS;
+    e.db_pages = n;
+    e.n_pages = n;
+    e.salt1 = 1;
+    e.salt2 = 2;
+    e.first_frame = 1;
+    e.commit_frame = n;
+    for (guint i = 0; i < n; i++)
+      pgnos[i] = i + 1;
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+    for (guint i = 0; i < n; i++) {
+      for (gsize b = 0; b < sizeof page; b++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        page[b] = (guint8)x;
+      }
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    }
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    ck_assert_no_error(error);
+  }
+  append_commits(adir, 2, 10); /* seals its segment, the second */
+  ck_assert_uint_gt(seg_file_size(adir, 2, "seg"), (4u << 20) + 64 * 1024);
+  ck_assert_uint_gt(seg_file_size(adir, 2, "sum"), 0);
+  ck_assert(sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(res.n_commits, 11);
+
+  flip_changing_ctime(seg2, 3 << 20); /* inside the large record */
+  ck_assert(!sqlenvfs_archive_verify_with(adir, NULL, NULL, NULL, &res, &error));
+  ck_assert_ptr_nonnull(error);
+  ck_assert(strstr(error->message, "0000000000000002.seg") != NULL);
+  g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 verifymemo_suite(void)
 {
@@ -448,11 +783,16 @@ verifymemo_suite(void)
   TCase *tc = tcase_create("verifymemo");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_round_trip);
+  tcase_add_test(tc, test_summary_round_trip);
   tcase_add_test(tc, test_changed_file_is_read_again);
   tcase_add_test(tc, test_damaged_memo_is_ignored);
   tcase_add_test(tc, test_recent_file_not_remembered);
   tcase_add_test(tc, test_save_keeps_what_was_used);
   tcase_add_test(tc, test_archive_skips_only_what_agrees);
+  tcase_add_test(tc, test_archive_reads_only_what_is_new);
+  tcase_add_test(tc, test_archive_changed_file_damage_found);
+  tcase_add_test(tc, test_verified_segments_not_checked_again);
+  tcase_add_test(tc, test_archive_record_larger_than_window);
   suite_add_tcase(s, tc);
   return s;
 }
