@@ -6,9 +6,16 @@
  * Two paths, per segment, give the same image (invariant C1):
  *   page map  a sealed version 2 segment with a good summary, whose commits
  *             in the range never shrink the database: for each page of its
- *             page map, the last version <= target (a binary search); only
- *             those images are read later, each through its compressed
- *             block (checksum and length checked on every read).
+ *             page map, the last version <= target; only those images are
+ *             read later, each through its compressed block (checksum and
+ *             length checked on every read). Only the parts of the summary
+ *             the range needs are read, each checked by its own checksum
+ *             (archive_summary.c): the head and the size changes to plan;
+ *             the page table and the last version of each page to compose
+ *             (when the range runs to the segment's end, that is the
+ *             answer); every version, searched by binary search, only for
+ *             the segment the target falls inside. A version 1 summary is
+ *             read and checked whole, as it always was.
  *   records   any other segment (the unsealed last one, one without a
  *             usable summary, a version 1 segment, one where the database
  *             shrinks in the range): every COMMIT in the range is read and
@@ -419,23 +426,37 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
                  guint32 cur_in, guint32 *cur_out, GError **error)
 {
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
-  g_autofree guint8 *data = NULL;
   g_autoptr(GHashTable) holders = NULL;
   g_autoptr(GHashTable) members = NULL;
   g_autoptr(GArray) actions = NULL;
   MemberWindow window = { NULL, 0, 0 };
-  ArchiveSummary s;
+  ArchiveSumParts sp;
+  const ArchiveSummary *s = &sp.s;
   g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
   guint32 seal, cur = cur_in;
   gboolean mismatch = FALSE;
+  ArchiveSumLoad r;
+  guint64 commit_bytes;
   guint src;
   int fd;
 
   if (!seg->is_sealed || seg->is_damaged || !archive_read_seal(seg->path, seg->size, &seal))
     return FALSE;
-  switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why,
-                               &load_error)) {
+  /* Only the parts this range needs: the size changes to plan; the page
+   * table and the last version of each page to compose; every version
+   * only when the range ends before the segment does. */
+  r = archive_summary_open_parts(c->a->dir, seg->number, seg->size, seal, &sp, &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && sp.s.seg_version < 2) {
+    archive_summary_parts_clear(&sp);
+    return FALSE; /* version 1: the record path (top of this file) */
+  }
+  if (r == ARCHIVE_SUM_GOOD)
+    r = archive_summary_read_part(&sp, plan_only ? ARCHIVE_SUM_PART_SIZES : ARCHIVE_SUM_PART_PAGES,
+                                  &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < s->last_seq)
+    r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_VERSIONS, &why, &load_error);
+  switch (r) {
   case ARCHIVE_SUM_GOOD:
     break;
   case ARCHIVE_SUM_MISSING:
@@ -443,43 +464,47 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   case ARCHIVE_SUM_BAD:
     g_message("archive %s: the summary of %s is not used: %s (run `sqlenvfs verify`)",
               c->a->dir, seg->path, why);
+    archive_summary_parts_clear(&sp);
     return FALSE;
   case ARCHIVE_SUM_ERROR:
     /* A summary only saves work: read the records. */
     g_message("archive %s: the summary of %s is not used: %s", c->a->dir, seg->path,
               load_error->message);
+    archive_summary_parts_clear(&sp);
     return FALSE;
   }
-  if (s.seg_version < 2)
-    return FALSE; /* version 1: the record path (top of this file) */
-  /* Sizes: a shrink in the range takes the record path. */
-  for (guint i = 0; i < s.n_sizes; i++) {
-    const guint8 *z = data + s.sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
-    guint64 seq = get64(z);
-    if (seq <= lo || seq > hi)
-      continue;
-    if (get32(z + 8) < cur)
-      return FALSE;
-    cur = get32(z + 8);
-  }
   if (plan_only) {
+    /* Sizes: a shrink in the range takes the record path. */
+    gboolean shrinks = FALSE;
+    for (guint i = 0; i < s->n_sizes && !shrinks; i++) {
+      const guint8 *z = sp.sizes + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+      guint64 seq = get64(z);
+      if (seq <= lo || seq > hi)
+        continue;
+      shrinks = get32(z + 8) < cur;
+      cur = get32(z + 8);
+    }
+    archive_summary_parts_clear(&sp);
+    if (shrinks)
+      return FALSE;
     *cur_out = cur;
     return TRUE;
   }
 
   fd = open(seg->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    archive_summary_parts_clear(&sp);
     return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
+  }
   holders = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
   members = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
   actions = g_array_new(FALSE, FALSE, sizeof(Action));
-  for (guint32 i = 0; i < s.n_pages; i++) {
-    guint32 pgno = get32(data + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
+  for (guint32 i = 0; i < s->n_pages; i++) {
+    guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
     ArchiveSumVersion v;
     Holder *h;
     Action act;
-    if (is_decided(c, pgno) || !archive_summary_page_version(data, &s, pgno, hi, &v) ||
-        v.seq <= lo)
+    if (is_decided(c, pgno) || !archive_summary_parts_version(&sp, i, hi, &v) || v.seq <= lo)
       continue;
     h = g_hash_table_lookup(holders, &v.offset);
     if (h == NULL) {
@@ -511,6 +536,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
   close(fd);
   g_free(window.buf);
+  commit_bytes = s->commit_bytes;
+  archive_summary_parts_clear(&sp);
   if (mismatch) {
     g_message("archive %s: the summary of %s does not match its records; reading the "
               "records instead (run `sqlenvfs verify`)",
@@ -529,7 +556,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     decide(c, act->pgno);
   }
   if (whole) {
-    c->done += s.commit_bytes;
+    c->done += commit_bytes;
   } else {
     guint64 bytes = 0;
     sqlenvfs_archive_count_commits(c->a, lo, hi, NULL, &bytes, NULL);
