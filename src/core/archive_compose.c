@@ -6,9 +6,16 @@
  * Two paths, per segment, give the same image (invariant C1):
  *   page map  a sealed version 2 segment with a good summary, whose commits
  *             in the range never shrink the database: for each page of its
- *             page map, the last version <= target (a binary search); only
- *             those images are read later, each through its compressed
- *             block (checksum and length checked on every read).
+ *             page map, the last version <= target; only those images are
+ *             read later, each through its compressed block (checksum and
+ *             length checked on every read). Only the parts of the summary
+ *             the range needs are read, each checked by its own checksum
+ *             (archive_summary.c): the head and the size changes to plan;
+ *             the page table and the last version of each page to compose
+ *             (when the range runs to the segment's end, that is the
+ *             answer); every version, searched by binary search, only for
+ *             the segment the target falls inside. A version 1 summary is
+ *             read and checked whole, as it always was.
  *   records   any other segment (the unsealed last one, one without a
  *             usable summary, a version 1 segment, one where the database
  *             shrinks in the range): every COMMIT in the range is read and
@@ -279,39 +286,6 @@ holder_free(gpointer p)
   g_free(h);
 }
 
-/* Read and check the compressed COMMIT at @off of @fd (@path, @size bytes). */
-static Holder *
-read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_size)
-{
-  guint8 hdr[REC_HEADER_SIZE];
-  g_autofree guint8 *list = NULL;
-  Holder *h;
-  gsize got = 0, len;
-
-  if (off < SEG_HEADER_SIZE || off > size ||
-      !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
-    return NULL;
-  h = g_new0(Holder, 1);
-  if (!archive_decode_header(hdr, &h->e) || h->e.type != SQLENVFS_ARCHIVE_COMMIT ||
-      !(h->e.flags & SQLENVFS_ARCHIVE_COMPRESSED) || (h->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
-      h->e.page_size != page_size || off + h->e.length > size ||
-      !archive_compressed_length_ok(&h->e)) {
-    holder_free(h);
-    return NULL;
-  }
-  h->e.offset = off;
-  len = 4 * (gsize)h->e.n_pages;
-  list = g_malloc(MAX(len, 1));
-  if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) || got != len) {
-    holder_free(h);
-    return NULL;
-  }
-  h->pgnos = g_new(guint32, MAX(h->e.n_pages, 1));
-  for (guint32 i = 0; i < h->e.n_pages; i++)
-    h->pgnos[i] = get32(list + 4 * (gsize)i);
-  return h;
-}
-
 /* Bytes [@off, @off + @len) of the segment open on @fd, through the window
  * *@buf (at *@buf_off, *@buf_len bytes): refilled with one read of at
  * least MEMBER_WINDOW bytes when they are not in it, so that walking the
@@ -343,6 +317,42 @@ window_at(int fd, const char *path, guint64 size, guint64 off, gsize len, Member
   *buf_off = off;
   *buf_len = got;
   return *buf;
+}
+
+/* Read and check the compressed COMMIT at @off of @fd (@path, @size
+ * bytes): its header, then its page list (two reads of what is needed,
+ * no window: the records holding the images of a segment are often far
+ * apart, and a restore should read little more than it uses). */
+static Holder *
+read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_size)
+{
+  guint8 hdr[REC_HEADER_SIZE];
+  g_autofree guint8 *list = NULL;
+  Holder *h;
+  gsize got = 0, len;
+
+  if (off < SEG_HEADER_SIZE || off > size ||
+      !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+    return NULL;
+  h = g_new0(Holder, 1);
+  if (!archive_decode_header(hdr, &h->e) || h->e.type != SQLENVFS_ARCHIVE_COMMIT ||
+      !(h->e.flags & SQLENVFS_ARCHIVE_COMPRESSED) || (h->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
+      h->e.page_size != page_size || off + h->e.length > size ||
+      !archive_compressed_length_ok(&h->e)) {
+    holder_free(h);
+    return NULL;
+  }
+  h->e.offset = off;
+  len = 4 * (gsize)h->e.n_pages;
+  list = g_malloc(MAX(len, 1));
+  if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) || got != len) {
+    holder_free(h);
+    return NULL;
+  }
+  h->pgnos = g_new(guint32, MAX(h->e.n_pages, 1));
+  for (guint32 i = 0; i < h->e.n_pages; i++)
+    h->pgnos[i] = get32(list + 4 * (gsize)i);
+  return h;
 }
 
 /* The COMMIT @seq of the batch whose first record is @h: the records after
@@ -396,6 +406,25 @@ typedef struct {
   Holder *holder;
 } Action;
 
+/* A page's version chosen from a page map, before it is checked. */
+typedef struct {
+  guint32 pgno, index;
+  guint64 seq, offset;
+} Candidate;
+
+/* In file order: the records holding the images, then their batches'
+ * commits, are read going forward. */
+static gint
+cmp_candidate(gconstpointer pa, gconstpointer pb)
+{
+  const Candidate *a = pa, *b = pb;
+  if (a->offset != b->offset)
+    return a->offset < b->offset ? -1 : 1;
+  if (a->seq != b->seq)
+    return a->seq < b->seq ? -1 : 1;
+  return a->index < b->index ? -1 : a->index > b->index;
+}
+
 /* A segment's part of the range, and how it is composed. */
 typedef struct {
   guint si;
@@ -419,23 +448,39 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
                  guint32 cur_in, guint32 *cur_out, GError **error)
 {
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
-  g_autofree guint8 *data = NULL;
-  g_autoptr(GHashTable) holders = NULL;
+  g_autoptr(GPtrArray) holders = NULL; /* owns the holders the actions name */
   g_autoptr(GHashTable) members = NULL;
   g_autoptr(GArray) actions = NULL;
+  g_autoptr(GArray) cands = NULL;
+  Holder *h = NULL;
   MemberWindow window = { NULL, 0, 0 };
-  ArchiveSummary s;
+  ArchiveSumParts sp;
+  const ArchiveSummary *s = &sp.s;
   g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
   guint32 seal, cur = cur_in;
   gboolean mismatch = FALSE;
+  ArchiveSumLoad r;
+  guint64 commit_bytes;
   guint src;
   int fd;
 
   if (!seg->is_sealed || seg->is_damaged || !archive_read_seal(seg->path, seg->size, &seal))
     return FALSE;
-  switch (archive_summary_load(c->a->dir, seg->number, seg->size, seal, &s, &data, &why,
-                               &load_error)) {
+  /* Only the parts this range needs: the size changes to plan; the page
+   * table and the last version of each page to compose; every version
+   * only when the range ends before the segment does. */
+  r = archive_summary_open_parts(c->a->dir, seg->number, seg->size, seal, &sp, &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && sp.s.seg_version < 2) {
+    archive_summary_parts_clear(&sp);
+    return FALSE; /* version 1: the record path (top of this file) */
+  }
+  if (r == ARCHIVE_SUM_GOOD)
+    r = archive_summary_read_part(&sp, plan_only ? ARCHIVE_SUM_PART_SIZES : ARCHIVE_SUM_PART_PAGES,
+                                  &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < s->last_seq)
+    r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_VERSIONS, &why, &load_error);
+  switch (r) {
   case ARCHIVE_SUM_GOOD:
     break;
   case ARCHIVE_SUM_MISSING:
@@ -443,74 +488,90 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   case ARCHIVE_SUM_BAD:
     g_message("archive %s: the summary of %s is not used: %s (run `sqlenvfs verify`)",
               c->a->dir, seg->path, why);
+    archive_summary_parts_clear(&sp);
     return FALSE;
   case ARCHIVE_SUM_ERROR:
     /* A summary only saves work: read the records. */
     g_message("archive %s: the summary of %s is not used: %s", c->a->dir, seg->path,
               load_error->message);
+    archive_summary_parts_clear(&sp);
     return FALSE;
   }
-  if (s.seg_version < 2)
-    return FALSE; /* version 1: the record path (top of this file) */
-  /* Sizes: a shrink in the range takes the record path. */
-  for (guint i = 0; i < s.n_sizes; i++) {
-    const guint8 *z = data + s.sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
-    guint64 seq = get64(z);
-    if (seq <= lo || seq > hi)
-      continue;
-    if (get32(z + 8) < cur)
-      return FALSE;
-    cur = get32(z + 8);
-  }
   if (plan_only) {
+    /* Sizes: a shrink in the range takes the record path. */
+    gboolean shrinks = FALSE;
+    for (guint i = 0; i < s->n_sizes && !shrinks; i++) {
+      const guint8 *z = sp.sizes + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+      guint64 seq = get64(z);
+      if (seq <= lo || seq > hi)
+        continue;
+      shrinks = get32(z + 8) < cur;
+      cur = get32(z + 8);
+    }
+    archive_summary_parts_clear(&sp);
+    if (shrinks)
+      return FALSE;
     *cur_out = cur;
     return TRUE;
   }
 
   fd = open(seg->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
+  if (fd < 0) {
+    archive_summary_parts_clear(&sp);
     return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
-  holders = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
+  }
+  holders = g_ptr_array_new_with_free_func(holder_free);
   members = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
   actions = g_array_new(FALSE, FALSE, sizeof(Action));
-  for (guint32 i = 0; i < s.n_pages; i++) {
-    guint32 pgno = get32(data + s.pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
+  cands = g_array_new(FALSE, FALSE, sizeof(Candidate));
+  for (guint32 i = 0; i < s->n_pages; i++) {
+    guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
     ArchiveSumVersion v;
-    Holder *h;
-    Action act;
-    if (is_decided(c, pgno) || !archive_summary_page_version(data, &s, pgno, hi, &v) ||
-        v.seq <= lo)
+    Candidate cand;
+    if (is_decided(c, pgno) || !archive_summary_parts_version(&sp, i, hi, &v) || v.seq <= lo)
       continue;
-    h = g_hash_table_lookup(holders, &v.offset);
-    if (h == NULL) {
-      h = read_holder(fd, seg->path, seg->size, v.offset, c->page_size);
+    cand = (Candidate){ pgno, v.index, v.seq, v.offset };
+    g_array_append_val(cands, cand);
+  }
+  /* C2: every candidate checked against its records before any is used;
+   * in file order: each holding record read once, then its batch's
+   * commits, going forward. */
+  g_array_sort(cands, cmp_candidate);
+  for (guint i = 0; i < cands->len && !mismatch; i++) {
+    const Candidate *v = &g_array_index(cands, Candidate, i);
+    Action act;
+    if (h == NULL || h->e.offset != v->offset) {
+      h = read_holder(fd, seg->path, seg->size, v->offset, c->page_size);
       if (h == NULL) {
         mismatch = TRUE;
         break;
       }
-      g_hash_table_insert(holders, &h->e.offset, h);
+      g_ptr_array_add(holders, h);
+      g_hash_table_remove_all(members); /* another batch's */
     }
     /* Its own pages belong to its own commit; the others to a later
      * commit of its batch, which lists the page at that place. */
-    if (v.index >= archive_stream_pages(&h->e) || v.seq < h->e.seq ||
-        (v.index < h->e.n_pages ? v.seq != h->e.seq || h->pgnos[v.index] != pgno
-                                : v.seq == h->e.seq)) {
+    if (v->index >= archive_stream_pages(&h->e) || v->seq < h->e.seq ||
+        (v->index < h->e.n_pages ? v->seq != h->e.seq || h->pgnos[v->index] != v->pgno
+                                 : v->seq == h->e.seq)) {
       mismatch = TRUE;
       break;
     }
-    if (v.seq != h->e.seq) {
-      Holder *m = find_member(fd, seg->path, seg->size, h, v.seq, members, &window);
-      if (m == NULL || v.index < m->e.text_len || v.index - m->e.text_len >= m->e.n_pages ||
-          m->pgnos[v.index - m->e.text_len] != pgno) {
+    if (v->seq != h->e.seq) {
+      Holder *m = find_member(fd, seg->path, seg->size, h, v->seq, members, &window);
+      if (m == NULL || v->index < m->e.text_len || v->index - m->e.text_len >= m->e.n_pages ||
+          m->pgnos[v->index - m->e.text_len] != v->pgno) {
         mismatch = TRUE;
         break;
       }
     }
-    act = (Action){ pgno, v.index, h };
+    act = (Action){ v->pgno, v->index, h };
     g_array_append_val(actions, act);
   }
   close(fd);
   g_free(window.buf);
+  commit_bytes = s->commit_bytes;
+  archive_summary_parts_clear(&sp);
   if (mismatch) {
     g_message("archive %s: the summary of %s does not match its records; reading the "
               "records instead (run `sqlenvfs verify`)",
@@ -529,7 +590,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     decide(c, act->pgno);
   }
   if (whole) {
-    c->done += s.commit_bytes;
+    c->done += commit_bytes;
   } else {
     guint64 bytes = 0;
     sqlenvfs_archive_count_commits(c->a, lo, hi, NULL, &bytes, NULL);

@@ -148,8 +148,10 @@ gint archive_cmp_u64(gconstpointer a, gconstpointer b);
 
 /* Segment summaries (archive_summary.c; layout there and in docs/ARCHIVE.md). */
 #define ARCHIVE_SUM_MAGIC "SQEFSSUM"
-#define ARCHIVE_SUM_VERSION 1
-#define ARCHIVE_SUM_HEADER_SIZE 128
+#define ARCHIVE_SUM_VERSION 2        /* what the writer writes                    */
+#define ARCHIVE_SUM_HEADER_SIZE 128  /* version 1's header                        */
+#define ARCHIVE_SUM_HEADER_SIZE_V2 160
+#define ARCHIVE_SUM_HEADER_MAX 160   /* the largest header of a known version     */
 #define ARCHIVE_SUM_GEN_SIZE 40
 #define ARCHIVE_SUM_PAGE_SIZE 8
 #define ARCHIVE_SUM_VERSION_SIZE 24
@@ -158,6 +160,7 @@ gint archive_cmp_u64(gconstpointer a, gconstpointer b);
 
 /* A summary's header, and where its sections start in the file. */
 typedef struct {
+  guint32 version, header_size; /* the summary's own version (1 or 2)           */
   guint64 number, seg_size;
   guint32 seal_crc, seg_version;
   guint64 first_seq, last_seq;
@@ -165,7 +168,12 @@ typedef struct {
   guint64 n_records, n_commits, commit_bytes;
   guint32 n_marks, n_gens, n_pages, n_versions;
   guint32 flags, last_db_pages, n_sizes;
-  guint64 marks_off, gens_off, sizes_off, pages_off, versions_off;
+  /* Version 2: the crc32 of each part (covered by the head checksum). */
+  guint32 sizes_crc, pages_crc, last_crc, versions_crc;
+  guint64 marks_off, gens_off, sizes_off, pages_off;
+  guint64 last_off;     /* version 2: the last version of each page       */
+  guint64 versions_off;
+  guint64 file_len;     /* what the counts make the file's length          */
 } ArchiveSummary;
 
 /* One version of a page in a page map. */
@@ -184,28 +192,40 @@ typedef enum {
 } ArchiveSumLoad;
 
 /* Build the summary of the sealed segment @number of @dir from its records
- * (each read and checked whole; the seal checked against them). NULL and
- * INTEGRITY when the segment is not sealed or not readable to its end. */
+ * (each read and checked whole; the seal checked against them), in the
+ * summary version the writer writes. NULL and INTEGRITY when the segment
+ * is not sealed or not readable to its end. */
 GByteArray *archive_summary_build(const char *dir, guint64 number, GError **error);
+/* As archive_summary_build, in summary version @version (1 or 2): verify
+ * rebuilds a summary in its own version. */
+GByteArray *archive_summary_build_version(const char *dir, guint64 number, guint32 version,
+                                          GError **error);
 /* Build it and write it as <number>.sum atomically with permission bits
  * @mode. */
 gboolean archive_summary_write(const char *dir, guint64 number, int mode, GError **error);
 char *archive_summary_path(const char *dir, guint64 number);
-/* The header of the summary starting at @p (@file_len bytes in all): FALSE
- * and *why when it is not a summary or does not hold together. */
+/* The header of the summary starting at @p (@file_len bytes in all; @p
+ * holds at least MIN(@file_len, ARCHIVE_SUM_HEADER_MAX) bytes): FALSE and
+ * *why when it is not a summary or does not hold together. */
 gboolean archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
                                       const char **why);
-/* The whole summary @p (@len bytes): its header, its checksum, and its
- * sections checked against each other (in order, inside the segment). */
+/* The whole summary @p (@len bytes), either version: its header, its
+ * checksums, and its sections checked against each other (in order,
+ * inside the segment). */
 gboolean archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char **why);
-/* Read and parse <number>.sum of @dir and check that it matches the
+/* Set every checksum of the summary @p (@len bytes) whose header counts
+ * agree with @len: the parts' (version 2), the head's, the trailer
+ * (version 1). FALSE, nothing changed, when they do not agree. */
+gboolean archive_summary_seal(guint8 *p, gsize len);
+/* Read and parse <number>.sum of @dir whole and check that it matches the
  * segment (@seg_size, @seal_crc). GOOD: *s set, and *data (when not NULL)
  * the whole file (g_free). */
 ArchiveSumLoad archive_summary_load(const char *dir, guint64 number, guint64 seg_size,
                                     guint32 seal_crc, ArchiveSummary *s, guint8 **data,
                                     const char **why, GError **error);
 /* The head checksum (header offset 120) of the summary @p whose header,
- * marks and generations take @head_len bytes. */
+ * marks and generations take @head_len bytes (its version and header size
+ * read from @p). */
 guint32 archive_summary_head_crc(const guint8 *p, gsize head_len);
 /* Check the marks and generations of @s (at @p, the start of the summary;
  * the page map need not be there), in order and inside the segment. */
@@ -218,11 +238,53 @@ gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s
 ArchiveSumLoad archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size,
                                          guint32 seal_crc, ArchiveSummary *s, guint8 **head,
                                          const char **why, GError **error);
+
+/* A summary read part by part (version 2; a version 1 summary is read and
+ * checked whole when opened, all its parts then there but @last). Each
+ * pointer is NULL until its part is read and checked (its crc32, its
+ * order, inside the segment); they point into buffers owned here. */
+typedef struct {
+  ArchiveSummary s;
+  int fd;            /* -1 once closed, or for a version 1 summary       */
+  char *path;
+  guint8 *head;      /* header, marks and generations (s.sizes_off bytes) */
+  guint8 *whole;     /* version 1: the whole file                          */
+  guint8 *buf_sizes, *buf_pages, *buf_versions; /* version 2: what was read */
+  const guint8 *sizes;    /* s.n_sizes x ARCHIVE_SUM_SIZE_SIZE              */
+  const guint8 *pages;    /* s.n_pages x ARCHIVE_SUM_PAGE_SIZE              */
+  const guint8 *last;     /* s.n_pages x ARCHIVE_SUM_VERSION_SIZE (v2 only) */
+  const guint8 *versions; /* s.n_versions x ARCHIVE_SUM_VERSION_SIZE        */
+} ArchiveSumParts;
+
+typedef enum {
+  ARCHIVE_SUM_PART_SIZES,    /* the size changes                             */
+  ARCHIVE_SUM_PART_PAGES,    /* the page table and the last version of each  */
+  ARCHIVE_SUM_PART_VERSIONS, /* every version (needs PAGES read first)       */
+} ArchiveSumPart;
+
+/* Open <number>.sum of @dir: its header, marks and generations read and
+ * checked (the head checksum; in order; matching the segment: @seg_size,
+ * @seal_crc). GOOD: *sp set (archive_summary_parts_clear() it); otherwise
+ * *sp holds nothing. */
+ArchiveSumLoad archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size,
+                                          guint32 seal_crc, ArchiveSumParts *sp,
+                                          const char **why, GError **error);
+/* Read and check @part of the opened summary @sp (nothing to do when it is
+ * there). BAD: *why; the part stays NULL. */
+ArchiveSumLoad archive_summary_read_part(ArchiveSumParts *sp, ArchiveSumPart part,
+                                         const char **why, GError **error);
+void archive_summary_parts_clear(ArchiveSumParts *sp);
+/* The last version with seq <= @max_seq of the @i-th page of the page
+ * table of @sp (PAGES read; VERSIONS read too unless the last version of
+ * that page is at or before @max_seq): FALSE when it has none. */
+gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, guint64 max_seq,
+                                       ArchiveSumVersion *out);
 /* The checksum the SEAL record ending the segment file @path (@size bytes)
  * carries; FALSE when it does not end with a valid SEAL record. */
 gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
-/* In the parsed summary @p, the last version of page @pgno with seq <=
- * @max_seq (binary searches); FALSE when the segment has none. */
+/* In the parsed summary @p (the whole file, either version), the last
+ * version of page @pgno with seq <= @max_seq (binary searches); FALSE when
+ * the segment has none. */
 gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
                                       guint64 max_seq, ArchiveSumVersion *out);
 

@@ -8,10 +8,12 @@
  * index), atomically (temporary, fsync, rename, fsync of the directory),
  * with the segment's permission bits. All integers little-endian.
  *
- *   header, 128 bytes
+ * Version 2 (what the writer writes; version 1 below):
+ *
+ *   header, 160 bytes
  *      0  8  magic "SQEFSSUM"
- *      8  4  summary version (1)
- *     12  4  header size (128)
+ *      8  4  summary version (2)
+ *     12  4  header size (160)
  *     16  8  segment number
  *     24  8  segment size in bytes (its SEAL record included)
  *     32  4  the seal's crc32 (the checksum the SEAL record carries)
@@ -24,10 +26,13 @@
  *    104  4  p: page numbers            108  4  v: page versions
  *    112  4  flags (1: page versions carry the crc32 of their image)
  *    116  4  database size in pages after the last COMMIT (0: none)
- *    120  4  head checksum: crc32 of bytes 0..119, then of the marks and
- *            the generations (what a reader keeps, checked without
- *            reading the page map)
+ *    120  4  head checksum: crc32 of bytes 0..119 and 124..159, then of
+ *            the marks and the generations (so it covers the checksums of
+ *            the parts below as well)
  *    124  4  z: size changes
+ *    128  4  crc32 of the size changes    132  4  of the page table
+ *    136  4  crc32 of the last versions   140  4  of the versions
+ *    144 16  zero
  *   marks, m x 112 bytes: the segment's GAP and OUTAGE records, each as its
  *     index entry (the .idx encoding: header, offset, crc32)
  *   generations, g x 40 bytes, in seq order: runs of consecutive COMMIT
@@ -41,18 +46,33 @@
  *   pages, p x 8 bytes, by increasing page number: u32 page number, u32
  *     index of its first version (its versions run to the next page's
  *     first, the last page's to v)
+ *   last versions, p x 24 bytes: the last version of each page of the page
+ *     table, in its order (a copy of the last of its versions): what a
+ *     reader composing a range that holds the whole segment needs
  *   versions, v x 24 bytes, per page by increasing seq: u64 seq of the
  *     COMMIT, u64 offset of the record holding the image (a batch's first
  *     record for the commits of a batch), u32 index of the image among that
  *     record's pages (its page stream), u32 crc32 of the page image (flag 1:
  *     version 1 segments, whose images are not otherwise checksummed on
  *     their own; 0 otherwise: version 2 blocks carry their own checksums)
- *   trailer, 4 bytes: crc32 of every byte before it
+ *
+ * Each part is read and checked on its own (its crc32, which the head
+ * checksum covers, then its order and bounds), so that a reader reads only
+ * what it needs: the head to plan, the size changes to walk a range, the
+ * page table and last versions to compose a whole segment, the versions
+ * only for a segment a range ends inside.
+ *
+ * Version 1 (still read; verify rebuilds a summary in its own version):
+ * header of 128 bytes, the same fields to byte 127, its head checksum
+ * over bytes 0..119 and the marks and generations; no last versions; a
+ * trailer, 4 bytes, the crc32 of every byte before it (the only checksum
+ * of its size changes and page map, so it is read and checked whole).
  *
  * Invariants:
- *   (S1) A summary is used only when its trailer checksum is right, every
- *        count agrees with its size, and it matches the segment: number,
- *        size and seal checksum. Anything else is a bad summary: readers
+ *   (S1) A part of a summary is used only when the head checksum and its
+ *        own are right (version 1: the head checksum and the trailer),
+ *        every count agrees with the file's size, and it matches the
+ *        segment: number, size and seal checksum. Anything else is a bad summary: readers
  *        fall back to the segment's index and records; verify reports it.
  *   (S2) A summary only ever describes a sealed segment, which is never
  *        written again; so a summary that matches is current.
@@ -132,6 +152,12 @@ read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, gu
 GByteArray *
 archive_summary_build(const char *dir, guint64 number, GError **error)
 {
+  return archive_summary_build_version(dir, number, ARCHIVE_SUM_VERSION, error);
+}
+
+GByteArray *
+archive_summary_build_version(const char *dir, guint64 number, guint32 version, GError **error)
+{
   SegFile sf;
   g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
   g_autoptr(GArray) recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
@@ -146,7 +172,9 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
   gsize got;
   gboolean sealed = FALSE;
   SqlenvfsArchiveEntry seal = { 0 };
+  const gsize hs = version == 1 ? ARCHIVE_SUM_HEADER_SIZE : ARCHIVE_SUM_HEADER_SIZE_V2;
 
+  g_return_val_if_fail(version == 1 || version == 2, NULL);
   if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
     return NULL;
   if (!sf.hdr_ok) {
@@ -272,19 +300,20 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
   }
 
   {
-    gsize len = ARCHIVE_SUM_HEADER_SIZE + (gsize)n_marks * IDX_ENTRY_SIZE +
-                (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
+    gsize len = hs + (gsize)n_marks * IDX_ENTRY_SIZE + (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
                 (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
-                (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + 4;
+                (version == 2 ? n_pages * ARCHIVE_SUM_VERSION_SIZE : 0) +
+                (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + (version == 1 ? 4 : 0);
     const SqlenvfsArchiveEntry *first_rec = &g_array_index(recs, SqlenvfsArchiveEntry, 0);
+    guint8 *last;
     guint k = 0;
     out = g_byte_array_sized_new((guint)len);
     g_byte_array_set_size(out, (guint)len);
     p = out->data;
     memset(p, 0, len);
     memcpy(p, ARCHIVE_SUM_MAGIC, 8);
-    put32(p + 8, ARCHIVE_SUM_VERSION);
-    put32(p + 12, ARCHIVE_SUM_HEADER_SIZE);
+    put32(p + 8, version);
+    put32(p + 12, (guint32)hs);
     put64(p + 16, number);
     put64(p + 24, sf.size);
     put32(p + 32, seal.reason);
@@ -303,7 +332,7 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     put32(p + 112, flags);
     put32(p + 116, last_db_pages);
     put32(p + 124, sizes->len);
-    p += ARCHIVE_SUM_HEADER_SIZE;
+    p += hs;
     for (guint i = 0; i < recs->len; i++) {
       const SqlenvfsArchiveEntry *e = &g_array_index(recs, SqlenvfsArchiveEntry, i);
       if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
@@ -314,7 +343,6 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
     if (gens->len > 0) /* an empty array has no data (memcpy wants a pointer) */
       memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);
     p += (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE;
-    put32(out->data + 120, archive_summary_head_crc(out->data, (gsize)(p - out->data)));
     if (sizes->len > 0)
       memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
     p += (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE;
@@ -328,16 +356,24 @@ archive_summary_build(const char *dir, guint64 number, GError **error)
       }
     }
     g_assert(k == n_pages);
+    last = p; /* version 2: the last version of each page, then all */
+    if (version == 2)
+      p += n_pages * ARCHIVE_SUM_VERSION_SIZE;
     for (guint i = 0; i < versions->len; i++) {
       const Version *v = &g_array_index(versions, Version, i);
       put64(p, v->seq);
       put64(p + 8, v->offset);
       put32(p + 16, v->index);
       put32(p + 20, v->crc);
+      if (version == 2 && (i + 1 == versions->len || (v + 1)->pgno != v->pgno)) {
+        memcpy(last, p, ARCHIVE_SUM_VERSION_SIZE);
+        last += ARCHIVE_SUM_VERSION_SIZE;
+      }
       p += ARCHIVE_SUM_VERSION_SIZE;
     }
-    put32(p, crc(0, out->data, len - 4));
-    g_assert(p + 4 == out->data + len);
+    g_assert(p + (version == 1 ? 4 : 0) == out->data + len);
+    if (!archive_summary_seal(out->data, len))
+      g_assert_not_reached(); /* its counts are what was just written */
   }
   archive_seg_file_close(&sf);
   {
@@ -380,38 +416,86 @@ archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
 guint32
 archive_summary_head_crc(const guint8 *p, gsize head_len)
 {
-  return crc(crc(0, p, 120), p + ARCHIVE_SUM_HEADER_SIZE, head_len - ARCHIVE_SUM_HEADER_SIZE);
+  gsize hs = get32(p + 8) == 2 ? ARCHIVE_SUM_HEADER_SIZE_V2 : ARCHIVE_SUM_HEADER_SIZE;
+  guint32 c = crc(0, p, 120);
+
+  g_return_val_if_fail(head_len >= hs, 0);
+  if (hs > ARCHIVE_SUM_HEADER_SIZE) /* version 2: its z and the parts' checksums */
+    c = crc(c, p + 124, hs - 124);
+  return crc(c, p + hs, head_len - hs);
 }
 
-/* The counts of the header at @p must fit in @len bytes exactly. */
+/* The version, counts and offsets of the header at @p (MIN(@file_len,
+ * ARCHIVE_SUM_HEADER_MAX) bytes there), which must fit in @file_len bytes
+ * exactly. */
 static gboolean
-sizes_agree(const guint8 *p, gsize len)
-{
-  guint64 want = ARCHIVE_SUM_HEADER_SIZE + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
-                 (guint64)get32(p + 100) * ARCHIVE_SUM_GEN_SIZE +
-                 (guint64)get32(p + 124) * ARCHIVE_SUM_SIZE_SIZE +
-                 (guint64)get32(p + 104) * ARCHIVE_SUM_PAGE_SIZE +
-                 (guint64)get32(p + 108) * ARCHIVE_SUM_VERSION_SIZE + 4;
-  return want == len;
-}
-
-gboolean
-archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
-                             const char **why)
+layout(const guint8 *p, gsize file_len, ArchiveSummary *s, const char **why)
 {
   memset(s, 0, sizeof *s);
   if (file_len < ARCHIVE_SUM_HEADER_SIZE + 4 || memcmp(p, ARCHIVE_SUM_MAGIC, 8) != 0) {
     *why = "not a segment summary (bad magic or too short)";
     return FALSE;
   }
-  if (get32(p + 8) != ARCHIVE_SUM_VERSION || get32(p + 12) != ARCHIVE_SUM_HEADER_SIZE) {
+  s->version = get32(p + 8);
+  s->header_size = get32(p + 12);
+  if (!(s->version == 1 && s->header_size == ARCHIVE_SUM_HEADER_SIZE) &&
+      !(s->version == 2 && s->header_size == ARCHIVE_SUM_HEADER_SIZE_V2)) {
     *why = "unsupported summary version";
     return FALSE;
   }
-  if (!sizes_agree(p, file_len)) {
+  if (file_len < s->header_size) {
+    *why = "not a segment summary (too short)";
+    return FALSE;
+  }
+  s->n_marks = get32(p + 96);
+  s->n_gens = get32(p + 100);
+  s->n_pages = get32(p + 104);
+  s->n_versions = get32(p + 108);
+  s->n_sizes = get32(p + 124);
+  s->marks_off = s->header_size;
+  s->gens_off = s->marks_off + (guint64)s->n_marks * IDX_ENTRY_SIZE;
+  s->sizes_off = s->gens_off + (guint64)s->n_gens * ARCHIVE_SUM_GEN_SIZE;
+  s->pages_off = s->sizes_off + (guint64)s->n_sizes * ARCHIVE_SUM_SIZE_SIZE;
+  s->last_off = s->pages_off + (guint64)s->n_pages * ARCHIVE_SUM_PAGE_SIZE;
+  s->versions_off =
+    s->last_off + (s->version == 2 ? (guint64)s->n_pages * ARCHIVE_SUM_VERSION_SIZE : 0);
+  s->file_len =
+    s->versions_off + (guint64)s->n_versions * ARCHIVE_SUM_VERSION_SIZE + (s->version == 1 ? 4 : 0);
+  if (s->file_len != file_len) {
     *why = "its size does not match its counts";
     return FALSE;
   }
+  return TRUE;
+}
+
+gboolean
+archive_summary_seal(guint8 *p, gsize len)
+{
+  ArchiveSummary s;
+  const char *why = NULL;
+
+  if (!layout(p, len, &s, &why))
+    return FALSE;
+  if (s.version == 2) {
+    put32(p + 128, crc(0, p + s.sizes_off, s.pages_off - s.sizes_off));
+    put32(p + 132, crc(0, p + s.pages_off, s.last_off - s.pages_off));
+    put32(p + 136, crc(0, p + s.last_off, s.versions_off - s.last_off));
+    put32(p + 140, crc(0, p + s.versions_off, len - s.versions_off));
+  }
+  put32(p + 120, archive_summary_head_crc(p, (gsize)s.sizes_off));
+  if (s.version == 1)
+    put32(p + len - 4, crc(0, p, len - 4));
+  return TRUE;
+}
+
+gboolean
+archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
+                             const char **why)
+{
+  gboolean reserved_zero = TRUE;
+
+  if (!layout(p, file_len, s, why))
+    return FALSE;
   s->number = get64(p + 16);
   s->seg_size = get64(p + 24);
   s->seal_crc = get32(p + 32);
@@ -423,18 +507,16 @@ archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
   s->n_records = get64(p + 72);
   s->n_commits = get64(p + 80);
   s->commit_bytes = get64(p + 88);
-  s->n_marks = get32(p + 96);
-  s->n_gens = get32(p + 100);
-  s->n_pages = get32(p + 104);
-  s->n_versions = get32(p + 108);
   s->flags = get32(p + 112);
   s->last_db_pages = get32(p + 116);
-  s->n_sizes = get32(p + 124);
-  s->marks_off = ARCHIVE_SUM_HEADER_SIZE;
-  s->gens_off = s->marks_off + (guint64)s->n_marks * IDX_ENTRY_SIZE;
-  s->sizes_off = s->gens_off + (guint64)s->n_gens * ARCHIVE_SUM_GEN_SIZE;
-  s->pages_off = s->sizes_off + (guint64)s->n_sizes * ARCHIVE_SUM_SIZE_SIZE;
-  s->versions_off = s->pages_off + (guint64)s->n_pages * ARCHIVE_SUM_PAGE_SIZE;
+  if (s->version == 2) {
+    s->sizes_crc = get32(p + 128);
+    s->pages_crc = get32(p + 132);
+    s->last_crc = get32(p + 136);
+    s->versions_crc = get32(p + 140);
+    for (guint i = 144; i < ARCHIVE_SUM_HEADER_SIZE_V2; i++)
+      reserved_zero = reserved_zero && p[i] == 0;
+  }
   if (!archive_known_version(s->seg_version) || s->first_seq == 0 ||
       s->last_seq < s->first_seq || s->last_time < s->first_time ||
       s->n_records != s->last_seq - s->first_seq + 1 ||
@@ -442,7 +524,7 @@ archive_summary_parse_header(const guint8 *p, gsize file_len, ArchiveSummary *s,
       (s->flags & ~(guint32)ARCHIVE_SUM_PAGE_CRCS) != 0 || (s->n_versions == 0) != (s->n_pages == 0) ||
       s->n_pages > s->n_versions || (s->n_commits == 0) != (s->n_gens == 0) ||
       s->n_gens > s->n_commits || (s->n_commits == 0) != (s->n_sizes == 0) ||
-      s->n_sizes > s->n_commits) {
+      s->n_sizes > s->n_commits || !reserved_zero) {
     *why = "its header does not hold together";
     return FALSE;
   }
@@ -486,13 +568,14 @@ archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, const char 
   return TRUE;
 }
 
-gboolean
-archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const char **why)
+/* The size changes @z of @s: in seq order, inside the segment, the last
+ * one the size the header gives. */
+static gboolean
+check_sizes(const guint8 *z, const ArchiveSummary *s, const char **why)
 {
   guint64 prev_seq = 0;
 
-  for (guint i = 0; i < s->n_sizes; i++) {
-    const guint8 *z = p + s->sizes_off + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
+  for (guint i = 0; i < s->n_sizes; i++, z += ARCHIVE_SUM_SIZE_SIZE) {
     guint64 seq = get64(z);
     if (seq <= prev_seq || seq < s->first_seq || seq >= s->last_seq ||
         (i + 1 == s->n_sizes && get32(z + 8) != s->last_db_pages)) {
@@ -501,29 +584,106 @@ archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const c
     }
     prev_seq = seq;
   }
+  return TRUE;
+}
 
-  for (guint i = 0; i < s->n_pages; i++) {
-    const guint8 *pg = p + s->pages_off + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
-    guint32 first = get32(pg + 4);
-    guint32 end = i + 1 < s->n_pages ? get32(pg + ARCHIVE_SUM_PAGE_SIZE + 4) : s->n_versions;
-    if (get32(pg) == 0 || (i > 0 && get32(pg - ARCHIVE_SUM_PAGE_SIZE) >= get32(pg)) ||
+/* Where the versions of the @i-th page of the page table @pg run: [*first,
+ * *end). */
+static void
+page_versions(const guint8 *pg, const ArchiveSummary *s, guint32 i, guint32 *first, guint32 *end)
+{
+  *first = get32(pg + (gsize)i * ARCHIVE_SUM_PAGE_SIZE + 4);
+  *end = i + 1 < s->n_pages ? get32(pg + (gsize)(i + 1) * ARCHIVE_SUM_PAGE_SIZE + 4)
+                            : s->n_versions;
+}
+
+/* The page table @pg of @s: page numbers strictly increasing, each page's
+ * versions a non-empty run, the runs in order and covering every version. */
+static gboolean
+check_pages(const guint8 *pg, const ArchiveSummary *s, const char **why)
+{
+  for (guint32 i = 0; i < s->n_pages; i++) {
+    const guint8 *e = pg + (gsize)i * ARCHIVE_SUM_PAGE_SIZE;
+    guint32 first, end;
+    page_versions(pg, s, i, &first, &end);
+    if (get32(e) == 0 || (i > 0 && get32(e - ARCHIVE_SUM_PAGE_SIZE) >= get32(e)) ||
         (i == 0 && first != 0) || end <= first || end > s->n_versions) {
       *why = "its page table is out of order";
       return FALSE;
     }
-    prev_seq = 0;
+  }
+  return TRUE;
+}
+
+/* A page version @v of @s names a COMMIT and a record of the segment. */
+static gboolean
+version_inside(const guint8 *v, const ArchiveSummary *s)
+{
+  guint64 seq = get64(v), off = get64(v + 8);
+  return seq >= s->first_seq && seq < s->last_seq && off >= SEG_HEADER_SIZE && off < s->seg_size;
+}
+
+static gboolean
+check_last(const guint8 *last, const ArchiveSummary *s, const char **why)
+{
+  for (guint32 i = 0; i < s->n_pages; i++)
+    if (!version_inside(last + (gsize)i * ARCHIVE_SUM_VERSION_SIZE, s)) {
+      *why = "a last page version is out of the segment";
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* The versions @ver of @s, by the checked page table @pg: each page's in
+ * increasing seq, inside the segment; and, with @last (version 2), the
+ * last of each page's the same bytes as its entry in @last. */
+static gboolean
+check_versions(const guint8 *pg, const guint8 *last, const guint8 *ver, const ArchiveSummary *s,
+               const char **why)
+{
+  for (guint32 i = 0; i < s->n_pages; i++) {
+    guint64 prev_seq = 0;
+    guint32 first, end;
+    page_versions(pg, s, i, &first, &end);
     for (guint32 j = first; j < end; j++) {
-      const guint8 *v = p + s->versions_off + (gsize)j * ARCHIVE_SUM_VERSION_SIZE;
-      guint64 seq = get64(v), off = get64(v + 8);
-      if (seq <= prev_seq || seq < s->first_seq || seq >= s->last_seq ||
-          off < SEG_HEADER_SIZE || off >= s->seg_size) {
+      const guint8 *v = ver + (gsize)j * ARCHIVE_SUM_VERSION_SIZE;
+      if (get64(v) <= prev_seq || !version_inside(v, s)) {
         *why = "a page version is out of order or out of the segment";
         return FALSE;
       }
-      prev_seq = seq;
+      prev_seq = get64(v);
+    }
+    if (last != NULL && memcmp(last + (gsize)i * ARCHIVE_SUM_VERSION_SIZE,
+                               ver + (gsize)(end - 1) * ARCHIVE_SUM_VERSION_SIZE,
+                               ARCHIVE_SUM_VERSION_SIZE) != 0) {
+      *why = "a last page version is not the last of its page's versions";
+      return FALSE;
     }
   }
   return TRUE;
+}
+
+gboolean
+archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s, const char **why)
+{
+  const guint8 *last = s->version == 2 ? p + s->last_off : NULL;
+  return check_sizes(p + s->sizes_off, s, why) && check_pages(p + s->pages_off, s, why) &&
+         (last == NULL || check_last(last, s, why)) &&
+         check_versions(p + s->pages_off, last, p + s->versions_off, s, why);
+}
+
+/* The checksums of the whole summary @p (@len bytes) with the header @s. */
+static gboolean
+checksums_right(const guint8 *p, gsize len, const ArchiveSummary *s)
+{
+  if (get32(p + 120) != archive_summary_head_crc(p, (gsize)s->sizes_off))
+    return FALSE;
+  if (s->version == 1)
+    return get32(p + len - 4) == crc(0, p, len - 4);
+  return s->sizes_crc == crc(0, p + s->sizes_off, s->pages_off - s->sizes_off) &&
+         s->pages_crc == crc(0, p + s->pages_off, s->last_off - s->pages_off) &&
+         s->last_crc == crc(0, p + s->last_off, s->versions_off - s->last_off) &&
+         s->versions_crc == crc(0, p + s->versions_off, len - s->versions_off);
 }
 
 gboolean
@@ -531,12 +691,22 @@ archive_summary_parse(const guint8 *p, gsize len, ArchiveSummary *s, const char 
 {
   if (!archive_summary_parse_header(p, len, s, why))
     return FALSE;
-  if (get32(p + len - 4) != crc(0, p, len - 4) ||
-      get32(p + 120) != archive_summary_head_crc(p, (gsize)s->sizes_off)) {
+  if (!checksums_right(p, len, s)) {
     *why = "fails its checksum";
     return FALSE;
   }
   return archive_summary_check_head(p, s, why) && archive_summary_check_page_map(p, s, why);
+}
+
+static gboolean
+matches_segment(const ArchiveSummary *s, guint64 number, guint64 seg_size, guint32 seal_crc,
+                const char **why)
+{
+  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+    *why = "it does not match its segment (number, size or seal checksum)";
+    return FALSE;
+  }
+  return TRUE;
 }
 
 ArchiveSumLoad
@@ -576,26 +746,50 @@ archive_summary_load(const char *dir, guint64 number, guint64 seg_size, guint32 
     *why = "it changed while it was read";
     return ARCHIVE_SUM_BAD;
   }
-  if (!archive_summary_parse(buf, got, s, why))
+  if (!archive_summary_parse(buf, got, s, why) ||
+      !matches_segment(s, number, seg_size, seal_crc, why))
     return ARCHIVE_SUM_BAD;
-  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
-    *why = "it does not match its segment (number, size or seal checksum)";
-    return ARCHIVE_SUM_BAD;
-  }
   if (data)
     *data = g_steal_pointer(&buf);
   return ARCHIVE_SUM_GOOD;
+}
+
+/* The last version with seq <= @max_seq among versions [@first, @end) of
+ * @ver; FALSE when there is none. */
+static gboolean
+search_versions(const guint8 *ver, guint32 first, guint32 end, guint64 max_seq,
+                ArchiveSumVersion *out)
+{
+  guint32 lo = first, hi = end;
+  const guint8 *v;
+
+  while (lo < hi) {
+    guint32 mid = lo + (hi - lo) / 2;
+    if (get64(ver + (gsize)mid * ARCHIVE_SUM_VERSION_SIZE) <= max_seq)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == first)
+    return FALSE;
+  v = ver + (gsize)(lo - 1) * ARCHIVE_SUM_VERSION_SIZE;
+  out->seq = get64(v);
+  out->offset = get64(v + 8);
+  out->index = get32(v + 16);
+  out->crc = get32(v + 20);
+  return TRUE;
 }
 
 gboolean
 archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 pgno,
                              guint64 max_seq, ArchiveSumVersion *out)
 {
+  const guint8 *pg = p + s->pages_off;
   guint32 lo = 0, hi = s->n_pages, first, end;
 
   while (lo < hi) {
     guint32 mid = lo + (hi - lo) / 2;
-    guint32 at = get32(p + s->pages_off + (gsize)mid * ARCHIVE_SUM_PAGE_SIZE);
+    guint32 at = get32(pg + (gsize)mid * ARCHIVE_SUM_PAGE_SIZE);
     if (at == pgno) {
       lo = mid;
       break;
@@ -605,76 +799,228 @@ archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, guint32 p
     else
       hi = mid;
   }
-  if (lo >= s->n_pages || get32(p + s->pages_off + (gsize)lo * ARCHIVE_SUM_PAGE_SIZE) != pgno)
+  if (lo >= s->n_pages || get32(pg + (gsize)lo * ARCHIVE_SUM_PAGE_SIZE) != pgno)
     return FALSE;
-  first = get32(p + s->pages_off + (gsize)lo * ARCHIVE_SUM_PAGE_SIZE + 4);
-  end = lo + 1 < s->n_pages ? get32(p + s->pages_off + (gsize)(lo + 1) * ARCHIVE_SUM_PAGE_SIZE + 4)
-                            : s->n_versions;
-  /* The last version with seq <= max_seq. */
-  lo = first;
-  hi = end;
-  while (lo < hi) {
-    guint32 mid = lo + (hi - lo) / 2;
-    if (get64(p + s->versions_off + (gsize)mid * ARCHIVE_SUM_VERSION_SIZE) <= max_seq)
-      lo = mid + 1;
-    else
-      hi = mid;
+  page_versions(pg, s, lo, &first, &end);
+  return search_versions(p + s->versions_off, first, end, max_seq, out);
+}
+
+void
+archive_summary_parts_clear(ArchiveSumParts *sp)
+{
+  if (sp->fd >= 0)
+    close(sp->fd);
+  g_free(sp->path);
+  g_free(sp->head);
+  g_free(sp->whole);
+  g_free(sp->buf_sizes);
+  g_free(sp->buf_pages);
+  g_free(sp->buf_versions);
+  memset(sp, 0, sizeof *sp);
+  sp->fd = -1;
+}
+
+/* Bytes [@off, @off + @len) of the opened summary @sp into a new *@buf.
+ * BAD when the file ends before them (it changed), ERROR on I/O errors. */
+static ArchiveSumLoad
+read_range(ArchiveSumParts *sp, guint64 off, guint64 len, guint8 **buf, const char **why,
+           GError **error)
+{
+  gsize got = 0;
+
+  *buf = g_malloc(MAX((gsize)len, 1));
+  if (len > 0 && !archive_pread_full(sp->fd, *buf, (gsize)len, off, &got, sp->path, error)) {
+    g_clear_pointer(buf, g_free);
+    return ARCHIVE_SUM_ERROR;
   }
-  if (lo == first)
-    return FALSE;
-  {
-    const guint8 *v = p + s->versions_off + (gsize)(lo - 1) * ARCHIVE_SUM_VERSION_SIZE;
-    out->seq = get64(v);
-    out->offset = get64(v + 8);
-    out->index = get32(v + 16);
-    out->crc = get32(v + 20);
+  if (got != len) {
+    g_clear_pointer(buf, g_free);
+    *why = "it changed while it was read";
+    return ARCHIVE_SUM_BAD;
   }
-  return TRUE;
+  return ARCHIVE_SUM_GOOD;
+}
+
+ArchiveSumLoad
+archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
+                           ArchiveSumParts *sp, const char **why, GError **error)
+{
+  guint8 hdr[ARCHIVE_SUM_HEADER_MAX];
+  struct stat st;
+  gsize got = 0, want;
+  ArchiveSumLoad r;
+
+  memset(sp, 0, sizeof *sp);
+  sp->path = archive_summary_path(dir, number);
+  sp->fd = open(sp->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (sp->fd < 0) {
+    r = errno == ENOENT ? ARCHIVE_SUM_MISSING : ARCHIVE_SUM_ERROR;
+    if (r == ARCHIVE_SUM_ERROR)
+      sqlenvfs_error_errno(error, errno, "open segment summary", sp->path);
+    goto out;
+  }
+  if (fstat(sp->fd, &st) != 0) {
+    r = ARCHIVE_SUM_ERROR;
+    sqlenvfs_error_errno(error, errno, "stat segment summary", sp->path);
+    goto out;
+  }
+  r = ARCHIVE_SUM_BAD;
+  if (!S_ISREG(st.st_mode) || st.st_size < ARCHIVE_SUM_HEADER_SIZE + 4 ||
+      (guint64)st.st_size > G_MAXSIZE / 2) {
+    *why = "not a segment summary (not a file, or too short)";
+    goto out;
+  }
+  want = (gsize)MIN((guint64)st.st_size, sizeof hdr);
+  if (!archive_pread_full(sp->fd, hdr, want, 0, &got, sp->path, error)) {
+    r = ARCHIVE_SUM_ERROR;
+    goto out;
+  }
+  if (got != want) {
+    *why = "it changed while it was read";
+    goto out;
+  }
+  if (!archive_summary_parse_header(hdr, (gsize)st.st_size, &sp->s, why))
+    goto out;
+  r = read_range(sp, 0, sp->s.sizes_off, &sp->head, why, error);
+  if (r != ARCHIVE_SUM_GOOD)
+    goto out;
+  r = ARCHIVE_SUM_BAD;
+  if (memcmp(sp->head, hdr, sp->s.header_size) != 0) {
+    *why = "it changed while it was read";
+    goto out;
+  }
+  if (get32(sp->head + 120) != archive_summary_head_crc(sp->head, (gsize)sp->s.sizes_off)) {
+    *why = "fails its head checksum";
+    goto out;
+  }
+  if (!archive_summary_check_head(sp->head, &sp->s, why) ||
+      !matches_segment(&sp->s, number, seg_size, seal_crc, why))
+    goto out;
+  return ARCHIVE_SUM_GOOD;
+
+out:
+  archive_summary_parts_clear(sp);
+  return r;
+}
+
+/* Version 1: the whole file, checked as it always was (its trailer). */
+static ArchiveSumLoad
+read_whole_v1(ArchiveSumParts *sp, const char **why, GError **error)
+{
+  ArchiveSummary s;
+  ArchiveSumLoad r = read_range(sp, 0, sp->s.file_len, &sp->whole, why, error);
+
+  if (r != ARCHIVE_SUM_GOOD)
+    return r;
+  if (!archive_summary_parse(sp->whole, (gsize)sp->s.file_len, &s, why) ||
+      memcmp(sp->whole, sp->head, (gsize)sp->s.sizes_off) != 0) {
+    if (memcmp(sp->whole, sp->head, (gsize)sp->s.sizes_off) != 0)
+      *why = "it changed while it was read";
+    g_clear_pointer(&sp->whole, g_free);
+    return ARCHIVE_SUM_BAD;
+  }
+  sp->sizes = sp->whole + s.sizes_off;
+  sp->pages = sp->whole + s.pages_off;
+  sp->versions = sp->whole + s.versions_off;
+  return ARCHIVE_SUM_GOOD;
+}
+
+ArchiveSumLoad
+archive_summary_read_part(ArchiveSumParts *sp, ArchiveSumPart part, const char **why,
+                          GError **error)
+{
+  const ArchiveSummary *s = &sp->s;
+  ArchiveSumLoad r;
+  guint8 *buf = NULL;
+
+  g_return_val_if_fail(sp->head != NULL, ARCHIVE_SUM_ERROR);
+  if (s->version == 1)
+    return sp->whole != NULL ? ARCHIVE_SUM_GOOD : read_whole_v1(sp, why, error);
+  switch (part) {
+  case ARCHIVE_SUM_PART_SIZES:
+    if (sp->sizes != NULL)
+      return ARCHIVE_SUM_GOOD;
+    r = read_range(sp, s->sizes_off, s->pages_off - s->sizes_off, &buf, why, error);
+    if (r != ARCHIVE_SUM_GOOD)
+      return r;
+    if (crc(0, buf, s->pages_off - s->sizes_off) != s->sizes_crc) {
+      *why = "its size changes fail their checksum";
+      break;
+    }
+    if (!check_sizes(buf, s, why))
+      break;
+    sp->sizes = sp->buf_sizes = buf;
+    return ARCHIVE_SUM_GOOD;
+  case ARCHIVE_SUM_PART_PAGES:
+    if (sp->pages != NULL)
+      return ARCHIVE_SUM_GOOD;
+    r = read_range(sp, s->pages_off, s->versions_off - s->pages_off, &buf, why, error);
+    if (r != ARCHIVE_SUM_GOOD)
+      return r;
+    if (crc(0, buf, s->last_off - s->pages_off) != s->pages_crc ||
+        crc(0, buf + (s->last_off - s->pages_off), s->versions_off - s->last_off) !=
+          s->last_crc) {
+      *why = "its page table fails its checksum";
+      break;
+    }
+    if (!check_pages(buf, s, why) || !check_last(buf + (s->last_off - s->pages_off), s, why))
+      break;
+    sp->pages = sp->buf_pages = buf;
+    sp->last = buf + (s->last_off - s->pages_off);
+    return ARCHIVE_SUM_GOOD;
+  case ARCHIVE_SUM_PART_VERSIONS:
+    g_return_val_if_fail(sp->pages != NULL, ARCHIVE_SUM_ERROR);
+    if (sp->versions != NULL)
+      return ARCHIVE_SUM_GOOD;
+    r = read_range(sp, s->versions_off, s->file_len - s->versions_off, &buf, why, error);
+    if (r != ARCHIVE_SUM_GOOD)
+      return r;
+    if (crc(0, buf, s->file_len - s->versions_off) != s->versions_crc) {
+      *why = "its page versions fail their checksum";
+      break;
+    }
+    if (!check_versions(sp->pages, sp->last, buf, s, why))
+      break;
+    sp->versions = sp->buf_versions = buf;
+    return ARCHIVE_SUM_GOOD;
+  }
+  g_free(buf);
+  return ARCHIVE_SUM_BAD;
+}
+
+gboolean
+archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, guint64 max_seq,
+                              ArchiveSumVersion *out)
+{
+  guint32 first, end;
+
+  g_return_val_if_fail(sp->pages != NULL && i < sp->s.n_pages, FALSE);
+  if (sp->last != NULL) {
+    const guint8 *v = sp->last + (gsize)i * ARCHIVE_SUM_VERSION_SIZE;
+    if (get64(v) <= max_seq) {
+      out->seq = get64(v);
+      out->offset = get64(v + 8);
+      out->index = get32(v + 16);
+      out->crc = get32(v + 20);
+      return TRUE;
+    }
+  }
+  g_return_val_if_fail(sp->versions != NULL, FALSE);
+  page_versions(sp->pages, &sp->s, i, &first, &end);
+  return search_versions(sp->versions, first, end, max_seq, out);
 }
 
 ArchiveSumLoad
 archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
                           ArchiveSummary *s, guint8 **head, const char **why, GError **error)
 {
-  g_autofree char *path = archive_summary_path(dir, number);
-  g_autofree guint8 *buf = NULL;
-  guint8 hdr[ARCHIVE_SUM_HEADER_SIZE];
-  struct stat st;
-  gsize got = 0;
-  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  ArchiveSumParts sp;
+  ArchiveSumLoad r = archive_summary_open_parts(dir, number, seg_size, seal_crc, &sp, why, error);
 
-  if (fd < 0) {
-    if (errno == ENOENT)
-      return ARCHIVE_SUM_MISSING;
-    sqlenvfs_error_errno(error, errno, "open segment summary", path);
-    return ARCHIVE_SUM_ERROR;
-  }
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < ARCHIVE_SUM_HEADER_SIZE + 4 ||
-      !archive_pread_full(fd, hdr, sizeof hdr, 0, &got, path, NULL) || got != sizeof hdr ||
-      !archive_summary_parse_header(hdr, (gsize)st.st_size, s, why)) {
-    close(fd);
-    if (*why == NULL)
-      *why = "not a segment summary (not a file, or too short)";
-    return ARCHIVE_SUM_BAD;
-  }
-  buf = g_malloc((gsize)s->sizes_off);
-  if (!archive_pread_full(fd, buf, (gsize)s->sizes_off, 0, &got, path, NULL) ||
-      got != s->sizes_off) {
-    close(fd);
-    *why = "it changed while it was read";
-    return ARCHIVE_SUM_BAD;
-  }
-  close(fd);
-  if (get32(buf + 120) != archive_summary_head_crc(buf, (gsize)s->sizes_off)) {
-    *why = "fails its head checksum";
-    return ARCHIVE_SUM_BAD;
-  }
-  if (!archive_summary_check_head(buf, s, why))
-    return ARCHIVE_SUM_BAD;
-  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
-    *why = "it does not match its segment (number, size or seal checksum)";
-    return ARCHIVE_SUM_BAD;
-  }
-  *head = g_steal_pointer(&buf);
+  if (r != ARCHIVE_SUM_GOOD)
+    return r;
+  *s = sp.s;
+  *head = g_steal_pointer(&sp.head);
+  archive_summary_parts_clear(&sp);
   return ARCHIVE_SUM_GOOD;
 }

@@ -29,8 +29,11 @@
  * bounds. Summaries
  * (archive_summary.c): every summary is parsed, and, when it parses, its
  * page map searched (a version found lies in the segment, at or before the
- * seq asked); every segment is summarized, and what is built must parse
- * and match its segment.
+ * seq asked); it is also read part by part as composing reads it (head,
+ * size changes, page table and last versions, versions), each part's
+ * answers in bounds and, when the whole file parses, the same as its; every
+ * segment is summarized, and what is built must parse and match its
+ * segment.
  */
 #include "fuzzutil.h"
 
@@ -176,23 +179,25 @@ fix_checksums(Files *f)
   }
   for (guint k = 0; k < f->n_segs; k++) {
     guint8 *p;
-    gsize len;
+    gsize len, hs;
     if (f->sum[k] == NULL || f->sum[k]->len < ARCHIVE_SUM_HEADER_SIZE + 4)
       continue;
     p = f->sum[k]->data;
     len = f->sum[k]->len;
+    hs = get32(p + 8) == 2 ? ARCHIVE_SUM_HEADER_SIZE_V2 : ARCHIVE_SUM_HEADER_SIZE;
+    if (len < hs)
+      continue;
     {
-      guint64 head = ARCHIVE_SUM_HEADER_SIZE + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
+      guint64 head = hs + (guint64)get32(p + 96) * IDX_ENTRY_SIZE +
                      (guint64)get32(p + 100) * ARCHIVE_SUM_GEN_SIZE;
-      for (guint64 m = ARCHIVE_SUM_HEADER_SIZE; m + IDX_ENTRY_SIZE <= MIN(head, len);
-           m += IDX_ENTRY_SIZE) {
+      for (guint64 m = hs; m + IDX_ENTRY_SIZE <= MIN(head, len); m += IDX_ENTRY_SIZE) {
         put32(p + m + 92, crc_of(p + m, 92));
         put32(p + m + 108, crc_of(p + m, 108));
       }
-      if (head <= len - 4)
-        put32(p + 120, archive_summary_head_crc(p, (gsize)head));
     }
-    put32(p + len - 4, crc_of(p, len - 4));
+    /* Every checksum of the summary, as the writer sets them (nothing when
+     * its counts do not fit its length). */
+    (void)archive_summary_seal(p, len);
   }
   if (f->alive != NULL && f->alive->len >= ALIVE_SIZE)
     put32(f->alive->data + 28, crc_of(f->alive->data, 28));
@@ -365,8 +370,71 @@ search_page_map(const guint8 *p, const ArchiveSummary *s)
   }
 }
 
-/* Parse every summary given; summarize every segment, and parse what is
- * built. */
+/* Read the summary of segment @k part by part, as composing does: what
+ * reads must agree with the whole file's parse (@whole_ok: it parsed and
+ * matches the segment; @p, @ws), and every version it answers lies in the
+ * segment at or before the seq asked. */
+static void
+read_parts(const Files *f, guint k, gboolean whole_ok, const guint8 *p, const ArchiveSummary *ws)
+{
+  g_autofree char *spath = g_strdup_printf("%s/%016u.seg", archive_dir, k + 1);
+  g_autoptr(GError) error = NULL;
+  ArchiveSumParts sp;
+  const char *why = NULL;
+  guint32 seal;
+  ArchiveSumLoad r;
+
+  if (!archive_read_seal(spath, f->seg[k]->len, &seal))
+    return;
+  whole_ok = whole_ok && ws->seal_crc == seal;
+  r = archive_summary_open_parts(archive_dir, k + 1, f->seg[k]->len, seal, &sp, &why, &error);
+  if (r == ARCHIVE_SUM_ERROR || (r == ARCHIVE_SUM_BAD && why == NULL))
+    fail("a summary's head refused without a reason", 0);
+  if (r != ARCHIVE_SUM_GOOD) {
+    if (whole_ok)
+      fail("a summary that parses whole refused by its head", 0);
+    return;
+  }
+  for (ArchiveSumPart part = ARCHIVE_SUM_PART_SIZES; part <= ARCHIVE_SUM_PART_VERSIONS; part++) {
+    why = NULL;
+    r = archive_summary_read_part(&sp, part, &why, &error);
+    if (r == ARCHIVE_SUM_ERROR || (r == ARCHIVE_SUM_BAD && why == NULL))
+      fail("a summary's part refused without a reason", part);
+    if (r != ARCHIVE_SUM_GOOD && whole_ok)
+      fail("a summary that parses whole has a part refused", part);
+    if (r == ARCHIVE_SUM_GOOD && part == ARCHIVE_SUM_PART_SIZES && sp.sizes == NULL)
+      fail("a part read without its bytes", part);
+    if (r != ARCHIVE_SUM_GOOD && part == ARCHIVE_SUM_PART_PAGES)
+      break; /* the versions need the page table */
+    if (r != ARCHIVE_SUM_GOOD || part == ARCHIVE_SUM_PART_SIZES)
+      continue;
+    for (guint32 i = 0; i < MIN(sp.s.n_pages, 64u); i++) {
+      guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
+      guint64 seqs[] = { 0, sp.s.first_seq, (sp.s.first_seq + sp.s.last_seq) / 2,
+                         sp.s.last_seq, G_MAXUINT64 };
+      for (guint j = 0; j < G_N_ELEMENTS(seqs); j++) {
+        ArchiveSumVersion v, w;
+        gboolean found;
+        /* Without the versions, only what the last versions answer. */
+        if (sp.versions == NULL && seqs[j] < sp.s.last_seq)
+          continue;
+        found = archive_summary_parts_version(&sp, i, seqs[j], &v);
+        if (found && (v.seq > seqs[j] || v.seq < sp.s.first_seq || v.seq >= sp.s.last_seq ||
+                      v.offset < SEG_HEADER_SIZE || v.offset >= sp.s.seg_size))
+          fail("a page version of a part outside what was asked or the segment", v.seq);
+        if (whole_ok &&
+            (found != archive_summary_page_version(p, ws, pgno, seqs[j], &w) ||
+             (found && (v.seq != w.seq || v.offset != w.offset || v.index != w.index ||
+                        v.crc != w.crc))))
+          fail("the parts and the whole summary answer differently", pgno);
+      }
+    }
+  }
+  archive_summary_parts_clear(&sp);
+}
+
+/* Parse every summary given (whole, and part by part); summarize every
+ * segment, and parse what is built. */
 static void
 check_summaries(const Files *f)
 {
@@ -375,8 +443,13 @@ check_summaries(const Files *f)
     g_autoptr(GByteArray) built = NULL;
     ArchiveSummary s;
     const char *why = NULL;
-    if (f->sum[k] != NULL && archive_summary_parse(f->sum[k]->data, f->sum[k]->len, &s, &why))
-      search_page_map(f->sum[k]->data, &s);
+    if (f->sum[k] != NULL) {
+      gboolean whole_ok = archive_summary_parse(f->sum[k]->data, f->sum[k]->len, &s, &why);
+      if (whole_ok)
+        search_page_map(f->sum[k]->data, &s);
+      read_parts(f, k, whole_ok && s.number == k + 1 && s.seg_size == f->seg[k]->len, f->sum[k]->data,
+                 &s);
+    }
     built = archive_summary_build(archive_dir, k + 1, &error);
     if (built == NULL) {
       if (error == NULL)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../src/core/archive_int.h"
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/store.h"
@@ -194,6 +195,7 @@ gen_archive(const char *tmp)
   g_autofree char *small = g_build_filename(tmp, "small", NULL);
   g_autofree char *rolled = g_build_filename(tmp, "rolled", NULL);
   g_autofree char *batched = g_build_filename(tmp, "batched", NULL);
+  g_autofree char *summed = g_build_filename(tmp, "summed", NULL);
   SqlenvfsArchiveEntry wal = { 0 };
   GError *error = NULL;
   GByteArray *b;
@@ -249,8 +251,15 @@ gen_archive(const char *tmp)
   b = pack_archive(rolled, TRUE, FALSE, FALSE);
   emit("archive", "archive-v2-two-segments", b->data, b->len);
   g_byte_array_free(b, TRUE);
-  /* The same with the first segment's summary (written when it was
-   * sealed) after its index. */
+  /* The same with the first segment's summary after its index, in
+   * version 1 (as summaries were written before version 2, and are still
+   * read). */
+  {
+    g_autofree char *upath = g_build_filename(rolled, "0000000000000001.sum", NULL);
+    g_autoptr(GByteArray) v1 = archive_summary_build_version(rolled, 1, 1, &error);
+    if (v1 == NULL || !g_file_set_contents(upath, (const char *)v1->data, v1->len, &error))
+      die("write a version 1 summary", error);
+  }
   b = pack_archive(rolled, TRUE, FALSE, TRUE);
   emit("archive", "archive-v2-summary", b->data, b->len);
   g_byte_array_free(b, TRUE);
@@ -279,6 +288,33 @@ gen_archive(const char *tmp)
   }
   b = pack_archive(batched, TRUE, TRUE, FALSE);
   emit("archive", "archive-v2-batch", b->data, b->len);
+  g_byte_array_free(b, TRUE);
+
+  /* A short sealed segment with its version 2 summary (every part small:
+   * size changes, page table, last versions, versions): a batch and a
+   * commit alone, sealed by the switch to version 1 segments. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(summed, 64 * 1024, 0600,
+                                                                      &error);
+    if (w == NULL)
+      die("open archive writer", error);
+    wal.page_size = 512;
+    wal.commit_frame = 0;
+    if (!sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "", &wal, &error))
+      die("add gap", error);
+    sqlenvfs_archive_writer_begin_batch(w);
+    add_commit(w, 1, 3);
+    add_commit(w, 2, 2);
+    if (!sqlenvfs_archive_writer_end_batch(w, &error))
+      die("end batch", error);
+    add_commit(w, 3, 1);
+    sqlenvfs_archive_writer_set_version(w, 1);
+    add_commit(w, 4, 1);
+    if (!sqlenvfs_archive_writer_sync(w, &error))
+      die("sync archive", error);
+  }
+  b = pack_archive(summed, TRUE, FALSE, TRUE);
+  emit("archive", "archive-v2-summary-v2", b->data, b->len);
   g_byte_array_free(b, TRUE);
 }
 
