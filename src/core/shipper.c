@@ -731,7 +731,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
   g_autofree char *dir = g_build_filename(s->wal_dir, name, NULL);
   g_autoptr(GPtrArray) segs = list_segment_files(dir);
   ShipDb *d;
-  guint64 backlog, progress = 0;
+  guint64 backlog;
   gboolean changed = FALSE;
 
   backlog = archive_backlog(s, dir, name, segs);
@@ -773,7 +773,6 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
         do {
           if (!ship_part(s, d, (guint)i, key, &n, error))
             return FALSE;
-          progress += n;
           changed = changed || n > 0;
         } while (n > 0);
       } else {
