@@ -250,6 +250,7 @@ struct _SqlenvfsArchive {
   /* The sparse calls read a summarized segment's index entries one by one
    * (pread of the entries they need); FALSE (tests): through @cache. */
   gboolean is_sparse;
+  guint n_view_loads;              /* summarized segments loaded whole (tests) */
   SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
 };
 

@@ -629,6 +629,7 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
     for (guint i = 0; i < a->cache->len; i++)
       g_array_index(a->cache, SqlenvfsArchiveEntry, i).segment = si;
     a->cache_si = si;
+    a->n_view_loads++;
   }
   *n = a->cache->len;
   return (const SqlenvfsArchiveEntry *)a->cache->data;
@@ -692,6 +693,7 @@ idx_read(SqlenvfsArchive *a, guint si, guint64 k, guint count, SqlenvfsArchiveEn
   gsize len = (gsize)count * IDX_ENTRY_SIZE, got;
   int fd = idx_fd(a, si);
   const char *why = NULL;
+  guint64 at = k; /* the entry that failed, if one did */
 
   g_assert(count <= IDX_READ_ENTRIES);
   if (fd < 0)
@@ -704,7 +706,7 @@ idx_read(SqlenvfsArchive *a, guint si, guint64 k, guint count, SqlenvfsArchiveEn
     why = "cannot be read";
   for (guint i = 0; i < count && why == NULL; i++) {
     SqlenvfsArchiveEntry *e = &out[i];
-    guint64 at = k + i;
+    at = k + i;
     if (!archive_decode_idx_entry(raw + (gsize)i * IDX_ENTRY_SIZE, e))
       why = "fails its checksum";
     else if (e->seq != s->first_seq + at)
@@ -718,11 +720,10 @@ idx_read(SqlenvfsArchive *a, guint si, guint64 k, guint count, SqlenvfsArchiveEn
     else if (e->time < s->first_time || e->time > s->last_time)
       why = "has a time outside the segment's";
     e->segment = si;
-    k = at; /* where it went wrong, if it did */
   }
   if (why != NULL) {
     g_debug("archive %s: %s: entry %" G_GUINT64_FORMAT " %s; its whole index is read instead",
-            a->dir, ss->idx_path, k, why);
+            a->dir, ss->idx_path, at, why);
     ss->idx_bad = TRUE;
     return FALSE;
   }
@@ -1253,6 +1254,73 @@ sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq
   return sqlenvfs_archive_get(a, out_seq, out);
 }
 
+/* The COMMITs of entries [@k0, @k1) of the walk: their number, bytes and
+ * the size after the last (*@db_pages, when there is one). */
+static void
+count_in(SegCursor *c, guint64 k0, guint64 k1, guint64 after_seq, guint64 upto_seq, guint64 *n,
+         guint64 *bytes, guint32 *db_pages)
+{
+  *n = *bytes = 0;
+  for (guint64 i = k0; i < k1; i++) {
+    const SqlenvfsArchiveEntry *e = cursor_at(c, i, 1);
+    if (e == NULL)
+      return;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
+      continue;
+    (*n)++;
+    *bytes += e->length;
+    *db_pages = e->db_pages;
+  }
+}
+
+/* count_commits() in the part (@after_seq, @upto_seq] of the summarized
+ * segment read from its index (c->sparse), reading the fewer entries: those
+ * of the part, or those outside it (taken from the summary's counts), and
+ * then back from the part's end to its last COMMIT for the size. */
+static void
+count_part(SegCursor *c, guint64 after_seq, guint64 upto_seq, guint64 *n, guint64 *bytes,
+           guint32 *db_pages)
+{
+  const ArchiveSummary *s = &segsum(c->a, c->si)->s;
+  guint64 k0, k1, n_out, b_out, n_end, b_end;
+  guint32 ignored;
+
+  cursor_range(c, after_seq, upto_seq, &k0, &k1);
+  if (k1 - k0 <= c->n - (k1 - k0)) {
+    count_in(c, k0, k1, after_seq, upto_seq, n, bytes, db_pages);
+    return;
+  }
+  count_in(c, 0, k0, 0, G_MAXUINT64, &n_out, &b_out, &ignored);
+  if (c->failed)
+    return;
+  count_in(c, k1, c->n, 0, G_MAXUINT64, &n_end, &b_end, &ignored);
+  if (c->failed)
+    return;
+  if (n_out + n_end > s->n_commits || b_out + b_end > s->commit_bytes) {
+    /* the index does not agree with the summary: the view decides */
+    segsum(c->a, c->si)->idx_bad = TRUE;
+    c->failed = TRUE;
+    return;
+  }
+  *n = s->n_commits - n_out - n_end;
+  *bytes = s->commit_bytes - b_out - b_end;
+  if (*n == 0)
+    return;
+  if (k1 == c->n) {
+    *db_pages = s->last_db_pages;
+    return;
+  }
+  for (guint64 i = k1; i > k0; i--) {
+    const SqlenvfsArchiveEntry *e = cursor_at(c, i - 1, -1);
+    if (e == NULL)
+      return;
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      *db_pages = e->db_pages;
+      return;
+    }
+  }
+}
+
 void
 sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
                                guint64 *n_commits, guint64 *bytes, guint32 *db_pages)
@@ -1276,17 +1344,11 @@ sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 up
     }
     do {
       seg_cursor(a, si, &c);
-      cursor_range(&c, after_seq, upto_seq, &k0, &k1);
-      sn = sb = 0;
-      for (guint64 i = k0; i < k1; i++) {
-        const SqlenvfsArchiveEntry *e = cursor_at(&c, i, 1);
-        if (e == NULL)
-          break;
-        if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
-          continue;
-        sn++;
-        sb += e->length;
-        last_db = e->db_pages;
+      if (c.sparse) {
+        count_part(&c, after_seq, upto_seq, &sn, &sb, &last_db);
+      } else {
+        cursor_range(&c, after_seq, upto_seq, &k0, &k1);
+        count_in(&c, k0, k1, after_seq, upto_seq, &sn, &sb, &last_db);
       }
     } while (c.failed);
     n += sn;
