@@ -679,47 +679,53 @@ idx_fd(SqlenvfsArchive *a, guint si)
 }
 
 /* Entries @k .. @k + @count - 1 (@count <= IDX_READ_ENTRIES) of the
- * summarized segment @si from its index into @out, each checked: its
- * checksum, its seq (first_seq + k: none missing or repeated), its record
- * inside the segment, its time inside the summary's. FALSE when any is not
- * right (or the index cannot be read): the index is not read entry by
- * entry again (idx_fd() -1), and the caller asks the whole view. */
+ * summarized segment @si from its index into @out, each checked as a
+ * reader that loads the whole index checks it: its checksum, its seq
+ * (first_seq + k: none missing or repeated), its record where the record
+ * before it ends (so one entry before and one after them are read too;
+ * the first at the segment's header, the last the SEAL that ends the
+ * segment), and its time inside the summary's. FALSE when any is not right
+ * (or the index cannot be read): the index is not read entry by entry
+ * again (idx_fd() -1), and the caller asks the whole view. */
 static gboolean
 idx_read(SqlenvfsArchive *a, guint si, guint64 k, guint count, SqlenvfsArchiveEntry *out)
 {
   ArchiveSegSum *ss = segsum(a, si);
   const ArchiveSummary *s = &ss->s;
-  guint8 raw[IDX_READ_ENTRIES * IDX_ENTRY_SIZE];
-  gsize len = (gsize)count * IDX_ENTRY_SIZE, got;
+  guint8 raw[(IDX_READ_ENTRIES + 2) * IDX_ENTRY_SIZE];
+  guint64 from = k > 0 ? k - 1 : 0, to = MIN(k + count + 1, s->n_records);
+  gsize len = (gsize)(to - from) * IDX_ENTRY_SIZE, got = 0;
   int fd = idx_fd(a, si);
   const char *why = NULL;
-  guint64 at = k; /* the entry that failed, if one did */
+  guint64 at = k, end = SEG_HEADER_SIZE; /* where the record at @at must start */
 
   g_assert(count <= IDX_READ_ENTRIES);
   if (fd < 0)
     return FALSE;
   if (k + count > s->n_records)
     why = "past the segment's records";
-  else if (!archive_pread_full(fd, raw, len, IDX_HEADER_SIZE + k * IDX_ENTRY_SIZE, &got,
+  else if (!archive_pread_full(fd, raw, len, IDX_HEADER_SIZE + from * IDX_ENTRY_SIZE, &got,
                                ss->idx_path, NULL) ||
            got != len)
     why = "cannot be read";
-  for (guint i = 0; i < count && why == NULL; i++) {
-    SqlenvfsArchiveEntry *e = &out[i];
-    at = k + i;
-    if (!archive_decode_idx_entry(raw + (gsize)i * IDX_ENTRY_SIZE, e))
+  for (at = from; at < to && why == NULL; at++) {
+    SqlenvfsArchiveEntry one, *e = at >= k && at < k + count ? &out[at - k] : &one;
+    if (!archive_decode_idx_entry(raw + (gsize)(at - from) * IDX_ENTRY_SIZE, e))
       why = "fails its checksum";
     else if (e->seq != s->first_seq + at)
       why = "is not the record it stands for";
     else if (e->offset < SEG_HEADER_SIZE || e->length < REC_EMPTY_SIZE ||
              e->offset + e->length > s->seg_size || e->offset + e->length < e->offset ||
-             (at == 0 && e->offset != SEG_HEADER_SIZE) ||
+             ((at == 0 || at > from) && e->offset != end) ||
              (at + 1 == s->n_records &&
               (e->type != SQLENVFS_ARCHIVE_SEAL || e->offset + e->length != s->seg_size)))
-      why = "names a record outside the segment";
+      why = "does not name the record after the one before it";
     else if (e->time < s->first_time || e->time > s->last_time)
       why = "has a time outside the segment's";
+    if (why != NULL)
+      break;
     e->segment = si;
+    end = e->offset + e->length;
   }
   if (why != NULL) {
     g_debug("archive %s: %s: entry %" G_GUINT64_FORMAT " %s; its whole index is read instead",
