@@ -2795,9 +2795,10 @@ first_difference(const char *want, const char *got)
   return NULL;
 }
 
-/* Damage segment 2's index: _i 0 none, 1 a flipped byte in entry 100,
- * 2 entry 100 missing (the rest shifted), 3 cut after entry 50, 4 gone,
- * 5 an entry's checksum made right for a wrong record offset. */
+/* Damage segment 2's index: _i 0 none, 1 a flipped byte in entry 100
+ * (its database size: only its checksums tell), 2 entry 100 missing (the
+ * rest shifted), 3 cut after entry 50, 4 gone, 5 an entry's checksum made
+ * right for a wrong record offset, 6 for a wrong seq. */
 static void
 damage_index(int how)
 {
@@ -2810,7 +2811,7 @@ damage_index(int how)
   ck_assert_uint_gt(len, at + 2 * IDX_ENTRY_SIZE);
   switch (how) {
   case 1:
-    flip_byte(idx, (goffset)(at + 20));
+    flip_byte(idx, (goffset)(at + 44));
     break;
   case 2:
     memmove(data + at, data + at + IDX_ENTRY_SIZE, len - at - IDX_ENTRY_SIZE);
@@ -2826,6 +2827,14 @@ damage_index(int how)
     /* A well-formed entry that is not the record: the next one's offset. */
     guint8 *p = (guint8 *)data + at;
     put64(p + 96, get64(p + 96 + IDX_ENTRY_SIZE));
+    put32(p + 108, crc(0, p, 108));
+    ck_assert(g_file_set_contents(idx, data, (gssize)len, NULL));
+    break;
+  }
+  case 6: {
+    guint8 *p = (guint8 *)data + at;
+    put64(p + 16, get64(p + 16) + 1);
+    put32(p + 92, crc(0, p, 92));
     put32(p + 108, crc(0, p, 108));
     ck_assert(g_file_set_contents(idx, data, (gssize)len, NULL));
     break;
@@ -2917,7 +2926,7 @@ archive_suite(void)
   tcase_add_test(tc, test_compose_bad_page_map);
   tcase_add_test(tc, test_compose_v1_then_v2);
   tcase_add_test(tc, test_memory_flat_with_history);
-  tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 6);
+  tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 7);
   suite_add_tcase(s, tc);
   return s;
 }
