@@ -283,3 +283,8 @@ const SqlenvfsArchiveEntry *archive_seg_view(SqlenvfsArchive *a, guint si, guint
  * one (the default) or load the segment's whole index (tests compare the
  * two). */
 void archive_set_sparse(SqlenvfsArchive *a, gboolean sparse);
+/* The last record of the archive (*@last) and its last COMMIT or GAP record
+ * (*@state), read from its end backwards (a summarized segment's index
+ * entry by entry, never every entry): what the writer continues from. */
+gboolean archive_last_records(SqlenvfsArchive *a, SqlenvfsArchiveEntry *last, gboolean *has_last,
+                              SqlenvfsArchiveEntry *state, gboolean *has_state);

@@ -2397,3 +2397,39 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
   }
   return n_bad;
 }
+
+/* ------------------------------------------------------------------ */
+/* The end of the archive, for the writer                               */
+
+gboolean
+archive_last_records(SqlenvfsArchive *a, SqlenvfsArchiveEntry *last, gboolean *has_last,
+                     SqlenvfsArchiveEntry *state, gboolean *has_state)
+{
+  *has_last = *has_state = FALSE;
+  for (guint si = a->segments->len; si > 0 && !*has_state; si--) {
+    SegCursor c;
+    gboolean had_last = *has_last;
+    /* Its records (a reader's synthetic entries, seq 0, passed over). */
+    do {
+      *has_last = had_last;
+      seg_cursor(a, si - 1, &c);
+      for (guint64 i = c.n; i > 0; i--) {
+        const SqlenvfsArchiveEntry *e = cursor_at(&c, i - 1, -1);
+        if (e == NULL)
+          break;
+        if (e->seq == 0)
+          continue;
+        if (!*has_last) {
+          *last = *e;
+          *has_last = TRUE;
+        }
+        if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_COMMIT) {
+          *state = *e;
+          *has_state = TRUE;
+          break;
+        }
+      }
+    } while (c.failed);
+  }
+  return *has_last;
+}

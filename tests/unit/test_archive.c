@@ -2778,6 +2778,23 @@ sparse_answers(SqlenvfsArchive *a, guint64 last)
                 &e);
     }
   }
+  {
+    /* Where a writer continues: from the end backwards, as every entry
+     * loaded says (a reader of its own, which loads them). */
+    SqlenvfsArchiveEntry l, st;
+    gboolean has_l, has_st;
+    g_autoptr(SqlenvfsArchive) all = open_reader();
+    guint i = sqlenvfs_archive_n_entries(all);
+    archive_last_records(a, &l, &has_l, &st, &has_st);
+    say_entry(out, "last record", has_l, &l);
+    say_entry(out, "last COMMIT or GAP", has_st, &st);
+    while (i > 0 && sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_COMMIT &&
+           sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_GAP)
+      i--;
+    ck_assert(has_l && has_st && i > 0);
+    ck_assert_uint_eq(l.seq, sqlenvfs_archive_entry(all, sqlenvfs_archive_n_entries(all) - 1)->seq);
+    ck_assert_uint_eq(st.seq, sqlenvfs_archive_entry(all, i - 1)->seq);
+  }
   return out;
 }
 
