@@ -2900,6 +2900,54 @@ START_TEST(test_sparse_same_as_whole_index)
 }
 END_TEST
 
+/* Where a writer continues when the last COMMIT is segments back (the
+ * segments after it hold OUTAGE records only): the same from the end
+ * backwards, index entry by index entry, as from every entry loaded; and
+ * a writer opened there continues the sequence. */
+START_TEST(test_last_records_across_segments)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL, all = NULL;
+  SqlenvfsArchiveEntry l, st;
+  gboolean has_l, has_st;
+  GError *error = NULL;
+  guint64 last_commit, last;
+  guint i;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  last_commit = sqlenvfs_archive_writer_last(w)->seq;
+  for (guint k = 0; k < 1500; k++)
+    ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 100 * G_USEC_PER_SEC + k,
+                                                 T0 + 100 * G_USEC_PER_SEC + k, &error));
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  last = sqlenvfs_archive_writer_last(w)->seq;
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  a = open_reader();
+  ck_assert_uint_ge(a->n_summarized, 2);
+  archive_last_records(a, &l, &has_l, &st, &has_st);
+  ck_assert(has_l && has_st);
+  ck_assert_uint_eq(l.seq, last);
+  ck_assert_uint_eq(st.seq, last_commit);
+  ck_assert_int_eq(st.type, SQLENVFS_ARCHIVE_COMMIT);
+  ck_assert(!g_array_index(a->segsum, ArchiveSegSum, st.segment).idx_bad);
+  ck_assert_uint_eq(a->n_view_loads, 0);
+  all = open_reader();
+  i = sqlenvfs_archive_n_entries(all);
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->seq, l.seq);
+  while (sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_COMMIT)
+    i--;
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->seq, st.seq);
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->offset, st.offset);
+
+  w = open_writer(64 * 1024);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, last);
+  add_commit(w, 13, 8);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, last + 1);
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -2944,6 +2992,7 @@ archive_suite(void)
   tcase_add_test(tc, test_compose_v1_then_v2);
   tcase_add_test(tc, test_memory_flat_with_history);
   tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 7);
+  tcase_add_test(tc, test_last_records_across_segments);
   suite_add_tcase(s, tc);
   return s;
 }
