@@ -251,6 +251,8 @@ struct _SqlenvfsArchive {
    * (pread of the entries they need); FALSE (tests): through @cache. */
   gboolean is_sparse;
   guint n_view_loads;              /* summarized segments loaded whole (tests) */
+  guint n_idx_open;                /* indexes open for reading entry by entry */
+  guint idx_open_max;              /* at most (16; tests: fewer)               */
   SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
 };
 

@@ -38,6 +38,11 @@ segsum_clear(ArchiveSegSum *ss)
   g_free(ss->idx_path);
 }
 
+/* Indexes kept open at once for reading entry by entry: an archive of
+ * many segments does not hold a descriptor for each (the others are
+ * opened again when asked). */
+#define IDX_OPEN_MAX 16
+
 static void ensure_all(SqlenvfsArchive *a);
 static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
 
@@ -392,6 +397,7 @@ reset(SqlenvfsArchive *a)
   g_array_set_size(a->entries, 0);
   g_array_set_size(a->segsum, 0);
   a->n_summarized = 0;
+  a->n_idx_open = 0;
   a->has_sum_last = FALSE;
   a->cache_si = G_MAXUINT;
   g_array_set_size(a->cache, 0);
@@ -444,6 +450,7 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   a->cache = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
   a->cache_si = G_MAXUINT;
   a->is_sparse = TRUE;
+  a->idx_open_max = IDX_OPEN_MAX;
   nums = archive_list_segments(dir, error);
   if (nums == NULL)
     return NULL;
@@ -657,6 +664,17 @@ idx_fd(SqlenvfsArchive *a, guint si)
 
   if (!a->is_sparse || !ss->is_summarized || ss->idx_bad)
     return -1;
+  if (!ss->idx_open && a->n_idx_open >= a->idx_open_max) {
+    for (guint sj = 0; sj < a->segsum->len; sj++) {
+      ArchiveSegSum *o = segsum(a, sj);
+      if (o->idx_open && o->idx_fd >= 0) {
+        close(o->idx_fd);
+        o->idx_open = FALSE;
+        g_clear_pointer(&o->idx_path, g_free);
+      }
+    }
+    a->n_idx_open = 0;
+  }
   if (!ss->idx_open) {
     g_autofree char *iname = archive_seg_name(seg->number, "idx");
     guint8 ih[IDX_HEADER_SIZE];
@@ -671,9 +689,13 @@ idx_fd(SqlenvfsArchive *a, guint si)
         got != sizeof ih || !archive_decode_idx_header(ih, seg->number)) {
       g_debug("archive %s: %s is not read entry by entry: %s", a->dir, ss->idx_path,
               ss->idx_fd < 0 ? g_strerror(errno) : "its header or size is not right");
+      if (ss->idx_fd >= 0)
+        close(ss->idx_fd);
+      ss->idx_fd = -1;
       ss->idx_bad = TRUE;
       return -1;
     }
+    a->n_idx_open++;
   }
   return ss->idx_fd;
 }

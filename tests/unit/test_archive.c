@@ -2892,6 +2892,19 @@ START_TEST(test_sparse_same_as_whole_index)
                   _i == 0 ? "good" : "damaged", diff);
     if (sparse && _i == 0) /* every answer from the entries it needed */
       ck_assert_uint_eq(a->n_view_loads, 0);
+    if (sparse && _i == 0) {
+      /* The same with two indexes open at a time (the others closed and
+       * opened again). */
+      g_autoptr(SqlenvfsArchive) b = open_reader();
+      g_autoptr(GString) again = NULL;
+      g_autofree char *diff2 = NULL;
+      b->idx_open_max = 2;
+      again = sparse_answers(b, last);
+      diff2 = first_difference(truth->str, again->str);
+      ck_assert_msg(diff2 == NULL, "two indexes open: %s", diff2);
+      ck_assert_uint_le(b->n_idx_open, 2);
+      ck_assert_uint_eq(b->n_view_loads, 0);
+    }
     if (sparse && _i > 0) /* the damaged segment, and only it, loaded whole */
       ck_assert_uint_ge(a->n_view_loads, 1);
     for (guint si = 0; sparse && si < a->segsum->len; si++)
