@@ -501,6 +501,28 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
   return TRUE;
 }
 
+/* One entry of sqlenvfs_archive_alive()'s walk back: TRUE when it ends
+ * the walk (the last COMMIT or GAP). */
+static gboolean
+alive_entry(const SqlenvfsArchiveEntry *e, gint64 *alive, guint64 *next_seq)
+{
+  if (e->seq != 0 && *next_seq == 1)
+    *next_seq = e->seq + 1;
+  if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+    *alive = MAX(*alive, e->aux_time);
+    return TRUE;
+  }
+  if (e->type == SQLENVFS_ARCHIVE_GAP) {
+    if (e->reason != SQLENVFS_GAP_DAMAGED)
+      *alive = MAX(*alive, e->time);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean alive_in(SqlenvfsArchive *a, guint si, gint64 *alive, guint64 *next_seq,
+                         gboolean *any);
+
 gint64
 sqlenvfs_archive_alive(const SqlenvfsArchive *a)
 {
@@ -509,34 +531,15 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
   guint64 next_seq = 1;
   gboolean done = FALSE, any = FALSE;
   for (guint si = a->segments->len; si > 0 && !done; si--) {
-    guint n;
-    const SqlenvfsArchiveEntry *v = archive_seg_view(w, si - 1, &n);
     ArchiveSegSum *ss = segsum(a, si - 1);
-    /* Then the DAMAGED gap before a summarized segment, if any. */
-    for (guint pass = 0; pass < 2 && !done; pass++) {
-      if (pass == 1) {
-        if (!ss->is_summarized)
-          break;
-        n = ss->end - ss->start;
-        v = n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
-      }
-      any = any || n > 0;
-      for (guint i = n; i > 0; i--) {
-        const SqlenvfsArchiveEntry *e = &v[i - 1];
-        if (e->seq != 0 && next_seq == 1)
-          next_seq = e->seq + 1;
-        if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
-          alive = MAX(alive, e->aux_time);
-          done = TRUE;
-          break;
-        }
-        if (e->type == SQLENVFS_ARCHIVE_GAP) {
-          if (e->reason != SQLENVFS_GAP_DAMAGED)
-            alive = MAX(alive, e->time);
-          done = TRUE;
-          break;
-        }
-      }
+    /* Its records from the end, then the DAMAGED gap before a summarized
+     * segment, if any. */
+    done = alive_in(w, si - 1, &alive, &next_seq, &any);
+    if (!done && ss->is_summarized && ss->end > ss->start) {
+      any = TRUE;
+      for (guint i = ss->end; i > ss->start && !done; i--)
+        done = alive_entry(&g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1), &alive,
+                           &next_seq);
     }
   }
   if (a->has_alive && a->alive_seq <= next_seq && any)
@@ -824,6 +827,32 @@ cursor_at(SegCursor *c, guint64 k, int dir)
   c->buf_at = from;
   c->buf_n = count;
   return &c->buf[k - from];
+}
+
+/* sqlenvfs_archive_alive() in the records of segment @si, from its end
+ * (a summarized segment's read from its index a chunk at a time). */
+static gboolean
+alive_in(SqlenvfsArchive *a, guint si, gint64 *alive, guint64 *next_seq, gboolean *any)
+{
+  const gint64 alive0 = *alive;
+  const guint64 next0 = *next_seq;
+  gboolean done;
+  SegCursor c;
+
+  do {
+    *alive = alive0;
+    *next_seq = next0;
+    done = FALSE;
+    seg_cursor(a, si, &c);
+    *any = *any || c.n > 0;
+    for (guint64 i = c.n; i > 0 && !done; i--) {
+      const SqlenvfsArchiveEntry *e = cursor_at(&c, i - 1, -1);
+      if (e == NULL)
+        break;
+      done = alive_entry(e, alive, next_seq);
+    }
+  } while (c.failed);
+  return done;
 }
 
 /* The entry @seq of segment @si (NULL: the segment has none): one index

@@ -2778,6 +2778,7 @@ sparse_answers(SqlenvfsArchive *a, guint64 last)
                 &e);
     }
   }
+  g_string_append_printf(out, "alive %" G_GINT64_FORMAT "\n", sqlenvfs_archive_alive(a));
   {
     /* Where a writer continues: from the end backwards, as every entry
      * loaded says (a reader of its own, which loads them). */
@@ -2953,6 +2954,10 @@ START_TEST(test_last_records_across_segments)
     i--;
   ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->seq, st.seq);
   ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->offset, st.offset);
+  /* The same walk back for the time capture was last known complete. */
+  ck_assert_int_eq(sqlenvfs_archive_alive(a), sqlenvfs_archive_alive(all));
+  ck_assert_int_ge(sqlenvfs_archive_alive(a), st.aux_time);
+  ck_assert_uint_eq(a->n_view_loads, 0);
 
   w = open_writer(64 * 1024);
   ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, last);
