@@ -321,6 +321,13 @@ struct _SqlenvfsArchive {
   GArray *cache;
   GArray *marks;                 /* ArchiveMark, built when first asked      */
   gboolean is_checked;           /* check_records ran: its damage applies    */
+  /* The sparse calls read a summarized segment's index entries one by one
+   * (pread of the entries they need); FALSE (tests): through @cache. */
+  gboolean is_sparse;
+  guint n_view_loads;              /* summarized segments loaded whole (tests) */
+  guint n_idx_open;                /* indexes open for reading entry by entry */
+  guint idx_open_max;              /* at most (16; tests: fewer)               */
+  SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
 };
 
 typedef struct {
@@ -330,6 +337,11 @@ typedef struct {
   ArchiveSummary s;
   SqlenvfsArchiveEntry *marks; /* s.n_marks */
   guint8 *gens;                /* s.n_gens x ARCHIVE_SUM_GEN_SIZE */
+  /* Its index, read entry by entry (summarized segments): opened when
+   * first needed; @idx_bad once it failed a check (then @cache). */
+  int idx_fd;
+  gboolean idx_open, idx_bad;
+  char *idx_path;
 } ArchiveSegSum;
 
 typedef struct {
@@ -343,3 +355,12 @@ gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);
  * from its index on demand; one such segment is kept at a time): valid
  * until the next call for another segment, a refresh or a check. */
 const SqlenvfsArchiveEntry *archive_seg_view(SqlenvfsArchive *a, guint si, guint *n);
+/* Whether the sparse calls read summarized segments' index entries one by
+ * one (the default) or load the segment's whole index (tests compare the
+ * two). */
+void archive_set_sparse(SqlenvfsArchive *a, gboolean sparse);
+/* The last record of the archive (*@last) and its last COMMIT or GAP record
+ * (*@state), read from its end backwards (a summarized segment's index
+ * entry by entry, never every entry): what the writer continues from. */
+gboolean archive_last_records(SqlenvfsArchive *a, SqlenvfsArchiveEntry *last, gboolean *has_last,
+                              SqlenvfsArchiveEntry *state, gboolean *has_state);

@@ -33,7 +33,15 @@ segsum_clear(ArchiveSegSum *ss)
 {
   g_free(ss->marks);
   g_free(ss->gens);
+  if (ss->idx_open && ss->idx_fd >= 0)
+    close(ss->idx_fd);
+  g_free(ss->idx_path);
 }
+
+/* Indexes kept open at once for reading entry by entry: an archive of
+ * many segments does not hold a descriptor for each (the others are
+ * opened again when asked). */
+#define IDX_OPEN_MAX 16
 
 static void ensure_all(SqlenvfsArchive *a);
 static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
@@ -389,6 +397,7 @@ reset(SqlenvfsArchive *a)
   g_array_set_size(a->entries, 0);
   g_array_set_size(a->segsum, 0);
   a->n_summarized = 0;
+  a->n_idx_open = 0;
   a->has_sum_last = FALSE;
   a->cache_si = G_MAXUINT;
   g_array_set_size(a->cache, 0);
@@ -440,6 +449,8 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   g_array_set_clear_func(a->segsum, (GDestroyNotify)segsum_clear);
   a->cache = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
   a->cache_si = G_MAXUINT;
+  a->is_sparse = TRUE;
+  a->idx_open_max = IDX_OPEN_MAX;
   nums = archive_list_segments(dir, error);
   if (nums == NULL)
     return NULL;
@@ -490,6 +501,28 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
   return TRUE;
 }
 
+/* One entry of sqlenvfs_archive_alive()'s walk back: TRUE when it ends
+ * the walk (the last COMMIT or GAP). */
+static gboolean
+alive_entry(const SqlenvfsArchiveEntry *e, gint64 *alive, guint64 *next_seq)
+{
+  if (e->seq != 0 && *next_seq == 1)
+    *next_seq = e->seq + 1;
+  if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+    *alive = MAX(*alive, e->aux_time);
+    return TRUE;
+  }
+  if (e->type == SQLENVFS_ARCHIVE_GAP) {
+    if (e->reason != SQLENVFS_GAP_DAMAGED)
+      *alive = MAX(*alive, e->time);
+    return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean alive_in(SqlenvfsArchive *a, guint si, gint64 *alive, guint64 *next_seq,
+                         gboolean *any);
+
 gint64
 sqlenvfs_archive_alive(const SqlenvfsArchive *a)
 {
@@ -498,34 +531,15 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
   guint64 next_seq = 1;
   gboolean done = FALSE, any = FALSE;
   for (guint si = a->segments->len; si > 0 && !done; si--) {
-    guint n;
-    const SqlenvfsArchiveEntry *v = archive_seg_view(w, si - 1, &n);
     ArchiveSegSum *ss = segsum(a, si - 1);
-    /* Then the DAMAGED gap before a summarized segment, if any. */
-    for (guint pass = 0; pass < 2 && !done; pass++) {
-      if (pass == 1) {
-        if (!ss->is_summarized)
-          break;
-        n = ss->end - ss->start;
-        v = n > 0 ? (const SqlenvfsArchiveEntry *)a->entries->data + ss->start : NULL;
-      }
-      any = any || n > 0;
-      for (guint i = n; i > 0; i--) {
-        const SqlenvfsArchiveEntry *e = &v[i - 1];
-        if (e->seq != 0 && next_seq == 1)
-          next_seq = e->seq + 1;
-        if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
-          alive = MAX(alive, e->aux_time);
-          done = TRUE;
-          break;
-        }
-        if (e->type == SQLENVFS_ARCHIVE_GAP) {
-          if (e->reason != SQLENVFS_GAP_DAMAGED)
-            alive = MAX(alive, e->time);
-          done = TRUE;
-          break;
-        }
-      }
+    /* Its records from the end, then the DAMAGED gap before a summarized
+     * segment, if any. */
+    done = alive_in(w, si - 1, &alive, &next_seq, &any);
+    if (!done && ss->is_summarized && ss->end > ss->start) {
+      any = TRUE;
+      for (guint i = ss->end; i > ss->start && !done; i--)
+        done = alive_entry(&g_array_index(a->entries, SqlenvfsArchiveEntry, i - 1), &alive,
+                           &next_seq);
     }
   }
   if (a->has_alive && a->alive_seq <= next_seq && any)
@@ -625,9 +639,252 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
     for (guint i = 0; i < a->cache->len; i++)
       g_array_index(a->cache, SqlenvfsArchiveEntry, i).segment = si;
     a->cache_si = si;
+    a->n_view_loads++;
   }
   *n = a->cache->len;
   return (const SqlenvfsArchiveEntry *)a->cache->data;
+}
+
+void
+archive_set_sparse(SqlenvfsArchive *a, gboolean sparse)
+{
+  a->is_sparse = sparse;
+}
+
+/* Index entries read at once when a call walks a summarized segment's
+ * index (7 KiB of it): memory stays flat however long the segment. */
+#define IDX_READ_ENTRIES 64
+
+/* The index of the summarized segment @si, opened and its header checked
+ * when first needed: -1 when it is not to be read entry by entry (then
+ * the whole view answers: archive_seg_view(), which scans the records
+ * when the index is bad). */
+static int
+idx_fd(SqlenvfsArchive *a, guint si)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+
+  if (!a->is_sparse || !ss->is_summarized || ss->idx_bad)
+    return -1;
+  if (!ss->idx_open && a->n_idx_open >= a->idx_open_max) {
+    for (guint sj = 0; sj < a->segsum->len; sj++) {
+      ArchiveSegSum *o = segsum(a, sj);
+      if (o->idx_open && o->idx_fd >= 0) {
+        close(o->idx_fd);
+        o->idx_open = FALSE;
+        g_clear_pointer(&o->idx_path, g_free);
+      }
+    }
+    a->n_idx_open = 0;
+  }
+  if (!ss->idx_open) {
+    g_autofree char *iname = archive_seg_name(seg->number, "idx");
+    guint8 ih[IDX_HEADER_SIZE];
+    gsize got;
+    struct stat st;
+    ss->idx_open = TRUE;
+    ss->idx_path = g_build_filename(a->dir, iname, NULL);
+    ss->idx_fd = open(ss->idx_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (ss->idx_fd < 0 || fstat(ss->idx_fd, &st) != 0 ||
+        (guint64)st.st_size < IDX_HEADER_SIZE + ss->s.n_records * IDX_ENTRY_SIZE ||
+        !archive_pread_full(ss->idx_fd, ih, sizeof ih, 0, &got, ss->idx_path, NULL) ||
+        got != sizeof ih || !archive_decode_idx_header(ih, seg->number)) {
+      g_debug("archive %s: %s is not read entry by entry: %s", a->dir, ss->idx_path,
+              ss->idx_fd < 0 ? g_strerror(errno) : "its header or size is not right");
+      if (ss->idx_fd >= 0)
+        close(ss->idx_fd);
+      ss->idx_fd = -1;
+      ss->idx_bad = TRUE;
+      return -1;
+    }
+    a->n_idx_open++;
+  }
+  return ss->idx_fd;
+}
+
+/* Entries @k .. @k + @count - 1 (@count <= IDX_READ_ENTRIES) of the
+ * summarized segment @si from its index into @out, each checked as a
+ * reader that loads the whole index checks it: its checksum, its seq
+ * (first_seq + k: none missing or repeated), its record where the record
+ * before it ends (so one entry before and one after them are read too;
+ * the first at the segment's header, the last the SEAL that ends the
+ * segment), and its time inside the summary's. FALSE when any is not right
+ * (or the index cannot be read): the index is not read entry by entry
+ * again (idx_fd() -1), and the caller asks the whole view. */
+static gboolean
+idx_read(SqlenvfsArchive *a, guint si, guint64 k, guint count, SqlenvfsArchiveEntry *out)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  const ArchiveSummary *s = &ss->s;
+  guint8 raw[(IDX_READ_ENTRIES + 2) * IDX_ENTRY_SIZE];
+  guint64 from = k > 0 ? k - 1 : 0, to = MIN(k + count + 1, s->n_records);
+  gsize len = (gsize)(to - from) * IDX_ENTRY_SIZE, got = 0;
+  int fd = idx_fd(a, si);
+  const char *why = NULL;
+  guint64 at = k, end = SEG_HEADER_SIZE; /* where the record at @at must start */
+
+  g_assert(count <= IDX_READ_ENTRIES);
+  if (fd < 0)
+    return FALSE;
+  if (k + count > s->n_records)
+    why = "past the segment's records";
+  else if (!archive_pread_full(fd, raw, len, IDX_HEADER_SIZE + from * IDX_ENTRY_SIZE, &got,
+                               ss->idx_path, NULL) ||
+           got != len)
+    why = "cannot be read";
+  for (at = from; at < to && why == NULL; at++) {
+    SqlenvfsArchiveEntry one, *e = at >= k && at < k + count ? &out[at - k] : &one;
+    if (!archive_decode_idx_entry(raw + (gsize)(at - from) * IDX_ENTRY_SIZE, e))
+      why = "fails its checksum";
+    else if (e->seq != s->first_seq + at)
+      why = "is not the record it stands for";
+    else if (e->offset < SEG_HEADER_SIZE || e->length < REC_EMPTY_SIZE ||
+             e->offset + e->length > s->seg_size || e->offset + e->length < e->offset ||
+             ((at == 0 || at > from) && e->offset != end) ||
+             (at + 1 == s->n_records &&
+              (e->type != SQLENVFS_ARCHIVE_SEAL || e->offset + e->length != s->seg_size)))
+      why = "does not name the record after the one before it";
+    else if (e->time < s->first_time || e->time > s->last_time)
+      why = "has a time outside the segment's";
+    if (why != NULL)
+      break;
+    e->segment = si;
+    end = e->offset + e->length;
+  }
+  if (why != NULL) {
+    g_debug("archive %s: %s: entry %" G_GUINT64_FORMAT " %s; its whole index is read instead",
+            a->dir, ss->idx_path, at, why);
+    ss->idx_bad = TRUE;
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Walking one segment's entries, k = 0 .. n - 1: read from the index of a
+ * summarized segment a chunk at a time, or from its whole view (any other
+ * segment, or one whose index failed a check). A failed read sets @failed:
+ * the caller starts over with seg_cursor(), which then gives the view. */
+typedef struct {
+  SqlenvfsArchive *a;
+  guint si;
+  gboolean sparse;               /* read from the index, else from @v     */
+  const SqlenvfsArchiveEntry *v; /* the whole view                          */
+  guint64 n;
+  SqlenvfsArchiveEntry buf[IDX_READ_ENTRIES];
+  guint64 buf_at;
+  guint buf_n;
+  gboolean failed;
+} SegCursor;
+
+static void
+seg_cursor(SqlenvfsArchive *a, guint si, SegCursor *c)
+{
+  c->a = a;
+  c->si = si;
+  c->buf_n = 0;
+  c->failed = FALSE;
+  c->sparse = idx_fd(a, si) >= 0;
+  if (c->sparse) {
+    c->v = NULL;
+    c->n = segsum(a, si)->s.n_records;
+  } else {
+    guint n;
+    c->v = archive_seg_view(a, si, &n);
+    c->n = n;
+  }
+}
+
+/* Entry @k of the walk (NULL: c->failed); @dir says which way the walk
+ * goes (-1 back, 1 forward, 0 a single probe), so that a chunk read holds
+ * the entries it asks next. Valid until the next call. */
+static const SqlenvfsArchiveEntry *
+cursor_at(SegCursor *c, guint64 k, int dir)
+{
+  guint64 from;
+  guint count;
+
+  g_assert(k < c->n);
+  if (!c->sparse)
+    return &c->v[k];
+  if (c->buf_n > 0 && k >= c->buf_at && k < c->buf_at + c->buf_n)
+    return &c->buf[k - c->buf_at];
+  if (dir == 0) {
+    from = k;
+    count = 1;
+  } else if (dir > 0) {
+    from = k;
+    count = (guint)MIN(c->n - k, IDX_READ_ENTRIES);
+  } else {
+    from = k + 1 >= IDX_READ_ENTRIES ? k + 1 - IDX_READ_ENTRIES : 0;
+    count = (guint)(k + 1 - from);
+  }
+  c->buf_n = 0;
+  if (!idx_read(c->a, c->si, from, count, c->buf)) {
+    c->failed = TRUE;
+    return NULL;
+  }
+  c->buf_at = from;
+  c->buf_n = count;
+  return &c->buf[k - from];
+}
+
+/* sqlenvfs_archive_alive() in the records of segment @si, from its end
+ * (a summarized segment's read from its index a chunk at a time). */
+static gboolean
+alive_in(SqlenvfsArchive *a, guint si, gint64 *alive, guint64 *next_seq, gboolean *any)
+{
+  const gint64 alive0 = *alive;
+  const guint64 next0 = *next_seq;
+  gboolean done;
+  SegCursor c;
+
+  do {
+    *alive = alive0;
+    *next_seq = next0;
+    done = FALSE;
+    seg_cursor(a, si, &c);
+    *any = *any || c.n > 0;
+    for (guint64 i = c.n; i > 0 && !done; i--) {
+      const SqlenvfsArchiveEntry *e = cursor_at(&c, i - 1, -1);
+      if (e == NULL)
+        break;
+      done = alive_entry(e, alive, next_seq);
+    }
+  } while (c.failed);
+  return done;
+}
+
+/* The entry @seq of segment @si (NULL: the segment has none): one index
+ * entry of a summarized segment, read into *@buf, or its place in the
+ * view (valid until the view changes). */
+static const SqlenvfsArchiveEntry *
+seg_entry_at(SqlenvfsArchive *a, guint si, guint64 seq, SqlenvfsArchiveEntry *buf)
+{
+  const SqlenvfsArchiveEntry *v;
+  guint n;
+  gint i;
+
+  if (idx_fd(a, si) >= 0) {
+    const ArchiveSummary *s = &segsum(a, si)->s;
+    if (seq < s->first_seq || seq > s->last_seq)
+      return NULL;
+    if (idx_read(a, si, seq - s->first_seq, 1, buf))
+      return buf;
+  }
+  v = archive_seg_view(a, si, &n);
+  i = find_seq(v, n, seq);
+  return i < 0 ? NULL : &v[i];
+}
+
+/* The entry @seq of segment @si into *@out (FALSE: the segment has none). */
+static gboolean
+seg_entry(SqlenvfsArchive *a, guint si, guint64 seq, SqlenvfsArchiveEntry *out)
+{
+  const SqlenvfsArchiveEntry *e = seg_entry_at(a, si, seq, out);
+  if (e != NULL && e != out)
+    *out = *e;
+  return e != NULL;
 }
 
 /* The first and last seq of segment @si's records (FALSE: it has none). */
@@ -746,17 +1003,62 @@ gboolean
 sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out)
 {
   guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
-  const SqlenvfsArchiveEntry *v;
-  guint n;
-  gint i;
-  if (si == G_MAXUINT)
-    return FALSE;
-  v = archive_seg_view(a, si, &n);
-  i = find_seq(v, n, seq);
-  if (i < 0)
-    return FALSE;
-  *out = v[i];
-  return TRUE;
+  return si != G_MAXUINT && seg_entry(a, si, seq, out);
+}
+
+/* The walk's range of entries k for the records (@after_seq, @upto_seq]:
+ * in an index read entry by entry, entry k is record first_seq + k, so
+ * only those are read; a view is walked whole (its entries filtered by
+ * seq as they come). */
+static void
+cursor_range(const SegCursor *c, guint64 after_seq, guint64 upto_seq, guint64 *k0, guint64 *k1)
+{
+  guint64 first = segsum(c->a, c->si)->s.first_seq;
+  *k0 = 0;
+  *k1 = c->n;
+  if (!c->sparse)
+    return;
+  if (after_seq >= first)
+    *k0 = MIN(after_seq - first + 1, c->n);
+  if (upto_seq < first)
+    *k1 = 0;
+  else if (upto_seq - first < c->n)
+    *k1 = upto_seq - first + 1;
+}
+
+/* last_state() in one segment: 1 found (*out), 0 none (a record before
+ * @min_seq was reached), -1 not in this segment (or c->failed). */
+static int
+last_state_in(SegCursor *c, gint64 time, guint64 min_seq, guint64 max_seq,
+              SqlenvfsArchiveEntry *out)
+{
+  guint64 lo = 0, hi = c->n, k0, k1; /* the first entry with time > @time */
+  while (lo < hi) {
+    guint64 mid = lo + (hi - lo) / 2;
+    const SqlenvfsArchiveEntry *e = cursor_at(c, mid, 0);
+    if (e == NULL)
+      return -1;
+    if (e->time <= time)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  /* Entries after @max_seq are passed over: not read from an index. */
+  cursor_range(c, 0, max_seq, &k0, &k1);
+  for (guint64 i = MIN(lo, k1); i > 0; i--) {
+    const SqlenvfsArchiveEntry *e = cursor_at(c, i - 1, -1);
+    if (e == NULL)
+      return -1;
+    if (e->seq == 0 || e->seq > max_seq)
+      continue;
+    if (e->seq < min_seq)
+      return 0;
+    if (sqlenvfs_archive_entry_is_state(e)) {
+      *out = *e;
+      return 1;
+    }
+  }
+  return -1;
 }
 
 gboolean
@@ -765,34 +1067,20 @@ sqlenvfs_archive_last_state(SqlenvfsArchive *a, gint64 time, guint64 min_seq, gu
 {
   for (guint si = a->segments->len; si > 0; si--) {
     ArchiveSegSum *ss = segsum(a, si - 1);
-    const SqlenvfsArchiveEntry *v;
-    guint n, lo = 0, hi;
+    SegCursor c;
+    int r;
     if (ss->is_summarized) {
       if (ss->s.first_seq > max_seq || ss->s.first_time > time)
         continue;
       if (ss->s.last_seq < min_seq)
         return FALSE;
     }
-    v = archive_seg_view(a, si - 1, &n);
-    hi = n; /* the first entry with time > @time */
-    while (lo < hi) {
-      guint mid = lo + (hi - lo) / 2;
-      if (v[mid].time <= time)
-        lo = mid + 1;
-      else
-        hi = mid;
-    }
-    for (guint i = lo; i > 0; i--) {
-      const SqlenvfsArchiveEntry *e = &v[i - 1];
-      if (e->seq == 0 || e->seq > max_seq)
-        continue;
-      if (e->seq < min_seq)
-        return FALSE;
-      if (sqlenvfs_archive_entry_is_state(e)) {
-        *out = *e;
-        return TRUE;
-      }
-    }
+    do {
+      seg_cursor(a, si - 1, &c);
+      r = last_state_in(&c, time, min_seq, max_seq, out);
+    } while (c.failed);
+    if (r >= 0)
+      return r == 1;
   }
   return FALSE;
 }
@@ -809,21 +1097,87 @@ gens_may_hold(const ArchiveSegSum *ss, guint32 salt1, guint32 salt2, guint32 fra
   return FALSE;
 }
 
+static gboolean
+commit_is(const SqlenvfsArchiveEntry *e, guint32 salt1, guint32 salt2, guint32 frame,
+          guint32 cksum1, guint32 cksum2)
+{
+  return e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
+         e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2;
+}
+
+/* find_commit() in the summarized segment read from its index
+ * (c->sparse): a generation run holds consecutive COMMITs of one WAL generation
+ * with increasing commit frames, so the runs of that generation whose
+ * frames span @frame are searched by frame (other records between its
+ * COMMITs passed over), the last run first, as the view is searched from
+ * its end. 1 found, 0 not in this segment, -1 c->failed (or an entry that
+ * does not agree with the run: the view decides). */
+static int
+find_commit_in_runs(SegCursor *c, guint32 salt1, guint32 salt2, guint32 frame, guint32 cksum1,
+                    guint32 cksum2, SqlenvfsArchiveEntry *out)
+{
+  ArchiveSegSum *ss = segsum(c->a, c->si);
+  for (guint r = ss->s.n_gens; r > 0; r--) {
+    const guint8 *g = ss->gens + (gsize)(r - 1) * ARCHIVE_SUM_GEN_SIZE;
+    guint64 lo, hi;
+    if (get32(g) != salt1 || get32(g + 4) != salt2 || frame < get32(g + 24) ||
+        frame > get32(g + 28))
+      continue;
+    lo = get64(g + 8) - ss->s.first_seq;
+    hi = get64(g + 16) - ss->s.first_seq + 1;
+    while (lo < hi) {
+      guint64 mid = lo + (hi - lo) / 2, m = mid;
+      const SqlenvfsArchiveEntry *e = cursor_at(c, m, 0);
+      while (e != NULL && e->type != SQLENVFS_ARCHIVE_COMMIT && ++m < hi)
+        e = cursor_at(c, m, 1);
+      if (e == NULL)
+        return -1;
+      if (m == hi) {
+        hi = mid;
+        continue;
+      }
+      if (e->salt1 != salt1 || e->salt2 != salt2) {
+        c->failed = TRUE; /* not the run the summary describes */
+        segsum(c->a, c->si)->idx_bad = TRUE;
+        return -1;
+      }
+      if (e->commit_frame == frame) {
+        if (!commit_is(e, salt1, salt2, frame, cksum1, cksum2))
+          break; /* the run's one COMMIT at @frame is another transaction */
+        *out = *e;
+        return 1;
+      }
+      if (e->commit_frame < frame)
+        lo = m + 1;
+      else
+        hi = mid;
+    }
+  }
+  return 0;
+}
+
 gboolean
 sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, guint32 frame,
                              guint32 cksum1, guint32 cksum2, SqlenvfsArchiveEntry *out)
 {
   for (guint si = a->segments->len; si > 0; si--) {
     ArchiveSegSum *ss = segsum(a, si - 1);
-    const SqlenvfsArchiveEntry *v;
-    guint n;
+    SegCursor c;
     if (ss->is_summarized && !gens_may_hold(ss, salt1, salt2, frame))
       continue;
-    v = archive_seg_view(a, si - 1, &n);
-    for (guint i = n; i > 0; i--) {
-      const SqlenvfsArchiveEntry *e = &v[i - 1];
-      if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->commit_frame == frame && e->salt1 == salt1 &&
-          e->salt2 == salt2 && e->cksum1 == cksum1 && e->cksum2 == cksum2) {
+    seg_cursor(a, si - 1, &c);
+    if (c.sparse) {
+      int r = find_commit_in_runs(&c, salt1, salt2, frame, cksum1, cksum2, out);
+      if (r >= 0) {
+        if (r == 1)
+          return TRUE;
+        continue;
+      }
+      seg_cursor(a, si - 1, &c); /* the view, now */
+    }
+    for (guint64 i = c.n; i > 0; i--) {
+      const SqlenvfsArchiveEntry *e = &c.v[i - 1];
+      if (commit_is(e, salt1, salt2, frame, cksum1, cksum2)) {
         *out = *e;
         return TRUE;
       }
@@ -853,55 +1207,175 @@ walk_generation(const SqlenvfsArchiveEntry *v, guint n, guint from, const Sqlenv
   return FALSE;
 }
 
+/* walk_generation() over the records after @after of the summarized
+ * segment @si, from its generation runs: a run of @st's generation
+ * wholly at or before @max_seq ends at its last COMMIT; one cut by
+ * @max_seq is read from the index backwards from there to its last COMMIT
+ * at or before it. 1 stopped, 0 ran off the end, -1 the index failed. */
+static int
+walk_generation_runs(SqlenvfsArchive *a, guint si, guint64 after, const SqlenvfsArchiveEntry *st,
+                     guint64 max_seq, guint64 *out_seq)
+{
+  ArchiveSegSum *ss = segsum(a, si);
+  for (guint r = 0; r < ss->s.n_gens; r++) {
+    const guint8 *g = ss->gens + (gsize)r * ARCHIVE_SUM_GEN_SIZE;
+    guint64 first = get64(g + 8), last = get64(g + 16), from;
+    SegCursor c;
+    if (last <= after)
+      continue;
+    /* Its first COMMIT after @after stops the walk: past @max_seq, or of
+     * another generation. */
+    if (first > max_seq || get32(g) != st->salt1 || get32(g + 4) != st->salt2)
+      return 1;
+    if (last <= max_seq) {
+      *out_seq = last;
+      continue;
+    }
+    seg_cursor(a, si, &c);
+    if (!c.sparse)
+      return -1;
+    from = MAX(first, after + 1);
+    for (guint64 s = max_seq; s >= from; s--) {
+      const SqlenvfsArchiveEntry *e = cursor_at(&c, s - ss->s.first_seq, -1);
+      if (e == NULL)
+        return -1;
+      if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+        if (e->salt1 != st->salt1 || e->salt2 != st->salt2) {
+          ss->idx_bad = TRUE; /* not the run the summary describes */
+          return -1;
+        }
+        *out_seq = e->seq;
+        break;
+      }
+    }
+    return 1;
+  }
+  /* Past its last run: other records, the walk stopped by @max_seq if one
+   * is after it. */
+  return ss->s.last_seq > max_seq ? 1 : 0;
+}
+
+/* walk_generation() over segment @si's records after seq @after (0: all
+ * of them): 1 stopped, 0 ran off the end, -1 the segment does not hold
+ * @after. */
+static int
+seg_walk_generation(SqlenvfsArchive *a, guint si, guint64 after, const SqlenvfsArchiveEntry *st,
+                    guint64 max_seq, guint64 *out_seq)
+{
+  const SqlenvfsArchiveEntry *v;
+  guint64 was = *out_seq;
+  guint n;
+  gint from = 0;
+
+  if (a->is_sparse && segsum(a, si)->is_summarized) {
+    int r = walk_generation_runs(a, si, after, st, max_seq, out_seq);
+    if (r >= 0)
+      return r;
+    *out_seq = was;
+  }
+  v = archive_seg_view(a, si, &n);
+  if (after != 0) {
+    from = find_seq(v, n, after);
+    if (from < 0)
+      return -1;
+    from++;
+  }
+  return walk_generation(v, n, (guint)from, st, max_seq, out_seq) ? 1 : 0;
+}
+
 gboolean
 sqlenvfs_archive_generation_end(SqlenvfsArchive *a, guint64 seq, guint64 max_seq,
                                 SqlenvfsArchiveEntry *out)
 {
   guint si = seq == 0 ? G_MAXUINT : seg_of_seq(a, seq);
-  const SqlenvfsArchiveEntry *v;
   SqlenvfsArchiveEntry st;
   guint64 out_seq;
-  guint n;
-  gint s;
+  int r;
 
-  if (si == G_MAXUINT)
+  if (si == G_MAXUINT || !seg_entry(a, si, seq, &st))
     return FALSE;
-  v = archive_seg_view(a, si, &n);
-  s = find_seq(v, n, seq);
-  if (s < 0)
-    return FALSE;
-  st = v[s];
   out_seq = st.seq;
-  if (!walk_generation(v, n, (guint)s + 1, &st, max_seq, &out_seq)) {
-    for (guint sj = si + 1; sj < a->segments->len; sj++) {
-      ArchiveSegSum *ss = segsum(a, sj);
-      if (ss->is_summarized && ss->start == ss->end && ss->s.n_gens > 0) {
-        /* Whole when every commit is of this generation and <= max_seq. */
-        const guint8 *g = ss->gens + (gsize)(ss->s.n_gens - 1) * ARCHIVE_SUM_GEN_SIZE;
-        gboolean same = get64(g + 16) <= max_seq;
-        for (guint i = 0; i < ss->s.n_gens && same; i++) {
-          const guint8 *gi = ss->gens + (gsize)i * ARCHIVE_SUM_GEN_SIZE;
-          same = get32(gi) == st.salt1 && get32(gi + 4) == st.salt2;
-        }
-        if (same && ss->s.last_seq <= max_seq) {
-          out_seq = get64(g + 16);
-          continue;
-        }
-      } else if (ss->is_summarized && ss->start == ss->end && ss->s.last_seq <= max_seq) {
-        continue; /* no COMMIT in it */
-      }
-      v = archive_seg_view(a, sj, &n);
-      if (ss->is_summarized && ss->start < ss->end)
-        break; /* a DAMAGED gap before it */
-      if (walk_generation(v, n, 0, &st, max_seq, &out_seq))
-        break;
-    }
+  r = seg_walk_generation(a, si, st.seq, &st, max_seq, &out_seq);
+  if (r < 0)
+    return FALSE;
+  for (guint sj = si + 1; r == 0 && sj < a->segments->len; sj++) {
+    ArchiveSegSum *ss = segsum(a, sj);
+    if (ss->is_summarized && ss->start < ss->end)
+      break; /* a DAMAGED gap before it */
+    r = seg_walk_generation(a, sj, 0, &st, max_seq, &out_seq);
   }
   if (out_seq == st.seq) {
     *out = st;
     return TRUE;
   }
   return sqlenvfs_archive_get(a, out_seq, out);
+}
+
+/* The COMMITs of entries [@k0, @k1) of the walk: their number, bytes and
+ * the size after the last (*@db_pages, when there is one). */
+static void
+count_in(SegCursor *c, guint64 k0, guint64 k1, guint64 after_seq, guint64 upto_seq, guint64 *n,
+         guint64 *bytes, guint32 *db_pages)
+{
+  *n = *bytes = 0;
+  for (guint64 i = k0; i < k1; i++) {
+    const SqlenvfsArchiveEntry *e = cursor_at(c, i, 1);
+    if (e == NULL)
+      return;
+    if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
+      continue;
+    (*n)++;
+    *bytes += e->length;
+    *db_pages = e->db_pages;
+  }
+}
+
+/* count_commits() in the part (@after_seq, @upto_seq] of the summarized
+ * segment read from its index (c->sparse), reading the fewer entries: those
+ * of the part, or those outside it (taken from the summary's counts), and
+ * then back from the part's end to its last COMMIT for the size. */
+static void
+count_part(SegCursor *c, guint64 after_seq, guint64 upto_seq, guint64 *n, guint64 *bytes,
+           guint32 *db_pages)
+{
+  const ArchiveSummary *s = &segsum(c->a, c->si)->s;
+  guint64 k0, k1, n_out, b_out, n_end, b_end;
+  guint32 ignored;
+
+  cursor_range(c, after_seq, upto_seq, &k0, &k1);
+  if (k1 - k0 <= c->n - (k1 - k0)) {
+    count_in(c, k0, k1, after_seq, upto_seq, n, bytes, db_pages);
+    return;
+  }
+  count_in(c, 0, k0, 0, G_MAXUINT64, &n_out, &b_out, &ignored);
+  if (c->failed)
+    return;
+  count_in(c, k1, c->n, 0, G_MAXUINT64, &n_end, &b_end, &ignored);
+  if (c->failed)
+    return;
+  if (n_out + n_end > s->n_commits || b_out + b_end > s->commit_bytes) {
+    /* the index does not agree with the summary: the view decides */
+    segsum(c->a, c->si)->idx_bad = TRUE;
+    c->failed = TRUE;
+    return;
+  }
+  *n = s->n_commits - n_out - n_end;
+  *bytes = s->commit_bytes - b_out - b_end;
+  if (*n == 0)
+    return;
+  if (k1 == c->n) {
+    *db_pages = s->last_db_pages;
+    return;
+  }
+  for (guint64 i = k1; i > k0; i--) {
+    const SqlenvfsArchiveEntry *e = cursor_at(c, i - 1, -1);
+    if (e == NULL)
+      return;
+    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
+      *db_pages = e->db_pages;
+      return;
+    }
+  }
 }
 
 void
@@ -911,8 +1385,9 @@ sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 up
   guint64 n = 0, b = 0;
   for (guint si = 0; si < a->segments->len; si++) {
     ArchiveSegSum *ss = segsum(a, si);
-    const SqlenvfsArchiveEntry *v;
-    guint nv;
+    SegCursor c;
+    guint64 sn, sb, k0, k1;
+    guint32 last_db = 0;
     if (ss->is_summarized) {
       if (ss->s.last_seq <= after_seq || ss->s.first_seq > upto_seq)
         continue;
@@ -924,16 +1399,19 @@ sqlenvfs_archive_count_commits(SqlenvfsArchive *a, guint64 after_seq, guint64 up
         continue;
       }
     }
-    v = archive_seg_view(a, si, &nv);
-    for (guint i = 0; i < nv; i++) {
-      const SqlenvfsArchiveEntry *e = &v[i];
-      if (e->type != SQLENVFS_ARCHIVE_COMMIT || e->seq <= after_seq || e->seq > upto_seq)
-        continue;
-      n++;
-      b += e->length;
-      if (db_pages)
-        *db_pages = e->db_pages;
-    }
+    do {
+      seg_cursor(a, si, &c);
+      if (c.sparse) {
+        count_part(&c, after_seq, upto_seq, &sn, &sb, &last_db);
+      } else {
+        cursor_range(&c, after_seq, upto_seq, &k0, &k1);
+        count_in(&c, k0, k1, after_seq, upto_seq, &sn, &sb, &last_db);
+      }
+    } while (c.failed);
+    n += sn;
+    b += sb;
+    if (db_pages && sn > 0)
+      *db_pages = last_db;
   }
   if (n_commits)
     *n_commits = n;
@@ -1044,21 +1522,17 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
 const SqlenvfsArchiveEntry *
 sqlenvfs_archive_batch_first(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint32 *first)
 {
-  const SqlenvfsArchiveEntry *v, *h;
+  const SqlenvfsArchiveEntry *h;
   guint64 want;
-  guint n;
-  gint i;
 
   g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_BATCHED, NULL);
   if (e->reason == 0 || e->seq <= e->reason || e->segment >= a->segments->len)
     return NULL;
   want = e->seq - e->reason;
   /* In the same segment (a batch is written whole into one). */
-  v = archive_seg_view(a, e->segment, &n);
-  i = find_seq(v, n, want);
-  if (i < 0)
+  h = seg_entry_at(a, e->segment, want, &a->batch_head);
+  if (h == NULL)
     return NULL;
-  h = &v[i];
   if (h->type != SQLENVFS_ARCHIVE_COMMIT || h->segment != e->segment ||
       !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
       (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
@@ -1499,29 +1973,48 @@ sqlenvfs_archive_read_gap_text(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e
   return g_steal_pointer(&text);
 }
 
+/* After @fn (which may have read another segment), the cursor's view
+ * again. */
+static void
+cursor_again(SegCursor *c)
+{
+  guint n;
+  if (!c->sparse)
+    c->v = archive_seg_view(c->a, c->si, &n);
+}
+
 void
 sqlenvfs_archive_walk(SqlenvfsArchive *a, guint64 after_seq, guint64 upto_seq,
                       SqlenvfsArchiveEntryFunc fn, gpointer user)
 {
+  guint64 done = after_seq; /* records given to @fn (a walk started over skips them) */
   for (guint si = 0; si < a->segments->len; si++) {
     ArchiveSegSum *ss = segsum(a, si);
-    const SqlenvfsArchiveEntry *v;
-    guint n;
+    SegCursor c;
+    guint64 k0, k1;
     if (ss->is_summarized && ss->s.last_seq <= after_seq)
       continue;
     if (ss->is_summarized && ss->s.first_seq > upto_seq)
       return;
-    v = archive_seg_view(a, si, &n);
-    for (guint i = 0; i < n; i++) {
-      SqlenvfsArchiveEntry e = v[i];
-      if (e.seq == 0 || e.seq <= after_seq)
-        continue;
-      if (e.seq > upto_seq)
-        return;
-      if (!fn(user, &e))
-        return;
-      v = archive_seg_view(a, si, &n); /* @fn may have read another segment */
-    }
+    do {
+      seg_cursor(a, si, &c);
+      cursor_range(&c, done, upto_seq, &k0, &k1);
+      for (guint64 i = k0; i < c.n; i++) {
+        const SqlenvfsArchiveEntry *v = cursor_at(&c, i, 1);
+        SqlenvfsArchiveEntry e;
+        if (v == NULL)
+          break;
+        e = *v;
+        if (e.seq == 0 || e.seq <= done)
+          continue;
+        if (e.seq > upto_seq)
+          return;
+        if (!fn(user, &e))
+          return;
+        done = e.seq;
+        cursor_again(&c);
+      }
+    } while (c.failed);
   }
 }
 
@@ -1582,8 +2075,6 @@ sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq, guint64 up
 
   for (guint si = 0; si < a->segments->len && expect <= upto_seq; si++) {
     ArchiveSegSum *ss = segsum(a, si);
-    const SqlenvfsArchiveEntry *v;
-    guint n;
     if (ss->is_summarized) {
       if (ss->s.last_seq < expect)
         continue;
@@ -1598,26 +2089,38 @@ sqlenvfs_archive_pages_written(SqlenvfsArchive *a, guint64 after_seq, guint64 up
         continue;
       }
     }
-    v = archive_seg_view(a, si, &n);
-    for (guint i = 0; i < n && expect <= upto_seq; i++) {
-      SqlenvfsArchiveEntry e = v[i];
-      g_autofree guint32 *pgnos = NULL;
-      guint64 off;
-      if (e.seq == 0 || e.seq < expect)
-        continue;
-      if (e.seq != expect)
-        return range_gap(error, a, after_seq, upto_seq, "is missing records");
-      if (e.type == SQLENVFS_ARCHIVE_GAP)
-        return range_gap(error, a, after_seq, upto_seq, "has a gap");
-      expect++;
-      if (e.type != SQLENVFS_ARCHIVE_COMMIT)
-        continue;
-      pgnos = sqlenvfs_archive_read_commit(a, &e, &off, error);
-      if (pgnos == NULL)
-        return FALSE;
-      v = archive_seg_view(a, si, &n); /* the same segment: still cached */
-      for (guint32 k = 0; k < e.n_pages; k++)
-        g_hash_table_add(set, GUINT_TO_POINTER(pgnos[k]));
+    {
+      guint64 expect0 = expect, k0, k1;
+      SegCursor c;
+      do {
+        expect = expect0; /* started over: the same pages again */
+        seg_cursor(a, si, &c);
+        cursor_range(&c, expect - 1, upto_seq, &k0, &k1);
+        for (guint64 i = k0; i < k1 && expect <= upto_seq; i++) {
+          const SqlenvfsArchiveEntry *v = cursor_at(&c, i, 1);
+          g_autofree guint32 *pgnos = NULL;
+          SqlenvfsArchiveEntry e;
+          guint64 off;
+          if (v == NULL)
+            break;
+          e = *v;
+          if (e.seq == 0 || e.seq < expect)
+            continue;
+          if (e.seq != expect)
+            return range_gap(error, a, after_seq, upto_seq, "is missing records");
+          if (e.type == SQLENVFS_ARCHIVE_GAP)
+            return range_gap(error, a, after_seq, upto_seq, "has a gap");
+          expect++;
+          if (e.type != SQLENVFS_ARCHIVE_COMMIT)
+            continue;
+          pgnos = sqlenvfs_archive_read_commit(a, &e, &off, error);
+          if (pgnos == NULL)
+            return FALSE;
+          cursor_again(&c);
+          for (guint32 k = 0; k < e.n_pages; k++)
+            g_hash_table_add(set, GUINT_TO_POINTER(pgnos[k]));
+        }
+      } while (c.failed);
     }
   }
   if (expect <= upto_seq)
@@ -1955,4 +2458,40 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     }
   }
   return n_bad;
+}
+
+/* ------------------------------------------------------------------ */
+/* The end of the archive, for the writer                               */
+
+gboolean
+archive_last_records(SqlenvfsArchive *a, SqlenvfsArchiveEntry *last, gboolean *has_last,
+                     SqlenvfsArchiveEntry *state, gboolean *has_state)
+{
+  *has_last = *has_state = FALSE;
+  for (guint si = a->segments->len; si > 0 && !*has_state; si--) {
+    SegCursor c;
+    gboolean had_last = *has_last;
+    /* Its records (a reader's synthetic entries, seq 0, passed over). */
+    do {
+      *has_last = had_last;
+      seg_cursor(a, si - 1, &c);
+      for (guint64 i = c.n; i > 0; i--) {
+        const SqlenvfsArchiveEntry *e = cursor_at(&c, i - 1, -1);
+        if (e == NULL)
+          break;
+        if (e->seq == 0)
+          continue;
+        if (!*has_last) {
+          *last = *e;
+          *has_last = TRUE;
+        }
+        if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_COMMIT) {
+          *state = *e;
+          *has_state = TRUE;
+          break;
+        }
+      }
+    } while (c.failed);
+  }
+  return *has_last;
 }

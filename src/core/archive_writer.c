@@ -384,26 +384,21 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
-  w->has_last = w->has_last_state = FALSE;
-  for (guint i = sqlenvfs_archive_n_entries(a); i > 0; i--) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i - 1);
-    if (e->seq == 0)
-      continue; /* a reader's synthetic gap */
-    if (!w->has_last) {
-      w->last = *e;
-      w->has_last = TRUE;
-      w->last_time = e->time;
+  {
+    SqlenvfsArchiveEntry last, st;
+    archive_last_records(a, &last, &w->has_last, &st, &w->has_last_state);
+    if (w->has_last) {
+      w->last = last;
+      w->last_time = last.time;
       if (nums->len == 0)
-        w->next_seq = e->seq + 1;
+        w->next_seq = last.seq + 1;
     }
-    if (e->type == SQLENVFS_ARCHIVE_COMMIT && e->aux_time > w->alive)
-      w->alive = e->aux_time;
-    if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_COMMIT) {
-      if (e->type == SQLENVFS_ARCHIVE_GAP && e->time > w->alive)
-        w->alive = e->time;
-      w->last_state = *e;
-      w->has_last_state = TRUE;
-      break;
+    if (w->has_last_state) {
+      if (st.type == SQLENVFS_ARCHIVE_COMMIT && st.aux_time > w->alive)
+        w->alive = st.aux_time;
+      if (st.type == SQLENVFS_ARCHIVE_GAP && st.time > w->alive)
+        w->alive = st.time;
+      w->last_state = st;
     }
   }
   w->alive_path = g_build_filename(dir, "alive", NULL);

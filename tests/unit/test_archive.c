@@ -3130,6 +3130,334 @@ START_TEST(test_memory_flat_with_history)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Sparse reading from the index entries a call needs, against the whole
+ * index: the same answer to every question, with the index good or
+ * damaged. */
+
+#define LONG_COMMITS 1000
+
+/* A long history in 192 KiB segments of 150-odd records (more than a
+ * chunk of index entries): commits of one small page, three a second;
+ * WAL generations of 150 commits whose frames start again half way (so a
+ * generation is two runs), an OUTAGE inside a generation every 400
+ * commits and a WAL restart (a GAP) every 500. */
+static guint64
+write_long_history(SqlenvfsArchiveWriter *w)
+{
+  SqlenvfsArchiveEntry wal = { 0 };
+  GError *error = NULL;
+  guint8 page[PS];
+
+  wal.page_size = PS;
+  ck_assert(sqlenvfs_archive_writer_add_gap(w, T0, 0, SQLENVFS_GAP_FIRST_START, "first", &wal,
+                                            &error));
+  for (guint k = 1; k <= LONG_COMMITS; k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    guint32 pgno = k % 50 + 1;
+    gint64 t = T0 + (gint64)(k / 3) * G_USEC_PER_SEC + 7;
+    if (k % 400 == 200)
+      ck_assert(sqlenvfs_archive_writer_add_outage(w, t - 5, t - 3, &error));
+    if (k % 500 == 0) {
+      wal.salt1 = 0x2000 + k / 150;
+      wal.commit_frame = 3;
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, t - 2, t - 4, SQLENVFS_GAP_WAL_RESTARTED,
+                                                "restarted", &wal, &error));
+    }
+    e.time = t;
+    e.aux_time = t - 1;
+    e.page_size = PS;
+    e.db_pages = 60 + k / 100;
+    e.n_pages = 1;
+    e.salt1 = 0x2000 + k / 150;
+    e.salt2 = 0x77;
+    e.first_frame = 1 + (k % 150) % 75 * 2;
+    e.commit_frame = e.first_frame + 1;
+    e.cksum1 = k * 7;
+    e.cksum2 = k * 11;
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, &pgno, &error));
+    fill_page(page, pgno, k);
+    ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    ck_assert_no_error(error);
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  return sqlenvfs_archive_writer_last(w)->seq;
+}
+
+static void
+say_entry(GString *out, const char *what, gboolean found, const SqlenvfsArchiveEntry *e)
+{
+  if (!found) {
+    g_string_append_printf(out, "%s: none\n", what);
+    return;
+  }
+  g_string_append_printf(out,
+                         "%s: seq %" G_GUINT64_FORMAT " type %d time %" G_GINT64_FORMAT
+                         " segment %u offset %" G_GUINT64_FORMAT " length %" G_GUINT64_FORMAT
+                         " salt %x frame %u db %u reason %u\n",
+                         what, e->seq, e->type, e->time, e->segment, e->offset, e->length,
+                         e->salt1, e->commit_frame, e->db_pages, e->reason);
+}
+
+static gboolean
+say_walked(gpointer user, const SqlenvfsArchiveEntry *e)
+{
+  g_string_append_printf(user, " %" G_GUINT64_FORMAT, e->seq);
+  return TRUE;
+}
+
+/* Every sparse call's answer to every question on the long history. */
+static GString *
+sparse_answers(SqlenvfsArchive *a, guint64 last)
+{
+  GString *out = g_string_new(NULL);
+  SqlenvfsArchiveEntry e;
+  gint64 t_end = T0 + (gint64)(LONG_COMMITS / 3 + 2) * G_USEC_PER_SEC;
+  const guint64 maxes[] = { 0, 5, 70, G_MAXUINT64 };
+
+  for (guint64 s = 0; s <= last + 1; s++) {
+    char what[64];
+    g_snprintf(what, sizeof what, "get %" G_GUINT64_FORMAT, s);
+    say_entry(out, what, sqlenvfs_archive_get(a, s, &e), &e);
+    for (guint m = 0; m < G_N_ELEMENTS(maxes); m++) {
+      guint64 max = maxes[m] == G_MAXUINT64 ? G_MAXUINT64 : s + maxes[m];
+      g_snprintf(what, sizeof what, "generation_end %" G_GUINT64_FORMAT " +%u", s, m);
+      say_entry(out, what, sqlenvfs_archive_generation_end(a, s, max, &e), &e);
+    }
+    if (sqlenvfs_archive_get(a, s, &e) && e.type == SQLENVFS_ARCHIVE_COMMIT) {
+      SqlenvfsArchiveEntry c = e;
+      g_snprintf(what, sizeof what, "find_commit %" G_GUINT64_FORMAT, s);
+      say_entry(out, what,
+                sqlenvfs_archive_find_commit(a, c.salt1, c.salt2, c.commit_frame, c.cksum1,
+                                             c.cksum2, &e),
+                &e);
+      say_entry(out, "find_commit, other checksum",
+                sqlenvfs_archive_find_commit(a, c.salt1, c.salt2, c.commit_frame, c.cksum1 + 1,
+                                             c.cksum2, &e),
+                &e);
+      say_entry(out, "find_commit, next frame",
+                sqlenvfs_archive_find_commit(a, c.salt1, c.salt2, c.commit_frame + 1, c.cksum1,
+                                             c.cksum2, &e),
+                &e);
+    }
+    if (s % 7 == 0) {
+      guint64 n = 0, bytes = 0;
+      guint32 db = 12345;
+      for (guint64 len = 1; len <= last + 1; len = len * 3 + 1) {
+        sqlenvfs_archive_count_commits(a, s, s + len, &n, &bytes, &db);
+        g_string_append_printf(out,
+                               "count %" G_GUINT64_FORMAT " +%" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT
+                               " %" G_GUINT64_FORMAT " %u\n",
+                               s, len, n, bytes, db);
+      }
+    }
+    if (s % 97 == 0) {
+      g_string_append_printf(out, "walk %" G_GUINT64_FORMAT ":", s);
+      sqlenvfs_archive_walk(a, s, s + 300, say_walked, out);
+      g_string_append_c(out, '\n');
+    }
+  }
+  for (gint64 t = T0 - 1; t <= t_end; t += G_USEC_PER_SEC * 2 / 3) {
+    for (gint64 d = 0; d <= 7; d += 7) {
+      char what[96];
+      g_snprintf(what, sizeof what, "last_state %" G_GINT64_FORMAT, t + d - T0);
+      say_entry(out, what, sqlenvfs_archive_last_state(a, t + d, 0, G_MAXUINT64, &e), &e);
+      g_snprintf(what, sizeof what, "last_state %" G_GINT64_FORMAT " bounded", t + d - T0);
+      say_entry(out, what,
+                sqlenvfs_archive_last_state(a, t + d, (guint64)(t - T0) / G_USEC_PER_SEC,
+                                            (guint64)(t - T0) / G_USEC_PER_SEC * 2 + 1, &e),
+                &e);
+    }
+  }
+  g_string_append_printf(out, "alive %" G_GINT64_FORMAT "\n", sqlenvfs_archive_alive(a));
+  {
+    /* Where a writer continues: from the end backwards, as every entry
+     * loaded says (a reader of its own, which loads them). */
+    SqlenvfsArchiveEntry l, st;
+    gboolean has_l, has_st;
+    g_autoptr(SqlenvfsArchive) all = open_reader();
+    guint i = sqlenvfs_archive_n_entries(all);
+    archive_last_records(a, &l, &has_l, &st, &has_st);
+    say_entry(out, "last record", has_l, &l);
+    say_entry(out, "last COMMIT or GAP", has_st, &st);
+    while (i > 0 && sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_COMMIT &&
+           sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_GAP)
+      i--;
+    ck_assert(has_l && has_st && i > 0);
+    ck_assert_uint_eq(l.seq, sqlenvfs_archive_entry(all, sqlenvfs_archive_n_entries(all) - 1)->seq);
+    ck_assert_uint_eq(st.seq, sqlenvfs_archive_entry(all, i - 1)->seq);
+  }
+  return out;
+}
+
+/* The first line where @got differs from @want (NULL: none). */
+static char *
+first_difference(const char *want, const char *got)
+{
+  g_auto(GStrv) w = g_strsplit(want, "\n", -1);
+  g_auto(GStrv) g = g_strsplit(got, "\n", -1);
+  for (guint i = 0; w[i] != NULL || g[i] != NULL; i++) {
+    if (w[i] == NULL || g[i] == NULL || strcmp(w[i], g[i]) != 0)
+      return g_strdup_printf("line %u: want '%s', got '%s'", i + 1, w[i] ? w[i] : "(end)",
+                             g[i] ? g[i] : "(end)");
+  }
+  return NULL;
+}
+
+/* Damage segment 2's index: _i 0 none, 1 a flipped byte in entry 100
+ * (its database size: only its checksums tell), 2 entry 100 missing (the
+ * rest shifted), 3 cut after entry 50, 4 gone, 5 an entry's checksum made
+ * right for a wrong record offset, 6 for a wrong seq. */
+static void
+damage_index(int how)
+{
+  g_autofree char *idx = g_build_filename(dir, "0000000000000002.idx", NULL);
+  gsize len;
+  g_autofree char *data = NULL;
+  const gsize at = IDX_HEADER_SIZE + 100 * IDX_ENTRY_SIZE;
+
+  ck_assert(g_file_get_contents(idx, &data, &len, NULL));
+  ck_assert_uint_gt(len, at + 2 * IDX_ENTRY_SIZE);
+  switch (how) {
+  case 1:
+    flip_byte(idx, (goffset)(at + 44));
+    break;
+  case 2:
+    memmove(data + at, data + at + IDX_ENTRY_SIZE, len - at - IDX_ENTRY_SIZE);
+    ck_assert(g_file_set_contents(idx, data, (gssize)(len - IDX_ENTRY_SIZE), NULL));
+    break;
+  case 3:
+    ck_assert_int_eq(truncate(idx, IDX_HEADER_SIZE + 50 * IDX_ENTRY_SIZE + 30), 0);
+    break;
+  case 4:
+    ck_assert_int_eq(unlink(idx), 0);
+    break;
+  case 5: {
+    /* A well-formed entry that is not the record: the next one's offset. */
+    guint8 *p = (guint8 *)data + at;
+    put64(p + 96, get64(p + 96 + IDX_ENTRY_SIZE));
+    put32(p + 108, crc(0, p, 108));
+    ck_assert(g_file_set_contents(idx, data, (gssize)len, NULL));
+    break;
+  }
+  case 6: {
+    guint8 *p = (guint8 *)data + at;
+    put64(p + 16, get64(p + 16) + 1);
+    put32(p + 92, crc(0, p, 92));
+    put32(p + 108, crc(0, p, 108));
+    ck_assert(g_file_set_contents(idx, data, (gssize)len, NULL));
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+START_TEST(test_sparse_same_as_whole_index)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(192 * 1024);
+  g_autoptr(SqlenvfsArchive) truth_a = NULL;
+  g_autoptr(GString) truth = NULL;
+  guint64 last = write_long_history(w);
+
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  /* The truth: the whole index of every segment, before any damage.
+   * Segment 2 (si 1) is the one damaged. */
+  truth_a = open_reader();
+  archive_set_sparse(truth_a, FALSE);
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(truth_a), 5);
+  ck_assert_uint_ge(truth_a->n_summarized, 4);
+  ck_assert(g_array_index(truth_a->segsum, ArchiveSegSum, 1).is_summarized);
+  ck_assert_uint_gt(g_array_index(truth_a->segsum, ArchiveSegSum, 1).s.n_records, 120);
+  truth = sparse_answers(truth_a, last);
+  ck_assert_uint_gt(truth_a->n_view_loads, 0);
+
+  damage_index(_i);
+  for (int sparse = 1; sparse >= 0; sparse--) {
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    g_autoptr(GString) got = NULL;
+    g_autofree char *diff = NULL;
+    archive_set_sparse(a, sparse);
+    got = sparse_answers(a, last);
+    diff = first_difference(truth->str, got->str);
+    ck_assert_msg(diff == NULL, "%s, %s index: %s", sparse ? "sparse" : "whole",
+                  _i == 0 ? "good" : "damaged", diff);
+    if (sparse && _i == 0) /* every answer from the entries it needed */
+      ck_assert_uint_eq(a->n_view_loads, 0);
+    if (sparse && _i == 0) {
+      /* The same with two indexes open at a time (the others closed and
+       * opened again). */
+      g_autoptr(SqlenvfsArchive) b = open_reader();
+      g_autoptr(GString) again = NULL;
+      g_autofree char *diff2 = NULL;
+      b->idx_open_max = 2;
+      again = sparse_answers(b, last);
+      diff2 = first_difference(truth->str, again->str);
+      ck_assert_msg(diff2 == NULL, "two indexes open: %s", diff2);
+      ck_assert_uint_le(b->n_idx_open, 2);
+      ck_assert_uint_eq(b->n_view_loads, 0);
+    }
+    if (sparse && _i > 0) /* the damaged segment, and only it, loaded whole */
+      ck_assert_uint_ge(a->n_view_loads, 1);
+    for (guint si = 0; sparse && si < a->segsum->len; si++)
+      ck_assert(g_array_index(a->segsum, ArchiveSegSum, si).idx_bad == (_i > 0 && si == 1));
+  }
+}
+END_TEST
+
+/* Where a writer continues when the last COMMIT is segments back (the
+ * segments after it hold OUTAGE records only): the same from the end
+ * backwards, index entry by index entry, as from every entry loaded; and
+ * a writer opened there continues the sequence. */
+START_TEST(test_last_records_across_segments)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL, all = NULL;
+  SqlenvfsArchiveEntry l, st;
+  gboolean has_l, has_st;
+  GError *error = NULL;
+  guint64 last_commit, last;
+  guint i;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  last_commit = sqlenvfs_archive_writer_last(w)->seq;
+  for (guint k = 0; k < 1500; k++)
+    ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 100 * G_USEC_PER_SEC + k,
+                                                 T0 + 100 * G_USEC_PER_SEC + k, &error));
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  last = sqlenvfs_archive_writer_last(w)->seq;
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  a = open_reader();
+  ck_assert_uint_ge(a->n_summarized, 2);
+  archive_last_records(a, &l, &has_l, &st, &has_st);
+  ck_assert(has_l && has_st);
+  ck_assert_uint_eq(l.seq, last);
+  ck_assert_uint_eq(st.seq, last_commit);
+  ck_assert_int_eq(st.type, SQLENVFS_ARCHIVE_COMMIT);
+  ck_assert(!g_array_index(a->segsum, ArchiveSegSum, st.segment).idx_bad);
+  ck_assert_uint_eq(a->n_view_loads, 0);
+  all = open_reader();
+  i = sqlenvfs_archive_n_entries(all);
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->seq, l.seq);
+  while (sqlenvfs_archive_entry(all, i - 1)->type != SQLENVFS_ARCHIVE_COMMIT)
+    i--;
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->seq, st.seq);
+  ck_assert_uint_eq(sqlenvfs_archive_entry(all, i - 1)->offset, st.offset);
+  /* The same walk back for the time capture was last known complete. */
+  ck_assert_int_eq(sqlenvfs_archive_alive(a), sqlenvfs_archive_alive(all));
+  ck_assert_int_ge(sqlenvfs_archive_alive(a), st.aux_time);
+  ck_assert_uint_eq(a->n_view_loads, 0);
+
+  w = open_writer(64 * 1024);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, last);
+  add_commit(w, 13, 8);
+  ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, last + 1);
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -3179,6 +3507,8 @@ archive_suite(void)
   tcase_add_test(tc, test_compose_random_targets);
   tcase_add_test(tc, test_summary_v1_still_used);
   tcase_add_test(tc, test_memory_flat_with_history);
+  tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 7);
+  tcase_add_test(tc, test_last_records_across_segments);
   suite_add_tcase(s, tc);
   return s;
 }
