@@ -896,6 +896,7 @@ seg_bounds(SqlenvfsArchive *a, guint si, guint64 *first, guint64 *last)
   guint n;
   gboolean found = FALSE;
 
+  *first = *last = 0;
   if (ss->is_summarized) {
     *first = ss->s.first_seq;
     *last = ss->s.last_seq;
