@@ -11,9 +11,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
 
-remote_server_start
-R=$T/root
-pitr_make_root "$R" 1048576
+remote_begin
 # A table (pts) of ~12 MiB the writer never touches, checkpointed into the
 # database file before the archiver starts: its pages are only in the
 # first snapshot (the only base: no backup is taken), not in the archive.
@@ -23,22 +21,16 @@ sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
   INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
   PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
   || fail "filling the table pts"
-pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 3 --no-vacuum &
-WPID=$!
-track_pid $WPID
-wait $WPID
-pitr_stop_archiver "$T/archive"
-remote_server_wait
+remote_history --duration 3 --no-vacuum
 S=$(ls "$R/backups/prod/snapshots")
 [ "$(echo "$S" | wc -l)" -eq 1 ] || fail "expected one snapshot, got: $S"
 base=$R/backups/prod/snapshots/$S/app.db
 bsize=$(stat -c %s "$base")
 [ "$bsize" -gt $((8 << 20)) ] || fail "the base is only $bsize bytes"
-A=s3://$S3_BUCKET/a
-B=s3://$S3_BUCKET/b
-remote_push "$R" "$A" --parts 2
-remote_push "$R" "$B" --parts 2 --no-blocks
+remote_replica a --parts 2
+A=$URL
+remote_replica b --parts 2 --no-blocks
+B=$URL
 s3cmd_ ls "$A/snapshots/$S/" | grep -q 'app\.db\.blocks$' || fail "no block list pushed"
 
 t=$(awk '$1=="T" {t[NR]=$4} END {printf "%.6f", t[int(NR*0.8)]}' "$T/log")
