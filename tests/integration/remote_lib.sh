@@ -1,8 +1,10 @@
 # Helpers of the remote_* tests (sourced after lib.sh and pitr_lib.sh): a
 # real S3 server (tests/integration/s3_lib.sh: the suite's shared one, or one
 # of the test's own started in the background),
-# the counting proxy (tests/s3proxy.py) in front of it, and a replica
-# populated from a local root by s3cmd (tests/integration/replica_push.py).
+# the counting proxy (tests/s3proxy.py) in front of it, a local root with a
+# real writer's history, and a replica populated from it by s3cmd
+# (tests/integration/replica_push.py). A test's set-up reads:
+#   remote_begin; remote_history --duration 5 -- 2 backup; remote_replica NAME
 
 source "$SRCDIR/tests/integration/s3_lib.sh"
 _remote_exit() {
