@@ -11,9 +11,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
 
-remote_server_start
-R=$T/root
-pitr_make_root "$R" 1048576
+remote_begin
 # A table (pts) of ~12 MiB the writer never touches, checkpointed into the
 # database file before the archiver starts: its pages are only in the
 # first snapshot (the only base: no backup is taken), not in the archive.
@@ -23,22 +21,16 @@ sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
   INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
   PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
   || fail "filling the table pts"
-pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 3 --no-vacuum &
-WPID=$!
-track_pid $WPID
-wait $WPID
-pitr_stop_archiver "$T/archive"
-remote_server_wait
+remote_history --duration 3 --no-vacuum
 S=$(ls "$R/backups/prod/snapshots")
 [ "$(echo "$S" | wc -l)" -eq 1 ] || fail "expected one snapshot, got: $S"
 base=$R/backups/prod/snapshots/$S/app.db
 bsize=$(stat -c %s "$base")
 [ "$bsize" -gt $((8 << 20)) ] || fail "the base is only $bsize bytes"
-A=s3://$S3_BUCKET/a
-B=s3://$S3_BUCKET/b
-remote_push "$R" "$A" --parts 2
-remote_push "$R" "$B" --parts 2 --no-blocks
+remote_replica a --parts 2
+A=$URL
+remote_replica b --parts 2 --no-blocks
+B=$URL
 s3cmd_ ls "$A/snapshots/$S/" | grep -q 'app\.db\.blocks$' || fail "no block list pushed"
 
 t=$(awk '$1=="T" {t[NR]=$4} END {printf "%.6f", t[int(NR*0.8)]}' "$T/log")
@@ -69,15 +61,22 @@ mnt_down() {
   fusermount3 -u "$T/$1" || fail "unmount $1"
   wait "$(cat "$T/$1.pid")" || true
 }
+# point_query NAME URL PREFIX: mount URL on $T/NAME (mnt_up), run the point
+# query on pitr/@$t there and check it gives the local answer; fetched: the
+# bytes of the base under PREFIX it fetched.
+point_query() {
+  mnt_up "$1" "$2"
+  px_reset
+  got=$(sqlite3 "file:$T/$1/pitr/@$t/app.db?immutable=1" "$Q") \
+    || fail "point query through the mount of $2"
+  assert_eq "$got" "$want" "point query on pitr/@$t of $2"
+  fetched=$(px_base_bytes "$3")
+}
 
 # 1. A point query fetches a small part of the base, and gives the local answer.
 mkdir -p "$T/w"
 cd "$T/w"
-mnt_up m1 "$A"
-px_reset
-got=$(sqlite3 "file:$T/m1/pitr/@$t/app.db?immutable=1" "$Q") || fail "point query through the mount"
-assert_eq "$got" "$want" "point query on pitr/@$t"
-fetched=$(px_base_bytes a)
+point_query m1 "$A" a
 [ "$fetched" -gt 0 ] || fail "nothing of the base was fetched (the test does not see the reads)"
 [ "$fetched" -le $((bsize / 10)) ] || fail "the point query fetched $fetched bytes of a $bsize-byte base"
 grep -q "fetching the whole base" "$T/m1.log" && fail "the whole base was fetched: $(cat "$T/m1.log")"
@@ -127,11 +126,7 @@ mnt_down m3
 pass "a forged block list is refused; the whole file fails its MANIFEST check"
 
 # 4. A replica without block lists: the base fetched whole, the same answer.
-mnt_up m4 "$B"
-px_reset
-got=$(sqlite3 "file:$T/m4/pitr/@$t/app.db?immutable=1" "$Q") || fail "point query (no lists)"
-assert_eq "$got" "$want" "point query without block lists"
-fetched=$(px_base_bytes b)
+point_query m4 "$B" b
 [ "$fetched" -ge "$bsize" ] || fail "without lists, $fetched bytes of the $bsize-byte base fetched"
 mnt_down m4
 pass "a replica without block lists: the whole base fetched ($fetched bytes), the same answer"

@@ -9,27 +9,12 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
 CHECK="$SRCDIR/tests/integration/remote_check.py"
 
-remote_server_start
-R=$T/root
-pitr_make_root "$R" 1048576
-pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 5 &
-WPID=$!
-track_pid $WPID
-sleep 2
-"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
-wait $WPID
-touch "$T/quiet"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 \
-  --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 >/dev/null \
-  || fail "writer"
-pitr_stop_archiver "$T/archive"
+remote_begin
+remote_history --quiet-tail --duration 5 -- 2 backup
 W=$R/backups/prod/wal_archives/app
 segs=($(ls "$W" | grep '\.seg$'))
 [ "${#segs[@]}" -ge 4 ] || fail "only ${#segs[@]} segments"
-remote_server_wait
-URL=s3://$S3_BUCKET/f
-remote_push "$R" "$URL" --parts 3
+remote_replica f --parts 3
 mkdir -p "$T/w"
 cd "$T/w"
 

@@ -1,8 +1,10 @@
 # Helpers of the remote_* tests (sourced after lib.sh and pitr_lib.sh): a
 # real S3 server (tests/integration/s3_lib.sh: the suite's shared one, or one
 # of the test's own started in the background),
-# the counting proxy (tests/s3proxy.py) in front of it, and a replica
-# populated from a local root by s3cmd (tests/integration/replica_push.py).
+# the counting proxy (tests/s3proxy.py) in front of it, a local root with a
+# real writer's history, and a replica populated from it by s3cmd
+# (tests/integration/replica_push.py). A test's set-up reads:
+#   remote_begin; remote_history --duration 5 -- 2 backup; remote_replica NAME
 
 source "$SRCDIR/tests/integration/s3_lib.sh"
 _remote_exit() {
@@ -42,3 +44,53 @@ remote_push() {
 }
 
 s3cmd_() { s3cmd -c "$S3CMD_CONFIG" "$@"; }
+
+# remote_begin: start the S3 server in the background and, meanwhile, make
+# the root R=$T/root (the oracle's schema, 1 MiB segments).
+remote_begin() {
+  remote_server_start
+  R=$T/root
+  pitr_make_root "$R" 1048576
+}
+
+# remote_history [--quiet-tail] WRITER_OPTION... [-- SECONDS COMMAND...]:
+# R's history under `sqlenvfs archive` (its output in $T/archive.*): the
+# oracle's writer with the WRITER_OPTIONs (--duration ...), logging to
+# $T/log; while it writes, for each pair, wait SECONDS then run
+# `sqlenvfs COMMAND --root $R` (backup, snapshot). With --quiet-tail, then a
+# quiet tail of small, spaced transactions (the unsealed segment gets
+# several records, to be shipped as several parts). The archiver is stopped
+# (everything committed archived) before it returns.
+remote_history() {
+  local quiet=0 wargs=() wpid
+  if [ "${1:-}" = --quiet-tail ]; then quiet=1; shift; fi
+  while [ $# -gt 0 ] && [ "$1" != -- ]; do wargs+=("$1"); shift; done
+  [ $# -eq 0 ] || shift
+  pitr_start_archiver "$R" "$T/archive"
+  python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" "${wargs[@]}" &
+  wpid=$!
+  track_pid $wpid
+  while [ $# -ge 2 ]; do
+    sleep "$1"
+    "$SQLENVFS" "$2" --root "$R" >/dev/null || fail "$2"
+    shift 2
+  done
+  [ $# -eq 0 ] || fail "remote_history: '$1' has no command after it"
+  wait $wpid || fail "the writer"
+  if [ $quiet -eq 1 ]; then
+    touch "$T/quiet"
+    python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 \
+      --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 >/dev/null \
+      || fail "the quiet writer"
+  fi
+  pitr_stop_archiver "$T/archive"
+}
+
+# remote_replica NAME [remote_push options]: once the server is up (waited
+# for on the first call), copy R's backups/prod to URL=s3://$S3_BUCKET/NAME.
+remote_replica() {
+  local name=$1; shift
+  [ "${_remote_up:-}" = 1 ] || { remote_server_wait; _remote_up=1; }
+  URL=s3://$S3_BUCKET/$name
+  remote_push "$R" "$URL" "$@"
+}

@@ -10,22 +10,9 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
 
-remote_server_start
-R=$T/root
-pitr_make_root "$R" 1048576
-pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 5 &
-WPID=$!
-track_pid $WPID
-sleep 1.5
-"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
-sleep 1.5
-"$SQLENVFS" snapshot --root "$R" >/dev/null || fail "snapshot"
-wait $WPID
-pitr_stop_archiver "$T/archive"
-remote_server_wait
-URL=s3://$S3_BUCKET/m
-remote_push "$R" "$URL" --parts 2
+remote_begin
+remote_history --duration 5 -- 1.5 backup 1.5 snapshot
+remote_replica m --parts 2
 
 # same bytes, but for the header's version bytes 18-19 (1 when served)
 same_db() { # served original

@@ -11,32 +11,14 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
 
-remote_server_start
-R=$T/root
-pitr_make_root "$R" 1048576
-pitr_start_archiver "$R" "$T/archive"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 8 \
-  --truncate-every 150 &
-WPID=$!
-track_pid $WPID
-sleep 2.5
-"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
-sleep 2
-"$SQLENVFS" snapshot --root "$R" >/dev/null || fail "snapshot"
-wait $WPID
-# a quiet tail of small, spaced transactions: the unsealed segment gets
-# several records, to be shipped as several parts
-touch "$T/quiet"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 1.5 \
-  --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 || fail "writer"
-pitr_stop_archiver "$T/archive"
+remote_begin
+# with a quiet tail: the unsealed segment is shipped as several parts
+remote_history --quiet-tail --duration 8 --truncate-every 150 -- 2.5 backup 2 snapshot
 nseg=$(ls "$R/backups/prod/wal_archives/app/" | grep -c '\.seg$')
 [ "$nseg" -ge 3 ] || fail "only $nseg segments: the test needs several"
 pass "writer committed $(pitr_commits "$T/log") transactions into $nseg segments"
 
-remote_server_wait
-URL=s3://$S3_BUCKET/replica
-remote_push "$R" "$URL" --parts 3
+remote_replica replica --parts 3
 nparts=$(s3cmd_ ls -r "$URL/" | grep -c '\.seg\.part-')
 [ "$nparts" -ge 2 ] || fail "the unsealed segment should be in parts ($nparts)"
 pass "replica populated with s3cmd ($nparts parts of the unsealed segment)"
