@@ -352,27 +352,34 @@ sqlenvfs_shipper_state_clear(SqlenvfsShipperState *st)
   shipped_clear(st);
 }
 
-static gboolean
-shipped_save(SqlenvfsShipper *s, GError **error)
+GString *
+sqlenvfs_shipper_state_format(const char *url, GHashTable *shipped, const char *intent)
 {
-  g_autofree char *path = g_build_filename(s->state_dir, STATE_FILE, NULL);
-  g_autoptr(GString) out = g_string_new("sqlenvfs-replica-shipped 1\n");
+  GString *out = g_string_new("sqlenvfs-replica-shipped 1\n");
   g_autoptr(GPtrArray) keys = g_ptr_array_new();
   GHashTableIter it;
-  gpointer k, v;
+  gpointer k;
 
-  g_string_append_printf(out, "url %s\n", s->conf->url);
-  if (s->intent)
-    g_string_append_printf(out, "intent %s\n", s->intent);
-  g_hash_table_iter_init(&it, s->shipped);
-  while (g_hash_table_iter_next(&it, &k, &v))
+  g_string_append_printf(out, "url %s\n", url);
+  if (intent)
+    g_string_append_printf(out, "intent %s\n", intent);
+  g_hash_table_iter_init(&it, shipped);
+  while (g_hash_table_iter_next(&it, &k, NULL))
     g_ptr_array_add(keys, k);
   g_ptr_array_sort(keys, cmp_str_ptr);
   for (guint i = 0; i < keys->len; i++)
     g_string_append_printf(out, "%" G_GUINT64_FORMAT " %s\n",
-                           *(guint64 *)g_hash_table_lookup(s->shipped, keys->pdata[i]),
+                           *(guint64 *)g_hash_table_lookup(shipped, keys->pdata[i]),
                            (char *)keys->pdata[i]);
   g_string_append_printf(out, "end %08x\n", sqlenvfs_crc32(0, out->str, out->len));
+  return out;
+}
+
+static gboolean
+shipped_save(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *path = g_build_filename(s->state_dir, STATE_FILE, NULL);
+  g_autoptr(GString) out = sqlenvfs_shipper_state_format(s->conf->url, s->shipped, s->intent);
   return sqlenvfs_write_file_atomic(path, out->str, out->len, 0600, error);
 }
 

@@ -1,7 +1,7 @@
 /*
  * shipper_int.h — the reader of the shipper's resume state
- * (.sqlenvfs/replica-shipped, its layout at the top of shipper.c), for the
- * code that must read it besides the shipper: its fuzz target
+ * (.sqlenvfs/replica-shipped, its layout at the top of shipper.c) and its
+ * writer's formatting, for the code that must read it besides the shipper: its fuzz target
  * (tests/fuzz/fuzz_shipper_state.c). Private to sqlenvfs.
  */
 #pragma once
@@ -26,6 +26,11 @@ typedef struct {
  * a file that cannot be read, an empty state (logged). */
 void sqlenvfs_shipper_state_load(const char *path, const char *url, SqlenvfsShipperState *st,
                                  gboolean *missing);
+
+/* The state file's bytes for @url: its header, the url, @intent when not
+ * NULL, one "<size> <key>" line per object of @shipped (key -> guint64 *
+ * size) in key order, and "end <crc32>". */
+GString *sqlenvfs_shipper_state_format(const char *url, GHashTable *shipped, const char *intent);
 
 /* Free what @st holds; @st may be cleared already. */
 void sqlenvfs_shipper_state_clear(SqlenvfsShipperState *st);

@@ -63,35 +63,11 @@ u64_tables_equal(GHashTable *a, GHashTable *b)
   return TRUE;
 }
 
-static gint
-cmp_str_ptr(gconstpointer a, gconstpointer b)
-{
-  return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* @st in the layout shipper.c writes (shipped_save()): header, url,
- * intent, one "<size> <key>" line per object in key order, "end <crc32>". */
+/* @st in the layout the shipper writes. */
 static GString *
 format_state(const char *url, const SqlenvfsShipperState *st)
 {
-  GString *out = g_string_new("sqlenvfs-replica-shipped 1\n");
-  g_autoptr(GPtrArray) keys = g_ptr_array_new();
-  GHashTableIter it;
-  gpointer k;
-
-  g_string_append_printf(out, "url %s\n", url);
-  if (st->intent)
-    g_string_append_printf(out, "intent %s\n", st->intent);
-  g_hash_table_iter_init(&it, st->shipped);
-  while (g_hash_table_iter_next(&it, &k, NULL))
-    g_ptr_array_add(keys, k);
-  g_ptr_array_sort(keys, cmp_str_ptr);
-  for (guint i = 0; i < keys->len; i++)
-    g_string_append_printf(out, "%" G_GUINT64_FORMAT " %s\n",
-                           *(guint64 *)g_hash_table_lookup(st->shipped, keys->pdata[i]),
-                           (char *)keys->pdata[i]);
-  g_string_append_printf(out, "end %08x\n", sqlenvfs_crc32(0, out->str, out->len));
-  return out;
+  return sqlenvfs_shipper_state_format(url, st->shipped, st->intent);
 }
 
 static void
