@@ -200,6 +200,24 @@ GByteArray *archive_summary_build(const char *dir, guint64 number, GError **erro
  * rebuilds a summary in its own version. */
 GByteArray *archive_summary_build_version(const char *dir, guint64 number, guint32 version,
                                           GError **error);
+/* A summary built record by record, as a pass over a sealed segment
+ * reads them (archive_summary_build's, verify's): new() for the segment
+ * @sf (header good); add() each record found valid, in order, while its
+ * bytes are still in @sf's window (its page numbers, and a version 1
+ * segment's page images, are read from there, else read again with
+ * @chunk, IO_CHUNK bytes); fail() when the pass finds what makes no
+ * summary; finish() gives the summary's bytes in summary version @version
+ * (1 or 2), exactly archive_summary_build_version's, or NULL and the error
+ * it gives (the first record that makes no summary, or not sealed). */
+typedef struct _ArchiveSumBuilder ArchiveSumBuilder;
+ArchiveSumBuilder *archive_sum_builder_new(const SegFile *sf);
+void archive_sum_builder_add(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry *e,
+                             guint8 *chunk);
+void archive_sum_builder_fail(ArchiveSumBuilder *b, const char *why);
+GByteArray *archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number,
+                                       guint64 size, guint32 version, GError **error);
+void archive_sum_builder_free(ArchiveSumBuilder *b);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ArchiveSumBuilder, archive_sum_builder_free)
 /* Build it and write it as <number>.sum atomically with permission bits
  * @mode. */
 gboolean archive_summary_write(const char *dir, guint64 number, int mode, GError **error);

@@ -115,14 +115,28 @@ not_summarized(GError **error, const char *path, const char *why)
 }
 
 /* Read, for the COMMIT @e of @sf, its page numbers into @pgnos (n_pages)
- * and, for an uncompressed record, the crc32 of each image into @crcs. */
+ * and, for an uncompressed record, the crc32 of each image into @crcs:
+ * from @sf's window when it holds them (a pass over the records has just
+ * read them there), else read again. */
 static gboolean
 read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, guint32 *crcs,
                   guint8 *chunk, GError **error)
 {
   gsize got, len = 4 * (gsize)e->n_pages;
   guint64 pos = e->offset + REC_HEADER_SIZE;
+  const guint8 *in_window;
 
+  if (!archive_seg_map(sf, pos, len + (crcs ? (gsize)e->n_pages * e->page_size : 0), &in_window,
+                       error))
+    return FALSE;
+  if (in_window != NULL) {
+    for (guint32 i = 0; i < e->n_pages; i++)
+      pgnos[i] = get32(in_window + 4 * (gsize)i);
+    if (crcs != NULL)
+      for (guint32 i = 0; i < e->n_pages; i++)
+        crcs[i] = crc(0, in_window + len + (gsize)i * e->page_size, e->page_size);
+    return TRUE;
+  }
   for (gsize done = 0; done < len;) {
     gsize want = MIN(len - done, (gsize)IO_CHUNK);
     if (!archive_seg_pread(sf, chunk, want, pos + done, &got, error))
@@ -149,162 +163,197 @@ read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, gu
   return TRUE;
 }
 
-GByteArray *
-archive_summary_build(const char *dir, guint64 number, GError **error)
+/* What a summary is built from, gathered record by record. */
+struct _ArchiveSumBuilder {
+  char *path;         /* the segment, for messages                     */
+  guint32 seg_version;
+  guint32 flags;      /* ARCHIVE_SUM_PAGE_CRCS for version 1 segments  */
+  guint64 first_seq;  /* the segment header's                          */
+  GArray *recs;       /* SqlenvfsArchiveEntry, every record so far     */
+  GArray *versions;   /* Version                                       */
+  GArray *gens;       /* 40-byte generation runs                       */
+  GArray *sizes;      /* size changes                                  */
+  guint64 n_commits, commit_bytes;
+  guint32 last_db_pages;
+  guint n_marks;
+  gboolean sealed;
+  SqlenvfsArchiveEntry seal;
+  GError *failed;     /* the first record that makes no summary        */
+  guint32 *pgnos, *crcs;
+  guint32 cap;
+};
+
+ArchiveSumBuilder *
+archive_sum_builder_new(const SegFile *sf)
 {
-  return archive_summary_build_version(dir, number, ARCHIVE_SUM_VERSION, error);
+  ArchiveSumBuilder *b = g_new0(ArchiveSumBuilder, 1);
+  g_return_val_if_fail(sf->hdr_ok, NULL);
+  b->path = g_strdup(sf->path);
+  b->seg_version = sf->hdr.version;
+  b->flags = sf->hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
+  b->first_seq = sf->hdr.first_seq;
+  b->recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  b->versions = g_array_new(FALSE, FALSE, sizeof(Version));
+  b->gens = g_array_new(FALSE, FALSE, 40);
+  b->sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
+  return b;
+}
+
+void
+archive_sum_builder_free(ArchiveSumBuilder *b)
+{
+  if (b == NULL)
+    return;
+  g_free(b->path);
+  g_array_unref(b->recs);
+  g_array_unref(b->versions);
+  g_array_unref(b->gens);
+  g_array_unref(b->sizes);
+  g_clear_error(&b->failed);
+  g_free(b->pgnos);
+  g_free(b->crcs);
+  g_free(b);
+}
+
+/* The COMMIT @e's pages: its versions, its generation run. */
+static gboolean
+builder_add_commit(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry *e,
+                   guint8 *chunk, GError **error)
+{
+  guint64 img_off = e->offset;
+  guint32 first = 0;
+
+  if (b->n_commits == 0 || e->db_pages != b->last_db_pages) {
+    guint8 z[ARCHIVE_SUM_SIZE_SIZE] = { 0 };
+    put64(z, e->seq);
+    put32(z + 8, e->db_pages);
+    g_array_append_vals(b->sizes, z, 1);
+  }
+  b->n_commits++;
+  b->commit_bytes += e->length;
+  b->last_db_pages = e->db_pages;
+  if ((b->flags & ARCHIVE_SUM_PAGE_CRCS) &&
+      (e->flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)))
+    return not_summarized(error, b->path, "a version 1 segment holds a compressed record");
+  if (e->n_pages > b->cap) {
+    b->cap = MAX(e->n_pages, 2 * b->cap);
+    g_free(b->pgnos);
+    g_free(b->crcs);
+    b->pgnos = g_new(guint32, b->cap);
+    b->crcs = g_new(guint32, b->cap);
+  }
+  if (!read_commit_pages(sf, e, b->pgnos, (b->flags & ARCHIVE_SUM_PAGE_CRCS) ? b->crcs : NULL,
+                         chunk, error))
+    return FALSE;
+  if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
+    const SqlenvfsArchiveEntry *h;
+    if (e->reason == 0 || e->reason > b->recs->len - 1)
+      return not_summarized(error, b->path, "a batch member points before the segment");
+    h = &g_array_index(b->recs, SqlenvfsArchiveEntry, b->recs->len - 1 - e->reason);
+    if (h->type != SQLENVFS_ARCHIVE_COMMIT || !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+        (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
+      return not_summarized(error, b->path, "a batch member does not match its first record");
+    img_off = h->offset;
+    first = e->text_len;
+  }
+  for (guint32 i = 0; i < e->n_pages; i++) {
+    Version v = { b->pgnos[i], e->seq, img_off, first + i,
+                  (b->flags & ARCHIVE_SUM_PAGE_CRCS) ? b->crcs[i] : 0 };
+    if (b->pgnos[i] == 0)
+      return not_summarized(error, b->path, "a record lists page number 0");
+    g_array_append_val(b->versions, v);
+  }
+  /* Generations: a new run when the salts change or the commit frame
+   * does not increase (so that a run is searchable by frame). */
+  {
+    guint8 *g = b->gens->len ? (guint8 *)b->gens->data + (b->gens->len - 1) * 40 : NULL;
+    if (g && get32(g) == e->salt1 && get32(g + 4) == e->salt2 &&
+        get32(g + 28) < e->commit_frame && get64(g + 16) < e->seq) {
+      put64(g + 16, e->seq);
+      put32(g + 28, e->commit_frame);
+      put32(g + 32, get32(g + 32) + 1);
+    } else {
+      guint8 ng[40] = { 0 };
+      put32(ng, e->salt1);
+      put32(ng + 4, e->salt2);
+      put64(ng + 8, e->seq);
+      put64(ng + 16, e->seq);
+      put32(ng + 24, e->commit_frame);
+      put32(ng + 28, e->commit_frame);
+      put32(ng + 32, 1);
+      g_array_append_vals(b->gens, ng, 1);
+    }
+  }
+  return TRUE;
+}
+
+void
+archive_sum_builder_add(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry *e,
+                        guint8 *chunk)
+{
+  SqlenvfsArchiveEntry r = *e;
+
+  if (b->failed != NULL)
+    return;
+  if (b->sealed) {
+    not_summarized(&b->failed, b->path, "its seal does not match it");
+    return;
+  }
+  if (r.seq != b->first_seq + b->recs->len) {
+    not_summarized(&b->failed, b->path, "its sequence numbers do not follow each other");
+    return;
+  }
+  r.segment = 0;
+  g_array_append_val(b->recs, r);
+  if (r.type == SQLENVFS_ARCHIVE_SEAL) {
+    b->seal = r;
+    b->sealed = TRUE;
+  } else if (r.type == SQLENVFS_ARCHIVE_GAP || r.type == SQLENVFS_ARCHIVE_OUTAGE) {
+    b->n_marks++;
+  } else if (r.type == SQLENVFS_ARCHIVE_COMMIT) {
+    builder_add_commit(b, sf, &r, chunk, &b->failed);
+  }
+}
+
+void
+archive_sum_builder_fail(ArchiveSumBuilder *b, const char *why)
+{
+  if (b->failed == NULL)
+    not_summarized(&b->failed, b->path, why);
 }
 
 GByteArray *
-archive_summary_build_version(const char *dir, guint64 number, guint32 version, GError **error)
+archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number, guint64 size,
+                           guint32 version, GError **error)
 {
-  SegFile sf;
-  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
-  g_autoptr(GArray) recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
-  g_autoptr(GArray) versions = g_array_new(FALSE, FALSE, sizeof(Version));
-  g_autoptr(GArray) gens = g_array_new(FALSE, FALSE, 40);
-  g_autoptr(GArray) sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
   g_autoptr(GByteArray) out = NULL;
-  guint8 hbuf[SEG_HEADER_SIZE], *p;
-  guint64 off = SEG_HEADER_SIZE, n_commits = 0, commit_bytes = 0, n_pages = 0;
-  guint32 c, last_db_pages = 0, flags;
-  guint n_marks = 0;
-  gsize got;
-  gboolean sealed = FALSE;
-  SqlenvfsArchiveEntry seal = { 0 };
+  GArray *versions = b->versions, *gens = b->gens, *sizes = b->sizes, *recs = b->recs;
   const gsize hs = version == 1 ? ARCHIVE_SUM_HEADER_SIZE : ARCHIVE_SUM_HEADER_SIZE_V2;
+  guint64 n_pages = 0;
+  guint8 *p;
 
   g_return_val_if_fail(version == 1 || version == 2, NULL);
-  if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
-    return NULL;
-  if (!sf.hdr_ok) {
-    not_summarized(error, sf.path, sf.hdr_why);
-    archive_seg_file_close(&sf);
+  if (b->failed != NULL) {
+    g_propagate_error(error, g_error_copy(b->failed));
     return NULL;
   }
-  flags = sf.hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
-  archive_seg_file_buffer(&sf); /* one pass over every record: large reads */
-  if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error))
-    goto fail;
-  c = crc(0, hbuf, sizeof hbuf);
-  while (off < sf.size) {
-    SqlenvfsArchiveEntry e;
-    gboolean torn;
-    guint32 before = c;
-    if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
-      if (error == NULL || *error == NULL)
-        not_summarized(error, sf.path, "a record before its end is unreadable");
-      goto fail;
-    }
-    if (e.seq != sf.hdr.first_seq + recs->len) {
-      not_summarized(error, sf.path, "its sequence numbers do not follow each other");
-      goto fail;
-    }
-    e.segment = 0;
-    g_array_append_val(recs, e);
-    off += e.length;
-    if (e.type == SQLENVFS_ARCHIVE_SEAL) {
-      if (e.reason != before || off != sf.size) {
-        not_summarized(error, sf.path, "its seal does not match it");
-        goto fail;
-      }
-      seal = e;
-      sealed = TRUE;
-      break;
-    }
-    if (e.type == SQLENVFS_ARCHIVE_GAP || e.type == SQLENVFS_ARCHIVE_OUTAGE)
-      n_marks++;
-    if (e.type != SQLENVFS_ARCHIVE_COMMIT)
-      continue;
-    if (n_commits == 0 || e.db_pages != last_db_pages) {
-      guint8 z[ARCHIVE_SUM_SIZE_SIZE] = { 0 };
-      put64(z, e.seq);
-      put32(z + 8, e.db_pages);
-      g_array_append_vals(sizes, z, 1);
-    }
-    n_commits++;
-    commit_bytes += e.length;
-    last_db_pages = e.db_pages;
-    {
-      g_autofree guint32 *pgnos = g_new(guint32, MAX(e.n_pages, 1));
-      g_autofree guint32 *crcs = NULL;
-      guint64 img_off = e.offset;
-      guint32 first = 0;
-      if (flags & ARCHIVE_SUM_PAGE_CRCS) {
-        if (e.flags & (SQLENVFS_ARCHIVE_COMPRESSED | SQLENVFS_ARCHIVE_BATCHED)) {
-          not_summarized(error, sf.path, "a version 1 segment holds a compressed record");
-          goto fail;
-        }
-        crcs = g_new(guint32, MAX(e.n_pages, 1));
-      }
-      if (!read_commit_pages(&sf, &e, pgnos, crcs, chunk, error))
-        goto fail;
-      if (e.flags & SQLENVFS_ARCHIVE_BATCHED) {
-        const SqlenvfsArchiveEntry *h;
-        if (e.reason == 0 || e.reason > recs->len - 1) {
-          not_summarized(error, sf.path, "a batch member points before the segment");
-          goto fail;
-        }
-        h = &g_array_index(recs, SqlenvfsArchiveEntry, recs->len - 1 - e.reason);
-        if (h->type != SQLENVFS_ARCHIVE_COMMIT || !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
-            (guint64)e.text_len + e.n_pages > archive_stream_pages(h)) {
-          not_summarized(error, sf.path, "a batch member does not match its first record");
-          goto fail;
-        }
-        img_off = h->offset;
-        first = e.text_len;
-      }
-      for (guint32 i = 0; i < e.n_pages; i++) {
-        Version v = { pgnos[i], e.seq, img_off, first + i, crcs ? crcs[i] : 0 };
-        if (pgnos[i] == 0) {
-          not_summarized(error, sf.path, "a record lists page number 0");
-          goto fail;
-        }
-        g_array_append_val(versions, v);
-      }
-    }
-    /* Generations: a new run when the salts change or the commit frame
-     * does not increase (so that a run is searchable by frame). */
-    {
-      guint8 *g = gens->len ? (guint8 *)gens->data + (gens->len - 1) * 40 : NULL;
-      if (g && get32(g) == e.salt1 && get32(g + 4) == e.salt2 && get32(g + 28) < e.commit_frame &&
-          get64(g + 16) < e.seq) {
-        put64(g + 16, e.seq);
-        put32(g + 28, e.commit_frame);
-        put32(g + 32, get32(g + 32) + 1);
-      } else {
-        guint8 ng[40] = { 0 };
-        put32(ng, e.salt1);
-        put32(ng + 4, e.salt2);
-        put64(ng + 8, e.seq);
-        put64(ng + 16, e.seq);
-        put32(ng + 24, e.commit_frame);
-        put32(ng + 28, e.commit_frame);
-        put32(ng + 32, 1);
-        g_array_append_vals(gens, ng, 1);
-      }
-    }
-  }
-  if (!sealed) {
-    not_summarized(error, sf.path, "it is not sealed");
-    goto fail;
-  }
+  if (!b->sealed)
+    return (void)not_summarized(error, b->path, "it is not sealed"), NULL;
   g_array_sort(versions, cmp_version);
   for (guint i = 0; i < versions->len; i++)
     if (i == 0 || g_array_index(versions, Version, i).pgno !=
                       g_array_index(versions, Version, i - 1).pgno)
       n_pages++;
-  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32) {
-    not_summarized(error, sf.path, "it holds too many page versions");
-    goto fail;
-  }
+  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32)
+    return (void)not_summarized(error, b->path, "it holds too many page versions"), NULL;
 
   {
-    gsize len = hs + (gsize)n_marks * IDX_ENTRY_SIZE + (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
+    gsize len = hs + (gsize)b->n_marks * IDX_ENTRY_SIZE + (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
                 (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
                 (version == 2 ? n_pages * ARCHIVE_SUM_VERSION_SIZE : 0) +
                 (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + (version == 1 ? 4 : 0);
     const SqlenvfsArchiveEntry *first_rec = &g_array_index(recs, SqlenvfsArchiveEntry, 0);
+    const SqlenvfsArchiveEntry *seal = &b->seal;
     guint8 *last;
     guint k = 0;
     out = g_byte_array_sized_new((guint)len);
@@ -315,22 +364,22 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
     put32(p + 8, version);
     put32(p + 12, (guint32)hs);
     put64(p + 16, number);
-    put64(p + 24, sf.size);
-    put32(p + 32, seal.reason);
-    put32(p + 36, sf.hdr.version);
+    put64(p + 24, size);
+    put32(p + 32, seal->reason);
+    put32(p + 36, b->seg_version);
     put64(p + 40, first_rec->seq);
-    put64(p + 48, seal.seq);
+    put64(p + 48, seal->seq);
     put64(p + 56, (guint64)first_rec->time);
-    put64(p + 64, (guint64)seal.time);
+    put64(p + 64, (guint64)seal->time);
     put64(p + 72, recs->len);
-    put64(p + 80, n_commits);
-    put64(p + 88, commit_bytes);
-    put32(p + 96, n_marks);
+    put64(p + 80, b->n_commits);
+    put64(p + 88, b->commit_bytes);
+    put32(p + 96, b->n_marks);
     put32(p + 100, gens->len);
     put32(p + 104, (guint32)n_pages);
     put32(p + 108, versions->len);
-    put32(p + 112, flags);
-    put32(p + 116, last_db_pages);
+    put32(p + 112, b->flags);
+    put32(p + 116, b->last_db_pages);
     put32(p + 124, sizes->len);
     p += hs;
     for (guint i = 0; i < recs->len; i++) {
@@ -375,7 +424,6 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
     if (!archive_summary_seal(out->data, len))
       g_assert_not_reached(); /* its counts are what was just written */
   }
-  archive_seg_file_close(&sf);
   {
     /* Records that pass their own checks can still make a summary readers
      * would refuse (a page listed twice in one commit, say): none is
@@ -390,6 +438,61 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
     }
   }
   return g_steal_pointer(&out);
+}
+
+GByteArray *
+archive_summary_build(const char *dir, guint64 number, GError **error)
+{
+  return archive_summary_build_version(dir, number, ARCHIVE_SUM_VERSION, error);
+}
+
+GByteArray *
+archive_summary_build_version(const char *dir, guint64 number, guint32 version, GError **error)
+{
+  SegFile sf;
+  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
+  g_autoptr(ArchiveSumBuilder) b = NULL;
+  guint8 hbuf[SEG_HEADER_SIZE];
+  guint64 off = SEG_HEADER_SIZE;
+  guint32 c;
+  gsize got;
+  GByteArray *out;
+
+  g_return_val_if_fail(version == 1 || version == 2, NULL);
+  if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
+    return NULL;
+  if (!sf.hdr_ok) {
+    not_summarized(error, sf.path, sf.hdr_why);
+    archive_seg_file_close(&sf);
+    return NULL;
+  }
+  b = archive_sum_builder_new(&sf);
+  archive_seg_file_buffer(&sf); /* one pass over every record: large reads */
+  if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error))
+    goto fail;
+  c = crc(0, hbuf, sizeof hbuf);
+  while (off < sf.size) {
+    SqlenvfsArchiveEntry e;
+    gboolean torn;
+    guint32 before = c;
+    if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
+      if (error == NULL || *error == NULL)
+        not_summarized(error, sf.path, "a record before its end is unreadable");
+      goto fail;
+    }
+    archive_sum_builder_add(b, &sf, &e, chunk);
+    off += e.length;
+    if (e.type == SQLENVFS_ARCHIVE_SEAL) {
+      if (e.reason != before || off != sf.size)
+        archive_sum_builder_fail(b, "its seal does not match it");
+      break;
+    }
+    if (b->failed != NULL)
+      break;
+  }
+  out = archive_sum_builder_finish(b, dir, number, sf.size, version, error);
+  archive_seg_file_close(&sf);
+  return out;
 
 fail:
   archive_seg_file_close(&sf);

@@ -270,11 +270,13 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
 /* Check the summary of the sealed segment @number (@size bytes, sealed
  * with @seal): present and usable (archive_summary.c, S1), and, when
  * @rebuild (the segment was read whole without a problem), exactly what
- * its records make. A missing summary is not a problem (the archiver
- * writes it when it starts). TRUE when it is there and good. */
+ * its records make: what @b gathered from them in that pass (the segment
+ * is not read again), or, without @b, what archive_summary_build makes.
+ * A missing summary is not a problem (the archiver writes it when it
+ * starts). TRUE when it is there and good. */
 static gboolean
 verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean rebuild,
-               Problems *p)
+               ArchiveSumBuilder *b, Problems *p)
 {
   g_autofree char *path = archive_summary_path(dir, number);
   g_autofree guint8 *data = NULL;
@@ -299,7 +301,10 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
   }
   if (!rebuild)
     return TRUE;
-  want = archive_summary_build_version(dir, number, s.version, &error);
+  if (b != NULL)
+    want = archive_sum_builder_finish(b, dir, number, size, s.version, &error);
+  else
+    want = archive_summary_build_version(dir, number, s.version, &error);
   if (want == NULL) {
     problem(p, path, "segment summary of a segment that cannot be summarized: %s",
             error->message);
@@ -320,7 +325,8 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
  * segment) is told to @memo. */
 static void
 verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guint64 number,
-                    guint64 size, guint32 seal, gboolean known, gboolean rebuild, Problems *p)
+                    guint64 size, guint32 seal, gboolean known, gboolean rebuild,
+                    ArchiveSumBuilder *b, Problems *p)
 {
   g_autofree char *path = archive_summary_path(dir, number);
   gboolean remember = memo != NULL && memo->summary_known != NULL &&
@@ -328,7 +334,7 @@ verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guin
 
   if (remember && known && memo->summary_known(memo->user, path, seal))
     return;
-  if (verify_summary(dir, number, size, seal, rebuild && !known, p) && remember)
+  if (verify_summary(dir, number, size, seal, rebuild && !known, b, p) && remember)
     memo->summary_verified(memo->user, path, seal);
 }
 
@@ -402,6 +408,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     guint64 number = g_array_index(nums, guint64, k);
     gboolean is_last = k + 1 == nums->len;
     g_autoptr(GArray) records = NULL;
+    g_autoptr(ArchiveSumBuilder) sum = NULL; /* its summary, from the same pass */
     SegFile sf;
     guint8 hbuf[SEG_HEADER_SIZE];
     gsize got;
@@ -444,7 +451,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_seal = facts.seal;
       prev_number = number;
       prev_next_seq = facts.next_seq;
-      verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, &p);
+      verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, NULL, &p);
       if (have_st)
         archive_note_checked(sf.path, &st, sf.size);
       archive_seg_file_close(&sf);
@@ -459,6 +466,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     }
     c = crc(0, hbuf, sizeof hbuf);
     seq = sf.hdr.first_seq;
+    sum = archive_sum_builder_new(&sf);
     while (off < sf.size) {
       SqlenvfsArchiveEntry e;
       gboolean torn;
@@ -524,6 +532,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
         prev_seal = e.reason;
       }
       g_array_append_val(records, e);
+      archive_sum_builder_add(sum, &sf, &e, chunk); /* while the window holds it */
       facts.n_records++;
       if (e.type == SQLENVFS_ARCHIVE_COMMIT)
         facts.n_commits++;
@@ -547,7 +556,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,
-                          p.n == n_problems_before, &p);
+                          p.n == n_problems_before, sum, &p);
     if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
       g_autofree char *iname = archive_seg_name(number, "idx");
       g_autofree char *ipath = g_build_filename(dir, iname, NULL);
