@@ -186,8 +186,10 @@ struct _ArchiveSumBuilder {
 ArchiveSumBuilder *
 archive_sum_builder_new(const SegFile *sf)
 {
-  ArchiveSumBuilder *b = g_new0(ArchiveSumBuilder, 1);
+  ArchiveSumBuilder *b;
+
   g_return_val_if_fail(sf->hdr_ok, NULL);
+  b = g_new0(ArchiveSumBuilder, 1);
   b->path = g_strdup(sf->path);
   b->seg_version = sf->hdr.version;
   b->flags = sf->hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
@@ -337,15 +339,19 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     g_propagate_error(error, g_error_copy(b->failed));
     return NULL;
   }
-  if (!b->sealed)
-    return (void)not_summarized(error, b->path, "it is not sealed"), NULL;
+  if (!b->sealed) {
+    not_summarized(error, b->path, "it is not sealed");
+    return NULL;
+  }
   g_array_sort(versions, cmp_version);
   for (guint i = 0; i < versions->len; i++)
     if (i == 0 || g_array_index(versions, Version, i).pgno !=
                       g_array_index(versions, Version, i - 1).pgno)
       n_pages++;
-  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32)
-    return (void)not_summarized(error, b->path, "it holds too many page versions"), NULL;
+  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32) {
+    not_summarized(error, b->path, "it holds too many page versions");
+    return NULL;
+  }
 
   {
     gsize len = hs + (gsize)b->n_marks * IDX_ENTRY_SIZE + (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
