@@ -1853,6 +1853,23 @@ sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
   return (goffset)(src->refs->len - 1) * src->page_size;
 }
 
+/* @a with room for its elements only (of @size bytes each). */
+static GArray *
+array_trimmed(GArray *a, guint size)
+{
+  GArray *t = g_array_sized_new(FALSE, FALSE, size, a->len);
+  g_array_append_vals(t, a->data, a->len);
+  g_array_free(a, TRUE);
+  return t;
+}
+
+void
+archive_record_source_trim(SqlenvfsArchiveRecordSource *src)
+{
+  src->records = array_trimmed(src->records, sizeof(SrcRecord));
+  src->refs = array_trimmed(src->refs, sizeof(guint64));
+}
+
 static gboolean
 source_corrupt(SqlenvfsArchiveRecordSource *src, const SrcRecord *r, const char *why,
                GError **error)
