@@ -408,9 +408,10 @@ const SqlenvfsArchiveEntry *sqlenvfs_archive_batch_first(SqlenvfsArchive *a,
 /* A source of page images from the compressed COMMIT records of one
  * segment, for an image (image.h): register the pages a rebuild uses, then
  * the image reads them through sqlenvfs_archive_record_source_read(), which
- * reads and decompresses the page's block (the last block read is kept),
- * checking the block's checksum and decompressed length on every read (a
- * mismatch is an INTEGRITY error naming the segment, never a wrong page).
+ * reads and decompresses the page's block (a thread keeps the few blocks
+ * it read last, whatever the number of sources), checking the block's
+ * checksum and decompressed length on every read (a mismatch is an
+ * INTEGRITY error naming the segment, never a wrong page).
  * It opens the segment file itself and does not refer to @a after new(). */
 typedef struct _SqlenvfsArchiveRecordSource SqlenvfsArchiveRecordSource;
 

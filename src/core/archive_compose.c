@@ -689,6 +689,9 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
         !compose_records(&c, part->si, part->lo, part->hi, part->cur_in, error))
       return FALSE;
   }
+  for (guint si = 0; si < n_segs; si++)
+    if (rec_obj[si] != NULL)
+      archive_record_source_trim(rec_obj[si]);
   sqlenvfs_image_set_n_pages(img, c.cur_pages);
   *n_pages = c.cur_pages;
   return TRUE;

@@ -133,6 +133,9 @@ gboolean archive_seg_pread(SegFile *sf, void *buf, gsize len, guint64 off, gsize
  * completely without a problem (archive_reader.c). */
 struct stat;
 void archive_note_checked(const char *path, const struct stat *st, guint64 upto);
+/* Give back what the record source's lists hold beyond their entries, once
+ * every page it will read is registered (a compose, at its end). */
+void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
 gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
 gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
 void archive_seg_file_close(SegFile *sf);

@@ -1703,39 +1703,49 @@ sqlenvfs_archive_read_commit_pages(SqlenvfsArchive *a, const SqlenvfsArchiveEntr
 /* ------------------------------------------------------------------ */
 /* Compressed records as a source of page images (version 2)           */
 
+/* What a page read needs of a registered record (the page size is the
+ * source's): 24 bytes a record. */
 typedef struct {
   guint64 offset, length;
-  guint32 n_pages, page_size; /* n_pages: in its blocks (archive_stream_pages()) */
-  guint32 own_pages;          /* its own: the page numbers it lists      */
+  guint32 n_pages;   /* in its blocks (archive_stream_pages())         */
+  guint32 own_pages; /* its own: the page numbers it lists             */
 } SrcRecord;
 
 struct _SqlenvfsArchiveRecordSource {
   char *path;
   int fd;
+  guint64 id;        /* names its blocks in a thread's block cache             */
   guint32 page_size;
   GArray *records;   /* SrcRecord, in the order first registered               */
-  GHashTable *by_offset; /* record offset -> index in records + 1 (pages may be
-                          * registered in any record order)                   */
   GArray *refs;      /* guint64 per registered page: record index << 32 | page */
-  /* The block last read: record index, block, its pages. */
-  gint64 cached_rec;
-  guint32 cached_block;
-  guint8 *cache;     /* the block last read, decompressed                      */
-  gsize cache_cap;
   /* The block table of the record last read, as byte offsets of blocks. */
   gint64 table_rec;
   GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
   GArray *crcs;      /* guint32 per block: its crc32                           */
 };
 
-/* What a source needs only while it reads a block (the zstd context and
- * the compressed bytes), shared by the sources of a thread: a restore has
- * a source per segment its pages come from, and they must not each hold
- * their own. */
+/* The blocks last read, decompressed, shared by all the sources a thread
+ * reads: a restore has a source per segment its pages come from, and its
+ * memory must not grow with their number. A few blocks, so that pages read
+ * in turn from a few records do not decompress the same block again. */
+#define SRC_CACHE_SLOTS 4
+typedef struct {
+  guint64 src_id;    /* 0: empty                                               */
+  guint32 ri, block;
+  guint64 used;      /* when it was last used (the oldest is refilled)         */
+  guint8 *buf;
+  gsize cap;
+} SrcBlock;
+
+/* What a source needs only while it reads a block (the zstd context, the
+ * compressed bytes, the blocks last read), shared by the sources of a
+ * thread. */
 typedef struct {
   ZSTD_DCtx *dctx;
   guint8 *zbuf;
   gsize zcap;
+  SrcBlock slots[SRC_CACHE_SLOTS];
+  guint64 tick;
 } SrcScratch;
 
 static void
@@ -1744,6 +1754,8 @@ src_scratch_free(gpointer p)
   SrcScratch *sc = p;
   ZSTD_freeDCtx(sc->dctx);
   g_free(sc->zbuf);
+  for (guint i = 0; i < SRC_CACHE_SLOTS; i++)
+    g_free(sc->slots[i].buf);
   g_free(sc);
 }
 
@@ -1768,6 +1780,11 @@ scratch_get(gsize zlen)
   return sc;
 }
 
+/* Never reused, unlike a source's address: a block cached for a freed
+ * source is never taken for another's. */
+static guint64 src_next_id = 1;
+G_LOCK_DEFINE_STATIC(src_next_id);
+
 SqlenvfsArchiveRecordSource *
 sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
 {
@@ -1785,12 +1802,14 @@ sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **e
   src = g_new0(SqlenvfsArchiveRecordSource, 1);
   src->path = g_strdup(path);
   src->fd = fd;
+  G_LOCK(src_next_id);
+  src->id = src_next_id++;
+  G_UNLOCK(src_next_id);
   src->records = g_array_new(FALSE, FALSE, sizeof(SrcRecord));
-  src->by_offset = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   src->refs = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->starts = g_array_new(FALSE, FALSE, sizeof(guint64));
   src->crcs = g_array_new(FALSE, FALSE, sizeof(guint32));
-  src->cached_rec = src->table_rec = -1;
+  src->table_rec = -1;
   return src;
 }
 
@@ -1803,38 +1822,52 @@ sqlenvfs_archive_record_source_free(gpointer p)
   if (src->fd >= 0)
     close(src->fd);
   g_array_free(src->records, TRUE);
-  if (src->by_offset)
-    g_hash_table_destroy(src->by_offset);
   g_array_free(src->refs, TRUE);
   g_array_free(src->starts, TRUE);
   g_array_free(src->crcs, TRUE);
-  g_free(src->cache);
   g_free(src->path);
   g_free(src);
 }
 
+/* A record is kept once for the pages registered from it in a row (a
+ * rebuild registers a record's pages together); registered again after
+ * another, it is kept again, which costs memory, never a wrong page. */
 goffset
 sqlenvfs_archive_record_source_add(SqlenvfsArchiveRecordSource *src,
                                    const SqlenvfsArchiveEntry *e, guint32 k)
 {
-  guint ri;
+  guint ri = src->records->len;
   guint64 ref;
 
   g_return_val_if_fail(e->flags & SQLENVFS_ARCHIVE_COMPRESSED, 0);
   g_return_val_if_fail(k < archive_stream_pages(e), 0);
   g_return_val_if_fail(src->page_size == 0 || src->page_size == e->page_size, 0);
   src->page_size = e->page_size;
-  ri = GPOINTER_TO_UINT(g_hash_table_lookup(src->by_offset, &e->offset));
-  if (ri == 0) {
-    SrcRecord r = { e->offset, e->length, archive_stream_pages(e), e->page_size, e->n_pages };
+  if (ri == 0 || g_array_index(src->records, SrcRecord, ri - 1).offset != e->offset) {
+    SrcRecord r = { e->offset, e->length, archive_stream_pages(e), e->n_pages };
     g_array_append_val(src->records, r);
     ri = src->records->len;
-    g_hash_table_insert(src->by_offset, g_memdup2(&e->offset, sizeof e->offset),
-                        GUINT_TO_POINTER(ri));
   }
   ref = ((guint64)(ri - 1) << 32) | k;
   g_array_append_val(src->refs, ref);
   return (goffset)(src->refs->len - 1) * src->page_size;
+}
+
+/* @a with room for its elements only (of @size bytes each). */
+static GArray *
+array_trimmed(GArray *a, guint size)
+{
+  GArray *t = g_array_sized_new(FALSE, FALSE, size, a->len);
+  g_array_append_vals(t, a->data, a->len);
+  g_array_free(a, TRUE);
+  return t;
+}
+
+void
+archive_record_source_trim(SqlenvfsArchiveRecordSource *src)
+{
+  src->records = array_trimmed(src->records, sizeof(SrcRecord));
+  src->refs = array_trimmed(src->refs, sizeof(guint64));
 }
 
 static gboolean
@@ -1847,29 +1880,48 @@ source_corrupt(SqlenvfsArchiveRecordSource *src, const SrcRecord *r, const char 
   return FALSE;
 }
 
-/* Make block @j of record @ri the cached one. */
-static gboolean
+/* Block @j of record @ri, decompressed, in this thread's block cache
+ * (read, checked and decompressed when it is not there); NULL and *error
+ * when it cannot be read or fails a check. */
+static const guint8 *
 source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **error)
 {
   const SrcRecord *r = &g_array_index(src->records, SrcRecord, ri);
-  guint32 ppb = archive_pages_per_block(r->page_size), nb = archive_n_blocks(r->n_pages, r->page_size);
-  gsize raw = (gsize)MIN(ppb, r->n_pages - j * ppb) * r->page_size, stored, got;
+  guint32 ps = src->page_size;
+  guint32 ppb = archive_pages_per_block(ps), nb = archive_n_blocks(r->n_pages, ps);
+  gsize raw = (gsize)MIN(ppb, r->n_pages - j * ppb) * ps, stored, got;
   guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->own_pages;
   guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
   g_autofree guint8 *table = NULL;
   guint32 want_crc;
-  SrcScratch *sc;
+  SrcScratch *sc = scratch_get(0);
+  SrcBlock *slot = NULL;
 
-  if (src->cached_rec == (gint64)ri && src->cached_block == j)
-    return TRUE;
+  if (sc == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "read archive segment %s: cannot create a zstd context (out of memory)",
+                src->path);
+    return NULL;
+  }
+  for (guint i = 0; i < SRC_CACHE_SLOTS; i++) {
+    SrcBlock *b = &sc->slots[i];
+    if (b->src_id == src->id && b->ri == ri && b->block == j) {
+      b->used = ++sc->tick;
+      return b->buf;
+    }
+    if (slot == NULL || b->used < slot->used)
+      slot = b;
+  }
   if (src->table_rec != (gint64)ri) {
     guint64 at = first;
     table = g_malloc((gsize)nb * BLOCK_ENTRY_SIZE);
     if (!archive_pread_full(src->fd, table, (gsize)nb * BLOCK_ENTRY_SIZE, r->offset + table_off, &got,
                     src->path, error))
-      return FALSE;
-    if (got < (gsize)nb * BLOCK_ENTRY_SIZE)
-      return source_corrupt(src, r, "is cut short (the file is truncated)", error);
+      return NULL;
+    if (got < (gsize)nb * BLOCK_ENTRY_SIZE) {
+      source_corrupt(src, r, "is cut short (the file is truncated)", error);
+      return NULL;
+    }
     src->table_rec = -1;
     g_array_set_size(src->starts, 0);
     g_array_set_size(src->crcs, 0);
@@ -1881,46 +1933,51 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
         g_array_append_val(src->crcs, c);
       }
     }
-    if (at != table_off)
-      return source_corrupt(src, r, "has a block table that does not match its data", error);
+    if (at != table_off) {
+      source_corrupt(src, r, "has a block table that does not match its data", error);
+      return NULL;
+    }
     src->table_rec = ri;
-    src->cached_rec = -1;
   }
   stored = (gsize)(g_array_index(src->starts, guint64, j + 1) -
                    g_array_index(src->starts, guint64, j));
   want_crc = g_array_index(src->crcs, guint32, j);
-  if (stored == 0 || stored > raw)
-    return source_corrupt(src, r, "has a block table that does not match its data", error);
+  if (stored == 0 || stored > raw) {
+    source_corrupt(src, r, "has a block table that does not match its data", error);
+    return NULL;
+  }
   sc = scratch_get(stored);
-  if (sc == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "read archive segment %s: cannot create a zstd context (out of memory)",
-                src->path);
-    return FALSE;
+  if (slot->cap < (gsize)ppb * ps) {
+    slot->cap = (gsize)ppb * ps;
+    slot->buf = g_realloc(slot->buf, slot->cap);
   }
-  if (src->cache_cap < (gsize)ppb * r->page_size) {
-    src->cache_cap = (gsize)ppb * r->page_size;
-    src->cache = g_realloc(src->cache, src->cache_cap);
-  }
-  src->cached_rec = -1; /* the cache is about to change */
+  slot->src_id = 0; /* about to change */
   if (!archive_pread_full(src->fd, sc->zbuf, stored,
                   r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
-    return FALSE;
-  if (got < stored)
-    return source_corrupt(src, r, "is cut short (the file is truncated)", error);
-  if (crc(0, sc->zbuf, stored) != want_crc)
-    return source_corrupt(src, r, "has a compressed block that fails its checksum", error);
-  if (stored == raw) {
-    memcpy(src->cache, sc->zbuf, raw);
-  } else {
-    size_t n = ZSTD_decompressDCtx(sc->dctx, src->cache, raw, sc->zbuf, stored);
-    if (ZSTD_isError(n) || n != raw)
-      return source_corrupt(src, r, "has a compressed block that does not decompress to its "
-                            "pages", error);
+    return NULL;
+  if (got < stored) {
+    source_corrupt(src, r, "is cut short (the file is truncated)", error);
+    return NULL;
   }
-  src->cached_rec = ri;
-  src->cached_block = j;
-  return TRUE;
+  if (crc(0, sc->zbuf, stored) != want_crc) {
+    source_corrupt(src, r, "has a compressed block that fails its checksum", error);
+    return NULL;
+  }
+  if (stored == raw) {
+    memcpy(slot->buf, sc->zbuf, raw);
+  } else {
+    size_t n = ZSTD_decompressDCtx(sc->dctx, slot->buf, raw, sc->zbuf, stored);
+    if (ZSTD_isError(n) || n != raw) {
+      source_corrupt(src, r, "has a compressed block that does not decompress to its "
+                     "pages", error);
+      return NULL;
+    }
+  }
+  slot->src_id = src->id;
+  slot->ri = ri;
+  slot->block = j;
+  slot->used = ++sc->tick;
+  return slot->buf;
 }
 
 gssize
@@ -1930,6 +1987,7 @@ sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset of
   SqlenvfsArchiveRecordSource *src = p;
   guint64 i, within, ref;
   guint32 ri, k, ppb;
+  const guint8 *block;
   gsize n;
 
   if (src->page_size == 0 || off < 0)
@@ -1942,10 +2000,11 @@ sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset of
   ri = (guint32)(ref >> 32);
   k = (guint32)ref;
   ppb = archive_pages_per_block(src->page_size);
-  if (!source_load(src, ri, k / ppb, error))
+  block = source_load(src, ri, k / ppb, error);
+  if (block == NULL)
     return -1;
   n = (gsize)MIN((guint64)len, src->page_size - within);
-  memcpy(buf, src->cache + (gsize)(k % ppb) * src->page_size + within, n);
+  memcpy(buf, block + (gsize)(k % ppb) * src->page_size + within, n);
   return (gssize)n;
 }
 

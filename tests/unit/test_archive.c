@@ -1360,6 +1360,59 @@ block_data(const SqlenvfsArchiveEntry *e, guint64 at)
   return (goffset)(e->offset + 96 + 4 * (guint64)e->n_pages + at);
 }
 
+/* Sources of one segment, each with another record as its record 0, read
+ * in turn, more of them than the blocks a thread keeps: every page is its
+ * own source's (a block kept for one source is never taken for another's,
+ * nor for a source made after it was freed). */
+START_TEST(test_v2_sources_share_blocks)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveRecordSource *srcs[7];
+  GError *error = NULL;
+  guint8 got[PS], want[PS];
+
+  for (guint k = 1; k <= 6; k++)
+    add_v2_commit(w, k, 3, k % 2 ? 99 : 1);
+  add_v2_commit(w, 7, 150, 100); /* three blocks, the last stored as it is */
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  a = open_reader();
+  for (guint s = 0; s < 7; s++) {
+    const SqlenvfsArchiveEntry *e = entry_seq(a, s + 1);
+    srcs[s] = sqlenvfs_archive_record_source_new(a, 0, &error);
+    ck_assert_no_error(error);
+    for (guint i = 0; i < e->n_pages; i++)
+      ck_assert_int_eq(sqlenvfs_archive_record_source_add(srcs[s], e, i), (goffset)i * PS);
+  }
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < 150; i++)
+      for (guint s = 0; s < 7; s++) {
+        guint k = s + 1, ii = pass == 0 ? i : 149 - i;
+        guint n = k == 7 ? 150 : 3, rf = k == 7 ? 100 : k % 2 ? 99 : 1;
+        if (ii >= n)
+          continue;
+        ck_assert_int_eq(
+          sqlenvfs_archive_record_source_read(srcs[s], got, PS, (goffset)ii * PS, &error), PS);
+        ck_assert_no_error(error);
+        v2_page(want, 100 * k + ii, k, ii, rf);
+        ck_assert_msg(memcmp(want, got, PS) == 0, "source %u page %u", s, ii);
+      }
+  /* Page 0 of commit 1 is kept; a new source reads commit 7 as its record
+   * 0, block 0. */
+  ck_assert_int_eq(sqlenvfs_archive_record_source_read(srcs[0], got, PS, 0, &error), PS);
+  sqlenvfs_archive_record_source_free(srcs[0]);
+  srcs[0] = sqlenvfs_archive_record_source_new(a, 0, &error);
+  ck_assert_no_error(error);
+  sqlenvfs_archive_record_source_add(srcs[0], entry_seq(a, 7), 0);
+  ck_assert_int_eq(sqlenvfs_archive_record_source_read(srcs[0], got, PS, 0, &error), PS);
+  v2_page(want, 700, 7, 0, 100);
+  ck_assert(memcmp(want, got, PS) == 0);
+  for (guint s = 0; s < 7; s++)
+    sqlenvfs_archive_record_source_free(srcs[s]);
+}
+END_TEST
+
 START_TEST(test_v2_damage_detected)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
@@ -3578,6 +3631,7 @@ archive_suite(void)
   tcase_add_test(tc, test_clock_back_and_alive);
   tcase_add_test(tc, test_empty_and_missing);
   tcase_add_test(tc, test_v2_round_trip);
+  tcase_add_test(tc, test_v2_sources_share_blocks);
   tcase_add_test(tc, test_v2_damage_detected);
   tcase_add_test(tc, test_v2_decompressed_length_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
