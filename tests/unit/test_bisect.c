@@ -353,56 +353,29 @@ setup_rows(void)
 
 /* Rewrite the archive with the same records, the COMMIT of seq @seq
  * captured in the microsecond of the COMMIT before it. */
+typedef struct {
+  guint64 seq;
+  gint64 prev_commit_time;
+} SameTime;
+
+static void
+same_time(SqlenvfsArchiveEntry *e, gpointer user)
+{
+  SameTime *st = user;
+  if (e->seq == st->seq) {
+    ck_assert_int_gt(e->time, st->prev_commit_time);
+    e->time = st->prev_commit_time;
+  }
+  st->prev_commit_time = e->time;
+}
+
 static void
 rewrite_same_time(guint64 seq)
 {
   g_autofree char *dir = archive_dir();
-  g_autofree char *tmpdir = g_strconcat(dir, ".new", NULL);
   g_autofree char *old = g_build_filename(tmp, "archive-as-written", NULL);
-  g_autoptr(SqlenvfsArchive) a = NULL;
-  g_autoptr(SqlenvfsArchiveWriter) w = NULL;
-  GError *error = NULL;
-  gint64 prev_commit_time = 0;
-
-  a = sqlenvfs_archive_open(dir, &error);
-  ck_assert_no_error(error);
-  w = sqlenvfs_archive_writer_open(tmpdir, 64 << 20, 0600, &error);
-  ck_assert_no_error(error);
-  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
-    SqlenvfsArchiveEntry e = *sqlenvfs_archive_entry(a, i);
-    ck_assert_uint_ne(e.seq, 0);
-    if (e.type == SQLENVFS_ARCHIVE_COMMIT) {
-      g_autofree guint8 *pages = NULL;
-      g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, &e, &pages, &error);
-      ck_assert_no_error(error);
-      if (e.seq == seq) {
-        ck_assert_int_gt(e.time, prev_commit_time);
-        e.time = prev_commit_time;
-      }
-      prev_commit_time = e.time;
-      e.flags &= ~(guint32)(SQLENVFS_ARCHIVE_BATCHED | SQLENVFS_ARCHIVE_COMPRESSED);
-      ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
-      ck_assert(sqlenvfs_archive_writer_add_pages(w, pages, (gsize)e.n_pages * e.page_size,
-                                                  &error));
-      ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
-    } else if (e.type == SQLENVFS_ARCHIVE_GAP) {
-      g_autofree char *text = sqlenvfs_archive_read_gap_text(a, &e, &error);
-      ck_assert(sqlenvfs_archive_writer_add_gap(w, e.time, e.aux_time, e.reason, text, &e,
-                                                &error));
-    } else {
-      ck_assert_int_eq(e.type, SQLENVFS_ARCHIVE_OUTAGE); /* one segment: no SEAL */
-      ck_assert(sqlenvfs_archive_writer_add_outage(w, e.aux_time, e.time, &error));
-    }
-    ck_assert_no_error(error);
-    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, e.seq);
-  }
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert(sqlenvfs_archive_writer_set_alive(w, sqlenvfs_archive_alive(a), 0, &error));
-  ck_assert_no_error(error);
-  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  g_clear_pointer(&a, sqlenvfs_archive_free);
-  ck_assert_int_eq(rename(dir, old), 0);
-  ck_assert_int_eq(rename(tmpdir, dir), 0);
+  SameTime st = { seq, 0 };
+  testutil_rewrite_archive(dir, old, 0, same_time, &st);
 }
 
 /* The seq bisect names for the commit that inserted row @k. */

@@ -635,50 +635,8 @@ END_TEST
 static void
 rewrite_as_v1(const char *dir)
 {
-  g_autofree char *v1 = g_strconcat(dir, ".v1", NULL);
   g_autofree char *old = g_build_filename(tmp, "archive-as-written", NULL);
-  g_autoptr(SqlenvfsArchive) a = NULL;
-  g_autoptr(SqlenvfsArchiveWriter) w = NULL;
-  GError *error = NULL;
-
-  a = sqlenvfs_archive_open(dir, &error);
-  ck_assert_no_error(error);
-  w = sqlenvfs_archive_writer_open(v1, 64 << 20, 0600, &error);
-  ck_assert_no_error(error);
-  sqlenvfs_archive_writer_set_version(w, 1);
-  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
-    const SqlenvfsArchiveEntry *e = sqlenvfs_archive_entry(a, i);
-    ck_assert_uint_ne(e->seq, 0); /* no damage */
-    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w) ? sqlenvfs_archive_writer_last(w)->seq + 1 : 1,
-                      e->seq);
-    if (e->type == SQLENVFS_ARCHIVE_COMMIT) {
-      g_autofree guint8 *pages = NULL;
-      g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, &error);
-      ck_assert_no_error(error);
-      ck_assert(sqlenvfs_archive_writer_begin_commit(w, e, pgnos, &error));
-      ck_assert(sqlenvfs_archive_writer_add_pages(w, pages, (gsize)e->n_pages * e->page_size,
-                                                  &error));
-      ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
-    } else if (e->type == SQLENVFS_ARCHIVE_GAP) {
-      g_autofree char *text = sqlenvfs_archive_read_gap_text(a, e, &error);
-      ck_assert(sqlenvfs_archive_writer_add_gap(w, e->time, e->aux_time, e->reason, text, e,
-                                                &error));
-    } else if (e->type == SQLENVFS_ARCHIVE_OUTAGE) {
-      ck_assert(sqlenvfs_archive_writer_add_outage(w, e->aux_time, e->time, &error));
-    } else {
-      ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_SEAL);
-      ck_assert(FALSE); /* one segment: the rewrite would renumber */
-    }
-    ck_assert_no_error(error);
-    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, e->seq);
-  }
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert(sqlenvfs_archive_writer_set_alive(w, sqlenvfs_archive_alive(a), 0, &error));
-  ck_assert_no_error(error);
-  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  g_clear_pointer(&a, sqlenvfs_archive_free);
-  ck_assert_int_eq(rename(dir, old), 0);
-  ck_assert_int_eq(rename(v1, dir), 0);
+  testutil_rewrite_archive(dir, old, 1, NULL, NULL);
 }
 
 /* Commit rows @from..@to of text, one per transaction. */

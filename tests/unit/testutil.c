@@ -1,5 +1,6 @@
 #include "testutil.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "sqlenvfs/archiver.h"
@@ -82,4 +83,55 @@ testutil_bytes_read(void)
   p = strstr(io, "rchar: ");
   ck_assert_ptr_nonnull(p);
   return g_ascii_strtoull(p + 7, NULL, 10);
+}
+
+void
+testutil_rewrite_archive(const char *dir, const char *keep_as, guint32 version,
+                         void (*edit)(SqlenvfsArchiveEntry *e, gpointer user), gpointer user)
+{
+  g_autofree char *tmpdir = g_strconcat(dir, ".new", NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+  GError *error = NULL;
+
+  a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  w = sqlenvfs_archive_writer_open(tmpdir, 64 << 20, 0600, &error);
+  ck_assert_no_error(error);
+  if (version != 0)
+    sqlenvfs_archive_writer_set_version(w, version);
+  for (guint i = 0; i < sqlenvfs_archive_n_entries(a); i++) {
+    SqlenvfsArchiveEntry e = *sqlenvfs_archive_entry(a, i);
+    ck_assert_uint_ne(e.seq, 0); /* no damage */
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w) ? sqlenvfs_archive_writer_last(w)->seq + 1 : 1,
+                      e.seq);
+    if (e.type == SQLENVFS_ARCHIVE_COMMIT) {
+      g_autofree guint8 *pages = NULL;
+      g_autofree guint32 *pgnos = sqlenvfs_archive_read_commit_pages(a, &e, &pages, &error);
+      ck_assert_no_error(error);
+      if (edit != NULL)
+        edit(&e, user);
+      ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, pages, (gsize)e.n_pages * e.page_size,
+                                                  &error));
+      ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    } else if (e.type == SQLENVFS_ARCHIVE_GAP) {
+      g_autofree char *text = sqlenvfs_archive_read_gap_text(a, &e, &error);
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, e.time, e.aux_time, e.reason, text, &e,
+                                                &error));
+    } else {
+      /* One segment: a SEAL would be renumbered by the rewrite. */
+      ck_assert_int_eq(e.type, SQLENVFS_ARCHIVE_OUTAGE);
+      ck_assert(sqlenvfs_archive_writer_add_outage(w, e.aux_time, e.time, &error));
+    }
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, e.seq);
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, sqlenvfs_archive_alive(a), 0, &error));
+  ck_assert_no_error(error);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert_int_eq(rename(dir, keep_as), 0);
+  ck_assert_int_eq(rename(tmpdir, dir), 0);
 }

@@ -5,6 +5,8 @@
 #include <check.h>
 #include <glib.h>
 
+#include "sqlenvfs/archive.h"
+
 /* A fresh temporary directory (removed by testutil_tmpdir_cleanup). */
 char *testutil_tmpdir(void);
 void testutil_tmpdir_cleanup(char *dir);
@@ -19,10 +21,19 @@ struct _SqlenvfsArchiver;
  * no snapshot pending; fail the test if it has not within 10 s. */
 void testutil_wait_capturing(struct _SqlenvfsArchiver *a, const char *db);
 
-/* Run @s and return the process exit status. */
+/* Rewrite the archive in @dir (one segment, no damage) record by record
+ * through a new writer: every record keeps its sequence number, times and
+ * WAL position; new segments in format @version (0: the writer's default).
+ * @edit, when not NULL, may change each COMMIT's entry before it is
+ * written. The archive as it was is moved to @keep_as. */
+void testutil_rewrite_archive(const char *dir, const char *keep_as, guint32 version,
+                              void (*edit)(SqlenvfsArchiveEntry *e, gpointer user),
+                              gpointer user);
+
 /* Bytes this process has read so far (read and pread), from /proc. */
 guint64 testutil_bytes_read(void);
 
+/* Run @s and return the process exit status. */
 int testutil_run(Suite *s);
 
 /* Assert a GError is NULL, printing its message when it is not. */
