@@ -125,6 +125,9 @@ writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer u
   return G_LOG_WRITER_HANDLED;
 }
 
+static void fuse_log_to_glib(enum fuse_log_level level, const char *fmt, va_list ap)
+  G_GNUC_PRINTF(2, 0);
+
 static void
 fuse_log_to_glib(enum fuse_log_level level, const char *fmt, va_list ap)
 {

@@ -80,6 +80,9 @@ opt_escape(const char *s)
  * option becomes one error line instead of a stray message. */
 static GString *fuse_captured;
 
+static void capture_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
+  G_GNUC_PRINTF(2, 0);
+
 static void
 capture_fuse_log(enum fuse_log_level level, const char *fmt, va_list ap)
 {
