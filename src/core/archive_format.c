@@ -710,26 +710,37 @@ archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *d
 /* The checksum of the SEAL record that ends the segment file @path of
  * @size bytes (FALSE when it does not end with a valid one). */
 gboolean
-archive_read_seal(const char *path, guint64 size, guint32 *seal)
+archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal)
 {
   guint8 rec[REC_EMPTY_SIZE];
   SqlenvfsArchiveEntry e;
   gsize got = 0;
-  int fd;
   gboolean ok;
 
   if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE)
-    return FALSE;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
     return FALSE;
   ok = archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, NULL) &&
        got == sizeof rec && archive_decode_header(rec, &e) && e.type == SQLENVFS_ARCHIVE_SEAL &&
        e.length == REC_EMPTY_SIZE &&
        get32(rec + REC_HEADER_SIZE) == crc(0, rec, REC_HEADER_SIZE) &&
        get32(rec + REC_HEADER_SIZE + 4) == REC_END_MAGIC;
-  close(fd);
   if (ok)
     *seal = e.reason;
+  return ok;
+}
+
+gboolean
+archive_read_seal(const char *path, guint64 size, guint32 *seal)
+{
+  gboolean ok;
+  int fd;
+
+  if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE)
+    return FALSE;
+  fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  ok = archive_read_seal_fd(fd, path, size, seal);
+  close(fd);
   return ok;
 }

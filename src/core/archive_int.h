@@ -303,6 +303,8 @@ gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, gui
 /* The checksum the SEAL record ending the segment file @path (@size bytes)
  * carries; FALSE when it does not end with a valid SEAL record. */
 gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
+/* The same, on the segment already open on @fd. */
+gboolean archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal);
 /* In the parsed summary @p (the whole file, either version), the last
  * version of page @pgno with seq <= @max_seq (binary searches); FALSE when
  * the segment has none. */

@@ -317,7 +317,7 @@ use_summary(SqlenvfsArchive *a, guint si)
 
   if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, NULL))
     return FALSE;
-  ok = sf.hdr_ok && archive_read_seal(sf.path, sf.size, &seal) &&
+  ok = sf.hdr_ok && archive_read_seal_fd(sf.fd, sf.path, sf.size, &seal) &&
        archive_summary_load_head(a->dir, seg->number, sf.size, seal, &s, &head, &why, NULL) ==
          ARCHIVE_SUM_GOOD &&
        s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
