@@ -4,12 +4,14 @@
  * dialect of SQLite's `sqldiff`, or its per-table summary.
  *
  * How it avoids reading both databases whole: the archive knows every page
- * each commit between the two states wrote. Those pages are mapped to
- * their b-trees (each table's and index's tree walked from its root page
- * through its interior pages, in the newer state, and in the older one
- * below interior pages that changed), the rows on changed leaf pages of
- * each table (in either state) are collected — rowids, or for a WITHOUT
- * ROWID table its primary key from the record — and only those rows are
+ * each commit between the two states wrote. Those pages are placed in
+ * their b-trees — a changed table leaf by following the rowid of its first
+ * cell down from each table's root page, so that only the interior pages
+ * on the paths to changed leaves are read (once for both states when they
+ * did not change); a WITHOUT ROWID table's tree, whose interior pages hold
+ * rows too, walked whole — the rows on changed leaf pages of each table
+ * (in either state) are collected — rowids, or for a WITHOUT ROWID table
+ * its primary key from the record — and only those rows are
  * compared, with SQL, through two read-only connections over the images
  * (imagevfs.h). A changed page that is in no b-tree and on no free list is
  * an overflow page: the rows whose overflow chains hold it are found by
