@@ -64,6 +64,7 @@ typedef struct {
   gboolean is_full;     /* compared in full                              */
   char *why_full;
   char *keys;           /* temp table holding the changed keys, or NULL  */
+  sqlite3_stmt *add;    /* the INSERT of a key into it                   */
 } Table;
 
 typedef struct {
@@ -109,6 +110,7 @@ table_free(gpointer p)
     g_free(t->side[s].sql);
     g_clear_pointer(&t->side[s].cols, g_ptr_array_unref);
   }
+  sqlite3_finalize(t->add);
   g_free(t->name);
   g_free(t->why_full);
   g_free(t->keys);
@@ -492,25 +494,26 @@ read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
 static gboolean
 add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
 {
-  g_autoptr(sqlite3_stmt) st = NULL;
   g_autofree guint8 *payload = NULL;
-  char *sql;
+  sqlite3_stmt *st;
   int rc;
 
   if (t->keys == NULL || t->is_full)
     return TRUE;
-  {
+  if (t->add == NULL) {
     GString *q = g_string_new(NULL);
     g_string_append_printf(q, "INSERT OR IGNORE INTO temp.\"%s\" VALUES(?", t->keys);
     for (guint i = 1; i < t->side[1].n_pk; i++)
       g_string_append(q, ",?");
     g_string_append(q, ")");
-    sql = g_string_free(q, FALSE);
+    rc = sqlite3_prepare_v2(d->db, q->str, -1, &t->add, NULL);
+    g_string_free(q, TRUE);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "collecting the changed rows of", error);
   }
-  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
-  g_free(sql);
-  if (rc != SQLITE_OK)
-    return sql_fail(d, rc, "collecting the changed rows of", error);
+  st = t->add;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (t->side[1].without_rowid) {
     payload = read_payload(d, s, cell, error);
     if (payload == NULL)
@@ -524,6 +527,7 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "collecting the changed rows of", error);
+  sqlite3_reset(st);
   d->stats->n_keys++;
   return TRUE;
 }
@@ -1648,6 +1652,8 @@ out:
       d.stats->n_sql_reads += vs.n_reads;
     if (sqlenvfs_imagevfs_stats(d.db, "aux", &vs))
       d.stats->n_sql_reads += vs.n_reads;
+    for (guint i = 0; i < d.tables->len; i++)
+      g_clear_pointer(&((Table *) d.tables->pdata[i])->add, sqlite3_finalize);
     sqlite3_close_v2(d.db);
   }
   g_string_free(o, TRUE);
