@@ -47,6 +47,8 @@
 #include "sqlenvfs/util.h"
 
 #define MAX_DEPTH 40
+/* SQLite's page cache per state, KiB (sqlenvfs_diff_images). */
+#define DIFF_CACHE_KIB 32768
 
 /* One table as one state sees it. */
 typedef struct {
@@ -1610,6 +1612,12 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
       !sqlenvfs_imagevfs_open(from, from_label, &d.db, error) ||
       !sqlenvfs_imagevfs_attach(d.db, to, to_label, "aux", error) || !load_tables(&d, error))
     goto out;
+  /* The comparison looks each changed row up several times in both
+   * states: a page cache large enough for them reads (and decompresses
+   * from the archive) each page once. Memory is taken only as pages are. */
+  sqlite3_exec(d.db, "PRAGMA main.cache_size=-" G_STRINGIFY(DIFF_CACHE_KIB)
+                     "; PRAGMA aux.cache_size=-" G_STRINGIFY(DIFF_CACHE_KIB),
+               NULL, NULL, NULL);
   if (changed != NULL) {
     /* Which tables are WITHOUT ROWID: their root page is an index page. */
     for (guint i = 0; i < d.tables->len; i++) {
