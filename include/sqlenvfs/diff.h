@@ -64,7 +64,7 @@ typedef struct {
   guint n_tables_full;        /* tables compared in full                      */
   guint n_tables_keyed;       /* tables compared on the changed rows only     */
   guint64 n_keys;             /* rows compared that way                       */
-  guint64 n_page_reads;       /* pages the b-tree walk read                   */
+  guint64 n_page_reads;       /* pages read to place the changed pages        */
   guint64 n_sql_reads;        /* reads SQLite made through the images         */
 } SqlenvfsDiffStats;
 

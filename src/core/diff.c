@@ -30,8 +30,9 @@
  *       byte is 0 or 1 below 2^25 pages). A table leaf belongs to the rowid
  *       tree that leads the key of its first cell to it (only a root is an
  *       empty leaf); its rows are collected. Only the pages on those paths
- *       are read. When a leaf is found that no tree leads to, every tree
- *       is walked whole instead (invariants 2 and 3).
+ *       are read. When a leaf is found that no tree leads to, or trying
+ *       the trees in turn costs more than walking them (many tables
+ *       changed), every tree is walked whole instead (invariants 2, 3).
  *   (6) Rows lie on the interior pages of a WITHOUT ROWID table too, which
  *       no key leads to by itself: those trees are walked whole (2, 3).
  */
@@ -82,8 +83,8 @@ typedef struct {
   GHashTable *cache[2];     /* pgno -> the page's bytes (slot 1: also the
                              * unchanged pages of state 0, the same bytes) */
   GHashTable *free_pages[2]; /* free-list pages (trunks and leaves)         */
-  GArray *trees[2];         /* the rowid-table b-trees: TreeRoot            */
-  guint last_tree[2];       /* index in trees[] of the last one found       */
+  GArray *trees[2];         /* the rowid-table b-trees: TreeRoot, the ones
+                             * that held a changed leaf last first          */
   GPtrArray *tables;
   GHashTable *by_name;      /* table name -> Table *                       */
   gboolean summary;
@@ -92,6 +93,7 @@ typedef struct {
   gpointer user;
   SqlenvfsDiffStats *stats;
   guint n_keys_tables;
+  guint64 n_misses;         /* trees that did not lead a key to its leaf   */
 } Diff;
 
 /* A rowid table's b-tree in one state: its root and its table (NULL: not
@@ -950,10 +952,10 @@ find_leaf(Diff *d, int s, guint32 root, gint64 key, guint32 *leaf, GError **erro
 
 /* Place changed page @pgno in state @s (invariant 5): a b-tree page is
  * owned, a table leaf by the table whose tree leads its first key to it,
- * and its rows are collected. *@sure becomes FALSE when a table leaf is
- * reached from no tree. */
+ * and its rows are collected. *@why says why not when that cannot be done
+ * (a table leaf no tree leads to, too many trees tried). */
 static gboolean
-place_page(Diff *d, int s, const guint8 *page1, guint32 pgno, gboolean *sure, GError **error)
+place_page(Diff *d, int s, const guint8 *page1, guint32 pgno, const char **why, GError **error)
 {
   gpointer key = GUINT_TO_POINTER(pgno);
   GArray *trees = d->trees[s];
@@ -987,24 +989,33 @@ place_page(Diff *d, int s, const guint8 *page1, guint32 pgno, gboolean *sure, GE
         own(d, s, pgno, g_array_index(trees, TreeRoot, i).t, TRUE);
         return TRUE;
       }
-    *sure = FALSE;
+    *why = "an empty leaf that is no root";
     return TRUE;
   }
   if (!sqlenvfs_btree_cell(&page, 0, &cell, error))
     return FALSE;
-  for (guint k = 0; k < trees->len; k++) {
-    guint i = (d->last_tree[s] + k) % trees->len;
-    const TreeRoot *tr = &g_array_index(trees, TreeRoot, i);
+  for (guint i = 0; i < trees->len; i++) {
+    TreeRoot tr = g_array_index(trees, TreeRoot, i);
     guint32 leaf;
-    if (!find_leaf(d, s, tr->root, cell.rowid, &leaf, error))
+    if (!find_leaf(d, s, tr.root, cell.rowid, &leaf, error))
       return FALSE;
-    if (leaf != pgno)
+    if (leaf != pgno) {
+      /* Many tables changed at once: trying each costs more than the
+       * walk of every tree, done instead. */
+      if (++d->n_misses > 64 + 8 * (guint64) g_hash_table_size(d->changed)) {
+        *why = "too many tables to try";
+        return TRUE;
+      }
       continue;
-    d->last_tree[s] = i;
-    own(d, s, pgno, tr->t, TRUE);
-    return tr->t == NULL || collect_rows(d, s, tr->t, &page, error);
+    }
+    if (i > 0) { /* the trees most recently found first */
+      g_array_remove_index(trees, i);
+      g_array_prepend_val(trees, tr);
+    }
+    own(d, s, pgno, tr.t, TRUE);
+    return tr.t == NULL || collect_rows(d, s, tr.t, &page, error);
   }
-  *sure = FALSE;
+  *why = "a leaf that no key leads to";
   return TRUE;
 }
 
@@ -1016,17 +1027,18 @@ cmp_pgno(gconstpointer a, gconstpointer b)
 }
 
 /* Place every changed page in both states (invariants 5 and 6), the trees
- * of the WITHOUT ROWID tables compared by key walked whole. *@sure FALSE
- * when that could not be done for all (every tree must be walked then). */
+ * of the WITHOUT ROWID tables compared by key walked whole. *@why says why
+ * not when that could not be done for all (every tree must be walked
+ * then); it stays NULL when it was. */
 static gboolean
-place_changed_pages(Diff *d, guint8 *const p1[2], gboolean *sure, GError **error)
+place_changed_pages(Diff *d, guint8 *const p1[2], const char **why, GError **error)
 {
   g_autoptr(GArray) pages = g_array_sized_new(FALSE, FALSE, sizeof(guint32),
                                               g_hash_table_size(d->changed));
   GHashTableIter it;
   gpointer key;
 
-  *sure = TRUE;
+  *why = NULL;
   if (!walk_trees(d, TRUE, error))
     return FALSE;
   g_hash_table_iter_init(&it, d->changed);
@@ -1039,15 +1051,15 @@ place_changed_pages(Diff *d, guint8 *const p1[2], gboolean *sure, GError **error
     /* An overflow page begins with the number of the next one: its first
      * byte is no b-tree page type while page numbers stay below 2^25. */
     if (d->n_pages[s] >= 0x02000000u) {
-      *sure = FALSE;
+      *why = "2^25 pages or more";
       return TRUE;
     }
     if (!load_trees(d, s, error))
       return FALSE;
-    for (guint i = 0; i < pages->len && *sure; i++)
-      if (!place_page(d, s, p1[s], g_array_index(pages, guint32, i), sure, error))
+    for (guint i = 0; i < pages->len && *why == NULL; i++)
+      if (!place_page(d, s, p1[s], g_array_index(pages, guint32, i), why, error))
         return FALSE;
-    if (!*sure)
+    if (*why != NULL)
       return TRUE;
   }
   return TRUE;
@@ -1072,7 +1084,7 @@ map_changed_pages(Diff *d, GError **error)
 static gboolean
 map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
 {
-  gboolean sure;
+  const char *why;
   int rc;
 
   /* Decide, per table, whether its changed rows can be found. */
@@ -1116,11 +1128,10 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
   for (int s = 0; s < 2; s++)
     if (!add_freelist(d, s, p1[s], d->free_pages[s], error))
       return FALSE;
-  if (!place_changed_pages(d, p1, &sure, error))
+  if (!place_changed_pages(d, p1, &why, error))
     return FALSE;
-  if (!sure) {
-    note(d, "the changed pages could not all be placed in their b-trees by their keys:"
-            " walking every b-tree");
+  if (why != NULL) {
+    note(d, "walking every b-tree to place the changed pages (%s)", why);
     g_hash_table_remove_all(d->owner[0]);
     g_hash_table_remove_all(d->owner[1]);
     g_hash_table_remove_all(d->children);

@@ -384,6 +384,50 @@ START_TEST(test_unplaced_leaf)
 }
 END_TEST
 
+/* One row changed in each of 60 tables: trying the tables in turn for each
+ * changed leaf would cost more than walking every tree, which is done
+ * instead; the diff is the one a comparison in full prints. */
+START_TEST(test_many_tables)
+{
+  g_autofree char *a = g_build_filename(tmp, "ma.db", NULL);
+  g_autofree char *b = g_build_filename(tmp, "mb.db", NULL);
+  g_autofree char *bytes = NULL;
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  g_autoptr(GHashTable) changed = NULL;
+  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  GString *make = g_string_new("PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;");
+  GString *change = g_string_new(NULL);
+  GError *error = NULL;
+  gsize n;
+
+  for (int i = 0; i < 60; i++) {
+    g_string_append_printf(make, "CREATE TABLE m%d(id INTEGER PRIMARY KEY, v);"
+                                 "INSERT INTO m%d VALUES (1, 'a'), (2, 'b'), (3, 'c');", i, i);
+    g_string_append_printf(change, "UPDATE m%d SET v = 'changed' WHERE id = 2;", i);
+  }
+  exec(a, make->str);
+  ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
+  ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
+  exec(b, change->str);
+  changed = pages_differing(a, b);
+  ia = image_of(a);
+  ib = image_of(b);
+  Sink sink = { out, notes };
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
+                                 NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_str_eq(out->str, full->str);
+  ck_assert(strstr(out->str, "UPDATE m59 SET v='changed' WHERE id=2;\n") != NULL);
+  ck_assert_msg(strstr(notes->str, "too many tables") != NULL, "%s", notes->str);
+  g_string_free(out, TRUE);
+  g_string_free(full, TRUE);
+  g_string_free(notes, TRUE);
+  g_string_free(make, TRUE);
+  g_string_free(change, TRUE);
+}
+END_TEST
+
 /* sqldiff's quoting: identifiers that need it, text with quotes and
  * control characters, blobs, reals. */
 START_TEST(test_quoting)
@@ -418,6 +462,7 @@ suite(void)
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
   tcase_add_test(tc, test_unplaced_leaf);
+  tcase_add_test(tc, test_many_tables);
   suite_add_tcase(s, tc);
   return s;
 }
