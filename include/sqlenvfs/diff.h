@@ -5,13 +5,13 @@
  *
  * How it avoids reading both databases whole: the archive knows every page
  * each commit between the two states wrote. Those pages are placed in
- * their b-trees — a changed table leaf by following the rowid of its first
- * cell down from each table's root page, so that only the interior pages
+ * their b-trees: a changed table leaf by following the rowid of its first
+ * cell down from the tables' root pages, so that only the interior pages
  * on the paths to changed leaves are read (once for both states when they
- * did not change); a WITHOUT ROWID table's tree, whose interior pages hold
- * rows too, walked whole — the rows on changed leaf pages of each table
- * (in either state) are collected — rowids, or for a WITHOUT ROWID table
- * its primary key from the record — and only those rows are
+ * did not change), and a WITHOUT ROWID table's tree, whose interior pages
+ * hold rows too, by walking it whole. The rows on changed pages of each
+ * table (in either state) are collected (rowids, or for a WITHOUT ROWID
+ * table its primary key from the record) and only those rows are
  * compared, with SQL, through two read-only connections over the images
  * (imagevfs.h). A changed page that is in no b-tree and on no free list is
  * an overflow page: the rows whose overflow chains hold it are found by
