@@ -62,7 +62,7 @@ size=$(stat -c %s "$R/data/prod/app.db")
 "$S" archive --root "$R" > "$W/archive.out" 2> "$W/archive.err" &
 apid=$!
 for i in $(seq 1 600); do
-  grep -q 'capturing' "$W/archive.err" && [ -n "$(ls "$R/backups/prod/snapshots")" ] && break
+  grep -qs 'capturing' "$W/archive.err" && [ -n "$(ls "$R/backups/prod/snapshots")" ] && break
   sleep 0.1
 done
 
