@@ -161,7 +161,7 @@ m10_spread=$(spread "${runs[@]}")
 m10_cpu=$(python3 -c "import os; print(int(($t_b - $t_a) * 1000 / os.sysconf('SC_CLK_TCK') / $RUNS))")
 cmp -s "$W/m10.sql" "$W/d10.sql" || echo "investigate: WARNING: the mount's diff differs from the command's" >&2
 fusermount3 -u "$M"
-for i in $(seq 1 100); do pgrep -f "sqlenvfs mount $R" >/dev/null || break; sleep 0.1; done
+for i in $(seq 1 100); do pgrep -f " mount $R $W/mnt" >/dev/null || break; sleep 0.1; done
 M=""
 
 "$S" restore --root "$R" --time "@$t10" -o "$W/a.db" > /dev/null
