@@ -4,8 +4,11 @@
  * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
  * table with keys and values on overflow pages (keys told apart only on
  * their third overflow page), an added column, tables and
- * indexes created and dropped). States are files written by SQLite; the
- * changed pages are those whose bytes differ. */
+ * indexes created and dropped); that a changed leaf is placed by its key,
+ * reading only the pages on its path, and that every tree is walked
+ * instead when that cannot be done (a leaf no key leads to, many tables
+ * changed at once). States are files written by SQLite; the changed pages
+ * are those whose bytes differ. */
 #include "testutil.h"
 
 #include <string.h>
