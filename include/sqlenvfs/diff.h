@@ -4,12 +4,14 @@
  * dialect of SQLite's `sqldiff`, or its per-table summary.
  *
  * How it avoids reading both databases whole: the archive knows every page
- * each commit between the two states wrote. Those pages are mapped to
- * their b-trees (each table's and index's tree walked from its root page
- * through its interior pages, in the newer state, and in the older one
- * below interior pages that changed), the rows on changed leaf pages of
- * each table (in either state) are collected — rowids, or for a WITHOUT
- * ROWID table its primary key from the record — and only those rows are
+ * each commit between the two states wrote. Those pages are placed in
+ * their b-trees: a changed table leaf by following the rowid of its first
+ * cell down from the tables' root pages, so that only the interior pages
+ * on the paths to changed leaves are read (once for both states when they
+ * did not change), and a WITHOUT ROWID table's tree, whose interior pages
+ * hold rows too, by walking it whole. The rows on changed pages of each
+ * table (in either state) are collected (rowids, or for a WITHOUT ROWID
+ * table its primary key from the record) and only those rows are
  * compared, with SQL, through two read-only connections over the images
  * (imagevfs.h). A changed page that is in no b-tree and on no free list is
  * an overflow page: the rows whose overflow chains hold it are found by
@@ -62,7 +64,7 @@ typedef struct {
   guint n_tables_full;        /* tables compared in full                      */
   guint n_tables_keyed;       /* tables compared on the changed rows only     */
   guint64 n_keys;             /* rows compared that way                       */
-  guint64 n_page_reads;       /* pages the b-tree walk read                   */
+  guint64 n_page_reads;       /* pages read to place the changed pages        */
   guint64 n_sql_reads;        /* reads SQLite made through the images         */
 } SqlenvfsDiffStats;
 

@@ -14,12 +14,14 @@
 #     about 3 GiB of disk.
 # Usage: scripts/bench/investigate.sh [SQLENVFS] ; INVESTIGATE_MIB (default
 # 256) sizes the database, INVESTIGATE_COMMITS (default 2000) the long run,
+# INVESTIGATE_RUNS (default 9) the timed runs of each 10-commit row,
 # INVESTIGATE_DIR where it works (default a temporary directory, removed).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 S=$(realpath "${1:-build/src/sqlenvfs}")
 MIB=${INVESTIGATE_MIB:-256}
 COMMITS=${INVESTIGATE_COMMITS:-2000}
+RUNS=${INVESTIGATE_RUNS:-9}
 command -v sqldiff >/dev/null || { echo "investigate: sqldiff is missing (sqlite3-tools; scripts/deps.sh)" >&2; exit 1; }
 W=${INVESTIGATE_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-investigate-XXXXXX")}
 apid=""
@@ -60,7 +62,7 @@ size=$(stat -c %s "$R/data/prod/app.db")
 "$S" archive --root "$R" > "$W/archive.out" 2> "$W/archive.err" &
 apid=$!
 for i in $(seq 1 600); do
-  grep -q 'capturing' "$W/archive.err" && [ -n "$(ls "$R/backups/prod/snapshots")" ] && break
+  grep -qs 'capturing' "$W/archive.err" && [ -n "$(ls "$R/backups/prod/snapshots")" ] && break
   sleep 0.1
 done
 
@@ -109,15 +111,34 @@ n_long=$(awk 'NR>11' "$W/commits" | wc -l)
 ms() { python3 -c 'import sys; print("%.1f" % (float(sys.argv[2]) - float(sys.argv[1])) )' "$@"; }
 now() { date +%s%3N; }
 median3() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+# The median of any number of values, and "min-max".
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+spread() { printf '%s\n' "$@" | sort -n | awk 'NR == 1 {a = $1} {b = $1} END {print a "-" b}'; }
+# Wall and CPU (user + system) milliseconds of a command, its output to $OUT.
+wall_cpu() {
+  OUT=$1 python3 -c 'import os, resource, subprocess, sys, time
+def cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+c = cpu()  # what ran before (a launcher that exec()ed python) left out
+t = time.monotonic()
+with open(os.environ["OUT"], "w") as f:
+    subprocess.run(sys.argv[1:], stdout=f, stderr=subprocess.DEVNULL)
+print(int((time.monotonic() - t) * 1000), int((cpu() - c) * 1000))' "${@:2}"
+}
+# CPU ticks (user + system) a process has used.
+ticks() { awk '{print $14 + $15}' "/proc/${1:-0}/stat" 2>/dev/null || echo 0; }
 
 # Warm: base checks remembered, page cache as after one run.
 "$S" diff --root "$R" --from "@$t0" --to "@$t10" > /dev/null 2>&1
-runs=()
-for i in 1 2 3; do
-  a=$(now); "$S" diff --root "$R" --from "@$t0" --to "@$t10" > "$W/d10.sql" 2> /dev/null; b=$(now)
-  runs+=($((b - a)))
+runs=(); cpus=()
+for i in $(seq 1 "$RUNS"); do
+  read -r wall cpu < <(wall_cpu "$W/d10.sql" "$S" diff --root "$R" --from "@$t0" --to "@$t10")
+  runs+=("$wall"); cpus+=("$cpu")
 done
-d10=$(median3 "${runs[@]}")
+d10=$(median "${runs[@]}")
+d10_spread=$(spread "${runs[@]}")
+d10_cpu=$(median "${cpus[@]}")
 "$S" diff --root "$R" --from "@$t0" --to "@$t10" --stats 2> "$W/d10.stats" > /dev/null
 
 # The same through the mount, whose daemon checks the base file once (a
@@ -127,28 +148,35 @@ mkdir -p "$M"
 "$S" mount "$R" "$M"
 for i in $(seq 1 100); do mountpoint -q "$M" && break; sleep 0.1; done
 cat "$M/diff/@$t0/@$t10/app.sql" > /dev/null
+mpid=$(pgrep -f " mount $R $M" | head -n 1 || true)
+t_a=$(ticks "$mpid")
 runs=()
-for i in 1 2 3; do
+for i in $(seq 1 "$RUNS"); do
   a=$(now); cat "$M/diff/@$t0/@$t10/app.sql" > "$W/m10.sql"; b=$(now)
   runs+=($((b - a)))
 done
-m10=$(median3 "${runs[@]}")
+t_b=$(ticks "$mpid")
+m10=$(median "${runs[@]}")
+m10_spread=$(spread "${runs[@]}")
+m10_cpu=$(python3 -c "import os; print(int(($t_b - $t_a) * 1000 / os.sysconf('SC_CLK_TCK') / $RUNS))")
 cmp -s "$W/m10.sql" "$W/d10.sql" || echo "investigate: WARNING: the mount's diff differs from the command's" >&2
 fusermount3 -u "$M"
-for i in $(seq 1 100); do pgrep -f "sqlenvfs mount $R" >/dev/null || break; sleep 0.1; done
+for i in $(seq 1 100); do pgrep -f " mount $R $W/mnt" >/dev/null || break; sleep 0.1; done
 M=""
 
 "$S" restore --root "$R" --time "@$t10" -o "$W/a.db" > /dev/null
 "$S" restore --root "$R" --time "@$tend" -o "$W/b.db" > /dev/null
-runs=(); sruns=()
+runs=(); sruns=(); cpus=(); scpus=()
 for i in 1 2 3; do
-  a=$(now); "$S" diff --root "$R" --from "@$t10" --to "@$tend" > "$W/dlong.sql" 2> /dev/null; b=$(now)
-  runs+=($((b - a)))
-  a=$(now); sqldiff "$W/a.db" "$W/b.db" > "$W/sqldiff.sql"; b=$(now)
-  sruns+=($((b - a)))
+  read -r wall cpu < <(wall_cpu "$W/dlong.sql" "$S" diff --root "$R" --from "@$t10" --to "@$tend")
+  runs+=("$wall"); cpus+=("$cpu")
+  read -r wall cpu < <(wall_cpu "$W/sqldiff.sql" sqldiff "$W/a.db" "$W/b.db")
+  sruns+=("$wall"); scpus+=("$cpu")
 done
 dlong=$(median3 "${runs[@]}")
 slong=$(median3 "${sruns[@]}")
+dlong_cpu=$(median3 "${cpus[@]}")
+slong_cpu=$(median3 "${scpus[@]}")
 "$S" diff --root "$R" --from "@$t10" --to "@$tend" --stats 2> "$W/dlong.stats" > /dev/null
 [ "$(grep -c ';$' "$W/dlong.sql")" -eq "$(grep -c ';$' "$W/sqldiff.sql")" ] ||
   echo "investigate: WARNING: diff printed $(grep -c ';$' "$W/dlong.sql") statements, sqldiff $(grep -c ';$' "$W/sqldiff.sql")" >&2
@@ -168,6 +196,10 @@ printf '%-48s %8s ms %10s %8s\n' "diff across 10 commits, mount diff/ (<= 100 ms
 printf '%-48s %8s ms %7s ms %8s\n' "diff across $n_long commits vs sqldiff (<= 1.5x)" "$dlong" "$slong" \
   "$(python3 -c "print('%.2f' % ($dlong / max($slong, 1)))")"
 printf '%-48s %8s ms %10s %8s\n' "bisect over $n_long commits" "$bis" "-" "-"
+printf '  10 commits, %s runs: command %s ms (%s), CPU %s ms; mount %s ms (%s), daemon CPU %s ms a run\n' \
+  "$RUNS" "$d10" "$d10_spread" "$d10_cpu" "$m10" "$m10_spread" "$m10_cpu"
+printf '  %s commits: CPU diff %s ms, sqldiff %s ms (ratio %s)\n' "$n_long" "$dlong_cpu" "$slong_cpu" \
+  "$(python3 -c "print('%.2f' % ($dlong_cpu / max($slong_cpu, 1)))")"
 printf '  bisect examined %s\n' "$(echo "$probes" | awk '{print $1 " states of " $2 " commits (bound " int(log($2)/log(2)+0.999999)+2 ")"}')"
 sed 's/^/  10 commits: /' "$W/d10.stats"
 sed 's/^/  long run:   /' "$W/dlong.stats"
@@ -185,15 +217,6 @@ K=$((LC * 7 / 10))
 mark_us=$(sed -n "s/^mark $K us=\([0-9]*\) .*/\1/p" "$W/gen.out")
 lsize=$(stat -c %s "$W/long/data/prod/app.db")
 "$S" bisect --root "$W/long" --sql "SELECT count(*) FROM log WHERE id = $K" > /dev/null 2>&1 || true
-# Wall and CPU (user + system) milliseconds of a command, its output to $OUT.
-wall_cpu() {
-  OUT=$1 python3 -c 'import os, resource, subprocess, sys, time
-t = time.monotonic()
-with open(os.environ["OUT"], "w") as f:
-    subprocess.run(sys.argv[1:], stdout=f, stderr=subprocess.DEVNULL)
-r = resource.getrusage(resource.RUSAGE_CHILDREN)
-print(int((time.monotonic() - t) * 1000), int((r.ru_utime + r.ru_stime) * 1000))' "${@:2}"
-}
 runs=(); cpus=()
 for i in 1 2 3; do
   read -r wall cpu < <(wall_cpu "$W/lbisect.out" "$S" bisect --root "$W/long" \

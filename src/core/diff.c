@@ -13,7 +13,8 @@
  *   (2) A page that did not change is the same page in both states: below
  *       an unchanged interior page the older state's tree has the same
  *       children as the newer one's, so the older tree is read only below
- *       changed interior pages.
+ *       changed interior pages, and a page read for one state serves the
+ *       other when it did not change.
  *   (3) All leaves of a b-tree are at one depth: once one child of an
  *       interior page is a leaf, its siblings are leaves and are read only
  *       when they changed.
@@ -22,6 +23,18 @@
  *       its size stays the same, keeping the same pages), so a changed
  *       overflow page in the chain of a row already collected needs no
  *       search; only the others are looked for.
+ *   (5) A changed page is placed without walking whole trees: in a state
+ *       where it is not page 1, a pointer-map page or on the free list, it
+ *       is a b-tree page exactly when its first byte is a b-tree page type
+ *       (an overflow page begins with the next page's number, whose first
+ *       byte is 0 or 1 below 2^25 pages). A table leaf belongs to the rowid
+ *       tree that leads the key of its first cell to it (only a root is an
+ *       empty leaf); its rows are collected. Only the pages on those paths
+ *       are read. When a leaf is found that no tree leads to, or trying
+ *       the trees in turn costs more than walking them (many tables
+ *       changed), every tree is walked whole instead (invariants 2, 3).
+ *   (6) Rows lie on the interior pages of a WITHOUT ROWID table too, which
+ *       no key leads to by itself: those trees are walked whole (2, 3).
  */
 #include "sqlenvfs/diff.h"
 
@@ -35,6 +48,8 @@
 #include "sqlenvfs/util.h"
 
 #define MAX_DEPTH 40
+/* SQLite's page cache per state, KiB (sqlenvfs_diff_images). */
+#define DIFF_CACHE_KIB 32768
 
 /* One table as one state sees it. */
 typedef struct {
@@ -52,7 +67,7 @@ typedef struct {
   gboolean is_full;     /* compared in full                              */
   char *why_full;
   char *keys;           /* temp table holding the changed keys, or NULL  */
-  GArray *leaves[2];    /* leaf pages of its tree, per state              */
+  sqlite3_stmt *add;    /* the INSERT of a key into it                   */
 } Table;
 
 typedef struct {
@@ -61,10 +76,15 @@ typedef struct {
   const char *label[2];
   guint32 page_size[2], usable[2], n_pages[2];
   GHashTable *changed;
-  GHashTable *owner[2];     /* pgno -> Table * (NULL value: an index) + 1 */
+  GHashTable *owner[2];     /* b-tree pages -> Table * (NULL: not a table's rows) */
   GHashTable *children;     /* to-state interior pgno -> GArray of guint32 */
   GHashTable *is_leaf;      /* to-state leaf pages                         */
   GHashTable *covered;      /* overflow pages of the rows already collected */
+  GHashTable *cache[2];     /* pgno -> the page's bytes (slot 1: also the
+                             * unchanged pages of state 0, the same bytes) */
+  GHashTable *free_pages[2]; /* free-list pages (trunks and leaves)         */
+  GArray *trees[2];         /* the rowid-table b-trees: TreeRoot, the ones
+                             * that held a changed leaf last first          */
   GPtrArray *tables;
   GHashTable *by_name;      /* table name -> Table *                       */
   gboolean summary;
@@ -73,7 +93,15 @@ typedef struct {
   gpointer user;
   SqlenvfsDiffStats *stats;
   guint n_keys_tables;
+  guint64 n_misses;         /* trees that did not lead a key to its leaf   */
 } Diff;
+
+/* A rowid table's b-tree in one state: its root and its table (NULL: not
+ * one compared, e.g. sqlite_schema). */
+typedef struct {
+  guint32 root;
+  Table *t;
+} TreeRoot;
 
 static const char *const schema_of[2] = { "main", "aux" };
 
@@ -85,8 +113,8 @@ table_free(gpointer p)
   for (int s = 0; s < 2; s++) {
     g_free(t->side[s].sql);
     g_clear_pointer(&t->side[s].cols, g_ptr_array_unref);
-    g_clear_pointer(&t->leaves[s], g_array_unref);
   }
+  sqlite3_finalize(t->add);
   g_free(t->name);
   g_free(t->why_full);
   g_free(t->keys);
@@ -366,16 +394,23 @@ is_changed(Diff *d, guint32 pgno)
 }
 
 static gboolean
+page_in_range(Diff *d, int s, guint32 pgno, GError **error)
+{
+  if (pgno >= 1 && pgno <= d->n_pages[s])
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "%s refers to page %u, past its end (%u pages); check it with `sqlenvfs verify`",
+              d->label[s], pgno, d->n_pages[s]);
+  return FALSE;
+}
+
+static gboolean
 read_page(Diff *d, int s, guint32 pgno, guint8 *buf, GError **error)
 {
   gssize n;
 
-  if (pgno < 1 || pgno > d->n_pages[s]) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "%s refers to page %u, past its end (%u pages); check it with `sqlenvfs verify`",
-                d->label[s], pgno, d->n_pages[s]);
+  if (!page_in_range(d, s, pgno, error))
     return FALSE;
-  }
   d->stats->n_page_reads++;
   n = sqlenvfs_image_read(d->img[s], buf, d->page_size[s],
                           (goffset) (pgno - 1) * d->page_size[s], 0, error);
@@ -387,6 +422,41 @@ read_page(Diff *d, int s, guint32 pgno, guint8 *buf, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+/* The cache slot of page @pgno of state @s: a page that did not change
+ * has the same bytes in both states (invariant 2), so state 0 finds it in
+ * state 1's slot. */
+static int
+cache_slot(Diff *d, int s, guint32 pgno)
+{
+  if (s == 0 && !is_changed(d, pgno) && d->page_size[0] == d->page_size[1] &&
+      pgno <= d->n_pages[1])
+    return 1;
+  return s;
+}
+
+/* Page @pgno of state @s, read once and kept until the diff ends (NULL and
+ * *error as read_page). */
+static const guint8 *
+get_page(Diff *d, int s, guint32 pgno, GError **error)
+{
+  GHashTable *cache;
+  guint8 *buf;
+
+  if (!page_in_range(d, s, pgno, error))
+    return NULL;
+  cache = d->cache[cache_slot(d, s, pgno)];
+  buf = g_hash_table_lookup(cache, GUINT_TO_POINTER(pgno));
+  if (buf != NULL)
+    return buf;
+  buf = g_malloc(d->page_size[s]);
+  if (!read_page(d, s, pgno, buf, error)) {
+    g_free(buf);
+    return NULL;
+  }
+  g_hash_table_insert(cache, GUINT_TO_POINTER(pgno), buf);
+  return buf;
 }
 
 /* The whole payload of @cell (local part and overflow chain) of state @s. */
@@ -428,25 +498,26 @@ read_payload(Diff *d, int s, const SqlenvfsBtreeCell *cell, GError **error)
 static gboolean
 add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
 {
-  g_autoptr(sqlite3_stmt) st = NULL;
   g_autofree guint8 *payload = NULL;
-  char *sql;
+  sqlite3_stmt *st;
   int rc;
 
   if (t->keys == NULL || t->is_full)
     return TRUE;
-  {
+  if (t->add == NULL) {
     GString *q = g_string_new(NULL);
     g_string_append_printf(q, "INSERT OR IGNORE INTO temp.\"%s\" VALUES(?", t->keys);
     for (guint i = 1; i < t->side[1].n_pk; i++)
       g_string_append(q, ",?");
     g_string_append(q, ")");
-    sql = g_string_free(q, FALSE);
+    rc = sqlite3_prepare_v2(d->db, q->str, -1, &t->add, NULL);
+    g_string_free(q, TRUE);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "collecting the changed rows of", error);
   }
-  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
-  g_free(sql);
-  if (rc != SQLITE_OK)
-    return sql_fail(d, rc, "collecting the changed rows of", error);
+  st = t->add;
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
   if (t->side[1].without_rowid) {
     payload = read_payload(d, s, cell, error);
     if (payload == NULL)
@@ -460,6 +531,7 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
   rc = sqlite3_step(st);
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "collecting the changed rows of", error);
+  sqlite3_reset(st);
   d->stats->n_keys++;
   return TRUE;
 }
@@ -524,8 +596,6 @@ own(Diff *d, int s, guint32 pgno, Table *t, gboolean leaf)
   g_hash_table_insert(d->owner[s], GUINT_TO_POINTER(pgno), t);
   if (leaf && s == 1)
     g_hash_table_add(d->is_leaf, GUINT_TO_POINTER(pgno));
-  if (leaf && t != NULL)
-    g_array_append_val(t->leaves[s], pgno);
 }
 
 /* Walk the tree below @pgno in state @s (invariants 2 and 3). @t is the
@@ -638,6 +708,17 @@ add_freelist(Diff *d, int s, const guint8 *page1, GHashTable *set, GError **erro
   return TRUE;
 }
 
+/* Whether page @pgno is a pointer-map page of state @s (an auto-vacuum
+ * database's, @page1 its first page). */
+static gboolean
+is_ptrmap(Diff *d, int s, const guint8 *page1, guint32 pgno)
+{
+  guint32 j = d->usable[s] / 5 + 1;
+
+  return (page1[52] | page1[53] | page1[54] | page1[55]) != 0 && pgno >= 2 &&
+         (pgno - 2) % j == 0;
+}
+
 /* Whether the overflow chain of @cell (state @s) holds a page of @lost:
  * reads the first 4 bytes (the next page number) of each of its pages. */
 static gboolean
@@ -665,6 +746,53 @@ chain_hits(Diff *d, int s, const SqlenvfsBtreeCell *cell, GHashTable *lost, gboo
   return TRUE;
 }
 
+/* Collect the rows of table @t (state @s) whose overflow chains hold a page
+ * of @lost: every cell with a payload of the tree below @pgno, its interior
+ * pages kept (read once for both states), its leaves not. */
+static gboolean
+scan_chains(Diff *d, int s, Table *t, guint32 pgno, GHashTable *lost, guint depth,
+            GError **error)
+{
+  int slot = cache_slot(d, s, pgno);
+  guint8 *buf = g_hash_table_lookup(d->cache[slot], GUINT_TO_POINTER(pgno));
+  g_autofree guint8 *own_buf = NULL;
+  SqlenvfsBtreePage page;
+  gboolean interior;
+
+  if (depth > MAX_DEPTH) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: a b-tree is deeper than %d pages (a loop?); check it with `sqlenvfs verify`",
+                d->label[s], MAX_DEPTH);
+    return FALSE;
+  }
+  if (buf == NULL) {
+    buf = own_buf = g_malloc(d->page_size[s]);
+    if (!read_page(d, s, pgno, buf, error))
+      return FALSE;
+  }
+  if (!sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
+    return FALSE;
+  interior = page.type == SQLENVFS_BTREE_TABLE_INTERIOR ||
+             page.type == SQLENVFS_BTREE_INDEX_INTERIOR;
+  if (interior && own_buf != NULL)
+    g_hash_table_insert(d->cache[slot], GUINT_TO_POINTER(pgno), g_steal_pointer(&own_buf));
+  for (guint c = 0; c < page.n_cells; c++) {
+    SqlenvfsBtreeCell cell;
+    gboolean hit = FALSE;
+    if (!sqlenvfs_btree_cell(&page, c, &cell, error))
+      return FALSE;
+    if (page.type != SQLENVFS_BTREE_TABLE_INTERIOR && cell.overflow != 0) {
+      if (!chain_hits(d, s, &cell, lost, &hit, error))
+        return FALSE;
+      if (hit && !add_key(d, s, t, &cell, error))
+        return FALSE;
+    }
+    if (interior && !scan_chains(d, s, t, cell.child, lost, depth + 1, error))
+      return FALSE;
+  }
+  return !interior || scan_chains(d, s, t, page.right_child, lost, depth + 1, error);
+}
+
 /* Changed pages that are in no b-tree, on no free list and not page 1 or a
  * pointer-map page are overflow pages: find the rows whose chains hold
  * them, in either state. */
@@ -672,29 +800,18 @@ static gboolean
 find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
 {
   g_autoptr(GHashTable) lost = g_hash_table_new(NULL, NULL);
-  g_autoptr(GHashTable) free_pages = g_hash_table_new(NULL, NULL);
   GHashTableIter it;
   gpointer key;
 
-  for (int s = 0; s < 2; s++)
-    if (!add_freelist(d, s, page1[s], free_pages, error))
-      return FALSE;
   g_hash_table_iter_init(&it, d->changed);
   while (g_hash_table_iter_next(&it, &key, NULL)) {
     guint32 pgno = GPOINTER_TO_UINT(key);
-    gboolean ptrmap = FALSE;
-    if (pgno == 1 || g_hash_table_contains(free_pages, key) ||
-        g_hash_table_contains(d->covered, key) ||
-        g_hash_table_contains(d->owner[0], key) || g_hash_table_contains(d->owner[1], key))
+    if (pgno == 1 || g_hash_table_contains(d->free_pages[0], key) ||
+        g_hash_table_contains(d->free_pages[1], key) || g_hash_table_contains(d->covered, key) ||
+        g_hash_table_contains(d->owner[0], key) || g_hash_table_contains(d->owner[1], key) ||
+        is_ptrmap(d, 0, page1[0], pgno) || is_ptrmap(d, 1, page1[1], pgno))
       continue;
-    for (int s = 0; s < 2; s++) {
-      const guint8 *h = page1[s];
-      guint32 j = d->usable[s] / 5 + 1;
-      if ((h[52] | h[53] | h[54] | h[55]) != 0 && pgno >= 2 && (pgno - 2) % j == 0)
-        ptrmap = TRUE;
-    }
-    if (!ptrmap)
-      g_hash_table_add(lost, key);
+    g_hash_table_add(lost, key);
   }
   if (g_hash_table_size(lost) == 0)
     return TRUE;
@@ -705,28 +822,245 @@ find_overflow_rows(Diff *d, const guint8 *const page1[2], GError **error)
     Table *t = d->tables->pdata[i];
     if (t->keys == NULL || t->is_full)
       continue;
-    for (int s = 0; s < 2; s++) {
-      g_autofree guint8 *buf = g_malloc(d->page_size[s]);
-      for (guint k = 0; k < t->leaves[s]->len; k++) {
-        guint32 pgno = g_array_index(t->leaves[s], guint32, k);
-        SqlenvfsBtreePage page;
-        if (!read_page(d, s, pgno, buf, error) ||
-            !sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
-          return FALSE;
-        for (guint c = 0; c < page.n_cells; c++) {
-          SqlenvfsBtreeCell cell;
-          gboolean hit = FALSE;
-          if (!sqlenvfs_btree_cell(&page, c, &cell, error))
-            return FALSE;
-          if (cell.overflow == 0)
-            continue;
-          if (!chain_hits(d, s, &cell, lost, &hit, error))
-            return FALSE;
-          if (hit && !add_key(d, s, t, &cell, error))
-            return FALSE;
-        }
-      }
+    for (int s = 0; s < 2; s++)
+      if (!scan_chains(d, s, t, t->side[s].root, lost, 0, error))
+        return FALSE;
+  }
+  return TRUE;
+}
+
+/* Walk the b-trees of the newer state, then the older one (invariant 2):
+ * every one, or with @without_rowid_only those of the WITHOUT ROWID tables
+ * compared by key (their interior pages hold rows too). */
+static gboolean
+walk_trees(Diff *d, gboolean without_rowid_only, GError **error)
+{
+  for (int s = 1; s >= 0; s--) {
+    g_autoptr(sqlite3_stmt) st = NULL;
+    char *sql = sqlite3_mprintf("SELECT type, tbl_name, rootpage FROM %s.sqlite_schema"
+                                " WHERE rootpage > 0 ORDER BY rootpage",
+                                schema_of[s]);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "reading the schema of", error);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      Table *t = NULL;
+      gboolean leaf;
+      guint32 root = (guint32) sqlite3_column_int64(st, 2);
+      if (g_strcmp0((const char *) sqlite3_column_text(st, 0), "table") == 0)
+        t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 1));
+      if (t != NULL && (t->side[s].root != root))
+        t = NULL;
+      if (without_rowid_only &&
+          (t == NULL || t->keys == NULL || t->is_full || !t->side[s].without_rowid))
+        continue;
+      if (g_hash_table_contains(d->owner[s], GUINT_TO_POINTER(root)))
+        continue;
+      if (!walk(d, s, root, t, 0, FALSE, &leaf, error))
+        return FALSE;
     }
+    if (rc != SQLITE_DONE)
+      return sql_fail(d, rc, "reading the schema of", error);
+  }
+  return TRUE;
+}
+
+/* The rowid tables' b-trees of state @s into d->trees[s]: sqlite_schema's
+ * (root page 1) and every table's whose root page is a table page. */
+static gboolean
+load_trees(Diff *d, int s, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  TreeRoot schema_tree = { 1, NULL };
+  char *sql = sqlite3_mprintf("SELECT tbl_name, rootpage FROM %s.sqlite_schema"
+                              " WHERE type='table' AND rootpage > 1 ORDER BY rootpage",
+                              schema_of[s]);
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the schema of", error);
+  g_array_append_val(d->trees[s], schema_tree);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    TreeRoot tr = { (guint32) sqlite3_column_int64(st, 1), NULL };
+    const guint8 *buf = get_page(d, s, tr.root, error);
+    if (buf == NULL)
+      return FALSE;
+    if (buf[0] != SQLENVFS_BTREE_TABLE_LEAF && buf[0] != SQLENVFS_BTREE_TABLE_INTERIOR)
+      continue; /* WITHOUT ROWID */
+    tr.t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 0));
+    if (tr.t != NULL && tr.t->side[s].root != tr.root)
+      tr.t = NULL;
+    g_array_append_val(d->trees[s], tr);
+  }
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "reading the schema of", error);
+  return TRUE;
+}
+
+/* The leaf of the table b-tree below @root (state @s) where rowid @key
+ * belongs, into *@leaf: from each interior page, the child of its first
+ * cell whose key is >= @key, else its right-most child. 0 when a page on
+ * the way is not a table page. */
+static gboolean
+find_leaf(Diff *d, int s, guint32 root, gint64 key, guint32 *leaf, GError **error)
+{
+  guint32 pgno = root;
+
+  for (guint depth = 0; depth <= MAX_DEPTH; depth++) {
+    const guint8 *buf = get_page(d, s, pgno, error);
+    SqlenvfsBtreePage page;
+    SqlenvfsBtreeCell cell;
+    guint lo = 0, hi;
+
+    if (buf == NULL ||
+        !sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
+      return FALSE;
+    if (page.type == SQLENVFS_BTREE_TABLE_LEAF) {
+      *leaf = pgno;
+      return TRUE;
+    }
+    if (page.type != SQLENVFS_BTREE_TABLE_INTERIOR) {
+      *leaf = 0;
+      return TRUE;
+    }
+    hi = page.n_cells;
+    while (lo < hi) {
+      guint mid = lo + (hi - lo) / 2;
+      if (!sqlenvfs_btree_cell(&page, mid, &cell, error))
+        return FALSE;
+      if (cell.rowid < key)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    if (lo == page.n_cells) {
+      pgno = page.right_child;
+    } else {
+      if (!sqlenvfs_btree_cell(&page, lo, &cell, error))
+        return FALSE;
+      pgno = cell.child;
+    }
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "%s: a b-tree is deeper than %d pages (a loop?); check it with `sqlenvfs verify`",
+              d->label[s], MAX_DEPTH);
+  return FALSE;
+}
+
+/* Place changed page @pgno in state @s (invariant 5): a b-tree page is
+ * owned, a table leaf by the table whose tree leads its first key to it,
+ * and its rows are collected. *@why says why not when that cannot be done
+ * (a table leaf no tree leads to, too many trees tried). */
+static gboolean
+place_page(Diff *d, int s, const guint8 *page1, guint32 pgno, const char **why, GError **error)
+{
+  gpointer key = GUINT_TO_POINTER(pgno);
+  GArray *trees = d->trees[s];
+  const guint8 *buf;
+  SqlenvfsBtreePage page;
+  SqlenvfsBtreeCell cell;
+
+  if (pgno == 1 || pgno > d->n_pages[s] || is_ptrmap(d, s, page1, pgno) ||
+      g_hash_table_contains(d->free_pages[s], key) || g_hash_table_contains(d->owner[s], key))
+    return TRUE;
+  buf = get_page(d, s, pgno, error);
+  if (buf == NULL)
+    return FALSE;
+  switch (buf[0]) {
+  case SQLENVFS_BTREE_INDEX_INTERIOR:
+  case SQLENVFS_BTREE_INDEX_LEAF:
+  case SQLENVFS_BTREE_TABLE_INTERIOR:
+    own(d, s, pgno, NULL, FALSE); /* no rows on it (WITHOUT ROWID: walked) */
+    return TRUE;
+  case SQLENVFS_BTREE_TABLE_LEAF:
+    break;
+  default:
+    return TRUE; /* an overflow page */
+  }
+  if (!sqlenvfs_btree_page_parse(buf, d->page_size[s], d->usable[s], pgno, &page, error))
+    return FALSE;
+  if (page.n_cells == 0) {
+    /* Only a root is an empty leaf: an empty table. */
+    for (guint i = 0; i < trees->len; i++)
+      if (g_array_index(trees, TreeRoot, i).root == pgno) {
+        own(d, s, pgno, g_array_index(trees, TreeRoot, i).t, TRUE);
+        return TRUE;
+      }
+    *why = "an empty leaf that is no root";
+    return TRUE;
+  }
+  if (!sqlenvfs_btree_cell(&page, 0, &cell, error))
+    return FALSE;
+  for (guint i = 0; i < trees->len; i++) {
+    TreeRoot tr = g_array_index(trees, TreeRoot, i);
+    guint32 leaf;
+    if (!find_leaf(d, s, tr.root, cell.rowid, &leaf, error))
+      return FALSE;
+    if (leaf != pgno) {
+      /* Many tables changed at once: trying each costs more than the
+       * walk of every tree, done instead. */
+      if (++d->n_misses > 64 + 8 * (guint64) g_hash_table_size(d->changed)) {
+        *why = "too many tables to try";
+        return TRUE;
+      }
+      continue;
+    }
+    if (i > 0) { /* the trees most recently found first */
+      g_array_remove_index(trees, i);
+      g_array_prepend_val(trees, tr);
+    }
+    own(d, s, pgno, tr.t, TRUE);
+    return tr.t == NULL || collect_rows(d, s, tr.t, &page, error);
+  }
+  *why = "a leaf that no key leads to";
+  return TRUE;
+}
+
+static gint
+cmp_pgno(gconstpointer a, gconstpointer b)
+{
+  guint32 x = *(const guint32 *) a, y = *(const guint32 *) b;
+  return x < y ? -1 : x > y;
+}
+
+/* Place every changed page in both states (invariants 5 and 6), the trees
+ * of the WITHOUT ROWID tables compared by key walked whole. *@why says why
+ * not when that could not be done for all (every tree must be walked
+ * then); it stays NULL when it was. */
+static gboolean
+place_changed_pages(Diff *d, guint8 *const p1[2], const char **why, GError **error)
+{
+  g_autoptr(GArray) pages = g_array_sized_new(FALSE, FALSE, sizeof(guint32),
+                                              g_hash_table_size(d->changed));
+  GHashTableIter it;
+  gpointer key;
+
+  *why = NULL;
+  if (!walk_trees(d, TRUE, error))
+    return FALSE;
+  g_hash_table_iter_init(&it, d->changed);
+  while (g_hash_table_iter_next(&it, &key, NULL)) {
+    guint32 pgno = GPOINTER_TO_UINT(key);
+    g_array_append_val(pages, pgno);
+  }
+  g_array_sort(pages, cmp_pgno);
+  for (int s = 1; s >= 0; s--) {
+    /* An overflow page begins with the number of the next one: its first
+     * byte is no b-tree page type while page numbers stay below 2^25. */
+    if (d->n_pages[s] >= 0x02000000u) {
+      *why = "2^25 pages or more";
+      return TRUE;
+    }
+    if (!load_trees(d, s, error))
+      return FALSE;
+    for (guint i = 0; i < pages->len && *why == NULL; i++)
+      if (!place_page(d, s, p1[s], g_array_index(pages, guint32, i), why, error))
+        return FALSE;
+    if (*why != NULL)
+      return TRUE;
   }
   return TRUE;
 }
@@ -750,7 +1084,7 @@ map_changed_pages(Diff *d, GError **error)
 static gboolean
 map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
 {
-  g_autoptr(sqlite3_stmt) st = NULL;
+  const char *why;
   int rc;
 
   /* Decide, per table, whether its changed rows can be found. */
@@ -791,31 +1125,19 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
     if (rc != SQLITE_OK)
       return sql_fail(d, rc, "collecting the changed rows of", error);
   }
-  /* Walk every b-tree of the newer state, then the older one (invariant 2). */
-  for (int s = 1; s >= 0; s--) {
-    char *sql = sqlite3_mprintf("SELECT type, tbl_name, rootpage FROM %s.sqlite_schema"
-                                " WHERE rootpage > 0 ORDER BY rootpage",
-                                schema_of[s]);
-    rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK)
-      return sql_fail(d, rc, "reading the schema of", error);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      Table *t = NULL;
-      gboolean leaf;
-      guint32 root = (guint32) sqlite3_column_int64(st, 2);
-      if (g_strcmp0((const char *) sqlite3_column_text(st, 0), "table") == 0)
-        t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 1));
-      if (t != NULL && (t->side[s].root != root))
-        t = NULL;
-      if (g_hash_table_contains(d->owner[s], GUINT_TO_POINTER(root)))
-        continue;
-      if (!walk(d, s, root, t, 0, FALSE, &leaf, error))
-        return FALSE;
-    }
-    g_clear_pointer(&st, sqlite3_finalize);
-    if (rc != SQLITE_DONE)
-      return sql_fail(d, rc, "reading the schema of", error);
+  for (int s = 0; s < 2; s++)
+    if (!add_freelist(d, s, p1[s], d->free_pages[s], error))
+      return FALSE;
+  if (!place_changed_pages(d, p1, &why, error))
+    return FALSE;
+  if (why != NULL) {
+    note(d, "walking every b-tree to place the changed pages (%s)", why);
+    g_hash_table_remove_all(d->owner[0]);
+    g_hash_table_remove_all(d->owner[1]);
+    g_hash_table_remove_all(d->children);
+    g_hash_table_remove_all(d->is_leaf);
+    if (!walk_trees(d, FALSE, error))
+      return FALSE;
   }
   return find_overflow_rows(d, (const guint8 *const *) p1, error);
 }
@@ -1290,36 +1612,38 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
   d.children = g_hash_table_new_full(NULL, NULL, NULL, (GDestroyNotify) g_array_unref);
   d.is_leaf = g_hash_table_new(NULL, NULL);
   d.covered = g_hash_table_new(NULL, NULL);
+  for (int s = 0; s < 2; s++) {
+    d.cache[s] = g_hash_table_new_full(NULL, NULL, NULL, g_free);
+    d.free_pages[s] = g_hash_table_new(NULL, NULL);
+    d.trees[s] = g_array_new(FALSE, FALSE, sizeof(TreeRoot));
+  }
   d.stats->is_full = changed == NULL;
 
   if (!image_geometry(&d, 0, error) || !image_geometry(&d, 1, error) ||
       !sqlenvfs_imagevfs_open(from, from_label, &d.db, error) ||
       !sqlenvfs_imagevfs_attach(d.db, to, to_label, "aux", error) || !load_tables(&d, error))
     goto out;
-  for (guint i = 0; i < d.tables->len; i++) {
-    Table *t = d.tables->pdata[i];
-    for (int s = 0; s < 2; s++) {
-      t->leaves[s] = g_array_new(FALSE, FALSE, sizeof(guint32));
-    }
-  }
+  /* The comparison looks each changed row up several times in both
+   * states: a page cache large enough for them reads (and decompresses
+   * from the archive) each page once. Memory is taken only as pages are. */
+  sqlite3_exec(d.db, "PRAGMA main.cache_size=-" G_STRINGIFY(DIFF_CACHE_KIB)
+                     "; PRAGMA aux.cache_size=-" G_STRINGIFY(DIFF_CACHE_KIB),
+               NULL, NULL, NULL);
   if (changed != NULL) {
     /* Which tables are WITHOUT ROWID: their root page is an index page. */
     for (guint i = 0; i < d.tables->len; i++) {
       Table *t = d.tables->pdata[i];
       for (int s = 0; s < 2; s++) {
-        guint8 *buf;
+        const guint8 *buf;
         guint hdr;
         if (!t->side[s].exists || t->side[s].root == 0)
           continue;
-        buf = g_malloc(d.page_size[s]);
-        if (!read_page(&d, s, t->side[s].root, buf, error)) {
-          g_free(buf);
+        buf = get_page(&d, s, t->side[s].root, error);
+        if (buf == NULL)
           goto out;
-        }
         hdr = t->side[s].root == 1 ? 100 : 0;
         t->side[s].without_rowid = buf[hdr] == SQLENVFS_BTREE_INDEX_LEAF ||
                                    buf[hdr] == SQLENVFS_BTREE_INDEX_INTERIOR;
-        g_free(buf);
       }
     }
     if (!map_changed_pages(&d, error))
@@ -1347,6 +1671,8 @@ out:
       d.stats->n_sql_reads += vs.n_reads;
     if (sqlenvfs_imagevfs_stats(d.db, "aux", &vs))
       d.stats->n_sql_reads += vs.n_reads;
+    for (guint i = 0; i < d.tables->len; i++)
+      g_clear_pointer(&((Table *) d.tables->pdata[i])->add, sqlite3_finalize);
     sqlite3_close_v2(d.db);
   }
   g_string_free(o, TRUE);
@@ -1357,6 +1683,11 @@ out:
   g_hash_table_unref(d.children);
   g_hash_table_unref(d.is_leaf);
   g_hash_table_unref(d.covered);
+  for (int s = 0; s < 2; s++) {
+    g_hash_table_unref(d.cache[s]);
+    g_hash_table_unref(d.free_pages[s]);
+    g_array_unref(d.trees[s]);
+  }
   return ok;
 }
 

@@ -4,8 +4,11 @@
  * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
  * table with keys and values on overflow pages (keys told apart only on
  * their third overflow page), an added column, tables and
- * indexes created and dropped). States are files written by SQLite; the
- * changed pages are those whose bytes differ. */
+ * indexes created and dropped); that a changed leaf is placed by its key,
+ * reading only the pages on its path, and that every tree is walked
+ * instead when that cannot be done (a leaf no key leads to, many tables
+ * changed at once). States are files written by SQLite; the changed pages
+ * are those whose bytes differ. */
 #include "testutil.h"
 
 #include <string.h>
@@ -253,6 +256,182 @@ START_TEST(test_overflow_only)
 }
 END_TEST
 
+/* The script and the notes of one diff, apart. */
+typedef struct {
+  GString *out, *notes;
+} Sink;
+
+static void
+sink_out(gpointer user, const char *text, gsize len)
+{
+  g_string_append_len(((Sink *) user)->out, text, (gssize) len);
+}
+
+static void
+sink_note(gpointer user, const char *message)
+{
+  g_string_append_printf(((Sink *) user)->notes, "%s\n", message);
+}
+
+/* The pages of @a_path and @b_path (1024 bytes each) that differ, the
+ * pages past the shorter one's end included. */
+static GHashTable *
+pages_differing(const char *a_path, const char *b_path)
+{
+  GHashTable *changed = g_hash_table_new(NULL, NULL);
+  g_autofree guint8 *a = NULL, *b = NULL;
+  gsize na, nb;
+
+  ck_assert(g_file_get_contents(a_path, (char **) &a, &na, NULL));
+  ck_assert(g_file_get_contents(b_path, (char **) &b, &nb, NULL));
+  for (gsize off = 0; off < MAX(na, nb); off += 1024)
+    if (off >= na || off >= nb || memcmp(a + off, b + off, 1024) != 0)
+      g_hash_table_add(changed, GUINT_TO_POINTER((guint) (off / 1024) + 1));
+  return changed;
+}
+
+/* A table of three levels (a root, 60-odd interior pages, 7,000 leaves) with
+ * three rows changed far apart: the changed leaves are placed by their keys,
+ * reading the root and the interior pages above them, not every interior
+ * page; the script is the one a comparison in full prints. */
+START_TEST(test_deep_tree)
+{
+  g_autofree char *a = g_build_filename(tmp, "da.db", NULL);
+  g_autofree char *b = g_build_filename(tmp, "db.db", NULL);
+  g_autofree char *bytes = NULL;
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  g_autoptr(GHashTable) changed = NULL;
+  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  SqlenvfsDiffStats st = { 0 };
+  GError *error = NULL;
+  guint n_changed;
+  gsize n;
+
+  exec(a, "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+          "CREATE TABLE big(id INTEGER PRIMARY KEY, v TEXT);"
+          "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 21000)"
+          " INSERT INTO big SELECT i, printf('%0300d', i) FROM n;");
+  ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
+  ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
+  exec(b, "UPDATE big SET v = 'x' WHERE id IN (5, 10500, 20990);"
+          "DELETE FROM big WHERE id = 7777;");
+  changed = pages_differing(a, b);
+  n_changed = g_hash_table_size(changed);
+  ia = image_of(a);
+  ib = image_of(b);
+  Sink sink = { out, notes };
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
+                                 &st, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_str_eq(out->str, full->str);
+  ck_assert_str_eq(out->str, "UPDATE big SET v='x' WHERE id=5;\n"
+                             "DELETE FROM big WHERE id=7777;\n"
+                             "UPDATE big SET v='x' WHERE id=10500;\n"
+                             "UPDATE big SET v='x' WHERE id=20990;\n");
+  ck_assert_msg(notes->len == 0, "%s", notes->str);
+  /* Pages 1, the changed ones in both states, the root and at most one
+   * interior page per changed leaf; walking every tree reads all 60-odd
+   * interior pages and a leaf below each. */
+  ck_assert_msg(st.n_page_reads <= 2 + 2 * n_changed + 1 + n_changed, "%" G_GUINT64_FORMAT
+                " pages read for %u changed", st.n_page_reads, n_changed);
+  g_string_free(out, TRUE);
+  g_string_free(full, TRUE);
+  g_string_free(notes, TRUE);
+}
+END_TEST
+
+/* A page past the end of the older state that looks like a leaf of a table
+ * but is in no tree (SQLite leaves it out: the header's page count is
+ * smaller): no key leads to it, so every tree is walked instead, and the
+ * diff is the one a comparison in full prints. */
+START_TEST(test_unplaced_leaf)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair("UPDATE t SET a = 'moved' WHERE id = 3;", &b);
+  g_autofree guint8 *bytes = NULL;
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  g_autoptr(GHashTable) changed = NULL;
+  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  GError *error = NULL;
+  guint32 leaf = 0;
+  gsize n;
+
+  ck_assert(g_file_get_contents(b, (char **) &bytes, &n, NULL));
+  /* a copy of the first table leaf of t (rows of t: id 1 on it) */
+  for (gsize off = 1024; off < n && leaf == 0; off += 1024)
+    if (bytes[off] == 0x0d && (bytes[off + 3] | bytes[off + 4]) != 0 &&
+        memmem(bytes + off, 1024, "row 1", 5) != NULL)
+      leaf = (guint32) (off / 1024) + 1;
+  ck_assert_uint_gt(leaf, 0);
+  {
+    g_autofree guint8 *grown = g_malloc(n + 1024);
+    memcpy(grown, bytes, n);
+    memcpy(grown + n, bytes + (gsize) (leaf - 1) * 1024, 1024);
+    ck_assert(g_file_set_contents(b, (char *) grown, (gssize) (n + 1024), NULL));
+  }
+  changed = pages_differing(a, b);
+  ck_assert(g_hash_table_contains(changed, GUINT_TO_POINTER((guint) (n / 1024) + 1)));
+  ia = image_of(a);
+  ib = image_of(b);
+  Sink sink = { out, notes };
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
+                                 NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_str_eq(out->str, full->str);
+  ck_assert_str_eq(out->str, "UPDATE t SET a='moved' WHERE id=3;\n");
+  ck_assert_msg(strstr(notes->str, "walking every b-tree") != NULL, "%s", notes->str);
+  g_string_free(out, TRUE);
+  g_string_free(full, TRUE);
+  g_string_free(notes, TRUE);
+}
+END_TEST
+
+/* One row changed in each of 60 tables: trying the tables in turn for each
+ * changed leaf would cost more than walking every tree, which is done
+ * instead; the diff is the one a comparison in full prints. */
+START_TEST(test_many_tables)
+{
+  g_autofree char *a = g_build_filename(tmp, "ma.db", NULL);
+  g_autofree char *b = g_build_filename(tmp, "mb.db", NULL);
+  g_autofree char *bytes = NULL;
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  g_autoptr(GHashTable) changed = NULL;
+  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  GString *make = g_string_new("PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;");
+  GString *change = g_string_new(NULL);
+  GError *error = NULL;
+  gsize n;
+
+  for (int i = 0; i < 60; i++) {
+    g_string_append_printf(make, "CREATE TABLE m%d(id INTEGER PRIMARY KEY, v);"
+                                 "INSERT INTO m%d VALUES (1, 'a'), (2, 'b'), (3, 'c');", i, i);
+    g_string_append_printf(change, "UPDATE m%d SET v = 'changed' WHERE id = 2;", i);
+  }
+  exec(a, make->str);
+  ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
+  ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
+  exec(b, change->str);
+  changed = pages_differing(a, b);
+  ia = image_of(a);
+  ib = image_of(b);
+  Sink sink = { out, notes };
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
+                                 NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_str_eq(out->str, full->str);
+  ck_assert(strstr(out->str, "UPDATE m59 SET v='changed' WHERE id=2;\n") != NULL);
+  ck_assert_msg(strstr(notes->str, "too many tables") != NULL, "%s", notes->str);
+  g_string_free(out, TRUE);
+  g_string_free(full, TRUE);
+  g_string_free(notes, TRUE);
+  g_string_free(make, TRUE);
+  g_string_free(change, TRUE);
+}
+END_TEST
+
 /* sqldiff's quoting: identifiers that need it, text with quotes and
  * control characters, blobs, reals. */
 START_TEST(test_quoting)
@@ -285,6 +464,9 @@ suite(void)
   tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
+  tcase_add_test(tc, test_deep_tree);
+  tcase_add_test(tc, test_unplaced_leaf);
+  tcase_add_test(tc, test_many_tables);
   suite_add_tcase(s, tc);
   return s;
 }
