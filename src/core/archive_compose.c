@@ -287,55 +287,62 @@ holder_free(gpointer p)
 }
 
 /* Bytes [@off, @off + @len) of the segment open on @fd, through the window
- * *@buf (at *@buf_off, *@buf_len bytes): refilled with one read of at
- * least MEMBER_WINDOW bytes when they are not in it, so that walking the
- * small records of a batch costs one read per window, not two per record.
- * NULL when the file ends before them or cannot be read. */
-#define MEMBER_WINDOW (16 * 1024)
+ * @w: refilled with one read when they are not in it, so that walking the
+ * small records of a batch costs a read per window, not two per record.
+ * A walk starts with a small window (member_walk_reset) and doubles it at
+ * each refill, so that a batch whose wanted commit comes early is read
+ * about as far as that commit, and a long one in a few reads. NULL when the
+ * file ends before them or cannot be read. */
+#define MEMBER_WINDOW_MIN (2 * 1024)
+#define MEMBER_WINDOW_MAX (64 * 1024)
 typedef struct {
   guint8 *buf;
   guint64 off;
   gsize len;
+  gsize next; /* the size of the next refill */
 } MemberWindow;
 
 static const guint8 *
 window_at(int fd, const char *path, guint64 size, guint64 off, gsize len, MemberWindow *w)
 {
-  guint8 **buf = &w->buf;
-  guint64 *buf_off = &w->off;
-  gsize *buf_len = &w->len;
   gsize want, got = 0;
   if (off + len > size)
     return NULL;
-  if (*buf != NULL && off >= *buf_off && off + len <= *buf_off + *buf_len)
-    return *buf + (off - *buf_off);
-  want = (gsize)MIN((guint64)MAX(len, MEMBER_WINDOW), size - off);
-  *buf = g_realloc(*buf, want);
-  *buf_len = 0;
-  if (!archive_pread_full(fd, *buf, want, off, &got, path, NULL) || got < len)
+  if (w->buf != NULL && off >= w->off && off + len <= w->off + w->len)
+    return w->buf + (off - w->off);
+  want = (gsize)MIN((guint64)MAX(len, MAX(w->next, MEMBER_WINDOW_MIN)), size - off);
+  w->next = MIN(MAX(w->next, MEMBER_WINDOW_MIN) * 2, MEMBER_WINDOW_MAX);
+  w->buf = g_realloc(w->buf, want);
+  w->len = 0;
+  if (!archive_pread_full(fd, w->buf, want, off, &got, path, NULL) || got < len)
     return NULL;
-  *buf_off = off;
-  *buf_len = got;
-  return *buf;
+  w->off = off;
+  w->len = got;
+  return w->buf;
 }
 
 /* Read and check the compressed COMMIT at @off of @fd (@path, @size
- * bytes): its header, then its page list (two reads of what is needed,
- * no window: the records holding the images of a segment are often far
- * apart, and a restore should read little more than it uses). */
+ * bytes): its header and its page list, in one read when the list is
+ * short (HOLDER_READ), no window: the records holding the images of a
+ * segment are often far apart, and a restore should read little more than
+ * it uses. */
+#define HOLDER_READ (REC_HEADER_SIZE + 4 * 64)
 static Holder *
 read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_size)
 {
-  guint8 hdr[REC_HEADER_SIZE];
-  g_autofree guint8 *list = NULL;
+  guint8 head[HOLDER_READ];
+  g_autofree guint8 *more = NULL;
+  const guint8 *list;
   Holder *h;
   gsize got = 0, len;
 
   if (off < SEG_HEADER_SIZE || off > size ||
-      !archive_pread_full(fd, hdr, sizeof hdr, off, &got, path, NULL) || got != sizeof hdr)
+      !archive_pread_full(fd, head, (gsize)MIN((guint64)sizeof head, size - off), off, &got, path,
+                          NULL) ||
+      got < REC_HEADER_SIZE)
     return NULL;
   h = g_new0(Holder, 1);
-  if (!archive_decode_header(hdr, &h->e) || h->e.type != SQLENVFS_ARCHIVE_COMMIT ||
+  if (!archive_decode_header(head, &h->e) || h->e.type != SQLENVFS_ARCHIVE_COMMIT ||
       !(h->e.flags & SQLENVFS_ARCHIVE_COMPRESSED) || (h->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
       h->e.page_size != page_size || off + h->e.length > size ||
       !archive_compressed_length_ok(&h->e)) {
@@ -344,10 +351,16 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
   }
   h->e.offset = off;
   len = 4 * (gsize)h->e.n_pages;
-  list = g_malloc(MAX(len, 1));
-  if (!archive_pread_full(fd, list, len, off + REC_HEADER_SIZE, &got, path, NULL) || got != len) {
-    holder_free(h);
-    return NULL;
+  if (REC_HEADER_SIZE + len <= got) {
+    list = head + REC_HEADER_SIZE;
+  } else {
+    more = g_malloc(MAX(len, 1));
+    if (!archive_pread_full(fd, more, len, off + REC_HEADER_SIZE, &got, path, NULL) ||
+        got != len) {
+      holder_free(h);
+      return NULL;
+    }
+    list = more;
   }
   h->pgnos = g_new(guint32, MAX(h->e.n_pages, 1));
   for (guint32 i = 0; i < h->e.n_pages; i++)
@@ -355,50 +368,63 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
   return h;
 }
 
-/* The COMMIT @seq of the batch whose first record is @h: the records after
- * @h are walked (each header checked; those seen kept in @members by seq)
- * until it; NULL when it is not a member of that batch. */
-static Holder *
-find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq,
-            GHashTable *members, MemberWindow *w)
-{
-  guint64 off = h->e.offset + h->e.length;
-  Holder *m = g_hash_table_lookup(members, &seq);
+/* The later commits of one batch, as far as they were walked: for the
+ * k-th after its first record (k >= 1), its text length, page count and
+ * where its page numbers start in pgnos. */
+typedef struct {
+  guint32 text_len, n_pages;
+  guint pg_start;
+} Member;
 
-  if (m != NULL)
-    return m->e.reason == seq - h->e.seq ? m : NULL;
-  for (guint64 s = h->e.seq + 1; s <= seq; s++) {
+typedef struct {
+  guint64 first_offset; /* the batch's first record (G_MAXUINT64: none yet) */
+  guint64 first_seq;
+  guint64 next_off;     /* where the next member starts                     */
+  GArray *members;      /* Member; [k - 1] is the k-th                      */
+  GArray *pgnos;        /* guint32                                          */
+} MemberWalk;
+
+static void
+member_walk_reset(MemberWalk *mw, const Holder *h, MemberWindow *w)
+{
+  mw->first_offset = h->e.offset;
+  mw->first_seq = h->e.seq;
+  mw->next_off = h->e.offset + h->e.length;
+  g_array_set_size(mw->members, 0);
+  g_array_set_size(mw->pgnos, 0);
+  w->next = MEMBER_WINDOW_MIN;
+}
+
+/* The COMMIT @seq of the batch whose first record is @h: the records after
+ * @h are walked as far as it (each header checked: a BATCHED COMMIT with
+ * the next seq and its place in the batch; what was walked is kept in @mw
+ * until the next batch); NULL when it is not a member of that batch. */
+static const Member *
+find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq,
+            MemberWalk *mw, MemberWindow *w)
+{
+  g_assert(mw->first_offset == h->e.offset && seq > h->e.seq);
+  while (h->e.seq + mw->members->len < seq) {
+    guint64 s = h->e.seq + mw->members->len + 1, off = mw->next_off;
     const guint8 *hdr, *list;
-    gsize len;
-    m = g_hash_table_lookup(members, &s);
-    if (m != NULL) {
-      off = m->e.offset + m->e.length;
-      continue;
-    }
+    SqlenvfsArchiveEntry e;
+    Member m;
     hdr = window_at(fd, path, size, off, REC_HEADER_SIZE, w);
-    if (hdr == NULL)
+    if (hdr == NULL || !archive_decode_header(hdr, &e) || e.seq != s ||
+        e.type != SQLENVFS_ARCHIVE_COMMIT || !(e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
+        e.reason != s - h->e.seq || off + e.length > size)
       return NULL;
-    m = g_new0(Holder, 1);
-    if (!archive_decode_header(hdr, &m->e) || m->e.seq != s ||
-        m->e.type != SQLENVFS_ARCHIVE_COMMIT || !(m->e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
-        m->e.reason != s - h->e.seq || off + m->e.length > size) {
-      holder_free(m);
+    list = window_at(fd, path, size, off + REC_HEADER_SIZE, 4 * (gsize)e.n_pages, w);
+    if (list == NULL)
       return NULL;
-    }
-    m->e.offset = off;
-    len = 4 * (gsize)m->e.n_pages;
-    list = window_at(fd, path, size, off + REC_HEADER_SIZE, len, w);
-    if (list == NULL) {
-      holder_free(m);
-      return NULL;
-    }
-    m->pgnos = g_new(guint32, MAX(m->e.n_pages, 1));
-    for (guint32 i = 0; i < m->e.n_pages; i++)
-      m->pgnos[i] = get32(list + 4 * (gsize)i);
-    g_hash_table_insert(members, &m->e.seq, m);
-    off += m->e.length;
+    m = (Member){ e.text_len, e.n_pages, mw->pgnos->len };
+    g_array_set_size(mw->pgnos, mw->pgnos->len + e.n_pages);
+    for (guint32 i = 0; i < e.n_pages; i++)
+      g_array_index(mw->pgnos, guint32, m.pg_start + i) = get32(list + 4 * (gsize)i);
+    g_array_append_val(mw->members, m);
+    mw->next_off = off + e.length;
   }
-  return m;
+  return &g_array_index(mw->members, Member, seq - h->e.seq - 1);
 }
 
 typedef struct {
@@ -449,11 +475,11 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
 {
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
   g_autoptr(GPtrArray) holders = NULL; /* owns the holders the actions name */
-  g_autoptr(GHashTable) members = NULL;
+  MemberWalk walk = { G_MAXUINT64, 0, 0, NULL, NULL };
   g_autoptr(GArray) actions = NULL;
   g_autoptr(GArray) cands = NULL;
   Holder *h = NULL;
-  MemberWindow window = { NULL, 0, 0 };
+  MemberWindow window = { NULL, 0, 0, MEMBER_WINDOW_MIN };
   ArchiveSumParts sp;
   const ArchiveSummary *s = &sp.s;
   g_autoptr(GError) load_error = NULL;
@@ -521,7 +547,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
   }
   holders = g_ptr_array_new_with_free_func(holder_free);
-  members = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL, holder_free);
+  walk.members = g_array_new(FALSE, FALSE, sizeof(Member));
+  walk.pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
   actions = g_array_new(FALSE, FALSE, sizeof(Action));
   cands = g_array_new(FALSE, FALSE, sizeof(Candidate));
   for (guint32 i = 0; i < s->n_pages; i++) {
@@ -547,7 +574,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
         break;
       }
       g_ptr_array_add(holders, h);
-      g_hash_table_remove_all(members); /* another batch's */
+      member_walk_reset(&walk, h, &window); /* another batch */
     }
     /* Its own pages belong to its own commit; the others to a later
      * commit of its batch, which lists the page at that place. */
@@ -558,9 +585,9 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
       break;
     }
     if (v->seq != h->e.seq) {
-      Holder *m = find_member(fd, seg->path, seg->size, h, v->seq, members, &window);
-      if (m == NULL || v->index < m->e.text_len || v->index - m->e.text_len >= m->e.n_pages ||
-          m->pgnos[v->index - m->e.text_len] != v->pgno) {
+      const Member *m = find_member(fd, seg->path, seg->size, h, v->seq, &walk, &window);
+      if (m == NULL || v->index < m->text_len || v->index - m->text_len >= m->n_pages ||
+          g_array_index(walk.pgnos, guint32, m->pg_start + (v->index - m->text_len)) != v->pgno) {
         mismatch = TRUE;
         break;
       }
@@ -570,6 +597,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
   close(fd);
   g_free(window.buf);
+  g_array_unref(walk.members);
+  g_array_unref(walk.pgnos);
   commit_bytes = s->commit_bytes;
   archive_summary_parts_clear(&sp);
   if (mismatch) {
