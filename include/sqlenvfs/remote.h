@@ -45,6 +45,8 @@ typedef struct {
   guint64 bytes;        /* bytes fetched                                  */
   guint n_block_gets;   /* ranged GETs of single blocks of a base         */
   guint64 block_bytes;  /* bytes of those (also counted in bytes)         */
+  guint n_record_gets;  /* ranged GETs of records of a segment on demand  */
+  guint64 record_bytes; /* bytes of those (also counted in bytes)         */
 } SqlenvfsRemoteStats;
 
 /* Open the replica at @url (s3://bucket/prefix). @conf_file: a

@@ -121,6 +121,8 @@ gboolean archive_known_version(guint32 v);
 GArray *archive_list_segments(const char *dir, GError **error);
 guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
 guint32 archive_pages_per_block(guint32 page_size);
+/* Whether @path is filled on demand by the fetch hook (archive.h). */
+gboolean archive_is_fetched(const char *path);
 gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
 gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
 gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);

@@ -2417,6 +2417,12 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     const SegMemo *m = memos ? g_hash_table_lookup(memos, seg->path) : NULL;
     GArray *b = g_array_new(FALSE, FALSE, sizeof(guint64));
     g_ptr_array_add(bad, b);
+    if (archive_is_fetched(seg->path)) {
+      /* Filled on demand: each record is checked as it is fetched. */
+      st[si].st_ino = 0;
+      same[si] = TRUE;
+      continue;
+    }
     if (stat(seg->path, &st[si]) != 0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;

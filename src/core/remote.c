@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -78,7 +79,45 @@ struct _SqlenvfsRemote {
   gsize range_bytes;
   SqlenvfsRemoteStats stats;
   guint64 requests_done; /* of the clients freed, and the main one */
+  /* mount --remote: sealed segments filled on demand (Lazy, below). */
+  GHashTable *lazy;      /* local path -> Lazy *; fixed once the cache is synced */
+  GMutex lazy_lock;      /* the Lazy's state and lazy_s3; taken before cache_lock */
+  SqlenvfsS3 *lazy_s3;
+  guint64 lazy_bytes;    /* record bytes fetched on demand (under cache_lock) */
+  guint64 cache_max;     /* the bound last given (0: none yet), under cache_lock */
+  gboolean is_hooked;    /* the archive's fetch hook is ours */
+  int lock_fd;           /* the cache's lock (cache mode), or -1 */
 };
+
+/* A sealed segment of the replica read on demand by mount --remote: its
+ * cache file is sparse, of the object's size; @have says which records
+ * (by index k: the record first_seq + k) are in it, fetched with a ranged
+ * GET and checked whole against their index entry and crc32 before they
+ * were written there. Lives as long as the session (a new mount starts
+ * from an empty file). */
+typedef struct {
+  char *key, *where, *path;
+  const SqlenvfsS3Object *obj;
+  guint64 number, size;
+  GArray *entries;       /* its index entries (the Seg's), contiguous from 64 to size */
+  guint8 *have;          /* per record */
+  gboolean have_head;    /* the 64-byte segment header */
+  int fd;                /* O_RDWR on path */
+} Lazy;
+
+static void
+lazy_free(gpointer p)
+{
+  Lazy *lz = p;
+  if (lz->fd >= 0)
+    close(lz->fd);
+  g_free(lz->key);
+  g_free(lz->where);
+  g_free(lz->path);
+  g_array_unref(lz->entries);
+  g_free(lz->have);
+  g_free(lz);
+}
 
 static void
 seg_free(gpointer p)
@@ -132,10 +171,19 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     g_hash_table_unref(r->dbs);
   if (r->objects)
     g_ptr_array_unref(r->objects);
+  if (r->is_hooked)
+    sqlenvfs_archive_set_fetch_hook(NULL, NULL);
+  if (r->lazy)
+    g_hash_table_unref(r->lazy);
+  g_clear_pointer(&r->lazy_s3, sqlenvfs_s3_free);
+  if (r->lock_fd >= 0)
+    close(r->lock_fd);
   g_clear_pointer(&r->s3, sqlenvfs_s3_free);
   g_clear_pointer(&r->conf, sqlenvfs_replica_conf_free);
-  if (r->dbs != NULL)
+  if (r->dbs != NULL) {
     g_mutex_clear(&r->cache_lock);
+    g_mutex_clear(&r->lazy_lock);
+  }
   g_free(r);
 }
 
@@ -403,6 +451,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   const char *data;
   gboolean have_format = FALSE;
 
+  r->lock_fd = -1;
   r->conns = 4;
   r->range_bytes = 8 * 1024 * 1024;
   if (sqlenvfs_testhook_remote_range_bytes() > 0)
@@ -454,13 +503,32 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   classify(r);
 
   g_mutex_init(&r->cache_lock);
+  g_mutex_init(&r->lazy_lock);
+  r->lazy = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_free);
   if (cache_dir != NULL) {
+    g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
     r->cache_mode = TRUE;
     r->root_dir = g_strdup(cache_dir);
     r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error))
       return NULL;
+    /* One session per cache: its segment files are filled on demand by
+     * the session that made them. */
+    r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (r->lock_fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open the cache's lock", lock);
+      return NULL;
+    }
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      g_set_error(error, SQLENVFS_ERROR,
+                  e == EWOULDBLOCK ? SQLENVFS_ERROR_BUSY : SQLENVFS_ERROR_IO,
+                  "cache %s: %s (another mount --remote uses it: unmount that one, or give "
+                  "this mount a cache of its own with -o cache=DIR)",
+                  cache_dir, e == EWOULDBLOCK ? "in use" : g_strerror(e));
+      return NULL;
+    }
     r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
     if (r->plan_root == NULL)
       return NULL;
@@ -790,7 +858,10 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     int fd;
     if (g_hash_table_contains(r->fetched, it->obj->key))
       continue;
-    if (r->cache_mode && !is_mutable(it->obj->key) && cached(items, it->path)) {
+    /* A segment's file may be a sparse one filled on demand by an earlier
+     * session: never taken as whole. */
+    if (r->cache_mode && !is_mutable(it->obj->key) && !g_str_has_suffix(it->obj->key, ".seg") &&
+        cached(items, it->path)) {
       g_hash_table_add(r->fetched, g_strdup(it->obj->key));
       continue;
     }
@@ -1102,6 +1173,347 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
   return TRUE;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Sealed segments on demand (mount --remote)                           */
+
+#define LAZY_HEAD 64        /* a segment's header */
+#define LAZY_REC_HEAD 96    /* a record's header */
+#define LAZY_REC_TRAIL 8    /* its trailer: crc32 of what precedes, "REND" */
+
+static guint32
+le32(const guint8 *p)
+{
+  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
+}
+
+static guint64
+le64(const guint8 *p)
+{
+  return (guint64)le32(p) | (guint64)le32(p + 4) << 32;
+}
+
+/* A segment can be read on demand when its index is good and describes it
+ * whole: records back to back from the header to the object's end, the
+ * last one its SEAL. */
+static gboolean
+lazy_eligible(const Seg *s)
+{
+  guint64 at = LAZY_HEAD;
+  if (s->seg == NULL || !s->have_idx || s->entries == NULL || s->entries->len == 0)
+    return FALSE;
+  for (guint k = 0; k < s->entries->len; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(s->entries, SqlenvfsArchiveEntry, k);
+    if (e->offset != at || e->length < LAZY_REC_HEAD + LAZY_REC_TRAIL)
+      return FALSE;
+    at += e->length;
+  }
+  return at == (guint64)s->seg->size &&
+         g_array_index(s->entries, SqlenvfsArchiveEntry, s->entries->len - 1).type ==
+           SQLENVFS_ARCHIVE_SEAL;
+}
+
+/* Check @len bytes @p fetched from @lz at @start, ending on a record's end:
+ * the segment header when @start is 0 (magic, number, crc32), then every
+ * record whole against its index entry (type, seq, length; header crc32;
+ * trailer crc32 and magic). FALSE and *error naming the object and the
+ * first record that does not check. */
+static gboolean
+lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, guint k1,
+           GError **error)
+{
+  const char *why = NULL;
+  guint64 at = 0, seq = 0;
+  if (start == 0) {
+    if (len < LAZY_HEAD || memcmp(p, "SQEFSSEG", 8) != 0 || le64(p + 16) != lz->number ||
+        le32(p + 60) != sqlenvfs_crc32(0, p, 60))
+      why = "its segment header does not check";
+  }
+  for (guint k = k0; why == NULL && k < k1; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
+    const guint8 *rec = p + (e->offset - start);
+    at = e->offset;
+    seq = e->seq;
+    if (e->offset < start || e->offset + e->length > start + len)
+      why = "it is cut short";
+    else if (le32(rec) != 0x52415153u || le64(rec + 8) != e->length || le64(rec + 16) != e->seq ||
+             (rec[4] | rec[5] << 8) != (int)e->type ||
+             le32(rec + 92) != sqlenvfs_crc32(0, rec, 92))
+      why = "its header does not match its index entry";
+    else if (le32(rec + e->length - 4) != 0x444e4552u ||
+             le32(rec + e->length - LAZY_REC_TRAIL) !=
+               sqlenvfs_crc32(0, rec, e->length - LAZY_REC_TRAIL))
+      why = "it fails its checksum";
+  }
+  if (why == NULL)
+    return TRUE;
+  if (seq == 0)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: %s; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, why);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: the record of seq %" G_GUINT64_FORMAT " at byte %"
+                G_GUINT64_FORMAT " %s; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, seq, at, why);
+  return FALSE;
+}
+
+/* The first record of @lz ending after @off (lz->entries->len: none). */
+static guint
+lazy_record_at(const Lazy *lz, guint64 off)
+{
+  guint lo = 0, hi = lz->entries->len;
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, mid);
+    if (e->offset + e->length <= off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Write @len checked bytes @p at @start into @lz's file, then mark records
+ * [@k0, @k1) (and the header when @start is 0) present. */
+static gboolean
+lazy_store(SqlenvfsRemote *r, Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0,
+           guint k1, GError **error)
+{
+  gsize done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(lz->fd, p + done, len - done, (off_t)(start + done));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int e = w < 0 ? errno : EIO;
+      g_set_error(error, SQLENVFS_ERROR, e == ENOSPC ? SQLENVFS_ERROR_NOSPACE : SQLENVFS_ERROR_IO,
+                  "write %s: %s (free space in the cache, or give the mount another "
+                  "-o cache=DIR)", lz->path, g_strerror(e));
+      return FALSE;
+    }
+    done += (gsize)w;
+  }
+  if (start == 0)
+    lz->have_head = TRUE;
+  for (guint k = k0; k < k1; k++)
+    lz->have[k] = 1;
+  g_mutex_lock(&r->cache_lock);
+  r->lazy_bytes += len;
+  g_mutex_unlock(&r->cache_lock);
+  return TRUE;
+}
+
+static void evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir,
+                     guint64 max_bytes);
+
+/* Make bytes [@off, @off + @len) of @lz present: the records they touch
+ * that are missing (and the header), in one ranged GET from the first
+ * missing to the last, checked whole before they are written. Called with
+ * lazy_lock held. */
+static gboolean
+lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
+{
+  guint64 end = MIN(off + len, lz->size);
+  gboolean head = off < LAZY_HEAD && !lz->have_head;
+  guint k0, k1, m0 = G_MAXUINT, m1 = 0;
+  guint64 start, stop;
+  g_autoptr(GBytes) data = NULL;
+  GError *local = NULL;
+  const guint8 *p;
+  gsize got = 0;
+
+  if (off >= end)
+    return TRUE;
+  k0 = lazy_record_at(lz, MAX(off, (guint64)LAZY_HEAD));
+  k1 = end > LAZY_HEAD ? lazy_record_at(lz, end - 1) + 1 : k0;
+  k1 = MIN(k1, lz->entries->len);
+  for (guint k = k0; k < k1; k++)
+    if (!lz->have[k]) {
+      m0 = MIN(m0, k);
+      m1 = k + 1;
+    }
+  if (m0 == G_MAXUINT && !head)
+    return TRUE;
+  if (m0 == G_MAXUINT) {
+    m0 = m1 = 0;
+    start = 0;
+    stop = LAZY_HEAD;
+  } else {
+    const SqlenvfsArchiveEntry *last = &g_array_index(lz->entries, SqlenvfsArchiveEntry, m1 - 1);
+    if (head)
+      m0 = 0;
+    start = head ? 0 : g_array_index(lz->entries, SqlenvfsArchiveEntry, m0).offset;
+    stop = last->offset + last->length;
+  }
+  g_debug("fetch %s bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT " (records %u-%u)",
+          lz->key, start, stop - 1, m0, m1);
+  if (r->lazy_s3 == NULL && (r->lazy_s3 = sqlenvfs_s3_new(r->conf, error)) == NULL)
+    return FALSE;
+  data = sqlenvfs_s3_get(r->lazy_s3, lz->key, (gint64)start, (gint64)(stop - start), NULL, &local);
+  g_mutex_lock(&r->cache_lock);
+  r->stats.n_gets++;
+  r->stats.n_record_gets++;
+  if (data != NULL) {
+    r->stats.bytes += g_bytes_get_size(data);
+    r->stats.record_bytes += g_bytes_get_size(data);
+  }
+  g_mutex_unlock(&r->cache_lock);
+  if (data == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
+                "--remote` if it persists)", local->message);
+    g_error_free(local);
+    return FALSE;
+  }
+  p = g_bytes_get_data(data, &got);
+  if (got != stop - start) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
+                "-%" G_GUINT64_FORMAT "; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, got, start, stop - 1);
+    return FALSE;
+  }
+  if (!lazy_check(lz, p, start, got, m0, m1, error) ||
+      !lazy_store(r, lz, p, start, got, m0, m1, error))
+    return FALSE;
+  /* The records count against the cache's bound: copies' files and blocks
+   * are evicted for them (the records stay for the session's readers). */
+  g_mutex_lock(&r->cache_lock);
+  if (r->cache_max > 0)
+    evict_to(r, NULL, NULL, r->cache_max);
+  g_mutex_unlock(&r->cache_lock);
+  return TRUE;
+}
+
+/* The archive's fetch hook (archive.h) of a mount --remote session. */
+static SqlenvfsArchiveIo
+lazy_hook(gpointer user, const char *path, guint64 off, gsize len, GError **error)
+{
+  SqlenvfsRemote *r = user;
+  Lazy *lz = g_hash_table_lookup(r->lazy, path);
+  GError *local = NULL;
+  gboolean ok;
+
+  if (lz == NULL)
+    return SQLENVFS_ARCHIVE_IO_LOCAL;
+  if (len == 0)
+    return SQLENVFS_ARCHIVE_IO_READY;
+  g_mutex_lock(&r->lazy_lock);
+  ok = lazy_ensure(r, lz, off, len, &local);
+  g_mutex_unlock(&r->lazy_lock);
+  if (ok)
+    return SQLENVFS_ARCHIVE_IO_READY;
+  g_warning("mount --remote: %s", local->message);
+  g_propagate_error(error, local);
+  return SQLENVFS_ARCHIVE_IO_FAILED;
+}
+
+/* Make segment @s of @d a sparse file in the cache, of its object's size,
+ * to be filled on demand. */
+static gboolean
+lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".seg", s->number);
+  g_autofree char *path = g_build_filename(sqlenvfs_root_path(r->root, SQLENVFS_DIR_WAL),
+                                           d->name, name, NULL);
+  g_autofree char *tmp = tmp_of(path);
+  Lazy *lz;
+  int fd = sqlenvfs_create_file(tmp, 0600, error);
+
+  if (fd < 0)
+    return FALSE;
+  if (ftruncate(fd, (off_t)s->seg->size) != 0 || rename(tmp, path) != 0) {
+    sqlenvfs_error_errno(error, errno, "make the cache file", path);
+    close(fd);
+    unlink(tmp);
+    return FALSE;
+  }
+  lz = g_new0(Lazy, 1);
+  lz->fd = fd;
+  lz->key = g_strdup(s->seg->key);
+  lz->obj = s->seg;
+  lz->where = sqlenvfs_s3_describe(r->s3, s->seg->key);
+  lz->path = g_steal_pointer(&path);
+  lz->number = s->number;
+  lz->size = (guint64)s->seg->size;
+  lz->entries = g_array_ref(s->entries);
+  lz->have = g_malloc0(MAX(s->entries->len, 1));
+  g_hash_table_replace(r->lazy, lz->path, lz);
+  return TRUE;
+}
+
+/* Fetch, on several connections, what opening the archive reads of each
+ * segment filled on demand: its header and its SEAL record, then check
+ * them (lazy_check) and mark them present. */
+static gboolean
+lazy_prefetch(SqlenvfsRemote *r, GError **error)
+{
+  Batch b = { 0 };
+  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
+  GThread *threads[16];
+  guint n_threads;
+  GHashTableIter it;
+  gpointer v;
+  gboolean ok = FALSE;
+
+  b.r = r;
+  b.items = items;
+  b.ranges = g_array_new(FALSE, FALSE, sizeof(Range));
+  g_mutex_init(&b.lock);
+  g_hash_table_iter_init(&it, r->lazy);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    Lazy *lz = v;
+    const SqlenvfsArchiveEntry *seal =
+      &g_array_index(lz->entries, SqlenvfsArchiveEntry, lz->entries->len - 1);
+    Range head = { items->len, 0, LAZY_HEAD, lz->fd };
+    Range tail = { items->len, (gint64)seal->offset, (gint64)seal->length, lz->fd };
+    add_item(items, lz->obj, lz->path, 0);
+    g_array_append_val(b.ranges, head);
+    g_array_append_val(b.ranges, tail);
+  }
+  n_threads = MIN(r->conns, b.ranges->len);
+  for (guint i = 0; i < n_threads; i++)
+    threads[i] = g_thread_new("remote-get", batch_worker, &b);
+  for (guint i = 0; i < n_threads; i++)
+    g_thread_join(threads[i]);
+  r->stats.n_gets += (guint)b.gets;
+  r->stats.bytes += b.bytes;
+  if (b.error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&b.error));
+    goto done;
+  }
+  g_hash_table_iter_init(&it, r->lazy);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    Lazy *lz = v;
+    guint k = lz->entries->len - 1;
+    const SqlenvfsArchiveEntry *seal = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
+    guint8 head[LAZY_HEAD];
+    g_autofree guint8 *rec = g_malloc(seal->length);
+    GError *local = NULL;
+    if (pread(lz->fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+        pread(lz->fd, rec, seal->length, (off_t)seal->offset) != (ssize_t)seal->length) {
+      sqlenvfs_error_errno(error, errno, "read the cache file", lz->path);
+      goto done;
+    }
+    /* What does not check is left absent: a read that needs it fetches it
+     * again, and fails there, naming it. */
+    if (lazy_check(lz, head, 0, sizeof head, 0, 0, &local))
+      lz->have_head = TRUE;
+    else
+      g_clear_error(&local);
+    if (lazy_check(lz, rec, seal->offset, seal->length, k, k + 1, &local))
+      lz->have[k] = 1;
+    else
+      g_clear_error(&local);
+  }
+  ok = TRUE;
+done:
+  g_array_unref(b.ranges);
+  g_mutex_clear(&b.lock);
+  return ok;
+}
+
 static SqlenvfsRoot *fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error);
 
 SqlenvfsRoot *
@@ -1142,10 +1554,20 @@ fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
                                             d->name, NULL);
     if (!sqlenvfs_mkdir_p(dir, 0700, error))
       return NULL;
-    for (guint i = 0; i < d->segs->len; i++)
-      add_segment_items(r, d, d->segs->pdata[i], r->root_dir, items);
+    for (guint i = 0; i < d->segs->len; i++) {
+      const Seg *s = d->segs->pdata[i];
+      /* mount --remote: sealed segments are read on demand. */
+      if (r->cache_mode && lazy_eligible(s)) {
+        if (!lazy_make(r, d, s, error))
+          return NULL;
+        continue;
+      }
+      add_segment_items(r, d, s, r->root_dir, items);
+    }
   }
   if (!fetch_items(r, items, error))
+    return NULL;
+  if (g_hash_table_size(r->lazy) > 0 && !lazy_prefetch(r, error))
     return NULL;
   g_hash_table_iter_init(&it, r->dbs);
   while (g_hash_table_iter_next(&it, NULL, &v))
@@ -1565,7 +1987,13 @@ sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
     g_autofree char *plan = g_build_filename(r->plan_dir, "backups", "prod", NULL);
     drop_stale(r, keys, plan, "");
   }
-  return sqlenvfs_remote_fetch_all(r, FALSE, error);
+  if (sqlenvfs_remote_fetch_all(r, FALSE, error) == NULL)
+    return NULL;
+  if (g_hash_table_size(r->lazy) > 0) {
+    sqlenvfs_archive_set_fetch_hook(lazy_hook, r);
+    r->is_hooked = TRUE;
+  }
+  return r->root;
 }
 
 /* The size of the copies' database files in the cache, and the oldest
@@ -1611,7 +2039,7 @@ evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir, guint64 max_
     char *oldest = NULL, *oldest_block = NULL;
     gint64 oldest_t = G_MAXINT64;
     guint64 total = cached_bases(r, keep, &oldest) +
-                    cached_blocks(top, keep_dir, &oldest_block, &oldest_t);
+                    cached_blocks(top, keep_dir, &oldest_block, &oldest_t) + r->lazy_bytes;
     char *victim = oldest != NULL ? oldest : oldest_block;
     if (total <= max_bytes || victim == NULL) {
       g_free(oldest);
@@ -1652,6 +2080,7 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
     return NULL;
   }
   g_mutex_lock(&r->cache_lock);
+  r->cache_max = max_bytes;
   g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
   add_item(items, obj, path, 0);
   if (!fetch_items(r, items, &local)) {
@@ -1879,6 +2308,9 @@ sqlenvfs_remote_blocks_open(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char
   b->where = sqlenvfs_s3_describe(r->s3, b->key);
   b->size = size;
   b->max_bytes = max_bytes;
+  g_mutex_lock(&r->cache_lock);
+  r->cache_max = max_bytes;
+  g_mutex_unlock(&r->cache_lock);
   b->dir = g_build_filename(r->root_dir, "blocks", kind == SQLENVFS_KIND_BACKUP ? "daily"
                                                                                  : "snapshots",
                             name, db, NULL);
