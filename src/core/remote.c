@@ -1235,15 +1235,15 @@ lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, 
     at = e->offset;
     seq = e->seq;
     if (e->offset < start || e->offset + e->length > start + len)
-      why = "it is cut short";
+      why = "is cut short";
     else if (le32(rec) != 0x52415153u || le64(rec + 8) != e->length || le64(rec + 16) != e->seq ||
              (rec[4] | rec[5] << 8) != (int)e->type ||
              le32(rec + 92) != sqlenvfs_crc32(0, rec, 92))
-      why = "its header does not match its index entry";
+      why = "has a header that does not match its index entry";
     else if (le32(rec + e->length - 4) != 0x444e4552u ||
              le32(rec + e->length - LAZY_REC_TRAIL) !=
                sqlenvfs_crc32(0, rec, e->length - LAZY_REC_TRAIL))
-      why = "it fails its checksum";
+      why = "fails its checksum";
   }
   if (why == NULL)
     return TRUE;
@@ -1429,6 +1429,10 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
     unlink(tmp);
     return FALSE;
   }
+  close(fd);
+  fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open the cache file", path);
   lz = g_new0(Lazy, 1);
   lz->fd = fd;
   lz->key = g_strdup(s->seg->key);
