@@ -1177,6 +1177,27 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
 /* ------------------------------------------------------------------ */
 /* Sealed segments on demand (mount --remote)                           */
 
+/* Each sealed segment with a good index gets a sparse cache file of its
+ * size under its own name, where the engine reads it, and a Lazy; the
+ * archive's fetch hook (lazy_hook) makes the bytes a read asks for present
+ * before the read is made.
+ *
+ * Invariants:
+ *   (L1) A record is marked present only after its bytes, fetched in one
+ *        ranged GET with the records around it, were checked whole
+ *        (lazy_check) and written to the file; the header likewise. A read
+ *        goes on only when every record it touches is present, so the
+ *        engine never reads a byte of a sealed segment that was not
+ *        checked (and its own checks then apply as on a root).
+ *   (L2) The bytes of a present record are never changed or removed while
+ *        the session lasts (records are not evicted), so what was checked
+ *        is what is read.
+ *   (L3) The file and its marks belong to one session: each session makes
+ *        the file anew (a fresh sparse file renamed over the old one), and
+ *        the cache's lock keeps a second session out.
+ *   (L4) Lock order: lazy_lock, then cache_lock.
+ */
+
 #define LAZY_HEAD 64        /* a segment's header */
 #define LAZY_REC_HEAD 96    /* a record's header */
 #define LAZY_REC_TRAIL 8    /* its trailer: crc32 of what precedes, "REND" */
