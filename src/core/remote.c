@@ -508,6 +508,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   if (cache_dir != NULL) {
     g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
     r->cache_mode = TRUE;
+    /* Its start fetches many small objects: more connections at once. */
+    r->conns = 16;
     r->root_dir = g_strdup(cache_dir);
     r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
@@ -644,6 +646,7 @@ typedef struct {
   const SqlenvfsS3Object *obj;
   char *path;        /* destination file */
   guint64 dst_off;   /* where the object's bytes go in it */
+  gint64 len;        /* > 0: only the object's first len bytes (a segment's header) */
 } Item;
 
 typedef struct {
@@ -856,7 +859,7 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     Item *it = items->pdata[i];
     gpointer fdp;
     int fd;
-    if (g_hash_table_contains(r->fetched, it->obj->key))
+    if (it->len == 0 && g_hash_table_contains(r->fetched, it->obj->key))
       continue;
     /* A segment's file may be a sparse one filled on demand by an earlier
      * session: never taken as whole. */
@@ -876,7 +879,10 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     }
     g_ptr_array_add(todo, it);
     g_debug("fetch %s (%" G_GINT64_FORMAT " bytes)", it->obj->key, it->obj->size);
-    if ((guint64)it->obj->size <= r->range_bytes) {
+    if (it->len > 0) {
+      Range rg = { todo->len - 1, 0, it->len, fd };
+      g_array_append_val(b.ranges, rg);
+    } else if ((guint64)it->obj->size <= r->range_bytes) {
       Range rg = { todo->len - 1, 0, -1, fd };
       g_array_append_val(b.ranges, rg);
     } else {
@@ -901,7 +907,7 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
    * single-part ETag (a whole GET was checked by the client). */
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
-    if ((guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
+    if (it->len == 0 && (guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
       g_autofree char *md5 = NULL;
       g_autofree char *tmp = tmp_of(it->path);
       int rfd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -930,6 +936,14 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     gpointer k, v;
     g_hash_table_iter_init(&hi, fds);
     while (g_hash_table_iter_next(&hi, &k, &v)) {
+      /* mount --remote's cache: only the copies' database files are
+       * synced. The other objects (MANIFESTs, indexes, summaries, alive,
+       * PRUNED, the unsealed segment) carry checksums that every use
+       * checks: one a power cut damaged is reported by them, never used
+       * (remove the cache to fetch it again). A sync each made the
+       * mount's start slow (100 small objects and more). */
+      if (r->cache_mode && !g_str_has_suffix((const char *)k, ".db"))
+        continue;
       if (fsync(GPOINTER_TO_INT(v) - 1) != 0 && errno != EINVAL) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "fsync %s: %s", (char *)k,
                     g_strerror(errno));
@@ -952,6 +966,8 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
   }
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
+    if (it->len > 0)
+      continue;
     g_hash_table_add(r->fetched, g_strdup(it->obj->key));
     r->stats.n_objects++;
   }
@@ -1124,6 +1140,15 @@ fetch_small(SqlenvfsRemote *r, GError **error)
         g_autofree char *p = local_path(r->plan_dir, s->sum->key);
         add_item(items, s->sum, p, 0);
       }
+      /* mount --remote: a sealed segment's header, with the small
+       * objects, for the segment read on demand (lazy_make). */
+      if (r->cache_mode && s->idx != NULL && s->seg != NULL && s->seg->size >= 64) {
+        g_autofree char *p = local_path(r->root_dir, s->seg->key);
+        if (!ensure_parent(p, error))
+          return FALSE;
+        add_item(items, s->seg, p, 0);
+        ((Item *)items->pdata[items->len - 1])->len = 64;
+      }
     }
   }
   /* add_item copies the path; the g_autofree ones above are freed. */
@@ -1207,6 +1232,8 @@ le32(const guint8 *p)
 {
   return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
 }
+
+static void put_le32(guint8 *p, guint32 v);
 
 static guint64
 le64(const guint8 *p)
@@ -1430,6 +1457,41 @@ lazy_hook(gpointer user, const char *path, guint64 off, gsize len, GError **erro
   return SQLENVFS_ARCHIVE_IO_FAILED;
 }
 
+/* The SEAL record of @lz, which opening the archive reads: made from its
+ * index entry (the record's 96-byte header, which the entry's crc32
+ * checked, then its crc32 and REND: a SEAL has no body), checked as a
+ * fetched one is, and written in place, so that the mount's start fetches
+ * no record. Left absent when the entry is not a plain SEAL. */
+static gboolean
+lazy_seal(SqlenvfsRemote *r, Lazy *lz, const Seg *s, GError **error)
+{
+  guint k = lz->entries->len - 1;
+  const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
+  g_autofree char *ipath = local_path(r->plan_dir, s->idx->key);
+  guint8 rec[LAZY_REC_HEAD + LAZY_REC_TRAIL];
+  int fd;
+  gboolean ok;
+
+  if (e->length != sizeof rec)
+    return TRUE;
+  fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", ipath);
+  /* Entry k: after the 32-byte header, 112 bytes each, the record's header first. */
+  ok = pread(fd, rec, LAZY_REC_HEAD, 32 + (off_t)k * 112) == LAZY_REC_HEAD;
+  close(fd);
+  if (!ok)
+    return TRUE;
+  put_le32(rec + LAZY_REC_HEAD, sqlenvfs_crc32(0, rec, LAZY_REC_HEAD));
+  put_le32(rec + LAZY_REC_HEAD + 4, 0x444e4552u);
+  if (!lazy_check(lz, rec, e->offset, sizeof rec, k, k + 1, NULL))
+    return TRUE;
+  if (pwrite(lz->fd, rec, sizeof rec, (off_t)e->offset) != (ssize_t)sizeof rec)
+    return sqlenvfs_error_errno(error, errno, "write the cache file", lz->path);
+  lz->have[k] = 1;
+  return TRUE;
+}
+
 /* Make segment @s of @d a sparse file in the cache, of its object's size,
  * to be filled on demand. */
 static gboolean
@@ -1438,22 +1500,26 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".seg", s->number);
   g_autofree char *path = g_build_filename(sqlenvfs_root_path(r->root, SQLENVFS_DIR_WAL),
                                            d->name, name, NULL);
-  g_autofree char *tmp = tmp_of(path);
   Lazy *lz;
-  int fd = sqlenvfs_create_file(tmp, 0600, error);
+  guint8 head[LAZY_HEAD];
+  struct stat st = { 0 };
+  int fd;
 
-  if (fd < 0)
-    return FALSE;
-  if (ftruncate(fd, (off_t)s->seg->size) != 0 || rename(tmp, path) != 0) {
-    sqlenvfs_error_errno(error, errno, "make the cache file", path);
-    close(fd);
-    unlink(tmp);
-    return FALSE;
-  }
-  close(fd);
+  /* The file holds the header fetched with the small objects
+   * (fetch_small), renamed into place by this session: it grows, sparse,
+   * to the object's size. */
   fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open the cache file", path);
+  if (fstat(fd, &st) != 0 || st.st_size != LAZY_HEAD ||
+      pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+      ftruncate(fd, (off_t)s->seg->size) != 0) {
+    int e = errno;
+    close(fd);
+    if (st.st_size != LAZY_HEAD)
+      e = EINVAL;
+    return sqlenvfs_error_errno(error, e, "make the cache file", path);
+  }
   lz = g_new0(Lazy, 1);
   lz->fd = fd;
   lz->key = g_strdup(s->seg->key);
@@ -1465,78 +1531,10 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   lz->entries = g_array_ref(s->entries);
   lz->have = g_malloc0(MAX(s->entries->len, 1));
   g_hash_table_replace(r->lazy, lz->path, lz);
-  return TRUE;
-}
-
-/* Fetch, on several connections, what opening the archive reads of each
- * segment filled on demand: its header and its SEAL record, then check
- * them (lazy_check) and mark them present. */
-static gboolean
-lazy_prefetch(SqlenvfsRemote *r, GError **error)
-{
-  Batch b = { 0 };
-  g_autoptr(GPtrArray) items = g_ptr_array_new_with_free_func(item_free);
-  GThread *threads[16];
-  guint n_threads;
-  GHashTableIter it;
-  gpointer v;
-  gboolean ok = FALSE;
-
-  b.r = r;
-  b.items = items;
-  b.ranges = g_array_new(FALSE, FALSE, sizeof(Range));
-  g_mutex_init(&b.lock);
-  g_hash_table_iter_init(&it, r->lazy);
-  while (g_hash_table_iter_next(&it, NULL, &v)) {
-    Lazy *lz = v;
-    const SqlenvfsArchiveEntry *seal =
-      &g_array_index(lz->entries, SqlenvfsArchiveEntry, lz->entries->len - 1);
-    Range head = { items->len, 0, LAZY_HEAD, lz->fd };
-    Range tail = { items->len, (gint64)seal->offset, (gint64)seal->length, lz->fd };
-    add_item(items, lz->obj, lz->path, 0);
-    g_array_append_val(b.ranges, head);
-    g_array_append_val(b.ranges, tail);
-  }
-  n_threads = MIN(r->conns, b.ranges->len);
-  for (guint i = 0; i < n_threads; i++)
-    threads[i] = g_thread_new("remote-get", batch_worker, &b);
-  for (guint i = 0; i < n_threads; i++)
-    g_thread_join(threads[i]);
-  r->stats.n_gets += (guint)b.gets;
-  r->stats.bytes += b.bytes;
-  if (b.error != NULL) {
-    g_propagate_error(error, g_steal_pointer(&b.error));
-    goto done;
-  }
-  g_hash_table_iter_init(&it, r->lazy);
-  while (g_hash_table_iter_next(&it, NULL, &v)) {
-    Lazy *lz = v;
-    guint k = lz->entries->len - 1;
-    const SqlenvfsArchiveEntry *seal = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
-    guint8 head[LAZY_HEAD];
-    g_autofree guint8 *rec = g_malloc(seal->length);
-    GError *local = NULL;
-    if (pread(lz->fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-        pread(lz->fd, rec, seal->length, (off_t)seal->offset) != (ssize_t)seal->length) {
-      sqlenvfs_error_errno(error, errno, "read the cache file", lz->path);
-      goto done;
-    }
-    /* What does not check is left absent: a read that needs it fetches it
-     * again, and fails there, naming it. */
-    if (lazy_check(lz, head, 0, sizeof head, 0, 0, &local))
-      lz->have_head = TRUE;
-    else
-      g_clear_error(&local);
-    if (lazy_check(lz, rec, seal->offset, seal->length, k, k + 1, &local))
-      lz->have[k] = 1;
-    else
-      g_clear_error(&local);
-  }
-  ok = TRUE;
-done:
-  g_array_unref(b.ranges);
-  g_mutex_clear(&b.lock);
-  return ok;
+  /* What does not check is left absent: a read that needs it fetches it
+   * again, and fails there, naming it. */
+  lz->have_head = lazy_check(lz, head, 0, sizeof head, 0, 0, NULL);
+  return lazy_seal(r, lz, s, error);
 }
 
 static SqlenvfsRoot *fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error);
@@ -1591,8 +1589,6 @@ fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
     }
   }
   if (!fetch_items(r, items, error))
-    return NULL;
-  if (g_hash_table_size(r->lazy) > 0 && !lazy_prefetch(r, error))
     return NULL;
   g_hash_table_iter_init(&it, r->dbs);
   while (g_hash_table_iter_next(&it, NULL, &v))
