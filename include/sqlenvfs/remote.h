@@ -109,8 +109,9 @@ SqlenvfsRemote *sqlenvfs_remote_open_cache(const char *url, const char *conf_fil
  * has, fetch every MANIFEST and the archive's small objects (indexes,
  * summaries, alive, PRUNED), not the copies' database files. A sealed
  * segment whose index is good and describes it whole gets a sparse file of
- * its size, filled on demand: its header and SEAL record are fetched now
- * (on several connections), any other record when a read needs it, through
+ * its size, filled on demand: its header is fetched now (with the small
+ * objects, on 16 connections) and its SEAL record made from its index
+ * entry, both checked; any other record is fetched when a read needs it, through
  * the archive's fetch hook (archive.h), which this installs for the
  * session's life: one ranged GET per read from the first missing record it
  * touches to the last, each record checked whole (its header against its
