@@ -466,6 +466,28 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
  * I/O error. */
 int sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error);
 
+/* Segment files filled on demand (mount --remote): a process may install one
+ * hook that every read of an archive file goes through first. Asked about
+ * @len bytes at @off of the file @path, it answers LOCAL when @path is not
+ * one of its files (the read goes on as usual), READY once those bytes are
+ * in the file and were checked as they arrived (every record they touch
+ * read whole and checked against its index entry and its own crc32), or
+ * FAILED with *error (nothing is read then: a damaged or short range is an
+ * error, never other bytes). With @len 0 it only says whether @path is one
+ * of its files (READY) or not (LOCAL). check_records does not read the
+ * segments the hook fills on demand (their records are checked as they are
+ * fetched, which is when they are read), so that opening a timeline does
+ * not fetch every record. Install it before any archive is read, once; NULL
+ * removes it. */
+typedef enum {
+  SQLENVFS_ARCHIVE_IO_LOCAL,
+  SQLENVFS_ARCHIVE_IO_READY,
+  SQLENVFS_ARCHIVE_IO_FAILED,
+} SqlenvfsArchiveIo;
+typedef SqlenvfsArchiveIo (*SqlenvfsArchiveFetchFunc)(gpointer user, const char *path,
+                                                      guint64 off, gsize len, GError **error);
+void sqlenvfs_archive_set_fetch_hook(SqlenvfsArchiveFetchFunc fetch, gpointer user);
+
 /* Forget, in this process, what check_records found (tests; a caller that
  * wants every record read again). */
 void sqlenvfs_archive_forget_checks(void);

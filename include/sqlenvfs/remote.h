@@ -45,6 +45,8 @@ typedef struct {
   guint64 bytes;        /* bytes fetched                                  */
   guint n_block_gets;   /* ranged GETs of single blocks of a base         */
   guint64 block_bytes;  /* bytes of those (also counted in bytes)         */
+  guint n_record_gets;  /* ranged GETs of records of a segment on demand  */
+  guint64 record_bytes; /* bytes of those (also counted in bytes)         */
 } SqlenvfsRemoteStats;
 
 /* Open the replica at @url (s3://bucket/prefix). @conf_file: a
@@ -95,14 +97,31 @@ char *sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text);
 
 /* mount --remote: a session whose root is the persistent cache directory
  * @cache_dir (a root's layout, 0700) instead of a temporary one; objects
- * already there whole are not fetched again (alive and PRUNED always are).
- * Nothing is removed on free. */
+ * already there whole are not fetched again (alive and PRUNED always are,
+ * and segments, whose files may be sparse ones of an earlier session).
+ * One session per cache: it holds an exclusive lock on
+ * "<cache>/.sqlenvfs/remote.lock" until it is freed (another: BUSY, saying
+ * so). Nothing is removed on free. */
 SqlenvfsRemote *sqlenvfs_remote_open_cache(const char *url, const char *conf_file,
                                            const char *cache_dir, GError **error);
 
 /* Bring the cache up to the listing: remove what the replica no longer
- * has, fetch every MANIFEST and the archive (not the copies' database
- * files). Returns the cache root (owned by @r). */
+ * has, fetch every MANIFEST and the archive's small objects (indexes,
+ * summaries, alive, PRUNED), not the copies' database files. A sealed
+ * segment whose index is good and describes it whole gets a sparse file of
+ * its size, filled on demand: its header is fetched now (with the small
+ * objects, on 16 connections) and its SEAL record made from its index
+ * entry, both checked; any other record is fetched when a read needs it, through
+ * the archive's fetch hook (archive.h), which this installs for the
+ * session's life: one ranged GET per read from the first missing record it
+ * touches to the last, each record checked whole (its header against its
+ * index entry, its header crc32, its trailer crc32 and magic) before it is
+ * written to the file; a damaged or short answer fails the read (IO,
+ * naming the object and the record, logged as a warning). The records
+ * fetched count against the bound of sqlenvfs_remote_cache_copy_db (the
+ * copies' files and blocks are evicted for them; they stay until the next
+ * session). Other segments (the unsealed one, from its parts; one without
+ * a good index) are fetched whole. Returns the cache root (owned by @r). */
 SqlenvfsRoot *sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error);
 
 /* The path of copy @name's database @db in the cache, fetched first when

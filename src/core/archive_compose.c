@@ -427,16 +427,59 @@ find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq
   return &g_array_index(mw->members, Member, seq - h->e.seq - 1);
 }
 
-typedef struct {
-  guint32 pgno, index;
-  Holder *holder;
-} Action;
-
 /* A page's version chosen from a page map, before it is checked. */
 typedef struct {
   guint32 pgno, index;
   guint64 seq, offset;
 } Candidate;
+
+typedef struct {
+  guint32 pgno, index;
+  Holder *holder;
+  guint64 list_off; /* deferred check (segment read on demand): 0 when checked */
+} Action;
+
+/* Candidate @v of a segment filled on demand (archive.h, the fetch hook),
+ * checked against the index entries only: its COMMIT and the record
+ * holding the image (header fields, its place in the batch), without
+ * reading a record; *@list_off gets where the page list names the page,
+ * which the first read of the page checks (C2, deferred). NULL when it
+ * does not match. */
+static Holder *
+holder_from_index(Compose *c, guint si, const Candidate *v, Holder *last, GPtrArray *holders,
+                  guint64 *list_off)
+{
+  SqlenvfsArchiveEntry ce, he;
+  guint32 at;
+  Holder *h;
+
+  if (!sqlenvfs_archive_get(c->a, v->seq, &ce) || ce.segment != si ||
+      ce.type != SQLENVFS_ARCHIVE_COMMIT)
+    return NULL;
+  if (ce.offset == v->offset) {
+    he = ce;
+    at = v->index;
+    if (at >= he.n_pages)
+      return NULL;
+  } else {
+    if (!(ce.flags & SQLENVFS_ARCHIVE_BATCHED) || ce.reason == 0 || ce.reason >= ce.seq ||
+        !sqlenvfs_archive_get(c->a, ce.seq - ce.reason, &he) || he.segment != si ||
+        he.offset != v->offset || v->index < ce.text_len || v->index - ce.text_len >= ce.n_pages)
+      return NULL;
+    at = v->index - ce.text_len;
+  }
+  if (he.type != SQLENVFS_ARCHIVE_COMMIT || !(he.flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
+      (he.flags & SQLENVFS_ARCHIVE_BATCHED) || he.page_size != c->page_size ||
+      !archive_compressed_length_ok(&he) || v->index >= archive_stream_pages(&he))
+    return NULL;
+  *list_off = ce.offset + REC_HEADER_SIZE + 4 * (guint64)at;
+  if (last != NULL && last->e.offset == he.offset)
+    return last;
+  h = g_new0(Holder, 1);
+  h->e = he;
+  g_ptr_array_add(holders, h);
+  return h;
+}
 
 /* In file order: the records holding the images, then their batches'
  * commits, are read going forward. */
@@ -485,7 +528,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   g_autoptr(GError) load_error = NULL;
   const char *why = NULL;
   guint32 seal, cur = cur_in;
-  gboolean mismatch = FALSE;
+  gboolean mismatch = FALSE, on_demand;
   ArchiveSumLoad r;
   guint64 commit_bytes;
   guint src;
@@ -562,9 +605,21 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
   /* C2: every candidate checked against its records before any is used;
    * in file order: each holding record read once, then its batch's
-   * commits, going forward. */
+   * commits, going forward. A segment filled on demand (mount --remote)
+   * is checked against its index entries now and against its page lists
+   * as each page is first read, so that composing fetches no record. */
   g_array_sort(cands, cmp_candidate);
-  for (guint i = 0; i < cands->len && !mismatch; i++) {
+  on_demand = archive_is_fetched(seg->path);
+  for (guint i = 0; i < cands->len && !mismatch && on_demand; i++) {
+    const Candidate *v = &g_array_index(cands, Candidate, i);
+    Action act = { v->pgno, v->index, NULL, 0 };
+    act.holder = h = holder_from_index(c, si, v, h, holders, &act.list_off);
+    if (h == NULL)
+      mismatch = TRUE;
+    else
+      g_array_append_val(actions, act);
+  }
+  for (guint i = 0; i < cands->len && !mismatch && !on_demand; i++) {
     const Candidate *v = &g_array_index(cands, Candidate, i);
     Action act;
     if (h == NULL || h->e.offset != v->offset) {
@@ -592,7 +647,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
         break;
       }
     }
-    act = (Action){ v->pgno, v->index, h };
+    act = (Action){ v->pgno, v->index, h, 0 };
     g_array_append_val(actions, act);
   }
   close(fd);
@@ -613,9 +668,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     return FALSE;
   for (guint i = 0; i < actions->len; i++) {
     const Action *act = &g_array_index(actions, Action, i);
-    sqlenvfs_image_set_page(c->img, act->pgno, src,
-                            sqlenvfs_archive_record_source_add(c->rec_obj[si], &act->holder->e,
-                                                               act->index));
+    goffset ref = sqlenvfs_archive_record_source_add(c->rec_obj[si], &act->holder->e, act->index);
+    if (act->list_off != 0)
+      archive_record_source_expect(c->rec_obj[si], ref, act->list_off, act->pgno);
+    sqlenvfs_image_set_page(c->img, act->pgno, src, ref);
     decide(c, act->pgno);
   }
   if (whole) {

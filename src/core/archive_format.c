@@ -363,12 +363,33 @@ archive_decode_idx_header(const guint8 *p, guint64 number)
 /* ------------------------------------------------------------------ */
 /* File helpers                                                         */
 
+static SqlenvfsArchiveFetchFunc fetch_hook;
+static gpointer fetch_hook_user;
+
+void
+sqlenvfs_archive_set_fetch_hook(SqlenvfsArchiveFetchFunc fetch, gpointer user)
+{
+  fetch_hook_user = user;
+  fetch_hook = fetch;
+}
+
+gboolean
+archive_is_fetched(const char *path)
+{
+  return fetch_hook != NULL &&
+         fetch_hook(fetch_hook_user, path, 0, 0, NULL) == SQLENVFS_ARCHIVE_IO_READY;
+}
+
 gboolean
 archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path,
            GError **error)
 {
   gsize done = 0;
   *got = 0;
+  /* Bytes filled on demand: fetched and checked first (archive.h). */
+  if (fetch_hook != NULL && len > 0 &&
+      fetch_hook(fetch_hook_user, path, off, len, error) == SQLENVFS_ARCHIVE_IO_FAILED)
+    return FALSE;
   while (done < len) {
     ssize_t n = pread(fd, (guint8 *)buf + done, len - done, (off_t)(off + done));
     if (n < 0) {

@@ -121,6 +121,8 @@ gboolean archive_known_version(guint32 v);
 GArray *archive_list_segments(const char *dir, GError **error);
 guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
 guint32 archive_pages_per_block(guint32 page_size);
+/* Whether @path is filled on demand by the fetch hook (archive.h). */
+gboolean archive_is_fetched(const char *path);
 gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
 gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
 gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);
@@ -136,6 +138,11 @@ void archive_note_checked(const char *path, const struct stat *st, guint64 upto)
 /* Give back what the record source's lists hold beyond their entries, once
  * every page it will read is registered (a compose, at its end). */
 void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
+/* The page registered at @ref is, by a page map, page @pgno of the page
+ * list entry at byte @list_off of the segment: checked by its first read,
+ * which fails (INTEGRITY) when the page list names another page. */
+void archive_record_source_expect(SqlenvfsArchiveRecordSource *src, goffset ref,
+                                  guint64 list_off, guint32 pgno);
 gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
 gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
 void archive_seg_file_close(SegFile *sf);

@@ -1722,7 +1722,17 @@ struct _SqlenvfsArchiveRecordSource {
   gint64 table_rec;
   GArray *starts;    /* guint64 per block + 1: offset of block j in the record */
   GArray *crcs;      /* guint32 per block: its crc32                           */
+  GArray *expect;    /* SrcExpect per registered page, or NULL (below)         */
 };
+
+/* A page registered from a page map not yet checked against the records
+ * (archive_record_source_expect): the first read of it checks first that
+ * the page list at @list_off names @pgno. */
+typedef struct {
+  guint64 list_off;
+  guint32 pgno;
+  gboolean is_checked;
+} SrcExpect;
 
 /* The blocks last read, decompressed, shared by all the sources a thread
  * reads: a restore has a source per segment its pages come from, and its
@@ -1825,8 +1835,22 @@ sqlenvfs_archive_record_source_free(gpointer p)
   g_array_free(src->refs, TRUE);
   g_array_free(src->starts, TRUE);
   g_array_free(src->crcs, TRUE);
+  if (src->expect)
+    g_array_free(src->expect, TRUE);
   g_free(src->path);
   g_free(src);
+}
+
+void
+archive_record_source_expect(SqlenvfsArchiveRecordSource *src, goffset ref, guint64 list_off,
+                             guint32 pgno)
+{
+  guint i = (guint)(ref / src->page_size);
+  if (src->expect == NULL)
+    src->expect = g_array_new(FALSE, TRUE, sizeof(SrcExpect));
+  if (src->expect->len <= i)
+    g_array_set_size(src->expect, i + 1);
+  g_array_index(src->expect, SrcExpect, i) = (SrcExpect){ list_off, pgno, FALSE };
 }
 
 /* A record is kept once for the pages registered from it in a row (a
@@ -1999,6 +2023,23 @@ sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset of
   ref = g_array_index(src->refs, guint64, i);
   ri = (guint32)(ref >> 32);
   k = (guint32)ref;
+  if (src->expect != NULL && i < src->expect->len &&
+      g_array_index(src->expect, SrcExpect, i).list_off != 0 &&
+      !g_array_index(src->expect, SrcExpect, i).is_checked) {
+    SrcExpect *x = &g_array_index(src->expect, SrcExpect, i);
+    guint8 b[4];
+    gsize got;
+    if (!archive_pread_full(src->fd, b, sizeof b, x->list_off, &got, src->path, error))
+      return -1;
+    if (got != sizeof b || get32(b) != x->pgno) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "archive segment %s: its summary does not match its records: it places page "
+                  "%u where the page list at byte %" G_GUINT64_FORMAT " names another (run "
+                  "`sqlenvfs verify`)", src->path, x->pgno, x->list_off);
+      return -1;
+    }
+    x->is_checked = TRUE;
+  }
   ppb = archive_pages_per_block(src->page_size);
   block = source_load(src, ri, k / ppb, error);
   if (block == NULL)
@@ -2417,6 +2458,12 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     const SegMemo *m = memos ? g_hash_table_lookup(memos, seg->path) : NULL;
     GArray *b = g_array_new(FALSE, FALSE, sizeof(guint64));
     g_ptr_array_add(bad, b);
+    if (archive_is_fetched(seg->path)) {
+      /* Filled on demand: each record is checked as it is fetched. */
+      st[si].st_ino = 0;
+      same[si] = TRUE;
+      continue;
+    }
     if (stat(seg->path, &st[si]) != 0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;

@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -78,7 +79,45 @@ struct _SqlenvfsRemote {
   gsize range_bytes;
   SqlenvfsRemoteStats stats;
   guint64 requests_done; /* of the clients freed, and the main one */
+  /* mount --remote: sealed segments filled on demand (Lazy, below). */
+  GHashTable *lazy;      /* local path -> Lazy *; fixed once the cache is synced */
+  GMutex lazy_lock;      /* the Lazy's state and lazy_s3; taken before cache_lock */
+  SqlenvfsS3 *lazy_s3;
+  guint64 lazy_bytes;    /* record bytes fetched on demand (under cache_lock) */
+  guint64 cache_max;     /* the bound last given (0: none yet), under cache_lock */
+  gboolean is_hooked;    /* the archive's fetch hook is ours */
+  int lock_fd;           /* the cache's lock (cache mode), or -1 */
 };
+
+/* A sealed segment of the replica read on demand by mount --remote: its
+ * cache file is sparse, of the object's size; @have says which records
+ * (by index k: the record first_seq + k) are in it, fetched with a ranged
+ * GET and checked whole against their index entry and crc32 before they
+ * were written there. Lives as long as the session (a new mount starts
+ * from an empty file). */
+typedef struct {
+  char *key, *where, *path;
+  const SqlenvfsS3Object *obj;
+  guint64 number, size;
+  GArray *entries;       /* its index entries (the Seg's), contiguous from 64 to size */
+  guint8 *have;          /* per record */
+  gboolean have_head;    /* the 64-byte segment header */
+  int fd;                /* O_RDWR on path */
+} Lazy;
+
+static void
+lazy_free(gpointer p)
+{
+  Lazy *lz = p;
+  if (lz->fd >= 0)
+    close(lz->fd);
+  g_free(lz->key);
+  g_free(lz->where);
+  g_free(lz->path);
+  g_array_unref(lz->entries);
+  g_free(lz->have);
+  g_free(lz);
+}
 
 static void
 seg_free(gpointer p)
@@ -132,10 +171,19 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     g_hash_table_unref(r->dbs);
   if (r->objects)
     g_ptr_array_unref(r->objects);
+  if (r->is_hooked)
+    sqlenvfs_archive_set_fetch_hook(NULL, NULL);
+  if (r->lazy)
+    g_hash_table_unref(r->lazy);
+  g_clear_pointer(&r->lazy_s3, sqlenvfs_s3_free);
+  if (r->lock_fd >= 0)
+    close(r->lock_fd);
   g_clear_pointer(&r->s3, sqlenvfs_s3_free);
   g_clear_pointer(&r->conf, sqlenvfs_replica_conf_free);
-  if (r->dbs != NULL)
+  if (r->dbs != NULL) {
     g_mutex_clear(&r->cache_lock);
+    g_mutex_clear(&r->lazy_lock);
+  }
   g_free(r);
 }
 
@@ -403,6 +451,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   const char *data;
   gboolean have_format = FALSE;
 
+  r->lock_fd = -1;
   r->conns = 4;
   r->range_bytes = 8 * 1024 * 1024;
   if (sqlenvfs_testhook_remote_range_bytes() > 0)
@@ -454,13 +503,34 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   classify(r);
 
   g_mutex_init(&r->cache_lock);
+  g_mutex_init(&r->lazy_lock);
+  r->lazy = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_free);
   if (cache_dir != NULL) {
+    g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
     r->cache_mode = TRUE;
+    /* Its start fetches many small objects: more connections at once. */
+    r->conns = 16;
     r->root_dir = g_strdup(cache_dir);
     r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error))
       return NULL;
+    /* One session per cache: its segment files are filled on demand by
+     * the session that made them. */
+    r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (r->lock_fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open the cache's lock", lock);
+      return NULL;
+    }
+    if (flock(r->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+      int e = errno;
+      g_set_error(error, SQLENVFS_ERROR,
+                  e == EWOULDBLOCK ? SQLENVFS_ERROR_BUSY : SQLENVFS_ERROR_IO,
+                  "cache %s: %s (another mount --remote uses it: unmount that one, or give "
+                  "this mount a cache of its own with -o cache=DIR)",
+                  cache_dir, e == EWOULDBLOCK ? "in use" : g_strerror(e));
+      return NULL;
+    }
     r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
     if (r->plan_root == NULL)
       return NULL;
@@ -576,6 +646,7 @@ typedef struct {
   const SqlenvfsS3Object *obj;
   char *path;        /* destination file */
   guint64 dst_off;   /* where the object's bytes go in it */
+  gint64 len;        /* > 0: only the object's first len bytes (a segment's header) */
 } Item;
 
 typedef struct {
@@ -788,9 +859,12 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     Item *it = items->pdata[i];
     gpointer fdp;
     int fd;
-    if (g_hash_table_contains(r->fetched, it->obj->key))
+    if (it->len == 0 && g_hash_table_contains(r->fetched, it->obj->key))
       continue;
-    if (r->cache_mode && !is_mutable(it->obj->key) && cached(items, it->path)) {
+    /* A segment's file may be a sparse one filled on demand by an earlier
+     * session: never taken as whole. */
+    if (r->cache_mode && !is_mutable(it->obj->key) && !g_str_has_suffix(it->obj->key, ".seg") &&
+        cached(items, it->path)) {
       g_hash_table_add(r->fetched, g_strdup(it->obj->key));
       continue;
     }
@@ -805,7 +879,10 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     }
     g_ptr_array_add(todo, it);
     g_debug("fetch %s (%" G_GINT64_FORMAT " bytes)", it->obj->key, it->obj->size);
-    if ((guint64)it->obj->size <= r->range_bytes) {
+    if (it->len > 0) {
+      Range rg = { todo->len - 1, 0, it->len, fd };
+      g_array_append_val(b.ranges, rg);
+    } else if ((guint64)it->obj->size <= r->range_bytes) {
       Range rg = { todo->len - 1, 0, -1, fd };
       g_array_append_val(b.ranges, rg);
     } else {
@@ -830,7 +907,7 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
    * single-part ETag (a whole GET was checked by the client). */
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
-    if ((guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
+    if (it->len == 0 && (guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
       g_autofree char *md5 = NULL;
       g_autofree char *tmp = tmp_of(it->path);
       int rfd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
@@ -859,6 +936,14 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     gpointer k, v;
     g_hash_table_iter_init(&hi, fds);
     while (g_hash_table_iter_next(&hi, &k, &v)) {
+      /* mount --remote's cache: only the copies' database files are
+       * synced. The other objects (MANIFESTs, indexes, summaries, alive,
+       * PRUNED, the unsealed segment) carry checksums that every use
+       * checks: one a power cut damaged is reported by them, never used
+       * (remove the cache to fetch it again). A sync each made the
+       * mount's start slow (100 small objects and more). */
+      if (r->cache_mode && !g_str_has_suffix((const char *)k, ".db"))
+        continue;
       if (fsync(GPOINTER_TO_INT(v) - 1) != 0 && errno != EINVAL) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "fsync %s: %s", (char *)k,
                     g_strerror(errno));
@@ -881,6 +966,8 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
   }
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
+    if (it->len > 0)
+      continue;
     g_hash_table_add(r->fetched, g_strdup(it->obj->key));
     r->stats.n_objects++;
   }
@@ -1053,6 +1140,15 @@ fetch_small(SqlenvfsRemote *r, GError **error)
         g_autofree char *p = local_path(r->plan_dir, s->sum->key);
         add_item(items, s->sum, p, 0);
       }
+      /* mount --remote: a sealed segment's header, with the small
+       * objects, for the segment read on demand (lazy_make). */
+      if (r->cache_mode && s->idx != NULL && s->seg != NULL && s->seg->size >= 64) {
+        g_autofree char *p = local_path(r->root_dir, s->seg->key);
+        if (!ensure_parent(p, error))
+          return FALSE;
+        add_item(items, s->seg, p, 0);
+        ((Item *)items->pdata[items->len - 1])->len = 64;
+      }
     }
   }
   /* add_item copies the path; the g_autofree ones above are freed. */
@@ -1102,6 +1198,345 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
   return TRUE;
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Sealed segments on demand (mount --remote)                           */
+
+/* Each sealed segment with a good index gets a sparse cache file of its
+ * size under its own name, where the engine reads it, and a Lazy; the
+ * archive's fetch hook (lazy_hook) makes the bytes a read asks for present
+ * before the read is made.
+ *
+ * Invariants:
+ *   (L1) A record is marked present only after its bytes, fetched in one
+ *        ranged GET with the records around it, were checked whole
+ *        (lazy_check) and written to the file; the header likewise. A read
+ *        goes on only when every record it touches is present, so the
+ *        engine never reads a byte of a sealed segment that was not
+ *        checked (and its own checks then apply as on a root).
+ *   (L2) The bytes of a present record are never changed or removed while
+ *        the session lasts (records are not evicted), so what was checked
+ *        is what is read.
+ *   (L3) The file and its marks belong to one session: each session makes
+ *        the file anew (a fresh sparse file renamed over the old one), and
+ *        the cache's lock keeps a second session out.
+ *   (L4) Lock order: lazy_lock, then cache_lock.
+ */
+
+#define LAZY_HEAD 64        /* a segment's header */
+#define LAZY_REC_HEAD 96    /* a record's header */
+#define LAZY_REC_TRAIL 8    /* its trailer: crc32 of what precedes, "REND" */
+
+static guint32
+le32(const guint8 *p)
+{
+  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
+}
+
+static void put_le32(guint8 *p, guint32 v);
+
+static guint64
+le64(const guint8 *p)
+{
+  return (guint64)le32(p) | (guint64)le32(p + 4) << 32;
+}
+
+/* A segment can be read on demand when its index is good and describes it
+ * whole: records back to back from the header to the object's end, the
+ * last one its SEAL. */
+static gboolean
+lazy_eligible(const Seg *s)
+{
+  guint64 at = LAZY_HEAD;
+  if (s->seg == NULL || !s->have_idx || s->entries == NULL || s->entries->len == 0)
+    return FALSE;
+  for (guint k = 0; k < s->entries->len; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(s->entries, SqlenvfsArchiveEntry, k);
+    if (e->offset != at || e->length < LAZY_REC_HEAD + LAZY_REC_TRAIL)
+      return FALSE;
+    at += e->length;
+  }
+  return at == (guint64)s->seg->size &&
+         g_array_index(s->entries, SqlenvfsArchiveEntry, s->entries->len - 1).type ==
+           SQLENVFS_ARCHIVE_SEAL;
+}
+
+/* Check @len bytes @p fetched from @lz at @start, ending on a record's end:
+ * the segment header when @start is 0 (magic, number, crc32), then every
+ * record whole against its index entry (type, seq, length; header crc32;
+ * trailer crc32 and magic). FALSE and *error naming the object and the
+ * first record that does not check. */
+static gboolean
+lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, guint k1,
+           GError **error)
+{
+  const char *why = NULL;
+  guint64 at = 0, seq = 0;
+  if (start == 0) {
+    if (len < LAZY_HEAD || memcmp(p, "SQEFSSEG", 8) != 0 || le64(p + 16) != lz->number ||
+        le32(p + 60) != sqlenvfs_crc32(0, p, 60))
+      why = "its segment header does not check";
+  }
+  for (guint k = k0; why == NULL && k < k1; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
+    const guint8 *rec = p + (e->offset - start);
+    at = e->offset;
+    seq = e->seq;
+    if (e->offset < start || e->offset + e->length > start + len)
+      why = "is cut short";
+    else if (le32(rec) != 0x52415153u || le64(rec + 8) != e->length || le64(rec + 16) != e->seq ||
+             (rec[4] | rec[5] << 8) != (int)e->type ||
+             le32(rec + 92) != sqlenvfs_crc32(0, rec, 92))
+      why = "has a header that does not match its index entry";
+    else if (le32(rec + e->length - 4) != 0x444e4552u ||
+             le32(rec + e->length - LAZY_REC_TRAIL) !=
+               sqlenvfs_crc32(0, rec, e->length - LAZY_REC_TRAIL))
+      why = "fails its checksum";
+  }
+  if (why == NULL)
+    return TRUE;
+  if (seq == 0)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: %s; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, why);
+  else
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: the record of seq %" G_GUINT64_FORMAT " at byte %"
+                G_GUINT64_FORMAT " %s; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, seq, at, why);
+  return FALSE;
+}
+
+/* The first record of @lz ending after @off (lz->entries->len: none). */
+static guint
+lazy_record_at(const Lazy *lz, guint64 off)
+{
+  guint lo = 0, hi = lz->entries->len;
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, mid);
+    if (e->offset + e->length <= off)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Write @len checked bytes @p at @start into @lz's file, then mark records
+ * [@k0, @k1) (and the header when @start is 0) present. */
+static gboolean
+lazy_store(SqlenvfsRemote *r, Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0,
+           guint k1, GError **error)
+{
+  gsize done = 0;
+  while (done < len) {
+    ssize_t w = pwrite(lz->fd, p + done, len - done, (off_t)(start + done));
+    if (w < 0 && errno == EINTR)
+      continue;
+    if (w <= 0) {
+      int e = w < 0 ? errno : EIO;
+      g_set_error(error, SQLENVFS_ERROR, e == ENOSPC ? SQLENVFS_ERROR_NOSPACE : SQLENVFS_ERROR_IO,
+                  "write %s: %s (free space in the cache, or give the mount another "
+                  "-o cache=DIR)", lz->path, g_strerror(e));
+      return FALSE;
+    }
+    done += (gsize)w;
+  }
+  if (start == 0)
+    lz->have_head = TRUE;
+  for (guint k = k0; k < k1; k++)
+    lz->have[k] = 1;
+  g_mutex_lock(&r->cache_lock);
+  r->lazy_bytes += len;
+  g_mutex_unlock(&r->cache_lock);
+  return TRUE;
+}
+
+static void evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir,
+                     guint64 max_bytes);
+
+/* Make bytes [@off, @off + @len) of @lz present: the records they touch
+ * that are missing (and the header), in one ranged GET from the first
+ * missing to the last, checked whole before they are written. Called with
+ * lazy_lock held. */
+static gboolean
+lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
+{
+  guint64 end = MIN(off + len, lz->size);
+  gboolean head = off < LAZY_HEAD && !lz->have_head;
+  guint k0, k1, m0 = G_MAXUINT, m1 = 0;
+  guint64 start, stop;
+  g_autoptr(GBytes) data = NULL;
+  GError *local = NULL;
+  const guint8 *p;
+  gsize got = 0;
+
+  if (off >= end)
+    return TRUE;
+  k0 = lazy_record_at(lz, MAX(off, (guint64)LAZY_HEAD));
+  k1 = end > LAZY_HEAD ? lazy_record_at(lz, end - 1) + 1 : k0;
+  k1 = MIN(k1, lz->entries->len);
+  for (guint k = k0; k < k1; k++)
+    if (!lz->have[k]) {
+      m0 = MIN(m0, k);
+      m1 = k + 1;
+    }
+  if (m0 == G_MAXUINT && !head)
+    return TRUE;
+  if (m0 == G_MAXUINT) {
+    m0 = m1 = 0;
+    start = 0;
+    stop = LAZY_HEAD;
+  } else {
+    const SqlenvfsArchiveEntry *last = &g_array_index(lz->entries, SqlenvfsArchiveEntry, m1 - 1);
+    if (head)
+      m0 = 0;
+    start = head ? 0 : g_array_index(lz->entries, SqlenvfsArchiveEntry, m0).offset;
+    stop = last->offset + last->length;
+  }
+  g_debug("fetch %s bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT " (records %u-%u)",
+          lz->key, start, stop - 1, m0, m1);
+  if (r->lazy_s3 == NULL && (r->lazy_s3 = sqlenvfs_s3_new(r->conf, error)) == NULL)
+    return FALSE;
+  data = sqlenvfs_s3_get(r->lazy_s3, lz->key, (gint64)start, (gint64)(stop - start), NULL, &local);
+  g_mutex_lock(&r->cache_lock);
+  r->stats.n_gets++;
+  r->stats.n_record_gets++;
+  if (data != NULL) {
+    r->stats.bytes += g_bytes_get_size(data);
+    r->stats.record_bytes += g_bytes_get_size(data);
+  }
+  g_mutex_unlock(&r->cache_lock);
+  if (data == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
+                "--remote` if it persists)", local->message);
+    g_error_free(local);
+    return FALSE;
+  }
+  p = g_bytes_get_data(data, &got);
+  if (got != stop - start) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
+                "-%" G_GUINT64_FORMAT "; nothing read from it is served (run `sqlenvfs verify "
+                "--remote`)", lz->where, got, start, stop - 1);
+    return FALSE;
+  }
+  if (!lazy_check(lz, p, start, got, m0, m1, error) ||
+      !lazy_store(r, lz, p, start, got, m0, m1, error))
+    return FALSE;
+  /* The records count against the cache's bound: copies' files and blocks
+   * are evicted for them (the records stay for the session's readers). */
+  g_mutex_lock(&r->cache_lock);
+  if (r->cache_max > 0)
+    evict_to(r, NULL, NULL, r->cache_max);
+  g_mutex_unlock(&r->cache_lock);
+  return TRUE;
+}
+
+/* The archive's fetch hook (archive.h) of a mount --remote session. */
+static SqlenvfsArchiveIo
+lazy_hook(gpointer user, const char *path, guint64 off, gsize len, GError **error)
+{
+  SqlenvfsRemote *r = user;
+  Lazy *lz = g_hash_table_lookup(r->lazy, path);
+  GError *local = NULL;
+  gboolean ok;
+
+  if (lz == NULL)
+    return SQLENVFS_ARCHIVE_IO_LOCAL;
+  if (len == 0)
+    return SQLENVFS_ARCHIVE_IO_READY;
+  g_mutex_lock(&r->lazy_lock);
+  ok = lazy_ensure(r, lz, off, len, &local);
+  g_mutex_unlock(&r->lazy_lock);
+  if (ok)
+    return SQLENVFS_ARCHIVE_IO_READY;
+  g_warning("mount --remote: %s", local->message);
+  g_propagate_error(error, local);
+  return SQLENVFS_ARCHIVE_IO_FAILED;
+}
+
+/* The SEAL record of @lz, which opening the archive reads: made from its
+ * index entry (the record's 96-byte header, which the entry's crc32
+ * checked, then its crc32 and REND: a SEAL has no body), checked as a
+ * fetched one is, and written in place, so that the mount's start fetches
+ * no record. Left absent when the entry is not a plain SEAL. */
+static gboolean
+lazy_seal(SqlenvfsRemote *r, Lazy *lz, const Seg *s, GError **error)
+{
+  guint k = lz->entries->len - 1;
+  const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
+  g_autofree char *ipath = local_path(r->plan_dir, s->idx->key);
+  guint8 rec[LAZY_REC_HEAD + LAZY_REC_TRAIL];
+  int fd;
+  gboolean ok;
+
+  if (e->length != sizeof rec)
+    return TRUE;
+  fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", ipath);
+  /* Entry k: after the 32-byte header, 112 bytes each, the record's header first. */
+  ok = pread(fd, rec, LAZY_REC_HEAD, 32 + (off_t)k * 112) == LAZY_REC_HEAD;
+  close(fd);
+  if (!ok)
+    return TRUE;
+  put_le32(rec + LAZY_REC_HEAD, sqlenvfs_crc32(0, rec, LAZY_REC_HEAD));
+  put_le32(rec + LAZY_REC_HEAD + 4, 0x444e4552u);
+  if (!lazy_check(lz, rec, e->offset, sizeof rec, k, k + 1, NULL))
+    return TRUE;
+  if (pwrite(lz->fd, rec, sizeof rec, (off_t)e->offset) != (ssize_t)sizeof rec)
+    return sqlenvfs_error_errno(error, errno, "write the cache file", lz->path);
+  lz->have[k] = 1;
+  return TRUE;
+}
+
+/* Make segment @s of @d a sparse file in the cache, of its object's size,
+ * to be filled on demand. */
+static gboolean
+lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".seg", s->number);
+  g_autofree char *path = g_build_filename(sqlenvfs_root_path(r->root, SQLENVFS_DIR_WAL),
+                                           d->name, name, NULL);
+  Lazy *lz;
+  guint8 head[LAZY_HEAD];
+  struct stat st = { 0 };
+  int fd;
+
+  /* The file holds the header fetched with the small objects
+   * (fetch_small), renamed into place by this session: it grows, sparse,
+   * to the object's size. */
+  fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open the cache file", path);
+  if (fstat(fd, &st) != 0 || st.st_size != LAZY_HEAD ||
+      pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
+      ftruncate(fd, (off_t)s->seg->size) != 0) {
+    int e = errno;
+    close(fd);
+    if (st.st_size != LAZY_HEAD)
+      e = EINVAL;
+    return sqlenvfs_error_errno(error, e, "make the cache file", path);
+  }
+  lz = g_new0(Lazy, 1);
+  lz->fd = fd;
+  lz->key = g_strdup(s->seg->key);
+  lz->obj = s->seg;
+  lz->where = sqlenvfs_s3_describe(r->s3, s->seg->key);
+  lz->path = g_steal_pointer(&path);
+  lz->number = s->number;
+  lz->size = (guint64)s->seg->size;
+  lz->entries = g_array_ref(s->entries);
+  lz->have = g_malloc0(MAX(s->entries->len, 1));
+  g_hash_table_replace(r->lazy, lz->path, lz);
+  /* What does not check is left absent: a read that needs it fetches it
+   * again, and fails there, naming it. */
+  lz->have_head = lazy_check(lz, head, 0, sizeof head, 0, 0, NULL);
+  return lazy_seal(r, lz, s, error);
+}
+
 static SqlenvfsRoot *fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error);
 
 SqlenvfsRoot *
@@ -1142,8 +1577,16 @@ fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
                                             d->name, NULL);
     if (!sqlenvfs_mkdir_p(dir, 0700, error))
       return NULL;
-    for (guint i = 0; i < d->segs->len; i++)
-      add_segment_items(r, d, d->segs->pdata[i], r->root_dir, items);
+    for (guint i = 0; i < d->segs->len; i++) {
+      const Seg *s = d->segs->pdata[i];
+      /* mount --remote: sealed segments are read on demand. */
+      if (r->cache_mode && lazy_eligible(s)) {
+        if (!lazy_make(r, d, s, error))
+          return NULL;
+        continue;
+      }
+      add_segment_items(r, d, s, r->root_dir, items);
+    }
   }
   if (!fetch_items(r, items, error))
     return NULL;
@@ -1565,7 +2008,13 @@ sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
     g_autofree char *plan = g_build_filename(r->plan_dir, "backups", "prod", NULL);
     drop_stale(r, keys, plan, "");
   }
-  return sqlenvfs_remote_fetch_all(r, FALSE, error);
+  if (sqlenvfs_remote_fetch_all(r, FALSE, error) == NULL)
+    return NULL;
+  if (g_hash_table_size(r->lazy) > 0) {
+    sqlenvfs_archive_set_fetch_hook(lazy_hook, r);
+    r->is_hooked = TRUE;
+  }
+  return r->root;
 }
 
 /* The size of the copies' database files in the cache, and the oldest
@@ -1611,7 +2060,7 @@ evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir, guint64 max_
     char *oldest = NULL, *oldest_block = NULL;
     gint64 oldest_t = G_MAXINT64;
     guint64 total = cached_bases(r, keep, &oldest) +
-                    cached_blocks(top, keep_dir, &oldest_block, &oldest_t);
+                    cached_blocks(top, keep_dir, &oldest_block, &oldest_t) + r->lazy_bytes;
     char *victim = oldest != NULL ? oldest : oldest_block;
     if (total <= max_bytes || victim == NULL) {
       g_free(oldest);
@@ -1652,6 +2101,7 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
     return NULL;
   }
   g_mutex_lock(&r->cache_lock);
+  r->cache_max = max_bytes;
   g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
   add_item(items, obj, path, 0);
   if (!fetch_items(r, items, &local)) {
@@ -1879,6 +2329,9 @@ sqlenvfs_remote_blocks_open(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char
   b->where = sqlenvfs_s3_describe(r->s3, b->key);
   b->size = size;
   b->max_bytes = max_bytes;
+  g_mutex_lock(&r->cache_lock);
+  r->cache_max = max_bytes;
+  g_mutex_unlock(&r->cache_lock);
   b->dir = g_build_filename(r->root_dir, "blocks", kind == SQLENVFS_KIND_BACKUP ? "daily"
                                                                                  : "snapshots",
                             name, db, NULL);
