@@ -289,17 +289,18 @@ holder_free(gpointer p)
 /* Bytes [@off, @off + @len) of the segment open on @fd, through the window
  * @w: refilled with one read when they are not in it, so that walking the
  * small records of a batch costs a read per window, not two per record.
- * A walk starts with a small window (member_walk_reset) and doubles it at
- * each refill, so that a batch whose wanted commit comes early is read
- * about as far as that commit, and a long one in a few reads. NULL when the
- * file ends before them or cannot be read. */
-#define MEMBER_WINDOW_MIN (2 * 1024)
+ * A refill reads at least @w->hint bytes (what the walk knows it will
+ * need) and, within one walk (member_walk_reset), twice as much as the
+ * refill before, so that a batch is read about as far as the commit
+ * wanted, in few reads. NULL when the file ends before them or cannot be
+ * read. */
 #define MEMBER_WINDOW_MAX (64 * 1024)
 typedef struct {
   guint8 *buf;
   guint64 off;
   gsize len;
-  gsize next; /* the size of the next refill */
+  gsize hint; /* the least the next refill reads            */
+  gsize grow; /* twice the last refill of this walk, or 0    */
 } MemberWindow;
 
 static const guint8 *
@@ -310,9 +311,9 @@ window_at(int fd, const char *path, guint64 size, guint64 off, gsize len, Member
     return NULL;
   if (w->buf != NULL && off >= w->off && off + len <= w->off + w->len)
     return w->buf + (off - w->off);
-  want = (gsize)MIN((guint64)MAX(len, MAX(w->next, MEMBER_WINDOW_MIN)), size - off);
-  w->next = MIN(MAX(w->next, MEMBER_WINDOW_MIN) * 2, MEMBER_WINDOW_MAX);
-  w->buf = g_realloc(w->buf, want);
+  want = (gsize)MIN((guint64)MAX(len, MAX(w->hint, w->grow)), size - off);
+  w->grow = MIN(want * 2, MEMBER_WINDOW_MAX);
+  w->buf = g_realloc(w->buf, MAX(want, 1));
   w->len = 0;
   if (!archive_pread_full(fd, w->buf, want, off, &got, path, NULL) || got < len)
     return NULL;
@@ -392,7 +393,7 @@ member_walk_reset(MemberWalk *mw, const Holder *h, MemberWindow *w)
   mw->next_off = h->e.offset + h->e.length;
   g_array_set_size(mw->members, 0);
   g_array_set_size(mw->pgnos, 0);
-  w->next = MEMBER_WINDOW_MIN;
+  w->grow = 0;
 }
 
 /* The COMMIT @seq of the batch whose first record is @h: the records after
@@ -409,6 +410,9 @@ find_member(int fd, const char *path, guint64 size, const Holder *h, guint64 seq
     const guint8 *hdr, *list;
     SqlenvfsArchiveEntry e;
     Member m;
+    /* The commits up to @seq take at least a header, a trailer and one
+     * page number each: a window that short is read at once. */
+    w->hint = (gsize)MIN(seq - s + 1, (guint64)G_MAXUINT16) * (REC_EMPTY_SIZE + 4);
     hdr = window_at(fd, path, size, off, REC_HEADER_SIZE, w);
     if (hdr == NULL || !archive_decode_header(hdr, &e) || e.seq != s ||
         e.type != SQLENVFS_ARCHIVE_COMMIT || !(e.flags & SQLENVFS_ARCHIVE_BATCHED) ||
@@ -522,7 +526,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   g_autoptr(GArray) actions = NULL;
   g_autoptr(GArray) cands = NULL;
   Holder *h = NULL;
-  MemberWindow window = { NULL, 0, 0, MEMBER_WINDOW_MIN };
+  MemberWindow window = { NULL, 0, 0, 0, 0 };
   ArchiveSumParts sp;
   const ArchiveSummary *s = &sp.s;
   g_autoptr(GError) load_error = NULL;
