@@ -1356,6 +1356,31 @@ lazy_store(SqlenvfsRemote *r, Lazy *lz, const guint8 *p, guint64 start, gsize le
 static void evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir,
                      guint64 max_bytes);
 
+/* A ranged GET of @len bytes at @off of @key, counted in @r's statistics
+ * (every GET and byte, and in *@n_kind / *@kind_bytes); NULL with *@error
+ * when it failed. */
+static GBytes *
+ranged_get(SqlenvfsRemote *r, SqlenvfsS3 *s3, const char *key, guint64 off, guint64 len,
+           guint *n_kind, guint64 *kind_bytes, GError **error)
+{
+  GError *local = NULL;
+  GBytes *data = sqlenvfs_s3_get(s3, key, (gint64)off, (gint64)len, NULL, &local);
+  g_mutex_lock(&r->cache_lock);
+  r->stats.n_gets++;
+  (*n_kind)++;
+  if (data != NULL) {
+    r->stats.bytes += g_bytes_get_size(data);
+    *kind_bytes += g_bytes_get_size(data);
+  }
+  g_mutex_unlock(&r->cache_lock);
+  if (data == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
+                "--remote` if it persists)", local->message);
+    g_error_free(local);
+  }
+  return data;
+}
+
 /* Make bytes [@off, @off + @len) of @lz present: the records they touch
  * that are missing (and the header), in one ranged GET from the first
  * missing to the last, checked whole before they are written. Called with
@@ -1368,7 +1393,6 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
   guint k0, k1, m0 = G_MAXUINT, m1 = 0;
   guint64 start, stop;
   g_autoptr(GBytes) data = NULL;
-  GError *local = NULL;
   const guint8 *p;
   gsize got = 0;
 
@@ -1399,21 +1423,10 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
           lz->key, start, stop - 1, m0, m1);
   if (r->lazy_s3 == NULL && (r->lazy_s3 = sqlenvfs_s3_new(r->conf, error)) == NULL)
     return FALSE;
-  data = sqlenvfs_s3_get(r->lazy_s3, lz->key, (gint64)start, (gint64)(stop - start), NULL, &local);
-  g_mutex_lock(&r->cache_lock);
-  r->stats.n_gets++;
-  r->stats.n_record_gets++;
-  if (data != NULL) {
-    r->stats.bytes += g_bytes_get_size(data);
-    r->stats.record_bytes += g_bytes_get_size(data);
-  }
-  g_mutex_unlock(&r->cache_lock);
-  if (data == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
-                "--remote` if it persists)", local->message);
-    g_error_free(local);
+  data = ranged_get(r, r->lazy_s3, lz->key, start, stop - start, &r->stats.n_record_gets,
+                    &r->stats.record_bytes, error);
+  if (data == NULL)
     return FALSE;
-  }
   p = g_bytes_get_data(data, &got);
   if (got != stop - start) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
@@ -2367,7 +2380,6 @@ block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
   g_autofree char *path = g_build_filename(b->dir, name, NULL);
   g_autofree char *tmp = NULL;
   g_autoptr(GBytes) data = NULL;
-  GError *local = NULL;
   const guint8 *p;
   gsize got = 0;
   guint32 crc;
@@ -2385,21 +2397,10 @@ block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
               b->where);
     unlink(path);
   }
-  data = sqlenvfs_s3_get(b->s3, b->key, (gint64)i * b->block_size, (gint64)blen, NULL, &local);
-  g_mutex_lock(&b->r->cache_lock);
-  b->r->stats.n_gets++;
-  b->r->stats.n_block_gets++;
-  if (data != NULL) {
-    b->r->stats.bytes += g_bytes_get_size(data);
-    b->r->stats.block_bytes += g_bytes_get_size(data);
-  }
-  g_mutex_unlock(&b->r->cache_lock);
-  if (data == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
-                "--remote` if it persists)", local->message);
-    g_error_free(local);
+  data = ranged_get(b->r, b->s3, b->key, (guint64)i * b->block_size, blen,
+                    &b->r->stats.n_block_gets, &b->r->stats.block_bytes, error);
+  if (data == NULL)
     return FALSE;
-  }
   p = g_bytes_get_data(data, &got);
   crc = got == blen ? sqlenvfs_crc32(0, p, blen) : 0;
   if (got != blen || crc != b->crcs[i]) {

@@ -15,12 +15,7 @@ remote_begin
 # A table (pts) of ~12 MiB the writer never touches, checkpointed into the
 # database file before the archiver starts: its pages are only in the
 # first snapshot (the only base: no backup is taken), not in the archive.
-sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
-  CREATE TABLE pts(id INTEGER PRIMARY KEY, v TEXT);
-  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 24000)
-  INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
-  PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
-  || fail "filling the table pts"
+remote_fill_pts 24000
 remote_history --duration 3 --no-vacuum
 S=$(ls "$R/backups/prod/snapshots")
 [ "$(echo "$S" | wc -l)" -eq 1 ] || fail "expected one snapshot, got: $S"

@@ -53,6 +53,19 @@ remote_begin() {
   pitr_make_root "$R" 1048576
 }
 
+# remote_fill_pts ROWS: a table pts of ROWS rows (~500 bytes each) that the
+# oracle's writer never touches, checkpointed into R's production database
+# before the archiver starts: its pages are in the first snapshot (the only
+# base when no backup is taken), not in the archive.
+remote_fill_pts() {
+  sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
+    CREATE TABLE pts(id INTEGER PRIMARY KEY, v TEXT);
+    WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < $1)
+    INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
+    PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
+    || fail "filling the table pts"
+}
+
 # remote_history [--quiet-tail] WRITER_OPTION... [-- SECONDS COMMAND...]:
 # R's history under `sqlenvfs archive` (its output in $T/archive.*): the
 # oracle's writer with the WRITER_OPTIONs (--duration ...), logging to

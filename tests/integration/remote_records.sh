@@ -16,12 +16,7 @@ remote_begin
 # A table (pts) the writer never touches, in the base only (the first
 # snapshot; no backup is taken): a point query on it reads the archive
 # only for the pages the writer changed (page 1, the schema).
-sqlite3 "$R/data/prod/app.db" "PRAGMA journal_mode=WAL;
-  CREATE TABLE pts(id INTEGER PRIMARY KEY, v TEXT);
-  WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
-  INSERT INTO pts SELECT i, printf('%08d', i) || hex(randomblob(240)) FROM n;
-  PRAGMA wal_checkpoint(TRUNCATE);" >/dev/null \
-  || fail "filling the table pts"
+remote_fill_pts 4000
 remote_history --quiet-tail --duration 4 --no-vacuum
 W=$R/backups/prod/wal_archives/app
 sealed=$(ls "$W"/*.seg | head -n -1)
