@@ -34,24 +34,8 @@ Q="SELECT v FROM pts WHERE id = 15013;"
 want=$(sqlite3 "$T/local.db" "$Q")
 [ -n "$want" ] || fail "the local restore has no row 15013"
 
-px_reset() { curl -fsS "$PX/__fault/reset" >/dev/null || fail "proxy reset"; }
 # px_base_bytes PREFIX: bytes answered to GETs of the base (app.db) under PREFIX
-px_base_bytes() {
-  curl -fsS "$PX/__fault/stats" | python3 -c '
-import json, sys
-b = json.load(sys.stdin)["bytes"]
-print(sum(n for k, n in b.items() if k.startswith(sys.argv[1]) and k.endswith("/app.db")))
-' "/$S3_BUCKET/$1/snapshots/"
-}
-# mnt_up NAME URL: mount URL on $T/NAME with the cache $T/NAME.cache, log in $T/NAME.log
-mnt_up() {
-  mkdir -p "$T/$1"
-  "$SQLENVFS" mount -f --remote "$2" "$T/$1" -o "cache=$T/$1.cache" 2> "$T/$1.log" &
-  track_pid $!
-  echo $! > "$T/$1.pid"
-  _mounts+=("$T/$1")
-  wait_mounted "$T/$1"
-}
+px_base_bytes() { px_bytes "$1/snapshots" /app.db; }
 mnt_down() {
   fusermount3 -u "$T/$1" || fail "unmount $1"
   wait "$(cat "$T/$1.pid")" || true

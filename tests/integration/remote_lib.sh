@@ -66,6 +66,34 @@ remote_fill_pts() {
     || fail "filling the table pts"
 }
 
+# The fault proxy's counters (PX, set by remote_server_wait): px_reset
+# zeroes them; px_bytes PREFIX SUFFIX prints the bytes answered to GETs of
+# the keys under PREFIX/ of the bucket that end in SUFFIX.
+px_reset() { curl -fsS "$PX/__fault/reset" >/dev/null || fail "proxy reset"; }
+px_bytes() {
+  curl -fsS "$PX/__fault/stats" | python3 -c '
+import json, sys
+b = json.load(sys.stdin)["bytes"]
+print(sum(n for k, n in b.items() if k.startswith(sys.argv[1]) and k.endswith(sys.argv[2])))
+' "/$S3_BUCKET/$1/" "$2"
+}
+
+# mnt_up NAME URL: mount --remote URL on $T/NAME with the cache $T/NAME.cache, log in $T/NAME.log
+mnt_up() {
+  mkdir -p "$T/$1"
+  "$SQLENVFS" mount -f --remote "$2" "$T/$1" -o "cache=$T/$1.cache" 2> "$T/$1.log" &
+  track_pid $!
+  echo $! > "$T/$1.pid"
+  _mounts+=("$T/$1")
+  local i
+  for i in $(seq 1 100); do
+    mountpoint -q "$T/$1" && return 0
+    kill -0 "$(cat "$T/$1.pid")" 2>/dev/null || break
+    sleep 0.1
+  done
+  fail "mount $1 did not come up: $(cat "$T/$1.log")"
+}
+
 # remote_history [--quiet-tail] WRITER_OPTION... [-- SECONDS COMMAND...]:
 # R's history under `sqlenvfs archive` (its output in $T/archive.*): the
 # oracle's writer with the WRITER_OPTIONs (--duration ...), logging to

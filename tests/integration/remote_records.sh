@@ -37,30 +37,6 @@ Q="SELECT v FROM pts WHERE id = 3013;"
 want=$(sqlite3 "$T/local.db" "$Q")
 [ -n "$want" ] || fail "the local restore has no row 3013"
 
-px_reset() { curl -fsS "$PX/__fault/reset" >/dev/null || fail "proxy reset"; }
-# px_bytes PREFIX SUFFIX: bytes answered to GETs of keys under PREFIX ending in SUFFIX
-px_bytes() {
-  curl -fsS "$PX/__fault/stats" | python3 -c '
-import json, sys
-b = json.load(sys.stdin)["bytes"]
-print(sum(n for k, n in b.items() if k.startswith(sys.argv[1]) and k.endswith(sys.argv[2])))
-' "/$S3_BUCKET/$1/" "$2"
-}
-# mnt_up NAME URL: mount URL on $T/NAME with the cache $T/NAME.cache, log in $T/NAME.log
-mnt_up() {
-  mkdir -p "$T/$1"
-  "$SQLENVFS" mount -f --remote "$2" "$T/$1" -o "cache=$T/$1.cache" 2> "$T/$1.log" &
-  track_pid $!
-  echo $! > "$T/$1.pid"
-  _mounts+=("$T/$1")
-  local i
-  for i in $(seq 1 100); do
-    mountpoint -q "$T/$1" && return 0
-    kill -0 "$(cat "$T/$1.pid")" 2>/dev/null || break
-    sleep 0.1
-  done
-  fail "mount $1 did not come up: $(cat "$T/$1.log")"
-}
 mnt_down() {
   fusermount3 -u "$T/$1" || fail "unmount $1"
   wait "$(cat "$T/$1.pid")" || true
