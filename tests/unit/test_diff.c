@@ -290,6 +290,24 @@ pages_differing(const char *a_path, const char *b_path)
   return changed;
 }
 
+/* The diff of @ia -> @ib from the pages in @changed, into @out (notes in
+ * @notes, statistics in *@st when not NULL): it must be the one a
+ * comparison in full prints. */
+static void
+diff_placed(SqlenvfsImage *ia, SqlenvfsImage *ib, GHashTable *changed, GString *out,
+            GString *notes, SqlenvfsDiffStats *st)
+{
+  GString *full = g_string_new(NULL);
+  GError *error = NULL;
+  Sink sink = { out, notes };
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
+                                 st, &error));
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_str_eq(out->str, full->str);
+  g_string_free(full, TRUE);
+}
+
 /* A table of three levels (a root, 60-odd interior pages, 7,000 leaves) with
  * three rows changed far apart: the changed leaves are placed by their keys,
  * reading the root and the interior pages above them, not every interior
@@ -301,9 +319,8 @@ START_TEST(test_deep_tree)
   g_autofree char *bytes = NULL;
   g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
   g_autoptr(GHashTable) changed = NULL;
-  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  GString *out = g_string_new(NULL), *notes = g_string_new(NULL);
   SqlenvfsDiffStats st = { 0 };
-  GError *error = NULL;
   guint n_changed;
   gsize n;
 
@@ -319,12 +336,7 @@ START_TEST(test_deep_tree)
   n_changed = g_hash_table_size(changed);
   ia = image_of(a);
   ib = image_of(b);
-  Sink sink = { out, notes };
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
-                                 &st, &error));
-  ck_assert_no_error(error);
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
-  ck_assert_str_eq(out->str, full->str);
+  diff_placed(ia, ib, changed, out, notes, &st);
   ck_assert_str_eq(out->str, "UPDATE big SET v='x' WHERE id=5;\n"
                              "DELETE FROM big WHERE id=7777;\n"
                              "UPDATE big SET v='x' WHERE id=10500;\n"
@@ -336,7 +348,6 @@ START_TEST(test_deep_tree)
   ck_assert_msg(st.n_page_reads <= 2 + 2 * n_changed + 1 + n_changed, "%" G_GUINT64_FORMAT
                 " pages read for %u changed", st.n_page_reads, n_changed);
   g_string_free(out, TRUE);
-  g_string_free(full, TRUE);
   g_string_free(notes, TRUE);
 }
 END_TEST
@@ -352,8 +363,7 @@ START_TEST(test_unplaced_leaf)
   g_autofree guint8 *bytes = NULL;
   g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
   g_autoptr(GHashTable) changed = NULL;
-  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
-  GError *error = NULL;
+  GString *out = g_string_new(NULL), *notes = g_string_new(NULL);
   guint32 leaf = 0;
   gsize n;
 
@@ -374,16 +384,10 @@ START_TEST(test_unplaced_leaf)
   ck_assert(g_hash_table_contains(changed, GUINT_TO_POINTER((guint) (n / 1024) + 1)));
   ia = image_of(a);
   ib = image_of(b);
-  Sink sink = { out, notes };
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
-                                 NULL, &error));
-  ck_assert_no_error(error);
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
-  ck_assert_str_eq(out->str, full->str);
+  diff_placed(ia, ib, changed, out, notes, NULL);
   ck_assert_str_eq(out->str, "UPDATE t SET a='moved' WHERE id=3;\n");
   ck_assert_msg(strstr(notes->str, "walking every b-tree") != NULL, "%s", notes->str);
   g_string_free(out, TRUE);
-  g_string_free(full, TRUE);
   g_string_free(notes, TRUE);
 }
 END_TEST
@@ -398,10 +402,9 @@ START_TEST(test_many_tables)
   g_autofree char *bytes = NULL;
   g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
   g_autoptr(GHashTable) changed = NULL;
-  GString *out = g_string_new(NULL), *full = g_string_new(NULL), *notes = g_string_new(NULL);
+  GString *out = g_string_new(NULL), *notes = g_string_new(NULL);
   GString *make = g_string_new("PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;");
   GString *change = g_string_new(NULL);
-  GError *error = NULL;
   gsize n;
 
   for (int i = 0; i < 60; i++) {
@@ -416,16 +419,10 @@ START_TEST(test_many_tables)
   changed = pages_differing(a, b);
   ia = image_of(a);
   ib = image_of(b);
-  Sink sink = { out, notes };
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, sink_out, sink_note, &sink,
-                                 NULL, &error));
-  ck_assert_no_error(error);
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
-  ck_assert_str_eq(out->str, full->str);
+  diff_placed(ia, ib, changed, out, notes, NULL);
   ck_assert(strstr(out->str, "UPDATE m59 SET v='changed' WHERE id=2;\n") != NULL);
   ck_assert_msg(strstr(notes->str, "too many tables") != NULL, "%s", notes->str);
   g_string_free(out, TRUE);
-  g_string_free(full, TRUE);
   g_string_free(notes, TRUE);
   g_string_free(make, TRUE);
   g_string_free(change, TRUE);
