@@ -941,8 +941,11 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
        * PRUNED, the unsealed segment) carry checksums that every use
        * checks: one a power cut damaged is reported by them, never used
        * (remove the cache to fetch it again). A sync each made the
-       * mount's start slow (100 small objects and more). */
-      if (r->cache_mode && !g_str_has_suffix((const char *)k, ".db"))
+       * mount's start slow (100 small objects and more). Without a cache
+       * (restore, list, verify --remote), the objects are in a temporary
+       * directory this process removes: nothing outlives it but the
+       * restore's output, which is synced when it is written. */
+      if (!r->cache_mode || !g_str_has_suffix((const char *)k, ".db"))
         continue;
       if (fsync(GPOINTER_TO_INT(v) - 1) != 0 && errno != EINVAL) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "fsync %s: %s", (char *)k,
