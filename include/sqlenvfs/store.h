@@ -20,8 +20,9 @@
  *       ("checksum"); one whose checksum does not match is unreadable, so a
  *       changed WAL position or size is never believed. Format 1 (no
  *       checksum) is still read, and reported by verify as unprotected.
- *   (5) No base is used before sqlenvfs_store_check_base() found the file
- *       to be exactly what its MANIFEST describes.
+ *   (5) No base is used before sqlenvfs_store_check_base() (or its two
+ *       steps, _start and _crc) found the file to be exactly what its
+ *       MANIFEST describes.
  */
 #pragma once
 

@@ -322,7 +322,8 @@ sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc prog
       continue;
     if (!write_all(fd, buf, wn, (goffset)off, path_for_errors, error))
       return FALSE;
-    crc = sqlenvfs_crc32(crc, buf, wn);
+    if (crc32_out)
+      crc = sqlenvfs_crc32(crc, buf, wn);
     start_writeback(fd, &started, off + wn, off + wn == size);
     if (progress)
       progress(user, off + wn, size);

@@ -24,7 +24,10 @@
  *       base of the same chain at or before the state is tried, and when
  *       none is good the restore is refused naming each one. Since a state
  *       is the same whatever base it is built from, the fallback changes no
- *       byte of the result.
+ *       byte of the result. A restore to a file defers the crc32 of the
+ *       base to the pass that writes the output (image.h, invariant 5):
+ *       its image gives no byte to anyone before the crc32 is checked, and
+ *       the output is removed, not kept, when it is wrong.
  */
 #include "sqlenvfs/restore.h"
 
@@ -701,9 +704,8 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
                          GError **error)
 {
   g_autoptr(SqlenvfsImage) img = NULL;
-  SqlenvfsCopyResult res = { 0 };
   struct stat st;
-  int mode = sqlenvfs_root_data_mode(root, plan->db);
+  int mode;
   gboolean ok;
 
   if (!check_output(root, output, overwrite, error))
@@ -724,8 +726,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
     mode = sqlenvfs_root_data_mode(root, plan->db);
     if (stat(plan->base_path, &st) == 0)
       mode &= (int)(st.st_mode & 0666);
-    ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, &res, &local);
-    sqlenvfs_copy_result_clear(&res);
+    ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, NULL, &local);
     g_clear_pointer(&img, sqlenvfs_image_free);
     if (ok || !base_bad || attempt > 0) {
       if (!ok)
