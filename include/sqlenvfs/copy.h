@@ -37,7 +37,8 @@ gboolean sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                           GError **error);
 
 /* Write @img to @dst the same way (temp file, integrity check, mode @mode,
- * fsync, rename, fsync dir); @res->pos is left zero. Used for restores. */
+ * fsync, rename, fsync dir); @res->pos is left zero. Used for restores.
+ * @res may be NULL (no crc32 of the copy is computed then). */
 gboolean sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean overwrite,
                              SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
                              GError **error);

@@ -19,6 +19,10 @@
  *       the image on a read-only filesystem without -wal/-shm files.
  *   (4) The image does not own the data of its sources; it owns the source
  *       handles given with a destroy function.
+ *   (5) An image whose base check is deferred (sqlenvfs_image_defer_base_check)
+ *       gives no byte to anyone before that check passed: reads fail, and
+ *       sqlenvfs_image_write_to_fd fails after writing unless the check of
+ *       the base's bytes it read passes.
  *
  * Memory: one 8-byte slot per page up to the highest overlaid page number.
  */
@@ -69,11 +73,29 @@ gssize sqlenvfs_image_read(SqlenvfsImage *img, void *buf, gsize len, goffset off
 /* Progress callback for long writes: bytes done of total. */
 typedef void (*SqlenvfsProgressFunc)(gpointer user, guint64 done, guint64 total);
 
+/* Checks the crc32 of the base's bytes (all of them, in order): TRUE if
+ * they are what the base should hold, else FALSE and *error. */
+typedef gboolean (*SqlenvfsImageBaseCheckFunc)(gpointer user, guint32 base_crc32,
+                                               GError **error);
+
+/* Defer the check of the base's bytes to the one pass that writes the image
+ * (invariant 5): sqlenvfs_image_write_to_fd then reads the whole base as it
+ * was when the image was made (its n_pages at sqlenvfs_image_new), every
+ * page even where an overlay replaces it, computes its crc32 on the way and
+ * calls @check with it after the last byte is written; until @check passed,
+ * sqlenvfs_image_read fails with INTEGRITY. @user_free (may be NULL) is
+ * called on @user when the image is freed. For a base read through its own
+ * pread function: one that another image reads is not read in order. */
+void sqlenvfs_image_defer_base_check(SqlenvfsImage *img, SqlenvfsImageBaseCheckFunc check,
+                                     gpointer user, GDestroyNotify user_free);
+
 /* Write the whole image to @fd from offset 0, sequentially in large chunks
  * (each page once: its overlay version or the base's), and truncate @fd to
  * the image size. Stores the crc32 of the bytes written in *crc32_out when
- * non-NULL. Does not fsync. FALSE and *error on failure (the file is then
- * partial: the caller removes it). */
+ * non-NULL. Does not fsync, but starts the writeback of what it wrote as
+ * it goes. With a deferred base check, fails after writing unless the
+ * check passed. FALSE and *error on failure (the file is then partial or
+ * unchecked: the caller removes it). */
 gboolean sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc progress,
                                     gpointer user, guint32 *crc32_out,
                                     const char *path_for_errors, GError **error);

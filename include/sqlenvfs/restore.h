@@ -165,7 +165,11 @@ gboolean sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError
  * leaves, is harmless), a file another process has open, and anything but
  * a plain file (a symlink, a directory). An existing plain file is replaced only with @overwrite
  * (EXISTS otherwise). The base fields of @plan are updated as by
- * sqlenvfs_restore_image. FALSE and *error with nothing left at @output (a base that changed while
+ * sqlenvfs_restore_image, but the base is read once: its crc32 is computed
+ * while the output is written and checked before the output is checked or
+ * kept (image.h, invariant 5); a bad one makes the restore start again from
+ * the next good base, as sqlenvfs_restore_image would have chosen.
+ * FALSE and *error with nothing left at @output (a base that changed while
  * it was read removes the file again). */
 gboolean sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                                   const char *output, gboolean overwrite,

@@ -20,8 +20,9 @@
  *       ("checksum"); one whose checksum does not match is unreadable, so a
  *       changed WAL position or size is never believed. Format 1 (no
  *       checksum) is still read, and reported by verify as unprotected.
- *   (5) No base is used before sqlenvfs_store_check_base() found the file
- *       to be exactly what its MANIFEST describes.
+ *   (5) No base is used before sqlenvfs_store_check_base() (or its two
+ *       steps, _start and _crc) found the file to be exactly what its
+ *       MANIFEST describes.
  */
 #pragma once
 
@@ -146,6 +147,21 @@ gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b
  * the file (@sdb->path, the entry's <db>.db) and what disagrees. */
 gboolean sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
                                    GError **error);
+
+/* The same check in two steps, for a caller that reads the whole base
+ * anyway and computes its crc32 on the way (a restore writing its output):
+ * _start runs checks 1-3 (or recalls a remembered verdict) and sets
+ * *@is_crc_due when check 4 is still to be made; the caller then hands the
+ * crc32 of the file's bytes, read in order from @fd, to _crc, and uses
+ * nothing built from them unless it returned TRUE. _crc fails, too, when
+ * the file is no longer *@id (it changed while it was read). The verdict
+ * is remembered as sqlenvfs_store_check_base remembers it: by _start when
+ * checks 1-3 fail, by _crc otherwise. FALSE and INTEGRITY as
+ * sqlenvfs_store_check_base. */
+gboolean sqlenvfs_store_check_base_start(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
+                                         gboolean *is_crc_due, GError **error);
+gboolean sqlenvfs_store_check_base_crc(const SqlenvfsStoredDb *sdb, int fd,
+                                       const SqlenvfsFileId *id, guint32 crc, GError **error);
 
 /* Whether sqlenvfs_store_check_base() already found @sdb's file, as it is
  * now, bad in this process (a stat, nothing read). Sets *reason (newly

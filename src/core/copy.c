@@ -65,13 +65,14 @@ pending_copy_clear(PendingCopy *pc)
   g_free(pc->tmp);
 }
 
-/* Write @img to a temporary file next to @dst (@tmp: that exact file). The
- * image is not needed afterwards (a pinned view can be released before the
+/* Write @img to a temporary file next to @dst (@tmp: that exact file), with
+ * its crc32 in pc->crc when @want_crc. The image is not needed afterwards (a pinned view can be released before the
  * slow part). Leftovers of the same destination from processes that died
  * are removed first. */
 static gboolean
 start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gboolean overwrite,
-           SqlenvfsProgressFunc progress, gpointer user, PendingCopy *pc, GError **error)
+           gboolean want_crc, SqlenvfsProgressFunc progress, gpointer user, PendingCopy *pc,
+           GError **error)
 {
   g_autofree char *base = g_path_get_basename(dst);
   g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
@@ -95,7 +96,8 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   if (pc->fd < 0)
     return FALSE;
   if (fchmod(pc->fd, mode & 0666) != 0 ||
-      !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, &pc->crc, pc->tmp, error)) {
+      !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, want_crc ? &pc->crc : NULL,
+                                  pc->tmp, error)) {
     if (error && *error == NULL)
       sqlenvfs_error_errno(error, errno, "write", pc->tmp);
     return FALSE;
@@ -164,7 +166,7 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
   view = sqlenvfs_live_view_open(src, error);
   if (view == NULL)
     return FALSE;
-  ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, st.st_mode & 0666, overwrite,
+  ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, st.st_mode & 0666, overwrite, TRUE,
                   progress, user, &pc, error);
   if (ok && res) {
     res->pos = *sqlenvfs_live_view_pos(view);
@@ -189,7 +191,7 @@ sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean over
 
   if (res)
     memset(&res->pos, 0, sizeof res->pos);
-  ok = start_copy(img, dst, NULL, mode, overwrite, progress, user, &pc, error) &&
+  ok = start_copy(img, dst, NULL, mode, overwrite, res != NULL, progress, user, &pc, error) &&
        finish_copy(&pc, res, error);
   pending_copy_clear(&pc);
   return ok;
@@ -200,7 +202,7 @@ sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
                           SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
   PendingCopy pc = { .fd = -1 };
-  gboolean ok = start_copy(img, tmp, tmp, mode, TRUE, progress, user, &pc, error) &&
+  gboolean ok = start_copy(img, tmp, tmp, mode, TRUE, FALSE, progress, user, &pc, error) &&
                 finish_copy(&pc, NULL, error);
   pending_copy_clear(&pc);
   return ok;

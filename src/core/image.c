@@ -19,6 +19,7 @@
 #define SLOT_OFFSET_MASK ((G_GUINT64_CONSTANT(1) << SLOT_OFFSET_BITS) - 1)
 #define MAX_SOURCES 65535
 #define WRITE_CHUNK (4u << 20)
+#define WRITEBACK_WINDOW (G_GUINT64_CONSTANT(32) << 20)
 
 typedef struct {
   SqlenvfsPreadFunc read;
@@ -29,9 +30,15 @@ typedef struct {
 struct _SqlenvfsImage {
   guint32 page_size;
   guint32 n_pages;
+  guint64 base_size; /* the base's bytes: n_pages at creation               */
   Source base;
   GArray *sources; /* Source; index 0 unused so that ids start at 1 */
   GArray *slots;   /* guint64 per page, index pgno - 1 */
+  /* A deferred base check (invariant 5): pending until @check passed. */
+  SqlenvfsImageBaseCheckFunc check;
+  gpointer check_user;
+  GDestroyNotify check_user_free;
+  gboolean is_check_pending;
 };
 
 SqlenvfsImage *
@@ -43,6 +50,7 @@ sqlenvfs_image_new(guint32 page_size, guint32 n_pages, SqlenvfsPreadFunc base_re
   g_return_val_if_fail(page_size >= 512 && (page_size & (page_size - 1)) == 0, NULL);
   img->page_size = page_size;
   img->n_pages = n_pages;
+  img->base_size = (guint64)n_pages * page_size;
   img->base.read = base_read;
   img->base.src = base;
   img->base.free = base_free;
@@ -64,9 +72,22 @@ sqlenvfs_image_free(SqlenvfsImage *img)
   }
   if (img->base.free)
     img->base.free(img->base.src);
+  if (img->check_user_free)
+    img->check_user_free(img->check_user);
   g_array_unref(img->sources);
   g_array_unref(img->slots);
   g_free(img);
+}
+
+void
+sqlenvfs_image_defer_base_check(SqlenvfsImage *img, SqlenvfsImageBaseCheckFunc check,
+                                gpointer user, GDestroyNotify user_free)
+{
+  g_return_if_fail(check != NULL && img->check == NULL);
+  img->check = check;
+  img->check_user = user;
+  img->check_user_free = user_free;
+  img->is_check_pending = TRUE;
 }
 
 guint
@@ -148,6 +169,11 @@ sqlenvfs_image_read(SqlenvfsImage *img, void *buf, gsize len, goffset off,
   guint8 *out = buf;
   gsize done = 0;
 
+  if (img->is_check_pending) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read a database image: its base is not checked yet (write it out first)");
+    return -1;
+  }
   if (off < 0 || (guint64)off >= size)
     return 0;
   if ((guint64)off + len > size)
@@ -203,28 +229,112 @@ write_all(int fd, const guint8 *buf, gsize len, goffset off, const char *path, G
   return TRUE;
 }
 
+/* Start writing back what was written up to @end, a window at a time, so
+ * that the fsync that follows the write finds little left to do and the
+ * disk works while the copy goes on. Only a hint: a filesystem that does
+ * not take it loses nothing. */
+static void
+start_writeback(int fd, guint64 *started, guint64 end, gboolean is_last)
+{
+  if (end - *started < WRITEBACK_WINDOW && !is_last)
+    return;
+  (void)sync_file_range(fd, (off_t)*started, (off_t)(end - *started), SYNC_FILE_RANGE_WRITE);
+  *started = end;
+}
+
+/* Read exactly @len bytes of the base at @off: a base shorter than the
+ * image says fails (it changed since it was checked, or it is damaged). */
+static gboolean
+read_base(SqlenvfsImage *img, guint8 *buf, gsize len, goffset off, const char *path,
+          GError **error)
+{
+  gsize done = 0;
+  while (done < len) {
+    gssize n = img->base.read(img->base.src, buf + done, len - done, off + (goffset)done, error);
+    if (n < 0)
+      return FALSE;
+    if (n == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "write %s: the base ended at byte %" G_GUINT64_FORMAT ", before the %"
+                  G_GUINT64_FORMAT " bytes it was checked to hold (it changed while it was "
+                  "read; retry, and run `sqlenvfs verify`)",
+                  path, (guint64)off + done, img->base_size);
+      return FALSE;
+    }
+    done += (gsize)n;
+  }
+  return TRUE;
+}
+
+/* Fill @buf, the @len bytes of the image at @off, from the base bytes it
+ * already holds (@base_len of them; zeros after) and the overlaid pages. */
+static gboolean
+overlay_chunk(SqlenvfsImage *img, guint8 *buf, gsize len, goffset off, gsize base_len,
+              GError **error)
+{
+  guint32 first = (guint32)(off / img->page_size);
+  guint32 end = (guint32)MIN(((guint64)off + len) / img->page_size, (guint64)img->slots->len);
+
+  if (base_len < len)
+    memset(buf + base_len, 0, len - base_len);
+  for (guint32 idx = first; idx < end; idx++) {
+    guint64 slot = g_array_index(img->slots, guint64, idx);
+    const Source *s;
+    if (slot == 0)
+      continue;
+    s = &g_array_index(img->sources, Source, slot >> SLOT_OFFSET_BITS);
+    if (!fill(s, buf + ((guint64)idx * img->page_size - (guint64)off), img->page_size,
+              (goffset)(slot & SLOT_OFFSET_MASK), error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc progress,
                            gpointer user, guint32 *crc32_out, const char *path_for_errors,
                            GError **error)
 {
   guint64 size = sqlenvfs_image_size(img);
+  gboolean is_checking = img->is_check_pending;
+  /* With a deferred check every byte of the base is read, even past the
+   * image's end (a database that shrank since). */
+  guint64 end = is_checking ? MAX(size, img->base_size) : size;
   gsize chunk = MAX(WRITE_CHUNK - WRITE_CHUNK % img->page_size, img->page_size);
   g_autofree guint8 *buf = g_malloc(chunk);
-  guint32 crc = 0;
+  guint32 crc = 0, base_crc = 0;
+  guint64 started = 0;
 
-  for (guint64 off = 0; off < size; off += chunk) {
-    gsize n = (gsize)MIN((guint64)chunk, size - off);
-    if (sqlenvfs_image_read(img, buf, n, (goffset)off, 0, error) < 0)
+  for (guint64 off = 0; off < end; off += chunk) {
+    gsize n = (gsize)MIN((guint64)chunk, end - off);
+    gsize wn = off < size ? (gsize)MIN((guint64)n, size - off) : 0;
+    if (is_checking) {
+      gsize bn = off < img->base_size ? (gsize)MIN((guint64)n, img->base_size - off) : 0;
+      if (!read_base(img, buf, bn, (goffset)off, path_for_errors, error))
+        return FALSE;
+      base_crc = sqlenvfs_crc32(base_crc, buf, bn);
+      if (!overlay_chunk(img, buf, wn, (goffset)off, MIN(bn, wn), error))
+        return FALSE;
+    } else if (sqlenvfs_image_read(img, buf, wn, (goffset)off, 0, error) < 0) {
       return FALSE;
-    if (!write_all(fd, buf, n, (goffset)off, path_for_errors, error))
+    }
+    if (wn == 0)
+      continue;
+    if (!write_all(fd, buf, wn, (goffset)off, path_for_errors, error))
       return FALSE;
-    crc = sqlenvfs_crc32(crc, buf, n);
+    if (crc32_out)
+      crc = sqlenvfs_crc32(crc, buf, wn);
+    start_writeback(fd, &started, off + wn, off + wn == size);
     if (progress)
-      progress(user, off + n, size);
+      progress(user, off + wn, size);
   }
   if (ftruncate(fd, (off_t)size) != 0)
     return sqlenvfs_error_errno(error, errno, "truncate", path_for_errors);
+  if (is_checking) {
+    if (!img->check(img->check_user, base_crc, error))
+      return FALSE;
+    img->is_check_pending = FALSE;
+  }
   if (crc32_out)
     *crc32_out = crc;
   return TRUE;

@@ -24,7 +24,10 @@
  *       base of the same chain at or before the state is tried, and when
  *       none is good the restore is refused naming each one. Since a state
  *       is the same whatever base it is built from, the fallback changes no
- *       byte of the result.
+ *       byte of the result. A restore to a file defers the crc32 of the
+ *       base to the pass that writes the output (image.h, invariant 5):
+ *       its image gives no byte to anyone before the crc32 is checked, and
+ *       the output is removed, not kept, when it is wrong.
  */
 #include "sqlenvfs/restore.h"
 
@@ -195,12 +198,65 @@ base_known_good(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb, int fd, Sqlenvf
   return same;
 }
 
-/* A base open for reading: a file, or a source the base opener gave. */
+/* The crc32 check of a base deferred to the pass that writes the output
+ * (sqlenvfs_store_check_base_start, _crc): what it needs once the image
+ * that reads the base is written. */
+typedef struct {
+  SqlenvfsRoot *root;
+  SqlenvfsStoredCopy *copy; /* holds sdb                                  */
+  const SqlenvfsStoredDb *sdb;
+  SqlenvfsFileSource *src;  /* the image's base, on the descriptor checked */
+  SqlenvfsFileId id;
+  gboolean *is_bad;         /* set when the crc32 is wrong                 */
+} DeferredCheck;
+
+static void
+deferred_check_free(gpointer p)
+{
+  DeferredCheck *dc = p;
+  sqlenvfs_stored_copy_free(dc->copy);
+  g_free(dc);
+}
+
+/* A base open for reading: a file, or a source the base opener gave;
+ * @deferred when its crc32 is still to be checked. */
 typedef struct {
   SqlenvfsPreadFunc read;
   gpointer src;
   GDestroyNotify free;
+  DeferredCheck *deferred;
 } BaseSource;
+
+/* Remember a base found bad in the root's memo, so that `list` in any
+ * process leaves its window out. */
+static void
+note_bad_base(SqlenvfsRoot *root, const SqlenvfsStoredDb *sdb, const SqlenvfsFileId *id)
+{
+  g_autofree char *why = NULL;
+  if (sqlenvfs_store_base_known_bad(sdb, &why))
+    sqlenvfs_verify_memo_note_base(root, sdb, id, FALSE, why);
+}
+
+/* A SqlenvfsImageBaseCheckFunc: the deferred crc32 check of a base. */
+static gboolean
+deferred_check_run(gpointer user, guint32 crc, GError **error)
+{
+  DeferredCheck *dc = user;
+  GError *local = NULL;
+
+  if (sqlenvfs_store_check_base_crc(dc->sdb, sqlenvfs_file_source_fd(dc->src), &dc->id, crc,
+                                    &local)) {
+    sqlenvfs_verify_memo_note_base(dc->root, dc->sdb, &dc->id, FALSE, NULL);
+    return TRUE;
+  }
+  if (sqlenvfs_store_base_known_bad(dc->sdb, NULL)) {
+    note_bad_base(dc->root, dc->sdb, &dc->id);
+    if (dc->is_bad)
+      *dc->is_bad = TRUE;
+  }
+  g_propagate_error(error, local);
+  return FALSE;
+}
 
 /* The base opener (restore.h): one per process, for the root it serves. */
 static struct {
@@ -223,10 +279,12 @@ sqlenvfs_restore_set_base_opener(SqlenvfsRoot *root, SqlenvfsRestoreBaseOpener f
 /* Open the base of @plan and check it against its MANIFEST, which is read
  * again (a MANIFEST changed since the plan is caught by its checksum), and
  * against the archived state its MANIFEST maps it to (base_holds_state).
- * FALSE and *error (INTEGRITY or NOT_FOUND: the base is bad). */
+ * With @defer_crc, a file base whose crc32 is not known good yet is not
+ * read whole here: out->deferred says what its check needs. FALSE and
+ * *error (INTEGRITY or NOT_FOUND: the base is bad). */
 static gboolean
-try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, BaseSource *out,
-         GError **error)
+try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, gboolean defer_crc,
+         BaseSource *out, GError **error)
 {
   g_autoptr(SqlenvfsStoredCopy) copy = sqlenvfs_store_load(root, plan->base_kind,
                                                            plan->base_name, error);
@@ -234,6 +292,7 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, Base
   SqlenvfsFileSource *src;
   SqlenvfsRestoreBaseOpener fn;
   gpointer user;
+  gboolean is_crc_due = FALSE;
 
   if (copy == NULL)
     return FALSE;
@@ -277,24 +336,45 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, Base
     /* Checked before, by this or another process, and unchanged since: its
      * bytes are not read again, so that serving a state on demand does not
      * start by reading the whole base. */
-  } else if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id,
-                                        error)) {
-    g_autofree char *why = NULL;
-    /* Remembered so that `list` in any process leaves its window out. */
-    if (sqlenvfs_store_base_known_bad(sdb, &why))
-      sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, why);
+  } else if (!(defer_crc ? sqlenvfs_store_check_base_start(sdb, sqlenvfs_file_source_fd(src),
+                                                           &plan->base_id, &is_crc_due, error)
+                         : sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src),
+                                                     &plan->base_id, error))) {
+    note_bad_base(root, sdb, &plan->base_id);
     sqlenvfs_file_source_close(src);
     return FALSE;
   }
-  sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, NULL);
+  if (!is_crc_due)
+    sqlenvfs_verify_memo_note_base(root, sdb, &plan->base_id, FALSE, NULL);
   if (!sqlenvfs_restore_base_holds_state(a, plan->base_seq, sqlenvfs_file_source_fd(src),
                                          plan->base_path, error)) {
+    /* With its crc32 still due, a damaged base can fail here first: the
+     * whole check then says which it is, and remembers it as it would
+     * have, had it come first. */
+    if (is_crc_due) {
+      g_autoptr(GError) crc_error = NULL;
+      if (!sqlenvfs_store_check_base(sdb, sqlenvfs_file_source_fd(src), &plan->base_id,
+                                     &crc_error)) {
+        note_bad_base(root, sdb, &plan->base_id);
+        g_clear_error(error);
+        g_propagate_error(error, g_steal_pointer(&crc_error));
+      }
+    }
     sqlenvfs_file_source_close(src);
     return FALSE;
   }
   out->read = sqlenvfs_file_source_read;
   out->src = src;
   out->free = sqlenvfs_file_source_close;
+  out->deferred = NULL;
+  if (is_crc_due) {
+    out->deferred = g_new0(DeferredCheck, 1);
+    out->deferred->root = root;
+    out->deferred->copy = g_steal_pointer(&copy);
+    out->deferred->sdb = sdb;
+    out->deferred->src = src;
+    out->deferred->id = plan->base_id;
+  }
   return TRUE;
 }
 
@@ -303,7 +383,7 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, Base
  * updated. FALSE and *error naming every base tried when none is good. */
 static gboolean
 open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan,
-                  BaseSource *out, GError **error)
+                  gboolean defer_crc, BaseSource *out, GError **error)
 {
   g_autoptr(GHashTable) tried = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GString) bad = g_string_new(NULL);
@@ -313,7 +393,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
     g_autoptr(GError) local = NULL;
     g_autofree char *skipped = NULL;
 
-    if (try_base(root, a, plan, out, &local)) {
+    if (try_base(root, a, plan, defer_crc, out, &local)) {
       if (bad->len)
         g_message("restore %s: using %s %s as the base (%s)", plan->db,
                   sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name, bad->str);
@@ -392,9 +472,12 @@ records_between(SqlenvfsArchive *a, guint64 from_seq, guint64 to_seq)
   return TRUE;
 }
 
-SqlenvfsImage *
-sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
-                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
+/* sqlenvfs_restore_image; with @defer_crc, a base whose crc32 is still to
+ * be checked is checked by the image's write (image.h, invariant 5), which
+ * sets *@base_bad when the crc32 is wrong. */
+static SqlenvfsImage *
+restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
+              gboolean *base_bad, SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
@@ -406,9 +489,13 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
-  if (!open_checked_base(root, a, plan, &base, error))
+  if (!open_checked_base(root, a, plan, defer_crc, &base, error))
     return NULL;
   img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, base.read, base.src, base.free);
+  if (base.deferred != NULL) {
+    base.deferred->is_bad = base_bad;
+    sqlenvfs_image_defer_base_check(img, deferred_check_run, base.deferred, deferred_check_free);
+  }
   cur_pages = plan->base_n_pages;
   if (!sqlenvfs_archive_get(a, plan->base_seq, &rec) ||
       !sqlenvfs_archive_get(a, plan->state_seq, &rec) || plan->base_seq > plan->state_seq) {
@@ -436,6 +523,13 @@ sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
   }
   sqlenvfs_image_set_n_pages(img, plan->n_pages);
   return g_steal_pointer(&img);
+}
+
+SqlenvfsImage *
+sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
+                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
+{
+  return restore_image(root, plan, FALSE, NULL, progress, user, error);
 }
 
 static gssize
@@ -610,21 +704,37 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
                          GError **error)
 {
   g_autoptr(SqlenvfsImage) img = NULL;
-  SqlenvfsCopyResult res = { 0 };
   struct stat st;
-  int mode = sqlenvfs_root_data_mode(root, plan->db);
+  int mode;
   gboolean ok;
 
   if (!check_output(root, output, overwrite, error))
     return FALSE;
-  img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
-  if (img == NULL)
-    return FALSE;
-  /* No more readable than production, nor than the base it comes from. */
-  if (stat(plan->base_path, &st) == 0)
-    mode &= (int)(st.st_mode & 0666);
-  ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, &res, error);
-  sqlenvfs_copy_result_clear(&res);
+  /* The base is read once: its crc32 is computed as the output is written
+   * and checked before the output is (copy.h) or kept. When it is wrong,
+   * nothing is kept and the restore starts again the way it always did,
+   * checking each base whole before it is used: the one just found bad is
+   * known bad, and the next good one is taken. */
+  for (int attempt = 0;; attempt++) {
+    g_autoptr(GError) local = NULL;
+    gboolean base_bad = FALSE;
+
+    img = restore_image(root, plan, attempt == 0, &base_bad, NULL, NULL, error);
+    if (img == NULL)
+      return FALSE;
+    /* No more readable than production, nor than the base it comes from. */
+    mode = sqlenvfs_root_data_mode(root, plan->db);
+    if (stat(plan->base_path, &st) == 0)
+      mode &= (int)(st.st_mode & 0666);
+    ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, NULL, &local);
+    g_clear_pointer(&img, sqlenvfs_image_free);
+    if (ok || !base_bad || attempt > 0) {
+      if (!ok)
+        g_propagate_error(error, g_steal_pointer(&local));
+      break;
+    }
+    g_info("restore %s: %s; starting again from another base", plan->db, local->message);
+  }
   if (ok && !sqlenvfs_restore_base_unchanged(plan, error)) {
     unlink(output);
     return FALSE;

@@ -767,11 +767,22 @@ be32(const guint8 *p)
   return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
 }
 
+/* The reason a base whose bytes have crc32 @crc is not @sdb's, or NULL. */
+static char *
+crc_mismatch(const SqlenvfsStoredDb *sdb, guint32 crc)
+{
+  if (crc == sdb->crc32)
+    return NULL;
+  return g_strdup_printf("%s has crc32 0x%08x, the MANIFEST says 0x%08x (its bytes changed after "
+                         "it was written)", sdb->path, crc, sdb->crc32);
+}
+
 /* Compare the file open on @fd (@size bytes) with what its MANIFEST says
- * (checks 1-4 of sqlenvfs_store_check_base). FALSE and *reason, one line
- * naming the file, when they disagree or the file cannot be read. */
+ * (checks 1-4 of sqlenvfs_store_check_base; 1-3 only, nothing read past
+ * the header, unless @with_crc). FALSE and *reason, one line naming the
+ * file, when they disagree or the file cannot be read. */
 static gboolean
-check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, char **reason)
+check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, gboolean with_crc, char **reason)
 {
   const SqlenvfsWalPos *p = &sdb->pos;
   g_autofree guint8 *buf = NULL;
@@ -821,6 +832,8 @@ check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, char **reason)
                               sdb->path, be32(hdr + 28), p->n_pages);
     return FALSE;
   }
+  if (!with_crc)
+    return TRUE;
   buf = g_malloc(1 << 20);
   while (off < size) {
     ssize_t n = pread(fd, buf, (size_t)MIN((guint64)1 << 20, size - off), (off_t)off);
@@ -834,13 +847,8 @@ check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, char **reason)
     crc = sqlenvfs_crc32(crc, buf, (gsize)n);
     off += (guint64)n;
   }
-  if (crc != sdb->crc32) {
-    *reason = g_strdup_printf("%s has crc32 0x%08x, the MANIFEST says 0x%08x (its bytes changed "
-                              "after it was written)",
-                              sdb->path, crc, sdb->crc32);
-    return FALSE;
-  }
-  return TRUE;
+  *reason = crc_mismatch(sdb, crc);
+  return *reason == NULL;
 }
 
 /* A remembered verdict of check_base (invariant 6). */
@@ -869,36 +877,40 @@ verdict_applies(const Verdict *v, const SqlenvfsFileId *id, const SqlenvfsStored
          v->page_size == sdb->pos.page_size && v->n_pages == sdb->pos.n_pages;
 }
 
-gboolean
-sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
-                          GError **error)
+/* The remembered verdict on the file @before of @sdb: TRUE with *ok (and
+ * *error when bad) if there is one. */
+static gboolean
+recall(const SqlenvfsStoredDb *sdb, const SqlenvfsFileId *before, gboolean *ok, GError **error)
 {
-  SqlenvfsFileId before, after;
-  g_autofree char *reason = NULL;
-  gboolean ok;
-
-  if (!sqlenvfs_file_id_get(fd, sdb->path, &before, error))
-    return FALSE;
-  if (id)
-    *id = before;
+  gboolean known = FALSE;
   g_mutex_lock(&verdicts_lock);
   if (verdicts != NULL) {
     const Verdict *v = g_hash_table_lookup(verdicts, sdb->path);
-    if (v != NULL && verdict_applies(v, &before, sdb)) {
-      ok = v->reason == NULL;
-      if (!ok)
+    if (v != NULL && verdict_applies(v, before, sdb)) {
+      known = TRUE;
+      *ok = v->reason == NULL;
+      if (!*ok)
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s",
                     sdb->path, v->reason);
-      g_mutex_unlock(&verdicts_lock);
-      return ok;
     }
   }
   g_mutex_unlock(&verdicts_lock);
+  return known;
+}
 
-  ok = check_fields(sdb, fd, before.size, &reason);
+/* Remember the verdict @reason (NULL: good) on the file @before of @sdb,
+ * once it is sure that the file did not change while it was checked (it is
+ * still @before on @fd). FALSE and *error when it did, or when the verdict
+ * is bad. */
+static gboolean
+remember(const SqlenvfsStoredDb *sdb, int fd, const SqlenvfsFileId *before, const char *reason,
+         GError **error)
+{
+  SqlenvfsFileId after;
+
   if (!sqlenvfs_file_id_get(fd, sdb->path, &after, error))
     return FALSE;
-  if (!sqlenvfs_file_id_equal(&before, &after)) {
+  if (!sqlenvfs_file_id_equal(before, &after)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "check base %s: the file changed while it was checked (something writes to the "
                 "store; retry, and run `sqlenvfs verify`)", sdb->path);
@@ -911,7 +923,7 @@ sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *i
   }
   {
     Verdict *v = g_new0(Verdict, 1);
-    v->id = before;
+    v->id = *before;
     v->size = sdb->size;
     v->crc32 = sdb->crc32;
     v->page_size = sdb->pos.page_size;
@@ -920,12 +932,57 @@ sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *i
     g_hash_table_replace(verdicts, g_strdup(sdb->path), v);
   }
   g_mutex_unlock(&verdicts_lock);
-  if (!ok) {
+  if (reason != NULL) {
     g_info("base %s is not what its MANIFEST says: %s", sdb->path, reason);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s", sdb->path,
                 reason);
+    return FALSE;
   }
-  return ok;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_store_check_base(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
+                          GError **error)
+{
+  SqlenvfsFileId before;
+  g_autofree char *reason = NULL;
+  gboolean ok;
+
+  if (!sqlenvfs_file_id_get(fd, sdb->path, &before, error))
+    return FALSE;
+  if (id)
+    *id = before;
+  if (recall(sdb, &before, &ok, error))
+    return ok;
+  check_fields(sdb, fd, before.size, TRUE, &reason);
+  return remember(sdb, fd, &before, reason, error);
+}
+
+gboolean
+sqlenvfs_store_check_base_start(const SqlenvfsStoredDb *sdb, int fd, SqlenvfsFileId *id,
+                                gboolean *is_crc_due, GError **error)
+{
+  g_autofree char *reason = NULL;
+  gboolean ok;
+
+  *is_crc_due = FALSE;
+  if (!sqlenvfs_file_id_get(fd, sdb->path, id, error))
+    return FALSE;
+  if (recall(sdb, id, &ok, error))
+    return ok;
+  if (!check_fields(sdb, fd, id->size, FALSE, &reason))
+    return remember(sdb, fd, id, reason, error);
+  *is_crc_due = TRUE;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_store_check_base_crc(const SqlenvfsStoredDb *sdb, int fd, const SqlenvfsFileId *id,
+                              guint32 crc, GError **error)
+{
+  g_autofree char *reason = crc_mismatch(sdb, crc);
+  return remember(sdb, fd, id, reason, error);
 }
 
 gboolean
@@ -978,7 +1035,7 @@ check_stored(const SqlenvfsStoredDb *sdb, char **reason, gboolean *base_bad, Sql
     close(fd);
     return FALSE;
   }
-  ok = check_fields(sdb, fd, (guint64)st.st_size, reason);
+  ok = check_fields(sdb, fd, (guint64)st.st_size, TRUE, reason);
   close(fd);
   if (!ok) {
     if (base_bad != NULL) {

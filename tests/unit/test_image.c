@@ -151,6 +151,146 @@ START_TEST(test_write_to_fd)
 }
 END_TEST
 
+#define BIG 9000 /* pages: more than one write chunk (4 MiB) of 512-byte pages */
+
+typedef struct {
+  guint n_calls;
+  guint32 crc;
+  gboolean verdict;
+} CheckSeen;
+
+static gboolean
+record_check(gpointer user, guint32 crc, GError **error)
+{
+  CheckSeen *seen = user;
+  seen->n_calls++;
+  seen->crc = crc;
+  if (!seen->verdict)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "the base is bad");
+  return seen->verdict;
+}
+
+/* An image over the BIG-page file "big" (page p all (p % 251)), cut to
+ * @n_pages, with pages 2, 8192 and 8193 (either side of the first chunk's
+ * end) and, when it grew, page BIG + 3 from "over". */
+static SqlenvfsImage *
+make_big_image(guint32 n_pages, gboolean defer, CheckSeen *seen)
+{
+  g_autofree char *base = g_build_filename(tmp, "big", NULL);
+  g_autofree char *over = make_file("over", 4, 100);
+  GError *error = NULL;
+  SqlenvfsImage *img;
+  guint id;
+
+  if (!g_file_test(base, G_FILE_TEST_EXISTS)) {
+    g_autofree guint8 *buf = g_malloc((gsize)BIG * PS);
+    for (guint32 p = 0; p < BIG; p++)
+      memset(buf + (gsize)p * PS, (guint8)((p + 1) % 251), PS);
+    ck_assert(g_file_set_contents(base, (char *)buf, (gssize)BIG * PS, NULL));
+  }
+  img = sqlenvfs_image_new(PS, BIG, sqlenvfs_file_source_read,
+                           sqlenvfs_file_source_open(base, &error), sqlenvfs_file_source_close);
+  ck_assert_no_error(error);
+  id = sqlenvfs_image_add_source(img, sqlenvfs_file_source_read,
+                                 sqlenvfs_file_source_open(over, &error), sqlenvfs_file_source_close);
+  sqlenvfs_image_set_page(img, 2, id, 0);
+  sqlenvfs_image_set_page(img, 8192, id, PS);
+  sqlenvfs_image_set_page(img, 8193, id, 2 * PS);
+  if (n_pages > BIG)
+    sqlenvfs_image_set_page(img, BIG + 3, id, 3 * PS);
+  sqlenvfs_image_set_n_pages(img, n_pages);
+  if (defer)
+    sqlenvfs_image_defer_base_check(img, record_check, seen, NULL);
+  return img;
+}
+
+/* The bytes of @img as written by sqlenvfs_image_write_to_fd, or NULL when
+ * it fails (*error set). */
+static GBytes *
+write_out(SqlenvfsImage *img, const char *name, GError **error)
+{
+  g_autofree char *out = g_build_filename(tmp, name, NULL);
+  g_autofree char *data = NULL;
+  gsize len;
+  guint32 crc = 0;
+  int fd = open(out, O_RDWR | O_CREAT | O_TRUNC, 0600);
+  gboolean ok;
+
+  ck_assert_int_ge(fd, 0);
+  ok = sqlenvfs_image_write_to_fd(img, fd, NULL, NULL, &crc, out, error);
+  close(fd);
+  if (!ok)
+    return NULL;
+  ck_assert(g_file_get_contents(out, &data, &len, NULL));
+  ck_assert_uint_eq(crc, (guint32)crc32(0, (const Bytef *)data, (uInt)len));
+  return g_bytes_new_take(g_steal_pointer(&data), len);
+}
+
+/* A deferred base check: the image writes the same bytes as one checked
+ * beforehand, whatever its size against the base's; the check is handed
+ * the crc32 of the whole base, read in order, and nothing of the image is
+ * readable before it passed; a check that fails fails the write; a base
+ * shorter than it was is an error, not zeros. */
+START_TEST(test_deferred_base_check)
+{
+  static const guint32 sizes[] = { BIG, BIG + 5, 2, 8193 };
+  g_autofree char *base = NULL;
+  g_autofree char *base_data = NULL;
+  gsize base_len;
+  GError *error = NULL;
+  guint8 b[PS];
+
+  for (gsize k = 0; k < G_N_ELEMENTS(sizes); k++) {
+    CheckSeen seen = { .verdict = TRUE };
+    g_autoptr(SqlenvfsImage) plain = make_big_image(sizes[k], FALSE, NULL);
+    g_autoptr(SqlenvfsImage) img = make_big_image(sizes[k], TRUE, &seen);
+    g_autoptr(GBytes) want = write_out(plain, "plain", &error);
+    g_autoptr(GBytes) got = NULL;
+
+    ck_assert_no_error(error);
+    if (base_data == NULL) {
+      base = g_build_filename(tmp, "big", NULL);
+      ck_assert(g_file_get_contents(base, &base_data, &base_len, NULL));
+    }
+    ck_assert_int_eq(sqlenvfs_image_read(img, b, PS, 0, 0, &error), -1);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    g_clear_error(&error);
+    got = write_out(img, "deferred", &error);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(g_bytes_get_size(got), (gsize)sizes[k] * PS);
+    ck_assert(g_bytes_equal(got, want));
+    ck_assert_uint_eq(seen.n_calls, 1);
+    ck_assert_uint_eq(seen.crc, (guint32)crc32(0, (const Bytef *)base_data, (uInt)base_len));
+    ck_assert_int_eq(sqlenvfs_image_read(img, b, PS, PS, 0, &error), PS);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(b[0], 101);
+  }
+
+  {
+    CheckSeen seen = { .verdict = FALSE };
+    g_autoptr(SqlenvfsImage) img = make_big_image(BIG, TRUE, &seen);
+    ck_assert(write_out(img, "deferred", &error) == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    ck_assert_str_eq(error->message, "the base is bad");
+    g_clear_error(&error);
+    ck_assert_uint_eq(seen.n_calls, 1);
+    ck_assert_int_eq(sqlenvfs_image_read(img, b, PS, 0, 0, &error), -1);
+    g_clear_error(&error);
+  }
+
+  {
+    CheckSeen seen = { .verdict = TRUE };
+    g_autoptr(SqlenvfsImage) img = make_big_image(BIG, TRUE, &seen);
+    ck_assert_int_eq(truncate(base, (off_t)(BIG - 1) * PS), 0);
+    ck_assert(write_out(img, "deferred", &error) == NULL);
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    ck_assert_msg(strstr(error->message, "the base ended") != NULL, "%s", error->message);
+    g_clear_error(&error);
+    ck_assert_uint_eq(seen.n_calls, 0);
+  }
+}
+END_TEST
+
 /* sqlenvfs_crc32 is zlib's crc32 (the format documents say so), whatever
  * the lengths and however the data is split. */
 START_TEST(test_crc32_is_zlibs)
@@ -193,6 +333,7 @@ suite(void)
   tcase_add_test(tc, test_shrink);
   tcase_add_test(tc, test_rollback_header);
   tcase_add_test(tc, test_write_to_fd);
+  tcase_add_test(tc, test_deferred_base_check);
   tcase_add_test(tc, test_crc32_is_zlibs);
   tcase_add_test(tc, test_missing_source_file);
   suite_add_tcase(s, tc);

@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
@@ -261,6 +262,98 @@ START_TEST(test_bad_base_falls_back)
   ck_assert_msg(strstr(error->message, "not usable") != NULL, "%s", error->message);
   ck_assert(strstr(error->message, d0->path) != NULL);
   g_clear_error(&error);
+}
+END_TEST
+
+/* Flip a byte in the middle of row @k's blob in the base @path: damage
+ * that no integrity_check sees, and that a restore must not turn into a
+ * plausible database. */
+static void
+flip_row_byte(const char *path, int k)
+{
+  g_autofree char *data = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  GError *error = NULL;
+  const char *at = NULL;
+  gsize len;
+
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_READONLY, &error);
+  ck_assert(g_file_get_contents(path, &data, &len, NULL));
+  /* 16 bytes of the blob that lie on one page of the file. */
+  for (int from = 20001; at == NULL && from < 40000; from += 1000) {
+    g_autofree char *sql =
+      g_strdup_printf("SELECT hex(substr(b, %d, 16)) FROM t WHERE k = %d", from, k);
+    g_autofree char *hex = NULL;
+    guint8 needle[16];
+    ck_assert(sqlenvfs_db_query_text(db, sql, &hex, db_path, &error));
+    ck_assert_uint_eq(strlen(hex), 32);
+    for (int i = 0; i < 16; i++)
+      needle[i] = (guint8)g_ascii_strtoull((char[3]){ hex[2 * i], hex[2 * i + 1], 0 }, NULL, 16);
+    at = memmem(data, len, needle, sizeof needle);
+    if (at != NULL)
+      ck_assert(memmem(at + 1, len - (gsize)(at + 1 - data), needle, sizeof needle) == NULL);
+  }
+  ck_assert_msg(at != NULL, "row %d's blob is not in %s", k, path);
+  flip_byte(path, (goffset)(at - data) + 8);
+}
+
+/* The restore reads the base once, computing its crc32 as it writes the
+ * output: a base whose row data changed (which integrity_check cannot see)
+ * is still found bad before anything is kept, remembered as bad, and the
+ * state is built from the next good base. */
+START_TEST(test_damaged_base_one_pass)
+{
+  const SqlenvfsStoredDb *d0 = s0->dbs->pdata[0], *d1 = s1->dbs->pdata[0];
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL;
+  g_autofree char *dir = g_build_filename(tmp, "out", NULL);
+  g_autofree char *out = g_build_filename(dir, "restored.db", NULL);
+  SqlenvfsTime t = { .is_latest = TRUE };
+  GError *error = NULL;
+
+  plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(plan->base_name, s1->name);
+  flip_row_byte(d1->path, 5);
+  ck_assert(!sqlenvfs_store_base_known_bad(d1, NULL));
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert_str_eq(plan->base_path, d0->path);
+  ck_assert(sqlenvfs_store_base_known_bad(d1, NULL));
+  {
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(out, 0, &error);
+    g_autofree char *sql = g_strdup_printf("ATTACH '%s' AS p", db_path);
+    gint64 n = -1;
+    ck_assert(sqlenvfs_db_exec(db, sql, out, &error));
+    ck_assert(sqlenvfs_db_query_int(db, "SELECT count(*) FROM t JOIN p.t AS q USING (k) "
+                                        "WHERE t.b = q.b", &n, out, &error));
+    ck_assert_int_eq(n, 60);
+  }
+  /* Nothing but the output is left in its directory. */
+  {
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while ((name = g_dir_read_name(d)) != NULL)
+      ck_assert_str_eq(name, "restored.db");
+  }
+
+  /* The only base for an earlier state damaged too (it holds no rows):
+   * refused, nothing written. */
+  unlink(out);
+  flip_byte(d0->path, (goffset)d0->size / 2);
+  g_clear_pointer(&plan, sqlenvfs_restore_plan_free);
+  t = (SqlenvfsTime){ .us = t_mid - 1 };
+  plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(plan->base_path, d0->path);
+  ck_assert(!sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, "crc32") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  {
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    ck_assert(g_dir_read_name(d) == NULL);
+  }
 }
 END_TEST
 
@@ -766,6 +859,7 @@ restore_suite(void)
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_bad_base_falls_back);
+  tcase_add_test(tc, test_damaged_base_one_pass);
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
   tcase_add_test(tc, test_timeline_refresh);
