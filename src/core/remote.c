@@ -36,6 +36,8 @@
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
+#include "archive_int.h"
+
 typedef struct {
   guint64 a, b;
   SqlenvfsS3Object *obj;
@@ -1201,7 +1203,6 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
   return TRUE;
 }
 
-
 /* ------------------------------------------------------------------ */
 /* Sealed segments on demand (mount --remote)                           */
 
@@ -1226,36 +1227,18 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
  *   (L4) Lock order: lazy_lock, then cache_lock.
  */
 
-#define LAZY_HEAD 64        /* a segment's header */
-#define LAZY_REC_HEAD 96    /* a record's header */
-#define LAZY_REC_TRAIL 8    /* its trailer: crc32 of what precedes, "REND" */
-
-static guint32
-le32(const guint8 *p)
-{
-  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
-}
-
-static void put_le32(guint8 *p, guint32 v);
-
-static guint64
-le64(const guint8 *p)
-{
-  return (guint64)le32(p) | (guint64)le32(p + 4) << 32;
-}
-
 /* A segment can be read on demand when its index is good and describes it
  * whole: records back to back from the header to the object's end, the
  * last one its SEAL. */
 static gboolean
 lazy_eligible(const Seg *s)
 {
-  guint64 at = LAZY_HEAD;
+  guint64 at = SEG_HEADER_SIZE;
   if (s->seg == NULL || !s->have_idx || s->entries == NULL || s->entries->len == 0)
     return FALSE;
   for (guint k = 0; k < s->entries->len; k++) {
     const SqlenvfsArchiveEntry *e = &g_array_index(s->entries, SqlenvfsArchiveEntry, k);
-    if (e->offset != at || e->length < LAZY_REC_HEAD + LAZY_REC_TRAIL)
+    if (e->offset != at || e->length < REC_EMPTY_SIZE)
       return FALSE;
     at += e->length;
   }
@@ -1276,24 +1259,25 @@ lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, 
   const char *why = NULL;
   guint64 at = 0, seq = 0;
   if (start == 0) {
-    if (len < LAZY_HEAD || memcmp(p, "SQEFSSEG", 8) != 0 || le64(p + 16) != lz->number ||
-        le32(p + 60) != sqlenvfs_crc32(0, p, 60))
+    SegHeader h;
+    const char *bad = NULL;
+    if (len < SEG_HEADER_SIZE || !archive_decode_seg_header(p, &h, &bad) || h.number != lz->number)
       why = "its segment header does not check";
   }
   for (guint k = k0; why == NULL && k < k1; k++) {
     const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
     const guint8 *rec = p + (e->offset - start);
+    SqlenvfsArchiveEntry got;
     at = e->offset;
     seq = e->seq;
     if (e->offset < start || e->offset + e->length > start + len)
       why = "is cut short";
-    else if (le32(rec) != 0x52415153u || le64(rec + 8) != e->length || le64(rec + 16) != e->seq ||
-             (rec[4] | rec[5] << 8) != (int)e->type ||
-             le32(rec + 92) != sqlenvfs_crc32(0, rec, 92))
+    else if (!archive_decode_header(rec, &got) || got.length != e->length ||
+             got.seq != e->seq || got.type != e->type)
       why = "has a header that does not match its index entry";
-    else if (le32(rec + e->length - 4) != 0x444e4552u ||
-             le32(rec + e->length - LAZY_REC_TRAIL) !=
-               sqlenvfs_crc32(0, rec, e->length - LAZY_REC_TRAIL))
+    else if (get32(rec + e->length - 4) != REC_END_MAGIC ||
+             get32(rec + e->length - REC_TRAILER_SIZE) !=
+               sqlenvfs_crc32(0, rec, e->length - REC_TRAILER_SIZE))
       why = "fails its checksum";
   }
   if (why == NULL)
@@ -1392,7 +1376,7 @@ static gboolean
 lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
 {
   guint64 end = MIN(off + len, lz->size);
-  gboolean head = off < LAZY_HEAD && !lz->have_head;
+  gboolean head = off < SEG_HEADER_SIZE && !lz->have_head;
   guint k0, k1, m0 = G_MAXUINT, m1 = 0;
   guint64 start, stop;
   g_autoptr(GBytes) data = NULL;
@@ -1401,8 +1385,8 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
 
   if (off >= end)
     return TRUE;
-  k0 = lazy_record_at(lz, MAX(off, (guint64)LAZY_HEAD));
-  k1 = end > LAZY_HEAD ? lazy_record_at(lz, end - 1) + 1 : k0;
+  k0 = lazy_record_at(lz, MAX(off, (guint64)SEG_HEADER_SIZE));
+  k1 = end > SEG_HEADER_SIZE ? lazy_record_at(lz, end - 1) + 1 : k0;
   k1 = MIN(k1, lz->entries->len);
   for (guint k = k0; k < k1; k++)
     if (!lz->have[k]) {
@@ -1414,7 +1398,7 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
   if (m0 == G_MAXUINT) {
     m0 = m1 = 0;
     start = 0;
-    stop = LAZY_HEAD;
+    stop = SEG_HEADER_SIZE;
   } else {
     const SqlenvfsArchiveEntry *last = &g_array_index(lz->entries, SqlenvfsArchiveEntry, m1 - 1);
     if (head)
@@ -1484,7 +1468,7 @@ lazy_seal(SqlenvfsRemote *r, Lazy *lz, const Seg *s, GError **error)
   guint k = lz->entries->len - 1;
   const SqlenvfsArchiveEntry *e = &g_array_index(lz->entries, SqlenvfsArchiveEntry, k);
   g_autofree char *ipath = local_path(r->plan_dir, s->idx->key);
-  guint8 rec[LAZY_REC_HEAD + LAZY_REC_TRAIL];
+  guint8 rec[REC_EMPTY_SIZE];
   int fd;
   gboolean ok;
 
@@ -1493,13 +1477,14 @@ lazy_seal(SqlenvfsRemote *r, Lazy *lz, const Seg *s, GError **error)
   fd = open(ipath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open", ipath);
-  /* Entry k: after the 32-byte header, 112 bytes each, the record's header first. */
-  ok = pread(fd, rec, LAZY_REC_HEAD, 32 + (off_t)k * 112) == LAZY_REC_HEAD;
+  /* Entry k of the index: the record's header first. */
+  ok = pread(fd, rec, REC_HEADER_SIZE, IDX_HEADER_SIZE + (off_t)k * IDX_ENTRY_SIZE) ==
+       REC_HEADER_SIZE;
   close(fd);
   if (!ok)
     return TRUE;
-  put_le32(rec + LAZY_REC_HEAD, sqlenvfs_crc32(0, rec, LAZY_REC_HEAD));
-  put_le32(rec + LAZY_REC_HEAD + 4, 0x444e4552u);
+  put32(rec + REC_HEADER_SIZE, sqlenvfs_crc32(0, rec, REC_HEADER_SIZE));
+  put32(rec + REC_HEADER_SIZE + 4, REC_END_MAGIC);
   if (!lazy_check(lz, rec, e->offset, sizeof rec, k, k + 1, NULL))
     return TRUE;
   if (pwrite(lz->fd, rec, sizeof rec, (off_t)e->offset) != (ssize_t)sizeof rec)
@@ -1517,7 +1502,7 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   g_autofree char *path = g_build_filename(sqlenvfs_root_path(r->root, SQLENVFS_DIR_WAL),
                                            d->name, name, NULL);
   Lazy *lz;
-  guint8 head[LAZY_HEAD];
+  guint8 head[SEG_HEADER_SIZE];
   struct stat st = { 0 };
   int fd;
 
@@ -1527,12 +1512,12 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open the cache file", path);
-  if (fstat(fd, &st) != 0 || st.st_size != LAZY_HEAD ||
+  if (fstat(fd, &st) != 0 || st.st_size != SEG_HEADER_SIZE ||
       pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
       ftruncate(fd, (off_t)s->seg->size) != 0) {
     int e = errno;
     close(fd);
-    if (st.st_size != LAZY_HEAD)
+    if (st.st_size != SEG_HEADER_SIZE)
       e = EINVAL;
     return sqlenvfs_error_errno(error, e, "make the cache file", path);
   }
@@ -2138,33 +2123,20 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
 
 #define BLOCKS_HEAD 36
 
-static void
-put_le32(guint8 *p, guint32 v)
-{
-  for (int i = 0; i < 4; i++)
-    p[i] = (guint8)(v >> (8 * i));
-}
-
-static guint32
-get_le32(const guint8 *p)
-{
-  return (guint32)p[0] | (guint32)p[1] << 8 | (guint32)p[2] << 16 | (guint32)p[3] << 24;
-}
-
 GBytes *
 sqlenvfs_blocks_encode(guint32 block_size, guint64 file_size, const guint32 *crcs, guint32 n)
 {
   gsize len = BLOCKS_HEAD + (gsize)n * 4 + 4;
   guint8 *p = g_malloc0(len);
   memcpy(p, SQLENVFS_BLOCKS_MAGIC, 16);
-  put_le32(p + 16, SQLENVFS_BLOCKS_VERSION);
-  put_le32(p + 20, block_size);
-  put_le32(p + 24, (guint32)file_size);
-  put_le32(p + 28, (guint32)(file_size >> 32));
-  put_le32(p + 32, n);
+  put32(p + 16, SQLENVFS_BLOCKS_VERSION);
+  put32(p + 20, block_size);
+  put32(p + 24, (guint32)file_size);
+  put32(p + 28, (guint32)(file_size >> 32));
+  put32(p + 32, n);
   for (guint32 i = 0; i < n; i++)
-    put_le32(p + BLOCKS_HEAD + (gsize)i * 4, crcs[i]);
-  put_le32(p + len - 4, sqlenvfs_crc32(0, p, len - 4));
+    put32(p + BLOCKS_HEAD + (gsize)i * 4, crcs[i]);
+  put32(p + len - 4, sqlenvfs_crc32(0, p, len - 4));
   return g_bytes_new_take(p, len);
 }
 
@@ -2183,15 +2155,15 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
                 "header)", what, len, SQLENVFS_BLOCKS_MAGIC);
     return FALSE;
   }
-  if (get_le32(p + 16) != SQLENVFS_BLOCKS_VERSION) {
+  if (get32(p + 16) != SQLENVFS_BLOCKS_VERSION) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s has version %u; this version of sqlenvfs reads version %u", what,
-                get_le32(p + 16), SQLENVFS_BLOCKS_VERSION);
+                get32(p + 16), SQLENVFS_BLOCKS_VERSION);
     return FALSE;
   }
-  bs = get_le32(p + 20);
-  size = (guint64)get_le32(p + 24) | (guint64)get_le32(p + 28) << 32;
-  count = get_le32(p + 32);
+  bs = get32(p + 20);
+  size = (guint64)get32(p + 24) | (guint64)get32(p + 28) << 32;
+  count = get32(p + 32);
   need = bs && size <= (G_GUINT64_CONSTANT(1) << 50) ? (size + bs - 1) / bs : 0;
   if (bs < 512 || bs > (64u << 20) || (bs & (bs - 1)) != 0 ||
       size > (G_GUINT64_CONSTANT(1) << 50) || count != need ||
@@ -2201,7 +2173,7 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
                 "%" G_GSIZE_FORMAT " bytes)", what, bs, size, count, len);
     return FALSE;
   }
-  if (get_le32(p + len - 4) != sqlenvfs_crc32(0, p, len - 4)) {
+  if (get32(p + len - 4) != sqlenvfs_crc32(0, p, len - 4)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s is damaged (its own crc32 does not match)", what);
     return FALSE;
@@ -2214,8 +2186,8 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
   }
   for (guint32 i = 0; i < count; i++) {
     guint64 blen = MIN((guint64)bs, size - (guint64)i * bs);
-    whole = i == 0 ? get_le32(p + BLOCKS_HEAD)
-                   : (guint32)crc32_combine(whole, get_le32(p + BLOCKS_HEAD + (gsize)i * 4),
+    whole = i == 0 ? get32(p + BLOCKS_HEAD)
+                   : (guint32)crc32_combine(whole, get32(p + BLOCKS_HEAD + (gsize)i * 4),
                                             (z_off_t)blen);
   }
   if (count == 0)
@@ -2230,7 +2202,7 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
   *n = count;
   *crcs = g_new(guint32, MAX(count, 1));
   for (guint32 i = 0; i < count; i++)
-    (*crcs)[i] = get_le32(p + BLOCKS_HEAD + (gsize)i * 4);
+    (*crcs)[i] = get32(p + BLOCKS_HEAD + (gsize)i * 4);
   return TRUE;
 }
 
