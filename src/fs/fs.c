@@ -47,6 +47,7 @@ typedef struct {
   SqlenvfsOp op;      /* FS_CTL_FILE */
   char *text;         /* FS_STATUS: the document rendered at open */
   gsize len;
+  gint64 text_us;     /* FS_STATUS: when that document was rendered */
   FsHandle *data;     /* data files: serve.c */
   GPtrArray *names;   /* directories: the names at opendir time */
 } FsFile;
@@ -357,6 +358,16 @@ fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       fs_serve_handle_stat(f->data, &attr.st);
     if (f != NULL)
       file_put(fs, f);
+  } else if (fi != NULL && fi->fh != 0 && node->where.kind == FS_STATUS) {
+    /* fstat of an open status: the document this handle reads. */
+    FsFile *f = file_get(fs, fi->fh);
+    if (f != NULL && f->kind == FS_STATUS && f->text != NULL) {
+      attr.st.st_size = (off_t)f->len;
+      attr.st.st_blocks = (blkcnt_t)((f->len + 511) / 512);
+      fs_tree_set_times(&attr.st, f->text_us);
+    }
+    if (f != NULL)
+      file_put(fs, f);
   }
   fuse_reply_attr(req, &attr.st, attr.attr_timeout);
 }
@@ -532,7 +543,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   case FS_STATUS:
     /* The document whose size the lookup or getattr just before showed;
      * direct_io so that reads come here, never from a stale page cache. */
-    f->text = fs_status_snapshot(fs, &f->len, NULL);
+    f->text = fs_status_snapshot(fs, TRUE, &f->len, &f->text_us);
     fi->direct_io = 1;
     break;
   case FS_DIFF_FILE:

@@ -168,6 +168,9 @@ char *fs_tree_readlink(Fs *fs, const FsWhere *where, guint32 pid, GError **error
 /* A data file's mode from its source file's mode: read bits only. */
 mode_t fs_tree_data_mode(mode_t source_mode);
 
+/* Sets a file's mtime, atime and ctime to @us (microseconds since the epoch). */
+void fs_tree_set_times(struct stat *st, gint64 us);
+
 /* Who asks (from fuse_req_ctx and fuse_req_getgroups). */
 typedef struct {
   uid_t uid;
@@ -251,7 +254,7 @@ void fs_status_cache_free(FsStatusCache *c);
  * else a new rendering. Newly allocated; *len its length, *rendered_us the
  * time it was rendered (may be NULL). So stat's size equals what a read of
  * an open made right after returns. */
-char *fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us);
+char *fs_status_snapshot(Fs *fs, gboolean for_open, gsize *len, gint64 *rendered_us);
 
 /* Forget the shared document (an operation finished: show its result). */
 void fs_status_invalidate(Fs *fs);

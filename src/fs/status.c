@@ -56,10 +56,12 @@
  * close together, so that the size a stat shows is the length a read of the
  * next open returns (tar reads exactly the size lstat gave; rsync the size
  * fstat gives after open). A document is reused while it was last asked for
- * less than REUSE_GAP_US ago and is younger than REUSE_MAX_US; an operation
+ * less than REUSE_GAP_US ago and is younger than REUSE_MAX_US (an open takes
+ * the one a stat showed less than REUSE_OPEN_GAP_US ago); an operation
  * finishing drops it (fs_status_invalidate), so its result shows at once. */
 #define REUSE_GAP_US (250 * 1000)
 #define REUSE_MAX_US (1 * G_USEC_PER_SEC)
+#define REUSE_OPEN_GAP_US (1 * G_USEC_PER_SEC)
 
 struct _FsStatusCache {
   GMutex lock; /* guards the fields below */
@@ -354,7 +356,7 @@ fs_status_invalidate(Fs *fs)
 }
 
 char *
-fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us)
+fs_status_snapshot(Fs *fs, gboolean for_open, gsize *len, gint64 *rendered_us)
 {
   FsStatusCache *c = fs->status;
   gint64 now = g_get_monotonic_time();
@@ -362,8 +364,11 @@ fs_status_snapshot(Fs *fs, gsize *len, gint64 *rendered_us)
 
   g_return_val_if_fail(c != NULL, NULL);
   g_mutex_lock(&c->lock);
-  if (c->text == NULL || now - c->used_mono >= REUSE_GAP_US ||
-      now - c->rendered_mono >= REUSE_MAX_US) {
+  /* An open takes the document the stat just before it showed, however old
+   * that document is: tar and rsync compare that stat with an fstat of the
+   * open file after reading it. Only a stat starts a newer one. */
+  if (c->text == NULL || now - c->used_mono >= (for_open ? REUSE_OPEN_GAP_US : REUSE_GAP_US) ||
+      (!for_open && now - c->rendered_mono >= REUSE_MAX_US)) {
     /* Rendered under the lock: concurrent askers share one rendering. */
     g_free(c->text);
     c->text = fs_status_render(fs);

@@ -204,8 +204,8 @@ not_found(GError **error, const char *path, const char *why)
   return FALSE;
 }
 
-static void
-set_times(struct stat *st, gint64 us)
+void
+fs_tree_set_times(struct stat *st, gint64 us)
 {
   st->st_mtim.tv_sec = us / G_USEC_PER_SEC;
   st->st_mtim.tv_nsec = (us % G_USEC_PER_SEC) * 1000;
@@ -221,7 +221,7 @@ attr_dir(Fs *fs, FsAttr *a, mode_t perm, gint64 mtime_us, double timeout)
   a->st.st_nlink = 2;
   a->st.st_uid = fs->uid;
   a->st.st_gid = fs->gid;
-  set_times(&a->st, mtime_us);
+  fs_tree_set_times(&a->st, mtime_us);
   a->entry_timeout = timeout;
   a->attr_timeout = timeout;
 }
@@ -238,7 +238,7 @@ attr_file(Fs *fs, FsAttr *a, mode_t mode, guint64 size, gint64 mtime_us, double 
   a->st.st_size = (off_t)size;
   a->st.st_blksize = DATA_BLKSIZE;
   a->st.st_blocks = (blkcnt_t)((size + 511) / 512);
-  set_times(&a->st, mtime_us);
+  fs_tree_set_times(&a->st, mtime_us);
   a->entry_timeout = entry_timeout;
   a->attr_timeout = attr_timeout;
 }
@@ -506,7 +506,7 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
      * the next open serves (fs_status_snapshot). */
     gsize len = 0;
     gint64 rendered = 0;
-    g_autofree char *text = fs_status_snapshot(fs, &len, &rendered);
+    g_autofree char *text = fs_status_snapshot(fs, FALSE, &len, &rendered);
     w.kind = FS_STATUS;
     attr_file(fs, attr, S_IFREG | 0444, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;

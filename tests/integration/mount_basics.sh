@@ -144,6 +144,33 @@ if command -v rsync > /dev/null; then
   rsync -a "$M/status" "$T/status.rsync"
   python3 -m json.tool "$T/status.rsync" > /dev/null || fail "status from rsync -a is not JSON"
 fi
+# A stat at the end of a document's life, then open: the open serves that
+# document and fstat of the open file shows it (tar compares the two).
+python3 - "$M/status" <<'PY' || fail "an open after a late stat serves another document than that stat showed"
+import os, sys, time
+p = sys.argv[1]
+for attempt in range(5):
+    t0 = time.monotonic()
+    st1 = os.stat(p)
+    while time.monotonic() - t0 < 0.95:
+        time.sleep(0.05)
+        st1 = os.stat(p)
+    if time.monotonic() - t0 > 1.2:
+        continue  # too slow to keep one document alive: try again
+    time.sleep(0.1)  # the open comes after the document's second has passed
+    fd = os.open(p, os.O_RDONLY)
+    st2 = os.fstat(fd)
+    data = b""
+    while True:
+        b = os.read(fd, 65536)
+        if not b:
+            break
+        data += b
+    st3 = os.fstat(fd)
+    os.close(fd)
+    assert (st1.st_size, st1.st_mtime_ns) == (st2.st_size, st2.st_mtime_ns) == \
+        (st3.st_size, st3.st_mtime_ns) == (len(data), st3.st_mtime_ns), (st1, st2, st3, len(data))
+PY
 pass "status shows its size in stat; tar (and rsync -a) copy the whole document"
 
 # --- ctl files: content that cannot be parsed is EINVAL; nothing runs
