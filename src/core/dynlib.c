@@ -1,10 +1,11 @@
 /*
- * dynlib.c — libcurl, libpq and libcrypto, loaded when first used.
+ * dynlib.c — libcurl, libpq, libcrypto and GIO, loaded when first used.
  *
- * Only replicas (libcurl, libcrypto) and migrate-pg (libpq) use these
- * libraries, but linked into the program they and what they pull in (some
- * 30 shared libraries: TLS, Kerberos, LDAP, ...) were mapped and relocated
- * at the start of every command: about 6 ms of CPU, more than the rest of a
+ * Only replicas (libcurl, libcrypto), migrate-pg (libpq) and recover's
+ * sqlite3 shell (GIO's subprocesses) use these libraries, but linked into
+ * the program they and what they pull in (some 35 shared libraries: TLS,
+ * Kerberos, LDAP, GObject, libmount, ...) were mapped and relocated at the
+ * start of every command: about 7 ms of CPU, more than the rest of a
  * `verify` of one new archive segment. So the program is built with their
  * headers only, and the functions it calls are defined here: the first call
  * loads the library (by the soname it was built against, given by the build
@@ -33,6 +34,7 @@
 #ifdef HAVE_LIBCRYPTO
 #include <openssl/evp.h>
 #endif
+#include <gio/gio.h>
 
 /* dlopen @soname once (NULL when it cannot be; *why says why). */
 static void *
@@ -344,3 +346,75 @@ EVP_Digest(const void *data, size_t count, unsigned char *md, unsigned int *size
   return fn(data, count, md, size, type, impl);
 }
 #endif
+
+/* ------------------------------------------------------------------ */
+/* GIO (and GObject through it): recover's sqlite3 shell (recover.c)   */
+
+#define gio_SONAME SQLENVFS_GIO_SONAME
+#define gio_WHAT "recover"
+
+static void *
+gio_handle(void)
+{
+  static gsize once;
+  static void *handle;
+  static char *why;
+  if (open_once(&once, &handle, gio_SONAME, &why) == NULL)
+    missing(gio_SONAME, gio_WHAT, why);
+  return handle;
+}
+
+/* A function of GIO or GObject, forwarded like PQ_FORWARD's. */
+#define GIO_FORWARD(ret, name, params, args)                                                    \
+  POINTER(name);                                                                                \
+  ret name params                                                                               \
+  {                                                                                             \
+    return LOOKUP(gio, name) args;                                                              \
+  }
+#define GIO_FORWARD_VOID(name, params, args)                                                    \
+  POINTER(name);                                                                                \
+  void name params                                                                              \
+  {                                                                                             \
+    LOOKUP(gio, name) args;                                                                     \
+  }
+
+GIO_FORWARD_VOID(g_object_unref, (gpointer object), (object))
+GIO_FORWARD(GSubprocessLauncher *, g_subprocess_launcher_new, (GSubprocessFlags flags), (flags))
+GIO_FORWARD_VOID(g_subprocess_launcher_set_cwd, (GSubprocessLauncher *self, const gchar *cwd),
+                 (self, cwd))
+GIO_FORWARD_VOID(g_subprocess_launcher_set_stderr_file_path,
+                 (GSubprocessLauncher *self, const gchar *path), (self, path))
+GIO_FORWARD(GSubprocess *, g_subprocess_launcher_spawnv,
+            (GSubprocessLauncher *self, const gchar *const *argv, GError **error),
+            (self, argv, error))
+GIO_FORWARD(GInputStream *, g_subprocess_get_stdout_pipe, (GSubprocess *subprocess), (subprocess))
+GIO_FORWARD_VOID(g_subprocess_force_exit, (GSubprocess *subprocess), (subprocess))
+GIO_FORWARD(gboolean, g_subprocess_wait,
+            (GSubprocess *subprocess, GCancellable *cancellable, GError **error),
+            (subprocess, cancellable, error))
+GIO_FORWARD(gboolean, g_subprocess_get_if_exited, (GSubprocess *subprocess), (subprocess))
+GIO_FORWARD(gint, g_subprocess_get_exit_status, (GSubprocess *subprocess), (subprocess))
+GIO_FORWARD(GDataInputStream *, g_data_input_stream_new, (GInputStream *base_stream),
+            (base_stream))
+GIO_FORWARD_VOID(g_data_input_stream_set_newline_type,
+                 (GDataInputStream *stream, GDataStreamNewlineType type), (stream, type))
+GIO_FORWARD(char *, g_data_input_stream_read_line,
+            (GDataInputStream *stream, gsize *length, GCancellable *cancellable, GError **error),
+            (stream, length, cancellable, error))
+
+/* The arguments after @argv0, up to NULL, as g_subprocess_launcher_spawnv()'s. */
+GSubprocess *
+g_subprocess_launcher_spawn(GSubprocessLauncher *self, GError **error, const gchar *argv0, ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  const gchar *arg;
+  va_list ap;
+
+  g_ptr_array_add(argv, (gpointer)argv0);
+  va_start(ap, argv0);
+  while ((arg = va_arg(ap, const gchar *)) != NULL)
+    g_ptr_array_add(argv, (gpointer)arg);
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  return g_subprocess_launcher_spawnv(self, (const gchar *const *)argv->pdata, error);
+}
