@@ -364,6 +364,52 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
   return FALSE;
 }
 
+/* Whether the summary file @path is, byte for byte, what @b (which
+ * gathered the whole segment @number of @size bytes) builds in the file's
+ * own version. Then it is good and describes its segment: what is built
+ * passes every check of a summary by construction, its segment's number,
+ * size and seal included. Read 64 KiB at a time, not loaded whole. FALSE
+ * when it differs, is not there or cannot be read: the caller then loads
+ * it to say which. */
+static gboolean
+summary_equals_built(const char *path, ArchiveSumBuilder *b, const char *dir, guint64 number,
+                     guint64 size)
+{
+  g_autoptr(GByteArray) want = NULL;
+  g_autofree guint8 *buf = NULL;
+  guint8 head[12];
+  struct stat st;
+  gsize got = 0, at = 0;
+  guint32 version;
+  gboolean same = FALSE;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0)
+    return FALSE;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      !archive_pread_full(fd, head, sizeof head, 0, &got, path, NULL) || got != sizeof head ||
+      memcmp(head, ARCHIVE_SUM_MAGIC, 8) != 0)
+    goto out;
+  version = get32(head + 8);
+  if (version != 1 && version != 2)
+    goto out;
+  want = archive_sum_builder_finish(b, dir, number, size, version, NULL);
+  if (want == NULL || (guint64)st.st_size != want->len)
+    goto out;
+  buf = g_malloc(64 * 1024);
+  while (at < want->len) {
+    gsize n = MIN((gsize)64 * 1024, want->len - at);
+    if (!archive_pread_full(fd, buf, n, at, &got, path, NULL) || got != n ||
+        memcmp(buf, want->data + at, n) != 0)
+      goto out;
+    at += n;
+  }
+  same = TRUE;
+out:
+  close(fd);
+  return same;
+}
+
 /* Check the summary of the sealed segment @number (@size bytes, sealed
  * with @seal): present and usable (archive_summary.c, S1), and, when
  * @rebuild (the segment was read whole without a problem), exactly what
@@ -384,6 +430,8 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
   const char *fix = "readers use the segment's index instead; remove the file, and the "
                     "archiver writes it again when it next starts";
 
+  if (rebuild && b != NULL && summary_equals_built(path, b, dir, number, size))
+    return TRUE; /* the usual case: the segment read, its summary what it makes */
   switch (archive_summary_load(dir, number, size, seal, &s, &data, &why, &error)) {
   case ARCHIVE_SUM_MISSING:
     return FALSE;
