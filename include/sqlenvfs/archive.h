@@ -551,6 +551,11 @@ typedef struct {
    *                     (sealed with @seal). */
   gboolean (*summary_known)(gpointer user, const char *sum_path, guint32 seal);
   void (*summary_verified)(gpointer user, const char *sum_path, guint32 seal);
+  /* TRUE: a compressed block of a segment read is checked by its crc32 and
+   * its zstd frame header (content size, frame length) instead of being
+   * decompressed; the record's checksum covers every byte as stored
+   * either way. FALSE (verify --full): every block is decompressed. */
+  gboolean frames_only;
 } SqlenvfsArchiveVerifyMemo;
 
 /* Check every segment of the archive in @dir completely: headers, every

@@ -62,7 +62,8 @@ cmd_verify(int argc, char **argv)
   g_autofree char *db = NULL;
   GOptionEntry entries[] = {
     { "full", 0, 0, G_OPTION_ARG_NONE, &args.full,
-      "Read everything, also what was verified before and has not changed", NULL },
+      "Read everything, also what was verified before and has not changed, and decompress "
+      "every compressed archive block", NULL },
     { "drill", 0, 0, G_OPTION_ARG_NONE, &args.drill,
       "The restore drill: rebuild production's newest archived state from its base and the "
       "archive and compare it with production, page by page", NULL },
@@ -85,7 +86,9 @@ cmd_verify(int argc, char **argv)
                  "(device, inode, size, mtime, ctime; remembered in ROOT/.sqlenvfs/verified),\n"
                  "is skipped, and the last line says what was read and what skipped. A change\n"
                  "that leaves all of these alone (a bit flipped by the disk) is found by\n"
-                 "--full, which reads everything: run it now and then (weekly).\n"
+                 "--full, which reads everything: run it now and then (weekly). A compressed\n"
+                 "archive block is checked by its checksums and its zstd frame header; --full\n"
+                 "also decompresses each one.\n"
                  "\n"
                  "--drill proves that a restore works, on the real data: for each production\n"
                  "database (or --db NAME) it pins production's current state, waits until the\n"

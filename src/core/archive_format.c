@@ -523,7 +523,7 @@ archive_seg_file_close(SegFile *sf)
 }
 
 /* The bytes a buffered SegFile reads at once. */
-#define SEG_WINDOW (4u << 20)
+#define SEG_WINDOW (1u << 20)
 
 /* Read @sf from now on in windows of SEG_WINDOW bytes (archive_seg_pread,
  * archive_read_record), never past the size it had when it was opened: a

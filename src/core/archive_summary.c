@@ -163,13 +163,24 @@ read_commit_pages(SegFile *sf, const SqlenvfsArchiveEntry *e, guint32 *pgnos, gu
   return TRUE;
 }
 
+/* A compressed COMMIT record, which a batch's later commits point back to
+ * (a few per segment: the builder keeps no copy of every record). */
+typedef struct {
+  guint64 index;         /* among the segment's records, from 0 */
+  guint64 offset;
+  guint32 stream_pages;
+} Head;
+
 /* What a summary is built from, gathered record by record. */
 struct _ArchiveSumBuilder {
   char *path;         /* the segment, for messages                     */
   guint32 seg_version;
   guint32 flags;      /* ARCHIVE_SUM_PAGE_CRCS for version 1 segments  */
   guint64 first_seq;  /* the segment header's                          */
-  GArray *recs;       /* SqlenvfsArchiveEntry, every record so far     */
+  guint64 n_recs;     /* records so far                                */
+  SqlenvfsArchiveEntry first; /* the first of them                      */
+  GArray *marks;      /* SqlenvfsArchiveEntry, the GAP and OUTAGE ones  */
+  GArray *heads;      /* Head, the compressed COMMITs (a batch's first) */
   GArray *versions;   /* Version                                       */
   GArray *gens;       /* 40-byte generation runs                       */
   GArray *sizes;      /* size changes                                  */
@@ -194,7 +205,8 @@ archive_sum_builder_new(const SegFile *sf)
   b->seg_version = sf->hdr.version;
   b->flags = sf->hdr.version == 1 ? ARCHIVE_SUM_PAGE_CRCS : 0;
   b->first_seq = sf->hdr.first_seq;
-  b->recs = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  b->marks = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  b->heads = g_array_new(FALSE, FALSE, sizeof(Head));
   b->versions = g_array_new(FALSE, FALSE, sizeof(Version));
   b->gens = g_array_new(FALSE, FALSE, 40);
   b->sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
@@ -207,7 +219,8 @@ archive_sum_builder_free(ArchiveSumBuilder *b)
   if (b == NULL)
     return;
   g_free(b->path);
-  g_array_unref(b->recs);
+  g_array_unref(b->marks);
+  g_array_unref(b->heads);
   g_array_unref(b->versions);
   g_array_unref(b->gens);
   g_array_unref(b->sizes);
@@ -248,12 +261,21 @@ builder_add_commit(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry
                          chunk, error))
     return FALSE;
   if (e->flags & SQLENVFS_ARCHIVE_BATCHED) {
-    const SqlenvfsArchiveEntry *h;
-    if (e->reason == 0 || e->reason > b->recs->len - 1)
+    const Head *h = NULL;
+    guint64 target;
+    if (e->reason == 0 || e->reason > b->n_recs - 1)
       return not_summarized(error, b->path, "a batch member points before the segment");
-    h = &g_array_index(b->recs, SqlenvfsArchiveEntry, b->recs->len - 1 - e->reason);
-    if (h->type != SQLENVFS_ARCHIVE_COMMIT || !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
-        (guint64)e->text_len + e->n_pages > archive_stream_pages(h))
+    /* The record it points to must be a compressed COMMIT: one of the
+     * heads, searched from the newest (its batch's, in a sound segment). */
+    target = b->n_recs - 1 - e->reason;
+    for (guint i = b->heads->len; i > 0 && h == NULL; i--) {
+      const Head *c = &g_array_index(b->heads, Head, i - 1);
+      if (c->index < target)
+        break;
+      if (c->index == target)
+        h = c;
+    }
+    if (h == NULL || (guint64)e->text_len + e->n_pages > h->stream_pages)
       return not_summarized(error, b->path, "a batch member does not match its first record");
     img_off = h->offset;
     first = e->text_len;
@@ -301,16 +323,23 @@ archive_sum_builder_add(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchive
     not_summarized(&b->failed, b->path, "its seal does not match it");
     return;
   }
-  if (r.seq != b->first_seq + b->recs->len) {
+  if (r.seq != b->first_seq + b->n_recs) {
     not_summarized(&b->failed, b->path, "its sequence numbers do not follow each other");
     return;
   }
   r.segment = 0;
-  g_array_append_val(b->recs, r);
+  if (b->n_recs == 0)
+    b->first = r;
+  b->n_recs++;
+  if (r.type == SQLENVFS_ARCHIVE_COMMIT && (r.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
+    Head h = { b->n_recs - 1, r.offset, archive_stream_pages(&r) };
+    g_array_append_val(b->heads, h);
+  }
   if (r.type == SQLENVFS_ARCHIVE_SEAL) {
     b->seal = r;
     b->sealed = TRUE;
   } else if (r.type == SQLENVFS_ARCHIVE_GAP || r.type == SQLENVFS_ARCHIVE_OUTAGE) {
+    g_array_append_val(b->marks, r);
     b->n_marks++;
   } else if (r.type == SQLENVFS_ARCHIVE_COMMIT) {
     builder_add_commit(b, sf, &r, chunk, &b->failed);
@@ -329,7 +358,7 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
                            guint32 version, GError **error)
 {
   g_autoptr(GByteArray) out = NULL;
-  GArray *versions = b->versions, *gens = b->gens, *sizes = b->sizes, *recs = b->recs;
+  GArray *versions = b->versions, *gens = b->gens, *sizes = b->sizes;
   const gsize hs = version == 1 ? ARCHIVE_SUM_HEADER_SIZE : ARCHIVE_SUM_HEADER_SIZE_V2;
   guint64 n_pages = 0;
   guint8 *p;
@@ -358,7 +387,7 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
                 (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
                 (version == 2 ? n_pages * ARCHIVE_SUM_VERSION_SIZE : 0) +
                 (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + (version == 1 ? 4 : 0);
-    const SqlenvfsArchiveEntry *first_rec = &g_array_index(recs, SqlenvfsArchiveEntry, 0);
+    const SqlenvfsArchiveEntry *first_rec = &b->first; /* sealed: there is one */
     const SqlenvfsArchiveEntry *seal = &b->seal;
     guint8 *last;
     guint k = 0;
@@ -377,7 +406,7 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     put64(p + 48, seal->seq);
     put64(p + 56, (guint64)first_rec->time);
     put64(p + 64, (guint64)seal->time);
-    put64(p + 72, recs->len);
+    put64(p + 72, b->n_recs);
     put64(p + 80, b->n_commits);
     put64(p + 88, b->commit_bytes);
     put32(p + 96, b->n_marks);
@@ -388,12 +417,9 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     put32(p + 116, b->last_db_pages);
     put32(p + 124, sizes->len);
     p += hs;
-    for (guint i = 0; i < recs->len; i++) {
-      const SqlenvfsArchiveEntry *e = &g_array_index(recs, SqlenvfsArchiveEntry, i);
-      if (e->type == SQLENVFS_ARCHIVE_GAP || e->type == SQLENVFS_ARCHIVE_OUTAGE) {
-        archive_encode_idx_entry(e, p);
-        p += IDX_ENTRY_SIZE;
-      }
+    for (guint i = 0; i < b->marks->len; i++) {
+      archive_encode_idx_entry(&g_array_index(b->marks, SqlenvfsArchiveEntry, i), p);
+      p += IDX_ENTRY_SIZE;
     }
     if (gens->len > 0) /* an empty array has no data (memcpy wants a pointer) */
       memcpy(p, gens->data, (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE);

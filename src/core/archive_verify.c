@@ -150,47 +150,143 @@ problem(Problems *p, const char *file, const char *fmt, ...)
     p->fn(p->user, file, msg);
 }
 
-/* Compare the index of segment @number with the records found in it. */
+/* The index of a segment, compared entry by entry with its records as the
+ * pass over the segment finds them (no array of them is kept, and the file
+ * is read in small pieces, not whole). What is wrong with it, if anything,
+ * is kept in @why and told once the segment has been read (idx_finish), so
+ * that problems are told in the same order as when the index was read after
+ * the segment. */
+#define IDX_READ_ENTRIES 512 /* 56 KiB a read */
+
+typedef struct {
+  char *path;
+  int fd;
+  guint64 n;       /* entries in the file                               */
+  guint64 at;      /* the entry the buffer starts with                  */
+  guint64 have;    /* entries in the buffer                             */
+  char *why;       /* the first problem found; comparing stops there    */
+  guint8 *buf;     /* IDX_READ_ENTRIES entries                          */
+} IdxStream;
+
 static void
-verify_index(const char *dir, guint64 number, GArray *records, gboolean tail_torn, Problems *p)
+idx_open(IdxStream *x, const char *dir, guint64 number)
 {
   g_autofree char *iname = archive_seg_name(number, "idx");
-  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
-  g_autofree char *data = NULL;
-  gsize len = 0;
-  guint n;
+  guint8 hdr[IDX_HEADER_SIZE];
+  struct stat st;
+  gsize got = 0;
 
-  if (!g_file_get_contents(ipath, &data, &len, NULL)) {
-    problem(p, ipath, "index file is missing or unreadable (readers scan the segment instead)");
+  memset(x, 0, sizeof *x);
+  x->path = g_build_filename(dir, iname, NULL);
+  x->fd = open(x->path, O_RDONLY | O_CLOEXEC);
+  if (x->fd < 0 || fstat(x->fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      !archive_pread_full(x->fd, hdr, sizeof hdr, 0, &got, x->path, NULL)) {
+    x->why = g_strdup("index file is missing or unreadable (readers scan the segment instead)");
     return;
   }
-  if (len < IDX_HEADER_SIZE || !archive_decode_idx_header((const guint8 *)data, number)) {
-    problem(p, ipath, "index header is corrupt");
+  if (got < sizeof hdr || (guint64)st.st_size < IDX_HEADER_SIZE ||
+      !archive_decode_idx_header(hdr, number)) {
+    x->why = g_strdup("index header is corrupt");
     return;
   }
-  n = (guint)((len - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE);
-  for (guint i = 0; i < n && i < records->len; i++) {
-    SqlenvfsArchiveEntry e;
-    const SqlenvfsArchiveEntry *r = &g_array_index(records, SqlenvfsArchiveEntry, i);
-    if (!archive_decode_idx_entry((const guint8 *)data + IDX_HEADER_SIZE + i * (gsize)IDX_ENTRY_SIZE,
-                          &e)) {
-      problem(p, ipath, "index entry %u is corrupt (checksum mismatch)", i + 1);
+  x->n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
+  x->buf = g_malloc((gsize)IDX_READ_ENTRIES * IDX_ENTRY_SIZE);
+}
+
+/* Compare entry @i of the index with @r, the @i-th record of the segment
+ * (a valid one; records are given in order, from the first). */
+static void
+idx_compare(IdxStream *x, guint64 i, const SqlenvfsArchiveEntry *r)
+{
+  SqlenvfsArchiveEntry e;
+
+  if (x->why != NULL || i >= x->n)
+    return;
+  if (i < x->at || i >= x->at + x->have) {
+    gsize want = (gsize)MIN((guint64)IDX_READ_ENTRIES, x->n - i) * IDX_ENTRY_SIZE, got = 0;
+    if (!archive_pread_full(x->fd, x->buf, want, IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE, &got,
+                            x->path, NULL) ||
+        got < IDX_ENTRY_SIZE) {
+      x->why = g_strdup("index file is missing or unreadable (readers scan the segment instead)");
       return;
     }
-    if (!archive_same_header(&e, r) || e.offset != r->offset) {
-      problem(p, ipath, "index entry %u does not match record %" G_GUINT64_FORMAT, i + 1, r->seq);
-      return;
-    }
+    x->at = i;
+    x->have = got / IDX_ENTRY_SIZE;
   }
-  if (n > records->len && !tail_torn)
-    problem(p, ipath, "index lists %u records but the segment holds %u valid ones", n,
-            records->len);
+  if (!archive_decode_idx_entry(x->buf + (gsize)(i - x->at) * IDX_ENTRY_SIZE, &e))
+    x->why = g_strdup_printf("index entry %" G_GUINT64_FORMAT " is corrupt (checksum mismatch)",
+                             i + 1);
+  else if (!archive_same_header(&e, r) || e.offset != r->offset)
+    x->why = g_strdup_printf("index entry %" G_GUINT64_FORMAT " does not match record %"
+                             G_GUINT64_FORMAT, i + 1, r->seq);
+}
+
+/* The segment held @n_records valid records (the last one cut short when
+ * @tail_torn): tell what is wrong with its index to @p, and close it. */
+static void
+idx_finish(IdxStream *x, guint64 n_records, gboolean tail_torn, Problems *p)
+{
+  if (x->why == NULL && x->n > n_records && !tail_torn)
+    x->why = g_strdup_printf("index lists %" G_GUINT64_FORMAT " records but the segment holds %"
+                             G_GUINT64_FORMAT " valid ones", x->n, n_records);
   /* Fewer entries than records: the unindexed tail of a live segment. */
+  if (x->why != NULL && p != NULL)
+    problem(p, x->path, "%s", x->why);
+  if (x->fd >= 0)
+    close(x->fd);
+  g_free(x->path);
+  g_free(x->why);
+  g_free(x->buf);
+  memset(x, 0, sizeof *x);
+  x->fd = -1;
+}
+
+/* What the check of a batch's later commits needs of each record before
+ * it in its segment. */
+typedef struct {
+  guint32 type, flags, stream_pages;
+} RecordKind;
+
+/* The blocks of the compressed COMMIT @rec (@e), checked without
+ * decompressing them: the block table covers the block data exactly, each
+ * block matches its crc32, and each zstd frame declares exactly its pages'
+ * length as its content and ends exactly at its stored length. The record's
+ * own checksum (found right before this is called) covers every byte as
+ * stored, so any change to them since they were written is already found;
+ * what decompressing adds is the proof that the writer's zstd output
+ * decodes, which `verify --full` gives (archive_check_blocks). NULL when
+ * all is right, else what is wrong ("has ..."). */
+static const char *
+check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
+{
+  guint32 sp = archive_stream_pages(e);
+  guint32 ppb = archive_pages_per_block(e->page_size), nb = archive_n_blocks(sp, e->page_size);
+  const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
+  const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
+
+  for (guint32 j = 0; j < nb; j++) {
+    gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
+    gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
+    if (stored == 0 || stored > raw || stored > (gsize)(table - pos))
+      return "has a block table that does not match its data";
+    if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
+      return "has a compressed block that fails its checksum";
+    if (stored < raw) {
+      unsigned long long content = ZSTD_getFrameContentSize(pos, stored);
+      size_t frame = ZSTD_findFrameCompressedSize(pos, stored);
+      if (content != (unsigned long long)raw || ZSTD_isError(frame) || frame != stored)
+        return "has a compressed block whose zstd frame does not hold exactly its pages";
+    }
+    pos += stored;
+  }
+  return pos != table ? "has bytes between its last block and its block table" : NULL;
 }
 
 /* Version 2: read the compressed COMMIT @e (whose checksum archive_read_record()
- * found right) again, from @sf's window, and check its blocks with @dctx;
- * *why says what is wrong, if anything. FALSE only on an I/O error. */
+ * found right) again, from @sf's window, and check its blocks: decompressed
+ * with @dctx, or, when @dctx is NULL, by their checksums and frame headers
+ * (check_block_frames); *why says what is wrong, if anything. FALSE only on
+ * an I/O error. */
 static gboolean
 verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, ZSTD_DCtx *dctx, const char **why,
               GError **error)
@@ -202,7 +298,8 @@ verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, ZSTD_DCtx *dctx, const
   if (!archive_seg_map(sf, e->offset, (gsize)e->length, &in_window, error))
     return FALSE;
   if (in_window != NULL) {
-    *why = archive_check_blocks(e, in_window, NULL, dctx);
+    *why = dctx ? archive_check_blocks(e, in_window, NULL, dctx)
+                : check_block_frames(e, in_window);
     return TRUE;
   }
   rec = g_try_malloc(e->length);
@@ -217,7 +314,7 @@ verify_blocks(SegFile *sf, const SqlenvfsArchiveEntry *e, ZSTD_DCtx *dctx, const
   if (got < e->length)
     *why = "is cut short";
   else
-    *why = archive_check_blocks(e, rec, NULL, dctx);
+    *why = dctx ? archive_check_blocks(e, rec, NULL, dctx) : check_block_frames(e, rec);
   return TRUE;
 }
 
@@ -267,6 +364,52 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
   return FALSE;
 }
 
+/* Whether the summary file @path is, byte for byte, what @b (which
+ * gathered the whole segment @number of @size bytes) builds in the file's
+ * own version. Then it is good and describes its segment: what is built
+ * passes every check of a summary by construction, its segment's number,
+ * size and seal included. Read 64 KiB at a time, not loaded whole. FALSE
+ * when it differs, is not there or cannot be read: the caller then loads
+ * it to say which. */
+static gboolean
+summary_equals_built(const char *path, ArchiveSumBuilder *b, const char *dir, guint64 number,
+                     guint64 size)
+{
+  g_autoptr(GByteArray) want = NULL;
+  g_autofree guint8 *buf = NULL;
+  guint8 head[12];
+  struct stat st;
+  gsize got = 0, at = 0;
+  guint32 version;
+  gboolean same = FALSE;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0)
+    return FALSE;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) ||
+      !archive_pread_full(fd, head, sizeof head, 0, &got, path, NULL) || got != sizeof head ||
+      memcmp(head, ARCHIVE_SUM_MAGIC, 8) != 0)
+    goto out;
+  version = get32(head + 8);
+  if (version != 1 && version != 2)
+    goto out;
+  want = archive_sum_builder_finish(b, dir, number, size, version, NULL);
+  if (want == NULL || (guint64)st.st_size != want->len)
+    goto out;
+  buf = g_malloc(64 * 1024);
+  while (at < want->len) {
+    gsize n = MIN((gsize)64 * 1024, want->len - at);
+    if (!archive_pread_full(fd, buf, n, at, &got, path, NULL) || got != n ||
+        memcmp(buf, want->data + at, n) != 0)
+      goto out;
+    at += n;
+  }
+  same = TRUE;
+out:
+  close(fd);
+  return same;
+}
+
 /* Check the summary of the sealed segment @number (@size bytes, sealed
  * with @seal): present and usable (archive_summary.c, S1), and, when
  * @rebuild (the segment was read whole without a problem), exactly what
@@ -287,6 +430,8 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
   const char *fix = "readers use the segment's index instead; remove the file, and the "
                     "archiver writes it again when it next starts";
 
+  if (rebuild && b != NULL && summary_equals_built(path, b, dir, number, size))
+    return TRUE; /* the usual case: the segment read, its summary what it makes */
   switch (archive_summary_load(dir, number, size, seal, &s, &data, &why, &error)) {
   case ARCHIVE_SUM_MISSING:
     return FALSE;
@@ -338,22 +483,6 @@ verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guin
     memo->summary_verified(memo->user, path, seal);
 }
 
-/* How many records segment @number (@size bytes) holds, as its index
- * says, for the array that keeps them (never more than can fit). */
-static guint
-expected_records(const char *dir, guint64 number, guint64 size)
-{
-  g_autofree char *iname = archive_seg_name(number, "idx");
-  g_autofree char *ipath = g_build_filename(dir, iname, NULL);
-  struct stat st;
-  guint64 n;
-
-  if (stat(ipath, &st) != 0 || st.st_size < IDX_HEADER_SIZE)
-    return 0;
-  n = ((guint64)st.st_size - IDX_HEADER_SIZE) / IDX_ENTRY_SIZE;
-  return (guint)MIN(n, MIN(size / REC_EMPTY_SIZE + 1, (guint64)G_MAXUINT / 2));
-}
-
 gboolean
 sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
                              SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
@@ -402,12 +531,15 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     }
   }
   chunk = g_malloc(IO_CHUNK);
-  dctx = ZSTD_createDCtx();
-  g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  if (memo == NULL || !memo->frames_only) {
+    dctx = ZSTD_createDCtx();
+    g_assert(dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+  }
   for (guint k = 0; k < nums->len; k++) {
     guint64 number = g_array_index(nums, guint64, k);
     gboolean is_last = k + 1 == nums->len;
-    g_autoptr(GArray) records = NULL;
+    g_autoptr(GArray) kinds = NULL; /* RecordKind of each record read */
+    IdxStream idx = { .fd = -1 };
     g_autoptr(ArchiveSumBuilder) sum = NULL; /* its summary, from the same pass */
     SegFile sf;
     guint8 hbuf[SEG_HEADER_SIZE];
@@ -457,13 +589,13 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       archive_seg_file_close(&sf);
       continue;
     }
-    records = g_array_sized_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry),
-                                expected_records(dir, number, sf.size));
+    kinds = g_array_new(FALSE, FALSE, sizeof(RecordKind));
     archive_seg_file_buffer(&sf); /* read whole: large reads */
     if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
     }
+    idx_open(&idx, dir, number);
     c = crc(0, hbuf, sizeof hbuf);
     seq = sf.hdr.first_seq;
     sum = archive_sum_builder_new(&sf);
@@ -475,6 +607,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
         if (local) {
           g_propagate_error(error, g_steal_pointer(&local));
+          idx_finish(&idx, 0, TRUE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -504,13 +637,12 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
         /* Its pages are in the batch's first record, earlier in this
          * segment (checked itself as a compressed record). */
-        const SqlenvfsArchiveEntry *h =
-          e.reason <= records->len
-            ? &g_array_index(records, SqlenvfsArchiveEntry, records->len - e.reason)
-            : NULL;
+        const RecordKind *h =
+          e.reason <= kinds->len ? &g_array_index(kinds, RecordKind, kinds->len - e.reason)
+                                 : NULL;
         if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
             !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
-            (guint64)e.text_len + e.n_pages > archive_stream_pages(h))
+            (guint64)e.text_len + e.n_pages > h->stream_pages)
           problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
                   " belongs to a batch whose first record is missing or does not hold its "
                   "pages", seq, off);
@@ -518,6 +650,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
         const char *why = NULL;
         if (!verify_blocks(&sf, &e, dctx, &why, error)) {
+          idx_finish(&idx, 0, TRUE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -531,7 +664,12 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
         sealed = TRUE;
         prev_seal = e.reason;
       }
-      g_array_append_val(records, e);
+      {
+        RecordKind kind = { e.type, e.flags,
+                         e.type == SQLENVFS_ARCHIVE_COMMIT ? archive_stream_pages(&e) : 0 };
+        g_array_append_val(kinds, kind);
+      }
+      idx_compare(&idx, facts.n_records, &e);
       archive_sum_builder_add(sum, &sf, &e, chunk); /* while the window holds it */
       facts.n_records++;
       if (e.type == SQLENVFS_ARCHIVE_COMMIT)
@@ -548,11 +686,11 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       problem(&p, sf.path, "segment is not sealed but a later one exists");
     if (is_last && !sealed) {
       Problems live = { note_live_index, NULL, 0, NULL, NULL };
-      verify_index(dir, number, records, tail_torn, &live);
+      idx_finish(&idx, facts.n_records, tail_torn, &live);
       g_free(live.first_file);
       g_free(live.first_message);
     } else {
-      verify_index(dir, number, records, tail_torn, &p);
+      idx_finish(&idx, facts.n_records, tail_torn, &p);
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,

@@ -554,6 +554,7 @@ sqlenvfs_verify_memo_archive_hooks(SqlenvfsVerifyMemo *memo, SqlenvfsArchiveVeri
   out->user = memo;
   out->summary_known = summary_known;
   out->summary_verified = summary_verified;
+  out->frames_only = FALSE;
 }
 
 void
@@ -662,6 +663,7 @@ sqlenvfs_verify_memo_run(SqlenvfsRoot *root, gboolean full, SqlenvfsVerifyReport
   memo = full ? sqlenvfs_verify_memo_new(now)
               : sqlenvfs_verify_memo_load(path, now, &report->memo_note);
   sqlenvfs_verify_memo_archive_hooks(memo, &ahooks);
+  ahooks.frames_only = !full; /* --full decompresses every block */
   sqlenvfs_verify_memo_store_hooks(memo, &shooks);
   if (!sqlenvfs_store_verify_all_with(root, &shooks, report, error) ||
       !sqlenvfs_retention_verify_archives(root, &ahooks, report, error))

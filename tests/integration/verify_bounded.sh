@@ -122,3 +122,116 @@ grep -q "^note: $MEMO fails its checksum (damaged or edited), so it was ignored 
 grep -q "^checked $n2 segments, $(copies "$n_copies") (everything: nothing verified before is unchanged)$" "$T/v6" ||
   fail "a damaged memo was trusted: $(scope "$T/v6")"
 pass "a damaged memo is ignored and everything read"
+
+# Damage in a segment sealed since the last run, found by the run that reads
+# it for the first time (a memo that does not know it yet): a byte of a
+# record's compressed page data, of a record's header, of its index, of its
+# summary. Each file is put back after its case.
+pitr_start_archiver "$R" "$T/a3"
+write 400
+pitr_stop_archiver "$T/a3"
+cp "$MEMO" "$T/memo.before"
+segs=( $(ls "$A" | grep '\.seg$') )
+S=${segs[${#segs[@]}-2]}   # the newest sealed segment
+S=${S%.seg}
+[ -f "$A/$S.sum" ] || fail "the newest sealed segment $S has no summary"
+# where FILE: the offset of the first COMMIT with compressed pages in segment
+# FILE, its page data's first byte, and its index entry number (from 1).
+where() {
+  python3 - "$1" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+off, i = 64, 1
+while off + 96 <= len(b):
+    typ, flags, length = struct.unpack_from("<HHQ", b, off + 4)
+    n = struct.unpack_from("<I", b, off + 48)[0]
+    if typ == 1 and flags & 2:
+        print(off, off + 96 + 4 * n + 10, i)
+        sys.exit(0)
+    off += length
+    i += 1
+sys.exit("no compressed COMMIT record")
+PY
+}
+read -r rec body entry <<< "$(where "$A/$S.seg")"
+flip() { # flip FILE OFFSET
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\x$(printf %02x $((b ^ 0x20)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# damaged WHAT FILE OFFSET PATTERN: verify, from the memo of before, reports
+# FILE bad (PATTERN) once a byte at OFFSET is flipped, and exits 1.
+damaged() {
+  local what=$1 file=$2 off=$3 pattern=$4 rc=0
+  cp -p "$A/$file" "$T/orig"
+  flip "$A/$file" "$off"
+  cp "$T/memo.before" "$MEMO"
+  "$SQLENVFS" verify --root "$R" > "$T/d" 2> "$T/d.err" || rc=$?
+  cp -p "$T/orig" "$A/$file"
+  [ "$rc" -eq 1 ] || { cat "$T/d" "$T/d.err"; fail "verify with $what damaged exited $rc"; }
+  grep -q "^BAD  wal-archive $file .*app: $pattern" "$T/d" ||
+    fail "$what: $file is not reported ($pattern): $(cat "$T/d")"
+  pass "a flipped byte in $what of the new segment is found: $(grep "^BAD  wal-archive $file" "$T/d" | head -1)"
+}
+damaged "a record's compressed pages" "$S.seg" "$body" "record [0-9]* at offset $rec is corrupt (checksum mismatch)"
+damaged "a record's header" "$S.seg" $((rec + 17)) "record [0-9]* at offset $rec is corrupt (checksum mismatch)"
+damaged "an index entry" "$S.idx" $((32 + (entry - 1) * 112 + 17)) "index entry $entry is corrupt"
+damaged "the summary" "$S.sum" $(( $(stat -c %s "$A/$S.sum") / 2 )) "segment summary"
+cp "$T/memo.before" "$MEMO"
+"$SQLENVFS" verify --root "$R" > "$T/d" || { cat "$T/d"; fail "verify after the repairs"; }
+pass "all good again once each file is put back"
+
+# A compressed block whose stored bytes all match their checksums, but whose
+# zstd frame declares one byte more than its pages (as a faulty writer would
+# make it): the run without --full, which does not decompress blocks, finds
+# it from the frame's header; --full finds that it does not decompress.
+L=${segs[${#segs[@]}-1]}
+cp -p "$A/$L" "$T/orig"
+python3 - "$A/$L" <<'PY' || fail "could not forge a frame in $L"
+import struct, sys, zlib
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+off = 64
+while off + 96 <= len(b):
+    typ, flags, length = struct.unpack_from("<HHQ", b, off + 4)
+    n = struct.unpack_from("<I", b, off + 48)[0]
+    end = off + length
+    start = off + 96 + 4 * n
+    if typ == 1 and flags & 2 and end <= len(b):
+        for nb in range(1, 1024):   # the block table: its lengths add up to the data
+            table = end - 8 - 8 * nb
+            if table < start:
+                break
+            lens = [struct.unpack_from("<I", b, table + 8 * j)[0] for j in range(nb)]
+            if sum(lens) == table - start:
+                break
+        else:
+            nb = 0
+        if nb and b[start:start + 4] == b"\x28\xb5\x2f\xfd":
+            fhd = b[start + 4]
+            single, fcs_flag, dict_flag = (fhd >> 5) & 1, fhd >> 6, fhd & 3
+            fcs_at = start + 5 + (0 if single else 1) + [0, 1, 2, 4][dict_flag]
+            size = {0: 1 if single else 0, 1: 2, 2: 4, 3: 8}[fcs_flag]
+            if size:
+                v = int.from_bytes(b[fcs_at:fcs_at + size], "little") + 1
+                b[fcs_at:fcs_at + size] = v.to_bytes(size, "little")
+                struct.pack_into("<I", b, table + 4, zlib.crc32(bytes(b[start:start + lens[0]])))
+                struct.pack_into("<I", b, end - 8, zlib.crc32(bytes(b[off:end - 8])))
+                open(p, "wb").write(bytes(b))
+                print(off)
+                sys.exit(0)
+    off += length
+sys.exit("no compressed COMMIT with a zstd frame in the segment being written")
+PY
+rc=0
+"$SQLENVFS" verify --root "$R" > "$T/f1" 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || { cat "$T/f1"; fail "verify of a forged frame exited $rc"; }
+grep -q "^BAD  wal-archive $L .*zstd frame does not hold exactly its pages" "$T/f1" ||
+  fail "the forged frame is not reported: $(cat "$T/f1")"
+rc=0
+"$SQLENVFS" verify --root "$R" --full > "$T/f2" 2>/dev/null || rc=$?
+[ "$rc" -eq 1 ] || { cat "$T/f2"; fail "verify --full of a forged frame exited $rc"; }
+grep -q "^BAD  wal-archive $L .*does not decompress to its pages" "$T/f2" ||
+  fail "--full: the forged frame is not reported: $(cat "$T/f2")"
+cp -p "$T/orig" "$A/$L"
+pass "a zstd frame that does not hold its pages is found, without --full from its header"

@@ -448,7 +448,7 @@ START_TEST(test_archive_skips_only_what_agrees)
   g_autofree char *adir = g_build_filename(tmp, "archive", NULL);
   g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
   SqlenvfsArchiveVerifyResult full = { 0 }, first = { 0 }, second = { 0 }, lied = { 0 };
-  SqlenvfsArchiveVerifyMemo hooks, liar_hooks = { liar_known, liar_verified, NULL, NULL, NULL };
+  SqlenvfsArchiveVerifyMemo hooks, liar_hooks = { liar_known, liar_verified, NULL, NULL, NULL, FALSE };
   Liar liar = { { 0 }, 0, 0 };
   GError *error = NULL;
 
