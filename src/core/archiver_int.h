@@ -57,6 +57,7 @@
 #define BATCH_BYTES (1u << 20)  /* page bytes of a batch, about; larger commits
                                  * are written on their own                    */
 #define N_LATENCY 4096
+#define START_NICE 10           /* the start-up pass runs this much nicer (archiver_loop.c) */
 
 typedef struct _Db Db;
 
@@ -201,6 +202,9 @@ void archiver_cancel_requests_locked(SqlenvfsArchiver *a);
  * chain started, 0: it went on without a usable base); the snapshot
  * thread is started on first use. No alive time is published until then. */
 void archiver_queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason);
+/* Start the snapshot thread if it is not running (it then waits for a
+ * snapshot to take), so that it is not started by a nicer thread. */
+void archiver_snapshot_start(SqlenvfsArchiver *a);
 /* Wait for the snapshot thread to finish (after `stopping` was set and
  * a->snap_cond broadcast). */
 void archiver_snapshot_join(SqlenvfsArchiver *a);

@@ -12,7 +12,9 @@
  * then inotify is left unread, so that a busy writer's WAL writes wake
  * nobody). Each pass services the
  * databases that were written, are due, or are closed (archiver.c), then
- * serves the queued requests (archiver_requests.c). On stop every
+ * serves the queued requests (archiver_requests.c). Before the first pass
+ * the databases are found and brought up by a start-up pass in a nicer
+ * thread of its own (start_main), which run() waits for. On stop every
  * capturing database gets a last complete capture, synced, and is closed
  * without checkpointing.
  */
@@ -25,6 +27,8 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
@@ -163,11 +167,41 @@ drain_wake(SqlenvfsArchiver *a)
     ;
 }
 
+/* The start-up pass: find the databases of data/prod and bring each up
+ * (archiver.c db_open: the WAL's recovery by SQLite, the archive's end, the
+ * summaries it lacks, continuity, the base of the chain). On a long archive
+ * that is tens of milliseconds of CPU, all of it at once, just when a mount
+ * starts serving its first requests. So it runs in a thread of its own,
+ * START_NICE steps nicer than the caller: on a busy machine the mount's
+ * first lookups are served first. A thread of its own because a thread can
+ * make itself nicer but, without privilege, not less nice again; it ends
+ * with the pass and the loop goes on in the archiver's own thread at its
+ * own priority. Nothing it opens is used by two threads at once: run()
+ * waits for it. Threads it would start inherit its priority, so the
+ * snapshot thread is started before it (archiver_snapshot_start). */
+static gpointer
+start_main(gpointer data)
+{
+  SqlenvfsArchiver *a = data;
+  pid_t tid = (pid_t)syscall(SYS_gettid);
+  int nice_now;
+  errno = 0;
+  nice_now = getpriority(PRIO_PROCESS, (id_t)tid);
+  if ((nice_now != -1 || errno == 0) &&
+      setpriority(PRIO_PROCESS, (id_t)tid, MIN(nice_now + START_NICE, 19)) != 0)
+    g_debug("archiver: could not lower the priority of the start-up pass: %s",
+            g_strerror(errno));
+  discover(a, TRUE);
+  for (guint i = 0; i < a->dbs->len && !g_atomic_int_get(&a->stopping); i++)
+    archiver_db_service(g_ptr_array_index(a->dbs, i), FALSE);
+  return NULL;
+}
+
 gboolean
 sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
 {
-  gint64 next_tick = 0, next_rescan = 0;
-  gboolean rescan = TRUE, initial = TRUE;
+  gint64 next_tick = 0, next_rescan;
+  gboolean rescan = FALSE;
 
   g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
   a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -188,6 +222,9 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     g_message("archiver: could not record pid %d in the archiver lock file", (int)getpid());
   g_info("archiver: watching %s", a->prod_dir);
   a->shipper = sqlenvfs_shipper_start(a->root);
+  archiver_snapshot_start(a);
+  g_thread_join(g_thread_new("archiver-start", start_main, a));
+  next_rescan = g_get_monotonic_time() + RESCAN_US;
 
   while (!g_atomic_int_get(&a->stopping)) {
     struct pollfd fds[2] = { { a->wake[0], POLLIN, 0 }, { a->inotify_fd, POLLIN, 0 } };
@@ -230,8 +267,7 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
       g_autoptr(GError) local = NULL;
       if (a->watch < 0 && !watch_prod(a, &local))
         g_debug("archiver: %s", local->message);
-      discover(a, initial);
-      initial = FALSE;
+      discover(a, FALSE);
       rescan = FALSE;
       next_rescan = now + RESCAN_US;
     }

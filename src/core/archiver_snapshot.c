@@ -74,8 +74,17 @@ archiver_queue_snapshot(SqlenvfsArchiver *a, Db *d, SqlenvfsGapReason reason)
   if (g_queue_find_custom(&a->snap_queue, d->name, (GCompareFunc)strcmp) == NULL)
     g_queue_push_tail(&a->snap_queue, g_strdup(d->name));
   if (a->snap_thread == NULL)
-    a->snap_thread = g_thread_new("sqlenvfs-snapshot", snapshot_main, a);
+    a->snap_thread = g_thread_new("snapshot", snapshot_main, a);
   g_cond_broadcast(&a->snap_cond);
+  g_mutex_unlock(&a->lock);
+}
+
+void
+archiver_snapshot_start(SqlenvfsArchiver *a)
+{
+  g_mutex_lock(&a->lock);
+  if (a->snap_thread == NULL)
+    a->snap_thread = g_thread_new("snapshot", snapshot_main, a);
   g_mutex_unlock(&a->lock);
 }
 

@@ -252,7 +252,8 @@ archiver_start(Fs *fs)
   if (fs->archiver == NULL)
     return;
   sqlenvfs_ops_set_archiver(fs->ops, fs->archiver);
-  fs->archiver_thread = g_thread_new("sqlenvfs-archiver", run_archiver, fs);
+  /* Thread names are at most 15 characters (a longer one is not set). */
+  fs->archiver_thread = g_thread_new("archiver", run_archiver, fs);
 }
 
 /* Stop capture: run() returns once everything seen is archived and durable. */
