@@ -37,10 +37,13 @@
  * GiB of archive. Random blobs so that a compressed copy is as large as the
  * database. The one-row commits never touch fill.
  *
- * The WAL is checkpointed (TRUNCATE) every 4096 commits, which
- * starts a new WAL generation, as routine checkpoints do under the
- * archiver. The WAL still holds the last commit at the end, so an archiver
- * (or a mount) started on the root later continues the chain.
+ * The WAL is checkpointed (TRUNCATE) once it holds CHECKPOINT_FRAMES
+ * frames, which starts a new WAL generation, as routine checkpoints do
+ * under the archiver: it checkpoints at half of [archive] checkpoint-pages
+ * (1000 by default), so the WAL a stopped archiver leaves holds about that
+ * many frames at most. The WAL still holds the last commits at the end (at
+ * most CHECKPOINT_FRAMES frames: what an archiver or a mount started on the
+ * root later recovers), so that it continues the chain.
  *
  * Append mode (--append): N more rows on such a root, or on any root whose
  * production app.db has that table and whose archive ends with a commit
@@ -73,7 +76,7 @@
 
 #define BATCH_COMMITS 64
 #define BATCH_BYTES (1u << 20)
-#define CHECKPOINT_EVERY 4096
+#define CHECKPOINT_FRAMES 500
 
 static const char *const words[] = {
   "the", "a", "an", "of", "to", "and", "in", "is", "it", "that", "for", "on", "with", "as",
@@ -433,7 +436,7 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
 {
   guint segs = until_sealed ? count_segments(archive_dir) : 0;
   guint64 batch_bytes = 0, done = 0;
-  guint in_batch = 0, since_ckpt = 0;
+  guint in_batch = 0;
 
   while (done < n) {
     gint64 returned;
@@ -446,18 +449,15 @@ write_rows(Gen *g, guint64 n, const char *archive_dir, gboolean until_sealed)
     done++;
     in_batch++;
     batch_bytes += bytes;
-    since_ckpt++;
     if (in_batch >= g->batch || batch_bytes >= BATCH_BYTES || done == n ||
-        since_ckpt >= CHECKPOINT_EVERY) {
+        g->wal_frames >= CHECKPOINT_FRAMES) {
       GError *error = NULL;
       if (!sqlenvfs_archive_writer_end_batch(g->w, &error))
         die("write a batch", error);
       in_batch = 0;
       batch_bytes = 0;
-      if (since_ckpt >= CHECKPOINT_EVERY && done < n) {
+      if (g->wal_frames >= CHECKPOINT_FRAMES && done < n)
         checkpoint(g);
-        since_ckpt = 0;
-      }
       if (until_sealed && count_segments(archive_dir) > segs)
         break;
     }
@@ -717,8 +717,10 @@ main(int argc, char **argv)
   {
     double s = (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC;
     printf("gen_archive: %" G_GUINT64_FORMAT " commits (rows up to %" G_GUINT64_FORMAT
-           ") archived in %.1f s (%.0f commits/s); %u segments\n",
-           done, g.row, s, done / MAX(s, 1e-6), count_segments(archive_dir));
+           ") archived in %.1f s (%.0f commits/s); %u segments; the WAL holds the last %u "
+           "frames (checkpointed at %d, as the archiver does at half of checkpoint-pages)\n",
+           done, g.row, s, done / MAX(s, 1e-6), count_segments(archive_dir), g.wal_frames,
+           CHECKPOINT_FRAMES);
   }
   sqlenvfs_archive_writer_free(g.w);
   sqlite3_finalize(g.insert);
