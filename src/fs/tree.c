@@ -350,8 +350,12 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   const char *wal = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_WAL);
 
   if (n == 1) {
+    /* The name is always there: the kernel may keep it (each path under
+     * pitr/ would otherwise look it up again: `ls -l pitr/T/` did seven
+     * times); its mode follows the archive's directory, so it is not kept. */
     w->kind = FS_PITR_DIR;
     attr_dir(fs, a, dir_perm(wal), fs->started_at, TIMEOUT_NONE);
+    a->entry_timeout = TIMEOUT_DIR;
     return TRUE;
   }
   if (n == 2 && (strcmp(comps[1], "earliest") == 0 || strcmp(comps[1], "latest") == 0)) {
