@@ -58,7 +58,7 @@ base=$(nice_of "$pid" "$pid")
 
 # The start-up pass waits for the write lock (up to 5 s): find it meanwhile.
 start=
-for _ in $(seq 1 200); do
+for _ in $(seq 1 500); do
   start=$(tid_named "$pid" archiver-start)
   [ -n "$start" ] && break
   sleep 0.02
