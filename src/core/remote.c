@@ -1916,6 +1916,22 @@ sum_make(SqlenvfsRemote *r, Db *d, const Seg *s, GError **error)
   ls->crcs[3] = sum.last_crc;
   ls->crcs[4] = sum.versions_crc;
   ls->has_layout = sum.file_len == size;
+  if (!ls->has_layout)
+    return TRUE;
+  /* Present: the checked head, each part whole in the prefix that checks,
+   * the start of the one it cuts (checked when the rest comes). A part
+   * that does not check is fetched again when it is read, and named. */
+  g_array_set_size(ls->have, 0);
+  sum_mark(ls, 0, sum.sizes_off);
+  for (guint k = 1; k < SUM_N_PARTS; k++) {
+    guint64 x = ls->bound[k], y = ls->bound[k + 1];
+    if (x >= y || x >= have)
+      continue;
+    if (y > have)
+      sum_mark(ls, x, have);
+    else if (sqlenvfs_crc32(0, head + x, y - x) == ls->crcs[k])
+      sum_mark(ls, x, y);
+  }
   return TRUE;
 }
 
