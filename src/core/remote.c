@@ -3,9 +3,12 @@
  *
  * The temporary directory "<parent>/.tmp-remote-<pid>" (0700) holds two
  * roots: plan/, where the small objects land (every complete MANIFEST, the
- * .idx of the sealed segments, alive, PRUNED), and root/, which the local
- * engine reads: it gets hard links of the small objects it needs and the
- * large ones (bases, segments) fetched straight into place.
+ * .idx and .sum of the sealed segments, alive, PRUNED), and root/, which
+ * the local engine reads: it gets hard links of the small objects it needs
+ * and the large ones (bases, segments) fetched straight into place. In
+ * mount --remote's cache, the sealed segments and their summaries are
+ * sparse files in root/ filled on demand through the archive's fetch hook
+ * (Lazy and LazySum, below).
  *
  * Planning a restore (docs/REPLICA.md, "Reading a replica from another
  * machine"): the base is the newest complete copy whose WAL position maps,
