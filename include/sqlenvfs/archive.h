@@ -466,12 +466,15 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
  * I/O error. */
 int sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error);
 
-/* Segment files filled on demand (mount --remote): a process may install one
- * hook that every read of an archive file goes through first. Asked about
- * @len bytes at @off of the file @path, it answers LOCAL when @path is not
- * one of its files (the read goes on as usual), READY once those bytes are
- * in the file and were checked as they arrived (every record they touch
- * read whole and checked against its index entry and its own crc32), or
+/* Segment and summary files filled on demand (mount --remote): a process
+ * may install one hook that every read of an archive file goes through
+ * first. Asked about @len bytes at @off of the file @path, it answers LOCAL
+ * when @path is not one of its files (the read goes on as usual), READY
+ * once those bytes are in the file and were checked as they arrived (of a
+ * segment: every record they touch read whole and checked against its
+ * index entry and its own crc32; of a summary: every part they touch that
+ * came whole checked against its crc32, the readers' own checks applying
+ * as on a root), or
  * FAILED with *error (nothing is read then: a damaged or short range is an
  * error, never other bytes). With @len 0 it only says whether @path is one
  * of its files (READY) or not (LOCAL). check_records does not read the

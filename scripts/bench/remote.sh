@@ -8,7 +8,9 @@
 #   - a point query through mount --remote on pitr/T from a cold cache
 #     (time, and the bytes fetched, of the base and of the archive, against
 #     1% of the database's size); the archive's sealed segments are read on
-#     demand, so their cache files are sparse and counted by allocated blocks.
+#     demand, so their cache files are sparse and counted by allocated blocks,
+#     and so are the summaries' (their heads at the start, the parts a state
+#     reads on demand).
 # A real S3 server (Ceph radosgw, scripts/s3server.sh) on loopback.
 #
 #   scripts/bench/remote.sh SQLENVFS [--size-mib N] [--seconds S] [--runs N] [--dir DIR]
@@ -135,7 +137,14 @@ b=$(now)
 # is what their allocated blocks hold (du without --apparent-size; the
 # small objects, indexes and summaries, are counted with them).
 archive_du() { du -sB1 "$dir/cache/backups/prod/wal_archives" | cut -f1; }
+# The summaries are sparse files too (their heads at the start, the parts
+# a state reads on demand): allocated bytes, and their whole size.
+sum_du() {
+  find "$dir/cache/backups/prod/wal_archives" -name '*.sum' -printf "$1\n" |
+    awk -v m="$2" '{s+=$1*m} END {print s+0}'
+}
 archive_start=$(archive_du)
+sum_start=$(sum_du %b 512)
 python3 - "$dir/mnt/pitr/@$T/app.db" > "$dir/q.out" <<'PY'
 import sqlite3, sys, time
 t0 = time.time()
@@ -145,6 +154,8 @@ print("%.3f %d" % (time.time() - t0, n))
 PY
 fusermount3 -u "$dir/mnt"
 archive_bytes=$(archive_du)
+sum_bytes=$(sum_du %b 512) sum_all=$(sum_du %s 1)
+n_sums=$(find "$dir/cache/backups/prod/wal_archives" -name '*.sum' | wc -l)
 qt=$(cut -d' ' -f1 "$dir/q.out")
 # What the cold cache holds now is what was fetched (nothing is evicted
 # within the default bound): the base (blocks, or whole copies) and the
@@ -171,5 +182,7 @@ printf '10-remote  point query: archive bytes fetched at the mount start       %
   "$archive_start" "$(echo "scale=6; 100 * $archive_start / $db_bytes" | bc)"
 printf '10-remote  point query: archive bytes fetched, start + query          %12d  (%.4f%% of the database)\n' \
   "$archive_bytes" "$(echo "scale=6; 100 * $archive_bytes / $db_bytes" | bc)"
+printf '10-remote  point query: of which summaries (%d), start / start + query / whole   %d / %d / %d\n' \
+  "$n_sums" "$sum_start" "$sum_bytes" "$sum_all"
 printf '10-remote  point query: all bytes fetched / 1%% of the database          %12d / %d   %s\n' \
   "$total_bytes" "$budget" "$verdict"

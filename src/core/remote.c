@@ -3,9 +3,12 @@
  *
  * The temporary directory "<parent>/.tmp-remote-<pid>" (0700) holds two
  * roots: plan/, where the small objects land (every complete MANIFEST, the
- * .idx of the sealed segments, alive, PRUNED), and root/, which the local
- * engine reads: it gets hard links of the small objects it needs and the
- * large ones (bases, segments) fetched straight into place.
+ * .idx and .sum of the sealed segments, alive, PRUNED), and root/, which
+ * the local engine reads: it gets hard links of the small objects it needs
+ * and the large ones (bases, segments) fetched straight into place. In
+ * mount --remote's cache, the sealed segments and their summaries are
+ * sparse files in root/ filled on demand through the archive's fetch hook
+ * (Lazy and LazySum, below).
  *
  * Planning a restore (docs/REPLICA.md, "Reading a replica from another
  * machine"): the base is the newest complete copy whose WAL position maps,
@@ -43,6 +46,18 @@ typedef struct {
   SqlenvfsS3Object *obj;
 } Part;
 
+/* The parts of a version 2 segment summary (archive_summary.c): the head
+ * (header, marks, generations), the size changes, the page table, the
+ * last versions, the versions. */
+#define SUM_N_PARTS 5
+/* What the mount's start fetches of each summary: its head (header, marks,
+ * generations) and mostly its size changes; one 4 KiB block of the cache. */
+#define SUM_PREFIX 4096
+/* Summaries fetched ahead of the reader at most, in the direction its
+ * misses go (sum_ensure), and the connections they are fetched on. */
+#define SUM_AHEAD_MAX 16
+#define SUM_CONNS 8
+
 typedef struct {
   guint64 number;
   SqlenvfsS3Object *seg, *idx, *sum;
@@ -56,6 +71,14 @@ typedef struct {
   char *name;
   GPtrArray *segs;   /* Seg *, by number */
   SqlenvfsS3Object *alive, *pruned;
+  /* mount --remote: its summaries read on demand (LazySum, by number; not
+   * owned), and, per part, where the last miss was, which way the misses
+   * go and how many summaries ahead the next one fetches (sum_ensure). */
+  GPtrArray *sums;
+  guint ra_at[SUM_N_PARTS];
+  int ra_dir[SUM_N_PARTS];
+  guint ra_win[SUM_N_PARTS];
+  gboolean ra_seen[SUM_N_PARTS];
 } Db;
 
 typedef struct {
@@ -87,6 +110,11 @@ struct _SqlenvfsRemote {
   SqlenvfsS3 *lazy_s3;
   guint64 lazy_bytes;    /* record bytes fetched on demand (under cache_lock) */
   guint64 cache_max;     /* the bound last given (0: none yet), under cache_lock */
+  /* mount --remote: sealed segments' summaries filled on demand (LazySum). */
+  GHashTable *lazy_sums; /* local path -> LazySum *, fixed once the cache is synced */
+  SqlenvfsS3 *sum_s3[8]; /* the connections of sum_run (under lazy_lock) */
+  guint n_sum_gets;      /* GETs and bytes of summaries on demand (under cache_lock) */
+  guint64 sum_bytes;
   gboolean is_hooked;    /* the archive's fetch hook is ours */
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
 };
@@ -121,6 +149,35 @@ lazy_free(gpointer p)
   g_free(lz);
 }
 
+/* A sealed segment's summary read on demand by mount --remote: its cache
+ * file is sparse, of the object's size; @have holds the byte ranges in it
+ * (sorted, disjoint, not adjacent). The mount's start fetches its first
+ * SUM_PREFIX bytes (the head, and mostly the size changes); the other
+ * parts come with a ranged GET when a reader first reads them, whole, and
+ * each part whole in what came is checked against the crc32 the head
+ * gives it before its bytes are marked present (sum_take). */
+typedef struct {
+  char *key, *where, *path;
+  guint64 number, size;
+  Db *db;
+  guint pos;             /* in db->sums */
+  GArray *have;          /* guint64 pairs [a, b) */
+  gboolean has_layout;   /* version 2, its head checked: bound and crcs hold */
+  guint64 bound[SUM_N_PARTS + 1];
+  guint32 crcs[SUM_N_PARTS]; /* crcs[0] unused (the head is checked at the start) */
+} LazySum;
+
+static void
+lazy_sum_free(gpointer p)
+{
+  LazySum *ls = p;
+  g_free(ls->key);
+  g_free(ls->where);
+  g_free(ls->path);
+  g_array_unref(ls->have);
+  g_free(ls);
+}
+
 static void
 seg_free(gpointer p)
 {
@@ -138,6 +195,8 @@ db_free(gpointer p)
   Db *d = p;
   g_free(d->name);
   g_ptr_array_unref(d->segs);
+  if (d->sums)
+    g_ptr_array_unref(d->sums);
   g_free(d);
 }
 
@@ -177,7 +236,11 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     sqlenvfs_archive_set_fetch_hook(NULL, NULL);
   if (r->lazy)
     g_hash_table_unref(r->lazy);
+  if (r->lazy_sums)
+    g_hash_table_unref(r->lazy_sums);
   g_clear_pointer(&r->lazy_s3, sqlenvfs_s3_free);
+  for (guint i = 0; i < G_N_ELEMENTS(r->sum_s3); i++)
+    g_clear_pointer(&r->sum_s3[i], sqlenvfs_s3_free);
   if (r->lock_fd >= 0)
     close(r->lock_fd);
   g_clear_pointer(&r->s3, sqlenvfs_s3_free);
@@ -507,6 +570,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   g_mutex_init(&r->cache_lock);
   g_mutex_init(&r->lazy_lock);
   r->lazy = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_free);
+  r->lazy_sums = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_sum_free);
   if (cache_dir != NULL) {
     g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
     r->cache_mode = TRUE;
@@ -863,10 +927,10 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
     int fd;
     if (it->len == 0 && g_hash_table_contains(r->fetched, it->obj->key))
       continue;
-    /* A segment's file may be a sparse one filled on demand by an earlier
-     * session: never taken as whole. */
+    /* A segment's or a summary's file may be a sparse one filled on
+     * demand by an earlier session: never taken as whole. */
     if (r->cache_mode && !is_mutable(it->obj->key) && !g_str_has_suffix(it->obj->key, ".seg") &&
-        cached(items, it->path)) {
+        !g_str_has_suffix(it->obj->key, ".sum") && cached(items, it->path)) {
       g_hash_table_add(r->fetched, g_strdup(it->obj->key));
       continue;
     }
@@ -1141,7 +1205,15 @@ fetch_small(SqlenvfsRemote *r, GError **error)
         g_autofree char *p = local_path(r->plan_dir, s->idx->key);
         add_item(items, s->idx, p, 0);
       }
-      if (s->sum != NULL && s->seg != NULL) {
+      if (s->sum != NULL && s->seg != NULL && r->cache_mode && s->sum->size > 0) {
+        /* mount --remote: its first bytes, straight into place; the rest
+         * on demand (sum_make). */
+        g_autofree char *p = local_path(r->root_dir, s->sum->key);
+        if (!ensure_parent(p, error))
+          return FALSE;
+        add_item(items, s->sum, p, 0);
+        ((Item *)items->pdata[items->len - 1])->len = MIN(s->sum->size, SUM_PREFIX);
+      } else if (s->sum != NULL && s->seg != NULL) {
         g_autofree char *p = local_path(r->plan_dir, s->sum->key);
         add_item(items, s->sum, p, 0);
       }
@@ -1197,7 +1269,8 @@ link_db_small(SqlenvfsRemote *r, const Db *d, GError **error)
       continue;
     if (s->idx && !link_into_root(r, s->idx->key, error))
       return FALSE;
-    if (s->sum && !link_into_root(r, s->sum->key, error))
+    /* mount --remote: the summary is in place already (sum_make). */
+    if (s->sum && !r->cache_mode && !link_into_root(r, s->sum->key, error))
       return FALSE;
   }
   return TRUE;
@@ -1434,21 +1507,453 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
   return TRUE;
 }
 
+/* ------------------------------------------------------------------ */
+/* Summaries on demand (mount --remote)                                 */
+
+/* Each sealed segment's summary gets a sparse cache file of its object's
+ * size, holding its first SUM_PREFIX bytes from the mount's start, and a
+ * LazySum; the archive's fetch hook makes the bytes a read asks for present
+ * before the read is made (sum_ensure). The readers read a version 2
+ * summary part by part (archive_summary.c): composing a state reads the
+ * page table and last versions of the segments it covers and the versions
+ * of the one it ends in, so a point query fetches those parts only.
+ *
+ * Invariants:
+ *   (M1) The readers check every part they use (head checksum, each
+ *        part's crc32, order and bounds) as they do on a root: a damaged
+ *        part makes them read the segment's index and records instead,
+ *        never a wrong page. The hook checks a part whole in what a GET
+ *        brought as well, before marking it present, so that the damage
+ *        is named in the log with its object and the part is fetched again
+ *        (and found damaged again) rather than kept.
+ *   (M2) Bytes marked present are never changed while the session lasts
+ *        (only missing ranges are written).
+ *   (M3) As (L3): the file and its marks belong to one session.
+ *   (M4) lazy_lock is held throughout, as for segments (L4).
+ */
+
+/* The first range of bytes missing in [@a, @b) of @ls, from its first
+ * missing byte to the end of its last one, in *@ma, *@mb; FALSE when none
+ * is missing. */
+static gboolean
+sum_missing(const LazySum *ls, guint64 a, guint64 b, guint64 *ma, guint64 *mb)
+{
+  guint64 lo = a, hi = b;
+  /* Trim present ranges off both ends. */
+  for (guint i = 0; i < ls->have->len / 2; i++) {
+    guint64 x = g_array_index(ls->have, guint64, 2 * i), y = g_array_index(ls->have, guint64, 2 * i + 1);
+    if (x <= lo && y > lo)
+      lo = y;
+  }
+  for (guint i = ls->have->len / 2; i > 0; i--) {
+    guint64 x = g_array_index(ls->have, guint64, 2 * i - 2), y = g_array_index(ls->have, guint64, 2 * i - 1);
+    if (x < hi && y >= hi)
+      hi = x;
+  }
+  if (lo >= hi)
+    return FALSE;
+  *ma = lo;
+  *mb = hi;
+  return TRUE;
+}
+
+/* Whether [@a, @b) of @ls is present once [@fa, @fb) is too. */
+static gboolean
+sum_covered(const LazySum *ls, guint64 a, guint64 b, guint64 fa, guint64 fb)
+{
+  guint64 at = a;
+  gboolean moved = TRUE;
+  while (at < b && moved) {
+    moved = FALSE;
+    if (fa <= at && fb > at) {
+      at = fb;
+      moved = TRUE;
+    }
+    for (guint i = 0; i < ls->have->len / 2 && at < b; i++) {
+      guint64 x = g_array_index(ls->have, guint64, 2 * i), y = g_array_index(ls->have, guint64, 2 * i + 1);
+      if (x <= at && y > at) {
+        at = y;
+        moved = TRUE;
+      }
+    }
+  }
+  return at >= b;
+}
+
+/* Mark [@a, @b) of @ls present. */
+static void
+sum_mark(LazySum *ls, guint64 a, guint64 b)
+{
+  g_autoptr(GArray) out = g_array_new(FALSE, FALSE, sizeof(guint64));
+  gboolean placed = FALSE;
+  for (guint i = 0; i < ls->have->len / 2; i++) {
+    guint64 x = g_array_index(ls->have, guint64, 2 * i), y = g_array_index(ls->have, guint64, 2 * i + 1);
+    if (y < a || x > b) {
+      if (x > b && !placed) {
+        g_array_append_val(out, a);
+        g_array_append_val(out, b);
+        placed = TRUE;
+      }
+      g_array_append_val(out, x);
+      g_array_append_val(out, y);
+    } else {
+      a = MIN(a, x); /* overlapping or adjacent: merged */
+      b = MAX(b, y);
+    }
+  }
+  if (!placed) {
+    g_array_append_val(out, a);
+    g_array_append_val(out, b);
+  }
+  g_array_set_size(ls->have, 0);
+  g_array_append_vals(ls->have, out->data, out->len);
+}
+
+/* The part of @ls holding byte @off (SUM_N_PARTS - 1 at or past the end). */
+static guint
+sum_part_at(const LazySum *ls, guint64 off)
+{
+  guint k = 0;
+  while (k + 1 < SUM_N_PARTS && off >= ls->bound[k + 1])
+    k++;
+  return k;
+}
+
+static const char *const sum_part_name[SUM_N_PARTS] = {
+  "head", "size changes", "page table", "last versions", "page versions",
+};
+
+/* Write the @len bytes @p fetched at @a into @ls's file (only where they
+ * are missing: M2), check every part of a known layout that is now whole
+ * (its crc32, from the checked head), then mark them present. FALSE and
+ * *error naming the object and the part when one does not check (nothing
+ * marked then). */
+static gboolean
+sum_take(SqlenvfsRemote *r, LazySum *ls, const guint8 *p, guint64 a, gsize len, GError **error)
+{
+  guint64 b = a + len, at = a, ma, mb;
+  /* Opened for each fetch: a long history has thousands of summaries. */
+  int fd = open(ls->path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  gboolean ok = TRUE;
+
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open the cache file", ls->path);
+  while (ok && at < b && sum_missing(ls, at, b, &ma, &mb)) {
+    /* [ma, the first present byte after it) is missing: write it. */
+    guint64 stop = mb;
+    for (guint i = 0; i < ls->have->len / 2; i++) {
+      guint64 x = g_array_index(ls->have, guint64, 2 * i);
+      if (x > ma && x < stop)
+        stop = x;
+    }
+    if (pwrite(fd, p + (ma - a), stop - ma, (off_t)ma) != (ssize_t)(stop - ma)) {
+      int e = errno ? errno : EIO;
+      g_set_error(error, SQLENVFS_ERROR, e == ENOSPC ? SQLENVFS_ERROR_NOSPACE : SQLENVFS_ERROR_IO,
+                  "write %s: %s (free space in the cache, or give the mount another "
+                  "-o cache=DIR)", ls->path, g_strerror(e));
+      ok = FALSE;
+    }
+    at = stop;
+  }
+  for (guint k = 1; ok && ls->has_layout && k < SUM_N_PARTS; k++) {
+    guint64 x = ls->bound[k], y = ls->bound[k + 1];
+    g_autofree guint8 *buf = NULL;
+    if (x >= y || y <= a || x >= b || !sum_covered(ls, x, y, a, b))
+      continue;
+    buf = g_malloc(y - x);
+    if (pread(fd, buf, y - x, (off_t)x) != (ssize_t)(y - x)) {
+      ok = sqlenvfs_error_errno(error, errno ? errno : EIO, "read the cache file", ls->path);
+    } else if (sqlenvfs_crc32(0, buf, y - x) != ls->crcs[k]) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "%s is damaged: its %s (bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
+                  ") fail their checksum; the segment's records are read instead (run "
+                  "`sqlenvfs verify --remote`)", ls->where, sum_part_name[k], x, y - 1);
+      ok = FALSE;
+    }
+  }
+  close(fd);
+  if (!ok)
+    return FALSE;
+  sum_mark(ls, a, b);
+  g_mutex_lock(&r->cache_lock);
+  r->lazy_bytes += len;
+  g_mutex_unlock(&r->cache_lock);
+  return TRUE;
+}
+
+/* One ranged GET of sum_run. */
+typedef struct {
+  LazySum *ls;
+  guint64 a, b;
+  GBytes *data;
+  GError *error;
+} SumJob;
+
+typedef struct {
+  SqlenvfsRemote *r;
+  SumJob *jobs;
+  guint n_jobs;
+  gint next;
+} SumRun;
+
+typedef struct {
+  SumRun *run;
+  SqlenvfsS3 *s3;
+} SumWorker;
+
+static gpointer
+sum_worker(gpointer user)
+{
+  SumWorker *w = user;
+  SumRun *run = w->run;
+  gint i;
+  while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->n_jobs) {
+    SumJob *j = &run->jobs[i];
+    j->data = ranged_get(run->r, w->s3, j->ls->key, j->a, j->b - j->a, &run->r->n_sum_gets,
+                         &run->r->sum_bytes, &j->error);
+    if (j->data != NULL && g_bytes_get_size(j->data) != j->b - j->a) {
+      g_set_error(&j->error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
+                  "-%" G_GUINT64_FORMAT " (run `sqlenvfs verify --remote`)",
+                  j->ls->where, g_bytes_get_size(j->data), j->a, j->b - 1);
+      g_clear_pointer(&j->data, g_bytes_unref);
+    }
+  }
+  return NULL;
+}
+
+/* Fetch @n_jobs ranges, each with one ranged GET, on up to SUM_CONNS
+ * connections at once. FALSE and *error only when no connection could be
+ * made (each job's own failure is in its error). */
+static gboolean
+sum_run(SqlenvfsRemote *r, SumJob *jobs, guint n_jobs, GError **error)
+{
+  SumRun run = { r, jobs, n_jobs, 0 };
+  SumWorker workers[SUM_CONNS];
+  GThread *threads[SUM_CONNS];
+  guint n = MIN(n_jobs, (guint)SUM_CONNS);
+
+  for (guint i = 0; i < n; i++) {
+    if (r->sum_s3[i] == NULL && (r->sum_s3[i] = sqlenvfs_s3_new(r->conf, error)) == NULL)
+      return FALSE;
+    workers[i] = (SumWorker){ &run, r->sum_s3[i] };
+  }
+  if (n == 1) {
+    sum_worker(&workers[0]);
+    return TRUE;
+  }
+  for (guint i = 0; i < n; i++)
+    threads[i] = g_thread_new("remote-sum", sum_worker, &workers[i]);
+  for (guint i = 0; i < n; i++)
+    g_thread_join(threads[i]);
+  return TRUE;
+}
+
+/* Make bytes [@off, @off + @len) of @ls present: the whole parts holding
+ * the missing ones, in one ranged GET. When the read asks for whole parts
+ * and the misses of those parts move one way through the database's
+ * summaries (composing a state reads them segment after segment), the same
+ * parts of up to SUM_AHEAD_MAX summaries further that way come with it, on
+ * several connections, the window doubling from 2 while the misses keep
+ * their way: a range of N segments costs about N / SUM_AHEAD_MAX rounds of
+ * GETs, not N. Called with lazy_lock held. */
+static gboolean
+sum_ensure(SqlenvfsRemote *r, LazySum *ls, guint64 off, gsize len, GError **error)
+{
+  guint64 end = MIN(off + len, ls->size), ma, mb;
+  g_autofree SumJob *jobs = NULL;
+  guint n_jobs = 0, k0 = 0, k1 = 0;
+  gboolean aligned = FALSE, ok = TRUE;
+  Db *d = ls->db;
+
+  if (off >= end || !sum_missing(ls, off, end, &ma, &mb))
+    return TRUE;
+  if (ls->has_layout) {
+    k0 = sum_part_at(ls, off);
+    k1 = sum_part_at(ls, end - 1);
+    aligned = off == ls->bound[k0] && end == ls->bound[k1 + 1];
+    /* Whole parts, so that they can be checked as they come. */
+    sum_missing(ls, ls->bound[sum_part_at(ls, ma)], ls->bound[sum_part_at(ls, mb - 1) + 1], &ma,
+                &mb);
+  }
+  jobs = g_new0(SumJob, SUM_AHEAD_MAX + 1);
+  jobs[n_jobs++] = (SumJob){ ls, ma, mb, NULL, NULL };
+  if (aligned) {
+    guint win = 0;
+    int dir = 0;
+    if (d->ra_seen[k0] && ls->pos != d->ra_at[k0]) {
+      dir = ls->pos > d->ra_at[k0] ? 1 : -1;
+      win = dir == d->ra_dir[k0] ? MIN(d->ra_win[k0] * 2, (guint)SUM_AHEAD_MAX) : 2;
+    }
+    d->ra_seen[k0] = TRUE;
+    d->ra_dir[k0] = dir;
+    d->ra_win[k0] = MAX(win, 1u);
+    d->ra_at[k0] = ls->pos;
+    for (guint i = 1; i <= win; i++) {
+      gint64 j = (gint64)ls->pos + dir * (gint64)i;
+      LazySum *o;
+      guint64 oa, ob;
+      if (j < 0 || j >= (gint64)d->sums->len)
+        break;
+      o = d->sums->pdata[j];
+      d->ra_at[k0] = (guint)j;
+      if (o->has_layout && sum_missing(o, o->bound[k0], o->bound[k1 + 1], &oa, &ob) &&
+          sum_missing(o, o->bound[sum_part_at(o, oa)], o->bound[sum_part_at(o, ob - 1) + 1], &oa,
+                      &ob))
+        jobs[n_jobs++] = (SumJob){ o, oa, ob, NULL, NULL };
+    }
+  }
+  g_debug("fetch %s bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT " (and %u summaries ahead)",
+          ls->key, ma, mb - 1, n_jobs - 1);
+  if (!sum_run(r, jobs, n_jobs, error))
+    return FALSE;
+  for (guint i = 0; i < n_jobs; i++) {
+    SumJob *j = &jobs[i];
+    GError *e = g_steal_pointer(&j->error);
+    if (j->data != NULL) {
+      gsize got;
+      const guint8 *p = g_bytes_get_data(j->data, &got);
+      sum_take(r, j->ls, p, j->a, got, &e);
+      g_bytes_unref(j->data);
+    }
+    if (e != NULL && i == 0 && ok) {
+      g_propagate_error(error, e);
+      ok = FALSE;
+    } else if (e != NULL) {
+      /* Fetched ahead: the read that needs it fetches it again and says. */
+      g_debug("%s", e->message);
+      g_error_free(e);
+    }
+  }
+  /* The summaries count against the cache's bound as the records do. */
+  g_mutex_lock(&r->cache_lock);
+  if (r->cache_max > 0)
+    evict_to(r, NULL, NULL, r->cache_max);
+  g_mutex_unlock(&r->cache_lock);
+  return ok;
+}
+
+/* Make the summary of segment @s of @d a sparse file in the cache, of its
+ * object's size, holding what the start fetched of it (fetch_small), to
+ * be filled on demand. A head that does not check is named in the log;
+ * the readers find it so too and read the segment's index instead. */
+static gboolean
+sum_make(SqlenvfsRemote *r, Db *d, const Seg *s, GError **error)
+{
+  g_autofree char *path = local_path(r->root_dir, s->sum->key);
+  guint64 size = (guint64)s->sum->size, have = MIN(size, (guint64)SUM_PREFIX);
+  g_autofree guint8 *head = g_malloc(have);
+  struct stat st = { 0 };
+  ArchiveSummary sum;
+  const char *why = NULL;
+  LazySum *ls;
+  int fd;
+
+  fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open the cache file", path);
+  if (fstat(fd, &st) != 0 || (guint64)st.st_size != have ||
+      pread(fd, head, have, 0) != (ssize_t)have || ftruncate(fd, (off_t)size) != 0) {
+    int e = errno;
+    close(fd);
+    if ((guint64)st.st_size != have)
+      e = EINVAL;
+    return sqlenvfs_error_errno(error, e, "make the cache file", path);
+  }
+  close(fd);
+  ls = g_new0(LazySum, 1);
+  ls->key = g_strdup(s->sum->key);
+  ls->where = sqlenvfs_s3_describe(r->s3, s->sum->key);
+  ls->path = g_steal_pointer(&path);
+  ls->number = s->number;
+  ls->size = size;
+  ls->db = d;
+  ls->have = g_array_new(FALSE, FALSE, sizeof(guint64));
+  sum_mark(ls, 0, have);
+  if (d->sums == NULL)
+    d->sums = g_ptr_array_new();
+  ls->pos = d->sums->len;
+  g_ptr_array_add(d->sums, ls); /* d->segs is by number */
+  g_hash_table_replace(r->lazy_sums, ls->path, ls);
+  if (have < ARCHIVE_SUM_HEADER_MAX && have < size)
+    return TRUE;
+  if (!archive_summary_parse_header(head, (gsize)size, &sum, &why)) {
+    g_message("mount --remote: %s is damaged: %s; the segment's index is read instead (run "
+              "`sqlenvfs verify --remote`)", ls->where, why);
+    return TRUE;
+  }
+  if (sum.version < 2)
+    return TRUE; /* read and checked whole by the readers */
+  if (sum.sizes_off > have) {
+    /* A long head (many marks or generations): the rest of it now. */
+    GError *e = NULL;
+    if (!sum_ensure(r, ls, have, sum.sizes_off - have, &e)) {
+      g_message("mount --remote: %s", e->message);
+      g_error_free(e);
+      return TRUE;
+    }
+    g_free(head);
+    head = g_malloc(sum.sizes_off);
+    fd = open(ls->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0 || pread(fd, head, sum.sizes_off, 0) != (ssize_t)sum.sizes_off) {
+      int en = errno ? errno : EIO;
+      if (fd >= 0)
+        close(fd);
+      return sqlenvfs_error_errno(error, en, "read the cache file", ls->path);
+    }
+    close(fd);
+  }
+  if (get32(head + 120) != archive_summary_head_crc(head, (gsize)sum.sizes_off)) {
+    g_message("mount --remote: %s is damaged: its head fails its checksum; the segment's index "
+              "is read instead (run `sqlenvfs verify --remote`)", ls->where);
+    return TRUE;
+  }
+  ls->bound[0] = 0;
+  ls->bound[1] = sum.sizes_off;
+  ls->bound[2] = sum.pages_off;
+  ls->bound[3] = sum.last_off;
+  ls->bound[4] = sum.versions_off;
+  ls->bound[5] = sum.file_len;
+  ls->crcs[1] = sum.sizes_crc;
+  ls->crcs[2] = sum.pages_crc;
+  ls->crcs[3] = sum.last_crc;
+  ls->crcs[4] = sum.versions_crc;
+  ls->has_layout = sum.file_len == size;
+  if (!ls->has_layout)
+    return TRUE;
+  /* Present: the checked head, each part whole in the prefix that checks,
+   * the start of the one it cuts (checked when the rest comes). A part
+   * that does not check is fetched again when it is read, and named. */
+  g_array_set_size(ls->have, 0);
+  sum_mark(ls, 0, sum.sizes_off);
+  for (guint k = 1; k < SUM_N_PARTS; k++) {
+    guint64 x = ls->bound[k], y = ls->bound[k + 1];
+    if (x >= y || x >= have)
+      continue;
+    if (y > have)
+      sum_mark(ls, x, have);
+    else if (sqlenvfs_crc32(0, head + x, y - x) == ls->crcs[k])
+      sum_mark(ls, x, y);
+  }
+  return TRUE;
+}
+
 /* The archive's fetch hook (archive.h) of a mount --remote session. */
 static SqlenvfsArchiveIo
 lazy_hook(gpointer user, const char *path, guint64 off, gsize len, GError **error)
 {
   SqlenvfsRemote *r = user;
   Lazy *lz = g_hash_table_lookup(r->lazy, path);
+  LazySum *ls = lz == NULL ? g_hash_table_lookup(r->lazy_sums, path) : NULL;
   GError *local = NULL;
   gboolean ok;
 
-  if (lz == NULL)
+  if (lz == NULL && ls == NULL)
     return SQLENVFS_ARCHIVE_IO_LOCAL;
   if (len == 0)
     return SQLENVFS_ARCHIVE_IO_READY;
   g_mutex_lock(&r->lazy_lock);
-  ok = lazy_ensure(r, lz, off, len, &local);
+  ok = lz != NULL ? lazy_ensure(r, lz, off, len, &local) : sum_ensure(r, ls, off, len, &local);
   g_mutex_unlock(&r->lazy_lock);
   if (ok)
     return SQLENVFS_ARCHIVE_IO_READY;
@@ -1580,7 +2085,10 @@ fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
       return NULL;
     for (guint i = 0; i < d->segs->len; i++) {
       const Seg *s = d->segs->pdata[i];
-      /* mount --remote: sealed segments are read on demand. */
+      /* mount --remote: summaries and sealed segments are read on demand. */
+      if (r->cache_mode && s->sum != NULL && s->seg != NULL && s->sum->size > 0 &&
+          !sum_make(r, d, s, error))
+        return NULL;
       if (r->cache_mode && lazy_eligible(s)) {
         if (!lazy_make(r, d, s, error))
           return NULL;
@@ -2011,7 +2519,7 @@ sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error)
   }
   if (sqlenvfs_remote_fetch_all(r, FALSE, error) == NULL)
     return NULL;
-  if (g_hash_table_size(r->lazy) > 0) {
+  if (g_hash_table_size(r->lazy) > 0 || g_hash_table_size(r->lazy_sums) > 0) {
     sqlenvfs_archive_set_fetch_hook(lazy_hook, r);
     r->is_hooked = TRUE;
   }

@@ -2,8 +2,9 @@
  * remote.c — mount --remote: a read-only view of a replica (remote.h) with
  * snapshots/, backups/ and pitr/ only, served from a cache directory laid
  * out like a root. The MANIFESTs and the archive's small objects are
- * brought into the cache when the mount starts, and the sealed segments'
- * records are fetched as reads need them (sqlenvfs_remote_cache_sync). A copy's
+ * brought into the cache when the mount starts (of the summaries, their
+ * first 4 KiB), and the sealed segments' records and the summaries' other
+ * parts are fetched as reads need them (sqlenvfs_remote_cache_sync). A copy's
  * database file is fetched whole when snapshots/ or backups/ open it; the
  * base of a pitr/ state is read on demand, block by block, each block
  * checked against the block list the MANIFEST binds (remote.h), unless the

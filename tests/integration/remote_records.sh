@@ -7,7 +7,11 @@
 # at T, and at the last commit (in the unsealed segment, assembled from its
 # parts), equal a local restore byte for byte; records damaged in the
 # replica fail the read with EIO and a log line naming the record, never
-# with other bytes; a second mount on the same cache is refused.
+# with other bytes; a second mount on the same cache is refused. The
+# summaries are read part by part too: the start fetches each one's first
+# 4 KiB, a point query the parts it reads (fewer bytes than they hold in
+# all), and a damaged part is named in the log and the records read
+# instead, giving the local state.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
@@ -48,11 +52,22 @@ same_db() { # served local
 mkdir -p "$T/w"
 cd "$T/w"
 
+# The summaries of the sealed segments: their bytes, and how many are big
+# (more than what the mount's start fetches of each, 4 KiB).
+sums=$(for f in $sealed; do echo "${f%.seg}.sum"; done)
+sum_total=$(stat -c %s $sums | awk '{s+=$1} END {print s}')
+n_big=$(stat -c %s $sums | awk '$1 > 3 * 4096 {n++} END {print n+0}')
+[ "$n_big" -ge 3 ] || fail "expected several summaries over 12 KiB ($(stat -c %s $sums | tr '\n' ' '))"
+
 # 1. A point query from a cold cache: the local answer, a small part of the
-# sealed segments fetched (mount start included).
+# sealed segments fetched (mount start included); of the summaries, the
+# start fetches the first 4 KiB of each, the query the parts it reads.
 px_reset
 mnt_up m1 "$A"
 start=$(px_bytes a .seg)
+sum_start=$(px_bytes a .sum)
+[ "$sum_start" -le $((n_sealed * 4096)) ] \
+  || fail "the mount's start fetched $sum_start bytes of summaries ($sum_total in all, $n_sealed summaries)"
 got=$(sqlite3 "file:$T/m1/pitr/@$t/app.db?immutable=1" "$Q") || fail "point query through the mount"
 assert_eq "$got" "$want" "point query on pitr/@$t"
 fetched=$(px_bytes a .seg)
@@ -60,6 +75,11 @@ fetched=$(px_bytes a .seg)
 [ "$fetched" -le $((sealed_bytes / 4)) ] \
   || fail "a point query fetched $fetched bytes of $sealed_bytes of sealed segments"
 pass "point query: the local answer; $fetched of $sealed_bytes bytes of the sealed segments fetched ($start at the start)"
+sum_query=$(px_bytes a .sum)
+[ "$sum_query" -gt "$sum_start" ] || fail "the point query read no summary part (the test does not see the reads)"
+[ "$sum_query" -le $((sum_total * 3 / 4)) ] \
+  || fail "a point query fetched $sum_query of $sum_total bytes of summaries"
+pass "point query: $sum_query of $sum_total bytes of summaries fetched ($sum_start at the start)"
 
 # 2. The whole state at T, and at the last commit (the unsealed segment),
 # equal the local restores.
@@ -80,7 +100,41 @@ grep -q "in use" <<<"$err" || fail "second mount on the same cache: $err"
 mnt_down m1
 pass "a second mount on the same cache is refused: $err"
 
-# 4. Records damaged in the replica (one byte in each 4 KiB of every sealed
+# 4. Summaries damaged in the replica: one's page table, another's head.
+# The state at T is still the local one (the segments' records are read
+# instead), and the log names each damaged object.
+sum2=$(echo "$sums" | sed -n 2p) sum3=$(echo "$sums" | sed -n 3p)
+mkdir -p "$T/badsum"
+python3 - "$sum2" "$T/badsum/$(basename "$sum2")" "$sum3" "$T/badsum/$(basename "$sum3")" <<'PY'
+import struct, sys
+def flip(src, dst, where):
+    b = bytearray(open(src, "rb").read())
+    assert b[:8] == b"SQEFSSUM" and struct.unpack_from("<I", b, 8)[0] == 2
+    assert struct.unpack_from("<I", b, 100)[0] > 0  # a generation to flip (head)
+    m, g = struct.unpack_from("<II", b, 96)
+    z = struct.unpack_from("<I", b, 124)[0]
+    pages_off = 160 + 112 * m + 40 * g + 16 * z
+    off = pages_off + 8 if where == "pages" else 160 + 112 * m + 4
+    b[off] ^= 0x01
+    open(dst, "wb").write(bytes(b))
+flip(sys.argv[1], sys.argv[2], "pages")
+flip(sys.argv[3], sys.argv[4], "head")
+PY
+for f in "$sum2" "$sum3"; do
+  s3cmd_ -q put "$T/badsum/$(basename "$f")" "$A/wal_archives/app/$(basename "$f")" \
+    || fail "s3cmd put of a damaged summary"
+done
+mnt_up m3 "$A"
+cp "$T/m3/pitr/@$t/app.db" "$T/pitr3.db" || fail "cp from pitr/@$t with damaged summaries: $(tail -5 "$T/m3.log")"
+same_db "$T/pitr3.db" "$T/local.db" || fail "with damaged summaries, pitr/@$t/app.db differs from the local restore"
+grep -q "wal_archives/app/$(basename "$sum2") is damaged: its page table (bytes [0-9]*-[0-9]*) fail their checksum" \
+  "$T/m3.log" || fail "no log line names the damaged page table: $(cat "$T/m3.log")"
+grep -q "wal_archives/app/$(basename "$sum3") is damaged: its head fails its checksum" \
+  "$T/m3.log" || fail "no log line names the damaged head: $(cat "$T/m3.log")"
+mnt_down m3
+pass "damaged summary parts are named in the log; the state read from the records instead is the local one"
+
+# 5. Records damaged in the replica (one byte in each 4 KiB of every sealed
 # segment but its header and SEAL): reading the state fails with EIO and a
 # log line naming a record; no other bytes are served.
 mkdir -p "$T/bad"
