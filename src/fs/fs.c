@@ -153,10 +153,10 @@ may_write_ctl(fuse_req_t req, Fs *fs)
 
 /* Route a node's path again for fresh attributes. */
 static gboolean
-node_attr(Fs *fs, FsNode *node, FsAttr *attr, GError **error)
+node_attr(fuse_req_t req, Fs *fs, FsNode *node, FsAttr *attr, GError **error)
 {
   FsWhere w = { 0 };
-  gboolean ok = fs_tree_resolve(fs, node->path, &w, attr, error);
+  gboolean ok = fs_tree_resolve(fs, node->path, (guint32)fuse_req_ctx(req)->pid, &w, attr, error);
   fs_where_clear(&w);
   if (ok) {
     attr->st.st_ino = ino_of(node);
@@ -268,7 +268,7 @@ fs_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
     return;
   }
   path = *pnode->path ? g_strconcat(pnode->path, "/", name, NULL) : g_strdup(name);
-  if (!fs_tree_resolve(fs, path, &w, &attr, &error)) {
+  if (!fs_tree_resolve(fs, path, (guint32)fuse_req_ctx(req)->pid, &w, &attr, &error)) {
     if (attr.negative_timeout > 0 && sqlenvfs_error_to_errno(error) == ENOENT) {
       /* A negative entry (ino 0): the kernel answers ENOENT itself for a
        * while, as libfuse's passthrough_hp does. */
@@ -348,7 +348,7 @@ fs_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   GError *error = NULL;
   FsAttr attr;
 
-  if (!node_attr(fs, node, &attr, &error)) {
+  if (!node_attr(req, fs, node, &attr, &error)) {
     reply_error(req, "getattr", node->path, error);
     return;
   }
@@ -391,7 +391,7 @@ fs_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *st, int to_set,
     fuse_reply_err(req, EACCES);
     return;
   }
-  if (!node_attr(fs, node, &attr, &error)) {
+  if (!node_attr(req, fs, node, &attr, &error)) {
     reply_error(req, "truncate", node->path, error);
     return;
   }
@@ -523,7 +523,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     fuse_reply_err(req, EACCES);
     return;
   }
-  if (!node_attr(fs, node, &attr, &error)) {
+  if (!node_attr(req, fs, node, &attr, &error)) {
     reply_error(req, "open", node->path, error);
     return;
   }
@@ -543,7 +543,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
   case FS_STATUS:
     /* The document whose size the lookup or getattr just before showed;
      * direct_io so that reads come here, never from a stale page cache. */
-    f->text = fs_status_snapshot(fs, TRUE, &f->len, &f->text_us);
+    f->text = fs_status_snapshot(fs, (guint32)fuse_req_ctx(req)->pid, &f->len, &f->text_us);
     fi->direct_io = 1;
     break;
   case FS_DIFF_FILE:
@@ -679,7 +679,7 @@ fs_access(fuse_req_t req, fuse_ino_t ino, int mask)
     fuse_reply_err(req, EACCES);
     return;
   }
-  if (!node_attr(fs, node, &attr, &error)) {
+  if (!node_attr(req, fs, node, &attr, &error)) {
     reply_error(req, "access", node->path, error);
     return;
   }

@@ -151,9 +151,11 @@ gboolean fs_remote_prepare(Fs *fs, const FsWhere *where, GError **error);
 /* tree.c ----------------------------------------------------------------- */
 
 /* Route @path (relative to the mount: "" for the root, "prod/app.db") to what
- * it names and fill its attributes. FALSE and NOT_FOUND (or another error)
+ * it names and fill its attributes, as process @pid (0: unknown) sees them
+ * (status: fs_status_snapshot). FALSE and NOT_FOUND (or another error)
  * when it names nothing. */
-gboolean fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error);
+gboolean fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *attr,
+                         GError **error);
 
 /* The names in directory @where (without "." and ".."), newly allocated. */
 GPtrArray *fs_tree_list(Fs *fs, const FsWhere *where, GError **error);
@@ -250,11 +252,12 @@ FsStatusCache *fs_status_cache_new(void);
 void fs_status_cache_free(FsStatusCache *c);
 
 /* The document that lookup, getattr and open of /status share: the one
- * rendered last if it is still fresh (asked for within a moment and young),
- * else a new rendering. Newly allocated; *len its length, *rendered_us the
- * time it was rendered (may be NULL). So stat's size equals what a read of
- * an open made right after returns. */
-char *fs_status_snapshot(Fs *fs, gboolean for_open, gsize *len, gint64 *rendered_us);
+ * process @pid (0: unknown) was shown a moment ago, else the one rendered
+ * last if it is still fresh (asked for within a moment and young), else a
+ * new rendering. Newly allocated; *len its length, *rendered_us the time it
+ * was rendered (may be NULL). So stat's size equals what a read of an open
+ * made right after returns. */
+char *fs_status_snapshot(Fs *fs, guint32 pid, gsize *len, gint64 *rendered_us);
 
 /* Forget the shared document (an operation finished: show its result). */
 void fs_status_invalidate(Fs *fs);

@@ -54,22 +54,40 @@
 
 /* One rendered document, shared by the lookups, getattrs and opens that come
  * close together, so that the size a stat shows is the length a read of the
- * next open returns (tar reads exactly the size lstat gave; rsync the size
- * fstat gives after open). A document is reused while it was last asked for
- * less than REUSE_GAP_US ago and is younger than REUSE_MAX_US (an open takes
- * the one a stat showed less than REUSE_OPEN_GAP_US ago); an operation
- * finishing drops it (fs_status_invalidate), so its result shows at once. */
+ * next open returns (tar reads exactly the size lstat gave, and after
+ * reading compares that stat with an fstat of the open file; rsync reads
+ * the size fstat gives after open). A document is reused while it was last
+ * asked for less than REUSE_GAP_US ago and is younger than REUSE_MAX_US; an
+ * operation finishing drops it (fs_status_invalidate), so its result shows
+ * at once.
+ *
+ * A process keeps the document it was first shown for its next requests
+ * that come less than SEEN_GAP_US apart, up to SEEN_MAX_US after it was
+ * first shown: the lookup the kernel makes for an open right after a stat
+ * (when the name's entry has just expired) is then answered with the
+ * document that stat showed, even if that document reached REUSE_MAX_US in
+ * between. The last SEEN_SLOTS processes are remembered. */
 #define REUSE_GAP_US (250 * 1000)
 #define REUSE_MAX_US (1 * G_USEC_PER_SEC)
-#define REUSE_OPEN_GAP_US (1 * G_USEC_PER_SEC)
+#define SEEN_GAP_US (1 * G_USEC_PER_SEC)
+#define SEEN_MAX_US (2 * G_USEC_PER_SEC)
+#define SEEN_SLOTS 16
+
+typedef struct {
+  guint32 pid;       /* 0: free */
+  GBytes *doc;       /* the document it was shown */
+  gint64 rendered_us;
+  gint64 first_mono; /* when it was first shown that document */
+  gint64 used_mono;  /* its last request */
+} FsStatusSeen;
 
 struct _FsStatusCache {
   GMutex lock; /* guards the fields below */
-  char *text;  /* NULL: none */
-  gsize len;
+  GBytes *doc; /* NULL: none; the text with its NUL */
   gint64 rendered_us;   /* wall time of the rendering (the file's mtime) */
   gint64 rendered_mono; /* monotonic, for the two bounds above */
   gint64 used_mono;
+  FsStatusSeen seen[SEEN_SLOTS];
 };
 
 static void
@@ -334,12 +352,22 @@ fs_status_cache_new(void)
   return c;
 }
 
+static void
+forget_seen(FsStatusCache *c)
+{
+  for (guint i = 0; i < SEEN_SLOTS; i++) {
+    g_clear_pointer(&c->seen[i].doc, g_bytes_unref);
+    c->seen[i].pid = 0;
+  }
+}
+
 void
 fs_status_cache_free(FsStatusCache *c)
 {
   if (c == NULL)
     return;
-  g_free(c->text);
+  g_clear_pointer(&c->doc, g_bytes_unref);
+  forget_seen(c);
   g_mutex_clear(&c->lock);
   g_free(c);
 }
@@ -351,36 +379,74 @@ fs_status_invalidate(Fs *fs)
   if (c == NULL)
     return;
   g_mutex_lock(&c->lock);
-  g_clear_pointer(&c->text, g_free);
+  g_clear_pointer(&c->doc, g_bytes_unref);
+  forget_seen(c);
   g_mutex_unlock(&c->lock);
 }
 
+/* The slot of process @pid, or the one to reuse for it. */
+static FsStatusSeen *
+seen_slot(FsStatusCache *c, guint32 pid)
+{
+  FsStatusSeen *oldest = &c->seen[0];
+  for (guint i = 0; i < SEEN_SLOTS; i++) {
+    FsStatusSeen *s = &c->seen[i];
+    if (s->pid == pid)
+      return s;
+    if (s->pid == 0 || (oldest->pid != 0 && s->used_mono < oldest->used_mono))
+      oldest = s;
+  }
+  return oldest;
+}
+
 char *
-fs_status_snapshot(Fs *fs, gboolean for_open, gsize *len, gint64 *rendered_us)
+fs_status_snapshot(Fs *fs, guint32 pid, gsize *len, gint64 *rendered_us)
 {
   FsStatusCache *c = fs->status;
   gint64 now = g_get_monotonic_time();
+  FsStatusSeen *seen = NULL;
+  GBytes *doc;
+  gint64 rendered;
+  gsize size;
   char *copy;
 
   g_return_val_if_fail(c != NULL, NULL);
   g_mutex_lock(&c->lock);
-  /* An open takes the document the stat just before it showed, however old
-   * that document is: tar and rsync compare that stat with an fstat of the
-   * open file after reading it. Only a stat starts a newer one. */
-  if (c->text == NULL || now - c->used_mono >= (for_open ? REUSE_OPEN_GAP_US : REUSE_GAP_US) ||
-      (!for_open && now - c->rendered_mono >= REUSE_MAX_US)) {
+  if (pid != 0) {
+    seen = seen_slot(c, pid);
+    if (seen->pid == pid && seen->doc != NULL && now - seen->used_mono < SEEN_GAP_US &&
+        now - seen->first_mono < SEEN_MAX_US) {
+      seen->used_mono = now;
+      doc = seen->doc;
+      rendered = seen->rendered_us;
+      goto out;
+    }
+  }
+  if (c->doc == NULL || now - c->used_mono >= REUSE_GAP_US ||
+      now - c->rendered_mono >= REUSE_MAX_US) {
     /* Rendered under the lock: concurrent askers share one rendering. */
-    g_free(c->text);
-    c->text = fs_status_render(fs);
-    c->len = strlen(c->text);
+    char *text = fs_status_render(fs);
+    g_clear_pointer(&c->doc, g_bytes_unref);
+    c->doc = g_bytes_new_take(text, strlen(text) + 1);
     c->rendered_us = sqlenvfs_clock_now();
     c->rendered_mono = now;
   }
   c->used_mono = now;
-  copy = g_memdup2(c->text, c->len + 1);
-  *len = c->len;
+  doc = c->doc;
+  rendered = c->rendered_us;
+  if (seen != NULL) {
+    g_clear_pointer(&seen->doc, g_bytes_unref);
+    *seen = (FsStatusSeen){ .pid = pid, .doc = g_bytes_ref(doc), .rendered_us = rendered,
+                            .first_mono = now, .used_mono = now };
+  }
+out:
+  {
+    gconstpointer data = g_bytes_get_data(doc, &size);
+    copy = g_memdup2(data, size);
+  }
+  *len = size - 1;
   if (rendered_us)
-    *rendered_us = c->rendered_us;
+    *rendered_us = rendered;
   g_mutex_unlock(&c->lock);
   return copy;
 }

@@ -460,7 +460,8 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
 }
 
 gboolean
-fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError **error)
+fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *attr,
+                GError **error)
 {
   g_auto(GStrv) comps = NULL;
   FsWhere w = { 0 };
@@ -510,13 +511,13 @@ fs_tree_resolve(Fs *fs, const char *path, FsWhere *where, FsAttr *attr, GError *
      * the next open serves (fs_status_snapshot). */
     gsize len = 0;
     gint64 rendered = 0;
-    g_autofree char *text = fs_status_snapshot(fs, FALSE, &len, &rendered);
+    g_free(fs_status_snapshot(fs, pid, &len, &rendered));
     w.kind = FS_STATUS;
     attr_file(fs, attr, S_IFREG | 0444, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;
   } else if (strcmp(comps[0], "metrics") == 0 && n == 1) {
     gsize len_m = 0;
-    g_autofree char *text = fs_metrics_render(fs, &len_m);
+    g_free(fs_metrics_render(fs, &len_m));
     w.kind = FS_METRICS;
     attr_file(fs, attr, S_IFREG | 0444, len_m, g_get_real_time(), TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;

@@ -51,7 +51,7 @@ static FsKind
 resolve(const char *path, FsWhere *w, FsAttr *a)
 {
   GError *error = NULL;
-  ck_assert_msg(fs_tree_resolve(fs, path, w, a, &error), "/%s: %s", path,
+  ck_assert_msg(fs_tree_resolve(fs, path, 0, w, a, &error), "/%s: %s", path,
                 error ? error->message : "");
   return w->kind;
 }
@@ -65,7 +65,7 @@ resolve_missing(const char *path)
   FsAttr a;
   GError *error = NULL;
   memset(&a, 0xff, sizeof a);
-  ck_assert_msg(!fs_tree_resolve(fs, path, &w, &a, &error), "/%s resolved", path);
+  ck_assert_msg(!fs_tree_resolve(fs, path, 0, &w, &a, &error), "/%s resolved", path);
   ck_assert_msg(sqlenvfs_error_to_errno(error) == ENOENT, "/%s: %s", path, error->message);
   g_error_free(error);
   return a.negative_timeout;
