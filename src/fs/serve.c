@@ -10,11 +10,16 @@
  *                    descriptor (fuse_reply_data with an fd buffer, so
  *                    libfuse can splice it), keep_cache so that re-reads come
  *                    from the page cache.
- *   pitr/ (not yet cached whole)
- *                    the state read on demand (fs_pitr_file_read): each read
- *                    brings the pages it covers from the base and the archive
- *                    into the cache file, so that a query reads only the pages
- *                    it needs; keep_cache, as the bytes never change.
+ *   pitr/            the state read on demand (fs_pitr_file_read): each read
+ *                    takes the pages it covers from the base (read straight
+ *                    into the reply) and from the cache file of composed
+ *                    pages (composed from the archive the first time), so
+ *                    that a query reads only the pages it needs and a whole
+ *                    read reads the base once; direct_io, so that a reply
+ *                    goes from the daemon's buffer into the reader's with no
+ *                    copy into the kernel's cache of the mount's file (the
+ *                    base's and the cache file's pages stay in the page
+ *                    cache, and SQLite keeps its own).
  *
  * Invariants:
  *   (1) Every image served reads with bytes 18 and 19 of the header equal to
@@ -285,13 +290,15 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
     FsPitrState state;
     FsPitrFile *file = NULL;
     int fd = fs_pitr_open(fs->pitr, where->db, where->time_us, &state, &file, error);
-    if (fd >= 0)
+    if (fd >= 0) {
       h = open_stored_fd(fd, where->db, FS_PITR_DB, state.state_us, error);
-    else if (file != NULL)
+      fi->keep_cache = 1;
+    } else if (file != NULL) {
       h = open_pitr_file(fs, file, where->db, state.state_us, error);
-    else
+      fi->direct_io = 1;
+    } else {
       return NULL;
-    fi->keep_cache = 1;
+    }
     break;
   }
   default:
