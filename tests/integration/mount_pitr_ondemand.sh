@@ -81,6 +81,9 @@ note "point query: $src bytes of pages from sources, the daemon read $rd bytes; 
 [ "$src" -le $((size / 50)) ] || fail "the point query read $src bytes of pages, more than 2% of $size"
 [ "$rd" -le $((size / 10)) ] || fail "the daemon read $rd bytes for a point query on $size"
 pass "a point query on pitr/<T>/app.db reads a small fraction of the database"
+# The file is served with direct_io: SQLite asked to map it reads it instead.
+assert_eq "$(sqlite3 "file:$M/pitr/$when/app.db?mode=ro" "PRAGMA mmap_size=268435456;
+  SELECT gen, hex(substr(v, 1, 16)) FROM t WHERE id = 1234" | tail -1)" "$want" "row 1234 with mmap_size set"
 
 # --- the whole file is the restore's bytes
 cat "$M/pitr/$when/app.db" > "$T/pitr.db"
