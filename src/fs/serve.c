@@ -75,6 +75,13 @@ static const char sqlite_magic[16] = "SQLite format 3";
 #define PITR_AHEAD_MIN (128u << 10)
 #define PREFETCH_CHUNK (1u << 20)
 
+/* A pitr handle's read-ahead (invariant 6): NONE -> QUEUED (pitr reply)
+ * -> RUNNING (its task) -> DONE (its task) -> NONE (the next read, which
+ * uses it if it is the range asked for); a read that finds it QUEUED takes
+ * it back (NONE), and that task then does nothing, so that no read waits
+ * for a task that has not started. */
+typedef enum { AHEAD_NONE, AHEAD_QUEUED, AHEAD_RUNNING, AHEAD_DONE } AheadState;
+
 struct _FsHandle {
   FsKind kind;
   FsEnv env;
@@ -101,8 +108,8 @@ struct _FsHandle {
   guint8 *ahead[2];      /* buffers: one read ahead into, one replied from */
   gsize ahead_len;
   guint ahead_next;      /* the buffer the next read-ahead fills            */
-  gboolean is_ahead;     /* a read-ahead was started for ahead_off         */
-  gboolean is_ahead_done;
+  AheadState ahead_state;
+  guint64 ahead_gen;     /* which read-ahead task is the current one       */
   goffset ahead_off;
   gsize ahead_size;
   gssize ahead_n;        /* its result: bytes read, -1 (not used)          */
@@ -350,13 +357,13 @@ fs_serve_handle_stat(FsHandle *h, struct stat *st)
 
 typedef struct {
   FsHandle *h;
-  guint64 from, to;
+  guint64 from, to; /* pitr: from is the task's ahead_gen */
 } ReadAhead;
 
 /* A pitr read-ahead (invariant 6): the range the handle expects next, into
  * the buffer it set aside. */
 static void
-pitr_ahead_task(FsHandle *h)
+pitr_ahead_task(FsHandle *h, guint64 gen)
 {
   guint8 *buf;
   goffset off;
@@ -364,6 +371,14 @@ pitr_ahead_task(FsHandle *h)
   gssize n;
 
   g_mutex_lock(&h->ra_lock);
+  if (gen != h->ahead_gen || h->ahead_state != AHEAD_QUEUED) {
+    /* Taken back by a read that came first: nothing to do. */
+    h->ra_running--;
+    g_cond_broadcast(&h->ra_done);
+    g_mutex_unlock(&h->ra_lock);
+    return;
+  }
+  h->ahead_state = AHEAD_RUNNING;
   buf = h->ahead[h->ahead_next];
   off = h->ahead_off;
   size = h->ahead_size;
@@ -371,7 +386,7 @@ pitr_ahead_task(FsHandle *h)
   n = fs_pitr_file_read(h->pitr_file, buf, size, off, NULL);
   g_mutex_lock(&h->ra_lock);
   h->ahead_n = n;
-  h->is_ahead_done = TRUE;
+  h->ahead_state = AHEAD_DONE;
   h->ra_running--;
   g_cond_broadcast(&h->ra_done);
   g_mutex_unlock(&h->ra_lock);
@@ -388,7 +403,7 @@ fs_serve_readahead_task(gpointer data, gpointer user)
   (void)user;
 
   if (h->kind == FS_PITR_DB) {
-    pitr_ahead_task(h);
+    pitr_ahead_task(h, ra->from);
     g_free(ra);
     return;
   }
@@ -553,18 +568,17 @@ read_pitr_file(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
   while (h->is_replying)
     g_cond_wait(&h->ra_done, &h->ra_lock);
   h->is_replying = TRUE;
-  if (h->is_ahead && h->ahead_off == off && h->ahead_size == size) {
-    while (!h->is_ahead_done)
-      g_cond_wait(&h->ra_done, &h->ra_lock);
-    if (h->ahead_n >= 0) {
-      cur = (int)h->ahead_next;
-      buf = h->ahead[cur];
-      n = h->ahead_n;
-    }
-  }
-  while (h->ra_running > 0) /* a read-ahead of another range: let it end */
+  if (h->ahead_state == AHEAD_QUEUED)
+    h->ahead_state = AHEAD_NONE; /* not started: read here, not behind other tasks */
+  while (h->ahead_state == AHEAD_RUNNING) /* it fills a buffer: let it end */
     g_cond_wait(&h->ra_done, &h->ra_lock);
-  h->is_ahead = FALSE;
+  if (h->ahead_state == AHEAD_DONE && h->ahead_off == off && h->ahead_size == size &&
+      h->ahead_n >= 0) {
+    cur = (int)h->ahead_next;
+    buf = h->ahead[cur];
+    n = h->ahead_n;
+  }
+  h->ahead_state = AHEAD_NONE;
   g_mutex_unlock(&h->ra_lock);
 
   if (buf == NULL) {
@@ -590,13 +604,14 @@ read_pitr_file(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
       h->ahead[1] = ahead_buf_alloc(h->ahead_len);
     }
     h->ahead_next = cur < 0 ? 0 : (guint)(cur ^ 1);
-    h->is_ahead = TRUE;
-    h->is_ahead_done = FALSE;
+    h->ahead_state = AHEAD_QUEUED;
+    h->ahead_gen++;
     h->ahead_off = off + n;
     h->ahead_size = size;
     h->ra_running++;
     ra = g_new0(ReadAhead, 1);
     ra->h = h;
+    ra->from = h->ahead_gen;
   }
   h->next_expected = (guint64)off + (guint64)MAX(n, 0);
   g_mutex_unlock(&h->ra_lock);
