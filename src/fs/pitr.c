@@ -963,9 +963,9 @@ file_free(FsPitrFile *f)
 
 /* Open the state of @db at @time_us for reading on demand into the cache
  * file @name (invariant 1): its plan, its image (the base checked,
- * restore.h), room for its composed pages (invariant 7) and an empty
- * temporary of its size (sparse), relative to the cache directory's
- * descriptor. */
+ * restore.h), the sorted list of its composed pages, room for them
+ * (invariant 7) and an empty temporary of their size, relative to the cache
+ * directory's descriptor. */
 static FsPitrFile *
 start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GError **error)
 {
