@@ -60,6 +60,11 @@ void sqlenvfs_image_set_page(SqlenvfsImage *img, guint32 pgno, guint source_id, 
  * that source in *@offset (when non-NULL). */
 guint sqlenvfs_image_page_source(const SqlenvfsImage *img, guint32 pgno, goffset *offset);
 
+/* The base's descriptor when it is a plain file (a SqlenvfsFileSource), so
+ * that a reader can tell whether it changed since it was checked; -1 for a
+ * base read through another function. */
+int sqlenvfs_image_base_fd(const SqlenvfsImage *img);
+
 /* Change the size in pages (a later commit may shrink or grow the db). */
 void sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages);
 

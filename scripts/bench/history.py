@@ -34,6 +34,14 @@ run a new one, commits spread over the history):
                         read(), through the running mount (warm: the base
                         in the page cache as far as earlier runs brought
                         it; cold: page cache dropped before the run)
+  whole file, new T     `cat pitr/T/app.db > /dev/null` of a T never read
+                        before (the state's first read, all of it), against
+                        the physical limit measured right after it: `cat`
+                        of the base and of as many bytes as there are pages
+                        changed since it (each page's last version read
+                        once), as for a restore; warm (the base read once
+                        before the first run); the ratio of each run, median
+                        and extremes
   point query, new T    `sqlite3 'file:pitr/T/app.db?mode=ro&immutable=1'`
                         reading one row by id (and that the next is absent
                         at T), page cache dropped before it; the bytes the
@@ -67,7 +75,7 @@ COUNTS = [10_000, 100_000, 1_000_000, 10_000_000]
 ROWS = []  # (section, name, median, lo, hi, unit, target, verdict)
 LS_RUNS = 9  # the first lookup is repeated at least this many times
 TARGETS = {"ls": 50.0, "plan": 100.0, "rss": 64.0, "restore": 1.5, "verify": 2.0,
-           "first_byte": 100.0, "point_pct": 1.0}
+           "first_byte": 100.0, "point_pct": 1.0, "whole": 1.5}
 
 
 def log(msg):
@@ -485,7 +493,7 @@ def drop_caches():
 
 def big_db_states(a):
     """How many states --big-db reads, each once."""
-    return 2 + 3 * max(a.max_runs, 5, a.min_runs)
+    return 2 + 4 * max(a.max_runs, 5, a.min_runs)
 
 
 class BigDb:
@@ -511,12 +519,12 @@ class BigDb:
         took = time.monotonic() - t0
         states = []
         for line in out.splitlines():
-            mm = re.match(r"mark (\d+) us=(\d+) rows=\d+ db_pages=(\d+) changed_pages=\d+ "
+            mm = re.match(r"mark (\d+) us=(\d+) rows=\d+ db_pages=(\d+) changed_pages=(\d+) "
                           r"page_size=(\d+)$", line)
             if mm:
-                k, us, pages, ps = (int(x) for x in mm.groups())
+                k, us, pages, changed, ps = (int(x) for x in mm.groups())
                 states.append({"k": k, "t": f"@{us // 1_000_000}.{us % 1_000_000:06d}",
-                               "db_bytes": pages * ps})
+                               "db_bytes": pages * ps, "changed": changed, "page_size": ps})
             else:
                 log(line)
         if len(states) != len(marks):
@@ -560,6 +568,8 @@ class BigDb:
                        r[0], r[1], r[2], "ms", f"<= {TARGETS['first_byte']:g} ms",
                        r[0] <= TARGETS["first_byte"])
 
+            self.whole_reads(root, free, label)
+
             pct, rchar, own, ms = [], [], [], []
 
             def pq():
@@ -602,6 +612,36 @@ class BigDb:
         finally:
             b.umount()
             shutil.rmtree(root, ignore_errors=True)
+
+    def whole_reads(self, root, free, label):
+        """The first read of a whole pitr file, each run a T never read,
+        against the physical limit measured right after it."""
+        a = self.a
+        base = self.b.base_file(root)
+        pages = os.path.join(self.b.dir, "changed-pages")
+        times, limits = [], []
+
+        def cat(*paths):
+            t0 = time.perf_counter()
+            subprocess.run(["cat", *paths], check=True, stdout=subprocess.DEVNULL)
+            return time.perf_counter() - t0
+
+        def one():
+            st = free.pop(0)
+            with open(base, "rb") as src, open(pages, "wb") as dst:
+                dst.write(src.read(st["changed"] * st["page_size"]))
+            times.append(cat(os.path.join(self.b.mnt, "pitr", st["t"], "app.db")))
+            limits.append(cat(base, pages))
+            return times[-1] / limits[-1]
+        cat(base)  # warm, as the limit is
+        r = repeat(one, max(5, a.min_runs), a.max_runs, a.budget)
+        os.unlink(pages)
+        record("big-db", f"{label}: pitr first read of the whole file, new T ({r[3]} runs)",
+               statistics.median(times), min(times), max(times), "s")
+        record("big-db", f"{label}: physical limit (cat of the base and the changed pages)",
+               statistics.median(limits), min(limits), max(limits), "s")
+        record("big-db", f"{label}: pitr first read of the whole file / physical limit", r[0],
+               r[1], r[2], "x", f"<= {TARGETS['whole']:g}x", r[0] <= TARGETS["whole"])
 
     def trace_reads(self, pid, st):
         """One more point query (page cache dropped) under `strace -f` on

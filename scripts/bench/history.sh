@@ -9,8 +9,10 @@
 #   scripts/bench/history.sh real-1m [N] [OPTIONS] one archive of N commits (default
 #                                                 1000000) from a Python writer under
 #                                                 the real `sqlenvfs archive`
-#   scripts/bench/history.sh big-db [BYTES] [OPTIONS] first byte of a new pitr time and the
-#                                                 bytes a point query reads, on a database of
+#   scripts/bench/history.sh big-db [BYTES] [OPTIONS] first byte of a new pitr time, the first
+#                                                 read of a whole pitr file against the
+#                                                 physical limit, and the bytes a point
+#                                                 query reads, on a database of
 #                                                 BYTES (default 4GiB) with --big-commits N
 #                                                 (default 100000) archived commits
 #

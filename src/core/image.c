@@ -124,6 +124,14 @@ sqlenvfs_image_page_source(const SqlenvfsImage *img, guint32 pgno, goffset *offs
   return (guint)(slot >> SLOT_OFFSET_BITS);
 }
 
+int
+sqlenvfs_image_base_fd(const SqlenvfsImage *img)
+{
+  if (img->base.read != sqlenvfs_file_source_read || img->base.src == NULL)
+    return -1;
+  return sqlenvfs_file_source_fd(img->base.src);
+}
+
 void
 sqlenvfs_image_set_n_pages(SqlenvfsImage *img, guint32 n_pages)
 {

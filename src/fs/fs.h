@@ -321,21 +321,23 @@ GPtrArray *fs_pitr_list_dbs(FsPitr *p, gint64 time_us, GError **error);
 gboolean fs_pitr_stat(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state,
                       GError **error);
 
-/* Open the state of @db at @time_us. When the cache holds its whole file:
- * a read-only descriptor the caller closes. Otherwise -1 with *@file set:
- * the state being read on demand (its base checked, restore.h), shared by
- * every opener of the state, which reads it with fs_pitr_file_read and lets
- * go of it with fs_pitr_file_release. -1 with *@file NULL and *error on
- * failure. */
+/* Open the state of @db at @time_us: -1 with *@file set, the state read on
+ * demand (its base checked, restore.h), shared by every opener of the
+ * state, which reads it with fs_pitr_file_read and lets go of it with
+ * fs_pitr_file_release (a descriptor >= 0 of a whole file is not given
+ * today: every state reads its base's pages from the base). -1 with *@file
+ * NULL and *error on failure. */
 int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPitrFile **file,
                  GError **error);
 
 /* Read up to @len bytes at @off of the state (its bytes exactly, as the
- * restore writes them; the header is not patched): the pages not yet in the
- * cache file are read from the base and the archive and written to it;
- * once every page is there it becomes the cached file (invariant 1 of
- * pitr.c). The bytes read, 0 past the end, or -1 and *error (a damaged
- * record, a base that changed: INTEGRITY; never a wrong page). */
+ * restore writes them; the header is not patched): the base's pages from
+ * the base (checked unchanged before returning), the composed pages from
+ * the cache file, or from the archive and written to it; once every
+ * composed page is there it becomes the cached file (invariant 1 of
+ * pitr.c). Safe from any thread. The bytes read, 0 past the end, or -1 and
+ * *error (a damaged record, a base that changed: INTEGRITY; never a wrong
+ * page). */
 gssize fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error);
 guint64 fs_pitr_file_size(const FsPitrFile *f);
 void fs_pitr_file_release(FsPitr *p, FsPitrFile *f);

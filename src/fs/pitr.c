@@ -14,31 +14,42 @@
  *                             no page read; a time just past waits up to
  *                             RECENT_WAIT_US for the running archiver to
  *                             bring the window up to it
- *   open                      entry READY     -> open its file (a hit)
- *                             entry FILLING   -> share its file (a hit)
+ *   open                      entry READY     -> share its state (a hit)
+ *                             entry FILLING   -> share its state (a hit)
  *                             entry BUILDING  -> wait for it to be opened
  *                             no entry        -> BUILDING; the state's image
  *                                                (base checked) and an empty
  *                                                .cache/.tmp-<name>; FILLING
- *   read (FILLING)            the pages the read covers that the file lacks
- *                             are read from the image (base and archive) and
- *                             written to it; once it has every page it is
- *                             renamed to .cache/<name>: READY
+ *   read (FILLING, READY)     a page the state shares with its base is read
+ *                             from the base's descriptor straight into the
+ *                             reply, never copied into the cache; a page an
+ *                             archived record wrote (composed) is read from
+ *                             the cache file, or, the first time, from the
+ *                             archive and written to the cache file; once
+ *                             the file has every composed page it is renamed
+ *                             to .cache/<name>: READY
+ *
+ * So the cache file of a state holds its composed pages only, in page
+ * order (the k-th composed page at k * page_size), and nothing of the base;
+ * a state is served by its FsPitrFile (the base's descriptor, the image,
+ * the cache file and the sorted list of its composed pages) as long as it
+ * has an entry, READY or not.
  *
  * Invariants:
- *   (1) A file under its final name in .cache is complete: it is filled
- *       under a ".tmp-" name and renamed only once every page is in it. So
- *       no reader of a final name ever sees a partial file; a FILLING file
- *       serves only the pages it holds or reads them first.
+ *   (1) A file under its final name in .cache is complete: it holds every
+ *       composed page of its state (the pages that differ from the base's);
+ *       it is filled under a ".tmp-" name and renamed only once every one
+ *       is in it. A page is served from the cache file only once it was
+ *       written there; every other page is composed first, or read from
+ *       the base.
  *   (2) At most one file is filled per state; every opener of a state
  *       shares it (or waits while it is being opened, then shares it or its
  *       error).
- *   (3) READY and FILLING files hold at most [cache] max-bytes, a FILLING
- *       one counted whole from its start; the least recently used of those
- *       nobody has open go first (an idle FILLING file keeps the pages read
- *       so far for the next opener until then). Removing a file a reader
- *       has open is never done for a FILLING one and is safe for a READY one
- *       (its descriptor keeps the data).
+ *   (3) READY and FILLING files hold at most [cache] max-bytes, each
+ *       counted by its composed pages (what it holds once complete) from its
+ *       start; the least recently used of those nobody has open go first (an
+ *       idle FILLING file keeps the pages read so far for the next opener
+ *       until then). A file with a reader is never removed.
  *   (4) The cache is disposable: the mount empties .cache when it starts, so
  *       a cached state never outlives the archive it was built from. It
  *       removes only the names this module makes ("<db>@<seq>.db", and
@@ -55,8 +66,8 @@
  *       window makes a rebuild fail, never serve another state).
  *   (6) Failed lookups are logged at most LOOKUP_LOG_BURST per period: a
  *       user of an allow_other mount cannot make the log grow by asking.
- *   (7) A state is opened only when .cache's filesystem has room for the
- *       whole file plus [cache] min-free-bytes (the space production needs
+ *   (7) A state is opened only when .cache's filesystem has room for its
+ *       composed pages plus [cache] min-free-bytes (the space production needs
  *       to keep committing) plus what the files already being filled still
  *       need to be complete (their files are sparse: the free space does
  *       not show it yet), after evicting least recently used files;
@@ -65,11 +76,15 @@
  *       free (production may have grown meanwhile); otherwise it fails with
  *       NOSPACE and writes nothing.
  *   (8) Bytes are served only from a base that passed its check (restore.h)
- *       and is still that file after every read that used it: a base that
- *       changed fails that read and every later one of the file (EIO) and
- *       drops its entry; bad bases fail the open (EIO) and leave nothing in
- *       .cache. A damaged archived record fails the open or the read (EIO),
- *       never a wrong page.
+ *       and is still that file after every read that used it: its bytes are
+ *       read into the reply first, then the descriptor they were read from
+ *       is compared with the file that was checked (device, inode, size,
+ *       modification and change times: a write, a truncation, a new mode or
+ *       link count, an unlink all change one), and only then is the reply
+ *       sent. A base that changed fails that read and every later one of
+ *       the state (EIO) and drops its entry; bad bases fail the open (EIO)
+ *       and leave nothing in .cache. A damaged archived record fails the
+ *       open or the read (EIO), never a wrong page.
  *   (9) At most MAX_OPEN_FILLING states are being opened or filled with an
  *       opener at once; one more is refused (BUSY) before anything is
  *       opened, so that the descriptors they hold are bounded.
@@ -109,7 +124,8 @@ typedef struct {
   gint64 shown_mono; /* when it was first shown */
 } LatestShown;
 
-/* Files being filled that nobody has open, kept for the next opener. */
+/* States nobody has open (FILLING or READY), kept with their descriptors
+ * for the next opener. */
 #define MAX_IDLE_FILLING 8
 
 /* States being opened or read on demand at once (each holds descriptors of
@@ -127,32 +143,37 @@ typedef struct {
   char *name; /* "<db>@<state_seq>.db" in .cache */
   char *path;
   EntryState state;
-  guint64 size;
+  guint64 size;   /* bytes of its composed pages: what its file holds once complete */
   gint64 last_used;
   FsPitrState st; /* what the plan said */
-  FsPitrFile *file; /* FILLING: the file being filled, shared by its openers */
-  guint64 reserved; /* BUILDING: the room make_room() found for its whole file */
+  FsPitrFile *file; /* FILLING, READY: the state, shared by its openers */
+  guint64 reserved; /* BUILDING: the room make_room() found for its composed pages */
   guint64 filled;   /* FILLING: page bytes written to its file so far */
 } CacheEntry;
 
-/* A state's file being filled page by page as it is read (FILLING). Lock
- * order: FsPitrFile.lock, then FsPitr.lock. */
+/* A state served on demand (FILLING, READY): its image, and the cache file
+ * its composed pages are written to as they are read. Lock order:
+ * FsPitrFile.lock, then FsPitr.lock. */
 struct _FsPitrFile {
   FsPitr *p;
-  CacheEntry *entry;      /* its entry while FILLING (FsPitr.lock)           */
+  CacheEntry *entry;      /* its entry while it has one (FsPitr.lock)        */
   guint refs;             /* open handles (FsPitr.lock)                      */
   GMutex lock;            /* guards what follows                             */
   SqlenvfsRestorePlan *plan;
   SqlenvfsImage *img;     /* the state: base and archive, checked (restore.h) */
+  int base_fd;            /* the base's descriptor as checked, -1: remote   */
   char *db;
   char *tmp;              /* ".tmp-<name>-<pid>" in .cache                   */
   char *tmp_path;
   int fd;                 /* the temporary, then (renamed) the cached file   */
   guint32 page_size;
   guint32 n_pages;
-  guint8 *have;           /* one bit per page written to fd                  */
+  guint32 *composed;      /* the pages an archived record gives (not the     */
+  guint32 n_composed;     /* base's), 0-based, ascending: composed[k] is at  */
+                          /* offset k * page_size of fd                      */
+  guint8 *have;           /* one bit per composed page written to fd         */
   guint32 n_have;
-  gboolean is_complete;   /* every page written and the file renamed         */
+  gboolean is_complete;   /* every composed page written, the file renamed   */
   GError *broken;         /* the base changed: every read fails with this    */
 };
 
@@ -761,20 +782,17 @@ evict(FsPitr *p)
     g_hash_table_iter_init(&it, p->entries);
     while (g_hash_table_iter_next(&it, &k, &v)) {
       CacheEntry *e = v;
-      gboolean idle = e->state == ENTRY_READY ||
-                      (e->state == ENTRY_FILLING && e->file->refs == 0);
+      gboolean idle = e->file != NULL && e->file->refs == 0;
       if (idle && (lru == NULL || e->last_used < lru->last_used))
         lru = e;
     }
     if (lru == NULL)
       return;
-    if (lru->state == ENTRY_FILLING) {
-      lru->file->entry = NULL;
-      file_free(lru->file); /* removes its temporary */
-      lru->file = NULL;
-    } else if (unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT) {
+    if (lru->state == ENTRY_READY && unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
       g_warning("evict %s from the pitr cache: %s", lru->path, g_strerror(errno));
-    }
+    lru->file->entry = NULL;
+    file_free(lru->file); /* a FILLING one: removes its temporary */
+    lru->file = NULL;
     g_info("pitr cache: evicted %s (%" G_GUINT64_FORMAT " bytes)", lru->name, lru->size);
     p->bytes -= lru->size;
     p->stats.n_evicted++;
@@ -782,9 +800,10 @@ evict(FsPitr *p)
   }
 }
 
-/* An idle FILLING file keeps its image open (descriptors of its base and
- * of archive segments): at most MAX_IDLE_FILLING of them are kept, the
- * least recently used dropped first. Called with the lock held. */
+/* An idle state keeps its image open (descriptors of its base and of
+ * archive segments): at most MAX_IDLE_FILLING of them are kept, the least
+ * recently used dropped first (its file removed). Called with the lock
+ * held. */
 static void
 evict_idle_filling(FsPitr *p)
 {
@@ -796,7 +815,7 @@ evict_idle_filling(FsPitr *p)
     g_hash_table_iter_init(&it, p->entries);
     while (g_hash_table_iter_next(&it, &k, &v)) {
       CacheEntry *e = v;
-      if (e->state != ENTRY_FILLING || e->file->refs > 0)
+      if (e->file == NULL || e->file->refs > 0)
         continue;
       n++;
       if (lru == NULL || e->last_used < lru->last_used)
@@ -804,6 +823,8 @@ evict_idle_filling(FsPitr *p)
     }
     if (n <= MAX_IDLE_FILLING)
       return;
+    if (lru->state == ENTRY_READY && unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
+      g_warning("drop %s from the pitr cache: %s", lru->path, g_strerror(errno));
     lru->file->entry = NULL;
     file_free(lru->file);
     p->bytes -= lru->size;
@@ -936,13 +957,15 @@ file_free(FsPitrFile *f)
   g_free(f->tmp);
   g_free(f->tmp_path);
   g_free(f->have);
+  g_free(f->composed);
   g_free(f);
 }
 
 /* Open the state of @db at @time_us for reading on demand into the cache
- * file @name (invariant 1): its plan, room for the whole file (invariant
- * 7), its image (the base checked, restore.h) and an empty temporary of its
- * size, relative to the cache directory's descriptor. */
+ * file @name (invariant 1): its plan, its image (the base checked,
+ * restore.h), the sorted list of its composed pages, room for them
+ * (invariant 7) and an empty temporary of their size, relative to the cache
+ * directory's descriptor. */
 static FsPitrFile *
 start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GError **error)
 {
@@ -957,16 +980,37 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   f->p = p;
   f->fd = -1;
   f->db = g_strdup(db);
+  f->base_fd = -1;
   f->plan = full_plan(p, db, time_us, error);
-  if (f->plan == NULL || !make_room(p, name, db, time_us, f->plan->size, error))
+  if (f->plan == NULL)
     goto fail;
   f->plan->on_demand = TRUE;
   f->img = sqlenvfs_restore_image(p->fs->root, f->plan, NULL, NULL, error);
   if (f->img == NULL)
     goto fail;
+  /* A base that is a file is compared with the file checked after every
+   * read of it (invariant 8); one read from elsewhere (mount --remote)
+   * checks each block as it reads it. */
+  f->base_fd = f->plan->base_remote ? -1 : sqlenvfs_image_base_fd(f->img);
+  if (!f->plan->base_remote && f->base_fd < 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "pitr %s: the base %s is not a file that can be checked as it is read",
+                db, f->plan->base_path);
+    goto fail;
+  }
   f->page_size = f->plan->page_size;
   f->n_pages = f->plan->n_pages;
-  f->have = g_malloc0((gsize)f->n_pages / 8 + 1);
+  {
+    GArray *pages = g_array_new(FALSE, FALSE, sizeof(guint32));
+    for (guint32 i = 0; i < f->n_pages; i++)
+      if (sqlenvfs_image_page_source(f->img, i + 1, NULL) != 0)
+        g_array_append_val(pages, i);
+    f->n_composed = pages->len;
+    f->composed = (guint32 *)(void *)g_array_free(pages, FALSE);
+  }
+  if (!make_room(p, name, db, time_us, (guint64)f->n_composed * f->page_size, error))
+    goto fail;
+  f->have = g_malloc0((gsize)f->n_composed / 8 + 1);
   f->tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
   f->tmp_path = g_build_filename(p->dir, f->tmp, NULL);
   if (unlinkat(p->dir_fd, f->tmp, 0) != 0 && errno != ENOENT) {
@@ -980,7 +1024,7 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
     g_clear_pointer(&f->tmp, g_free);
     goto fail;
   }
-  if (ftruncate(f->fd, (off_t)f->plan->size) != 0) {
+  if (ftruncate(f->fd, (off_t)f->n_composed * f->page_size) != 0) {
     sqlenvfs_error_errno(error, errno, "size", f->tmp_path);
     goto fail;
   }
@@ -989,9 +1033,10 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   {
     g_autofree char *when = sqlenvfs_time_format_iso(f->plan->state_us);
     g_message("pitr: serving %s as of %s from %s %s and %" G_GUINT64_FORMAT
-              " archived transactions, pages read as they are asked for",
+              " archived transactions (%u of its %u pages composed from the archive), pages "
+              "read as they are asked for",
               db, when, sqlenvfs_copy_kind_name(f->plan->base_kind), f->plan->base_name,
-              f->plan->n_commits);
+              f->plan->n_commits, f->n_composed, f->n_pages);
   }
   return f;
 fail:
@@ -999,10 +1044,11 @@ fail:
   return NULL;
 }
 
-/* Once every page is in the file: it is complete, so it takes its final
- * name (invariant 1) and its entry becomes READY, counted against the
- * cache's bound (invariant 3). Called with f->lock held, or before f is
- * shared. */
+/* Once every composed page is in the file: it is complete, so it takes its
+ * final name (invariant 1) and its entry becomes READY, counted against the
+ * cache's bound (invariant 3); the entry keeps the state, which reads the
+ * base's pages from the base as before. Called with f->lock held, or
+ * before f is shared. */
 static gboolean
 fill_finish(FsPitrFile *f, GError **error)
 {
@@ -1010,7 +1056,7 @@ fill_finish(FsPitrFile *f, GError **error)
   CacheEntry *e;
   int rc, err;
 
-  if (f->is_complete || f->n_have < f->n_pages)
+  if (f->is_complete || f->n_have < f->n_composed)
     return TRUE;
   /* What was read from the base is what was checked (invariant 8). */
   if (!sqlenvfs_restore_base_unchanged(f->plan, error))
@@ -1038,8 +1084,6 @@ fill_finish(FsPitrFile *f, GError **error)
   }
   f->is_complete = TRUE;
   e->state = ENTRY_READY;
-  e->file = NULL;
-  f->entry = NULL;
   e->last_used = g_get_monotonic_time();
   evict(p);
   g_mutex_unlock(&p->lock);
@@ -1047,9 +1091,103 @@ fill_finish(FsPitrFile *f, GError **error)
 }
 
 static gboolean
-has_page(const FsPitrFile *f, guint32 i)
+has_page(const FsPitrFile *f, guint32 k)
 {
-  return (f->have[i / 8] >> (i % 8)) & 1;
+  return (f->have[k / 8] >> (k % 8)) & 1;
+}
+
+/* Where page @i (0-based) of @f is served from, @k being the index of the
+ * first composed page at or after it. */
+typedef enum { FROM_BASE, FROM_CACHE, FROM_ARCHIVE } PageFrom;
+
+static PageFrom
+page_from(const FsPitrFile *f, guint32 i, guint32 k)
+{
+  if (k >= f->n_composed || f->composed[k] != i)
+    return FROM_BASE;
+  return has_page(f, k) ? FROM_CACHE : FROM_ARCHIVE;
+}
+
+/* The index of the first composed page at or after page @i. */
+static guint32
+composed_at_or_after(const FsPitrFile *f, guint32 i)
+{
+  guint32 lo = 0, hi = f->n_composed;
+  while (lo < hi) {
+    guint32 mid = lo + (hi - lo) / 2;
+    if (f->composed[mid] < i)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo;
+}
+
+/* Whether the base's descriptor is still the file that was checked
+ * (invariant 8): one fstat. Called after its bytes were read and before
+ * they are served. FALSE and *error (INTEGRITY) when it changed. */
+static gboolean
+base_same(FsPitrFile *f, GError **error)
+{
+  SqlenvfsFileId now;
+  if (f->base_fd < 0)
+    return TRUE; /* remote: each block was checked as it was read */
+  if (!sqlenvfs_file_id_get(f->base_fd, f->plan->base_path, &now, error))
+    return FALSE;
+  if (sqlenvfs_file_id_equal(&now, &f->plan->base_id))
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "pitr %s: the base %s changed since it was checked (something writes to the "
+              "store; nothing more is served from it; open the file again to check the base "
+              "again, and run `sqlenvfs verify`)", f->db, f->plan->base_path);
+  return FALSE;
+}
+
+/* Read whole pages [@i, @j] of @f, composed pages @k.. of it, into @run:
+ * composed from the archive (through the image) and written to the cache
+ * file (invariant 1). */
+static gboolean
+compose_run(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError **error)
+{
+  gsize n = (gsize)(j - i + 1) * f->page_size;
+  gssize got;
+  if (!room_to_fill(f, n, error))
+    return FALSE;
+  got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
+  if (got != (gssize)n) {
+    if (got >= 0)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "pitr %s: the rebuilt state ended early at page %u", f->db, i);
+    return FALSE;
+  }
+  if (pwrite(f->fd, run, n, (off_t)k * f->page_size) != (ssize_t)n)
+    return sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
+  for (guint32 c = k; c <= k + (j - i); c++)
+    f->have[c / 8] |= (guint8)(1u << (c % 8));
+  f->n_have += j - i + 1;
+  return TRUE;
+}
+
+static gboolean
+pread_all(int fd, guint8 *buf, gsize len, goffset off, const char *path, GError **error)
+{
+  while (len > 0) {
+    ssize_t n = pread(fd, buf, len, off);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return sqlenvfs_error_errno(error, errno, "read", path);
+    if (n == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "read %s: it ends at byte %" G_GINT64_FORMAT ", before the pages it holds",
+                  path, (gint64)off);
+      return FALSE;
+    }
+    buf += n;
+    len -= (gsize)n;
+    off += n;
+  }
+  return TRUE;
 }
 
 gssize
@@ -1057,9 +1195,10 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
 {
   guint64 size = (guint64)f->n_pages * f->page_size;
   guint64 end;
-  guint64 from_sources = 0;
+  guint64 from_base = 0, composed = 0;
   gssize done = -1;
   guint32 first, last;
+  guint8 *out = buf;
 
   g_mutex_lock(&f->lock);
   if (f->broken != NULL) {
@@ -1073,48 +1212,58 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
   end = MIN((guint64)off + len, size);
   first = (guint32)((guint64)off / f->page_size);
   last = (guint32)((end - 1) / f->page_size);
-  /* Bring every page of the range into the file: each run of missing pages
-   * in one read of the image (base and archive) and one write. */
-  for (guint32 i = first; i <= last;) {
-    guint32 j = i;
-    gsize n;
-    g_autofree guint8 *run = NULL;
-    gssize got;
-    if (has_page(f, i)) {
-      i++;
-      continue;
-    }
-    while (j + 1 <= last && !has_page(f, j + 1))
+  /* One pass over the range and the sorted list of composed pages, a run
+   * of pages from the same place at a time: the base's pages read straight
+   * into @buf, the cache file's likewise, and the composed pages not yet
+   * cached composed, written to the cache file and copied into @buf. */
+  for (guint32 i = first, k = composed_at_or_after(f, first); i <= last;) {
+    PageFrom from = page_from(f, i, k);
+    guint32 j = i, k0 = k;
+    guint64 lo, hi;
+    if (from != FROM_BASE)
+      k++;
+    while (j + 1 <= last && page_from(f, j + 1, k) == from) {
       j++;
-    n = (gsize)(j - i + 1) * f->page_size;
-    if (!room_to_fill(f, n, error))
-      goto out;
-    run = g_malloc(n);
-    got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
-    if (got != (gssize)n) {
-      if (got >= 0)
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                    "pitr %s: the rebuilt state ended early at page %u", f->db, i);
-      goto out;
+      if (from != FROM_BASE)
+        k++;
     }
-    if (pwrite(f->fd, run, n, (off_t)i * f->page_size) != (ssize_t)n) {
-      sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
-      goto out;
+    lo = MAX((guint64)off, (guint64)i * f->page_size);
+    hi = MIN(end, (guint64)(j + 1) * f->page_size);
+    if (from == FROM_BASE) {
+      gssize got = sqlenvfs_image_read(f->img, out + (lo - (guint64)off), (gsize)(hi - lo),
+                                       (goffset)lo, 0, error);
+      if (got != (gssize)(hi - lo)) {
+        if (got >= 0)
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                      "pitr %s: the rebuilt state ended early at page %u", f->db, i);
+        goto out;
+      }
+      from_base += hi - lo;
+    } else if (from == FROM_CACHE) {
+      if (!pread_all(f->fd, out + (lo - (guint64)off), (gsize)(hi - lo),
+                     (goffset)k0 * f->page_size + (goffset)(lo - (guint64)i * f->page_size),
+                     f->tmp_path, error))
+        goto out;
+    } else {
+      gsize n = (gsize)(j - i + 1) * f->page_size;
+      g_autofree guint8 *run = g_malloc(n);
+      if (!compose_run(f, run, i, j, k0, error))
+        goto out;
+      memcpy(out + (lo - (guint64)off), run + (lo - (guint64)i * f->page_size), (gsize)(hi - lo));
+      composed += n;
     }
-    from_sources += n;
-    for (guint32 k = i; k <= j; k++)
-      f->have[k / 8] |= (guint8)(1u << (k % 8));
-    f->n_have += j - i + 1;
     i = j + 1;
   }
-  /* Pages read from the base are served only while it is the file that
+  /* Bytes read from the base are served only while it is the file that
    * was checked (invariant 8). */
-  if (from_sources > 0 && !sqlenvfs_restore_base_unchanged(f->plan, &f->broken)) {
+  if (from_base > 0 && !base_same(f, &f->broken)) {
     /* Nothing more is served from it, and the next opener starts afresh
      * (its base checked again, or another one). */
     g_propagate_error(error, g_error_copy(f->broken));
     g_mutex_lock(&f->p->lock);
     if (f->entry != NULL) {
+      if (f->entry->state == ENTRY_READY)
+        unlinkat(f->p->dir_fd, f->entry->name, 0);
       f->p->bytes -= f->entry->size;
       g_hash_table_remove(f->p->entries, f->entry->name);
       f->entry = NULL;
@@ -1122,23 +1271,16 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
     g_mutex_unlock(&f->p->lock);
     goto out;
   }
-  {
-    ssize_t n = pread(f->fd, buf, (size_t)(end - (guint64)off), off);
-    if (n < 0) {
-      sqlenvfs_error_errno(error, errno, "read", f->tmp_path);
-      goto out;
-    }
-    done = n;
-  }
-  if (from_sources > 0 && !fill_finish(f, error))
+  done = (gssize)(end - (guint64)off);
+  if (composed > 0 && !fill_finish(f, error))
     done = -1;
 out:
   g_mutex_unlock(&f->lock);
-  if (from_sources > 0) {
+  if (from_base + composed > 0) {
     g_mutex_lock(&f->p->lock);
-    f->p->bytes_from_sources += from_sources;
+    f->p->bytes_from_sources += from_base + composed;
     if (f->entry != NULL)
-      f->entry->filled += from_sources;
+      f->entry->filled += composed;
     g_mutex_unlock(&f->p->lock);
   }
   return done;
@@ -1200,32 +1342,34 @@ n_open_filling(FsPitr *p)
   return n;
 }
 
-/* READY_GONE: ready_open() found its file removed from .cache. */
+/* READY_GONE: ready_ref() found its file removed from .cache. */
 #define READY_GONE (-2)
 
-/* A READY entry opened (called with the lock held, so that eviction cannot
- * come between). A file someone removed from .cache (it is disposable: an
- * operator freeing space) drops its entry and gives READY_GONE, so that the
- * state is read from its sources again rather than missing until the mount
- * ends. */
+/* A READY entry's state for one more opener (called with the lock held, so
+ * that eviction cannot come between): 0, with *@file set. A file someone
+ * removed from .cache (it is disposable: an operator freeing space), or put
+ * another in its place, drops its entry and gives READY_GONE, so that the
+ * state is read from its sources again rather than from a file that is no
+ * longer counted; its readers read on from their descriptor. */
 static int
-ready_open(FsPitr *p, CacheEntry *e, GError **error)
+ready_ref(FsPitr *p, CacheEntry *e, FsPitrFile **file)
 {
-  int fd;
-  e->last_used = g_get_monotonic_time();
-  fd = openat(p->dir_fd, e->name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT) {
+  struct stat named, held;
+  FsPitrFile *f = e->file;
+  if (fstatat(p->dir_fd, e->name, &named, AT_SYMLINK_NOFOLLOW) != 0 || fstat(f->fd, &held) != 0 ||
+      named.st_dev != held.st_dev || named.st_ino != held.st_ino) {
     g_message("pitr cache: %s was removed from %s; the state is read from its sources again",
               e->name, p->dir);
     p->bytes -= e->size;
+    f->entry = NULL;
+    e->file = NULL;
     g_hash_table_remove(p->entries, e->name);
+    if (f->refs == 0)
+      file_free(f);
     return READY_GONE;
   }
-  if (fd < 0)
-    sqlenvfs_error_errno(error, errno, "open", e->path);
-  else
-    p->stats.n_hits++;
-  return fd;
+  *file = file_ref(p, e);
+  return 0;
 }
 
 int
@@ -1237,7 +1381,6 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
   g_autofree char *path = NULL;
   guint64 seq;
   CacheEntry *e;
-  int fd;
 
   *file = NULL;
   /* A time opened before whose file is still cached: no plan needed. */
@@ -1246,15 +1389,11 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
   e = name ? g_hash_table_lookup(p->entries, name) : NULL;
   if (e != NULL && e->state != ENTRY_BUILDING) {
     *state = e->st;
-    if (e->state == ENTRY_FILLING) {
+    if (e->state == ENTRY_FILLING)
       *file = file_ref(p, e);
-      fd = -1;
-    } else {
-      fd = ready_open(p, e, error);
-    }
-    if (fd != READY_GONE) {
+    if (e->state == ENTRY_FILLING || ready_ref(p, e, file) != READY_GONE) {
       g_mutex_unlock(&p->lock);
-      return fd;
+      return -1;
     }
   }
   g_mutex_unlock(&p->lock);
@@ -1276,15 +1415,11 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the state being opened */
   }
   if (e != NULL) {
-    if (e->state == ENTRY_FILLING) {
+    if (e->state == ENTRY_FILLING)
       *file = file_ref(p, e);
-      fd = -1;
-    } else {
-      fd = ready_open(p, e, error);
-    }
-    if (fd != READY_GONE) {
+    if (e->state == ENTRY_FILLING || ready_ref(p, e, file) != READY_GONE) {
       g_mutex_unlock(&p->lock);
-      return fd;
+      return -1;
     }
   }
   if (n_open_filling(p) >= MAX_OPEN_FILLING) {
@@ -1311,7 +1446,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     g_mutex_lock(&p->lock);
     if (f != NULL) {
       e->state = ENTRY_FILLING;
-      e->size = (guint64)f->n_pages * f->page_size;
+      e->size = (guint64)f->n_composed * f->page_size;
       e->last_used = g_get_monotonic_time();
       e->file = f;
       f->entry = e;
@@ -1329,7 +1464,8 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
     g_cond_broadcast(&p->cond);
     g_mutex_unlock(&p->lock);
   }
-  /* An empty database is complete as soon as it is opened. */
+  /* A state with no composed page (an empty database, or the base's own
+   * state) is complete as soon as it is opened. */
   if (*file != NULL) {
     gboolean ok;
     g_mutex_lock(&(*file)->lock);

@@ -81,6 +81,9 @@ note "point query: $src bytes of pages from sources, the daemon read $rd bytes; 
 [ "$src" -le $((size / 50)) ] || fail "the point query read $src bytes of pages, more than 2% of $size"
 [ "$rd" -le $((size / 10)) ] || fail "the daemon read $rd bytes for a point query on $size"
 pass "a point query on pitr/<T>/app.db reads a small fraction of the database"
+# The file is served with direct_io: SQLite asked to map it reads it instead.
+assert_eq "$(sqlite3 "file:$M/pitr/$when/app.db?mode=ro" "PRAGMA mmap_size=268435456;
+  SELECT gen, hex(substr(v, 1, 16)) FROM t WHERE id = 1234" | tail -1)" "$want" "row 1234 with mmap_size set"
 
 # --- the whole file is the restore's bytes
 cat "$M/pitr/$when/app.db" > "$T/pitr.db"
@@ -92,12 +95,25 @@ diffs=$( (cmp -l "$T/pitr.db" "$T/restored.db" || true) | awk '$1 != 19 && $1 !=
 assert_eq "$(od -An -tu1 -j18 -N2 "$T/pitr.db" | tr -s ' ')" " 1 1" "header version bytes served"
 cmp -s <(tail -c +21 "$T/pitr.db") <(tail -c +21 "$T/restored.db") || fail "bytes past the header differ"
 assert_eq "$(sqlite3 "$T/pitr.db" 'PRAGMA integrity_check')" "ok" "integrity of the whole pitr file"
-# The pages read stay in .cache for the next reader (the kernel served the
-# pages the point query had read from its own cache: the file may still
-# miss them), and a second reader gets the same bytes.
+# The pages composed from the archive stay in .cache for the next reader,
+# and a second reader gets the same bytes. The pages the state shares with
+# its base are read from the base, never copied: the cache file holds the
+# pages that differ from the base (a few hundred here), not the database.
 ls -A "$R/.cache/" | grep -q 'app@' || fail "nothing of the state in .cache: $(ls -A "$R/.cache")"
+cached=$(find "$R/.cache" -type f -name '*app@*' -printf '%s %b\n' | awk '{s += $1; b += $2 * 512} END {print (s > b ? s : b) + 0}')
+changed=$(python3 - "$T/pitr.db" "$R/backups/prod/snapshots" <<'PY'
+import glob, sys
+state = open(sys.argv[1], "rb").read()
+base = open(sorted(glob.glob(sys.argv[2] + "/*/app.db"))[0], "rb").read()
+print(sum(1 for i in range(0, len(state), 4096) if state[i:i + 4096] != base[i:i + 4096]))
+PY
+)
+note "the cache holds $cached bytes for a state of $size bytes, $changed pages of which differ from the base"
+[ "$cached" -gt 0 ] || fail "the cache file is empty"
+[ "$cached" -le $(( (changed + 16) * 4096 )) ] \
+  || fail "the cache holds $cached bytes, more than the $changed pages that differ from the base"
 cmp -s "$M/pitr/$when/app.db" "$T/pitr.db" || fail "a second read differs"
-pass "pitr/<T>/app.db read whole is the restore's bytes, and its pages stay cached"
+pass "pitr/<T>/app.db read whole is the restore's bytes; the cache keeps only the pages that differ from the base"
 
 # --- a base that changes while a state is read from it: EIO, never its bytes
 ls "$M/pitr/$when2/" > /dev/null
@@ -121,5 +137,33 @@ PY
 cmp -s <(tail -c +21 "$M/pitr/$when2/app.db") <(tail -c +21 "$T/restored2.db") \
   || fail "pitr/<T2>/app.db differs from the restore after the base was checked again"
 pass "a base that changed while a state was read is EIO, and the next open checks it again"
+
+# --- a base written in place, its modification time put back: EIO, never its bytes
+python3 - "$M/pitr/$when2/app.db" "$R/backups/prod/snapshots" <<'PY' || fail "a base written in place was served"
+import errno, glob, os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+good = os.pread(fd, 4096, 8 * 1024 * 1024)
+assert len(good) == 4096
+base = sorted(glob.glob(os.path.join(sys.argv[2], "*", "app.db")))[0]
+st = os.stat(base)
+b = os.open(base, os.O_RDWR)
+saved = os.pread(b, 4096, 8 * 1024 * 1024)
+assert saved == good, "page 2049 of the state is not the base's"
+os.pwrite(b, b"\xee" * 4096, 8 * 1024 * 1024)
+os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))  # only the change time tells now
+try:
+    got = os.pread(fd, 4096, 8 * 1024 * 1024)
+except OSError as e:
+    assert e.errno == errno.EIO, e
+else:
+    sys.exit("read %r from a base written in place" % got[:8])
+os.pwrite(b, saved, 8 * 1024 * 1024)
+os.utime(base, ns=(st.st_atime_ns, st.st_mtime_ns))
+os.close(b)
+os.close(fd)
+PY
+cmp -s <(tail -c +21 "$M/pitr/$when2/app.db") <(tail -c +21 "$T/restored2.db") \
+  || fail "pitr/<T2>/app.db differs from the restore once the base was put back"
+pass "a base written in place with its modification time put back is EIO, and good again once put back"
 
 unmount_root "$M"
