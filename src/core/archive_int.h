@@ -358,6 +358,12 @@ struct _SqlenvfsArchive {
   guint n_idx_open;                /* indexes open for reading entry by entry */
   guint idx_open_max;              /* at most (16; tests: fewer)               */
   SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
+  /* Set by a restore that writes a temporary output (not owned, NULL
+   * otherwise): composing checks the page versions chosen from page maps
+   * as their images are first read, not before (archive_compose.c), and
+   * appends there (guint64) the number of a segment whose page map does
+   * not match its records; its segments are composed from their records. */
+  GArray *deferred_bad_maps;
 };
 
 typedef struct {

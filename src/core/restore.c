@@ -47,6 +47,8 @@
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
+#include "archive_int.h"
+
 /* ------------------------------------------------------------------ */
 /* Windows and plans                                                    */
 
@@ -474,10 +476,15 @@ records_between(SqlenvfsArchive *a, guint64 from_seq, guint64 to_seq)
 
 /* sqlenvfs_restore_image; with @defer_crc, a base whose crc32 is still to
  * be checked is checked by the image's write (image.h, invariant 5), which
- * sets *@base_bad when the crc32 is wrong. */
+ * sets *@base_bad when the crc32 is wrong. With @bad_maps, the versions
+ * chosen from page maps are checked as the write first reads them, not
+ * before: a segment whose page map does not match its records is added
+ * there and that read fails; those listed are composed from their
+ * records (archive_compose.c). */
 static SqlenvfsImage *
 restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
-              gboolean *base_bad, SqlenvfsProgressFunc progress, gpointer user, GError **error)
+              gboolean *base_bad, GArray *bad_maps, SqlenvfsProgressFunc progress, gpointer user,
+              GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
@@ -489,6 +496,7 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
+  a->deferred_bad_maps = bad_maps;
   if (!open_checked_base(root, a, plan, defer_crc, &base, error))
     return NULL;
   img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, base.read, base.src, base.free);
@@ -529,7 +537,7 @@ SqlenvfsImage *
 sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                        SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
-  return restore_image(root, plan, FALSE, NULL, progress, user, error);
+  return restore_image(root, plan, FALSE, NULL, NULL, progress, user, error);
 }
 
 static gssize
@@ -704,6 +712,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
                          GError **error)
 {
   g_autoptr(SqlenvfsImage) img = NULL;
+  g_autoptr(GArray) bad_maps = NULL;
   struct stat st;
   int mode;
   gboolean ok;
@@ -714,12 +723,19 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
    * and checked before the output is (copy.h) or kept. When it is wrong,
    * nothing is kept and the restore starts again the way it always did,
    * checking each base whole before it is used: the one just found bad is
-   * known bad, and the next good one is taken. */
-  for (int attempt = 0;; attempt++) {
+   * known bad, and the next good one is taken. Likewise each page version
+   * chosen from a segment's page map is checked against its records when
+   * the write first reads it: when one does not match, nothing is kept and
+   * the restore composes again with that segment read from its records,
+   * as when its summary is damaged (each segment at most once, so this
+   * ends). */
+  bad_maps = g_array_new(FALSE, FALSE, sizeof(guint64));
+  for (gboolean defer_crc = TRUE;;) {
     g_autoptr(GError) local = NULL;
     gboolean base_bad = FALSE;
+    guint n_bad = bad_maps->len;
 
-    img = restore_image(root, plan, attempt == 0, &base_bad, NULL, NULL, error);
+    img = restore_image(root, plan, defer_crc, &base_bad, bad_maps, NULL, NULL, error);
     if (img == NULL)
       return FALSE;
     /* No more readable than production, nor than the base it comes from. */
@@ -728,12 +744,17 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
       mode &= (int)(st.st_mode & 0666);
     ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, NULL, &local);
     g_clear_pointer(&img, sqlenvfs_image_free);
-    if (ok || !base_bad || attempt > 0) {
+    if (!ok && bad_maps->len > n_bad) {
+      g_info("restore %s: %s; starting again", plan->db, local->message);
+      continue;
+    }
+    if (ok || !base_bad || !defer_crc) {
       if (!ok)
         g_propagate_error(error, g_steal_pointer(&local));
       break;
     }
     g_info("restore %s: %s; starting again from another base", plan->db, local->message);
+    defer_crc = FALSE;
   }
   if (ok && !sqlenvfs_restore_base_unchanged(plan, error)) {
     unlink(output);
