@@ -758,9 +758,26 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   guint src;
   int fd;
 
-  if (!seg->is_sealed || seg->is_damaged || is_bad_map(c, seg) ||
-      !archive_read_seal(seg->path, seg->size, &seal))
+  if (!seg->is_sealed || seg->is_damaged || is_bad_map(c, seg))
     return FALSE;
+  /* A summary the archive uses was checked when it was opened: its head,
+   * against the segment's size and its SEAL's checksum (read from the
+   * segment then). */
+  if (si < c->a->segsum->len && g_array_index(c->a->segsum, ArchiveSegSum, si).is_summarized) {
+    const ArchiveSummary *held = &g_array_index(c->a->segsum, ArchiveSegSum, si).s;
+    if (held->seg_size != seg->size || held->seg_version < 2)
+      return FALSE; /* version 1: the record path (top of this file) */
+    /* Planning a wholly covered segment needs only the size after it; a
+     * shrink in it is found when it is composed (below), which then takes
+     * the record path from the same size before it. */
+    if (plan_only && whole && held->version >= 2) {
+      *cur_out = held->last_db_pages != 0 ? held->last_db_pages : cur_in;
+      return TRUE;
+    }
+    seal = held->seal_crc;
+  } else if (!archive_read_seal(seg->path, seg->size, &seal)) {
+    return FALSE;
+  }
   /* Only the parts this range needs: the size changes to plan; the page
    * table and the last version of each page to compose; every version
    * only when the range ends before the segment does. */
@@ -774,6 +791,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
                                   &why, &load_error);
   if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < s->last_seq)
     r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_VERSIONS, &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && !plan_only)
+    r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_SIZES, &why, &load_error);
   switch (r) {
   case ARCHIVE_SUM_GOOD:
     break;
@@ -791,8 +810,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     archive_summary_parts_clear(&sp);
     return FALSE;
   }
-  if (plan_only) {
-    /* Sizes: a shrink in the range takes the record path. */
+  {
+    /* Sizes: a shrink in the range takes the record path (found when
+     * planning, or for a wholly covered segment planned from the size
+     * after it, now). */
     gboolean shrinks = FALSE;
     for (guint i = 0; i < s->n_sizes && !shrinks; i++) {
       const guint8 *z = sp.sizes + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
@@ -802,11 +823,14 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
       shrinks = get32(z + 8) < cur;
       cur = get32(z + 8);
     }
-    archive_summary_parts_clear(&sp);
+    if (shrinks || plan_only)
+      archive_summary_parts_clear(&sp);
     if (shrinks)
       return FALSE;
-    *cur_out = cur;
-    return TRUE;
+    if (plan_only) {
+      *cur_out = cur;
+      return TRUE;
+    }
   }
 
   cands = g_array_new(FALSE, FALSE, sizeof(Candidate));
