@@ -385,6 +385,12 @@ typedef struct {
   guint64 after;
 } ArchiveMark;
 
+/* The archive a timeline read, taken from it (timeline.c): the timeline
+ * must only be freed afterwards. A restore reuses the one its plan read
+ * (restore.c). */
+struct _SqlenvfsTimeline;
+SqlenvfsArchive *timeline_take_archive(struct _SqlenvfsTimeline *tl);
+
 /* Index in a->entries of the real entry with sequence number @seq, or -1. */
 gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);
 /* The entries of segment @si, in order (a summarized segment's are read

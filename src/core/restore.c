@@ -70,11 +70,48 @@ sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
   return sqlenvfs_timeline_windows(tl);
 }
 
+/* The archive the last plan read, kept for the restore of that plan:
+ * opening an archive reads the head of every segment and of its summary,
+ * which a restore would otherwise do again right after its plan did. One
+ * at a time, for the plan that read it (freed with it, or replaced by the
+ * next plan's); the restore refreshes it before use. */
+static GMutex planned_lock;
+static const SqlenvfsRestorePlan *planned_plan;
+static SqlenvfsArchive *planned_archive;
+
+static void
+planned_set(const SqlenvfsRestorePlan *plan, SqlenvfsArchive *a)
+{
+  SqlenvfsArchive *old;
+  g_mutex_lock(&planned_lock);
+  old = planned_archive;
+  planned_plan = plan;
+  planned_archive = a;
+  g_mutex_unlock(&planned_lock);
+  sqlenvfs_archive_free(old);
+}
+
+/* The archive @plan's planning read (taken), or NULL. */
+static SqlenvfsArchive *
+planned_take(const SqlenvfsRestorePlan *plan)
+{
+  SqlenvfsArchive *a = NULL;
+  g_mutex_lock(&planned_lock);
+  if (planned_plan == plan) {
+    a = planned_archive;
+    planned_archive = NULL;
+    planned_plan = NULL;
+  }
+  g_mutex_unlock(&planned_lock);
+  return a;
+}
+
 void
 sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan)
 {
   if (plan == NULL)
     return;
+  sqlenvfs_archive_free(planned_take(plan));
   g_free(plan->db);
   g_free(plan->base_name);
   g_free(plan->base_path);
@@ -86,13 +123,17 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 {
   g_autofree char *name = sqlenvfs_root_resolve_db(root, db, FALSE, error);
   g_autoptr(SqlenvfsTimeline) tl = NULL;
+  SqlenvfsRestorePlan *plan;
 
   if (name == NULL)
     return NULL;
   tl = sqlenvfs_timeline_open(root, name, error);
   if (tl == NULL)
     return NULL;
-  return sqlenvfs_timeline_plan(tl, t, error);
+  plan = sqlenvfs_timeline_plan(tl, t, error);
+  if (plan != NULL)
+    planned_set(plan, timeline_take_archive(tl));
+  return plan;
 }
 
 /* ------------------------------------------------------------------ */
@@ -493,7 +534,13 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
   SqlenvfsArchiveEntry rec;
   guint32 cur_pages;
 
-  a = sqlenvfs_archive_open(dir, error);
+  a = planned_take(plan);
+  if (a != NULL && strcmp(a->dir, dir) != 0)
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+  if (a != NULL && !sqlenvfs_archive_refresh(a, NULL))
+    g_clear_pointer(&a, sqlenvfs_archive_free); /* opened again below */
+  if (a == NULL)
+    a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
   a->deferred_bad_maps = bad_maps;
