@@ -40,14 +40,22 @@
  *        segment to the record path, which goes back through its commits
  *        (a commit's shrink after its own pages), and a page decided by a
  *        later segment is not set again by an earlier one.
- *   (C2) Nothing of a page map is used before all of the segment's entries
- *        in the range were checked against the records they name: the
- *        record holding the image (header checksum, type, compressed, page
- *        size, the image's index inside its page stream) and the COMMIT
- *        that wrote it (its seq, and the page number at that place of its
- *        page list; for a batch's later commits, found by walking the
- *        batch's headers). A mismatch sends the whole segment to the record
- *        path (verify reports the summary). What the records cannot show
+ *   (C2) No image a page map names is read before the version naming it
+ *        was checked against the records it names: the record holding the
+ *        image (header checksum, type, compressed, page size, the image's
+ *        index inside its page stream) and the COMMIT that wrote it (its
+ *        seq, and the page number at that place of its page list; for a
+ *        batch's later commits, found by walking the batch's headers).
+ *        Composing checks every chosen version of the segment first, and a
+ *        mismatch sends the whole segment to the record path (verify
+ *        reports the summary). A restore that writes a temporary output
+ *        (Compose.a->deferred_bad_maps) leaves the same check to the first
+ *        read of each page (DeferredMap: the versions naming one record at
+ *        once), so that it starts writing at once; a mismatch fails that
+ *        read, the restore drops its output and composes again with the
+ *        segment on the record path. A segment filled on demand (mount
+ *        --remote) is checked against its index entries, and each page
+ *        list entry at the page's first read. What the records cannot show
  *        is a version's seq moved out of the range by a summary whose
  *        checksums were made to fit: the checksums guard against damage,
  *        verify (which builds the summary again) against the rest.
