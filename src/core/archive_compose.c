@@ -556,8 +556,10 @@ check_group(int fd, const char *path, guint64 size, guint32 page_size, const GAr
 
 /* A segment composed from its page map with the checks deferred (a
  * restore that writes a temporary output: Compose.a->deferred_bad_maps):
- * page k of this source is the version @cands[k] names. The first read of
- * a page checks the whole run of candidates naming the same record
+ * page k of this source is the version the k-th candidate registered
+ * names. The first read sorts the candidates in file order (@pos); the
+ * first read of a page checks the whole run of candidates naming the same
+ * record
  * (check_group, the same check as before composing) and only then
  * registers their images in @rs and reads. A mismatch fails that read and
  * every later one (INTEGRITY) and adds the segment's number to @bad, so
@@ -569,7 +571,9 @@ typedef struct {
   guint64 size, number;
   guint32 page_size;
   int fd;           /* -1 until the first check                           */
-  GArray *cands;    /* Candidate, in file order                           */
+  GArray *cands;    /* Candidate: as registered, then (@pos) in file order */
+  guint32 *pos;     /* per page of this source: its candidate in file
+                     * order; NULL until the first read sorts them        */
   guint32 *refs;    /* per candidate: its page in @rs + 1; 0: not checked */
   GArray *bad;      /* not owned: the restore's list                      */
   gboolean failed;
@@ -588,6 +592,7 @@ deferred_map_free(gpointer p)
   g_free(d->path);
   g_array_unref(d->cands);
   g_free(d->refs);
+  g_free(d->pos);
   g_array_unref(d->walk.members);
   g_array_unref(d->walk.pgnos);
   g_free(d->window.buf);
@@ -640,6 +645,36 @@ deferred_map_check(DeferredMap *d, guint i, GError **error)
   return TRUE;
 }
 
+static gint
+cmp_candidate_at(gconstpointer pa, gconstpointer pb, gpointer user)
+{
+  const GArray *cands = user;
+  return cmp_candidate(&g_array_index(cands, Candidate, *(const guint32 *)pa),
+                       &g_array_index(cands, Candidate, *(const guint32 *)pb));
+}
+
+/* The candidates of @d put in file order, at the first read (not while
+ * composing, before the restore writes anything): pos[] maps a page of
+ * this source to its candidate. */
+static void
+deferred_map_sort(DeferredMap *d)
+{
+  guint n = d->cands->len;
+  g_autofree guint32 *order = g_new(guint32, MAX(n, 1));
+  GArray *sorted = g_array_sized_new(FALSE, FALSE, sizeof(Candidate), n);
+
+  for (guint i = 0; i < n; i++)
+    order[i] = i;
+  g_qsort_with_data(order, (gint)n, sizeof(guint32), cmp_candidate_at, d->cands);
+  d->pos = g_new(guint32, MAX(n, 1));
+  for (guint k = 0; k < n; k++) {
+    g_array_append_val(sorted, g_array_index(d->cands, Candidate, order[k]));
+    d->pos[order[k]] = k;
+  }
+  g_array_unref(d->cands);
+  d->cands = sorted;
+}
+
 static gssize
 deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
 {
@@ -654,6 +689,9 @@ deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
   if (i >= d->cands->len)
     return 0;
   g_mutex_lock(&d->lock);
+  if (d->pos == NULL)
+    deferred_map_sort(d);
+  i = d->pos[i];
   if (d->refs[i] == 0 && !deferred_map_check(d, (guint)i, error)) {
     g_mutex_unlock(&d->lock);
     return -1;
@@ -664,8 +702,8 @@ deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
   return n;
 }
 
-/* Register the candidates @cands (file order; taken) of segment @si as a
- * DeferredMap source, each page decided. */
+/* Register the candidates @cands (taken; put in file order at the first
+ * read) of segment @si as a DeferredMap source, each page decided. */
 static gboolean
 compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
 {
@@ -841,7 +879,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     }
   }
 
-  cands = g_array_new(FALSE, FALSE, sizeof(Candidate));
+  cands = g_array_sized_new(FALSE, FALSE, sizeof(Candidate), s->n_pages);
   for (guint32 i = 0; i < s->n_pages; i++) {
     guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
     ArchiveSumVersion v;
@@ -860,7 +898,6 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
    * restore that writes a temporary output defers the whole check to the
    * first read of each page (DeferredMap), so that it starts writing at
    * once. */
-  g_array_sort(cands, cmp_candidate);
   on_demand = archive_is_fetched(seg->path);
   if (!on_demand && c->a->deferred_bad_maps != NULL) {
     archive_summary_parts_clear(&sp);
@@ -869,6 +906,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     count_done(c, whole, commit_bytes, lo, hi);
     return TRUE;
   }
+  g_array_sort(cands, cmp_candidate);
   fd = open(seg->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     archive_summary_parts_clear(&sp);
