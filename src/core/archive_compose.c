@@ -570,7 +570,6 @@ typedef struct {
   char *path;
   guint64 size, number;
   guint32 page_size;
-  int fd;           /* -1 until the first check                           */
   GArray *cands;    /* Candidate: as registered, then (@pos) in file order */
   guint32 *pos;     /* per page of this source: its candidate in file
                      * order; NULL until the first read sorts them        */
@@ -587,8 +586,6 @@ deferred_map_free(gpointer p)
 {
   DeferredMap *d = p;
   sqlenvfs_archive_record_source_free(d->rs);
-  if (d->fd >= 0)
-    close(d->fd);
   g_free(d->path);
   g_array_unref(d->cands);
   g_free(d->refs);
@@ -610,13 +607,10 @@ deferred_map_check(DeferredMap *d, guint i, GError **error)
   while (from > 0 && g_array_index(d->cands, Candidate, from - 1).offset == off)
     from--;
   to = group_end(d->cands, from);
-  if (!d->failed && d->fd < 0) {
-    d->fd = open(d->path, O_RDONLY | O_CLOEXEC);
-    if (d->fd < 0)
-      return sqlenvfs_error_errno(error, errno, "open archive segment", d->path);
-  }
+  /* Read through the record source's file: no more files open than the
+   * sources hold. */
   if (!d->failed)
-    h = check_group(d->fd, d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
+    h = check_group(archive_record_source_fd(d->rs), d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
                     &d->window);
   if (h == NULL) {
     const Candidate *v = &g_array_index(d->cands, Candidate, i);
@@ -721,7 +715,6 @@ compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
   d->size = seg->size;
   d->number = seg->number;
   d->page_size = c->page_size;
-  d->fd = -1;
   d->cands = cands;
   d->refs = g_new0(guint32, MAX(cands->len, 1));
   d->bad = c->a->deferred_bad_maps;
