@@ -559,8 +559,7 @@ check_group(int fd, const char *path, guint64 size, guint32 page_size, const GAr
  * page k of this source is the version the k-th candidate registered
  * names. The first read sorts the candidates in file order (@pos); the
  * first read of a page checks the whole run of candidates naming the same
- * record
- * (check_group, the same check as before composing) and only then
+ * record (check_group, the same check as before composing) and only then
  * registers their images in @rs and reads. A mismatch fails that read and
  * every later one (INTEGRITY) and adds the segment's number to @bad, so
  * that the restore drops what it wrote and composes again with the
@@ -610,8 +609,8 @@ deferred_map_check(DeferredMap *d, guint i, GError **error)
   /* Read through the record source's file: no more files open than the
    * sources hold. */
   if (!d->failed)
-    h = check_group(archive_record_source_fd(d->rs), d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
-                    &d->window);
+    h = check_group(archive_record_source_fd(d->rs), d->path, d->size, d->page_size, d->cands,
+                    from, to, &d->walk, &d->window);
   if (h == NULL) {
     const Candidate *v = &g_array_index(d->cands, Candidate, i);
     gboolean listed = FALSE;

@@ -138,11 +138,11 @@ void archive_note_checked(const char *path, const struct stat *st, guint64 upto)
 /* Give back what the record source's lists hold beyond their entries, once
  * every page it will read is registered (a compose, at its end). */
 void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
+/* The segment file @src reads (open while it lives). */
+int archive_record_source_fd(const SqlenvfsArchiveRecordSource *src);
 /* The page registered at @ref is, by a page map, page @pgno of the page
  * list entry at byte @list_off of the segment: checked by its first read,
  * which fails (INTEGRITY) when the page list names another page. */
-/* The segment file @src reads (open while it lives). */
-int archive_record_source_fd(const SqlenvfsArchiveRecordSource *src);
 void archive_record_source_expect(SqlenvfsArchiveRecordSource *src, goffset ref,
                                   guint64 list_off, guint32 pgno);
 gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
