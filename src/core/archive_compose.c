@@ -40,14 +40,22 @@
  *        segment to the record path, which goes back through its commits
  *        (a commit's shrink after its own pages), and a page decided by a
  *        later segment is not set again by an earlier one.
- *   (C2) Nothing of a page map is used before all of the segment's entries
- *        in the range were checked against the records they name: the
- *        record holding the image (header checksum, type, compressed, page
- *        size, the image's index inside its page stream) and the COMMIT
- *        that wrote it (its seq, and the page number at that place of its
- *        page list; for a batch's later commits, found by walking the
- *        batch's headers). A mismatch sends the whole segment to the record
- *        path (verify reports the summary). What the records cannot show
+ *   (C2) No image a page map names is read before the version naming it
+ *        was checked against the records it names: the record holding the
+ *        image (header checksum, type, compressed, page size, the image's
+ *        index inside its page stream) and the COMMIT that wrote it (its
+ *        seq, and the page number at that place of its page list; for a
+ *        batch's later commits, found by walking the batch's headers).
+ *        Composing checks every chosen version of the segment first, and a
+ *        mismatch sends the whole segment to the record path (verify
+ *        reports the summary). A restore that writes a temporary output
+ *        (Compose.a->deferred_bad_maps) leaves the same check to the first
+ *        read of each page (DeferredMap: the versions naming one record at
+ *        once), so that it starts writing at once; a mismatch fails that
+ *        read, the restore drops its output and composes again with the
+ *        segment on the record path. A segment filled on demand (mount
+ *        --remote) is checked against its index entries, and each page
+ *        list entry at the page's first read. What the records cannot show
  *        is a version's seq moved out of the range by a summary whose
  *        checksums were made to fit: the checksums guard against damage,
  *        verify (which builds the summary again) against the rest.
@@ -498,6 +506,256 @@ cmp_candidate(gconstpointer pa, gconstpointer pb)
   return a->index < b->index ? -1 : a->index > b->index;
 }
 
+/* The end of the run of candidates from @from that name the record at
+ * the same offset (@cands in file order). */
+static guint
+group_end(const GArray *cands, guint from)
+{
+  guint64 off = g_array_index(cands, Candidate, from).offset;
+  guint to = from + 1;
+  while (to < cands->len && g_array_index(cands, Candidate, to).offset == off)
+    to++;
+  return to;
+}
+
+/* C2 for the candidates [@from, @to) of @cands (file order), which name
+ * the same record: that record read and checked (read_holder), each
+ * candidate's place in its page stream and page list, and for a batch's
+ * later commits the batch's headers walked as far as the commit
+ * (find_member). The record, or NULL when anything does not match or
+ * cannot be read. */
+static Holder *
+check_group(int fd, const char *path, guint64 size, guint32 page_size, const GArray *cands,
+            guint from, guint to, MemberWalk *walk, MemberWindow *window)
+{
+  Holder *h = read_holder(fd, path, size, g_array_index(cands, Candidate, from).offset, page_size);
+  if (h == NULL)
+    return NULL;
+  member_walk_reset(walk, h, window);
+  for (guint i = from; i < to; i++) {
+    const Candidate *v = &g_array_index(cands, Candidate, i);
+    /* Its own pages belong to its own commit; the others to a later
+     * commit of its batch, which lists the page at that place. */
+    if (v->index >= archive_stream_pages(&h->e) || v->seq < h->e.seq ||
+        (v->index < h->e.n_pages ? v->seq != h->e.seq || h->pgnos[v->index] != v->pgno
+                                 : v->seq == h->e.seq)) {
+      holder_free(h);
+      return NULL;
+    }
+    if (v->seq != h->e.seq) {
+      const Member *m = find_member(fd, path, size, h, v->seq, walk, window);
+      if (m == NULL || v->index < m->text_len || v->index - m->text_len >= m->n_pages ||
+          g_array_index(walk->pgnos, guint32, m->pg_start + (v->index - m->text_len)) != v->pgno) {
+        holder_free(h);
+        return NULL;
+      }
+    }
+  }
+  return h;
+}
+
+/* A segment composed from its page map with the checks deferred (a
+ * restore that writes a temporary output: Compose.a->deferred_bad_maps):
+ * page k of this source is the version the k-th candidate registered
+ * names. The first read sorts the candidates in file order (@pos); the
+ * first read of a page checks the whole run of candidates naming the same
+ * record (check_group, the same check as before composing) and only then
+ * registers their images in @rs and reads. A mismatch fails that read and
+ * every later one (INTEGRITY) and adds the segment's number to @bad, so
+ * that the restore drops what it wrote and composes again with the
+ * segment read from its records. */
+typedef struct {
+  SqlenvfsArchiveRecordSource *rs;
+  char *path;
+  guint64 size, number;
+  guint32 page_size;
+  GArray *cands;    /* Candidate: as registered, then (@pos) in file order */
+  guint32 *pos;     /* per page of this source: its candidate in file
+                     * order; NULL until the first read sorts them        */
+  guint32 *refs;    /* per candidate: its page in @rs + 1; 0: not checked */
+  GArray *bad;      /* not owned: the restore's list                      */
+  gboolean failed;
+  MemberWalk walk;
+  MemberWindow window;
+  GMutex lock;
+} DeferredMap;
+
+static void
+deferred_map_free(gpointer p)
+{
+  DeferredMap *d = p;
+  sqlenvfs_archive_record_source_free(d->rs);
+  g_free(d->path);
+  g_array_unref(d->cands);
+  g_free(d->refs);
+  g_free(d->pos);
+  g_array_unref(d->walk.members);
+  g_array_unref(d->walk.pgnos);
+  g_free(d->window.buf);
+  g_mutex_clear(&d->lock);
+  g_free(d);
+}
+
+static gboolean
+deferred_map_check(DeferredMap *d, guint i, GError **error)
+{
+  guint64 off = g_array_index(d->cands, Candidate, i).offset;
+  guint from = i, to;
+  Holder *h = NULL;
+
+  while (from > 0 && g_array_index(d->cands, Candidate, from - 1).offset == off)
+    from--;
+  to = group_end(d->cands, from);
+  /* Read through the record source's file: no more files open than the
+   * sources hold. */
+  if (!d->failed)
+    h = check_group(archive_record_source_fd(d->rs), d->path, d->size, d->page_size, d->cands,
+                    from, to, &d->walk, &d->window);
+  if (h == NULL) {
+    const Candidate *v = &g_array_index(d->cands, Candidate, i);
+    gboolean listed = FALSE;
+    for (guint k = 0; k < d->bad->len && !listed; k++)
+      listed = g_array_index(d->bad, guint64, k) == d->number;
+    if (!listed) {
+      g_array_append_val(d->bad, d->number);
+      g_message("archive segment %s: its summary does not match its records; reading the "
+                "records instead (run `sqlenvfs verify`)", d->path);
+    }
+    d->failed = TRUE;
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "archive segment %s: its summary does not match its records: the version of "
+                "page %u it names (record %" G_GUINT64_FORMAT ", at offset %" G_GUINT64_FORMAT
+                ", image %u) is not there (run `sqlenvfs verify`; the restore composes the "
+                "segment from its records)", d->path, v->pgno, v->seq, v->offset, v->index);
+    return FALSE;
+  }
+  for (guint k = from; k < to; k++) {
+    goffset ref = sqlenvfs_archive_record_source_add(
+      d->rs, &h->e, g_array_index(d->cands, Candidate, k).index);
+    d->refs[k] = (guint32)(ref / d->page_size) + 1;
+  }
+  holder_free(h);
+  return TRUE;
+}
+
+static gint
+cmp_candidate_at(gconstpointer pa, gconstpointer pb, gpointer user)
+{
+  const GArray *cands = user;
+  return cmp_candidate(&g_array_index(cands, Candidate, *(const guint32 *)pa),
+                       &g_array_index(cands, Candidate, *(const guint32 *)pb));
+}
+
+/* The candidates of @d put in file order, at the first read (not while
+ * composing, before the restore writes anything): pos[] maps a page of
+ * this source to its candidate. */
+static void
+deferred_map_sort(DeferredMap *d)
+{
+  guint n = d->cands->len;
+  g_autofree guint32 *order = g_new(guint32, MAX(n, 1));
+  GArray *sorted = g_array_sized_new(FALSE, FALSE, sizeof(Candidate), n);
+
+  for (guint i = 0; i < n; i++)
+    order[i] = i;
+  g_qsort_with_data(order, (gint)n, sizeof(guint32), cmp_candidate_at, d->cands);
+  d->pos = g_new(guint32, MAX(n, 1));
+  for (guint k = 0; k < n; k++) {
+    g_array_append_val(sorted, g_array_index(d->cands, Candidate, order[k]));
+    d->pos[order[k]] = k;
+  }
+  g_array_unref(d->cands);
+  d->cands = sorted;
+}
+
+static gssize
+deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
+{
+  DeferredMap *d = p;
+  guint64 i, within;
+  gssize n;
+
+  if (off < 0)
+    return 0;
+  i = (guint64)off / d->page_size;
+  within = (guint64)off % d->page_size;
+  if (i >= d->cands->len)
+    return 0;
+  g_mutex_lock(&d->lock);
+  if (d->pos == NULL)
+    deferred_map_sort(d);
+  i = d->pos[i];
+  if (d->refs[i] == 0 && !deferred_map_check(d, (guint)i, error)) {
+    g_mutex_unlock(&d->lock);
+    return -1;
+  }
+  n = sqlenvfs_archive_record_source_read(
+    d->rs, buf, len, (goffset)((guint64)(d->refs[i] - 1) * d->page_size + within), error);
+  g_mutex_unlock(&d->lock);
+  return n;
+}
+
+/* Register the candidates @cands (taken; put in file order at the first
+ * read) of segment @si as a DeferredMap source, each page decided. */
+static gboolean
+compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
+{
+  const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
+  DeferredMap *d = g_new0(DeferredMap, 1);
+  guint src;
+
+  d->rs = sqlenvfs_archive_record_source_new(c->a, si, error);
+  if (d->rs == NULL) {
+    g_array_unref(cands);
+    g_free(d);
+    return FALSE;
+  }
+  d->path = g_strdup(seg->path);
+  d->size = seg->size;
+  d->number = seg->number;
+  d->page_size = c->page_size;
+  d->cands = cands;
+  d->refs = g_new0(guint32, MAX(cands->len, 1));
+  d->bad = c->a->deferred_bad_maps;
+  d->walk = (MemberWalk){ G_MAXUINT64, 0, 0, g_array_new(FALSE, FALSE, sizeof(Member)),
+                          g_array_new(FALSE, FALSE, sizeof(guint32)) };
+  g_mutex_init(&d->lock);
+  src = sqlenvfs_image_add_source(c->img, deferred_map_read, d, deferred_map_free);
+  for (guint i = 0; i < cands->len; i++) {
+    guint32 pgno = g_array_index(cands, Candidate, i).pgno;
+    sqlenvfs_image_set_page(c->img, pgno, src, (goffset)i * c->page_size);
+    decide(c, pgno);
+  }
+  return TRUE;
+}
+
+/* What composing a part of segment @si adds to the progress. */
+static void
+count_done(Compose *c, gboolean whole, guint64 commit_bytes, guint64 lo, guint64 hi)
+{
+  if (whole) {
+    c->done += commit_bytes;
+  } else {
+    guint64 bytes = 0;
+    sqlenvfs_archive_count_commits(c->a, lo, hi, NULL, &bytes, NULL);
+    c->done += bytes;
+  }
+  if (c->progress)
+    c->progress(c->user, c->done, c->total);
+}
+
+/* Whether the page map of segment @seg was found not to match its records
+ * by an earlier try of this restore. */
+static gboolean
+is_bad_map(const Compose *c, const SqlenvfsArchiveSegment *seg)
+{
+  const GArray *bad = c->a->deferred_bad_maps;
+  for (guint k = 0; bad != NULL && k < bad->len; k++)
+    if (g_array_index(bad, guint64, k) == seg->number)
+      return TRUE;
+  return FALSE;
+}
+
 /* A segment's part of the range, and how it is composed. */
 typedef struct {
   guint si;
@@ -538,8 +796,26 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   guint src;
   int fd;
 
-  if (!seg->is_sealed || seg->is_damaged || !archive_read_seal(seg->path, seg->size, &seal))
+  if (!seg->is_sealed || seg->is_damaged || is_bad_map(c, seg))
     return FALSE;
+  /* A summary the archive uses was checked when it was opened: its head,
+   * against the segment's size and its SEAL's checksum (read from the
+   * segment then). */
+  if (si < c->a->segsum->len && g_array_index(c->a->segsum, ArchiveSegSum, si).is_summarized) {
+    const ArchiveSummary *held = &g_array_index(c->a->segsum, ArchiveSegSum, si).s;
+    if (held->seg_size != seg->size || held->seg_version < 2)
+      return FALSE; /* version 1: the record path (top of this file) */
+    /* Planning a wholly covered segment needs only the size after it; a
+     * shrink in it is found when it is composed (below), which then takes
+     * the record path from the same size before it. */
+    if (plan_only && whole && held->version >= 2) {
+      *cur_out = held->last_db_pages != 0 ? held->last_db_pages : cur_in;
+      return TRUE;
+    }
+    seal = held->seal_crc;
+  } else if (!archive_read_seal(seg->path, seg->size, &seal)) {
+    return FALSE;
+  }
   /* Only the parts this range needs: the size changes to plan; the page
    * table and the last version of each page to compose; every version
    * only when the range ends before the segment does. */
@@ -553,6 +829,8 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
                                   &why, &load_error);
   if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < s->last_seq)
     r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_VERSIONS, &why, &load_error);
+  if (r == ARCHIVE_SUM_GOOD && !plan_only)
+    r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_SIZES, &why, &load_error);
   switch (r) {
   case ARCHIVE_SUM_GOOD:
     break;
@@ -570,8 +848,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     archive_summary_parts_clear(&sp);
     return FALSE;
   }
-  if (plan_only) {
-    /* Sizes: a shrink in the range takes the record path. */
+  {
+    /* Sizes: a shrink in the range takes the record path (found when
+     * planning, or for a wholly covered segment planned from the size
+     * after it, now). */
     gboolean shrinks = FALSE;
     for (guint i = 0; i < s->n_sizes && !shrinks; i++) {
       const guint8 *z = sp.sizes + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
@@ -581,23 +861,17 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
       shrinks = get32(z + 8) < cur;
       cur = get32(z + 8);
     }
-    archive_summary_parts_clear(&sp);
+    if (shrinks || plan_only)
+      archive_summary_parts_clear(&sp);
     if (shrinks)
       return FALSE;
-    *cur_out = cur;
-    return TRUE;
+    if (plan_only) {
+      *cur_out = cur;
+      return TRUE;
+    }
   }
 
-  fd = open(seg->path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    archive_summary_parts_clear(&sp);
-    return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
-  }
-  holders = g_ptr_array_new_with_free_func(holder_free);
-  walk.members = g_array_new(FALSE, FALSE, sizeof(Member));
-  walk.pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
-  actions = g_array_new(FALSE, FALSE, sizeof(Action));
-  cands = g_array_new(FALSE, FALSE, sizeof(Candidate));
+  cands = g_array_sized_new(FALSE, FALSE, sizeof(Candidate), s->n_pages);
   for (guint32 i = 0; i < s->n_pages; i++) {
     guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
     ArchiveSumVersion v;
@@ -607,13 +881,33 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     cand = (Candidate){ pgno, v.index, v.seq, v.offset };
     g_array_append_val(cands, cand);
   }
-  /* C2: every candidate checked against its records before any is used;
-   * in file order: each holding record read once, then its batch's
+  commit_bytes = s->commit_bytes;
+  /* C2: every candidate checked against its records before its image is
+   * used; in file order: each holding record read once, then its batch's
    * commits, going forward. A segment filled on demand (mount --remote)
    * is checked against its index entries now and against its page lists
-   * as each page is first read, so that composing fetches no record. */
-  g_array_sort(cands, cmp_candidate);
+   * as each page is first read, so that composing fetches no record. A
+   * restore that writes a temporary output defers the whole check to the
+   * first read of each page (DeferredMap), so that it starts writing at
+   * once. */
   on_demand = archive_is_fetched(seg->path);
+  if (!on_demand && c->a->deferred_bad_maps != NULL) {
+    archive_summary_parts_clear(&sp);
+    if (cands->len > 0 && !compose_deferred(c, si, g_steal_pointer(&cands), error))
+      return FALSE;
+    count_done(c, whole, commit_bytes, lo, hi);
+    return TRUE;
+  }
+  g_array_sort(cands, cmp_candidate);
+  fd = open(seg->path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    archive_summary_parts_clear(&sp);
+    return sqlenvfs_error_errno(error, errno, "open archive segment", seg->path);
+  }
+  holders = g_ptr_array_new_with_free_func(holder_free);
+  walk.members = g_array_new(FALSE, FALSE, sizeof(Member));
+  walk.pgnos = g_array_new(FALSE, FALSE, sizeof(guint32));
+  actions = g_array_new(FALSE, FALSE, sizeof(Action));
   for (guint i = 0; i < cands->len && !mismatch && on_demand; i++) {
     const Candidate *v = &g_array_index(cands, Candidate, i);
     Action act = { v->pgno, v->index, NULL, 0 };
@@ -623,42 +917,24 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     else
       g_array_append_val(actions, act);
   }
-  for (guint i = 0; i < cands->len && !mismatch && !on_demand; i++) {
-    const Candidate *v = &g_array_index(cands, Candidate, i);
-    Action act;
-    if (h == NULL || h->e.offset != v->offset) {
-      h = read_holder(fd, seg->path, seg->size, v->offset, c->page_size);
-      if (h == NULL) {
-        mismatch = TRUE;
-        break;
-      }
-      g_ptr_array_add(holders, h);
-      member_walk_reset(&walk, h, &window); /* another batch */
-    }
-    /* Its own pages belong to its own commit; the others to a later
-     * commit of its batch, which lists the page at that place. */
-    if (v->index >= archive_stream_pages(&h->e) || v->seq < h->e.seq ||
-        (v->index < h->e.n_pages ? v->seq != h->e.seq || h->pgnos[v->index] != v->pgno
-                                 : v->seq == h->e.seq)) {
+  for (guint i = 0; i < cands->len && !mismatch && !on_demand;) {
+    guint to = group_end(cands, i);
+    h = check_group(fd, seg->path, seg->size, c->page_size, cands, i, to, &walk, &window);
+    if (h == NULL) {
       mismatch = TRUE;
       break;
     }
-    if (v->seq != h->e.seq) {
-      const Member *m = find_member(fd, seg->path, seg->size, h, v->seq, &walk, &window);
-      if (m == NULL || v->index < m->text_len || v->index - m->text_len >= m->n_pages ||
-          g_array_index(walk.pgnos, guint32, m->pg_start + (v->index - m->text_len)) != v->pgno) {
-        mismatch = TRUE;
-        break;
-      }
+    g_ptr_array_add(holders, h);
+    for (; i < to; i++) {
+      const Candidate *v = &g_array_index(cands, Candidate, i);
+      Action act = { v->pgno, v->index, h, 0 };
+      g_array_append_val(actions, act);
     }
-    act = (Action){ v->pgno, v->index, h, 0 };
-    g_array_append_val(actions, act);
   }
   close(fd);
   g_free(window.buf);
   g_array_unref(walk.members);
   g_array_unref(walk.pgnos);
-  commit_bytes = s->commit_bytes;
   archive_summary_parts_clear(&sp);
   if (mismatch) {
     g_message("archive %s: the summary of %s does not match its records; reading the "
@@ -678,15 +954,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     sqlenvfs_image_set_page(c->img, act->pgno, src, ref);
     decide(c, act->pgno);
   }
-  if (whole) {
-    c->done += commit_bytes;
-  } else {
-    guint64 bytes = 0;
-    sqlenvfs_archive_count_commits(c->a, lo, hi, NULL, &bytes, NULL);
-    c->done += bytes;
-  }
-  if (c->progress)
-    c->progress(c->user, c->done, c->total);
+  count_done(c, whole, commit_bytes, lo, hi);
   return TRUE;
 }
 

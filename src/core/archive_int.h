@@ -138,6 +138,8 @@ void archive_note_checked(const char *path, const struct stat *st, guint64 upto)
 /* Give back what the record source's lists hold beyond their entries, once
  * every page it will read is registered (a compose, at its end). */
 void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
+/* The segment file @src reads (open while it lives). */
+int archive_record_source_fd(const SqlenvfsArchiveRecordSource *src);
 /* The page registered at @ref is, by a page map, page @pgno of the page
  * list entry at byte @list_off of the segment: checked by its first read,
  * which fails (INTEGRITY) when the page list names another page. */
@@ -358,6 +360,12 @@ struct _SqlenvfsArchive {
   guint n_idx_open;                /* indexes open for reading entry by entry */
   guint idx_open_max;              /* at most (16; tests: fewer)               */
   SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
+  /* Set by a restore that writes a temporary output (not owned, NULL
+   * otherwise): composing checks the page versions chosen from page maps
+   * as their images are first read, not before (archive_compose.c), and
+   * appends there (guint64) the number of a segment whose page map does
+   * not match its records; its segments are composed from their records. */
+  GArray *deferred_bad_maps;
 };
 
 typedef struct {
@@ -378,6 +386,12 @@ typedef struct {
   SqlenvfsArchiveEntry e;
   guint64 after;
 } ArchiveMark;
+
+/* The archive a timeline read, taken from it (timeline.c): the timeline
+ * must only be freed afterwards. A restore reuses the one its plan read
+ * (restore.c). */
+struct _SqlenvfsTimeline;
+SqlenvfsArchive *timeline_take_archive(struct _SqlenvfsTimeline *tl);
 
 /* Index in a->entries of the real entry with sequence number @seq, or -1. */
 gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);

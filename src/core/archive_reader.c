@@ -1841,6 +1841,12 @@ sqlenvfs_archive_record_source_free(gpointer p)
   g_free(src);
 }
 
+int
+archive_record_source_fd(const SqlenvfsArchiveRecordSource *src)
+{
+  return src->fd;
+}
+
 void
 archive_record_source_expect(SqlenvfsArchiveRecordSource *src, goffset ref, guint64 list_off,
                              guint32 pgno)

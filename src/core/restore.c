@@ -47,6 +47,8 @@
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
+#include "archive_int.h"
+
 /* ------------------------------------------------------------------ */
 /* Windows and plans                                                    */
 
@@ -68,11 +70,48 @@ sqlenvfs_restore_windows(SqlenvfsRoot *root, const char *db, GError **error)
   return sqlenvfs_timeline_windows(tl);
 }
 
+/* The archive the last plan read, kept for the restore of that plan:
+ * opening an archive reads the head of every segment and of its summary,
+ * which a restore would otherwise do again right after its plan did. One
+ * at a time, for the plan that read it (freed with it, or replaced by the
+ * next plan's); the restore refreshes it before use. */
+static GMutex planned_lock;
+static const SqlenvfsRestorePlan *planned_plan;
+static SqlenvfsArchive *planned_archive;
+
+static void
+planned_set(const SqlenvfsRestorePlan *plan, SqlenvfsArchive *a)
+{
+  SqlenvfsArchive *old;
+  g_mutex_lock(&planned_lock);
+  old = planned_archive;
+  planned_plan = plan;
+  planned_archive = a;
+  g_mutex_unlock(&planned_lock);
+  sqlenvfs_archive_free(old);
+}
+
+/* The archive @plan's planning read (taken), or NULL. */
+static SqlenvfsArchive *
+planned_take(const SqlenvfsRestorePlan *plan)
+{
+  SqlenvfsArchive *a = NULL;
+  g_mutex_lock(&planned_lock);
+  if (planned_plan == plan) {
+    a = planned_archive;
+    planned_archive = NULL;
+    planned_plan = NULL;
+  }
+  g_mutex_unlock(&planned_lock);
+  return a;
+}
+
 void
 sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan)
 {
   if (plan == NULL)
     return;
+  sqlenvfs_archive_free(planned_take(plan));
   g_free(plan->db);
   g_free(plan->base_name);
   g_free(plan->base_path);
@@ -84,13 +123,17 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
 {
   g_autofree char *name = sqlenvfs_root_resolve_db(root, db, FALSE, error);
   g_autoptr(SqlenvfsTimeline) tl = NULL;
+  SqlenvfsRestorePlan *plan;
 
   if (name == NULL)
     return NULL;
   tl = sqlenvfs_timeline_open(root, name, error);
   if (tl == NULL)
     return NULL;
-  return sqlenvfs_timeline_plan(tl, t, error);
+  plan = sqlenvfs_timeline_plan(tl, t, error);
+  if (plan != NULL)
+    planned_set(plan, timeline_take_archive(tl));
+  return plan;
 }
 
 /* ------------------------------------------------------------------ */
@@ -474,10 +517,15 @@ records_between(SqlenvfsArchive *a, guint64 from_seq, guint64 to_seq)
 
 /* sqlenvfs_restore_image; with @defer_crc, a base whose crc32 is still to
  * be checked is checked by the image's write (image.h, invariant 5), which
- * sets *@base_bad when the crc32 is wrong. */
+ * sets *@base_bad when the crc32 is wrong. With @bad_maps, the versions
+ * chosen from page maps are checked as the write first reads them, not
+ * before: a segment whose page map does not match its records is added
+ * there and that read fails; those listed are composed from their
+ * records (archive_compose.c). */
 static SqlenvfsImage *
 restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
-              gboolean *base_bad, SqlenvfsProgressFunc progress, gpointer user, GError **error)
+              gboolean *base_bad, GArray *bad_maps, SqlenvfsProgressFunc progress, gpointer user,
+              GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), plan->db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
@@ -486,9 +534,16 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
   SqlenvfsArchiveEntry rec;
   guint32 cur_pages;
 
-  a = sqlenvfs_archive_open(dir, error);
+  a = planned_take(plan);
+  if (a != NULL && strcmp(a->dir, dir) != 0)
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+  if (a != NULL && !sqlenvfs_archive_refresh(a, NULL))
+    g_clear_pointer(&a, sqlenvfs_archive_free); /* opened again below */
+  if (a == NULL)
+    a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return NULL;
+  a->deferred_bad_maps = bad_maps;
   if (!open_checked_base(root, a, plan, defer_crc, &base, error))
     return NULL;
   img = sqlenvfs_image_new(plan->page_size, plan->base_n_pages, base.read, base.src, base.free);
@@ -529,7 +584,7 @@ SqlenvfsImage *
 sqlenvfs_restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan,
                        SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
-  return restore_image(root, plan, FALSE, NULL, progress, user, error);
+  return restore_image(root, plan, FALSE, NULL, NULL, progress, user, error);
 }
 
 static gssize
@@ -704,6 +759,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
                          GError **error)
 {
   g_autoptr(SqlenvfsImage) img = NULL;
+  g_autoptr(GArray) bad_maps = NULL;
   struct stat st;
   int mode;
   gboolean ok;
@@ -714,12 +770,19 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
    * and checked before the output is (copy.h) or kept. When it is wrong,
    * nothing is kept and the restore starts again the way it always did,
    * checking each base whole before it is used: the one just found bad is
-   * known bad, and the next good one is taken. */
-  for (int attempt = 0;; attempt++) {
+   * known bad, and the next good one is taken. Likewise each page version
+   * chosen from a segment's page map is checked against its records when
+   * the write first reads it: when one does not match, nothing is kept and
+   * the restore composes again with that segment read from its records,
+   * as when its summary is damaged (each segment at most once, so this
+   * ends). */
+  bad_maps = g_array_new(FALSE, FALSE, sizeof(guint64));
+  for (gboolean defer_crc = TRUE;;) {
     g_autoptr(GError) local = NULL;
     gboolean base_bad = FALSE;
+    guint n_bad = bad_maps->len;
 
-    img = restore_image(root, plan, attempt == 0, &base_bad, NULL, NULL, error);
+    img = restore_image(root, plan, defer_crc, &base_bad, bad_maps, NULL, NULL, error);
     if (img == NULL)
       return FALSE;
     /* No more readable than production, nor than the base it comes from. */
@@ -728,12 +791,17 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
       mode &= (int)(st.st_mode & 0666);
     ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, NULL, &local);
     g_clear_pointer(&img, sqlenvfs_image_free);
-    if (ok || !base_bad || attempt > 0) {
+    if (!ok && bad_maps->len > n_bad) {
+      g_info("restore %s: %s; starting again", plan->db, local->message);
+      continue;
+    }
+    if (ok || !base_bad || !defer_crc) {
       if (!ok)
         g_propagate_error(error, g_steal_pointer(&local));
       break;
     }
     g_info("restore %s: %s; starting again from another base", plan->db, local->message);
+    defer_crc = FALSE;
   }
   if (ok && !sqlenvfs_restore_base_unchanged(plan, error)) {
     unlink(output);

@@ -64,6 +64,8 @@
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
+#include "archive_int.h"
+
 typedef struct {
   SqlenvfsArchiveEntry e;
   guint64 after_seq;
@@ -661,6 +663,14 @@ SqlenvfsArchive *
 sqlenvfs_timeline_archive(SqlenvfsTimeline *tl)
 {
   return tl->a;
+}
+
+SqlenvfsArchive *
+timeline_take_archive(SqlenvfsTimeline *tl)
+{
+  SqlenvfsArchive *a = tl->a;
+  tl->a = NULL;
+  return a;
 }
 
 gboolean

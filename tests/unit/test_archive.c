@@ -2617,6 +2617,121 @@ START_TEST(test_compose_bad_page_map)
 }
 END_TEST
 
+/* Compose the state after @k1 from a base after @k0 with the page-map
+ * checks left to the reads, as a restore writing a temporary output does
+ * (deferred_bad_maps): read the image whole and, when a read fails on a
+ * page map that does not match its records, compose again with that
+ * segment read from its records, as the restore does; then compare with
+ * the model. Returns how many reads failed; *@compose_read (when not
+ * NULL): the bytes the first composing read, before any image. */
+static guint
+c_check_deferred(const guint64 *seqs, guint k0, guint k1, guint64 *compose_read)
+{
+  g_autoptr(SqlenvfsArchive) a = open_reader();
+  g_autoptr(GArray) bad = g_array_new(FALSE, FALSE, sizeof(guint64));
+  guint32 want_pages;
+  g_autofree guint8 *want = c_model(k0, k1, &want_pages);
+  g_autofree guint8 *got = g_malloc((gsize)want_pages * PS);
+  guint fails = 0;
+
+  a->deferred_bad_maps = bad;
+  for (;;) {
+    g_autoptr(SqlenvfsImage) img = sqlenvfs_image_new(PS, c_db_pages(k0), c_base_read, NULL, NULL);
+    guint32 got_pages = 0;
+    GError *error = NULL;
+    guint n_bad = bad->len;
+    guint64 before = testutil_bytes_read();
+    gssize n;
+
+    ck_assert(sqlenvfs_archive_compose(a, img, PS, seqs[k0], c_db_pages(k0), seqs[k1],
+                                       &got_pages, NULL, NULL, &error));
+    ck_assert_no_error(error);
+    if (compose_read != NULL && fails == 0)
+      *compose_read = testutil_bytes_read() - before;
+    ck_assert_uint_eq(got_pages, want_pages);
+    n = sqlenvfs_image_read(img, got, (gsize)want_pages * PS, 0, 0, &error);
+    if (n < 0) {
+      ck_assert(error != NULL);
+      ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+      ck_assert_msg(strstr(error->message, "does not match its records") != NULL, "%s",
+                    error->message);
+      g_clear_error(&error);
+      ck_assert_uint_eq(bad->len, n_bad + 1); /* one segment more, each once */
+      fails++;
+      continue;
+    }
+    ck_assert_no_error(error);
+    ck_assert_int_eq(n, (gssize)want_pages * PS);
+    ck_assert_uint_eq(bad->len, n_bad);
+    break;
+  }
+  for (guint32 p = 0; p < want_pages; p++)
+    ck_assert_msg(memcmp(got + (gsize)p * PS, want + (gsize)p * PS, PS) == 0,
+                  "page %u differs composing %u..%u (checks deferred)", p + 1, k0, k1);
+  a->deferred_bad_maps = NULL;
+  return fails;
+}
+
+/* With the checks of the page versions left to the reads (a restore
+ * writing its output): composing reads no record (less than composing
+ * with the checks first), the image is the model's, and a summary whose
+ * versions name the wrong place with its checksums made right is found
+ * when the page is read, which fails (INTEGRITY); composed again with that
+ * segment read from its records, the image is the model's again. */
+START_TEST(test_compose_deferred_checks)
+{
+  guint64 seqs[C_COMMITS + 1];
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  guint64 eager_read, deferred_read = 0;
+  guint n_forged = 0, n_failed = 0;
+
+  c_write(seqs);
+  for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
+    ck_assert_uint_eq(c_check_deferred(seqs, c_ranges[r][0], c_ranges[r][1], NULL), 0);
+  eager_read = c_check(seqs, 1, 48);
+  ck_assert_uint_eq(c_check_deferred(seqs, 1, 48, &deferred_read), 0);
+  ck_assert_uint_lt(deferred_read, eager_read);
+
+  a = open_reader();
+  for (guint si = 0; si + 1 < sqlenvfs_archive_n_segments(a); si++) {
+    guint64 number = sqlenvfs_archive_segment(a, si)->number;
+    g_autofree char *sp = sum_path(number);
+    g_autofree char *orig = NULL;
+    gsize len;
+    ArchiveSummary s;
+    const char *why = NULL;
+
+    ck_assert(g_file_get_contents(sp, &orig, &len, NULL));
+    ck_assert(archive_summary_parse((const guint8 *)orig, len, &s, &why));
+    for (guint j = 0; j < s.n_versions; j += MAX(1, s.n_versions / 16))
+      for (guint field = 1; field < 3; field++) {
+        g_autofree guint8 *forged = g_memdup2(orig, len);
+        guint8 *v = forged + s.versions_off + (gsize)j * 24;
+        if (field == 1)
+          memcpy(v + 8, forged + s.versions_off + (gsize)((j + 1) % s.n_versions) * 24 + 8, 8);
+        else
+          v[16] ^= 1; /* index */
+        if (memcmp(forged, orig, len) == 0)
+          continue;
+        for (guint32 i = 0; i < s.n_pages; i++) {
+          guint32 end = i + 1 < s.n_pages ? get32((guint8 *)orig + s.pages_off + (i + 1) * 8 + 4)
+                                          : s.n_versions;
+          if (end == j + 1)
+            memcpy(forged + s.last_off + (gsize)i * 24, v, 24);
+        }
+        ck_assert(archive_summary_seal(forged, len));
+        ck_assert(g_file_set_contents(sp, (const char *)forged, (gssize)len, NULL));
+        for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
+          n_failed += c_check_deferred(seqs, c_ranges[r][0], c_ranges[r][1], NULL);
+        n_forged++;
+      }
+    ck_assert(g_file_set_contents(sp, orig, (gssize)len, NULL));
+  }
+  ck_assert_uint_gt(n_forged, 20);
+  ck_assert_uint_gt(n_failed, 20); /* found at the reads, not by chance */
+}
+END_TEST
+
 /* A sealed segment of the composition history with commits before it and
  * after it, and no shrink (commit 23) in it: its number, and the commits
  * it holds, *kf..*kl. */
@@ -3644,6 +3759,7 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_damage_and_missing);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
+  tcase_add_test(tc, test_compose_deferred_checks);
   tcase_add_test(tc, test_compose_v1_then_v2);
   tcase_add_test(tc, test_summary_v2_parts);
   tcase_add_test(tc, test_compose_summary_byte_flips);

@@ -21,6 +21,8 @@
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
+#include "../../src/core/archive_int.h"
+
 static char *tmp;
 static SqlenvfsRoot *root;
 static char *db_path;
@@ -760,6 +762,128 @@ run_archiver_for(sqlite3 *db, int from, int to)
   ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
 }
 
+/* The bytes of the state of @plan, as the restore writes them to a file. */
+static GBytes *
+restored_bytes(SqlenvfsRestorePlan *plan)
+{
+  g_autofree char *out = g_build_filename(tmp, "restored.db", NULL);
+  GError *error = NULL;
+  char *data = NULL;
+  gsize len = 0;
+  unlink(out);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert(g_file_get_contents(out, &data, &len, NULL));
+  unlink(out);
+  return g_bytes_new_take(data, len);
+}
+
+/* Counts the messages that say a page map did not match its records. */
+static void
+count_mismatch(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
+{
+  if (strstr(message, "does not match its records") != NULL)
+    (*(guint *)user)++;
+}
+
+/* Make every summary of the archive lie, its checksums made right: the
+ * last version of each page names the image beside the right one. Returns
+ * how many summaries were changed. */
+static guint
+forge_summaries(const char *dir)
+{
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *name;
+  guint n = 0;
+  ck_assert(d != NULL);
+  while ((name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = NULL;
+    g_autofree guint8 *buf = NULL;
+    gsize len;
+    ArchiveSummary sm;
+    const char *why = NULL;
+    if (!g_str_has_suffix(name, ".sum"))
+      continue;
+    path = g_build_filename(dir, name, NULL);
+    ck_assert(g_file_get_contents(path, (char **)&buf, &len, NULL));
+    ck_assert_msg(archive_summary_parse(buf, len, &sm, &why), "%s: %s", path, why);
+    for (guint32 i = 0; i < sm.n_pages; i++) {
+      guint32 end = i + 1 < sm.n_pages ? get32(buf + sm.pages_off + (gsize)(i + 1) * 8 + 4)
+                                       : sm.n_versions;
+      buf[sm.last_off + (gsize)i * 24 + 16] ^= 1;
+      buf[sm.versions_off + (gsize)(end - 1) * 24 + 16] ^= 1;
+    }
+    ck_assert(archive_summary_seal(buf, len));
+    ck_assert(archive_summary_parse(buf, len, &sm, &why));
+    ck_assert(g_file_set_contents(path, (const char *)buf, (gssize)len, NULL));
+    n++;
+  }
+  return n;
+}
+
+/* A restore writes its output while it checks each page version it takes
+ * from a page map (read from its record then): the output is byte for
+ * byte the image composed with every check made first (as the mount
+ * does); and when summaries name versions their records do not hold,
+ * the mismatch is found during the write, the output written so far is
+ * dropped (no temporary left) and the restore composes again from those
+ * segments' records: the same bytes again. */
+START_TEST(test_restore_checks_while_writing)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), "app", NULL);
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL, early = NULL;
+  SqlenvfsTime t = { .is_latest = TRUE };
+  GError *error = NULL;
+  guint mismatches = 0, handler;
+
+  plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  t.is_latest = FALSE;
+  t.us = t_mid;
+  early = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  /* Just before the last of rows 1..30: from s0, over 29 commits. */
+  t.us = early->state_us - 1;
+  g_clear_pointer(&early, sqlenvfs_restore_plan_free);
+  early = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(early->base_name, s0->name);
+  for (guint k = 0; k < 2; k++) {
+    SqlenvfsRestorePlan *p = k == 0 ? plan : early;
+    g_autoptr(GBytes) written = restored_bytes(p);
+    g_autoptr(SqlenvfsImage) img = sqlenvfs_restore_image(root, p, NULL, NULL, &error);
+    g_autofree guint8 *want = NULL;
+    gsize len = g_bytes_get_size(written);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(sqlenvfs_image_size(img), len);
+    want = g_malloc(len);
+    ck_assert_int_eq(sqlenvfs_image_read(img, want, len, 0, 0, &error), (gssize)len);
+    ck_assert(memcmp(want, g_bytes_get_data(written, NULL), len) == 0);
+  }
+  {
+    g_autoptr(GBytes) good = restored_bytes(plan);
+    g_autoptr(GBytes) good_early = restored_bytes(early);
+    g_autoptr(GBytes) again = NULL, again_early = NULL;
+    g_autoptr(GDir) d = NULL;
+    const char *name;
+
+    ck_assert_uint_ge(forge_summaries(dir), 2);
+    handler = g_log_set_handler("sqlenvfs", G_LOG_LEVEL_MESSAGE, count_mismatch, &mismatches);
+    again = restored_bytes(plan);
+    ck_assert_uint_ge(mismatches, 1);
+    again_early = restored_bytes(early);
+    ck_assert_uint_ge(mismatches, 2);
+    g_log_remove_handler("sqlenvfs", handler);
+    ck_assert(g_bytes_equal(good, again));
+    ck_assert(g_bytes_equal(good_early, again_early));
+    ck_assert_int_eq(rows_at(plan), 60);
+    d = g_dir_open(tmp, 0, NULL);
+    while ((name = g_dir_read_name(d)) != NULL)
+      ck_assert_msg(!g_str_has_prefix(name, ".tmp-"), "left behind: %s", name);
+  }
+}
+END_TEST
+
 static guint32
 seg_version(const char *path)
 {
@@ -863,6 +987,7 @@ restore_suite(void)
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
   tcase_add_test(tc, test_timeline_refresh);
+  tcase_add_test(tc, test_restore_checks_while_writing);
   suite_add_tcase(s, tc);
   tc = tcase_create("versions");
   tcase_set_timeout(tc, 120);
