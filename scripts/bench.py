@@ -728,6 +728,7 @@ def run_all(env, args):
         wait_archiver_settled(env)
         for name in args.only.split(","):
             {"backup": lambda: bench_backup(env, args.runs),
+             "pitr": lambda: bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0)),
              "latency": lambda: bench_latency(env, 400),
              "writer": lambda: bench_writer(env, args.writer_seconds, 8),
              "verify": lambda: bench_verify(env, args.runs, 24, 64)}[name]()
@@ -759,7 +760,7 @@ def main():
     ap.add_argument("--scale-only", metavar="MIB,...",
                     help="run only the scaling table, at these sizes (e.g. 4096)")
     ap.add_argument("--only", metavar="SECTION,...",
-                    help="run only these sections on the main database: backup, latency, writer, "
+                    help="run only these sections on the main database: backup, pitr, latency, writer, "
                     "verify (on its own root)")
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
