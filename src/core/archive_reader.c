@@ -62,6 +62,8 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   if (a->marks)
     g_array_free(a->marks, TRUE);
   ZSTD_freeDCtx(a->dctx);
+  if (a->dfd >= 0)
+    close(a->dfd);
   g_free(a->dir);
   g_free(a);
 }
@@ -183,7 +185,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   gboolean sealed = FALSE, tail_bad = FALSE;
   g_autofree guint8 *chunk = NULL;
 
-  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, error))
+  if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
   seg->size = sf.size;
   if (!sf.hdr_ok) {
@@ -315,10 +317,11 @@ use_summary(SqlenvfsArchive *a, guint si)
   SegFile sf;
   gboolean ok;
 
-  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, NULL))
+  if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, NULL))
     return FALSE;
   ok = sf.hdr_ok && archive_read_seal_fd(sf.fd, sf.path, sf.size, &seal) &&
-       archive_summary_load_head(a->dir, seg->number, sf.size, seal, &s, &head, &why, NULL) ==
+       archive_summary_load_head_at(a->dfd, a->dir, seg->number, sf.size, seal, &s, &head, &why,
+                                    NULL) ==
          ARCHIVE_SUM_GOOD &&
        s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
   if (!ok) {
@@ -441,6 +444,10 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   g_autoptr(GArray) nums = NULL;
 
   a->dir = g_strdup(dir);
+  /* Each segment and summary is opened by name in this descriptor: a
+   * path walk of the whole directory path for each of them was a good
+   * part of opening a long archive. */
+  a->dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   a->segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
   g_array_set_clear_func(a->segments, (GDestroyNotify)segment_clear);
   a->fds = g_array_new(FALSE, FALSE, sizeof(int));
@@ -627,6 +634,7 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
     g_autoptr(GError) error = NULL;
     SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     t.dir = a->dir;
+    t.dfd = a->dfd;
     t.segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
     seg.n_entries = 0;
     g_array_append_val(t.segments, seg);
@@ -2434,6 +2442,14 @@ time_before(SqlenvfsArchive *a, guint si, guint i)
   return 0;
 }
 
+/* The file name of @seg in the archive's directory. */
+static const char *
+seg_base(const SqlenvfsArchiveSegment *seg)
+{
+  const char *slash = strrchr(seg->path, '/');
+  return slash != NULL ? slash + 1 : seg->path;
+}
+
 int
 sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error)
 {
@@ -2464,7 +2480,8 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
       same[si] = TRUE;
       continue;
     }
-    if (stat(seg->path, &st[si]) != 0) {
+    if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0) : stat(seg->path, &st[si])) !=
+        0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;
     }
