@@ -505,6 +505,7 @@ archive_seg_file_openat(int dfd, const char *dir, guint64 number, int flags, Seg
     return FALSE;
   }
   sf->size = (guint64)st.st_size;
+  sf->st = st;
   if (!archive_pread_full(sf->fd, buf, sizeof buf, 0, &got, sf->path, error)) {
     close(sf->fd);
     g_clear_pointer(&sf->path, g_free);

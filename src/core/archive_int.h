@@ -15,6 +15,8 @@
  */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <glib.h>
 #include <zstd.h>
 
@@ -100,6 +102,7 @@ typedef struct {
   int fd;
   char *path;
   guint64 size;
+  struct stat st;     /* of the file when it was opened */
   SegHeader hdr;
   gboolean hdr_ok;
   const char *hdr_why;
@@ -386,6 +389,10 @@ typedef struct {
   int idx_fd;
   gboolean idx_open, idx_bad;
   char *idx_path;
+  /* The segment file's identity, taken when its summary was used: the
+   * next check_records takes it instead of asking again (once). */
+  struct stat seg_st;
+  gboolean has_seg_st;
 } ArchiveSegSum;
 
 typedef struct {

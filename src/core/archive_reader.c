@@ -224,6 +224,12 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
         const guint64 per_read = IO_CHUNK / IDX_ENTRY_SIZE;
         g_autofree guint8 *buf = first < n ? g_malloc((gsize)(MIN(n - first, per_read) *
                                                               IDX_ENTRY_SIZE)) : NULL;
+        /* Room for them at once, not grown (and copied) as they come. */
+        if (first < n && n - first <= G_MAXUINT - a->entries->len) {
+          guint len = a->entries->len;
+          g_array_set_size(a->entries, len + (guint)(n - first));
+          g_array_set_size(a->entries, len);
+        }
         gboolean stop = FALSE;
         for (guint64 at = first; at < n && !stop && !sealed; at += per_read) {
           gsize len = (gsize)(MIN(n - at, per_read) * IDX_ENTRY_SIZE);
@@ -335,6 +341,8 @@ use_summary(SqlenvfsArchive *a, guint si)
   seg->created = sf.hdr.created;
   seg->is_sealed = TRUE;
   seg->n_entries = (guint)s.n_records;
+  ss->seg_st = sf.st;
+  ss->has_seg_st = TRUE;
   archive_seg_file_close(&sf);
   gap_before(a, s.first_seq, s.first_time, si);
   ss->is_summarized = TRUE;
@@ -2480,8 +2488,13 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
       same[si] = TRUE;
       continue;
     }
-    if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0) : stat(seg->path, &st[si])) !=
-        0) {
+    if (segsum(a, si)->has_seg_st) {
+      /* Taken by the open this check follows (a sealed segment's; asked
+       * again by any later check). */
+      st[si] = segsum(a, si)->seg_st;
+      segsum(a, si)->has_seg_st = FALSE;
+    } else if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0)
+                            : stat(seg->path, &st[si])) != 0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;
     }

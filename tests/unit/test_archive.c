@@ -585,6 +585,50 @@ START_TEST(test_corrupt_page)
 }
 END_TEST
 
+/* The first check after the open takes each summarized segment's identity
+ * from the open; a later check on the same reader asks the file again, so
+ * a record damaged in place between the two is found. */
+START_TEST(test_check_records_again_same_reader)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry e = { 0 };
+  GError *error = NULL;
+  struct stat st;
+  struct timespec ts[2];
+  gboolean found = FALSE;
+  guint si = G_MAXUINT;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  a = open_reader();
+  ck_assert_uint_ge(a->n_summarized, 1);
+  for (guint i = 0; i < a->segsum->len && si == G_MAXUINT; i++)
+    if (g_array_index(a->segsum, ArchiveSegSum, i).is_summarized)
+      si = i;
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_no_error(error);
+  /* A commit of that segment, damaged in place; its time changed too, as
+   * a write a moment later would change it. */
+  for (guint64 seq = g_array_index(a->segsum, ArchiveSegSum, si).s.first_seq; !found; seq++) {
+    ck_assert(sqlenvfs_archive_get(a, seq, &e));
+    ck_assert_uint_eq(e.segment, si);
+    found = e.type == SQLENVFS_ARCHIVE_COMMIT;
+  }
+  flip_byte(sqlenvfs_archive_segment(a, si)->path, (goffset)(e.offset + e.length / 2));
+  ck_assert_int_eq(stat(sqlenvfs_archive_segment(a, si)->path, &st), 0);
+  ts[0] = st.st_atim;
+  ts[1] = st.st_mtim;
+  ts[1].tv_sec += 5;
+  ck_assert_int_eq(utimensat(AT_FDCWD, sqlenvfs_archive_segment(a, si)->path, ts, 0), 0);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+  ck_assert_no_error(error);
+  ck_assert_ptr_null(entry_seq(a, e.seq));
+}
+END_TEST
+
 /* check_records turns a corrupt record into a DAMAGED gap (never a state),
  * and reads again only what changed or is new. */
 START_TEST(test_check_records)
@@ -3617,6 +3661,7 @@ archive_suite(void)
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_check_records);
+  tcase_add_test(tc, test_check_records_again_same_reader);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_refresh_after_corrupt_index);
