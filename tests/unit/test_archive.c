@@ -3593,6 +3593,55 @@ START_TEST(test_sparse_same_as_whole_index)
 }
 END_TEST
 
+/* A summary whose head (header, marks, generations) is longer than what
+ * the reader reads first: used when good, not used once a byte of its head
+ * past that first read is damaged, nor once a byte inside it is. */
+START_TEST(test_summary_long_head)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *path = NULL;
+  GError *error = NULL;
+  guint si = G_MAXUINT;
+  guint n_summarized;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  for (guint k = 0; k < 1500; k++)
+    ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 100 * G_USEC_PER_SEC + k,
+                                                 T0 + 100 * G_USEC_PER_SEC + k, &error));
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  a = open_reader();
+  n_summarized = a->n_summarized;
+  for (guint i = 0; i < a->segsum->len && si == G_MAXUINT; i++) {
+    const ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, i);
+    if (ss->is_summarized && ss->s.sizes_off > 8192)
+      si = i;
+  }
+  ck_assert_uint_ne(si, G_MAXUINT);
+  path = sum_path(sqlenvfs_archive_segment(a, si)->number);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  for (guint round = 0; round < 2; round++) {
+    /* Past the first read (a mark), then inside it (the header's counts
+     * are covered by the head checksum too). */
+    goffset off = round == 0 ? 8000 : 100;
+    flip_byte(path, off);
+    a = open_reader();
+    ck_assert(!g_array_index(a->segsum, ArchiveSegSum, si).is_summarized);
+    ck_assert_uint_eq(a->n_summarized, n_summarized - 1);
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    flip_byte(path, off);
+    a = open_reader();
+    ck_assert(g_array_index(a->segsum, ArchiveSegSum, si).is_summarized);
+    ck_assert_uint_eq(a->n_summarized, n_summarized);
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+  }
+}
+END_TEST
+
 /* Where a writer continues when the last COMMIT is segments back (the
  * segments after it hold OUTAGE records only): the same from the end
  * backwards, index entry by index entry, as from every entry loaded; and
@@ -3662,6 +3711,7 @@ archive_suite(void)
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_check_records);
   tcase_add_test(tc, test_check_records_again_same_reader);
+  tcase_add_test(tc, test_summary_long_head);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_refresh_after_corrupt_index);
