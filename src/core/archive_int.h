@@ -338,6 +338,7 @@ gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, 
 struct _SqlenvfsArchive {
   char *dir;
   int dfd;          /* @dir, open (O_PATH) for opening its files by name; -1: by path */
+  gboolean just_listed; /* opened, not refreshed yet: its listing is fresh */
   GArray *segments; /* SqlenvfsArchiveSegment                        */
   GArray *fds;      /* int per segment, -1 until read_commit needs it */
   GArray *entries;  /* SqlenvfsArchiveEntry                          */

@@ -43,6 +43,14 @@ segsum_clear(ArchiveSegSum *ss)
  * opened again when asked). */
 #define IDX_OPEN_MAX 16
 
+/* The file name of @seg in the archive's directory. */
+static const char *
+seg_base(const SqlenvfsArchiveSegment *seg)
+{
+  const char *slash = strrchr(seg->path, '/');
+  return slash != NULL ? slash + 1 : seg->path;
+}
+
 static void ensure_all(SqlenvfsArchive *a);
 static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
 
@@ -472,13 +480,45 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   load_alive(a);
   if (!load_from(a, nums, 0, error))
     return NULL;
+  a->just_listed = TRUE;
   return g_steal_pointer(&a);
+}
+
+/* The segment numbers of @a's directory for a refresh. Right after the
+ * open listed them (a refresh that follows an open, so that nothing
+ * appended in between is missed), only whether a segment was added after
+ * the last is asked, not the whole directory listed again; any later
+ * refresh lists it. */
+static GArray *
+refresh_list(SqlenvfsArchive *a, GError **error)
+{
+  gboolean just_listed = a->just_listed;
+  guint n = a->segments->len;
+  GArray *nums;
+  struct stat st;
+
+  a->just_listed = FALSE;
+  if (just_listed && a->dfd >= 0 && n > 0) {
+    g_autofree char *next =
+      archive_seg_name(g_array_index(a->segments, SqlenvfsArchiveSegment, n - 1).number + 1, "seg");
+    /* ... and whether the first is still there (segments are pruned from
+     * the front). */
+    if (fstatat(a->dfd, next, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT &&
+        fstatat(a->dfd, seg_base(&g_array_index(a->segments, SqlenvfsArchiveSegment, 0)), &st,
+                AT_SYMLINK_NOFOLLOW) == 0) {
+      nums = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n);
+      for (guint si = 0; si < n; si++)
+        g_array_append_val(nums, g_array_index(a->segments, SqlenvfsArchiveSegment, si).number);
+      return nums;
+    }
+  }
+  return archive_list_segments(a->dir, error);
 }
 
 gboolean
 sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
 {
-  g_autoptr(GArray) nums = archive_list_segments(a->dir, error);
+  g_autoptr(GArray) nums = refresh_list(a, error);
   guint n_old = a->segments->len;
   const SqlenvfsArchiveEntry *last;
 
@@ -2448,14 +2488,6 @@ time_before(SqlenvfsArchive *a, guint si, guint i)
       return g_array_index(a->entries, SqlenvfsArchiveEntry, ss->end - 1).time;
   }
   return 0;
-}
-
-/* The file name of @seg in the archive's directory. */
-static const char *
-seg_base(const SqlenvfsArchiveSegment *seg)
-{
-  const char *slash = strrchr(seg->path, '/');
-  return slash != NULL ? slash + 1 : seg->path;
 }
 
 int

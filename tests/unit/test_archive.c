@@ -3593,6 +3593,55 @@ START_TEST(test_sparse_same_as_whole_index)
 }
 END_TEST
 
+/* The first refresh after an open, which only asks whether a segment came
+ * after the last and whether the first is still there, still sees a new
+ * segment and a pruned first one. */
+START_TEST(test_refresh_after_open)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+  guint n, k = 1;
+  guint64 first;
+
+  for (; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 2);
+  /* Nothing new: the same segments. */
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* A new segment after the open. */
+  a = open_reader();
+  {
+    g_autofree char *name = g_strdup_printf(
+      "%016" G_GUINT64_FORMAT ".seg", sqlenvfs_archive_segment(a, n - 1)->number + 1);
+    g_autofree char *next = g_build_filename(dir, name, NULL);
+    while (!g_file_test(next, G_FILE_TEST_EXISTS)) {
+      add_commit(w, k++, 8);
+      ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    }
+  }
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_uint_gt(sqlenvfs_archive_n_segments(a), n);
+  n = sqlenvfs_archive_n_segments(a);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* The first segment pruned after the open. */
+  a = open_reader();
+  first = sqlenvfs_archive_segment(a, 0)->number;
+  ck_assert_int_eq(unlink(sqlenvfs_archive_segment(a, 0)->path), 0);
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n - 1);
+  ck_assert_uint_eq(sqlenvfs_archive_segment(a, 0)->number, first + 1);
+}
+END_TEST
+
 /* A summary whose head (header, marks, generations) is longer than what
  * the reader reads first: used when good, not used once a byte of its head
  * past that first read is damaged, nor once a byte inside it is. */
@@ -3712,6 +3761,7 @@ archive_suite(void)
   tcase_add_test(tc, test_check_records);
   tcase_add_test(tc, test_check_records_again_same_reader);
   tcase_add_test(tc, test_summary_long_head);
+  tcase_add_test(tc, test_refresh_after_open);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_refresh_after_corrupt_index);
