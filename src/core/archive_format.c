@@ -476,6 +476,13 @@ archive_list_segments(const char *dir, GError **error)
 gboolean
 archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error)
 {
+  return archive_seg_file_openat(-1, dir, number, flags, sf, error);
+}
+
+gboolean
+archive_seg_file_openat(int dfd, const char *dir, guint64 number, int flags, SegFile *sf,
+                        GError **error)
+{
   g_autofree char *name = archive_seg_name(number, "seg");
   guint8 buf[SEG_HEADER_SIZE];
   struct stat st;
@@ -483,7 +490,9 @@ archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, G
 
   memset(sf, 0, sizeof *sf);
   sf->path = g_build_filename(dir, name, NULL);
-  sf->fd = open(sf->path, flags | O_CLOEXEC);
+  /* By name in the open directory @dfd when there is one: the same file,
+   * without walking the directory's path again for every segment. */
+  sf->fd = dfd >= 0 ? openat(dfd, name, flags | O_CLOEXEC) : open(sf->path, flags | O_CLOEXEC);
   if (sf->fd < 0) {
     sqlenvfs_error_errno(error, errno, "open archive segment", sf->path);
     g_clear_pointer(&sf->path, g_free);
@@ -496,6 +505,7 @@ archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, G
     return FALSE;
   }
   sf->size = (guint64)st.st_size;
+  sf->st = st;
   if (!archive_pread_full(sf->fd, buf, sizeof buf, 0, &got, sf->path, error)) {
     close(sf->fd);
     g_clear_pointer(&sf->path, g_free);

@@ -15,6 +15,8 @@
  */
 #pragma once
 
+#include <sys/stat.h>
+
 #include <glib.h>
 #include <zstd.h>
 
@@ -100,6 +102,7 @@ typedef struct {
   int fd;
   char *path;
   guint64 size;
+  struct stat st;     /* of the file when it was opened */
   SegHeader hdr;
   gboolean hdr_ok;
   const char *hdr_why;
@@ -149,6 +152,10 @@ gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, 
 gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
 void archive_seg_file_close(SegFile *sf);
 gboolean archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error);
+/* The same, the file opened by name in @dfd, an open descriptor of @dir
+ * (-1: by path); sf->path is still the whole path. */
+gboolean archive_seg_file_openat(int dfd, const char *dir, guint64 number, int flags, SegFile *sf,
+                                 GError **error);
 char *archive_seg_name(guint64 number, const char *ext);
 guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
 gboolean archive_valid_page_size(guint32 ps);
@@ -268,6 +275,11 @@ gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s
 ArchiveSumLoad archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size,
                                          guint32 seal_crc, ArchiveSummary *s, guint8 **head,
                                          const char **why, GError **error);
+/* The same, <number>.sum opened by name in @dfd, an open descriptor of
+ * @dir (-1: by path). */
+ArchiveSumLoad archive_summary_load_head_at(int dfd, const char *dir, guint64 number,
+                                            guint64 seg_size, guint32 seal_crc, ArchiveSummary *s,
+                                            guint8 **head, const char **why, GError **error);
 
 /* A summary read part by part (version 2; a version 1 summary is read and
  * checked whole when opened, all its parts then there but @last). Each
@@ -299,6 +311,10 @@ typedef enum {
 ArchiveSumLoad archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size,
                                           guint32 seal_crc, ArchiveSumParts *sp,
                                           const char **why, GError **error);
+ArchiveSumLoad archive_summary_open_parts_at(int dfd, const char *dir, guint64 number,
+                                             guint64 seg_size, guint32 seal_crc,
+                                             ArchiveSumParts *sp, const char **why,
+                                             GError **error);
 /* Read and check @part of the opened summary @sp (nothing to do when it is
  * there). BAD: *why; the part stays NULL. */
 ArchiveSumLoad archive_summary_read_part(ArchiveSumParts *sp, ArchiveSumPart part,
@@ -323,6 +339,8 @@ gboolean archive_summary_page_version(const guint8 *p, const ArchiveSummary *s, 
 /* The reader (archive_reader.c; composition in archive_compose.c). */
 struct _SqlenvfsArchive {
   char *dir;
+  int dfd;          /* @dir, open (O_PATH) for opening its files by name; -1: by path */
+  gboolean just_listed; /* opened, not refreshed yet: its listing is fresh */
   GArray *segments; /* SqlenvfsArchiveSegment                        */
   GArray *fds;      /* int per segment, -1 until read_commit needs it */
   GArray *entries;  /* SqlenvfsArchiveEntry                          */
@@ -380,6 +398,10 @@ typedef struct {
   int idx_fd;
   gboolean idx_open, idx_bad;
   char *idx_path;
+  /* The segment file's identity, taken when its summary was used: the
+   * next check_records takes it instead of asking again (once). */
+  struct stat seg_st;
+  gboolean has_seg_st;
 } ArchiveSegSum;
 
 typedef struct {

@@ -43,6 +43,14 @@ segsum_clear(ArchiveSegSum *ss)
  * opened again when asked). */
 #define IDX_OPEN_MAX 16
 
+/* The file name of @seg in the archive's directory. */
+static const char *
+seg_base(const SqlenvfsArchiveSegment *seg)
+{
+  const char *slash = strrchr(seg->path, '/');
+  return slash != NULL ? slash + 1 : seg->path;
+}
+
 static void ensure_all(SqlenvfsArchive *a);
 static ArchiveSegSum *segsum(const SqlenvfsArchive *a, guint si);
 
@@ -62,6 +70,8 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   if (a->marks)
     g_array_free(a->marks, TRUE);
   ZSTD_freeDCtx(a->dctx);
+  if (a->dfd >= 0)
+    close(a->dfd);
   g_free(a->dir);
   g_free(a);
 }
@@ -183,7 +193,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   gboolean sealed = FALSE, tail_bad = FALSE;
   g_autofree guint8 *chunk = NULL;
 
-  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, error))
+  if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
   seg->size = sf.size;
   if (!sf.hdr_ok) {
@@ -222,6 +232,12 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
         const guint64 per_read = IO_CHUNK / IDX_ENTRY_SIZE;
         g_autofree guint8 *buf = first < n ? g_malloc((gsize)(MIN(n - first, per_read) *
                                                               IDX_ENTRY_SIZE)) : NULL;
+        /* Room for them at once, not grown (and copied) as they come. */
+        if (first < n && n - first <= G_MAXUINT - a->entries->len) {
+          guint len = a->entries->len;
+          g_array_set_size(a->entries, len + (guint)(n - first));
+          g_array_set_size(a->entries, len);
+        }
         gboolean stop = FALSE;
         for (guint64 at = first; at < n && !stop && !sealed; at += per_read) {
           gsize len = (gsize)(MIN(n - at, per_read) * IDX_ENTRY_SIZE);
@@ -315,10 +331,11 @@ use_summary(SqlenvfsArchive *a, guint si)
   SegFile sf;
   gboolean ok;
 
-  if (!archive_seg_file_open(a->dir, seg->number, O_RDONLY, &sf, NULL))
+  if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, NULL))
     return FALSE;
   ok = sf.hdr_ok && archive_read_seal_fd(sf.fd, sf.path, sf.size, &seal) &&
-       archive_summary_load_head(a->dir, seg->number, sf.size, seal, &s, &head, &why, NULL) ==
+       archive_summary_load_head_at(a->dfd, a->dir, seg->number, sf.size, seal, &s, &head, &why,
+                                    NULL) ==
          ARCHIVE_SUM_GOOD &&
        s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
   if (!ok) {
@@ -332,6 +349,8 @@ use_summary(SqlenvfsArchive *a, guint si)
   seg->created = sf.hdr.created;
   seg->is_sealed = TRUE;
   seg->n_entries = (guint)s.n_records;
+  ss->seg_st = sf.st;
+  ss->has_seg_st = TRUE;
   archive_seg_file_close(&sf);
   gap_before(a, s.first_seq, s.first_time, si);
   ss->is_summarized = TRUE;
@@ -441,6 +460,10 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   g_autoptr(GArray) nums = NULL;
 
   a->dir = g_strdup(dir);
+  /* Each segment and summary is opened by name in this descriptor: a
+   * path walk of the whole directory path for each of them was a good
+   * part of opening a long archive. */
+  a->dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
   a->segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
   g_array_set_clear_func(a->segments, (GDestroyNotify)segment_clear);
   a->fds = g_array_new(FALSE, FALSE, sizeof(int));
@@ -457,13 +480,45 @@ sqlenvfs_archive_open(const char *dir, GError **error)
   load_alive(a);
   if (!load_from(a, nums, 0, error))
     return NULL;
+  a->just_listed = TRUE;
   return g_steal_pointer(&a);
+}
+
+/* The segment numbers of @a's directory for a refresh. Right after the
+ * open listed them (a refresh that follows an open, so that nothing
+ * appended in between is missed), only whether a segment was added after
+ * the last is asked, not the whole directory listed again; any later
+ * refresh lists it. */
+static GArray *
+refresh_list(SqlenvfsArchive *a, GError **error)
+{
+  gboolean just_listed = a->just_listed;
+  guint n = a->segments->len;
+  GArray *nums;
+  struct stat st;
+
+  a->just_listed = FALSE;
+  if (just_listed && a->dfd >= 0 && n > 0) {
+    g_autofree char *next =
+      archive_seg_name(g_array_index(a->segments, SqlenvfsArchiveSegment, n - 1).number + 1, "seg");
+    /* ... and whether the first is still there (segments are pruned from
+     * the front). */
+    if (fstatat(a->dfd, next, &st, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT &&
+        fstatat(a->dfd, seg_base(&g_array_index(a->segments, SqlenvfsArchiveSegment, 0)), &st,
+                AT_SYMLINK_NOFOLLOW) == 0) {
+      nums = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n);
+      for (guint si = 0; si < n; si++)
+        g_array_append_val(nums, g_array_index(a->segments, SqlenvfsArchiveSegment, si).number);
+      return nums;
+    }
+  }
+  return archive_list_segments(a->dir, error);
 }
 
 gboolean
 sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
 {
-  g_autoptr(GArray) nums = archive_list_segments(a->dir, error);
+  g_autoptr(GArray) nums = refresh_list(a, error);
   guint n_old = a->segments->len;
   const SqlenvfsArchiveEntry *last;
 
@@ -627,6 +682,7 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
     g_autoptr(GError) error = NULL;
     SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     t.dir = a->dir;
+    t.dfd = a->dfd;
     t.segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
     seg.n_entries = 0;
     g_array_append_val(t.segments, seg);
@@ -2470,7 +2526,13 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
       same[si] = TRUE;
       continue;
     }
-    if (stat(seg->path, &st[si]) != 0) {
+    if (segsum(a, si)->has_seg_st) {
+      /* Taken by the open this check follows (a sealed segment's; asked
+       * again by any later check). */
+      st[si] = segsum(a, si)->seg_st;
+      segsum(a, si)->has_seg_st = FALSE;
+    } else if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0)
+                            : stat(seg->path, &st[si])) != 0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;
     }

@@ -976,18 +976,37 @@ read_range(ArchiveSumParts *sp, guint64 off, guint64 len, guint8 **buf, const ch
   return ARCHIVE_SUM_GOOD;
 }
 
+/* The bytes open_parts reads first: the header and, when they fit (most
+ * summaries: a few marks and generations), the marks and generations too,
+ * in one read. */
+#define SUM_FIRST_READ 4096
+
 ArchiveSumLoad
 archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
                            ArchiveSumParts *sp, const char **why, GError **error)
 {
-  guint8 hdr[ARCHIVE_SUM_HEADER_MAX];
+  return archive_summary_open_parts_at(-1, dir, number, seg_size, seal_crc, sp, why, error);
+}
+
+ArchiveSumLoad
+archive_summary_open_parts_at(int dfd, const char *dir, guint64 number, guint64 seg_size,
+                              guint32 seal_crc, ArchiveSumParts *sp, const char **why,
+                              GError **error)
+{
+  guint8 first[SUM_FIRST_READ];
   struct stat st;
   gsize got = 0, want;
   ArchiveSumLoad r;
 
+  G_STATIC_ASSERT(SUM_FIRST_READ >= ARCHIVE_SUM_HEADER_MAX);
   memset(sp, 0, sizeof *sp);
   sp->path = archive_summary_path(dir, number);
-  sp->fd = open(sp->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (dfd >= 0) {
+    g_autofree char *name = archive_seg_name(number, "sum");
+    sp->fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  } else {
+    sp->fd = open(sp->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  }
   if (sp->fd < 0) {
     r = errno == ENOENT ? ARCHIVE_SUM_MISSING : ARCHIVE_SUM_ERROR;
     if (r == ARCHIVE_SUM_ERROR)
@@ -1005,8 +1024,8 @@ archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size, gu
     *why = "not a segment summary (not a file, or too short)";
     goto out;
   }
-  want = (gsize)MIN((guint64)st.st_size, sizeof hdr);
-  if (!archive_pread_full(sp->fd, hdr, want, 0, &got, sp->path, error)) {
+  want = (gsize)MIN((guint64)st.st_size, sizeof first);
+  if (!archive_pread_full(sp->fd, first, want, 0, &got, sp->path, error)) {
     r = ARCHIVE_SUM_ERROR;
     goto out;
   }
@@ -1014,15 +1033,20 @@ archive_summary_open_parts(const char *dir, guint64 number, guint64 seg_size, gu
     *why = "it changed while it was read";
     goto out;
   }
-  if (!archive_summary_parse_header(hdr, (gsize)st.st_size, &sp->s, why))
+  if (!archive_summary_parse_header(first, (gsize)st.st_size, &sp->s, why))
     goto out;
-  r = read_range(sp, 0, sp->s.sizes_off, &sp->head, why, error);
-  if (r != ARCHIVE_SUM_GOOD)
-    goto out;
-  r = ARCHIVE_SUM_BAD;
-  if (memcmp(sp->head, hdr, sp->s.header_size) != 0) {
-    *why = "it changed while it was read";
-    goto out;
+  if (sp->s.sizes_off <= want) {
+    /* The head was in that read. */
+    sp->head = g_memdup2(first, MAX((gsize)sp->s.sizes_off, 1));
+  } else {
+    r = read_range(sp, 0, sp->s.sizes_off, &sp->head, why, error);
+    if (r != ARCHIVE_SUM_GOOD)
+      goto out;
+    r = ARCHIVE_SUM_BAD;
+    if (memcmp(sp->head, first, sp->s.header_size) != 0) {
+      *why = "it changed while it was read";
+      goto out;
+    }
   }
   if (get32(sp->head + 120) != archive_summary_head_crc(sp->head, (gsize)sp->s.sizes_off)) {
     *why = "fails its head checksum";
@@ -1149,8 +1173,17 @@ ArchiveSumLoad
 archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size, guint32 seal_crc,
                           ArchiveSummary *s, guint8 **head, const char **why, GError **error)
 {
+  return archive_summary_load_head_at(-1, dir, number, seg_size, seal_crc, s, head, why, error);
+}
+
+ArchiveSumLoad
+archive_summary_load_head_at(int dfd, const char *dir, guint64 number, guint64 seg_size,
+                             guint32 seal_crc, ArchiveSummary *s, guint8 **head,
+                             const char **why, GError **error)
+{
   ArchiveSumParts sp;
-  ArchiveSumLoad r = archive_summary_open_parts(dir, number, seg_size, seal_crc, &sp, why, error);
+  ArchiveSumLoad r =
+    archive_summary_open_parts_at(dfd, dir, number, seg_size, seal_crc, &sp, why, error);
 
   if (r != ARCHIVE_SUM_GOOD)
     return r;

@@ -585,6 +585,50 @@ START_TEST(test_corrupt_page)
 }
 END_TEST
 
+/* The first check after the open takes each summarized segment's identity
+ * from the open; a later check on the same reader asks the file again, so
+ * a record damaged in place between the two is found. */
+START_TEST(test_check_records_again_same_reader)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry e = { 0 };
+  GError *error = NULL;
+  struct stat st;
+  struct timespec ts[2];
+  gboolean found = FALSE;
+  guint si = G_MAXUINT;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  a = open_reader();
+  ck_assert_uint_ge(a->n_summarized, 1);
+  for (guint i = 0; i < a->segsum->len && si == G_MAXUINT; i++)
+    if (g_array_index(a->segsum, ArchiveSegSum, i).is_summarized)
+      si = i;
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_no_error(error);
+  /* A commit of that segment, damaged in place; its time changed too, as
+   * a write a moment later would change it. */
+  for (guint64 seq = g_array_index(a->segsum, ArchiveSegSum, si).s.first_seq; !found; seq++) {
+    ck_assert(sqlenvfs_archive_get(a, seq, &e));
+    ck_assert_uint_eq(e.segment, si);
+    found = e.type == SQLENVFS_ARCHIVE_COMMIT;
+  }
+  flip_byte(sqlenvfs_archive_segment(a, si)->path, (goffset)(e.offset + e.length / 2));
+  ck_assert_int_eq(stat(sqlenvfs_archive_segment(a, si)->path, &st), 0);
+  ts[0] = st.st_atim;
+  ts[1] = st.st_mtim;
+  ts[1].tv_sec += 5;
+  ck_assert_int_eq(utimensat(AT_FDCWD, sqlenvfs_archive_segment(a, si)->path, ts, 0), 0);
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 1);
+  ck_assert_no_error(error);
+  ck_assert_ptr_null(entry_seq(a, e.seq));
+}
+END_TEST
+
 /* check_records turns a corrupt record into a DAMAGED gap (never a state),
  * and reads again only what changed or is new. */
 START_TEST(test_check_records)
@@ -3664,6 +3708,104 @@ START_TEST(test_sparse_same_as_whole_index)
 }
 END_TEST
 
+/* The first refresh after an open, which only asks whether a segment came
+ * after the last and whether the first is still there, still sees a new
+ * segment and a pruned first one. */
+START_TEST(test_refresh_after_open)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+  guint n, k = 1;
+  guint64 first;
+
+  for (; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  n = sqlenvfs_archive_n_segments(a);
+  ck_assert_uint_ge(n, 2);
+  /* Nothing new: the same segments. */
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* A new segment after the open. */
+  a = open_reader();
+  {
+    g_autofree char *name = g_strdup_printf(
+      "%016" G_GUINT64_FORMAT ".seg", sqlenvfs_archive_segment(a, n - 1)->number + 1);
+    g_autofree char *next = g_build_filename(dir, name, NULL);
+    while (!g_file_test(next, G_FILE_TEST_EXISTS)) {
+      add_commit(w, k++, 8);
+      ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    }
+  }
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_uint_gt(sqlenvfs_archive_n_segments(a), n);
+  n = sqlenvfs_archive_n_segments(a);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* The first segment pruned after the open. */
+  a = open_reader();
+  first = sqlenvfs_archive_segment(a, 0)->number;
+  ck_assert_int_eq(unlink(sqlenvfs_archive_segment(a, 0)->path), 0);
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), n - 1);
+  ck_assert_uint_eq(sqlenvfs_archive_segment(a, 0)->number, first + 1);
+}
+END_TEST
+
+/* A summary whose head (header, marks, generations) is longer than what
+ * the reader reads first: used when good, not used once a byte of its head
+ * past that first read is damaged, nor once a byte inside it is. */
+START_TEST(test_summary_long_head)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *path = NULL;
+  GError *error = NULL;
+  guint si = G_MAXUINT;
+  guint n_summarized;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  for (guint k = 0; k < 1500; k++)
+    ck_assert(sqlenvfs_archive_writer_add_outage(w, T0 + 100 * G_USEC_PER_SEC + k,
+                                                 T0 + 100 * G_USEC_PER_SEC + k, &error));
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+
+  a = open_reader();
+  n_summarized = a->n_summarized;
+  for (guint i = 0; i < a->segsum->len && si == G_MAXUINT; i++) {
+    const ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, i);
+    if (ss->is_summarized && ss->s.sizes_off > 8192)
+      si = i;
+  }
+  ck_assert_uint_ne(si, G_MAXUINT);
+  path = sum_path(sqlenvfs_archive_segment(a, si)->number);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  for (guint round = 0; round < 2; round++) {
+    /* Past the first read (a mark), then inside it (the header's counts
+     * are covered by the head checksum too). */
+    goffset off = round == 0 ? 8000 : 100;
+    flip_byte(path, off);
+    a = open_reader();
+    ck_assert(!g_array_index(a->segsum, ArchiveSegSum, si).is_summarized);
+    ck_assert_uint_eq(a->n_summarized, n_summarized - 1);
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    flip_byte(path, off);
+    a = open_reader();
+    ck_assert(g_array_index(a->segsum, ArchiveSegSum, si).is_summarized);
+    ck_assert_uint_eq(a->n_summarized, n_summarized);
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+  }
+}
+END_TEST
+
 /* Where a writer continues when the last COMMIT is segments back (the
  * segments after it hold OUTAGE records only): the same from the end
  * backwards, index entry by index entry, as from every entry loaded; and
@@ -3732,6 +3874,9 @@ archive_suite(void)
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_check_records);
+  tcase_add_test(tc, test_check_records_again_same_reader);
+  tcase_add_test(tc, test_summary_long_head);
+  tcase_add_test(tc, test_refresh_after_open);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
   tcase_add_test(tc, test_refresh_after_corrupt_index);
