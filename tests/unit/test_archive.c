@@ -2601,6 +2601,34 @@ START_TEST(test_compose_v1_then_v2)
 }
 END_TEST
 
+/* A copy of the summary @orig (@len bytes, parsed as @s) whose page
+ * version @j lies, with its checksums made right: @field 1 gives it the
+ * next version's record, 2 another index in it. NULL when that changes
+ * nothing. */
+static guint8 *
+forge_version(const char *orig, gsize len, const ArchiveSummary *s, guint j, guint field)
+{
+  guint8 *forged = g_memdup2(orig, len);
+  guint8 *v = forged + s->versions_off + (gsize)j * 24;
+  if (field == 1)
+    memcpy(v + 8, forged + s->versions_off + (gsize)((j + 1) % s->n_versions) * 24 + 8, 8);
+  else
+    v[16] ^= 1; /* index */
+  if (memcmp(forged, orig, len) == 0) {
+    g_free(forged);
+    return NULL;
+  }
+  /* The last version of a page has a copy among the last versions. */
+  for (guint32 i = 0; i < s->n_pages; i++) {
+    guint32 end = i + 1 < s->n_pages ? get32((const guint8 *)orig + s->pages_off + (i + 1) * 8 + 4)
+                                     : s->n_versions;
+    if (end == j + 1)
+      memcpy(forged + s->last_off + (gsize)i * 24, v, 24);
+  }
+  ck_assert(archive_summary_seal(forged, len));
+  return forged;
+}
+
 /* A damaged summary (its checksum) or one whose page versions name the
  * wrong place with the checksums made right (a version's record or index
  * changed) never yields a wrong page: it is refused, or the records it
@@ -2632,23 +2660,10 @@ START_TEST(test_compose_bad_page_map)
     /* lying, for the first versions of each segment */
     for (guint j = 0; j < s.n_versions; j += MAX(1, s.n_versions / 16))
       for (guint field = 1; field < 3; field++) {
-        g_autofree guint8 *forged = g_memdup2(orig, len);
-        guint8 *v = forged + s.versions_off + (gsize)j * 24;
+        g_autofree guint8 *forged = forge_version(orig, len, &s, j, field);
         ArchiveSummary fs;
-        if (field == 1)
-          memcpy(v + 8, forged + s.versions_off + (gsize)((j + 1) % s.n_versions) * 24 + 8, 8);
-        else
-          v[16] ^= 1; /* index */
-        if (memcmp(forged, orig, len) == 0)
+        if (forged == NULL)
           continue;
-        /* The last version of a page has a copy among the last versions. */
-        for (guint32 i = 0; i < s.n_pages; i++) {
-          guint32 end = i + 1 < s.n_pages ? get32((guint8 *)orig + s.pages_off + (i + 1) * 8 + 4)
-                                          : s.n_versions;
-          if (end == j + 1)
-            memcpy(forged + s.last_off + (gsize)i * 24, v, 24);
-        }
-        ck_assert(archive_summary_seal(forged, len));
         ck_assert(archive_summary_parse(forged, len, &fs, &why));
         ck_assert(g_file_set_contents(sp, (const char *)forged, (gssize)len, NULL));
         for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
@@ -2749,21 +2764,9 @@ START_TEST(test_compose_deferred_checks)
     ck_assert(archive_summary_parse((const guint8 *)orig, len, &s, &why));
     for (guint j = 0; j < s.n_versions; j += MAX(1, s.n_versions / 16))
       for (guint field = 1; field < 3; field++) {
-        g_autofree guint8 *forged = g_memdup2(orig, len);
-        guint8 *v = forged + s.versions_off + (gsize)j * 24;
-        if (field == 1)
-          memcpy(v + 8, forged + s.versions_off + (gsize)((j + 1) % s.n_versions) * 24 + 8, 8);
-        else
-          v[16] ^= 1; /* index */
-        if (memcmp(forged, orig, len) == 0)
+        g_autofree guint8 *forged = forge_version(orig, len, &s, j, field);
+        if (forged == NULL)
           continue;
-        for (guint32 i = 0; i < s.n_pages; i++) {
-          guint32 end = i + 1 < s.n_pages ? get32((guint8 *)orig + s.pages_off + (i + 1) * 8 + 4)
-                                          : s.n_versions;
-          if (end == j + 1)
-            memcpy(forged + s.last_off + (gsize)i * 24, v, 24);
-        }
-        ck_assert(archive_summary_seal(forged, len));
         ck_assert(g_file_set_contents(sp, (const char *)forged, (gssize)len, NULL));
         for (guint r = 0; r < G_N_ELEMENTS(c_ranges); r++)
           n_failed += c_check_deferred(seqs, c_ranges[r][0], c_ranges[r][1], NULL);
