@@ -129,19 +129,25 @@ start() {
   mkdir -p "$dir"
   dir=$(cd "$dir" && pwd)
   deadline=$(( $(date +%s) + timeout ))
-  # A first attempt that does not come up is torn down and made again once
-  # (fresh ports and cluster id), within the same overall deadline.
-  for attempt in 1 2; do
+  # An attempt that does not come up is torn down and made again (fresh
+  # ports and cluster id, after a pause of 1 to 3 s), up to three attempts
+  # within the same overall deadline; the last one's logs are kept.
+  local started attempt
+  started=$(date +%s)
+  for attempt in 1 2 3; do
     attempt_start=$(date +%s)
-    attempt_deadline=$(( attempt == 1 ? attempt_start + timeout / 2 : deadline ))
+    attempt_deadline=$(( attempt < 3 ? attempt_start + timeout / 3 : deadline ))
+    [ "$attempt_deadline" -le "$deadline" ] || attempt_deadline=$deadline
     if bring_up; then
       print_env
       return 0
     fi
     stop
-    [ "$attempt" -eq 2 ] || find "$dir" -mindepth 1 -delete
+    [ "$attempt" -eq 3 ] || [ "$(date +%s)" -ge "$deadline" ] && break
+    find "$dir" -mindepth 1 -delete
+    sleep $(( 1 + RANDOM % 3 ))
   done
-  die "the server is not up after ${timeout}s (its logs are in $dir/log)"
+  die "the server did not come up in $attempt attempts ($(( $(date +%s) - started ))s; the last one's logs are in $dir/log)"
 }
 
 # Make the cluster in the empty $dir and start it; 1 when a step fails.
