@@ -15,11 +15,9 @@
  *                    into the reply) and from the cache file of composed
  *                    pages (composed from the archive the first time), so
  *                    that a query reads only the pages it needs and a whole
- *                    read reads the base once; direct_io, so that a reply
- *                    goes from the daemon's buffer into the reader's with no
- *                    copy into the kernel's cache of the mount's file (the
- *                    base's and the cache file's pages stay in the page
- *                    cache, and SQLite keeps its own).
+ *                    read reads the base once; keep_cache, as the bytes
+ *                    never change (and so that the file can be memory-mapped
+ *                    like every other file of the mount).
  *
  * Invariants:
  *   (1) Every image served reads with bytes 18 and 19 of the header equal to
@@ -333,7 +331,7 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
       fi->keep_cache = 1;
     } else if (file != NULL) {
       h = open_pitr_file(fs, file, where->db, state.state_us, error);
-      fi->direct_io = 1;
+      fi->keep_cache = 1;
     } else {
       return NULL;
     }
