@@ -37,17 +37,8 @@
  *   (5) A pitr read is composed in a buffer of the thread that serves it,
  *       kept from one request to the next (2 MiB aligned, huge pages
  *       asked for): replying pins its pages for the kernel to copy them
- *       into the reader's, and a buffer allocated per request would be
+ *       into the page cache, and a buffer allocated per request would be
  *       faulted in and pinned page by page each time.
- *   (6) A pitr handle read sequentially in large requests (a copy, `cat`)
- *       reads the next request's range ahead on the read-ahead pool, into
- *       one of two buffers of the handle, while the current one is replied
- *       from the other: the next request then waits only for what is left
- *       of it, and the copies overlap. The read ahead is fs_pitr_file_read
- *       itself, so its bytes were checked as any read's (the base compared
- *       with the file checked after they were read); one that failed, or
- *       a request other than the one expected, is read as usual. A handle
- *       is released only once its read-ahead has finished.
  */
 #include "fs.h"
 
@@ -68,17 +59,7 @@ static const char sqlite_magic[16] = "SQLite format 3";
 
 #define PREFETCH_WINDOW (8u << 20)
 #define REPLY_BUF_ALIGN (2u << 20)
-/* pitr read-ahead (invariant 6): only for requests of at least this size,
- * so that SQLite's page reads never start one. */
-#define PITR_AHEAD_MIN (128u << 10)
 #define PREFETCH_CHUNK (1u << 20)
-
-/* A pitr handle's read-ahead (invariant 6): NONE -> QUEUED (pitr reply)
- * -> RUNNING (its task) -> DONE (its task) -> NONE (the next read, which
- * uses it if it is the range asked for); a read that finds it QUEUED takes
- * it back (NONE), and that task then does nothing, so that no read waits
- * for a task that has not started. */
-typedef enum { AHEAD_NONE, AHEAD_QUEUED, AHEAD_RUNNING, AHEAD_DONE } AheadState;
 
 struct _FsHandle {
   FsKind kind;
@@ -100,18 +81,8 @@ struct _FsHandle {
   int fd;
   gboolean patch_header; /* bytes 18/19 read 2 (WAL) in the file */
 
-  /* pitr state read on demand (fd is -1); the read-ahead of a sequential
-   * reader (invariant 6), guarded by ra_lock */
+  /* pitr state read on demand (fd is -1) */
   FsPitrFile *pitr_file;
-  guint8 *ahead[2];      /* buffers: one read ahead into, one replied from */
-  gsize ahead_len;
-  guint ahead_next;      /* the buffer the next read-ahead fills            */
-  AheadState ahead_state;
-  guint64 ahead_gen;     /* which read-ahead task is the current one       */
-  goffset ahead_off;
-  gsize ahead_size;
-  gssize ahead_n;        /* its result: bytes read, -1 (not used)          */
-  gboolean is_replying;  /* a read of the handle is being replied to       */
 };
 
 static const char *
@@ -280,8 +251,6 @@ open_pitr_file(Fs *fs, FsPitrFile *file, const char *db, gint64 mtime_us, GError
   h->db = g_strdup(db);
   h->fd = -1;
   h->pitr_file = file;
-  g_mutex_init(&h->ra_lock);
-  g_cond_init(&h->ra_done);
   h->size = fs_pitr_file_size(file);
   h->mtime_us = mtime_us;
   h->patch_header = n == HDR_SIZE && memcmp(hdr, sqlite_magic, sizeof sqlite_magic) == 0 &&
@@ -355,40 +324,8 @@ fs_serve_handle_stat(FsHandle *h, struct stat *st)
 
 typedef struct {
   FsHandle *h;
-  guint64 from, to; /* pitr: from is the task's ahead_gen */
+  guint64 from, to;
 } ReadAhead;
-
-/* A pitr read-ahead (invariant 6): the range the handle expects next, into
- * the buffer it set aside. */
-static void
-pitr_ahead_task(FsHandle *h, guint64 gen)
-{
-  guint8 *buf;
-  goffset off;
-  gsize size;
-  gssize n;
-
-  g_mutex_lock(&h->ra_lock);
-  if (gen != h->ahead_gen || h->ahead_state != AHEAD_QUEUED) {
-    /* Taken back by a read that came first: nothing to do. */
-    h->ra_running--;
-    g_cond_broadcast(&h->ra_done);
-    g_mutex_unlock(&h->ra_lock);
-    return;
-  }
-  h->ahead_state = AHEAD_RUNNING;
-  buf = h->ahead[h->ahead_next];
-  off = h->ahead_off;
-  size = h->ahead_size;
-  g_mutex_unlock(&h->ra_lock);
-  n = fs_pitr_file_read(h->pitr_file, buf, size, off, NULL);
-  g_mutex_lock(&h->ra_lock);
-  h->ahead_n = n;
-  h->ahead_state = AHEAD_DONE;
-  h->ra_running--;
-  g_cond_broadcast(&h->ra_done);
-  g_mutex_unlock(&h->ra_lock);
-}
 
 /* A read-ahead task (invariant 4): read [from, to) of the image and drop
  * the bytes; what matters is that the OS has them cached for the reader. */
@@ -397,15 +334,8 @@ fs_serve_readahead_task(gpointer data, gpointer user)
 {
   ReadAhead *ra = data;
   FsHandle *h = ra->h;
-  g_autofree guint8 *scratch = NULL;
+  g_autofree guint8 *scratch = g_malloc(PREFETCH_CHUNK);
   (void)user;
-
-  if (h->kind == FS_PITR_DB) {
-    pitr_ahead_task(h, ra->from);
-    g_free(ra);
-    return;
-  }
-  scratch = g_malloc(PREFETCH_CHUNK);
 
   for (guint64 off = ra->from; off < ra->to; off += PREFETCH_CHUNK) {
     gboolean closing;
@@ -541,93 +471,23 @@ reply_buf(gsize size)
   return b->data;
 }
 
-static guint8 *
-ahead_buf_alloc(gsize len)
-{
-  guint8 *b = g_aligned_alloc(len, 1, REPLY_BUF_ALIGN);
-  (void)madvise(b, len, MADV_HUGEPAGE);
-  return b;
-}
-
 /* A pitr state read on demand: the bytes the restore gives, with the
- * header's version bytes patched as for a stored file (1). Reads of one
- * handle are replied to one at a time; a sequential reader's next range is
- * read ahead while this one is replied to (invariant 6). */
+ * header's version bytes patched as for a stored file (1). */
 static void
-read_pitr_file(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
+read_pitr_file(fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
   g_autoptr(GError) error = NULL;
-  gssize n = -1;
-  guint8 *buf = NULL;
-  int cur = -1; /* the read-ahead buffer replied from, if one is */
-  ReadAhead *ra = NULL;
-
-  g_mutex_lock(&h->ra_lock);
-  while (h->is_replying)
-    g_cond_wait(&h->ra_done, &h->ra_lock);
-  h->is_replying = TRUE;
-  if (h->ahead_state == AHEAD_QUEUED)
-    h->ahead_state = AHEAD_NONE; /* not started: read here, not behind other tasks */
-  while (h->ahead_state == AHEAD_RUNNING) /* it fills a buffer: let it end */
-    g_cond_wait(&h->ra_done, &h->ra_lock);
-  if (h->ahead_state == AHEAD_DONE && h->ahead_off == off && h->ahead_size == size &&
-      h->ahead_n >= 0) {
-    cur = (int)h->ahead_next;
-    buf = h->ahead[cur];
-    n = h->ahead_n;
-  }
-  h->ahead_state = AHEAD_NONE;
-  g_mutex_unlock(&h->ra_lock);
-
-  if (buf == NULL) {
-    if (h->ahead[0] != NULL && size <= h->ahead_len) {
-      cur = (int)h->ahead_next;
-      buf = h->ahead[cur];
-    } else {
-      buf = reply_buf(size);
-    }
-    n = fs_pitr_file_read(h->pitr_file, buf, size, off, &error);
-  }
-
-  /* A sequential reader in large requests: its next range is read ahead
-   * into the other buffer while this one is replied to. */
-  g_mutex_lock(&h->ra_lock);
-  if (n > 0 && (guint64)off == h->next_expected && size >= PITR_AHEAD_MIN &&
-      (guint64)(off + n) < h->size && fs->readahead != NULL && !h->closing) {
-    if (cur < 0 && h->ahead_len < size) {
-      g_aligned_free(h->ahead[0]);
-      g_aligned_free(h->ahead[1]);
-      h->ahead_len = (size + REPLY_BUF_ALIGN - 1) / REPLY_BUF_ALIGN * REPLY_BUF_ALIGN;
-      h->ahead[0] = ahead_buf_alloc(h->ahead_len);
-      h->ahead[1] = ahead_buf_alloc(h->ahead_len);
-    }
-    h->ahead_next = cur < 0 ? 0 : (guint)(cur ^ 1);
-    h->ahead_state = AHEAD_QUEUED;
-    h->ahead_gen++;
-    h->ahead_off = off + n;
-    h->ahead_size = size;
-    h->ra_running++;
-    ra = g_new0(ReadAhead, 1);
-    ra->h = h;
-    ra->from = h->ahead_gen;
-  }
-  h->next_expected = (guint64)off + (guint64)MAX(n, 0);
-  g_mutex_unlock(&h->ra_lock);
-  if (ra != NULL)
-    g_thread_pool_push(fs->readahead, ra, NULL);
+  guint8 *buf = reply_buf(size);
+  gssize n = fs_pitr_file_read(h->pitr_file, buf, size, off, &error);
 
   if (n < 0) {
     g_warning("read pitr %s at %" G_GINT64_FORMAT ": %s", h->db, (gint64)off, error->message);
     fuse_reply_err(req, sqlenvfs_error_to_errno(error));
-  } else {
-    if (h->patch_header)
-      patch_version(buf, off, n);
-    fuse_reply_buf(req, (const char *)buf, (size_t)n);
+    return;
   }
-  g_mutex_lock(&h->ra_lock);
-  h->is_replying = FALSE;
-  g_cond_broadcast(&h->ra_done);
-  g_mutex_unlock(&h->ra_lock);
+  if (h->patch_header)
+    patch_version(buf, off, n);
+  fuse_reply_buf(req, (const char *)buf, (size_t)n);
 }
 
 /* Every reader gets a range within the file: nothing past its end. */
@@ -642,7 +502,7 @@ fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
   if (h->kind == FS_LIVE_DB)
     read_live(fs, req, h, size, off);
   else if (h->pitr_file != NULL)
-    read_pitr_file(fs, req, h, size, off);
+    read_pitr_file(req, h, size, off);
   else
     read_stored(req, h, size, off);
 }
@@ -666,18 +526,8 @@ fs_serve_release(Fs *fs, FsHandle *h)
     g_mutex_clear(&h->ra_lock);
     g_cond_clear(&h->ra_done);
   }
-  if (h->pitr_file != NULL) {
-    g_mutex_lock(&h->ra_lock);
-    h->closing = TRUE;
-    while (h->ra_running > 0)
-      g_cond_wait(&h->ra_done, &h->ra_lock);
-    g_mutex_unlock(&h->ra_lock);
-    g_aligned_free(h->ahead[0]);
-    g_aligned_free(h->ahead[1]);
-    g_mutex_clear(&h->ra_lock);
-    g_cond_clear(&h->ra_done);
+  if (h->pitr_file != NULL)
     fs_pitr_file_release(fs->pitr, h->pitr_file);
-  }
   if (h->fd >= 0)
     close(h->fd);
   g_free(h->db);
