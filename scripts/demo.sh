@@ -49,6 +49,17 @@ mkdir -p "$MNT"
 "$SQLENVFS" mount "$ROOT" "$MNT"
 ls -l "$MNT" "$MNT/prod"
 echo
+# The archiver opens the recoverable window once it has taken over the
+# database's WAL, a moment after the mount: wait for it before pointing at
+# pitr/ (a time before the window is, rightly, not there).
+for _ in $(seq 100); do
+  [ -e "$MNT/pitr/latest/app.db" ] && break
+  sleep 0.1
+done
+echo "== the recoverable window (ls $MNT/pitr/)"
+ls "$MNT/pitr"
+"$SQLENVFS" list --root "$ROOT" | sed -n '/^recoverable windows/,/^restore drills/p' | sed '$d'
+echo
 cat <<EOF
 The demo root $ROOT is mounted at $MNT (daemon log: $ROOT/.sqlenvfs/mount.log).
 Try:
@@ -56,6 +67,7 @@ Try:
   ls -l $MNT/snapshots/*/
   echo 1 > $MNT/ctl/backup && cat $MNT/ctl/backup && ls $MNT/backups
   python3 -m json.tool $MNT/status
+  sqlite3 "$MNT/pitr/\$(date -u +%Y-%m-%dT%H:%M:%SZ)/app.db" 'SELECT count(*) FROM raw_vessel_events'
   echo 1 > $MNT/ctl/refresh-dev && sqlite3 $MNT/dev/app.db 'SELECT * FROM _environment'
   $SQLENVFS verify --root $ROOT
   fusermount3 -u $MNT
