@@ -267,31 +267,43 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
     return NULL;
 
   c->region = conf_string(kf, "region");
-  if (c->region == NULL && (v = env_nonempty("AWS_REGION")))
+  g_autofree char *region_from =
+    c->region ? g_strdup_printf("region in [replica] of %s", file) : NULL;
+  if (c->region == NULL && (v = env_nonempty("AWS_REGION"))) {
     c->region = g_strdup(v);
-  if (c->region == NULL && (v = env_nonempty("AWS_DEFAULT_REGION")))
+    region_from = g_strdup("AWS_REGION in the environment");
+  }
+  if (c->region == NULL && (v = env_nonempty("AWS_DEFAULT_REGION"))) {
     c->region = g_strdup(v);
+    region_from = g_strdup("AWS_DEFAULT_REGION in the environment");
+  }
   if (c->region == NULL)
     c->region = g_strdup("us-east-1");
   for (const char *p = c->region; *p; p++)
     if (!(g_ascii_isalnum(*p) || *p == '-')) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: region '%s' is not a region name (like eu-west-1)", file,
-                  c->region);
+                  "replica settings: region '%s' (%s) is not a region name (like eu-west-1)",
+                  c->region, region_from);
       return NULL;
     }
 
   c->endpoint = conf_string(kf, "endpoint");
-  if (c->endpoint == NULL && (v = env_nonempty("AWS_ENDPOINT_URL")))
+  g_autofree char *endpoint_from =
+    c->endpoint ? g_strdup_printf("endpoint in [replica] of %s", file) : NULL;
+  if (c->endpoint == NULL && (v = env_nonempty("AWS_ENDPOINT_URL"))) {
     c->endpoint = g_strdup(v);
+    endpoint_from = g_strdup("AWS_ENDPOINT_URL in the environment");
+  }
+  if (c->endpoint == NULL)
+    endpoint_from = g_strdup_printf("made from the region, %s", region_from ? region_from : "us-east-1");
   if (c->endpoint == NULL)
     c->endpoint = g_strdup_printf("https://s3.%s.amazonaws.com", c->region);
   for (gsize l = strlen(c->endpoint); l > 0 && c->endpoint[l - 1] == '/'; l--)
     c->endpoint[l - 1] = '\0';
   if (!endpoint_is_valid(c->endpoint)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: endpoint '%s' is not http(s)://host[:port] with no path",
-                file, c->endpoint);
+                "replica settings: endpoint '%s' (%s) is not http(s)://host[:port] with no path",
+                c->endpoint, endpoint_from);
     return NULL;
   }
 
@@ -334,10 +346,16 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
     c->session_token = g_strdup(env_nonempty("AWS_SESSION_TOKEN"));
     c->credentials_from = g_strdup("the environment");
   } else {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "replica %s: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
-                "or credentials-file in [replica] of %s)",
-                c->url, file);
+    if (conf_file != NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "replica %s: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, "
+                  "or credentials-file in [replica] of %s)",
+                  c->url, conf_file);
+    else
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "replica %s: no credentials (set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+                  "in the environment)",
+                  c->url);
     return NULL;
   }
   return g_steal_pointer(&c);

@@ -155,6 +155,46 @@ START_TEST(test_bad_settings)
 }
 END_TEST
 
+/* A bad value from the environment is named by its variable (there may
+ * be no settings file at all), one from the file by the file. */
+START_TEST(test_bad_env_named)
+{
+  clear_env();
+  g_setenv("AWS_ACCESS_KEY_ID", "AK", TRUE);
+  g_setenv("AWS_SECRET_ACCESS_KEY", "SK", TRUE);
+  {
+    g_autoptr(GError) error = NULL;
+    g_setenv("AWS_REGION", "eu west", TRUE);
+    g_autoptr(SqlenvfsReplicaConf) c = sqlenvfs_replica_conf_load(NULL, "s3://bucket/p", &error);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(error->message, "'eu west' (AWS_REGION in the environment)") != NULL,
+                  "%s", error->message);
+    g_unsetenv("AWS_REGION");
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_setenv("AWS_ENDPOINT_URL", "ftp://host", TRUE);
+    g_autoptr(SqlenvfsReplicaConf) c = sqlenvfs_replica_conf_load(NULL, "s3://bucket/p", &error);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(error->message, "'ftp://host' (AWS_ENDPOINT_URL in the environment)") !=
+                    NULL,
+                  "%s", error->message);
+  }
+  {
+    char *dir = testutil_tmpdir();
+    g_autofree char *conf =
+      write_file(dir, "sqlenvfs.conf", "[replica]\nurl = s3://bucket/p\nregion = eu west\n", 0644);
+    g_autofree char *want = g_strdup_printf("(region in [replica] of %s)", conf);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SqlenvfsReplicaConf) c = sqlenvfs_replica_conf_load(conf, NULL, &error);
+    ck_assert_ptr_null(c);
+    ck_assert_msg(strstr(error->message, want) != NULL, "%s", error->message);
+    testutil_tmpdir_cleanup(dir);
+  }
+  clear_env();
+}
+END_TEST
+
 START_TEST(test_no_credentials)
 {
   g_autoptr(GError) error = NULL;
@@ -164,6 +204,7 @@ START_TEST(test_no_credentials)
   ck_assert_ptr_null(c);
   ck_assert(g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND));
   ck_assert_msg(strstr(error->message, "AWS_SECRET_ACCESS_KEY") != NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, "settings file") == NULL, "%s", error->message);
   clear_env();
 }
 END_TEST
@@ -323,6 +364,7 @@ suite(void)
   tcase_add_test(tc, test_env_only);
   tcase_add_test(tc, test_file_then_env);
   tcase_add_loop_test(tc, test_bad_settings, 0, G_N_ELEMENTS(bad_settings));
+  tcase_add_test(tc, test_bad_env_named);
   tcase_add_test(tc, test_no_credentials);
   tcase_add_test(tc, test_credentials_file);
   tcase_add_loop_test(tc, test_credentials_refused, 0, G_N_ELEMENTS(open_modes));
