@@ -59,7 +59,10 @@ cmd_restore(int argc, char **argv)
     return cli_usage("restore", "--output is required (the file to write)");
   if (!sqlenvfs_time_parse(time_arg, &t, &error))
     return cli_fail("restore", error);
-  if (!force && g_file_test(output, G_FILE_TEST_EXISTS)) {
+  /* From a replica, refuse an existing output before fetching anything
+   * (a local restore checks its output, production's files first, before
+   * it writes). */
+  if (remote != NULL && !force && g_file_test(output, G_FILE_TEST_EXISTS)) {
     g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                 "%s exists; choose another --output, or pass --force to replace it", output);
     return cli_fail("restore", error);

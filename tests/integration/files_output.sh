@@ -27,6 +27,14 @@ dev_sum=$(md5sum < "$D")
 # --- restore: outputs it must refuse ---------------------------------------
 expect_fail 'production database of the root.*OPERATIONS.md' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$P" --force
+# Without --force: the same refusal, not a hint to pass --force.
+out=$("$SQLENVFS" restore --root "$R" --time latest --output "$P" 2>&1) &&
+  fail "a restore onto production without --force succeeded"
+case $out in
+  *"production database of the root"*) ;;
+  *) fail "a restore onto production without --force said: $out" ;;
+esac
+case $out in *"pass --force"*) fail "a restore onto production suggested --force: $out" ;; esac
 expect_fail 'production database of the root' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$R/data/prod/new.db" --force
 [ ! -e "$R/data/prod/new.db" ] || fail "a restore created a new production database"
