@@ -41,7 +41,8 @@ run a new one, commits spread over the history):
                         changed since it (each page's last version read
                         once), as for a restore; warm (the base read once
                         before the first run); the ratio of each run, median
-                        and extremes
+                        and extremes, and the mount daemon's CPU during the
+                        read
   point query, new T    `sqlite3 'file:pitr/T/app.db?mode=ro&immutable=1'`
                         reading one row by id (and that the next is absent
                         at T), page cache dropped before it; the bytes the
