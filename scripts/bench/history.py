@@ -41,7 +41,8 @@ run a new one, commits spread over the history):
                         changed since it (each page's last version read
                         once), as for a restore; warm (the base read once
                         before the first run); the ratio of each run, median
-                        and extremes
+                        and extremes, and the mount daemon's CPU during the
+                        read
   point query, new T    `sqlite3 'file:pitr/T/app.db?mode=ro&immutable=1'`
                         reading one row by id (and that the next is absent
                         at T), page cache dropped before it; the bytes the
@@ -512,6 +513,13 @@ def daemon_io(pid):
     return io
 
 
+def daemon_cpu(pid):
+    """User and system CPU seconds of a process so far, all its threads."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drop_caches():
     subprocess.run(["sync"], check=True)
     with open("/proc/sys/vm/drop_caches", "w") as f:
@@ -653,16 +661,26 @@ class BigDb:
             subprocess.run(["cat", *paths], check=True, stdout=subprocess.DEVNULL)
             return time.perf_counter() - t0
 
+        pid = self.b.mount_proc.pid
+        cpus = []
+
         def one():
             st = free.pop(0)
             with open(base, "rb") as src, open(pages, "wb") as dst:
                 dst.write(src.read(st["changed"] * st["page_size"]))
+            c0 = daemon_cpu(pid)
             times.append(cat(os.path.join(self.b.mnt, "pitr", st["t"], "app.db")))
+            cpus.append(daemon_cpu(pid) - c0)
             limits.append(cat(base, pages))
+            log(f"  run {len(times)}: pitr {times[-1]:.3f} s, limit {limits[-1]:.3f} s, "
+                f"ratio {times[-1] / limits[-1]:.2f}, daemon CPU {cpus[-1]:.2f} s, "
+                f"load average {os.getloadavg()[0]:.1f}")
             return times[-1] / limits[-1]
         cat(base)  # warm, as the limit is
         r = repeat(one, max(5, a.min_runs), a.max_runs, a.budget)
         os.unlink(pages)
+        record("big-db", f"{label}: daemon CPU for the first read of the whole file",
+               statistics.median(cpus), min(cpus), max(cpus), "s")
         record("big-db", f"{label}: pitr first read of the whole file, new T ({r[3]} runs)",
                statistics.median(times), min(times), max(times), "s")
         record("big-db", f"{label}: physical limit (cat of the base and the changed pages)",

@@ -234,7 +234,7 @@ file_remove(Fs *fs, uint64_t fh)
 static void
 fs_init(void *userdata, struct fuse_conn_info *conn)
 {
-  (void)userdata;
+  fs_mount_init_conn(userdata, conn);
   /* Stored files are replied to by splicing from their descriptor (no copy
    * through our memory); libfuse negotiates 1 MiB requests (max_pages). */
   if (conn->capable & FUSE_CAP_SPLICE_WRITE)

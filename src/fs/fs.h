@@ -121,6 +121,10 @@ typedef struct {
   SqlenvfsOps *ops;
   gpointer remote;           /* mount --remote: its SqlenvfsRemote (remote.c), else NULL */
   guint64 remote_cache_max;
+  /* The kernel allows a shared memory map of a file opened with direct_io
+   * (FUSE_DIRECT_IO_ALLOW_MMAP, agreed at INIT: mount.c). Atomic. */
+  gint direct_io_mmap;
+  gint init_patch_due; /* mount.c: the INIT reply is to ask for it (atomic) */
 } Fs;
 
 /* mount.c ---------------------------------------------------------------- */
@@ -130,6 +134,10 @@ typedef struct {
  * archiver. fs_free() frees it all (stopping ctl's thread if started). */
 Fs *fs_new(SqlenvfsRoot *root, gboolean allow_other);
 void fs_free(Fs *fs);
+
+/* At INIT (@conn): ask the kernel to allow a shared memory map of files
+ * opened with direct_io, which fs->direct_io_mmap then says it does. */
+void fs_mount_init_conn(Fs *fs, struct fuse_conn_info *conn);
 
 /* fs.c ------------------------------------------------------------------- */
 
@@ -341,6 +349,9 @@ int fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, 
 gssize fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **error);
 guint64 fs_pitr_file_size(const FsPitrFile *f);
 void fs_pitr_file_release(FsPitr *p, FsPitrFile *f);
+/* Whether @f (held by the caller) was opened before the open that holds it:
+ * FALSE for the open that made the state. */
+gboolean fs_pitr_file_opened_before(FsPitr *p, const FsPitrFile *f);
 
 /* Counters for status: plans computed, rebuilds run, cache hits, bytes, and
  * lookups of names that name nothing (counted all, though the log says only
@@ -351,6 +362,7 @@ typedef struct {
   guint n_cached;
   guint64 n_timelines_opened, n_timeline_refreshes;
   guint64 bytes_from_sources; /* page bytes read from bases and archives on demand */
+  guint64 bytes_served; /* bytes pitr reads replied with (any source): what reached the daemon */
 } FsPitrStats;
 void fs_pitr_stats(FsPitr *p, FsPitrStats *out);
 

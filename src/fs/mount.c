@@ -35,12 +35,14 @@
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 /* Threads serving requests at most (reads of several files, a rebuild, a
@@ -214,6 +216,111 @@ lock_root(SqlenvfsRoot *root, GError **error)
     }
     g_usleep(100 * 1000);
   }
+}
+
+/* A shared memory map of a file opened with direct_io (pitr/ files on
+ * their first open, serve.c) needs the kernel's FUSE_DIRECT_IO_ALLOW_MMAP
+ * (protocol 7.39, Linux 6.6), asked for in the INIT reply. libfuse 3.16 and
+ * later ask for it through conn->want; before that, the session's writes go
+ * through io_writev() below, which sets its bit in the INIT reply (its
+ * second word of flags, which libfuse sends when the kernel takes one) and
+ * passes every other message on untouched. Layout of the reply
+ * (linux/fuse.h): a 16-byte header (len, error, unique), then fuse_init_out,
+ * 64 bytes since protocol 7.23, with flags at byte 12 and flags2 at byte 32. */
+#define FUSE_OUT_HEADER_BYTES 16
+#define FUSE_INIT_OUT_BYTES 64
+#define FUSE_INIT_OUT_FLAGS 12
+#define FUSE_INIT_OUT_FLAGS2 32
+#define FUSE_FLAG_INIT_EXT (1u << 30)
+#define FUSE_FLAG2_DIRECT_IO_ALLOW_MMAP (1u << (36 - 32))
+#define FUSE_PROTO_MINOR_ALLOW_MMAP 39
+
+void
+fs_mount_init_conn(Fs *fs, struct fuse_conn_info *conn)
+{
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+  if (conn->capable & FUSE_CAP_DIRECT_IO_ALLOW_MMAP) {
+    conn->want |= FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+    g_atomic_int_set(&fs->direct_io_mmap, 1);
+  }
+#else
+  if (conn->proto_major == 7 && conn->proto_minor >= FUSE_PROTO_MINOR_ALLOW_MMAP)
+    g_atomic_int_set(&fs->init_patch_due, 1);
+#endif
+}
+
+#ifndef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+static ssize_t
+io_writev(int fd, struct iovec *iov, int count, void *userdata)
+{
+  Fs *fs = userdata;
+  guint8 msg[FUSE_OUT_HEADER_BYTES + FUSE_INIT_OUT_BYTES];
+  gsize len = 0;
+  guint32 flags, flags2;
+  gint32 err;
+
+  if (!g_atomic_int_get(&fs->init_patch_due))
+    return writev(fd, iov, count);
+  /* The first reply after INIT reached fs_init() is INIT's (the kernel sends
+   * nothing else before it is answered). */
+  for (int i = 0; i < count; i++)
+    len += iov[i].iov_len;
+  g_atomic_int_set(&fs->init_patch_due, 0);
+  if (len != sizeof msg)
+    return writev(fd, iov, count);
+  len = 0;
+  for (int i = 0; i < count; i++) {
+    memcpy(msg + len, iov[i].iov_base, iov[i].iov_len);
+    len += iov[i].iov_len;
+  }
+  memcpy(&err, msg + 4, sizeof err);
+  memcpy(&flags, msg + FUSE_OUT_HEADER_BYTES + FUSE_INIT_OUT_FLAGS, sizeof flags);
+  if (err != 0 || !(flags & FUSE_FLAG_INIT_EXT))
+    return write(fd, msg, sizeof msg);
+  memcpy(&flags2, msg + FUSE_OUT_HEADER_BYTES + FUSE_INIT_OUT_FLAGS2, sizeof flags2);
+  flags2 |= FUSE_FLAG2_DIRECT_IO_ALLOW_MMAP;
+  memcpy(msg + FUSE_OUT_HEADER_BYTES + FUSE_INIT_OUT_FLAGS2, &flags2, sizeof flags2);
+  {
+    ssize_t n = write(fd, msg, sizeof msg);
+    if (n == (ssize_t)sizeof msg)
+      g_atomic_int_set(&fs->direct_io_mmap, 1);
+    return n;
+  }
+}
+
+static ssize_t
+io_read(int fd, void *buf, size_t len, void *userdata)
+{
+  (void)userdata;
+  return read(fd, buf, len);
+}
+
+static ssize_t
+io_splice(int fdin, off_t *offin, int fdout, off_t *offout, size_t len, unsigned int flags,
+          void *userdata)
+{
+  (void)userdata;
+  return splice(fdin, offin, fdout, offout, len, flags);
+}
+#endif
+
+/* After the session is mounted: its writes through io_writev() (above). */
+static void
+session_io_setup(Fs *fs)
+{
+#ifndef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+  static const struct fuse_custom_io io = {
+    .writev = io_writev,
+    .read = io_read,
+    .splice_receive = io_splice,
+    .splice_send = io_splice,
+  };
+  if (fuse_session_custom_io(fs->se, &io, fuse_session_fd(fs->se)) != 0)
+    g_message("pitr files are served through the page cache only (the session's writes "
+              "cannot be set up to ask for memory maps of direct_io files)");
+#else
+  (void)fs;
+#endif
 }
 
 Fs *
@@ -459,6 +566,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     goto out_args;
   if (!is_mounted)
     goto out_session;
+  session_io_setup(fs);
 
   log_file = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount.log", NULL);
   fs_log_setup(log_file, opts->foreground || po.debug, po.debug,

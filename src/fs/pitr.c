@@ -158,6 +158,7 @@ struct _FsPitrFile {
   FsPitr *p;
   CacheEntry *entry;      /* its entry while it has one (FsPitr.lock)        */
   guint refs;             /* open handles (FsPitr.lock)                      */
+  guint64 n_opens;        /* opens of the state so far (FsPitr.lock)         */
   GMutex lock;            /* guards what follows                             */
   SqlenvfsRestorePlan *plan;
   SqlenvfsImage *img;     /* the state: base and archive, checked (restore.h) */
@@ -1276,14 +1277,26 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
     done = -1;
 out:
   g_mutex_unlock(&f->lock);
-  if (from_base + composed > 0) {
+  if (from_base + composed > 0 || done > 0) {
     g_mutex_lock(&f->p->lock);
     f->p->bytes_from_sources += from_base + composed;
+    if (done > 0)
+      f->p->stats.bytes_served += (guint64)done;
     if (f->entry != NULL)
       f->entry->filled += composed;
     g_mutex_unlock(&f->p->lock);
   }
   return done;
+}
+
+gboolean
+fs_pitr_file_opened_before(FsPitr *p, const FsPitrFile *f)
+{
+  gboolean before;
+  g_mutex_lock(&p->lock);
+  before = f->n_opens > 1;
+  g_mutex_unlock(&p->lock);
+  return before;
 }
 
 guint64
@@ -1320,6 +1333,7 @@ static FsPitrFile *
 file_ref(FsPitr *p, CacheEntry *e)
 {
   e->last_used = g_get_monotonic_time();
+  e->file->n_opens++;
   if (e->file->refs++ == 0)
     p->n_files_open++;
   p->stats.n_hits++;
@@ -1451,6 +1465,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
       e->file = f;
       f->entry = e;
       f->refs = 1;
+      f->n_opens = 1;
       p->n_files_open++;
       *file = f;
       /* Its whole size counts against the bound from now on. */

@@ -16,8 +16,8 @@
  *                    pages (composed from the archive the first time), so
  *                    that a query reads only the pages it needs and a whole
  *                    read reads the base once; keep_cache, as the bytes
- *                    never change (and so that the file can be memory-mapped
- *                    like every other file of the mount).
+ *                    never change, and direct_io on the state's first open
+ *                    (invariant 6).
  *
  * Invariants:
  *   (1) Every image served reads with bytes 18 and 19 of the header equal to
@@ -39,6 +39,18 @@
  *       asked for): replying pins its pages for the kernel to copy them
  *       into the page cache, and a buffer allocated per request would be
  *       faulted in and pinned page by page each time.
+ *   (6) The open of a pitr file that made its state (the first in this
+ *       mount) is served with direct_io: its reads go from the base and the
+ *       cache file straight into the reader's buffer, and the kernel keeps
+ *       none of it, so that a state read once (a copy, a look at a time)
+ *       costs no page cache the size of the database, whose pages would be
+ *       written once more and taken from what other files have cached.
+ *       Every later open of the state is served like a snapshot, with
+ *       keep_cache: the kernel keeps what it reads and re-reads come from
+ *       the page cache without reaching the daemon. direct_io is used only
+ *       when the kernel allows a shared memory map of such a file (mount.c:
+ *       fs->direct_io_mmap), so that every open can be memory-mapped like
+ *       every other file of the mount.
  */
 #include "fs.h"
 
@@ -299,8 +311,13 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
       h = open_stored_fd(fd, where->db, FS_PITR_DB, state.state_us, error);
       fi->keep_cache = 1;
     } else if (file != NULL) {
+      /* The open that made the state reads it with direct_io (invariant 6);
+       * every later one through the page cache, like a snapshot. */
+      gboolean first = !fs_pitr_file_opened_before(fs->pitr, file);
       h = open_pitr_file(fs, file, where->db, state.state_us, error);
       fi->keep_cache = 1;
+      if (first && g_atomic_int_get(&fs->direct_io_mmap))
+        fi->direct_io = 1;
     } else {
       return NULL;
     }

@@ -341,6 +341,7 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_member_uint(j, "timelines_opened", st.n_timelines_opened);
   sqlenvfs_json_member_uint(j, "timeline_refreshes", st.n_timeline_refreshes);
   sqlenvfs_json_member_uint(j, "bytes_read_from_sources", st.bytes_from_sources);
+  sqlenvfs_json_member_uint(j, "bytes_served", st.bytes_served);
   sqlenvfs_json_end_object(j);
 }
 

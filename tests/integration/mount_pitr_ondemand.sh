@@ -179,4 +179,72 @@ cmp -s <(tail -c +21 "$M/pitr/$when2/app.db") <(tail -c +21 "$T/restored2.db") \
   || fail "pitr/<T2>/app.db differs from the restore once the base was put back"
 pass "a base written in place with its modification time put back is EIO, and good again once put back"
 
+# --- the open that makes a state reads it with direct_io: nothing of a
+# first read is kept by the kernel, and such a file can still be memory-
+# mapped, shared or private; later opens go through the page cache like a
+# snapshot's, and a re-read of a state read whole does not reach the daemon.
+c3=$(commits)
+update_gen 4
+for i in $(seq 1 100); do [ "$(commits)" -gt "$c3" ] && break; sleep 0.1; done
+[ "$(commits)" -gt "$c3" ] || fail "generation 4 was not captured within 10 s"
+when3=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+for i in $(seq 1 100); do
+  ls "$M/pitr/$when3/" 2>/dev/null | grep -q '^app.db$' && break
+  sleep 0.1
+done
+assert_eq "$(ls "$M/pitr/$when3/")" "app.db" "ls pitr/<T3>/"
+"$SQLENVFS" restore --root "$R" --time "$when3" --output "$T/restored3.db" > /dev/null 2>&1 \
+  || fail "sqlenvfs restore --time $when3 failed"
+F3=$M/pitr/$when3/app.db
+python3 - "$F3" "$T/first3.db" <<'PY' || fail "the first open of pitr/<T3>/app.db"
+import mmap, os, sys
+with open(sys.argv[1], "rb", buffering=0) as f:
+    head = f.read(8192)
+    for flags in (mmap.MAP_SHARED, mmap.MAP_PRIVATE):
+        m = mmap.mmap(f.fileno(), 8192, flags=flags, prot=mmap.PROT_READ)
+        assert m[:8192] == head, flags
+        m.close()
+    with open(sys.argv[2], "wb") as out:
+        out.write(head)
+        while True:
+            b = f.read(1 << 20)
+            if not b:
+                break
+            out.write(b)
+PY
+cmp -s <(tail -c +21 "$T/first3.db") <(tail -c +21 "$T/restored3.db") \
+  || fail "the first read of pitr/<T3>/app.db differs from the restore"
+resident=$(fincore --bytes --noheadings --output RES "$F3" | tr -d ' ')
+note "after the first read of a $size byte state the kernel keeps $resident bytes of it"
+[ "$resident" -le $((size / 20)) ] \
+  || fail "the kernel keeps $resident bytes of a state read once (its first open is not direct_io)"
+served() { status "s['pitr_cache']['bytes_served']"; }
+# A document rendered after everything before it: poll until it shows at
+# least @1 bytes served.
+served_at_least() {
+  local v
+  for i in $(seq 1 30); do
+    v=$(served)
+    [ "$v" -ge "$1" ] && { echo "$v"; return; }
+    sleep 0.3
+  done
+  fail "status never showed $1 bytes served (last $v)"
+}
+s0=$(served)
+cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
+  || fail "the second read of pitr/<T3>/app.db differs from the restore"
+# The second open read it through the page cache, from the daemon (the
+# kernel had nothing of it).
+s1=$(served_at_least $((s0 + size / 2)))
+cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
+  || fail "the third read of pitr/<T3>/app.db differs from the restore"
+# One more open, which reads the header (100 bytes) at open, after the
+# third read: a document that shows it was rendered after that read.
+python3 -c 'import sys; open(sys.argv[1], "rb").close()' "$F3"
+s2=$(served_at_least $((s1 + 200)))
+note "bytes served by the daemon: second read $((s1 - s0)), third read and one more open $((s2 - s1))"
+[ $((s2 - s1)) -lt 4096 ] \
+  || fail "a re-read of a state read whole reached the daemon ($((s2 - s1)) bytes served)"
+pass "a state's first open is not cached by the kernel and can be memory-mapped; a re-read comes from the page cache"
+
 unmount_root "$M"
