@@ -32,7 +32,8 @@
  *     "pitr_cache": { "bytes", "max_bytes", "entries", "plans",
  *                     "rebuilds", "hits", "evicted", "failed_lookups",
  *                     "timelines_opened", "timeline_refreshes",
- *                     "bytes_read_from_sources" }
+ *                     "bytes_read_from_sources", "bytes_served",
+ *                     "first_open_direct" }
  *   }
  *
  * Times are UTC ISO 8601; sizes are bytes. Every value comes from the same
@@ -342,6 +343,7 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
   sqlenvfs_json_member_uint(j, "timeline_refreshes", st.n_timeline_refreshes);
   sqlenvfs_json_member_uint(j, "bytes_read_from_sources", st.bytes_from_sources);
   sqlenvfs_json_member_uint(j, "bytes_served", st.bytes_served);
+  sqlenvfs_json_member_bool(j, "first_open_direct", g_atomic_int_get(&fs->direct_io_mmap) != 0);
   sqlenvfs_json_end_object(j);
 }
 

@@ -216,8 +216,17 @@ cmp -s <(tail -c +21 "$T/first3.db") <(tail -c +21 "$T/restored3.db") \
   || fail "the first read of pitr/<T3>/app.db differs from the restore"
 resident=$(fincore --bytes --noheadings --output RES "$F3" | tr -d ' ')
 note "after the first read of a $size byte state the kernel keeps $resident bytes of it"
-[ "$resident" -le $((size / 20)) ] \
-  || fail "the kernel keeps $resident bytes of a state read once (its first open is not direct_io)"
+direct=$(status "s['pitr_cache']['first_open_direct']")
+if [ "$direct" = True ]; then
+  [ "$resident" -le $((size / 20)) ] \
+    || fail "the kernel keeps $resident bytes of a state read once (its first open is not direct_io)"
+else
+  # A kernel older than 6.6 cannot map a direct_io file: every open is
+  # served through the page cache.
+  note "this kernel ($(uname -r)) does not allow memory maps of direct_io files: first opens are cached"
+  uname -r | awk -F. '{ exit !($1 < 6 || ($1 == 6 && $2 < 6)) }' \
+    || fail "status says first opens are not direct_io on kernel $(uname -r)"
+fi
 served() { status "s['pitr_cache']['bytes_served']"; }
 # A document rendered after everything before it: poll until it shows at
 # least @1 bytes served.
@@ -234,8 +243,12 @@ s0=$(served)
 cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
   || fail "the second read of pitr/<T3>/app.db differs from the restore"
 # The second open read it through the page cache, from the daemon (the
-# kernel had nothing of it).
-s1=$(served_at_least $((s0 + size / 2)))
+# kernel had nothing of it) where the first open was direct_io.
+if [ "$direct" = True ]; then
+  s1=$(served_at_least $((s0 + size / 2)))
+else
+  s1=$(served)
+fi
 cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
   || fail "the third read of pitr/<T3>/app.db differs from the restore"
 # One more open, which reads the header (100 bytes) at open, after the
