@@ -837,7 +837,11 @@ static gboolean
 matches_segment(const ArchiveSummary *s, guint64 number, guint64 seg_size, guint32 seal_crc,
                 const char **why)
 {
-  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+  /* @seg_size 0: the segment was not opened (the reader takes its size and
+   * seal from here, and checks the segment against them when it first
+   * reads it: archive_seg_check()). */
+  if (s->number != number ||
+      (seg_size != 0 && (s->seg_size != seg_size || s->seal_crc != seal_crc))) {
     *why = "it does not match its segment (number, size or seal checksum)";
     return FALSE;
   }
