@@ -436,8 +436,9 @@ SqlenvfsArchive *archive_open_except(const char *dir, const GArray *no_summary, 
 /* Check that the file of segment @si is the segment its summary describes,
  * when the archive took it from the summary without opening it: its size,
  * its header (number, first seq, format version) and the checksum its
- * SEAL record carries, read now (once; the descriptor is kept for reading
- * its records). TRUE when it is right, or the segment is not summarized.
+ * SEAL record carries, read now (once; reading its records through the
+ * archive keeps the descriptor that check opened). TRUE when it is right,
+ * or the segment is not summarized.
  * FALSE with INTEGRITY naming the file when it is not (the segment is then
  * marked: every later check fails the same way, and the number is added
  * to a->deferred_bad_maps when that is set), or with the I/O error. */

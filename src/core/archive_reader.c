@@ -393,8 +393,12 @@ seg_expect(const SqlenvfsArchiveSegment *seg, const ArchiveSegSum *ss)
                              ss->s.seal_crc };
 }
 
-gboolean
-archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
+/* archive_seg_check(); with @keep_fd, the descriptor the check opened is
+ * kept for reading the segment's records (segment_fd()): only there, so
+ * that composing many segments from their page maps does not hold a
+ * descriptor for each here besides its record source's. */
+static gboolean
+seg_check(SqlenvfsArchive *a, guint si, gboolean keep_fd, GError **error)
 {
   SqlenvfsArchiveSegment *seg;
   ArchiveSegSum *ss;
@@ -414,7 +418,7 @@ archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
     if (why == NULL) {
       int *fd = &g_array_index(a->fds, int, si);
       seg->created = sf.hdr.created;
-      if (*fd < 0) {
+      if (keep_fd && *fd < 0) {
         *fd = sf.fd; /* kept for reading its records */
         sf.fd = -1;
       }
@@ -439,6 +443,12 @@ archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
               "through its summary (run `sqlenvfs verify`)",
               seg->path, ss->seg_why);
   return FALSE;
+}
+
+gboolean
+archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
+{
+  return seg_check(a, si, FALSE, error);
 }
 
 static gboolean
@@ -1563,7 +1573,7 @@ segment_fd(SqlenvfsArchive *a, guint si, GError **error)
   if (*fd < 0) {
     const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
     /* A summarized segment is checked first (and opened by the check). */
-    if (!archive_seg_check(a, si, error))
+    if (!seg_check(a, si, TRUE, error))
       return -1;
     if (*fd >= 0)
       return *fd;
