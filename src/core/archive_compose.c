@@ -813,9 +813,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
 
   if (!seg->is_sealed || seg->is_damaged || is_bad_map(c, seg))
     return FALSE;
-  /* A summary the archive uses was checked when it was opened: its head,
-   * against the segment's size and its SEAL's checksum (read from the
-   * segment then). */
+  /* A summary the archive uses had its head checked when the archive was
+   * opened; the segment file is checked against it (size, header, SEAL's
+   * checksum) where it is first read: below before any version it names
+   * is, or by the record source's first read (a restore to a file). */
   if (si < c->a->segsum->len && g_array_index(c->a->segsum, ArchiveSegSum, si).is_summarized) {
     const ArchiveSummary *held = &g_array_index(c->a->segsum, ArchiveSegSum, si).s;
     if (held->seg_size != seg->size || held->seg_version < 2)
