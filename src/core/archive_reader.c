@@ -430,13 +430,15 @@ seg_check(SqlenvfsArchive *a, guint si, gboolean keep_fd, GError **error)
     ss->seg_why = why;
     g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
               seg->path, why);
-    if (a->deferred_bad_maps != NULL) {
-      gboolean listed = FALSE;
-      for (guint k = 0; k < a->deferred_bad_maps->len && !listed; k++)
-        listed = g_array_index(a->deferred_bad_maps, guint64, k) == seg->number;
-      if (!listed)
-        g_array_append_val(a->deferred_bad_maps, seg->number);
-    }
+  }
+  /* Found now or before (by a plan that read the segment with this
+   * archive): the restore composing with it reads it from its records. */
+  if (a->deferred_bad_maps != NULL) {
+    gboolean listed = FALSE;
+    for (guint k = 0; k < a->deferred_bad_maps->len && !listed; k++)
+      listed = g_array_index(a->deferred_bad_maps, guint64, k) == seg->number;
+    if (!listed)
+      g_array_append_val(a->deferred_bad_maps, seg->number);
   }
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
               "archive segment %s does not match its summary: %s; nothing is read from it "

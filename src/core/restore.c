@@ -183,6 +183,20 @@ base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read, gpoint
 
   if (e == NULL || e->type != SQLENVFS_ARCHIVE_COMMIT)
     return TRUE;
+  /* A segment the archive took from its summary is checked against it
+   * first (archive_seg_check()): one that does not match says nothing of
+   * the base, which is not to be taken as bad for it (GAP, not
+   * INTEGRITY); a restore to a file reads that segment from its records
+   * and checks the base again. */
+  {
+    GError *local = NULL;
+    if (!archive_seg_check(a, e->segment, &local)) {
+      if (local->domain == SQLENVFS_ERROR && local->code == SQLENVFS_ERROR_INTEGRITY)
+        local->code = SQLENVFS_ERROR_GAP;
+      g_propagate_error(error, local);
+      return FALSE;
+    }
+  }
   /* The record's page images in any form (stored whole, compressed, or in
    * its batch's first record), checked as they are read. */
   pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, error);
