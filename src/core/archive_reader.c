@@ -761,18 +761,13 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
   }
   if (a->cache_si != si) {
     /* Its index (or a scan of its records when the index is bad), loaded
-     * as open loads a segment, into the cache: none when the segment does
-     * not match its summary (every read of its records fails then). */
+     * as open loads a segment, into the cache: each entry checked against
+     * the segment file as it is (its header and size, read here), so that
+     * this needs no check against the summary (a read of a record does:
+     * segment_fd()). */
     SqlenvfsArchive t = { 0 };
     g_autoptr(GError) error = NULL;
     SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
-    if (!archive_seg_check(a, si, &error)) {
-      g_warning("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
-      g_array_set_size(a->cache, 0);
-      a->cache_si = si;
-      *n = 0;
-      return NULL;
-    }
     t.dir = a->dir;
     t.dfd = a->dfd;
     t.segments = g_array_new(FALSE, TRUE, sizeof(SqlenvfsArchiveSegment));
