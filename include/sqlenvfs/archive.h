@@ -249,9 +249,9 @@ gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time
 typedef struct {
   char *path;         /* the .seg file                                         */
   guint64 number;     /* segment number (from 1, consecutive)                  */
-  guint64 first_seq;  /* from its header                                       */
-  guint64 size;       /* file size when loaded                                 */
-  gint64 created;     /* from its header                                       */
+  guint64 first_seq;  /* from its header (summarized: its summary's)            */
+  guint64 size;       /* file size when loaded (summarized: its summary's)     */
+  gint64 created;     /* from its header (summarized: 0 until the file is read) */
   gboolean is_sealed; /* ends with a SEAL record                               */
   gboolean is_damaged;/* header unreadable, or records unreadable before its end */
   guint n_entries;    /* records loaded from it                                */

@@ -575,6 +575,8 @@ typedef struct {
   guint32 *refs;    /* per candidate: its page in @rs + 1; 0: not checked */
   GArray *bad;      /* not owned: the restore's list                      */
   gboolean failed;
+  GError *failed_with; /* the segment's file could not be used (its source's
+                        * error), when that is why @failed             */
   MemberWalk walk;
   MemberWindow window;
   GMutex lock;
@@ -592,6 +594,7 @@ deferred_map_free(gpointer p)
   g_array_unref(d->walk.members);
   g_array_unref(d->walk.pgnos);
   g_free(d->window.buf);
+  g_clear_error(&d->failed_with);
   g_mutex_clear(&d->lock);
   g_free(d);
 }
@@ -602,15 +605,27 @@ deferred_map_check(DeferredMap *d, guint i, GError **error)
   guint64 off = g_array_index(d->cands, Candidate, i).offset;
   guint from = i, to;
   Holder *h = NULL;
+  int fd;
 
   while (from > 0 && g_array_index(d->cands, Candidate, from - 1).offset == off)
     from--;
   to = group_end(d->cands, from);
   /* Read through the record source's file: no more files open than the
-   * sources hold. */
-  if (!d->failed)
-    h = check_group(archive_record_source_fd(d->rs), d->path, d->size, d->page_size, d->cands,
-                    from, to, &d->walk, &d->window);
+   * sources hold. Its first use opens it, and checks a segment the
+   * archive took from its summary against that summary: a mismatch fails
+   * the read, and the restore composes the segment again from its
+   * records (the source has added it to the list). */
+  if (!d->failed) {
+    fd = archive_record_source_fd(d->rs, &d->failed_with);
+    if (fd >= 0)
+      h = check_group(fd, d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
+                      &d->window);
+  }
+  if (d->failed_with != NULL) {
+    d->failed = TRUE;
+    g_propagate_error(error, g_error_copy(d->failed_with));
+    return FALSE;
+  }
   if (h == NULL) {
     const Candidate *v = &g_array_index(d->cands, Candidate, i);
     gboolean listed = FALSE;
@@ -798,9 +813,10 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
 
   if (!seg->is_sealed || seg->is_damaged || is_bad_map(c, seg))
     return FALSE;
-  /* A summary the archive uses was checked when it was opened: its head,
-   * against the segment's size and its SEAL's checksum (read from the
-   * segment then). */
+  /* A summary the archive uses had its head checked when the archive was
+   * opened; the segment file is checked against it (size, header, SEAL's
+   * checksum) where it is first read: below before any version it names
+   * is, or by the record source's first read (a restore to a file). */
   if (si < c->a->segsum->len && g_array_index(c->a->segsum, ArchiveSegSum, si).is_summarized) {
     const ArchiveSummary *held = &g_array_index(c->a->segsum, ArchiveSegSum, si).s;
     if (held->seg_size != seg->size || held->seg_version < 2)
@@ -899,6 +915,12 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
     return TRUE;
   }
   g_array_sort(cands, cmp_candidate);
+  /* A segment the archive took from its summary is checked against it
+   * now, before any version it names is (C2). */
+  if (!archive_seg_check(c->a, si, error)) {
+    archive_summary_parts_clear(&sp);
+    return FALSE;
+  }
   fd = open(seg->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     archive_summary_parts_clear(&sp);

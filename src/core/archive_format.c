@@ -522,6 +522,32 @@ archive_seg_file_openat(int dfd, const char *dir, guint64 number, int flags, Seg
   return TRUE;
 }
 
+gboolean
+archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, SegFile *sf,
+                        const char **why, GError **error)
+{
+  guint32 seal;
+
+  *why = NULL;
+  if (!archive_seg_file_openat(dfd, dir, x->number, O_RDONLY, sf, error))
+    return FALSE;
+  if (!sf->hdr_ok)
+    *why = sf->hdr_why;
+  else if (sf->size != x->size)
+    *why = "its size is not the one its summary gives (it was cut short or replaced)";
+  else if (sf->hdr.first_seq != x->first_seq)
+    *why = "its header's first record is not the one its summary gives";
+  else if (sf->hdr.version != x->version)
+    *why = "its header's format version is not the one its summary gives";
+  else if (!archive_read_seal_fd(sf->fd, sf->path, sf->size, &seal))
+    *why = "it does not end with a valid SEAL record";
+  else if (seal != x->seal_crc)
+    *why = "its SEAL record's checksum is not the one its summary gives";
+  if (*why != NULL)
+    archive_seg_file_close(sf);
+  return TRUE;
+}
+
 void
 archive_seg_file_close(SegFile *sf)
 {

@@ -141,8 +141,11 @@ void archive_note_checked(const char *path, const struct stat *st, guint64 upto)
 /* Give back what the record source's lists hold beyond their entries, once
  * every page it will read is registered (a compose, at its end). */
 void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
-/* The segment file @src reads (open while it lives). */
-int archive_record_source_fd(const SqlenvfsArchiveRecordSource *src);
+/* The segment file @src reads (open while it lives), opened and checked
+ * against its summary at the first call for a source of a segment whose
+ * file was not opened yet (archive_seg_check()): -1 and *error (INTEGRITY
+ * naming the file when it does not match) otherwise. */
+int archive_record_source_fd(SqlenvfsArchiveRecordSource *src, GError **error);
 /* The page registered at @ref is, by a page map, page @pgno of the page
  * list entry at byte @list_off of the segment: checked by its first read,
  * which fails (INTEGRITY) when the page list names another page. */
@@ -271,7 +274,10 @@ gboolean archive_summary_check_head(const guint8 *p, const ArchiveSummary *s, co
 gboolean archive_summary_check_page_map(const guint8 *p, const ArchiveSummary *s,
                                         const char **why);
 /* As archive_summary_load, reading only the header, marks and generations
- * (checked with the head checksum); *head holds them (g_free). */
+ * (checked with the head checksum); *head holds them (g_free). With
+ * @seg_size 0 (this and open_parts), only the segment number is matched:
+ * the caller did not open the segment and checks it against *s later
+ * (archive_seg_check()). */
 ArchiveSumLoad archive_summary_load_head(const char *dir, guint64 number, guint64 seg_size,
                                          guint32 seal_crc, ArchiveSummary *s, guint8 **head,
                                          const char **why, GError **error);
@@ -378,11 +384,16 @@ struct _SqlenvfsArchive {
   guint n_idx_open;                /* indexes open for reading entry by entry */
   guint idx_open_max;              /* at most (16; tests: fewer)               */
   SqlenvfsArchiveEntry batch_head; /* what batch_first() last returned        */
+  /* Numbers of segments whose summaries are not used (guint64; owned,
+   * NULL: none): a restore composing again after such a segment was found
+   * not to match its summary (archive_open_except()). */
+  GArray *no_sum_of;
   /* Set by a restore that writes a temporary output (not owned, NULL
    * otherwise): composing checks the page versions chosen from page maps
    * as their images are first read, not before (archive_compose.c), and
    * appends there (guint64) the number of a segment whose page map does
-   * not match its records; its segments are composed from their records. */
+   * not match its records, or whose file does not match its summary
+   * (archive_seg_check()); its segments are composed from their records. */
   GArray *deferred_bad_maps;
 };
 
@@ -398,10 +409,13 @@ typedef struct {
   int idx_fd;
   gboolean idx_open, idx_bad;
   char *idx_path;
-  /* The segment file's identity, taken when its summary was used: the
-   * next check_records takes it instead of asking again (once). */
-  struct stat seg_st;
-  gboolean has_seg_st;
+  /* Its file is not opened when the archive is (its size, first seq,
+   * format version and SEAL checksum are the summary's): it is checked
+   * against the summary where it is first read (archive_seg_check()).
+   * @is_seg_checked once that found it right; @is_seg_bad once it found
+   * it not (@seg_why: what). */
+  gboolean is_seg_checked, is_seg_bad;
+  const char *seg_why;
 } ArchiveSegSum;
 
 typedef struct {
@@ -414,6 +428,34 @@ typedef struct {
  * (restore.c). */
 struct _SqlenvfsTimeline;
 SqlenvfsArchive *timeline_take_archive(struct _SqlenvfsTimeline *tl);
+
+/* As sqlenvfs_archive_open(), the summaries of the segments numbered in
+ * @no_summary (guint64; NULL: none) not used: their entries are loaded
+ * from their indexes and records, as for a segment with no summary. */
+SqlenvfsArchive *archive_open_except(const char *dir, const GArray *no_summary, GError **error);
+/* Check that the file of segment @si is the segment its summary describes,
+ * when the archive took it from the summary without opening it: its size,
+ * its header (number, first seq, format version) and the checksum its
+ * SEAL record carries, read now (once; reading its records through the
+ * archive keeps the descriptor that check opened). TRUE when it is right,
+ * or the segment is not summarized.
+ * FALSE with INTEGRITY naming the file when it is not (the segment is then
+ * marked: every later check fails the same way, and the number is added
+ * to a->deferred_bad_maps when that is set), or with the I/O error. */
+gboolean archive_seg_check(SqlenvfsArchive *a, guint si, GError **error);
+/* What a record source of a summarized segment checks before its first
+ * read (archive_seg_check's check, done by the source on its own file). */
+typedef struct {
+  guint64 number, size, first_seq;
+  guint32 version, seal_crc;
+} ArchiveSegExpect;
+
+/* Open the segment @x->number of @dir (by name in @dfd when it is not
+ * -1) and check it against @x (what its summary says). TRUE and *why NULL:
+ * @sf open, its header read; TRUE and *why set: it does not match (@sf
+ * closed); FALSE and *error: it cannot be opened or read. */
+gboolean archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, SegFile *sf,
+                                 const char **why, GError **error);
 
 /* Index in a->entries of the real entry with sequence number @seq, or -1. */
 gint archive_index_of_seq(const SqlenvfsArchive *a, guint64 seq);

@@ -69,6 +69,8 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   g_array_free(a->cache, TRUE);
   if (a->marks)
     g_array_free(a->marks, TRUE);
+  if (a->no_sum_of)
+    g_array_free(a->no_sum_of, TRUE);
   ZSTD_freeDCtx(a->dctx);
   if (a->dfd >= 0)
     close(a->dfd);
@@ -318,7 +320,14 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
 
 /* Use the summary of segment @si, a sealed segment that is not the last,
  * instead of its entries, when it is good (archive_summary.c, S1). FALSE
- * when there is none or it is not usable: load the entries then. */
+ * when there is none or it is not usable: load the entries then.
+ *
+ * The segment's own file is not opened here: its size, first seq, format
+ * version and the checksum its SEAL carries are the summary's, and the
+ * file is checked against them where a reader first reads it
+ * (archive_seg_check(); docs/ARCHIVE.md, "When a sealed segment is
+ * checked"). Opening every segment of a long archive was most of what
+ * opening it cost. */
 static gboolean
 use_summary(SqlenvfsArchive *a, guint si)
 {
@@ -327,31 +336,18 @@ use_summary(SqlenvfsArchive *a, guint si)
   g_autofree guint8 *head = NULL;
   ArchiveSummary s;
   const char *why = NULL;
-  guint32 seal;
-  SegFile sf;
-  gboolean ok;
 
-  if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, NULL))
-    return FALSE;
-  ok = sf.hdr_ok && archive_read_seal_fd(sf.fd, sf.path, sf.size, &seal) &&
-       archive_summary_load_head_at(a->dfd, a->dir, seg->number, sf.size, seal, &s, &head, &why,
-                                    NULL) ==
-         ARCHIVE_SUM_GOOD &&
-       s.first_seq == sf.hdr.first_seq && s.seg_version == sf.hdr.version;
-  if (!ok) {
+  if (archive_summary_load_head_at(a->dfd, a->dir, seg->number, 0, 0, &s, &head, &why, NULL) !=
+      ARCHIVE_SUM_GOOD) {
     if (why != NULL)
-      g_debug("archive %s: the summary of %s is not used: %s", a->dir, sf.path, why);
-    archive_seg_file_close(&sf);
+      g_debug("archive %s: the summary of %s is not used: %s", a->dir, seg->path, why);
     return FALSE;
   }
-  seg->size = sf.size;
-  seg->first_seq = sf.hdr.first_seq;
-  seg->created = sf.hdr.created;
+  seg->size = s.seg_size;
+  seg->first_seq = s.first_seq;
+  seg->created = 0; /* the header's, once the file is read */
   seg->is_sealed = TRUE;
   seg->n_entries = (guint)s.n_records;
-  ss->seg_st = sf.st;
-  ss->has_seg_st = TRUE;
-  archive_seg_file_close(&sf);
   gap_before(a, s.first_seq, s.first_time, si);
   ss->is_summarized = TRUE;
   ss->s = s;
@@ -371,13 +367,90 @@ use_summary(SqlenvfsArchive *a, guint si)
   a->sum_last.type = SQLENVFS_ARCHIVE_SEAL;
   a->sum_last.seq = s.last_seq;
   a->sum_last.time = s.last_time;
-  a->sum_last.reason = seal;
+  a->sum_last.reason = s.seal_crc;
   a->sum_last.offset = s.seg_size - REC_EMPTY_SIZE;
   a->sum_last.length = REC_EMPTY_SIZE;
   a->sum_last.segment = si;
   a->has_sum_last = TRUE;
   a->n_summarized++;
   return TRUE;
+}
+
+/* Whether the summary of segment @number is not to be used (no_sum_of). */
+static gboolean
+no_summary_for(const SqlenvfsArchive *a, guint64 number)
+{
+  for (guint k = 0; a->no_sum_of != NULL && k < a->no_sum_of->len; k++)
+    if (g_array_index(a->no_sum_of, guint64, k) == number)
+      return TRUE;
+  return FALSE;
+}
+
+static ArchiveSegExpect
+seg_expect(const SqlenvfsArchiveSegment *seg, const ArchiveSegSum *ss)
+{
+  return (ArchiveSegExpect){ seg->number, ss->s.seg_size, ss->s.first_seq, ss->s.seg_version,
+                             ss->s.seal_crc };
+}
+
+/* archive_seg_check(); with @keep_fd, the descriptor the check opened is
+ * kept for reading the segment's records (segment_fd()): only there, so
+ * that composing many segments from their page maps does not hold a
+ * descriptor for each here besides its record source's. */
+static gboolean
+seg_check(SqlenvfsArchive *a, guint si, gboolean keep_fd, GError **error)
+{
+  SqlenvfsArchiveSegment *seg;
+  ArchiveSegSum *ss;
+
+  if (si >= a->segsum->len)
+    return TRUE;
+  ss = segsum(a, si);
+  if (!ss->is_summarized || ss->is_seg_checked)
+    return TRUE;
+  seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  if (!ss->is_seg_bad) {
+    ArchiveSegExpect x = seg_expect(seg, ss);
+    const char *why = NULL;
+    SegFile sf;
+    if (!archive_seg_open_expect(a->dfd, a->dir, &x, &sf, &why, error))
+      return FALSE;
+    if (why == NULL) {
+      int *fd = &g_array_index(a->fds, int, si);
+      seg->created = sf.hdr.created;
+      if (keep_fd && *fd < 0) {
+        *fd = sf.fd; /* kept for reading its records */
+        sf.fd = -1;
+      }
+      archive_seg_file_close(&sf);
+      ss->is_seg_checked = TRUE;
+      return TRUE;
+    }
+    ss->is_seg_bad = TRUE;
+    ss->seg_why = why;
+    g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
+              seg->path, why);
+  }
+  /* Found now or before (by a plan that read the segment with this
+   * archive): the restore composing with it reads it from its records. */
+  if (a->deferred_bad_maps != NULL) {
+    gboolean listed = FALSE;
+    for (guint k = 0; k < a->deferred_bad_maps->len && !listed; k++)
+      listed = g_array_index(a->deferred_bad_maps, guint64, k) == seg->number;
+    if (!listed)
+      g_array_append_val(a->deferred_bad_maps, seg->number);
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "archive segment %s does not match its summary: %s; nothing is read from it "
+              "through its summary (run `sqlenvfs verify`)",
+              seg->path, ss->seg_why);
+  return FALSE;
+}
+
+gboolean
+archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
+{
+  return seg_check(a, si, FALSE, error);
 }
 
 static gboolean
@@ -396,7 +469,8 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     ss.start = a->entries->len;
     g_array_append_val(a->segsum, ss);
     si = a->segments->len - 1;
-    if ((a->no_sums || k + 1 == nums->len || !use_summary(a, si)) &&
+    if ((a->no_sums || k + 1 == nums->len || no_summary_for(a, seg.number) ||
+         !use_summary(a, si)) &&
         !load_segment(a, si, 0, 0, k + 1 == nums->len, error))
       return FALSE;
     g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
@@ -456,10 +530,20 @@ load_alive(SqlenvfsArchive *a)
 SqlenvfsArchive *
 sqlenvfs_archive_open(const char *dir, GError **error)
 {
+  return archive_open_except(dir, NULL, error);
+}
+
+SqlenvfsArchive *
+archive_open_except(const char *dir, const GArray *no_summary, GError **error)
+{
   g_autoptr(SqlenvfsArchive) a = g_new0(SqlenvfsArchive, 1);
   g_autoptr(GArray) nums = NULL;
 
   a->dir = g_strdup(dir);
+  if (no_summary != NULL && no_summary->len > 0) {
+    a->no_sum_of = g_array_sized_new(FALSE, FALSE, sizeof(guint64), no_summary->len);
+    g_array_append_vals(a->no_sum_of, no_summary->data, no_summary->len);
+  }
   /* Each segment and summary is opened by name in this descriptor: a
    * path walk of the whole directory path for each of them was a good
    * part of opening a long archive. */
@@ -677,7 +761,10 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
   }
   if (a->cache_si != si) {
     /* Its index (or a scan of its records when the index is bad), loaded
-     * as open loads a segment, into the cache. */
+     * as open loads a segment, into the cache: each entry checked against
+     * the segment file as it is (its header and size, read here), so that
+     * this needs no check against the summary (a read of a record does:
+     * segment_fd()). */
     SqlenvfsArchive t = { 0 };
     g_autoptr(GError) error = NULL;
     SqlenvfsArchiveSegment seg = g_array_index(a->segments, SqlenvfsArchiveSegment, si);
@@ -1482,6 +1569,11 @@ segment_fd(SqlenvfsArchive *a, guint si, GError **error)
   int *fd = &g_array_index(a->fds, int, si);
   if (*fd < 0) {
     const char *path = g_array_index(a->segments, SqlenvfsArchiveSegment, si).path;
+    /* A summarized segment is checked first (and opened by the check). */
+    if (!seg_check(a, si, TRUE, error))
+      return -1;
+    if (*fd >= 0)
+      return *fd;
     *fd = open(path, O_RDONLY | O_CLOEXEC);
     if (*fd < 0) {
       sqlenvfs_error_errno(error, errno, "open archive segment", path);
@@ -1769,7 +1861,18 @@ typedef struct {
 
 struct _SqlenvfsArchiveRecordSource {
   char *path;
-  int fd;
+  int fd;            /* -1 until first needed when @is_lazy                    */
+  /* A segment whose file the archive did not open (it took the segment
+   * from its summary): opened and checked against @expect at the first
+   * read (archive_record_source_fd()), so that a restore starts writing
+   * before it opens any segment. @open_error: why that failed (kept:
+   * every later read fails the same way). */
+  gboolean is_lazy;
+  ArchiveSegExpect expect_seg;
+  char *dir;
+  GArray *bad;       /* the archive's deferred_bad_maps (not owned), or NULL  */
+  GError *open_error;
+  GMutex open_lock;
   guint64 id;        /* names its blocks in a thread's block cache             */
   guint32 page_size;
   GArray *records;   /* SrcRecord, in the order first registered               */
@@ -1855,19 +1958,37 @@ SqlenvfsArchiveRecordSource *
 sqlenvfs_archive_record_source_new(SqlenvfsArchive *a, guint segment, GError **error)
 {
   SqlenvfsArchiveRecordSource *src;
+  const SqlenvfsArchiveSegment *seg;
+  const ArchiveSegSum *ss;
   const char *path;
   int fd;
 
   g_return_val_if_fail(segment < a->segments->len, NULL);
-  path = g_array_index(a->segments, SqlenvfsArchiveSegment, segment).path;
-  fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    sqlenvfs_error_errno(error, errno, "open archive segment", path);
-    return NULL;
+  seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, segment);
+  path = seg->path;
+  ss = segment < a->segsum->len ? segsum(a, segment) : NULL;
+  if (ss != NULL && ss->is_summarized && !ss->is_seg_checked && !ss->is_seg_bad) {
+    /* Opened and checked at its first read. */
+    fd = -1;
+  } else {
+    if (!archive_seg_check(a, segment, error))
+      return NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      sqlenvfs_error_errno(error, errno, "open archive segment", path);
+      return NULL;
+    }
   }
   src = g_new0(SqlenvfsArchiveRecordSource, 1);
   src->path = g_strdup(path);
   src->fd = fd;
+  g_mutex_init(&src->open_lock);
+  if (fd < 0) {
+    src->is_lazy = TRUE;
+    src->expect_seg = seg_expect(seg, ss);
+    src->dir = g_strdup(a->dir);
+    src->bad = a->deferred_bad_maps;
+  }
   G_LOCK(src_next_id);
   src->id = src_next_id++;
   G_UNLOCK(src_next_id);
@@ -1893,14 +2014,51 @@ sqlenvfs_archive_record_source_free(gpointer p)
   g_array_free(src->crcs, TRUE);
   if (src->expect)
     g_array_free(src->expect, TRUE);
+  g_clear_error(&src->open_error);
+  g_mutex_clear(&src->open_lock);
+  g_free(src->dir);
   g_free(src->path);
   g_free(src);
 }
 
 int
-archive_record_source_fd(const SqlenvfsArchiveRecordSource *src)
+archive_record_source_fd(SqlenvfsArchiveRecordSource *src, GError **error)
 {
-  return src->fd;
+  int fd;
+
+  g_mutex_lock(&src->open_lock);
+  if (src->fd < 0 && src->is_lazy && src->open_error == NULL) {
+    const char *why = NULL;
+    GError *local = NULL;
+    SegFile sf;
+    if (archive_seg_open_expect(-1, src->dir, &src->expect_seg, &sf, &why, &local) &&
+        why == NULL) {
+      src->fd = sf.fd;
+      sf.fd = -1;
+      archive_seg_file_close(&sf);
+    } else if (local != NULL) {
+      src->open_error = local;
+    } else {
+      g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
+                src->path, why);
+      g_set_error(&src->open_error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "archive segment %s does not match its summary: %s; nothing is read from it "
+                  "through its summary (run `sqlenvfs verify`)",
+                  src->path, why);
+      if (src->bad != NULL) {
+        gboolean listed = FALSE;
+        for (guint k = 0; k < src->bad->len && !listed; k++)
+          listed = g_array_index(src->bad, guint64, k) == src->expect_seg.number;
+        if (!listed)
+          g_array_append_val(src->bad, src->expect_seg.number);
+      }
+    }
+  }
+  fd = src->fd;
+  if (fd < 0 && src->open_error != NULL)
+    g_propagate_error(error, g_error_copy(src->open_error));
+  g_mutex_unlock(&src->open_lock);
+  return fd;
 }
 
 void
@@ -1998,6 +2156,8 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
     if (slot == NULL || b->used < slot->used)
       slot = b;
   }
+  if (src->fd < 0 && archive_record_source_fd(src, error) < 0)
+    return NULL;
   if (src->table_rec != (gint64)ri) {
     guint64 at = first;
     table = g_malloc((gsize)nb * BLOCK_ENTRY_SIZE);
@@ -2091,6 +2251,8 @@ sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset of
     SrcExpect *x = &g_array_index(src->expect, SrcExpect, i);
     guint8 b[4];
     gsize got;
+    if (src->fd < 0 && archive_record_source_fd(src, error) < 0)
+      return -1;
     if (!archive_pread_full(src->fd, b, sizeof b, x->list_off, &got, src->path, error))
       return -1;
     if (got != sizeof b || get32(b) != x->pgno) {
@@ -2205,6 +2367,12 @@ pages_from_summary(SqlenvfsArchive *a, guint si, guint64 after_seq, guint64 upto
   const char *why = NULL;
   ArchiveSummary s;
 
+  /* The segment is what the summary says (else its records are read, and
+   * fail). */
+  if (!archive_seg_check(a, si, &local)) {
+    g_debug("archive %s: the page map of %s is not used: %s", a->dir, seg->path, local->message);
+    return FALSE;
+  }
   if (archive_summary_load(a->dir, seg->number, seg->size, ss->s.seal_crc, &s, &p, &why,
                            &local) != ARCHIVE_SUM_GOOD) {
     g_debug("archive %s: the page map of %s is not used: %s", a->dir, seg->path,
@@ -2526,16 +2694,16 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
       same[si] = TRUE;
       continue;
     }
-    if (segsum(a, si)->has_seg_st) {
-      /* Taken by the open this check follows (a sealed segment's; asked
-       * again by any later check). */
-      st[si] = segsum(a, si)->seg_st;
-      segsum(a, si)->has_seg_st = FALSE;
-    } else if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0)
-                            : stat(seg->path, &st[si])) != 0) {
+    if ((a->dfd >= 0 ? fstatat(a->dfd, seg_base(seg), &st[si], 0)
+                     : stat(seg->path, &st[si])) != 0) {
       st[si].st_ino = 0; /* gone: nothing is remembered for it */
       continue;
     }
+    /* A summarized segment not opened yet whose size is not its summary's:
+     * checked now (below), not where it is first read. */
+    if (segsum(a, si)->is_summarized && !segsum(a, si)->is_seg_checked &&
+        (guint64)st[si].st_size != segsum(a, si)->s.seg_size)
+      continue;
     if (m == NULL || m->dev != (guint64)st[si].st_dev || m->ino != (guint64)st[si].st_ino)
       continue;
     if (m->size == (guint64)st[si].st_size &&
@@ -2551,6 +2719,39 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     g_array_append_vals(b, m->bad->data, m->bad->len);
   }
   g_mutex_unlock(&memo_lock);
+
+  /* A summarized segment about to be read (or whose size is not its
+   * summary's) is checked against its summary first; one that does not
+   * match is read from its index and records instead, as though it had
+   * no summary: the archive is loaded again that way and checked again
+   * (the next round finds no such segment: this ends). */
+  {
+    g_autoptr(GArray) unmatched = g_array_new(FALSE, FALSE, sizeof(guint64));
+    for (guint si = 0; si < n_segs; si++) {
+      g_autoptr(GError) local = NULL;
+      if (same[si] || !segsum(a, si)->is_summarized)
+        continue;
+      if (archive_seg_check(a, si, &local))
+        continue;
+      if (local->domain != SQLENVFS_ERROR || local->code != SQLENVFS_ERROR_INTEGRITY) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return -1;
+      }
+      g_array_append_val(unmatched, g_array_index(a->segments, SqlenvfsArchiveSegment, si).number);
+    }
+    if (unmatched->len > 0) {
+      g_autoptr(GArray) nums = g_array_sized_new(FALSE, FALSE, sizeof(guint64), n_segs);
+      for (guint si = 0; si < n_segs; si++)
+        g_array_append_val(nums, g_array_index(a->segments, SqlenvfsArchiveSegment, si).number);
+      if (a->no_sum_of == NULL)
+        a->no_sum_of = g_array_new(FALSE, FALSE, sizeof(guint64));
+      g_array_append_vals(a->no_sum_of, unmatched->data, unmatched->len);
+      reset(a);
+      if (!load_from(a, nums, 0, error))
+        return -1;
+      return sqlenvfs_archive_check_records(a, memo_path, error);
+    }
+  }
 
   /* Read what is not known yet, segment by segment (a summarized one's
    * entries come from its index, one segment at a time). */

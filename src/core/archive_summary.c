@@ -72,8 +72,14 @@
  *   (S1) A part of a summary is used only when the head checksum and its
  *        own are right (version 1: the head checksum and the trailer),
  *        every count agrees with the file's size, and it matches the
- *        segment: number, size and seal checksum. Anything else is a bad summary: readers
- *        fall back to the segment's index and records; verify reports it.
+ *        segment: number, size and seal checksum. Anything else is a bad
+ *        summary: readers fall back to the segment's index and records;
+ *        verify reports it. The reader opens the archive on the summary's
+ *        number alone and checks the segment's size, header and seal
+ *        checksum where it first reads the segment (archive_seg_check();
+ *        docs/ARCHIVE.md, "When a sealed segment is checked against its
+ *        summary"): a mismatch found then fails that read (INTEGRITY),
+ *        and the segment is read from its records from then on.
  *   (S2) A summary only ever describes a sealed segment, which is never
  *        written again; so a summary that matches is current.
  *   (S3) A page version names a record of the segment; readers still check
@@ -837,7 +843,11 @@ static gboolean
 matches_segment(const ArchiveSummary *s, guint64 number, guint64 seg_size, guint32 seal_crc,
                 const char **why)
 {
-  if (s->number != number || s->seg_size != seg_size || s->seal_crc != seal_crc) {
+  /* @seg_size 0: the segment was not opened (the reader takes its size and
+   * seal from here, and checks the segment against them when it first
+   * reads it: archive_seg_check()). */
+  if (s->number != number ||
+      (seg_size != 0 && (s->seg_size != seg_size || s->seal_crc != seal_crc))) {
     *why = "it does not match its segment (number, size or seal checksum)";
     return FALSE;
   }

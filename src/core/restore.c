@@ -183,6 +183,20 @@ base_holds_state(SqlenvfsArchive *a, guint64 seq, SqlenvfsPreadFunc read, gpoint
 
   if (e == NULL || e->type != SQLENVFS_ARCHIVE_COMMIT)
     return TRUE;
+  /* A segment the archive took from its summary is checked against it
+   * first (archive_seg_check()): one that does not match says nothing of
+   * the base, which is not to be taken as bad for it (GAP, not
+   * INTEGRITY); a restore to a file reads that segment from its records
+   * and checks the base again. */
+  {
+    GError *local = NULL;
+    if (!archive_seg_check(a, e->segment, &local)) {
+      if (local->domain == SQLENVFS_ERROR && local->code == SQLENVFS_ERROR_INTEGRITY)
+        local->code = SQLENVFS_ERROR_GAP;
+      g_propagate_error(error, local);
+      return FALSE;
+    }
+  }
   /* The record's page images in any form (stored whole, compressed, or in
    * its batch's first record), checked as they are read. */
   pgnos = sqlenvfs_archive_read_commit_pages(a, e, &pages, error);
@@ -535,12 +549,15 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
   guint32 cur_pages;
 
   a = planned_take(plan);
-  if (a != NULL && strcmp(a->dir, dir) != 0)
+  if (a != NULL && (strcmp(a->dir, dir) != 0 || (bad_maps != NULL && bad_maps->len > 0)))
     g_clear_pointer(&a, sqlenvfs_archive_free);
   if (a != NULL && !sqlenvfs_archive_refresh(a, NULL))
     g_clear_pointer(&a, sqlenvfs_archive_free); /* opened again below */
+  /* Composing again after a segment was found not to match its summary
+   * (its page map, or its file): those segments without their summaries,
+   * read from their indexes and records. */
   if (a == NULL)
-    a = sqlenvfs_archive_open(dir, error);
+    a = archive_open_except(dir, bad_maps, error);
   if (a == NULL)
     return NULL;
   a->deferred_bad_maps = bad_maps;
@@ -782,9 +799,16 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
     gboolean base_bad = FALSE;
     guint n_bad = bad_maps->len;
 
-    img = restore_image(root, plan, defer_crc, &base_bad, bad_maps, NULL, NULL, error);
-    if (img == NULL)
+    img = restore_image(root, plan, defer_crc, &base_bad, bad_maps, NULL, NULL, &local);
+    if (img == NULL && bad_maps->len > n_bad) {
+      /* A segment's file found not to match its summary while composing. */
+      g_info("restore %s: %s; starting again", plan->db, local->message);
+      continue;
+    }
+    if (img == NULL) {
+      g_propagate_error(error, g_steal_pointer(&local));
       return FALSE;
+    }
     /* No more readable than production, nor than the base it comes from. */
     mode = sqlenvfs_root_data_mode(root, plan->db);
     if (stat(plan->base_path, &st) == 0)

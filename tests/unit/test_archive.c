@@ -2358,6 +2358,115 @@ START_TEST(test_summary_damage_and_missing)
 }
 END_TEST
 
+/* The first COMMIT of the segment @si of @a (its entry in *@e). */
+static void
+first_commit_of(SqlenvfsArchive *a, guint si, SqlenvfsArchiveEntry *e)
+{
+  const SqlenvfsArchiveSegment *seg = sqlenvfs_archive_segment(a, si);
+  for (guint64 seq = seg->first_seq; seq < seg->first_seq + seg->n_entries; seq++)
+    if (sqlenvfs_archive_get(a, seq, e) && e->type == SQLENVFS_ARCHIVE_COMMIT)
+      return;
+  ck_abort_msg("segment %u has no COMMIT", si);
+}
+
+/* A sealed segment with a summary is not opened when the archive is (its
+ * size, first seq, version and seal are the summary's): its file is
+ * checked against the summary where it is first read. One that does not
+ * match (here: the seal checksum its summary gives, sound to the summary's
+ * own checksums; its header's first seq, the header's checksum right)
+ * fails that read and every later one with INTEGRITY naming the file, and
+ * the record check loads it from its index and records instead, as a
+ * segment with no summary: readable when only the summary was wrong,
+ * damage when the file is. */
+START_TEST(test_lazy_segment_check)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autofree char *s2 = sum_path(2);
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree guint8 *sum = NULL;
+  guint8 hdr[SEG_HEADER_SIZE];
+  gsize len;
+  History h;
+  GError *error = NULL;
+
+  write_history(w, &h);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_get_contents(s2, (char **)&sum, &len, NULL));
+  {
+    int fd = open(seg2, O_RDONLY);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, hdr, sizeof hdr, 0), sizeof hdr);
+    close(fd);
+  }
+  for (int k = 0; k < 3; k++) {
+    g_autoptr(SqlenvfsArchive) a = NULL;
+    g_autofree guint32 *pg = NULL;
+    SqlenvfsArchiveEntry e;
+    SegHeader sh;
+    const char *why = NULL;
+    guint64 off;
+
+    if (k == 1) { /* the summary's seal checksum, its checksums made right */
+      g_autofree guint8 *forged = g_memdup2(sum, len);
+      put32(forged + 32, get32(forged + 32) ^ 0x10);
+      ck_assert(archive_summary_seal(forged, len));
+      ck_assert(g_file_set_contents(s2, (const char *)forged, (gssize)len, NULL));
+    }
+    if (k == 2) { /* the segment header's first seq, its checksum made right */
+      guint8 bad[SEG_HEADER_SIZE];
+      int fd = open(seg2, O_WRONLY);
+      ck_assert(g_file_set_contents(s2, (const char *)sum, (gssize)len, NULL));
+      ck_assert(archive_decode_seg_header(hdr, &sh, &why));
+      archive_encode_seg_header(bad, sh.number, sh.first_seq + 1, sh.created, sh.prev_crc,
+                                sh.version);
+      ck_assert_int_eq(pwrite(fd, bad, sizeof bad, 0), sizeof bad);
+      close(fd);
+    }
+    sqlenvfs_archive_forget_checks();
+    a = open_reader();
+    /* Taken from the summary, the file not read yet. */
+    ck_assert(g_array_index(a->segsum, ArchiveSegSum, 1).is_summarized);
+    ck_assert(!g_array_index(a->segsum, ArchiveSegSum, 1).is_seg_checked);
+    ck_assert_int_eq(sqlenvfs_archive_segment(a, 1)->created, 0);
+    first_commit_of(a, 1, &e);
+    pg = sqlenvfs_archive_read_commit(a, &e, &off, &error);
+    if (k == 0) {
+      ck_assert_no_error(error);
+      ck_assert_ptr_nonnull(pg);
+      ck_assert(g_array_index(a->segsum, ArchiveSegSum, 1).is_seg_checked);
+      ck_assert_int_ne(sqlenvfs_archive_segment(a, 1)->created, 0);
+      ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+      ck_assert(g_array_index(a->segsum, ArchiveSegSum, 1).is_summarized);
+      continue;
+    }
+    for (int again = 0; again < 2; again++) {
+      ck_assert_ptr_null(pg);
+      ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+      ck_assert_msg(strstr(error->message, seg2) != NULL, "%s", error->message);
+      ck_assert_msg(strstr(error->message, "does not match its summary") != NULL, "%s",
+                    error->message);
+      g_clear_error(&error);
+      if (again == 0)
+        pg = sqlenvfs_archive_read_commit(a, &e, &off, &error);
+    }
+    /* The record check reads it as a segment with no summary. */
+    ck_assert_int_ge(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+    ck_assert_no_error(error);
+    ck_assert(!g_array_index(a->segsum, ArchiveSegSum, 1).is_summarized);
+    if (k == 1) {
+      ck_assert(!sqlenvfs_archive_segment(a, 1)->is_damaged);
+      ck_assert(sqlenvfs_archive_get(a, e.seq, &e));
+      pg = sqlenvfs_archive_read_commit(a, &e, &off, &error);
+      ck_assert_no_error(error);
+      ck_assert_ptr_nonnull(pg);
+    } else {
+      ck_assert(sqlenvfs_archive_segment(a, 1)->is_damaged);
+      ck_assert(!sqlenvfs_archive_get(a, e.seq, &e));
+    }
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Composition */
 
@@ -3905,6 +4014,7 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_written_at_seal);
   tcase_add_test(tc, test_summary_v2_page_map);
   tcase_add_test(tc, test_summary_damage_and_missing);
+  tcase_add_test(tc, test_lazy_segment_check);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
   tcase_add_test(tc, test_compose_deferred_checks);
