@@ -138,6 +138,13 @@ gboolean archive_seg_pread(SegFile *sf, void *buf, gsize len, guint64 off, gsize
  * completely without a problem (archive_reader.c). */
 struct stat;
 void archive_note_checked(const char *path, const struct stat *st, guint64 upto);
+/* The archive writer of this process appended records to the segment
+ * @path, which was @from bytes long at its previous note (0: it created
+ * the segment) and is now as @st identifies it, every record complete: the
+ * bytes it wrote need not be read back to be checked in this process. The
+ * memo is extended only where it already holds everything before @from
+ * (archive_reader.c). */
+void archive_note_written(const char *path, const struct stat *st, guint64 from);
 /* Give back what the record source's lists hold beyond their entries, once
  * every page it will read is registered (a compose, at its end). */
 void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);

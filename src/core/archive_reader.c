@@ -2470,6 +2470,7 @@ typedef struct {
   gint64 mtime_ns, ctime_ns;
   guint64 checked_upto; /* every COMMIT record ending at or before this was read */
   GArray *bad;          /* guint64 offsets of the records that failed */
+  gboolean unsaved;     /* noted by the writer, not in a memo file yet */
 } SegMemo;
 
 static GMutex memo_lock;
@@ -2522,6 +2523,26 @@ archive_note_checked(const char *path, const struct stat *st, guint64 upto)
     memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
   g_hash_table_replace(memos, g_strdup(path),
                        seg_memo_new(st, upto, g_array_new(FALSE, FALSE, sizeof(guint64))));
+  g_mutex_unlock(&memo_lock);
+}
+
+void
+archive_note_written(const char *path, const struct stat *st, guint64 from)
+{
+  SegMemo *m, *n = NULL;
+  g_mutex_lock(&memo_lock);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  m = g_hash_table_lookup(memos, path);
+  if (from == 0)
+    n = seg_memo_new(st, (guint64)st->st_size, g_array_new(FALSE, FALSE, sizeof(guint64)));
+  else if (m != NULL && m->dev == (guint64)st->st_dev && m->ino == (guint64)st->st_ino &&
+           m->size == from)
+    n = seg_memo_new(st, (guint64)st->st_size, g_array_ref(m->bad));
+  if (n != NULL) {
+    n->unsaved = TRUE;
+    g_hash_table_replace(memos, g_strdup(path), n);
+  }
   g_mutex_unlock(&memo_lock);
 }
 
@@ -2679,6 +2700,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
   g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   int n_bad = 0;
   guint n_read = 0;
+  gboolean unsaved = FALSE; /* the writer noted records the memo file lacks */
 
   load_memo_file(memo_path, a->dir);
   /* What is already known of each segment. */
@@ -2706,6 +2728,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
       continue;
     if (m == NULL || m->dev != (guint64)st[si].st_dev || m->ino != (guint64)st[si].st_ino)
       continue;
+    unsaved |= m->unsaved;
     if (m->size == (guint64)st[si].st_size &&
         m->mtime_ns == (gint64)st[si].st_mtim.tv_sec * 1000000000 + st[si].st_mtim.tv_nsec &&
         m->ctime_ns == (gint64)st[si].st_ctim.tv_sec * 1000000000 + st[si].st_ctim.tv_nsec) {
@@ -2802,7 +2825,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
     g_hash_table_replace(memos, g_strdup(seg->path), m);
   }
   g_mutex_unlock(&memo_lock);
-  if (memo_path != NULL && n_read > 0)
+  if (memo_path != NULL && (n_read > 0 || unsaved))
     save_memo_file(a, memo_path);
 
   /* A segment with damage keeps its entries in memory (its summary no

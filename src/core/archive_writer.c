@@ -37,6 +37,7 @@ struct _SqlenvfsArchiveWriter {
   guint32 version;    /* format version new segments are written in        */
   guint32 seg_version;/* format version of the current segment             */
   gboolean idx_broken;/* an index write failed: stop indexing this segment */
+  guint64 noted_from; /* the segment's size at the last archive_note_written */
 
   guint64 next_seq;
   gboolean has_last, has_last_state;
@@ -271,6 +272,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   }
   w->seg_number = number;
   w->seg_size = off;
+  w->noted_from = off;
   w->seg_crc = c;
   w->seg_fd = sf.fd;
   w->seg_path = sf.path;
@@ -479,6 +481,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   w->seg_number = number;
   w->seg_first_seq = w->next_seq;
   w->seg_size = SEG_HEADER_SIZE;
+  w->noted_from = 0;
   w->idx_size = IDX_HEADER_SIZE;
   w->seg_crc = crc(0, sh, sizeof sh);
   w->seg_version = w->version;
@@ -1180,6 +1183,15 @@ sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error)
   if (w->seg_fd >= 0 && fdatasync(w->seg_fd) != 0)
     return sqlenvfs_error_errno(error, errno, "sync archive segment", w->seg_path);
   w->is_dirty = FALSE;
+  /* A reader of this process (the mount's pitr/) need not read back what
+   * was just written to check it: only whole records, nothing else. */
+  if (w->seg_fd >= 0 && !w->in_commit) {
+    struct stat st;
+    if (fstat(w->seg_fd, &st) == 0 && (guint64)st.st_size == w->seg_size) {
+      archive_note_written(w->seg_path, &st, w->noted_from);
+      w->noted_from = w->seg_size;
+    }
+  }
   return TRUE;
 }
 

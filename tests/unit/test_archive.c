@@ -688,6 +688,59 @@ START_TEST(test_check_records)
 }
 END_TEST
 
+/* What the writer of this process wrote and synced is not read back by a
+ * check in the same process (the mount's archiver and its pitr/). A
+ * segment the writer continued from an earlier process is read by the
+ * first check, all but what it appended. (A record changed afterwards is
+ * found as after any check: test_check_records.) */
+START_TEST(test_check_records_written_here)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  const SqlenvfsArchiveEntry *e5;
+  g_autofree char *seg_path = NULL;
+  GError *error = NULL;
+  guint64 before;
+
+  for (guint k = 1; k <= 12; k++)
+    add_commit(w, k, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  (void)sqlenvfs_archive_n_entries(a);
+  before = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_no_error(error);
+  ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* Another process's writer continuing the segment (this process's memo
+   * forgotten): it notes only what it appends, so the first check reads
+   * the records written before it. */
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  sqlenvfs_archive_forget_checks();
+  w = open_writer(64 << 20);
+  add_commit(w, 13, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  (void)sqlenvfs_archive_n_entries(a);
+  e5 = entry_seq(a, 5);
+  seg_path = g_strdup(sqlenvfs_archive_segment(a, e5->segment)->path);
+  before = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_uint_gt(testutil_bytes_read() - before, (guint64)file_size(seg_path) / 2);
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+
+  /* More records: only those are new, and they too are noted. */
+  add_commit(w, 14, 8);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  (void)sqlenvfs_archive_n_entries(a);
+  before = testutil_bytes_read();
+  ck_assert_int_eq(sqlenvfs_archive_check_records(a, NULL, &error), 0);
+  ck_assert_uint_lt(testutil_bytes_read() - before, 8 * PS);
+}
+END_TEST
+
 /* What check_records found is remembered in a memo file for other
  * processes: trusted only while each segment is unchanged and the file's
  * own checksum holds. */
@@ -3986,6 +4039,7 @@ archive_suite(void)
   tcase_add_test(tc, test_written_when_complete_indexed_by_sync);
   tcase_add_test(tc, test_corrupt_page);
   tcase_add_test(tc, test_check_records);
+  tcase_add_test(tc, test_check_records_written_here);
   tcase_add_test(tc, test_check_records_again_same_reader);
   tcase_add_test(tc, test_summary_long_head);
   tcase_add_test(tc, test_refresh_after_open);
