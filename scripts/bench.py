@@ -775,7 +775,8 @@ def run_all(env, args):
              "pitr": lambda: bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0)),
              "latency": lambda: bench_latency(env, 400),
              "writer": lambda: bench_writer(env, args.writer_seconds, 8),
-             "verify": lambda: bench_verify(env, args.runs, 24, 64)}[name]()
+             "verify": lambda: bench_verify(env, args.runs, 24, 64),
+             "memory": lambda: bench_memory(env)}[name]()
         return
     ts = bench_snapshot_read(env, args.runs)
     bench_prod_read(env, args.runs, ts)
@@ -804,7 +805,8 @@ def main():
     ap.add_argument("--scale-only", metavar="MIB,...",
                     help="run only the scaling table, at these sizes (e.g. 4096)")
     ap.add_argument("--only", metavar="SECTION,...",
-                    help="run only these sections on the main database: backup, pitr, latency, writer, "
+                    help="run only these sections on the main database: backup, pitr, memory (the daemon's "
+                         "peak RSS after the sections before it), latency, writer, "
                     "verify (on its own root)")
     ap.add_argument("--dir")
     ap.add_argument("--keep", action="store_true")
