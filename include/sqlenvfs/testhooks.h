@@ -12,6 +12,10 @@
  *   SQLENVFS_TEST_PITR_DELAY_MS    a pitr/ rebuild in the mount sleeps this
  *                                  long before renaming its file into place,
  *                                  so that a test can have readers overlap it
+ *   SQLENVFS_TEST_PITR_IDLE_MEMORY  the memory the mount lets idle pitr/
+ *                                  states keep (bytes, instead of 16 MiB), so
+ *                                  that a test of small states sees them
+ *                                  dropped as a large database's would be
  *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
  *                                  in ranged GETs of this many bytes (at least
  *                                  65536) instead of 8 MiB, so that small
@@ -34,6 +38,11 @@ guint sqlenvfs_testhook_store_delay_ms(void);
 
 /* Milliseconds of SQLENVFS_TEST_PITR_DELAY_MS, or 0. */
 guint sqlenvfs_testhook_pitr_delay_ms(void);
+
+#define SQLENVFS_TEST_PITR_IDLE_MEMORY_ENV "SQLENVFS_TEST_PITR_IDLE_MEMORY"
+
+/* Bytes of SQLENVFS_TEST_PITR_IDLE_MEMORY, or 0. */
+guint sqlenvfs_testhook_pitr_idle_memory(void);
 
 #define SQLENVFS_TEST_REMOTE_RANGE_ENV "SQLENVFS_TEST_REMOTE_RANGE_BYTES"
 

@@ -38,6 +38,7 @@
 #include <fcntl.h>
 #include <fuse_log.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,11 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   int lock_fd;
   gboolean is_mounted, has_served = FALSE, ok = FALSE;
 
+  /* Two malloc arenas, not one per thread: a buffer freed by one of the 16
+   * serving threads is not kept aside for that thread alone (the daemon's
+   * memory stays bounded by what is in use, not by the threads that ever
+   * served a large read). */
+  mallopt(M_ARENA_MAX, 2);
   root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;

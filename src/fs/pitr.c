@@ -125,8 +125,15 @@ typedef struct {
 } LatestShown;
 
 /* States nobody has open (FILLING or READY), kept with their descriptors
- * for the next opener. */
+ * for the next opener: at most MAX_IDLE_FILLING, and beyond the most
+ * recently used one only while their images' memory (about
+ * IDLE_BYTES_PER_PAGE a page of the database: where each page comes from,
+ * the composed pages' list) stays within IDLE_MEMORY, so that the daemon's
+ * memory does not grow with the states read (a state of a 1 GiB database
+ * holds 12-15 MiB). */
 #define MAX_IDLE_FILLING 8
+#define IDLE_BYTES_PER_PAGE 48
+#define IDLE_MEMORY (16u << 20)
 
 /* States being opened or read on demand at once (each holds descriptors of
  * its base, archive segments and file): a user of an allow_other mount
@@ -813,16 +820,21 @@ evict_idle_filling(FsPitr *p)
     gpointer k, v;
     CacheEntry *lru = NULL;
     guint n = 0;
+    guint64 memory = 0;
     g_hash_table_iter_init(&it, p->entries);
     while (g_hash_table_iter_next(&it, &k, &v)) {
       CacheEntry *e = v;
       if (e->file == NULL || e->file->refs > 0)
         continue;
       n++;
+      memory += (guint64)e->file->n_pages * IDLE_BYTES_PER_PAGE;
       if (lru == NULL || e->last_used < lru->last_used)
         lru = e;
     }
-    if (n <= MAX_IDLE_FILLING)
+    if (n <= MAX_IDLE_FILLING &&
+        (n <= 1 || memory <= (sqlenvfs_testhook_pitr_idle_memory() > 0
+                                ? sqlenvfs_testhook_pitr_idle_memory() /* testhooks.h */
+                                : IDLE_MEMORY)))
       return;
     if (lru->state == ENTRY_READY && unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
       g_warning("drop %s from the pitr cache: %s", lru->path, g_strerror(errno));

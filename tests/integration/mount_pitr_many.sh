@@ -88,3 +88,24 @@ assert_eq "$(sqlite3 "file:$M/pitr/latest/app.db?mode=ro" 'SELECT max(n) FROM se
 pass "the archiver keeps capturing"
 
 unmount_root "$M"
+
+# Idle states keep their images only within a memory budget (the most
+# recent one always): with a budget smaller than one small state's, states
+# read one after the other leave one behind, and each is still its own.
+rm -rf "$R/.cache"
+SQLENVFS_TEST_PITR_IDLE_MEMORY=1 mount_root "$R" "$M"
+python3 - "$M" "$T/times" <<'PY' || fail "states read one after the other"
+import sqlite3, sys
+m, times = sys.argv[1], [int(x) for x in open(sys.argv[2])]
+seen = []
+for t in times[:40:8]:
+    db = sqlite3.connect(f"file:{m}/pitr/@{t // 1000000}.{t % 1000000:06d}/app.db?mode=ro", uri=True)
+    seen.append(db.execute("SELECT max(n) FROM seq").fetchone()[0])
+    db.close()
+assert seen == sorted(seen) and len(set(seen)) == len(seen), seen
+PY
+entries=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['pitr_cache']['entries'])" "$M/status")
+assert_eq "$entries" "1" "idle pitr states kept after five were read, within the memory budget"
+pass "idle states beyond the memory budget are dropped, the most recent one kept"
+
+unmount_root "$M"
