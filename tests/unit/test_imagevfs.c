@@ -15,14 +15,6 @@ static char *tmp;
 static void setup(void) { tmp = testutil_tmpdir(); }
 static void teardown(void) { testutil_tmpdir_cleanup(tmp); tmp = NULL; }
 
-static void
-exec(sqlite3 *db, const char *sql)
-{
-  char *msg = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-  ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
-}
-
 /* A WAL-mode database (header bytes 18/19 = 2, as production's are) with
  * rows of every kind, overflow pages and a WITHOUT ROWID table. */
 static char *
@@ -32,7 +24,7 @@ make_db(const char *name)
   sqlite3 *db = NULL;
 
   ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-  exec(db, "PRAGMA journal_mode=WAL;"
+  testutil_exec(db, "PRAGMA journal_mode=WAL;"
            "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, b REAL, c BLOB);"
            "CREATE INDEX t_a ON t(a);"
            "CREATE TABLE kv(k TEXT, j INT, v, PRIMARY KEY(k, j)) WITHOUT ROWID;"
@@ -109,7 +101,7 @@ START_TEST(test_query_equals_file)
   ck_assert(g_file_get_contents(base, (char **) &a, &na, NULL));
   ck_assert(g_file_set_contents(later, (char *) a, (gssize) na, NULL));
   ck_assert_int_eq(sqlite3_open(later, &file), SQLITE_OK);
-  exec(file, "PRAGMA journal_mode=WAL;"
+  testutil_exec(file, "PRAGMA journal_mode=WAL;"
              "UPDATE t SET a = 'changed' WHERE id % 7 = 0;"
              "DELETE FROM t WHERE id BETWEEN 100 AND 150;"
              "INSERT INTO t(id, a, c) VALUES (1000, 'new', randomblob(9000));"
@@ -189,7 +181,7 @@ START_TEST(test_writes_refused)
   }
   ck_assert_int_eq(sqlite3_exec(db, "INSERT INTO t(a) VALUES ('x')", NULL, NULL, NULL),
                    SQLITE_READONLY);
-  exec(db, "CREATE TEMP TABLE k(x); INSERT INTO temp.k SELECT id FROM t;");
+  testutil_exec(db, "CREATE TEMP TABLE k(x); INSERT INTO temp.k SELECT id FROM t;");
   {
     g_autofree char *n = query_text(db, "SELECT count(*) FROM temp.k");
     ck_assert_str_eq(n, "1:353030|\n"); /* 500 */

@@ -16,14 +16,6 @@ static char *tmp;
 static void setup(void) { tmp = testutil_tmpdir(); }
 static void teardown(void) { testutil_tmpdir_cleanup(tmp); tmp = NULL; }
 
-static void
-exec(sqlite3 *db, const char *sql)
-{
-  char *msg = NULL;
-  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-  ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : "");
-}
-
 /* A database of some megabytes: a table filled in order with overflow
  * chains, one filled in random order, an index. */
 static char *
@@ -32,7 +24,7 @@ make_db(void)
   char *path = g_build_filename(tmp, "t.db", NULL);
   sqlite3 *db = NULL;
   ck_assert_int_eq(sqlite3_open(path, &db), SQLITE_OK);
-  exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE;"
+  testutil_exec(db, "PRAGMA page_size=4096; PRAGMA journal_mode=DELETE;"
            "CREATE TABLE big(id INTEGER PRIMARY KEY, b BLOB);"
            "CREATE TABLE r(k INTEGER PRIMARY KEY, v TEXT);"
            "CREATE INDEX r_v ON r(v);"

@@ -74,6 +74,15 @@ testutil_run(Suite *s)
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+void
+testutil_exec(sqlite3 *db, const char *sql)
+{
+  char *msg = NULL;
+  int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
+  ck_assert_msg(rc == SQLITE_OK, "%s: %s", sql, msg ? msg : sqlite3_errstr(rc));
+  sqlite3_free(msg);
+}
+
 guint64
 testutil_bytes_read(void)
 {

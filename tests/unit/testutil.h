@@ -30,6 +30,10 @@ void testutil_rewrite_archive(const char *dir, const char *keep_as, guint32 vers
                               void (*edit)(SqlenvfsArchiveEntry *e, gpointer user),
                               gpointer user);
 
+/* Run @sql on @db; fail the test, naming the SQL and SQLite's message, if
+ * it fails. */
+void testutil_exec(sqlite3 *db, const char *sql);
+
 /* Bytes this process has read so far (read and pread), from /proc. */
 guint64 testutil_bytes_read(void);
 
