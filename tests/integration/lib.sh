@@ -14,6 +14,11 @@ _pids=()
 
 _cleanup() {
   local rc=$?
+  local daemons i
+  # The mounts' daemons go on after fusermount3 -u until they have finished
+  # (an archiver's snapshot being written): wait for them before removing
+  # what they write to.
+  daemons=$(pgrep -f "sqlenvfs mount .*$T" || true)
   for m in "${_mounts[@]}"; do
     fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
   done
@@ -21,6 +26,12 @@ _cleanup() {
     kill -9 "$p" 2>/dev/null || true
   done
   wait 2>/dev/null || true
+  for p in $daemons; do
+    for i in $(seq 1 100); do
+      kill -0 "$p" 2>/dev/null || break
+      sleep 0.1
+    done
+  done
   rm -rf "$T"
   exit $rc
 }
