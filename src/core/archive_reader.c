@@ -2515,12 +2515,24 @@ sqlenvfs_archive_forget_checks(void)
   g_mutex_unlock(&memo_lock);
 }
 
+/* The process memo, made or, once it holds more than 65536 segments,
+ * started afresh (forgetting only costs reads): its memory stays bounded
+ * in a process that lives long, such as a mount whose archiver notes each
+ * segment it writes. Called with memo_lock held. */
+static void
+memo_table_locked(void)
+{
+  if (memos != NULL && g_hash_table_size(memos) > 65536)
+    g_clear_pointer(&memos, g_hash_table_destroy);
+  if (memos == NULL)
+    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+}
+
 void
 archive_note_checked(const char *path, const struct stat *st, guint64 upto)
 {
   g_mutex_lock(&memo_lock);
-  if (memos == NULL)
-    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  memo_table_locked();
   g_hash_table_replace(memos, g_strdup(path),
                        seg_memo_new(st, upto, g_array_new(FALSE, FALSE, sizeof(guint64))));
   g_mutex_unlock(&memo_lock);
@@ -2531,8 +2543,7 @@ archive_note_written(const char *path, const struct stat *st, guint64 from)
 {
   SegMemo *m, *n = NULL;
   g_mutex_lock(&memo_lock);
-  if (memos == NULL)
-    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  memo_table_locked();
   m = g_hash_table_lookup(memos, path);
   if (from == 0)
     n = seg_memo_new(st, (guint64)st->st_size, g_array_new(FALSE, FALSE, sizeof(guint64)));
@@ -2572,8 +2583,7 @@ load_memo_file(const char *memo_path, const char *dir)
   data[tail - data] = '\0';
   lines = g_strsplit(data, "\n", -1);
   g_mutex_lock(&memo_lock);
-  if (memos == NULL)
-    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
+  memo_table_locked();
   for (char **l = lines; *l; l++) {
     char name[64], bad[4096];
     struct stat st = { 0 };
@@ -2812,10 +2822,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
 
   /* Remember, then mark the damaged records (invariant 2: never bridged). */
   g_mutex_lock(&memo_lock);
-  if (memos == NULL || g_hash_table_size(memos) > 65536) {
-    g_clear_pointer(&memos, g_hash_table_destroy);
-    memos = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, seg_memo_free);
-  }
+  memo_table_locked();
   for (guint si = 0; si < n_segs; si++) {
     const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     SegMemo *m;
