@@ -815,6 +815,9 @@ evict(FsPitr *p)
 static void
 evict_idle_filling(FsPitr *p)
 {
+  guint64 budget = sqlenvfs_testhook_pitr_idle_memory(); /* testhooks.h */
+  if (budget == 0)
+    budget = IDLE_MEMORY;
   for (;;) {
     GHashTableIter it;
     gpointer k, v;
@@ -831,10 +834,7 @@ evict_idle_filling(FsPitr *p)
       if (lru == NULL || e->last_used < lru->last_used)
         lru = e;
     }
-    if (n <= MAX_IDLE_FILLING &&
-        (n <= 1 || memory <= (sqlenvfs_testhook_pitr_idle_memory() > 0
-                                ? sqlenvfs_testhook_pitr_idle_memory() /* testhooks.h */
-                                : IDLE_MEMORY)))
+    if (n <= MAX_IDLE_FILLING && (n <= 1 || memory <= budget))
       return;
     if (lru->state == ENTRY_READY && unlinkat(p->dir_fd, lru->name, 0) != 0 && errno != ENOENT)
       g_warning("drop %s from the pitr cache: %s", lru->path, g_strerror(errno));
