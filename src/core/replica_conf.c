@@ -294,10 +294,10 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
     c->endpoint = g_strdup(v);
     endpoint_from = g_strdup("AWS_ENDPOINT_URL in the environment");
   }
-  if (c->endpoint == NULL)
-    endpoint_from = g_strdup_printf("made from the region, %s", region_from ? region_from : "us-east-1");
-  if (c->endpoint == NULL)
+  if (c->endpoint == NULL) {
     c->endpoint = g_strdup_printf("https://s3.%s.amazonaws.com", c->region);
+    endpoint_from = g_strdup("made from the region");
+  }
   for (gsize l = strlen(c->endpoint); l > 0 && c->endpoint[l - 1] == '/'; l--)
     c->endpoint[l - 1] = '\0';
   if (!endpoint_is_valid(c->endpoint)) {
