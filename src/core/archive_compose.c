@@ -451,6 +451,27 @@ typedef struct {
   guint64 list_off; /* deferred check (segment read on demand): 0 when checked */
 } Action;
 
+/* The index entries holder_from_index() read last: the commit (slot 0)
+ * and the record holding its images (slot 1). Candidates in file order
+ * name a few records each hundreds of times; each entry is read (and
+ * checked) once per run of them, not once per page. */
+typedef struct {
+  guint64 seq[2];
+  SqlenvfsArchiveEntry e[2];
+  gboolean ok[2];
+} EntryMemo;
+
+static gboolean
+memo_get(Compose *c, EntryMemo *m, guint slot, guint64 seq, SqlenvfsArchiveEntry *out)
+{
+  if (m->seq[slot] != seq || seq == 0) {
+    m->seq[slot] = seq;
+    m->ok[slot] = sqlenvfs_archive_get(c->a, seq, &m->e[slot]);
+  }
+  *out = m->e[slot];
+  return m->ok[slot];
+}
+
 /* Candidate @v of a segment filled on demand (archive.h, the fetch hook),
  * checked against the index entries only: its COMMIT and the record
  * holding the image (header fields, its place in the batch), without
@@ -459,13 +480,13 @@ typedef struct {
  * does not match. */
 static Holder *
 holder_from_index(Compose *c, guint si, const Candidate *v, Holder *last, GPtrArray *holders,
-                  guint64 *list_off)
+                  EntryMemo *memo, guint64 *list_off)
 {
   SqlenvfsArchiveEntry ce, he;
   guint32 at;
   Holder *h;
 
-  if (!sqlenvfs_archive_get(c->a, v->seq, &ce) || ce.segment != si ||
+  if (!memo_get(c, memo, 0, v->seq, &ce) || ce.segment != si ||
       ce.type != SQLENVFS_ARCHIVE_COMMIT)
     return NULL;
   if (ce.offset == v->offset) {
@@ -475,7 +496,7 @@ holder_from_index(Compose *c, guint si, const Candidate *v, Holder *last, GPtrAr
       return NULL;
   } else {
     if (!(ce.flags & SQLENVFS_ARCHIVE_BATCHED) || ce.reason == 0 || ce.reason >= ce.seq ||
-        !sqlenvfs_archive_get(c->a, ce.seq - ce.reason, &he) || he.segment != si ||
+        !memo_get(c, memo, 1, ce.seq - ce.reason, &he) || he.segment != si ||
         he.offset != v->offset || v->index < ce.text_len || v->index - ce.text_len >= ce.n_pages)
       return NULL;
     at = v->index - ce.text_len;
@@ -800,6 +821,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   g_autoptr(GArray) cands = NULL;
   Holder *h = NULL;
   MemberWindow window = { NULL, 0, 0, 0, 0 };
+  EntryMemo memo = { { 0, 0 }, { { 0 } }, { FALSE, FALSE } };
   ArchiveSumParts sp;
   const ArchiveSummary *s = &sp.s;
   g_autoptr(GError) load_error = NULL;
@@ -916,8 +938,11 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
   g_array_sort(cands, cmp_candidate);
   /* A segment the archive took from its summary is checked against it
-   * now, before any version it names is (C2). */
-  if (!archive_seg_check(c->a, si, error)) {
+   * before any version it names is (C2): now, or for a segment filled on
+   * demand by its record source's first read, which fetches its header
+   * then (composing a state of a long remote history would otherwise
+   * fetch the header of every segment it covers, one after the other). */
+  if (!on_demand && !archive_seg_check(c->a, si, error)) {
     archive_summary_parts_clear(&sp);
     return FALSE;
   }
@@ -933,7 +958,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   for (guint i = 0; i < cands->len && !mismatch && on_demand; i++) {
     const Candidate *v = &g_array_index(cands, Candidate, i);
     Action act = { v->pgno, v->index, NULL, 0 };
-    act.holder = h = holder_from_index(c, si, v, h, holders, &act.list_off);
+    act.holder = h = holder_from_index(c, si, v, h, holders, &memo, &act.list_off);
     if (h == NULL)
       mismatch = TRUE;
     else

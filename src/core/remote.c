@@ -50,13 +50,16 @@ typedef struct {
  * (header, marks, generations), the size changes, the page table, the
  * last versions, the versions. */
 #define SUM_N_PARTS 5
+/* A segment's header is fetched in one GET with the missing records a
+ * read needs when they start within this many bytes of it. */
+#define LAZY_HEAD_GAP 65536
 /* What the mount's start fetches of each summary: its head (header, marks,
  * generations) and mostly its size changes; one 4 KiB block of the cache. */
 #define SUM_PREFIX 4096
 /* Summaries fetched ahead of the reader at most, in the direction its
  * misses go (sum_ensure), and the connections they are fetched on. */
-#define SUM_AHEAD_MAX 16
-#define SUM_CONNS 8
+#define SUM_AHEAD_MAX 32
+#define SUM_CONNS 16
 
 typedef struct {
   guint64 number;
@@ -112,7 +115,7 @@ struct _SqlenvfsRemote {
   guint64 cache_max;     /* the bound last given (0: none yet), under cache_lock */
   /* mount --remote: sealed segments' summaries filled on demand (LazySum). */
   GHashTable *lazy_sums; /* local path -> LazySum *, fixed once the cache is synced */
-  SqlenvfsS3 *sum_s3[8]; /* the connections of sum_run (under lazy_lock) */
+  SqlenvfsS3 *sum_s3[SUM_CONNS]; /* the connections of sum_run (under lazy_lock) */
   guint n_sum_gets;      /* GETs and bytes of summaries on demand (under cache_lock) */
   guint64 sum_bytes;
   gboolean is_hooked;    /* the archive's fetch hook is ours */
@@ -1217,15 +1220,6 @@ fetch_small(SqlenvfsRemote *r, GError **error)
         g_autofree char *p = local_path(r->plan_dir, s->sum->key);
         add_item(items, s->sum, p, 0);
       }
-      /* mount --remote: a sealed segment's header, with the small
-       * objects, for the segment read on demand (lazy_make). */
-      if (r->cache_mode && s->idx != NULL && s->seg != NULL && s->seg->size >= 64) {
-        g_autofree char *p = local_path(r->root_dir, s->seg->key);
-        if (!ensure_parent(p, error))
-          return FALSE;
-        add_item(items, s->seg, p, 0);
-        ((Item *)items->pdata[items->len - 1])->len = 64;
-      }
     }
   }
   /* add_item copies the path; the g_autofree ones above are freed. */
@@ -1468,6 +1462,14 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
     }
   if (m0 == G_MAXUINT && !head)
     return TRUE;
+  if (head && m0 != G_MAXUINT &&
+      g_array_index(lz->entries, SqlenvfsArchiveEntry, m0).offset > LAZY_HEAD_GAP) {
+    /* The header and records far from it: two GETs, not one of
+     * everything between them. */
+    if (!lazy_ensure(r, lz, 0, SEG_HEADER_SIZE, error))
+      return FALSE;
+    head = FALSE;
+  }
   if (m0 == G_MAXUINT) {
     m0 = m1 = 0;
     start = 0;
@@ -2006,24 +2008,21 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".seg", s->number);
   g_autofree char *path = g_build_filename(sqlenvfs_root_path(r->root, SQLENVFS_DIR_WAL),
                                            d->name, name, NULL);
+  g_autofree char *tmp = tmp_of(path);
   Lazy *lz;
-  guint8 head[SEG_HEADER_SIZE];
-  struct stat st = { 0 };
   int fd;
 
-  /* The file holds the header fetched with the small objects
-   * (fetch_small), renamed into place by this session: it grows, sparse,
-   * to the object's size. */
-  fd = open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+  /* A fresh sparse file of the object's size, renamed over what an
+   * earlier session left (L3); nothing of it is present yet, not even
+   * its header, which its first read fetches (the archive checks the
+   * header against the summary there, before it reads a record). */
+  fd = sqlenvfs_create_file(tmp, 0600, error);
   if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "open the cache file", path);
-  if (fstat(fd, &st) != 0 || st.st_size != SEG_HEADER_SIZE ||
-      pread(fd, head, sizeof head, 0) != (ssize_t)sizeof head ||
-      ftruncate(fd, (off_t)s->seg->size) != 0) {
+    return FALSE;
+  if (ftruncate(fd, (off_t)s->seg->size) != 0 || rename(tmp, path) != 0) {
     int e = errno;
     close(fd);
-    if (st.st_size != SEG_HEADER_SIZE)
-      e = EINVAL;
+    unlink(tmp);
     return sqlenvfs_error_errno(error, e, "make the cache file", path);
   }
   lz = g_new0(Lazy, 1);
@@ -2037,9 +2036,6 @@ lazy_make(SqlenvfsRemote *r, const Db *d, const Seg *s, GError **error)
   lz->entries = g_array_ref(s->entries);
   lz->have = g_malloc0(MAX(s->entries->len, 1));
   g_hash_table_replace(r->lazy, lz->path, lz);
-  /* What does not check is left absent: a read that needs it fetches it
-   * again, and fails there, naming it. */
-  lz->have_head = lazy_check(lz, head, 0, sizeof head, 0, 0, NULL);
   return lazy_seal(r, lz, s, error);
 }
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # mount --remote reads the archive's sealed segments on demand: the mount's
-# start fetches the small objects and each sealed segment's header and
-# SEAL record, and a read fetches only the records it needs (bytes counted
-# by the proxy). A point query on pitr/<T>/app.db from a cold cache fetches
+# start fetches the small objects and no byte of a sealed segment (its
+# SEAL record is made from its index, its header fetched where it is first
+# read), and a read fetches only the records it needs (bytes counted by the
+# proxy). A point query on pitr/<T>/app.db from a cold cache fetches
 # a small part of the archive and gives the local answer; the whole state
 # at T, and at the last commit (in the unsealed segment, assembled from its
 # parts), equal a local restore byte for byte; records damaged in the
@@ -60,11 +61,12 @@ n_big=$(stat -c %s $sums | awk '$1 > 3 * 4096 {n++} END {print n+0}')
 [ "$n_big" -ge 3 ] || fail "expected several summaries over 12 KiB ($(stat -c %s $sums | tr '\n' ' '))"
 
 # 1. A point query from a cold cache: the local answer, a small part of the
-# sealed segments fetched (mount start included); of the summaries, the
-# start fetches the first 4 KiB of each, the query the parts it reads.
+# sealed segments fetched (none at the mount's start); of the summaries,
+# the start fetches the first 4 KiB of each, the query the parts it reads.
 px_reset
 mnt_up m1 "$A"
 start=$(px_bytes a .seg)
+[ "$start" -eq 0 ] || fail "the mount's start fetched $start bytes of sealed segments (none expected)"
 sum_start=$(px_bytes a .sum)
 [ "$sum_start" -le $((n_sealed * 4096)) ] \
   || fail "the mount's start fetched $sum_start bytes of summaries ($sum_total in all, $n_sealed summaries)"
@@ -158,3 +160,28 @@ grep -Eq "wal_archives/app/[0-9]*\.seg is damaged: the record of seq [0-9]* at b
   "$T/m2.log" || fail "no log line names the damaged record: $(cat "$T/m2.log")"
 mnt_down m2
 pass "damaged records fail the read with EIO and are named in the log"
+
+# 6. Sealed segments whose header alone is damaged in the replica (records
+# intact): the start does not see it; the first read of such a segment
+# fetches its header, finds it damaged, and the read fails with EIO and a
+# log line naming the segment, never serving its records.
+mkdir -p "$T/badhead"
+for f in $sealed; do
+  python3 - "$f" "$T/badhead/$(basename "$f")" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+assert b[:8] == b"SQEFSSEG"
+b[30] ^= 0x01  # the first record's seq: the header's crc32 no longer holds
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+  s3cmd_ -q put "$T/badhead/$(basename "$f")" "$A/wal_archives/app/$(basename "$f")" \
+    || fail "s3cmd put of a segment with a damaged header"
+done
+mnt_up m4 "$A"
+err=$(cp "$T/m4/pitr/@$t/app.db" "$T/badhead-out.db" 2>&1) \
+  && fail "a state was served from segments whose header is damaged: $(cat "$T/m4.log")"
+grep -q "Input/output error" <<<"$err" || fail "reading segments with a damaged header: $err (expected EIO)"
+grep -Eq "wal_archives/app/[0-9]*\.seg is damaged: its segment header does not check" "$T/m4.log" \
+  || fail "no log line names the damaged header: $(cat "$T/m4.log")"
+mnt_down m4
+pass "a damaged segment header fails the read with EIO and is named in the log"
