@@ -1756,7 +1756,7 @@ sum_run(SqlenvfsRemote *r, SumJob *jobs, guint n_jobs, GError **error)
  * and the misses of those parts move one way through the database's
  * summaries (composing a state reads them segment after segment), the same
  * parts of up to SUM_AHEAD_MAX summaries further that way come with it, on
- * several connections, the window doubling from 2 while the misses keep
+ * several connections, the window doubling from 8 while the misses keep
  * their way: a range of N segments costs about N / SUM_AHEAD_MAX rounds of
  * GETs, not N. Called with lazy_lock held. */
 static gboolean
@@ -1785,7 +1785,7 @@ sum_ensure(SqlenvfsRemote *r, LazySum *ls, guint64 off, gsize len, GError **erro
     int dir = 0;
     if (d->ra_seen[k0] && ls->pos != d->ra_at[k0]) {
       dir = ls->pos > d->ra_at[k0] ? 1 : -1;
-      win = dir == d->ra_dir[k0] ? MIN(d->ra_win[k0] * 2, (guint)SUM_AHEAD_MAX) : 2;
+      win = dir == d->ra_dir[k0] ? MIN(d->ra_win[k0] * 2, (guint)SUM_AHEAD_MAX) : 8;
     }
     d->ra_seen[k0] = TRUE;
     d->ra_dir[k0] = dir;
