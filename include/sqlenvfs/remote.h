@@ -47,6 +47,8 @@ typedef struct {
   guint64 block_bytes;  /* bytes of those (also counted in bytes)         */
   guint n_record_gets;  /* ranged GETs of records of a segment on demand  */
   guint64 record_bytes; /* bytes of those (also counted in bytes)         */
+  guint n_sum_gets;     /* ranged GETs of summaries' parts on demand       */
+  guint64 sum_bytes;    /* bytes of those (also counted in bytes)         */
 } SqlenvfsRemoteStats;
 
 /* Open the replica at @url (s3://bucket/prefix). @conf_file: a
@@ -131,7 +133,12 @@ SqlenvfsRoot *sqlenvfs_remote_cache_sync(SqlenvfsRemote *r, GError **error);
 char *sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
                                     const char *db, guint64 max_bytes, GError **error);
 
-void sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *stats);
+void sqlenvfs_remote_get_stats(SqlenvfsRemote *r, SqlenvfsRemoteStats *stats);
+
+/* What this session fetched, in one line for a log: bytes and requests,
+ * and of them the records, summaries' parts and base blocks read on
+ * demand (mount --remote). Free with g_free. */
+char *sqlenvfs_remote_describe_fetched(SqlenvfsRemote *r);
 
 /* Parallel downloads: the number of connections (default 4, at most 16)
  * and the size of one ranged GET (default 8 MiB). */

@@ -202,7 +202,7 @@ cli_remote_conf(void)
 char *
 cli_remote_describe(gconstpointer remote)
 {
-  const SqlenvfsRemote *r = remote;
+  SqlenvfsRemote *r = (SqlenvfsRemote *)remote;
   SqlenvfsRemoteStats st;
   g_autofree char *size = NULL;
   sqlenvfs_remote_get_stats(r, &st);

@@ -116,8 +116,6 @@ struct _SqlenvfsRemote {
   /* mount --remote: sealed segments' summaries filled on demand (LazySum). */
   GHashTable *lazy_sums; /* local path -> LazySum *, fixed once the cache is synced */
   SqlenvfsS3 *sum_s3[SUM_CONNS]; /* the connections of sum_run (under lazy_lock) */
-  guint n_sum_gets;      /* GETs and bytes of summaries on demand (under cache_lock) */
-  guint64 sum_bytes;
   gboolean is_hooked;    /* the archive's fetch hook is ours */
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
 };
@@ -269,9 +267,28 @@ sqlenvfs_remote_set_parallel(SqlenvfsRemote *r, guint connections, gsize range_b
 }
 
 void
-sqlenvfs_remote_get_stats(const SqlenvfsRemote *r, SqlenvfsRemoteStats *stats)
+sqlenvfs_remote_get_stats(SqlenvfsRemote *r, SqlenvfsRemoteStats *stats)
 {
+  g_mutex_lock(&r->cache_lock);
   *stats = r->stats;
+  g_mutex_unlock(&r->cache_lock);
+}
+
+char *
+sqlenvfs_remote_describe_fetched(SqlenvfsRemote *r)
+{
+  SqlenvfsRemoteStats st;
+  g_autofree char *all = NULL, *rec = NULL, *sum = NULL, *blk = NULL;
+  sqlenvfs_remote_get_stats(r, &st);
+  all = sqlenvfs_format_size(st.bytes);
+  rec = sqlenvfs_format_size(st.record_bytes);
+  sum = sqlenvfs_format_size(st.sum_bytes);
+  blk = sqlenvfs_format_size(st.block_bytes);
+  return g_strdup_printf("%" G_GUINT64_FORMAT " bytes (%s) in %u GETs and %u LIST from %s, of "
+                         "which records on demand %s in %u GETs, summaries' parts %s in %u "
+                         "GETs, base blocks %s in %u GETs",
+                         st.bytes, all, st.n_gets, st.n_lists, r->conf->url, rec, st.n_record_gets,
+                         sum, st.n_sum_gets, blk, st.n_block_gets);
 }
 
 char *
@@ -555,8 +572,9 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   format = sqlenvfs_s3_get(r->s3, "FORMAT", 0, -1, NULL, error);
   if (format == NULL)
     return NULL;
-  r->stats.n_gets++;
   data = g_bytes_get_data(format, &len);
+  r->stats.n_gets++;
+  r->stats.bytes += len;
   if (len != strlen(SQLENVFS_REPLICA_FORMAT) ||
       memcmp(data, SQLENVFS_REPLICA_FORMAT, len) != 0) {
     g_autofree char *shown = g_strescape(len > 64 ? "(more than 64 bytes)" :
@@ -1711,8 +1729,8 @@ sum_worker(gpointer user)
   gint i;
   while ((i = g_atomic_int_add(&run->next, 1)) < (gint)run->n_jobs) {
     SumJob *j = &run->jobs[i];
-    j->data = ranged_get(run->r, w->s3, j->ls->key, j->a, j->b - j->a, &run->r->n_sum_gets,
-                         &run->r->sum_bytes, &j->error);
+    j->data = ranged_get(run->r, w->s3, j->ls->key, j->a, j->b - j->a, &run->r->stats.n_sum_gets,
+                         &run->r->stats.sum_bytes, &j->error);
     if (j->data != NULL && g_bytes_get_size(j->data) != j->b - j->a) {
       g_set_error(&j->error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                   "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT

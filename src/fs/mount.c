@@ -32,6 +32,7 @@
 #include "fs.h"
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/remote.h"
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
@@ -613,6 +614,10 @@ out_fs:
   fs_free(fs);
   if (has_served)
     g_message("unmounted %s from %s", sqlenvfs_root_dir(root), mnt);
+  if (has_served && opts->remote != NULL) {
+    g_autofree char *fetched = sqlenvfs_remote_describe_fetched(opts->remote);
+    g_message("mount --remote: this session fetched %s", fetched);
+  }
   sqlenvfs_root_unlock(lock_fd);
   if (has_served && !ok)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "serving %s on %s failed (see the log)",

@@ -102,6 +102,19 @@ grep -q "in use" <<<"$err" || fail "second mount on the same cache: $err"
 mnt_down m1
 pass "a second mount on the same cache is refused: $err"
 
+# 3b. What a session fetched, as its log says when it ends, is what the
+# server sent it (the proxy's count of the bodies of its GETs).
+px_reset
+mnt_up m5 "$A"
+got=$(sqlite3 "file:$T/m5/pitr/@$t/app.db?immutable=1" "$Q") || fail "point query through m5"
+assert_eq "$got" "$want" "point query on pitr/@$t (m5)"
+mnt_down m5
+logged=$(sed -n 's/.*this session fetched \([0-9]*\) bytes.*/\1/p' "$T/m5.log")
+sent=$(px_bytes a "")
+[ -n "$logged" ] || fail "no log line says what the session fetched: $(tail -5 "$T/m5.log")"
+assert_eq "$logged" "$sent" "bytes the session logged as fetched, against the bytes the server sent"
+pass "the session logs what it fetched: $logged bytes, as the server sent"
+
 # 4. Summaries damaged in the replica: one's page table, another's head.
 # The state at T is still the local one (the segments' records are read
 # instead), and the log names each damaged object.
