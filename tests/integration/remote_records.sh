@@ -149,52 +149,48 @@ grep -q "wal_archives/app/$(basename "$sum3") is damaged: its head fails its che
 mnt_down m3
 pass "damaged summary parts are named in the log; the state read from the records instead is the local one"
 
+# damage_segments DIR CODE: each sealed segment, changed by the Python
+# statements CODE (on its bytes, bytearray b), put in the replica in its
+# place (a copy in $T/DIR).
+damage_segments() {
+  mkdir -p "$T/$1"
+  local f
+  for f in $sealed; do
+    python3 - "$f" "$T/$1/$(basename "$f")" "$2" <<'PY' || fail "damage $f"
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+exec(sys.argv[3])
+open(sys.argv[2], "wb").write(bytes(b))
+PY
+    s3cmd_ -q put "$T/$1/$(basename "$f")" "$A/wal_archives/app/$(basename "$f")" \
+      || fail "s3cmd put of a damaged segment"
+  done
+}
+# read_fails NAME PATTERN: reading pitr/@$t through a new mount NAME fails
+# with EIO, and the mount's log has a line matching PATTERN.
+read_fails() {
+  local err
+  mnt_up "$1" "$A"
+  err=$(cp "$T/$1/pitr/@$t/app.db" "$T/$1-out.db" 2>&1) \
+    && fail "a state was served from damaged segments: $(cat "$T/$1.log")"
+  grep -q "Input/output error" <<<"$err" || fail "reading damaged segments: $err (expected EIO)"
+  grep -Eq "$2" "$T/$1.log" || fail "no log line names the damage: $(cat "$T/$1.log")"
+  mnt_down "$1"
+}
+
 # 5. Records damaged in the replica (one byte in each 4 KiB of every sealed
 # segment but its header and SEAL): reading the state fails with EIO and a
 # log line naming a record; no other bytes are served.
-mkdir -p "$T/bad"
-for f in $sealed; do
-  python3 - "$f" "$T/bad/$(basename "$f")" <<'PY'
-import sys
-b = bytearray(open(sys.argv[1], "rb").read())
-for off in range(64 + 2000, len(b) - 200, 4096):
-    b[off] ^= 0x5a
-open(sys.argv[2], "wb").write(bytes(b))
-PY
-  s3cmd_ -q put "$T/bad/$(basename "$f")" "$A/wal_archives/app/$(basename "$f")" \
-    || fail "s3cmd put of a damaged segment"
-done
-mnt_up m2 "$A"
-err=$(cp "$T/m2/pitr/@$t/app.db" "$T/bad-out.db" 2>&1) \
-  && fail "a state built from damaged records was served: $(cat "$T/m2.log")"
-grep -q "Input/output error" <<<"$err" || fail "reading damaged records: $err (expected EIO)"
+damage_segments bad $'for off in range(64 + 2000, len(b) - 200, 4096):\n    b[off] ^= 0x5a'
 # (the flipped byte may fall in a record's header or in its body)
-grep -Eq "wal_archives/app/[0-9]*\.seg is damaged: the record of seq [0-9]* at byte [0-9]* (fails its checksum|has a header that does not match its index entry)" \
-  "$T/m2.log" || fail "no log line names the damaged record: $(cat "$T/m2.log")"
-mnt_down m2
+read_fails m2 "wal_archives/app/[0-9]*\.seg is damaged: the record of seq [0-9]* at byte [0-9]* (fails its checksum|has a header that does not match its index entry)"
 pass "damaged records fail the read with EIO and are named in the log"
 
 # 6. Sealed segments whose header alone is damaged in the replica (records
 # intact): the start does not see it; the first read of such a segment
 # fetches its header, finds it damaged, and the read fails with EIO and a
 # log line naming the segment, never serving its records.
-mkdir -p "$T/badhead"
-for f in $sealed; do
-  python3 - "$f" "$T/badhead/$(basename "$f")" <<'PY'
-import sys
-b = bytearray(open(sys.argv[1], "rb").read())
-assert b[:8] == b"SQEFSSEG"
-b[30] ^= 0x01  # the first record's seq: the header's crc32 no longer holds
-open(sys.argv[2], "wb").write(bytes(b))
-PY
-  s3cmd_ -q put "$T/badhead/$(basename "$f")" "$A/wal_archives/app/$(basename "$f")" \
-    || fail "s3cmd put of a segment with a damaged header"
-done
-mnt_up m4 "$A"
-err=$(cp "$T/m4/pitr/@$t/app.db" "$T/badhead-out.db" 2>&1) \
-  && fail "a state was served from segments whose header is damaged: $(cat "$T/m4.log")"
-grep -q "Input/output error" <<<"$err" || fail "reading segments with a damaged header: $err (expected EIO)"
-grep -Eq "wal_archives/app/[0-9]*\.seg is damaged: its segment header does not check" "$T/m4.log" \
-  || fail "no log line names the damaged header: $(cat "$T/m4.log")"
-mnt_down m4
+# (byte 30: the first record's seq, so the header's crc32 no longer holds)
+damage_segments badhead $'assert b[:8] == b"SQEFSSEG"\nb[30] ^= 0x01'
+read_fails m4 "wal_archives/app/[0-9]*\.seg is damaged: its segment header does not check"
 pass "a damaged segment header fails the read with EIO and is named in the log"
