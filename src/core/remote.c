@@ -133,7 +133,7 @@ typedef struct {
   GArray *entries;       /* its index entries (the Seg's), contiguous from 64 to size */
   guint8 *have;          /* per record */
   gboolean have_head;    /* the 64-byte segment header */
-  int fd;                /* O_RDWR on path */
+  int fd;                /* open for writing on path */
 } Lazy;
 
 static void
