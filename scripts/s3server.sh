@@ -130,22 +130,25 @@ start() {
   dir=$(cd "$dir" && pwd)
   deadline=$(( $(date +%s) + timeout ))
   # An attempt that does not come up is torn down and made again (fresh
-  # ports and cluster id, after a pause of 1 to 3 s), up to three attempts
-  # within the same overall deadline; the last one's logs are kept.
+  # ports and cluster id, after a pause that grows: 2 to 4 s, then 4 to 6,
+  # ...), up to six attempts within the same overall deadline; the last
+  # one's logs are kept. A refused OSD ("wrong fsid", below) fails its
+  # attempt at once, and has been seen three times in a row within 14 s
+  # under a loaded test run: the pauses let what causes it pass.
   local started attempt
   started=$(date +%s)
-  for attempt in 1 2 3; do
+  for attempt in 1 2 3 4 5 6; do
     attempt_start=$(date +%s)
-    attempt_deadline=$(( attempt < 3 ? attempt_start + timeout / 3 : deadline ))
+    attempt_deadline=$(( attempt < 6 ? attempt_start + timeout / 3 : deadline ))
     [ "$attempt_deadline" -le "$deadline" ] || attempt_deadline=$deadline
     if bring_up; then
       print_env
       return 0
     fi
     stop
-    [ "$attempt" -eq 3 ] || [ "$(date +%s)" -ge "$deadline" ] && break
+    [ "$attempt" -eq 6 ] || [ "$(date +%s)" -ge "$deadline" ] && break
     find "$dir" -mindepth 1 -delete
-    sleep $(( 1 + RANDOM % 3 ))
+    sleep $(( 2 * attempt + RANDOM % 3 ))
   done
   die "the server did not come up in $attempt attempts ($(( $(date +%s) - started ))s; the last one's logs are in $dir/log)"
 }
