@@ -200,9 +200,9 @@ cli_remote_conf(void)
 }
 
 char *
-cli_remote_describe(gconstpointer remote)
+cli_remote_describe(gpointer remote)
 {
-  SqlenvfsRemote *r = (SqlenvfsRemote *)remote;
+  SqlenvfsRemote *r = remote;
   SqlenvfsRemoteStats st;
   g_autofree char *size = NULL;
   sqlenvfs_remote_get_stats(r, &st);

@@ -79,7 +79,7 @@ const char *cli_remote_conf(void);
 
 /* What a remote session fetched, one line: "1 LIST, 9 GETs, 5 objects,
  * 3.2 MiB from s3://..." (newly allocated). @r is a SqlenvfsRemote *. */
-char *cli_remote_describe(gconstpointer r);
+char *cli_remote_describe(gpointer r);
 
 /* Show the temporary paths of the remote session @r (a SqlenvfsRemote *;
  * NULL: stop) as the replica's keys in logged messages. */
