@@ -104,7 +104,6 @@
 #include "sqlenvfs/archive.h"
 
 #include <errno.h>
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -561,6 +560,10 @@ archive_seg_file_close(SegFile *sf)
 /* The bytes a buffered SegFile reads at once. */
 #define SEG_WINDOW (1u << 20)
 
+/* From this many bytes on, a record's checksum is folded into its
+ * segment's with crc32_combine rather than by summing the bytes again. */
+#define COMBINE_MIN 4096
+
 /* Read @sf from now on in windows of SEG_WINDOW bytes (archive_seg_pread,
  * archive_read_record), never past the size it had when it was opened: a
  * pass over a sealed segment's many small records then makes a few large
@@ -569,7 +572,7 @@ void
 archive_seg_file_buffer(SegFile *sf)
 {
   if (sf->win == NULL)
-    sf->win = g_malloc(SEG_WINDOW);
+    sf->win = sqlenvfs_alloc_large(SEG_WINDOW);
   sf->win_start = 0;
   sf->win_len = 0;
 }
@@ -646,17 +649,21 @@ archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean 
     return FALSE;
   }
   if (sf->win != NULL) {
-    /* Buffered: checked where the window holds it, the segment's checksum
-     * summed over the same bytes (cheaper than combining the two). */
+    /* Buffered: checked where the window holds it. The segment's checksum
+     * is summed over a short record's bytes again (cheaper than combining
+     * the two) and combined for a long one (cheaper than a second pass). */
     const guint8 *p;
     if (!archive_seg_map(sf, off, (gsize)e->length, &p, error))
       return FALSE;
     if (p != NULL) {
       gsize body = (gsize)e->length - REC_TRAILER_SIZE;
-      if (get32(p + body) != crc(0, p, body) || get32(p + body + 4) != REC_END_MAGIC)
+      guint32 rc = crc(0, p, body);
+      if (get32(p + body) != rc || get32(p + body + 4) != REC_END_MAGIC)
         return FALSE;
-      if (seg_crc)
+      if (seg_crc && body < COMBINE_MIN)
         *seg_crc = crc(sc, p, (gsize)e->length);
+      else if (seg_crc)
+        *seg_crc = crc((guint32)crc32_combine(sc, rc, (z_off_t)body), p + body, REC_TRAILER_SIZE);
       e->offset = off;
       return TRUE;
     }
@@ -751,7 +758,8 @@ archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *d
     } else if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4)) {
       why = "has a compressed block that fails its checksum";
     } else if (stored == raw) {
-      memcpy(out, pos, raw);
+      if (dst != NULL) /* checking alone: a stored block is its pages */
+        memcpy(out, pos, raw);
     } else {
       size_t r = ZSTD_decompressDCtx(dctx, out, raw, pos, stored);
       if (ZSTD_isError(r) || r != raw)

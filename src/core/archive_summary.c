@@ -103,13 +103,31 @@ typedef struct {
   guint32 index, crc;
 } Version;
 
-static gint
-cmp_version(gconstpointer pa, gconstpointer pb)
+/* By page number, then by seq. */
+static gboolean
+version_before(const Version *a, const Version *b)
 {
-  const Version *a = pa, *b = pb;
-  if (a->pgno != b->pgno)
-    return a->pgno < b->pgno ? -1 : 1;
-  return a->seq < b->seq ? -1 : a->seq > b->seq;
+  return a->pgno != b->pgno ? a->pgno < b->pgno : a->seq < b->seq;
+}
+
+/* Sort @v (@n versions) by version_before(), with @tmp of as many: a merge
+ * sort whose scratch comes from sqlenvfs_alloc_large() (a segment's versions
+ * run to megabytes, touched once). */
+static void
+sort_versions(Version *v, gsize n, Version *tmp)
+{
+  for (gsize w = 1; w < n; w *= 2) {
+    for (gsize lo = 0; lo < n; lo += 2 * w) {
+      gsize mid = MIN(lo + w, n), hi = MIN(lo + 2 * w, n), i = lo, j = mid, k = lo;
+      while (i < mid && j < hi)
+        tmp[k++] = version_before(&v[j], &v[i]) ? v[j++] : v[i++];
+      while (i < mid)
+        tmp[k++] = v[i++];
+      while (j < hi)
+        tmp[k++] = v[j++];
+    }
+    memcpy(v, tmp, n * sizeof *v);
+  }
 }
 
 static gboolean
@@ -187,7 +205,8 @@ struct _ArchiveSumBuilder {
   SqlenvfsArchiveEntry first; /* the first of them                      */
   GArray *marks;      /* SqlenvfsArchiveEntry, the GAP and OUTAGE ones  */
   GArray *heads;      /* Head, the compressed COMMITs (a batch's first) */
-  GArray *versions;   /* Version                                       */
+  Version *versions;  /* n_versions of them (room for cap_versions)    */
+  gsize n_versions, cap_versions;
   GArray *gens;       /* 40-byte generation runs                       */
   GArray *sizes;      /* size changes                                  */
   guint64 n_commits, commit_bytes;
@@ -213,7 +232,6 @@ archive_sum_builder_new(const SegFile *sf)
   b->first_seq = sf->hdr.first_seq;
   b->marks = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
   b->heads = g_array_new(FALSE, FALSE, sizeof(Head));
-  b->versions = g_array_new(FALSE, FALSE, sizeof(Version));
   b->gens = g_array_new(FALSE, FALSE, 40);
   b->sizes = g_array_new(FALSE, FALSE, ARCHIVE_SUM_SIZE_SIZE);
   return b;
@@ -227,7 +245,7 @@ archive_sum_builder_free(ArchiveSumBuilder *b)
   g_free(b->path);
   g_array_unref(b->marks);
   g_array_unref(b->heads);
-  g_array_unref(b->versions);
+  g_free(b->versions);
   g_array_unref(b->gens);
   g_array_unref(b->sizes);
   g_clear_error(&b->failed);
@@ -291,7 +309,13 @@ builder_add_commit(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry
                   (b->flags & ARCHIVE_SUM_PAGE_CRCS) ? b->crcs[i] : 0 };
     if (b->pgnos[i] == 0)
       return not_summarized(error, b->path, "a record lists page number 0");
-    g_array_append_val(b->versions, v);
+    if (b->n_versions == b->cap_versions) {
+      gsize cap = MAX(b->cap_versions * 2, 4096);
+      b->versions = sqlenvfs_realloc_large(b->versions, b->n_versions * sizeof(Version),
+                                           cap * sizeof(Version));
+      b->cap_versions = cap;
+    }
+    b->versions[b->n_versions++] = v;
   }
   /* Generations: a new run when the salts change or the commit frame
    * does not increase (so that a run is searchable by frame). */
@@ -364,7 +388,9 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
                            guint32 version, GError **error)
 {
   g_autoptr(GByteArray) out = NULL;
-  GArray *versions = b->versions, *gens = b->gens, *sizes = b->sizes;
+  const Version *versions = b->versions;
+  const gsize n_versions = b->n_versions;
+  GArray *gens = b->gens, *sizes = b->sizes;
   const gsize hs = version == 1 ? ARCHIVE_SUM_HEADER_SIZE : ARCHIVE_SUM_HEADER_SIZE_V2;
   guint64 n_pages = 0;
   guint8 *p;
@@ -378,12 +404,14 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     not_summarized(error, b->path, "it is not sealed");
     return NULL;
   }
-  g_array_sort(versions, cmp_version);
-  for (guint i = 0; i < versions->len; i++)
-    if (i == 0 || g_array_index(versions, Version, i).pgno !=
-                      g_array_index(versions, Version, i - 1).pgno)
+  {
+    g_autofree Version *tmp = sqlenvfs_alloc_large(MAX(n_versions, 1) * sizeof *tmp);
+    sort_versions(b->versions, n_versions, tmp);
+  }
+  for (gsize i = 0; i < n_versions; i++)
+    if (i == 0 || versions[i].pgno != versions[i - 1].pgno)
       n_pages++;
-  if (versions->len > G_MAXUINT32 || n_pages > G_MAXUINT32) {
+  if (n_versions > G_MAXUINT32 || n_pages > G_MAXUINT32) {
     not_summarized(error, b->path, "it holds too many page versions");
     return NULL;
   }
@@ -392,13 +420,12 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     gsize len = hs + (gsize)b->n_marks * IDX_ENTRY_SIZE + (gsize)gens->len * ARCHIVE_SUM_GEN_SIZE +
                 (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE + n_pages * ARCHIVE_SUM_PAGE_SIZE +
                 (version == 2 ? n_pages * ARCHIVE_SUM_VERSION_SIZE : 0) +
-                (gsize)versions->len * ARCHIVE_SUM_VERSION_SIZE + (version == 1 ? 4 : 0);
+                n_versions * ARCHIVE_SUM_VERSION_SIZE + (version == 1 ? 4 : 0);
     const SqlenvfsArchiveEntry *first_rec = &b->first; /* sealed: there is one */
     const SqlenvfsArchiveEntry *seal = &b->seal;
     guint8 *last;
     guint k = 0;
-    out = g_byte_array_sized_new((guint)len);
-    g_byte_array_set_size(out, (guint)len);
+    out = g_byte_array_new_take(sqlenvfs_alloc_large(len), len);
     p = out->data;
     memset(p, 0, len);
     memcpy(p, ARCHIVE_SUM_MAGIC, 8);
@@ -418,7 +445,7 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     put32(p + 96, b->n_marks);
     put32(p + 100, gens->len);
     put32(p + 104, (guint32)n_pages);
-    put32(p + 108, versions->len);
+    put32(p + 108, (guint32)n_versions);
     put32(p + 112, b->flags);
     put32(p + 116, b->last_db_pages);
     put32(p + 124, sizes->len);
@@ -433,8 +460,8 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     if (sizes->len > 0)
       memcpy(p, sizes->data, (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE);
     p += (gsize)sizes->len * ARCHIVE_SUM_SIZE_SIZE;
-    for (guint i = 0; i < versions->len; i++) {
-      const Version *v = &g_array_index(versions, Version, i);
+    for (gsize i = 0; i < n_versions; i++) {
+      const Version *v = &versions[i];
       if (i == 0 || v->pgno != (v - 1)->pgno) {
         put32(p, v->pgno);
         put32(p + 4, i);
@@ -446,13 +473,13 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     last = p; /* version 2: the last version of each page, then all */
     if (version == 2)
       p += n_pages * ARCHIVE_SUM_VERSION_SIZE;
-    for (guint i = 0; i < versions->len; i++) {
-      const Version *v = &g_array_index(versions, Version, i);
+    for (gsize i = 0; i < n_versions; i++) {
+      const Version *v = &versions[i];
       put64(p, v->seq);
       put64(p + 8, v->offset);
       put32(p + 16, v->index);
       put32(p + 20, v->crc);
-      if (version == 2 && (i + 1 == versions->len || (v + 1)->pgno != v->pgno)) {
+      if (version == 2 && (i + 1 == n_versions || (v + 1)->pgno != v->pgno)) {
         memcpy(last, p, ARCHIVE_SUM_VERSION_SIZE);
         last += ARCHIVE_SUM_VERSION_SIZE;
       }

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <isa-l/crc.h>
@@ -401,6 +402,37 @@ sqlenvfs_rm_rf(const char *path, GError **error)
   if (rc != 0)
     return sqlenvfs_error_errno(error, rc > 0 ? rc : errno, "remove", path);
   return TRUE;
+}
+
+/* A transparent huge page on x86-64 and arm64 (4 KiB base pages). */
+#define LARGE_PAGE ((gsize)2 << 20)
+
+gpointer
+sqlenvfs_alloc_large(gsize len)
+{
+  gsize n;
+  void *p;
+
+  if (len < LARGE_PAGE / 8)
+    return g_malloc(len);
+  n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  p = aligned_alloc(LARGE_PAGE, n);
+  if (p == NULL)
+    g_error("%s: failed to allocate %" G_GSIZE_FORMAT " bytes", G_STRLOC, n);
+  /* Advice: without it (or where THP is off) the pages are 4 KiB. */
+  (void)madvise(p, n, MADV_HUGEPAGE);
+  return p;
+}
+
+gpointer
+sqlenvfs_realloc_large(gpointer p, gsize old, gsize len)
+{
+  gpointer q = sqlenvfs_alloc_large(len);
+
+  if (p != NULL && old > 0)
+    memcpy(q, p, MIN(old, len));
+  g_free(p);
+  return q;
 }
 
 guint32
