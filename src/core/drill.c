@@ -100,8 +100,8 @@ sqlenvfs_drill_compare(SqlenvfsImage *a, SqlenvfsImage *b, guint32 page_size,
   guint64 sa = sqlenvfs_image_size(a), sb = sqlenvfs_image_size(b);
   guint64 common = MIN(sa, sb);
   gsize chunk = MAX(COMPARE_CHUNK - COMPARE_CHUNK % page_size, page_size);
-  g_autofree guint8 *ba = g_malloc(chunk);
-  g_autofree guint8 *bb = g_malloc(chunk);
+  g_autofree guint8 *ba = sqlenvfs_alloc_large(chunk);
+  g_autofree guint8 *bb = sqlenvfs_alloc_large(chunk);
 
   g_return_val_if_fail(page_size >= 512 && first_diff != NULL, FALSE);
   *first_diff = 0;

@@ -309,7 +309,7 @@ sqlenvfs_image_write_to_fd(SqlenvfsImage *img, int fd, SqlenvfsProgressFunc prog
    * image's end (a database that shrank since). */
   guint64 end = is_checking ? MAX(size, img->base_size) : size;
   gsize chunk = MAX(WRITE_CHUNK - WRITE_CHUNK % img->page_size, img->page_size);
-  g_autofree guint8 *buf = g_malloc(chunk);
+  g_autofree guint8 *buf = sqlenvfs_alloc_large(chunk); /* written through, chunk by chunk */
   guint32 crc = 0, base_crc = 0;
   guint64 started = 0;
 
