@@ -56,9 +56,21 @@ ok_or_clear() {
 # 1. A damaged backup object (same size, one byte changed): the restore
 #    falls back to an older base, with the same bytes as a local restore.
 last_seg=${segs[${#segs[@]}-1]}
-mid=${segs[$(( ${#segs[@]} / 2 ))]}
-t_mid=$(seg_last_time "$mid")
 bk=$(ls "$R/backups/prod/daily")
+# T: the end of a sealed segment from the middle on that ends after the
+# backup's pin, so that the backup is the base a restore to T reads (on a
+# loaded machine the writer can reach the middle segments before it).
+pin=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/$bk/MANIFEST")
+[ -n "$pin" ] || fail "the backup's MANIFEST has no pinned-at-us"
+t_mid=
+for (( i = ${#segs[@]} / 2; i < ${#segs[@]} - 1; i++ )); do
+  t=$(seg_last_time "${segs[$i]}")
+  if python3 -c 'import sys; sys.exit(float(sys.argv[1]) * 1e6 <= int(sys.argv[2]))' "$t" "$pin"; then
+    t_mid=$t
+    break
+  fi
+done
+[ -n "$t_mid" ] || fail "no sealed segment ends after the backup"
 "$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/local.db" >/dev/null \
   || fail "local restore"
 cp "$R/backups/prod/daily/$bk/app.db" "$T/bad.db"
