@@ -115,17 +115,13 @@ gboolean sqlenvfs_refuse_symlink(const char *path, const char *what, GError **er
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 
 /* Memory for a large buffer that is written through once (a read window,
- * a summary being built): from 256 KiB on, on a 2 MiB boundary and
- * rounded up to it, with transparent huge pages asked for, so that touching it
+ * a summary being built): from 1 MiB on, on a 2 MiB boundary and rounded
+ * up to it, with transparent huge pages asked for, so that touching it
  * costs a page fault per 2 MiB instead of one per 4 KiB. A first touch of
  * new memory costs 10-15 us a page on some virtual machines, more than
  * reading the same bytes from the page cache. Aborts on lack of memory,
  * as g_malloc() does; free with g_free(). */
 gpointer sqlenvfs_alloc_large(gsize len);
-
-/* @p (from sqlenvfs_alloc_large(), @old bytes, or NULL) grown to @len
- * bytes, its first @old bytes kept; @p is freed. */
-gpointer sqlenvfs_realloc_large(gpointer p, gsize old, gsize len);
 
 /* zlib's crc32 (gzip's: reflected IEEE polynomial): crc32(crc, data, len),
  * starting from 0, continued with the previous value. */

@@ -311,8 +311,7 @@ builder_add_commit(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry
       return not_summarized(error, b->path, "a record lists page number 0");
     if (b->n_versions == b->cap_versions) {
       gsize cap = MAX(b->cap_versions * 2, 4096);
-      b->versions = sqlenvfs_realloc_large(b->versions, b->n_versions * sizeof(Version),
-                                           cap * sizeof(Version));
+      b->versions = g_realloc_n(b->versions, cap, sizeof(Version));
       b->cap_versions = cap;
     }
     b->versions[b->n_versions++] = v;

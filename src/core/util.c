@@ -413,7 +413,7 @@ sqlenvfs_alloc_large(gsize len)
   gsize n;
   void *p;
 
-  if (len < LARGE_PAGE / 8)
+  if (len < LARGE_PAGE / 2)
     return g_malloc(len);
   n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
   p = aligned_alloc(LARGE_PAGE, n);
@@ -422,17 +422,6 @@ sqlenvfs_alloc_large(gsize len)
   /* Advice: without it (or where THP is off) the pages are 4 KiB. */
   (void)madvise(p, n, MADV_HUGEPAGE);
   return p;
-}
-
-gpointer
-sqlenvfs_realloc_large(gpointer p, gsize old, gsize len)
-{
-  gpointer q = sqlenvfs_alloc_large(len);
-
-  if (p != NULL && old > 0)
-    memcpy(q, p, MIN(old, len));
-  g_free(p);
-  return q;
 }
 
 guint32
