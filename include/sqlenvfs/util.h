@@ -123,6 +123,13 @@ gboolean sqlenvfs_rm_rf(const char *path, GError **error);
  * as g_malloc() does; free with g_free(). */
 gpointer sqlenvfs_alloc_large(gsize len);
 
+/* Grow the block @p (*cap bytes from g_malloc(), sqlenvfs_alloc_large()
+ * or this, or NULL and 0) to hold at least @want bytes, keeping its first
+ * @used: to twice its size, and from 256 KiB on to whole huge pages from
+ * sqlenvfs_alloc_large() (copied there once, then grown by copies that
+ * are rare). Returns the new block and sets *cap to its size. */
+gpointer sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap);
+
 /* zlib's crc32 (gzip's: reflected IEEE polynomial): crc32(crc, data, len),
  * starting from 0, continued with the previous value. */
 guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);

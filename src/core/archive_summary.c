@@ -205,8 +205,8 @@ struct _ArchiveSumBuilder {
   SqlenvfsArchiveEntry first; /* the first of them                      */
   GArray *marks;      /* SqlenvfsArchiveEntry, the GAP and OUTAGE ones  */
   GArray *heads;      /* Head, the compressed COMMITs (a batch's first) */
-  Version *versions;  /* n_versions of them (room for cap_versions)    */
-  gsize n_versions, cap_versions;
+  Version *versions;  /* n_versions of them, in cap_bytes              */
+  gsize n_versions, cap_bytes;
   GArray *gens;       /* 40-byte generation runs                       */
   GArray *sizes;      /* size changes                                  */
   guint64 n_commits, commit_bytes;
@@ -309,11 +309,9 @@ builder_add_commit(ArchiveSumBuilder *b, SegFile *sf, const SqlenvfsArchiveEntry
                   (b->flags & ARCHIVE_SUM_PAGE_CRCS) ? b->crcs[i] : 0 };
     if (b->pgnos[i] == 0)
       return not_summarized(error, b->path, "a record lists page number 0");
-    if (b->n_versions == b->cap_versions) {
-      gsize cap = MAX(b->cap_versions * 2, 4096);
-      b->versions = g_realloc_n(b->versions, cap, sizeof(Version));
-      b->cap_versions = cap;
-    }
+    if ((b->n_versions + 1) * sizeof(Version) > b->cap_bytes)
+      b->versions = sqlenvfs_grow_large(b->versions, b->n_versions * sizeof(Version),
+                                        (b->n_versions + 1) * sizeof(Version), &b->cap_bytes);
     b->versions[b->n_versions++] = v;
   }
   /* Generations: a new run when the salts change or the commit frame
@@ -404,7 +402,7 @@ archive_sum_builder_finish(ArchiveSumBuilder *b, const char *dir, guint64 number
     return NULL;
   }
   {
-    g_autofree Version *tmp = sqlenvfs_alloc_large(MAX(n_versions, 1) * sizeof *tmp);
+    g_autofree Version *tmp = sqlenvfs_alloc_large(MAX(b->cap_bytes, sizeof *tmp));
     sort_versions(b->versions, n_versions, tmp);
   }
   for (gsize i = 0; i < n_versions; i++)

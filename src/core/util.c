@@ -424,6 +424,26 @@ sqlenvfs_alloc_large(gsize len)
   return p;
 }
 
+gpointer
+sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap)
+{
+  gsize n = MAX(want, *cap * 2);
+  gpointer q;
+
+  g_return_val_if_fail(used <= *cap, p);
+  if (n < LARGE_PAGE / 8) {
+    *cap = n;
+    return g_realloc(p, n);
+  }
+  n = (n + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  q = sqlenvfs_alloc_large(n);
+  if (used > 0)
+    memcpy(q, p, used);
+  g_free(p);
+  *cap = n;
+  return q;
+}
+
 guint32
 sqlenvfs_crc32(guint32 crc, const void *data, gsize len)
 {
