@@ -61,7 +61,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define HDR_SIZE 100
@@ -465,7 +464,7 @@ static void
 reply_buf_free(gpointer p)
 {
   ReplyBuf *b = p;
-  g_aligned_free(b->data);
+  g_free(b->data);
   g_free(b);
 }
 
@@ -480,10 +479,9 @@ reply_buf(gsize size)
     g_private_set(&reply_buf_key, b);
   }
   if (b->len < size) {
-    g_aligned_free(b->data);
+    g_free(b->data);
     b->len = (size + REPLY_BUF_ALIGN - 1) / REPLY_BUF_ALIGN * REPLY_BUF_ALIGN;
-    b->data = g_aligned_alloc(b->len, 1, REPLY_BUF_ALIGN);
-    (void)madvise(b->data, b->len, MADV_HUGEPAGE); /* a hint: fewer pages to pin */
+    b->data = sqlenvfs_alloc_large(b->len); /* huge pages: fewer to pin */
   }
   return b->data;
 }
