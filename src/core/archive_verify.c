@@ -254,8 +254,14 @@ typedef struct {
  * own checksum (found right before this is called) covers every byte as
  * stored, so any change to them since they were written is already found;
  * what decompressing adds is the proof that the writer's zstd output
- * decodes, which `verify --full` gives (archive_check_blocks). NULL when
- * all is right, else what is wrong ("has ..."). */
+ * decodes, which `verify --full` gives (archive_check_blocks).
+ *
+ * The blocks' checksums are checked without summing their bytes again:
+ * the record's checksum is the crc32 of its head, its blocks and its table
+ * in turn, so folding the table's crc32 of each block between the other two
+ * (crc32_combine) gives the record's checksum exactly when each block's
+ * crc32 in the table is that of its bytes (up to crc32's own 2^-32). NULL
+ * when all is right, else what is wrong ("has ..."). */
 static const char *
 check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
 {
@@ -263,14 +269,16 @@ check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
   guint32 ppb = archive_pages_per_block(e->page_size), nb = archive_n_blocks(sp, e->page_size);
   const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
   const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
+  const gsize table_len = (gsize)nb * BLOCK_ENTRY_SIZE;
+  guint32 folded = crc(0, rec, (gsize)(pos - rec));
 
   for (guint32 j = 0; j < nb; j++) {
     gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
     gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
     if (stored == 0 || stored > raw || stored > (gsize)(table - pos))
       return "has a block table that does not match its data";
-    if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
-      return "has a compressed block that fails its checksum";
+    folded = (guint32)crc32_combine(folded, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
+                                    (z_off_t)stored);
     if (stored < raw) {
       unsigned long long content = ZSTD_getFrameContentSize(pos, stored);
       size_t frame = ZSTD_findFrameCompressedSize(pos, stored);
@@ -279,7 +287,12 @@ check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
     }
     pos += stored;
   }
-  return pos != table ? "has bytes between its last block and its block table" : NULL;
+  if (pos != table)
+    return "has bytes between its last block and its block table";
+  folded = (guint32)crc32_combine(folded, crc(0, table, table_len), (z_off_t)table_len);
+  if (folded != get32(table + table_len))
+    return "has a compressed block that fails its checksum";
+  return NULL;
 }
 
 /* Version 2: read the compressed COMMIT @e (whose checksum archive_read_record()

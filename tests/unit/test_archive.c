@@ -1609,9 +1609,12 @@ put_le32(guint8 *p, guint32 v)
 /* Replace the only record of segment 1, a compressed commit of one page,
  * by one whose checksums all match but whose block decompresses to
  * @raw_len bytes of text instead of one page; the index is removed, so
- * that readers take the record from the segment. */
+ * that readers take the record from the segment. With @bad_block_crc the
+ * block table's crc32 of the block is wrong, and the record's checksum is
+ * that of the record as written: what a writer that summed a block wrong
+ * would leave. */
 static void
-forge_block(guint raw_len)
+forge_block_with(guint raw_len, gboolean bad_block_crc)
 {
   g_autofree char *seg = g_build_filename(dir, "0000000000000001.seg", NULL);
   g_autofree char *idx = g_build_filename(dir, "0000000000000001.idx", NULL);
@@ -1635,7 +1638,7 @@ forge_block(guint raw_len)
   memcpy(r + pos, z, zlen);
   pos += zlen;
   put_le32(r + pos, (guint32)zlen);
-  put_le32(r + pos + 4, sqlenvfs_crc32(0, z, zlen));
+  put_le32(r + pos + 4, sqlenvfs_crc32(0, z, zlen) ^ (bad_block_crc ? 1u : 0u));
   pos += 8;
   put_le32(r + 8, (guint32)rec_len); /* the record's length (u64, high half 0) */
   put_le32(r + 92, sqlenvfs_crc32(0, r, 92));
@@ -1644,6 +1647,43 @@ forge_block(guint raw_len)
   ck_assert(g_file_set_contents(seg, (const char *)out, (gssize)(64 + rec_len), NULL));
   ck_assert_int_eq(unlink(idx), 0);
 }
+
+static void
+forge_block(guint raw_len)
+{
+  forge_block_with(raw_len, FALSE);
+}
+
+/* A block whose crc32 in the block table is not that of its bytes, in a
+ * record whose own checksum is right: found by verify whether it
+ * decompresses the blocks or only checks their frames (which folds the
+ * table's checksums into the record's instead of summing the blocks). */
+START_TEST(test_v2_block_checksum_checked)
+{
+  for (guint t = 0; t < 4; t++) {
+    gboolean frames_only = t & 1, bad = (t & 2) != 0;
+    SqlenvfsArchiveVerifyMemo memo = { .frames_only = frames_only };
+    g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+    GError *error = NULL;
+    Seen seen = { 0 };
+    gboolean named;
+
+    g_free(dir);
+    dir = g_strdup_printf("%s/wal_archives/blockcrc%u", tmp, t);
+    w = open_writer(64 << 20);
+    add_v2_commit(w, 1, 1, 99);
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+    forge_block_with(PS, bad);
+    (void)sqlenvfs_archive_verify_with(dir, &memo, on_problem, &seen, NULL, &error);
+    g_clear_error(&error);
+    named = seen.files != NULL && strstr(seen.files, "compressed block that fails its checksum");
+    ck_assert_msg(named == bad, "%s, %s: %s", frames_only ? "frames only" : "decompressed",
+                  bad ? "bad block crc32" : "good", seen.files ? seen.files : "(nothing)");
+    g_free(seen.files);
+  }
+}
+END_TEST
 
 START_TEST(test_v2_decompressed_length_checked)
 {
@@ -4060,6 +4100,7 @@ archive_suite(void)
   tcase_add_test(tc, test_v2_sources_share_blocks);
   tcase_add_test(tc, test_v2_damage_detected);
   tcase_add_test(tc, test_v2_decompressed_length_checked);
+  tcase_add_test(tc, test_v2_block_checksum_checked);
   tcase_add_test(tc, test_v1_then_v2_segments);
   tcase_add_test(tc, test_v2_batches);
   tcase_add_loop_test(tc, test_sparse_contract, 0, 3);
