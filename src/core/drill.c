@@ -4,7 +4,8 @@
  *
  *   pin production (live view, WAL position P)
  *     -> [wait_archived] the archive holds the COMMIT record R of P
- *        (salts, commit frame and cumulative checksum of P)
+ *        (salts, commit frame and cumulative checksum of P); pinned again
+ *        while an archiver that started after the pin has not captured P
  *     -> [plan_for] a restore plan whose state is R
  *     -> sqlenvfs_restore_image: base checked, every record checked
  *     -> [sqlenvfs_drill_compare] page by page
@@ -185,16 +186,19 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
  *     state): once the archive's alive time passes the pin, the last state
  *     record captured at or before the pin. The archiver lets no frame be
  *     checkpointed before it is archived, so every commit in the file was
- *     captured before the pin, and every later one after it.
- * Waits for the archiver up to @timeout_us; FALSE and *error then. */
+ *     captured before the pin, and every later one after it. When there is
+ *     none (archiving started after the pin), *@too_early is set: the pin
+ *     must be taken again, once the archiver has captured the file.
+ * Waits for the archiver until @deadline (monotonic), @timeout_us being the
+ * whole wait the error names; FALSE and *error then. */
 static gboolean
-wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gint64 timeout_us,
-              SqlenvfsArchiveEntry *rec, GError **error)
+wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gint64 deadline,
+              gint64 timeout_us, SqlenvfsArchiveEntry *rec, gboolean *too_early, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
-  gint64 deadline = g_get_monotonic_time() + timeout_us;
 
+  *too_early = FALSE;
   a = sqlenvfs_archive_open(dir, error);
   if (a == NULL)
     return FALSE;
@@ -206,6 +210,7 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
     } else if (sqlenvfs_archive_alive(a) > pos->pinned_at) {
       if (sqlenvfs_archive_last_state(a, pos->pinned_at, 0, G_MAXUINT64, rec))
         return TRUE;
+      *too_early = TRUE;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "the WAL archive %s holds no state captured before production was pinned "
                   "(archiving has only just started; drill again later)", dir);
@@ -297,29 +302,44 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
   SqlenvfsArchiveEntry rec;
   GError *local = NULL;
   gint64 t0 = g_get_monotonic_time();
+  gint64 deadline = t0 + timeout_us;
+  gboolean too_early;
 
-  view = sqlenvfs_live_view_open(prod, &local);
-  if (view == NULL) {
-    g_propagate_prefixed_error(error, local, "cannot pin production %s: ", prod);
-    return FALSE;
-  }
-  pos = sqlenvfs_live_view_pos(view);
-  if (g_ascii_strcasecmp(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "production %s is in journal mode %s, not WAL: it is not archived, so no "
-                "restore can rebuild it (switch it back: `sqlite3 %s 'PRAGMA journal_mode=WAL'`)",
-                prod, sqlenvfs_live_view_journal_mode(view), prod);
-    return FALSE;
-  }
-  r->wal_frame = pos->frame;
-  g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
-          (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
-  if (archiver != NULL && !sqlenvfs_archiver_sync(archiver, db, timeout_us, &local)) {
-    g_debug("drill %s: archiver sync: %s", db, local->message);
+  /* Pinned again while the archive has no state from before the pin (an
+   * archiver that started just now has not yet captured the file). */
+  for (;;) {
+    g_clear_pointer(&view, sqlenvfs_live_view_free);
+    view = sqlenvfs_live_view_open(prod, &local);
+    if (view == NULL) {
+      g_propagate_prefixed_error(error, local, "cannot pin production %s: ", prod);
+      return FALSE;
+    }
+    pos = sqlenvfs_live_view_pos(view);
+    if (g_ascii_strcasecmp(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "production %s is in journal mode %s, not WAL: it is not archived, so no "
+                  "restore can rebuild it (switch it back: `sqlite3 %s 'PRAGMA "
+                  "journal_mode=WAL'`)",
+                  prod, sqlenvfs_live_view_journal_mode(view), prod);
+      return FALSE;
+    }
+    r->wal_frame = pos->frame;
+    g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
+            (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
+    if (archiver != NULL && !sqlenvfs_archiver_sync(archiver, db, timeout_us, &local)) {
+      g_debug("drill %s: archiver sync: %s", db, local->message);
+      g_clear_error(&local);
+    }
+    if (wait_archived(root, db, pos, deadline, timeout_us, &rec, &too_early, &local))
+      break;
+    if (!too_early || g_get_monotonic_time() >= deadline) {
+      g_propagate_error(error, local);
+      return FALSE;
+    }
+    g_debug("drill %s: %s", db, local->message);
     g_clear_error(&local);
+    g_usleep(POLL_US);
   }
-  if (!wait_archived(root, db, pos, timeout_us, &rec, error))
-    return FALSE;
   r->state_seq = rec.seq;
   r->state_us = rec.time;
   g_debug("drill %s: archived as record %" G_GUINT64_FORMAT " after %.3f s", db, rec.seq,

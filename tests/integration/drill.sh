@@ -10,12 +10,24 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 R=$T/root
 W=$R/backups/prod/wal_archives/app
 pitr_make_root "$R"
-pitr_start_archiver "$R" "$T/a"
 
 drill() { # sets $rc, output in $T/drill.out and $T/drill.err
   rc=0
   "$SQLENVFS" verify --drill --root "$R" "$@" > "$T/drill.out" 2> "$T/drill.err" || rc=$?
 }
+
+# ---- the archiver starts after the drill pinned production -----------------------
+# Its first capture comes after the pin, so the archive holds no state from
+# before it: the drill pins again and passes, rather than failing a healthy
+# root that was drilled just as archiving began.
+( drill --db app; echo "$rc" > "$T/early.rc" ) &
+EARLY=$!
+sleep 1
+pitr_start_archiver "$R" "$T/a"
+wait "$EARLY"
+[ "$(cat "$T/early.rc")" = 0 ] \
+  || fail "a drill begun before the archiver started failed: $(cat "$T/drill.out" "$T/drill.err")"
+pass "a drill that pinned production before the archiver started pins again and passes"
 
 # ---- idle: `init` closed production, so its WAL holds no commit --------------------
 drill --db app
