@@ -10,8 +10,9 @@ LIFETIME_SECONDS (default 300), so that a test that dies leaves nothing.
 
 Faults are armed through the proxy itself, by GET requests under /__fault/:
 
-    /__fault/arm?kind=K&count=N[&method=M][&arg=A]
-        the next N requests (of method M, when given) get fault K:
+    /__fault/arm?kind=K&count=N[&method=M][&match=S][&arg=A]
+        the next N requests (of method M, and whose path and query hold
+        the text S, when given) get fault K:
           status      answer HTTP A (default 500) with an S3 error body,
                       InternalError (InvalidArgument below 500); the
                       request does not reach the server
@@ -44,18 +45,18 @@ PORT_FILE = sys.argv[2]
 LIFETIME = float(sys.argv[3]) if len(sys.argv) > 3 else 300.0
 
 lock = threading.Lock()
-faults = []  # [kind, count, method, arg]
+faults = []  # [kind, count, method, arg, match]
 stats = {"requests": 0, "faults": 0, "log": [], "bytes": {}}
 
 HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
        "proxy-connection"}
 
 
-def take_fault(method):
+def take_fault(method, path):
     with lock:
         stats["requests"] += 1
         for f in faults:
-            if f[1] > 0 and (f[2] is None or f[2] == method):
+            if f[1] > 0 and (f[2] is None or f[2] == method) and (f[4] is None or f[4] in path):
                 f[1] -= 1
                 stats["faults"] += 1
                 return f[0], f[3]
@@ -81,7 +82,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if what == "arm":
                 arg = q.get("arg")
                 faults.append([q["kind"], int(q.get("count", "1")), q.get("method"),
-                               int(arg) if arg is not None else None])
+                               int(arg) if arg is not None else None, q.get("match")])
             elif what == "clear":
                 faults.clear()
             elif what == "reset":
@@ -114,7 +115,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/__fault/"):
             return self.control()
         method = self.command
-        kind, arg = take_fault(method)
+        kind, arg = take_fault(method, self.path)
         with lock:
             stats["log"].append([method, self.path, kind])
         length = int(self.headers.get("Content-Length") or 0)
