@@ -86,8 +86,10 @@
  *       and leave nothing in .cache. A damaged archived record fails the
  *       open or the read (EIO), never a wrong page.
  *   (9) At most MAX_OPEN_FILLING states are being opened or filled with an
- *       opener at once; one more is refused (BUSY) before anything is
- *       opened, so that the descriptors they hold are bounded.
+ *       opener at once; one more waits up to SLOT_WAIT_US for one of them
+ *       to be released (the kernel sends a file's release after close()
+ *       has returned), then is refused (BUSY) before anything is opened,
+ *       so that the descriptors they hold are bounded.
  */
 #include "fs.h"
 
@@ -140,6 +142,7 @@ typedef struct {
  * opening distinct times by the hundred must not take the descriptors the
  * archiver needs. */
 #define MAX_OPEN_FILLING 64
+#define SLOT_WAIT_US (2 * G_USEC_PER_SEC)
 
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
@@ -202,7 +205,7 @@ struct _FsPitr {
   char *dir; /* ROOT/.cache */
   int dir_fd; /* ROOT/.cache, opened O_NOFOLLOW: every file is made relative to it */
   GMutex lock;
-  GCond cond;          /* a rebuild finished */
+  GCond cond;          /* a rebuild finished, or a file's last opener closed it */
   GHashTable *entries; /* name -> CacheEntry * */
   GHashTable *plans;   /* "<db>@<time us>" -> PlanSlot * */
   GHashTable *timelines; /* db -> TimelineSlot *: kept until the mount ends */
@@ -1325,8 +1328,10 @@ fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
     return;
   g_mutex_lock(&p->lock);
   f->refs--;
-  if (f->refs == 0)
+  if (f->refs == 0) {
     p->n_files_open--;
+    g_cond_broadcast(&p->cond); /* invariant 9: a slot is free */
+  }
   /* An incomplete file nobody reads any more stays, with the pages read so
    * far, for the next opener, until it is evicted like a complete one. */
   drop = f->refs == 0 && f->entry == NULL;
@@ -1406,6 +1411,8 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
   g_autofree char *name = NULL;
   g_autofree char *path = NULL;
   guint64 seq;
+  gint64 slot_until;
+  gboolean slot_waited = FALSE;
   CacheEntry *e;
 
   *file = NULL;
@@ -1434,19 +1441,26 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
   if (g_hash_table_size(p->resolved) > 4096)
     g_hash_table_remove_all(p->resolved);
   g_hash_table_replace(p->resolved, g_strdup(key), g_strdup(name));
+  slot_until = g_get_monotonic_time() + SLOT_WAIT_US;
   for (;;) {
     e = g_hash_table_lookup(p->entries, name);
-    if (e == NULL || e->state != ENTRY_BUILDING)
-      break;
-    g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the state being opened */
-  }
-  if (e != NULL) {
-    if (e->state == ENTRY_FILLING)
-      *file = file_ref(p, e);
-    if (e->state == ENTRY_FILLING || ready_ref(p, e, file) != READY_GONE) {
-      g_mutex_unlock(&p->lock);
-      return -1;
+    if (e != NULL && e->state == ENTRY_BUILDING) {
+      g_cond_wait(&p->cond, &p->lock); /* invariant 2: share the state being opened */
+      continue;
     }
+    if (e != NULL) {
+      if (e->state == ENTRY_FILLING)
+        *file = file_ref(p, e);
+      if (e->state == ENTRY_FILLING || ready_ref(p, e, file) != READY_GONE) {
+        g_mutex_unlock(&p->lock);
+        return -1;
+      }
+    }
+    /* Invariant 9: wait for a slot; meanwhile another opener may have
+     * opened this state, so look it up again once woken or out of time. */
+    if (n_open_filling(p) < MAX_OPEN_FILLING || slot_waited)
+      break;
+    slot_waited = !g_cond_wait_until(&p->cond, &p->lock, slot_until);
   }
   if (n_open_filling(p) >= MAX_OPEN_FILLING) {
     g_mutex_unlock(&p->lock);
