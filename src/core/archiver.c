@@ -683,9 +683,10 @@ db_open(Db *d, GError **error)
   SqlenvfsArchiver *a = d->a;
   g_autofree char *mode = NULL;
   g_autofree char *why = NULL;
+  g_autofree char *no_base = NULL;
   struct stat st;
   SqlenvfsWalIndexHeader si;
-  gboolean has_si;
+  gboolean has_si, check_base, has_base = TRUE;
   SqlenvfsGapReason gap;
   gint64 t_lock, prev_alive, outage_from = 0;
   CaptureResult res;
@@ -812,6 +813,20 @@ db_open(Db *d, GError **error)
   if (has_si)
     d->seen = si;
   d->has_seen = has_si;
+  /* Resumed: the chain goes on, but its base may be unusable (a power cut
+   * left the alive time before the pin time of a snapshot taken while the
+   * WAL held no commit, and the outage recorded now covers it) or gone.
+   * Known before the state says capturing, so that a status read then
+   * shows the snapshot still to be taken. */
+  check_base = gap == 0 && !d->snapshot_pending;
+  if (check_base) {
+    has_base = latest_has_base(d, &no_base);
+    if (!has_base) {
+      g_mutex_lock(&a->lock);
+      d->snapshot_pending = TRUE;
+      g_mutex_unlock(&a->lock);
+    }
+  }
   d->phase = PHASE_CAPTURING;
   set_state(d, SQLENVFS_ARCHIVER_CAPTURING, NULL);
   g_message("archiver %s: capturing (%s; %u commit(s) archived from the WAL on start)", d->name,
@@ -821,22 +836,16 @@ db_open(Db *d, GError **error)
             res.n_commits);
   if (gap != 0) {
     archiver_queue_snapshot(a, d, gap);
-  } else if (!d->snapshot_pending) {
-    /* Resumed: the chain goes on, but its base may be unusable (a power cut
-     * left the alive time before the pin time of a snapshot taken while the
-     * WAL held no commit, and the outage recorded now covers it) or gone. */
-    g_autofree char *no_base = NULL;
-    if (latest_has_base(d, &no_base)) {
-      g_mutex_lock(&a->lock);
-      d->alive_from = 0;
-      g_mutex_unlock(&a->lock);
-      if (!note_alive(d, t_lock, 0, error))
-        return FALSE;
-    } else {
-      g_warning("archiver %s: the newest archived state cannot be restored: %s; taking a fresh "
-                "snapshot to start a recoverable window", d->name, no_base);
-      archiver_queue_snapshot(a, d, 0);
-    }
+  } else if (!has_base) {
+    g_warning("archiver %s: the newest archived state cannot be restored: %s; taking a fresh "
+              "snapshot to start a recoverable window", d->name, no_base);
+    archiver_queue_snapshot(a, d, 0);
+  } else if (check_base) {
+    g_mutex_lock(&a->lock);
+    d->alive_from = 0;
+    g_mutex_unlock(&a->lock);
+    if (!note_alive(d, t_lock, 0, error))
+      return FALSE;
   }
   return TRUE;
 }
