@@ -89,7 +89,9 @@
  *       opener at once; one more waits up to SLOT_WAIT_US for one of them
  *       to be released (the kernel sends a file's release after close()
  *       has returned), then is refused (BUSY) before anything is opened,
- *       so that the descriptors they hold are bounded.
+ *       so that the descriptors they hold are bounded. The wait holds a
+ *       serving thread, hence its short bound: were every thread waiting,
+ *       the release itself would be served only once one of them gave up.
  */
 #include "fs.h"
 
