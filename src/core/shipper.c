@@ -1519,8 +1519,17 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
   s->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
   s->base_dir = g_path_get_dirname(s->wal_dir);
   s->root = sqlenvfs_root_open(s->root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
-  if (s->root)
+  if (s->root) {
+    /* Every production database is in the status from the first one
+     * written, so that a refusal or an error is shown for each, not only
+     * for those that have archived something since the start. */
+    g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(s->root);
+    g_mutex_lock(&s->lock);
+    for (guint i = 0; i < names->len; i++)
+      get_db(s, names->pdata[i]);
+    g_mutex_unlock(&s->lock);
     s->conf = sqlenvfs_replica_conf_load(conf_path, NULL, &error);
+  }
   if (s->conf)
     s->s3 = sqlenvfs_s3_new(s->conf, &error);
   if (s->s3 == NULL) {

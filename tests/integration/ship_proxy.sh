@@ -91,6 +91,10 @@ ship_start "$R" "$T/d"
 grep -q "shipping is off: .*$T/creds.*readable .*by group or others.*chmod 600" "$T/d.err" ||
   fail "a credentials file readable by others was not refused clearly: $(cat "$T/d.err")"
 grep -q '^state=error' "$R/.sqlenvfs/replica-status" || fail "status: $(cat "$R/.sqlenvfs/replica-status")"
+# No shipping thread runs then: the status written at the start names
+# each database, or `list` would show no replica at all.
+"$SQLENVFS" list --root "$R" | grep -q 'app .*error, .*by group or others' ||
+  fail "list does not show why shipping is off: $("$SQLENVFS" list --root "$R")"
 assert_eq "$(proxy_requests)" 0 "requests made with refused credentials"
 ship_stop "$T/d"
-pass "a credentials file readable by others is refused; shipping is off, nothing is sent"
+pass "a credentials file readable by others is refused; shipping is off (list says why), nothing is sent"
