@@ -13,7 +13,22 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
 pitr_make_root "$R"
+# No checkpoints of the archiver's own: after a complete one the next
+# commit restarts the WAL, and a kill before that restart is captured is a
+# true gap (nothing tells what the old WAL held past the last archived
+# frame), which would make phase 1 below report one.
+sed -i 's/^checkpoint-pages=.*/checkpoint-pages=1000000/' "$R/sqlenvfs.conf"
 pitr_start_archiver "$R" "$T/a1"
+
+# archived_past T: the archive's alive time (capture known complete up to
+# it, in microseconds) is past T (seconds).
+archived_past() {
+  python3 - "$R/backups/prod/wal_archives/app/alive" "$1" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+sys.exit(0 if data[:8] == b"SQEFSALV" and struct.unpack_from("<q", data, 8)[0] > float(sys.argv[2]) * 1e6 else 1)
+PY
+}
 
 expect_fail 'already held by process' "$SQLENVFS" archive --root "$R"
 pass "a second archiver on the same root is refused"
@@ -30,6 +45,12 @@ track_pid $WPID
 pitr_wait_commits "$T/log" 60
 touch "$T/quiet"
 pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 2 ))
+# Killed once everything before (a checkpoint of the application's, and
+# the WAL restart after it) is archived: from here on only small commits
+# are made and nothing checkpoints, so the WAL cannot restart.
+t_quiet=$(awk '/^T /{t=$4} END{print t}' "$T/log")
+for _ in $(seq 1 300); do archived_past "$t_quiet" && break; sleep 0.1; done
+archived_past "$t_quiet" || fail "the archiver did not archive the quiet phase's start within 30 s"
 kill -9 "$(cat "$T/a1.pid")"
 wait "$(cat "$T/a1.pid")" 2>/dev/null || true
 pitr_wait_commits "$T/log" $(( $(pitr_commits "$T/log") + 10 ))

@@ -51,7 +51,7 @@ pitr_stop_archiver() {
 }
 
 # pitr_commits LOG: how many transactions the oracle's writer has logged.
-pitr_commits() { grep -c '^T ' "$1" 2>/dev/null || true; }
+pitr_commits() { if [ -e "$1" ]; then grep -c '^T ' "$1" || true; else echo 0; fi; }
 
 # pitr_wait_commits LOG N: wait (up to 60 s) until the writer has logged at
 # least N transactions.
