@@ -542,7 +542,10 @@ find_segment(SqlenvfsArchive *ar, const char *path)
   return -1;
 }
 
-/* Delete every shipped part of @seg_key. */
+/* Delete every shipped part of @seg_key, the last first: a delete cut
+ * short leaves parts contiguous from 0, which the state (and a LIST of the
+ * replica) still describes, and @seg_key stays in parts_end until all are
+ * gone, so that the next round deletes the rest (ship_archive). */
 static gboolean
 delete_parts(SqlenvfsShipper *s, const char *seg_key, GError **error)
 {
@@ -554,7 +557,8 @@ delete_parts(SqlenvfsShipper *s, const char *seg_key, GError **error)
   while (g_hash_table_iter_next(&it, &k, NULL))
     if (g_str_has_prefix(k, prefix))
       g_ptr_array_add(keys, g_strdup(k));
-  for (guint i = 0; i < keys->len; i++) {
+  g_ptr_array_sort(keys, cmp_str_ptr);
+  for (guint i = keys->len; i-- > 0;) {
     if (!sqlenvfs_s3_delete(s->s3, keys->pdata[i], error))
       return FALSE;
     g_hash_table_remove(s->shipped, keys->pdata[i]);
@@ -748,6 +752,19 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
   if (backlog > 0 && d->pending_since == 0)
     d->pending_since = d->notified ? d->notified : g_get_real_time();
   g_mutex_unlock(&s->lock);
+
+  /* A segment shipped whole whose parts are still listed: the delete of
+   * its parts was cut short (the server failed after the upload), or the
+   * state was lost and a LIST found them. One hash lookup per segment. */
+  for (guint k = 0; k < segs->len; k++) {
+    g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+    gboolean found;
+    shipped_size(s->shipped, key, &found);
+    if (!found || !g_hash_table_contains(s->parts_end, key))
+      continue;
+    if (!delete_parts(s, key, error) || !shipped_save(s, error))
+      return FALSE;
+  }
 
   if (backlog > 0) {
     if (d->ar == NULL || !sqlenvfs_archive_refresh(d->ar, NULL) ||
