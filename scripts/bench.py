@@ -759,7 +759,8 @@ def bench_verify(env, runs, n_segments, seg_mib):
             writer.wait()
         archiver.send_signal(signal.SIGTERM)
         archiver.wait()
-        shutil.rmtree(root, ignore_errors=True)
+        if not env.args.keep:
+            shutil.rmtree(root, ignore_errors=True)
         if os.path.exists(stop):
             os.unlink(stop)
 

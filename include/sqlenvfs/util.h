@@ -134,6 +134,10 @@ gpointer sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap);
  * starting from 0, continued with the previous value. */
 guint32 sqlenvfs_crc32(guint32 crc, const void *data, gsize len);
 
+/* The crc32 above of the bytes A then B, from crc32(A) = @crc1, crc32(B) =
+ * @crc2 and B's length @len, without the bytes (zlib's crc32_combine). */
+guint32 sqlenvfs_crc32_combine(guint32 crc1, guint32 crc2, guint64 len);
+
 /* The crc32 above of a whole file, and its size (when @size is not NULL);
  * FALSE and *error naming @path on a read error. */
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,

@@ -109,7 +109,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "archive_int.h"
@@ -663,7 +662,7 @@ archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean 
       if (seg_crc && body < COMBINE_MIN)
         *seg_crc = crc(sc, p, (gsize)e->length);
       else if (seg_crc)
-        *seg_crc = crc((guint32)crc32_combine(sc, rc, (z_off_t)body), p + body, REC_TRAILER_SIZE);
+        *seg_crc = crc(sqlenvfs_crc32_combine(sc, rc, (guint64)body), p + body, REC_TRAILER_SIZE);
       e->offset = off;
       return TRUE;
     }
@@ -691,7 +690,7 @@ archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean 
   if (get32(trailer) != c || get32(trailer + 4) != REC_END_MAGIC)
     return FALSE;
   if (seg_crc) {
-    sc = (guint32)crc32_combine(sc, c, (z_off_t)(e->length - REC_TRAILER_SIZE));
+    sc = sqlenvfs_crc32_combine(sc, c, e->length - REC_TRAILER_SIZE);
     *seg_crc = crc(sc, trailer, sizeof trailer);
   }
   e->offset = off;

@@ -112,22 +112,45 @@ version_before(const Version *a, const Version *b)
 
 /* Sort @v (@n versions) by version_before(), with @tmp of as many: a merge
  * sort whose scratch comes from sqlenvfs_alloc_large() (a segment's versions
- * run to megabytes, touched once). */
+ * run to megabytes, touched once). Versions come in record order, and a
+ * record's pages mostly ascend from one record to the next (a table that
+ * grows), so runs are sorted by insertion first, and two runs already in
+ * order are copied without comparing their elements; the passes alternate
+ * between @v and @tmp. */
 static void
 sort_versions(Version *v, gsize n, Version *tmp)
 {
-  for (gsize w = 1; w < n; w *= 2) {
+  enum { RUN = 32 };
+  Version *src = v, *dst = tmp;
+
+  for (gsize lo = 0; lo < n; lo += RUN) {
+    gsize hi = MIN(lo + RUN, n);
+    for (gsize i = lo + 1; i < hi; i++) {
+      Version x = v[i];
+      gsize j = i;
+      for (; j > lo && version_before(&x, &v[j - 1]); j--)
+        v[j] = v[j - 1];
+      v[j] = x;
+    }
+  }
+  for (gsize w = RUN; w < n; w *= 2) {
     for (gsize lo = 0; lo < n; lo += 2 * w) {
       gsize mid = MIN(lo + w, n), hi = MIN(lo + 2 * w, n), i = lo, j = mid, k = lo;
-      while (i < mid && j < hi)
-        tmp[k++] = version_before(&v[j], &v[i]) ? v[j++] : v[i++];
-      while (i < mid)
-        tmp[k++] = v[i++];
-      while (j < hi)
-        tmp[k++] = v[j++];
+      if (mid < hi && version_before(&src[mid], &src[mid - 1]))
+        while (i < mid && j < hi)
+          dst[k++] = version_before(&src[j], &src[i]) ? src[j++] : src[i++];
+      memcpy(dst + k, src + i, (mid - i) * sizeof *src);
+      k += mid - i;
+      memcpy(dst + k, src + j, (hi - j) * sizeof *src);
     }
-    memcpy(v, tmp, n * sizeof *v);
+    {
+      Version *t = src;
+      src = dst;
+      dst = t;
+    }
   }
+  if (src != v)
+    memcpy(v, src, n * sizeof *v);
 }
 
 static gboolean

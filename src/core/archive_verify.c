@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "archive_int.h"
@@ -277,8 +276,8 @@ check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
     gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
     if (stored == 0 || stored > raw || stored > (gsize)(table - pos))
       return "has a block table that does not match its data";
-    folded = (guint32)crc32_combine(folded, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
-                                    (z_off_t)stored);
+    folded = sqlenvfs_crc32_combine(folded, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
+                                    (guint64)stored);
     if (stored < raw) {
       unsigned long long content = ZSTD_getFrameContentSize(pos, stored);
       size_t frame = ZSTD_findFrameCompressedSize(pos, stored);
@@ -289,7 +288,7 @@ check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
   }
   if (pos != table)
     return "has bytes between its last block and its block table";
-  folded = (guint32)crc32_combine(folded, crc(0, table, table_len), (z_off_t)table_len);
+  folded = sqlenvfs_crc32_combine(folded, crc(0, table, table_len), (guint64)table_len);
   if (folded != get32(table + table_len))
     return "has a compressed block that fails its checksum";
   return NULL;

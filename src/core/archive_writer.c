@@ -9,7 +9,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 #include <zstd.h>
 
 #include "archive_int.h"
@@ -546,8 +545,8 @@ seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
   put32(trailer + 4, REC_END_MAGIC);
   if (!seg_append(w, trailer, sizeof trailer, error) || !seg_flush(w, error))
     return FALSE;
-  w->seg_crc = (guint32)crc32_combine(w->seg_crc_before, w->cur_crc,
-                                      (z_off_t)(w->seg_size - w->rec_start));
+  w->seg_crc = sqlenvfs_crc32_combine(w->seg_crc_before, w->cur_crc,
+                                      w->seg_size - w->rec_start);
   return TRUE;
 }
 
@@ -825,7 +824,7 @@ finish_compressed(SqlenvfsArchiveWriter *w, GError **error)
     if (!seg_write(w, hdr, sizeof hdr, w->rec_start, error))
       return FALSE;
   }
-  w->cur_crc = (guint32)crc32_combine(crc(0, hdr, sizeof hdr), w->cur_crc, (z_off_t)body_len);
+  w->cur_crc = sqlenvfs_crc32_combine(crc(0, hdr, sizeof hdr), w->cur_crc, (guint64)body_len);
   return TRUE;
 }
 

@@ -30,7 +30,6 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
@@ -2709,8 +2708,8 @@ sqlenvfs_blocks_parse(const void *data, gsize len, const char *what, guint64 wan
   for (guint32 i = 0; i < count; i++) {
     guint64 blen = MIN((guint64)bs, size - (guint64)i * bs);
     whole = i == 0 ? get32(p + BLOCKS_HEAD)
-                   : (guint32)crc32_combine(whole, get32(p + BLOCKS_HEAD + (gsize)i * 4),
-                                            (z_off_t)blen);
+                   : sqlenvfs_crc32_combine(whole, get32(p + BLOCKS_HEAD + (gsize)i * 4),
+                                            blen);
   }
   if (count == 0)
     whole = 0;

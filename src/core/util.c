@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <isa-l/crc.h>
+#include <zlib.h>
 
 sqlite3 *
 sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
@@ -448,6 +449,34 @@ guint32
 sqlenvfs_crc32(guint32 crc, const void *data, gsize len)
 {
   return crc32_gzip_refl(crc, data, len);
+}
+
+/* zlib's crc32_combine() works out the operator for @len (a power of x
+ * modulo the polynomial, by squarings) on every call; the lengths combined
+ * repeat (records and blocks of a few sizes), so each thread keeps the
+ * operators of the last few and applies them alone (one multiplication). */
+guint32
+sqlenvfs_crc32_combine(guint32 crc1, guint32 crc2, guint64 len)
+{
+  enum { N_OPS = 8 };
+  static _Thread_local struct {
+    guint64 len;
+    uLong op;
+  } ops[N_OPS];
+  static _Thread_local guint next;
+  guint i;
+
+  if (len == 0)
+    return crc1 ^ crc2;
+  for (i = 0; i < N_OPS; i++)
+    if (ops[i].len == len)
+      break;
+  if (i == N_OPS) {
+    i = next++ % N_OPS;
+    ops[i].len = len;
+    ops[i].op = crc32_combine_gen((z_off_t)len);
+  }
+  return (guint32)crc32_combine_op(crc1, crc2, ops[i].op);
 }
 
 gboolean

@@ -1,4 +1,4 @@
-/* Unit tests for util: how the project opens databases. */
+/* Unit tests for util: how the project opens databases, crc32. */
 #include "testutil.h"
 
 #include "sqlenvfs/util.h"
@@ -81,6 +81,30 @@ START_TEST(test_no_ckpt_on_close)
 }
 END_TEST
 
+/* crc32(A then B) from crc32(A), crc32(B) and B's length, for more
+ * lengths than the operators kept (so that they are replaced), each twice
+ * (so that a kept one is used), and for an empty B. */
+START_TEST(test_crc32_combine)
+{
+  static const gsize lens[] = { 0, 1, 7, 8, 100, 4096, 4104, 65536, 65537, 100000,
+                                262144, 3, 5000, 12, 4096, 1, 65536, 131072, 9 };
+  g_autofree guint8 *buf = g_malloc(400000);
+  guint32 seed = 1;
+  for (gsize i = 0; i < 400000; i++) {
+    seed = seed * 1103515245u + 12345u;
+    buf[i] = (guint8)(seed >> 16);
+  }
+  for (int round = 0; round < 2; round++)
+    for (guint k = 0; k < G_N_ELEMENTS(lens); k++) {
+      gsize a = 1000 + 37 * k, b = lens[k];
+      guint32 whole = sqlenvfs_crc32(0, buf, a + b);
+      guint32 got = sqlenvfs_crc32_combine(sqlenvfs_crc32(0, buf, a),
+                                           sqlenvfs_crc32(0, buf + a, b), b);
+      ck_assert_msg(got == whole, "length %zu: 0x%08x, want 0x%08x", b, got, whole);
+    }
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -89,6 +113,7 @@ suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_open_flags);
   tcase_add_test(tc, test_no_ckpt_on_close);
+  tcase_add_test(tc, test_crc32_combine);
   suite_add_tcase(s, tc);
   return s;
 }
