@@ -769,10 +769,12 @@ def run_all(env, args):
     """Every section, on a database of --size-mib (or those of --only)."""
     rows = env.make_db(args.size_mib)
     if args.only:
-        env.mount()
-        wait_archiver_settled(env)
+        if args.only.split(",")[0] != "read":  # which mounts, as in the full run
+            env.mount()
+            wait_archiver_settled(env)
         for name in args.only.split(","):
-            {"backup": lambda: bench_backup(env, args.runs),
+            {"read": lambda: bench_prod_read(env, args.runs, bench_snapshot_read(env, args.runs)),
+             "backup": lambda: bench_backup(env, args.runs),
              "pitr": lambda: bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0)),
              "latency": lambda: bench_latency(env, 400),
              "writer": lambda: bench_writer(env, args.writer_seconds, 8),
@@ -806,7 +808,7 @@ def main():
     ap.add_argument("--scale-only", metavar="MIB,...",
                     help="run only the scaling table, at these sizes (e.g. 4096)")
     ap.add_argument("--only", metavar="SECTION,...",
-                    help="run only these sections on the main database: backup, pitr, memory (the daemon's "
+                    help="run only these sections on the main database: read (snapshot and prod/ through the mount), backup, pitr, memory (the daemon's "
                          "peak RSS after the sections before it), latency, writer, "
                     "verify (on its own root)")
     ap.add_argument("--dir")

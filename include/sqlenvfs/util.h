@@ -123,6 +123,19 @@ gboolean sqlenvfs_rm_rf(const char *path, GError **error);
  * as g_malloc() does; free with g_free(). */
 gpointer sqlenvfs_alloc_large(gsize len);
 
+/* Whether sqlenvfs_alloc_large() asks for huge pages (it does unless told
+ * otherwise). A process that runs for long (the mount, the archiver) turns
+ * it off before its threads start: a huge page advised within malloc's
+ * heap stays so once the buffer is freed, and every later small block
+ * there then keeps 2 MiB resident, so that its memory grows with what it
+ * ever freed. */
+void sqlenvfs_set_large_pages(gboolean on);
+
+/* @len bytes, rounded up to 2 MiB, on a 2 MiB boundary with huge pages
+ * asked for, mapped for the life of the process (never freed): buffers
+ * kept and reused, as the mount's reply buffers. Aborts when no memory. */
+gpointer sqlenvfs_alloc_kept(gsize len);
+
 /* Grow the block @p (*cap bytes from g_malloc(), sqlenvfs_alloc_large()
  * or this, or NULL and 0) to hold at least @want bytes, keeping its first
  * @used: to twice its size, and from 256 KiB on to whole huge pages from

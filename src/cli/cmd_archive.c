@@ -67,6 +67,7 @@ cmd_archive(int argc, char **argv)
   if (verbose)
     g_log_set_debug_enabled(TRUE);
 
+  sqlenvfs_set_large_pages(FALSE); /* runs for long: memory freed goes back */
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;

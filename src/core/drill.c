@@ -326,7 +326,9 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
     r->wal_frame = pos->frame;
     g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
             (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
-    if (archiver != NULL && !sqlenvfs_archiver_sync(archiver, db, timeout_us, &local)) {
+    if (archiver != NULL &&
+        !sqlenvfs_archiver_sync(archiver, db, MAX(deadline - g_get_monotonic_time(), 1),
+                                &local)) {
       g_debug("drill %s: archiver sync: %s", db, local->message);
       g_clear_error(&local);
     }

@@ -408,13 +408,41 @@ sqlenvfs_rm_rf(const char *path, GError **error)
 /* A transparent huge page on x86-64 and arm64 (4 KiB base pages). */
 #define LARGE_PAGE ((gsize)2 << 20)
 
+static gboolean large_pages = TRUE;
+
+void
+sqlenvfs_set_large_pages(gboolean on)
+{
+  large_pages = on;
+}
+
+gpointer
+sqlenvfs_alloc_kept(gsize len)
+{
+  gsize n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  guint8 *p = mmap(NULL, n + LARGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                   -1, 0);
+  gsize head;
+
+  if (p == MAP_FAILED)
+    g_error("%s: failed to map %" G_GSIZE_FORMAT " bytes", G_STRLOC, n + LARGE_PAGE);
+  /* Keep the 2 MiB-aligned part only. */
+  head = (LARGE_PAGE - ((guintptr)p & (LARGE_PAGE - 1))) & (LARGE_PAGE - 1);
+  if (head > 0)
+    munmap(p, head);
+  if (LARGE_PAGE - head > 0)
+    munmap(p + head + n, LARGE_PAGE - head);
+  (void)madvise(p + head, n, MADV_HUGEPAGE);
+  return p + head;
+}
+
 gpointer
 sqlenvfs_alloc_large(gsize len)
 {
   gsize n;
   void *p;
 
-  if (len < LARGE_PAGE / 2)
+  if (len < LARGE_PAGE / 2 || !large_pages)
     return g_malloc(len);
   n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
   p = aligned_alloc(LARGE_PAGE, n);

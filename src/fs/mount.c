@@ -517,6 +517,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
    * memory stays bounded by what is in use, not by the threads that ever
    * served a large read). */
   mallopt(M_ARENA_MAX, 2);
+  sqlenvfs_set_large_pages(FALSE);
   root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;

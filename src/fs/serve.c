@@ -34,11 +34,14 @@
  *       read-ahead pool (through the view, never a descriptor of ours), which
  *       brings those pages into the OS page cache. A handle is released only
  *       once its read-ahead tasks have finished.
- *   (5) A pitr read is composed in a buffer of the thread that serves it,
- *       kept from one request to the next (2 MiB aligned, huge pages
- *       asked for): replying pins its pages for the kernel to copy them
- *       into the page cache, and a buffer allocated per request would be
- *       faulted in and pinned page by page each time.
+ *   (5) A pitr read is composed in a buffer kept from one request to the
+ *       next (2 MiB aligned, huge pages asked for): replying pins its pages
+ *       for the kernel to copy them into the page cache, and a buffer
+ *       allocated per request would be faulted in and pinned page by page
+ *       each time. At most REPLY_POOL such buffers are kept, shared by the
+ *       serving threads (one per thread made the daemon's memory grow by 2
+ *       MiB with each thread that ever served a pitr read); a read that
+ *       finds none free uses one of its own for that reply.
  *   (6) The open of a pitr file that made its state (the first in this
  *       mount) is served with direct_io: its reads go from the base and the
  *       cache file straight into the reader's buffer, and the kernel keeps
@@ -69,7 +72,7 @@
 static const char sqlite_magic[16] = "SQLite format 3";
 
 #define PREFETCH_WINDOW (8u << 20)
-#define REPLY_BUF_ALIGN (2u << 20)
+#define REPLY_BUF_SIZE (2u << 20) /* > the largest request (1 MiB) */
 #define PREFETCH_CHUNK (1u << 20)
 
 struct _FsHandle {
@@ -454,36 +457,47 @@ read_stored(fuse_req_t req, FsHandle *h, size_t size, off_t off)
   }
 }
 
-/* Each thread's buffer for the replies of pitr reads (invariant 5). */
-typedef struct {
-  guint8 *data;
-  gsize len;
-} ReplyBuf;
+/* The buffers pitr reads are composed in (invariant 5): at most
+ * REPLY_POOL of REPLY_BUF_SIZE, kept and shared by the serving threads. */
+#define REPLY_POOL 4
+static GMutex reply_lock;
+static guint8 *reply_free[REPLY_POOL];
+static guint n_reply_free, n_reply_made;
 
-static void
-reply_buf_free(gpointer p)
+/* A buffer of at least @size bytes; *@pooled says whether to give it back
+ * (reply_buf_give) or free it. */
+static guint8 *
+reply_buf_take(gsize size, gboolean *pooled)
 {
-  ReplyBuf *b = p;
-  g_free(b->data);
-  g_free(b);
+  guint8 *b = NULL;
+  *pooled = FALSE;
+  if (size <= REPLY_BUF_SIZE) {
+    g_mutex_lock(&reply_lock);
+    if (n_reply_free > 0) {
+      b = reply_free[--n_reply_free];
+      *pooled = TRUE;
+    } else if (n_reply_made < REPLY_POOL) {
+      n_reply_made++;
+      *pooled = TRUE;
+    }
+    g_mutex_unlock(&reply_lock);
+    if (*pooled && b == NULL)
+      b = sqlenvfs_alloc_kept(REPLY_BUF_SIZE); /* huge pages: fewer to pin */
+  }
+  return *pooled ? b : g_malloc(size);
 }
 
-static GPrivate reply_buf_key = G_PRIVATE_INIT(reply_buf_free);
-
-static guint8 *
-reply_buf(gsize size)
+static void
+reply_buf_give(guint8 *b, gboolean pooled)
 {
-  ReplyBuf *b = g_private_get(&reply_buf_key);
-  if (b == NULL) {
-    b = g_new0(ReplyBuf, 1);
-    g_private_set(&reply_buf_key, b);
+  if (!pooled) {
+    g_free(b);
+    return;
   }
-  if (b->len < size) {
-    g_free(b->data);
-    b->len = (size + REPLY_BUF_ALIGN - 1) / REPLY_BUF_ALIGN * REPLY_BUF_ALIGN;
-    b->data = sqlenvfs_alloc_large(b->len); /* huge pages: fewer to pin */
-  }
-  return b->data;
+  g_mutex_lock(&reply_lock);
+  g_assert(n_reply_free < REPLY_POOL);
+  reply_free[n_reply_free++] = b;
+  g_mutex_unlock(&reply_lock);
 }
 
 /* A pitr state read on demand: the bytes the restore gives, with the
@@ -492,17 +506,19 @@ static void
 read_pitr_file(fuse_req_t req, FsHandle *h, size_t size, off_t off)
 {
   g_autoptr(GError) error = NULL;
-  guint8 *buf = reply_buf(size);
+  gboolean pooled;
+  guint8 *buf = reply_buf_take(size, &pooled);
   gssize n = fs_pitr_file_read(h->pitr_file, buf, size, off, &error);
 
   if (n < 0) {
     g_warning("read pitr %s at %" G_GINT64_FORMAT ": %s", h->db, (gint64)off, error->message);
     fuse_reply_err(req, sqlenvfs_error_to_errno(error));
-    return;
+  } else {
+    if (h->patch_header)
+      patch_version(buf, off, n);
+    fuse_reply_buf(req, (const char *)buf, (size_t)n);
   }
-  if (h->patch_header)
-    patch_version(buf, off, n);
-  fuse_reply_buf(req, (const char *)buf, (size_t)n);
+  reply_buf_give(buf, pooled);
 }
 
 /* Every reader gets a range within the file: nothing past its end. */

@@ -105,6 +105,49 @@ START_TEST(test_crc32_combine)
 }
 END_TEST
 
+/* Whether the mapping holding @addr has huge pages advised (VmFlags hg). */
+static gboolean
+advised_huge(gconstpointer addr)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  gboolean in = FALSE;
+  ck_assert(g_file_get_contents("/proc/self/smaps", &text, NULL, NULL));
+  lines = g_strsplit(text, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++) {
+    char *end;
+    guint64 lo = g_ascii_strtoull(lines[i], &end, 16), hi;
+    if (end != lines[i] && *end == '-') { /* "lo-hi perms ...": a mapping */
+      hi = g_ascii_strtoull(end + 1, NULL, 16);
+      in = (guintptr)addr >= lo && (guintptr)addr < hi;
+    } else if (in && g_str_has_prefix(lines[i], "VmFlags:")) {
+      return strstr(lines[i], " hg") != NULL;
+    }
+  }
+  return FALSE;
+}
+
+/* Large buffers ask for huge pages unless a long-running process turned
+ * that off; kept buffers always do, on a 2 MiB boundary. */
+START_TEST(test_alloc_large_pages)
+{
+  gsize len = 3 << 20;
+  guint8 *a = sqlenvfs_alloc_large(len), *b, *k = sqlenvfs_alloc_kept(len);
+  memset(a, 1, len);
+  ck_assert(advised_huge(a + len / 2));
+  g_free(a);
+  sqlenvfs_set_large_pages(FALSE);
+  b = sqlenvfs_alloc_large(len);
+  memset(b, 2, len);
+  ck_assert(!advised_huge(b + len / 2));
+  g_free(b);
+  sqlenvfs_set_large_pages(TRUE);
+  ck_assert_uint_eq((guintptr)k % (2 << 20), 0);
+  memset(k, 3, 4 << 20); /* rounded up to 4 MiB, all of it usable */
+  ck_assert(advised_huge(k) && advised_huge(k + (4 << 20) - 1));
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -114,6 +157,7 @@ suite(void)
   tcase_add_test(tc, test_open_flags);
   tcase_add_test(tc, test_no_ckpt_on_close);
   tcase_add_test(tc, test_crc32_combine);
+  tcase_add_test(tc, test_alloc_large_pages);
   suite_add_tcase(s, tc);
   return s;
 }
