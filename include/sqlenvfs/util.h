@@ -115,9 +115,10 @@ gboolean sqlenvfs_refuse_symlink(const char *path, const char *what, GError **er
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 
 /* Memory for a large buffer that is written through once (a read window,
- * a summary being built): from 1 MiB on, on a 2 MiB boundary and rounded
- * up to it, with transparent huge pages asked for, so that touching it
- * costs a page fault per 2 MiB instead of one per 4 KiB. A first touch of
+ * a summary being built): from 1 MiB on (unless turned off, below), on a
+ * 2 MiB boundary and rounded up to it, with transparent huge pages asked
+ * for, so that touching it costs a page fault per 2 MiB instead of one per
+ * 4 KiB. A first touch of
  * new memory costs 10-15 us a page on some virtual machines, more than
  * reading the same bytes from the page cache. Aborts on lack of memory,
  * as g_malloc() does; free with g_free(). */

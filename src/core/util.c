@@ -426,12 +426,11 @@ sqlenvfs_alloc_kept(gsize len)
 
   if (p == MAP_FAILED)
     g_error("%s: failed to map %" G_GSIZE_FORMAT " bytes", G_STRLOC, n + LARGE_PAGE);
-  /* Keep the 2 MiB-aligned part only. */
+  /* Keep the 2 MiB-aligned part only (head < LARGE_PAGE: a tail is left). */
   head = (LARGE_PAGE - ((guintptr)p & (LARGE_PAGE - 1))) & (LARGE_PAGE - 1);
   if (head > 0)
     munmap(p, head);
-  if (LARGE_PAGE - head > 0)
-    munmap(p + head + n, LARGE_PAGE - head);
+  munmap(p + head + n, LARGE_PAGE - head);
   (void)madvise(p + head, n, MADV_HUGEPAGE);
   return p + head;
 }
