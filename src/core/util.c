@@ -408,6 +408,13 @@ sqlenvfs_rm_rf(const char *path, GError **error)
 /* A transparent huge page on x86-64 and arm64 (4 KiB base pages). */
 #define LARGE_PAGE ((gsize)2 << 20)
 
+/* @len rounded up to whole huge pages. */
+static gsize
+whole_large_pages(gsize len)
+{
+  return (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+}
+
 static gboolean large_pages = TRUE;
 
 void
@@ -419,7 +426,7 @@ sqlenvfs_set_large_pages(gboolean on)
 gpointer
 sqlenvfs_alloc_kept(gsize len)
 {
-  gsize n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  gsize n = whole_large_pages(len);
   guint8 *p = mmap(NULL, n + LARGE_PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
                    -1, 0);
   gsize head;
@@ -443,7 +450,7 @@ sqlenvfs_alloc_large(gsize len)
 
   if (len < LARGE_PAGE / 2 || !large_pages)
     return g_malloc(len);
-  n = (len + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  n = whole_large_pages(len);
   p = aligned_alloc(LARGE_PAGE, n);
   if (p == NULL)
     g_error("%s: failed to allocate %" G_GSIZE_FORMAT " bytes", G_STRLOC, n);
@@ -463,7 +470,7 @@ sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap)
     *cap = n;
     return g_realloc(p, n);
   }
-  n = (n + LARGE_PAGE - 1) & ~(LARGE_PAGE - 1);
+  n = whole_large_pages(n);
   q = sqlenvfs_alloc_large(n);
   if (used > 0)
     memcpy(q, p, used);
