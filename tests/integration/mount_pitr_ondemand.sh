@@ -249,14 +249,18 @@ if [ "$direct" = True ]; then
 else
   s1=$(served)
 fi
+resident2=$(fincore --bytes --noheadings --output RES "$F3" | tr -d ' ')
 cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
   || fail "the third read of pitr/<T3>/app.db differs from the restore"
 # One more open, which reads the header (100 bytes) at open, after the
 # third read: a document that shows it was rendered after that read.
 python3 -c 'import sys; open(sys.argv[1], "rb").close()' "$F3"
 s2=$(served_at_least $((s1 + 200)))
-note "bytes served by the daemon: second read $((s1 - s0)), third read and one more open $((s2 - s1))"
-[ $((s2 - s1)) -lt 4096 ] \
+note "bytes served by the daemon: second read $((s1 - s0)), third read and one more open $((s2 - s1)); the kernel kept $resident2 bytes before the third read"
+# The kernel may drop a few pages of its cache between two reads (memory
+# pressure from the tests beside this one); those come from the daemon
+# again. An open that threw the cache away would have all of it served.
+[ $((s2 - s1)) -lt $((size / 10)) ] \
   || fail "a re-read of a state read whole reached the daemon ($((s2 - s1)) bytes served)"
 pass "a state's first open is not cached by the kernel and can be memory-mapped; a re-read comes from the page cache"
 
