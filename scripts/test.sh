@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite, from nothing: install what is missing, build twice
-# (-Dwerror=true, then ASan+UBSan), and run every unit and integration test
-# under both builds; then build the fuzz targets (clang, libFuzzer,
-# ASan+UBSan) and run each briefly over its seed corpus (suite "fuzz";
-# longer runs: scripts/fuzz.sh). Prints "N passed, N failed" last; exits
-# non-zero on any failure.
+# The whole test suite, from nothing: install what is missing, build twice,
+# both with -Dwerror=true and optimized as a release is:
+#   plain      without sanitizers: the unit tests (where MALLOC_PERTURB_
+#              fills fresh memory, which finds reads of memory never
+#              written) and the benchmark scripts' short runs (suite
+#              "bench": benchmarks measure this build);
+#   ASan+UBSan every unit and integration test except those short runs;
+# then build the fuzz targets (clang, libFuzzer, ASan+UBSan) and run each
+# briefly over its seed corpus (suite "fuzz"; longer runs: scripts/fuzz.sh).
+# Prints "N passed, N failed" last; exits non-zero on any failure.
+# MESON_TEST_ARGS, when set, replaces each build's selection of tests.
 #
 # Each build's tests share one S3 server (scripts/s3server.sh, started in the
 # background while the build runs, stopped after its tests and on any exit):
@@ -97,8 +102,11 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export LSAN_OPTIONS="suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
 
-run_variant werror -Dwerror=true -Dbuildtype=debugoptimized
-run_variant asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debug
+MESON_TEST_ARGS=${MESON_TEST_ARGS-"--suite unit --suite bench"} \
+  run_variant werror -Dwerror=true -Dbuildtype=debugoptimized
+MESON_TEST_ARGS=${MESON_TEST_ARGS-"--no-suite bench"} \
+  run_variant asan -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false \
+  -Dbuildtype=debugoptimized
 CC=clang MESON_TEST_ARGS="--suite fuzz" S3_SHARED=0 run_variant fuzz -Dfuzz=true -Dtests=false \
   -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized
 
