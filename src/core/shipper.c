@@ -718,13 +718,14 @@ ship_small(SqlenvfsShipper *s, const char *dir, const char *db, const char *name
   return TRUE;
 }
 
-/* What of database @name's archive is not shipped (bytes), from file sizes. */
+/* What of an archive is not shipped (bytes), from file sizes: its segment
+ * files @segs in @dir, whose replica keys are @keys. */
 static guint64
-archive_backlog(SqlenvfsShipper *s, const char *dir, const char *name, GPtrArray *segs)
+archive_backlog(SqlenvfsShipper *s, const char *dir, GPtrArray *segs, GPtrArray *keys)
 {
   guint64 backlog = 0;
   for (guint k = 0; k < segs->len; k++) {
-    g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+    const char *key = keys->pdata[k];
     g_autofree char *path = g_build_filename(dir, segs->pdata[k], NULL);
     gboolean found;
     struct stat st;
@@ -741,11 +742,14 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
 {
   g_autofree char *dir = g_build_filename(s->wal_dir, name, NULL);
   g_autoptr(GPtrArray) segs = list_segment_files(dir);
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_full(segs->len, g_free);
   ShipDb *d;
   guint64 backlog;
   gboolean changed = FALSE;
 
-  backlog = archive_backlog(s, dir, name, segs);
+  for (guint k = 0; k < segs->len; k++)
+    g_ptr_array_add(keys, g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]));
+  backlog = archive_backlog(s, dir, segs, keys);
   g_mutex_lock(&s->lock);
   d = get_db(s, name);
   d->backlog = backlog;
@@ -757,7 +761,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
    * its parts was cut short (the server failed after the upload), or the
    * state was lost and a LIST found them. One hash lookup per segment. */
   for (guint k = 0; k < segs->len; k++) {
-    g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+    const char *key = keys->pdata[k];
     gboolean found;
     shipped_size(s->shipped, key, &found);
     if (!found || !g_hash_table_contains(s->parts_end, key))
@@ -776,7 +780,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
         return FALSE;
     }
     for (guint k = 0; k < segs->len; k++) {
-      g_autofree char *key = g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]);
+      const char *key = keys->pdata[k];
       g_autofree char *path = g_build_filename(dir, segs->pdata[k], NULL);
       gboolean found;
       gint i;
@@ -813,7 +817,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
     return FALSE;
   if (changed)
     *shipped_any = TRUE;
-  backlog = archive_backlog(s, dir, name, segs);
+  backlog = archive_backlog(s, dir, segs, keys);
   g_mutex_lock(&s->lock);
   d->backlog = backlog;
   if (changed)
