@@ -257,9 +257,10 @@ cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
 python3 -c 'import sys; open(sys.argv[1], "rb").close()' "$F3"
 s2=$(served_at_least $((s1 + 200)))
 note "bytes served by the daemon: second read $((s1 - s0)), third read and one more open $((s2 - s1)); the kernel kept $resident2 bytes before the third read"
-# The kernel may drop a few pages of its cache between two reads (memory
-# pressure from the tests beside this one); those come from the daemon
-# again. An open that threw the cache away would have all of it served.
+# The kernel does not always keep every page of a file read whole (3 to 7
+# pages of 6,023 short were seen, more with other tests beside this one);
+# those come from the daemon again. An open that threw the cache away
+# would have all of it served.
 [ $((s2 - s1)) -lt $((size / 10)) ] \
   || fail "a re-read of a state read whole reached the daemon ($((s2 - s1)) bytes served)"
 pass "a state's first open is not cached by the kernel and can be memory-mapped; a re-read comes from the page cache"
