@@ -452,6 +452,10 @@ def wait_archiver_settled(env, timeout=600):
     raise RuntimeError(f"the archiver did not settle within {timeout} s: {archiver_status(env)}")
 
 
+# Pairs of the writer row (5-writer), each of --writer-seconds a side.
+WRITER_PAIRS = 16
+
+
 def bench_writer(env, dur, pairs):
     """5. Application write throughput with the archiver running vs without,
     in `pairs` interleaved pairs (the order alternating from pair to pair,
@@ -793,7 +797,7 @@ def run_all(env, args):
              "backup": lambda: bench_backup(env, args.runs),
              "pitr": lambda: bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0)),
              "latency": lambda: bench_latency(env, 400),
-             "writer": lambda: bench_writer(env, args.writer_seconds, 16),
+             "writer": lambda: bench_writer(env, args.writer_seconds, WRITER_PAIRS),
              "verify": lambda: bench_verify(env, args.runs, 24, 64),
              "memory": lambda: bench_memory(env)}[name]()
         return
@@ -803,7 +807,7 @@ def run_all(env, args):
     bench_pitr(env, args.runs, rows, (0.1, 0.5, 1.0))
     bench_memory(env)
     bench_latency(env, 40 if args.smoke else 400)
-    bench_writer(env, args.writer_seconds, 1 if args.smoke else 16)
+    bench_writer(env, args.writer_seconds, 1 if args.smoke else WRITER_PAIRS)
     bench_verify(env, args.runs, *((3, 1) if args.smoke else (24, 64)))
     sizes = [1] if args.smoke else [10, 100, 1024] + ([4096] if args.big else [])
     env.umount()
