@@ -579,7 +579,10 @@ archive_seg_file_buffer(SegFile *sf)
 /* Point *p at bytes [@off, @off + @len) of @sf in its window, reading the
  * window from @off on when it does not hold them; *p NULL when @sf has no
  * window, @len is larger than one, or the file (as large as it was when
- * opened) ends before. FALSE on an I/O error. */
+ * opened) ends before. FALSE on an I/O error. A pass from the first record
+ * to the last moves the part of the window from @off on (the start of a
+ * record cut by the window's end) to its front and reads only what
+ * follows it, so that each byte of the file is read once. */
 gboolean
 archive_seg_map(SegFile *sf, guint64 off, gsize len, const guint8 **p, GError **error)
 {
@@ -587,12 +590,18 @@ archive_seg_map(SegFile *sf, guint64 off, gsize len, const guint8 **p, GError **
   if (sf->win == NULL || len > SEG_WINDOW)
     return TRUE;
   if (off < sf->win_start || off + len > sf->win_start + sf->win_len) {
-    gsize want = off < sf->size ? (gsize)MIN((guint64)SEG_WINDOW, sf->size - off) : 0;
+    guint64 win_end = sf->win_start + sf->win_len;
+    gsize kept = off >= sf->win_start && off < win_end ? (gsize)(win_end - off) : 0;
+    guint64 from = off + kept;
+    gsize want = from < sf->size ? (gsize)MIN((guint64)(SEG_WINDOW - kept), sf->size - from) : 0;
     gsize n = 0;
-    if (want > 0 && !archive_pread_full(sf->fd, sf->win, want, off, &n, sf->path, error))
-      return FALSE;
+    if (kept > 0)
+      memmove(sf->win, sf->win + (off - sf->win_start), kept);
     sf->win_start = off;
-    sf->win_len = n;
+    sf->win_len = kept;
+    if (want > 0 && !archive_pread_full(sf->fd, sf->win + kept, want, from, &n, sf->path, error))
+      return FALSE;
+    sf->win_len = kept + n;
   }
   if (off + len <= sf->win_start + sf->win_len)
     *p = sf->win + (off - sf->win_start);
