@@ -185,12 +185,10 @@ range_commits(Compose *c, guint si, guint64 lo, guint64 hi, guint *from, guint *
   return TRUE;
 }
 
-/* The record path for the records of segment @si with seq in (@lo, @hi],
- * the database @cur_in pages before them: from the last COMMIT to the
- * first, each read and checked whole, the pages past a shrink set to
- * zeros, its own pages set to its images, where not decided yet. */
+/* compose_records() as a record walk. */
 static gboolean
-compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GError **error)
+compose_records_walk(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in,
+                     GError **error)
 {
   SqlenvfsArchive *a = c->a;
   const SqlenvfsArchiveEntry *v;
@@ -278,6 +276,30 @@ compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GE
       c->progress(c->user, c->done, c->total);
   }
   return TRUE;
+}
+
+/* The record path for the records of segment @si with seq in (@lo, @hi],
+ * the database @cur_in pages before them: from the last COMMIT to the
+ * first, each read and checked whole (as a record walk: read a window at
+ * a time, the blocks of compressed records checked by their checksums and
+ * frame headers, as the pages kept are decompressed and checked when the
+ * image reads them), the pages past a shrink set to zeros, its own pages
+ * set to its images, where not decided yet. */
+static gboolean
+compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GError **error)
+{
+  const SqlenvfsArchiveEntry *v;
+  guint from, to, n;
+  gboolean ok;
+
+  if (!range_commits(c, si, lo, hi, &from, &to, NULL, error))
+    return FALSE;
+  v = archive_seg_view(c->a, si, &n);
+  if (from < to)
+    archive_record_walk_begin(c->a, si, v[from].offset, v[to - 1].offset + v[to - 1].length);
+  ok = compose_records_walk(c, si, lo, hi, cur_in, error);
+  archive_record_walk_end(c->a);
+  return ok;
 }
 
 /* A record named by a page map, as its header and page numbers say. */

@@ -780,6 +780,54 @@ archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *d
   return why;
 }
 
+/* The blocks of the compressed COMMIT @rec (@e), checked without
+ * decompressing them: the block table covers the block data exactly, each
+ * block matches its crc32, and each zstd frame declares exactly its pages'
+ * length as its content and ends exactly at its stored length. The record's
+ * own checksum (found right before this is called) covers every byte as
+ * stored, so any change to them since they were written is already found;
+ * what decompressing adds is the proof that the writer's zstd output
+ * decodes, which `verify --full` gives (archive_check_blocks).
+ *
+ * The blocks' checksums are checked without summing their bytes again:
+ * the record's checksum is the crc32 of its head, its blocks and its table
+ * in turn, so folding the table's crc32 of each block between the other two
+ * (crc32_combine) gives the record's checksum exactly when each block's
+ * crc32 in the table is that of its bytes (up to crc32's own 2^-32). NULL
+ * when all is right, else what is wrong ("has ..."). */
+const char *
+archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
+{
+  guint32 sp = archive_stream_pages(e);
+  guint32 ppb = archive_pages_per_block(e->page_size), nb = archive_n_blocks(sp, e->page_size);
+  const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
+  const guint8 *pos = rec + REC_HEADER_SIZE + 4 * (gsize)e->n_pages;
+  const gsize table_len = (gsize)nb * BLOCK_ENTRY_SIZE;
+  guint32 folded = crc(0, rec, (gsize)(pos - rec));
+
+  for (guint32 j = 0; j < nb; j++) {
+    gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
+    gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
+    if (stored == 0 || stored > raw || stored > (gsize)(table - pos))
+      return "has a block table that does not match its data";
+    folded = sqlenvfs_crc32_combine(folded, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
+                                    (guint64)stored);
+    if (stored < raw) {
+      unsigned long long content = ZSTD_getFrameContentSize(pos, stored);
+      size_t frame = ZSTD_findFrameCompressedSize(pos, stored);
+      if (content != (unsigned long long)raw || ZSTD_isError(frame) || frame != stored)
+        return "has a compressed block whose zstd frame does not hold exactly its pages";
+    }
+    pos += stored;
+  }
+  if (pos != table)
+    return "has bytes between its last block and its block table";
+  folded = sqlenvfs_crc32_combine(folded, crc(0, table, table_len), (guint64)table_len);
+  if (folded != get32(table + table_len))
+    return "has a compressed block that fails its checksum";
+  return NULL;
+}
+
 /* The checksum of the SEAL record that ends the segment file @path of
  * @size bytes (FALSE when it does not end with a valid one). */
 gboolean

@@ -171,6 +171,11 @@ guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
 gboolean archive_valid_page_size(guint32 ps);
 gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why);
 const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx);
+/* The blocks of the compressed COMMIT @rec (@e, its checksum found right)
+ * by their checksums and zstd frame headers, not decompressed. */
+const char *archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec);
+void archive_record_walk_begin(SqlenvfsArchive *a, guint si, guint64 lo, guint64 hi);
+void archive_record_walk_end(SqlenvfsArchive *a);
 gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why);
 gboolean archive_parse_seg_name(const char *name, guint64 *number);
 gint archive_cmp_u64(gconstpointer a, gconstpointer b);
@@ -366,6 +371,18 @@ struct _SqlenvfsArchive {
    * (0: none) and offset; its other commits need not read it again. */
   guint checked_batch_seg;
   guint64 checked_batch_off;
+  /* While a walk over the records of a range is on (the record path of
+   * composing: archive_record_walk_begin/end), the records within bytes
+   * [@rwalk_lo, @rwalk_hi) of segment @rwalk_seg are read whole through a
+   * window, refilled going the walk's way, and their blocks checked by
+   * their checksums and frame headers only: the pages an image keeps are
+   * decompressed, and checked, when it reads them. */
+  gboolean rwalk;
+  guint rwalk_seg;
+  guint64 rwalk_lo, rwalk_hi;
+  guint8 *rwin;
+  gsize rwin_cap, rwin_len, rwin_grow;
+  guint64 rwin_off;
   /* The last segment's index had an entry that does not follow from the
    * ones before it; a refresh scans the segment instead, as open did. */
   gboolean is_last_index_bad;

@@ -72,6 +72,7 @@ sqlenvfs_archive_free(SqlenvfsArchive *a)
   if (a->no_sum_of)
     g_array_free(a->no_sum_of, TRUE);
   ZSTD_freeDCtx(a->dctx);
+  g_free(a->rwin);
   if (a->dfd >= 0)
     close(a->dfd);
   g_free(a->dir);
@@ -1583,18 +1584,90 @@ segment_fd(SqlenvfsArchive *a, guint si, GError **error)
   return *fd;
 }
 
-/* Read the record @e whole into @rec (e->length bytes) from @fd and check
- * its header against @e, its checksum and its page numbers. Returns its page
- * numbers (newly allocated), or NULL and *error naming @path. */
+/* The most a record walk's window holds (see SqlenvfsArchive); its first
+ * refill reads RECORD_WINDOW_MIN bytes (or the record), each later one
+ * twice as many as the one before. */
+#define RECORD_WINDOW (1u << 20)
+#define RECORD_WINDOW_MIN (64u * 1024)
+
+void
+archive_record_walk_begin(SqlenvfsArchive *a, guint si, guint64 lo, guint64 hi)
+{
+  a->rwalk = TRUE;
+  a->rwalk_seg = si;
+  a->rwalk_lo = lo;
+  a->rwalk_hi = hi;
+  a->rwin_len = 0;
+  a->rwin_grow = 0;
+}
+
+/* The window's bytes are of the file as it was during the walk: they are
+ * not kept after it, and the batch checked in walk mode (by frames only)
+ * is not taken for one decompressed. */
+void
+archive_record_walk_end(SqlenvfsArchive *a)
+{
+  a->rwalk = FALSE;
+  a->rwin_len = 0;
+  a->rwin_cap = 0;
+  g_clear_pointer(&a->rwin, g_free);
+  a->checked_batch_seg = 0;
+}
+
+/* Bytes [@off, @off + @len) of segment @si (open on @fd) into @buf, *got
+ * of them (fewer: the file ends before). Within the range of a record walk,
+ * through its window: a refill going forward starts at @off, one going
+ * backward (the bytes are before the window) ends at @off + @len, so that
+ * the records the walk takes next are in it, and none reads outside the
+ * range. */
+static gboolean
+record_bytes(SqlenvfsArchive *a, guint si, int fd, const char *path, guint8 *buf, gsize len,
+             guint64 off, gsize *got, GError **error)
+{
+  guint64 start, end;
+  gsize want, n = 0;
+
+  if (!a->rwalk || si != a->rwalk_seg || off < a->rwalk_lo || off + len > a->rwalk_hi ||
+      len > RECORD_WINDOW)
+    return archive_pread_full(fd, buf, len, off, got, path, error);
+  if (a->rwin_len == 0 || off < a->rwin_off || off + len > a->rwin_off + a->rwin_len) {
+    gboolean backward = a->rwin_len > 0 && off < a->rwin_off;
+    want = MAX(len, MAX(RECORD_WINDOW_MIN, a->rwin_grow));
+    want = (gsize)MIN((guint64)MIN(want, RECORD_WINDOW), a->rwalk_hi - a->rwalk_lo);
+    start = backward ? MAX(a->rwalk_lo, off + len - MIN((guint64)want, off + len)) : off;
+    end = MIN(start + want, a->rwalk_hi);
+    if (a->rwin_cap < want) {
+      g_free(a->rwin);
+      a->rwin = g_malloc(want);
+      a->rwin_cap = want;
+    }
+    a->rwin_len = 0;
+    if (!archive_pread_full(fd, a->rwin, (gsize)(end - start), start, &n, path, error))
+      return FALSE;
+    a->rwin_off = start;
+    a->rwin_len = n;
+    a->rwin_grow = MIN(2 * want, RECORD_WINDOW);
+  }
+  *got = off >= a->rwin_off + a->rwin_len
+           ? 0
+           : (gsize)MIN((guint64)len, a->rwin_off + a->rwin_len - off);
+  memcpy(buf, a->rwin + (off - a->rwin_off), *got);
+  return TRUE;
+}
+
+/* Read the record @e whole into @rec (e->length bytes) from @fd (segment
+ * e->segment) and check its header against @e, its checksum and its page
+ * numbers. Returns its page numbers (newly allocated), or NULL and *error
+ * naming @path. */
 static guint32 *
-read_whole_record(int fd, const char *path, const SqlenvfsArchiveEntry *e, guint8 *rec,
-                  GError **error)
+read_whole_record(SqlenvfsArchive *a, int fd, const char *path, const SqlenvfsArchiveEntry *e,
+                  guint8 *rec, GError **error)
 {
   g_autofree guint32 *pgnos = NULL;
   SqlenvfsArchiveEntry disk;
   gsize got;
 
-  if (!archive_pread_full(fd, rec, e->length, e->offset, &got, path, error))
+  if (!record_bytes(a, e->segment, fd, path, rec, e->length, e->offset, &got, error))
     return NULL;
   if (got < e->length) {
     archive_corrupt(error, path, e, "is cut short (the file is truncated)");
@@ -1643,7 +1716,7 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
                 " (%" G_GUINT64_FORMAT " bytes)", path, e->seq, e->length);
     return NULL;
   }
-  pgnos = read_whole_record(fd, path, e, rec, error);
+  pgnos = read_whole_record(a, fd, path, e, rec, error);
   if (pgnos == NULL)
     return NULL;
   if (pages != NULL) {
@@ -1655,10 +1728,14 @@ read_compressed(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **page
       return NULL;
     }
   }
-  if (a->dctx == NULL)
-    a->dctx = ZSTD_createDCtx();
-  g_assert(a->dctx != NULL); /* fails only for lack of memory, as g_malloc would */
-  why = archive_check_blocks(e, rec, out, a->dctx);
+  if (pages == NULL && a->rwalk) {
+    why = archive_check_block_frames(e, rec);
+  } else {
+    if (a->dctx == NULL)
+      a->dctx = ZSTD_createDCtx();
+    g_assert(a->dctx != NULL); /* fails only for lack of memory, as g_malloc would */
+    why = archive_check_blocks(e, rec, out, a->dctx);
+  }
   if (why != NULL) {
     archive_corrupt(error, path, e, why);
     return NULL;
@@ -1708,7 +1785,7 @@ read_member(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *e, guint8 **pages, G
   if (fd < 0)
     return NULL;
   rec = g_malloc(e->length);
-  pgnos = read_whole_record(fd, path, e, rec, error);
+  pgnos = read_whole_record(a, fd, path, e, rec, error);
   if (pgnos == NULL)
     return NULL;
   h = sqlenvfs_archive_batch_first(a, e, &first);
