@@ -358,8 +358,21 @@ window_at(int fd, const char *path, guint64 size, guint64 off, gsize len, Member
  * segment are often far apart, and a restore should read little more than
  * it uses. */
 #define HOLDER_READ (REC_HEADER_SIZE + 4 * 64)
+
+/* archive_pread_full() of @fd, or through @rs's read-ahead when it is not
+ * NULL (the file it reads). */
+static gboolean
+holder_pread(int fd, SqlenvfsArchiveRecordSource *rs, const char *path, void *buf, gsize len,
+             guint64 off, gsize *got)
+{
+  if (rs != NULL)
+    return archive_record_source_pread(rs, buf, len, off, got, NULL);
+  return archive_pread_full(fd, buf, len, off, got, path, NULL);
+}
+
 static Holder *
-read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_size)
+read_holder(int fd, SqlenvfsArchiveRecordSource *rs, const char *path, guint64 size, guint64 off,
+            guint32 page_size)
 {
   guint8 head[HOLDER_READ];
   g_autofree guint8 *more = NULL;
@@ -368,8 +381,7 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
   gsize got = 0, len;
 
   if (off < SEG_HEADER_SIZE || off > size ||
-      !archive_pread_full(fd, head, (gsize)MIN((guint64)sizeof head, size - off), off, &got, path,
-                          NULL) ||
+      !holder_pread(fd, rs, path, head, (gsize)MIN((guint64)sizeof head, size - off), off, &got) ||
       got < REC_HEADER_SIZE)
     return NULL;
   h = g_new0(Holder, 1);
@@ -386,8 +398,7 @@ read_holder(int fd, const char *path, guint64 size, guint64 off, guint32 page_si
     list = head + REC_HEADER_SIZE;
   } else {
     more = g_malloc(MAX(len, 1));
-    if (!archive_pread_full(fd, more, len, off + REC_HEADER_SIZE, &got, path, NULL) ||
-        got != len) {
+    if (!holder_pread(fd, rs, path, more, len, off + REC_HEADER_SIZE, &got) || got != len) {
       holder_free(h);
       return NULL;
     }
@@ -565,13 +576,16 @@ group_end(const GArray *cands, guint from)
  * the same record: that record read and checked (read_holder), each
  * candidate's place in its page stream and page list, and for a batch's
  * later commits the batch's headers walked as far as the commit
- * (find_member). The record, or NULL when anything does not match or
+ * (find_member); the record read through @rs's read-ahead when @rs is not
+ * NULL, else from @fd. The record, or NULL when anything does not match or
  * cannot be read. */
 static Holder *
-check_group(int fd, const char *path, guint64 size, guint32 page_size, const GArray *cands,
-            guint from, guint to, MemberWalk *walk, MemberWindow *window)
+check_group(int fd, SqlenvfsArchiveRecordSource *rs, const char *path, guint64 size,
+            guint32 page_size, const GArray *cands, guint from, guint to, MemberWalk *walk,
+            MemberWindow *window)
 {
-  Holder *h = read_holder(fd, path, size, g_array_index(cands, Candidate, from).offset, page_size);
+  Holder *h =
+    read_holder(fd, rs, path, size, g_array_index(cands, Candidate, from).offset, page_size);
   if (h == NULL)
     return NULL;
   member_walk_reset(walk, h, window);
@@ -661,7 +675,7 @@ deferred_map_check(DeferredMap *d, guint i, GError **error)
   if (!d->failed) {
     fd = archive_record_source_fd(d->rs, &d->failed_with);
     if (fd >= 0)
-      h = check_group(fd, d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
+      h = check_group(fd, d->rs, d->path, d->size, d->page_size, d->cands, from, to, &d->walk,
                       &d->window);
   }
   if (d->failed_with != NULL) {
@@ -988,7 +1002,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
   for (guint i = 0; i < cands->len && !mismatch && !on_demand;) {
     guint to = group_end(cands, i);
-    h = check_group(fd, seg->path, seg->size, c->page_size, cands, i, to, &walk, &window);
+    h = check_group(fd, NULL, seg->path, seg->size, c->page_size, cands, i, to, &walk, &window);
     if (h == NULL) {
       mismatch = TRUE;
       break;

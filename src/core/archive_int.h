@@ -153,6 +153,10 @@ void archive_record_source_trim(SqlenvfsArchiveRecordSource *src);
  * file was not opened yet (archive_seg_check()): -1 and *error (INTEGRITY
  * naming the file when it does not match) otherwise. */
 int archive_record_source_fd(SqlenvfsArchiveRecordSource *src, GError **error);
+/* Bytes of @src's segment (open: archive_record_source_fd() first) through
+ * this thread's read-ahead window, as the source reads its own. */
+gboolean archive_record_source_pread(SqlenvfsArchiveRecordSource *src, void *buf, gsize len,
+                                     guint64 off, gsize *got, GError **error);
 /* The page registered at @ref is, by a page map, page @pgno of the page
  * list entry at byte @list_off of the segment: checked by its first read,
  * which fails (INTEGRITY) when the page list names another page. */

@@ -1992,6 +1992,12 @@ typedef struct {
   gsize zcap;
   SrcBlock slots[SRC_CACHE_SLOTS];
   guint64 tick;
+  /* The read-ahead window (src_pread): bytes [@ra_off, @ra_off + @ra_len)
+   * of the file of source @ra_src; @ra_last: where that source's last read
+   * ended; @ra_grow: the next refill's size. */
+  guint8 *ra;
+  gsize ra_cap, ra_len, ra_grow;
+  guint64 ra_src, ra_off, ra_last;
 } SrcScratch;
 
 static void
@@ -2002,6 +2008,7 @@ src_scratch_free(gpointer p)
   g_free(sc->zbuf);
   for (guint i = 0; i < SRC_CACHE_SLOTS; i++)
     g_free(sc->slots[i].buf);
+  g_free(sc->ra);
   g_free(sc);
 }
 
@@ -2024,6 +2031,65 @@ scratch_get(gsize zlen)
     sc->zbuf = g_realloc(sc->zbuf, zlen);
   }
   return sc;
+}
+
+/* A source's reads (its records' heads, block tables and blocks) that go
+ * forward through its file, each starting less than RA_GAP after the end
+ * of the one before, are served from a window read at once: RA_MIN bytes
+ * at the first refill, twice as many at each next one, up to RA_MAX. A
+ * read elsewhere reads just its bytes, so that a lookup of a few pages
+ * reads little more than it uses. */
+#define RA_MIN (64u * 1024)
+#define RA_MAX (512u * 1024)
+#define RA_GAP (256u * 1024)
+
+static gboolean
+src_pread(SqlenvfsArchiveRecordSource *src, SrcScratch *sc, void *buf, gsize len, guint64 off,
+          gsize *got, GError **error)
+{
+  gboolean forward;
+  gsize want, n = 0;
+
+  if (sc->ra_src == src->id && off >= sc->ra_off && off + len <= sc->ra_off + sc->ra_len) {
+    memcpy(buf, sc->ra + (off - sc->ra_off), len);
+    *got = len;
+    sc->ra_last = off + len;
+    return TRUE;
+  }
+  forward = sc->ra_src == src->id && off >= sc->ra_last && off - sc->ra_last < RA_GAP;
+  if (sc->ra_src != src->id)
+    sc->ra_grow = 0;
+  sc->ra_src = src->id;
+  sc->ra_len = 0;
+  sc->ra_last = off + len;
+  if (!forward || len >= RA_MAX) {
+    sc->ra_grow = 0;
+    return archive_pread_full(src->fd, buf, len, off, got, src->path, error);
+  }
+  want = MAX(len, MAX(sc->ra_grow, RA_MIN));
+  if (sc->ra_cap < want) {
+    g_free(sc->ra);
+    sc->ra = g_malloc(want);
+    sc->ra_cap = want;
+  }
+  if (!archive_pread_full(src->fd, sc->ra, want, off, &n, src->path, error))
+    return FALSE;
+  sc->ra_off = off;
+  sc->ra_len = n;
+  sc->ra_grow = MIN(2 * want, (gsize)RA_MAX);
+  *got = MIN(len, n);
+  memcpy(buf, sc->ra, *got);
+  return TRUE;
+}
+
+gboolean
+archive_record_source_pread(SqlenvfsArchiveRecordSource *src, void *buf, gsize len, guint64 off,
+                            gsize *got, GError **error)
+{
+  SrcScratch *sc = scratch_get(0);
+  if (sc == NULL)
+    return archive_pread_full(src->fd, buf, len, off, got, src->path, error);
+  return src_pread(src, sc, buf, len, off, got, error);
 }
 
 /* Never reused, unlike a source's address: a block cached for a freed
@@ -2238,8 +2304,8 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   if (src->table_rec != (gint64)ri) {
     guint64 at = first;
     table = g_malloc((gsize)nb * BLOCK_ENTRY_SIZE);
-    if (!archive_pread_full(src->fd, table, (gsize)nb * BLOCK_ENTRY_SIZE, r->offset + table_off, &got,
-                    src->path, error))
+    if (!src_pread(src, sc, table, (gsize)nb * BLOCK_ENTRY_SIZE, r->offset + table_off, &got,
+                   error))
       return NULL;
     if (got < (gsize)nb * BLOCK_ENTRY_SIZE) {
       source_corrupt(src, r, "is cut short (the file is truncated)", error);
@@ -2275,8 +2341,8 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
     slot->buf = g_realloc(slot->buf, slot->cap);
   }
   slot->src_id = 0; /* about to change */
-  if (!archive_pread_full(src->fd, sc->zbuf, stored,
-                  r->offset + g_array_index(src->starts, guint64, j), &got, src->path, error))
+  if (!src_pread(src, sc, sc->zbuf, stored, r->offset + g_array_index(src->starts, guint64, j),
+                 &got, error))
     return NULL;
   if (got < stored) {
     source_corrupt(src, r, "is cut short (the file is truncated)", error);
@@ -2330,7 +2396,7 @@ sqlenvfs_archive_record_source_read(gpointer p, void *buf, gsize len, goffset of
     gsize got;
     if (src->fd < 0 && archive_record_source_fd(src, error) < 0)
       return -1;
-    if (!archive_pread_full(src->fd, b, sizeof b, x->list_off, &got, src->path, error))
+    if (!archive_record_source_pread(src, b, sizeof b, x->list_off, &got, error))
       return -1;
     if (got != sizeof b || get32(b) != x->pgno) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
