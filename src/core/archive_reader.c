@@ -2040,7 +2040,7 @@ scratch_get(gsize zlen)
  * read elsewhere reads just its bytes, so that a lookup of a few pages
  * reads little more than it uses. */
 #define RA_MIN (64u * 1024)
-#define RA_MAX (512u * 1024)
+#define RA_MAX (256u * 1024)
 #define RA_GAP (256u * 1024)
 
 static gboolean
