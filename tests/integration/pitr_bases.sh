@@ -28,10 +28,11 @@ commit() {
 }
 now() { date -u +%s.%N; }
 # snapshots ROOT: snapshot names, oldest first (a plain name is the start of
-# its second, so it sorts as .000 would).
+# its second, so it sorts as .000 would; the names themselves are kept,
+# a .000Z one included).
 snapshots() {
-  ls "$1/backups/prod/snapshots" | sed -E 's/^([0-9]{8}T[0-9]{6})Z$/\1.000Z/' | sort |
-    sed -E 's/^([0-9]{8}T[0-9]{6})\.000Z$/\1Z/'
+  ls "$1/backups/prod/snapshots" |
+    sed -E 's/^(([0-9]{8}T[0-9]{6})Z)$/\2.000Z\t\1/; t; s/^(.*)$/\1\t\1/' | sort | cut -f2
 }
 # settle ROOT: wait until everything committed so far is archived; print a
 # time (Unix seconds) whose state is the one committed last.
