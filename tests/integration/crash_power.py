@@ -167,6 +167,23 @@ class Machine:
         except Exception as e:  # noqa: BLE001 - best effort on the way out
             print("# shutdown: %s" % e, file=sys.stderr)
 
+    def diagnose(self, i):
+        """After a failure: what the archiver said in the cycle, and the
+        windows the archive holds now (when the root is still mounted)."""
+        for tag in ("%d" % i, "%dr" % i):
+            path = os.path.join(self.logs, "archive-%s.err" % tag)
+            if os.path.exists(path):
+                lines = open(path, errors="replace").read().splitlines()
+                print("  archive-%s.err (last %d lines):" % (tag, min(len(lines), 15)),
+                      file=sys.stderr)
+                for line in lines[-15:]:
+                    print("    " + line[:300], file=sys.stderr)
+        if self.crashfs and is_mounted(self.mnt):
+            print("  alive file now: %r" % (self.read_alive(),), file=sys.stderr)
+            r = self.sq("list")
+            for line in (r.stdout + r.stderr).splitlines()[-15:]:
+                print("    " + line[:300], file=sys.stderr)
+
     # ---- the root ------------------------------------------------------
 
     def init(self):
@@ -540,6 +557,7 @@ def run(a):
                 print("FAIL cycle %d (op %s, seed %d): %s" % (
                     i, a.op or OPS[idx % len(OPS)], seed, e), file=sys.stderr)
                 print("  logs in %s" % m.logs, file=sys.stderr)
+                m.diagnose(idx)
                 m.shutdown()
                 return 1
             if a.verbose:

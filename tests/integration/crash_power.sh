@@ -4,11 +4,12 @@
 # acknowledged commit lost in production, no commit the archiver published
 # as durable missing from a restore, no torn backup, snapshot, restore or
 # pitr file taken as whole. The fixed seed replays the same cuts each run;
-# scripts/crash.sh runs the long one.
+# scripts/crash.sh runs the long one. CRASH_TMP=DIR keeps the run's root
+# and logs there (they are removed with $T otherwise).
 source "$SRCDIR/tests/integration/lib.sh"
 : "${CRASHFS:?CRASHFS must point at the built crashfs binary}"
 
 python3 "$SRCDIR/tests/integration/crash_power.py" run --sqlenvfs "$SQLENVFS" \
-  --crashfs "$CRASHFS" --tmp "$T/crash" --cuts "${CRASH_CUTS:-36}" --seed "${CRASH_SEED:-1}" \
+  --crashfs "$CRASHFS" --tmp "${CRASH_TMP:-$T/crash}" --cuts "${CRASH_CUTS:-36}" --seed "${CRASH_SEED:-1}" \
   || fail "a power cut broke a durability promise (see above)"
 pass "power cuts survived"
