@@ -185,17 +185,16 @@ range_commits(Compose *c, guint si, guint64 lo, guint64 hi, guint *from, guint *
   return TRUE;
 }
 
-/* compose_records() as a record walk. */
+/* compose_records() as a record walk over the view's records [@from,
+ * @to) (range_commits). */
 static gboolean
-compose_records_walk(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in,
+compose_records_walk(Compose *c, guint si, guint from, guint to, guint32 cur_in,
                      GError **error)
 {
   SqlenvfsArchive *a = c->a;
   const SqlenvfsArchiveEntry *v;
-  guint from, to, n, prev;
+  guint n, prev;
 
-  if (!range_commits(c, si, lo, hi, &from, &to, NULL, error))
-    return FALSE;
   /* From the last COMMIT to the first; @prev: the COMMIT before the
    * current one (the database size before it), or none (@cur_in). */
   prev = to;
@@ -297,7 +296,7 @@ compose_records(Compose *c, guint si, guint64 lo, guint64 hi, guint32 cur_in, GE
   v = archive_seg_view(c->a, si, &n);
   if (from < to)
     archive_record_walk_begin(c->a, si, v[from].offset, v[to - 1].offset + v[to - 1].length);
-  ok = compose_records_walk(c, si, lo, hi, cur_in, error);
+  ok = compose_records_walk(c, si, from, to, cur_in, error);
   archive_record_walk_end(c->a);
   return ok;
 }
