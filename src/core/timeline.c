@@ -27,10 +27,14 @@
  *     COMMIT with the same salts, commit frame and cumulative checksum;
  *   - pinned while the WAL was empty (pos.frame == 0): it holds the state
  *     after the last record captured at or before pinned_at, provided the
- *     chain covered pinned_at (not in a gap, not in an outage). While the
- *     archiver runs the WAL is only emptied after everything in it was
- *     archived, so every commit in that generation is in the base: the base
- *     is the state after the last commit of that record's WAL generation;
+ *     chain covered pinned_at (not in a gap, not in an outage). When that
+ *     record is a COMMIT, the WAL had left its generation by then (an
+ *     empty WAL starts a new one), and while the archiver runs the WAL is
+ *     only emptied after everything in it was archived, so every commit of
+ *     that generation is in the base: the base is the state after the last
+ *     commit of it. When it is the chain's start (a GAP whose WAL held no
+ *     commit), the WAL goes on in the generation it names, whose every
+ *     commit came after the pin: the base is that start;
  *   - either way, a COMMIT state whose database size or page size differs
  *     from the copy's is not its state (its MANIFEST lies): the copy is not
  *     used as a base; nor is it when a page that COMMIT record wrote is not
@@ -341,11 +345,17 @@ map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveE
       return FALSE;
     if (!state_at(tl, c, p->pinned_at, &st))
       return FALSE;
-    if ((st.salt1 | st.salt2) == 0) {
+    if (st.type != SQLENVFS_ARCHIVE_COMMIT) {
+      /* The chain's start, whose WAL held no commit: that generation had
+       * none when the base was pinned either (a commit captured before the
+       * pin would be the state), and the WAL goes on in it, so every
+       * commit of it was made after the pin. */
       *out = st;
       return TRUE;
     }
-    /* Every commit of that WAL generation was in the base. */
+    /* A commit of a generation the WAL had left when the base was pinned
+     * (it held no frame then): every commit of that generation was in the
+     * base. */
     return sqlenvfs_archive_generation_end(tl->a, st.seq, ch->hi, out);
   }
   return FALSE;

@@ -441,6 +441,75 @@ START_TEST(test_chain_without_base_gets_one)
 }
 END_TEST
 
+/* Rows in production and in a restore of the newest state of "app". */
+static void
+latest_rows(SqlenvfsRoot *root, sqlite3 *db, gint64 *in_prod, gint64 *restored)
+{
+  GError *error = NULL;
+  SqlenvfsTime t = { .is_latest = TRUE };
+  g_autofree char *out = g_build_filename(tmp, "latest.db", NULL);
+  g_autoptr(SqlenvfsRestorePlan) plan = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_db_query_int(db, "SELECT count(*) FROM t", in_prod, db_path, &error));
+  unlink(out);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  {
+    g_autoptr(sqlite3) r = sqlenvfs_db_open(out, SQLENVFS_OPEN_READONLY, &error);
+    ck_assert_no_error(error);
+    ck_assert(sqlenvfs_db_query_int(r, "SELECT count(*) FROM t", restored, out, &error));
+  }
+}
+
+/* A snapshot pinned while its chain's WAL generation held no commit holds
+ * none of that generation's commits: each was made after it. The WAL goes
+ * on in that generation (the next commit is its frame 1), so the snapshot
+ * is placed at the chain's start, not at the generation's last commit:
+ * placed there, it would stand for commits it does not hold (a restore
+ * would then fall back to an older window, or with a base whose pages
+ * were not checked, return the snapshot's rows as the newest state). */
+START_TEST(test_base_before_generation_commits)
+{
+  g_autoptr(SqlenvfsRoot) root = open_root();
+  g_autoptr(sqlite3) db = make_wal_db();
+  g_autofree char *dir = g_build_filename(tmp, "backups", "prod", "wal_archives", "app", NULL);
+  GError *error = NULL;
+  gint64 in_prod = -1, restored = -1;
+
+  run_archiver_once(root);
+  /* A new generation that holds no commit (as in the test above): the
+   * next start records a gap, and its snapshot is pinned by time. */
+  ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (1); PRAGMA wal_checkpoint(RESTART)",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA cache_size=2; BEGIN; "
+                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                             "WHERE i < 50) INSERT INTO t SELECT randomblob(3000) FROM c",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "ROLLBACK", db_path, &error));
+  run_archiver_once(root);
+  {
+    g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
+    const SqlenvfsArchiveEntry *last;
+    ck_assert_no_error(error);
+    last = sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
+    ck_assert_int_eq(last->type, SQLENVFS_ARCHIVE_GAP);
+    ck_assert_uint_eq(last->commit_frame, 0);
+  }
+  latest_rows(root, db, &in_prod, &restored);
+  ck_assert_int_eq(restored, in_prod);
+  /* Commits in that generation, small enough that the database keeps its
+   * size (so that the size check cannot tell the states apart), archived
+   * by the next start. */
+  for (int i = 0; i < 3; i++)
+    ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (2)", db_path, &error));
+  run_archiver_once(root);
+  ck_assert_msg(latest_restorable(root, dir),
+                "the commits made in the generation the snapshot was pinned in have no window");
+  latest_rows(root, db, &in_prod, &restored);
+  ck_assert_int_eq(restored, in_prod);
+}
+END_TEST
+
 static Suite *
 archiver_suite(void)
 {
@@ -452,6 +521,7 @@ archiver_suite(void)
   tcase_add_test(tc, test_embedded);
   tcase_add_test(tc, test_page_written_twice);
   tcase_add_test(tc, test_chain_without_base_gets_one);
+  tcase_add_test(tc, test_base_before_generation_commits);
   suite_add_tcase(s, tc);
   return s;
 }
