@@ -387,6 +387,34 @@ count_entries(const char *dir)
   return n;
 }
 
+/* Archive, then, while the archiver is down: commits, a full checkpoint,
+ * and a transaction that writes the restarted WAL's header and frames and
+ * rolls back; then archive again. That start finds a new generation that
+ * holds no commit: a gap whose chain's snapshot is pinned by time, the
+ * archive's last record (returned). */
+static SqlenvfsArchiveEntry
+gap_into_empty_generation(SqlenvfsRoot *root, sqlite3 *db, const char *dir)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchive) ar = NULL;
+  SqlenvfsArchiveEntry last;
+  run_archiver_once(root);
+  ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (1); PRAGMA wal_checkpoint(RESTART)",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA cache_size=2; BEGIN; "
+                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
+                             "WHERE i < 50) INSERT INTO t SELECT randomblob(3000) FROM c",
+                             db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "ROLLBACK", db_path, &error));
+  run_archiver_once(root);
+  ar = sqlenvfs_archive_open(dir, &error);
+  ck_assert_no_error(error);
+  last = *sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
+  ck_assert_int_eq(last.type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_uint_eq(last.commit_frame, 0);
+  return last;
+}
+
 /* A chain's snapshot pinned while the WAL held no commit is placed by its
  * pin time, valid only where capture was known complete then. A power cut
  * that leaves the alive file before that time makes the next start record
@@ -399,33 +427,14 @@ START_TEST(test_chain_without_base_gets_one)
   g_autofree char *dir = g_build_filename(tmp, "backups", "prod", "wal_archives", "app", NULL);
   g_autofree char *snaps = g_build_filename(tmp, "backups", "prod", "snapshots", NULL);
   GError *error = NULL;
+  SqlenvfsArchiveEntry gap;
   guint n_snaps;
 
-  run_archiver_once(root);
-  /* While the archiver is down: commits, a full checkpoint, then a
-   * transaction that writes the restarted WAL's header and frames and rolls
-   * back: the next start finds a new generation that holds no commit, a
-   * gap whose chain's snapshot is pinned by time. */
-  ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (1); PRAGMA wal_checkpoint(RESTART)",
-                             db_path, &error));
-  ck_assert(sqlenvfs_db_exec(db, "PRAGMA cache_size=2; BEGIN; "
-                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
-                             "WHERE i < 50) INSERT INTO t SELECT randomblob(3000) FROM c",
-                             db_path, &error));
-  ck_assert(sqlenvfs_db_exec(db, "ROLLBACK", db_path, &error));
-  run_archiver_once(root);
+  gap = gap_into_empty_generation(root, db, dir);
   n_snaps = count_entries(snaps);
   /* The cut: the alive file is back at the chain's start, before the
    * snapshot was pinned; commits are made while the archiver is down. */
-  {
-    g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
-    const SqlenvfsArchiveEntry *last;
-    ck_assert_no_error(error);
-    last = sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
-    ck_assert_int_eq(last->type, SQLENVFS_ARCHIVE_GAP);
-    ck_assert_uint_eq(last->commit_frame, 0);
-    write_alive(dir, last->time, last->seq + 1);
-  }
+  write_alive(dir, gap.time, gap.seq + 1);
   for (int i = 0; i < 3; i++)
     ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (2)", db_path, &error));
   run_archiver_once(root);
@@ -476,25 +485,7 @@ START_TEST(test_base_before_generation_commits)
   GError *error = NULL;
   gint64 in_prod = -1, restored = -1;
 
-  run_archiver_once(root);
-  /* A new generation that holds no commit (as in the test above): the
-   * next start records a gap, and its snapshot is pinned by time. */
-  ck_assert(sqlenvfs_db_exec(db, "INSERT INTO t VALUES (1); PRAGMA wal_checkpoint(RESTART)",
-                             db_path, &error));
-  ck_assert(sqlenvfs_db_exec(db, "PRAGMA cache_size=2; BEGIN; "
-                             "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM c "
-                             "WHERE i < 50) INSERT INTO t SELECT randomblob(3000) FROM c",
-                             db_path, &error));
-  ck_assert(sqlenvfs_db_exec(db, "ROLLBACK", db_path, &error));
-  run_archiver_once(root);
-  {
-    g_autoptr(SqlenvfsArchive) ar = sqlenvfs_archive_open(dir, &error);
-    const SqlenvfsArchiveEntry *last;
-    ck_assert_no_error(error);
-    last = sqlenvfs_archive_entry(ar, sqlenvfs_archive_n_entries(ar) - 1);
-    ck_assert_int_eq(last->type, SQLENVFS_ARCHIVE_GAP);
-    ck_assert_uint_eq(last->commit_frame, 0);
-  }
+  gap_into_empty_generation(root, db, dir);
   latest_rows(root, db, &in_prod, &restored);
   ck_assert_int_eq(restored, in_prod);
   /* Commits in that generation, small enough that the database keeps its
