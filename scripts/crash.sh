@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The long power-cut run: crash_power.py over the crash filesystem with many
-# cuts (default 270, 30 for each of the 9 operations) and a seed, from a built tree.
+# cuts (default 270, 30 for each of the 9 operations) and a seed, from a built
+# tree; then 40 hard starts (--hard-startup: each cut right after the start
+# publishes an alive time), on a root of their own.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
 # Seeds that found failures, kept as regressions: 4 (60 cuts: a chain left
@@ -12,8 +14,13 @@ cuts=${2:-270}
 seed=${3:-$(date +%s)}
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/sqlenvfs-crash-XXXXXX")
 echo "# crash run: $cuts cuts, seed $seed"
-if python3 tests/integration/crash_power.py run --sqlenvfs "$build/src/sqlenvfs" \
-    --crashfs "$build/tests/crashfs" --tmp "$tmp" --cuts "$cuts" --seed "$seed" --verbose; then
+run() { # DIR ARGS...: one run on a root of its own under DIR
+  local dir=$1; shift
+  mkdir -p "$dir"
+  python3 tests/integration/crash_power.py run --sqlenvfs "$build/src/sqlenvfs" \
+    --crashfs "$build/tests/crashfs" --tmp "$dir" --seed "$seed" --verbose "$@"
+}
+if run "$tmp/mixed" --cuts "$cuts" && run "$tmp/starts" --cuts 40 --op startup --hard-startup; then
   rm -rf "$tmp"
 else
   echo "# the root and the logs are kept in $tmp" >&2

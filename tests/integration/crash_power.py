@@ -2,6 +2,7 @@
 """Power cuts under a running root, on the crash filesystem (tests/crashfs).
 
     crash_power.py run --sqlenvfs BIN --crashfs BIN --tmp DIR --cuts N --seed S
+                       [--op OP] [--hard-startup] [--only SEED] [--verbose]
     crash_power.py writer --db PATH --log PATH --start ID
 
 `run` keeps a whole root (production, development, backups, snapshots, the
@@ -51,7 +52,15 @@ OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
 
+# Bytes of text per row; 0: short, compressible rows (value() below).
+ROW_BYTES = 0
+
+
 def value(i):
+    if ROW_BYTES:
+        # text that compresses to about half: archive segments fill (and
+        # roll) every few hundred commits
+        return random.Random(i).randbytes(ROW_BYTES // 2).hex()
     return ("row-%d-" % i) * (1 + i % 23)
 
 
@@ -339,7 +348,8 @@ def cycle(m, i, seed, stats, only_mode=None):
     wlog = os.path.join(m.logs, "writer-%s.log" % tag)
     writer_p = m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
                         os.path.join(m.root, "data/prod/app.db"), "--log", wlog,
-                        "--start", str(start), "--count", "20" if op == "idle" else "0"],
+                        "--start", str(start), "--count", "20" if op == "idle" else "0",
+                        "--row-bytes", str(ROW_BYTES)],
                        "writer-" + tag)
     expect = {}
     outdir = os.path.join(m.root, "restored")
@@ -378,6 +388,15 @@ def cycle(m, i, seed, stats, only_mode=None):
     if op == "startup":
         # the cut falls while the archiver starts: its continuity decision,
         # the commits it archives from the WAL, a snapshot after a gap
+        if m.a.hard_startup and i % 4 == 0:
+            # the WAL emptied while no archiver runs: a gap at this start
+            db = sqlite3.connect(os.path.join(m.root, "data/prod/app.db"), isolation_level=None,
+                                 timeout=30)
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+            db.close()
+            n = len(m.read_acked(wlog))
+            wait_for(lambda: len(m.read_acked(wlog)) >= n + 5, "commits in the emptied WAL")
+        alive_before = m.read_alive()
         m.spawn([m.a.sqlenvfs, "archive", "--root", m.root], "archive-" + tag)
     if op in ("pitr", "restore"):
         alive = m.read_alive()
@@ -401,8 +420,15 @@ def cycle(m, i, seed, stats, only_mode=None):
         argv = ["sh", "-c", "cat '%s/pitr/%s/app.db' > /dev/null" % (m.mnt2, pitr_time)]
     acked_before_op = max(m.read_acked(wlog))
     proc = m.spawn(argv, "op-" + tag) if argv else None
-    # the moment of the cut: random on purpose
-    if op != "idle":
+    # the moment of the cut: random on purpose (with --hard-startup, a start
+    # is cut right after it publishes an alive time, when its promise is
+    # newest)
+    if op == "startup" and m.a.hard_startup:
+        end = time.monotonic() + 5
+        while time.monotonic() < end and m.read_alive() == alive_before:
+            time.sleep(0.0005)
+        time.sleep(rng.choice([0, 0, 0.001, 0.005, 0.02]))
+    elif op != "idle":
         time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
     alive = m.read_alive() if op != "idle" else published
     acked = m.read_acked(wlog)
@@ -588,13 +614,22 @@ def main():
     r.add_argument("--only", type=int, help="replay one cycle with this seed")
     r.add_argument("--op", choices=OPS, help="with --only: the operation of that cycle")
     r.add_argument("--verbose", action="store_true")
+    r.add_argument("--hard-startup", action="store_true",
+                   help="cut a start right after it publishes an alive time, empty the WAL "
+                        "before every fourth, and use rows large enough that segments roll "
+                        "during starts")
     w = sub.add_parser("writer")
     w.add_argument("--db", required=True)
     w.add_argument("--log", required=True)
     w.add_argument("--start", type=int, required=True)
     w.add_argument("--count", type=int, default=0, help="stop after this many commits")
+    w.add_argument("--row-bytes", type=int, default=0)
     a = ap.parse_args()
+    global ROW_BYTES
+    if a.cmd == "run" and a.hard_startup:
+        ROW_BYTES = 1800
     if a.cmd == "writer":
+        ROW_BYTES = a.row_bytes
         writer(a)
         return 0
     return run(a)
