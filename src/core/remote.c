@@ -2147,7 +2147,8 @@ place_base(const Db *d, const SqlenvfsStoredDb *sdb, guint *seg, gint64 *state_t
         }
       } else if (e->time <= p->pinned_at) {
         /* The WAL was empty: the state is the last one at or before the
-         * pin (or a later commit of the same WAL generation, further on). */
+         * pin (or, when that state is a COMMIT, a later commit of its WAL
+         * generation, further on). */
         *seg = i - 1;
         *state_time = e->time;
         return TRUE;
