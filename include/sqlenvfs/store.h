@@ -297,6 +297,10 @@ typedef struct {
   GPtrArray *backups;   /* SqlenvfsStoredCopy *, oldest first */
   GPtrArray *snapshots; /* SqlenvfsStoredCopy *, oldest first */
   GPtrArray *windows;   /* SqlenvfsListWindow *, in the order added */
+  GPtrArray *tails;     /* SqlenvfsListWindow *: for each database whose archive
+                           goes on past its last window, from the break to
+                           the newest archived time, and why no base reaches
+                           it (sqlenvfs_timeline_unrecoverable_tail) */
 } SqlenvfsListReport;
 
 /* Backups and snapshots of @root (windows empty). NULL and *error when a

@@ -58,6 +58,16 @@ gboolean sqlenvfs_timeline_is_stale(SqlenvfsTimeline *tl);
  * when nothing is recoverable), as sqlenvfs_restore_windows. */
 GPtrArray *sqlenvfs_timeline_windows(SqlenvfsTimeline *tl);
 
+/* Whether the archive goes on past the last recoverable window: records
+ * after a break (a gap, or damage) that no usable backup or snapshot
+ * reaches, so that the newest archived state cannot be restored and
+ * `latest` is refused. TRUE, *from_us the time of that break, *to_us the
+ * newest archived time and *why (g_free) what the break is and why no
+ * base reaches past it; FALSE when the last window reaches the end of
+ * the archive, or there is no window at all. */
+gboolean sqlenvfs_timeline_unrecoverable_tail(SqlenvfsTimeline *tl, gint64 *from_us,
+                                              gint64 *to_us, char **why);
+
 /* The plan for @t, as sqlenvfs_restore_plan (same errors and messages). */
 SqlenvfsRestorePlan *sqlenvfs_timeline_plan(SqlenvfsTimeline *tl, const SqlenvfsTime *t,
                                             GError **error);

@@ -184,6 +184,20 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
+  sqlenvfs_json_key(j, "unrecoverable");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < report->tails->len; i++) {
+    const SqlenvfsListWindow *t = report->tails->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_iso(t->from_us);
+    g_autofree char *to = sqlenvfs_time_format_iso(t->to_us);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "database", t->db);
+    sqlenvfs_json_member_string(j, "from", from);
+    sqlenvfs_json_member_string(j, "to", to);
+    sqlenvfs_json_member_string(j, "note", t->note);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
   if (remote == NULL) {
     g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
     json_replica(j, replica);
@@ -245,6 +259,14 @@ print_windows(const SqlenvfsListReport *report)
     printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
     if (w->base_unchecked)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
+  }
+  for (guint i = 0; i < report->tails->len; i++) {
+    const SqlenvfsListWindow *t = report->tails->pdata[i];
+    g_autofree char *from = sqlenvfs_time_format_local(t->from_us);
+    g_autofree char *to = sqlenvfs_time_format_local(t->to_us);
+    g_autofree char *db = cli_pad(t->db, 16);
+    printf("  %s %s .. %s  NOT RECOVERABLE: %s (restore --time latest is refused; take a "
+           "snapshot)\n", db, from, to, t->note);
   }
 }
 

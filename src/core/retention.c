@@ -24,15 +24,27 @@ sqlenvfs_retention_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, 
 {
   g_autoptr(GPtrArray) names = sqlenvfs_restore_list_dbs(root);
   for (guint n = 0; n < names->len; n++) {
-    g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(root, names->pdata[n], error);
-    if (wins == NULL)
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, names->pdata[n], error);
+    g_autoptr(GPtrArray) wins = NULL;
+    g_autofree char *why = NULL;
+    gint64 from, to;
+    if (tl == NULL)
       return FALSE;
+    wins = sqlenvfs_timeline_windows(tl);
     for (guint i = 0; i < wins->len; i++) {
       const SqlenvfsRestoreWindow *w = wins->pdata[i];
       SqlenvfsListWindow *lw =
         sqlenvfs_list_report_add_window(report, names->pdata[n], w->from_us, w->to_us, w->note);
       lw->before = w->before;
       lw->base_unchecked = w->base_unchecked;
+    }
+    if (sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why)) {
+      SqlenvfsListWindow *t = g_new0(SqlenvfsListWindow, 1);
+      t->db = g_strdup(names->pdata[n]);
+      t->from_us = from;
+      t->to_us = to;
+      t->note = g_steal_pointer(&why);
+      g_ptr_array_add(report->tails, t);
     }
   }
   return TRUE;

@@ -690,6 +690,7 @@ sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
 {
   g_autoptr(SqlenvfsListReport) report = g_new0(SqlenvfsListReport, 1);
   report->windows = g_ptr_array_new_with_free_func(list_window_free);
+  report->tails = g_ptr_array_new_with_free_func(list_window_free);
   report->backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, error);
   if (report->backups == NULL)
     return NULL;
@@ -710,6 +711,8 @@ sqlenvfs_list_report_free(SqlenvfsListReport *report)
     g_ptr_array_unref(report->snapshots);
   if (report->windows)
     g_ptr_array_unref(report->windows);
+  if (report->tails)
+    g_ptr_array_unref(report->tails);
   g_free(report);
 }
 

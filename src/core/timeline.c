@@ -56,6 +56,10 @@
  *       store changed; only the reading of the archive (the reader's own
  *       refresh and record checks) and of the MANIFESTs is incremental.
  *   (3) One lock guards the timeline; the archive reader is used under it.
+ *   (4) `latest` is the archive's newest state, or an error: when the chains
+ *       after the last window hold states no base can reach (a gap whose
+ *       chain has no usable backup or snapshot), the end of that window is
+ *       older than the latest, and is not returned in its place.
  */
 #include "sqlenvfs/timeline.h"
 
@@ -829,6 +833,78 @@ set_damage_error(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *d, gint64 tar
                 seg, list);
 }
 
+/* The chain after the last window, when there is one (invariant 4):
+ * TRUE and its index. */
+static gboolean
+tail_chain(const SqlenvfsTimeline *tl, guint *c)
+{
+  if (tl->windows->len == 0)
+    return FALSE;
+  *c = g_array_index(tl->windows, Window, tl->windows->len - 1).chain + 1;
+  return *c < tl->chains->len;
+}
+
+/* What chain @c (past the last window) is, for messages: its break, and
+ * why no base reaches past it. */
+static char *
+describe_tail(SqlenvfsTimeline *tl, guint c)
+{
+  const Chain *ch = chain_at(tl, c);
+  g_autofree char *note = chain_note(tl, c);
+  g_autofree char *skipped = ch->n_bases == 0 ? describe_unreadable_except(tl, NULL) : NULL;
+  return g_strdup_printf("%s; %s%s", note,
+                         ch->n_bases == 0 ? "no usable backup or snapshot holds a state after it"
+                                          : "none of the states after it is recoverable from "
+                                            "its bases",
+                         skipped ? skipped : "");
+}
+
+/* The newest archived time: the end of the last chain. */
+static gint64
+archive_end(const SqlenvfsTimeline *tl)
+{
+  const Chain *last = chain_at(tl, tl->chains->len - 1);
+  return MAX(last->end, last->start);
+}
+
+gboolean
+sqlenvfs_timeline_unrecoverable_tail(SqlenvfsTimeline *tl, gint64 *from_us, gint64 *to_us,
+                                     char **why)
+{
+  guint c;
+  gboolean found;
+  g_mutex_lock(&tl->lock);
+  found = tail_chain(tl, &c);
+  if (found) {
+    *from_us = chain_at(tl, c)->head.time;
+    *to_us = archive_end(tl);
+    *why = describe_tail(tl, c);
+  }
+  g_mutex_unlock(&tl->lock);
+  return found;
+}
+
+/* Refuse `latest` (whose newest recoverable state is @newest) because
+ * chain @c, after every window, has none: the archive holds later states
+ * that cannot be restored, and the newest one that can is not the latest. */
+static void
+set_unrecoverable_tail_error(SqlenvfsTimeline *tl, guint c, gint64 newest, GError **error)
+{
+  g_autofree char *why = describe_tail(tl, c);
+  g_autofree char *at = sqlenvfs_time_format_iso(chain_at(tl, c)->head.time);
+  g_autofree char *end = sqlenvfs_time_format_iso(archive_end(tl));
+  g_autofree char *until = sqlenvfs_time_format_iso(newest);
+  g_autofree char *list = describe_windows(tl);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+              "restore %s: the latest archived state (%s) cannot be restored: the archive goes "
+              "on after a break at %s (%s). The newest state that can be restored is older, %s: "
+              "restore it with `--time %s` if that is what you want (recoverable: %s); to make "
+              "the newest state recoverable, take a snapshot with `sqlenvfs snapshot` (the "
+              "archiver takes one itself when it starts a chain: if it just did, retry in a "
+              "moment)",
+              tl->db, end, at, why, until, until, list);
+}
+
 /* The key of a base in a list of tried ones. */
 static char *
 base_key(SqlenvfsCopyKind kind, const char *name)
@@ -904,8 +980,13 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
   target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
   if (t->is_latest) {
     const SqlenvfsArchiveEntry *d = damage_between(tl, target, G_MAXINT64);
+    guint c;
     if (d != NULL) {
       set_damage_error(tl, d, target, TRUE, error);
+      return NULL;
+    }
+    if (tail_chain(tl, &c)) {
+      set_unrecoverable_tail_error(tl, c, target, error);
       return NULL;
     }
   }

@@ -242,3 +242,59 @@ dump "$T/m3.db" > "$T/got"
 cmp -s "$T/got" "$T/c3" || fail "pitr/latest/app.db is not what was committed: $(diff "$T/got" "$T/c3" | head -5)"
 unmount_root "$M"
 pass "a copy whose MANIFEST lies about its WAL position is never used, even at the same size"
+
+# After a gap, the chain's only snapshot damaged: the archive goes on past
+# the last window, so `latest` is refused (naming the copy and the newest
+# time that can be restored) rather than answered with the state before the
+# gap; `list` shows the part that cannot be restored; the time the refusal
+# names restores; a new snapshot makes the newest state recoverable again.
+R4=$T/root4
+pitr_make_root "$R4"
+P=$R4/data/prod/app.db
+sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+pitr_start_archiver "$R4" "$T/d"
+commit 1 10 first
+live "$P" > "$T/d1"
+pitr_stop_archiver "$T/d"
+commit 11 15 unarchived
+sqlite3 "$P" "PRAGMA wal_checkpoint(TRUNCATE)" >/dev/null
+pitr_start_archiver "$R4" "$T/d2"
+commit 16 20 after
+live "$P" > "$T/d2.rows"
+pitr_stop_archiver "$T/d2"
+grep -q "GAP" "$T/d2.err" || fail "the checkpoint while the archiver was down made no gap: $(cat "$T/d2.err")"
+R=$R4
+mapfile -t snaps < <(snapshots "$R4")
+NEWEST=${snaps[-1]}
+restore_eq latest "$T/d2.rows"
+python3 - "$R4/backups/prod/snapshots/$NEWEST/app.db" <<'PY'
+import os, sys
+with open(sys.argv[1], "r+b") as f:
+    off = os.path.getsize(sys.argv[1]) // 2
+    f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x01]))
+PY
+"$SQLENVFS" verify --root "$R4" > /dev/null 2>&1 && fail "verify passed the damaged snapshot"
+rc=0
+"$SQLENVFS" restore --root "$R4" --time latest --output "$T/d.db" > /dev/null 2> "$T/d.err" || rc=$?
+[ "$rc" -ne 0 ] || fail "restore --time latest gave the state before the gap: $(dump "$T/d.db" | tail -1)"
+[ ! -e "$T/d.db" ] || fail "a refused restore left $T/d.db"
+grep -q "latest archived state .* cannot be restored" "$T/d.err" || fail "the refusal does not say why: $(cat "$T/d.err")"
+grep -q "snapshots/$NEWEST/app.db" "$T/d.err" || fail "the refusal does not name the bad copy: $(cat "$T/d.err")"
+WHEN=$(sed -n 's/.*restore it with `--time \([^`]*\)`.*/\1/p' "$T/d.err")
+[ -n "$WHEN" ] || fail "the refusal names no time to restore instead: $(cat "$T/d.err")"
+"$SQLENVFS" list --root "$R4" > "$T/list4.out" || fail "list failed"
+grep -q "NOT RECOVERABLE: gap: .*snapshots/$NEWEST/app.db" "$T/list4.out" ||
+  fail "list does not show what cannot be restored: $(cat "$T/list4.out")"
+"$SQLENVFS" list --root "$R4" --json | python3 -c '
+import json, sys
+u = json.load(sys.stdin)["unrecoverable"]
+assert len(u) == 1 and u[0]["database"] == "app" and u[0]["from"] < u[0]["to"], u' ||
+  fail "list --json does not give the part that cannot be restored"
+restore_eq "$WHEN" "$T/d1"
+pass "after a gap whose only snapshot is bad, latest is refused, naming it; list shows it; the named time restores"
+"$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot failed"
+restore_eq latest "$T/d2.rows"
+"$SQLENVFS" list --root "$R4" --json | python3 -c '
+import json, sys
+assert json.load(sys.stdin)["unrecoverable"] == []' || fail "list still shows a part that cannot be restored"
+pass "a new snapshot makes latest recoverable again"

@@ -267,6 +267,95 @@ START_TEST(test_bad_base_falls_back)
 }
 END_TEST
 
+/* `latest` is the archive's newest state or an error, never an older one
+ * in its place: after a gap whose chain lost its only base, the end of the
+ * window before the gap is not the latest state, and a restore to
+ * `latest` is refused, naming the base and the newest time that can be
+ * restored, which `--time` then restores. */
+START_TEST(test_latest_refused_past_last_window)
+{
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(SqlenvfsArchiver) a = NULL;
+  g_autoptr(GPtrArray) snaps = NULL, wins = NULL;
+  g_autoptr(SqlenvfsRestorePlan) plan = NULL, older = NULL;
+  g_autofree char *out = g_build_filename(tmp, "refused.db", NULL);
+  g_autofree char *newest = NULL, *arg = NULL;
+  const SqlenvfsStoredCopy *s2;
+  const SqlenvfsStoredDb *d2;
+  SqlenvfsTime latest = { .is_latest = TRUE }, at;
+  GError *error = NULL;
+  GThread *th;
+
+  /* Rows 61..70 committed and checkpointed away while the archiver is
+   * down: its next start records a gap and takes a snapshot (s2). */
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  commit_rows(db, 61, 70);
+  ck_assert(sqlenvfs_db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", db_path, &error));
+  a = sqlenvfs_archiver_new(root, &error);
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  commit_rows(db, 71, 80);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  snaps = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
+  ck_assert_uint_eq(snaps->len, 3);
+  s2 = snaps->pdata[2];
+  d2 = s2->dbs->pdata[0];
+
+  plan = sqlenvfs_restore_plan(root, "app", &latest, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(plan->base_name, s2->name);
+  ck_assert_int_eq(rows_at(plan), 80);
+  {
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, "app", &error);
+    gint64 from, to;
+    char *why = NULL;
+    ck_assert_no_error(error);
+    ck_assert(!sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why));
+  }
+
+  /* s2 damaged: found bad by a restore, which has no other base for it. */
+  flip_byte(d2->path, (goffset)d2->size / 2);
+  ck_assert(!sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  g_clear_error(&error);
+  wins = sqlenvfs_restore_windows(root, "app", &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(wins->len, 1);
+  {
+    /* What `list` shows: from the gap to the newest record, and why. */
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, "app", &error);
+    g_autofree char *why = NULL;
+    gint64 from, to;
+    ck_assert_no_error(error);
+    ck_assert(sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why));
+    ck_assert_int_gt(from, ((SqlenvfsRestoreWindow *)wins->pdata[0])->to_us);
+    ck_assert_int_ge(to, plan->state_us);
+    ck_assert_msg(strstr(why, "gap: ") == why, "%s", why);
+    ck_assert_msg(strstr(why, d2->path) != NULL, "%s", why);
+  }
+
+  /* `latest`: refused, not the end of the window before the gap. */
+  ck_assert(sqlenvfs_restore_plan(root, "app", &latest, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  newest = sqlenvfs_time_format_iso(((SqlenvfsRestoreWindow *)wins->pdata[0])->to_us);
+  arg = g_strdup_printf("`--time %s`", newest);
+  ck_assert_msg(strstr(error->message, "latest archived state") != NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, d2->path) != NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, arg) != NULL, "%s", error->message);
+  g_clear_error(&error);
+
+  /* The time it names: the state before the gap, rows 1..60. */
+  ck_assert(sqlenvfs_time_parse(newest, &at, &error));
+  older = sqlenvfs_restore_plan(root, "app", &at, &error);
+  ck_assert_no_error(error);
+  ck_assert_int_eq(rows_at(older), 60);
+}
+END_TEST
+
 /* Flip a byte in the middle of row @k's blob in the base @path: damage
  * that no integrity_check sees, and that a restore must not turn into a
  * plausible database. */
@@ -1204,6 +1293,7 @@ restore_suite(void)
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
   tcase_add_test(tc, test_bad_base_falls_back);
+  tcase_add_test(tc, test_latest_refused_past_last_window);
   tcase_add_test(tc, test_damaged_base_one_pass);
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
