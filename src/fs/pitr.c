@@ -429,6 +429,14 @@ fs_pitr_db_windows(FsPitr *p, const char *db, GError **error)
   return db_windows(p, db, error);
 }
 
+gboolean
+fs_pitr_db_unrecoverable_tail(FsPitr *p, const char *db, gint64 *from_us, gint64 *to_us,
+                              char **why)
+{
+  SqlenvfsTimeline *tl = db_timeline(p, db, FALSE, NULL);
+  return tl != NULL && sqlenvfs_timeline_unrecoverable_tail(tl, from_us, to_us, why);
+}
+
 static gboolean
 windows_contain(GPtrArray *windows, gint64 t)
 {

@@ -21,7 +21,9 @@
  *                          "last_shipped", "error" } | null,
  *         "recoverable": { "earliest", "latest",
  *                          "windows": [ { "from", "to", "note" } ],
- *                          "error" },
+ *                          "unrecoverable": { "from", "to", "note" } | null
+ *                          (the archive goes on past the last window:
+ *                          `latest` is refused), "error" },
  *         "drill":       { "passed", "at", "why", "summary" } | null }
  *                          (the last restore drill, drill.h; null: never)
  *     ],
@@ -193,6 +195,8 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) windows = fs_pitr_db_windows(fs->pitr, db, &error);
+  g_autofree char *why = NULL;
+  gint64 from, to;
 
   sqlenvfs_json_key(j, "recoverable");
   sqlenvfs_json_begin_object(j);
@@ -221,6 +225,16 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);
+  sqlenvfs_json_key(j, "unrecoverable");
+  if (fs_pitr_db_unrecoverable_tail(fs->pitr, db, &from, &to, &why)) {
+    sqlenvfs_json_begin_object(j);
+    member_time(j, "from", from);
+    member_time(j, "to", to);
+    sqlenvfs_json_member_string(j, "note", why);
+    sqlenvfs_json_end_object(j);
+  } else {
+    sqlenvfs_json_null(j);
+  }
   sqlenvfs_json_member_null(j, "error");
   sqlenvfs_json_end_object(j);
 }

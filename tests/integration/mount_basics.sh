@@ -113,6 +113,7 @@ assert db["archiver"]["state"] in ("starting", "capturing"), db["archiver"]
 assert "lag_ms" in db["archiver"] or db["archiver"]["state"] == "starting", db["archiver"]
 rec = db["recoverable"]
 assert "earliest" in rec and "latest" in rec and isinstance(rec["windows"], list), rec
+assert rec["unrecoverable"] is None, rec
 ops = s["operations"]
 assert sorted(ops) == sorted(["backup", "snapshot", "refresh-dev", "verify", "prune", "checkpoint"]), ops
 assert all(o["last"] is None and o["running"] is False for o in ops.values()), ops

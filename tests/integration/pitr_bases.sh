@@ -291,7 +291,15 @@ u = json.load(sys.stdin)["unrecoverable"]
 assert len(u) == 1 and u[0]["database"] == "app" and u[0]["from"] < u[0]["to"], u' ||
   fail "list --json does not give the part that cannot be restored"
 restore_eq "$WHEN" "$T/d1"
-pass "after a gap whose only snapshot is bad, latest is refused, naming it; list shows it; the named time restores"
+mount_root "$R4" "$M" -o noarchiver
+python3 - "$M/status" <<'PY' || fail "the mount's status does not give the part that cannot be restored"
+import json, sys
+db = [d for d in json.load(open(sys.argv[1]))["databases"] if d["name"] == "app"][0]
+u = db["recoverable"]["unrecoverable"]
+assert u and u["from"] < u["to"] and u["note"].startswith("gap: "), db["recoverable"]
+PY
+unmount_root "$M"
+pass "after a gap whose only snapshot is bad, latest is refused, naming it; list and status show it; the named time restores"
 "$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot failed"
 restore_eq latest "$T/d2.rows"
 "$SQLENVFS" list --root "$R4" --json | python3 -c '
