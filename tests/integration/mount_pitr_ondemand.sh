@@ -249,20 +249,30 @@ if [ "$direct" = True ]; then
 else
   s1=$(served)
 fi
-resident2=$(fincore --bytes --noheadings --output RES "$F3" | tr -d ' ')
-cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
-  || fail "the third read of pitr/<T3>/app.db differs from the restore"
-# One more open, which reads the header (100 bytes) at open, after the
-# third read: a document that shows it was rendered after that read.
-python3 -c 'import sys; open(sys.argv[1], "rb").close()' "$F3"
-s2=$(served_at_least $((s1 + 200)))
-note "bytes served by the daemon: second read $((s1 - s0)), third read and one more open $((s2 - s1)); the kernel kept $resident2 bytes before the third read"
-# The kernel does not always keep every page of a file read whole (3 to 7
-# pages of 6,023 short were seen, more with other tests beside this one);
-# those come from the daemon again. An open that threw the cache away
-# would have all of it served.
-[ $((s2 - s1)) -lt $((size / 10)) ] \
-  || fail "a re-read of a state read whole reached the daemon ($((s2 - s1)) bytes served)"
+# A re-read comes from the page cache: what the daemon serves for it is
+# what the kernel did not keep. It does not always keep every page of a
+# file read whole (3 to 7 pages of 6,023 short were seen, more with other
+# tests beside this one), and memory pressure can take the whole file
+# (seen with the page cache dropped in a loop beside this test); so the
+# re-read is tried up to three times, each after a read that fills the
+# cache. An open that threw the cache away would have all of it served
+# every time.
+reread_ok=
+for attempt in 1 2 3; do
+  resident2=$(fincore --bytes --noheadings --output RES "$F3" | tr -d ' ')
+  cmp -s <(tail -c +21 "$F3") <(tail -c +21 "$T/restored3.db") \
+    || fail "the third read of pitr/<T3>/app.db differs from the restore"
+  # One more open, which reads the header (100 bytes) at open, after the
+  # read: a document that shows it was rendered after that read.
+  python3 -c 'import sys; open(sys.argv[1], "rb").close()' "$F3"
+  s2=$(served_at_least $((s1 + 200)))
+  note "bytes served by the daemon: read $attempt after it was read whole, with one more open: $((s2 - s1)); the kernel kept $resident2 bytes before it"
+  last=$((s2 - s1))
+  if [ "$last" -lt $((size / 10)) ]; then reread_ok=1; break; fi
+  s1=$s2
+done
+[ -n "$reread_ok" ] \
+  || fail "a re-read of a state read whole reached the daemon, three times ($last bytes served the last time)"
 pass "a state's first open is not cached by the kernel and can be memory-mapped; a re-read comes from the page cache"
 
 unmount_root "$M"
