@@ -310,8 +310,12 @@ gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboo
  * recoverable for every database being archived (so that
  * pitr/earliest/<db>.db and pitr/latest/<db>.db exist for each of them,
  * latest its newest known state; a database whose window ended seconds
- * before the others' is left out). When those databases share no time,
- * earliest is the earliest recoverable time of any. */
+ * before the others' is left out). A database whose archive goes on past
+ * its last window (sqlenvfs_timeline_unrecoverable_tail) counts its newest
+ * archived time as its end: latest is then not inside its window, and
+ * pitr/latest/<db>.db does not exist, as `restore --time latest` refuses
+ * it. When those databases share no time, earliest is the earliest
+ * recoverable time of any. */
 gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error);
 
 /* The recoverable windows of @db (SqlenvfsRestoreWindow *, a new reference)

@@ -610,6 +610,16 @@ fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error
       end = MAX(end, win->to_us);
       any = TRUE;
     }
+    {
+      /* An archive that goes on past its last window: its latest state is
+       * the newest archived one, which cannot be restored, so latest/ does
+       * not offer the older end of its window in its place (as `restore
+       * --time latest` refuses it). */
+      g_autofree char *why = NULL;
+      gint64 from, to;
+      if (fs_pitr_db_unrecoverable_tail(p, dbs->pdata[i], &from, &to, &why))
+        end = MAX(end, to);
+    }
     g_array_append_val(ends, end);
     newest = MAX(newest, end);
   }

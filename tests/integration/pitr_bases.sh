@@ -298,6 +298,9 @@ db = [d for d in json.load(open(sys.argv[1]))["databases"] if d["name"] == "app"
 u = db["recoverable"]["unrecoverable"]
 assert u and u["from"] < u["to"] and u["note"].startswith("gap: "), db["recoverable"]
 PY
+[ ! -e "$M/pitr/latest/app.db" ] ||
+  fail "pitr/latest/app.db is offered: the state before the gap, $(readlink "$M/pitr/latest")"
+[ -e "$M/pitr/$WHEN/app.db" ] || fail "pitr/$WHEN/app.db, the newest state that can be restored, is missing"
 unmount_root "$M"
 pass "after a gap whose only snapshot is bad, latest is refused, naming it; list and status show it; the named time restores"
 "$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot failed"
