@@ -180,6 +180,10 @@ quote:
   return r;
 }
 
+/* Runs of control characters a text literal is written with at most (see
+ * append_value). */
+#define MAX_CONTROL_RUNS 200
+
 /* A value as an SQL literal, the way sqldiff prints it. */
 static void
 append_value(GString *s, sqlite3_value *v)
@@ -215,13 +219,19 @@ append_value(GString *s, sqlite3_value *v)
   case SQLITE_TEXT: {
     /* Quotes doubled; a run of control characters is spliced in as a
      * blob: 'ab'||X'0a0d'\n||'cd'. Text holding a NUL, which a literal
-     * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short). */
+     * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short),
+     * and so is text with more than MAX_CONTROL_RUNS runs: each adds two
+     * concatenations, and an expression deeper than SQLite's limit (1000)
+     * does not parse, so that the script would not apply (as sqldiff's). */
     const guint8 *t = sqlite3_value_text(v);
-    int n = sqlite3_value_bytes(v);
+    gsize n = (gsize) MAX(sqlite3_value_bytes(v), 0);
     gboolean in_ctl = FALSE;
-    if (memchr(t, 0, (gsize) n) != NULL) {
+    guint runs = 0;
+    for (gsize i = 0; i < n && runs <= MAX_CONTROL_RUNS; i++)
+      runs += g_ascii_iscntrl(t[i]) && (i == 0 || !g_ascii_iscntrl(t[i - 1])) ? 1 : 0;
+    if (runs > MAX_CONTROL_RUNS || memchr(t, 0, n) != NULL) {
       g_string_append(s, "CAST(x'");
-      for (int i = 0; i < n; i++)
+      for (gsize i = 0; i < n; i++)
         g_string_append_printf(s, "%02x", t[i]);
       g_string_append(s, "' AS TEXT)");
       break;

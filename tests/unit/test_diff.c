@@ -211,6 +211,11 @@ static const char *const changes[] = {
   "UPDATE lk SET v = randomblob(200) WHERE k = printf('%03000d', 7);",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
+  /* text with thousands of line breaks: one concatenation per break would
+   * pass SQLite's expression depth (1000), and the script would not apply */
+  "INSERT INTO p VALUES ((WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+  "  WHERE i < 3000) SELECT group_concat('line ' || i, char(10)) FROM n), 2);"
+  "UPDATE t SET a = 'few' || char(10) || 'breaks' WHERE id = 3;",
 };
 
 START_TEST(test_changes)
