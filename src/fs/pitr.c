@@ -92,6 +92,11 @@
  *       so that the descriptors they hold are bounded. The wait holds a
  *       serving thread, hence its short bound: were every thread waiting,
  *       the release itself would be served only once one of them gave up.
+ *  (10) A page is served from the cache file only when it has the crc32 it
+ *       was written with (kept in memory for each composed page): one that
+ *       differs (the file was changed, or the disk returned other bytes) is
+ *       composed again from the archive, written again and logged, never
+ *       served as it was read.
  */
 #include "fs.h"
 
@@ -185,6 +190,7 @@ struct _FsPitrFile {
   guint32 n_composed;     /* base's), 0-based, ascending: composed[k] is at  */
                           /* offset k * page_size of fd                      */
   guint8 *have;           /* one bit per composed page written to fd         */
+  guint32 *crc;           /* crc32 of each composed page as written (10)     */
   guint32 n_have;
   gboolean is_complete;   /* every composed page written, the file renamed   */
   GError *broken;         /* the base changed: every read fails with this    */
@@ -993,6 +999,7 @@ file_free(FsPitrFile *f)
   g_free(f->tmp);
   g_free(f->tmp_path);
   g_free(f->have);
+  g_free(f->crc);
   g_free(f->composed);
   g_free(f);
 }
@@ -1047,6 +1054,7 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   if (!make_room(p, name, db, time_us, (guint64)f->n_composed * f->page_size, error))
     goto fail;
   f->have = g_malloc0((gsize)f->n_composed / 8 + 1);
+  f->crc = g_new0(guint32, (gsize)f->n_composed + 1);
   f->tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
   f->tmp_path = g_build_filename(p->dir, f->tmp, NULL);
   if (unlinkat(p->dir_fd, f->tmp, 0) != 0 && errno != ENOENT) {
@@ -1179,31 +1187,6 @@ base_same(FsPitrFile *f, GError **error)
   return FALSE;
 }
 
-/* Read whole pages [@i, @j] of @f, composed pages @k.. of it, into @run:
- * composed from the archive (through the image) and written to the cache
- * file (invariant 1). */
-static gboolean
-compose_run(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError **error)
-{
-  gsize n = (gsize)(j - i + 1) * f->page_size;
-  gssize got;
-  if (!room_to_fill(f, n, error))
-    return FALSE;
-  got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
-  if (got != (gssize)n) {
-    if (got >= 0)
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                  "pitr %s: the rebuilt state ended early at page %u", f->db, i);
-    return FALSE;
-  }
-  if (pwrite(f->fd, run, n, (off_t)k * f->page_size) != (ssize_t)n)
-    return sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
-  for (guint32 c = k; c <= k + (j - i); c++)
-    f->have[c / 8] |= (guint8)(1u << (c % 8));
-  f->n_have += j - i + 1;
-  return TRUE;
-}
-
 static gboolean
 pread_all(int fd, guint8 *buf, gsize len, goffset off, const char *path, GError **error)
 {
@@ -1222,6 +1205,66 @@ pread_all(int fd, guint8 *buf, gsize len, goffset off, const char *path, GError 
     buf += n;
     len -= (gsize)n;
     off += n;
+  }
+  return TRUE;
+}
+
+/* Read whole pages [@i, @j] of @f, composed pages @k.. of it, into @run:
+ * composed from the archive (through the image) and written to the cache
+ * file (invariant 1), each page's crc32 noted (invariant 10). Pages already
+ * in the file are written again. */
+static gboolean
+compose_into(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError **error)
+{
+  gsize n = (gsize)(j - i + 1) * f->page_size;
+  gssize got;
+  got = sqlenvfs_image_read(f->img, run, n, (goffset)i * f->page_size, 0, error);
+  if (got != (gssize)n) {
+    if (got >= 0)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "pitr %s: the rebuilt state ended early at page %u", f->db, i);
+    return FALSE;
+  }
+  if (pwrite(f->fd, run, n, (off_t)k * f->page_size) != (ssize_t)n)
+    return sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
+  for (guint32 c = k; c <= k + (j - i); c++) {
+    f->crc[c] = sqlenvfs_crc32(0, run + (gsize)(c - k) * f->page_size, f->page_size);
+    if (!((f->have[c / 8] >> (c % 8)) & 1)) {
+      f->have[c / 8] |= (guint8)(1u << (c % 8));
+      f->n_have++;
+    }
+  }
+  return TRUE;
+}
+
+/* compose_into() of pages not yet in the cache file, once there is room to
+ * write them (invariant 7). */
+static gboolean
+compose_run(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError **error)
+{
+  if (!room_to_fill(f, (gsize)(j - i + 1) * f->page_size, error))
+    return FALSE;
+  return compose_into(f, run, i, j, k, error);
+}
+
+/* Read whole pages [@i, @j] of @f, composed pages @k.. of it, into @run
+ * from the cache file, each checked against the crc32 it was written with
+ * (invariant 10): a run with a page that differs is composed again from
+ * the archive, and written again, with a warning naming the file. */
+static gboolean
+read_cached_run(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError **error)
+{
+  gsize n = (gsize)(j - i + 1) * f->page_size;
+  if (!pread_all(f->fd, run, n, (goffset)k * f->page_size, f->tmp_path, error))
+    return FALSE;
+  for (guint32 c = k; c <= k + (j - i); c++) {
+    if (sqlenvfs_crc32(0, run + (gsize)(c - k) * f->page_size, f->page_size) == f->crc[c])
+      continue;
+    g_warning("pitr cache: page %u of %s in %s is not what was written there (the file was "
+              "changed, or the disk returned other bytes; check the disk holding %s): pages "
+              "%u to %u composed again from the archive", i + (c - k) + 1, f->db, f->tmp_path,
+              f->p->dir, i + 1, j + 1);
+    return compose_into(f, run, i, j, k, error);
   }
   return TRUE;
 }
@@ -1276,10 +1319,16 @@ fs_pitr_file_read(FsPitrFile *f, void *buf, gsize len, goffset off, GError **err
       }
       from_base += hi - lo;
     } else if (from == FROM_CACHE) {
-      if (!pread_all(f->fd, out + (lo - (guint64)off), (gsize)(hi - lo),
-                     (goffset)k0 * f->page_size + (goffset)(lo - (guint64)i * f->page_size),
-                     f->tmp_path, error))
+      /* Whole pages, to check them: straight into @buf when the range
+       * covers them, else through a buffer. */
+      gboolean whole = lo == (guint64)i * f->page_size && hi == (guint64)(j + 1) * f->page_size;
+      g_autofree guint8 *tmp = whole ? NULL : g_malloc((gsize)(j - i + 1) * f->page_size);
+      guint8 *run = whole ? out + (lo - (guint64)off) : tmp;
+      if (!read_cached_run(f, run, i, j, k0, error))
         goto out;
+      if (!whole)
+        memcpy(out + (lo - (guint64)off), run + (lo - (guint64)i * f->page_size),
+               (gsize)(hi - lo));
     } else {
       gsize n = (gsize)(j - i + 1) * f->page_size;
       g_autofree guint8 *run = g_malloc(n);
