@@ -154,6 +154,19 @@ print_replica(GPtrArray *replica)
 /* A window whose base has no verdict for its file as it is now. */
 #define BASE_UNCHECKED_NOTE "base not checked since it changed (run sqlenvfs verify)"
 
+/* The members of a window, or of a part of the archive that cannot be
+ * restored: database, from, to (UTC) and note. */
+static void
+json_span(SqlenvfsJson *j, const SqlenvfsListWindow *w)
+{
+  g_autofree char *from = sqlenvfs_time_format_iso(w->from_us);
+  g_autofree char *to = sqlenvfs_time_format_iso(w->to_us);
+  sqlenvfs_json_member_string(j, "database", w->db);
+  sqlenvfs_json_member_string(j, "from", from);
+  sqlenvfs_json_member_string(j, "to", to);
+  sqlenvfs_json_member_string(j, "note", w->note);
+}
+
 /* @remote: the session a remote list read (its URL is the "root", and
  * paths are shown as its keys), or NULL. */
 static void
@@ -171,13 +184,8 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
   sqlenvfs_json_begin_array(j);
   for (guint i = 0; i < report->windows->len; i++) {
     const SqlenvfsListWindow *w = report->windows->pdata[i];
-    g_autofree char *from = sqlenvfs_time_format_iso(w->from_us);
-    g_autofree char *to = sqlenvfs_time_format_iso(w->to_us);
     sqlenvfs_json_begin_object(j);
-    sqlenvfs_json_member_string(j, "database", w->db);
-    sqlenvfs_json_member_string(j, "from", from);
-    sqlenvfs_json_member_string(j, "to", to);
-    sqlenvfs_json_member_string(j, "note", w->note);
+    json_span(j, w);
     sqlenvfs_json_member_bool(j, "base_checked", !w->base_unchecked);
     if (w->base_unchecked)
       sqlenvfs_json_member_string(j, "base_note", BASE_UNCHECKED_NOTE);
@@ -187,14 +195,8 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
   sqlenvfs_json_key(j, "unrecoverable");
   sqlenvfs_json_begin_array(j);
   for (guint i = 0; i < report->tails->len; i++) {
-    const SqlenvfsListWindow *t = report->tails->pdata[i];
-    g_autofree char *from = sqlenvfs_time_format_iso(t->from_us);
-    g_autofree char *to = sqlenvfs_time_format_iso(t->to_us);
     sqlenvfs_json_begin_object(j);
-    sqlenvfs_json_member_string(j, "database", t->db);
-    sqlenvfs_json_member_string(j, "from", from);
-    sqlenvfs_json_member_string(j, "to", to);
-    sqlenvfs_json_member_string(j, "note", t->note);
+    json_span(j, report->tails->pdata[i]);
     sqlenvfs_json_end_object(j);
   }
   sqlenvfs_json_end_array(j);

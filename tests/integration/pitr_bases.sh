@@ -9,11 +9,17 @@
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
+# notes_root ROOT: a new root whose production database has the table
+# notes; sets P to that database.
+notes_root() {
+  pitr_make_root "$1"
+  P=$1/data/prod/app.db
+  sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+}
+
 R=$T/root M=$T/mnt
-pitr_make_root "$R"
-P=$R/data/prod/app.db
+notes_root "$R"
 SNAPS=$R/backups/prod/snapshots
-sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
 pitr_start_archiver "$R" "$T/a"
 
 # dump FILE: the content of notes, one row a line (live: production).
@@ -166,9 +172,7 @@ unmount_root "$M"
 
 # --- a MANIFEST that lies: zeroed WAL position (checksum no longer matches)
 R2=$T/root2
-pitr_make_root "$R2"
-P=$R2/data/prod/app.db
-sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+notes_root "$R2"
 pitr_start_archiver "$R2" "$T/b"
 commit 1 10 first
 "$SQLENVFS" snapshot --root "$R2" >/dev/null
@@ -207,9 +211,7 @@ pass "an unprotected MANIFEST is reported, and its lie does not map its copy to 
 # only rewritten (same page count), so only the copy's pages can show that it
 # does not hold the state the zeroed position maps it to
 R3=$T/root3
-pitr_make_root "$R3"
-P=$R3/data/prod/app.db
-sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+notes_root "$R3"
 pitr_start_archiver "$R3" "$T/c"
 commit 1 10 first
 "$SQLENVFS" snapshot --root "$R3" >/dev/null
@@ -249,9 +251,7 @@ pass "a copy whose MANIFEST lies about its WAL position is never used, even at t
 # gap; `list` shows the part that cannot be restored; the time the refusal
 # names restores; a new snapshot makes the newest state recoverable again.
 R4=$T/root4
-pitr_make_root "$R4"
-P=$R4/data/prod/app.db
-sqlite3 "$P" "CREATE TABLE notes (k INTEGER PRIMARY KEY, body TEXT NOT NULL)"
+notes_root "$R4"
 pitr_start_archiver "$R4" "$T/d"
 commit 1 10 first
 live "$P" > "$T/d1"

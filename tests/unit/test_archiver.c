@@ -364,15 +364,7 @@ latest_restorable(SqlenvfsRoot *root, const char *dir)
 static void
 run_archiver_once(SqlenvfsRoot *root)
 {
-  GError *error = NULL;
-  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
-  GThread *th;
-  ck_assert_no_error(error);
-  th = g_thread_new("archiver", run_thread, a);
-  testutil_wait_capturing(a, "app");
-  ck_assert(sqlenvfs_archiver_sync(a, "app", 0, &error));
-  sqlenvfs_archiver_stop(a);
-  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  testutil_archive_while(root, NULL, NULL);
 }
 
 static guint

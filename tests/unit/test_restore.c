@@ -45,6 +45,28 @@ commit_rows(sqlite3 *db, int from, int to)
   }
 }
 
+typedef struct {
+  sqlite3 *db;
+  void (*commit)(sqlite3 *, int, int);
+  int from, to;
+} Commits;
+
+static void
+do_commits(gpointer user)
+{
+  Commits *c = user;
+  c->commit(c->db, c->from, c->to);
+}
+
+/* @commit(@db, @from, @to) under a running archiver, stopped once all of
+ * it is archived. */
+static void
+archive_commits(sqlite3 *db, void (*commit)(sqlite3 *, int, int), int from, int to)
+{
+  Commits c = { db, commit, from, to };
+  testutil_archive_while(root, do_commits, &c);
+}
+
 /* A root whose archive holds: the first start (snapshot s0), rows 1..30,
  * snapshot s1, rows 31..60. */
 static void
@@ -275,7 +297,6 @@ END_TEST
 START_TEST(test_latest_refused_past_last_window)
 {
   g_autoptr(sqlite3) db = NULL;
-  g_autoptr(SqlenvfsArchiver) a = NULL;
   g_autoptr(GPtrArray) snaps = NULL, wins = NULL;
   g_autoptr(SqlenvfsRestorePlan) plan = NULL, older = NULL;
   g_autofree char *out = g_build_filename(tmp, "refused.db", NULL);
@@ -284,7 +305,6 @@ START_TEST(test_latest_refused_past_last_window)
   const SqlenvfsStoredDb *d2;
   SqlenvfsTime latest = { .is_latest = TRUE }, at;
   GError *error = NULL;
-  GThread *th;
 
   /* Rows 61..70 committed and checkpointed away while the archiver is
    * down: its next start records a gap and takes a snapshot (s2). */
@@ -292,14 +312,7 @@ START_TEST(test_latest_refused_past_last_window)
   ck_assert_no_error(error);
   commit_rows(db, 61, 70);
   ck_assert(sqlenvfs_db_exec(db, "PRAGMA wal_checkpoint(TRUNCATE)", db_path, &error));
-  a = sqlenvfs_archiver_new(root, &error);
-  ck_assert_no_error(error);
-  th = g_thread_new("archiver", run_thread, a);
-  testutil_wait_capturing(a, "app");
-  commit_rows(db, 71, 80);
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  sqlenvfs_archiver_stop(a);
-  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  archive_commits(db, commit_rows, 71, 80);
   snaps = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, &error);
   ck_assert_uint_eq(snaps->len, 3);
   s2 = snaps->pdata[2];
@@ -836,21 +849,6 @@ commit_text_rows(sqlite3 *db, int from, int to)
   }
 }
 
-static void
-run_archiver_for(sqlite3 *db, int from, int to)
-{
-  GError *error = NULL;
-  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
-  GThread *th;
-  ck_assert_no_error(error);
-  th = g_thread_new("archiver", run_thread, a);
-  testutil_wait_capturing(a, "app");
-  commit_text_rows(db, from, to);
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  sqlenvfs_archiver_stop(a);
-  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
-}
-
 /* The bytes of the state of @plan, as the restore writes them to a file. */
 static GBytes *
 restored_bytes(SqlenvfsRestorePlan *plan)
@@ -1057,15 +1055,8 @@ START_TEST(test_restore_lazy_segment_check)
   {
     /* Rows 61..160 (4 MB): segments sealed after the last base. */
     g_autoptr(sqlite3) db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_CREATE, &error);
-    g_autoptr(SqlenvfsArchiver) ar = sqlenvfs_archiver_new(root, &error);
-    GThread *th;
     ck_assert_no_error(error);
-    th = g_thread_new("archiver", run_thread, ar);
-    testutil_wait_capturing(ar, "app");
-    commit_rows(db, 61, 160);
-    ck_assert(sqlenvfs_archiver_sync(ar, NULL, 0, &error));
-    sqlenvfs_archiver_stop(ar);
-    ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+    archive_commits(db, commit_rows, 61, 160);
   }
   plan = sqlenvfs_restore_plan(root, "app", &t, &error);
   ck_assert_no_error(error);
@@ -1215,11 +1206,11 @@ START_TEST(test_v1_then_v2_chain)
 
   /* Archived by version 1 (the archiver's records, rewritten as version 1
    * wrote them), then by version 2 after an upgrade. */
-  run_archiver_for(db, 1, 12);
+  archive_commits(db, commit_text_rows, 1, 12);
   rewrite_as_v1(dir);
   /* Commits in quick succession: captures find several at a time and
    * write them as batches. */
-  run_archiver_for(db, 13, 72);
+  archive_commits(db, commit_text_rows, 13, 72);
 
   ar = sqlenvfs_archive_open(dir, &error);
   ck_assert_no_error(error);

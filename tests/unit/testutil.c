@@ -24,6 +24,28 @@ testutil_wait_capturing(SqlenvfsArchiver *a, const char *db)
   }
 }
 
+static gpointer
+archiver_thread(gpointer a)
+{
+  return GINT_TO_POINTER(sqlenvfs_archiver_run(a, NULL));
+}
+
+void
+testutil_archive_while(SqlenvfsRoot *root, void (*fn)(gpointer user), gpointer user)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
+  GThread *th;
+  ck_assert_msg(a != NULL, "archiver: %s", error ? error->message : "?");
+  th = g_thread_new("archiver", archiver_thread, a);
+  testutil_wait_capturing(a, "app");
+  if (fn != NULL)
+    fn(user);
+  ck_assert(sqlenvfs_archiver_sync(a, "app", 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+}
+
 char *
 testutil_tmpdir(void)
 {

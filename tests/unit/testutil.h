@@ -21,6 +21,13 @@ struct _SqlenvfsArchiver;
  * no snapshot pending; fail the test if it has not within 10 s. */
 void testutil_wait_capturing(struct _SqlenvfsArchiver *a, const char *db);
 
+struct _SqlenvfsRoot;
+
+/* Run an archiver of @root in a thread until it captures "app" with its
+ * chain's snapshot taken, call @fn(@user) (when not NULL), wait until
+ * everything is archived, and stop it. */
+void testutil_archive_while(struct _SqlenvfsRoot *root, void (*fn)(gpointer user), gpointer user);
+
 /* Rewrite the archive in @dir (one segment, no damage) record by record
  * through a new writer: every record keeps its sequence number, times and
  * WAL position; new segments in format @version (0: the writer's default).
