@@ -291,7 +291,10 @@ cmd_list(int argc, char **argv)
 
   if (!cli_parse(&argc, &argv, "",
                  "List backups and snapshots (name, time in local time with its offset, size\n"
-                 "of each database) and each database's recoverable point-in-time windows.\n"
+                 "of each database) and each database's recoverable point-in-time windows;\n"
+                 "NOT RECOVERABLE marks a part of the archive past the last window (after a\n"
+                 "gap, no usable backup or snapshot holds a later state: `restore --time\n"
+                 "latest` is refused until a snapshot is taken).\n"
                  "On a terminal, also draw each database's history as a bar as wide as the\n"
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
