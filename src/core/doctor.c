@@ -33,6 +33,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/json.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -982,6 +983,44 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
   }
 }
 
+/* Whether the newest archived state of @name can be restored: not when the
+ * archive goes on past its last window (`restore --time latest` refuses
+ * it, timeline.h). Nothing is said otherwise: check_archive says how far
+ * the archive reaches, or why it cannot be read. */
+static void
+check_recoverable(Ctx *c, const DbFiles *d, const char *name)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_WAL), name,
+                                          NULL);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(c->root, name, &error);
+  g_autofree char *why = NULL, *from_s = NULL, *to_s = NULL;
+  gint64 from, to;
+
+  if (tl == NULL || !sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why))
+    return;
+  from_s = sqlenvfs_time_format_local(from);
+  to_s = sqlenvfs_time_format_local(to);
+  if (c->archiver_pid > 0 &&
+      sqlenvfs_clock_now() - from <= (gint64)c->settings->archive_lag_warn_seconds * G_USEC_PER_SEC) {
+    /* A chain the running archiver has just started: it takes the
+     * chain's snapshot itself, which may not be done yet. */
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_OK, "archive", d->subject, dir,
+      "nothing to do; if this stays for more than [doctor] archive-lag-warn-seconds, take a "
+      "snapshot (`sqlenvfs snapshot`)",
+      "the archiver started a new chain at %s (%s); until its snapshot is taken, the newest "
+      "archived state cannot be restored", from_s, why);
+    return;
+  }
+  sqlenvfs_doctor_report_add(
+    c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
+    "take a snapshot (`sqlenvfs snapshot`) so that the newest state is recoverable again; if "
+    "the archiver has just started a new chain, its own snapshot may still be in progress",
+    "the newest archived state cannot be restored: what was archived from %s to %s is not "
+    "recoverable (%s), and `restore --time latest` is refused", from_s, to_s, why);
+}
+
 static void
 check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 {
@@ -1195,6 +1234,7 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   if (is_prod) {
     const char *name = d->subject + strlen("prod/");
     check_archive(c, d, name);
+    check_recoverable(c, d, name);
     check_backups(c, d, name);
     check_drill(c, d, name);
   }

@@ -291,6 +291,9 @@ u = json.load(sys.stdin)["unrecoverable"]
 assert len(u) == 1 and u[0]["database"] == "app" and u[0]["from"] < u[0]["to"], u' ||
   fail "list --json does not give the part that cannot be restored"
 restore_eq "$WHEN" "$T/d1"
+"$SQLENVFS" doctor --root "$R4" > "$T/doctor4.out" 2>&1 || true
+grep -q "newest archived state cannot be restored" "$T/doctor4.out" ||
+  fail "doctor does not say the newest state cannot be restored: $(cat "$T/doctor4.out")"
 mount_root "$R4" "$M" -o noarchiver
 python3 - "$M/status" <<'PY' || fail "the mount's status does not give the part that cannot be restored"
 import json, sys
@@ -302,10 +305,14 @@ PY
   fail "pitr/latest/app.db is offered: the state before the gap, $(readlink "$M/pitr/latest")"
 [ -e "$M/pitr/$WHEN/app.db" ] || fail "pitr/$WHEN/app.db, the newest state that can be restored, is missing"
 unmount_root "$M"
-pass "after a gap whose only snapshot is bad, latest is refused, naming it; list and status show it; the named time restores"
+pass "after a gap whose only snapshot is bad, latest is refused, naming it; list, status and doctor show it; the named time restores"
 "$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot failed"
 restore_eq latest "$T/d2.rows"
 "$SQLENVFS" list --root "$R4" --json | python3 -c '
 import json, sys
 assert json.load(sys.stdin)["unrecoverable"] == []' || fail "list still shows a part that cannot be restored"
+"$SQLENVFS" doctor --root "$R4" > "$T/doctor5.out" 2>&1 || true
+if grep -q "newest archived state cannot be restored" "$T/doctor5.out"; then
+  fail "doctor still says the newest state cannot be restored: $(cat "$T/doctor5.out")"
+fi
 pass "a new snapshot makes latest recoverable again"
