@@ -1229,7 +1229,7 @@ compose_into(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GError
     return sqlenvfs_error_errno(error, errno ? errno : EIO, "write", f->tmp_path);
   for (guint32 c = k; c <= k + (j - i); c++) {
     f->crc[c] = sqlenvfs_crc32(0, run + (gsize)(c - k) * f->page_size, f->page_size);
-    if (!((f->have[c / 8] >> (c % 8)) & 1)) {
+    if (!has_page(f, c)) {
       f->have[c / 8] |= (guint8)(1u << (c % 8));
       f->n_have++;
     }
@@ -1260,10 +1260,13 @@ read_cached_run(FsPitrFile *f, guint8 *run, guint32 i, guint32 j, guint32 k, GEr
   for (guint32 c = k; c <= k + (j - i); c++) {
     if (sqlenvfs_crc32(0, run + (gsize)(c - k) * f->page_size, f->page_size) == f->crc[c])
       continue;
-    g_warning("pitr cache: page %u of %s in %s is not what was written there (the file was "
-              "changed, or the disk returned other bytes; check the disk holding %s): pages "
-              "%u to %u composed again from the archive", i + (c - k) + 1, f->db, f->tmp_path,
-              f->p->dir, i + 1, j + 1);
+    {
+      g_autofree char *when = sqlenvfs_time_format_iso(f->plan->state_us);
+      g_warning("pitr cache: page %u of %s as of %s is not what was written to its cache file "
+                "in %s (the file was changed, or the disk returned other bytes; check that "
+                "disk): pages %u to %u composed again from the archive",
+                i + (c - k) + 1, f->db, when, f->p->dir, i + 1, j + 1);
+    }
     return compose_into(f, run, i, j, k, error);
   }
   return TRUE;

@@ -305,7 +305,7 @@ os.close(fd)
 want = open(sys.argv[2], "rb").read()
 assert len(got) == len(want) and got[20:] == want[20:], "differs from the restore"
 PY
-grep -q "pitr cache: page .* is not what was written there" "$R/.sqlenvfs/mount.log" ||
+grep -q "pitr cache: page .* is not what was written to its cache file" "$R/.sqlenvfs/mount.log" ||
   fail "the mount log does not say a cached page changed: $(tail -5 "$R/.sqlenvfs/mount.log")"
 pass "a cached page changed on disk is composed again, never served as read, and logged"
 
