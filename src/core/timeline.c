@@ -809,28 +809,22 @@ damage_between(const SqlenvfsTimeline *tl, gint64 after, gint64 upto)
   return NULL;
 }
 
-/* Refuse @target (or `latest`, when @is_latest) because of damaged records
- * @d before it. */
+/* Refuse @target because of damaged records @d before it. (`latest` past
+ * damage is refused as any state past the last window is: the damage
+ * starts a chain, set_unrecoverable_tail_error.) */
 static void
 set_damage_error(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *d, gint64 target,
-                 gboolean is_latest, GError **error)
+                 GError **error)
 {
   g_autofree char *seg = NULL;
   g_autofree char *when = sqlenvfs_time_format_iso(target);
   g_autofree char *at = sqlenvfs_time_format_iso(d->time);
   g_autofree char *list = describe_windows(tl);
   segment_name(tl, d, &seg);
-  if (is_latest)
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: the latest archived state cannot be restored: records from %s on are "
-                "missing or unreadable in %s, and no backup or snapshot follows them "
-                "(recoverable: %s; restore to a time in it, run `sqlenvfs verify`, and take a "
-                "snapshot)", tl->db, at, seg, list);
-  else
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
-                "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
-                seg, list);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+              "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
+              "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
+              seg, list);
 }
 
 /* The chain after the last window, when there is one (invariant 4):
@@ -979,12 +973,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
   }
   target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
   if (t->is_latest) {
-    const SqlenvfsArchiveEntry *d = damage_between(tl, target, G_MAXINT64);
     guint c;
-    if (d != NULL) {
-      set_damage_error(tl, d, target, TRUE, error);
-      return NULL;
-    }
     if (tail_chain(tl, &c)) {
       set_unrecoverable_tail_error(tl, c, target, error);
       return NULL;
@@ -1007,7 +996,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
         d = damage_between(tl, w->to, target);
     }
     if (d != NULL)
-      set_damage_error(tl, d, target, FALSE, error);
+      set_damage_error(tl, d, target, error);
     else if (target < first->from)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
