@@ -19,6 +19,8 @@
  *               snapshot-keep-days=7 snapshot-keep-count=0  (0: no count limit)
  *               pitr-keep-days=7
  *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
+ *               max-wal-bytes=0   (0: production's WAL is held whatever its size
+ *                                  while the archive cannot be written)
  *   [cache]     max-bytes=4294967296 min-free-bytes=1073741824
  *   [mount]     log-max-bytes=10485760
  *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
@@ -42,6 +44,8 @@ typedef struct {
   gint64 segment_max_bytes;
   gint64 segment_max_records;
   gint64 checkpoint_pages;
+  gint64 max_wal_bytes;        /* while the archive cannot be written, the WAL is
+                                * held only up to this size (0: no limit)       */
   gint64 cache_max_bytes;
   gint64 cache_min_free_bytes; /* a pitr rebuild leaves at least this free      */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */

@@ -62,7 +62,10 @@
  *       leaves the cursor and the read transaction where they were, so the
  *       frames stay in the WAL until a later attempt succeeds. Commits are
  *       written in batches (all of a batch or none): a failed batch puts the
- *       cursor back to where the batch began.
+ *       cursor back to where the batch began. The one exception is chosen
+ *       by the operator: with [archive] max-wal-bytes set, a WAL grown past
+ *       it while writes fail is let go [release_wal_if_over], as if the
+ *       archiver had stopped, and (5) decides at the next start.
  *   (3) Checkpoints hold the write lock from before the final capture until
  *       after the rotation that follows the checkpoint.
  *   (5) Continuity after a restart of the archiver (or a reopen) is decided
@@ -743,6 +746,13 @@ db_open(Db *d, GError **error)
   has_si = sqlenvfs_wal_index_read(d->rd[0], &si);
   prev_alive = sqlenvfs_archive_writer_alive(d->w);
   gap = decide(d, has_si ? &si : NULL, &why);
+  if (gap != 0 && gap != SQLENVFS_GAP_FIRST_START && d->released_at != 0) {
+    g_autofree char *when = sqlenvfs_time_format_iso(d->released_at);
+    g_autofree char *was = g_steal_pointer(&why);
+    why = g_strdup_printf("%s%sthe archiver let go of the WAL at %s, when it passed [archive] "
+                          "max-wal-bytes while the archive could not be written",
+                          was, *was ? "; " : "", when);
+  }
   if (gap != 0) {
     SqlenvfsArchiveEntry wal = { 0 };
     SqlenvfsWalHeader h;
@@ -828,6 +838,7 @@ db_open(Db *d, GError **error)
     }
   }
   d->phase = PHASE_CAPTURING;
+  d->released_at = 0;
   set_state(d, SQLENVFS_ARCHIVER_CAPTURING, NULL);
   g_message("archiver %s: capturing (%s; %u commit(s) archived from the WAL on start)", d->name,
             gap == SQLENVFS_GAP_FIRST_START ? "first start"
@@ -1185,15 +1196,67 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   return TRUE;
 }
 
-/* Run @fn on @d, turning a failure into a closed database retried later. */
+/* What the status says of a failure: after the WAL was let go, that too. */
+static char *
+failing_message(Db *d, const char *error)
+{
+  g_autofree char *when = NULL;
+  if (d->released_at == 0)
+    return g_strdup(error);
+  when = sqlenvfs_time_format_iso(d->released_at);
+  return g_strdup_printf("%s; production's WAL was let go at %s, past [archive] max-wal-bytes: "
+                         "commits since then may be lost to the archive", error, when);
+}
+
+/* Turn a failure into a closed database retried later. The same failure
+ * again is not logged again (a full disk, retried every RETRY_US, would
+ * fill the log). */
 static void
 db_fail(Db *d, GError *error)
 {
-  g_warning("archiver %s: %s (retrying in %d s)", d->name, error->message,
-            (int)(RETRY_US / G_USEC_PER_SEC));
-  set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
+  g_autofree char *msg = failing_message(d, error->message);
+  gboolean again;
+  g_mutex_lock(&d->a->lock);
+  again = d->state == SQLENVFS_ARCHIVER_FAILING && g_strcmp0(d->message, msg) == 0;
+  g_mutex_unlock(&d->a->lock);
+  if (!again)
+    g_warning("archiver %s: %s (retrying every %d s)", d->name, msg,
+              (int)(RETRY_US / G_USEC_PER_SEC));
+  set_state(d, SQLENVFS_ARCHIVER_FAILING, msg);
   db_close(d, 0, NULL);
   d->retry_at = g_get_monotonic_time() + RETRY_US;
+  g_error_free(error);
+}
+
+/* The archive cannot be written, and production's WAL, which the read
+ * transaction keeps from being reset, has grown past [archive]
+ * max-wal-bytes: let go of it (close everything, as a stopped archiver
+ * would), so that production's checkpoints can reset it, and try again
+ * every RETRY_US. Commits made meanwhile may be lost to the archive: the
+ * next start records a gap if the WAL restarted by then (and a fresh
+ * snapshot starts a new window), an outage if it did not. Past the limit
+ * the operator has chosen production's disk over the history. */
+static gboolean
+release_wal_if_over(Db *d, const GError *why)
+{
+  struct stat st;
+  g_autofree char *size = NULL, *max = NULL, *msg = NULL;
+  if (d->a->max_wal_bytes <= 0 || stat(d->wal_path, &st) != 0 ||
+      (gint64)st.st_size <= d->a->max_wal_bytes)
+    return FALSE;
+  size = sqlenvfs_format_size(st.st_size);
+  max = sqlenvfs_format_size(d->a->max_wal_bytes);
+  g_warning("archiver %s: production's WAL is %s, past [archive] max-wal-bytes (%s), and the "
+            "archive still cannot be written (%s): letting go of the WAL so that checkpoints can "
+            "reset it; commits from now until the archive can be written may be lost to it (a "
+            "gap), and a fresh snapshot will start a new recoverable window (retrying every %d s)",
+            d->name, size, max, why->message, (int)(RETRY_US / G_USEC_PER_SEC));
+  db_close(d, 0, NULL);
+  d->released_at = sqlenvfs_clock_now();
+  msg = failing_message(d, why->message);
+  set_state(d, SQLENVFS_ARCHIVER_FAILING, msg);
+  d->retry_at = g_get_monotonic_time() + RETRY_US;
+  return TRUE;
 }
 
 /* Bring a closed database up, or cycle a capturing one. */
@@ -1231,10 +1294,19 @@ archiver_db_service(Db *d, gboolean force)
   if (!archiver_db_cycle(d, force, &error)) {
     /* Keep everything open: the read transaction keeps the WAL from being
      * reset, so the commits wait there until the archive can be written
-     * again (a full disk loses nothing). */
-    if (!d->is_failing)
+     * again (a full disk loses nothing), unless the WAL grew past [archive]
+     * max-wal-bytes. */
+    if (release_wal_if_over(d, error))
+      return;
+    if (!d->is_failing) {
+      g_autofree char *max = sqlenvfs_format_size(d->a->max_wal_bytes);
+      g_autofree char *bound =
+        d->a->max_wal_bytes > 0 ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s)", max)
+                                : g_strdup("");
       g_warning("archiver %s: %s; the commits stay in the WAL, which is kept from being reset, "
-                "until they can be archived (retrying every second)", d->name, error->message);
+                "until they can be archived%s (retrying every second)", d->name, error->message,
+                bound);
+    }
     if (d->outage_from == 0)
       d->outage_from = sqlenvfs_archive_writer_alive(d->w);
     d->is_failing = TRUE;

@@ -80,6 +80,7 @@ struct _SqlenvfsArchiver {
   gint64 segment_max;
   gint64 segment_max_records;
   guint32 checkpoint_pages;
+  gint64 max_wal_bytes; /* [archive] max-wal-bytes (0: no limit)          */
 
   int wake[2];        /* self-pipe: stop() and requests wake the loop */
   gint stopping;      /* atomic */
@@ -122,6 +123,8 @@ struct _Db {
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
+  gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
+                             /* while the archive failed (0: it was not)     */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */
   gboolean is_mark_behind;   /* archived past the read mark: move it soon */
   gint64 woken_at;           /* when the first such event came (0: unknown) */

@@ -46,6 +46,7 @@ settings_defaults(SqlenvfsSettings *s)
   s->segment_max_bytes = 64 * 1024 * 1024;
   s->segment_max_records = SQLENVFS_ARCHIVE_SEGMENT_MAX_RECORDS;
   s->checkpoint_pages = 1000;
+  s->max_wal_bytes = 0;
   s->cache_max_bytes = G_GINT64_CONSTANT(4) * 1024 * 1024 * 1024;
   s->cache_min_free_bytes = G_GINT64_CONSTANT(1024) * 1024 * 1024;
   s->log_max_bytes = G_GINT64_CONSTANT(10) * 1024 * 1024;
@@ -139,6 +140,7 @@ load_settings(SqlenvfsRoot *root, GError **error)
   INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
   INT_KEY("archive", "segment-max-records", segment_max_records, 16, G_GINT64_CONSTANT(1) << 32);
   INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
+  INT_KEY("archive", "max-wal-bytes", max_wal_bytes, 0, G_MAXINT64);
   INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
   INT_KEY("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64);
   INT_KEY("mount", "log-max-bytes", log_max_bytes, 4096, G_MAXINT64);

@@ -89,6 +89,17 @@ START_TEST(test_settings)
   ck_assert_str_eq(sqlenvfs_root_settings(root)->default_db, "vessels");
   ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 3);
   ck_assert_int_eq(sqlenvfs_root_settings(root)->snapshot_keep_days, 7);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 0); /* no limit */
+  g_clear_pointer(&root, sqlenvfs_root_free);
+  g_file_set_contents(conf, "[archive]\nmax-wal-bytes=1073741824\n", -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 1073741824);
+  g_file_set_contents(conf, "[archive]\nmax-wal-bytes=-1\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "max-wal-bytes=-1 is out of range") != NULL, "%s",
+                error->message);
+  g_clear_error(&error);
 
   g_file_set_contents(conf, "[retention]\ndaily-keep-days=seven\n", -1, NULL);
   ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
