@@ -589,6 +589,25 @@ install_into(sqlite3 *dst, const char *dst_path, const char *src_path, GError **
 
   if (src == NULL)
     return FALSE;
+  /* SQLite cannot change the page size of a database in WAL mode, and the
+   * copy below would fail with "attempt to write a readonly database". */
+  {
+    g_autofree char *mode = NULL;
+    gint64 dst_size, src_size;
+    if (!sqlenvfs_db_query_int(dst, "PRAGMA page_size", &dst_size, dst_path, error) ||
+        !sqlenvfs_db_query_int(src, "PRAGMA page_size", &src_size, src_path, error) ||
+        !sqlenvfs_db_query_text(dst, "PRAGMA journal_mode", &mode, dst_path, error))
+      return FALSE;
+    if (dst_size != src_size && g_strcmp0(mode, "wal") == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "install new development database into %s: it is in WAL mode with pages of "
+                  "%" G_GINT64_FORMAT " bytes, production's are %" G_GINT64_FORMAT " (SQLite "
+                  "cannot change the page size of a WAL database; nothing was changed: stop what "
+                  "uses development, remove %s and its -wal and -shm, and run refresh-dev again)",
+                  dst_path, dst_size, src_size, dst_path);
+      return FALSE;
+    }
+  }
   b = sqlite3_backup_init(dst, "main", src, "main");
   if (b == NULL)
     return sqlenvfs_error_sqlite(error, dst, sqlite3_errcode(dst), "install new development database into",
@@ -607,16 +626,37 @@ install_into(sqlite3 *dst, const char *dst_path, const char *src_path, GError **
   return TRUE;
 }
 
-/* The development database and its -wal, -shm and -journal must be real
- * files (or absent): SQLite would write through a symlink. */
+/* The development database and its -wal, -shm and -journal must be files
+ * of their own (or absent): SQLite would write through a symbolic link, and
+ * into a file with another name (a hard link), which may be production's
+ * or a backup's. @prod names production, to say so when it is that. */
 static gboolean
-refuse_dev_links(const char *dev, GError **error)
+refuse_dev_links(const char *dev, const char *prod, GError **error)
 {
   static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     g_autofree char *p = side_path(dev, suffixes[i]);
+    g_autofree char *pp = side_path(prod, suffixes[i]);
+    g_autofree char *what = NULL;
+    struct stat st, pst;
+    gboolean is_prod;
     if (!sqlenvfs_refuse_symlink(p, "refresh-dev", error))
       return FALSE;
+    if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    /* Production's file by another name, or through a bind mount. */
+    is_prod = lstat(pp, &pst) == 0 && pst.st_ino == st.st_ino && pst.st_dev == st.st_dev;
+    if (!is_prod && st.st_nlink <= 1)
+      continue;
+    what = is_prod ? g_strdup_printf("the same file as production's %s", pp)
+                   : g_strdup_printf("a hard link, one of %lu names of a file that may be "
+                                     "production's or a backup's",
+                                     (unsigned long)st.st_nlink);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "refresh-dev: %s is %s: refreshing development would write into it (nothing "
+                "was changed; remove this name, `rm %s`, and run refresh-dev again)",
+                p, what, p);
+    return FALSE;
   }
   return TRUE;
 }
@@ -662,6 +702,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 {
   const char *dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
   g_autofree char *dev = sqlenvfs_root_dev_db(root, db);
+  g_autofree char *prod = sqlenvfs_root_prod_db(root, db);
   g_autofree char *tmp = NULL, *prefix = NULL, *env = NULL;
   g_autoptr(sqlite3) live = NULL;
   int data_mode = sqlenvfs_root_data_mode(root, db);
@@ -670,7 +711,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
-      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) || !refuse_dev_links(dev, error))
+      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) || !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
   if (lock < 0)
@@ -698,7 +739,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
    *    which is first made no more readable than production. */
   {
     gboolean is_new = !g_file_test(dev, G_FILE_TEST_EXISTS);
-    if (!refuse_dev_links(dev, error) || (is_new && !create_dev_file(dev, data_mode, error)) ||
+    if (!refuse_dev_links(dev, prod, error) || (is_new && !create_dev_file(dev, data_mode, error)) ||
         !tighten_dev_mode(dev, data_mode, error))
       goto out;
     live = sqlenvfs_db_open(dev, SQLENVFS_OPEN_CREATE, error);

@@ -55,3 +55,30 @@ expect_fail 'accepted forms' "$SQLENVFS" refresh-dev --root "$R" --time yesterda
 assert_eq "$(sha256sum < "$DEV")" "$before" "development after refused times"
 [ -z "$(ls -A "$R/.cache" 2>/dev/null | grep tmp)" ] || fail "temporary files left in .cache"
 pass "times outside the window and bad times are refused; nothing left behind"
+
+# Development that is production's file by another name (a hard link) is
+# refused, with or without --time: refreshing it would write production.
+# The same for a link to a backup's file, and for a -wal linked.
+"$SQLENVFS" backup --root "$R" >/dev/null
+B=$(ls -d "$R"/backups/prod/daily/*/ | tail -1)app.db
+backup_sum=$(sha256sum < "$B")
+prod_sum=$(sha256sum < "$PROD")
+rm -f "$DEV" "$DEV-wal" "$DEV-shm"
+ln "$PROD" "$DEV"
+expect_fail "refresh-dev: $DEV is the same file as production's $PROD: .*rm $DEV" \
+  "$SQLENVFS" refresh-dev --root "$R" --time "@$T1"
+expect_fail "the same file as production's" "$SQLENVFS" refresh-dev --root "$R" --force
+assert_eq "$(sha256sum < "$PROD")" "$prod_sum" "production after refused refreshes into its own file"
+assert_eq "$(q "$PROD" 'SELECT name FROM _environment')" staging "production's marker"
+rm -f "$DEV"
+ln "$B" "$DEV"
+expect_fail "$DEV is a hard link, one of 2 names of a file that may be production's" \
+  "$SQLENVFS" refresh-dev --root "$R" --force
+assert_eq "$(sha256sum < "$B")" "$backup_sum" "the backup after a refused refresh"
+rm -f "$DEV"
+"$SQLENVFS" refresh-dev --root "$R" --time "@$T1" >/dev/null
+ln "$DEV" "$T/dev-link.db"
+expect_fail "$DEV is a hard link" "$SQLENVFS" refresh-dev --root "$R" --time "@$T1"
+rm -f "$T/dev-link.db"
+"$SQLENVFS" verify --root "$R" >/dev/null || fail "verify after the refused refreshes"
+pass "a development file linked to production, a backup or anything else is refused"

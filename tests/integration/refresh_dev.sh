@@ -99,3 +99,16 @@ sqlite3 "$P" "CREATE TABLE _environment (id INTEGER PRIMARY KEY CHECK (id = 1), 
 assert_eq "$(sqlite3 "$D" 'PRAGMA journal_mode')" "wal" "journal mode of a new development database"
 assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "new development marker"
 pass "refresh-dev creates a missing development database"
+
+# A development database in WAL mode whose page size differs from
+# production's cannot take its pages (SQLite cannot change a WAL database's
+# page size): refused saying so, development kept.
+rm -f "$D" "$D-wal" "$D-shm"
+sqlite3 "$D" "PRAGMA page_size=1024; PRAGMA journal_mode=WAL; CREATE TABLE mine(x); INSERT INTO mine VALUES (42);" >/dev/null
+expect_fail "it is in WAL mode with pages of 1024 bytes, production's are 4096.*remove $D" \
+  "$SQLENVFS" refresh-dev --root "$R"
+assert_eq "$(sqlite3 "$D" 'SELECT x FROM mine')" "42" "development after a refused refresh"
+rm -f "$D" "$D-wal" "$D-shm"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(sqlite3 "$D" 'PRAGMA page_size')" "4096" "page size after removing development"
+pass "a WAL development database of another page size is refused, saying why"
