@@ -105,6 +105,19 @@ gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, i
 gboolean sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kind,
                                       const char *name, gint64 since, char **why);
 
+/* Retention: check, and remember in the memo of base verdicts
+ * (verifymemo.h), each base that sqlenvfs_timeline_keeps_base() answers
+ * for and that has no good verdict for its file as it is now: its MANIFEST
+ * (size, header, crc32: every byte read) and the archived state it stands
+ * for. Prune relies on these alone for the retained windows, so a damaged
+ * one must be known before the copies after it go. Each one found bad is
+ * added to @bad ("snapshot NAME: why"); the timeline answers as before
+ * until it is opened again, when the next base takes its place. FALSE and
+ * *error (nothing more checked) when such a base's file cannot be opened:
+ * no verdict can be kept for it, and prune must not rely on it. */
+gboolean sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *bad,
+                                         GError **error);
+
 /* Retention: the first sequence number prune must keep so that every window
  * keeps its part at or after @since, and a last chain with no base yet is
  * kept whole (a snapshot of it may still come). FALSE when the archive

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
+#include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
@@ -155,6 +156,59 @@ retained_since(SqlenvfsRoot *root)
   return sqlenvfs_clock_now() - (gint64)days * 86400 * G_USEC_PER_SEC;
 }
 
+/* The databases with a WAL archive (newly allocated names). */
+static GPtrArray *
+archived_dbs(SqlenvfsRoot *root)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = g_dir_open(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0, NULL);
+  const char *ent;
+  while (d && (ent = g_dir_read_name(d)) != NULL)
+    if (sqlenvfs_db_name_is_valid(ent))
+      g_ptr_array_add(names, g_strdup(ent));
+  return names;
+}
+
+gboolean
+sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GPtrArray *bad, GError **error)
+{
+  gint64 since = retained_since(root);
+  g_autoptr(GPtrArray) names = archived_dbs(root);
+
+  for (guint n = 0; n < names->len; n++) {
+    const char *db = names->pdata[n];
+    /* A base found bad is remembered, and the timeline opened again puts
+     * the next one in its place, which is checked in turn. */
+    for (;;) {
+      g_autoptr(GError) local = NULL;
+      g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, db, &local);
+      guint seen = bad->len;
+      if (tl == NULL)
+        break; /* sqlenvfs_retention_keep_base keeps every copy then */
+      if (!sqlenvfs_timeline_check_anchors(tl, since, bad, error))
+        return FALSE;
+      if (bad->len == seen)
+        break;
+      for (guint i = seen; i < bad->len; i++) {
+        for (guint k = 0; k < seen; k++)
+          if (strcmp(bad->pdata[i], bad->pdata[k]) == 0) {
+            /* Its verdict could not be remembered (the memo is not
+             * writable), so the timeline would still start from it. */
+            g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                        "%s is damaged, and that could not be remembered in %s: the point-in-"
+                        "time window of %s would still start from it (make .sqlenvfs writable; "
+                        "run `sqlenvfs verify`)",
+                        (const char *)bad->pdata[i], ".sqlenvfs/verified", db);
+            return FALSE;
+          }
+        g_warning("prune: %s; the point-in-time window of %s starts from the next good base, "
+                  "which is kept", (const char *)bad->pdata[i], db);
+      }
+    }
+  }
+  return TRUE;
+}
+
 gboolean
 sqlenvfs_retention_keep_base(const SqlenvfsStoredCopy *copy, gpointer user, char **why)
 {
@@ -183,17 +237,11 @@ sqlenvfs_retention_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArra
 {
   gint64 since = retained_since(root);
   g_autoptr(GPtrArray) names = NULL;
-  g_autoptr(GDir) d = NULL;
-  const char *ent;
   const char *wal_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_WAL);
 
   if (since == 0)
     return TRUE;
-  names = g_ptr_array_new_with_free_func(g_free);
-  d = g_dir_open(wal_dir, 0, NULL);
-  while (d && (ent = g_dir_read_name(d)) != NULL)
-    if (sqlenvfs_db_name_is_valid(ent))
-      g_ptr_array_add(names, g_strdup(ent));
+  names = archived_dbs(root);
 
   for (guint n = 0; n < names->len; n++) {
     const char *db = names->pdata[n];

@@ -64,11 +64,15 @@
 #include "sqlenvfs/timeline.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/restore.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -1153,6 +1157,43 @@ sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kind, const 
   }
   g_mutex_unlock(&tl->lock);
   return keep;
+}
+
+gboolean
+sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *bad,
+                                GError **error)
+{
+  gboolean done = TRUE;
+  g_mutex_lock(&tl->lock);
+  for (guint i = 0; i < tl->windows->len; i++) {
+    const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
+    g_autoptr(GError) why = NULL;
+    SqlenvfsFileId id;
+    gboolean ok;
+    int fd;
+    if (b == NULL || b->state == SQLENVFS_BASE_GOOD)
+      continue;
+    fd = open(b->sdb->path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "the %s %s, which the point-in-time window of %s starts from, cannot be "
+                  "opened: %s: %s (run `sqlenvfs verify`)",
+                  sqlenvfs_copy_kind_name(b->copy->kind), b->copy->name, tl->db, b->sdb->path,
+                  g_strerror(errno));
+      done = FALSE;
+      break;
+    }
+    ok = sqlenvfs_store_check_base(b->sdb, fd, &id, &why) &&
+         sqlenvfs_restore_base_holds_state(tl->a, b->seq, fd, b->sdb->path, &why);
+    if (ok || sqlenvfs_file_id_get(fd, b->sdb->path, &id, NULL))
+      sqlenvfs_verify_memo_note_base(tl->root, b->sdb, &id, FALSE, ok ? NULL : why->message);
+    close(fd);
+    if (!ok)
+      g_ptr_array_add(bad, g_strdup_printf("%s %s: %s", sqlenvfs_copy_kind_name(b->copy->kind),
+                                           b->copy->name, why->message));
+  }
+  g_mutex_unlock(&tl->lock);
+  return done;
 }
 
 gboolean

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # prune applies keep-days and keep-count from sqlenvfs.conf, never removes
-# the newest valid copy, and with --dry-run removes nothing.
+# the newest valid copy, and with --dry-run removes nothing; it checks the
+# base a point-in-time window starts from before relying on it.
 source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
 mkdir -p "$R"
@@ -53,3 +55,40 @@ printf '[retention]\ndaily-keep-count=many\n' > "$R/sqlenvfs.conf"
 expect_fail "daily-keep-count=many is not a whole number" "$SQLENVFS" prune --root "$R"
 assert_eq "$(ls "$DAILY" | wc -l)" "2" "backups after a bad setting"
 pass "a bad retention setting is refused and nothing is removed"
+
+# The base the point-in-time window starts from is damaged, and nothing has
+# read it since: prune checks it before relying on it, and keeps the good
+# backup that restores really start from instead.
+R2=$T/root2
+pitr_make_root "$R2"
+pitr_start_archiver "$R2" "$T/a2" # its first snapshot starts the window
+w() { python3 "$ORACLE" writer --db "$R2/data/prod/app.db" --log "$T/log2" --duration "$1" \
+        --no-vacuum ${2:+--k0 "$2"} >/dev/null; }
+klast() { awk '$1=="T"{k=$2} END{print k}' "$T/log2"; }
+w 1
+for i in 1 2 3; do
+  "$SQLENVFS" backup --root "$R2" >/dev/null
+  w 1 "$(klast)"
+  # TM: between the second backup and the third, with commits on both sides
+  [ "$i" = 2 ] && TM=$(python3 -c 'import time; print("%.6f" % time.time())') && w 0.5 "$(klast)"
+done
+pitr_stop_archiver "$T/a2"
+S0=$(ls -d "$R2"/backups/prod/snapshots/*/ | head -1)
+printf '\x5a' | dd of="${S0}app.db" bs=1 seek=5096 conv=notrunc status=none
+cat >> "$R2/sqlenvfs.conf" <<CONF
+[retention]
+daily-keep-days=0
+daily-keep-count=1
+snapshot-keep-days=0
+snapshot-keep-count=0
+pitr-keep-days=0
+CONF
+"$SQLENVFS" prune --root "$R2" > "$T/prune2.out" 2> "$T/prune2.err" \
+  || fail "prune: $(cat "$T/prune2.err")"
+grep -q "prune: snapshot $(basename "$S0"): .*starts from the next good base" "$T/prune2.err" \
+  || fail "prune did not say the window's first base is damaged: $(cat "$T/prune2.err")"
+B1=$(sed -n 's/^keep *backup *\([^ ]*\) *kept: base of the point-in-time window.*/\1/p' "$T/prune2.out")
+[ -n "$B1" ] || fail "no backup kept as the window's base: $(cat "$T/prune2.out")"
+python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R2" --log "$T/log2" --tmp "$T" \
+  --time "@$TM" --expect ok > /dev/null
+pass "a damaged first base is found by prune, which keeps the backup restores start from"
