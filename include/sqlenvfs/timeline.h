@@ -113,8 +113,10 @@ gboolean sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kin
  * one must be known before the copies after it go. Each one found bad is
  * added to @bad ("snapshot NAME: why"); the timeline answers as before
  * until it is opened again, when the next base takes its place. FALSE and
- * *error (nothing more checked) when such a base's file cannot be opened:
- * no verdict can be kept for it, and prune must not rely on it. */
+ * *error (nothing more checked) when such a base cannot be checked (its
+ * file cannot be opened or read, or the archived records to compare it
+ * with are damaged): no verdict can be kept for it, and prune must not
+ * rely on it. */
 gboolean sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *bad,
                                          GError **error);
 

@@ -1183,8 +1183,21 @@ sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *b
       done = FALSE;
       break;
     }
-    ok = sqlenvfs_store_check_base(b->sdb, fd, &id, &why) &&
-         sqlenvfs_restore_base_holds_state(tl->a, b->seq, fd, b->sdb->path, &why);
+    /* Its bytes against its MANIFEST: a mismatch is the copy's own fault,
+     * remembered. Anything else (a read error; the copy not holding the
+     * archived state it stands for, which may be the archive's fault as
+     * well) is not known well enough to remember: prune stops. */
+    ok = sqlenvfs_store_check_base(b->sdb, fd, &id, &why);
+    if ((!ok && !g_error_matches(why, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) ||
+        (ok && !sqlenvfs_restore_base_holds_state(tl->a, b->seq, fd, b->sdb->path, &why))) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "the %s %s, which the point-in-time window of %s starts from, could not be "
+                  "checked: %s (run `sqlenvfs verify`)",
+                  sqlenvfs_copy_kind_name(b->copy->kind), b->copy->name, tl->db, why->message);
+      close(fd);
+      done = FALSE;
+      break;
+    }
     if (ok || sqlenvfs_file_id_get(fd, b->sdb->path, &id, NULL))
       sqlenvfs_verify_memo_note_base(tl->root, b->sdb, &id, FALSE, ok ? NULL : why->message);
     close(fd);

@@ -92,3 +92,14 @@ B1=$(sed -n 's/^keep *backup *\([^ ]*\) *kept: base of the point-in-time window.
 python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R2" --log "$T/log2" --tmp "$T" \
   --time "@$TM" --expect ok > /dev/null
 pass "a damaged first base is found by prune, which keeps the backup restores start from"
+
+# That base's file gone (its MANIFEST still there): prune cannot check what
+# it would rely on, so it stops and removes nothing.
+"$SQLENVFS" backup --root "$R2" >/dev/null
+before=$(ls -R "$R2/backups" | sha256sum)
+mv "$R2/backups/prod/daily/$B1/app.db" "$T/b1.db"
+expect_fail "the backup $B1, which the point-in-time window of app starts from, cannot be opened" \
+  "$SQLENVFS" prune --root "$R2"
+mv "$T/b1.db" "$R2/backups/prod/daily/$B1/app.db"
+assert_eq "$(ls -R "$R2/backups" | sha256sum)" "$before" "copies after a prune that stopped"
+pass "a window's base that cannot be read stops prune, which removes nothing"
