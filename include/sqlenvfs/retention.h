@@ -32,6 +32,12 @@ gboolean sqlenvfs_retention_verify_archives(SqlenvfsRoot *root,
                                             const SqlenvfsArchiveVerifyMemo *memo,
                                             SqlenvfsVerifyReport *report, GError **error);
 
+/* For `verify`, once the verdicts of its copies are remembered: a failed
+ * check for each database whose newest archived state cannot be restored
+ * (sqlenvfs_timeline_unrecoverable_tail) since longer than [doctor]
+ * archive-lag-warn-seconds. */
+void sqlenvfs_retention_verify_newest(SqlenvfsRoot *root, SqlenvfsVerifyReport *report);
+
 /* For `prune`, before anything is removed: the bases the retained
  * point-in-time windows of every database start from are checked
  * (sqlenvfs_timeline_check_anchors), so that a damaged one is known, and

@@ -70,6 +70,48 @@ verify_problem(gpointer user, const char *file, const char *message)
  * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
  * that state (sqlenvfs_restore_base_holds_state): a bad line for each one that does not, so
  * that `verify` names the copies a restore would pass over. */
+/* The databases with a WAL archive (newly allocated names). */
+static GPtrArray *
+archived_dbs(SqlenvfsRoot *root)
+{
+  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GDir) d = g_dir_open(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0, NULL);
+  const char *ent;
+  while (d && (ent = g_dir_read_name(d)) != NULL)
+    if (sqlenvfs_db_name_is_valid(ent))
+      g_ptr_array_add(names, g_strdup(ent));
+  return names;
+}
+
+/* The archive must not go on past its last recoverable window for long:
+ * its newest state could not be restored (`latest` is refused). A break
+ * younger than [doctor] archive-lag-warn-seconds is not reported: the
+ * archiver takes the snapshot of a chain it starts itself, a moment later. */
+static void
+verify_newest_state(SqlenvfsRoot *root, const char *db, SqlenvfsTimeline *tl,
+                    SqlenvfsVerifyReport *report)
+{
+  gint64 grace = (gint64)sqlenvfs_root_settings(root)->archive_lag_warn_seconds * G_USEC_PER_SEC;
+  g_autofree char *why = NULL, *from_s = NULL, *to_s = NULL, *msg = NULL, *dir = NULL;
+  gint64 from, to;
+
+  if (!sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why))
+    return;
+  from_s = sqlenvfs_time_format_iso(from);
+  to_s = sqlenvfs_time_format_iso(to);
+  if (sqlenvfs_clock_now() - from <= grace) {
+    g_info("verify %s: the newest archived state cannot be restored yet (from %s: %s); the "
+           "archiver's snapshot of a new chain may still be under way", db, from_s, why);
+    return;
+  }
+  dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  msg = g_strdup_printf("the newest archived state cannot be restored: what was archived from %s "
+                        "to %s is not recoverable (%s), and `restore --time latest` is refused; "
+                        "take a snapshot (`sqlenvfs snapshot`)",
+                        from_s, to_s, why);
+  sqlenvfs_verify_report_add(report, "wal-archive", "newest state", db, dir, FALSE, msg);
+}
+
 static void
 verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *report)
 {
@@ -101,6 +143,18 @@ verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *rep
       sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(b->kind), b->name, db, b->path,
                                  FALSE, why->message);
     close(fd);
+  }
+}
+
+void
+sqlenvfs_retention_verify_newest(SqlenvfsRoot *root, SqlenvfsVerifyReport *report)
+{
+  g_autoptr(GPtrArray) names = archived_dbs(root);
+  for (guint n = 0; n < names->len; n++) {
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, names->pdata[n], &local);
+    if (tl != NULL)
+      verify_newest_state(root, names->pdata[n], tl, report);
   }
 }
 
@@ -154,19 +208,6 @@ retained_since(SqlenvfsRoot *root)
   if (days <= 0)
     return 0;
   return sqlenvfs_clock_now() - (gint64)days * 86400 * G_USEC_PER_SEC;
-}
-
-/* The databases with a WAL archive (newly allocated names). */
-static GPtrArray *
-archived_dbs(SqlenvfsRoot *root)
-{
-  GPtrArray *names = g_ptr_array_new_with_free_func(g_free);
-  g_autoptr(GDir) d = g_dir_open(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), 0, NULL);
-  const char *ent;
-  while (d && (ent = g_dir_read_name(d)) != NULL)
-    if (sqlenvfs_db_name_is_valid(ent))
-      g_ptr_array_add(names, g_strdup(ent));
-  return names;
 }
 
 gboolean

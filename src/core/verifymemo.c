@@ -672,5 +672,7 @@ sqlenvfs_verify_memo_run(SqlenvfsRoot *root, gboolean full, SqlenvfsVerifyReport
       !sqlenvfs_verify_memo_save(memo, path, &local))
     g_message("verify: cannot remember what was verified (the next run reads it again): %s",
               local->message);
+  /* After the save: the timelines take the copies found bad from it. */
+  sqlenvfs_retention_verify_newest(root, report);
   return TRUE;
 }

@@ -252,6 +252,7 @@ pass "a copy whose MANIFEST lies about its WAL position is never used, even at t
 # names restores; a new snapshot makes the newest state recoverable again.
 R4=$T/root4
 notes_root "$R4"
+printf '[doctor]\narchive-lag-warn-seconds=1\n' >> "$R4/sqlenvfs.conf" # verify's grace
 pitr_start_archiver "$R4" "$T/d"
 commit 1 10 first
 live "$P" > "$T/d1"
@@ -273,7 +274,10 @@ with open(sys.argv[1], "r+b") as f:
     off = os.path.getsize(sys.argv[1]) // 2
     f.seek(off); b = f.read(1); f.seek(off); f.write(bytes([b[0] ^ 0x01]))
 PY
-"$SQLENVFS" verify --root "$R4" > /dev/null 2>&1 && fail "verify passed the damaged snapshot"
+sleep 1.1 # past archive-lag-warn-seconds since the gap
+"$SQLENVFS" verify --root "$R4" > "$T/verify5.out" 2>&1 && fail "verify passed the damaged snapshot"
+grep -q "^BAD  wal-archive newest state .*app: the newest archived state cannot be restored" \
+  "$T/verify5.out" || fail "verify does not say the newest state cannot be restored: $(cat "$T/verify5.out")"
 rc=0
 "$SQLENVFS" restore --root "$R4" --time latest --output "$T/d.db" > /dev/null 2> "$T/d.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "restore --time latest gave the state before the gap: $(dump "$T/d.db" | tail -1)"
@@ -305,9 +309,11 @@ PY
   fail "pitr/latest/app.db is offered: the state before the gap, $(readlink "$M/pitr/latest")"
 [ -e "$M/pitr/$WHEN/app.db" ] || fail "pitr/$WHEN/app.db, the newest state that can be restored, is missing"
 unmount_root "$M"
-pass "after a gap whose only snapshot is bad, latest is refused, naming it; list, status and doctor show it; the named time restores"
+pass "after a gap whose only snapshot is bad, latest is refused, naming it; list, status, doctor and verify show it; the named time restores"
 "$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot failed"
 restore_eq latest "$T/d2.rows"
+"$SQLENVFS" verify --root "$R4" > "$T/verify6.out" 2>&1 || true # the damaged snapshot stays
+grep -q "newest state" "$T/verify6.out" && fail "verify still reports the newest state: $(cat "$T/verify6.out")"
 "$SQLENVFS" list --root "$R4" --json | python3 -c '
 import json, sys
 assert json.load(sys.stdin)["unrecoverable"] == []' || fail "list still shows a part that cannot be restored"
