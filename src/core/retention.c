@@ -16,6 +16,7 @@
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 /* ------------------------------------------------------------------ */
 /* list and verify                                                      */
@@ -66,10 +67,6 @@ verify_problem(gpointer user, const char *file, const char *message)
   v->n++;
 }
 
-/* Every copy of @db that passed its own checks (no bad line for its file in
- * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
- * that state (sqlenvfs_restore_base_holds_state): a bad line for each one that does not, so
- * that `verify` names the copies a restore would pass over. */
 /* The databases with a WAL archive (newly allocated names). */
 static GPtrArray *
 archived_dbs(SqlenvfsRoot *root)
@@ -112,6 +109,10 @@ verify_newest_state(SqlenvfsRoot *root, const char *db, SqlenvfsTimeline *tl,
   sqlenvfs_verify_report_add(report, "wal-archive", "newest state", db, dir, FALSE, msg);
 }
 
+/* Every copy of @db that passed its own checks (no bad line for its file in
+ * @report yet) and that its MANIFEST maps to an archived COMMIT must hold
+ * that state (sqlenvfs_restore_base_holds_state): a bad line for each one that does not, so
+ * that `verify` names the copies a restore would pass over. */
 static void
 verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *report)
 {
@@ -235,11 +236,12 @@ sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GPtrArray *bad, GError **er
           if (strcmp(bad->pdata[i], bad->pdata[k]) == 0) {
             /* Its verdict could not be remembered (the memo is not
              * writable), so the timeline would still start from it. */
+            g_autofree char *memo = sqlenvfs_verify_memo_path(root);
             g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                         "%s is damaged, and that could not be remembered in %s: the point-in-"
-                        "time window of %s would still start from it (make .sqlenvfs writable; "
-                        "run `sqlenvfs verify`)",
-                        (const char *)bad->pdata[i], ".sqlenvfs/verified", db);
+                        "time window of %s would still start from it (nothing was removed; make "
+                        "that file writable, then run prune again)",
+                        (const char *)bad->pdata[i], memo, db);
             return FALSE;
           }
         g_warning("prune: %s; the point-in-time window of %s starts from the next good base, "
