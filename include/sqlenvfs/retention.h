@@ -35,7 +35,9 @@ gboolean sqlenvfs_retention_verify_archives(SqlenvfsRoot *root,
 /* For `verify`, once the verdicts of its copies are remembered: a failed
  * check for each database whose newest archived state cannot be restored
  * (sqlenvfs_timeline_unrecoverable_tail) since longer than [doctor]
- * archive-lag-warn-seconds. */
+ * archive-lag-warn-seconds. Only databases with a copy found bad in
+ * @report are looked at here; sqlenvfs_retention_verify_archives checks
+ * the others with the timeline it opens anyway. */
 void sqlenvfs_retention_verify_newest(SqlenvfsRoot *root, SqlenvfsVerifyReport *report);
 
 /* For `prune`, before anything is removed: the bases the retained

@@ -80,6 +80,20 @@ archived_dbs(SqlenvfsRoot *root)
   return names;
 }
 
+/* Whether @report has a copy of @db (or an entry of unknown databases)
+ * found bad in this run: the memo saved at its end says so, not before. */
+static gboolean
+copy_found_bad(const SqlenvfsVerifyReport *report, const char *db)
+{
+  for (guint i = 0; i < report->checks->len; i++) {
+    const SqlenvfsCheck *c = report->checks->pdata[i];
+    if (!c->ok && g_strcmp0(c->kind, "wal-archive") != 0 &&
+        (c->db == NULL || strcmp(c->db, db) == 0))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 /* The archive must not go on past its last recoverable window for long:
  * its newest state could not be restored (`latest` is refused). A break
  * younger than [doctor] archive-lag-warn-seconds is not reported: the
@@ -145,6 +159,10 @@ verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *rep
                                  FALSE, why->message);
     close(fd);
   }
+  /* With no copy found bad in this run, this timeline knows every verdict
+   * (sqlenvfs_retention_verify_newest does the others). */
+  if (!copy_found_bad(report, db))
+    verify_newest_state(root, db, tl, report);
 }
 
 void
@@ -153,7 +171,10 @@ sqlenvfs_retention_verify_newest(SqlenvfsRoot *root, SqlenvfsVerifyReport *repor
   g_autoptr(GPtrArray) names = archived_dbs(root);
   for (guint n = 0; n < names->len; n++) {
     g_autoptr(GError) local = NULL;
-    g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, names->pdata[n], &local);
+    g_autoptr(SqlenvfsTimeline) tl = NULL;
+    if (!copy_found_bad(report, names->pdata[n]))
+      continue; /* checked by verify_base_states */
+    tl = sqlenvfs_timeline_open(root, names->pdata[n], &local);
     if (tl != NULL)
       verify_newest_state(root, names->pdata[n], tl, report);
   }

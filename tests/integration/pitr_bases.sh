@@ -278,6 +278,14 @@ sleep 1.1 # past archive-lag-warn-seconds since the gap
 "$SQLENVFS" verify --root "$R4" > "$T/verify5.out" 2>&1 && fail "verify passed the damaged snapshot"
 grep -q "^BAD  wal-archive newest state .*app: the newest archived state cannot be restored" \
   "$T/verify5.out" || fail "verify does not say the newest state cannot be restored: $(cat "$T/verify5.out")"
+# The same with that snapshot gone (no copy found bad by this run).
+mv "$R4/backups/prod/snapshots/$NEWEST" "$T/newest-snapshot"
+"$SQLENVFS" verify --root "$R4" > "$T/verify5b.out" 2>&1 && fail "verify passed with no base after the gap"
+grep -q "^BAD  wal-archive newest state" "$T/verify5b.out" && ! grep -q "^BAD  snapshot" "$T/verify5b.out" ||
+  fail "verify without the snapshot: $(cat "$T/verify5b.out")"
+mv "$T/newest-snapshot" "$R4/backups/prod/snapshots/$NEWEST"
+# (that run forgot the verdict of the snapshot it did not see: found again)
+"$SQLENVFS" verify --root "$R4" > /dev/null 2>&1 && fail "verify passed the damaged snapshot"
 rc=0
 "$SQLENVFS" restore --root "$R4" --time latest --output "$T/d.db" > /dev/null 2> "$T/d.err" || rc=$?
 [ "$rc" -ne 0 ] || fail "restore --time latest gave the state before the gap: $(dump "$T/d.db" | tail -1)"
