@@ -66,6 +66,8 @@
 #define STATUS_FILE "replica-status"
 #define REMOVE_FILE "replica-remove"
 #define FORMAT_KEY "FORMAT"
+#define OWNER_KEY "OWNER"        /* "sqlenvfs-root <id>": the root whose replica it is */
+#define ROOT_ID_FILE "root-id"   /* this root's id, in .sqlenvfs                      */
 #define FORMAT_TEXT "sqlenvfs-replica 1\n"
 #define PART_MAX (8 * 1024 * 1024)         /* bytes per part, and per upload chunk */
 #define LEASE_TTL_S 300                     /* [replica] lease-seconds (10..3600) */
@@ -111,6 +113,7 @@ struct _SqlenvfsShipper {
   gint64 renewed_at, acquire_at;
   gint64 lease_ttl_s, renew_us; /* renewed every ttl/4, at most every RENEW_MAX_US */
   guint n_fails;
+  gboolean owner_ok; /* OWNER names this root (checked once a process) */
   char *logged;              /* last message logged                  */
   gint64 logged_at;
   guint n_suppressed;
@@ -1194,6 +1197,103 @@ adopt_remote(SqlenvfsShipper *s)
             s->conf->url);
 }
 
+/* This root's id (.sqlenvfs/root-id), made the first time it is needed:
+ * what OWNER compares. A copy of the whole root (moved to another machine)
+ * keeps it; a new root, even one restored from the replica, gets its own. */
+static char *
+root_id(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *path = g_build_filename(s->state_dir, ROOT_ID_FILE, NULL);
+  g_autofree char *text = NULL;
+  char *id;
+  if (g_file_get_contents(path, &text, NULL, NULL) && g_uuid_string_is_valid(g_strstrip(text)))
+    return g_steal_pointer(&text);
+  id = g_uuid_string_random();
+  {
+    g_autofree char *line = g_strdup_printf("%s\n", id);
+    if (!sqlenvfs_write_file_atomic(path, line, strlen(line), 0600, error)) {
+      g_free(id);
+      return NULL;
+    }
+  }
+  return id;
+}
+
+/* The replica is this root's: OWNER names it, or is written now. A replica
+ * without OWNER is claimed only by a root that has shipped there before
+ * (its shipping state names the URL) or when it holds nothing but FORMAT
+ * and the lease: a new root must not take over another root's replica,
+ * whose objects have the same names as its own (segments numbered from 1)
+ * and would be overwritten or, worse, taken as its own. */
+static gboolean
+check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
+{
+  g_autofree char *id = root_id(s, error);
+  g_autofree char *want = NULL, *where = sqlenvfs_s3_describe(s->s3, OWNER_KEY);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GBytes) got = NULL;
+
+  if (id == NULL)
+    return FALSE;
+  want = g_strdup_printf("sqlenvfs-root %s\n", id);
+  for (int round = 0; round < 2; round++) {
+    g_clear_error(&local);
+    got = sqlenvfs_s3_get(s->s3, OWNER_KEY, 0, -1, NULL, &local);
+    if (got != NULL) {
+      gsize len;
+      const char *data = g_bytes_get_data(got, &len);
+      g_autofree char *theirs = NULL;
+      if (len == strlen(want) && memcmp(data, want, len) == 0) {
+        s->owner_ok = TRUE;
+        return TRUE;
+      }
+      theirs = g_strstrip(g_strndup(data, MIN(len, 64)));
+      g_strcanon(theirs, "0123456789abcdefghijklmnopqrstuvwxyz- ", '?');
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s names another root (%s, this one is %s): the replica at %s is another "
+                  "root's, or this root's before it was made anew; nothing was shipped (give "
+                  "this root its own prefix in [replica] url, or move that replica away first)",
+                  where, theirs, id, s->conf->url);
+      return FALSE;
+    }
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    if (!has_state) {
+      g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
+      if (objs == NULL)
+        return FALSE;
+      for (guint i = 0; i < objs->len; i++) {
+        const SqlenvfsS3Object *o = objs->pdata[i];
+        if (strcmp(o->key, FORMAT_KEY) != 0 && strcmp(o->key, SQLENVFS_LEASE_KEY) != 0) {
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                      "the replica at %s holds objects (%s, ...) but no %s naming the root they "
+                      "came from, and this root has no record of shipping there: it cannot tell "
+                      "they are its own; nothing was shipped (give this root its own prefix in "
+                      "[replica] url, or move that replica away first)",
+                      s->conf->url, o->key, OWNER_KEY);
+          return FALSE;
+        }
+      }
+    }
+    g_clear_error(&local);
+    if (sqlenvfs_s3_put(s->s3, OWNER_KEY, want, strlen(want), SQLENVFS_S3_PUT_IF_ABSENT, NULL,
+                        NULL, &local)) {
+      s->owner_ok = TRUE;
+      return TRUE;
+    }
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    /* Written by someone else in between: read it again. */
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY, "%s changed twice while being read",
+              where);
+  return FALSE;
+}
+
 /* Create FORMAT, or check the one there. */
 static gboolean
 ensure_format(SqlenvfsShipper *s, GError **error)
@@ -1398,11 +1498,12 @@ ship_main(gpointer data)
     if (stopping(s))
       break;
     if (hold_lease(s)) {
-      if (missing) {
+      gboolean owned = s->owner_ok || check_owner(s, !missing, &error);
+      if (owned && missing) {
         adopt_remote(s);
         missing = FALSE;
       }
-      if (!round_once(s, &error)) {
+      if (!owned || !round_once(s, &error)) {
         if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
           break;
         s->n_fails++;

@@ -80,3 +80,40 @@ s3cmd_ get --force "s3://$S3_BUCKET/shared/lease" "$T/lease.now" >/dev/null
 grep -q intruder "$T/lease.now" || fail "the new holder's lease was overwritten: $(cat "$T/lease.now")"
 ship_stop "$T/a"
 pass "a writer whose lease is taken over stops shipping and says so"
+
+# --- a new root on a prefix another root shipped to and left (its lease
+# --- released): refused by the replica's OWNER, whose objects stay as they
+# --- are; the first root itself, even with its shipping state lost, goes on
+C=$T/c_root
+D=$T/d_root
+ship_make_root "$C" handover
+ship_make_root "$D" handover
+ship_start "$C" "$T/c"
+ship_write "$C/data/prod/app.db" 50 500
+ship_wait_caught_up "$C" handover 30
+ship_stop "$T/c"
+s3cmd_ ls -r "s3://$S3_BUCKET/handover/" | grep -v ' s3://.*/lease$' | sort >"$T/h0"
+ship_start "$D" "$T/d"
+ship_write "$D/data/prod/app.db" 80 500
+for _ in $(seq 1 100); do
+  grep -q 'names another root' "$T/d.err" && break
+  sleep 0.1
+done
+grep -q "OWNER names another root .*nothing was shipped (give this root its own prefix" "$T/d.err" ||
+  fail "the new root was not refused by OWNER: $(cat "$T/d.err")"
+grep -q '^state=error' "$D/.sqlenvfs/replica-status" ||
+  fail "the new root's status: $(cat "$D/.sqlenvfs/replica-status")"
+sleep 2
+s3cmd_ ls -r "s3://$S3_BUCKET/handover/" | grep -v ' s3://.*/lease$' | sort >"$T/h1"
+cmp -s "$T/h0" "$T/h1" || fail "the new root changed the replica: $(diff "$T/h0" "$T/h1")"
+ship_caught_up "$C" handover >/dev/null || fail "the replica is no longer C's: $(ship_caught_up "$C" handover 2>&1)"
+ship_stop "$T/d"
+pass "a new root on another root's replica is refused by OWNER and changes nothing"
+
+rm -f "$C/.sqlenvfs/replica-shipped"
+ship_start "$C" "$T/c2"
+ship_write "$C/data/prod/app.db" 50 500
+ship_wait_caught_up "$C" handover 30
+grep -q 'no shipping state; .* adopted' "$T/c2.err" || fail "C did not adopt its replica: $(cat "$T/c2.err")"
+ship_stop "$T/c2"
+pass "the replica's own root, its shipping state lost, adopts it and goes on"
