@@ -60,6 +60,7 @@ typedef struct {
   char *token;
   gint64 acquired_us;
   gint64 expires_us;
+  char *root_id; /* the root's id (shipper.c), or NULL (not written by all) */
 } SqlenvfsLeaseHolder;
 
 void sqlenvfs_lease_holder_free(SqlenvfsLeaseHolder *h);
@@ -73,6 +74,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsLeaseHolder, sqlenvfs_lease_holder_free)
  * with the S3 error. NULL on failure. */
 SqlenvfsLease *sqlenvfs_lease_acquire(SqlenvfsS3 *s3, const char *root, gint64 ttl_s,
                                       GError **error);
+/* The same, for the root whose id is @root_id (written in the lease). A
+ * lease not expired is taken over all the same when its holder was a
+ * process of the same root (host, directory and id) on this host that is
+ * gone: an archiver killed without releasing it, whose successor (the
+ * root's lock lets one run at a time) need not wait for the expiry. */
+SqlenvfsLease *sqlenvfs_lease_acquire_as(SqlenvfsS3 *s3, const char *root, const char *root_id,
+                                         gint64 ttl_s, GError **error);
 
 /* Extend the lease to now + ttl. When another holder has it (this one
  * expired and was taken over, or the object was removed), the lease is

@@ -4,6 +4,8 @@
  */
 #include "sqlenvfs/lease.h"
 
+#include <errno.h>
+#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,6 +32,7 @@ sqlenvfs_lease_holder_free(SqlenvfsLeaseHolder *h)
   g_free(h->host);
   g_free(h->root);
   g_free(h->token);
+  g_free(h->root_id);
   g_free(h);
 }
 
@@ -43,6 +46,8 @@ render(const SqlenvfsLeaseHolder *h, gsize *len)
   g_key_file_set_string(kf, "lease", "token", h->token);
   g_key_file_set_int64(kf, "lease", "acquired", h->acquired_us);
   g_key_file_set_int64(kf, "lease", "expires", h->expires_us);
+  if (h->root_id != NULL)
+    g_key_file_set_string(kf, "lease", "root-id", h->root_id);
   return g_key_file_to_data(kf, len, NULL);
 }
 
@@ -68,6 +73,7 @@ parse(GBytes *bytes, const char *what, GError **error)
                 what, local ? local->message : "empty");
     return NULL;
   }
+  h->root_id = g_key_file_get_string(kf, "lease", "root-id", NULL); /* optional */
   return g_steal_pointer(&h);
 }
 
@@ -119,8 +125,28 @@ write_me(SqlenvfsLease *l, SqlenvfsS3PutCondition cond, const char *etag, GError
   return TRUE;
 }
 
+/* Whether @h was written by a process of this root (host, directory and
+ * id: two containers may share a host name and a path) that is gone: an
+ * archiver killed without releasing its lease. The root's lock lets one
+ * archiver run per root, so its successor may take the lease at once
+ * rather than wait for it to expire. */
+static gboolean
+holder_is_dead_predecessor(const SqlenvfsLeaseHolder *h, const SqlenvfsLeaseHolder *me)
+{
+  return h->root_id != NULL && me->root_id != NULL && strcmp(h->root_id, me->root_id) == 0 &&
+         strcmp(h->host, me->host) == 0 && strcmp(h->root, me->root) == 0 && h->pid > 0 &&
+         h->pid != me->pid && h->pid <= G_MAXINT && kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+}
+
 SqlenvfsLease *
 sqlenvfs_lease_acquire(SqlenvfsS3 *s3, const char *root, gint64 ttl_s, GError **error)
+{
+  return sqlenvfs_lease_acquire_as(s3, root, NULL, ttl_s, error);
+}
+
+SqlenvfsLease *
+sqlenvfs_lease_acquire_as(SqlenvfsS3 *s3, const char *root, const char *root_id, gint64 ttl_s,
+                          GError **error)
 {
   g_autofree char *what = sqlenvfs_s3_describe(s3, SQLENVFS_LEASE_KEY);
   SqlenvfsLease *l;
@@ -133,6 +159,7 @@ sqlenvfs_lease_acquire(SqlenvfsS3 *s3, const char *root, gint64 ttl_s, GError **
   l->me.root = g_strdup(root);
   l->me.pid = getpid();
   l->me.token = g_uuid_string_random();
+  l->me.root_id = g_strdup(root_id);
 
   for (int round = 0; round < ACQUIRE_ROUNDS; round++) {
     g_autoptr(GError) local = NULL;
@@ -160,15 +187,15 @@ sqlenvfs_lease_acquire(SqlenvfsS3 *s3, const char *root, gint64 ttl_s, GError **
       l->etag = g_steal_pointer(&etag);
       return l;
     }
-    if (h->expires_us > now) {
+    if (h->expires_us > now && !holder_is_dead_predecessor(h, &l->me)) {
       set_busy(error, "take", what, h);
       sqlenvfs_lease_free(l);
       return NULL;
     }
     if (write_me(l, SQLENVFS_S3_PUT_IF_MATCH, etag, &local)) {
-      g_message("lease %s: taken over from host %s, root %s, pid %" G_GINT64_FORMAT
-                " (expired)",
-                what, h->host, h->root, h->pid);
+      g_message("lease %s: taken over from host %s, root %s, pid %" G_GINT64_FORMAT " (%s)",
+                what, h->host, h->root, h->pid,
+                h->expires_us > now ? "that process is gone" : "expired");
       return l;
     }
     if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS) &&
@@ -314,6 +341,7 @@ sqlenvfs_lease_free(SqlenvfsLease *lease)
   g_free(lease->me.host);
   g_free(lease->me.root);
   g_free(lease->me.token);
+  g_free(lease->me.root_id);
   g_free(lease->etag);
   g_free(lease);
 }

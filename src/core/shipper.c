@@ -1348,7 +1348,8 @@ hold_lease(SqlenvfsShipper *s)
   if (s->lease == NULL) {
     if (now < s->acquire_at)
       return FALSE;
-    s->lease = sqlenvfs_lease_acquire(s->s3, s->root_dir, s->lease_ttl_s, &error);
+    g_autofree char *id = root_id(s, NULL); /* NULL: no takeover of a dead predecessor */
+    s->lease = sqlenvfs_lease_acquire_as(s->s3, s->root_dir, id, s->lease_ttl_s, &error);
     if (s->lease == NULL) {
       g_autofree char *msg = NULL;
       if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO)) {
@@ -1362,8 +1363,9 @@ hold_lease(SqlenvfsShipper *s)
         return FALSE;
       }
       /* Another holder, wrong credentials, no such bucket: say it once,
-       * look again only after a while. */
-      s->acquire_at = now + LEASE_RETRY_US;
+       * look again only after a while (a holder that is gone lets its
+       * lease expire within lease-seconds). */
+      s->acquire_at = now + MIN(LEASE_RETRY_US, s->lease_ttl_s * G_USEC_PER_SEC);
       if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         msg = g_strdup_printf("shipping is off: %s (another root ships to %s; give each root "
                               "its own prefix)", error->message, s->conf->url);

@@ -117,3 +117,19 @@ ship_wait_caught_up "$C" handover 30
 grep -q 'no shipping state; .* adopted' "$T/c2.err" || fail "C did not adopt its replica: $(cat "$T/c2.err")"
 ship_stop "$T/c2"
 pass "the replica's own root, its shipping state lost, adopts it and goes on"
+
+# --- the archiver killed (its lease neither released nor expired, with the
+# --- default lease-seconds of 300): the next archiver of the same root
+# --- takes the lease over at once and ships what was left
+ship_start "$C" "$T/c3"
+ship_write "$C/data/prod/app.db" 30 500
+ship_wait_caught_up "$C" handover 30
+kill -9 "$(cat "$T/c3.pid")"
+wait "$(cat "$T/c3.pid")" 2>/dev/null || true
+ship_write "$C/data/prod/app.db" 40 500
+ship_start "$C" "$T/c4"
+ship_wait_caught_up "$C" handover 30
+grep -q "lease .*taken over from host .*root $C, pid $(cat "$T/c3.pid") (that process is gone)" \
+  "$T/c4.err" || fail "the lease of the killed archiver was not taken over: $(cat "$T/c4.err")"
+ship_stop "$T/c4"
+pass "after kill -9, the root's next archiver takes its lease over at once"
