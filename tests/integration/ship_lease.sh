@@ -7,6 +7,17 @@ source "$(dirname "$0")/lib.sh"
 source "$SRCDIR/tests/integration/ship_lib.sh"
 
 ship_start_server
+# refused ROOT LOG PATTERN WHAT: wait (10 s at most) until LOG says PATTERN,
+# then check that it did and that ROOT's replica status is error.
+refused() {
+  for _ in $(seq 1 100); do
+    grep -q "$3" "$2" && break
+    sleep 0.1
+  done
+  grep -q "$3" "$2" || fail "$4 was not refused clearly: $(cat "$2")"
+  grep -q '^state=error' "$1/.sqlenvfs/replica-status" ||
+    fail "$4's status: $(cat "$1/.sqlenvfs/replica-status")"
+}
 A=$T/a_root
 B=$T/b_root
 ship_make_root "$A" shared
@@ -19,15 +30,9 @@ ship_wait_caught_up "$A" shared 20
 
 # --- a second root on the same prefix
 ship_start "$B" "$T/b"
-for _ in $(seq 1 100); do
-  grep -q 'shipping is off' "$T/b.err" && break
-  sleep 0.1
-done
-grep -q "shipping is off: .*another root ships to s3://$S3_BUCKET/shared" "$T/b.err" ||
-  fail "the second root was not refused clearly: $(cat "$T/b.err")"
+refused "$B" "$T/b.err" "shipping is off: .*another root ships to s3://$S3_BUCKET/shared" \
+  "the second root"
 grep -q "$A" "$T/b.err" || fail "the refusal does not name the holder's root $A: $(cat "$T/b.err")"
-grep -q '^state=error' "$B/.sqlenvfs/replica-status" ||
-  fail "the second root's status: $(cat "$B/.sqlenvfs/replica-status")"
 "$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*another root ships' ||
   fail "list of the second root does not say why it does not ship: $("$SQLENVFS" list --root "$B")"
 size0=$(du -sb "$B/backups/prod/wal_archives/app" | cut -f1)
@@ -95,14 +100,8 @@ ship_stop "$T/c"
 s3cmd_ ls -r "s3://$S3_BUCKET/handover/" | grep -v ' s3://.*/lease$' | sort >"$T/h0"
 ship_start "$D" "$T/d"
 ship_write "$D/data/prod/app.db" 80 500
-for _ in $(seq 1 100); do
-  grep -q 'names another root' "$T/d.err" && break
-  sleep 0.1
-done
-grep -q "OWNER names another root .*nothing was shipped (give this root its own prefix" "$T/d.err" ||
-  fail "the new root was not refused by OWNER: $(cat "$T/d.err")"
-grep -q '^state=error' "$D/.sqlenvfs/replica-status" ||
-  fail "the new root's status: $(cat "$D/.sqlenvfs/replica-status")"
+refused "$D" "$T/d.err" "OWNER names another root .*nothing was shipped (give this root its own prefix" \
+  "the new root"
 sleep 2
 s3cmd_ ls -r "s3://$S3_BUCKET/handover/" | grep -v ' s3://.*/lease$' | sort >"$T/h1"
 cmp -s "$T/h0" "$T/h1" || fail "the new root changed the replica: $(diff "$T/h0" "$T/h1")"
