@@ -44,9 +44,9 @@ void sqlenvfs_retention_verify_newest(SqlenvfsRoot *root, SqlenvfsVerifyReport *
  * point-in-time windows of every database start from are checked
  * (sqlenvfs_timeline_check_anchors), so that a damaged one is known, and
  * the next good base takes its place, before sqlenvfs_retention_keep_base()
- * answers. Each one found bad is logged and added to @bad. FALSE and
- * *error when one cannot be checked (prune must then remove nothing). */
-gboolean sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GPtrArray *bad, GError **error);
+ * answers. Each one found bad is logged. FALSE and *error when one cannot
+ * be checked (prune must then remove nothing). */
+gboolean sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GError **error);
 
 /* For `prune`: the keep hook of sqlenvfs_store_prune() (@user is the root):
  * keeps a copy that is, for some database, the newest base at or before the

@@ -711,7 +711,8 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
-      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) || !refuse_dev_links(dev, prod, error))
+      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) ||
+      !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
   if (lock < 0)
@@ -739,7 +740,8 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
    *    which is first made no more readable than production. */
   {
     gboolean is_new = !g_file_test(dev, G_FILE_TEST_EXISTS);
-    if (!refuse_dev_links(dev, prod, error) || (is_new && !create_dev_file(dev, data_mode, error)) ||
+    if (!refuse_dev_links(dev, prod, error) ||
+        (is_new && !create_dev_file(dev, data_mode, error)) ||
         !tighten_dev_mode(dev, data_mode, error))
       goto out;
     live = sqlenvfs_db_open(dev, SQLENVFS_OPEN_CREATE, error);

@@ -461,9 +461,8 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
   /* With a replica, nothing is removed that is not shipped yet, and what
    * is removed goes from the replica too (shipper.h). */
   gboolean ship = !dry_run && sqlenvfs_shipper_is_configured(root);
-  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func(g_free);
   out->dry_run = dry_run;
-  if (!sqlenvfs_retention_check_anchors(root, bad, error))
+  if (!sqlenvfs_retention_check_anchors(root, error))
     return FALSE;
   if (ship) {
     g_autoptr(GPtrArray) would = sqlenvfs_store_prune(root, TRUE, sqlenvfs_retention_keep_base,

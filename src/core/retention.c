@@ -233,10 +233,11 @@ retained_since(SqlenvfsRoot *root)
 }
 
 gboolean
-sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GPtrArray *bad, GError **error)
+sqlenvfs_retention_check_anchors(SqlenvfsRoot *root, GError **error)
 {
   gint64 since = retained_since(root);
   g_autoptr(GPtrArray) names = archived_dbs(root);
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func(g_free);
 
   for (guint n = 0; n < names->len; n++) {
     const char *db = names->pdata[n];

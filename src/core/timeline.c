@@ -1184,9 +1184,10 @@ sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *b
       break;
     }
     /* Its bytes against its MANIFEST: a mismatch is the copy's own fault,
-     * remembered. Anything else (a read error; the copy not holding the
-     * archived state it stands for, which may be the archive's fault as
-     * well) is not known well enough to remember: prune stops. */
+     * remembered (its identity is known by then). Anything else (a read
+     * error; the copy not holding the archived state it stands for, which
+     * may be the archive's fault as well) is not known well enough to
+     * remember: prune stops. */
     ok = sqlenvfs_store_check_base(b->sdb, fd, &id, &why);
     if ((!ok && !g_error_matches(why, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) ||
         (ok && !sqlenvfs_restore_base_holds_state(tl->a, b->seq, fd, b->sdb->path, &why))) {
@@ -1198,8 +1199,7 @@ sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *b
       done = FALSE;
       break;
     }
-    if (ok || sqlenvfs_file_id_get(fd, b->sdb->path, &id, NULL))
-      sqlenvfs_verify_memo_note_base(tl->root, b->sdb, &id, FALSE, ok ? NULL : why->message);
+    sqlenvfs_verify_memo_note_base(tl->root, b->sdb, &id, FALSE, ok ? NULL : why->message);
     close(fd);
     if (!ok)
       g_ptr_array_add(bad, g_strdup_printf("%s %s: %s", sqlenvfs_copy_kind_name(b->copy->kind),
