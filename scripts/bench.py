@@ -623,6 +623,29 @@ def bench_memory(env):
                None, None, "MiB", "<= 64 MiB", rss <= 64)
 
 
+def cold_lookups(mnt, prod, first, runs):
+    """`ls -l pitr/T/` of a state the mount has not planned, the page cache
+    dropped first: `first` (a time after the last change), then, for each
+    further run, a new state (one more commit to production) at a time
+    after it. Returns (median, min, max) in ms."""
+    samples = []
+    for i in range(runs):
+        t = first
+        if i:
+            db = sqlite3.connect(prod)
+            db.execute("UPDATE bench SET payload = randomblob(4000) WHERE id = ?", (i,))
+            db.commit()
+            db.close()
+            time.sleep(1.5)
+            t = iso(time.time() - 0.5)
+        drop_caches()
+        t0 = time.perf_counter()
+        os.listdir(os.path.join(mnt, "pitr", t))
+        os.stat(os.path.join(mnt, "pitr", t, "app.db"))
+        samples.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(samples), min(samples), max(samples)
+
+
 def bench_scaling(env, sizes, runs):
     """8. Backup, restore and pitr first read against database size."""
     for size in sizes:
@@ -648,13 +671,9 @@ def bench_scaling(env, sizes, runs):
         r = timed(restore, runs)
         t = iso(time.time() - 1.0)
         mib = os.path.getsize(prod) / (1 << 20)
-        drop_caches()
-        t0 = time.perf_counter()
-        os.listdir(os.path.join(mnt, "pitr", t))
-        os.stat(os.path.join(mnt, "pitr", t, "app.db"))
-        ls_ms = (time.perf_counter() - t0) * 1000
-        record("8-scale", f"{mib:.0f} MiB: ls -l pitr/T/, cold", ls_ms, None, None, "ms", "<= 50 ms",
-               ls_ms <= 50)
+        ls_ms = cold_lookups(mnt, prod, t, 2 if runs == 1 else 9)
+        record("8-scale", f"{mib:.0f} MiB: ls -l pitr/T/, cold", ls_ms[0], ls_ms[1], ls_ms[2], "ms",
+               "<= 50 ms", ls_ms[0] <= 50)
         t0 = time.perf_counter()
         read_file(os.path.join(mnt, "pitr", t, "app.db"))
         p = time.perf_counter() - t0
