@@ -93,6 +93,69 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
   return TRUE;
 }
 
+/* Every setting sqlenvfs.conf may hold, by section. A name not here is
+ * refused: a misspelt setting would otherwise be left out without a word
+ * (a retention that is not the one written, a limit that is not set). */
+static const struct {
+  const char *group;
+  const char *const keys[16];
+} known_settings[] = {
+  { "sqlenvfs", { "default-db", NULL } },
+  { "retention", { "daily-keep-days", "daily-keep-count", "snapshot-keep-days",
+                   "snapshot-keep-count", "pitr-keep-days", NULL } },
+  { "archive", { "segment-max-bytes", "segment-max-records", "checkpoint-pages",
+                 "max-wal-bytes", NULL } },
+  { "cache", { "max-bytes", "min-free-bytes", NULL } },
+  { "mount", { "log-max-bytes", NULL } },
+  { "doctor", { "size-warn-bytes", "backup-max-age-hours", "archive-lag-warn-seconds",
+                "acknowledged-bugs", NULL } },
+  { "replica", { "url", "endpoint", "region", "credentials-file", "profile", "sync-interval",
+                 "verify-tls", "connect-timeout", "low-speed-time", "max-retries",
+                 "backoff-base-ms", "backoff-max-ms", "lease-seconds", NULL } },
+};
+
+/* FALSE and an error naming the first section or setting of @kf that is
+ * not one of known_settings, with the names it could have been. */
+static gboolean
+check_known_settings(GKeyFile *kf, const char *file, GError **error)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+  for (char **g = groups; *g != NULL; g++) {
+    guint i = 0;
+    g_auto(GStrv) keys = NULL;
+    while (i < G_N_ELEMENTS(known_settings) && strcmp(known_settings[i].group, *g) != 0)
+      i++;
+    if (i == G_N_ELEMENTS(known_settings)) {
+      g_autoptr(GString) names = g_string_new(NULL);
+      for (guint j = 0; j < G_N_ELEMENTS(known_settings); j++)
+        g_string_append_printf(names, "%s[%s]", j ? ", " : "", known_settings[j].group);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: [%s] is not a section sqlenvfs knows (the sections are %s; "
+                  "fix the name or remove the section)",
+                  file, *g, names->str);
+      return FALSE;
+    }
+    keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+    for (char **k = keys; k != NULL && *k != NULL; k++) {
+      const char *const *known = known_settings[i].keys;
+      g_autofree char *list = NULL;
+      guint j = 0;
+      while (known[j] != NULL && strcmp(known[j], *k) != 0)
+        j++;
+      if (known[j] != NULL)
+        continue;
+      list = g_strjoinv(", ", (char **)known);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: [%s] %s is not a setting sqlenvfs knows (the settings of "
+                  "[%s] are %s; fix the name or remove the line)",
+                  file, *g, *k, *g, list);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean
 load_settings(SqlenvfsRoot *root, GError **error)
 {
@@ -111,6 +174,8 @@ load_settings(SqlenvfsRoot *root, GError **error)
                 local->message);
     return FALSE;
   }
+  if (!check_known_settings(kf, file, error))
+    return FALSE;
   if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
     g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);
     if (name)

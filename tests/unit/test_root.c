@@ -126,6 +126,43 @@ START_TEST(test_settings)
   g_file_set_contents(conf, "[sqlenvfs\n", -1, NULL);
   ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
   g_clear_error(&error);
+
+  /* A misspelt setting or section is refused, not left out: the message
+   * names it and what it could have been. */
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=3\nkeep-daily=7\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert_msg(strstr(error->message, "[retention] keep-daily is not a setting") != NULL, "%s",
+                error->message);
+  ck_assert(strstr(error->message, conf) != NULL);
+  ck_assert(strstr(error->message, "daily-keep-count") != NULL);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[archives]\nmax-wal-bytes=1\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "[archives] is not a section") != NULL, "%s",
+                error->message);
+  ck_assert(strstr(error->message, "[archive],") != NULL);
+  g_clear_error(&error);
+  /* Every documented setting is known (values within their ranges). */
+  g_file_set_contents(conf,
+                      "# comments are fine\n"
+                      "[sqlenvfs]\ndefault-db=app\n"
+                      "[retention]\ndaily-keep-days=1\ndaily-keep-count=1\n"
+                      "snapshot-keep-days=1\nsnapshot-keep-count=1\npitr-keep-days=1\n"
+                      "[archive]\nsegment-max-bytes=1048576\nsegment-max-records=16\n"
+                      "checkpoint-pages=1\nmax-wal-bytes=0\n"
+                      "[cache]\nmax-bytes=1\nmin-free-bytes=1\n"
+                      "[mount]\nlog-max-bytes=4096\n"
+                      "[doctor]\nsize-warn-bytes=1\nbackup-max-age-hours=1\n"
+                      "archive-lag-warn-seconds=1\nacknowledged-bugs=wal-reset\n"
+                      "[replica]\nurl=s3://b/p\nendpoint=http://localhost:1\nregion=r\n"
+                      "credentials-file=/c\nprofile=p\nsync-interval=1\nverify-tls=true\n"
+                      "connect-timeout=1\nlow-speed-time=1\nmax-retries=1\n"
+                      "backoff-base-ms=1\nbackoff-max-ms=1\nlease-seconds=60\n",
+                      -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  g_clear_pointer(&root, sqlenvfs_root_free);
 }
 END_TEST
 
