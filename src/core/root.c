@@ -75,11 +75,29 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
     errno = 0;
     v = g_ascii_strtoll(raw, &end, 10);
   }
+  /* A size in bytes may carry a binary unit: K, M, G or T, alone or with
+   * "iB" or "B" (all powers of 1024, as PostgreSQL reads "MB"). */
+  if (raw != NULL && end != raw && *end != '\0' && errno == 0 && v >= 0 &&
+      g_str_has_suffix(key, "-bytes")) {
+    const char *units = "KMGT", *u = strchr(units, g_ascii_toupper(*end));
+    if (*end != '\0' && u != NULL &&
+        (end[1] == '\0' || g_ascii_strcasecmp(end + 1, "B") == 0 ||
+         g_ascii_strcasecmp(end + 1, "iB") == 0)) {
+      int shift = 10 * (int)(u - units + 1);
+      if (v > (G_MAXINT64 >> shift))
+        errno = ERANGE;
+      else
+        v <<= shift;
+      end += strlen(end);
+    }
+  }
   if (raw == NULL || end == raw || *end != '\0' || (errno != 0 && errno != ERANGE)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [%s] %s=%s is not a whole number (give one from %" G_GINT64_FORMAT
-                " to %" G_GINT64_FORMAT ", or remove the line)",
-                file, group, key, raw ? raw : "?", min, max);
+                "read settings %s: [%s] %s=%s is not a whole number%s (give one from %"
+                G_GINT64_FORMAT " to %" G_GINT64_FORMAT ", or remove the line)",
+                file, group, key, raw ? raw : "?",
+                g_str_has_suffix(key, "-bytes") ? " of bytes, with K, M, G or T if you like" : "",
+                min, max);
     return FALSE;
   }
   if (errno == ERANGE || v < min || v > max) {

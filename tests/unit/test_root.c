@@ -95,6 +95,33 @@ START_TEST(test_settings)
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
   ck_assert_no_error(error);
   ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 1073741824);
+  /* Sizes in bytes take K, M, G, T (with iB or B: powers of 1024 all). */
+  g_file_set_contents(conf,
+                      "[archive]\nmax-wal-bytes=64M\nsegment-max-bytes=1GiB\n"
+                      "[cache]\nmax-bytes = 2kb\nmin-free-bytes=3T\n",
+                      -1, NULL);
+  g_clear_pointer(&root, sqlenvfs_root_free);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 64 << 20);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->segment_max_bytes, 1 << 30);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->cache_max_bytes, 2048);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->cache_min_free_bytes,
+                   G_GINT64_CONSTANT(3) << 40);
+  g_file_set_contents(conf, "[archive]\nmax-wal-bytes=12QB\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "12QB is not a whole number of bytes") != NULL, "%s",
+                error->message);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[archive]\nmax-wal-bytes=9000000T\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "out of range") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[archive]\ncheckpoint-pages=1K\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "checkpoint-pages=1K is not a whole number (") != NULL,
+                "%s", error->message);
+  g_clear_error(&error);
   g_file_set_contents(conf, "[archive]\nmax-wal-bytes=-1\n", -1, NULL);
   ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
   ck_assert_msg(strstr(error->message, "max-wal-bytes=-1 is out of range") != NULL, "%s",
@@ -160,9 +187,9 @@ START_TEST(test_settings)
                       "connect-timeout=1\nlow-speed-time=1\nmax-retries=1\n"
                       "backoff-base-ms=1\nbackoff-max-ms=1\nlease-seconds=60\n",
                       -1, NULL);
+  g_clear_pointer(&root, sqlenvfs_root_free);
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
   ck_assert_no_error(error);
-  g_clear_pointer(&root, sqlenvfs_root_free);
 }
 END_TEST
 
