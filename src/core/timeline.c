@@ -788,7 +788,9 @@ set_nothing_error(const SqlenvfsTimeline *tl, GError **error)
   if (archive_is_empty(tl))
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                 "restore %s: nothing is recoverable: the WAL archive %s is empty (run "
-                "`sqlenvfs archive` or mount the root to archive continuously)",
+                "`sqlenvfs archive` or mount the root to archive continuously; a backup or "
+                "snapshot that `sqlenvfs list` shows is itself the database as of its time: "
+                "copy its file)",
                 tl->db, tl->dir);
   else
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
