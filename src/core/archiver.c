@@ -26,8 +26,9 @@
  *   CLOSED --[db_open]--> CAPTURING
  *      open the connections, begin a read transaction on rd[0], take the
  *      write lock, decide continuity against the archive's last record
- *      [decide], archive what the WAL holds [capture], record an OUTAGE or
- *      a GAP (then ask for a snapshot), sync, rotate, release the write lock;
+ *      [decide], record a GAP (then ask for a snapshot) or, when the WAL
+ *      holds commits made while capture was down, an OUTAGE, archive what
+ *      the WAL holds [capture], sync, rotate, release the write lock;
  *      on a resume, check that a base of the chain can be placed at its
  *      newest state [latest_has_base], else ask for a snapshot. No alive
  *      time is published until the chain's base is durable [note_alive].
@@ -608,6 +609,18 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
          fh.cksum1 == ck1 && fh.cksum2 == ck2;
 }
 
+/* Does the WAL hold commits past the cursor, by the wal-index header @si
+ * read under the write lock? TRUE when @si cannot tell. */
+static gboolean
+wal_has_more(const Db *d, const SqlenvfsWalIndexHeader *si)
+{
+  if (si == NULL || !d->has_cur)
+    return si == NULL || si->mx_frame > 0;
+  if (si->salt1 != d->cur.hdr.salt1 || si->salt2 != d->cur.hdr.salt2)
+    return si->mx_frame > 0;
+  return si->mx_frame >= d->cur.next_frame;
+}
+
 /* Decide whether the WAL continues the archive. Returns 0 when it does (the
  * cursor is then set, or left unset for an empty WAL), else the gap's
  * reason with *why describing it. */
@@ -797,8 +810,14 @@ db_open(Db *d, GError **error)
   if (gap != 0)
     d->snapshot_pending = TRUE;
   g_mutex_unlock(&a->lock);
-  if (!capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
-      (outage_from > 0 && res.n_commits > 0 && !add_outage(d, outage_from, t_lock, error)) ||
+  /* The OUTAGE before the commits archived late, all stamped t_lock: a
+   * reader meanwhile must not take the downtime for a recoverable stretch
+   * holding none of them (the window after it waits for the alive time,
+   * timeline.c). */
+  if (outage_from > 0 && !wal_has_more(d, has_si ? &si : NULL))
+    outage_from = 0;
+  if ((outage_from > 0 && !add_outage(d, outage_from, t_lock, error)) ||
+      !capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
       !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;

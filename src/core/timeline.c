@@ -44,7 +44,8 @@
  *   verifymemo.h) is not a base: no window starts from it.
  *
  * Windows. A chain with a base is recoverable from its earliest base state
- * to its end, minus the open interval of each of its outages.
+ * to its end, minus the open interval of each of its outages (in the last
+ * chain, everything after an outage whose end the alive time has not reached).
  *
  * Invariants:
  *   (1) A target time maps to exactly one state: the last state captured at
@@ -547,7 +548,12 @@ build_windows(SqlenvfsTimeline *tl)
           g_strdup_printf("capture was interrupted from %s to %s (the archiver was down, or "
                           "could not write; nothing lost, but times in between cannot be told "
                           "apart)", from, to);
-        cut_window(tl->windows, c, e->aux_time, e->time, note);
+        /* The last chain's commits archived late follow their OUTAGE (its
+         * end is their capture time) and are written one batch after
+         * another: until the alive time reaches that end, the states from
+         * it on may still lack some of them, so they wait. */
+        gint64 end = c + 1 == tl->chains->len && tl->alive < e->time ? G_MAXINT64 : e->time;
+        cut_window(tl->windows, c, e->aux_time, end, note);
       }
     }
   }

@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# An archiver restarted after kill -9 archives the commits made while it was
+# down, all stamped with its restart time, one batch after another, then
+# the downtime is an outage. While it writes them (held here with SIGSTOP
+# right after the archive first grows, as a slow disk or a busy CPU would
+# hold it), a time inside the downtime must be refused by restore and absent
+# from pitr/ (not answered with the state at the kill, which lacks the
+# commits made before that time), and `latest` must be a state that the
+# same time still names once the restart has finished.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root M=$T/mnt A=$T/root/backups/prod/wal_archives/app
+pitr_make_root "$R" 67108864
+sed -i 's/^checkpoint-pages=.*/checkpoint-pages=1000000/' "$R/sqlenvfs.conf"
+pitr_start_archiver "$R" "$T/a1"
+mount_root "$R" "$M" -o noarchiver
+
+# The application: numbered rows of 60 KB, no checkpoint of its own (so
+# that the WAL cannot restart while the archiver is down: an outage).
+python3 - "$R/data/prod/app.db" "$T/stop" "$T/log" <<'PY' &
+import os, sqlite3, sys, time, zlib
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=60)
+c.execute("PRAGMA wal_autocheckpoint=0").fetchall()
+log = open(sys.argv[3], "w", buffering=1)
+k = 0
+while not os.path.exists(sys.argv[2]):
+    k += 1
+    p = os.urandom(60000)
+    t0 = time.time()
+    c.execute("INSERT INTO tx(k, kind, payload, crc) VALUES (?, 'r', ?, ?)", (k, p, zlib.crc32(p)))
+    log.write("T %d %.6f %.6f\n" % (k, t0, time.time()))
+    time.sleep(0.002)
+PY
+track_pid $!
+# Killed once the archive holds commits: the restart then resumes its chain.
+pitr_wait_commits "$T/log" 20
+t20=$(awk '$2 == 20 {print $4}' "$T/log")
+for _ in $(seq 1 300); do
+  python3 - "$A/alive" "$t20" <<'PY' && break
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+sys.exit(0 if d[:8] == b"SQEFSALV" and struct.unpack_from("<q", d, 8)[0] > float(sys.argv[2]) * 1e6
+         else 1)
+PY
+  sleep 0.1
+done
+kill -9 "$(cat "$T/a1.pid")"
+wait "$(cat "$T/a1.pid")" 2>/dev/null || true
+t_kill=$(date +%s.%N)
+sleep 4
+t_mid=$(python3 -c "print('%.6f' % ($t_kill + 2.0))")
+# commits that returned a second or more before t_mid
+lo=$(awk -v t="$t_mid" '$4 < t - 1.0 {k = $2} END {print k + 0}' "$T/log")
+
+last_seg() { ls "$A"/*.seg | tail -1; }
+seg=$(last_seg) size0=$(stat -c %s "$seg")
+"$SQLENVFS" archive --root "$R" > /dev/null 2> "$T/a2.err" &
+A2=$!
+track_pid $A2
+while [ "$(last_seg)" = "$seg" ] && [ "$(stat -c %s "$seg")" = "$size0" ]; do :; done
+kill -STOP $A2
+note "the restarted archiver is held after the archive first grew"
+
+rc=0
+"$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/mid.db" > /dev/null 2> "$T/mid.err" \
+  || rc=$?
+if [ "$rc" -eq 0 ]; then
+  k=$(sqlite3 "$T/mid.db" 'SELECT coalesce(max(k), 0) FROM tx')
+  fail "restore --time @$t_mid (in the downtime) gave rows 1..$k while the restart writes;" \
+    "commits up to $lo had returned a second before"
+fi
+[ -e "$M/pitr/@$t_mid/app.db" ] \
+  && fail "pitr/@$t_mid (in the downtime) exists while the restart writes"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > "$T/latest.out" 2>&1 \
+  || fail "restore --time latest while the restart writes: $(cat "$T/latest.out")"
+held=$(sed -n 's/.*captured \([^ ,]*\).*/\1/p' "$T/latest.out")
+k_held=$(sqlite3 "$T/latest.db" 'SELECT count(*) FROM tx')
+pass "while the restart archives the commits made in the downtime, the downtime is refused"
+
+kill -CONT $A2
+for _ in $(seq 1 300); do grep -q 'archiver app: capturing' "$T/a2.err" && break; sleep 0.1; done
+grep -q 'capture was interrupted' "$T/a2.err" || fail "no outage recorded: $(cat "$T/a2.err")"
+expect_fail 'falls in a gap' "$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/mid2.db"
+"$SQLENVFS" restore --root "$R" --time "$held" --output "$T/held.db" > /dev/null \
+  || fail "restore --time $held after the restart"
+assert_eq "$(sqlite3 "$T/held.db" 'SELECT count(*) FROM tx')" "$k_held" \
+  "rows at $held (latest while the restart wrote) once it has finished"
+pass "latest while the restart wrote is what its time names after it"
+
+touch "$T/stop"
+unmount_root "$M"
+kill -TERM $A2
+wait $A2 || fail "the archiver exited with $? on SIGTERM"
