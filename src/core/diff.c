@@ -1154,12 +1154,30 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
 
 /* ---- the comparison ----------------------------------------------------- */
 
+/* The join of the two states' rows by primary key: the key's own
+ * comparison (so that its index is used), and the same value exactly: of
+ * the same type and the same bytes. A key a NOCASE or RTRIM collation, or
+ * numeric equality (1 and 1.0), calls equal to the old one is another key:
+ * the row is deleted and inserted, and the script writes the new key. */
 static void
 append_join(GString *q, GPtrArray *cols, guint n_pk)
 {
-  for (guint i = 0; i < n_pk; i++)
-    g_string_append_printf(q, "%s A.%s=B.%s", i ? " AND" : "", (char *) cols->pdata[i],
-                           (char *) cols->pdata[i]);
+  for (guint i = 0; i < n_pk; i++) {
+    const char *c = cols->pdata[i];
+    g_string_append_printf(q, "%s A.%s=B.%s AND A.%s=B.%s COLLATE BINARY AND"
+                           " typeof(A.%s)=typeof(B.%s)",
+                           i ? " AND" : "", c, c, c, c, c, c);
+  }
+}
+
+/* Whether column @a of the older state and @b of the newer hold another
+ * value: SQL's IS NOT calls 1 and 1.0, or 'a' and 'A' in a NOCASE column,
+ * the same; the script must write the newer value all the same. */
+static void
+append_differs(GString *q, const char *a, const char *b)
+{
+  g_string_append_printf(q, "(A.%s IS NOT B.%s COLLATE BINARY OR typeof(A.%s)<>typeof(B.%s))",
+                         a, b, a, b);
 }
 
 static void
@@ -1440,10 +1458,11 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
     g_string_append(q, "1");
     for (guint i = n_pk; i < n_cmp; i++) {
-      if (i < az->len)
-        g_string_append_printf(q, ", A.%s IS NOT B.%s, B.%s", (char *) az->pdata[i],
-                               (char *) az2->pdata[i], (char *) az2->pdata[i]);
-      else
+      if (i < az->len) {
+        g_string_append(q, ", ");
+        append_differs(q, az->pdata[i], az2->pdata[i]);
+        g_string_append_printf(q, ", B.%s", (char *) az2->pdata[i]);
+      } else
         g_string_append_printf(q, ", B.%s IS NOT NULL, B.%s", (char *) az2->pdata[i],
                                (char *) az2->pdata[i]);
     }
@@ -1454,8 +1473,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       if (i > n_pk)
         g_string_append(q, " OR ");
       if (i < az->len)
-        g_string_append_printf(q, "A.%s IS NOT B.%s", (char *) az->pdata[i],
-                               (char *) az2->pdata[i]);
+        append_differs(q, az->pdata[i], az2->pdata[i]);
       else
         g_string_append_printf(q, "B.%s IS NOT NULL", (char *) az2->pdata[i]);
     }
@@ -1485,8 +1503,10 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   append_join(q, az, n_pk);
   g_string_append(q, ")");
   append_restrict(q, t, "B");
+  /* A row deleted before one inserted under a key its collation calls
+   * the same ('a' and 'A' in a NOCASE key). */
   g_string_append(q, " ORDER BY");
-  for (guint i = 1; i <= n_pk; i++)
+  for (guint i = 1; i <= n_pk + 1; i++)
     g_string_append_printf(q, "%s %u", i > 1 ? "," : "", i);
 
   if (!d->summary && !index_changes(d, t, TRUE, o, error)) {

@@ -3,7 +3,8 @@
  * the older state into the newer one, for changes of every kind (rows on
  * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
  * table with keys and values on overflow pages (keys told apart only on
- * their third overflow page), an added column, tables and
+ * their third overflow page), values SQL's = calls equal (1 and 1.0, case
+ * in a NOCASE column or key), an added column, tables and
  * indexes created and dropped); that a changed leaf is placed by its key,
  * reading only the pages on its path, and that every tree is walked
  * instead when that cannot be done (a leaf no key leads to, many tables
@@ -115,7 +116,12 @@ static const char *const base_sql =
   "CREATE TABLE lk(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
   "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 12)"
   " INSERT INTO lk SELECT printf('%03000d', i), randomblob(200) FROM n;"
-  "INSERT INTO gone VALUES (1), (2);";
+  "INSERT INTO gone VALUES (1), (2);"
+  "CREATE TABLE cs(id INTEGER PRIMARY KEY, u, n TEXT COLLATE NOCASE, r TEXT COLLATE RTRIM);"
+  "INSERT INTO cs VALUES (1, 1, 'abc', 'abc'), (2, 2, 'x', 'y');"
+  "CREATE TABLE ck(k TEXT COLLATE NOCASE PRIMARY KEY, v) WITHOUT ROWID;"
+  "INSERT INTO ck VALUES ('abc', 1), ('def', 2);"
+  "CREATE TABLE cu(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO cu VALUES (1, 'a'), (2, 'b');";
 
 /* Diff @a_path -> @b_path with the pages that differ, and in full; both
  * must agree; the script applied to a copy of @a_path gives @b_path. */
@@ -209,6 +215,13 @@ static const char *const changes[] = {
    * value behind them changed in place (only its overflow page is written):
    * the key is read from the whole chain */
   "UPDATE lk SET v = randomblob(200) WHERE k = printf('%03000d', 7);",
+  /* values SQL calls equal that are not the same: an integer become a
+   * real, case in a NOCASE column, trailing spaces in an RTRIM one, a
+   * NOCASE key whose case changed, an untyped key become a real */
+  "UPDATE cs SET u = 1.0, n = 'ABC', r = 'abc  ' WHERE id = 1;"
+  "DELETE FROM ck WHERE k = 'abc'; INSERT INTO ck VALUES ('ABC', 1);"
+  "UPDATE ck SET k = 'DEF' WHERE k = 'def';"
+  "DELETE FROM cu WHERE k = 2; INSERT INTO cu VALUES (2.0, 'b');",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
