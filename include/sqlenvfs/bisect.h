@@ -35,7 +35,7 @@ typedef struct {
   guint n_commits;            /* states searched (commits after T1 to T2)    */
   guint n_probes;             /* states examined (the one at T1 included)    */
   gboolean is_found;          /* the result at T2 differs from that at T1    */
-  guint64 seq;                /* the first commit after which it differs     */
+  guint64 seq;                /* a commit after which it differs, not before */
   gint64 time_us;             /* its capture time                            */
   char *before, *after;       /* the results before and after it, as text    */
   guint64 n_before, n_after;  /* their row counts                            */
@@ -48,9 +48,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsBisectResult, sqlenvfs_bisect_result_free)
 typedef void (*SqlenvfsBisectProgressFunc)(gpointer user, guint done, guint total);
 
 /* Search database @db (NULL: the default) of @root between @from (NULL:
- * the start of the recoverable window that holds @to) and @to for the
- * first commit after which @sql (one read-only statement) returns another
- * result. NULL and *error: INVALID for a statement that is not one
+ * the start of the recoverable window that holds @to) and @to for a
+ * commit after which @sql (one read-only statement) returns another result
+ * than at @from and before which it returns @from's (by bisection: one of
+ * the changes when there are several). NULL and *error: INVALID for a statement that is not one
  * read-only query (naming SQLite's complaint) or for T1 after T2 or times
  * in different windows; GAP for a time outside the recoverable window;
  * errors of a restore or of the query on a state (naming the state). */

@@ -226,7 +226,7 @@ done
 lbis=$(median3 "${runs[@]}")
 lcpu=$(median3 "${cpus[@]}")
 lprobes=$(sed -n 's/.*examined \([0-9]*\) states of \([0-9]*\) commits.*/\1 \2/p' "$W/lbisect.out")
-lwhen=$(sed -n 's/.*first change at seq [0-9]*, captured \(.*\)$/\1/p' "$W/lbisect.out")
+lwhen=$(sed -n 's/.*result changes at seq [0-9]*, captured \(.*\)$/\1/p' "$W/lbisect.out")
 lok=$(python3 -c 'import sys, datetime
 w = sys.argv[1]
 if not w: print("NO ANSWER"); sys.exit()

@@ -1,6 +1,6 @@
 /*
- * cmd_bisect.c — `sqlenvfs bisect`: the first archived commit after which a
- * query's result changed (bisect.h).
+ * cmd_bisect.c — `sqlenvfs bisect`: an archived commit after which a query's
+ * result changed (bisect.h).
  */
 #include <stdio.h>
 
@@ -51,11 +51,13 @@ cmd_bisect(int argc, char **argv)
   };
 
   if (!cli_parse(&argc, &argv, "",
-                 "Find the first archived commit after which QUERY returns another result than at\n"
-                 "T1 (all rows, all columns, in order): a binary search over the commits between\n"
-                 "T1 and T2, each state read from the backups and the WAL archive without writing\n"
-                 "a file. Prints the commit's sequence number and capture time, the result before\n"
+                 "Find an archived commit after which QUERY returns another result than at T1\n"
+                 "(all rows, all columns, in order): a binary search over the commits between T1\n"
+                 "and T2, each state read from the backups and the WAL archive without writing a\n"
+                 "file. Prints the commit's sequence number and capture time, the result before\n"
                  "and after it, and how many states were examined (at most ceil(log2(commits))+2).\n"
+                 "If the result changed more than once between T1 and T2, the commit found is one\n"
+                 "of those changes, not necessarily the first; a change undone by T2 is not seen.\n"
                  "Times: " SQLENVFS_TIME_FORMS ".\n"
                  "Exit status: 0 a commit was found; 3 the result at T2 is the result at T1\n"
                  "(nothing to find); 1 error; 2 usage.",
@@ -80,20 +82,30 @@ cmd_bisect(int argc, char **argv)
   t1 = sqlenvfs_time_format_iso(r->from_us);
   t2 = sqlenvfs_time_format_iso(r->to_us);
   if (!r->is_found) {
-    printf("%s: the result does not change between %s (seq %" G_GUINT64_FORMAT ") and %s (seq %"
+    /* Only the two ends were compared: a result that changed and changed
+     * back in between is not seen, so "it did not change" is not said. */
+    printf("%s: the result at %s (seq %" G_GUINT64_FORMAT ") is the result at %s (seq %"
            G_GUINT64_FORMAT ")\n",
-           r->db, t1, r->from_seq, t2, r->to_seq);
+           r->db, t2, r->to_seq, t1, r->from_seq);
     if (r->before != NULL)
       print_rows("result", r->before);
     printf("  examined %u states of %u commits\n", r->n_probes, r->n_commits);
+    if (r->n_commits > 1)
+      printf("  (only the two ends are compared: a change undone in between is not seen;\n"
+             "  bisect a shorter range to look for one)\n");
     return BISECT_UNCHANGED;
   }
   when = sqlenvfs_time_format_iso(r->time_us);
-  printf("%s: first change at seq %" G_GUINT64_FORMAT ", captured %s\n", r->db, r->seq, when);
+  printf("%s: the result changes at seq %" G_GUINT64_FORMAT ", captured %s\n", r->db, r->seq,
+         when);
   print_rows("before", r->before);
   print_rows("after", r->after);
   printf("  examined %u states of %u commits between %s (seq %" G_GUINT64_FORMAT ") and %s (seq %"
          G_GUINT64_FORMAT ")\n",
          r->n_probes, r->n_commits, t1, r->from_seq, t2, r->to_seq);
+  if (r->n_commits > 1)
+    printf("  (a binary search finds one change: if the result changed more than once,\n"
+           "  an earlier one may exist: bisect again with --to before %s to look)\n",
+           when);
   return CLI_OK;
 }

@@ -6,7 +6,9 @@
 # before it still has the row, the state after it does not; its time is the
 # record's time), in at most ceil(log2(n)) + 2 states, also when it is the
 # first commit after --from; a query whose result never changes says so
-# with exit status 3; a statement that is not a query is refused.
+# with exit status 3, and one that changes back and forth is said to be
+# neither unchanged nor changed first at the commit found; a statement that
+# is not a query is refused.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -53,8 +55,8 @@ assert_eq "$(sqlite3 "$T/from.db" 'SELECT count(*) FROM t WHERE id=7')" 1 "row 7
   2> "$T/bisect.err" || rc=$?
 cat "$T/bisect.out" | sed 's/^/# /'
 [ "$rc" -eq 0 ] || { cat "$T/bisect.err"; fail "bisect exited $rc"; }
-seq=$(sed -n 's/.*first change at seq \([0-9]*\), captured \(.*\)$/\1/p' "$T/bisect.out")
-when=$(sed -n 's/.*first change at seq \([0-9]*\), captured \(.*\)$/\2/p' "$T/bisect.out")
+seq=$(sed -n 's/.*result changes at seq \([0-9]*\), captured \(.*\)$/\1/p' "$T/bisect.out")
+when=$(sed -n 's/.*result changes at seq \([0-9]*\), captured \(.*\)$/\2/p' "$T/bisect.out")
 [ -n "$seq" ] || fail "bisect printed no commit"
 grep -A1 '^  before' "$T/bisect.out" | grep -q '7|row 7' || fail "the result before is not row 7"
 grep -A1 '^  after' "$T/bisect.out" | grep -q '(no rows)' || fail "the result after is not empty"
@@ -80,7 +82,7 @@ rc=0
 "$SQLENVFS" bisect --root "$R" --from "@$prev_time" --sql "SELECT id, v FROM t WHERE id = 7" \
   > "$T/first.out" 2> "$T/first.err" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$T/first.err"; fail "bisect from the commit before exited $rc"; }
-first=$(sed -n 's/.*first change at seq \([0-9]*\), captured.*/\1/p' "$T/first.out")
+first=$(sed -n 's/.*result changes at seq \([0-9]*\), captured.*/\1/p' "$T/first.out")
 assert_eq "$first" "$seq" "the commit bisect names when it is the first after --from"
 pass "bisect from the state before seq $seq names it (the first commit searched)"
 
@@ -94,8 +96,36 @@ pass "bisect examined $probes states of $searched commits (bound $bound)"
 rc=0
 "$SQLENVFS" bisect --root "$R" --sql "SELECT count(*) FROM t WHERE id < 0" > "$T/same.out" || rc=$?
 assert_eq "$rc" 3 "exit status of a bisect whose result never changes"
-grep -q 'the result does not change' "$T/same.out" || fail "bisect did not say the result never changes"
+grep -q 'is the result at' "$T/same.out" || fail "bisect did not say the result is T1's"
 pass "a result that never changes is reported as such (exit 3)"
+
+# A result that changes at every commit (the parity of the row count) and
+# is back at T2: exit 3, without saying it did not change; found between
+# an odd number of commits: not said to be the first change.
+# (four commits from the 300th on with times of their own: a time names one)
+read -r a b c < <(awk 'NR >= 300 { t[NR] = $2 }
+  NR >= 303 && t[NR-3] < t[NR-2] && t[NR-2] < t[NR-1] && t[NR-1] < t[NR] {
+    print t[NR-3], t[NR-1], t[NR]; exit }' "$T/commits")
+[ -n "$c" ] || fail "no four commits with times of their own from the 300th on"
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$a" --to "@$b" --sql "SELECT count(*) % 2 FROM t" \
+  > "$T/flip.out" || rc=$?
+assert_eq "$rc" 3 "exit status of a bisect whose result is back at T2"
+grep -q 'the result at .* is the result at' "$T/flip.out" \
+  || fail "exit 3 output: $(cat "$T/flip.out")"
+grep -q 'a change undone in between is not seen' "$T/flip.out" \
+  || fail "bisect does not say a change undone in between is not seen: $(cat "$T/flip.out")"
+! grep -qi 'not change' "$T/flip.out" \
+  || fail "bisect says the result did not change: $(cat "$T/flip.out")"
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$a" --to "@$c" --sql "SELECT count(*) % 2 FROM t" \
+  > "$T/flip.out" || rc=$?
+assert_eq "$rc" 0 "exit status of a bisect over a result that changes three times"
+! grep -q 'first change' "$T/flip.out" \
+  || fail "bisect calls a change the first: $(cat "$T/flip.out")"
+grep -q 'an earlier one may exist' "$T/flip.out" \
+  || fail "bisect does not say an earlier change may exist: $(cat "$T/flip.out")"
+pass "a result that changes back and forth: bisect claims neither no change nor the first one"
 
 expect_fail 'must be a query' "$SQLENVFS" bisect --root "$R" --sql "DELETE FROM t"
 expect_fail 'not a query SQLite accepts' "$SQLENVFS" bisect --root "$R" --sql "SELECT * FROM nosuch"
