@@ -141,6 +141,7 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   d->paced_until = 0;
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
+  d->outage_led = 0;
   d->phase = PHASE_CLOSED;
   if (reason != 0) {
     d->reopen_reason = reason;
@@ -516,7 +517,8 @@ latest_has_base(Db *d, char **why)
 
 /* Record that capture was interrupted from @from (the last time it was known
  * complete) until @to (the capture time of the last commit archived late),
- * after those commits (invariant 5). */
+ * before those commits (and, after a failure to write, again after them when
+ * they were captured later than @to). */
 static gboolean
 add_outage(Db *d, gint64 from, gint64 to, GError **error)
 {
@@ -1141,14 +1143,26 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   }
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
-   * had been down (invariant 5), recorded once all of them are archived. */
+   * had been down (invariant 5). It is written first, ending at this scan
+   * (so that a reader meanwhile does not take the time since for a stretch
+   * holding none of them: the window after it waits for the alive time,
+   * which waits for them all, timeline.c), and again once all of them are
+   * archived when the last of them was captured later (a backlog taking
+   * more than one cycle), so that it covers them all. */
+  if (d->outage_from > 0 && d->outage_led == 0 && wal_has_more(d, has_si ? &si : NULL)) {
+    if (!add_outage(d, d->outage_from, began, error))
+      return FALSE;
+    d->outage_led = began;
+  }
   if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
   if (d->outage_from > 0 && res.reached_end) {
     const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
-    if (!add_outage(d, d->outage_from, MAX(began, last ? last->time : 0), error))
+    gint64 to = MAX(began, last ? last->time : 0);
+    if (to > d->outage_led && !add_outage(d, d->outage_from, to, error))
       return FALSE;
     d->outage_from = 0;
+    d->outage_led = 0;
   }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
