@@ -28,6 +28,11 @@
  *       does); SQLite columns PostgreSQL does not have get their defaults.
  *   (4) The connection to production disables checkpoint-on-close
  *       (docs/DESIGN.md).
+ *   (5) A value is stored as the mapping gives it, or the run fails: where the
+ *       declared type of an existing SQLite column has an affinity that could
+ *       convert it (text into a NUMERIC column, a bigint into a REAL one, a
+ *       float into a TEXT one), what SQLite stored is read back (RETURNING)
+ *       and any change that does not keep the value exactly is an error.
  */
 #pragma once
 

@@ -45,6 +45,10 @@ typedef struct {
   char *create_sql;
   char *insert_sql;
   guint64 total;             /* rows expected, when progress is wanted    */
+  /* Columns whose SQLite affinity may convert the value bound (invariant 5):
+   * PostgreSQL column indexes, in the order of the RETURNING clause. */
+  GArray *checked;           /* of guint; NULL when none                  */
+  GPtrArray *decls;          /* declared SQLite type of each PG column    */
 } Plan;
 
 static void
@@ -55,6 +59,10 @@ plan_free(gpointer p)
   g_free(plan->quoted);
   g_free(plan->create_sql);
   g_free(plan->insert_sql);
+  if (plan->checked)
+    g_array_unref(plan->checked);
+  if (plan->decls)
+    g_ptr_array_unref(plan->decls);
   g_free(plan);
 }
 
@@ -237,7 +245,8 @@ build_create_sql(const SqlenvfsPgTable *t, const char *quoted)
 }
 
 static char *
-build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target_names)
+build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target_names,
+                 GArray *checked)
 {
   GString *sql = g_string_new("INSERT INTO ");
   g_string_append(sql, quoted);
@@ -255,7 +264,121 @@ build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target
   for (guint i = 0; i < target_names->len; i++)
     g_string_append(sql, i ? ", ?" : "?");
   g_string_append_c(sql, ')');
+  for (guint i = 0; checked && i < checked->len; i++) {
+    g_string_append(sql, i ? ", " : " RETURNING ");
+    append_ident(sql, target_names->pdata[g_array_index(checked, guint, i)]);
+  }
   return g_string_free(sql, FALSE);
+}
+
+/* SQLite's affinity of a declared column type (the rules of "Determination
+ * of Column Affinity" in SQLite's datatype3 page, in their order). */
+typedef enum { AFF_BLOB, AFF_TEXT, AFF_NUMERIC, AFF_INTEGER, AFF_REAL } Affinity;
+
+static Affinity
+declared_affinity(const char *decl)
+{
+  g_autofree char *up = g_ascii_strup(decl ? decl : "", -1);
+  if (strstr(up, "INT"))
+    return AFF_INTEGER;
+  if (strstr(up, "CHAR") || strstr(up, "CLOB") || strstr(up, "TEXT"))
+    return AFF_TEXT;
+  if (strstr(up, "BLOB") || *up == '\0')
+    return AFF_BLOB;
+  if (strstr(up, "REAL") || strstr(up, "FLOA") || strstr(up, "DOUB"))
+    return AFF_REAL;
+  return AFF_NUMERIC;
+}
+
+static const char *
+affinity_name(Affinity a)
+{
+  static const char *const names[] = { "BLOB", "TEXT", "NUMERIC", "INTEGER", "REAL" };
+  return names[a];
+}
+
+/* The storage class the mapping gives values of @t. */
+static SqlenvfsPgValueType
+mapped_class(const SqlenvfsPgType *t)
+{
+  switch (t->kind) {
+  case SQLENVFS_PG_BOOL:
+  case SQLENVFS_PG_INT:
+    return SQLENVFS_PG_VALUE_INTEGER;
+  case SQLENVFS_PG_FLOAT:
+    return SQLENVFS_PG_VALUE_REAL;
+  case SQLENVFS_PG_NUMERIC:
+    return t->numeric_as_real ? SQLENVFS_PG_VALUE_REAL : SQLENVFS_PG_VALUE_TEXT;
+  case SQLENVFS_PG_BYTEA:
+    return SQLENVFS_PG_VALUE_BLOB;
+  default:
+    return SQLENVFS_PG_VALUE_TEXT;
+  }
+}
+
+/* Whether a column declared @decl may convert values of @t on insert: text
+ * that looks like a number into INTEGER, REAL or NUMERIC affinity, an integer
+ * into REAL affinity, a real into TEXT affinity (SQLite keeps 15 digits). */
+static gboolean
+affinity_may_convert(const SqlenvfsPgType *t, const char *decl)
+{
+  Affinity a = declared_affinity(decl);
+  switch (mapped_class(t)) {
+  case SQLENVFS_PG_VALUE_TEXT:
+    return a == AFF_INTEGER || a == AFF_REAL || a == AFF_NUMERIC;
+  case SQLENVFS_PG_VALUE_INTEGER:
+    return a == AFF_REAL;
+  case SQLENVFS_PG_VALUE_REAL:
+    return a == AFF_TEXT;
+  default:
+    return FALSE;
+  }
+}
+
+/* Whether what SQLite stored (@got, a RETURNING column) keeps the value bound
+ * (@text as PostgreSQL printed it, @v converted unless verbatim) exactly:
+ * text read back as the same text, an integer as the same integer, a real as
+ * the same double. An integer stored as the text of its digits, and text
+ * stored as the integer it spells exactly, are kept too. */
+static gboolean
+stored_exactly(sqlite3_stmt *st, int col, const SqlenvfsPgType *t, const char *text,
+               const SqlenvfsPgValue *v)
+{
+  int got = sqlite3_column_type(st, col);
+  SqlenvfsPgValueType want = sqlenvfs_pg_type_is_verbatim(t) ? SQLENVFS_PG_VALUE_TEXT : v->type;
+  switch (want) {
+  case SQLENVFS_PG_VALUE_NULL:
+    return got == SQLITE_NULL;
+  case SQLENVFS_PG_VALUE_TEXT: {
+    const char *s = (const char *)sqlite3_column_text(st, col);
+    const char *bound = sqlenvfs_pg_type_is_verbatim(t) ? text : v->buf->str;
+    /* An INTEGER is kept when its digits are the text ('42', not '042'). */
+    return (got == SQLITE_TEXT || got == SQLITE_INTEGER) && s && strcmp(s, bound) == 0;
+  }
+  case SQLENVFS_PG_VALUE_INTEGER:
+    if (got == SQLITE_INTEGER)
+      return sqlite3_column_int64(st, col) == v->i;
+    if (got == SQLITE_FLOAT) {
+      double r = sqlite3_column_double(st, col);
+      return r >= -9223372036854775808.0 && r < 9223372036854775808.0 && (gint64)r == v->i;
+    }
+    return FALSE;
+  case SQLENVFS_PG_VALUE_REAL:
+    if (got == SQLITE_FLOAT)
+      return sqlite3_column_double(st, col) == v->r;
+    if (got == SQLITE_INTEGER)
+      return (double)sqlite3_column_int64(st, col) == v->r;
+    if (got == SQLITE_TEXT) {
+      const char *s = (const char *)sqlite3_column_text(st, col);
+      char *end = NULL;
+      double r = g_ascii_strtod(s, &end);
+      return end && *end == '\0' && end != s && r == v->r;
+    }
+    return FALSE;
+  case SQLENVFS_PG_VALUE_BLOB:
+    return got == SQLITE_BLOB;
+  }
+  return FALSE;
 }
 
 /* Every check for one table; nothing is written. */
@@ -313,10 +436,11 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
     plan->create_sql = build_create_sql(t, plan->quoted);
     for (guint i = 0; i < t->columns->len; i++)
       g_ptr_array_add(names, ((SqlenvfsPgColumn *)t->columns->pdata[i])->name);
-    plan->insert_sql = build_insert_sql(t, plan->quoted, names);
+    plan->insert_sql = build_insert_sql(t, plan->quoted, names, NULL);
     return plan;
   }
 
+  plan->decls = g_ptr_array_new_with_free_func(g_free);
   cols = sqlite_columns(db, path, plan->target, error);
   if (cols == NULL) {
     plan_free(plan);
@@ -345,6 +469,12 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
     }
     match->matched = TRUE;
     g_ptr_array_add(names, match->name);
+    g_ptr_array_add(plan->decls, g_strdup(match->type ? match->type : ""));
+    if (affinity_may_convert(&c->type, match->type)) {
+      if (plan->checked == NULL)
+        plan->checked = g_array_new(FALSE, FALSE, sizeof(guint));
+      g_array_append_val(plan->checked, i);
+    }
   }
   /* SQLite columns with nothing to fill them need a default. */
   {
@@ -380,7 +510,7 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
       return NULL;
     }
   }
-  plan->insert_sql = build_insert_sql(t, plan->quoted, names);
+  plan->insert_sql = build_insert_sql(t, plan->quoted, names, plan->checked);
   {
     /* Prepare once now: SQLite's own objections come before any write. */
     sqlite3_stmt *st = NULL;
@@ -415,6 +545,46 @@ bind_value(sqlite3_stmt *st, int idx, const SqlenvfsPgValue *v)
     return sqlite3_bind_blob64(st, idx, v->buf->str, v->buf->len, SQLITE_STATIC) == SQLITE_OK;
   }
   return FALSE;
+}
+
+/* Invariant 5: the values of the checked columns of the row just inserted
+ * (RETURNING) against what was bound. */
+static gboolean
+check_stored(sqlite3_stmt *st, const char *path, const Plan *plan, guint r,
+             const SqlenvfsPgCursor *cur, const SqlenvfsPgValue *vals, guint64 row_no,
+             GError **error)
+{
+  const SqlenvfsPgTable *t = plan->pg;
+  for (guint k = 0; k < plan->checked->len; k++) {
+    guint c = g_array_index(plan->checked, guint, k);
+    const SqlenvfsPgColumn *col = t->columns->pdata[c];
+    const char *decl = plan->decls->pdata[c];
+    gsize len = 0;
+    const char *text = sqlenvfs_pg_cursor_value(cur, r, c, &len);
+    const char *stored;
+    if (text == NULL || (!sqlenvfs_pg_type_is_verbatim(&col->type) &&
+                         vals[c].type == SQLENVFS_PG_VALUE_NULL))
+      continue;
+    if (stored_exactly(st, (int)k, &col->type, text, &vals[c]))
+      continue;
+    stored = (const char *)sqlite3_column_text(st, (int)k);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "column %s.%s, row %" G_GUINT64_FORMAT ": SQLite would store '%.80s' as %s "
+                "%.80s: column %s of table %s in %s is declared '%s', and its %s affinity "
+                "converts the value (declare the column %s%s, or migrate a view that casts "
+                "it)",
+                t->display, col->name, row_no, text,
+                sqlite3_column_type(st, (int)k) == SQLITE_TEXT      ? "TEXT"
+                : sqlite3_column_type(st, (int)k) == SQLITE_INTEGER ? "INTEGER"
+                                                                      : "REAL",
+                stored ? stored : "?", col->name, plan->target, path, decl,
+                affinity_name(declared_affinity(decl)), sqlenvfs_pg_type_decl(&col->type),
+                col->type.kind == SQLENVFS_PG_NUMERIC && !col->type.numeric_as_real
+                  ? " to keep the exact decimal, or pass --numeric-as-real to store REAL"
+                  : "");
+    return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -503,6 +673,11 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
         }
       }
       rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW && plan->checked) {
+        if (!check_stored(st, path, plan, r, cur, vals, row_no, error))
+          goto out;
+        rc = sqlite3_step(st);
+      }
       if (rc != SQLITE_DONE) {
         g_autofree char *what = g_strdup_printf(
           "insert row %" G_GUINT64_FORMAT " of %s into table %s of", row_no, t->display,

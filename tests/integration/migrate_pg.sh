@@ -34,6 +34,9 @@ CREATE TABLE extra (id INTEGER);
 CREATE TABLE geo (id INTEGER, pos TEXT);
 CREATE TABLE numbers (id INTEGER PRIMARY KEY, n REAL);
 CREATE TABLE needy (id INTEGER, must TEXT NOT NULL);
+CREATE TABLE decimals (id INTEGER PRIMARY KEY, amount DECIMAL(12,2));
+CREATE TABLE wide (id INTEGER PRIMARY KEY, big REAL, label INT);
+CREATE TABLE labels (id INTEGER PRIMARY KEY, big REAL, label INT);
 SQL
 "$SQLENVFS" init --root "$R" >/dev/null
 sqlite3 "$DB" "INSERT INTO dupes VALUES (1), (2), (3)"
@@ -79,6 +82,24 @@ expect_fail 'insert row 15001 of bad\.dupes into table dupes of .*UNIQUE constra
 assert_eq "$(state)" "$before" "production after a unique violation at row 15001"
 assert_eq "$(q 'SELECT group_concat(id) FROM dupes')" "1,2,3" "dupes rows after the rollback"
 pass "constraint violation halfway (after 15 committed-looking batches, and a replace): production exactly as before"
+
+# --- a SQLite column whose affinity would change a value ----------------------
+before=$(state)
+expect_fail "column bad\.decimals\.amount, row 1: SQLite would store '10\.00' as INTEGER 10: \
+column amount of table decimals in .*app\.db is declared 'DECIMAL\(12,2\)', and its NUMERIC \
+affinity converts the value \(declare the column TEXT .*--numeric-as-real.*; rolled back" \
+  mig --dsn "$DSN" --tables bad.decimals
+expect_fail "column bad\.wide\.big, row 2: SQLite would store '9007199254740993' as REAL .* \
+is declared 'REAL', and its REAL affinity converts the value \(declare the column INTEGER" \
+  mig --dsn "$DSN" --tables bad.wide
+expect_fail "column bad\.labels\.label, row 2: SQLite would store '007' as INTEGER 7: .*'INT'" \
+  mig --dsn "$DSN" --tables bad.labels
+assert_eq "$(state)" "$before" "production after values an affinity would change"
+pgc_psql src -c "UPDATE bad.labels SET label = '7' WHERE id = 2"
+mig --dsn "$DSN" --tables bad.labels >/dev/null
+assert_eq "$(q "SELECT group_concat(quote(big) || ' ' || quote(label), ', ') FROM labels")" \
+  "-5.0 42, 6.0 7" "values an affinity keeps exactly"
+pass "a value a SQLite column's affinity would change is refused, one it keeps is loaded"
 
 # --- the migration ------------------------------------------------------------
 before_dump=$(sqlite3 "$DB" .dump)

@@ -150,6 +150,15 @@ INSERT INTO bad.needy VALUES (1);
 -- The documented way around an unmappable type: a view that casts it.
 CREATE SCHEMA migrate;
 CREATE VIEW migrate.geo AS SELECT id, pos::text AS pos FROM bad.geo;
+-- Loaded into SQLite columns whose declared type has an affinity that
+-- converts values: refused where the value would change (10.00 -> 10,
+-- 2^53 + 1 -> 2^53, '007' -> 7), kept where it would not.
+CREATE TABLE bad.decimals (id int4, amount numeric(12, 2));
+INSERT INTO bad.decimals VALUES (1, 10), (2, 12.5);
+CREATE TABLE bad.wide (id int4, big int8, label text);
+INSERT INTO bad.wide VALUES (1, 9007199254740992, '42'), (2, 9007199254740993, 'x');
+CREATE TABLE bad.labels (id int4, big int8, label text);
+INSERT INTO bad.labels VALUES (1, -5, '42'), (2, 6, '007');
 CREATE TABLE bad.numbers (id int4 PRIMARY KEY, n numeric);
 INSERT INTO bad.numbers VALUES (1, 1.25), (2, 'NaN'), (3, 123456789.123456789), (4, NULL);
 
