@@ -371,7 +371,17 @@ convert_bytea(const char *text, gsize len, GString *out, GError **error)
   return TRUE;
 }
 
-/* A float as printed by float8out/numeric_out; non-finite words included. */
+static gboolean
+is_nonfinite_word(const char *text, gsize len)
+{
+  return (len == 3 && memcmp(text, "NaN", 3) == 0) ||
+         (len == 8 && memcmp(text, "Infinity", 8) == 0) ||
+         (len == 9 && memcmp(text, "-Infinity", 9) == 0);
+}
+
+/* A float as printed by float8out/numeric_out; non-finite words included.
+ * A finite numeric beyond a double's range (1e400) parses as +-HUGE_VAL:
+ * callers tell it from the word "Infinity" with is_nonfinite_word(). */
 static gboolean
 parse_real(const char *text, gsize len, double *r)
 {
@@ -405,6 +415,14 @@ convert_real(const char *what, const char *text, gsize len, SqlenvfsPgValue *out
   double r;
   if (!parse_real(text, len, &r))
     return bad(error, what, text, len);
+  if (isinf(r) && !is_nonfinite_word(text, len)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s value %.40s%s (%zu digits) is beyond the range of a REAL (about "
+                "1.8e308) and would become Infinity (store numeric as exact TEXT: leave out "
+                "--numeric-as-real)",
+                what, text, len > 40 ? "..." : "", len);
+    return FALSE;
+  }
   if (isnan(r)) {
     out->type = SQLENVFS_PG_VALUE_NULL; /* SQLite has no NaN */
     out->was_nan = TRUE;
@@ -468,7 +486,8 @@ element_to_json(const SqlenvfsPgType *et, const char *text, gsize len, SqlenvfsP
   case SQLENVFS_PG_NUMERIC:
     if (!parse_real(text, len, &r))
       return bad(error, et->kind == SQLENVFS_PG_FLOAT ? "float" : "numeric", text, len);
-    if (isfinite(r))
+    /* By the word, not the double: 1e400 is a finite numeric (invariant 3). */
+    if (!is_nonfinite_word(text, len))
       g_string_append_len(out, text, (gssize)len);
     else
       json_append_string(out, text, len);

@@ -144,7 +144,16 @@ START_TEST(test_numeric)
   ck_assert(v.type == SQLENVFS_PG_VALUE_REAL && v.r == 1.5);
   ck_assert(sqlenvfs_pg_value_convert(&tn, "NaN", 3, &v, NULL));
   ck_assert(v.type == SQLENVFS_PG_VALUE_NULL && v.was_nan);
+  ck_assert(sqlenvfs_pg_value_convert(&tn, "-Infinity", 9, &v, NULL));
+  ck_assert(v.type == SQLENVFS_PG_VALUE_REAL && isinf(v.r) && v.r < 0);
   sqlenvfs_pg_value_clear(&v);
+  /* Finite, but beyond a double: an error, not Infinity. */
+  {
+    g_autofree char *huge = g_strdup_printf("1%0400d", 0);
+    g_autofree char *nhuge = g_strdup_printf("-%s.5", huge);
+    expect_invalid(tn, huge);
+    expect_invalid(tn, nhuge);
+  }
 }
 END_TEST
 
@@ -233,6 +242,13 @@ START_TEST(test_arrays)
   expect_text(at, "{\xc3\xa9t\xc3\xa9}", "[\"\xc3\xa9t\xc3\xa9\"]");
   expect_text(af, "{0.1,NaN,Infinity,-Infinity,1e+100}", "[0.1,\"NaN\",\"Infinity\",\"-Infinity\",1e+100]");
   expect_text(an, "{1.50,NaN}", "[1.50,\"NaN\"]");
+  {
+    /* A finite numeric beyond a double's range stays a JSON number. */
+    g_autofree char *huge = g_strdup_printf("1%0400d", 0);
+    g_autofree char *in = g_strdup_printf("{%s,-%s,Infinity}", huge, huge);
+    g_autofree char *want = g_strdup_printf("[%s,-%s,\"Infinity\"]", huge, huge);
+    expect_text(an, in, want);
+  }
   expect_text(ab, "{t,f,NULL}", "[true,false,null]");
   expect_text(aj, "{\"{\\\"a\\\": 1}\",\"[1, 2]\",NULL}", "[{\"a\": 1},[1, 2],null]");
   expect_text(ay, "{\"\\\\x00ff\"}", "[\"\\\\x00ff\"]");
