@@ -34,6 +34,8 @@ typedef struct {
   char *name;
   char *display;     /* schema.name for messages            */
   char *sql_name;    /* quoted "schema"."name" for queries  */
+  char *sql_from;    /* what to read its rows FROM: ONLY for a plain table,
+                      * whose inheritance children are tables of their own */
   GPtrArray *columns; /* SqlenvfsPgColumn *, in attnum order  */
 } SqlenvfsPgTable;
 

@@ -214,6 +214,7 @@ sqlenvfs_pg_table_free(SqlenvfsPgTable *t)
   g_free(t->name);
   g_free(t->display);
   g_free(t->sql_name);
+  g_free(t->sql_from);
   if (t->columns)
     g_ptr_array_unref(t->columns);
   g_free(t);
@@ -349,7 +350,7 @@ static const char columns_sql[] =
 
 static SqlenvfsPgTable *
 load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const char *name,
-           gboolean numeric_as_real, GError **error)
+           const char *relkind, gboolean numeric_as_real, GError **error)
 {
   g_autoptr(SqlenvfsPgTable) t = g_new0(SqlenvfsPgTable, 1);
   g_autoptr(PGresult) res = NULL;
@@ -362,6 +363,12 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
   qs = quote_ident(src, schema);
   qn = quote_ident(src, name);
   t->sql_name = g_strdup_printf("%s.%s", qs, qn);
+  /* A plain table's SELECT also returns the rows of tables that INHERIT from
+   * it; those are tables of their own (migrated on their own, as pg_dump
+   * does), so read ONLY its rows. A partitioned table ('p') has no rows but
+   * its partitions', which are not migrated on their own. */
+  t->sql_from = strcmp(relkind, "r") == 0 ? g_strdup_printf("ONLY %s", t->sql_name)
+                                          : g_strdup(t->sql_name);
   t->columns = g_ptr_array_new_with_free_func(pg_column_free);
 
   res = run_params(src, columns_sql, 1, params, "read columns", error);
@@ -393,7 +400,7 @@ sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
 
   if (names == NULL || names[0] == NULL) {
     list = run(src,
-               "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c "
+               "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
                "AND NOT c.relispartition ORDER BY c.relname",
@@ -402,7 +409,8 @@ sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
       return NULL;
     for (int r = 0; r < PQntuples(list); r++) {
       SqlenvfsPgTable *t = load_table(src, PQgetvalue(list, r, 0), PQgetvalue(list, r, 1),
-                                      PQgetvalue(list, r, 2), numeric_as_real, error);
+                                      PQgetvalue(list, r, 2), PQgetvalue(list, r, 3),
+                                      numeric_as_real, error);
       if (t == NULL)
         return NULL;
       g_ptr_array_add(tables, t);
@@ -441,7 +449,7 @@ sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
       return NULL;
     }
     t = load_table(src, PQgetvalue(res, 0, 0), PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2),
-                   numeric_as_real, error);
+                   PQgetvalue(res, 0, 3), numeric_as_real, error);
     if (t == NULL)
       return NULL;
     g_ptr_array_add(tables, t);
@@ -453,7 +461,7 @@ gboolean
 sqlenvfs_pg_source_count(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint64 *n_rows,
                          GError **error)
 {
-  g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", t->sql_name);
+  g_autofree char *sql = g_strdup_printf("SELECT count(*) FROM %s", t->sql_from);
   g_autofree char *what = g_strdup_printf("count rows of %s", t->display);
   g_autoptr(PGresult) res = run(src, sql, PGRES_TUPLES_OK, what, error);
   if (res == NULL)
@@ -480,7 +488,7 @@ sqlenvfs_pg_cursor_open(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint b
     g_autofree char *q = quote_ident(src, c->name);
     g_string_append_printf(sql, "%s%s", i ? ", " : "", q);
   }
-  g_string_append_printf(sql, " FROM %s", t->sql_name);
+  g_string_append_printf(sql, " FROM %s", t->sql_from);
   res = run(src, sql->str, PGRES_COMMAND_OK, what, error);
   if (res == NULL)
     return NULL;

@@ -162,6 +162,13 @@ INSERT INTO bad.labels VALUES (1, -5, '42'), (2, 6, '007');
 CREATE TABLE bad.numbers (id int4 PRIMARY KEY, n numeric);
 INSERT INTO bad.numbers VALUES (1, 1.25), (2, 'NaN'), (3, 123456789.123456789), (4, NULL);
 
+-- Inheritance: child's rows are its own table's, not parent's too.
+CREATE SCHEMA inh;
+CREATE TABLE inh.parent (id int4 PRIMARY KEY, v text);
+CREATE TABLE inh.child (extra int4) INHERITS (inh.parent);
+INSERT INTO inh.parent VALUES (1, 'p');
+INSERT INTO inh.child VALUES (2, 'c', 9);
+
 CREATE SCHEMA chk;
 -- ISO 8601 with astronomical years, computed with to_char / extract only.
 CREATE FUNCTION chk.pad4(n int) RETURNS text LANGUAGE sql IMMUTABLE AS $$
