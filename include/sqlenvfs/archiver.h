@@ -98,9 +98,12 @@ gboolean sqlenvfs_archiver_sync(SqlenvfsArchiver *a, const char *db, gint64 time
                                 GError **error);
 
 /* Archive everything, then checkpoint database @db (NULL: every database)
- * so that the next write restarts its WAL (DESIGN.md invariant 3). Waits up
- * to @timeout_us (0: 30 s) for the write lock. FALSE and *error (BUSY) when
- * the lock could not be had, or as sync(). */
+ * so that the next write restarts its WAL (DESIGN.md invariant 3). Done
+ * without the write lock when every frame is already in the database file
+ * (an application's own checkpoint may have copied them). When the write
+ * lock, or another reader, is in the way, tries again every tick (capture
+ * goes on meanwhile) for up to @timeout_us (0: 30 s). FALSE and *error
+ * (BUSY, naming what was in the way) then, or as sync(). */
 gboolean sqlenvfs_archiver_checkpoint(SqlenvfsArchiver *a, const char *db, gint64 timeout_us,
                                       GError **error);
 

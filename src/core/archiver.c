@@ -954,10 +954,20 @@ busy_spin(void *arg, int n_tries)
 }
 
 /* The checkpoint of invariant 3. *done says whether every frame was copied
- * (then the next writer restarts the WAL). @lock_ms: how long to try for the
- * write lock (0: a few milliseconds, for routine checkpoints, which are also
- * skipped when another reader keeps the frames archived so far from being
- * copied: taking the lock then would only stop the application's writers).
+ * (then the next writer restarts the WAL). The write lock is only tried
+ * for a few milliseconds, never waited for: the archiver holds a read
+ * transaction meanwhile, and an application's RESTART or TRUNCATE
+ * checkpoint holds the write lock while it waits for that very reader to
+ * move on, which only this thread can do (waiting here, each would wait
+ * for the other until one gave up, and nothing would be archived
+ * meanwhile). Not getting it, or another reader keeping the frames
+ * archived so far from being copied (taking the lock then would only stop
+ * the application's writers), is BUSY, saying which: a routine
+ * checkpoint is tried again by a later cycle, a request (@is_request) at
+ * the next tick until its deadline (archiver_requests.c). A request is
+ * also done without the lock once every frame is archived and in the
+ * database file (copied by a PASSIVE checkpoint, or by the application's
+ * own).
  *
  * Writers wait only for what must happen under the lock: archiving (not
  * syncing) the last few commits and copying them. The archive is synced
@@ -965,7 +975,7 @@ busy_spin(void *arg, int n_tries)
  * tail of the archive, and the WAL, restarted meanwhile, no longer matches
  * it, so the reopen records a gap (invariant 5) rather than a false chain. */
 gboolean
-archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
+archiver_db_checkpoint(Db *d, gboolean is_request, gboolean *done, GError **error)
 {
   int rc, n_log = 0, n_ckpt = 0, tries = 60;
   CaptureResult res;
@@ -981,7 +991,7 @@ archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     int copied = 0, rc0;
     /* Round 0 follows a complete capture when a cycle asks for the
      * checkpoint; a request may come after a cycle that was not. */
-    if (round > 0 || !d->is_at_end) {
+    if (round > 0 || !d->is_at_end || is_request) {
       if (!look_and_capture(d, &began, &woken, &res, error) ||
           !finish_cycle(d, &res, began, woken, FALSE, error))
         return FALSE;
@@ -989,12 +999,26 @@ archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
         break;
     }
     has_si = sqlenvfs_wal_index_read(d->rd[d->active], &si);
+    if (is_request && has_si && si.n_backfill >= si.mx_frame) {
+      /* Every frame is in the database file (copied by the round before,
+       * or by the application's own checkpoint, which may have restarted
+       * the WAL), and archived: the capture just now reached past every
+       * frame a checkpoint could copy, which our read transaction, begun
+       * after an earlier capture, bounds. A read transaction begun now
+       * gets slot 0, unless a commit came meanwhile, so that the next
+       * writer restarts the WAL. */
+      if (!rotate(d, error))
+        return FALSE;
+      *done = TRUE;
+      g_debug("archiver %s: checkpoint: every frame is in the database file", d->name);
+      return TRUE;
+    }
     if (!rotate(d, NULL))
       break;
     rc0 = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, &copied);
     if (rc0 != SQLITE_OK && rc0 != SQLITE_BUSY)
       return sqlenvfs_error_sqlite(error, d->ckpt, rc0, "checkpoint", d->path);
-    if (lock_ms == 0 && has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame &&
+    if (has_si && rc0 == SQLITE_OK && copied < (int)si.mx_frame &&
         copied < (int)d->ckpt_floor) {
       /* Another reader (a pinned image, a backup) holds frames we have
        * archived, and did already at the previous look: try again when it
@@ -1007,19 +1031,27 @@ archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
        * then.) */
       d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
-                  "checkpoint %s: another reader holds frames %d to %u", d->path, copied + 1,
-                  si.mx_frame);
+                  "checkpoint %s: another reader holds frames %d to %u of the WAL (an "
+                  "application's long read transaction, or a copy being read)",
+                  d->path, copied + 1, si.mx_frame);
       return FALSE;
     }
-    if (!sqlenvfs_wal_index_read(d->rd[d->active], &si) || si.mx_frame < (guint32)copied + PRE_ENOUGH)
+    if (!sqlenvfs_wal_index_read(d->rd[d->active], &si))
+      break;
+    if (is_request && si.n_backfill >= si.mx_frame)
+      continue; /* the next round archives what came since, and is done */
+    if (si.mx_frame < (guint32)copied + PRE_ENOUGH)
       break;
   }
-  if (lock_ms > 0)
-    sqlite3_busy_timeout(d->wlock, lock_ms);
-  else
-    sqlite3_busy_handler(d->wlock, busy_spin, &tries);
+  sqlite3_busy_handler(d->wlock, busy_spin, &tries);
   rc = sqlite3_exec(d->wlock, "BEGIN IMMEDIATE", NULL, NULL, NULL);
   sqlite3_busy_timeout(d->wlock, CKPT_LOCK_MS);
+  if (rc == SQLITE_BUSY) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "checkpoint %s: another connection holds the write lock (an application's "
+                "write transaction, or its own checkpoint)", d->path);
+    return FALSE;
+  }
   if (rc != SQLITE_OK)
     return sqlenvfs_error_sqlite(error, d->wlock, rc, "take the write lock to checkpoint",
                                  d->path);
@@ -1051,7 +1083,7 @@ archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error)
     if (!rotate(d, &local))
       g_debug("archiver %s: %s", d->name, local->message);
     *done = TRUE;
-  } else if (lock_ms == 0) {
+  } else {
     d->ckpt_retry_at = g_get_monotonic_time() + TICK_US;
   }
   sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
@@ -1219,7 +1251,7 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
       si.n_backfill < si.mx_frame && g_get_monotonic_time() >= d->ckpt_retry_at) {
     gboolean done;
     g_autoptr(GError) local = NULL;
-    if (!archiver_db_checkpoint(d, 0, &done, &local)) {
+    if (!archiver_db_checkpoint(d, FALSE, &done, &local)) {
       if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         g_warning("archiver %s: %s", d->name, local->message);
       else

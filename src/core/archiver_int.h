@@ -185,8 +185,9 @@ gboolean archiver_db_cycle(Db *d, gboolean force, GError **error);
 /* Archive everything committed before the call, sync it, and publish it
  * in the alive file. The database must be capturing. */
 gboolean archiver_db_sync(Db *d, GError **error);
-/* The checkpoint of invariant 3 (see archiver.c). */
-gboolean archiver_db_checkpoint(Db *d, int lock_ms, gboolean *done, GError **error);
+/* The checkpoint of invariant 3 (see archiver.c): BUSY, saying what was
+ * busy, when the write lock or another reader was in the way. */
+gboolean archiver_db_checkpoint(Db *d, gboolean is_request, gboolean *done, GError **error);
 /* The last capture before run() returns (when capturing), then close
  * without checkpointing; the state becomes STOPPED. */
 void archiver_db_stop(Db *d);

@@ -487,6 +487,11 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
   return !ship || sqlenvfs_shipper_queue_removal(root, NULL, out->segments, error);
 }
 
+/* How long a checkpoint through the archiver keeps trying when the write
+ * lock or another reader is in the way (it tries every tick meanwhile and
+ * never holds up the application, archiver.c): then it fails with BUSY. */
+#define CHECKPOINT_WAIT_US (5 * G_USEC_PER_SEC)
+
 /* Copy the WAL into each database file: through the running archiver (it
  * archives everything first, and the next write restarts the WAL), else a
  * PASSIVE checkpoint (never waits for, nor blocks, the application). */
@@ -499,7 +504,7 @@ run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_
   out->db = g_strdup(only_db);
   if (archiver != NULL) {
     out->via_archiver = TRUE;
-    return sqlenvfs_archiver_checkpoint(archiver, only_db, 0, error);
+    return sqlenvfs_archiver_checkpoint(archiver, only_db, CHECKPOINT_WAIT_US, error);
   }
   dbs = dbs_of(root, only_db);
   out->checkpointed = g_ptr_array_new_with_free_func(checkpointed_db_free);
