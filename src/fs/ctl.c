@@ -16,6 +16,15 @@
  * hold no worker thread of the session. Reading ctl/<op> gives the last
  * result of that operation in one line (ops.h sqlenvfs_op_result_line).
  *
+ * A writer interrupted by a signal while its operation waits its turn
+ * (Ctrl-C on `echo 1 > ctl/refresh-dev` queued behind a long backup): the
+ * kernel tells the daemon (FUSE_INTERRUPT), the job leaves the queue
+ * without running, and the write fails with EINTR at once; the refusal
+ * shows when the file is read and in the log. Without that the writer
+ * could not be stopped, even by SIGKILL, until the operations ahead of it
+ * had finished, and its operation ran all the same. An operation already
+ * running is not interrupted: it finishes (see shutdown).
+ *
  * Shutdown (unmount, signal): fs_ctl_stop() lets the running operation
  * finish (each operation builds aside and renames into place, so it either
  * completes or leaves nothing that looks finished), answers writers still
@@ -28,7 +37,7 @@
 #include <errno.h>
 
 typedef struct {
-  fuse_req_t req; /* NULL: the stop marker */
+  fuse_req_t req;
   SqlenvfsOp op;
   SqlenvfsOpArgs args;
   size_t size;
@@ -36,9 +45,11 @@ typedef struct {
 
 struct _FsCtl {
   Fs *fs;
-  GAsyncQueue *queue;
+  GMutex lock;       /* guards queue and stopping */
+  GCond cond;        /* a job was queued, or stop */
+  GQueue queue;      /* CtlJob *, waiting their turn */
   GThread *thread;
-  gint stopping; /* atomic */
+  gboolean stopping;
 };
 
 static void
@@ -48,18 +59,60 @@ job_free(CtlJob *job)
   g_free(job);
 }
 
+/* A job whose writer was interrupted before it started: it does not run;
+ * the write fails with EINTR, and the refusal is recorded. */
+static void
+abandon(FsCtl *ctl, CtlJob *job)
+{
+  g_autoptr(GError) error = NULL;
+  g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED,
+              "%s: not run: its writer was interrupted (a signal, such as Ctrl-C) while it "
+              "waited for the operation ahead of it; write again to run it",
+              sqlenvfs_op_name(job->op));
+  g_message("ctl/%s", error->message);
+  sqlenvfs_ops_record_refusal(ctl->fs->ops, job->op, error);
+  fs_status_invalidate(ctl->fs);
+  fuse_reply_err(job->req, EINTR);
+  job_free(job);
+}
+
+/* FUSE_INTERRUPT for @req (libfuse calls this on the thread that read the
+ * interrupt, @req valid meanwhile): a job still queued leaves the queue and
+ * is abandoned; one that the op thread took is left alone. Only the queue
+ * lock is taken here, never around a reply. */
+static void
+interrupted(fuse_req_t req, void *data)
+{
+  FsCtl *ctl = data;
+  CtlJob *job = NULL;
+  g_mutex_lock(&ctl->lock);
+  for (GList *l = ctl->queue.head; l != NULL; l = l->next) {
+    if (((CtlJob *)l->data)->req == req) {
+      job = l->data;
+      g_queue_delete_link(&ctl->queue, l);
+      break;
+    }
+  }
+  g_mutex_unlock(&ctl->lock);
+  if (job != NULL)
+    abandon(ctl, job);
+}
+
 static gpointer
 run_thread(gpointer data)
 {
   FsCtl *ctl = data;
   for (;;) {
-    CtlJob *job = g_async_queue_pop(ctl->queue);
+    CtlJob *job;
     g_autoptr(GError) error = NULL;
     SqlenvfsOpOutcome out = { 0 };
-    if (job->req == NULL) {
-      job_free(job);
-      break;
-    }
+    g_mutex_lock(&ctl->lock);
+    while (g_queue_is_empty(&ctl->queue) && !ctl->stopping)
+      g_cond_wait(&ctl->cond, &ctl->lock);
+    job = g_queue_pop_head(&ctl->queue);
+    g_mutex_unlock(&ctl->lock);
+    if (job == NULL)
+      break; /* stopping, and fs_ctl_stop() answered those queued */
     gboolean ok = sqlenvfs_ops_run(ctl->fs->ops, job->op, &job->args, &out, &error);
     fs_status_invalidate(ctl->fs);
     if (ok) {
@@ -81,7 +134,9 @@ fs_ctl_new(Fs *fs)
 {
   FsCtl *ctl = g_new0(FsCtl, 1);
   ctl->fs = fs;
-  ctl->queue = g_async_queue_new();
+  g_mutex_init(&ctl->lock);
+  g_cond_init(&ctl->cond);
+  g_queue_init(&ctl->queue);
   return ctl;
 }
 
@@ -95,19 +150,22 @@ fs_ctl_start(FsCtl *ctl)
 void
 fs_ctl_stop(FsCtl *ctl)
 {
+  GQueue queued = G_QUEUE_INIT;
   CtlJob *job;
   if (ctl->thread == NULL)
     return;
   /* Queued writers go first: their operations are abandoned, not started. */
-  g_async_queue_lock(ctl->queue);
-  g_atomic_int_set(&ctl->stopping, 1);
-  while ((job = g_async_queue_try_pop_unlocked(ctl->queue)) != NULL) {
+  g_mutex_lock(&ctl->lock);
+  ctl->stopping = TRUE;
+  queued = ctl->queue;
+  g_queue_init(&ctl->queue);
+  g_cond_broadcast(&ctl->cond);
+  g_mutex_unlock(&ctl->lock);
+  while ((job = g_queue_pop_head(&queued)) != NULL) {
     g_message("%s: abandoned at shutdown before it started", sqlenvfs_op_name(job->op));
     fuse_reply_err(job->req, EINTR);
     job_free(job);
   }
-  g_async_queue_push_unlocked(ctl->queue, g_new0(CtlJob, 1));
-  g_async_queue_unlock(ctl->queue);
   g_thread_join(ctl->thread);
   ctl->thread = NULL;
 }
@@ -118,7 +176,8 @@ fs_ctl_free(FsCtl *ctl)
   if (ctl == NULL)
     return;
   fs_ctl_stop(ctl);
-  g_async_queue_unref(ctl->queue);
+  g_mutex_clear(&ctl->lock);
+  g_cond_clear(&ctl->cond);
   g_free(ctl);
 }
 
@@ -150,14 +209,24 @@ fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t 
   job->req = req;
   job->op = op;
   job->size = size;
-  /* Checked under the queue lock, so no job can land behind the stop marker. */
-  g_async_queue_lock(ctl->queue);
-  if (g_atomic_int_get(&ctl->stopping)) {
-    g_async_queue_unlock(ctl->queue);
+  /* Registered before the job is queued (the request is not answered
+   * before then, so it is still ours): an interrupt that came already
+   * calls interrupted() now, which finds nothing; it is seen below. */
+  fuse_req_interrupt_func(req, interrupted, ctl);
+  /* Checked under the queue lock, so no job is queued once stop began. */
+  g_mutex_lock(&ctl->lock);
+  if (ctl->stopping) {
+    g_mutex_unlock(&ctl->lock);
     fuse_reply_err(req, EINTR);
     job_free(job);
     return;
   }
-  g_async_queue_push_unlocked(ctl->queue, job);
-  g_async_queue_unlock(ctl->queue);
+  if (fuse_req_interrupted(req)) {
+    g_mutex_unlock(&ctl->lock);
+    abandon(ctl, job);
+    return;
+  }
+  g_queue_push_tail(&ctl->queue, job);
+  g_cond_signal(&ctl->cond);
+  g_mutex_unlock(&ctl->lock);
 }

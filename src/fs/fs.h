@@ -244,7 +244,9 @@ void fs_ctl_free(FsCtl *ctl);
 char *fs_ctl_read(FsCtl *ctl, SqlenvfsOp op);
 
 /* A write of @buf to ctl/<op>: parse it (EINVAL at once if it cannot be
- * parsed), queue the operation, and reply when it has finished. */
+ * parsed), queue the operation, and reply when it has finished (EINTR,
+ * and nothing run, when the writer is interrupted while it waits its
+ * turn). */
 void fs_ctl_write(FsCtl *ctl, fuse_req_t req, SqlenvfsOp op, const char *buf, size_t size);
 
 /* status.c --------------------------------------------------------------- */
