@@ -12,6 +12,10 @@
  *                    (EPERM refused by a safety check, EIO integrity or I/O,
  *                    ENOSPC, ...; error.h sqlenvfs_error_to_errno)
  *
+ * Each write is a request of its own, except that blanks and line endings
+ * written after an earlier write through the same open file end the line
+ * that write began (fs.c fs_write): they run nothing.
+ *
  * The write is answered from the op thread, so writers waiting their turn
  * hold no worker thread of the session. Reading ctl/<op> gives the last
  * result of that operation in one line (ops.h sqlenvfs_op_result_line).

@@ -50,6 +50,7 @@ typedef struct {
   gint64 text_us;     /* FS_STATUS: when that document was rendered */
   FsHandle *data;     /* data files: serve.c */
   GPtrArray *names;   /* directories: the names at opendir time */
+  gint has_written;   /* FS_CTL_FILE: a write came through it (atomic) */
 } FsFile;
 
 static FsNode root_node = { .path = "", .where = { .kind = FS_ROOT } };
@@ -618,6 +619,16 @@ fs_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file
   file_put(fs, f);
 }
 
+/* Only blanks and line endings (or nothing). */
+static gboolean
+is_blank(const char *buf, size_t size)
+{
+  for (size_t i = 0; i < size; i++)
+    if (!g_ascii_isspace(buf[i]))
+      return FALSE;
+  return TRUE;
+}
+
 static void
 fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
          struct fuse_file_info *fi)
@@ -631,6 +642,14 @@ fs_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off
     fuse_reply_err(req, EBADF);
   else if (f->kind != FS_CTL_FILE)
     fuse_reply_err(req, EROFS);
+  else if (!g_atomic_int_exchange(&f->has_written, 1))
+    fs_ctl_write(fs->ctl, req, f->op, buf, size);
+  else if (is_blank(buf, size))
+    /* The end of the line written before through this open file, by a
+     * program that writes a line in pieces (an unbuffered file): not an
+     * empty line of its own, which would run the operation on every
+     * database (a real prune after "dry-run"). */
+    fuse_reply_write(req, size);
   else
     fs_ctl_write(fs->ctl, req, f->op, buf, size);
   if (f != NULL)
