@@ -76,6 +76,7 @@
 #define BACKOFF_MAX_US (30 * G_USEC_PER_SEC)
 #define LOG_EVERY_US (60 * G_USEC_PER_SEC)
 #define STOP_WAIT_US (10 * G_USEC_PER_SEC)
+#define BACKLOG_OFF_US (5 * G_USEC_PER_SEC) /* backlog counted while no round ships */
 
 typedef struct {
   char *name;
@@ -114,6 +115,7 @@ struct _SqlenvfsShipper {
   gint64 lease_ttl_s, renew_us; /* renewed every ttl/4, at most every RENEW_MAX_US */
   guint n_fails;
   gboolean owner_ok; /* OWNER names this root (checked once a process) */
+  gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
   char *logged;              /* last message logged                  */
   gint64 logged_at;
   guint n_suppressed;
@@ -740,18 +742,26 @@ archive_backlog(SqlenvfsShipper *s, const char *dir, GPtrArray *segs, GPtrArray 
   return backlog;
 }
 
+/* The replica keys of the segment files @segs of database @name. */
+static GPtrArray *
+segment_keys(const char *name, GPtrArray *segs)
+{
+  GPtrArray *keys = g_ptr_array_new_full(segs->len, g_free);
+  for (guint k = 0; k < segs->len; k++)
+    g_ptr_array_add(keys, g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]));
+  return keys;
+}
+
 static gboolean
 ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError **error)
 {
   g_autofree char *dir = g_build_filename(s->wal_dir, name, NULL);
   g_autoptr(GPtrArray) segs = list_segment_files(dir);
-  g_autoptr(GPtrArray) keys = g_ptr_array_new_full(segs->len, g_free);
+  g_autoptr(GPtrArray) keys = segment_keys(name, segs);
   ShipDb *d;
   guint64 backlog;
   gboolean changed = FALSE;
 
-  for (guint k = 0; k < segs->len; k++)
-    g_ptr_array_add(keys, g_strdup_printf("wal_archives/%s/%s", name, (char *)segs->pdata[k]));
   backlog = archive_backlog(s, dir, segs, keys);
   g_mutex_lock(&s->lock);
   d = get_db(s, name);
@@ -919,14 +929,19 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
               local->message);
       continue;
     }
+    /* What of it waits: its database files not shipped with their lists. */
     for (guint k = 0; k < copy->dbs->len; k++) {
       const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
+      g_autofree char *base = g_path_get_basename(sdb->path);
+      g_autofree char *key = g_strdup_printf("%s/%s/%s", top, name, base);
+      g_autofree char *lkey = g_strconcat(key, SQLENVFS_BLOCKS_SUFFIX, NULL);
       guint64 *b = g_hash_table_lookup(copy_backlog, sdb->db);
       if (b == NULL) {
         b = g_new0(guint64, 1);
         g_hash_table_insert(copy_backlog, g_strdup(sdb->db), b);
       }
-      *b += sdb->size;
+      if (!g_hash_table_contains(s->shipped, key) || !g_hash_table_contains(s->shipped, lkey))
+        *b += sdb->size;
     }
     if (failed)
       continue;
@@ -941,10 +956,8 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
       guint32 crc = 0;
       shipped_size(s->shipped, key, &found);
       shipped_size(s->shipped, lkey, &list_found);
-      if (found && list_found) {
-        *(guint64 *)g_hash_table_lookup(copy_backlog, sdb->db) -= sdb->size;
-        continue;
-      }
+      if (found && list_found)
+        continue; /* not counted above */
       /* The file and its block list (remote.h) from one read of it. */
       if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, blocks, error)) {
         failed = TRUE;
@@ -1479,6 +1492,67 @@ round_once(SqlenvfsShipper *s, GError **error)
   return TRUE;
 }
 
+/* What is not shipped, per the shipping state (the archive's bytes and the
+ * copies' files it does not list), counted without a request: when no
+ * round ran (the lease refused or lost, OWNER naming another root) or the
+ * last one failed, so that the status shows what waits rather than what
+ * the last round that ran saw. At most every BACKLOG_OFF_US. */
+static void
+refresh_backlog(SqlenvfsShipper *s)
+{
+  g_autoptr(GHashTable) backlog = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  g_autoptr(GDir) gd = NULL;
+  gint64 now = g_get_monotonic_time(), wall = g_get_real_time();
+  gboolean any = FALSE;
+  GHashTableIter it;
+  gpointer k, v;
+  const char *e;
+
+  if (s->counted_at != 0 && now - s->counted_at < BACKLOG_OFF_US)
+    return;
+  s->counted_at = now;
+  gd = g_dir_open(s->wal_dir, 0, NULL);
+  while (gd && (e = g_dir_read_name(gd)) != NULL) {
+    g_autofree char *dir = NULL;
+    g_autoptr(GPtrArray) segs = NULL, keys = NULL;
+    guint64 *b;
+    if (e[0] == '.')
+      continue;
+    dir = g_build_filename(s->wal_dir, e, NULL);
+    segs = list_segment_files(dir);
+    keys = segment_keys(e, segs);
+    b = g_new(guint64, 1);
+    *b = archive_backlog(s, dir, segs, keys);
+    g_hash_table_insert(backlog, g_strdup(e), b);
+  }
+  /* Counting only: no request, no error. */
+  ship_copies(s, SQLENVFS_KIND_BACKUP, "daily", backlog, TRUE, &any, NULL);
+  ship_copies(s, SQLENVFS_KIND_SNAPSHOT, "snapshots", backlog, TRUE, &any, NULL);
+
+  g_mutex_lock(&s->lock);
+  g_hash_table_iter_init(&it, backlog);
+  while (g_hash_table_iter_next(&it, &k, NULL))
+    get_db(s, k);
+  g_hash_table_iter_init(&it, s->dbs);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    ShipDb *d = v;
+    guint64 *b = g_hash_table_lookup(backlog, k);
+    guint64 n = b ? *b : 0;
+    if (d->backlog != n)
+      s->status_dirty = TRUE;
+    d->backlog = n;
+    if (n > 0 && d->pending_since == 0) {
+      d->pending_since = d->notified ? d->notified : wall;
+      s->status_dirty = TRUE;
+    } else if (n == 0 && d->pending_since != 0) {
+      d->pending_since = 0;
+      d->notified = 0;
+      s->status_dirty = TRUE;
+    }
+  }
+  g_mutex_unlock(&s->lock);
+}
+
 static gpointer
 ship_main(gpointer data)
 {
@@ -1497,6 +1571,7 @@ ship_main(gpointer data)
   for (;;) {
     g_autoptr(GError) error = NULL;
     gint64 delay = s->conf->sync_interval_s * G_USEC_PER_SEC, deadline;
+    gboolean shipped_round = FALSE;
     if (stopping(s))
       break;
     if (hold_lease(s)) {
@@ -1522,6 +1597,8 @@ ship_main(gpointer data)
         if (s->n_fails > 0)
           g_message("replica: shipping to %s again", s->conf->url);
         s->n_fails = 0;
+        s->counted_at = 0;
+        shipped_round = TRUE;
         g_mutex_lock(&s->lock);
         if (s->state != RS_SHIPPING || s->error)
           s->status_dirty = TRUE;
@@ -1542,6 +1619,8 @@ ship_main(gpointer data)
         g_mutex_unlock(&s->lock);
       }
     }
+    if (!shipped_round)
+      refresh_backlog(s);
     if (s->status_dirty)
       write_status(s);
     deadline = g_get_monotonic_time() + delay;
