@@ -32,7 +32,8 @@ typedef struct _SqlenvfsShipper SqlenvfsShipper;
 /* Start shipping for @root when its sqlenvfs.conf has a `[replica]` url;
  * NULL (and nothing started) when it has none. Settings that cannot be
  * used (bad URL, credentials readable by others, none found) are logged
- * once and shown in the status as an error; shipping stays off. */
+ * once and shown in the status as an error; shipping stays off, and the
+ * status counts what waits (backlog_bytes) all the same. */
 SqlenvfsShipper *sqlenvfs_shipper_start(SqlenvfsRoot *root);
 
 /* Something new was archived (and synced) for database @db. Cheap, never

@@ -102,7 +102,8 @@ struct _SqlenvfsShipper {
   /* set at start, read-only after */
   SqlenvfsRoot *root;        /* our own, opened on the same directory */
   char *root_dir, *state_dir, *base_dir, *wal_dir;
-  SqlenvfsReplicaConf *conf;
+  SqlenvfsReplicaConf *conf; /* NULL when the settings cannot be used  */
+  char *url;                 /* [replica] url, which the shipping state names */
   GThread *thread;
 
   /* the thread's own */
@@ -384,7 +385,7 @@ static gboolean
 shipped_save(SqlenvfsShipper *s, GError **error)
 {
   g_autofree char *path = g_build_filename(s->state_dir, STATE_FILE, NULL);
-  g_autoptr(GString) out = sqlenvfs_shipper_state_format(s->conf->url, s->shipped, s->intent);
+  g_autoptr(GString) out = sqlenvfs_shipper_state_format(s->url, s->shipped, s->intent);
   return sqlenvfs_write_file_atomic(path, out->str, out->len, 0600, error);
 }
 
@@ -1045,7 +1046,7 @@ write_status(SqlenvfsShipper *s)
   gsize len;
 
   g_mutex_lock(&s->lock);
-  g_key_file_set_string(kf, "replica", "url", s->conf ? s->conf->url : "");
+  g_key_file_set_string(kf, "replica", "url", s->url);
   g_key_file_set_string(kf, "replica", "state", state_names[s->state]);
   g_key_file_set_string(kf, "replica", "error", s->error ? s->error : "");
   g_key_file_set_int64(kf, "replica", "pid", getpid());
@@ -1494,9 +1495,10 @@ round_once(SqlenvfsShipper *s, GError **error)
 
 /* What is not shipped, per the shipping state (the archive's bytes and the
  * copies' files it does not list), counted without a request: when no
- * round ran (the lease refused or lost, OWNER naming another root) or the
- * last one failed, so that the status shows what waits rather than what
- * the last round that ran saw. At most every BACKLOG_OFF_US. */
+ * round ran (the lease refused or lost, OWNER naming another root, no
+ * usable settings) or the last one failed, so that the status shows what
+ * waits rather than what the last round that ran saw. At most every
+ * BACKLOG_OFF_US. */
 static void
 refresh_backlog(SqlenvfsShipper *s)
 {
@@ -1561,7 +1563,7 @@ ship_main(gpointer data)
   Shipped st = { 0 };
   g_autofree char *state_path = g_build_filename(s->state_dir, STATE_FILE, NULL);
 
-  shipped_load(state_path, s->conf->url, &st, &missing);
+  shipped_load(state_path, s->url, &st, &missing);
   s->shipped = g_steal_pointer(&st.shipped);
   s->parts_end = g_steal_pointer(&st.parts_end);
   s->intent = g_steal_pointer(&st.intent);
@@ -1570,11 +1572,13 @@ ship_main(gpointer data)
 
   for (;;) {
     g_autoptr(GError) error = NULL;
-    gint64 delay = s->conf->sync_interval_s * G_USEC_PER_SEC, deadline;
+    gint64 delay = (s->conf ? s->conf->sync_interval_s : 1) * G_USEC_PER_SEC, deadline;
     gboolean shipped_round = FALSE;
     if (stopping(s))
       break;
-    if (hold_lease(s)) {
+    /* Without a client (settings that cannot be used) the thread only
+     * counts what waits: the status keeps saying why nothing is shipped. */
+    if (s->s3 != NULL && hold_lease(s)) {
       gboolean owned = s->owner_ok || check_owner(s, !missing, &error);
       if (owned && missing) {
         adopt_remote(s);
@@ -1649,7 +1653,7 @@ ship_main(gpointer data)
 /* Start, notify, stop                                                  */
 
 static gboolean
-replica_configured(const char *root_dir, char **conf_path, gint64 *lease_ttl_s)
+replica_configured(const char *root_dir, char **conf_path, char **url_out, gint64 *lease_ttl_s)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
@@ -1672,6 +1676,8 @@ replica_configured(const char *root_dir, char **conf_path, gint64 *lease_ttl_s)
   }
   if (conf_path)
     *conf_path = g_steal_pointer(&path);
+  if (url_out)
+    *url_out = g_steal_pointer(&url);
   return TRUE;
 }
 
@@ -1690,6 +1696,7 @@ shipper_free(SqlenvfsShipper *s)
   g_clear_pointer(&s->parts_end, g_hash_table_unref);
   g_hash_table_unref(s->dbs);
   g_free(s->intent);
+  g_free(s->url);
   g_free(s->logged);
   g_free(s->error);
   g_free(s->root_dir);
@@ -1709,7 +1716,8 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
   SqlenvfsShipper *s;
 
   gint64 ttl_s = LEASE_TTL_S;
-  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &ttl_s))
+  g_autofree char *url = NULL;
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &url, &ttl_s))
     return NULL;
   s = g_new0(SqlenvfsShipper, 1);
   g_mutex_init(&s->lock);
@@ -1721,6 +1729,7 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
   s->state_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE));
   s->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
   s->base_dir = g_path_get_dirname(s->wal_dir);
+  s->url = g_steal_pointer(&url); /* as conf->url: stripped, as written */
   s->root = sqlenvfs_root_open(s->root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
   if (s->root) {
     /* Every production database is in the status from the first one
@@ -1740,12 +1749,16 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
     g_warning("replica: %s", msg);
     s->state = RS_ERROR;
     s->error = g_steal_pointer(&msg);
-    /* Keep it, without a thread, so that status says why. */
-    s->is_done = TRUE;
     g_mutex_lock(&current_lock);
     current = s;
     g_mutex_unlock(&current_lock);
     write_status(s);
+    /* Keep it, so that status says why, with a thread that counts what
+     * waits (the root's copies are read for that). */
+    if (s->root)
+      s->thread = g_thread_new("shipper", ship_main, s);
+    else
+      s->is_done = TRUE;
     return s;
   }
   s->state = RS_SHIPPING;
@@ -1793,7 +1806,7 @@ sqlenvfs_shipper_stop(SqlenvfsShipper *s)
     /* An upload to an unresponsive server: the process is about to exit,
      * which ends it; nothing half-uploaded counts as shipped. */
     g_warning("replica: an upload to %s is still under way at shutdown; it is abandoned and "
-              "shipped again at the next start", s->conf->url);
+              "shipped again at the next start", s->url);
     return;
   }
   if (s->thread)
@@ -1850,7 +1863,7 @@ dirs_of(GPtrArray *items)
 gboolean
 sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
 {
-  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL);
+  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL, NULL);
 }
 
 gboolean

@@ -18,24 +18,6 @@ refused() {
   grep -q '^state=error' "$1/.sqlenvfs/replica-status" ||
     fail "$4's status: $(cat "$1/.sqlenvfs/replica-status")"
 }
-# backlog_over ROOT N WHAT: wait (10 s at most) until ROOT's status counts
-# more than N bytes not yet shipped, then check that `list` says so too
-# (never "0 bytes not yet shipped" while nothing is shipped); prints the
-# count.
-backlog_over() {
-  local n=0
-  for _ in $(seq 1 100); do
-    n=$(ship_backlog "$1")
-    [ "${n:-0}" -gt "$2" ] && break
-    sleep 0.1
-  done
-  [ "${n:-0}" -gt "$2" ] || fail "$3's status counts ${n:-no} bytes not yet shipped (more than" \
-    "$2 expected) while it ships nothing: $(cat "$1/.sqlenvfs/replica-status")"
-  "$SQLENVFS" list --root "$1" |
-    grep -Eq '^  app .*, [1-9][0-9.]* (bytes|KiB|MiB|GiB) not yet shipped' ||
-    fail "$3's list does not count what is not yet shipped: $("$SQLENVFS" list --root "$1")"
-  echo "$n"
-}
 A=$T/a_root
 B=$T/b_root
 ship_make_root "$A" shared
@@ -54,7 +36,7 @@ grep -q "$A" "$T/b.err" || fail "the refusal does not name the holder's root $A:
 "$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*another root ships' ||
   fail "list of the second root does not say why it does not ship: $("$SQLENVFS" list --root "$B")"
 # Nothing of B is in the replica: its backlog is its archive and snapshot.
-b0=$(backlog_over "$B" 0 "the refused root")
+b0=$(ship_backlog_over "$B" 0 "the refused root")
 size0=$(du -sb "$B/backups/prod/wal_archives/app" | cut -f1)
 ship_write "$B/data/prod/app.db" 50 500
 for _ in $(seq 1 50); do
@@ -63,7 +45,7 @@ for _ in $(seq 1 50); do
   sleep 0.1
 done
 [ "$size1" -gt "$size0" ] || fail "the refused root stopped capturing locally ($size0 -> $size1)"
-b1=$(backlog_over "$B" "$b0" "the refused root, after more commits")
+b1=$(ship_backlog_over "$B" "$b0" "the refused root, after more commits")
 note "the refused root's backlog: $b0 bytes, then $b1 after more commits"
 sleep 2
 ship_caught_up "$A" shared >/dev/null || fail "the replica is no longer A's alone: $(ship_caught_up "$A" shared 2>&1)"
@@ -100,7 +82,7 @@ grep -q '^state=lease lost' "$A/.sqlenvfs/replica-status" ||
   fail "A's status: $(cat "$A/.sqlenvfs/replica-status")"
 s3cmd_ ls -r "s3://$S3_BUCKET/shared/" | sort >"$T/l0"
 ship_write "$A/data/prod/app.db" 100 500
-a1=$(backlog_over "$A" 0 "the writer that lost its lease")
+a1=$(ship_backlog_over "$A" 0 "the writer that lost its lease")
 sleep 3
 s3cmd_ ls -r "s3://$S3_BUCKET/shared/" | sort >"$T/l1"
 cmp -s "$T/l0" "$T/l1" || fail "A wrote to the replica after losing its lease: $(diff "$T/l0" "$T/l1")"
@@ -125,7 +107,7 @@ ship_start "$D" "$T/d"
 ship_write "$D/data/prod/app.db" 80 500
 refused "$D" "$T/d.err" "OWNER names another root .*nothing was shipped (give this root its own prefix" \
   "the new root"
-d0=$(backlog_over "$D" 0 "the root refused by OWNER")
+d0=$(ship_backlog_over "$D" 0 "the root refused by OWNER")
 sleep 2
 s3cmd_ ls -r "s3://$S3_BUCKET/handover/" | grep -v ' s3://.*/lease$' | sort >"$T/h1"
 cmp -s "$T/h0" "$T/h1" || fail "the new root changed the replica: $(diff "$T/h0" "$T/h1")"

@@ -125,3 +125,22 @@ proxy_requests() { fault stats | python3 -c 'import json, sys; print(json.load(s
 # ship_status_get ROOT KEY: a value of [replica] in the root's replica-status.
 ship_status_get() { sed -n "s/^$2=//p" "$1/.sqlenvfs/replica-status" | head -1; }
 ship_backlog() { sed -n 's/^backlog=//p' "$1/.sqlenvfs/replica-status" | head -1; }
+
+# ship_backlog_over ROOT N WHAT: wait (10 s at most) until ROOT's status counts
+# more than N bytes not yet shipped, then check that `list` says so too
+# (never "0 bytes not yet shipped" while nothing is shipped); prints the
+# count.
+ship_backlog_over() {
+  local n=0
+  for _ in $(seq 1 100); do
+    n=$(ship_backlog "$1")
+    [ "${n:-0}" -gt "$2" ] && break
+    sleep 0.1
+  done
+  [ "${n:-0}" -gt "$2" ] || fail "$3: its status counts ${n:-no} bytes not yet shipped (more than" \
+    "$2 expected) while it ships nothing: $(cat "$1/.sqlenvfs/replica-status")"
+  "$SQLENVFS" list --root "$1" |
+    grep -Eq '^  app .*, [1-9][0-9.]* (bytes|KiB|MiB|GiB) not yet shipped' ||
+    fail "$3: its list does not count what is not yet shipped: $("$SQLENVFS" list --root "$1")"
+  echo "$n"
+}

@@ -106,10 +106,15 @@ ship_start "$R" "$T/d"
 grep -q "shipping is off: .*$T/creds.*readable .*by group or others.*chmod 600" "$T/d.err" ||
   fail "a credentials file readable by others was not refused clearly: $(cat "$T/d.err")"
 grep -q '^state=error' "$R/.sqlenvfs/replica-status" || fail "status: $(cat "$R/.sqlenvfs/replica-status")"
-# No shipping thread runs then: the status written at the start names
-# each database, or `list` would show no replica at all.
+# Nothing is shipped then: the status written at the start names each
+# database, or `list` would show no replica at all.
 "$SQLENVFS" list --root "$R" | grep -q 'app .*error, .*by group or others' ||
   fail "list does not show why shipping is off: $("$SQLENVFS" list --root "$R")"
+# What is captured meanwhile waits, and the status counts it.
+b0=$(ship_backlog "$R")
+ship_write "$R/data/prod/app.db" 50 500
+b1=$(ship_backlog_over "$R" "${b0:-0}" "the root with refused credentials")
 assert_eq "$(proxy_requests)" 0 "requests made with refused credentials"
 ship_stop "$T/d"
-pass "a credentials file readable by others is refused; shipping is off (list says why), nothing is sent"
+pass "a credentials file readable by others is refused; shipping is off (list says why, and" \
+  "counts $b1 bytes waiting), nothing is sent"
