@@ -15,6 +15,12 @@
  *                                                   "pages N" on stderr
  *   abort-multipart KEY FILE PART_SIZE              starts a multipart upload,
  *                                                   sends its parts, aborts it
+ *   open-multipart KEY FILE PART_SIZE               the same, left open (not
+ *                                                   completed); prints its id
+ *   uploads [MAX_UPLOADS]                           prints "KEY UPLOAD_ID" of
+ *                                                   each multipart upload under
+ *                                                   the prefix, then "pages N"
+ *                                                   on stderr
  *   lease-take ROOT TTL                             takes the lease and exits
  *                                                   holding it (it expires)
  *   lease-hold ROOT TTL RENEW_MS STATE              takes the lease, writes
@@ -88,12 +94,13 @@ run(SqlenvfsS3 *s3, int argc, char **argv, GError **error)
     printf("%s\n", etag);
     return 0;
   }
-  if (strcmp(cmd, "abort-multipart") == 0 && argc >= 4) {
+  if ((strcmp(cmd, "abort-multipart") == 0 || strcmp(cmd, "open-multipart") == 0) &&
+      argc >= 4) {
     g_autofree char *data = NULL;
     g_autofree char *id = NULL;
     gsize len, part = g_ascii_strtoull(argv[3], NULL, 10);
     guint n = 0;
-    if (!g_file_get_contents(argv[2], &data, &len, error) ||
+    if (part == 0 || !g_file_get_contents(argv[2], &data, &len, error) ||
         !(id = sqlenvfs_s3_multipart_create(s3, argv[1], error)))
       return 1;
     for (gsize off = 0; off < len; off += part) {
@@ -103,7 +110,24 @@ run(SqlenvfsS3 *s3, int argc, char **argv, GError **error)
       if (etag == NULL)
         return 1;
     }
+    if (cmd[0] == 'o') {
+      printf("%s\n", id);
+      return 0;
+    }
     return sqlenvfs_s3_multipart_abort(s3, argv[1], id, error) ? 0 : 1;
+  }
+  if (strcmp(cmd, "uploads") == 0) {
+    guint pages = 0;
+    guint max = argc >= 2 ? (guint)g_ascii_strtoull(argv[1], NULL, 10) : 0;
+    g_autoptr(GPtrArray) ups = sqlenvfs_s3_multipart_list(s3, max, &pages, error);
+    if (ups == NULL)
+      return 1;
+    for (guint i = 0; i < ups->len; i++) {
+      SqlenvfsS3Upload *u = g_ptr_array_index(ups, i);
+      printf("%s %s\n", u->key, u->upload_id);
+    }
+    fprintf(stderr, "pages %u\n", pages);
+    return 0;
   }
   if (strcmp(cmd, "get") == 0 && argc >= 3) {
     gint64 off = argc >= 4 ? g_ascii_strtoll(argv[3], NULL, 10) : 0;

@@ -155,6 +155,28 @@ gboolean sqlenvfs_s3_multipart_complete(SqlenvfsS3 *s3, const char *key, const c
 gboolean sqlenvfs_s3_multipart_abort(SqlenvfsS3 *s3, const char *key, const char *upload_id,
                                      GError **error);
 
+/* A multipart upload not yet completed nor aborted, as ListMultipartUploads
+ * sees it. */
+typedef struct {
+  char *key;           /* relative to the prefix */
+  char *upload_id;
+  gint64 initiated_us; /* when it was started, by the server's clock; 0: not given */
+} SqlenvfsS3Upload;
+
+void sqlenvfs_s3_upload_free(SqlenvfsS3Upload *u);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsS3Upload, sqlenvfs_s3_upload_free)
+
+/* list: the multipart uploads under the replica's prefix (ListMultipartUploads
+ * with prefix "<prefix>/", or the whole bucket when the prefix is empty),
+ * following the key and upload id markers, @max_uploads per page (0: the
+ * server's default, 1000); an array of SqlenvfsS3Upload * that owns them,
+ * in the server's order, and the number of requests it took in *@n_pages
+ * (when not NULL). A key outside the prefix fails the listing
+ * (SQLENVFS_ERROR_INTEGRITY), so that only keys under it are ever
+ * returned. NULL and *error on failure. */
+GPtrArray *sqlenvfs_s3_multipart_list(SqlenvfsS3 *s3, guint max_uploads, guint *n_pages,
+                                      GError **error);
+
 /* Put @len bytes at @key, in one PUT when @len <= @part_size, else as a
  * multipart upload of @part_size parts, aborted on any failure (so nothing
  * half-uploaded is left to be taken for an object). */

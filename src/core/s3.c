@@ -1170,6 +1170,150 @@ sqlenvfs_s3_multipart_abort(SqlenvfsS3 *s3, const char *key, const char *upload_
   return ok;
 }
 
+/* ---- ListMultipartUploads --------------------------------------------------- */
+
+void
+sqlenvfs_s3_upload_free(SqlenvfsS3Upload *u)
+{
+  if (u == NULL)
+    return;
+  g_free(u->key);
+  g_free(u->upload_id);
+  g_free(u);
+}
+
+static char *
+check_uploads_xml(const Req *req, Resp *resp, gpointer data)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GPtrArray) ev = xml_read(resp->body->data, resp->body->len, &local);
+  if (ev == NULL)
+    return g_strdup_printf("the list of multipart uploads is not XML: %s", local->message);
+  if (xml_find(ev, "ListMultipartUploadsResult") == NULL)
+    return g_strdup("the list of multipart uploads has no ListMultipartUploadsResult");
+  return NULL;
+}
+
+/* Add one page's uploads to @out; the markers of the next page to
+ * *@next_key and *@next_id (NULL when not truncated). FALSE when the page
+ * does not make sense (a key outside the prefix, an entry without a key or
+ * an id, truncated without markers). */
+static gboolean
+uploads_page(SqlenvfsS3 *s3, GPtrArray *ev, const char *full_prefix, GPtrArray *out,
+             char **next_key, char **next_id, GError **error)
+{
+  g_autoptr(SqlenvfsS3Upload) cur = NULL;
+  gsize strip = *s3->prefix ? strlen(s3->prefix) + 1 : 0;
+  const char *top = "ListMultipartUploadsResult/";
+  gboolean truncated = FALSE;
+
+  for (guint i = 0; i < ev->len; i++) {
+    XmlEvent *e = g_ptr_array_index(ev, i);
+    const char *path = g_str_has_prefix(e->path, top) ? e->path + strlen(top) : "";
+    if (g_str_has_prefix(path, "Upload/")) {
+      const char *leaf = path + strlen("Upload/");
+      if (cur == NULL)
+        cur = g_new0(SqlenvfsS3Upload, 1);
+      if (strcmp(leaf, "Key") == 0) {
+        if (!g_str_has_prefix(e->text, full_prefix) || strlen(e->text) < strip) {
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                      "list the multipart uploads of s3://%s/%s: the server returned key '%s' "
+                      "outside the prefix", s3->bucket, full_prefix, e->text);
+          return FALSE;
+        }
+        g_free(cur->key);
+        cur->key = g_strdup(e->text + strip);
+      } else if (strcmp(leaf, "UploadId") == 0) {
+        g_free(cur->upload_id);
+        cur->upload_id = g_strdup(e->text);
+      } else if (strcmp(leaf, "Initiated") == 0) {
+        g_autoptr(GDateTime) dt = g_date_time_new_from_iso8601(e->text, NULL);
+        cur->initiated_us =
+          dt ? g_date_time_to_unix(dt) * G_USEC_PER_SEC + g_date_time_get_microsecond(dt) : 0;
+      }
+    } else if (strcmp(path, "Upload") == 0) {
+      if (cur == NULL || cur->key == NULL || cur->upload_id == NULL || !*cur->upload_id) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                    "list the multipart uploads of s3://%s/%s: the server returned an upload "
+                    "without a key or an id", s3->bucket, full_prefix);
+        return FALSE;
+      }
+      g_ptr_array_add(out, g_steal_pointer(&cur));
+    } else if (strcmp(path, "IsTruncated") == 0) {
+      truncated = g_ascii_strcasecmp(g_strstrip(e->text), "true") == 0;
+    } else if (strcmp(path, "NextKeyMarker") == 0) {
+      g_free(*next_key);
+      *next_key = g_strdup(e->text);
+    } else if (strcmp(path, "NextUploadIdMarker") == 0) {
+      g_free(*next_id);
+      *next_id = g_strdup(e->text);
+    }
+  }
+  if (!truncated) {
+    g_clear_pointer(next_key, g_free);
+    g_clear_pointer(next_id, g_free);
+  } else if (*next_key == NULL || **next_key == '\0') {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "list the multipart uploads of s3://%s/%s: the server said the list is "
+                "truncated but gave no next key marker", s3->bucket, full_prefix);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+GPtrArray *
+sqlenvfs_s3_multipart_list(SqlenvfsS3 *s3, guint max_uploads, guint *n_pages, GError **error)
+{
+  g_autoptr(GPtrArray) out =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_s3_upload_free);
+  g_autofree char *full_prefix = *s3->prefix ? g_strconcat(s3->prefix, "/", NULL) : g_strdup("");
+  g_autofree char *key_marker = NULL, *id_marker = NULL;
+
+  for (guint pages = 1;; pages++) {
+    g_autoptr(GString) q = g_string_new(NULL);
+    const char *last = NULL;
+    g_autofree char *mu = max_uploads ? g_strdup_printf("%u", max_uploads) : NULL;
+    Req req = {.op = "list the multipart uploads", .method = "GET", .key = NULL};
+    Resp resp = {0};
+    g_autoptr(GPtrArray) ev = NULL;
+    gboolean ok;
+
+    /* Sorted (invariant (1)): key-marker, max-uploads, prefix,
+     * upload-id-marker, uploads. */
+    if (key_marker)
+      query_add(q, &last, "key-marker", key_marker);
+    if (mu)
+      query_add(q, &last, "max-uploads", mu);
+    query_add(q, &last, "prefix", full_prefix);
+    if (key_marker && id_marker && *id_marker)
+      query_add(q, &last, "upload-id-marker", id_marker);
+    query_add(q, &last, "uploads", NULL);
+    req.query = q->str;
+    if (!request(s3, &req, &resp, check_uploads_xml, NULL, error)) {
+      resp_clear(&resp);
+      g_prefix_error(error, "(prefix %s) ", full_prefix);
+      return NULL;
+    }
+    ev = xml_read(resp.body->data, resp.body->len, NULL);
+    resp_clear(&resp);
+    ok = uploads_page(s3, ev, full_prefix, out, &key_marker, &id_marker, error);
+    if (!ok)
+      return NULL;
+    if (key_marker == NULL) {
+      if (n_pages)
+        *n_pages = pages;
+      break;
+    }
+    if (pages >= 10000) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "list the multipart uploads of s3://%s/%s: more than %u pages (the server "
+                  "keeps saying the list is truncated)", s3->bucket, full_prefix, pages);
+      return NULL;
+    }
+  }
+  return g_steal_pointer(&out);
+}
+
 gboolean
 sqlenvfs_s3_put_large(SqlenvfsS3 *s3, const char *key, const void *data, gsize len,
                       gsize part_size, char **etag_out, GError **error)

@@ -40,7 +40,9 @@
  *       shipped ones end. The intent line makes a part cut short by a crash
  *       be uploaded again with the same key, never with a different end.
  *   (4) No request is made for a database in which nothing changed, and no
- *       LIST ever on a round (one LIST at most, when there is no state file).
+ *       LIST ever on a round (one LIST at most, when there is no state file,
+ *       and one list of the multipart uploads left open, once the lease is
+ *       first held: sweep_orphans).
  */
 #include "sqlenvfs/shipper.h"
 
@@ -59,6 +61,7 @@
 #include "sqlenvfs/replica_conf.h"
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 #include "shipper_int.h"
 
@@ -77,6 +80,7 @@
 #define LOG_EVERY_US (60 * G_USEC_PER_SEC)
 #define STOP_WAIT_US (10 * G_USEC_PER_SEC)
 #define BACKLOG_OFF_US (5 * G_USEC_PER_SEC) /* backlog counted while no round ships */
+#define ORPHANS_RETRY_US (60 * G_USEC_PER_SEC) /* a failed look for uploads left open */
 
 typedef struct {
   char *name;
@@ -117,6 +121,8 @@ struct _SqlenvfsShipper {
   guint n_fails;
   gboolean owner_ok; /* OWNER names this root (checked once a process) */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
+  gboolean orphans_done;     /* the uploads left open under the prefix were aborted */
+  gint64 orphans_at;         /* monotonic us before which they are not looked for again */
   char *logged;              /* last message logged                  */
   gint64 logged_at;
   guint n_suppressed;
@@ -488,8 +494,12 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
 out:
   if (!ok && upload) {
     g_autoptr(GError) local = NULL;
-    if (!sqlenvfs_s3_multipart_abort(s->s3, key, upload, &local))
+    if (!sqlenvfs_s3_multipart_abort(s->s3, key, upload, &local)) {
+      /* Left open: looked for again after a while (sweep_orphans). */
       g_debug("replica: abort %s: %s", key, local->message);
+      s->orphans_done = FALSE;
+      s->orphans_at = g_get_monotonic_time() + ORPHANS_RETRY_US;
+    }
   }
   close(fd);
   return ok;
@@ -1308,6 +1318,66 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
   return FALSE;
 }
 
+/* Abort the multipart uploads left open under the replica's prefix: by an
+ * archiver killed in the middle of one (its parts are stored, and billed,
+ * until aborted), or by a failed upload whose abort failed too (the server
+ * gone), this process's or another's. Called with the lease held and
+ * OWNER checked, before a round, in the one thread that uploads: no upload
+ * of this process is open then, and the lease keeps any other writer out,
+ * so every upload listed was begun by an earlier holder. Only keys under
+ * the prefix are listed (s3.h), so only those are touched. Each abort is
+ * logged once. */
+static gboolean
+abort_orphans(SqlenvfsShipper *s, GError **error)
+{
+  g_autoptr(GPtrArray) ups = sqlenvfs_s3_multipart_list(s->s3, 0, NULL, error);
+  if (ups == NULL)
+    return FALSE;
+  for (guint i = 0; i < ups->len; i++) {
+    const SqlenvfsS3Upload *u = ups->pdata[i];
+    g_autofree char *where = sqlenvfs_s3_describe(s->s3, u->key);
+    g_autofree char *when = u->initiated_us ? sqlenvfs_time_format_iso(u->initiated_us)
+                                            : g_strdup("at an unknown time");
+    if (!sqlenvfs_s3_multipart_abort(s->s3, u->key, u->upload_id, error))
+      return FALSE;
+    g_message("replica: aborted the unfinished multipart upload of %s begun %s (upload id %s), "
+              "left by an archiver stopped during it or whose abort failed; its parts are "
+              "removed", where, when, u->upload_id);
+  }
+  return TRUE;
+}
+
+/* Look for uploads left open once a process, when the lease is first held
+ * (abort_orphans), and again after an abort of ours failed (upload_file); a
+ * failure does not hold shipping back: it is logged, and the look is made
+ * again after ORPHANS_RETRY_US (a server that cannot list them, or a key
+ * not allowed to, is told once). */
+static void
+sweep_orphans(SqlenvfsShipper *s)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 now = g_get_monotonic_time();
+  if (s->orphans_done || now < s->orphans_at)
+    return;
+  if (abort_orphans(s, &error)) {
+    s->orphans_done = TRUE;
+    return;
+  }
+  if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO)) {
+    g_autofree char *msg = g_strdup_printf("multipart uploads left open under %s were not "
+                                           "aborted: %s (tried again in a minute)",
+                                           s->conf->url, error->message);
+    s->orphans_at = now + ORPHANS_RETRY_US;
+    log_rate(s, msg);
+    return;
+  }
+  s->orphans_done = TRUE;
+  g_warning("replica: multipart uploads left open under %s were not aborted: %s (allow this "
+            "key to list and abort multipart uploads, or add a lifecycle rule to the bucket "
+            "that aborts incomplete multipart uploads; looked for again at the next start)",
+            s->conf->url, error->message);
+}
+
 /* Create FORMAT, or check the one there. */
 static gboolean
 ensure_format(SqlenvfsShipper *s, GError **error)
@@ -1580,6 +1650,8 @@ ship_main(gpointer data)
      * counts what waits: the status keeps saying why nothing is shipped. */
     if (s->s3 != NULL && hold_lease(s)) {
       gboolean owned = s->owner_ok || check_owner(s, !missing, &error);
+      if (owned)
+        sweep_orphans(s);
       if (owned && missing) {
         adopt_remote(s);
         missing = FALSE;

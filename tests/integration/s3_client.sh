@@ -81,6 +81,26 @@ expect_fail "get s3://$S3_BUCKET/it/small: HTTP 404 NoSuchKey" s3 get small "$T/
 s3 delete small
 pass "abort leaves no object and no upload; delete removes, and deleting twice succeeds"
 
+# ---- the multipart uploads left open, by prefix, with markers ----------------
+head -c 1000 /dev/urandom >"$T/tiny"
+u1=$(s3 open-multipart open/a "$T/tiny" 1048576)
+u2=$(s3 open-multipart open/a "$T/tiny" 1048576)
+u3=$(s3 open-multipart open/b "$T/tiny" 1048576)
+u4=$("$S3CHECK" --url "s3://$S3_BUCKET/it2" open-multipart open/c "$T/tiny" 1048576)
+s3 uploads >"$T/up.out" 2>"$T/up.err"
+assert_eq "$(sort "$T/up.out")" "$(printf 'open/a %s\nopen/a %s\nopen/b %s\n' "$u1" "$u2" "$u3" |
+  sort)" "the uploads open under s3://$S3_BUCKET/it"
+assert_eq "$(cat "$T/up.err")" "pages 1" "pages of the uploads' list"
+s3 uploads 1 >"$T/up1.out" 2>"$T/up1.err"
+cmp "$T/up.out" "$T/up1.out" || fail "the uploads listed one a page differ"
+[ "$(sed 's/pages //' "$T/up1.err")" -ge 3 ] || fail "one upload a page: $(cat "$T/up1.err")"
+s3cmd_ abortmp "s3://$S3_BUCKET/it/open/a" "$u1"
+s3cmd_ abortmp "s3://$S3_BUCKET/it/open/a" "$u2"
+s3cmd_ abortmp "s3://$S3_BUCKET/it/open/b" "$u3"
+s3cmd_ abortmp "s3://$S3_BUCKET/it2/open/c" "$u4"
+[ -z "$(s3 uploads 2>/dev/null)" ] || fail "uploads left open: $(s3 uploads)"
+pass "the multipart uploads open under the prefix are listed (one a page too), no other"
+
 # ---- LIST with continuation -------------------------------------------------
 s3 put-many list/k 1005
 s3 list list/ >"$T/list.out" 2>"$T/list.err"
