@@ -53,13 +53,16 @@ ok_or_clear() {
   fi
 }
 
-# 1. A damaged backup object (same size, one byte changed): the restore
-#    falls back to an older base, with the same bytes as a local restore.
+# 1. A damaged base object (same size, one byte changed): the restore
+#    falls back to another base, with the same bytes as a local restore.
 last_seg=${segs[${#segs[@]}-1]}
 bk=$(ls "$R/backups/prod/daily")
 # T: the end of a sealed segment from the middle on that ends after the
-# backup's pin, so that the backup is the base a restore to T reads (on a
-# loaded machine the writer can reach the middle segments before it).
+# backup's pin (on a loaded machine the writer can reach the middle
+# segments before it). The copy damaged is the base a local restore to T
+# reads: the backup, or the snapshot when the backup holds the same state
+# (taken before the writer's first checkpoint, as on a loaded machine);
+# either way the other copy holds a state before T to fall back to.
 pin=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/$bk/MANIFEST")
 [ -n "$pin" ] || fail "the backup's MANIFEST has no pinned-at-us"
 t_mid=
@@ -71,16 +74,26 @@ for (( i = ${#segs[@]} / 2; i < ${#segs[@]} - 1; i++ )); do
   fi
 done
 [ -n "$t_mid" ] || fail "no sealed segment ends after the backup"
-"$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/local.db" >/dev/null \
+"$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/local.db" >"$T/local.out" \
   || fail "local restore"
-cp "$R/backups/prod/daily/$bk/app.db" "$T/bad.db"
+kind=$(sed -n 's/^  base  *\(backup\|snapshot\) .*/\1/p' "$T/local.out")
+base=$(sed -n 's/^  base  *\(backup\|snapshot\) \([^ ]*\) .*/\2/p' "$T/local.out")
+case ${kind:-} in
+  backup) top=daily ;;
+  snapshot) top=snapshots ;;
+  *) fail "the local restore names no base: $(cat "$T/local.out")" ;;
+esac
+note "the base damaged: $kind $base"
+cp "$R/backups/prod/$top/$base/app.db" "$T/bad.db"
 printf '\x55' | dd of="$T/bad.db" bs=1 seek=5000 conv=notrunc status=none
-s3cmd_ -q put "$T/bad.db" "$URL/daily/$bk/app.db" >/dev/null
-rremote "@$t_mid" "$T/w/r1.db" > "$T/r1.err" || fail "restore with a damaged backup: $(cat "$T/r1.err")"
-cmp "$T/local.db" "$T/w/r1.db" || fail "restore with a damaged backup differs from the local one"
-grep -q "s3://$S3_BUCKET/f/daily/$bk/app.db" "$T/notes" || fail "the damaged backup is not named: $(cat "$T/r1.err")"
-s3cmd_ -q put "$R/backups/prod/daily/$bk/app.db" "$URL/daily/$bk/app.db" >/dev/null
-pass "a damaged backup object: named, an older base used, bytes as the local restore"
+s3cmd_ -q put "$T/bad.db" "$URL/$top/$base/app.db" >/dev/null
+rremote "@$t_mid" "$T/w/r1.db" > "$T/r1.err" ||
+  fail "restore with a damaged base: $(cat "$T/r1.err")"
+cmp "$T/local.db" "$T/w/r1.db" || fail "restore with a damaged base differs from the local one"
+grep -q "s3://$S3_BUCKET/f/$top/$base/app.db" "$T/notes" ||
+  fail "the damaged base is not named: $(cat "$T/r1.err" "$T/notes")"
+s3cmd_ -q put "$R/backups/prod/$top/$base/app.db" "$URL/$top/$base/app.db" >/dev/null
+pass "a damaged base object ($kind): named, another base used, bytes as the local restore"
 
 # 2. A truncated sealed segment: the window is cut there or the restore
 #    refuses naming it; never a wrong database.
