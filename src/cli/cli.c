@@ -129,6 +129,13 @@ cli_remote_keyify_logs(gconstpointer remote)
   log_remote = remote;
 }
 
+void
+cli_remote_keyify_end(CliKeyifyScope remote)
+{
+  if (log_remote == remote)
+    log_remote = NULL;
+}
+
 static GLogWriterOutput
 log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer user)
 {

@@ -85,4 +85,10 @@ char *cli_remote_describe(gpointer r);
  * NULL: stop) as the replica's keys in logged messages. */
 void cli_remote_keyify_logs(gconstpointer r);
 
+/* The same for a scope: `g_auto(CliKeyifyScope) k = r;` after @r is opened
+ * (declared after @r, so that the scope ends before @r is freed). */
+typedef gconstpointer CliKeyifyScope;
+void cli_remote_keyify_end(CliKeyifyScope r);
+G_DEFINE_AUTO_CLEANUP_FREE_FUNC(CliKeyifyScope, cli_remote_keyify_end, NULL)
+
 G_END_DECLS

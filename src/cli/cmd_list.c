@@ -308,7 +308,9 @@ cmd_list(int argc, char **argv)
     return cli_usage("list", "unexpected argument '%s'", argv[1]);
   if (url != NULL) {
     SqlenvfsRoot *tmp;
+    g_auto(CliKeyifyScope) keyed = NULL; /* logs name keys, not temporary paths */
     remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    cli_remote_keyify_logs(keyed = remote);
     tmp = remote ? sqlenvfs_remote_fetch_all(remote, FALSE, &error) : NULL;
     if (tmp == NULL)
       return cli_fail("list", error);

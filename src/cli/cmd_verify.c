@@ -119,7 +119,9 @@ cmd_verify(int argc, char **argv)
     return cli_usage("verify", "--drill checks a root's production; it does not go with --remote");
   if (url != NULL) {
     SqlenvfsRoot *tmp;
+    g_auto(CliKeyifyScope) keyed = NULL; /* logs name keys, not temporary paths */
     remote = sqlenvfs_remote_open(url, cli_remote_conf(), NULL, &error);
+    cli_remote_keyify_logs(keyed = remote);
     tmp = remote ? sqlenvfs_remote_fetch_all(remote, TRUE, &error) : NULL;
     if (tmp == NULL)
       return cli_fail("verify", error);

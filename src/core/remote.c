@@ -296,7 +296,10 @@ sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
   g_autofree char *url = g_str_has_suffix(r->conf->url, "/") ? g_strdup(r->conf->url)
                                                               : g_strconcat(r->conf->url, "/", NULL);
   GString *s = g_string_new(text ? text : "");
-  const char *dirs[] = { r->root_dir, r->plan_dir };
+  /* The directories as opened (absolute, remote_open) and as the roots
+   * name them in the engine's messages, should those differ. */
+  const char *dirs[] = { r->root_dir, r->plan_dir, r->root ? sqlenvfs_root_dir(r->root) : NULL,
+                         r->plan_root ? sqlenvfs_root_dir(r->plan_root) : NULL };
   for (guint i = 0; i < G_N_ELEMENTS(dirs); i++) {
     g_autofree char *prod = dirs[i] ? g_build_filename(dirs[i], "backups", "prod", NULL) : NULL;
     g_autofree char *from = prod ? g_strconcat(prod, "/", NULL) : NULL;
@@ -596,8 +599,10 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     r->cache_mode = TRUE;
     /* Its start fetches many small objects: more connections at once. */
     r->conns = 16;
-    r->root_dir = g_strdup(cache_dir);
-    r->plan_dir = g_build_filename(cache_dir, ".sqlenvfs", "remote", NULL);
+    /* Absolute, as the roots opened on them name their files: messages
+     * show the replica's keys in their place (sqlenvfs_remote_keyify). */
+    r->root_dir = g_canonicalize_filename(cache_dir, NULL);
+    r->plan_dir = g_build_filename(r->root_dir, ".sqlenvfs", "remote", NULL);
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error))
       return NULL;
@@ -623,7 +628,9 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     r->root = sqlenvfs_root_open(r->root_dir, SQLENVFS_ROOT_MUST_EXIST, error);
     return r->root ? g_steal_pointer(&r) : NULL;
   }
-  parent = g_strdup(tmp_parent ? tmp_parent : g_get_tmp_dir());
+  /* Absolute (a relative --output gives "."), as the roots opened below
+   * name their files: messages show the replica's keys in their place. */
+  parent = g_canonicalize_filename(tmp_parent ? tmp_parent : g_get_tmp_dir(), NULL);
   if (sqlenvfs_tmp_leftovers(parent, ".tmp-remote", TRUE, TRUE, NULL, &local) < 0) {
     g_propagate_error(error, g_steal_pointer(&local));
     return NULL;

@@ -87,11 +87,13 @@ note "the base damaged: $kind $base"
 cp "$R/backups/prod/$top/$base/app.db" "$T/bad.db"
 printf '\x55' | dd of="$T/bad.db" bs=1 seek=5000 conv=notrunc status=none
 s3cmd_ -q put "$T/bad.db" "$URL/$top/$base/app.db" >/dev/null
-rremote "@$t_mid" "$T/w/r1.db" > "$T/r1.err" ||
-  fail "restore with a damaged base: $(cat "$T/r1.err")"
+# A relative --output (cwd is $T/w), so that the temporary directory is
+# given as "./.tmp-remote-<pid>": the note of the base left out names its
+# object in the replica all the same, never the temporary path (rremote).
+rremote "@$t_mid" r1.db > "$T/r1.err" || fail "restore with a damaged base: $(cat "$T/r1.err")"
 cmp "$T/local.db" "$T/w/r1.db" || fail "restore with a damaged base differs from the local one"
-grep -q "s3://$S3_BUCKET/f/$top/$base/app.db" "$T/notes" ||
-  fail "the damaged base is not named: $(cat "$T/r1.err" "$T/notes")"
+grep "$kind $base" "$T/notes" | grep -q "is bad: .*s3://$S3_BUCKET/f/$top/$base/app.db" ||
+  fail "the damaged base is not named by its key: $(cat "$T/r1.err" "$T/notes")"
 s3cmd_ -q put "$R/backups/prod/$top/$base/app.db" "$URL/$top/$base/app.db" >/dev/null
 pass "a damaged base object ($kind): named, another base used, bytes as the local restore"
 
@@ -112,8 +114,14 @@ rc=0
 [ "$rc" -ne 0 ] || { cat "$T/verify.out"; fail "verify --remote found nothing wrong"; }
 grep -q "^BAD .*s3://$S3_BUCKET/f/wal_archives/app/$cut" "$T/verify.out" \
   || { cat "$T/verify.out"; fail "verify --remote does not name the truncated segment"; }
+"$SQLENVFS" list --remote "$URL" >/dev/null 2>"$T/list.err" ||
+  fail "list --remote: $(cat "$T/list.err")"
+grep -q "s3://$S3_BUCKET/f/wal_archives/app/$cut" "$T/list.err" ||
+  fail "list --remote does not warn of the truncated segment by its key: $(cat "$T/list.err")"
+! grep -q "\.tmp-remote" "$T/verify.out" "$T/list.err" ||
+  fail "a message names the temporary directory: $(cat "$T/verify.out" "$T/list.err")"
 s3cmd_ -q put "$W/$cut" "$URL/wal_archives/app/$cut" >/dev/null
-pass "a truncated segment object: restores refused or exact, verify --remote names it"
+pass "a truncated segment object: restores refused or exact, verify and list --remote name it"
 
 # 3. A hole in the parts of the unsealed segment: the segment stops before
 #    it; times after it are refused as after the latest archived time.
