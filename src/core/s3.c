@@ -882,15 +882,20 @@ typedef struct {
   char *next_token;
 } ListPage;
 
+/* A listing's answer (@data: the element it must hold, ListBucketResult or
+ * ListMultipartUploadsResult) is XML holding it. */
 static char *
-check_list_xml(const Req *req, Resp *resp, gpointer data)
+check_listing_xml(const Req *req, Resp *resp, gpointer data)
 {
+  const char *result = data;
+  const char *what = g_str_equal(result, "ListBucketResult") ? "the LIST answer"
+                                                               : "the list of multipart uploads";
   g_autoptr(GError) local = NULL;
   g_autoptr(GPtrArray) ev = xml_read(resp->body->data, resp->body->len, &local);
   if (ev == NULL)
-    return g_strdup_printf("the LIST answer is not XML: %s", local->message);
-  if (xml_find(ev, "ListBucketResult") == NULL)
-    return g_strdup("the LIST answer has no ListBucketResult");
+    return g_strdup_printf("%s is not XML: %s", what, local->message);
+  if (xml_find(ev, result) == NULL)
+    return g_strdup_printf("%s has no %s", what, result);
   return NULL;
 }
 
@@ -982,7 +987,7 @@ sqlenvfs_s3_list(SqlenvfsS3 *s3, const char *prefix, guint max_keys, guint *n_pa
       query_add(q, &last, "max-keys", mk);
     query_add(q, &last, "prefix", full_prefix);
     req.query = q->str;
-    if (!request(s3, &req, &resp, check_list_xml, NULL, error)) {
+    if (!request(s3, &req, &resp, check_listing_xml, "ListBucketResult", error)) {
       resp_clear(&resp);
       g_prefix_error(error, "(prefix %s) ", full_prefix);
       return NULL;
@@ -1182,18 +1187,6 @@ sqlenvfs_s3_upload_free(SqlenvfsS3Upload *u)
   g_free(u);
 }
 
-static char *
-check_uploads_xml(const Req *req, Resp *resp, gpointer data)
-{
-  g_autoptr(GError) local = NULL;
-  g_autoptr(GPtrArray) ev = xml_read(resp->body->data, resp->body->len, &local);
-  if (ev == NULL)
-    return g_strdup_printf("the list of multipart uploads is not XML: %s", local->message);
-  if (xml_find(ev, "ListMultipartUploadsResult") == NULL)
-    return g_strdup("the list of multipart uploads has no ListMultipartUploadsResult");
-  return NULL;
-}
-
 /* Add one page's uploads to @out; the markers of the next page to
  * *@next_key and *@next_id (NULL when not truncated). FALSE when the page
  * does not make sense (a key outside the prefix, an entry without a key or
@@ -1289,7 +1282,8 @@ sqlenvfs_s3_multipart_list(SqlenvfsS3 *s3, guint max_uploads, guint *n_pages, GE
       query_add(q, &last, "upload-id-marker", id_marker);
     query_add(q, &last, "uploads", NULL);
     req.query = q->str;
-    if (!request(s3, &req, &resp, check_uploads_xml, NULL, error)) {
+    if (!request(s3, &req, &resp, check_listing_xml, "ListMultipartUploadsResult",
+                 error)) {
       resp_clear(&resp);
       g_prefix_error(error, "(prefix %s) ", full_prefix);
       return NULL;
