@@ -35,7 +35,7 @@ print(r.stdout.strip(), frames, n)
 con.close()
 PY
 ) || fail "checkpoint with an application holding the database: $out"
-echo "$out" | grep -Eq "^checkpointed app: ([0-9]+) of \1 WAL frames are in $DB [0-9]+ 50$" \
+grep -Eq "^checkpointed app: ([0-9]+) of \1 WAL frames are in $DB [0-9]+ 50$" <<<"$out" \
   || fail "checkpoint output or result: $out"
 pass "checkpoint copies every WAL frame into the database file and says so"
 

@@ -105,13 +105,13 @@ pass "a value a SQLite column's affinity would change is refused, one it keeps i
 before_dump=$(sqlite3 "$DB" .dump)
 out=$(mig --dsn "$DSN" --create-tables) || fail "migrate-pg failed: $out"
 echo "$out"
-echo "$out" | grep -q "^public.everything -> everything: $ROWS rows in .* (table created)" ||
+grep -q "^public.everything -> everything: $ROWS rows in .* (table created)" <<<"$out" ||
   fail "no report line for everything"
 nan_expected=$(( (ROWS / 10 + (ROWS % 10 >= 1 ? 1 : 0)) * 2 ))
-echo "$out" | grep -q "($nan_expected NaN stored as NULL)" || fail "NaN count not reported ($nan_expected)"
-echo "$out" | grep -q '^public.orders -> orders: 5000 rows' || fail "no report line for orders"
-echo "$out" | grep -q '^public.events -> events: 300 rows' || fail "no report line for events"
-echo "$out" | grep -q "^migrated $((ROWS + 5300)) rows in 3 tables from PostgreSQL database src" ||
+grep -q "($nan_expected NaN stored as NULL)" <<<"$out" || fail "NaN count not reported ($nan_expected)"
+grep -q '^public.orders -> orders: 5000 rows' <<<"$out" || fail "no report line for orders"
+grep -q '^public.events -> events: 300 rows' <<<"$out" || fail "no report line for events"
+grep -q "^migrated $((ROWS + 5300)) rows in 3 tables from PostgreSQL database src" <<<"$out" ||
   fail "no summary line"
 compare everything
 compare orders
@@ -140,7 +140,7 @@ mig --dsn "$DSN" --tables events --mode append >/dev/null
 assert_eq "$(q 'SELECT count(*) FROM events')" 600 "events after --mode append"
 q "UPDATE orders SET customer = 'changed' WHERE id <= 10"
 out=$(mig --dsn "$DSN" --tables orders --mode replace)
-echo "$out" | grep -q 'public.orders -> orders: 5000 rows .*(replaced 5000 rows)' || fail "replace not reported: $out"
+grep -q 'public.orders -> orders: 5000 rows .*(replaced 5000 rows)' <<<"$out" || fail "replace not reported: $out"
 compare orders
 pass "re-run refused without --mode; append adds, replace replaces"
 

@@ -68,7 +68,7 @@ pass "a second mount of the root is refused"
 erofs() { # description, command...
   local d=$1 err; shift
   err=$("$@" 2>&1) && fail "$d succeeded"
-  echo "$err" | grep -q "Read-only file system" || fail "$d: expected EROFS, got: $err"
+  grep -q "Read-only file system" <<<"$err" || fail "$d: expected EROFS, got: $err"
 }
 erofs "writing prod/app.db" bash -c "echo x > '$M/prod/app.db'"
 erofs "appending to dev/app.db" bash -c "echo x >> '$M/dev/app.db'"
@@ -165,11 +165,11 @@ pass "status shows its size in stat; tar (and rsync -a) copy the whole document"
 
 # --- ctl files: content that cannot be parsed is EINVAL; nothing runs
 err=$(bash -c "echo 'app 1 2' > '$M/ctl/backup'" 2>&1) && fail "an unparsable ctl write succeeded"
-echo "$err" | grep -q "Invalid argument" || fail "unparsable ctl write: $err"
+grep -q "Invalid argument" <<<"$err" || fail "unparsable ctl write: $err"
 err=$(bash -c "echo 'no/such' > '$M/ctl/prune'" 2>&1) && fail "an unparsable prune succeeded"
-echo "$err" | grep -q "Invalid argument" || fail "unparsable prune: $err"
+grep -q "Invalid argument" <<<"$err" || fail "unparsable prune: $err"
 err=$(bash -c "echo nosuch > '$M/ctl/snapshot'" 2>&1) && fail "a ctl write naming no database succeeded"
-echo "$err" | grep -q "No such file or directory" || fail "ctl write naming no database: $err"
+grep -q "No such file or directory" <<<"$err" || fail "ctl write naming no database: $err"
 # Nothing ran, but reading the file shows the refused write, when and why.
 grep -Eq "^never run since the mount started .*; last write refused [0-9-]{10}T[0-9:]{8}Z \(EINVAL\): .*app 1 2" "$M/ctl/backup" \
   || fail "ctl/backup after a refused write: $(cat "$M/ctl/backup")"

@@ -19,7 +19,7 @@ wait_archiving "$M"
 ctl_fails() { # op text errno-text
   local err
   err=$(bash -c "echo '$2' > '$M/ctl/$1'" 2>&1) && fail "ctl/$1 <- '$2' succeeded"
-  echo "$err" | grep -q "$3" || fail "ctl/$1 <- '$2': expected '$3', got: $err"
+  grep -q "$3" <<<"$err" || fail "ctl/$1 <- '$2': expected '$3', got: $err"
 }
 
 # --- backup: the write returns when it is done; the entry is there and whole

@@ -95,9 +95,9 @@ err=$(bash -c "echo 1 > '$M/ctl/checkpoint'" 2>&1) && fail "ctl/checkpoint succe
 dt=$(( $(now_ms) - t0 ))
 note "refused after $dt ms: $err"
 [ "$dt" -lt 10000 ] || fail "the refused write took $dt ms"
-echo "$err" | grep -q "Device or resource busy" || fail "ctl/checkpoint under a reader: $err"
+grep -q "Device or resource busy" <<<"$err" || fail "ctl/checkpoint under a reader: $err"
 line=$(cat "$M/ctl/checkpoint")
-echo "$line" | grep -q "^failed .* checkpoint: checkpoint $P: another .*try again once" \
+grep -q "^failed .* checkpoint: checkpoint $P: another .*try again once" <<<"$line" \
   || fail "ctl/checkpoint after the refusal: $line"
 grep -q "warning: checkpoint failed: checkpoint $P: another .*try again once" \
   "$R/.sqlenvfs/mount.log" \

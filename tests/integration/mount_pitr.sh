@@ -93,7 +93,7 @@ t=$(python3 -c "print('%.3f' % ($t0 + 1.7))")
 name=$(iso "$t")
 rebuilds=$(status "s['pitr_cache']['rebuilds']")
 out=$(ls -l "$M/pitr/$name/")
-echo "$out" | grep -q " app.db$" || fail "ls -l pitr/$name: $out"
+grep -q " app.db$" <<<"$out" || fail "ls -l pitr/$name: $out"
 shown=$(stat -c %s "$M/pitr/$name/app.db")
 assert_eq "$(status "s['pitr_cache']['rebuilds']")" "$rebuilds" "rebuilds after ls -l of a new time"
 "$SQLENVFS" restore --root "$R" --time "$name" --output "$T/sized.db" > /dev/null 2>&1

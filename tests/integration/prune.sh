@@ -22,17 +22,17 @@ before=$(ls -R "$DAILY" | sha256sum)
 
 out=$("$SQLENVFS" prune --root "$R" --dry-run)
 assert_eq "$(ls -R "$DAILY" | sha256sum)" "$before" "backups after prune --dry-run"
-assert_eq "$(echo "$out" | grep -c '^would remove .*backup')" "3" "copies a dry run would remove"
-echo "$out" | grep -Eq '^keep +backup +20200104T000000Z +kept: the newest valid backup of app' \
+assert_eq "$(grep -c '^would remove .*backup' <<<"$out")" "3" "copies a dry run would remove"
+grep -Eq '^keep +backup +20200104T000000Z +kept: the newest valid backup of app' <<<"$out" \
   || fail "dry run does not keep the newest valid copy: $out"
-echo "$out" | grep -q "dry run: nothing was removed" || fail "dry run does not say so: $out"
+grep -q "dry run: nothing was removed" <<<"$out" || fail "dry run does not say so: $out"
 pass "prune --dry-run lists what would go and removes nothing"
 
 # The newest copy is damaged: the newest *valid* one is kept instead.
 printf '\xff\xff\xff\xff' | dd of="$DAILY/20200104T000000Z/app.db" bs=1 seek=100 conv=notrunc status=none
 out=$("$SQLENVFS" prune --root "$R")
 assert_eq "$(ls "$DAILY")" "20200103T000000Z" "backups left by prune"
-echo "$out" | grep -Eq '^removed +backup +20200104T000000Z +older than 7 days' || fail "prune output: $out"
+grep -Eq '^removed +backup +20200104T000000Z +older than 7 days' <<<"$out" || fail "prune output: $out"
 assert_eq "$(sqlite3 "file:$DAILY/20200103T000000Z/app.db?immutable=1" 'SELECT x FROM t')" "1" "content of the kept copy"
 "$SQLENVFS" verify --root "$R" > /dev/null || fail "the kept copy does not verify"
 pass "prune never removes the newest valid copy"
@@ -48,7 +48,7 @@ for i in 1 2 3; do "$SQLENVFS" backup --root "$R" > /dev/null; done
 "$SQLENVFS" prune --root "$R" > /dev/null
 left=$(ls "$DAILY")
 assert_eq "$(echo "$left" | wc -l)" "2" "backups left with daily-keep-count=2"
-echo "$left" | grep -q '^2020' && fail "the oldest backup survived keep-count: $left"
+grep -q '^2020' <<<"$left" && fail "the oldest backup survived keep-count: $left"
 pass "daily-keep-count keeps the newest N"
 
 printf '[retention]\ndaily-keep-count=many\n' > "$R/sqlenvfs.conf"

@@ -90,7 +90,7 @@ pass "every MANIFEST records size and WAL position"
 # Names: unique, those of one second carry a fraction, list sorts by time.
 names=$(ls "$R/backups/prod/snapshots")
 [ "$(echo "$names" | sort -u | wc -l)" -eq 7 ] || fail "snapshot names not unique: $names"
-echo "$names" | grep -Eq '^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z$' || fail "no run within one second got a fraction: $names"
+grep -Eq '^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z$' <<<"$names" || fail "no run within one second got a fraction: $names"
 listed=$("$SQLENVFS" list --root "$R" --json | python3 -c '
 import json, sys
 doc = json.load(sys.stdin)
@@ -111,5 +111,5 @@ assert_eq "$(LC_ALL=C ls "$R/backups/prod/snapshots" | tail -1)" "$(echo "$by_ti
 pass "names within one second are distinct and list sorts them by time"
 
 out=$("$SQLENVFS" verify --root "$R") || fail "verify failed on good copies: $out"
-assert_eq "$(echo "$out" | grep -c '^ok ')" "10" "good lines from verify"
+assert_eq "$(grep -c '^ok ' <<<"$out")" "10" "good lines from verify"
 pass "verify finds all 10 copies good"

@@ -95,7 +95,7 @@ for cmd in backup snapshot; do
   [ "$(wc -l < "$T/err")" -eq 1 ] || fail "$cmd: expected one error line, got: $(cat "$T/err")"
   grep -q "1 of 2 databases not copied (the other copies are kept in $dir/.*$L is in journal mode 'delete', not WAL.*PRAGMA journal_mode=WAL" "$T/err" \
     || fail "$cmd error: $(cat "$T/err")"
-  echo "$out" | grep -Eq '^  app +[0-9.]+ [KMG]iB +crc32 0x[0-9a-f]{8} +integrity ok$' || fail "$cmd output: $out"
+  grep -Eq '^  app +[0-9.]+ [KMG]iB +crc32 0x[0-9a-f]{8} +integrity ok$' <<<"$out" || fail "$cmd output: $out"
   assert_eq "$(ls "$dir" | wc -l)" "$((n_before + 1))" "entries after a $cmd with one database skipped"
   newest=$(ls "$dir" | tail -1)
   assert_eq "$(ls "$dir/$newest" | tr '\n' ' ')" "MANIFEST app.db " "files of the $cmd kept"
