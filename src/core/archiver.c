@@ -612,7 +612,8 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
 }
 
 /* Does the WAL hold commits past the cursor, by the wal-index header @si
- * read under the write lock? TRUE when @si cannot tell. */
+ * (read under the write lock when the archiver starts; at the start of a
+ * cycle, what was committed by then)? TRUE when @si cannot tell. */
 static gboolean
 wal_has_more(const Db *d, const SqlenvfsWalIndexHeader *si)
 {
