@@ -141,7 +141,6 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   d->paced_until = 0;
   d->is_failing = FALSE;
   d->outage_from = 0; /* reopening decides continuity again */
-  d->outage_led = 0;
   d->phase = PHASE_CLOSED;
   if (reason != 0) {
     d->reopen_reason = reason;
@@ -517,8 +516,7 @@ latest_has_base(Db *d, char **why)
 
 /* Record that capture was interrupted from @from (the last time it was known
  * complete) until @to (the capture time of the last commit archived late),
- * before those commits (and, after a failure to write, again after them when
- * they were captured later than @to). */
+ * after those commits (invariant 5). */
 static gboolean
 add_outage(Db *d, gint64 from, gint64 to, GError **error)
 {
@@ -612,8 +610,7 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
 }
 
 /* Does the WAL hold commits past the cursor, by the wal-index header @si
- * (read under the write lock when the archiver starts; at the start of a
- * cycle, what was committed by then)? TRUE when @si cannot tell. */
+ * read under the write lock? TRUE when @si cannot tell. */
 static gboolean
 wal_has_more(const Db *d, const SqlenvfsWalIndexHeader *si)
 {
@@ -1176,26 +1173,14 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   }
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
-   * had been down (invariant 5). It is written first, ending at this scan
-   * (so that a reader meanwhile does not take the time since for a stretch
-   * holding none of them: the window after it waits for the alive time,
-   * which waits for them all, timeline.c), and again once all of them are
-   * archived when the last of them was captured later (a backlog taking
-   * more than one cycle), so that it covers them all. */
-  if (d->outage_from > 0 && d->outage_led == 0 && wal_has_more(d, has_si ? &si : NULL)) {
-    if (!add_outage(d, d->outage_from, began, error))
-      return FALSE;
-    d->outage_led = began;
-  }
+   * had been down (invariant 5), recorded once all of them are archived. */
   if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
   if (d->outage_from > 0 && res.reached_end) {
     const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
-    gint64 to = MAX(began, last ? last->time : 0);
-    if (to > d->outage_led && !add_outage(d, d->outage_from, to, error))
+    if (!add_outage(d, d->outage_from, MAX(began, last ? last->time : 0), error))
       return FALSE;
     d->outage_from = 0;
-    d->outage_led = 0;
   }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;

@@ -123,8 +123,6 @@ struct _Db {
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
-  gint64 outage_led;         /* the OUTAGE written before the commits it  */
-                             /* covers ends then (0: none written yet)    */
   gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
                              /* while the archive failed (0: it was not)     */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */

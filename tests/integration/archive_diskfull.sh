@@ -47,25 +47,6 @@ assert len(w) == 2, w
 assert w[0]["note"] == "archiving started", w
 assert w[1]["note"].startswith("capture was interrupted from"), w
 PY
-# The OUTAGE comes before the commits archived late (a reader while they
-# are written must not take the time the disk was full for a stretch
-# holding none of them), and one covers them all.
-python3 - "$SRCDIR/tests/integration" "$A" <<'PY' || fail "the outage and the late commits"
-import sys
-sys.path.insert(0, sys.argv[1])
-import archive_dump
-recs = list(archive_dump.records(sys.argv[2]))
-out = [r for r in recs if r["type"] == "OUTAGE"]
-assert out, "no OUTAGE record"
-first = out[0]
-late = [r for r in recs if r["type"] == "COMMIT" and r["time"] > first["aux"]]
-assert late, "no commit archived late"
-assert first["seq"] < late[0]["seq"], (first, late[0])
-# every commit captured before the last OUTAGE's end was committed in it
-covered = max(o["time"] for o in out if o["aux"] == first["aux"])
-last_out = max(o["seq"] for o in out if o["aux"] == first["aux"])
-assert all(r["time"] <= covered for r in late if r["seq"] < last_out), out
-PY
 python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
   --random 10 --around 6 --expect-latest
 "$SQLENVFS" verify --root "$R" > /dev/null || fail "verify after the disk was full"
