@@ -15,7 +15,11 @@
  *             (when the range runs to the segment's end, that is the
  *             answer); every version, searched by binary search, only for
  *             the segment the target falls inside. A version 1 summary is
- *             read and checked whole, as it always was.
+ *             read and checked whole, as it always was. A range that runs
+ *             past the segment's last COMMIT that wrote a page, when the
+ *             segment has a .last file, reads the last versions from it
+ *             instead (LastMap; archive_last.c, L1 and L2), one block for
+ *             16 pages, the page map's versions the fallback.
  *   records   any other segment (the unsealed last one, one without a
  *             usable summary, a version 1 segment, one where the database
  *             shrinks in the range): every COMMIT in the range is read and
@@ -629,7 +633,8 @@ typedef struct {
   guint32 *pos;     /* per page of this source: its candidate in file
                      * order; NULL until the first read sorts them        */
   guint32 *refs;    /* per candidate: its page in @rs + 1; 0: not checked */
-  GArray *bad;      /* not owned: the restore's list                      */
+  GArray *bad;      /* the restore's list (not owned), or @own_bad        */
+  GArray *own_bad;  /* a source that is only a fallback outside a restore */
   gboolean failed;
   GError *failed_with; /* the segment's file could not be used (its source's
                         * error), when that is why @failed             */
@@ -651,6 +656,8 @@ deferred_map_free(gpointer p)
   g_array_unref(d->walk.pgnos);
   g_free(d->window.buf);
   g_clear_error(&d->failed_with);
+  if (d->own_bad != NULL)
+    g_array_unref(d->own_bad);
   g_mutex_clear(&d->lock);
   g_free(d);
 }
@@ -766,20 +773,20 @@ deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
   return n;
 }
 
-/* Register the candidates @cands (taken; put in file order at the first
- * read) of segment @si as a DeferredMap source, each page decided. */
-static gboolean
-compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
+/* The candidates @cands (taken; put in file order at the first read) of
+ * segment @si as a DeferredMap; NULL and *error when the segment's record
+ * source cannot be made. */
+static DeferredMap *
+deferred_map_new(Compose *c, guint si, GArray *cands, GError **error)
 {
   const SqlenvfsArchiveSegment *seg = &g_array_index(c->a->segments, SqlenvfsArchiveSegment, si);
   DeferredMap *d = g_new0(DeferredMap, 1);
-  guint src;
 
   d->rs = sqlenvfs_archive_record_source_new(c->a, si, error);
   if (d->rs == NULL) {
     g_array_unref(cands);
     g_free(d);
-    return FALSE;
+    return NULL;
   }
   d->path = g_strdup(seg->path);
   d->size = seg->size;
@@ -788,12 +795,133 @@ compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
   d->cands = cands;
   d->refs = g_new0(guint32, MAX(cands->len, 1));
   d->bad = c->a->deferred_bad_maps;
+  if (d->bad == NULL)
+    d->bad = d->own_bad = g_array_new(FALSE, FALSE, sizeof(guint64));
   d->walk = (MemberWalk){ G_MAXUINT64, 0, 0, g_array_new(FALSE, FALSE, sizeof(Member)),
                           g_array_new(FALSE, FALSE, sizeof(guint32)) };
   g_mutex_init(&d->lock);
+  return d;
+}
+
+/* Register the candidates @cands (taken) of segment @si as a DeferredMap
+ * source, each page decided. */
+static gboolean
+compose_deferred(Compose *c, guint si, GArray *cands, GError **error)
+{
+  DeferredMap *d = deferred_map_new(c, si, cands, error);
+  guint src;
+
+  if (d == NULL)
+    return FALSE;
   src = sqlenvfs_image_add_source(c->img, deferred_map_read, d, deferred_map_free);
   for (guint i = 0; i < cands->len; i++) {
     guint32 pgno = g_array_index(cands, Candidate, i).pgno;
+    sqlenvfs_image_set_page(c->img, pgno, src, (goffset)i * c->page_size);
+    decide(c, pgno);
+  }
+  return TRUE;
+}
+
+/* A segment composed to its end from its last versions (archive_last.c):
+ * page k of this source is the k-th candidate registered, read from slot
+ * @slots[k] of the segment's .last file (L1: opened and matched against
+ * the summary at the first read, each block checked as it is read). When
+ * the file cannot be used (missing, damaged, another segment's: L2), this
+ * and every later read go to @fallback, the same candidates checked
+ * against the records as a restore checks them (C2), and the reason is
+ * logged once. */
+typedef struct {
+  DeferredMap *fallback;
+  char *path;
+  ArchiveLastHeader want;
+  guint32 *slots;
+  ArchiveLastReader *r;
+  gboolean is_bad;
+  GMutex lock;
+} LastMap;
+
+static void
+last_map_free(gpointer p)
+{
+  LastMap *m = p;
+  deferred_map_free(m->fallback);
+  archive_last_reader_free(m->r);
+  g_free(m->path);
+  g_free(m->slots);
+  g_mutex_clear(&m->lock);
+  g_free(m);
+}
+
+static void
+last_map_give_up(LastMap *m, const char *why, GError *error)
+{
+  g_message("archive segment %s: its last versions (%s) are not used: %s; reading its records "
+            "instead (run `sqlenvfs verify`)", m->fallback->path, m->path,
+            why ? why : error ? error->message : "unknown");
+  m->is_bad = TRUE;
+  g_clear_pointer(&m->r, archive_last_reader_free);
+}
+
+static gssize
+last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
+{
+  LastMap *m = p;
+  guint32 ps = m->want.page_size;
+  guint64 i, within;
+
+  if (off < 0)
+    return 0;
+  i = (guint64)off / ps;
+  within = (guint64)off % ps;
+  if (i >= m->fallback->cands->len)
+    return 0;
+  g_mutex_lock(&m->lock);
+  if (!m->is_bad) {
+    g_autoptr(GError) local = NULL;
+    const char *why = NULL;
+    const guint8 *page = NULL;
+    if (m->r == NULL)
+      m->r = archive_last_reader_open(m->path, &m->want, &why, &local);
+    if (m->r != NULL)
+      page = archive_last_reader_page(m->r, m->slots[i], &why, &local);
+    if (page != NULL) {
+      gsize n = MIN(len, ps - within);
+      memcpy(buf, page + within, n);
+      g_mutex_unlock(&m->lock);
+      return (gssize)n;
+    }
+    last_map_give_up(m, why, local);
+  }
+  g_mutex_unlock(&m->lock);
+  return deferred_map_read(m->fallback, buf, len, off, error);
+}
+
+/* Register the candidates @cands (taken) of segment @si, composed to its
+ * end, with their page table slots @slots (taken), as a LastMap source,
+ * each page decided. */
+static gboolean
+compose_last(Compose *c, guint si, const ArchiveSummary *s, GArray *cands, GArray *slots,
+             GError **error)
+{
+  LastMap *m = g_new0(LastMap, 1);
+  guint src;
+
+  m->fallback = deferred_map_new(c, si, cands, error);
+  if (m->fallback == NULL) {
+    g_array_unref(slots);
+    g_free(m);
+    return FALSE;
+  }
+  m->path = archive_last_path(c->a->dir, s->number);
+  m->want = (ArchiveLastHeader){ .number = s->number, .seg_size = s->seg_size,
+                                 .last_seq = s->last_seq, .seal_crc = s->seal_crc,
+                                 .page_size = c->page_size, .n_pages = s->n_pages,
+                                 .pages_crc = s->pages_crc, .last_crc = s->last_crc };
+  m->slots = (guint32 *)(void *)g_array_free(slots, FALSE);
+  g_mutex_init(&m->lock);
+  src = sqlenvfs_image_add_source(c->img, last_map_read, m, last_map_free);
+  for (guint i = 0; i < m->fallback->cands->len; i++) {
+    guint32 pgno = g_array_index(m->fallback->cands, Candidate, i).pgno;
     sqlenvfs_image_set_page(c->img, pgno, src, (goffset)i * c->page_size);
     decide(c, pgno);
   }
@@ -854,6 +982,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   MemberWalk walk = { G_MAXUINT64, 0, 0, NULL, NULL };
   g_autoptr(GArray) actions = NULL;
   g_autoptr(GArray) cands = NULL;
+  g_autoptr(GArray) slots = NULL;
   Holder *h = NULL;
   MemberWindow window = { NULL, 0, 0, 0, 0 };
   EntryMemo memo = { { 0, 0 }, { { 0 } }, { FALSE, FALSE } };
@@ -864,7 +993,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   guint32 seal, cur = cur_in;
   gboolean mismatch = FALSE, on_demand;
   ArchiveSumLoad r;
-  guint64 commit_bytes;
+  guint64 commit_bytes, last_max = 0;
   guint src;
   int fd;
 
@@ -900,7 +1029,13 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   if (r == ARCHIVE_SUM_GOOD)
     r = archive_summary_read_part(&sp, plan_only ? ARCHIVE_SUM_PART_SIZES : ARCHIVE_SUM_PART_PAGES,
                                   &why, &load_error);
-  if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < s->last_seq)
+  /* The last commit that wrote a page: a range ending at or after it
+   * takes every page's last version (and may take the .last file). */
+  if (r == ARCHIVE_SUM_GOOD && !plan_only && sp.last == NULL)
+    last_max = s->last_seq; /* a version 1 summary: no last versions part */
+  for (guint32 i = 0; r == ARCHIVE_SUM_GOOD && !plan_only && sp.last && i < s->n_pages; i++)
+    last_max = MAX(last_max, get64(sp.last + (gsize)i * ARCHIVE_SUM_VERSION_SIZE));
+  if (r == ARCHIVE_SUM_GOOD && !plan_only && hi < last_max)
     r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_VERSIONS, &why, &load_error);
   if (r == ARCHIVE_SUM_GOOD && !plan_only)
     r = archive_summary_read_part(&sp, ARCHIVE_SUM_PART_SIZES, &why, &load_error);
@@ -945,6 +1080,7 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   }
 
   cands = g_array_sized_new(FALSE, FALSE, sizeof(Candidate), s->n_pages);
+  slots = g_array_sized_new(FALSE, FALSE, sizeof(guint32), s->n_pages);
   for (guint32 i = 0; i < s->n_pages; i++) {
     guint32 pgno = get32(sp.pages + (gsize)i * ARCHIVE_SUM_PAGE_SIZE);
     ArchiveSumVersion v;
@@ -953,8 +1089,23 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
       continue;
     cand = (Candidate){ pgno, v.index, v.seq, v.offset };
     g_array_append_val(cands, cand);
+    g_array_append_val(slots, i);
   }
   commit_bytes = s->commit_bytes;
+  on_demand = archive_is_fetched(seg->path);
+  /* Composed to the segment's end, from its last versions when it has
+   * them (L1, L2: read at the first read, the records the fallback). */
+  if (!on_demand && s->version >= 2 && hi >= last_max && cands->len > 0) {
+    g_autofree char *last = archive_last_path(c->a->dir, seg->number);
+    if (access(last, F_OK) == 0) {
+      ArchiveSummary held = *s;
+      archive_summary_parts_clear(&sp);
+      if (!compose_last(c, si, &held, g_steal_pointer(&cands), g_steal_pointer(&slots), error))
+        return FALSE;
+      count_done(c, whole, commit_bytes, lo, hi);
+      return TRUE;
+    }
+  }
   /* C2: every candidate checked against its records before its image is
    * used; in file order: each holding record read once, then its batch's
    * commits, going forward. A segment filled on demand (mount --remote)
@@ -963,7 +1114,6 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
    * restore that writes a temporary output defers the whole check to the
    * first read of each page (DeferredMap), so that it starts writing at
    * once. */
-  on_demand = archive_is_fetched(seg->path);
   if (!on_demand && c->a->deferred_bad_maps != NULL) {
     archive_summary_parts_clear(&sp);
     if (cands->len > 0 && !compose_deferred(c, si, g_steal_pointer(&cands), error))

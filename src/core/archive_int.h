@@ -347,6 +347,64 @@ void archive_summary_parts_clear(ArchiveSumParts *sp);
  * that page is at or before @max_seq): FALSE when it has none. */
 gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, guint64 max_seq,
                                        ArchiveSumVersion *out);
+/* The last version of each page of a sealed segment, stored apart
+ * (archive_last.c; layout in docs/ARCHIVE.md, "Last versions"). */
+#define ARCHIVE_LAST_MAGIC "SQEFSLST"
+#define ARCHIVE_LAST_VERSION 1
+#define ARCHIVE_LAST_HEADER_SIZE 96
+#define ARCHIVE_LAST_MIN_VERSIONS 4          /* versions per page, on average   */
+#define ARCHIVE_LAST_MAX_BYTES (8u << 20)    /* of last versions, uncompressed  */
+
+typedef struct {
+  guint64 number, seg_size, last_seq;
+  guint32 seal_crc, page_size, n_pages, pages_crc, last_crc, n_blocks;
+  gsize table_len;  /* n_blocks * BLOCK_ENTRY_SIZE                          */
+  guint64 file_len; /* set by archive_last_parse_table                       */
+} ArchiveLastHeader;
+
+char *archive_last_path(const char *dir, guint64 number);
+/* Whether the segment @s summarizes gets a .last file. */
+gboolean archive_last_worth(const ArchiveSummary *s);
+/* The fixed header at @p (@avail bytes there): FALSE and *why when it is
+ * not one or does not hold together. */
+gboolean archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h,
+                                  const char **why);
+/* With the header and block table at @p (h->table_len bytes after the
+ * header): their checksum, the table, and the file's length @file_len. */
+gboolean archive_last_parse_table(const guint8 *p, guint64 file_len, ArchiveLastHeader *h,
+                                  const char **why);
+/* The whole file @p (@len bytes) checked: header, table, every block
+ * (checksum, decompressed length); the pages go to @pages (n_pages *
+ * page_size bytes) when it is not NULL. NULL when all is right, else why
+ * not. */
+const char *archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h,
+                                     guint8 *pages);
+/* The last version of each page of the sealed segment @number, gathered
+ * from its records through its version 2 summary @sum (@sum_len bytes,
+ * just built): *s its summary, *pages (g_free) n_pages images of
+ * *page_size bytes in page table order. */
+gboolean archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
+                             ArchiveSummary *s, guint8 **pages, guint32 *page_size,
+                             GError **error);
+/* The bytes of <number>.last, and writing them atomically (@mode). */
+GByteArray *archive_last_build(const char *dir, guint64 number, const guint8 *sum,
+                               gsize sum_len, GError **error);
+gboolean archive_last_write(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
+                            int mode, GError **error);
+/* A .last file opened for reading pages: its header and table checked and
+ * matched against @want (every field but n_blocks, table_len, file_len);
+ * NULL and *why when it is not usable, or *error on an I/O error. One
+ * thread at a time. */
+typedef struct _ArchiveLastReader ArchiveLastReader;
+ArchiveLastReader *archive_last_reader_open(const char *path, const ArchiveLastHeader *want,
+                                            const char **why, GError **error);
+/* Page @slot of the page table (page_size bytes, valid until the next
+ * call): its block read and checked; NULL and *why or *error. */
+const guint8 *archive_last_reader_page(ArchiveLastReader *r, guint32 slot, const char **why,
+                                       GError **error);
+void archive_last_reader_free(ArchiveLastReader *r);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ArchiveLastReader, archive_last_reader_free)
+
 /* The checksum the SEAL record ending the segment file @path (@size bytes)
  * carries; FALSE when it does not end with a valid SEAL record. */
 gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);

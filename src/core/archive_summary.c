@@ -596,9 +596,20 @@ archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
 {
   g_autoptr(GByteArray) sum = archive_summary_build(dir, number, error);
   g_autofree char *path = archive_summary_path(dir, number);
-  if (sum == NULL)
+  ArchiveSummary s;
+  const char *why = NULL;
+  g_autoptr(GError) last_error = NULL;
+
+  if (sum == NULL || !sqlenvfs_write_file_atomic(path, sum->data, sum->len, mode, error))
     return FALSE;
-  return sqlenvfs_write_file_atomic(path, sum->data, sum->len, mode, error);
+  /* The last versions of its pages, when they save work (archive_last.c);
+   * like the summary they only save readers work: without them, readers
+   * use the records. */
+  if (archive_summary_parse(sum->data, sum->len, &s, &why) && archive_last_worth(&s) &&
+      !archive_last_write(dir, number, sum->data, sum->len, mode, &last_error))
+    g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
+              " (readers use its records instead): %s", dir, number, last_error->message);
+  return TRUE;
 }
 
 guint32

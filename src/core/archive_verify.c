@@ -428,22 +428,89 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
   return TRUE;
 }
 
+/* Check the last versions of the sealed segment @number (@size bytes,
+ * sealed with @seal), when it has a .last file: whole (archive_last.c,
+ * L1: header, block table, every block decompressed and checked), bound
+ * to its segment and to its summary (good, checked before this), and with
+ * @full, holding exactly the last versions the segment's records make. A
+ * missing file is not a problem (readers use the records). */
+static void
+verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean full,
+            Problems *p)
+{
+  g_autofree char *path = archive_last_path(dir, number);
+  g_autofree gchar *data = NULL;
+  g_autofree guint8 *sum = NULL, *pages = NULL, *want = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *fix = "readers use the segment's records instead; remove the file, or remove it "
+                    "and the segment's summary, and the archiver writes both again when it "
+                    "next starts";
+  ArchiveLastHeader h;
+  ArchiveSummary s, s2;
+  const char *why = NULL;
+  struct stat st;
+  guint32 ps;
+  gsize len;
+
+  if (lstat(path, &st) != 0 && errno == ENOENT)
+    return;
+  if (!S_ISREG(st.st_mode) ||
+      (guint64)st.st_size > ARCHIVE_LAST_HEADER_SIZE + 2 * (guint64)ARCHIVE_LAST_MAX_BYTES) {
+    problem(p, path, "file of last versions is not a file of the size one has (%s)", fix);
+    return;
+  }
+  if (!g_file_get_contents(path, &data, &len, &error)) {
+    problem(p, path, "file of last versions unreadable: %s", error->message);
+    return;
+  }
+  why = archive_last_check_bytes((const guint8 *)data, len, &h, NULL);
+  if (why != NULL) {
+    problem(p, path, "file of last versions is damaged: %s (%s)", why, fix);
+    return;
+  }
+  if (archive_summary_load(dir, number, size, seal, &s, &sum, &why, &error) != ARCHIVE_SUM_GOOD)
+    return; /* reported with the summary; readers use neither */
+  if (s.version < 2)
+    return; /* not used beside a version 1 summary (it binds to version 2's parts) */
+  if (h.number != number || h.seg_size != size || h.seal_crc != seal ||
+      h.n_pages != s.n_pages || h.pages_crc != s.pages_crc || h.last_crc != s.last_crc ||
+      h.last_seq != s.last_seq) {
+    problem(p, path, "file of last versions does not match its segment and summary (%s)", fix);
+    return;
+  }
+  if (!full)
+    return;
+  pages = g_malloc((gsize)h.n_pages * h.page_size);
+  (void)archive_last_check_bytes((const guint8 *)data, len, &h, pages);
+  if (!archive_last_images(dir, number, sum, (gsize)s.file_len, &s2, &want, &ps, &error)) {
+    problem(p, path, "the last versions of the segment cannot be gathered: %s", error->message);
+    return;
+  }
+  if (ps != h.page_size || memcmp(pages, want, (gsize)h.n_pages * ps) != 0)
+    problem(p, path, "file of last versions does not hold what the segment's records make "
+            "(%s)", fix);
+}
+
 /* verify_summary() with @memo: the summary of a segment skipped as known
  * (@known: not rebuilt) is not read again when @memo knows it as found
  * good for it and unchanged; one found good (rebuilt, or of a known
  * segment) is told to @memo. */
 static void
 verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guint64 number,
-                    guint64 size, guint32 seal, gboolean known, gboolean rebuild,
+                    guint64 size, guint32 seal, gboolean known, gboolean rebuild, gboolean full,
                     ArchiveSumBuilder *b, Problems *p)
 {
   g_autofree char *path = archive_summary_path(dir, number);
   gboolean remember = memo != NULL && memo->summary_known != NULL &&
                       memo->summary_verified != NULL && (known || rebuild);
+  guint before = p->n;
 
   if (remember && known && memo->summary_known(memo->user, path, seal))
     return;
-  if (verify_summary(dir, number, size, seal, rebuild && !known, b, p) && remember)
+  if (!verify_summary(dir, number, size, seal, rebuild && !known, b, p))
+    return;
+  verify_last(dir, number, size, seal, full && rebuild && !known, p);
+  if (remember && p->n == before)
     memo->summary_verified(memo->user, path, seal);
 }
 
@@ -547,7 +614,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_seal = facts.seal;
       prev_number = number;
       prev_next_seq = facts.next_seq;
-      verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, NULL, &p);
+      verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, FALSE, NULL, &p);
       if (have_st)
         archive_note_checked(sf.path, &st, sf.size);
       archive_seg_file_close(&sf);
@@ -662,7 +729,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,
-                          p.n == n_problems_before, sum, &p);
+                          p.n == n_problems_before, dctx != NULL, sum, &p);
     if (sealed && p.n == n_problems_before && memo != NULL && memo->verified != NULL) {
       g_autofree char *iname = archive_seg_name(number, "idx");
       g_autofree char *ipath = g_build_filename(dir, iname, NULL);
@@ -802,7 +869,9 @@ sqlenvfs_archive_prune(const char *dir, guint64 keep_from_seq, gboolean dry_run,
       unlink(ipath);
       {
         g_autofree char *sum = archive_summary_path(dir, number);
+        g_autofree char *last = archive_last_path(dir, number);
         unlink(sum);
+        unlink(last);
       }
     }
     if (removed)

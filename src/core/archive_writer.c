@@ -308,11 +308,14 @@ move_aside(const char *dir, guint64 number, const char *why, GError **error)
   if (rename(ipath, idest) != 0 && errno != ENOENT)
     return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
   {
-    /* A summary describes the segment moved aside, not the next one of
-     * that number. */
+    /* A summary (and the last versions) describes the segment moved
+     * aside, not the next one of that number. */
     g_autofree char *sum = archive_summary_path(dir, number);
+    g_autofree char *last = archive_last_path(dir, number);
     if (unlink(sum) != 0 && errno != ENOENT)
       return sqlenvfs_error_errno(error, errno, "remove the summary of", spath);
+    if (unlink(last) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove the last versions of", spath);
   }
   return sqlenvfs_fsync_dir(dir, error);
 }

@@ -150,6 +150,70 @@ add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
     die("end commit", error);
 }
 
+/* The .last file of a sealed segment whose pages have many versions
+ * (fuzz_last): 40 pages (8 with @raw) of 512 bytes rewritten by commits
+ * of 4, their images half random (compressed blocks) or all random (@raw:
+ * blocks stored as they are). */
+static void
+gen_last_one(const char *tmp, const char *name, gboolean raw)
+{
+  g_autofree char *dir = g_build_filename(tmp, name, NULL);
+  g_autofree char *lpath = g_build_filename(dir, "0000000000000001.last", NULL);
+  g_autoptr(GBytes) last = NULL;
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiveWriter) w = sqlenvfs_archive_writer_open(dir, 64 * 1024, 0600, &error);
+
+  if (w == NULL)
+    die("open archive writer", error);
+  for (guint k = 1; k <= 400 && !g_file_test(lpath, G_FILE_TEST_EXISTS); k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    guint32 pgnos[4];
+    guint8 page[512];
+    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = sizeof page;
+    e.db_pages = 40;
+    e.n_pages = 4;
+    e.salt1 = 0x1000;
+    e.salt2 = 0xabcdef;
+    e.first_frame = 1 + k * 4;
+    e.commit_frame = e.first_frame + 3;
+    e.cksum1 = k * 3;
+    e.cksum2 = k * 5;
+    for (guint i = 0; i < 4; i++)
+      pgnos[i] = 1 + (k * 4 + i) % (raw ? 8 : 40);
+    if (!sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error))
+      die("begin commit", error);
+    for (guint i = 0; i < 4; i++) {
+      guint32 x = k * 64 + i + 1;
+      memset(page, (int)(k + i), sizeof page);
+      for (gsize b = 0; b < (raw ? sizeof page : sizeof page / 2); b++) {
+        x ^= x << 13; /* xorshift32 */
+        x ^= x >> 17;
+        x ^= x << 5;
+        page[b] = (guint8)x;
+      }
+      if (!sqlenvfs_archive_writer_add_pages(w, page, sizeof page, &error))
+        die("add pages", error);
+    }
+    if (!sqlenvfs_archive_writer_end_commit(w, &error))
+      die("end commit", error);
+  }
+  if (!g_file_test(lpath, G_FILE_TEST_EXISTS)) {
+    fprintf(stderr, "fuzz_gen_corpus: no %s was written\n", lpath);
+    exit(1);
+  }
+  last = slurp(lpath);
+  emit("last", name, g_bytes_get_data(last, NULL), g_bytes_get_size(last));
+}
+
+static void
+gen_last(const char *tmp)
+{
+  gen_last_one(tmp, "last-compressed", FALSE);
+  gen_last_one(tmp, "last-stored", TRUE);
+}
+
 /* The files of archive @dir concatenated, as fuzz_archive reads them. */
 static GByteArray *
 pack_archive(const char *dir, gboolean with_index, gboolean with_alive, gboolean with_sum)
@@ -527,6 +591,7 @@ main(int argc, char **argv)
   gen_wal(tmp);
   gen_btree(tmp);
   gen_archive(tmp);
+  gen_last(tmp);
   gen_manifest(tmp);
   gen_conf();
   gen_time();

@@ -4063,6 +4063,237 @@ START_TEST(test_last_records_across_segments)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ */
+/* Last versions (.last files)                                          */
+
+#define L_COMMITS 900
+#define L_DB 150
+
+/* Commit @k: page 1 and three pages from (k * 13) % 147 + 2 on. */
+static guint
+l_pages(guint k, guint32 *pgnos)
+{
+  guint n = 0;
+  pgnos[n++] = 1;
+  for (guint i = 0; i < 3; i++)
+    pgnos[n++] = (k * 13) % (L_DB - 3) + 2 + i;
+  return n;
+}
+
+/* Page @pgno as commit @k writes it: 64 bytes of its own, then a byte
+ * repeated (pages that compress, as a database's do). */
+static void
+l_fill(guint8 *buf, guint32 pgno, guint k)
+{
+  fill_page(buf, pgno, k);
+  memset(buf + 64, (int)((pgno + k) & 0xff), PS - 64);
+}
+
+/* Commits 1..L_COMMITS in segments of up to 128 KiB (some 7 versions a
+ * page: each sealed segment gets its .last file), in batches of 16
+ * commits (a batch's first record holds the images of all 16, compressed
+ * together), but for 200..299 (a record each). Sets seqs[k]. */
+static void
+l_write(guint64 *seqs)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(128 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+
+  for (guint k = 1; k <= L_COMMITS; k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    guint32 pgnos[4];
+    guint8 page[PS];
+    guint n = l_pages(k, pgnos);
+    gboolean batched = k < 200 || k >= 300;
+    if (batched && (k % 16 == 1 || k == 300))
+      sqlenvfs_archive_writer_begin_batch(w);
+    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = PS;
+    e.db_pages = L_DB;
+    e.n_pages = n;
+    e.salt1 = 0x2000;
+    e.salt2 = 0x1;
+    e.first_frame = 1 + k * 8;
+    e.commit_frame = e.first_frame + n - 1;
+    e.cksum1 = k;
+    e.cksum2 = k;
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
+    for (guint i = 0; i < n; i++) {
+      l_fill(page, pgnos[i], k);
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    }
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    if (batched && (k % 16 == 0 || k == 199 || k == L_COMMITS))
+      ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
+    ck_assert_no_error(error);
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  for (guint k = 1; k <= L_COMMITS; k++) {
+    SqlenvfsArchiveEntry e;
+    ck_assert(sqlenvfs_archive_find_commit(a, 0x2000, 0x1, 1 + k * 8 + 3, k, k, &e));
+    seqs[k] = e.seq;
+  }
+}
+
+/* Compose the state after @k1 on a base after @k0 and compare it with
+ * what the commits wrote; with @bad, as a restore to a file does (a read
+ * that fails on a page map that does not match its records composes
+ * again). Returns the bytes the composing and the reads read. */
+static guint64
+l_check(const guint64 *seqs, guint k0, guint k1, GArray *bad)
+{
+  g_autoptr(SqlenvfsArchive) a = open_reader();
+  g_autofree guint8 *want = g_malloc((gsize)L_DB * PS);
+  g_autofree guint8 *got = g_malloc((gsize)L_DB * PS);
+  guint64 before = testutil_bytes_read(), read;
+
+  c_base_read(NULL, want, (gsize)L_DB * PS, 0, NULL);
+  for (guint k = k0 + 1; k <= k1; k++) {
+    guint32 pgnos[4];
+    guint n = l_pages(k, pgnos);
+    for (guint i = 0; i < n; i++)
+      l_fill(want + (gsize)(pgnos[i] - 1) * PS, pgnos[i], k);
+  }
+  a->deferred_bad_maps = bad;
+  for (guint tries = 0;; tries++) {
+    g_autoptr(SqlenvfsImage) img = sqlenvfs_image_new(PS, L_DB, c_base_read, NULL, NULL);
+    guint32 got_pages = 0;
+    GError *error = NULL;
+    gssize n;
+    ck_assert(sqlenvfs_archive_compose(a, img, PS, seqs[k0], L_DB, seqs[k1], &got_pages, NULL,
+                                       NULL, &error));
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(got_pages, L_DB);
+    n = sqlenvfs_image_read(img, got, (gsize)L_DB * PS, 0, 0, &error);
+    if (n < 0 && bad != NULL && tries < 4) {
+      ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+      g_clear_error(&error);
+      continue;
+    }
+    ck_assert_no_error(error);
+    ck_assert_int_eq(n, (gssize)L_DB * PS);
+    break;
+  }
+  read = testutil_bytes_read() - before;
+  a->deferred_bad_maps = NULL;
+  for (guint32 p = 0; p < L_DB; p++)
+    ck_assert_msg(memcmp(got + (gsize)p * PS, want + (gsize)p * PS, PS) == 0,
+                  "page %u differs composing %u..%u", p + 1, k0, k1);
+  return read;
+}
+
+static const guint l_ranges[][2] = {
+  { 1, 900 }, { 1, 899 }, { 50, 690 }, { 200, 400 }, { 450, 600 }, { 1, 250 }, { 110, 310 },
+  { 250, 260 }, { 177, 860 },
+};
+
+static void
+l_check_all(const guint64 *seqs)
+{
+  for (guint i = 0; i < G_N_ELEMENTS(l_ranges); i++) {
+    g_autoptr(GArray) bad = g_array_new(FALSE, FALSE, sizeof(guint64));
+    l_check(seqs, l_ranges[i][0], l_ranges[i][1], NULL);
+    l_check(seqs, l_ranges[i][0], l_ranges[i][1], bad);
+  }
+}
+
+static char *
+last_path(guint64 number)
+{
+  g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".last", number);
+  return g_build_filename(dir, name, NULL);
+}
+
+/* Sealed segments with many versions a page get a .last file of their
+ * last versions, which composing past them reads instead of their
+ * records (less), for the same image; a .last file that is damaged
+ * anywhere (header, block table, block), cut short, missing, or another
+ * segment's, is not used: the image is still the one the commits make,
+ * and verify reports a damaged one. */
+START_TEST(test_compose_last_versions)
+{
+  guint64 seqs[L_COMMITS + 1];
+  g_autofree char *l1 = NULL, *l2 = NULL;
+  g_autofree gchar *orig1 = NULL, *orig2 = NULL;
+  gsize len1, len2;
+  guint64 by_last, by_maps;
+  guint k_end = 0;
+
+  l_write(seqs);
+  {
+    /* k_end: the last commit of the last sealed segment. */
+    g_autoptr(SqlenvfsArchive) a = open_reader();
+    guint n = sqlenvfs_archive_n_segments(a);
+    ck_assert_uint_ge(n, 4);
+    for (guint i = 0; i + 1 < n; i++) {
+      g_autofree char *lp = last_path(sqlenvfs_archive_segment(a, i)->number);
+      ck_assert(g_file_test(lp, G_FILE_TEST_EXISTS));
+    }
+    for (guint k = 1; k <= L_COMMITS; k++)
+      if (seqs[k] < sqlenvfs_archive_segment(a, n - 1)->first_seq)
+        k_end = k;
+    /* The last sealed segment's (most of the pages of a later state come
+     * from it) and the one before. */
+    l2 = last_path(sqlenvfs_archive_segment(a, n - 2)->number);
+    l1 = last_path(sqlenvfs_archive_segment(a, n - 3)->number);
+  }
+  ck_assert(g_file_get_contents(l1, &orig1, &len1, NULL));
+  ck_assert(g_file_get_contents(l2, &orig2, &len2, NULL));
+  ck_assert_uint_eq(count_problems(), 0);
+  l_check_all(seqs);
+  by_last = l_check(seqs, 1, k_end, NULL);
+
+  /* Every kind of damage: the same image, from the records. */
+  for (gsize off = 0; off < len2; off += off < 200 ? 5 : 997) {
+    flip_byte(l2, (goffset)off);
+    l_check(seqs, 1, 900, NULL);
+    {
+      g_autoptr(GArray) bad = g_array_new(FALSE, FALSE, sizeof(guint64));
+      l_check(seqs, 50, 690, bad);
+    }
+    flip_byte(l2, (goffset)off);
+  }
+  flip_byte(l2, (goffset)len2 - 1);
+  ck_assert_uint_eq(count_problems(), 1);
+  ck_assert(truncate(l2, (off_t)len2 - 1) == 0);
+  l_check_all(seqs);
+  ck_assert_uint_eq(count_problems(), 1);
+  ck_assert(g_file_set_contents(l2, orig1, (gssize)len1, NULL)); /* segment 1's */
+  l_check_all(seqs);
+  ck_assert_uint_eq(count_problems(), 1);
+
+  /* Without them: the page maps, the same image, more bytes read. */
+  ck_assert(g_file_set_contents(l2, orig2, (gssize)len2, NULL));
+  ck_assert_uint_eq(count_problems(), 0);
+  remove_files(".last");
+  ck_assert_uint_eq(count_problems(), 0); /* a missing .last is not a problem */
+  l_check_all(seqs);
+  by_maps = l_check(seqs, 1, k_end, NULL);
+  ck_assert_msg(by_last * 2 < by_maps, "read %" G_GUINT64_FORMAT " with .last files, %"
+                G_GUINT64_FORMAT " without", by_last, by_maps);
+
+  /* Written again with the summary, the same bytes. */
+  {
+    g_autofree char *stem = g_strndup(l2, strlen(l2) - 4);
+    g_autofree char *s2 = g_strconcat(stem, "sum", NULL);
+    g_autoptr(SqlenvfsArchiveWriter) w = NULL;
+    g_autofree gchar *again = NULL;
+    GError *error = NULL;
+    gsize len;
+    ck_assert_int_eq(unlink(s2), 0);
+    w = open_writer(1 << 20);
+    ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+    ck_assert_no_error(error);
+    ck_assert(g_file_get_contents(l2, &again, &len, NULL));
+    ck_assert_uint_eq(len, len2);
+    ck_assert(memcmp(again, orig2, len) == 0);
+  }
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -4123,6 +4354,7 @@ archive_suite(void)
   tcase_add_test(tc, test_memory_flat_with_history);
   tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 7);
   tcase_add_test(tc, test_last_records_across_segments);
+  tcase_add_test(tc, test_compose_last_versions);
   suite_add_tcase(s, tc);
   return s;
 }
