@@ -78,6 +78,7 @@ typedef struct {
   guint64 n_commits;      /* archived transactions applied on top of the base    */
   guint64 archive_bytes;  /* bytes of archived records read to apply them        */
   SqlenvfsFileId base_id; /* the base file as checked (set by restore_image)     */
+  guint32 base_crc32;     /* its crc32 as its MANIFEST says (set likewise)       */
   /* Set by a caller that serves pages on demand (the mount): a base that the
    * memo of base verdicts (verifymemo.h) knows as good, and whose file is
    * unchanged since, is not read whole for its crc32 again. Restores that

@@ -361,6 +361,7 @@ try_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *plan, gboo
                 copy->dir, plan->base_path);
     return FALSE;
   }
+  plan->base_crc32 = sdb->crc32;
   g_mutex_lock(&opener.lock);
   fn = opener.root == root ? opener.fn : NULL;
   user = opener.user;

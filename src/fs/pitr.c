@@ -84,7 +84,12 @@
  *       sent. A base that changed fails that read and every later one of
  *       the state (EIO) and drops its entry; bad bases fail the open (EIO)
  *       and leave nothing in .cache. A damaged archived record fails the
- *       open or the read (EIO), never a wrong page.
+ *       open or the read (EIO), never a wrong page. A base that was
+ *       unlinked only (prune removed its copy) is read on from its
+ *       descriptor once it was read again whole against its MANIFEST
+ *       (base_unlinked_same), as any open file that was removed; a state
+ *       nobody has open drops it (drop_idle_unlinked), so that its space
+ *       goes.
  *   (9) At most MAX_OPEN_FILLING states are being opened or filled with an
  *       opener at once; one more waits up to SLOT_WAIT_US for one of them
  *       to be released (the kernel sends a file's release after close()
@@ -230,6 +235,8 @@ struct _FsPitr {
 };
 
 static void file_free(FsPitrFile *f);
+static gboolean base_same(FsPitrFile *f, GError **error);
+static void drop_idle_unlinked(FsPitr *p);
 
 static void
 entry_free(gpointer p)
@@ -410,6 +417,7 @@ db_timeline(FsPitr *p, const char *db, gboolean force, GError **error)
                 "window stays as it was", db, local->message);
     g_mutex_lock(&p->lock);
     p->stats.n_timeline_refreshes++;
+    drop_idle_unlinked(p); /* a prune may have removed their bases */
     g_mutex_unlock(&p->lock);
   }
   return slot->tl;
@@ -874,6 +882,38 @@ evict_idle_filling(FsPitr *p)
   }
 }
 
+/* Whether the base that @f reads was unlinked since (its copy pruned). */
+static gboolean
+base_unlinked(const FsPitrFile *f)
+{
+  struct stat st;
+  return f->base_fd >= 0 && fstat(f->base_fd, &st) == 0 && st.st_nlink == 0;
+}
+
+/* A state nobody has open whose base was removed (prune) is dropped with
+ * its descriptors, so that the base's space goes; the next opener builds
+ * the state from a base that is there. (One with readers reads on from the
+ * base it has open, base_same.) Called with the lock held. */
+static void
+drop_idle_unlinked(FsPitr *p)
+{
+  GHashTableIter it;
+  gpointer k, v;
+  g_hash_table_iter_init(&it, p->entries);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    CacheEntry *e = v;
+    if (e->file == NULL || e->file->refs > 0 || !base_unlinked(e->file))
+      continue;
+    if (e->state == ENTRY_READY && unlinkat(p->dir_fd, e->name, 0) != 0 && errno != ENOENT)
+      g_warning("drop %s from the pitr cache: %s", e->path, g_strerror(errno));
+    g_info("pitr cache: dropped %s, whose base %s was removed", e->name, e->file->plan->base_path);
+    e->file->entry = NULL;
+    file_free(e->file);
+    p->bytes -= e->size;
+    g_hash_table_iter_remove(&it);
+  }
+}
+
 /* Bytes free for unprivileged writers on the cache's filesystem. */
 static guint64
 cache_free(FsPitr *p)
@@ -1102,8 +1142,9 @@ fill_finish(FsPitrFile *f, GError **error)
 
   if (f->is_complete || f->n_have < f->n_composed)
     return TRUE;
-  /* What was read from the base is what was checked (invariant 8). */
-  if (!sqlenvfs_restore_base_unchanged(f->plan, error))
+  /* What was read from the base is what was checked (invariant 8): its
+   * descriptor, which the pages were read from (its name may be gone). */
+  if (!base_same(f, error))
     return FALSE;
   g_mutex_lock(&p->lock);
   e = f->entry;
@@ -1167,26 +1208,6 @@ composed_at_or_after(const FsPitrFile *f, guint32 i)
   return lo;
 }
 
-/* Whether the base's descriptor is still the file that was checked
- * (invariant 8): one fstat. Called after its bytes were read and before
- * they are served. FALSE and *error (INTEGRITY) when it changed. */
-static gboolean
-base_same(FsPitrFile *f, GError **error)
-{
-  SqlenvfsFileId now;
-  if (f->base_fd < 0)
-    return TRUE; /* remote: each block was checked as it was read */
-  if (!sqlenvfs_file_id_get(f->base_fd, f->plan->base_path, &now, error))
-    return FALSE;
-  if (sqlenvfs_file_id_equal(&now, &f->plan->base_id))
-    return TRUE;
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-              "pitr %s: the base %s changed since it was checked (something writes to the "
-              "store; nothing more is served from it; open the file again to check the base "
-              "again, and run `sqlenvfs verify`)", f->db, f->plan->base_path);
-  return FALSE;
-}
-
 static gboolean
 pread_all(int fd, guint8 *buf, gsize len, goffset off, const char *path, GError **error)
 {
@@ -1207,6 +1228,76 @@ pread_all(int fd, guint8 *buf, gsize len, goffset off, const char *path, GError 
     off += n;
   }
   return TRUE;
+}
+
+/* Whether the base open on @f's descriptor, unlinked since it was
+ * checked (prune removed its copy), still holds the bytes its MANIFEST
+ * describes: the unlink changed its change time, which cannot tell it from
+ * a write whose modification time was put back, so the whole file is read
+ * again, on the descriptor, against its MANIFEST's crc32. Once it passes,
+ * the file as it is now is the one checked: nobody can open it any more,
+ * and a write through a descriptor opened before changes its identity
+ * again. Called with f->lock held, @now being its identity. */
+static gboolean
+base_unlinked_same(FsPitrFile *f, const SqlenvfsFileId *now)
+{
+  const SqlenvfsFileId *was = &f->plan->base_id;
+  g_autofree guint8 *buf = NULL;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *when = NULL;
+  SqlenvfsFileId after;
+  guint32 crc = 0;
+
+  if (now->dev != was->dev || now->ino != was->ino || now->size != was->size ||
+      now->mtime_ns != was->mtime_ns)
+    return FALSE;
+  buf = g_malloc(1 << 20);
+  for (guint64 off = 0; off < now->size;) {
+    gsize n = (gsize)MIN((guint64)1 << 20, now->size - off);
+    if (!pread_all(f->base_fd, buf, n, (goffset)off, f->plan->base_path, &local)) {
+      g_warning("pitr %s: the base %s was removed while the state was read, and cannot be read "
+                "again: %s", f->db, f->plan->base_path, local->message);
+      return FALSE;
+    }
+    crc = sqlenvfs_crc32(crc, buf, n);
+    off += n;
+  }
+  if (crc != f->plan->base_crc32 ||
+      !sqlenvfs_file_id_get(f->base_fd, f->plan->base_path, &after, NULL) ||
+      !sqlenvfs_file_id_equal(&after, now))
+    return FALSE;
+  f->plan->base_id = after;
+  when = sqlenvfs_time_format_iso(f->plan->state_us);
+  g_message("pitr %s: the base %s was removed while the state of %s was read (a prune); its "
+            "readers read on from it (read again whole: it is what its MANIFEST says), and it "
+            "goes once they have closed it", f->db, f->plan->base_path, when);
+  return TRUE;
+}
+
+/* Whether the base's descriptor is still the file that was checked
+ * (invariant 8): one fstat. Called after its bytes were read and before
+ * they are served, with f->lock held. FALSE and *error (INTEGRITY) when it
+ * changed. A base that was unlinked only (prune) is read on from its
+ * descriptor, as any open file that was removed (base_unlinked_same). */
+static gboolean
+base_same(FsPitrFile *f, GError **error)
+{
+  SqlenvfsFileId now;
+  struct stat st;
+  if (f->base_fd < 0)
+    return TRUE; /* remote: each block was checked as it was read */
+  if (fstat(f->base_fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", f->plan->base_path);
+  sqlenvfs_file_id_from_stat(&st, &now);
+  if (sqlenvfs_file_id_equal(&now, &f->plan->base_id))
+    return TRUE;
+  if (st.st_nlink == 0 && base_unlinked_same(f, &now))
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "pitr %s: the base %s changed since it was checked (something writes to the "
+              "store; nothing more is served from it; open the file again to check the base "
+              "again, and run `sqlenvfs verify`)", f->db, f->plan->base_path);
+  return FALSE;
 }
 
 /* Read whole pages [@i, @j] of @f, composed pages @k.. of it, into @run:
@@ -1409,6 +1500,7 @@ fs_pitr_file_release(FsPitr *p, FsPitrFile *f)
   drop = f->refs == 0 && f->entry == NULL;
   if (f->refs == 0 && f->entry != NULL) {
     f->entry->last_used = g_get_monotonic_time();
+    drop_idle_unlinked(p);
     evict(p);
     evict_idle_filling(p);
   }
@@ -1490,6 +1582,7 @@ fs_pitr_open(FsPitr *p, const char *db, gint64 time_us, FsPitrState *state, FsPi
   *file = NULL;
   /* A time opened before whose file is still cached: no plan needed. */
   g_mutex_lock(&p->lock);
+  drop_idle_unlinked(p);
   name = g_strdup(g_hash_table_lookup(p->resolved, key));
   e = name ? g_hash_table_lookup(p->entries, name) : NULL;
   if (e != NULL && e->state != ENTRY_BUILDING) {
