@@ -38,6 +38,7 @@
  */
 #include "sqlenvfs/diff.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "sqlenvfs/archive.h"
@@ -197,6 +198,11 @@ append_value(GString *s, sqlite3_value *v)
      * back, so that the script restores every value exactly. */
     char buf[64];
     double x = sqlite3_value_double(v);
+    if (x == 0.0 && signbit(x)) {
+      /* SQLite prints it as 0.0, which reads back as 0.0. */
+      g_string_append(s, "-0.0");
+      break;
+    }
     sqlite3_snprintf(sizeof buf, buf, "%!.15g", x);
     if (g_ascii_strtod(buf, NULL) != x)
       sqlite3_snprintf(sizeof buf, buf, "%!.17g", x);
@@ -1154,30 +1160,50 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
 
 /* ---- the comparison ----------------------------------------------------- */
 
+/* sqlenvfs_negzero(x): 1 when x is the real -0.0, else 0. The only two
+ * reals that SQL's = calls equal but whose bytes differ are 0.0 and -0.0,
+ * and no built-in function tells them apart (quote() and printf() print
+ * both as 0.0). */
+static void
+negzero_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+  double x;
+  if (sqlite3_value_type(argv[0]) != SQLITE_FLOAT) {
+    sqlite3_result_int(ctx, 0);
+    return;
+  }
+  x = sqlite3_value_double(argv[0]);
+  sqlite3_result_int(ctx, x == 0.0 && signbit(x));
+}
+
 /* The join of the two states' rows by primary key: the key's own
  * comparison (so that its index is used), and the same value exactly: of
  * the same type and the same bytes. A key a NOCASE or RTRIM collation, or
- * numeric equality (1 and 1.0), calls equal to the old one is another key:
- * the row is deleted and inserted, and the script writes the new key. */
+ * numeric equality (1 and 1.0, 0.0 and -0.0), calls equal to the old one is
+ * another key: the row is deleted and inserted, and the script writes the
+ * new key. */
 static void
 append_join(GString *q, GPtrArray *cols, guint n_pk)
 {
   for (guint i = 0; i < n_pk; i++) {
     const char *c = cols->pdata[i];
     g_string_append_printf(q, "%s A.%s=B.%s AND A.%s=B.%s COLLATE BINARY AND"
-                           " typeof(A.%s)=typeof(B.%s)",
-                           i ? " AND" : "", c, c, c, c, c, c);
+                           " typeof(A.%s)=typeof(B.%s) AND"
+                           " sqlenvfs_negzero(A.%s)=sqlenvfs_negzero(B.%s)",
+                           i ? " AND" : "", c, c, c, c, c, c, c, c);
   }
 }
 
 /* Whether column @a of the older state and @b of the newer hold another
- * value: SQL's IS NOT calls 1 and 1.0, or 'a' and 'A' in a NOCASE column,
- * the same; the script must write the newer value all the same. */
+ * value: SQL's IS NOT calls 1 and 1.0, 0.0 and -0.0, or 'a' and 'A' in a
+ * NOCASE column, the same; the script must write the newer value all the
+ * same. */
 static void
 append_differs(GString *q, const char *a, const char *b)
 {
-  g_string_append_printf(q, "(A.%s IS NOT B.%s COLLATE BINARY OR typeof(A.%s)<>typeof(B.%s))",
-                         a, b, a, b);
+  g_string_append_printf(q, "(A.%s IS NOT B.%s COLLATE BINARY OR typeof(A.%s)<>typeof(B.%s)"
+                         " OR sqlenvfs_negzero(A.%s)<>sqlenvfs_negzero(B.%s))",
+                         a, b, a, b, a, b);
 }
 
 static void
@@ -1653,6 +1679,12 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
       !sqlenvfs_imagevfs_open(from, from_label, &d.db, error) ||
       !sqlenvfs_imagevfs_attach(d.db, to, to_label, "aux", error) || !load_tables(&d, error))
     goto out;
+  if (sqlite3_create_function(d.db, "sqlenvfs_negzero", 1,
+                              SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
+                              negzero_fn, NULL, NULL) != SQLITE_OK) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "diff: %s", sqlite3_errmsg(d.db));
+    goto out;
+  }
   /* The comparison looks each changed row up several times in both
    * states: a page cache large enough for them reads (and decompresses
    * from the archive) each page once. Memory is taken only as pages are. */

@@ -4,7 +4,7 @@
  * changed leaves, a row whose overflow pages alone changed, a WITHOUT ROWID
  * table with keys and values on overflow pages (keys told apart only on
  * their third overflow page), values SQL's = calls equal (1 and 1.0, case
- * in a NOCASE column or key), an added column, tables and
+ * in a NOCASE column or key, 0.0 and -0.0), an added column, tables and
  * indexes created and dropped); that a changed leaf is placed by its key,
  * reading only the pages on its path, and that every tree is walked
  * instead when that cannot be done (a leaf no key leads to, many tables
@@ -83,8 +83,17 @@ dump(const char *path)
     }
     while (sqlite3_step(q) == SQLITE_ROW) {
       for (int i = 0; i < sqlite3_column_count(q); i++) {
-        const guint8 *b = sqlite3_column_blob(q, i);
+        const guint8 *b;
         g_string_append_printf(s, "%d:", sqlite3_column_type(q, i));
+        if (sqlite3_column_type(q, i) == SQLITE_FLOAT) {
+          /* Its bits: as text, -0.0 reads 0.0. */
+          double x = sqlite3_column_double(q, i);
+          guint64 bits;
+          memcpy(&bits, &x, sizeof bits);
+          g_string_append_printf(s, "%016" G_GINT64_MODIFIER "x|", bits);
+          continue;
+        }
+        b = sqlite3_column_blob(q, i);
         for (int k = 0; k < sqlite3_column_bytes(q, i); k++)
           g_string_append_printf(s, "%02x", b[k]);
         g_string_append_c(s, '|');
@@ -121,7 +130,9 @@ static const char *const base_sql =
   "INSERT INTO cs VALUES (1, 1, 'abc', 'abc'), (2, 2, 'x', 'y');"
   "CREATE TABLE ck(k TEXT COLLATE NOCASE PRIMARY KEY, v) WITHOUT ROWID;"
   "INSERT INTO ck VALUES ('abc', 1), ('def', 2);"
-  "CREATE TABLE cu(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO cu VALUES (1, 'a'), (2, 'b');";
+  "CREATE TABLE cu(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO cu VALUES (1, 'a'), (2, 'b');"
+  "CREATE TABLE zr(id INTEGER PRIMARY KEY, x); INSERT INTO zr VALUES (1, 0.0), (2, -0.0);"
+  "CREATE TABLE zk(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO zk VALUES (0.0, 'z');";
 
 /* Diff @a_path -> @b_path with the pages that differ, and in full; both
  * must agree; the script applied to a copy of @a_path gives @b_path. */
@@ -222,6 +233,10 @@ static const char *const changes[] = {
   "DELETE FROM ck WHERE k = 'abc'; INSERT INTO ck VALUES ('ABC', 1);"
   "UPDATE ck SET k = 'DEF' WHERE k = 'def';"
   "DELETE FROM cu WHERE k = 2; INSERT INTO cu VALUES (2.0, 'b');",
+  /* reals SQL calls equal whose bytes differ: 0.0 and -0.0, in a value
+   * and in a key */
+  "UPDATE zr SET x = -0.0 WHERE id = 1; UPDATE zr SET x = 0.0 WHERE id = 2;"
+  "DELETE FROM zk; INSERT INTO zk VALUES (-0.0, 'z');",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
@@ -272,6 +287,32 @@ START_TEST(test_overflow_only)
   ck_assert_uint_eq(stats.n_tables_full, 0);
   ck_assert_uint_ge(stats.n_tables_keyed, 1);
   ck_assert_uint_le(stats.n_keys, 2); /* the row, in each state */
+  g_string_free(out, TRUE);
+}
+END_TEST
+
+/* A real 0.0 become -0.0 (and back), in a value and in a key: SQL's =
+ * calls them equal and SQLite prints both as 0.0; the script writes -0.0,
+ * which applied gives -0.0 (check_pair compares reals by their bits). */
+START_TEST(test_negative_zero)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair("UPDATE zr SET x = -0.0 WHERE id = 1;"
+                                 "UPDATE zr SET x = 0.0 WHERE id = 2;"
+                                 "DELETE FROM zk; INSERT INTO zk VALUES (-0.0, 'z');", &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert_msg(strstr(out->str, "UPDATE zr SET x=-0.0 WHERE id=1;\n") != NULL, "%s", out->str);
+  ck_assert_msg(strstr(out->str, "UPDATE zr SET x=0.0 WHERE id=2;\n") != NULL, "%s", out->str);
+  ck_assert_msg(strstr(out->str, "DELETE FROM zk WHERE k=0.0;\n") != NULL, "%s", out->str);
+  ck_assert_msg(strstr(out->str, "INSERT INTO zk(k,v) VALUES(-0.0,'z');\n") != NULL, "%s",
+                out->str);
   g_string_free(out, TRUE);
 }
 END_TEST
@@ -479,6 +520,7 @@ suite(void)
   TCase *tc = tcase_create("diff");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
+  tcase_add_test(tc, test_negative_zero);
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
