@@ -41,6 +41,10 @@ while not os.path.exists(sys.argv[2]):
 PY
 writer=$!
 track_pid "$writer"
+# Two and a half seconds of commits from its first one (Python starts
+# slowly on a loaded machine).
+for i in $(seq 1 300); do [ -s "$T/commits.log" ] && break; sleep 0.1; done
+[ -s "$T/commits.log" ] || fail "the writer committed nothing within 30 s"
 sleep 2.5
 
 # Times inside what has been written so far, in several spellings.
