@@ -27,8 +27,9 @@
  *      open the connections, begin a read transaction on rd[0], take the
  *      write lock, decide continuity against the archive's last record
  *      [decide], record a GAP (then ask for a snapshot) or, when the WAL
- *      holds commits made while capture was down, an OUTAGE, archive what
- *      the WAL holds [capture], sync, rotate, release the write lock;
+ *      holds commits made while capture was down, an OUTAGE [lead_outage],
+ *      archive what the WAL holds [capture], sync, rotate, release the
+ *      write lock;
  *      on a resume, check that a base of the chain can be placed at its
  *      newest state [latest_has_base], else ask for a snapshot. No alive
  *      time is published until the chain's base is durable [note_alive].
@@ -77,7 +78,12 @@
  *   (6) A commit's capture time is the wall time right after its commit
  *       frame was read (so its COMMIT began before it); commits found while
  *       holding the write lock are stamped with the time the lock was taken
- *       (they were all committed before it).
+ *       (they were all committed before it). Commits archived late after an
+ *       interruption (a restart, a failure to write) follow an OUTAGE and
+ *       are stamped with its time, which each began before, with the
+ *       outage's start as their aux time [lead_outage]: no reader takes a
+ *       time inside the interruption, nor one after it before the alive
+ *       time reaches it, for recoverable while they are written.
  *
  * Reading (walfile.h): the -wal file through a private descriptor (it
  * carries no POSIX locks); the wal-index header through SQLite's own
@@ -119,6 +125,17 @@ close_conn(sqlite3 **db)
   }
 }
 
+/* The outage is over (every commit its OUTAGE covers is archived), or
+ * whether there is one is decided again. */
+static void
+end_outage(Db *d)
+{
+  d->outage_from = 0;
+  d->outage_to = 0;
+  d->outage_renew = FALSE;
+  memset(&d->outage_at, 0, sizeof d->outage_at);
+}
+
 /* Close everything of @d (nothing is checkpointed). */
 static void
 db_close(Db *d, SqlenvfsGapReason reason, const char *why)
@@ -140,7 +157,7 @@ db_close(Db *d, SqlenvfsGapReason reason, const char *why)
   d->is_at_end = FALSE;
   d->paced_until = 0;
   d->is_failing = FALSE;
-  d->outage_from = 0; /* reopening decides continuity again */
+  end_outage(d); /* reopening decides continuity again */
   d->phase = PHASE_CLOSED;
   if (reason != 0) {
     d->reopen_reason = reason;
@@ -226,6 +243,104 @@ rotate(Db *d, GError **error)
 
 /* ------------------------------------------------------------------ */
 /* Capture                                                              */
+
+/* Does the WAL hold commits past the cursor, by the wal-index header @si
+ * (read under the write lock at a start, at the look of a cycle)? TRUE when
+ * @si cannot tell. */
+static gboolean
+wal_has_more(const Db *d, const SqlenvfsWalIndexHeader *si)
+{
+  if (si == NULL || !d->has_cur)
+    return si == NULL || si->mx_frame > 0;
+  if (si->salt1 != d->cur.hdr.salt1 || si->salt2 != d->cur.hdr.salt2)
+    return si->mx_frame > 0;
+  return si->mx_frame >= d->cur.next_frame;
+}
+
+/* Record that capture was interrupted from @from (the last time it was known
+ * complete) until @to, the capture time given to the commits archived late,
+ * which follow it (lead_outage). Said once per outage (@again: not the
+ * first OUTAGE of this one; a failing disk retried every second would fill
+ * the log). */
+static gboolean
+add_outage(Db *d, gint64 from, gint64 to, gboolean again, GError **error)
+{
+  g_autofree char *a = sqlenvfs_time_format_iso(from);
+  g_autofree char *b = sqlenvfs_time_format_iso(to);
+  if (!sqlenvfs_archive_writer_add_outage(d->w, from, to, error))
+    return FALSE;
+  if (again)
+    g_debug("archiver %s: capture is still interrupted, since %s (to %s)", d->name, a, b);
+  else
+    g_message("archiver %s: capture was interrupted from %s to %s; nothing was lost (the WAL "
+              "still held every commit), but times in between cannot be restored",
+              d->name, a, b);
+  return TRUE;
+}
+
+/* Before a capture while capture is interrupted (d->outage_from: the
+ * archiver was down, or could not write), write the OUTAGE that comes before
+ * the commits archived late, so that no reader takes the time since for a
+ * recoverable stretch holding none of them while they are written, batch
+ * after batch and, after a failure to write, cycle after cycle. It ends at
+ * @stamp (the time the write lock was taken at a start) or at the time right
+ * after the wal-index header @si was read: every commit up to its mxFrame
+ * began before then, and each is stamped with that end, and given the
+ * outage's start as its aux time (late_commit), however long archiving them
+ * takes. So the states from its end on hold all of them, and in the last
+ * chain they wait until the alive time reaches that end (timeline.c), which
+ * no late commit moves. A capture that fails after the OUTAGE was written
+ * leaves it (its commits are still to come); when more commits were made
+ * before the next try (they waited too), that try writes another OUTAGE,
+ * from the same start to its own look. Nothing pending ends the outage: its
+ * commits are archived, or (none written) none was archived late. */
+static gboolean
+lead_outage(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, GError **error)
+{
+  gint64 to;
+  if (d->outage_from == 0)
+    return TRUE;
+  if (si != NULL && !wal_has_more(d, si)) {
+    end_outage(d);
+    return TRUE;
+  }
+  if (d->outage_to > 0 &&
+      (!d->outage_renew ||
+       (si != NULL && si->salt1 == d->outage_at.salt1 && si->salt2 == d->outage_at.salt2 &&
+        si->mx_frame == d->outage_at.mx_frame))) {
+    d->outage_renew = FALSE; /* nothing committed since it was written */
+    return TRUE;
+  }
+  if (si == NULL && stamp == 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                "the wal-index of %s cannot be read, so the commits archived late after the "
+                "interruption cannot be told from later ones", d->path);
+    return FALSE;
+  }
+  to = stamp ? stamp : sqlenvfs_clock_now();
+  if (!add_outage(d, d->outage_from, to, d->outage_to > 0, error))
+    return FALSE;
+  /* Its time as written (a clock that stepped back is clamped). */
+  d->outage_to = sqlenvfs_archive_writer_last(d->w)->time;
+  if (si != NULL)
+    d->outage_at = *si;
+  else
+    memset(&d->outage_at, 0, sizeof d->outage_at);
+  d->outage_renew = FALSE;
+  return TRUE;
+}
+
+/* Is @c, in the cursor's WAL generation, a commit the last OUTAGE covers
+ * (lead_outage)? Under the write lock (@stamp) every commit found is. */
+static gboolean
+late_commit(const Db *d, const SqlenvfsWalCommit *c, gint64 stamp)
+{
+  if (d->outage_to == 0)
+    return FALSE;
+  return stamp != 0 ||
+         (d->cur.hdr.salt1 == d->outage_at.salt1 && d->cur.hdr.salt2 == d->outage_at.salt2 &&
+          c->commit_frame <= d->outage_at.mx_frame);
+}
 
 typedef struct {
   guint32 pgno, frame;
@@ -387,7 +502,7 @@ capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 be
     SqlenvfsWalCommit c = { 0 };
     SqlenvfsWalCursor before = d->cur;
     guint32 commit_frame = sqlenvfs_wal_find_commit_frame(sqlenvfs_wal_file_read, d->wal, &d->cur, max);
-    gint64 captured;
+    gint64 captured, aux;
     gboolean ok, alone;
     guint64 batch_bytes;
 
@@ -410,8 +525,16 @@ capture_commits(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 be
       }
       batch_saved = before; /* the batch is written; this one is not yet */
     }
-    captured = stamp ? stamp : sqlenvfs_clock_now();
-    ok = write_commit(d, &c, captured, scan_began, &res->n_bytes, error);
+    if (late_commit(d, &c, stamp)) {
+      /* Committed before the OUTAGE's end, which was written first; its
+       * aux time, the outage's start, moves no reader's alive time. */
+      captured = d->outage_to;
+      aux = d->outage_from;
+    } else {
+      captured = stamp ? stamp : sqlenvfs_clock_now();
+      aux = scan_began;
+    }
+    ok = write_commit(d, &c, captured, aux, &res->n_bytes, error);
     res->n_frames += c.commit_frame - c.first_frame + 1;
     sqlenvfs_wal_commit_clear(&c);
     if (!ok) {
@@ -455,9 +578,28 @@ static gboolean
 capture(Db *d, const SqlenvfsWalIndexHeader *si, gint64 stamp, gint64 began, CaptureResult *res,
         GError **error)
 {
+  gint64 alive0 = sqlenvfs_archive_writer_alive(d->w);
   d->is_at_end = FALSE;
-  if (!capture_commits(d, si, stamp, began, res, error))
+  if (!lead_outage(d, si, stamp, error))
     return FALSE;
+  /* No commit is archived while capture is interrupted before its OUTAGE. */
+  g_assert(d->outage_from == 0 || d->outage_to > 0);
+  if (!capture_commits(d, si, stamp, began, res, error)) {
+    /* Capture is interrupted until the archive can be written again: an
+     * outage from the last time it was known complete, whose OUTAGE the
+     * next capture writes (again, if this one wrote it: lead_outage). */
+    if (d->outage_from == 0)
+      d->outage_from = alive0;
+    d->outage_renew = d->outage_to > 0;
+    return FALSE;
+  }
+  /* The outage ends once every commit its OUTAGE covers is archived, and
+   * not before. */
+  if (d->outage_to > 0 &&
+      (res->reached_end ||
+       (stamp == 0 && d->has_cur && d->cur.hdr.salt1 == d->outage_at.salt1 &&
+        d->cur.hdr.salt2 == d->outage_at.salt2 && d->cur.next_frame > d->outage_at.mx_frame)))
+    end_outage(d);
   if (res->n_commits > 0) {
     /* Invariant 2: the cursor is right after the last commit written. */
     const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
@@ -511,22 +653,6 @@ latest_has_base(Db *d, char **why)
                     "no commit lies in an outage, or none was kept)");
     return FALSE;
   }
-  return TRUE;
-}
-
-/* Record that capture was interrupted from @from (the last time it was known
- * complete) until @to (the capture time of the last commit archived late),
- * after those commits (invariant 5). */
-static gboolean
-add_outage(Db *d, gint64 from, gint64 to, GError **error)
-{
-  g_autofree char *a = sqlenvfs_time_format_iso(from);
-  g_autofree char *b = sqlenvfs_time_format_iso(to);
-  if (!sqlenvfs_archive_writer_add_outage(d->w, from, to, error))
-    return FALSE;
-  g_message("archiver %s: capture was interrupted from %s to %s; nothing was lost (the WAL "
-            "still held every commit), but times in between cannot be restored",
-            d->name, a, b);
   return TRUE;
 }
 
@@ -607,18 +733,6 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
     return FALSE;
   return fh.pgno != 0 && fh.db_pages != 0 && fh.salt1 == h->salt1 && fh.salt2 == h->salt2 &&
          fh.cksum1 == ck1 && fh.cksum2 == ck2;
-}
-
-/* Does the WAL hold commits past the cursor, by the wal-index header @si
- * read under the write lock? TRUE when @si cannot tell. */
-static gboolean
-wal_has_more(const Db *d, const SqlenvfsWalIndexHeader *si)
-{
-  if (si == NULL || !d->has_cur)
-    return si == NULL || si->mx_frame > 0;
-  if (si->salt1 != d->cur.hdr.salt1 || si->salt2 != d->cur.hdr.salt2)
-    return si->mx_frame > 0;
-  return si->mx_frame >= d->cur.next_frame;
 }
 
 /* Decide whether the WAL continues the archive. Returns 0 when it does (the
@@ -810,14 +924,10 @@ db_open(Db *d, GError **error)
   if (gap != 0)
     d->snapshot_pending = TRUE;
   g_mutex_unlock(&a->lock);
-  /* The OUTAGE before the commits archived late, all stamped t_lock: a
-   * reader meanwhile must not take the downtime for a recoverable stretch
-   * holding none of them (the window after it waits for the alive time,
-   * timeline.c). */
-  if (outage_from > 0 && !wal_has_more(d, has_si ? &si : NULL))
-    outage_from = 0;
-  if ((outage_from > 0 && !add_outage(d, outage_from, t_lock, error)) ||
-      !capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
+  /* The OUTAGE before the commits archived late, all stamped t_lock, when
+   * the WAL holds any (lead_outage). */
+  d->outage_from = outage_from;
+  if (!capture(d, has_si ? &si : NULL, t_lock, 0, &res, error) ||
       !finish_cycle(d, &res, t_lock, -1, TRUE, error)) {
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
@@ -1160,7 +1270,11 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
      * complete as of @began (even if a forced capture since failed: it had
-     * nothing new to archive); a read mark left behind moves up now. */
+     * nothing new to archive); a read mark left behind moves up now. Nothing
+     * was archived late either: a failure since (a sync) is no outage unless
+     * its OUTAGE was written (lead_outage; then commits are pending). */
+    if (d->outage_to == 0)
+      d->outage_from = 0;
     d->is_at_end = TRUE;
     if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
         !rotate(d, error))
@@ -1173,15 +1287,9 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   }
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
-   * had been down (invariant 5), recorded once all of them are archived. */
+   * had been down (invariant 5), whose OUTAGE capture() writes before them. */
   if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
-  if (d->outage_from > 0 && res.reached_end) {
-    const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
-    if (!add_outage(d, d->outage_from, MAX(began, last ? last->time : 0), error))
-      return FALSE;
-    d->outage_from = 0;
-  }
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
   /* Many commits were made since the last look: under a writer that

@@ -123,6 +123,11 @@ struct _Db {
   gboolean is_dirty;         /* the WAL was written since the last cycle */
   gboolean is_failing;       /* the last cycle failed; retry at retry_at  */
   gint64 outage_from;        /* capture interrupted since (0: it is not)  */
+  gint64 outage_to;          /* the OUTAGE written for it ends then (0: none */
+                             /* yet): the commits up to outage_at's mxFrame */
+                             /* are stamped with it (archiver.c, late_outage) */
+  SqlenvfsWalIndexHeader outage_at; /* the wal-index when it was written    */
+  gboolean outage_renew;     /* a capture failed since it was written       */
   gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
                              /* while the archive failed (0: it was not)     */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */

@@ -63,3 +63,37 @@ pitr_wait_commits() {
   done
   fail "the writer logged $(pitr_commits "$log") transactions within 60 s, expected $n"
 }
+
+# pitr_watch_growth DIR PID BYTES: in the background, stop PID with SIGSTOP
+# as soon as the segments in DIR have grown by more than BYTES (a tight loop
+# reading only their sizes), as a slow disk or a busy CPU could hold a writer
+# there; returns once it has read the sizes to grow from. Its pid is in
+# $watch: it exits non-zero when nothing grew within 60 s.
+pitr_watch_growth() {
+  local ready
+  ready=$(mktemp -u "$T/watching-XXXXXX")
+  python3 - "$1" "$2" "$3" "$ready" <<'PY' &
+import glob, os, signal, sys, time
+d, pid, grow, ready = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def size():
+    n = 0
+    for f in glob.glob(os.path.join(d, "*.seg")):
+        try:
+            n += os.stat(f).st_size
+        except FileNotFoundError:
+            pass
+    return n
+size0 = size()
+open(ready, "w").close()
+deadline = time.time() + 60
+while time.time() < deadline:
+    if size() > size0 + grow:
+        os.kill(pid, signal.SIGSTOP)
+        sys.exit(0)
+sys.exit(1)
+PY
+  watch=$!
+  track_pid $watch
+  for _ in $(seq 1 100); do [ -e "$ready" ] && return 0; sleep 0.05; done
+  fail "the watch of $1 did not start"
+}
