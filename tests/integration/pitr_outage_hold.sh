@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # An archiver restarted after kill -9 archives the commits made while it was
-# down, all stamped with its restart time, one batch after another, then
-# the downtime is an outage. While it writes them (held here with SIGSTOP
-# right after the archive first grows, as a slow disk or a busy CPU would
-# hold it), a time inside the downtime must be refused by restore and absent
-# from pitr/ (not answered with the state at the kill, which lacks the
-# commits made before that time), and `latest` must be a state that the
-# same time still names once the restart has finished.
+# down, all stamped with its restart time, one batch after another, after
+# the OUTAGE that says the downtime is an outage. While it writes them (held
+# here with SIGSTOP once the archive has grown by more than the OUTAGE and a
+# first commit, as a slow disk or a busy CPU would hold it), a time inside
+# the downtime must be refused by restore and absent from pitr/ (not
+# answered with the state at the kill, which lacks the commits made before
+# that time), and `latest` must be a state that the same time still names
+# once the restart has finished.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -53,14 +54,17 @@ t_mid=$(python3 -c "print('%.6f' % ($t_kill + 2.0))")
 # commits that returned a second or more before t_mid
 lo=$(awk -v t="$t_mid" '$4 < t - 1.0 {k = $2} END {print k + 0}' "$T/log")
 
-last_seg() { ls "$A"/*.seg | tail -1; }
-seg=$(last_seg) size0=$(stat -c %s "$seg")
-"$SQLENVFS" archive --root "$R" > /dev/null 2> "$T/a2.err" &
+# The restart begins stopped, so that the watch knows its pid before it
+# writes anything.
+( kill -STOP $BASHPID; exec "$SQLENVFS" archive --root "$R" > /dev/null 2> "$T/a2.err" ) &
 A2=$!
 track_pid $A2
-while [ "$(last_seg)" = "$seg" ] && [ "$(stat -c %s "$seg")" = "$size0" ]; do :; done
-kill -STOP $A2
-note "the restarted archiver is held after the archive first grew"
+for _ in $(seq 1 500); do [[ "$(ps -o stat= -p $A2)" == T* ]] && break; sleep 0.01; done
+[[ "$(ps -o stat= -p $A2)" == T* ]] || fail "the restarted archiver did not wait to be let go"
+pitr_watch_growth "$A" "$A2" 16384
+kill -CONT $A2
+wait $watch || fail "the archive did not grow once the archiver restarted"
+note "the restarted archiver is held after the archive grew by a first commit"
 
 rc=0
 "$SQLENVFS" restore --root "$R" --time "@$t_mid" --output "$T/mid.db" > /dev/null 2> "$T/mid.err" \
