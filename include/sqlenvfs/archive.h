@@ -22,12 +22,14 @@
  *           recoverable, and no base carries over.
  *   OUTAGE  capture was interrupted between two times (the archiver was not
  *           running, or could not write), but nothing was lost: the
- *           transactions committed meanwhile were archived late, and its
- *           time is the capture time of the last of them. After a restart it
- *           comes before them (all stamped with the restart time), after a
- *           failure to write it follows them; in the last chain, the states
- *           from its end on wait for the alive time to reach it. The chain
- *           continues; the times inside the outage are not recoverable.
+ *           transactions committed meanwhile were archived late, after it,
+ *           each stamped with its time (which each began before) and
+ *           carrying its aux time, the outage's start, as its own. An
+ *           attempt that fails after writing it leaves it; the next writes
+ *           another from the same start when commits were made meanwhile.
+ *           In the last chain, the states from its end on wait for the alive
+ *           time to reach it. The chain continues; the times inside the
+ *           outage are not recoverable.
  *   SEAL    the last record of a full segment: crc32 of every byte before it.
  *
  * Beside the segments, the file "alive" holds the last time up to which the

@@ -2222,10 +2222,10 @@ plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime 
         break;
       }
     }
-    /* Records archived late, after an outage, come before the OUTAGE
-     * record that covers them: when the first record after T is in the
-     * last sealed segment, the unsealed tail may hold that record, so it is
-     * fetched too. */
+    /* Records archived late, after an outage, came before the OUTAGE
+     * record that covers them in archives of earlier versions: when the
+     * first record after T is in the last sealed segment, the unsealed tail
+     * may hold that record, so it is fetched too. */
     {
       gboolean later_sealed = FALSE;
       for (guint i = last + 1; i < d->segs->len; i++)
