@@ -1468,6 +1468,9 @@ archiver_db_service(Db *d, gboolean force)
     }
     if (d->outage_from == 0)
       d->outage_from = sqlenvfs_archive_writer_alive(d->w);
+    /* Commits made from now until a cycle succeeds wait too: the next
+     * capture covers them with an OUTAGE of its own (lead_outage). */
+    d->outage_renew = d->outage_to > 0;
     d->is_failing = TRUE;
     d->retry_at = g_get_monotonic_time() + G_USEC_PER_SEC;
     set_state(d, SQLENVFS_ARCHIVER_FAILING, error->message);
