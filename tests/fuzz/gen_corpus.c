@@ -109,6 +109,21 @@ gen_wal(const char *tmp)
 
 /* ------------------------------------------------------------ archive */
 
+/* Page @i of commit @k (@len bytes): its first @n_random bytes
+ * pseudo-random, the rest one byte repeated. */
+static void
+seed_page(guint8 *page, gsize len, guint k, guint i, gsize n_random)
+{
+  guint32 x = k * 64 + i + 1;
+  memset(page, (int)(k + i), len);
+  for (gsize b = 0; b < n_random; b++) {
+    x ^= x << 13; /* xorshift32 */
+    x ^= x >> 17;
+    x ^= x << 5;
+    page[b] = (guint8)x;
+  }
+}
+
 static void
 add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
 {
@@ -135,14 +150,7 @@ add_commit(SqlenvfsArchiveWriter *w, guint k, guint n)
   for (guint i = 0; i < n; i++) {
     /* Half pseudo-random bytes, half one byte: compressed, but not to
      * nothing. */
-    guint32 x = k * 64 + i + 1;
-    memset(page, (int)(k + i), sizeof page);
-    for (gsize b = 0; b < sizeof page / 2; b++) {
-      x ^= x << 13; /* xorshift32 */
-      x ^= x >> 17;
-      x ^= x << 5;
-      page[b] = (guint8)x;
-    }
+    seed_page(page, sizeof page, k, i, sizeof page / 2);
     if (!sqlenvfs_archive_writer_add_pages(w, page, sizeof page, &error))
       die("add pages", error);
   }
@@ -185,14 +193,7 @@ gen_last_one(const char *tmp, const char *name, gboolean raw)
     if (!sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error))
       die("begin commit", error);
     for (guint i = 0; i < 4; i++) {
-      guint32 x = k * 64 + i + 1;
-      memset(page, (int)(k + i), sizeof page);
-      for (gsize b = 0; b < (raw ? sizeof page : sizeof page / 2); b++) {
-        x ^= x << 13; /* xorshift32 */
-        x ^= x >> 17;
-        x ^= x << 5;
-        page[b] = (guint8)x;
-      }
+      seed_page(page, sizeof page, k, i, raw ? sizeof page : sizeof page / 2);
       if (!sqlenvfs_archive_writer_add_pages(w, page, sizeof page, &error))
         die("add pages", error);
     }

@@ -97,3 +97,38 @@ PY
   for _ in $(seq 1 100); do [ -e "$ready" ] && return 0; sleep 0.05; done
   fail "the watch of $1 did not start"
 }
+
+# While late commits are being archived (the archiver held by
+# pitr_watch_growth): a restore at @T_MID (inside the interruption, WHAT
+# names it) is refused and pitr/@T_MID is absent from mount MNT; `latest`
+# is restored and its capture time and row count left in $held and
+# $k_held, for pitr_check_held once the archiver is done. LO: the commits
+# that had returned a second before T_MID.
+#   pitr_check_hold ROOT MNT T_MID LO WHAT WHILE
+pitr_check_hold() {
+  local r=$1 m=$2 t_mid=$3 lo=$4 what=$5 while=$6 rc=0 k
+  "$SQLENVFS" restore --root "$r" --time "@$t_mid" --output "$T/mid.db" > /dev/null \
+    2> "$T/mid.err" || rc=$?
+  if [ "$rc" -eq 0 ]; then
+    k=$(sqlite3 "$T/mid.db" 'SELECT coalesce(max(k), 0) FROM tx')
+    fail "restore --time @$t_mid ($what) gave rows 1..$k $while; commits up to $lo had" \
+      "returned a second before"
+  fi
+  [ -e "$m/pitr/@$t_mid/app.db" ] && fail "pitr/@$t_mid ($what) exists $while"
+  "$SQLENVFS" restore --root "$r" --time latest --output "$T/latest.db" > "$T/latest.out" 2>&1 \
+    || fail "restore --time latest $while: $(cat "$T/latest.out")"
+  held=$(sed -n 's/.*captured \([^ ,]*\).*/\1/p' "$T/latest.out")
+  [ -n "$held" ] || fail "no capture time in: $(cat "$T/latest.out")"
+  k_held=$(sqlite3 "$T/latest.db" 'SELECT count(*) FROM tx')
+}
+
+# Once every late commit is archived: @T_MID is still refused, and the state
+# at $held (latest during the hold) has the rows it had then.
+#   pitr_check_held ROOT T_MID WHEN
+pitr_check_held() {
+  expect_fail 'falls in a gap' "$SQLENVFS" restore --root "$1" --time "@$2" --output "$T/mid2.db"
+  "$SQLENVFS" restore --root "$1" --time "$held" --output "$T/held.db" > /dev/null \
+    || fail "restore --time $held $3"
+  assert_eq "$(sqlite3 "$T/held.db" 'SELECT count(*) FROM tx')" "$k_held" \
+    "rows at $held (latest during the hold) $3"
+}

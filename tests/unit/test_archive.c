@@ -2588,19 +2588,20 @@ c_pages(guint k, guint32 *pgnos)
   return n;
 }
 
+/* Write commit @k of a composition history: pages @pgnos (@n of them),
+ * each filled by @fill, the database @db_pages pages after it. */
 static void
-c_commit(SqlenvfsArchiveWriter *w, guint k)
+put_commit(SqlenvfsArchiveWriter *w, guint k, const guint32 *pgnos, guint n, guint32 db_pages,
+           void (*fill)(guint8 *buf, guint32 pgno, guint k))
 {
   SqlenvfsArchiveEntry e = { 0 };
-  guint32 pgnos[8];
   guint8 page[PS];
   GError *error = NULL;
-  guint n = c_pages(k, pgnos);
 
   e.time = T0 + (gint64)k * G_USEC_PER_SEC;
   e.aux_time = e.time - 1000;
   e.page_size = PS;
-  e.db_pages = c_db_pages(k);
+  e.db_pages = db_pages;
   e.n_pages = n;
   e.salt1 = 0x2000;
   e.salt2 = 0x1;
@@ -2610,11 +2611,19 @@ c_commit(SqlenvfsArchiveWriter *w, guint k)
   e.cksum2 = k;
   ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
   for (guint i = 0; i < n; i++) {
-    fill_page(page, pgnos[i], k);
+    fill(page, pgnos[i], k);
     ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
   }
   ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
   ck_assert_no_error(error);
+}
+
+static void
+c_commit(SqlenvfsArchiveWriter *w, guint k)
+{
+  guint32 pgnos[8];
+  guint n = c_pages(k, pgnos);
+  put_commit(w, k, pgnos, n, c_db_pages(k), fill_page);
 }
 
 /* Commits 1..C_COMMITS, those of 10..14 and 30..33 in two batches (with
@@ -4101,30 +4110,12 @@ l_write(guint64 *seqs)
   GError *error = NULL;
 
   for (guint k = 1; k <= L_COMMITS; k++) {
-    SqlenvfsArchiveEntry e = { 0 };
     guint32 pgnos[4];
-    guint8 page[PS];
     guint n = l_pages(k, pgnos);
     gboolean batched = k < 200 || k >= 300;
     if (batched && (k % 16 == 1 || k == 300))
       sqlenvfs_archive_writer_begin_batch(w);
-    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
-    e.aux_time = e.time - 1000;
-    e.page_size = PS;
-    e.db_pages = L_DB;
-    e.n_pages = n;
-    e.salt1 = 0x2000;
-    e.salt2 = 0x1;
-    e.first_frame = 1 + k * 8;
-    e.commit_frame = e.first_frame + n - 1;
-    e.cksum1 = k;
-    e.cksum2 = k;
-    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, pgnos, &error));
-    for (guint i = 0; i < n; i++) {
-      l_fill(page, pgnos[i], k);
-      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
-    }
-    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    put_commit(w, k, pgnos, n, L_DB, l_fill);
     if (batched && (k % 16 == 0 || k == 199 || k == L_COMMITS))
       ck_assert(sqlenvfs_archive_writer_end_batch(w, &error));
     ck_assert_no_error(error);
