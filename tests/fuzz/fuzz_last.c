@@ -18,11 +18,9 @@
  */
 #include "fuzzutil.h"
 
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "../../src/core/archive_int.h"
 
@@ -31,9 +29,8 @@ static char *path;
 int
 LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-  const char *base = g_getenv("TMPDIR") ? g_getenv("TMPDIR") : "/tmp";
   fuzz_init_logging();
-  path = g_strdup_printf("%s/sqlenvfs-fuzz-last-%d.last", base, (int)getpid());
+  path = g_build_filename(fuzz_tmpdir(), "0000000000000001.last", NULL);
   return 0;
 }
 
@@ -60,8 +57,7 @@ check(const uint8_t *data, size_t size)
   why = archive_last_check_bytes(data, size, &h, pages);
   if (why == NULL && h.file_len != size)
     fail("accepted a file its table does not cover exactly");
-  if (!g_file_set_contents(path, (const char *)data, (gssize)size, NULL))
-    fail("cannot write the input");
+  fuzz_write_file(path, data, size);
   want = h;
   r = archive_last_reader_open(path, &want, &rwhy, &error);
   if (r == NULL && why == NULL)
