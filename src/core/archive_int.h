@@ -374,11 +374,12 @@ gboolean archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeade
 gboolean archive_last_parse_table(const guint8 *p, guint64 file_len, ArchiveLastHeader *h,
                                   const char **why);
 /* The whole file @p (@len bytes) checked: header, table, every block
- * (checksum, decompressed length); the pages go to @pages (n_pages *
+ * (its checksum; decompressed to exactly its pages with @decompress or
+ * @pages, else its zstd frame header); the pages go to @pages (n_pages *
  * page_size bytes) when it is not NULL. NULL when all is right, else why
  * not. */
 const char *archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h,
-                                     guint8 *pages);
+                                     gboolean decompress, guint8 *pages);
 /* The last version of each page of the sealed segment @number, gathered
  * from its records through its version 2 summary @sum (@sum_len bytes,
  * just built): *s its summary, *pages (g_free) n_pages images of
@@ -386,6 +387,9 @@ const char *archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHead
 gboolean archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
                              ArchiveSummary *s, guint8 **pages, guint32 *page_size,
                              GError **error);
+/* The bytes of a .last file holding @pages (n_pages images of @ps bytes,
+ * in page table order) for the segment and summary @s. */
+GByteArray *archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps);
 /* The bytes of <number>.last, and writing them atomically (@mode). */
 GByteArray *archive_last_build(const char *dir, guint64 number, const guint8 *sum,
                                gsize sum_len, GError **error);

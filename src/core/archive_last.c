@@ -143,10 +143,30 @@ decode_block(const ArchiveLastHeader *h, const guint8 *table, guint32 j, const g
   return NULL;
 }
 
-const char *
-archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, guint8 *pages)
+/* Block @j of @h (@stored bytes at @src) checked without decompressing
+ * it: its crc32, and, for a zstd frame, the content size its header
+ * declares (exactly its pages) and where the frame ends (exactly its
+ * stored length). NULL, or what is wrong. */
+static const char *
+check_block_frame(const ArchiveLastHeader *h, const guint8 *table, guint32 j, const guint8 *src)
 {
-  g_autoptr(ZSTD_DCtx) dctx = ZSTD_createDCtx();
+  guint32 ppb = archive_pages_per_block(h->page_size);
+  gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
+  gsize raw = (gsize)MIN(ppb, h->n_pages - j * ppb) * h->page_size;
+
+  if (crc(0, src, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
+    return "a block fails its checksum";
+  if (stored < raw && (ZSTD_getFrameContentSize(src, stored) != (unsigned long long)raw ||
+                       ZSTD_findFrameCompressedSize(src, stored) != stored))
+    return "a block is not a zstd frame of its pages";
+  return NULL;
+}
+
+const char *
+archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, gboolean decompress,
+                         guint8 *pages)
+{
+  g_autoptr(ZSTD_DCtx) dctx = decompress || pages ? ZSTD_createDCtx() : NULL;
   guint32 ppb;
   const char *why = NULL;
   guint64 pos;
@@ -161,9 +181,10 @@ archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, guint
   pos = ARCHIVE_LAST_HEADER_SIZE + h->table_len;
   for (guint32 j = 0; j < h->n_blocks && why == NULL; j++) {
     gsize stored = get32(p + ARCHIVE_LAST_HEADER_SIZE + (gsize)j * BLOCK_ENTRY_SIZE);
-    g_autofree guint8 *own = pages ? NULL : g_malloc((gsize)ppb * h->page_size);
+    g_autofree guint8 *own = pages || dctx == NULL ? NULL : g_malloc((gsize)ppb * h->page_size);
     guint8 *dst = pages ? pages + (gsize)j * ppb * h->page_size : own;
-    why = decode_block(h, p + ARCHIVE_LAST_HEADER_SIZE, j, p + pos, dst, dctx);
+    why = dctx ? decode_block(h, p + ARCHIVE_LAST_HEADER_SIZE, j, p + pos, dst, dctx)
+               : check_block_frame(h, p + ARCHIVE_LAST_HEADER_SIZE, j, p + pos);
     pos += stored;
   }
   return why;
@@ -294,40 +315,34 @@ archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize su
 }
 
 GByteArray *
-archive_last_build(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
-                   GError **error)
+archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps)
 {
   g_autoptr(ZSTD_CCtx) cctx = ZSTD_createCCtx();
-  g_autofree guint8 *pages = NULL, *zbuf = NULL;
-  g_autoptr(GByteArray) out = g_byte_array_new();
-  ArchiveSummary s;
-  guint32 ps, ppb, nb;
+  g_autofree guint8 *zbuf = NULL;
+  GByteArray *out = g_byte_array_new();
+  guint32 ppb = archive_pages_per_block(ps), nb = archive_n_blocks(s->n_pages, ps);
   guint8 hdr[ARCHIVE_LAST_HEADER_SIZE] = { 0 };
   gsize zcap;
 
-  if (!archive_last_images(dir, number, sum, sum_len, &s, &pages, &ps, error))
-    return NULL;
-  ppb = archive_pages_per_block(ps);
-  nb = archive_n_blocks(s.n_pages, ps);
   zcap = ZSTD_compressBound((gsize)ppb * ps);
   zbuf = g_malloc(zcap);
   memcpy(hdr, ARCHIVE_LAST_MAGIC, 8);
   put32(hdr + 8, ARCHIVE_LAST_VERSION);
   put32(hdr + 12, ARCHIVE_LAST_HEADER_SIZE);
-  put64(hdr + 16, s.number);
-  put64(hdr + 24, s.seg_size);
-  put32(hdr + 32, s.seal_crc);
+  put64(hdr + 16, s->number);
+  put64(hdr + 24, s->seg_size);
+  put32(hdr + 32, s->seal_crc);
   put32(hdr + 36, ps);
-  put32(hdr + 40, s.n_pages);
-  put32(hdr + 44, s.pages_crc);
-  put32(hdr + 48, s.last_crc);
+  put32(hdr + 40, s->n_pages);
+  put32(hdr + 44, s->pages_crc);
+  put32(hdr + 48, s->last_crc);
   put32(hdr + 52, nb);
-  put64(hdr + 56, s.last_seq);
+  put64(hdr + 56, s->last_seq);
   g_byte_array_append(out, hdr, sizeof hdr);
   g_byte_array_set_size(out, ARCHIVE_LAST_HEADER_SIZE + nb * BLOCK_ENTRY_SIZE);
   for (guint32 j = 0; j < nb; j++) {
     const guint8 *raw = pages + (gsize)j * ppb * ps;
-    gsize raw_len = (gsize)MIN(ppb, s.n_pages - j * ppb) * ps;
+    gsize raw_len = (gsize)MIN(ppb, s->n_pages - j * ppb) * ps;
     size_t z = ZSTD_compressCCtx(cctx, zbuf, zcap, raw, raw_len, ZSTD_LEVEL);
     const guint8 *stored = raw;
     gsize stored_len = raw_len;
@@ -342,7 +357,20 @@ archive_last_build(const char *dir, guint64 number, const guint8 *sum, gsize sum
     g_byte_array_append(out, stored, (guint)stored_len);
   }
   put32(out->data + 92, head_crc(out->data, ARCHIVE_LAST_HEADER_SIZE + nb * BLOCK_ENTRY_SIZE));
-  return g_steal_pointer(&out);
+  return out;
+}
+
+GByteArray *
+archive_last_build(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
+                   GError **error)
+{
+  g_autofree guint8 *pages = NULL;
+  ArchiveSummary s;
+  guint32 ps;
+
+  if (!archive_last_images(dir, number, sum, sum_len, &s, &pages, &ps, error))
+    return NULL;
+  return archive_last_encode(&s, pages, ps);
 }
 
 gboolean

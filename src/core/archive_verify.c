@@ -432,7 +432,9 @@ verify_summary(const char *dir, guint64 number, guint64 size, guint32 seal, gboo
  * sealed with @seal), when it has a .last file: whole (archive_last.c,
  * L1: header, block table, every block decompressed and checked), bound
  * to its segment and to its summary (good, checked before this), and with
- * @full, holding exactly the last versions the segment's records make. A
+ * @full, decompressed and holding exactly the last versions the segment's
+ * records make (without, each zstd frame's header checked, as for the
+ * records' blocks). A
  * missing file is not a problem (readers use the records). */
 static void
 verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolean full,
@@ -463,7 +465,7 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
     problem(p, path, "file of last versions unreadable: %s", error->message);
     return;
   }
-  why = archive_last_check_bytes((const guint8 *)data, len, &h, NULL);
+  why = archive_last_check_bytes((const guint8 *)data, len, &h, full, NULL);
   if (why != NULL) {
     problem(p, path, "file of last versions is damaged: %s (%s)", why, fix);
     return;
@@ -481,7 +483,7 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
   if (!full)
     return;
   pages = g_malloc((gsize)h.n_pages * h.page_size);
-  (void)archive_last_check_bytes((const guint8 *)data, len, &h, pages);
+  (void)archive_last_check_bytes((const guint8 *)data, len, &h, TRUE, pages);
   if (!archive_last_images(dir, number, sum, (gsize)s.file_len, &s2, &want, &ps, &error)) {
     problem(p, path, "the last versions of the segment cannot be gathered: %s", error->message);
     return;

@@ -54,7 +54,10 @@ check(const uint8_t *data, size_t size)
   if (!archive_last_parse_fixed(data, size, &h, &why))
     return;
   pages = g_malloc((gsize)h.n_pages * h.page_size);
-  why = archive_last_check_bytes(data, size, &h, pages);
+  /* verify's check without decompressing (frame headers): any answer,
+   * but within the file's bytes (the sanitizers watch). */
+  (void)archive_last_check_bytes(data, size, &h, FALSE, NULL);
+  why = archive_last_check_bytes(data, size, &h, TRUE, pages);
   if (why == NULL && h.file_len != size)
     fail("accepted a file its table does not cover exactly");
   fuzz_write_file(path, data, size);
