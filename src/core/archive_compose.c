@@ -855,9 +855,12 @@ last_map_free(gpointer p)
 static void
 last_map_give_up(LastMap *m, const char *why, GError *error)
 {
-  g_message("archive segment %s: its last versions (%s) are not used: %s; reading its records "
-            "instead (run `sqlenvfs verify`)", m->fallback->path, m->path,
-            why ? why : error ? error->message : "unknown");
+  if (why != NULL)
+    g_message("archive segment %s: its last versions are not used: %s %s; reading its "
+              "records instead (run `sqlenvfs verify`)", m->fallback->path, m->path, why);
+  else
+    g_message("archive segment %s: its last versions are not used: %s; reading its records "
+              "instead", m->fallback->path, error ? error->message : "unknown error");
   m->is_bad = TRUE;
   g_clear_pointer(&m->r, archive_last_reader_free);
 }

@@ -748,6 +748,27 @@ archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e,
  * @dst (n_pages * page_size bytes) when it is not NULL. Returns NULL when
  * all is right, else what is wrong ("has ..."). */
 const char *
+archive_decode_block(const guint8 *src, gsize stored, gsize raw, guint32 want_crc, guint8 *dst,
+                     ZSTD_DCtx *dctx)
+{
+  if (stored == 0 || stored > raw)
+    return "has a block table that does not match its data";
+  if (crc(0, src, stored) != want_crc)
+    return "has a compressed block that fails its checksum";
+  if (stored == raw) {
+    if (dst != NULL)
+      memcpy(dst, src, raw);
+    return NULL;
+  }
+  {
+    size_t r = ZSTD_decompressDCtx(dctx, dst, raw, src, stored);
+    if (ZSTD_isError(r) || r != raw)
+      return "has a compressed block that does not decompress to its pages";
+  }
+  return NULL;
+}
+
+const char *
 archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx)
 {
   guint32 sp = archive_stream_pages(e);
@@ -760,19 +781,13 @@ archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *d
   for (guint32 j = 0; j < nb && why == NULL; j++) {
     gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
     gsize raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
+    /* checking alone (no @dst): a stored block is not copied */
     guint8 *out = dst ? dst + (gsize)j * ppb * e->page_size : scratch;
-    if (stored == 0 || stored > raw || stored > (gsize)(table - pos)) {
+    if (stored > (gsize)(table - pos))
       why = "has a block table that does not match its data";
-    } else if (crc(0, pos, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4)) {
-      why = "has a compressed block that fails its checksum";
-    } else if (stored == raw) {
-      if (dst != NULL) /* checking alone: a stored block is its pages */
-        memcpy(out, pos, raw);
-    } else {
-      size_t r = ZSTD_decompressDCtx(dctx, out, raw, pos, stored);
-      if (ZSTD_isError(r) || r != raw)
-        why = "has a compressed block that does not decompress to its pages";
-    }
+    else
+      why = archive_decode_block(pos, stored, raw, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
+                                 stored == raw ? dst ? out : NULL : out, dctx);
     pos += stored;
   }
   if (why == NULL && pos != table)

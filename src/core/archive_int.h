@@ -174,6 +174,13 @@ char *archive_seg_name(guint64 number, const char *ext);
 guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
 gboolean archive_valid_page_size(guint32 ps);
 gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why);
+/* One block of page images as stored (a version 2 record's, a .last
+ * file's): @stored bytes at @src, @raw bytes of pages decoded, @want_crc
+ * the crc32 its table gives. Checked (its length, its crc32) and decoded
+ * into @dst (raw bytes; a stored block is copied, unless @dst is NULL),
+ * a zstd frame to exactly @raw bytes. NULL, or what is wrong ("has ..."). */
+const char *archive_decode_block(const guint8 *src, gsize stored, gsize raw, guint32 want_crc,
+                                 guint8 *dst, ZSTD_DCtx *dctx);
 const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx);
 /* The blocks of the compressed COMMIT @rec (@e, its checksum found right)
  * by their checksums and zstd frame headers, not decompressed. */

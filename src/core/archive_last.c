@@ -61,11 +61,11 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
 {
   memset(h, 0, sizeof *h);
   if (avail < ARCHIVE_LAST_HEADER_SIZE || memcmp(p, ARCHIVE_LAST_MAGIC, 8) != 0) {
-    *why = "not a file of last versions (bad magic or too short)";
+    *why = "is not a file of last versions (bad magic or too short)";
     return FALSE;
   }
   if (get32(p + 8) != ARCHIVE_LAST_VERSION || get32(p + 12) != ARCHIVE_LAST_HEADER_SIZE) {
-    *why = "unsupported version of a file of last versions";
+    *why = "has a version this sqlenvfs does not know";
     return FALSE;
   }
   h->number = get64(p + 16);
@@ -79,14 +79,14 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
   h->last_seq = get64(p + 56);
   for (guint i = 64; i < 92; i++) {
     if (p[i] != 0) {
-      *why = "its header does not hold together";
+      *why = "has a header that does not hold together";
       return FALSE;
     }
   }
   if (!archive_valid_page_size(h->page_size) || h->n_pages == 0 ||
       (guint64)h->n_pages * h->page_size > ARCHIVE_LAST_MAX_BYTES ||
       h->n_blocks != archive_n_blocks(h->n_pages, h->page_size)) {
-    *why = "its header does not hold together";
+    *why = "has a header that does not hold together";
     return FALSE;
   }
   h->table_len = (gsize)h->n_blocks * BLOCK_ENTRY_SIZE;
@@ -101,46 +101,36 @@ archive_last_parse_table(const guint8 *p, guint64 file_len, ArchiveLastHeader *h
   guint64 pos = ARCHIVE_LAST_HEADER_SIZE + h->table_len;
 
   if (get32(p + 92) != head_crc(p, ARCHIVE_LAST_HEADER_SIZE + h->table_len)) {
-    *why = "its header fails its checksum";
+    *why = "has a header that fails its checksum";
     return FALSE;
   }
   for (guint32 j = 0; j < h->n_blocks; j++) {
     guint64 stored = get32(p + ARCHIVE_LAST_HEADER_SIZE + (gsize)j * BLOCK_ENTRY_SIZE);
     guint64 raw = (guint64)MIN(ppb, h->n_pages - j * ppb) * h->page_size;
     if (stored == 0 || stored > raw) {
-      *why = "its block table does not hold together";
+      *why = "has a block table that does not hold together";
       return FALSE;
     }
     pos += stored;
   }
   if (pos != file_len) {
-    *why = "its size does not match its block table";
+    *why = "is not the size its block table gives";
     return FALSE;
   }
   h->file_len = file_len;
   return TRUE;
 }
 
-/* Decompress (or copy) block @j of @h, @stored bytes at @src, into @dst
- * (its pages' length), checking it: NULL, or what is wrong. */
+/* Decompress (or copy) block @j of @h, its stored bytes at @src, into
+ * @dst (its pages' length), checking it: NULL, or what is wrong. */
 static const char *
 decode_block(const ArchiveLastHeader *h, const guint8 *table, guint32 j, const guint8 *src,
              guint8 *dst, ZSTD_DCtx *dctx)
 {
   guint32 ppb = archive_pages_per_block(h->page_size);
-  gsize stored = get32(table + (gsize)j * BLOCK_ENTRY_SIZE);
-  gsize raw = (gsize)MIN(ppb, h->n_pages - j * ppb) * h->page_size;
-
-  if (crc(0, src, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
-    return "a block fails its checksum";
-  if (stored == raw) {
-    memcpy(dst, src, raw);
-  } else {
-    size_t r = ZSTD_decompressDCtx(dctx, dst, raw, src, stored);
-    if (ZSTD_isError(r) || r != raw)
-      return "a block does not decompress to its pages";
-  }
-  return NULL;
+  return archive_decode_block(src, get32(table + (gsize)j * BLOCK_ENTRY_SIZE),
+                              (gsize)MIN(ppb, h->n_pages - j * ppb) * h->page_size,
+                              get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4), dst, dctx);
 }
 
 /* Block @j of @h (@stored bytes at @src) checked without decompressing
@@ -155,10 +145,10 @@ check_block_frame(const ArchiveLastHeader *h, const guint8 *table, guint32 j, co
   gsize raw = (gsize)MIN(ppb, h->n_pages - j * ppb) * h->page_size;
 
   if (crc(0, src, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
-    return "a block fails its checksum";
+    return "has a compressed block that fails its checksum";
   if (stored < raw && (ZSTD_getFrameContentSize(src, stored) != (unsigned long long)raw ||
                        ZSTD_findFrameCompressedSize(src, stored) != stored))
-    return "a block is not a zstd frame of its pages";
+    return "has a compressed block that is not a zstd frame of its pages";
   return NULL;
 }
 
@@ -174,7 +164,7 @@ archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, gbool
   if (!archive_last_parse_fixed(p, len, h, &why))
     return why;
   if (len < ARCHIVE_LAST_HEADER_SIZE + h->table_len)
-    return "its block table is cut short";
+    return "is cut short (in its block table)";
   if (!archive_last_parse_table(p, len, h, &why))
     return why;
   ppb = archive_pages_per_block(h->page_size);
@@ -240,8 +230,7 @@ record_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, GArray *blocks)
 }
 
 /* Block @j of the compressed COMMIT @e held whole in @rec (@blocks from
- * record_blocks) into @dst: its crc32, and decompressed to exactly its
- * pages (as archive_check_blocks checks every block). */
+ * record_blocks) into @dst, checked as every read of a block is. */
 static const char *
 record_block(const SqlenvfsArchiveEntry *e, const guint8 *rec, const GArray *blocks, guint32 j,
              guint8 *dst, ZSTD_DCtx *dctx)
@@ -250,20 +239,10 @@ record_block(const SqlenvfsArchiveEntry *e, const guint8 *rec, const GArray *blo
   guint32 nb = blocks->len - 1;
   const guint8 *table = rec + e->length - REC_TRAILER_SIZE - (gsize)nb * BLOCK_ENTRY_SIZE;
   guint64 from = g_array_index(blocks, guint64, j), to = g_array_index(blocks, guint64, j + 1);
-  gsize stored = (gsize)(to - from), raw = (gsize)MIN(ppb, sp - j * ppb) * e->page_size;
 
-  if (stored == 0 || stored > raw)
-    return "has a block table that does not match its data";
-  if (crc(0, rec + from, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
-    return "has a compressed block that fails its checksum";
-  if (stored == raw) {
-    memcpy(dst, rec + from, raw);
-  } else {
-    size_t r = ZSTD_decompressDCtx(dctx, dst, raw, rec + from, stored);
-    if (ZSTD_isError(r) || r != raw)
-      return "has a compressed block that does not decompress to its pages";
-  }
-  return NULL;
+  return archive_decode_block(rec + from, (gsize)(to - from),
+                              (gsize)MIN(ppb, sp - j * ppb) * e->page_size,
+                              get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4), dst, dctx);
 }
 
 /* The image of every page of @s's page table (@last: its last versions),
@@ -501,7 +480,7 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
       r->h.seal_crc != want->seal_crc || r->h.page_size != want->page_size ||
       r->h.n_pages != want->n_pages || r->h.pages_crc != want->pages_crc ||
       r->h.last_crc != want->last_crc || r->h.last_seq != want->last_seq) {
-    *why = "it does not match its segment and summary";
+    *why = "does not match its segment and summary";
     return NULL;
   }
   head = g_malloc(ARCHIVE_LAST_HEADER_SIZE + r->h.table_len);
@@ -509,7 +488,7 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
                           error))
     return NULL;
   if (got < ARCHIVE_LAST_HEADER_SIZE + r->h.table_len) {
-    *why = "its block table is cut short";
+    *why = "is cut short (in its block table)";
     return NULL;
   }
   if (!archive_last_parse_table(head, (guint64)st.st_size, &r->h, why))
@@ -540,7 +519,7 @@ archive_last_reader_page(ArchiveLastReader *r, guint32 slot, const char **why, G
     if (!archive_pread_full(r->fd, r->zbuf, stored, r->block_off[j], &got, r->path, error))
       return NULL;
     if (got < stored) {
-      *why = "it is cut short";
+      *why = "is cut short";
       return NULL;
     }
     *why = decode_block(&r->h, r->table, j, r->zbuf, r->raw, r->dctx);

@@ -2280,6 +2280,7 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
   guint64 first = REC_HEADER_SIZE + 4 * (guint64)r->own_pages;
   guint64 table_off = r->length - REC_TRAILER_SIZE - (guint64)nb * BLOCK_ENTRY_SIZE;
   g_autofree guint8 *table = NULL;
+  const char *why;
   guint32 want_crc;
   SrcScratch *sc = scratch_get(0);
   SrcBlock *slot = NULL;
@@ -2348,19 +2349,10 @@ source_load(SqlenvfsArchiveRecordSource *src, guint ri, guint32 j, GError **erro
     source_corrupt(src, r, "is cut short (the file is truncated)", error);
     return NULL;
   }
-  if (crc(0, sc->zbuf, stored) != want_crc) {
-    source_corrupt(src, r, "has a compressed block that fails its checksum", error);
+  why = archive_decode_block(sc->zbuf, stored, raw, want_crc, slot->buf, sc->dctx);
+  if (why != NULL) {
+    source_corrupt(src, r, why, error);
     return NULL;
-  }
-  if (stored == raw) {
-    memcpy(slot->buf, sc->zbuf, raw);
-  } else {
-    size_t n = ZSTD_decompressDCtx(sc->dctx, slot->buf, raw, sc->zbuf, stored);
-    if (ZSTD_isError(n) || n != raw) {
-      source_corrupt(src, r, "has a compressed block that does not decompress to its "
-                     "pages", error);
-      return NULL;
-    }
   }
   slot->src_id = src->id;
   slot->ri = ri;

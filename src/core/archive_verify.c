@@ -467,7 +467,7 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
   }
   why = archive_last_check_bytes((const guint8 *)data, len, &h, full, NULL);
   if (why != NULL) {
-    problem(p, path, "file of last versions is damaged: %s (%s)", why, fix);
+    problem(p, path, "file of last versions %s (%s)", why, fix);
     return;
   }
   if (archive_summary_load(dir, number, size, seal, &s, &sum, &why, &error) != ARCHIVE_SUM_GOOD)
