@@ -410,7 +410,9 @@ typedef struct _ArchiveLastReader ArchiveLastReader;
 ArchiveLastReader *archive_last_reader_open(const char *path, const ArchiveLastHeader *want,
                                             const char **why, GError **error);
 /* Page @slot of the page table (page_size bytes, valid until the next
- * call): its block read and checked; NULL and *why or *error. */
+ * call on this thread): its block read and checked, into the thread's
+ * scratch (a reader keeps only its file and table); NULL and *why or
+ * *error. */
 const guint8 *archive_last_reader_page(ArchiveLastReader *r, guint32 slot, const char **why,
                                        GError **error);
 void archive_last_reader_free(ArchiveLastReader *r);

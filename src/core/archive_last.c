@@ -433,10 +433,41 @@ struct _ArchiveLastReader {
   ArchiveLastHeader h;
   guint8 *table;       /* the block table                               */
   guint64 *block_off;  /* per block: where it starts in the file        */
-  guint32 cached;      /* the block in @raw, or G_MAXUINT32              */
-  guint8 *raw, *zbuf;
-  ZSTD_DCtx *dctx;
+  guint serial;        /* names it in a thread's scratch                 */
 };
+
+/* What decoding a block needs, one per thread and shared by every reader
+ * it reads (a restore crosses hundreds of segments: their readers keep
+ * only their tables): the zstd context, the stored bytes, and the block
+ * decoded last (its reader's serial and number). */
+typedef struct {
+  ZSTD_DCtx *dctx;
+  guint8 raw[BLOCK_BYTES], zbuf[BLOCK_BYTES];
+  guint serial;
+  guint32 block;
+} LastScratch;
+
+static void
+last_scratch_free(gpointer p)
+{
+  LastScratch *sc = p;
+  ZSTD_freeDCtx(sc->dctx);
+  g_free(sc);
+}
+
+static GPrivate last_scratch = G_PRIVATE_INIT(last_scratch_free);
+
+static LastScratch *
+scratch(void)
+{
+  LastScratch *sc = g_private_get(&last_scratch);
+  if (sc == NULL) {
+    sc = g_new0(LastScratch, 1);
+    sc->dctx = ZSTD_createDCtx();
+    g_private_set(&last_scratch, sc);
+  }
+  return sc;
+}
 
 void
 archive_last_reader_free(ArchiveLastReader *r)
@@ -448,9 +479,6 @@ archive_last_reader_free(ArchiveLastReader *r)
   g_free(r->path);
   g_free(r->table);
   g_free(r->block_off);
-  g_free(r->raw);
-  g_free(r->zbuf);
-  ZSTD_freeDCtx(r->dctx);
   g_free(r);
 }
 
@@ -458,6 +486,7 @@ ArchiveLastReader *
 archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const char **why,
                          GError **error)
 {
+  static gint serials;
   g_autoptr(ArchiveLastReader) r = g_new0(ArchiveLastReader, 1);
   guint8 fixed[ARCHIVE_LAST_HEADER_SIZE];
   g_autofree guint8 *head = NULL;
@@ -467,7 +496,7 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
 
   r->path = g_strdup(path);
   r->fd = open(path, O_RDONLY | O_CLOEXEC);
-  r->cached = G_MAXUINT32;
+  r->serial = (guint)g_atomic_int_add(&serials, 1) + 1;
   if (r->fd < 0 || fstat(r->fd, &st) != 0) {
     sqlenvfs_error_errno(error, errno, "open the last versions", path);
     return NULL;
@@ -500,9 +529,6 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
     r->block_off[j] = pos;
     pos += get32(r->table + (gsize)j * BLOCK_ENTRY_SIZE);
   }
-  r->raw = g_malloc(BLOCK_BYTES > r->h.page_size ? BLOCK_BYTES : r->h.page_size);
-  r->zbuf = g_malloc(BLOCK_BYTES > r->h.page_size ? BLOCK_BYTES : r->h.page_size);
-  r->dctx = ZSTD_createDCtx();
   return g_steal_pointer(&r);
 }
 
@@ -510,22 +536,24 @@ const guint8 *
 archive_last_reader_page(ArchiveLastReader *r, guint32 slot, const char **why, GError **error)
 {
   guint32 ppb = archive_pages_per_block(r->h.page_size), j = slot / ppb;
+  LastScratch *sc = scratch();
   gsize stored, got;
 
   g_return_val_if_fail(slot < r->h.n_pages, NULL);
-  if (r->cached != j) {
+  if (sc->serial != r->serial || sc->block != j) {
     stored = get32(r->table + (gsize)j * BLOCK_ENTRY_SIZE);
-    r->cached = G_MAXUINT32;
-    if (!archive_pread_full(r->fd, r->zbuf, stored, r->block_off[j], &got, r->path, error))
+    sc->serial = 0;
+    if (!archive_pread_full(r->fd, sc->zbuf, stored, r->block_off[j], &got, r->path, error))
       return NULL;
     if (got < stored) {
       *why = "is cut short";
       return NULL;
     }
-    *why = decode_block(&r->h, r->table, j, r->zbuf, r->raw, r->dctx);
+    *why = decode_block(&r->h, r->table, j, sc->zbuf, sc->raw, sc->dctx);
     if (*why != NULL)
       return NULL;
-    r->cached = j;
+    sc->serial = r->serial;
+    sc->block = j;
   }
-  return r->raw + (gsize)(slot % ppb) * r->h.page_size;
+  return sc->raw + (gsize)(slot % ppb) * r->h.page_size;
 }
