@@ -117,6 +117,7 @@ struct _SqlenvfsRemote {
   SqlenvfsS3 *sum_s3[SUM_CONNS]; /* the connections of sum_run (under lazy_lock) */
   gboolean is_hooked;    /* the archive's fetch hook is ours */
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
+  char *verify;          /* "`sqlenvfs verify --remote URL`", for advice in messages */
 };
 
 /* A sealed segment of the replica read on demand by mount --remote: its
@@ -222,6 +223,7 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
       g_warning("remove %s: %s", r->tmp, err->message);
   }
   g_free(r->tmp);
+  g_free(r->verify);
   g_free(r->plan_dir);
   g_free(r->root_dir);
   if (r->fetched)
@@ -546,6 +548,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->conf = sqlenvfs_replica_conf_load(conf_file, url, error);
   if (r->conf == NULL)
     return NULL;
+  r->verify = g_strdup_printf("`sqlenvfs verify --remote %s`", r->conf->url);
   r->s3 = sqlenvfs_s3_new(r->conf, error);
   if (r->s3 == NULL)
     return NULL;
@@ -816,8 +819,8 @@ batch_worker(gpointer user)
       where = sqlenvfs_s3_describe(s3, it->obj->key);
       g_set_error(&e2, SQLENVFS_ERROR, err->code,
                   "%s (the replica is damaged or changed while it was read: retry, and run "
-                  "`sqlenvfs verify --remote` if it persists)",
-                  err->message);
+                  "%s if it persists)",
+                  err->message, b->r->verify);
       g_clear_error(&err);
       batch_fail(b, e2);
       break;
@@ -829,9 +832,9 @@ batch_worker(gpointer user)
                                 "get %s: %" G_GSIZE_FORMAT " bytes at offset %" G_GINT64_FORMAT
                                 " where its listing gives %" G_GINT64_FORMAT " (the object is "
                                 "truncated or was replaced while it was read: retry; if it "
-                                "persists the replica is damaged, run `sqlenvfs verify "
-                                "--remote`)",
-                                where, got, rg->len < 0 ? (gint64)0 : rg->off, want));
+                                "persists the replica is damaged, run %s)",
+                                where, got, rg->len < 0 ? (gint64)0 : rg->off, want,
+                                b->r->verify));
       break;
     }
     {
@@ -1017,9 +1020,8 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
         g_autofree char *where = sqlenvfs_s3_describe(r->s3, it->obj->key);
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                     "get %s: its bytes have MD5 %s but its ETag says %s (it changed while it "
-                    "was read, or is damaged in the store: retry, then run `sqlenvfs verify "
-                    "--remote`)",
-                    where, md5, it->obj->etag);
+                    "was read, or is damaged in the store: retry, then run %s)",
+                    where, md5, it->obj->etag, r->verify);
         goto done;
       }
     }
@@ -1344,7 +1346,8 @@ lazy_eligible(const Seg *s)
  * trailer crc32 and magic). FALSE and *error naming the object and the
  * first record that does not check. */
 static gboolean
-lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, guint k1,
+lazy_check(const SqlenvfsRemote *r, const Lazy *lz, const guint8 *p, guint64 start, gsize len,
+           guint k0, guint k1,
            GError **error)
 {
   const char *why = NULL;
@@ -1375,13 +1378,13 @@ lazy_check(const Lazy *lz, const guint8 *p, guint64 start, gsize len, guint k0, 
     return TRUE;
   if (seq == 0)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "%s is damaged: %s; nothing read from it is served (run `sqlenvfs verify "
-                "--remote`)", lz->where, why);
+                "%s is damaged: %s; nothing read from it is served (run %s)", lz->where, why,
+                r->verify);
   else
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                 "%s is damaged: the record of seq %" G_GUINT64_FORMAT " at byte %"
-                G_GUINT64_FORMAT " %s; nothing read from it is served (run `sqlenvfs verify "
-                "--remote`)", lz->where, seq, at, why);
+                G_GUINT64_FORMAT " %s; nothing read from it is served (run %s)", lz->where, seq,
+                at, why, r->verify);
   return FALSE;
 }
 
@@ -1452,8 +1455,8 @@ ranged_get(SqlenvfsRemote *r, SqlenvfsS3 *s3, const char *key, guint64 off, guin
   }
   g_mutex_unlock(&r->cache_lock);
   if (data == NULL) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run `sqlenvfs verify "
-                "--remote` if it persists)", local->message);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "%s (retry; run %s if it persists)",
+                local->message, r->verify);
     g_error_free(local);
   }
   return data;
@@ -1517,11 +1520,11 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
   if (got != stop - start) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                 "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
-                "-%" G_GUINT64_FORMAT "; nothing read from it is served (run `sqlenvfs verify "
-                "--remote`)", lz->where, got, start, stop - 1);
+                "-%" G_GUINT64_FORMAT "; nothing read from it is served (run %s)", lz->where,
+                got, start, stop - 1, r->verify);
     return FALSE;
   }
-  if (!lazy_check(lz, p, start, got, m0, m1, error) ||
+  if (!lazy_check(r, lz, p, start, got, m0, m1, error) ||
       !lazy_store(r, lz, p, start, got, m0, m1, error))
     return FALSE;
   /* The records count against the cache's bound: copies' files and blocks
@@ -1692,8 +1695,8 @@ sum_take(SqlenvfsRemote *r, LazySum *ls, const guint8 *p, guint64 a, gsize len, 
     } else if (sqlenvfs_crc32(0, buf, y - x) != ls->crcs[k]) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                   "%s is damaged: its %s (bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
-                  ") fail their checksum; the segment's records are read instead (run "
-                  "`sqlenvfs verify --remote`)", ls->where, sum_part_name[k], x, y - 1);
+                  ") fail their checksum; the segment's records are read instead (run %s)",
+                  ls->where, sum_part_name[k], x, y - 1, r->verify);
       ok = FALSE;
     }
   }
@@ -1740,8 +1743,8 @@ sum_worker(gpointer user)
     if (j->data != NULL && g_bytes_get_size(j->data) != j->b - j->a) {
       g_set_error(&j->error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                   "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
-                  "-%" G_GUINT64_FORMAT " (run `sqlenvfs verify --remote`)",
-                  j->ls->where, g_bytes_get_size(j->data), j->a, j->b - 1);
+                  "-%" G_GUINT64_FORMAT " (run %s)",
+                  j->ls->where, g_bytes_get_size(j->data), j->a, j->b - 1, run->r->verify);
       g_clear_pointer(&j->data, g_bytes_unref);
     }
   }
@@ -1904,8 +1907,8 @@ sum_make(SqlenvfsRemote *r, Db *d, const Seg *s, GError **error)
   if (have < ARCHIVE_SUM_HEADER_MAX && have < size)
     return TRUE;
   if (!archive_summary_parse_header(head, (gsize)size, &sum, &why)) {
-    g_message("mount --remote: %s is damaged: %s; the segment's index is read instead (run "
-              "`sqlenvfs verify --remote`)", ls->where, why);
+    g_message("mount --remote: %s is damaged: %s; the segment's index is read instead (run %s)",
+              ls->where, why, r->verify);
     return TRUE;
   }
   if (sum.version < 2)
@@ -1931,7 +1934,7 @@ sum_make(SqlenvfsRemote *r, Db *d, const Seg *s, GError **error)
   }
   if (get32(head + 120) != archive_summary_head_crc(head, (gsize)sum.sizes_off)) {
     g_message("mount --remote: %s is damaged: its head fails its checksum; the segment's index "
-              "is read instead (run `sqlenvfs verify --remote`)", ls->where);
+              "is read instead (run %s)", ls->where, r->verify);
     return TRUE;
   }
   ls->bound[0] = 0;
@@ -2016,7 +2019,7 @@ lazy_seal(SqlenvfsRemote *r, Lazy *lz, const Seg *s, GError **error)
     return TRUE;
   put32(rec + REC_HEADER_SIZE, sqlenvfs_crc32(0, rec, REC_HEADER_SIZE));
   put32(rec + REC_HEADER_SIZE + 4, REC_END_MAGIC);
-  if (!lazy_check(lz, rec, e->offset, sizeof rec, k, k + 1, NULL))
+  if (!lazy_check(r, lz, rec, e->offset, sizeof rec, k, k + 1, NULL))
     return TRUE;
   if (pwrite(lz->fd, rec, sizeof rec, (off_t)e->offset) != (ssize_t)sizeof rec)
     return sqlenvfs_error_errno(error, errno, "write the cache file", lz->path);
@@ -2911,9 +2914,9 @@ block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s is damaged: block %u (bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT
                 ") has %s where its block list says crc32 0x%08x; nothing read from it is "
-                "served (run `sqlenvfs verify --remote`; ship a new copy)",
+                "served (run %s; ship a new copy)",
                 b->where, i, (guint64)i * b->block_size, (guint64)i * b->block_size + blen - 1,
-                got != blen ? "the wrong length" : "another crc32", b->crcs[i]);
+                got != blen ? "the wrong length" : "another crc32", b->crcs[i], b->r->verify);
     return FALSE; /* logged by the reader that asked (pitr.c), with the offset */
   }
   memcpy(out, p, blen);

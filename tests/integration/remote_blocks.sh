@@ -82,8 +82,10 @@ err=$(cp "$T/m2/pitr/@$t/app.db" "$T/bad-out.db" 2>&1) \
 grep -q "Input/output error" <<<"$err" || fail "reading a damaged block: $err (expected EIO)"
 grep -q "snapshots/$S/app.db is damaged: block $((off / 65536)) " "$T/m2.log" \
   || fail "no log line names the damaged block: $(cat "$T/m2.log")"
+grep -qF "(run \`sqlenvfs verify --remote $A\`; ship a new copy)" "$T/m2.log" \
+  || fail "the advice does not give the command to run, URL included: $(cat "$T/m2.log")"
 mnt_down m2
-pass "a damaged block fails the read with EIO and is named in the log"
+pass "a damaged block fails the read with EIO and is named in the log, with the command to run"
 
 # 3. A forged list (made from the damaged file, so it does not combine to
 # the MANIFEST's crc32) is refused; the whole file is then refused too.
