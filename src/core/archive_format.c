@@ -810,6 +810,18 @@ archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *d
  * (crc32_combine) gives the record's checksum exactly when each block's
  * crc32 in the table is that of its bytes (up to crc32's own 2^-32). NULL
  * when all is right, else what is wrong ("has ..."). */
+gboolean
+archive_block_frame_ok(const guint8 *src, gsize stored, gsize raw)
+{
+  if (stored == raw)
+    return TRUE; /* stored as it is */
+  {
+    unsigned long long content = ZSTD_getFrameContentSize(src, stored);
+    size_t frame = ZSTD_findFrameCompressedSize(src, stored);
+    return content == (unsigned long long)raw && !ZSTD_isError(frame) && frame == stored;
+  }
+}
+
 const char *
 archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
 {
@@ -827,12 +839,8 @@ archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
       return "has a block table that does not match its data";
     folded = sqlenvfs_crc32_combine(folded, get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4),
                                     (guint64)stored);
-    if (stored < raw) {
-      unsigned long long content = ZSTD_getFrameContentSize(pos, stored);
-      size_t frame = ZSTD_findFrameCompressedSize(pos, stored);
-      if (content != (unsigned long long)raw || ZSTD_isError(frame) || frame != stored)
-        return "has a compressed block whose zstd frame does not hold exactly its pages";
-    }
+    if (!archive_block_frame_ok(pos, stored, raw))
+      return "has a compressed block whose zstd frame does not hold exactly its pages";
     pos += stored;
   }
   if (pos != table)

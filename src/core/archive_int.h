@@ -179,6 +179,11 @@ gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchive
  * the crc32 its table gives. Checked (its length, its crc32) and decoded
  * into @dst (raw bytes; a stored block is copied, unless @dst is NULL),
  * a zstd frame to exactly @raw bytes. NULL, or what is wrong ("has ..."). */
+/* Whether the block of @stored bytes at @src, @raw bytes of pages decoded,
+ * is stored as it is (@stored == @raw) or a zstd frame that declares
+ * exactly @raw bytes of content and ends exactly at @stored, checked
+ * without decompressing it (its crc32 is the caller's). */
+gboolean archive_block_frame_ok(const guint8 *src, gsize stored, gsize raw);
 const char *archive_decode_block(const guint8 *src, gsize stored, gsize raw, guint32 want_crc,
                                  guint8 *dst, ZSTD_DCtx *dctx);
 const char *archive_check_blocks(const SqlenvfsArchiveEntry *e, const guint8 *rec, guint8 *dst, ZSTD_DCtx *dctx);

@@ -146,9 +146,8 @@ check_block_frame(const ArchiveLastHeader *h, const guint8 *table, guint32 j, co
 
   if (crc(0, src, stored) != get32(table + (gsize)j * BLOCK_ENTRY_SIZE + 4))
     return "has a compressed block that fails its checksum";
-  if (stored < raw && (ZSTD_getFrameContentSize(src, stored) != (unsigned long long)raw ||
-                       ZSTD_findFrameCompressedSize(src, stored) != stored))
-    return "has a compressed block that is not a zstd frame of its pages";
+  if (!archive_block_frame_ok(src, stored, raw))
+    return "has a compressed block whose zstd frame does not hold exactly its pages";
   return NULL;
 }
 
@@ -157,6 +156,7 @@ archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, gbool
                          guint8 *pages)
 {
   g_autoptr(ZSTD_DCtx) dctx = decompress || pages ? ZSTD_createDCtx() : NULL;
+  g_autofree guint8 *own = NULL;
   guint32 ppb;
   const char *why = NULL;
   guint64 pos;
@@ -169,9 +169,10 @@ archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHeader *h, gbool
     return why;
   ppb = archive_pages_per_block(h->page_size);
   pos = ARCHIVE_LAST_HEADER_SIZE + h->table_len;
+  if (pages == NULL && dctx != NULL)
+    own = g_malloc((gsize)ppb * h->page_size);
   for (guint32 j = 0; j < h->n_blocks && why == NULL; j++) {
     gsize stored = get32(p + ARCHIVE_LAST_HEADER_SIZE + (gsize)j * BLOCK_ENTRY_SIZE);
-    g_autofree guint8 *own = pages || dctx == NULL ? NULL : g_malloc((gsize)ppb * h->page_size);
     guint8 *dst = pages ? pages + (gsize)j * ppb * h->page_size : own;
     why = dctx ? decode_block(h, p + ARCHIVE_LAST_HEADER_SIZE, j, p + pos, dst, dctx)
                : check_block_frame(h, p + ARCHIVE_LAST_HEADER_SIZE, j, p + pos);
