@@ -105,15 +105,28 @@ testutil_exec(sqlite3 *db, const char *sql)
   sqlite3_free(msg);
 }
 
-guint64
-testutil_bytes_read(void)
+/* The figure after @key in /proc/self/io. */
+static guint64
+proc_io(const char *key)
 {
   g_autofree char *io = NULL;
   const char *p;
   ck_assert(g_file_get_contents("/proc/self/io", &io, NULL, NULL));
-  p = strstr(io, "rchar: ");
+  p = strstr(io, key);
   ck_assert_ptr_nonnull(p);
-  return g_ascii_strtoull(p + 7, NULL, 10);
+  return g_ascii_strtoull(p + strlen(key), NULL, 10);
+}
+
+guint64
+testutil_bytes_read(void)
+{
+  return proc_io("rchar: ");
+}
+
+guint64
+testutil_read_calls(void)
+{
+  return proc_io("syscr: ");
 }
 
 void

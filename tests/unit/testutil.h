@@ -44,6 +44,9 @@ void testutil_exec(sqlite3 *db, const char *sql);
 /* Bytes this process has read so far (read and pread), from /proc. */
 guint64 testutil_bytes_read(void);
 
+/* Read calls (read, pread) this process has made so far, from /proc. */
+guint64 testutil_read_calls(void);
+
 /* Run @s and return the process exit status. */
 int testutil_run(Suite *s);
 
