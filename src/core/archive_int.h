@@ -395,7 +395,8 @@ const char *archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHead
 /* The last version of each page of the sealed segment @number, gathered
  * from its records through its version 2 summary @sum (@sum_len bytes,
  * just built): *s its summary, *pages (g_free) n_pages images of
- * *page_size bytes in page table order. */
+ * *page_size bytes in page table order. REFUSED when they would be more
+ * than ARCHIVE_LAST_MAX_BYTES (no file is written for such a segment). */
 gboolean archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
                              ArchiveSummary *s, guint8 **pages, guint32 *page_size,
                              GError **error);

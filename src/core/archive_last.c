@@ -286,8 +286,15 @@ gather(SegFile *sf, const ArchiveSummary *s, const guint8 *last, guint8 **pages,
     ps = e.page_size;
     ppb = archive_pages_per_block(ps);
     if (out == NULL) {
-      if ((guint64)s->n_pages * ps > ARCHIVE_LAST_MAX_BYTES)
-        return not_built(error, sf->path, "too many pages");
+      if ((guint64)s->n_pages * ps > ARCHIVE_LAST_MAX_BYTES) {
+        /* Not a fault: the file would hold more than a reader or the
+         * writer should keep in memory, so the records serve. */
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "archive segment %s: its last versions are not stored apart: %u pages "
+                    "of %u bytes, more than %u MiB", sf->path, s->n_pages, ps,
+                    ARCHIVE_LAST_MAX_BYTES >> 20);
+        return FALSE;
+      }
       out = g_malloc((gsize)s->n_pages * ps);
     }
     rec = g_realloc(rec, (gsize)e.length);

@@ -606,9 +606,13 @@ archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
    * like the summary they only save readers work: without them, readers
    * use the records. */
   if (archive_summary_parse(sum->data, sum->len, &s, &why) && archive_last_worth(&s) &&
-      !archive_last_write(dir, number, sum->data, sum->len, mode, &last_error))
-    g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
-              " (readers use its records instead): %s", dir, number, last_error->message);
+      !archive_last_write(dir, number, sum->data, sum->len, mode, &last_error)) {
+    if (g_error_matches(last_error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
+      g_debug("archive %s: %s", dir, last_error->message); /* too large: none, as planned */
+    else
+      g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
+                " (readers use its records instead): %s", dir, number, last_error->message);
+  }
   return TRUE;
 }
 

@@ -4263,6 +4263,49 @@ last_path(guint64 number)
   return g_build_filename(dir, name, NULL);
 }
 
+static void
+count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
+{
+  (void)domain;
+  (void)level;
+  (void)message;
+  (*(guint *)user)++;
+}
+
+/* A segment whose pages have many versions but whose last versions would
+ * be more than a .last file may hold (ARCHIVE_LAST_MAX_BYTES) is sealed
+ * with its summary and no .last, and without a warning: that is how such
+ * a segment is meant to be, not a fault to report at every seal. */
+START_TEST(test_last_too_large_is_quiet)
+{
+  enum { PAGES = ARCHIVE_LAST_MAX_BYTES / PS + 64, PER = 512 };
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(G_MAXINT32);
+  g_autofree char *last = archive_last_path(dir, 1);
+  g_autofree char *sum = archive_summary_path(dir, 1);
+  g_autofree guint32 *pgnos = g_new(guint32, PER);
+  guint warnings = 0, handler, k = 0;
+  GError *error = NULL;
+
+  handler = g_log_set_handler("sqlenvfs", G_LOG_LEVEL_WARNING, count_warning, &warnings);
+  for (guint round = 0; round < 4; round++)
+    for (guint32 p = 1; p <= PAGES; p += PER) {
+      guint n = MIN((guint)PER, PAGES - p + 1);
+      for (guint i = 0; i < n; i++)
+        pgnos[i] = p + i;
+      put_commit(w, ++k, pgnos, n, PAGES, l_fill);
+    }
+  sqlenvfs_archive_writer_set_max_records(w, 16);
+  put_commit(w, ++k, pgnos, 1, PAGES, l_fill); /* rolls: segment 1 sealed */
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  g_log_remove_handler("sqlenvfs", handler);
+  ck_assert(g_file_test(sum, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(last, G_FILE_TEST_EXISTS));
+  ck_assert_uint_eq(warnings, 0);
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
 /* Sealed segments with many versions a page get a .last file of their
  * last versions, which composing past them reads instead of their
  * records (less), for the same image; a .last file that is damaged
@@ -4445,6 +4488,7 @@ archive_suite(void)
   tcase_add_loop_test(tc, test_sparse_same_as_whole_index, 0, 7);
   tcase_add_test(tc, test_last_records_across_segments);
   tcase_add_test(tc, test_compose_last_versions);
+  tcase_add_test(tc, test_last_too_large_is_quiet);
   suite_add_tcase(s, tc);
   return s;
 }
