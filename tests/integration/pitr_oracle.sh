@@ -26,6 +26,8 @@ pass "writer committed $(awk '$1=="T"' "$T/log" | wc -l) transactions"
 pitr_stop_archiver "$T/archive"
 grep -E '^app: ' "$T/archive.out" | sed 's/^/# /'
 grep -q 'capture latency' "$T/archive.out" || fail "the archiver printed no latency summary"
+# A run without faults logs no warning (an operator's monitoring alerts on them).
+if grep -i 'warning' "$T/archive.err"; then fail "the archiver warned during a run without faults"; fi
 
 python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
   --random 14 --around 8 --expect-latest
