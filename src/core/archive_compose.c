@@ -5,8 +5,9 @@
  *
  * Two paths, per segment, give the same image (invariant C1):
  *   page map  a sealed version 2 segment with a good summary, whose commits
- *             in the range never shrink the database: for each page of its
- *             page map, the last version <= target; only those images are
+ *             in the range never shrink the database (nor change its size
+ *             from the base's at a GAP inside the segment): for each page
+ *             of its page map, the last version <= target; only those images are
  *             read later, each through its compressed block (checksum and
  *             length checked on every read). Only the parts of the summary
  *             the range needs are read, each checked by its own checksum
@@ -22,9 +23,10 @@
  *             16 pages, the page map's versions the fallback.
  *   records   any other segment (the unsealed last one, one without a
  *             usable summary, a version 1 segment, one where the database
- *             shrinks in the range): every COMMIT in the range is read and
- *             checked whole and its pages set in order, the pages past a
- *             shrink set to zeros, as restores always did.
+ *             shrinks in the range, or may change size at the range's first
+ *             COMMIT with no size change recorded): every COMMIT in the
+ *             range is read and checked whole and its pages set in order,
+ *             the pages past a shrink set to zeros, as restores always did.
  * Version 1 segments take the record path: their images are stored as
  *   they are, checked only by their record's checksum, so a page read
  *   straight through a page map would need its own check (the crc32 each
@@ -40,8 +42,10 @@
  *
  * Invariants:
  *   (C1) Both paths set every page to the same image: the page map lists
- *        every version of every page in seq order, a shrink sends the
- *        segment to the record path, which goes back through its commits
+ *        every version of every page in seq order, a shrink (or a size
+ *        the range starts from that the segment's size changes do not
+ *        follow) sends the segment to the record path, which goes back
+ *        through its commits
  *        (a commit's shrink after its own pages), and a page decided by a
  *        later segment is not set again by an earlier one.
  *   (C2) No image a page map names is read before the version naming it
@@ -969,12 +973,14 @@ typedef struct {
 
 /* The page-map path for segment @si with seq in (@lo, @hi], the database
  * @cur_in pages before them. With @plan_only, whether the segment can take
- * it (a sealed version 2 segment with a good summary and no shrink in the
- * range), and the size after the range in *@cur_out. Otherwise compose it:
+ * it (a sealed version 2 segment with a good summary, no shrink in the
+ * range, and its size changes following from @cur_in), and the size after
+ * the range in *@cur_out. Otherwise compose it:
  * the last version <= @hi of every page not decided yet, when it is after
  * @lo, each checked against its records before any is used. Returns TRUE
  * when it can or did; FALSE with no error when the segment must take the
- * record path (no usable summary, a shrink, a mismatch); FALSE with *error
+ * record path (no usable summary, a shrink or a size it cannot follow, a
+ * mismatch); FALSE with *error
  * on an I/O error. */
 static gboolean
 compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, gboolean plan_only,
@@ -1062,19 +1068,33 @@ compose_page_map(Compose *c, guint si, guint64 lo, guint64 hi, gboolean whole, g
   {
     /* Sizes: a shrink in the range takes the record path (found when
      * planning, or for a wholly covered segment planned from the size
-     * after it, now). */
-    gboolean shrinks = FALSE;
-    for (guint i = 0; i < s->n_sizes && !shrinks; i++) {
+     * after it, now). A size change is recorded against the segment's
+     * COMMIT before it, so the changes in the range follow from @cur_in
+     * only when that COMMIT (the last one at or before @lo) left the
+     * database @cur_in pages: a range that starts after a GAP inside the
+     * segment (its base a new chain's first state, of another size) may
+     * change the size at its first COMMIT with no change recorded, and
+     * takes the record path too (C1). */
+    gboolean by_records = FALSE, has_before = FALSE;
+    guint32 before = 0;
+    for (guint i = 0; i < s->n_sizes && !by_records; i++) {
       const guint8 *z = sp.sizes + (gsize)i * ARCHIVE_SUM_SIZE_SIZE;
       guint64 seq = get64(z);
-      if (seq <= lo || seq > hi)
+      if (seq <= lo) {
+        has_before = TRUE;
+        before = get32(z + 8);
         continue;
-      shrinks = get32(z + 8) < cur;
+      }
+      if (seq > hi)
+        continue;
+      by_records = get32(z + 8) < cur;
       cur = get32(z + 8);
     }
-    if (shrinks || plan_only)
+    if (has_before && before != cur_in)
+      by_records = TRUE;
+    if (by_records || plan_only)
       archive_summary_parts_clear(&sp);
-    if (shrinks)
+    if (by_records)
       return FALSE;
     if (plan_only) {
       *cur_out = cur;

@@ -4426,6 +4426,71 @@ START_TEST(test_compose_last_versions)
 }
 END_TEST
 
+/* A base whose state is a GAP inside a sealed segment (a new chain's
+ * first state: the snapshot taken when archiving started again), 50 pages,
+ * while the segment's last COMMIT before the GAP left the database 40
+ * pages; the first COMMIT after the GAP shrinks it to 40 pages, which the
+ * summary's size changes do not record (they follow the segment's COMMITs,
+ * and its size did not change from the one before). Every state of the new
+ * chain composed on that base has 40 pages and the commits' images, with
+ * and without the page map checks deferred. */
+START_TEST(test_compose_gap_base_size)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(1 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchiveEntry wal = { 0 }, e;
+  guint64 gap_seq = 0, seqs[41];
+  GError *error = NULL;
+
+  sqlenvfs_archive_writer_set_max_records(w, 30);
+  wal.page_size = PS;
+  for (guint k = 1; k <= 40; k++) {
+    guint32 pgnos[2] = { 1, k % 30 + 2 };
+    if (k == 11) {
+      wal.salt1 = 0x3000;
+      ck_assert(sqlenvfs_archive_writer_add_gap(w, T0 + 10 * G_USEC_PER_SEC + 500000, 0,
+                                                SQLENVFS_GAP_WAL_RESTARTED, "restarted", &wal,
+                                                &error));
+      gap_seq = sqlenvfs_archive_writer_last(w)->seq;
+    }
+    put_commit(w, k, pgnos, 2, 40, fill_page);
+    seqs[k] = sqlenvfs_archive_writer_last(w)->seq;
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert_no_error(error);
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 2);
+  ck_assert(sqlenvfs_archive_get(a, seqs[20], &e));
+  ck_assert_uint_eq(e.segment, 0); /* the GAP and commits 11..20 in the sealed first one */
+  for (guint k1 = 11; k1 <= 40; k1++) {
+    g_autofree guint8 *want = g_malloc((gsize)50 * PS);
+    g_autofree guint8 *got = g_malloc((gsize)50 * PS);
+    c_base_read(NULL, want, (gsize)50 * PS, 0, NULL);
+    for (guint k = 11; k <= k1; k++) {
+      guint32 pgnos[2] = { 1, k % 30 + 2 };
+      for (guint i = 0; i < 2; i++)
+        fill_page(want + (gsize)(pgnos[i] - 1) * PS, pgnos[i], k);
+    }
+    for (int deferred = 0; deferred < 2; deferred++) {
+      g_autoptr(SqlenvfsImage) img = sqlenvfs_image_new(PS, 50, c_base_read, NULL, NULL);
+      g_autoptr(GArray) bad = g_array_new(FALSE, FALSE, sizeof(guint64));
+      guint32 got_pages = 0;
+      a->deferred_bad_maps = deferred ? bad : NULL;
+      ck_assert(sqlenvfs_archive_compose(a, img, PS, gap_seq, 50, seqs[k1], &got_pages, NULL,
+                                         NULL, &error));
+      ck_assert_no_error(error);
+      ck_assert_msg(got_pages == 40, "the GAP .. commit %u composes to %u pages", k1, got_pages);
+      ck_assert_int_eq(sqlenvfs_image_read(img, got, (gsize)40 * PS, 0, 0, &error),
+                       (gssize)40 * PS);
+      ck_assert_no_error(error);
+      ck_assert_uint_eq(bad->len, 0);
+      a->deferred_bad_maps = NULL;
+      ck_assert_msg(memcmp(got, want, (gsize)40 * PS) == 0, "the GAP .. commit %u differs", k1);
+    }
+  }
+}
+END_TEST
+
 static Suite *
 archive_suite(void)
 {
@@ -4489,6 +4554,7 @@ archive_suite(void)
   tcase_add_test(tc, test_last_records_across_segments);
   tcase_add_test(tc, test_compose_last_versions);
   tcase_add_test(tc, test_last_too_large_is_quiet);
+  tcase_add_test(tc, test_compose_gap_base_size);
   suite_add_tcase(s, tc);
   return s;
 }
