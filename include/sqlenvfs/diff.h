@@ -4,9 +4,11 @@
  * dialect of SQLite's `sqldiff`, or its per-table summary.
  *
  * How it avoids reading both databases whole: the archive knows every page
- * each commit between the two states wrote. Those pages are placed in
- * their b-trees: a changed table leaf by following the rowid of its first
- * cell down from the tables' root pages, so that only the interior pages
+ * each commit between the two states wrote; those pages, and the pages
+ * past the end of the smaller state (a commit that shrinks the database
+ * does not write the pages it cuts off), are the changed pages. They are
+ * placed in their b-trees: a changed table leaf by following the rowid of
+ * its first cell down from the tables' root pages, so that only the interior pages
  * on the paths to changed leaves are read (once for both states when they
  * did not change), and a WITHOUT ROWID table's tree, whose interior pages
  * hold rows too, by walking it whole. The rows on changed pages of each

@@ -52,9 +52,9 @@ cmd_diff(int argc, char **argv)
                  "UPDATE, DELETE by primary key; DROP/CREATE TABLE, ALTER TABLE ADD COLUMN and\n"
                  "indexes for schema changes), or with --summary one line per table. Both states\n"
                  "come from the backups and the WAL archive (see `sqlenvfs list`); only the rows\n"
-                 "on pages that commits between T1 and T2 wrote are compared. Tables that were\n"
-                 "rebuilt in between are compared in full, which is said on stderr. Production\n"
-                 "is not read and nothing is written.",
+                 "on pages that commits between T1 and T2 wrote (or past the end of the smaller\n"
+                 "state) are compared. Tables that were rebuilt in between are compared in\n"
+                 "full, which is said on stderr. Production is not read and nothing is written.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)

@@ -9,7 +9,11 @@
  *       rows too) or has a changed overflow page in its chain. So comparing
  *       the rows found there (the keys) is comparing every row that can
  *       differ; a table for which that cannot be said (rebuilt, new, gone,
- *       another schema) is compared in full.
+ *       another schema) is compared in full. The changed pages are those
+ *       the commits between the states wrote and those past the end of the
+ *       smaller state, which exist in one state only: a commit that shrinks
+ *       the database does not write the pages it cuts off, and the rows on
+ *       them go with them (sqlenvfs_diff_run).
  *   (2) A page that did not change is the same page in both states: below
  *       an unchanged interior page the older state's tree has the same
  *       children as the newer one's, so the older tree is read only below
@@ -1827,8 +1831,16 @@ sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
   } else {
     set = g_hash_table_new(NULL, NULL); /* the same state */
   }
-  if (set != NULL)
+  if (set != NULL) {
+    /* The pages past the end of the smaller state are in one state only:
+     * they differ, though no commit need have written them (a commit that
+     * shrinks the database, an incremental vacuum or any commit with
+     * auto_vacuum=FULL, leaves its pages past the new end out of the
+     * WAL, and the rows they held with them). */
+    for (guint32 p = MIN(p1->n_pages, p2->n_pages) + 1; p <= MAX(p1->n_pages, p2->n_pages); p++)
+      g_hash_table_add(set, GUINT_TO_POINTER(p));
     stats->n_changed_pages = g_hash_table_size(set);
+  }
   p1->on_demand = p2->on_demand = TRUE; /* pages read as needed */
   i1 = sqlenvfs_restore_image(root, p1, NULL, NULL, error);
   if (i1 == NULL)
