@@ -427,9 +427,9 @@ archive_seg_name(guint64 number, const char *ext)
 
 /* Parse "<16 digits>.seg"; FALSE for anything else. */
 gboolean
-archive_parse_seg_name(const char *name, guint64 *number)
+archive_parse_seg_name(const char *name, const char *ext, guint64 *number)
 {
-  if (strlen(name) != 20 || strcmp(name + 16, ".seg") != 0)
+  if (strlen(name) != 17 + strlen(ext) || name[16] != '.' || strcmp(name + 17, ext) != 0)
     return FALSE;
   for (int i = 0; i < 16; i++)
     if (!g_ascii_isdigit(name[i]))
@@ -464,7 +464,7 @@ archive_list_segments(const char *dir, GError **error)
   }
   while ((name = g_dir_read_name(d)) != NULL) {
     guint64 n;
-    if (archive_parse_seg_name(name, &n))
+    if (archive_parse_seg_name(name, "seg", &n))
       g_array_append_val(nums, n);
   }
   g_array_sort(nums, archive_cmp_u64);

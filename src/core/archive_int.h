@@ -193,7 +193,9 @@ const char *archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guin
 void archive_record_walk_begin(SqlenvfsArchive *a, guint si, guint64 lo, guint64 hi);
 void archive_record_walk_end(SqlenvfsArchive *a);
 gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why);
-gboolean archive_parse_seg_name(const char *name, guint64 *number);
+/* Whether @name is "<16 digits>.<ext>" (a segment's file of kind @ext:
+ * "seg", "idx", "sum", "last"), and its number (> 0) in *number. */
+gboolean archive_parse_seg_name(const char *name, const char *ext, guint64 *number);
 gint archive_cmp_u64(gconstpointer a, gconstpointer b);
 
 /* Segment summaries (archive_summary.c; layout there and in docs/ARCHIVE.md). */

@@ -289,6 +289,43 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   return TRUE;
 }
 
+/* Remove the summaries and files of last versions in @dir whose segment is
+ * not among @nums (the segments present): a segment of that number
+ * written later must not find them (its seal checksum, which binds them,
+ * depends on its records' lengths only). Left by a crash in an older
+ * sqlenvfs's move aside, or by segments removed by hand. */
+static gboolean
+drop_orphans(const char *dir, const GArray *nums, GError **error)
+{
+  static const char *const kinds[] = { "sum", "last" };
+  g_autoptr(GHashTable) have = g_hash_table_new(g_int64_hash, g_int64_equal);
+  g_autoptr(GPtrArray) drop = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GDir) d = g_dir_open(dir, 0, &local);
+  const char *name;
+
+  if (d == NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "list archive directory %s: %s", dir,
+                local->message);
+    return FALSE;
+  }
+  for (guint i = 0; i < nums->len; i++)
+    g_hash_table_add(have, &g_array_index(nums, guint64, i));
+  while ((name = g_dir_read_name(d)) != NULL) {
+    guint64 n;
+    for (guint k = 0; k < G_N_ELEMENTS(kinds); k++)
+      if (archive_parse_seg_name(name, kinds[k], &n) && !g_hash_table_contains(have, &n))
+        g_ptr_array_add(drop, g_build_filename(dir, name, NULL));
+  }
+  for (guint i = 0; i < drop->len; i++) {
+    const char *path = drop->pdata[i];
+    g_message("archive %s: removing %s: its segment is not there", dir, path);
+    if (unlink(path) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove", path);
+  }
+  return drop->len == 0 || sqlenvfs_fsync_dir(dir, error);
+}
+
 /* Move an unreadable segment (and its index) out of the archive so that the
  * archive stays appendable; readers then see its records as missing. */
 static gboolean
@@ -303,20 +340,25 @@ move_aside(const char *dir, guint64 number, const char *why, GError **error)
   g_autofree char *idest = g_strconcat(ipath, ".damaged-", stamp, NULL);
 
   g_warning("archive %s: %s: %s; moving it aside to %s", dir, spath, why, sdest);
-  if (rename(spath, sdest) != 0)
-    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive segment", spath);
-  if (rename(ipath, idest) != 0 && errno != ENOENT)
-    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
   {
     /* A summary (and the last versions) describes the segment moved
-     * aside, not the next one of that number. */
+     * aside, not the next one of that number: they go first, durably, so
+     * that no crash leaves them beside a new segment of that number (a
+     * segment's seal checksum depends on its records' lengths, not their
+     * bytes, so it cannot tell such a new segment from this one). */
     g_autofree char *sum = archive_summary_path(dir, number);
     g_autofree char *last = archive_last_path(dir, number);
     if (unlink(sum) != 0 && errno != ENOENT)
       return sqlenvfs_error_errno(error, errno, "remove the summary of", spath);
     if (unlink(last) != 0 && errno != ENOENT)
       return sqlenvfs_error_errno(error, errno, "remove the last versions of", spath);
+    if (!sqlenvfs_fsync_dir(dir, error))
+      return FALSE;
   }
+  if (rename(spath, sdest) != 0)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive segment", spath);
+  if (rename(ipath, idest) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "move aside the damaged archive index", ipath);
   return sqlenvfs_fsync_dir(dir, error);
 }
 
@@ -380,6 +422,8 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
     g_array_set_size(nums, nums->len - 1);
   }
 
+  if (!drop_orphans(dir, nums, error))
+    return NULL;
   if (nums->len > 0 && !recover_last(w, g_array_index(nums, guint64, nums->len - 1), error))
     return NULL;
 

@@ -4263,6 +4263,46 @@ last_path(guint64 number)
   return g_build_filename(dir, name, NULL);
 }
 
+/* Summaries and files of last versions whose segment is not there (left
+ * by a crash in an older move aside, or by segments removed by hand) are
+ * removed when a writer opens the archive: a later segment of the same
+ * number, whose seal checksum could be theirs (it depends on the records'
+ * lengths only), must not find them. */
+START_TEST(test_orphan_summaries_removed)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autofree char *seg1 = g_build_filename(dir, "0000000000000001.seg", NULL);
+  g_autofree char *idx1 = g_build_filename(dir, "0000000000000001.idx", NULL);
+  g_autofree char *sum1 = archive_summary_path(dir, 1);
+  g_autofree char *last1 = archive_last_path(dir, 1);
+  g_autofree char *sum2 = archive_summary_path(dir, 2);
+  g_autofree char *last2 = archive_last_path(dir, 2);
+  g_autofree char *far = archive_last_path(dir, 77);
+  guint32 pgnos[3] = { 2, 3, 4 };
+  GError *error = NULL;
+  gchar *data;
+  gsize len;
+
+  for (guint k = 1; k <= 1500; k++)
+    put_commit(w, k, pgnos, 3, 8, l_fill);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_test(sum1, G_FILE_TEST_EXISTS) && g_file_test(last1, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(sum2, G_FILE_TEST_EXISTS) && g_file_test(last2, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_get_contents(last1, &data, &len, NULL));
+  ck_assert(g_file_set_contents(far, data, (gssize)len, NULL));
+  g_free(data);
+  ck_assert_int_eq(unlink(seg1), 0);
+  ck_assert_int_eq(unlink(idx1), 0);
+
+  w = open_writer(64 * 1024);
+  ck_assert(!g_file_test(sum1, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(last1, G_FILE_TEST_EXISTS));
+  ck_assert(!g_file_test(far, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(sum2, G_FILE_TEST_EXISTS) && g_file_test(last2, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
 static void
 count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
 {
@@ -4554,6 +4594,7 @@ archive_suite(void)
   tcase_add_test(tc, test_last_records_across_segments);
   tcase_add_test(tc, test_compose_last_versions);
   tcase_add_test(tc, test_last_too_large_is_quiet);
+  tcase_add_test(tc, test_orphan_summaries_removed);
   tcase_add_test(tc, test_compose_gap_base_size);
   suite_add_tcase(s, tc);
   return s;
