@@ -2,7 +2,7 @@
 """Power cuts under a running root, on the crash filesystem (tests/crashfs).
 
     crash_power.py run --sqlenvfs BIN --crashfs BIN --tmp DIR --cuts N --seed S
-                       [--op OP] [--hard-startup] [--only SEED] [--verbose]
+                       [--extra-cuts N] [--op OP] [--hard-startup] [--only SEED] [--verbose]
     crash_power.py writer --db PATH --log PATH --start ID
 
 `run` keeps a whole root (production, development, backups, snapshots, the
@@ -31,6 +31,16 @@ subset of them), kills every process, unmounts, mounts what survived and checks:
      command had finished is there; a pitr file served after the reboot is
      the same database as `restore` writes for that time.
 
+--extra-cuts N adds N cycles after the --cuts ones, of the operations that
+only run when asked for (EXTRA_OPS), so that a seed still gives the first
+--cuts cycles the operations it gave them before: `prune-replica`, a prune
+with a replica configured (a shipping state naming everything as shipped,
+no server), cut mostly right after the first copy it removes left its name:
+
+  6. every copy and segment the prune removed is queued for removal from
+     the replica (or left in the prune's pending file, and queued by the
+     next prune, which leaves no pending file).
+
 A failure prints the cycle's seed; `--only SEED` replays one cycle's cut on
 a fresh root. Prints per-operation counts and one JSON summary line.
 """
@@ -49,6 +59,10 @@ import time
 import zlib
 
 OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
+# Operations run only when asked for (--op, or --extra-cuts after the cycles
+# of OPS), so that the cycles a seed gives to OPS stay what they were.
+EXTRA_OPS = ["prune-replica"]
+REPLICA_URL = "s3://crash-test/replica"
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
 
@@ -334,12 +348,132 @@ def copies(root):
     return out
 
 
+def write_durably(path, data):
+    """Replace @path as its user would, durably: a temporary, fsync, rename,
+    fsync of the directory."""
+    tmp = path + ".harness-tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+    fsync_dir(os.path.dirname(path))
+
+
+def fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def archive_files(root):
+    d = os.path.join(root, "backups/prod/wal_archives/app")
+    if not os.path.isdir(d):
+        return []
+    return sorted(n for n in os.listdir(d)
+                  if len(n) == 20 and n[:16].isdigit() and n[16:] in (".seg", ".idx", ".sum"))
+
+
+def replica_setup(m):
+    """A replica as a shipper that had shipped everything would leave it:
+    [replica] url in sqlenvfs.conf and a shipping state naming every file of
+    every copy and segment (no server: prune needs none, and the archiver
+    of the cycle started before the url was there). Returns the keys."""
+    root = m.root
+    base = os.path.join(root, "backups/prod")
+    keys = {}
+    for kind, name in copies(root):
+        d = os.path.join(base, kind, name)
+        for f in os.listdir(d):
+            keys["%s/%s/%s" % (kind, name, f)] = os.path.getsize(os.path.join(d, f))
+    for f in archive_files(root):
+        k = "wal_archives/app/" + f
+        keys[k] = os.path.getsize(os.path.join(base, k))
+    text = "sqlenvfs-replica-shipped 1\nurl %s\n" % REPLICA_URL
+    for k in sorted(keys):
+        text += "%d %s\n" % (keys[k], k)
+    text += "end %08x\n" % zlib.crc32(text.encode())
+    state = os.path.join(root, ".sqlenvfs")
+    if not os.path.isdir(state):
+        os.makedirs(state, mode=0o700)
+        fsync_dir(root)
+    write_durably(os.path.join(state, "replica-shipped"), text.encode())
+    conf = os.path.join(root, "sqlenvfs.conf")
+    old = open(conf).read()
+    write_durably(conf, (old + "[replica]\nurl=%s\n" % REPLICA_URL).encode())
+    return keys
+
+
+def replica_pending(m):
+    state = os.path.join(m.root, ".sqlenvfs")
+    return [n for n in os.listdir(state) if n.startswith(".tmp-replica-remove-")]
+
+
+def replica_queued(m, pending):
+    """The keys queued for removal from the replica (the queue, the one a
+    shipper was taking, and with @pending the pending files of prunes that
+    did not finish, which the next prune queues)."""
+    names = ["replica-remove", "replica-remove.taking"] + (replica_pending(m) if pending else [])
+    out = []
+    for name in names:
+        try:
+            with open(os.path.join(m.root, ".sqlenvfs", name)) as f:
+                out += [line for line in f.read().split("\n") if line]
+        except FileNotFoundError:
+            pass
+    return out
+
+
+def replica_check(m, keys, before, what, pending):
+    """Every copy and segment that was there before the prune and is gone
+    now is queued for removal from the replica (its MANIFEST, its .seg),
+    and nothing but shipped keys is queued. Returns the number checked."""
+    queued = replica_queued(m, pending)
+    if not pending and replica_pending(m):
+        raise Failure("%s: pending removals are left: %s" % (what, replica_pending(m)))
+    for k in queued:
+        if k not in keys:
+            raise Failure("%s: replica-remove queues %r, which was never shipped" % (what, k))
+    queued = set(queued)
+    n = 0
+    now = set(copies(m.root))
+    for kind, name in before[0]:
+        if (kind, name) not in now:
+            n += 1
+            if "%s/%s/MANIFEST" % (kind, name) not in queued:
+                raise Failure("%s: %s/%s was pruned, its removal from the replica is not "
+                              "queued" % (what, kind, name))
+    segs = set(archive_files(m.root))
+    for f in before[1]:
+        if f.endswith(".seg") and f not in segs:
+            n += 1
+            if "wal_archives/app/" + f not in queued:
+                raise Failure("%s: segment %s was pruned, its removal from the replica is "
+                              "not queued" % (what, f))
+    return n
+
+
+def replica_teardown(m):
+    """Back to a root without a replica, as the other cycles expect."""
+    conf = os.path.join(m.root, "sqlenvfs.conf")
+    old = open(conf).read()
+    write_durably(conf, old.split("[replica]\n")[0].encode())
+    state = os.path.join(m.root, ".sqlenvfs")
+    for name in ("replica-shipped", "replica-remove", "replica-remove.taking"):
+        try:
+            os.unlink(os.path.join(state, name))
+        except FileNotFoundError:
+            pass
+    fsync_dir(state)
+
+
 # --------------------------------------------------------------------------
 # One cycle
 
-def cycle(m, i, seed, stats, only_mode=None):
+def cycle(m, i, seed, stats, op):
     rng = random.Random(seed)
-    op = OPS[i % len(OPS)] if only_mode is None else only_mode
     mode = rng.choice(["all", "random", "subset"]) if op != "idle" else "all"
     tag = "%d" % i
     m.boot()
@@ -402,13 +536,26 @@ def cycle(m, i, seed, stats, only_mode=None):
         alive = m.read_alive()
         if alive:
             pitr_time = timestr(alive[0])
-    if op == "prune":
+    if op in ("prune", "prune-replica"):
         r = m.sq("backup")
         if r.returncode:
             raise Failure("backup before prune: " + r.stderr)
+    if op == "prune-replica":
+        # prune with a replica: what it removes locally it queues for
+        # removal from the replica; a cut must not lose that. Two daily
+        # backups at least (a fresh root, --only), so that one goes.
+        if len([c for c in copies(m.root) if c[0] == "daily"]) < 2:
+            time.sleep(0.01)
+            r = m.sq("backup")
+            if r.returncode:
+                raise Failure("backup before prune: " + r.stderr)
+        shipped_keys = replica_setup(m)
+        before_prune = (copies(m.root), archive_files(m.root))
     argv = None
     if op in ("backup", "snapshot", "refresh-dev", "prune"):
         argv = [m.a.sqlenvfs, op, "--root", m.root]
+    elif op == "prune-replica":
+        argv = [m.a.sqlenvfs, "prune", "--root", m.root]
     elif op == "restore":
         out = os.path.join(outdir, "r%d.db" % i)
         argv = [m.a.sqlenvfs, "restore", "--root", m.root, "--time", pitr_time or "latest",
@@ -428,6 +575,13 @@ def cycle(m, i, seed, stats, only_mode=None):
         while time.monotonic() < end and m.read_alive() == alive_before:
             time.sleep(0.0005)
         time.sleep(rng.choice([0, 0, 0.001, 0.005, 0.02]))
+    elif op == "prune-replica" and rng.random() < 0.75:
+        # mostly right after the first copy left its name, when the local
+        # removal is durable and the replica's may not be yet
+        end = time.monotonic() + 5
+        while time.monotonic() < end and set(copies(m.root)) >= set(before_prune[0]):
+            time.sleep(0.0005)
+        time.sleep(rng.choice([0, 0, 0.001, 0.003, 0.01, 0.05]))
     elif op != "idle":
         time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
     alive = m.read_alive() if op != "idle" else published
@@ -449,6 +603,17 @@ def cycle(m, i, seed, stats, only_mode=None):
             timestr(alive[0]), timestr(after[0]) if after else "gone"))
     need = max(m.acked) if m.acked else 0
     n = check_rows(os.path.join(m.root, "data/prod/app.db"), need, "production")
+    if op == "prune-replica":
+        # before an archiver (whose shipper would take the queue) starts:
+        # what the cut left, then what the next prune makes of it
+        replica_check(m, shipped_keys, before_prune, "after the cut", True)
+        stats["replica_pending"] += 1 if replica_pending(m) else 0
+        r = m.sq("prune")
+        if r.returncode:
+            raise Failure("prune after the cut: " + r.stderr)
+        stats["replica_checked"] += replica_check(m, shipped_keys, before_prune,
+                                                  "after the next prune", False)
+        replica_teardown(m)
     stats["acked_checked"] += len(acked)
     dev = os.path.join(m.root, "data/dev/app.db")
     if os.path.exists(dev):
@@ -562,7 +727,7 @@ def cycle(m, i, seed, stats, only_mode=None):
 def run(a):
     stats = {"cuts": {}, "modes": {}, "acked_checked": 0, "durable_checked": 0,
              "durable_points": 0, "latest_refused": 0, "copies_checked": 0, "gaps": 0,
-             "passed": 0}
+             "replica_checked": 0, "replica_pending": 0, "passed": 0}
     a.sqlenvfs = os.path.abspath(a.sqlenvfs)
     a.crashfs = os.path.abspath(a.crashfs)
     m = Machine(a)
@@ -581,14 +746,19 @@ def run(a):
         except Failure as e:
             print("FAIL init: %s" % e, file=sys.stderr)
             return 1
-        seeds = [a.only] if a.only is not None else [a.seed * 100003 + i for i in range(a.cuts)]
-        for i, seed in enumerate(seeds):
-            idx = i if a.only is None else seed
+        if a.only is not None:
+            plan = [(a.only, a.only, a.op or OPS[a.only % len(OPS)])]
+        else:
+            # the cycles of OPS, then those of EXTRA_OPS: a seed gives the
+            # first --cuts cycles the operations it always gave them
+            plan = [(i, a.seed * 100003 + i, a.op or OPS[i % len(OPS)]) for i in range(a.cuts)]
+            plan += [(a.cuts + j, a.seed * 100003 + a.cuts + j, EXTRA_OPS[j % len(EXTRA_OPS)])
+                     for j in range(a.extra_cuts)]
+        for i, (idx, seed, op) in enumerate(plan):
             try:
-                cycle(m, idx, seed, stats, a.op)
+                cycle(m, idx, seed, stats, op)
             except Failure as e:
-                print("FAIL cycle %d (op %s, seed %d): %s" % (
-                    i, a.op or OPS[idx % len(OPS)], seed, e), file=sys.stderr)
+                print("FAIL cycle %d (op %s, seed %d): %s" % (i, op, seed, e), file=sys.stderr)
                 print("  logs in %s" % m.logs, file=sys.stderr)
                 m.diagnose(idx)
                 m.shutdown()
@@ -598,8 +768,13 @@ def run(a):
     finally:
         m.shutdown()
     stats["seconds"] = round(time.monotonic() - t0, 1)
-    for op in OPS:
-        print("# cuts during %-11s %d" % (op, stats["cuts"].get(op, 0)))
+    for op in OPS + EXTRA_OPS:
+        if op in OPS or op in stats["cuts"]:
+            print("# cuts during %-13s %d" % (op, stats["cuts"].get(op, 0)))
+    if "prune-replica" in stats["cuts"]:
+        print("# pruned copies and segments checked queued for the replica: %d (a prune's "
+              "pending removals queued by the next: %d)" % (stats["replica_checked"],
+                                                            stats["replica_pending"]))
     print("# acknowledged commits checked in production: %d" % stats["acked_checked"])
     print("# commits published durable (before the alive time) checked in the archive: %d (at %d cuts)" % (
         stats["durable_checked"], stats["durable_points"]))
@@ -621,7 +796,11 @@ def main():
     r.add_argument("--cuts", type=int, default=30)
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--only", type=int, help="replay one cycle with this seed")
-    r.add_argument("--op", choices=OPS, help="with --only: the operation of that cycle")
+    r.add_argument("--op", choices=OPS + EXTRA_OPS,
+                   help="the operation of every cycle (with --only: of that cycle)")
+    r.add_argument("--extra-cuts", type=int, default=0,
+                   help="after the --cuts cycles, this many more during the operations "
+                        "run only when asked for (%s)" % ", ".join(EXTRA_OPS))
     r.add_argument("--verbose", action="store_true")
     r.add_argument("--hard-startup", action="store_true",
                    help="cut a start right after it publishes an alive time, empty the WAL "
