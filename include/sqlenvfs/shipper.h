@@ -76,12 +76,33 @@ gboolean sqlenvfs_shipper_is_configured(SqlenvfsRoot *root);
 gboolean sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
                                       GError **error);
 
+/* For prune, before anything is removed: write the keys that removing the
+ * copies @items (SqlenvfsPruneItem *, store.h) and the segment files
+ * @segments takes from the replica (as sqlenvfs_shipper_queue_removal
+ * would queue them) to this process's pending file,
+ * ROOT/.sqlenvfs/.tmp-replica-remove-<pid>, durably. The shipper never reads
+ * it: a prune that a crash or a power cut stops between its local removal
+ * and the queue leaves it, for sqlenvfs_shipper_adopt_removals. Does
+ * nothing when no replica is configured. */
+gboolean sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items,
+                                         GPtrArray *segments, GError **error);
+
 /* For prune, after the local removal succeeded: queue the same keys (those
  * shipped of the copies @items removed, and the segments @segments with
  * their index and summary) for removal from the replica, done by the
- * shipper holding its lease at its next round. Does nothing when no
- * replica is configured. */
+ * shipper holding its lease at its next round. The queue
+ * (ROOT/.sqlenvfs/replica-remove) is synced, and so is its directory.
+ * Does nothing when no replica is configured. */
 gboolean sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items,
                                         GPtrArray *segments, GError **error);
+
+/* For prune, once everything it removed is queued: its pending file goes. */
+void sqlenvfs_shipper_removal_done(SqlenvfsRoot *root);
+
+/* For prune, first: the pending files of prunes whose process is gone. Of
+ * each, the keys of what is gone here (a copy's directory, a segment's
+ * .seg file) are queued for removal from the replica, the others dropped
+ * (not removed: shipped, and still here); then the file is removed. */
+gboolean sqlenvfs_shipper_adopt_removals(SqlenvfsRoot *root, GError **error);
 
 G_END_DECLS

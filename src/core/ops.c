@@ -464,10 +464,16 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
   out->dry_run = dry_run;
   if (!sqlenvfs_retention_check_anchors(root, error))
     return FALSE;
+  /* What a prune stopped by a crash had removed is queued first; what it
+   * is about to remove is written down (durably) before it is: a power cut
+   * between the local removal and the queue loses no removal. */
+  if (ship && !sqlenvfs_shipper_adopt_removals(root, error))
+    return FALSE;
   if (ship) {
     g_autoptr(GPtrArray) would = sqlenvfs_store_prune(root, TRUE, sqlenvfs_retention_keep_base,
                                                       root, error);
-    if (would == NULL || !sqlenvfs_shipper_check_prune(root, would, NULL, error))
+    if (would == NULL || !sqlenvfs_shipper_check_prune(root, would, NULL, error) ||
+        !sqlenvfs_shipper_intend_removal(root, would, NULL, error))
       return FALSE;
   }
   out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_retention_keep_base, root, error);
@@ -479,12 +485,18 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
   if (ship) {
     g_autoptr(GPtrArray) would = g_ptr_array_new_with_free_func(g_free);
     if (!sqlenvfs_retention_prune_archives(root, TRUE, would, error) ||
-        !sqlenvfs_shipper_check_prune(root, NULL, would, error))
+        !sqlenvfs_shipper_check_prune(root, NULL, would, error) ||
+        !sqlenvfs_shipper_intend_removal(root, NULL, would, error))
       return FALSE;
   }
   if (!sqlenvfs_retention_prune_archives(root, dry_run, out->segments, error))
     return FALSE;
-  return !ship || sqlenvfs_shipper_queue_removal(root, NULL, out->segments, error);
+  if (!ship)
+    return TRUE;
+  if (!sqlenvfs_shipper_queue_removal(root, NULL, out->segments, error))
+    return FALSE;
+  sqlenvfs_shipper_removal_done(root);
+  return TRUE;
 }
 
 /* How long a checkpoint through the archiver keeps trying when the write

@@ -68,6 +68,7 @@
 #define STATE_FILE "replica-shipped"
 #define STATUS_FILE "replica-status"
 #define REMOVE_FILE "replica-remove"
+#define PENDING_PREFIX ".tmp-replica-remove-" /* + pid: what a prune is removing */
 #define FORMAT_KEY "FORMAT"
 #define OWNER_KEY "OWNER"        /* "sqlenvfs-root <id>": the root whose replica it is */
 #define ROOT_ID_FILE "root-id"   /* this root's id, in .sqlenvfs                      */
@@ -1980,22 +1981,24 @@ sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *se
   return TRUE;
 }
 
-gboolean
-sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
-                               GError **error)
+/* The keys that removing the copies @items and the segment files @segments
+ * takes from the replica (those shipped of each copy, its MANIFEST first;
+ * each segment with its index and summary), one a line, into @out. 0: no
+ * replica is configured; 1: done (@out may be empty). */
+static int
+removal_keys(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments, GString *out,
+             GError **error)
 {
   g_autoptr(GPtrArray) copy_dirs = dirs_of(items);
-  g_autofree char *base = NULL, *url = NULL, *path = NULL;
-  g_autoptr(GString) out = g_string_new(NULL);
+  g_autofree char *base = NULL, *url = NULL;
   GError *local = NULL;
   Shipped st = { 0 };
-  int fd;
 
   if (!load_for_prune(root, &base, &st, &url, &local)) {
     if (local == NULL)
-      return TRUE;
+      return 0;
     g_propagate_error(error, local);
-    return FALSE;
+    return -1;
   }
   for (guint i = 0; copy_dirs && i < copy_dirs->len; i++) {
     g_autofree char *k = key_of(base, copy_dirs->pdata[i]);
@@ -2023,17 +2026,148 @@ sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *
       g_string_append_printf(out, "%s.seg\n%s.idx\n%s.sum\n", stem, stem, stem);
   }
   shipped_clear(&st);
-  if (out->len == 0)
-    return TRUE;
-  path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), REMOVE_FILE, NULL);
-  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  return 1;
+}
+
+/* Append @text to @path (created 0600 if need be) and make it durable: the
+ * file's data, and its name with the directory (a new file's name survives
+ * a power cut only once its directory is synced). */
+static gboolean
+append_durably(const char *path, const char *text, gsize len, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open", path);
-  if (write(fd, out->str, out->len) != (gssize)out->len || fsync(fd) != 0) {
-    sqlenvfs_error_errno(error, errno, "write", path);
+  if (write(fd, text, len) != (gssize)len || fsync(fd) != 0) {
+    sqlenvfs_error_errno(error, errno ? errno : EIO, "write", path);
     close(fd);
     return FALSE;
   }
   close(fd);
-  return TRUE;
+  return sqlenvfs_fsync_dir(dir, error);
+}
+
+static char *
+pending_path(SqlenvfsRoot *root)
+{
+  g_autofree char *name = g_strdup_printf("%s%d", PENDING_PREFIX, (int)getpid());
+  return g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), name, NULL);
+}
+
+gboolean
+sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
+                                GError **error)
+{
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_autofree char *path = NULL;
+  int rc = removal_keys(root, items, segments, out, error);
+
+  if (rc <= 0 || out->len == 0)
+    return rc >= 0;
+  path = pending_path(root);
+  return append_durably(path, out->str, out->len, error);
+}
+
+gboolean
+sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
+                               GError **error)
+{
+  g_autoptr(GString) out = g_string_new(NULL);
+  g_autofree char *path = NULL;
+  int rc = removal_keys(root, items, segments, out, error);
+
+  if (rc <= 0 || out->len == 0)
+    return rc >= 0;
+  path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), REMOVE_FILE, NULL);
+  return append_durably(path, out->str, out->len, error);
+}
+
+void
+sqlenvfs_shipper_removal_done(SqlenvfsRoot *root)
+{
+  g_autofree char *path = pending_path(root);
+  g_autoptr(GError) error = NULL;
+  if (unlink(path) != 0) {
+    if (errno != ENOENT)
+      g_warning("replica: remove %s: %s (the next prune removes it)", path, g_strerror(errno));
+    return;
+  }
+  if (!sqlenvfs_fsync_dir(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), &error))
+    g_warning("replica: %s", error->message);
+}
+
+/* Whether what the key @key (relative to @base) belongs to is gone here:
+ * a copy's directory, a segment's .seg file. -1 when that cannot be told. */
+static int
+key_is_gone(const char *base, const char *key)
+{
+  g_autofree char *anchor = NULL;
+  g_autofree char *path = NULL;
+  gsize n = strlen(key);
+  struct stat st;
+
+  if (g_str_has_prefix(key, "wal_archives/")) {
+    if (n < 4 || key[n - 4] != '.')
+      return -1;
+    anchor = g_strdup_printf("%.*s.seg", (int)(n - 4), key);
+  } else {
+    anchor = g_path_get_dirname(key);
+  }
+  path = g_build_filename(base, anchor, NULL);
+  if (lstat(path, &st) == 0)
+    return 0;
+  return errno == ENOENT ? 1 : -1;
+}
+
+gboolean
+sqlenvfs_shipper_adopt_removals(SqlenvfsRoot *root, GError **error)
+{
+  const char *state = sqlenvfs_root_path(root, SQLENVFS_DIR_STATE);
+  g_autofree char *queue = g_build_filename(state, REMOVE_FILE, NULL);
+  g_autofree char *base = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+  gboolean removed = FALSE;
+
+  if (sqlenvfs_tmp_leftovers(state, PENDING_PREFIX, FALSE, FALSE, found, error) < 0)
+    return FALSE;
+  for (guint i = 0; i < found->len; i++) {
+    const char *path = found->pdata[i];
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    g_autoptr(GString) out = g_string_new(NULL);
+    g_autoptr(GError) local = NULL;
+    gboolean unsure = FALSE;
+
+    if (!g_file_get_contents(path, &text, NULL, &local)) {
+      g_warning("replica: %s: %s (left for the next prune)", path, local->message);
+      continue;
+    }
+    lines = g_strsplit(text, "\n", -1);
+    /* The last line, unless the file ends with a newline, is one a crash
+     * cut short: a key of what was not removed yet (the file was synced
+     * before anything was removed). */
+    for (guint j = 0; lines[j] != NULL && lines[j + 1] != NULL; j++) {
+      int gone;
+      if (lines[j][0] == '\0')
+        continue;
+      gone = key_is_gone(base, lines[j]);
+      if (gone < 0)
+        unsure = TRUE;
+      else if (gone)
+        g_string_append_printf(out, "%s\n", lines[j]);
+    }
+    if (out->len > 0 && !append_durably(queue, out->str, out->len, error))
+      return FALSE;
+    if (unsure) {
+      g_warning("replica: %s names what cannot be looked at; left for the next prune", path);
+      continue;
+    }
+    if (unlink(path) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove", path);
+    g_message("replica: %s, left by a prune that was interrupted: what it had removed is "
+              "queued for removal from the replica", path);
+    removed = TRUE;
+  }
+  return !removed || sqlenvfs_fsync_dir(state, error);
 }
