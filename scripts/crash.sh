@@ -3,7 +3,8 @@
 # cuts (default 270, 30 for each of the 9 operations) and a seed, from a built
 # tree; then 40 hard starts (--hard-startup: each cut right after the start
 # publishes an alive time), and 30 cuts during the operations run only when
-# asked for (--extra-cuts: a prune with a replica), each on a root of its own.
+# asked for (--extra-cuts: a prune with a replica, the seal of a segment;
+# small segments), each on a root of its own.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
 # Seeds that found failures, kept as regressions: 4 (60 cuts: a chain left
@@ -22,7 +23,7 @@ run() { # DIR ARGS...: one run on a root of its own under DIR
     --crashfs "$build/tests/crashfs" --tmp "$dir" --seed "$seed" --verbose "$@"
 }
 if run "$tmp/mixed" --cuts "$cuts" && run "$tmp/starts" --cuts 40 --op startup --hard-startup &&
-  run "$tmp/extra" --cuts 0 --extra-cuts 30; then
+  run "$tmp/extra" --cuts 0 --extra-cuts 30 --segment-records 150; then
   rm -rf "$tmp"
 else
   echo "# the root and the logs are kept in $tmp" >&2

@@ -41,6 +41,13 @@ no server), cut mostly right after the first copy it removes left its name:
      the replica (or left in the prune's pending file, and queued by the
      next prune, which leaves no pending file).
 
+and `seal`, cut right after a new name appears in the archive (the
+archiver sealing a segment: the temporary of its summary or of its last
+versions, the summary, the next segment) or a moment later; small segments
+(--segment-records) make that every few hundred commits. After every cut,
+once the archiver has started again, the archive holds no temporary and
+every segment but the last has its summary.
+
 A failure prints the cycle's seed; `--only SEED` replays one cycle's cut on
 a fresh root. Prints per-operation counts and one JSON summary line.
 """
@@ -61,7 +68,7 @@ import zlib
 OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 # Operations run only when asked for (--op, or --extra-cuts after the cycles
 # of OPS), so that the cycles a seed gives to OPS stay what they were.
-EXTRA_OPS = ["prune-replica"]
+EXTRA_OPS = ["prune-replica", "seal"]
 REPLICA_URL = "s3://crash-test/replica"
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
@@ -214,7 +221,9 @@ class Machine:
         with open(os.path.join(self.root, "schema.sql"), "w") as f:
             f.write(SCHEMA)
         with open(os.path.join(self.root, "sqlenvfs.conf"), "w") as f:
-            f.write("[archive]\nsegment-max-bytes=1048576\ncheckpoint-pages=40\n"
+            f.write("[archive]\nsegment-max-bytes=1048576\ncheckpoint-pages=40\n" +
+                    ("segment-max-records=%d\n" % self.a.segment_records
+                     if self.a.segment_records else "") +
                     "[retention]\ndaily-keep-days=0\ndaily-keep-count=1\n"
                     "snapshot-keep-days=0\nsnapshot-keep-count=3\npitr-keep-days=1\n")
         # the user's own files are made durable by the user
@@ -575,6 +584,18 @@ def cycle(m, i, seed, stats, op):
         while time.monotonic() < end and m.read_alive() == alive_before:
             time.sleep(0.0005)
         time.sleep(rng.choice([0, 0, 0.001, 0.005, 0.02]))
+    elif op == "seal":
+        # right after the archiver began sealing a segment or writing its
+        # summary and last versions (a new name in the archive), or a
+        # moment later
+        d = os.path.join(m.root, "backups/prod/wal_archives/app")
+        names0 = set(os.listdir(d))
+        end = time.monotonic() + 8
+        while time.monotonic() < end and set(os.listdir(d)) <= names0:
+            time.sleep(0.0002)
+        time.sleep(rng.choice([0, 0, 0, 0.0005, 0.002, 0.01]))
+        if m.a.verbose:
+            print("# seal: cut after %s appeared" % sorted(set(os.listdir(d)) - names0))
     elif op == "prune-replica" and rng.random() < 0.75:
         # mostly right after the first copy left its name, when the local
         # removal is durable and the replica's may not be yet
@@ -666,6 +687,17 @@ def cycle(m, i, seed, stats, op):
     text = open(os.path.join(m.logs, "archive-%sr.err" % tag)).read()
     if "a new chain" in text:
         stats["gaps"] += 1
+    # the archiver's start removed the temporaries the cut left (an index
+    # or a summary being written), and every sealed segment has a summary
+    d = os.path.join(m.root, "backups/prod/wal_archives/app")
+    left = sorted(n for n in os.listdir(d) if n.startswith(".tmp-"))
+    if left:
+        raise Failure("temporaries left in the archive after the archiver started: %s" % left)
+    segs = [f for f in archive_files(m.root) if f.endswith(".seg")]
+    for f in segs[:-1]:
+        if not os.path.exists(os.path.join(d, f[:16] + ".sum")):
+            raise Failure("sealed segment %s has no summary after the archiver started" % f)
+    stats["segments_max"] = max(stats["segments_max"], len(segs))
     r = m.sq("verify")
     if r.returncode:
         raise Failure("verify after the cut:\n" + r.stdout + r.stderr)
@@ -727,7 +759,7 @@ def cycle(m, i, seed, stats, op):
 def run(a):
     stats = {"cuts": {}, "modes": {}, "acked_checked": 0, "durable_checked": 0,
              "durable_points": 0, "latest_refused": 0, "copies_checked": 0, "gaps": 0,
-             "replica_checked": 0, "replica_pending": 0, "passed": 0}
+             "replica_checked": 0, "replica_pending": 0, "segments_max": 0, "passed": 0}
     a.sqlenvfs = os.path.abspath(a.sqlenvfs)
     a.crashfs = os.path.abspath(a.crashfs)
     m = Machine(a)
@@ -752,7 +784,8 @@ def run(a):
             # the cycles of OPS, then those of EXTRA_OPS: a seed gives the
             # first --cuts cycles the operations it always gave them
             plan = [(i, a.seed * 100003 + i, a.op or OPS[i % len(OPS)]) for i in range(a.cuts)]
-            plan += [(a.cuts + j, a.seed * 100003 + a.cuts + j, EXTRA_OPS[j % len(EXTRA_OPS)])
+            plan += [(a.cuts + j, a.seed * 100003 + a.cuts + j,
+                      a.op or EXTRA_OPS[j % len(EXTRA_OPS)])
                      for j in range(a.extra_cuts)]
         for i, (idx, seed, op) in enumerate(plan):
             try:
@@ -798,6 +831,9 @@ def main():
     r.add_argument("--only", type=int, help="replay one cycle with this seed")
     r.add_argument("--op", choices=OPS + EXTRA_OPS,
                    help="the operation of every cycle (with --only: of that cycle)")
+    r.add_argument("--segment-records", type=int, default=0,
+                   help="[archive] segment-max-records of the root (0: the default): "
+                        "small segments, sealed every few hundred commits")
     r.add_argument("--extra-cuts", type=int, default=0,
                    help="after the --cuts cycles, this many more during the operations "
                         "run only when asked for (%s)" % ", ".join(EXTRA_OPS))
