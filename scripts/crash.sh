@@ -3,8 +3,8 @@
 # cuts (default 270, 30 for each of the 9 operations) and a seed, from a built
 # tree; then 40 hard starts (--hard-startup: each cut right after the start
 # publishes an alive time), and 30 cuts during the operations run only when
-# asked for (--extra-cuts: a prune with a replica, the seal of a segment;
-# small segments), each on a root of its own.
+# asked for (--extra-cuts: a prune with a replica, the seal of a segment,
+# after a killed archiver; small segments), each on a root of its own.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
 # Seeds that found failures, kept as regressions: 4 (60 cuts: a chain left

@@ -150,7 +150,9 @@ typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
 
 /* Open (creating it if needed) the archive in @dir for appending. Recovers
  * from a crash: truncates a torn tail of the last segment, removes a segment
- * file whose header never made it, and rewrites the last segment's index.
+ * file whose header never made it, rewrites the last segment's index, and
+ * syncs the last segment (a writer killed before its sync left records whole
+ * in the page cache, which the alive times of this writer then vouch for).
  * @segment_max_bytes (>= 64 KiB) is where segments are rolled. Every file
  * it creates or writes (segments, indexes, alive) gets at most the
  * permission bits @mode (production's: an archive holds its pages), the

@@ -91,8 +91,9 @@
  *       wherever it is not;
  *   (3) a segment is written by appending; a failed record is cut off again
  *       (ftruncate) before anything else is written; a sealed segment is
- *       never written again; writer_open() truncates a torn tail and
- *       rewrites the last index (atomically, by rename);
+ *       never written again; writer_open() truncates a torn tail, syncs
+ *       what it keeps of the last segment and rewrites the last index
+ *       (atomically, by rename);
  *   (5) record times are clamped to never decrease.
  *   (6) The index is derived: an index entry is written only after its
  *       record is complete in the segment, so a reader that trusts an index

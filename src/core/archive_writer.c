@@ -264,6 +264,14 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
       archive_seg_file_close(&sf);
       return FALSE;
     }
+  } else if (fdatasync(sf.fd) != 0) {
+    /* A writer that died (kill -9, a crash) may have left records it had
+     * not synced yet, whole in the page cache: synced before anything is
+     * built on them, since every alive time this writer publishes vouches
+     * for the records before it, those included. */
+    sqlenvfs_error_errno(error, errno, "sync", sf.path);
+    archive_seg_file_close(&sf);
+    return FALSE;
   }
   if (!narrow_mode(sf.fd, w->mode, sf.path, error)) {
     archive_seg_file_close(&sf);

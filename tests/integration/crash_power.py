@@ -48,6 +48,13 @@ versions, the summary, the next segment) or a moment later; small segments
 once the archiver has started again, the archive holds no temporary and
 every segment but the last has its summary.
 
+and `archiver-kill`: the writer commits 20 rows and stops; the archiver,
+whose fsync and fdatasync sleep 20 ms first (slow_sync.c, built with cc),
+is killed with -9 up to 60 ms later (mostly between writing records and
+syncing them), a new one starts and publishes an alive time past the last
+commit, and the power is cut a moment later: check 2 holds for that alive
+time.
+
 A failure prints the cycle's seed; `--only SEED` replays one cycle's cut on
 a fresh root. Prints per-operation counts and one JSON summary line.
 """
@@ -68,7 +75,7 @@ import zlib
 OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 # Operations run only when asked for (--op, or --extra-cuts after the cycles
 # of OPS), so that the cycles a seed gives to OPS stay what they were.
-EXTRA_OPS = ["prune-replica", "seal"]
+EXTRA_OPS = ["prune-replica", "seal", "archiver-kill"]
 REPLICA_URL = "s3://crash-test/replica"
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
@@ -145,10 +152,11 @@ class Machine:
         return subprocess.run([self.a.sqlenvfs, *args, "--root", self.root],
                               capture_output=True, text=True, **kw)
 
-    def spawn(self, argv, name):
+    def spawn(self, argv, name, env=None):
         out = open(os.path.join(self.logs, name + ".out"), "w")
         err = open(os.path.join(self.logs, name + ".err"), "w")
-        p = subprocess.Popen(argv, stdout=out, stderr=err, start_new_session=True)
+        p = subprocess.Popen(argv, stdout=out, stderr=err, start_new_session=True,
+                             env=dict(os.environ, **env) if env else None)
         p.name = name
         self.procs.append(p)
         return p
@@ -235,10 +243,19 @@ class Machine:
         if r.returncode:
             raise Failure("init: " + r.stderr)
 
-    def start_archiver(self, tag):
+    def slow_sync(self):
+        """An LD_PRELOAD library whose fsync and fdatasync sleep
+        SLOW_SYNC_MS first (tests/integration/slow_sync.c), built once."""
+        so = os.path.join(self.tmp, "slow_sync.so")
+        if not os.path.exists(so):
+            src = os.path.join(os.path.dirname(os.path.abspath(__file__)), "slow_sync.c")
+            subprocess.run(["cc", "-O2", "-shared", "-fPIC", src, "-o", so, "-ldl"], check=True)
+        return so
+
+    def start_archiver(self, tag, env=None):
         snaps = os.path.join(self.root, "backups/prod/snapshots")
         n0 = len(copies(self.root))
-        p = self.spawn([self.a.sqlenvfs, "archive", "--root", self.root], "archive-" + tag)
+        p = self.spawn([self.a.sqlenvfs, "archive", "--root", self.root], "archive-" + tag, env)
         err = os.path.join(self.logs, "archive-%s.err" % tag)
 
         def capturing():
@@ -483,15 +500,22 @@ def replica_teardown(m):
 
 def cycle(m, i, seed, stats, op):
     rng = random.Random(seed)
-    mode = rng.choice(["all", "random", "subset"]) if op != "idle" else "all"
+    # idle, archiver-kill: every unsynced write goes (the cut their promise
+    # is about)
+    mode = rng.choice(["all", "random", "subset"]) if op not in ("idle", "archiver-kill") \
+        else "all"
     tag = "%d" % i
     m.boot()
     start = m.prod_max() + 1
-    arch = m.start_archiver(tag) if op != "startup" else None
+    # archiver-kill: the archiver to be killed syncs slowly, so that it is
+    # mostly killed between writing records and syncing them
+    slow = {"LD_PRELOAD": m.slow_sync(), "SLOW_SYNC_MS": "20"} if op == "archiver-kill" else None
+    arch = m.start_archiver(tag, slow) if op != "startup" else None
     wlog = os.path.join(m.logs, "writer-%s.log" % tag)
     writer_p = m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
                         os.path.join(m.root, "data/prod/app.db"), "--log", wlog,
-                        "--start", str(start), "--count", "20" if op == "idle" else "0",
+                        "--start", str(start),
+                        "--count", "20" if op in ("idle", "archiver-kill") else "0",
                         "--row-bytes", str(ROW_BYTES)],
                        "writer-" + tag)
     expect = {}
@@ -584,6 +608,32 @@ def cycle(m, i, seed, stats, op):
         while time.monotonic() < end and m.read_alive() == alive_before:
             time.sleep(0.0005)
         time.sleep(rng.choice([0, 0, 0.001, 0.005, 0.02]))
+    elif op == "archiver-kill":
+        # the archiver dies (kill -9) while it captures, a new one starts
+        # and publishes alive times; the power is cut a moment later, well
+        # before the kernel wrote back what the dead one left unsynced
+        # killed right after it next writes records (its sync then sleeps),
+        # or a moment later
+        end = time.monotonic() + 20
+        while time.monotonic() < end and len(m.read_acked(wlog)) < 20:
+            time.sleep(0.0005)
+        d = os.path.join(m.root, "backups/prod/wal_archives/app")
+
+        def last_seg():
+            f = [n for n in archive_files(m.root) if n.endswith(".seg")][-1]
+            return f, os.path.getsize(os.path.join(d, f))
+        s0 = last_seg()
+        end = time.monotonic() + 0.2
+        while time.monotonic() < end and last_seg() == s0:
+            time.sleep(0.0005)
+        time.sleep(rng.choice([0, 0, 0.002, 0.01, 0.03]))
+        os.killpg(arch.pid, signal.SIGKILL)
+        arch.wait()
+        t_kill = time.time()
+        m.start_archiver(tag + "k")
+        wait_for(lambda: (m.read_alive() or (0, 0))[0] > t_kill * 1e6 + 50000,
+                 "the new archiver's alive time")
+        time.sleep(rng.uniform(0.0, 0.3))
     elif op == "seal":
         # right after the archiver began sealing a segment or writing its
         # summary and last versions (a new name in the archive), or a
