@@ -23,7 +23,7 @@ run() { # DIR ARGS...: one run on a root of its own under DIR
     --crashfs "$build/tests/crashfs" --tmp "$dir" --seed "$seed" --verbose "$@"
 }
 if run "$tmp/mixed" --cuts "$cuts" && run "$tmp/starts" --cuts 40 --op startup --hard-startup &&
-  run "$tmp/extra" --cuts 0 --extra-cuts 30 --segment-records 150; then
+  run "$tmp/extra" --cuts 0 --extra-cuts 10 --segment-records 150; then
   rm -rf "$tmp"
 else
   echo "# the root and the logs are kept in $tmp" >&2

@@ -31,11 +31,13 @@ subset of them), kills every process, unmounts, mounts what survived and checks:
      command had finished is there; a pitr file served after the reboot is
      the same database as `restore` writes for that time.
 
---extra-cuts N adds N cycles after the --cuts ones, of the operations that
-only run when asked for (EXTRA_OPS), so that a seed still gives the first
---cuts cycles the operations it gave them before: `prune-replica`, a prune
-with a replica configured (a shipping state naming everything as shipped,
-no server), cut mostly right after the first copy it removes left its name:
+--extra-cuts N adds N cycles of each operation that runs only when asked for
+(EXTRA_OPS; with --op, of that one) after the --cuts ones, each operation
+with seeds of its own, so that a seed gives every cycle the operation and
+the cut it gave it before an operation was added: `prune-replica`, a prune
+with a replica configured (a shipping state naming everything as shipped, no
+server), cut right after the first copy it removes left its name, or up to
+half a second later:
 
   6. every copy and segment the prune removed is queued for removal from
      the replica (or left in the prune's pending file, and queued by the
@@ -646,13 +648,14 @@ def cycle(m, i, seed, stats, op):
         time.sleep(rng.choice([0, 0, 0, 0.0005, 0.002, 0.01]))
         if m.a.verbose:
             print("# seal: cut after %s appeared" % sorted(set(os.listdir(d)) - names0))
-    elif op == "prune-replica" and rng.random() < 0.75:
-        # mostly right after the first copy left its name, when the local
-        # removal is durable and the replica's may not be yet
+    elif op == "prune-replica":
+        # right after the first copy left its name, when the local removal
+        # is durable and the replica's may not be yet, or later (up to
+        # after prune returned)
         end = time.monotonic() + 5
         while time.monotonic() < end and set(copies(m.root)) >= set(before_prune[0]):
             time.sleep(0.0005)
-        time.sleep(rng.choice([0, 0, 0.001, 0.003, 0.01, 0.05]))
+        time.sleep(rng.choice([0, 0, 0, 0.001, 0.003, 0.01, 0.05, 0.2, 0.5]))
     elif op != "idle":
         time.sleep(rng.uniform(0.0, 0.5 if op == "startup" else 0.9))
     alive = m.read_alive() if op != "idle" else published
@@ -831,12 +834,16 @@ def run(a):
         if a.only is not None:
             plan = [(a.only, a.only, a.op or OPS[a.only % len(OPS)])]
         else:
-            # the cycles of OPS, then those of EXTRA_OPS: a seed gives the
-            # first --cuts cycles the operations it always gave them
+            # the cycles of OPS, then --extra-cuts rounds of one cycle of
+            # each of EXTRA_OPS (or of --op), each operation with seeds of
+            # its own: a seed gives every cycle the operation and the cut it
+            # gave it before an operation was added to EXTRA_OPS
             plan = [(i, a.seed * 100003 + i, a.op or OPS[i % len(OPS)]) for i in range(a.cuts)]
-            plan += [(a.cuts + j, a.seed * 100003 + a.cuts + j,
-                      a.op or EXTRA_OPS[j % len(EXTRA_OPS)])
-                     for j in range(a.extra_cuts)]
+            extra = [op for op in EXTRA_OPS if a.op in (None, op)]
+            for j in range(a.extra_cuts):
+                for op in extra:
+                    k = EXTRA_OPS.index(op)
+                    plan.append((len(plan), a.seed * 100003 + 1000000 * (k + 1) + j, op))
         for i, (idx, seed, op) in enumerate(plan):
             try:
                 cycle(m, idx, seed, stats, op)
@@ -885,8 +892,8 @@ def main():
                    help="[archive] segment-max-records of the root (0: the default): "
                         "small segments, sealed every few hundred commits")
     r.add_argument("--extra-cuts", type=int, default=0,
-                   help="after the --cuts cycles, this many more during the operations "
-                        "run only when asked for (%s)" % ", ".join(EXTRA_OPS))
+                   help="after the --cuts cycles, this many more during each of the "
+                        "operations run only when asked for (%s)" % ", ".join(EXTRA_OPS))
     r.add_argument("--verbose", action="store_true")
     r.add_argument("--hard-startup", action="store_true",
                    help="cut a start right after it publishes an alive time, empty the WAL "

@@ -20,6 +20,6 @@ pass "power cuts survived"
 # (cheaper than after the cycles above, whose root has grown).
 python3 "$SRCDIR/tests/integration/crash_power.py" run --sqlenvfs "$SQLENVFS" \
   --crashfs "$CRASHFS" --tmp "${CRASH_TMP:-$T/crash}-extra" --cuts 0 \
-  --extra-cuts "${CRASH_EXTRA_CUTS:-6}" --segment-records 150 --seed "${CRASH_SEED:-1}" \
+  --extra-cuts "${CRASH_EXTRA_CUTS:-3}" --segment-records 150 --seed "${CRASH_SEED:-1}" \
   || fail "a power cut broke a durability promise (see above)"
 pass "power cuts during a prune with a replica, a seal, after a killed archiver survived"
