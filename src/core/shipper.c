@@ -1984,7 +1984,7 @@ sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *se
 /* The keys that removing the copies @items and the segment files @segments
  * takes from the replica (those shipped of each copy, its MANIFEST first;
  * each segment with its index and summary), one a line, into @out. 0: no
- * replica is configured; 1: done (@out may be empty). */
+ * replica is configured; 1: done (@out may be empty); -1 and *error. */
 static int
 removal_keys(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments, GString *out,
              GError **error)
@@ -2039,6 +2039,7 @@ append_durably(const char *path, const char *text, gsize len, GError **error)
   int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return sqlenvfs_error_errno(error, errno, "open", path);
+  errno = 0;
   if (write(fd, text, len) != (gssize)len || fsync(fd) != 0) {
     sqlenvfs_error_errno(error, errno ? errno : EIO, "write", path);
     close(fd);
