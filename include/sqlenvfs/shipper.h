@@ -76,15 +76,19 @@ gboolean sqlenvfs_shipper_is_configured(SqlenvfsRoot *root);
 gboolean sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
                                       GError **error);
 
-/* For prune, before anything is removed: write the keys that removing the
- * copies @items (SqlenvfsPruneItem *, store.h) and the segment files
+/* A number for one prune's pending file, unique in this process. */
+guint sqlenvfs_shipper_removal_begin(void);
+
+/* For prune @run, before anything is removed: write the keys that removing
+ * the copies @items (SqlenvfsPruneItem *, store.h) and the segment files
  * @segments takes from the replica (as sqlenvfs_shipper_queue_removal
- * would queue them) to this process's pending file,
- * ROOT/.sqlenvfs/.tmp-replica-remove-<pid>, durably. The shipper never reads
- * it: a prune that a crash or a power cut stops between its local removal
- * and the queue leaves it, for sqlenvfs_shipper_adopt_removals. Does
- * nothing when no replica is configured. */
-gboolean sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items,
+ * would queue them) to the run's pending file,
+ * ROOT/.sqlenvfs/.tmp-replica-remove-<run>-<pid>, durably. The shipper never
+ * reads it: a prune that fails or that a crash or a power cut stops between
+ * its local removal and the queue leaves it, for
+ * sqlenvfs_shipper_adopt_removals once this process is gone. Does nothing
+ * when no replica is configured. */
+gboolean sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, guint run, GPtrArray *items,
                                          GPtrArray *segments, GError **error);
 
 /* For prune, after the local removal succeeded: queue the same keys (those
@@ -96,8 +100,9 @@ gboolean sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items,
 gboolean sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items,
                                         GPtrArray *segments, GError **error);
 
-/* For prune, once everything it removed is queued: its pending file goes. */
-void sqlenvfs_shipper_removal_done(SqlenvfsRoot *root);
+/* For prune @run, once everything it removed is queued: its pending file
+ * goes. */
+void sqlenvfs_shipper_removal_done(SqlenvfsRoot *root, guint run);
 
 /* For prune, first: the pending files of prunes whose process is gone. Of
  * each, the keys of what is gone here (a copy's directory, a segment's

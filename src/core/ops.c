@@ -461,6 +461,7 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
   /* With a replica, nothing is removed that is not shipped yet, and what
    * is removed goes from the replica too (shipper.h). */
   gboolean ship = !dry_run && sqlenvfs_shipper_is_configured(root);
+  guint run = ship ? sqlenvfs_shipper_removal_begin() : 0;
   out->dry_run = dry_run;
   if (!sqlenvfs_retention_check_anchors(root, error))
     return FALSE;
@@ -473,7 +474,7 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
     g_autoptr(GPtrArray) would = sqlenvfs_store_prune(root, TRUE, sqlenvfs_retention_keep_base,
                                                       root, error);
     if (would == NULL || !sqlenvfs_shipper_check_prune(root, would, NULL, error) ||
-        !sqlenvfs_shipper_intend_removal(root, would, NULL, error))
+        !sqlenvfs_shipper_intend_removal(root, run, would, NULL, error))
       return FALSE;
   }
   out->pruned = sqlenvfs_store_prune(root, dry_run, sqlenvfs_retention_keep_base, root, error);
@@ -486,7 +487,7 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
     g_autoptr(GPtrArray) would = g_ptr_array_new_with_free_func(g_free);
     if (!sqlenvfs_retention_prune_archives(root, TRUE, would, error) ||
         !sqlenvfs_shipper_check_prune(root, NULL, would, error) ||
-        !sqlenvfs_shipper_intend_removal(root, NULL, would, error))
+        !sqlenvfs_shipper_intend_removal(root, run, NULL, would, error))
       return FALSE;
   }
   if (!sqlenvfs_retention_prune_archives(root, dry_run, out->segments, error))
@@ -495,7 +496,7 @@ run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError *
     return TRUE;
   if (!sqlenvfs_shipper_queue_removal(root, NULL, out->segments, error))
     return FALSE;
-  sqlenvfs_shipper_removal_done(root);
+  sqlenvfs_shipper_removal_done(root, run);
   return TRUE;
 }
 

@@ -68,7 +68,7 @@
 #define STATE_FILE "replica-shipped"
 #define STATUS_FILE "replica-status"
 #define REMOVE_FILE "replica-remove"
-#define PENDING_PREFIX ".tmp-replica-remove-" /* + pid: what a prune is removing */
+#define PENDING_PREFIX ".tmp-replica-remove-" /* + run-pid: what a prune is removing */
 #define FORMAT_KEY "FORMAT"
 #define OWNER_KEY "OWNER"        /* "sqlenvfs-root <id>": the root whose replica it is */
 #define ROOT_ID_FILE "root-id"   /* this root's id, in .sqlenvfs                      */
@@ -2050,15 +2050,22 @@ append_durably(const char *path, const char *text, gsize len, GError **error)
 }
 
 static char *
-pending_path(SqlenvfsRoot *root)
+pending_path(SqlenvfsRoot *root, guint run)
 {
-  g_autofree char *name = g_strdup_printf("%s%d", PENDING_PREFIX, (int)getpid());
+  g_autofree char *name = g_strdup_printf("%s%u-%d", PENDING_PREFIX, run, (int)getpid());
   return g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), name, NULL);
 }
 
+guint
+sqlenvfs_shipper_removal_begin(void)
+{
+  static gint runs;
+  return (guint)g_atomic_int_add(&runs, 1);
+}
+
 gboolean
-sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments,
-                                GError **error)
+sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, guint run, GPtrArray *items,
+                                GPtrArray *segments, GError **error)
 {
   g_autoptr(GString) out = g_string_new(NULL);
   g_autofree char *path = NULL;
@@ -2066,7 +2073,7 @@ sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray 
 
   if (rc <= 0 || out->len == 0)
     return rc >= 0;
-  path = pending_path(root);
+  path = pending_path(root, run);
   return append_durably(path, out->str, out->len, error);
 }
 
@@ -2085,9 +2092,9 @@ sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *
 }
 
 void
-sqlenvfs_shipper_removal_done(SqlenvfsRoot *root)
+sqlenvfs_shipper_removal_done(SqlenvfsRoot *root, guint run)
 {
-  g_autofree char *path = pending_path(root);
+  g_autofree char *path = pending_path(root, run);
   g_autoptr(GError) error = NULL;
   if (unlink(path) != 0) {
     if (errno != ENOENT)
