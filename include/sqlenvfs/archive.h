@@ -236,7 +236,10 @@ void sqlenvfs_archive_writer_set_version(SqlenvfsArchiveWriter *w, guint32 versi
  * existed, or whose summary could not be written when they were sealed
  * (the writer writes one at every seal). Each is built from its segment's
  * records; a segment that cannot be summarized (damaged) is skipped with a
- * warning. FALSE and *error only when the directory cannot be listed. */
+ * warning. Also writes the newest sealed segment's file of last versions
+ * when its summary asks for one and it is missing (a power cut between the
+ * two renames of a seal). FALSE and *error only when the directory cannot
+ * be listed. */
 gboolean sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error);
 
 /* Make everything appended so far durable (fdatasync of the segment; its

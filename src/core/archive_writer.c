@@ -715,10 +715,38 @@ summarize(SqlenvfsArchiveWriter *w, guint64 number)
               w->dir, number, error->message);
 }
 
+/* The .last file of the sealed segment @number when its summary is there,
+ * asks for one, and it is not: a power cut between the seal's two renames
+ * keeps the summary alone, and nothing else would write the file again. */
+static void
+complete_last(SqlenvfsArchiveWriter *w, guint64 number)
+{
+  g_autofree char *spath = archive_summary_path(w->dir, number);
+  g_autofree char *lpath = archive_last_path(w->dir, number);
+  g_autofree gchar *sum = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *why = NULL;
+  ArchiveSummary s;
+  struct stat st;
+  gsize len = 0;
+
+  if (lstat(lpath, &st) == 0 || errno != ENOENT || lstat(spath, &st) != 0 ||
+      !S_ISREG(st.st_mode) || !g_file_get_contents(spath, &sum, &len, NULL) ||
+      !archive_summary_parse((const guint8 *)sum, len, &s, &why) || !archive_last_worth(&s))
+    return;
+  g_message("archive %s: writing the last versions of segment %" G_GUINT64_FORMAT, w->dir,
+            number);
+  if (!archive_last_write(w->dir, number, (const guint8 *)sum, len, w->mode, &error) &&
+      !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
+    g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
+              " (readers use its records instead): %s", w->dir, number, error->message);
+}
+
 gboolean
 sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error)
 {
   g_autoptr(GArray) nums = archive_list_segments(w->dir, error);
+  guint64 newest = 0; /* the newest sealed segment */
   if (nums == NULL)
     return FALSE;
   for (guint i = 0; i < nums->len; i++) {
@@ -726,11 +754,14 @@ sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error
     g_autofree char *path = archive_summary_path(w->dir, n);
     if (n == w->seg_number && !w->is_sealed)
       continue; /* the segment being written */
+    newest = n;
     if (g_file_test(path, G_FILE_TEST_EXISTS))
       continue;
     g_message("archive %s: writing the summary of segment %" G_GUINT64_FORMAT, w->dir, n);
     summarize(w, n);
   }
+  if (newest > 0)
+    complete_last(w, newest);
   return TRUE;
 }
 

@@ -4303,6 +4303,41 @@ START_TEST(test_orphan_summaries_removed)
 }
 END_TEST
 
+/* A power cut between the two renames of a seal keeps the newest sealed
+ * segment's summary without its .last file: the writer's start writes it
+ * again, the same bytes. */
+START_TEST(test_missing_last_written_at_start)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(GArray) nums = NULL;
+  g_autofree char *last = NULL;
+  g_autofree gchar *before = NULL, *after = NULL;
+  guint32 pgnos[3] = { 2, 3, 4 };
+  GError *error = NULL;
+  gsize n_before, n_after;
+  guint64 newest;
+
+  for (guint k = 1; k <= 1500; k++)
+    put_commit(w, k, pgnos, 3, 8, l_fill);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  nums = archive_list_segments(dir, &error);
+  ck_assert_uint_ge(nums->len, 3);
+  newest = g_array_index(nums, guint64, nums->len - 2); /* the last is being written */
+  last = archive_last_path(dir, newest);
+  ck_assert(g_file_get_contents(last, &before, &n_before, NULL));
+  ck_assert_int_eq(unlink(last), 0);
+
+  w = open_writer(64 * 1024);
+  ck_assert(sqlenvfs_archive_writer_write_summaries(w, &error));
+  ck_assert_no_error(error);
+  ck_assert(g_file_get_contents(last, &after, &n_after, NULL));
+  ck_assert_uint_eq(n_after, n_before);
+  ck_assert(memcmp(after, before, n_before) == 0);
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
 static void
 count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
 {
@@ -4595,6 +4630,7 @@ archive_suite(void)
   tcase_add_test(tc, test_compose_last_versions);
   tcase_add_test(tc, test_last_too_large_is_quiet);
   tcase_add_test(tc, test_orphan_summaries_removed);
+  tcase_add_test(tc, test_missing_last_written_at_start);
   tcase_add_test(tc, test_compose_gap_base_size);
   suite_add_tcase(s, tc);
   return s;
