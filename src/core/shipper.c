@@ -51,6 +51,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -1011,6 +1012,25 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
 /* ------------------------------------------------------------------ */
 /* Removals queued by prune                                             */
 
+void (*sqlenvfs_shipper_queue_hook)(const char *path);
+
+gboolean
+sqlenvfs_shipper_queue_take(const char *path, const char *taking, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  gboolean ok = TRUE;
+
+  if (fd < 0)
+    return errno == ENOENT || sqlenvfs_error_errno(error, errno, "open", path);
+  /* An append under way holds the lock: it ends before the file goes. */
+  if (flock(fd, LOCK_EX) != 0)
+    ok = sqlenvfs_error_errno(error, errno, "lock", path);
+  else if (rename(path, taking) != 0)
+    ok = sqlenvfs_error_errno(error, errno, "rename", path);
+  close(fd);
+  return ok;
+}
+
 static gboolean
 run_removals(SqlenvfsShipper *s, GError **error)
 {
@@ -1019,12 +1039,9 @@ run_removals(SqlenvfsShipper *s, GError **error)
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
 
-  if (!g_file_test(taking, G_FILE_TEST_EXISTS)) {
-    if (!g_file_test(path, G_FILE_TEST_EXISTS))
-      return TRUE;
-    if (rename(path, taking) != 0)
-      return sqlenvfs_error_errno(error, errno, "rename", path);
-  }
+  if (!g_file_test(taking, G_FILE_TEST_EXISTS) &&
+      !sqlenvfs_shipper_queue_take(path, taking, error))
+    return FALSE;
   if (!g_file_get_contents(taking, &text, NULL, NULL))
     return TRUE;
   lines = g_strsplit(text, "\n", -1);
@@ -2032,13 +2049,32 @@ removal_keys(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *segments, GString 
 /* Append @text to @path (created 0600 if need be) and make it durable: the
  * file's data, and its name with the directory (a new file's name survives
  * a power cut only once its directory is synced). */
-static gboolean
-append_durably(const char *path, const char *text, gsize len, GError **error)
+gboolean
+sqlenvfs_shipper_queue_append(const char *path, const char *text, gsize len, GError **error)
 {
   g_autofree char *dir = g_path_get_dirname(path);
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "open", path);
+  int fd = -1;
+
+  /* Under the lock the shipper takes the queue with, on the file still at
+   * @path: one it renamed away between the open and the lock has been read
+   * (or is being read), and a line written to it would be lost. */
+  for (;;) {
+    struct stat a, b;
+    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open", path);
+    if (sqlenvfs_shipper_queue_hook != NULL)
+      sqlenvfs_shipper_queue_hook(path);
+    if (flock(fd, LOCK_EX) != 0) {
+      sqlenvfs_error_errno(error, errno, "lock", path);
+      close(fd);
+      return FALSE;
+    }
+    if (fstat(fd, &a) == 0 && lstat(path, &b) == 0 && a.st_dev == b.st_dev &&
+        a.st_ino == b.st_ino)
+      break;
+    close(fd);
+  }
   errno = 0;
   if (write(fd, text, len) != (gssize)len || fsync(fd) != 0) {
     sqlenvfs_error_errno(error, errno ? errno : EIO, "write", path);
@@ -2074,7 +2110,7 @@ sqlenvfs_shipper_intend_removal(SqlenvfsRoot *root, guint run, GPtrArray *items,
   if (rc <= 0 || out->len == 0)
     return rc >= 0;
   path = pending_path(root, run);
-  return append_durably(path, out->str, out->len, error);
+  return sqlenvfs_shipper_queue_append(path, out->str, out->len, error);
 }
 
 gboolean
@@ -2088,7 +2124,7 @@ sqlenvfs_shipper_queue_removal(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *
   if (rc <= 0 || out->len == 0)
     return rc >= 0;
   path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), REMOVE_FILE, NULL);
-  return append_durably(path, out->str, out->len, error);
+  return sqlenvfs_shipper_queue_append(path, out->str, out->len, error);
 }
 
 void
@@ -2165,7 +2201,7 @@ sqlenvfs_shipper_adopt_removals(SqlenvfsRoot *root, GError **error)
       else if (gone)
         g_string_append_printf(out, "%s\n", lines[j]);
     }
-    if (out->len > 0 && !append_durably(queue, out->str, out->len, error))
+    if (out->len > 0 && !sqlenvfs_shipper_queue_append(queue, out->str, out->len, error))
       return FALSE;
     if (unsure) {
       g_warning("replica: %s names what cannot be looked at; left for the next prune", path);

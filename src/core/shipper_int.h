@@ -2,7 +2,8 @@
  * shipper_int.h — the reader of the shipper's resume state
  * (.sqlenvfs/replica-shipped, its layout at the top of shipper.c) and its
  * writer's formatting, for the code that must read it besides the shipper: its fuzz target
- * (tests/fuzz/fuzz_shipper_state.c). Private to sqlenvfs.
+ * (tests/fuzz/fuzz_shipper_state.c); and the taking of the removal queue, for
+ * its unit test. Private to sqlenvfs.
  */
 #pragma once
 
@@ -34,5 +35,20 @@ GString *sqlenvfs_shipper_state_format(const char *url, GHashTable *shipped, con
 
 /* Free what @st holds; @st may be cleared already. */
 void sqlenvfs_shipper_state_clear(SqlenvfsShipperState *st);
+
+/* Take the removal queue @path for sending: rename it to @taking under the
+ * exclusive lock prune's appends hold, so that no line is appended to it
+ * once it is taken. TRUE when there was none. */
+gboolean sqlenvfs_shipper_queue_take(const char *path, const char *taking, GError **error);
+
+/* Append @text (@len bytes) to the queue or pending file @path (created
+ * 0600 if need be) and make it durable, under the lock taking holds, to
+ * the file that is at @path once locked. */
+gboolean sqlenvfs_shipper_queue_append(const char *path, const char *text, gsize len,
+                                       GError **error);
+
+/* Tests: called by an append to the removal queue between its open and its
+ * lock (NULL otherwise). */
+extern void (*sqlenvfs_shipper_queue_hook)(const char *path);
 
 G_END_DECLS

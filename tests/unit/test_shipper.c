@@ -1,0 +1,105 @@
+/* Unit tests for the shipper's removal queue (.sqlenvfs/replica-remove):
+ * prune appends the keys of what it removed, and the shipper takes the
+ * queue by renaming it, then sends the deletions. No line may land in a
+ * queue once it is taken. */
+#include "testutil.h"
+
+#include <string.h>
+#include <unistd.h>
+
+#include "sqlenvfs/error.h"
+#include "../../src/core/shipper_int.h"
+
+static char *dir;
+static char *queue, *taking;
+
+static void
+setup(void)
+{
+  dir = testutil_tmpdir();
+  queue = g_build_filename(dir, "replica-remove", NULL);
+  taking = g_strconcat(queue, ".taking", NULL);
+}
+
+static void
+teardown(void)
+{
+  sqlenvfs_shipper_queue_hook = NULL;
+  g_free(queue);
+  g_free(taking);
+  testutil_tmpdir_cleanup(dir);
+}
+
+static char *
+contents(const char *path)
+{
+  char *text = NULL;
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return g_strdup("");
+  return text;
+}
+
+/* The shipper taking the queue at the worst moment: after an append
+ * opened it, before the append wrote. */
+static void
+take_now(const char *path)
+{
+  GError *error = NULL;
+  sqlenvfs_shipper_queue_hook = NULL;
+  ck_assert(sqlenvfs_shipper_queue_take(path, taking, &error));
+  ck_assert_no_error(error);
+}
+
+START_TEST(test_append_after_take_goes_to_a_new_queue)
+{
+  GError *error = NULL;
+  g_autofree char *sent = NULL, *left = NULL;
+
+  ck_assert(sqlenvfs_shipper_queue_append(queue, "k1\n", 3, &error));
+  ck_assert_no_error(error);
+  sqlenvfs_shipper_queue_hook = take_now;
+  ck_assert(sqlenvfs_shipper_queue_append(queue, "k2\n", 3, &error));
+  ck_assert_no_error(error);
+  sent = contents(taking);
+  left = contents(queue);
+  /* What was taken is what the shipper read; k2 waits for the next round. */
+  ck_assert_str_eq(sent, "k1\n");
+  ck_assert_str_eq(left, "k2\n");
+}
+END_TEST
+
+START_TEST(test_take_of_no_queue)
+{
+  GError *error = NULL;
+  ck_assert(sqlenvfs_shipper_queue_take(queue, taking, &error));
+  ck_assert_no_error(error);
+  ck_assert(!g_file_test(taking, G_FILE_TEST_EXISTS));
+  ck_assert(sqlenvfs_shipper_queue_append(queue, "a\n", 2, &error));
+  ck_assert(sqlenvfs_shipper_queue_append(queue, "b\n", 2, &error));
+  ck_assert(sqlenvfs_shipper_queue_take(queue, taking, &error));
+  ck_assert_no_error(error);
+  ck_assert(!g_file_test(queue, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *sent = contents(taking);
+    ck_assert_str_eq(sent, "a\nb\n");
+  }
+}
+END_TEST
+
+static Suite *
+suite(void)
+{
+  Suite *s = suite_create("shipper");
+  TCase *tc = tcase_create("queue");
+  tcase_add_checked_fixture(tc, setup, teardown);
+  tcase_add_test(tc, test_append_after_take_goes_to_a_new_queue);
+  tcase_add_test(tc, test_take_of_no_queue);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int
+main(void)
+{
+  return testutil_run(suite());
+}
