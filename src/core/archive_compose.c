@@ -633,7 +633,9 @@ typedef struct {
   char *path;
   guint64 size, number;
   guint32 page_size;
-  GArray *cands;    /* Candidate: as registered, then (@pos) in file order */
+  GArray *cands;    /* Candidate: as registered, then (@pos) in file order
+                     * (replaced under @lock by the first read)         */
+  guint n_cands;    /* their number, which never changes (read unlocked) */
   guint32 *pos;     /* per page of this source: its candidate in file
                      * order; NULL until the first read sorts them        */
   guint32 *refs;    /* per candidate: its page in @rs + 1; 0: not checked */
@@ -761,7 +763,7 @@ deferred_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
     return 0;
   i = (guint64)off / d->page_size;
   within = (guint64)off % d->page_size;
-  if (i >= d->cands->len)
+  if (i >= d->n_cands)
     return 0;
   g_mutex_lock(&d->lock);
   if (d->pos == NULL)
@@ -797,6 +799,7 @@ deferred_map_new(Compose *c, guint si, GArray *cands, GError **error)
   d->number = seg->number;
   d->page_size = c->page_size;
   d->cands = cands;
+  d->n_cands = cands->len;
   d->refs = g_new0(guint32, MAX(cands->len, 1));
   d->bad = c->a->deferred_bad_maps;
   if (d->bad == NULL)
@@ -880,7 +883,7 @@ last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
     return 0;
   i = (guint64)off / ps;
   within = (guint64)off % ps;
-  if (i >= m->fallback->cands->len)
+  if (i >= m->fallback->n_cands)
     return 0;
   g_mutex_lock(&m->lock);
   if (!m->is_bad) {
