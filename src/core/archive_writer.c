@@ -37,6 +37,8 @@ struct _SqlenvfsArchiveWriter {
   guint32 seg_version;/* format version of the current segment             */
   gboolean idx_broken;/* an index write failed: stop indexing this segment */
   guint64 noted_from; /* the segment's size at the last archive_note_written */
+  guint64 backfill_next; /* the next older segment a seal looks at for a
+                          * missing .last (backfill_last); G_MAXUINT64: done */
 
   guint64 next_seq;
   gboolean has_last, has_last_state;
@@ -715,31 +717,72 @@ summarize(SqlenvfsArchiveWriter *w, guint64 number)
               w->dir, number, error->message);
 }
 
-/* The .last file of the sealed segment @number when its summary is there,
- * asks for one, and it is not: a power cut between the seal's two renames
- * keeps the summary alone, and nothing else would write the file again. */
-static void
-complete_last(SqlenvfsArchiveWriter *w, guint64 number)
+/* Write the .last file of the sealed segment @number when its summary is
+ * there and asks for one (archive_last_worth, read from its header alone)
+ * and the file is not. TRUE when it tried. */
+static gboolean
+write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
 {
   g_autofree char *spath = archive_summary_path(w->dir, number);
   g_autofree char *lpath = archive_last_path(w->dir, number);
   g_autofree gchar *sum = NULL;
   g_autoptr(GError) error = NULL;
+  guint8 head[ARCHIVE_SUM_HEADER_SIZE_V2];
   const char *why = NULL;
   ArchiveSummary s;
   struct stat st;
-  gsize len = 0;
+  gsize len = 0, got = 0;
+  gboolean worth;
+  int fd;
 
-  if (lstat(lpath, &st) == 0 || errno != ENOENT || lstat(spath, &st) != 0 ||
-      !S_ISREG(st.st_mode) || !g_file_get_contents(spath, &sum, &len, NULL) ||
+  if (lstat(lpath, &st) == 0 || errno != ENOENT)
+    return FALSE;
+  fd = open(spath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return FALSE;
+  worth = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+          archive_pread_full(fd, head, sizeof head, 0, &got, spath, NULL) &&
+          got == sizeof head &&
+          archive_summary_parse_header(head, (gsize)st.st_size, &s, &why) &&
+          archive_last_worth(&s);
+  close(fd);
+  if (!worth || !g_file_get_contents(spath, &sum, &len, NULL) ||
       !archive_summary_parse((const guint8 *)sum, len, &s, &why) || !archive_last_worth(&s))
-    return;
+    return FALSE;
   g_message("archive %s: writing the last versions of segment %" G_GUINT64_FORMAT, w->dir,
             number);
   if (!archive_last_write(w->dir, number, (const guint8 *)sum, len, w->mode, &error) &&
       !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
     g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
               " (readers use its records instead): %s", w->dir, number, error->message);
+  return TRUE;
+}
+
+/* After a seal: the oldest sealed segment not looked at yet whose summary
+ * asks for a .last file it lacks (sealed by a version that wrote none, or
+ * whose file was lost) gets it, one a seal, so that an archive's history
+ * gains them without holding capture up at a start. */
+static void
+backfill_last(SqlenvfsArchiveWriter *w)
+{
+  g_autoptr(GArray) nums = NULL;
+
+  if (w->backfill_next == G_MAXUINT64)
+    return;
+  nums = archive_list_segments(w->dir, NULL);
+  if (nums == NULL)
+    return; /* tried again at the next seal */
+  for (guint i = 0; i < nums->len; i++) {
+    guint64 n = g_array_index(nums, guint64, i);
+    if (n < w->backfill_next)
+      continue;
+    if (n >= w->seg_number)
+      break;
+    w->backfill_next = n + 1;
+    if (write_missing_last(w, n))
+      return;
+  }
+  w->backfill_next = G_MAXUINT64; /* every older segment looked at */
 }
 
 gboolean
@@ -761,7 +804,7 @@ sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error
     summarize(w, n);
   }
   if (newest > 0)
-    complete_last(w, newest);
+    write_missing_last(w, newest);
   return TRUE;
 }
 
@@ -782,6 +825,7 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
           w->seg_size);
   summarize(w, w->seg_number);
+  backfill_last(w);
   return TRUE;
 }
 

@@ -4338,6 +4338,50 @@ START_TEST(test_missing_last_written_at_start)
 }
 END_TEST
 
+/* Sealed segments without the .last file their summary asks for (sealed
+ * by a version that wrote none) get it, one a seal, oldest first, the
+ * bytes a seal would have written. */
+START_TEST(test_last_backfilled_one_a_seal)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(GArray) nums = NULL;
+  g_autofree char *l1 = archive_last_path(dir, 1), *l2 = archive_last_path(dir, 2);
+  g_autofree gchar *b1 = NULL, *b2 = NULL, *a1 = NULL, *a2 = NULL;
+  guint32 pgnos[3] = { 2, 3, 4 };
+  GError *error = NULL;
+  gsize n1, n2, m1, m2;
+  guint k = 0, n_segs;
+
+  while (k < 1500)
+    put_commit(w, ++k, pgnos, 3, 8, l_fill);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  nums = archive_list_segments(dir, &error);
+  n_segs = nums->len;
+  ck_assert_uint_ge(n_segs, 4);
+  ck_assert(g_file_get_contents(l1, &b1, &n1, NULL) && g_file_get_contents(l2, &b2, &n2, NULL));
+  ck_assert_int_eq(unlink(l1), 0);
+  ck_assert_int_eq(unlink(l2), 0);
+
+  /* The next seal writes segment 1's, the one after it segment 2's. */
+  w = open_writer(64 * 1024);
+  while (!g_file_test(l1, G_FILE_TEST_EXISTS)) {
+    put_commit(w, ++k, pgnos, 3, 8, l_fill);
+    ck_assert_uint_lt(k, 6000);
+  }
+  ck_assert(!g_file_test(l2, G_FILE_TEST_EXISTS));
+  while (!g_file_test(l2, G_FILE_TEST_EXISTS)) {
+    put_commit(w, ++k, pgnos, 3, 8, l_fill);
+    ck_assert_uint_lt(k, 9000);
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(g_file_get_contents(l1, &a1, &m1, NULL) && g_file_get_contents(l2, &a2, &m2, NULL));
+  ck_assert(m1 == n1 && memcmp(a1, b1, n1) == 0);
+  ck_assert(m2 == n2 && memcmp(a2, b2, n2) == 0);
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
 static void
 count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
 {
@@ -4631,6 +4675,7 @@ archive_suite(void)
   tcase_add_test(tc, test_last_too_large_is_quiet);
   tcase_add_test(tc, test_orphan_summaries_removed);
   tcase_add_test(tc, test_missing_last_written_at_start);
+  tcase_add_test(tc, test_last_backfilled_one_a_seal);
   tcase_add_test(tc, test_compose_gap_base_size);
   suite_add_tcase(s, tc);
   return s;
