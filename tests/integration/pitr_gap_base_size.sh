@@ -14,14 +14,7 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
 DB=$R/data/prod/app.db
-mkdir -p "$R"
-cat > "$R/schema.sql" <<'SQL'
-PRAGMA auto_vacuum=INCREMENTAL;
-CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
-  INSERT INTO t SELECT i, 'init' FROM n;
-CREATE TABLE bulk(id INTEGER PRIMARY KEY, v TEXT);
-SQL
+pitr_shrink_root "$R" INCREMENTAL
 cat > "$R/sqlenvfs.conf" <<'CONF'
 [archive]
 segment-max-records=16

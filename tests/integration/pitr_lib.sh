@@ -132,3 +132,17 @@ pitr_check_held() {
   assert_eq "$(sqlite3 "$T/held.db" 'SELECT count(*) FROM tx')" "$k_held" \
     "rows at $held (latest during the hold) $3"
 }
+
+# A root for commits that shrink the database: auto_vacuum=MODE (FULL or
+# INCREMENTAL), table t of 200 rows and an empty table bulk.
+#   pitr_shrink_root ROOT MODE
+pitr_shrink_root() {
+  mkdir -p "$1"
+  cat > "$1/schema.sql" <<SQL
+PRAGMA auto_vacuum=$2;
+CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
+  INSERT INTO t SELECT i, 'init' FROM n;
+CREATE TABLE bulk(id INTEGER PRIMARY KEY, v TEXT);
+SQL
+}
