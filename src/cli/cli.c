@@ -43,6 +43,15 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, error->message, cmd);
     return FALSE;
   }
+  /* An empty --root (`--root "$ROOT"` with ROOT unset) is a mistake, not a
+   * request for the default: running on $SQLENVFS_ROOT or the current
+   * directory instead could prune or replace another root. */
+  if (root_arg != NULL && *root_arg == '\0') {
+    fprintf(stderr, "sqlenvfs %s: --root is empty (nothing was done; give the root's directory, "
+            "or leave --root out to use $SQLENVFS_ROOT, else the current directory) "
+            "(see 'sqlenvfs %s --help')\n", cmd, cmd);
+    return FALSE;
+  }
   /* Anything left that looks like an option is unknown (after "--" it is not). */
   for (int i = 1; i < *argc; i++) {
     if ((*argv)[i][0] == '-' && (*argv)[i][1] != '\0') {

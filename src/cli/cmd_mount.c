@@ -101,6 +101,8 @@ cmd_mount(int argc, char **argv)
   } else if (argc == 3) {
     root = argv[1];
     mountpoint = argv[2];
+    if (*root == '\0')
+      return cli_usage("mount", "ROOT is empty (nothing was mounted; give the root's directory)");
   } else if (argc == 2) {
     root = cli_root_arg();
     mountpoint = argv[1];

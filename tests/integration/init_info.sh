@@ -41,6 +41,17 @@ expect_fail "already exists.*--force" "$SQLENVFS" init --root "$R"
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after a refused init"
 pass "a second init is refused without --force"
 
+# --- an empty --root (`--root "$ROOT"` with ROOT unset) is refused, never
+# taken to mean the current directory, even when that is a root
+mkdir -p "$T/mnt-empty"
+_mounts+=("$T/mnt-empty")
+(cd "$R" && expect_fail "^sqlenvfs list: --root is empty \(nothing was done" "$SQLENVFS" list --root "")
+(cd "$R" && expect_fail "^sqlenvfs init: --root is empty" "$SQLENVFS" init --root "" --force)
+(cd "$R" && expect_fail "^sqlenvfs mount: ROOT is empty" "$SQLENVFS" mount "" "$T/mnt-empty")
+mountpoint -q "$T/mnt-empty" && fail "mount with an empty ROOT mounted something"
+assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after init --root ''"
+pass "an empty --root or ROOT is refused"
+
 # --- --force moves the old files aside, readable, nothing lost
 "$SQLENVFS" init --root "$R" --force > "$T/force.out"
 old=$(ls "$R"/data/prod/app.db.replaced-* | grep -v -- '-wal$\|-shm$' | head -1)
