@@ -157,6 +157,12 @@ guint32 sqlenvfs_crc32_combine(guint32 crc1, guint32 crc2, guint64 len);
 gboolean sqlenvfs_file_crc32(const char *path, guint32 *crc, goffset *size,
                              GError **error);
 
+/* @arg as one word of a command line a user can paste into a shell: itself
+ * when it holds only letters (non-ASCII ones too), digits and _-./:@%+=,,
+ * else single-quoted (a database or root name with a blank). Newly
+ * allocated. */
+char *sqlenvfs_shell_word(const char *arg);
+
 /* Human-readable size, e.g. "12.3 MiB", in plain ASCII (an ASCII space
  * between number and unit, never GLib's no-break space). */
 char *sqlenvfs_format_size(guint64 bytes);

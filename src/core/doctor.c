@@ -843,9 +843,10 @@ check_backups(Ctx *c, const DbFiles *d, const char *name)
   gboolean verify = !(c->flags & SQLENVFS_DOCTOR_NO_INTEGRITY);
   const char *dir = sqlenvfs_root_path(c->root, SQLENVFS_DIR_DAILY);
   gint64 now = sqlenvfs_clock_now();
+  g_autofree char *root_word = sqlenvfs_shell_word(sqlenvfs_root_dir(c->root));
   g_autofree char *backup_cmd = g_strdup_printf(
     "take one now (`sqlenvfs backup`) and schedule it daily (cron: `0 2 * * * sqlenvfs backup "
-    "--root %s`)", sqlenvfs_root_dir(c->root));
+    "--root %s`)", root_word);
   guint n_bad = 0;
 
   if (c->backups == NULL) {
@@ -902,8 +903,10 @@ check_drill(Ctx *c, const DbFiles *d, const char *name)
 {
   g_autofree char *memo = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_STATE),
                                            "drilled", NULL);
+  g_autofree char *root_word = sqlenvfs_shell_word(sqlenvfs_root_dir(c->root));
+  g_autofree char *db_word = sqlenvfs_shell_word(name);
   g_autofree char *cmd = g_strdup_printf("sqlenvfs verify --drill --root %s --db %s",
-                                         sqlenvfs_root_dir(c->root), name);
+                                         root_word, db_word);
   g_autofree char *again = NULL, *schedule = NULL, *what = NULL;
   SqlenvfsDrillLast last;
   gboolean has_run = sqlenvfs_drill_last(c->root, name, &last);

@@ -270,10 +270,11 @@ sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error)
 
   if (mode == SQLENVFS_ROOT_MUST_EXIST) {
     if (!g_file_test(root->dir, G_FILE_TEST_IS_DIR)) {
+      g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "open root %s (from %s): no such directory (create one with "
                   "`sqlenvfs init --root %s`)",
-                  root->dir, src, root->dir);
+                  root->dir, src, root_word);
       return NULL;
     }
     if (!g_file_test(root->paths[SQLENVFS_DIR_PROD], G_FILE_TEST_IS_DIR)) {
@@ -507,10 +508,12 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
   }
   path = sqlenvfs_root_prod_db(root, name);
   if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
+    g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
+    g_autofree char *db_word = sqlenvfs_shell_word(name);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "production database %s does not exist (run `sqlenvfs init --db %s`, or "
-                "see `sqlenvfs info` for the databases in this root)",
-                path, name);
+                "production database %s does not exist (run `sqlenvfs init --root %s --db %s`, "
+                "or see `sqlenvfs info` for the databases in this root)",
+                path, root_word, db_word);
     return NULL;
   }
   return g_strdup(name);

@@ -576,3 +576,14 @@ sqlenvfs_clock_set(SqlenvfsClockFunc fn)
 {
   clock_fn = fn;
 }
+
+char *
+sqlenvfs_shell_word(const char *arg)
+{
+  if (*arg == '\0')
+    return g_strdup("''");
+  for (const unsigned char *p = (const unsigned char *)arg; *p; p++)
+    if (*p < 0x80 && !g_ascii_isalnum(*p) && strchr("_-./:@%+=,", *p) == NULL)
+      return g_shell_quote(arg);
+  return g_strdup(arg);
+}

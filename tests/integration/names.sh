@@ -94,3 +94,25 @@ grep -q "^  $NA " "$T/windows" || fail "list shows no window of $NA: $(cat "$T/w
 python3 -c 'import sys; cols = {l.index(" .. ") for l in open(sys.argv[1])}; sys.exit(len(cols) != 1)' "$T/windows" ||
   fail "list's windows do not line up: $(cat "$T/windows")"
 pass "the mount archives and serves '$SP' and '$NA' (prod/, ctl/, snapshots/, pitr/), restore reads them back"
+
+# --- the commands the doctor and the errors give can be pasted into a shell
+# as they are: each name is one word, quoted where a shell would split it
+"$SQLENVFS" doctor --root "$R" --json > "$T/doc.json" 2>/dev/null || true
+python3 - "$T/doc.json" "$R" "$SP" "$NA" "$ODD" <<'PY' || fail "doctor's drill advice: $(grep -o '"action": "run `sqlenvfs verify --drill[^`]*`' "$T/doc.json")"
+import json, re, shlex, sys
+doc = json.load(open(sys.argv[1]))
+root, names = sys.argv[2], sys.argv[3:]
+cmds = {}
+for f in doc["findings"]:
+    m = re.search(r"`(sqlenvfs verify --drill [^`]*)`", f["action"])
+    if m:
+        cmds[f["subject"]] = shlex.split(m.group(1))
+for db in names:
+    assert cmds["prod/" + db] == ["sqlenvfs", "verify", "--drill", "--root", root, "--db", db], \
+        cmds.get("prod/" + db)
+PY
+err=$("$SQLENVFS" backup --root "$R" --db "no $NA" 2>&1 >/dev/null) && fail "backup of a missing database"
+cmd=$(grep -o '`sqlenvfs init [^`]*`' <<<"$err" | tr -d '`')
+python3 -c 'import shlex, sys; a = shlex.split(sys.argv[1]); sys.exit(a[2:] != ["--root", sys.argv[2], "--db", sys.argv[3]])' \
+  "$cmd" "$R" "no $NA" || fail "init advice for a missing database: $err"
+pass "the doctor's and the errors' commands name '$SP' and '$ODD' as one word each"
