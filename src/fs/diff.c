@@ -10,6 +10,21 @@
 #include "sqlenvfs/diff.h"
 #include "sqlenvfs/error.h"
 
+gboolean
+fs_diff_resolve_time(Fs *fs, const char *name, gint64 *time_us, gboolean *is_lasting,
+                     GError **error)
+{
+  gint64 earliest, latest;
+
+  if (strcmp(name, "earliest") != 0 && strcmp(name, "latest") != 0)
+    return fs_pitr_resolve_time(fs->pitr, name, time_us, is_lasting, error);
+  *is_lasting = FALSE;
+  if (!fs_pitr_window(fs->pitr, &earliest, &latest, error))
+    return FALSE;
+  *time_us = name[0] == 'l' ? fs_pitr_latest_for(fs->pitr, 0, latest) : earliest;
+  return TRUE;
+}
+
 GPtrArray *
 fs_diff_list(Fs *fs, const FsWhere *where, GError **error)
 {
@@ -18,8 +33,8 @@ fs_diff_list(Fs *fs, const FsWhere *where, GError **error)
   g_autoptr(GPtrArray) dbs = NULL;
   GPtrArray *names;
 
-  if (!fs_pitr_resolve_time(fs->pitr, where->entry, &t1, &is_lasting, error) ||
-      !fs_pitr_resolve_time(fs->pitr, where->to, &t2, &is_lasting, error))
+  if (!fs_diff_resolve_time(fs, where->entry, &t1, &is_lasting, error) ||
+      !fs_diff_resolve_time(fs, where->to, &t2, &is_lasting, error))
     return NULL;
   dbs = fs_pitr_list_dbs(fs->pitr, t2, error);
   if (dbs == NULL)
@@ -52,8 +67,8 @@ fs_diff_render(Fs *fs, const FsWhere *where, gsize *len, GError **error)
   gboolean is_lasting;
   GString *out;
 
-  if (!fs_pitr_resolve_time(fs->pitr, where->entry, &from.us, &is_lasting, error) ||
-      !fs_pitr_resolve_time(fs->pitr, where->to, &to.us, &is_lasting, error))
+  if (!fs_diff_resolve_time(fs, where->entry, &from.us, &is_lasting, error) ||
+      !fs_diff_resolve_time(fs, where->to, &to.us, &is_lasting, error))
     return NULL;
   out = g_string_new(NULL);
   if (!sqlenvfs_diff_run(fs->root, where->db, &from, &to, where->is_summary, append, note, out,

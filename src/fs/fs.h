@@ -278,6 +278,12 @@ void fs_status_invalidate(Fs *fs);
  * recoverable at both times. */
 GPtrArray *fs_diff_list(Fs *fs, const FsWhere *where, GError **error);
 
+/* A time of diff/<t1>/<t2>/: any name pitr/<name> takes
+ * (fs_pitr_resolve_time), and `earliest` and `latest`, the targets of
+ * pitr/'s links, as `sqlenvfs diff --to latest` takes its default. */
+gboolean fs_diff_resolve_time(Fs *fs, const char *name, gint64 *time_us, gboolean *is_lasting,
+                              GError **error);
+
 /* The content of a diff/<t1>/<t2>/<db>.sql or .summary file, generated in
  * memory (sqlenvfs_diff_run). NULL and *error when a time is not
  * recoverable or the diff fails. */

@@ -399,7 +399,8 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   return TRUE;
 }
 
-/* diff/<t1>/<t2>/<db>.sql|.summary: each time as pitr/ takes it; the
+/* diff/<t1>/<t2>/<db>.sql|.summary: each time as pitr/ takes it (and
+ * earliest, latest: fs_diff_resolve_time); the
  * file's content (and so its size, shown as 0) is made at open. */
 static gboolean
 resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr *a,
@@ -419,8 +420,8 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   }
   if (n > 4)
     return not_found(error, path, "no such file");
-  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, &is_lasting, error) ||
-      (n >= 3 && !fs_pitr_resolve_time(fs->pitr, comps[2], &t2, &is_lasting, error)))
+  if (!fs_diff_resolve_time(fs, comps[1], &w->time_us, &is_lasting, error) ||
+      (n >= 3 && !fs_diff_resolve_time(fs, comps[2], &t2, &is_lasting, error)))
     return FALSE;
   w->entry = g_strdup(comps[1]);
   if (n == 2) {

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The mount's diff/<t1>/<t2>/ takes the times pitr/ takes, and `latest` and
+# `earliest`, the targets of pitr/'s links: diff/<t1>/latest/app.sql is what
+# `sqlenvfs diff --from t1` prints (its --to defaults to latest).
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root M=$T/mnt
+mkdir -p "$R"
+printf 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n' > "$R/schema.sql"
+"$SQLENVFS" init --root "$R" > /dev/null
+mount_root "$R" "$M"
+wait_archiving "$M"
+sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES (1, 'before')"
+sleep 0.2
+t1=$(date -u +%FT%T.%NZ)
+sleep 0.2
+sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES (2, 'after'); UPDATE t SET v = 'changed' WHERE id = 1"
+for i in $(seq 1 50); do
+  [ "$(sqlite3 "$M/pitr/latest/app.db" 'SELECT count(*) FROM t' 2>/dev/null)" = 2 ] && break
+  sleep 0.1
+done
+
+"$SQLENVFS" diff --root "$R" --from "$t1" > "$T/cli.sql" 2>/dev/null
+grep -q "VALUES(2,'after')" "$T/cli.sql" || fail "sqlenvfs diff --from t1: $(cat "$T/cli.sql")"
+ls "$M/diff/$t1/latest" > "$T/ls" 2>&1 || fail "ls diff/<t1>/latest: $(cat "$T/ls")"
+grep -qx 'app.sql' "$T/ls" || fail "diff/<t1>/latest/ lists $(cat "$T/ls")"
+cmp "$T/cli.sql" <(cat "$M/diff/$t1/latest/app.sql") ||
+  fail "diff/<t1>/latest/app.sql differs from sqlenvfs diff --from t1"
+"$SQLENVFS" diff --root "$R" --from "$(readlink "$M/pitr/earliest")" --summary > "$T/cli.summary"
+cmp "$T/cli.summary" <(cat "$M/diff/earliest/latest/app.summary") ||
+  fail "diff/earliest/latest/app.summary differs from sqlenvfs diff --summary"
+if grep -q 'pitr/latest: not a time' "$R/.sqlenvfs/mount.log"; then
+  fail "the log calls latest not a time: $(grep 'not a time' "$R/.sqlenvfs/mount.log" | head -1)"
+fi
+pass "diff/<t1>/latest/ and diff/earliest/latest/ are what sqlenvfs diff prints"
