@@ -742,9 +742,26 @@ check_output(SqlenvfsRoot *root, const char *output, gboolean overwrite, GError 
       return FALSE;
     }
   }
-  if (!has_output)
+  if (!has_output) {
+    struct stat dst;
+    /* Said here, not as the failure to create a temporary inside it. */
+    gboolean found = stat(dir, &dst) == 0;
+    if (!found || !S_ISDIR(dst.st_mode)) {
+      int errsv = found ? ENOTDIR : errno;
+      if (errsv == ENOENT)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                    "restore to %s: the directory %s does not exist (nothing was written; "
+                    "create it, or choose another --output)", output, dir);
+      else
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                    "restore to %s: %s is no directory to write in: %s (nothing was written; "
+                    "choose another --output)", output, dir, g_strerror(errsv));
+      return FALSE;
+    }
     return TRUE;
-  if (!overwrite) {
+  }
+  /* --force would not replace it either: say so now, not "pass --force". */
+  if (!overwrite && S_ISREG(st.st_mode)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                 "restore to %s: the file exists (choose another path, or pass --force to "
                 "replace it)", output);

@@ -232,10 +232,16 @@ int
 sqlenvfs_create_file(const char *path, int mode, GError **error)
 {
   int fd;
-  /* unlink never follows a symlink: whatever holds this name goes. */
+  struct stat st;
+  /* unlink never follows a symlink: whatever holds this name goes. On a
+   * read-only filesystem unlink fails even where nothing is: then the
+   * create below says what is wrong, not "remove the leftover". */
   if (unlink(path) != 0 && errno != ENOENT) {
-    sqlenvfs_error_errno(error, errno, "remove the leftover", path);
-    return -1;
+    int errsv = errno;
+    if (lstat(path, &st) == 0 || errno != ENOENT) {
+      sqlenvfs_error_errno(error, errsv, "remove the leftover", path);
+      return -1;
+    }
   }
   fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
   if (fd < 0) {

@@ -109,6 +109,24 @@ expect_fail 'symbolic link' "$SQLENVFS" restore --root "$R" --time latest --outp
 assert_eq "$(cat "$T/target.db")" "target" "the symlink's target after a refused restore"
 pass "restore refuses a symlink as output"
 
+# Outputs a restore cannot write: each error says what is wrong with the
+# output itself, never suggests --force where --force would not help, and
+# never speaks of a leftover that is not there.
+mkdir -p "$T/adir"
+expect_fail 'adir: it is a directory, not a plain file.*choose another --output' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/adir"
+expect_fail 'the directory [^ ]*/nodir does not exist \(nothing was written; create it' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/nodir/x.db"
+mkdir -p "$T/ro"
+mount -t tmpfs -o size=1m,ro tmpfs "$T/ro"
+_mounts+=("$T/ro")
+err=$("$SQLENVFS" restore --root "$R" --time latest --output "$T/ro/x.db" 2>&1 >/dev/null) &&
+  fail "a restore into a read-only directory succeeded"
+grep -q 'leftover' <<<"$err" && fail "a restore into a read-only directory speaks of a leftover: $err"
+grep -q "create $T/ro/.tmp-x.db-[0-9]*: Read-only file system" <<<"$err" ||
+  fail "a restore into a read-only directory: $err"
+pass "restore says what is wrong with a directory, a missing directory or a read-only one as output"
+
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/held.db" --force > /dev/null
 assert_eq "$(sqlite3 "$T/held.db" "SELECT vessel_name FROM vessel_characteristics ORDER BY mmsi LIMIT 1")" \
   "after" "the restored file"
