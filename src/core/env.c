@@ -150,8 +150,13 @@ unlink_db_files(const char *path)
   static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     g_autofree char *p = side_path(path, suffixes[i]);
-    if (unlink(p) != 0 && errno != ENOENT)
-      g_warning("remove %s: %s", p, g_strerror(errno));
+    struct stat st;
+    /* On a read-only filesystem unlink fails even where nothing is. */
+    if (unlink(p) != 0 && errno != ENOENT) {
+      int errsv = errno;
+      if (lstat(p, &st) == 0 || errno != ENOENT)
+        g_warning("remove %s: %s", p, g_strerror(errsv));
+    }
   }
 }
 

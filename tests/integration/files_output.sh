@@ -184,6 +184,15 @@ left=$(cd "$T/out" && ls -A)
 assert_eq "$(cd "$T/out" && ls -A)" "r.db" "the output directory after the next restore"
 pass "the next restore to the same output removes the leftover of a killed one"
 
+# --- refresh-dev into a read-only data/dev: one line, the create that failed
+mount --bind "$R/data/dev" "$R/data/dev"
+_mounts+=("$R/data/dev")
+mount -o remount,bind,ro "$R/data/dev"
+expect_fail "create $R/data/dev/\.tmp-refresh-app-[0-9]+: Read-only file system" \
+  "$SQLENVFS" refresh-dev --root "$R"
+umount "$R/data/dev"
+pass "refresh-dev into a read-only data/dev says so in one line"
+
 # --- refresh-dev through a symlink -----------------------------------------
 mv "$D" "$T/elsewhere.db"
 ln -s "$T/elsewhere.db" "$D"
