@@ -45,6 +45,7 @@
 
 #include <sqlite3.h>
 #include <string.h>
+#include <unistd.h>
 
 #define SHM_HDR_SIZE 48
 #define SHM_NBACKFILL_OFFSET 96
@@ -216,11 +217,25 @@ pin_holding_writers(SqlenvfsLiveView *view, WalIndex *wi, GError **error)
   if (rc != SQLITE_OK)
     return sqlenvfs_error_sqlite(error, pin, rc, "pin a consistent state of", view->path);
   ok = try_pin(view, wi, error);
+  if (!ok && error && *error == NULL) {
+    WalIndex probe;
+    g_autofree char *dir = g_path_get_dirname(view->path);
+    /* With writers held the wal-index is still: when it cannot be read at
+     * all, SQLite could not map the -shm shared (a read-only directory or
+     * -shm gives each connection a private copy). */
+    if (!read_wal_index(view->db, &probe))
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION,
+                  "pin %s: its wal-index (%s-shm) cannot be shared with the applications%s, "
+                  "so no consistent state can be copied while they write (nothing was "
+                  "written; run sqlenvfs where it may write that directory and the -shm)",
+                  view->path, view->path,
+                  access(dir, W_OK) != 0 ? ": the directory is read-only to this process" : "");
+    else
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                  "pin %s: its wal-index changed while writers were held (run `sqlenvfs doctor`)",
+                  view->path);
+  }
   sqlite3_exec(pin, "ROLLBACK", NULL, NULL, NULL);
-  if (!ok && error && *error == NULL)
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
-                "pin %s: its wal-index changed while writers were held (run `sqlenvfs doctor`)",
-                view->path);
   return ok;
 }
 

@@ -145,5 +145,15 @@ grep -q "^BAD .*$(basename "$bad1").*crc32" "$T/verify.out" || fail "the corrupt
 grep -q "^BAD .*$(basename "$bad2").*bytes, the MANIFEST says" "$T/verify.out" || fail "the truncated copy is not named: $(cat "$T/verify.out")"
 pass "verify names corrupted and truncated copies and exits non-zero"
 
+# A production directory this process may not write (a read-only mount):
+# SQLite gives the copy a private wal-index, and the error says so.
+mount --bind "$R/data/prod" "$R/data/prod"
+_mounts+=("$R/data/prod")
+mount -o remount,bind,ro "$R/data/prod"
+expect_fail "app.db-shm\) cannot be shared with the applications: the directory is read-only" \
+  "$SQLENVFS" backup --root "$R"
+umount "$R/data/prod"
+pass "a backup of a production in a read-only directory says why it cannot copy"
+
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$prod_hash" "production after all of the above"
 pass "production unchanged throughout"
