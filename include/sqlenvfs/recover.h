@@ -52,7 +52,7 @@ gboolean sqlenvfs_recover_method_parse(const char *text, SqlenvfsRecoverMethod *
 typedef struct {
   SqlenvfsRecoverMethod method;
   const char *shell; /* the sqlite3 shell to run; NULL: "sqlite3" from $PATH */
-  gboolean force;    /* replace an existing output (and its -wal/-shm/-journal) */
+  gboolean force;    /* replace an existing output nobody uses (none with a -wal/-shm/-journal) */
   SqlenvfsProgressFunc progress; /* bytes of the private copy made; may be NULL */
   gpointer progress_user;
 } SqlenvfsRecoverOptions;

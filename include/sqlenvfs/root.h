@@ -103,6 +103,12 @@ gboolean sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error);
 char *sqlenvfs_root_prod_db(const SqlenvfsRoot *root, const char *name);
 char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
 
+/* Whether @path is, or would be, a production or development database of
+ * @root: the same file as one (through any link), or a "*.db" name in
+ * data/prod or data/dev (by its real directory). TRUE and *which (that
+ * database's path, newly allocated) if so. */
+gboolean sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which);
+
 /* Names (without .db) of the production databases, sorted. Never NULL.
  * A "<name>.db" whose name is not supported (sqlenvfs_db_name_problem) is
  * left out and logged as a warning, once per root object and file. */

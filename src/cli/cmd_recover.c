@@ -119,7 +119,9 @@ cmd_recover(int argc, char **argv)
   GOptionEntry entries[] = {
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
       "Where to write the recovered database (must not exist)", "PATH" },
-    { "force", 0, 0, G_OPTION_ARG_NONE, &force, "Replace an existing output file", NULL },
+    { "force", 0, 0, G_OPTION_ARG_NONE, &force,
+      "Replace an existing output file nobody uses (never a database of the root, nor one with "
+      "a -wal, -shm or -journal beside it)", NULL },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       "auto (default: the sqlite3 shell's .recover if it works, else salvage), shell, or "
       "salvage",
@@ -169,6 +171,23 @@ cmd_recover(int argc, char **argv)
     if (name == NULL)
       return cli_fail("recover", error);
     source = sqlenvfs_root_prod_db(root, name);
+  }
+  {
+    /* Never into a database of the root, even with --force: applications
+     * open it, and the recovered file carries the source's marker. */
+    g_autoptr(GError) no_root = NULL;
+    g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST,
+                                                      &no_root);
+    g_autofree char *which = NULL;
+    if (root != NULL && sqlenvfs_root_is_db_file(root, output, &which)) {
+      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "recover to %s: that is the database %s of the root %s, which applications "
+                  "open; recover never writes there, even with --force (nothing was written; "
+                  "recover to a new file, then follow \"Putting a restored database into "
+                  "production\" in docs/OPERATIONS.md)", output, which,
+                  sqlenvfs_root_dir(root));
+      return cli_fail("recover", error);
+    }
   }
   opts.force = force;
   opts.shell = shell;

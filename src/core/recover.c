@@ -35,6 +35,7 @@
  *   is unreadable) skips q alone.
  */
 #include "sqlenvfs/recover.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
@@ -1063,6 +1064,32 @@ check_paths(const char *source, const char *output, gboolean force, struct stat 
                   output);
       return FALSE;
     }
+    /* --force replaces a file nobody uses, never a database in use: its
+     * -wal holds commits that are not in the file yet, and a connection
+     * open on it would write on into the replaced file. */
+    for (gsize i = 1; i < G_N_ELEMENTS(suffix); i++) {
+      g_autofree char *p = g_strconcat(output, suffix[i], NULL);
+      struct stat st;
+      if (lstat(p, &st) == 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "recover: %s exists beside the output %s, so it is a database in use (or "
+                    "one not closed cleanly) whose %s may hold commits; --force never removes "
+                    "it (nothing was written; choose a new path, or close what uses %s and "
+                    "remove the %s yourself)", p, output, suffix[i] + 1, output, suffix[i] + 1);
+        return FALSE;
+      }
+    }
+    {
+      int pid = sqlenvfs_doctor_file_opener(output);
+      if (pid > 0) {
+        g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "recover: %s has the output %s open; --force replaces only a file nobody "
+                    "uses (nothing was written; stop that process or choose a new path)",
+                    who, output);
+        return FALSE;
+      }
+    }
   }
   return TRUE;
 }
@@ -1226,13 +1253,17 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   }
   if (!sqlenvfs_fsync_path(j.newdb, error))
     goto out;
-  if (opts->force) {
-    /* Sidecars of the replaced file must not be applied to the new one. */
+  {
+    /* Sidecars must not be applied to the new file, nor removed: one that
+     * appeared since the output was checked means the old file is in use. */
     static const char *const side[] = { "-wal", "-shm", "-journal" };
     for (gsize i = 0; i < G_N_ELEMENTS(side); i++) {
       g_autofree char *p = g_strconcat(report->output, side[i], NULL);
-      if (g_unlink(p) != 0 && errno != ENOENT) {
-        sqlenvfs_error_errno(error, errno, "recover: remove the old", p);
+      struct stat st;
+      if (lstat(p, &st) == 0) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "recover: %s appeared beside the output %s while recovering, so something "
+                    "uses it (nothing was written; choose a new path)", p, report->output);
         goto out;
       }
     }

@@ -571,3 +571,49 @@ sqlenvfs_root_unlock(int fd)
     close(fd);
   }
 }
+
+static char *
+real_dir_of(const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  char *r = realpath(dir, NULL);
+  char *out = r ? g_strdup(r) : NULL;
+  free(r);
+  return out;
+}
+
+gboolean
+sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
+  g_autofree char *dir = real_dir_of(path);
+  g_autofree char *base = g_path_get_basename(path);
+  struct stat st;
+  gboolean exists = stat(path, &st) == 0;
+
+  *which = NULL;
+  for (int k = 0; k < 2 && dir != NULL && g_str_has_suffix(base, ".db"); k++) {
+    g_autofree char *env_dir =
+      realpath(root->paths[k == 0 ? SQLENVFS_DIR_PROD : SQLENVFS_DIR_DEV], NULL);
+    if (env_dir != NULL && strcmp(env_dir, dir) == 0) {
+      *which = g_build_filename(root->paths[k == 0 ? SQLENVFS_DIR_PROD : SQLENVFS_DIR_DEV],
+                                base, NULL);
+      return TRUE;
+    }
+  }
+  for (guint i = 0; exists && i < names->len; i++) {
+    char *paths[2] = { sqlenvfs_root_prod_db(root, names->pdata[i]),
+                       sqlenvfs_root_dev_db(root, names->pdata[i]) };
+    for (int k = 0; k < 2; k++) {
+      struct stat dst;
+      if (*which == NULL && stat(paths[k], &dst) == 0 && dst.st_dev == st.st_dev &&
+          dst.st_ino == st.st_ino)
+        *which = g_strdup(paths[k]);
+    }
+    g_free(paths[0]);
+    g_free(paths[1]);
+    if (*which != NULL)
+      return TRUE;
+  }
+  return FALSE;
+}

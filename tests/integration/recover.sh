@@ -227,6 +227,34 @@ assert_eq "$(sqlite3 by-name.db 'SELECT count(*) FROM raw_vessel_events')" "500"
 expect_fail "production database .*nope.db does not exist" "$SQLENVFS" recover nope --root "$T/root" --output n.db
 pass "a production database named in a root; --json report"
 
+# ---- 6b. Never into a database in use, even with --force ------------------------
+# Production in WAL mode with commits still in its -wal, as an application
+# leaves it: recovering a copy "in place" must not delete that -wal nor
+# replace the file under the application, nor put production's marker into
+# development.
+P=$T/root/data/prod/app.db D=$T/root/data/dev/app.db
+python3 - "$P" <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("PRAGMA wal_autocheckpoint=0")
+con.execute("INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (123456789, 'in the wal', 'Tug')")
+con.commit()
+import os; os._exit(0)   # leave the -wal as a running application would
+PY
+[ -s "$P-wal" ] || fail "no -wal with commits beside production"
+prod_sum=$(cat "$P" "$P-wal" | md5sum) dev_sum=$(md5sum < "$D")
+expect_fail "that is the database .*/data/prod/app.db of the root.*even with --force" \
+  "$SQLENVFS" recover by-name.db --root "$T/root" --output "$P" --force
+expect_fail "that is the database .*/data/dev/app.db of the root.*even with --force" \
+  "$SQLENVFS" recover app --root "$T/root" --output "$D" --force
+# With no root to tell, the -wal beside the output still says it is in use.
+expect_fail "app.db-wal exists beside the output .*--force never removes it" \
+  "$SQLENVFS" recover by-name.db --output "$P" --force
+assert_eq "$(cat "$P" "$P-wal" | md5sum)" "$prod_sum" "production and its -wal after refused recovers"
+assert_eq "$(md5sum < "$D")" "$dev_sum" "development after a refused recover"
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development's marker"
+pass "recover --force never replaces a database of the root or one with a -wal beside it"
+
 # ---- 7. Bad input --------------------------------------------------------------
 echo precious >exists.db
 expect_fail "already exists.*--force" "$SQLENVFS" recover zeroed.db --output exists.db
