@@ -37,6 +37,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/demo.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/util.h"
@@ -300,6 +301,28 @@ fail:
   return FALSE;
 }
 
+/* Refuse to move @path aside while another process has it (or its -wal or
+ * -shm) open: a connection keeps writing into the old file, and opens the
+ * -wal by name, so its next commit would land in the WAL of the new file. */
+static gboolean
+check_not_in_use(const char *path, GError **error)
+{
+  static const char *const suffixes[] = { "", "-wal", "-shm" };
+  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+    g_autofree char *p = side_path(path, suffixes[i]);
+    int pid = sqlenvfs_doctor_file_opener(p);
+    if (pid > 0) {
+      g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "init --force: %s has %s open, and would go on writing into it, its next "
+                  "commit into the new database's WAL (nothing was changed; stop the "
+                  "applications, and the archiver or the mount, then retry)", who, p);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Move @path and its -wal/-shm to <path>.replaced-<stamp>[-wal|-shm]. */
 static gboolean
 move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error)
@@ -380,6 +403,8 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     }
   }
 
+  if (opts->force && (!check_not_in_use(prod, error) || !check_not_in_use(dev, error)))
+    return FALSE;
   if (!sqlenvfs_root_ensure_layout(root, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "init", FALSE, error);
@@ -412,7 +437,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 
   /* Both new files are complete: now, and only now, make room for them. */
   stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
-  if (opts->force && (!move_aside(prod, stamp, moved, error) || !move_aside(dev, stamp, moved, error)))
+  if (opts->force &&
+      (!check_not_in_use(prod, error) || !check_not_in_use(dev, error) ||
+       !move_aside(prod, stamp, moved, error) || !move_aside(dev, stamp, moved, error)))
     goto out;
   for (guint i = 0; i < moved->len; i++) {
     g_info("moved aside: %s", (const char *)moved->pdata[i]);
