@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
@@ -105,5 +106,16 @@ cmd_restore(int argc, char **argv)
          plan->page_size);
   if (fetched != NULL)
     printf("  fetched  %s\n", fetched);
+  if (root != NULL && t.is_latest) {
+    /* latest is the newest archived state: without an archiver, production
+     * may have moved on since, and nothing else would say so. */
+    g_autofree char *lock = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
+                                             "archiver.lock", NULL);
+    if (sqlenvfs_doctor_lock_holder(lock, NULL) == 0)
+      fprintf(stderr, "sqlenvfs restore: note: no archiver is running, so latest is the newest "
+              "archived state (captured %s), and production may hold later commits that no "
+              "archive has (start `sqlenvfs archive` or mount the root to archive them)\n",
+              state);
+  }
   return CLI_OK;
 }

@@ -133,6 +133,15 @@ assert_eq "$(sqlite3 "$T/held.db" "SELECT vessel_name FROM vessel_characteristic
 assert_eq "$(stat -c %a "$T/held.db")" "600" "mode of the restored file (production is 0600)"
 pass "--force replaces a plain file nobody uses, no more readable than production"
 
+# latest with no archiver running is the newest archived state: production
+# may be ahead of it, and restore says so (on stderr; the exit status is 0)
+sqlite3 "$P" "UPDATE vessel_characteristics SET vessel_name = 'not archived' WHERE mmsi = (SELECT min(mmsi) FROM vessel_characteristics)"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/unarchived.db" > /dev/null 2> "$T/note" ||
+  fail "restore --time latest without an archiver: $(cat "$T/note")"
+grep -q "note: no archiver is running, so latest is the newest archived state" "$T/note" ||
+  fail "restore --time latest without an archiver says nothing: $(cat "$T/note")"
+pass "restore --time latest says when no archiver runs and production may be ahead"
+
 # --- a killed refresh-dev ---------------------------------------------------
 # Run, wait for its temporary to appear, kill -9 (leaves it as a crash would).
 kill_when_tmp() { # DIR PATTERN cmd...

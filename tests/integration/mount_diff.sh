@@ -33,3 +33,8 @@ if grep -q 'pitr/latest: not a time' "$R/.sqlenvfs/mount.log"; then
   fail "the log calls latest not a time: $(grep 'not a time' "$R/.sqlenvfs/mount.log" | head -1)"
 fi
 pass "diff/<t1>/latest/ and diff/earliest/latest/ are what sqlenvfs diff prints"
+
+# With the mount's archiver running, restore --time latest has nothing to add.
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > /dev/null 2> "$T/err"
+[ ! -s "$T/err" ] || fail "restore --time latest with an archiver running: $(cat "$T/err")"
+pass "restore --time latest is quiet while an archiver runs"
