@@ -25,6 +25,7 @@
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/archiver.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/store.h"
@@ -196,7 +197,11 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
               gint64 timeout_us, SqlenvfsArchiveEntry *rec, gboolean *too_early, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  g_autofree char *lock = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
+                                           "archiver.lock", NULL);
   g_autoptr(SqlenvfsArchive) a = NULL;
+  gint64 next_lock_check = g_get_monotonic_time() + G_USEC_PER_SEC;
+  int n_unlocked = 0;
 
   *too_early = FALSE;
   a = sqlenvfs_archive_open(dir, error);
@@ -218,6 +223,21 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
     }
     if (g_get_monotonic_time() >= deadline)
       break;
+    /* Nothing to wait for when no archiver runs (one just starting takes
+     * its lock at once): after 5 s without one, say so rather than after
+     * the whole wait. */
+    if (g_get_monotonic_time() >= next_lock_check) {
+      if (sqlenvfs_doctor_lock_holder(lock, NULL) != 0)
+        n_unlocked = 0;
+      else if (++n_unlocked >= 5) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                    "no archiver is running (nothing holds %s), so the WAL archive %s will "
+                    "not capture production's newest commit (start `sqlenvfs archive` or "
+                    "mount the root, then drill again)", lock, dir);
+        return FALSE;
+      }
+      next_lock_check = g_get_monotonic_time() + G_USEC_PER_SEC;
+    }
     g_usleep(POLL_US);
     if (!sqlenvfs_archive_refresh(a, error))
       return FALSE;

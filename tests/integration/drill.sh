@@ -211,3 +211,16 @@ echo "drill nope" > "$M/ctl/verify" 2>/dev/null || rc=$?
 pass "echo drill > ctl/verify drills through the mount; status shows the result"
 stop_writer
 unmount_root "$M"
+
+# ---- no archiver at all ---------------------------------------------------------------
+# A commit no archiver will capture: the drill says that no archiver runs,
+# within seconds, not after waiting the whole 30 s for one.
+sqlite3 "$R/data/prod/app.db" "PRAGMA wal_autocheckpoint=0; CREATE TABLE unarchived (x); DROP TABLE unarchived" > /dev/null
+start=$(date +%s)
+drill --db app
+[ "$rc" -ne 0 ] || fail "a drill with no archiver running passed: $(cat "$T/drill.out")"
+grep -q "no archiver is running (nothing holds .*archiver.lock)" "$T/drill.out" \
+  || fail "a drill with no archiver running says: $(cat "$T/drill.out")"
+[ $(( $(date +%s) - start )) -lt 20 ] || fail "a drill with no archiver running took $(( $(date +%s) - start )) s"
+pass "with no archiver running, the drill says so within seconds"
+
