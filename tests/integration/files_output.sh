@@ -193,6 +193,30 @@ left=$(cd "$T/out" && ls -A)
 assert_eq "$(cd "$T/out" && ls -A)" "r.db" "the output directory after the next restore"
 pass "the next restore to the same output removes the leftover of a killed one"
 
+# Ctrl-C (or SIGTERM, SIGHUP) is not kill -9: the restore removes its
+# temporary, a copy of production in a directory nothing may ever clean.
+mkdir -p "$T/intr"
+for sig in INT TERM; do
+  # A background job of a script ignores SIGINT: give it back, as a
+  # terminal's foreground job has it.
+  (trap - INT; exec "$SQLENVFS" restore --root "$R" --time latest --output "$T/intr/r.db") \
+    > /dev/null 2>&1 &
+  pid=$!
+  track_pid "$pid"
+  for i in $(seq 1 4000); do
+    compgen -G "$T/intr/.tmp-r.db-*" > /dev/null && break
+    kill -0 "$pid" 2>/dev/null || fail "restore finished before its temporary was seen"
+    sleep 0.005
+  done
+  kill -"$sig" "$pid"
+  rc=0; wait "$pid" 2>/dev/null || rc=$?
+  if [ "$rc" -eq 0 ]; then # it finished first (a slow machine): nothing to check
+    note "the restore finished before SIG$sig"; rm -f "$T/intr/r.db"; continue
+  fi
+  assert_eq "$(cd "$T/intr" && ls -A)" "" "the output directory after SIG$sig to restore"
+done
+pass "an interrupted restore (SIGINT, SIGTERM) leaves nothing beside its output"
+
 # --- refresh-dev into a read-only data/dev: one line, the create that failed
 mount --bind "$R/data/dev" "$R/data/dev"
 _mounts+=("$R/data/dev")
