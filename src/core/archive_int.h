@@ -405,11 +405,13 @@ gboolean archive_last_images(const char *dir, guint64 number, const guint8 *sum,
 /* The bytes of a .last file holding @pages (n_pages images of @ps bytes,
  * in page table order) for the segment and summary @s. */
 GByteArray *archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps);
-/* The bytes of <number>.last, and writing them atomically (@mode). */
+/* The bytes of <number>.last; and writing them atomically (@mode), a failure
+ * logged (a warning; at debug level for a segment too large for one, which
+ * gets none by design): the file only saves readers work. */
 GByteArray *archive_last_build(const char *dir, guint64 number, const guint8 *sum,
                                gsize sum_len, GError **error);
-gboolean archive_last_write(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
-                            int mode, GError **error);
+void archive_last_write(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
+                        int mode);
 /* A .last file opened for reading pages: its header and table checked and
  * matched against @want (every field but n_blocks, table_len, file_len);
  * NULL and *why when it is not usable, or *error on an I/O error. One

@@ -421,15 +421,20 @@ archive_last_build(const char *dir, guint64 number, const guint8 *sum, gsize sum
   return archive_last_encode(&s, pages, ps);
 }
 
-gboolean
-archive_last_write(const char *dir, guint64 number, const guint8 *sum, gsize sum_len, int mode,
-                   GError **error)
+void
+archive_last_write(const char *dir, guint64 number, const guint8 *sum, gsize sum_len, int mode)
 {
   g_autofree char *path = archive_last_path(dir, number);
-  g_autoptr(GByteArray) out = archive_last_build(dir, number, sum, sum_len, error);
-  if (out == NULL)
-    return FALSE;
-  return sqlenvfs_write_file_atomic(path, out->data, out->len, mode, error);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GByteArray) out = archive_last_build(dir, number, sum, sum_len, &error);
+
+  if (out != NULL && sqlenvfs_write_file_atomic(path, out->data, out->len, mode, &error))
+    return;
+  if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
+    g_debug("archive %s: %s", dir, error->message); /* too large: none, as planned */
+  else
+    g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
+              " (readers use its records instead): %s", dir, number, error->message);
 }
 
 /* ------------------------------------------------------------------ */

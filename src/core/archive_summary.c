@@ -598,21 +598,14 @@ archive_summary_write(const char *dir, guint64 number, int mode, GError **error)
   g_autofree char *path = archive_summary_path(dir, number);
   ArchiveSummary s;
   const char *why = NULL;
-  g_autoptr(GError) last_error = NULL;
 
   if (sum == NULL || !sqlenvfs_write_file_atomic(path, sum->data, sum->len, mode, error))
     return FALSE;
   /* The last versions of its pages, when they save work (archive_last.c);
    * like the summary they only save readers work: without them, readers
    * use the records. */
-  if (archive_summary_parse(sum->data, sum->len, &s, &why) && archive_last_worth(&s) &&
-      !archive_last_write(dir, number, sum->data, sum->len, mode, &last_error)) {
-    if (g_error_matches(last_error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
-      g_debug("archive %s: %s", dir, last_error->message); /* too large: none, as planned */
-    else
-      g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
-                " (readers use its records instead): %s", dir, number, last_error->message);
-  }
+  if (archive_summary_parse(sum->data, sum->len, &s, &why) && archive_last_worth(&s))
+    archive_last_write(dir, number, sum->data, sum->len, mode);
   return TRUE;
 }
 

@@ -726,7 +726,6 @@ write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
   g_autofree char *spath = archive_summary_path(w->dir, number);
   g_autofree char *lpath = archive_last_path(w->dir, number);
   g_autofree gchar *sum = NULL;
-  g_autoptr(GError) error = NULL;
   guint8 head[ARCHIVE_SUM_HEADER_SIZE_V2];
   const char *why = NULL;
   ArchiveSummary s;
@@ -751,10 +750,7 @@ write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
     return FALSE;
   g_message("archive %s: writing the last versions of segment %" G_GUINT64_FORMAT, w->dir,
             number);
-  if (!archive_last_write(w->dir, number, (const guint8 *)sum, len, w->mode, &error) &&
-      !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED))
-    g_warning("archive %s: no file of last versions for segment %" G_GUINT64_FORMAT
-              " (readers use its records instead): %s", w->dir, number, error->message);
+  archive_last_write(w->dir, number, (const guint8 *)sum, len, w->mode);
   return TRUE;
 }
 
