@@ -94,6 +94,11 @@ int sqlenvfs_mode_dir(int file_mode);
  * first). Returns the descriptor, or -1 and *error. */
 int sqlenvfs_create_file(const char *path, int mode, GError **error);
 
+/* The temporary this process writes @name through, in @dir:
+ * "<dir>/.tmp-<name>-<pid>" (sqlenvfs_tmp_leftovers finds it once the
+ * process is gone). */
+char *sqlenvfs_tmp_path(const char *dir, const char *name);
+
 /* The leftovers in @dir of temporaries named "<prefix><anything>-<pid>"
  * (optionally followed by "-journal", "-wal" or "-shm") whose process no
  * longer runs. With @remove they are deleted (regular files, and with

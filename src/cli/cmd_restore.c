@@ -16,7 +16,7 @@
 #include "sqlenvfs/util.h"
 
 /* The temporary a local restore writes beside its output (copy.c names it
- * "<dir>/.tmp-<name>-<pid>"), removed when the restore is interrupted: it
+ * with sqlenvfs_tmp_path), removed when the restore is interrupted: it
  * may be a full copy of production, in a directory no later run of this
  * command may ever clean. Only names carrying this process's pid go, so
  * nothing finished is ever removed. */
@@ -43,7 +43,7 @@ remove_tmp_on_interrupt(const char *output)
 {
   g_autofree char *dir = g_path_get_dirname(output);
   g_autofree char *base = g_path_get_basename(output);
-  g_autofree char *tmp = g_strdup_printf("%s/.tmp-%s-%d", dir, base, (int)getpid());
+  g_autofree char *tmp = sqlenvfs_tmp_path(dir, base);
   static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
   struct sigaction sa;
 

@@ -88,7 +88,7 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   pc->fd = -1;
   pc->dst = g_strdup(dst);
   pc->dir = g_path_get_dirname(dst);
-  pc->tmp = tmp ? g_strdup(tmp) : g_strdup_printf("%s/.tmp-%s-%d", pc->dir, base, (int)getpid());
+  pc->tmp = tmp ? g_strdup(tmp) : sqlenvfs_tmp_path(pc->dir, base);
   pc->crc = 0;
   if (tmp == NULL && !overwrite && g_file_test(dst, G_FILE_TEST_EXISTS)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,

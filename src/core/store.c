@@ -534,7 +534,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
 
   now = sqlenvfs_clock_now();
   name = unique_name(dir, now);
-  tmp = g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
+  tmp = sqlenvfs_tmp_path(dir, name);
   final = g_build_filename(dir, name, NULL);
   if (mkdir(tmp, (mode_t)sqlenvfs_mode_dir(manifest_mode)) != 0) {
     sqlenvfs_error_errno(error, errno, "create backup directory", tmp);

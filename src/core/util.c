@@ -333,6 +333,12 @@ remove_at(int dfd, const char *name, const char *path, GError **error)
   return ok;
 }
 
+char *
+sqlenvfs_tmp_path(const char *dir, const char *name)
+{
+  return g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
+}
+
 int
 sqlenvfs_tmp_leftovers(const char *dir, const char *prefix, gboolean dirs, gboolean remove,
                        GPtrArray *found, GError **error)
