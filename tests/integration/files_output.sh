@@ -143,10 +143,12 @@ grep -q "note: no archiver is running, so latest is the newest archived state" "
 pass "restore --time latest says when no archiver runs and production may be ahead"
 
 # --- a killed refresh-dev ---------------------------------------------------
-# Run, wait for its temporary to appear, kill -9 (leaves it as a crash would).
-kill_when_tmp() { # DIR PATTERN cmd...
-  local dir=$1 pat=$2 pid i; shift 2
-  "$@" > /dev/null 2>&1 &
+# Run (with SIGINT as a terminal's foreground job has it: a background job
+# of a script ignores it), wait for its temporary to appear, send SIG; $rc
+# is its exit status. KILL leaves the temporary as a crash would.
+signal_when_tmp() { # SIG DIR PATTERN cmd...
+  local sig=$1 dir=$2 pat=$3 pid i; shift 3
+  (trap - INT; exec "$@") > /dev/null 2>&1 &
   pid=$!
   track_pid "$pid"
   for i in $(seq 1 4000); do
@@ -155,11 +157,11 @@ kill_when_tmp() { # DIR PATTERN cmd...
     sleep 0.005
   done
   compgen -G "$dir/$pat" > /dev/null || fail "no temporary $pat appeared in $dir"
-  kill -9 "$pid"
-  wait "$pid" 2>/dev/null || true
+  kill -"$sig" "$pid"
+  rc=0; wait "$pid" 2>/dev/null || rc=$?
 }
 
-kill_when_tmp "$R/data/dev" '.tmp-*' "$SQLENVFS" refresh-dev --root "$R"
+signal_when_tmp KILL "$R/data/dev" '.tmp-*' "$SQLENVFS" refresh-dev --root "$R"
 left=$(cd "$R/data/dev" && ls -A | grep '^\.tmp-' | grep -v -- '-journal$' || true)
 [ "$(wc -l <<<"$left")" -eq 1 ] || fail "expected one leftover in data/dev, got: $left"
 [[ $left =~ ^\.tmp-refresh-app-[0-9]+$ ]] || fail "leftover name '$left' is not .tmp-refresh-app-<pid>"
@@ -186,7 +188,7 @@ pass "the next refresh-dev removes the leftover and narrows development to produ
 
 # --- a killed restore -------------------------------------------------------
 mkdir -p "$T/out"
-kill_when_tmp "$T/out" '.tmp-r.db-*' "$SQLENVFS" restore --root "$R" --time latest --output "$T/out/r.db"
+signal_when_tmp KILL "$T/out" '.tmp-r.db-*' "$SQLENVFS" restore --root "$R" --time latest --output "$T/out/r.db"
 left=$(cd "$T/out" && ls -A)
 [[ $left =~ ^\.tmp-r\.db-[0-9]+$ ]] || fail "leftover of a killed restore is '$left'"
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/out/r.db" > /dev/null
@@ -197,19 +199,8 @@ pass "the next restore to the same output removes the leftover of a killed one"
 # temporary, a copy of production in a directory nothing may ever clean.
 mkdir -p "$T/intr"
 for sig in INT TERM; do
-  # A background job of a script ignores SIGINT: give it back, as a
-  # terminal's foreground job has it.
-  (trap - INT; exec "$SQLENVFS" restore --root "$R" --time latest --output "$T/intr/r.db") \
-    > /dev/null 2>&1 &
-  pid=$!
-  track_pid "$pid"
-  for i in $(seq 1 4000); do
-    compgen -G "$T/intr/.tmp-r.db-*" > /dev/null && break
-    kill -0 "$pid" 2>/dev/null || fail "restore finished before its temporary was seen"
-    sleep 0.005
-  done
-  kill -"$sig" "$pid"
-  rc=0; wait "$pid" 2>/dev/null || rc=$?
+  signal_when_tmp "$sig" "$T/intr" '.tmp-r.db-*' \
+    "$SQLENVFS" restore --root "$R" --time latest --output "$T/intr/r.db"
   if [ "$rc" -eq 0 ]; then # it finished first (a slow machine): nothing to check
     note "the restore finished before SIG$sig"; rm -f "$T/intr/r.db"; continue
   fi
