@@ -128,6 +128,8 @@ int sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error);
 /* A process other than this one that has the file @path open (found in
  * /proc/<pid>/fd), or 0 when none is seen (or @path does not exist). */
 int sqlenvfs_doctor_file_opener(const char *path);
+/* The same, not naming the process @except (0: any). */
+int sqlenvfs_doctor_file_opener_except(const char *path, int except);
 
 /* "pid 1234 (python3)" from /proc/<pid>/comm; newly allocated. */
 char *sqlenvfs_doctor_describe_pid(int pid);

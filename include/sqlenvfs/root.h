@@ -145,6 +145,10 @@ gboolean sqlenvfs_db_name_is_valid(const char *name);
  * with SQLENVFS_ERROR_BUSY saying who holds it (pid written in the file). */
 int sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError **error);
 
+/* The file of the lock @name (.sqlenvfs/<name>.lock: "archiver" is the one
+ * the archiver, or a mount's, holds while it runs). Newly allocated. */
+char *sqlenvfs_root_lock_path(const SqlenvfsRoot *root, const char *name);
+
 /* Record the calling process as the holder of the lock held through @fd
  * (the pid in the file names it in the BUSY message). A process that
  * inherited the lock across fork() calls this, so that the file never names

@@ -30,7 +30,8 @@ cmd_init(int argc, char **argv)
       "With --demo: number of events (default 1200000, about 200 MB; tests use fewer)", "N" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
       "Replace existing databases: the old db, -wal and -shm are moved aside to "
-      "<name>.db.replaced-<time>, never deleted; refused while a process has them open", NULL },
+      "<name>.db.replaced-<time>, never deleted; refused while a process other than the root's "
+      "archiver has them open", NULL },
     { NULL }
   };
   SqlenvfsInitOptions opts = { 0 };

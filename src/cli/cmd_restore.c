@@ -159,8 +159,7 @@ cmd_restore(int argc, char **argv)
   if (root != NULL && t.is_latest) {
     /* latest is the newest archived state: without an archiver, production
      * may have moved on since, and nothing else would say so. */
-    g_autofree char *lock = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
-                                             "archiver.lock", NULL);
+    g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
     if (sqlenvfs_doctor_lock_holder(lock, NULL) == 0)
       fprintf(stderr, "sqlenvfs restore: note: no archiver is running, so latest is the newest "
               "archived state (captured %s), and production may hold later commits that no "

@@ -278,34 +278,42 @@ typedef struct {
   dev_t dev;
   ino_t ino;
   int pid;
+  int except; /* a process not to name (0: none) */
 } Opener;
 
 static gboolean
 match_opener(int pid, const struct stat *st, gpointer user)
 {
   Opener *o = user;
-  if (st->st_dev != o->dev || st->st_ino != o->ino)
+  if (st->st_dev != o->dev || st->st_ino != o->ino || pid == o->except)
     return TRUE;
   o->pid = pid;
   return FALSE;
 }
 
-/* A process other than this one that has the file (@dev, @ino) open; 0 if none. */
+/* A process other than this one and @except that has the file (@dev, @ino)
+ * open; 0 if none. */
 static int
-find_opener(dev_t dev, ino_t ino)
+find_opener(dev_t dev, ino_t ino, int except)
 {
-  Opener o = { dev, ino, 0 };
+  Opener o = { dev, ino, 0, except };
   for_each_open_file(match_opener, &o);
   return o.pid;
 }
 
 int
-sqlenvfs_doctor_file_opener(const char *path)
+sqlenvfs_doctor_file_opener_except(const char *path, int except)
 {
   struct stat st;
   if (stat(path, &st) != 0)
     return 0;
-  return find_opener(st.st_dev, st.st_ino);
+  return find_opener(st.st_dev, st.st_ino, except);
+}
+
+int
+sqlenvfs_doctor_file_opener(const char *path)
+{
+  return sqlenvfs_doctor_file_opener_except(path, 0);
 }
 
 int
@@ -336,7 +344,7 @@ sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error)
         return lk->pid;
       /* The process that took the lock is gone, but a child that inherited
        * the descriptor still holds it: name a process that has it open. */
-      holder = find_opener(st.st_dev, st.st_ino);
+      holder = find_opener(st.st_dev, st.st_ino, 0);
       return holder > 0 ? holder : lk->pid;
     }
   }
@@ -1253,8 +1261,7 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 static void
 check_archiver(Ctx *c, guint n_prod)
 {
-  g_autofree char *lock = g_build_filename(sqlenvfs_root_path(c->root, SQLENVFS_DIR_STATE),
-                                           "archiver.lock", NULL);
+  g_autofree char *lock = sqlenvfs_root_lock_path(c->root, "archiver");
   g_autoptr(GError) error = NULL;
   int pid = sqlenvfs_doctor_lock_holder(lock, &error);
 

@@ -197,8 +197,7 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
               gint64 timeout_us, SqlenvfsArchiveEntry *rec, gboolean *too_early, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
-  g_autofree char *lock = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
-                                           "archiver.lock", NULL);
+  g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
   g_autoptr(SqlenvfsArchive) a = NULL;
   gint64 next_lock_check = g_get_monotonic_time() + G_USEC_PER_SEC;
   int n_unlocked = 0;

@@ -303,20 +303,23 @@ fail:
 
 /* Refuse to move @path aside while another process has it (or its -wal or
  * -shm) open: a connection keeps writing into the old file, and opens the
- * -wal by name, so its next commit would land in the WAL of the new file. */
+ * -wal by name, so its next commit would land in the WAL of the new file.
+ * The root's own archiver (@archiver, its pid; 0: none runs) is no such
+ * process: it commits nothing, sees the file replaced and records a gap
+ * with a fresh snapshot of the new one (docs/ARCHIVE.md). */
 static gboolean
-check_not_in_use(const char *path, GError **error)
+check_not_in_use(const char *path, int archiver, GError **error)
 {
   static const char *const suffixes[] = { "", "-wal", "-shm" };
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     g_autofree char *p = side_path(path, suffixes[i]);
-    int pid = sqlenvfs_doctor_file_opener(p);
+    int pid = sqlenvfs_doctor_file_opener_except(p, archiver);
     if (pid > 0) {
       g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "init --force: %s has %s open, and would go on writing into it, its next "
-                  "commit into the new database's WAL (nothing was changed; stop the "
-                  "applications, and the archiver or the mount, then retry)", who, p);
+                  "commit into the new database's WAL (nothing was changed; stop it, then "
+                  "retry)", who, p);
       return FALSE;
     }
   }
@@ -359,7 +362,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   const char *prod_dir, *dev_dir;
   Progress prog = { progress, user };
   gboolean ok = FALSE;
-  int lock = -1;
+  int lock = -1, archiver = 0;
 
   g_return_val_if_fail(opts != NULL, FALSE);
 
@@ -403,8 +406,12 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     }
   }
 
-  if (opts->force && (!check_not_in_use(prod, error) || !check_not_in_use(dev, error)))
-    return FALSE;
+  if (opts->force) {
+    g_autofree char *alock = sqlenvfs_root_lock_path(root, "archiver");
+    archiver = MAX(sqlenvfs_doctor_lock_holder(alock, NULL), 0);
+    if (!check_not_in_use(prod, archiver, error) || !check_not_in_use(dev, archiver, error))
+      return FALSE;
+  }
   if (!sqlenvfs_root_ensure_layout(root, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "init", FALSE, error);
@@ -438,7 +445,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   /* Both new files are complete: now, and only now, make room for them. */
   stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
   if (opts->force &&
-      (!check_not_in_use(prod, error) || !check_not_in_use(dev, error) ||
+      (!check_not_in_use(prod, archiver, error) || !check_not_in_use(dev, archiver, error) ||
        !move_aside(prod, stamp, moved, error) || !move_aside(dev, stamp, moved, error)))
     goto out;
   for (guint i = 0; i < moved->len; i++) {

@@ -519,11 +519,17 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
   return g_strdup(name);
 }
 
+char *
+sqlenvfs_root_lock_path(const SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *file = g_strconcat(name, ".lock", NULL);
+  return g_build_filename(root->paths[SQLENVFS_DIR_STATE], file, NULL);
+}
+
 int
 sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError **error)
 {
-  g_autofree char *file = g_strconcat(name, ".lock", NULL);
-  g_autofree char *path = g_build_filename(root->paths[SQLENVFS_DIR_STATE], file, NULL);
+  g_autofree char *path = sqlenvfs_root_lock_path(root, name);
   int fd;
 
   if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
