@@ -12,6 +12,7 @@
  *   2026-11-28T16:14:00.25+01:00  ... with fraction and/or numeric offset
  *   @1764346440  @1764346440.25   Unix seconds (fraction 1-9 digits)
  *   latest                        the newest recoverable time
+ *   earliest                      the oldest recoverable time
  *
  * Names of backups and snapshots are the basic form, with a millisecond
  * fraction only when needed to keep names unique. Sort names with
@@ -28,15 +29,16 @@ G_BEGIN_DECLS
 #define SQLENVFS_TIME_MAX_US (G_GINT64_CONSTANT(253402300800) * G_USEC_PER_SEC - 1)
 
 typedef struct {
-  gboolean is_latest; /* "latest": resolve against the recoverable window  */
-  gint64 us;          /* microseconds since the epoch, UTC (0 when latest) */
+  gboolean is_latest;   /* "latest": resolve against the recoverable window   */
+  gint64 us;            /* microseconds since the epoch, UTC (0 for either)   */
+  gboolean is_earliest; /* "earliest": the start of the first recoverable one */
 } SqlenvfsTime;
 
 /* The accepted forms, as one line for error messages. */
 #define SQLENVFS_TIME_FORMS \
   "20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, " \
-  "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25 or latest " \
-  "(fractions of up to nine digits)"
+  "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25, latest or " \
+  "earliest (fractions of up to nine digits)"
 
 /* Parse @text. On failure FALSE with SQLENVFS_ERROR_INVALID naming the text
  * and listing the accepted forms (or the range, for a time that an offset

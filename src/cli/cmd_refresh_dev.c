@@ -25,7 +25,7 @@ cmd_refresh_dev(int argc, char **argv)
       "Copy the source even if it is not marked production", NULL },
     { "time", 't', 0, G_OPTION_ARG_STRING, &time_arg,
       "Copy production as it was at this time (point-in-time recovery; any form `restore` "
-      "takes, or latest)", "T" },
+      "takes: a time, latest or earliest)", "T" },
     { NULL }
   };
 

@@ -75,7 +75,7 @@ cmd_restore(int argc, char **argv)
   GOptionEntry entries[] = {
     { "time", 't', 0, G_OPTION_ARG_STRING, &time_arg,
       "The time to restore to: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, "
-      "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25 or latest", "T" },
+      "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25, latest or earliest", "T" },
     { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Database name (default: the conf's default-db, else app)",
       "NAME" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the restored database",
@@ -104,7 +104,7 @@ cmd_restore(int argc, char **argv)
   if (argc > 1)
     return cli_usage("restore", "unexpected argument '%s'", argv[1]);
   if (time_arg == NULL)
-    return cli_usage("restore", "--time is required (a time, or latest)");
+    return cli_usage("restore", "--time is required (a time, latest or earliest)");
   if (output == NULL)
     return cli_usage("restore", "--output is required (the file to write)");
   if (!sqlenvfs_time_parse(time_arg, &t, &error))

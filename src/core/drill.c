@@ -266,7 +266,7 @@ static SqlenvfsRestorePlan *
 plan_for(SqlenvfsRoot *root, const char *db, const SqlenvfsArchiveEntry *rec, GError **error)
 {
   for (gint64 back = 0; back <= 1; back++) {
-    SqlenvfsTime t = { FALSE, rec->time - back };
+    SqlenvfsTime t = { .is_latest = FALSE, .us = rec->time - back };
     g_autoptr(SqlenvfsRestorePlan) plan = sqlenvfs_restore_plan(root, db, &t, error);
 
     if (plan == NULL)

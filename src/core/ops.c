@@ -572,8 +572,9 @@ sqlenvfs_op_outcome_summary(const SqlenvfsOpOutcome *out)
       g_string_append_printf(s, "%s %s", i ? "," : "", r->db);
     }
     if (out->has_time) {
-      g_autofree char *when = out->time.is_latest ? g_strdup("latest")
-                                                  : sqlenvfs_time_format_iso(out->time.us);
+      g_autofree char *when = out->time.is_latest     ? g_strdup("latest")
+                              : out->time.is_earliest ? g_strdup("earliest")
+                                                      : sqlenvfs_time_format_iso(out->time.us);
       g_string_append_printf(s, " as of %s", when);
     }
     break;

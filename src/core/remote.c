@@ -2185,7 +2185,7 @@ plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime 
   const SqlenvfsStoredDb *best_sdb = NULL;
   guint best_seg = 0;
   gint64 best_time = G_MININT64;
-  gint64 target = t->is_latest ? G_MAXINT64 : t->us;
+  gint64 target = t->is_latest || t->is_earliest ? G_MAXINT64 : t->us;
   guint last;
 
   for (guint i = 0; i < copies->len; i++) {
@@ -2201,7 +2201,8 @@ plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime 
       continue;
     if (!place_base(d, sdb, &seg, &when) || when > target)
       continue;
-    if (best == NULL || when > best_time ||
+    /* earliest: the oldest base, where the first recoverable window starts. */
+    if (best == NULL || (t->is_earliest ? when < best_time : when > best_time) ||
         (when == best_time && c->kind == SQLENVFS_KIND_SNAPSHOT)) {
       best = c;
       best_sdb = sdb;
@@ -2211,6 +2212,8 @@ plan_subset(const Db *d, GPtrArray *copies, GHashTable *bad, const SqlenvfsTime 
   }
   if (best == NULL)
     return FALSE;
+  if (t->is_earliest)
+    target = best_time;
   /* Up to the first segment with a record after T. */
   last = d->segs->len - 1;
   if (!t->is_latest) {

@@ -134,8 +134,9 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
   g_return_val_if_fail(out != NULL, FALSE);
   if (text == NULL)
     text = "";
-  if (strcmp(text, "latest") == 0) {
-    out->is_latest = TRUE;
+  if (strcmp(text, "latest") == 0 || strcmp(text, "earliest") == 0) {
+    out->is_latest = text[0] == 'l';
+    out->is_earliest = text[0] == 'e';
     out->us = 0;
     return TRUE;
   }
@@ -158,6 +159,7 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
     return FALSE;
   }
   out->is_latest = FALSE;
+  out->is_earliest = FALSE;
   out->us = us;
   return TRUE;
 }

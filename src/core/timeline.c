@@ -983,7 +983,9 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     set_nothing_error(tl, error);
     return NULL;
   }
-  target = t->is_latest ? g_array_index(tl->windows, Window, tl->windows->len - 1).to : t->us;
+  target = t->is_latest     ? g_array_index(tl->windows, Window, tl->windows->len - 1).to
+           : t->is_earliest ? g_array_index(tl->windows, Window, 0).from
+                            : t->us;
   if (t->is_latest) {
     guint c;
     if (tail_chain(tl, &c)) {

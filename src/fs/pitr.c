@@ -551,7 +551,8 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   int found;
 
   *is_lasting = FALSE;
-  if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest) {
+  /* pitr/latest and pitr/earliest are links, resolved by the tree. */
+  if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest || t.is_earliest) {
     *is_lasting = TRUE;
     lookup_failed(p, "pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: not a time", name);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `sqlenvfs restore --time` through the command line: every accepted form of
 # time (timefmt.h) names the same instant and gives the same database (byte for
-# byte), exact against the commit log; `latest` works; every rejected form
+# byte), exact against the commit log; `latest` and `earliest` work; every rejected form
 # fails with one line naming the accepted forms and writes nothing; an
 # existing output is not overwritten without --force; a bad database name,
 # a missing option and an unknown option are refused clearly.
@@ -66,10 +66,29 @@ pass "every accepted form restores the same state, exactly"
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" >/dev/null
 pass "restore --time latest"
 
+# earliest: the start of the first recoverable window, as `list` gives it;
+# diff and bisect take it too.
+FROM=$("$SQLENVFS" list --json --root "$R" |
+       python3 -c 'import json, sys; print(json.load(sys.stdin)["windows"][0]["from"])')
+"$SQLENVFS" restore --root "$R" --time earliest --output "$T/earliest.db" >/dev/null ||
+  fail "restore --time earliest failed"
+"$SQLENVFS" restore --root "$R" --time "$FROM" --output "$T/from.db" >/dev/null
+assert_eq "$(sha256sum < "$T/earliest.db")" "$(sha256sum < "$T/from.db")" \
+  "restore --time earliest (the window's start, $FROM)"
+python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+  --time "$FROM" --expect ok >/dev/null
+"$SQLENVFS" diff --root "$R" --from earliest --to latest > "$T/d1.sql" || fail "diff --from earliest"
+"$SQLENVFS" diff --root "$R" --from "$FROM" --to latest > "$T/d2.sql"
+[ -s "$T/d1.sql" ] || fail "diff --from earliest printed nothing"
+cmp -s "$T/d1.sql" "$T/d2.sql" || fail "diff --from earliest differs from diff --from $FROM"
+"$SQLENVFS" bisect --root "$R" --from earliest --sql 'SELECT count(*) FROM tx' > "$T/b.out" 2>&1 ||
+  fail "bisect --from earliest: $(cat "$T/b.out")"
+pass "restore, diff and bisect take earliest, the window's start"
+
 for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" 2026-11-28T16:14:00 \
            20261128T161400 20261128T1614Z 2026-13-28T16:14:00Z 2026-02-30T16:14:00Z \
            2026-11-28T16:14:00.1234567890Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
-           "latest " 2026-11-28t16:14:00z; do
+           "latest " EARLIEST "earliest " 2026-11-28t16:14:00z; do
   expect_fail 'accepted forms: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z' \
     "$SQLENVFS" restore --root "$R" --time "$bad" --output "$T/bad.db"
   [ ! -e "$T/bad.db" ] || fail "a rejected time ('$bad') left a file"

@@ -4,7 +4,8 @@
     remote_check.py --sqlenvfs BIN --root ROOT --url URL --log LOG --tmp DIR
                     --proxy http://127.0.0.1:PORT [--random N] [--around N]
 
-For many times T (inside and around the windows of the local `list`):
+For many times T (inside and around the windows of the local `list`, and
+`latest` and `earliest`):
 `restore --remote URL` run from an empty directory with no sqlenvfs.conf
 must exit as the local `restore --root ROOT` does, give the same bytes, or
 the same one-line refusal; each result is checked against the commit log
@@ -110,8 +111,9 @@ def main():
     segs = segment_times(a.root, a.db)
     n_same = n_refused = 0
     max_lists = 0
-    for T in sorted(ts) + ["latest"]:
-        when = T if T == "latest" else "@%.6f" % T
+    for T in sorted(ts) + ["latest", "earliest"]:
+        when = T if isinstance(T, str) else "@%.6f" % T
+        at = None if T == "latest" else first if T == "earliest" else T
         for f in (loc, rem):
             if os.path.exists(f):
                 os.unlink(f)
@@ -141,14 +143,14 @@ def main():
             raise po.Fail("restore to %s: the remote restore differs from the local one" % when)
         if oct(os.stat(rem).st_mode & 0o777) not in ("0o600", "0o640", "0o644"):
             raise po.Fail("restore --remote wrote mode %o" % (os.stat(rem).st_mode & 0o777))
-        if T != "latest":
+        if at is not None:
             m = re.search(r"\(state of (\S+)\)", rso)
             if m is None:
                 raise po.Fail("restore --remote printed no base state: %r" % rso)
-            check_fetched(log, segs, T, po.iso_to_unix(m.group(1)), when)
-        k = po.check_db(rem, txns, None if T == "latest" else T, quick=True)
-        if T != "latest":
-            lo, hi = po.bounds(txns, T)
+            check_fetched(log, segs, at, po.iso_to_unix(m.group(1)), when)
+        k = po.check_db(rem, txns, at, quick=True)
+        if at is not None:
+            lo, hi = po.bounds(txns, at)
             if not lo <= k <= hi:
                 raise po.Fail("restore to %s gave 1..%d; expected %d..%d" % (when, k, lo, hi))
         n_same += 1

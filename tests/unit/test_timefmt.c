@@ -34,7 +34,7 @@ static const char *const rejected[] = {
   "2026-11-28T24:00:00Z", "2026-11-28T16:60:00Z", "2026-11-28T16:14:60Z",
   "2026-11-28T16:14:00.Z", "2026-11-28T16:14:00.1234567890Z", "@1.1234567890", "2026-11-28T16:14:00+0100",
   "2026-11-28T16:14:00+25:00", "1970-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00", "@", "@-5", "@1.", "@12a", "@1795882440Z",
-  "20261128T161400Zjunk", "LATEST", "latest ", "1969-12-31T23:59:59Z",
+  "20261128T161400Zjunk", "LATEST", "latest ", "EARLIEST", "earliest ", "1969-12-31T23:59:59Z",
   "2026-11-28t16:14:00z",
 };
 
@@ -71,6 +71,12 @@ START_TEST(test_latest)
   SqlenvfsTime t = { 0 };
   ck_assert(sqlenvfs_time_parse("latest", &t, NULL));
   ck_assert(t.is_latest);
+  ck_assert(!t.is_earliest);
+  ck_assert(sqlenvfs_time_parse("earliest", &t, NULL));
+  ck_assert(t.is_earliest);
+  ck_assert(!t.is_latest);
+  ck_assert(sqlenvfs_time_parse("2026-11-28T16:14:00Z", &t, NULL));
+  ck_assert(!t.is_earliest && !t.is_latest);
 }
 END_TEST
 
