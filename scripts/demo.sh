@@ -50,12 +50,16 @@ mkdir -p "$MNT"
 ls -l "$MNT" "$MNT/prod"
 echo
 # The archiver opens the recoverable window once it has taken over the
-# database's WAL, a moment after the mount: wait for it before pointing at
-# pitr/ (a time before the window is, rightly, not there).
-for _ in $(seq 100); do
+# database's WAL and taken its first snapshot, a moment after the mount
+# (longer on a slow or busy disk): wait for it before pointing at pitr/ (a
+# time before the window is, rightly, not there).
+for i in $(seq 1200); do
   [ -e "$MNT/pitr/latest/app.db" ] && break
+  [ "$i" -eq 20 ] && echo "== waiting for the archiver's first snapshot, where the recoverable window starts"
   sleep 0.1
 done
+[ -e "$MNT/pitr/latest/app.db" ] ||
+  echo "== no recoverable window yet after 2 minutes: see $ROOT/.sqlenvfs/mount.log"
 echo "== the recoverable window (ls $MNT/pitr/)"
 ls "$MNT/pitr"
 "$SQLENVFS" list --root "$ROOT" | sed -n '/^recoverable windows/,/^restore drills/p' | sed '$d'
