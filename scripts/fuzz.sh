@@ -18,6 +18,13 @@ targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
   targets=(archive blocks btree conf last manifest shipper_state timefmt walfile)
 fi
+for t in "${targets[@]}"; do
+  if [ ! -f "tests/fuzz/fuzz_$t.c" ]; then
+    echo "fuzz.sh: no fuzz target '$t' (the targets: $(cd tests/fuzz && ls fuzz_*.c |
+      sed 's/^fuzz_//; s/\.c$//' | tr '\n' ' '))" >&2
+    exit 2
+  fi
+done
 build=${FUZZ_BUILD:-build-fuzz}
 
 if [ ! -d "$build" ]; then
@@ -30,7 +37,7 @@ export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/lsan.supp:print_suppressions=0}
 
-work="$build/fuzz"
+work="$(cd "$build" && pwd)/fuzz" # absolute: libFuzzer's artifact prefix
 # The targets' private directories, in memory when possible (the archive
 # target syncs what it recovers).
 base=${TMPDIR:-/tmp}
@@ -46,7 +53,7 @@ for t in "${targets[@]}"; do
   mkdir -p "$corpus" "$crashes" "$work/logs"
   cp -R -n tests/fuzz/corpus/"$t"/. "$corpus"/
   args=(-max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-        -artifact_prefix="$PWD/$crashes/")
+        -artifact_prefix="$crashes/")
   [ -f "tests/fuzz/dict/$t.dict" ] && args+=(-dict="tests/fuzz/dict/$t.dict")
   if [ -f "tests/fuzz/dict/$t.flags" ]; then
     read -r -a extra < "tests/fuzz/dict/$t.flags"
