@@ -18,6 +18,7 @@
 
 #include "sqlenvfs/image.h"
 #include "sqlenvfs/liveview.h"
+#include "sqlenvfs/root.h"
 
 G_BEGIN_DECLS
 
@@ -51,6 +52,24 @@ gboolean sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboo
  * left at @tmp. */
 gboolean sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
                                    SqlenvfsProgressFunc progress, gpointer user, GError **error);
+
+/* Whether the command @cmd ("restore", "recover") may write a new file at
+ * @output, replacing what is there only with @overwrite (--force). Refused
+ * (REFUSED, with @advice, how to put the new file into production, where
+ * it helps), even with @overwrite: a production or development database of
+ * @root (any "*.db" in data/prod or data/dev, or the same file reached
+ * another way; @root may be NULL), an existing output with a -wal, -shm or
+ * -journal beside it (a database in use: its connections would mix their
+ * WAL with the new file), a missing one with a -wal or -journal that has
+ * content or a sidecar that is open (SQLite would apply it to the new file;
+ * an empty one, as a read-only reader leaves, is harmless), a file another
+ * process has open, and anything but a plain file (a symlink, a
+ * directory). NOT_FOUND when the directory of a missing output is not
+ * there; EXISTS for an existing plain file without @overwrite. Every
+ * message begins "<cmd> to <output>: " and says nothing was written. */
+gboolean sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output,
+                                    gboolean overwrite, const char *cmd, const char *advice,
+                                    GError **error);
 
 /* Remove leftover ".tmp-<name>-<pid>" files and directories in @dir (of
  * an interrupted copy or store entry) whose process is gone; nothing else,

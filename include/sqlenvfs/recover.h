@@ -36,6 +36,7 @@
 #include <glib.h>
 
 #include "sqlenvfs/image.h" /* SqlenvfsProgressFunc */
+#include "sqlenvfs/root.h"
 
 G_BEGIN_DECLS
 
@@ -53,6 +54,7 @@ typedef struct {
   SqlenvfsRecoverMethod method;
   const char *shell; /* the sqlite3 shell to run; NULL: "sqlite3" from $PATH */
   gboolean force;    /* replace an existing output nobody uses (none with a -wal/-shm/-journal) */
+  const SqlenvfsRoot *root; /* whose databases are never written, even with force; may be NULL */
   SqlenvfsProgressFunc progress; /* bytes of the private copy made; may be NULL */
   gpointer progress_user;
 } SqlenvfsRecoverOptions;
@@ -84,8 +86,10 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRecoverReport, sqlenvfs_recover_report_fre
 
 /* Recover @source into a new database at @output. Returns the report, or
  * NULL and *error: NOT_FOUND (no source), EXISTS (output exists and not
- * force), INVALID (output is the source), INTEGRITY (nothing could be read,
- * or the new database failed its check), IO/NOSPACE. The source is only read. */
+ * force), INVALID (output is the source), REFUSED (an output that even force
+ * never replaces: copy.h, sqlenvfs_copy_check_output), INTEGRITY (nothing
+ * could be read, or the new database failed its check), IO/NOSPACE. The
+ * source is only read. */
 SqlenvfsRecoverReport *sqlenvfs_recover_run(const char *source, const char *output,
                                             const SqlenvfsRecoverOptions *opts, GError **error);
 

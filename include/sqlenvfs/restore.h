@@ -156,16 +156,12 @@ gboolean sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError
 /* Write the state of @plan to @output: temporary file ".tmp-<name>-<pid>"
  * beside it (the leftovers of restores that died are removed first),
  * integrity_check, fsync, rename. The file's mode is at most production's
- * and the base's. Refused (REFUSED, nothing written), even with
- * @overwrite: a production or development database of the root (any
- * "*.db" in data/prod or data/dev, or the same file reached another way),
- * an existing output with a -wal, -shm or -journal beside it (a database
- * in use: its connections would mix their WAL with the new file), a
- * missing one with a -wal or -journal that has content or is open (SQLite
- * would apply it to the new file; an empty one, as a read-only reader
- * leaves, is harmless), a file another process has open, and anything but
- * a plain file (a symlink, a directory). An existing plain file is replaced only with @overwrite
- * (EXISTS otherwise). The base fields of @plan are updated as by
+ * and the base's. The output is checked first as
+ * sqlenvfs_copy_check_output (copy.h) does: refused (REFUSED, nothing
+ * written), even with @overwrite, are a database of the root, a database
+ * in use, a file another process has open and anything but a plain file;
+ * an existing plain file is replaced only with @overwrite (EXISTS
+ * otherwise). The base fields of @plan are updated as by
  * sqlenvfs_restore_image, but the base is read once: its crc32 is computed
  * while the output is written and checked before the output is checked or
  * kept (image.h, invariant 5); a bad one makes the restore start again from

@@ -134,6 +134,8 @@ cmd_recover(int argc, char **argv)
   SqlenvfsRecoverOptions opts = { 0 };
   g_autoptr(SqlenvfsRecoverReport) report = NULL;
   g_autofree char *source = NULL;
+  g_autoptr(SqlenvfsRoot) check_root = NULL;
+  g_autoptr(GError) no_root = NULL;
   GError *error = NULL;
 
   if (!cli_parse(&argc, &argv, "DB --output PATH",
@@ -172,23 +174,10 @@ cmd_recover(int argc, char **argv)
       return cli_fail("recover", error);
     source = sqlenvfs_root_prod_db(root, name);
   }
-  {
-    /* Never into a database of the root, even with --force: applications
-     * open it, and the recovered file carries the source's marker. */
-    g_autoptr(GError) no_root = NULL;
-    g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST,
-                                                      &no_root);
-    g_autofree char *which = NULL;
-    if (root != NULL && sqlenvfs_root_is_db_file(root, output, &which)) {
-      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "recover to %s: that is the database %s of the root %s, which applications "
-                  "open; recover never writes there, even with --force (nothing was written; "
-                  "recover to a new file, then follow \"Putting a restored database into "
-                  "production\" in docs/OPERATIONS.md)", output, which,
-                  sqlenvfs_root_dir(root));
-      return cli_fail("recover", error);
-    }
-  }
+  /* Never into a database of the root, even with --force: applications
+   * open it, and the recovered file carries the source's marker. */
+  check_root = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST, &no_root);
+  opts.root = check_root;
   opts.force = force;
   opts.shell = shell;
   opts.progress = progress;

@@ -11,6 +11,7 @@
  * temporary file, so nothing that looks like a copy is ever left behind.
  */
 #include "sqlenvfs/copy.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/readvfs.h"
 #include "sqlenvfs/util.h"
@@ -214,6 +215,100 @@ sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
                 finish_copy(&pc, NULL, error);
   pending_copy_clear(&pc);
   return ok;
+}
+
+gboolean
+sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolean overwrite,
+                           const char *cmd, const char *advice, GError **error)
+{
+  static const char *const sidecars[] = { "-wal", "-shm", "-journal" };
+  g_autofree char *dir = g_path_get_dirname(output);
+  g_autofree char *which = NULL;
+  gboolean has_output;
+  struct stat st;
+  int pid = 0;
+
+  if (root != NULL && sqlenvfs_root_is_db_file(root, output, &which)) {
+    g_autofree char *which_dir = g_path_get_dirname(which);
+    gboolean dev = strcmp(which_dir, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV)) == 0;
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: that is the %s database %s of the root %s, which applications "
+                "open; %s never writes there, even with --force (nothing was written; %s)",
+                cmd, output, dev ? "development" : "production",
+                which, sqlenvfs_root_dir(root), cmd, advice);
+    return FALSE;
+  }
+  has_output = lstat(output, &st) == 0;
+  for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++) {
+    g_autofree char *side = g_strconcat(output, sidecars[i], NULL);
+    struct stat sst;
+    if (lstat(side, &sst) != 0)
+      continue;
+    /* Beside an existing file: a database in use (or not closed cleanly).
+     * Beside no file: what a reader left, harmless unless SQLite would
+     * apply its content to the new file or someone still has it open. */
+    if (has_output) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s to %s: %s exists beside it, so it is a database in use (or one not "
+                  "closed cleanly): a connection to it would mix its old %s with the new file, "
+                  "and --force never removes it (nothing was written; choose another --output, "
+                  "or close what uses it and remove the %s; %s)",
+                  cmd, output, side, sidecars[i] + 1, sidecars[i] + 1, advice);
+      return FALSE;
+    }
+    if ((sst.st_size > 0 && strcmp(sidecars[i], "-shm") != 0) ||
+        (pid = sqlenvfs_doctor_file_opener(side)) > 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s to %s: %s is left beside it%s, and SQLite would apply it to the new "
+                  "file (nothing was written; choose another --output, or remove %s once "
+                  "nothing uses it)",
+                  cmd, output, side, sst.st_size > 0 ? " with content" : " and open", side);
+      return FALSE;
+    }
+  }
+  if (!has_output) {
+    struct stat dst;
+    /* Said here, not as the failure to create a temporary inside it. */
+    gboolean found = stat(dir, &dst) == 0;
+    if (!found || !S_ISDIR(dst.st_mode)) {
+      int errsv = found ? ENOTDIR : errno;
+      if (errsv == ENOENT)
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                    "%s to %s: the directory %s does not exist (nothing was written; "
+                    "create it, or choose another --output)", cmd, output, dir);
+      else
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                    "%s to %s: %s is no directory to write in: %s (nothing was written; "
+                    "choose another --output)", cmd, output, dir, g_strerror(errsv));
+      return FALSE;
+    }
+    return TRUE;
+  }
+  /* --force would not replace it either: say so now, not "pass --force". */
+  if (!overwrite && S_ISREG(st.st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                "%s to %s: the file already exists (choose another --output, or pass --force "
+                "to replace it)", cmd, output);
+    return FALSE;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: it is %s, not a plain file; --force replaces only a plain file "
+                "(nothing was written; choose another --output)",
+                cmd, output, S_ISLNK(st.st_mode) ? "a symbolic link"
+                             : S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+    return FALSE;
+  }
+  pid = sqlenvfs_doctor_file_opener(output);
+  if (pid > 0) {
+    g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: %s has it open; --force replaces only a file nobody uses (nothing "
+                "was written; stop that process or choose another --output; %s)",
+                cmd, output, who, advice);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 int

@@ -35,7 +35,7 @@
  *   is unreadable) skips q alone.
  */
 #include "sqlenvfs/recover.h"
-#include "sqlenvfs/doctor.h"
+#include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
@@ -1026,9 +1026,15 @@ read_damage(Job *j)
                     g_strdup_printf("integrity_check stopped: %s", sqlite3_errmsg(j->src)));
 }
 
+#define INTO_PRODUCTION_HOWTO                                                                  \
+  "to put a recovered database into production, recover to a new file, then follow "          \
+  "\"Putting a restored database into production\" in docs/OPERATIONS.md"
+
+/* The source must be a file, and the output a new file or one --force may
+ * replace (copy.h, sqlenvfs_copy_check_output); never the source itself. */
 static gboolean
-check_paths(const char *source, const char *output, gboolean force, struct stat *sst,
-            GError **error)
+check_paths(const SqlenvfsRoot *root, const char *source, const char *output, gboolean force,
+            struct stat *sst, GError **error)
 {
   struct stat ost;
   if (stat(source, sst) != 0)
@@ -1051,47 +1057,11 @@ check_paths(const char *source, const char *output, gboolean force, struct stat 
         return FALSE;
       }
     }
-    if (!force) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
-                  "recover: output %s already exists (choose a new path, or pass --force to "
-                  "replace it)",
-                  output);
-      return FALSE;
-    }
-    if (!S_ISREG(ost.st_mode)) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "recover: output %s exists and is not a regular file (choose a file path)",
-                  output);
-      return FALSE;
-    }
-    /* --force replaces a file nobody uses, never a database in use: its
-     * -wal holds commits that are not in the file yet, and a connection
-     * open on it would write on into the replaced file. */
-    for (gsize i = 1; i < G_N_ELEMENTS(suffix); i++) {
-      g_autofree char *p = g_strconcat(output, suffix[i], NULL);
-      struct stat st;
-      if (lstat(p, &st) == 0) {
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                    "recover: %s exists beside the output %s, so it is a database in use (or "
-                    "one not closed cleanly) whose %s may hold commits; --force never removes "
-                    "it (nothing was written; choose a new path, or close what uses %s and "
-                    "remove the %s yourself)", p, output, suffix[i] + 1, output, suffix[i] + 1);
-        return FALSE;
-      }
-    }
-    {
-      int pid = sqlenvfs_doctor_file_opener(output);
-      if (pid > 0) {
-        g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                    "recover: %s has the output %s open; --force replaces only a file nobody "
-                    "uses (nothing was written; stop that process or choose a new path)",
-                    who, output);
-        return FALSE;
-      }
-    }
   }
-  return TRUE;
+  /* --force replaces a plain file nobody uses, never a database in use:
+   * its -wal holds commits that are not in the file yet, and a connection
+   * open on it would write on into the replaced file. */
+  return sqlenvfs_copy_check_output(root, output, force, "recover", INTO_PRODUCTION_HOWTO, error);
 }
 
 /* Create the private work directory @path (mode 0700). One of this name is
@@ -1141,7 +1111,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   report->damage = g_ptr_array_new_with_free_func(g_free);
   report->tables = g_ptr_array_new_with_free_func(table_free);
   report->problems = g_ptr_array_new_with_free_func(g_free);
-  if (!check_paths(report->source, report->output, opts->force, &sst, error))
+  if (!check_paths(opts->root, report->source, report->output, opts->force, &sst, error))
     return NULL;
 
   outdir = g_path_get_dirname(report->output);

@@ -33,14 +33,12 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/copy.h"
-#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/timeline.h"
@@ -643,151 +641,6 @@ sqlenvfs_restore_image_after(SqlenvfsArchive *a, SqlenvfsImage *below, guint64 b
   "to put a restored state into production, restore to a new file, then follow \"Putting a "   \
   "restored database into production\" in docs/OPERATIONS.md"
 
-/* The canonical path of the directory @dir (symlinks resolved), or NULL. */
-static char *
-real_dir(const char *dir)
-{
-  char *r = realpath(dir, NULL);
-  char *out = r ? g_strdup(r) : NULL;
-  free(r);
-  return out;
-}
-
-/* Whether @st is the file of a production or development database of @root. */
-static gboolean
-is_root_db(SqlenvfsRoot *root, const struct stat *st, char **which)
-{
-  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
-  for (guint i = 0; i < names->len; i++) {
-    char *paths[2] = { sqlenvfs_root_prod_db(root, names->pdata[i]),
-                       sqlenvfs_root_dev_db(root, names->pdata[i]) };
-    gboolean same = FALSE;
-    for (int k = 0; k < 2; k++) {
-      struct stat dst;
-      if (!same && stat(paths[k], &dst) == 0 && dst.st_dev == st->st_dev &&
-          dst.st_ino == st->st_ino) {
-        same = TRUE;
-        *which = g_strdup(paths[k]);
-      }
-    }
-    g_free(paths[0]);
-    g_free(paths[1]);
-    if (same)
-      return TRUE;
-  }
-  return FALSE;
-}
-
-/* Refuse an output that a restore would corrupt or that someone uses
- * (restore.h): a database of the root, a file with a -wal, -shm or
- * -journal beside it, a file another process has open, anything but a
- * plain file, and an existing file without @overwrite. */
-static gboolean
-check_output(SqlenvfsRoot *root, const char *output, gboolean overwrite, GError **error)
-{
-  static const char *const sidecars[] = { "-wal", "-shm", "-journal" };
-  g_autofree char *dir = g_path_get_dirname(output);
-  g_autofree char *base = g_path_get_basename(output);
-  g_autofree char *out_dir = real_dir(dir);
-  g_autofree char *which = NULL;
-  gboolean has_output;
-  struct stat st;
-  int pid = 0;
-
-  for (int k = 0; k < 2 && out_dir != NULL; k++) {
-    g_autofree char *env_dir =
-      real_dir(sqlenvfs_root_path(root, k == 0 ? SQLENVFS_DIR_PROD : SQLENVFS_DIR_DEV));
-    if (env_dir != NULL && strcmp(env_dir, out_dir) == 0 && g_str_has_suffix(base, ".db")) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "restore to %s: that is a %s database of the root %s, which applications "
-                  "open; a restore never writes there, even with --force (nothing was "
-                  "written; " INTO_PRODUCTION_HOWTO ")",
-                  output, k == 0 ? "production" : "development", sqlenvfs_root_dir(root));
-      return FALSE;
-    }
-  }
-  if (stat(output, &st) == 0 && is_root_db(root, &st, &which)) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "restore to %s: that file is the database %s of the root, which applications "
-                "open; a restore never writes there, even with --force (nothing was written; "
-                INTO_PRODUCTION_HOWTO ")",
-                output, which);
-    return FALSE;
-  }
-  has_output = lstat(output, &st) == 0;
-  for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++) {
-    g_autofree char *side = g_strconcat(output, sidecars[i], NULL);
-    struct stat sst;
-    if (lstat(side, &sst) != 0)
-      continue;
-    /* Beside an existing file: a database in use (or not closed cleanly).
-     * Beside no file: what a reader left, harmless unless SQLite would
-     * apply its content to the new file or someone still has it open. */
-    if (has_output) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "restore to %s: %s exists beside it, so it is a database in use (or one not "
-                  "closed cleanly), and a connection to it would mix its old %s with the "
-                  "restored file (nothing was written; choose another --output, or close what "
-                  "uses it and remove the %s; " INTO_PRODUCTION_HOWTO ")",
-                  output, side, sidecars[i] + 1, sidecars[i] + 1);
-      return FALSE;
-    }
-    if ((sst.st_size > 0 && strcmp(sidecars[i], "-shm") != 0) ||
-        (pid = sqlenvfs_doctor_file_opener(side)) > 0) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "restore to %s: %s is left beside it%s, and SQLite would apply it to the "
-                  "restored file (nothing was written; choose another --output, or remove %s "
-                  "once nothing uses it)",
-                  output, side, sst.st_size > 0 ? " with content" : " and open", side);
-      return FALSE;
-    }
-  }
-  if (!has_output) {
-    struct stat dst;
-    /* Said here, not as the failure to create a temporary inside it. */
-    gboolean found = stat(dir, &dst) == 0;
-    if (!found || !S_ISDIR(dst.st_mode)) {
-      int errsv = found ? ENOTDIR : errno;
-      if (errsv == ENOENT)
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                    "restore to %s: the directory %s does not exist (nothing was written; "
-                    "create it, or choose another --output)", output, dir);
-      else
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                    "restore to %s: %s is no directory to write in: %s (nothing was written; "
-                    "choose another --output)", output, dir, g_strerror(errsv));
-      return FALSE;
-    }
-    return TRUE;
-  }
-  /* --force would not replace it either: say so now, not "pass --force". */
-  if (!overwrite && S_ISREG(st.st_mode)) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
-                "restore to %s: the file exists (choose another path, or pass --force to "
-                "replace it)", output);
-    return FALSE;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "restore to %s: it is %s, not a plain file; --force replaces only a plain file "
-                "(nothing was written; choose another --output)",
-                output, S_ISLNK(st.st_mode) ? "a symbolic link" : S_ISDIR(st.st_mode) ? "a directory"
-                                                                                   : "a special file");
-    return FALSE;
-  }
-  pid = sqlenvfs_doctor_file_opener(output);
-  if (pid > 0) {
-    g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "restore to %s: %s has it open; --force replaces only a file nobody uses "
-                "(nothing was written; stop that process or choose another --output; "
-                INTO_PRODUCTION_HOWTO ")",
-                output, who);
-    return FALSE;
-  }
-  return TRUE;
-}
-
 gboolean
 sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const char *output,
                          gboolean overwrite, SqlenvfsProgressFunc progress, gpointer user,
@@ -799,7 +652,8 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
   int mode;
   gboolean ok;
 
-  if (!check_output(root, output, overwrite, error))
+  if (!sqlenvfs_copy_check_output(root, output, overwrite, "restore", INTO_PRODUCTION_HOWTO,
+                                  error))
     return FALSE;
   /* The base is read once: its crc32 is computed as the output is written
    * and checked before the output is (copy.h) or kept. When it is wrong,

@@ -25,26 +25,26 @@ prod_sum=$(md5sum < "$P")
 dev_sum=$(md5sum < "$D")
 
 # --- restore: outputs it must refuse ---------------------------------------
-expect_fail 'production database of the root.*OPERATIONS.md' \
+expect_fail 'that is the production database .*/data/prod/app.db of the root.*OPERATIONS.md' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$P" --force
 # Without --force: the same refusal, not a hint to pass --force.
 out=$("$SQLENVFS" restore --root "$R" --time latest --output "$P" 2>&1) &&
   fail "a restore onto production without --force succeeded"
 case $out in
-  *"production database of the root"*) ;;
+  *"that is the production database "*) ;;
   *) fail "a restore onto production without --force said: $out" ;;
 esac
 case $out in *"pass --force"*) fail "a restore onto production suggested --force: $out" ;; esac
-expect_fail 'production database of the root' \
+expect_fail 'that is the production database .*/data/prod/new.db of the root' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$R/data/prod/new.db" --force
 [ ! -e "$R/data/prod/new.db" ] || fail "a restore created a new production database"
-expect_fail 'development database of the root' \
+expect_fail 'that is the development database .*/data/dev/app.db of the root' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$D" --force
 ln -s "$R/data/prod" "$T/prodlink"
-expect_fail 'production database of the root' \
+expect_fail 'that is the production database .*/data/prod/app.db of the root' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$T/prodlink/app.db" --force
 ln "$P" "$T/hardlink.db"
-expect_fail 'is the database .*data/prod/app.db of the root' \
+expect_fail 'is the production database .*data/prod/app.db of the root' \
   "$SQLENVFS" restore --root "$R" --time latest --output "$T/hardlink.db" --force
 rm "$T/hardlink.db"
 assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused restores"

@@ -243,12 +243,12 @@ import os; os._exit(0)   # leave the -wal as a running application would
 PY
 [ -s "$P-wal" ] || fail "no -wal with commits beside production"
 prod_sum=$(cat "$P" "$P-wal" | md5sum) dev_sum=$(md5sum < "$D")
-expect_fail "that is the database .*/data/prod/app.db of the root.*even with --force" \
+expect_fail "that is the production database .*/data/prod/app.db of the root.*even with --force" \
   "$SQLENVFS" recover by-name.db --root "$T/root" --output "$P" --force
-expect_fail "that is the database .*/data/dev/app.db of the root.*even with --force" \
+expect_fail "that is the development database .*/data/dev/app.db of the root.*even with --force" \
   "$SQLENVFS" recover app --root "$T/root" --output "$D" --force
 # With no root to tell, the -wal beside the output still says it is in use.
-expect_fail "app.db-wal exists beside the output .*--force never removes it" \
+expect_fail "app.db-wal exists beside it, so it is a database in use.*--force never removes it" \
   "$SQLENVFS" recover by-name.db --output "$P" --force
 assert_eq "$(cat "$P" "$P-wal" | md5sum)" "$prod_sum" "production and its -wal after refused recovers"
 assert_eq "$(md5sum < "$D")" "$dev_sum" "development after a refused recover"
@@ -261,6 +261,13 @@ expect_fail "already exists.*--force" "$SQLENVFS" recover zeroed.db --output exi
 assert_eq "$(cat exists.db)" "precious" "existing output untouched"
 "$SQLENVFS" recover zeroed.db --output exists.db --force >/dev/null
 check_integrity exists.db
+# --force replaces a plain file, not a symlink (nor what it points to).
+echo target >target.db
+ln -s target.db sym.db
+expect_fail "sym.db: it is a symbolic link, not a plain file" \
+  "$SQLENVFS" recover zeroed.db --output sym.db --force
+[ -L sym.db ] || fail "the symlink was replaced"
+assert_eq "$(cat target.db)" "target" "the symlink's target after a refused recover"
 expect_fail "is the source's own file" "$SQLENVFS" recover zeroed.db --output zeroed.db --force
 expect_fail "no-such.db.*No such file" "$SQLENVFS" recover no-such.db --output x.db
 [ ! -e x.db ] || fail "output created for a missing source"
