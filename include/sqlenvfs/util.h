@@ -99,6 +99,23 @@ int sqlenvfs_create_file(const char *path, int mode, GError **error);
  * process is gone). */
 char *sqlenvfs_tmp_path(const char *dir, const char *name);
 
+/* The temporaries this process is writing, for a command line to remove
+ * when it is interrupted (cli.h, cli_remove_tmp_on_interrupt): a file
+ * (with its -journal, -wal and -shm) or a directory of files, each named as
+ * above so that it is this process's own. Track one only once this
+ * process has created it (or is about to replace whatever holds its
+ * name), and untrack it once it is renamed into place or removed. Returns
+ * a handle for sqlenvfs_tmp_untrack (which ignores -1), or -1 when there
+ * is no room: the temporary is then left by an interruption, as by kill
+ * -9, for the next run to remove. Thread-safe. */
+int sqlenvfs_tmp_track(const char *path, gboolean is_dir);
+void sqlenvfs_tmp_untrack(int handle);
+
+/* Remove every tracked temporary: unlink, never through a symlink (a
+ * directory is opened with O_NOFOLLOW, its files removed, then it). Only
+ * async-signal-safe calls: for a signal handler. */
+void sqlenvfs_tmp_remove_tracked(void);
+
 /* The leftovers in @dir of temporaries named "<prefix><anything>-<pid>"
  * (optionally followed by "-journal", "-wal" or "-shm") whose process no
  * longer runs. With @remove they are deleted (regular files, and with

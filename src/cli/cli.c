@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "sqlenvfs/remote.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -195,6 +196,31 @@ cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args, Sqlenv
   gboolean ok = sqlenvfs_ops_run(ops, op, args, out, error);
   cli_progress_done();
   return ok;
+}
+
+static void
+on_interrupt(int sig)
+{
+  sqlenvfs_tmp_remove_tracked(); /* async-signal-safe */
+  signal(sig, SIG_DFL);
+  raise(sig);
+}
+
+void
+cli_remove_tmp_on_interrupt(void)
+{
+  static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+  struct sigaction sa;
+
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
+    struct sigaction old;
+    /* A signal ignored on entry (a background job's SIGINT) stays so. */
+    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+      sigaction(sigs[i], &sa, NULL);
+  }
 }
 
 char *

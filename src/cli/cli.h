@@ -64,6 +64,14 @@ void cli_install_log_writer(void);
 gboolean cli_run_op(SqlenvfsRoot *root, SqlenvfsOp op, const SqlenvfsOpArgs *args,
                     SqlenvfsOpOutcome *out, GError **error);
 
+/* From now on, SIGINT (Ctrl-C), SIGTERM and SIGHUP remove the temporaries
+ * this process is writing (util.h, sqlenvfs_tmp_track: a copy of
+ * production, in a directory a later run may be slow to clean, or never),
+ * then end the process as the signal does. A signal ignored on entry (a
+ * background job's SIGINT) stays ignored. kill -9 still leaves them, for
+ * the next run to remove. */
+void cli_remove_tmp_on_interrupt(void);
+
 /* Stdin is a terminal (prompts are allowed). */
 gboolean cli_is_interactive(void);
 

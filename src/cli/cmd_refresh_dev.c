@@ -55,6 +55,9 @@ cmd_refresh_dev(int argc, char **argv)
   args.force = force;
   args.progress = cli_progress_cb;
   args.progress_data = (gpointer) "copying";
+  /* Its temporaries (in data/dev, and in .cache with --time) are copies of
+   * production. */
+  cli_remove_tmp_on_interrupt();
   if (!cli_run_op(root, SQLENVFS_OP_REFRESH_DEV, &args, &out, &error))
     return cli_fail("refresh-dev", error);
   r = g_ptr_array_index(out.refreshed, 0);

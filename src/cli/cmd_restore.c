@@ -2,10 +2,7 @@
  * cmd_restore.c — `sqlenvfs restore`: a production database as it was at a
  * time, written to a new file.
  */
-#include <signal.h>
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -14,52 +11,6 @@
 #include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/util.h"
-
-/* The temporary a local restore writes beside its output (copy.c names it
- * with sqlenvfs_tmp_path), removed when the restore is interrupted: it
- * may be a full copy of production, in a directory no later run of this
- * command may ever clean. Only names carrying this process's pid go, so
- * nothing finished is ever removed. */
-static char interrupted_tmp[4096];
-
-static void
-on_interrupt(int sig)
-{
-  static const char *const sides[] = { "", "-journal", "-wal", "-shm" };
-  size_t n = strlen(interrupted_tmp);
-  for (size_t i = 0; i < G_N_ELEMENTS(sides) && n > 0; i++) {
-    size_t k = strlen(sides[i]);
-    if (n + k < sizeof interrupted_tmp) {
-      memcpy(interrupted_tmp + n, sides[i], k + 1);
-      unlink(interrupted_tmp); /* async-signal-safe */
-    }
-  }
-  signal(sig, SIG_DFL);
-  raise(sig);
-}
-
-static void
-remove_tmp_on_interrupt(const char *output)
-{
-  g_autofree char *dir = g_path_get_dirname(output);
-  g_autofree char *base = g_path_get_basename(output);
-  g_autofree char *tmp = sqlenvfs_tmp_path(dir, base);
-  static const int sigs[] = { SIGINT, SIGTERM, SIGHUP };
-  struct sigaction sa;
-
-  if (strlen(tmp) + 16 >= sizeof interrupted_tmp)
-    return;
-  memcpy(interrupted_tmp, tmp, strlen(tmp) + 1);
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  for (size_t i = 0; i < G_N_ELEMENTS(sigs); i++) {
-    struct sigaction old;
-    /* A signal ignored on entry (a background job's SIGINT) stays so. */
-    if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
-      sigaction(sigs[i], &sa, NULL);
-  }
-}
 
 int
 cmd_restore(int argc, char **argv)
@@ -135,7 +86,9 @@ cmd_restore(int argc, char **argv)
     plan = sqlenvfs_restore_plan(root, db, &t, &error);
     if (plan == NULL)
       return cli_fail("restore", error);
-    remove_tmp_on_interrupt(output);
+    /* Its temporary beside the output may be a full copy of production,
+     * in a directory no later run of this command may ever clean. */
+    cli_remove_tmp_on_interrupt();
     if (!sqlenvfs_restore_to_file(root, plan, output, force, cli_progress_cb,
                                   (gpointer) "restoring", &error))
       return cli_fail("restore", error);

@@ -45,7 +45,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
     "a consistent copy, integrity-checked and fsync'd, in %s/<time>/\n"
     "with a MANIFEST. Production must be in WAL mode: a database that is not is\n"
     "reported and not copied, the others are (exit status non-zero). An interrupted run leaves\n"
-    "nothing that looks like a copy; the next run removes its leftovers.",
+    "nothing that looks like a copy: Ctrl-C, SIGTERM or SIGHUP remove what it wrote, the\n"
+    "next run the leftovers of one killed outright.",
     cmd, kind == SQLENVFS_KIND_SNAPSHOT ? "backups/prod/snapshots" : "backups/prod/daily");
   if (!cli_parse(&argc, &argv, "", summary, entries))
     return CLI_USAGE;
@@ -57,6 +58,8 @@ storecmd_create(SqlenvfsCopyKind kind, int argc, char **argv)
   args.db = db; /* borrowed: not cleared */
   args.progress = cli_progress_cb;
   args.progress_data = (gpointer) "copying";
+  /* Its entry being written holds copies of production. */
+  cli_remove_tmp_on_interrupt();
   if (!cli_run_op(root, kind == SQLENVFS_KIND_SNAPSHOT ? SQLENVFS_OP_SNAPSHOT : SQLENVFS_OP_BACKUP,
                   &args, &out, &error) &&
       out.copy == NULL)

@@ -58,6 +58,7 @@ check_file(const char *path, GError **error)
 typedef struct {
   char *dst, *dir, *tmp;
   int fd;
+  int tracked; /* sqlenvfs_tmp_track's handle for a temporary named here, or -1 */
   gint64 size;
   guint32 crc;
 } PendingCopy;
@@ -69,6 +70,8 @@ pending_copy_clear(PendingCopy *pc)
     close(pc->fd);
     unlink(pc->tmp);
   }
+  sqlenvfs_tmp_untrack(pc->tracked);
+  pc->tracked = -1;
   g_free(pc->dst);
   g_free(pc->dir);
   g_free(pc->tmp);
@@ -87,6 +90,7 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
 
   pc->fd = -1;
+  pc->tracked = -1;
   pc->dst = g_strdup(dst);
   pc->dir = g_path_get_dirname(dst);
   pc->tmp = tmp ? g_strdup(tmp) : sqlenvfs_tmp_path(pc->dir, base);
@@ -104,6 +108,10 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   pc->fd = sqlenvfs_create_file(pc->tmp, 0600, error);
   if (pc->fd < 0)
     return FALSE;
+  /* An interrupted command line removes it (util.h); a temporary given by
+   * the caller is the caller's to track. */
+  if (tmp == NULL)
+    pc->tracked = sqlenvfs_tmp_track(pc->tmp, FALSE);
   if (fchmod(pc->fd, mode & 0666) != 0 ||
       !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, want_crc ? &pc->crc : NULL,
                                   pc->tmp, error)) {
@@ -166,7 +174,7 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                  GError **error)
 {
   g_autoptr(SqlenvfsLiveView) view = NULL;
-  PendingCopy pc = { .fd = -1 };
+  PendingCopy pc = { .fd = -1, .tracked = -1 };
   struct stat st;
   gboolean ok;
 
@@ -195,7 +203,7 @@ sqlenvfs_copy_image(SqlenvfsImage *img, const char *dst, int mode, gboolean over
                     SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,
                     GError **error)
 {
-  PendingCopy pc = { .fd = -1 };
+  PendingCopy pc = { .fd = -1, .tracked = -1 };
   gboolean ok;
 
   if (res)
@@ -210,7 +218,7 @@ gboolean
 sqlenvfs_copy_image_aside(SqlenvfsImage *img, const char *tmp, int mode,
                           SqlenvfsProgressFunc progress, gpointer user, GError **error)
 {
-  PendingCopy pc = { .fd = -1 };
+  PendingCopy pc = { .fd = -1, .tracked = -1 };
   gboolean ok = start_copy(img, tmp, tmp, mode, TRUE, FALSE, progress, user, &pc, error) &&
                 finish_copy(&pc, NULL, error);
   pending_copy_clear(&pc);

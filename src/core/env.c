@@ -746,7 +746,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   g_autoptr(sqlite3) live = NULL;
   int data_mode = sqlenvfs_root_data_mode(root, db);
   gboolean ok = FALSE;
-  int lock;
+  int lock, tracked = -1;
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
@@ -760,6 +760,9 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   if (sqlenvfs_tmp_leftovers(dev_dir, prefix, FALSE, TRUE, NULL, error) < 0)
     goto out;
   tmp = g_strdup_printf("%s/.tmp-refresh-%s-%d", dev_dir, db, (int)getpid());
+  /* This process's name, created (or a leftover of it replaced) just
+   * below: an interrupted command line removes it (util.h). */
+  tracked = sqlenvfs_tmp_track(tmp, FALSE);
 
   /* 1. The new state, written aside with production's mode and
    *    integrity-checked (copy.h). */
@@ -805,6 +808,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 
 out:
   unlink_db_files(tmp);
+  sqlenvfs_tmp_untrack(tracked);
   sqlenvfs_root_unlock(lock);
   return ok;
 }

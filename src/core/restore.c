@@ -716,6 +716,7 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   g_autoptr(SqlenvfsImage) img = NULL;
   SqlenvfsFileSource *fs;
   gboolean ok = FALSE;
+  int tracked = -1;
 
   if (!sqlenvfs_mkdir_p(cache, 0700, error))
     return FALSE;
@@ -727,6 +728,9 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
   if (img == NULL)
     return FALSE;
+  /* This process's name, created (or a leftover of it replaced) just
+   * below: an interrupted command line removes it (util.h). */
+  tracked = sqlenvfs_tmp_track(tmp, FALSE);
   ok = sqlenvfs_copy_image_aside(img, tmp, sqlenvfs_root_data_mode(root, plan->db), progress,
                                  user, error);
   g_clear_pointer(&img, sqlenvfs_image_free);
@@ -734,8 +738,10 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
     unlink(tmp);
     ok = FALSE;
   }
-  if (!ok)
+  if (!ok) {
+    sqlenvfs_tmp_untrack(tracked);
     return FALSE;
+  }
   ok = FALSE;
   uri = sqlenvfs_db_uri_immutable(tmp);
   when = sqlenvfs_time_format_iso(plan->target_us);
@@ -761,6 +767,7 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
 out:
   g_clear_pointer(&img, sqlenvfs_image_free);
   unlink(tmp);
+  sqlenvfs_tmp_untrack(tracked);
   return ok;
 }
 

@@ -477,7 +477,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   SqlenvfsStoredCopy *result = NULL;
   gint64 now;
   int manifest_mode = 0644;
-  int lock;
+  int lock, tracked = -1;
 
   if (db != NULL) {
     char *resolved = sqlenvfs_root_resolve_db(root, db, TRUE, error);
@@ -540,6 +540,9 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     sqlenvfs_error_errno(error, errno, "create backup directory", tmp);
     goto out;
   }
+  /* An interrupted command line removes it (util.h): it holds copies of
+   * production. */
+  tracked = sqlenvfs_tmp_track(tmp, TRUE);
 
   for (guint i = 0; i < names->len; i++) {
     const char *dbname = names->pdata[i];
@@ -594,6 +597,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
 out:
   if (result == NULL && tmp != NULL)
     sqlenvfs_rm_rf(tmp, NULL);
+  sqlenvfs_tmp_untrack(tracked);
   sqlenvfs_root_unlock(lock);
   return result;
 }

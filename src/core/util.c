@@ -339,6 +339,101 @@ sqlenvfs_tmp_path(const char *dir, const char *name)
   return g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
 }
 
+/* The temporaries being written (sqlenvfs_tmp_track): a slot is filled,
+ * then marked used; a signal handler reads only slots marked used. */
+#define TRACKED_MAX 16
+static struct {
+  char path[4096];
+  gboolean is_dir;
+  int used; /* read and written with __atomic builtins */
+} tracked[TRACKED_MAX];
+static GMutex tracked_lock;
+
+int
+sqlenvfs_tmp_track(const char *path, gboolean is_dir)
+{
+  size_t n = strlen(path);
+  int handle = -1;
+
+  /* Room for the longest sidecar suffix the handler appends. */
+  if (n + sizeof "-journal" > sizeof tracked[0].path)
+    return -1;
+  g_mutex_lock(&tracked_lock);
+  for (int i = 0; i < TRACKED_MAX && handle < 0; i++) {
+    if (__atomic_load_n(&tracked[i].used, __ATOMIC_ACQUIRE))
+      continue;
+    memcpy(tracked[i].path, path, n + 1);
+    tracked[i].is_dir = is_dir;
+    __atomic_store_n(&tracked[i].used, 1, __ATOMIC_RELEASE);
+    handle = i;
+  }
+  g_mutex_unlock(&tracked_lock);
+  return handle;
+}
+
+void
+sqlenvfs_tmp_untrack(int handle)
+{
+  if (handle >= 0 && handle < TRACKED_MAX)
+    __atomic_store_n(&tracked[handle].used, 0, __ATOMIC_RELEASE);
+}
+
+/* Remove the files in the directory @path, then the directory: opened with
+ * O_NOFOLLOW, so a symlink of that name is left alone. Async-signal-safe
+ * (open, getdents64, unlinkat, rmdir); a few passes, in case removing
+ * entries while reading makes one skip some. */
+static void
+remove_tracked_dir(const char *path)
+{
+  char buf[4096] __attribute__((aligned(8)));
+  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return;
+  for (int pass = 0; pass < 4; pass++) {
+    gboolean removed = FALSE;
+    ssize_t n;
+    if (lseek(fd, 0, SEEK_SET) != 0)
+      break;
+    while ((n = getdents64(fd, buf, sizeof buf)) > 0) {
+      for (ssize_t off = 0; off < n;) {
+        const struct dirent64 *d = (const struct dirent64 *)(buf + off);
+        off += d->d_reclen;
+        if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
+            unlinkat(fd, d->d_name, 0) == 0)
+          removed = TRUE;
+      }
+    }
+    if (!removed)
+      break;
+  }
+  close(fd);
+  rmdir(path);
+}
+
+void
+sqlenvfs_tmp_remove_tracked(void)
+{
+  static const char *const sides[] = { "-journal", "-wal", "-shm" };
+  char p[sizeof tracked[0].path];
+
+  for (int i = 0; i < TRACKED_MAX; i++) {
+    size_t n;
+    if (!__atomic_load_n(&tracked[i].used, __ATOMIC_ACQUIRE))
+      continue;
+    n = strlen(tracked[i].path);
+    memcpy(p, tracked[i].path, n + 1);
+    if (tracked[i].is_dir) {
+      remove_tracked_dir(p);
+      continue;
+    }
+    unlink(p); /* never follows a symlink */
+    for (size_t k = 0; k < G_N_ELEMENTS(sides); k++) {
+      memcpy(p + n, sides[k], strlen(sides[k]) + 1);
+      unlink(p);
+    }
+  }
+}
+
 int
 sqlenvfs_tmp_leftovers(const char *dir, const char *prefix, gboolean dirs, gboolean remove,
                        GPtrArray *found, GError **error)

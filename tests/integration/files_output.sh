@@ -7,6 +7,8 @@
 # - refresh-dev and restore killed mid-copy leave one ".tmp-<name>-<pid>"
 #   (never ".tmp-.tmp-"), no more readable than production; doctor names the
 #   leftover and the next run removes it;
+# - restore, backup, snapshot and refresh-dev interrupted (SIGINT, SIGTERM,
+#   SIGHUP) remove their temporaries and die of the signal;
 # - refresh-dev refuses to write development through a symlink.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
@@ -207,6 +209,38 @@ for sig in INT TERM; do
   assert_eq "$(cd "$T/intr" && ls -A)" "" "the output directory after SIG$sig to restore"
 done
 pass "an interrupted restore (SIGINT, SIGTERM) leaves nothing beside its output"
+
+# backup, snapshot and refresh-dev too: each removes its temporaries (copies
+# of production) and dies of the signal; production is only read.
+# interrupted SIG DIR PATTERN cmd...: SIG once PATTERN appears in DIR.
+interrupted() {
+  local sig=$1 dir=$2 pat=$3 before left; shift 3
+  before=$(md5sum < "$P")
+  signal_when_tmp "$sig" "$dir" "$pat" "$@"
+  [ "$rc" -eq $((128 + $(kill -l "$sig"))) ] ||
+    fail "$2 exited with $rc after SIG$sig, not as killed by it"
+  for d in "$dir" "$R/data/dev" "$R/.cache" "$R/backups/prod/daily" "$R/backups/prod/snapshots"; do
+    [ -d "$d" ] || continue
+    left=$(cd "$d" && ls -A | grep '^\.tmp-' || true)
+    [ -z "$left" ] || fail "$2 left in $d after SIG$sig: $left"
+  done
+  assert_eq "$(md5sum < "$P")" "$before" "production after SIG$sig to $2"
+}
+n_daily=$(ls "$R/backups/prod/daily" 2>/dev/null | wc -l)
+n_snap=$(ls "$R/backups/prod/snapshots" 2>/dev/null | wc -l)
+SQLENVFS_TEST_STORE_DELAY_MS=50 interrupted INT "$R/backups/prod/daily" '.tmp-*' \
+  "$SQLENVFS" backup --root "$R"
+SQLENVFS_TEST_STORE_DELAY_MS=50 interrupted TERM "$R/backups/prod/snapshots" '.tmp-*' \
+  "$SQLENVFS" snapshot --root "$R"
+assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n_daily" "backups after SIGINT"
+assert_eq "$(ls "$R/backups/prod/snapshots" | wc -l)" "$n_snap" "snapshots after SIGTERM"
+dev_before=$(md5sum < "$D")
+interrupted HUP "$R/data/dev" '.tmp-refresh-app-*' "$SQLENVFS" refresh-dev --root "$R"
+interrupted INT "$R/.cache" '.tmp-refresh-pitr-app-*' \
+  "$SQLENVFS" refresh-dev --root "$R" --time latest
+assert_eq "$(sqlite3 "$D" 'PRAGMA integrity_check')" "ok" "development after interrupted refreshes"
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development's marker"
+pass "backup, snapshot and refresh-dev interrupted (SIGINT, SIGTERM, SIGHUP) leave no temporary"
 
 # --- refresh-dev into a read-only data/dev: one line, the create that failed
 mount --bind "$R/data/dev" "$R/data/dev"

@@ -1,7 +1,11 @@
-/* Unit tests for util: how the project opens databases, crc32. */
+/* Unit tests for util: how the project opens databases, crc32, the
+ * temporaries an interrupted command removes. */
 #include "testutil.h"
 
 #include "sqlenvfs/util.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 static char *tmp;
 static char *path;
@@ -148,6 +152,64 @@ START_TEST(test_alloc_large_pages)
 }
 END_TEST
 
+static void
+touch(const char *dir, const char *name)
+{
+  g_autofree char *p = g_build_filename(dir, name, NULL);
+  ck_assert(g_file_set_contents(p, "x", 1, NULL));
+}
+
+/* What an interrupted command line removes (the handler's call): tracked
+ * files with their sidecars, tracked directories with their files, never
+ * what a symlink points to, nothing untracked. */
+START_TEST(test_tmp_tracked)
+{
+  g_autofree char *file = g_build_filename(tmp, ".tmp-a.db-1", NULL);
+  g_autofree char *dir = g_build_filename(tmp, ".tmp-entry-1", NULL);
+  g_autofree char *real = g_build_filename(tmp, "real", NULL);
+  g_autofree char *link = g_build_filename(tmp, ".tmp-link-1", NULL);
+  g_autofree char *kept = g_build_filename(tmp, ".tmp-b.db-1", NULL);
+  int h[4];
+
+  touch(tmp, ".tmp-a.db-1");
+  touch(tmp, ".tmp-a.db-1-journal");
+  touch(tmp, ".tmp-a.db-1-wal");
+  ck_assert_int_eq(mkdir(dir, 0700), 0);
+  touch(dir, "app.db");
+  touch(dir, ".tmp-app.db-1");
+  touch(dir, "MANIFEST");
+  ck_assert_int_eq(mkdir(real, 0700), 0);
+  touch(real, "precious.db");
+  ck_assert_int_eq(symlink(real, link), 0);
+  touch(tmp, ".tmp-b.db-1");
+
+  h[0] = sqlenvfs_tmp_track(file, FALSE);
+  h[1] = sqlenvfs_tmp_track(dir, TRUE);
+  h[2] = sqlenvfs_tmp_track(link, TRUE);
+  h[3] = sqlenvfs_tmp_track(kept, FALSE);
+  for (int i = 0; i < 4; i++)
+    ck_assert_int_ge(h[i], 0);
+  sqlenvfs_tmp_untrack(h[3]);
+  sqlenvfs_tmp_remove_tracked();
+
+  ck_assert(!g_file_test(file, G_FILE_TEST_EXISTS));
+  {
+    g_autofree char *j = g_strconcat(file, "-journal", NULL);
+    g_autofree char *w = g_strconcat(file, "-wal", NULL);
+    g_autofree char *p = g_build_filename(real, "precious.db", NULL);
+    ck_assert(!g_file_test(j, G_FILE_TEST_EXISTS) && !g_file_test(w, G_FILE_TEST_EXISTS));
+    ck_assert(g_file_test(p, G_FILE_TEST_IS_REGULAR));
+  }
+  ck_assert(!g_file_test(dir, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_test(link, G_FILE_TEST_IS_SYMLINK));
+  ck_assert(g_file_test(kept, G_FILE_TEST_IS_REGULAR));
+  sqlenvfs_tmp_untrack(h[0]);
+  sqlenvfs_tmp_untrack(h[1]);
+  sqlenvfs_tmp_untrack(h[2]);
+  unlink(link);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -158,6 +220,7 @@ suite(void)
   tcase_add_test(tc, test_no_ckpt_on_close);
   tcase_add_test(tc, test_crc32_combine);
   tcase_add_test(tc, test_alloc_large_pages);
+  tcase_add_test(tc, test_tmp_tracked);
   suite_add_tcase(s, tc);
   return s;
 }
