@@ -780,10 +780,10 @@ append_prune_log(const char *dir, const char *like, const char *text, GError **e
 
   errno = 0;
   if (stat(like, &st) != 0)
-    return sqlenvfs_error_errno(error, errno, "prune: stat", like);
+    return sqlenvfs_error_errno(error, errno, "stat", like);
   fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0666);
   if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "prune: open the prune log", path);
+    return sqlenvfs_error_errno(error, errno, "open the prune log", path);
   /* A line an earlier run did not finish (a crash, a full disk) removed
    * nothing: cut it off, so that it never reads as a damaged line. */
   if (fstat(fd, &st) == 0 && st.st_size > 0) {
@@ -795,7 +795,7 @@ append_prune_log(const char *dir, const char *like, const char *text, GError **e
       if (ftruncate(fd, keep) != 0) {
         int e = errno;
         close(fd);
-        return sqlenvfs_error_errno(error, e, "prune: repair the prune log", path);
+        return sqlenvfs_error_errno(error, e, "repair the prune log", path);
       }
       st.st_size = keep;
     }
@@ -806,12 +806,12 @@ append_prune_log(const char *dir, const char *like, const char *text, GError **e
     if (ftruncate(fd, st.st_size) != 0)
       g_warning("prune: cut off a failed append to %s: %s", path, g_strerror(errno));
     close(fd);
-    return sqlenvfs_error_errno(error, e, "prune: write the prune log", path);
+    return sqlenvfs_error_errno(error, e, "write the prune log", path);
   }
   if (fdatasync(fd) != 0) {
     int e = errno;
     close(fd);
-    return sqlenvfs_error_errno(error, e, "prune: sync the prune log", path);
+    return sqlenvfs_error_errno(error, e, "sync the prune log", path);
   }
   close(fd);
   return !created || sqlenvfs_fsync_dir(dir, error);

@@ -1686,7 +1686,8 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
   if (sqlite3_create_function(d.db, "sqlenvfs_negzero", 1,
                               SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS, NULL,
                               negzero_fn, NULL, NULL) != SQLITE_OK) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "diff: %s", sqlite3_errmsg(d.db));
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "set up the comparison: %s",
+                sqlite3_errmsg(d.db));
     goto out;
   }
   /* The comparison looks each changed row up several times in both

@@ -679,7 +679,7 @@ refuse_dev_links(const char *dev, const char *prod, GError **error)
     g_autofree char *what = NULL;
     struct stat st, pst;
     gboolean is_prod;
-    if (!sqlenvfs_refuse_symlink(p, "refresh-dev", error))
+    if (!sqlenvfs_refuse_symlink(p, "write development", error))
       return FALSE;
     if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
       continue;
@@ -692,7 +692,7 @@ refuse_dev_links(const char *dev, const char *prod, GError **error)
                                      "production's or a backup's",
                                      (unsigned long)st.st_nlink);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "refresh-dev: %s is %s: refreshing development would write into it (nothing "
+                "%s is %s: refreshing development would write into it (nothing "
                 "was changed; remove this name, `rm %s`, and run refresh-dev again)",
                 p, what, p);
     return FALSE;
@@ -712,7 +712,7 @@ tighten_dev_mode(const char *dev, int mode, GError **error)
     if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
       continue;
     if (fchmodat(AT_FDCWD, p, st.st_mode & (mode_t)mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
-      return sqlenvfs_error_errno(error, errno, "refresh-dev: restrict the mode of", p);
+      return sqlenvfs_error_errno(error, errno, "restrict the mode of", p);
   }
   return TRUE;
 }
@@ -724,11 +724,11 @@ create_dev_file(const char *dev, int mode, GError **error)
 {
   int fd = open(dev, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
-    return errno == EEXIST ? TRUE : sqlenvfs_error_errno(error, errno, "refresh-dev: create", dev);
+    return errno == EEXIST ? TRUE : sqlenvfs_error_errno(error, errno, "create", dev);
   if (fchmod(fd, (mode_t)mode & 0666) != 0) {
     int errsv = errno;
     close(fd);
-    return sqlenvfs_error_errno(error, errsv, "refresh-dev: set the mode of", dev);
+    return sqlenvfs_error_errno(error, errsv, "set the mode of", dev);
   }
   close(fd);
   return TRUE;
@@ -750,7 +750,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
-      !sqlenvfs_refuse_symlink(dev_dir, "refresh-dev", error) ||
+      !sqlenvfs_refuse_symlink(dev_dir, "write development", error) ||
       !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
@@ -799,7 +799,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
     goto out;
   if (g_strcmp0(env, SQLENVFS_ENV_DEVELOPMENT) != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "refresh-dev: %s reads as '%s' after the refresh, not development", dev,
+                "%s reads as '%s' after the refresh, not development", dev,
                 env ? env : "unmarked");
     goto out;
   }
@@ -826,7 +826,7 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
     return FALSE;
   prod = sqlenvfs_root_prod_db(root, name);
   if (stat(prod, &before_st) != 0)
-    return sqlenvfs_error_errno(error, errno, "refresh-dev: read", prod);
+    return sqlenvfs_error_errno(error, errno, "read", prod);
   view = sqlenvfs_live_view_open(prod, error);
   if (view == NULL)
     return FALSE;
@@ -835,7 +835,7 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
     return FALSE;
   if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "refresh-dev: the source %s is %s%s%s, not production (nothing was changed; pass "
+                "the source %s is %s%s%s, not production (nothing was changed; pass "
                 "--force to copy it anyway)",
                 prod, env ? "marked '" : "not marked", env ? env : "", env ? "'" : "");
     return FALSE;
@@ -854,7 +854,7 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
   if (stat(prod, &after_st) != 0 || after_st.st_ino != before_st.st_ino ||
       after_st.st_dev != before_st.st_dev || g_strcmp0(env, after) != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "refresh-dev: production %s changed during the refresh (marker '%s' -> '%s' or "
+                "production %s changed during the refresh (marker '%s' -> '%s' or "
                 "file replaced); development was refreshed, check production with `sqlenvfs info`",
                 prod, env ? env : "none", after ? after : "none");
     return FALSE;

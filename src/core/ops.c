@@ -78,7 +78,7 @@ static gboolean
 invalid(GError **error, SqlenvfsOp op, const char *text, const char *accepted)
 {
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-              "%s: cannot parse \"%s\": write %s", sqlenvfs_op_name(op), text, accepted);
+              "cannot parse \"%s\": write %s", text, accepted);
   return FALSE;
 }
 
@@ -94,7 +94,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
 
   if (memchr(text, '\0', len) != NULL || !g_utf8_validate(text, (gssize)len, NULL)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "%s: the text written is not a line of text", sqlenvfs_op_name(op));
+                "the text written is not a line of text");
     return FALSE;
   }
   line = g_strndup(text, len);
@@ -372,7 +372,7 @@ run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOp
 
   if (dbs->len == 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "refresh-dev: no production database in %s (run `sqlenvfs init`)",
+                "no production database in %s (run `sqlenvfs init`)",
                 sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
     return FALSE;
   }
@@ -412,7 +412,7 @@ run_verify(SqlenvfsRoot *root, gboolean full, SqlenvfsOpOutcome *out, GError **e
   if (n_bad == 0)
     return TRUE;
   s = g_string_new(NULL);
-  g_string_printf(s, "verify: %u of %u checks failed:", n_bad, report->checks->len);
+  g_string_printf(s, "%u of %u checks failed:", n_bad, report->checks->len);
   for (guint i = 0; i < report->checks->len && shown < 3; i++) {
     const SqlenvfsCheck *c = report->checks->pdata[i];
     if (c->ok)

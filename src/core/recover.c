@@ -178,12 +178,12 @@ copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpoin
   g_autofree guint8 *buf = NULL;
 
   if (in < 0)
-    return sqlenvfs_error_errno(error, errno, "recover: open", src);
+    return sqlenvfs_error_errno(error, errno, "open", src);
   out = open(dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (out < 0) {
     int errsv = errno;
     close(in);
-    return sqlenvfs_error_errno(error, errsv, "recover: create", dst);
+    return sqlenvfs_error_errno(error, errsv, "create", dst);
   }
   buf = g_malloc(bufsize);
   for (;;) {
@@ -194,7 +194,7 @@ copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpoin
       int errsv = errno;
       close(in);
       close(out);
-      return sqlenvfs_error_errno(error, errsv, "recover: read", src);
+      return sqlenvfs_error_errno(error, errsv, "read", src);
     }
     if (n == 0)
       break;
@@ -206,7 +206,7 @@ copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpoin
         int errsv = errno;
         close(in);
         close(out);
-        return sqlenvfs_error_errno(error, errsv, "recover: write", dst);
+        return sqlenvfs_error_errno(error, errsv, "write", dst);
       }
       off += w;
     }
@@ -216,7 +216,7 @@ copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpoin
   }
   close(in);
   if (close(out) != 0)
-    return sqlenvfs_error_errno(error, errno, "recover: write", dst);
+    return sqlenvfs_error_errno(error, errno, "write", dst);
   return TRUE;
 }
 
@@ -1038,10 +1038,10 @@ check_paths(const SqlenvfsRoot *root, const char *source, const char *output, gb
 {
   struct stat ost;
   if (stat(source, sst) != 0)
-    return sqlenvfs_error_errno(error, errno, "recover: source database", source);
+    return sqlenvfs_error_errno(error, errno, "source database", source);
   if (!S_ISREG(sst->st_mode)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "recover: %s is not a regular file (name a database file)", source);
+                "%s is not a regular file (name a database file)", source);
     return FALSE;
   }
   if (stat(output, &ost) == 0) {
@@ -1051,7 +1051,7 @@ check_paths(const SqlenvfsRoot *root, const char *source, const char *output, gb
       struct stat st;
       if (stat(p, &st) == 0 && st.st_dev == ost.st_dev && st.st_ino == ost.st_ino) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                    "recover: the output %s is the source's own file %s (write the recovered "
+                    "the output %s is the source's own file %s (write the recovered "
                     "database to a new path)",
                     output, p);
         return FALSE;
@@ -1075,19 +1075,19 @@ make_work_dir(const char *path, GError **error)
   if (mkdir(path, 0700) == 0)
     return TRUE;
   if (errno != EEXIST)
-    return sqlenvfs_error_errno(error, errno, "recover: create work directory", path);
-  if (!sqlenvfs_refuse_symlink(path, "recover: work directory", error))
+    return sqlenvfs_error_errno(error, errno, "create work directory", path);
+  if (!sqlenvfs_refuse_symlink(path, "work directory", error))
     return FALSE;
   if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "recover: %s exists and is not a directory (remove it, or choose another "
+                "%s exists and is not a directory (remove it, or choose another "
                 "--output directory)", path);
     return FALSE;
   }
   if (!sqlenvfs_rm_rf(path, error))
     return FALSE;
   if (mkdir(path, 0700) != 0)
-    return sqlenvfs_error_errno(error, errno, "recover: create work directory", path);
+    return sqlenvfs_error_errno(error, errno, "create work directory", path);
   return TRUE;
 }
 
@@ -1218,7 +1218,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   }
   g_clear_pointer(&out, sqlite3_close_v2);
   if (chmod(j.newdb, sst.st_mode & 0666) != 0) {
-    sqlenvfs_error_errno(error, errno, "recover: set the mode of", j.newdb);
+    sqlenvfs_error_errno(error, errno, "set the mode of", j.newdb);
     goto out;
   }
   if (!sqlenvfs_fsync_path(j.newdb, error))
@@ -1232,14 +1232,14 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
       struct stat st;
       if (lstat(p, &st) == 0) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                    "recover: %s appeared beside the output %s while recovering, so something "
+                    "%s appeared beside the output %s while recovering, so something "
                     "uses it (nothing was written; choose a new path)", p, report->output);
         goto out;
       }
     }
   }
   if (rename(j.newdb, report->output) != 0) {
-    sqlenvfs_error_errno(error, errno, "recover: rename into place", report->output);
+    sqlenvfs_error_errno(error, errno, "rename into place", report->output);
     goto out;
   }
   if (!sqlenvfs_fsync_dir(outdir, error))

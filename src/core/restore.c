@@ -752,7 +752,7 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   }
   if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "refresh-dev: %s as of %s is %s%s%s, not production (nothing was changed; pass "
+                "%s as of %s is %s%s%s, not production (nothing was changed; pass "
                 "--force to copy it anyway)", plan->db, when, env ? "marked '" : "not marked",
                 env ? env : "", env ? "'" : "");
     goto out;

@@ -1985,7 +1985,7 @@ sqlenvfs_shipper_check_prune(SqlenvfsRoot *root, GPtrArray *items, GPtrArray *se
   }
   shipped_clear(&st);
   if (unshipped->len > 0) {
-    g_autoptr(GString) msg = g_string_new("prune: ");
+    g_autoptr(GString) msg = g_string_new(NULL);
     g_string_append_printf(msg, "%u of the copies and segments to remove are not yet shipped "
                            "to %s: %s", unshipped->len, url, (char *)unshipped->pdata[0]);
     if (unshipped->len > 1)

@@ -489,8 +489,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     names = sqlenvfs_root_list_dbs(root);
     if (names->len == 0) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                  "%s: no production databases in %s (create one with `sqlenvfs init`)",
-                  kind_name, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
+                  "no production databases in %s (create one with `sqlenvfs init`)",
+                  sqlenvfs_root_path(root, SQLENVFS_DIR_PROD));
       return NULL;
     }
   }
@@ -519,8 +519,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   }
   if (names->len == 0) {
     GError *first = skipped->pdata[0];
-    g_set_error(error, SQLENVFS_ERROR, first->code, "%s: no database can be copied: %s%s",
-                kind_name, first->message,
+    g_set_error(error, SQLENVFS_ERROR, first->code, "no database can be copied: %s%s",
+                first->message,
                 skipped->len > 1 ? " (and the others, see the log)" : "");
     return NULL;
   }
@@ -1242,7 +1242,7 @@ remove_entry(const SqlenvfsStoredCopy *copy, GError **error)
   g_autofree char *parent = g_path_get_dirname(copy->dir);
   g_autofree char *doomed = g_strdup_printf("%s/.tmp-del-%s-%d", parent, copy->name, (int)getpid());
   if (rename(copy->dir, doomed) != 0)
-    return sqlenvfs_error_errno(error, errno, "prune: remove", copy->dir);
+    return sqlenvfs_error_errno(error, errno, "remove", copy->dir);
   if (!sqlenvfs_fsync_dir(parent, error))
     return FALSE;
   return sqlenvfs_rm_rf(doomed, error);

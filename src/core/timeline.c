@@ -976,8 +976,8 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
     if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                  "restore: there is no production database %s, and no archive or copy of it "
-                  "(see `sqlenvfs list`)", name);
+                  "there is no production database %s, and no archive or copy of it (see "
+                  "`sqlenvfs list`)", name);
       return NULL;
     }
     set_nothing_error(tl, error);

@@ -528,7 +528,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   }
   /* The mount empties .cache and writes into .cache and .sqlenvfs: never
    * through a symlink. */
-  if (!sqlenvfs_refuse_symlink(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "mount", error) ||
+  if (!sqlenvfs_refuse_symlink(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE),
+                                "use the state directory", error) ||
       !fs_pitr_check_cache_dir(root, error) || !sqlenvfs_root_ensure_layout(root, error) ||
       !fs_pitr_check_cache_dir(root, error))
     return FALSE;

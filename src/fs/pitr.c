@@ -309,13 +309,13 @@ fs_pitr_check_cache_dir(SqlenvfsRoot *root, GError **error)
 {
   const char *dir = sqlenvfs_root_path(root, SQLENVFS_DIR_CACHE);
   int fd;
-  if (!sqlenvfs_refuse_symlink(dir, "mount: the pitr cache", error))
+  if (!sqlenvfs_refuse_symlink(dir, "use the pitr cache", error))
     return FALSE;
   fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT)
     return TRUE; /* created with the layout */
   if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "mount: open the pitr cache directory", dir);
+    return sqlenvfs_error_errno(error, errno, "open the pitr cache directory", dir);
   close(fd);
   return TRUE;
 }

@@ -268,7 +268,14 @@ expect_fail "sym.db: it is a symbolic link, not a plain file" \
   "$SQLENVFS" recover zeroed.db --output sym.db --force
 [ -L sym.db ] || fail "the symlink was replaced"
 assert_eq "$(cat target.db)" "target" "the symlink's target after a refused recover"
-expect_fail "is the source's own file" "$SQLENVFS" recover zeroed.db --output zeroed.db --force
+# One "sqlenvfs recover:" in front of each message, never "recover: recover:".
+expect_fail "^sqlenvfs recover: the output .*zeroed.db is the source's own file" \
+  "$SQLENVFS" recover zeroed.db --output zeroed.db --force
+mkdir -p adir
+expect_fail "^sqlenvfs recover: [^ ]*/adir is not a regular file" \
+  "$SQLENVFS" recover adir --output adir.db
+expect_fail "^sqlenvfs recover: recover to [^ ]*/exists.db: the file already exists" \
+  "$SQLENVFS" recover zeroed.db --output exists.db
 expect_fail "no-such.db.*No such file" "$SQLENVFS" recover no-such.db --output x.db
 [ ! -e x.db ] || fail "output created for a missing source"
 expect_fail "--output PATH is required" "$SQLENVFS" recover zeroed.db
