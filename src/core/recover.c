@@ -1242,14 +1242,18 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     sqlenvfs_error_errno(error, errno, "rename into place", report->output);
     goto out;
   }
-  if (!sqlenvfs_fsync_dir(outdir, error))
-    goto out;
   ok = TRUE;
 
 out:
   g_clear_pointer(&out, sqlite3_close_v2);
   g_clear_pointer(&j.src, sqlite3_close_v2);
+  /* The work directory goes, and one fsync of the output's directory makes
+   * its removal durable with the rename: a power cut after a recover
+   * leaves neither the copy of the source nor the old output. A run that
+   * failed already says why; the sync is then only tried. */
   sqlenvfs_rm_rf(j.work, NULL);
+  if (!sqlenvfs_fsync_dir(outdir, ok ? error : NULL))
+    ok = FALSE;
   g_free(j.work);
   g_free(j.copy);
   g_free(j.newdb);
