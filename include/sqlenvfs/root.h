@@ -104,10 +104,15 @@ char *sqlenvfs_root_prod_db(const SqlenvfsRoot *root, const char *name);
 char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
 
 /* Whether @path is, or would be, a production or development database of
- * @root: the same file as one (through any link), or a "*.db" name in
- * data/prod or data/dev (by its real directory). TRUE and *which (that
- * database's path, newly allocated) if so. */
+ * @root or one of the files SQLite keeps beside it (-wal, -shm, -journal):
+ * the same file as one (through any link), or a "*.db", "*.db-wal",
+ * "*.db-shm" or "*.db-journal" name in data/prod or data/dev (by its real
+ * directory). TRUE and *which (that file's path, newly allocated) if so. */
 gboolean sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which);
+
+/* Whether the file name @base is a database's ("*.db") or that of a file
+ * SQLite keeps beside one ("*.db-wal", "*.db-shm", "*.db-journal"). */
+gboolean sqlenvfs_root_is_db_name(const char *base);
 
 /* Names (without .db) of the production databases, sorted. Never NULL.
  * A "<name>.db" whose name is not supported (sqlenvfs_db_name_problem) is

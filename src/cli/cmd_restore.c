@@ -44,10 +44,11 @@ cmd_restore(int argc, char **argv)
                  "transaction archived at or before T — to a new file, from the newest backup or\n"
                  "snapshot before T and the WAL archive. Production is not touched. A time outside\n"
                  "the recoverable window (see `sqlenvfs list`) is refused. PATH is never a database\n"
-                 "of the root (data/prod/*.db, data/dev/*.db), a file with a -wal, -shm or -journal\n"
-                 "beside it (or a -wal with content where PATH is not yet), or a file another\n"
-                 "process has open, even with --force: to put a restored state into production,\n"
-                 "see docs/OPERATIONS.md. The file is no more readable than production.\n"
+                 "of the root (data/prod/*.db, data/dev/*.db) or the -wal, -shm or -journal\n"
+                 "beside one, a file with a -wal, -shm or -journal beside it (or a -wal with\n"
+                 "content where PATH is not yet), or a file another process has open, even\n"
+                 "with --force: to put a restored state into production, see\n"
+                 "docs/OPERATIONS.md. The file is no more readable than production.\n"
                  "With --remote URL the base and archive come from a replica on object storage\n"
                  "(only the objects T needs are fetched, into a temporary directory beside PATH).",
                  entries))

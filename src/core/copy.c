@@ -239,11 +239,20 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
   if (root != NULL && sqlenvfs_root_is_db_file(root, output, &which)) {
     g_autofree char *which_dir = g_path_get_dirname(which);
     gboolean dev = strcmp(which_dir, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV)) == 0;
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "%s to %s: that is the %s database %s of the root %s, which applications "
-                "open; %s never writes there, even with --force (nothing was written; %s)",
-                cmd, output, dev ? "development" : "production",
-                which, sqlenvfs_root_dir(root), cmd, advice);
+    /* A database, or a file SQLite keeps beside one (its -wal holds
+     * commits the database file does not). */
+    if (g_str_has_suffix(which, ".db"))
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s to %s: that is the %s database %s of the root %s, which applications "
+                  "open; %s never writes there, even with --force (nothing was written; %s)",
+                  cmd, output, dev ? "development" : "production", which,
+                  sqlenvfs_root_dir(root), cmd, advice);
+    else
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s to %s: that is %s, a file SQLite keeps beside a %s database of the root "
+                  "%s; %s never writes there, even with --force (nothing was written; %s)",
+                  cmd, output, which, dev ? "development" : "production",
+                  sqlenvfs_root_dir(root), cmd, advice);
     return FALSE;
   }
   has_output = lstat(output, &st) == 0;

@@ -588,6 +588,22 @@ real_dir_of(const char *path)
   return out;
 }
 
+/* What SQLite keeps beside a database file, by the suffix of its name. */
+static const char *const db_sidecars[] = { "-wal", "-shm", "-journal" };
+
+gboolean
+sqlenvfs_root_is_db_name(const char *base)
+{
+  if (g_str_has_suffix(base, ".db"))
+    return TRUE;
+  for (gsize i = 0; i < G_N_ELEMENTS(db_sidecars); i++) {
+    g_autofree char *end = g_strconcat(".db", db_sidecars[i], NULL);
+    if (g_str_has_suffix(base, end))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 gboolean
 sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which)
 {
@@ -598,7 +614,7 @@ sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **whic
   gboolean exists = stat(path, &st) == 0;
 
   *which = NULL;
-  for (int k = 0; k < 2 && dir != NULL && g_str_has_suffix(base, ".db"); k++) {
+  for (int k = 0; k < 2 && dir != NULL && sqlenvfs_root_is_db_name(base); k++) {
     g_autofree char *env_dir =
       realpath(root->paths[k == 0 ? SQLENVFS_DIR_PROD : SQLENVFS_DIR_DEV], NULL);
     if (env_dir != NULL && strcmp(env_dir, dir) == 0) {
@@ -611,10 +627,14 @@ sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **whic
     char *paths[2] = { sqlenvfs_root_prod_db(root, names->pdata[i]),
                        sqlenvfs_root_dev_db(root, names->pdata[i]) };
     for (int k = 0; k < 2; k++) {
-      struct stat dst;
-      if (*which == NULL && stat(paths[k], &dst) == 0 && dst.st_dev == st.st_dev &&
-          dst.st_ino == st.st_ino)
-        *which = g_strdup(paths[k]);
+      /* The database, then the files SQLite keeps beside it (its -wal
+       * holds commits that the database file does not). */
+      for (gsize j = 0; *which == NULL && j <= G_N_ELEMENTS(db_sidecars); j++) {
+        g_autofree char *p = g_strconcat(paths[k], j == 0 ? "" : db_sidecars[j - 1], NULL);
+        struct stat dst;
+        if (stat(p, &dst) == 0 && dst.st_dev == st.st_dev && dst.st_ino == st.st_ino)
+          *which = g_steal_pointer(&p);
+      }
     }
     g_free(paths[0]);
     g_free(paths[1]);
