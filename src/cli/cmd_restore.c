@@ -61,6 +61,24 @@ cmd_restore(int argc, char **argv)
     return cli_usage("restore", "--output is required (the file to write)");
   if (!sqlenvfs_time_parse(time_arg, &t, &error))
     return cli_fail("restore", error);
+  /* From a replica too, never a database of the root there is here (--root,
+   * $SQLENVFS_ROOT or the current directory), as a local restore refuses
+   * it, before anything is fetched. */
+  if (remote != NULL) {
+    g_autoptr(GError) no_root = NULL;
+    g_autoptr(SqlenvfsRoot) here = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST,
+                                                      &no_root);
+    g_autofree char *which = NULL;
+    if (here != NULL && sqlenvfs_root_is_db_file(here, output, &which)) {
+      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "restore to %s: that is the database %s of the root %s, which applications "
+                  "open; a restore never writes there, even with --force (nothing was written; "
+                  "to put a restored state into production, restore to a new file, then follow "
+                  "\"Putting a restored database into production\" in docs/OPERATIONS.md)",
+                  output, which, sqlenvfs_root_dir(here));
+      return cli_fail("restore", error);
+    }
+  }
   /* From a replica, refuse an existing output before fetching anything
    * (a local restore checks its output, production's files first, before
    * it writes). */

@@ -6,7 +6,8 @@
 # AWS_* variables, `restore --remote` at many times T must give the local
 # restore's bytes (and the commit log's rows), or its refusal word for
 # word, with at most one LIST request each; `list --remote` the local
-# windows; `verify --remote` good; and wrong credentials one clear error.
+# windows; `verify --remote` good; never into a database of the local root;
+# and wrong credentials one clear error.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
@@ -37,6 +38,21 @@ pass "remote restores equal local ones and the commit log, one LIST each"
 grep -q 'wal-archive' "$T/verify.out" || fail "verify --remote does not check the archive"
 grep -q '^ok   backup' "$T/verify.out" || fail "verify --remote does not check the backup"
 pass "verify --remote: $(tail -1 "$T/verify.out")"
+
+# Never a database of the root it runs in (or is given with --root), even
+# with --force, as a local restore: here production has no -wal beside it
+# (its application closed it cleanly), so nothing else refuses it.
+P=$R/data/prod/app.db
+sqlite3 "$P" 'PRAGMA journal_mode=DELETE' >/dev/null
+sqlite3 "$P" 'PRAGMA journal_mode=WAL' >/dev/null
+[ ! -e "$P-wal" ] && [ ! -e "$P-shm" ] || fail "production still has a -wal or -shm"
+prod_sum=$(md5sum < "$P")
+(cd "$R" && expect_fail 'that is the database .*/data/prod/app.db of the root.*even with --force' \
+  "$SQLENVFS" restore --remote "$URL" --time latest --output data/prod/app.db --force)
+(cd "$T/elsewhere" && expect_fail 'that is the database .*/data/prod/app.db of the root' \
+  "$SQLENVFS" restore --root "$R" --remote "$URL" --time latest --output "$P" --force)
+assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused remote restores"
+pass "restore --remote never replaces a database of the root, even with --force"
 
 # Wrong credentials: one clear error, no retry loop.
 out=$(cd "$T/elsewhere" && AWS_SECRET_ACCESS_KEY=wrong "$SQLENVFS" restore --remote "$URL" \
