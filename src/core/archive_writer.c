@@ -842,13 +842,19 @@ prepare_record(SqlenvfsArchiveWriter *w, guint64 length, guint64 n_records, GErr
   return TRUE;
 }
 
+/* @t, or the last record's time when the clock went back before it, or the
+ * alive time when it went back before that: alive says that every commit
+ * made before it is archived already, so a later one captured under a
+ * clock that stepped forward (alive was written then) and back must not
+ * take a time before it, where restores already gave the state without it. */
 static gint64
 clamp_time(SqlenvfsArchiveWriter *w, gint64 t)
 {
-  if (t < w->last_time) {
+  gint64 floor = MAX(w->last_time, w->alive);
+  if (t < floor) {
     g_debug("archive %s: clock went back %" G_GINT64_FORMAT " us; keeping time order", w->dir,
-            w->last_time - t);
-    return w->last_time;
+            floor - t);
+    return floor;
   }
   return t;
 }

@@ -1260,6 +1260,31 @@ START_TEST(test_clock_back_and_alive)
 }
 END_TEST
 
+/* A clock that stepped forward while alive was written, then back: a
+ * commit captured after that takes the alive time, not its own earlier
+ * one. Alive said every commit before it was archived, so restores to the
+ * times before it gave the state without this commit, and must keep
+ * giving it. */
+START_TEST(test_clock_back_before_alive)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  GError *error = NULL;
+
+  add_commit(w, 5, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + (gint64)3600 * G_USEC_PER_SEC, 0, &error));
+  add_commit(w, 6, 1); /* captured at T0 + 6 s, after the clock came back */
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, 0)->time, T0 + 5 * G_USEC_PER_SEC);
+  ck_assert_int_eq(sqlenvfs_archive_entry(a, 1)->time, T0 + (gint64)3600 * G_USEC_PER_SEC);
+  /* The state at T0 + 30 min is still the one before the late commit. */
+  ck_assert_int_eq(sqlenvfs_archive_find_time(a, T0 + (gint64)1800 * G_USEC_PER_SEC), 0);
+  ck_assert_no_error(error);
+}
+END_TEST
+
 START_TEST(test_empty_and_missing)
 {
   g_autoptr(SqlenvfsArchive) a = open_reader(); /* the directory does not exist */
@@ -4643,6 +4668,7 @@ archive_suite(void)
   tcase_add_test(tc, test_deleted_segments_are_not_pruned);
   tcase_add_test(tc, test_prune);
   tcase_add_test(tc, test_clock_back_and_alive);
+  tcase_add_test(tc, test_clock_back_before_alive);
   tcase_add_test(tc, test_empty_and_missing);
   tcase_add_test(tc, test_v2_round_trip);
   tcase_add_test(tc, test_v2_sources_share_blocks);
