@@ -153,6 +153,12 @@ void sqlenvfs_restore_set_base_opener(SqlenvfsRoot *root, SqlenvfsRestoreBaseOpe
  * otherwise: what was built from it must not be kept. */
 gboolean sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error);
 
+/* What a refusal of restore's output advises (copy.h,
+ * sqlenvfs_copy_check_output), the same from a replica. */
+#define SQLENVFS_RESTORE_OUTPUT_ADVICE                                                          \
+  "to put a restored state into production, restore to a new file, then follow \"Putting a "   \
+  "restored database into production\" in docs/OPERATIONS.md"
+
 /* Write the state of @plan to @output: temporary file ".tmp-<name>-<pid>"
  * beside it (the leftovers of restores that died are removed first),
  * integrity_check, fsync, rename. The file's mode is at most production's

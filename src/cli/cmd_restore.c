@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/copy.h"
 #include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/remote.h"
@@ -61,31 +62,17 @@ cmd_restore(int argc, char **argv)
     return cli_usage("restore", "--output is required (the file to write)");
   if (!sqlenvfs_time_parse(time_arg, &t, &error))
     return cli_fail("restore", error);
-  /* From a replica too, never a database of the root there is here (--root,
-   * $SQLENVFS_ROOT or the current directory), as a local restore refuses
-   * it, before anything is fetched. */
+  /* From a replica, the output is checked as a local restore checks it,
+   * against the root there is here (--root, $SQLENVFS_ROOT or the current
+   * directory; its databases are never written), before anything is
+   * fetched. */
   if (remote != NULL) {
     g_autoptr(GError) no_root = NULL;
     g_autoptr(SqlenvfsRoot) here = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST,
                                                       &no_root);
-    g_autofree char *which = NULL;
-    if (here != NULL && sqlenvfs_root_is_db_file(here, output, &which)) {
-      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "restore to %s: that is the database %s of the root %s, which applications "
-                  "open; a restore never writes there, even with --force (nothing was written; "
-                  "to put a restored state into production, restore to a new file, then follow "
-                  "\"Putting a restored database into production\" in docs/OPERATIONS.md)",
-                  output, which, sqlenvfs_root_dir(here));
+    if (!sqlenvfs_copy_check_output(here, output, force, "restore",
+                                    SQLENVFS_RESTORE_OUTPUT_ADVICE, &error))
       return cli_fail("restore", error);
-    }
-  }
-  /* From a replica, refuse an existing output before fetching anything
-   * (a local restore checks its output, production's files first, before
-   * it writes). */
-  if (remote != NULL && !force && g_file_test(output, G_FILE_TEST_EXISTS)) {
-    g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
-                "%s exists; choose another --output, or pass --force to replace it", output);
-    return cli_fail("restore", error);
   }
 
   if (remote != NULL) {

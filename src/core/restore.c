@@ -637,10 +637,6 @@ sqlenvfs_restore_image_after(SqlenvfsArchive *a, SqlenvfsImage *below, guint64 b
   return g_steal_pointer(&img);
 }
 
-#define INTO_PRODUCTION_HOWTO                                                                  \
-  "to put a restored state into production, restore to a new file, then follow \"Putting a "   \
-  "restored database into production\" in docs/OPERATIONS.md"
-
 gboolean
 sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const char *output,
                          gboolean overwrite, SqlenvfsProgressFunc progress, gpointer user,
@@ -652,7 +648,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
   int mode;
   gboolean ok;
 
-  if (!sqlenvfs_copy_check_output(root, output, overwrite, "restore", INTO_PRODUCTION_HOWTO,
+  if (!sqlenvfs_copy_check_output(root, output, overwrite, "restore", SQLENVFS_RESTORE_OUTPUT_ADVICE,
                                   error))
     return FALSE;
   /* The base is read once: its crc32 is computed as the output is written

@@ -47,9 +47,9 @@ sqlite3 "$P" 'PRAGMA journal_mode=DELETE' >/dev/null
 sqlite3 "$P" 'PRAGMA journal_mode=WAL' >/dev/null
 [ ! -e "$P-wal" ] && [ ! -e "$P-shm" ] || fail "production still has a -wal or -shm"
 prod_sum=$(md5sum < "$P")
-(cd "$R" && expect_fail 'that is the database .*/data/prod/app.db of the root.*even with --force' \
+(cd "$R" && expect_fail 'that is the production database .*/data/prod/app.db of the root.*even with --force' \
   "$SQLENVFS" restore --remote "$URL" --time latest --output data/prod/app.db --force)
-(cd "$T/elsewhere" && expect_fail 'that is the database .*/data/prod/app.db of the root' \
+(cd "$T/elsewhere" && expect_fail 'that is the production database .*/data/prod/app.db of the root' \
   "$SQLENVFS" restore --root "$R" --remote "$URL" --time latest --output "$P" --force)
 assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused remote restores"
 pass "restore --remote never replaces a database of the root, even with --force"
