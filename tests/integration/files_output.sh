@@ -235,7 +235,14 @@ SQLENVFS_TEST_STORE_DELAY_MS=50 interrupted TERM "$R/backups/prod/snapshots" '.t
 assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n_daily" "backups after SIGINT"
 assert_eq "$(ls "$R/backups/prod/snapshots" | wc -l)" "$n_snap" "snapshots after SIGTERM"
 dev_before=$(md5sum < "$D")
-interrupted HUP "$R/data/dev" '.tmp-refresh-app-*' "$SQLENVFS" refresh-dev --root "$R"
+# A signal ignored on entry stays ignored in the command, as it should:
+# under nohup (SIGHUP ignored, bit 0 of SigIgn) SIGTERM stands in for it.
+hup=HUP
+if (( 16#$(awk '/^SigIgn:/ {print $2}' /proc/$$/status) & 1 )); then
+  note "SIGHUP is ignored here (nohup?): refresh-dev is interrupted by SIGTERM instead"
+  hup=TERM
+fi
+interrupted "$hup" "$R/data/dev" '.tmp-refresh-app-*' "$SQLENVFS" refresh-dev --root "$R"
 interrupted INT "$R/.cache" '.tmp-refresh-pitr-app-*' \
   "$SQLENVFS" refresh-dev --root "$R" --time latest
 assert_eq "$(sqlite3 "$D" 'PRAGMA integrity_check')" "ok" "development after interrupted refreshes"
