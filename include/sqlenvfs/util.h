@@ -101,7 +101,7 @@ char *sqlenvfs_tmp_path(const char *dir, const char *name);
 
 /* The temporaries this process is writing, for a command line to remove
  * when it is interrupted (cli.h, cli_remove_tmp_on_interrupt): a file
- * (with its -journal, -wal and -shm) or a directory of files, each named as
+ * (with its -journal, -wal and -shm) or a directory tree, each named as
  * above so that it is this process's own. Track one only once this
  * process has created it (or is about to replace whatever holds its
  * name), and untrack it once it is renamed into place or removed. Returns
@@ -112,8 +112,9 @@ int sqlenvfs_tmp_track(const char *path, gboolean is_dir);
 void sqlenvfs_tmp_untrack(int handle);
 
 /* Remove every tracked temporary: unlink, never through a symlink (a
- * directory is opened with O_NOFOLLOW, its files removed, then it). Only
- * async-signal-safe calls: for a signal handler. */
+ * directory is opened with O_NOFOLLOW, what it holds removed, directories
+ * within it likewise to a depth of 8, then it). Only async-signal-safe
+ * calls: for a signal handler. */
 void sqlenvfs_tmp_remove_tracked(void);
 
 /* The leftovers in @dir of temporaries named "<prefix><anything>-<pid>"

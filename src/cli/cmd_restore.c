@@ -75,6 +75,10 @@ cmd_restore(int argc, char **argv)
       return cli_fail("restore", error);
   }
 
+  /* Its temporaries beside the output (a copy of production, or from a
+   * replica what it fetched) are in a directory no later run of this
+   * command may ever clean. */
+  cli_remove_tmp_on_interrupt();
   if (remote != NULL) {
     g_autofree char *dir = g_path_get_dirname(output);
     g_autoptr(SqlenvfsRemote) r = sqlenvfs_remote_open(remote, cli_remote_conf(), dir, &error);
@@ -92,9 +96,6 @@ cmd_restore(int argc, char **argv)
     plan = sqlenvfs_restore_plan(root, db, &t, &error);
     if (plan == NULL)
       return cli_fail("restore", error);
-    /* Its temporary beside the output may be a full copy of production,
-     * in a directory no later run of this command may ever clean. */
-    cli_remove_tmp_on_interrupt();
     if (!sqlenvfs_restore_to_file(root, plan, output, force, cli_progress_cb,
                                   (gpointer) "restoring", &error))
       return cli_fail("restore", error);

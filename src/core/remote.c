@@ -97,6 +97,7 @@ struct _SqlenvfsRemote {
   GHashTable *dbs;     /* name -> Db * */
   GPtrArray *copies;   /* Copy * */
   char *tmp, *plan_dir, *root_dir;
+  int tmp_tracked;     /* sqlenvfs_tmp_track's handle of tmp, or -1 */
   SqlenvfsRoot *plan_root, *root;
   GHashTable *fetched; /* keys fetched (into plan/ or root/) */
   gboolean planned_small;
@@ -221,6 +222,7 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     g_autoptr(GError) err = NULL;
     if (!sqlenvfs_rm_rf(r->tmp, &err))
       g_warning("remove %s: %s", r->tmp, err->message);
+    sqlenvfs_tmp_untrack(r->tmp_tracked);
   }
   g_free(r->tmp);
   g_free(r->verify);
@@ -541,6 +543,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   gboolean have_format = FALSE;
 
   r->lock_fd = -1;
+  r->tmp_tracked = -1;
   r->conns = 4;
   r->range_bytes = 8 * 1024 * 1024;
   if (sqlenvfs_testhook_remote_range_bytes() > 0)
@@ -652,6 +655,9 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
                 g_strerror(e));
     return NULL;
   }
+  /* What it fetches may be a whole base: an interrupted command line
+   * removes it (util.h). */
+  r->tmp_tracked = sqlenvfs_tmp_track(r->tmp, TRUE);
   r->plan_dir = g_build_filename(r->tmp, "plan", NULL);
   r->root_dir = g_build_filename(r->tmp, "root", NULL);
   if (!make_dirs(r->plan_dir, error) || !make_dirs(r->root_dir, error))

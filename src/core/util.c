@@ -378,15 +378,20 @@ sqlenvfs_tmp_untrack(int handle)
     __atomic_store_n(&tracked[handle].used, 0, __ATOMIC_RELEASE);
 }
 
-/* Remove the files in the directory @path, then the directory: opened with
- * O_NOFOLLOW, so a symlink of that name is left alone. Async-signal-safe
- * (open, getdents64, unlinkat, rmdir); a few passes, in case removing
- * entries while reading makes one skip some. */
+/* How deep remove_dir_at() goes: a remote restore's temporary root
+ * (.tmp-remote-<pid>/root/backups/prod/wal_archives/<db>/) is the deepest. */
+#define TRACKED_DIR_DEPTH 8
+
+/* Remove the directory @name in @dirfd, with what it holds: opened with
+ * O_NOFOLLOW, so a symlink of that name is left alone (and one inside is
+ * removed as a link, never followed). Async-signal-safe (openat,
+ * getdents64, unlinkat, close); a few passes, in case removing entries
+ * while reading makes one skip some. */
 static void
-remove_tracked_dir(const char *path)
+remove_dir_at(int dirfd, const char *name, int depth)
 {
   char buf[4096] __attribute__((aligned(8)));
-  int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return;
   for (int pass = 0; pass < 4; pass++) {
@@ -398,16 +403,25 @@ remove_tracked_dir(const char *path)
       for (ssize_t off = 0; off < n;) {
         const struct dirent64 *d = (const struct dirent64 *)(buf + off);
         off += d->d_reclen;
-        if (strcmp(d->d_name, ".") != 0 && strcmp(d->d_name, "..") != 0 &&
-            unlinkat(fd, d->d_name, 0) == 0)
+        if (strcmp(d->d_name, ".") == 0 || strcmp(d->d_name, "..") == 0)
+          continue;
+        /* A directory (by its type, or by the unlink it refuses where the
+         * file system does not give types), else a file or a link. */
+        if (d->d_type == DT_DIR ||
+            (d->d_type == DT_UNKNOWN && unlinkat(fd, d->d_name, 0) != 0 && errno == EISDIR)) {
+          if (depth < TRACKED_DIR_DEPTH)
+            remove_dir_at(fd, d->d_name, depth + 1);
           removed = TRUE;
+        } else if (d->d_type == DT_UNKNOWN || unlinkat(fd, d->d_name, 0) == 0) {
+          removed = TRUE;
+        }
       }
     }
     if (!removed)
       break;
   }
   close(fd);
-  rmdir(path);
+  unlinkat(dirfd, name, AT_REMOVEDIR);
 }
 
 void
@@ -423,7 +437,7 @@ sqlenvfs_tmp_remove_tracked(void)
     n = strlen(tracked[i].path);
     memcpy(p, tracked[i].path, n + 1);
     if (tracked[i].is_dir) {
-      remove_tracked_dir(p);
+      remove_dir_at(AT_FDCWD, p, 0);
       continue;
     }
     unlink(p); /* never follows a symlink */

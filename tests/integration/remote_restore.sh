@@ -54,6 +54,28 @@ prod_sum=$(md5sum < "$P")
 assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused remote restores"
 pass "restore --remote never replaces a database of the root, even with --force"
 
+# Ctrl-C while it fetches (each segment's GET slowed by the proxy): what
+# it fetched beside the output (.tmp-remote-<pid>, a tree) is removed, no
+# output appears, and it dies of the signal.
+mkdir -p "$T/intr"
+curl -fsS "$PX/__fault/arm?kind=delay&count=1000&match=.seg&arg=400" >/dev/null || fail "arm"
+(cd "$T/intr" && exec "$SQLENVFS" restore --remote "$URL" --time latest --output i.db) \
+  > /dev/null 2>&1 &
+ipid=$!
+for _ in $(seq 200); do
+  ls "$T"/intr/.tmp-remote-*/root/backups/prod/wal_archives/app/*.seg >/dev/null 2>&1 && break
+  sleep 0.05
+done
+ls "$T"/intr/.tmp-remote-*/root/backups/prod/wal_archives/app/*.seg >/dev/null 2>&1 ||
+  fail "restore --remote fetched no segment into its temporary tree"
+kill -INT "$ipid"
+st=0
+wait "$ipid" || st=$?
+curl -fsS "$PX/__fault/clear" >/dev/null || fail "clear"
+assert_eq "$st" 130 "the exit status of restore --remote after SIGINT"
+[ -z "$(ls -A "$T/intr")" ] || fail "Ctrl-C left: $(ls -A "$T/intr")"
+pass "Ctrl-C on restore --remote removes what it fetched"
+
 # Wrong credentials: one clear error, no retry loop.
 out=$(cd "$T/elsewhere" && AWS_SECRET_ACCESS_KEY=wrong "$SQLENVFS" restore --remote "$URL" \
   --time latest --output x.db 2>&1) && fail "restore with a wrong secret succeeded"

@@ -160,7 +160,7 @@ touch(const char *dir, const char *name)
 }
 
 /* What an interrupted command line removes (the handler's call): tracked
- * files with their sidecars, tracked directories with their files, never
+ * files with their sidecars, tracked directory trees, never
  * what a symlink points to, nothing untracked. */
 START_TEST(test_tmp_tracked)
 {
@@ -181,6 +181,17 @@ START_TEST(test_tmp_tracked)
   ck_assert_int_eq(mkdir(real, 0700), 0);
   touch(real, "precious.db");
   ck_assert_int_eq(symlink(real, link), 0);
+  {
+    /* A tree, as a remote restore's: directories within it are removed,
+     * a link within it as a link. */
+    g_autofree char *a = g_build_filename(dir, "root", NULL);
+    g_autofree char *b = g_build_filename(a, "wal_archives", NULL);
+    g_autofree char *inner = g_build_filename(a, "link", NULL);
+    ck_assert_int_eq(mkdir(a, 0700), 0);
+    ck_assert_int_eq(mkdir(b, 0700), 0);
+    touch(b, "0000000000000001.seg");
+    ck_assert_int_eq(symlink(real, inner), 0);
+  }
   touch(tmp, ".tmp-b.db-1");
 
   h[0] = sqlenvfs_tmp_track(file, FALSE);
