@@ -500,8 +500,9 @@ typedef SqlenvfsArchiveIo (*SqlenvfsArchiveFetchFunc)(gpointer user, const char 
                                                       guint64 off, gsize len, GError **error);
 void sqlenvfs_archive_set_fetch_hook(SqlenvfsArchiveFetchFunc fetch, gpointer user);
 
-/* Forget, in this process, what check_records found (tests; a caller that
- * wants every record read again). */
+/* Forget, in this process, what check_records found and which summaries
+ * were found not to match their segments (tests, as a new process; a
+ * caller that wants every record read again). */
 void sqlenvfs_archive_forget_checks(void);
 
 /* The reason text of a GAP record (newly allocated; "" for synthetic ones). */

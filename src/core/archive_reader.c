@@ -15,6 +15,7 @@
 
 #include "archive_int.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -319,6 +320,98 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   return TRUE;
 }
 
+/* Summaries found not to match their segment's file, remembered for the
+ * life of the process (a mount reads many states): the two files as they
+ * were then. An archive opened later leaves such a summary unused, and
+ * reads its segment from its index and records, while both files are
+ * unchanged; once either changed (a summary written again, a segment put
+ * back), the summary is tried again. Bounded like the records memo. */
+typedef struct {
+  SqlenvfsFileId sum, seg;
+} SumMismatch;
+
+static GMutex mismatch_lock;
+static GHashTable *mismatches; /* summary path -> SumMismatch * */
+static gint n_mismatches;      /* its size, read without the lock */
+
+static gboolean
+file_id_at(int dfd, const char *dir, guint64 number, const char *ext, SqlenvfsFileId *id)
+{
+  g_autofree char *name = archive_seg_name(number, ext);
+  g_autofree char *path = dfd >= 0 ? NULL : g_build_filename(dir, name, NULL);
+  struct stat st;
+  if ((dfd >= 0 ? fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) : lstat(path, &st)) != 0)
+    return FALSE;
+  sqlenvfs_file_id_from_stat(&st, id);
+  return TRUE;
+}
+
+/* Add @number to @bad (a restore's segments to compose from their records)
+ * unless it is there or @bad is NULL. */
+static void
+add_bad(GArray *bad, guint64 number)
+{
+  for (guint k = 0; bad != NULL && k < bad->len; k++)
+    if (g_array_index(bad, guint64, k) == number)
+      return;
+  if (bad != NULL)
+    g_array_append_val(bad, number);
+}
+
+/* Segment @number of the archive at @dir (@dfd when >= 0) was found not to
+ * match its summary (@why): logged, remembered in the process, and added
+ * to @bad (the segments a restore composes again from their records) when
+ * @bad is not NULL. */
+static void
+note_mismatch(int dfd, const char *dir, guint64 number, const char *seg_path, const char *why,
+              GArray *bad)
+{
+  SumMismatch m;
+
+  g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
+            seg_path, why);
+  if (file_id_at(dfd, dir, number, "sum", &m.sum) &&
+      file_id_at(dfd, dir, number, "seg", &m.seg)) {
+    g_mutex_lock(&mismatch_lock);
+    if (mismatches == NULL || g_hash_table_size(mismatches) > 4096)
+      g_clear_pointer(&mismatches, g_hash_table_destroy);
+    if (mismatches == NULL)
+      mismatches = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_hash_table_replace(mismatches, archive_summary_path(dir, number), g_memdup2(&m, sizeof m));
+    g_atomic_int_set(&n_mismatches, (gint)g_hash_table_size(mismatches));
+    g_mutex_unlock(&mismatch_lock);
+  }
+  add_bad(bad, number);
+}
+
+/* Whether the summary of segment @number was found not to match its
+ * segment, and both files are as they were then (note_mismatch). */
+static gboolean
+mismatch_known(const SqlenvfsArchive *a, guint64 number)
+{
+  g_autofree char *path = NULL;
+  SqlenvfsFileId sum, seg;
+  const SumMismatch *m;
+  gboolean known = FALSE;
+
+  if (g_atomic_int_get(&n_mismatches) == 0)
+    return FALSE;
+  path = archive_summary_path(a->dir, number);
+  g_mutex_lock(&mismatch_lock);
+  m = mismatches != NULL ? g_hash_table_lookup(mismatches, path) : NULL;
+  if (m != NULL) {
+    known = file_id_at(a->dfd, a->dir, number, "sum", &sum) &&
+            file_id_at(a->dfd, a->dir, number, "seg", &seg) &&
+            sqlenvfs_file_id_equal(&sum, &m->sum) && sqlenvfs_file_id_equal(&seg, &m->seg);
+    if (!known) {
+      g_hash_table_remove(mismatches, path);
+      g_atomic_int_set(&n_mismatches, (gint)g_hash_table_size(mismatches));
+    }
+  }
+  g_mutex_unlock(&mismatch_lock);
+  return known;
+}
+
 /* Use the summary of segment @si, a sealed segment that is not the last,
  * instead of its entries, when it is good (archive_summary.c, S1). FALSE
  * when there is none or it is not usable: load the entries then.
@@ -337,6 +430,9 @@ use_summary(SqlenvfsArchive *a, guint si)
   g_autofree guint8 *head = NULL;
   ArchiveSummary s;
   const char *why = NULL;
+
+  if (mismatch_known(a, seg->number))
+    return FALSE; /* read from its index and records, as in a restore */
 
   if (archive_summary_load_head_at(a->dfd, a->dir, seg->number, 0, 0, &s, &head, &why, NULL) !=
       ARCHIVE_SUM_GOOD) {
@@ -429,18 +525,11 @@ seg_check(SqlenvfsArchive *a, guint si, gboolean keep_fd, GError **error)
     }
     ss->is_seg_bad = TRUE;
     ss->seg_why = why;
-    g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
-              seg->path, why);
+    note_mismatch(a->dfd, a->dir, seg->number, seg->path, why, NULL);
   }
   /* Found now or before (by a plan that read the segment with this
    * archive): the restore composing with it reads it from its records. */
-  if (a->deferred_bad_maps != NULL) {
-    gboolean listed = FALSE;
-    for (guint k = 0; k < a->deferred_bad_maps->len && !listed; k++)
-      listed = g_array_index(a->deferred_bad_maps, guint64, k) == seg->number;
-    if (!listed)
-      g_array_append_val(a->deferred_bad_maps, seg->number);
-  }
+  add_bad(a->deferred_bad_maps, seg->number);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
               "archive segment %s does not match its summary: %s; nothing is read from it "
               "through its summary (run `sqlenvfs verify`)",
@@ -2183,19 +2272,11 @@ archive_record_source_fd(SqlenvfsArchiveRecordSource *src, GError **error)
     } else if (local != NULL) {
       src->open_error = local;
     } else {
-      g_message("archive segment %s does not match its summary: %s (run `sqlenvfs verify`)",
-                src->path, why);
+      note_mismatch(-1, src->dir, src->expect_seg.number, src->path, why, src->bad);
       g_set_error(&src->open_error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "archive segment %s does not match its summary: %s; nothing is read from it "
                   "through its summary (run `sqlenvfs verify`)",
                   src->path, why);
-      if (src->bad != NULL) {
-        gboolean listed = FALSE;
-        for (guint k = 0; k < src->bad->len && !listed; k++)
-          listed = g_array_index(src->bad, guint64, k) == src->expect_seg.number;
-        if (!listed)
-          g_array_append_val(src->bad, src->expect_seg.number);
-      }
     }
   }
   fd = src->fd;
@@ -2649,6 +2730,10 @@ sqlenvfs_archive_forget_checks(void)
   g_mutex_lock(&memo_lock);
   g_clear_pointer(&memos, g_hash_table_destroy);
   g_mutex_unlock(&memo_lock);
+  g_mutex_lock(&mismatch_lock);
+  g_clear_pointer(&mismatches, g_hash_table_destroy);
+  g_atomic_int_set(&n_mismatches, 0);
+  g_mutex_unlock(&mismatch_lock);
 }
 
 /* The process memo, made or, once it holds more than 65536 segments,

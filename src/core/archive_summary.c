@@ -79,7 +79,8 @@
  *        checksum where it first reads the segment (archive_seg_check();
  *        docs/ARCHIVE.md, "When a sealed segment is checked against its
  *        summary"): a mismatch found then fails that read (INTEGRITY),
- *        and the segment is read from its records from then on.
+ *        and the segment is read from its records from then on, by any
+ *        archive the process opens while both files stay as they were.
  *   (S2) A summary only ever describes a sealed segment, which is never
  *        written again; so a summary that matches is current.
  *   (S3) A page version names a record of the segment; readers still check

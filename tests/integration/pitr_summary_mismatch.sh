@@ -5,9 +5,10 @@
 # restore is planned from the summary without opening the segment, finds
 # the mismatch at its first read of it, and composes again from the
 # segment's records: exact, and the log names the segment. Through the
-# mount, a state composed across it is refused with an error naming the
-# segment, never served with a wrong page. Once the summary is right again
-# both are exact.
+# mount, the read that finds the mismatch is refused with an error naming
+# the segment, never served with a wrong page; the mount remembers it, and
+# the next read of a state across it is composed from the segment's
+# records, exact. Once the summary is right again both are exact.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -68,10 +69,16 @@ mount_fg "$T/mount1.log"
 if cat "$MNT/pitr/latest/app.db" > "$T/m1.db" 2> "$T/m1.err"; then
   fail "the mount served a state composed across $SEGNAME"
 fi
+# The same mount, asked again: it remembers the segment and composes the
+# state from its records, the bytes the restore wrote.
+cat "$MNT/pitr/latest/app.db" > "$T/m1b.db" 2> "$T/m1b.err" \
+  || fail "the mount refused the state again: $(cat "$T/m1b.err")"
 unmount_root "$MNT"
 grep -q "$SEGNAME does not match its summary" "$T/mount1.log" \
   || fail "the mount's log does not name $SEGNAME: $(tail -5 "$T/mount1.log")"
-pass "the mount refuses a state composed across it, naming it"
+cmp -s -n 18 "$T/m1b.db" "$T/r1.db" && cmp -s -i 20 "$T/m1b.db" "$T/r1.db" \
+  || fail "the mount's state composed from the records differs from the restore's"
+pass "the mount refuses the read that found the mismatch, naming the segment, then serves the state from its records"
 
 # The summary right again: the mount serves the state, exact.
 mv "$SUM.orig" "$SUM"
