@@ -16,6 +16,11 @@
  *                                  states keep (bytes, instead of 16 MiB), so
  *                                  that a test of small states sees them
  *                                  dropped as a large database's would be
+ *   SQLENVFS_TEST_PITR_CHECK_MS    the mount compares a database's timeline
+ *                                  with the archive at most this often
+ *                                  (instead of every 250 ms) unless a lookup
+ *                                  needs it now, so that a test sees what a
+ *                                  lookup finds in a view just refreshed
  *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
  *                                  in ranged GETs of this many bytes (at least
  *                                  65536) instead of 8 MiB, so that small
@@ -43,6 +48,11 @@ guint sqlenvfs_testhook_pitr_delay_ms(void);
 
 /* Bytes of SQLENVFS_TEST_PITR_IDLE_MEMORY, or 0. */
 guint sqlenvfs_testhook_pitr_idle_memory(void);
+
+#define SQLENVFS_TEST_PITR_CHECK_ENV "SQLENVFS_TEST_PITR_CHECK_MS"
+
+/* Milliseconds of SQLENVFS_TEST_PITR_CHECK_MS, or 0. */
+guint sqlenvfs_testhook_pitr_check_ms(void);
 
 #define SQLENVFS_TEST_REMOTE_RANGE_ENV "SQLENVFS_TEST_REMOTE_RANGE_BYTES"
 

@@ -34,6 +34,12 @@ sqlenvfs_testhook_pitr_idle_memory(void)
 }
 
 guint
+sqlenvfs_testhook_pitr_check_ms(void)
+{
+  return env_ms(SQLENVFS_TEST_PITR_CHECK_ENV);
+}
+
+guint
 sqlenvfs_testhook_remote_range_bytes(void)
 {
   return env_ms(SQLENVFS_TEST_REMOTE_RANGE_ENV);

@@ -380,12 +380,14 @@ static SqlenvfsTimeline *
 db_timeline(FsPitr *p, const char *db, gboolean force, GError **error)
 {
   gint64 now = g_get_monotonic_time();
+  gint64 check_us = sqlenvfs_testhook_pitr_check_ms() > 0
+                      ? (gint64)sqlenvfs_testhook_pitr_check_ms() * 1000 : TIMELINE_CHECK_US;
   TimelineSlot *slot;
   gboolean check;
 
   g_mutex_lock(&p->lock);
   slot = g_hash_table_lookup(p->timelines, db);
-  check = slot != NULL && (force || now - slot->checked_at >= TIMELINE_CHECK_US);
+  check = slot != NULL && (force || now - slot->checked_at >= check_us);
   if (check)
     slot->checked_at = now;
   g_mutex_unlock(&p->lock);
@@ -576,6 +578,11 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   }
   g_mutex_unlock(&p->lock);
   found = find_window(p, dbs, t.us, FALSE, known, &last_end, error);
+  /* A time past the end of the windows as last read (at most
+   * TIMELINE_CHECK_US ago) may be archived since: read them again now, as
+   * a restore would, before saying no. */
+  if (found == 0 && t.us > last_end)
+    found = find_window(p, dbs, t.us, TRUE, known, &last_end, error);
   /* A time just past is archived but the window (the archive's alive time,
    * recorded at most twice a second) may not say so yet: have the archiver
    * running in this process bring it up to now, briefly. */
