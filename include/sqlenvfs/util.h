@@ -15,6 +15,16 @@ static inline void sqlenvfs_sqlite3_finalize(sqlite3_stmt *st) { sqlite3_finaliz
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3, sqlenvfs_sqlite3_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlenvfs_sqlite3_finalize)
 
+/* The files of one database "<db>", by the suffix SQLite adds to its name:
+ * the database itself (""), then what SQLite keeps beside it, its WAL
+ * ("-wal"), the WAL index ("-shm") and the rollback journal ("-journal"),
+ * always in this order. SQLENVFS_DB_SIDECARS is the list without the
+ * database itself. */
+#define SQLENVFS_N_DB_FILES 4
+extern const char *const sqlenvfs_db_files[SQLENVFS_N_DB_FILES];
+#define SQLENVFS_DB_SIDECARS (sqlenvfs_db_files + 1)
+#define SQLENVFS_N_DB_SIDECARS (SQLENVFS_N_DB_FILES - 1)
+
 /* How long a connection waits for another process's lock (milliseconds). */
 #define SQLENVFS_BUSY_TIMEOUT_MS 10000
 

@@ -229,7 +229,6 @@ gboolean
 sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolean overwrite,
                            const char *cmd, const char *advice, GError **error)
 {
-  static const char *const sidecars[] = { "-wal", "-shm", "-journal" };
   g_autofree char *dir = g_path_get_dirname(output);
   g_autofree char *which = NULL;
   gboolean has_output;
@@ -256,8 +255,9 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
     return FALSE;
   }
   has_output = lstat(output, &st) == 0;
-  for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++) {
-    g_autofree char *side = g_strconcat(output, sidecars[i], NULL);
+  for (gsize i = 0; i < SQLENVFS_N_DB_SIDECARS; i++) {
+    const char *suffix = SQLENVFS_DB_SIDECARS[i];
+    g_autofree char *side = g_strconcat(output, suffix, NULL);
     struct stat sst;
     if (lstat(side, &sst) != 0)
       continue;
@@ -270,10 +270,10 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                   "closed cleanly): a connection to it would mix its old %s with the new file, "
                   "and --force never removes it (nothing was written; choose another --output, "
                   "or close what uses it and remove the %s; %s)",
-                  cmd, output, side, sidecars[i] + 1, sidecars[i] + 1, advice);
+                  cmd, output, side, suffix + 1, suffix + 1, advice);
       return FALSE;
     }
-    if ((sst.st_size > 0 && strcmp(sidecars[i], "-shm") != 0) ||
+    if ((sst.st_size > 0 && strcmp(suffix, "-shm") != 0) ||
         (pid = sqlenvfs_doctor_file_opener(side)) > 0) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "%s to %s: %s is left beside it%s, and SQLite would apply it to the new "

@@ -366,9 +366,10 @@ sqlenvfs_doctor_describe_pid(int pid)
   return g_strdup_printf("pid %d", pid);
 }
 
-/* The files of one database the process scan looks for. */
+/* The files of one database the process scan looks for, in the order of
+ * sqlenvfs_db_files (their suffixes). */
 typedef enum { FILE_DB, FILE_WAL, FILE_SHM, FILE_JOURNAL, N_FILE_KINDS } FileKind;
-static const char *const file_suffix[N_FILE_KINDS] = { "", "-wal", "-shm", "-journal" };
+G_STATIC_ASSERT(N_FILE_KINDS == SQLENVFS_N_DB_FILES);
 
 typedef struct {
   char *subject; /* "prod/app" */
@@ -397,7 +398,7 @@ db_files_new(const char *subject, const char *path)
   d->path = g_strdup(path);
   d->holders = g_array_new(FALSE, FALSE, sizeof(int));
   for (int k = 0; k < N_FILE_KINDS; k++) {
-    g_autofree char *p = g_strconcat(path, file_suffix[k], NULL);
+    g_autofree char *p = g_strconcat(path, sqlenvfs_db_files[k], NULL);
     struct stat st;
     if (stat(p, &st) == 0) {
       d->exists[k] = TRUE;

@@ -148,9 +148,8 @@ side_path(const char *path, const char *suffix)
 static void
 unlink_db_files(const char *path)
 {
-  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-    g_autofree char *p = side_path(path, suffixes[i]);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = side_path(path, sqlenvfs_db_files[i]);
     struct stat st;
     /* On a read-only filesystem unlink fails even where nothing is. */
     if (unlink(p) != 0 && errno != ENOENT) {
@@ -310,6 +309,7 @@ fail:
 static gboolean
 check_not_in_use(const char *path, int archiver, GError **error)
 {
+  /* Not all of sqlenvfs_db_files: the files move_aside moves. */
   static const char *const suffixes[] = { "", "-wal", "-shm" };
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     g_autofree char *p = side_path(path, suffixes[i]);
@@ -330,6 +330,8 @@ check_not_in_use(const char *path, int archiver, GError **error)
 static gboolean
 move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error)
 {
+  /* Not all of sqlenvfs_db_files: what the README says init --force moves
+   * aside; a -journal is left where it is. */
   static const char *const suffixes[] = { "", "-wal", "-shm" };
   g_autofree char *base = g_strdup_printf("%s.replaced-%s", path, stamp);
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
@@ -672,10 +674,9 @@ install_into(sqlite3 *dst, const char *dst_path, const char *src_path, GError **
 static gboolean
 refuse_dev_links(const char *dev, const char *prod, GError **error)
 {
-  static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
-  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-    g_autofree char *p = side_path(dev, suffixes[i]);
-    g_autofree char *pp = side_path(prod, suffixes[i]);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = side_path(dev, sqlenvfs_db_files[i]);
+    g_autofree char *pp = side_path(prod, sqlenvfs_db_files[i]);
     g_autofree char *what = NULL;
     struct stat st, pst;
     gboolean is_prod;
@@ -705,6 +706,7 @@ refuse_dev_links(const char *dev, const char *prod, GError **error)
 static gboolean
 tighten_dev_mode(const char *dev, int mode, GError **error)
 {
+  /* Not all of sqlenvfs_db_files: a -journal is left with its mode. */
   static const char *const suffixes[] = { "", "-wal", "-shm" };
   for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
     g_autofree char *p = side_path(dev, suffixes[i]);

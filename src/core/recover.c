@@ -223,9 +223,8 @@ copy_file(const char *src, const char *dst, SqlenvfsProgressFunc progress, gpoin
 static void
 remove_db_files(const char *path)
 {
-  static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
-  for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
-    g_autofree char *p = g_strconcat(path, suffix[i], NULL);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = g_strconcat(path, sqlenvfs_db_files[i], NULL);
     g_unlink(p);
   }
 }
@@ -1045,9 +1044,8 @@ check_paths(const SqlenvfsRoot *root, const char *source, const char *output, gb
     return FALSE;
   }
   if (stat(output, &ost) == 0) {
-    static const char *const suffix[] = { "", "-wal", "-shm", "-journal" };
-    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
-      g_autofree char *p = g_strconcat(source, suffix[i], NULL);
+    for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+      g_autofree char *p = g_strconcat(source, sqlenvfs_db_files[i], NULL);
       struct stat st;
       if (stat(p, &st) == 0 && st.st_dev == ost.st_dev && st.st_ino == ost.st_ino) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
@@ -1129,7 +1127,8 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   j.tables = g_ptr_array_new_with_free_func(tbl_free);
 
   /* (1) the private copy: the database and the files that hold committed or
-   * rolled-back state beside it. */
+   * rolled-back state beside it (not all of sqlenvfs_db_files: the -shm is
+   * an index SQLite rebuilds from the -wal). */
   {
     static const char *const suffix[] = { "", "-wal", "-journal" };
     for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
@@ -1226,9 +1225,8 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   {
     /* Sidecars must not be applied to the new file, nor removed: one that
      * appeared since the output was checked means the old file is in use. */
-    static const char *const side[] = { "-wal", "-shm", "-journal" };
-    for (gsize i = 0; i < G_N_ELEMENTS(side); i++) {
-      g_autofree char *p = g_strconcat(report->output, side[i], NULL);
+    for (gsize i = 0; i < SQLENVFS_N_DB_SIDECARS; i++) {
+      g_autofree char *p = g_strconcat(report->output, SQLENVFS_DB_SIDECARS[i], NULL);
       struct stat st;
       if (lstat(p, &st) == 0) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,

@@ -588,16 +588,13 @@ real_dir_of(const char *path)
   return out;
 }
 
-/* What SQLite keeps beside a database file, by the suffix of its name. */
-static const char *const db_sidecars[] = { "-wal", "-shm", "-journal" };
-
 gboolean
 sqlenvfs_root_is_db_name(const char *base)
 {
   if (g_str_has_suffix(base, ".db"))
     return TRUE;
-  for (gsize i = 0; i < G_N_ELEMENTS(db_sidecars); i++) {
-    g_autofree char *end = g_strconcat(".db", db_sidecars[i], NULL);
+  for (gsize i = 0; i < SQLENVFS_N_DB_SIDECARS; i++) {
+    g_autofree char *end = g_strconcat(".db", SQLENVFS_DB_SIDECARS[i], NULL);
     if (g_str_has_suffix(base, end))
       return TRUE;
   }
@@ -629,8 +626,8 @@ sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **whic
     for (int k = 0; k < 2; k++) {
       /* The database, then the files SQLite keeps beside it (its -wal
        * holds commits that the database file does not). */
-      for (gsize j = 0; *which == NULL && j <= G_N_ELEMENTS(db_sidecars); j++) {
-        g_autofree char *p = g_strconcat(paths[k], j == 0 ? "" : db_sidecars[j - 1], NULL);
+      for (gsize j = 0; *which == NULL && j < SQLENVFS_N_DB_FILES; j++) {
+        g_autofree char *p = g_strconcat(paths[k], sqlenvfs_db_files[j], NULL);
         struct stat dst;
         if (stat(p, &dst) == 0 && dst.st_dev == st.st_dev && dst.st_ino == st.st_ino)
           *which = g_steal_pointer(&p);

@@ -18,6 +18,8 @@
 #include <isa-l/crc.h>
 #include <zlib.h>
 
+const char *const sqlenvfs_db_files[SQLENVFS_N_DB_FILES] = { "", "-wal", "-shm", "-journal" };
+
 sqlite3 *
 sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
 {
@@ -271,15 +273,14 @@ sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error)
 static pid_t
 tmp_pid(const char *name)
 {
-  static const char *const sidecars[] = { "-journal", "-wal", "-shm" };
   g_autofree char *stem = g_strdup(name);
   const char *dash;
   char *end = NULL;
   long pid;
 
-  for (gsize i = 0; i < G_N_ELEMENTS(sidecars); i++)
-    if (g_str_has_suffix(stem, sidecars[i])) {
-      stem[strlen(stem) - strlen(sidecars[i])] = '\0';
+  for (gsize i = 0; i < SQLENVFS_N_DB_SIDECARS; i++)
+    if (g_str_has_suffix(stem, SQLENVFS_DB_SIDECARS[i])) {
+      stem[strlen(stem) - strlen(SQLENVFS_DB_SIDECARS[i])] = '\0';
       break;
     }
   dash = strrchr(stem, '-');
@@ -427,7 +428,6 @@ remove_dir_at(int dirfd, const char *name, int depth)
 void
 sqlenvfs_tmp_remove_tracked(void)
 {
-  static const char *const sides[] = { "-journal", "-wal", "-shm" };
   char p[sizeof tracked[0].path];
 
   for (int i = 0; i < TRACKED_MAX; i++) {
@@ -441,8 +441,8 @@ sqlenvfs_tmp_remove_tracked(void)
       continue;
     }
     unlink(p); /* never follows a symlink */
-    for (size_t k = 0; k < G_N_ELEMENTS(sides); k++) {
-      memcpy(p + n, sides[k], strlen(sides[k]) + 1);
+    for (size_t k = 0; k < SQLENVFS_N_DB_SIDECARS; k++) {
+      memcpy(p + n, SQLENVFS_DB_SIDECARS[k], strlen(SQLENVFS_DB_SIDECARS[k]) + 1);
       unlink(p);
     }
   }
