@@ -74,8 +74,11 @@ existing_db(SqlenvfsRoot *root, const char *name)
   return g_file_test(path, G_FILE_TEST_IS_REGULAR);
 }
 
+/* FALSE and an INVALID error: @text is not one of @accepted. It does not
+ * name the op: the mount logs it as "ctl/<op>: ...", and it is shown when
+ * ctl/<op> is read and under that op in status. */
 static gboolean
-invalid(GError **error, SqlenvfsOp op, const char *text, const char *accepted)
+invalid(GError **error, const char *text, const char *accepted)
 {
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
               "cannot parse \"%s\": write %s", text, accepted);
@@ -105,7 +108,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     line[--len] = '\0';
   g_strstrip(line);
   if (strchr(line, '\n') != NULL || strchr(line, '\r') != NULL)
-    return invalid(error, op, line, "one line");
+    return invalid(error, line, "one line");
 
   switch (op) {
   case SQLENVFS_OP_REFRESH_DEV:
@@ -192,7 +195,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
       *args = out;
       return TRUE;
     }
-    return invalid(error, op, line, accepted);
+    return invalid(error, line, accepted);
   }
 
   if (op == SQLENVFS_OP_REFRESH_DEV) {
@@ -206,16 +209,16 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
       db_word = words[0];
       time_word = words[1];
     } else {
-      return invalid(error, op, line, accepted);
+      return invalid(error, line, accepted);
     }
     if (time_word) {
       if (!sqlenvfs_time_parse(time_word, &out.time, NULL))
-        return invalid(error, op, line, accepted);
+        return invalid(error, line, accepted);
       out.has_time = TRUE;
     }
     if (db_word) {
       if (!sqlenvfs_db_name_is_valid(db_word))
-        return invalid(error, op, line, accepted);
+        return invalid(error, line, accepted);
       out.db = sqlenvfs_root_resolve_db(root, db_word, TRUE, error);
       if (out.db == NULL)
         return FALSE;
@@ -226,7 +229,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
 
   if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]) ||
       (sqlenvfs_time_parse(words[0], &out.time, NULL) && !existing_db(root, words[0])))
-    return invalid(error, op, line, accepted); /* a time is no database here */
+    return invalid(error, line, accepted); /* a time is no database here */
   out.db = sqlenvfs_root_resolve_db(root, words[0], TRUE, error);
   if (out.db == NULL)
     return FALSE;
