@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
@@ -111,26 +112,94 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
   return TRUE;
 }
 
-/* Every setting sqlenvfs.conf may hold, by section. A name not here is
- * refused: a misspelt setting would otherwise be left out without a word
- * (a retention that is not the one written, a limit that is not set). */
-static const struct {
+/* Every setting sqlenvfs.conf may hold, section by section: the one list.
+ * A name not here is refused: a misspelt setting would otherwise be left
+ * out without a word (a retention that is not the one written, a limit that
+ * is not set). A whole number (size: that of its field, an int or a gint64)
+ * is read into its field of SqlenvfsSettings by load_settings; the others
+ * (size 0) are read by name, [replica] by replica_conf.c. */
+typedef struct {
   const char *group;
-  const char *const keys[16];
-} known_settings[] = {
-  { "sqlenvfs", { "default-db", NULL } },
-  { "retention", { "daily-keep-days", "daily-keep-count", "snapshot-keep-days",
-                   "snapshot-keep-count", "pitr-keep-days", NULL } },
-  { "archive", { "segment-max-bytes", "segment-max-records", "checkpoint-pages",
-                 "max-wal-bytes", NULL } },
-  { "cache", { "max-bytes", "min-free-bytes", NULL } },
-  { "mount", { "log-max-bytes", NULL } },
-  { "doctor", { "size-warn-bytes", "backup-max-age-hours", "archive-lag-warn-seconds",
-                "acknowledged-bugs", NULL } },
-  { "replica", { "url", "endpoint", "region", "credentials-file", "profile", "sync-interval",
-                 "verify-tls", "connect-timeout", "low-speed-time", "max-retries",
-                 "backoff-base-ms", "backoff-max-ms", "lease-seconds", NULL } },
+  const char *key;
+  gsize size;
+  gsize offset;
+  gint64 min, max;
+} KnownSetting;
+
+#define NUMBER(group, key, field, min, max)                                          \
+  { group, key, sizeof(((SqlenvfsSettings *)NULL)->field), offsetof(SqlenvfsSettings, field), \
+    min, max }
+#define OTHER(group, key) { group, key, 0, 0, 0, 0 }
+
+static const KnownSetting known_settings[] = {
+  OTHER("sqlenvfs", "default-db"),
+  NUMBER("retention", "daily-keep-days", daily_keep_days, 0, 100000),
+  NUMBER("retention", "daily-keep-count", daily_keep_count, 0, 1000000),
+  NUMBER("retention", "snapshot-keep-days", snapshot_keep_days, 0, 100000),
+  NUMBER("retention", "snapshot-keep-count", snapshot_keep_count, 0, 1000000),
+  NUMBER("retention", "pitr-keep-days", pitr_keep_days, 0, 100000),
+  NUMBER("archive", "segment-max-bytes", segment_max_bytes, 1 << 20,
+         G_GINT64_CONSTANT(1) << 40),
+  NUMBER("archive", "segment-max-records", segment_max_records, 16,
+         G_GINT64_CONSTANT(1) << 32),
+  NUMBER("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30),
+  NUMBER("archive", "max-wal-bytes", max_wal_bytes, 0, G_MAXINT64),
+  NUMBER("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64),
+  NUMBER("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64),
+  NUMBER("mount", "log-max-bytes", log_max_bytes, 4096, G_MAXINT64),
+  NUMBER("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64),
+  NUMBER("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000),
+  NUMBER("doctor", "archive-lag-warn-seconds", archive_lag_warn_seconds, 1, 100000000),
+  OTHER("doctor", "acknowledged-bugs"),
+  OTHER("replica", "url"),
+  OTHER("replica", "endpoint"),
+  OTHER("replica", "region"),
+  OTHER("replica", "credentials-file"),
+  OTHER("replica", "profile"),
+  OTHER("replica", "sync-interval"),
+  OTHER("replica", "verify-tls"),
+  OTHER("replica", "connect-timeout"),
+  OTHER("replica", "low-speed-time"),
+  OTHER("replica", "max-retries"),
+  OTHER("replica", "backoff-base-ms"),
+  OTHER("replica", "backoff-max-ms"),
+  OTHER("replica", "lease-seconds"),
 };
+
+#undef NUMBER
+#undef OTHER
+
+/* The names of known_settings of @group ("[a], [b]" for every group when
+ * NULL), in the order of the list, separated by ", "; "" when none. */
+static GString *
+known_names(const char *group)
+{
+  GString *names = g_string_new(NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++) {
+    const KnownSetting *k = &known_settings[i];
+    if (group != NULL && strcmp(k->group, group) != 0)
+      continue;
+    if (group == NULL && i > 0 && strcmp(known_settings[i - 1].group, k->group) == 0)
+      continue;
+    if (names->len > 0)
+      g_string_append(names, ", ");
+    if (group == NULL)
+      g_string_append_printf(names, "[%s]", k->group);
+    else
+      g_string_append(names, k->key);
+  }
+  return names;
+}
+
+static gboolean
+is_known(const char *group, const char *key)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++)
+    if (strcmp(known_settings[i].group, group) == 0 &&
+        (key == NULL || strcmp(known_settings[i].key, key) == 0))
+      return TRUE;
+  return FALSE;
+}
 
 /* FALSE and an error naming the first section or setting of @kf that is
  * not one of known_settings, with the names it could have been. */
@@ -140,14 +209,9 @@ check_known_settings(GKeyFile *kf, const char *file, GError **error)
   g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
 
   for (char **g = groups; *g != NULL; g++) {
-    guint i = 0;
     g_auto(GStrv) keys = NULL;
-    while (i < G_N_ELEMENTS(known_settings) && strcmp(known_settings[i].group, *g) != 0)
-      i++;
-    if (i == G_N_ELEMENTS(known_settings)) {
-      g_autoptr(GString) names = g_string_new(NULL);
-      for (guint j = 0; j < G_N_ELEMENTS(known_settings); j++)
-        g_string_append_printf(names, "%s[%s]", j ? ", " : "", known_settings[j].group);
+    if (!is_known(*g, NULL)) {
+      g_autoptr(GString) names = known_names(NULL);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: [%s] is not a section sqlenvfs knows (the sections are %s; "
                   "fix the name or remove the section)",
@@ -156,19 +220,47 @@ check_known_settings(GKeyFile *kf, const char *file, GError **error)
     }
     keys = g_key_file_get_keys(kf, *g, NULL, NULL);
     for (char **k = keys; k != NULL && *k != NULL; k++) {
-      const char *const *known = known_settings[i].keys;
-      g_autofree char *list = NULL;
-      guint j = 0;
-      while (known[j] != NULL && strcmp(known[j], *k) != 0)
-        j++;
-      if (known[j] != NULL)
+      g_autoptr(GString) list = NULL;
+      if (is_known(*g, *k))
         continue;
-      list = g_strjoinv(", ", (char **)known);
+      list = known_names(*g);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: [%s] %s is not a setting sqlenvfs knows (the settings of "
                   "[%s] are %s; fix the name or remove the line)",
-                  file, *g, *k, *g, list);
+                  file, *g, *k, *g, list->str);
       return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* Read every whole number of known_settings present in @kf into @s; FALSE
+ * and *error at the first one that is not a number in its range. */
+static gboolean
+load_numbers(GKeyFile *kf, const char *file, SqlenvfsSettings *s, GError **error)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++) {
+    const KnownSetting *k = &known_settings[i];
+    char *field = (char *)s + k->offset;
+    gint64 v;
+    if (k->size == sizeof(int)) {
+      int iv;
+      memcpy(&iv, field, sizeof iv);
+      v = iv;
+    } else if (k->size == sizeof(gint64)) {
+      memcpy(&v, field, sizeof v);
+    } else {
+      g_assert(k->size == 0);
+      continue;
+    }
+    if (!conf_int(kf, file, k->group, k->key, k->min, k->max, &v, error))
+      return FALSE;
+    if (k->size == sizeof(int)) {
+      int iv = (int)v;
+      g_assert(k->max <= G_MAXINT);
+      memcpy(field, &iv, sizeof iv);
+    } else {
+      memcpy(field, &v, sizeof v);
     }
   }
   return TRUE;
@@ -181,7 +273,6 @@ load_settings(SqlenvfsRoot *root, GError **error)
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
   SqlenvfsSettings *s = &root->settings;
-  gint64 v;
 
   settings_defaults(s);
   if (!g_file_test(file, G_FILE_TEST_EXISTS))
@@ -208,29 +299,8 @@ load_settings(SqlenvfsRoot *root, GError **error)
     g_free(s->default_db);
     s->default_db = g_steal_pointer(&name);
   }
-#define INT_KEY(group, key, field, min, max)                               \
-  do {                                                                     \
-    v = s->field;                                                          \
-    if (!conf_int(kf, file, group, key, min, max, &v, error))              \
-      return FALSE;                                                        \
-    s->field = v;                                                          \
-  } while (0)
-  INT_KEY("retention", "daily-keep-days", daily_keep_days, 0, 100000);
-  INT_KEY("retention", "daily-keep-count", daily_keep_count, 0, 1000000);
-  INT_KEY("retention", "snapshot-keep-days", snapshot_keep_days, 0, 100000);
-  INT_KEY("retention", "snapshot-keep-count", snapshot_keep_count, 0, 1000000);
-  INT_KEY("retention", "pitr-keep-days", pitr_keep_days, 0, 100000);
-  INT_KEY("archive", "segment-max-bytes", segment_max_bytes, 1 << 20, G_GINT64_CONSTANT(1) << 40);
-  INT_KEY("archive", "segment-max-records", segment_max_records, 16, G_GINT64_CONSTANT(1) << 32);
-  INT_KEY("archive", "checkpoint-pages", checkpoint_pages, 1, 1 << 30);
-  INT_KEY("archive", "max-wal-bytes", max_wal_bytes, 0, G_MAXINT64);
-  INT_KEY("cache", "max-bytes", cache_max_bytes, 0, G_MAXINT64);
-  INT_KEY("cache", "min-free-bytes", cache_min_free_bytes, 0, G_MAXINT64);
-  INT_KEY("mount", "log-max-bytes", log_max_bytes, 4096, G_MAXINT64);
-  INT_KEY("doctor", "size-warn-bytes", size_warn_bytes, 0, G_MAXINT64);
-  INT_KEY("doctor", "backup-max-age-hours", backup_max_age_hours, 1, 1000000);
-  INT_KEY("doctor", "archive-lag-warn-seconds", archive_lag_warn_seconds, 1, 100000000);
-#undef INT_KEY
+  if (!load_numbers(kf, file, s, error))
+    return FALSE;
   if (g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL)) {
     g_auto(GStrv) ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);
     GPtrArray *clean = g_ptr_array_new();

@@ -98,7 +98,9 @@ START_TEST(test_settings)
   /* Sizes in bytes take K, M, G, T (with iB or B: powers of 1024 all). */
   g_file_set_contents(conf,
                       "[archive]\nmax-wal-bytes=64M\nsegment-max-bytes=1GiB\n"
-                      "[cache]\nmax-bytes = 2kb\nmin-free-bytes=3T\n",
+                      "[cache]\nmax-bytes = 2kb\nmin-free-bytes=3T\n"
+                      "[retention]\nsnapshot-keep-count=4\npitr-keep-days=5\n"
+                      "[doctor]\nbackup-max-age-hours=6\narchive-lag-warn-seconds=7\n",
                       -1, NULL);
   g_clear_pointer(&root, sqlenvfs_root_free);
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
@@ -108,6 +110,13 @@ START_TEST(test_settings)
   ck_assert_int_eq(sqlenvfs_root_settings(root)->cache_max_bytes, 2048);
   ck_assert_int_eq(sqlenvfs_root_settings(root)->cache_min_free_bytes,
                    G_GINT64_CONSTANT(3) << 40);
+  /* Each number lands in its own field, an int or a gint64, and no other. */
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->snapshot_keep_days, 7);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->snapshot_keep_count, 4);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->pitr_keep_days, 5);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->size_warn_bytes, G_GINT64_CONSTANT(10000000000));
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->backup_max_age_hours, 6);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->archive_lag_warn_seconds, 7);
   g_file_set_contents(conf, "[archive]\nmax-wal-bytes=12QB\n", -1, NULL);
   ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
   ck_assert_msg(strstr(error->message, "12QB is not a whole number of bytes") != NULL, "%s",
