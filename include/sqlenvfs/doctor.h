@@ -130,6 +130,10 @@ int sqlenvfs_doctor_lock_holder(const char *lock_path, GError **error);
 int sqlenvfs_doctor_file_opener(const char *path);
 /* The same, not naming the process @except (0: any). */
 int sqlenvfs_doctor_file_opener_except(const char *path, int except);
+/* The same for each of the @n_paths files @paths at once, in one walk of
+ * /proc: @pids[i] is the first process seen to have @paths[i] open, or 0. */
+void sqlenvfs_doctor_file_openers(const char *const *paths, guint n_paths, int except,
+                                  int *pids);
 
 /* "pid 1234 (python3)" from /proc/<pid>/comm; newly allocated. */
 char *sqlenvfs_doctor_describe_pid(int pid);

@@ -275,20 +275,42 @@ for_each_open_file(OpenFileFunc fn, gpointer user)
 }
 
 typedef struct {
-  dev_t dev;
-  ino_t ino;
-  int pid;
-  int except; /* a process not to name (0: none) */
-} Opener;
+  guint n;
+  const struct stat *files; /* st_mode 0: a file that does not exist */
+  int *pids;                /* the first opener seen of each file, 0 none yet */
+  guint n_left;             /* files still without an opener */
+  int except;               /* a process not to name (0: none) */
+} Openers;
 
 static gboolean
-match_opener(int pid, const struct stat *st, gpointer user)
+match_openers(int pid, const struct stat *st, gpointer user)
 {
-  Opener *o = user;
-  if (st->st_dev != o->dev || st->st_ino != o->ino || pid == o->except)
+  Openers *o = user;
+  if (pid == o->except)
     return TRUE;
-  o->pid = pid;
-  return FALSE;
+  for (guint i = 0; i < o->n; i++)
+    if (o->pids[i] == 0 && o->files[i].st_mode != 0 && st->st_dev == o->files[i].st_dev &&
+        st->st_ino == o->files[i].st_ino) {
+      o->pids[i] = pid;
+      o->n_left--;
+    }
+  return o->n_left > 0;
+}
+
+/* For each of the @n files @files (st_dev, st_ino; st_mode 0: none), the
+ * first process other than this one and @except found to have it open, in
+ * @pids (0: none). One walk of /proc, which stops once each has one. */
+static void
+find_openers(guint n, const struct stat *files, int except, int *pids)
+{
+  Openers o = { n, files, pids, 0, except };
+  for (guint i = 0; i < n; i++) {
+    pids[i] = 0;
+    if (files[i].st_mode != 0)
+      o.n_left++;
+  }
+  if (o.n_left > 0)
+    for_each_open_file(match_openers, &o);
 }
 
 /* A process other than this one and @except that has the file (@dev, @ino)
@@ -296,18 +318,28 @@ match_opener(int pid, const struct stat *st, gpointer user)
 static int
 find_opener(dev_t dev, ino_t ino, int except)
 {
-  Opener o = { dev, ino, 0, except };
-  for_each_open_file(match_opener, &o);
-  return o.pid;
+  struct stat st = { .st_dev = dev, .st_ino = ino, .st_mode = S_IFREG };
+  int pid;
+  find_openers(1, &st, except, &pid);
+  return pid;
+}
+
+void
+sqlenvfs_doctor_file_openers(const char *const *paths, guint n_paths, int except, int *pids)
+{
+  g_autofree struct stat *files = g_new0(struct stat, n_paths);
+  for (guint i = 0; i < n_paths; i++)
+    if (stat(paths[i], &files[i]) != 0)
+      files[i].st_mode = 0;
+  find_openers(n_paths, files, except, pids);
 }
 
 int
 sqlenvfs_doctor_file_opener_except(const char *path, int except)
 {
-  struct stat st;
-  if (stat(path, &st) != 0)
-    return 0;
-  return find_opener(st.st_dev, st.st_ino, except);
+  int pid;
+  sqlenvfs_doctor_file_openers(&path, 1, except, &pid);
+  return pid;
 }
 
 int

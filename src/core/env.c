@@ -300,30 +300,40 @@ fail:
   return FALSE;
 }
 
-/* Refuse to move @path aside while another process has it (or its -wal or
- * -shm) open: a connection keeps writing into the old file, and opens the
- * -wal by name, so its next commit would land in the WAL of the new file.
- * The root's own archiver (@archiver, its pid; 0: none runs) is no such
- * process: it commits nothing, sees the file replaced and records a gap
- * with a fresh snapshot of the new one (docs/ARCHIVE.md). */
+/* Refuse to move @prod and @dev aside while another process has one of them
+ * (or its -wal or -shm) open: a connection keeps writing into the old file,
+ * and opens the -wal by name, so its next commit would land in the WAL of
+ * the new file. The root's own archiver (@archiver, its pid; 0: none runs)
+ * is no such process: it commits nothing, sees the file replaced and
+ * records a gap with a fresh snapshot of the new one (docs/ARCHIVE.md).
+ * One walk of /proc for all six files; the first of them (production's
+ * before development's) that is open is named. */
 static gboolean
-check_not_in_use(const char *path, int archiver, GError **error)
+check_not_in_use(const char *prod, const char *dev, int archiver, GError **error)
 {
   /* Not all of sqlenvfs_db_files: the files move_aside moves. */
   static const char *const suffixes[] = { "", "-wal", "-shm" };
-  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-    g_autofree char *p = side_path(path, suffixes[i]);
-    int pid = sqlenvfs_doctor_file_opener_except(p, archiver);
-    if (pid > 0) {
-      g_autofree char *who = sqlenvfs_doctor_describe_pid(pid);
+  enum { N = 2 * G_N_ELEMENTS(suffixes) };
+  char *paths[N];
+  int pids[N];
+  gboolean ok = TRUE;
+
+  for (gsize i = 0; i < N; i++)
+    paths[i] = side_path(i < N / 2 ? prod : dev, suffixes[i % (N / 2)]);
+  sqlenvfs_doctor_file_openers((const char *const *)paths, N, archiver, pids);
+  for (gsize i = 0; ok && i < N; i++) {
+    if (pids[i] > 0) {
+      g_autofree char *who = sqlenvfs_doctor_describe_pid(pids[i]);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "init --force: %s has %s open, and would go on writing into it, its next "
                   "commit into the new database's WAL (nothing was changed; stop it, then "
-                  "retry)", who, p);
-      return FALSE;
+                  "retry)", who, paths[i]);
+      ok = FALSE;
     }
   }
-  return TRUE;
+  for (gsize i = 0; i < N; i++)
+    g_free(paths[i]);
+  return ok;
 }
 
 /* Move @path and its -wal/-shm to <path>.replaced-<stamp>[-wal|-shm]. */
@@ -411,7 +421,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   if (opts->force) {
     g_autofree char *alock = sqlenvfs_root_lock_path(root, "archiver");
     archiver = MAX(sqlenvfs_doctor_lock_holder(alock, NULL), 0);
-    if (!check_not_in_use(prod, archiver, error) || !check_not_in_use(dev, archiver, error))
+    if (!check_not_in_use(prod, dev, archiver, error))
       return FALSE;
   }
   if (!sqlenvfs_root_ensure_layout(root, error))
@@ -447,8 +457,8 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   /* Both new files are complete: now, and only now, make room for them. */
   stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
   if (opts->force &&
-      (!check_not_in_use(prod, archiver, error) || !check_not_in_use(dev, archiver, error) ||
-       !move_aside(prod, stamp, moved, error) || !move_aside(dev, stamp, moved, error)))
+      (!check_not_in_use(prod, dev, archiver, error) || !move_aside(prod, stamp, moved, error) ||
+       !move_aside(dev, stamp, moved, error)))
     goto out;
   for (guint i = 0; i < moved->len; i++) {
     g_info("moved aside: %s", (const char *)moved->pdata[i]);

@@ -62,26 +62,33 @@ assert_eq "$(sqlite3 "$P" 'SELECT count(*) FROM raw_vessel_events')" "0" "events
 ls "$R"/data/dev/app.db.replaced-* > /dev/null || fail "no moved-aside development file"
 pass "init --force moves the old files aside and keeps them"
 
-# --- --force refuses while an application has production open: its
-# connection would go on writing into the moved file, and open the -wal by
-# name, so that its next commit would land in the new database's WAL
-python3 - "$P" "$T/ready" <<'PY' &
+# --- --force refuses while an application has production or development
+# open: its connection would go on writing into the moved file, and open
+# the -wal by name, so that its next commit would land in the new
+# database's WAL. Both are checked in one walk of /proc.
+refused_while_open() { # env (prod or dev), its name in the message
+  local env=$1 what=$2 holder before
+  rm -f "$T/ready"
+  python3 - "$R/data/$env/app.db" "$T/ready" <<'PY' &
 import sqlite3, sys, time
 con = sqlite3.connect(sys.argv[1])
 con.execute("SELECT count(*) FROM vessel_characteristics").fetchall()
 open(sys.argv[2], "w").close()
 time.sleep(30)
 PY
-holder=$!
-track_pid "$holder"
-for i in $(seq 1 100); do [ -e "$T/ready" ] && break; sleep 0.1; done
-[ -e "$T/ready" ] || fail "the application did not open production"
-before=$(ls "$R/data/prod" | tr '\n' ' ')
-expect_fail "init --force: pid $holder \(python3\) has .*data/prod/app.db(-wal|-shm)? open.*nothing was changed" \
-  "$SQLENVFS" init --root "$R" --force
-assert_eq "$(ls "$R/data/prod" | tr '\n' ' ')" "$before" "data/prod after a refused init --force"
-kill "$holder"; wait "$holder" 2>/dev/null || true
-pass "init --force is refused while an application has production open"
+  holder=$!
+  track_pid "$holder"
+  for i in $(seq 1 100); do [ -e "$T/ready" ] && break; sleep 0.1; done
+  [ -e "$T/ready" ] || fail "the application did not open $what"
+  before=$(ls "$R/data/prod" "$R/data/dev" | tr '\n' ' ')
+  expect_fail "init --force: pid $holder \(python3\) has .*data/$env/app.db(-wal|-shm)? open.*nothing was changed" \
+    "$SQLENVFS" init --root "$R" --force
+  assert_eq "$(ls "$R/data/prod" "$R/data/dev" | tr '\n' ' ')" "$before" "data/ after a refused init --force"
+  kill "$holder"; wait "$holder" 2>/dev/null || true
+  pass "init --force is refused while an application has $what open"
+}
+refused_while_open prod production
+refused_while_open dev development
 
 # --- info, text and JSON
 "$SQLENVFS" info --root "$R" > "$T/info.txt"
