@@ -2,6 +2,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "sqlenvfs/archiver.h"
 #include "sqlenvfs/util.h"
@@ -46,13 +47,29 @@ testutil_archive_while(SqlenvfsRoot *root, void (*fn)(gpointer user), gpointer u
   ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
 }
 
+/* The temporary directories are "sqlenvfs-test-XXXXXX-<pid>" in
+ * g_get_tmp_dir(), <pid> the process that made one (with CK_FORK, the
+ * test's own child): sqlenvfs_tmp_leftovers tells those whose process is
+ * gone, which a timeout's kill or a failed assertion left behind. */
+#define TMPDIR_PREFIX "sqlenvfs-test-"
+
 char *
 testutil_tmpdir(void)
 {
   GError *error = NULL;
-  char *dir = g_dir_make_tmp("sqlenvfs-test-XXXXXX", &error);
+  g_autofree char *tmpl = g_strdup_printf(TMPDIR_PREFIX "XXXXXX-%d", (int)getpid());
+  char *dir = g_dir_make_tmp(tmpl, &error);
   ck_assert_msg(dir != NULL, "mkdtemp: %s", error ? error->message : "");
   return dir;
+}
+
+/* Remove the directories of testutil_tmpdir whose process is gone. */
+static void
+remove_stale_tmpdirs(void)
+{
+  g_autoptr(GError) error = NULL;
+  if (sqlenvfs_tmp_leftovers(g_get_tmp_dir(), TMPDIR_PREFIX, TRUE, TRUE, NULL, &error) < 0)
+    g_printerr("remove stale test directories: %s\n", error->message);
 }
 
 void
@@ -90,7 +107,11 @@ testutil_run(Suite *s)
 {
   SRunner *sr = srunner_create(s);
   int failed;
+  /* Those of earlier runs killed by meson's timeout, then those of this
+   * run's tests that Check killed or that failed before their cleanup. */
+  remove_stale_tmpdirs();
   srunner_run_all(sr, CK_NORMAL);
+  remove_stale_tmpdirs();
   failed = srunner_ntests_failed(sr);
   srunner_free(sr);
   return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;

@@ -7,7 +7,9 @@
 
 #include "sqlenvfs/archive.h"
 
-/* A fresh temporary directory (removed by testutil_tmpdir_cleanup). */
+/* A fresh temporary directory (removed by testutil_tmpdir_cleanup; one
+ * left by a test that was killed or failed is removed by testutil_run once
+ * its process is gone). */
 char *testutil_tmpdir(void);
 void testutil_tmpdir_cleanup(char *dir);
 
