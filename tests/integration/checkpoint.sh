@@ -6,9 +6,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root
-mkdir -p "$R"
-echo "CREATE TABLE t (x);" > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(echo "CREATE TABLE t (x);")
 DB=$R/data/prod/app.db
 
 "$SQLENVFS" checkpoint --help | grep -q "PASSIVE checkpoint" || fail "checkpoint --help"

@@ -8,9 +8,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 umask 022
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 3000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 3000
 P=$R/data/prod/app.db
 chmod 600 "$P"
 # What init laid out before production was 0600 is the operator's to

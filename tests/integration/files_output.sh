@@ -15,9 +15,7 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 umask 022
 
 R=$T/root
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 300000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 300000
 P=$R/data/prod/app.db D=$R/data/dev/app.db
 chmod 600 "$P"
 pitr_start_archiver "$R" "$T/arch"

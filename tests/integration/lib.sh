@@ -57,6 +57,16 @@ expect_fail() {
   [ "$(printf '%s\n' "$err" | wc -l)" -eq 1 ] || fail "expected one error line from '$*', got: $err"
 }
 
+# make_root ROOT SCHEMA [INIT-ARGS...]: a new root ROOT whose schema.sql is
+# the file SCHEMA ("$SRCDIR/schema.sql", or <(echo "CREATE TABLE ...")),
+# made by `sqlenvfs init` with INIT-ARGS (its output dropped).
+make_root() {
+  local root=$1 schema=$2; shift 2
+  mkdir -p "$root"
+  cat "$schema" > "$root/schema.sql"
+  "$SQLENVFS" init --root "$root" "$@" > /dev/null
+}
+
 # Remember a background process so that it is killed on exit.
 track_pid() { _pids+=("$1"); }
 

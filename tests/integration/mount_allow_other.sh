@@ -14,9 +14,7 @@ as_other() { setpriv --reuid=$OTHER --regid=$OTHER --clear-groups "$@"; }
 
 chmod 755 "$T"
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 2000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 2000
 chmod 644 "$R/data/prod/app.db"
 mkdir -p "$M"
 chmod 755 "$M"

@@ -8,9 +8,7 @@ umask 022
 chmod 755 "$T" # the mount shows what the root's directories let through: let all through
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 5000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 5000
 
 # --- bad mounts: one clear line, nothing mounted, nothing locked
 mkdir -p "$M"

@@ -6,9 +6,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY, pad BLOB NOT NULL);\n' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY, pad BLOB NOT NULL);\n')
 mount_root "$R" "$M"
 
 # The application: rows 1, 2, 3, ... each in its own transaction, with a

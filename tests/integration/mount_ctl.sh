@@ -7,9 +7,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 5000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 5000
 P=$R/data/prod/app.db D=$R/data/dev/app.db
 # Slow each copy down a little, so that the tests below can catch one running.
 export SQLENVFS_TEST_STORE_DELAY_MS=200

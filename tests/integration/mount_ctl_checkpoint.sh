@@ -9,9 +9,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-echo "CREATE TABLE t (x);" > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(echo "CREATE TABLE t (x);")
 P=$R/data/prod/app.db
 mount_root "$R" "$M"
 wait_archiving "$M"

@@ -7,9 +7,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-echo "CREATE TABLE t (x);" > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(echo "CREATE TABLE t (x);")
 P=$R/data/prod/app.db D=$R/data/dev/app.db
 sqlite3 "$P" "INSERT INTO t VALUES ('only in production')"
 # Each copy takes 6 s more: the backup below is running long after the

@@ -10,9 +10,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-echo "CREATE TABLE t (x);" > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(echo "CREATE TABLE t (x);")
 mount_root "$R" "$M"
 wait_archiving "$M"
 

@@ -5,9 +5,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-printf 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(printf 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);\n')
 mount_root "$R" "$M"
 wait_archiving "$M"
 sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES (1, 'before')"

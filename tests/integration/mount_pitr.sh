@@ -9,9 +9,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 5000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 5000
 P=$R/data/prod/app.db
 sqlite3 "$P" "CREATE TABLE seq (n INTEGER PRIMARY KEY, t TEXT NOT NULL)"
 # A cached state holds only the pages that differ from its base, here a

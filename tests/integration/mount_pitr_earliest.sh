@@ -7,9 +7,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY);\n' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --db app > /dev/null
+make_root "$R" <(printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY);\n') --db app
 mount_root "$R" "$M"
 wait_archiving "$M"
 sqlite3 "$R/data/prod/app.db" "INSERT INTO seq VALUES (1);"

@@ -10,9 +10,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY, t REAL NOT NULL);\n' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(printf 'CREATE TABLE seq (n INTEGER PRIMARY KEY, t REAL NOT NULL);\n')
 mount_root "$R" "$M"
 wait_archiving "$M"
 

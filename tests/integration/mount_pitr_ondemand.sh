@@ -9,9 +9,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" "$SRCDIR/schema.sql"
 P=$R/data/prod/app.db
 # About 24 MB: 6000 rows of 4000 bytes, each row on its own pages.
 sqlite3 "$P" "PRAGMA journal_mode=WAL;

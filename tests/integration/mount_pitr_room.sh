@@ -11,9 +11,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" "$SRCDIR/schema.sql"
 P=$R/data/prod/app.db
 # About 8 MB: 2000 rows of 4000 bytes.
 sqlite3 "$P" "CREATE TABLE t (id INTEGER PRIMARY KEY, gen INTEGER NOT NULL, v BLOB NOT NULL);

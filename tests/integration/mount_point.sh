@@ -7,9 +7,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root R2=$T/root2 M=$T/mnt M2=$T/mnt2
 for r in "$R" "$R2"; do
-  mkdir -p "$r"
-  cp "$SRCDIR/schema.sql" "$r/schema.sql"
-  "$SQLENVFS" init --root "$r" > /dev/null
+  make_root "$r" "$SRCDIR/schema.sql"
 done
 
 # --- missing, or not a directory

@@ -6,9 +6,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
-mkdir -p "$R"
-echo "CREATE TABLE t (x);" > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" > /dev/null
+make_root "$R" <(echo "CREATE TABLE t (x);")
 sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES (1)"
 DAILY=$R/backups/prod/daily
 

@@ -8,9 +8,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 60000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 60000
 P=$R/data/prod/app.db D=$R/data/dev/app.db
 
 # Development drifts from production, so each refresh changes what it holds.

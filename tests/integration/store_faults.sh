@@ -8,9 +8,7 @@
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root
-mkdir -p "$R"
-cp "$SRCDIR/schema.sql" "$R/schema.sql"
-"$SQLENVFS" init --root "$R" --demo --demo-events 100000 > /dev/null
+make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 100000
 P=$R/data/prod/app.db
 DAILY=$R/backups/prod/daily
 prod_hash=$(sqlite3 "$P" .dump | sha256sum)
