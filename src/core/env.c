@@ -160,11 +160,20 @@ unlink_db_files(const char *path)
   }
 }
 
-static gboolean
-db_files_exist(const char *path)
+/* The first of @path, its -wal and its -journal that exists (a new
+ * database put at @path would take over a -wal, or have a hot -journal
+ * played back into it), newly allocated; NULL when none does. */
+static char *
+db_file_existing(const char *path)
 {
-  g_autofree char *wal = side_path(path, "-wal");
-  return g_file_test(path, G_FILE_TEST_EXISTS) || g_file_test(wal, G_FILE_TEST_EXISTS);
+  static const char *const kept[] = { "", "-wal", "-journal" };
+  for (gsize i = 0; i < G_N_ELEMENTS(kept); i++) {
+    char *file = side_path(path, kept[i]);
+    if (g_file_test(file, G_FILE_TEST_EXISTS))
+      return file;
+    g_free(file);
+  }
+  return NULL;
 }
 
 /* Close @db, reporting a failure (a close that fails leaves files behind). */
@@ -301,25 +310,23 @@ fail:
 }
 
 /* Refuse to move @prod and @dev aside while another process has one of them
- * (or its -wal or -shm) open: a connection keeps writing into the old file,
- * and opens the -wal by name, so its next commit would land in the WAL of
- * the new file. The root's own archiver (@archiver, its pid; 0: none runs)
- * is no such process: it commits nothing, sees the file replaced and
- * records a gap with a fresh snapshot of the new one (docs/ARCHIVE.md).
- * One walk of /proc for all six files; the first of them (production's
+ * (or its -wal, -shm or -journal) open: a connection keeps writing into the
+ * old file, and opens the -wal by name, so its next commit would land in
+ * the WAL of the new file. The root's own archiver (@archiver, its pid; 0:
+ * none runs) is no such process: it commits nothing, sees the file replaced
+ * and records a gap with a fresh snapshot of the new one (docs/ARCHIVE.md).
+ * One walk of /proc for all eight files; the first of them (production's
  * before development's) that is open is named. */
 static gboolean
 check_not_in_use(const char *prod, const char *dev, int archiver, GError **error)
 {
-  /* Not all of sqlenvfs_db_files: the files move_aside moves. */
-  static const char *const suffixes[] = { "", "-wal", "-shm" };
-  enum { N = 2 * G_N_ELEMENTS(suffixes) };
+  enum { N = 2 * SQLENVFS_N_DB_FILES };
   char *paths[N];
   int pids[N];
   gboolean ok = TRUE;
 
   for (gsize i = 0; i < N; i++)
-    paths[i] = side_path(i < N / 2 ? prod : dev, suffixes[i % (N / 2)]);
+    paths[i] = side_path(i < N / 2 ? prod : dev, sqlenvfs_db_files[i % (N / 2)]);
   sqlenvfs_doctor_file_openers((const char *const *)paths, N, archiver, pids);
   for (gsize i = 0; ok && i < N; i++) {
     if (pids[i] > 0) {
@@ -336,17 +343,20 @@ check_not_in_use(const char *prod, const char *dev, int archiver, GError **error
   return ok;
 }
 
-/* Move @path and its -wal/-shm to <path>.replaced-<stamp>[-wal|-shm]. */
+/* Move @path and every file SQLite keeps beside it to
+ * <path>.replaced-<stamp>[-wal|-shm|-journal], the database first. The
+ * -journal goes with it: a hot journal (a transaction cut short in
+ * rollback mode) is what makes the old file whole again when it is opened
+ * under its new name, and left behind, SQLite would play it back into the
+ * new database at @path. FALSE and *error at the first file that cannot
+ * be moved (those before it are moved, and listed in @moved). */
 static gboolean
 move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error)
 {
-  /* Not all of sqlenvfs_db_files: what the README says init --force moves
-   * aside; a -journal is left where it is. */
-  static const char *const suffixes[] = { "", "-wal", "-shm" };
   g_autofree char *base = g_strdup_printf("%s.replaced-%s", path, stamp);
-  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-    g_autofree char *from = side_path(path, suffixes[i]);
-    g_autofree char *to = side_path(base, suffixes[i]);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *from = side_path(path, sqlenvfs_db_files[i]);
+    g_autofree char *to = side_path(base, sqlenvfs_db_files[i]);
     if (!g_file_test(from, G_FILE_TEST_EXISTS))
       continue;
     if (g_file_test(to, G_FILE_TEST_EXISTS)) {
@@ -408,7 +418,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   prod = sqlenvfs_root_prod_db(root, name);
   dev = sqlenvfs_root_dev_db(root, name);
   if (!opts->force) {
-    const char *existing = db_files_exist(prod) ? prod : db_files_exist(dev) ? dev : NULL;
+    g_autofree char *existing = db_file_existing(prod);
+    if (existing == NULL)
+      existing = db_file_existing(dev);
     if (existing) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                   "init %s: %s already exists (nothing was changed; pass --force to move the "

@@ -90,6 +90,48 @@ PY
 refused_while_open prod production
 refused_while_open dev development
 
+# --- a hot journal goes aside with its database. Development in rollback
+# mode, a transaction cut short after its changes spilled into the file:
+# the -journal is what makes the old file whole again. Left behind, SQLite
+# would play it back into the new database at that name, and the file moved
+# aside would stay damaged.
+R2=$T/hot
+make_root "$R2" "$SRCDIR/schema.sql"
+python3 - "$R2/data/dev/app.db" <<'PY'
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.execute("CREATE TABLE hot(id INTEGER PRIMARY KEY, v TEXT)")
+c.execute("BEGIN")
+for i in range(2000):
+    c.execute("INSERT INTO hot(v) VALUES (?)", ("committed %d " % i * 8,))
+c.execute("COMMIT")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN")
+c.execute("UPDATE hot SET v = 'never committed'")
+c.execute("DELETE FROM hot WHERE id > 10")
+os._exit(0)  # the process dies mid-transaction: its journal is hot
+PY
+[ -s "$R2/data/dev/app.db-journal" ] || fail "the test did not leave a hot journal"
+expect_fail "already exists.*--force" "$SQLENVFS" init --root "$R2"
+# Only the journal: the databases themselves away for a moment.
+mkdir -p "$T/away/prod" "$T/away/dev"
+mv "$R2/data/prod"/app.db* "$T/away/prod/" && mv "$R2/data/dev/app.db" "$T/away/dev/"
+expect_fail "data/dev/app.db-journal already exists.*--force" "$SQLENVFS" init --root "$R2"
+[ -z "$(ls -A "$R2/data/prod")" ] || fail "a refused init left files: $(ls -A "$R2/data/prod")"
+mv "$T/away/prod"/app.db* "$R2/data/prod/" && mv "$T/away/dev/app.db" "$R2/data/dev/"
+"$SQLENVFS" init --root "$R2" --force > "$T/hot.out"
+[ ! -e "$R2/data/dev/app.db-journal" ] || fail "init --force left the old -journal beside the new database"
+grep -q "moved aside .*data/dev/app.db.replaced-.*-journal" "$T/hot.out" \
+  || fail "init --force did not move the journal aside: $(cat "$T/hot.out")"
+assert_eq "$(sqlite3 "$R2/data/dev/app.db" "SELECT name FROM _environment; SELECT count(*) FROM sqlite_schema WHERE name = 'hot'; PRAGMA integrity_check")" \
+  "$(printf 'development\n0\nok')" "the new development database"
+old=$(ls "$R2/data/dev/" | grep -E '^app\.db\.replaced-[^-]*$')
+assert_eq "$(sqlite3 "$R2/data/dev/$old" "PRAGMA integrity_check; SELECT count(*), min(v) FROM hot")" \
+  "$(printf 'ok\n2000|committed 0 committed 0 committed 0 committed 0 committed 0 committed 0 committed 0 committed 0 ')" \
+  "the old development database, rolled back from its journal under its new name"
+pass "init refuses a -journal left without its database; --force moves it aside with it, the old file whole"
+
 # --- info, text and JSON
 "$SQLENVFS" info --root "$R" > "$T/info.txt"
 grep -Eq "environment +production" "$T/info.txt" || fail "info text: $(cat "$T/info.txt")"
