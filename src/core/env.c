@@ -723,15 +723,15 @@ refuse_dev_links(const char *dev, const char *prod, GError **error)
   return TRUE;
 }
 
-/* Make development's files (db, -wal, -shm) no more readable than @mode:
- * it now holds production's data. Never through a symlink. */
+/* Make development's files (db, -wal, -shm, -journal) no more readable
+ * than @mode: it now holds production's data, and a journal left by a
+ * connection in PERSIST or TRUNCATE mode is written again with its pages.
+ * Never through a symlink. */
 static gboolean
 tighten_dev_mode(const char *dev, int mode, GError **error)
 {
-  /* Not all of sqlenvfs_db_files: a -journal is left with its mode. */
-  static const char *const suffixes[] = { "", "-wal", "-shm" };
-  for (gsize i = 0; i < G_N_ELEMENTS(suffixes); i++) {
-    g_autofree char *p = side_path(dev, suffixes[i]);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = side_path(dev, sqlenvfs_db_files[i]);
     struct stat st;
     if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
       continue;

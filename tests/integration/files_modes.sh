@@ -20,6 +20,10 @@ wait_archiving "$M"
 sqlite3 "$P" "UPDATE vessel_characteristics SET vessel_name = vessel_name || '!'"
 echo 1 > "$M/ctl/backup"
 echo 1 > "$M/ctl/snapshot"
+# A journal a rollback-mode connection of development left (PERSIST mode
+# zeroes its header and keeps the file), readable by all.
+head -c 4096 /dev/zero > "$R/data/dev/app.db-journal"
+chmod 644 "$R/data/dev/app.db-journal"
 echo 1 > "$M/ctl/refresh-dev"
 # The window reaches the commit once the archiver has it (poll, deadline 10 s).
 for i in $(seq 1 100); do t=$(readlink "$M/pitr/latest" 2>/dev/null) && break; sleep 0.1; done
