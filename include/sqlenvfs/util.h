@@ -101,7 +101,8 @@ int sqlenvfs_mode_dir(int file_mode);
 /* Create the new file @path for writing with @mode (O_CREAT | O_EXCL |
  * O_NOFOLLOW: never through a symlink, never an existing file; a leftover
  * of this very name, a previous process with the same pid, is removed
- * first). Returns the descriptor, or -1 and *error. */
+ * first, with the -wal, -shm and -journal SQLite may have left beside it).
+ * Returns the descriptor, or -1 and *error. */
 int sqlenvfs_create_file(const char *path, int mode, GError **error);
 
 /* The temporary this process writes @name through, in @dir:

@@ -234,15 +234,20 @@ int
 sqlenvfs_create_file(const char *path, int mode, GError **error)
 {
   int fd;
-  struct stat st;
-  /* unlink never follows a symlink: whatever holds this name goes. On a
+  /* unlink never follows a symlink: whatever holds this name goes, and
+   * what SQLite may have kept beside it (a hot -journal of the leftover
+   * would be played back into the new file when SQLite opens it). On a
    * read-only filesystem unlink fails even where nothing is: then the
    * create below says what is wrong, not "remove the leftover". */
-  if (unlink(path) != 0 && errno != ENOENT) {
-    int errsv = errno;
-    if (lstat(path, &st) == 0 || errno != ENOENT) {
-      sqlenvfs_error_errno(error, errsv, "remove the leftover", path);
-      return -1;
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = g_strconcat(path, sqlenvfs_db_files[i], NULL);
+    struct stat st;
+    if (unlink(p) != 0 && errno != ENOENT) {
+      int errsv = errno;
+      if (lstat(p, &st) == 0 || errno != ENOENT) {
+        sqlenvfs_error_errno(error, errsv, "remove the leftover", p);
+        return -1;
+      }
     }
   }
   fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode & 0666);

@@ -4,7 +4,9 @@
 
 #include "sqlenvfs/util.h"
 
+#include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static char *tmp;
@@ -221,6 +223,61 @@ START_TEST(test_tmp_tracked)
 }
 END_TEST
 
+/* A temporary whose name a process that died left, with a hot journal
+ * beside it (a previous process with the same pid): creating the new file
+ * removes the journal too, so that SQLite does not play it back into it. */
+START_TEST(test_create_file_leftover_journal)
+{
+  g_autofree char *t = g_build_filename(tmp, ".tmp-x.db-4242", NULL);
+  g_autofree char *journal = g_strconcat(t, "-journal", NULL);
+  g_autofree char *want = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  GError *error = NULL;
+  gsize len = 0;
+  gint64 n = -1;
+  pid_t child = fork();
+  int fd, status;
+
+  ck_assert_int_ge(child, 0);
+  if (child == 0) {
+    /* Rollback mode, a transaction cut short after its changes spilled
+     * into the file: its journal is hot. */
+    sqlite3 *c = NULL;
+    if (sqlite3_open(t, &c) != SQLITE_OK ||
+        sqlite3_exec(c, "PRAGMA journal_mode=DELETE; CREATE TABLE old (v);"
+                        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n "
+                        "WHERE i < 2000) INSERT INTO old SELECT randomblob(300) FROM n;"
+                        "PRAGMA cache_size=1; BEGIN; UPDATE old SET v = 1; DELETE FROM old;",
+                     NULL, NULL, NULL) != SQLITE_OK)
+      _exit(1);
+    _exit(0);
+  }
+  ck_assert_int_eq(waitpid(child, &status, 0), child);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert(g_file_test(journal, G_FILE_TEST_IS_REGULAR));
+
+  fd = sqlenvfs_create_file(t, 0600, &error);
+  ck_assert_no_error(error);
+  ck_assert(!g_file_test(journal, G_FILE_TEST_EXISTS));
+  ck_assert(g_file_get_contents(path, &want, &len, NULL));
+  ck_assert_int_eq(write(fd, want, len), (gssize)len);
+  close(fd);
+  db = sqlenvfs_db_open(t, SQLENVFS_OPEN_READONLY, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_db_query_int(db, "SELECT count(*) FROM sqlite_schema WHERE name = 't'", &n, t,
+                                  &error));
+  ck_assert_no_error(error);
+  ck_assert_int_eq(n, 1);
+  g_clear_pointer(&db, sqlenvfs_sqlite3_close);
+  {
+    g_autofree char *got = NULL;
+    gsize got_len = 0;
+    ck_assert(g_file_get_contents(t, &got, &got_len, NULL));
+    ck_assert(got_len == len && memcmp(got, want, len) == 0);
+  }
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -232,6 +289,7 @@ suite(void)
   tcase_add_test(tc, test_crc32_combine);
   tcase_add_test(tc, test_alloc_large_pages);
   tcase_add_test(tc, test_tmp_tracked);
+  tcase_add_test(tc, test_create_file_leftover_journal);
   suite_add_tcase(s, tc);
   return s;
 }
