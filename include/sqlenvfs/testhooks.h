@@ -21,6 +21,11 @@
  *                                  (instead of every 250 ms) unless a lookup
  *                                  needs it now, so that a test sees what a
  *                                  lookup finds in a view just refreshed
+ *   SQLENVFS_TEST_RECOVER_DELAY_MS  recover (recover.h) sleeps this long
+ *                                  after copying the source's database file
+ *                                  and before copying its -wal and -journal,
+ *                                  so that a test can write the source while
+ *                                  it is being copied
  *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
  *                                  in ranged GETs of this many bytes (at least
  *                                  65536) instead of 8 MiB, so that small
@@ -53,6 +58,11 @@ guint sqlenvfs_testhook_pitr_idle_memory(void);
 
 /* Milliseconds of SQLENVFS_TEST_PITR_CHECK_MS, or 0. */
 guint sqlenvfs_testhook_pitr_check_ms(void);
+
+#define SQLENVFS_TEST_RECOVER_DELAY_ENV "SQLENVFS_TEST_RECOVER_DELAY_MS"
+
+/* Milliseconds of SQLENVFS_TEST_RECOVER_DELAY_MS, or 0. */
+guint sqlenvfs_testhook_recover_delay_ms(void);
 
 #define SQLENVFS_TEST_REMOTE_RANGE_ENV "SQLENVFS_TEST_REMOTE_RANGE_BYTES"
 

@@ -11,7 +11,9 @@
  *
  * Invariants:
  *   (1) The source is opened by nothing but a read-only descriptor that
- *       copies it; SQLite and the shell only ever see the private copy.
+ *       copies it; SQLite and the shell only ever see the private copy,
+ *       which is of one moment: the source's files were the same before and
+ *       after it was taken (copy_source).
  *   (2) Nothing appears at the output path until new.db passed
  *       integrity_check and was fsync'd; then one rename puts it there.
  *   (3) The work directory is removed on success and on failure; an
@@ -37,6 +39,7 @@
 #include "sqlenvfs/recover.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
@@ -1062,6 +1065,145 @@ check_paths(const SqlenvfsRoot *root, const char *source, const char *output, gb
   return sqlenvfs_copy_check_output(root, output, force, "recover", INTO_PRODUCTION_HOWTO, error);
 }
 
+/* ------------------------------------------------------------------------ */
+/* The private copy                                                         */
+
+#define COPY_ATTEMPTS 5
+/* A file modified this recently may be modified again within the same tick
+ * of the filesystem's clock, without its mtime or ctime changing. */
+#define SETTLE_US (50 * 1000)
+
+/* The files that hold committed or rolled-back state (not all of
+ * sqlenvfs_db_files: the -shm is an index SQLite rebuilds from the -wal). */
+static const char *const source_suffix[] = { "", "-wal", "-journal" };
+#define N_SOURCE_FILES G_N_ELEMENTS(source_suffix)
+
+/* What identifies the content of one file of the source: absent, or its
+ * inode, size and times to the nanosecond. */
+typedef struct {
+  gboolean exists;
+  dev_t dev;
+  ino_t ino;
+  off_t size;
+  struct timespec mtime, ctime;
+} FileId;
+
+static gboolean
+file_id(const char *path, FileId *id, GError **error)
+{
+  struct stat st;
+  memset(id, 0, sizeof *id);
+  if (stat(path, &st) != 0) {
+    if (errno == ENOENT)
+      return TRUE;
+    return sqlenvfs_error_errno(error, errno, "read", path);
+  }
+  id->exists = TRUE;
+  id->dev = st.st_dev;
+  id->ino = st.st_ino;
+  id->size = st.st_size;
+  id->mtime = st.st_mtim;
+  id->ctime = st.st_ctim;
+  return TRUE;
+}
+
+static gboolean
+file_id_equal(const FileId *a, const FileId *b)
+{
+  return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+static gint64
+timespec_us(const struct timespec *ts)
+{
+  return (gint64)ts->tv_sec * G_USEC_PER_SEC + ts->tv_nsec / 1000;
+}
+
+/* The identities of the source's files, taken once none of them was
+ * modified within SETTLE_US: from then on any write to them changes an
+ * identity. FALSE with *error on a failed stat. */
+static gboolean
+source_ids(const char *source, FileId ids[N_SOURCE_FILES], GError **error)
+{
+  for (int wait = 0;; wait++) {
+    gint64 now, newest = 0;
+    for (gsize i = 0; i < N_SOURCE_FILES; i++) {
+      g_autofree char *p = g_strconcat(source, source_suffix[i], NULL);
+      if (!file_id(p, &ids[i], error))
+        return FALSE;
+      if (ids[i].exists)
+        newest = MAX(newest, MAX(timespec_us(&ids[i].mtime), timespec_us(&ids[i].ctime)));
+    }
+    now = g_get_real_time();
+    if (newest < now - SETTLE_US || newest > now + G_USEC_PER_SEC || wait == 4)
+      return TRUE;
+    g_usleep(SETTLE_US);
+  }
+}
+
+/* Copy the source's database file and its -wal and -journal (those that
+ * exist) into @copy[-wal|-journal], all of one moment: a writer that
+ * checkpoints while the database file is copied and then restarts the WAL
+ * leaves a copy of an older file with a newer WAL, which SQLite reads as a
+ * consistent database that lacks commits. So the source's files must be
+ * the same (inode, size, mtime, ctime) after the copy as before it, else
+ * the copy is made again; a source that never holds still for a whole copy
+ * is refused (BUSY), with nothing kept. */
+static gboolean
+copy_source(const char *source, const char *copy, const SqlenvfsRecoverOptions *opts,
+            GError **error)
+{
+  for (int attempt = 1; attempt <= COPY_ATTEMPTS; attempt++) {
+    FileId before[N_SOURCE_FILES], after[N_SOURCE_FILES];
+    guint64 done = 0, total = 0;
+    gboolean same = TRUE;
+    guint delay_ms = sqlenvfs_testhook_recover_delay_ms();
+
+    if (!source_ids(source, before, error))
+      return FALSE;
+    if (!before[0].exists)
+      return sqlenvfs_error_errno(error, ENOENT, "source database", source);
+    for (gsize i = 0; i < N_SOURCE_FILES; i++)
+      total += before[i].exists ? (guint64)before[i].size : 0;
+    for (gsize i = 0; i < N_SOURCE_FILES; i++) {
+      g_autofree char *p = g_strconcat(source, source_suffix[i], NULL);
+      g_autofree char *d = g_strconcat(copy, source_suffix[i], NULL);
+      if (i > 0 && !before[i].exists)
+        continue;
+      if (!copy_file(p, d, opts->progress, opts->progress_user, &done, total, error)) {
+        /* A -wal or -journal that went away meanwhile: the source moved. */
+        if (i == 0 || g_file_test(p, G_FILE_TEST_EXISTS))
+          return FALSE;
+        g_clear_error(error);
+        same = FALSE;
+        break;
+      }
+      if (i == 0 && delay_ms > 0)
+        g_usleep((gulong)delay_ms * 1000);
+    }
+    for (gsize i = 0; same && i < N_SOURCE_FILES; i++) {
+      g_autofree char *p = g_strconcat(source, source_suffix[i], NULL);
+      if (!file_id(p, &after[i], error))
+        return FALSE;
+      same = file_id_equal(&before[i], &after[i]);
+    }
+    if (same)
+      return TRUE;
+    remove_db_files(copy);
+    g_info("recover: %s changed while it was copied (attempt %d of %d); copying it again",
+           source, attempt, COPY_ATTEMPTS);
+    g_usleep((gulong)attempt * 100 * 1000);
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+              "%s (or its -wal or -journal) changed while it was copied, %d times: a process "
+              "is writing it, and a copy taken meanwhile can lack commits (nothing was "
+              "written; stop the applications that write it, then run recover again)",
+              source, COPY_ATTEMPTS);
+  return FALSE;
+}
+
 /* Create the private work directory @path (mode 0700). One of this name is
  * a leftover of an earlier process with this very pid: it is removed first
  * (never through a symlink). */
@@ -1099,7 +1241,6 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   struct stat sst;
   Job j = { .opts = opts, .report = report };
   gboolean ok = FALSE;
-  guint64 done = 0, total = 0;
   SqlenvfsRecoverOptions defaults = { 0 };
 
   if (opts == NULL)
@@ -1127,25 +1268,9 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   j.tables = g_ptr_array_new_with_free_func(tbl_free);
 
   /* (1) the private copy: the database and the files that hold committed or
-   * rolled-back state beside it (not all of sqlenvfs_db_files: the -shm is
-   * an index SQLite rebuilds from the -wal). */
-  {
-    static const char *const suffix[] = { "", "-wal", "-journal" };
-    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
-      g_autofree char *p = g_strconcat(report->source, suffix[i], NULL);
-      struct stat st;
-      if (stat(p, &st) == 0)
-        total += st.st_size;
-    }
-    for (gsize i = 0; i < G_N_ELEMENTS(suffix); i++) {
-      g_autofree char *p = g_strconcat(report->source, suffix[i], NULL);
-      g_autofree char *d = g_strconcat(j.copy, suffix[i], NULL);
-      if (i > 0 && !g_file_test(p, G_FILE_TEST_EXISTS))
-        continue;
-      if (!copy_file(p, d, opts->progress, opts->progress_user, &done, total, error))
-        goto out;
-    }
-  }
+   * rolled-back state beside it, all of one settled moment. */
+  if (!copy_source(report->source, j.copy, opts, error))
+    goto out;
   j.src = sqlenvfs_db_open(j.copy, 0, error);
   if (j.src == NULL)
     goto out;

@@ -304,3 +304,66 @@ kill "$alive"
 wait "$alive" 2>/dev/null || true
 rm -rf ".tmp-recover-$alive"
 pass "a killed run's work directory is removed by the next run, a running one's is kept"
+
+# A source written while it is copied. The writer checkpoints (every page
+# into the database file), restarts the WAL and commits again between the
+# copy of the database file and that of its -wal (the test hook holds the
+# copy there): the old file with the new WAL is a database SQLite opens
+# without complaint, which lacks the checkpointed commits. So the copy is
+# taken again until the source's files held still through a whole copy, and
+# a source that never does is refused, with nothing written.
+python3 - live.db <<'PY'
+import sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("PRAGMA journal_mode=WAL")
+con.execute("CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT)")
+con.executemany("INSERT INTO t(v) VALUES (?)", [("first %06d" % i * 4,) for i in range(2000)])
+con.commit()
+con.close()
+PY
+cat > writer.py <<'PY'
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+mode, n = sys.argv[2], int(sys.argv[3])
+def commit(k):
+    for _ in range(k):
+        con.execute("INSERT INTO t(v) VALUES (?)", ("later " * 20,))
+if mode == "restart":
+    commit(n)
+    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    commit(50)
+    open(sys.argv[4], "w").close()
+    time.sleep(8)  # the connection keeps the new WAL in place
+else:
+    end = time.time() + n
+    while time.time() < end:
+        commit(1)
+        if len(sys.argv) > 4:
+            open(sys.argv.pop(4), "w").close()
+        time.sleep(0.002)
+PY
+SQLENVFS_TEST_RECOVER_DELAY_MS=2000 "$SQLENVFS" recover live.db --output live-rec.db \
+  > live.out 2> live.err & rec=$!
+sleep 0.5
+python3 writer.py live.db restart 500 written & wr=$!
+track_pid "$wr"
+wait "$rec" || fail "recover of a source written during the copy failed: $(cat live.err)"
+[ -e written ] || fail "the writer did not finish before the copy of the -wal"
+check_integrity live-rec.db
+assert_eq "$(sqlite3 live-rec.db 'SELECT count(*), min(id), max(id) FROM t')" "2550|1|2550" \
+  "rows recovered from a source checkpointed and restarted during the copy"
+kill "$wr" 2>/dev/null || true
+wait "$wr" 2>/dev/null || true
+pass "a source checkpointed and restarted during the copy: copied again, every commit kept"
+
+python3 writer.py live.db steady 15 writing & wr=$!
+track_pid "$wr"
+for _ in $(seq 100); do [ -e writing ] && break; sleep 0.1; done
+[ -e writing ] || fail "the writer did not start"
+expect_fail "live.db \(or its -wal or -journal\) changed while it was copied, 5 times" \
+  env SQLENVFS_TEST_RECOVER_DELAY_MS=300 "$SQLENVFS" recover live.db --output live-busy.db
+[ ! -e live-busy.db ] || fail "an output was written from a source that never held still"
+[ -z "$(ls -A . | grep '^\.tmp-recover' || true)" ] || fail "work directories left behind"
+kill "$wr" 2>/dev/null || true
+wait "$wr" 2>/dev/null || true
+pass "a source written without pause is refused, nothing written"
