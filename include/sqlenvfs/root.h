@@ -20,7 +20,8 @@
  *               pitr-keep-days=7
  *   [archive]   segment-max-bytes=67108864 checkpoint-pages=1000
  *               max-wal-bytes=0   (0: production's WAL is held whatever its size
- *                                  while the archive cannot be written)
+ *                                  while the archive cannot be written, or a
+ *                                  file of the mount's prod/ is open)
  *   [cache]     max-bytes=4294967296 min-free-bytes=1073741824
  *   [mount]     log-max-bytes=10485760
  *   [doctor]    size-warn-bytes=10000000000 backup-max-age-hours=26
@@ -44,8 +45,9 @@ typedef struct {
   gint64 segment_max_bytes;
   gint64 segment_max_records;
   gint64 checkpoint_pages;
-  gint64 max_wal_bytes;        /* while the archive cannot be written, the WAL is
-                                * held only up to this size (0: no limit)       */
+  gint64 max_wal_bytes;        /* while the archive cannot be written, or a file
+                                * of the mount's prod/ is open, the WAL is held
+                                * only up to this size (0: no limit)            */
   gint64 cache_max_bytes;
   gint64 cache_min_free_bytes; /* a pitr rebuild leaves at least this free      */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */

@@ -112,6 +112,10 @@ typedef struct {
   GMutex live_lock;    /* guards live_handles */
   GList *live_handles; /* FsHandle * of open prod/dev images (serve.c) */
   GThreadPool *readahead; /* read-ahead of live images (serve.c) */
+  GThread *bound_thread;  /* fs_serve_live_bound every LIVE_BOUND_US (mount.c) */
+  GMutex bound_lock;
+  GCond bound_cond;
+  gboolean bound_stop;    /* guarded by bound_lock */
 
   FsCtl *ctl;
   FsPitr *pitr;
@@ -224,6 +228,12 @@ void fs_serve_readahead_task(gpointer data, gpointer user);
 /* Attributes of a live database (prod/dev) without pinning it: size of the
  * current committed state, mtime of its last write. */
 gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error);
+
+/* Let go of the live views of production under which its WAL has grown
+ * past @max_wal_bytes (and past its size when they were pinned): their
+ * reads fail with EIO from then on (serve.c, invariant 7). Nothing when
+ * @max_wal_bytes is 0. Called every LIVE_BOUND_US by the mount. */
+void fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes);
 
 /* The largest size any open handle of (env, db) shows (0 if none): so that a
  * stat between an open and its reads never reports less than the pinned state

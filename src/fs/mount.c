@@ -339,6 +339,8 @@ fs_new(SqlenvfsRoot *root, gboolean allow_other)
   fs->ctl = fs_ctl_new(fs);
   /* Threads start on first use (after daemonizing). */
   fs->readahead = g_thread_pool_new(fs_serve_readahead_task, fs, 2, FALSE, NULL);
+  g_mutex_init(&fs->bound_lock);
+  g_cond_init(&fs->bound_cond);
   fs->pitr = fs_pitr_new(fs);
   return fs;
 }
@@ -365,6 +367,53 @@ archiver_start(Fs *fs)
   fs->archiver_thread = g_thread_new("archiver", run_archiver, fs);
 }
 
+/* How often the live views of production are held against [archive]
+ * max-wal-bytes (serve.c, invariant 7). */
+#define LIVE_BOUND_US (500 * 1000)
+
+static gpointer
+run_live_bound(gpointer data)
+{
+  Fs *fs = data;
+  gint64 max = sqlenvfs_root_settings(fs->root)->max_wal_bytes;
+  g_mutex_lock(&fs->bound_lock);
+  while (!fs->bound_stop) {
+    gint64 until = g_get_monotonic_time() + LIVE_BOUND_US;
+    while (!fs->bound_stop && g_cond_wait_until(&fs->bound_cond, &fs->bound_lock, until))
+      ;
+    if (fs->bound_stop)
+      break;
+    g_mutex_unlock(&fs->bound_lock);
+    fs_serve_live_bound(fs, max);
+    g_mutex_lock(&fs->bound_lock);
+  }
+  g_mutex_unlock(&fs->bound_lock);
+  return NULL;
+}
+
+/* With [archive] max-wal-bytes set, no open file of prod/ keeps
+ * production's WAL past it. */
+static void
+live_bound_start(Fs *fs)
+{
+  if (sqlenvfs_root_settings(fs->root)->max_wal_bytes <= 0)
+    return;
+  fs->bound_thread = g_thread_new("wal-bound", run_live_bound, fs);
+}
+
+static void
+live_bound_stop(Fs *fs)
+{
+  if (fs->bound_thread == NULL)
+    return;
+  g_mutex_lock(&fs->bound_lock);
+  fs->bound_stop = TRUE;
+  g_cond_signal(&fs->bound_cond);
+  g_mutex_unlock(&fs->bound_lock);
+  g_thread_join(fs->bound_thread);
+  fs->bound_thread = NULL;
+}
+
 /* Stop capture: run() returns once everything seen is archived and durable. */
 static void
 archiver_stop(Fs *fs)
@@ -381,6 +430,9 @@ void
 fs_free(Fs *fs)
 {
   fs_ctl_free(fs->ctl);
+  live_bound_stop(fs);
+  g_mutex_clear(&fs->bound_lock);
+  g_cond_clear(&fs->bound_cond);
   g_thread_pool_free(fs->readahead, FALSE, TRUE);
   g_clear_pointer(&fs->archiver, sqlenvfs_archiver_free);
   fs_pitr_free(fs->pitr);
@@ -596,10 +648,12 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   g_message("mounted %s on %s", sqlenvfs_root_dir(root), mnt);
 
   archiver_start(fs);
+  live_bound_start(fs);
   fs_ctl_start(fs->ctl);
   ok = serve(fs, opts->single_thread);
   /* Finish the running operation before anything it uses goes away. */
   fs_ctl_stop(fs->ctl);
+  live_bound_stop(fs);
   archiver_stop(fs);
   has_served = TRUE;
 

@@ -24,8 +24,9 @@
  *       1 (rollback journal), so SQLite opens it in place on the read-only
  *       mount with no -wal/-shm. Stored files get the two bytes patched in
  *       the replies that cover them; everything else is served untouched.
- *   (2) A live view is released exactly when its handle is (release()), so
- *       a pinned state never outlives the last reader that needs it.
+ *   (2) A live view is released when its handle is (release()), so a
+ *       pinned state never outlives the last reader that needs it; or before,
+ *       when it is let go (7).
  *   (3) The size a stat shows for a live database is never smaller than the
  *       state an open handle of it serves (fs_serve_live_open_size).
  *   (4) direct_io reads get no read-ahead from the kernel, so a sequential
@@ -54,6 +55,12 @@
  *       when the kernel allows a shared memory map of such a file (mount.c:
  *       fs->direct_io_mmap), so that every open can be memory-mapped like
  *       every other file of the mount.
+ *   (7) A live view of production keeps its WAL from being reset for as
+ *       long as its file is open. With [archive] max-wal-bytes set, a view
+ *       under which the WAL has grown past that size (and past its size at
+ *       the pin) is let go (fs_serve_live_bound): the handle's reads fail
+ *       with EIO from then on, never with bytes of another state, so that
+ *       a file left open under prod/ cannot fill production's disk.
  */
 #include "fs.h"
 
@@ -83,7 +90,14 @@ struct _FsHandle {
   gint64 mtime_us;
 
   /* live */
-  SqlenvfsLiveView *view; /* its image is read from any thread (invariant 4) */
+  SqlenvfsLiveView *view; /* its image is read from any thread (invariant 4); NULL once
+                           * let go (invariant 7)                             */
+  GRWLock view_lock;      /* readers of the view hold it shared; letting go, whole */
+  gint letting_go;        /* atomic: set before letting go, so that no new reader
+                           * takes view_lock and the letting go never waits long */
+  gint said_let_go;       /* atomic: a failed read was logged (once per handle) */
+  gint64 wal_at_pin;      /* size of the WAL file when the view was pinned */
+  gint64 let_go_wal;      /* the WAL's size when the view was let go (0: not) */
   GMutex ra_lock;         /* guards the read-ahead fields */
   GCond ra_done;
   guint64 next_expected;  /* where a sequential reader reads next */
@@ -199,6 +213,11 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   h->db = g_strdup(where->db);
   h->fd = -1;
   h->view = view;
+  g_rw_lock_init(&h->view_lock);
+  {
+    g_autofree char *wal = g_strconcat(path, "-wal", NULL);
+    h->wal_at_pin = stat(wal, &st) == 0 ? (gint64)st.st_size : 0;
+  }
   g_mutex_init(&h->ra_lock);
   g_cond_init(&h->ra_done);
   h->size = sqlenvfs_image_size(sqlenvfs_live_view_image(view));
@@ -357,14 +376,19 @@ fs_serve_readahead_task(gpointer data, gpointer user)
   (void)user;
 
   for (guint64 off = ra->from; off < ra->to; off += PREFETCH_CHUNK) {
-    gboolean closing;
+    gboolean closing, done;
     g_mutex_lock(&h->ra_lock);
     closing = h->closing;
     g_mutex_unlock(&h->ra_lock);
-    if (closing ||
-        sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), scratch,
-                            (gsize)MIN((guint64)PREFETCH_CHUNK, ra->to - off), (goffset)off, 0,
-                            NULL) <= 0)
+    if (closing || g_atomic_int_get(&h->letting_go))
+      break;
+    g_rw_lock_reader_lock(&h->view_lock);
+    done = h->view == NULL ||
+           sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), scratch,
+                               (gsize)MIN((guint64)PREFETCH_CHUNK, ra->to - off), (goffset)off, 0,
+                               NULL) <= 0;
+    g_rw_lock_reader_unlock(&h->view_lock);
+    if (done)
       break;
   }
   g_mutex_lock(&h->ra_lock);
@@ -416,11 +440,36 @@ read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
   g_autofree guint8 *buf = NULL;
   g_autoptr(GError) error = NULL;
   gssize n;
+  gboolean whole;
 
-  maybe_read_ahead(fs, h, (guint64)off, size);
   buf = g_malloc(size);
+  /* Being let go: wait for it whole, without holding it off (invariant 7). */
+  whole = g_atomic_int_get(&h->letting_go);
+  if (whole)
+    g_rw_lock_writer_lock(&h->view_lock);
+  else
+    g_rw_lock_reader_lock(&h->view_lock);
+  if (h->view == NULL) {
+    g_autofree char *wal = sqlenvfs_format_size((guint64)h->let_go_wal);
+    if (whole)
+      g_rw_lock_writer_unlock(&h->view_lock);
+    else
+      g_rw_lock_reader_unlock(&h->view_lock);
+    if (g_atomic_int_compare_and_exchange(&h->said_let_go, 0, 1))
+      g_message("read /%s/%s.db at %" G_GINT64_FORMAT ": the state pinned when it was opened "
+                "was let go: production's WAL grew to %s, past [archive] max-wal-bytes, while "
+                "the file was open (this and every later read of it fail with EIO; open it "
+                "again)", env_dir_name(h->env), h->db, (gint64)off, wal);
+    fuse_reply_err(req, EIO);
+    return;
+  }
+  maybe_read_ahead(fs, h, (guint64)off, size);
   n = sqlenvfs_image_read(sqlenvfs_live_view_image(h->view), buf, size, off,
                           SQLENVFS_IMAGE_ROLLBACK_HEADER, &error);
+  if (whole)
+    g_rw_lock_writer_unlock(&h->view_lock);
+  else
+    g_rw_lock_reader_unlock(&h->view_lock);
   if (n < 0) {
     g_warning("read /%s/%s.db at %" G_GINT64_FORMAT ": %s", env_dir_name(h->env), h->db,
               (gint64)off, error->message);
@@ -539,6 +588,38 @@ fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 }
 
 void
+fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes)
+{
+  if (max_wal_bytes <= 0)
+    return;
+  g_mutex_lock(&fs->live_lock);
+  for (GList *l = fs->live_handles; l; l = l->next) {
+    FsHandle *h = l->data;
+    g_autofree char *path = NULL, *wal = NULL, *size = NULL, *max = NULL;
+    struct stat st;
+    if (h->env != FS_ENV_PROD || h->let_go_wal != 0)
+      continue;
+    path = live_path(fs, h->env, h->db);
+    wal = g_strconcat(path, "-wal", NULL);
+    if (stat(wal, &st) != 0 || (gint64)st.st_size <= MAX(max_wal_bytes, h->wal_at_pin))
+      continue;
+    /* In-flight reads finish first; reads from now on fail (invariant 7). */
+    g_atomic_int_set(&h->letting_go, 1);
+    g_rw_lock_writer_lock(&h->view_lock);
+    g_clear_pointer(&h->view, sqlenvfs_live_view_free);
+    h->let_go_wal = MAX((gint64)st.st_size, 1);
+    g_rw_lock_writer_unlock(&h->view_lock);
+    size = sqlenvfs_format_size((guint64)st.st_size);
+    max = sqlenvfs_format_size((guint64)max_wal_bytes);
+    g_warning("/prod/%s.db: an open file kept production's WAL from being reset, and it grew "
+              "to %s, past [archive] max-wal-bytes (%s): the state it showed is let go, so that "
+              "checkpoints can reset the WAL (its reads now fail; opening it again shows the "
+              "current state)", h->db, size, max);
+  }
+  g_mutex_unlock(&fs->live_lock);
+}
+
+void
 fs_serve_release(Fs *fs, FsHandle *h)
 {
   if (h == NULL)
@@ -552,8 +633,10 @@ fs_serve_release(Fs *fs, FsHandle *h)
     while (h->ra_running > 0)
       g_cond_wait(&h->ra_done, &h->ra_lock);
     g_mutex_unlock(&h->ra_lock);
-    sqlenvfs_live_view_free(h->view);
-    h->view = NULL;
+    g_rw_lock_writer_lock(&h->view_lock);
+    g_clear_pointer(&h->view, sqlenvfs_live_view_free);
+    g_rw_lock_writer_unlock(&h->view_lock);
+    g_rw_lock_clear(&h->view_lock);
     g_mutex_clear(&h->ra_lock);
     g_cond_clear(&h->ra_done);
   }
