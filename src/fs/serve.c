@@ -61,6 +61,10 @@
  *       the pin) is let go (fs_serve_live_bound): the handle's reads fail
  *       with EIO from then on, never with bytes of another state, so that
  *       a file left open under prod/ cannot fill production's disk.
+ *   (8) Only a production database in WAL mode is served: in rollback-journal
+ *       mode a view is a shared lock, under which the application cannot
+ *       commit, held for as long as the file is open. An open of any other
+ *       fails with EPERM (a stat still shows it).
  */
 #include "fs.h"
 
@@ -206,6 +210,17 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   view = sqlenvfs_live_view_open(path, error);
   if (view == NULL)
     return NULL;
+  if (where->env == FS_ENV_PROD &&
+      g_strcmp0(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+    /* Invariant 8: the view would be a shared lock held open. */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s is not in WAL mode (journal_mode=%s): a consistent image of it would hold a "
+                "lock that keeps the application's commits out for as long as the file is open, "
+                "so it is not served (switch it with `PRAGMA journal_mode=WAL`)",
+                path, sqlenvfs_live_view_journal_mode(view));
+    sqlenvfs_live_view_free(view);
+    return NULL;
+  }
   pos = sqlenvfs_live_view_pos(view);
   h = g_new0(FsHandle, 1);
   h->kind = FS_LIVE_DB;
