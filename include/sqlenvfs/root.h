@@ -49,7 +49,8 @@ typedef struct {
                                 * of the mount's prod/ is open, the WAL is held
                                 * only up to this size (0: no limit)            */
   gint64 cache_max_bytes;
-  gint64 cache_min_free_bytes; /* a pitr rebuild leaves at least this free      */
+  gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup or snapshot on
+                                * production's filesystem, leave this free     */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */
   gint64 size_warn_bytes;
   int backup_max_age_hours;

@@ -155,3 +155,52 @@ pass "a backup of a production in a read-only directory says why it cannot copy"
 
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$prod_hash" "production after all of the above"
 pass "production unchanged throughout"
+
+# A backup on production's own filesystem that would leave it less than
+# [cache] min-free-bytes is refused before anything is written: filling that
+# disk would make the application's commits fail while the copy is written.
+# Past the check (a lower minimum), the same backup is taken. Backups on a
+# filesystem of their own are not held to it (doctor.sh, archive_diskfull.sh).
+F=$T/fullroot
+mkdir -p "$F"
+mount -t tmpfs -o size=28m sqlenvfs-test "$F" || fail "cannot mount a tmpfs (the tests run as root)"
+_mounts+=("$F")
+cp "$SRCDIR/schema.sql" "$F/schema.sql"
+printf '[cache]\nmin-free-bytes=4M\n' > "$F/sqlenvfs.conf"
+"$SQLENVFS" init --root "$F" > /dev/null
+python3 - "$F/data/prod/app.db" <<'PY'
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
+con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(13500)))
+con.commit()
+con.close()
+PY
+note "production $(stat -c %s "$F/data/prod/app.db") bytes, $(df -B1 --output=avail "$F" | tail -1) free"
+python3 - "$F/data/prod/app.db" "$T/stop" > "$T/app.out" <<'PY' &
+import os, sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
+ok = failed = 0
+while not os.path.exists(sys.argv[2]):
+    try:
+        con.execute("INSERT INTO b(v) VALUES (?)", (os.urandom(200),))
+        ok += 1
+    except sqlite3.Error:
+        failed += 1
+    time.sleep(0.005)
+print(ok, failed)
+PY
+app=$!
+track_pid "$app"
+sleep 0.5
+expect_fail "^sqlenvfs backup: backup copies \(.*\) would leave less than \[cache\] min-free-bytes \
+\(4.0 MiB\) .* free on the filesystem of production .*nothing was written" \
+  env SQLENVFS_TEST_STORE_DELAY_MS=200 "$SQLENVFS" backup --root "$F"
+touch "$T/stop"
+wait "$app"
+read -r ok failed < "$T/app.out"
+assert_eq "$failed" "0" "the application's failed commits while the backup was refused ($ok went in)"
+[ -z "$(ls -A "$F/backups/prod/daily")" ] || fail "a refused backup left $(ls -A "$F/backups/prod/daily")"
+printf '[cache]\nmin-free-bytes=1M\n' > "$F/sqlenvfs.conf"
+"$SQLENVFS" backup --root "$F" > /dev/null || fail "the backup with a lower min-free-bytes failed"
+pass "a backup that would leave production's filesystem less than min-free-bytes is refused"
