@@ -49,8 +49,9 @@ typedef struct {
                                 * of the mount's prod/ is open, the WAL is held
                                 * only up to this size (0: no limit)            */
   gint64 cache_max_bytes;
-  gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup or snapshot on
-                                * production's filesystem, leave this free     */
+  gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup, snapshot or
+                                * refresh-dev on production's filesystem,
+                                * leave this free (sqlenvfs_root_check_room)   */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */
   gint64 size_warn_bytes;
   int backup_max_age_hours;
@@ -96,6 +97,16 @@ const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
  * temporaries, development copies and restores are never more readable
  * than their source; directories get sqlenvfs_mode_dir() of it. */
 int sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db);
+
+/* Before writing @need bytes into the directory @dir: when @dir is on the
+ * filesystem of a production database, at least @need plus [cache]
+ * min-free-bytes must be available there (the room production keeps for
+ * its commits; a disk filled by a copy makes the application's commits
+ * fail while it is written), else NOSPACE naming @what. TRUE when @dir is
+ * on a filesystem of its own, or when its space cannot be told (the write
+ * itself then says what fails). */
+gboolean sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, guint64 need,
+                                  const char *what, GError **error);
 
 /* Create every directory of the layout that is missing: data/ with 0755,
  * backups/ with the directory mode of sqlenvfs_root_data_mode(), .cache and

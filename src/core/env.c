@@ -783,6 +783,11 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   prefix = g_strdup_printf(".tmp-refresh-%s-", db);
   if (sqlenvfs_tmp_leftovers(dev_dir, prefix, FALSE, TRUE, NULL, error) < 0)
     goto out;
+  /* The copy aside, then as much again into development as it is
+   * installed (its WAL or its journal): never production's room (root.h). */
+  if (!sqlenvfs_root_check_room(root, dev_dir, 2 * sqlenvfs_image_size(img),
+                                "the new development database and its copy aside", error))
+    goto out;
   tmp = g_strdup_printf("%s/.tmp-refresh-%s-%d", dev_dir, db, (int)getpid());
   /* This process's name, created (or a leftover of it replaced) just
    * below: an interrupted command line removes it (util.h). */
@@ -831,7 +836,8 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   ok = TRUE;
 
 out:
-  unlink_db_files(tmp);
+  if (tmp != NULL)
+    unlink_db_files(tmp);
   sqlenvfs_tmp_untrack(tracked);
   sqlenvfs_root_unlock(lock);
   return ok;

@@ -724,6 +724,12 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   img = sqlenvfs_restore_image(root, plan, NULL, NULL, error);
   if (img == NULL)
     return FALSE;
+  /* This state in .cache, then a copy aside and the new development
+   * database, all at once: never production's room (root.h). */
+  if (!sqlenvfs_root_check_room(root, cache, 3 * sqlenvfs_image_size(img),
+                                "the state, its copy aside and the new development database",
+                                error))
+    return FALSE;
   /* This process's name, created (or a leftover of it replaced) just
    * below: an interrupted command line removes it (util.h). */
   tracked = sqlenvfs_tmp_track(tmp, FALSE);

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 struct _SqlenvfsRoot {
@@ -398,6 +399,39 @@ sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which)
 {
   g_return_val_if_fail(which <= SQLENVFS_DIR_STATE, NULL);
   return root->paths[which];
+}
+
+gboolean
+sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, guint64 need,
+                         const char *what, GError **error)
+{
+  guint64 avail, min_free = (guint64)sqlenvfs_root_settings(root)->cache_min_free_bytes;
+  g_autoptr(GPtrArray) names = NULL;
+  g_autofree char *prod = NULL, *s_need = NULL, *s_avail = NULL, *s_min = NULL;
+  struct stat dst;
+  struct statvfs sv;
+
+  if (stat(dir, &dst) != 0 || statvfs(dir, &sv) != 0)
+    return TRUE;
+  names = sqlenvfs_root_list_dbs(root);
+  for (guint i = 0; i < names->len && prod == NULL; i++) {
+    g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
+    struct stat st;
+    if (stat(src, &st) == 0 && st.st_dev == dst.st_dev)
+      prod = g_steal_pointer(&src);
+  }
+  avail = (guint64)sv.f_bavail * sv.f_frsize;
+  if (prod == NULL || avail >= need + min_free)
+    return TRUE;
+  s_need = sqlenvfs_format_size(need);
+  s_avail = sqlenvfs_format_size(avail);
+  s_min = sqlenvfs_format_size(min_free);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
+              "%s (%s) would leave less than [cache] min-free-bytes (%s) of the %s free on the "
+              "filesystem of production (%s), which it keeps for its commits: nothing was "
+              "written (free space, or write it to a filesystem of its own)",
+              what, s_need, s_min, s_avail, prod);
+  return FALSE;
 }
 
 int

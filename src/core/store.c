@@ -59,7 +59,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MANIFEST "MANIFEST"
@@ -479,51 +478,6 @@ committed_bytes(const char *src)
   return stat(src, &st) == 0 ? (guint64)st.st_size : 0;
 }
 
-/* Copies of @names written into @tmp on production's own filesystem must
- * leave it [cache] min-free-bytes, the room production keeps for its
- * commits: a copy that fills that disk makes the application's commits fail
- * ("database or disk is full") for as long as it is being written. NOSPACE
- * before anything is written when they would not. A store on a filesystem
- * of its own may be filled (the copy then fails with ENOSPC, removed). */
-static gboolean
-room_for_copies(SqlenvfsRoot *root, const GPtrArray *names, const char *tmp,
-                const char *kind_name, GError **error)
-{
-  guint64 need = 0, avail, min_free = (guint64)sqlenvfs_root_settings(root)->cache_min_free_bytes;
-  g_autofree char *prod = NULL;
-  g_autofree char *s_need = NULL, *s_avail = NULL, *s_min = NULL;
-  struct stat tst;
-  struct statvfs sv;
-  gboolean shared = FALSE;
-
-  if (stat(tmp, &tst) != 0 || statvfs(tmp, &sv) != 0)
-    return TRUE; /* the copy itself says what fails */
-  for (guint i = 0; i < names->len; i++) {
-    g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
-    struct stat st;
-    if (stat(src, &st) != 0)
-      continue;
-    if (st.st_dev == tst.st_dev) {
-      shared = TRUE;
-      g_free(prod);
-      prod = g_strdup(src);
-    }
-    need += committed_bytes(src);
-  }
-  avail = (guint64)sv.f_bavail * sv.f_frsize;
-  if (!shared || avail >= need + min_free)
-    return TRUE;
-  s_need = sqlenvfs_format_size(need);
-  s_avail = sqlenvfs_format_size(avail);
-  s_min = sqlenvfs_format_size(min_free);
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
-              "%s copies (%s) would leave less than [cache] min-free-bytes (%s) of the %s free "
-              "on the filesystem of production (%s), which it keeps for its commits: "
-              "nothing was written (free space or prune old backups; or keep backups/ on a "
-              "filesystem of its own)", kind_name, s_need, s_min, s_avail, prod);
-  return FALSE;
-}
-
 SqlenvfsStoredCopy *
 sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -604,8 +558,17 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   /* An interrupted command line removes it (util.h): it holds copies of
    * production. */
   tracked = sqlenvfs_tmp_track(tmp, TRUE);
-  if (!room_for_copies(root, names, tmp, kind_name, error))
-    goto out;
+  /* Invariant 7. */
+  {
+    guint64 need = 0;
+    g_autofree char *what = g_strdup_printf("%s copies", kind_name);
+    for (guint i = 0; i < names->len; i++) {
+      g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
+      need += committed_bytes(src);
+    }
+    if (!sqlenvfs_root_check_room(root, tmp, need, what, error))
+      goto out;
+  }
 
   for (guint i = 0; i < names->len; i++) {
     const char *dbname = names->pdata[i];
