@@ -1258,6 +1258,21 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
    * source: remove those whose process is gone (invariant 3). */
   if (sqlenvfs_tmp_leftovers(outdir, ".tmp-recover-", TRUE, TRUE, NULL, error) < 0)
     return NULL;
+  /* The private copy, then a new database at most as large as the source:
+   * never production's room (root.h). */
+  if (opts->root != NULL) {
+    guint64 need = 0;
+    for (gsize i = 0; i < N_SOURCE_FILES; i++) {
+      g_autofree char *p = g_strconcat(report->source, source_suffix[i], NULL);
+      struct stat st;
+      if (stat(p, &st) == 0)
+        need += (guint64)st.st_size;
+    }
+    need += (guint64)sst.st_size;
+    if (!sqlenvfs_root_check_room(opts->root, outdir, need,
+                                  "the copy of the source and the recovered database", error))
+      return NULL;
+  }
   tmpl = g_strdup_printf("%s/.tmp-recover-%d", outdir, (int)getpid());
   if (!make_work_dir(tmpl, error))
     return NULL;

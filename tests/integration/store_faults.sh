@@ -238,3 +238,12 @@ assert_eq "$(sqlite3 "$F/data/dev/app.db" .dump | sha256sum)" "$dev_before" \
 [ -z "$(ls -A "$F/data/dev" | grep '^\.tmp-' || true)" ] ||
   fail "refresh-dev left $(ls -A "$F/data/dev")"
 pass "a refresh-dev that would leave production's filesystem less than min-free-bytes is refused"
+
+# recover copies its source and writes a new database beside its output:
+# held to the same minimum on production's filesystem.
+expect_fail "^sqlenvfs recover: the copy of the source and the recovered database \(.*\) would \
+leave less than \[cache\] min-free-bytes \(1.0 MiB\) .*nothing was written" \
+  "$SQLENVFS" recover --root "$F" app --output "$F/rescued.db"
+[ ! -e "$F/rescued.db" ] || fail "a refused recover wrote its output"
+[ -z "$(ls -A "$F" | grep '^\.tmp-recover' || true)" ] || fail "recover left $(ls -A "$F")"
+pass "a recover that would leave production's filesystem less than min-free-bytes is refused"
