@@ -651,6 +651,13 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
   if (!sqlenvfs_copy_check_output(root, output, overwrite, "restore", SQLENVFS_RESTORE_OUTPUT_ADVICE,
                                   error))
     return FALSE;
+  /* Never production's room (root.h). */
+  {
+    g_autofree char *dir = g_path_get_dirname(output);
+    if (!sqlenvfs_root_check_room(root, dir, plan->size,
+                                  "the restored database", error))
+      return FALSE;
+  }
   /* The base is read once: its crc32 is computed as the output is written
    * and checked before the output is (copy.h) or kept. When it is wrong,
    * nothing is kept and the restore starts again the way it always did,

@@ -247,3 +247,38 @@ leave less than \[cache\] min-free-bytes \(1.0 MiB\) .*nothing was written" \
 [ ! -e "$F/rescued.db" ] || fail "a refused recover wrote its output"
 [ -z "$(ls -A "$F" | grep '^\.tmp-recover' || true)" ] || fail "recover left $(ls -A "$F")"
 pass "a recover that would leave production's filesystem less than min-free-bytes is refused"
+
+# restore writes the state beside its output: held to the same minimum when
+# that is on production's filesystem; anywhere else it is not.
+G=$T/restroot
+mkdir -p "$G"
+mount -t tmpfs -o size=40m sqlenvfs-test "$G" || fail "cannot mount a tmpfs (the tests run as root)"
+_mounts+=("$G")
+cp "$SRCDIR/schema.sql" "$G/schema.sql"
+printf '[cache]\nmin-free-bytes=1M\n' > "$G/sqlenvfs.conf"
+"$SQLENVFS" init --root "$G" > /dev/null
+python3 - "$G/data/prod/app.db" <<'PY'
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
+con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(9000)))
+con.commit()
+con.close()
+PY
+"$SQLENVFS" archive --root "$G" > "$T/garch.out" 2>&1 & garch=$!
+track_pid "$garch"
+for _ in $(seq 100); do grep -q "snapshot .* taken" "$T/garch.out" && break; sleep 0.1; done
+grep -q "snapshot .* taken" "$T/garch.out" || fail "no first snapshot: $(cat "$T/garch.out")"
+sleep 1.5
+kill "$garch"
+wait "$garch" || true
+printf '[cache]\nmin-free-bytes=%s\n' "$(( $(df -B1 --output=avail "$G" | tail -1) - 4 * 1024 * 1024 ))" \
+  > "$G/sqlenvfs.conf"
+expect_fail "^sqlenvfs restore: .*the restored database \(.*\) would leave less than \[cache\] \
+min-free-bytes .*nothing was written" \
+  "$SQLENVFS" restore --root "$G" --time latest --output "$G/restored.db"
+[ ! -e "$G/restored.db" ] || fail "a refused restore wrote its output"
+"$SQLENVFS" restore --root "$G" --time latest --output "$T/restored.db" > /dev/null ||
+  fail "a restore to another filesystem was refused"
+assert_eq "$(sqlite3 "$T/restored.db" 'SELECT count(*) FROM b')" "9000" "rows restored elsewhere"
+pass "a restore that would leave production's filesystem less than min-free-bytes is refused"
