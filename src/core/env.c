@@ -860,6 +860,17 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
   view = sqlenvfs_live_view_open(prod, error);
   if (view == NULL)
     return FALSE;
+  /* In rollback-journal mode the pinned state is a shared lock on
+   * production, under which the application cannot commit, held for the
+   * whole copy: refused, as backup refuses it. */
+  if (g_strcmp0(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "the source %s is in journal mode '%s', not WAL: copying it would hold a lock "
+                "that keeps the application's commits out for the whole copy (nothing was "
+                "changed; switch it with `PRAGMA journal_mode=WAL`)",
+                prod, sqlenvfs_live_view_journal_mode(view));
+    return FALSE;
+  }
   /* The marker as of the pinned state: the state that will be copied. */
   if (!sqlenvfs_env_read(sqlenvfs_live_view_db(view), &env, prod, error))
     return FALSE;

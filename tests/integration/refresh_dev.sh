@@ -110,3 +110,38 @@ rm -f "$D" "$D-wal" "$D-shm"
 "$SQLENVFS" refresh-dev --root "$R" > /dev/null
 assert_eq "$(sqlite3 "$D" 'PRAGMA page_size')" "4096" "page size after removing development"
 pass "a WAL development database of another page size is refused, saying why"
+
+# A production database in rollback-journal mode: a consistent copy of it is
+# a shared lock held for the whole copy, under which the application cannot
+# commit. Refused, as backup refuses it: development kept, and the
+# application's commits (busy timeout 0, as the sqlite3 shell's) go through.
+sqlite3 "$P" "PRAGMA journal_mode=DELETE" > /dev/null
+dev_hash=$(sqlite3 "$D" .dump | sha256sum)
+python3 - "$P" "$T/stop" > "$T/app.out" <<'PY' &
+import os, sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
+con.execute("CREATE TABLE IF NOT EXISTS app_rows(x)")
+ok = failed = 0
+while not os.path.exists(sys.argv[2]):
+    try:
+        con.execute("INSERT INTO app_rows VALUES (1)")
+        ok += 1
+    except sqlite3.Error:
+        failed += 1
+    time.sleep(0.002)
+print(ok, failed)
+PY
+app=$!
+track_pid "$app"
+sleep 0.3
+expect_fail "$P is in journal mode 'delete', not WAL: .*keeps the application's commits out.*\
+PRAGMA journal_mode=WAL" "$SQLENVFS" refresh-dev --root "$R"
+touch "$T/stop"
+wait "$app"
+read -r ok failed < "$T/app.out"
+assert_eq "$failed" "0" "the application's failed commits during a refused refresh ($ok went in)"
+assert_eq "$(sqlite3 "$D" .dump | sha256sum)" "$dev_hash" "development after a refused refresh"
+assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "delete" "journal mode of production"
+sqlite3 "$P" "PRAGMA journal_mode=WAL" > /dev/null
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null || fail "refresh-dev once production is in WAL mode"
+pass "a production database not in WAL mode is refused, and its commits go through"
