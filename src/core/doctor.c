@@ -1189,7 +1189,17 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
       "%s --output NEW.db`), and check the disk (dmesg, smartctl)",
       is_prod ? "from the archive" : "or `sqlenvfs refresh-dev`", d->path);
     g_clear_error(&error);
-    if (!run_check(db, full, problems, d->path, &error)) {
+    if (is_prod && !wal_mode && !is_immutable) {
+      /* In rollback-journal mode the check's read transaction is a shared
+       * lock on production for its whole run, under which the application
+       * cannot commit: a check-up must not make its commits fail. */
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "integrity", d->subject, d->path,
+        "switch it to WAL (see the journal finding), or stop the applications and run "
+        "`sqlite3 DB 'PRAGMA quick_check'`",
+        "%s not run: in %s journal mode it would hold a lock that keeps the application's "
+        "commits out for as long as it reads the %s", what, mode, size_s);
+    } else if (!run_check(db, full, problems, d->path, &error)) {
       sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "integrity", d->subject,
                                  d->path, recover_cmd, "%s could not finish: %s", what,
                                  error->message);
