@@ -12,6 +12,7 @@ static const struct {
 } hooks[] = {
   { SQLENVFS_TEST_STORE_DELAY_ENV, sqlenvfs_testhook_store_delay_ms },
   { SQLENVFS_TEST_PITR_DELAY_ENV, sqlenvfs_testhook_pitr_delay_ms },
+  { SQLENVFS_TEST_PITR_CHECK_ENV, sqlenvfs_testhook_pitr_check_ms },
   { SQLENVFS_TEST_RECOVER_DELAY_ENV, sqlenvfs_testhook_recover_delay_ms },
 };
 
