@@ -39,6 +39,7 @@
 #include "sqlenvfs/recover.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/store.h"
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
@@ -1079,13 +1080,10 @@ static const char *const source_suffix[] = { "", "-wal", "-journal" };
 #define N_SOURCE_FILES G_N_ELEMENTS(source_suffix)
 
 /* What identifies the content of one file of the source: absent, or its
- * inode, size and times to the nanosecond. */
+ * identity (store.h: inode, size and times to the nanosecond). */
 typedef struct {
   gboolean exists;
-  dev_t dev;
-  ino_t ino;
-  off_t size;
-  struct timespec mtime, ctime;
+  SqlenvfsFileId id;
 } FileId;
 
 static gboolean
@@ -1099,26 +1097,14 @@ file_id(const char *path, FileId *id, GError **error)
     return sqlenvfs_error_errno(error, errno, "read", path);
   }
   id->exists = TRUE;
-  id->dev = st.st_dev;
-  id->ino = st.st_ino;
-  id->size = st.st_size;
-  id->mtime = st.st_mtim;
-  id->ctime = st.st_ctim;
+  sqlenvfs_file_id_from_stat(&st, &id->id);
   return TRUE;
 }
 
 static gboolean
 file_id_equal(const FileId *a, const FileId *b)
 {
-  return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-         a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-         a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
-}
-
-static gint64
-timespec_us(const struct timespec *ts)
-{
-  return (gint64)ts->tv_sec * G_USEC_PER_SEC + ts->tv_nsec / 1000;
+  return a->exists == b->exists && sqlenvfs_file_id_equal(&a->id, &b->id);
 }
 
 /* The identities of the source's files, taken once none of them was
@@ -1134,7 +1120,7 @@ source_ids(const char *source, FileId ids[N_SOURCE_FILES], GError **error)
       if (!file_id(p, &ids[i], error))
         return FALSE;
       if (ids[i].exists)
-        newest = MAX(newest, MAX(timespec_us(&ids[i].mtime), timespec_us(&ids[i].ctime)));
+        newest = MAX(newest, MAX(ids[i].id.mtime_ns, ids[i].id.ctime_ns) / 1000);
     }
     now = g_get_real_time();
     if (newest < now - SETTLE_US || newest > now + G_USEC_PER_SEC || wait == 4)
@@ -1166,7 +1152,7 @@ copy_source(const char *source, const char *copy, const SqlenvfsRecoverOptions *
     if (!before[0].exists)
       return sqlenvfs_error_errno(error, ENOENT, "source database", source);
     for (gsize i = 0; i < N_SOURCE_FILES; i++)
-      total += before[i].exists ? (guint64)before[i].size : 0;
+      total += before[i].exists ? before[i].id.size : 0;
     for (gsize i = 0; i < N_SOURCE_FILES; i++) {
       g_autofree char *p = g_strconcat(source, source_suffix[i], NULL);
       g_autofree char *d = g_strconcat(copy, source_suffix[i], NULL);
