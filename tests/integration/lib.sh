@@ -70,6 +70,36 @@ make_root() {
 # Remember a background process so that it is killed on exit.
 track_pid() { _pids+=("$1"); }
 
+# app_start DB SQL [BUSY_TIMEOUT]: an application committing SQL (one
+# statement, "?" bound to 200 random bytes) into DB every few milliseconds,
+# in the background, each failed commit counted, until app_stop.
+# app_stop: stops it; $app_ok and $app_failed say how many commits went in
+# and how many failed.
+app_start() {
+  rm -f "$T/app.stop"
+  python3 - "$1" "$2" "${3:-5}" "$T/app.stop" > "$T/app.out" <<'PY' &
+import os, sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=float(sys.argv[3]))
+ok = failed = 0
+while not os.path.exists(sys.argv[4]):
+    try:
+        con.execute(sys.argv[2], (os.urandom(200),) if "?" in sys.argv[2] else ())
+        ok += 1
+    except sqlite3.Error:
+        failed += 1
+    time.sleep(0.003)
+print(ok, failed)
+PY
+  _app=$!
+  track_pid "$_app"
+  sleep 0.5
+}
+app_stop() {
+  touch "$T/app.stop"
+  wait "$_app"
+  read -r app_ok app_failed < "$T/app.out"
+}
+
 # Mount ROOT on MNT (extra args are passed on) and wait for it, with a
 # deadline; it is unmounted on exit.
 mount_root() {

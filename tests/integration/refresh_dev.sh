@@ -117,29 +117,13 @@ pass "a WAL development database of another page size is refused, saying why"
 # application's commits (busy timeout 0, as the sqlite3 shell's) go through.
 sqlite3 "$P" "PRAGMA journal_mode=DELETE" > /dev/null
 dev_hash=$(sqlite3 "$D" .dump | sha256sum)
-python3 - "$P" "$T/stop" > "$T/app.out" <<'PY' &
-import os, sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=0)
-con.execute("CREATE TABLE IF NOT EXISTS app_rows(x)")
-ok = failed = 0
-while not os.path.exists(sys.argv[2]):
-    try:
-        con.execute("INSERT INTO app_rows VALUES (1)")
-        ok += 1
-    except sqlite3.Error:
-        failed += 1
-    time.sleep(0.002)
-print(ok, failed)
-PY
-app=$!
-track_pid "$app"
-sleep 0.3
+sqlite3 "$P" "CREATE TABLE IF NOT EXISTS app_rows(x)"
+app_start "$P" "INSERT INTO app_rows VALUES (1)" 0
 expect_fail "$P is in journal mode 'delete', not WAL: .*keeps the application's commits out.*\
 PRAGMA journal_mode=WAL" "$SQLENVFS" refresh-dev --root "$R"
-touch "$T/stop"
-wait "$app"
-read -r ok failed < "$T/app.out"
-assert_eq "$failed" "0" "the application's failed commits during a refused refresh ($ok went in)"
+app_stop
+assert_eq "$app_failed" "0" \
+  "the application's failed commits during a refused refresh ($app_ok went in)"
 assert_eq "$(sqlite3 "$D" .dump | sha256sum)" "$dev_hash" "development after a refused refresh"
 assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "delete" "journal mode of production"
 sqlite3 "$P" "PRAGMA journal_mode=WAL" > /dev/null

@@ -177,29 +177,13 @@ con.commit()
 con.close()
 PY
 note "production $(stat -c %s "$F/data/prod/app.db") bytes, $(df -B1 --output=avail "$F" | tail -1) free"
-python3 - "$F/data/prod/app.db" "$T/stop" > "$T/app.out" <<'PY' &
-import os, sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
-ok = failed = 0
-while not os.path.exists(sys.argv[2]):
-    try:
-        con.execute("INSERT INTO b(v) VALUES (?)", (os.urandom(200),))
-        ok += 1
-    except sqlite3.Error:
-        failed += 1
-    time.sleep(0.005)
-print(ok, failed)
-PY
-app=$!
-track_pid "$app"
-sleep 0.5
+app_start "$F/data/prod/app.db" "INSERT INTO b(v) VALUES (?)"
 expect_fail "^sqlenvfs backup: backup copies \(.*\) would leave less than \[cache\] min-free-bytes \
 \(4.0 MiB\) .* free on the filesystem of production .*nothing was written" \
   env SQLENVFS_TEST_STORE_DELAY_MS=200 "$SQLENVFS" backup --root "$F"
-touch "$T/stop"
-wait "$app"
-read -r ok failed < "$T/app.out"
-assert_eq "$failed" "0" "the application's failed commits while the backup was refused ($ok went in)"
+app_stop
+assert_eq "$app_failed" "0" \
+  "the application's failed commits while the backup was refused ($app_ok went in)"
 [ -z "$(ls -A "$F/backups/prod/daily")" ] || fail "a refused backup left $(ls -A "$F/backups/prod/daily")"
 printf '[cache]\nmin-free-bytes=1M\n' > "$F/sqlenvfs.conf"
 "$SQLENVFS" backup --root "$F" > /dev/null || fail "the backup with a lower min-free-bytes failed"
@@ -208,31 +192,13 @@ pass "a backup that would leave production's filesystem less than min-free-bytes
 # refresh-dev writes a copy aside in data/dev, then as much again into
 # development: held to the same minimum, while the application commits.
 dev_before=$(sqlite3 "$F/data/dev/app.db" .dump | sha256sum)
-rm -f "$T/stop"
-python3 - "$F/data/prod/app.db" "$T/stop" > "$T/app.out" <<'PY' &
-import os, sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=5)
-ok = failed = 0
-while not os.path.exists(sys.argv[2]):
-    try:
-        con.execute("INSERT INTO b(v) VALUES (?)", (os.urandom(200),))
-        ok += 1
-    except sqlite3.Error:
-        failed += 1
-    time.sleep(0.005)
-print(ok, failed)
-PY
-app=$!
-track_pid "$app"
-sleep 0.5
+app_start "$F/data/prod/app.db" "INSERT INTO b(v) VALUES (?)"
 expect_fail "^sqlenvfs refresh-dev: the new development database and its copy aside \(.*\) would \
 leave less than \[cache\] min-free-bytes \(1.0 MiB\) .*nothing was written" \
   "$SQLENVFS" refresh-dev --root "$F"
-touch "$T/stop"
-wait "$app"
-read -r ok failed < "$T/app.out"
-assert_eq "$failed" "0" \
-  "the application's failed commits while refresh-dev was refused ($ok went in)"
+app_stop
+assert_eq "$app_failed" "0" \
+  "the application's failed commits while refresh-dev was refused ($app_ok went in)"
 assert_eq "$(sqlite3 "$F/data/dev/app.db" .dump | sha256sum)" "$dev_before" \
   "development after a refused refresh-dev"
 [ -z "$(ls -A "$F/data/dev" | grep '^\.tmp-' || true)" ] ||
