@@ -161,21 +161,27 @@ pass "production unchanged throughout"
 # disk would make the application's commits fail while the copy is written.
 # Past the check (a lower minimum), the same backup is taken. Backups on a
 # filesystem of their own are not held to it (doctor.sh, archive_diskfull.sh).
-F=$T/fullroot
-mkdir -p "$F"
-mount -t tmpfs -o size=28m sqlenvfs-test "$F" || fail "cannot mount a tmpfs (the tests run as root)"
-_mounts+=("$F")
-cp "$SRCDIR/schema.sql" "$F/schema.sql"
-printf '[cache]\nmin-free-bytes=4M\n' > "$F/sqlenvfs.conf"
-"$SQLENVFS" init --root "$F" > /dev/null
-python3 - "$F/data/prod/app.db" <<'PY'
+# tmpfs_root DIR SIZE MIN-FREE ROWS: a root on a tmpfs of SIZE of its own,
+# [cache] min-free-bytes MIN-FREE, production holding ROWS rows of 1000
+# random bytes in table b.
+tmpfs_root() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=$2" sqlenvfs-test "$1" || fail "cannot mount a tmpfs (the tests run as root)"
+  _mounts+=("$1")
+  cp "$SRCDIR/schema.sql" "$1/schema.sql"
+  printf '[cache]\nmin-free-bytes=%s\n' "$3" > "$1/sqlenvfs.conf"
+  "$SQLENVFS" init --root "$1" > /dev/null
+  python3 - "$1/data/prod/app.db" "$4" <<'PY'
 import os, sqlite3, sys
 con = sqlite3.connect(sys.argv[1])
 con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
-con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(13500)))
+con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(int(sys.argv[2]))))
 con.commit()
 con.close()
 PY
+}
+F=$T/fullroot
+tmpfs_root "$F" 28m 4M 13500
 note "production $(stat -c %s "$F/data/prod/app.db") bytes, $(df -B1 --output=avail "$F" | tail -1) free"
 app_start "$F/data/prod/app.db" "INSERT INTO b(v) VALUES (?)"
 expect_fail "^sqlenvfs backup: backup copies \(.*\) would leave less than \[cache\] min-free-bytes \
@@ -217,20 +223,7 @@ pass "a recover that would leave production's filesystem less than min-free-byte
 # restore writes the state beside its output: held to the same minimum when
 # that is on production's filesystem; anywhere else it is not.
 G=$T/restroot
-mkdir -p "$G"
-mount -t tmpfs -o size=40m sqlenvfs-test "$G" || fail "cannot mount a tmpfs (the tests run as root)"
-_mounts+=("$G")
-cp "$SRCDIR/schema.sql" "$G/schema.sql"
-printf '[cache]\nmin-free-bytes=1M\n' > "$G/sqlenvfs.conf"
-"$SQLENVFS" init --root "$G" > /dev/null
-python3 - "$G/data/prod/app.db" <<'PY'
-import os, sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
-con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
-con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(9000)))
-con.commit()
-con.close()
-PY
+tmpfs_root "$G" 40m 1M 9000
 "$SQLENVFS" archive --root "$G" > "$T/garch.out" 2>&1 & garch=$!
 track_pid "$garch"
 for _ in $(seq 100); do grep -q "snapshot .* taken" "$T/garch.out" && break; sleep 0.1; done
