@@ -426,18 +426,27 @@ unique_name(const char *dir, gint64 now)
   }
 }
 
-/* Open a production database read-only and check that it is in WAL mode. */
+/* Open a production database read-only and check that it is in WAL mode;
+ * *bytes: the size of its committed state (page_count x page_size), or its
+ * file's size when SQLite cannot say. */
 static gboolean
-check_source(const char *path, GError **error)
+check_source(const char *path, guint64 *bytes, GError **error)
 {
   g_autoptr(sqlite3) db =
     sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
   g_autofree char *mode = NULL;
+  gint64 n = 0, size = 0;
+  struct stat st;
 
   if (db == NULL)
     return FALSE;
   if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, path, error))
     return FALSE;
+  if (sqlenvfs_db_query_int(db, "PRAGMA page_count", &n, path, NULL) &&
+      sqlenvfs_db_query_int(db, "PRAGMA page_size", &size, path, NULL) && n > 0 && size > 0)
+    *bytes = (guint64)n * (guint64)size;
+  else
+    *bytes = stat(path, &st) == 0 ? (guint64)st.st_size : 0;
   if (g_strcmp0(mode, "wal") != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "production database %s is in journal mode '%s', not WAL: backups, snapshots "
@@ -463,21 +472,6 @@ ensure_store_dir(const char *dir, int mode, GError **error)
   return sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(mode), error);
 }
 
-/* The bytes of the committed state of @src (page_count x page_size), or
- * its file's size when SQLite cannot say. */
-static guint64
-committed_bytes(const char *src)
-{
-  g_autoptr(sqlite3) db =
-    sqlenvfs_db_open(src, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, NULL);
-  gint64 n = 0, size = 0;
-  struct stat st;
-  if (db != NULL && sqlenvfs_db_query_int(db, "PRAGMA page_count", &n, src, NULL) &&
-      sqlenvfs_db_query_int(db, "PRAGMA page_size", &size, src, NULL) && n > 0 && size > 0)
-    return (guint64)n * (guint64)size;
-  return stat(src, &st) == 0 ? (guint64)st.st_size : 0;
-}
-
 SqlenvfsStoredCopy *
 sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -493,6 +487,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   gint64 now;
   int manifest_mode = 0644;
   int lock, tracked = -1;
+  guint64 need = 0; /* the committed bytes of the sources that pass */
 
   if (db != NULL) {
     char *resolved = sqlenvfs_root_resolve_db(root, db, TRUE, error);
@@ -517,7 +512,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
     g_autoptr(GError) bad = NULL;
     struct stat st;
-    if (!check_source(src, &bad)) {
+    guint64 bytes = 0;
+    if (!check_source(src, &bytes, &bad)) {
       if (db != NULL) {
         g_propagate_error(error, g_steal_pointer(&bad));
         return NULL;
@@ -530,6 +526,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     }
     if (stat(src, &st) == 0)
       manifest_mode &= (int)(st.st_mode | 0600);
+    need += bytes;
     i++;
   }
   if (names->len == 0) {
@@ -560,12 +557,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   tracked = sqlenvfs_tmp_track(tmp, TRUE);
   /* Invariant 7. */
   {
-    guint64 need = 0;
     g_autofree char *what = g_strdup_printf("%s copies", kind_name);
-    for (guint i = 0; i < names->len; i++) {
-      g_autofree char *src = sqlenvfs_root_prod_db(root, names->pdata[i]);
-      need += committed_bytes(src);
-    }
     if (!sqlenvfs_root_check_room(root, tmp, need, what, error))
       goto out;
   }
