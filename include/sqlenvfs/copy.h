@@ -31,7 +31,8 @@ typedef struct {
 
 void sqlenvfs_copy_result_clear(SqlenvfsCopyResult *res);
 
-/* Copy the live database @src to @dst (which must not exist unless
+/* Copy the live database @src, in WAL mode (anything else is refused
+ * without being opened), to @dst (which must not exist unless
  * @overwrite). FALSE and *error on failure, with nothing left at @dst. */
 gboolean sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                           SqlenvfsProgressFunc progress, gpointer user, SqlenvfsCopyResult *res,

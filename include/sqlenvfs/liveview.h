@@ -47,6 +47,16 @@ typedef struct _SqlenvfsLiveView SqlenvfsLiveView;
  * *error on failure: NOT_FOUND, BUSY (a writer held the lock longer than the
  * busy timeout; retry), INTEGRITY (not a database, or a damaged WAL). */
 SqlenvfsLiveView *sqlenvfs_live_view_open(const char *path, GError **error);
+
+/* sqlenvfs_live_view_open() for a caller that takes nothing but a WAL
+ * database (production, whose every reader here must leave it as it is).
+ * A file whose header says rollback-journal mode is not opened at all: the
+ * first read of a read-write connection would play back a hot journal, a
+ * write. Not WAL (by the header, or as the view found it): NULL, no error,
+ * and *not_wal the journal mode (newly allocated), for the caller to say
+ * why it refuses. Other failures: NULL, *not_wal NULL, *error set. */
+SqlenvfsLiveView *sqlenvfs_live_view_open_wal(const char *path, char **not_wal,
+                                              GError **error);
 void sqlenvfs_live_view_free(SqlenvfsLiveView *view);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsLiveView, sqlenvfs_live_view_free)
 

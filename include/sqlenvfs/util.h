@@ -52,6 +52,15 @@ char *sqlenvfs_db_uri_immutable(const char *path);
 sqlite3 *sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags,
                           GError **error);
 
+/* The journal mode the header of the database file @path names, read
+ * without SQLite: "wal" (bytes 18 and 19 are 2), "delete" for a rollback
+ * journal (both 1: what a new connection reports for such a file), or NULL
+ * when the file is missing, shorter than a header or not a database
+ * (SQLite then decides). The first read of a rollback-journal database by a
+ * read-write connection plays a hot journal back into the file: a caller
+ * that must not write a database it refuses checks this first. */
+const char *sqlenvfs_db_file_journal(const char *path);
+
 /* Run SQL with no result rows. FALSE and *error (naming @path) on failure. */
 gboolean sqlenvfs_db_exec(sqlite3 *db, const char *sql, const char *path,
                           GError **error);

@@ -828,16 +828,22 @@ db_open(Db *d, GError **error)
   }
   d->dev = st.st_dev;
   d->ino = st.st_ino;
-  for (int i = 0; i < 2; i++)
+  /* A file in rollback-journal mode is not opened: a hot journal in it
+   * would be played back by the first read (util.h). */
+  if (g_strcmp0(sqlenvfs_db_file_journal(d->path), "delete") == 0)
+    mode = g_strdup("delete");
+  for (int i = 0; i < 2 && mode == NULL; i++)
     if ((d->rd[i] = open_conn(d, READ_BUSY_MS, error)) == NULL)
       return FALSE;
-  if ((d->ckpt = open_conn(d, CKPT_LOCK_MS, error)) == NULL ||
-      (d->wlock = open_conn(d, OPEN_LOCK_MS, error)) == NULL)
-    return FALSE;
-  sqlite3_exec(d->rd[0], "PRAGMA query_only=1", NULL, NULL, NULL);
-  sqlite3_exec(d->rd[1], "PRAGMA query_only=1", NULL, NULL, NULL);
-  if (!sqlenvfs_db_query_text(d->rd[0], "PRAGMA journal_mode", &mode, d->path, error))
-    return FALSE;
+  if (mode == NULL) {
+    if ((d->ckpt = open_conn(d, CKPT_LOCK_MS, error)) == NULL ||
+        (d->wlock = open_conn(d, OPEN_LOCK_MS, error)) == NULL)
+      return FALSE;
+    sqlite3_exec(d->rd[0], "PRAGMA query_only=1", NULL, NULL, NULL);
+    sqlite3_exec(d->rd[1], "PRAGMA query_only=1", NULL, NULL, NULL);
+    if (!sqlenvfs_db_query_text(d->rd[0], "PRAGMA journal_mode", &mode, d->path, error))
+      return FALSE;
+  }
   if (g_strcmp0(mode, "wal") != 0) {
     g_autofree char *msg = g_strdup_printf(
       "%s is not in WAL mode (journal_mode=%s), so its commits cannot be archived; switch "

@@ -174,13 +174,18 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                  GError **error)
 {
   g_autoptr(SqlenvfsLiveView) view = NULL;
+  g_autofree char *not_wal = NULL;
   PendingCopy pc = { .fd = -1, .tracked = -1 };
   struct stat st;
   gboolean ok;
 
   if (stat(src, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "copy database", src);
-  view = sqlenvfs_live_view_open(src, error);
+  view = sqlenvfs_live_view_open_wal(src, &not_wal, error);
+  if (not_wal != NULL) /* it was in WAL mode a moment ago, when it was checked */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "copy database %s: it is now in journal mode '%s', not WAL (switch it back "
+                "with `sqlite3 %s 'PRAGMA journal_mode=WAL'`, then retry)", src, not_wal, src);
   if (view == NULL)
     return FALSE;
   ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, st.st_mode & 0666, overwrite, TRUE,

@@ -1136,18 +1136,11 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
         is_immutable = TRUE;
     }
   }
-  if (is_immutable) {
+  if (is_immutable && g_strcmp0(sqlenvfs_db_file_journal(d->path), "wal") == 0) {
     /* An immutable connection reports "delete" whatever the file says: the
-     * journal mode stored in the file is its header's bytes 18-19 (2: WAL). */
-    guint8 ver[2] = { 0, 0 };
-    int fd = open(d->path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-      if (pread(fd, ver, 2, 18) == 2 && ver[0] == 2 && ver[1] == 2) {
-        g_free(mode);
-        mode = g_strdup("wal");
-      }
-      close(fd);
-    }
+     * journal mode stored in the file is its header's. */
+    g_free(mode);
+    mode = g_strdup("wal");
   }
   if (is_immutable) {
     if (immutable_wal > 0)
@@ -1166,13 +1159,18 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
         "no WAL to read, so the file alone is the whole database");
   }
   if (db == NULL) {
+    /* BUSY: a lock; REFUSED: a hot journal a read-only connection leaves
+     * as it is (error.c). Neither is damage. */
     gboolean busy = error->code == SQLENVFS_ERROR_BUSY;
+    gboolean hot = error->code == SQLENVFS_ERROR_REFUSED;
     sqlenvfs_doctor_report_add(
-      c->report, busy ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_FAILURE, "open",
+      c->report, busy || hot ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_FAILURE, "open",
       d->subject, d->path,
-      busy ? "see the locks finding for who holds the lock, and run the doctor again"
-           : "restore it from a backup (`sqlenvfs restore`) or salvage what reads "
-             "(`sqlenvfs recover`)",
+      busy  ? "see the locks finding for who holds the lock, and run the doctor again"
+      : hot ? "let its application open it (that rolls the transaction back), then run the "
+              "doctor again; do not delete the -journal, which is what makes the file whole"
+            : "restore it from a backup (`sqlenvfs restore`) or salvage what reads "
+              "(`sqlenvfs recover`)",
       "cannot read the database (%s): %s", size_s, error->message);
     return;
   }

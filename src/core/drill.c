@@ -327,21 +327,22 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
   /* Pinned again while the archive has no state from before the pin (an
    * archiver that started just now has not yet captured the file). */
   for (;;) {
+    g_autofree char *not_wal = NULL;
     g_clear_pointer(&view, sqlenvfs_live_view_free);
-    view = sqlenvfs_live_view_open(prod, &local);
+    view = sqlenvfs_live_view_open_wal(prod, &not_wal, &local);
+    if (not_wal != NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "production %s is in journal mode %s, not WAL: it is not archived, so no "
+                  "restore can rebuild it (switch it back: `sqlite3 %s 'PRAGMA "
+                  "journal_mode=WAL'`)",
+                  prod, not_wal, prod);
+      return FALSE;
+    }
     if (view == NULL) {
       g_propagate_prefixed_error(error, local, "cannot pin production %s: ", prod);
       return FALSE;
     }
     pos = sqlenvfs_live_view_pos(view);
-    if (g_ascii_strcasecmp(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                  "production %s is in journal mode %s, not WAL: it is not archived, so no "
-                  "restore can rebuild it (switch it back: `sqlite3 %s 'PRAGMA "
-                  "journal_mode=WAL'`)",
-                  prod, sqlenvfs_live_view_journal_mode(view), prod);
-      return FALSE;
-    }
     r->wal_frame = pos->frame;
     g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
             (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);

@@ -850,6 +850,7 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
   g_autofree char *name = sqlenvfs_root_resolve_db(root, db, TRUE, error);
   g_autofree char *prod = NULL, *env = NULL, *after = NULL;
   g_autoptr(SqlenvfsLiveView) view = NULL;
+  g_autofree char *not_wal = NULL;
   struct stat before_st, after_st;
 
   if (name == NULL)
@@ -857,20 +858,20 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
   prod = sqlenvfs_root_prod_db(root, name);
   if (stat(prod, &before_st) != 0)
     return sqlenvfs_error_errno(error, errno, "read", prod);
-  view = sqlenvfs_live_view_open(prod, error);
-  if (view == NULL)
-    return FALSE;
+  view = sqlenvfs_live_view_open_wal(prod, &not_wal, error);
   /* In rollback-journal mode the pinned state is a shared lock on
    * production, under which the application cannot commit, held for the
    * whole copy: refused, as backup refuses it. */
-  if (g_strcmp0(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+  if (not_wal != NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "the source %s is in journal mode '%s', not WAL: copying it would hold a lock "
                 "that keeps the application's commits out for the whole copy (nothing was "
                 "changed; switch it with `PRAGMA journal_mode=WAL`)",
-                prod, sqlenvfs_live_view_journal_mode(view));
+                prod, not_wal);
     return FALSE;
   }
+  if (view == NULL)
+    return FALSE;
   /* The marker as of the pinned state: the state that will be copied. */
   if (!sqlenvfs_env_read(sqlenvfs_live_view_db(view), &env, prod, error))
     return FALSE;

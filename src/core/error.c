@@ -65,6 +65,16 @@ sqlenvfs_error_sqlite(GError **error, sqlite3 *db, int rc, const char *what,
   const char *msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
   const char *hint = "";
 
+  if (rc == SQLITE_READONLY_ROLLBACK) {
+    /* Not damage: a read-only connection does not play the journal back. */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s %s: a transaction was cut short and left a hot journal (%s-journal), which "
+                "only a read-write connection plays back; the database was left as it is (its "
+                "application's next open rolls the transaction back, as does `sqlite3 %s "
+                "'PRAGMA quick_check'`; then retry)",
+                what, path ? path : "", path ? path : "DB", path ? path : "DB");
+    return FALSE;
+  }
   switch (rc & 0xff) {
   case SQLITE_CORRUPT:
   case SQLITE_NOTADB:

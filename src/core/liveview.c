@@ -300,6 +300,25 @@ fail:
 }
 
 SqlenvfsLiveView *
+sqlenvfs_live_view_open_wal(const char *path, char **not_wal, GError **error)
+{
+  const char *by_header = sqlenvfs_db_file_journal(path);
+  SqlenvfsLiveView *view;
+
+  *not_wal = NULL;
+  if (g_strcmp0(by_header, "wal") != 0 && by_header != NULL) {
+    *not_wal = g_strdup(by_header);
+    return NULL;
+  }
+  view = sqlenvfs_live_view_open(path, error);
+  if (view != NULL && g_strcmp0(view->journal_mode, "wal") != 0) {
+    *not_wal = g_strdup(view->journal_mode ? view->journal_mode : "?");
+    g_clear_pointer(&view, sqlenvfs_live_view_free);
+  }
+  return view;
+}
+
+SqlenvfsLiveView *
 sqlenvfs_live_view_open(const char *path, GError **error)
 {
   g_autoptr(SqlenvfsLiveView) view = g_new0(SqlenvfsLiveView, 1);

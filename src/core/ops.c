@@ -527,11 +527,20 @@ run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_
   for (guint i = 0; i < dbs->len; i++) {
     const char *db = dbs->pdata[i];
     g_autofree char *path = sqlenvfs_root_prod_db(root, db);
-    g_autoptr(sqlite3) conn =
-      sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
+    g_autoptr(sqlite3) conn = NULL;
     SqlenvfsCheckpointedDb *c;
     gint64 version;
     int n_log = 0, n_done = 0, rc;
+    /* Not opened in rollback-journal mode: a first read would play a hot
+     * journal back, and there is no WAL to copy. */
+    if (g_strcmp0(sqlenvfs_db_file_journal(path), "delete") == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "checkpoint %s: it is in rollback-journal mode, not WAL, so it has no WAL to "
+                  "copy (it was not opened; switch it with `sqlite3 %s 'PRAGMA "
+                  "journal_mode=WAL'`)", path, path);
+      return FALSE;
+    }
+    conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
     if (conn == NULL)
       return FALSE;
     /* A connection that has read nothing has not opened the WAL yet, and

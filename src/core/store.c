@@ -426,23 +426,26 @@ unique_name(const char *dir, gint64 now)
   }
 }
 
-/* Open a production database read-only and check that it is in WAL mode;
- * *bytes: the size of its committed state (page_count x page_size), or its
- * file's size when SQLite cannot say. */
+/* Check that a production database is in WAL mode: by its header when
+ * that says it is not (it is then not opened at all), else opened
+ * read-only; *bytes: the size of its committed state (page_count x
+ * page_size), or its file's size when SQLite cannot say. */
 static gboolean
 check_source(const char *path, guint64 *bytes, GError **error)
 {
-  g_autoptr(sqlite3) db =
-    sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
+  g_autoptr(sqlite3) db = NULL;
   g_autofree char *mode = NULL;
   gint64 n = 0, size = 0;
   struct stat st;
 
-  if (db == NULL)
-    return FALSE;
-  if (!sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, path, error))
-    return FALSE;
-  if (sqlenvfs_db_query_int(db, "PRAGMA page_count", &n, path, NULL) &&
+  if (g_strcmp0(sqlenvfs_db_file_journal(path), "delete") == 0) {
+    mode = g_strdup("delete");
+  } else {
+    db = sqlenvfs_db_open(path, SQLENVFS_OPEN_READONLY | SQLENVFS_OPEN_MUST_EXIST, error);
+    if (db == NULL || !sqlenvfs_db_query_text(db, "PRAGMA journal_mode", &mode, path, error))
+      return FALSE;
+  }
+  if (db != NULL && sqlenvfs_db_query_int(db, "PRAGMA page_count", &n, path, NULL) &&
       sqlenvfs_db_query_int(db, "PRAGMA page_size", &size, path, NULL) && n > 0 && size > 0)
     *bytes = (guint64)n * (guint64)size;
   else

@@ -53,6 +53,38 @@ sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
   return db;
 }
 
+const char *
+sqlenvfs_db_file_journal(const char *path)
+{
+  static const char magic[16] = "SQLite format 3";
+  sqlite3_vfs *vfs = sqlite3_vfs_find(NULL);
+  g_autofree sqlite3_file *f = NULL;
+  guint8 h[20];
+  int out = 0, rc;
+
+  /* Through SQLite's VFS, not open(2) and close(2): closing any descriptor
+   * of the file would drop the locks of this process's own connections to
+   * it (POSIX locks are the process's); the VFS keeps such a descriptor
+   * open until they let go. */
+  if (vfs == NULL || !g_file_test(path, G_FILE_TEST_IS_REGULAR))
+    return NULL;
+  f = g_malloc0((gsize)vfs->szOsFile);
+  if (vfs->xOpen(vfs, path, f, SQLITE_OPEN_READONLY | SQLITE_OPEN_MAIN_DB, &out) != SQLITE_OK) {
+    if (f->pMethods != NULL)
+      f->pMethods->xClose(f);
+    return NULL;
+  }
+  rc = f->pMethods->xRead(f, h, sizeof h, 0);
+  f->pMethods->xClose(f);
+  if (rc != SQLITE_OK || memcmp(h, magic, sizeof magic) != 0)
+    return NULL;
+  if (h[18] == 2 && h[19] == 2)
+    return "wal";
+  if (h[18] == 1 && h[19] == 1)
+    return "delete";
+  return NULL;
+}
+
 char *
 sqlenvfs_db_uri_immutable(const char *path)
 {

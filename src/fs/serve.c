@@ -201,26 +201,30 @@ static FsHandle *
 open_live(Fs *fs, const FsWhere *where, GError **error)
 {
   g_autofree char *path = live_path(fs, where->env, where->db);
+  g_autofree char *not_wal = NULL;
   SqlenvfsLiveView *view;
   const SqlenvfsWalPos *pos;
   FsHandle *h;
   struct stat st;
   gint64 written;
 
-  view = sqlenvfs_live_view_open(path, error);
-  if (view == NULL)
-    return NULL;
-  if (where->env == FS_ENV_PROD &&
-      g_strcmp0(sqlenvfs_live_view_journal_mode(view), "wal") != 0) {
+  /* Production only in WAL mode, and not opened otherwise (it is left as
+   * it is); development as it is. */
+  if (where->env == FS_ENV_PROD)
+    view = sqlenvfs_live_view_open_wal(path, &not_wal, error);
+  else
+    view = sqlenvfs_live_view_open(path, error);
+  if (not_wal != NULL) {
     /* Invariant 8: the view would be a shared lock held open. */
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                 "%s is not in WAL mode (journal_mode=%s): a consistent image of it would hold a "
                 "lock that keeps the application's commits out for as long as the file is open, "
                 "so it is not served (switch it with `PRAGMA journal_mode=WAL`)",
-                path, sqlenvfs_live_view_journal_mode(view));
-    sqlenvfs_live_view_free(view);
+                path, not_wal);
     return NULL;
   }
+  if (view == NULL)
+    return NULL;
   pos = sqlenvfs_live_view_pos(view);
   h = g_new0(FsHandle, 1);
   h->kind = FS_LIVE_DB;

@@ -99,27 +99,28 @@ END_TEST
 
 START_TEST(test_corrupt_source_leaves_nothing)
 {
-  g_autofree char *rj = g_build_filename(tmp, "rj.db", NULL);
+  g_autofree char *bad = g_build_filename(tmp, "bad.db", NULL);
   g_autofree char *dst = g_build_filename(tmp, "out", "dst.db", NULL);
   g_autofree char *outdir = g_path_get_dirname(dst);
   GError *error = NULL;
   {
-    g_autoptr(sqlite3) db = sqlenvfs_db_open(rj, SQLENVFS_OPEN_CREATE, &error);
+    g_autoptr(sqlite3) db = sqlenvfs_db_open(bad, SQLENVFS_OPEN_CREATE, &error);
     ck_assert(sqlenvfs_db_exec(db,
+                               "PRAGMA journal_mode=WAL;"
                                "CREATE TABLE t(n INTEGER PRIMARY KEY, v TEXT);"
                                "WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c WHERE i<500)"
                                " INSERT INTO t SELECT i, printf('%0400d', i) FROM c;",
-                               rj, &error));
-  }
+                               bad, &error));
+  } /* closed: checkpointed, the WAL removed */
   {
     /* Zero page 3 (inside table t's b-tree). */
-    int fd = open(rj, O_WRONLY);
+    int fd = open(bad, O_WRONLY);
     guint8 zero[4096] = { 0 };
     ck_assert_int_eq(pwrite(fd, zero, sizeof zero, 2 * 4096), 4096);
     close(fd);
   }
   ck_assert(sqlenvfs_mkdir_p(outdir, 0755, NULL));
-  ck_assert(!sqlenvfs_copy_db(rj, dst, FALSE, NULL, NULL, NULL, &error));
+  ck_assert(!sqlenvfs_copy_db(bad, dst, FALSE, NULL, NULL, NULL, &error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
   ck_assert(strstr(error->message, "not kept") != NULL);
   g_clear_error(&error);
