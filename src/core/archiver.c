@@ -96,6 +96,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
@@ -863,6 +864,11 @@ db_open(Db *d, GError **error)
   d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
   if (d->w == NULL)
     return FALSE;
+  {
+    struct stat dst;
+    d->shares_room = stat(d->dir, &dst) == 0 && dst.st_dev == d->dev;
+    d->room_at = 0;
+  }
   if (a->segment_max_records > 0)
     sqlenvfs_archive_writer_set_max_records(d->w, (guint64)a->segment_max_records);
   if (!sqlenvfs_archive_writer_write_summaries(d->w, error))
@@ -1255,6 +1261,39 @@ schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
     d->recheck_at = now + MAX(RECHECK_MIN_US, since_write / 4);
 }
 
+/* Production keeps its room (STORE.md invariant 7, for the archive): an
+ * archive on production's filesystem is not written while less than
+ * [cache] min-free-bytes is free there. That fails the cycle as a full disk
+ * would, before the disk is full: the commits wait in the WAL (or, past
+ * max-wal-bytes, the WAL is let go) while the application can still
+ * commit. Looked at again at most every ROOM_US while there is room: a
+ * writer can take that much more. */
+static gboolean
+check_room(Db *d, GError **error)
+{
+  gint64 now = g_get_monotonic_time();
+  struct statvfs sv;
+  guint64 avail, min_free = (guint64)MAX(d->a->min_free_bytes, 0);
+  g_autofree char *s_min = NULL, *s_avail = NULL;
+
+  if (!d->shares_room || min_free == 0 || now - d->room_at < ROOM_US ||
+      statvfs(d->dir, &sv) != 0)
+    return TRUE;
+  avail = (guint64)sv.f_bavail * sv.f_frsize;
+  if (avail >= min_free) {
+    d->room_at = now;
+    return TRUE;
+  }
+  s_min = sqlenvfs_format_size(min_free);
+  s_avail = sqlenvfs_format_size(avail);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
+              "archive %s: %s free on the filesystem of production (%s), less than [cache] "
+              "min-free-bytes (%s), which is kept for its commits (free space, prune, or put "
+              "the archive on a filesystem of its own)",
+              d->dir, s_avail, d->path, s_min);
+  return FALSE;
+}
+
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
 gboolean
@@ -1294,7 +1333,7 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   /* After failing (a full disk), the commits archived now were committed
    * any time since capture was last complete: an outage, as if the archiver
    * had been down (invariant 5), whose OUTAGE capture() writes before them. */
-  if (!capture(d, has_si ? &si : NULL, 0, began, &res, error))
+  if (!check_room(d, error) || !capture(d, has_si ? &si : NULL, 0, began, &res, error))
     return FALSE;
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;

@@ -44,6 +44,7 @@
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
+#define ROOM_US (250 * 1000)           /* production's room looked at again after this    */
 #define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
 #define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
 #define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
@@ -81,6 +82,8 @@ struct _SqlenvfsArchiver {
   gint64 segment_max_records;
   guint32 checkpoint_pages;
   gint64 max_wal_bytes; /* [archive] max-wal-bytes (0: no limit)          */
+  gint64 min_free_bytes; /* [cache] min-free-bytes: left free on production's */
+                         /* filesystem by an archive written there (0: none)  */
 
   int wake[2];        /* self-pipe: stop() and requests wake the loop */
   gint stopping;      /* atomic */
@@ -128,6 +131,8 @@ struct _Db {
                              /* are stamped with it (archiver.c, late_outage) */
   SqlenvfsWalIndexHeader outage_at; /* the wal-index when it was written    */
   gboolean outage_renew;     /* a capture failed since it was written       */
+  gboolean shares_room;      /* the archive is on production's filesystem  */
+  gint64 room_at;            /* monotonic time it was last found with room */
   gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
                              /* while the archive failed (0: it was not)     */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */

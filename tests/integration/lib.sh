@@ -100,6 +100,25 @@ app_stop() {
   read -r app_ok app_failed < "$T/app.out"
 }
 
+# tmpfs_root DIR SIZE MIN-FREE ROWS: a root on a tmpfs of SIZE of its own,
+# [cache] min-free-bytes MIN-FREE, production holding ROWS rows of 1000
+# random bytes in table b.
+tmpfs_root() {
+  mkdir -p "$1"
+  mount -t tmpfs -o "size=$2" sqlenvfs-test "$1" || fail "cannot mount a tmpfs (the tests run as root)"
+  _mounts+=("$1")
+  cp "$SRCDIR/schema.sql" "$1/schema.sql"
+  printf '[cache]\nmin-free-bytes=%s\n' "$3" > "$1/sqlenvfs.conf"
+  "$SQLENVFS" init --root "$1" > /dev/null
+  python3 - "$1/data/prod/app.db" "$4" <<'PY'
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1])
+con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
+con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(int(sys.argv[2]))))
+con.commit()
+con.close()
+PY
+}
 # Mount ROOT on MNT (extra args are passed on) and wait for it, with a
 # deadline; it is unmounted on exit.
 mount_root() {

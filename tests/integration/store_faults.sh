@@ -161,25 +161,6 @@ pass "production unchanged throughout"
 # disk would make the application's commits fail while the copy is written.
 # Past the check (a lower minimum), the same backup is taken. Backups on a
 # filesystem of their own are not held to it (doctor.sh, archive_diskfull.sh).
-# tmpfs_root DIR SIZE MIN-FREE ROWS: a root on a tmpfs of SIZE of its own,
-# [cache] min-free-bytes MIN-FREE, production holding ROWS rows of 1000
-# random bytes in table b.
-tmpfs_root() {
-  mkdir -p "$1"
-  mount -t tmpfs -o "size=$2" sqlenvfs-test "$1" || fail "cannot mount a tmpfs (the tests run as root)"
-  _mounts+=("$1")
-  cp "$SRCDIR/schema.sql" "$1/schema.sql"
-  printf '[cache]\nmin-free-bytes=%s\n' "$3" > "$1/sqlenvfs.conf"
-  "$SQLENVFS" init --root "$1" > /dev/null
-  python3 - "$1/data/prod/app.db" "$4" <<'PY'
-import os, sqlite3, sys
-con = sqlite3.connect(sys.argv[1])
-con.execute("CREATE TABLE b(i INTEGER PRIMARY KEY, v BLOB)")
-con.executemany("INSERT INTO b(v) VALUES (?)", ((os.urandom(1000),) for _ in range(int(sys.argv[2]))))
-con.commit()
-con.close()
-PY
-}
 F=$T/fullroot
 tmpfs_root "$F" 28m 4M 13500
 note "production $(stat -c %s "$F/data/prod/app.db") bytes, $(df -B1 --output=avail "$F" | tail -1) free"
