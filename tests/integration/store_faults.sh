@@ -222,3 +222,15 @@ min-free-bytes .*nothing was written" \
   fail "a restore to another filesystem was refused"
 assert_eq "$(sqlite3 "$T/restored.db" 'SELECT count(*) FROM b')" "9000" "rows restored elsewhere"
 pass "a restore that would leave production's filesystem less than min-free-bytes is refused"
+
+# refresh-dev --time composes the state in .cache, then writes a copy aside
+# and the new development database: the same minimum, development as it was.
+dev_before=$(sqlite3 "$G/data/dev/app.db" .dump | sha256sum)
+expect_fail "^sqlenvfs refresh-dev: the state, its copy aside and the new development database \
+\(.*\) would leave less than \[cache\] min-free-bytes .*nothing was written" \
+  "$SQLENVFS" refresh-dev --root "$G" --time latest
+assert_eq "$(sqlite3 "$G/data/dev/app.db" .dump | sha256sum)" "$dev_before" \
+  "development after a refused refresh-dev --time"
+[ -z "$(ls -A "$G/.cache" "$G/data/dev" | grep '^\.tmp-' || true)" ] ||
+  fail "refresh-dev --time left $(ls -A "$G/.cache" "$G/data/dev")"
+pass "a refresh-dev --time that would leave production's filesystem less than min-free-bytes is refused"
