@@ -14,28 +14,8 @@ R=$T/root M=$T/mnt
 make_root "$R" "$SRCDIR/schema.sql"
 P=$R/data/prod/app.db
 
-# Cut a transaction short in production, in rollback-journal mode.
-hot_journal() {
-  python3 - "$P" <<'PY'
-import os, sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("PRAGMA journal_mode=DELETE")
-c.execute("DROP TABLE IF EXISTS hot")
-c.execute("CREATE TABLE hot(id INTEGER PRIMARY KEY, v TEXT)")
-c.execute("BEGIN")
-for i in range(2000):
-    c.execute("INSERT INTO hot(v) VALUES (?)", ("committed %d " % i * 8,))
-c.execute("COMMIT")
-c.execute("PRAGMA cache_size=1")
-c.execute("BEGIN")
-c.execute("UPDATE hot SET v = 'never committed'")
-c.execute("DELETE FROM hot WHERE id > 10")
-os._exit(0)  # dies mid-transaction: its journal is hot
-PY
-  [ -s "$P-journal" ] || fail "the test did not leave a hot journal"
-}
 files_sum() { cat "$P" "$P-journal" | md5sum; }
-hot_journal
+leave_hot_journal "$P"
 before=$(files_sum)
 
 # check WHAT PATTERN CMD...: CMD fails, says PATTERN, and leaves production

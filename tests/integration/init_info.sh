@@ -97,22 +97,7 @@ refused_while_open dev development
 # aside would stay damaged.
 R2=$T/hot
 make_root "$R2" "$SRCDIR/schema.sql"
-python3 - "$R2/data/dev/app.db" <<'PY'
-import os, sqlite3, sys
-c = sqlite3.connect(sys.argv[1], isolation_level=None)
-c.execute("PRAGMA journal_mode=DELETE")
-c.execute("CREATE TABLE hot(id INTEGER PRIMARY KEY, v TEXT)")
-c.execute("BEGIN")
-for i in range(2000):
-    c.execute("INSERT INTO hot(v) VALUES (?)", ("committed %d " % i * 8,))
-c.execute("COMMIT")
-c.execute("PRAGMA cache_size=1")
-c.execute("BEGIN")
-c.execute("UPDATE hot SET v = 'never committed'")
-c.execute("DELETE FROM hot WHERE id > 10")
-os._exit(0)  # the process dies mid-transaction: its journal is hot
-PY
-[ -s "$R2/data/dev/app.db-journal" ] || fail "the test did not leave a hot journal"
+leave_hot_journal "$R2/data/dev/app.db"
 expect_fail "already exists.*--force" "$SQLENVFS" init --root "$R2"
 # Only the journal: the databases themselves away for a moment.
 mkdir -p "$T/away/prod" "$T/away/dev"

@@ -119,6 +119,29 @@ con.commit()
 con.close()
 PY
 }
+# leave_hot_journal DB: DB in rollback-journal mode, table hot of 2000
+# committed rows ("committed ..."), then a transaction cut short after its
+# changes spilled into the file: the process dies, its -journal is hot, and
+# it is what makes the file whole again.
+leave_hot_journal() {
+  python3 - "$1" <<'PY'
+import os, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA journal_mode=DELETE")
+c.execute("CREATE TABLE hot(id INTEGER PRIMARY KEY, v TEXT)")
+c.execute("BEGIN")
+for i in range(2000):
+    c.execute("INSERT INTO hot(v) VALUES (?)", ("committed %d " % i * 8,))
+c.execute("COMMIT")
+c.execute("PRAGMA cache_size=1")
+c.execute("BEGIN")
+c.execute("UPDATE hot SET v = 'never committed'")
+c.execute("DELETE FROM hot WHERE id > 10")
+os._exit(0)  # the process dies mid-transaction
+PY
+  [ -s "$1-journal" ] || fail "the test did not leave a hot journal in $1"
+}
+
 # Mount ROOT on MNT (extra args are passed on) and wait for it, with a
 # deadline; it is unmounted on exit.
 mount_root() {
