@@ -26,6 +26,9 @@
  *                                  and before copying its -wal and -journal,
  *                                  so that a test can write the source while
  *                                  it is being copied
+ *   SQLENVFS_TEST_INIT_DELAY_MS    init --force (env.h) sleeps this long after
+ *                                  each file it moves aside, so that a test
+ *                                  can kill it between two moves
  *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
  *                                  in ranged GETs of this many bytes (at least
  *                                  65536) instead of 8 MiB, so that small
@@ -63,6 +66,11 @@ guint sqlenvfs_testhook_pitr_check_ms(void);
 
 /* Milliseconds of SQLENVFS_TEST_RECOVER_DELAY_MS, or 0. */
 guint sqlenvfs_testhook_recover_delay_ms(void);
+
+#define SQLENVFS_TEST_INIT_DELAY_ENV "SQLENVFS_TEST_INIT_DELAY_MS"
+
+/* Milliseconds of SQLENVFS_TEST_INIT_DELAY_MS, or 0. */
+guint sqlenvfs_testhook_init_delay_ms(void);
 
 #define SQLENVFS_TEST_REMOTE_RANGE_ENV "SQLENVFS_TEST_REMOTE_RANGE_BYTES"
 

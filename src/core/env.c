@@ -40,6 +40,7 @@
 #include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
@@ -343,15 +344,24 @@ check_not_in_use(const char *prod, const char *dev, int archiver, GError **error
   return ok;
 }
 
-/* Move @path and every file SQLite keeps beside it to
- * <path>.replaced-<stamp>[-wal|-shm|-journal], the database first. The
- * -journal goes with it: a hot journal (a transaction cut short in
- * rollback mode) is what makes the old file whole again when it is opened
- * under its new name, and left behind, SQLite would play it back into the
- * new database at @path. FALSE and *error at the first file that cannot
- * be moved (those before it are moved, and listed in @moved). */
+/* The moves of an init --force are written down, durably, before the
+ * first: the database and the files beside it move one rename at a time,
+ * and a power cut between two renames would leave a -wal (commits) or a
+ * -journal (what makes the file whole) at the old name, apart from the
+ * database it belongs to. The next init finishes the moves named there
+ * before anything else, then forgets them; the file goes once the new
+ * databases are in place. */
+#define MOVES_FILE "init-moves"
+
+/* Plan the move of @path and every file SQLite keeps beside it to
+ * <path>.replaced-<stamp>[-wal|-shm|-journal], the database first, as
+ * from/to pairs appended to @plan. The -journal goes with it: a hot journal
+ * (a transaction cut short in rollback mode) is what makes the old file
+ * whole again when it is opened under its new name, and left behind,
+ * SQLite would play it back into the new database at @path. FALSE and
+ * *error when a new name is taken. */
 static gboolean
-move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error)
+plan_moves(const char *path, const char *stamp, GPtrArray *plan, GError **error)
 {
   g_autofree char *base = g_strdup_printf("%s.replaced-%s", path, stamp);
   for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
@@ -364,11 +374,137 @@ move_aside(const char *path, const char *stamp, GPtrArray *moved, GError **error
                   "move %s aside: %s already exists (move it away and retry)", from, to);
       return FALSE;
     }
+    g_ptr_array_add(plan, g_steal_pointer(&from));
+    g_ptr_array_add(plan, g_steal_pointer(&to));
+  }
+  return TRUE;
+}
+
+/* Make the moves of @plan not yet made (a source still there, its new
+ * name free), in order; each new name is added to @moved. A move whose new
+ * name is taken was made: its old name may hold a new database by now. */
+static gboolean
+run_moves(GPtrArray *plan, GPtrArray *moved, GError **error)
+{
+  guint delay_ms = sqlenvfs_testhook_init_delay_ms();
+  for (guint i = 0; i + 1 < plan->len; i += 2) {
+    const char *from = plan->pdata[i], *to = plan->pdata[i + 1];
+    if (!g_file_test(from, G_FILE_TEST_EXISTS) || g_file_test(to, G_FILE_TEST_EXISTS))
+      continue;
     if (rename(from, to) != 0)
       return sqlenvfs_error_errno(error, errno, "move aside", from);
     g_ptr_array_add(moved, g_strdup(to));
+    if (delay_ms > 0)
+      g_usleep((gulong)delay_ms * 1000);
   }
   return TRUE;
+}
+
+/* Write @plan to @file (MOVES_FILE), durably. */
+static gboolean
+write_moves(const char *file, GPtrArray *plan, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *data = NULL;
+  gsize len = 0;
+  for (guint i = 0; i + 1 < plan->len; i += 2) {
+    g_autofree char *group = g_strdup_printf("move %u", i / 2);
+    g_key_file_set_string(kf, group, "from", plan->pdata[i]);
+    g_key_file_set_string(kf, group, "to", plan->pdata[i + 1]);
+  }
+  data = g_key_file_to_data(kf, &len, NULL);
+  return sqlenvfs_write_file_atomic(file, data, len, 0600, error);
+}
+
+/* Forget the moves of @file once the renames are durable (their
+ * directories synced by the caller). */
+static gboolean
+forget_moves(const char *file, GError **error)
+{
+  g_autofree char *dir = g_path_get_dirname(file);
+  if (unlink(file) != 0 && errno != ENOENT)
+    return sqlenvfs_error_errno(error, errno, "remove", file);
+  return sqlenvfs_fsync_dir(dir, error);
+}
+
+/* Whether @from -> @to is a move plan_moves() makes in @root:
+ * <dir>/<db>.db<sfx> -> <dir>/<db>.db.replaced-<stamp><sfx>, in data/prod or
+ * data/dev, <sfx> one of SQLite's (nothing else is renamed on the word of
+ * that file). */
+static gboolean
+is_planned_move(SqlenvfsRoot *root, const char *from, const char *to)
+{
+  g_autofree char *dir = g_path_get_dirname(from);
+  if (g_strcmp0(dir, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD)) != 0 &&
+      g_strcmp0(dir, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV)) != 0)
+    return FALSE;
+  for (gsize i = SQLENVFS_N_DB_FILES; i-- > 0;) {
+    const char *sfx = sqlenvfs_db_files[i];
+    gsize n = strlen(from), k = strlen(sfx);
+    g_autofree char *db = NULL, *prefix = NULL;
+    if (n <= k || !g_str_has_suffix(from, sfx))
+      continue;
+    db = g_strndup(from, n - k);
+    prefix = g_strconcat(db, ".replaced-", NULL);
+    return g_str_has_suffix(db, ".db") && g_str_has_prefix(to, prefix) &&
+           g_str_has_suffix(to, sfx) && strlen(to) > strlen(prefix) + k &&
+           strchr(to + strlen(prefix), '/') == NULL;
+  }
+  return FALSE;
+}
+
+/* Finish the moves of an init --force that was cut short, if @file names
+ * any, under the init lock; what it moves is added to @moved. */
+static gboolean
+finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) local = NULL;
+  g_auto(GStrv) groups = NULL;
+  int lock;
+  gboolean ok;
+
+  if (!g_file_test(file, G_FILE_TEST_EXISTS))
+    return TRUE;
+  lock = sqlenvfs_root_lock(root, "init", FALSE, error);
+  if (lock < 0)
+    return FALSE;
+  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s, the moves of an init --force that was cut short: %s (move the files "
+                "it names yourself, then remove it)", file, local->message);
+    sqlenvfs_root_unlock(lock);
+    return FALSE;
+  }
+  groups = g_key_file_get_groups(kf, NULL);
+  for (gsize i = 0; groups[i] != NULL; i++) {
+    char *from = g_key_file_get_string(kf, groups[i], "from", NULL);
+    char *to = g_key_file_get_string(kf, groups[i], "to", NULL);
+    if (from == NULL || to == NULL || !is_planned_move(root, from, to)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s, the moves of an init --force that was cut short, holds [%s], which is "
+                  "not one (nothing was moved; move the files it names yourself, then remove "
+                  "it)", file, groups[i]);
+      g_free(from);
+      g_free(to);
+      sqlenvfs_root_unlock(lock);
+      return FALSE;
+    }
+    g_ptr_array_add(plan, from);
+    g_ptr_array_add(plan, to);
+  }
+  ok = run_moves(plan, moved, error);
+  for (guint i = 1; ok && i < plan->len; i += 2) {
+    g_autofree char *dir = g_path_get_dirname(plan->pdata[i]);
+    ok = sqlenvfs_fsync_dir(dir, error);
+  }
+  ok = ok && forget_moves(file, error);
+  for (guint i = 0; ok && i < moved->len; i++)
+    g_message("init: moved aside %s, which an init --force cut short had left behind",
+              (const char *)moved->pdata[i]);
+  sqlenvfs_root_unlock(lock);
+  return ok;
 }
 
 gboolean
@@ -377,8 +513,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 {
   g_autofree char *name = NULL, *schema_default = NULL, *schema = NULL;
   g_autofree char *prod = NULL, *dev = NULL, *tmp_prod = NULL, *tmp_dev = NULL;
-  g_autofree char *stamp = NULL;
+  g_autofree char *stamp = NULL, *moves = NULL;
   g_autoptr(GPtrArray) moved = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) local = NULL;
   const char *schema_path;
   const char *prod_dir, *dev_dir;
@@ -388,6 +525,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 
   g_return_val_if_fail(opts != NULL, FALSE);
 
+  moves = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), MOVES_FILE, NULL);
+  if (!finish_moves(root, moves, moved, error))
+    return FALSE;
   name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);
   if (name == NULL)
     return FALSE;
@@ -469,8 +609,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   /* Both new files are complete: now, and only now, make room for them. */
   stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
   if (opts->force &&
-      (!check_not_in_use(prod, dev, archiver, error) || !move_aside(prod, stamp, moved, error) ||
-       !move_aside(dev, stamp, moved, error)))
+      (!check_not_in_use(prod, dev, archiver, error) || !plan_moves(prod, stamp, plan, error) ||
+       !plan_moves(dev, stamp, plan, error) ||
+       (plan->len > 0 && !write_moves(moves, plan, error)) || !run_moves(plan, moved, error)))
     goto out;
   for (guint i = 0; i < moved->len; i++) {
     g_info("moved aside: %s", (const char *)moved->pdata[i]);
@@ -485,7 +626,8 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     sqlenvfs_error_errno(error, errno, "install new development database", dev);
     goto out;
   }
-  ok = sqlenvfs_fsync_dir(prod_dir, error) && sqlenvfs_fsync_dir(dev_dir, error);
+  ok = sqlenvfs_fsync_dir(prod_dir, error) && sqlenvfs_fsync_dir(dev_dir, error) &&
+       (plan->len == 0 || forget_moves(moves, error));
 
 out:
   if (!ok) {

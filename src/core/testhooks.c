@@ -46,6 +46,12 @@ sqlenvfs_testhook_recover_delay_ms(void)
 }
 
 guint
+sqlenvfs_testhook_init_delay_ms(void)
+{
+  return env_ms(SQLENVFS_TEST_INIT_DELAY_ENV);
+}
+
+guint
 sqlenvfs_testhook_remote_range_bytes(void)
 {
   return env_ms(SQLENVFS_TEST_REMOTE_RANGE_ENV);

@@ -117,6 +117,40 @@ assert_eq "$(sqlite3 "$R2/data/dev/$old" "PRAGMA integrity_check; SELECT count(*
   "the old development database, rolled back from its journal under its new name"
 pass "init refuses a -journal left without its database; --force moves it aside with it, the old file whole"
 
+# --- init --force cut short between two moves: killed while it waits after
+# moving development's database, before its -journal (a power cut there
+# leaves the same files). The next init finishes the moves it had written
+# down first, so the journal joins its database under the new name.
+R3=$T/cut
+make_root "$R3" "$SRCDIR/schema.sql"
+leave_hot_journal "$R3/data/dev/app.db"
+SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R3" --force > "$T/cut1.out" 2>&1 &
+cut=$!
+track_pid "$cut"
+for _ in $(seq 200); do ls "$R3/data/dev" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
+kill -9 "$cut"
+wait "$cut" || true
+[ -s "$R3/data/dev/app.db-journal" ] && [ ! -e "$R3/data/dev/app.db" ] ||
+  fail "the kill did not fall between the two moves: $(ls "$R3/data/dev")"
+"$SQLENVFS" init --root "$R3" --force > "$T/cut2.out" 2> "$T/cut2.err" || fail "init after the cut: $(cat "$T/cut2.err")"
+grep -q "moved aside .*data/dev/app.db.replaced-.*-journal, which an init --force cut short" \
+  "$T/cut2.err" || fail "init does not say it finished the moves: $(cat "$T/cut2.err")"
+[ ! -e "$R3/.sqlenvfs/init-moves" ] || fail "the moves stayed written down"
+old=$(ls "$R3/data/dev/" | grep -E '^app\.db\.replaced-[^-]*$' | head -1)
+[ -s "$R3/data/dev/$old-journal" ] || fail "the journal is not with its database: $(ls "$R3/data/dev")"
+assert_eq "$(sqlite3 "$R3/data/dev/$old" "PRAGMA integrity_check; SELECT count(*) FROM hot WHERE v LIKE 'committed%'")" \
+  "$(printf 'ok\n2000')" "the old development database after the interrupted move was finished"
+assert_eq "$(sqlite3 "$R3/data/dev/app.db" "SELECT name FROM _environment")" "development" \
+  "the new development database"
+# A moves file that names anything else is refused, and nothing is moved.
+printf '[move 0]\nfrom=%s\nto=%s\n' "$R3/schema.sql" "$R3/schema.sql.replaced-x" \
+  > "$R3/.sqlenvfs/init-moves"
+expect_fail "init-moves, the moves of an init --force that was cut short, holds \[move 0\], which \
+is not one \(nothing was moved" "$SQLENVFS" init --root "$R3" --force
+[ -e "$R3/schema.sql" ] && [ ! -e "$R3/schema.sql.replaced-x" ] || fail "a refused moves file moved a file"
+rm "$R3/.sqlenvfs/init-moves"
+pass "an init --force cut between two moves is finished by the next init: the journal joins its database"
+
 # --- info, text and JSON
 "$SQLENVFS" info --root "$R" > "$T/info.txt"
 grep -Eq "environment +production" "$T/info.txt" || fail "info text: $(cat "$T/info.txt")"

@@ -14,6 +14,7 @@ static const struct {
   { SQLENVFS_TEST_PITR_DELAY_ENV, sqlenvfs_testhook_pitr_delay_ms },
   { SQLENVFS_TEST_PITR_CHECK_ENV, sqlenvfs_testhook_pitr_check_ms },
   { SQLENVFS_TEST_RECOVER_DELAY_ENV, sqlenvfs_testhook_recover_delay_ms },
+  { SQLENVFS_TEST_INIT_DELAY_ENV, sqlenvfs_testhook_init_delay_ms },
 };
 
 START_TEST(test_values)
