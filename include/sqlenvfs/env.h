@@ -50,13 +50,20 @@ typedef struct {
 /* Create production (WAL, marked production) and development (WAL, marked
  * development, a copy of production before it was marked) for one
  * database. Refuses (EXISTS) when either exists unless force, and then moves
- * db, -wal and -shm aside to <name>.db.replaced-<ts>[-wal|-shm] (so the old
- * database still opens with its WAL). Both files are built as
+ * db, -wal, -shm and -journal aside to <name>.db.replaced-<ts>[-wal|...]
+ * (so the old database still opens with its WAL), each move written down
+ * first in sqlenvfs_env_init_moves_path(), and moves that an earlier run
+ * left unfinished are finished first. Both files are built as
  * ".tmp-init-<name>-<pid>.db" next to their final place and renamed in only
  * when complete: on failure nothing existing has been touched, and the
  * temporaries are removed. A missing schema file is NOT_FOUND. */
 gboolean sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
                            SqlenvfsProgressFunc progress, gpointer user, GError **error);
+
+/* The file naming the moves of an init --force until they are all made and
+ * durable (newly allocated): while it is there and no init runs, a run was
+ * cut short and the next init finishes them. */
+char *sqlenvfs_env_init_moves_path(const SqlenvfsRoot *root);
 
 /* Replace development database @db with the state in @img (a pinned view of
  * production, or a point-in-time image). The image is written aside, checked

@@ -1463,6 +1463,19 @@ check_leftovers(Ctx *c)
       "full copy of production data",
       names->str, size);
   }
+  {
+    /* An init --force cut short while it moved the old files aside. */
+    g_autofree char *moves = sqlenvfs_env_init_moves_path(c->root);
+    g_autofree char *lock = sqlenvfs_root_lock_path(c->root, "init");
+    if (g_file_test(moves, G_FILE_TEST_EXISTS) && sqlenvfs_doctor_lock_holder(lock, NULL) == 0) {
+      n_found++;
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", moves,
+        "run `sqlenvfs init --force` again: it finishes those moves first",
+        "an init --force was cut short while it moved the old databases aside: a -wal or "
+        "-journal may still be at its old name, apart from the database it belongs to");
+    }
+  }
   if (n_found == 0)
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "leftovers", "root",
                                sqlenvfs_root_dir(c->root), "nothing to do",

@@ -353,6 +353,12 @@ check_not_in_use(const char *prod, const char *dev, int archiver, GError **error
  * databases are in place. */
 #define MOVES_FILE "init-moves"
 
+char *
+sqlenvfs_env_init_moves_path(const SqlenvfsRoot *root)
+{
+  return g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), MOVES_FILE, NULL);
+}
+
 /* Plan the move of @path and every file SQLite keeps beside it to
  * <path>.replaced-<stamp>[-wal|-shm|-journal], the database first, as
  * from/to pairs appended to @plan. The -journal goes with it: a hot journal
@@ -525,7 +531,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 
   g_return_val_if_fail(opts != NULL, FALSE);
 
-  moves = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), MOVES_FILE, NULL);
+  moves = sqlenvfs_env_init_moves_path(root);
   if (!finish_moves(root, moves, moved, error))
     return FALSE;
   name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);

@@ -132,6 +132,9 @@ kill -9 "$cut"
 wait "$cut" || true
 [ -s "$R3/data/dev/app.db-journal" ] && [ ! -e "$R3/data/dev/app.db" ] ||
   fail "the kill did not fall between the two moves: $(ls "$R3/data/dev")"
+"$SQLENVFS" doctor --root "$R3" > "$T/cut.doctor" 2>&1 || true
+tr -s ' \n' '  ' < "$T/cut.doctor" | grep -q "WARN leftovers an init --force was cut short .*-> run \
+\`sqlenvfs init --force\` again" || fail "doctor does not say the moves were cut short: $(cat "$T/cut.doctor")"
 "$SQLENVFS" init --root "$R3" --force > "$T/cut2.out" 2> "$T/cut2.err" || fail "init after the cut: $(cat "$T/cut2.err")"
 grep -q "moved aside .*data/dev/app.db.replaced-.*-journal, which an init --force cut short" \
   "$T/cut2.err" || fail "init does not say it finished the moves: $(cat "$T/cut2.err")"
