@@ -387,19 +387,24 @@ plan_moves(const char *path, const char *stamp, GPtrArray *plan, GError **error)
 }
 
 /* Make the moves of @plan not yet made (a source still there, its new
- * name free), in order; each new name is added to @moved. A move whose new
- * name is taken was made: its old name may hold a new database by now. */
+ * name free), in order, each made durable (its directory synced) before
+ * the next: no filesystem may keep a later one and lose an earlier one.
+ * Each new name is added to @moved. A move whose new name is taken was
+ * made: its old name may hold a new database by now. */
 static gboolean
 run_moves(GPtrArray *plan, GPtrArray *moved, GError **error)
 {
   guint delay_ms = sqlenvfs_testhook_init_delay_ms();
   for (guint i = 0; i + 1 < plan->len; i += 2) {
     const char *from = plan->pdata[i], *to = plan->pdata[i + 1];
+    g_autofree char *dir = g_path_get_dirname(to);
     if (!g_file_test(from, G_FILE_TEST_EXISTS) || g_file_test(to, G_FILE_TEST_EXISTS))
       continue;
     if (rename(from, to) != 0)
       return sqlenvfs_error_errno(error, errno, "move aside", from);
     g_ptr_array_add(moved, g_strdup(to));
+    if (!sqlenvfs_fsync_dir(dir, error))
+      return FALSE;
     if (delay_ms > 0)
       g_usleep((gulong)delay_ms * 1000);
   }
@@ -500,12 +505,7 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **er
     g_ptr_array_add(plan, from);
     g_ptr_array_add(plan, to);
   }
-  ok = run_moves(plan, moved, error);
-  for (guint i = 1; ok && i < plan->len; i += 2) {
-    g_autofree char *dir = g_path_get_dirname(plan->pdata[i]);
-    ok = sqlenvfs_fsync_dir(dir, error);
-  }
-  ok = ok && forget_moves(file, error);
+  ok = run_moves(plan, moved, error) && forget_moves(file, error);
   for (guint i = 0; ok && i < moved->len; i++)
     g_message("init: moved aside %s, which an init --force cut short had left behind",
               (const char *)moved->pdata[i]);
