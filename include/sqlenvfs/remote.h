@@ -64,6 +64,12 @@ SqlenvfsRemote *sqlenvfs_remote_open(const char *url, const char *conf_file,
 void sqlenvfs_remote_free(SqlenvfsRemote *r);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRemote, sqlenvfs_remote_free)
 
+/* Hold what @r writes on this machine (what it fetches, a restore's output)
+ * to the room @root keeps free for its production's commits
+ * (sqlenvfs_root_check_room: NOSPACE naming it, before anything is
+ * written). @root (NULL: none) is not owned and must outlive @r. */
+void sqlenvfs_remote_set_room(SqlenvfsRemote *r, const SqlenvfsRoot *root);
+
 /* The URL as given. */
 const char *sqlenvfs_remote_url(const SqlenvfsRemote *r);
 

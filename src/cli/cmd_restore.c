@@ -17,7 +17,7 @@ int
 cmd_restore(int argc, char **argv)
 {
   g_autofree char *time_arg = NULL, *db = NULL, *output = NULL;
-  g_autoptr(SqlenvfsRoot) root = NULL;
+  g_autoptr(SqlenvfsRoot) root = NULL, here = NULL;
   g_autoptr(SqlenvfsRestorePlan) plan = NULL;
   g_autofree char *target = NULL, *state = NULL, *base_time = NULL, *bytes = NULL;
   g_autofree char *remote = NULL, *fetched = NULL;
@@ -68,8 +68,7 @@ cmd_restore(int argc, char **argv)
    * fetched. */
   if (remote != NULL) {
     g_autoptr(GError) no_root = NULL;
-    g_autoptr(SqlenvfsRoot) here = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST,
-                                                      &no_root);
+    here = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST, &no_root);
     if (!sqlenvfs_copy_check_output(here, output, force, "restore",
                                     SQLENVFS_RESTORE_OUTPUT_ADVICE, &error))
       return cli_fail("restore", error);
@@ -83,6 +82,9 @@ cmd_restore(int argc, char **argv)
     g_autofree char *dir = g_path_get_dirname(output);
     g_autoptr(SqlenvfsRemote) r = sqlenvfs_remote_open(remote, cli_remote_conf(), dir, &error);
     cli_remote_keyify_logs(r);
+    /* What it fetches and writes keeps the room of that root's production. */
+    if (r != NULL)
+      sqlenvfs_remote_set_room(r, here);
     if (r == NULL || !sqlenvfs_remote_restore(r, db, &t, output, force, &plan, &error)) {
       cli_remote_keyify_logs(NULL);
       return cli_fail("restore", error);

@@ -99,6 +99,7 @@ struct _SqlenvfsRemote {
   char *tmp, *plan_dir, *root_dir;
   int tmp_tracked;     /* sqlenvfs_tmp_track's handle of tmp, or -1 */
   SqlenvfsRoot *plan_root, *root;
+  const SqlenvfsRoot *room;  /* sqlenvfs_remote_set_room's root, or NULL (not owned) */
   GHashTable *fetched; /* keys fetched (into plan/ or root/) */
   gboolean planned_small;
   gboolean cache_mode; /* root/ is a persistent cache (mount --remote) */
@@ -254,6 +255,13 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     g_mutex_clear(&r->lazy_lock);
   }
   g_free(r);
+}
+
+void
+sqlenvfs_remote_set_room(SqlenvfsRemote *r, const SqlenvfsRoot *root)
+{
+  g_return_if_fail(r != NULL);
+  r->room = root;
 }
 
 const char *
@@ -953,6 +961,20 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
   guint n_threads;
   gboolean ok = FALSE;
 
+  /* Never production's room (root.h): what is fetched is checked whole
+   * before the first byte of it is written. */
+  if (r->room != NULL && !r->cache_mode) {
+    guint64 need = 0;
+    for (guint i = 0; i < items->len; i++) {
+      const Item *it = items->pdata[i];
+      if (it->len == 0 && g_hash_table_contains(r->fetched, it->obj->key))
+        continue;
+      need += it->len > 0 ? (guint64)it->len : (guint64)it->obj->size;
+    }
+    if (!sqlenvfs_root_check_room(r->room, r->tmp, need, "what is fetched from the replica",
+                                  error))
+      return FALSE;
+  }
   b.r = r;
   b.items = todo;
   b.ranges = g_array_new(FALSE, FALSE, sizeof(Range));
@@ -2295,6 +2317,21 @@ reset_root(SqlenvfsRemote *r, GError **error)
   return TRUE;
 }
 
+/* sqlenvfs_restore_to_file on the temporary root, its output held to the
+ * room of sqlenvfs_remote_set_room's production too (that of the temporary
+ * root has no production). */
+static gboolean
+restore_file(SqlenvfsRemote *r, SqlenvfsRestorePlan *plan, const char *output,
+             gboolean overwrite, GError **error)
+{
+  if (r->room != NULL) {
+    g_autofree char *dir = g_path_get_dirname(output);
+    if (!sqlenvfs_root_check_room(r->room, dir, plan->size, "the restored database", error))
+      return FALSE;
+  }
+  return sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error);
+}
+
 static gboolean
 restore_subset(SqlenvfsRemote *r, const Db *d, const SubsetPlan *sp, const SqlenvfsTime *t,
                const char *output, gboolean overwrite, SqlenvfsRestorePlan **plan_out,
@@ -2338,7 +2375,7 @@ restore_subset(SqlenvfsRemote *r, const Db *d, const SubsetPlan *sp, const Sqlen
   plan = sqlenvfs_restore_plan(r->root, d->name, t, error);
   if (plan == NULL)
     return FALSE;
-  if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error)) {
+  if (!restore_file(r, plan, output, overwrite, error)) {
     sqlenvfs_restore_plan_free(plan);
     return FALSE;
   }
@@ -2454,7 +2491,7 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
     }
     /* restore_to_file falls back to older bases itself: fetch them all
      * only if this one fails. */
-    if (sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, &local)) {
+    if (restore_file(r, plan, output, overwrite, &local)) {
       *plan_out = g_steal_pointer(&plan);
       return TRUE;
     }
@@ -2469,12 +2506,12 @@ remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
     plan = sqlenvfs_restore_plan(r->root, name, t, error);
     if (plan == NULL)
       return FALSE;
-    if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error))
+    if (!restore_file(r, plan, output, overwrite, error))
       return FALSE;
     *plan_out = g_steal_pointer(&plan);
     return TRUE;
   }
-  if (!sqlenvfs_restore_to_file(r->root, plan, output, overwrite, NULL, NULL, error))
+  if (!restore_file(r, plan, output, overwrite, error))
     return FALSE;
   *plan_out = g_steal_pointer(&plan);
   return TRUE;
