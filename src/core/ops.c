@@ -201,7 +201,9 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   if (op == SQLENVFS_OP_REFRESH_DEV) {
     const char *db_word = NULL, *time_word = NULL;
     if (n == 1) {
-      if (sqlenvfs_time_parse(words[0], &out.time, NULL))
+      /* A production database named like a time ("latest") is that
+       * database, as on the other ctl files. */
+      if (sqlenvfs_time_parse(words[0], &out.time, NULL) && !existing_db(root, words[0]))
         time_word = words[0];
       else
         db_word = words[0];

@@ -158,6 +158,39 @@ START_TEST(test_refresh_dev_time)
 }
 END_TEST
 
+/* A production database named like a time ("latest", "20261128T100000Z")
+ * is that database on ctl/refresh-dev, as on every other ctl file: never
+ * every database at that time, which would replace every development
+ * database but the one named. */
+START_TEST(test_refresh_dev_db_named_like_a_time)
+{
+  const char *names[] = { "latest", "earliest", "20261128T100000Z", "@1795860000" };
+  SqlenvfsOpArgs args = { 0 };
+  GError *error = NULL;
+
+  for (gsize i = 0; i < G_N_ELEMENTS(names); i++) {
+    g_autofree char *db = sqlenvfs_root_prod_db(root, names[i]);
+    g_autofree char *line = g_strdup_printf("%s\n", names[i]);
+    ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, line, &args, &error));
+    ck_assert_msg(args.has_time && args.db == NULL, "%s before it exists", names[i]);
+    sqlenvfs_op_args_clear(&args);
+    ck_assert(g_file_set_contents(db, "", 0, NULL));
+    ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, line, &args, &error));
+    ck_assert_no_error(error);
+    ck_assert_msg(!args.has_time, "%s is taken as a time", names[i]);
+    ck_assert_str_eq(args.db, names[i]);
+    sqlenvfs_op_args_clear(&args);
+    /* With a time after it, it still names the database. */
+    g_free(line);
+    line = g_strdup_printf("%s 2026-11-28T10:00:00Z\n", names[i]);
+    ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, line, &args, &error));
+    ck_assert(args.has_time);
+    ck_assert_str_eq(args.db, names[i]);
+    sqlenvfs_op_args_clear(&args);
+  }
+}
+END_TEST
+
 START_TEST(test_prune_dry_run)
 {
   SqlenvfsOpArgs args = { 0 };
@@ -637,6 +670,7 @@ suite(void)
   tcase_add_test(tc, test_all_or_now);
   tcase_add_test(tc, test_database);
   tcase_add_test(tc, test_refresh_dev_time);
+  tcase_add_test(tc, test_refresh_dev_db_named_like_a_time);
   tcase_add_test(tc, test_prune_dry_run);
   tcase_add_test(tc, test_verify_full);
   tcase_add_test(tc, test_result_line);
