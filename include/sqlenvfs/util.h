@@ -149,6 +149,15 @@ void sqlenvfs_tmp_remove_tracked(void);
 int sqlenvfs_tmp_leftovers(const char *dir, const char *prefix, gboolean dirs, gboolean remove,
                            GPtrArray *found, GError **error);
 
+/* Open the file of the product's own @path for writing (a lock, a log, an
+ * index kept under this name), created with @mode when missing: @flags
+ * (O_RDWR, O_WRONLY, O_APPEND) with O_CREAT | O_NOFOLLOW | O_CLOEXEC, never
+ * O_TRUNC. Refused (REFUSED naming it, nothing written) when @path is not
+ * a regular file or has another name (a hard link: it may be production's
+ * database, which a write here would destroy). Returns the descriptor, or
+ * -1 and *error. */
+int sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error);
+
 /* Refuse to write or delete @path when it is a symlink: FALSE and a
  * REFUSED error naming @what, the link and its target. A missing @path is
  * fine (TRUE). */

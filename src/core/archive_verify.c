@@ -781,9 +781,11 @@ append_prune_log(const char *dir, const char *like, const char *text, GError **e
   errno = 0;
   if (stat(like, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "stat", like);
-  fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, st.st_mode & 0666);
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "open the prune log", path);
+  fd = sqlenvfs_open_own_file(path, O_WRONLY | O_APPEND, st.st_mode & 0666, error);
+  if (fd < 0) {
+    g_prefix_error(error, "the prune log: ");
+    return FALSE;
+  }
   /* A line an earlier run did not finish (a crash, a full disk) removed
    * nothing: cut it off, so that it never reads as a damaged line. */
   if (fstat(fd, &st) == 0 && st.st_size > 0) {

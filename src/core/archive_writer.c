@@ -504,13 +504,15 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
     unlink(spath);
     return FALSE;
   }
-  ifd = open(ipath, O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, w->mode);
-  if (ifd >= 0 && !narrow_mode(ifd, w->mode, ipath, NULL)) {
+  /* A leftover index of this number is emptied; never another name of
+   * production (util.h). */
+  ifd = sqlenvfs_open_own_file(ipath, O_RDWR, w->mode, error);
+  if (ifd >= 0 && (ftruncate(ifd, 0) != 0 || !narrow_mode(ifd, w->mode, ipath, NULL))) {
+    sqlenvfs_error_errno(error, errno, "create archive index", ipath);
     close(ifd);
     ifd = -1;
   }
   if (ifd < 0) {
-    sqlenvfs_error_errno(error, errno, "create archive index", ipath);
     close(sfd);
     unlink(spath);
     return FALSE;
@@ -1338,9 +1340,9 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
   if (w->alive - w->alive_written < min_step_us && w->alive_written > 0)
     return TRUE;
   if (w->alive_fd < 0) {
-    w->alive_fd = open(w->alive_path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, w->mode);
+    w->alive_fd = sqlenvfs_open_own_file(w->alive_path, O_RDWR, w->mode, error);
     if (w->alive_fd < 0)
-      return sqlenvfs_error_errno(error, errno, "open", w->alive_path);
+      return FALSE;
     if (!narrow_mode(w->alive_fd, w->mode, w->alive_path, error))
       return FALSE;
     /* its name, if it was just created, is durable only with the directory */

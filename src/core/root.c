@@ -638,9 +638,10 @@ sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError *
 
   if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
     return -1;
-  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  /* Its pid is written over it: never another name of production. */
+  fd = sqlenvfs_open_own_file(path, O_RDWR, 0600, error);
   if (fd < 0) {
-    sqlenvfs_error_errno(error, errno, "open lock file", path);
+    g_prefix_error(error, "lock file: ");
     return -1;
   }
   while (flock(fd, LOCK_EX | (wait ? 0 : LOCK_NB)) != 0) {

@@ -290,6 +290,37 @@ sqlenvfs_create_file(const char *path, int mode, GError **error)
   return fd;
 }
 
+int
+sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
+{
+  struct stat st;
+  int fd;
+
+  g_return_val_if_fail((flags & O_TRUNC) == 0, -1);
+  fd = open(path, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
+  if (fd < 0) {
+    sqlenvfs_error_errno(error, errno, "open", path);
+    return -1;
+  }
+  if (fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "stat", path);
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s is %s: sqlenvfs never writes into it (nothing was changed; remove this "
+                "name, `rm %s`, and retry)", path,
+                S_ISREG(st.st_mode) ? "a hard link, another name of a file that may be "
+                                      "production's database"
+                                    : "not a regular file",
+                path);
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 gboolean
 sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error)
 {

@@ -37,12 +37,13 @@ static guint64 log_max;
 static gboolean log_verbose;
 static gboolean writer_set;
 
-/* Open @file for appending, never through a symlink; its size in *size. */
+/* Open @file for appending, never through a symlink nor into another name
+ * of a file (util.h); its size in *size. */
 static int
-open_log(const char *file, guint64 *size)
+open_log(const char *file, guint64 *size, GError **error)
 {
   struct stat st;
-  int fd = open(file, O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+  int fd = sqlenvfs_open_own_file(file, O_WRONLY | O_APPEND, 0600, error);
   if (fd >= 0)
     *size = fstat(fd, &st) == 0 ? (guint64)st.st_size : 0;
   return fd;
@@ -58,7 +59,7 @@ rotate(void)
   int fd;
   if (rename(log_file, old) != 0)
     return;
-  fd = open_log(log_file, &size);
+  fd = open_log(log_file, &size, NULL);
   if (fd < 0)
     return;
   close(log_fd);
@@ -163,7 +164,8 @@ fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose, gint64 max_
   log_max = max_bytes > 0 ? (guint64)max_bytes : G_MAXUINT64;
   if (!to_stderr && file != NULL) {
     guint64 size = 0;
-    int fd = open_log(file, &size);
+    g_autoptr(GError) local = NULL;
+    int fd = open_log(file, &size, &local);
     if (fd >= 0) {
       if (log_fd != STDERR_FILENO)
         close(log_fd);
@@ -172,11 +174,9 @@ fs_log_setup(const char *file, gboolean to_stderr, gboolean verbose, gint64 max_
       g_free(log_file);
       log_file = g_strdup(file);
     } else {
-      int errsv = errno;
       g_mutex_unlock(&log_lock);
-      g_warning("open log file %s: %s (logging to stderr; if it is a symbolic link, replace it "
-                "by a file)",
-                file, g_strerror(errsv));
+      g_warning("log file: %s (logging to stderr; if it is a symbolic link, replace it by a "
+                "file)", local->message);
       g_mutex_lock(&log_lock);
     }
   } else if (log_fd != STDERR_FILENO) {

@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# A hard link to production planted under a name the product writes in
+# the root (a lock file in .sqlenvfs, the archive's alive file, the index
+# of its next segment): every command refuses to write into it, naming it,
+# and production keeps every row (a lock once had its pid written over
+# production, an index truncated it).
+source "$SRCDIR/tests/integration/lib.sh"
+
+R=$T/root
+make_root "$R" <(echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB);")
+printf '[archive]\nsegment-max-bytes=1048576\n' > "$R/sqlenvfs.conf"
+P=$R/data/prod/app.db
+sqlite3 "$P" "INSERT INTO t(v) VALUES ('precious')"
+sum=$(md5sum < "$P")
+
+for op in "backup:store" "refresh-dev:refresh-dev" "snapshot:store"; do
+  cmd=${op%%:*} lock=$R/.sqlenvfs/${op##*:}.lock
+  rm -f "$lock"
+  ln "$P" "$lock"
+  expect_fail "$lock is a hard link" "$SQLENVFS" "$cmd" --root "$R"
+  assert_eq "$(md5sum < "$P")" "$sum" "production after $cmd with its lock linked to it"
+  rm "$lock"
+done
+pass "no command writes its lock file into production"
+
+# The archiver: its lock, then its alive file, then its next index.
+rm -f "$R/.sqlenvfs/archiver.lock"
+ln "$P" "$R/.sqlenvfs/archiver.lock"
+expect_fail "archiver.lock is a hard link" "$SQLENVFS" archive --root "$R"
+assert_eq "$(md5sum < "$P")" "$sum" "production after archive with its lock linked to it"
+rm "$R/.sqlenvfs/archiver.lock"
+pass "the archiver does not write its lock into production"
+
+A=$R/backups/prod/wal_archives/app
+"$SQLENVFS" archive --root "$R" > "$T/a1.out" 2> "$T/a1.err" &
+apid=$!
+track_pid $apid
+for _ in $(seq 100); do [ -e "$A/alive" ] && break; sleep 0.1; done
+[ -e "$A/alive" ] || fail "the archiver wrote no alive file: $(cat "$T/a1.err")"
+kill -INT $apid
+wait $apid || fail "the archiver's first run"
+rm "$A/alive"
+ln "$P" "$A/alive"
+ln "$P" "$A/0000000000000002.idx"
+"$SQLENVFS" archive --root "$R" > "$T/a2.out" 2> "$T/a2.err" &
+apid=$!
+track_pid $apid
+# past a segment's bound, so that a second segment (and its index) starts
+python3 - "$P" <<'PY' || fail "the application's commits"
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+for _ in range(600):
+    con.execute("INSERT INTO t(v) VALUES (?)", (os.urandom(3000),))
+PY
+for _ in $(seq 50); do grep -q 'alive is a hard link' "$T/a2.err" && break; sleep 0.1; done
+grep -q 'alive is a hard link' "$T/a2.err" || fail "the archiver did not refuse its alive file: $(cat "$T/a2.err")"
+kill -INT $apid
+wait $apid || true
+assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "601|precious" "production's rows"
+rm "$A/alive"
+"$SQLENVFS" archive --root "$R" > "$T/a3.out" 2> "$T/a3.err" &
+apid=$!
+track_pid $apid
+python3 - "$P" <<'PY' || fail "the application's commits"
+import os, sqlite3, sys
+con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
+for _ in range(600):
+    con.execute("INSERT INTO t(v) VALUES (?)", (os.urandom(3000),))
+PY
+for _ in $(seq 50); do grep -q '0002.idx is a hard link' "$T/a3.err" && break; sleep 0.1; done
+grep -q '0002.idx is a hard link' "$T/a3.err" ||
+  fail "the archiver did not refuse the next index: $(cat "$T/a3.err")"
+kill -INT $apid
+wait $apid || true
+assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
+assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "1201|precious" "production's rows"
+pass "the archiver writes neither its alive file nor a new index into production"
