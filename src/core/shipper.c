@@ -2060,9 +2060,9 @@ sqlenvfs_shipper_queue_append(const char *path, const char *text, gsize len, GEr
    * (or is being read), and a line written to it would be lost. */
   for (;;) {
     struct stat a, b;
-    fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    fd = sqlenvfs_open_own_file(path, O_WRONLY | O_APPEND, 0600, error);
     if (fd < 0)
-      return sqlenvfs_error_errno(error, errno, "open", path);
+      return FALSE;
     if (sqlenvfs_shipper_queue_hook != NULL)
       sqlenvfs_shipper_queue_hook(path);
     if (flock(fd, LOCK_EX) != 0) {

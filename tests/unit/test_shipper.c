@@ -86,6 +86,25 @@ START_TEST(test_take_of_no_queue)
 }
 END_TEST
 
+/* A queue that is another name of a file (a hard link to production's
+ * database) is never appended to: refused, naming it, the file unchanged. */
+START_TEST(test_append_refuses_a_hard_link)
+{
+  g_autofree char *prod = g_build_filename(dir, "app.db", NULL);
+  g_autofree char *after = NULL;
+  GError *error = NULL;
+
+  ck_assert(g_file_set_contents(prod, "SQLite format 3", -1, NULL));
+  ck_assert_int_eq(link(prod, queue), 0);
+  ck_assert(!sqlenvfs_shipper_queue_append(queue, "k1\n", 3, &error));
+  ck_assert(error != NULL && error->code == SQLENVFS_ERROR_REFUSED);
+  ck_assert(strstr(error->message, "hard link") != NULL);
+  g_clear_error(&error);
+  after = contents(prod);
+  ck_assert_str_eq(after, "SQLite format 3");
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -94,6 +113,7 @@ suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_append_after_take_goes_to_a_new_queue);
   tcase_add_test(tc, test_take_of_no_queue);
+  tcase_add_test(tc, test_append_refuses_a_hard_link);
   suite_add_tcase(s, tc);
   return s;
 }
