@@ -290,6 +290,23 @@ sqlenvfs_create_file(const char *path, int mode, GError **error)
   return fd;
 }
 
+/* Whether @st is a file sqlenvfs_open_own_file() refuses: FALSE and the
+ * error naming @path when it is. */
+static gboolean
+own_file_ok(const char *path, const struct stat *st, GError **error)
+{
+  if (S_ISREG(st->st_mode) && st->st_nlink <= 1)
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+              "%s is %s: sqlenvfs never writes into it (nothing was changed; remove this "
+              "name, `rm %s`, and retry)", path,
+              S_ISREG(st->st_mode) ? "a hard link, another name of a file that may be "
+                                     "production's database"
+                                   : "not a regular file",
+              path);
+  return FALSE;
+}
+
 int
 sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
 {
@@ -297,6 +314,12 @@ sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
   int fd;
 
   g_return_val_if_fail((flags & O_TRUNC) == 0, -1);
+  /* Looked at before it is opened too: closing a descriptor of
+   * production's database would drop the locks this process's own SQLite
+   * connections hold on it (POSIX locks are the process's). The check
+   * after the open covers a link made in between. */
+  if (lstat(path, &st) == 0 && !own_file_ok(path, &st, error))
+    return -1;
   fd = open(path, flags | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode & 0666);
   if (fd < 0) {
     sqlenvfs_error_errno(error, errno, "open", path);
@@ -307,14 +330,7 @@ sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
     close(fd);
     return -1;
   }
-  if (!S_ISREG(st.st_mode) || st.st_nlink > 1) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "%s is %s: sqlenvfs never writes into it (nothing was changed; remove this "
-                "name, `rm %s`, and retry)", path,
-                S_ISREG(st.st_mode) ? "a hard link, another name of a file that may be "
-                                      "production's database"
-                                    : "not a regular file",
-                path);
+  if (!own_file_ok(path, &st, error)) {
     close(fd);
     return -1;
   }
