@@ -42,37 +42,29 @@ wait $apid || fail "the archiver's first run"
 rm "$A/alive"
 ln "$P" "$A/alive"
 ln "$P" "$A/0000000000000002.idx"
-"$SQLENVFS" archive --root "$R" > "$T/a2.out" 2> "$T/a2.err" &
-apid=$!
-track_pid $apid
-# past a segment's bound, so that a second segment (and its index) starts
-python3 - "$P" <<'PY' || fail "the application's commits"
+# archiver_refuses N NAME ROWS: an archiver runs while the application
+# commits 600 rows of 3000 random bytes (past a segment's bound, so that a
+# second segment and its index start); it refuses NAME as a hard link, and
+# production stays whole with ROWS rows.
+archiver_refuses() {
+  "$SQLENVFS" archive --root "$R" > "$T/a$1.out" 2> "$T/a$1.err" &
+  apid=$!
+  track_pid $apid
+  python3 - "$P" <<'PY' || fail "the application's commits"
 import os, sqlite3, sys
 con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
 for _ in range(600):
     con.execute("INSERT INTO t(v) VALUES (?)", (os.urandom(3000),))
 PY
-for _ in $(seq 50); do grep -q 'alive is a hard link' "$T/a2.err" && break; sleep 0.1; done
-grep -q 'alive is a hard link' "$T/a2.err" || fail "the archiver did not refuse its alive file: $(cat "$T/a2.err")"
-kill -INT $apid
-wait $apid || true
-assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
-assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "601|precious" "production's rows"
+  for _ in $(seq 50); do grep -q "$2 is a hard link" "$T/a$1.err" && break; sleep 0.1; done
+  grep -q "$2 is a hard link" "$T/a$1.err" ||
+    fail "the archiver did not refuse $2: $(cat "$T/a$1.err")"
+  kill -INT $apid
+  wait $apid || true
+  assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
+  assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "$3|precious" "production's rows"
+}
+archiver_refuses 2 alive 601
 rm "$A/alive"
-"$SQLENVFS" archive --root "$R" > "$T/a3.out" 2> "$T/a3.err" &
-apid=$!
-track_pid $apid
-python3 - "$P" <<'PY' || fail "the application's commits"
-import os, sqlite3, sys
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-for _ in range(600):
-    con.execute("INSERT INTO t(v) VALUES (?)", (os.urandom(3000),))
-PY
-for _ in $(seq 50); do grep -q '0002.idx is a hard link' "$T/a3.err" && break; sleep 0.1; done
-grep -q '0002.idx is a hard link' "$T/a3.err" ||
-  fail "the archiver did not refuse the next index: $(cat "$T/a3.err")"
-kill -INT $apid
-wait $apid || true
-assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
-assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "1201|precious" "production's rows"
+archiver_refuses 3 0002.idx 1201
 pass "the archiver writes neither its alive file nor a new index into production"
