@@ -49,9 +49,10 @@ typedef struct {
                                 * of the mount's prod/ is open, the WAL is held
                                 * only up to this size (0: no limit)            */
   gint64 cache_max_bytes;
-  gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup, snapshot or
-                                * refresh-dev on production's filesystem,
-                                * leave this free (sqlenvfs_root_check_room)   */
+  gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup, snapshot,
+                                * refresh-dev, recover, restore or the WAL
+                                * archive on production's filesystem, leave
+                                * this free (sqlenvfs_root_check_room)         */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */
   gint64 size_warn_bytes;
   int backup_max_age_hours;

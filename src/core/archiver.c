@@ -96,7 +96,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
@@ -864,11 +863,7 @@ db_open(Db *d, GError **error)
   d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
   if (d->w == NULL)
     return FALSE;
-  {
-    struct stat dst;
-    d->shares_room = stat(d->dir, &dst) == 0 && dst.st_dev == d->dev;
-    d->room_at = 0;
-  }
+  d->room_at = 0;
   if (a->segment_max_records > 0)
     sqlenvfs_archive_writer_set_max_records(d->w, (guint64)a->segment_max_records);
   if (!sqlenvfs_archive_writer_write_summaries(d->w, error))
@@ -1262,36 +1257,24 @@ schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
 }
 
 /* Production keeps its room (STORE.md invariant 7, for the archive): an
- * archive on production's filesystem is not written while less than
- * [cache] min-free-bytes is free there. That fails the cycle as a full disk
- * would, before the disk is full: the commits wait in the WAL (or, past
- * max-wal-bytes, the WAL is let go) while the application can still
- * commit. Looked at again at most every ROOM_US while there is room: a
- * writer can take that much more. */
+ * archive on production's filesystem is not written while its next batch
+ * would leave less than [cache] min-free-bytes free there. That fails the
+ * cycle as a full disk would, before the disk is full: the commits wait in
+ * the WAL (or, past max-wal-bytes, the WAL is let go) while the
+ * application can still commit. Looked at again at most every ROOM_US
+ * while there is room: a writer can take that much more. */
 static gboolean
 check_room(Db *d, GError **error)
 {
   gint64 now = g_get_monotonic_time();
-  struct statvfs sv;
-  guint64 avail, min_free = (guint64)MAX(d->a->min_free_bytes, 0);
-  g_autofree char *s_min = NULL, *s_avail = NULL;
 
-  if (!d->shares_room || min_free == 0 || now - d->room_at < ROOM_US ||
-      statvfs(d->dir, &sv) != 0)
+  if (now - d->room_at < ROOM_US)
     return TRUE;
-  avail = (guint64)sv.f_bavail * sv.f_frsize;
-  if (avail >= min_free) {
-    d->room_at = now;
-    return TRUE;
-  }
-  s_min = sqlenvfs_format_size(min_free);
-  s_avail = sqlenvfs_format_size(avail);
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
-              "archive %s: %s free on the filesystem of production (%s), less than [cache] "
-              "min-free-bytes (%s), which is kept for its commits (free space, prune, or put "
-              "the archive on a filesystem of its own)",
-              d->dir, s_avail, d->path, s_min);
-  return FALSE;
+  if (!sqlenvfs_root_check_room(d->a->root, d->dir, BATCH_BYTES, "the archive's next batch",
+                                error))
+    return FALSE;
+  d->room_at = now;
+  return TRUE;
 }
 
 /* One cycle (see the top). @force: archive even if the wal-index did not

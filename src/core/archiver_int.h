@@ -82,8 +82,6 @@ struct _SqlenvfsArchiver {
   gint64 segment_max_records;
   guint32 checkpoint_pages;
   gint64 max_wal_bytes; /* [archive] max-wal-bytes (0: no limit)          */
-  gint64 min_free_bytes; /* [cache] min-free-bytes: left free on production's */
-                         /* filesystem by an archive written there (0: none)  */
 
   int wake[2];        /* self-pipe: stop() and requests wake the loop */
   gint stopping;      /* atomic */
@@ -131,8 +129,8 @@ struct _Db {
                              /* are stamped with it (archiver.c, late_outage) */
   SqlenvfsWalIndexHeader outage_at; /* the wal-index when it was written    */
   gboolean outage_renew;     /* a capture failed since it was written       */
-  gboolean shares_room;      /* the archive is on production's filesystem  */
-  gint64 room_at;            /* monotonic time it was last found with room */
+  gint64 room_at;            /* monotonic time production's filesystem was */
+                             /* last found with room for the archive       */
   gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
                              /* while the archive failed (0: it was not)     */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */
