@@ -7,11 +7,13 @@ source "$(dirname "$0")/lib.sh"
 source "$SRCDIR/tests/integration/ship_lib.sh"
 
 ship_start_server
-# refused ROOT LOG PATTERN WHAT: wait (10 s at most) until LOG says PATTERN,
-# then check that it did and that ROOT's replica status is error.
+# refused ROOT LOG PATTERN WHAT: wait (10 s at most) until LOG says PATTERN
+# and ROOT's replica status is error (the status file is rewritten just after
+# the log line), then check that both hold.
 refused() {
   for _ in $(seq 1 100); do
-    grep -q "$3" "$2" && break
+    grep -q "$3" "$2" && grep -q '^state=error' "$1/.sqlenvfs/replica-status" 2>/dev/null &&
+      break
     sleep 0.1
   done
   grep -q "$3" "$2" || fail "$4 was not refused clearly: $(cat "$2")"
