@@ -48,6 +48,11 @@ typedef struct {
   guint32 crc32;
   char *journal_mode;
   SqlenvfsWalPos pos; /* pos.pinned_at: when the state was pinned */
+  /* Pinned while the WAL held no frame (pos.frame 0): the number of the
+   * next record of the database's archive, seen before the state was
+   * pinned and after it (0: not known). Every COMMIT record below
+   * archive_before is in the copy, none from archive_after on is. */
+  guint64 archive_before, archive_after;
 } SqlenvfsStoredDb;
 
 typedef struct {

@@ -13,6 +13,7 @@
  *     [db <name>]     file size crc32 page-size page-count journal-mode
  *                     wal-salt1 wal-salt2 wal-frame wal-cksum1 wal-cksum2
  *                     wal-ckpt-seq pinned-at pinned-at-us
+ *                     [archive-before archive-after]  (WAL frame 0 only)
  *
  * Life of an entry (function in brackets):
  *
@@ -46,6 +47,7 @@
  */
 #include "sqlenvfs/store.h"
 #include "config.h"
+#include "sqlenvfs/archive.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/testhooks.h"
@@ -319,7 +321,12 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
         !get_u32(kf, group, "wal-cksum1", &sdb->pos.cksum1, file, error) ||
         !get_u32(kf, group, "wal-cksum2", &sdb->pos.cksum2, file, error) ||
         !get_u32(kf, group, "wal-ckpt-seq", &sdb->pos.ckpt_seq, file, error) ||
-        !get_u64(kf, group, "pinned-at-us", G_MAXINT64, &pinned, file, error))
+        !get_u64(kf, group, "pinned-at-us", G_MAXINT64, &pinned, file, error) ||
+        (g_key_file_has_key(kf, group, "archive-before", NULL) &&
+         !get_u64(kf, group, "archive-before", G_MAXINT64, &sdb->archive_before, file,
+                  error)) ||
+        (g_key_file_has_key(kf, group, "archive-after", NULL) &&
+         !get_u64(kf, group, "archive-after", G_MAXINT64, &sdb->archive_after, file, error)))
       return NULL;
     sdb->pos.pinned_at = (gint64)pinned;
   }
@@ -372,6 +379,10 @@ write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 
     g_key_file_set_uint64(kf, group, "wal-ckpt-seq", sdb->pos.ckpt_seq);
     g_key_file_set_string(kf, group, "pinned-at", pinned);
     g_key_file_set_int64(kf, group, "pinned-at-us", sdb->pos.pinned_at);
+    if (sdb->archive_before != 0)
+      g_key_file_set_uint64(kf, group, "archive-before", sdb->archive_before);
+    if (sdb->archive_after != 0)
+      g_key_file_set_uint64(kf, group, "archive-after", sdb->archive_after);
   }
   sqlenvfs_store_manifest_seal(kf);
   data = g_key_file_to_data(kf, &len, NULL);
@@ -475,6 +486,30 @@ ensure_store_dir(const char *dir, int mode, GError **error)
   return sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(mode), error);
 }
 
+/* The number the archive of @db gives its next record, as far as it is
+ * written now; 0 when there is no archive or it cannot be read (the copy is
+ * then placed by its time alone). Read before a copy is pinned and after,
+ * for a copy pinned with an empty WAL: the records below the first number
+ * hold only commits made before the pin, those from the second on only
+ * commits made after it, whatever the clock said (docs/STORE.md). */
+static guint64
+archive_next(SqlenvfsRoot *root, const char *db)
+{
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 first, last;
+
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+    return 0;
+  a = sqlenvfs_archive_open(dir, &error);
+  if (a == NULL) {
+    g_debug("archive %s: %s (the copy is placed by its time)", dir, error->message);
+    return 0;
+  }
+  return sqlenvfs_archive_bounds(a, &first, &last) ? last + 1 : 0;
+}
+
 SqlenvfsStoredCopy *
 sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -573,6 +608,8 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     SqlenvfsCopyResult res = { 0 };
     SqlenvfsStoredDb *sdb;
 
+    guint64 before = archive_next(root, dbname);
+
     if (!sqlenvfs_copy_db(src, dst, FALSE, create_progress, &cp, &res, error)) {
       g_prefix_error(error, "%s of %s failed, nothing kept: ", kind_name, dbname);
       sqlenvfs_copy_result_clear(&res);
@@ -585,6 +622,10 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     sdb->crc32 = res.crc32;
     sdb->journal_mode = g_steal_pointer(&res.journal_mode);
     sdb->pos = res.pos;
+    if (sdb->pos.frame == 0 && before != 0) {
+      sdb->archive_before = before;
+      sdb->archive_after = archive_next(root, dbname);
+    }
     g_ptr_array_add(dbs, sdb);
     sqlenvfs_copy_result_clear(&res);
     g_info("%s %s: %s copied (%" G_GUINT64_FORMAT " bytes, WAL frame %u)", kind_name, name,

@@ -34,7 +34,11 @@
  *     that generation is in the base: the base is the state after the last
  *     commit of it. When it is the chain's start (a GAP whose WAL held no
  *     commit), the WAL goes on in the generation it names, whose every
- *     commit came after the pin: the base is that start;
+ *     commit came after the pin: the base is that start. The archive's
+ *     record numbers read around the pin (archive_before, archive_after,
+ *     store.h) bound that state whatever the clock said: no COMMIT below
+ *     the first may come after it, and it may not be at or past the
+ *     second (empty_wal_state_in_bounds);
  *   - either way, a COMMIT state whose database size or page size differs
  *     from the copy's is not its state (its MANIFEST lies): the copy is not
  *     used as a base; nor is it when a page that COMMIT record wrote is not
@@ -322,6 +326,37 @@ build_chains(SqlenvfsTimeline *tl)
 /* ------------------------------------------------------------------ */
 /* Bases                                                                */
 
+/* Whether the state @out found by time for @sdb, pinned while the WAL was
+ * empty, lies where the archive's numbers seen around the pin put it: no
+ * COMMIT record written before the pin comes after it (the copy holds
+ * them), and it was not itself written after the pin. A clock stepped back
+ * between the archiving of the last commits and the pin fails the first;
+ * one stepped back after the pin, the second. Unknown numbers (0: an older
+ * MANIFEST, no archive then) leave the time to decide. */
+static gboolean
+empty_wal_state_in_bounds(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb,
+                          const SqlenvfsArchiveEntry *out)
+{
+  guint64 n = 0, bytes = 0;
+  guint32 pages = 0;
+
+  if (sdb->archive_after != 0 && out->seq >= sdb->archive_after) {
+    g_info("base %s: its time places it at archived record %" G_GUINT64_FORMAT ", written "
+           "after it was pinned (record %" G_GUINT64_FORMAT " on; the clock was stepped "
+           "back?): not used", sdb->path, out->seq, sdb->archive_after);
+    return FALSE;
+  }
+  if (sdb->archive_before > out->seq + 1)
+    sqlenvfs_archive_count_commits(tl->a, out->seq, sdb->archive_before - 1, &n, &bytes, &pages);
+  if (n > 0) {
+    g_info("base %s: its time places it at archived record %" G_GUINT64_FORMAT ", but it "
+           "holds %" G_GUINT64_FORMAT " later commit(s) archived before it was pinned (the "
+           "clock was stepped back?): not used", sdb->path, out->seq, n);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
 {
@@ -360,12 +395,13 @@ map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveE
        * pin would be the state), and the WAL goes on in it, so every
        * commit of it was made after the pin. */
       *out = st;
-      return TRUE;
+      return empty_wal_state_in_bounds(tl, sdb, out);
     }
     /* A commit of a generation the WAL had left when the base was pinned
      * (it held no frame then): every commit of that generation was in the
      * base. */
-    return sqlenvfs_archive_generation_end(tl->a, st.seq, ch->hi, out);
+    return sqlenvfs_archive_generation_end(tl->a, st.seq, ch->hi, out) &&
+           empty_wal_state_in_bounds(tl, sdb, out);
   }
   return FALSE;
 }

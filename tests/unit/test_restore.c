@@ -643,6 +643,139 @@ START_TEST(test_misplaced_base_refused)
 }
 END_TEST
 
+/* Empty the WAL (a TRUNCATE checkpoint, once the archiver has let go of
+ * it), so that the next commit starts a new WAL generation. */
+static void
+truncate_wal(sqlite3 *db)
+{
+  int log = -1, done = -1, rc = SQLITE_BUSY;
+  for (int i = 0; i < 1000 && (rc != SQLITE_OK || log != 0); i++) {
+    rc = sqlite3_wal_checkpoint_v2(db, "main", SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+    if (rc != SQLITE_OK || log != 0)
+      g_usleep(10000);
+  }
+  ck_assert_int_eq(rc, SQLITE_OK);
+  ck_assert_int_eq(log, 0);
+}
+
+/* Restore @plan and read v's x at rows 1 and 2000. */
+static void
+v_values(SqlenvfsRestorePlan *plan, gint64 *x1, gint64 *x2)
+{
+  g_autofree char *out = g_build_filename(tmp, "v.db", NULL);
+  g_autoptr(sqlite3) rdb = NULL;
+  GError *error = NULL;
+
+  unlink(out);
+  ck_assert(sqlenvfs_restore_to_file(root, plan, out, FALSE, NULL, NULL, &error));
+  ck_assert_no_error(error);
+  rdb = sqlenvfs_db_open(out, SQLENVFS_OPEN_READONLY, &error);
+  ck_assert(sqlenvfs_db_query_int(rdb, "SELECT x FROM v WHERE k = 1", x1, out, &error));
+  ck_assert(sqlenvfs_db_query_int(rdb, "SELECT x FROM v WHERE k = 2000", x2, out, &error));
+}
+
+/* A copy pinned while the WAL held no frame is placed by the time it was
+ * pinned. A clock stepped back between the archiving of its last commits
+ * and the pin puts that time before commits it holds: placed there, it
+ * would hand a restore to a time in between a database with commits made
+ * after it (the pages of the record it is placed at are its own, so
+ * nothing else tells). A clock stepped back after the pin gives the
+ * commits archived next times at or before it: placed after them, it
+ * would stand for commits it lacks. The archive's numbers seen around the
+ * pin refuse both; a copy pinned with the clock right is used. */
+START_TEST(test_empty_wal_base_clock_stepped_back)
+{
+  g_autoptr(SqlenvfsArchiver) a = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  g_autoptr(SqlenvfsStoredCopy) sc = NULL, sd = NULL;
+  g_autoptr(SqlenvfsRestorePlan) at_step = NULL, latest = NULL, after = NULL;
+  SqlenvfsTime t = { 0 };
+  const SqlenvfsStoredDb *c;
+  GError *error = NULL;
+  GThread *th;
+  gint64 t_step, t_late, x1 = -1, x2 = -1;
+
+  a = sqlenvfs_archiver_new(root, &error);
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
+  /* Rows 1 and 2000 on different leaf pages; updating them in place
+   * changes neither the size nor page 1. */
+  ck_assert(sqlenvfs_db_exec(db, "CREATE TABLE v(k INTEGER PRIMARY KEY, x INTEGER); "
+                             "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n "
+                             "WHERE k < 2000) INSERT INTO v SELECT k, 0 FROM n; "
+                             "UPDATE v SET x = 1 WHERE k = 1", db_path, &error));
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  t_step = sqlenvfs_clock_now();
+  while (sqlenvfs_clock_now() <= t_step + 1000)
+    g_usleep(200);
+  truncate_wal(db);
+  /* A new WAL generation, archived, then left: the WAL is empty again. */
+  ck_assert(sqlenvfs_db_exec(db, "UPDATE v SET x = 2 WHERE k = 2000", db_path, &error));
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  truncate_wal(db);
+  /* The clock steps back to t_step for the pin of sc. */
+  testutil_clock_set(t_step);
+  sc = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+  ck_assert_no_error(error);
+  testutil_clock_reset();
+  c = sc->dbs->pdata[0];
+  ck_assert_uint_eq(c->pos.frame, 0);
+  ck_assert_int_eq(c->pos.pinned_at, t_step);
+  ck_assert_uint_gt(c->archive_before, 0);
+  ck_assert_uint_ge(c->archive_after, c->archive_before);
+  /* With the clock right again, a copy of the same state. */
+  sd = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error)); /* capture known past sd's pin */
+
+  /* At t_step, row 2000 was not updated yet. */
+  t.us = t_step;
+  at_step = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_ne(at_step->base_name, sc->name);
+  v_values(at_step, &x1, &x2);
+  ck_assert_int_eq(x1, 1);
+  ck_assert_int_eq(x2, 0);
+  /* The copy pinned with the clock right is a base, at the latest state. */
+  t.us = 0;
+  t.is_latest = TRUE;
+  latest = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(latest->base_name, sd->name);
+  ck_assert_uint_eq(latest->n_commits, 0);
+
+  /* Two commits archived after sd's pin, the last writing row 1's page as
+   * sd has it; then sd's MANIFEST says it was pinned after their times, as
+   * a clock stepped back after the pin makes it (format 1: no checksum to
+   * betray the edit). */
+  ck_assert(sqlenvfs_db_exec(db, "UPDATE v SET x = 3 WHERE k = 2000", db_path, &error));
+  ck_assert(sqlenvfs_db_exec(db, "UPDATE v SET x = 1 WHERE k = 1", db_path, &error));
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  t_late = sqlenvfs_clock_now(); /* capture was complete then */
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  {
+    g_autofree char *m = g_build_filename(sd->dir, "MANIFEST", NULL);
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *text = NULL;
+    ck_assert(g_key_file_load_from_file(kf, m, G_KEY_FILE_KEEP_COMMENTS, NULL));
+    g_key_file_set_int64(kf, "db app", "pinned-at-us", t_late);
+    g_key_file_set_value(kf, "sqlenvfs-copy", "format", "1");
+    g_key_file_remove_key(kf, "sqlenvfs-copy", "checksum", NULL);
+    text = g_key_file_to_data(kf, NULL, NULL);
+    ck_assert(g_file_set_contents(m, text, -1, NULL));
+  }
+  after = sqlenvfs_restore_plan(root, "app", &t, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_ne(after->base_name, sd->name);
+  v_values(after, &x1, &x2);
+  ck_assert_int_eq(x1, 1);
+  ck_assert_int_eq(x2, 3);
+}
+END_TEST
+
 START_TEST(test_retention)
 {
   const SqlenvfsStoredDb *d1 = s1->dbs->pdata[0];
@@ -1313,6 +1446,7 @@ restore_suite(void)
   tcase_add_test(tc, test_damaged_base_one_pass);
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
+  tcase_add_test(tc, test_empty_wal_base_clock_stepped_back);
   tcase_add_test(tc, test_timeline_refresh);
   tcase_add_test(tc, test_restore_checks_while_writing);
   tcase_add_test(tc, test_restore_lazy_segment_check);
