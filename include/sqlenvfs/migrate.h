@@ -33,6 +33,10 @@
  *       convert it (text into a NUMERIC column, a bigint into a REAL one, a
  *       float into a TEXT one), what SQLite stored is read back (RETURNING)
  *       and any change that does not keep the value exactly is an error.
+ *   (6) Production keeps its room: before each batch, the WAL's growth by
+ *       another batch (as much as the last, at least 16 MiB) must leave
+ *       [cache] min-free-bytes free on its filesystem, or the load stops
+ *       (NOSPACE) and rolls back.
  */
 #pragma once
 

@@ -108,6 +108,10 @@ int sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db);
  * itself then says what fails). */
 gboolean sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, guint64 need,
                                   const char *what, GError **error);
+/* The same, its message ending with @then (what happens now and what to
+ * do) instead of "nothing was written (...)". */
+gboolean sqlenvfs_root_check_room_then(const SqlenvfsRoot *root, const char *dir, guint64 need,
+                                       const char *what, const char *then, GError **error);
 
 /* Create every directory of the layout that is missing: data/ with 0755,
  * backups/ with the directory mode of sqlenvfs_root_data_mode(), .cache and

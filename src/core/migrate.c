@@ -10,7 +10,8 @@
  *     |                                  -- every check done, nothing written --
  *     |-- sqlenvfs_store_create          snapshot of the database
  *     |-- BEGIN IMMEDIATE
- *     |-- load_table (each)              CREATE / DELETE, FETCH -> INSERT
+ *     |-- load_table (each)              CREATE / DELETE, FETCH -> INSERT,
+ *     |                                  each FETCH after keep_room
  *     '-- COMMIT                         (ROLLBACK on any failure)
  *
  * Why one transaction rather than a commit per batch: a commit per batch
@@ -33,9 +34,43 @@
 #include "sqlenvfs/util.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 /* Page cache of the loading connection; what spills beyond goes to the WAL. */
 #define MIGRATE_CACHE_KIB 16384
+
+/* The load grows production's WAL by about the data it loads, on
+ * production's filesystem: before each batch of rows it must leave [cache]
+ * min-free-bytes free there (invariant 6, migrate.h), or the disk fills and
+ * the applications' own commits fail. The next batch is taken to grow the
+ * WAL as much as the last one did, and at least this much. */
+#define ROOM_MIN_NEED ((guint64)MIGRATE_CACHE_KIB * 1024)
+
+typedef struct {
+  const SqlenvfsRoot *root;
+  char *dir;        /* production's directory                  */
+  char *wal;        /* its -wal                                */
+  guint64 wal_size; /* the -wal's largest size seen so far     */
+} Room;
+
+/* Whether the next batch (as large in the WAL as the last) leaves the room
+ * production keeps; NOSPACE naming the table and row otherwise. */
+static gboolean
+keep_room(Room *room, const char *table, guint64 n_rows, GError **error)
+{
+  struct stat st;
+  guint64 size = stat(room->wal, &st) == 0 ? (guint64)st.st_size : 0;
+  guint64 grew = size > room->wal_size ? size - room->wal_size : 0;
+
+  room->wal_size = MAX(room->wal_size, size);
+  if (sqlenvfs_root_check_room_then(room->root, room->dir, MAX(grew, ROOM_MIN_NEED),
+                                    "the next rows in production's WAL", "the load stops "
+                                    "(free space there, or lower [cache] min-free-bytes)",
+                                    error))
+    return TRUE;
+  g_prefix_error(error, "load table %s after %" G_GUINT64_FORMAT " rows: ", table, n_rows);
+  return FALSE;
+}
 
 typedef struct {
   const SqlenvfsPgTable *pg; /* borrowed from the source's table list */
@@ -590,7 +625,7 @@ check_stored(sqlite3_stmt *st, const char *path, const Plan *plan, guint r,
 static gboolean
 load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *plan,
            const SqlenvfsMigrateOptions *opts, const SqlenvfsMigrateProgress *progress,
-           SqlenvfsMigratedTable *out, GError **error)
+           Room *room, SqlenvfsMigratedTable *out, GError **error)
 {
   const SqlenvfsPgTable *t = plan->pg;
   guint n_cols = t->columns->len;
@@ -639,6 +674,8 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
 
   for (;;) {
     guint n = 0;
+    if (!keep_room(room, plan->target, out->n_rows, error))
+      goto out;
     if (!sqlenvfs_pg_cursor_fetch(cur, &n, error)) {
       g_prefix_error(error, "read table %s after %" G_GUINT64_FORMAT " rows: ", t->display,
                      out->n_rows);
@@ -742,6 +779,8 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
   g_autoptr(sqlite3) db = NULL;
   g_autoptr(SqlenvfsMigrateReport) report = NULL;
   g_autoptr(SqlenvfsStoredCopy) snap = NULL;
+  Room room = { root, NULL, NULL, 0 };
+  g_autofree char *room_dir = NULL, *room_wal = NULL;
 
   g_return_val_if_fail(root != NULL && opts != NULL && opts->dsn != NULL, NULL);
 
@@ -749,6 +788,8 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
   if (db_name == NULL)
     return NULL;
   path = sqlenvfs_root_prod_db(root, db_name);
+  room.dir = room_dir = g_path_get_dirname(path);
+  room.wal = room_wal = g_strconcat(path, "-wal", NULL);
 
   /* Plan: nothing below writes until the snapshot. */
   src = sqlenvfs_pg_source_open(opts->dsn, error);
@@ -816,7 +857,7 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
     mt->target = g_strdup(plan->target);
     mt->created = plan->create;
     g_ptr_array_add(report->tables, mt);
-    if (!load_table(src, db, path, plan, opts, progress, mt, error)) {
+    if (!load_table(src, db, path, plan, opts, progress, &room, mt, error)) {
       sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
       say_rolled_back(error, path, report->snapshot);
       return NULL;

@@ -405,6 +405,15 @@ gboolean
 sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, guint64 need,
                          const char *what, GError **error)
 {
+  return sqlenvfs_root_check_room_then(root, dir, need, what,
+                                       "nothing was written (free space, or write it to a "
+                                       "filesystem of its own)", error);
+}
+
+gboolean
+sqlenvfs_root_check_room_then(const SqlenvfsRoot *root, const char *dir, guint64 need,
+                              const char *what, const char *then, GError **error)
+{
   guint64 avail, min_free = (guint64)sqlenvfs_root_settings(root)->cache_min_free_bytes;
   g_autoptr(GPtrArray) names = NULL;
   g_autofree char *prod = NULL, *s_need = NULL, *s_avail = NULL, *s_min = NULL;
@@ -428,9 +437,8 @@ sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, guint64 need
   s_min = sqlenvfs_format_size(min_free);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE,
               "%s (%s) would leave less than [cache] min-free-bytes (%s) of the %s free on the "
-              "filesystem of production (%s), which it keeps for its commits: nothing was "
-              "written (free space, or write it to a filesystem of its own)",
-              what, s_need, s_min, s_avail, prod);
+              "filesystem of production (%s), which it keeps for its commits: %s",
+              what, s_need, s_min, s_avail, prod, then);
   return FALSE;
 }
 

@@ -206,6 +206,38 @@ expect_fail 'UNIQUE constraint failed: dupes\.id; rolled back' \
 assert_eq "$(state)" "$before" "production after a failure in the second table"
 pass "a failure in the second table leaves the first one untouched too"
 
+# --- production's room: the load's WAL leaves min-free-bytes free ------------
+# A root on a 96 MiB tmpfs that keeps 64 MiB free: the load of everything
+# (more WAL than the room left) stops before it takes that room (the free
+# space, watched while it runs, stays above the minimum, less what one batch
+# may write beyond the estimate), rolls back, and the application can still
+# commit.
+F=$T/room
+tmpfs_root "$F" 96M 64M 100
+fdb=$F/data/prod/app.db
+fstate() { sqlite3 "$fdb" .dump | sha256sum | cut -d' ' -f1; }
+before=$(fstate)
+"$SQLENVFS" migrate-pg --root "$F" --dsn "$DSN" --tables everything --create-tables \
+  >/dev/null 2>"$T/room.err" &
+pid=$!
+track_pid "$pid"
+least=$(df -B1 --output=avail "$F" | tail -1)
+while kill -0 "$pid" 2>/dev/null; do
+  free=$(df -B1 --output=avail "$F" | tail -1)
+  [ "$free" -lt "$least" ] && least=$free
+  sleep 0.02
+done
+rc=0
+wait "$pid" || rc=$?
+[ "$rc" -ne 0 ] || fail "a load larger than the room left was not stopped"
+grep -Eq "load table everything after [0-9]+ rows: the next rows in production's WAL .* would \
+leave less than \[cache\] min-free-bytes .*: the load stops .*; rolled back, .*app\.db is unchanged" \
+  "$T/room.err" || fail "the load stopped for room without saying so clearly: $(cat "$T/room.err")"
+[ "$least" -ge $((60 << 20)) ] || fail "the load left $least bytes free, less than min-free-bytes"
+assert_eq "$(fstate)" "$before" "production after a load stopped for its room"
+sqlite3 "$fdb" "INSERT INTO b(v) VALUES (randomblob(1000))" || fail "the application cannot commit"
+pass "a load that would take production's room stops and rolls back; at least $least bytes stayed free"
+
 # --- killed halfway ------------------------------------------------------------
 before=$(state)
 # The binary itself in the background (not through a function, whose $!
