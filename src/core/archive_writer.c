@@ -706,6 +706,34 @@ write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body
   return TRUE;
 }
 
+/* The summaries this process could not write, path -> why: an archiver
+ * retrying every few seconds on a full disk tries again at each start of
+ * its writer, and says so only when the reason changes. */
+static GMutex unwritten_lock;
+static GHashTable *unwritten;
+
+/* Whether @path's summary is one that could not be written for @why
+ * before (@why NULL: for any reason); with @note, remember @why for it
+ * (NULL: forget it, it was written). */
+static gboolean
+unwritten_before(const char *path, const char *why, gboolean note)
+{
+  const char *was;
+  gboolean same;
+
+  g_mutex_lock(&unwritten_lock);
+  if (unwritten == NULL)
+    unwritten = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  was = g_hash_table_lookup(unwritten, path);
+  same = was != NULL && (why == NULL || g_str_equal(was, why));
+  if (note && why != NULL)
+    g_hash_table_replace(unwritten, g_strdup(path), g_strdup(why));
+  else if (note)
+    g_hash_table_remove(unwritten, path);
+  g_mutex_unlock(&unwritten_lock);
+  return same;
+}
+
 /* Write the summary of the sealed segment @number (archive_summary.c). A
  * summary only saves readers work: when it cannot be written, readers use
  * the segment's index, and the archiver tries again when it next starts. */
@@ -713,7 +741,13 @@ static void
 summarize(SqlenvfsArchiveWriter *w, guint64 number)
 {
   g_autoptr(GError) error = NULL;
-  if (!archive_summary_write(w->dir, number, w->mode, &error))
+  g_autofree char *path = archive_summary_path(w->dir, number);
+
+  if (archive_summary_write(w->dir, number, w->mode, &error)) {
+    unwritten_before(path, NULL, TRUE);
+    return;
+  }
+  if (!unwritten_before(path, error->message, TRUE))
     g_warning("archive %s: no summary of segment %" G_GUINT64_FORMAT
               " (readers use its index instead): %s",
               w->dir, number, error->message);
@@ -798,7 +832,8 @@ sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error
     newest = n;
     if (g_file_test(path, G_FILE_TEST_EXISTS))
       continue;
-    g_message("archive %s: writing the summary of segment %" G_GUINT64_FORMAT, w->dir, n);
+    if (!unwritten_before(path, NULL, FALSE))
+      g_message("archive %s: writing the summary of segment %" G_GUINT64_FORMAT, w->dir, n);
     summarize(w, n);
   }
   if (newest > 0)
