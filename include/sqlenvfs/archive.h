@@ -336,6 +336,22 @@ const SqlenvfsArchiveEntry *sqlenvfs_archive_mark(const SqlenvfsArchive *a, guin
 gboolean sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq,
                                  guint64 *last_seq);
 
+/* The number the archive in @dir gives its next record, as far as it is
+ * written now: 0 when there is no archive, it holds no record, or it
+ * cannot be read. Read before a state is pinned and after, for a state
+ * pinned while the WAL held no frame (whose time alone places it): the
+ * commits of the records below the first are in the state, and those
+ * from the second on are not, whatever the clock said. */
+guint64 sqlenvfs_archive_next_seq(const char *dir);
+
+/* For a state pinned while the WAL was empty, found at record @state_seq
+ * by its pin time: NULL when that agrees with the next record numbers
+ * read before the pin (@before) and after it (@after; 0: not known), else
+ * what disagrees (free with g_free): a clock stepped back between the
+ * archiving of the last commits and the pin, or after the pin. */
+char *sqlenvfs_archive_pin_misplaced(SqlenvfsArchive *a, guint64 state_seq, guint64 before,
+                                     guint64 after);
+
 /* The record with sequence number @seq, when the archive holds it and it is
  * readable (not pruned, missing or found damaged). */
 gboolean sqlenvfs_archive_get(SqlenvfsArchive *a, guint64 seq, SqlenvfsArchiveEntry *out);

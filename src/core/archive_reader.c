@@ -1218,6 +1218,41 @@ sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *l
   return found;
 }
 
+guint64
+sqlenvfs_archive_next_seq(const char *dir)
+{
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autoptr(GError) error = NULL;
+  guint64 first, last;
+
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
+    return 0;
+  a = sqlenvfs_archive_open(dir, &error);
+  if (a == NULL) {
+    g_debug("archive %s: %s (its next record number is not known)", dir, error->message);
+    return 0;
+  }
+  return sqlenvfs_archive_bounds(a, &first, &last) ? last + 1 : 0;
+}
+
+char *
+sqlenvfs_archive_pin_misplaced(SqlenvfsArchive *a, guint64 state_seq, guint64 before,
+                               guint64 after)
+{
+  guint64 n = 0;
+
+  if (after != 0 && state_seq >= after)
+    return g_strdup_printf("record %" G_GUINT64_FORMAT " was archived after the pin (record %"
+                           G_GUINT64_FORMAT " on)", state_seq, after);
+  if (before > state_seq + 1)
+    sqlenvfs_archive_count_commits(a, state_seq, before - 1, &n, NULL, NULL);
+  if (n > 0)
+    return g_strdup_printf("%" G_GUINT64_FORMAT " commit(s) after record %" G_GUINT64_FORMAT
+                           " were archived before the pin (below record %" G_GUINT64_FORMAT
+                           ")", n, state_seq, before);
+  return NULL;
+}
+
 /* The segment that holds record @seq if any record does (G_MAXUINT). */
 static guint
 seg_of_seq(SqlenvfsArchive *a, guint64 seq)

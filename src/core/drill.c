@@ -189,12 +189,16 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
  *     checkpointed before it is archived, so every commit in the file was
  *     captured before the pin, and every later one after it. When there is
  *     none (archiving started after the pin), *@too_early is set: the pin
- *     must be taken again, once the archiver has captured the file.
+ *     must be taken again, once the archiver has captured the file. The
+ *     archive's next record numbers read before the pin (@before) and
+ *     after it (@after) must agree with that record, or the clock was
+ *     stepped and the error says so (sqlenvfs_archive_pin_misplaced).
  * Waits for the archiver until @deadline (monotonic), @timeout_us being the
  * whole wait the error names; FALSE and *error then. */
 static gboolean
-wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gint64 deadline,
-              gint64 timeout_us, SqlenvfsArchiveEntry *rec, gboolean *too_early, GError **error)
+wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, guint64 before,
+              guint64 after, gint64 deadline, gint64 timeout_us, SqlenvfsArchiveEntry *rec,
+              gboolean *too_early, GError **error)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
@@ -212,8 +216,19 @@ wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, gin
                                        pos->cksum2, rec))
         return TRUE;
     } else if (sqlenvfs_archive_alive(a) > pos->pinned_at) {
-      if (sqlenvfs_archive_last_state(a, pos->pinned_at, 0, G_MAXUINT64, rec))
-        return TRUE;
+      if (sqlenvfs_archive_last_state(a, pos->pinned_at, 0, G_MAXUINT64, rec)) {
+        g_autofree char *why = sqlenvfs_archive_pin_misplaced(a, rec->seq, before, after);
+        if (why == NULL)
+          return TRUE;
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                    "production was pinned while its WAL held no commit, so its pin time "
+                    "places its state in the WAL archive %s, at record %" G_GUINT64_FORMAT
+                    ", but %s: the system clock was stepped back, and the archive's times "
+                    "do not place the pin (nothing was compared; drill again once the clock "
+                    "has passed the archive's newest time, and keep it slewed, not stepped)",
+                    dir, rec->seq, why);
+        return FALSE;
+      }
       *too_early = TRUE;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "the WAL archive %s holds no state captured before production was pinned "
@@ -311,6 +326,7 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
       SqlenvfsDrillResult *r, GError **error)
 {
   g_autofree char *prod = sqlenvfs_root_prod_db(root, db);
+  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autoptr(SqlenvfsLiveView) view = NULL;
   g_autoptr(SqlenvfsRestorePlan) plan = NULL;
   g_autoptr(SqlenvfsImage) rebuilt = NULL;
@@ -328,6 +344,7 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
    * archiver that started just now has not yet captured the file). */
   for (;;) {
     g_autofree char *not_wal = NULL;
+    guint64 before = sqlenvfs_archive_next_seq(dir), after = 0;
     g_clear_pointer(&view, sqlenvfs_live_view_free);
     view = sqlenvfs_live_view_open_wal(prod, &not_wal, &local);
     if (not_wal != NULL) {
@@ -343,6 +360,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
       return FALSE;
     }
     pos = sqlenvfs_live_view_pos(view);
+    if (pos->frame == 0)
+      after = sqlenvfs_archive_next_seq(dir); /* whatever the clock says */
     r->wal_frame = pos->frame;
     g_debug("drill %s: pinned at WAL frame %u after %.3f s", db, pos->frame,
             (double)(g_get_monotonic_time() - t0) / G_USEC_PER_SEC);
@@ -352,7 +371,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
       g_debug("drill %s: archiver sync: %s", db, local->message);
       g_clear_error(&local);
     }
-    if (wait_archived(root, db, pos, deadline, timeout_us, &rec, &too_early, &local))
+    if (wait_archived(root, db, pos, before, after, deadline, timeout_us, &rec, &too_early,
+                      &local))
       break;
     if (!too_early || g_get_monotonic_time() >= deadline) {
       g_propagate_error(error, local);

@@ -486,28 +486,12 @@ ensure_store_dir(const char *dir, int mode, GError **error)
   return sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(mode), error);
 }
 
-/* The number the archive of @db gives its next record, as far as it is
- * written now; 0 when there is no archive or it cannot be read (the copy is
- * then placed by its time alone). Read before a copy is pinned and after,
- * for a copy pinned with an empty WAL: the records below the first number
- * hold only commits made before the pin, those from the second on only
- * commits made after it, whatever the clock said (docs/STORE.md). */
+/* The next record number of @db's archive (sqlenvfs_archive_next_seq). */
 static guint64
 archive_next(SqlenvfsRoot *root, const char *db)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
-  g_autoptr(SqlenvfsArchive) a = NULL;
-  g_autoptr(GError) error = NULL;
-  guint64 first, last;
-
-  if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
-    return 0;
-  a = sqlenvfs_archive_open(dir, &error);
-  if (a == NULL) {
-    g_debug("archive %s: %s (the copy is placed by its time)", dir, error->message);
-    return 0;
-  }
-  return sqlenvfs_archive_bounds(a, &first, &last) ? last + 1 : 0;
+  return sqlenvfs_archive_next_seq(dir);
 }
 
 SqlenvfsStoredCopy *

@@ -327,34 +327,21 @@ build_chains(SqlenvfsTimeline *tl)
 /* Bases                                                                */
 
 /* Whether the state @out found by time for @sdb, pinned while the WAL was
- * empty, lies where the archive's numbers seen around the pin put it: no
- * COMMIT record written before the pin comes after it (the copy holds
- * them), and it was not itself written after the pin. A clock stepped back
- * between the archiving of the last commits and the pin fails the first;
- * one stepped back after the pin, the second. Unknown numbers (0: an older
- * MANIFEST, no archive then) leave the time to decide. */
+ * empty, lies where the archive's numbers seen around the pin put it
+ * (sqlenvfs_archive_pin_misplaced). Unknown numbers (an older MANIFEST, no
+ * archive then) leave the time to decide. */
 static gboolean
 empty_wal_state_in_bounds(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb,
                           const SqlenvfsArchiveEntry *out)
 {
-  guint64 n = 0, bytes = 0;
-  guint32 pages = 0;
+  g_autofree char *why =
+    sqlenvfs_archive_pin_misplaced(tl->a, out->seq, sdb->archive_before, sdb->archive_after);
 
-  if (sdb->archive_after != 0 && out->seq >= sdb->archive_after) {
-    g_info("base %s: its time places it at archived record %" G_GUINT64_FORMAT ", written "
-           "after it was pinned (record %" G_GUINT64_FORMAT " on; the clock was stepped "
-           "back?): not used", sdb->path, out->seq, sdb->archive_after);
-    return FALSE;
-  }
-  if (sdb->archive_before > out->seq + 1)
-    sqlenvfs_archive_count_commits(tl->a, out->seq, sdb->archive_before - 1, &n, &bytes, &pages);
-  if (n > 0) {
-    g_info("base %s: its time places it at archived record %" G_GUINT64_FORMAT ", but it "
-           "holds %" G_GUINT64_FORMAT " later commit(s) archived before it was pinned (the "
-           "clock was stepped back?): not used", sdb->path, out->seq, n);
-    return FALSE;
-  }
-  return TRUE;
+  if (why == NULL)
+    return TRUE;
+  g_info("base %s: its pin time places it at archived record %" G_GUINT64_FORMAT ", but %s "
+         "(the clock was stepped back?): not used", sdb->path, out->seq, why);
+  return FALSE;
 }
 
 static gboolean

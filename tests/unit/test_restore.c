@@ -12,6 +12,7 @@
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/archiver.h"
+#include "sqlenvfs/drill.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/retention.h"
@@ -658,6 +659,32 @@ truncate_wal(sqlite3 *db)
   ck_assert_int_eq(log, 0);
 }
 
+/* Under the running archiver @a, in production @db: table v, rows 1 and
+ * 2000 on different leaf pages (updating them in place changes neither
+ * the size nor page 1); x = 1 at row 1, archived, then a time t (returned),
+ * then x = 2 at row 2000 in a new WAL generation, archived, and the WAL
+ * left empty. */
+static gint64
+two_generations(SqlenvfsArchiver *a, sqlite3 *db)
+{
+  GError *error = NULL;
+  gint64 t;
+
+  ck_assert(sqlenvfs_db_exec(db, "CREATE TABLE v(k INTEGER PRIMARY KEY, x INTEGER); "
+                             "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n "
+                             "WHERE k < 2000) INSERT INTO v SELECT k, 0 FROM n; "
+                             "UPDATE v SET x = 1 WHERE k = 1", db_path, &error));
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  t = sqlenvfs_clock_now();
+  while (sqlenvfs_clock_now() <= t + 1000)
+    g_usleep(200);
+  truncate_wal(db);
+  ck_assert(sqlenvfs_db_exec(db, "UPDATE v SET x = 2 WHERE k = 2000", db_path, &error));
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  truncate_wal(db);
+  return t;
+}
+
 /* Restore @plan and read v's x at rows 1 and 2000. */
 static void
 v_values(SqlenvfsRestorePlan *plan, gint64 *x1, gint64 *x2)
@@ -700,21 +727,7 @@ START_TEST(test_empty_wal_base_clock_stepped_back)
   th = g_thread_new("archiver", run_thread, a);
   testutil_wait_capturing(a, "app");
   db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
-  /* Rows 1 and 2000 on different leaf pages; updating them in place
-   * changes neither the size nor page 1. */
-  ck_assert(sqlenvfs_db_exec(db, "CREATE TABLE v(k INTEGER PRIMARY KEY, x INTEGER); "
-                             "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n "
-                             "WHERE k < 2000) INSERT INTO v SELECT k, 0 FROM n; "
-                             "UPDATE v SET x = 1 WHERE k = 1", db_path, &error));
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  t_step = sqlenvfs_clock_now();
-  while (sqlenvfs_clock_now() <= t_step + 1000)
-    g_usleep(200);
-  truncate_wal(db);
-  /* A new WAL generation, archived, then left: the WAL is empty again. */
-  ck_assert(sqlenvfs_db_exec(db, "UPDATE v SET x = 2 WHERE k = 2000", db_path, &error));
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  truncate_wal(db);
+  t_step = two_generations(a, db);
   /* The clock steps back to t_step for the pin of sc. */
   testutil_clock_set(t_step);
   sc = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
@@ -773,6 +786,42 @@ START_TEST(test_empty_wal_base_clock_stepped_back)
   v_values(after, &x1, &x2);
   ck_assert_int_eq(x1, 1);
   ck_assert_int_eq(x2, 3);
+}
+END_TEST
+
+/* The drill pins production itself: pinned while the WAL is empty, with
+ * the clock stepped back before the last commits' archiving, its time
+ * would place production's state before them, and the drill would report
+ * a page that differs as damage. It says the clock was stepped instead;
+ * with the clock right it passes. */
+START_TEST(test_drill_clock_stepped_back)
+{
+  g_autoptr(SqlenvfsArchiver) a = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  SqlenvfsDrillResult *r;
+  GError *error = NULL;
+  GThread *th;
+  gint64 t_step;
+
+  a = sqlenvfs_archiver_new(root, &error);
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
+  t_step = two_generations(a, db);
+  testutil_clock_set(t_step);
+  r = sqlenvfs_drill_db(root, "app", a, 10 * G_USEC_PER_SEC);
+  testutil_clock_reset();
+  ck_assert(!r->ok);
+  ck_assert_msg(strstr(r->why, "the system clock was stepped back") != NULL, "%s", r->why);
+  ck_assert_msg(strstr(r->why, "nothing was compared") != NULL, "%s", r->why);
+  sqlenvfs_drill_result_free(r);
+  r = sqlenvfs_drill_db(root, "app", a, 10 * G_USEC_PER_SEC);
+  ck_assert_msg(r->ok, "%s", r->why ? r->why : "");
+  ck_assert_uint_eq(r->wal_frame, 0);
+  sqlenvfs_drill_result_free(r);
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
 }
 END_TEST
 
@@ -1447,6 +1496,7 @@ restore_suite(void)
   tcase_add_loop_test(tc, test_base_verdicts_shared, 0, 2);
   tcase_add_test(tc, test_misplaced_base_refused);
   tcase_add_test(tc, test_empty_wal_base_clock_stepped_back);
+  tcase_add_test(tc, test_drill_clock_stepped_back);
   tcase_add_test(tc, test_timeline_refresh);
   tcase_add_test(tc, test_restore_checks_while_writing);
   tcase_add_test(tc, test_restore_lazy_segment_check);
