@@ -180,7 +180,8 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
 /* ------------------------------------------------------------------ */
 /* One drill                                                            */
 
-/* The archived record of the pinned state @pos, in *@rec:
+/* The archived record of the pinned state @pos, in *@rec (@dir: the
+ * archive of @db):
  *   - a WAL holding commits: the COMMIT record of @pos's commit frame (same
  *     salts, frame and cumulative checksum);
  *   - an empty WAL (frame 0: everything checkpointed, the file alone is the
@@ -196,11 +197,10 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
  * Waits for the archiver until @deadline (monotonic), @timeout_us being the
  * whole wait the error names; FALSE and *error then. */
 static gboolean
-wait_archived(SqlenvfsRoot *root, const char *db, const SqlenvfsWalPos *pos, guint64 before,
-              guint64 after, gint64 deadline, gint64 timeout_us, SqlenvfsArchiveEntry *rec,
-              gboolean *too_early, GError **error)
+wait_archived(SqlenvfsRoot *root, const char *db, const char *dir, const SqlenvfsWalPos *pos,
+              guint64 before, guint64 after, gint64 deadline, gint64 timeout_us,
+              SqlenvfsArchiveEntry *rec, gboolean *too_early, GError **error)
 {
-  g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
   g_autoptr(SqlenvfsArchive) a = NULL;
   gint64 next_lock_check = g_get_monotonic_time() + G_USEC_PER_SEC;
@@ -371,8 +371,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
       g_debug("drill %s: archiver sync: %s", db, local->message);
       g_clear_error(&local);
     }
-    if (wait_archived(root, db, pos, before, after, deadline, timeout_us, &rec, &too_early,
-                      &local))
+    if (wait_archived(root, db, dir, pos, before, after, deadline, timeout_us, &rec,
+                      &too_early, &local))
       break;
     if (!too_early || g_get_monotonic_time() >= deadline) {
       g_propagate_error(error, local);
