@@ -473,6 +473,14 @@ scan_open_files(GPtrArray *dbs)
 
 /* What a lock on a database file means, in words; NULL for locks that say
  * nothing worth reporting (the DMS lock, the WAL-mode shared lock). */
+/* In WAL mode a commit locks the -shm, not the database file: the file's
+ * EXCLUSIVE lock is taken only for an instant (changing the journal mode,
+ * the last connection closing) or for good by a connection in exclusive
+ * locking mode. */
+static const char exclusive_in_wal[] =
+  "holds the EXCLUSIVE lock on the database file (changing the journal mode, closing, or in "
+  "exclusive locking mode)";
+
 static const char *
 lock_meaning(FileKind kind, const SqlenvfsProcLock *lk, gboolean wal_mode, gboolean *is_writer)
 {
@@ -502,7 +510,8 @@ lock_meaning(FileKind kind, const SqlenvfsProcLock *lk, gboolean wal_mode, gbool
     if (lk->end >= DB_SHARED_FIRST && lk->start >= DB_SHARED_FIRST - 2) {
       if (lk->is_write) {
         *is_writer = TRUE;
-        return "holds the EXCLUSIVE lock (committing or changing the journal mode)";
+        return wal_mode ? exclusive_in_wal
+                        : "holds the EXCLUSIVE lock (committing or changing the journal mode)";
       }
       return wal_mode ? NULL : "has a read transaction open (SHARED lock)";
     }
@@ -772,8 +781,9 @@ check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
 }
 
 static void
-report_processes(Ctx *c, const DbFiles *d, GArray *seen, GArray *seen_again)
+report_processes(Ctx *c, const DbFiles *d, gboolean is_prod, GArray *seen, GArray *seen_again)
 {
+  g_autoptr(GString) exclusive = g_string_new(NULL);
   g_autoptr(GString) open_by = g_string_new(NULL);
   g_autoptr(GString) lockers = g_string_new(NULL);
   g_autoptr(GString) long_writers = g_string_new(NULL);
@@ -793,13 +803,29 @@ report_processes(Ctx *c, const DbFiles *d, GArray *seen, GArray *seen_again)
       for (guint j = 0; j < seen_again->len; j++) {
         const SeenLock *t = &g_array_index(seen_again, SeenLock, j);
         if (t->pid == s->pid && t->is_writer && !t->is_waiting && t->kind == s->kind) {
-          g_string_append_printf(long_writers, "%s%s", long_writers->len ? ", " : "", who);
+          if (s->meaning == exclusive_in_wal && t->meaning == exclusive_in_wal)
+            g_string_append_printf(exclusive, "%s%s", exclusive->len ? ", " : "", who);
+          else
+            g_string_append_printf(long_writers, "%s%s", long_writers->len ? ", " : "", who);
           break;
         }
       }
     }
   }
-  if (long_writers->len) {
+  if (exclusive->len) {
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_WARNING, "locks", d->subject, d->path,
+      "remove PRAGMA locking_mode=EXCLUSIVE from that application and restart it (in WAL "
+      "mode processes share the database without it)",
+      "%s held the database file locked EXCLUSIVE for at least %.1f s while it is in WAL "
+      "mode: a connection in exclusive locking mode (PRAGMA locking_mode=EXCLUSIVE). No "
+      "other process can read the database while it runs: %s (locks now: %s)",
+      exclusive->str, LOCK_RECHECK_US / 1e6,
+      is_prod ? "its commits are not archived (the archive records a gap when it ends), and "
+                "backups, snapshots and the mount's prod/ wait or fail"
+              : "refresh-dev, the mount's dev/ and other applications wait or fail",
+      lockers->str);
+  } else if (long_writers->len) {
     sqlenvfs_doctor_report_add(
       c->report, SQLENVFS_SEVERITY_WARNING, "locks", d->subject, d->path,
       "end that transaction (commit or roll back in the application), or stop the process; "
@@ -1069,6 +1095,26 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
     "recoverable (%s), and `restore --time latest` is refused", from_s, to_s, why);
 }
 
+/* What does not need the database open: its WAL, who has it open and
+ * locked, and for production its archive and copies. */
+static void
+check_around(Ctx *c, DbFiles *d, gboolean is_prod, gboolean wal_mode, GArray *locks1,
+             GArray *locks2)
+{
+  g_autoptr(GArray) seen = locks_of(d, locks1, wal_mode);
+  g_autoptr(GArray) seen_again = locks2 != NULL ? locks_of(d, locks2, wal_mode) : NULL;
+
+  check_wal(c, d, wal_mode, seen);
+  report_processes(c, d, is_prod, seen, seen_again);
+  if (is_prod) {
+    const char *name = d->subject + strlen("prod/");
+    check_archive(c, d, name);
+    check_recoverable(c, d, name);
+    check_backups(c, d, name);
+    check_drill(c, d, name);
+  }
+}
+
 static void
 check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 {
@@ -1078,7 +1124,6 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   g_autofree char *mode = NULL;
   g_autofree char *size_s = NULL;
   gint64 page_size = 0, page_count = 0, freelist = 0, auto_vacuum = 0, sync = 0;
-  g_autoptr(GArray) seen = NULL, seen_again = NULL;
   gboolean wal_mode, is_immutable = FALSE;
   gint64 immutable_wal = 0;
   struct stat st;
@@ -1166,12 +1211,16 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
     sqlenvfs_doctor_report_add(
       c->report, busy || hot ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_FAILURE, "open",
       d->subject, d->path,
-      busy  ? "see the locks finding for who holds the lock, and run the doctor again"
+      busy  ? "see the locks and processes findings below for who holds it, and run the "
+              "doctor again"
       : hot ? "let its application open it (that rolls the transaction back), then run the "
               "doctor again; do not delete the -journal, which is what makes the file whole"
             : "restore it from a backup (`sqlenvfs restore`) or salvage what reads "
               "(`sqlenvfs recover`)",
       "cannot read the database (%s): %s", size_s, error->message);
+    if (busy) /* a lock is no damage: say who holds it, and the rest that can be said */
+      check_around(c, d, is_prod, g_strcmp0(sqlenvfs_db_file_journal(d->path), "wal") == 0,
+                   locks1, locks2);
     return;
   }
   wal_mode = g_ascii_strcasecmp(mode, "wal") == 0;
@@ -1281,19 +1330,7 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
                                limit_s);
   }
 
-  /* Processes and locks. */
-  seen = locks_of(d, locks1, wal_mode);
-  if (locks2 != NULL)
-    seen_again = locks_of(d, locks2, wal_mode);
-  check_wal(c, d, wal_mode, seen);
-  report_processes(c, d, seen, seen_again);
-  if (is_prod) {
-    const char *name = d->subject + strlen("prod/");
-    check_archive(c, d, name);
-    check_recoverable(c, d, name);
-    check_backups(c, d, name);
-    check_drill(c, d, name);
-  }
+  check_around(c, d, is_prod, wal_mode, locks1, locks2);
 }
 
 /* ------------------------------------------------------------------------ */

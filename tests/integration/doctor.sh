@@ -174,6 +174,35 @@ doctor
 assert_eq "$rc" "0" "exit status after the locker went"
 pass "a second process holding BEGIN IMMEDIATE: warning naming pid $LOCKER (python3)"
 
+# ---- a connection in exclusive locking mode ----------------------------------
+# It keeps every other process out of the database: the doctor cannot open it,
+# and says who holds it and why rather than only "locked". On development, so
+# that production's archive is left alone (on production the archiver's own
+# connection keeps such an application out).
+D=$R/data/dev/app.db
+python3 - "$D" "$T/exclusive" >/dev/null 2>&1 <<'PY' &
+import sqlite3, sys, time
+con = sqlite3.connect(sys.argv[1], isolation_level=None)
+con.execute("PRAGMA locking_mode=EXCLUSIVE")
+con.execute("SELECT count(*) FROM sqlite_master").fetchall()
+open(sys.argv[2], "w").close()
+time.sleep(600)
+PY
+LOCKER=$!
+track_pid "$LOCKER"
+for _ in $(seq 100); do [ -e "$T/exclusive" ] && break; sleep 0.1; done
+doctor
+assert_eq "$rc" "1" "exit status with development held in exclusive locking mode"
+finding warning open dev/app "database is locked" >/dev/null || fail "open finding: $(finding warning open dev/app)"
+finding warning locks dev/app "pid $LOCKER (python3) held the database file locked EXCLUSIVE" >/dev/null \
+  || fail "exclusive holder not named: $(finding warning locks dev/app)"
+finding warning locks dev/app "PRAGMA locking_mode=EXCLUSIVE" >/dev/null || fail "exclusive mode not named"
+finding ok processes dev/app "pid $LOCKER (python3)" >/dev/null || fail "process holding dev open not named"
+kill "$LOCKER"; wait "$LOCKER" 2>/dev/null || true
+doctor
+assert_eq "$rc" "0" "exit status after the exclusive holder went"
+pass "a connection in exclusive locking mode: the doctor names pid $LOCKER and the pragma"
+
 # ---- database over the size threshold ------------------------------------------
 cp "$R/sqlenvfs.conf" "$T/conf.saved"
 printf 'size-warn-bytes=100000\n' >>"$R/sqlenvfs.conf"
