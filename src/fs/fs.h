@@ -230,10 +230,11 @@ void fs_serve_readahead_task(gpointer data, gpointer user);
 gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error);
 
 /* Let go of the live views of production under which its WAL has grown
- * past @max_wal_bytes (and past its size when they were pinned): their
- * reads fail with EIO from then on (serve.c, invariant 7). Nothing when
- * @max_wal_bytes is 0. Called every LIVE_BOUND_US by the mount. */
-void fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes);
+ * (past its size when they were pinned) past @max_wal_bytes, or until less
+ * than @min_free_bytes is free on its filesystem: their reads fail with EIO
+ * from then on (serve.c, invariant 7). A bound of 0 is none. Called every
+ * LIVE_BOUND_US by the mount. */
+void fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes);
 
 /* The largest size any open handle of (env, db) shows (0 if none): so that a
  * stat between an open and its reads never reports less than the pinned state

@@ -368,7 +368,7 @@ archiver_start(Fs *fs)
 }
 
 /* How often the live views of production are held against [archive]
- * max-wal-bytes (serve.c, invariant 7). */
+ * max-wal-bytes and [cache] min-free-bytes (serve.c, invariant 7). */
 #define LIVE_BOUND_US (500 * 1000)
 
 static gpointer
@@ -376,6 +376,7 @@ run_live_bound(gpointer data)
 {
   Fs *fs = data;
   gint64 max = sqlenvfs_root_settings(fs->root)->max_wal_bytes;
+  gint64 min_free = sqlenvfs_root_settings(fs->root)->cache_min_free_bytes;
   g_mutex_lock(&fs->bound_lock);
   while (!fs->bound_stop) {
     gint64 until = g_get_monotonic_time() + LIVE_BOUND_US;
@@ -384,19 +385,20 @@ run_live_bound(gpointer data)
     if (fs->bound_stop)
       break;
     g_mutex_unlock(&fs->bound_lock);
-    fs_serve_live_bound(fs, max);
+    fs_serve_live_bound(fs, max, min_free);
     g_mutex_lock(&fs->bound_lock);
   }
   g_mutex_unlock(&fs->bound_lock);
   return NULL;
 }
 
-/* With [archive] max-wal-bytes set, no open file of prod/ keeps
- * production's WAL past it. */
+/* No open file of prod/ keeps production's WAL past [archive]
+ * max-wal-bytes, nor growing into [cache] min-free-bytes. */
 static void
 live_bound_start(Fs *fs)
 {
-  if (sqlenvfs_root_settings(fs->root)->max_wal_bytes <= 0)
+  const SqlenvfsSettings *s = sqlenvfs_root_settings(fs->root);
+  if (s->max_wal_bytes <= 0 && s->cache_min_free_bytes <= 0)
     return;
   fs->bound_thread = g_thread_new("wal-bound", run_live_bound, fs);
 }

@@ -56,17 +56,20 @@
  *       fs->direct_io_mmap), so that every open can be memory-mapped like
  *       every other file of the mount.
  *   (7) A live view of production keeps its WAL from being reset for as
- *       long as its file is open. With [archive] max-wal-bytes set, a view
- *       under which the WAL has grown past that size (and past its size at
- *       the pin) is let go (fs_serve_live_bound): the handle's reads fail
- *       with EIO from then on, never with bytes of another state, so that
- *       a file left open under prod/ cannot fill production's disk.
+ *       long as its file is open. A view under which the WAL has grown (past
+ *       its size at the pin) past [archive] max-wal-bytes, or until less
+ *       than [cache] min-free-bytes is free on production's filesystem, is
+ *       let go (fs_serve_live_bound): the handle's reads fail with EIO from
+ *       then on, never with bytes of another state, so that a file left
+ *       open under prod/ cannot fill production's disk.
  *   (8) Only a production database in WAL mode is served: in rollback-journal
  *       mode a view is a shared lock, under which the application cannot
  *       commit, held for as long as the file is open. An open of any other
  *       fails with EPERM (a stat still shows it).
  */
 #include "fs.h"
+
+#include <sys/statvfs.h>
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
@@ -607,21 +610,32 @@ fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 }
 
 void
-fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes)
+fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes)
 {
-  if (max_wal_bytes <= 0)
-    return;
   g_mutex_lock(&fs->live_lock);
   for (GList *l = fs->live_handles; l; l = l->next) {
     FsHandle *h = l->data;
-    g_autofree char *path = NULL, *wal = NULL, *size = NULL, *max = NULL;
+    g_autofree char *path = NULL, *wal = NULL, *size = NULL, *why = NULL;
+    struct statvfs sv;
     struct stat st;
     if (h->env != FS_ENV_PROD || h->let_go_wal != 0)
       continue;
     path = live_path(fs, h->env, h->db);
     wal = g_strconcat(path, "-wal", NULL);
-    if (stat(wal, &st) != 0 || (gint64)st.st_size <= MAX(max_wal_bytes, h->wal_at_pin))
+    if (stat(wal, &st) != 0 || (gint64)st.st_size <= h->wal_at_pin)
+      continue; /* not grown since the pin: it holds nothing new */
+    if (max_wal_bytes > 0 && (gint64)st.st_size > max_wal_bytes) {
+      g_autofree char *max = sqlenvfs_format_size((guint64)max_wal_bytes);
+      why = g_strdup_printf("past [archive] max-wal-bytes (%s)", max);
+    } else if (min_free_bytes > 0 && statvfs(wal, &sv) == 0 &&
+               (guint64)sv.f_bavail * sv.f_frsize < (guint64)min_free_bytes) {
+      g_autofree char *avail = sqlenvfs_format_size((guint64)sv.f_bavail * sv.f_frsize);
+      g_autofree char *min = sqlenvfs_format_size((guint64)min_free_bytes);
+      why = g_strdup_printf("and production's filesystem has %s free, less than [cache] "
+                            "min-free-bytes (%s)", avail, min);
+    } else {
       continue;
+    }
     /* In-flight reads finish first; reads from now on fail (invariant 7). */
     g_atomic_int_set(&h->letting_go, 1);
     g_rw_lock_writer_lock(&h->view_lock);
@@ -629,11 +643,10 @@ fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes)
     h->let_go_wal = MAX((gint64)st.st_size, 1);
     g_rw_lock_writer_unlock(&h->view_lock);
     size = sqlenvfs_format_size((guint64)st.st_size);
-    max = sqlenvfs_format_size((guint64)max_wal_bytes);
     g_warning("/prod/%s.db: an open file kept production's WAL from being reset, and it grew "
-              "to %s, past [archive] max-wal-bytes (%s): the state it showed is let go, so that "
-              "checkpoints can reset the WAL (its reads now fail; opening it again shows the "
-              "current state)", h->db, size, max);
+              "to %s, %s: the state it showed is let go, so that checkpoints can reset the WAL "
+              "(its reads now fail; opening it again shows the current state)", h->db, size,
+              why);
   }
   g_mutex_unlock(&fs->live_lock);
 }
