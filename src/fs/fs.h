@@ -229,11 +229,11 @@ void fs_serve_readahead_task(gpointer data, gpointer user);
  * current committed state, mtime of its last write. */
 gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error);
 
-/* Let go of the live views of production under which its WAL has grown
- * (past its size when they were pinned) past @max_wal_bytes, or until less
- * than @min_free_bytes is free on its filesystem: their reads fail with EIO
- * from then on (serve.c, invariant 7). A bound of 0 is none. Called every
- * LIVE_BOUND_US by the mount. */
+/* Let go of the live views under which the WAL has grown (past its size
+ * when they were pinned) past @max_wal_bytes (production's), or until less
+ * than @min_free_bytes is free on production's filesystem: their reads fail
+ * with EIO from then on (serve.c, invariant 7). A bound of 0 is none.
+ * Called every LIVE_BOUND_US by the mount. */
 void fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes);
 
 /* The largest size any open handle of (env, db) shows (0 if none): so that a

@@ -56,12 +56,13 @@
  *       fs->direct_io_mmap), so that every open can be memory-mapped like
  *       every other file of the mount.
  *   (7) A live view of production keeps its WAL from being reset for as
- *       long as its file is open. A view under which the WAL has grown (past
- *       its size at the pin) past [archive] max-wal-bytes, or until less
- *       than [cache] min-free-bytes is free on production's filesystem, is
- *       let go (fs_serve_live_bound): the handle's reads fail with EIO from
- *       then on, never with bytes of another state, so that a file left
- *       open under prod/ cannot fill production's disk.
+ *       long as its file is open (and one of development, development's). A
+ *       view under which the WAL has grown (past its size at the pin) past
+ *       [archive] max-wal-bytes (production's), or until less than [cache]
+ *       min-free-bytes is free on production's filesystem, is let go
+ *       (fs_serve_live_bound): the handle's reads fail with EIO from then
+ *       on, never with bytes of another state, so that a file left open
+ *       under prod/ or dev/ cannot fill production's disk.
  *   (8) Only a production database in WAL mode is served: in rollback-journal
  *       mode a view is a shared lock, under which the application cannot
  *       commit, held for as long as the file is open. An open of any other
@@ -105,6 +106,7 @@ struct _FsHandle {
   gint said_let_go;       /* atomic: a failed read was logged (once per handle) */
   gint64 wal_at_pin;      /* size of the WAL file when the view was pinned */
   gint64 let_go_wal;      /* the WAL's size when the view was let go (0: not) */
+  char *let_go_why;       /* the bound it reached, for the reads after       */
   GMutex ra_lock;         /* guards the read-ahead fields */
   GCond ra_done;
   guint64 next_expected;  /* where a sequential reader reads next */
@@ -479,9 +481,9 @@ read_live(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
       g_rw_lock_reader_unlock(&h->view_lock);
     if (g_atomic_int_compare_and_exchange(&h->said_let_go, 0, 1))
       g_message("read /%s/%s.db at %" G_GINT64_FORMAT ": the state pinned when it was opened "
-                "was let go: production's WAL grew to %s, past [archive] max-wal-bytes, while "
-                "the file was open (this and every later read of it fail with EIO; open it "
-                "again)", env_dir_name(h->env), h->db, (gint64)off, wal);
+                "was let go: the WAL grew to %s while the file was open, %s (this and every "
+                "later read of it fail with EIO; open it again)", env_dir_name(h->env), h->db,
+                (gint64)off, wal, h->let_go_why);
     fuse_reply_err(req, EIO);
     return;
   }
@@ -612,22 +614,28 @@ fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 void
 fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes)
 {
+  const char *prod_dir = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_PROD);
+  struct stat pst;
+  /* Development counts when it shares production's filesystem. */
+  dev_t prod_dev = stat(prod_dir, &pst) == 0 ? pst.st_dev : 0;
+
   g_mutex_lock(&fs->live_lock);
   for (GList *l = fs->live_handles; l; l = l->next) {
     FsHandle *h = l->data;
+    gboolean prod = h->env == FS_ENV_PROD;
     g_autofree char *path = NULL, *wal = NULL, *size = NULL, *why = NULL;
     struct statvfs sv;
     struct stat st;
-    if (h->env != FS_ENV_PROD || h->let_go_wal != 0)
+    if (h->let_go_wal != 0)
       continue;
     path = live_path(fs, h->env, h->db);
     wal = g_strconcat(path, "-wal", NULL);
     if (stat(wal, &st) != 0 || (gint64)st.st_size <= h->wal_at_pin)
       continue; /* not grown since the pin: it holds nothing new */
-    if (max_wal_bytes > 0 && (gint64)st.st_size > max_wal_bytes) {
+    if (prod && max_wal_bytes > 0 && (gint64)st.st_size > max_wal_bytes) {
       g_autofree char *max = sqlenvfs_format_size((guint64)max_wal_bytes);
       why = g_strdup_printf("past [archive] max-wal-bytes (%s)", max);
-    } else if (min_free_bytes > 0 && statvfs(wal, &sv) == 0 &&
+    } else if (min_free_bytes > 0 && (prod || st.st_dev == prod_dev) && statvfs(wal, &sv) == 0 &&
                (guint64)sv.f_bavail * sv.f_frsize < (guint64)min_free_bytes) {
       g_autofree char *avail = sqlenvfs_format_size((guint64)sv.f_bavail * sv.f_frsize);
       g_autofree char *min = sqlenvfs_format_size((guint64)min_free_bytes);
@@ -641,12 +649,13 @@ fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes)
     g_rw_lock_writer_lock(&h->view_lock);
     g_clear_pointer(&h->view, sqlenvfs_live_view_free);
     h->let_go_wal = MAX((gint64)st.st_size, 1);
+    h->let_go_why = g_strdup(why);
     g_rw_lock_writer_unlock(&h->view_lock);
     size = sqlenvfs_format_size((guint64)st.st_size);
-    g_warning("/prod/%s.db: an open file kept production's WAL from being reset, and it grew "
-              "to %s, %s: the state it showed is let go, so that checkpoints can reset the WAL "
-              "(its reads now fail; opening it again shows the current state)", h->db, size,
-              why);
+    g_warning("/%s/%s.db: an open file kept %s WAL from being reset, and it grew to %s, %s: "
+              "the state it showed is let go, so that checkpoints can reset the WAL (its reads "
+              "now fail; opening it again shows the current state)", prod ? "prod" : "dev",
+              h->db, prod ? "production's" : "development's", size, why);
   }
   g_mutex_unlock(&fs->live_lock);
 }
@@ -676,6 +685,7 @@ fs_serve_release(Fs *fs, FsHandle *h)
     fs_pitr_file_release(fs->pitr, h->pitr_file);
   if (h->fd >= 0)
     close(h->fd);
+  g_free(h->let_go_why);
   g_free(h->db);
   g_free(h);
 }

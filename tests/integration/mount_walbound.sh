@@ -6,7 +6,9 @@
 # the WAL has grown past the limit, so that checkpoints reset it and it stops
 # growing: reads of the file left open fail with EIO (never bytes of another
 # state), the log says why, and opening the file again shows the current
-# state.
+# state. Without the limit it does so, for files under prod/ and dev/, once
+# the WAL's growth leaves less than [cache] min-free-bytes free on
+# production's filesystem.
 source "$SRCDIR/tests/integration/lib.sh"
 
 LIMIT=$((2 * 1024 * 1024))
@@ -64,59 +66,72 @@ pass "a file held open under prod/ does not keep production's WAL past max-wal-b
 unmount_root "$M"
 
 # ---- no max-wal-bytes: production's room is the bound ----------------------
-# Production on a 48 MiB filesystem keeping 32 MiB free, its archive on a
-# filesystem of its own; no max-wal-bytes. A file held open under prod/, then
-# 11000 commits each rewriting one 1 KiB row of 100 (a 4 KiB page each: about
-# 44 MiB of WAL if it is never reset, more than the filesystem has).
+# Production and development on a 48 MiB filesystem keeping 32 MiB free, the
+# archive on a filesystem of its own; no max-wal-bytes. A file held open under
+# prod/ and one under dev/, then 11000 commits to each database, each
+# rewriting one 1 KiB row of 100 (a 4 KiB page each: about 44 MiB of WAL each
+# if it is never reset, more than the filesystem has).
 R=$T/root2 M=$T/mnt2
 tmpfs_root "$R" 48m 32M 0
 mkdir -p "$R/backups"
 mount -t tmpfs -o size=256m sqlenvfs-test "$R/backups" || fail "cannot mount a tmpfs"
 _mounts+=("$R/backups")
-DB=$R/data/prod/app.db
-sqlite3 "$DB" "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB);
-  WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 100)
-  INSERT INTO t SELECT i, 0, randomblob(1024) FROM k"
+DB=$R/data/prod/app.db DEV=$R/data/dev/app.db
+for f in "$DB" "$DEV"; do
+  sqlite3 "$f" "CREATE TABLE t(id INTEGER PRIMARY KEY, n INTEGER, v BLOB);
+    WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 100)
+    INSERT INTO t SELECT i, 0, randomblob(1024) FROM k"
+done
 mount_root "$R" "$M"
 wait_archiving "$M"
 rm -f "$T/opened" "$T/done"
-python3 - "$M/prod/app.db" "$T/opened" "$T/done" > "$T/reader.out" <<'PY' &
+python3 - "$M/prod/app.db" "$M/dev/app.db" "$T/opened" "$T/done" > "$T/reader.out" <<'PY' &
 import os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-head = os.pread(fd, 100, 0)
-open(sys.argv[2], "w").close()
-while not os.path.exists(sys.argv[3]):
+fds = [os.open(p, os.O_RDONLY) for p in sys.argv[1:3]]
+heads = [os.pread(fd, 100, 0) for fd in fds]
+open(sys.argv[3], "w").close()
+while not os.path.exists(sys.argv[4]):
     time.sleep(0.05)
-try:
-    os.pread(fd, 4096, 4096)
-    print("read ok")
-except OSError as e:
-    print("errno %d" % e.errno)
+for fd in fds:
+    try:
+        os.pread(fd, 4096, 4096)
+        print("read ok")
+    except OSError as e:
+        print("errno %d" % e.errno)
 PY
 reader=$!
 track_pid "$reader"
 for _ in $(seq 100); do [ -e "$T/opened" ] && break; sleep 0.1; done
-[ -e "$T/opened" ] || fail "the reader did not open prod/app.db"
-python3 - "$DB" <<'PY'
+[ -e "$T/opened" ] || fail "the reader did not open prod/app.db and dev/app.db"
+# The WALs' sizes are read before the writer closes (its close removes
+# development's WAL).
+read -r wal dwal < <(python3 - "$DB" "$DEV" <<'PY'
 import os, sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+cons = [sqlite3.connect(p, isolation_level=None, timeout=30) for p in sys.argv[1:3]]
 for i in range(1, 11001):
-    con.execute("UPDATE t SET n = ?, v = ? WHERE id = ?", (i, os.urandom(1024), i % 100 + 1))
+    for con in cons:
+        con.execute("UPDATE t SET n = ?, v = ? WHERE id = ?", (i, os.urandom(1024), i % 100 + 1))
     if i % 50 == 49:
         time.sleep(0.05)
+print(*(os.stat(p + "-wal").st_size for p in sys.argv[1:3]))
 PY
-wal=$(stat -c %s "$DB-wal")
+) || true
+[ -n "$dwal" ] || fail "the writer failed (above): the WALs filled the filesystem"
 avail=$(df -B1 --output=avail "$R" | tail -1)
-note "WAL: $wal bytes after 11000 commits with prod/app.db held open; $avail bytes free"
-grep -q "/prod/app.db: an open file kept production's WAL from being reset.*less than \[cache\] min-free-bytes (32.0 MiB)" \
-  "$R/.sqlenvfs/mount.log" || fail "the log does not say the state was let go for production's room"
-[ "$wal" -lt $((28 * 1024 * 1024)) ] || fail "the WAL grew to $wal bytes while prod/app.db was held open"
+note "WALs: $wal (prod), $dwal (dev) bytes after 11000 commits each with both files held open; $avail bytes free"
+for env in prod dev; do
+  grep -q "/$env/app.db: an open file kept .* WAL from being reset.*less than \[cache\] min-free-bytes (32.0 MiB)" \
+    "$R/.sqlenvfs/mount.log" || fail "the log does not say the $env state was let go for production's room"
+done
+[ $((wal + dwal)) -lt $((30 * 1024 * 1024)) ] || fail "the WALs grew to $wal and $dwal bytes while held open"
 touch "$T/done"
 wait "$reader" || true
-assert_eq "$(cat "$T/reader.out")" "errno 5" \
-  "a read of the file left open after its state was let go"
-assert_eq "$(sqlite3 "file:$M/prod/app.db?immutable=1" 'SELECT count(*), max(n) FROM t')" "100|11000" \
-  "rows seen through prod/app.db opened again"
-pass "without max-wal-bytes, a file held open under prod/ does not grow the WAL into min-free-bytes"
+assert_eq "$(cat "$T/reader.out" | tr '\n' ' ')" "errno 5 errno 5 " \
+  "reads of the files left open after their states were let go"
+for env in prod dev; do
+  assert_eq "$(sqlite3 "file:$M/$env/app.db?immutable=1" 'SELECT count(*), max(n) FROM t')" "100|11000" \
+    "rows seen through $env/app.db opened again"
+done
+pass "without max-wal-bytes, files held open under prod/ and dev/ do not grow the WALs into min-free-bytes"
 
 unmount_root "$M"
