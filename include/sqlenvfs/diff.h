@@ -38,6 +38,12 @@
  * CAST(x'..' AS TEXT); SQLite's own tables (sqlite_sequence) come last,
  * and sqlite_sequence, when it differs, is emptied and written whole
  * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
+ * Beyond sqldiff, so that the script gives the newer state exactly: a
+ * table whose CREATE statement changed other than by added columns is
+ * dropped and written whole ("-- its CREATE statement changed"); views
+ * and triggers that differ are dropped first and created last; the
+ * triggers of a table the script writes are dropped before its statements
+ * and created again after them, so that they do not fire on them.
  * Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
  * "t: missing from first database", "t: missing from second database",
  * "t: incompatible schema".

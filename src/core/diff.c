@@ -99,7 +99,17 @@ typedef struct {
   SqlenvfsDiffStats *stats;
   guint n_keys_tables;
   guint64 n_misses;         /* trees that did not lead a key to its leaf   */
+  guint64 n_emitted;        /* bytes of script given to out so far         */
+  GPtrArray *objs[2];       /* views and triggers of each state: SchemaObj */
 } Diff;
+
+/* A view or trigger of one state, as sqlite_schema holds it. */
+typedef struct {
+  gboolean is_trigger;
+  char *name;
+  char *tbl; /* the table (or view) a trigger is on */
+  char *sql;
+} SchemaObj;
 
 /* A rowid table's b-tree in one state: its root and its table (NULL: not
  * one compared, e.g. sqlite_schema). */
@@ -147,6 +157,7 @@ emit(Diff *d, GString *s)
 {
   if (s->len > 0)
     d->out(d->user, s->str, s->len);
+  d->n_emitted += s->len;
   g_string_truncate(s, 0);
 }
 
@@ -1472,12 +1483,19 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   else
     d->stats->n_tables_keyed++;
   n2 = az2->len;
-  if (!d->summary && n2 > n) {
-    defs = added_defs(t->side[0].sql, t->side[1].sql, n2 - n);
-    for (guint i = n; i < n2; i++)
-      g_string_append_printf(o, "ALTER TABLE %s ADD COLUMN %s;\n", id,
-                             defs != NULL ? (char *) defs->pdata[i - n] : (char *) az2->pdata[i]);
+  if (!d->summary && g_strcmp0(t->side[0].sql, t->side[1].sql) != 0) {
+    /* Columns added by ALTER TABLE are added the same way; any other change
+     * of the CREATE statement (a table rebuilt with other types or
+     * constraints, a rename that requoted it) only a new table gives. */
+    if (n2 > n)
+      defs = added_defs(t->side[0].sql, t->side[1].sql, n2 - n);
+    if (defs == NULL) {
+      g_string_append_printf(o, "DROP TABLE %s; -- its CREATE statement changed\n", id);
+      return dump_table(d, t, o, error);
+    }
   }
+  for (guint i = n; defs != NULL && i < n2; i++)
+    g_string_append_printf(o, "ALTER TABLE %s ADD COLUMN %s;\n", id, (char *) defs->pdata[i - n]);
   /* The summary compares the older state's columns only, as sqldiff does. */
   n_cmp = d->summary ? az->len : n2;
   n_q = n_pk + 1 + 2 * (n_cmp - n_pk);
@@ -1611,6 +1629,157 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   return index_changes(d, t, FALSE, o, error);
 }
 
+/* ---- views and triggers -------------------------------------------------
+ *
+ * The script must turn the older state into the newer one when applied
+ * with triggers: a trigger fires on the script's own INSERT, UPDATE and
+ * DELETE and would write rows the script writes too. So the triggers of
+ * a table are dropped before its rows are written and created again after
+ * them; the views and triggers that differ (gone, new, or another CREATE
+ * statement, or on a view that differs: dropping a view drops them) are
+ * dropped before the tables and created after them, views first. */
+
+static void
+schema_obj_free(gpointer p)
+{
+  SchemaObj *o = p;
+  g_free(o->name);
+  g_free(o->tbl);
+  g_free(o->sql);
+  g_free(o);
+}
+
+static gboolean
+load_objects(Diff *d, int s, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  char *sql = sqlite3_mprintf("SELECT type = 'trigger', name, tbl_name, sql FROM %s.sqlite_schema"
+                              " WHERE type IN ('view', 'trigger') AND sql IS NOT NULL"
+                              " ORDER BY rowid",
+                              s == 0 ? "main" : "aux");
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  d->objs[s] = g_ptr_array_new_with_free_func(schema_obj_free);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the views and triggers of", error);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    SchemaObj *o = g_new0(SchemaObj, 1);
+    o->is_trigger = sqlite3_column_int(st, 0) != 0;
+    o->name = g_strdup((const char *) sqlite3_column_text(st, 1));
+    o->tbl = g_strdup((const char *) sqlite3_column_text(st, 2));
+    o->sql = g_strdup((const char *) sqlite3_column_text(st, 3));
+    g_ptr_array_add(d->objs[s], o);
+  }
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "reading the views and triggers of", error);
+  return TRUE;
+}
+
+/* Whether @o of one state is in state @s as it is (kind, name, CREATE). */
+static gboolean
+obj_in(const Diff *d, int s, const SchemaObj *o)
+{
+  for (guint i = 0; i < d->objs[s]->len; i++) {
+    const SchemaObj *x = d->objs[s]->pdata[i];
+    if (x->is_trigger == o->is_trigger && strcmp(x->name, o->name) == 0 &&
+        strcmp(x->sql, o->sql) == 0)
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Whether a view named @name is in the older state and not as it is in
+ * the newer one (it is dropped, and its triggers with it). */
+static gboolean
+view_replaced(const Diff *d, const char *name)
+{
+  for (guint i = 0; i < d->objs[0]->len; i++) {
+    const SchemaObj *x = d->objs[0]->pdata[i];
+    if (!x->is_trigger && g_ascii_strcasecmp(x->name, name) == 0 && !obj_in(d, 1, x))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* A trigger of state @s that both states hold as it is, on a table: the
+ * script drops and creates it around its table's rows only. */
+static gboolean
+trigger_kept(const Diff *d, int s, const SchemaObj *o)
+{
+  return o->is_trigger && obj_in(d, 1 - s, o) && !view_replaced(d, o->tbl);
+}
+
+/* Before the tables: DROP the triggers, then the views, that are not kept. */
+static void
+schema_before(Diff *d, GString *o)
+{
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < d->objs[0]->len; i++) {
+      const SchemaObj *x = d->objs[0]->pdata[i];
+      g_autofree char *id = NULL;
+      if (x->is_trigger != (pass == 0) || trigger_kept(d, 0, x) ||
+          (!x->is_trigger && obj_in(d, 1, x)))
+        continue;
+      id = safe_id(x->name);
+      g_string_append_printf(o, "DROP %s %s;\n", x->is_trigger ? "TRIGGER" : "VIEW", id);
+    }
+}
+
+/* The kept triggers on table @t: DROP (@drop) before its rows are written,
+ * else CREATE after them. */
+static void
+schema_around(Diff *d, const Table *t, gboolean drop, GString *o)
+{
+  for (guint i = 0; i < d->objs[1]->len; i++) {
+    const SchemaObj *x = d->objs[1]->pdata[i];
+    g_autofree char *id = NULL;
+    if (!trigger_kept(d, 1, x) || g_ascii_strcasecmp(x->tbl, t->name) != 0)
+      continue;
+    id = safe_id(x->name);
+    if (drop)
+      g_string_append_printf(o, "DROP TRIGGER %s; -- while the rows of %s are written\n", id,
+                             t->name);
+    else
+      g_string_append_printf(o, "%s;\n", x->sql);
+  }
+}
+
+/* After the tables: CREATE the views, then the triggers, not kept. */
+static void
+schema_after(Diff *d, GString *o)
+{
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < d->objs[1]->len; i++) {
+      const SchemaObj *x = d->objs[1]->pdata[i];
+      if (x->is_trigger != (pass == 1) || trigger_kept(d, 1, x) ||
+          (!x->is_trigger && obj_in(d, 0, x)))
+        continue;
+      g_string_append_printf(o, "%s;\n", x->sql);
+    }
+}
+
+/* One table's part of the script, between the DROP and the CREATE of its
+ * kept triggers when it writes anything. */
+static gboolean
+diff_table_wrapped(Diff *d, Table *t, GString *o, GError **error)
+{
+  guint64 emitted = d->n_emitted;
+  gsize start = o->len, mark;
+
+  if (d->summary)
+    return diff_table(d, t, o, error);
+  schema_around(d, t, TRUE, o);
+  mark = o->len;
+  if (!diff_table(d, t, o, error))
+    return FALSE;
+  if (d->n_emitted == emitted && o->len == mark)
+    g_string_truncate(o, start); /* nothing written: nothing to guard */
+  else
+    schema_around(d, t, FALSE, o);
+  return TRUE;
+}
+
 static gboolean
 image_geometry(Diff *d, int s, GError **error)
 {
@@ -1720,16 +1889,24 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
    * last: the CREATE TABLE of an AUTOINCREMENT table makes sqlite_sequence,
    * so its rows can only be written after that. The summary keeps
    * sqldiff's order. */
+  if (!summary) {
+    if (!load_objects(&d, 0, error) || !load_objects(&d, 1, error))
+      goto out;
+    schema_before(&d, o);
+  }
   for (int pass = 0; pass < (summary ? 1 : 2); pass++) {
     for (guint i = 0; i < d.tables->len; i++) {
       Table *t = d.tables->pdata[i];
       if (!summary && is_internal(t->name) != (pass == 1))
         continue;
-      if (!diff_table(&d, t, o, error))
+      if (!diff_table_wrapped(&d, t, o, error))
         goto out;
       emit(&d, o);
     }
   }
+  if (!summary)
+    schema_after(&d, o);
+  emit(&d, o);
   ok = TRUE;
 
 out:
@@ -1744,6 +1921,8 @@ out:
   }
   g_string_free(o, TRUE);
   g_ptr_array_unref(d.tables);
+  for (int s = 0; s < 2; s++)
+    g_clear_pointer(&d.objs[s], g_ptr_array_unref);
   g_hash_table_unref(d.by_name);
   g_hash_table_unref(d.owner[0]);
   g_hash_table_unref(d.owner[1]);

@@ -5,7 +5,8 @@
  * table with keys and values on overflow pages (keys told apart only on
  * their third overflow page), values SQL's = calls equal (1 and 1.0, case
  * in a NOCASE column or key, 0.0 and -0.0), an added column, tables and
- * indexes created and dropped); that a changed leaf is placed by its key,
+ * indexes created and dropped, under triggers that write other tables,
+ * with views and triggers changed, created and dropped); that a changed leaf is placed by its key,
  * reading only the pages on its path, and that every tree is walked
  * instead when that cannot be done (a leaf no key leads to, many tables
  * changed at once). States are files written by SQLite; the changed pages
@@ -182,7 +183,7 @@ check_pair(const char *a_path, const char *b_path, guint *n_changed_out)
 }
 
 static char *
-make_pair(const char *change, char **b_out)
+make_pair_from(const char *base, const char *change, char **b_out)
 {
   char *a = g_build_filename(tmp, "a.db", NULL);
   char *b = g_build_filename(tmp, "b.db", NULL);
@@ -190,12 +191,18 @@ make_pair(const char *change, char **b_out)
   gsize n;
 
   unlink(a);
-  exec(a, base_sql);
+  exec(a, base);
   ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
   ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
   exec(b, change);
   *b_out = b;
   return a;
+}
+
+static char *
+make_pair(const char *change, char **b_out)
+{
+  return make_pair_from(base_sql, change, b_out);
 }
 
 static const char *const changes[] = {
@@ -250,6 +257,66 @@ START_TEST(test_changes)
 {
   g_autofree char *b = NULL;
   g_autofree char *a = make_pair(changes[_i], &b);
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert_uint_gt(n_changed, 0);
+}
+END_TEST
+
+/* Triggers that write other tables when rows change, views, and an
+ * INSTEAD OF trigger on a view: the script must give the newer state when
+ * applied with them in place (a trigger must not fire on its statements). */
+static const char *const trig_sql =
+  "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+  "CREATE TABLE t(id INTEGER PRIMARY KEY, a TEXT, n INT);"
+  "CREATE TABLE p(x, y);"
+  "CREATE TABLE gone(z);"
+  "CREATE TABLE lg(id INTEGER PRIMARY KEY, what TEXT);"
+  "CREATE TABLE uniq(k PRIMARY KEY, v) WITHOUT ROWID;"
+  "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM n WHERE i < 300)"
+  " INSERT INTO t SELECT i, 'row ' || i, i % 7 FROM n;"
+  "INSERT INTO p VALUES (1, 'a'), (2, 'b'); INSERT INTO gone VALUES (1);"
+  "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN"
+  "  INSERT INTO lg(what) VALUES ('ins ' || new.id); INSERT INTO uniq VALUES (new.id, 1); END;"
+  "CREATE TRIGGER t_upd AFTER UPDATE OF a ON t BEGIN"
+  "  INSERT INTO lg(what) VALUES ('upd ' || new.id); END;"
+  "CREATE TRIGGER p_del AFTER DELETE ON p BEGIN INSERT INTO lg(what) VALUES ('del p'); END;"
+  "CREATE TRIGGER gone_ins AFTER INSERT ON gone BEGIN INSERT INTO lg(what) VALUES ('g'); END;"
+  "CREATE VIEW t_view AS SELECT id, a FROM t;"
+  "CREATE TRIGGER tv_ins INSTEAD OF INSERT ON t_view BEGIN"
+  "  INSERT INTO t(id, a, n) VALUES (new.id, new.a, -1); END;";
+
+static const char *const trig_changes[] = {
+  /* rows written under the triggers, which write rows of their own */
+  "INSERT INTO t(id, a, n) VALUES (1000, 'new', 0); UPDATE t SET a = 'changed' WHERE id < 20;"
+  "DELETE FROM t WHERE id > 290; DELETE FROM p WHERE x = 1; INSERT INTO t_view VALUES (1001, 'v');",
+  /* views and triggers changed, created and dropped, with rows */
+  "DROP TRIGGER p_del;"
+  "CREATE TRIGGER p_del AFTER DELETE ON p BEGIN INSERT INTO lg(what) VALUES ('p ' || old.x); END;"
+  "DROP VIEW t_view; CREATE VIEW t_view AS SELECT id, a, n FROM t;"
+  "CREATE TRIGGER tv_ins INSTEAD OF INSERT ON t_view BEGIN"
+  "  INSERT INTO t(id, a, n) VALUES (new.id, new.a, -1); END;"
+  "CREATE VIEW lg_count AS SELECT count(*) FROM lg;"
+  "CREATE TRIGGER p_ins AFTER INSERT ON p BEGIN INSERT INTO lg(what) VALUES ('p+'); END;"
+  "DROP TABLE gone; DROP TRIGGER t_upd;"
+  "INSERT INTO p VALUES (3, 'c'); DELETE FROM p WHERE x = 2; UPDATE t SET a = 'x' WHERE id = 5;",
+  /* a table rebuilt under its triggers (another schema: dropped and written
+   * whole), its triggers kept as they were */
+  "DROP VIEW t_view; CREATE TABLE t2(id INTEGER PRIMARY KEY, a TEXT, n INT, extra);"
+  "INSERT INTO t2 SELECT id, a, n, NULL FROM t; DROP TABLE t; ALTER TABLE t2 RENAME TO t;"
+  "CREATE VIEW t_view AS SELECT id, a FROM t;"
+  "CREATE TRIGGER tv_ins INSTEAD OF INSERT ON t_view BEGIN"
+  "  INSERT INTO t(id, a, n) VALUES (new.id, new.a, -1); END;"
+  "CREATE TRIGGER t_ins AFTER INSERT ON t BEGIN"
+  "  INSERT INTO lg(what) VALUES ('ins ' || new.id); INSERT INTO uniq VALUES (new.id, 1); END;"
+  "INSERT INTO t(id, a, n) VALUES (2000, 'after', 1);",
+};
+
+START_TEST(test_triggers_views)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(trig_sql, trig_changes[_i], &b);
   guint n_changed = 0;
 
   check_pair(a, b, &n_changed);
@@ -520,6 +587,7 @@ suite(void)
   TCase *tc = tcase_create("diff");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
+  tcase_add_loop_test(tc, test_triggers_views, 0, G_N_ELEMENTS(trig_changes));
   tcase_add_test(tc, test_negative_zero);
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
