@@ -56,9 +56,11 @@ print_text(const SqlenvfsRecoverReport *r)
            r->n_lost_and_found);
   for (guint i = 0; i < r->problems->len; i++)
     printf("note: %s\n", (char *)g_ptr_array_index(r->problems, i));
-  printf("total: %" G_GINT64_FORMAT " rows recovered", r->n_rows_recovered);
+  printf("total: %" G_GINT64_FORMAT " row%s recovered", r->n_rows_recovered,
+         r->n_rows_recovered == 1 ? "" : "s");
   if (r->n_rows_expected_lost > 0)
-    printf(", at least %" G_GINT64_FORMAT " rows lost", r->n_rows_expected_lost);
+    printf(", at least %" G_GINT64_FORMAT " row%s lost", r->n_rows_expected_lost,
+           r->n_rows_expected_lost == 1 ? "" : "s");
   printf("; the new database passed integrity_check. The source was not modified.\n");
 }
 
