@@ -28,6 +28,9 @@ print_text(const SqlenvfsRecoverReport *r)
     printf("damage found in the source (integrity_check):\n");
     for (guint i = 0; i < r->damage->len; i++)
       printf("  %s\n", (char *)g_ptr_array_index(r->damage, i));
+    printf("rows that still read from damaged pages are copied as they read: their values "
+           "may be damaged too (SQLite cannot tell overwritten bytes from data); check what "
+           "matters against a backup, or for production `sqlenvfs restore --time latest`\n");
   } else {
     printf("the source passed integrity_check: nothing looked damaged\n");
   }

@@ -97,6 +97,8 @@ first_lost=$(comm -13 <(sort expect-zeroed.txt) <(seq 1 3000 | sort) | sort -n |
 last_lost=$(comm -13 <(sort expect-zeroed.txt) <(seq 1 3000 | sort) | sort -n | tail -1)
 grep -q "missing rowids: $first_lost-$last_lost\$" report-zeroed.txt || fail "report does not list the missing rowids $first_lost-$last_lost"
 grep -q "^method: salvage\|^method: shell" report-zeroed.txt || fail "report does not name the method"
+grep -q "^rows that still read from damaged pages are copied as they read: their values may be damaged too" \
+  report-zeroed.txt || fail "report does not say that rows read from damaged pages may be damaged"
 # Schema objects came back, and the trigger did not fire on the copied rows.
 assert_eq "$(sqlite3 rec-zeroed.db "SELECT group_concat(name, ',') FROM (SELECT name FROM sqlite_schema WHERE type IN ('index','view','trigger') ORDER BY name)")" \
   "t_ins,t_name,t_names" "schema objects in the recovered db"
@@ -175,6 +177,7 @@ assert_eq "$(sha256sum crash.db crash.db-wal)" "$before" "WAL source after recov
 [ ! -e crash.db-shm ] || fail "recover created crash.db-shm next to the source"
 assert_eq "$(sqlite3 rec-crash.db 'SELECT count(*), max(id) FROM x')" "500|500" "rows committed in the WAL"
 grep -q "passed integrity_check: nothing looked damaged" report-crash.txt || fail "intact source reported as damaged"
+grep -q "their values may be damaged too" report-crash.txt && fail "intact source: rows said to be possibly damaged"
 pass "commits still in the -wal are recovered; source and its -wal unchanged, no -shm made"
 
 # ---- 5. The shell method's plumbing -------------------------------------------
