@@ -11,6 +11,31 @@
 # production's filesystem.
 source "$SRCDIR/tests/integration/lib.sh"
 
+# hold_open FILE...: a reader opens each FILE, reads its header and keeps it
+# open until $T/done appears; then it reads a page of each and prints, one
+# line per file, "read ok" or "errno N" to $T/reader.out (pid in $reader).
+hold_open() {
+  rm -f "$T/opened" "$T/done"
+  python3 - "$T/opened" "$T/done" "$@" > "$T/reader.out" <<'PY' &
+import os, sys, time
+fds = [os.open(p, os.O_RDONLY) for p in sys.argv[3:]]
+heads = [os.pread(fd, 100, 0) for fd in fds]
+open(sys.argv[1], "w").close()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+for fd in fds:
+    try:
+        os.pread(fd, 4096, 4096)
+        print("read ok")
+    except OSError as e:
+        print("errno %d" % e.errno)
+PY
+  reader=$!
+  track_pid "$reader"
+  for _ in $(seq 100); do [ -e "$T/opened" ] && break; sleep 0.1; done
+  [ -e "$T/opened" ] || fail "the reader did not open $*"
+}
+
 LIMIT=$((2 * 1024 * 1024))
 R=$T/root M=$T/mnt
 mkdir -p "$R"
@@ -23,23 +48,7 @@ mount_root "$R" "$M"
 wait_archiving "$M"
 
 # A reader opens prod/app.db, reads its header, and keeps it open.
-python3 - "$M/prod/app.db" "$T/opened" "$T/done" > "$T/reader.out" <<'PY' &
-import os, sys, time
-fd = os.open(sys.argv[1], os.O_RDONLY)
-head = os.pread(fd, 100, 0)
-open(sys.argv[2], "w").close()
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.05)
-try:
-    os.pread(fd, 4096, 4096)
-    print("read ok")
-except OSError as e:
-    print("errno %d" % e.errno)
-PY
-reader=$!
-track_pid "$reader"
-for _ in $(seq 100); do [ -e "$T/opened" ] && break; sleep 0.1; done
-[ -e "$T/opened" ] || fail "the reader did not open prod/app.db"
+hold_open "$M/prod/app.db"
 
 # 3000 commits of a 1 KiB row: about 12 MiB of WAL frames if it is never reset.
 python3 - "$DB" <<'PY'
@@ -84,25 +93,7 @@ for f in "$DB" "$DEV"; do
 done
 mount_root "$R" "$M"
 wait_archiving "$M"
-rm -f "$T/opened" "$T/done"
-python3 - "$M/prod/app.db" "$M/dev/app.db" "$T/opened" "$T/done" > "$T/reader.out" <<'PY' &
-import os, sys, time
-fds = [os.open(p, os.O_RDONLY) for p in sys.argv[1:3]]
-heads = [os.pread(fd, 100, 0) for fd in fds]
-open(sys.argv[3], "w").close()
-while not os.path.exists(sys.argv[4]):
-    time.sleep(0.05)
-for fd in fds:
-    try:
-        os.pread(fd, 4096, 4096)
-        print("read ok")
-    except OSError as e:
-        print("errno %d" % e.errno)
-PY
-reader=$!
-track_pid "$reader"
-for _ in $(seq 100); do [ -e "$T/opened" ] && break; sleep 0.1; done
-[ -e "$T/opened" ] || fail "the reader did not open prod/app.db and dev/app.db"
+hold_open "$M/prod/app.db" "$M/dev/app.db"
 # The WALs' sizes are read before the writer closes (its close removes
 # development's WAL).
 read -r wal dwal < <(python3 - "$DB" "$DEV" <<'PY'
