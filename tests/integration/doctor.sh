@@ -151,18 +151,28 @@ for f in json.load(open(sys.argv[1]))["findings"]:
 PY
 pass "a user who cannot read .sqlenvfs/: the doctor says it cannot tell whether the archiver runs, and why"
 
-# ---- a second process holds the write lock ----------------------------------
-python3 - "$P" "$T/locked" >/dev/null 2>&1 <<'PY' &
+# hold_db DB SQL...: a Python connection to DB runs each SQL statement, then
+# holds what it took until killed (its pid in $LOCKER).
+hold_db() {
+  local db=$1; shift
+  rm -f "$T/held"
+  python3 - "$db" "$T/held" "$@" >/dev/null 2>&1 <<'PY' &
 import sqlite3, sys, time
 con = sqlite3.connect(sys.argv[1], isolation_level=None)
-con.execute("BEGIN IMMEDIATE")
-con.execute("INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (111111111, 'LOCK', 'Tug')")
+for sql in sys.argv[3:]:
+    con.execute(sql).fetchall()
 open(sys.argv[2], "w").close()
 time.sleep(600)
 PY
-LOCKER=$!
-track_pid "$LOCKER"
-for _ in $(seq 100); do [ -e "$T/locked" ] && break; sleep 0.1; done
+  LOCKER=$!
+  track_pid "$LOCKER"
+  for _ in $(seq 100); do [ -e "$T/held" ] && break; sleep 0.1; done
+  [ -e "$T/held" ] || fail "the holder of $db did not start"
+}
+
+# ---- a second process holds the write lock ----------------------------------
+hold_db "$P" "BEGIN IMMEDIATE" \
+  "INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (111111111, 'LOCK', 'Tug')"
 doctor
 assert_eq "$rc" "1" "exit status with a lock held"
 finding warning locks prod/app "pid $LOCKER (python3) held the write lock" >/dev/null || fail "lock holder not named: $(finding warning locks prod/app)"
@@ -180,17 +190,7 @@ pass "a second process holding BEGIN IMMEDIATE: warning naming pid $LOCKER (pyth
 # that production's archive is left alone (on production the archiver's own
 # connection keeps such an application out).
 D=$R/data/dev/app.db
-python3 - "$D" "$T/exclusive" >/dev/null 2>&1 <<'PY' &
-import sqlite3, sys, time
-con = sqlite3.connect(sys.argv[1], isolation_level=None)
-con.execute("PRAGMA locking_mode=EXCLUSIVE")
-con.execute("SELECT count(*) FROM sqlite_master").fetchall()
-open(sys.argv[2], "w").close()
-time.sleep(600)
-PY
-LOCKER=$!
-track_pid "$LOCKER"
-for _ in $(seq 100); do [ -e "$T/exclusive" ] && break; sleep 0.1; done
+hold_db "$D" "PRAGMA locking_mode=EXCLUSIVE" "SELECT count(*) FROM sqlite_master"
 doctor
 assert_eq "$rc" "1" "exit status with development held in exclusive locking mode"
 finding warning open dev/app "database is locked" >/dev/null || fail "open finding: $(finding warning open dev/app)"
