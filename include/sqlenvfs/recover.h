@@ -67,6 +67,9 @@ typedef struct {
   char *missing_rowids;  /* ranges of rowids known to be missing, e.g.
                             "1-134, 400" (at most 20 ranges, then "..."), or NULL */
   char *note;            /* what went wrong while reading it, or NULL         */
+  char *suspect_rowids;  /* ranges of the rowids recovered from under pages the
+                            source's integrity_check named (their values may be
+                            damaged; at most 20 ranges), or NULL               */
 } SqlenvfsRecoveredTable;
 
 typedef struct {

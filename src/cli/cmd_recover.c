@@ -29,8 +29,9 @@ print_text(const SqlenvfsRecoverReport *r)
     for (guint i = 0; i < r->damage->len; i++)
       printf("  %s\n", (char *)g_ptr_array_index(r->damage, i));
     printf("rows that still read from damaged pages are copied as they read: their values "
-           "may be damaged too (SQLite cannot tell overwritten bytes from data); check what "
-           "matters against a backup, or for production `sqlenvfs restore --time latest`\n");
+           "may be damaged too (SQLite cannot tell overwritten bytes from data); check those "
+           "named below against a backup, or for production `sqlenvfs restore --time "
+           "latest`\n");
   } else {
     printf("the source passed integrity_check: nothing looked damaged\n");
   }
@@ -49,6 +50,9 @@ print_text(const SqlenvfsRecoverReport *r)
     printf("\n");
     if (t->missing_rowids)
       printf("  %-24s missing rowids: %s\n", "", t->missing_rowids);
+    if (t->suspect_rowids)
+      printf("  %-24s read from under damaged pages, check them: rowids %s\n", "",
+             t->suspect_rowids);
     if (t->note)
       printf("  %-24s %s\n", "", t->note);
   }
@@ -99,6 +103,7 @@ print_json(const SqlenvfsRecoverReport *r)
     }
     sqlenvfs_json_member_string(j, "expected_from", t->expected_from);
     sqlenvfs_json_member_string(j, "missing_rowids", t->missing_rowids);
+    sqlenvfs_json_member_string(j, "suspect_rowids", t->suspect_rowids);
     sqlenvfs_json_member_string(j, "note", t->note);
     sqlenvfs_json_end_object(j);
   }

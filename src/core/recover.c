@@ -37,6 +37,7 @@
  *   is unreadable) skips q alone.
  */
 #include "sqlenvfs/recover.h"
+#include "sqlenvfs/btree.h"
 #include "sqlenvfs/copy.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/store.h"
@@ -91,6 +92,7 @@ table_free(gpointer p)
   g_free(t->name);
   g_free(t->expected_from);
   g_free(t->missing_rowids);
+  g_free(t->suspect_rowids);
   g_free(t->note);
   g_free(t);
 }
@@ -1006,6 +1008,222 @@ tally(Job *j, sqlite3 *out)
     r->n_lost_and_found = n;
 }
 
+/* ---- rows read from damaged pages -------------------------------------
+ *
+ * A row on a damaged page can still read, with bytes that are not its own:
+ * SQLite cannot tell. What integrity_check named is placed in each rowid
+ * table's b-tree, walked from its root in the private copy (its WAL
+ * checkpointed into it first), and every row recovered under it is
+ * reported as suspect. A named page covers the rowids its parent bounds it
+ * by, (the key before it, its key]. "On tree page P cell i: ..." on an
+ * interior page P is about the key of cell i against the children it
+ * separates, i and i + 1 (the right child when i is the last cell), so both
+ * count; on a leaf, about the leaf. A page that cannot be parsed, points
+ * outside the file or is reached twice counts as named. */
+
+typedef struct {
+  gboolean has_lo, has_hi; /* unbounded below / above when not */
+  gint64 lo, hi;           /* rowids in (lo, hi]               */
+} Span;
+
+typedef struct {
+  int fd;
+  guint32 page_size, usable, n_pages;
+  GHashTable *named;       /* page numbers integrity_check named        */
+  GHashTable *cells;       /* (page << 32 | cell) it named, and page << 32
+                            * | G_MAXUINT32 for each page with one      */
+  GHashTable *seen;
+  guint8 *buf;
+  GArray *spans;           /* Span, in key order */
+} SpanWalk;
+
+static gint64
+cell_key(guint64 page, guint64 cell)
+{
+  return (gint64)(page << 32 | (guint32)cell);
+}
+
+static void
+cells_add(GHashTable *cells, guint64 page, guint64 cell)
+{
+  gint64 *k = g_new(gint64, 1);
+  *k = cell_key(page, cell);
+  g_hash_table_add(cells, k);
+}
+
+static gboolean
+cells_has(GHashTable *cells, guint64 page, guint64 cell)
+{
+  gint64 k = cell_key(page, cell);
+  return g_hash_table_contains(cells, &k);
+}
+
+/* The pages and cells in the damage lines ("page 21", "Page 909:", "On
+ * tree page 6 cell 1:"). */
+static void
+named_places(const GPtrArray *damage, GHashTable *pages, GHashTable *cells)
+{
+  for (guint i = 0; i < damage->len; i++) {
+    g_autofree char *low = g_ascii_strdown(g_ptr_array_index(damage, i), -1);
+    for (const char *p = strstr(low, "page "); p != NULL; p = strstr(p + 5, "page ")) {
+      guint64 n = 0, c = 0;
+      const char *q = p + 5, *r;
+      while (g_ascii_isdigit(*q) && n < G_MAXUINT32)
+        n = n * 10 + (guint64)(*q++ - '0');
+      if (q == p + 5 || n == 0 || n >= G_MAXUINT32)
+        continue;
+      r = g_str_has_prefix(q, " cell ") ? q + 6 : NULL;
+      while (r != NULL && g_ascii_isdigit(*r) && c < G_MAXUINT32)
+        c = c * 10 + (guint64)(*r++ - '0');
+      if (r != NULL && r > q + 6 && c < G_MAXUINT32) {
+        cells_add(cells, n, c);
+        cells_add(cells, n, G_MAXUINT32);
+      } else {
+        g_hash_table_add(pages, GUINT_TO_POINTER((guint)n));
+      }
+    }
+  }
+}
+
+static void
+walk_spans(SpanWalk *w, guint32 pgno, Span span, int depth)
+{
+  SqlenvfsBtreePage page;
+  Span child = span;
+
+  if (pgno == 0 || pgno > w->n_pages || depth > 40 ||
+      g_hash_table_contains(w->seen, GUINT_TO_POINTER(pgno)) ||
+      g_hash_table_contains(w->named, GUINT_TO_POINTER(pgno)) ||
+      pread(w->fd, w->buf, w->page_size, (off_t)(pgno - 1) * w->page_size) !=
+        (ssize_t)w->page_size ||
+      !sqlenvfs_btree_page_parse(w->buf, w->page_size, w->usable, pgno, &page, NULL) ||
+      (page.type != SQLENVFS_BTREE_TABLE_LEAF && page.type != SQLENVFS_BTREE_TABLE_INTERIOR)) {
+    g_array_append_val(w->spans, span);
+    return;
+  }
+  g_hash_table_add(w->seen, GUINT_TO_POINTER(pgno));
+  if (page.type == SQLENVFS_BTREE_TABLE_LEAF) {
+    if (cells_has(w->cells, pgno, G_MAXUINT32))
+      g_array_append_val(w->spans, span);
+    return;
+  }
+  {
+    guint n = page.n_cells;
+    guint32 right = page.right_child;
+    g_autofree guint32 *kids = g_new(guint32, n);
+    g_autofree gint64 *keys = g_new(gint64, n);
+    for (guint i = 0; i < n; i++) {
+      SqlenvfsBtreeCell cell;
+      if (!sqlenvfs_btree_cell(&page, i, &cell, NULL)) {
+        g_array_append_val(w->spans, span);
+        return;
+      }
+      kids[i] = cell.child;
+      keys[i] = cell.rowid;
+    }
+    /* w->buf is reused below: the page's cells were copied out first.
+     * Child i is bounded by keys i - 1 and i; the right child, i = n, by
+     * the last key and the page's own bound. */
+    for (guint i = 0; i <= n; i++) {
+      gboolean named = cells_has(w->cells, pgno, i) || (i > 0 && cells_has(w->cells, pgno, i - 1));
+      child.has_hi = i < n || span.has_hi;
+      child.hi = i < n ? keys[i] : span.hi;
+      if (named)
+        g_array_append_val(w->spans, child);
+      else
+        walk_spans(w, i < n ? kids[i] : right, child, depth + 1);
+      if (i < n) {
+        child.has_lo = TRUE;
+        child.lo = keys[i];
+      }
+    }
+  }
+}
+
+/* The rowids of @out's table @t recovered from under named pages. */
+static char *
+suspect_rowids(sqlite3 *out, const Table *t, SpanWalk *w, guint32 root)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autofree char *sql = g_strdup_printf("SELECT %s FROM main.%s WHERE (?1 IS NULL OR %s > ?1)"
+                                         " AND (?2 IS NULL OR %s <= ?2) ORDER BY 1",
+                                         t->rowid, q, t->rowid, t->rowid);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
+  Span all = { 0 };
+
+  g_array_set_size(w->spans, 0);
+  g_hash_table_remove_all(w->seen);
+  walk_spans(w, root, all, 0);
+  if (w->spans->len == 0 || sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK)
+    return ranges_finish(&rg);
+  for (guint i = 0; i < w->spans->len; i++) {
+    const Span *sp = &g_array_index(w->spans, Span, i);
+    sqlite3_reset(st);
+    if (sp->has_lo)
+      sqlite3_bind_int64(st, 1, sp->lo);
+    else
+      sqlite3_bind_null(st, 1);
+    if (sp->has_hi)
+      sqlite3_bind_int64(st, 2, sp->hi);
+    else
+      sqlite3_bind_null(st, 2);
+    while (sqlite3_step(st) == SQLITE_ROW)
+      ranges_add(&rg, sqlite3_column_int64(st, 0));
+  }
+  return ranges_finish(&rg);
+}
+
+/* Fill each recovered table's suspect_rowids (nothing when the source
+ * had no damage, or its pages cannot be read). */
+static void
+find_suspects(Job *j, sqlite3 *out)
+{
+  g_autoptr(GHashTable) named = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) cells = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
+  g_autofree guint8 *buf = NULL;
+  SpanWalk w = { .fd = -1, .named = named, .cells = cells, .seen = seen, .spans = spans };
+  guint8 hdr[100];
+  struct stat st;
+
+  named_places(j->report->damage, named, cells);
+  if ((g_hash_table_size(named) == 0 && g_hash_table_size(cells) == 0) ||
+      !sqlenvfs_db_exec(j->src, "PRAGMA wal_checkpoint(TRUNCATE)", j->copy, NULL))
+    return;
+  w.fd = open(j->copy, O_RDONLY | O_CLOEXEC);
+  if (w.fd < 0)
+    return;
+  if (fstat(w.fd, &st) == 0 && pread(w.fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr) {
+    w.page_size = ((guint32)hdr[16] << 8 | hdr[17]) == 1 ? 65536 : (guint32)hdr[16] << 8 | hdr[17];
+    if (w.page_size >= 512 && (w.page_size & (w.page_size - 1)) == 0 && w.page_size > hdr[20]) {
+      w.usable = w.page_size - hdr[20];
+      w.n_pages = (guint32)MIN((guint64)st.st_size / w.page_size, G_MAXUINT32);
+      buf = w.buf = g_malloc(w.page_size);
+    }
+  }
+  for (guint i = 0; buf != NULL && i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    gint64 root = 0;
+    char *sql;
+    if (t->is_virtual || t->without_rowid || t->rowid == NULL)
+      continue;
+    sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND name = %Q",
+                          t->name);
+    if (sqlenvfs_db_query_int(j->src, sql, &root, j->copy, NULL) && root > 0 &&
+        root <= G_MAXUINT32) {
+      for (guint k = 0; k < j->report->tables->len; k++) {
+        SqlenvfsRecoveredTable *rt = g_ptr_array_index(j->report->tables, k);
+        if (strcmp(rt->name, t->name) == 0 && rt->suspect_rowids == NULL)
+          rt->suspect_rowids = suspect_rowids(out, t, &w, (guint32)root);
+      }
+    }
+    sqlite3_free(sql);
+  }
+  close(w.fd);
+}
+
 static void
 read_damage(Job *j)
 {
@@ -1332,6 +1550,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     goto out;
   }
   tally(&j, out);
+  find_suspects(&j, out);
   if (report->tables->len == 0 && report->n_lost_and_found == 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "recover %s: nothing could be read (%s); restore from a backup instead "

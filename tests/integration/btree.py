@@ -9,6 +9,8 @@ which rows live under which page before they damage it.
                                     the rowids reachable from the root without
                                     entering page P or any page above N
                                     (one per line, sorted)
+  btree.py leaf DB TABLE ROWID      the leaf page holding ROWID and the rowids
+                                    on it (prints: pgno rowid rowid ...)
   btree.py freelist DB              the freelist trunk pages and leaf pages
                                     (prints: trunk|leaf pgno, one per line)
 """
@@ -125,6 +127,20 @@ def main(argv):
         for r in f.rowids(root_of(path, table), skip, max_page):
             print(r)
         return 0
+    if cmd == "leaf":
+        path, table, want = argv[2], argv[3], int(argv[4])
+        f = File(path)
+        stack = [root_of(path, table)]
+        while stack:
+            p = stack.pop()
+            kind, items = f.children(p)
+            if kind == "interior":
+                stack.extend(items)
+            elif want in items:
+                print(p, *items)
+                return 0
+        print("no leaf of %s holds rowid %d" % (table, want), file=sys.stderr)
+        return 1
     if cmd == "freelist":
         trunks, leaves = File(argv[2]).freelist()
         for t in trunks:

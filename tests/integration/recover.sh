@@ -107,6 +107,44 @@ assert_eq "$(sqlite3 rec-zeroed.db "SELECT seq FROM sqlite_sequence WHERE name =
 assert_eq "$(sqlite3 rec-zeroed.db 'PRAGMA page_size')" "1024" "page size kept"
 pass "zeroed interior page $page: exactly the $n_expect readable rows of t recovered, $lost reported lost; source unchanged"
 
+# ---- 1b. Bytes overwritten inside a leaf page of t ---------------------------
+# The rows there may still read, with bytes that are not theirs: the report
+# names the rowids recovered from under that page (and at most its two
+# neighbours, which integrity_check's messages about the key between them
+# cannot tell apart), and no other.
+cp orig.db leaf.db
+read -r lpage lrows < <(python3 "$BTREE" leaf orig.db t 1500)
+first=${lrows%% *} last=${lrows##* }
+read -r _ before < <(python3 "$BTREE" leaf orig.db t $((first - 1)))
+read -r _ after < <(python3 "$BTREE" leaf orig.db t $((last + 1)))
+python3 -c "
+f = open('leaf.db', 'r+b'); f.seek(($lpage - 1) * 1024 + 600); f.write(b'\x13' * 400)"
+[ "$(sqlite3 leaf.db 'PRAGMA integrity_check' | head -1)" != ok ] || fail "overwriting page $lpage did not damage the file"
+"$SQLENVFS" recover leaf.db --output rec-leaf.db --json >report-leaf.json
+check_integrity rec-leaf.db
+dump_rows rec-leaf.db t >got.txt
+python3 - report-leaf.json orig-t.txt got.txt "$lrows" "$before $after" <<'PY' || fail "rows from under the damaged page $lpage (rowids $lrows) not named as they should be"
+import json, sys
+report = json.load(open(sys.argv[1]))
+t = [x for x in report["tables"] if x["name"] == "t"][0]
+named = set()
+for part in (t["suspect_rowids"] or "").split(", "):
+    if part:
+        a, _, b = part.partition("-")
+        named.update(range(int(a), int(b or a) + 1))
+orig = {int(l.split("|", 1)[0]): l for l in open(sys.argv[2])}
+got = {int(l.split("|", 1)[0]): l for l in open(sys.argv[3])}
+on_page = set(int(x) for x in sys.argv[4].split())
+beside = set(int(x) for x in sys.argv[5].split())
+wrong = {k for k, l in got.items() if orig.get(k) != l}
+print("named %s; recovered with other values %s; on the page %s" % (sorted(named), sorted(wrong), sorted(on_page)))
+assert wrong, "the damage changed no row's values: a poor test"
+assert wrong <= named, "a row recovered with other values is not named"
+assert on_page & set(got) <= named, "a row recovered from the page is not named"
+assert named <= on_page | beside, "rows away from the page are named"
+PY
+pass "bytes overwritten in leaf page $lpage: the rows recovered from under it are named as suspect, none away from it"
+
 # ---- 2. A truncated file -----------------------------------------------------
 n_pages=$(( $(stat -c %s orig.db) / 1024 ))
 keep_pages=$(( n_pages * 2 / 3 ))
