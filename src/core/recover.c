@@ -966,8 +966,8 @@ tally(Job *j, sqlite3 *out)
         g_strdup_printf("SELECT %s FROM main.%s ORDER BY 1", t->rowid, q);
       g_autoptr(sqlite3_stmt) es = NULL, os = NULL;
       Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
-      gboolean have_o = FALSE, ok = TRUE;
-      gint64 o = 0;
+      gboolean have_o = FALSE, ok = TRUE, have_e = FALSE;
+      gint64 o = 0, prev_e = 0, n_bad = 0;
       int rc;
       if (sqlite3_prepare_v2(j->src, esql, -1, &es, NULL) == SQLITE_OK &&
           sqlite3_prepare_v2(out, osql, -1, &os, NULL) == SQLITE_OK) {
@@ -977,6 +977,15 @@ tally(Job *j, sqlite3 *out)
           o = sqlite3_column_int64(os, 0);
         while ((rc = sqlite3_step(es)) == SQLITE_ROW) {
           gint64 e = sqlite3_column_int64(es, 0);
+          /* A rowid out of order (the table's own order serves the ORDER
+           * BY) or twice: a damaged cell read as another row's. Which row
+           * it stood for cannot be told (counted below). */
+          if (have_e && e <= prev_e) {
+            n_bad++;
+            continue;
+          }
+          have_e = TRUE;
+          prev_e = e;
           while (have_o && o < e) {
             have_o = sqlite3_step(os) == SQLITE_ROW;
             if (have_o)
@@ -990,7 +999,15 @@ tally(Job *j, sqlite3 *out)
         ok = FALSE;
       }
       {
+        gint64 hidden = MIN(n_bad, rt->n_expected - rt->n_recovered - rg.count);
         char *s = ranges_finish(&rg);
+        if (ok && hidden > 0) {
+          char *all = g_strdup_printf("%s%s%" G_GINT64_FORMAT " whose rowid%s the damage hides",
+                                      s ? s : "", s ? ", and " : "", hidden,
+                                      hidden == 1 ? "" : "s");
+          g_free(s);
+          s = all;
+        }
         if (ok)
           rt->missing_rowids = s;
         else

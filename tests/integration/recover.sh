@@ -123,15 +123,19 @@ f = open('leaf.db', 'r+b'); f.seek(($lpage - 1) * 1024 + 600); f.write(b'\x13' *
 "$SQLENVFS" recover leaf.db --output rec-leaf.db --json >report-leaf.json
 check_integrity rec-leaf.db
 dump_rows rec-leaf.db t >got.txt
-python3 - report-leaf.json orig-t.txt got.txt "$lrows" "$before $after" <<'PY' || fail "rows from under the damaged page $lpage (rowids $lrows) not named as they should be"
+python3 - report-leaf.json orig-t.txt got.txt "$lrows" "$before $after" <<'PY' || fail "rows from under the damaged page $lpage (rowids $lrows) not reported as they should be"
 import json, sys
 report = json.load(open(sys.argv[1]))
 t = [x for x in report["tables"] if x["name"] == "t"][0]
-named = set()
-for part in (t["suspect_rowids"] or "").split(", "):
-    if part:
-        a, _, b = part.partition("-")
-        named.update(range(int(a), int(b or a) + 1))
+def rowids(text):
+    out = set()
+    for part in (text or "").split(", "):
+        if part and "whose rowid" not in part:
+            a, _, b = part.partition("-")
+            out.update(range(int(a), int(b or a) + 1))
+    return out
+named = rowids(t["suspect_rowids"])
+missing = rowids(t["missing_rowids"])
 orig = {int(l.split("|", 1)[0]): l for l in open(sys.argv[2])}
 got = {int(l.split("|", 1)[0]): l for l in open(sys.argv[3])}
 on_page = set(int(x) for x in sys.argv[4].split())
@@ -142,6 +146,8 @@ assert wrong, "the damage changed no row's values: a poor test"
 assert wrong <= named, "a row recovered with other values is not named"
 assert on_page & set(got) <= named, "a row recovered from the page is not named"
 assert named <= on_page | beside, "rows away from the page are named"
+assert not missing & set(got), "recovered rows are named missing: %s" % t["missing_rowids"]
+assert len(missing) + ("whose rowid" in (t["missing_rowids"] or "")) > 0, "no row named missing"
 PY
 pass "bytes overwritten in leaf page $lpage: the rows recovered from under it are named as suspect, none away from it"
 
