@@ -32,6 +32,12 @@ CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT, qty INTEGER, price REAL, d
 CREATE INDEX items_name ON items(name);
 CREATE TABLE plain(a, b, c);
 CREATE TABLE kv(k TEXT, j INTEGER, v, PRIMARY KEY(k, j)) WITHOUT ROWID;
+CREATE TABLE audit(id INTEGER PRIMARY KEY, what TEXT, item INTEGER);
+CREATE TRIGGER items_ins AFTER INSERT ON items BEGIN
+  INSERT INTO audit(what, item) VALUES ('ins', new.id); END;
+CREATE TRIGGER items_del AFTER DELETE ON items BEGIN
+  INSERT INTO audit(what, item) VALUES ('del', old.id); END;
+CREATE VIEW big_items AS SELECT id, name FROM items WHERE length(data) > 5000;
 """
 
 
@@ -121,6 +127,15 @@ def writer(args):
         if not created and k >= args.commits * 0.5:
             conn.execute("CREATE TABLE later(x INTEGER PRIMARY KEY, y TEXT)")
             conn.execute("CREATE INDEX later_y ON later(y)")
+            # a trigger and a view replaced, one created
+            conn.execute("DROP TRIGGER items_del")
+            conn.execute("CREATE TRIGGER items_del AFTER DELETE ON items BEGIN"
+                         " INSERT INTO audit(what, item) VALUES ('gone', old.id); END")
+            conn.execute("DROP VIEW big_items")
+            conn.execute("CREATE VIEW big_items AS SELECT id FROM items WHERE length(data) > 4000")
+            conn.execute("CREATE TRIGGER later_ins AFTER INSERT ON later BEGIN"
+                         " UPDATE audit SET what = what || '+' WHERE id = (SELECT max(id) FROM audit);"
+                         " END")
             k += 2
             log.write("T %d %.6f create\n" % (k, time.time()))
             created = True

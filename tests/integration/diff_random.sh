@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `sqlenvfs diff` against the states themselves: a real client commits a
 # mixed workload (inserts, updates, deletes, rows with overflow pages and
-# updates of only their overflow part, a WITHOUT ROWID table, ALTER TABLE
+# updates of only their overflow part, a WITHOUT ROWID table, triggers that
+# write another table, a trigger and a view replaced, ALTER TABLE
 # ADD COLUMN, CREATE TABLE and INDEX, a VACUUM) while `sqlenvfs archive`
 # runs; then for random pairs of times T1 < T2 the script diff prints turns
 # the restored T1 into the restored T2 (every table's rows and rowids, the
