@@ -54,7 +54,8 @@
 #include <unistd.h>
 
 #define MAX_RANGES 20
-#define MAX_DAMAGE 20
+#define MAX_DAMAGE 20 /* integrity_check's messages in the report           */
+#define MAX_PLACES 1000 /* ... and read to find the rows under what it names */
 
 /* ------------------------------------------------------------------------ */
 /* Report                                                                   */
@@ -291,6 +292,7 @@ typedef struct {
   sqlite3 *src;    /* on the copy */
   GPtrArray *schema; /* SchemaRow * that could be read */
   GPtrArray *tables; /* Table *: ordinary and virtual tables to recover */
+  GPtrArray *damage; /* char *: integrity_check's messages (MAX_PLACES) */
 } Job;
 
 static char *
@@ -1205,7 +1207,7 @@ find_suspects(Job *j, sqlite3 *out)
   guint8 hdr[100];
   struct stat st;
 
-  named_places(j->report->damage, named, cells);
+  named_places(j->damage, named, cells);
   if ((g_hash_table_size(named) == 0 && g_hash_table_size(cells) == 0) ||
       !sqlenvfs_db_exec(j->src, "PRAGMA wal_checkpoint(TRUNCATE)", j->copy, NULL))
     return;
@@ -1246,7 +1248,8 @@ read_damage(Job *j)
 {
   g_autoptr(sqlite3_stmt) st = NULL;
   int rc;
-  if (sqlite3_prepare_v2(j->src, "PRAGMA integrity_check(20)", -1, &st, NULL) != SQLITE_OK) {
+  if (sqlite3_prepare_v2(j->src, "PRAGMA integrity_check(" G_STRINGIFY(MAX_PLACES) ")", -1, &st,
+                         NULL) != SQLITE_OK) {
     g_ptr_array_add(j->report->damage, g_strdup(sqlite3_errmsg(j->src)));
     return;
   }
@@ -1255,9 +1258,13 @@ read_damage(Job *j)
     g_auto(GStrv) lines = g_strsplit(msg ? msg : "", "\n", -1);
     if (msg == NULL || strcmp(msg, "ok") == 0)
       continue;
-    for (char **l = lines; *l; l++)
-      if (**l && !g_str_has_prefix(*l, "*** in database") && j->report->damage->len < MAX_DAMAGE)
+    for (char **l = lines; *l; l++) {
+      if (!**l || g_str_has_prefix(*l, "*** in database"))
+        continue;
+      g_ptr_array_add(j->damage, g_strdup(*l));
+      if (j->report->damage->len < MAX_DAMAGE)
         g_ptr_array_add(j->report->damage, g_strdup(*l));
+    }
   }
   if (rc != SQLITE_DONE)
     g_ptr_array_add(j->report->damage,
@@ -1502,6 +1509,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   j.newdb = g_build_filename(j.work, "new.db", NULL);
   j.schema = g_ptr_array_new_with_free_func(schema_row_free);
   j.tables = g_ptr_array_new_with_free_func(tbl_free);
+  j.damage = g_ptr_array_new_with_free_func(g_free);
 
   /* (1) the private copy: the database and the files that hold committed or
    * rolled-back state beside it, all of one settled moment. */
@@ -1619,5 +1627,6 @@ out:
   g_free(j.newdb);
   g_ptr_array_unref(j.schema);
   g_ptr_array_unref(j.tables);
+  g_ptr_array_unref(j.damage);
   return ok ? g_steal_pointer(&report) : NULL;
 }
