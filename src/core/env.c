@@ -513,6 +513,35 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **er
   return ok;
 }
 
+/* Remove the temporaries of init runs of @name that died (their process is
+ * gone) from data/prod and data/dev; the caller holds the init lock. */
+static gboolean
+remove_leftovers(SqlenvfsRoot *root, const char *name, GError **error)
+{
+  g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
+  return sqlenvfs_tmp_leftovers(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD), prefix, FALSE, TRUE,
+                                NULL, error) >= 0 &&
+         sqlenvfs_tmp_leftovers(sqlenvfs_root_path(root, SQLENVFS_DIR_DEV), prefix, FALSE, TRUE,
+                                NULL, error) >= 0;
+}
+
+/* remove_leftovers() under the init lock, where an init ever ran (only an
+ * init holding that lock makes temporaries). */
+static gboolean
+remove_leftovers_locked(SqlenvfsRoot *root, const char *name, GError **error)
+{
+  int lock;
+  gboolean ok;
+  if (!g_file_test(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), G_FILE_TEST_IS_DIR))
+    return TRUE;
+  lock = sqlenvfs_root_lock(root, "init", FALSE, error);
+  if (lock < 0)
+    return FALSE;
+  ok = remove_leftovers(root, name, error);
+  sqlenvfs_root_unlock(lock);
+  return ok;
+}
+
 gboolean
 sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
                   SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -568,6 +597,11 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     if (existing == NULL)
       existing = db_file_existing(dev);
     if (existing) {
+      /* Refused; but the temporaries of a run that died (an init --force
+       * cut short while it built the new pair) go all the same: they may
+       * hold a full copy of production, and doctor sends the user here. */
+      if (!remove_leftovers_locked(root, name, error))
+        return FALSE;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                   "init %s: %s already exists (nothing was changed; pass --force to move the "
                   "old files aside and create new ones)",
@@ -590,14 +624,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
 
   prod_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_PROD);
   dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
-  {
-    g_autofree char *prefix = g_strdup_printf(".tmp-init-%s-", name);
-    /* Leftovers of an interrupted init (their process is gone). */
-    if (sqlenvfs_tmp_leftovers(prod_dir, prefix, FALSE, TRUE, NULL, error) < 0 ||
-        sqlenvfs_tmp_leftovers(dev_dir, prefix, FALSE, TRUE, NULL, error) < 0) {
-      sqlenvfs_root_unlock(lock);
-      return FALSE;
-    }
+  if (!remove_leftovers(root, name, error)) {
+    sqlenvfs_root_unlock(lock);
+    return FALSE;
   }
   {
     g_autofree char *file = g_strdup_printf(".tmp-init-%s-%d", name, (int)getpid());

@@ -41,6 +41,29 @@ expect_fail "already exists.*--force" "$SQLENVFS" init --root "$R"
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after a refused init"
 pass "a second init is refused without --force"
 
+# --- a refused init still removes the temporaries of an init that died
+# (an init --force cut short while it built the new pair leaves them; they
+# may hold a full copy of production): doctor says `sqlenvfs init` removes
+# them, and it does, even when it refuses to replace production.
+sh -c 'exit 0' & dead=$!
+wait "$dead"
+for d in prod dev; do
+  cp "$P" "$R/data/$d/.tmp-init-app-$dead"
+  : > "$R/data/$d/.tmp-init-app-$dead-journal"
+done
+"$SQLENVFS" doctor --root "$R" > "$T/left.doctor" 2>&1 || true
+tr -s ' \n' '  ' < "$T/left.doctor" | grep -q "data/prod/.tmp-init-app-$dead.*-> \`sqlenvfs init\` removes them" \
+  || fail "doctor does not name the temporaries: $(cat "$T/left.doctor")"
+rc=0; "$SQLENVFS" init --root "$R" > /dev/null 2> "$T/left.err" || rc=$?
+[ "$rc" -ne 0 ] && tail -1 "$T/left.err" | grep -q "already exists.*--force" ||
+  fail "init over production was not refused: $(cat "$T/left.err")"
+grep -q "removed .*data/dev/.tmp-init-app-$dead, left by an interrupted run" "$T/left.err" ||
+  fail "init does not say what it removed: $(cat "$T/left.err")"
+left=$(ls -A "$R/data/prod" "$R/data/dev" | grep -F .tmp-init- || true)
+[ -z "$left" ] || fail "a refused init left the temporaries of an init that died: $left"
+assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after a refused init that cleaned up"
+pass "a refused init removes the temporaries of an init that died, and nothing else"
+
 # --- an empty --root (`--root "$ROOT"` with ROOT unset) is refused, never
 # taken to mean the current directory, even when that is a root
 mkdir -p "$T/mnt-empty"
