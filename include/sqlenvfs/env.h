@@ -51,9 +51,11 @@ typedef struct {
  * development, a copy of production before it was marked) for one
  * database. Refuses (EXISTS) when either exists unless force, and then moves
  * db, -wal, -shm and -journal aside to <name>.db.replaced-<ts>[-wal|...]
- * (so the old database still opens with its WAL), each move written down
- * first in sqlenvfs_env_init_moves_path(), and moves that an earlier run
- * left unfinished are finished first. Both files are built as
+ * (so the old database still opens with its WAL), each move, and the two
+ * renames that put the new files in place, written down first in
+ * sqlenvfs_env_init_moves_path(); moves that an earlier run left
+ * unfinished are finished first, and when that run is then done (both
+ * databases in place) an init without force stops there. Both files are built as
  * ".tmp-init-<name>-<pid>.db" next to their final place and renamed in only
  * when complete: on failure nothing existing has been touched, and the
  * temporaries are removed. A missing schema file is NOT_FOUND. */

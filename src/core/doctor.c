@@ -1501,16 +1501,19 @@ check_leftovers(Ctx *c)
       names->str, size);
   }
   {
-    /* An init --force cut short while it moved the old files aside. */
+    /* An init cut short while it moved the old files aside or put the
+     * new ones in place. */
     g_autofree char *moves = sqlenvfs_env_init_moves_path(c->root);
     g_autofree char *lock = sqlenvfs_root_lock_path(c->root, "init");
     if (g_file_test(moves, G_FILE_TEST_EXISTS) && sqlenvfs_doctor_lock_holder(lock, NULL) == 0) {
       n_found++;
       sqlenvfs_doctor_report_add(
         c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", moves,
-        "run `sqlenvfs init --force` again: it finishes those moves first",
-        "an init --force was cut short while it moved the old databases aside: a -wal or "
-        "-journal may still be at its old name, apart from the database it belongs to");
+        "run `sqlenvfs init` (no --force needed): it finishes that init first (the old files "
+        "moved aside, the new databases put in place)",
+        "an init --force was cut short while it moved the old databases aside or put the new "
+        "ones in place: a -wal or -journal may still be at its old name, apart from the "
+        "database it belongs to, and production or development may be missing until then");
     }
   }
   if (n_found == 0)

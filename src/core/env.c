@@ -344,11 +344,14 @@ check_not_in_use(const char *prod, const char *dev, int archiver, GError **error
   return ok;
 }
 
-/* The moves of an init --force are written down, durably, before the
- * first: the database and the files beside it move one rename at a time,
- * and a power cut between two renames would leave a -wal (commits) or a
- * -journal (what makes the file whole) at the old name, apart from the
- * database it belongs to. The next init finishes the moves named there
+/* The moves of an init are written down, durably, before the first: the
+ * database and the files beside it move one rename at a time, and a power
+ * cut between two renames would leave a -wal (commits) or a -journal (what
+ * makes the file whole) at the old name, apart from the database it belongs
+ * to. After the moves aside the list names the two renames that put the
+ * new databases in place (".tmp-init-<db>-<pid>" to "<db>.db"): a cut
+ * between those would leave the new production without development, or
+ * no production at all. The next init finishes the moves named there
  * before anything else, then forgets them; the file goes once the new
  * databases are in place. */
 #define MOVES_FILE "init-moves"
@@ -411,17 +414,19 @@ run_moves(GPtrArray *plan, GPtrArray *moved, GError **error)
   return TRUE;
 }
 
-/* Write @plan to @file (MOVES_FILE), durably. */
+/* Write @plan, then @installs, to @file (MOVES_FILE), durably. */
 static gboolean
-write_moves(const char *file, GPtrArray *plan, GError **error)
+write_moves(const char *file, GPtrArray *plan, GPtrArray *installs, GError **error)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *data = NULL;
   gsize len = 0;
-  for (guint i = 0; i + 1 < plan->len; i += 2) {
+  for (guint i = 0; i + 1 < plan->len + installs->len; i += 2) {
+    GPtrArray *a = i < plan->len ? plan : installs;
+    guint k = i < plan->len ? i : i - plan->len;
     g_autofree char *group = g_strdup_printf("move %u", i / 2);
-    g_key_file_set_string(kf, group, "from", plan->pdata[i]);
-    g_key_file_set_string(kf, group, "to", plan->pdata[i + 1]);
+    g_key_file_set_string(kf, group, "from", a->pdata[k]);
+    g_key_file_set_string(kf, group, "to", a->pdata[k + 1]);
   }
   data = g_key_file_to_data(kf, &len, NULL);
   return sqlenvfs_write_file_atomic(file, data, len, 0600, error);
@@ -464,13 +469,64 @@ is_planned_move(SqlenvfsRoot *root, const char *from, const char *to)
   return FALSE;
 }
 
-/* Finish the moves of an init --force that was cut short, if @file names
- * any, under the init lock; what it moves is added to @moved. */
+/* Whether @from -> @to is the rename that puts a new database in place:
+ * <dir>/.tmp-init-<db>-<pid> -> <dir>/<db>.db, in data/prod or data/dev. */
 static gboolean
-finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **error)
+is_planned_install(SqlenvfsRoot *root, const char *from, const char *to)
+{
+  g_autofree char *dir = g_path_get_dirname(from), *to_dir = g_path_get_dirname(to);
+  g_autofree char *base = g_path_get_basename(from), *to_base = g_path_get_basename(to);
+  g_autofree char *prefix = NULL;
+  const char *pid;
+  if (g_strcmp0(dir, to_dir) != 0 ||
+      (g_strcmp0(dir, sqlenvfs_root_path(root, SQLENVFS_DIR_PROD)) != 0 &&
+       g_strcmp0(dir, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV)) != 0) ||
+      !g_str_has_suffix(to_base, ".db") || strlen(to_base) <= 3)
+    return FALSE;
+  prefix = g_strdup_printf(".tmp-init-%.*s-", (int)(strlen(to_base) - 3), to_base);
+  if (!g_str_has_prefix(base, prefix))
+    return FALSE;
+  pid = base + strlen(prefix);
+  return *pid != '\0' && strspn(pid, "0123456789") == strlen(pid);
+}
+
+/* Put in place the new databases of @installs (from/to pairs) whose file is
+ * there and whose place is free (no database, -wal or -journal: a new file
+ * must not meet an old one's), each made durable before the next; each
+ * new name is added to @installed. */
+static gboolean
+run_installs(GPtrArray *installs, GPtrArray *installed, GError **error)
+{
+  for (guint i = 0; i + 1 < installs->len; i += 2) {
+    const char *from = installs->pdata[i], *to = installs->pdata[i + 1];
+    g_autofree char *dir = g_path_get_dirname(to);
+    g_autofree char *taken = db_file_existing(to);
+    if (!g_file_test(from, G_FILE_TEST_EXISTS))
+      continue;
+    if (taken) {
+      g_message("init: left %s aside: %s is in its place", from, taken);
+      continue;
+    }
+    if (rename(from, to) != 0)
+      return sqlenvfs_error_errno(error, errno, "install new database", to);
+    g_ptr_array_add(installed, g_strdup(to));
+    if (!sqlenvfs_fsync_dir(dir, error))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Finish the moves of an init that was cut short, if @file names any,
+ * under the init lock: the moves aside, then the new databases put in
+ * place. What it moves aside is added to @moved, what it puts in place to
+ * @installed. */
+static gboolean
+finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GPtrArray *installed,
+             GError **error)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) installs = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) local = NULL;
   g_auto(GStrv) groups = NULL;
   int lock;
@@ -492,7 +548,8 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **er
   for (gsize i = 0; groups[i] != NULL; i++) {
     char *from = g_key_file_get_string(kf, groups[i], "from", NULL);
     char *to = g_key_file_get_string(kf, groups[i], "to", NULL);
-    if (from == NULL || to == NULL || !is_planned_move(root, from, to)) {
+    gboolean install = from != NULL && to != NULL && is_planned_install(root, from, to);
+    if (from == NULL || to == NULL || (!install && !is_planned_move(root, from, to))) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "%s, the moves of an init --force that was cut short, holds [%s], which is "
                   "not one (nothing was moved; move the files it names yourself, then remove "
@@ -502,13 +559,17 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GError **er
       sqlenvfs_root_unlock(lock);
       return FALSE;
     }
-    g_ptr_array_add(plan, from);
-    g_ptr_array_add(plan, to);
+    g_ptr_array_add(install ? installs : plan, from);
+    g_ptr_array_add(install ? installs : plan, to);
   }
-  ok = run_moves(plan, moved, error) && forget_moves(file, error);
+  ok = run_moves(plan, moved, error) && run_installs(installs, installed, error) &&
+       forget_moves(file, error);
   for (guint i = 0; ok && i < moved->len; i++)
     g_message("init: moved aside %s, which an init --force cut short had left behind",
               (const char *)moved->pdata[i]);
+  for (guint i = 0; ok && i < installed->len; i++)
+    g_message("init: put in place %s, which an init cut short had made",
+              (const char *)installed->pdata[i]);
   sqlenvfs_root_unlock(lock);
   return ok;
 }
@@ -551,21 +612,34 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   g_autofree char *stamp = NULL, *moves = NULL;
   g_autoptr(GPtrArray) moved = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) installs = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) installed = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) local = NULL;
   const char *schema_path;
   const char *prod_dir, *dev_dir;
   Progress prog = { progress, user };
-  gboolean ok = FALSE;
+  gboolean ok = FALSE, finished;
   int lock = -1, archiver = 0;
 
   g_return_val_if_fail(opts != NULL, FALSE);
 
   moves = sqlenvfs_env_init_moves_path(root);
-  if (!finish_moves(root, moves, moved, error))
+  finished = g_file_test(moves, G_FILE_TEST_EXISTS);
+  if (!finish_moves(root, moves, moved, installed, error))
     return FALSE;
   name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);
   if (name == NULL)
     return FALSE;
+  prod = sqlenvfs_root_prod_db(root, name);
+  dev = sqlenvfs_root_dev_db(root, name);
+  if (!opts->force && finished && g_file_test(prod, G_FILE_TEST_EXISTS) &&
+      g_file_test(dev, G_FILE_TEST_EXISTS)) {
+    /* The init that was cut short is done now: that is what was asked for
+     * (doctor sends the user here), not a new one. */
+    for (guint i = 0; opts->moved_aside && i < moved->len; i++)
+      g_ptr_array_add(opts->moved_aside, g_strdup(moved->pdata[i]));
+    return remove_leftovers_locked(root, name, error);
+  }
   schema_default = g_build_filename(sqlenvfs_root_dir(root), "schema.sql", NULL);
   schema_path = opts->schema_path ? opts->schema_path : schema_default;
   if (opts->demo && opts->schema_path == NULL &&
@@ -590,8 +664,6 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     return FALSE;
   }
 
-  prod = sqlenvfs_root_prod_db(root, name);
-  dev = sqlenvfs_root_dev_db(root, name);
   if (!opts->force) {
     g_autofree char *existing = db_file_existing(prod);
     if (existing == NULL)
@@ -641,12 +713,18 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error))
     goto out;
 
-  /* Both new files are complete: now, and only now, make room for them. */
+  /* Both new files are complete (and their names durable, before a list
+   * names them): now, and only now, make room for them. */
   stamp = sqlenvfs_time_format_name(sqlenvfs_clock_now(), TRUE);
-  if (opts->force &&
-      (!check_not_in_use(prod, dev, archiver, error) || !plan_moves(prod, stamp, plan, error) ||
-       !plan_moves(dev, stamp, plan, error) ||
-       (plan->len > 0 && !write_moves(moves, plan, error)) || !run_moves(plan, moved, error)))
+  g_ptr_array_add(installs, g_strdup(tmp_prod));
+  g_ptr_array_add(installs, g_strdup(prod));
+  g_ptr_array_add(installs, g_strdup(tmp_dev));
+  g_ptr_array_add(installs, g_strdup(dev));
+  if (!sqlenvfs_fsync_dir(prod_dir, error) || !sqlenvfs_fsync_dir(dev_dir, error) ||
+      (opts->force &&
+       (!check_not_in_use(prod, dev, archiver, error) || !plan_moves(prod, stamp, plan, error) ||
+        !plan_moves(dev, stamp, plan, error))) ||
+      !write_moves(moves, plan, installs, error) || !run_moves(plan, moved, error))
     goto out;
   for (guint i = 0; i < moved->len; i++) {
     g_info("moved aside: %s", (const char *)moved->pdata[i]);
@@ -662,7 +740,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     goto out;
   }
   ok = sqlenvfs_fsync_dir(prod_dir, error) && sqlenvfs_fsync_dir(dev_dir, error) &&
-       (plan->len == 0 || forget_moves(moves, error));
+       forget_moves(moves, error);
 
 out:
   if (!ok) {
