@@ -516,6 +516,69 @@ run_installs(GPtrArray *installs, GPtrArray *installed, GError **error)
   return TRUE;
 }
 
+/* The moves of @plan as they must be made now, newly allocated: after each
+ * database's own move, the moves of the files SQLite keeps beside it that
+ * are there now and that @plan does not name (a -wal or -shm that an
+ * application or a reader made after the cut, while the old database was
+ * still in place, would stay apart from it), unless that database's move
+ * was made and a new database was put in its place (what is beside it now
+ * is the new one's). */
+static GPtrArray *
+complete_moves(GPtrArray *plan)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i + 1 < plan->len; i += 2) {
+    const char *from = plan->pdata[i], *to = plan->pdata[i + 1];
+    g_ptr_array_add(out, g_strdup(from));
+    g_ptr_array_add(out, g_strdup(to));
+    if (!g_str_has_suffix(from, ".db") ||
+        (g_file_test(from, G_FILE_TEST_EXISTS) && g_file_test(to, G_FILE_TEST_EXISTS)))
+      continue;
+    for (gsize k = 1; k < SQLENVFS_N_DB_FILES; k++) {
+      g_autofree char *f = side_path(from, sqlenvfs_db_files[k]);
+      gboolean named = FALSE;
+      for (guint j = 0; j + 1 < plan->len && !named; j += 2)
+        named = strcmp(plan->pdata[j], f) == 0;
+      if (!named && g_file_test(f, G_FILE_TEST_EXISTS)) {
+        g_ptr_array_add(out, g_steal_pointer(&f));
+        g_ptr_array_add(out, side_path(to, sqlenvfs_db_files[k]));
+      }
+    }
+  }
+  return out;
+}
+
+/* Refuse to make the moves of @plan not yet made while a process other
+ * than the root's archiver has one of their files open (see
+ * check_not_in_use()). */
+static gboolean
+check_moves_not_in_use(SqlenvfsRoot *root, GPtrArray *plan, GError **error)
+{
+  g_autofree char *alock = sqlenvfs_root_lock_path(root, "archiver");
+  g_autoptr(GPtrArray) paths = g_ptr_array_new();
+  g_autofree int *pids = NULL;
+  for (guint i = 0; i + 1 < plan->len; i += 2)
+    if (g_file_test(plan->pdata[i], G_FILE_TEST_EXISTS) &&
+        !g_file_test(plan->pdata[i + 1], G_FILE_TEST_EXISTS))
+      g_ptr_array_add(paths, plan->pdata[i]);
+  if (paths->len == 0)
+    return TRUE;
+  pids = g_new0(int, paths->len);
+  sqlenvfs_doctor_file_openers((const char *const *)paths->pdata, paths->len,
+                               MAX(sqlenvfs_doctor_lock_holder(alock, NULL), 0), pids);
+  for (guint i = 0; i < paths->len; i++) {
+    if (pids[i] > 0) {
+      g_autofree char *who = sqlenvfs_doctor_describe_pid(pids[i]);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "init: an init --force cut short must move %s aside, and %s has it open "
+                  "(nothing was moved; stop it, then retry)",
+                  (const char *)paths->pdata[i], who);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 /* Finish the moves of an init that was cut short, if @file names any,
  * under the init lock: the moves aside, then the new databases put in
  * place. What it moves aside is added to @moved, what it puts in place to
@@ -527,6 +590,7 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GPtrArray *
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) installs = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) full = NULL;
   g_autoptr(GError) local = NULL;
   g_auto(GStrv) groups = NULL;
   int lock;
@@ -562,8 +626,9 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GPtrArray *
     g_ptr_array_add(install ? installs : plan, from);
     g_ptr_array_add(install ? installs : plan, to);
   }
-  ok = run_moves(plan, moved, error) && run_installs(installs, installed, error) &&
-       forget_moves(file, error);
+  full = complete_moves(plan);
+  ok = check_moves_not_in_use(root, full, error) && run_moves(full, moved, error) &&
+       run_installs(installs, installed, error) && forget_moves(file, error);
   for (guint i = 0; ok && i < moved->len; i++)
     g_message("init: moved aside %s, which an init --force cut short had left behind",
               (const char *)moved->pdata[i]);

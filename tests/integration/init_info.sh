@@ -218,6 +218,48 @@ left=$(ls -A "$R4/data/prod" "$R4/data/dev" "$R4/.sqlenvfs" | grep -E '^\.tmp-in
 [ -z "$left" ] || fail "left after the cut-short init was finished: $left"
 pass "an init --force cut between its two last renames is finished by the next init: development in place"
 
+# --- init --force cut short after production's move, before development's:
+# an application then commits to development (still in place) and dies,
+# leaving a -wal the moves list does not name. The next init moves it aside
+# with its database; while the application runs it refuses to move anything.
+R5=$T/cut-late-wal
+make_root "$R5" "$SRCDIR/schema.sql"
+sqlite3 "$R5/data/dev/app.db" "CREATE TABLE keep (x); INSERT INTO keep VALUES ('before')"
+SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R5" --force > "$T/cut5.out" 2>&1 &
+cut=$!
+track_pid "$cut"
+for _ in $(seq 200); do ls "$R5/data/prod" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
+kill -9 "$cut"
+wait "$cut" || true
+[ -e "$R5/data/dev/app.db" ] && [ ! -e "$R5/data/dev/app.db-wal" ] && [ ! -e "$R5/data/prod/app.db" ] ||
+  fail "the kill did not fall between the two moves: $(ls -A "$R5/data/prod" "$R5/data/dev")"
+python3 - "$R5/data/dev/app.db" "$T/app5.ready" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("PRAGMA synchronous=FULL")
+db.execute("INSERT INTO keep VALUES ('committed after the cut')")
+open(sys.argv[2], "w").close()
+time.sleep(600)
+PY
+app=$!
+track_pid "$app"
+for _ in $(seq 400); do [ -e "$T/app5.ready" ] && break; sleep 0.05; done
+[ -e "$T/app5.ready" ] || fail "the application did not commit"
+expect_fail "init: an init --force cut short must move .*data/dev/app.db(-wal|-shm)? aside, and pid $app \(python3\) \
+has it open \(nothing was moved" "$SQLENVFS" init --root "$R5"
+[ -e "$R5/data/dev/app.db" ] && [ -e "$R5/.sqlenvfs/init-moves" ] || fail "a refused init moved something"
+kill -9 "$app"
+wait "$app" || true
+[ -s "$R5/data/dev/app.db-wal" ] || fail "the application left no -wal"
+"$SQLENVFS" init --root "$R5" > "$T/cut5b.out" 2> "$T/cut5b.err" || fail "init after the cut: $(cat "$T/cut5b.err")"
+old=$(ls "$R5/data/dev/" | grep -E '^app\.db\.replaced-[^-]*$')
+[ -s "$R5/data/dev/$old-wal" ] || fail "the -wal is not with its database: $(ls -A "$R5/data/dev")"
+assert_eq "$(sqlite3 "$R5/data/dev/$old" "PRAGMA integrity_check; SELECT x FROM keep ORDER BY rowid")" \
+  "$(printf 'ok\nbefore\ncommitted after the cut')" "the old development, with the commit made after the cut"
+assert_eq "$(sqlite3 "$R5/data/dev/app.db" "SELECT name FROM _environment; PRAGMA integrity_check")" \
+  "$(printf 'development\nok')" "the new development"
+pass "an init --force cut short moves a -wal made after the cut with its database, never while it is open"
+
 # --- info, text and JSON
 "$SQLENVFS" info --root "$R" > "$T/info.txt"
 grep -Eq "environment +production" "$T/info.txt" || fail "info text: $(cat "$T/info.txt")"
