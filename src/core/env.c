@@ -582,10 +582,10 @@ check_moves_not_in_use(SqlenvfsRoot *root, GPtrArray *plan, GError **error)
 /* Finish the moves of an init that was cut short, if @file names any,
  * under the init lock: the moves aside, then the new databases put in
  * place. What it moves aside is added to @moved, what it puts in place to
- * @installed. */
+ * @installed, and the places of the new databases it names to @named. */
 static gboolean
 finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GPtrArray *installed,
-             GError **error)
+             GPtrArray *named, GError **error)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
@@ -623,6 +623,8 @@ finish_moves(SqlenvfsRoot *root, const char *file, GPtrArray *moved, GPtrArray *
       sqlenvfs_root_unlock(lock);
       return FALSE;
     }
+    if (install)
+      g_ptr_array_add(named, g_strdup(to));
     g_ptr_array_add(install ? installs : plan, from);
     g_ptr_array_add(install ? installs : plan, to);
   }
@@ -679,26 +681,26 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) installs = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) installed = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) named = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GError) local = NULL;
   const char *schema_path;
   const char *prod_dir, *dev_dir;
   Progress prog = { progress, user };
-  gboolean ok = FALSE, finished;
+  gboolean ok = FALSE;
   int lock = -1, archiver = 0;
 
   g_return_val_if_fail(opts != NULL, FALSE);
 
   moves = sqlenvfs_env_init_moves_path(root);
-  finished = g_file_test(moves, G_FILE_TEST_EXISTS);
-  if (!finish_moves(root, moves, moved, installed, error))
+  if (!finish_moves(root, moves, moved, installed, named, error))
     return FALSE;
   name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);
   if (name == NULL)
     return FALSE;
   prod = sqlenvfs_root_prod_db(root, name);
   dev = sqlenvfs_root_dev_db(root, name);
-  if (!opts->force && finished && g_file_test(prod, G_FILE_TEST_EXISTS) &&
-      g_file_test(dev, G_FILE_TEST_EXISTS)) {
+  if (!opts->force && g_ptr_array_find_with_equal_func(named, prod, g_str_equal, NULL) &&
+      g_file_test(prod, G_FILE_TEST_EXISTS) && g_file_test(dev, G_FILE_TEST_EXISTS)) {
     /* The init that was cut short is done now: that is what was asked for
      * (doctor sends the user here), not a new one. */
     for (guint i = 0; opts->moved_aside && i < moved->len; i++)

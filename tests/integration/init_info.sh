@@ -218,6 +218,24 @@ left=$(ls -A "$R4/data/prod" "$R4/data/dev" "$R4/.sqlenvfs" | grep -E '^\.tmp-in
 [ -z "$left" ] || fail "left after the cut-short init was finished: $left"
 pass "an init --force cut between its two last renames is finished by the next init: development in place"
 
+# The next init of another database finishes that init too, and then does
+# what it was asked: here it refuses, that database exists.
+R6=$T/cut-other
+make_root "$R6" "$SRCDIR/schema.sql"
+"$SQLENVFS" init --root "$R6" --db other > /dev/null
+SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R6" --force > "$T/cut6.out" 2>&1 &
+cut=$!
+track_pid "$cut"
+for _ in $(seq 200); do ls "$R6/data/dev" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
+kill -9 "$cut"
+wait "$cut" || true
+rc=0; "$SQLENVFS" init --root "$R6" --db other > /dev/null 2> "$T/cut6.err" || rc=$?
+[ "$rc" -ne 0 ] && tail -1 "$T/cut6.err" | grep -q "data/prod/other.db already exists" ||
+  fail "init --db other after app's init was cut short: $(cat "$T/cut6.err")"
+[ -e "$R6/data/prod/app.db" ] && [ -e "$R6/data/dev/app.db" ] && [ ! -e "$R6/.sqlenvfs/init-moves" ] ||
+  fail "the cut-short init of app was not finished: $(ls -A "$R6/data/prod" "$R6/data/dev")"
+pass "the next init of another database finishes the cut-short one, then does what it was asked"
+
 # --- init --force cut short after production's move, before development's:
 # an application then commits to development (still in place) and dies,
 # leaving a -wal the moves list does not name. The next init moves it aside
