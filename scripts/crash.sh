@@ -2,13 +2,17 @@
 # The long power-cut run: crash_power.py over the crash filesystem with many
 # cuts (default 270, 30 for each of the 9 operations) and a seed, from a built
 # tree; then 40 hard starts (--hard-startup: each cut right after the start
-# publishes an alive time), and 30 cuts during the operations run only when
-# asked for (--extra-cuts: a prune with a replica, the seal of a segment,
-# after a killed archiver; small segments), each on a root of its own.
+# publishes an alive time), and 40 cuts during the operations run only when
+# asked for (--extra-cuts, 10 each: a prune with a replica, the seal of a
+# segment, after a killed archiver, and init --force over a production with
+# commits in its -wal, then the next command a user runs: the old databases
+# whole in one place, the new pair in place, no temporaries; small
+# segments), each on a root of its own.
 #   scripts/crash.sh [BUILD_DIR] [CUTS] [SEED]
 # Replay one failing cycle with: crash_power.py run ... --only SEED --op OP
 # Seeds that found failures, kept as regressions: 4 (60 cuts: a chain left
 # without a base after a gap, during startup at cycle 47 or 56; docs/CRASHFS.md).
+# init --force alone: crash_power.py run ... --cuts 60 --op init-force.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}

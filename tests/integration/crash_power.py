@@ -57,6 +57,24 @@ syncing them), a new one starts and publishes an alive time past the last
 commit, and the power is cut a moment later: check 2 holds for that alive
 time.
 
+and `init-force`: the writer commits some rows and is killed (-9: its last
+commits only in the -wal), a note is committed to development, the
+archiver (left running) publishes an alive time past the last commit, and
+`init --force` is cut at a random moment or right after its moves list
+appeared (in some cycles it waits 20 ms after each move aside). After the
+reboot, and again after what a user runs next (`init`, `init --force`, or
+`doctor` and what it advises):
+
+  7. the old production (every acknowledged row) and the old development
+     (its note) are each in exactly one readable place, the live name or
+     <db>.db.replaced-<time> opened with its own -wal, whole; no -wal or
+     -journal is apart from its database (while a moves list is left, only
+     after the next init); a live database present passes integrity_check
+     and carries its own marker, and no development file is marked
+     production; a restore at the alive time holds every row;
+  8. after the next command: both databases are in place, no .tmp-init-*
+     is left, and the moves list is gone.
+
 A failure prints the cycle's seed; `--only SEED` replays one cycle's cut on
 a fresh root. Prints per-operation counts and one JSON summary line.
 """
@@ -77,7 +95,7 @@ import zlib
 OPS = ["idle", "archive", "startup", "backup", "snapshot", "refresh-dev", "prune", "pitr", "restore"]
 # Operations run only when asked for (--op, or --extra-cuts after the cycles
 # of OPS), so that the cycles a seed gives to OPS stay what they were.
-EXTRA_OPS = ["prune-replica", "seal", "archiver-kill"]
+EXTRA_OPS = ["prune-replica", "seal", "archiver-kill", "init-force"]
 REPLICA_URL = "s3://crash-test/replica"
 SCHEMA = "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL);\n"
 
@@ -498,9 +516,315 @@ def replica_teardown(m):
 
 
 # --------------------------------------------------------------------------
+# init --force under a power cut
+
+def db_state(path):
+    """(marker, rows, max id, integrity, notes) of the database at @path opened as
+    a user opens it, with its own -wal; read from a copy of the database and
+    its -wal (and -journal) outside the root, so that nothing there moves.
+    notes: the values of its table `note` (a developer's own work in
+    development), if any. None when @path is not there."""
+    if not os.path.isfile(path):
+        return None
+    scratch = path.replace("/", "_")[-60:]
+    d = os.path.join(DB_SCRATCH[0], scratch)
+    os.makedirs(d, exist_ok=True)
+    copy = os.path.join(d, "x.db")
+    remove_db(copy)
+    for sfx in ("", "-wal", "-journal"):
+        if os.path.isfile(path + sfx):
+            subprocess.run(["cp", path + sfx, copy + sfx], check=True)
+    db = sqlite3.connect(copy, isolation_level=None)
+    try:
+        ic = db.execute("PRAGMA integrity_check").fetchall()
+        if ic != [("ok",)]:
+            return ("?", 0, 0, "integrity_check: %s" % (ic[:3],), ())
+        env = [r[0] for r in db.execute("SELECT name FROM _environment")] \
+            if db.execute("SELECT count(*) FROM sqlite_master WHERE name = '_environment'"
+                          ).fetchone()[0] else []
+        n, mx = db.execute("SELECT count(*), coalesce(max(id), 0) FROM t").fetchone()
+        notes = tuple(r[0] for r in db.execute("SELECT v FROM note ORDER BY v")) \
+            if db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'note'"
+                          ).fetchone()[0] else ()
+        for (k, v) in db.execute("SELECT id, v FROM t WHERE id % 97 = 1 OR id = ?", (mx,)):
+            if v != value(k):
+                return (",".join(env), n, mx, "row %d holds a wrong value" % k, notes)
+        return (",".join(env), n, mx, "ok", notes)
+    except sqlite3.DatabaseError as e:
+        return ("?", 0, 0, "cannot be read: %s" % e, ())
+    finally:
+        db.close()
+        remove_db(copy)
+        if os.path.exists(copy + "-journal"):
+            os.unlink(copy + "-journal")
+
+
+DB_SCRATCH = [None]
+
+
+def init_force_places(m, before):
+    """Where the old databases can be now: the live ones and the files
+    init moved aside since @before (the names there before the cycle)."""
+    out = []
+    for env in ("prod", "dev"):
+        d = os.path.join(m.root, "data", env)
+        out.append((env, os.path.join(d, "app.db")))
+        for n in sorted(os.listdir(d)):
+            if n.startswith("app.db.replaced-") and n not in before[env] and \
+                    not n.endswith(("-wal", "-shm", "-journal")):
+                out.append((env, os.path.join(d, n)))
+    return out
+
+
+def init_force_check(m, before, old_prod_max, old_dev, what, settled, pending=False):
+    """The promises of init --force, on the root as it is now: the old
+    production (rows 1..@old_prod_max) and the old development (the one
+    whose notes hold @old_dev) each in exactly one readable place; a live database present
+    is whole and carries its own marker; no -wal or -journal left apart from
+    its database. @settled: after the next command (no temporaries, no
+    moves list, both databases there). @pending: a moves list is left for
+    the next init to finish (a -wal may be apart from its database until
+    then): only the live databases are checked (a database moved aside
+    before its -wal may be partly checkpointed: whole only with it). Returns
+    "old", "new" or "missing": what the live production is."""
+    places = {"prod": [], "dev": []}
+    live = {}
+    listing = "; ".join("data/%s: %s" % (env, " ".join(sorted(os.listdir(
+        os.path.join(m.root, "data", env))))) for env in ("prod", "dev"))
+    what = "%s (%s%s)" % (what, listing, "; a moves list" if pending else "")
+    for env, path in init_force_places(m, before):
+        if pending and not path.endswith("/app.db"):
+            continue
+        st = db_state(path)
+        if st is None:
+            continue
+        marker, n, mx, ok, notes = st
+        name = os.path.relpath(path, m.root)
+        if ok != "ok":
+            if path.endswith("/app.db"):
+                raise Failure("%s: %s %s" % (what, name, ok))
+            raise Failure("%s: %s (moved aside) %s" % (what, name, ok))
+        want = "production" if env == "prod" else "development"
+        if marker != want:
+            raise Failure("%s: %s is marked %r, not %s" % (what, name, marker, want))
+        if path.endswith("/app.db"):
+            live[env] = (n, mx)
+        if env == "prod" and n > 0:
+            places["prod"].append((name, n, mx))
+        if env == "dev" and old_dev in notes:
+            places["dev"].append((name, n, mx))
+    if pending:
+        return "missing" if "prod" not in live else \
+            ("new" if live["prod"][0] == 0 else "old")
+    for env in ("prod", "dev"):
+        d = os.path.join(m.root, "data", env)
+        names = set(os.listdir(d))
+        for n in names:
+            for sfx in ("-wal", "-journal"):
+                if n.endswith(sfx) and n[:-len(sfx)] not in names and \
+                        os.path.getsize(os.path.join(d, n)) > 0:
+                    raise Failure("%s: data/%s/%s is apart from its database" % (what, env, n))
+    if len(places["prod"]) != 1:
+        raise Failure("%s: the old production (rows 1..%d) is in %d places: %s" % (
+            what, old_prod_max, len(places["prod"]), places["prod"]))
+    name, n, mx = places["prod"][0]
+    if n != mx or mx < old_prod_max:
+        raise Failure("%s: %s holds rows up to %d (%d rows), but 1..%d were acknowledged" % (
+            what, name, mx, n, old_prod_max))
+    if len(places["dev"]) != 1:
+        raise Failure("%s: the old development (note %r) is in %d places: %s" % (
+            what, old_dev, len(places["dev"]), places["dev"]))
+    if settled:
+        left = [os.path.join("data", env, n) for env in ("prod", "dev")
+                for n in os.listdir(os.path.join(m.root, "data", env))
+                if n.startswith(".tmp-init-")]
+        if left:
+            raise Failure("%s: temporaries left: %s" % (what, left))
+        if os.path.exists(os.path.join(m.root, ".sqlenvfs/init-moves")):
+            raise Failure("%s: the moves list is still there" % what)
+        for env in ("prod", "dev"):
+            if env not in live:
+                raise Failure("%s: there is no live %s database" % (what, env))
+    if "prod" not in live:
+        return "missing"
+    return "old" if places["prod"][0][0] == "data/prod/app.db" else "new"
+
+
+def cycle_init_force(m, i, seed, stats):
+    """init --force on a root whose production a writer committed to (it is
+    stopped with kill -9, its last commits only in the -wal), cut at a
+    random moment; then what a user runs next."""
+    rng = random.Random(seed)
+    mode = rng.choice(["all", "random", "subset"])
+    tag = "%d" % i
+    DB_SCRATCH[0] = os.path.join(m.tmp, "scratch")
+    m.boot()
+    start = m.prod_max() + 1
+    m.start_archiver(tag)
+    wlog = os.path.join(m.logs, "writer-%s.log" % tag)
+    writer_p = m.spawn([sys.executable, os.path.abspath(__file__), "writer", "--db",
+                        os.path.join(m.root, "data/prod/app.db"), "--log", wlog,
+                        "--start", str(start)], "writer-" + tag)
+    n_rows = rng.randint(5, 60)
+    wait_for(lambda: len(m.read_acked(wlog)) >= n_rows, "the writer's commits")
+    # the application stops as after kill -9: its last commits are in the -wal
+    os.killpg(writer_p.pid, signal.SIGKILL)
+    writer_p.wait()
+    acked = m.read_acked(wlog)
+    m.acked.update(acked)
+    old_prod_max = max(m.acked)
+    wal = os.path.join(m.root, "data/prod/app.db-wal")
+    if not os.path.exists(wal) or os.path.getsize(wal) == 0:
+        raise Failure("production has no -wal before init --force")
+    # a developer's own work in development, which must not be lost either
+    old_dev = "cycle-%d" % i
+    db = sqlite3.connect(os.path.join(m.root, "data/dev/app.db"), isolation_level=None)
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("CREATE TABLE IF NOT EXISTS note(v TEXT)")
+    db.execute("INSERT INTO note VALUES(?)", (old_dev,))
+    db.close()
+    before = {env: set(os.listdir(os.path.join(m.root, "data", env))) for env in ("prod", "dev")}
+    # the archiver (left running, as init --force allows) publishes an alive
+    # time past the last commit: a restore at it holds every row
+    last = max(acked.values())
+    wait_for(lambda: (m.read_alive() or (0, 0))[0] > last * 1e6 + 300000,
+             "the alive time to pass the last commit")
+    alive = m.read_alive()
+    # the moment of the cut: a random time in the first 100 ms (init takes
+    # some 50 ms here), or right after the moves list appeared, or a moment
+    # later; in some cycles init waits 20 ms after each move aside, so that
+    # more cuts fall between two moves
+    when = rng.choice(["time", "time", "moves", "moves", "moves"])
+    delay = rng.choice([0, 0, 20])
+    proc = m.spawn([m.a.sqlenvfs, "init", "--force", "--root", m.root], "op-" + tag,
+                   {"SQLENVFS_TEST_INIT_DELAY_MS": str(delay)})
+
+    def names():
+        out = set()
+        for d in ("data/prod", "data/dev", ".sqlenvfs"):
+            try:
+                out |= {(d, n) for n in os.listdir(os.path.join(m.root, d))}
+            except FileNotFoundError:
+                pass
+        return out
+    t0 = time.monotonic()
+    seen = []
+    if when == "time":
+        time.sleep(rng.uniform(0.0, 0.1 + delay * 0.005))
+    else:
+        # right after the moves list appeared, or a moment later
+        cur = names()
+        end = time.monotonic() + 10
+        while time.monotonic() < end and proc.poll() is None and \
+                (".sqlenvfs", "init-moves") not in cur:
+            now = names()
+            if now != cur:
+                seen.append(sorted(n for _, n in now ^ cur))
+                cur = now
+            time.sleep(0.0002)
+        time.sleep(rng.choice([0, 0, 0.001, 0.003, 0.01, 0.03]) * (1 + delay / 10))
+    op_done = proc.poll() == 0
+    if m.a.verbose:
+        print("# init-force: cut %s at %.3f s (%s, delay %d ms), after %s" % (
+            mode, time.monotonic() - t0, "done" if op_done else "running", delay, seen[-3:]))
+    cut = "cut" if mode == "all" else "cut %s %d" % (mode, seed)
+    m.ctl(cut)
+    m.halt()
+    stats["cuts"]["init-force"] = stats["cuts"].get("init-force", 0) + 1
+    stats["modes"][mode] = stats["modes"].get(mode, 0) + 1
+    stats["acked_checked"] += len(acked)
+
+    # ---- the power comes back ------------------------------------------
+    m.boot()
+    after = m.read_alive()
+    if after is None or after[0] < alive[0]:
+        raise Failure("the alive time published before the cut, %s, is %s after it" % (
+            timestr(alive[0]), timestr(after[0]) if after else "gone"))
+    moves = os.path.join(m.root, ".sqlenvfs/init-moves")
+    # what a user runs next
+    nxt = rng.choice(["init", "init --force", "doctor"])
+    tmps = [n for env in ("prod", "dev") for n in os.listdir(os.path.join(m.root, "data", env))
+            if n.startswith(".tmp-init-")]
+    state = init_force_check(m, before, old_prod_max, old_dev, "after the cut", False,
+                             os.path.exists(moves))
+    if op_done and state == "old":
+        raise Failure("init --force returned before the cut; the old production is live after it")
+    # no development file is ever marked production: not the live one
+    # (checked above), nor a temporary that reads whole
+    for n in os.listdir(os.path.join(m.root, "data/dev")):
+        if n.startswith(".tmp-init-") and not n.endswith(("-wal", "-shm", "-journal")):
+            st = db_state(os.path.join(m.root, "data/dev", n))
+            if st and st[3] == "ok" and st[0] == "production":
+                raise Failure("after the cut: data/dev/%s is marked production" % n)
+    dev_state = db_state(os.path.join(m.root, "data/dev/app.db"))
+    dev_state = "missing" if dev_state is None else "old" if old_dev in dev_state[4] else "new"
+    key = "prod %s, dev %s%s%s" % (state, dev_state, ", moves" if os.path.exists(moves) else "",
+                                   ", temporaries" if tmps else "")
+    if m.a.verbose:
+        print("# init-force: after the cut %s; next: %s" % (key, nxt))
+    stats["init_states"][key] = stats["init_states"].get(key, 0) + 1
+    # the old production as the archiver had published it is restorable
+    out = os.path.join(m.tmp, "check-%d.db" % i)
+    r = m.sq("restore", "--time", timestr(alive[0]), "--output", out)
+    if r.returncode:
+        raise Failure("restore at the alive time %s after the cut: %s" % (
+            timestr(alive[0]), r.stderr))
+    check_rows(out, old_prod_max, "the archive after the cut (alive time %s)" % timestr(alive[0]))
+    remove_db(out)
+    stats["durable_checked"] += len(acked)
+    stats["durable_points"] += 1
+    stats["init_next"][nxt] = stats["init_next"].get(nxt, 0) + 1
+    if nxt == "doctor":
+        r = m.sq("doctor")
+        text = r.stdout + r.stderr
+        with open(os.path.join(m.logs, "doctor-%s.out" % tag), "w") as f:
+            f.write(text)
+        advice = None
+        if os.path.exists(moves):
+            said = " ".join(text.split())
+            if "init --force was cut short" not in said or "run `sqlenvfs init`" not in said:
+                raise Failure("doctor does not say init --force was cut short:\n" + text)
+            advice = "init"
+        elif tmps:
+            if ".tmp-init-" not in text:
+                raise Failure("doctor does not name the temporaries %s:\n%s" % (tmps, text))
+            advice = "init"
+        prod_there = os.path.exists(os.path.join(m.root, "data/prod/app.db"))
+        for env, name in (("prod", "production"), ("dev", "development")):
+            # (with no production, doctor says so; `init` makes both)
+            if not os.path.exists(os.path.join(m.root, "data", env, "app.db")) and \
+                    (env == "prod" or prod_there):
+                said = " ".join(text.split())
+                if "data/%s/app.db" % env not in said and "no %s database" % name not in said \
+                        and "the %s database is missing" % name not in said:
+                    raise Failure("doctor does not say data/%s/app.db is missing:\n%s" % (
+                        env, text))
+        nxt = advice
+        if nxt is None and not all(os.path.exists(os.path.join(m.root, "data", e, "app.db"))
+                                   for e in ("prod", "dev")):
+            nxt = "init"
+    if nxt:
+        r = m.sq(*nxt.split())
+        with open(os.path.join(m.logs, "next-%s.err" % tag), "w") as f:
+            f.write(r.stdout + r.stderr)
+        if r.returncode and not (nxt == "init" and "already exists" in r.stderr and
+                                 all(os.path.exists(os.path.join(m.root, "data", e, "app.db"))
+                                     for e in ("prod", "dev"))):
+            raise Failure("%s after the cut: %s" % (nxt, r.stderr))
+    state = init_force_check(m, before, old_prod_max, old_dev, "after `%s`" % nxt, True)
+    if state == "new":
+        m.acked = {}
+    stats["passed"] += 1
+    m.ctl("cut")
+    m.halt()
+
+
+# --------------------------------------------------------------------------
 # One cycle
 
 def cycle(m, i, seed, stats, op):
+    if op == "init-force":
+        return cycle_init_force(m, i, seed, stats)
     rng = random.Random(seed)
     # idle, archiver-kill: every unsynced write goes (the cut their promise
     # is about)
@@ -816,7 +1140,8 @@ def cycle(m, i, seed, stats, op):
 def run(a):
     stats = {"cuts": {}, "modes": {}, "acked_checked": 0, "durable_checked": 0,
              "durable_points": 0, "latest_refused": 0, "copies_checked": 0, "gaps": 0,
-             "replica_checked": 0, "replica_pending": 0, "segments_max": 0, "passed": 0}
+             "replica_checked": 0, "replica_pending": 0, "segments_max": 0, "passed": 0,
+             "init_states": {}, "init_next": {}}
     a.sqlenvfs = os.path.abspath(a.sqlenvfs)
     a.crashfs = os.path.abspath(a.crashfs)
     m = Machine(a)
@@ -869,6 +1194,10 @@ def run(a):
         print("# pruned copies and segments checked queued for the replica: %d (a prune's "
               "pending removals queued by the next: %d)" % (stats["replica_checked"],
                                                             stats["replica_pending"]))
+    if "init-force" in stats["cuts"]:
+        for k in sorted(stats["init_states"]):
+            print("# init --force cut, leaving %s: %d" % (k, stats["init_states"][k]))
+        print("# then: %s" % ", ".join("%s %d" % kv for kv in sorted(stats["init_next"].items())))
     print("# acknowledged commits checked in production: %d" % stats["acked_checked"])
     print("# commits published durable (before the alive time) checked in the archive: %d (at %d cuts)" % (
         stats["durable_checked"], stats["durable_points"]))

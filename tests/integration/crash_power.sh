@@ -4,8 +4,10 @@
 # acknowledged commit lost in production, no commit the archiver published
 # as durable missing from a restore, no torn backup, snapshot, restore or
 # pitr file taken as whole; then a few cuts during a prune with a replica
-# (no removal from the replica lost), while segments are sealed, and after
-# the archiver was killed. The fixed seed replays the same cuts each run;
+# (no removal from the replica lost), while segments are sealed, after the
+# archiver was killed, and during init --force (the old databases whole in
+# one place, the next command leaves the new pair and no temporaries). The
+# fixed seed replays the same cuts each run;
 # scripts/crash.sh runs the long one. CRASH_TMP=DIR keeps the run's root
 # and logs there (they are removed with $T otherwise).
 source "$SRCDIR/tests/integration/lib.sh"
@@ -22,4 +24,4 @@ python3 "$SRCDIR/tests/integration/crash_power.py" run --sqlenvfs "$SQLENVFS" \
   --crashfs "$CRASHFS" --tmp "${CRASH_TMP:-$T/crash}-extra" --cuts 0 \
   --extra-cuts "${CRASH_EXTRA_CUTS:-3}" --segment-records 150 --seed "${CRASH_SEED:-1}" \
   || fail "a power cut broke a durability promise (see above)"
-pass "power cuts during a prune with a replica, a seal, after a killed archiver survived"
+pass "power cuts during a prune with a replica, a seal, after a killed archiver, during init --force survived"
