@@ -818,8 +818,9 @@ report_processes(Ctx *c, const DbFiles *d, gboolean is_prod, GArray *seen, GArra
       "remove PRAGMA locking_mode=EXCLUSIVE from that application and restart it (in WAL "
       "mode processes share the database without it)",
       "%s held the database file locked EXCLUSIVE for at least %.1f s while it is in WAL "
-      "mode: a connection in exclusive locking mode (PRAGMA locking_mode=EXCLUSIVE). No "
-      "other process can read the database while it runs: %s (locks now: %s)",
+      "mode: a connection in exclusive locking mode (PRAGMA locking_mode=EXCLUSIVE), unless "
+      "it was closing with a long checkpoint (run the doctor again). No other process can "
+      "read the database while it runs: %s (locks now: %s)",
       exclusive->str, LOCK_RECHECK_US / 1e6,
       is_prod ? "its commits are not archived (the archive records a gap when it ends), and "
                 "backups, snapshots and the mount's prod/ wait or fail"
