@@ -90,9 +90,11 @@ SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind k
 GPtrArray *sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error);
 
 /* Like sqlenvfs_store_list(), and each entry that cannot be read is added
- * to @unreadable (may be NULL) as one line naming its MANIFEST and why. */
+ * to @unreadable (may be NULL) as one line naming its MANIFEST and why, and
+ * its name to @unreadable_names (may be NULL; in the same order). */
 GPtrArray *sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
-                                       GPtrArray *unreadable, GError **error);
+                                       GPtrArray *unreadable, GPtrArray *unreadable_names,
+                                       GError **error);
 
 /* One entry by name; NULL and NOT_FOUND if there is none. */
 SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind,

@@ -122,7 +122,9 @@ gboolean sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPt
 
 /* Retention: the first sequence number prune must keep so that every window
  * keeps its part at or after @since, and a last chain with no base yet is
- * kept whole (a snapshot of it may still come). FALSE when the archive
+ * kept whole (a snapshot of it may still come); nor does it pass the state
+ * at the time of a copy whose MANIFEST cannot be read, where that copy may
+ * be the retained part's base (said with a warning). FALSE when the archive
  * holds nothing to prune. */
 gboolean sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_from_seq);
 

@@ -698,7 +698,7 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
 
 GPtrArray *
 sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *unreadable,
-                            GError **error)
+                            GPtrArray *unreadable_names, GError **error)
 {
   g_autoptr(GPtrArray) out =
     g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
@@ -710,6 +710,8 @@ sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray
     g_ptr_array_add(unreadable, g_strdup_printf("%s %s: %s", sqlenvfs_copy_kind_name(kind),
                                                 (const char *)bad_names->pdata[i],
                                                 (const char *)bad_errors->pdata[i]));
+  for (guint i = 0; unreadable_names && i < bad_names->len; i++)
+    g_ptr_array_add(unreadable_names, g_strdup(bad_names->pdata[i]));
   g_ptr_array_sort(out, cmp_copy);
   return g_steal_pointer(&out);
 }
@@ -717,7 +719,7 @@ sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray
 GPtrArray *
 sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
 {
-  return sqlenvfs_store_list_checked(root, kind, NULL, error);
+  return sqlenvfs_store_list_checked(root, kind, NULL, NULL, error);
 }
 
 SqlenvfsStoredCopy *

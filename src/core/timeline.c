@@ -120,6 +120,15 @@ typedef struct {
   gboolean unchecked;      /* no base of its chain has a verdict (verifymemo.h)      */
 } Window;
 
+/* A copy whose MANIFEST cannot be read: not a base, but not known to be
+ * lost either (it is left for inspection, store.h), so retention keeps the
+ * archive it may need (sqlenvfs_timeline_prune_point). */
+typedef struct {
+  SqlenvfsCopyKind kind;
+  char *name;
+  gint64 time;             /* the time in its name: when its run began       */
+} Unread;
+
 /* What a stat says of a file or directory, to tell whether it changed. */
 typedef struct {
   gboolean exists;
@@ -139,6 +148,7 @@ struct _SqlenvfsTimeline {
   SqlenvfsArchive *a;
   GPtrArray *copies;     /* SqlenvfsStoredCopy *, owned */
   GPtrArray *manifest_unreadable; /* char *: copies whose MANIFEST cannot be used, and why */
+  GArray *manifest_unread;        /* Unread: the same copies                        */
   GPtrArray *unreadable; /* char *: those, and the copies known bad */
   GArray *marks;   /* Mark */
   GArray *chains;  /* Chain */
@@ -155,6 +165,12 @@ static void
 window_clear(Window *w)
 {
   g_free(w->note);
+}
+
+static void
+unread_clear(Unread *u)
+{
+  g_free(u->name);
 }
 
 /* ------------------------------------------------------------------ */
@@ -611,17 +627,31 @@ load_copies(SqlenvfsTimeline *tl, GError **error)
   g_autoptr(GPtrArray) unreadable = g_ptr_array_new_with_free_func(g_free);
   static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
 
+  g_autoptr(GArray) unread = g_array_new(FALSE, FALSE, sizeof(Unread));
+
+  g_array_set_clear_func(unread, (GDestroyNotify)unread_clear);
   for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
-    g_autoptr(GPtrArray) list = sqlenvfs_store_list_checked(tl->root, kinds[k], unreadable, error);
+    g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) list =
+      sqlenvfs_store_list_checked(tl->root, kinds[k], unreadable, names, error);
     if (list == NULL)
       return FALSE;
     for (guint i = 0; i < list->len; i++)
       g_ptr_array_add(copies, g_steal_pointer(&list->pdata[i]));
+    for (guint i = 0; i < names->len; i++) {
+      Unread u = { kinds[k], NULL, 0 };
+      if (!sqlenvfs_time_parse_name(names->pdata[i], &u.time))
+        continue;
+      u.name = g_strdup(names->pdata[i]);
+      g_array_append_val(unread, u);
+    }
   }
   g_ptr_array_unref(tl->copies);
   tl->copies = g_steal_pointer(&copies);
   g_ptr_array_unref(tl->manifest_unreadable);
   tl->manifest_unreadable = g_steal_pointer(&unreadable);
+  g_array_unref(tl->manifest_unread);
+  tl->manifest_unread = g_steal_pointer(&unread);
   return TRUE;
 }
 
@@ -638,6 +668,7 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_ptr_array_unref(tl->copies);
   g_ptr_array_unref(tl->unreadable);
   g_ptr_array_unref(tl->manifest_unreadable);
+  g_array_unref(tl->manifest_unread);
   g_array_unref(tl->marks);
   g_array_unref(tl->chains);
   g_array_unref(tl->bases);
@@ -679,6 +710,7 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
   tl->dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
   tl->copies = g_ptr_array_new();
   tl->manifest_unreadable = g_ptr_array_new_with_free_func(g_free);
+  tl->manifest_unread = g_array_new(FALSE, FALSE, sizeof(Unread));
   tl->unreadable = g_ptr_array_new_with_free_func(g_free);
   tl->marks = g_array_new(FALSE, FALSE, sizeof(Mark));
   tl->chains = g_array_new(FALSE, FALSE, sizeof(Chain));
@@ -1242,6 +1274,30 @@ sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *b
   return done;
 }
 
+/* The first seq to keep for the copy @u, whose MANIFEST cannot be read, or
+ * G_MAXUINT64. Were it readable, it could be the base the retained part of
+ * its chain starts from: when no base of the chain is at or before the
+ * retained start and it is older than the chain's first base. Its state is
+ * not known, but it is no older than the state at the time its run began. */
+static guint64
+unread_keep(SqlenvfsTimeline *tl, const Unread *u, gint64 since)
+{
+  for (guint c = 0; c < tl->chains->len; c++) {
+    const Chain *ch = chain_at(tl, c);
+    SqlenvfsArchiveEntry st;
+    guint64 from;
+    if (u->time < ch->start || u->time > ch->end)
+      continue;
+    if (ch->end < since || ch->hi < ch->lo)
+      return G_MAXUINT64; /* not retained */
+    if (ch->has_from && state_at(tl, c, MAX(ch->start, since), &st) && ch->from_seq <= st.seq)
+      return G_MAXUINT64; /* a readable base is there: the anchors keep what it needs */
+    from = state_at(tl, c, u->time, &st) ? st.seq : MAX(ch->lo, tl->first_seq);
+    return ch->has_from && ch->from_seq <= from ? G_MAXUINT64 : from;
+  }
+  return G_MAXUINT64;
+}
+
 gboolean
 sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_from_seq)
 {
@@ -1256,6 +1312,22 @@ sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_
       const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
       if (b)
         keep = MIN(keep, b->seq);
+    }
+    /* A copy left for inspection because its MANIFEST cannot be read may
+     * be repaired: the archive it may need is not removed on its word. */
+    for (guint u = 0; u < tl->manifest_unread->len; u++) {
+      const Unread *un = &g_array_index(tl->manifest_unread, Unread, u);
+      guint64 from = unread_keep(tl, un, since);
+      SqlenvfsArchiveEntry st;
+      g_autofree char *when = NULL;
+      if (from >= keep)
+        continue;
+      keep = from;
+      when = sqlenvfs_archive_get(tl->a, from, &st) ? sqlenvfs_time_format_iso(st.time) : NULL;
+      g_warning("prune: the WAL archive of %s is kept from %s: the %s %s, whose MANIFEST "
+                "cannot be read, may be the base of its retained point-in-time window "
+                "(repair the MANIFEST, or remove the entry; `sqlenvfs verify` names it)",
+                tl->db, when ? when : "its start", sqlenvfs_copy_kind_name(un->kind), un->name);
     }
     /* The last chain is kept whole while it has no base: a snapshot of it
      * may still come. */

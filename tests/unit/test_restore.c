@@ -893,6 +893,74 @@ START_TEST(test_retention)
 }
 END_TEST
 
+/* A copy whose MANIFEST cannot be read is left for inspection, not
+ * removed: it may be repaired. The archive it needs is not removed on its
+ * word either. Here it is the only copy at or before the retained start
+ * (s0 is gone), so without it the retained window would start at a later
+ * snapshot; once repaired, a restore to the retained start is exact. */
+START_TEST(test_retention_unreadable_manifest)
+{
+  const SqlenvfsStoredDb *d1 = s1->dbs->pdata[0];
+  g_autoptr(GPtrArray) removed = g_ptr_array_new_with_free_func(g_free);
+  g_autofree char *aside = g_build_filename(tmp, "s0-aside", NULL);
+  g_autofree char *manifest = g_build_filename(s1->dir, "MANIFEST", NULL);
+  g_autofree char *good = NULL, *bad = NULL;
+  g_autoptr(sqlite3) db = NULL;
+  gint64 week = G_GINT64_CONSTANT(7) * 86400 * G_USEC_PER_SEC;
+  gint64 since = d1->pos.pinned_at + 1000;
+  SqlenvfsTime t = { .us = since };
+  GError *error = NULL;
+
+  /* s0 gone (pruned before); a snapshot after s1, with commits around it. */
+  ck_assert_int_eq(rename(s0->dir, aside), 0);
+  db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  {
+    g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
+    g_autoptr(SqlenvfsStoredCopy) s2 = NULL;
+    GThread *th;
+    ck_assert_no_error(error);
+    th = g_thread_new("archiver", run_thread, a);
+    testutil_wait_capturing(a, "app");
+    commit_rows(db, 61, 70);
+    ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+    s2 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+    ck_assert_no_error(error);
+    commit_rows(db, 71, 80);
+    ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+    sqlenvfs_archiver_stop(a);
+    ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  }
+
+  /* s1's MANIFEST changed by hand: it no longer matches its checksum. */
+  ck_assert(g_file_get_contents(manifest, &good, NULL, NULL));
+  bad = g_strconcat(good, "# edited\n[note]\nwho=me\n", NULL);
+  ck_assert(g_file_set_contents(manifest, bad, -1, NULL));
+  {
+    g_autoptr(SqlenvfsStoredCopy) c =
+      sqlenvfs_store_load(root, SQLENVFS_KIND_SNAPSHOT, s1->name, &error);
+    ck_assert(c == NULL);
+    g_clear_error(&error);
+  }
+
+  /* A week after s1: the retained period starts just after its state. */
+  testutil_clock_set(since + week);
+  ck_assert(sqlenvfs_retention_prune_archives(root, FALSE, removed, &error));
+  ck_assert_no_error(error);
+
+  /* Repaired, s1 is a base again, and the archive after it is all there. */
+  ck_assert(g_file_set_contents(manifest, good, -1, NULL));
+  testutil_clock_reset();
+  {
+    g_autoptr(SqlenvfsRestorePlan) p = sqlenvfs_restore_plan(root, "app", &t, &error);
+    ck_assert_msg(p != NULL, "restore to the retained start after a prune: %s",
+                  error ? error->message : "");
+    ck_assert_str_eq(p->base_name, s1->name);
+    ck_assert_int_eq(rows_at(p), 30);
+  }
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* A timeline refreshed against one opened afresh                       */
 
@@ -1490,6 +1558,7 @@ restore_suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_windows_and_plans);
   tcase_add_test(tc, test_retention);
+  tcase_add_test(tc, test_retention_unreadable_manifest);
   tcase_add_test(tc, test_bad_base_falls_back);
   tcase_add_test(tc, test_latest_refused_past_last_window);
   tcase_add_test(tc, test_damaged_base_one_pass);

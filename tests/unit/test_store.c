@@ -475,7 +475,7 @@ START_TEST(test_manifest_checksum)
   ck_assert(strstr(error->message, ma) != NULL);
   ck_assert(strstr(error->message, "checksum") != NULL);
   g_clear_error(&error);
-  list = sqlenvfs_store_list_checked(root, SQLENVFS_KIND_BACKUP, unreadable, &error);
+  list = sqlenvfs_store_list_checked(root, SQLENVFS_KIND_BACKUP, unreadable, NULL, &error);
   ck_assert_uint_eq(list->len, 1);
   ck_assert_str_eq(((SqlenvfsStoredCopy *)list->pdata[0])->name, b->name);
   ck_assert_uint_eq(unreadable->len, 1);
