@@ -550,6 +550,7 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     SqlenvfsArchiveSegment seg = { 0 };
     ArchiveSegSum ss = { 0 };
     g_autofree char *name = archive_seg_name(g_array_index(nums, guint64, k), "seg");
+    GError *local = NULL;
     int fd = -1;
     guint si;
     seg.number = g_array_index(nums, guint64, k);
@@ -561,8 +562,22 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     si = a->segments->len - 1;
     if ((a->no_sums || k + 1 == nums->len || no_summary_for(a, seg.number) ||
          !use_summary(a, si)) &&
-        !load_segment(a, si, 0, 0, k + 1 == nums->len, error))
+        !load_segment(a, si, 0, 0, k + 1 == nums->len, &local)) {
+      /* The first one listed, gone when read: a prune, which removes
+       * segments from the first on, removed it meanwhile. As though it had
+       * not been listed. */
+      if (si == 0 && k + 1 < nums->len &&
+          g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+        g_debug("archive %s: %s (pruned meanwhile)", a->dir, local->message);
+        g_clear_error(&local);
+        g_array_set_size(a->segments, 0);
+        g_array_set_size(a->fds, 0);
+        g_array_set_size(a->segsum, 0);
+        continue;
+      }
+      g_propagate_error(error, local);
       return FALSE;
+    }
     g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
   }
   return TRUE;
@@ -648,12 +663,27 @@ archive_open_except(const char *dir, const GArray *no_summary, GError **error)
   a->cache_si = G_MAXUINT;
   a->is_sparse = TRUE;
   a->idx_open_max = IDX_OPEN_MAX;
-  nums = archive_list_segments(dir, error);
-  if (nums == NULL)
-    return NULL;
-  load_alive(a);
-  if (!load_from(a, nums, 0, error))
-    return NULL;
+  /* A segment listed, then gone when it is read, was removed by a prune
+   * meanwhile, which removes them from the first on: list again, for as
+   * long as the first segment listed moves on (the prune goes on). */
+  for (guint64 first = 0;;) {
+    g_autoptr(GError) local = NULL;
+    nums = archive_list_segments(dir, error);
+    if (nums == NULL)
+      return NULL;
+    load_alive(a);
+    if (load_from(a, nums, 0, &local))
+      break;
+    if (nums->len == 0 || g_array_index(nums, guint64, 0) <= first ||
+        !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return NULL;
+    }
+    first = g_array_index(nums, guint64, 0);
+    g_debug("archive %s: %s; listing it again", dir, local->message);
+    reset(a);
+    g_clear_pointer(&nums, g_array_unref);
+  }
   a->just_listed = TRUE;
   return g_steal_pointer(&a);
 }
@@ -865,8 +895,14 @@ archive_seg_view(SqlenvfsArchive *a, guint si, guint *n)
     g_array_append_val(t.segments, seg);
     g_array_set_size(a->cache, 0);
     t.entries = a->cache;
-    if (!load_segment(&t, 0, 0, 0, FALSE, &error))
-      g_warning("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
+    if (!load_segment(&t, 0, 0, 0, FALSE, &error)) {
+      /* Gone since it was listed: removed by a prune meanwhile (its reader
+       * reads the archive again, sqlenvfs_timeline_open()). */
+      if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
+        g_debug("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
+      else
+        g_warning("archive %s: reading the index of %s: %s", a->dir, seg.path, error->message);
+    }
     a->cache = t.entries;
     g_array_free(t.segments, TRUE);
     for (guint i = 0; i < a->cache->len; i++)

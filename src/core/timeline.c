@@ -698,6 +698,29 @@ read_archive(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], GError **error)
   return TRUE;
 }
 
+/* Whether what was just read of the archive may lack segments, or hold
+ * segments, that a prune removed meanwhile: the first segment read is gone
+ * now (prune removes them from the first on), or the read failed because a
+ * file was gone; and whether to read it again: only while that first
+ * segment moves on from *@first (the prune goes on), so that this ends. */
+static gboolean
+pruned_while_read(SqlenvfsTimeline *tl, const GError *error, guint64 *first)
+{
+  const SqlenvfsArchiveSegment *s0;
+  struct stat st;
+  if (tl->a == NULL || sqlenvfs_archive_n_segments(tl->a) == 0)
+    return FALSE;
+  s0 = sqlenvfs_archive_segment(tl->a, 0);
+  if (s0->number <= *first)
+    return FALSE;
+  if (error != NULL && !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
+    return FALSE;
+  if (stat(s0->path, &st) == 0 || errno != ENOENT)
+    return FALSE;
+  *first = s0->number;
+  return TRUE;
+}
+
 SqlenvfsTimeline *
 sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
 {
@@ -724,10 +747,25 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
     tl->check_memo = g_build_filename(state, name, NULL);
   }
   /* Stamps first: a change while loading makes the timeline stale, never
-   * one that looks current but misses it. */
-  tl->a = sqlenvfs_archive_open(tl->dir, error);
-  if (tl->a == NULL || !read_archive(tl, tl->stamps, error) || !load_copies(tl, error))
-    return NULL;
+   * one that looks current but misses it. A prune that removed segments
+   * while they were read (a file listed, then gone) is read again. */
+  for (guint64 first = 0;;) {
+    g_autoptr(GError) local = NULL;
+    gboolean ok;
+    tl->a = sqlenvfs_archive_open(tl->dir, &local);
+    ok = tl->a != NULL && read_archive(tl, tl->stamps, &local) && load_copies(tl, &local);
+    if (!pruned_while_read(tl, local, &first)) {
+      if (!ok) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+      }
+      break;
+    }
+    g_debug("timeline %s: archive segments were pruned while it was read; reading it again",
+            tl->db);
+    g_clear_pointer(&tl->a, sqlenvfs_archive_free);
+    g_hash_table_remove_all(tl->found);
+  }
   rebuild(tl);
   return g_steal_pointer(&tl);
 }

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# A restore reads the archive while a prune removes its first segments
+# (each removed from the first on): a segment it listed is gone when it
+# opens it, or one it read is gone when it checks its records. Neither may
+# fail a restore to a time the prune keeps, nor fill its output with
+# warnings: it reads the archive again, and gives the exact state.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+cc -O2 -Wall -shared -fPIC "$SRCDIR/tests/integration/hook_open.c" -o "$T/hook_open.so" -ldl
+# An AddressSanitizer build wants its runtime first among the preloaded.
+PRELOAD="$(ldd "$SQLENVFS" | awk '/libasan/ {print $3}') $T/hook_open.so"
+
+R=$T/root
+pitr_make_root "$R"
+echo "segment-max-records=100" >> "$R/sqlenvfs.conf"
+A=$R/backups/prod/wal_archives/app
+pitr_start_archiver "$R" "$T/a"
+w() { python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration "$1" \
+        --no-vacuum ${2:+--k0 "$2"} >/dev/null; }
+klast() { awk '$1=="T"{k=$2} END{print k}' "$T/log"; }
+nsegs() { ls "$A" | grep -c '\.seg$'; }
+w 1
+for i in $(seq 1 600); do [ "$(nsegs)" -ge 6 ] && break; w 0.5 "$(klast)"; done
+# The segments before the backup's, which a prune keeping it may remove.
+m=$(nsegs)
+[ "$m" -ge 6 ] || fail "the archive did not grow to 6 segments: $m"
+"$SQLENVFS" backup --root "$R" > /dev/null
+w 1 "$(klast)"
+pitr_stop_archiver "$T/a"
+# Just after the last commit returned.
+TIME=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+note "$m segments before the backup; removing the first $((m - 1)) while a restore reads them"
+
+# What the prune does, at the moment the restore opens the file @1.
+restore_while_pruned() { # file-name label
+  local aside=$T/aside-$2 rc=0
+  mkdir -p "$aside"
+  rm -f "$R/.sqlenvfs/checked-app"
+  HOOK_OPEN_NAME=$1 \
+    HOOK_OPEN_CMD="for n in \$(seq 1 $((m - 1))); do mv $A/\$(printf %016d \$n).* $aside/; done" \
+    LD_PRELOAD="$PRELOAD" \
+    "$SQLENVFS" restore --root "$R" --time "@$TIME" --output "$T/r-$2.db" \
+    > "$T/r-$2.out" 2> "$T/r-$2.err" || rc=$?
+  [ -z "$(ls "$aside")" ] && fail "$2: the hook did not run (no open of $1)"
+  [ "$rc" -eq 0 ] || fail "$2: restore to @$TIME failed while segments went: $(cat "$T/r-$2.err")"
+  [ ! -s "$T/r-$2.err" ] || fail "$2: restore said: $(head -c 600 "$T/r-$2.err")"
+  python3 - "$T/r-$2.db" "$T/log" "$TIME" "$ORACLE" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4].rsplit("/", 1)[0])
+import pitr_oracle as O
+txns, _ = O.parse_log(sys.argv[2])
+T = float(sys.argv[3])
+k = O.check_db(sys.argv[1], txns, T, quick=False)
+lo, hi = O.bounds(txns, T)
+assert lo <= k <= hi, "restored transactions 1..%d, expected %d to %d" % (k, lo, hi)
+PY
+  mv "$aside"/* "$A"/
+}
+
+# Gone when the archive is opened: the second segment's summary.
+restore_while_pruned "$(printf %016d 2).sum" open
+pass "a restore whose archive loses its first segments while it opens it is exact"
+# Gone when its records are checked: the first segment read, after all of
+# them were listed and their summaries read.
+restore_while_pruned "$(printf %016d 2).idx" check
+pass "a restore whose archive loses its first segments while it checks them is exact"
