@@ -68,6 +68,14 @@ GPtrArray *sqlenvfs_timeline_windows(SqlenvfsTimeline *tl);
 gboolean sqlenvfs_timeline_unrecoverable_tail(SqlenvfsTimeline *tl, gint64 *from_us,
                                               gint64 *to_us, char **why);
 
+/* Like sqlenvfs_timeline_unrecoverable_tail(), and also TRUE when the
+ * archive holds records but there is no window at all (no usable backup
+ * or snapshot lies in it: none was taken, or prune removed the windows'
+ * bases with their archive): *from_us is then the start of its first
+ * chain. What verify and doctor report. */
+gboolean sqlenvfs_timeline_unrecoverable_newest(SqlenvfsTimeline *tl, gint64 *from_us,
+                                                gint64 *to_us, char **why);
+
 /* The plan for @t, as sqlenvfs_restore_plan (same errors and messages). */
 SqlenvfsRestorePlan *sqlenvfs_timeline_plan(SqlenvfsTimeline *tl, const SqlenvfsTime *t,
                                             GError **error);

@@ -1072,7 +1072,7 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
   g_autofree char *why = NULL, *from_s = NULL, *to_s = NULL;
   gint64 from, to;
 
-  if (tl == NULL || !sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why))
+  if (tl == NULL || !sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))
     return;
   from_s = sqlenvfs_time_format_local(from);
   to_s = sqlenvfs_time_format_local(to);

@@ -106,7 +106,7 @@ verify_newest_state(SqlenvfsRoot *root, const char *db, SqlenvfsTimeline *tl,
   g_autofree char *why = NULL, *from_s = NULL, *to_s = NULL, *msg = NULL, *dir = NULL;
   gint64 from, to;
 
-  if (!sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why))
+  if (!sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))
     return;
   from_s = sqlenvfs_time_format_iso(from);
   to_s = sqlenvfs_time_format_iso(to);

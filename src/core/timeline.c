@@ -983,6 +983,30 @@ sqlenvfs_timeline_unrecoverable_tail(SqlenvfsTimeline *tl, gint64 *from_us, gint
   return found;
 }
 
+gboolean
+sqlenvfs_timeline_unrecoverable_newest(SqlenvfsTimeline *tl, gint64 *from_us, gint64 *to_us,
+                                       char **why)
+{
+  const Chain *ch;
+  if (sqlenvfs_timeline_unrecoverable_tail(tl, from_us, to_us, why))
+    return TRUE;
+  g_mutex_lock(&tl->lock);
+  if (tl->windows->len > 0 || !tl->has_records || tl->chains->len == 0) {
+    g_mutex_unlock(&tl->lock);
+    return FALSE;
+  }
+  ch = chain_at(tl, 0);
+  *from_us = ch->has_head ? ch->head.time : ch->start;
+  *to_us = archive_end(tl);
+  {
+    g_autofree char *skipped = describe_unreadable_except(tl, NULL);
+    *why = g_strdup_printf("no usable backup or snapshot lies inside the archived period%s",
+                           skipped ? skipped : "");
+  }
+  g_mutex_unlock(&tl->lock);
+  return TRUE;
+}
+
 /* Refuse `latest` (whose newest recoverable state is @newest) because
  * chain @c, after every window, has none: the archive holds later states
  * that cannot be restored, and the newest one that can is not the latest. */

@@ -101,3 +101,30 @@ expect_fail "the backup $B1, which the point-in-time window of app starts from, 
 mv "$T/b1.db" "$R2/backups/prod/daily/$B1/app.db"
 assert_eq "$(ls -R "$R2/backups" | sha256sum)" "$before" "copies after a prune that stopped"
 pass "a window's base that cannot be read stops prune, which removes nothing"
+
+# An archive none of whose states any copy reaches (every copy gone: the
+# archiver was down for longer than pitr-keep-days, and prune removed the
+# windows' bases with their archive): `verify` and `doctor` say that the
+# newest archived state cannot be restored, as `restore` refuses it, not
+# that all is good.
+R3=$T/root3
+pitr_make_root "$R3"
+printf '[doctor]\narchive-lag-warn-seconds=1\n' >> "$R3/sqlenvfs.conf"
+pitr_start_archiver "$R3" "$T/a3"
+python3 "$ORACLE" writer --db "$R3/data/prod/app.db" --log "$T/log3" --duration 1 --no-vacuum \
+  > /dev/null
+pitr_stop_archiver "$T/a3"
+"$SQLENVFS" verify --root "$R3" > /dev/null || fail "verify fails before the copies went"
+rm -rf "$R3"/backups/prod/snapshots/* "$R3"/backups/prod/daily/*
+expect_fail "nothing is recoverable yet" "$SQLENVFS" restore --root "$R3" --time latest \
+  --output "$T/r3.db"
+sleep 1.1 # past archive-lag-warn-seconds since the archive began
+rc=0
+"$SQLENVFS" verify --root "$R3" > "$T/verify3.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed an archive no copy reaches: $(cat "$T/verify3.out")"
+grep -q "^BAD .*newest state .*the newest archived state cannot be restored.*no usable backup" \
+  "$T/verify3.out" || fail "verify does not say so: $(cat "$T/verify3.out")"
+"$SQLENVFS" doctor --root "$R3" > "$T/doctor3.out" 2>&1 || true
+grep -q "WARN archive .*the newest archived state cannot be restored" "$T/doctor3.out" \
+  || fail "doctor does not say so: $(cat "$T/doctor3.out")"
+pass "verify and doctor report an archive that no copy reaches"
