@@ -28,7 +28,8 @@ cmd_prune(int argc, char **argv)
                  "daily-keep-count / snapshot-keep-count (0: no limit) in sqlenvfs.conf. The\n"
                  "newest valid copy of each database is never removed, nor a copy that a\n"
                  "retained point-in-time window starts from. Then remove the WAL archive\n"
-                 "segments that no window retained by [retention] pitr-keep-days needs.\n"
+                 "segments that no window retained by [retention] pitr-keep-days needs\n"
+                 "(default 7; 0 keeps the whole archive).\n"
                  "With a [replica] in sqlenvfs.conf, nothing is removed while any of it is not\n"
                  "yet shipped, and what is removed goes from the replica too.",
                  entries))
