@@ -140,6 +140,17 @@ assert_eq "$(sqlite3 "$R2/data/dev/$old" "PRAGMA integrity_check; SELECT count(*
   "the old development database, rolled back from its journal under its new name"
 pass "init refuses a -journal left without its database; --force moves it aside with it, the old file whole"
 
+# cut_init ROOT DIR OUT: init --force on ROOT, slowed after each move, killed
+# with -9 once it has moved app.db of data/DIR aside (its pid in $cut).
+cut_init() {
+  SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$1" --force > "$3" 2>&1 &
+  cut=$!
+  track_pid "$cut"
+  for _ in $(seq 200); do ls "$1/data/$2" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
+  kill -9 "$cut"
+  wait "$cut" || true
+}
+
 # --- init --force cut short between two moves: killed while it waits after
 # moving development's database, before its -journal (a power cut there
 # leaves the same files). The next init finishes the moves it had written
@@ -147,12 +158,7 @@ pass "init refuses a -journal left without its database; --force moves it aside 
 R3=$T/cut
 make_root "$R3" "$SRCDIR/schema.sql"
 leave_hot_journal "$R3/data/dev/app.db"
-SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R3" --force > "$T/cut1.out" 2>&1 &
-cut=$!
-track_pid "$cut"
-for _ in $(seq 200); do ls "$R3/data/dev" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
-kill -9 "$cut"
-wait "$cut" || true
+cut_init "$R3" dev "$T/cut1.out"
 [ -s "$R3/data/dev/app.db-journal" ] && [ ! -e "$R3/data/dev/app.db" ] ||
   fail "the kill did not fall between the two moves: $(ls "$R3/data/dev")"
 "$SQLENVFS" doctor --root "$R3" > "$T/cut.doctor" 2>&1 || true
@@ -187,12 +193,7 @@ R4=$T/cut-install
 make_root "$R4" "$SRCDIR/schema.sql"
 sqlite3 "$R4/data/prod/app.db" "CREATE TABLE keep (x); INSERT INTO keep VALUES ('old production')"
 sqlite3 "$R4/data/dev/app.db" "CREATE TABLE keep (x); INSERT INTO keep VALUES ('old development')"
-SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R4" --force > "$T/cut3.out" 2>&1 &
-cut=$!
-track_pid "$cut"
-for _ in $(seq 200); do ls "$R4/data/dev" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
-kill -9 "$cut"
-wait "$cut" || true
+cut_init "$R4" dev "$T/cut3.out"
 mv "$R4/data/prod/.tmp-init-app-$cut" "$R4/data/prod/app.db"
 [ ! -e "$R4/data/dev/app.db" ] && [ -s "$R4/data/dev/.tmp-init-app-$cut" ] ||
   fail "the kill did not fall after the last move: $(ls -A "$R4/data/dev")"
@@ -223,12 +224,7 @@ pass "an init --force cut between its two last renames is finished by the next i
 R6=$T/cut-other
 make_root "$R6" "$SRCDIR/schema.sql"
 "$SQLENVFS" init --root "$R6" --db other > /dev/null
-SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R6" --force > "$T/cut6.out" 2>&1 &
-cut=$!
-track_pid "$cut"
-for _ in $(seq 200); do ls "$R6/data/dev" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
-kill -9 "$cut"
-wait "$cut" || true
+cut_init "$R6" dev "$T/cut6.out"
 rc=0; "$SQLENVFS" init --root "$R6" --db other > /dev/null 2> "$T/cut6.err" || rc=$?
 [ "$rc" -ne 0 ] && tail -1 "$T/cut6.err" | grep -q "data/prod/other.db already exists" ||
   fail "init --db other after app's init was cut short: $(cat "$T/cut6.err")"
@@ -243,12 +239,7 @@ pass "the next init of another database finishes the cut-short one, then does wh
 R5=$T/cut-late-wal
 make_root "$R5" "$SRCDIR/schema.sql"
 sqlite3 "$R5/data/dev/app.db" "CREATE TABLE keep (x); INSERT INTO keep VALUES ('before')"
-SQLENVFS_TEST_INIT_DELAY_MS=1500 "$SQLENVFS" init --root "$R5" --force > "$T/cut5.out" 2>&1 &
-cut=$!
-track_pid "$cut"
-for _ in $(seq 200); do ls "$R5/data/prod" | grep -q '^app\.db\.replaced-' && break; sleep 0.05; done
-kill -9 "$cut"
-wait "$cut" || true
+cut_init "$R5" prod "$T/cut5.out"
 [ -e "$R5/data/dev/app.db" ] && [ ! -e "$R5/data/dev/app.db-wal" ] && [ ! -e "$R5/data/prod/app.db" ] ||
   fail "the kill did not fall between the two moves: $(ls -A "$R5/data/prod" "$R5/data/dev")"
 python3 - "$R5/data/dev/app.db" "$T/app5.ready" <<'PY' &
