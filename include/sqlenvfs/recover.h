@@ -19,7 +19,10 @@
  *            when a rowid table's b-tree fails at some point, the rowid
  *            ranges that fail are skipped (seeking past them) and reading
  *            goes on after them. Rows below a damaged interior page cannot be
- *            reached this way and are lost.
+ *            reached this way; the intact table leaves below it, which no
+ *            b-tree nor the freelist reaches, are then read by hand and
+ *            their rows inserted (recover.c, "rows on pages no table
+ *            reaches"); what is not on such a leaf is lost.
  *
  * Either way the new database is checked (integrity_check), gets a mode no
  * more permissive than the source's, is fsync'd and renamed into place; on
@@ -70,6 +73,10 @@ typedef struct {
   char *suspect_rowids;  /* ranges of the rowids recovered from under pages the
                             source's integrity_check named (their values may be
                             damaged; at most 20 ranges), or NULL               */
+  char *orphan_rowids;   /* ranges of the rowids recovered (salvage) from table
+                            leaf pages no b-tree reaches, found below a damaged
+                            page (stale content is possible; at most 20
+                            ranges), or NULL                                   */
 } SqlenvfsRecoveredTable;
 
 typedef struct {

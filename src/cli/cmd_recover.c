@@ -53,6 +53,9 @@ print_text(const SqlenvfsRecoverReport *r)
     if (t->suspect_rowids)
       printf("  %-24s read from under damaged pages, check them: rowids %s\n", "",
              t->suspect_rowids);
+    if (t->orphan_rowids)
+      printf("  %-24s recovered from pages no table reaches, check them: rowids %s\n", "",
+             t->orphan_rowids);
     if (t->note)
       printf("  %-24s %s\n", "", t->note);
   }
@@ -104,6 +107,7 @@ print_json(const SqlenvfsRecoverReport *r)
     sqlenvfs_json_member_string(j, "expected_from", t->expected_from);
     sqlenvfs_json_member_string(j, "missing_rowids", t->missing_rowids);
     sqlenvfs_json_member_string(j, "suspect_rowids", t->suspect_rowids);
+    sqlenvfs_json_member_string(j, "orphan_rowids", t->orphan_rowids);
     sqlenvfs_json_member_string(j, "note", t->note);
     sqlenvfs_json_end_object(j);
   }

@@ -94,6 +94,7 @@ table_free(gpointer p)
   g_free(t->expected_from);
   g_free(t->missing_rowids);
   g_free(t->suspect_rowids);
+  g_free(t->orphan_rowids);
   g_free(t->note);
   g_free(t);
 }
@@ -251,6 +252,7 @@ typedef struct {
   char *expected_index; /* the index to list expected rowids from, or NULL (table) */
   gboolean table_reads; /* the table's own b-tree counted without error */
   char *note;
+  GArray *orphans;      /* gint64, sorted: rowids inserted from pages no table reaches */
 } Table;
 
 static void
@@ -265,6 +267,8 @@ tbl_free(gpointer p)
   g_free(t->expected_from);
   g_free(t->expected_index);
   g_free(t->note);
+  if (t->orphans)
+    g_array_unref(t->orphans);
   g_free(t);
 }
 
@@ -293,6 +297,7 @@ typedef struct {
   GPtrArray *schema; /* SchemaRow * that could be read */
   GPtrArray *tables; /* Table *: ordinary and virtual tables to recover */
   GPtrArray *damage; /* char *: integrity_check's messages (MAX_PLACES) */
+  gboolean schema_partial; /* sqlite_schema could not be read to its end */
 } Job;
 
 static char *
@@ -364,6 +369,7 @@ read_schema(Job *j)
     }
     g_ptr_array_add(j->schema, s);
   }
+  j->schema_partial = rc != SQLITE_DONE;
   if (rc != SQLITE_DONE)
     problem(j, "the schema could only be read in part (%u entries): %s", j->schema->len,
             sqlite3_errmsg(j->src));
@@ -602,6 +608,8 @@ shell_hint(sqlite3 *db)
 }
 
 /* ---- The salvage method -------------------------------------------------- */
+
+static void recover_orphans(Job *j, sqlite3 *out);
 
 typedef struct {
   sqlite3_stmt *scan, *probe, *insert;
@@ -904,11 +912,14 @@ salvage(Job *j, GError **error)
       }
     }
   }
-  /* Then indexes, views, triggers (triggers last, so they did not fire on
-   * the copied rows). */
+  /* Then indexes, views, the rows on pages no table reaches (checked
+   * against the indexes' constraints), triggers (last, so they did not
+   * fire on the copied rows). */
   {
     static const char *const order[] = { "index", "view", "trigger" };
     for (gsize o = 0; o < G_N_ELEMENTS(order); o++) {
+      if (strcmp(order[o], "trigger") == 0)
+        recover_orphans(j, out);
       for (guint i = 0; i < j->schema->len; i++) {
         SchemaRow *s = g_ptr_array_index(j->schema, i);
         g_autofree char *what = NULL;
@@ -953,6 +964,9 @@ tally(Job *j, sqlite3 *out)
     rt->n_expected = t->n_expected;
     rt->expected_from = g_strdup(t->expected_from);
     rt->note = g_strdup(t->note);
+    if (t->orphans != NULL)
+      rt->orphan_rowids = sqlenvfs_recover_format_ranges((const gint64 *)t->orphans->data,
+                                                         t->orphans->len, MAX_RANGES);
     rt->n_recovered = sqlenvfs_db_query_int(out, sql, &n, j->newdb, NULL) ? n : 0;
     r->n_rows_recovered += rt->n_recovered;
     if (rt->n_expected > rt->n_recovered)
@@ -1043,6 +1057,7 @@ tally(Job *j, sqlite3 *out)
 typedef struct {
   gboolean has_lo, has_hi; /* unbounded below / above when not */
   gint64 lo, hi;           /* rowids in (lo, hi]               */
+  gboolean cut;            /* the walk did not go below: a named leaf is read, not cut */
 } Span;
 
 typedef struct {
@@ -1051,10 +1066,20 @@ typedef struct {
   GHashTable *named;       /* page numbers integrity_check named        */
   GHashTable *cells;       /* (page << 32 | cell) it named, and page << 32
                             * | G_MAXUINT32 for each page with one      */
-  GHashTable *seen;
+  GHashTable *seen;        /* pages of the b-tree being walked          */
+  GHashTable *reached;     /* pages of every b-tree walked, their overflow
+                            * pages included; NULL: not kept            */
+  gboolean through_cells;  /* go below named cells too (only a page that
+                            * cannot be walked cuts the walk off)       */
   guint8 *buf;
   GArray *spans;           /* Span, in key order */
 } SpanWalk;
+
+static guint32
+get_u32(const guint8 *p)
+{
+  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
 
 static gint64
 cell_key(guint64 page, guint64 cell)
@@ -1078,12 +1103,15 @@ cells_has(GHashTable *cells, guint64 page, guint64 cell)
 }
 
 /* The pages and cells in the damage lines ("page 21", "Page 909:", "On
- * tree page 6 cell 1:"). */
+ * tree page 6 cell 1:"). @damaged, when not NULL, gets the pages named by
+ * any line but "Page N is never used" (a page no b-tree reaches, which says
+ * nothing about its content). */
 static void
-named_places(const GPtrArray *damage, GHashTable *pages, GHashTable *cells)
+named_places(const GPtrArray *damage, GHashTable *pages, GHashTable *cells, GHashTable *damaged)
 {
   for (guint i = 0; i < damage->len; i++) {
     g_autofree char *low = g_ascii_strdown(g_ptr_array_index(damage, i), -1);
+    gboolean unused = g_str_has_prefix(low, "page ") && g_str_has_suffix(low, " is never used");
     for (const char *p = strstr(low, "page "); p != NULL; p = strstr(p + 5, "page ")) {
       guint64 n = 0, c = 0;
       const char *q = p + 5, *r;
@@ -1100,30 +1128,75 @@ named_places(const GPtrArray *damage, GHashTable *pages, GHashTable *cells)
       } else {
         g_hash_table_add(pages, GUINT_TO_POINTER((guint)n));
       }
+      if (damaged != NULL && !unused)
+        g_hash_table_add(damaged, GUINT_TO_POINTER((guint)n));
     }
   }
 }
 
+static gboolean
+read_page(SpanWalk *w, guint32 pgno, guint8 *buf)
+{
+  return pgno >= 1 && pgno <= w->n_pages &&
+         pread(w->fd, buf, w->page_size, (off_t)(pgno - 1) * w->page_size) ==
+           (ssize_t)w->page_size;
+}
+
+/* Mark the overflow pages of a payload as reached: at most as many as the
+ * payload needs, each inside the file and not reached before. */
 static void
-walk_spans(SpanWalk *w, guint32 pgno, Span span, int depth)
+mark_overflow(SpanWalk *w, guint32 pgno, guint64 payload_size, guint32 n_local)
+{
+  guint64 left = payload_size > n_local ? payload_size - n_local : 0;
+  guint8 next[4];
+
+  while (pgno != 0 && left > 0 && pgno <= w->n_pages &&
+         !g_hash_table_contains(w->reached, GUINT_TO_POINTER(pgno)) &&
+         pread(w->fd, next, sizeof next, (off_t)(pgno - 1) * w->page_size) ==
+           (ssize_t)sizeof next) {
+    g_hash_table_add(w->reached, GUINT_TO_POINTER(pgno));
+    left -= MIN(left, (guint64)w->usable - 4);
+    pgno = get_u32(next);
+  }
+}
+
+/* Walk the b-tree under @pgno (bounded by @span): a rowid table's, or with
+ * @index an index's (or a WITHOUT ROWID table's: its spans mean nothing).
+ * Where the walk cannot or must not go below a page, that page's span is
+ * appended to w->spans; a leaf named by a cell is read and appended too. */
+static void
+walk_tree(SpanWalk *w, guint32 pgno, Span span, int depth, gboolean index)
 {
   SqlenvfsBtreePage page;
   Span child = span;
+  guint8 leaf_type = index ? SQLENVFS_BTREE_INDEX_LEAF : SQLENVFS_BTREE_TABLE_LEAF;
+  guint8 interior_type = index ? SQLENVFS_BTREE_INDEX_INTERIOR : SQLENVFS_BTREE_TABLE_INTERIOR;
 
+  span.cut = TRUE;
+  child.cut = TRUE;
   if (pgno == 0 || pgno > w->n_pages || depth > 40 ||
       g_hash_table_contains(w->seen, GUINT_TO_POINTER(pgno)) ||
-      g_hash_table_contains(w->named, GUINT_TO_POINTER(pgno)) ||
-      pread(w->fd, w->buf, w->page_size, (off_t)(pgno - 1) * w->page_size) !=
-        (ssize_t)w->page_size ||
+      g_hash_table_contains(w->named, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, w->buf) ||
       !sqlenvfs_btree_page_parse(w->buf, w->page_size, w->usable, pgno, &page, NULL) ||
-      (page.type != SQLENVFS_BTREE_TABLE_LEAF && page.type != SQLENVFS_BTREE_TABLE_INTERIOR)) {
+      (page.type != leaf_type && page.type != interior_type)) {
     g_array_append_val(w->spans, span);
     return;
   }
   g_hash_table_add(w->seen, GUINT_TO_POINTER(pgno));
-  if (page.type == SQLENVFS_BTREE_TABLE_LEAF) {
-    if (cells_has(w->cells, pgno, G_MAXUINT32))
+  if (w->reached != NULL) {
+    g_hash_table_add(w->reached, GUINT_TO_POINTER(pgno));
+    /* Cells with a payload: leaves, and index interior pages. */
+    for (guint i = 0; page.type != SQLENVFS_BTREE_TABLE_INTERIOR && i < page.n_cells; i++) {
+      SqlenvfsBtreeCell cell;
+      if (sqlenvfs_btree_cell(&page, i, &cell, NULL) && cell.overflow != 0)
+        mark_overflow(w, cell.overflow, cell.payload_size, cell.n_local);
+    }
+  }
+  if (page.type == leaf_type) {
+    if (!index && cells_has(w->cells, pgno, G_MAXUINT32)) {
+      span.cut = FALSE;
       g_array_append_val(w->spans, span);
+    }
     return;
   }
   {
@@ -1144,13 +1217,14 @@ walk_spans(SpanWalk *w, guint32 pgno, Span span, int depth)
      * Child i is bounded by keys i - 1 and i; the right child, i = n, by
      * the last key and the page's own bound. */
     for (guint i = 0; i <= n; i++) {
-      gboolean named = cells_has(w->cells, pgno, i) || (i > 0 && cells_has(w->cells, pgno, i - 1));
+      gboolean named = !w->through_cells && (cells_has(w->cells, pgno, i) ||
+                                             (i > 0 && cells_has(w->cells, pgno, i - 1)));
       child.has_hi = i < n || span.has_hi;
       child.hi = i < n ? keys[i] : span.hi;
       if (named)
         g_array_append_val(w->spans, child);
       else
-        walk_spans(w, i < n ? kids[i] : right, child, depth + 1);
+        walk_tree(w, i < n ? kids[i] : right, child, depth + 1, index);
       if (i < n) {
         child.has_lo = TRUE;
         child.lo = keys[i];
@@ -1159,7 +1233,21 @@ walk_spans(SpanWalk *w, guint32 pgno, Span span, int depth)
   }
 }
 
-/* The rowids of @out's table @t recovered from under named pages. */
+static gboolean
+span_has(const Span *sp, gint64 rowid)
+{
+  return (!sp->has_lo || rowid > sp->lo) && (!sp->has_hi || rowid <= sp->hi);
+}
+
+static int
+cmp_gint64(gconstpointer a, gconstpointer b)
+{
+  gint64 x = *(const gint64 *)a, y = *(const gint64 *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The rowids of @out's table @t recovered from under named pages (those
+ * taken from pages no table reaches, t->orphans, are listed apart). */
 static char *
 suspect_rowids(sqlite3 *out, const Table *t, SpanWalk *w, guint32 root)
 {
@@ -1173,7 +1261,7 @@ suspect_rowids(sqlite3 *out, const Table *t, SpanWalk *w, guint32 root)
 
   g_array_set_size(w->spans, 0);
   g_hash_table_remove_all(w->seen);
-  walk_spans(w, root, all, 0);
+  walk_tree(w, root, all, 0, FALSE);
   if (w->spans->len == 0 || sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK)
     return ranges_finish(&rg);
   for (guint i = 0; i < w->spans->len; i++) {
@@ -1187,10 +1275,47 @@ suspect_rowids(sqlite3 *out, const Table *t, SpanWalk *w, guint32 root)
       sqlite3_bind_int64(st, 2, sp->hi);
     else
       sqlite3_bind_null(st, 2);
-    while (sqlite3_step(st) == SQLITE_ROW)
-      ranges_add(&rg, sqlite3_column_int64(st, 0));
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      gint64 r = sqlite3_column_int64(st, 0);
+      if (t->orphans == NULL ||
+          bsearch(&r, t->orphans->data, t->orphans->len, sizeof r, cmp_gint64) == NULL)
+        ranges_add(&rg, r);
+    }
   }
   return ranges_finish(&rg);
+}
+
+/* Open the private copy's pages for a walk (its WAL checkpointed into it
+ * first): page size, usable size and the pages the file holds (no more than
+ * its header counts, when that count is valid). */
+static gboolean
+open_pages(Job *j, SpanWalk *w, guint8 hdr[100])
+{
+  struct stat st;
+
+  if (!sqlenvfs_db_exec(j->src, "PRAGMA wal_checkpoint(TRUNCATE)", j->copy, NULL))
+    return FALSE;
+  w->fd = open(j->copy, O_RDONLY | O_CLOEXEC);
+  if (w->fd < 0)
+    return FALSE;
+  if (fstat(w->fd, &st) == 0 && pread(w->fd, hdr, 100, 0) == 100) {
+    guint32 ps = (guint32)hdr[16] << 8 | hdr[17];
+    w->page_size = ps == 1 ? 65536 : ps;
+    if (w->page_size >= 512 && (w->page_size & (w->page_size - 1)) == 0 &&
+        w->page_size > hdr[20]) {
+      guint32 in_header = get_u32(hdr + 28);
+      w->usable = w->page_size - hdr[20];
+      w->n_pages = (guint32)MIN((guint64)st.st_size / w->page_size, G_MAXUINT32);
+      /* valid when the change counter matches "version-valid-for" */
+      if (in_header > 0 && get_u32(hdr + 24) == get_u32(hdr + 92))
+        w->n_pages = MIN(w->n_pages, in_header);
+      w->buf = g_malloc(w->page_size);
+      return TRUE;
+    }
+  }
+  close(w->fd);
+  w->fd = -1;
+  return FALSE;
 }
 
 /* Fill each recovered table's suspect_rowids (nothing when the source
@@ -1202,27 +1327,14 @@ find_suspects(Job *j, sqlite3 *out)
   g_autoptr(GHashTable) cells = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
   g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
-  g_autofree guint8 *buf = NULL;
   SpanWalk w = { .fd = -1, .named = named, .cells = cells, .seen = seen, .spans = spans };
   guint8 hdr[100];
-  struct stat st;
 
-  named_places(j->damage, named, cells);
+  named_places(j->damage, named, cells, NULL);
   if ((g_hash_table_size(named) == 0 && g_hash_table_size(cells) == 0) ||
-      !sqlenvfs_db_exec(j->src, "PRAGMA wal_checkpoint(TRUNCATE)", j->copy, NULL))
+      !open_pages(j, &w, hdr))
     return;
-  w.fd = open(j->copy, O_RDONLY | O_CLOEXEC);
-  if (w.fd < 0)
-    return;
-  if (fstat(w.fd, &st) == 0 && pread(w.fd, hdr, sizeof hdr, 0) == (ssize_t)sizeof hdr) {
-    w.page_size = ((guint32)hdr[16] << 8 | hdr[17]) == 1 ? 65536 : (guint32)hdr[16] << 8 | hdr[17];
-    if (w.page_size >= 512 && (w.page_size & (w.page_size - 1)) == 0 && w.page_size > hdr[20]) {
-      w.usable = w.page_size - hdr[20];
-      w.n_pages = (guint32)MIN((guint64)st.st_size / w.page_size, G_MAXUINT32);
-      buf = w.buf = g_malloc(w.page_size);
-    }
-  }
-  for (guint i = 0; buf != NULL && i < j->tables->len; i++) {
+  for (guint i = 0; i < j->tables->len; i++) {
     Table *t = g_ptr_array_index(j->tables, i);
     gint64 root = 0;
     char *sql;
@@ -1241,6 +1353,497 @@ find_suspects(Job *j, sqlite3 *out)
     sqlite3_free(sql);
   }
   close(w.fd);
+  g_free(w.buf);
+}
+
+/* ---- rows on pages no table reaches ------------------------------------
+ *
+ * Below a damaged interior page the leaves may be intact, yet SQL cannot
+ * reach them. Every b-tree of the copy is walked (tables and indexes, their
+ * overflow pages included; never into a named page, one that does not
+ * parse, lies outside the file or is reached twice, but below named cells:
+ * the pages there are what SQLite reads) and the freelist read; a table
+ * leaf that neither reaches, which integrity_check did not name as damaged
+ * and whose cells all parse, is an orphan. It is given to a table only when
+ * all its rowids lie in one span that table's walk was cut off at (the
+ * bounds of a page it could not walk); its rows whose rowid
+ * the salvage did not recover, and which no other orphan also holds, are
+ * inserted with their payload read by hand (overflow chains bounded, each
+ * page inside the file and used once). Not done when what tells an orphan
+ * from a freed page cannot be read whole (the schema, the freelist). */
+
+typedef struct {
+  gint64 rowid;
+  guint table; /* in j->tables */
+  guint32 pgno;
+  guint cell;
+  gboolean drop;
+} Orphan;
+
+static int
+cmp_orphan(gconstpointer a, gconstpointer b)
+{
+  const Orphan *x = a, *y = b;
+  if (x->table != y->table)
+    return x->table < y->table ? -1 : 1;
+  if (x->rowid != y->rowid)
+    return x->rowid < y->rowid ? -1 : 1;
+  return x->pgno < y->pgno ? -1 : x->pgno > y->pgno;
+}
+
+/* The freelist's trunk and leaf pages into @freed. FALSE with *why when it
+ * cannot be read whole: a page number outside the file, a loop, a trunk
+ * that lists more leaves than it holds, or a count other than the
+ * header's. */
+static gboolean
+read_freelist(SpanWalk *w, const guint8 hdr[100], GHashTable *freed, const char **why)
+{
+  guint32 trunk = get_u32(hdr + 32), total = get_u32(hdr + 36);
+  guint32 max_leaves = w->usable / 4 - 2;
+
+  for (guint32 n = 0; trunk != 0; n++) {
+    guint32 n_leaves;
+    if (n >= w->n_pages || trunk > w->n_pages ||
+        g_hash_table_contains(freed, GUINT_TO_POINTER(trunk)) || !read_page(w, trunk, w->buf)) {
+      *why = "a freelist trunk page is outside the file or listed twice";
+      return FALSE;
+    }
+    g_hash_table_add(freed, GUINT_TO_POINTER(trunk));
+    n_leaves = get_u32(w->buf + 4);
+    if (n_leaves > max_leaves) {
+      *why = "a freelist trunk page lists more pages than it can hold";
+      return FALSE;
+    }
+    for (guint32 k = 0; k < n_leaves; k++) {
+      guint32 p = get_u32(w->buf + 8 + 4 * k);
+      if (p == 0 || p > w->n_pages || g_hash_table_contains(freed, GUINT_TO_POINTER(p))) {
+        *why = "a freelist page is outside the file or listed twice";
+        return FALSE;
+      }
+      g_hash_table_add(freed, GUINT_TO_POINTER(p));
+    }
+    trunk = get_u32(w->buf);
+  }
+  if (g_hash_table_size(freed) != total) {
+    *why = "the freelist holds another number of pages than the header says";
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* How a record's fields go into a table: the column (quoted) each field
+ * is inserted into, NULL for a field that is not inserted (the INTEGER
+ * PRIMARY KEY, stored as NULL: its value is the rowid; a STORED generated
+ * column). A record holds the columns that are not VIRTUAL generated, in
+ * their order. NULL when the columns cannot be read. */
+static GPtrArray *
+record_layout(Job *j, const Table *t)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autofree char *sql = g_strdup_printf("PRAGMA table_xinfo(%s)", q);
+  g_autofree char *isql = NULL;
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autoptr(GPtrArray) slots = g_ptr_array_new_with_free_func(g_free);
+  gint64 n_pk_index = 1;
+  int n_pk = 0, ipk = -1, rc;
+  g_autofree char *lit = NULL;
+
+  {
+    char *s = sqlite3_mprintf("%Q", t->name);
+    lit = g_strdup(s);
+    sqlite3_free(s);
+  }
+  isql = g_strdup_printf("SELECT count(*) FROM pragma_index_list(%s) WHERE origin = 'pk'", lit);
+  if (!sqlenvfs_db_query_int(j->src, isql, &n_pk_index, j->copy, NULL) ||
+      sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) != SQLITE_OK)
+    return NULL;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *col = (const char *)sqlite3_column_text(st, 1);
+    int pk = sqlite3_column_int(st, 5), hidden = sqlite3_column_int(st, 6);
+    if (col == NULL)
+      return NULL;
+    if (pk > 0)
+      n_pk++;
+    if (hidden == 2 || hidden == 1) /* VIRTUAL generated, hidden: not in the record */
+      continue;
+    if (pk > 0)
+      ipk = (int)slots->len;
+    g_ptr_array_add(slots, hidden == 3 ? NULL : quote_ident(col));
+  }
+  if (rc != SQLITE_DONE || slots->len == 0)
+    return NULL;
+  /* A sole primary key column without an index of its own is the rowid
+   * (INTEGER PRIMARY KEY; not ... DESC, nor INT). */
+  if (n_pk == 1 && n_pk_index == 0 && ipk >= 0)
+    g_clear_pointer(&g_ptr_array_index(slots, ipk), g_free);
+  return g_steal_pointer(&slots);
+}
+
+/* The number of fields of a record (its header read, bounded); 0 when
+ * the header is malformed. */
+static guint
+record_n_fields(const guint8 *rec, gsize len)
+{
+  guint64 hdr_len, type;
+  guint n = sqlenvfs_btree_varint(rec, len, &hdr_len), k, count = 0;
+  gsize hp = n;
+
+  if (n == 0 || hdr_len > len || hdr_len < n)
+    return 0;
+  while (hp < hdr_len) {
+    k = sqlenvfs_btree_varint(rec + hp, (gsize)hdr_len - hp, &type);
+    if (k == 0)
+      return 0;
+    hp += k;
+    count++;
+  }
+  return count;
+}
+
+/* The whole payload of @cell: its local part and its overflow chain, each
+ * overflow page inside the file, on no b-tree nor the freelist, and not
+ * used before (@used). FALSE when the chain is broken. */
+static gboolean
+orphan_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GHashTable *used,
+               GByteArray *out)
+{
+  guint32 pgno = cell->overflow;
+  g_autofree guint8 *buf = NULL;
+
+  g_byte_array_set_size(out, 0);
+  if (cell->payload_size > (guint64)w->n_pages * w->usable ||
+      cell->payload_size > (guint64)G_MAXINT32)
+    return FALSE;
+  g_byte_array_append(out, cell->local, cell->n_local);
+  if (cell->n_local == cell->payload_size)
+    return TRUE;
+  buf = g_malloc(w->page_size);
+  while (out->len < cell->payload_size) {
+    guint32 take = (guint32)MIN((guint64)w->usable - 4, cell->payload_size - out->len);
+    if (pgno == 0 || g_hash_table_contains(w->reached, GUINT_TO_POINTER(pgno)) ||
+        g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)) ||
+        g_hash_table_contains(used, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, buf))
+      return FALSE;
+    g_hash_table_add(used, GUINT_TO_POINTER(pgno));
+    g_byte_array_append(out, buf + 4, take);
+    pgno = get_u32(buf);
+  }
+  return TRUE;
+}
+
+typedef struct {
+  GPtrArray *layout;    /* record_layout, or NULL */
+  GPtrArray *inserts;   /* sqlite3_stmt * by number of fields (NULL until made) */
+  sqlite3_stmt *exists;
+  gint64 n_rejected, n_broken, n_unfit;
+  char *first_reject;
+} OrphanTable;
+
+static void
+stmt_free(gpointer st)
+{
+  sqlite3_finalize(st);
+}
+
+static void
+orphan_table_clear(OrphanTable *ot)
+{
+  if (ot->layout)
+    g_ptr_array_unref(ot->layout);
+  if (ot->inserts)
+    g_ptr_array_unref(ot->inserts);
+  sqlite3_finalize(ot->exists);
+  g_free(ot->first_reject);
+}
+
+/* The INSERT for a record of @n_fields fields of @t: the rowid is ?1,
+ * field k is ?(k + 2); columns the record lacks get their DEFAULT. */
+static sqlite3_stmt *
+orphan_insert(sqlite3 *out, const Table *t, OrphanTable *ot, guint n_fields)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autoptr(GString) cols = g_string_new(t->rowid);
+  g_autoptr(GString) vals = g_string_new("?1");
+  sqlite3_stmt *st = NULL;
+  g_autofree char *sql = NULL;
+
+  if (n_fields < ot->inserts->len && g_ptr_array_index(ot->inserts, n_fields) != NULL)
+    return g_ptr_array_index(ot->inserts, n_fields);
+  for (guint k = 0; k < n_fields; k++) {
+    const char *col = g_ptr_array_index(ot->layout, k);
+    if (col != NULL) {
+      g_string_append_printf(cols, ", %s", col);
+      g_string_append_printf(vals, ", ?%u", k + 2);
+    }
+  }
+  sql = g_strdup_printf("INSERT INTO main.%s(%s) VALUES (%s)", q, cols->str, vals->str);
+  if (sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK)
+    return NULL;
+  if (ot->inserts->len <= n_fields)
+    g_ptr_array_set_size(ot->inserts, n_fields + 1);
+  g_ptr_array_index(ot->inserts, n_fields) = st;
+  return st;
+}
+
+/* Insert one orphan row into @out; TRUE when it went in. */
+static gboolean
+orphan_insert_row(Job *j, sqlite3 *out, SpanWalk *w, const Table *t, OrphanTable *ot,
+                  const Orphan *o, GHashTable *freed, GHashTable *used, GByteArray *payload)
+{
+  SqlenvfsBtreePage page;
+  SqlenvfsBtreeCell cell;
+  sqlite3_stmt *st;
+  guint n_fields;
+  g_autofree char *what = NULL;
+
+  if (!read_page(w, o->pgno, w->buf) ||
+      !sqlenvfs_btree_page_parse(w->buf, w->page_size, w->usable, o->pgno, &page, NULL) ||
+      o->cell >= page.n_cells || !sqlenvfs_btree_cell(&page, o->cell, &cell, NULL) ||
+      !orphan_payload(w, &cell, freed, used, payload)) {
+    ot->n_broken++;
+    return FALSE;
+  }
+  n_fields = record_n_fields(payload->data, payload->len);
+  if (n_fields == 0 || n_fields > ot->layout->len) {
+    ot->n_unfit++;
+    return FALSE;
+  }
+  st = orphan_insert(out, t, ot, n_fields);
+  what = g_strdup_printf("rowid %" G_GINT64_FORMAT " on page %u", o->rowid, o->pgno);
+  if (st == NULL) {
+    ot->n_rejected++;
+    if (ot->first_reject == NULL)
+      ot->first_reject = g_strdup(sqlite3_errmsg(out));
+    return FALSE;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  sqlite3_bind_int64(st, 1, o->rowid);
+  if (!sqlenvfs_btree_record_bind(payload->data, payload->len, n_fields, st, 2, what, NULL)) {
+    ot->n_unfit++;
+    return FALSE;
+  }
+  if (sqlite3_step(st) != SQLITE_DONE) {
+    ot->n_rejected++;
+    if (ot->first_reject == NULL)
+      ot->first_reject = g_strdup(sqlite3_errmsg(out));
+    sqlite3_reset(st);
+    return FALSE;
+  }
+  sqlite3_reset(st);
+  return TRUE;
+}
+
+static void
+recover_orphans(Job *j, sqlite3 *out)
+{
+  g_autoptr(GHashTable) named = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) damaged = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) cells = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) reached = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) freed = g_hash_table_new(NULL, NULL);
+  g_autoptr(GHashTable) used = g_hash_table_new(NULL, NULL);
+  g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
+  g_autoptr(GArray) orphans = g_array_new(FALSE, FALSE, sizeof(Orphan));
+  g_autoptr(GArray) rowids = g_array_new(FALSE, FALSE, sizeof(gint64));
+  g_autoptr(GPtrArray) cut = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
+  g_autoptr(GByteArray) payload = g_byte_array_new();
+  g_autoptr(sqlite3_stmt) roots = NULL;
+  SpanWalk w = { .fd = -1, .named = named, .cells = cells, .seen = seen, .reached = reached,
+                 .through_cells = TRUE, .spans = spans };
+  guint8 hdr[100];
+  guint n_cut = 0, n_unparsed = 0, n_nospan = 0, n_ambiguous = 0, n_left;
+  const char *why = NULL;
+  g_autofree char *enc = NULL;
+
+  named_places(j->damage, named, cells, damaged);
+  if (g_hash_table_size(named) == 0 && g_hash_table_size(cells) == 0)
+    return;
+  if (!open_pages(j, &w, hdr)) {
+    problem(j, "pages no table reaches were not looked for: the copy's pages cannot be read");
+    return;
+  }
+  /* Every b-tree, from the roots in the schema and the schema's own. */
+  for (guint i = 0; i < j->tables->len; i++)
+    g_ptr_array_add(cut, g_array_new(FALSE, FALSE, sizeof(Span)));
+  if (sqlite3_prepare_v2(j->src, "SELECT 1, NULL UNION ALL SELECT rootpage, name FROM "
+                                 "sqlite_schema WHERE rootpage > 0",
+                         -1, &roots, NULL) != SQLITE_OK) {
+    why = "the schema cannot be read";
+  } else {
+    int rc;
+    while ((rc = sqlite3_step(roots)) == SQLITE_ROW) {
+      gint64 root = sqlite3_column_int64(roots, 0);
+      const char *name = (const char *)sqlite3_column_text(roots, 1);
+      SqlenvfsBtreePage page;
+      gboolean index;
+      Span all = { 0 };
+      if (root < 1 || root > w.n_pages)
+        continue;
+      index = read_page(&w, (guint32)root, w.buf) &&
+              sqlenvfs_btree_page_parse(w.buf, w.page_size, w.usable, (guint32)root, &page,
+                                        NULL) &&
+              (page.type == SQLENVFS_BTREE_INDEX_LEAF ||
+               page.type == SQLENVFS_BTREE_INDEX_INTERIOR);
+      g_array_set_size(spans, 0);
+      g_hash_table_remove_all(seen);
+      walk_tree(&w, (guint32)root, all, 0, index);
+      for (guint i = 0; !index && name != NULL && i < j->tables->len; i++) {
+        Table *t = g_ptr_array_index(j->tables, i);
+        if (t->is_virtual || t->without_rowid || t->rowid == NULL || strcmp(t->name, name) != 0)
+          continue;
+        for (guint k = 0; k < spans->len; k++) {
+          Span *sp = &g_array_index(spans, Span, k);
+          if (sp->cut) {
+            g_array_append_val(g_ptr_array_index(cut, i), *sp);
+            n_cut++;
+          }
+        }
+      }
+    }
+    if (rc != SQLITE_DONE)
+      why = "the schema cannot be read whole";
+  }
+  if (why == NULL && n_cut == 0)
+    goto done;
+  if (why == NULL && j->schema_partial)
+    why = "the schema cannot be read whole";
+  if (why == NULL)
+    read_freelist(&w, hdr, freed, &why);
+  if (why == NULL &&
+      (!sqlenvfs_db_query_text(j->src, "PRAGMA encoding", &enc, j->copy, NULL) || enc == NULL ||
+       strcmp(enc, "UTF-8") != 0))
+    why = "the database's text encoding is not UTF-8";
+  if (why != NULL) {
+    problem(j, "rows below damaged pages were not looked for on pages no table reaches: %s, so "
+            "such a page cannot be told from a freed one", why);
+    goto done;
+  }
+
+  /* The orphan leaves, each given to the one table span holding its rowids. */
+  for (guint32 pgno = 1; pgno <= w.n_pages; pgno++) {
+    SqlenvfsBtreePage page;
+    gboolean ok = TRUE;
+    guint found = 0, table = 0;
+    if (g_hash_table_contains(reached, GUINT_TO_POINTER(pgno)) ||
+        g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)) ||
+        g_hash_table_contains(damaged, GUINT_TO_POINTER(pgno)) ||
+        cells_has(cells, pgno, G_MAXUINT32) || !read_page(&w, pgno, w.buf) ||
+        !sqlenvfs_btree_page_parse(w.buf, w.page_size, w.usable, pgno, &page, NULL) ||
+        page.type != SQLENVFS_BTREE_TABLE_LEAF || page.n_cells == 0)
+      continue;
+    g_array_set_size(rowids, 0);
+    for (guint i = 0; ok && i < page.n_cells; i++) {
+      SqlenvfsBtreeCell cell;
+      ok = sqlenvfs_btree_cell(&page, i, &cell, NULL);
+      if (ok)
+        g_array_append_val(rowids, cell.rowid);
+    }
+    if (!ok) {
+      n_unparsed++;
+      continue;
+    }
+    for (guint i = 0; i < cut->len; i++) {
+      GArray *sp = g_ptr_array_index(cut, i);
+      for (guint k = 0; k < sp->len; k++) {
+        gboolean all = TRUE;
+        for (guint r = 0; all && r < rowids->len; r++)
+          all = span_has(&g_array_index(sp, Span, k), g_array_index(rowids, gint64, r));
+        if (all) {
+          found++;
+          table = i;
+          break;
+        }
+      }
+    }
+    if (found == 0) {
+      n_nospan++;
+    } else if (found > 1) {
+      n_ambiguous++;
+    } else {
+      for (guint r = 0; r < rowids->len; r++) {
+        Orphan o = { .rowid = g_array_index(rowids, gint64, r), .table = table, .pgno = pgno,
+                     .cell = r };
+        g_array_append_val(orphans, o);
+      }
+    }
+  }
+  n_left = n_unparsed + n_nospan + n_ambiguous;
+  if (n_left > 0)
+    problem(j, "%u table leaf page%s no table reaches %s left: %u whose cells do not all parse, "
+            "%u whose rowids lie in no span cut off below a damaged page, %u whose rowids fit "
+            "such spans of more than one table",
+            n_left, n_left == 1 ? "" : "s", n_left == 1 ? "was" : "were", n_unparsed, n_nospan,
+            n_ambiguous);
+  g_array_sort(orphans, cmp_orphan);
+
+  /* Table by table: rows the salvage recovered win; a rowid on two orphan
+   * pages is taken from neither. */
+  for (guint a = 0; a < orphans->len;) {
+    guint ti = g_array_index(orphans, Orphan, a).table, b = a;
+    Table *t = g_ptr_array_index(j->tables, ti);
+    g_autofree char *q = quote_ident(t->name);
+    g_autofree char *sql = g_strdup_printf("SELECT 1 FROM main.%s WHERE %s = ?1", q, t->rowid);
+    OrphanTable ot = { 0 };
+    Ranges twice = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
+    g_autofree char *twice_s = NULL;
+    g_autoptr(GArray) taken = g_array_new(FALSE, FALSE, sizeof(gint64));
+
+    while (b < orphans->len && g_array_index(orphans, Orphan, b).table == ti)
+      b++;
+    ot.layout = record_layout(j, t);
+    ot.inserts = g_ptr_array_new_with_free_func(stmt_free);
+    if (ot.layout == NULL || sqlite3_prepare_v2(out, sql, -1, &ot.exists, NULL) != SQLITE_OK) {
+      problem(j, "rows of %s on pages no table reaches were not recovered: its columns cannot "
+              "be read", t->name);
+      orphan_table_clear(&ot);
+      g_free(ranges_finish(&twice));
+      a = b;
+      continue;
+    }
+    for (guint k = a; k < b; k++) {
+      Orphan *o = &g_array_index(orphans, Orphan, k);
+      gboolean dup = (k > a && o[-1].rowid == o->rowid) || (k + 1 < b && o[1].rowid == o->rowid);
+      gboolean have;
+      sqlite3_reset(ot.exists);
+      sqlite3_bind_int64(ot.exists, 1, o->rowid);
+      have = sqlite3_step(ot.exists) == SQLITE_ROW;
+      sqlite3_reset(ot.exists);
+      if (have)
+        continue;
+      if (dup) {
+        if (k + 1 >= b || o[1].rowid != o->rowid)
+          ranges_add(&twice, o->rowid);
+        continue;
+      }
+      if (orphan_insert_row(j, out, &w, t, &ot, o, freed, used, payload))
+        g_array_append_val(taken, o->rowid);
+    }
+    twice_s = ranges_finish(&twice);
+    if (twice_s)
+      problem(j, "rows of %s found on two pages no table reaches were taken from neither "
+              "(they may be an old and a new version): rowids %s", t->name, twice_s);
+    if (ot.n_broken + ot.n_unfit + ot.n_rejected > 0)
+      problem(j, "%" G_GINT64_FORMAT " rows of %s on pages no table reaches were not recovered: "
+              "%" G_GINT64_FORMAT " with a broken overflow chain, %" G_GINT64_FORMAT
+              " whose record does not fit the table, %" G_GINT64_FORMAT
+              " rejected by its constraints%s%s",
+              ot.n_broken + ot.n_unfit + ot.n_rejected, t->name, ot.n_broken, ot.n_unfit,
+              ot.n_rejected, ot.first_reject ? ": " : "", ot.first_reject ? ot.first_reject : "");
+    if (taken->len > 0) {
+      if (t->orphans == NULL)
+        t->orphans = g_array_new(FALSE, FALSE, sizeof(gint64));
+      g_array_append_vals(t->orphans, taken->data, taken->len);
+      g_array_sort(t->orphans, cmp_gint64);
+    }
+    orphan_table_clear(&ot);
+    a = b;
+  }
+
+done:
+  close(w.fd);
+  g_free(w.buf);
 }
 
 static void

@@ -13,6 +13,11 @@ which rows live under which page before they damage it.
                                     on it (prints: pgno rowid rowid ...)
   btree.py freelist DB              the freelist trunk pages and leaf pages
                                     (prints: trunk|leaf pgno, one per line)
+  btree.py interior-for DB TABLE ROWID
+                                    the interior page under the root whose
+                                    keys bound ROWID (prints: pgno)
+  btree.py freed-rowids DB          the rowids on freelist leaf pages that
+                                    still read as table leaves (one per line)
 """
 import sqlite3
 import struct
@@ -81,6 +86,17 @@ class File:
                 out.extend(items)
         return sorted(out)
 
+    def keys(self, pgno):
+        """The keys of the cells of table interior page pgno."""
+        pg = self.page(pgno)
+        off = 100 if pgno == 1 else 0
+        ncell = struct.unpack(">H", pg[off + 3: off + 5])[0]
+        out = []
+        for c in range(ncell):
+            cp = struct.unpack(">H", pg[off + 12 + 2 * c: off + 14 + 2 * c])[0]
+            out.append(varint(pg, cp + 4)[0])
+        return out
+
     def freelist(self):
         trunk = struct.unpack(">I", self.data[32:36])[0]
         trunks, leaves = [], []
@@ -147,6 +163,27 @@ def main(argv):
             print("trunk", t)
         for p in leaves:
             print("leaf", p)
+        return 0
+    if cmd == "interior-for":
+        path, table, want = argv[2], argv[3], int(argv[4])
+        f = File(path)
+        root = root_of(path, table)
+        kind, kids = f.children(root)
+        keys = f.keys(root)
+        i = next((k for k, key in enumerate(keys) if want <= key), len(keys))
+        if f.children(kids[i])[0] != "interior":
+            print("the child of the root bounding %d is a leaf" % want, file=sys.stderr)
+            return 1
+        print(kids[i])
+        return 0
+    if cmd == "freed-rowids":
+        f = File(argv[2])
+        out = []
+        for p in f.freelist()[1]:
+            if f.page(p)[0] == 0x0D:
+                out.extend(f.children(p)[1])
+        for r in sorted(out):
+            print(r)
         return 0
     print(__doc__, file=sys.stderr)
     return 2
