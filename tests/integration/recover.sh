@@ -111,6 +111,34 @@ assert_eq "$(sqlite3 rec-zeroed.db "SELECT seq FROM sqlite_sequence WHERE name =
 assert_eq "$(sqlite3 rec-zeroed.db 'PRAGMA page_size')" "1024" "page size kept"
 pass "zeroed interior page $page: the $n_expect readable rows of t and the $lost on the leaves below it recovered byte for byte, those named; source unchanged"
 
+# ---- 1e. A rowid on two pages no table reaches --------------------------------
+# Below the zeroed page, one leaf's bytes are copied over another's: which
+# of the two holds a row's bytes cannot be told, so neither is taken, and
+# the rows of the overwritten leaf are lost.
+cp zeroed.db twice.db
+read -r apage arows < <(python3 "$BTREE" leaf orig.db t $((first_lost + 10)))
+read -r bpage brows < <(python3 "$BTREE" leaf orig.db t $((last_lost - 10)))
+[ "$apage" != "$bpage" ] || fail "rowids $((first_lost + 10)) and $((last_lost - 10)) share a leaf"
+python3 -c "
+f = open('twice.db', 'r+b'); f.seek(($apage - 1) * 1024); a = f.read(1024)
+f.seek(($bpage - 1) * 1024); f.write(a)"
+"$SQLENVFS" recover twice.db --output rec-twice.db --json >report-twice.json
+check_integrity rec-twice.db
+printf '%s\n' $arows $brows | sort -n >gone.txt
+dump_rows rec-twice.db t >got.txt
+comm -23 <(cut -d'|' -f1 orig-t.txt | sort) <(sort gone.txt) | sort -n >keep.txt
+select_rows orig-t.txt keep.txt | cmp -s - got.txt \
+  || fail "two leaves with the same rowids: t is not every other row: $(diff <(select_rows orig-t.txt keep.txt) got.txt | head -3)"
+python3 - report-twice.json "$arows" <<'PY' || fail "the rowids found twice are not named in the report"
+import json, sys
+r = json.load(open(sys.argv[1]))
+a = [int(x) for x in sys.argv[2].split()]
+want = "rows of t found on two pages no table reaches were taken from neither"
+hits = [p for p in r["problems"] if p.startswith(want)]
+assert hits and hits[0].endswith("rowids %d-%d" % (a[0], a[-1])), r["problems"]
+PY
+pass "a rowid on two pages no table reaches is taken from neither, and said so"
+
 # ---- 1b. Bytes overwritten inside a leaf page of t ---------------------------
 # The rows there may still read, with bytes that are not theirs: the report
 # names the rowids recovered from under that page (and at most its two
