@@ -1067,8 +1067,8 @@ typedef struct {
   GHashTable *cells;       /* (page << 32 | cell) it named, and page << 32
                             * | G_MAXUINT32 for each page with one      */
   GHashTable *seen;        /* pages of the b-tree being walked          */
-  GHashTable *reached;     /* pages of every b-tree walked, their overflow
-                            * pages included; NULL: not kept            */
+  guint8 *reached;         /* a bit per page of every b-tree walked, their
+                            * overflow pages included; NULL: not kept   */
   gboolean through_cells;  /* go below named cells too (only a page that
                             * cannot be walked cuts the walk off)       */
   guint8 *buf;
@@ -1134,6 +1134,19 @@ named_places(const GPtrArray *damage, GHashTable *pages, GHashTable *cells, GHas
   }
 }
 
+/* Bit @pgno (<= n_pages) of a bitmap of n_pages / 8 + 1 bytes. */
+static gboolean
+bit_has(const guint8 *bits, guint32 pgno)
+{
+  return (bits[pgno >> 3] >> (pgno & 7)) & 1;
+}
+
+static void
+bit_set(guint8 *bits, guint32 pgno)
+{
+  bits[pgno >> 3] |= (guint8)(1u << (pgno & 7));
+}
+
 static gboolean
 read_page(SpanWalk *w, guint32 pgno, guint8 *buf)
 {
@@ -1151,10 +1164,10 @@ mark_overflow(SpanWalk *w, guint32 pgno, guint64 payload_size, guint32 n_local)
   guint8 next[4];
 
   while (pgno != 0 && left > 0 && pgno <= w->n_pages &&
-         !g_hash_table_contains(w->reached, GUINT_TO_POINTER(pgno)) &&
+         !bit_has(w->reached, pgno) &&
          pread(w->fd, next, sizeof next, (off_t)(pgno - 1) * w->page_size) ==
            (ssize_t)sizeof next) {
-    g_hash_table_add(w->reached, GUINT_TO_POINTER(pgno));
+    bit_set(w->reached, pgno);
     left -= MIN(left, (guint64)w->usable - 4);
     pgno = get_u32(next);
   }
@@ -1184,7 +1197,7 @@ walk_tree(SpanWalk *w, guint32 pgno, Span span, int depth, gboolean index)
   }
   g_hash_table_add(w->seen, GUINT_TO_POINTER(pgno));
   if (w->reached != NULL) {
-    g_hash_table_add(w->reached, GUINT_TO_POINTER(pgno));
+    bit_set(w->reached, pgno);
     /* Cells with a payload: leaves, and index interior pages. */
     for (guint i = 0; page.type != SQLENVFS_BTREE_TABLE_INTERIOR && i < page.n_cells; i++) {
       SqlenvfsBtreeCell cell;
@@ -1520,7 +1533,7 @@ orphan_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GH
   buf = g_malloc(w->page_size);
   while (out->len < cell->payload_size) {
     guint32 take = (guint32)MIN((guint64)w->usable - 4, cell->payload_size - out->len);
-    if (pgno == 0 || g_hash_table_contains(w->reached, GUINT_TO_POINTER(pgno)) ||
+    if (pgno == 0 || pgno > w->n_pages || bit_has(w->reached, pgno) ||
         g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)) ||
         g_hash_table_contains(used, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, buf))
       return FALSE;
@@ -1641,7 +1654,7 @@ recover_orphans(Job *j, sqlite3 *out)
   g_autoptr(GHashTable) damaged = g_hash_table_new(NULL, NULL);
   g_autoptr(GHashTable) cells = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
-  g_autoptr(GHashTable) reached = g_hash_table_new(NULL, NULL);
+  g_autofree guint8 *reached = NULL;
   g_autoptr(GHashTable) freed = g_hash_table_new(NULL, NULL);
   g_autoptr(GHashTable) used = g_hash_table_new(NULL, NULL);
   g_autoptr(GArray) spans = g_array_new(FALSE, FALSE, sizeof(Span));
@@ -1650,7 +1663,7 @@ recover_orphans(Job *j, sqlite3 *out)
   g_autoptr(GPtrArray) cut = g_ptr_array_new_with_free_func((GDestroyNotify)g_array_unref);
   g_autoptr(GByteArray) payload = g_byte_array_new();
   g_autoptr(sqlite3_stmt) roots = NULL;
-  SpanWalk w = { .fd = -1, .named = named, .cells = cells, .seen = seen, .reached = reached,
+  SpanWalk w = { .fd = -1, .named = named, .cells = cells, .seen = seen,
                  .through_cells = TRUE, .spans = spans };
   guint8 hdr[100];
   guint n_cut = 0, n_unparsed = 0, n_nospan = 0, n_ambiguous = 0, n_left;
@@ -1664,6 +1677,7 @@ recover_orphans(Job *j, sqlite3 *out)
     problem(j, "pages no table reaches were not looked for: the copy's pages cannot be read");
     return;
   }
+  reached = w.reached = g_malloc0(w.n_pages / 8 + 1);
   /* Every b-tree, from the roots in the schema and the schema's own. */
   for (guint i = 0; i < j->tables->len; i++)
     g_ptr_array_add(cut, g_array_new(FALSE, FALSE, sizeof(Span)));
@@ -1726,7 +1740,7 @@ recover_orphans(Job *j, sqlite3 *out)
     SqlenvfsBtreePage page;
     gboolean ok = TRUE;
     guint found = 0, table = 0;
-    if (g_hash_table_contains(reached, GUINT_TO_POINTER(pgno)) ||
+    if (bit_has(reached, pgno) ||
         g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)) ||
         g_hash_table_contains(damaged, GUINT_TO_POINTER(pgno)) ||
         cells_has(cells, pgno, G_MAXUINT32) || !read_page(&w, pgno, w.buf) ||
