@@ -56,6 +56,7 @@
 #define MAX_RANGES 20
 #define MAX_DAMAGE 20 /* integrity_check's messages in the report           */
 #define MAX_PLACES 1000 /* ... and read to find the rows under what it names */
+#define MAX_GAPS 10000  /* unreadable stretches of one table before giving up */
 
 /* ------------------------------------------------------------------------ */
 /* Report                                                                   */
@@ -298,6 +299,7 @@ typedef struct {
   GPtrArray *tables; /* Table *: ordinary and virtual tables to recover */
   GPtrArray *damage; /* char *: integrity_check's messages (MAX_PLACES) */
   gboolean schema_partial; /* sqlite_schema could not be read to its end */
+  gint64 copy_size;  /* bytes of the private copy (database and -wal) */
 } Job;
 
 static char *
@@ -640,7 +642,9 @@ probe(sqlite3_stmt *st, gint64 from, gint64 *rowid)
   if (rc == SQLITE_ROW) {
     *rowid = sqlite3_column_int64(st, 0);
     sqlite3_reset(st);
-    return PROBE_ROW;
+    /* A damaged tree can lead a search to a smaller rowid: that is a
+     * failure to read, not a row (the salvage would go backwards). */
+    return *rowid >= from ? PROBE_ROW : PROBE_FAILED;
   }
   sqlite3_reset(st);
   return rc == SQLITE_DONE ? PROBE_DONE : PROBE_FAILED;
@@ -748,8 +752,16 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       copy_clear(&c);
       return;
     }
-    while ((rc = sqlite3_step(c.scan)) == SQLITE_ROW)
+    /* No table holds more rows than its file has bytes: past that, a
+     * damaged tree leads the scan round in a loop. */
+    gint64 n_read = 0, most = MAX(j->copy_size, 1);
+    while ((rc = sqlite3_step(c.scan)) == SQLITE_ROW && ++n_read <= most)
       insert_row(&c, out, c.scan, n_cols);
+    if (rc == SQLITE_ROW) {
+      rc = SQLITE_CORRUPT;
+      if (c.first_error == NULL)
+        c.first_error = g_strdup("the table's b-tree leads the scan round in a loop");
+    }
     if (rc != SQLITE_DONE) {
       note_error(&c, j->src);
       t->note = g_strdup_printf("reading stopped at an unreadable page: %s%s", c.first_error,
@@ -782,7 +794,16 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       sqlite3_reset(c.scan);
       sqlite3_bind_int64(c.scan, 1, from);
       while ((rc = sqlite3_step(c.scan)) == SQLITE_ROW) {
-        last = sqlite3_column_int64(c.scan, 0);
+        row = sqlite3_column_int64(c.scan, 0);
+        /* Rowids only go up from `from`: a damaged tree that leads back
+         * (a loop) is a failure to read, or the salvage would not end. */
+        if (row < from || (any && row <= last)) {
+          rc = SQLITE_CORRUPT;
+          if (c.first_error == NULL)
+            c.first_error = g_strdup("the table's b-tree leads back to rowids already read");
+          break;
+        }
+        last = row;
         any = TRUE;
         insert_row(&c, out, c.scan, n_cols);
       }
@@ -799,12 +820,16 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
           last = from == G_MININT64 ? G_MININT64 : from - 1;
       }
       sqlite3_reset(c.scan);
-      if (!find_resume(c.probe, last, &from))
+      /* Each pass starts past the last: `from` only grows, and a tree
+       * damaged so that it fails every few rowids is given up on. */
+      if (n_gaps >= MAX_GAPS || !find_resume(c.probe, last, &from))
         break;
     }
     if (n_gaps > 0)
-      t->note = g_strdup_printf("%u unreadable stretch%s skipped: %s", n_gaps,
-                                n_gaps == 1 ? "" : "es", c.first_error);
+      t->note = g_strdup_printf("%u unreadable stretch%s skipped%s: %s", n_gaps,
+                                n_gaps == 1 ? "" : "es",
+                                n_gaps >= MAX_GAPS ? " (then the rest given up)" : "",
+                                c.first_error);
   }
   if (c.n_rejected > 0) {
     g_autofree char *old = t->note;
@@ -2132,6 +2157,12 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
    * rolled-back state beside it, all of one settled moment. */
   if (!copy_source(report->source, j.copy, opts, error))
     goto out;
+  {
+    g_autofree char *wal = g_strconcat(j.copy, "-wal", NULL);
+    struct stat cst;
+    j.copy_size = (stat(j.copy, &cst) == 0 ? cst.st_size : 0) +
+                  (stat(wal, &cst) == 0 ? cst.st_size : 0);
+  }
   j.src = sqlenvfs_db_open(j.copy, 0, error);
   if (j.src == NULL)
     goto out;
