@@ -146,6 +146,8 @@ struct _SqlenvfsTimeline {
   char *dir;         /* the archive directory      */
   char *check_memo;  /* the record checks' memo, or NULL when it cannot be kept */
   SqlenvfsArchive *a;
+  char *unread;      /* why the last refresh could not read the archive (then @a may
+                        hold part of it: no plan is made), or NULL */
   GPtrArray *copies;     /* SqlenvfsStoredCopy *, owned */
   GPtrArray *manifest_unreadable; /* char *: copies whose MANIFEST cannot be used, and why */
   GArray *manifest_unread;        /* Unread: the same copies                        */
@@ -664,6 +666,7 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_free(tl->db);
   g_free(tl->dir);
   g_free(tl->check_memo);
+  g_free(tl->unread);
   sqlenvfs_archive_free(tl->a);
   g_ptr_array_unref(tl->copies);
   g_ptr_array_unref(tl->unreadable);
@@ -721,6 +724,29 @@ pruned_while_read(SqlenvfsTimeline *tl, const GError *error, guint64 *first)
   return TRUE;
 }
 
+/* Read the archive (and with @copies the store's MANIFESTs) from nothing,
+ * its stamps into @stamps. A prune that removed segments while they were
+ * read (a file listed, then gone) is read again. */
+static gboolean
+load_all(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], gboolean copies, GError **error)
+{
+  for (guint64 first = 0;;) {
+    g_autoptr(GError) local = NULL;
+    gboolean ok;
+    g_clear_pointer(&tl->a, sqlenvfs_archive_free);
+    g_hash_table_remove_all(tl->found);
+    tl->a = sqlenvfs_archive_open(tl->dir, &local);
+    ok = tl->a != NULL && read_archive(tl, stamps, &local) && (!copies || load_copies(tl, &local));
+    if (!pruned_while_read(tl, local, &first)) {
+      if (!ok)
+        g_propagate_error(error, g_steal_pointer(&local));
+      return ok;
+    }
+    g_debug("timeline %s: archive segments were pruned while it was read; reading it again",
+            tl->db);
+  }
+}
+
 SqlenvfsTimeline *
 sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
 {
@@ -747,25 +773,9 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
     tl->check_memo = g_build_filename(state, name, NULL);
   }
   /* Stamps first: a change while loading makes the timeline stale, never
-   * one that looks current but misses it. A prune that removed segments
-   * while they were read (a file listed, then gone) is read again. */
-  for (guint64 first = 0;;) {
-    g_autoptr(GError) local = NULL;
-    gboolean ok;
-    tl->a = sqlenvfs_archive_open(tl->dir, &local);
-    ok = tl->a != NULL && read_archive(tl, tl->stamps, &local) && load_copies(tl, &local);
-    if (!pruned_while_read(tl, local, &first)) {
-      if (!ok) {
-        g_propagate_error(error, g_steal_pointer(&local));
-        return NULL;
-      }
-      break;
-    }
-    g_debug("timeline %s: archive segments were pruned while it was read; reading it again",
-            tl->db);
-    g_clear_pointer(&tl->a, sqlenvfs_archive_free);
-    g_hash_table_remove_all(tl->found);
-  }
+   * one that looks current but misses it. */
+  if (!load_all(tl, tl->stamps, TRUE, error))
+    return NULL;
   rebuild(tl);
   return g_steal_pointer(&tl);
 }
@@ -794,11 +804,26 @@ gboolean
 sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error)
 {
   Stamp now[N_STAMPS];
+  g_autoptr(GError) local = NULL;
   gboolean ok = FALSE;
 
   g_mutex_lock(&tl->lock);
-  if (!read_archive(tl, now, error))
-    goto out;
+  if (tl->unread != NULL || !read_archive(tl, now, &local)) {
+    /* Read in part (a prune removed segments from the first on while they
+     * were read again, or an I/O error): read it whole anew. Until that
+     * works no plan is made, so that a state is never made of part of the
+     * records. */
+    if (local != NULL)
+      g_debug("timeline %s: %s; reading the archive anew", tl->db, local->message);
+    g_clear_error(&local);
+    if (!load_all(tl, now, FALSE, &local)) {
+      g_free(tl->unread);
+      tl->unread = g_strdup(local->message);
+      g_propagate_error(error, g_steal_pointer(&local));
+      goto out;
+    }
+    g_clear_pointer(&tl->unread, g_free);
+  }
   /* The MANIFESTs only when an entry came or went (a MANIFEST is written
    * before its entry is renamed into place) or a base verdict changed. */
   if (memcmp(&now[STAMP_BACKUPS], &tl->stamps[STAMP_BACKUPS], sizeof(Stamp)) != 0 ||
@@ -1087,6 +1112,12 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
   SqlenvfsArchiveEntry st;
   gint64 target;
 
+  if (tl->unread != NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                "the archive of %s could not be read again (%s); it is read anew at the next "
+                "look", name, tl->unread);
+    return NULL;
+  }
   for (guint i = 0; i < tl->unreadable->len; i++)
     g_message("restore %s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
   if (tl->windows->len == 0) {
@@ -1188,7 +1219,8 @@ sqlenvfs_timeline_next_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan, GHa
   const Base *next = NULL;
 
   g_mutex_lock(&tl->lock);
-  if (tl->chains->len > 0 && sqlenvfs_archive_get(tl->a, plan->state_seq, &st) &&
+  if (tl->unread == NULL && tl->chains->len > 0 &&
+      sqlenvfs_archive_get(tl->a, plan->state_seq, &st) &&
       sqlenvfs_archive_entry_is_state(&st))
     next = pick_base(tl, chain_of(tl, st.seq), st.seq, tried);
   if (next != NULL)

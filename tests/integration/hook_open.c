@@ -1,7 +1,9 @@
 /* LD_PRELOAD shim for tests: the first time the process opens a file whose
  * name (the part after the last '/') is HOOK_OPEN_NAME, it runs the shell
  * command HOOK_OPEN_CMD first, as though another process had done that at
- * this very moment (a prune removing segments while they are read). */
+ * this very moment (a prune removing segments while they are read). With
+ * HOOK_OPEN_ARMED set, only once the file it names exists (a long-running
+ * process: the opens before the test arms it pass). */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 static int done;
 
@@ -17,9 +20,11 @@ hook(const char *path)
 {
   const char *name = getenv("HOOK_OPEN_NAME");
   const char *cmd = getenv("HOOK_OPEN_CMD");
+  const char *armed = getenv("HOOK_OPEN_ARMED");
   const char *base = path ? strrchr(path, '/') : NULL;
   base = base ? base + 1 : path;
-  if (done || name == NULL || cmd == NULL || base == NULL || strcmp(base, name) != 0)
+  if (done || name == NULL || cmd == NULL || base == NULL || strcmp(base, name) != 0 ||
+      (armed != NULL && access(armed, F_OK) != 0))
     return;
   done = 1;
   unsetenv("LD_PRELOAD"); /* the command's own programs run as they are */

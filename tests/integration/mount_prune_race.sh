@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The mount reads the archive again (its timeline is refreshed) while a
+# prune removes the first segments one after the other: the refresh finds
+# the first one gone and reads the archive anew, and the prune removes the
+# next ones under it. A pitr/ file read after that is the exact state at its
+# time, never one that the partly read archive would make of it.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+cc -O2 -Wall -shared -fPIC "$SRCDIR/tests/integration/hook_open.c" -o "$T/hook_open.so" -ldl
+# An AddressSanitizer build wants its runtime first among the preloaded.
+PRELOAD="$(ldd "$SQLENVFS" | awk '/libasan/ {print $3}') $T/hook_open.so"
+
+R=$T/root M=$T/mnt
+pitr_make_root "$R"
+echo "segment-max-records=100" >> "$R/sqlenvfs.conf"
+A=$R/backups/prod/wal_archives/app
+pitr_start_archiver "$R" "$T/a"
+w() { python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration "$1" \
+        --no-vacuum ${2:+--k0 "$2"} >/dev/null; }
+klast() { awk '$1=="T"{k=$2} END{print k}' "$T/log"; }
+nsegs() { ls "$A" | grep -c '\.seg$'; }
+w 1
+for i in $(seq 1 600); do [ "$(nsegs)" -ge 6 ] && break; w 0.5 "$(klast)"; done
+m=$(nsegs)
+[ "$m" -ge 6 ] || fail "the archive did not grow to 6 segments: $m"
+"$SQLENVFS" backup --root "$R" > /dev/null
+w 1 "$(klast)"
+T1=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+w 1 "$(klast)"
+pitr_stop_archiver "$T/a"
+T2=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+note "$m segments before the backup"
+
+# The daemon runs with the hook: once armed, its first open of segment 3's
+# summary moves segments 2 to m-1 aside first (the prune going on).
+aside1=$T/aside1 aside2=$T/aside2
+mkdir -p "$aside1" "$aside2"
+HOOK_OPEN_NAME="$(printf %016d 3).sum" HOOK_OPEN_ARMED=$T/armed \
+  HOOK_OPEN_CMD="for n in \$(seq 2 $((m - 1))); do mv $A/\$(printf %016d \$n).* $aside2/; done" \
+  LD_PRELOAD="$PRELOAD" mount_root "$R" "$M" -o noarchiver
+ls "$M/pitr/@$T1/" > /dev/null || fail "pitr/@$T1 is not there"
+[ -z "$(ls "$aside2")" ] || fail "the hook ran before it was armed"
+# The prune's first step: segment 1 goes; the timeline is stale now.
+mv "$A/$(printf %016d 1)".* "$aside1/"
+touch "$T/armed"
+sleep 1.2 # past the mount's one-second entry cache
+
+check() { # db time label
+  python3 - "$1" "$T/log" "$2" "$ORACLE" "$3" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4].rsplit("/", 1)[0])
+import pitr_oracle as O
+txns, _ = O.parse_log(sys.argv[2])
+T = float(sys.argv[3])
+k = O.check_db(sys.argv[1], txns, T, quick=False)
+lo, hi = O.bounds(txns, T)
+assert lo <= k <= hi, "%s: transactions 1..%d, expected %d to %d" % (sys.argv[5], k, lo, hi)
+PY
+}
+cp "$M/pitr/@$T2/app.db" "$T/t2.db" 2> "$T/cp.err" ||
+  fail "pitr/@$T2/app.db could not be read while segments went: $(cat "$T/cp.err")"
+[ -n "$(ls "$aside2")" ] || fail "the hook did not run (no open of segment 3's summary)"
+check "$T/t2.db" "$T2" "pitr/@$T2 read while the prune went on" ||
+  fail "pitr/@$T2 read while the prune went on is not the state at that time"
+pass "a pitr file read while a prune removes segments under the mount's refresh is exact"
+cp "$M/pitr/@$T1/app.db" "$T/t1.db" || fail "pitr/@$T1/app.db could not be read"
+check "$T/t1.db" "$T1" "pitr/@$T1" || fail "pitr/@$T1 is not the state at that time"
+pass "and so is a time read before the prune"
