@@ -12,22 +12,13 @@ cc -O2 -Wall -shared -fPIC "$SRCDIR/tests/integration/hook_open.c" -o "$T/hook_o
 PRELOAD="$(ldd "$SQLENVFS" | awk '/libasan/ {print $3}') $T/hook_open.so"
 
 R=$T/root M=$T/mnt
-pitr_make_root "$R"
-echo "segment-max-records=100" >> "$R/sqlenvfs.conf"
 A=$R/backups/prod/wal_archives/app
-pitr_start_archiver "$R" "$T/a"
-w() { python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration "$1" \
-        --no-vacuum ${2:+--k0 "$2"} >/dev/null; }
-klast() { awk '$1=="T"{k=$2} END{print k}' "$T/log"; }
-nsegs() { ls "$A" | grep -c '\.seg$'; }
-w 1
-for i in $(seq 1 600); do [ "$(nsegs)" -ge 6 ] && break; w 0.5 "$(klast)"; done
-m=$(nsegs)
-[ "$m" -ge 6 ] || fail "the archive did not grow to 6 segments: $m"
+pitr_grow_segments "$R" "$T/a" "$T/log" 6
+m=$PITR_NSEGS
 "$SQLENVFS" backup --root "$R" > /dev/null
-w 1 "$(klast)"
+pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
 T1=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
-w 1 "$(klast)"
+pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
 pitr_stop_archiver "$T/a"
 T2=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
 note "$m segments before the backup"

@@ -146,3 +146,32 @@ WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 200)
 CREATE TABLE bulk(id INTEGER PRIMARY KEY, v TEXT);
 SQL
 }
+
+# pitr_write ROOT LOG SECONDS [K0]: the oracle's writer on ROOT's
+# production for SECONDS, logging to LOG (from transaction K0 + 1 on).
+pitr_write() {
+  python3 "$ORACLE" writer --db "$1/data/prod/app.db" --log "$2" --duration "$3" \
+    --no-vacuum ${4:+--k0 "$4"} >/dev/null
+}
+
+# pitr_last_k LOG: the last transaction the writer logged.
+pitr_last_k() { awk '$1=="T"{k=$2} END{print k}' "$1"; }
+
+# pitr_grow_segments ROOT PREFIX LOG N: a root (pitr_make_root) whose
+# segments hold 100 records each, archived by an archiver left running
+# (pitr_start_archiver ROOT PREFIX) while the writer logs to LOG, until it
+# holds at least N segments; PITR_NSEGS says how many.
+pitr_grow_segments() {
+  local root=$1 prefix=$2 log=$3 n=$4 i
+  local a=$root/backups/prod/wal_archives/app
+  pitr_make_root "$root"
+  echo "segment-max-records=100" >> "$root/sqlenvfs.conf"
+  pitr_start_archiver "$root" "$prefix"
+  pitr_write "$root" "$log" 1
+  for i in $(seq 1 600); do
+    [ "$(ls "$a" | grep -c '\.seg$')" -ge "$n" ] && break
+    pitr_write "$root" "$log" 0.5 "$(pitr_last_k "$log")"
+  done
+  PITR_NSEGS=$(ls "$a" | grep -c '\.seg$')
+  [ "$PITR_NSEGS" -ge "$n" ] || fail "the archive did not grow to $n segments: $PITR_NSEGS"
+}

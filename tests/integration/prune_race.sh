@@ -12,21 +12,12 @@ cc -O2 -Wall -shared -fPIC "$SRCDIR/tests/integration/hook_open.c" -o "$T/hook_o
 PRELOAD="$(ldd "$SQLENVFS" | awk '/libasan/ {print $3}') $T/hook_open.so"
 
 R=$T/root
-pitr_make_root "$R"
-echo "segment-max-records=100" >> "$R/sqlenvfs.conf"
 A=$R/backups/prod/wal_archives/app
-pitr_start_archiver "$R" "$T/a"
-w() { python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration "$1" \
-        --no-vacuum ${2:+--k0 "$2"} >/dev/null; }
-klast() { awk '$1=="T"{k=$2} END{print k}' "$T/log"; }
-nsegs() { ls "$A" | grep -c '\.seg$'; }
-w 1
-for i in $(seq 1 600); do [ "$(nsegs)" -ge 6 ] && break; w 0.5 "$(klast)"; done
+pitr_grow_segments "$R" "$T/a" "$T/log" 6
 # The segments before the backup's, which a prune keeping it may remove.
-m=$(nsegs)
-[ "$m" -ge 6 ] || fail "the archive did not grow to 6 segments: $m"
+m=$PITR_NSEGS
 "$SQLENVFS" backup --root "$R" > /dev/null
-w 1 "$(klast)"
+pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
 pitr_stop_archiver "$T/a"
 # Just after the last commit returned.
 TIME=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
