@@ -726,10 +726,13 @@ pruned_while_read(SqlenvfsTimeline *tl, const GError *error, guint64 *first)
 
 /* Read the archive (and with @copies the store's MANIFESTs) from nothing,
  * its stamps into @stamps. A prune that removed segments while they were
- * read (a file listed, then gone) is read again. */
+ * read (a file listed, then gone) is read again. When it cannot be read,
+ * @tl keeps the archive it had (if any): never none. */
 static gboolean
 load_all(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], gboolean copies, GError **error)
 {
+  g_autoptr(SqlenvfsArchive) had = g_steal_pointer(&tl->a);
+
   for (guint64 first = 0;;) {
     g_autoptr(GError) local = NULL;
     gboolean ok;
@@ -738,8 +741,13 @@ load_all(SqlenvfsTimeline *tl, Stamp stamps[N_STAMPS], gboolean copies, GError *
     tl->a = sqlenvfs_archive_open(tl->dir, &local);
     ok = tl->a != NULL && read_archive(tl, stamps, &local) && (!copies || load_copies(tl, &local));
     if (!pruned_while_read(tl, local, &first)) {
-      if (!ok)
+      if (!ok) {
         g_propagate_error(error, g_steal_pointer(&local));
+        if (had != NULL) {
+          g_clear_pointer(&tl->a, sqlenvfs_archive_free);
+          tl->a = g_steal_pointer(&had);
+        }
+      }
       return ok;
     }
     g_debug("timeline %s: archive segments were pruned while it was read; reading it again",

@@ -58,3 +58,28 @@ pass "a pitr file read while a prune removes segments under the mount's refresh 
 cp "$M/pitr/@$T1/app.db" "$T/t1.db" || fail "pitr/@$T1/app.db could not be read"
 check "$T/t1.db" "$T1" "pitr/@$T1" || fail "pitr/@$T1 is not the state at that time"
 pass "and so is a time read before the prune"
+
+# The archive cannot be read again at all: the newest segment is not a
+# file any more. The refresh fails, and the timeline, holding the segments
+# before it only, makes no plan: a new time in that segment is an error,
+# never the older state those segments end with. Once the file is back, it
+# is the exact state.
+pitr_start_archiver "$R" "$T/a"
+pitr_write "$R" "$T/log" 0.5 "$(pitr_last_k "$T/log")"
+pitr_stop_archiver "$T/a"
+T3=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+last=$(ls "$A" | grep '\.seg$' | tail -1)
+mv "$A/$last" "$T/$last"
+mkdir "$A/$last"
+sleep 1.2
+if cp "$M/pitr/@$T3/app.db" "$T/t3.db" 2> "$T/cp3.err"; then
+  check "$T/t3.db" "$T3" "pitr/@$T3 with the newest segment unreadable" ||
+    fail "pitr/@$T3, read while the newest segment could not be read, is not the state then"
+fi
+rmdir "$A/$last"
+mv "$T/$last" "$A/$last"
+sleep 1.2
+cp "$M/pitr/@$T3/app.db" "$T/t3.db" 2> "$T/cp3.err" ||
+  fail "pitr/@$T3/app.db could not be read once the segment was back: $(cat "$T/cp3.err")"
+check "$T/t3.db" "$T3" "pitr/@$T3" || fail "pitr/@$T3 is not the state at that time"
+pass "an archive that cannot be read again gives an error, never an older state, until it can"

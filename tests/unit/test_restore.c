@@ -1073,6 +1073,61 @@ START_TEST(test_timeline_refresh)
 }
 END_TEST
 
+/* A refresh that cannot read the archive again (its first segment gone,
+ * as a prune's first step, and its newest one not a file, so that reading
+ * it anew stops after the segments between) leaves the timeline holding
+ * part of the records: it then makes no plan, even once the archive can be
+ * read (a plan made of part of the records would be an older state), until
+ * a refresh reads it whole. */
+START_TEST(test_timeline_refresh_unreadable)
+{
+  g_autoptr(SqlenvfsTimeline) tl = NULL, fresh = NULL;
+  g_autoptr(SqlenvfsRestorePlan) p = NULL, want = NULL;
+  SqlenvfsTime latest = { .is_latest = TRUE };
+  GError *error = NULL;
+  guint n;
+  g_autofree char *first = NULL, *first_aside = NULL, *last = NULL, *last_aside = NULL;
+
+  tl = sqlenvfs_timeline_open(root, "app", &error);
+  ck_assert_no_error(error);
+  n = sqlenvfs_archive_n_segments(sqlenvfs_timeline_archive(tl));
+  ck_assert_uint_ge(n, 3);
+  first = g_strdup(sqlenvfs_archive_segment(sqlenvfs_timeline_archive(tl), 0)->path);
+  last = g_strdup(sqlenvfs_archive_segment(sqlenvfs_timeline_archive(tl), n - 1)->path);
+  first_aside = g_strconcat(first, ".aside", NULL);
+  last_aside = g_strconcat(last, ".aside", NULL);
+  ck_assert_int_eq(rename(first, first_aside), 0);
+  ck_assert_int_eq(rename(last, last_aside), 0);
+  ck_assert_int_eq(mkdir(last, 0700), 0);
+  ck_assert(sqlenvfs_timeline_is_stale(tl));
+  ck_assert(!sqlenvfs_timeline_refresh(tl, &error));
+  ck_assert_ptr_nonnull(error);
+  g_clear_error(&error);
+
+  /* Readable again, not refreshed: no plan. */
+  ck_assert_int_eq(rmdir(last), 0);
+  ck_assert_int_eq(rename(last_aside, last), 0);
+  ck_assert_int_eq(rename(first_aside, first), 0);
+  p = sqlenvfs_timeline_plan(tl, &latest, &error);
+  ck_assert_ptr_null(p);
+  ck_assert_ptr_nonnull(error);
+  ck_assert_msg(strstr(error->message, "could not be read again") != NULL, "%s", error->message);
+  g_clear_error(&error);
+
+  /* Refreshed: the answers of a timeline opened now. */
+  ck_assert(sqlenvfs_timeline_refresh(tl, &error));
+  ck_assert_no_error(error);
+  fresh = sqlenvfs_timeline_open(root, "app", &error);
+  ck_assert_no_error(error);
+  assert_same_timeline(tl, fresh);
+  p = sqlenvfs_timeline_plan(tl, &latest, &error);
+  want = sqlenvfs_timeline_plan(fresh, &latest, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(p->state_seq, want->state_seq);
+  ck_assert_int_eq(rows_at(p), 60);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* An archive written by version 1, continued by version 2              */
 
@@ -1567,6 +1622,7 @@ restore_suite(void)
   tcase_add_test(tc, test_empty_wal_base_clock_stepped_back);
   tcase_add_test(tc, test_drill_clock_stepped_back);
   tcase_add_test(tc, test_timeline_refresh);
+  tcase_add_test(tc, test_timeline_refresh_unreadable);
   tcase_add_test(tc, test_restore_checks_while_writing);
   tcase_add_test(tc, test_restore_lazy_segment_check);
   suite_add_tcase(s, tc);
