@@ -818,31 +818,30 @@ sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error)
   g_mutex_lock(&tl->lock);
   if (tl->unread != NULL || !read_archive(tl, now, &local)) {
     /* Read in part (a prune removed segments from the first on while they
-     * were read again, or an I/O error): read it whole anew. Until that
-     * works no plan is made, so that a state is never made of part of the
-     * records. */
+     * were read again, or an I/O error): read it whole anew. */
     if (local != NULL)
       g_debug("timeline %s: %s; reading the archive anew", tl->db, local->message);
     g_clear_error(&local);
-    if (!load_all(tl, now, FALSE, &local)) {
-      g_free(tl->unread);
-      tl->unread = g_strdup(local->message);
-      g_propagate_error(error, g_steal_pointer(&local));
+    if (!load_all(tl, now, FALSE, &local))
       goto out;
-    }
-    g_clear_pointer(&tl->unread, g_free);
   }
   /* The MANIFESTs only when an entry came or went (a MANIFEST is written
    * before its entry is renamed into place) or a base verdict changed. */
-  if (memcmp(&now[STAMP_BACKUPS], &tl->stamps[STAMP_BACKUPS], sizeof(Stamp)) != 0 ||
-      memcmp(&now[STAMP_SNAPSHOTS], &tl->stamps[STAMP_SNAPSHOTS], sizeof(Stamp)) != 0) {
-    if (!load_copies(tl, error))
-      goto out;
-  }
+  if ((memcmp(&now[STAMP_BACKUPS], &tl->stamps[STAMP_BACKUPS], sizeof(Stamp)) != 0 ||
+       memcmp(&now[STAMP_SNAPSHOTS], &tl->stamps[STAMP_SNAPSHOTS], sizeof(Stamp)) != 0) &&
+      !load_copies(tl, &local))
+    goto out;
   memcpy(tl->stamps, now, sizeof now);
   rebuild(tl);
   ok = TRUE;
 out:
+  /* Until a refresh works whole, no plan is made: the archive may hold
+   * part of the records, or differ from the windows and bases built
+   * before, and a state is never made of that. */
+  g_free(tl->unread);
+  tl->unread = ok ? NULL : g_strdup(local->message);
+  if (!ok)
+    g_propagate_error(error, g_steal_pointer(&local));
   g_mutex_unlock(&tl->lock);
   return ok;
 }
@@ -1122,8 +1121,8 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
 
   if (tl->unread != NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "the archive of %s could not be read again (%s); it is read anew at the next "
-                "look", name, tl->unread);
+                "the archive or the copies of %s could not be read again (%s); they are read "
+                "anew at the next look", name, tl->unread);
     return NULL;
   }
   for (guint i = 0; i < tl->unreadable->len; i++)

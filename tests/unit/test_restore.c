@@ -1125,6 +1125,29 @@ START_TEST(test_timeline_refresh_unreadable)
   ck_assert_no_error(error);
   ck_assert_uint_eq(p->state_seq, want->state_seq);
   ck_assert_int_eq(rows_at(p), 60);
+  g_clear_pointer(&p, sqlenvfs_restore_plan_free);
+
+  /* The same when the copies cannot be listed again (the snapshots'
+   * directory is a file for a moment): the bases may differ from the
+   * windows built before. */
+  {
+    const char *snaps = sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT);
+    g_autofree char *aside = g_strconcat(snaps, ".aside", NULL);
+    ck_assert_int_eq(rename(snaps, aside), 0);
+    ck_assert(g_file_set_contents(snaps, "", 0, NULL));
+    ck_assert(!sqlenvfs_timeline_refresh(tl, &error));
+    g_clear_error(&error);
+    ck_assert_int_eq(unlink(snaps), 0);
+    ck_assert_int_eq(rename(aside, snaps), 0);
+    p = sqlenvfs_timeline_plan(tl, &latest, &error);
+    ck_assert_ptr_null(p);
+    ck_assert_ptr_nonnull(error);
+    g_clear_error(&error);
+    ck_assert(sqlenvfs_timeline_refresh(tl, &error));
+    p = sqlenvfs_timeline_plan(tl, &latest, &error);
+    ck_assert_no_error(error);
+    ck_assert_uint_eq(p->state_seq, want->state_seq);
+  }
 }
 END_TEST
 
