@@ -218,6 +218,14 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
         return invalid(error, line, accepted);
       out.has_time = TRUE;
     }
+    if (db_word && n == 1 && !existing_db(root, db_word) &&
+        (db_word[0] == '@' || g_ascii_isdigit(db_word[0]))) {
+      /* Meant as a time more likely than as a database to be created. */
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "\"%s\" is not a time of a form accepted here, and no production database "
+                  "has that name: write %s", db_word, accepted);
+      return FALSE;
+    }
     if (db_word) {
       if (!sqlenvfs_db_name_is_valid(db_word))
         return invalid(error, line, accepted);

@@ -155,6 +155,19 @@ START_TEST(test_refresh_dev_time)
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
+
+  /* A time that does not parse, alone: said as a time, not as a database
+   * to create. */
+  for (guint i = 0; i < 3; i++) {
+    static const char *bad[] = { "2026-13-45T99:99:99Z\n", "@99999999999999999999\n",
+                                 "20261128T1614\n" };
+    ck_assert(!parse(SQLENVFS_OP_REFRESH_DEV, bad[i], &args, &error));
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+    ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+    ck_assert_msg(strstr(error->message, "is not a time") != NULL &&
+                    strstr(error->message, "init") == NULL, "%s", error->message);
+    g_clear_error(&error);
+  }
 }
 END_TEST
 
