@@ -571,8 +571,10 @@ archive_seg_file_close(SegFile *sf)
 void
 archive_seg_file_buffer(SegFile *sf)
 {
+  /* No larger than the file (which a window never reads past): a small
+   * segment's pass does not clear a huge page it never fills. */
   if (sf->win == NULL)
-    sf->win = sqlenvfs_alloc_large(SEG_WINDOW);
+    sf->win = sqlenvfs_alloc_large((gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096)));
   sf->win_start = 0;
   sf->win_len = 0;
 }
