@@ -41,22 +41,22 @@ kill -INT $apid
 wait $apid || fail "the archiver's first run"
 rm "$A/alive"
 ln "$P" "$A/alive"
-ln "$P" "$A/0000000000000002.idx"
-# archiver_refuses N NAME ROWS: an archiver runs while the application
-# commits 600 rows of 3000 random bytes (past a segment's bound, so that a
-# second segment and its index start); it refuses NAME as a hard link, and
-# production stays whole with ROWS rows.
+# archiver_refuses N NAME ROWS COMMITS: an archiver runs while the
+# application commits COMMITS rows of 3000 random bytes; it refuses NAME as
+# a hard link, and production stays whole with ROWS rows.
 archiver_refuses() {
   "$SQLENVFS" archive --root "$R" > "$T/a$1.out" 2> "$T/a$1.err" &
   apid=$!
   track_pid $apid
-  python3 - "$P" <<'PY' || fail "the application's commits"
+  python3 - "$P" "$4" <<'PY' || fail "the application's commits"
 import os, sqlite3, sys
 con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-for _ in range(600):
+for _ in range(int(sys.argv[2])):
     con.execute("INSERT INTO t(v) VALUES (?)", (os.urandom(3000),))
 PY
-  for _ in $(seq 50); do grep -q "$2 is a hard link" "$T/a$1.err" && break; sleep 0.1; done
+  # Within a minute: an archiver starting on a machine busy with fsyncs
+  # (other tests, under a sanitizer) may take seconds to reach its file.
+  for _ in $(seq 600); do grep -q "$2 is a hard link" "$T/a$1.err" && break; sleep 0.1; done
   grep -q "$2 is a hard link" "$T/a$1.err" ||
     fail "the archiver did not refuse $2: $(cat "$T/a$1.err")"
   kill -INT $apid
@@ -64,7 +64,14 @@ PY
   assert_eq "$(sqlite3 "$P" 'PRAGMA integrity_check')" ok "production's integrity_check"
   assert_eq "$(sqlite3 "$P" 'SELECT count(*), min(v) FROM t')" "$3|precious" "production's rows"
 }
-archiver_refuses 2 alive 601
+# The alive file alone: 100 rows stay within the first segment, so the
+# alive file is the first file the archiver writes that is linked (with
+# the next index linked too, an archiver behind the writer could reach the
+# new segment first and refuse its index instead).
+archiver_refuses 2 alive 101 100
 rm "$A/alive"
-archiver_refuses 3 0002.idx 1201
+# The next index: 600 rows go past the segment's bound, so that a second
+# segment and its index start.
+ln "$P" "$A/0000000000000002.idx"
+archiver_refuses 3 0002.idx 701 600
 pass "the archiver writes neither its alive file nor a new index into production"
