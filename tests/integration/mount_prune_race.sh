@@ -17,10 +17,10 @@ pitr_grow_segments "$R" "$T/a" "$T/log" 6
 m=$PITR_NSEGS
 "$SQLENVFS" backup --root "$R" > /dev/null
 pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
-T1=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+T1=$(pitr_last_time "$T/log")
 pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
 pitr_stop_archiver "$T/a"
-T2=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+T2=$(pitr_last_time "$T/log")
 note "$m segments before the backup"
 
 # The daemon runs with the hook: once armed, its first open of segment 3's
@@ -37,18 +37,7 @@ mv "$A/$(printf %016d 1)".* "$aside1/"
 touch "$T/armed"
 sleep 1.2 # past the mount's one-second entry cache
 
-check() { # db time label
-  python3 - "$1" "$T/log" "$2" "$ORACLE" "$3" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[4].rsplit("/", 1)[0])
-import pitr_oracle as O
-txns, _ = O.parse_log(sys.argv[2])
-T = float(sys.argv[3])
-k = O.check_db(sys.argv[1], txns, T, quick=False)
-lo, hi = O.bounds(txns, T)
-assert lo <= k <= hi, "%s: transactions 1..%d, expected %d to %d" % (sys.argv[5], k, lo, hi)
-PY
-}
+check() { pitr_check_state "$1" "$T/log" "$2" "$3"; } # db time label
 cp "$M/pitr/@$T2/app.db" "$T/t2.db" 2> "$T/cp.err" ||
   fail "pitr/@$T2/app.db could not be read while segments went: $(cat "$T/cp.err")"
 [ -n "$(ls "$aside2")" ] || fail "the hook did not run (no open of segment 3's summary)"
@@ -67,7 +56,7 @@ pass "and so is a time read before the prune"
 pitr_start_archiver "$R" "$T/a"
 pitr_write "$R" "$T/log" 0.5 "$(pitr_last_k "$T/log")"
 pitr_stop_archiver "$T/a"
-T3=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+T3=$(pitr_last_time "$T/log")
 last=$(ls "$A" | grep '\.seg$' | tail -1)
 mv "$A/$last" "$T/$last"
 mkdir "$A/$last"

@@ -157,6 +157,26 @@ pitr_write() {
 # pitr_last_k LOG: the last transaction the writer logged.
 pitr_last_k() { awk '$1=="T"{k=$2} END{print k}' "$1"; }
 
+# pitr_last_time LOG: a time (seconds, as after '@') just after the last
+# transaction the writer logged returned.
+pitr_last_time() { awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$1"; }
+
+# pitr_check_state DB LOG TIME LABEL: DB holds exactly the writer's
+# transactions 1..k, with k between what LOG says had surely and what may
+# have committed by TIME (seconds); fails naming LABEL when not.
+pitr_check_state() {
+  python3 - "$1" "$2" "$3" "$ORACLE" "$4" <<'PY'
+import sys
+sys.path.insert(0, sys.argv[4].rsplit("/", 1)[0])
+import pitr_oracle as O
+txns, _ = O.parse_log(sys.argv[2])
+T = float(sys.argv[3])
+k = O.check_db(sys.argv[1], txns, T, quick=False)
+lo, hi = O.bounds(txns, T)
+assert lo <= k <= hi, "%s: transactions 1..%d, expected %d to %d" % (sys.argv[5], k, lo, hi)
+PY
+}
+
 # pitr_grow_segments ROOT PREFIX LOG N: a root (pitr_make_root) whose
 # segments hold 100 records each, archived by an archiver left running
 # (pitr_start_archiver ROOT PREFIX) while the writer logs to LOG, until it

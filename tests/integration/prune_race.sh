@@ -20,7 +20,7 @@ m=$PITR_NSEGS
 pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
 pitr_stop_archiver "$T/a"
 # Just after the last commit returned.
-TIME=$(awk '$1=="T"{t=$4} END{printf "%.6f", t + 0.001}' "$T/log")
+TIME=$(pitr_last_time "$T/log")
 note "$m segments before the backup; removing the first $((m - 1)) while a restore reads them"
 
 # What the prune does, at the moment the restore opens the file @1.
@@ -36,16 +36,7 @@ restore_while_pruned() { # file-name label
   [ -z "$(ls "$aside")" ] && fail "$2: the hook did not run (no open of $1)"
   [ "$rc" -eq 0 ] || fail "$2: restore to @$TIME failed while segments went: $(cat "$T/r-$2.err")"
   [ ! -s "$T/r-$2.err" ] || fail "$2: restore said: $(head -c 600 "$T/r-$2.err")"
-  python3 - "$T/r-$2.db" "$T/log" "$TIME" "$ORACLE" <<'PY'
-import sys
-sys.path.insert(0, sys.argv[4].rsplit("/", 1)[0])
-import pitr_oracle as O
-txns, _ = O.parse_log(sys.argv[2])
-T = float(sys.argv[3])
-k = O.check_db(sys.argv[1], txns, T, quick=False)
-lo, hi = O.bounds(txns, T)
-assert lo <= k <= hi, "restored transactions 1..%d, expected %d to %d" % (k, lo, hi)
-PY
+  pitr_check_state "$T/r-$2.db" "$T/log" "$TIME" "$2: the restore to @$TIME"
   mv "$aside"/* "$A"/
 }
 

@@ -68,6 +68,30 @@ archive_commits(sqlite3 *db, void (*commit)(sqlite3 *, int, int), int from, int 
   testutil_archive_while(root, do_commits, &c);
 }
 
+/* The archiver again (an interruption, then more commits): rows 61..70, a
+ * snapshot (returned), rows 71..80, each part archived before the next. */
+static SqlenvfsStoredCopy *
+archive_around_snapshot(sqlite3 *db)
+{
+  GError *error = NULL;
+  g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
+  SqlenvfsStoredCopy *snap;
+  GThread *th;
+
+  ck_assert_no_error(error);
+  th = g_thread_new("archiver", run_thread, a);
+  testutil_wait_capturing(a, "app");
+  commit_rows(db, 61, 70);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  snap = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
+  ck_assert_no_error(error);
+  commit_rows(db, 71, 80);
+  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
+  sqlenvfs_archiver_stop(a);
+  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  return snap;
+}
+
 /* A root whose archive holds: the first start (snapshot s0), rows 1..30,
  * snapshot s1, rows 31..60. */
 static void
@@ -915,22 +939,7 @@ START_TEST(test_retention_unreadable_manifest)
   ck_assert_int_eq(rename(s0->dir, aside), 0);
   db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
   ck_assert_no_error(error);
-  {
-    g_autoptr(SqlenvfsArchiver) a = sqlenvfs_archiver_new(root, &error);
-    g_autoptr(SqlenvfsStoredCopy) s2 = NULL;
-    GThread *th;
-    ck_assert_no_error(error);
-    th = g_thread_new("archiver", run_thread, a);
-    testutil_wait_capturing(a, "app");
-    commit_rows(db, 61, 70);
-    ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-    s2 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
-    ck_assert_no_error(error);
-    commit_rows(db, 71, 80);
-    ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-    sqlenvfs_archiver_stop(a);
-    ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
-  }
+  sqlenvfs_stored_copy_free(archive_around_snapshot(db));
 
   /* s1's MANIFEST changed by hand: it no longer matches its checksum. */
   ck_assert(g_file_get_contents(manifest, &good, NULL, NULL));
@@ -1015,13 +1024,11 @@ assert_same_timeline(SqlenvfsTimeline *a, SqlenvfsTimeline *b)
 START_TEST(test_timeline_refresh)
 {
   g_autoptr(SqlenvfsTimeline) tl = NULL, fresh = NULL;
-  g_autoptr(SqlenvfsArchiver) a = NULL;
   g_autoptr(sqlite3) db = NULL;
   g_autoptr(SqlenvfsStoredCopy) s2 = NULL;
   g_autoptr(SqlenvfsRestorePlan) before = NULL, after = NULL;
   SqlenvfsTime latest = { .is_latest = TRUE };
   GError *error = NULL;
-  GThread *th;
 
   tl = sqlenvfs_timeline_open(root, "app", &error);
   ck_assert_no_error(error);
@@ -1033,18 +1040,7 @@ START_TEST(test_timeline_refresh)
    * new snapshot. */
   db = sqlenvfs_db_open(db_path, SQLENVFS_OPEN_MUST_EXIST, &error);
   ck_assert_no_error(error);
-  a = sqlenvfs_archiver_new(root, &error);
-  ck_assert_no_error(error);
-  th = g_thread_new("archiver", run_thread, a);
-  testutil_wait_capturing(a, "app");
-  commit_rows(db, 61, 70);
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  s2 = sqlenvfs_store_create(root, SQLENVFS_KIND_SNAPSHOT, "app", NULL, NULL, &error);
-  ck_assert_no_error(error);
-  commit_rows(db, 71, 80);
-  ck_assert(sqlenvfs_archiver_sync(a, NULL, 0, &error));
-  sqlenvfs_archiver_stop(a);
-  ck_assert(GPOINTER_TO_INT(g_thread_join(th)));
+  s2 = archive_around_snapshot(db);
 
   /* Not refreshed: the old answers. */
   ck_assert(sqlenvfs_timeline_is_stale(tl));
