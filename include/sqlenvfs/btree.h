@@ -42,6 +42,13 @@
 
 G_BEGIN_DECLS
 
+/* The big-endian 4-byte integer at @p (page numbers, header fields). */
+static inline guint32
+sqlenvfs_btree_u32(const guint8 *p)
+{
+  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
+
 typedef enum {
   SQLENVFS_BTREE_INDEX_INTERIOR = 0x02,
   SQLENVFS_BTREE_TABLE_INTERIOR = 0x05,

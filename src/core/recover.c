@@ -1100,12 +1100,6 @@ typedef struct {
   GArray *spans;           /* Span, in key order */
 } SpanWalk;
 
-static guint32
-get_u32(const guint8 *p)
-{
-  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
-}
-
 static gint64
 cell_key(guint64 page, guint64 cell)
 {
@@ -1194,7 +1188,7 @@ mark_overflow(SpanWalk *w, guint32 pgno, guint64 payload_size, guint32 n_local)
            (ssize_t)sizeof next) {
     bit_set(w->reached, pgno);
     left -= MIN(left, (guint64)w->usable - 4);
-    pgno = get_u32(next);
+    pgno = sqlenvfs_btree_u32(next);
   }
 }
 
@@ -1341,11 +1335,11 @@ open_pages(Job *j, SpanWalk *w, guint8 hdr[100])
     w->page_size = ps == 1 ? 65536 : ps;
     if (w->page_size >= 512 && (w->page_size & (w->page_size - 1)) == 0 &&
         w->page_size > hdr[20]) {
-      guint32 in_header = get_u32(hdr + 28);
+      guint32 in_header = sqlenvfs_btree_u32(hdr + 28);
       w->usable = w->page_size - hdr[20];
       w->n_pages = (guint32)MIN((guint64)st.st_size / w->page_size, G_MAXUINT32);
       /* valid when the change counter matches "version-valid-for" */
-      if (in_header > 0 && get_u32(hdr + 24) == get_u32(hdr + 92))
+      if (in_header > 0 && sqlenvfs_btree_u32(hdr + 24) == sqlenvfs_btree_u32(hdr + 92))
         w->n_pages = MIN(w->n_pages, in_header);
       w->buf = g_malloc(w->page_size);
       return TRUE;
@@ -1436,7 +1430,7 @@ cmp_orphan(gconstpointer a, gconstpointer b)
 static gboolean
 read_freelist(SpanWalk *w, const guint8 hdr[100], GHashTable *freed, const char **why)
 {
-  guint32 trunk = get_u32(hdr + 32), total = get_u32(hdr + 36);
+  guint32 trunk = sqlenvfs_btree_u32(hdr + 32), total = sqlenvfs_btree_u32(hdr + 36);
   guint32 max_leaves = w->usable / 4 - 2;
 
   for (guint32 n = 0; trunk != 0; n++) {
@@ -1447,20 +1441,20 @@ read_freelist(SpanWalk *w, const guint8 hdr[100], GHashTable *freed, const char 
       return FALSE;
     }
     g_hash_table_add(freed, GUINT_TO_POINTER(trunk));
-    n_leaves = get_u32(w->buf + 4);
+    n_leaves = sqlenvfs_btree_u32(w->buf + 4);
     if (n_leaves > max_leaves) {
       *why = "a freelist trunk page lists more pages than it can hold";
       return FALSE;
     }
     for (guint32 k = 0; k < n_leaves; k++) {
-      guint32 p = get_u32(w->buf + 8 + 4 * k);
+      guint32 p = sqlenvfs_btree_u32(w->buf + 8 + 4 * k);
       if (p == 0 || p > w->n_pages || g_hash_table_contains(freed, GUINT_TO_POINTER(p))) {
         *why = "a freelist page is outside the file or listed twice";
         return FALSE;
       }
       g_hash_table_add(freed, GUINT_TO_POINTER(p));
     }
-    trunk = get_u32(w->buf);
+    trunk = sqlenvfs_btree_u32(w->buf);
   }
   if (g_hash_table_size(freed) != total) {
     *why = "the freelist holds another number of pages than the header says";
@@ -1564,7 +1558,7 @@ orphan_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GH
       return FALSE;
     g_hash_table_add(used, GUINT_TO_POINTER(pgno));
     g_byte_array_append(out, buf + 4, take);
-    pgno = get_u32(buf);
+    pgno = sqlenvfs_btree_u32(buf);
   }
   return TRUE;
 }
