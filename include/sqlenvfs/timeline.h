@@ -44,9 +44,11 @@ SqlenvfsArchive *sqlenvfs_timeline_archive(SqlenvfsTimeline *tl);
 
 /* Bring the timeline up to date: the records appended to the archive since
  * (a pruned or rewritten archive is read again), the copies when the store
- * changed. Answers afterwards are those of a timeline opened now. FALSE and
- * *error when the archive or the store cannot be read (the timeline keeps
- * its previous answers). */
+ * changed. Answers afterwards are those of a timeline opened now. A read
+ * that fails part-way (a prune removing segments meanwhile) is made again
+ * from nothing. FALSE and *error when the archive or the store cannot be
+ * read: the windows stay as they were, but no plan is made (an IO error)
+ * until a refresh succeeds. */
 gboolean sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error);
 
 /* Whether anything a refresh would read may have changed since the last

@@ -65,6 +65,9 @@
  *       after the last window hold states no base can reach (a gap whose
  *       chain has no usable backup or snapshot), the end of that window is
  *       older than the latest, and is not returned in its place.
+ *   (5) After a refresh that failed, no plan is made until one succeeds:
+ *       the archive may then hold part of the records, or records the
+ *       windows and bases were not built from (tl->unread).
  */
 #include "sqlenvfs/timeline.h"
 
