@@ -52,7 +52,9 @@ typedef struct {
   gint64 cache_min_free_bytes; /* a pitr rebuild, and a backup, snapshot,
                                 * refresh-dev, recover, restore or the WAL
                                 * archive on production's filesystem, leave
-                                * this free (sqlenvfs_root_check_room)         */
+                                * this free (sqlenvfs_root_check_room); a WAL
+                                * held from being reset is let go before it
+                                * grows into it                              */
   gint64 log_max_bytes;        /* mount.log is rotated to mount.log.1 past this */
   gint64 size_warn_bytes;
   int backup_max_age_hours;
@@ -112,6 +114,19 @@ gboolean sqlenvfs_root_check_room(const SqlenvfsRoot *root, const char *dir, gui
  * do) instead of "nothing was written (...)". */
 gboolean sqlenvfs_root_check_room_then(const SqlenvfsRoot *root, const char *dir, guint64 need,
                                        const char *what, const char *then, GError **error);
+
+/* A WAL that something keeps from being reset (the archiver's read
+ * transaction while the archive cannot be written, a file open under the
+ * mount) is let go once it has grown past @held_size (its size when the
+ * hold began: growth within it takes no disk) and, with @check_max, past
+ * [archive] max-wal-bytes, or, with @check_room, until less than [cache]
+ * min-free-bytes is free on its filesystem (the room production keeps for
+ * its commits). Returns the bound reached as a phrase for messages
+ * ("past [archive] max-wal-bytes (4.0 MiB)"), with the WAL's size in
+ * @size, or NULL while neither is reached (or the WAL cannot be stat'ed). */
+char *sqlenvfs_root_wal_bound_reached(const SqlenvfsRoot *root, const char *wal,
+                                      gint64 held_size, gboolean check_max,
+                                      gboolean check_room, gint64 *size);
 
 /* Create every directory of the layout that is missing: data/ with 0755,
  * backups/ with the directory mode of sqlenvfs_root_data_mode(), .cache and

@@ -171,6 +171,7 @@ archiver_db_free(Db *d)
 {
   db_close(d, 0, NULL);
   g_free(d->reopen_why);
+  g_free(d->released_why);
   g_free(d->name);
   g_free(d->path);
   g_free(d->wal_path);
@@ -804,6 +805,27 @@ decide(Db *d, const SqlenvfsWalIndexHeader *si, char **why)
   return has_h ? SQLENVFS_GAP_WAL_RESTARTED : SQLENVFS_GAP_WAL_MISSING;
 }
 
+/* Production keeps its room (STORE.md invariant 7, for the archive): an
+ * archive on production's filesystem is not written while its next batch
+ * would leave less than [cache] min-free-bytes free there. That fails the
+ * cycle (or the open) as a full disk would, before the disk is full: the
+ * commits wait in the WAL (until it grows past a bound: release_wal_if_over)
+ * while the application can still commit. Looked at again at most every ROOM_US
+ * while there is room: a writer can take that much more. */
+static gboolean
+check_room(Db *d, GError **error)
+{
+  gint64 now = g_get_monotonic_time();
+
+  if (now - d->room_at < ROOM_US)
+    return TRUE;
+  if (!sqlenvfs_root_check_room(d->a->root, d->dir, BATCH_BYTES, "the archive's next batch",
+                                error))
+    return FALSE;
+  d->room_at = now;
+  return TRUE;
+}
+
 /* Open @d and start capturing (see the state machine at the top). FALSE
  * with no error when the database cannot be captured now (its state says
  * why); FALSE with *error on a failure. */
@@ -854,6 +876,11 @@ db_open(Db *d, GError **error)
     set_state(d, SQLENVFS_ARCHIVER_NOT_WAL, msg);
     return FALSE;
   }
+  /* The capture on start writes to the archive too: not into production's
+   * room (a failed open holds nothing, as on a full disk). */
+  d->room_at = 0;
+  if (!check_room(d, error))
+    return FALSE;
   /* A read transaction first (it also creates an absent -wal). */
   if (!begin_read(d, d->rd[0], error))
     return FALSE;
@@ -863,7 +890,6 @@ db_open(Db *d, GError **error)
   d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
   if (d->w == NULL)
     return FALSE;
-  d->room_at = 0;
   if (a->segment_max_records > 0)
     sqlenvfs_archive_writer_set_max_records(d->w, (guint64)a->segment_max_records);
   if (!sqlenvfs_archive_writer_write_summaries(d->w, error))
@@ -883,9 +909,9 @@ db_open(Db *d, GError **error)
   if (gap != 0 && gap != SQLENVFS_GAP_FIRST_START && d->released_at != 0) {
     g_autofree char *when = sqlenvfs_time_format_iso(d->released_at);
     g_autofree char *was = g_steal_pointer(&why);
-    why = g_strdup_printf("%s%sthe archiver let go of the WAL at %s, when it passed [archive] "
-                          "max-wal-bytes while the archive could not be written",
-                          was, *was ? "; " : "", when);
+    why = g_strdup_printf("%s%sthe archiver let go of the WAL at %s, when it had grown, %s, "
+                          "while the archive could not be written",
+                          was, *was ? "; " : "", when, d->released_why);
   }
   if (gap != 0) {
     SqlenvfsArchiveEntry wal = { 0 };
@@ -1256,27 +1282,6 @@ schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
     d->recheck_at = now + MAX(RECHECK_MIN_US, since_write / 4);
 }
 
-/* Production keeps its room (STORE.md invariant 7, for the archive): an
- * archive on production's filesystem is not written while its next batch
- * would leave less than [cache] min-free-bytes free there. That fails the
- * cycle as a full disk would, before the disk is full: the commits wait in
- * the WAL (or, past max-wal-bytes, the WAL is let go) while the
- * application can still commit. Looked at again at most every ROOM_US
- * while there is room: a writer can take that much more. */
-static gboolean
-check_room(Db *d, GError **error)
-{
-  gint64 now = g_get_monotonic_time();
-
-  if (now - d->room_at < ROOM_US)
-    return TRUE;
-  if (!sqlenvfs_root_check_room(d->a->root, d->dir, BATCH_BYTES, "the archive's next batch",
-                                error))
-    return FALSE;
-  d->room_at = now;
-  return TRUE;
-}
-
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
 gboolean
@@ -1391,21 +1396,24 @@ failing_message(Db *d, const char *error)
   if (d->released_at == 0)
     return g_strdup(error);
   when = sqlenvfs_time_format_iso(d->released_at);
-  return g_strdup_printf("%s; production's WAL was let go at %s, past [archive] max-wal-bytes: "
-                         "commits since then may be lost to the archive", error, when);
+  return g_strdup_printf("%s; production's WAL was let go at %s, when it had grown, %s: "
+                         "commits since then may be lost to the archive", error, when,
+                         d->released_why);
 }
 
 /* Turn a failure into a closed database retried later. The same failure
  * again is not logged again (a full disk, retried every RETRY_US, would
- * fill the log). */
+ * fill the log; a lack of room says how much is free, which changes). */
 static void
 db_fail(Db *d, GError *error)
 {
   g_autofree char *msg = failing_message(d, error->message);
-  gboolean again;
+  gboolean nospace = g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOSPACE), again;
   g_mutex_lock(&d->a->lock);
-  again = d->state == SQLENVFS_ARCHIVER_FAILING && g_strcmp0(d->message, msg) == 0;
+  again = d->state == SQLENVFS_ARCHIVER_FAILING &&
+          (g_strcmp0(d->message, msg) == 0 || (nospace && d->failed_nospace));
   g_mutex_unlock(&d->a->lock);
+  d->failed_nospace = nospace;
   if (!again)
     g_warning("archiver %s: %s (retrying every %d s)", d->name, msg,
               (int)(RETRY_US / G_USEC_PER_SEC));
@@ -1416,30 +1424,35 @@ db_fail(Db *d, GError *error)
 }
 
 /* The archive cannot be written, and production's WAL, which the read
- * transaction keeps from being reset, has grown past [archive]
- * max-wal-bytes: let go of it (close everything, as a stopped archiver
- * would), so that production's checkpoints can reset it, and try again
- * every RETRY_US. Commits made meanwhile may be lost to the archive: the
- * next start records a gap if the WAL restarted by then (and a fresh
- * snapshot starts a new window), an outage if it did not. Past the limit
- * the operator has chosen production's disk over the history. */
+ * transaction keeps from being reset, has grown since the failure began
+ * past [archive] max-wal-bytes, or until less than [cache] min-free-bytes
+ * is free on production's filesystem (the room it keeps for its commits):
+ * let go of it (close everything, as a stopped archiver would), so that
+ * production's checkpoints can reset it, and try again every RETRY_US.
+ * Commits made meanwhile may be lost to the archive: the next start
+ * records a gap if the WAL restarted by then (and a fresh snapshot starts a
+ * new window), an outage if it did not. Production's disk comes before the
+ * history. */
 static gboolean
 release_wal_if_over(Db *d, const GError *why)
 {
-  struct stat st;
-  g_autofree char *size = NULL, *max = NULL, *msg = NULL;
-  if (d->a->max_wal_bytes <= 0 || stat(d->wal_path, &st) != 0 ||
-      (gint64)st.st_size <= d->a->max_wal_bytes)
+  g_autofree char *bound = NULL, *size = NULL, *msg = NULL;
+  gint64 wal_size = 0;
+
+  bound = sqlenvfs_root_wal_bound_reached(d->a->root, d->wal_path, d->wal_at_fail, TRUE, TRUE,
+                                          &wal_size);
+  if (bound == NULL)
     return FALSE;
-  size = sqlenvfs_format_size(st.st_size);
-  max = sqlenvfs_format_size(d->a->max_wal_bytes);
-  g_warning("archiver %s: production's WAL is %s, past [archive] max-wal-bytes (%s), and the "
-            "archive still cannot be written (%s): letting go of the WAL so that checkpoints can "
-            "reset it; commits from now until the archive can be written may be lost to it (a "
-            "gap), and a fresh snapshot will start a new recoverable window (retrying every %d s)",
-            d->name, size, max, why->message, (int)(RETRY_US / G_USEC_PER_SEC));
+  size = sqlenvfs_format_size((guint64)wal_size);
+  g_warning("archiver %s: production's WAL grew to %s while the archive could not be written "
+            "(%s), %s: letting go of the WAL so that checkpoints can reset it; commits from now "
+            "until the archive can be written may be lost to it (a gap), and a fresh snapshot "
+            "will start a new recoverable window (retrying every %d s)",
+            d->name, size, why->message, bound, (int)(RETRY_US / G_USEC_PER_SEC));
   db_close(d, 0, NULL);
   d->released_at = sqlenvfs_clock_now();
+  g_free(d->released_why);
+  d->released_why = g_steal_pointer(&bound);
   msg = failing_message(d, why->message);
   set_state(d, SQLENVFS_ARCHIVER_FAILING, msg);
   d->retry_at = g_get_monotonic_time() + RETRY_US;
@@ -1481,15 +1494,27 @@ archiver_db_service(Db *d, gboolean force)
   if (!archiver_db_cycle(d, force, &error)) {
     /* Keep everything open: the read transaction keeps the WAL from being
      * reset, so the commits wait there until the archive can be written
-     * again (a full disk loses nothing), unless the WAL grew past [archive]
-     * max-wal-bytes. */
+     * again (a full disk loses nothing), unless the WAL grows past a bound
+     * meanwhile. */
+    if (!d->is_failing) {
+      struct stat st;
+      d->wal_at_fail = stat(d->wal_path, &st) == 0 ? (gint64)st.st_size : 0;
+    }
     if (release_wal_if_over(d, error))
       return;
     if (!d->is_failing) {
-      g_autofree char *max = sqlenvfs_format_size(d->a->max_wal_bytes);
+      const SqlenvfsSettings *s = sqlenvfs_root_settings(d->a->root);
+      g_autofree char *max = sqlenvfs_format_size((guint64)s->max_wal_bytes);
+      g_autofree char *room = sqlenvfs_format_size((guint64)s->cache_min_free_bytes);
       g_autofree char *bound =
-        d->a->max_wal_bytes > 0 ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s)", max)
-                                : g_strdup("");
+        s->max_wal_bytes > 0 && s->cache_min_free_bytes > 0
+          ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s) or leaves less than "
+                            "[cache] min-free-bytes (%s) free", max, room)
+        : s->max_wal_bytes > 0
+          ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s)", max)
+        : s->cache_min_free_bytes > 0
+          ? g_strdup_printf(" or it leaves less than [cache] min-free-bytes (%s) free", room)
+          : g_strdup("");
       g_warning("archiver %s: %s; the commits stay in the WAL, which is kept from being reset, "
                 "until they can be archived%s (retrying every second)", d->name, error->message,
                 bound);

@@ -81,7 +81,6 @@ struct _SqlenvfsArchiver {
   gint64 segment_max;
   gint64 segment_max_records;
   guint32 checkpoint_pages;
-  gint64 max_wal_bytes; /* [archive] max-wal-bytes (0: no limit)          */
 
   int wake[2];        /* self-pipe: stop() and requests wake the loop */
   gint stopping;      /* atomic */
@@ -131,8 +130,11 @@ struct _Db {
   gboolean outage_renew;     /* a capture failed since it was written       */
   gint64 room_at;            /* monotonic time production's filesystem was */
                              /* last found with room for the archive       */
-  gint64 released_at;        /* the WAL was let go then, past max-wal-bytes, */
-                             /* while the archive failed (0: it was not)     */
+  gint64 released_at;        /* the WAL was let go then, past a bound, while */
+                             /* the archive failed (0: it was not)           */
+  char *released_why;        /* the bound it reached (release_wal_if_over)   */
+  gint64 wal_at_fail;        /* the WAL's size when the failure began        */
+  gboolean failed_nospace;   /* the last failure of an open was NOSPACE      */
   gint64 rotated_at;         /* monotonic time of the last rotate()       */
   gboolean is_mark_behind;   /* archived past the read mark: move it soon */
   gint64 woken_at;           /* when the first such event came (0: unknown) */

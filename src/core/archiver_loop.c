@@ -336,7 +336,6 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
   a->segment_max = s->segment_max_bytes;
   a->segment_max_records = s->segment_max_records;
   a->checkpoint_pages = (guint32)CLAMP(s->checkpoint_pages, 1, G_MAXUINT32);
-  a->max_wal_bytes = s->max_wal_bytes;
   a->inotify_fd = -1;
   a->watch = -1;
   g_mutex_init(&a->lock);

@@ -763,7 +763,8 @@ check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
         ? "find the long read transaction (see the processes finding) and end it; the "
           "archiver checkpoints as soon as no reader needs the old pages. If the archive "
           "finding says the archiver is behind, it holds the WAL until its archive can be "
-          "written: free space there, or bound the WAL with [archive] max-wal-bytes"
+          "written (or until less than [cache] min-free-bytes is free here, or it passes "
+          "[archive] max-wal-bytes): free space there"
         : "start the archiver (`sqlenvfs archive`, or mount the root): it archives and "
           "checkpoints the WAL; a long read transaction also stops checkpoints, end it",
       "the WAL holds %" G_GUINT64_FORMAT " pages (%s; the file is %s), more than 4 times "
@@ -1039,8 +1040,8 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
       c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
       "look at the archiver's log and the mount's status file for the database's state (not "
       "in WAL mode, out of space, a long write lock); restart it if it is stuck. While the "
-      "archive cannot be written, production's WAL is held and grows ([archive] "
-      "max-wal-bytes bounds it)",
+      "archive cannot be written, production's WAL is held and grows (until less than [cache] "
+      "min-free-bytes is free on its filesystem, or past [archive] max-wal-bytes)",
       "the archiver runs but is %s behind (more than [doctor] archive-lag-warn-seconds=%d): "
       "commits are archived only up to %s",
       lag_s, c->settings->archive_lag_warn_seconds, when);

@@ -442,6 +442,35 @@ sqlenvfs_root_check_room_then(const SqlenvfsRoot *root, const char *dir, guint64
   return FALSE;
 }
 
+char *
+sqlenvfs_root_wal_bound_reached(const SqlenvfsRoot *root, const char *wal, gint64 held_size,
+                                gboolean check_max, gboolean check_room, gint64 *size)
+{
+  const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
+  struct statvfs sv;
+  struct stat st;
+  guint64 avail;
+
+  if (stat(wal, &st) != 0 || (gint64)st.st_size <= held_size)
+    return NULL; /* not grown since the hold began: it holds nothing new */
+  *size = (gint64)st.st_size;
+  if (check_max && s->max_wal_bytes > 0 && (gint64)st.st_size > s->max_wal_bytes) {
+    g_autofree char *max = sqlenvfs_format_size((guint64)s->max_wal_bytes);
+    return g_strdup_printf("past [archive] max-wal-bytes (%s)", max);
+  }
+  if (!check_room || s->cache_min_free_bytes <= 0 || statvfs(wal, &sv) != 0)
+    return NULL;
+  avail = (guint64)sv.f_bavail * sv.f_frsize;
+  if (avail >= (guint64)s->cache_min_free_bytes)
+    return NULL;
+  {
+    g_autofree char *s_avail = sqlenvfs_format_size(avail);
+    g_autofree char *s_min = sqlenvfs_format_size((guint64)s->cache_min_free_bytes);
+    return g_strdup_printf("and production's filesystem has %s free, less than [cache] "
+                           "min-free-bytes (%s)", s_avail, s_min);
+  }
+}
+
 int
 sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
 {

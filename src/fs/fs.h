@@ -230,11 +230,12 @@ void fs_serve_readahead_task(gpointer data, gpointer user);
 gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, GError **error);
 
 /* Let go of the live views under which the WAL has grown (past its size
- * when they were pinned) past @max_wal_bytes (production's), or until less
- * than @min_free_bytes is free on production's filesystem: their reads fail
- * with EIO from then on (serve.c, invariant 7). A bound of 0 is none.
- * Called every LIVE_BOUND_US by the mount. */
-void fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes);
+ * when they were pinned) past [archive] max-wal-bytes (production's), or
+ * until less than [cache] min-free-bytes is free on production's
+ * filesystem (sqlenvfs_root_wal_bound_reached): their reads fail with EIO
+ * from then on (serve.c, invariant 7). Called every LIVE_BOUND_US by the
+ * mount. */
+void fs_serve_live_bound(Fs *fs);
 
 /* The largest size any open handle of (env, db) shows (0 if none): so that a
  * stat between an open and its reads never reports less than the pinned state

@@ -375,8 +375,6 @@ static gpointer
 run_live_bound(gpointer data)
 {
   Fs *fs = data;
-  gint64 max = sqlenvfs_root_settings(fs->root)->max_wal_bytes;
-  gint64 min_free = sqlenvfs_root_settings(fs->root)->cache_min_free_bytes;
   g_mutex_lock(&fs->bound_lock);
   while (!fs->bound_stop) {
     gint64 until = g_get_monotonic_time() + LIVE_BOUND_US;
@@ -385,7 +383,7 @@ run_live_bound(gpointer data)
     if (fs->bound_stop)
       break;
     g_mutex_unlock(&fs->bound_lock);
-    fs_serve_live_bound(fs, max, min_free);
+    fs_serve_live_bound(fs);
     g_mutex_lock(&fs->bound_lock);
   }
   g_mutex_unlock(&fs->bound_lock);

@@ -70,8 +70,6 @@
  */
 #include "fs.h"
 
-#include <sys/statvfs.h>
-
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/util.h"
@@ -612,7 +610,7 @@ fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off)
 }
 
 void
-fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes)
+fs_serve_live_bound(Fs *fs)
 {
   const char *prod_dir = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_PROD);
   struct stat pst;
@@ -624,34 +622,25 @@ fs_serve_live_bound(Fs *fs, gint64 max_wal_bytes, gint64 min_free_bytes)
     FsHandle *h = l->data;
     gboolean prod = h->env == FS_ENV_PROD;
     g_autofree char *path = NULL, *wal = NULL, *size = NULL, *why = NULL;
-    struct statvfs sv;
     struct stat st;
+    gint64 wal_size = 0;
     if (h->let_go_wal != 0)
       continue;
     path = live_path(fs, h->env, h->db);
     wal = g_strconcat(path, "-wal", NULL);
-    if (stat(wal, &st) != 0 || (gint64)st.st_size <= h->wal_at_pin)
-      continue; /* not grown since the pin: it holds nothing new */
-    if (prod && max_wal_bytes > 0 && (gint64)st.st_size > max_wal_bytes) {
-      g_autofree char *max = sqlenvfs_format_size((guint64)max_wal_bytes);
-      why = g_strdup_printf("past [archive] max-wal-bytes (%s)", max);
-    } else if (min_free_bytes > 0 && (prod || st.st_dev == prod_dev) && statvfs(wal, &sv) == 0 &&
-               (guint64)sv.f_bavail * sv.f_frsize < (guint64)min_free_bytes) {
-      g_autofree char *avail = sqlenvfs_format_size((guint64)sv.f_bavail * sv.f_frsize);
-      g_autofree char *min = sqlenvfs_format_size((guint64)min_free_bytes);
-      why = g_strdup_printf("and production's filesystem has %s free, less than [cache] "
-                            "min-free-bytes (%s)", avail, min);
-    } else {
+    why = sqlenvfs_root_wal_bound_reached(fs->root, wal, h->wal_at_pin, prod,
+                                          prod || (stat(wal, &st) == 0 && st.st_dev == prod_dev),
+                                          &wal_size);
+    if (why == NULL)
       continue;
-    }
     /* In-flight reads finish first; reads from now on fail (invariant 7). */
     g_atomic_int_set(&h->letting_go, 1);
     g_rw_lock_writer_lock(&h->view_lock);
     g_clear_pointer(&h->view, sqlenvfs_live_view_free);
-    h->let_go_wal = MAX((gint64)st.st_size, 1);
+    h->let_go_wal = MAX(wal_size, 1);
     h->let_go_why = g_strdup(why);
     g_rw_lock_writer_unlock(&h->view_lock);
-    size = sqlenvfs_format_size((guint64)st.st_size);
+    size = sqlenvfs_format_size((guint64)wal_size);
     g_warning("/%s/%s.db: an open file kept %s WAL from being reset, and it grew to %s, %s: "
               "the state it showed is let go, so that checkpoints can reset the WAL (its reads "
               "now fail; opening it again shows the current state)", prod ? "prod" : "dev",

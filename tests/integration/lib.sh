@@ -70,14 +70,15 @@ make_root() {
 # Remember a background process so that it is killed on exit.
 track_pid() { _pids+=("$1"); }
 
-# app_start DB SQL [BUSY_TIMEOUT]: an application committing SQL (one
-# statement, "?" bound to 200 random bytes) into DB every few milliseconds,
-# in the background, each failed commit counted, until app_stop.
+# app_start DB SQL [BUSY_TIMEOUT] [PAUSE]: an application committing SQL
+# (one statement, "?" bound to 200 random bytes) into DB every PAUSE
+# seconds (default 0.003), in the background, each failed commit counted,
+# until app_stop.
 # app_stop: stops it; $app_ok and $app_failed say how many commits went in
 # and how many failed.
 app_start() {
   rm -f "$T/app.stop"
-  python3 - "$1" "$2" "${3:-5}" "$T/app.stop" > "$T/app.out" <<'PY' &
+  python3 - "$1" "$2" "${3:-5}" "$T/app.stop" "${4:-0.003}" > "$T/app.out" <<'PY' &
 import os, sqlite3, sys, time
 con = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=float(sys.argv[3]))
 ok = failed = 0
@@ -87,7 +88,7 @@ while not os.path.exists(sys.argv[4]):
         ok += 1
     except sqlite3.Error:
         failed += 1
-    time.sleep(0.003)
+    time.sleep(float(sys.argv[5]))
 print(ok, failed)
 PY
   _app=$!
