@@ -56,6 +56,11 @@ gboolean sqlenvfs_timeline_refresh(SqlenvfsTimeline *tl, GError **error);
  * the store's directories and the memo of base verdicts; no file is read). */
 gboolean sqlenvfs_timeline_is_stale(SqlenvfsTimeline *tl);
 
+/* Why the last refresh could not read the archive or the copies (newly
+ * allocated), or NULL when it could: while it is set, the windows are those
+ * last read and no plan is made. */
+char *sqlenvfs_timeline_unread(SqlenvfsTimeline *tl);
+
 /* The recoverable windows (SqlenvfsRestoreWindow *, oldest first; empty
  * when nothing is recoverable), as sqlenvfs_restore_windows. */
 GPtrArray *sqlenvfs_timeline_windows(SqlenvfsTimeline *tl);

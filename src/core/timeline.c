@@ -852,6 +852,16 @@ out:
 /* ------------------------------------------------------------------ */
 /* Windows and plans                                                    */
 
+char *
+sqlenvfs_timeline_unread(SqlenvfsTimeline *tl)
+{
+  char *why;
+  g_mutex_lock(&tl->lock);
+  why = g_strdup(tl->unread);
+  g_mutex_unlock(&tl->lock);
+  return why;
+}
+
 GPtrArray *
 sqlenvfs_timeline_windows(SqlenvfsTimeline *tl)
 {

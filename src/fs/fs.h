@@ -343,6 +343,10 @@ gboolean fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GErro
  * the archive or the store changed. NULL and *error when it cannot be read. */
 GPtrArray *fs_pitr_db_windows(FsPitr *p, const char *db, GError **error);
 
+/* sqlenvfs_timeline_unread of @db's timeline: why its last refresh could
+ * not read the archive or the copies (newly allocated), or NULL. */
+char *fs_pitr_db_unread(FsPitr *p, const char *db);
+
 /* sqlenvfs_timeline_unrecoverable_tail of @db's timeline, as above; FALSE
  * also when the timeline cannot be read (fs_pitr_db_windows says why). */
 gboolean fs_pitr_db_unrecoverable_tail(FsPitr *p, const char *db, gint64 *from_us, gint64 *to_us,

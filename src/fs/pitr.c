@@ -445,6 +445,13 @@ fs_pitr_db_windows(FsPitr *p, const char *db, GError **error)
   return db_windows(p, db, error);
 }
 
+char *
+fs_pitr_db_unread(FsPitr *p, const char *db)
+{
+  SqlenvfsTimeline *tl = db_timeline(p, db, FALSE, NULL);
+  return tl != NULL ? sqlenvfs_timeline_unread(tl) : NULL;
+}
+
 gboolean
 fs_pitr_db_unrecoverable_tail(FsPitr *p, const char *db, gint64 *from_us, gint64 *to_us,
                               char **why)

@@ -23,7 +23,8 @@
  *                          "windows": [ { "from", "to", "note" } ],
  *                          "unrecoverable": { "from", "to", "note" } | null
  *                          (the archive goes on past the last window:
- *                          `latest` is refused), "error" },
+ *                          `latest` is refused), "error" (null, or why
+ *                          the windows may be out of date) },
  *         "drill":       { "passed", "at", "why", "summary" } | null }
  *                          (the last restore drill, drill.h; null: never)
  *     ],
@@ -195,7 +196,7 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) windows = fs_pitr_db_windows(fs->pitr, db, &error);
-  g_autofree char *why = NULL;
+  g_autofree char *why = NULL, *unread = fs_pitr_db_unread(fs->pitr, db);
   gint64 from, to;
 
   sqlenvfs_json_key(j, "recoverable");
@@ -235,7 +236,14 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
   } else {
     sqlenvfs_json_null(j);
   }
-  sqlenvfs_json_member_null(j, "error");
+  if (unread != NULL) {
+    g_autofree char *msg = g_strdup_printf(
+      "the archive or the copies could not be read again (%s): these windows are as they were "
+      "last read, and pitr/ serves no time until a read succeeds", unread);
+    sqlenvfs_json_member_string(j, "error", msg);
+  } else {
+    sqlenvfs_json_member_null(j, "error");
+  }
   sqlenvfs_json_end_object(j);
 }
 

@@ -65,10 +65,22 @@ if cp "$M/pitr/@$T3/app.db" "$T/t3.db" 2> "$T/cp3.err"; then
   check "$T/t3.db" "$T3" "pitr/@$T3 with the newest segment unreadable" ||
     fail "pitr/@$T3, read while the newest segment could not be read, is not the state then"
 fi
+# status says that its windows are as last read, and why.
+recoverable_error() {
+  python3 -c 'import json, sys
+d = [x for x in json.load(open(sys.argv[1]))["databases"] if x["name"] == "app"][0]
+print(d["recoverable"]["error"])' "$M/status"
+}
+err=$(recoverable_error)
+case "$err" in
+*"could not be read again"*"pitr/ serves no time until a read succeeds"*) ;;
+*) fail "status did not say that the archive could not be read again: $err" ;;
+esac
 rmdir "$A/$last"
 mv "$T/$last" "$A/$last"
 sleep 1.2
 cp "$M/pitr/@$T3/app.db" "$T/t3.db" 2> "$T/cp3.err" ||
   fail "pitr/@$T3/app.db could not be read once the segment was back: $(cat "$T/cp3.err")"
 check "$T/t3.db" "$T3" "pitr/@$T3" || fail "pitr/@$T3 is not the state at that time"
+assert_eq "$(recoverable_error)" "None" "status's recoverable error once the archive is read"
 pass "an archive that cannot be read again gives an error, never an older state, until it can"
