@@ -5,15 +5,36 @@
 # checkpoints reset the WAL and it stops growing. When the archive can be
 # written again, the lost stretch is a gap, a fresh snapshot starts a new
 # window, and every restore in the windows is exact.
+# BOUND=room (archive_walroom.sh): the same with no max-wal-bytes, production
+# on a filesystem of its own, and [cache] min-free-bytes as the bound: the
+# WAL is let go before it takes the room production keeps for its commits.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
+BOUND=${BOUND:-max}
 LIMIT=$((4 * 1024 * 1024))
+MIN=$((16 * 1024 * 1024))
 R=$T/root
 pitr_make_root "$R"
-echo "max-wal-bytes=$LIMIT" >> "$R/sqlenvfs.conf" # pitr_make_root ends with [archive]
-# This bound alone (the room one: archive_room.sh), whatever is free here.
-printf '[cache]\nmin-free-bytes=0\n' >> "$R/sqlenvfs.conf"
+if [ "$BOUND" = max ]; then
+  echo "max-wal-bytes=$LIMIT" >> "$R/sqlenvfs.conf" # pitr_make_root ends with [archive]
+  # This bound alone, whatever is free here.
+  printf '[cache]\nmin-free-bytes=0\n' >> "$R/sqlenvfs.conf"
+  BOUND_NAME="past [archive] max-wal-bytes (4.0 MiB)"
+else
+  printf '[cache]\nmin-free-bytes=%s\n' "$MIN" >> "$R/sqlenvfs.conf"
+  BOUND_NAME="less than [cache] min-free-bytes (16.0 MiB)"
+  P=$R/data/prod
+  mv "$P" "$T/prod0"
+  mkdir "$P"
+  mount -t tmpfs -o size=64m sqlenvfs-test "$P" || fail "cannot mount a tmpfs (the tests run as root)"
+  _mounts+=("$P")
+  cp -a "$T/prod0/." "$P/"
+  prod_avail() { df -B1 --output=avail "$P" | tail -1; }
+  # 8 MiB above the minimum: the WAL held reaches it within seconds.
+  fallocate -l $(( $(prod_avail) - MIN - 8 * 1024 * 1024 )) "$P/filler"
+fi
+BOUND_SAID=$(printf '%s' "$BOUND_NAME" | sed 's/[][]/\\&/g') # as a grep pattern
 A=$R/backups/prod/wal_archives/app
 mkdir -p "$A"
 mount -t tmpfs -o size=3m sqlenvfs-test "$A" || fail "cannot mount a tmpfs (the tests run as root)"
@@ -35,9 +56,9 @@ done
 grep -q 'No space left on device' "$T/a.err" || fail "the full disk was not reported: $(cat "$T/a.err")"
 grep -q 'the commits stay in the WAL' "$T/a.err" \
   || fail "the archiver did not hold the WAL first: $(cat "$T/a.err")"
-grep -q "production's WAL grew to .*, past \[archive\] max-wal-bytes (4.0 MiB): letting go of the WAL" \
+grep -q "production's WAL grew to .*, .*$BOUND_SAID: letting go of the WAL" \
   "$T/a.err" || fail "the archiver did not let go of the WAL: $(tail -5 "$T/a.err")"
-pass "the WAL is held while the archive is full, and let go past max-wal-bytes"
+pass "the WAL is held while the archive is full, and let go $BOUND_NAME"
 
 # Let go, it stops growing: the application's checkpoints reset it. One
 # writer, sampled while it commits 800 more transactions: some 20 MB of
@@ -49,9 +70,14 @@ python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 12
 wpid=$!
 track_pid "$wpid"
 smax=0
+low=$( [ "$BOUND" = room ] && prod_avail || echo 0)
 for i in $(seq 1 1200); do
   s=$(stat -c %s "$WAL" 2>/dev/null || echo 0)
   [ "$s" -gt "$smax" ] && smax=$s
+  if [ "$BOUND" = room ]; then
+    a=$(prod_avail)
+    [ "$a" -lt "$low" ] && low=$a
+  fi
   [ "$(pitr_commits "$T/log")" -ge $((n1 + 800)) ] && break
   sleep 0.05
 done
@@ -59,9 +85,15 @@ touch "$T/stop"
 wait "$wpid" || fail "the writer failed"
 rm -f "$T/stop"
 [ "$(pitr_commits "$T/log")" -ge $((n1 + 800)) ] || fail "the writer did not commit 800 transactions"
-[ "$smax" -le $((2 * LIMIT)) ] \
-  || fail "the WAL went on growing after it was let go: $smax bytes at most, over 800 commits"
-pass "the WAL stays within $smax bytes over 800 more commits"
+if [ "$BOUND" = max ]; then
+  [ "$smax" -le $((2 * LIMIT)) ] \
+    || fail "the WAL went on growing after it was let go: $smax bytes at most, over 800 commits"
+  pass "the WAL stays within $smax bytes over 800 more commits"
+else
+  [ "$low" -ge $((MIN - 6 * 1024 * 1024)) ] \
+    || fail "the WAL went on growing into production's room: $low bytes free at the lowest"
+  pass "production's filesystem keeps at least $low bytes free over 800 more commits"
+fi
 # Retried every 2 s, a failure is logged once (the release, perhaps one
 # line more when the retry fails at another file): after a retry, the log
 # does not grow while the archive stays full.
@@ -84,7 +116,7 @@ for i in $(seq 1 150); do
     && [ "$(ls "$R/backups/prod/snapshots" | wc -l)" -gt "$n_snap" ] && break
   sleep 0.1
 done
-grep -q 'GAP: .*the archiver let go of the WAL at .*max-wal-bytes' "$T/a.err" \
+grep -q "GAP: .*the archiver let go of the WAL at .*$BOUND_SAID" "$T/a.err" \
   || fail "no gap naming the release: $(tail -5 "$T/a.err")"
 [ "$(ls "$R/backups/prod/snapshots" | wc -l)" -gt "$n_snap" ] \
   || fail "no snapshot after the gap: $(tail -5 "$T/a.err")"
