@@ -40,14 +40,9 @@
 #include <glib.h>
 #include <sqlite3.h>
 
-G_BEGIN_DECLS
+#include "sqlenvfs/util.h"
 
-/* The big-endian 4-byte integer at @p (page numbers, header fields). */
-static inline guint32
-sqlenvfs_btree_u32(const guint8 *p)
-{
-  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
-}
+G_BEGIN_DECLS
 
 typedef enum {
   SQLENVFS_BTREE_INDEX_INTERIOR = 0x02,

@@ -15,6 +15,31 @@ static inline void sqlenvfs_sqlite3_finalize(sqlite3_stmt *st) { sqlite3_finaliz
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3, sqlenvfs_sqlite3_close)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(sqlite3_stmt, sqlenvfs_sqlite3_finalize)
 
+/* The big-endian 4-byte integer at @p: SQLite's file formats (database
+ * header, b-tree pages, WAL header and frame headers) store them so. */
+static inline guint32
+sqlenvfs_be32(const guint8 *p)
+{
+  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
+}
+
+/* Whether @ps is a page size SQLite can have: a power of two from 512 to
+ * 65536. */
+static inline gboolean
+sqlenvfs_page_size_ok(guint32 ps)
+{
+  return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
+}
+
+/* The page size a database header states (@hdr: at least its first 18
+ * bytes): bytes 16-17, big-endian, where 1 means 65536. Not checked. */
+static inline guint32
+sqlenvfs_db_page_size(const guint8 *hdr)
+{
+  guint32 ps = ((guint32)hdr[16] << 8) | hdr[17];
+  return ps == 1 ? 65536 : ps;
+}
+
 /* The files of one database "<db>", by the suffix SQLite adds to its name:
  * the database itself (""), then what SQLite keeps beside it, its WAL
  * ("-wal"), the WAL index ("-shm") and the rollback journal ("-journal"),

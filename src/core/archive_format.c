@@ -184,7 +184,7 @@ archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p)
 gboolean
 archive_valid_page_size(guint32 ps)
 {
-  return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
+  return sqlenvfs_page_size_ok(ps);
 }
 
 /* Version 2: the page images of a compressed COMMIT are stored in blocks of

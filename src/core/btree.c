@@ -78,7 +78,7 @@ sqlenvfs_btree_page_parse(const guint8 *data, guint32 page_size, guint32 usable,
   if (hdr + hdr_size + 2 * (gsize) out->n_cells > usable)
     return bad_page(error, pgno, "its cell pointer array runs past the page");
   if (hdr_size == 12) {
-    out->right_child = sqlenvfs_btree_u32(data + hdr + 8);
+    out->right_child = sqlenvfs_be32(data + hdr + 8);
     if (out->right_child == 0)
       return bad_page(error, pgno, "its right-most child is page 0");
   }
@@ -120,7 +120,7 @@ sqlenvfs_btree_cell(const SqlenvfsBtreePage *page, guint i, SqlenvfsBtreeCell *o
   if (page->type == SQLENVFS_BTREE_INDEX_INTERIOR || page->type == SQLENVFS_BTREE_TABLE_INTERIOR) {
     if (off + 4 > page->usable)
       goto bad;
-    out->child = sqlenvfs_btree_u32(d + off);
+    out->child = sqlenvfs_be32(d + off);
     if (out->child == 0)
       goto bad;
     off += 4;
@@ -150,7 +150,7 @@ sqlenvfs_btree_cell(const SqlenvfsBtreePage *page, guint i, SqlenvfsBtreeCell *o
   if (out->n_local < out->payload_size) {
     if ((guint64) off + out->n_local + 4 > page->usable)
       goto bad;
-    out->overflow = sqlenvfs_btree_u32(d + off + out->n_local);
+    out->overflow = sqlenvfs_be32(d + off + out->n_local);
     if (out->overflow == 0)
       goto bad;
   }

@@ -1796,10 +1796,8 @@ image_geometry(Diff *d, int s, GError **error)
                 d->label[s]);
     return FALSE;
   }
-  ps = ((guint32) h[16] << 8) | h[17];
-  if (ps == 1)
-    ps = 65536;
-  if (ps < 512 || (ps & (ps - 1)) != 0 || h[20] > ps - 480) {
+  ps = sqlenvfs_db_page_size(h);
+  if (!sqlenvfs_page_size_ok(ps) || h[20] > ps - 480) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s has an impossible page size %u; check it with `sqlenvfs verify`",
                 d->label[s], ps);

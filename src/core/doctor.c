@@ -643,11 +643,11 @@ wal_count_frames(const char *wal_path, guint32 *page_size, guint64 *n_frames)
     close(fd);
     return FALSE;
   }
-  magic = GUINT32_FROM_BE(*(guint32 *)hdr);
-  psz = GUINT32_FROM_BE(*(guint32 *)(hdr + 8));
-  salt1 = GUINT32_FROM_BE(*(guint32 *)(hdr + 16));
-  salt2 = GUINT32_FROM_BE(*(guint32 *)(hdr + 20));
-  if ((magic & 0xfffffffe) != 0x377f0682 || psz < 512 || psz > 65536 || (psz & (psz - 1))) {
+  magic = sqlenvfs_be32(hdr);
+  psz = sqlenvfs_be32(hdr + 8);
+  salt1 = sqlenvfs_be32(hdr + 16);
+  salt2 = sqlenvfs_be32(hdr + 20);
+  if ((magic & 0xfffffffe) != 0x377f0682 || !sqlenvfs_page_size_ok(psz)) {
     close(fd);
     return FALSE;
   }
@@ -655,8 +655,7 @@ wal_count_frames(const char *wal_path, guint32 *page_size, guint64 *n_frames)
     goffset off = 32 + (goffset)n * (24 + psz);
     if (off + 24 + psz > st.st_size || pread(fd, fh, sizeof fh, off) != (ssize_t)sizeof fh)
       break;
-    if (GUINT32_FROM_BE(*(guint32 *)(fh + 8)) != salt1 ||
-        GUINT32_FROM_BE(*(guint32 *)(fh + 12)) != salt2)
+    if (sqlenvfs_be32(fh + 8) != salt1 || sqlenvfs_be32(fh + 12) != salt2)
       break;
     n++;
   }

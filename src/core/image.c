@@ -47,7 +47,7 @@ sqlenvfs_image_new(guint32 page_size, guint32 n_pages, SqlenvfsPreadFunc base_re
 {
   SqlenvfsImage *img = g_new0(SqlenvfsImage, 1);
   Source none = { 0 };
-  g_return_val_if_fail(page_size >= 512 && (page_size & (page_size - 1)) == 0, NULL);
+  g_return_val_if_fail(sqlenvfs_page_size_ok(page_size), NULL);
   img->page_size = page_size;
   img->n_pages = n_pages;
   img->base_size = (guint64)n_pages * page_size;

@@ -144,13 +144,6 @@ hdr_u32(const guint8 *h, int off)
   return v;
 }
 
-static guint32
-hdr_be32(const guint8 *h, int off)
-{
-  return ((guint32)h[off] << 24) | ((guint32)h[off + 1] << 16) | ((guint32)h[off + 2] << 8) |
-         h[off + 3];
-}
-
 /* Copy the wal-index header (both copies must agree, as SQLite requires)
  * and nBackfill through SQLite's mapping. FALSE when there is no usable
  * mapping or the header is being written. */
@@ -377,8 +370,8 @@ sqlenvfs_live_view_open(const char *path, GError **error)
     view->pos.frame = hdr_u32(wi.hdr, 16);
     view->pos.cksum1 = hdr_u32(wi.hdr, 24);
     view->pos.cksum2 = hdr_u32(wi.hdr, 28);
-    view->pos.salt1 = hdr_be32(wi.hdr, 32);
-    view->pos.salt2 = hdr_be32(wi.hdr, 36);
+    view->pos.salt1 = sqlenvfs_be32(wi.hdr + 32);
+    view->pos.salt2 = sqlenvfs_be32(wi.hdr + 36);
     if (hdr_u32(wi.hdr, 20) != (guint32)page_count)
       g_warning("pin %s: wal-index says %u pages, SQLite says %" G_GINT64_FORMAT, path,
                 hdr_u32(wi.hdr, 20), page_count);

@@ -1188,7 +1188,7 @@ mark_overflow(SpanWalk *w, guint32 pgno, guint64 payload_size, guint32 n_local)
            (ssize_t)sizeof next) {
     bit_set(w->reached, pgno);
     left -= MIN(left, (guint64)w->usable - 4);
-    pgno = sqlenvfs_btree_u32(next);
+    pgno = sqlenvfs_be32(next);
   }
 }
 
@@ -1331,15 +1331,14 @@ open_pages(Job *j, SpanWalk *w, guint8 hdr[100])
   if (w->fd < 0)
     return FALSE;
   if (fstat(w->fd, &st) == 0 && pread(w->fd, hdr, 100, 0) == 100) {
-    guint32 ps = (guint32)hdr[16] << 8 | hdr[17];
-    w->page_size = ps == 1 ? 65536 : ps;
-    if (w->page_size >= 512 && (w->page_size & (w->page_size - 1)) == 0 &&
+    w->page_size = sqlenvfs_db_page_size(hdr);
+    if (sqlenvfs_page_size_ok(w->page_size) &&
         w->page_size > hdr[20]) {
-      guint32 in_header = sqlenvfs_btree_u32(hdr + 28);
+      guint32 in_header = sqlenvfs_be32(hdr + 28);
       w->usable = w->page_size - hdr[20];
       w->n_pages = (guint32)MIN((guint64)st.st_size / w->page_size, G_MAXUINT32);
       /* valid when the change counter matches "version-valid-for" */
-      if (in_header > 0 && sqlenvfs_btree_u32(hdr + 24) == sqlenvfs_btree_u32(hdr + 92))
+      if (in_header > 0 && sqlenvfs_be32(hdr + 24) == sqlenvfs_be32(hdr + 92))
         w->n_pages = MIN(w->n_pages, in_header);
       w->buf = g_malloc(w->page_size);
       return TRUE;
@@ -1430,7 +1429,7 @@ cmp_orphan(gconstpointer a, gconstpointer b)
 static gboolean
 read_freelist(SpanWalk *w, const guint8 hdr[100], GHashTable *freed, const char **why)
 {
-  guint32 trunk = sqlenvfs_btree_u32(hdr + 32), total = sqlenvfs_btree_u32(hdr + 36);
+  guint32 trunk = sqlenvfs_be32(hdr + 32), total = sqlenvfs_be32(hdr + 36);
   guint32 max_leaves = w->usable / 4 - 2;
 
   for (guint32 n = 0; trunk != 0; n++) {
@@ -1441,20 +1440,20 @@ read_freelist(SpanWalk *w, const guint8 hdr[100], GHashTable *freed, const char 
       return FALSE;
     }
     g_hash_table_add(freed, GUINT_TO_POINTER(trunk));
-    n_leaves = sqlenvfs_btree_u32(w->buf + 4);
+    n_leaves = sqlenvfs_be32(w->buf + 4);
     if (n_leaves > max_leaves) {
       *why = "a freelist trunk page lists more pages than it can hold";
       return FALSE;
     }
     for (guint32 k = 0; k < n_leaves; k++) {
-      guint32 p = sqlenvfs_btree_u32(w->buf + 8 + 4 * k);
+      guint32 p = sqlenvfs_be32(w->buf + 8 + 4 * k);
       if (p == 0 || p > w->n_pages || g_hash_table_contains(freed, GUINT_TO_POINTER(p))) {
         *why = "a freelist page is outside the file or listed twice";
         return FALSE;
       }
       g_hash_table_add(freed, GUINT_TO_POINTER(p));
     }
-    trunk = sqlenvfs_btree_u32(w->buf);
+    trunk = sqlenvfs_be32(w->buf);
   }
   if (g_hash_table_size(freed) != total) {
     *why = "the freelist holds another number of pages than the header says";
@@ -1558,7 +1557,7 @@ orphan_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GH
       return FALSE;
     g_hash_table_add(used, GUINT_TO_POINTER(pgno));
     g_byte_array_append(out, buf + 4, take);
-    pgno = sqlenvfs_btree_u32(buf);
+    pgno = sqlenvfs_be32(buf);
   }
   return TRUE;
 }

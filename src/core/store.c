@@ -810,17 +810,7 @@ sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b)
          a->mtime_ns == b->mtime_ns && a->ctime_ns == b->ctime_ns;
 }
 
-static gboolean
-page_size_is_valid(guint32 ps)
-{
-  return ps >= 512 && ps <= 65536 && (ps & (ps - 1)) == 0;
-}
 
-static guint32
-be32(const guint8 *p)
-{
-  return (guint32)p[0] << 24 | (guint32)p[1] << 16 | (guint32)p[2] << 8 | p[3];
-}
 
 /* The reason a base whose bytes have crc32 @crc is not @sdb's, or NULL. */
 static char *
@@ -845,7 +835,7 @@ check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, gboolean with_cr
   guint32 hps, crc = 0;
   guint64 off = 0;
 
-  if (!page_size_is_valid(p->page_size)) {
+  if (!sqlenvfs_page_size_ok(p->page_size)) {
     *reason = g_strdup_printf("the MANIFEST of %s says page-size=%u, which no SQLite database "
                               "has (the MANIFEST is damaged)", sdb->path, p->page_size);
     return FALSE;
@@ -873,18 +863,16 @@ check_fields(const SqlenvfsStoredDb *sdb, int fd, guint64 size, gboolean with_cr
                               "it was written)", sdb->path);
     return FALSE;
   }
-  hps = (guint32)hdr[16] << 8 | hdr[17];
-  if (hps == 1)
-    hps = 65536;
+  hps = sqlenvfs_db_page_size(hdr);
   if (hps != p->page_size) {
     *reason = g_strdup_printf("%s has pages of %u bytes in its SQLite header, the MANIFEST says "
                               "%u", sdb->path, hps, p->page_size);
     return FALSE;
   }
   /* The header's page count is valid when its change counter matches. */
-  if (be32(hdr + 24) == be32(hdr + 92) && be32(hdr + 28) != p->n_pages) {
+  if (sqlenvfs_be32(hdr + 24) == sqlenvfs_be32(hdr + 92) && sqlenvfs_be32(hdr + 28) != p->n_pages) {
     *reason = g_strdup_printf("%s has %u pages in its SQLite header, the MANIFEST says %u",
-                              sdb->path, be32(hdr + 28), p->n_pages);
+                              sdb->path, sqlenvfs_be32(hdr + 28), p->n_pages);
     return FALSE;
   }
   if (!with_crc)

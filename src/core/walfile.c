@@ -14,6 +14,7 @@
  */
 #include "sqlenvfs/walfile.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -31,12 +32,6 @@
 #define WAL_INDEX_READ_ATTEMPTS 16
 
 static guint32
-get_be32(const guint8 *p)
-{
-  return ((guint32)p[0] << 24) | ((guint32)p[1] << 16) | ((guint32)p[2] << 8) | p[3];
-}
-
-static guint32
 get_le32(const guint8 *p)
 {
   return ((guint32)p[3] << 24) | ((guint32)p[2] << 16) | ((guint32)p[1] << 8) | p[0];
@@ -50,8 +45,8 @@ sqlenvfs_wal_checksum(gboolean big_endian, const guint8 *data, gsize len, guint3
   g_return_if_fail(len % 8 == 0);
   if (big_endian) {
     for (gsize i = 0; i < len; i += 8) {
-      a += get_be32(data + i) + b;
-      b += get_be32(data + i + 4) + a;
+      a += sqlenvfs_be32(data + i) + b;
+      b += sqlenvfs_be32(data + i + 4) + a;
     }
   } else {
     for (gsize i = 0; i < len; i += 8) {
@@ -100,22 +95,22 @@ sqlenvfs_wal_read_header(SqlenvfsPreadFunc read, gpointer src, SqlenvfsWalHeader
     return FALSE;
   if (n < (gssize)sizeof b)
     return FALSE;
-  magic = get_be32(b);
+  magic = sqlenvfs_be32(b);
   if (magic != WAL_MAGIC_LE && magic != WAL_MAGIC_BE)
     return FALSE;
-  if (get_be32(b + 4) != WAL_VERSION)
+  if (sqlenvfs_be32(b + 4) != WAL_VERSION)
     return FALSE;
-  page_size = get_be32(b + 8);
-  if (page_size < 512 || page_size > 65536 || (page_size & (page_size - 1)) != 0)
+  page_size = sqlenvfs_be32(b + 8);
+  if (!sqlenvfs_page_size_ok(page_size))
     return FALSE;
   sqlenvfs_wal_checksum(magic == WAL_MAGIC_BE, b, 24, &s1, &s2);
-  if (s1 != get_be32(b + 24) || s2 != get_be32(b + 28))
+  if (s1 != sqlenvfs_be32(b + 24) || s2 != sqlenvfs_be32(b + 28))
     return FALSE;
   hdr->big_endian_cksum = magic == WAL_MAGIC_BE;
   hdr->page_size = page_size;
-  hdr->ckpt_seq = get_be32(b + 12);
-  hdr->salt1 = get_be32(b + 16);
-  hdr->salt2 = get_be32(b + 20);
+  hdr->ckpt_seq = sqlenvfs_be32(b + 12);
+  hdr->salt1 = sqlenvfs_be32(b + 16);
+  hdr->salt2 = sqlenvfs_be32(b + 20);
   hdr->cksum1 = s1;
   hdr->cksum2 = s2;
   return TRUE;
@@ -165,15 +160,15 @@ sqlenvfs_wal_next_commit(SqlenvfsPreadFunc read, gpointer src, SqlenvfsWalCursor
       return FALSE;
     for (guint32 i = 0; i < got; i++, frame++) {
       const guint8 *fh = buf + i * fsz;
-      guint32 pgno = get_be32(fh), db_pages = get_be32(fh + 4);
+      guint32 pgno = sqlenvfs_be32(fh), db_pages = sqlenvfs_be32(fh + 4);
 
-      if (get_be32(fh + 8) != cur->hdr.salt1 || get_be32(fh + 12) != cur->hdr.salt2 ||
+      if (sqlenvfs_be32(fh + 8) != cur->hdr.salt1 || sqlenvfs_be32(fh + 12) != cur->hdr.salt2 ||
           pgno == 0)
         return FALSE;
       sqlenvfs_wal_checksum(cur->hdr.big_endian_cksum, fh, 8, &s1, &s2);
       sqlenvfs_wal_checksum(cur->hdr.big_endian_cksum, fh + SQLENVFS_WAL_FRAME_HEADER_SIZE, ps,
                             &s1, &s2);
-      if (s1 != get_be32(fh + 16) || s2 != get_be32(fh + 20))
+      if (s1 != sqlenvfs_be32(fh + 16) || s2 != sqlenvfs_be32(fh + 20))
         return FALSE;
       g_array_append_val(pgnos, pgno);
       if (db_pages != 0) {
@@ -200,12 +195,12 @@ sqlenvfs_wal_next_commit(SqlenvfsPreadFunc read, gpointer src, SqlenvfsWalCursor
 void
 sqlenvfs_wal_frame_header_parse(const guint8 *b, SqlenvfsWalFrameHeader *fh)
 {
-  fh->pgno = get_be32(b);
-  fh->db_pages = get_be32(b + 4);
-  fh->salt1 = get_be32(b + 8);
-  fh->salt2 = get_be32(b + 12);
-  fh->cksum1 = get_be32(b + 16);
-  fh->cksum2 = get_be32(b + 20);
+  fh->pgno = sqlenvfs_be32(b);
+  fh->db_pages = sqlenvfs_be32(b + 4);
+  fh->salt1 = sqlenvfs_be32(b + 8);
+  fh->salt2 = sqlenvfs_be32(b + 12);
+  fh->cksum1 = sqlenvfs_be32(b + 16);
+  fh->cksum2 = sqlenvfs_be32(b + 20);
 }
 
 gboolean
@@ -268,8 +263,8 @@ sqlenvfs_wal_index_parse(const guint8 *b, SqlenvfsWalIndexHeader *wi)
     return FALSE;
   wi->mx_frame = get_ne32(b + 16);
   wi->n_pages = get_ne32(b + 20);
-  wi->salt1 = get_be32(b + 32);
-  wi->salt2 = get_be32(b + 36);
+  wi->salt1 = sqlenvfs_be32(b + 32);
+  wi->salt2 = sqlenvfs_be32(b + 36);
   wi->n_backfill = get_ne32(b + WAL_INDEX_NBACKFILL);
   return TRUE;
 }

@@ -18,6 +18,7 @@
 #include "fs.h"
 #include "sqlenvfs/remote.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/util.h"
 
 gboolean
 fs_remote_hides(const Fs *fs, const char *name)
@@ -47,13 +48,11 @@ open_base(gpointer user, const SqlenvfsRestorePlan *plan, const SqlenvfsStoredDb
   if (b != NULL) {
     guint8 head[18];
     gssize n = sqlenvfs_remote_blocks_read(b, head, sizeof head, 0, error);
-    guint32 ps = n == (gssize)sizeof head ? (guint32)head[16] << 8 | head[17] : 0;
+    guint32 ps = n == (gssize)sizeof head ? sqlenvfs_db_page_size(head) : 0;
     if (n < 0) {
       sqlenvfs_remote_blocks_free(b);
       return FALSE;
     }
-    if (ps == 1)
-      ps = 65536;
     if (n != (gssize)sizeof head || memcmp(head, "SQLite format 3", 16) != 0 ||
         ps != plan->page_size) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
