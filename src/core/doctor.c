@@ -1448,6 +1448,27 @@ check_space(Ctx *c)
                                "nothing to do",
                                "the databases are on the same filesystem as the backups");
   }
+  if (have_d && c->settings->cache_min_free_bytes > 0) {
+    guint64 avail = (guint64)dsv.f_bavail * dsv.f_frsize;
+    guint64 min_free = (guint64)c->settings->cache_min_free_bytes;
+    g_autofree char *avail_s = sqlenvfs_format_size(avail);
+    g_autofree char *min_s = sqlenvfs_format_size(min_free);
+    if (avail < min_free)
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_WARNING, "space", "room", dwhere,
+        "free space on that filesystem, or set [cache] min-free-bytes (sqlenvfs.conf) to the "
+        "room production needs to keep committing",
+        "the filesystem holding the databases has %s free, less than [cache] min-free-bytes "
+        "(%s), the room kept for production's commits: until there is more, the backups, "
+        "snapshots, refresh-dev, restores, pitr files and WAL archive written there are "
+        "refused, and the archiver lets go of production's WAL as soon as its archive cannot "
+        "be written", avail_s, min_s);
+    else
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "space", "room", dwhere,
+                                 "nothing to do",
+                                 "the filesystem holding the databases has %s free, at least "
+                                 "[cache] min-free-bytes (%s)", avail_s, min_s);
+  }
 }
 
 /* Temporaries left by runs that died (util.h): where each kind lives, the

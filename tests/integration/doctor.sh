@@ -203,8 +203,18 @@ doctor
 assert_eq "$rc" "0" "exit status after the exclusive holder went"
 pass "a connection in exclusive locking mode: the doctor names pid $LOCKER and the pragma"
 
-# ---- database over the size threshold ------------------------------------------
+# ---- less free on production's filesystem than [cache] min-free-bytes -----------
 cp "$R/sqlenvfs.conf" "$T/conf.saved"
+finding ok space room "at least [cache] min-free-bytes" >/dev/null || fail "room ok: $(head -50 "$T/doc.json")"
+printf '[cache]\nmin-free-bytes=1125899906842624\n' >>"$R/sqlenvfs.conf" # 1 PiB
+doctor
+assert_eq "$rc" "1" "exit status with less than min-free-bytes free"
+finding warning space room "less than [cache] min-free-bytes (1.0 PiB)" >/dev/null ||
+  fail "room warning: $(head -50 "$T/doc.json")"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+pass "less free on production's filesystem than min-free-bytes: warning"
+
+# ---- database over the size threshold ------------------------------------------
 printf 'size-warn-bytes=100000\n' >>"$R/sqlenvfs.conf"
 doctor
 assert_eq "$rc" "1" "exit status over the size threshold"
