@@ -181,12 +181,6 @@ archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p)
   put32(p + 92, crc(0, p, 92));
 }
 
-gboolean
-archive_valid_page_size(guint32 ps)
-{
-  return sqlenvfs_page_size_ok(ps);
-}
-
 /* Version 2: the page images of a compressed COMMIT are stored in blocks of
  * archive_pages_per_block() pages (the last one may hold fewer). */
 guint32
@@ -249,7 +243,7 @@ archive_decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
   e->text_len = get32(p + 84);
   switch (e->type) {
   case SQLENVFS_ARCHIVE_COMMIT:
-    if (!archive_valid_page_size(e->page_size) || e->commit_frame < e->first_frame ||
+    if (!sqlenvfs_page_size_ok(e->page_size) || e->commit_frame < e->first_frame ||
         e->first_frame < 1)
       return FALSE;
     if (e->flags & SQLENVFS_ARCHIVE_BATCHED)

@@ -172,7 +172,6 @@ gboolean archive_seg_file_openat(int dfd, const char *dir, guint64 number, int f
                                  GError **error);
 char *archive_seg_name(guint64 number, const char *ext);
 guint32 archive_stream_pages(const SqlenvfsArchiveEntry *e);
-gboolean archive_valid_page_size(guint32 ps);
 gboolean archive_corrupt(GError **error, const char *path, const SqlenvfsArchiveEntry *e, const char *why);
 /* One block of page images as stored (a version 2 record's, a .last
  * file's): @stored bytes at @src, @raw bytes of pages decoded, @want_crc

@@ -83,7 +83,7 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
       return FALSE;
     }
   }
-  if (!archive_valid_page_size(h->page_size) || h->n_pages == 0 ||
+  if (!sqlenvfs_page_size_ok(h->page_size) || h->n_pages == 0 ||
       (guint64)h->n_pages * h->page_size > ARCHIVE_LAST_MAX_BYTES ||
       h->n_blocks != archive_n_blocks(h->n_pages, h->page_size)) {
     *why = "has a header that does not hold together";

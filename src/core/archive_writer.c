@@ -1087,7 +1087,7 @@ sqlenvfs_archive_writer_begin_commit(SqlenvfsArchiveWriter *w, const SqlenvfsArc
                                      const guint32 *pgnos, GError **error)
 {
   g_return_val_if_fail(!w->in_commit, FALSE);
-  g_return_val_if_fail(archive_valid_page_size(e->page_size), FALSE);
+  g_return_val_if_fail(sqlenvfs_page_size_ok(e->page_size), FALSE);
   g_return_val_if_fail(e->first_frame >= 1 && e->commit_frame >= e->first_frame, FALSE);
   if (!w->in_batch)
     return begin_stream(w, e, pgnos, e->n_pages, FALSE, error);

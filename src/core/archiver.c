@@ -1504,20 +1504,19 @@ archiver_db_service(Db *d, gboolean force)
       return;
     if (!d->is_failing) {
       const SqlenvfsSettings *s = sqlenvfs_root_settings(d->a->root);
-      g_autofree char *max = sqlenvfs_format_size((guint64)s->max_wal_bytes);
-      g_autofree char *room = sqlenvfs_format_size((guint64)s->cache_min_free_bytes);
-      g_autofree char *bound =
-        s->max_wal_bytes > 0 && s->cache_min_free_bytes > 0
-          ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s) or leaves less than "
-                            "[cache] min-free-bytes (%s) free", max, room)
-        : s->max_wal_bytes > 0
-          ? g_strdup_printf(" or it passes [archive] max-wal-bytes (%s)", max)
-        : s->cache_min_free_bytes > 0
-          ? g_strdup_printf(" or it leaves less than [cache] min-free-bytes (%s) free", room)
-          : g_strdup("");
+      g_autoptr(GString) bound = g_string_new(NULL);
+      if (s->max_wal_bytes > 0) {
+        g_autofree char *max = sqlenvfs_format_size((guint64)s->max_wal_bytes);
+        g_string_append_printf(bound, " or it passes [archive] max-wal-bytes (%s)", max);
+      }
+      if (s->cache_min_free_bytes > 0) {
+        g_autofree char *room = sqlenvfs_format_size((guint64)s->cache_min_free_bytes);
+        g_string_append_printf(bound, " or it leaves less than [cache] min-free-bytes (%s) free",
+                               room);
+      }
       g_warning("archiver %s: %s; the commits stay in the WAL, which is kept from being reset, "
                 "until they can be archived%s (retrying every second)", d->name, error->message,
-                bound);
+                bound->str);
     }
     if (d->outage_from == 0)
       d->outage_from = sqlenvfs_archive_writer_alive(d->w);
