@@ -64,10 +64,12 @@
  *       leaves the cursor and the read transaction where they were, so the
  *       frames stay in the WAL until a later attempt succeeds. Commits are
  *       written in batches (all of a batch or none): a failed batch puts the
- *       cursor back to where the batch began. The one exception is chosen
- *       by the operator: with [archive] max-wal-bytes set, a WAL grown past
- *       it while writes fail is let go [release_wal_if_over], as if the
- *       archiver had stopped, and (5) decides at the next start.
+ *       cursor back to where the batch began. The one exception puts
+ *       production's disk first: a WAL grown while writes fail until less
+ *       than [cache] min-free-bytes is free on its filesystem, or past
+ *       [archive] max-wal-bytes when that is set, is let go
+ *       [release_wal_if_over], as if the archiver had stopped, and (5)
+ *       decides at the next start.
  *   (3) Checkpoints hold the write lock from before the final capture until
  *       after the rotation that follows the checkpoint.
  *   (5) Continuity after a restart of the archiver (or a reopen) is decided
