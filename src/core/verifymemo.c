@@ -43,6 +43,7 @@ entry_free(gpointer p)
 struct _SqlenvfsVerifyMemo {
   gint64 now_us;
   GHashTable *entries; /* path -> Entry * */
+  GBytes *loaded;      /* the file as read when it was good, or NULL */
 };
 
 SqlenvfsVerifyMemo *
@@ -60,6 +61,7 @@ sqlenvfs_verify_memo_free(SqlenvfsVerifyMemo *memo)
   if (memo == NULL)
     return;
   g_hash_table_destroy(memo->entries);
+  g_clear_pointer(&memo->loaded, g_bytes_unref);
   g_free(memo);
 }
 
@@ -284,6 +286,7 @@ sqlenvfs_verify_memo_load(const char *path, gint64 now_us, char **why)
       goto out;
     }
   }
+  memo->loaded = g_bytes_new(data, len); /* what a save that changes nothing writes */
   data[tail - data] = '\0';
   lines = g_strsplit(data, "\n", -1);
   n = g_strv_length(lines);
@@ -304,8 +307,10 @@ sqlenvfs_verify_memo_load(const char *path, gint64 now_us, char **why)
     g_hash_table_replace(memo->entries, p, g_memdup2(&e, sizeof e));
   }
 out:
-  if (reason != NULL)
+  if (reason != NULL) {
+    g_clear_pointer(&memo->loaded, g_bytes_unref);
     g_info("verify: ignoring %s: it %s; everything is read again", path, reason);
+  }
   if (why)
     *why = reason ? g_strdup_printf("%s %s, so it was ignored and everything read", path, reason)
                   : NULL;
@@ -405,7 +410,11 @@ sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, GError **e
   for (guint i = 0; i < keys->len; i++)
     append_entry(s, keys->pdata[i], g_hash_table_lookup(memo->entries, keys->pdata[i]));
   g_string_append_printf(s, "crc32=0x%08x\n", sqlenvfs_crc32(0, s->str, s->len));
-  ok = write_unsynced(path, s->str, s->len, error);
+  if (memo->loaded != NULL && g_bytes_get_size(memo->loaded) == s->len &&
+      memcmp(g_bytes_get_data(memo->loaded, NULL), s->str, s->len) == 0)
+    ok = TRUE; /* the file holds these bytes: a rename would only cost a writeback */
+  else
+    ok = write_unsynced(path, s->str, s->len, error);
   g_string_free(s, TRUE);
   return ok;
 }

@@ -355,6 +355,38 @@ START_TEST(test_save_keeps_what_was_used)
 }
 END_TEST
 
+/* A run that changes nothing leaves the memo's file as it is (no
+ * temporary, no rename, which ext4 follows with a writeback); one that
+ * changes an entry replaces it. */
+START_TEST(test_unchanged_save_leaves_file)
+{
+  SqlenvfsVerifyMemo *m;
+  SqlenvfsArchiveVerifyMemo a;
+  SqlenvfsStoreVerifyMemo s;
+  SqlenvfsArchiveSegmentFacts f = { 0 };
+  SqlenvfsStoredDb sdb = stored_db();
+  struct stat before, after;
+  gint64 at;
+
+  remember_both();
+  ck_assert_int_eq(stat(memo_path, &before), 0);
+  m = sqlenvfs_verify_memo_load(memo_path, g_get_real_time() + HOUR, NULL);
+  sqlenvfs_verify_memo_archive_hooks(m, &a);
+  sqlenvfs_verify_memo_store_hooks(m, &s);
+  ck_assert(a.known(a.user, seg, idx, &f));
+  ck_assert(s.known(s.user, &sdb, &at));
+  ck_assert(sqlenvfs_verify_memo_save(m, memo_path, NULL));
+  ck_assert_int_eq(stat(memo_path, &after), 0);
+  ck_assert_uint_eq(after.st_ino, before.st_ino);
+  /* The segment verified again: its time changes, so the file does. */
+  a.verified(a.user, seg, idx, &FACTS);
+  ck_assert(sqlenvfs_verify_memo_save(m, memo_path, NULL));
+  ck_assert_int_eq(stat(memo_path, &after), 0);
+  ck_assert_uint_ne(after.st_ino, before.st_ino);
+  sqlenvfs_verify_memo_free(m);
+}
+END_TEST
+
 /* ---------------------------------------------- with a real archive */
 
 #define PS 1024
@@ -783,6 +815,7 @@ verifymemo_suite(void)
   TCase *tc = tcase_create("verifymemo");
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_round_trip);
+  tcase_add_test(tc, test_unchanged_save_leaves_file);
   tcase_add_test(tc, test_summary_round_trip);
   tcase_add_test(tc, test_changed_file_is_read_again);
   tcase_add_test(tc, test_damaged_memo_is_ignored);
