@@ -34,5 +34,8 @@ python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp 
 pass "restores match the commit log"
 
 "$SQLENVFS" verify --root "$R" > "$T/verify.out" || { cat "$T/verify.out"; fail "verify"; }
-grep -q 'wal-archive' "$T/verify.out" || fail "verify does not check the WAL archive"
+n_seg=$(find "$R/backups/prod/wal_archives/app" -name '*.seg' | wc -l)
+[ "$n_seg" -eq 1 ] && segs="1 segment" || segs="$n_seg segments"
+grep -q "^ok   wal-archive $segs  *app\$" "$T/verify.out" ||
+  fail "verify does not say it checked the WAL archive's $segs: $(cat "$T/verify.out")"
 pass "verify: archive chain and copies good"

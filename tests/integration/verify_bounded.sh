@@ -39,6 +39,11 @@ settle() {
 }
 
 pitr_start_archiver "$R" "$T/a1"
+# A new archive holds one segment, and the report says so in the singular.
+for i in $(seq 1 100); do [ "$(n_segments)" -ge 1 ] && break; sleep 0.1; done
+[ "$(n_segments)" -eq 1 ] || fail "a new archive holds $(n_segments) segments"
+"$SQLENVFS" verify --root "$R" > "$T/v00" || { cat "$T/v00"; fail "verify"; }
+grep -q '^ok   wal-archive 1 segment  *app$' "$T/v00" || fail "one segment: $(cat "$T/v00")"
 write 1500
 pitr_stop_archiver "$T/a1"
 n1=$(n_segments)
