@@ -517,10 +517,12 @@ verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guin
     memo->summary_verified(memo->user, path, seal);
 }
 
-gboolean
-sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
-                             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
-                             SqlenvfsArchiveVerifyResult *result, GError **error)
+/* sqlenvfs_archive_verify_with, with @dir open as @dir_fd (-1: by path):
+ * each segment is opened by name in it, not by its whole path. */
+static gboolean
+verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
+            SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+            SqlenvfsArchiveVerifyResult *result, GError **error)
 {
   g_autoptr(GArray) nums = archive_list_segments(dir, error);
   g_autofree guint8 *chunk = NULL;
@@ -583,13 +585,11 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     gboolean sealed = FALSE, tail_torn = FALSE;
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
-    struct stat st;
-    gboolean have_st;
 
     res.n_segments++;
-    if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, error))
+    /* sf.st is taken at the open, before any read: a later change shows. */
+    if (!archive_seg_file_openat(dir_fd, dir, number, O_RDONLY, &sf, error))
       return FALSE;
-    have_st = fstat(sf.fd, &st) == 0; /* before reading: a later change shows */
     res.bytes += sf.size;
     if (!sf.hdr_ok) {
       problem(&p, sf.path, "%s", sf.hdr_why);
@@ -618,8 +618,7 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       prev_number = number;
       prev_next_seq = facts.next_seq;
       verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, FALSE, NULL, &p);
-      if (have_st)
-        archive_note_checked(sf.path, &st, sf.size);
+      archive_note_checked(sf.path, &sf.st, sf.size);
       archive_seg_file_close(&sf);
       continue;
     }
@@ -743,8 +742,8 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
       facts.next_seq = seq;
       memo->verified(memo->user, sf.path, ipath, &facts);
     }
-    if (sealed && p.n == n_problems_before && have_st)
-      archive_note_checked(sf.path, &st, sf.size); /* the timeline's checks need not read it */
+    if (sealed && p.n == n_problems_before)
+      archive_note_checked(sf.path, &sf.st, sf.size); /* the timeline's checks need not read it */
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_number = number;
@@ -763,6 +762,18 @@ sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *m
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+sqlenvfs_archive_verify_with(const char *dir, const SqlenvfsArchiveVerifyMemo *memo,
+                             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
+                             SqlenvfsArchiveVerifyResult *result, GError **error)
+{
+  int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  gboolean ok = verify_with(dir, dir_fd, memo, problem_fn, user, result, error);
+  if (dir_fd >= 0)
+    close(dir_fd);
+  return ok;
 }
 
 /* ------------------------------------------------------------------ */
