@@ -44,6 +44,7 @@ struct _SqlenvfsVerifyMemo {
   gint64 now_us;
   GHashTable *entries; /* path -> Entry * */
   GBytes *loaded;      /* the file as read when it was good, or NULL */
+  char *loaded_path;   /* ... and where it was read from */
 };
 
 SqlenvfsVerifyMemo *
@@ -62,6 +63,7 @@ sqlenvfs_verify_memo_free(SqlenvfsVerifyMemo *memo)
     return;
   g_hash_table_destroy(memo->entries);
   g_clear_pointer(&memo->loaded, g_bytes_unref);
+  g_free(memo->loaded_path);
   g_free(memo);
 }
 
@@ -287,6 +289,7 @@ sqlenvfs_verify_memo_load(const char *path, gint64 now_us, char **why)
     }
   }
   memo->loaded = g_bytes_new(data, len); /* what a save that changes nothing writes */
+  memo->loaded_path = g_strdup(path);
   data[tail - data] = '\0';
   lines = g_strsplit(data, "\n", -1);
   n = g_strv_length(lines);
@@ -309,6 +312,7 @@ sqlenvfs_verify_memo_load(const char *path, gint64 now_us, char **why)
 out:
   if (reason != NULL) {
     g_clear_pointer(&memo->loaded, g_bytes_unref);
+    g_clear_pointer(&memo->loaded_path, g_free);
     g_info("verify: ignoring %s: it %s; everything is read again", path, reason);
   }
   if (why)
@@ -410,7 +414,8 @@ sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, GError **e
   for (guint i = 0; i < keys->len; i++)
     append_entry(s, keys->pdata[i], g_hash_table_lookup(memo->entries, keys->pdata[i]));
   g_string_append_printf(s, "crc32=0x%08x\n", sqlenvfs_crc32(0, s->str, s->len));
-  if (memo->loaded != NULL && g_bytes_get_size(memo->loaded) == s->len &&
+  if (memo->loaded != NULL && strcmp(memo->loaded_path, path) == 0 &&
+      g_bytes_get_size(memo->loaded) == s->len &&
       memcmp(g_bytes_get_data(memo->loaded, NULL), s->str, s->len) == 0)
     ok = TRUE; /* the file holds these bytes: a rename would only cost a writeback */
   else

@@ -378,6 +378,12 @@ START_TEST(test_unchanged_save_leaves_file)
   ck_assert(sqlenvfs_verify_memo_save(m, memo_path, NULL));
   ck_assert_int_eq(stat(memo_path, &after), 0);
   ck_assert_uint_eq(after.st_ino, before.st_ino);
+  /* The same bytes saved elsewhere are written there. */
+  {
+    g_autofree char *other = g_build_filename(tmp, "other-memo", NULL);
+    ck_assert(sqlenvfs_verify_memo_save(m, other, NULL));
+    ck_assert(g_file_test(other, G_FILE_TEST_IS_REGULAR));
+  }
   /* The segment verified again: its time changes, so the file does. */
   a.verified(a.user, seg, idx, &FACTS);
   ck_assert(sqlenvfs_verify_memo_save(m, memo_path, NULL));
