@@ -62,7 +62,7 @@ trap 'exit 143' TERM
 
 run_variant() {
   local name=$1; shift
-  local dir="build-test-$name"
+  local dir="build-test-$name" began=$SECONDS built
   [ "${S3_SHARED:-1}" = 0 ] || s3_begin
   echo "=== build: $name ($*)"
   if [ -d "$dir" ]; then
@@ -72,7 +72,8 @@ run_variant() {
   fi
   ninja -C "$dir" >/dev/null
   [ -z "$s3_pid" ] || s3_wait
-  echo "=== test: $name"
+  built=$SECONDS
+  echo "=== test: $name (built in $((built - began)) s)"
   # One more test at a time than there are cores: most of a test's time is
   # spent waiting (for a server, a mount, a timer), and with one per core
   # the two cores of a CI machine were busy about half the time.
@@ -81,6 +82,7 @@ run_variant() {
     status=1
   fi
   s3_end
+  echo "=== $name: tests took $((SECONDS - built)) s"
   local counts
   counts=$(python3 - "$dir/meson-logs/testlog.json" <<'PY'
 import json, sys
