@@ -28,9 +28,10 @@ print_summary(SqlenvfsArchiver *a)
   for (guint i = 0; i < st->len; i++) {
     const SqlenvfsArchiverDbStatus *s = st->pdata[i];
     g_autofree char *bytes = sqlenvfs_format_size(s->bytes);
-    printf("%s: %" G_GUINT64_FORMAT " commits, %s archived, %" G_GUINT64_FORMAT " gaps, %"
-           G_GUINT64_FORMAT " checkpoints",
-           s->db, s->commits, bytes, s->gaps, s->checkpoints);
+    printf("%s: %" G_GUINT64_FORMAT " commit%s, %s archived, %" G_GUINT64_FORMAT " gap%s, %"
+           G_GUINT64_FORMAT " checkpoint%s",
+           s->db, s->commits, s->commits == 1 ? "" : "s", bytes, s->gaps,
+           s->gaps == 1 ? "" : "s", s->checkpoints, s->checkpoints == 1 ? "" : "s");
     if (s->n_latency > 0)
       printf("; capture latency p50 %.2f ms p99 %.2f ms max %.2f ms; durable p50 %.2f ms p99 "
              "%.2f ms max %.2f ms",

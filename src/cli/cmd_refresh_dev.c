@@ -65,9 +65,9 @@ cmd_refresh_dev(int argc, char **argv)
     g_autofree char *when = sqlenvfs_time_format_iso(r->target_us);
     g_autofree char *state = sqlenvfs_time_format_iso(r->state_us);
     printf("development %s refreshed from %s as of %s (the state captured %s, from %s %s and "
-           "%" G_GUINT64_FORMAT " archived transactions; marked development; production not "
+           "%" G_GUINT64_FORMAT " archived transaction%s; marked development; production not "
            "read)\n", dev, prod, when, state, sqlenvfs_copy_kind_name(r->base_kind),
-           r->base_name, r->n_commits);
+           r->base_name, r->n_commits, r->n_commits == 1 ? "" : "s");
     return CLI_OK;
   }
   printf("development %s refreshed from %s (marked development; production unchanged)\n", dev,

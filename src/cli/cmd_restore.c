@@ -111,9 +111,9 @@ cmd_restore(int argc, char **argv)
   printf("restored %s as of %s to %s\n", plan->db, target, output);
   printf("  state    after the last transaction archived at or before it, captured %s\n", state);
   printf("  base     %s %s (state of %s) + %" G_GUINT64_FORMAT
-         " archived transactions (%s)\n",
+         " archived transaction%s (%s)\n",
          sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name, base_time, plan->n_commits,
-         bytes);
+         plan->n_commits == 1 ? "" : "s", bytes);
   printf("  size     %" G_GUINT64_FORMAT " bytes (%u pages of %u)\n", plan->size, plan->n_pages,
          plan->page_size);
   if (fetched != NULL)

@@ -205,8 +205,8 @@ sqlenvfs_retention_verify_archives(SqlenvfsRoot *root, const SqlenvfsArchiveVeri
     report->n_segments_checked += res.n_segments - res.n_skipped;
     report->n_segments_skipped += res.n_skipped;
     {
-      g_autofree char *what = g_strdup_printf("%u %s", res.n_segments,
-                                              res.n_segments == 1 ? "segment" : "segments");
+      g_autofree char *what = g_strdup_printf("%u segment%s", res.n_segments,
+                                              res.n_segments == 1 ? "" : "s");
       g_autofree char *bytes = sqlenvfs_format_size(res.bytes);
       g_autofree char *note = g_strdup_printf(
         "%" G_GUINT64_FORMAT " records (%" G_GUINT64_FORMAT " transactions, %" G_GUINT64_FORMAT

@@ -1132,10 +1132,10 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
   {
     g_autofree char *when = sqlenvfs_time_format_iso(f->plan->state_us);
     g_message("pitr: serving %s as of %s from %s %s and %" G_GUINT64_FORMAT
-              " archived transactions (%u of its %u pages composed from the archive), pages "
+              " archived transaction%s (%u of its %u pages composed from the archive), pages "
               "read as they are asked for",
               db, when, sqlenvfs_copy_kind_name(f->plan->base_kind), f->plan->base_name,
-              f->plan->n_commits, f->n_composed, f->n_pages);
+              f->plan->n_commits, f->plan->n_commits == 1 ? "" : "s", f->n_composed, f->n_pages);
   }
   return f;
 fail:

@@ -44,6 +44,15 @@ for i in $(seq 1 100); do [ "$(n_segments)" -ge 1 ] && break; sleep 0.1; done
 [ "$(n_segments)" -eq 1 ] || fail "a new archive holds $(n_segments) segments"
 "$SQLENVFS" verify --root "$R" > "$T/v00" || { cat "$T/v00"; fail "verify"; }
 grep -q '^ok   wal-archive 1 segment  *app$' "$T/v00" || fail "one segment: $(cat "$T/v00")"
+# One commit archived past the archiver's snapshot: a restore says so in the
+# singular too.
+sqlite3 "$R/data/prod/app.db" "INSERT INTO tx(kind, payload, crc) VALUES ('one', x'00', 0)"
+for i in $(seq 1 100); do
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/one.db" --force > "$T/r1" 2>/dev/null &&
+    grep -q '^  base .* + 1 archived transaction (' "$T/r1" && break
+  sleep 0.1
+done
+grep -q '^  base .* + 1 archived transaction (' "$T/r1" || fail "one transaction: $(cat "$T/r1")"
 write 1500
 pitr_stop_archiver "$T/a1"
 n1=$(n_segments)
