@@ -93,6 +93,13 @@ typedef enum {
 /* Absolute path of one of the root's directories (owned by the root). */
 const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
 
+/* TRUE when neither the directory @which nor any directory between the
+ * root and it is a symbolic link (those missing are not looked past);
+ * FALSE with an error naming the link, its target and @what was refused,
+ * for a command about to write or delete there. */
+gboolean sqlenvfs_root_refuse_links(const SqlenvfsRoot *root, SqlenvfsDir which,
+                                    const char *what, GError **error);
+
 /* The permission bits every file written from production data gets at
  * most: those of data/prod/<db>.db for @db, or (@db NULL, or no such
  * file) those every production database allows (the intersection); 0644

@@ -323,7 +323,10 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
 
   if (fd < 0)
     return NULL;
-  if (!sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL),
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_WAL, "archive", error) ||
+      !sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_SNAPSHOTS, "archive (its snapshots)",
+                                  error) ||
+      !sqlenvfs_mkdir_p(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL),
                         sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL)), error)) {
     sqlenvfs_root_unlock(fd);
     return NULL;

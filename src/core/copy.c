@@ -314,10 +314,12 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
     return FALSE;
   }
   if (!S_ISREG(st.st_mode)) {
+    g_autofree char *target = S_ISLNK(st.st_mode) ? g_file_read_link(output, NULL) : NULL;
+    g_autofree char *link = g_strdup_printf("a symbolic link (to %s)", target ? target : "?");
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                 "%s to %s: it is %s, not a plain file; --force replaces only a plain file "
                 "(nothing was written; choose another --output)",
-                cmd, output, S_ISLNK(st.st_mode) ? "a symbolic link"
+                cmd, output, S_ISLNK(st.st_mode) ? link
                              : S_ISDIR(st.st_mode) ? "a directory" : "a special file");
     return FALSE;
   }

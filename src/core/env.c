@@ -1095,8 +1095,8 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   int lock, tracked = -1;
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
-  if (!sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
-      !sqlenvfs_refuse_symlink(dev_dir, "write development", error) ||
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_DEV, "write development", error) ||
+      !sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
       !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);

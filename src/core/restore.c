@@ -721,7 +721,8 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   gboolean ok = FALSE;
   int tracked = -1;
 
-  if (!sqlenvfs_mkdir_p(cache, 0700, error))
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_CACHE, "refresh development", error) ||
+      !sqlenvfs_mkdir_p(cache, 0700, error))
     return FALSE;
   prefix = g_strdup_printf(".tmp-refresh-pitr-%s-", plan->db);
   if (sqlenvfs_tmp_leftovers(cache, prefix, FALSE, TRUE, NULL, error) < 0)

@@ -307,6 +307,8 @@ sqlenvfs_retention_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArra
 
   if (since == 0)
     return TRUE;
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_WAL, "remove old archive segments", error))
+    return FALSE;
   names = archived_dbs(root);
 
   for (guint n = 0; n < names->len; n++) {
@@ -315,6 +317,8 @@ sqlenvfs_retention_prune_archives(SqlenvfsRoot *root, gboolean dry_run, GPtrArra
     g_autofree char *dir = g_build_filename(wal_dir, db, NULL);
     guint64 keep;
     if (tl == NULL)
+      return FALSE;
+    if (!sqlenvfs_refuse_symlink(dir, "remove old archive segments", error))
       return FALSE;
     if (!sqlenvfs_timeline_prune_point(tl, since, &keep))
       continue;

@@ -496,6 +496,29 @@ sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
 }
 
 gboolean
+sqlenvfs_root_refuse_links(const SqlenvfsRoot *root, SqlenvfsDir which, const char *what,
+                           GError **error)
+{
+  const char *path = root->paths[which];
+  gsize n = strlen(root->dir);
+
+  /* root->dir is canonical and every path is built under it. */
+  g_assert(strncmp(path, root->dir, n) == 0);
+  for (gsize i = n + (n > 1 ? 1 : 0);; i++) {
+    if (path[i] == '/' || path[i] == '\0') {
+      g_autofree char *dir = g_strndup(path, i);
+      struct stat st;
+      if (lstat(dir, &st) != 0)
+        return TRUE; /* made by the command itself, as a directory */
+      if (!sqlenvfs_refuse_symlink(dir, what, error))
+        return FALSE;
+    }
+    if (path[i] == '\0')
+      return TRUE;
+  }
+}
+
+gboolean
 sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error)
 {
   int backups = sqlenvfs_mode_dir(sqlenvfs_root_data_mode(root, NULL));
@@ -503,7 +526,8 @@ sqlenvfs_root_ensure_layout(SqlenvfsRoot *root, GError **error)
     int mode = i == SQLENVFS_DIR_STATE || i == SQLENVFS_DIR_CACHE ? 0700
                : i == SQLENVFS_DIR_PROD || i == SQLENVFS_DIR_DEV ? 0755
                                                                    : backups;
-    if (!sqlenvfs_mkdir_p(root->paths[i], mode, error))
+    if (!sqlenvfs_root_refuse_links(root, (SqlenvfsDir)i, "lay out the root", error) ||
+        !sqlenvfs_mkdir_p(root->paths[i], mode, error))
       return FALSE;
   }
   return TRUE;
@@ -673,7 +697,8 @@ sqlenvfs_root_lock(SqlenvfsRoot *root, const char *name, gboolean wait, GError *
   g_autofree char *path = sqlenvfs_root_lock_path(root, name);
   int fd;
 
-  if (!sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_STATE, "take a lock", error) ||
+      !sqlenvfs_mkdir_p(root->paths[SQLENVFS_DIR_STATE], 0700, error))
     return -1;
   /* Its pid is written over it: never another name of production. */
   fd = sqlenvfs_open_own_file(path, O_RDWR, 0600, error);

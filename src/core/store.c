@@ -559,7 +559,12 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     return NULL;
   }
 
-  if (!ensure_store_dir(dir, sqlenvfs_root_data_mode(root, NULL), error))
+  if (!sqlenvfs_root_refuse_links(root, kind == SQLENVFS_KIND_SNAPSHOT ? SQLENVFS_DIR_SNAPSHOTS
+                                                                       : SQLENVFS_DIR_DAILY,
+                                  kind == SQLENVFS_KIND_SNAPSHOT ? "write a snapshot"
+                                                                 : "write a backup",
+                                  error) ||
+      !ensure_store_dir(dir, sqlenvfs_root_data_mode(root, NULL), error))
     return NULL;
   lock = sqlenvfs_root_lock(root, "store", TRUE, error);
   if (lock < 0)
@@ -1398,6 +1403,10 @@ sqlenvfs_store_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsPruneKeepFunc
   gboolean ok = TRUE;
   int lock = -1;
 
+  /* Refused as a whole, also --dry-run: what it lists is what a run does. */
+  if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_DAILY, "remove old backups", error) ||
+      !sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_SNAPSHOTS, "remove old snapshots", error))
+    return NULL;
   if (!dry_run) {
     lock = sqlenvfs_root_lock(root, "store", TRUE, error);
     if (lock < 0)

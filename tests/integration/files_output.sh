@@ -104,7 +104,8 @@ pass "restore refuses a file another process has open"
 
 printf 'target\n' > "$T/target.db"
 ln -s "$T/target.db" "$T/sym.db"
-expect_fail 'symbolic link' "$SQLENVFS" restore --root "$R" --time latest --output "$T/sym.db" --force
+expect_fail 'it is a symbolic link \(to [^)]+\), not a plain file' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/sym.db" --force
 [ -L "$T/sym.db" ] || fail "the symlink was replaced"
 assert_eq "$(cat "$T/target.db")" "target" "the symlink's target after a refused restore"
 pass "restore refuses a symlink as output"
