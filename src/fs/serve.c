@@ -67,12 +67,20 @@
  *       mode a view is a shared lock, under which the application cannot
  *       commit, held for as long as the file is open. An open of any other
  *       fails with EPERM (a stat still shows it).
+ *   (9) A backup or snapshot file is served only while its base verdict
+ *       (store.h, verifymemo.h) for the file as it is now is good: one
+ *       known bad (to this process or to the memo) fails the open with
+ *       EIO, and one with no verdict (changed since it was written or
+ *       checked) is checked at the open (size, header, crc32 against its
+ *       MANIFEST: the whole file read once) and the verdict remembered.
+ *       Never the bytes of a copy that is not what its MANIFEST says.
  */
 #include "fs.h"
 
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -313,6 +321,45 @@ open_pitr_file(Fs *fs, FsPitrFile *file, const char *db, gint64 mtime_us, GError
   return h;
 }
 
+/* Invariant 9: whether the copy @sdb, open as @fd, may be served. */
+static gboolean
+copy_is_good(Fs *fs, const SqlenvfsStoredCopy *copy, const SqlenvfsStoredDb *sdb, int fd,
+             GError **error)
+{
+  g_autofree char *memo_path = sqlenvfs_verify_memo_path(fs->root);
+  g_autoptr(SqlenvfsVerifyMemo) memo = NULL;
+  g_autofree char *why = NULL;
+  SqlenvfsBaseState state = SQLENVFS_BASE_BAD;
+
+  if (!sqlenvfs_store_base_known_bad(sdb, &why)) {
+    memo = sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
+    state = sqlenvfs_verify_memo_base_state(memo, sdb, &why);
+  }
+  if (state == SQLENVFS_BASE_UNCHECKED) {
+    g_autoptr(GError) local = NULL;
+    SqlenvfsFileId id;
+    if (sqlenvfs_store_check_base(sdb, fd, &id, &local)) {
+      sqlenvfs_verify_memo_note_base(fs->root, sdb, &id, FALSE, NULL);
+      return TRUE;
+    }
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY) ||
+        !sqlenvfs_store_base_known_bad(sdb, &why)) {
+      g_propagate_error(error, g_steal_pointer(&local)); /* unreadable, or changed meanwhile */
+      return FALSE;
+    }
+    sqlenvfs_verify_memo_note_base(fs->root, sdb, &id, FALSE, why);
+    state = SQLENVFS_BASE_BAD;
+  }
+  if (state == SQLENVFS_BASE_BAD) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s %s of %s is damaged (%s); it is not served (`sqlenvfs verify` names every "
+                "damaged copy; take another backup or snapshot)",
+                sqlenvfs_copy_kind_name(copy->kind), copy->name, sdb->db, why);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 FsHandle *
 fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error)
 {
@@ -339,6 +386,10 @@ fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **
     fd = open(sdb->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       sqlenvfs_error_errno(error, errno, "open", sdb->path);
+      return NULL;
+    }
+    if (!copy_is_good(fs, copy, sdb, fd, error)) {
+      close(fd);
       return NULL;
     }
     h = open_stored_fd(fd, sdb->path, FS_COPY_DB,
