@@ -46,6 +46,7 @@ typedef struct {
   FsKind kind;
   SqlenvfsOp op;      /* FS_CTL_FILE */
   char *text;         /* FS_STATUS: the document rendered at open */
+  GBytes *doc;        /* FS_DIFF_FILE: the document served (text is in it) */
   gsize len;
   gint64 text_us;     /* FS_STATUS: when that document was rendered */
   FsHandle *data;     /* data files: serve.c */
@@ -177,7 +178,10 @@ file_free(Fs *fs, FsFile *f)
     fs_serve_release(fs, f->data);
   if (f->names)
     g_ptr_array_unref(f->names);
-  g_free(f->text);
+  if (f->doc != NULL)
+    g_bytes_unref(f->doc);
+  else
+    g_free(f->text);
   g_free(f);
 }
 
@@ -547,17 +551,21 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     f->text = fs_status_snapshot(fs, (guint32)fuse_req_ctx(req)->pid, &f->len, &f->text_us);
     fi->direct_io = 1;
     break;
-  case FS_DIFF_FILE:
-    /* Made now, whole, in memory (diff.c); direct_io: its size is not
-     * known before. */
-    f->text = fs_diff_render(fs, &node->where, &f->len, &error);
-    if (f->text == NULL) {
+  case FS_DIFF_FILE: {
+    /* The document the lookup just before made (diff.c), whole, in
+     * memory; direct_io, as it is made again for a later time. */
+    gsize len;
+    f->doc = fs_diff_render(fs, &node->where, &error);
+    if (f->doc == NULL) {
       file_free(fs, f);
       reply_error(req, "open", node->path, error);
       return;
     }
+    f->text = (char *)g_bytes_get_data(f->doc, &len);
+    f->len = len;
     fi->direct_io = 1;
     break;
+  }
   case FS_METRICS:
     f->text = fs_metrics_render(fs, &f->len);
     fi->direct_io = 1;
@@ -828,6 +836,7 @@ fs_nodes_init(Fs *fs)
   g_mutex_init(&fs->live_lock);
   g_mutex_init(&fs->files_lock);
   fs->status = fs_status_cache_new();
+  fs->diffs = fs_diff_cache_new();
   fs->files = g_hash_table_new(g_direct_hash, g_direct_equal);
   fs->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_free);
 }
@@ -848,6 +857,7 @@ fs_nodes_clear(Fs *fs)
   }
   g_clear_pointer(&fs->nodes, g_hash_table_destroy);
   g_clear_pointer(&fs->status, fs_status_cache_free);
+  g_clear_pointer(&fs->diffs, fs_diff_cache_free);
   g_mutex_clear(&fs->lock);
   g_mutex_clear(&fs->live_lock);
   g_mutex_clear(&fs->files_lock);

@@ -43,6 +43,7 @@ typedef struct _FsPitr FsPitr;
 typedef struct _FsPitrFile FsPitrFile;
 typedef struct _FsCtl FsCtl;
 typedef struct _FsStatusCache FsStatusCache;
+typedef struct _FsDiffCache FsDiffCache;
 
 /* What a path in the mount names (tree.c). */
 typedef enum {
@@ -122,6 +123,7 @@ typedef struct {
   SqlenvfsArchiver *archiver; /* NULL with -o noarchiver */
   GThread *archiver_thread;
   FsStatusCache *status; /* the shared status document (status.c) */
+  FsDiffCache *diffs;    /* the diff/ documents made last (diff.c) */
   SqlenvfsOps *ops;
   gpointer remote;           /* mount --remote: its SqlenvfsRemote (remote.c), else NULL */
   guint64 remote_cache_max;
@@ -296,10 +298,18 @@ GPtrArray *fs_diff_list(Fs *fs, const FsWhere *where, GError **error);
 gboolean fs_diff_resolve_time(Fs *fs, const char *name, gint64 *time_us, gboolean *is_lasting,
                               GError **error);
 
-/* The content of a diff/<t1>/<t2>/<db>.sql or .summary file, generated in
- * memory (sqlenvfs_diff_run). NULL and *error when a time is not
- * recoverable or the diff fails. */
-char *fs_diff_render(Fs *fs, const FsWhere *where, gsize *len, GError **error);
+/* The content of a diff/<t1>/<t2>/<db>.sql (or with @is_summary its
+ * .summary) between the two resolved times, generated in memory
+ * (sqlenvfs_diff_run), or kept from the lookup before (diff.c). NULL and
+ * *error when a time is not recoverable or the diff fails. */
+GBytes *fs_diff_document(Fs *fs, const char *db, gboolean is_summary, gint64 from_us,
+                         gint64 to_us, GError **error);
+
+/* fs_diff_document for the file @where, its times resolved now. */
+GBytes *fs_diff_render(Fs *fs, const FsWhere *where, GError **error);
+
+FsDiffCache *fs_diff_cache_new(void);
+void fs_diff_cache_free(FsDiffCache *c);
 
 /* pitr.c ----------------------------------------------------------------- */
 

@@ -15,7 +15,7 @@
  *   /ctl  /ctl/<op>                  FS_CTL_DIR, FS_CTL_FILE   changes
  *   /status                          FS_STATUS       changes
  *   /diff  /diff/<t1>  /diff/<t1>/<t2>   FS_DIFF_DIR, _FROM, _TO  times as pitr/
- *   /diff/<t1>/<t2>/<db>.sql|.summary FS_DIFF_FILE   generated at open (diff.c)
+ *   /diff/<t1>/<t2>/<db>.sql|.summary FS_DIFF_FILE   made at lookup (diff.c)
  *   /metrics                         FS_METRICS      changes
  *
  * Routing only reads metadata (stat, MANIFESTs, restore plans); it never
@@ -412,6 +412,7 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   const char *dot;
   g_autofree char *db = NULL;
   g_autoptr(GPtrArray) dbs = NULL;
+  g_autoptr(GBytes) doc = NULL;
 
   if (n == 1) {
     w->kind = FS_DIFF_DIR;
@@ -448,6 +449,10 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   w->kind = FS_DIFF_FILE;
   w->is_summary = strcmp(dot, ".summary") == 0;
   w->db = g_steal_pointer(&db);
+  /* Made now, so that a stat shows its real size; kept for the open. */
+  doc = fs_diff_document(fs, w->db, w->is_summary, w->time_us, t2, error);
+  if (doc == NULL)
+    return FALSE;
   {
     /* Readable where production is, and the archive of <db> searchable. */
     g_autofree char *in_archive = g_build_filename(wal, w->db, "alive", NULL);
@@ -455,7 +460,8 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
     struct stat st;
     mode_t perm = stat(prod, &st) == 0 ? (st.st_mode & 0444) : 0400;
     perm = reach_perm(prod, reach_perm(in_archive, perm));
-    attr_file(fs, a, fs_tree_data_mode(perm), 0, t2, TIMEOUT_NONE, TIMEOUT_NONE);
+    attr_file(fs, a, fs_tree_data_mode(perm), g_bytes_get_size(doc), t2, TIMEOUT_NONE,
+              TIMEOUT_NONE);
   }
   return TRUE;
 }

@@ -32,6 +32,19 @@ if grep -q 'pitr/latest: not a time' "$R/.sqlenvfs/mount.log"; then
 fi
 pass "diff/<t1>/latest/ and diff/earliest/latest/ are what sqlenvfs diff prints"
 
+# A stat shows each file's real size, so tar and cp -a copy all of it.
+t2=$(readlink "$M/pitr/latest")
+for f in app.sql app.summary; do
+  size=$(stat -c %s "$M/diff/$t1/$t2/$f")
+  assert_eq "$size" "$(cat "$M/diff/$t1/$t2/$f" | wc -c)" "the size stat shows of diff/<t1>/<t2>/$f"
+  [ "$size" -gt 0 ] || fail "diff/<t1>/<t2>/$f is empty"
+done
+tar -C "$M/diff/$t1" -cf "$T/d.tar" "$t2"
+mkdir "$T/untar" && tar -C "$T/untar" -xf "$T/d.tar"
+cmp "$T/untar/$t2/app.sql" "$T/cli.sql" || fail "tar of diff/<t1>/<t2>/ lost bytes of app.sql"
+[ "$(stat -c %s "$T/untar/$t2/app.summary")" -gt 0 ] || fail "tar of diff/<t1>/<t2>/ lost app.summary"
+pass "diff files show their real size: tar copies them whole"
+
 # With the mount's archiver running, restore --time latest has nothing to add.
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > /dev/null 2> "$T/err"
 [ ! -s "$T/err" ] || fail "restore --time latest with an archiver running: $(cat "$T/err")"
