@@ -85,6 +85,28 @@ invalid(GError **error, const char *text, const char *accepted)
   return FALSE;
 }
 
+/* The production database @name as the ctl file's argument; when there is
+ * none of that name, FALSE and an INVALID error as invalid()'s, which also
+ * names the databases there are: a mistyped word is not taken for the
+ * name of a database to create. */
+static char *
+ctl_db(SqlenvfsRoot *root, const char *name, const char *line, const char *accepted,
+       GError **error)
+{
+  g_autofree char *dbs = NULL;
+  g_autoptr(GPtrArray) names = NULL;
+  if (existing_db(root, name))
+    return sqlenvfs_root_resolve_db(root, name, TRUE, error);
+  dbs = sqlenvfs_root_describe_dbs(root);
+  names = sqlenvfs_root_list_dbs(root);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "cannot parse \"%s\": no production database has that name (%s%s); write %s",
+              line, names->len == 0 ? "there is none" : names->len == 1 ? "the one there is: "
+                                                                       : "there are ",
+              dbs ? dbs : "", accepted);
+  return NULL;
+}
+
 gboolean
 sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsize len,
                        SqlenvfsOpArgs *args, GError **error)
@@ -133,7 +155,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
   /* A database name may hold blanks ("sales 2026"): a whole line, or for
    * refresh-dev everything before a last word that is a time, that names an
    * existing production database is that database. */
-  if (op != SQLENVFS_OP_PRUNE && strpbrk(line, " \t") != NULL) {
+  if (op != SQLENVFS_OP_PRUNE && op != SQLENVFS_OP_VERIFY && strpbrk(line, " \t") != NULL) {
     char *last = MAX(strrchr(line, ' '), strrchr(line, '\t'));
     g_autofree char *head = g_strndup(line, (gsize)(last - line));
     g_strchomp(head);
@@ -167,21 +189,20 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     return TRUE;
   }
 
-  if (op == SQLENVFS_OP_VERIFY && n == 1 && strcmp(words[0], "full") == 0 &&
-      !existing_db(root, words[0])) {
+  if (op == SQLENVFS_OP_VERIFY && n == 1 && strcmp(words[0], "full") == 0) {
     out.full = TRUE;
     *args = out;
     return TRUE;
   }
 
-  if (op == SQLENVFS_OP_VERIFY && strcmp(words[0], "drill") == 0 && !existing_db(root, line)) {
+  if (op == SQLENVFS_OP_VERIFY && strcmp(words[0], "drill") == 0) {
     /* "drill" or "drill <db>" (a name may hold blanks: the rest of the line). */
     const char *rest = line + strlen("drill");
     while (*rest == ' ' || *rest == '\t')
       rest++;
     out.drill = TRUE;
     if (*rest != '\0') {
-      out.db = sqlenvfs_root_resolve_db(root, rest, TRUE, error);
+      out.db = ctl_db(root, rest, line, accepted, error);
       if (out.db == NULL)
         return FALSE;
     }
@@ -229,7 +250,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     if (db_word) {
       if (!sqlenvfs_db_name_is_valid(db_word))
         return invalid(error, line, accepted);
-      out.db = sqlenvfs_root_resolve_db(root, db_word, TRUE, error);
+      out.db = ctl_db(root, db_word, line, accepted, error);
       if (out.db == NULL)
         return FALSE;
     }
@@ -237,10 +258,10 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     return TRUE;
   }
 
-  if (n != 1 || !sqlenvfs_db_name_is_valid(words[0]) ||
+  if (op == SQLENVFS_OP_VERIFY || n != 1 || !sqlenvfs_db_name_is_valid(words[0]) ||
       (sqlenvfs_time_parse(words[0], &out.time, NULL) && !existing_db(root, words[0])))
     return invalid(error, line, accepted); /* a time is no database here */
-  out.db = sqlenvfs_root_resolve_db(root, words[0], TRUE, error);
+  out.db = ctl_db(root, words[0], line, accepted, error);
   if (out.db == NULL)
     return FALSE;
   *args = out;

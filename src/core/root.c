@@ -657,7 +657,14 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
 {
   g_autofree char *path = NULL;
 
-  if (name == NULL || *name == '\0')
+  if (name != NULL && *name == '\0') {
+    /* A script's unset variable (--db "$DB"), not a choice of the default. */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "the database name is empty: name a database, or give none for the default "
+                "(%s)", root->settings.default_db);
+    return NULL;
+  }
+  if (name == NULL)
     name = root->settings.default_db;
   if (g_str_has_suffix(name, ".db")) {
     g_autofree char *stem = g_strndup(name, strlen(name) - 3);
@@ -675,13 +682,40 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
   if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
     g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
     g_autofree char *db_word = sqlenvfs_shell_word(name);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                "production database %s does not exist (run `sqlenvfs init --root %s --db %s`, "
-                "or see `sqlenvfs info` for the databases in this root)",
-                path, root_word, db_word);
+    g_autofree char *dbs = sqlenvfs_root_describe_dbs(root);
+    const char *which = name == root->settings.default_db
+                          ? " (the default database, taken as no name was given; [sqlenvfs] "
+                            "default-db in sqlenvfs.conf sets it)"
+                          : "";
+    if (dbs != NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "production database %s does not exist%s; this root has %s: name one of "
+                  "them instead", path, which, dbs);
+    else
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "production database %s does not exist%s, nor does any other: create it "
+                  "with `sqlenvfs init --root %s --db %s`", path, which, root_word, db_word);
     return NULL;
   }
   return g_strdup(name);
+}
+
+char *
+sqlenvfs_root_describe_dbs(const SqlenvfsRoot *root)
+{
+  g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
+  GString *s;
+
+  if (names->len == 0)
+    return NULL;
+  s = g_string_new(NULL);
+  for (guint i = 0; i < names->len; i++) {
+    g_autofree char *word = sqlenvfs_shell_word(names->pdata[i]);
+    if (i > 0)
+      g_string_append(s, i + 1 == names->len ? " and " : ", ");
+    g_string_append(s, word);
+  }
+  return g_string_free(s, FALSE);
 }
 
 char *

@@ -1143,9 +1143,11 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
   if (tl->windows->len == 0) {
     g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
     if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
+      g_autofree char *dbs = sqlenvfs_root_describe_dbs(tl->root);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                  "there is no production database %s, and no archive or copy of it (see "
-                  "`sqlenvfs list`)", name);
+                  "there is no production database %s, and no archive or copy of it (%s%s; "
+                  "see `sqlenvfs list`)", name, dbs ? "this root has " : "nor of any other",
+                  dbs ? dbs : "");
       return NULL;
     }
     set_nothing_error(tl, error);

@@ -111,8 +111,21 @@ for db in names:
     assert cmds["prod/" + db] == ["sqlenvfs", "verify", "--drill", "--root", root, "--db", db], \
         cmds.get("prod/" + db)
 PY
+# A database that does not exist: the error names the ones there are, each
+# one shell word, and gives no advice to create the one mistyped.
 err=$("$SQLENVFS" backup --root "$R" --db "no $NA" 2>&1 >/dev/null) && fail "backup of a missing database"
+python3 - "$err" "$SP" "$NA" "$ODD" <<'PY' || fail "the databases a missing one's error names: $err"
+import re, shlex, sys
+err, names = sys.argv[1], sys.argv[2:]
+m = re.search(r"this root has (.*): name one of them instead", err)
+assert m and "init" not in err, err
+said = [w.rstrip(",") for w in shlex.split(m.group(1)) if w != "and"]
+assert sorted(said) == sorted(["app"] + names), said
+PY
+E=$T/empty
+mkdir -p "$E/data/prod"
+err=$("$SQLENVFS" backup --root "$E" --db "$SP" 2>&1 >/dev/null) && fail "backup in a root without databases"
 cmd=$(grep -o '`sqlenvfs init [^`]*`' <<<"$err" | tr -d '`')
 python3 -c 'import shlex, sys; a = shlex.split(sys.argv[1]); sys.exit(a[2:] != ["--root", sys.argv[2], "--db", sys.argv[3]])' \
-  "$cmd" "$R" "no $NA" || fail "init advice for a missing database: $err"
+  "$cmd" "$E" "$SP" || fail "init advice in a root without databases: $err"
 pass "the doctor's and the errors' commands name '$SP' and '$ODD' as one word each"

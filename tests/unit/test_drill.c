@@ -294,7 +294,8 @@ START_TEST(test_ops_parse)
   ck_assert_no_error(error);
 
   ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_VERIFY, "drill nope", 10, &args, &error));
-  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert(strstr(error->message, "there are app and 'sales 2026'") != NULL);
   g_clear_error(&error);
   /* Only verify drills. */
   ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "drill", 5, &args, &error));

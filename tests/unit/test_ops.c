@@ -86,10 +86,20 @@ START_TEST(test_database)
   ck_assert_str_eq(args.db, "app");
   sqlenvfs_op_args_clear(&args);
 
+  /* A word that names no database: what is accepted and the databases
+   * there are, never advice to create one. */
   ck_assert(!parse(SQLENVFS_OP_SNAPSHOT, "nosuch\n", &args, &error));
-  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
-  ck_assert_int_eq(sqlenvfs_error_to_errno(error), ENOENT);
-  ck_assert(strstr(error->message, "nosuch") != NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+  ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  ck_assert(strstr(error->message, "\"nosuch\"") != NULL);
+  ck_assert(strstr(error->message,
+                   "no production database has that name (the one there is: app)") != NULL);
+  ck_assert(strstr(error->message, "1 (every database) or a database name") != NULL);
+  ck_assert(strstr(error->message, "init") == NULL);
+  g_clear_error(&error);
+  /* verify takes no database name (only after drill). */
+  ck_assert(!parse(SQLENVFS_OP_VERIFY, "app\n", &args, &error));
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   g_clear_error(&error);
 
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "../app\n", &args, &error));
@@ -221,7 +231,7 @@ START_TEST(test_prune_dry_run)
   g_clear_error(&error);
   /* dry-run names no database for backup. */
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "dry-run\n", &args, &error));
-  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   g_clear_error(&error);
 }
 END_TEST
