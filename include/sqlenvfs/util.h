@@ -188,6 +188,10 @@ int sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error
  * fine (TRUE). */
 gboolean sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error);
 
+/* The bytes of the regular files in the tree at @path (a file: its size),
+ * links not followed; what cannot be read counts nothing. */
+guint64 sqlenvfs_tree_bytes(const char *path);
+
 /* Remove a directory tree (best effort is not enough: FALSE on failure). */
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 

@@ -1505,9 +1505,7 @@ check_leftovers(Ctx *c)
       continue;
     }
     for (guint k = 0; k < found->len; k++) {
-      struct stat st;
-      if (lstat(found->pdata[k], &st) == 0)
-        bytes += (guint64)st.st_size;
+      bytes += sqlenvfs_tree_bytes(found->pdata[k]); /* a copy's directory: its files */
       g_string_append_printf(names, "%s%s", k ? ", " : "", (const char *)found->pdata[k]);
     }
     if (found->len == 0)

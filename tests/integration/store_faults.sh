@@ -50,6 +50,21 @@ kill -9 "$pid"; wait "$pid" 2>/dev/null || true
 no_backup_visible "killed before the rename"
 pass "kill -9 after the MANIFEST, before the rename, leaves nothing that looks like a backup"
 
+# --- the doctor names the leftover with the size of what it holds
+left=$(find "$DAILY" -maxdepth 1 -name '.tmp-*')
+"$SQLENVFS" doctor --root "$R" --json > "$T/doctor.json" || true
+python3 - "$T/doctor.json" "$left" <<'PY' || fail "doctor on the leftover: $(cat "$T/doctor.json")"
+import json, os, sys
+doc = json.load(open(sys.argv[1]))
+left = sys.argv[2]
+held = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(left) for f in fs)
+hits = [f for f in doc["findings"] if f["check"] == "leftovers" and left in f["found"]]
+assert len(hits) == 1, doc["findings"]
+mib = held / (1 << 20)
+assert held > 1 << 20 and f"({mib:.1f} MiB)" in hits[0]["found"], (held, hits[0]["found"])
+PY
+pass "doctor names the leftover with the size of the files it holds"
+
 # --- the next run cleans up and succeeds
 "$SQLENVFS" backup --root "$R" > /dev/null 2>&1
 [ -z "$(ls -A "$DAILY" | grep '^\.tmp-')" ] || fail "leftovers after the next run: $(ls -A "$DAILY")"
