@@ -89,7 +89,8 @@ cmd_bisect(int argc, char **argv)
            r->db, t2, r->to_seq, t1, r->from_seq);
     if (r->before != NULL)
       print_rows("result", r->before);
-    printf("  examined %u states of %u commits\n", r->n_probes, r->n_commits);
+    printf("  examined %u state%s of %u commit%s\n", r->n_probes, r->n_probes == 1 ? "" : "s",
+           r->n_commits, r->n_commits == 1 ? "" : "s");
     if (r->n_commits > 1)
       printf("  (only the two ends are compared: a change undone in between is not seen;\n"
              "  bisect a shorter range to look for one)\n");
@@ -100,9 +101,10 @@ cmd_bisect(int argc, char **argv)
          when);
   print_rows("before", r->before);
   print_rows("after", r->after);
-  printf("  examined %u states of %u commits between %s (seq %" G_GUINT64_FORMAT ") and %s (seq %"
-         G_GUINT64_FORMAT ")\n",
-         r->n_probes, r->n_commits, t1, r->from_seq, t2, r->to_seq);
+  printf("  examined %u state%s of %u commit%s between %s (seq %" G_GUINT64_FORMAT ") and %s "
+         "(seq %" G_GUINT64_FORMAT ")\n",
+         r->n_probes, r->n_probes == 1 ? "" : "s", r->n_commits, r->n_commits == 1 ? "" : "s", t1,
+         r->from_seq, t2, r->to_seq);
   if (r->n_commits > 1)
     printf("  (a binary search finds one change: if the result changed more than once,\n"
            "  an earlier one may exist: bisect again with --to before %s to look)\n",

@@ -10,6 +10,13 @@
 #include "sqlenvfs/diff.h"
 #include "sqlenvfs/error.h"
 
+/* "s" after a count other than one. */
+static const char *
+plural_s(guint64 n)
+{
+  return n == 1 ? "" : "s";
+}
+
 static void
 write_out(gpointer user, const char *text, gsize len)
 {
@@ -79,10 +86,12 @@ cmd_diff(int argc, char **argv)
   if (stats)
     fprintf(stderr,
             "diff: seq %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT
-            " commits, %u changed pages, %u tables by changed rows (%" G_GUINT64_FORMAT
-            " rows), %u in full, %" G_GUINT64_FORMAT " pages walked, %" G_GUINT64_FORMAT
-            " reads by SQLite\n",
-            st.from_seq, st.to_seq, st.n_commits, st.n_changed_pages, st.n_tables_keyed,
-            st.n_keys, st.n_tables_full, st.n_page_reads, st.n_sql_reads);
+            " commit%s, %u changed page%s, %u table%s by changed rows (%" G_GUINT64_FORMAT
+            " row%s), %u in full, %" G_GUINT64_FORMAT " page%s walked, %" G_GUINT64_FORMAT
+            " read%s by SQLite\n",
+            st.from_seq, st.to_seq, st.n_commits, plural_s(st.n_commits), st.n_changed_pages,
+            plural_s(st.n_changed_pages), st.n_tables_keyed, plural_s(st.n_tables_keyed), st.n_keys,
+            plural_s(st.n_keys), st.n_tables_full, st.n_page_reads, plural_s(st.n_page_reads), st.n_sql_reads,
+            plural_s(st.n_sql_reads));
   return CLI_OK;
 }

@@ -65,10 +65,10 @@ sqlenvfs_drill_result_summary(const SqlenvfsDrillResult *r)
   when = sqlenvfs_time_format_iso(r->state_us);
   return g_strdup_printf("%s: equal, %u pages compared (%s read) in %.2f s: the state of archived "
                          "record %" G_GUINT64_FORMAT " (%s, WAL frame %u) rebuilt from %s %s + %"
-                         G_GUINT64_FORMAT " commits",
+                         G_GUINT64_FORMAT " commit%s",
                          r->db, r->n_pages, bytes, (double)r->elapsed_us / G_USEC_PER_SEC,
                          r->state_seq, when, r->wal_frame, sqlenvfs_copy_kind_name(r->base_kind),
-                         r->base_name, r->n_commits);
+                         r->base_name, r->n_commits, r->n_commits == 1 ? "" : "s");
 }
 
 /* ------------------------------------------------------------------ */
