@@ -74,6 +74,9 @@ typedef enum {
  * directory must hold data/prod. NULL and *error (NOT_FOUND or INVALID,
  * naming the path and what to do) on failure. */
 SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error);
+/* The same, @dir given as @given_as (an error says "from @given_as"). */
+SqlenvfsRoot *sqlenvfs_root_open_from(const char *dir, const char *given_as,
+                                      SqlenvfsRootMode mode, GError **error);
 void sqlenvfs_root_free(SqlenvfsRoot *root);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRoot, sqlenvfs_root_free)
 

@@ -101,6 +101,7 @@ cmd_mount(int argc, char **argv)
   } else if (argc == 3) {
     root = argv[1];
     mountpoint = argv[2];
+    opts.root_given_as = "the mount's ROOT argument";
     if (*root == '\0')
       return cli_usage("mount", "ROOT is empty (nothing was mounted; give the root's directory)");
   } else if (argc == 2) {

@@ -221,7 +221,9 @@ check_statement(const char *db, const State *s, const char *sql, GError **error)
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, &tail);
   if (rc != SQLITE_OK || st == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql is not a query SQLite accepts on %s.db: %s", db,
+                "--sql is not a query SQLite accepts on %s, the state --from names: %s (the "
+                "query runs at every state from --from to --to: give a --from where what it "
+                "reads exists)", label,
                 st == NULL && rc == SQLITE_OK ? "it is empty" : sqlite3_errmsg(conn));
     return FALSE;
   }

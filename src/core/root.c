@@ -322,8 +322,15 @@ load_settings(SqlenvfsRoot *root, GError **error)
 SqlenvfsRoot *
 sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error)
 {
+  return sqlenvfs_root_open_from(dir, "--root", mode, error);
+}
+
+SqlenvfsRoot *
+sqlenvfs_root_open_from(const char *dir, const char *given_as, SqlenvfsRootMode mode,
+                        GError **error)
+{
   g_autoptr(SqlenvfsRoot) root = g_new0(SqlenvfsRoot, 1);
-  const char *src = "--root";
+  const char *src = given_as;
   g_autofree char *cwd = NULL;
 
   if (dir == NULL || *dir == '\0') {
@@ -351,7 +358,7 @@ sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error)
     if (!g_file_test(root->paths[SQLENVFS_DIR_PROD], G_FILE_TEST_IS_DIR)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "open root %s (from %s): not a sqlenvfs root, data/prod is missing "
-                  "(run `sqlenvfs init` there, or pass --root)",
+                  "(run `sqlenvfs init` there, or name another root)",
                   root->dir, src);
       return NULL;
     }

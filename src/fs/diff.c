@@ -25,7 +25,7 @@ fs_diff_resolve_time(Fs *fs, const char *name, gint64 *time_us, gboolean *is_las
   gint64 earliest, latest;
 
   if (strcmp(name, "earliest") != 0 && strcmp(name, "latest") != 0)
-    return fs_pitr_resolve_time(fs->pitr, name, time_us, is_lasting, error);
+    return fs_pitr_resolve_time(fs->pitr, "diff", name, time_us, is_lasting, error);
   *is_lasting = FALSE;
   if (!fs_pitr_window(fs->pitr, &earliest, &latest, error))
     return FALSE;

@@ -327,14 +327,15 @@ gboolean fs_pitr_check_cache_dir(SqlenvfsRoot *root, GError **error);
 FsPitr *fs_pitr_new(Fs *fs);
 void fs_pitr_free(FsPitr *p);
 
-/* pitr/<name>: parse @name (any form of timefmt.h) and check that it is
- * inside the recoverable window of at least one database. TRUE and the
- * concrete time; FALSE with NOT_FOUND or GAP saying why (also logged), and
- * *is_lasting TRUE when the name will not resolve later either (not a time;
- * a time before the earliest recoverable time or between two windows), FALSE
- * when it may (a time in the future or past the newest window's end). */
-gboolean fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
-                              GError **error);
+/* pitr/<name> (or another @dir of the mount's, "diff", in what it says):
+ * parse @name (any form of timefmt.h) and check that it is inside the
+ * recoverable window of at least one database. TRUE and the concrete time;
+ * FALSE with NOT_FOUND or GAP saying why (also logged), and *is_lasting
+ * TRUE when the name will not resolve later either (not a time; a time
+ * before the earliest recoverable time or between two windows), FALSE when
+ * it may (a time in the future or past the newest window's end). */
+gboolean fs_pitr_resolve_time(FsPitr *p, const char *dir, const char *name, gint64 *time_us,
+                              gboolean *is_lasting, GError **error);
 
 /* The window over every database: the earliest and the latest time
  * recoverable for every database being archived (so that

@@ -570,7 +570,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
    * served a large read). */
   mallopt(M_ARENA_MAX, 2);
   sqlenvfs_set_large_pages(FALSE);
-  root = sqlenvfs_root_open(opts->root, SQLENVFS_ROOT_MUST_EXIST, error);
+  root = sqlenvfs_root_open_from(opts->root, opts->root_given_as ? opts->root_given_as : "--root",
+                                 SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;
   {

@@ -9,6 +9,7 @@ G_BEGIN_DECLS
 
 typedef struct {
   const char *root;       /* the project root                                  */
+  const char *root_given_as; /* how it was named, for errors (NULL: --root)        */
   const char *mountpoint; /* an existing directory                             */
   gboolean foreground;    /* -f: stay in the foreground, log to stderr         */
   gboolean debug;         /* -d: foreground, verbose log, libfuse request trace */

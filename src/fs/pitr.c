@@ -549,8 +549,8 @@ lookup_failed(FsPitr *p, const char *fmt, ...)
 }
 
 gboolean
-fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_lasting,
-                     GError **error)
+fs_pitr_resolve_time(FsPitr *p, const char *dir, const char *name, gint64 *time_us,
+                     gboolean *is_lasting, GError **error)
 {
   g_autoptr(GPtrArray) dbs = sqlenvfs_restore_list_dbs(p->fs->root);
   g_autoptr(GString) known = g_string_new(NULL);
@@ -563,13 +563,15 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
   /* pitr/latest and pitr/earliest are links, resolved by the tree. */
   if (!sqlenvfs_time_parse(name, &t, &local) || t.is_latest || t.is_earliest) {
     *is_lasting = TRUE;
-    lookup_failed(p, "pitr/%s: not a time (use %s)", name, SQLENVFS_TIME_FORMS);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: not a time", name);
+    lookup_failed(p, "%s/%s: not a time (use %s)", dir, name, SQLENVFS_TIME_FORMS);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "%s/%s: not a time", dir,
+                name);
     return FALSE;
   }
   if (t.us > sqlenvfs_clock_now()) {
-    lookup_failed(p, "pitr/%s: that time is in the future", name);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "pitr/%s: in the future", name);
+    lookup_failed(p, "%s/%s: that time is in the future", dir, name);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "%s/%s: in the future", dir,
+                name);
     return FALSE;
   }
   /* A time some database already has a plan for is inside its window. */
@@ -609,10 +611,10 @@ fs_pitr_resolve_time(FsPitr *p, const char *name, gint64 *time_us, gboolean *is_
     return TRUE;
   }
   *is_lasting = t.us <= last_end; /* before the earliest, or in a gap: for good */
-  lookup_failed(p, "pitr/%s: outside the recoverable window (%s)", name,
+  lookup_failed(p, "%s/%s: outside the recoverable window (%s)", dir, name,
                 known->len ? known->str : "nothing is recoverable yet: the archive is empty");
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP, "pitr/%s: outside the recoverable window",
-              name);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP, "%s/%s: outside the recoverable window",
+              dir, name);
   return FALSE;
 }
 

@@ -371,7 +371,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   }
   if (n > 3)
     return not_found(error, path, "no such file");
-  if (!fs_pitr_resolve_time(fs->pitr, comps[1], &w->time_us, &is_lasting, error)) {
+  if (!fs_pitr_resolve_time(fs->pitr, "pitr", comps[1], &w->time_us, &is_lasting, error)) {
     if (is_lasting && n == 2)
       a->negative_timeout = TIMEOUT_NEGATIVE;
     return FALSE;

@@ -128,6 +128,6 @@ grep -q 'an earlier one may exist' "$T/flip.out" \
 pass "a result that changes back and forth: bisect claims neither no change nor the first one"
 
 expect_fail 'must be a query' "$SQLENVFS" bisect --root "$R" --sql "DELETE FROM t"
-expect_fail 'not a query SQLite accepts' "$SQLENVFS" bisect --root "$R" --sql "SELECT * FROM nosuch"
+expect_fail 'not a query SQLite accepts on app.db after seq [0-9]+ \([^)]*\), the state --from names: no such table: nosuch .*give a --from' "$SQLENVFS" bisect --root "$R" --sql "SELECT * FROM nosuch"
 assert_eq "$(sqlite3 "$R/data/prod/app.db" 'SELECT count(*) FROM t')" "$((N - 2))" "rows in production"
 pass "bisect refuses statements that are not queries, and production is untouched"

@@ -13,7 +13,8 @@ make_root "$R" "$SRCDIR/schema.sql" --demo --demo-events 5000
 # --- bad mounts: one clear line, nothing mounted, nothing locked
 mkdir -p "$M"
 expect_fail "mount point does not exist \(create it with mkdir\)" "$SQLENVFS" mount "$R" "$T/missing"
-expect_fail "not a sqlenvfs root|no such directory" "$SQLENVFS" mount "$T/nowhere" "$M"
+expect_fail "open root [^ ]*nowhere \(from the mount's ROOT argument\): no such directory" "$SQLENVFS" mount "$T/nowhere" "$M"
+expect_fail "open root [^ ]*nowhere \(from --root\): no such directory" "$SQLENVFS" mount --root "$T/nowhere" "$M"
 expect_fail "unknown option.*bogus" "$SQLENVFS" mount "$R" "$M" -o bogus
 mountpoint -q "$M" && fail "a refused mount left something mounted"
 pass "bad mounts are refused with one line"

@@ -45,6 +45,11 @@ cmp "$T/untar/$t2/app.sql" "$T/cli.sql" || fail "tar of diff/<t1>/<t2>/ lost byt
 [ "$(stat -c %s "$T/untar/$t2/app.summary")" -gt 0 ] || fail "tar of diff/<t1>/<t2>/ lost app.summary"
 pass "diff files show their real size: tar copies them whole"
 
+ls "$M/diff/bogus/latest" > /dev/null 2>&1 && fail "diff/bogus/ was listed"
+grep -q 'diff/bogus: not a time (use ' "$R/.sqlenvfs/mount.log" ||
+  fail "the log does not name diff/bogus: $(grep bogus "$R/.sqlenvfs/mount.log")"
+pass "a name of diff/ that is not a time is logged as diff/'s"
+
 # With the mount's archiver running, restore --time latest has nothing to add.
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > /dev/null 2> "$T/err"
 [ ! -s "$T/err" ] || fail "restore --time latest with an archiver running: $(cat "$T/err")"
