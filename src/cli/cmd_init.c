@@ -29,7 +29,7 @@ cmd_init(int argc, char **argv)
     { "demo-events", 0, 0, G_OPTION_ARG_INT64, &demo_events,
       "With --demo: number of events (default 1200000, about 200 MB; tests use fewer)", "N" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
-      "Replace existing databases: the old db, -wal and -shm are moved aside to "
+      "Replace existing databases: the old db, -wal, -shm and -journal are moved aside to "
       "<name>.db.replaced-<time>, never deleted; refused while a process other than the root's "
       "archiver has them open", NULL },
     { NULL }
