@@ -1426,6 +1426,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   int rc;
 
   if (!t->side[1].exists) {
+    note(d, "table %s: dropped between the two states", t->name);
     if (d->summary)
       g_string_append_printf(o, "%s: missing from second database\n", t->name);
     else if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
@@ -1454,6 +1455,8 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
     return n_diff == 0 || dump_table(d, t, o, error);
   }
   if (!t->side[0].exists) {
+    note(d, "table %s: compared in full: created between the two states", t->name);
+    d->stats->n_tables_full++;
     if (d->summary) {
       g_string_append_printf(o, "%s: missing from first database\n", t->name);
       return TRUE;
@@ -1469,6 +1472,8 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       if (g_ascii_strcasecmp(az->pdata[n], az2->pdata[n]) != 0)
         break;
   if (az == NULL || az2 == NULL || n_pk != n_pk2 || n < az->len) {
+    note(d, "table %s: compared in full: its columns or primary key changed", t->name);
+    d->stats->n_tables_full++;
     if (d->summary) {
       g_string_append_printf(o, "%s: incompatible schema\n", t->name);
       return TRUE;

@@ -436,6 +436,46 @@ diff_placed(SqlenvfsImage *ia, SqlenvfsImage *ib, GHashTable *changed, GString *
   g_string_free(full, TRUE);
 }
 
+/* Tables created, dropped and rebuilt with other columns between the two
+ * states: each is said in a note, and those written whole are counted as
+ * compared in full. */
+START_TEST(test_schema_notes)
+{
+  g_autofree char *a = g_build_filename(tmp, "sa.db", NULL);
+  g_autofree char *b = g_build_filename(tmp, "sb.db", NULL);
+  g_autofree char *bytes = NULL;
+  g_autoptr(SqlenvfsImage) ia = NULL, ib = NULL;
+  g_autoptr(GHashTable) changed = NULL;
+  GString *out = g_string_new(NULL), *notes = g_string_new(NULL);
+  SqlenvfsDiffStats st = { 0 };
+  gsize n;
+
+  exec(a, "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+          "CREATE TABLE kept(id INTEGER PRIMARY KEY, v); INSERT INTO kept VALUES (1, 'a');"
+          "CREATE TABLE gone(x); INSERT INTO gone VALUES (1);"
+          "CREATE TABLE reshaped(id INTEGER PRIMARY KEY, event_type TEXT);"
+          "INSERT INTO reshaped VALUES (1, 'in');");
+  ck_assert(g_file_get_contents(a, &bytes, &n, NULL));
+  ck_assert(g_file_set_contents(b, bytes, (gssize) n, NULL));
+  exec(b, "DROP TABLE gone; CREATE TABLE fresh(y); INSERT INTO fresh VALUES (2);"
+          "ALTER TABLE reshaped RENAME COLUMN event_type TO etype;");
+  changed = pages_differing(a, b);
+  ia = image_of(a);
+  ib = image_of(b);
+  diff_placed(ia, ib, changed, out, notes, &st);
+  ck_assert_msg(strstr(notes->str, "table gone: dropped between the two states\n") != NULL, "%s",
+                notes->str);
+  ck_assert_msg(strstr(notes->str, "table fresh: compared in full: created between the two "
+                                   "states\n") != NULL, "%s", notes->str);
+  ck_assert_msg(strstr(notes->str, "table reshaped: compared in full: its columns or primary "
+                                   "key changed\n") != NULL, "%s", notes->str);
+  ck_assert_msg(strstr(notes->str, "table kept") == NULL, "%s", notes->str);
+  ck_assert_uint_eq(st.n_tables_full, 2);
+  g_string_free(out, TRUE);
+  g_string_free(notes, TRUE);
+}
+END_TEST
+
 /* A table of three levels (a root, 60-odd interior pages, 7,000 leaves) with
  * three rows changed far apart: the changed leaves are placed by their keys,
  * reading the root and the interior pages above them, not every interior
@@ -592,6 +632,7 @@ suite(void)
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
+  tcase_add_test(tc, test_schema_notes);
   tcase_add_test(tc, test_unplaced_leaf);
   tcase_add_test(tc, test_many_tables);
   suite_add_tcase(s, tc);
