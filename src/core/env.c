@@ -907,8 +907,38 @@ sqlenvfs_env_db_info(const char *db, const char *place, const char *path)
     info->mtime_us = MAX(info->mtime_us, wal_mtime);
   }
   conn = open_readonly(path, &error);
-  if (conn == NULL || !read_info(conn, info, &error))
-    info->error = g_strdup(error->message);
+  if (conn != NULL && read_info(conn, info, &error))
+    return info;
+  g_clear_pointer(&conn, sqlite3_close_v2);
+  {
+    /* A read-only connection creates the -shm a WAL database needs, which
+     * a read-only root does not allow: then the file alone is read,
+     * immutable, exact while its -wal holds nothing. */
+    g_autofree char *dir = g_path_get_dirname(path);
+    g_autofree char *uri = NULL;
+    if (error->code != SQLENVFS_ERROR_BUSY && error->code != SQLENVFS_ERROR_INTEGRITY &&
+        access(dir, W_OK) != 0 && g_strcmp0(sqlenvfs_db_file_journal(path), "wal") == 0) {
+      if (info->wal_size > 0) {
+        g_clear_error(&error);
+        g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                    "%s cannot be read: its directory is not writable (a read-only root?), so "
+                    "SQLite cannot set up the shared memory its WAL (%" G_GUINT64_FORMAT
+                    " bytes) needs; run info where the root is writable",
+                    path, info->wal_size);
+      } else {
+        g_autoptr(GError) local = NULL;
+        uri = sqlenvfs_db_uri_immutable(path);
+        g_ptr_array_set_size(info->tables, 0);
+        conn = sqlenvfs_db_open(uri, SQLENVFS_OPEN_READONLY, &local);
+        if (conn != NULL && read_info(conn, info, &local)) {
+          g_free(info->journal_mode);
+          info->journal_mode = g_strdup("wal"); /* immutable says "delete": the file's */
+          return info;
+        }
+      }
+    }
+  }
+  info->error = g_strdup(error->message);
   return info;
 }
 

@@ -340,6 +340,18 @@ if mount --bind "$R5" "$R5" 2>/dev/null; then
   if mount -o remount,ro,bind "$R5" 2>/dev/null; then
     rc=0
     "$SQLENVFS" doctor --root "$R5" --json >"$T/doc.json" 2>"$T/doc.err" || rc=$?
+    # info reads them too, as the file alone (their WAL is empty).
+    "$SQLENVFS" info --root "$R5" --json > "$T/info.json" 2> "$T/info.err" ||
+      fail "info on a read-only root: $(cat "$T/info.err")"
+    python3 - "$T/info.json" <<'PY' || fail "info --json on a read-only root: $(cat "$T/info.json")"
+import json, sys
+doc = json.load(open(sys.argv[1]))
+dbs = doc["databases"] if isinstance(doc, dict) else doc
+for d in dbs:
+    for place in ("production", "development"):
+        e = d[place]
+        assert e.get("error") is None and e["journal_mode"] == "wal" and e["tables"], (place, e)
+PY
     umount "$R5"
     [ "$rc" -ne 2 ] || fail "doctor on a read-only root with healthy databases exited 2: $(grep -B2 -A6 '"failure"' "$T/doc.json" | head -40)"
     for subject in prod/app dev/app; do
@@ -347,7 +359,7 @@ if mount --bind "$R5" "$R5" 2>/dev/null; then
       finding ok open "$subject" "opened as immutable" >/dev/null || fail "open note of $subject on a read-only root"
     done
     finding ok journal prod/app "journal mode is WAL" >/dev/null || fail "journal of prod/app on a read-only root: $(finding failure journal prod/app)"
-    pass "a read-only root: healthy databases are opened immutable and checked, no failure"
+    pass "a read-only root: healthy databases are opened immutable and checked (doctor, info)"
   else
     umount "$R5"
     note "skipped the read-only root case (remount refused)"
