@@ -463,7 +463,7 @@ check_integrity exists.db
 # --force replaces a plain file, not a symlink (nor what it points to).
 echo target >target.db
 ln -s target.db sym.db
-expect_fail "sym.db: it is a symbolic link, not a plain file" \
+expect_fail "sym.db: it is a symbolic link \(to target.db\), not a plain file" \
   "$SQLENVFS" recover zeroed.db --output sym.db --force
 [ -L sym.db ] || fail "the symlink was replaced"
 assert_eq "$(cat target.db)" "target" "the symlink's target after a refused recover"
