@@ -24,8 +24,11 @@ print_text(const SqlenvfsDbInfo *info)
 
   printf("  %-12s %s\n", place_label(info), info->path);
   if (!info->exists) {
-    printf("    (does not exist%s)\n",
-           g_str_equal(info->place, "dev") ? ": create it with `sqlenvfs refresh-dev`" : "");
+    g_autofree char *db = sqlenvfs_shell_word(info->db);
+    if (g_str_equal(info->place, "dev"))
+      printf("    (does not exist: create it with `sqlenvfs refresh-dev --db %s`)\n", db);
+    else
+      printf("    (does not exist)\n");
     return;
   }
   if (info->error) {

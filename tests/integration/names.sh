@@ -111,6 +111,11 @@ for db in names:
     assert cmds["prod/" + db] == ["sqlenvfs", "verify", "--drill", "--root", root, "--db", db], \
         cmds.get("prod/" + db)
 PY
+# A development database missing: info's advice names its database.
+mv "$R/data/dev/$SP.db" "$T/dev-aside.db"
+"$SQLENVFS" info --root "$R" 2>/dev/null | grep -qF "create it with \`sqlenvfs refresh-dev --db '$SP'\`" ||
+  fail "info on a missing development database: $("$SQLENVFS" info --root "$R" 2>&1 | grep -A1 "dev/$SP")"
+mv "$T/dev-aside.db" "$R/data/dev/$SP.db"
 # A database that does not exist: the error names the ones there are, each
 # one shell word, and gives no advice to create the one mistyped.
 err=$("$SQLENVFS" backup --root "$R" --db "no $NA" 2>&1 >/dev/null) && fail "backup of a missing database"
