@@ -1174,10 +1174,16 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     const Window *first = &g_array_index(tl->windows, Window, 0);
     const Window *last = &g_array_index(tl->windows, Window, tl->windows->len - 1);
     const SqlenvfsArchiveEntry *d = NULL;
+    /* Damage that ended the window before @target, also when its record
+     * was captured after @target (before the next window, if any): the
+     * cause of the gap @target is in. */
     for (guint i = tl->windows->len; i > 0 && d == NULL; i--) {
       const Window *w = &g_array_index(tl->windows, Window, i - 1);
       if (w->to < target)
-        d = damage_between(tl, w->to, target);
+        d = damage_between(tl, w->to,
+                           i < tl->windows->len
+                             ? g_array_index(tl->windows, Window, i).from
+                             : G_MAXINT64);
     }
     if (d != NULL)
       set_damage_error(tl, d, target, error);

@@ -72,6 +72,12 @@ python3 -c "import sys; sys.exit(0 if $T_BEFORE <= $W_TO < $T_AT else 1)" \
   || fail "the window ends at $W_TO, not between $T_BEFORE and the damaged record at $T_AT"
 pass "list ends the window before the damaged record"
 
+# A time after the window's end but before the damaged record's capture is
+# refused for the damage, not as a time not archived yet.
+T_NEAR=$(python3 -c "print('%.6f' % (($W_TO + $T_AT) / 2))")
+python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+  --time "@$T_NEAR" --expect refused --match "missing or unreadable in $SEGNAME"
+
 # A snapshot after the damage makes the archive recoverable again from its
 # state on, and only from there.
 pitr_start_archiver "$R" "$T/b"
@@ -89,4 +95,6 @@ grep -q "$SEGNAME" "$T/w2" || fail "the second window does not say what cut it: 
 python3 "$ORACLE" check --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" --expect-latest
 python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
   --time "@$T_AT" --expect refused --match "$SEGNAME"
+python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+  --time "@$T_NEAR" --expect refused --match "missing or unreadable in $SEGNAME"
 pass "a later snapshot starts a new window; list and restore agree on every time"
