@@ -85,6 +85,7 @@ typedef struct {
   SqlenvfsRecoverMethod method; /* the method that produced the output */
   char *method_note;            /* why that method (e.g. why the shell was not used) */
   GPtrArray *damage;            /* char *: what the source's integrity_check said (first 20) */
+  char *wal_damage;             /* what of the source's -wal SQLite cannot read, or NULL */
   GPtrArray *tables;            /* SqlenvfsRecoveredTable *, by name */
   gint64 n_lost_and_found;      /* rows put in lost_and_found (shell method), 0 if none */
   GPtrArray *problems;          /* char *: schema entries not recreated, rows rejected, ... */

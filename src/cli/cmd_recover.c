@@ -32,9 +32,13 @@ print_text(const SqlenvfsRecoverReport *r)
            "may be damaged too (SQLite cannot tell overwritten bytes from data); check those "
            "named below against a backup, or for production `sqlenvfs restore --time "
            "latest`\n");
-  } else {
+  } else if (r->wal_damage == NULL) {
     printf("the source passed integrity_check: nothing looked damaged\n");
+  } else {
+    printf("the source passed integrity_check\n");
   }
+  if (r->wal_damage != NULL)
+    printf("damage found in the source's -wal: %s\n", r->wal_damage);
   printf("tables:\n");
   for (guint i = 0; i < r->tables->len; i++) {
     const SqlenvfsRecoveredTable *t = g_ptr_array_index(r->tables, i);
@@ -85,6 +89,7 @@ print_json(const SqlenvfsRecoverReport *r)
   sqlenvfs_json_member_string(j, "output", r->output);
   sqlenvfs_json_member_string(j, "method", sqlenvfs_recover_method_name(r->method));
   sqlenvfs_json_member_string(j, "method_note", r->method_note);
+  sqlenvfs_json_member_string(j, "wal_damage", r->wal_damage);
   sqlenvfs_json_key(j, "damage");
   sqlenvfs_json_begin_array(j);
   for (guint i = 0; i < r->damage->len; i++)

@@ -376,6 +376,27 @@ grep -q "passed integrity_check: nothing looked damaged" report-crash.txt || fai
 grep -q "their values may be damaged too" report-crash.txt && fail "intact source: rows said to be possibly damaged"
 pass "commits still in the -wal are recovered; source and its -wal unchanged, no -shm made"
 
+# The same -wal with bytes overwritten in frame 300: the commits before that
+# frame are recovered, and the report says the later ones are not.
+cp wal.db bad-wal.db
+cp crash.db-wal bad-wal.db-wal
+pgsz=$(sqlite3 crash.db 'PRAGMA page_size')
+dd if=/dev/zero of=bad-wal.db-wal bs=1 seek=$(( 32 + 299 * (24 + pgsz) + 100 )) count=8 \
+  conv=notrunc status=none
+"$SQLENVFS" recover bad-wal.db --output rec-bad-wal.db > report-bad-wal.txt
+n=$(sqlite3 rec-bad-wal.db 'SELECT count(*) FROM x')
+[ "$n" -lt 500 ] || fail "a damaged -wal: all $n rows recovered (the damage was not where meant)"
+grep -Eq "^damage found in the source's -wal: its -wal holds [0-9]+ frames from frame 300 on that fail their checksums, and frame [0-9]+ ends a committed transaction" \
+  report-bad-wal.txt || fail "a damaged -wal is not reported: $(cat report-bad-wal.txt)"
+grep -q "nothing looked damaged" report-bad-wal.txt && fail "a damaged -wal: nothing said damaged"
+"$SQLENVFS" recover bad-wal.db --output rec-bad-wal.json.db --json |
+  python3 -c 'import json, sys; d = json.load(sys.stdin); assert "frame 300" in d["wal_damage"], d' ||
+  fail "recover --json: no wal_damage for a damaged -wal"
+"$SQLENVFS" recover crash.db --output rec-crash.json.db --json |
+  python3 -c 'import json, sys; d = json.load(sys.stdin); assert d["wal_damage"] is None, d' ||
+  fail "recover --json: wal_damage for an intact -wal"
+pass "a -wal whose checksums break before a commit: what is lost is said"
+
 # ---- 5. The shell method's plumbing -------------------------------------------
 # Debian 12's sqlite3 shell cannot run .recover (its library lacks
 # sqlite_dbpage); where it can, the real one is tested. Everywhere, a shell
