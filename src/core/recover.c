@@ -302,6 +302,7 @@ typedef struct {
   GPtrArray *damage; /* char *: integrity_check's messages (MAX_PLACES) */
   gboolean schema_partial; /* sqlite_schema could not be read to its end */
   gint64 copy_size;  /* bytes of the private copy (database and -wal) */
+  gboolean shell_erred; /* the sqlite3 shell ran and printed an error */
 } Job;
 
 static char *
@@ -587,6 +588,7 @@ run_shell(Job *j, const char *shell, char **why)
     if (errtext && *errtext) {
       char *nl = strchr(errtext, '\n');
       first = nl ? g_strndup(errtext, nl - errtext) : g_strdup(errtext);
+      j->shell_erred = TRUE;
     }
     *why = g_strdup_printf(
       "the sqlite3 shell's .recover did not finish (%s%s%s)",
@@ -2241,7 +2243,8 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
           remove_db_files(j.newdb);
       }
       if (!shell_ok) {
-        g_autofree char *full = g_strconcat(why, shell_hint(j.src), NULL);
+        /* Why .recover may fail, only where the shell said it did. */
+        g_autofree char *full = g_strconcat(why, j.shell_erred ? shell_hint(j.src) : "", NULL);
         if (opts->method == SQLENVFS_RECOVER_SHELL) {
           g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
                       "recover %s with the sqlite3 shell: %s (use --method salvage)",
