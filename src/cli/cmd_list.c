@@ -252,7 +252,11 @@ print_history(const SqlenvfsListReport *report)
 static void
 print_windows(const SqlenvfsListReport *report)
 {
-  printf("recoverable windows: %u\n", report->windows->len);
+  printf("recoverable windows: %u", report->windows->len);
+  if (report->tails->len > 0)
+    printf(", and %u period%s that %s not", report->tails->len,
+           report->tails->len == 1 ? "" : "s", report->tails->len == 1 ? "is" : "are");
+  printf("\n");
   for (guint i = 0; i < report->windows->len; i++) {
     const SqlenvfsListWindow *w = report->windows->pdata[i];
     g_autofree char *from = sqlenvfs_time_format_local(w->from_us);

@@ -189,6 +189,15 @@ cmd_recover(int argc, char **argv)
       return cli_fail("recover", error);
     }
     name = sqlenvfs_root_resolve_db(root, argv[1], TRUE, &error);
+    if (name == NULL && g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+      g_autofree char *dbs = sqlenvfs_root_describe_dbs(root);
+      g_clear_error(&error);
+      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "%s: no such file here, and no production database of that name in %s (%s%s; "
+                  "give the path of the database file, or one of those names)",
+                  argv[1], sqlenvfs_root_dir(root), dbs ? "it has " : "it has none",
+                  dbs ? dbs : "");
+    }
     if (name == NULL)
       return cli_fail("recover", error);
     source = sqlenvfs_root_prod_db(root, name);

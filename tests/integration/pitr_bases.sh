@@ -297,6 +297,8 @@ WHEN=$(sed -n 's/.*restore it with `--time \([^`]*\)`.*/\1/p' "$T/d.err")
 "$SQLENVFS" list --root "$R4" > "$T/list4.out" || fail "list failed"
 grep -q "NOT RECOVERABLE: gap: .*snapshots/$NEWEST/app.db" "$T/list4.out" ||
   fail "list does not show what cannot be restored: $(cat "$T/list4.out")"
+grep -Eq "^recoverable windows: [0-9]+, and 1 period that is not$" "$T/list4.out" ||
+  fail "list's count leaves out the period that is not recoverable: $(cat "$T/list4.out")"
 "$SQLENVFS" list --root "$R4" --json | python3 -c '
 import json, sys
 u = json.load(sys.stdin)["unrecoverable"]

@@ -446,7 +446,7 @@ assert t["raw_vessel_events"]["rows_expected"] == 500, t
 assert r["damage"] == [], r["damage"]
 PY
 assert_eq "$(sqlite3 by-name.db 'SELECT count(*) FROM raw_vessel_events')" "500" "rows recovered by name"
-expect_fail "production database .*nope.db does not exist" "$SQLENVFS" recover nope --root "$T/root" --output n.db
+expect_fail "^sqlenvfs recover: nope: no such file here, and no production database of that name in [^ ]*root \(it has app; give the path" "$SQLENVFS" recover nope --root "$T/root" --output n.db
 pass "a production database named in a root; --json report"
 
 # ---- 6b. Never into a database in use, even with --force ------------------------
