@@ -45,6 +45,7 @@
 #include "fs.h"
 
 #include "sqlenvfs/archiver.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/json.h"
@@ -148,6 +149,17 @@ write_archiver(Fs *fs, SqlenvfsJson *j, const SqlenvfsArchiverDbStatus *st)
     sqlenvfs_json_begin_object(j);
     sqlenvfs_json_member_string(j, "state", fs->archiver == NULL ? "not-in-this-mount"
                                                                  : "not-seen-yet");
+    if (fs->archiver == NULL) {
+      /* -o noarchiver: whether another process archives the root. */
+      g_autofree char *lock = sqlenvfs_root_lock_path(fs->root, "archiver");
+      int pid = sqlenvfs_doctor_lock_holder(lock, NULL);
+      if (pid > 0)
+        sqlenvfs_json_member_int(j, "archived_by_pid", pid);
+      else if (pid == 0)
+        sqlenvfs_json_member_string(j, "message",
+                                    "no process archives this root: commits are not archived "
+                                    "(run `sqlenvfs archive`, or mount without -o noarchiver)");
+    }
     sqlenvfs_json_end_object(j);
     return;
   }

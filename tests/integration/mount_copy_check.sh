@@ -8,6 +8,8 @@
 #   says which copy and why;
 # - a copy whose file changed but whose bytes did not (touch) is checked at
 #   its open and served.
+# And with -o noarchiver, status says whether another process archives the
+# root (its pid) or that none does.
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
@@ -51,3 +53,28 @@ same_bytes "$M/backups/${B[1]}/app.db" "$R/backups/prod/daily/${B[1]}/app.db" ||
 same_bytes "$M/backups/${B[2]}/app.db" "$R/backups/prod/daily/${B[2]}/app.db" ||
   fail "the last backup after the others were checked"
 pass "a copy touched but unchanged is checked at its open and served"
+
+# Mounted with -o noarchiver: status says whether another process archives.
+arch_status() {
+  python3 - "$M/status" <<'PY'
+import json, sys
+d = [d for d in json.load(open(sys.argv[1]))["databases"] if d["name"] == "app"][0]["archiver"]
+print(d["state"], d.get("archived_by_pid", "-"), d.get("message", "-"))
+PY
+}
+s=$(arch_status)
+case $s in
+  "not-in-this-mount - no process archives this root: commits are not archived"*) ;;
+  *) fail "status with -o noarchiver and no archiver: $s" ;;
+esac
+"$SQLENVFS" archive --root "$R" > /dev/null 2> "$T/arch.err" &
+ARCH=$!
+track_pid "$ARCH"
+for _ in $(seq 100); do
+  s=$(arch_status)
+  [ "$s" = "not-in-this-mount $ARCH -" ] && break
+  sleep 0.1
+done
+assert_eq "$s" "not-in-this-mount $ARCH -" "status with -o noarchiver and an archiver running"
+kill -TERM "$ARCH"; wait "$ARCH" || true
+pass "status says whether anything archives a root mounted with -o noarchiver"
