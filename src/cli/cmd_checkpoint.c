@@ -6,6 +6,7 @@
 
 #include "cli.h"
 #include "commands.h"
+#include "sqlenvfs/doctor.h"
 
 int
 cmd_checkpoint(int argc, char **argv)
@@ -15,6 +16,7 @@ cmd_checkpoint(int argc, char **argv)
   SqlenvfsOpArgs args = { 0 };
   g_auto(SqlenvfsOpOutcome) out = { 0 };
   GError *error = NULL;
+  guint n_copied = 0;
   GOptionEntry entries[] = {
     { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Checkpoint only this database (default: all)",
       "NAME" },
@@ -55,6 +57,16 @@ cmd_checkpoint(int argc, char **argv)
     g_autofree char *path = sqlenvfs_root_prod_db(root, c->db);
     printf("checkpointed %s: %d of %d WAL frames are in %s\n", c->db, c->n_copied,
            c->n_wal_frames, path);
+    n_copied += c->n_copied > 0 ? (guint)c->n_copied : 0;
+  }
+  if (n_copied > 0) {
+    /* Nothing else would say that what was copied may now be lost to the
+     * archive. */
+    g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
+    if (sqlenvfs_doctor_lock_holder(lock, NULL) == 0)
+      fprintf(stderr, "sqlenvfs checkpoint: note: no archiver is running: the next writer may "
+              "restart the WAL, and the commits in it that were never archived are then not "
+              "recoverable (start `sqlenvfs archive` or mount the root before writing)\n");
   }
   return CLI_OK;
 }
