@@ -94,8 +94,10 @@ gboolean sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, G
  * copies (--full: everything read)". */
 char *sqlenvfs_verify_memo_describe(const SqlenvfsVerifyReport *report);
 
-/* What the memo knows of @sdb's file as it is now (a stat, nothing read;
- * invariant 5). *reason (newly allocated) says why when BAD. */
+/* What is known of @sdb's file as it is now: BAD when this process found
+ * it bad (store.h, sqlenvfs_store_base_known_bad), else the memo's verdict
+ * (a stat, nothing read; invariant 5). *reason (newly allocated) says why
+ * when BAD. */
 typedef enum {
   SQLENVFS_BASE_UNCHECKED = 0, /* no verdict for the file as it is now */
   SQLENVFS_BASE_GOOD,

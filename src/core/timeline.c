@@ -452,9 +452,7 @@ build_bases(SqlenvfsTimeline *tl)
     SqlenvfsArchiveEntry st;
     if (sdb == NULL)
       continue;
-    b.state = sqlenvfs_store_base_known_bad(sdb, &why)
-                ? SQLENVFS_BASE_BAD
-                : sqlenvfs_verify_memo_base_state(verdicts, sdb, &why);
+    b.state = sqlenvfs_verify_memo_base_state(verdicts, sdb, &why);
     if (b.state == SQLENVFS_BASE_BAD) {
       /* Found bad, by this process or as remembered in the memo of base
        * verdicts (verifymemo.h): no window starts from it. */
@@ -1143,7 +1141,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
   if (tl->windows->len == 0) {
     g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
     if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
-      g_autofree char *dbs = sqlenvfs_root_describe_dbs(tl->root);
+      g_autofree char *dbs = sqlenvfs_root_describe_dbs(tl->root, NULL);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "there is no production database %s, and no archive or copy of it (%s%s; "
                   "see `sqlenvfs list`)", name, dbs ? "this root has " : "nor of any other",

@@ -586,8 +586,11 @@ SqlenvfsBaseState
 sqlenvfs_verify_memo_base_state(SqlenvfsVerifyMemo *memo, const SqlenvfsStoredDb *sdb,
                                 char **reason)
 {
-  const Entry *e = g_hash_table_lookup(memo->entries, sdb->path);
+  const Entry *e;
   SqlenvfsFileId id;
+  if (sqlenvfs_store_base_known_bad(sdb, reason))
+    return SQLENVFS_BASE_BAD; /* found bad by this process, maybe not remembered */
+  e = g_hash_table_lookup(memo->entries, sdb->path);
   if (e == NULL || !id_of_path(sdb->path, &id) || !copy_entry_applies(e, &id, sdb))
     return SQLENVFS_BASE_UNCHECKED;
   if (e->why == NULL)

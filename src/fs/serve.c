@@ -327,14 +327,11 @@ copy_is_good(Fs *fs, const SqlenvfsStoredCopy *copy, const SqlenvfsStoredDb *sdb
              GError **error)
 {
   g_autofree char *memo_path = sqlenvfs_verify_memo_path(fs->root);
-  g_autoptr(SqlenvfsVerifyMemo) memo = NULL;
+  g_autoptr(SqlenvfsVerifyMemo) memo =
+    sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
   g_autofree char *why = NULL;
-  SqlenvfsBaseState state = SQLENVFS_BASE_BAD;
+  SqlenvfsBaseState state = sqlenvfs_verify_memo_base_state(memo, sdb, &why);
 
-  if (!sqlenvfs_store_base_known_bad(sdb, &why)) {
-    memo = sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
-    state = sqlenvfs_verify_memo_base_state(memo, sdb, &why);
-  }
   if (state == SQLENVFS_BASE_UNCHECKED) {
     g_autoptr(GError) local = NULL;
     SqlenvfsFileId id;
