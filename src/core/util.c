@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <dirent.h>
+#include <fts.h>
 #include <ftw.h>
 #include <signal.h>
 #include <stdio.h>
@@ -598,33 +599,19 @@ rm_one(const char *fpath, const struct stat *sb, int typeflag, struct FTW *ftwbu
   return unlink(fpath) == 0 ? 0 : errno;
 }
 
-static guint64 tree_bytes_sum; /* of sqlenvfs_tree_bytes's walk, under tree_bytes_lock */
-static GMutex tree_bytes_lock;
-
-static int
-add_bytes(const char *fpath, const struct stat *sb, int typeflag, struct FTW *ftwbuf)
-{
-  (void)fpath;
-  (void)ftwbuf;
-  if (typeflag == FTW_F && S_ISREG(sb->st_mode))
-    tree_bytes_sum += (guint64)sb->st_size;
-  return 0;
-}
-
 guint64
 sqlenvfs_tree_bytes(const char *path)
 {
-  struct stat st;
-  guint64 n;
-  if (lstat(path, &st) != 0)
+  char *const paths[] = { (char *)path, NULL };
+  FTS *fts = fts_open(paths, FTS_PHYSICAL | FTS_NOCHDIR, NULL);
+  FTSENT *e;
+  guint64 n = 0;
+  if (fts == NULL)
     return 0;
-  if (!S_ISDIR(st.st_mode))
-    return S_ISREG(st.st_mode) ? (guint64)st.st_size : 0;
-  g_mutex_lock(&tree_bytes_lock);
-  tree_bytes_sum = 0;
-  nftw(path, add_bytes, 16, FTW_PHYS);
-  n = tree_bytes_sum;
-  g_mutex_unlock(&tree_bytes_lock);
+  while ((e = fts_read(fts)) != NULL)
+    if (e->fts_info == FTS_F && S_ISREG(e->fts_statp->st_mode))
+      n += (guint64)e->fts_statp->st_size;
+  fts_close(fts);
   return n;
 }
 
