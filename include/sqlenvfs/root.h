@@ -164,8 +164,9 @@ gboolean sqlenvfs_root_is_db_name(const char *base);
 GPtrArray *sqlenvfs_root_list_dbs(const SqlenvfsRoot *root);
 
 /* The production databases, for a message: "app, shop and 'sales 2026'"
- * (each a shell word), or NULL when there is none. Newly allocated. */
-char *sqlenvfs_root_describe_dbs(const SqlenvfsRoot *root);
+ * (each a shell word), or NULL when there is none; *@n (when not NULL)
+ * how many. Newly allocated. */
+char *sqlenvfs_root_describe_dbs(const SqlenvfsRoot *root, guint *n);
 
 /* The "<name>.db" files of data/prod that are left out because their name
  * is not supported: "<path>: <why>" each (control characters escaped). */

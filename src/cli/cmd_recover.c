@@ -190,7 +190,7 @@ cmd_recover(int argc, char **argv)
     }
     name = sqlenvfs_root_resolve_db(root, argv[1], TRUE, &error);
     if (name == NULL && g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
-      g_autofree char *dbs = sqlenvfs_root_describe_dbs(root);
+      g_autofree char *dbs = sqlenvfs_root_describe_dbs(root, NULL);
       g_clear_error(&error);
       g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "%s: no such file here, and no production database of that name in %s (%s%s; "

@@ -94,15 +94,13 @@ ctl_db(SqlenvfsRoot *root, const char *name, const char *line, const char *accep
        GError **error)
 {
   g_autofree char *dbs = NULL;
-  g_autoptr(GPtrArray) names = NULL;
+  guint n;
   if (existing_db(root, name))
     return sqlenvfs_root_resolve_db(root, name, TRUE, error);
-  dbs = sqlenvfs_root_describe_dbs(root);
-  names = sqlenvfs_root_list_dbs(root);
+  dbs = sqlenvfs_root_describe_dbs(root, &n);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
               "cannot parse \"%s\": no production database has that name (%s%s); write %s",
-              line, names->len == 0 ? "there is none" : names->len == 1 ? "the one there is: "
-                                                                       : "there are ",
+              line, n == 0 ? "there is none" : n == 1 ? "the one there is: " : "there are ",
               dbs ? dbs : "", accepted);
   return NULL;
 }

@@ -689,7 +689,7 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
   if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
     g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
     g_autofree char *db_word = sqlenvfs_shell_word(name);
-    g_autofree char *dbs = sqlenvfs_root_describe_dbs(root);
+    g_autofree char *dbs = sqlenvfs_root_describe_dbs(root, NULL);
     const char *which = name == root->settings.default_db
                           ? " (the default database, taken as no name was given; [sqlenvfs] "
                             "default-db in sqlenvfs.conf sets it)"
@@ -708,11 +708,13 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
 }
 
 char *
-sqlenvfs_root_describe_dbs(const SqlenvfsRoot *root)
+sqlenvfs_root_describe_dbs(const SqlenvfsRoot *root, guint *n)
 {
   g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
   GString *s;
 
+  if (n != NULL)
+    *n = names->len;
   if (names->len == 0)
     return NULL;
   s = g_string_new(NULL);
