@@ -451,7 +451,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
 
     if (try_base(root, a, plan, defer_crc, out, &local)) {
       if (bad->len)
-        g_message("restore %s: using %s %s as the base (%s)", plan->db,
+        g_message("%s: using %s %s as the base (%s)", plan->db,
                   sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name, bad->str);
       return TRUE;
     }
@@ -474,7 +474,7 @@ open_checked_base(SqlenvfsRoot *root, SqlenvfsArchive *a, SqlenvfsRestorePlan *p
     if (!sqlenvfs_timeline_next_base(tl, plan, tried, &skipped)) {
       g_autofree char *when = sqlenvfs_time_format_iso(plan->state_us);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                  "restore %s: no good base for the state of %s, refusing to build it: %s%s "
+                  "%s: no good base for the state of %s, refusing to build it: %s%s "
                   "(run `sqlenvfs verify`; take a new snapshot with `sqlenvfs snapshot`)",
                   plan->db, when, bad->str, skipped);
       return FALSE;
@@ -494,7 +494,7 @@ sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error)
   fd = open(plan->base_path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "restore %s: the base %s went away while it was read (%s; retry)", plan->db,
+                "%s: the base %s went away while it was read (%s; retry)", plan->db,
                 plan->base_path, g_strerror(errno));
     return FALSE;
   }
@@ -504,7 +504,7 @@ sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error)
     return FALSE;
   if (!sqlenvfs_file_id_equal(&now, &plan->base_id)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "restore %s: the base %s changed while it was read (something writes to the "
+                "%s: the base %s changed while it was read (something writes to the "
                 "store; nothing built from it is kept; retry, and run `sqlenvfs verify`)",
                 plan->db, plan->base_path);
     return FALSE;
@@ -571,14 +571,14 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
   if (!sqlenvfs_archive_get(a, plan->base_seq, &rec) ||
       !sqlenvfs_archive_get(a, plan->state_seq, &rec) || plan->base_seq > plan->state_seq) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: the archive %s no longer holds the records from the base %s on "
+                "%s: the archive %s no longer holds the records from the base %s on "
                 "(pruned or damaged since; plan the restore again)",
                 plan->db, dir, plan->base_name);
     return NULL;
   }
   if (!records_between(a, plan->base_seq, plan->state_seq)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: records are missing from the archive %s between the base %s and "
+                "%s: records are missing from the archive %s between the base %s and "
                 "the target (run `sqlenvfs verify`)", plan->db, dir, plan->base_name);
     return NULL;
   }
@@ -588,7 +588,7 @@ restore_image(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboolean defer_crc,
     return NULL;
   if (cur_pages != plan->n_pages) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "restore %s: the archive %s changed since the restore was planned (plan it again)",
+                "%s: the archive %s changed since the restore was planned (plan it again)",
                 plan->db, dir);
     return NULL;
   }
@@ -677,7 +677,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
     img = restore_image(root, plan, defer_crc, &base_bad, bad_maps, NULL, NULL, &local);
     if (img == NULL && bad_maps->len > n_bad) {
       /* A segment's file found not to match its summary while composing. */
-      g_info("restore %s: %s; starting again", plan->db, local->message);
+      g_info("%s: %s; starting again", plan->db, local->message);
       continue;
     }
     if (img == NULL) {
@@ -691,7 +691,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
     ok = sqlenvfs_copy_image(img, output, mode, overwrite, progress, user, NULL, &local);
     g_clear_pointer(&img, sqlenvfs_image_free);
     if (!ok && bad_maps->len > n_bad) {
-      g_info("restore %s: %s; starting again", plan->db, local->message);
+      g_info("%s: %s; starting again", plan->db, local->message);
       continue;
     }
     if (ok || !base_bad || !defer_crc) {
@@ -699,7 +699,7 @@ sqlenvfs_restore_to_file(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, const ch
         g_propagate_error(error, g_steal_pointer(&local));
       break;
     }
-    g_info("restore %s: %s; starting again from another base", plan->db, local->message);
+    g_info("%s: %s; starting again from another base", plan->db, local->message);
     defer_crc = FALSE;
   }
   if (ok && !sqlenvfs_restore_base_unchanged(plan, error)) {

@@ -929,14 +929,14 @@ set_nothing_error(const SqlenvfsTimeline *tl, GError **error)
   g_autofree char *skipped = describe_unreadable_except(tl, NULL);
   if (archive_is_empty(tl))
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: nothing is recoverable: the WAL archive %s is empty (run "
+                "%s: nothing is recoverable: the WAL archive %s is empty (run "
                 "`sqlenvfs archive` or mount the root to archive continuously; a backup or "
                 "snapshot that `sqlenvfs list` shows is itself the database as of its time: "
                 "copy its file)",
                 tl->db, tl->dir);
   else
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                "restore %s: nothing is recoverable yet: no usable backup or snapshot lies inside "
+                "%s: nothing is recoverable yet: no usable backup or snapshot lies inside "
                 "the archived period (take one with `sqlenvfs snapshot` while the archiver "
                 "runs)%s",
                 tl->db, skipped);
@@ -970,7 +970,7 @@ set_damage_error(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *d, gint64 tar
   g_autofree char *list = describe_windows(tl);
   segment_name(tl, d, &seg);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-              "restore %s: %s falls in a gap of the archive: records from %s on are missing or "
+              "%s: %s falls in a gap of the archive: records from %s on are missing or "
               "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
               seg, list);
 }
@@ -1062,7 +1062,7 @@ set_unrecoverable_tail_error(SqlenvfsTimeline *tl, guint c, gint64 newest, GErro
   g_autofree char *until = sqlenvfs_time_format_iso(newest);
   g_autofree char *list = describe_windows(tl);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-              "restore %s: the latest archived state (%s) cannot be restored: the archive goes "
+              "%s: the latest archived state (%s) cannot be restored: the archive goes "
               "on after a break at %s (%s). The newest state that can be restored is older, %s: "
               "restore it with `--time %s` if that is what you want (recoverable: %s); to make "
               "the newest state recoverable, take a snapshot with `sqlenvfs snapshot` (the "
@@ -1137,7 +1137,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     return NULL;
   }
   for (guint i = 0; i < tl->unreadable->len; i++)
-    g_message("restore %s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
+    g_message("%s: not used as a base: %s", name, (char *)tl->unreadable->pdata[i]);
   if (tl->windows->len == 0) {
     g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
     if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
@@ -1187,11 +1187,11 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
       set_damage_error(tl, d, target, error);
     else if (target < first->from)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                  "restore %s: %s is before the earliest recoverable time (recoverable: %s)",
+                  "%s: %s is before the earliest recoverable time (recoverable: %s)",
                   name, when, list);
     else if (target > last->to)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                  "restore %s: %s is after the latest archived time (recoverable: %s); if the "
+                  "%s: %s is after the latest archived time (recoverable: %s); if the "
                   "archiver is running, retry in a moment, or restore to `latest`",
                   name, when, list);
     else {
@@ -1202,7 +1202,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
           break;
         }
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-                  "restore %s: %s falls in a gap of the archive and cannot be restored%s%s%s "
+                  "%s: %s falls in a gap of the archive and cannot be restored%s%s%s "
                   "(recoverable: %s)",
                   name, when, why ? " (" : "", why ? why : "", why ? ")" : "", list);
     }
@@ -1213,7 +1213,7 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     best = pick_base(tl, win->chain, st.seq, NULL);
   if (best == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
-                "restore %s: internal inconsistency resolving the window (run `sqlenvfs verify`)",
+                "%s: internal inconsistency resolving the window (run `sqlenvfs verify`)",
                 name);
     return NULL;
   }
