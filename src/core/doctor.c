@@ -32,6 +32,7 @@
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/json.h"
+#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
@@ -1003,6 +1004,55 @@ check_drill(Ctx *c, const DbFiles *d, const char *name)
   sqlenvfs_drill_last_clear(&last);
 }
 
+/* Lag past which a replica that ships is said to fall behind. */
+#define REPLICA_LAG_WARN_US (15 * 60 * G_USEC_PER_SEC)
+
+/* With a replica configured, whether it keeps up with @name's archive and
+ * copies: what the shipper's status says (list's replica lines). */
+static void
+check_replica(Ctx *c, const DbFiles *d, const char *name)
+{
+  g_autoptr(GPtrArray) all = NULL;
+  const SqlenvfsShipperDbStatus *st;
+  g_autofree char *conf = NULL, *backlog = NULL, *lag = NULL;
+
+  if (!sqlenvfs_shipper_is_configured(c->root))
+    return;
+  conf = g_build_filename(sqlenvfs_root_dir(c->root), "sqlenvfs.conf", NULL);
+  all = sqlenvfs_shipper_status(c->root);
+  st = sqlenvfs_shipper_status_find(all, name);
+  if (st == NULL) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "replica", d->subject, conf,
+                               "start the archiver (`sqlenvfs mount` or `sqlenvfs archive`): it "
+                               "ships", "a replica is configured, but nothing says that %s "
+                               "was ever shipped to it", name);
+    return;
+  }
+  backlog = sqlenvfs_format_size(st->backlog_bytes);
+  lag = format_age(st->lag_us);
+  if (strcmp(st->state, "shipping") == 0 && st->lag_us < REPLICA_LAG_WARN_US)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "replica", d->subject, conf,
+                               "nothing to do", "shipping: %s not yet shipped (lag %s)", backlog,
+                               lag);
+  else if (strcmp(st->state, "shipping") == 0 || strcmp(st->state, "stalled") == 0)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "replica", d->subject, conf,
+                               "check that the object storage is reachable and accepts "
+                               "uploads; the archiver retries by itself",
+                               "the replica falls behind: %s not yet shipped, the oldest "
+                               "for %s%s%s", backlog, lag, st->error ? ": " : "",
+                               st->error ? st->error : "");
+  else if (strcmp(st->state, "off") == 0)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "replica", d->subject, conf,
+                               "start the archiver, or do what the error says",
+                               "nothing is shipped to the replica now: %s (%s not yet shipped)",
+                               st->error ? st->error : "no reason recorded", backlog);
+  else
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "replica", d->subject, conf,
+                               "do what the error says, then restart the archiver",
+                               "nothing is shipped to the replica (%s): %s (%s not yet shipped)",
+                               st->state, st->error ? st->error : "no reason recorded", backlog);
+}
+
 /* How far the archive of @name reaches, and how far behind it is. */
 static void
 check_archive(Ctx *c, const DbFiles *d, const char *name)
@@ -1113,6 +1163,7 @@ check_around(Ctx *c, DbFiles *d, gboolean is_prod, gboolean wal_mode, GArray *lo
     check_recoverable(c, d, name);
     check_backups(c, d, name);
     check_drill(c, d, name);
+    check_replica(c, d, name);
   }
 }
 

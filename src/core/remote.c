@@ -831,10 +831,13 @@ batch_worker(gpointer user)
     if (data == NULL) {
       GError *e2 = NULL;
       where = sqlenvfs_s3_describe(s3, it->obj->key);
-      g_set_error(&e2, SQLENVFS_ERROR, err->code,
-                  "%s (the replica is damaged or changed while it was read: retry, and run "
-                  "%s if it persists)",
-                  err->message, b->r->verify);
+      if (err->code == SQLENVFS_ERROR_IO) /* the server or the network: it says which */
+        e2 = g_error_copy(err);
+      else
+        g_set_error(&e2, SQLENVFS_ERROR, err->code,
+                    "%s (the replica is damaged or changed while it was read: retry, and run "
+                    "%s if it persists)",
+                    err->message, b->r->verify);
       g_clear_error(&err);
       batch_fail(b, e2);
       break;
@@ -1174,14 +1177,24 @@ add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base
   }
   for (guint i = 0; i < s->parts->len; i++) {
     const Part *p = &g_array_index(s->parts, Part, i);
+    const Part *next = i + 1 < s->parts->len ? &g_array_index(s->parts, Part, i + 1) : NULL;
     if (p->a != end) {
-      if (p->a > end)
-        g_message("replica %s: %s: the parts of segment %016" G_GUINT64_FORMAT
-                  " stop at byte %" G_GUINT64_FORMAT " (a hole before %s): what follows is not used",
-                  r->conf->url, d->name, s->number, end, p->obj->key);
-      if (p->a > end)
-        break;
-      continue; /* an overlapping part (a reshipment): the first one wins */
+      g_message("replica %s: %s: the parts of segment %016" G_GUINT64_FORMAT
+                " stop at byte %" G_GUINT64_FORMAT " (a hole before %s): what follows is not used",
+                r->conf->url, d->name, s->number, end, p->obj->key);
+      break;
+    }
+    if (next != NULL && next->a < p->b) {
+      /* A root uploads each byte range once, under one key (a part cut
+       * short is uploaded again under the same key): parts that overlap
+       * come from two roots with one id, whose histories part here.
+       * Neither is taken for the replica's. */
+      g_message("replica %s: %s: parts of segment %016" G_GUINT64_FORMAT " overlap (%s and "
+                "%s): two histories were shipped to this replica (a copy of the root, or the "
+                "root put back from an older image, shipped beside it); what follows byte %"
+                G_GUINT64_FORMAT " is not used", r->conf->url, d->name, s->number,
+                p->obj->key, next->obj->key, end);
+      break;
     }
     if ((guint64)p->obj->size != p->b - p->a) {
       /* Its size is checked as it is fetched: the listing must agree. */

@@ -40,9 +40,12 @@
  *       shipped ones end. The intent line makes a part cut short by a crash
  *       be uploaded again with the same key, never with a different end.
  *   (4) No request is made for a database in which nothing changed, and no
- *       LIST ever on a round (one LIST at most, when there is no state file,
- *       and one list of the multipart uploads left open, once the lease is
- *       first held: sweep_orphans).
+ *       LIST ever on a round (one LIST a process, once the lease is first
+ *       held: adopt_remote when there is no state file, else check_replica;
+ *       and one list of the multipart uploads left open: sweep_orphans).
+ *   (5) One history per replica: this root ships nothing once the replica
+ *       holds archive data it did not ship (check_replica), and OWNER is
+ *       checked before the lease is taken.
  */
 #include "sqlenvfs/shipper.h"
 
@@ -122,6 +125,8 @@ struct _SqlenvfsShipper {
   gint64 lease_ttl_s, renew_us; /* renewed every ttl/4, at most every RENEW_MAX_US */
   guint n_fails;
   gboolean owner_ok; /* OWNER names this root (checked once a process) */
+  gboolean replica_checked; /* check_replica ran (once a process)          */
+  char *diverged;    /* why this process ships no more (check_replica), or NULL */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
   gboolean orphans_done;     /* the uploads left open under the prefix were aborted */
   gint64 orphans_at;         /* monotonic us before which they are not looked for again */
@@ -1289,13 +1294,18 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
         s->owner_ok = TRUE;
         return TRUE;
       }
+      g_autoptr(SqlenvfsLeaseHolder) h = sqlenvfs_lease_read(s->s3, NULL, NULL);
+      g_autofree char *now = NULL;
       theirs = g_strstrip(g_strndup(data, MIN(len, 64)));
       g_strcanon(theirs, "0123456789abcdefghijklmnopqrstuvwxyz- ", '?');
+      if (h != NULL && h->expires_us > g_get_real_time())
+        now = g_strdup_printf("; another root ships to it now: host %s, root %s, pid %"
+                              G_GINT64_FORMAT, h->host, h->root, h->pid);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "%s names another root (%s, this one is %s): the replica at %s is another "
-                  "root's, or this root's before it was made anew; nothing was shipped (give "
-                  "this root its own prefix in [replica] url, or move that replica away first)",
-                  where, theirs, id, s->conf->url);
+                  "root's, or this root's before it was made anew%s; nothing was shipped (give "
+                  "this root its own prefix in [replica] url, or move that replica away "
+                  "first)", where, theirs, id, s->conf->url, now ? now : "");
       return FALSE;
     }
     if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
@@ -1438,9 +1448,12 @@ stopping(SqlenvfsShipper *s)
   return v;
 }
 
-/* Take or keep the lease; FALSE when shipping must not happen now. */
+/* Take or keep the lease; FALSE when shipping must not happen now. OWNER
+ * is checked first (once a process; @has_state: check_owner's), so that a
+ * root whose replica it is not never holds the lease of the root whose it
+ * is, and fails as a lease that cannot be taken does. */
 static gboolean
-hold_lease(SqlenvfsShipper *s)
+hold_lease(SqlenvfsShipper *s, gboolean has_state)
 {
   gint64 now = g_get_monotonic_time();
   g_autoptr(GError) error = NULL;
@@ -1451,7 +1464,8 @@ hold_lease(SqlenvfsShipper *s)
     if (now < s->acquire_at)
       return FALSE;
     g_autofree char *id = root_id(s, NULL); /* NULL: no takeover of a dead predecessor */
-    s->lease = sqlenvfs_lease_acquire_as(s->s3, s->root_dir, id, s->lease_ttl_s, &error);
+    if (s->owner_ok || check_owner(s, has_state, &error))
+      s->lease = sqlenvfs_lease_acquire_as(s->s3, s->root_dir, id, s->lease_ttl_s, &error);
     if (s->lease == NULL) {
       g_autofree char *msg = NULL;
       if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO)) {
@@ -1459,7 +1473,8 @@ hold_lease(SqlenvfsShipper *s)
         s->n_fails++;
         s->acquire_at = now + MIN(BACKOFF_MAX_US, (s->conf->sync_interval_s * G_USEC_PER_SEC)
                                                       << MIN(s->n_fails, 5u));
-        msg = g_strdup_printf("cannot take the lease of %s: %s", s->conf->url, error->message);
+        msg = g_strdup_printf("cannot %s of %s: %s", s->owner_ok ? "take the lease" : "read OWNER",
+                              s->conf->url, error->message);
         log_rate(s, msg);
         set_state(s, RS_STALLED, msg);
         return FALSE;
@@ -1471,6 +1486,8 @@ hold_lease(SqlenvfsShipper *s)
       if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         msg = g_strdup_printf("shipping is off: %s (another root ships to %s; give each root "
                               "its own prefix)", error->message, s->conf->url);
+      else if (!s->owner_ok)
+        msg = g_strdup_printf("shipping is off: %s", error->message);
       else
         msg = g_strdup_printf("shipping is off: cannot take the lease of %s: %s", s->conf->url,
                               error->message);
@@ -1503,6 +1520,137 @@ hold_lease(SqlenvfsShipper *s)
   return sqlenvfs_lease_is_valid(s->lease);
 }
 
+/* Forget the shipped keys of what @key belongs to, so that the round ships
+ * it again whole: a copy's files (its MANIFEST last), a sealed segment with
+ * its index and summary, or one small object. */
+static void
+forget_lost(SqlenvfsShipper *s, const char *key)
+{
+  const char *slash = strrchr(key, '/');
+  if (g_str_has_prefix(key, "daily/") || g_str_has_prefix(key, "snapshots/")) {
+    g_autofree char *dir = g_strndup(key, (gsize)(slash - key + 1));
+    GHashTableIter it;
+    gpointer k;
+    g_hash_table_iter_init(&it, s->shipped);
+    while (g_hash_table_iter_next(&it, &k, NULL))
+      if (g_str_has_prefix(k, dir))
+        g_hash_table_iter_remove(&it);
+    return;
+  }
+  if (g_str_has_prefix(key, "wal_archives/") && strlen(key) > 4 &&
+      (g_str_has_suffix(key, ".seg") || g_str_has_suffix(key, ".idx") ||
+       g_str_has_suffix(key, ".sum"))) {
+    g_autofree char *base = g_strndup(key, strlen(key) - 4);
+    const char *const exts[] = { ".seg", ".idx", ".sum" };
+    for (guint i = 0; i < G_N_ELEMENTS(exts); i++) {
+      g_autofree char *k = g_strconcat(base, exts[i], NULL);
+      g_hash_table_remove(s->shipped, k);
+    }
+    return;
+  }
+  g_hash_table_remove(s->shipped, key);
+}
+
+/* What the replica holds against what this root shipped, compared once a
+ * process with the lease held, by one LIST (the only one of a start that
+ * has a shipping state). Two things are looked for:
+ *
+ *   - Archive objects this root did not ship: a part it has no record of
+ *     (other than the one whose upload it began, its intent), or a whole
+ *     segment of another size than its own. Only a root with this root's
+ *     id writes them: a copy of this root's directory (cp -a, a disk or
+ *     VM image), or this root put back from an older image, which shipped
+ *     while this one was stopped. Its history differs from this one's at
+ *     the same offsets, and shipping on would mix the two (a reader would
+ *     join parts of both): FALSE, REFUSED, and this process ships nothing
+ *     more (s->diverged).
+ *   - Objects this root shipped that are gone (deleted by hand, or by a
+ *     lifecycle rule of the bucket): forgotten, so that this round ships
+ *     them again. A lost part is uploaded again at once under its own key
+ *     from the same bytes, so that the parts after it join up again. */
+static gboolean
+check_replica(SqlenvfsShipper *s, GError **error)
+{
+  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
+  g_autoptr(GHashTable) remote = NULL;
+  g_autoptr(GPtrArray) lost = g_ptr_array_new_with_free_func(g_free);
+  GHashTableIter it;
+  gpointer k, v;
+
+  if (objs == NULL)
+    return FALSE;
+  remote = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  for (guint i = 0; i < objs->len; i++) {
+    const SqlenvfsS3Object *o = objs->pdata[i];
+    gboolean found;
+    guint64 size = shipped_size(s->shipped, o->key, &found);
+    put_u64(remote, o->key, (guint64)o->size);
+    if (!g_str_has_prefix(o->key, "wal_archives/") || (found && size == (guint64)o->size))
+      continue;
+    if (strstr(o->key, ".seg.part-") != NULL) {
+      if (g_strcmp0(o->key, s->intent) == 0)
+        continue; /* its upload was begun by this root */
+    } else if (!g_str_has_suffix(o->key, ".seg")) {
+      continue; /* an index or summary: it goes with its segment */
+    } else if (!found) {
+      /* A sealed segment whose upload the state did not record (a crash
+       * between the two) is this root's when it is its own size. */
+      g_autofree char *path = g_build_filename(s->base_dir, o->key, NULL);
+      struct stat st;
+      if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == o->size)
+        continue;
+    }
+    g_free(s->diverged);
+    s->diverged = g_strdup_printf(
+      "the replica at %s holds %s (%" G_GINT64_FORMAT " bytes), which this root did not ship: "
+      "another root with this root's id (a copy of its directory, or this root put back from "
+      "an older disk or VM image) shipped there while this one was stopped, and their "
+      "histories differ; nothing more is shipped from this root (give it a new prefix in "
+      "[replica] url and restart it, or move that replica away first if this root's history "
+      "is the one to keep)", s->conf->url, o->key, o->size);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, "%s", s->diverged);
+    return FALSE;
+  }
+  g_hash_table_iter_init(&it, s->shipped);
+  while (g_hash_table_iter_next(&it, &k, &v)) {
+    g_autofree char *seg_key = NULL;
+    guint64 a, b;
+    gboolean whole = FALSE;
+    if (g_hash_table_contains(remote, k))
+      continue;
+    if (parse_part(k, &seg_key, &a, &b))
+      shipped_size(s->shipped, seg_key, &whole); /* deleted once the whole was shipped */
+    if (!whole)
+      g_ptr_array_add(lost, g_strdup(k));
+  }
+  s->replica_checked = TRUE;
+  if (lost->len == 0)
+    return TRUE;
+  g_ptr_array_sort(lost, cmp_str_ptr);
+  g_warning("replica: %u object(s) this root shipped are gone from %s (%s%s): deleted by hand "
+            "or by a lifecycle rule of the bucket; shipping them again", lost->len,
+            s->conf->url, (char *)lost->pdata[0], lost->len > 1 ? ", ..." : "");
+  for (guint i = 0; i < lost->len; i++) {
+    const char *key = lost->pdata[i];
+    g_autofree char *seg_key = NULL, *path = NULL;
+    guint64 a, b, n = 0;
+    struct stat st;
+    if (!parse_part(key, &seg_key, &a, &b)) {
+      forget_lost(s, key);
+      continue;
+    }
+    path = g_build_filename(s->base_dir, seg_key, NULL);
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || (guint64)st.st_size < b) {
+      g_warning("replica: %s cannot be shipped again: %s no longer holds its bytes (the "
+                "replica's segment has a hole there; the next segments are whole)", key, path);
+      continue;
+    }
+    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, key, NULL, &n, NULL, error))
+      return FALSE;
+  }
+  return shipped_save(s, error);
+}
+
 static gboolean
 round_once(SqlenvfsShipper *s, GError **error)
 {
@@ -1513,7 +1661,8 @@ round_once(SqlenvfsShipper *s, GError **error)
   GError *first = NULL;
   const char *e;
 
-  if (!ensure_format(s, error) || !finish_intent(s, error) || !run_removals(s, error))
+  if (!finish_intent(s, error) || !run_removals(s, error) ||
+      (!s->replica_checked && !check_replica(s, error)) || !ensure_format(s, error))
     return FALSE;
   gd = g_dir_open(s->wal_dir, 0, NULL);
   while (gd && (e = g_dir_read_name(gd)) != NULL)
@@ -1666,17 +1815,23 @@ ship_main(gpointer data)
       break;
     /* Without a client (settings that cannot be used) the thread only
      * counts what waits: the status keeps saying why nothing is shipped. */
-    if (s->s3 != NULL && hold_lease(s)) {
-      gboolean owned = s->owner_ok || check_owner(s, !missing, &error);
-      if (owned)
-        sweep_orphans(s);
-      if (owned && missing) {
+    if (s->s3 != NULL && s->diverged == NULL && hold_lease(s, !missing)) {
+      sweep_orphans(s);
+      if (missing) {
         adopt_remote(s);
         missing = FALSE;
+        s->replica_checked = TRUE; /* what it holds is now what was shipped */
       }
-      if (!owned || !round_once(s, &error)) {
+      if (!round_once(s, &error)) {
         if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
           break;
+        if (s->diverged != NULL && s->lease != NULL) {
+          /* Shipping is over for this process: the lease goes at once. */
+          g_autoptr(GError) local = NULL;
+          if (!sqlenvfs_lease_release(s->lease, &local))
+            g_message("replica: release the lease: %s", local->message);
+          g_clear_pointer(&s->lease, sqlenvfs_lease_free);
+        }
         s->n_fails++;
         log_rate(s, error->message);
         if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
@@ -1786,6 +1941,7 @@ shipper_free(SqlenvfsShipper *s)
   g_clear_pointer(&s->parts_end, g_hash_table_unref);
   g_hash_table_unref(s->dbs);
   g_free(s->intent);
+  g_free(s->diverged);
   g_free(s->url);
   g_free(s->logged);
   g_free(s->error);

@@ -32,9 +32,12 @@ ship_wait_caught_up "$A" shared 20
 
 # --- a second root on the same prefix
 ship_start "$B" "$T/b"
-refused "$B" "$T/b.err" "shipping is off: .*another root ships to s3://$S3_BUCKET/shared" \
+refused "$B" "$T/b.err" "OWNER names another root .*another root ships to it now: .*root $A," \
   "the second root"
-grep -q "$A" "$T/b.err" || fail "the refusal does not name the holder's root $A: $(cat "$T/b.err")"
+# Refused before the lease is taken: B never holds A's lease, even briefly.
+s3cmd_ get --force "s3://$S3_BUCKET/shared/lease" "$T/lease.b" >/dev/null
+grep -q "root=$A\$" "$T/lease.b" || fail "the lease is not A's while B runs: $(cat "$T/lease.b")"
+grep -q "lease taken" "$T/b.err" && fail "the refused root took the lease: $(cat "$T/b.err")"
 "$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*another root ships' ||
   fail "list of the second root does not say why it does not ship: $("$SQLENVFS" list --root "$B")"
 # Nothing of B is in the replica: its backlog is its archive and snapshot.
