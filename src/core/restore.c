@@ -39,6 +39,7 @@
 
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/copy.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/timeline.h"
@@ -116,11 +117,40 @@ sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan)
   g_free(plan);
 }
 
+/* A time this recent (and not in the future) that is past the last window
+ * is waited for, at most RECENT_WAIT_US, while an archiver runs. */
+#define RECENT_US (10 * G_USEC_PER_SEC)
+#define RECENT_WAIT_US (2 * G_USEC_PER_SEC)
+#define RECENT_POLL_US (50 * 1000)
+
+/* Whether @t, refused by @tl with @error, is a time just past that an
+ * archiver running for @root (in any process) will soon bring the window
+ * up to: its records are archived, but the window ends at the archive's
+ * alive time, which the archiver writes at most twice a second. */
+static gboolean
+is_just_past(SqlenvfsRoot *root, SqlenvfsTimeline *tl, const SqlenvfsTime *t,
+             const GError *error)
+{
+  gint64 now = sqlenvfs_clock_now();
+  g_autoptr(GPtrArray) w = NULL;
+  g_autofree char *lock = NULL;
+
+  if (t->is_latest || t->is_earliest || t->us > now || now - t->us > RECENT_US ||
+      !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP))
+    return FALSE;
+  w = sqlenvfs_timeline_windows(tl);
+  if (w->len == 0 || t->us <= ((SqlenvfsRestoreWindow *)w->pdata[w->len - 1])->to_us)
+    return FALSE;
+  lock = sqlenvfs_root_lock_path(root, "archiver");
+  return sqlenvfs_doctor_lock_holder(lock, NULL) > 0;
+}
+
 SqlenvfsRestorePlan *
 sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t, GError **error)
 {
   g_autofree char *name = sqlenvfs_root_resolve_db(root, db, FALSE, error);
   g_autoptr(SqlenvfsTimeline) tl = NULL;
+  g_autoptr(GError) local = NULL;
   SqlenvfsRestorePlan *plan;
 
   if (name == NULL)
@@ -128,7 +158,21 @@ sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
   tl = sqlenvfs_timeline_open(root, name, error);
   if (tl == NULL)
     return NULL;
-  plan = sqlenvfs_timeline_plan(tl, t, error);
+  plan = sqlenvfs_timeline_plan(tl, t, &local);
+  if (plan == NULL && is_just_past(root, tl, t, local)) {
+    gint64 deadline = g_get_monotonic_time() + RECENT_WAIT_US;
+    while (plan == NULL && g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) &&
+           g_get_monotonic_time() < deadline) {
+      g_usleep(RECENT_POLL_US);
+      g_clear_error(&local);
+      if (sqlenvfs_timeline_refresh(tl, &local))
+        plan = sqlenvfs_timeline_plan(tl, t, &local);
+    }
+  }
+  if (plan == NULL) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return NULL;
+  }
   if (plan != NULL)
     planned_set(plan, timeline_take_archive(tl));
   return plan;

@@ -61,6 +61,25 @@ python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp 
   --time "$T2" --expect ok > /dev/null || fail "restore --time $T2 is not exact"
 pass "a time archived since the mount last read the archive is served, the restore's bytes"
 
+# A time just past, taken right after a commit, while the archiver runs in
+# another process: the restore and the -o noarchiver mount wait a moment
+# for its window to reach the time, rather than refusing it.
+for i in 1 2 3; do
+  python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 0.3 --no-vacuum \
+    --k0 "$(awk '$1=="T"{k=$2} END{print k}' "$T/log")" >/dev/null
+  NOW=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+  "$SQLENVFS" restore --root "$R" --time "$NOW" --output "$T/now$i.db" >/dev/null 2>"$T/now.err" ||
+    fail "restore --time $NOW, just after a commit, was refused: $(cat "$T/now.err")"
+  python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+    --time "$NOW" --expect ok > /dev/null || fail "restore --time $NOW (just past) is not exact"
+  python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 0.3 --no-vacuum \
+    --k0 "$(awk '$1=="T"{k=$2} END{print k}' "$T/log")" >/dev/null
+  NOW=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+  ls "$MNT/pitr/$NOW/app.db" >/dev/null 2>"$T/now.err" ||
+    fail "pitr/$NOW, just after a commit, was not found: $(tail -3 "$T/mount.log")"
+done
+pass "a time just past is waited for, by restore and by a mount without its own archiver"
+
 pitr_stop_archiver "$T/a"
 sleep 1.5
 LATER=$(date -u -d '0.5 seconds ago' +%Y-%m-%dT%H:%M:%S.%6NZ)
