@@ -18,7 +18,9 @@
  * Passed: every page equal. Failed: the rebuild was refused (a bad base or a
  * damaged record, named by the refusal), the planned base was refused and
  * another used (the bad one is named: a restore would have been served by
- * an older base, but the newest is broken), the archive did not reach P in
+ * an older base, but the newest is broken; likewise when that base was
+ * already known bad, so that the plan left it out: the timeline says so,
+ * sqlenvfs_timeline_bad_base_over), the archive did not reach P in
  * time (no archiver running), or a page differs: the first one is named
  * with what holds it in the rebuilt image (the base file, or the archive
  * segment and record sequence number; sqlenvfs_drill_page_origin).

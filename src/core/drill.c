@@ -20,7 +20,8 @@
  *       R's time" (several records may share a capture time).
  *   (3) A refusal of restore_image is a failed drill, never retried with
  *       another state; a planned base replaced by another is a failed
- *       drill naming the planned one.
+ *       drill naming the planned one, and so is a plan that starts from an
+ *       older base because the newest one for its state is known bad.
  */
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/archive.h"
@@ -29,6 +30,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -321,6 +323,32 @@ base_refusal(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, const 
   return g_strdup_printf("%s does not hold the state its MANIFEST names, or changed", path);
 }
 
+/* Invariant 3 for a base already known bad (found so by an earlier drill,
+ * restore or verify): the timeline leaves it out, so the plan starts from
+ * an older base and no fallback is seen. When such a copy is the one a
+ * restore of @plan's state would otherwise have used, the drill fails
+ * naming it, as when the rebuild finds it bad itself. */
+static gboolean
+check_no_bad_base_over(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, GError **error)
+{
+  g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, plan->db, error);
+  SqlenvfsTimelineBase *bad = NULL;
+  g_autofree char *why = NULL;
+
+  if (tl == NULL)
+    return FALSE;
+  if (!sqlenvfs_timeline_bad_base_over(tl, plan, &bad, &why))
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "the base %s (%s %s) is bad: %s (as found before: a restore leaves it out); the "
+              "rebuild falls back to %s %s (remove the bad copy or take a new one: `sqlenvfs "
+              "backup`)",
+              bad->path, sqlenvfs_copy_kind_name(bad->kind), bad->name, why,
+              sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name);
+  sqlenvfs_timeline_base_free(bad);
+  return FALSE;
+}
+
 static gboolean
 drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 timeout_us,
       SqlenvfsDrillResult *r, GError **error)
@@ -393,6 +421,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
                                ": ", rec.seq);
     return FALSE;
   }
+  if (!check_no_bad_base_over(root, plan, error))
+    return FALSE;
   planned_kind = plan->base_kind;
   planned_name = g_strdup(plan->base_name);
   planned_path = g_strdup(plan->base_path);

@@ -97,10 +97,21 @@ grep -q "drills failed" "$T/drill.err" || fail "stderr: $(cat "$T/drill.err")"
 "$SQLENVFS" doctor --root "$R" --json > "$T/doc.json" || true
 json_get "$T/doc.json" '[f["severity"] + " " + f["found"] for f in d["findings"] if f["check"] == "drill"]' \
   | grep -q "'warning last drill FAILED at .*$BACKUP" || fail "doctor: $(cat "$T/doc.json")"
+# Known bad now (the memo of base verdicts): restores leave it out and plan
+# from an older base, yet it is still the base a restore of the drilled
+# state should start from, so every later drill fails naming it too.
+for n in 2 3; do
+  drill
+  [ "$rc" -eq 1 ] || fail "drill $n over a damaged backup already known bad exited $rc: $(cat "$T/drill.out")"
+  grep -q "^FAILED app: the base $BACKUP (backup .*) is bad: .*crc32.* (as found before" \
+    "$T/drill.out" || fail "drill $n does not name the known-bad backup: $(cat "$T/drill.out")"
+done
+"$SQLENVFS" list --root "$R" | grep -q "^  app  *last drill FAILED at .*Z: the base $BACKUP" \
+  || fail "list after the repeated drills: $("$SQLENVFS" list --root "$R")"
 flip "$BACKUP" "$BOFF"
 drill
 [ "$rc" -eq 0 ] || fail "the drill fails with the backup's bytes put back: $(cat "$T/drill.out")"
-pass "a backup with flipped bytes fails the drill naming it (list, doctor warn); put back, it passes"
+pass "a backup with flipped bytes fails every drill naming it, also once known bad (list, doctor warn); put back, it passes"
 
 # ---- a damaged archive record --------------------------------------------------
 # A COMMIT record archived after the backup (not one of the newest): a
