@@ -8,7 +8,10 @@
  *   2. waits until the WAL archive holds the COMMIT record of P (salts,
  *      commit frame and cumulative checksum equal), asking the archiver
  *      running in this process to sync first when there is one; the pinned
- *      view keeps P's frames in the live WAL meanwhile;
+ *      view keeps P's frames in the live WAL meanwhile (P with an empty WAL
+ *      is placed by its pin time; a pin before the archiver captured the
+ *      file, or between two chains, as after an init --force, is taken
+ *      again);
  *   3. rebuilds exactly that record's state from its base and the archive
  *      (restore.h: a plan whose state is that record, then
  *      sqlenvfs_restore_image, which checks the base and every record it

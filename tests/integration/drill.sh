@@ -3,7 +3,8 @@
 # while: `verify --drill` passes on a healthy root; with bytes flipped in a
 # backup's .db it fails naming that backup; with a record of an archive
 # segment damaged it fails naming the segment; status, doctor and list show
-# the last result; `echo drill > ctl/verify` drills through a real mount.
+# the last result; `echo drill > ctl/verify` drills through a real mount; a drill
+# right after `init --force` waits for the archiver's new chain.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -235,3 +236,17 @@ grep -q "no archiver is running (nothing holds .*archiver.lock)" "$T/drill.out" 
 [ $(( $(date +%s) - start )) -lt 20 ] || fail "a drill with no archiver running took $(( $(date +%s) - start )) s"
 pass "with no archiver running, the drill says so within seconds"
 
+
+# ---- production recreated by init --force while the archiver runs -------------------
+# Until the archiver sees the new file and starts a new chain for it, the
+# archive's newest state is the old database's: a drill made right away
+# waits for the new chain (pinning again) and passes, instead of comparing
+# the new database with the old one's state and reporting a damaged page.
+pitr_start_archiver "$R" "$T/a2"
+"$SQLENVFS" init --root "$R" --db app --force > /dev/null 2>&1 || fail "init --force failed"
+drill --db app
+[ "$rc" -eq 0 ] || fail "a drill right after init --force failed: $(cat "$T/drill.out")"
+grep -Eq '^ok +app: equal, .*WAL frame 0\) rebuilt from snapshot [0-9TZ.]+ \+ 0 commits$' \
+  "$T/drill.out" || fail "the drill right after init --force says: $(cat "$T/drill.out")"
+pitr_stop_archiver "$T/a2"
+pass "a drill right after init --force waits for the archiver's new chain and passes"
