@@ -267,25 +267,34 @@ check_statement(const char *db, const State *s, const char *sql, GError **error)
   if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
     return FALSE;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, &tail);
-  if (rc != SQLITE_OK || st == NULL) {
+  if (rc == SQLITE_OK && st == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql is not a query SQLite accepts on %s, the state --from names: %s (the "
-                "query runs at every state from --from to --to: give a --from where what it "
-                "reads exists)", label,
-                st == NULL && rc == SQLITE_OK ? "it is empty" : sqlite3_errmsg(conn));
+                "--sql is empty (nothing but blanks, semicolons or comments): give one query "
+                "(SELECT ...)");
     return FALSE;
   }
-  while (tail != NULL && g_ascii_isspace(*tail))
-    tail++;
-  if (tail != NULL && *tail == ';')
-    tail++;
-  while (tail != NULL && g_ascii_isspace(*tail))
-    tail++;
-  if (tail != NULL && *tail != '\0') {
+  if (rc != SQLITE_OK) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql holds more than one statement (from \"%.40s\"); give one query",
-                tail);
+                "--sql is not a query SQLite accepts on %s, the state --from names: %s (its "
+                "result at --from is what the others are compared with: give a --from where "
+                "what it reads exists)", label, sqlite3_errmsg(conn));
     return FALSE;
+  }
+  /* After the statement: blanks, semicolons and comments only (SQLite
+   * prepares them as no statement). */
+  while (tail != NULL && *tail != '\0') {
+    g_autoptr(sqlite3_stmt) next = NULL;
+    const char *rest = NULL;
+    int rc2 = sqlite3_prepare_v2(conn, tail, -1, &next, &rest);
+    if (rc2 != SQLITE_OK || next != NULL || rest == NULL || rest == tail) {
+      while (g_ascii_isspace(*tail) || *tail == ';')
+        tail++;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "--sql holds more than one statement (from \"%.40s\"); give one query",
+                  tail);
+      return FALSE;
+    }
+    tail = rest;
   }
   if (!sqlite3_stmt_readonly(st) || sqlite3_column_count(st) == 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,

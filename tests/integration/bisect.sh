@@ -9,7 +9,8 @@
 # with exit status 3, and one that changes back and forth is said to be
 # neither unchanged nor changed first at the commit found; a statement that
 # is not a query is refused; where the query fails (its table dropped),
-# its error is its result, and bisect names the commit that dropped it.
+# its error is its result, and bisect names the commit that dropped it; a
+# comment after the query is accepted, and an empty query is called empty.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -178,3 +179,11 @@ for to in latest "@$FB"; do
 done
 pass "a query that fails at some states: the failure is a result, bisect names the DROP"
 
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$FA" --sql "SELECT 1 ; -- a comment" > "$T/c.out" \
+  2> "$T/c.err" || rc=$?
+assert_eq "$rc" 3 "exit status of a query followed by a comment ($(cat "$T/c.err"))"
+expect_fail 'more than one statement' "$SQLENVFS" bisect --root "$R" --sql "SELECT 1; SELECT 2"
+expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql ""
+expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql " ; -- nothing"
+pass "a comment after the query is accepted; an empty --sql is called empty"
