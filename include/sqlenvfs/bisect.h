@@ -9,6 +9,11 @@
  * microsecond (which a restore by time cannot tell apart) each is searched,
  * and the one named is exact. Results are compared whole: every row, every
  * column, in the order the query returns them (values by type and bytes).
+ * A query that fails on a state (a table or column not there: SQLite's
+ * SQLITE_ERROR, TOOBIG, MISMATCH or RANGE) has its error message as its
+ * result, unlike any rows, so that the commit after which it starts or
+ * stops failing can be found; other failures (an unreadable state) end the
+ * search. At T1 the query must prepare (it is checked there first).
  *
  * The timeline (timeline.h) is opened once; the state at T1 is built from
  * its base, every later state on the image of an earlier one examined, so
@@ -38,6 +43,8 @@ typedef struct {
   guint64 seq;                /* a commit after which it differs, not before */
   gint64 time_us;             /* its capture time                            */
   char *before, *after;       /* the results before and after it, as text    */
+                              /* ("(the query fails: <message>)" for one that */
+                              /* failed on that state)                        */
   guint64 n_before, n_after;  /* their row counts                            */
 } SqlenvfsBisectResult;
 

@@ -8,7 +8,10 @@
  *   2. waits until the WAL archive holds the COMMIT record of P (salts,
  *      commit frame and cumulative checksum equal), asking the archiver
  *      running in this process to sync first when there is one; the pinned
- *      view keeps P's frames in the live WAL meanwhile;
+ *      view keeps P's frames in the live WAL meanwhile (P with an empty WAL
+ *      is placed by its pin time; a pin before the archiver captured the
+ *      file, or between two chains, as after an init --force, is taken
+ *      again);
  *   3. rebuilds exactly that record's state from its base and the archive
  *      (restore.h: a plan whose state is that record, then
  *      sqlenvfs_restore_image, which checks the base and every record it
@@ -18,7 +21,9 @@
  * Passed: every page equal. Failed: the rebuild was refused (a bad base or a
  * damaged record, named by the refusal), the planned base was refused and
  * another used (the bad one is named: a restore would have been served by
- * an older base, but the newest is broken), the archive did not reach P in
+ * an older base, but the newest is broken; likewise when that base was
+ * already known bad, so that the plan left it out: the timeline says so,
+ * sqlenvfs_timeline_bad_base_over), the archive did not reach P in
  * time (no archiver running), or a page differs: the first one is named
  * with what holds it in the rebuilt image (the base file, or the archive
  * segment and record sequence number; sqlenvfs_drill_page_origin).

@@ -113,6 +113,17 @@ GPtrArray *sqlenvfs_timeline_bases(SqlenvfsTimeline *tl);
 gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, int fd,
                                             const char *path, GError **error);
 
+/* Whether a copy known bad (by this process, or through the memo of base
+ * verdicts, verifymemo.h), and so left out of the bases, is the one a
+ * restore to the state of @plan would otherwise have started from: it
+ * holds a state of the same chain at or before @plan's, and one that
+ * pick order puts over @plan's base (a later state, or a snapshot of the
+ * same state as a backup). TRUE, *@bad (the newest such copy; free with
+ * sqlenvfs_timeline_base_free) and *@why (newly allocated: what was found
+ * wrong with it); FALSE when there is none. */
+gboolean sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan,
+                                         SqlenvfsTimelineBase **bad, char **why);
+
 /* Retention: whether the copy @kind/@name is the base every restore into
  * the part of a window at or after @since starts from at the latest (the
  * newest base of its chain at or before the state at max(window start,

@@ -52,10 +52,11 @@ cmd_bisect(int argc, char **argv)
 
   if (!cli_parse(&argc, &argv, "",
                  "Find an archived commit after which QUERY returns another result than at T1\n"
-                 "(all rows, all columns, in order): a binary search over the commits between T1\n"
-                 "and T2, each state read from the backups and the WAL archive without writing a\n"
-                 "file. Prints the commit's sequence number and capture time, the result before\n"
-                 "and after it, and how many states were examined (at most ceil(log2(commits))+2).\n"
+                 "(all rows, all columns, in order; where QUERY fails, its error message is its\n"
+                 "result): a binary search over the commits between T1 and T2, each state\n"
+                 "read from the backups and the WAL archive without writing a file. Prints the\n"
+                 "commit's sequence number and capture time, the result before and after it,\n"
+                 "and how many states were examined (at most ceil(log2(commits))+2).\n"
                  "If the result changed more than once between T1 and T2, the commit found is one\n"
                  "of those changes, not necessarily the first; a change undone by T2 is not seen.\n"
                  "Times: " SQLENVFS_TIME_FORMS ".\n"

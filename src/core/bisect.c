@@ -29,9 +29,12 @@
 
 #define SHOW_ROWS 10
 
+/* A result: the rows, or the error the query failed with (an outcome of
+ * its own: a table dropped, a column not there yet). */
 typedef struct {
   guint8 digest[32];
   guint64 n_rows;
+  gboolean is_error;
   char *text;
 } Result;
 
@@ -44,7 +47,8 @@ result_clear(Result *r)
 static gboolean
 result_equal(const Result *a, const Result *b)
 {
-  return a->n_rows == b->n_rows && memcmp(a->digest, b->digest, sizeof a->digest) == 0;
+  return a->is_error == b->is_error && a->n_rows == b->n_rows &&
+         memcmp(a->digest, b->digest, sizeof a->digest) == 0;
 }
 
 void
@@ -137,7 +141,40 @@ state_label(const char *db, const State *s)
   return g_strdup_printf("%s.db after seq %" G_GUINT64_FORMAT " (%s)", db, s->seq, when);
 }
 
-/* Run @sql on state @s. */
+/* Whether SQLite's @rc, from preparing or running the query, is the query
+ * failing on the state (a table or column not there, a value out of range):
+ * a result. Anything else (the image unreadable, a state that is not a
+ * database, memory) is an error of the bisection. */
+static gboolean
+is_query_error(int rc)
+{
+  switch (rc & 0xff) {
+  case SQLITE_ERROR:
+  case SQLITE_TOOBIG:
+  case SQLITE_MISMATCH:
+  case SQLITE_RANGE:
+    return TRUE;
+  default:
+    return FALSE;
+  }
+}
+
+/* The query failed on the state with @msg: that is its result. */
+static void
+error_result(const char *msg, Result *out)
+{
+  g_autoptr(GChecksum) sum = g_checksum_new(G_CHECKSUM_SHA256);
+  gsize len = sizeof out->digest;
+
+  g_checksum_update(sum, (const guint8 *) msg, -1);
+  g_checksum_get_digest(sum, out->digest, &len);
+  out->n_rows = 0;
+  out->is_error = TRUE;
+  out->text = g_strdup_printf("(the query fails: %s)\n", msg);
+}
+
+/* Run @sql on state @s; the query failing there (is_query_error) is a
+ * result too. */
 static gboolean
 probe(const char *db, const State *s, const char *sql, Result *out, GError **error)
 {
@@ -152,11 +189,17 @@ probe(const char *db, const State *s, const char *sql, Result *out, GError **err
   if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
     goto fail;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
+  if (rc != SQLITE_OK && is_query_error(rc)) {
+    error_result(sqlite3_errmsg(conn), out);
+    g_string_free(text, TRUE);
+    return TRUE;
+  }
   if (rc != SQLITE_OK) {
     sqlenvfs_error_sqlite(error, conn, rc, "running the query on", label);
     goto fail;
   }
   out->n_rows = 0;
+  out->is_error = FALSE;
   n = sqlite3_column_count(st);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     for (int i = 0; i < n; i++) {
@@ -187,6 +230,11 @@ probe(const char *db, const State *s, const char *sql, Result *out, GError **err
     if (out->n_rows < SHOW_ROWS)
       g_string_append_c(text, '\n');
     out->n_rows++;
+  }
+  if (rc != SQLITE_DONE && is_query_error(rc)) {
+    error_result(sqlite3_errmsg(conn), out);
+    g_string_free(text, TRUE);
+    return TRUE;
   }
   if (rc != SQLITE_DONE) {
     sqlenvfs_error_sqlite(error, conn, rc, "running the query on", label);
@@ -219,25 +267,34 @@ check_statement(const char *db, const State *s, const char *sql, GError **error)
   if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
     return FALSE;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, &tail);
-  if (rc != SQLITE_OK || st == NULL) {
+  if (rc == SQLITE_OK && st == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql is not a query SQLite accepts on %s, the state --from names: %s (the "
-                "query runs at every state from --from to --to: give a --from where what it "
-                "reads exists)", label,
-                st == NULL && rc == SQLITE_OK ? "it is empty" : sqlite3_errmsg(conn));
+                "--sql is empty (nothing but blanks, semicolons or comments): give one query "
+                "(SELECT ...)");
     return FALSE;
   }
-  while (tail != NULL && g_ascii_isspace(*tail))
-    tail++;
-  if (tail != NULL && *tail == ';')
-    tail++;
-  while (tail != NULL && g_ascii_isspace(*tail))
-    tail++;
-  if (tail != NULL && *tail != '\0') {
+  if (rc != SQLITE_OK) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "--sql holds more than one statement (from \"%.40s\"); give one query",
-                tail);
+                "--sql is not a query SQLite accepts on %s, the state --from names: %s (its "
+                "result at --from is what the others are compared with: give a --from where "
+                "what it reads exists)", label, sqlite3_errmsg(conn));
     return FALSE;
+  }
+  /* After the statement: blanks, semicolons and comments only (SQLite
+   * prepares them as no statement). */
+  while (tail != NULL && *tail != '\0') {
+    g_autoptr(sqlite3_stmt) next = NULL;
+    const char *rest = NULL;
+    int rc2 = sqlite3_prepare_v2(conn, tail, -1, &next, &rest);
+    if (rc2 != SQLITE_OK || next != NULL || rest == NULL || rest == tail) {
+      while (g_ascii_isspace(*tail) || *tail == ';')
+        tail++;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "--sql holds more than one statement (from \"%.40s\"); give one query",
+                  tail);
+      return FALSE;
+    }
+    tail = rest;
   }
   if (!sqlite3_stmt_readonly(st) || sqlite3_column_count(st) == 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,

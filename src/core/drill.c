@@ -5,7 +5,9 @@
  *   pin production (live view, WAL position P)
  *     -> [wait_archived] the archive holds the COMMIT record R of P
  *        (salts, commit frame and cumulative checksum of P); pinned again
- *        while an archiver that started after the pin has not captured P
+ *        while an archiver that started after the pin has not captured P,
+ *        or while the pin falls between two chains (production replaced,
+ *        and the new chain started after the pin)
  *     -> [plan_for] a restore plan whose state is R
  *     -> sqlenvfs_restore_image: base checked, every record checked
  *     -> [sqlenvfs_drill_compare] page by page
@@ -20,7 +22,8 @@
  *       R's time" (several records may share a capture time).
  *   (3) A refusal of restore_image is a failed drill, never retried with
  *       another state; a planned base replaced by another is a failed
- *       drill naming the planned one.
+ *       drill naming the planned one, and so is a plan that starts from an
+ *       older base because the newest one for its state is known bad.
  */
 #include "sqlenvfs/drill.h"
 #include "sqlenvfs/archive.h"
@@ -29,6 +32,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/liveview.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -180,6 +184,31 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
 /* ------------------------------------------------------------------ */
 /* One drill                                                            */
 
+/* Whether the chain of archived state @rec ends before @pinned_at: a GAP
+ * after @rec (a new chain: production replaced, or capture lost) says the
+ * archive was known complete only up to a time before the pin, so @rec,
+ * the last state captured before the pin, need not be production's as
+ * pinned (it is not after an init --force: production was recreated in
+ * between). TRUE and that GAP in *@gap. */
+static gboolean
+pin_between_chains(SqlenvfsArchive *a, const SqlenvfsArchiveEntry *rec, gint64 pinned_at,
+                   SqlenvfsArchiveEntry *gap)
+{
+  for (guint i = 0; i < sqlenvfs_archive_n_marks(a); i++) {
+    guint64 after_seq = 0;
+    const SqlenvfsArchiveEntry *m = sqlenvfs_archive_mark(a, i, &after_seq);
+    if (m->type != SQLENVFS_ARCHIVE_GAP || after_seq < rec->seq)
+      continue;
+    /* The first chain break after @rec: a real GAP tells until when the
+     * chain of @rec was complete. */
+    if (m->seq == 0 || m->aux_time >= pinned_at)
+      return FALSE;
+    *gap = *m;
+    return TRUE;
+  }
+  return FALSE;
+}
+
 /* The archived record of the pinned state @pos, in *@rec (@dir: the
  * archive of @db):
  *   - a WAL holding commits: the COMMIT record of @pos's commit frame (same
@@ -189,8 +218,11 @@ sqlenvfs_drill_page_origin(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan,
  *     record captured at or before the pin. The archiver lets no frame be
  *     checkpointed before it is archived, so every commit in the file was
  *     captured before the pin, and every later one after it. When there is
- *     none (archiving started after the pin), *@too_early is set: the pin
- *     must be taken again, once the archiver has captured the file. The
+ *     none (archiving started after the pin), or when the chain of that
+ *     record ended before the pin (pin_between_chains: production was
+ *     replaced, and the archiver started a new chain for it after the pin),
+ *     *@too_early is set: the pin must be taken again, once the archiver
+ *     has captured the file. The
  *     archive's next record numbers read before the pin (@before) and
  *     after it (@after) must agree with that record, or the clock was
  *     stepped and the error says so (sqlenvfs_archive_pin_misplaced).
@@ -218,6 +250,22 @@ wait_archived(SqlenvfsRoot *root, const char *db, const char *dir, const Sqlenvf
     } else if (sqlenvfs_archive_alive(a) > pos->pinned_at) {
       if (sqlenvfs_archive_last_state(a, pos->pinned_at, 0, G_MAXUINT64, rec)) {
         g_autofree char *why = sqlenvfs_archive_pin_misplaced(a, rec->seq, before, after);
+        SqlenvfsArchiveEntry gap;
+        if (why == NULL && pin_between_chains(a, rec, pos->pinned_at, &gap)) {
+          g_autofree char *known = sqlenvfs_time_format_iso(gap.aux_time);
+          g_autofree char *starts = sqlenvfs_time_format_iso(gap.time);
+          *too_early = TRUE;
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                      "production was pinned between two chains of the WAL archive %s: the "
+                      "one before is known complete only up to %s, and the next starts at %s "
+                      "(%s), so no archived state is production's as pinned; the archiver has "
+                      "not yet started the recoverable window of production as it is now "
+                      "(nothing was compared, nothing is known damaged; drill again once it "
+                      "has: `sqlenvfs list` shows the window)",
+                      dir, known, starts,
+                      sqlenvfs_archive_gap_reason_text((SqlenvfsGapReason)gap.reason));
+          return FALSE;
+        }
         if (why == NULL)
           return TRUE;
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
@@ -321,6 +369,32 @@ base_refusal(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, const 
   return g_strdup_printf("%s does not hold the state its MANIFEST names, or changed", path);
 }
 
+/* Invariant 3 for a base already known bad (found so by an earlier drill,
+ * restore or verify): the timeline leaves it out, so the plan starts from
+ * an older base and no fallback is seen. When such a copy is the one a
+ * restore of @plan's state would otherwise have used, the drill fails
+ * naming it, as when the rebuild finds it bad itself. */
+static gboolean
+check_no_bad_base_over(SqlenvfsRoot *root, const SqlenvfsRestorePlan *plan, GError **error)
+{
+  g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, plan->db, error);
+  SqlenvfsTimelineBase *bad = NULL;
+  g_autofree char *why = NULL;
+
+  if (tl == NULL)
+    return FALSE;
+  if (!sqlenvfs_timeline_bad_base_over(tl, plan, &bad, &why))
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "the base %s (%s %s) is bad: %s (as found before: a restore leaves it out); the "
+              "rebuild falls back to %s %s (remove the bad copy or take a new one: `sqlenvfs "
+              "backup`)",
+              bad->path, sqlenvfs_copy_kind_name(bad->kind), bad->name, why,
+              sqlenvfs_copy_kind_name(plan->base_kind), plan->base_name);
+  sqlenvfs_timeline_base_free(bad);
+  return FALSE;
+}
+
 static gboolean
 drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 timeout_us,
       SqlenvfsDrillResult *r, GError **error)
@@ -393,6 +467,8 @@ drill(SqlenvfsRoot *root, const char *db, SqlenvfsArchiver *archiver, gint64 tim
                                ": ", rec.seq);
     return FALSE;
   }
+  if (!check_no_bad_base_over(root, plan, error))
+    return FALSE;
   planned_kind = plan->base_kind;
   planned_name = g_strdup(plan->base_name);
   planned_path = g_strdup(plan->base_path);

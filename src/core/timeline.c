@@ -115,6 +115,14 @@ typedef struct {
   guint chain;
 } Base;
 
+/* A copy known bad (not a base), mapped to the state its MANIFEST names:
+ * the base a restore to a later state of its chain would have started from
+ * (sqlenvfs_timeline_bad_base_over). */
+typedef struct {
+  Base b;
+  char *why;
+} BadBase;
+
 typedef struct {
   gint64 from, to;
   guint chain;
@@ -158,6 +166,7 @@ struct _SqlenvfsTimeline {
   GArray *marks;   /* Mark */
   GArray *chains;  /* Chain */
   GArray *bases;   /* Base */
+  GArray *bad_bases; /* BadBase: the copies known bad that map to a state */
   GArray *windows; /* Window */
   GHashTable *found; /* base path -> seq of the COMMIT its WAL position names */
   gboolean has_records;
@@ -176,6 +185,12 @@ static void
 unread_clear(Unread *u)
 {
   g_free(u->name);
+}
+
+static void
+bad_base_clear(BadBase *b)
+{
+  g_free(b->why);
 }
 
 /* ------------------------------------------------------------------ */
@@ -440,6 +455,7 @@ build_bases(SqlenvfsTimeline *tl)
   g_autofree char *memo_path = sqlenvfs_verify_memo_path(tl->root);
 
   g_array_set_size(tl->bases, 0);
+  g_array_set_size(tl->bad_bases, 0);
   g_ptr_array_set_size(tl->unreadable, 0);
   for (guint i = 0; i < tl->manifest_unreadable->len; i++)
     g_ptr_array_add(tl->unreadable, g_strdup(tl->manifest_unreadable->pdata[i]));
@@ -459,6 +475,15 @@ build_bases(SqlenvfsTimeline *tl)
       g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
                                                       sqlenvfs_copy_kind_name(copy->kind),
                                                       copy->name, why));
+      /* Still placed, to tell which restores it would have served. */
+      if (tl->chains->len && map_base(tl, sdb, &st)) {
+        BadBase bad = { b, g_steal_pointer(&why) };
+        bad.b.is_mapped = TRUE;
+        bad.b.seq = st.seq;
+        bad.b.time = st.time;
+        bad.b.chain = chain_of(tl, st.seq);
+        g_array_append_val(tl->bad_bases, bad);
+      }
       continue;
     }
     if (tl->chains->len && map_base(tl, sdb, &st)) {
@@ -676,6 +701,7 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_array_unref(tl->marks);
   g_array_unref(tl->chains);
   g_array_unref(tl->bases);
+  g_array_unref(tl->bad_bases);
   g_array_unref(tl->windows);
   g_hash_table_unref(tl->found);
   g_free(tl);
@@ -773,6 +799,8 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
   tl->marks = g_array_new(FALSE, FALSE, sizeof(Mark));
   tl->chains = g_array_new(FALSE, FALSE, sizeof(Chain));
   tl->bases = g_array_new(FALSE, FALSE, sizeof(Base));
+  tl->bad_bases = g_array_new(FALSE, FALSE, sizeof(BadBase));
+  g_array_set_clear_func(tl->bad_bases, (GDestroyNotify)bad_base_clear);
   tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
   g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
   tl->found = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -1255,6 +1283,43 @@ sqlenvfs_timeline_next_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan, GHa
     *not_usable = describe_unreadable_except(tl, tried);
   g_mutex_unlock(&tl->lock);
   return next != NULL;
+}
+
+gboolean
+sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan,
+                                SqlenvfsTimelineBase **bad, char **why)
+{
+  const BadBase *over = NULL;
+  SqlenvfsArchiveEntry st;
+
+  g_mutex_lock(&tl->lock);
+  if (tl->unread == NULL && tl->chains->len > 0 &&
+      sqlenvfs_archive_get(tl->a, plan->state_seq, &st) &&
+      sqlenvfs_archive_entry_is_state(&st)) {
+    guint c = chain_of(tl, st.seq);
+    for (guint i = 0; i < tl->bad_bases->len; i++) {
+      const BadBase *x = &g_array_index(tl->bad_bases, BadBase, i);
+      /* pick_base's order: a later state, or a snapshot over a backup of
+       * the same state. */
+      gboolean newer = x->b.seq > plan->base_seq ||
+                       (x->b.seq == plan->base_seq && x->b.copy->kind == SQLENVFS_KIND_SNAPSHOT &&
+                        plan->base_kind != SQLENVFS_KIND_SNAPSHOT);
+      if (x->b.chain != c || x->b.seq > st.seq || !newer)
+        continue;
+      if (over == NULL || x->b.seq > over->b.seq)
+        over = x;
+    }
+  }
+  if (over != NULL) {
+    *bad = g_new0(SqlenvfsTimelineBase, 1);
+    (*bad)->kind = over->b.copy->kind;
+    (*bad)->name = g_strdup(over->b.copy->name);
+    (*bad)->path = g_strdup(over->b.sdb->path);
+    (*bad)->seq = over->b.seq;
+    *why = g_strdup(over->why);
+  }
+  g_mutex_unlock(&tl->lock);
+  return over != NULL;
 }
 
 /* ------------------------------------------------------------------ */

@@ -8,7 +8,9 @@
 # first commit after --from; a query whose result never changes says so
 # with exit status 3, and one that changes back and forth is said to be
 # neither unchanged nor changed first at the commit found; a statement that
-# is not a query is refused.
+# is not a query is refused; where the query fails (its table dropped),
+# its error is its result, and bisect names the commit that dropped it; a
+# comment after the query is accepted, and an empty query is called empty.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -131,3 +133,57 @@ expect_fail 'must be a query' "$SQLENVFS" bisect --root "$R" --sql "DELETE FROM 
 expect_fail 'not a query SQLite accepts on app.db after seq [0-9]+ \([^)]*\), the state --from names: no such table: nosuch .*give a --from' "$SQLENVFS" bisect --root "$R" --sql "SELECT * FROM nosuch"
 assert_eq "$(sqlite3 "$R/data/prod/app.db" 'SELECT count(*) FROM t')" "$((N - 2))" "rows in production"
 pass "bisect refuses statements that are not queries, and production is untouched"
+
+# ---- a query that fails at some states ------------------------------------------
+# Table flag holds 1, is dropped, then created again holding 2: from a state
+# with flag, the query fails at the states in between, and that failure is
+# a result like any other (compared by its message), so bisect names the
+# commit that dropped the table, also with --to where the query fails.
+pitr_start_archiver "$R" "$T/archive2"
+python3 - "$R/data/prod/app.db" > "$T/flag.times" <<'PY'
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+def some(n):
+    for _ in range(n):
+        c.execute("INSERT INTO t(v) VALUES('filler')")
+c.execute("CREATE TABLE flag(v)"); c.execute("INSERT INTO flag VALUES(1)")
+some(20); time.sleep(0.5); print("%.6f" % time.time())
+some(20); c.execute("DROP TABLE flag"); some(20); time.sleep(0.5); print("%.6f" % time.time())
+some(20); c.execute("CREATE TABLE flag(v)"); c.execute("INSERT INTO flag VALUES(2)"); some(20)
+PY
+pitr_stop_archiver "$T/archive2"
+FA=$(sed -n 1p "$T/flag.times"); FB=$(sed -n 2p "$T/flag.times")
+for to in latest "@$FB"; do
+  rc=0
+  "$SQLENVFS" bisect --root "$R" --from "@$FA" --to "$to" --sql "SELECT v FROM flag" \
+    > "$T/flag.out" 2> "$T/flag.err" || rc=$?
+  [ "$rc" -eq 0 ] || fail "bisect over a dropped table (--to $to) exited $rc: $(cat "$T/flag.err")"
+  grep -A1 '^  before' "$T/flag.out" | grep -q '^    1$' || fail "before: $(cat "$T/flag.out")"
+  grep -A1 '^  after' "$T/flag.out" | grep -q '(the query fails: no such table: flag)' \
+    || fail "after (--to $to): $(cat "$T/flag.out")"
+  seq=$(sed -n 's/.*result changes at seq \([0-9]*\), captured.*/\1/p' "$T/flag.out")
+  # The commit named dropped flag: restored, the state after it has no
+  # flag, the state after the COMMIT record before it has flag = 1.
+  python3 "$SRCDIR/tests/integration/archive_dump.py" "$R/backups/prod/wal_archives/app" \
+    | awk '$4=="COMMIT" {print $3, $5}' > "$T/commits2"
+  rec_time=$(awk -v s="$seq" '$1==s {print $2}' "$T/commits2")
+  prev_time=$(awk -v s="$seq" '$1==s {print p} {p=$2}' "$T/commits2")
+  [ -n "$rec_time" ] && [ -n "$prev_time" ] && [ "$prev_time" != "$rec_time" ] \
+    || fail "seq $seq: no COMMIT record with a time of its own, after one ($prev_time $rec_time)"
+  rm -f "$T/fa.db" "$T/fb.db"
+  "$SQLENVFS" restore --root "$R" --time "@$rec_time" -o "$T/fa.db" > /dev/null
+  "$SQLENVFS" restore --root "$R" --time "@$prev_time" -o "$T/fb.db" > /dev/null
+  assert_eq "$(sqlite3 "$T/fa.db" "SELECT count(*) FROM sqlite_schema WHERE name = 'flag'")" 0 \
+    "table flag after seq $seq"
+  assert_eq "$(sqlite3 "$T/fb.db" 'SELECT v FROM flag')" 1 "flag before seq $seq"
+done
+pass "a query that fails at some states: the failure is a result, bisect names the DROP"
+
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$FA" --sql "SELECT 1 ; -- a comment" > "$T/c.out" \
+  2> "$T/c.err" || rc=$?
+assert_eq "$rc" 3 "exit status of a query followed by a comment ($(cat "$T/c.err"))"
+expect_fail 'more than one statement' "$SQLENVFS" bisect --root "$R" --sql "SELECT 1; SELECT 2"
+expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql ""
+expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql " ; -- nothing"
+pass "a comment after the query is accepted; an empty --sql is called empty"
