@@ -35,7 +35,8 @@
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is
  * written with 17; text holding a NUL byte is written as
- * CAST(x'..' AS TEXT); SQLite's own tables (sqlite_sequence) come last,
+ * CAST(x'..' AS TEXT), the blob its bytes in the database's encoding
+ * (UTF-16 in a UTF-16 database, as CAST reads it); SQLite's own tables (sqlite_sequence) come last,
  * and sqlite_sequence, when it differs, is emptied and written whole
  * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
  * Beyond sqldiff, so that the script gives the newer state exactly: a

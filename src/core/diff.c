@@ -80,6 +80,7 @@ typedef struct {
   SqlenvfsImage *img[2];
   const char *label[2];
   guint32 page_size[2], usable[2], n_pages[2];
+  int enc[2];               /* text encoding: SQLITE_UTF8, _UTF16LE, _UTF16BE */
   GHashTable *changed;
   GHashTable *owner[2];     /* b-tree pages -> Table * (NULL: not a table's rows) */
   GHashTable *children;     /* to-state interior pgno -> GArray of guint32 */
@@ -200,9 +201,10 @@ quote:
  * append_value). */
 #define MAX_CONTROL_RUNS 200
 
-/* A value as an SQL literal, the way sqldiff prints it. */
+/* A value as an SQL literal, the way sqldiff prints it, for a database of
+ * text encoding @enc (SQLITE_UTF8, SQLITE_UTF16LE or SQLITE_UTF16BE). */
 static void
-append_value(GString *s, sqlite3_value *v)
+append_value(GString *s, sqlite3_value *v, int enc)
 {
   switch (sqlite3_value_type(v)) {
   case SQLITE_INTEGER:
@@ -243,7 +245,9 @@ append_value(GString *s, sqlite3_value *v)
      * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short),
      * and so is text with more than MAX_CONTROL_RUNS runs: each adds two
      * concatenations, and an expression deeper than SQLite's limit (1000)
-     * does not parse, so that the script would not apply (as sqldiff's). */
+     * does not parse, so that the script would not apply (as sqldiff's).
+     * CAST takes the blob's bytes as text of the database's encoding: they
+     * are the UTF-16 ones in a UTF-16 database. */
     const guint8 *t = sqlite3_value_text(v);
     gsize n = (gsize) MAX(sqlite3_value_bytes(v), 0);
     gboolean in_ctl = FALSE;
@@ -251,6 +255,10 @@ append_value(GString *s, sqlite3_value *v)
     for (gsize i = 0; i < n && runs <= MAX_CONTROL_RUNS; i++)
       runs += g_ascii_iscntrl(t[i]) && (i == 0 || !g_ascii_iscntrl(t[i - 1])) ? 1 : 0;
     if (runs > MAX_CONTROL_RUNS || memchr(t, 0, n) != NULL) {
+      if (enc == SQLITE_UTF16LE || enc == SQLITE_UTF16BE) {
+        t = enc == SQLITE_UTF16LE ? sqlite3_value_text16le(v) : sqlite3_value_text16be(v);
+        n = (gsize) MAX(sqlite3_value_bytes16(v), 0);
+      }
       g_string_append(s, "CAST(x'");
       for (gsize i = 0; i < n; i++)
         g_string_append_printf(s, "%02x", t[i]);
@@ -553,8 +561,8 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
     payload = read_payload(d, s, cell, error);
     if (payload == NULL)
       return FALSE;
-    if (!sqlenvfs_btree_record_bind(payload, cell->payload_size, t->side[1].n_pk, st, 1,
-                                    d->label[s], error))
+    if (!sqlenvfs_btree_record_bind_enc(payload, cell->payload_size, t->side[1].n_pk,
+                                        d->enc[s], st, 1, d->label[s], error))
       return FALSE;
   } else {
     sqlite3_bind_int64(st, 1, cell->rowid);
@@ -1132,10 +1140,6 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
       t->why_full = g_strdup("it was rebuilt (its root page moved, e.g. by VACUUM)");
     } else if (t->side[1].cols == NULL) {
       t->is_full = TRUE;
-    } else if (t->side[1].without_rowid && (p1[1][56] | p1[1][57] | p1[1][58]) != 0 &&
-               p1[1][59] != 1) {
-      t->is_full = TRUE;
-      t->why_full = g_strdup("its text is not UTF-8");
     }
     if (t->is_full)
       continue;
@@ -1291,7 +1295,7 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
     g_string_append(o, ins->str);
     for (int i = 0; i < n; i++) {
       g_string_append_c(o, i ? ',' : '(');
-      append_value(o, sqlite3_column_value(st, i));
+      append_value(o, sqlite3_column_value(st, i), d->enc[0]);
     }
     g_string_append(o, ");\n");
     if (o->len > 65536)
@@ -1589,14 +1593,14 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
             continue;
           g_string_append_printf(o, "%s %s=", sep, (char *) az2->pdata[(i + n_pk - 1) / 2]);
           sep = ",";
-          append_value(o, sqlite3_column_value(st, (int) i + 1));
+          append_value(o, sqlite3_column_value(st, (int) i + 1), d->enc[0]);
         }
       } else {
         g_string_append_printf(o, "DELETE FROM %s", id);
       }
       for (guint i = 0; i < n_pk; i++) {
         g_string_append_printf(o, "%s %s=", i ? " AND" : " WHERE", (char *) az2->pdata[i]);
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       g_string_append(o, ";\n");
     } else {
@@ -1606,11 +1610,11 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       g_string_append(o, ") VALUES");
       for (guint i = 0; i < n_pk2; i++) {
         g_string_append_c(o, i ? ',' : '(');
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       for (guint i = n_pk2 + 2; i < n_q; i += 2) {
         g_string_append_c(o, ',');
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       g_string_append(o, ");\n");
     }
@@ -1810,6 +1814,17 @@ image_geometry(Diff *d, int s, GError **error)
   }
   d->page_size[s] = ps;
   d->usable[s] = ps - h[20];
+  /* 0 before the first table: SQLite takes UTF-8 then. */
+  switch (((guint32) h[56] << 24) | ((guint32) h[57] << 16) | ((guint32) h[58] << 8) | h[59]) {
+  case 2:
+    d->enc[s] = SQLITE_UTF16LE;
+    break;
+  case 3:
+    d->enc[s] = SQLITE_UTF16BE;
+    break;
+  default:
+    d->enc[s] = SQLITE_UTF8;
+  }
   d->n_pages[s] = (guint32) (sqlenvfs_image_size(d->img[s]) / ps);
   return TRUE;
 }

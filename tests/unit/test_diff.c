@@ -436,6 +436,49 @@ diff_placed(SqlenvfsImage *ia, SqlenvfsImage *ib, GHashTable *changed, GString *
   g_string_free(full, TRUE);
 }
 
+/* A UTF-16 database: the keys of a WITHOUT ROWID table read from its
+ * records are UTF-16 text (the changed rows are found by them), and text
+ * holding a NUL is written as a blob of its UTF-16 bytes, which CAST reads
+ * as text of the database's encoding. */
+static const char *const utf16_enc[] = { "UTF-16le", "UTF-16be" };
+
+START_TEST(test_utf16)
+{
+  g_autofree char *base = g_strdup_printf(
+    "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE; PRAGMA encoding='%s';"
+    "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+    "INSERT INTO w VALUES ('\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87', 'v'), ('b', 'c');"
+    "CREATE TABLE n(id INTEGER PRIMARY KEY, t TEXT); INSERT INTO n VALUES (1, 'x');",
+    utf16_enc[_i]);
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(base,
+    "UPDATE w SET v = '\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87" "2'"
+    "  WHERE k = '\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87';"
+    "INSERT INTO w VALUES ('\xf0\x9d\x84\x9e', 'q');"
+    "INSERT INTO n VALUES (2, 'a' || char(0) || 'b');", &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  g_autoptr(GHashTable) changed = pages_differing(a, b);
+  GString *out = g_string_new(NULL), *sum = g_string_new(NULL);
+  GError *error = NULL;
+  const char *nul = _i == 0 ? "CAST(x'610000006200' AS TEXT)" : "CAST(x'006100000062' AS TEXT)";
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, out, NULL,
+                                 &error));
+  ck_assert_no_error(error);
+  ck_assert_msg(strstr(out->str, "INSERT INTO w(k,v) VALUES('\xf0\x9d\x84\x9e','q');\n") !=
+                NULL, "%s", out->str);
+  ck_assert_msg(strstr(out->str, nul) != NULL, "%s", out->str);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, TRUE, append, NULL, sum, NULL,
+                                 &error));
+  ck_assert_msg(strstr(sum->str, "w: 1 changes, 1 inserts, 0 deletes, 1 unchanged\n") != NULL,
+                "%s", sum->str);
+  g_string_free(out, TRUE);
+  g_string_free(sum, TRUE);
+}
+END_TEST
+
 /* Tables created, dropped and rebuilt with other columns between the two
  * states: each is said in a note, and those written whole are counted as
  * compared in full. */
@@ -629,6 +672,7 @@ suite(void)
   tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
   tcase_add_loop_test(tc, test_triggers_views, 0, G_N_ELEMENTS(trig_changes));
   tcase_add_test(tc, test_negative_zero);
+  tcase_add_loop_test(tc, test_utf16, 0, G_N_ELEMENTS(utf16_enc));
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
