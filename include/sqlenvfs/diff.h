@@ -34,7 +34,8 @@
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is
- * written with 17; text holding a NUL byte is written as
+ * written with 17, an infinity as 9.0e+999 or -9.0e+999 (as SQLite's
+ * quote() writes it; printed as Inf it would not parse); text holding a NUL byte is written as
  * CAST(x'..' AS TEXT), the blob its bytes in the database's encoding
  * (UTF-16 in a UTF-16 database, as CAST reads it); SQLite's own tables (sqlite_sequence) come last,
  * and sqlite_sequence, when it differs, is emptied and written whole

@@ -220,6 +220,13 @@ append_value(GString *s, sqlite3_value *v, int enc)
       g_string_append(s, "-0.0");
       break;
     }
+    if (isinf(x)) {
+      /* Printed as Inf, which reads as a column name: a number too large
+       * for a double reads back as infinity (SQLite's quote() writes it
+       * so). */
+      g_string_append(s, x > 0 ? "9.0e+999" : "-9.0e+999");
+      break;
+    }
     sqlite3_snprintf(sizeof buf, buf, "%!.15g", x);
     if (g_ascii_strtod(buf, NULL) != x)
       sqlite3_snprintf(sizeof buf, buf, "%!.17g", x);

@@ -244,6 +244,10 @@ static const char *const changes[] = {
    * and in a key */
   "UPDATE zr SET x = -0.0 WHERE id = 1; UPDATE zr SET x = 0.0 WHERE id = 2;"
   "DELETE FROM zk; INSERT INTO zk VALUES (-0.0, 'z');",
+  /* infinities, in a value, a new table and a key */
+  "UPDATE zr SET x = 9e999 WHERE id = 1; UPDATE zr SET x = -9e999 WHERE id = 2;"
+  "CREATE TABLE f(id INTEGER PRIMARY KEY, x REAL); INSERT INTO f VALUES (1, 9e999), (2, -9e999);"
+  "INSERT INTO zk VALUES (-9e999, 'i');",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
@@ -641,7 +645,8 @@ START_TEST(test_many_tables)
 END_TEST
 
 /* sqldiff's quoting: identifiers that need it, text with quotes and
- * control characters, blobs, reals. */
+ * control characters, blobs, reals (infinities as SQLite's quote() writes
+ * them: a number too large for a double). */
 START_TEST(test_quoting)
 {
   g_autofree char *a = g_build_filename(tmp, "qa.db", NULL);
@@ -652,13 +657,15 @@ START_TEST(test_quoting)
 
   exec(a, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);");
   exec(b, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);"
-          "INSERT INTO \"odd name\" VALUES (1, 'a''b' || char(10) || 'c', x'00ff'), (2, 0.1, 1e300);");
+          "INSERT INTO \"odd name\" VALUES (1, 'a''b' || char(10) || 'c', x'00ff'),"
+          " (2, 0.1, 1e300), (3, 9e999, -9e999);");
   ia = image_of(a);
   ib = image_of(b);
   ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
   ck_assert_str_eq(out->str,
                    "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(1,'a''b'||X'0a'\n||'c',x'00ff');\n"
-                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(2,0.1,1.0e+300);\n");
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(2,0.1,1.0e+300);\n"
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(3,9.0e+999,-9.0e+999);\n");
   g_string_free(out, TRUE);
 }
 END_TEST
