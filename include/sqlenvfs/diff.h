@@ -45,7 +45,11 @@
  * dropped and written whole ("-- its CREATE statement changed"); views
  * and triggers that differ are dropped first and created last; the
  * triggers of a table the script writes are dropped before its statements
- * and created again after them, so that they do not fire on them.
+ * and created again after them, so that they do not fire on them; a
+ * virtual table created or dropped is written as its CREATE VIRTUAL TABLE
+ * or DROP TABLE (which make and drop its shadow tables), the shadow tables
+ * of a new one emptied and written whole after it, those of a dropped one
+ * left out (the summary leaves virtual tables out, as sqldiff).
  * Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
  * "t: missing from first database", "t: missing from second database",
  * "t: incompatible schema".

@@ -64,6 +64,9 @@ typedef struct {
   gboolean without_rowid;
   GPtrArray *cols; /* quoted names, primary key first (NULL: rowid not reachable) */
   guint n_pk;
+  gboolean is_virtual; /* CREATE VIRTUAL TABLE (the script only: the
+                        * summary leaves virtual tables out, as sqldiff) */
+  gboolean shadow;     /* a shadow table of a virtual table (the script only) */
 } TableSide;
 
 typedef struct {
@@ -73,6 +76,8 @@ typedef struct {
   char *why_full;
   char *keys;           /* temp table holding the changed keys, or NULL  */
   sqlite3_stmt *add;    /* the INSERT of a key into it                   */
+  gboolean shadow_new;  /* a shadow table that the CREATE VIRTUAL TABLE of
+                         * the script makes: emptied and written whole    */
 } Table;
 
 typedef struct {
@@ -385,7 +390,77 @@ load_columns(Diff *d, const char *schema, const char *table, GPtrArray **out, gu
   return TRUE;
 }
 
-/* The tables of both states, in name order (sqldiff's order). */
+static gboolean
+is_virtual_sql(const char *sql)
+{
+  return sql != NULL && g_ascii_strncasecmp(sql, "CREATE VIRTUAL", 14) == 0;
+}
+
+/* The virtual table of state @s whose shadow table @t is (its name is the
+ * shadow table's up to the last '_', as SQLite names them), or NULL. */
+static Table *
+shadow_owner(Diff *d, int s, const Table *t)
+{
+  const char *tail = strrchr(t->name, '_');
+
+  if (tail == NULL)
+    return NULL;
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *v = d->tables->pdata[i];
+    if (v->side[s].exists && v->side[s].is_virtual &&
+        strlen(v->name) == (gsize) (tail - t->name) &&
+        g_ascii_strncasecmp(v->name, t->name, (gsize) (tail - t->name)) == 0)
+      return v;
+  }
+  return NULL;
+}
+
+/* Whether virtual table @v is in both states with one CREATE statement. */
+static gboolean
+virtual_kept(const Table *v)
+{
+  return v->side[0].exists && v->side[0].is_virtual && v->side[1].exists &&
+         v->side[1].is_virtual && strcmp(v->side[0].sql, v->side[1].sql) == 0;
+}
+
+/* The shadow tables of the virtual tables (fts5's ft_content ...), which
+ * the script does not create or drop itself: the DROP TABLE of a virtual
+ * table drops them, and its CREATE VIRTUAL TABLE makes them, with rows of
+ * its own. A shadow table of a virtual table the script drops is taken as
+ * absent from the older state; one of a virtual table the script creates
+ * is emptied and written whole (shadow_new). SQLite says which tables are
+ * shadow tables (PRAGMA table_list, with the module loaded). */
+static void
+mark_shadow_tables(Diff *d)
+{
+  for (int s = 0; s < 2; s++) {
+    g_autoptr(sqlite3_stmt) st = NULL;
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".table_list", schema_of[s]);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+      continue; /* left as plain tables */
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      Table *t;
+      if (g_strcmp0((const char *) sqlite3_column_text(st, 2), "shadow") != 0)
+        continue;
+      t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 1));
+      if (t != NULL && t->side[s].exists && !t->side[s].is_virtual)
+        t->side[s].shadow = TRUE;
+    }
+  }
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i], *v;
+    if (t->side[0].shadow && (v = shadow_owner(d, 0, t)) != NULL && !virtual_kept(v))
+      t->side[0].exists = FALSE;
+    if (t->side[1].shadow && (v = shadow_owner(d, 1, t)) != NULL && !virtual_kept(v))
+      t->shadow_new = TRUE;
+  }
+}
+
+/* The tables of both states, in name order (sqldiff's order; a virtual
+ * table comes before its shadow tables, whose names begin with its own). */
 static gboolean
 load_tables(Diff *d, GError **error)
 {
@@ -393,10 +468,14 @@ load_tables(Diff *d, GError **error)
   int rc;
 
   rc = sqlite3_prepare_v2(d->db,
-                          "SELECT name FROM main.sqlite_schema WHERE type='table'"
-                          " AND sql NOT LIKE 'CREATE VIRTUAL%'"
-                          " UNION SELECT name FROM aux.sqlite_schema WHERE type='table'"
-                          " AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+                          d->summary ? "SELECT name FROM main.sqlite_schema WHERE type='table'"
+                                       " AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                       " UNION SELECT name FROM aux.sqlite_schema"
+                                       " WHERE type='table' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                       " ORDER BY name"
+                                     : "SELECT name FROM main.sqlite_schema WHERE type='table'"
+                                       " UNION SELECT name FROM aux.sqlite_schema"
+                                       " WHERE type='table' ORDER BY name",
                           -1, &st, NULL);
   if (rc != SQLITE_OK)
     return sql_fail(d, rc, "listing the tables of", error);
@@ -424,10 +503,15 @@ load_tables(Diff *d, GError **error)
       t->side[s].exists = TRUE;
       t->side[s].sql = g_strdup((const char *) sqlite3_column_text(q, 0));
       t->side[s].root = (guint32) sqlite3_column_int64(q, 1);
+      t->side[s].is_virtual = is_virtual_sql(t->side[s].sql);
+      if (t->side[s].is_virtual)
+        continue; /* created or dropped whole, its rows in its shadow tables */
       if (!load_columns(d, schema_of[s], t->name, &t->side[s].cols, &t->side[s].n_pk, error))
         return FALSE;
     }
   }
+  if (!d->summary)
+    mark_shadow_tables(d);
   return TRUE;
 }
 
@@ -1137,7 +1221,8 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
   for (guint i = 0; i < d->tables->len; i++) {
     Table *t = d->tables->pdata[i];
     char *sql;
-    if (!t->side[0].exists || !t->side[1].exists)
+    if (!t->side[0].exists || !t->side[1].exists || t->side[0].is_virtual ||
+        t->side[1].is_virtual)
       continue; /* dumped or dropped whole, as sqldiff does */
     if (g_strcmp0(t->side[0].sql, t->side[1].sql) != 0) {
       t->is_full = TRUE;
@@ -1273,8 +1358,8 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   int rc, n;
   char *sql;
 
-  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
-    g_string_append(o, "DELETE FROM sqlite_sequence;\n");
+  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0 || t->shadow_new)
+    g_string_append_printf(o, "DELETE FROM %s;\n", id);
   else
     g_string_append_printf(o, "%s;\n", t->side[1].sql);
   if (cols == NULL) {
@@ -1312,6 +1397,8 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   g_clear_pointer(&st, sqlite3_finalize);
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "reading a table of", error);
+  if (t->shadow_new)
+    return TRUE; /* its indexes made with it */
   sql = sqlite3_mprintf("SELECT sql FROM aux.sqlite_schema WHERE type='index' AND tbl_name=%Q"
                         " AND sql IS NOT NULL",
                         t->name);
@@ -1436,6 +1523,24 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   GString *q;
   int rc;
 
+  if (t->side[0].is_virtual || t->side[1].is_virtual) {
+    /* A virtual table: its rows are in its shadow tables. */
+    if (t->side[0].exists && t->side[1].exists && t->side[0].is_virtual &&
+        t->side[1].is_virtual && strcmp(t->side[0].sql, t->side[1].sql) == 0)
+      return TRUE;
+    if (t->side[0].exists) {
+      note(d, "table %s: dropped between the two states%s", t->name,
+           t->side[1].exists ? " (and created again)" : "");
+      g_string_append_printf(o, "DROP TABLE %s;\n", id);
+    }
+    if (t->side[1].exists && t->side[1].is_virtual)
+      g_string_append_printf(o, "%s;\n", t->side[1].sql);
+    else if (t->side[1].exists)
+      return dump_table(d, t, o, error);
+    return TRUE;
+  }
+  if (!t->side[0].exists && !t->side[1].exists)
+    return TRUE; /* a shadow table dropped with its virtual table */
   if (!t->side[1].exists) {
     note(d, "table %s: dropped between the two states", t->name);
     if (d->summary)

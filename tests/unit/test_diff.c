@@ -440,6 +440,63 @@ diff_placed(SqlenvfsImage *ia, SqlenvfsImage *ib, GHashTable *changed, GString *
   g_string_free(full, TRUE);
 }
 
+/* Virtual tables: the script creates and drops them (CREATE VIRTUAL TABLE,
+ * DROP TABLE), not their shadow tables, which SQLite makes and drops with
+ * them; the rows of the shadow tables of a new one are written over those
+ * its CREATE made. */
+static const char *const vtab_sql =
+  "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+  "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
+  "CREATE VIRTUAL TABLE kept USING fts5(body);"
+  "INSERT INTO kept VALUES ('one two'), ('three');"
+  "CREATE VIRTUAL TABLE old USING fts5(a, b); INSERT INTO old VALUES ('x', 'y');"
+  "CREATE VIRTUAL TABLE box USING rtree(id, x0, x1); INSERT INTO box VALUES (1, 0, 5);"
+  "CREATE VIRTUAL TABLE moved USING fts5(a); INSERT INTO moved VALUES ('m');";
+
+static const char *const vtab_changes[] = {
+  /* created, dropped, recreated with other columns, rows in a kept one */
+  "CREATE VIRTUAL TABLE ft USING fts5(title, body);"
+  "INSERT INTO ft VALUES ('hello', 'world'), ('second', 'row');"
+  "DROP TABLE old; DROP TABLE moved; CREATE VIRTUAL TABLE moved USING fts5(a, b);"
+  "INSERT INTO moved VALUES ('p', 'q');"
+  "INSERT INTO kept VALUES ('four'); UPDATE t SET v = 'b';",
+  /* an r-tree created and one dropped, a plain table named like a shadow one */
+  "DROP TABLE box; CREATE VIRTUAL TABLE geo USING rtree(id, x0, x1, y0, y1);"
+  "INSERT INTO geo VALUES (7, 1, 2, 3, 4); CREATE TABLE old_notes(z); INSERT INTO old_notes"
+  " VALUES (1);",
+};
+
+START_TEST(test_virtual_tables)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(vtab_sql, vtab_changes[_i], &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
+  ck_assert_no_error(error);
+  if (_i == 0) {
+    ck_assert_msg(strstr(out->str, "CREATE VIRTUAL TABLE ft USING fts5(title, body);\n"
+                                   "DELETE FROM ft_config;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "DROP TABLE old;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "DROP TABLE moved;\n"
+                                   "CREATE VIRTUAL TABLE moved USING fts5(a, b);\n") != NULL,
+                  "%s", out->str);
+  } else {
+    ck_assert_msg(strstr(out->str, "DROP TABLE box;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "CREATE TABLE old_notes(z);\n") != NULL, "%s", out->str);
+  }
+  ck_assert_msg(strstr(out->str, "CREATE TABLE ft_") == NULL &&
+                strstr(out->str, "DROP TABLE old_") == NULL &&
+                strstr(out->str, "DROP TABLE box_") == NULL &&
+                strstr(out->str, "CREATE TABLE geo_") == NULL, "%s", out->str);
+  g_string_free(out, TRUE);
+}
+END_TEST
+
 /* A UTF-16 database: the keys of a WITHOUT ROWID table read from its
  * records are UTF-16 text (the changed rows are found by them), and text
  * holding a NUL is written as a blob of its UTF-16 bytes, which CAST reads
@@ -680,6 +737,7 @@ suite(void)
   tcase_add_loop_test(tc, test_triggers_views, 0, G_N_ELEMENTS(trig_changes));
   tcase_add_test(tc, test_negative_zero);
   tcase_add_loop_test(tc, test_utf16, 0, G_N_ELEMENTS(utf16_enc));
+  tcase_add_loop_test(tc, test_virtual_tables, 0, G_N_ELEMENTS(vtab_changes));
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
