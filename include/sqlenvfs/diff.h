@@ -39,7 +39,9 @@
  * CAST(x'..' AS TEXT), the blob its bytes in the database's encoding
  * (UTF-16 in a UTF-16 database, as CAST reads it); SQLite's own tables (sqlite_sequence) come last,
  * and sqlite_sequence, when it differs, is emptied and written whole
- * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
+ * (the script's INSERTs into AUTOINCREMENT tables have moved it already);
+ * a new sqlite_stat1 (or sqlite_stat4), whose CREATE SQLite refuses, is
+ * made by ANALYZE sqlite_schema, as the sqlite3 shell's .dump does.
  * Beyond sqldiff, so that the script gives the newer state exactly: a
  * table whose CREATE statement changed other than by added columns is
  * dropped and written whole ("-- its CREATE statement changed"); views

@@ -1347,7 +1347,10 @@ is_internal(const char *name)
  * state (a new table, or one whose schema is incompatible). sqlite_sequence
  * is not created but emptied: SQLite makes it with the first AUTOINCREMENT
  * table (and refuses a CREATE of it), and the INSERTs before have written
- * rows of their own into it. */
+ * rows of their own into it. SQLite refuses a CREATE of its statistics
+ * tables too: ANALYZE sqlite_schema makes them (sqlite_stat1, and
+ * sqlite_stat4 when SQLite is built with it), empty, as the sqlite3
+ * shell's .dump does. */
 static gboolean
 dump_table(Diff *d, Table *t, GString *o, GError **error)
 {
@@ -1360,6 +1363,8 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
 
   if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0 || t->shadow_new)
     g_string_append_printf(o, "DELETE FROM %s;\n", id);
+  else if (g_ascii_strncasecmp(t->name, "sqlite_stat", 11) == 0)
+    g_string_append(o, "ANALYZE sqlite_schema;\n");
   else
     g_string_append_printf(o, "%s;\n", t->side[1].sql);
   if (cols == NULL) {

@@ -248,6 +248,9 @@ static const char *const changes[] = {
   "UPDATE zr SET x = 9e999 WHERE id = 1; UPDATE zr SET x = -9e999 WHERE id = 2;"
   "CREATE TABLE f(id INTEGER PRIMARY KEY, x REAL); INSERT INTO f VALUES (1, 9e999), (2, -9e999);"
   "INSERT INTO zk VALUES (-9e999, 'i');",
+  /* ANALYZE, where there was no sqlite_stat1: made by ANALYZE sqlite_schema
+   * (a CREATE of it is refused), then its rows */
+  "ANALYZE;",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
