@@ -26,11 +26,16 @@
  * records between them are gone).
  *
  * Output, as `sqldiff` prints it: tables in name order; per table the
- * ALTER TABLE ... ADD COLUMN for added columns, DROP INDEX for indexes
- * gone, UPDATE / DELETE / INSERT ordered by primary key, CREATE INDEX for
- * new indexes; a dropped table as DROP TABLE, a new or incompatible one as
- * DROP TABLE (incompatible only), its CREATE statement, INSERTs and
- * indexes. Differences: an added column is written with its
+ * ALTER TABLE ... ADD COLUMN for added columns, UPDATE / DELETE / INSERT,
+ * CREATE INDEX for new indexes; a dropped table as DROP TABLE, a new or
+ * incompatible one as DROP TABLE (incompatible only), its CREATE
+ * statement, INSERTs and indexes. Differences: the DROP INDEX of every
+ * index gone and the DROP TABLE of every table dropped come first, before
+ * any table's statements, so that a name they free (case-insensitively:
+ * a table renamed foo -> Foo, an index moved to another table) is free
+ * when it is created again; a table's DELETEs come first, then its
+ * UPDATEs, then its INSERTs (sqldiff: all by primary key), so that a
+ * unique value moved to another row is free when written; an added column is written with its
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is

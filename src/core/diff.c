@@ -78,6 +78,7 @@ typedef struct {
   sqlite3_stmt *add;    /* the INSERT of a key into it                   */
   gboolean shadow_new;  /* a shadow table that the CREATE VIRTUAL TABLE of
                          * the script makes: emptied and written whole    */
+  gboolean done;        /* its part of the script written already         */
 } Table;
 
 typedef struct {
@@ -1516,6 +1517,12 @@ count_rows(Diff *d, const char *id, GError **error)
   return -1;
 }
 
+/* The kinds of rows the comparison gives, in the order the script writes
+ * them (then by primary key): a unique value that moves from a deleted
+ * row to an updated or inserted one, or from an updated row to an inserted
+ * one, is free by the time it is written. */
+enum { ROW_DELETE = 1, ROW_UPDATE = 2, ROW_INSERT = 3 };
+
 static gboolean
 diff_table(Diff *d, Table *t, GString *o, GError **error)
 {
@@ -1630,7 +1637,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
     g_string_append(q, "SELECT ");
     for (guint i = 0; i < n_pk; i++)
       g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
-    g_string_append(q, "1");
+    g_string_append_printf(q, "%d", ROW_UPDATE);
     for (guint i = n_pk; i < n_cmp; i++) {
       if (i < az->len) {
         g_string_append(q, ", ");
@@ -1658,7 +1665,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_string_append(q, "SELECT ");
   for (guint i = 0; i < n_pk; i++)
     g_string_append_printf(q, "A.%s, ", (char *) az->pdata[i]);
-  g_string_append(q, "2");
+  g_string_append_printf(q, "%d", ROW_DELETE);
   for (guint i = n_pk; i < n_cmp; i++)
     g_string_append(q, ", NULL, NULL");
   g_string_append_printf(q, " FROM main.%s A WHERE NOT EXISTS(SELECT 1 FROM aux.%s B WHERE", id,
@@ -1669,7 +1676,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_string_append(q, " UNION ALL SELECT ");
   for (guint i = 0; i < n_pk; i++)
     g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
-  g_string_append(q, "3");
+  g_string_append_printf(q, "%d", ROW_INSERT);
   for (guint i = n_pk; i < n_cmp; i++)
     g_string_append_printf(q, ", 1, B.%s", (char *) az2->pdata[i]);
   g_string_append_printf(q, " FROM aux.%s B WHERE NOT EXISTS(SELECT 1 FROM main.%s A WHERE", id,
@@ -1677,33 +1684,31 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   append_join(q, az, n_pk);
   g_string_append(q, ")");
   append_restrict(q, t, "B");
-  /* A row deleted before one inserted under a key its collation calls
-   * the same ('a' and 'A' in a NOCASE key). */
-  g_string_append(q, " ORDER BY");
-  for (guint i = 1; i <= n_pk + 1; i++)
-    g_string_append_printf(q, "%s %u", i > 1 ? "," : "", i);
+  /* The deletes first (a row deleted before one inserted under a key its
+   * collation calls the same, 'a' and 'A' in a NOCASE key, and before a
+   * unique value it held is written again), then the updates, then the
+   * inserts, each by primary key. */
+  g_string_append_printf(q, " ORDER BY %u", n_pk + 1);
+  for (guint i = 1; i <= n_pk; i++)
+    g_string_append_printf(q, ", %u", i);
 
-  if (!d->summary && !index_changes(d, t, TRUE, o, error)) {
-    g_string_free(q, TRUE);
-    return FALSE;
-  }
   rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
   g_string_free(q, TRUE);
   if (rc != SQLITE_OK)
     return sql_fail(d, rc, "comparing a table of", error);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     int type = sqlite3_column_int(st, (int) n_pk);
-    if (type == 1)
+    if (type == ROW_UPDATE)
       n_update++;
-    else if (type == 2)
+    else if (type == ROW_DELETE)
       n_delete++;
     else
       n_insert++;
     if (d->summary)
       continue;
-    if (type == 1 || type == 2) {
+    if (type == ROW_UPDATE || type == ROW_DELETE) {
       const char *sep = " SET";
-      if (type == 1) {
+      if (type == ROW_UPDATE) {
         g_string_append_printf(o, "UPDATE %s", id);
         for (guint i = n_pk + 1; i < n_q; i += 2) {
           if (sqlite3_column_int(st, (int) i) == 0)
@@ -1906,6 +1911,32 @@ diff_table_wrapped(Diff *d, Table *t, GString *o, GError **error)
   return TRUE;
 }
 
+/* Before the tables (the script only): the indexes gone from tables in
+ * both states and the tables dropped, so that a name they free is free
+ * for what the script creates (SQLite's names are case-insensitive: a
+ * table renamed foo -> Foo, an index dropped from one table and made on
+ * another), whatever the name order. SQLite's own tables keep their
+ * place, last. */
+static gboolean
+drops_first(Diff *d, GString *o, GError **error)
+{
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    if (t->side[0].exists && t->side[1].exists && !t->side[0].is_virtual &&
+        !t->side[1].is_virtual && !index_changes(d, t, TRUE, o, error))
+      return FALSE;
+  }
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    if (!t->side[0].exists || t->side[1].exists || is_internal(t->name))
+      continue;
+    if (!diff_table_wrapped(d, t, o, error))
+      return FALSE;
+    t->done = TRUE;
+  }
+  return TRUE;
+}
+
 static gboolean
 image_geometry(Diff *d, int s, GError **error)
 {
@@ -2028,11 +2059,13 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
     if (!load_objects(&d, 0, error) || !load_objects(&d, 1, error))
       goto out;
     schema_before(&d, o);
+    if (!drops_first(&d, o, error))
+      goto out;
   }
   for (int pass = 0; pass < (summary ? 1 : 2); pass++) {
     for (guint i = 0; i < d.tables->len; i++) {
       Table *t = d.tables->pdata[i];
-      if (!summary && is_internal(t->name) != (pass == 1))
+      if (!summary && (is_internal(t->name) != (pass == 1) || t->done))
         continue;
       if (!diff_table_wrapped(&d, t, o, error))
         goto out;

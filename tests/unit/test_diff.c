@@ -133,7 +133,8 @@ static const char *const base_sql =
   "INSERT INTO ck VALUES ('abc', 1), ('def', 2);"
   "CREATE TABLE cu(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO cu VALUES (1, 'a'), (2, 'b');"
   "CREATE TABLE zr(id INTEGER PRIMARY KEY, x); INSERT INTO zr VALUES (1, 0.0), (2, -0.0);"
-  "CREATE TABLE zk(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO zk VALUES (0.0, 'z');";
+  "CREATE TABLE zk(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO zk VALUES (0.0, 'z');"
+  "CREATE TABLE u4(id INTEGER PRIMARY KEY, u UNIQUE); INSERT INTO u4 VALUES (5, 'a'), (6, 'b');";
 
 /* Diff @a_path -> @b_path with the pages that differ, and in full; both
  * must agree; the script applied to a copy of @a_path gives @b_path. */
@@ -251,6 +252,17 @@ static const char *const changes[] = {
   /* ANALYZE, where there was no sqlite_stat1: made by ANALYZE sqlite_schema
    * (a CREATE of it is refused), then its rows */
   "ANALYZE;",
+  /* a unique value moved to a row of a lower key, deleted or updated
+   * away first: the deletes, then the updates, then the inserts */
+  "DELETE FROM u4 WHERE id = 5; INSERT INTO u4 VALUES (3, 'a');"
+  "UPDATE u4 SET u = 'c' WHERE id = 6; INSERT INTO u4 VALUES (1, 'b');",
+  /* a table renamed by case only (made again as Gone): its DROP before
+   * the CREATE, though "Gone" sorts first */
+  "CREATE TABLE keep_g AS SELECT * FROM gone; DROP TABLE gone; CREATE TABLE Gone(z);"
+  "INSERT INTO Gone SELECT * FROM keep_g; DROP TABLE keep_g;",
+  /* an index dropped from one table and made with its name on another that
+   * sorts first */
+  "DROP INDEX t_a; CREATE INDEX t_a ON p(x);",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
@@ -612,8 +624,8 @@ START_TEST(test_deep_tree)
   ia = image_of(a);
   ib = image_of(b);
   diff_placed(ia, ib, changed, out, notes, &st);
-  ck_assert_str_eq(out->str, "UPDATE big SET v='x' WHERE id=5;\n"
-                             "DELETE FROM big WHERE id=7777;\n"
+  ck_assert_str_eq(out->str, "DELETE FROM big WHERE id=7777;\n"
+                             "UPDATE big SET v='x' WHERE id=5;\n"
                              "UPDATE big SET v='x' WHERE id=10500;\n"
                              "UPDATE big SET v='x' WHERE id=20990;\n");
   ck_assert_msg(notes->len == 0, "%s", notes->str);
