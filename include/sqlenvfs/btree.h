@@ -92,11 +92,18 @@ guint32 sqlenvfs_btree_local_size(SqlenvfsBtreePageType type, guint32 usable,
                                   guint64 payload_size);
 
 /* Bind the first @n_fields fields of the record @rec (@len bytes: a whole
- * payload, overflow included) to parameters @first.. of @st. A record of
- * text encoding other than UTF-8 is not supported. FALSE and INTEGRITY
- * naming @what when the record is malformed or has fewer fields. */
+ * payload, overflow included) to parameters @first.. of @st, its text
+ * taken as UTF-8. FALSE and INTEGRITY naming @what when the record is
+ * malformed or has fewer fields. */
 gboolean sqlenvfs_btree_record_bind(const guint8 *rec, gsize len, guint n_fields,
                                     sqlite3_stmt *st, int first, const char *what,
                                     GError **error);
+
+/* The same, the text of the record in encoding @enc (SQLITE_UTF8,
+ * SQLITE_UTF16LE or SQLITE_UTF16BE: the database's, its header says
+ * which). */
+gboolean sqlenvfs_btree_record_bind_enc(const guint8 *rec, gsize len, guint n_fields, int enc,
+                                        sqlite3_stmt *st, int first, const char *what,
+                                        GError **error);
 
 G_END_DECLS

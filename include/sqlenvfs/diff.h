@@ -26,24 +26,37 @@
  * records between them are gone).
  *
  * Output, as `sqldiff` prints it: tables in name order; per table the
- * ALTER TABLE ... ADD COLUMN for added columns, DROP INDEX for indexes
- * gone, UPDATE / DELETE / INSERT ordered by primary key, CREATE INDEX for
- * new indexes; a dropped table as DROP TABLE, a new or incompatible one as
- * DROP TABLE (incompatible only), its CREATE statement, INSERTs and
- * indexes. Differences: an added column is written with its
+ * ALTER TABLE ... ADD COLUMN for added columns, UPDATE / DELETE / INSERT,
+ * CREATE INDEX for new indexes; a dropped table as DROP TABLE, a new or
+ * incompatible one as DROP TABLE (incompatible only), its CREATE
+ * statement, INSERTs and indexes. Differences: the DROP INDEX of every
+ * index gone and the DROP TABLE of every table dropped come first, before
+ * any table's statements, so that a name they free (case-insensitively:
+ * a table renamed foo -> Foo, an index moved to another table) is free
+ * when it is created again; a table's DELETEs come first, then its
+ * UPDATEs, then its INSERTs (sqldiff: all by primary key), so that a
+ * unique value moved to another row is free when written; an added column is written with its
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is
- * written with 17; text holding a NUL byte is written as
- * CAST(x'..' AS TEXT); SQLite's own tables (sqlite_sequence) come last,
+ * written with 17, an infinity as 9.0e+999 or -9.0e+999 (as SQLite's
+ * quote() writes it; printed as Inf it would not parse); text holding a NUL byte is written as
+ * CAST(x'..' AS TEXT), the blob its bytes in the database's encoding
+ * (UTF-16 in a UTF-16 database, as CAST reads it); SQLite's own tables (sqlite_sequence) come last,
  * and sqlite_sequence, when it differs, is emptied and written whole
- * (the script's INSERTs into AUTOINCREMENT tables have moved it already).
+ * (the script's INSERTs into AUTOINCREMENT tables have moved it already);
+ * a new sqlite_stat1 (or sqlite_stat4), whose CREATE SQLite refuses, is
+ * made by ANALYZE sqlite_schema, as the sqlite3 shell's .dump does.
  * Beyond sqldiff, so that the script gives the newer state exactly: a
  * table whose CREATE statement changed other than by added columns is
  * dropped and written whole ("-- its CREATE statement changed"); views
  * and triggers that differ are dropped first and created last; the
  * triggers of a table the script writes are dropped before its statements
- * and created again after them, so that they do not fire on them.
+ * and created again after them, so that they do not fire on them; a
+ * virtual table created or dropped is written as its CREATE VIRTUAL TABLE
+ * or DROP TABLE (which make and drop its shadow tables), the shadow tables
+ * of a new one emptied and written whole after it, those of a dropped one
+ * left out (the summary leaves virtual tables out, as sqldiff).
  * Summary lines: "t: N changes, N inserts, N deletes, N unchanged",
  * "t: missing from first database", "t: missing from second database",
  * "t: incompatible schema".

@@ -165,6 +165,13 @@ gboolean
 sqlenvfs_btree_record_bind(const guint8 *rec, gsize len, guint n_fields, sqlite3_stmt *st,
                            int first, const char *what, GError **error)
 {
+  return sqlenvfs_btree_record_bind_enc(rec, len, n_fields, SQLITE_UTF8, st, first, what, error);
+}
+
+gboolean
+sqlenvfs_btree_record_bind_enc(const guint8 *rec, gsize len, guint n_fields, int enc,
+                               sqlite3_stmt *st, int first, const char *what, GError **error)
+{
   guint64 hdr_len, type;
   gsize hp, body;
   guint n;
@@ -216,7 +223,7 @@ sqlenvfs_btree_record_bind(const guint8 *rec, gsize len, guint n_fields, sqlite3
       sqlite3_bind_blob64(st, param, rec + body, size, SQLITE_TRANSIENT);
     } else {
       sqlite3_bind_text64(st, param, (const char *) rec + body, size, SQLITE_TRANSIENT,
-                          SQLITE_UTF8);
+                          (unsigned char) enc);
     }
     body += size;
   }

@@ -64,6 +64,9 @@ typedef struct {
   gboolean without_rowid;
   GPtrArray *cols; /* quoted names, primary key first (NULL: rowid not reachable) */
   guint n_pk;
+  gboolean is_virtual; /* CREATE VIRTUAL TABLE (the script only: the
+                        * summary leaves virtual tables out, as sqldiff) */
+  gboolean shadow;     /* a shadow table of a virtual table (the script only) */
 } TableSide;
 
 typedef struct {
@@ -73,6 +76,9 @@ typedef struct {
   char *why_full;
   char *keys;           /* temp table holding the changed keys, or NULL  */
   sqlite3_stmt *add;    /* the INSERT of a key into it                   */
+  gboolean shadow_new;  /* a shadow table that the CREATE VIRTUAL TABLE of
+                         * the script makes: emptied and written whole    */
+  gboolean done;        /* its part of the script written already         */
 } Table;
 
 typedef struct {
@@ -80,6 +86,7 @@ typedef struct {
   SqlenvfsImage *img[2];
   const char *label[2];
   guint32 page_size[2], usable[2], n_pages[2];
+  int enc[2];               /* text encoding: SQLITE_UTF8, _UTF16LE, _UTF16BE */
   GHashTable *changed;
   GHashTable *owner[2];     /* b-tree pages -> Table * (NULL: not a table's rows) */
   GHashTable *children;     /* to-state interior pgno -> GArray of guint32 */
@@ -200,9 +207,10 @@ quote:
  * append_value). */
 #define MAX_CONTROL_RUNS 200
 
-/* A value as an SQL literal, the way sqldiff prints it. */
+/* A value as an SQL literal, the way sqldiff prints it, for a database of
+ * text encoding @enc (SQLITE_UTF8, SQLITE_UTF16LE or SQLITE_UTF16BE). */
 static void
-append_value(GString *s, sqlite3_value *v)
+append_value(GString *s, sqlite3_value *v, int enc)
 {
   switch (sqlite3_value_type(v)) {
   case SQLITE_INTEGER:
@@ -216,6 +224,13 @@ append_value(GString *s, sqlite3_value *v)
     if (x == 0.0 && signbit(x)) {
       /* SQLite prints it as 0.0, which reads back as 0.0. */
       g_string_append(s, "-0.0");
+      break;
+    }
+    if (isinf(x)) {
+      /* Printed as Inf, which reads as a column name: a number too large
+       * for a double reads back as infinity (SQLite's quote() writes it
+       * so). */
+      g_string_append(s, x > 0 ? "9.0e+999" : "-9.0e+999");
       break;
     }
     sqlite3_snprintf(sizeof buf, buf, "%!.15g", x);
@@ -243,7 +258,9 @@ append_value(GString *s, sqlite3_value *v)
      * cannot, is written as CAST(x'..' AS TEXT) (sqldiff cuts it short),
      * and so is text with more than MAX_CONTROL_RUNS runs: each adds two
      * concatenations, and an expression deeper than SQLite's limit (1000)
-     * does not parse, so that the script would not apply (as sqldiff's). */
+     * does not parse, so that the script would not apply (as sqldiff's).
+     * CAST takes the blob's bytes as text of the database's encoding: they
+     * are the UTF-16 ones in a UTF-16 database. */
     const guint8 *t = sqlite3_value_text(v);
     gsize n = (gsize) MAX(sqlite3_value_bytes(v), 0);
     gboolean in_ctl = FALSE;
@@ -251,6 +268,10 @@ append_value(GString *s, sqlite3_value *v)
     for (gsize i = 0; i < n && runs <= MAX_CONTROL_RUNS; i++)
       runs += g_ascii_iscntrl(t[i]) && (i == 0 || !g_ascii_iscntrl(t[i - 1])) ? 1 : 0;
     if (runs > MAX_CONTROL_RUNS || memchr(t, 0, n) != NULL) {
+      if (enc == SQLITE_UTF16LE || enc == SQLITE_UTF16BE) {
+        t = enc == SQLITE_UTF16LE ? sqlite3_value_text16le(v) : sqlite3_value_text16be(v);
+        n = (gsize) MAX(sqlite3_value_bytes16(v), 0);
+      }
       g_string_append(s, "CAST(x'");
       for (gsize i = 0; i < n; i++)
         g_string_append_printf(s, "%02x", t[i]);
@@ -370,7 +391,77 @@ load_columns(Diff *d, const char *schema, const char *table, GPtrArray **out, gu
   return TRUE;
 }
 
-/* The tables of both states, in name order (sqldiff's order). */
+static gboolean
+is_virtual_sql(const char *sql)
+{
+  return sql != NULL && g_ascii_strncasecmp(sql, "CREATE VIRTUAL", 14) == 0;
+}
+
+/* The virtual table of state @s whose shadow table @t is (its name is the
+ * shadow table's up to the last '_', as SQLite names them), or NULL. */
+static Table *
+shadow_owner(Diff *d, int s, const Table *t)
+{
+  const char *tail = strrchr(t->name, '_');
+
+  if (tail == NULL)
+    return NULL;
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *v = d->tables->pdata[i];
+    if (v->side[s].exists && v->side[s].is_virtual &&
+        strlen(v->name) == (gsize) (tail - t->name) &&
+        g_ascii_strncasecmp(v->name, t->name, (gsize) (tail - t->name)) == 0)
+      return v;
+  }
+  return NULL;
+}
+
+/* Whether virtual table @v is in both states with one CREATE statement. */
+static gboolean
+virtual_kept(const Table *v)
+{
+  return v->side[0].exists && v->side[0].is_virtual && v->side[1].exists &&
+         v->side[1].is_virtual && strcmp(v->side[0].sql, v->side[1].sql) == 0;
+}
+
+/* The shadow tables of the virtual tables (fts5's ft_content ...), which
+ * the script does not create or drop itself: the DROP TABLE of a virtual
+ * table drops them, and its CREATE VIRTUAL TABLE makes them, with rows of
+ * its own. A shadow table of a virtual table the script drops is taken as
+ * absent from the older state; one of a virtual table the script creates
+ * is emptied and written whole (shadow_new). SQLite says which tables are
+ * shadow tables (PRAGMA table_list, with the module loaded). */
+static void
+mark_shadow_tables(Diff *d)
+{
+  for (int s = 0; s < 2; s++) {
+    g_autoptr(sqlite3_stmt) st = NULL;
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".table_list", schema_of[s]);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+      continue; /* left as plain tables */
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      Table *t;
+      if (g_strcmp0((const char *) sqlite3_column_text(st, 2), "shadow") != 0)
+        continue;
+      t = g_hash_table_lookup(d->by_name, sqlite3_column_text(st, 1));
+      if (t != NULL && t->side[s].exists && !t->side[s].is_virtual)
+        t->side[s].shadow = TRUE;
+    }
+  }
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i], *v;
+    if (t->side[0].shadow && (v = shadow_owner(d, 0, t)) != NULL && !virtual_kept(v))
+      t->side[0].exists = FALSE;
+    if (t->side[1].shadow && (v = shadow_owner(d, 1, t)) != NULL && !virtual_kept(v))
+      t->shadow_new = TRUE;
+  }
+}
+
+/* The tables of both states, in name order (sqldiff's order; a virtual
+ * table comes before its shadow tables, whose names begin with its own). */
 static gboolean
 load_tables(Diff *d, GError **error)
 {
@@ -378,10 +469,14 @@ load_tables(Diff *d, GError **error)
   int rc;
 
   rc = sqlite3_prepare_v2(d->db,
-                          "SELECT name FROM main.sqlite_schema WHERE type='table'"
-                          " AND sql NOT LIKE 'CREATE VIRTUAL%'"
-                          " UNION SELECT name FROM aux.sqlite_schema WHERE type='table'"
-                          " AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
+                          d->summary ? "SELECT name FROM main.sqlite_schema WHERE type='table'"
+                                       " AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                       " UNION SELECT name FROM aux.sqlite_schema"
+                                       " WHERE type='table' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                       " ORDER BY name"
+                                     : "SELECT name FROM main.sqlite_schema WHERE type='table'"
+                                       " UNION SELECT name FROM aux.sqlite_schema"
+                                       " WHERE type='table' ORDER BY name",
                           -1, &st, NULL);
   if (rc != SQLITE_OK)
     return sql_fail(d, rc, "listing the tables of", error);
@@ -409,10 +504,15 @@ load_tables(Diff *d, GError **error)
       t->side[s].exists = TRUE;
       t->side[s].sql = g_strdup((const char *) sqlite3_column_text(q, 0));
       t->side[s].root = (guint32) sqlite3_column_int64(q, 1);
+      t->side[s].is_virtual = is_virtual_sql(t->side[s].sql);
+      if (t->side[s].is_virtual)
+        continue; /* created or dropped whole, its rows in its shadow tables */
       if (!load_columns(d, schema_of[s], t->name, &t->side[s].cols, &t->side[s].n_pk, error))
         return FALSE;
     }
   }
+  if (!d->summary)
+    mark_shadow_tables(d);
   return TRUE;
 }
 
@@ -553,8 +653,8 @@ add_key(Diff *d, int s, Table *t, const SqlenvfsBtreeCell *cell, GError **error)
     payload = read_payload(d, s, cell, error);
     if (payload == NULL)
       return FALSE;
-    if (!sqlenvfs_btree_record_bind(payload, cell->payload_size, t->side[1].n_pk, st, 1,
-                                    d->label[s], error))
+    if (!sqlenvfs_btree_record_bind_enc(payload, cell->payload_size, t->side[1].n_pk,
+                                        d->enc[s], st, 1, d->label[s], error))
       return FALSE;
   } else {
     sqlite3_bind_int64(st, 1, cell->rowid);
@@ -1122,7 +1222,8 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
   for (guint i = 0; i < d->tables->len; i++) {
     Table *t = d->tables->pdata[i];
     char *sql;
-    if (!t->side[0].exists || !t->side[1].exists)
+    if (!t->side[0].exists || !t->side[1].exists || t->side[0].is_virtual ||
+        t->side[1].is_virtual)
       continue; /* dumped or dropped whole, as sqldiff does */
     if (g_strcmp0(t->side[0].sql, t->side[1].sql) != 0) {
       t->is_full = TRUE;
@@ -1132,10 +1233,6 @@ map_changed_pages_with(Diff *d, guint8 *const p1[2], GError **error)
       t->why_full = g_strdup("it was rebuilt (its root page moved, e.g. by VACUUM)");
     } else if (t->side[1].cols == NULL) {
       t->is_full = TRUE;
-    } else if (t->side[1].without_rowid && (p1[1][56] | p1[1][57] | p1[1][58]) != 0 &&
-               p1[1][59] != 1) {
-      t->is_full = TRUE;
-      t->why_full = g_strdup("its text is not UTF-8");
     }
     if (t->is_full)
       continue;
@@ -1251,7 +1348,10 @@ is_internal(const char *name)
  * state (a new table, or one whose schema is incompatible). sqlite_sequence
  * is not created but emptied: SQLite makes it with the first AUTOINCREMENT
  * table (and refuses a CREATE of it), and the INSERTs before have written
- * rows of their own into it. */
+ * rows of their own into it. SQLite refuses a CREATE of its statistics
+ * tables too: ANALYZE sqlite_schema makes them (sqlite_stat1, and
+ * sqlite_stat4 when SQLite is built with it), empty, as the sqlite3
+ * shell's .dump does. */
 static gboolean
 dump_table(Diff *d, Table *t, GString *o, GError **error)
 {
@@ -1262,8 +1362,10 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   int rc, n;
   char *sql;
 
-  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0)
-    g_string_append(o, "DELETE FROM sqlite_sequence;\n");
+  if (g_ascii_strcasecmp(t->name, "sqlite_sequence") == 0 || t->shadow_new)
+    g_string_append_printf(o, "DELETE FROM %s;\n", id);
+  else if (g_ascii_strncasecmp(t->name, "sqlite_stat", 11) == 0)
+    g_string_append(o, "ANALYZE sqlite_schema;\n");
   else
     g_string_append_printf(o, "%s;\n", t->side[1].sql);
   if (cols == NULL) {
@@ -1291,7 +1393,7 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
     g_string_append(o, ins->str);
     for (int i = 0; i < n; i++) {
       g_string_append_c(o, i ? ',' : '(');
-      append_value(o, sqlite3_column_value(st, i));
+      append_value(o, sqlite3_column_value(st, i), d->enc[0]);
     }
     g_string_append(o, ");\n");
     if (o->len > 65536)
@@ -1301,6 +1403,8 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   g_clear_pointer(&st, sqlite3_finalize);
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "reading a table of", error);
+  if (t->shadow_new)
+    return TRUE; /* its indexes made with it */
   sql = sqlite3_mprintf("SELECT sql FROM aux.sqlite_schema WHERE type='index' AND tbl_name=%Q"
                         " AND sql IS NOT NULL",
                         t->name);
@@ -1413,6 +1517,12 @@ count_rows(Diff *d, const char *id, GError **error)
   return -1;
 }
 
+/* The kinds of rows the comparison gives, in the order the script writes
+ * them (then by primary key): a unique value that moves from a deleted
+ * row to an updated or inserted one, or from an updated row to an inserted
+ * one, is free by the time it is written. */
+enum { ROW_DELETE = 1, ROW_UPDATE = 2, ROW_INSERT = 3 };
+
 static gboolean
 diff_table(Diff *d, Table *t, GString *o, GError **error)
 {
@@ -1425,6 +1535,24 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   GString *q;
   int rc;
 
+  if (t->side[0].is_virtual || t->side[1].is_virtual) {
+    /* A virtual table: its rows are in its shadow tables. */
+    if (t->side[0].exists && t->side[1].exists && t->side[0].is_virtual &&
+        t->side[1].is_virtual && strcmp(t->side[0].sql, t->side[1].sql) == 0)
+      return TRUE;
+    if (t->side[0].exists) {
+      note(d, "table %s: dropped between the two states%s", t->name,
+           t->side[1].exists ? " (and created again)" : "");
+      g_string_append_printf(o, "DROP TABLE %s;\n", id);
+    }
+    if (t->side[1].exists && t->side[1].is_virtual)
+      g_string_append_printf(o, "%s;\n", t->side[1].sql);
+    else if (t->side[1].exists)
+      return dump_table(d, t, o, error);
+    return TRUE;
+  }
+  if (!t->side[0].exists && !t->side[1].exists)
+    return TRUE; /* a shadow table dropped with its virtual table */
   if (!t->side[1].exists) {
     note(d, "table %s: dropped between the two states", t->name);
     if (d->summary)
@@ -1509,7 +1637,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
     g_string_append(q, "SELECT ");
     for (guint i = 0; i < n_pk; i++)
       g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
-    g_string_append(q, "1");
+    g_string_append_printf(q, "%d", ROW_UPDATE);
     for (guint i = n_pk; i < n_cmp; i++) {
       if (i < az->len) {
         g_string_append(q, ", ");
@@ -1537,7 +1665,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_string_append(q, "SELECT ");
   for (guint i = 0; i < n_pk; i++)
     g_string_append_printf(q, "A.%s, ", (char *) az->pdata[i]);
-  g_string_append(q, "2");
+  g_string_append_printf(q, "%d", ROW_DELETE);
   for (guint i = n_pk; i < n_cmp; i++)
     g_string_append(q, ", NULL, NULL");
   g_string_append_printf(q, " FROM main.%s A WHERE NOT EXISTS(SELECT 1 FROM aux.%s B WHERE", id,
@@ -1548,7 +1676,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_string_append(q, " UNION ALL SELECT ");
   for (guint i = 0; i < n_pk; i++)
     g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
-  g_string_append(q, "3");
+  g_string_append_printf(q, "%d", ROW_INSERT);
   for (guint i = n_pk; i < n_cmp; i++)
     g_string_append_printf(q, ", 1, B.%s", (char *) az2->pdata[i]);
   g_string_append_printf(q, " FROM aux.%s B WHERE NOT EXISTS(SELECT 1 FROM main.%s A WHERE", id,
@@ -1556,47 +1684,45 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   append_join(q, az, n_pk);
   g_string_append(q, ")");
   append_restrict(q, t, "B");
-  /* A row deleted before one inserted under a key its collation calls
-   * the same ('a' and 'A' in a NOCASE key). */
-  g_string_append(q, " ORDER BY");
-  for (guint i = 1; i <= n_pk + 1; i++)
-    g_string_append_printf(q, "%s %u", i > 1 ? "," : "", i);
+  /* The deletes first (a row deleted before one inserted under a key its
+   * collation calls the same, 'a' and 'A' in a NOCASE key, and before a
+   * unique value it held is written again), then the updates, then the
+   * inserts, each by primary key. */
+  g_string_append_printf(q, " ORDER BY %u", n_pk + 1);
+  for (guint i = 1; i <= n_pk; i++)
+    g_string_append_printf(q, ", %u", i);
 
-  if (!d->summary && !index_changes(d, t, TRUE, o, error)) {
-    g_string_free(q, TRUE);
-    return FALSE;
-  }
   rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
   g_string_free(q, TRUE);
   if (rc != SQLITE_OK)
     return sql_fail(d, rc, "comparing a table of", error);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     int type = sqlite3_column_int(st, (int) n_pk);
-    if (type == 1)
+    if (type == ROW_UPDATE)
       n_update++;
-    else if (type == 2)
+    else if (type == ROW_DELETE)
       n_delete++;
     else
       n_insert++;
     if (d->summary)
       continue;
-    if (type == 1 || type == 2) {
+    if (type == ROW_UPDATE || type == ROW_DELETE) {
       const char *sep = " SET";
-      if (type == 1) {
+      if (type == ROW_UPDATE) {
         g_string_append_printf(o, "UPDATE %s", id);
         for (guint i = n_pk + 1; i < n_q; i += 2) {
           if (sqlite3_column_int(st, (int) i) == 0)
             continue;
           g_string_append_printf(o, "%s %s=", sep, (char *) az2->pdata[(i + n_pk - 1) / 2]);
           sep = ",";
-          append_value(o, sqlite3_column_value(st, (int) i + 1));
+          append_value(o, sqlite3_column_value(st, (int) i + 1), d->enc[0]);
         }
       } else {
         g_string_append_printf(o, "DELETE FROM %s", id);
       }
       for (guint i = 0; i < n_pk; i++) {
         g_string_append_printf(o, "%s %s=", i ? " AND" : " WHERE", (char *) az2->pdata[i]);
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       g_string_append(o, ";\n");
     } else {
@@ -1606,11 +1732,11 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       g_string_append(o, ") VALUES");
       for (guint i = 0; i < n_pk2; i++) {
         g_string_append_c(o, i ? ',' : '(');
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       for (guint i = n_pk2 + 2; i < n_q; i += 2) {
         g_string_append_c(o, ',');
-        append_value(o, sqlite3_column_value(st, (int) i));
+        append_value(o, sqlite3_column_value(st, (int) i), d->enc[0]);
       }
       g_string_append(o, ");\n");
     }
@@ -1785,6 +1911,32 @@ diff_table_wrapped(Diff *d, Table *t, GString *o, GError **error)
   return TRUE;
 }
 
+/* Before the tables (the script only): the indexes gone from tables in
+ * both states and the tables dropped, so that a name they free is free
+ * for what the script creates (SQLite's names are case-insensitive: a
+ * table renamed foo -> Foo, an index dropped from one table and made on
+ * another), whatever the name order. SQLite's own tables keep their
+ * place, last. */
+static gboolean
+drops_first(Diff *d, GString *o, GError **error)
+{
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    if (t->side[0].exists && t->side[1].exists && !t->side[0].is_virtual &&
+        !t->side[1].is_virtual && !index_changes(d, t, TRUE, o, error))
+      return FALSE;
+  }
+  for (guint i = 0; i < d->tables->len; i++) {
+    Table *t = d->tables->pdata[i];
+    if (!t->side[0].exists || t->side[1].exists || is_internal(t->name))
+      continue;
+    if (!diff_table_wrapped(d, t, o, error))
+      return FALSE;
+    t->done = TRUE;
+  }
+  return TRUE;
+}
+
 static gboolean
 image_geometry(Diff *d, int s, GError **error)
 {
@@ -1810,6 +1962,17 @@ image_geometry(Diff *d, int s, GError **error)
   }
   d->page_size[s] = ps;
   d->usable[s] = ps - h[20];
+  /* 0 before the first table: SQLite takes UTF-8 then. */
+  switch (((guint32) h[56] << 24) | ((guint32) h[57] << 16) | ((guint32) h[58] << 8) | h[59]) {
+  case 2:
+    d->enc[s] = SQLITE_UTF16LE;
+    break;
+  case 3:
+    d->enc[s] = SQLITE_UTF16BE;
+    break;
+  default:
+    d->enc[s] = SQLITE_UTF8;
+  }
   d->n_pages[s] = (guint32) (sqlenvfs_image_size(d->img[s]) / ps);
   return TRUE;
 }
@@ -1896,11 +2059,13 @@ sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, SqlenvfsImage 
     if (!load_objects(&d, 0, error) || !load_objects(&d, 1, error))
       goto out;
     schema_before(&d, o);
+    if (!drops_first(&d, o, error))
+      goto out;
   }
   for (int pass = 0; pass < (summary ? 1 : 2); pass++) {
     for (guint i = 0; i < d.tables->len; i++) {
       Table *t = d.tables->pdata[i];
-      if (!summary && is_internal(t->name) != (pass == 1))
+      if (!summary && (is_internal(t->name) != (pass == 1) || t->done))
         continue;
       if (!diff_table_wrapped(&d, t, o, error))
         goto out;

@@ -133,7 +133,8 @@ static const char *const base_sql =
   "INSERT INTO ck VALUES ('abc', 1), ('def', 2);"
   "CREATE TABLE cu(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO cu VALUES (1, 'a'), (2, 'b');"
   "CREATE TABLE zr(id INTEGER PRIMARY KEY, x); INSERT INTO zr VALUES (1, 0.0), (2, -0.0);"
-  "CREATE TABLE zk(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO zk VALUES (0.0, 'z');";
+  "CREATE TABLE zk(k PRIMARY KEY, v) WITHOUT ROWID; INSERT INTO zk VALUES (0.0, 'z');"
+  "CREATE TABLE u4(id INTEGER PRIMARY KEY, u UNIQUE); INSERT INTO u4 VALUES (5, 'a'), (6, 'b');";
 
 /* Diff @a_path -> @b_path with the pages that differ, and in full; both
  * must agree; the script applied to a copy of @a_path gives @b_path. */
@@ -244,6 +245,24 @@ static const char *const changes[] = {
    * and in a key */
   "UPDATE zr SET x = -0.0 WHERE id = 1; UPDATE zr SET x = 0.0 WHERE id = 2;"
   "DELETE FROM zk; INSERT INTO zk VALUES (-0.0, 'z');",
+  /* infinities, in a value, a new table and a key */
+  "UPDATE zr SET x = 9e999 WHERE id = 1; UPDATE zr SET x = -9e999 WHERE id = 2;"
+  "CREATE TABLE f(id INTEGER PRIMARY KEY, x REAL); INSERT INTO f VALUES (1, 9e999), (2, -9e999);"
+  "INSERT INTO zk VALUES (-9e999, 'i');",
+  /* ANALYZE, where there was no sqlite_stat1: made by ANALYZE sqlite_schema
+   * (a CREATE of it is refused), then its rows */
+  "ANALYZE;",
+  /* a unique value moved to a row of a lower key, deleted or updated
+   * away first: the deletes, then the updates, then the inserts */
+  "DELETE FROM u4 WHERE id = 5; INSERT INTO u4 VALUES (3, 'a');"
+  "UPDATE u4 SET u = 'c' WHERE id = 6; INSERT INTO u4 VALUES (1, 'b');",
+  /* a table renamed by case only (made again as Gone): its DROP before
+   * the CREATE, though "Gone" sorts first */
+  "CREATE TABLE keep_g AS SELECT * FROM gone; DROP TABLE gone; CREATE TABLE Gone(z);"
+  "INSERT INTO Gone SELECT * FROM keep_g; DROP TABLE keep_g;",
+  /* an index dropped from one table and made with its name on another that
+   * sorts first */
+  "DROP INDEX t_a; CREATE INDEX t_a ON p(x);",
   /* a rebuild */
   "DELETE FROM t WHERE id % 2 = 0; VACUUM;",
   /* text with thousands of line breaks: one concatenation per break would
@@ -436,6 +455,106 @@ diff_placed(SqlenvfsImage *ia, SqlenvfsImage *ib, GHashTable *changed, GString *
   g_string_free(full, TRUE);
 }
 
+/* Virtual tables: the script creates and drops them (CREATE VIRTUAL TABLE,
+ * DROP TABLE), not their shadow tables, which SQLite makes and drops with
+ * them; the rows of the shadow tables of a new one are written over those
+ * its CREATE made. */
+static const char *const vtab_sql =
+  "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+  "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t VALUES (1, 'a');"
+  "CREATE VIRTUAL TABLE kept USING fts5(body);"
+  "INSERT INTO kept VALUES ('one two'), ('three');"
+  "CREATE VIRTUAL TABLE old USING fts5(a, b); INSERT INTO old VALUES ('x', 'y');"
+  "CREATE VIRTUAL TABLE box USING rtree(id, x0, x1); INSERT INTO box VALUES (1, 0, 5);"
+  "CREATE VIRTUAL TABLE moved USING fts5(a); INSERT INTO moved VALUES ('m');";
+
+static const char *const vtab_changes[] = {
+  /* created, dropped, recreated with other columns, rows in a kept one */
+  "CREATE VIRTUAL TABLE ft USING fts5(title, body);"
+  "INSERT INTO ft VALUES ('hello', 'world'), ('second', 'row');"
+  "DROP TABLE old; DROP TABLE moved; CREATE VIRTUAL TABLE moved USING fts5(a, b);"
+  "INSERT INTO moved VALUES ('p', 'q');"
+  "INSERT INTO kept VALUES ('four'); UPDATE t SET v = 'b';",
+  /* an r-tree created and one dropped, a plain table named like a shadow one */
+  "DROP TABLE box; CREATE VIRTUAL TABLE geo USING rtree(id, x0, x1, y0, y1);"
+  "INSERT INTO geo VALUES (7, 1, 2, 3, 4); CREATE TABLE old_notes(z); INSERT INTO old_notes"
+  " VALUES (1);",
+};
+
+START_TEST(test_virtual_tables)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(vtab_sql, vtab_changes[_i], &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
+  ck_assert_no_error(error);
+  if (_i == 0) {
+    ck_assert_msg(strstr(out->str, "CREATE VIRTUAL TABLE ft USING fts5(title, body);\n"
+                                   "DELETE FROM ft_config;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "DROP TABLE old;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "DROP TABLE moved;\n"
+                                   "CREATE VIRTUAL TABLE moved USING fts5(a, b);\n") != NULL,
+                  "%s", out->str);
+  } else {
+    ck_assert_msg(strstr(out->str, "DROP TABLE box;\n") != NULL, "%s", out->str);
+    ck_assert_msg(strstr(out->str, "CREATE TABLE old_notes(z);\n") != NULL, "%s", out->str);
+  }
+  ck_assert_msg(strstr(out->str, "CREATE TABLE ft_") == NULL &&
+                strstr(out->str, "DROP TABLE old_") == NULL &&
+                strstr(out->str, "DROP TABLE box_") == NULL &&
+                strstr(out->str, "CREATE TABLE geo_") == NULL, "%s", out->str);
+  g_string_free(out, TRUE);
+}
+END_TEST
+
+/* A UTF-16 database: the keys of a WITHOUT ROWID table read from its
+ * records are UTF-16 text (the changed rows are found by them), and text
+ * holding a NUL is written as a blob of its UTF-16 bytes, which CAST reads
+ * as text of the database's encoding. */
+static const char *const utf16_enc[] = { "UTF-16le", "UTF-16be" };
+
+START_TEST(test_utf16)
+{
+  g_autofree char *base = g_strdup_printf(
+    "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE; PRAGMA encoding='%s';"
+    "CREATE TABLE w(k TEXT PRIMARY KEY, v) WITHOUT ROWID;"
+    "INSERT INTO w VALUES ('\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87', 'v'), ('b', 'c');"
+    "CREATE TABLE n(id INTEGER PRIMARY KEY, t TEXT); INSERT INTO n VALUES (1, 'x');",
+    utf16_enc[_i]);
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(base,
+    "UPDATE w SET v = '\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87" "2'"
+    "  WHERE k = '\xd0\xba\xd0\xbb\xd1\x8e\xd1\x87';"
+    "INSERT INTO w VALUES ('\xf0\x9d\x84\x9e', 'q');"
+    "INSERT INTO n VALUES (2, 'a' || char(0) || 'b');", &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  g_autoptr(GHashTable) changed = pages_differing(a, b);
+  GString *out = g_string_new(NULL), *sum = g_string_new(NULL);
+  GError *error = NULL;
+  const char *nul = _i == 0 ? "CAST(x'610000006200' AS TEXT)" : "CAST(x'006100000062' AS TEXT)";
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, out, NULL,
+                                 &error));
+  ck_assert_no_error(error);
+  ck_assert_msg(strstr(out->str, "INSERT INTO w(k,v) VALUES('\xf0\x9d\x84\x9e','q');\n") !=
+                NULL, "%s", out->str);
+  ck_assert_msg(strstr(out->str, nul) != NULL, "%s", out->str);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, TRUE, append, NULL, sum, NULL,
+                                 &error));
+  ck_assert_msg(strstr(sum->str, "w: 1 changes, 1 inserts, 0 deletes, 1 unchanged\n") != NULL,
+                "%s", sum->str);
+  g_string_free(out, TRUE);
+  g_string_free(sum, TRUE);
+}
+END_TEST
+
 /* Tables created, dropped and rebuilt with other columns between the two
  * states: each is said in a note, and those written whole are counted as
  * compared in full. */
@@ -505,8 +624,8 @@ START_TEST(test_deep_tree)
   ia = image_of(a);
   ib = image_of(b);
   diff_placed(ia, ib, changed, out, notes, &st);
-  ck_assert_str_eq(out->str, "UPDATE big SET v='x' WHERE id=5;\n"
-                             "DELETE FROM big WHERE id=7777;\n"
+  ck_assert_str_eq(out->str, "DELETE FROM big WHERE id=7777;\n"
+                             "UPDATE big SET v='x' WHERE id=5;\n"
                              "UPDATE big SET v='x' WHERE id=10500;\n"
                              "UPDATE big SET v='x' WHERE id=20990;\n");
   ck_assert_msg(notes->len == 0, "%s", notes->str);
@@ -598,7 +717,8 @@ START_TEST(test_many_tables)
 END_TEST
 
 /* sqldiff's quoting: identifiers that need it, text with quotes and
- * control characters, blobs, reals. */
+ * control characters, blobs, reals (infinities as SQLite's quote() writes
+ * them: a number too large for a double). */
 START_TEST(test_quoting)
 {
   g_autofree char *a = g_build_filename(tmp, "qa.db", NULL);
@@ -609,13 +729,15 @@ START_TEST(test_quoting)
 
   exec(a, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);");
   exec(b, "PRAGMA page_size=1024; CREATE TABLE \"odd name\"(\"select\" INTEGER PRIMARY KEY, v2, w);"
-          "INSERT INTO \"odd name\" VALUES (1, 'a''b' || char(10) || 'c', x'00ff'), (2, 0.1, 1e300);");
+          "INSERT INTO \"odd name\" VALUES (1, 'a''b' || char(10) || 'c', x'00ff'),"
+          " (2, 0.1, 1e300), (3, 9e999, -9e999);");
   ia = image_of(a);
   ib = image_of(b);
   ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
   ck_assert_str_eq(out->str,
                    "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(1,'a''b'||X'0a'\n||'c',x'00ff');\n"
-                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(2,0.1,1.0e+300);\n");
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(2,0.1,1.0e+300);\n"
+                   "INSERT INTO \"odd name\"(\"select\",v2,w) VALUES(3,9.0e+999,-9.0e+999);\n");
   g_string_free(out, TRUE);
 }
 END_TEST
@@ -629,6 +751,8 @@ suite(void)
   tcase_add_loop_test(tc, test_changes, 0, G_N_ELEMENTS(changes));
   tcase_add_loop_test(tc, test_triggers_views, 0, G_N_ELEMENTS(trig_changes));
   tcase_add_test(tc, test_negative_zero);
+  tcase_add_loop_test(tc, test_utf16, 0, G_N_ELEMENTS(utf16_enc));
+  tcase_add_loop_test(tc, test_virtual_tables, 0, G_N_ELEMENTS(vtab_changes));
   tcase_add_test(tc, test_overflow_only);
   tcase_add_test(tc, test_quoting);
   tcase_add_test(tc, test_deep_tree);
