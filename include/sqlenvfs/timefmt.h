@@ -37,7 +37,8 @@ typedef struct {
 /* The accepted forms, as one line for error messages. */
 #define SQLENVFS_TIME_FORMS \
   "20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, " \
-  "2026-11-28T16:14:00.25+01:00, @1764346440, @1764346440.25, latest or " \
+  "2026-11-28T16:14:00.25+01:00, 2026-11-28 16:14:00 +01:00 (as list prints it), " \
+  "@1764346440, @1764346440.25, latest or " \
   "earliest (fractions of up to nine digits)"
 
 /* Parse @text. On failure FALSE with SQLENVFS_ERROR_INVALID naming the text

@@ -249,6 +249,20 @@ print_history(const SqlenvfsListReport *report)
   sqlenvfs_timebar_dbs_free(dbs);
 }
 
+/* A window's ends as the table shows them, to the second: the start
+ * rounded up and the end down, so that both times shown can be restored
+ * (restore --time takes them as printed); with fractions, in UTC, for a
+ * window that holds no whole second. */
+static void
+format_window(const SqlenvfsListWindow *w, char **from, char **to)
+{
+  gint64 up = (w->from_us + G_USEC_PER_SEC - 1) / G_USEC_PER_SEC * G_USEC_PER_SEC;
+  gint64 down = w->to_us / G_USEC_PER_SEC * G_USEC_PER_SEC;
+  gboolean whole = up <= down;
+  *from = whole ? sqlenvfs_time_format_local(up) : sqlenvfs_time_format_iso(w->from_us);
+  *to = whole ? sqlenvfs_time_format_local(down) : sqlenvfs_time_format_iso(w->to_us);
+}
+
 static void
 print_windows(const SqlenvfsListReport *report)
 {
@@ -259,9 +273,9 @@ print_windows(const SqlenvfsListReport *report)
   printf("\n");
   for (guint i = 0; i < report->windows->len; i++) {
     const SqlenvfsListWindow *w = report->windows->pdata[i];
-    g_autofree char *from = sqlenvfs_time_format_local(w->from_us);
-    g_autofree char *to = sqlenvfs_time_format_local(w->to_us);
+    g_autofree char *from = NULL, *to = NULL;
     g_autofree char *db = cli_pad(w->db, 16);
+    format_window(w, &from, &to);
     printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
     if (w->base_unchecked)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);

@@ -83,14 +83,22 @@ parse_basic(const char *p, gint64 *out)
   return civil_to_us(y, mo, d, h, mi, s, frac, 0, out);
 }
 
+/* "2026-11-28T16:14:00[.f](Z|+01:00)", or as `list` prints a time:
+ * "2026-11-28 16:14:00[.f] +01:00" (a space on each side of the time, and
+ * an offset: never a bare local time). */
 static gboolean
 parse_extended(const char *p, gint64 *out)
 {
   int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 1;
   gint64 frac;
+  gboolean spaced;
   if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-      !digits(&p, 2, &d) || *p++ != 'T' || !digits(&p, 2, &h) || *p++ != ':' ||
-      !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &s) || !fraction(&p, &frac))
+      !digits(&p, 2, &d))
+    return FALSE;
+  spaced = *p == ' ';
+  if ((*p++ != 'T' && !spaced) || !digits(&p, 2, &h) || *p++ != ':' ||
+      !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &s) || !fraction(&p, &frac) ||
+      (spaced && (*p++ != ' ' || (*p != '+' && *p != '-'))))
     return FALSE;
   if (*p == 'Z') {
     p++;

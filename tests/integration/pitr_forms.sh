@@ -38,6 +38,8 @@ print("F", plus1(S).strftime("%Y-%m-%dT%H:%M:%S.25+01:00"))
 print("F", "@%d.25" % S)
 print("F", "@%d.250000" % S)
 print("F", utc(S).strftime("%Y-%m-%dT%H:%M:%S.250000000Z"))
+print("S", plus1(S).strftime("%Y-%m-%d %H:%M:%S +01:00"))
+print("F", minus530(S).strftime("%Y-%m-%d %H:%M:%S.25 -05:30"))
 print("F", utc(S).strftime("%Y%m%dT%H%M%S.250000999Z"))
 print("F", plus1(S).strftime("%Y-%m-%dT%H:%M:%S.2500009+01:00"))
 print("F", "@%d.250000999" % S)
@@ -85,7 +87,22 @@ cmp -s "$T/d1.sql" "$T/d2.sql" || fail "diff --from earliest differs from diff -
   fail "bisect --from earliest: $(cat "$T/b.out")"
 pass "restore, diff and bisect take earliest, the window's start"
 
+# The window as `list` prints it (to the second, in local time): both ends
+# restore as printed, in two time zones.
+for tz in UTC Asia/Kolkata; do
+  line=$(TZ=$tz "$SQLENVFS" list --root "$R" | sed -n '/^recoverable windows/{n;p}')
+  from=$(echo "$line" | sed -n 's/^  app *\(.*\) \.\. \(.*\)$/\1/p')
+  to=$(echo "$line" | sed -n 's/^  app *\(.*\) \.\. \(.*\)$/\2/p' | sed 's/  .*//')
+  [ -n "$from" ] && [ -n "$to" ] || fail "no window in list's output: $line"
+  for t in "$from" "$to"; do
+    "$SQLENVFS" restore --root "$R" --time "$t" --output "$T/list.db" --force >/dev/null \
+      2>"$T/list.err" || fail "the time '$t' that list prints (TZ=$tz) is refused: $(cat "$T/list.err")"
+  done
+done
+pass "the ends of a window, as list prints them, restore"
+
 for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" 2026-11-28T16:14:00 \
+           "2026-11-28 16:14:00" "2026-11-28 16:14:00+00:00" \
            20261128T161400 20261128T1614Z 2026-13-28T16:14:00Z 2026-02-30T16:14:00Z \
            2026-11-28T16:14:00.1234567890Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
            "latest " EARLIEST "earliest " 2026-11-28t16:14:00z; do
