@@ -136,9 +136,9 @@ sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason)
   case SQLENVFS_GAP_FIRST_START:
     return "archiving started";
   case SQLENVFS_GAP_WAL_RESTARTED:
-    return "the WAL was restarted while the archiver was not running";
+    return "the WAL was restarted before the archiver had read all of it";
   case SQLENVFS_GAP_WAL_MISSING:
-    return "the WAL was checkpointed and removed while the archiver was not running";
+    return "the WAL was checkpointed and removed before the archiver had read all of it";
   case SQLENVFS_GAP_WAL_MISMATCH:
     return "the WAL no longer holds the last archived frame";
   case SQLENVFS_GAP_DB_REPLACED:
