@@ -103,6 +103,7 @@
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/walfile.h"
@@ -637,23 +638,31 @@ note_alive(Db *d, gint64 t, gint64 step, GError **error)
   return TRUE;
 }
 
-/* Can the newest archived state be restored: does a window (a base in the
- * chain, placed where capture was complete) reach the archive's last
- * record? FALSE with *why when not, or when that cannot be read. */
+/* Can the newest archived state be restored: does a base of its chain,
+ * placed where capture was complete, reach the archive's last record?
+ * Asked of the timeline (sqlenvfs_timeline_unrecoverable_newest: records
+ * after a break, or records with no window at all, that no usable copy
+ * reaches), not of the windows' end: the records archived from the WAL at
+ * this start are newer than the alive time until the next sync, and a
+ * window ends at the alive time, so comparing the two took every restart
+ * after an outage for a chain without a base. FALSE with *why when not,
+ * or when that cannot be read. */
 static gboolean
 latest_has_base(Db *d, char **why)
 {
-  const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last(d->w);
   g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) wins = sqlenvfs_restore_windows(d->a->root, d->name, &error);
-  if (wins == NULL) {
+  g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(d->a->root, d->name, &error);
+  g_autofree char *what = NULL;
+  gint64 from = 0, to = 0;
+
+  if (tl == NULL) {
     *why = g_strdup_printf("its recoverable window cannot be read: %s", error->message);
     return FALSE;
   }
-  if (last != NULL && (wins->len == 0 ||
-                       ((SqlenvfsRestoreWindow *)wins->pdata[wins->len - 1])->to_us < last->time)) {
-    *why = g_strdup("no base of its chain can be placed (a snapshot pinned while the WAL held "
-                    "no commit lies in an outage, or none was kept)");
+  if (sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &what)) {
+    *why = g_strdup_printf("no base of its chain can be placed (%s; a snapshot pinned while the "
+                           "WAL held no commit lies in an outage, or none was kept)",
+                           what ? what : "no copy reaches it");
     return FALSE;
   }
   return TRUE;
