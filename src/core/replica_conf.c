@@ -149,6 +149,16 @@ sqlenvfs_replica_conf_read_credentials(const char *path, const char *profile,
                 path, local->message, profile);
     return FALSE;
   }
+  if (!g_key_file_has_group(kf, profile)) {
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+    g_autofree char *have = g_strjoinv("], [", groups);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read credentials %s: it has no profile [%s]%s%s%s (set [replica] profile to one "
+                "it has, or add [%s] with aws_access_key_id and aws_secret_access_key)",
+                path, profile, groups[0] ? " (it has [" : "", groups[0] ? have : "",
+                groups[0] ? "])" : "", profile);
+    return FALSE;
+  }
   ak = g_key_file_get_string(kf, profile, "aws_access_key_id", NULL);
   sk = g_key_file_get_string(kf, profile, "aws_secret_access_key", NULL);
   tok = g_key_file_get_string(kf, profile, "aws_session_token", NULL);

@@ -242,6 +242,18 @@ START_TEST(test_credentials_file)
   ck_assert_no_error(error);
   ck_assert_str_eq(d->access_key, "OAK");
   ck_assert_str_eq(d->session_token, "TOK");
+  {
+    /* A profile the file does not have is named as missing, with those it has. */
+    g_autofree char *conf3 = write_file(dir, "third.conf",
+                                        "[replica]\nurl = s3://bucket/p\n"
+                                        "credentials-file = creds\nprofile = prod\n",
+                                        0644);
+    g_autoptr(SqlenvfsReplicaConf) e = sqlenvfs_replica_conf_load(conf3, NULL, &error);
+    ck_assert_ptr_null(e);
+    ck_assert_msg(error && strstr(error->message, "it has no profile [prod] (it has [default], "
+                                  "[other])"), "%s", error ? error->message : "no error");
+    g_clear_error(&error);
+  }
   clear_env();
   testutil_tmpdir_cleanup(dir);
 }
