@@ -156,8 +156,19 @@ sqlenvfs_db_check(sqlite3 *db, gboolean quick, const char *path, GError **error)
                               &res, path, error))
     return FALSE;
   if (g_strcmp0(res, "ok") != 0) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "integrity check of %s failed: %s", path, res ? res : "(no result)");
+    /* Its first row can hold one line per damaged page: one line, the
+     * first few of them. */
+    g_auto(GStrv) lines = g_strsplit(res ? res : "(no result)", "\n", -1);
+    guint n = g_strv_length(lines), shown = MIN(n, 3u);
+    g_autofree char *more = n > shown ? g_strdup_printf(" (and %u more)", n - shown) : NULL;
+    char *keep = lines[shown];
+    lines[shown] = NULL;
+    {
+      g_autofree char *head = g_strjoinv("; ", lines);
+      lines[shown] = keep;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "integrity check of %s failed: %s%s", path, head, more ? more : "");
+    }
     return FALSE;
   }
   return TRUE;

@@ -4,6 +4,7 @@
 
 #include "sqlenvfs/util.h"
 
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -84,6 +85,40 @@ START_TEST(test_no_ckpt_on_close)
 {
   ck_assert(wal_survives_close(SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE));
   ck_assert(!wal_survives_close(SQLENVFS_OPEN_MUST_EXIST));
+}
+END_TEST
+
+/* A failed integrity check is one line, however many lines SQLite gives:
+ * the first three, and how many more. */
+START_TEST(test_db_check_one_line)
+{
+  g_autofree char *p2 = g_build_filename(tmp, "leaky.db", NULL);
+  GError *error = NULL;
+  sqlite3 *db = sqlenvfs_db_open(p2, SQLENVFS_OPEN_CREATE, &error);
+  ck_assert_no_error(error);
+  /* 40 pages on the freelist, then the header made to forget them: each
+   * one is "never used". */
+  ck_assert(sqlenvfs_db_exec(db, "CREATE TABLE big(x); WITH RECURSIVE n(i) AS (SELECT 1 "
+                             "UNION ALL SELECT i + 1 FROM n WHERE i < 40) INSERT INTO big "
+                             "SELECT zeroblob(4000) FROM n; DROP TABLE big;", p2, &error));
+  ck_assert_no_error(error);
+  sqlite3_close(db);
+  {
+    int fd = open(p2, O_WRONLY);
+    guint8 zero[8] = { 0 };
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pwrite(fd, zero, sizeof zero, 32), (ssize_t)sizeof zero);
+    close(fd);
+  }
+  db = sqlenvfs_db_open(p2, SQLENVFS_OPEN_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_db_check(db, FALSE, p2, &error));
+  ck_assert(error != NULL);
+  ck_assert_msg(strchr(error->message, '\n') == NULL, "more than one line: %s", error->message);
+  ck_assert_msg(strstr(error->message, "never used") != NULL &&
+                strstr(error->message, " more)") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  sqlite3_close(db);
 }
 END_TEST
 
@@ -286,6 +321,7 @@ suite(void)
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_add_test(tc, test_open_flags);
   tcase_add_test(tc, test_no_ckpt_on_close);
+  tcase_add_test(tc, test_db_check_one_line);
   tcase_add_test(tc, test_crc32_combine);
   tcase_add_test(tc, test_alloc_large_pages);
   tcase_add_test(tc, test_tmp_tracked);
