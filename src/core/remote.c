@@ -37,6 +37,7 @@
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/verifymemo.h"
 
 #include "archive_int.h"
 
@@ -2667,6 +2668,47 @@ evict_to(SqlenvfsRemote *r, const char *keep, const char *keep_dir, guint64 max_
   }
 }
 
+/* Check the copy's database file @path, fetched into the cache (or found
+ * there whole), against its MANIFEST (size, header, crc32), remembering the
+ * verdict for the opens that follow. One that fails is removed from the
+ * cache, so that the next open fetches it again (a replica repaired
+ * meanwhile is then served): FALSE and INTEGRITY naming the object. */
+static gboolean
+check_cached_copy(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name, const char *db,
+                  const char *key, const char *path, GError **error)
+{
+  g_autoptr(SqlenvfsStoredCopy) copy = r->root ? sqlenvfs_store_load(r->root, kind, name, NULL)
+                                               : NULL;
+  const SqlenvfsStoredDb *sdb = copy ? sqlenvfs_stored_copy_find(copy, db) : NULL;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *where = NULL;
+  SqlenvfsFileId id;
+  int fd;
+
+  if (sdb == NULL)
+    return TRUE; /* no MANIFEST to check against here: the open checks it */
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return TRUE; /* evicted meanwhile: the open says so */
+  if (sqlenvfs_store_check_base(sdb, fd, &id, &local)) {
+    sqlenvfs_verify_memo_note_base(r->root, sdb, &id, FALSE, NULL);
+    close(fd);
+    return TRUE;
+  }
+  close(fd);
+  if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  unlink(path);
+  g_hash_table_remove(r->fetched, key);
+  where = sqlenvfs_s3_describe(r->s3, key);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "%s is damaged: %s; it is not served, and not kept in the cache (the next open "
+              "fetches it again; run %s)", where, local->message, r->verify);
+  return FALSE;
+}
+
 char *
 sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const char *name,
                               const char *db, guint64 max_bytes, GError **error)
@@ -2699,6 +2741,11 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
   if (!fetch_items(r, items, &local)) {
     g_mutex_unlock(&r->cache_lock);
     keyify_error(r, local);
+    g_propagate_error(error, local);
+    return NULL;
+  }
+  if (!check_cached_copy(r, kind, name, db, key, path, &local)) {
+    g_mutex_unlock(&r->cache_lock);
     g_propagate_error(error, local);
     return NULL;
   }

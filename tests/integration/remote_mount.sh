@@ -64,6 +64,27 @@ kept=$(find "$T/cache/backups/prod/daily" "$T/cache/backups/prod/snapshots" -nam
 [ -z "$(find "$T/cache" -name '.tmp-*')" ] || fail "temporaries left in the cache"
 pass "copies equal their originals; the cache keeps $kept bytes of copies (bound $bound, read $read_bytes)"
 
+# A copy damaged in the replica (same size, a byte changed): an I/O error,
+# and not kept in the cache, so that once the replica is repaired the next
+# open serves it, in the same mount.
+key=${URL#s3://}/snapshots/${S[1]}/app.db
+s3cmd_ get --force "s3://$key" "$T/good.db" >/dev/null || fail "s3cmd get $key"
+cp "$T/good.db" "$T/bad.db"
+printf '\xff' | dd of="$T/bad.db" bs=1 seek=$(( ssize / 2 )) conv=notrunc 2>/dev/null
+s3cmd_ put "$T/bad.db" "s3://$key" >/dev/null || fail "s3cmd put $key"
+rm -f "$T/cache/backups/prod/snapshots/${S[1]}/app.db"
+if cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s1.db" 2>"$T/cp.err"; then
+  fail "a damaged snapshot was served"
+fi
+grep -q "Input/output error" "$T/cp.err" || fail "not an I/O error: $(cat "$T/cp.err")"
+[ ! -e "$T/cache/backups/prod/snapshots/${S[1]}/app.db" ] ||
+  fail "the damaged snapshot was kept in the cache"
+s3cmd_ put "$T/good.db" "s3://$key" >/dev/null || fail "s3cmd put $key"
+cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s1.db" 2>"$T/cp.err" ||
+  fail "the repaired snapshot is not served: $(cat "$T/cp.err")"
+same_db "$T/s1.db" "$R/backups/prod/snapshots/${S[1]}/app.db" || fail "repaired snapshot differs"
+pass "a damaged copy fails with EIO, is not cached, and is served once repaired"
+
 # read-only
 touch "$T/mnt/backups/x" 2>/dev/null && fail "a file was created in the mount"
 unmount_root "$T/mnt"
