@@ -7,7 +7,8 @@
  * capturing; until the snapshot is taken no alive time is published for it
  * (DESIGN.md, invariant 7): the thread then clears snapshot_pending and sets
  * alive_from to a time past the snapshot's pin, under a->lock. A failed
- * snapshot is retried every SNAPSHOT_RETRY_US. The thread exits when the
+ * snapshot is retried every SNAPSHOT_RETRY_US, or at once when the database
+ * is queued again meanwhile (one snapshot, not two). The thread exits when the
  * archiver stops (run() joins it).
  */
 #include "archiver_int.h"
@@ -55,10 +56,15 @@ snapshot_main(gpointer data)
                 : d->snapshot_reason != SQLENVFS_GAP_FIRST_START ? "after a gap"
                                                                  : "archiving started",
                 error->message, (int)(SNAPSHOT_RETRY_US / G_USEC_PER_SEC));
+      /* Asked again meanwhile (a new chain): taken at once, and once. */
       while (!g_atomic_int_get(&a->stopping) &&
+             g_queue_find_custom(&a->snap_queue, name, (GCompareFunc)strcmp) == NULL &&
              g_cond_wait_until(&a->snap_cond, &a->lock, until))
         ;
-      g_queue_push_tail(&a->snap_queue, name);
+      if (g_queue_find_custom(&a->snap_queue, name, (GCompareFunc)strcmp) == NULL)
+        g_queue_push_tail(&a->snap_queue, name);
+      else
+        g_free(name);
     }
   }
   g_mutex_unlock(&a->lock);

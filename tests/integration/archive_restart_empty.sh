@@ -50,5 +50,20 @@ line=$(grep 'snapshot.*failed' "$T/b.err") || fail "no report of the failed snap
 grep -q 'archiver app: the snapshot that starts its recoverable window (archiving started) failed: .*snapshots is not a directory' <<< "$line" ||
   fail "the failed first snapshot is not reported as such: $line"
 if grep -qi 'gap' <<< "$line"; then fail "a first start's failed snapshot is called a gap: $line"; fi
-pitr_stop_archiver "$T/b"
 pass "a first start's failed snapshot is reported as the first one, not as after a gap"
+
+# While it waits to try again (30 s), the directory is put right and
+# production replaced: the new chain's snapshot is taken at once, and once.
+rm "$R2/backups/prod/snapshots"
+mkdir -m 0755 "$R2/backups/prod/snapshots"
+"$SQLENVFS" init --root "$R2" --force >/dev/null 2>&1 || fail "init --force"
+for i in $(seq 1 100); do
+  [ "$(ls "$R2/backups/prod/snapshots" | wc -l)" -ge 1 ] && break
+  sleep 0.1
+done
+assert_eq "$(ls "$R2/backups/prod/snapshots" | wc -l)" 1 \
+  "snapshots 10 s after the new chain (the retry was 30 s away)"
+sleep 2
+assert_eq "$(ls "$R2/backups/prod/snapshots" | wc -l)" 1 "snapshots 2 s after that"
+pitr_stop_archiver "$T/b"
+pass "a new chain's snapshot during the retry wait is taken at once, and once"
