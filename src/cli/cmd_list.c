@@ -263,9 +263,13 @@ format_window(const SqlenvfsListWindow *w, char **from, char **to)
   *to = whole ? sqlenvfs_time_format_local(down) : sqlenvfs_time_format_iso(w->to_us);
 }
 
+/* @remote_url: the replica a remote list read (its bases are never
+ * checked there: said once, with the command that checks them), or NULL. */
 static void
-print_windows(const SqlenvfsListReport *report)
+print_windows(const SqlenvfsListReport *report, const char *remote_url)
 {
+  gboolean any_unchecked = FALSE;
+
   printf("recoverable windows: %u", report->windows->len);
   if (report->tails->len > 0)
     printf(", and %u period%s that %s not", report->tails->len,
@@ -277,9 +281,12 @@ print_windows(const SqlenvfsListReport *report)
     g_autofree char *db = cli_pad(w->db, 16);
     format_window(w, &from, &to);
     printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
-    if (w->base_unchecked)
+    any_unchecked = any_unchecked || w->base_unchecked;
+    if (w->base_unchecked && remote_url == NULL)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
   }
+  if (any_unchecked && remote_url != NULL)
+    printf("  (list --remote checks no base: run sqlenvfs verify --remote %s)\n", remote_url);
   for (guint i = 0; i < report->tails->len; i++) {
     const SqlenvfsListWindow *t = report->tails->pdata[i];
     g_autofree char *from = sqlenvfs_time_format_local(t->from_us);
@@ -342,7 +349,7 @@ cmd_list(int argc, char **argv)
     printf("replica %s\n", url);
     print_copies("backups", "daily/", report->backups);
     print_copies("snapshots", "snapshots/", report->snapshots);
-    print_windows(report);
+    print_windows(report, url);
     return CLI_OK;
   }
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
@@ -358,7 +365,7 @@ cmd_list(int argc, char **argv)
   }
   print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
   print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
-  print_windows(report);
+  print_windows(report, NULL);
   {
     g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);
     print_replica(replica);

@@ -39,6 +39,17 @@ grep -q 'wal-archive' "$T/verify.out" || fail "verify --remote does not check th
 grep -q '^ok   backup' "$T/verify.out" || fail "verify --remote does not check the backup"
 pass "verify --remote: $(tail -1 "$T/verify.out")"
 
+# list --remote: the windows as shipped; it checks no base, and says so
+# once, with the command that does (not a local one)
+(cd "$T/elsewhere" && "$SQLENVFS" list --remote "$URL") > "$T/list.out" 2>&1 ||
+  fail "list --remote: $(cat "$T/list.out")"
+grep -q '^recoverable windows: [1-9]' "$T/list.out" || fail "no window: $(cat "$T/list.out")"
+grep -q '(run sqlenvfs verify)' "$T/list.out" &&
+  fail "list --remote advises a local verify: $(cat "$T/list.out")"
+grep -q "list --remote checks no base: run sqlenvfs verify --remote $URL" "$T/list.out" ||
+  fail "list --remote does not say how to check its bases: $(cat "$T/list.out")"
+pass "list --remote: windows, and how to check their bases"
+
 # Never a database of the root it runs in (or is given with --root), even
 # with --force, as a local restore: here production has no -wal beside it
 # (its application closed it cleanly), so nothing else refuses it.
