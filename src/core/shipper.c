@@ -849,6 +849,14 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
   if (changed)
     *shipped_any = TRUE;
   backlog = archive_backlog(s, dir, segs, keys);
+  if (!changed && backlog == 0) {
+    /* Everything shipped, but alive gone from the replica (check_replica
+     * forgot it): shipped again without waiting for a commit. */
+    g_autofree char *akey = g_strdup_printf("wal_archives/%s/alive", name);
+    if (!g_hash_table_contains(s->shipped, akey) &&
+        !ship_small(s, dir, name, "alive", TRUE, error))
+      return FALSE;
+  }
   g_mutex_lock(&s->lock);
   d->backlog = backlog;
   if (changed)
@@ -1197,25 +1205,85 @@ sqlenvfs_shipper_status_find(GPtrArray *statuses, const char *db)
 /* ------------------------------------------------------------------ */
 /* The thread                                                           */
 
+/* Whether the part object @o holds this root's bytes: its segment file
+ * here holds the range its key names, and (an object uploaded in one PUT,
+ * as parts are: its ETag is the MD5 of its body) with the same MD5. A part
+ * whose segment is gone here (pruned) cannot be told: TRUE. */
+static gboolean
+part_is_ours(SqlenvfsShipper *s, const SqlenvfsS3Object *o)
+{
+  g_autofree char *seg_key = NULL, *path = NULL;
+  g_autoptr(GChecksum) md5 = NULL;
+  g_autofree guint8 *buf = NULL;
+  guint64 a, b, off;
+  struct stat st;
+  int fd;
+  gboolean same = TRUE;
+
+  if (!parse_part(o->key, &seg_key, &a, &b) || (guint64)o->size != b - a)
+    return FALSE;
+  path = g_build_filename(s->base_dir, seg_key, NULL);
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return errno == ENOENT;
+  if (fstat(fd, &st) != 0 || (guint64)st.st_size < b) {
+    close(fd);
+    return FALSE;
+  }
+  if (o->etag == NULL || strlen(o->etag) != 32 || strchr(o->etag, '-') != NULL) {
+    close(fd);
+    return TRUE; /* no MD5 to compare with: the range is there */
+  }
+  md5 = g_checksum_new(G_CHECKSUM_MD5);
+  buf = g_malloc(1 << 20);
+  for (off = a; off < b && same;) {
+    ssize_t n = pread(fd, buf, MIN((guint64)(1 << 20), b - off), (off_t)off);
+    if (n <= 0) {
+      same = FALSE;
+    } else {
+      g_checksum_update(md5, buf, (gsize)n);
+      off += (guint64)n;
+    }
+  }
+  close(fd);
+  return same && g_ascii_strcasecmp(g_checksum_get_string(md5), o->etag) == 0;
+}
+
+/* Refuse shipping for good in this process (s->diverged): @key in the
+ * replica holds what this root did not ship. FALSE, REFUSED. */
+static gboolean
+diverge(SqlenvfsShipper *s, const char *key, gint64 size, GError **error)
+{
+  g_free(s->diverged);
+  s->diverged = g_strdup_printf(
+    "the replica at %s holds %s (%" G_GINT64_FORMAT " bytes), which this root did not ship: "
+    "another root with this root's id (a copy of its directory, or this root put back from "
+    "an older disk or VM image) shipped there while this one was stopped, and their "
+    "histories differ; nothing more is shipped from this root (give it a new prefix in "
+    "[replica] url and restart it, or move that replica away first if this root's history "
+    "is the one to keep)", s->conf->url, key, size);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, "%s", s->diverged);
+  return FALSE;
+}
+
 /* When there is no state file: learn what the replica already holds (one
  * LIST), so that a root that lost its state does not upload it all again
  * nor write parts that overlap those there. An object counts only when the
  * local file of the same key has its size; parts count as they are. */
-static void
-adopt_remote(SqlenvfsShipper *s)
+static gboolean
+adopt_remote(SqlenvfsShipper *s, GError **error)
 {
-  g_autoptr(GError) error = NULL;
-  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, &error);
+  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
   g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
-  if (objs == NULL) {
-    g_debug("replica: list: %s", error->message);
-    return;
-  }
+  if (objs == NULL)
+    return FALSE; /* nothing adopted: the round fails, and the list is made again */
   for (guint i = 0; i < objs->len; i++) {
     const SqlenvfsS3Object *o = objs->pdata[i];
     g_autofree char *path = NULL;
     struct stat st;
     if (strstr(o->key, ".seg.part-")) {
+      if (!part_is_ours(s, o))
+        return diverge(s, o->key, o->size, error);
       put_u64(s->shipped, o->key, (guint64)o->size);
       g_ptr_array_add(parts, g_strdup(o->key));
       continue;
@@ -1242,6 +1310,7 @@ adopt_remote(SqlenvfsShipper *s)
     note_part(s->parts_end, parts->pdata[i]);
   g_message("replica: no shipping state; %u object(s) found in %s adopted", g_hash_table_size(s->shipped),
             s->conf->url);
+  return TRUE;
 }
 
 /* This root's id (.sqlenvfs/root-id), made the first time it is needed:
@@ -1464,7 +1533,8 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
     if (now < s->acquire_at)
       return FALSE;
     g_autofree char *id = root_id(s, NULL); /* NULL: no takeover of a dead predecessor */
-    if (s->owner_ok || check_owner(s, has_state, &error))
+    gboolean owner_failed = !s->owner_ok && !check_owner(s, has_state, &error);
+    if (!owner_failed)
       s->lease = sqlenvfs_lease_acquire_as(s->s3, s->root_dir, id, s->lease_ttl_s, &error);
     if (s->lease == NULL) {
       g_autofree char *msg = NULL;
@@ -1473,7 +1543,8 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
         s->n_fails++;
         s->acquire_at = now + MIN(BACKOFF_MAX_US, (s->conf->sync_interval_s * G_USEC_PER_SEC)
                                                       << MIN(s->n_fails, 5u));
-        msg = g_strdup_printf("cannot %s of %s: %s", s->owner_ok ? "take the lease" : "read OWNER",
+        msg = g_strdup_printf("cannot %s of %s: %s", owner_failed ? "check the OWNER"
+                                                                  : "take the lease",
                               s->conf->url, error->message);
         log_rate(s, msg);
         set_state(s, RS_STALLED, msg);
@@ -1483,11 +1554,11 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
        * look again only after a while (a holder that is gone lets its
        * lease expire within lease-seconds). */
       s->acquire_at = now + MIN(LEASE_RETRY_US, s->lease_ttl_s * G_USEC_PER_SEC);
-      if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
+      if (owner_failed)
+        msg = g_strdup_printf("shipping is off: %s", error->message);
+      else if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY))
         msg = g_strdup_printf("shipping is off: %s (another root ships to %s; give each root "
                               "its own prefix)", error->message, s->conf->url);
-      else if (!s->owner_ok)
-        msg = g_strdup_printf("shipping is off: %s", error->message);
       else
         msg = g_strdup_printf("shipping is off: cannot take the lease of %s: %s", s->conf->url,
                               error->message);
@@ -1518,6 +1589,28 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
     }
   }
   return sqlenvfs_lease_is_valid(s->lease);
+}
+
+/* The keys a prune queued for removal and not yet removed (REMOVE_FILE,
+ * and the batch being taken): neither lost nor foreign while they wait. */
+static GHashTable *
+pending_removals(SqlenvfsShipper *s)
+{
+  GHashTable *keys = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree char *path = g_build_filename(s->state_dir, REMOVE_FILE, NULL);
+  g_autofree char *taking = g_strconcat(path, ".taking", NULL);
+  const char *const files[] = { path, taking };
+  for (guint f = 0; f < G_N_ELEMENTS(files); f++) {
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    if (!g_file_get_contents(files[f], &text, NULL, NULL))
+      continue;
+    lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i]; i++)
+      if (lines[i][0] != '\0')
+        g_hash_table_add(keys, g_strdup(lines[i]));
+  }
+  return keys;
 }
 
 /* Forget the shipped keys of what @key belongs to, so that the round ships
@@ -1571,65 +1664,73 @@ forget_lost(SqlenvfsShipper *s, const char *key)
 static gboolean
 check_replica(SqlenvfsShipper *s, GError **error)
 {
-  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
-  g_autoptr(GHashTable) remote = NULL;
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, &local);
+  g_autoptr(GHashTable) remote = NULL, removing = NULL;
   g_autoptr(GPtrArray) lost = g_ptr_array_new_with_free_func(g_free);
   GHashTableIter it;
   gpointer k, v;
 
-  if (objs == NULL)
+  if (objs == NULL && g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION)) {
+    /* A key that may not list: the shipping state is trusted, as before. */
+    g_warning("replica: %s cannot be listed (%s): what it holds is not compared with what "
+              "this root shipped (allow this key to list the bucket for that check)",
+              s->conf->url, local->message);
+    s->replica_checked = TRUE;
+    return TRUE;
+  }
+  if (objs == NULL) {
+    g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
+  }
+  removing = pending_removals(s);
   remote = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
   for (guint i = 0; i < objs->len; i++) {
     const SqlenvfsS3Object *o = objs->pdata[i];
     gboolean found;
     guint64 size = shipped_size(s->shipped, o->key, &found);
     put_u64(remote, o->key, (guint64)o->size);
-    if (!g_str_has_prefix(o->key, "wal_archives/") || (found && size == (guint64)o->size))
+    if (!g_str_has_prefix(o->key, "wal_archives/") || g_hash_table_contains(removing, o->key))
       continue;
     if (strstr(o->key, ".seg.part-") != NULL) {
-      if (g_strcmp0(o->key, s->intent) == 0)
-        continue; /* its upload was begun by this root */
-    } else if (!g_str_has_suffix(o->key, ".seg")) {
-      continue; /* an index or summary: it goes with its segment */
-    } else if (!found) {
-      /* A sealed segment whose upload the state did not record (a crash
-       * between the two) is this root's when it is its own size. */
+      /* Its own parts are in its state (or its intent), with this root's
+       * bytes: the same key and size from another history is told by MD5. */
+      if ((found || g_strcmp0(o->key, s->intent) == 0) && part_is_ours(s, o))
+        continue;
+      return diverge(s, o->key, o->size, error);
+    }
+    if (!g_str_has_suffix(o->key, ".seg") || (found && size == (guint64)o->size))
+      continue; /* an index or summary goes with its segment */
+    {
+      /* A whole segment: not recorded (a crash between its upload and the
+       * state's save) is this root's when it is its own size; one whose
+       * file is gone here (pruned) cannot be told. */
       g_autofree char *path = g_build_filename(s->base_dir, o->key, NULL);
       struct stat st;
-      if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && st.st_size == o->size)
+      if (!found && (lstat(path, &st) != 0 ? errno == ENOENT
+                                          : S_ISREG(st.st_mode) && st.st_size == o->size))
         continue;
     }
-    g_free(s->diverged);
-    s->diverged = g_strdup_printf(
-      "the replica at %s holds %s (%" G_GINT64_FORMAT " bytes), which this root did not ship: "
-      "another root with this root's id (a copy of its directory, or this root put back from "
-      "an older disk or VM image) shipped there while this one was stopped, and their "
-      "histories differ; nothing more is shipped from this root (give it a new prefix in "
-      "[replica] url and restart it, or move that replica away first if this root's history "
-      "is the one to keep)", s->conf->url, o->key, o->size);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, "%s", s->diverged);
-    return FALSE;
+    return diverge(s, o->key, o->size, error);
   }
   g_hash_table_iter_init(&it, s->shipped);
   while (g_hash_table_iter_next(&it, &k, &v)) {
     g_autofree char *seg_key = NULL;
     guint64 a, b;
     gboolean whole = FALSE;
-    if (g_hash_table_contains(remote, k))
+    if (g_hash_table_contains(remote, k) || g_hash_table_contains(removing, k))
       continue;
     if (parse_part(k, &seg_key, &a, &b))
       shipped_size(s->shipped, seg_key, &whole); /* deleted once the whole was shipped */
     if (!whole)
       g_ptr_array_add(lost, g_strdup(k));
   }
-  s->replica_checked = TRUE;
-  if (lost->len == 0)
-    return TRUE;
-  g_ptr_array_sort(lost, cmp_str_ptr);
-  g_warning("replica: %u object(s) this root shipped are gone from %s (%s%s): deleted by hand "
-            "or by a lifecycle rule of the bucket; shipping them again", lost->len,
-            s->conf->url, (char *)lost->pdata[0], lost->len > 1 ? ", ..." : "");
+  if (lost->len > 0) {
+    g_ptr_array_sort(lost, cmp_str_ptr);
+    g_warning("replica: %u object(s) this root shipped are gone from %s (%s%s): deleted by "
+              "hand or by a lifecycle rule of the bucket; shipping them again", lost->len,
+              s->conf->url, (char *)lost->pdata[0], lost->len > 1 ? ", ..." : "");
+  }
   for (guint i = 0; i < lost->len; i++) {
     const char *key = lost->pdata[i];
     g_autofree char *seg_key = NULL, *path = NULL;
@@ -1645,10 +1746,14 @@ check_replica(SqlenvfsShipper *s, GError **error)
                 "replica's segment has a hole there; the next segments are whole)", key, path);
       continue;
     }
+    /* A failure leaves the check to be made again on the next round. */
     if (!upload_file(s, path, (goffset)a, (goffset)b, 0, key, NULL, &n, NULL, error))
       return FALSE;
   }
-  return shipped_save(s, error);
+  if (!shipped_save(s, error))
+    return FALSE;
+  s->replica_checked = TRUE;
+  return TRUE;
 }
 
 static gboolean
@@ -1661,8 +1766,10 @@ round_once(SqlenvfsShipper *s, GError **error)
   GError *first = NULL;
   const char *e;
 
-  if (!finish_intent(s, error) || !run_removals(s, error) ||
-      (!s->replica_checked && !check_replica(s, error)) || !ensure_format(s, error))
+  /* What the replica holds is compared first: a root refused there
+   * writes and deletes nothing in it. */
+  if ((!s->replica_checked && !check_replica(s, error)) || !finish_intent(s, error) ||
+      !run_removals(s, error) || !ensure_format(s, error))
     return FALSE;
   gd = g_dir_open(s->wal_dir, 0, NULL);
   while (gd && (e = g_dir_read_name(gd)) != NULL)
@@ -1817,12 +1924,11 @@ ship_main(gpointer data)
      * counts what waits: the status keeps saying why nothing is shipped. */
     if (s->s3 != NULL && s->diverged == NULL && hold_lease(s, !missing)) {
       sweep_orphans(s);
-      if (missing) {
-        adopt_remote(s);
+      if (missing && adopt_remote(s, &error)) {
         missing = FALSE;
         s->replica_checked = TRUE; /* what it holds is now what was shipped */
       }
-      if (!round_once(s, &error)) {
+      if (missing || !round_once(s, &error)) {
         if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))
           break;
         if (s->diverged != NULL && s->lease != NULL) {

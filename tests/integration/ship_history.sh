@@ -113,3 +113,32 @@ ship_stop "$T/e2"
 [ "$(count "$T/e.db")" = "$(count "$E/data/prod/app.db")" ] ||
   fail "restore --remote gave $(count "$T/e.db") rows, production has $(count "$E/data/prod/app.db")"
 pass "objects deleted from the replica are shipped again at the next start, and restore"
+
+# --- the shipping state lost, and the LIST that adopts the replica failing:
+# --- nothing is shipped until it succeeds (a part from 0 would overlap the
+# --- root's own), and the root's next start is not taken for another root
+ship_proxy
+F=$T/f_root
+ship_make_root "$F" adopt "$PX"
+ship_start "$F" "$T/f"
+ship_write "$F/data/prod/app.db" 30 500
+ship_wait_caught_up "$F" adopt 30
+ship_stop "$T/f"
+rm "$F/.sqlenvfs/replica-shipped"
+s3cmd_ ls -r "s3://$S3_BUCKET/adopt/" | awk '{print $3, $4}' | grep -v '/lease$' | sort >"$T/a0"
+ship_write "$F/data/prod/app.db" 30 500
+fault "arm?kind=status&count=100000&method=GET&match=list-type&arg=500" >/dev/null
+ship_start "$F" "$T/f2"
+sleep 4
+s3cmd_ ls -r "s3://$S3_BUCKET/adopt/" | awk '{print $3, $4}' | grep -v '/lease$' | sort >"$T/a1"
+cmp -s "$T/a0" "$T/a1" || fail "the root shipped before it could adopt its replica: $(diff "$T/a0" "$T/a1")"
+fault clear >/dev/null
+ship_wait_caught_up "$F" adopt 60
+grep -q 'no shipping state; .* adopted' "$T/f2.err" || fail "F did not adopt its replica: $(cat "$T/f2.err")"
+ship_stop "$T/f2"
+ship_write "$F/data/prod/app.db" 10 500
+ship_start "$F" "$T/f3"
+ship_wait_caught_up "$F" adopt 30
+grep -q 'did not ship' "$T/f3.err" && fail "the root was refused its own replica: $(cat "$T/f3.err")"
+ship_stop "$T/f3"
+pass "a failed adoption ships nothing until it succeeds; the next start goes on"
