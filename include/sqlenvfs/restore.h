@@ -93,9 +93,19 @@ typedef struct {
 void sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRestorePlan, sqlenvfs_restore_plan_free)
 
+/* Whether @time_us is a time just past (not in the future, at most 10 s
+ * ago) while a process holds @root's archiver lock: its records are
+ * archived, but a window ends at the archive's alive time, which the
+ * archiver writes at most twice a second, so the window soon reaches it.
+ * A plan refused for such a time past the last window is worth waiting
+ * for, briefly. */
+gboolean sqlenvfs_restore_time_just_past(SqlenvfsRoot *root, gint64 time_us);
+
 /* Resolve @t for database @db (NULL: the default database). NULL and *error:
  * GAP when T is not recoverable (the message names the windows), NOT_FOUND
- * for an unknown database, I/O errors reading the archive or the store. */
+ * for an unknown database, I/O errors reading the archive or the store. A
+ * time just past (sqlenvfs_restore_time_just_past) after the last window
+ * is waited for, up to 2 s, before it is refused. */
 SqlenvfsRestorePlan *sqlenvfs_restore_plan(SqlenvfsRoot *root, const char *db,
                                            const SqlenvfsTime *t, GError **error);
 

@@ -117,32 +117,39 @@ sqlenvfs_restore_plan_free(SqlenvfsRestorePlan *plan)
   g_free(plan);
 }
 
-/* A time this recent (and not in the future) that is past the last window
- * is waited for, at most RECENT_WAIT_US, while an archiver runs. */
+/* A time just past that is after the last window is waited for, at most
+ * RECENT_WAIT_US, while an archiver runs. */
 #define RECENT_US (10 * G_USEC_PER_SEC)
 #define RECENT_WAIT_US (2 * G_USEC_PER_SEC)
 #define RECENT_POLL_US (50 * 1000)
 
-/* Whether @t, refused by @tl with @error, is a time just past that an
- * archiver running for @root (in any process) will soon bring the window
- * up to: its records are archived, but the window ends at the archive's
- * alive time, which the archiver writes at most twice a second. */
+gboolean
+sqlenvfs_restore_time_just_past(SqlenvfsRoot *root, gint64 time_us)
+{
+  gint64 now = sqlenvfs_clock_now();
+  g_autofree char *lock = NULL;
+
+  if (time_us > now || now - time_us > RECENT_US)
+    return FALSE;
+  lock = sqlenvfs_root_lock_path(root, "archiver");
+  return sqlenvfs_doctor_lock_holder(lock, NULL) > 0;
+}
+
+/* Whether @t, refused by @tl with @error, is a time just past the last
+ * window that an archiver will soon bring the window up to. */
 static gboolean
 is_just_past(SqlenvfsRoot *root, SqlenvfsTimeline *tl, const SqlenvfsTime *t,
              const GError *error)
 {
-  gint64 now = sqlenvfs_clock_now();
   g_autoptr(GPtrArray) w = NULL;
-  g_autofree char *lock = NULL;
 
-  if (t->is_latest || t->is_earliest || t->us > now || now - t->us > RECENT_US ||
+  if (t->is_latest || t->is_earliest ||
       !g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP))
     return FALSE;
   w = sqlenvfs_timeline_windows(tl);
   if (w->len == 0 || t->us <= ((SqlenvfsRestoreWindow *)w->pdata[w->len - 1])->to_us)
     return FALSE;
-  lock = sqlenvfs_root_lock_path(root, "archiver");
-  return sqlenvfs_doctor_lock_holder(lock, NULL) > 0;
+  return sqlenvfs_restore_time_just_past(root, t->us);
 }
 
 SqlenvfsRestorePlan *

@@ -106,7 +106,6 @@
 #include "fs.h"
 
 #include "sqlenvfs/archiver.h"
-#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
 #include "sqlenvfs/timeline.h"
@@ -159,7 +158,6 @@ typedef struct {
 
 /* How long a lookup of a time just past waits for the window to reach it. */
 #define RECENT_WAIT_US (1500 * 1000)
-#define RECENT_US (10 * G_USEC_PER_SEC) /* a time "just past": waited for */
 
 typedef enum { ENTRY_BUILDING, ENTRY_FILLING, ENTRY_READY } EntryState;
 
@@ -550,20 +548,6 @@ lookup_failed(FsPitr *p, const char *fmt, ...)
     g_message("%s", msg);
 }
 
-/* Whether @time_us is a time just past (at most RECENT_US ago) while an
- * archiver runs for the root in another process (the mount runs with -o
- * noarchiver): its window will soon reach it. */
-static gboolean
-archiver_beside(FsPitr *p, gint64 time_us)
-{
-  gint64 now = sqlenvfs_clock_now();
-  g_autofree char *lock = NULL;
-  if (time_us > now || now - time_us > RECENT_US)
-    return FALSE;
-  lock = sqlenvfs_root_lock_path(p->fs->root, "archiver");
-  return sqlenvfs_doctor_lock_holder(lock, NULL) > 0;
-}
-
 gboolean
 fs_pitr_resolve_time(FsPitr *p, const char *dir, const char *name, gint64 *time_us,
                      gboolean *is_lasting, GError **error)
@@ -613,7 +597,7 @@ fs_pitr_resolve_time(FsPitr *p, const char *dir, const char *name, gint64 *time_
    * running in this process bring it up to now, briefly, or (-o noarchiver)
    * wait as briefly for the one that runs beside the mount. */
   if (found == 0 && t.us > last_end &&
-      (p->fs->archiver != NULL || archiver_beside(p, t.us))) {
+      (p->fs->archiver != NULL || sqlenvfs_restore_time_just_past(p->fs->root, t.us))) {
     gint64 deadline = g_get_monotonic_time() + RECENT_WAIT_US;
     while (found == 0 && g_get_monotonic_time() < deadline) {
       if (p->fs->archiver != NULL)
