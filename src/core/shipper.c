@@ -4,8 +4,14 @@
  *
  * One thread, one S3 client, one lease. A round, every sync-interval:
  *
- *   lease held?  no: take it (once at start, then every LEASE_RETRY_US)
+ *   lease held?  no: OWNER checked (check_owner, once a process), then take
+ *                    it (once at start, then every LEASE_RETRY_US)
  *      | yes: renew when RENEW_US old; lost -> "lease lost", ship no more
+ *   first round of a process: the replica listed and compared with the
+ *      shipping state (adopt_remote without one, else check_replica):
+ *      another history -> refused for good, lease released; objects lost
+ *      -> shipped again
+ *   the intent's part uploaded again, if any (finish_intent)
  *   removals queued by prune (.sqlenvfs/replica-remove) -> DELETE
  *   per database (backups/prod/wal_archives/<db>/):
  *      segment files not shipped: stat only; nothing new -> no request
