@@ -50,8 +50,9 @@
  *       held: adopt_remote when there is no state file, else check_replica;
  *       and one list of the multipart uploads left open: sweep_orphans).
  *   (5) One history per replica: this root ships nothing once the replica
- *       holds archive data it did not ship (check_replica), and OWNER is
- *       checked before the lease is taken.
+ *       holds archive data it did not ship, or a part it shipped from a
+ *       segment replaced here since (check_replica), and OWNER is checked
+ *       before the lease is taken.
  */
 #include "sqlenvfs/shipper.h"
 
@@ -1272,6 +1273,53 @@ diverge(SqlenvfsShipper *s, const char *key, gint64 size, GError **error)
   return FALSE;
 }
 
+/* The newest name in @path's directory of @path moved aside as damaged
+ * ("<name>.damaged-<us>"), or NULL. */
+static char *
+moved_aside_name(const char *path)
+{
+  g_autofree char *dir = g_path_get_dirname(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *prefix = g_strconcat(base, ".damaged-", NULL);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  char *newest = NULL;
+  const char *e;
+  while (d != NULL && (e = g_dir_read_name(d)) != NULL)
+    if (g_str_has_prefix(e, prefix) && (newest == NULL || strcmp(e, newest) > 0)) {
+      g_free(newest);
+      newest = g_strdup(e);
+    }
+  return newest;
+}
+
+/* Refuse shipping for good in this process (s->diverged): the part @key
+ * in the replica is one this root shipped, but its local segment no
+ * longer holds those bytes: it was replaced after shipping (moved aside,
+ * and its number written again by a sqlenvfs that reused numbers) or
+ * changed on disk. Not another root's doing. FALSE, REFUSED. */
+static gboolean
+diverge_replaced(SqlenvfsShipper *s, const char *key, gint64 size, GError **error)
+{
+  g_autofree char *seg_key = NULL, *path = NULL, *aside = NULL, *how = NULL;
+  guint64 a, b;
+  if (!parse_part(key, &seg_key, &a, &b))
+    seg_key = g_strdup(key);
+  path = g_build_filename(s->base_dir, seg_key, NULL);
+  aside = moved_aside_name(path);
+  how = aside != NULL ? g_strdup_printf("it was moved aside as damaged (%s) and a new segment "
+                                        "written under its number", aside)
+                      : g_strdup("it was replaced or changed on disk");
+  g_free(s->diverged);
+  s->diverged = g_strdup_printf(
+    "the replica at %s holds %s (%" G_GINT64_FORMAT " bytes) as this root shipped it, but the "
+    "local segment %s no longer holds those bytes: %s after it was shipped; nothing more is "
+    "shipped from this root (run `sqlenvfs verify`, then delete the replica's objects "
+    "%s.part-* and restart, so that this root ships that segment again, or give the replica "
+    "a new prefix in [replica] url and restart)", s->conf->url, key, size, path, how, seg_key);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, "%s", s->diverged);
+  return FALSE;
+}
+
 /* When there is no state file: learn what the replica already holds (one
  * LIST), so that a root that lost its state does not upload it all again
  * nor write parts that overlap those there. An object counts only when the
@@ -1703,6 +1751,8 @@ check_replica(SqlenvfsShipper *s, GError **error)
        * bytes: the same key and size from another history is told by MD5. */
       if ((found || g_strcmp0(o->key, s->intent) == 0) && part_is_ours(s, o))
         continue;
+      if (found && size == (guint64)o->size)
+        return diverge_replaced(s, o->key, o->size, error); /* ours, changed here */
       return diverge(s, o->key, o->size, error);
     }
     if (!g_str_has_suffix(o->key, ".seg") || (found && size == (guint64)o->size))
