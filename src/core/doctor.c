@@ -1108,6 +1108,87 @@ check_archive(Ctx *c, const DbFiles *d, const char *name)
   }
 }
 
+/* What lies before a window that is not its history's start, in words. */
+static const char *
+before_words(SqlenvfsWindowBefore before)
+{
+  switch (before) {
+  case SQLENVFS_BEFORE_GAP:
+    return "a gap in capture: transactions may have been lost";
+  case SQLENVFS_BEFORE_DAMAGE:
+    return "archive records damaged or missing";
+  case SQLENVFS_BEFORE_OUTAGE:
+    return "an outage of capture: nothing lost, but the times in it cannot be told apart";
+  case SQLENVFS_BEFORE_START:
+    break;
+  }
+  return "no backup or snapshot holds a state there";
+}
+
+/* The gaps in the recoverable history of @name within retention: stretches
+ * between two windows of @tl (a capture gap, damaged records, an outage,
+ * no base) that end at or after now minus [retention] pitr-keep-days (all
+ * of them when it is 0). One warning, with how many, the newest one's
+ * times and reason, and what to do; nothing when there is none. The part
+ * past the last window is check_recoverable's. */
+static void
+check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
+{
+  g_autoptr(GPtrArray) windows = sqlenvfs_timeline_windows(tl);
+  gint64 since = c->settings->pitr_keep_days > 0
+                   ? sqlenvfs_clock_now() - (gint64)c->settings->pitr_keep_days * 86400 *
+                                              G_USEC_PER_SEC
+                   : G_MININT64;
+  const SqlenvfsRestoreWindow *newest = NULL, *before_newest = NULL;
+  g_autofree char *from_s = NULL, *to_s = NULL, *keep = NULL, *note = NULL;
+  const char *action;
+  guint n = 0;
+
+  for (guint i = 1; windows != NULL && i < windows->len; i++) {
+    const SqlenvfsRestoreWindow *w = windows->pdata[i];
+    if (w->from_us < since)
+      continue;
+    n++;
+    newest = w;
+    before_newest = windows->pdata[i - 1];
+  }
+  if (n == 0)
+    return;
+  note = newest->note != NULL ? g_strdup_printf(" (%s)", newest->note) : g_strdup("");
+  from_s = sqlenvfs_time_format_local(before_newest->to_us);
+  to_s = sqlenvfs_time_format_local(newest->from_us);
+  keep = c->settings->pitr_keep_days > 0
+           ? g_strdup_printf("in the last %d day%s ([retention] pitr-keep-days)",
+                             c->settings->pitr_keep_days,
+                             c->settings->pitr_keep_days == 1 ? "" : "s")
+           : g_strdup("in the archive");
+  switch (newest->before) {
+  case SQLENVFS_BEFORE_DAMAGE:
+    action = "run `sqlenvfs verify` to name the damaged segment, and take a backup "
+             "(`sqlenvfs backup`) so that what follows stays recoverable; times inside a gap "
+             "cannot be restored, restore to one before or after it";
+    break;
+  case SQLENVFS_BEFORE_GAP:
+  case SQLENVFS_BEFORE_OUTAGE:
+    action = "keep the archiver running whenever the application writes (mount the root, or "
+             "run `sqlenvfs archive` as a service), and take a backup (`sqlenvfs backup`) "
+             "after it was down; times inside a gap cannot be restored, restore to one before "
+             "or after it";
+    break;
+  default:
+    action = "take a backup (`sqlenvfs backup`) or snapshot so that later times stay "
+             "recoverable; times inside a gap cannot be restored, restore to one before or "
+             "after it";
+    break;
+  }
+  sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "gaps", d->subject, dir,
+                             action,
+                             "the recoverable history has %u gap%s %s; the newest, from %s to "
+                             "%s, cannot be restored: %s%s",
+                             n, n == 1 ? "" : "s", keep, from_s, to_s,
+                             before_words(newest->before), note);
+}
+
 /* Whether the newest archived state of @name can be restored: not when the
  * archive goes on past its last window (`restore --time latest` refuses
  * it, timeline.h). Nothing is said otherwise: check_archive says how far
@@ -1122,7 +1203,10 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
   g_autofree char *why = NULL, *from_s = NULL, *to_s = NULL;
   gint64 from, to;
 
-  if (tl == NULL || !sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))
+  if (tl == NULL)
+    return;
+  check_gaps(c, d, dir, tl);
+  if (!sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))
     return;
   from_s = sqlenvfs_time_format_local(from);
   to_s = sqlenvfs_time_format_local(to);
