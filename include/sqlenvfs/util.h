@@ -196,13 +196,15 @@ guint64 sqlenvfs_tree_bytes(const char *path);
 gboolean sqlenvfs_rm_rf(const char *path, GError **error);
 
 /* Memory for a large buffer that is written through once (a read window,
- * a summary being built): from 1 MiB on (unless turned off, below), on a
+ * a summary being built): from 128 KiB on (unless turned off, below), on a
  * 2 MiB boundary and rounded up to it, with transparent huge pages asked
  * for, so that touching it costs a page fault per 2 MiB instead of one per
- * 4 KiB. A first touch of
- * new memory costs 10-15 us a page on some virtual machines, more than
- * reading the same bytes from the page cache. Aborts on lack of memory,
- * as g_malloc() does; free with g_free(). */
+ * 4 KiB. A first touch of new memory costs 10-15 us a 4 KiB page on some
+ * virtual machines, more than reading the same bytes from the page cache,
+ * and a 2 MiB page about as much as 12 of them: from 128 KiB on (32 pages)
+ * the huge page is cheaper there, and costs at most some 50 us more where
+ * faults are cheap. Aborts on lack of memory, as g_malloc() does; free
+ * with g_free(). */
 gpointer sqlenvfs_alloc_large(gsize len);
 
 /* Whether sqlenvfs_alloc_large() asks for huge pages (it does unless told
@@ -220,7 +222,7 @@ gpointer sqlenvfs_alloc_kept(gsize len);
 
 /* Grow the block @p (*cap bytes from g_malloc(), sqlenvfs_alloc_large()
  * or this, or NULL and 0) to hold at least @want bytes, keeping its first
- * @used: to twice its size, and from 256 KiB on to whole huge pages from
+ * @used: to twice its size, and from 128 KiB on to whole huge pages from
  * sqlenvfs_alloc_large() (copied there once, then grown by copies that
  * are rare). Returns the new block and sets *cap to its size. */
 gpointer sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap);

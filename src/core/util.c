@@ -641,6 +641,9 @@ sqlenvfs_rm_rf(const char *path, GError **error)
 /* A transparent huge page on x86-64 and arm64 (4 KiB base pages). */
 #define LARGE_PAGE ((gsize)2 << 20)
 
+/* The smallest block sqlenvfs_alloc_large() puts on huge pages (util.h). */
+#define LARGE_ALLOC_MIN (LARGE_PAGE / 16)
+
 /* @len rounded up to whole huge pages. */
 static gsize
 whole_large_pages(gsize len)
@@ -681,7 +684,7 @@ sqlenvfs_alloc_large(gsize len)
   gsize n;
   void *p;
 
-  if (len < LARGE_PAGE / 2 || !large_pages)
+  if (len < LARGE_ALLOC_MIN || !large_pages)
     return g_malloc(len);
   n = whole_large_pages(len);
   p = aligned_alloc(LARGE_PAGE, n);
@@ -699,7 +702,7 @@ sqlenvfs_grow_large(gpointer p, gsize used, gsize want, gsize *cap)
   gpointer q;
 
   g_return_val_if_fail(used <= *cap, p);
-  if (n < LARGE_PAGE / 8) {
+  if (n < LARGE_ALLOC_MIN) {
     *cap = n;
     return g_realloc(p, n);
   }
