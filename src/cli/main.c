@@ -47,7 +47,7 @@ usage(FILE *out)
 int
 main(int argc, char **argv)
 {
-  setlocale(LC_ALL, "");
+  setlocale(LC_CTYPE, "");
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;
