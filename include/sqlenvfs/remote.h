@@ -81,6 +81,15 @@ GPtrArray *sqlenvfs_remote_dbs(const SqlenvfsRemote *r);
  * naming the databases there are. */
 char *sqlenvfs_remote_resolve_db(const SqlenvfsRemote *r, const char *name, GError **error);
 
+/* The archive's objects the replica lacks or holds damaged, as found so
+ * far (by sqlenvfs_remote_fetch_all or a restore): one line each, "KEY: WHY
+ * (...)", KEY the object's s3:// key, the times of the records around it
+ * and that they are a gap. Newly allocated (g_free the strings);
+ * @segments_out, when not NULL, gets the local names ("<db>/<N>.seg") of the
+ * unsealed segments with a part lost, whose own verdict then only repeats
+ * it. */
+GPtrArray *sqlenvfs_remote_lost(const SqlenvfsRemote *r, GPtrArray **segments_out);
+
 /* Fetch everything a whole-root command needs: every complete MANIFEST, the
  * whole archive of every database (segments, assembled parts, indexes,
  * alive, PRUNED), and with @with_bases every copy's database files too. The

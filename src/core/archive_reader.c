@@ -180,6 +180,45 @@ record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GErr
   return r.seq == e->seq && r.length == e->length && r.type == e->type;
 }
 
+/* The holes a reader of a replica declared in segment @number: the file
+ * "<N>.holes" beside it, one line "A B" (decimal) per byte range [A, B)
+ * of the segment that no object of the replica held whole and good (a
+ * part missing or damaged, docs/REPLICA.md), A and B on record
+ * boundaries. A root's own archive has none. Returns the pairs (guint64
+ * A, B, in file order), empty when there is no such file; a line that does
+ * not parse ends the list (the segment then stops at that hole). */
+static GArray *
+read_holes(const SqlenvfsArchive *a, guint64 number)
+{
+  GArray *out = g_array_new(FALSE, FALSE, sizeof(guint64));
+  g_autofree char *name = archive_seg_name(number, "holes");
+  g_autofree char *path = g_build_filename(a->dir, name, NULL);
+  g_autofree char *data = NULL;
+  g_auto(GStrv) lines = NULL;
+
+  if (!g_file_get_contents(path, &data, NULL, NULL))
+    return out;
+  lines = g_strsplit(data, "\n", -1);
+  for (char **l = lines; *l != NULL && **l != '\0'; l++) {
+    guint64 ab[2];
+    if (sscanf(*l, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT, &ab[0], &ab[1]) != 2 ||
+        ab[1] <= ab[0])
+      break;
+    g_array_append_vals(out, ab, 2);
+  }
+  return out;
+}
+
+/* Where the hole of @holes (read_holes) that starts at @off ends, or 0. */
+static guint64
+hole_end_at(const GArray *holes, guint64 off)
+{
+  for (guint i = 0; holes != NULL && i + 1 < holes->len; i += 2)
+    if (g_array_index(holes, guint64, i) == off)
+      return g_array_index(holes, guint64, i + 1);
+  return 0;
+}
+
 /* Load the entries of segment @si starting at @from_offset with expected
  * sequence @from_seq: the index first, then a scan of the segment past the
  * last good index entry. Sets the segment's sealed/damaged state. In the
@@ -196,6 +235,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   guint64 off = from_offset, seq = from_seq;
   gboolean sealed = FALSE, tail_bad = FALSE;
   g_autofree guint8 *chunk = NULL;
+  g_autoptr(GArray) holes = NULL;
 
   if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
@@ -282,18 +322,29 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   }
 
   /* Past the index: scan record headers (an unindexed tail, or a damaged
-   * index). */
+   * index). A declared hole (read_holes) is stepped over: its bytes are
+   * never read, and the records after it, whose seq jumps, follow a DAMAGED
+   * gap (add_entry; invariant 2: never bridged). */
+  if (!sealed && !tail_bad)
+    holes = read_holes(a, seg->number);
   while (!sealed && !tail_bad && off + REC_HEADER_SIZE <= sf.size) {
     guint8 hdr[REC_HEADER_SIZE];
     gsize got;
     SqlenvfsArchiveEntry e;
+    guint64 skip = hole_end_at(holes, off);
+    if (skip > off) {
+      if (skip + REC_HEADER_SIZE > sf.size)
+        break;
+      off = skip;
+    }
     if (!archive_pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
     }
-    if (got < sizeof hdr || !archive_decode_header(hdr, &e) || e.seq != seq ||
-        off + e.length > sf.size)
+    if (got < sizeof hdr || !archive_decode_header(hdr, &e) ||
+        (skip > 0 ? e.seq <= seq : e.seq != seq) || off + e.length > sf.size)
       break;
+    seq = e.seq;
     e.offset = off;
     if (is_last && is_unconfirmed(a, &e) && !record_is_whole(&sf, &e, &chunk, error)) {
       if (error && *error) {

@@ -84,6 +84,29 @@ typedef struct {
   gboolean ra_seen[SUM_N_PARTS];
 } Db;
 
+/* An object of a database's archive that the replica should hold and does
+ * not hold whole and good: a sealed segment missing, a part of the unsealed
+ * one missing or damaged. The records it held are a gap: the local engine
+ * starts a new chain after it (archive.h invariant 2), and restores refuse
+ * the times it covered, naming it (explain_gap). */
+typedef struct {
+  char *db;
+  char *key;             /* the object's key, relative to the replica's URL */
+  char *why;             /* "is missing", "is damaged: ..." */
+  gint64 from_us, to_us; /* the records around it: the last before, the first
+                            after (0: none known) */
+} Lost;
+
+static void
+lost_free(gpointer p)
+{
+  Lost *l = p;
+  g_free(l->db);
+  g_free(l->key);
+  g_free(l->why);
+  g_free(l);
+}
+
 typedef struct {
   SqlenvfsCopyKind kind;
   char *name;
@@ -121,6 +144,7 @@ struct _SqlenvfsRemote {
   gboolean is_hooked;    /* the archive's fetch hook is ours */
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
   char *verify;          /* "`sqlenvfs verify --remote URL`", for advice in messages */
+  GPtrArray *lost;       /* Lost *, in the order found, one per key */
 };
 
 /* A sealed segment of the replica read on demand by mount --remote: its
@@ -228,6 +252,8 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
   }
   g_free(r->tmp);
   g_free(r->verify);
+  if (r->lost)
+    g_ptr_array_unref(r->lost);
   g_free(r->plan_dir);
   g_free(r->root_dir);
   if (r->fetched)
@@ -576,6 +602,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, db_free);
   r->copies = g_ptr_array_new_with_free_func(copy_free);
   r->fetched = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  r->lost = g_ptr_array_new_with_free_func(lost_free);
   for (guint i = 0; i < r->objects->len; i++)
     if (g_str_equal(((SqlenvfsS3Object *)r->objects->pdata[i])->key, "FORMAT"))
       have_format = TRUE;
@@ -1161,8 +1188,54 @@ link_into_root(SqlenvfsRemote *r, const char *key, GError **error)
   return TRUE;
 }
 
-/* Items for segment @s of @d into @base: the whole .seg, or its parts
- * contiguous from 0 up to the first hole. */
+/* How many of the parts of @s (in order of A) a reader uses: from the
+ * first, which must start at 0 (it holds the segment header), up to one
+ * that overlaps the next or whose size is not the one its name says; a
+ * part whose A is past the previous part's B follows a hole (the bytes no
+ * part holds: a part missing), which settle_parts declares to the engine.
+ * With @r, says why it stopped. */
+static guint
+parts_in_use(const SqlenvfsRemote *r, const Db *d, const Seg *s)
+{
+  guint64 end = 0;
+  for (guint i = 0; i < s->parts->len; i++) {
+    const Part *p = &g_array_index(s->parts, Part, i);
+    const Part *next = i + 1 < s->parts->len ? &g_array_index(s->parts, Part, i + 1) : NULL;
+    if (i == 0 && p->a != 0) {
+      if (r != NULL)
+        g_message("replica %s: %s: segment %016" G_GUINT64_FORMAT " has no part from byte 0 "
+                  "(its first is %s): none of it is used", r->conf->url, d->name, s->number,
+                  p->obj->key);
+      return 0;
+    }
+    if (next != NULL && next->a < p->b) {
+      /* A root uploads each byte range once, under one key (a part cut
+       * short is uploaded again under the same key): parts that overlap
+       * come from two roots with one id, whose histories part here.
+       * Neither is taken for the replica's. */
+      if (r != NULL)
+        g_message("replica %s: %s: parts of segment %016" G_GUINT64_FORMAT " overlap (%s and "
+                  "%s): two histories were shipped to this replica (a copy of the root, or the "
+                  "root put back from an older image, shipped beside it); what follows byte %"
+                  G_GUINT64_FORMAT " is not used", r->conf->url, d->name, s->number,
+                  p->obj->key, next->obj->key, end);
+      return i;
+    }
+    if ((guint64)p->obj->size != p->b - p->a) {
+      /* Its size is checked as it is fetched: the listing must agree. */
+      if (r != NULL)
+        g_message("replica %s: part %s holds %" G_GINT64_FORMAT " bytes, its name says %"
+                  G_GUINT64_FORMAT ": the segment stops before it",
+                  r->conf->url, p->obj->key, p->obj->size, p->b - p->a);
+      return i;
+    }
+    end = p->b;
+  }
+  return s->parts->len;
+}
+
+/* Items for segment @s of @d into @base: the whole .seg, or the parts
+ * parts_in_use gives, each at its offset (a hole stays a hole). */
 static void
 add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base,
                   GPtrArray *items)
@@ -1170,42 +1243,16 @@ add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base
   g_autofree char *rel = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg", d->name,
                                          s->number);
   g_autofree char *path = local_path(base, rel);
-  guint64 end = 0;
+  guint n;
 
   if (s->seg != NULL) {
     add_item(items, s->seg, path, 0);
     return;
   }
-  for (guint i = 0; i < s->parts->len; i++) {
+  n = parts_in_use(r, d, s);
+  for (guint i = 0; i < n; i++) {
     const Part *p = &g_array_index(s->parts, Part, i);
-    const Part *next = i + 1 < s->parts->len ? &g_array_index(s->parts, Part, i + 1) : NULL;
-    if (p->a != end) {
-      g_message("replica %s: %s: the parts of segment %016" G_GUINT64_FORMAT
-                " stop at byte %" G_GUINT64_FORMAT " (a hole before %s): what follows is not used",
-                r->conf->url, d->name, s->number, end, p->obj->key);
-      break;
-    }
-    if (next != NULL && next->a < p->b) {
-      /* A root uploads each byte range once, under one key (a part cut
-       * short is uploaded again under the same key): parts that overlap
-       * come from two roots with one id, whose histories part here.
-       * Neither is taken for the replica's. */
-      g_message("replica %s: %s: parts of segment %016" G_GUINT64_FORMAT " overlap (%s and "
-                "%s): two histories were shipped to this replica (a copy of the root, or the "
-                "root put back from an older image, shipped beside it); what follows byte %"
-                G_GUINT64_FORMAT " is not used", r->conf->url, d->name, s->number,
-                p->obj->key, next->obj->key, end);
-      break;
-    }
-    if ((guint64)p->obj->size != p->b - p->a) {
-      /* Its size is checked as it is fetched: the listing must agree. */
-      g_message("replica %s: part %s holds %" G_GINT64_FORMAT " bytes, its name says %"
-                G_GUINT64_FORMAT ": the segment stops before it",
-                r->conf->url, p->obj->key, p->obj->size, p->b - p->a);
-      break;
-    }
     add_item(items, p->obj, path, p->a);
-    end = p->b;
   }
 }
 
@@ -1214,6 +1261,252 @@ segment_has_data(const Seg *s)
 {
   return s->seg != NULL ||
          (s->parts->len > 0 && g_array_index(s->parts, Part, 0).a == 0);
+}
+
+/* Remember @key of @db as lost (why, and the times around it), once: a
+ * key found again keeps what was found first. Returns its Lost. */
+static Lost *
+lost_add(SqlenvfsRemote *r, const char *db, const char *key, const char *why, gint64 from_us,
+         gint64 to_us)
+{
+  Lost *l;
+  for (guint i = 0; i < r->lost->len; i++) {
+    l = r->lost->pdata[i];
+    if (g_str_equal(l->key, key))
+      return l;
+  }
+  l = g_new0(Lost, 1);
+  l->db = g_strdup(db);
+  l->key = g_strdup(key);
+  l->why = g_strdup(why);
+  l->from_us = from_us;
+  l->to_us = to_us;
+  g_ptr_array_add(r->lost, l);
+  return l;
+}
+
+/* The time of the last record the index of a segment before @s gives (0:
+ * none). */
+static gint64
+time_before_seg(const Db *d, const Seg *s)
+{
+  gboolean past = FALSE;
+  for (guint i = d->segs->len; i > 0; i--) {
+    const Seg *o = d->segs->pdata[i - 1];
+    if (o == s) {
+      past = TRUE;
+      continue;
+    }
+    if (past && o->have_idx && o->entries->len > 0)
+      return g_array_index(o->entries, SqlenvfsArchiveEntry, o->entries->len - 1).time;
+  }
+  return 0;
+}
+
+/* Check the records of a part: the bytes @p (@len) at byte @a of segment
+ * @number; the one from 0 starts with the segment header. Records must lie
+ * back to back to its end, each with a good header and trailer (crc32s,
+ * magic), their seqs following on from *@seq (0: any, after a hole).
+ * NULL when it checks, with *@seq the next seq, *@first and *@last the
+ * times of its first and last records (left as they were when it holds
+ * none); else why not (to free). */
+static char *
+check_part(const guint8 *p, gsize len, guint64 a, guint64 number, guint64 *seq, gint64 *first,
+           gint64 *last)
+{
+  gsize pos = 0;
+  gboolean any = FALSE;
+  if (a == 0) {
+    SegHeader h;
+    const char *bad = NULL;
+    if (len < SEG_HEADER_SIZE || !archive_decode_seg_header(p, &h, &bad) || h.number != number)
+      return g_strdup("its segment header does not check");
+    pos = SEG_HEADER_SIZE;
+    *seq = h.first_seq;
+  }
+  while (pos < len) {
+    SqlenvfsArchiveEntry e;
+    const guint8 *rec = p + pos;
+    if (len - pos < REC_HEADER_SIZE || !archive_decode_header(rec, &e))
+      return g_strdup_printf("the record at byte %" G_GUINT64_FORMAT " has no good header",
+                             a + pos);
+    if (e.length < REC_EMPTY_SIZE || e.length > len - pos)
+      return g_strdup_printf("the record of seq %" G_GUINT64_FORMAT " at byte %" G_GUINT64_FORMAT
+                             " is cut short", e.seq, a + pos);
+    if (*seq != 0 && e.seq != *seq)
+      return g_strdup_printf("the record at byte %" G_GUINT64_FORMAT " has seq %" G_GUINT64_FORMAT
+                             " where %" G_GUINT64_FORMAT " comes next", a + pos, e.seq, *seq);
+    if (get32(rec + e.length - 4) != REC_END_MAGIC ||
+        get32(rec + e.length - REC_TRAILER_SIZE) !=
+          sqlenvfs_crc32(0, rec, e.length - REC_TRAILER_SIZE))
+      return g_strdup_printf("the record of seq %" G_GUINT64_FORMAT " at byte %" G_GUINT64_FORMAT
+                             " fails its checksum", e.seq, a + pos);
+    if (!any)
+      *first = e.time;
+    any = TRUE;
+    *last = e.time;
+    *seq = e.seq + 1;
+    pos += e.length;
+  }
+  return NULL;
+}
+
+/* After the parts of the unsealed segment @s of @d were fetched into
+ * @base (add_segment_items), check each whole (check_part). The bytes no
+ * part holds (a part missing) and the parts that do not check are holes:
+ * written, merged, to "<N>.holes" beside the segment, where the engine
+ * steps over them (archive_reader.c, read_holes) so that a base whose
+ * state lies after a hole starts a window there; and each is remembered
+ * as lost (lost_add), with the times of the records around it. FALSE and
+ * *error only when the files cannot be read or written. */
+static gboolean
+settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GError **error)
+{
+  g_autofree char *rel = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg", d->name,
+                                         s->number);
+  g_autofree char *hrel = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".holes",
+                                          d->name, s->number);
+  g_autofree char *path = local_path(base, rel);
+  g_autofree char *hpath = local_path(base, hrel);
+  g_autoptr(GString) holes = g_string_new(NULL);
+  g_autoptr(GPtrArray) pending = g_ptr_array_new(); /* Lost * whose to_us is to come */
+  guint n = parts_in_use(NULL, d, s);
+  guint64 end = 0, seq = 0, hole_a = 0;
+  gint64 last_time = time_before_seg(d, s);
+  gboolean in_hole = FALSE;
+  int fd = -1;
+
+  if (s->seg != NULL || s->parts->len == 0)
+    return TRUE;
+  if (n == 0 && g_array_index(s->parts, Part, 0).a != 0) {
+    g_autofree char *key = g_strdup_printf("%s.part-%016d-%016" G_GUINT64_FORMAT, rel, 0,
+                                           g_array_index(s->parts, Part, 0).a);
+    lost_add(r, d->name, key, "is missing", last_time, 0);
+  }
+  if (n > 0) {
+    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open", path);
+  }
+  for (guint i = 0; i < n; i++) {
+    const Part *p = &g_array_index(s->parts, Part, i);
+    g_autofree guint8 *buf = g_malloc(p->b - p->a);
+    g_autofree char *why = NULL;
+    gint64 first = 0, last = last_time;
+    gsize got = 0;
+    if (p->a != end) {
+      g_autofree char *key = g_strdup_printf("%s.part-%016" G_GUINT64_FORMAT "-%016"
+                                             G_GUINT64_FORMAT, rel, end, p->a);
+      g_ptr_array_add(pending, lost_add(r, d->name, key, "is missing", last_time, 0));
+      if (!in_hole)
+        hole_a = end;
+      in_hole = TRUE;
+      seq = 0;
+    }
+    if (!archive_pread_full(fd, buf, p->b - p->a, p->a, &got, path, error)) {
+      close(fd);
+      return FALSE;
+    }
+    why = got == p->b - p->a ? check_part(buf, got, p->a, s->number, &seq, &first, &last)
+                             : g_strdup("it is cut short");
+    if (why != NULL) {
+      g_autofree char *what = g_strdup_printf("is damaged: %s", why);
+      g_ptr_array_add(pending, lost_add(r, d->name, p->obj->key, what, last_time, 0));
+      if (!in_hole)
+        hole_a = p->a;
+      in_hole = TRUE;
+      seq = 0;
+    } else {
+      if (in_hole)
+        g_string_append_printf(holes, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", hole_a,
+                               p->a);
+      in_hole = FALSE;
+      /* The sealed segments lost before this one end where it begins. */
+      for (guint k = 0; i == 0 && first != 0 && k < r->lost->len; k++) {
+        Lost *l = r->lost->pdata[k];
+        if (l->to_us == 0 && g_str_equal(l->db, d->name) && g_str_has_suffix(l->key, ".seg"))
+          l->to_us = first;
+      }
+      if (first != 0) {
+        for (guint k = 0; k < pending->len; k++)
+          if (((Lost *)pending->pdata[k])->to_us == 0)
+            ((Lost *)pending->pdata[k])->to_us = first;
+        g_ptr_array_set_size(pending, 0);
+      }
+      last_time = last;
+    }
+    end = p->b;
+  }
+  if (fd >= 0)
+    close(fd);
+  /* A damaged last part: the engine stops where it starts. */
+  if (in_hole)
+    g_string_append_printf(holes, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", hole_a, end);
+  if (holes->len == 0) {
+    if (unlink(hpath) != 0 && errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "remove", hpath);
+    return TRUE;
+  }
+  return sqlenvfs_write_file_atomic(hpath, holes->str, holes->len, 0600, error);
+}
+
+GPtrArray *
+sqlenvfs_remote_lost(const SqlenvfsRemote *r, GPtrArray **segments_out)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  const char *sep = g_str_has_suffix(r->conf->url, "/") ? "" : "/";
+  if (segments_out != NULL)
+    *segments_out = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = 0; i < r->lost->len; i++) {
+    const Lost *l = r->lost->pdata[i];
+    g_autofree char *from = l->from_us ? sqlenvfs_time_format_iso(l->from_us) : NULL;
+    g_autofree char *to = l->to_us ? sqlenvfs_time_format_iso(l->to_us) : NULL;
+    const char *part = strstr(l->key, ".seg.part-");
+    g_ptr_array_add(out, g_strdup_printf("%s%s%s: %s (the records it held, archived after %s "
+                                         "and before %s, are a gap: restores refuse those times)",
+                                         r->conf->url, sep, l->key, l->why,
+                                         from ? from : "its start", to ? to : "its end"));
+    if (segments_out != NULL && part != NULL) {
+      g_autofree char *seg = g_strndup(l->key, (gsize)(part - l->key) + 4);
+      g_ptr_array_add(*segments_out, g_strdup(seg + strlen("wal_archives/")));
+    }
+  }
+  return out;
+}
+
+/* The sealed segments of each database that the replica lacks: a number
+ * missing between two it holds (prune removes from the first on, and the
+ * newest are shipped last), or one of which only its index or summary is
+ * left. Each is remembered as lost, with the times its neighbours' indexes
+ * give. */
+static void
+find_lost_segments(SqlenvfsRemote *r)
+{
+  GHashTableIter it;
+  gpointer v;
+  g_hash_table_iter_init(&it, r->dbs);
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    const Db *d = v;
+    for (guint i = 0; i < d->segs->len; i++) {
+      const Seg *s = d->segs->pdata[i];
+      const Seg *prev = i > 0 ? d->segs->pdata[i - 1] : NULL;
+      gint64 from = time_before_seg(d, s);
+      gint64 to = s->have_idx ? g_array_index(s->entries, SqlenvfsArchiveEntry, 0).time : 0;
+      guint64 lo = prev != NULL ? prev->number + 1 : s->number;
+      guint64 hi = s->seg == NULL && s->parts->len == 0 ? s->number + 1 : s->number;
+      if (hi > s->number && i + 1 < d->segs->len) {
+        const Seg *next = d->segs->pdata[i + 1];
+        to = next->have_idx ? g_array_index(next->entries, SqlenvfsArchiveEntry, 0).time : 0;
+      } else if (hi > s->number) {
+        hi = s->number; /* the newest: its .seg may not be shipped yet */
+      }
+      for (guint64 n = lo; n < hi; n++) {
+        g_autofree char *key = g_strdup_printf("wal_archives/%s/%016" G_GUINT64_FORMAT ".seg",
+                                               d->name, n);
+        lost_add(r, d->name, key, "is missing", from, to);
+      }
+    }
+  }
 }
 
 /* ------------------------------------------------------------------ */
@@ -1304,6 +1597,7 @@ fetch_small(SqlenvfsRemote *r, GError **error)
       }
     }
   }
+  find_lost_segments(r);
   r->planned_small = TRUE;
   return TRUE;
 }
@@ -2165,9 +2459,14 @@ fetch_all(SqlenvfsRemote *r, gboolean with_bases, GError **error)
   if (!fetch_items(r, items, error))
     return NULL;
   g_hash_table_iter_init(&it, r->dbs);
-  while (g_hash_table_iter_next(&it, NULL, &v))
-    if (!link_db_small(r, v, error))
+  while (g_hash_table_iter_next(&it, NULL, &v)) {
+    const Db *d = v;
+    for (guint i = 0; i < d->segs->len; i++)
+      if (!settle_parts(r, d, d->segs->pdata[i], r->root_dir, error))
+        return NULL;
+    if (!link_db_small(r, d, error))
       return NULL;
+  }
   return r->root;
 }
 
@@ -2384,7 +2683,12 @@ restore_subset(SqlenvfsRemote *r, const Db *d, const SubsetPlan *sp, const Sqlen
     if (segment_has_data(s))
       add_segment_items(r, d, s, r->root_dir, items);
   }
-  if (!fetch_items(r, items, error) || !link_db_small(r, d, error))
+  if (!fetch_items(r, items, error))
+    return FALSE;
+  for (guint i = sp->seg; i <= sp->last_seg; i++)
+    if (!settle_parts(r, d, d->segs->pdata[i], r->root_dir, error))
+      return FALSE;
+  if (!link_db_small(r, d, error))
     return FALSE;
   plan = sqlenvfs_restore_plan(r->root, d->name, t, error);
   if (plan == NULL)
@@ -2401,14 +2705,62 @@ static gboolean remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenvfs
                                const char *output, gboolean overwrite,
                                SqlenvfsRestorePlan **plan_out, GError **error);
 
+/* When the engine refused @t for @db because records are missing or
+ * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object before
+ * @t (the newest such), replace *@e by an error naming that object, the
+ * times around it and what to do; the engine's message would name the
+ * local file after the gap, its time and a local command. */
+static void
+explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GError *e)
+{
+  gint64 target = t->is_latest || t->is_earliest ? G_MAXINT64 : t->us;
+  const Lost *l = NULL;
+  const char *rec, *rec_end;
+  g_autofree char *recoverable = NULL;
+  g_autofree char *when = NULL, *from = NULL, *to = NULL, *span = NULL;
+
+  if (e == NULL || !g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) || db == NULL ||
+      strstr(e->message, "missing or unreadable") == NULL)
+    return;
+  for (guint i = 0; i < r->lost->len; i++) {
+    const Lost *x = r->lost->pdata[i];
+    if (g_str_equal(x->db, db) && x->from_us <= target && (l == NULL || x->from_us >= l->from_us))
+      l = x;
+  }
+  if (l == NULL)
+    return;
+  /* The windows the engine listed: "(recoverable: ...; run `sqlenvfs verify`)". */
+  rec = strstr(e->message, "(recoverable: ");
+  rec_end = rec != NULL ? strstr(rec, "; run `sqlenvfs verify`") : NULL;
+  if (rec_end != NULL)
+    recoverable = g_strndup(rec + 14, (gsize)(rec_end - rec - 14));
+  when = t->is_latest ? g_strdup("latest") : t->is_earliest ? g_strdup("earliest")
+                                                            : sqlenvfs_time_format_iso(t->us);
+  from = l->from_us != 0 ? sqlenvfs_time_format_iso(l->from_us) : NULL;
+  to = l->to_us != 0 ? sqlenvfs_time_format_iso(l->to_us) : NULL;
+  span = from != NULL && to != NULL ? g_strdup_printf("after %s and before %s", from, to)
+         : from != NULL             ? g_strdup_printf("after %s", from)
+         : to != NULL               ? g_strdup_printf("before %s", to)
+                                    : g_strdup("at times not known");
+  g_free(e->message);
+  e->message = g_strdup_printf(
+    "%s: %s is not recoverable from the replica: %s%s%s %s (it held the "
+    "records archived %s); restore to a time outside the gap%s%s%s, or run %s",
+    db, when, r->conf->url, g_str_has_suffix(r->conf->url, "/") ? "" : "/", l->key, l->why, span, recoverable ? " (recoverable: " : "",
+    recoverable ? recoverable : "", recoverable ? ")" : "", r->verify);
+}
+
 gboolean
 sqlenvfs_remote_restore(SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t,
                         const char *output, gboolean overwrite, SqlenvfsRestorePlan **plan_out,
                         GError **error)
 {
   GError *local = NULL;
+  g_autofree char *name = NULL;
   if (remote_restore(r, db, t, output, overwrite, plan_out, &local))
     return TRUE;
+  name = db != NULL ? g_strdup(db) : sqlenvfs_remote_resolve_db(r, NULL, NULL);
+  explain_gap(r, name, t, local);
   keyify_error(r, local);
   g_propagate_error(error, local);
   return FALSE;

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Objects missing from or damaged in a replica, read from another machine:
+# a part of the unsealed segment deleted or damaged, a sealed segment
+# deleted, a backup's MANIFEST damaged. What such an object held is a gap:
+# a later base whose chain is complete starts a window of its own (as a
+# local reader's would after a gap), restores inside the gap are refused
+# with one line naming the object's key, the times it held and what to do,
+# list --remote shows the damaged backup with its key and reason, and
+# verify --remote fails naming each. Every restore that succeeds is checked
+# against the commit log.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+source "$SRCDIR/tests/integration/remote_lib.sh"
+CHECK="$SRCDIR/tests/integration/remote_check.py"
+
+# The history: a writer with a backup after 1.5 s, then a quiet tail of
+# small transactions (the unsealed segment is shipped in parts) with a
+# backup in it, and one more once it ended, whose state is the last commit,
+# in the unsealed segment, parts after its start.
+remote_begin
+pitr_start_archiver "$R" "$T/archive"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 5 &
+wpid=$!
+track_pid $wpid
+sleep 1.5
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "backup"
+wait $wpid || fail "the writer"
+touch "$T/quiet"
+python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 3 \
+  --k0 "$(pitr_commits "$T/log")" --quiet-file "$T/quiet" --max-sleep 0.08 >/dev/null &
+wpid=$!
+track_pid $wpid
+sleep 1.5
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "the backup in the quiet tail"
+wait $wpid || fail "the quiet writer"
+sleep 0.3
+"$SQLENVFS" backup --root "$R" >/dev/null || fail "the backup after the quiet tail"
+pitr_stop_archiver "$T/archive"
+W=$R/backups/prod/wal_archives/app
+segs=($(ls "$W" | grep '\.seg$'))
+[ "${#segs[@]}" -ge 3 ] || fail "only ${#segs[@]} segments"
+bks=($(ls "$R/backups/prod/daily"))
+[ "${#bks[@]}" -eq 3 ] || fail "${#bks[@]} backups"
+pin2=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/${bks[2]}/MANIFEST")
+remote_replica g --parts 8
+mkdir -p "$T/w"
+cd "$T/w"
+
+# rremote T OUT: restore --remote; prints its error line; exit status as restore's
+rremote() {
+  local rc=0
+  "$SQLENVFS" restore --remote "$URL" --time "$1" --output "$2" 2>"$T/rr.err" >/dev/null || rc=$?
+  grep -v '^sqlenvfs: ' "$T/rr.err" || true
+  return $rc
+}
+# ok_exact T OUT WHAT: the restore to T succeeds with exactly the commits up to T
+ok_exact() {
+  local msg
+  rm -f "$2"
+  msg=$(rremote "@$1" "$2") || fail "$3: $msg"
+  python3 "$CHECK" check-file "$T/log" "$2" "$1" >/dev/null || fail "$3: a wrong database"
+}
+# refused T OUT WHAT KEY WHY: the restore to T fails with one line naming KEY and WHY
+refused() {
+  local msg rc=0
+  rm -f "$2"
+  msg=$(rremote "@$1" "$2") || rc=$?
+  [ "$rc" -ne 0 ] || fail "$3: restored a time in the gap"
+  [ ! -e "$2" ] || fail "$3: a failed restore left $2"
+  [ "$(printf '%s\n' "$msg" | wc -l)" -eq 1 ] || fail "$3: more than one line: $msg"
+  [[ $msg == *"s3://$S3_BUCKET/$4 $5"* ]] || fail "$3: does not name $4 ($5): $msg"
+  [[ $msg == *"verify --remote s3://$S3_BUCKET/"* ]] || fail "$3: says nothing to do: $msg"
+  [[ $msg == *"held the records archived after "*" and before "* ]] ||
+    fail "$3: does not give the times of the gap: $msg"
+  ! [[ $msg == *".tmp-remote"* ]] || fail "$3: names the temporary directory: $msg"
+  echo "$msg"
+}
+# The unsealed segment's parts (in order) and the times of their first and
+# last records, from the local segment: "KEY FIRST LAST" per line.
+part_times() {
+  local seg=$1
+  s3cmd_ ls "$URL/wal_archives/app/" | grep -o "$seg\.part-[0-9-]*" | sort |
+  python3 -c '
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+for key in sys.stdin.read().split():
+    a, b = (int(x) for x in key.rsplit(".part-", 1)[1].split("-"))
+    pos, times = max(a, 64), []
+    while pos < b:
+        length, = struct.unpack_from("<Q", data, pos + 8)
+        t, = struct.unpack_from("<q", data, pos + 24)
+        times.append(t)
+        pos += length
+    print(key, "%.6f" % (times[0] / 1e6), "%.6f" % (times[-1] / 1e6))
+' "$W/$seg"
+}
+t_end=$(awk '$1=="T" {t=$4} END {printf "%.6f", t + 0.05}' "$T/log")
+last_seg=${segs[${#segs[@]}-1]}
+part_times "$last_seg" > "$T/parts"
+# The part to lose: the last but one (not the first, which holds the
+# segment header), before the last backup's pin.
+n_parts=$(wc -l < "$T/parts")
+[ "$n_parts" -ge 3 ] || fail "only $n_parts parts"
+lose=$(awk -v pin="$pin2" -v n="$n_parts" 'NR == n - 1 && $3 * 1e6 < pin {print $1, $2, $3}' \
+  "$T/parts")
+read -r lose_key lose_t1 lose_t2 <<< "$lose"
+[ -n "$lose_key" ] || fail "no part between the segment's start and the quiet backup"
+note "the part lost: $lose_key ($lose_t1 .. $lose_t2); the last backup pinned at $pin2"
+t_in=$(python3 -c "import sys; print('%.6f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" \
+  "$lose_t1" "$lose_t2")
+PK=g/wal_archives/app/$lose_key
+
+# 1. A part deleted: a window starts at the quiet backup; times after it
+#    restore exactly; a time in the gap is refused naming the part.
+s3cmd_ -q get "$URL/wal_archives/app/$lose_key" "$T/part" >/dev/null
+s3cmd_ -q del "$URL/wal_archives/app/$lose_key" >/dev/null
+ok_exact "$t_end" "$T/w/r1.db" "the last commit, after a deleted part"
+refused "$t_in" "$T/w/r2.db" "a time in the deleted part" "$PK" "is missing" | sed 's/^/# /'
+"$SQLENVFS" list --remote "$URL" --json > "$T/list1.json" 2>"$T/list1.err" ||
+  fail "list --remote: $(cat "$T/list1.err")"
+python3 - "$T/list1.json" "$pin2" "$t_end" <<'PY' || fail "list --remote: $(cat "$T/list1.json")"
+import datetime, json, sys
+j = json.load(open(sys.argv[1]))
+pin, end = int(sys.argv[2]) / 1e6, float(sys.argv[3])
+def t(s):
+    return datetime.datetime.fromisoformat(s.replace("Z", "+00:00")).timestamp()
+w = [x for x in j["windows"] if x["database"] == "app"]
+assert len(w) >= 2, w
+assert any(t(x["from"]) <= pin + 1 and t(x["to"]) >= end - 0.001 and t(x["from"]) > t(w[0]["to"])
+           for x in w[1:]), w
+PY
+rc=0
+"$SQLENVFS" verify --remote "$URL" > "$T/verify1.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || { cat "$T/verify1.out"; fail "verify --remote passes a deleted part"; }
+grep -q "^BAD .*s3://$S3_BUCKET/$PK: is missing" "$T/verify1.out" ||
+  { cat "$T/verify1.out"; fail "verify --remote does not name the deleted part"; }
+pass "a part deleted: a gap there, a window from the next base, the part named"
+
+# 2. The same part damaged (one byte changed, uploaded again: its ETag
+#    matches): the same gap, named as damaged by the part's key.
+python3 - "$T/part" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[len(b) // 2] ^= 0x55
+open(sys.argv[1], "wb").write(b)
+PY
+s3cmd_ -q put "$T/part" "$URL/wal_archives/app/$lose_key" >/dev/null
+ok_exact "$t_end" "$T/w/r3.db" "the last commit, after a damaged part"
+refused "$t_in" "$T/w/r4.db" "a time in the damaged part" "$PK" "is damaged" | sed 's/^/# /'
+rc=0
+"$SQLENVFS" verify --remote "$URL" > "$T/verify2.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || { cat "$T/verify2.out"; fail "verify --remote passes a damaged part"; }
+grep -q "^BAD .*s3://$S3_BUCKET/$PK: is damaged" "$T/verify2.out" ||
+  { cat "$T/verify2.out"; fail "verify --remote does not name the damaged part"; }
+pass "a part damaged: named by its own key, not the segment's"
+
+# 3. A sealed segment deleted: a time in it is refused naming it (not the
+#    segment after it), with its times and verify --remote.
+remote_replica s --parts 3
+k=$(( ${#segs[@]} - 2 ))
+gone=${segs[$k]}
+s3cmd_ -q del "$URL/wal_archives/app/$gone" >/dev/null
+# The time of the last record of segment file $1 (from its index).
+seg_last_time() {
+  python3 - "$W/${1%.seg}.idx" <<'PY'
+import struct, sys
+d = open(sys.argv[1], "rb").read()
+print("%.6f" % (struct.unpack_from("<q", d, len(d) - 112 + 24)[0] / 1e6))
+PY
+}
+g1=$(seg_last_time "${segs[$((k - 1))]}")
+g2=$(seg_last_time "$gone")
+t_in=$(python3 -c "import sys; print('%.6f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" \
+  "$g1" "$g2")
+refused "$t_in" "$T/w/r5.db" "a time in a deleted sealed segment" "s/wal_archives/app/$gone" \
+  "is missing" | sed 's/^/# /'
+ok_exact "$t_end" "$T/w/r6.db" "the last commit, after a deleted sealed segment"
+pass "a sealed segment deleted: a time in it refused naming it"
