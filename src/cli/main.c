@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <malloc.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
@@ -44,6 +45,19 @@ usage(FILE *out)
           "directory) and --help. See sqlenvfs(1).\n");
 }
 
+/* A command that runs for a moment keeps the memory it frees for its next
+ * blocks: a block of 128 KiB or more (a record, its pages, an index read)
+ * is otherwise mapped for each use and unmapped after it, and every use
+ * then touches new pages, at 10-15 us a page on some virtual machines
+ * (util.h, sqlenvfs_alloc_large). The mount and the archiver run for long
+ * and give back what they free. */
+static void
+keep_freed_memory(void)
+{
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 128 << 20);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -66,6 +80,8 @@ main(int argc, char **argv)
       /* The mount routes the log itself (to its log file once daemonized). */
       if (strcmp(argv[1], "mount") != 0)
         cli_install_log_writer();
+      if (strcmp(argv[1], "mount") != 0 && strcmp(argv[1], "archive") != 0)
+        keep_freed_memory();
       return commands[i].run(argc - 1, argv + 1);
     }
   /* mount(8) and /etc/fstab, through mount.fuse3, run `sqlenvfs ROOT MNT -o
