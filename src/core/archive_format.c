@@ -554,7 +554,10 @@ archive_seg_file_close(SegFile *sf)
     close(sf->fd);
   sf->fd = -1;
   g_clear_pointer(&sf->path, g_free);
+  if (sf->win_lent)
+    sf->win = NULL;
   g_clear_pointer(&sf->win, g_free);
+  sf->win_lent = FALSE;
 }
 
 /* The bytes a buffered SegFile reads at once. */
@@ -575,6 +578,28 @@ archive_seg_file_buffer(SegFile *sf)
    * segment's pass does not clear a huge page it never fills. */
   if (sf->win == NULL)
     sf->win = sqlenvfs_alloc_large((gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096)));
+  sf->win_start = 0;
+  sf->win_len = 0;
+}
+
+/* archive_seg_file_buffer() in the caller's window *@win of *@cap bytes,
+ * kept from one segment of a pass to the next, so that its memory is
+ * touched once (new memory costs a page fault per page: util.h): replaced
+ * by a larger one (sqlenvfs_alloc_large) when @sf needs more, and not freed
+ * when @sf is closed. The caller frees *@win with g_free(). */
+void
+archive_seg_file_buffer_with(SegFile *sf, guint8 **win, gsize *cap)
+{
+  gsize need = (gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096));
+
+  g_return_if_fail(sf->win == NULL);
+  if (*cap < need) {
+    g_free(*win);
+    *win = sqlenvfs_alloc_large(need);
+    *cap = need;
+  }
+  sf->win = *win;
+  sf->win_lent = TRUE;
   sf->win_start = 0;
   sf->win_len = 0;
 }

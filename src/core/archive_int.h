@@ -107,6 +107,7 @@ typedef struct {
   gboolean hdr_ok;
   const char *hdr_why;
   guint8 *win;        /* archive_seg_file_buffer: bytes of the file held */
+  gboolean win_lent;  /* @win is the caller's (archive_seg_file_buffer_with) */
   guint64 win_start;  /* the file offset of win[0]                      */
   gsize win_len;
 } SegFile;
@@ -130,6 +131,7 @@ gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *go
 gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
 gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);
 void archive_seg_file_buffer(SegFile *sf);
+void archive_seg_file_buffer_with(SegFile *sf, guint8 **win, gsize *cap);
 gboolean archive_seg_map(SegFile *sf, guint64 off, gsize len, const guint8 **p, GError **error);
 gboolean archive_seg_pread(SegFile *sf, void *buf, gsize len, guint64 off, gsize *got, GError **error);
 /* Tell this process's record checks (sqlenvfs_archive_check_records) that

@@ -545,6 +545,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
 {
   g_autoptr(GArray) nums = archive_list_segments(dir, error);
   g_autofree guint8 *chunk = NULL;
+  g_autofree guint8 *win = NULL; /* every segment's window, in turn */
+  gsize win_cap = 0;
   g_autoptr(ZSTD_DCtx) dctx = NULL;
   SqlenvfsArchiveVerifyResult res = { 0 };
   Problems p = { problem_fn, user, 0, NULL, NULL };
@@ -671,7 +673,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       continue;
     }
     kinds = g_array_new(FALSE, FALSE, sizeof(RecordKind));
-    archive_seg_file_buffer(&sf); /* read whole: large reads */
+    archive_seg_file_buffer_with(&sf, &win, &win_cap); /* read whole: large reads */
     if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
