@@ -162,14 +162,6 @@ typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
 SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes,
                                                     int mode, GError **error);
 
-/* Segment numbers up to @used_max were used for this archive where the
- * writer does not look (the replica's shipping state, the memos of what
- * was checked): the next segment it creates is numbered above them, as
- * above every number its directory shows (segments, files moved aside,
- * PRUNED). A number never names two different segment files, so nothing
- * keyed by it (a memo, a replica's objects) takes one for the other. */
-void sqlenvfs_archive_writer_reserve_numbers(SqlenvfsArchiveWriter *w, guint64 used_max);
-
 /* How many records a segment holds at most, its seal included, unless
  * sqlenvfs_archive_writer_set_max_records() says otherwise. The segment
  * being written has no summary, so what a reader reads of it record by
@@ -498,15 +490,6 @@ gboolean sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint3
  * read again. Returns how many records are damaged, or -1 and *error on an
  * I/O error. */
 int sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError **error);
-
-/* The highest segment number named in the records-check memo @memo_path
- * (0: none, or no such file). Its checksum is not required: a number it
- * names was used, whatever else the file says. */
-guint64 sqlenvfs_archive_memo_max_segment(const char *memo_path);
-
-/* Parse a segment file name, "<16 digits>.seg", into *@number (> 0);
- * FALSE for any other name. */
-gboolean sqlenvfs_archive_parse_segment_name(const char *name, guint64 *number);
 
 /* Segment and summary files filled on demand (mount --remote): a process
  * may install one hook that every read of an archive file goes through

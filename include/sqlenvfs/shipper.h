@@ -65,10 +65,6 @@ GPtrArray *sqlenvfs_shipper_status(SqlenvfsRoot *root);
 /* The status of @db in @statuses (from sqlenvfs_shipper_status), or NULL. */
 const SqlenvfsShipperDbStatus *sqlenvfs_shipper_status_find(GPtrArray *statuses, const char *db);
 
-/* The highest segment number of database @db's archive that @root's
- * shipping state names (whichever replica it is of; 0: none, or no state). */
-guint64 sqlenvfs_shipper_max_segment(SqlenvfsRoot *root, const char *db);
-
 /* A replica is configured for @root (`[replica] url` in sqlenvfs.conf). */
 gboolean sqlenvfs_shipper_is_configured(SqlenvfsRoot *root);
 

@@ -119,10 +119,6 @@ void sqlenvfs_verify_memo_note_base(SqlenvfsRoot *root, const SqlenvfsStoredDb *
 /* ROOT/.sqlenvfs/verified (newly allocated). */
 char *sqlenvfs_verify_memo_path(SqlenvfsRoot *root);
 
-/* The highest number of a segment of the archive directory @archive_dir
- * that the memo at @path names (0: none, or no usable memo). */
-guint64 sqlenvfs_verify_memo_max_segment(const char *path, const char *archive_dir);
-
 /* One `verify`: every backup and snapshot, then every WAL archive, each
  * skipping what the root's memo knows unless @full, and the memo saved
  * (a failure to save only costs the next run time, and is logged). Adds

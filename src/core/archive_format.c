@@ -8,7 +8,7 @@
  * crc32 is zlib's. Version 2 differs only in COMMIT records with flag 2
  * (below); a segment is all of one version, given in its header.
  *
- * <number>.seg  (number: 16 decimal digits, from 1, increasing, never used twice)
+ * <number>.seg  (number: 16 decimal digits, from 1, consecutive)
  *   Segment header, 64 bytes
  *      0  8  magic "SQEFSSEG"
  *      8  4  format version (1 or 2)
@@ -431,12 +431,6 @@ archive_parse_seg_name(const char *name, const char *ext, guint64 *number)
       return FALSE;
   *number = g_ascii_strtoull(name, NULL, 10);
   return *number > 0;
-}
-
-gboolean
-sqlenvfs_archive_parse_segment_name(const char *name, guint64 *number)
-{
-  return archive_parse_seg_name(name, "seg", number);
 }
 
 gint

@@ -197,10 +197,6 @@ gboolean archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **w
 /* Whether @name is "<16 digits>.<ext>" (a segment's file of kind @ext:
  * "seg", "idx", "sum", "last"), and its number (> 0) in *number. */
 gboolean archive_parse_seg_name(const char *name, const char *ext, guint64 *number);
-
-/* The highest segment number PRUNED in @dir records (0: none, or no
- * readable line). Damaged lines are skipped. */
-guint64 archive_pruned_max(const char *dir);
 gint archive_cmp_u64(gconstpointer a, gconstpointer b);
 
 /* Segment summaries (archive_summary.c; layout there and in docs/ARCHIVE.md). */

@@ -2962,27 +2962,6 @@ load_memo_file(const char *memo_path, const char *dir)
   g_mutex_unlock(&memo_lock);
 }
 
-guint64
-sqlenvfs_archive_memo_max_segment(const char *memo_path)
-{
-  g_autofree char *data = NULL;
-  g_auto(GStrv) lines = NULL;
-  guint64 max = 0;
-
-  if (memo_path == NULL || !g_file_get_contents(memo_path, &data, NULL, NULL))
-    return 0;
-  lines = g_strsplit(data, "\n", -1);
-  for (char **l = lines; *l; l++) {
-    char *sp = strchr(*l, ' ');
-    guint64 n;
-    if (sp != NULL)
-      *sp = '\0';
-    if (sqlenvfs_archive_parse_segment_name(*l, &n))
-      max = MAX(max, n);
-  }
-  return max;
-}
-
 /* Write what the process memo says of the segments of @a to @memo_path
  * (atomically, mode 0600); a failure only costs a later reader time. */
 static void

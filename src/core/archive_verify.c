@@ -60,25 +60,6 @@ parse_prune_line(const char *line, PrunedSegment *out)
   return TRUE;
 }
 
-guint64
-archive_pruned_max(const char *dir)
-{
-  g_autofree char *path = g_build_filename(dir, PRUNE_LOG, NULL);
-  g_autofree char *data = NULL;
-  g_auto(GStrv) lines = NULL;
-  guint64 max = 0;
-
-  if (!g_file_get_contents(path, &data, NULL, NULL))
-    return 0;
-  lines = g_strsplit(data, "\n", -1);
-  for (char **l = lines; *l; l++) {
-    PrunedSegment ps;
-    if (parse_prune_line(*l, &ps))
-      max = MAX(max, ps.number);
-  }
-  return max;
-}
-
 /* ------------------------------------------------------------------ */
 /* Verification                                                         */
 
@@ -565,31 +546,6 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     guint64 first = g_array_index(nums, guint64, 0);
     guint64 before = first - 1;
     const PrunedSegment *ps = g_hash_table_lookup(pruned, &before);
-    /* Numbers between the last one pruned below the first present (or the
-     * archive's start) and the first present were moved aside, when the
-     * first present chains to it: nothing of the chain is in them. */
-    guint64 lo = 0;
-    GHashTableIter it;
-    gpointer k;
-    g_hash_table_iter_init(&it, pruned);
-    while (g_hash_table_iter_next(&it, &k, NULL))
-      if (*(guint64 *)k < first)
-        lo = MAX(lo, *(guint64 *)k);
-    if (ps == NULL && lo + 1 < first) {
-      const PrunedSegment *low = lo > 0 ? g_hash_table_lookup(pruned, &lo) : NULL;
-      SegFile hf;
-      if (archive_seg_file_openat(dir_fd, dir, first, O_RDONLY, &hf, NULL)) {
-        if (hf.hdr_ok && (low != NULL ? hf.hdr.first_seq == low->next_seq &&
-                                          hf.hdr.prev_crc == low->seal
-                                      : lo == 0 && hf.hdr.first_seq == 1 &&
-                                          hf.hdr.prev_crc == 0)) {
-          ps = low;
-          before = lo;
-          first = lo + 1;
-        }
-        archive_seg_file_close(&hf);
-      }
-    }
     verify_pruned(dir, pruned, first, &p);
     if (ps != NULL) {
       /* The first segment present chains to the last one pruned. */
@@ -644,11 +600,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       continue;
     }
     if (have_prev) {
-      /* Numbers skipped where the segment chains to the one before were
-       * moved aside (a new segment never takes a number used before). */
-      gboolean chains = prev_sealed && sf.hdr.first_seq == prev_next_seq &&
-                        sf.hdr.prev_crc == prev_seal;
-      if (number != prev_number + 1 && !chains)
+      if (number != prev_number + 1)
         problem(&p, sf.path, "segments %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
                 " are missing before this one", prev_number + 1, number - 1);
       else if (sf.hdr.first_seq != prev_next_seq)

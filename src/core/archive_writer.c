@@ -28,8 +28,6 @@ struct _SqlenvfsArchiveWriter {
   int seg_fd, idx_fd; /* current segment and its index; -1: none open      */
   char *seg_path, *idx_path;
   guint64 seg_number; /* number of the current (or last) segment; 0: none */
-  guint64 used_max;   /* every number up to this one was used: a new segment
-                       * is numbered above it and above seg_number        */
   guint64 seg_first_seq; /* seq of the current segment's first record      */
   guint64 seg_size, idx_size;
   guint32 seg_crc;    /* crc32 of every byte of the current segment        */
@@ -338,44 +336,8 @@ drop_orphans(const char *dir, const GArray *nums, GError **error)
   return drop->len == 0 || sqlenvfs_fsync_dir(dir, error);
 }
 
-/* The highest segment number any file in @dir carries, or that PRUNED
- * records: segments and their index, summary and last versions, and the
- * files moved aside (`<number>.seg.damaged-<us>`, `<number>.idx.damaged-<us>`).
- * 0 when there is none. A new segment is numbered above it, so that no
- * number names two different files over the archive's life. */
-static guint64
-highest_used(const char *dir)
-{
-  static const char *const kinds[] = { "seg", "idx", "sum", "last" };
-  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-  guint64 max = archive_pruned_max(dir);
-  const char *name;
-
-  while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-    guint64 n;
-    gboolean ours = FALSE;
-    if (strlen(name) < 20 || name[16] != '.')
-      continue;
-    for (int i = 0; i < 16; i++)
-      if (!g_ascii_isdigit(name[i]))
-        goto next;
-    for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
-      gsize kl = strlen(kinds[k]);
-      if (strncmp(name + 17, kinds[k], kl) == 0 &&
-          (name[17 + kl] == '\0' || g_str_has_prefix(name + 17 + kl, ".damaged-")))
-        ours = TRUE;
-    }
-    n = g_ascii_strtoull(name, NULL, 10);
-    if (ours)
-      max = MAX(max, n);
-  next:;
-  }
-  return max;
-}
-
 /* Move an unreadable segment (and its index) out of the archive so that the
- * archive stays appendable; readers then see its records as missing. Its
- * number is not used again: the file moved aside keeps it (highest_used). */
+ * archive stays appendable; readers then see its records as missing. */
 static gboolean
 move_aside(const char *dir, guint64 number, const char *why, GError **error)
 {
@@ -470,8 +432,6 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
     g_array_set_size(nums, nums->len - 1);
   }
 
-  /* Before the orphans go: their numbers were used too. */
-  w->used_max = highest_used(dir);
   if (!drop_orphans(dir, nums, error))
     return NULL;
   if (nums->len > 0 && !recover_last(w, g_array_index(nums, guint64, nums->len - 1), error))
@@ -515,24 +475,16 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
 }
 
 void
-sqlenvfs_archive_writer_reserve_numbers(SqlenvfsArchiveWriter *w, guint64 used_max)
-{
-  w->used_max = MAX(w->used_max, used_max);
-}
-
-void
 sqlenvfs_archive_writer_set_max_records(SqlenvfsArchiveWriter *w, guint64 max_records)
 {
   w->max_records = MAX(max_records, 2); /* one record and the seal */
 }
 
-/* Start a new segment after the current one, numbered above every number
- * used before (w->used_max): usually the next one, but after a segment was
- * moved aside, above the number it keeps. */
+/* Start a new segment after the current one. */
 static gboolean
 new_segment(SqlenvfsArchiveWriter *w, GError **error)
 {
-  guint64 number = MAX(w->seg_number, w->used_max) + 1;
+  guint64 number = w->seg_number + 1;
   g_autofree char *sname = archive_seg_name(number, "seg");
   g_autofree char *iname = archive_seg_name(number, "idx");
   g_autofree char *spath = g_build_filename(w->dir, sname, NULL);

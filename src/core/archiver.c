@@ -103,11 +103,9 @@
 #include "sqlenvfs/archive.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/restore.h"
-#include "sqlenvfs/shipper.h"
 #include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
-#include "sqlenvfs/verifymemo.h"
 #include "sqlenvfs/walfile.h"
 
 static void
@@ -905,18 +903,6 @@ db_open(Db *d, GError **error)
     return FALSE;
   if (a->segment_max_records > 0)
     sqlenvfs_archive_writer_set_max_records(d->w, (guint64)a->segment_max_records);
-  {
-    /* Numbers used where the writer does not look: its next segment is
-     * numbered above them too. */
-    const char *state = sqlenvfs_root_path(a->root, SQLENVFS_DIR_STATE);
-    g_autofree char *checked_name = g_strdup_printf("checked-%s", d->name);
-    g_autofree char *checked = g_build_filename(state, checked_name, NULL);
-    g_autofree char *verified = sqlenvfs_verify_memo_path(a->root);
-    guint64 used = MAX(sqlenvfs_shipper_max_segment(a->root, d->name),
-                       MAX(sqlenvfs_archive_memo_max_segment(checked),
-                           sqlenvfs_verify_memo_max_segment(verified, d->dir)));
-    sqlenvfs_archive_writer_reserve_numbers(d->w, used);
-  }
   if (!sqlenvfs_archive_writer_write_summaries(d->w, error))
     return FALSE;
 

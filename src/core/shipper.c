@@ -2268,32 +2268,6 @@ dirs_of(GPtrArray *items)
   return dirs;
 }
 
-guint64
-sqlenvfs_shipper_max_segment(SqlenvfsRoot *root, const char *db)
-{
-  g_autofree char *path =
-    g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATE_FILE, NULL);
-  g_autofree char *prefix = g_strdup_printf("wal_archives/%s/", db);
-  g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
-  guint64 max = 0;
-
-  if (!g_file_get_contents(path, &text, NULL, NULL))
-    return 0;
-  lines = g_strsplit(text, "\n", -1);
-  for (char **l = lines; *l; l++) {
-    const char *key = strstr(*l, prefix);
-    g_autofree char *name = NULL;
-    guint64 n;
-    if (key == NULL)
-      continue;
-    name = g_strndup(key + strlen(prefix), 20); /* "<16 digits>.seg" and what follows */
-    if (sqlenvfs_archive_parse_segment_name(name, &n))
-      max = MAX(max, n);
-  }
-  return max;
-}
-
 gboolean
 sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
 {

@@ -664,25 +664,6 @@ sqlenvfs_verify_memo_path(SqlenvfsRoot *root)
   return g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), "verified", NULL);
 }
 
-guint64
-sqlenvfs_verify_memo_max_segment(const char *path, const char *archive_dir)
-{
-  g_autoptr(SqlenvfsVerifyMemo) memo = sqlenvfs_verify_memo_load(path, g_get_real_time(), NULL);
-  GHashTableIter it;
-  gpointer k;
-  guint64 max = 0;
-
-  g_hash_table_iter_init(&it, memo->entries);
-  while (g_hash_table_iter_next(&it, &k, NULL)) {
-    g_autofree char *dir = g_path_get_dirname(k);
-    g_autofree char *name = g_path_get_basename(k);
-    guint64 n;
-    if (strcmp(dir, archive_dir) == 0 && sqlenvfs_archive_parse_segment_name(name, &n))
-      max = MAX(max, n);
-  }
-  return max;
-}
-
 gboolean
 sqlenvfs_verify_memo_run(SqlenvfsRoot *root, gboolean full, SqlenvfsVerifyReport *report,
                          GError **error)

@@ -1072,84 +1072,6 @@ START_TEST(test_damaged_last_header_moved_aside)
 }
 END_TEST
 
-/* A segment moved aside keeps its number: the next segment takes a number
- * above it (and above numbers reserved by the caller), never its number
- * again, and verify takes the skipped number for what it is. */
-START_TEST(test_moved_aside_number_not_reused)
-{
-  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
-  g_autoptr(SqlenvfsArchive) a = NULL;
-  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
-  g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
-  g_autofree char *seg9 = g_build_filename(dir, "0000000000000009.seg", NULL);
-  g_autoptr(GDir) d = NULL;
-  const char *name;
-  guint n_aside = 0;
-  GError *error = NULL;
-
-  for (guint k = 1; k <= 8; k++)
-    add_commit(w, k, 10);
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert(g_file_test(seg2, G_FILE_TEST_EXISTS) && !g_file_test(seg3, G_FILE_TEST_EXISTS));
-  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  flip_byte(seg2, 20);
-  w = open_writer(64 * 1024);
-  ck_assert(!g_file_test(seg2, G_FILE_TEST_EXISTS));
-  add_commit(w, 9, 1);
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert_no_error(error);
-  /* Number 2 stays with the file moved aside; the new segment is 3. */
-  ck_assert(!g_file_test(seg2, G_FILE_TEST_EXISTS));
-  ck_assert(g_file_test(seg3, G_FILE_TEST_EXISTS));
-  d = g_dir_open(dir, 0, NULL);
-  while ((name = g_dir_read_name(d)) != NULL)
-    n_aside += g_str_has_prefix(name, "0000000000000002.seg.damaged-");
-  ck_assert_uint_eq(n_aside, 1);
-  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
-  ck_assert_no_error(error);
-  a = open_reader();
-  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 2);
-  ck_assert_uint_eq(sqlenvfs_archive_segment(a, 1)->number, 3);
-  g_clear_pointer(&a, sqlenvfs_archive_free);
-
-  /* Numbers used where the writer does not look (a replica's shipping
-   * state): reserved, and the next segment is above them. */
-  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  w = open_writer(64 * 1024);
-  sqlenvfs_archive_writer_reserve_numbers(w, 8);
-  for (guint k = 10; k <= 60 && !g_file_test(seg9, G_FILE_TEST_EXISTS); k++)
-    add_commit(w, k, 10);
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert(g_file_test(seg9, G_FILE_TEST_EXISTS));
-  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
-  ck_assert_no_error(error);
-}
-END_TEST
-
-/* The only segment moved aside: the archive goes on in segment 2, from
- * the first record, and verify finds nothing missing. */
-START_TEST(test_moved_aside_first_segment)
-{
-  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(1 << 20);
-  g_autofree char *seg1 = g_build_filename(dir, "0000000000000001.seg", NULL);
-  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
-  GError *error = NULL;
-
-  add_commit(w, 1, 2);
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  flip_byte(seg1, 20);
-  w = open_writer(1 << 20);
-  add_commit(w, 2, 2);
-  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
-  ck_assert_no_error(error);
-  ck_assert(!g_file_test(seg1, G_FILE_TEST_EXISTS));
-  ck_assert(g_file_test(seg2, G_FILE_TEST_EXISTS));
-  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
-  ck_assert_no_error(error);
-}
-END_TEST
-
 START_TEST(test_prune)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -4742,8 +4664,6 @@ archive_suite(void)
   tcase_add_test(tc, test_power_cut_tail);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
-  tcase_add_test(tc, test_moved_aside_number_not_reused);
-  tcase_add_test(tc, test_moved_aside_first_segment);
   tcase_add_test(tc, test_prune_log);
   tcase_add_test(tc, test_deleted_segments_are_not_pruned);
   tcase_add_test(tc, test_prune);
