@@ -1295,7 +1295,7 @@ moved_aside_name(const char *path)
 /* Refuse shipping for good in this process (s->diverged): the part @key
  * in the replica is one this root shipped, but its local segment no
  * longer holds those bytes: it was replaced after shipping (moved aside,
- * and its number written again by a sqlenvfs that reused numbers) or
+ * and its number written again by the new segment the archiver began) or
  * changed on disk. Not another root's doing. FALSE, REFUSED. */
 static gboolean
 diverge_replaced(SqlenvfsShipper *s, const char *key, gint64 size, GError **error)
