@@ -223,6 +223,42 @@ sqlenvfs_store_manifest_seal(GKeyFile *kf)
   return sum;
 }
 
+/* Longest quote of a MANIFEST's text in a message, in columns. */
+#define QUOTE_MAX 80
+
+/* @text, which may quote a damaged MANIFEST's bytes, as one printable
+ * line: bytes that are not UTF-8 as U+FFFD, control characters (C0, DEL,
+ * C1) as \xNN, and a line GLib quotes (“...”) cut with "..." once it
+ * would take more than QUOTE_MAX columns (U+FFFD and \xNN as printed). */
+static char *
+printable_line(const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid(text, -1);
+  GString *out = g_string_new(NULL);
+  glong width = 0; /* columns printed since the last opening quote */
+  gboolean quoted = FALSE, cut = FALSE;
+
+  for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    gboolean control = c < 0x20 || (c >= 0x7f && c < 0xa0);
+    if (c == 0x201c || c == 0x201d) { /* GLib quotes a line as “...” */
+      quoted = c == 0x201c;
+      width = 0;
+      cut = FALSE;
+    } else if (quoted && (width += control ? 4 : 1) > QUOTE_MAX) {
+      if (!cut)
+        g_string_append(out, "...");
+      cut = TRUE;
+      continue;
+    }
+    if (control)
+      g_string_append_printf(out, "\\x%02x", c);
+    else
+      g_string_append_unichar(out, c);
+  }
+  return g_string_free(out, FALSE);
+}
+
 static SqlenvfsStoredCopy *
 load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
 {
@@ -251,9 +287,9 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
   }
   file = g_build_filename(copy->dir, MANIFEST, NULL);
   if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+    g_autofree char *why = printable_line(local->message);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s", file,
-                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file"
-                                                                         : local->message);
+                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file" : why);
     return NULL;
   }
   if (!get_u64(kf, GROUP_COPY, "format", G_MAXUINT32, &format, file, error))
