@@ -86,7 +86,8 @@ SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind k
                                           gpointer user, GError **error);
 
 /* Every complete entry of @kind, oldest first. Entries whose MANIFEST cannot
- * be read are skipped here (verify reports them). Never NULL on success. */
+ * be read are skipped here (verify reports them; sqlenvfs_store_list_report
+ * lists them as damaged). Never NULL on success. */
 GPtrArray *sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error);
 
 /* Like sqlenvfs_store_list(), and each entry that cannot be read is added
@@ -298,11 +299,26 @@ typedef struct {
   gboolean base_unchecked; /* its base changed since it was last checked */
 } SqlenvfsListWindow;
 
+/* A backup or snapshot whose MANIFEST cannot be read: missing, not a
+ * readable key file, a checksum that does not match, a field missing or
+ * invalid. It is never a base (restores leave it out) and prune never
+ * removes it; `list` shows it so that it is not taken for absent. */
+typedef struct {
+  SqlenvfsCopyKind kind;
+  char *name;     /* the entry's directory name, a time */
+  gint64 time;    /* the time in the name (us) */
+  char *dir;      /* absolute directory */
+  char *manifest; /* absolute path of its MANIFEST */
+  char *reason;   /* why it cannot be read, not repeating the path */
+} SqlenvfsDamagedCopy;
+
 /* What `list` shows. The archive module appends each database's windows
  * with sqlenvfs_list_report_add_window(). */
 typedef struct {
   GPtrArray *backups;   /* SqlenvfsStoredCopy *, oldest first */
   GPtrArray *snapshots; /* SqlenvfsStoredCopy *, oldest first */
+  GPtrArray *damaged;   /* SqlenvfsDamagedCopy *: the backups then the
+                           snapshots that cannot be read, oldest first */
   GPtrArray *windows;   /* SqlenvfsListWindow *, in the order added */
   GPtrArray *tails;     /* SqlenvfsListWindow *: for each database whose archive
                            goes on past its last window, from the break to
@@ -310,8 +326,9 @@ typedef struct {
                            it (sqlenvfs_timeline_unrecoverable_tail) */
 } SqlenvfsListReport;
 
-/* Backups and snapshots of @root (windows empty). NULL and *error when a
- * store directory cannot be read. */
+/* Backups and snapshots of @root, and those whose MANIFEST cannot be read
+ * (damaged; windows empty). NULL and *error when a store directory cannot
+ * be read. */
 SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error);
 void sqlenvfs_list_report_free(SqlenvfsListReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)

@@ -65,6 +65,44 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
   sqlenvfs_json_end_array(j);
 }
 
+/* What to do about a damaged copy (in --json, each one's "action"):
+ * @remote_url, the replica a remote list read, or NULL for a root. */
+static char *
+damaged_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
+{
+  const char *kind = sqlenvfs_copy_kind_name(d->kind);
+  if (remote_url != NULL)
+    return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
+                           "new %s on the root that ships to it", remote_url, kind);
+  return g_strdup_printf("never used by a restore: run sqlenvfs verify, take a new %s (sqlenvfs "
+                         "%s) to replace it, then inspect and remove %s yourself (prune never "
+                         "removes it)", kind, kind, d->dir);
+}
+
+/* "damaged": the backups and snapshots whose MANIFEST cannot be read
+ * (SqlenvfsDamagedCopy), which "backups" and "snapshots" leave out. */
+static void
+json_damaged(SqlenvfsJson *j, GPtrArray *damaged, const char *remote_url)
+{
+  sqlenvfs_json_key(j, "damaged");
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < damaged->len; i++) {
+    const SqlenvfsDamagedCopy *d = damaged->pdata[i];
+    g_autofree char *when = sqlenvfs_time_format_iso(d->time);
+    g_autofree char *action = damaged_action(d, remote_url);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "kind", sqlenvfs_copy_kind_name(d->kind));
+    sqlenvfs_json_member_string(j, "name", d->name);
+    sqlenvfs_json_member_string(j, "time", when);
+    sqlenvfs_json_member_string(j, "dir", d->dir);
+    sqlenvfs_json_member_string(j, "manifest", d->manifest);
+    sqlenvfs_json_member_string(j, "reason", d->reason);
+    sqlenvfs_json_member_string(j, "action", action);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
 /* "drills": the last restore drill of each production database (drill.h);
  * "passed" and "at" are null when it was never drilled. */
 static void
@@ -180,6 +218,7 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
                                                 : sqlenvfs_root_dir(root));
   json_copies(j, "backups", report->backups);
   json_copies(j, "snapshots", report->snapshots);
+  json_damaged(j, report->damaged, remote ? sqlenvfs_remote_url(remote) : NULL);
   sqlenvfs_json_key(j, "windows");
   sqlenvfs_json_begin_array(j);
   for (guint i = 0; i < report->windows->len; i++) {
@@ -215,12 +254,52 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
   fputs(text, stdout);
 }
 
+/* The copies of @kind, good (@copies) and damaged (@report's, as DAMAGED
+ * with their MANIFEST and why) in time order; @remote: the session a
+ * remote list read (paths shown as its keys), or NULL. */
 static void
-print_copies(const char *title, const char *dir, GPtrArray *copies)
+print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArray *copies,
+             const SqlenvfsListReport *report, const SqlenvfsRemote *remote)
 {
-  printf("%s (%s): %u\n", title, dir, copies->len);
-  for (guint i = 0; i < copies->len; i++)
-    storecmd_print_copy(copies->pdata[i]);
+  g_autoptr(GPtrArray) bad = g_ptr_array_new();
+  guint c = 0, b = 0;
+
+  for (guint i = 0; i < report->damaged->len; i++)
+    if (((const SqlenvfsDamagedCopy *)report->damaged->pdata[i])->kind == kind)
+      g_ptr_array_add(bad, report->damaged->pdata[i]);
+  printf("%s (%s): %u", title, dir, copies->len);
+  if (bad->len > 0)
+    printf(", and %u DAMAGED", bad->len);
+  printf("\n");
+  while (c < copies->len || b < bad->len) {
+    const SqlenvfsStoredCopy *copy = c < copies->len ? copies->pdata[c] : NULL;
+    const SqlenvfsDamagedCopy *d = b < bad->len ? bad->pdata[b] : NULL;
+    g_autofree char *manifest = NULL, *why = NULL;
+    if (copy != NULL && (d == NULL || copy->time <= d->time)) {
+      storecmd_print_copy(copy);
+      c++;
+      continue;
+    }
+    manifest = remote ? sqlenvfs_remote_keyify(remote, d->manifest) : g_strdup(d->manifest);
+    why = remote ? sqlenvfs_remote_keyify(remote, d->reason) : g_strdup(d->reason);
+    printf("  %-22s DAMAGED: %s: %s\n", d->name, manifest, why);
+    b++;
+  }
+}
+
+/* After the copies, once, when some are damaged: what to do. */
+static void
+print_damaged_action(const SqlenvfsListReport *report, const char *remote_url)
+{
+  if (report->damaged->len == 0)
+    return;
+  if (remote_url != NULL)
+    printf("  (a DAMAGED copy is never used by a restore: run sqlenvfs verify --remote %s, and "
+           "take a new backup or snapshot on the root that ships to it)\n", remote_url);
+  else
+    printf("  (a DAMAGED copy is never used by a restore: run sqlenvfs verify, take a new "
+           "backup or snapshot to replace it, then inspect and remove its directory yourself: "
+           "prune never removes it)\n");
 }
 
 /* The terminal's width: TIOCGWINSZ, else $COLUMNS, else 80. */
@@ -319,7 +398,9 @@ cmd_list(int argc, char **argv)
                  "of each database) and each database's recoverable point-in-time windows;\n"
                  "NOT RECOVERABLE marks a part of the archive past the last window (after a\n"
                  "gap, no usable backup or snapshot holds a later state: `restore --time\n"
-                 "latest` is refused until a snapshot is taken).\n"
+                 "latest` is refused until a snapshot is taken). DAMAGED marks a backup or\n"
+                 "snapshot whose MANIFEST cannot be read (never used by a restore; `verify`\n"
+                 "reports it BAD).\n"
                  "On a terminal, also draw each database's history as a bar as wide as the\n"
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
@@ -347,8 +428,10 @@ cmd_list(int argc, char **argv)
       return CLI_OK;
     }
     printf("replica %s\n", url);
-    print_copies("backups", "daily/", report->backups);
-    print_copies("snapshots", "snapshots/", report->snapshots);
+    print_copies("backups", "daily/", SQLENVFS_KIND_BACKUP, report->backups, report, remote);
+    print_copies("snapshots", "snapshots/", SQLENVFS_KIND_SNAPSHOT, report->snapshots, report,
+                 remote);
+    print_damaged_action(report, url);
     print_windows(report, url);
     return CLI_OK;
   }
@@ -363,8 +446,11 @@ cmd_list(int argc, char **argv)
     print_json(root, report, NULL);
     return CLI_OK;
   }
-  print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), report->backups);
-  print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT), report->snapshots);
+  print_copies("backups", sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP), SQLENVFS_KIND_BACKUP,
+               report->backups, report, NULL);
+  print_copies("snapshots", sqlenvfs_store_dir(root, SQLENVFS_KIND_SNAPSHOT),
+               SQLENVFS_KIND_SNAPSHOT, report->snapshots, report, NULL);
+  print_damaged_action(report, NULL);
   print_windows(report, NULL);
   {
     g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(root);

@@ -223,6 +223,42 @@ sqlenvfs_store_manifest_seal(GKeyFile *kf)
   return sum;
 }
 
+/* Longest quote of a MANIFEST's text in a message, in columns. */
+#define QUOTE_MAX 80
+
+/* @text, which may quote a damaged MANIFEST's bytes, as one printable
+ * line: bytes that are not UTF-8 as U+FFFD, control characters (C0, DEL,
+ * C1) as \xNN, and a line GLib quotes (“...”) cut with "..." once it
+ * would take more than QUOTE_MAX columns (U+FFFD and \xNN as printed). */
+static char *
+printable_line(const char *text)
+{
+  g_autofree char *valid = g_utf8_make_valid(text, -1);
+  GString *out = g_string_new(NULL);
+  glong width = 0; /* columns printed since the last opening quote */
+  gboolean quoted = FALSE, cut = FALSE;
+
+  for (const char *p = valid; *p; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    gboolean control = c < 0x20 || (c >= 0x7f && c < 0xa0);
+    if (c == 0x201c || c == 0x201d) { /* GLib quotes a line as “...” */
+      quoted = c == 0x201c;
+      width = 0;
+      cut = FALSE;
+    } else if (quoted && (width += control ? 4 : 1) > QUOTE_MAX) {
+      if (!cut)
+        g_string_append(out, "...");
+      cut = TRUE;
+      continue;
+    }
+    if (control)
+      g_string_append_printf(out, "\\x%02x", c);
+    else
+      g_string_append_unichar(out, c);
+  }
+  return g_string_free(out, FALSE);
+}
+
 static SqlenvfsStoredCopy *
 load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
 {
@@ -251,9 +287,9 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
   }
   file = g_build_filename(copy->dir, MANIFEST, NULL);
   if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+    g_autofree char *why = printable_line(local->message);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s", file,
-                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file"
-                                                                         : local->message);
+                g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file" : why);
     return NULL;
   }
   if (!get_u64(kf, GROUP_COPY, "format", G_MAXUINT32, &format, file, error))
@@ -701,15 +737,28 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
   return TRUE;
 }
 
+/* Every entry of @kind that loads, sorted (cmp_copy); the others' names to
+ * @bad_names and their errors' messages to @bad_errors, oldest first. */
+static GPtrArray *
+list_entries(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *bad_names,
+             GPtrArray *bad_errors, GError **error)
+{
+  g_autoptr(GPtrArray) out =
+    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
+  if (!scan(root, kind, out, bad_names, bad_errors, error))
+    return NULL;
+  g_ptr_array_sort(out, cmp_copy);
+  return g_steal_pointer(&out);
+}
+
 GPtrArray *
 sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *unreadable,
                             GPtrArray *unreadable_names, GError **error)
 {
-  g_autoptr(GPtrArray) out =
-    g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
   g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
-  if (!scan(root, kind, out, bad_names, bad_errors, error))
+  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, error);
+  if (out == NULL)
     return NULL;
   for (guint i = 0; unreadable && i < bad_errors->len; i++)
     g_ptr_array_add(unreadable, g_strdup_printf("%s %s: %s", sqlenvfs_copy_kind_name(kind),
@@ -717,8 +766,7 @@ sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray
                                                 (const char *)bad_errors->pdata[i]));
   for (guint i = 0; unreadable_names && i < bad_names->len; i++)
     g_ptr_array_add(unreadable_names, g_strdup(bad_names->pdata[i]));
-  g_ptr_array_sort(out, cmp_copy);
-  return g_steal_pointer(&out);
+  return out;
 }
 
 GPtrArray *
@@ -742,16 +790,54 @@ list_window_free(gpointer p)
   g_free(w);
 }
 
+static void
+damaged_copy_free(gpointer p)
+{
+  SqlenvfsDamagedCopy *d = p;
+  g_free(d->name);
+  g_free(d->dir);
+  g_free(d->manifest);
+  g_free(d->reason);
+  g_free(d);
+}
+
+/* The entries of @kind that load (as list_entries); each other one is
+ * appended to @damaged, its reason the load error's message less the
+ * "read <MANIFEST>: " that load_entry starts it with. */
+static GPtrArray *
+list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError **error)
+{
+  g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
+  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, error);
+
+  for (guint i = 0; out != NULL && i < bad_names->len; i++) {
+    SqlenvfsDamagedCopy *d = g_new0(SqlenvfsDamagedCopy, 1);
+    const char *message = bad_errors->pdata[i];
+    g_autofree char *prefix = NULL;
+    d->kind = kind;
+    d->name = g_strdup(bad_names->pdata[i]);
+    sqlenvfs_time_parse_name(d->name, &d->time); /* scan keeps only names that parse */
+    d->dir = g_build_filename(sqlenvfs_store_dir(root, kind), d->name, NULL);
+    d->manifest = g_build_filename(d->dir, MANIFEST, NULL);
+    prefix = g_strdup_printf("read %s: ", d->manifest);
+    d->reason = g_strdup(g_str_has_prefix(message, prefix) ? message + strlen(prefix) : message);
+    g_ptr_array_add(damaged, d);
+  }
+  return out;
+}
+
 SqlenvfsListReport *
 sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
 {
   g_autoptr(SqlenvfsListReport) report = g_new0(SqlenvfsListReport, 1);
   report->windows = g_ptr_array_new_with_free_func(list_window_free);
   report->tails = g_ptr_array_new_with_free_func(list_window_free);
-  report->backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, error);
+  report->damaged = g_ptr_array_new_with_free_func(damaged_copy_free);
+  report->backups = list_kind(root, SQLENVFS_KIND_BACKUP, report->damaged, error);
   if (report->backups == NULL)
     return NULL;
-  report->snapshots = sqlenvfs_store_list(root, SQLENVFS_KIND_SNAPSHOT, error);
+  report->snapshots = list_kind(root, SQLENVFS_KIND_SNAPSHOT, report->damaged, error);
   if (report->snapshots == NULL)
     return NULL;
   return g_steal_pointer(&report);
@@ -766,6 +852,8 @@ sqlenvfs_list_report_free(SqlenvfsListReport *report)
     g_ptr_array_unref(report->backups);
   if (report->snapshots)
     g_ptr_array_unref(report->snapshots);
+  if (report->damaged)
+    g_ptr_array_unref(report->damaged);
   if (report->windows)
     g_ptr_array_unref(report->windows);
   if (report->tails)

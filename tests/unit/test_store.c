@@ -719,6 +719,46 @@ START_TEST(test_list_report)
 }
 END_TEST
 
+/* A copy whose MANIFEST does not parse is left out of the backups and
+ * listed as damaged: its MANIFEST, and why on one printable line that does
+ * not repeat the path. */
+START_TEST(test_list_report_damaged)
+{
+  g_autoptr(SqlenvfsListReport) report = NULL;
+  g_autoptr(SqlenvfsStoredCopy) a = NULL, b = NULL;
+  g_autofree char *manifest = NULL;
+  const SqlenvfsDamagedCopy *d;
+  GError *error = NULL;
+  static const char garbage[] = "[sqlenvfs-copy]\n\x01\x1b[31m\xff\xfe no key here\n";
+
+  testutil_clock_set(T0);
+  a = take(SQLENVFS_KIND_BACKUP);
+  testutil_clock_set(T0 + G_USEC_PER_SEC);
+  b = take(SQLENVFS_KIND_BACKUP);
+  manifest = g_build_filename(b->dir, "MANIFEST", NULL);
+  ck_assert(g_file_set_contents(manifest, garbage, sizeof garbage - 1, NULL));
+
+  report = sqlenvfs_store_list_report(root, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(report->backups->len, 1);
+  ck_assert_str_eq(((SqlenvfsStoredCopy *)report->backups->pdata[0])->name, a->name);
+  ck_assert_uint_eq(report->damaged->len, 1);
+  d = report->damaged->pdata[0];
+  ck_assert_int_eq(d->kind, SQLENVFS_KIND_BACKUP);
+  ck_assert_str_eq(d->name, b->name);
+  ck_assert_int_eq(d->time, b->time);
+  ck_assert_str_eq(d->dir, b->dir);
+  ck_assert_str_eq(d->manifest, manifest);
+  ck_assert_ptr_null(strstr(d->reason, manifest));
+  ck_assert(g_utf8_validate(d->reason, -1, NULL));
+  for (const char *p = d->reason; *p; p = g_utf8_next_char(p)) {
+    gunichar c = g_utf8_get_char(p);
+    ck_assert(c >= 0x20 && !(c >= 0x7f && c < 0xa0));
+  }
+  ck_assert_ptr_nonnull(strstr(d->reason, "\\x1b"));
+}
+END_TEST
+
 static Suite *
 store_suite(void)
 {
@@ -740,6 +780,7 @@ store_suite(void)
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
   tcase_add_test(tc, test_list_report);
+  tcase_add_test(tc, test_list_report_damaged);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# A backup or snapshot whose MANIFEST is damaged (a checksum that does not
+# match, truncated, garbage, missing, unreadable) is listed by `list` as
+# DAMAGED, in time order among the good copies, naming its MANIFEST, why and
+# what to do (--json: "damaged", the other keys as before); `verify`
+# reports each one BAD naming its MANIFEST and exits non-zero; a restore
+# never uses one.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+R=$T/root
+pitr_make_root "$R"
+db=$R/data/prod/app.db
+DAILY=$R/backups/prod/daily SNAPS=$R/backups/prod/snapshots
+commit() { sqlite3 -cmd ".timeout 10000" "$db" "INSERT INTO tx(kind, payload, crc) VALUES ('$1', x'00', 0)"; }
+# take KIND: a backup or snapshot after a commit; prints its name.
+take() {
+  local dir=$DAILY before
+  [ "$1" = snapshot ] && dir=$SNAPS
+  before=$(ls "$dir" 2>/dev/null | sort)
+  commit "$1"
+  "$SQLENVFS" "$1" --root "$R" >/dev/null || fail "$1"
+  comm -13 <(echo "$before") <(ls "$dir" | sort)
+}
+
+pitr_start_archiver "$R" "$T/a"
+s0=$(ls "$SNAPS")
+b1=$(take backup)
+b2=$(take backup)
+b3=$(take backup)
+s1=$(take snapshot)
+b4=$(take backup)
+b5=$(take backup)
+commit last
+pitr_stop_archiver "$T/a"
+for n in "$s0" "$b1" "$b2" "$b3" "$s1" "$b4" "$b5"; do
+  [ -n "$n" ] || fail "a copy was not taken: s0=$s0 b1=$b1 b2=$b2 b3=$b3 s1=$s1 b4=$b4 b5=$b5"
+done
+"$SQLENVFS" list --root "$R" --json > "$T/before.json" || fail "list --json"
+
+# b2 truncated, b3 garbage, s1 missing, b4 a value changed (its checksum no
+# longer matches), b5 a directory (reading it fails); b1 and s0 stay good.
+MF=MANIFEST
+head -c "$(( $(stat -c %s "$DAILY/$b2/$MF") / 2 ))" "$DAILY/$b2/$MF" > "$T/half"
+cat "$T/half" > "$DAILY/$b2/$MF"
+# garbage: a group, then a line of control characters (C0, DEL, C1 as
+# UTF-8: U+009B) and bytes that are not UTF-8, longer than a message quotes
+python3 -c '
+import sys
+line = bytes(range(1, 10)) + bytes(range(11, 32)) + b"\x7f\xc2\x9b" + bytes(range(0x80, 0x100))
+sys.stdout.buffer.write(b"[sqlenvfs-copy]\n" + line * 3 + b"\n")' > "$DAILY/$b3/$MF"
+rm "$SNAPS/$s1/$MF"
+sed -i 's/^wal-frame=.*/wal-frame=7/' "$DAILY/$b4/$MF"
+rm "$DAILY/$b5/$MF" && mkdir "$DAILY/$b5/$MF"
+
+"$SQLENVFS" list --root "$R" > "$T/list.out" 2> "$T/list.err" ||
+  fail "list failed: $(cat "$T/list.out" "$T/list.err")"
+sed 's/^/# /' "$T/list.out"
+grep -q "^backups ($DAILY): 1, and 4 DAMAGED$" "$T/list.out" ||
+  fail "the backups' count does not say 4 damaged: $(cat "$T/list.out")"
+grep -q "^snapshots ($SNAPS): 1, and 1 DAMAGED$" "$T/list.out" ||
+  fail "the snapshots' count does not say 1 damaged: $(cat "$T/list.out")"
+# damaged KIND-DIR NAME PATTERN: its line names its MANIFEST and why
+damaged() {
+  grep -qF "  $2" "$T/list.out" || fail "$2 is not listed: $(cat "$T/list.out")"
+  grep -F "  $2" "$T/list.out" | grep -Eq -- "^  $2 +DAMAGED: $1/$2/MANIFEST: $3" ||
+    fail "$2 is not DAMAGED with its MANIFEST and /$3/: $(grep -F "$2" "$T/list.out")"
+}
+damaged "$DAILY" "$b2" '.+'
+damaged "$DAILY" "$b3" '.*(line|UTF-8).*\.\.\.'
+damaged "$SNAPS" "$s1" 'no such file'
+damaged "$DAILY" "$b4" 'its checksum is 0x[0-9a-f]{8} but its contents give'
+damaged "$DAILY" "$b5" '.+'
+# printable FILE: the garbage MANIFEST (b3) is quoted on one short line of
+# FILE, UTF-8 without control characters
+printable() {
+  python3 - "$1" "$b3" <<'PY' || fail "$1 does not quote the garbage MANIFEST on one short printable line"
+import sys
+text = open(sys.argv[1], "rb").read().decode("utf-8")
+assert not any(ord(c) < 0x20 and c != "\n" or 0x7f <= ord(c) < 0xa0 for c in text), repr(text)
+line = [l for l in text.splitlines() if sys.argv[2] in l][0]
+assert len(line) < 300, line
+PY
+}
+printable "$T/list.out"
+for n in "$b1" "$s0"; do
+  grep -F "  $n" "$T/list.out" | grep -q DAMAGED && fail "the good copy $n is listed as DAMAGED"
+done
+order=$(sed -n '/^backups/,/^snapshots/p' "$T/list.out" | grep -o '^  [0-9T.]*Z' | tr -d ' ' | tr '\n' ' ')
+assert_eq "$order" "$b1 $b2 $b3 $b4 $b5 " "the backups' order"
+grep -q '^  (a DAMAGED copy is never used by a restore: run sqlenvfs verify, take a new backup or snapshot' \
+  "$T/list.out" || fail "list does not say what to do: $(cat "$T/list.out")"
+pass "list shows each damaged copy as DAMAGED, in time order, with its MANIFEST, why and what to do"
+
+"$SQLENVFS" list --root "$R" --json > "$T/after.json" || fail "list --json"
+python3 - "$T/before.json" "$T/after.json" "$R" "$b1 $s0" "$b2 $b3 $b4 $b5 $s1" <<'PY' || fail "list --json"
+import json, os, sys
+before, after = (json.load(open(p)) for p in sys.argv[1:3])
+root, good, bad = sys.argv[3], sys.argv[4].split(), sys.argv[5].split()
+assert set(before) <= set(after), ("keys lost", set(before) - set(after))
+assert before["damaged"] == [], before["damaged"]
+names = [c["name"] for k in ("backups", "snapshots") for c in after[k]]
+assert sorted(names) == sorted(good), names
+for k in ("backups", "snapshots"):
+    for c in after[k]:
+        old = [o for o in before[k] if o["name"] == c["name"]][0]
+        assert c == old, (c, old)
+got = {d["name"]: d for d in after["damaged"]}
+assert sorted(got) == sorted(bad), sorted(got)
+assert [d["kind"] for d in after["damaged"]] == ["backup"] * 4 + ["snapshot"], after["damaged"]
+for n, d in got.items():
+    top = "daily" if d["kind"] == "backup" else "snapshots"
+    assert d["dir"] == os.path.join(root, "backups/prod", top, n), d
+    assert d["manifest"] == os.path.join(d["dir"], "MANIFEST"), d
+    assert d["reason"] and d["manifest"] not in d["reason"], d
+    assert "sqlenvfs verify" in d["action"] and "take a new " + d["kind"] in d["action"], d
+    assert d["time"].endswith("Z"), d
+assert "checksum" in got[sys.argv[5].split()[2]]["reason"]
+PY
+pass "list --json: \"damaged\" names each with kind, time, MANIFEST, reason and action; the other keys as before"
+
+rc=0
+"$SQLENVFS" verify --root "$R" > "$T/verify.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passed damaged MANIFESTs: $(cat "$T/verify.out")"
+for n in "$b2" "$b3" "$b4" "$b5" "$s1"; do
+  grep -Eq "^BAD +(backup|snapshot) +$n .*$n/MANIFEST" "$T/verify.out" ||
+    fail "verify does not report $n BAD naming its MANIFEST: $(cat "$T/verify.out")"
+done
+printable "$T/verify.out"
+pass "verify reports each damaged copy BAD, naming its MANIFEST, and exits $rc"
+
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > "$T/restore.out" 2>&1 ||
+  fail "restore --time latest: $(cat "$T/restore.out")"
+grep -Eq "^  base +backup $b1 " "$T/restore.out" ||
+  fail "the restore did not start from $b1, the newest good copy: $(cat "$T/restore.out")"
+assert_eq "$(sqlite3 "$T/latest.db" "SELECT kind FROM tx ORDER BY rowid DESC LIMIT 1")" last \
+  "the last row restored"
+pass "restore --time latest starts from the newest good copy, never a damaged one"
