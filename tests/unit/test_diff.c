@@ -6,7 +6,8 @@
  * their third overflow page), values SQL's = calls equal (1 and 1.0, case
  * in a NOCASE column or key, 0.0 and -0.0), an added column, tables and
  * indexes created and dropped, under triggers that write other tables,
- * with views and triggers changed, created and dropped); that a changed leaf is placed by its key,
+ * with views and triggers changed, created and dropped, unique values
+ * swapped, rotated and chained between updated rows); that a changed leaf is placed by its key,
  * reading only the pages on its path, and that every tree is walked
  * instead when that cannot be done (a leaf no key leads to, many tables
  * changed at once). States are files written by SQLite; the changed pages
@@ -865,6 +866,63 @@ START_TEST(test_unique_moves)
 }
 END_TEST
 
+
+/* Random moves of unique values among 40 rows (seeded by the loop index):
+ * values permuted among some rows, some rows given new values or NULL,
+ * in a nullable column, a NOT NULL NOCASE one, a composite key and a
+ * partial index at once, with rows deleted and inserted besides. */
+START_TEST(test_unique_random)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed(1000 + (guint32) _i);
+  GString *base = g_string_new(UQ_HEAD "CREATE TABLE m(id INTEGER PRIMARY KEY, a INT UNIQUE,"
+                                        " b TEXT NOT NULL UNIQUE COLLATE NOCASE, c, d INT,"
+                                        " e, UNIQUE(c, d));"
+                                        "CREATE UNIQUE INDEX m_e ON m(e) WHERE d % 2 = 0;");
+  GString *change = g_string_new("UPDATE m SET a = a + 1000, b = 'tmp' || id, d = d + 1000,"
+                                 " e = 'tmp' || id;");
+  g_autofree char *b = NULL, *a = NULL;
+  int perm[4][40];
+  guint n_changed = 0;
+
+  for (int i = 0; i < 40; i++) {
+    g_autofree char *av = i % 7 == 0 ? g_strdup("NULL") : g_strdup_printf("%d", i);
+    g_string_append_printf(base, "INSERT INTO m VALUES (%d, %s, '%c%d', 'k', %d, 'e%d');", i + 1,
+                           av, i % 2 ? 'V' : 'v', i, i, i);
+  }
+  for (int k = 0; k < 4; k++) {
+    for (int i = 0; i < 40; i++)
+      perm[k][i] = i;
+    /* Permute a random part of the rows. */
+    for (int i = 39; i > 0; i--) {
+      int j = g_rand_int_range(rand, 0, i + 1);
+      if (g_rand_int_range(rand, 0, 3) == 0) {
+        int x = perm[k][i];
+        perm[k][i] = perm[k][j];
+        perm[k][j] = x;
+      }
+    }
+  }
+  for (int i = 0; i < 40; i++) {
+    int pa = perm[0][i], pb = perm[1][i], pd = perm[2][i], pe = perm[3][i];
+    g_autofree char *av = NULL;
+    if (g_rand_int_range(rand, 0, 10) == 0)
+      av = g_strdup_printf("%d", 500 + i); /* a new value */
+    else
+      av = pa % 7 == 0 ? g_strdup("NULL") : g_strdup_printf("%d", pa);
+    g_string_append_printf(change, "UPDATE m SET a = %s, b = '%c%d', d = %d, e = 'e%d'"
+                                   " WHERE id = %d;",
+                           av, (pb + i) % 3 ? 'V' : 'v', pb, pd, pe, i + 1);
+  }
+  g_string_append(change, "CREATE TEMP TABLE keep AS SELECT * FROM m WHERE id = 40;"
+                          "DELETE FROM m WHERE id = 40;"
+                          "INSERT INTO m SELECT 41, a, b, c, d, e FROM keep;");
+  a = make_pair_from(base->str, change->str, &b);
+  check_pair(a, b, &n_changed);
+  g_string_free(base, TRUE);
+  g_string_free(change, TRUE);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -883,6 +941,7 @@ suite(void)
   tcase_add_test(tc, test_unplaced_leaf);
   tcase_add_test(tc, test_many_tables);
   tcase_add_loop_test(tc, test_unique_moves, 0, G_N_ELEMENTS(unique_cases));
+  tcase_add_loop_test(tc, test_unique_random, 0, 20);
   suite_add_tcase(s, tc);
   return s;
 }
