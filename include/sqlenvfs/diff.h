@@ -35,7 +35,13 @@
  * a table renamed foo -> Foo, an index moved to another table) is free
  * when it is created again; a table's DELETEs come first, then its
  * UPDATEs, then its INSERTs (sqldiff: all by primary key), so that a
- * unique value moved to another row is free when written; an added column is written with its
+ * unique value moved to another row is free when written; an UPDATE that
+ * takes a unique value (UNIQUE column or index, composite key, a rowid
+ * table's PRIMARY KEY) another updated row gives up comes after that
+ * row's, and where rows swap or rotate values one row of each cycle is
+ * first parked ("-- parked: ...", an UPDATE to NULL or to a value neither
+ * state holds, CHECK constraints off for that statement) and written last;
+ * an added column is written with its
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same
  * schema; a real number that 15 digits do not give back exactly is

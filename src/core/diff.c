@@ -1295,15 +1295,22 @@ negzero_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
  * another key: the row is deleted and inserted, and the script writes the
  * new key. */
 static void
-append_join(GString *q, GPtrArray *cols, guint n_pk)
+append_join_as(GString *q, GPtrArray *cols, guint n_pk, const char *a, const char *b)
 {
   for (guint i = 0; i < n_pk; i++) {
     const char *c = cols->pdata[i];
-    g_string_append_printf(q, "%s A.%s=B.%s AND A.%s=B.%s COLLATE BINARY AND"
-                           " typeof(A.%s)=typeof(B.%s) AND"
-                           " sqlenvfs_negzero(A.%s)=sqlenvfs_negzero(B.%s)",
-                           i ? " AND" : "", c, c, c, c, c, c, c, c);
+    g_string_append_printf(q, "%s %s.%s=%s.%s AND %s.%s=%s.%s COLLATE BINARY AND"
+                           " typeof(%s.%s)=typeof(%s.%s) AND"
+                           " sqlenvfs_negzero(%s.%s)=sqlenvfs_negzero(%s.%s)",
+                           i ? " AND" : "", a, c, b, c, a, c, b, c, a, c, b, c, a, c, b, c);
   }
+}
+
+/* append_join with the older state's row as A and the newer one's as B. */
+static void
+append_join(GString *q, GPtrArray *cols, guint n_pk)
+{
+  append_join_as(q, cols, n_pk, "A", "B");
 }
 
 /* Whether column @a of the older state and @b of the newer hold another
@@ -1517,10 +1524,534 @@ count_rows(Diff *d, const char *id, GError **error)
   return -1;
 }
 
+/* ---- unique values moved between updated rows ---------------------------
+ *
+ * SQLite checks a UNIQUE constraint (a UNIQUE column or index, a composite
+ * unique key, the PRIMARY KEY of a rowid table that is not its INTEGER
+ * PRIMARY KEY) on each row as a statement writes it, not when the
+ * statement or the transaction ends. The deletes come before the updates
+ * and the updates before the inserts, so a value a deleted row held is
+ * free for an update and one an updated row held is free for an insert;
+ * but an update that takes the value of another updated row fails while
+ * that row still holds it: two rows that swap values, a rotation, a chain
+ * (a takes b's value, b a new one) written in key order.
+ *
+ * Row r takes from row s when both are updated and r's newer key in a
+ * unique index is s's older one, compared as the index compares (its
+ * collation; NULL equals nothing, so a key holding one takes from no row).
+ * Only updated rows can: a row the two states hold alike has its key in
+ * both, and in neither state does another row have it. The rows that take
+ * or are taken from are written after the table's other updates, each
+ * once every row it takes from has given its older values up (written or
+ * parked), those free to go in key order: a chain needs nothing more. When
+ * every row left takes from one that still holds its value (a cycle: a
+ * swap, a rotation), the first of them in key order is parked: an UPDATE
+ * sets the unique-constrained columns it changes to values no row holds or
+ * will hold, the others follow, and its own UPDATE, which writes those
+ * columns back too, comes once the row it takes from has moved. A row is
+ * parked only for a cycle, and a park breaks every cycle through its row:
+ * at most one park per cycle (cycles that share rows may need fewer than
+ * the first-in-key-order choice takes).
+ *
+ * A parked value cannot collide: a column that may hold NULL is parked on
+ * NULL (NULLs are distinct in a unique index); any other (NOT NULL, or a
+ * PRIMARY KEY, which a STRICT table makes NOT NULL) on a value that neither
+ * state holds in the column (equal under BINARY, NOCASE and RTRIM alike),
+ * that no other parked row is given, and that the column stores as it is:
+ * in a table that is not STRICT a blob, which every affinity keeps a blob;
+ * in a STRICT table one of the column's type (an integer, a real, text; a
+ * blob for BLOB and ANY). A CHECK constraint may refuse every value but the
+ * final ones (CHECK (v IN ('x', 'y')) for two rows that swap them): a park
+ * in a table whose CREATE statement has a CHECK is written between PRAGMA
+ * ignore_check_constraints=ON and =OFF (the default), the row's final
+ * UPDATE after it, checked. NOT NULL and STRICT types stay checked and are
+ * kept.
+ *
+ * A park is an UPDATE, as the row's own: never a DELETE and an INSERT, so
+ * no ON DELETE action (CASCADE, SET NULL) and no REPLACE can act on it. As
+ * for every UPDATE of the script, the table's triggers are dropped around
+ * it, and foreign keys are off when the script is applied (an ON UPDATE
+ * action would carry the parked value to the child rows, whose own
+ * statements write their newer values after).
+ *
+ * The unique indexes are those the table has in both states with one
+ * definition (the others are dropped before its statements or made after
+ * them), but not the primary key of a WITHOUT ROWID table, which is the
+ * diff's key and no UPDATE changes (a row whose key changed is deleted and
+ * inserted). A partial index, whose WHERE clause is not read, is taken to
+ * hold every row: rows may be found to take from others that need not
+ * (which orders them, and may park one that need not be), never fewer; a
+ * change of any column may bring a row into it, so a row parked for it has
+ * its first key column parked even when its keys do not change. An index
+ * with an expression or a generated column among its keys is left out:
+ * those keys are not columns the script writes, and no value written to a
+ * column is known to make an expression free.
+ */
+
+/* A unique index of a table, as the comparison uses it. */
+typedef struct {
+  GPtrArray *names;  /* its key columns, quoted                          */
+  GPtrArray *colls;  /* their collations, quoted                         */
+  GArray *park;      /* the key columns the script can write, as indexes
+                      * into the newer state's columns (guint)           */
+  gboolean partial;
+} UniqueIdx;
+
+/* An updated row that takes from another or is taken from. */
+typedef struct {
+  char *key;        /* its primary key as the script writes it: "1", "'a',2" */
+  char *where;      /* " WHERE id=1"                                         */
+  char *set;        /* " SET v='x',w=2": the columns that changed            */
+  GPtrArray *vals;  /* the newer value of each column past the key, written  */
+  guint8 *changed;  /* whether each column past the key changed              */
+  guint n_wait;     /* rows it takes from that still hold their values       */
+  GArray *waiters;  /* rows that take from it (indexes into Moves.rows)      */
+  gboolean moved;   /* its older values given up: written or parked          */
+  gboolean done;    /* its final UPDATE written                              */
+} MoveRow;
+
+typedef struct {
+  GPtrArray *uniq;     /* UniqueIdx                                           */
+  GHashTable *takes;   /* key -> GPtrArray of the keys of the rows it takes from */
+  GHashTable *in_pair; /* keys of the rows that take or are taken from        */
+  GPtrArray *rows;     /* MoveRow, in key order                               */
+  GHashTable *by_key;  /* key -> index into rows, plus 1                      */
+  GHashTable *cols;    /* quoted column -> "N" (may hold NULL) or its STRICT
+                        * type ("INTEGER", "REAL", "TEXT", "BLOB"), loaded at
+                        * the first park                                     */
+  guint n_tries;       /* park values tried so far: each one another          */
+} Moves;
+
+static void
+unique_idx_free(gpointer p)
+{
+  UniqueIdx *u = p;
+  g_ptr_array_unref(u->names);
+  g_ptr_array_unref(u->colls);
+  g_array_unref(u->park);
+  g_free(u);
+}
+
+static void
+move_row_free(gpointer p)
+{
+  MoveRow *r = p;
+  g_free(r->key);
+  g_free(r->where);
+  g_free(r->set);
+  g_ptr_array_unref(r->vals);
+  g_free(r->changed);
+  g_array_unref(r->waiters);
+  g_free(r);
+}
+
+static void
+moves_free(Moves *m)
+{
+  if (m == NULL)
+    return;
+  g_ptr_array_unref(m->uniq);
+  g_hash_table_unref(m->takes);
+  g_hash_table_unref(m->in_pair);
+  g_ptr_array_unref(m->rows);
+  g_hash_table_unref(m->by_key);
+  g_clear_pointer(&m->cols, g_hash_table_unref);
+  g_free(m);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Moves, moves_free)
+
+/* The key of the row in columns @first.. of @st (@n_pk of them), as the
+ * script writes it: two keys are one row exactly when these are equal. */
+static char *
+row_key(Diff *d, sqlite3_stmt *st, int first, guint n_pk)
+{
+  GString *k = g_string_new(NULL);
+
+  for (guint i = 0; i < n_pk; i++) {
+    if (i > 0)
+      g_string_append_c(k, ',');
+    append_value(k, sqlite3_column_value(st, first + (int) i), d->enc[0]);
+  }
+  return g_string_free(k, FALSE);
+}
+
+/* The unique indexes of table @t that constrain its updates (see above)
+ * into @m->uniq. */
+static gboolean
+load_unique(Diff *d, Table *t, Moves *m, GError **error)
+{
+  GPtrArray *az2 = t->side[1].cols;
+  guint n_pk = t->side[1].n_pk;
+  g_autoptr(sqlite3_stmt) st = NULL;
+  char *sql = sqlite3_mprintf(
+    "SELECT I.name, I.partial FROM pragma_index_list(%Q, 'main') I"
+    " WHERE I.\"unique\" AND NOT (I.origin = 'pk' AND %d)"
+    " AND EXISTS(SELECT 1 FROM main.sqlite_schema M, aux.sqlite_schema X"
+    "  WHERE M.type = 'index' AND M.name = I.name AND X.type = 'index' AND X.name = I.name"
+    "  AND M.tbl_name = X.tbl_name AND M.sql IS X.sql)",
+    t->name, t->side[1].without_rowid ? 1 : 0);
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "reading the unique indexes of", error);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    g_autoptr(sqlite3_stmt) x = NULL;
+    UniqueIdx *u = g_new0(UniqueIdx, 1);
+    gboolean usable = TRUE;
+
+    u->names = g_ptr_array_new_with_free_func(g_free);
+    u->colls = g_ptr_array_new_with_free_func(g_free);
+    u->park = g_array_new(FALSE, FALSE, sizeof(guint));
+    u->partial = sqlite3_column_int(st, 1) != 0;
+    sql = sqlite3_mprintf("SELECT cid, name, coll FROM pragma_index_xinfo(%Q, 'main')"
+                          " WHERE key ORDER BY seqno",
+                          sqlite3_column_text(st, 0));
+    rc = sqlite3_prepare_v2(d->db, sql, -1, &x, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+      unique_idx_free(u);
+      return sql_fail(d, rc, "reading the unique indexes of", error);
+    }
+    while (usable && sqlite3_step(x) == SQLITE_ROW) {
+      char *name;
+      guint j;
+      if (sqlite3_column_int(x, 0) < 0) {
+        usable = FALSE; /* an expression (or the rowid) */
+        break;
+      }
+      name = safe_id((const char *) sqlite3_column_text(x, 1));
+      for (j = 0; j < az2->len && strcmp(az2->pdata[j], name) != 0; j++)
+        ;
+      if (j == az2->len)
+        usable = FALSE; /* a generated column */
+      else if (j >= n_pk)
+        g_array_append_val(u->park, j);
+      g_ptr_array_add(u->names, name);
+      g_ptr_array_add(u->colls, safe_id((const char *) sqlite3_column_text(x, 2)));
+    }
+    if (usable && u->park->len > 0)
+      g_ptr_array_add(m->uniq, u);
+    else
+      unique_idx_free(u); /* or only the diff's key, which no UPDATE changes */
+  }
+  if (rc != SQLITE_DONE)
+    return sql_fail(d, rc, "reading the unique indexes of", error);
+  return TRUE;
+}
+
+/* The rows of table @t (quoted @id) that take from others, into *@out, or
+ * NULL there when there are none (see above). */
+static gboolean
+find_moves(Diff *d, Table *t, const char *id, Moves **out, GError **error)
+{
+  GPtrArray *az = t->side[0].cols;
+  guint n_pk = t->side[0].n_pk;
+  g_autoptr(Moves) m = g_new0(Moves, 1);
+
+  *out = NULL;
+  m->uniq = g_ptr_array_new_with_free_func(unique_idx_free);
+  m->takes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                   (GDestroyNotify) g_ptr_array_unref);
+  m->in_pair = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  m->rows = g_ptr_array_new_with_free_func(move_row_free);
+  m->by_key = g_hash_table_new(g_str_hash, g_str_equal);
+  if (!load_unique(d, t, m, error))
+    return FALSE;
+  for (guint u = 0; u < m->uniq->len; u++) {
+    UniqueIdx *x = m->uniq->pdata[u];
+    g_autoptr(sqlite3_stmt) st = NULL;
+    GString *q = g_string_new("SELECT ");
+    int rc;
+
+    for (guint i = 0; i < n_pk; i++)
+      g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
+    for (guint i = 0; i < n_pk; i++)
+      g_string_append_printf(q, "%sA.%s", i ? ", " : "", (char *) az->pdata[i]);
+    g_string_append_printf(q, " FROM aux.%s B, main.%s A WHERE", id, id);
+    for (guint i = 0; i < x->names->len; i++)
+      g_string_append_printf(q, " B.%s=A.%s COLLATE %s AND", (char *) x->names->pdata[i],
+                             (char *) x->names->pdata[i], (char *) x->colls->pdata[i]);
+    g_string_append(q, " NOT (");
+    append_join(q, az, n_pk);
+    g_string_append_printf(q, ") AND EXISTS(SELECT 1 FROM main.%s A2 WHERE", id);
+    append_join_as(q, az, n_pk, "A2", "B");
+    g_string_append_printf(q, ") AND EXISTS(SELECT 1 FROM aux.%s B2 WHERE", id);
+    append_join_as(q, az, n_pk, "A", "B2");
+    g_string_append(q, ")");
+    append_restrict(q, t, "A");
+    append_restrict(q, t, "B");
+    rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
+    g_string_free(q, TRUE);
+    if (rc != SQLITE_OK)
+      return sql_fail(d, rc, "comparing the unique keys of a table of", error);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      char *r = row_key(d, st, 0, n_pk), *s = row_key(d, st, (int) n_pk, n_pk);
+      GPtrArray *from = g_hash_table_lookup(m->takes, r);
+      if (from == NULL) {
+        from = g_ptr_array_new_with_free_func(g_free);
+        g_hash_table_insert(m->takes, g_strdup(r), from);
+      }
+      g_ptr_array_add(from, g_strdup(s));
+      g_hash_table_add(m->in_pair, r);
+      g_hash_table_add(m->in_pair, s);
+    }
+    if (rc != SQLITE_DONE)
+      return sql_fail(d, rc, "comparing the unique keys of a table of", error);
+  }
+  if (g_hash_table_size(m->takes) > 0)
+    *out = g_steal_pointer(&m);
+  return TRUE;
+}
+
+/* Column @col of table @t: "N" when it may hold NULL, else the type a
+ * parked value of it takes ("INTEGER", "REAL", "TEXT" or "BLOB"). */
+static const char *
+park_kind(Diff *d, Table *t, Moves *m, const char *col, GError **error)
+{
+  if (m->cols == NULL) {
+    g_autoptr(sqlite3_stmt) st = NULL;
+    gboolean strict = FALSE;
+    char *sql = sqlite3_mprintf("SELECT strict FROM pragma_table_list(%Q)"
+                                " WHERE schema = 'aux'", t->name);
+    int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+      sql_fail(d, rc, "reading the columns of a table of", error);
+      return NULL;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW)
+      strict = sqlite3_column_int(st, 0) != 0;
+    g_clear_pointer(&st, sqlite3_finalize);
+    sql = sqlite3_mprintf("SELECT name, upper(type), \"notnull\" OR pk > 0"
+                          " FROM pragma_table_xinfo(%Q, 'aux')",
+                          t->name);
+    rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK) {
+      sql_fail(d, rc, "reading the columns of a table of", error);
+      return NULL;
+    }
+    m->cols = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    while (sqlite3_step(st) == SQLITE_ROW) {
+      const char *type = (const char *) sqlite3_column_text(st, 1);
+      const char *kind = "BLOB";
+      if (!sqlite3_column_int(st, 2))
+        kind = "N";
+      else if (strict && (g_strcmp0(type, "INT") == 0 || g_strcmp0(type, "INTEGER") == 0))
+        kind = "INTEGER";
+      else if (strict && g_strcmp0(type, "REAL") == 0)
+        kind = "REAL";
+      else if (strict && g_strcmp0(type, "TEXT") == 0)
+        kind = "TEXT";
+      g_hash_table_insert(m->cols, safe_id((const char *) sqlite3_column_text(st, 0)),
+                          (gpointer) kind);
+    }
+  }
+  return g_hash_table_lookup(m->cols, col);
+}
+
+/* Append a value to park column @col of table @t (quoted @id) on (see
+ * above): NULL, or one of its kind that neither state holds in it, nor
+ * any other park. */
+static gboolean
+append_park(Diff *d, Table *t, Moves *m, const char *id, const char *col, GString *o,
+            GError **error)
+{
+  const char *kind = park_kind(d, t, m, col, error);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  char *sql;
+  int rc;
+
+  if (kind == NULL) {
+    if (error != NULL && *error != NULL)
+      return FALSE;
+    kind = "BLOB";
+  }
+  if (strcmp(kind, "N") == 0) {
+    g_string_append(o, "NULL");
+    return TRUE;
+  }
+  sql = sqlite3_mprintf("SELECT EXISTS(SELECT 1 FROM main.%s WHERE %s=?1 OR %s=?1 COLLATE NOCASE"
+                        " OR %s=?1 COLLATE RTRIM) OR EXISTS(SELECT 1 FROM aux.%s WHERE %s=?1"
+                        " OR %s=?1 COLLATE NOCASE OR %s=?1 COLLATE RTRIM)",
+                        id, col, col, col, id, col, col, col);
+  rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK)
+    return sql_fail(d, rc, "choosing a value to park a row of", error);
+  for (guint tries = 0; tries < 1000; tries++) {
+    guint k = ++m->n_tries;
+    g_autofree char *lit = NULL;
+    sqlite3_reset(st);
+    if (strcmp(kind, "INTEGER") == 0) {
+      gint64 v = -(G_GINT64_CONSTANT(1) << 62) - (gint64) k;
+      lit = g_strdup_printf("%" G_GINT64_FORMAT, v);
+      sqlite3_bind_int64(st, 1, v);
+    } else if (strcmp(kind, "REAL") == 0) {
+      lit = g_strdup_printf("-%u.5e300", k);
+      sqlite3_bind_double(st, 1, g_ascii_strtod(lit + 1, NULL) * -1.0);
+    } else if (strcmp(kind, "TEXT") == 0) {
+      g_autofree char *text = g_strdup_printf("sqlenvfs parked %u", k);
+      lit = g_strdup_printf("'%s'", text);
+      sqlite3_bind_text(st, 1, text, -1, SQLITE_TRANSIENT);
+    } else {
+      guint8 b[12] = { 's', 'q', 'l', 'e', 'n', 'v', 'f', 's',
+                       (guint8) (k >> 24), (guint8) (k >> 16), (guint8) (k >> 8), (guint8) k };
+      lit = g_strdup_printf("x'73716c656e766673%08x'", k);
+      sqlite3_bind_blob(st, 1, b, sizeof b, SQLITE_TRANSIENT);
+    }
+    rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW)
+      return sql_fail(d, rc, "choosing a value to park a row of", error);
+    if (sqlite3_column_int(st, 0) == 0) {
+      g_string_append(o, lit);
+      return TRUE;
+    }
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "%s: no free value to park a row of %s on in column %s", d->label[1], t->name,
+              col);
+  return FALSE;
+}
+
+/* Park row @r of table @t (quoted @id, newer columns @az2): its unique
+ * keys set to values no row holds; *@parked gets which columns. */
+static gboolean
+write_park(Diff *d, Table *t, Moves *m, const char *id, GPtrArray *az2, guint n_pk,
+           MoveRow *r, guint8 *parked, GString *o, GError **error)
+{
+  const char *sep = " SET";
+  g_autofree char *upper = g_ascii_strup(t->side[1].sql, -1);
+  gboolean check = strstr(upper, "CHECK") != NULL, any = FALSE;
+
+  /* In each unique index: the key columns it changes (one that does not
+   * change keeps its value, and one parked value makes the whole key free);
+   * in a partial index, where it may enter with keys it keeps, its first
+   * key column if none. */
+  for (guint u = 0; u < m->uniq->len; u++) {
+    UniqueIdx *x = m->uniq->pdata[u];
+    gboolean here = FALSE;
+    for (guint i = 0; i < x->park->len; i++) {
+      guint j = g_array_index(x->park, guint, i) - n_pk;
+      if (r->changed[j])
+        parked[j] = here = TRUE;
+    }
+    if (!here && x->partial)
+      parked[g_array_index(x->park, guint, 0) - n_pk] = here = TRUE;
+    any |= here;
+  }
+  for (guint u = 0; !any && u < m->uniq->len; u++) {
+    /* None (a row is taken from only when a key of it changes): the first
+     * key column of each index, so that the UPDATE is one. */
+    UniqueIdx *x = m->uniq->pdata[u];
+    parked[g_array_index(x->park, guint, 0) - n_pk] = TRUE;
+  }
+  if (check)
+    g_string_append(o, "PRAGMA ignore_check_constraints=ON;\n");
+  g_string_append_printf(o, "UPDATE %s", id);
+  for (guint j = n_pk; j < az2->len; j++) {
+    if (!parked[j - n_pk])
+      continue;
+    g_string_append_printf(o, "%s %s=", sep, (char *) az2->pdata[j]);
+    sep = ",";
+    if (!append_park(d, t, m, id, az2->pdata[j], o, error))
+      return FALSE;
+  }
+  g_string_append_printf(o, "%s; -- parked: its unique value is taken first\n", r->where);
+  if (check)
+    g_string_append(o, "PRAGMA ignore_check_constraints=OFF;\n");
+  return TRUE;
+}
+
+/* Row @i has given its older values up: the rows that take from it wait
+ * for one row fewer; those that wait for none are ready. */
+static void
+row_moved(Moves *m, guint i, GQueue *ready)
+{
+  MoveRow *r = m->rows->pdata[i];
+
+  if (r->moved)
+    return;
+  r->moved = TRUE;
+  for (guint k = 0; k < r->waiters->len; k++) {
+    guint w = g_array_index(r->waiters, guint, k);
+    MoveRow *x = m->rows->pdata[w];
+    if (--x->n_wait == 0)
+      g_queue_push_tail(ready, GUINT_TO_POINTER(w));
+  }
+}
+
+/* Write the UPDATEs of the rows in @m (see above). */
+static gboolean
+write_moves(Diff *d, Table *t, Moves *m, const char *id, GString *o, GError **error)
+{
+  GPtrArray *az2 = t->side[1].cols;
+  guint n_pk = t->side[1].n_pk, n_done = 0, next = 0, n = m->rows->len;
+  g_autofree guint8 *parked = g_malloc0((gsize) n * MAX(az2->len - n_pk, 1));
+  GQueue ready = G_QUEUE_INIT;
+
+  for (guint i = 0; i < n; i++) {
+    MoveRow *r = m->rows->pdata[i];
+    GPtrArray *from = g_hash_table_lookup(m->takes, r->key);
+    for (guint k = 0; from != NULL && k < from->len; k++) {
+      guint j = GPOINTER_TO_UINT(g_hash_table_lookup(m->by_key, from->pdata[k]));
+      if (j == 0 || j - 1 == i)
+        continue; /* not updated: a pair a partial index need not have */
+      r->n_wait++;
+      g_array_append_val(((MoveRow *) m->rows->pdata[j - 1])->waiters, i);
+    }
+  }
+  for (guint i = 0; i < n; i++)
+    if (((MoveRow *) m->rows->pdata[i])->n_wait == 0)
+      g_queue_push_tail(&ready, GUINT_TO_POINTER(i));
+  while (n_done < n) {
+    while (!g_queue_is_empty(&ready)) {
+      guint i = GPOINTER_TO_UINT(g_queue_pop_head(&ready));
+      MoveRow *r = m->rows->pdata[i];
+      guint8 *p = parked + (gsize) i * MAX(az2->len - n_pk, 1);
+      const char *sep = " SET";
+      g_string_append_printf(o, "UPDATE %s", id);
+      if (!r->moved) {
+        g_string_append(o, r->set);
+      } else { /* parked: its parked columns written back too */
+        for (guint j = n_pk; j < az2->len; j++) {
+          if (!r->changed[j - n_pk] && !p[j - n_pk])
+            continue;
+          g_string_append_printf(o, "%s %s=%s", sep, (char *) az2->pdata[j],
+                                 (char *) r->vals->pdata[j - n_pk]);
+          sep = ",";
+        }
+      }
+      g_string_append_printf(o, "%s;\n", r->where);
+      r->done = TRUE;
+      n_done++;
+      row_moved(m, i, &ready);
+      if (o->len > 65536)
+        emit(d, o);
+    }
+    if (n_done == n)
+      break;
+    /* A cycle: every row left waits for one that holds its value. */
+    while (((MoveRow *) m->rows->pdata[next])->moved)
+      next++;
+    if (!write_park(d, t, m, id, az2, n_pk, m->rows->pdata[next],
+                    parked + (gsize) next * MAX(az2->len - n_pk, 1), o, error)) {
+      g_queue_clear(&ready);
+      return FALSE;
+    }
+    row_moved(m, next, &ready);
+  }
+  return TRUE;
+}
+
 /* The kinds of rows the comparison gives, in the order the script writes
  * them (then by primary key): a unique value that moves from a deleted
  * row to an updated or inserted one, or from an updated row to an inserted
- * one, is free by the time it is written. */
+ * one, is free by the time it is written; one that moves between updated
+ * rows is ordered by write_moves. */
 enum { ROW_DELETE = 1, ROW_UPDATE = 2, ROW_INSERT = 3 };
 
 static gboolean
@@ -1529,6 +2060,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_autofree char *id = safe_id(t->name);
   g_autoptr(sqlite3_stmt) st = NULL;
   g_autoptr(GPtrArray) defs = NULL;
+  g_autoptr(Moves) moves = NULL;
   GPtrArray *az, *az2;
   guint n_pk, n_pk2, n = 0, n2, n_cmp, n_q;
   gint64 n_update = 0, n_insert = 0, n_delete = 0;
@@ -1692,6 +2224,12 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   for (guint i = 1; i <= n_pk; i++)
     g_string_append_printf(q, ", %u", i);
 
+  /* The updates that take a unique value from another row, found before
+   * the rows are read, are written after the others (see find_moves). */
+  if (!d->summary && n_cmp > n_pk && !find_moves(d, t, id, &moves, error)) {
+    g_string_free(q, TRUE);
+    return FALSE;
+  }
   rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
   g_string_free(q, TRUE);
   if (rc != SQLITE_OK)
@@ -1706,19 +2244,56 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       n_insert++;
     if (d->summary)
       continue;
+    if (type == ROW_INSERT && moves != NULL && !write_moves(d, t, moves, id, o, error))
+      return FALSE;
+    if (type == ROW_INSERT)
+      g_clear_pointer(&moves, moves_free);
     if (type == ROW_UPDATE || type == ROW_DELETE) {
       const char *sep = " SET";
+      g_autofree char *key = NULL;
+      GString *w = o;
+      gsize start = o->len;
+      if (type == ROW_UPDATE && moves != NULL) {
+        key = row_key(d, st, 0, n_pk);
+        if (g_hash_table_contains(moves->in_pair, key))
+          w = g_string_new(NULL); /* kept for write_moves */
+      }
       if (type == ROW_UPDATE) {
-        g_string_append_printf(o, "UPDATE %s", id);
+        g_string_append_printf(w, "UPDATE %s", id);
+        start = w->len;
         for (guint i = n_pk + 1; i < n_q; i += 2) {
           if (sqlite3_column_int(st, (int) i) == 0)
             continue;
-          g_string_append_printf(o, "%s %s=", sep, (char *) az2->pdata[(i + n_pk - 1) / 2]);
+          g_string_append_printf(w, "%s %s=", sep, (char *) az2->pdata[(i + n_pk - 1) / 2]);
           sep = ",";
-          append_value(o, sqlite3_column_value(st, (int) i + 1), d->enc[0]);
+          append_value(w, sqlite3_column_value(st, (int) i + 1), d->enc[0]);
         }
       } else {
-        g_string_append_printf(o, "DELETE FROM %s", id);
+        g_string_append_printf(w, "DELETE FROM %s", id);
+      }
+      if (w != o) {
+        MoveRow *r = g_new0(MoveRow, 1);
+        GString *wh = g_string_new(NULL);
+        r->key = g_steal_pointer(&key);
+        r->set = g_strdup(w->str + start);
+        r->vals = g_ptr_array_new_with_free_func(g_free);
+        r->changed = g_malloc0(n_cmp - n_pk);
+        r->waiters = g_array_new(FALSE, FALSE, sizeof(guint));
+        for (guint i = n_pk + 1; i < n_q; i += 2) {
+          GString *v = g_string_new(NULL);
+          append_value(v, sqlite3_column_value(st, (int) i + 1), d->enc[0]);
+          g_ptr_array_add(r->vals, g_string_free(v, FALSE));
+          r->changed[(i - n_pk - 1) / 2] = sqlite3_column_int(st, (int) i) != 0;
+        }
+        for (guint i = 0; i < n_pk; i++) {
+          g_string_append_printf(wh, "%s %s=", i ? " AND" : " WHERE", (char *) az2->pdata[i]);
+          append_value(wh, sqlite3_column_value(st, (int) i), d->enc[0]);
+        }
+        r->where = g_string_free(wh, FALSE);
+        g_string_free(w, TRUE);
+        g_ptr_array_add(moves->rows, r);
+        g_hash_table_insert(moves->by_key, r->key, GUINT_TO_POINTER(moves->rows->len));
+        continue;
       }
       for (guint i = 0; i < n_pk; i++) {
         g_string_append_printf(o, "%s %s=", i ? " AND" : " WHERE", (char *) az2->pdata[i]);
@@ -1745,6 +2320,8 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   }
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "comparing a table of", error);
+  if (moves != NULL && !write_moves(d, t, moves, id, o, error))
+    return FALSE;
   if (d->summary) {
     gint64 total = count_rows(d, id, error);
     if (total < 0)

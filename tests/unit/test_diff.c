@@ -6,7 +6,8 @@
  * their third overflow page), values SQL's = calls equal (1 and 1.0, case
  * in a NOCASE column or key, 0.0 and -0.0), an added column, tables and
  * indexes created and dropped, under triggers that write other tables,
- * with views and triggers changed, created and dropped); that a changed leaf is placed by its key,
+ * with views and triggers changed, created and dropped, unique values
+ * swapped, rotated and chained between updated rows); that a changed leaf is placed by its key,
  * reading only the pages on its path, and that every tree is walked
  * instead when that cannot be done (a leaf no key leads to, many tables
  * changed at once). States are files written by SQLite; the changed pages
@@ -159,10 +160,11 @@ check_pair(const char *a_path, const char *b_path, guint *n_changed_out)
       g_hash_table_add(changed, GUINT_TO_POINTER((guint) (off / 1024) + 1));
   *n_changed_out = g_hash_table_size(changed);
 
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, keyed, &st,
-                                 &error));
+  ck_assert_msg(sqlenvfs_diff_images(ia, "a", ib, "b", changed, FALSE, append, NULL, keyed, &st,
+                                     &error), "%s", error ? error->message : "");
   ck_assert_no_error(error);
-  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL, &error));
+  ck_assert_msg(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, full, NULL,
+                                     &error), "%s", error ? error->message : "");
   ck_assert_msg(strcmp(keyed->str, full->str) == 0, "from the changed pages:\n%.300s\nin full:\n%.300s",
                 keyed->str, full->str);
   ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", changed, TRUE, append, NULL, keyed_sum, NULL,
@@ -742,6 +744,185 @@ START_TEST(test_quoting)
 }
 END_TEST
 
+
+/* Unique values moved between rows by updates: SQLite checks a UNIQUE
+ * constraint (an index, a composite key, a rowid table's PRIMARY KEY) on
+ * each row as it is written, so an UPDATE that takes a value another row
+ * gives up only later fails. The script orders such updates after the
+ * rows whose values they take, and breaks a cycle by first parking one row
+ * on a value nothing holds. */
+typedef struct {
+  const char *base, *change;
+} UniqueCase;
+
+#define UQ_HEAD "PRAGMA page_size=1024; PRAGMA journal_mode=DELETE;"
+
+static const UniqueCase unique_cases[] = {
+  /* 0: two values swapped in a UNIQUE column */
+  { UQ_HEAD "CREATE TABLE u(id INTEGER PRIMARY KEY, v TEXT UNIQUE, w);"
+            "INSERT INTO u VALUES (1, 'x', 1), (2, 'y', 2), (3, 'z', 3);",
+    "UPDATE u SET v = 'tmp', w = 11 WHERE id = 1; UPDATE u SET v = 'x', w = 12 WHERE id = 2;"
+    "UPDATE u SET v = 'y' WHERE id = 1;" },
+  /* 1: a cycle of four (each row takes the next one's value) */
+  { UQ_HEAD "CREATE TABLE u(id INTEGER PRIMARY KEY, v INT UNIQUE);"
+            "INSERT INTO u VALUES (1, 10), (2, 20), (3, 30), (4, 40), (5, 50);",
+    "UPDATE u SET v = -v; UPDATE u SET v = CASE v WHEN -40 THEN 10 ELSE -v + 10 END"
+    " WHERE id <= 4; UPDATE u SET v = 50 WHERE id = 5;" },
+  /* 2: chains: a row takes the value of a row of a higher key, which takes
+   * a new one (and a chain through three rows) */
+  { UQ_HEAD "CREATE TABLE u(id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE);"
+            "INSERT INTO u VALUES (1, 'a'), (2, 'b'), (3, 'c'), (4, 'd'), (5, 'e');",
+    "UPDATE u SET v = 'new' WHERE id = 2; UPDATE u SET v = 'b' WHERE id = 1;"
+    "UPDATE u SET v = 'c2' WHERE id = 5; UPDATE u SET v = 'e' WHERE id = 4;"
+    "UPDATE u SET v = 'd' WHERE id = 3;" },
+  /* 3: several unique constraints on one table (a column, a UNIQUE index
+   * with NOCASE, a composite key): a cycle through two of them */
+  { UQ_HEAD "CREATE TABLE u(id INTEGER PRIMARY KEY, a INT UNIQUE, b TEXT, c, d,"
+            " UNIQUE(c, d));"
+            "CREATE UNIQUE INDEX u_b ON u(b COLLATE NOCASE);"
+            "INSERT INTO u VALUES (1, 1, 'p', 'k', 1), (2, 2, 'q', 'k', 2),"
+            " (3, 3, 'r', 'k', 3);",
+    "UPDATE u SET a = 9, b = 'tmp' WHERE id = 2; UPDATE u SET a = 2, b = 'new' WHERE id = 1;"
+    "UPDATE u SET b = 'P' WHERE id = 2;"
+    "UPDATE u SET d = 0 WHERE id = 3; UPDATE u SET d = 3 WHERE id = 2;"
+    "UPDATE u SET d = 2 WHERE id = 3;" },
+  /* 4: NULLs in a unique column: a row takes the value of a row that
+   * becomes NULL, and a swap parked on NULL among other NULLs */
+  { UQ_HEAD "CREATE TABLE u(id INTEGER PRIMARY KEY, v UNIQUE);"
+            "INSERT INTO u VALUES (1, NULL), (2, 'x'), (3, NULL), (4, 'm'), (5, 'n');",
+    "UPDATE u SET v = NULL WHERE id = 2; UPDATE u SET v = 'x' WHERE id = 1;"
+    "UPDATE u SET v = 'tmp' WHERE id = 4; UPDATE u SET v = 'm' WHERE id = 5;"
+    "UPDATE u SET v = 'n' WHERE id = 4;" },
+  /* 5: a WITHOUT ROWID table: a swap in a UNIQUE column beside its key,
+   * and a rowid table's TEXT PRIMARY KEY (a unique index, not its key) */
+  { UQ_HEAD "CREATE TABLE w(k TEXT, j INT, v TEXT NOT NULL UNIQUE, PRIMARY KEY(k, j))"
+            " WITHOUT ROWID;"
+            "INSERT INTO w VALUES ('a', 1, 'x'), ('a', 2, 'y'), ('b', 1, 'z');"
+            "CREATE TABLE r(name TEXT PRIMARY KEY, n);"
+            "INSERT INTO r VALUES ('p', 1), ('q', 2);",
+    "UPDATE w SET v = 'tmp' WHERE j = 1 AND k = 'a'; UPDATE w SET v = 'x' WHERE k = 'b';"
+    "UPDATE w SET v = 'z' WHERE k = 'a' AND j = 1;"
+    "UPDATE r SET name = 'tmp' WHERE n = 1; UPDATE r SET name = 'p' WHERE n = 2;"
+    "UPDATE r SET name = 'q' WHERE n = 1;" },
+  /* 6: NOT NULL with a CHECK that no other value passes, and STRICT
+   * columns of each type: parked on values of their type */
+  { UQ_HEAD "CREATE TABLE c(id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE"
+            " CHECK (v IN ('x', 'y')));"
+            "INSERT INTO c VALUES (1, 'x'), (2, 'y');"
+            "CREATE TABLE s(id INTEGER PRIMARY KEY, i INT NOT NULL UNIQUE, r REAL NOT NULL UNIQUE,"
+            " t TEXT NOT NULL UNIQUE COLLATE NOCASE, b BLOB NOT NULL UNIQUE, a ANY NOT NULL"
+            " UNIQUE) STRICT;"
+            "INSERT INTO s VALUES (1, 1, 1.5, 'a', x'01', 'v'), (2, 2, 2.5, 'b', x'02', 7);",
+    "PRAGMA ignore_check_constraints=ON; UPDATE c SET v = 'tmp' WHERE id = 1;"
+    "UPDATE c SET v = 'x' WHERE id = 2; UPDATE c SET v = 'y' WHERE id = 1;"
+    "PRAGMA ignore_check_constraints=OFF;"
+    "DELETE FROM s; INSERT INTO s VALUES (1, 2, 2.5, 'B', x'02', 7), (2, 1, 1.5, 'a', x'01',"
+    " 'v');" },
+  /* 7: a partial unique index: a row enters it with the value of a row
+   * that leaves it, and two rows swap in it */
+  { UQ_HEAD "CREATE TABLE p(id INTEGER PRIMARY KEY, v, live INT);"
+            "CREATE UNIQUE INDEX p_v ON p(v) WHERE live = 1;"
+            "INSERT INTO p VALUES (1, 'x', 0), (2, 'x', 1), (3, 'm', 1), (4, 'n', 1);",
+    "UPDATE p SET live = 0 WHERE id = 2; UPDATE p SET live = 1 WHERE id = 1;"
+    "UPDATE p SET v = 'tmp' WHERE id = 3; UPDATE p SET v = 'm' WHERE id = 4;"
+    "UPDATE p SET v = 'n' WHERE id = 3;" },
+  /* 8: a UNIQUE parent key referenced with ON DELETE CASCADE and ON UPDATE
+   * CASCADE: the swap is written as UPDATEs (no DELETE that would cascade)
+   * and the children as they are in the newer state */
+  { UQ_HEAD "CREATE TABLE par(id INTEGER PRIMARY KEY, code TEXT NOT NULL UNIQUE);"
+            "CREATE TABLE kid(id INTEGER PRIMARY KEY, code TEXT REFERENCES par(code)"
+            " ON DELETE CASCADE ON UPDATE CASCADE);"
+            "INSERT INTO par VALUES (1, 'A'), (2, 'B'); INSERT INTO kid VALUES (1, 'A'), (2, 'B');",
+    "PRAGMA foreign_keys=ON; PRAGMA defer_foreign_keys=ON;"
+    "UPDATE par SET code = 'tmp' WHERE id = 1; UPDATE par SET code = 'A' WHERE id = 2;"
+    "UPDATE par SET code = 'B' WHERE id = 1;" },
+};
+
+START_TEST(test_unique_moves)
+{
+  g_autofree char *b = NULL;
+  g_autofree char *a = make_pair_from(unique_cases[_i].base, unique_cases[_i].change, &b);
+  g_autoptr(SqlenvfsImage) ia = image_of(a), ib = image_of(b);
+  GString *out = g_string_new(NULL);
+  GError *error = NULL;
+  guint n_changed = 0;
+
+  check_pair(a, b, &n_changed);
+  ck_assert(sqlenvfs_diff_images(ia, "a", ib, "b", NULL, FALSE, append, NULL, out, NULL, &error));
+  ck_assert_no_error(error);
+  ck_assert_msg(strstr(out->str, "DELETE") == NULL || _i == 6, "%s", out->str);
+  if (_i == 0) /* one row parked for a swap, on NULL (the column allows it) */
+    ck_assert_str_eq(out->str, "UPDATE u SET v=NULL WHERE id=1; -- parked: its unique value"
+                               " is taken first\n"
+                               "UPDATE u SET v='x', w=12 WHERE id=2;\n"
+                               "UPDATE u SET v='y', w=11 WHERE id=1;\n");
+  if (_i == 2) /* chains need no parking: each row after the one it takes from */
+    ck_assert_msg(strstr(out->str, "parked") == NULL, "%s", out->str);
+  if (_i == 6) /* the CHECK is off while a row is parked, and on again */
+    ck_assert_msg(strstr(out->str, "PRAGMA ignore_check_constraints=ON;\nUPDATE c SET") != NULL &&
+                  strstr(out->str, "PRAGMA ignore_check_constraints=OFF;\n") != NULL,
+                  "%s", out->str);
+  g_string_free(out, TRUE);
+}
+END_TEST
+
+
+/* Random moves of unique values among 40 rows (seeded by the loop index):
+ * values permuted among some rows, some rows given new values or NULL,
+ * in a nullable column, a NOT NULL NOCASE one, a composite key and a
+ * partial index at once, with rows deleted and inserted besides. */
+START_TEST(test_unique_random)
+{
+  g_autoptr(GRand) rand = g_rand_new_with_seed(1000 + (guint32) _i);
+  GString *base = g_string_new(UQ_HEAD "CREATE TABLE m(id INTEGER PRIMARY KEY, a INT UNIQUE,"
+                                        " b TEXT NOT NULL UNIQUE COLLATE NOCASE, c, d INT,"
+                                        " e, UNIQUE(c, d));"
+                                        "CREATE UNIQUE INDEX m_e ON m(e) WHERE d % 2 = 0;");
+  GString *change = g_string_new("UPDATE m SET a = a + 1000, b = 'tmp' || id, d = d + 1000,"
+                                 " e = 'tmp' || id;");
+  g_autofree char *b = NULL, *a = NULL;
+  int perm[4][40];
+  guint n_changed = 0;
+
+  for (int i = 0; i < 40; i++) {
+    g_autofree char *av = i % 7 == 0 ? g_strdup("NULL") : g_strdup_printf("%d", i);
+    g_string_append_printf(base, "INSERT INTO m VALUES (%d, %s, '%c%d', 'k', %d, 'e%d');", i + 1,
+                           av, i % 2 ? 'V' : 'v', i, i, i);
+  }
+  for (int k = 0; k < 4; k++) {
+    for (int i = 0; i < 40; i++)
+      perm[k][i] = i;
+    /* Permute a random part of the rows. */
+    for (int i = 39; i > 0; i--) {
+      int j = g_rand_int_range(rand, 0, i + 1);
+      if (g_rand_int_range(rand, 0, 3) == 0) {
+        int x = perm[k][i];
+        perm[k][i] = perm[k][j];
+        perm[k][j] = x;
+      }
+    }
+  }
+  for (int i = 0; i < 40; i++) {
+    int pa = perm[0][i], pb = perm[1][i], pd = perm[2][i], pe = perm[3][i];
+    g_autofree char *av = NULL;
+    if (g_rand_int_range(rand, 0, 10) == 0)
+      av = g_strdup_printf("%d", 500 + i); /* a new value */
+    else
+      av = pa % 7 == 0 ? g_strdup("NULL") : g_strdup_printf("%d", pa);
+    g_string_append_printf(change, "UPDATE m SET a = %s, b = '%c%d', d = %d, e = 'e%d'"
+                                   " WHERE id = %d;",
+                           av, (pb + i) % 3 ? 'V' : 'v', pb, pd, pe, i + 1);
+  }
+  g_string_append(change, "CREATE TEMP TABLE keep AS SELECT * FROM m WHERE id = 40;"
+                          "DELETE FROM m WHERE id = 40;"
+                          "INSERT INTO m SELECT 41, a, b, c, d, e FROM keep;");
+  a = make_pair_from(base->str, change->str, &b);
+  check_pair(a, b, &n_changed);
+  g_string_free(base, TRUE);
+  g_string_free(change, TRUE);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -759,6 +940,8 @@ suite(void)
   tcase_add_test(tc, test_schema_notes);
   tcase_add_test(tc, test_unplaced_leaf);
   tcase_add_test(tc, test_many_tables);
+  tcase_add_loop_test(tc, test_unique_moves, 0, G_N_ELEMENTS(unique_cases));
+  tcase_add_loop_test(tc, test_unique_random, 0, 20);
   suite_add_tcase(s, tc);
   return s;
 }
