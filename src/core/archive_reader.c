@@ -184,9 +184,10 @@ record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GErr
  * "<N>.holes" beside it, one line "A B" (decimal) per byte range [A, B)
  * of the segment that no object of the replica held whole and good (a
  * part missing or damaged, docs/REPLICA.md), A and B on record
- * boundaries. A root's own archive has none. Returns the pairs (guint64
- * A, B, in file order), empty when there is no such file; a line that does
- * not parse ends the list (the segment then stops at that hole). */
+ * boundaries. A root's own archive has none.
+ * Returns the pairs (guint64 A, B, in file order), empty when there is no
+ * such file; a line that does not parse ends the list (the segment then
+ * stops at that hole). */
 static GArray *
 read_holes(const SqlenvfsArchive *a, guint64 number)
 {
@@ -209,14 +210,36 @@ read_holes(const SqlenvfsArchive *a, guint64 number)
   return out;
 }
 
-/* Where the hole of @holes (read_holes) that starts at @off ends, or 0. */
+/* Where the holes of @holes (read_holes) that contain byte @off (A <= @off
+ * < B) end, following holes that touch or overlap: @off itself when no
+ * hole contains it. */
 static guint64
-hole_end_at(const GArray *holes, guint64 off)
+past_holes(const GArray *holes, guint64 off)
 {
+  gboolean moved = TRUE;
+  while (moved) {
+    moved = FALSE;
+    for (guint i = 0; holes != NULL && i + 1 < holes->len; i += 2) {
+      guint64 a = g_array_index(holes, guint64, i), b = g_array_index(holes, guint64, i + 1);
+      if (a <= off && off < b) {
+        off = b;
+        moved = TRUE;
+      }
+    }
+  }
+  return off;
+}
+
+/* Where the first hole of @holes that starts after byte @off starts
+ * (G_MAXUINT64: none): a record at @off must end at or before it. */
+static guint64
+next_hole(const GArray *holes, guint64 off)
+{
+  guint64 next = G_MAXUINT64;
   for (guint i = 0; holes != NULL && i + 1 < holes->len; i += 2)
-    if (g_array_index(holes, guint64, i) == off)
-      return g_array_index(holes, guint64, i + 1);
-  return 0;
+    if (g_array_index(holes, guint64, i) > off)
+      next = MIN(next, g_array_index(holes, guint64, i));
+  return next;
 }
 
 /* Load the entries of segment @si starting at @from_offset with expected
@@ -236,21 +259,30 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   gboolean sealed = FALSE, tail_bad = FALSE;
   g_autofree guint8 *chunk = NULL;
   g_autoptr(GArray) holes = NULL;
+  /* The segment header lies in a declared hole: the records after the hole
+   * are read, the first of them giving the segment's first seq. */
+  gboolean head_lost = FALSE;
 
   if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
   seg->size = sf.size;
   if (!sf.hdr_ok) {
-    g_debug("archive %s: %s: %s", a->dir, sf.path, sf.hdr_why);
-    seg->is_damaged = TRUE;
-    archive_seg_file_close(&sf);
-    return TRUE;
+    holes = read_holes(a, seg->number);
+    head_lost = past_holes(holes, 0) >= SEG_HEADER_SIZE;
+    g_debug("archive %s: %s: %s%s", a->dir, sf.path, sf.hdr_why,
+            head_lost ? " (in a declared hole: the records after it are read)" : "");
+    if (!head_lost) {
+      seg->is_damaged = TRUE;
+      archive_seg_file_close(&sf);
+      return TRUE;
+    }
+  } else {
+    seg->first_seq = sf.hdr.first_seq;
+    seg->created = sf.hdr.created;
   }
-  seg->first_seq = sf.hdr.first_seq;
-  seg->created = sf.hdr.created;
   if (off == 0) {
     off = SEG_HEADER_SIZE;
-    seq = sf.hdr.first_seq;
+    seq = head_lost ? 0 : sf.hdr.first_seq;
   }
 
   /* The index, up to its first entry that is not the next record: past
@@ -258,7 +290,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
    * otherwise resume the index beyond the entry open stopped at). */
   if (from_offset == 0)
     a->is_last_index_bad = FALSE;
-  if (!a->is_last_index_bad) {
+  if (!a->is_last_index_bad && !head_lost) {
     g_autofree char *iname = archive_seg_name(seg->number, "idx");
     g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
     int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
@@ -322,27 +354,28 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   }
 
   /* Past the index: scan record headers (an unindexed tail, or a damaged
-   * index). A declared hole (read_holes) is stepped over: its bytes are
-   * never read, and the records after it, whose seq jumps, follow a DAMAGED
+   * index). A declared hole (read_holes) that contains the offset is
+   * stepped over: its bytes are never read, a record reaching into one is
+   * not taken, and the records after it, whose seq jumps, follow a DAMAGED
    * gap (add_entry; invariant 2: never bridged). */
-  if (!sealed && !tail_bad)
+  if (!sealed && !tail_bad && holes == NULL)
     holes = read_holes(a, seg->number);
-  while (!sealed && !tail_bad && off + REC_HEADER_SIZE <= sf.size) {
+  while (!sealed && !tail_bad) {
     guint8 hdr[REC_HEADER_SIZE];
     gsize got;
     SqlenvfsArchiveEntry e;
-    guint64 skip = hole_end_at(holes, off);
-    if (skip > off) {
-      if (skip + REC_HEADER_SIZE > sf.size)
-        break;
-      off = skip;
-    }
+    guint64 past = past_holes(holes, off);
+    gboolean after_hole = past > off || seq == 0;
+    if (past + REC_HEADER_SIZE > sf.size)
+      break;
+    off = past;
     if (!archive_pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
     }
     if (got < sizeof hdr || !archive_decode_header(hdr, &e) ||
-        (skip > 0 ? e.seq <= seq : e.seq != seq) || off + e.length > sf.size)
+        (after_hole ? e.seq < seq : e.seq != seq) || off + e.length > sf.size ||
+        off + e.length > next_hole(holes, off))
       break;
     seq = e.seq;
     e.offset = off;
@@ -353,6 +386,8 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
       }
       break;
     }
+    if (head_lost && seg->n_entries == 0)
+      seg->first_seq = e.seq;
     add_entry(a, &e, si);
     off += e.length;
     seq++;

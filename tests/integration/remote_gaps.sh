@@ -109,6 +109,7 @@ note "the part lost: $lose_key ($lose_t1 .. $lose_t2); the last backup pinned at
 t_in=$(python3 -c "import sys; print('%.6f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" \
   "$lose_t1" "$lose_t2")
 PK=g/wal_archives/app/$lose_key
+t_part=$t_in
 
 # 1. A part deleted: a window starts at the quiet backup; times after it
 #    restore exactly; a time in the gap is refused naming the part.
@@ -176,3 +177,40 @@ refused "$t_in" "$T/w/r5.db" "a time in a deleted sealed segment" "s/wal_archive
   "is missing" | sed 's/^/# /'
 ok_exact "$t_end" "$T/w/r6.db" "the last commit, after a deleted sealed segment"
 pass "a sealed segment deleted: a time in it refused naming it"
+
+# damage_part KEY OFFSET: flip a byte of part KEY (of the replica at $URL) at
+# OFFSET (negative: from its end) and upload it again (its ETag matches)
+damage_part() {
+  s3cmd_ -q get --force "$URL/wal_archives/app/$1" "$T/dpart" >/dev/null
+  python3 - "$T/dpart" "$2" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[int(sys.argv[2])] ^= 0x55
+open(sys.argv[1], "wb").write(b)
+PY
+  s3cmd_ -q put "$T/dpart" "$URL/wal_archives/app/$1" >/dev/null
+}
+read -r first_key first_t1 first_t2 < <(head -1 "$T/parts")
+read -r last_key last_t1 last_t2 < <(tail -1 "$T/parts")
+t_first_in=$(python3 -c "import sys; print('%.6f' % (sum(map(float, sys.argv[1:])) / 2))" \
+  "$first_t1" "$first_t2")
+
+# 5. The first part of the unsealed segment damaged in a record (its
+#    segment header checks): a gap from byte 0; the later parts are used
+#    and a later base starts a window there.
+remote_replica h --parts 8
+damage_part "$first_key" -40
+ok_exact "$t_end" "$T/w/r8.db" "the last commit, after a damaged first part"
+refused "$t_first_in" "$T/w/r9.db" "a time in the damaged first part" \
+  "h/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+pass "the first part damaged in a record: stepped over, a window after it"
+
+# 6. The same with its segment header damaged: still a gap from byte 0,
+#    the records after it used.
+remote_replica i --parts 8
+damage_part "$first_key" 20
+ok_exact "$t_end" "$T/w/r10.db" "the last commit, after a damaged segment header"
+refused "$t_first_in" "$T/w/r11.db" "a time in the part with the damaged header" \
+  "i/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+pass "the segment header damaged: the records after its part are used"
+
