@@ -144,6 +144,25 @@ gap_before(SqlenvfsArchive *a, guint64 seq, gint64 time, guint si)
   }
 }
 
+/* A DAMAGED gap after the last record loaded, in segment @si: the bytes
+ * after it are known lost (a declared hole to its end, read_holes), so no
+ * state after that record is known. It starts 1 us after that record, the
+ * first time whose state is not known. */
+static void
+gap_at_end(SqlenvfsArchive *a, guint si)
+{
+  const SqlenvfsArchiveEntry *prev = last_real(a);
+  SqlenvfsArchiveEntry gap = { 0 };
+  gap.type = SQLENVFS_ARCHIVE_GAP;
+  gap.reason = SQLENVFS_GAP_DAMAGED;
+  gap.time = prev != NULL ? prev->time + 1 : 0;
+  gap.aux_time = prev == NULL ? 0
+                 : prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
+  gap.commit_frame = G_MAXUINT32; /* never a state */
+  gap.segment = si;
+  g_array_append_val(a->entries, gap);
+}
+
 /* Append @e (from segment @si), inserting a DAMAGED gap first when the
  * sequence does not continue (invariant 2). */
 static void
@@ -184,7 +203,8 @@ record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GErr
  * "<N>.holes" beside it, one line "A B" (decimal) per byte range [A, B)
  * of the segment that no object of the replica held whole and good (a
  * part missing or damaged, docs/REPLICA.md), A and B on record
- * boundaries. A root's own archive has none.
+ * boundaries; B may lie past the end of the file (the bytes to the end
+ * are lost). A root's own archive has none.
  * Returns the pairs (guint64 A, B, in file order), empty when there is no
  * such file; a line that does not parse ends the list (the segment then
  * stops at that hole). */
@@ -256,7 +276,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
   SegFile sf;
   guint64 off = from_offset, seq = from_seq;
-  gboolean sealed = FALSE, tail_bad = FALSE;
+  gboolean sealed = FALSE, tail_bad = FALSE, lost_to_end = FALSE;
   g_autofree guint8 *chunk = NULL;
   g_autoptr(GArray) holes = NULL;
   /* The segment header lies in a declared hole: the records after the hole
@@ -357,7 +377,11 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
    * index). A declared hole (read_holes) that contains the offset is
    * stepped over: its bytes are never read, a record reaching into one is
    * not taken, and the records after it, whose seq jumps, follow a DAMAGED
-   * gap (add_entry; invariant 2: never bridged). */
+   * gap (add_entry; invariant 2: never bridged). Bytes lost up to the end
+   * of the segment (a hole with no record after it) end it damaged; in the
+   * last segment, a DAMAGED gap after its last record says so (gap_at_end),
+   * so that the times after that record are refused, never answered with
+   * an older state. */
   if (!sealed && !tail_bad && holes == NULL)
     holes = read_holes(a, seg->number);
   while (!sealed && !tail_bad) {
@@ -366,8 +390,10 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     SqlenvfsArchiveEntry e;
     guint64 past = past_holes(holes, off);
     gboolean after_hole = past > off || seq == 0;
-    if (past + REC_HEADER_SIZE > sf.size)
+    if (past + REC_HEADER_SIZE > sf.size) {
+      lost_to_end = past > off;
       break;
+    }
     off = past;
     if (!archive_pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
       archive_seg_file_close(&sf);
@@ -401,6 +427,13 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seg->is_damaged = TRUE;
   if (!sealed && !is_last)
     seg->is_damaged = TRUE;
+  if (lost_to_end) {
+    g_debug("archive %s: %s: bytes from %" G_GUINT64_FORMAT " to its end are in a declared "
+            "hole", a->dir, sf.path, off);
+    seg->is_damaged = TRUE;
+    if (is_last)
+      gap_at_end(a, si);
+  }
   a->next_offset = off;
   archive_seg_file_close(&sf);
   return TRUE;

@@ -36,6 +36,7 @@
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/testhooks.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -2705,26 +2706,57 @@ static gboolean remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenvfs
                                const char *output, gboolean overwrite,
                                SqlenvfsRestorePlan **plan_out, GError **error);
 
+/* The time of the break after which @db's archive in the fetched tree has
+ * no recoverable state (the head of its last chain, when no window reaches
+ * it: sqlenvfs_timeline_unrecoverable_tail), in *@at; FALSE when there is
+ * none or the tree cannot be read. */
+static gboolean
+tail_break(const SqlenvfsRemote *r, const char *db, gint64 *at)
+{
+  g_autoptr(GError) local = NULL;
+  SqlenvfsTimeline *tl = sqlenvfs_timeline_open(r->root, db, &local);
+  g_autofree char *why = NULL;
+  gint64 to = 0;
+  gboolean found;
+  if (tl == NULL) {
+    g_debug("replica %s: %s: reading the fetched archive again: %s", r->conf->url, db,
+            local->message);
+    return FALSE;
+  }
+  found = sqlenvfs_timeline_unrecoverable_tail(tl, at, &to, &why);
+  sqlenvfs_timeline_free(tl);
+  return found;
+}
+
 /* When the engine refused @t for @db because records are missing or
  * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object before
- * @t (the newest such), replace *@e by an error naming that object, the
- * times around it and what to do; the engine's message would name the
- * local file after the gap, its time and a local command. */
+ * that time (the newest such), replace *@e by an error naming that object,
+ * the times around it and what to do; the engine's message would name the
+ * local file after the gap, its time and a local command. The time is @t,
+ * or for `latest` the last time before the break that ends what can be
+ * restored (tail_break); for `earliest`, the engine's message stays. */
 static void
 explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GError *e)
 {
-  gint64 target = t->is_latest || t->is_earliest ? G_MAXINT64 : t->us;
+  gint64 target = t->us;
   const Lost *l = NULL;
   const char *rec, *rec_end;
   g_autofree char *recoverable = NULL;
   g_autofree char *when = NULL, *from = NULL, *to = NULL, *span = NULL;
 
   if (e == NULL || !g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) || db == NULL ||
-      strstr(e->message, "missing or unreadable") == NULL)
+      t->is_earliest || strstr(e->message, "missing or unreadable") == NULL)
     return;
+  if (t->is_latest) {
+    gint64 brk;
+    if (!tail_break(r, db, &brk))
+      return;
+    target = brk - 1;
+  }
   for (guint i = 0; i < r->lost->len; i++) {
     const Lost *x = r->lost->pdata[i];
-    if (g_str_equal(x->db, db) && x->from_us <= target && (l == NULL || x->from_us >= l->from_us))
+    if (g_str_equal(x->db, db) && x->from_us <= target &&
+        (l == NULL || x->from_us >= l->from_us))
       l = x;
   }
   if (l == NULL)
@@ -2746,8 +2778,9 @@ explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GErr
   e->message = g_strdup_printf(
     "%s: %s is not recoverable from the replica: %s%s%s %s (it held the "
     "records archived %s); restore to a time outside the gap%s%s%s, or run %s",
-    db, when, r->conf->url, g_str_has_suffix(r->conf->url, "/") ? "" : "/", l->key, l->why, span, recoverable ? " (recoverable: " : "",
-    recoverable ? recoverable : "", recoverable ? ")" : "", r->verify);
+    db, when, r->conf->url, g_str_has_suffix(r->conf->url, "/") ? "" : "/", l->key, l->why, span,
+    recoverable ? " (recoverable: " : "", recoverable ? recoverable : "", recoverable ? ")" : "",
+    r->verify);
 }
 
 gboolean

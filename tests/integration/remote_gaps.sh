@@ -214,3 +214,28 @@ refused "$t_first_in" "$T/w/r11.db" "a time in the part with the damaged header"
   "i/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
 pass "the segment header damaged: the records after its part are used"
 
+# 7. The last part damaged: latest and the times after the last good
+#    record are refused naming the part, never answered with an older
+#    state; a time before the part restores exactly.
+remote_replica j --parts 8
+damage_part "$last_key" -40
+rm -f "$T/w/r12.db"
+msg=$(rremote latest "$T/w/r12.db") && fail "latest with the last part damaged: an older state"
+[ ! -e "$T/w/r12.db" ] || fail "a failed restore left r12.db"
+[[ $msg == *"s3://$S3_BUCKET/j/wal_archives/app/$last_key is damaged"*"verify --remote"* ]] ||
+  fail "latest with the last part damaged: $msg"
+echo "$msg" | sed 's/^/# /'
+refused_any() {  # T OUT WHAT KEY: refused, naming KEY as damaged
+  local msg rc=0
+  rm -f "$2"
+  msg=$(rremote "@$1" "$2") || rc=$?
+  [ "$rc" -ne 0 ] || fail "$3: restored a time after the damaged last part"
+  [ ! -e "$2" ] || fail "$3: a failed restore left $2"
+  [[ $msg == *"s3://$S3_BUCKET/$4 is damaged"* ]] || fail "$3: does not name $4: $msg"
+}
+refused_any "$t_end" "$T/w/r13.db" "the last commit, in the damaged last part" \
+  "j/wal_archives/app/$last_key"
+t_before=$(awk -v n="$n_parts" 'NR == n - 1 {print $3}' "$T/parts")
+ok_exact "$t_before" "$T/w/r14.db" "the last record before the damaged last part"
+pass "the last part damaged: latest and the times in it refused naming it"
+
