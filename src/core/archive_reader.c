@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -199,17 +200,71 @@ record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GErr
   return r.seq == e->seq && r.length == e->length && r.type == e->type;
 }
 
+/* Directories under which archives may carry holes files: the trees a
+ * remote reader of this process assembled (sqlenvfs_archive_trust_holes_under),
+ * as real paths, each once per registration. */
+static GMutex holes_lock;
+static GPtrArray *holes_trees;
+
+void
+sqlenvfs_archive_trust_holes_under(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  g_mutex_lock(&holes_lock);
+  if (holes_trees == NULL)
+    holes_trees = g_ptr_array_new_with_free_func(free);
+  g_ptr_array_add(holes_trees, real != NULL ? real : strdup(dir));
+  g_mutex_unlock(&holes_lock);
+}
+
+void
+sqlenvfs_archive_untrust_holes_under(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  const char *key = real != NULL ? real : dir;
+  g_mutex_lock(&holes_lock);
+  for (guint i = 0; holes_trees != NULL && i < holes_trees->len; i++)
+    if (strcmp(holes_trees->pdata[i], key) == 0) {
+      g_ptr_array_remove_index(holes_trees, i);
+      break;
+    }
+  g_mutex_unlock(&holes_lock);
+  free(real);
+}
+
+/* Whether the archive directory @dir lies under a trusted tree. */
+static gboolean
+holes_trusted(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  gboolean yes = FALSE;
+  if (real == NULL)
+    return FALSE;
+  g_mutex_lock(&holes_lock);
+  for (guint i = 0; holes_trees != NULL && i < holes_trees->len && !yes; i++) {
+    const char *t = holes_trees->pdata[i];
+    gsize n = strlen(t);
+    yes = strncmp(real, t, n) == 0 && (real[n] == '/' || real[n] == '\0');
+  }
+  g_mutex_unlock(&holes_lock);
+  free(real);
+  return yes;
+}
+
 /* The holes a reader of a replica declared in segment @number: the file
  * "<N>.holes" beside it, one line "A B" (decimal) per byte range [A, B)
  * of the segment that no object of the replica held whole and good (a
  * part missing or damaged, docs/REPLICA.md), A and B on record
  * boundaries; B may lie past the end of the file (the bytes to the end
- * are lost). A root's own archive has none.
+ * are lost). Read only when the archive lies under a tree a remote reader
+ * of this process trusts (sqlenvfs_archive_trust_holes_under): a root's
+ * own archive has none, and a stray one there is ignored, with a message.
+ * (@say: as a message, else only as a debug line, for the refreshes after).
  * Returns the pairs (guint64 A, B, in file order), empty when there is no
  * such file; a line that does not parse ends the list (the segment then
  * stops at that hole). */
 static GArray *
-read_holes(const SqlenvfsArchive *a, guint64 number)
+read_holes(const SqlenvfsArchive *a, guint64 number, gboolean say)
 {
   GArray *out = g_array_new(FALSE, FALSE, sizeof(guint64));
   g_autofree char *name = archive_seg_name(number, "holes");
@@ -219,6 +274,12 @@ read_holes(const SqlenvfsArchive *a, guint64 number)
 
   if (!g_file_get_contents(path, &data, NULL, NULL))
     return out;
+  if (!holes_trusted(a->dir)) {
+    g_log(G_LOG_DOMAIN, say ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_DEBUG,
+          "archive %s: %s is not used: only a reader of a replica declares holes, in its own "
+          "temporary tree (remove the file; `sqlenvfs verify` checks the segment)", a->dir, path);
+    return out;
+  }
   lines = g_strsplit(data, "\n", -1);
   for (char **l = lines; *l != NULL && **l != '\0'; l++) {
     guint64 ab[2];
@@ -287,7 +348,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     return FALSE;
   seg->size = sf.size;
   if (!sf.hdr_ok) {
-    holes = read_holes(a, seg->number);
+    holes = read_holes(a, seg->number, from_offset == 0);
     head_lost = past_holes(holes, 0) >= SEG_HEADER_SIZE;
     g_debug("archive %s: %s: %s%s", a->dir, sf.path, sf.hdr_why,
             head_lost ? " (in a declared hole: the records after it are read)" : "");
@@ -383,7 +444,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
    * so that the times after that record are refused, never answered with
    * an older state. */
   if (!sealed && !tail_bad && holes == NULL)
-    holes = read_holes(a, seg->number);
+    holes = read_holes(a, seg->number, from_offset == 0);
   while (!sealed && !tail_bad) {
     guint8 hdr[REC_HEADER_SIZE];
     gsize got;

@@ -146,6 +146,7 @@ struct _SqlenvfsRemote {
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
   char *verify;          /* "`sqlenvfs verify --remote URL`", for advice in messages */
   GPtrArray *lost;       /* Lost *, in the order found, one per key */
+  gboolean holes_trusted; /* the archives under @root_dir read its holes files */
 };
 
 /* A sealed segment of the replica read on demand by mount --remote: its
@@ -245,6 +246,8 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     return;
   g_clear_pointer(&r->root, sqlenvfs_root_free);
   g_clear_pointer(&r->plan_root, sqlenvfs_root_free);
+  if (r->holes_trusted)
+    sqlenvfs_archive_untrust_holes_under(r->root_dir);
   if (r->tmp != NULL) {
     g_autoptr(GError) err = NULL;
     if (!sqlenvfs_rm_rf(r->tmp, &err))
@@ -649,6 +652,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error))
       return NULL;
+    sqlenvfs_archive_trust_holes_under(r->root_dir);
+    r->holes_trusted = TRUE;
     /* One session per cache: its segment files are filled on demand by
      * the session that made them. */
     r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -699,6 +704,9 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->root_dir = g_build_filename(r->tmp, "root", NULL);
   if (!make_dirs(r->plan_dir, error) || !make_dirs(r->root_dir, error))
     return NULL;
+  /* Only this tree's archives read the holes files settle_parts writes. */
+  sqlenvfs_archive_trust_holes_under(r->root_dir);
+  r->holes_trusted = TRUE;
   r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
   if (r->plan_root == NULL)
     return NULL;

@@ -239,3 +239,21 @@ t_before=$(awk -v n="$n_parts" 'NR == n - 1 {print $3}' "$T/parts")
 ok_exact "$t_before" "$T/w/r14.db" "the last record before the damaged last part"
 pass "the last part damaged: latest and the times in it refused naming it"
 
+# 8. A holes file in a root's own archive (a copied temporary tree): not
+#    used, said so; the root's restores are as they were (also scanning the
+#    segment, its index put aside).
+idx=$W/${last_seg%.seg}.idx
+[ ! -e "$idx" ] || mv "$idx" "$T/idx.aside"
+echo "$(echo "$lose_key" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')" \
+  > "$W/${last_seg%.seg}.holes"
+rm -f "$T/w/r15.db"
+"$SQLENVFS" restore --root "$R" --time "@$t_part" --output "$T/w/r15.db" \
+  >/dev/null 2>"$T/r15.err" ||
+  fail "a holes file in the root's own archive refused a restore: $(cat "$T/r15.err")"
+python3 "$CHECK" check-file "$T/log" "$T/w/r15.db" "$t_part" >/dev/null ||
+  fail "a holes file in the root's own archive: a wrong database"
+grep -q "holes is not used" "$T/r15.err" ||
+  fail "a holes file in the root's own archive is ignored silently: $(cat "$T/r15.err")"
+rm -f "$W/${last_seg%.seg}.holes"
+[ ! -e "$T/idx.aside" ] || mv "$T/idx.aside" "$idx"
+pass "a holes file in a root's own archive: not used, and said so"
