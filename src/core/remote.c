@@ -1392,6 +1392,14 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
                                            g_array_index(s->parts, Part, 0).a);
     lost_add(r, d->name, key, "is missing", last_time, 0);
   }
+  /* The sealed segments lost before this one end at its first good record
+   * (to_us 0 is left only where no record after an object is known). */
+  for (guint k = 0; k < r->lost->len; k++) {
+    Lost *l = r->lost->pdata[k];
+    if (l->to_us == 0 && g_str_equal(l->db, d->name) && g_str_has_suffix(l->key, ".seg") &&
+        strcmp(l->key, rel) < 0)
+      g_ptr_array_add(pending, l);
+  }
   if (n > 0) {
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -1430,12 +1438,6 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
         g_string_append_printf(holes, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", hole_a,
                                p->a);
       in_hole = FALSE;
-      /* The sealed segments lost before this one end where it begins. */
-      for (guint k = 0; i == 0 && first != 0 && k < r->lost->len; k++) {
-        Lost *l = r->lost->pdata[k];
-        if (l->to_us == 0 && g_str_equal(l->db, d->name) && g_str_has_suffix(l->key, ".seg"))
-          l->to_us = first;
-      }
       if (first != 0) {
         for (guint k = 0; k < pending->len; k++)
           if (((Lost *)pending->pdata[k])->to_us == 0)
@@ -2737,16 +2739,20 @@ tail_break(const SqlenvfsRemote *r, const char *db, gint64 *at)
 }
 
 /* When the engine refused @t for @db because records are missing or
- * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object before
- * that time (the newest such), replace *@e by an error naming that object,
- * the times around it and what to do; the engine's message would name the
+ * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object whose
+ * records span that time, replace *@e by an error naming that object, the
+ * times around it and what to do; the engine's message would name the
  * local file after the gap, its time and a local command. The time is @t,
- * or for `latest` the last time before the break that ends what can be
- * restored (tail_break); for `earliest`, the engine's message stays. */
+ * or for `latest` and a time at or after the break after which nothing
+ * can be restored (tail_break), the last time before that break; an
+ * object spans it when it lies in [from_us, to_us), to_us 0 meaning that
+ * no record after the object is known (open to the end). The newest such
+ * object is named; when none spans it, or for `earliest`, the engine's
+ * message stays. */
 static void
 explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GError *e)
 {
-  gint64 target = t->us;
+  gint64 target = t->us, brk = 0;
   const Lost *l = NULL;
   const char *rec, *rec_end;
   g_autofree char *recoverable = NULL;
@@ -2755,15 +2761,13 @@ explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GErr
   if (e == NULL || !g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) || db == NULL ||
       t->is_earliest || strstr(e->message, "missing or unreadable") == NULL)
     return;
-  if (t->is_latest) {
-    gint64 brk;
-    if (!tail_break(r, db, &brk))
-      return;
+  if (tail_break(r, db, &brk) && (t->is_latest || target >= brk))
     target = brk - 1;
-  }
+  else if (t->is_latest)
+    return;
   for (guint i = 0; i < r->lost->len; i++) {
     const Lost *x = r->lost->pdata[i];
-    if (g_str_equal(x->db, db) && x->from_us <= target &&
+    if (g_str_equal(x->db, db) && x->from_us <= target && (x->to_us == 0 || target < x->to_us) &&
         (l == NULL || x->from_us >= l->from_us))
       l = x;
   }

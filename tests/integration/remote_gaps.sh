@@ -178,6 +178,39 @@ refused "$t_in" "$T/w/r5.db" "a time in a deleted sealed segment" "s/wal_archive
 ok_exact "$t_end" "$T/w/r6.db" "the last commit, after a deleted sealed segment"
 pass "a sealed segment deleted: a time in it refused naming it"
 
+# 4. A time after a lost object's records, before the window that starts
+#    after it (no base in between): refused, but not blamed on that object
+#    (its records end before the time); the engine's own reason stays.
+#    The object: a sealed segment well after the first backup, followed by
+#    another sealed one before the quiet backup.
+pin0=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/${bks[0]}/MANIFEST")
+pin1=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/${bks[1]}/MANIFEST")
+read -r m t_after < <(python3 - "$W" "$pin0" "$pin1" "${segs[@]}" <<'PY'
+import struct, sys
+w, pin0, pin1, segs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+def first(seg):  # the time of the segment's first record
+    return struct.unpack_from("<q", open("%s/%s" % (w, seg), "rb").read(96), 64 + 24)[0]
+for m in range(1, len(segs) - 2):
+    if first(segs[m - 1]) > pin0 + 500000 and first(segs[m + 1]) + 2000 < pin1 - 50000:
+        print(m, "%.6f" % ((first(segs[m + 1]) + 2000) / 1e6))
+        break
+PY
+)
+if [ -z "$m" ]; then
+  note "no sealed segment between two backups with room after it: case skipped"
+else
+  remote_replica x --parts 3
+  s3cmd_ -q del "$URL/wal_archives/app/${segs[$m]}" >/dev/null
+  rm -f "$T/w/r7.db"
+  msg=$(rremote "@$t_after" "$T/w/r7.db") && fail "restored $t_after, before any base after a gap"
+  [ ! -e "$T/w/r7.db" ] || fail "a failed restore left r7.db"
+  ! [[ $msg == *"${segs[$m]} is missing"* ]] ||
+    fail "a time after the deleted segment's records is blamed on it: $msg"
+  [[ $msg == *"missing or unreadable"* ]] || fail "a time after the gap: $msg"
+  echo "$msg" | sed 's/^/# /'
+  pass "a time after a lost object's records: not blamed on that object"
+fi
+
 # damage_part KEY OFFSET: flip a byte of part KEY (of the replica at $URL) at
 # OFFSET (negative: from its end) and upload it again (its ETag matches)
 damage_part() {
