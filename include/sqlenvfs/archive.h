@@ -516,6 +516,17 @@ typedef SqlenvfsArchiveIo (*SqlenvfsArchiveFetchFunc)(gpointer user, const char 
                                                       guint64 off, gsize len, GError **error);
 void sqlenvfs_archive_set_fetch_hook(SqlenvfsArchiveFetchFunc fetch, gpointer user);
 
+/* Holes files (docs/REPLICA.md, rule 3 of the layout): a reader of a
+ * replica that assembles a segment from its parts declares the byte ranges
+ * no good part held in "<N>.holes" beside it, and the scan of that segment
+ * steps over them. An archive reads them only when its directory lies
+ * under a tree registered here, in this process, by that reader (its own
+ * temporary tree); a ".holes" anywhere else (a root's own archive, a copy
+ * of such a tree) is ignored, with a message. Each registration of @dir is
+ * undone by one untrust. */
+void sqlenvfs_archive_trust_holes_under(const char *dir);
+void sqlenvfs_archive_untrust_holes_under(const char *dir);
+
 /* Forget, in this process, what check_records found and which summaries
  * were found not to match their segments (tests, as a new process; a
  * caller that wants every record read again). */

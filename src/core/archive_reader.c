@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -144,6 +145,25 @@ gap_before(SqlenvfsArchive *a, guint64 seq, gint64 time, guint si)
   }
 }
 
+/* A DAMAGED gap after the last record loaded, in segment @si: the bytes
+ * after it are known lost (a declared hole to its end, read_holes), so no
+ * state after that record is known. It starts 1 us after that record, the
+ * first time whose state is not known. */
+static void
+gap_at_end(SqlenvfsArchive *a, guint si)
+{
+  const SqlenvfsArchiveEntry *prev = last_real(a);
+  SqlenvfsArchiveEntry gap = { 0 };
+  gap.type = SQLENVFS_ARCHIVE_GAP;
+  gap.reason = SQLENVFS_GAP_DAMAGED;
+  gap.time = prev != NULL ? prev->time + 1 : 0;
+  gap.aux_time = prev == NULL ? 0
+                 : prev->type == SQLENVFS_ARCHIVE_COMMIT ? prev->aux_time : prev->time;
+  gap.commit_frame = G_MAXUINT32; /* never a state */
+  gap.segment = si;
+  g_array_append_val(a->entries, gap);
+}
+
 /* Append @e (from segment @si), inserting a DAMAGED gap first when the
  * sequence does not continue (invariant 2). */
 static void
@@ -180,15 +200,71 @@ record_is_whole(SegFile *sf, const SqlenvfsArchiveEntry *e, guint8 **chunk, GErr
   return r.seq == e->seq && r.length == e->length && r.type == e->type;
 }
 
+/* Directories under which archives may carry holes files: the trees a
+ * remote reader of this process assembled (sqlenvfs_archive_trust_holes_under),
+ * as real paths, each once per registration. */
+static GMutex holes_lock;
+static GPtrArray *holes_trees;
+
+void
+sqlenvfs_archive_trust_holes_under(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  g_mutex_lock(&holes_lock);
+  if (holes_trees == NULL)
+    holes_trees = g_ptr_array_new_with_free_func(free);
+  g_ptr_array_add(holes_trees, real != NULL ? real : strdup(dir));
+  g_mutex_unlock(&holes_lock);
+}
+
+void
+sqlenvfs_archive_untrust_holes_under(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  const char *key = real != NULL ? real : dir;
+  g_mutex_lock(&holes_lock);
+  for (guint i = 0; holes_trees != NULL && i < holes_trees->len; i++)
+    if (strcmp(holes_trees->pdata[i], key) == 0) {
+      g_ptr_array_remove_index(holes_trees, i);
+      break;
+    }
+  g_mutex_unlock(&holes_lock);
+  free(real);
+}
+
+/* Whether the archive directory @dir lies under a trusted tree. */
+static gboolean
+holes_trusted(const char *dir)
+{
+  char *real = realpath(dir, NULL);
+  gboolean yes = FALSE;
+  if (real == NULL)
+    return FALSE;
+  g_mutex_lock(&holes_lock);
+  for (guint i = 0; holes_trees != NULL && i < holes_trees->len && !yes; i++) {
+    const char *t = holes_trees->pdata[i];
+    gsize n = strlen(t);
+    yes = strncmp(real, t, n) == 0 && (real[n] == '/' || real[n] == '\0');
+  }
+  g_mutex_unlock(&holes_lock);
+  free(real);
+  return yes;
+}
+
 /* The holes a reader of a replica declared in segment @number: the file
  * "<N>.holes" beside it, one line "A B" (decimal) per byte range [A, B)
  * of the segment that no object of the replica held whole and good (a
  * part missing or damaged, docs/REPLICA.md), A and B on record
- * boundaries. A root's own archive has none. Returns the pairs (guint64
- * A, B, in file order), empty when there is no such file; a line that does
- * not parse ends the list (the segment then stops at that hole). */
+ * boundaries; B may lie past the end of the file (the bytes to the end
+ * are lost). Read only when the archive lies under a tree a remote reader
+ * of this process trusts (sqlenvfs_archive_trust_holes_under): a root's
+ * own archive has none, and a stray one there is ignored, with a message.
+ * (@say: as a message, else only as a debug line, for the refreshes after).
+ * Returns the pairs (guint64 A, B, in file order), empty when there is no
+ * such file; a line that does not parse ends the list (the segment then
+ * stops at that hole). */
 static GArray *
-read_holes(const SqlenvfsArchive *a, guint64 number)
+read_holes(const SqlenvfsArchive *a, guint64 number, gboolean say)
 {
   GArray *out = g_array_new(FALSE, FALSE, sizeof(guint64));
   g_autofree char *name = archive_seg_name(number, "holes");
@@ -198,6 +274,12 @@ read_holes(const SqlenvfsArchive *a, guint64 number)
 
   if (!g_file_get_contents(path, &data, NULL, NULL))
     return out;
+  if (!holes_trusted(a->dir)) {
+    g_log(G_LOG_DOMAIN, say ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_DEBUG,
+          "archive %s: %s is not used: only a reader of a replica declares holes, in its own "
+          "temporary tree (remove the file; `sqlenvfs verify` checks the segment)", a->dir, path);
+    return out;
+  }
   lines = g_strsplit(data, "\n", -1);
   for (char **l = lines; *l != NULL && **l != '\0'; l++) {
     guint64 ab[2];
@@ -209,14 +291,36 @@ read_holes(const SqlenvfsArchive *a, guint64 number)
   return out;
 }
 
-/* Where the hole of @holes (read_holes) that starts at @off ends, or 0. */
+/* Where the holes of @holes (read_holes) that contain byte @off (A <= @off
+ * < B) end, following holes that touch or overlap: @off itself when no
+ * hole contains it. */
 static guint64
-hole_end_at(const GArray *holes, guint64 off)
+past_holes(const GArray *holes, guint64 off)
 {
+  gboolean moved = TRUE;
+  while (moved) {
+    moved = FALSE;
+    for (guint i = 0; holes != NULL && i + 1 < holes->len; i += 2) {
+      guint64 a = g_array_index(holes, guint64, i), b = g_array_index(holes, guint64, i + 1);
+      if (a <= off && off < b) {
+        off = b;
+        moved = TRUE;
+      }
+    }
+  }
+  return off;
+}
+
+/* Where the first hole of @holes that starts after byte @off starts
+ * (G_MAXUINT64: none): a record at @off must end at or before it. */
+static guint64
+next_hole(const GArray *holes, guint64 off)
+{
+  guint64 next = G_MAXUINT64;
   for (guint i = 0; holes != NULL && i + 1 < holes->len; i += 2)
-    if (g_array_index(holes, guint64, i) == off)
-      return g_array_index(holes, guint64, i + 1);
-  return 0;
+    if (g_array_index(holes, guint64, i) > off)
+      next = MIN(next, g_array_index(holes, guint64, i));
+  return next;
 }
 
 /* Load the entries of segment @si starting at @from_offset with expected
@@ -233,24 +337,33 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
   SegFile sf;
   guint64 off = from_offset, seq = from_seq;
-  gboolean sealed = FALSE, tail_bad = FALSE;
+  gboolean sealed = FALSE, tail_bad = FALSE, lost_to_end = FALSE;
   g_autofree guint8 *chunk = NULL;
   g_autoptr(GArray) holes = NULL;
+  /* The segment header lies in a declared hole: the records after the hole
+   * are read, the first of them giving the segment's first seq. */
+  gboolean head_lost = FALSE;
 
   if (!archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, error))
     return FALSE;
   seg->size = sf.size;
   if (!sf.hdr_ok) {
-    g_debug("archive %s: %s: %s", a->dir, sf.path, sf.hdr_why);
-    seg->is_damaged = TRUE;
-    archive_seg_file_close(&sf);
-    return TRUE;
+    holes = read_holes(a, seg->number, from_offset == 0);
+    head_lost = past_holes(holes, 0) >= SEG_HEADER_SIZE;
+    g_debug("archive %s: %s: %s%s", a->dir, sf.path, sf.hdr_why,
+            head_lost ? " (in a declared hole: the records after it are read)" : "");
+    if (!head_lost) {
+      seg->is_damaged = TRUE;
+      archive_seg_file_close(&sf);
+      return TRUE;
+    }
+  } else {
+    seg->first_seq = sf.hdr.first_seq;
+    seg->created = sf.hdr.created;
   }
-  seg->first_seq = sf.hdr.first_seq;
-  seg->created = sf.hdr.created;
   if (off == 0) {
     off = SEG_HEADER_SIZE;
-    seq = sf.hdr.first_seq;
+    seq = head_lost ? 0 : sf.hdr.first_seq;
   }
 
   /* The index, up to its first entry that is not the next record: past
@@ -258,7 +371,7 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
    * otherwise resume the index beyond the entry open stopped at). */
   if (from_offset == 0)
     a->is_last_index_bad = FALSE;
-  if (!a->is_last_index_bad) {
+  if (!a->is_last_index_bad && !head_lost) {
     g_autofree char *iname = archive_seg_name(seg->number, "idx");
     g_autofree char *ipath = g_build_filename(a->dir, iname, NULL);
     int ifd = open(ipath, O_RDONLY | O_CLOEXEC);
@@ -322,27 +435,34 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
   }
 
   /* Past the index: scan record headers (an unindexed tail, or a damaged
-   * index). A declared hole (read_holes) is stepped over: its bytes are
-   * never read, and the records after it, whose seq jumps, follow a DAMAGED
-   * gap (add_entry; invariant 2: never bridged). */
-  if (!sealed && !tail_bad)
-    holes = read_holes(a, seg->number);
-  while (!sealed && !tail_bad && off + REC_HEADER_SIZE <= sf.size) {
+   * index). A declared hole (read_holes) that contains the offset is
+   * stepped over: its bytes are never read, a record reaching into one is
+   * not taken, and the records after it, whose seq jumps, follow a DAMAGED
+   * gap (add_entry; invariant 2: never bridged). Bytes lost up to the end
+   * of the segment (a hole with no record after it) end it damaged; in the
+   * last segment, a DAMAGED gap after its last record says so (gap_at_end),
+   * so that the times after that record are refused, never answered with
+   * an older state. */
+  if (!sealed && !tail_bad && holes == NULL)
+    holes = read_holes(a, seg->number, from_offset == 0);
+  while (!sealed && !tail_bad) {
     guint8 hdr[REC_HEADER_SIZE];
     gsize got;
     SqlenvfsArchiveEntry e;
-    guint64 skip = hole_end_at(holes, off);
-    if (skip > off) {
-      if (skip + REC_HEADER_SIZE > sf.size)
-        break;
-      off = skip;
+    guint64 past = past_holes(holes, off);
+    gboolean after_hole = past > off || seq == 0;
+    if (past + REC_HEADER_SIZE > sf.size) {
+      lost_to_end = past > off;
+      break;
     }
+    off = past;
     if (!archive_pread_full(sf.fd, hdr, sizeof hdr, off, &got, sf.path, error)) {
       archive_seg_file_close(&sf);
       return FALSE;
     }
     if (got < sizeof hdr || !archive_decode_header(hdr, &e) ||
-        (skip > 0 ? e.seq <= seq : e.seq != seq) || off + e.length > sf.size)
+        (after_hole ? e.seq < seq : e.seq != seq) || off + e.length > sf.size ||
+        off + e.length > next_hole(holes, off))
       break;
     seq = e.seq;
     e.offset = off;
@@ -353,6 +473,8 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
       }
       break;
     }
+    if (head_lost && seg->n_entries == 0)
+      seg->first_seq = e.seq;
     add_entry(a, &e, si);
     off += e.length;
     seq++;
@@ -366,6 +488,13 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seg->is_damaged = TRUE;
   if (!sealed && !is_last)
     seg->is_damaged = TRUE;
+  if (lost_to_end) {
+    g_debug("archive %s: %s: bytes from %" G_GUINT64_FORMAT " to its end are in a declared "
+            "hole", a->dir, sf.path, off);
+    seg->is_damaged = TRUE;
+    if (is_last)
+      gap_at_end(a, si);
+  }
   a->next_offset = off;
   archive_seg_file_close(&sf);
   return TRUE;

@@ -36,6 +36,7 @@
 #include "sqlenvfs/s3.h"
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/testhooks.h"
+#include "sqlenvfs/timeline.h"
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
@@ -145,6 +146,7 @@ struct _SqlenvfsRemote {
   int lock_fd;           /* the cache's lock (cache mode), or -1 */
   char *verify;          /* "`sqlenvfs verify --remote URL`", for advice in messages */
   GPtrArray *lost;       /* Lost *, in the order found, one per key */
+  gboolean holes_trusted; /* the archives under @root_dir read its holes files */
 };
 
 /* A sealed segment of the replica read on demand by mount --remote: its
@@ -244,6 +246,8 @@ sqlenvfs_remote_free(SqlenvfsRemote *r)
     return;
   g_clear_pointer(&r->root, sqlenvfs_root_free);
   g_clear_pointer(&r->plan_root, sqlenvfs_root_free);
+  if (r->holes_trusted)
+    sqlenvfs_archive_untrust_holes_under(r->root_dir);
   if (r->tmp != NULL) {
     g_autoptr(GError) err = NULL;
     if (!sqlenvfs_rm_rf(r->tmp, &err))
@@ -648,6 +652,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error))
       return NULL;
+    sqlenvfs_archive_trust_holes_under(r->root_dir);
+    r->holes_trusted = TRUE;
     /* One session per cache: its segment files are filled on demand by
      * the session that made them. */
     r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
@@ -698,6 +704,9 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->root_dir = g_build_filename(r->tmp, "root", NULL);
   if (!make_dirs(r->plan_dir, error) || !make_dirs(r->root_dir, error))
     return NULL;
+  /* Only this tree's archives read the holes files settle_parts writes. */
+  sqlenvfs_archive_trust_holes_under(r->root_dir);
+  r->holes_trusted = TRUE;
   r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
   if (r->plan_root == NULL)
     return NULL;
@@ -1383,6 +1392,14 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
                                            g_array_index(s->parts, Part, 0).a);
     lost_add(r, d->name, key, "is missing", last_time, 0);
   }
+  /* The sealed segments lost before this one end at its first good record
+   * (to_us 0 is left only where no record after an object is known). */
+  for (guint k = 0; k < r->lost->len; k++) {
+    Lost *l = r->lost->pdata[k];
+    if (l->to_us == 0 && g_str_equal(l->db, d->name) && g_str_has_suffix(l->key, ".seg") &&
+        strcmp(l->key, rel) < 0)
+      g_ptr_array_add(pending, l);
+  }
   if (n > 0) {
     fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -1421,12 +1438,6 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
         g_string_append_printf(holes, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", hole_a,
                                p->a);
       in_hole = FALSE;
-      /* The sealed segments lost before this one end where it begins. */
-      for (guint k = 0; i == 0 && first != 0 && k < r->lost->len; k++) {
-        Lost *l = r->lost->pdata[k];
-        if (l->to_us == 0 && g_str_equal(l->db, d->name) && g_str_has_suffix(l->key, ".seg"))
-          l->to_us = first;
-      }
       if (first != 0) {
         for (guint k = 0; k < pending->len; k++)
           if (((Lost *)pending->pdata[k])->to_us == 0)
@@ -2705,26 +2716,59 @@ static gboolean remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenvfs
                                const char *output, gboolean overwrite,
                                SqlenvfsRestorePlan **plan_out, GError **error);
 
+/* The time of the break after which @db's archive in the fetched tree has
+ * no recoverable state (the head of its last chain, when no window reaches
+ * it: sqlenvfs_timeline_unrecoverable_tail), in *@at; FALSE when there is
+ * none or the tree cannot be read. */
+static gboolean
+tail_break(const SqlenvfsRemote *r, const char *db, gint64 *at)
+{
+  g_autoptr(GError) local = NULL;
+  SqlenvfsTimeline *tl = sqlenvfs_timeline_open(r->root, db, &local);
+  g_autofree char *why = NULL;
+  gint64 to = 0;
+  gboolean found;
+  if (tl == NULL) {
+    g_debug("replica %s: %s: reading the fetched archive again: %s", r->conf->url, db,
+            local->message);
+    return FALSE;
+  }
+  found = sqlenvfs_timeline_unrecoverable_tail(tl, at, &to, &why);
+  sqlenvfs_timeline_free(tl);
+  return found;
+}
+
 /* When the engine refused @t for @db because records are missing or
- * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object before
- * @t (the newest such), replace *@e by an error naming that object, the
+ * unreadable (SQLENVFS_ERROR_GAP) and the replica lost an object whose
+ * records span that time, replace *@e by an error naming that object, the
  * times around it and what to do; the engine's message would name the
- * local file after the gap, its time and a local command. */
+ * local file after the gap, its time and a local command. The time is @t,
+ * or for `latest` and a time at or after the break after which nothing
+ * can be restored (tail_break), the last time before that break; an
+ * object spans it when it lies in [from_us, to_us), to_us 0 meaning that
+ * no record after the object is known (open to the end). The newest such
+ * object is named; when none spans it, or for `earliest`, the engine's
+ * message stays. */
 static void
 explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GError *e)
 {
-  gint64 target = t->is_latest || t->is_earliest ? G_MAXINT64 : t->us;
+  gint64 target = t->us, brk = 0;
   const Lost *l = NULL;
   const char *rec, *rec_end;
   g_autofree char *recoverable = NULL;
   g_autofree char *when = NULL, *from = NULL, *to = NULL, *span = NULL;
 
   if (e == NULL || !g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) || db == NULL ||
-      strstr(e->message, "missing or unreadable") == NULL)
+      t->is_earliest || strstr(e->message, "missing or unreadable") == NULL)
+    return;
+  if (tail_break(r, db, &brk) && (t->is_latest || target >= brk))
+    target = brk - 1;
+  else if (t->is_latest)
     return;
   for (guint i = 0; i < r->lost->len; i++) {
     const Lost *x = r->lost->pdata[i];
-    if (g_str_equal(x->db, db) && x->from_us <= target && (l == NULL || x->from_us >= l->from_us))
+    if (g_str_equal(x->db, db) && x->from_us <= target && (x->to_us == 0 || target < x->to_us) &&
+        (l == NULL || x->from_us >= l->from_us))
       l = x;
   }
   if (l == NULL)
@@ -2746,8 +2790,9 @@ explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GErr
   e->message = g_strdup_printf(
     "%s: %s is not recoverable from the replica: %s%s%s %s (it held the "
     "records archived %s); restore to a time outside the gap%s%s%s, or run %s",
-    db, when, r->conf->url, g_str_has_suffix(r->conf->url, "/") ? "" : "/", l->key, l->why, span, recoverable ? " (recoverable: " : "",
-    recoverable ? recoverable : "", recoverable ? ")" : "", r->verify);
+    db, when, r->conf->url, g_str_has_suffix(r->conf->url, "/") ? "" : "/", l->key, l->why, span,
+    recoverable ? " (recoverable: " : "", recoverable ? recoverable : "", recoverable ? ")" : "",
+    r->verify);
 }
 
 gboolean

@@ -109,6 +109,7 @@ note "the part lost: $lose_key ($lose_t1 .. $lose_t2); the last backup pinned at
 t_in=$(python3 -c "import sys; print('%.6f' % ((float(sys.argv[1]) + float(sys.argv[2])) / 2))" \
   "$lose_t1" "$lose_t2")
 PK=g/wal_archives/app/$lose_key
+t_part=$t_in
 
 # 1. A part deleted: a window starts at the quiet backup; times after it
 #    restore exactly; a time in the gap is refused naming the part.
@@ -176,3 +177,116 @@ refused "$t_in" "$T/w/r5.db" "a time in a deleted sealed segment" "s/wal_archive
   "is missing" | sed 's/^/# /'
 ok_exact "$t_end" "$T/w/r6.db" "the last commit, after a deleted sealed segment"
 pass "a sealed segment deleted: a time in it refused naming it"
+
+# 4. A time after a lost object's records, before the window that starts
+#    after it (no base in between): refused, but not blamed on that object
+#    (its records end before the time); the engine's own reason stays.
+#    The object: a sealed segment well after the first backup, followed by
+#    another sealed one before the quiet backup.
+pin0=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/${bks[0]}/MANIFEST")
+pin1=$(sed -n 's/^pinned-at-us=//p' "$R/backups/prod/daily/${bks[1]}/MANIFEST")
+read -r m t_after < <(python3 - "$W" "$pin0" "$pin1" "${segs[@]}" <<'PY'
+import struct, sys
+w, pin0, pin1, segs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+def first(seg):  # the time of the segment's first record
+    return struct.unpack_from("<q", open("%s/%s" % (w, seg), "rb").read(96), 64 + 24)[0]
+for m in range(1, len(segs) - 2):
+    if first(segs[m - 1]) > pin0 + 500000 and first(segs[m + 1]) + 2000 < pin1 - 50000:
+        print(m, "%.6f" % ((first(segs[m + 1]) + 2000) / 1e6))
+        break
+PY
+)
+if [ -z "$m" ]; then
+  note "no sealed segment between two backups with room after it: case skipped"
+else
+  remote_replica x --parts 3
+  s3cmd_ -q del "$URL/wal_archives/app/${segs[$m]}" >/dev/null
+  rm -f "$T/w/r7.db"
+  msg=$(rremote "@$t_after" "$T/w/r7.db") && fail "restored $t_after, before any base after a gap"
+  [ ! -e "$T/w/r7.db" ] || fail "a failed restore left r7.db"
+  ! [[ $msg == *"${segs[$m]} is missing"* ]] ||
+    fail "a time after the deleted segment's records is blamed on it: $msg"
+  [[ $msg == *"missing or unreadable"* ]] || fail "a time after the gap: $msg"
+  echo "$msg" | sed 's/^/# /'
+  pass "a time after a lost object's records: not blamed on that object"
+fi
+
+# damage_part KEY OFFSET: flip a byte of part KEY (of the replica at $URL) at
+# OFFSET (negative: from its end) and upload it again (its ETag matches)
+damage_part() {
+  s3cmd_ -q get --force "$URL/wal_archives/app/$1" "$T/dpart" >/dev/null
+  python3 - "$T/dpart" "$2" <<'PY'
+import sys
+b = bytearray(open(sys.argv[1], "rb").read())
+b[int(sys.argv[2])] ^= 0x55
+open(sys.argv[1], "wb").write(b)
+PY
+  s3cmd_ -q put "$T/dpart" "$URL/wal_archives/app/$1" >/dev/null
+}
+read -r first_key first_t1 first_t2 < <(head -1 "$T/parts")
+read -r last_key last_t1 last_t2 < <(tail -1 "$T/parts")
+t_first_in=$(python3 -c "import sys; print('%.6f' % (sum(map(float, sys.argv[1:])) / 2))" \
+  "$first_t1" "$first_t2")
+
+# 5. The first part of the unsealed segment damaged in a record (its
+#    segment header checks): a gap from byte 0; the later parts are used
+#    and a later base starts a window there.
+remote_replica h --parts 8
+damage_part "$first_key" -40
+ok_exact "$t_end" "$T/w/r8.db" "the last commit, after a damaged first part"
+refused "$t_first_in" "$T/w/r9.db" "a time in the damaged first part" \
+  "h/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+pass "the first part damaged in a record: stepped over, a window after it"
+
+# 6. The same with its segment header damaged: still a gap from byte 0,
+#    the records after it used.
+remote_replica i --parts 8
+damage_part "$first_key" 20
+ok_exact "$t_end" "$T/w/r10.db" "the last commit, after a damaged segment header"
+refused "$t_first_in" "$T/w/r11.db" "a time in the part with the damaged header" \
+  "i/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+pass "the segment header damaged: the records after its part are used"
+
+# 7. The last part damaged: latest and the times after the last good
+#    record are refused naming the part, never answered with an older
+#    state; a time before the part restores exactly.
+remote_replica j --parts 8
+damage_part "$last_key" -40
+rm -f "$T/w/r12.db"
+msg=$(rremote latest "$T/w/r12.db") && fail "latest with the last part damaged: an older state"
+[ ! -e "$T/w/r12.db" ] || fail "a failed restore left r12.db"
+[[ $msg == *"s3://$S3_BUCKET/j/wal_archives/app/$last_key is damaged"*"verify --remote"* ]] ||
+  fail "latest with the last part damaged: $msg"
+echo "$msg" | sed 's/^/# /'
+refused_any() {  # T OUT WHAT KEY: refused, naming KEY as damaged
+  local msg rc=0
+  rm -f "$2"
+  msg=$(rremote "@$1" "$2") || rc=$?
+  [ "$rc" -ne 0 ] || fail "$3: restored a time after the damaged last part"
+  [ ! -e "$2" ] || fail "$3: a failed restore left $2"
+  [[ $msg == *"s3://$S3_BUCKET/$4 is damaged"* ]] || fail "$3: does not name $4: $msg"
+}
+refused_any "$t_end" "$T/w/r13.db" "the last commit, in the damaged last part" \
+  "j/wal_archives/app/$last_key"
+t_before=$(awk -v n="$n_parts" 'NR == n - 1 {print $3}' "$T/parts")
+ok_exact "$t_before" "$T/w/r14.db" "the last record before the damaged last part"
+pass "the last part damaged: latest and the times in it refused naming it"
+
+# 8. A holes file in a root's own archive (a copied temporary tree): not
+#    used, said so; the root's restores are as they were (also scanning the
+#    segment, its index put aside).
+idx=$W/${last_seg%.seg}.idx
+[ ! -e "$idx" ] || mv "$idx" "$T/idx.aside"
+echo "$(echo "$lose_key" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')" \
+  > "$W/${last_seg%.seg}.holes"
+rm -f "$T/w/r15.db"
+"$SQLENVFS" restore --root "$R" --time "@$t_part" --output "$T/w/r15.db" \
+  >/dev/null 2>"$T/r15.err" ||
+  fail "a holes file in the root's own archive refused a restore: $(cat "$T/r15.err")"
+python3 "$CHECK" check-file "$T/log" "$T/w/r15.db" "$t_part" >/dev/null ||
+  fail "a holes file in the root's own archive: a wrong database"
+grep -q "holes is not used" "$T/r15.err" ||
+  fail "a holes file in the root's own archive is ignored silently: $(cat "$T/r15.err")"
+rm -f "$W/${last_seg%.seg}.holes"
+[ ! -e "$T/idx.aside" ] || mv "$T/idx.aside" "$idx"
+pass "a holes file in a root's own archive: not used, and said so"
