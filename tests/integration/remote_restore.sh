@@ -73,12 +73,18 @@ curl -fsS "$PX/__fault/arm?kind=delay&count=1000&match=.seg&arg=400" >/dev/null 
 (cd "$T/intr" && exec "$SQLENVFS" restore --remote "$URL" --time latest --output i.db) \
   > /dev/null 2>&1 &
 ipid=$!
+# A segment being fetched is written under a temporary name beside its
+# own (.tmp-fetch-<name>-<pid>), and every one is put in place once all
+# are fetched and checked.
+fetching() {
+  compgen -G "$T/intr/.tmp-remote-*/root/backups/prod/wal_archives/app/.tmp-fetch-*.seg-*" \
+    >/dev/null
+}
 for _ in $(seq 200); do
-  ls "$T"/intr/.tmp-remote-*/root/backups/prod/wal_archives/app/*.seg >/dev/null 2>&1 && break
+  fetching && break
   sleep 0.05
 done
-ls "$T"/intr/.tmp-remote-*/root/backups/prod/wal_archives/app/*.seg >/dev/null 2>&1 ||
-  fail "restore --remote fetched no segment into its temporary tree"
+fetching || fail "restore --remote fetched no segment into its temporary tree"
 kill -INT "$ipid"
 st=0
 wait "$ipid" || st=$?
