@@ -195,3 +195,20 @@ pitr_grow_segments() {
   PITR_NSEGS=$(ls "$a" | grep -c '\.seg$')
   [ "$PITR_NSEGS" -ge "$n" ] || fail "the archive did not grow to $n segments: $PITR_NSEGS"
 }
+
+# pitr_commit_tx ROOT KIND: one commit into ROOT's production tx table.
+pitr_commit_tx() {
+  sqlite3 -cmd ".timeout 10000" "$1/data/prod/app.db" \
+    "INSERT INTO tx(kind, payload, crc) VALUES ('$2', x'00', 0)"
+}
+
+# pitr_take ROOT KIND: a commit, then a backup or a snapshot (KIND) of
+# ROOT's production; prints the new copy's name.
+pitr_take() {
+  local dir=$1/backups/prod/daily before
+  [ "$2" = snapshot ] && dir=$1/backups/prod/snapshots
+  before=$(ls "$dir" 2>/dev/null | sort)
+  pitr_commit_tx "$1" "$2"
+  "$SQLENVFS" "$2" --root "$1" >/dev/null || fail "$2"
+  comm -13 <(echo "$before") <(ls "$dir" | sort)
+}

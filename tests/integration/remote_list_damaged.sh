@@ -11,16 +11,8 @@ source "$SRCDIR/tests/integration/remote_lib.sh"
 remote_begin
 db=$R/data/prod/app.db
 DAILY=$R/backups/prod/daily SNAPS=$R/backups/prod/snapshots
-commit() { sqlite3 -cmd ".timeout 10000" "$db" "INSERT INTO tx(kind, payload, crc) VALUES ('$1', x'00', 0)"; }
-# take KIND: a backup or snapshot after a commit; prints its name.
-take() {
-  local dir=$DAILY before
-  [ "$1" = snapshot ] && dir=$SNAPS
-  before=$(ls "$dir" 2>/dev/null | sort)
-  commit "$1"
-  "$SQLENVFS" "$1" --root "$R" >/dev/null || fail "$1"
-  comm -13 <(echo "$before") <(ls "$dir" | sort)
-}
+commit() { pitr_commit_tx "$R" "$1"; }
+take() { pitr_take "$R" "$1"; }
 pitr_start_archiver "$R" "$T/a"
 b1=$(take backup)
 b2=$(take backup)
