@@ -1128,9 +1128,14 @@ before_words(SqlenvfsWindowBefore before)
 /* The gaps in the recoverable history of @name within retention: stretches
  * between two windows of @tl (a capture gap, damaged records, an outage,
  * no base) that end at or after now minus [retention] pitr-keep-days (all
- * of them when it is 0). One warning, with how many, the newest one's
- * times and reason, and what to do; nothing when there is none. The part
- * past the last window is check_recoverable's. */
+ * of them when it is 0). One finding, with how many, the newest one's
+ * times and reason, and what to do; nothing when there is none. A warning
+ * when one of them is damage (a segment that cannot be read, now); a gap
+ * in capture or an outage is a fact of the history, said as ok: while the
+ * archiver is down the archiver checks warn, and the gaps it records are
+ * conservative (a WAL checkpointed away while it was stopped is one,
+ * written to or not). The part past the last window is
+ * check_recoverable's. */
 static void
 check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
 {
@@ -1143,12 +1148,14 @@ check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
   g_autofree char *from_s = NULL, *to_s = NULL, *keep = NULL, *note = NULL;
   const char *action;
   guint n = 0;
+  gboolean damage = FALSE;
 
   for (guint i = 1; windows != NULL && i < windows->len; i++) {
     const SqlenvfsRestoreWindow *w = windows->pdata[i];
     if (w->from_us < since)
       continue;
     n++;
+    damage = damage || w->before == SQLENVFS_BEFORE_DAMAGE;
     newest = w;
     before_newest = windows->pdata[i - 1];
   }
@@ -1181,8 +1188,9 @@ check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
              "after it";
     break;
   }
-  sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "gaps", d->subject, dir,
-                             action,
+  sqlenvfs_doctor_report_add(c->report,
+                             damage ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_OK, "gaps",
+                             d->subject, dir, action,
                              "the recoverable history has %u gap%s %s; the newest, from %s to "
                              "%s, cannot be restored: %s%s",
                              n, n == 1 ? "" : "s", keep, from_s, to_s,
