@@ -1197,26 +1197,33 @@ link_into_root(SqlenvfsRemote *r, const char *key, GError **error)
   return TRUE;
 }
 
-/* How many of the parts of @s (in order of A) a reader uses: from the
- * first, which must start at 0 (it holds the segment header), up to one
- * that overlaps the next or whose size is not the one its name says; a
- * part whose A is past the previous part's B follows a hole (the bytes no
- * part holds: a part missing), which settle_parts declares to the engine.
- * With @r, says why it stopped. */
+/* A part holds what its name says: its size is B - A. One that does not
+ * is not fetched (its size is checked as it is fetched: the listing must
+ * agree); settle_parts declares its bytes a hole. */
+static gboolean
+part_usable(const Part *p)
+{
+  return (guint64)p->obj->size == p->b - p->a;
+}
+
+/* How many of the parts of @s (in order of A) a reader takes: all of them,
+ * up to one that overlaps the next. The bytes no part holds (a part
+ * missing, the first included: the segment header is then in a hole) and
+ * those of a part that is not usable (part_usable) are holes, and so is
+ * everything after the parts taken, to the end of the last part listed:
+ * settle_parts declares them to the engine, so that a time whose state
+ * lies in them is refused, never answered with an older state. With @r,
+ * says what is not used and why. */
 static guint
 parts_in_use(const SqlenvfsRemote *r, const Db *d, const Seg *s)
 {
-  guint64 end = 0;
   for (guint i = 0; i < s->parts->len; i++) {
     const Part *p = &g_array_index(s->parts, Part, i);
     const Part *next = i + 1 < s->parts->len ? &g_array_index(s->parts, Part, i + 1) : NULL;
-    if (i == 0 && p->a != 0) {
-      if (r != NULL)
-        g_message("replica %s: %s: segment %016" G_GUINT64_FORMAT " has no part from byte 0 "
-                  "(its first is %s): none of it is used", r->conf->url, d->name, s->number,
-                  p->obj->key);
-      return 0;
-    }
+    if (i == 0 && p->a != 0 && r != NULL)
+      g_message("replica %s: %s: segment %016" G_GUINT64_FORMAT " has no part from byte 0 "
+                "(its first is %s): its records from there on follow a gap",
+                r->conf->url, d->name, s->number, p->obj->key);
     if (next != NULL && next->a < p->b) {
       /* A root uploads each byte range once, under one key (a part cut
        * short is uploaded again under the same key): parts that overlap
@@ -1227,24 +1234,19 @@ parts_in_use(const SqlenvfsRemote *r, const Db *d, const Seg *s)
                   "%s): two histories were shipped to this replica (a copy of the root, or the "
                   "root put back from an older image, shipped beside it); what follows byte %"
                   G_GUINT64_FORMAT " is not used", r->conf->url, d->name, s->number,
-                  p->obj->key, next->obj->key, end);
+                  p->obj->key, next->obj->key, p->a);
       return i;
     }
-    if ((guint64)p->obj->size != p->b - p->a) {
-      /* Its size is checked as it is fetched: the listing must agree. */
-      if (r != NULL)
-        g_message("replica %s: part %s holds %" G_GINT64_FORMAT " bytes, its name says %"
-                  G_GUINT64_FORMAT ": the segment stops before it",
-                  r->conf->url, p->obj->key, p->obj->size, p->b - p->a);
-      return i;
-    }
-    end = p->b;
+    if (!part_usable(p) && r != NULL)
+      g_message("replica %s: part %s holds %" G_GINT64_FORMAT " bytes, its name says %"
+                G_GUINT64_FORMAT ": its bytes are a gap", r->conf->url, p->obj->key,
+                p->obj->size, p->b - p->a);
   }
   return s->parts->len;
 }
 
-/* Items for segment @s of @d into @base: the whole .seg, or the parts
- * parts_in_use gives, each at its offset (a hole stays a hole). */
+/* Items for segment @s of @d into @base: the whole .seg, or the usable
+ * parts parts_in_use takes, each at its offset (a hole stays a hole). */
 static void
 add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base,
                   GPtrArray *items)
@@ -1261,15 +1263,9 @@ add_segment_items(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base
   n = parts_in_use(r, d, s);
   for (guint i = 0; i < n; i++) {
     const Part *p = &g_array_index(s->parts, Part, i);
-    add_item(items, p->obj, path, p->a);
+    if (part_usable(p))
+      add_item(items, p->obj, path, p->a);
   }
-}
-
-static gboolean
-segment_has_data(const Seg *s)
-{
-  return s->seg != NULL ||
-         (s->parts->len > 0 && g_array_index(s->parts, Part, 0).a == 0);
 }
 
 /* Remember @key of @db as lost (why, and the times around it), once: a
@@ -1362,12 +1358,16 @@ check_part(const guint8 *p, gsize len, guint64 a, guint64 number, guint64 *seq, 
 
 /* After the parts of the unsealed segment @s of @d were fetched into
  * @base (add_segment_items), check each whole (check_part). The bytes no
- * part holds (a part missing) and the parts that do not check are holes:
- * written, merged, to "<N>.holes" beside the segment, where the engine
- * steps over them (archive_reader.c, read_holes) so that a base whose
- * state lies after a hole starts a window there; and each is remembered
- * as lost (lost_add), with the times of the records around it. FALSE and
- * *error only when the files cannot be read or written. */
+ * part holds (a part missing, the first one included), the parts that are
+ * not usable or do not check, and all bytes after the parts taken (parts
+ * that overlap: parts_in_use) are holes: written, merged, to "<N>.holes"
+ * beside the segment, where the engine steps over them (archive_reader.c,
+ * read_holes) so that a base whose state lies after a hole starts a window
+ * there, and a hole running to the end of the last part listed ends the
+ * segment damaged; the file is made that long (its holes read as zeros).
+ * Each is remembered as lost (lost_add), with the times of the records
+ * around it. FALSE and *error only when the files cannot be read or
+ * written. */
 static gboolean
 settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GError **error)
 {
@@ -1380,18 +1380,16 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
   g_autoptr(GString) holes = g_string_new(NULL);
   g_autoptr(GPtrArray) pending = g_ptr_array_new(); /* Lost * whose to_us is to come */
   guint n = parts_in_use(NULL, d, s);
-  guint64 end = 0, seq = 0, hole_a = 0;
+  guint64 end = 0, seq = 0, hole_a = 0, listed = 0;
   gint64 last_time = time_before_seg(d, s);
   gboolean in_hole = FALSE;
-  int fd = -1;
+  struct stat st;
+  int fd;
 
   if (s->seg != NULL || s->parts->len == 0)
     return TRUE;
-  if (n == 0 && g_array_index(s->parts, Part, 0).a != 0) {
-    g_autofree char *key = g_strdup_printf("%s.part-%016d-%016" G_GUINT64_FORMAT, rel, 0,
-                                           g_array_index(s->parts, Part, 0).a);
-    lost_add(r, d->name, key, "is missing", last_time, 0);
-  }
+  for (guint i = 0; i < s->parts->len; i++)
+    listed = MAX(listed, g_array_index(s->parts, Part, i).b);
   /* The sealed segments lost before this one end at its first good record
    * (to_us 0 is left only where no record after an object is known). */
   for (guint k = 0; k < r->lost->len; k++) {
@@ -1400,17 +1398,39 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
         strcmp(l->key, rel) < 0)
       g_ptr_array_add(pending, l);
   }
-  if (n > 0) {
-    fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-      return sqlenvfs_error_errno(error, errno, "open", path);
+  /* No part fetched (none usable) leaves no file: one of holes only. */
+  fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  if (fstat(fd, &st) != 0 ||
+      ((guint64)st.st_size < listed && ftruncate(fd, (off_t)listed) != 0)) {
+    int e = errno;
+    close(fd);
+    return sqlenvfs_error_errno(error, e, "extend", path);
   }
-  for (guint i = 0; i < n; i++) {
-    const Part *p = &g_array_index(s->parts, Part, i);
-    g_autofree guint8 *buf = g_malloc(p->b - p->a);
+  for (guint i = 0; i <= n; i++) {
+    const Part *p = i < n ? &g_array_index(s->parts, Part, i) : NULL;
+    g_autofree guint8 *buf = NULL;
     g_autofree char *why = NULL;
     gint64 first = 0, last = last_time;
     gsize got = 0;
+    if (p == NULL && n == s->parts->len)
+      break;
+    if (p == NULL) {
+      /* Parts that overlap: the bytes from the first of them on. */
+      const Part *o = &g_array_index(s->parts, Part, n);
+      const Part *o2 = &g_array_index(s->parts, Part, n + 1);
+      g_autofree char *what = g_strdup_printf("overlaps %s%s%s: two histories were shipped to "
+                                              "this replica", r->conf->url,
+                                              g_str_has_suffix(r->conf->url, "/") ? "" : "/",
+                                              o2->obj->key);
+      g_ptr_array_add(pending, lost_add(r, d->name, o->obj->key, what, last_time, 0));
+      if (!in_hole)
+        hole_a = end;
+      in_hole = TRUE;
+      end = listed;
+      break;
+    }
     if (p->a != end) {
       g_autofree char *key = g_strdup_printf("%s.part-%016" G_GUINT64_FORMAT "-%016"
                                              G_GUINT64_FORMAT, rel, end, p->a);
@@ -1420,12 +1440,18 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
       in_hole = TRUE;
       seq = 0;
     }
-    if (!archive_pread_full(fd, buf, p->b - p->a, p->a, &got, path, error)) {
-      close(fd);
-      return FALSE;
+    if (part_usable(p)) {
+      buf = g_malloc(p->b - p->a);
+      if (!archive_pread_full(fd, buf, p->b - p->a, p->a, &got, path, error)) {
+        close(fd);
+        return FALSE;
+      }
+      why = got == p->b - p->a ? check_part(buf, got, p->a, s->number, &seq, &first, &last)
+                               : g_strdup("it is cut short");
+    } else {
+      why = g_strdup_printf("it holds %" G_GINT64_FORMAT " bytes, its name says %"
+                            G_GUINT64_FORMAT, p->obj->size, p->b - p->a);
     }
-    why = got == p->b - p->a ? check_part(buf, got, p->a, s->number, &seq, &first, &last)
-                             : g_strdup("it is cut short");
     if (why != NULL) {
       g_autofree char *what = g_strdup_printf("is damaged: %s", why);
       g_ptr_array_add(pending, lost_add(r, d->name, p->obj->key, what, last_time, 0));
@@ -1448,9 +1474,9 @@ settle_parts(SqlenvfsRemote *r, const Db *d, const Seg *s, const char *base, GEr
     }
     end = p->b;
   }
-  if (fd >= 0)
-    close(fd);
-  /* A damaged last part: the engine stops where it starts. */
+  close(fd);
+  /* A hole at the end (a last part damaged or not usable, parts that
+   * overlap): the engine stops where it starts. */
   if (in_hole)
     g_string_append_printf(holes, "%" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT "\n", hole_a, end);
   if (holes->len == 0) {
@@ -2690,9 +2716,7 @@ restore_subset(SqlenvfsRemote *r, const Db *d, const SubsetPlan *sp, const Sqlen
   if (!sqlenvfs_mkdir_p(dir, 0700, error))
     return FALSE;
   for (guint i = sp->seg; i <= sp->last_seg; i++) {
-    const Seg *s = d->segs->pdata[i];
-    if (segment_has_data(s))
-      add_segment_items(r, d, s, r->root_dir, items);
+    add_segment_items(r, d, d->segs->pdata[i], r->root_dir, items);
   }
   if (!fetch_items(r, items, error))
     return FALSE;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Objects missing from or damaged in a replica, read from another machine:
-# a part of the unsealed segment deleted or damaged, a sealed segment
-# deleted, a backup's MANIFEST damaged. What such an object held is a gap:
+# a part of the unsealed segment deleted or damaged (the first and the last
+# included), one shorter than its name says, parts that overlap, a sealed
+# segment deleted, a backup's MANIFEST damaged. What such an object held is a gap:
 # a later base whose chain is complete starts a window of its own (as a
 # local reader's would after a gap), restores inside the gap are refused
 # with one line naming the object's key, the times it held and what to do,
@@ -290,3 +291,51 @@ grep -q "holes is not used" "$T/r15.err" ||
 rm -f "$W/${last_seg%.seg}.holes"
 [ ! -e "$T/idx.aside" ] || mv "$T/idx.aside" "$idx"
 pass "a holes file in a root's own archive: not used, and said so"
+
+# latest_refused NAME KEY WHY WHAT: latest is refused naming KEY (of the
+# replica NAME) with WHY, never answered with an older state
+latest_refused() {
+  local msg
+  rm -f "$T/w/rl.db"
+  msg=$(rremote latest "$T/w/rl.db") && fail "$4: latest gave an older state"
+  [ ! -e "$T/w/rl.db" ] || fail "$4: a failed restore left rl.db"
+  [[ $msg == *"s3://$S3_BUCKET/$1/wal_archives/app/$2 $3"*"verify --remote"* ]] ||
+    fail "$4: latest: $msg"
+  echo "$msg" | sed 's/^/# /'
+}
+# put_object FILE KEY: upload FILE as KEY of the replica at $URL
+put_object() { s3cmd_ -q put "$1" "$URL/wal_archives/app/$2" >/dev/null; }
+
+# 9. The first part of the unsealed segment deleted: its segment header
+#    is gone with it; a gap from byte 0, the later parts used, a later base
+#    starts a window there; a time in the part is refused naming it.
+remote_replica k --parts 8
+s3cmd_ -q del "$URL/wal_archives/app/$first_key" >/dev/null
+ok_exact "$t_end" "$T/w/r16.db" "the last commit, after a deleted first part"
+refused "$t_first_in" "$T/w/r17.db" "a time in the deleted first part" \
+  "k/wal_archives/app/$first_key" "is missing" | sed 's/^/# /'
+pass "the first part deleted: a gap from byte 0, the records after it used"
+
+# 10. The last part replaced by an object shorter than its name says (a
+#     listing that does not agree with the name): its bytes are a gap;
+#     latest is refused naming it, a time before it restores exactly.
+remote_replica l --parts 8
+s3cmd_ -q get --force "$URL/wal_archives/app/$last_key" "$T/lpart" >/dev/null
+truncate -s -7 "$T/lpart"
+put_object "$T/lpart" "$last_key"
+latest_refused l "$last_key" "is damaged: it holds" "a last part shorter than its name"
+ok_exact "$t_before" "$T/w/r18.db" "the last record before a part shorter than its name"
+pass "a part shorter than its name: a gap, latest refused naming it"
+
+# 11. A part overlapping the last one (two histories shipped to one
+#     replica): what follows the start of the last part is not used;
+#     latest is refused naming it, a time before it restores exactly.
+remote_replica m --parts 8
+read -r la lb < <(echo "$last_key" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')
+over=$(printf '%s.part-%016d-%016d' "$last_seg" $((la + 8)) $((lb + 8)))
+head -c $((lb - la)) /dev/urandom > "$T/opart"
+put_object "$T/opart" "$over"
+latest_refused m "$last_key" "overlaps s3://$S3_BUCKET/m/wal_archives/app/$over" \
+  "parts that overlap"
+ok_exact "$t_before" "$T/w/r19.db" "the last record before parts that overlap"
+pass "parts that overlap: latest refused naming them, never a mixed state"
