@@ -723,6 +723,43 @@ archive_seg_check(SqlenvfsArchive *a, guint si, GError **error)
   return seg_check(a, si, FALSE, error);
 }
 
+/* The seq of the first record segment @si holds (0: none). */
+static guint64
+first_seq_loaded(const SqlenvfsArchive *a, guint si)
+{
+  const ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, si);
+  if (ss->is_summarized)
+    return ss->s.first_seq;
+  for (guint i = ss->start; i < a->entries->len; i++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(a->entries, SqlenvfsArchiveEntry, i);
+    if (e->seq != 0)
+      return e->seq;
+  }
+  return 0;
+}
+
+/* Invariant 2 across segments: a segment's records come after those of
+ * the segments before it. Records that go back can only be two histories
+ * in one directory (segments of another root copied in); the searches by
+ * seq would then find the wrong record, so nothing is read until they are
+ * separated. */
+static gboolean
+check_seq_forward(const SqlenvfsArchive *a, guint si, guint64 prev_seq, GError **error)
+{
+  guint64 first = first_seq_loaded(a, si);
+  const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  if (prev_seq == 0 || first == 0 || first > prev_seq)
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+              "archive %s: %s starts at record %" G_GUINT64_FORMAT ", but the segments before "
+              "it reach record %" G_GUINT64_FORMAT ": two histories are in one archive "
+              "(segments of another root copied in?), and nothing is read from it until they "
+              "are separated: move %s and the segments after it out of the directory (keep "
+              "them), then run `sqlenvfs verify`", a->dir, seg->path, first, prev_seq,
+              seg->path);
+  return FALSE;
+}
+
 static gboolean
 load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
 {
@@ -730,6 +767,8 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     SqlenvfsArchiveSegment seg = { 0 };
     ArchiveSegSum ss = { 0 };
     g_autofree char *name = archive_seg_name(g_array_index(nums, guint64, k), "seg");
+    const SqlenvfsArchiveEntry *prev = last_real(a);
+    guint64 prev_seq = prev != NULL ? prev->seq : 0;
     GError *local = NULL;
     int fd = -1;
     guint si;
@@ -759,6 +798,8 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
       return FALSE;
     }
     g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
+    if (!check_seq_forward(a, si, prev_seq, error))
+      return FALSE;
   }
   return TRUE;
 }

@@ -2585,6 +2585,51 @@ START_TEST(test_lazy_segment_check)
 }
 END_TEST
 
+/* Two histories in one directory: a copy of segment 2 (its header made
+ * right for its new number) after the last segment. Its records go back
+ * to numbers the archive already holds; opening the archive fails naming
+ * it, rather than reading a gap and searching records by seq that are not
+ * in order. */
+START_TEST(test_seq_going_back)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *copy = NULL;
+  g_autofree guint8 *data = NULL;
+  g_autoptr(GArray) nums = NULL;
+  SqlenvfsArchive *a;
+  GError *error = NULL;
+  SegHeader sh;
+  const char *why = NULL;
+  guint64 next;
+  gsize len;
+  History h;
+
+  write_history(w, &h);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  nums = archive_list_segments(dir, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_ge(nums->len, 3);
+  next = g_array_index(nums, guint64, nums->len - 1) + 1;
+  copy = g_build_filename(dir, archive_seg_name(next, "seg"), NULL);
+  ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
+  ck_assert(archive_decode_seg_header(data, &sh, &why));
+  archive_encode_seg_header(data, next, sh.first_seq, sh.created, sh.prev_crc, sh.version);
+  ck_assert(g_file_set_contents(copy, (const char *)data, (gssize)len, NULL));
+  a = sqlenvfs_archive_open(dir, &error);
+  ck_assert_ptr_null(a);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, copy) != NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, "two histories") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  /* Moved out, the archive reads as before. */
+  ck_assert_int_eq(unlink(copy), 0);
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), nums->len);
+  sqlenvfs_archive_free(a);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Composition */
 
@@ -4684,6 +4729,7 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_v2_page_map);
   tcase_add_test(tc, test_summary_damage_and_missing);
   tcase_add_test(tc, test_lazy_segment_check);
+  tcase_add_test(tc, test_seq_going_back);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
   tcase_add_test(tc, test_compose_deferred_checks);
