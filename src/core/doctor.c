@@ -904,6 +904,25 @@ check_marker(Ctx *c, const DbFiles *d, sqlite3 *db, gboolean is_prod)
   }
 }
 
+/* Backups and snapshots whose MANIFEST cannot be read (@damaged:
+ * SqlenvfsDamagedCopy *): no restore uses them, and prune never removes
+ * them. */
+static void
+check_damaged_copies(Ctx *c, GPtrArray *damaged)
+{
+  for (guint i = 0; i < damaged->len; i++) {
+    const SqlenvfsDamagedCopy *d = damaged->pdata[i];
+    const char *kind = sqlenvfs_copy_kind_name(d->kind);
+    g_autofree char *action = g_strdup_printf(
+      "do not restore from it; take a new %s to replace it (`sqlenvfs %s`), then inspect and "
+      "remove its directory yourself: prune never removes it", kind, kind);
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", "root",
+                               d->manifest, action,
+                               "%s %s is damaged, and no restore uses it: %s", kind, d->name,
+                               d->reason);
+  }
+}
+
 /* The newest backup of @name that passes verification, and its age. */
 static void
 check_backups(Ctx *c, const DbFiles *d, const char *name)
@@ -1824,10 +1843,15 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
         "%s: it is not archived, backed up, served nor checked", (char *)unsupported->pdata[i]);
   }
   check_archiver(&c, names->len);
-  c.backups = sqlenvfs_store_list(root, SQLENVFS_KIND_BACKUP, &local);
-  if (c.backups == NULL) {
-    c.backups_error = g_strdup(local->message);
-    g_clear_error(&local);
+  {
+    g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(root, &local);
+    if (copies == NULL) {
+      c.backups_error = g_strdup(local->message);
+      g_clear_error(&local);
+    } else {
+      c.backups = g_ptr_array_ref(copies->backups);
+      check_damaged_copies(&c, copies->damaged);
+    }
   }
 
   /* Locks: one sample, and a second one later if someone held a write lock. */

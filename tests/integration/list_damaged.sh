@@ -3,8 +3,8 @@
 # match, truncated, garbage, missing, unreadable) is listed by `list` as
 # DAMAGED, in time order among the good copies, naming its MANIFEST, why and
 # what to do (--json: "damaged", the other keys as before); `verify`
-# reports each one BAD naming its MANIFEST and exits non-zero; a restore
-# never uses one.
+# reports each one BAD naming its MANIFEST and exits non-zero; `doctor`
+# reports each one as a failure; a restore never uses one.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -128,3 +128,19 @@ grep -Eq "^  base +backup $b1 " "$T/restore.out" ||
 assert_eq "$(sqlite3 "$T/latest.db" "SELECT kind FROM tx ORDER BY rowid DESC LIMIT 1")" last \
   "the last row restored"
 pass "restore --time latest starts from the newest good copy, never a damaged one"
+
+rc=0
+"$SQLENVFS" doctor --root "$R" --json > "$T/doctor.json" 2>"$T/doctor.err" || rc=$?
+[ "$rc" -eq 2 ] || fail "doctor exits $rc with damaged MANIFESTs: $(cat "$T/doctor.json" "$T/doctor.err")"
+python3 - "$T/doctor.json" "$b2 $b3 $b4 $b5 $s1" <<'PY' || fail "doctor: $(cat "$T/doctor.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+bad = sys.argv[2].split()
+found = [f for f in j["findings"] if f["severity"] == "failure" and "no restore uses it" in f["found"]]
+for n in bad:
+    f = [f for f in found if n in f["found"] and f["path"].endswith(n + "/MANIFEST")]
+    assert len(f) == 1, (n, found)
+    assert "take a new " in f[0]["action"], f[0]
+assert len(found) == len(bad), found
+PY
+pass "doctor reports each damaged copy as a failure, naming its MANIFEST"
