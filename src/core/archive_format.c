@@ -565,13 +565,20 @@ archive_seg_file_close(SegFile *sf)
  * archive_read_record), never past the size it had when it was opened: a
  * pass over a sealed segment's many small records then makes a few large
  * reads, not three small ones per record. */
+/* The window @sf needs: no larger than the file (which a window never
+ * reads past), so that a small segment's pass does not clear a huge page
+ * it never fills. */
+static gsize
+seg_window_size(const SegFile *sf)
+{
+  return (gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096));
+}
+
 void
 archive_seg_file_buffer(SegFile *sf)
 {
-  /* No larger than the file (which a window never reads past): a small
-   * segment's pass does not clear a huge page it never fills. */
   if (sf->win == NULL)
-    sf->win = sqlenvfs_alloc_large((gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096)));
+    sf->win = sqlenvfs_alloc_large(seg_window_size(sf));
   sf->win_start = 0;
   sf->win_len = 0;
 }
@@ -584,7 +591,7 @@ archive_seg_file_buffer(SegFile *sf)
 void
 archive_seg_file_buffer_with(SegFile *sf, guint8 **win, gsize *cap)
 {
-  gsize need = (gsize)MIN((guint64)SEG_WINDOW, MAX(sf->size, 4096));
+  gsize need = seg_window_size(sf);
 
   g_return_if_fail(sf->win == NULL);
   if (*cap < need) {

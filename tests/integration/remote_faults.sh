@@ -18,17 +18,6 @@ remote_replica f --parts 3
 mkdir -p "$T/w"
 cd "$T/w"
 
-# rremote T OUT: restore --remote; prints its error line (the engine's notes,
-# "sqlenvfs: ..." lines, also printed by a local restore, go to $T/notes);
-# exit status as restore's
-rremote() {
-  local rc=0
-  "$SQLENVFS" restore --remote "$URL" --time "$1" --output "$2" 2>"$T/rr.err" >/dev/null || rc=$?
-  grep -v '^sqlenvfs: ' "$T/rr.err" || true
-  grep '^sqlenvfs: ' "$T/rr.err" >> "$T/notes" || true
-  ! grep -q "\.tmp-remote" "$T/rr.err" || fail "a message names the temporary directory: $(cat "$T/rr.err")"
-  return $rc
-}
 # The time of the last record of segment file $1 (from its index).
 seg_last_time() {
   python3 - "$W/${1%.seg}.idx" <<'PY'

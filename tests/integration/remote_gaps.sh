@@ -47,13 +47,6 @@ remote_replica g --parts 8
 mkdir -p "$T/w"
 cd "$T/w"
 
-# rremote T OUT: restore --remote; prints its error line; exit status as restore's
-rremote() {
-  local rc=0
-  "$SQLENVFS" restore --remote "$URL" --time "$1" --output "$2" 2>"$T/rr.err" >/dev/null || rc=$?
-  grep -v '^sqlenvfs: ' "$T/rr.err" || true
-  return $rc
-}
 # ok_exact T OUT WHAT: the restore to T succeeds with exactly the commits up to T
 ok_exact() {
   local msg

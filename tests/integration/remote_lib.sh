@@ -135,3 +135,17 @@ remote_replica() {
   URL=s3://$S3_BUCKET/$name
   remote_push "$R" "$URL" "$@"
 }
+
+# rremote T OUT: restore --remote "$URL" to OUT at T; prints its error
+# line and returns restore's exit status. The engine's notes ("sqlenvfs:
+# ..." lines, also printed by a local restore) go to $T/notes. Fails the
+# test when a message names the temporary directory.
+rremote() {
+  local rc=0
+  "$SQLENVFS" restore --remote "$URL" --time "$1" --output "$2" 2>"$T/rr.err" >/dev/null || rc=$?
+  grep -v '^sqlenvfs: ' "$T/rr.err" || true
+  grep '^sqlenvfs: ' "$T/rr.err" >> "$T/notes" || true
+  ! grep -q "\.tmp-remote" "$T/rr.err" ||
+    fail "a message names the temporary directory: $(cat "$T/rr.err")"
+  return $rc
+}
