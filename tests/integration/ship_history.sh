@@ -3,7 +3,8 @@
 # shipped while the original was stopped: the original, started again, is
 # refused, ships nothing and lets go of the lease; a reader given parts of
 # both histories (as shipping on would have left them) uses neither past
-# the point where they part. Objects deleted from the replica behind the
+# the point where they part: latest is refused naming the parts, a time
+# before it restores. Objects deleted from the replica behind the
 # root's back are shipped again when it starts.
 source "$(dirname "$0")/lib.sh"
 source "$SRCDIR/tests/integration/ship_lib.sh"
@@ -75,13 +76,23 @@ tail -c +$((a + 1)) "$seg" >"$T/cpart"
 s3cmd_ put "$T/cpart" \
   "$URL/wal_archives/app/0000000000000001.seg.part-$(printf %016d "$a")-$(printf %016d "$b")" \
   >/dev/null
-"$SQLENVFS" restore --remote "$URL" --time latest --output "$T/r2.db" >"$T/r2.out" 2>&1 ||
-  fail "restore --remote of both histories: $(cat "$T/r2.out")"
-[ "$(count "$T/r2.db")" = 20 ] ||
-  fail "a restore of both histories gave $(count "$T/r2.db") rows, 20 (where they part) expected"
-grep -q "overlap .*two histories" "$T/r2.out" ||
-  fail "the restore does not say the parts overlap: $(cat "$T/r2.out")"
-pass "a reader stops where two histories part, and says so"
+"$SQLENVFS" restore --remote "$URL" --time latest --output "$T/r2.db" >"$T/r2.out" 2>&1 &&
+  fail "restore --remote latest of both histories gave a state: $(count "$T/r2.db") rows"
+[ ! -e "$T/r2.db" ] || fail "a refused restore left its output"
+grep -q "latest is not recoverable from the replica: .*part-.* overlaps .*two histories" \
+  "$T/r2.out" || fail "latest of both histories is not refused naming the parts: $(cat "$T/r2.out")"
+# The end of the last window the replica gives: the last record before the
+# parts that overlap.
+"$SQLENVFS" list --remote "$URL" --json >"$T/l2.json" 2>"$T/l2.err" ||
+  fail "list --remote of both histories: $(cat "$T/l2.err")"
+t_fork=$(python3 -c 'import json, sys
+print([w for w in json.load(open(sys.argv[1]))["windows"] if w["database"] == "app"][-1]["to"])' \
+  "$T/l2.json") || fail "no window in list --remote: $(cat "$T/l2.json")"
+"$SQLENVFS" restore --remote "$URL" --time "$t_fork" --output "$T/r3.db" >"$T/r3.out" 2>&1 ||
+  fail "restore --remote of both histories, before they part: $(cat "$T/r3.out")"
+[ "$(count "$T/r3.db")" = 20 ] ||
+  fail "a restore of both histories before they part gave $(count "$T/r3.db") rows, 20 expected"
+pass "a reader refuses latest where two histories part, names the parts, restores before"
 
 # --- objects deleted behind the root's back are shipped again
 E=$T/e_root
