@@ -170,6 +170,7 @@ t_in=$(python3 -c "import sys; print('%.6f' % ((float(sys.argv[1]) + float(sys.a
 refused "$t_in" "$T/w/r5.db" "a time in a deleted sealed segment" "s/wal_archives/app/$gone" \
   "is missing" | sed 's/^/# /'
 ok_exact "$t_end" "$T/w/r6.db" "the last commit, after a deleted sealed segment"
+s3cmd_ -q put "$W/$gone" "$URL/wal_archives/app/$gone" >/dev/null
 pass "a sealed segment deleted: a time in it refused naming it"
 
 # 4. A time after a lost object's records, before the window that starts
@@ -193,7 +194,6 @@ PY
 if [ -z "$m" ]; then
   note "no sealed segment between two backups with room after it: case skipped"
 else
-  remote_replica x --parts 3
   s3cmd_ -q del "$URL/wal_archives/app/${segs[$m]}" >/dev/null
   rm -f "$T/w/r7.db"
   msg=$(rremote "@$t_after" "$T/w/r7.db") && fail "restored $t_after, before any base after a gap"
@@ -222,34 +222,46 @@ read -r last_key last_t1 last_t2 < <(tail -1 "$T/parts")
 t_first_in=$(python3 -c "import sys; print('%.6f' % (sum(map(float, sys.argv[1:])) / 2))" \
   "$first_t1" "$first_t2")
 
+# Cases 5 to 11 share one replica: each changes it, and puts the part it
+# changed back from the local segment when it is done.
+# put_object FILE KEY: upload FILE as KEY of the replica at $URL
+put_object() { s3cmd_ -q put "$1" "$URL/wal_archives/app/$2" >/dev/null; }
+# put_back KEY: part KEY of the unsealed segment uploaded again, whole
+put_back() {
+  local a b
+  read -r a b < <(echo "$1" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')
+  tail -c +$((a + 1)) "$W/$last_seg" | head -c $((b - a)) > "$T/back"
+  put_object "$T/back" "$1"
+}
+remote_replica p --parts 8
+
 # 5. The first part of the unsealed segment damaged in a record (its
 #    segment header checks): a gap from byte 0; the later parts are used
 #    and a later base starts a window there.
-remote_replica h --parts 8
 damage_part "$first_key" -40
 ok_exact "$t_end" "$T/w/r8.db" "the last commit, after a damaged first part"
 refused "$t_first_in" "$T/w/r9.db" "a time in the damaged first part" \
-  "h/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+  "p/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+put_back "$first_key"
 pass "the first part damaged in a record: stepped over, a window after it"
 
 # 6. The same with its segment header damaged: still a gap from byte 0,
 #    the records after it used.
-remote_replica i --parts 8
 damage_part "$first_key" 20
 ok_exact "$t_end" "$T/w/r10.db" "the last commit, after a damaged segment header"
 refused "$t_first_in" "$T/w/r11.db" "a time in the part with the damaged header" \
-  "i/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+  "p/wal_archives/app/$first_key" "is damaged" | sed 's/^/# /'
+put_back "$first_key"
 pass "the segment header damaged: the records after its part are used"
 
 # 7. The last part damaged: latest and the times after the last good
 #    record are refused naming the part, never answered with an older
 #    state; a time before the part restores exactly.
-remote_replica j --parts 8
 damage_part "$last_key" -40
 rm -f "$T/w/r12.db"
 msg=$(rremote latest "$T/w/r12.db") && fail "latest with the last part damaged: an older state"
 [ ! -e "$T/w/r12.db" ] || fail "a failed restore left r12.db"
-[[ $msg == *"s3://$S3_BUCKET/j/wal_archives/app/$last_key is damaged"*"verify --remote"* ]] ||
+[[ $msg == *"s3://$S3_BUCKET/p/wal_archives/app/$last_key is damaged"*"verify --remote"* ]] ||
   fail "latest with the last part damaged: $msg"
 echo "$msg" | sed 's/^/# /'
 refused_any() {  # T OUT WHAT KEY: refused, naming KEY as damaged
@@ -261,9 +273,10 @@ refused_any() {  # T OUT WHAT KEY: refused, naming KEY as damaged
   [[ $msg == *"s3://$S3_BUCKET/$4 is damaged"* ]] || fail "$3: does not name $4: $msg"
 }
 refused_any "$t_end" "$T/w/r13.db" "the last commit, in the damaged last part" \
-  "j/wal_archives/app/$last_key"
+  "p/wal_archives/app/$last_key"
 t_before=$(awk -v n="$n_parts" 'NR == n - 1 {print $3}' "$T/parts")
 ok_exact "$t_before" "$T/w/r14.db" "the last record before the damaged last part"
+put_back "$last_key"
 pass "the last part damaged: latest and the times in it refused naming it"
 
 # 8. A holes file in a root's own archive (a copied temporary tree): not
@@ -296,39 +309,35 @@ latest_refused() {
     fail "$4: latest: $msg"
   echo "$msg" | sed 's/^/# /'
 }
-# put_object FILE KEY: upload FILE as KEY of the replica at $URL
-put_object() { s3cmd_ -q put "$1" "$URL/wal_archives/app/$2" >/dev/null; }
-
 # 9. The first part of the unsealed segment deleted: its segment header
 #    is gone with it; a gap from byte 0, the later parts used, a later base
 #    starts a window there; a time in the part is refused naming it.
-remote_replica k --parts 8
 s3cmd_ -q del "$URL/wal_archives/app/$first_key" >/dev/null
 ok_exact "$t_end" "$T/w/r16.db" "the last commit, after a deleted first part"
 refused "$t_first_in" "$T/w/r17.db" "a time in the deleted first part" \
-  "k/wal_archives/app/$first_key" "is missing" | sed 's/^/# /'
+  "p/wal_archives/app/$first_key" "is missing" | sed 's/^/# /'
+put_back "$first_key"
 pass "the first part deleted: a gap from byte 0, the records after it used"
 
 # 10. The last part replaced by an object shorter than its name says (a
 #     listing that does not agree with the name): its bytes are a gap;
 #     latest is refused naming it, a time before it restores exactly.
-remote_replica l --parts 8
 s3cmd_ -q get --force "$URL/wal_archives/app/$last_key" "$T/lpart" >/dev/null
 truncate -s -7 "$T/lpart"
 put_object "$T/lpart" "$last_key"
-latest_refused l "$last_key" "is damaged: it holds" "a last part shorter than its name"
+latest_refused p "$last_key" "is damaged: it holds" "a last part shorter than its name"
 ok_exact "$t_before" "$T/w/r18.db" "the last record before a part shorter than its name"
+put_back "$last_key"
 pass "a part shorter than its name: a gap, latest refused naming it"
 
 # 11. A part overlapping the last one (two histories shipped to one
 #     replica): what follows the start of the last part is not used;
 #     latest is refused naming it, a time before it restores exactly.
-remote_replica m --parts 8
 read -r la lb < <(echo "$last_key" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')
 over=$(printf '%s.part-%016d-%016d' "$last_seg" $((la + 8)) $((lb + 8)))
 head -c $((lb - la)) /dev/urandom > "$T/opart"
 put_object "$T/opart" "$over"
-latest_refused m "$last_key" "overlaps s3://$S3_BUCKET/m/wal_archives/app/$over" \
+latest_refused p "$last_key" "overlaps s3://$S3_BUCKET/p/wal_archives/app/$over" \
   "parts that overlap"
 ok_exact "$t_before" "$T/w/r19.db" "the last record before parts that overlap"
 pass "parts that overlap: latest refused naming them, never a mixed state"
