@@ -84,7 +84,8 @@ fs_metrics_render(Fs *fs, gsize *len)
   g_autoptr(GPtrArray) dbs = sqlenvfs_root_list_dbs(fs->root);
   g_autoptr(GPtrArray) replica = sqlenvfs_shipper_status(fs->root);
   g_autoptr(GPtrArray) arch = fs->archiver ? sqlenvfs_archiver_status(fs->archiver) : NULL;
-  g_autoptr(GPtrArray) backups = sqlenvfs_store_list(fs->root, SQLENVFS_KIND_BACKUP, NULL);
+  g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(fs->root, NULL);
+  GPtrArray *backups = copies ? copies->backups : NULL;
   gint64 now = g_get_real_time();
 
   if (replica->len > 0) {
@@ -136,6 +137,18 @@ fs_metrics_render(Fs *fs, gsize *len)
       sample(out, "sqlenvfs_last_backup_age_seconds", dbs->pdata[i], NULL, NULL,
              (double)MAX(now - c->time, 0) / G_USEC_PER_SEC);
       break;
+    }
+  }
+  if (copies != NULL) {
+    static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
+    head(out, "sqlenvfs_damaged_copies",
+         "Backups and snapshots whose MANIFEST cannot be read: no restore uses them.");
+    for (guint k = 0; k < G_N_ELEMENTS(kinds); k++) {
+      guint n = 0;
+      for (guint i = 0; i < copies->damaged->len; i++)
+        n += ((const SqlenvfsDamagedCopy *)copies->damaged->pdata[i])->kind == kinds[k];
+      g_string_append_printf(out, "sqlenvfs_damaged_copies{kind=\"%s\"} %u\n",
+                             sqlenvfs_copy_kind_name(kinds[k]), n);
     }
   }
   *len = out->len;

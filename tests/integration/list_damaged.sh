@@ -4,7 +4,8 @@
 # DAMAGED, in time order among the good copies, naming its MANIFEST, why and
 # what to do (--json: "damaged", the other keys as before); `verify`
 # reports each one BAD naming its MANIFEST and exits non-zero; `doctor`
-# reports each one as a failure; a restore never uses one.
+# reports each one as a failure, and the mount's metrics count them; a
+# restore never uses one.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -144,3 +145,13 @@ for n in bad:
 assert len(found) == len(bad), found
 PY
 pass "doctor reports each damaged copy as a failure, naming its MANIFEST"
+
+mount_root "$R" "$T/mnt" -o noarchiver
+metrics=$(cat "$T/mnt/metrics")
+grep -q '^# TYPE sqlenvfs_damaged_copies gauge$' <<<"$metrics" || fail "metrics: $metrics"
+grep -qx 'sqlenvfs_damaged_copies{kind="backup"} 4' <<<"$metrics" ||
+  fail "metrics do not count 4 damaged backups: $metrics"
+grep -qx 'sqlenvfs_damaged_copies{kind="snapshot"} 1' <<<"$metrics" ||
+  fail "metrics do not count 1 damaged snapshot: $metrics"
+unmount_root "$T/mnt"
+pass "the mount's metrics count the damaged copies of each kind"
