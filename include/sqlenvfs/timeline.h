@@ -65,6 +65,10 @@ char *sqlenvfs_timeline_unread(SqlenvfsTimeline *tl);
  * when nothing is recoverable), as sqlenvfs_restore_windows. */
 GPtrArray *sqlenvfs_timeline_windows(SqlenvfsTimeline *tl);
 
+/* The recoverable windows for messages: "FROM to TO, FROM to TO" (ISO
+ * times; newly allocated, "" when there is none). */
+char *sqlenvfs_timeline_describe_windows(SqlenvfsTimeline *tl);
+
 /* Whether the archive goes on past the last recoverable window: records
  * after a break (a gap, or damage) that no usable backup or snapshot
  * reaches, so that the newest archived state cannot be restored and

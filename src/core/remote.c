@@ -2740,26 +2740,31 @@ static gboolean remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenvfs
                                const char *output, gboolean overwrite,
                                SqlenvfsRestorePlan **plan_out, GError **error);
 
-/* The time of the break after which @db's archive in the fetched tree has
- * no recoverable state (the head of its last chain, when no window reaches
- * it: sqlenvfs_timeline_unrecoverable_tail), in *@at; FALSE when there is
- * none or the tree cannot be read. */
+/* What the fetched tree's timeline of @db says, for a message: the time
+ * of the break after which its archive has no recoverable state (the head
+ * of its last chain, when no window reaches it:
+ * sqlenvfs_timeline_unrecoverable_tail) in *@brk, 0 when there is none,
+ * and the recoverable windows in *@windows (g_free; "" when none). FALSE
+ * when the tree cannot be read. */
 static gboolean
-tail_break(const SqlenvfsRemote *r, const char *db, gint64 *at)
+fetched_timeline_facts(const SqlenvfsRemote *r, const char *db, gint64 *brk, char **windows)
 {
   g_autoptr(GError) local = NULL;
   SqlenvfsTimeline *tl = sqlenvfs_timeline_open(r->root, db, &local);
   g_autofree char *why = NULL;
   gint64 to = 0;
-  gboolean found;
+  *brk = 0;
+  *windows = NULL;
   if (tl == NULL) {
     g_debug("replica %s: %s: reading the fetched archive again: %s", r->conf->url, db,
             local->message);
     return FALSE;
   }
-  found = sqlenvfs_timeline_unrecoverable_tail(tl, at, &to, &why);
+  if (!sqlenvfs_timeline_unrecoverable_tail(tl, brk, &to, &why))
+    *brk = 0;
+  *windows = sqlenvfs_timeline_describe_windows(tl);
   sqlenvfs_timeline_free(tl);
-  return found;
+  return TRUE;
 }
 
 /* When the engine refused @t for @db because records are missing or
@@ -2768,24 +2773,24 @@ tail_break(const SqlenvfsRemote *r, const char *db, gint64 *at)
  * times around it and what to do; the engine's message would name the
  * local file after the gap, its time and a local command. The time is @t,
  * or for `latest` and a time at or after the break after which nothing
- * can be restored (tail_break), the last time before that break; an
- * object spans it when it lies in [from_us, to_us), to_us 0 meaning that
- * no record after the object is known (open to the end). The newest such
- * object is named; when none spans it, or for `earliest`, the engine's
- * message stays. */
+ * can be restored (fetched_timeline_facts), the last time before that
+ * break; an object spans it when it lies in [from_us, to_us), to_us 0
+ * meaning that no record after the object is known (open to the end). The
+ * newest such object is named, with the windows that can be restored; when
+ * none spans it, or for `earliest`, the engine's message stays. */
 static void
 explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GError *e)
 {
   gint64 target = t->us, brk = 0;
   const Lost *l = NULL;
-  const char *rec, *rec_end;
   g_autofree char *recoverable = NULL;
   g_autofree char *when = NULL, *from = NULL, *to = NULL, *span = NULL;
 
   if (e == NULL || !g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP) || db == NULL ||
-      t->is_earliest || strstr(e->message, "missing or unreadable") == NULL)
+      t->is_earliest || strstr(e->message, "missing or unreadable") == NULL ||
+      !fetched_timeline_facts(r, db, &brk, &recoverable))
     return;
-  if (tail_break(r, db, &brk) && (t->is_latest || target >= brk))
+  if (brk != 0 && (t->is_latest || target >= brk))
     target = brk - 1;
   else if (t->is_latest)
     return;
@@ -2797,11 +2802,8 @@ explain_gap(const SqlenvfsRemote *r, const char *db, const SqlenvfsTime *t, GErr
   }
   if (l == NULL)
     return;
-  /* The windows the engine listed: "(recoverable: ...; run `sqlenvfs verify`)". */
-  rec = strstr(e->message, "(recoverable: ");
-  rec_end = rec != NULL ? strstr(rec, "; run `sqlenvfs verify`") : NULL;
-  if (rec_end != NULL)
-    recoverable = g_strndup(rec + 14, (gsize)(rec_end - rec - 14));
+  if (recoverable[0] == '\0')
+    g_clear_pointer(&recoverable, g_free);
   when = t->is_latest ? g_strdup("latest") : t->is_earliest ? g_strdup("earliest")
                                                             : sqlenvfs_time_format_iso(t->us);
   from = l->from_us != 0 ? sqlenvfs_time_format_iso(l->from_us) : NULL;

@@ -1037,6 +1037,16 @@ archive_end(const SqlenvfsTimeline *tl)
   return MAX(last->end, last->start);
 }
 
+char *
+sqlenvfs_timeline_describe_windows(SqlenvfsTimeline *tl)
+{
+  char *out;
+  g_mutex_lock(&tl->lock);
+  out = describe_windows(tl);
+  g_mutex_unlock(&tl->lock);
+  return out;
+}
+
 gboolean
 sqlenvfs_timeline_unrecoverable_tail(SqlenvfsTimeline *tl, gint64 *from_us, gint64 *to_us,
                                      char **why)

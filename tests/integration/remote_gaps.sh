@@ -230,10 +230,22 @@ put_object() { s3cmd_ -q put "$1" "$URL/wal_archives/app/$2" >/dev/null; }
 put_back() {
   local a b
   read -r a b < <(echo "$1" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0-9]*\)$/\1 \2/')
-  tail -c +$((a + 1)) "$W/$last_seg" | head -c $((b - a)) > "$T/back"
+  dd if="$W/$last_seg" of="$T/back" iflag=skip_bytes,count_bytes skip="$a" count=$((b - a)) \
+    status=none
   put_object "$T/back" "$1"
 }
 remote_replica p --parts 8
+# latest_refused KEY WHY WHAT: latest is refused naming KEY (of the replica
+# at $URL) with WHY, never answered with an older state
+latest_refused() {
+  local msg
+  rm -f "$T/w/rl.db"
+  msg=$(rremote latest "$T/w/rl.db") && fail "$3: latest gave an older state"
+  [ ! -e "$T/w/rl.db" ] || fail "$3: a failed restore left rl.db"
+  [[ $msg == *"$URL/wal_archives/app/$1 $2"*"(recoverable: "*"verify --remote"* ]] ||
+    fail "$3: latest: $msg"
+  echo "$msg" | sed 's/^/# /'
+}
 
 # 5. The first part of the unsealed segment damaged in a record (its
 #    segment header checks): a gap from byte 0; the later parts are used
@@ -258,12 +270,7 @@ pass "the segment header damaged: the records after its part are used"
 #    record are refused naming the part, never answered with an older
 #    state; a time before the part restores exactly.
 damage_part "$last_key" -40
-rm -f "$T/w/r12.db"
-msg=$(rremote latest "$T/w/r12.db") && fail "latest with the last part damaged: an older state"
-[ ! -e "$T/w/r12.db" ] || fail "a failed restore left r12.db"
-[[ $msg == *"s3://$S3_BUCKET/p/wal_archives/app/$last_key is damaged"*"verify --remote"* ]] ||
-  fail "latest with the last part damaged: $msg"
-echo "$msg" | sed 's/^/# /'
+latest_refused "$last_key" "is damaged" "the last part damaged"
 refused_any() {  # T OUT WHAT KEY: refused, naming KEY as damaged
   local msg rc=0
   rm -f "$2"
@@ -298,17 +305,6 @@ rm -f "$W/${last_seg%.seg}.holes"
 [ ! -e "$T/idx.aside" ] || mv "$T/idx.aside" "$idx"
 pass "a holes file in a root's own archive: not used, and said so"
 
-# latest_refused NAME KEY WHY WHAT: latest is refused naming KEY (of the
-# replica NAME) with WHY, never answered with an older state
-latest_refused() {
-  local msg
-  rm -f "$T/w/rl.db"
-  msg=$(rremote latest "$T/w/rl.db") && fail "$4: latest gave an older state"
-  [ ! -e "$T/w/rl.db" ] || fail "$4: a failed restore left rl.db"
-  [[ $msg == *"s3://$S3_BUCKET/$1/wal_archives/app/$2 $3"*"verify --remote"* ]] ||
-    fail "$4: latest: $msg"
-  echo "$msg" | sed 's/^/# /'
-}
 # 9. The first part of the unsealed segment deleted: its segment header
 #    is gone with it; a gap from byte 0, the later parts used, a later base
 #    starts a window there; a time in the part is refused naming it.
@@ -325,7 +321,7 @@ pass "the first part deleted: a gap from byte 0, the records after it used"
 s3cmd_ -q get --force "$URL/wal_archives/app/$last_key" "$T/lpart" >/dev/null
 truncate -s -7 "$T/lpart"
 put_object "$T/lpart" "$last_key"
-latest_refused p "$last_key" "is damaged: it holds" "a last part shorter than its name"
+latest_refused "$last_key" "is damaged: it holds" "a last part shorter than its name"
 ok_exact "$t_before" "$T/w/r18.db" "the last record before a part shorter than its name"
 put_back "$last_key"
 pass "a part shorter than its name: a gap, latest refused naming it"
@@ -337,7 +333,6 @@ read -r la lb < <(echo "$last_key" | sed 's/.*part-0*\([0-9][0-9]*\)-0*\([0-9][0
 over=$(printf '%s.part-%016d-%016d' "$last_seg" $((la + 8)) $((lb + 8)))
 head -c $((lb - la)) /dev/urandom > "$T/opart"
 put_object "$T/opart" "$over"
-latest_refused p "$last_key" "overlaps s3://$S3_BUCKET/p/wal_archives/app/$over" \
-  "parts that overlap"
+latest_refused "$last_key" "overlaps $URL/wal_archives/app/$over" "parts that overlap"
 ok_exact "$t_before" "$T/w/r19.db" "the last record before parts that overlap"
 pass "parts that overlap: latest refused naming them, never a mixed state"

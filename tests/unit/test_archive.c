@@ -2594,7 +2594,7 @@ START_TEST(test_seq_going_back)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
   g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
-  g_autofree char *copy = NULL;
+  g_autofree char *copy = NULL, *copy_name = NULL;
   g_autofree guint8 *data = NULL;
   g_autoptr(GArray) nums = NULL;
   SqlenvfsArchive *a;
@@ -2611,7 +2611,8 @@ START_TEST(test_seq_going_back)
   ck_assert_no_error(error);
   ck_assert_uint_ge(nums->len, 3);
   next = g_array_index(nums, guint64, nums->len - 1) + 1;
-  copy = g_build_filename(dir, archive_seg_name(next, "seg"), NULL);
+  copy_name = archive_seg_name(next, "seg");
+  copy = g_build_filename(dir, copy_name, NULL);
   ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
   ck_assert(archive_decode_seg_header(data, &sh, &why));
   archive_encode_seg_header(data, next, sh.first_seq, sh.created, sh.prev_crc, sh.version);
