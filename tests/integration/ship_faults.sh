@@ -24,13 +24,14 @@ check_all() {
 ship_write "$DB" 80 131072
 ship_wait_caught_up "$R" faults 30
 fault reset >/dev/null
-# Each part is held 3 s before it goes on: part 1 ends before part 2 starts,
+# Each part is held 8 s before it goes on: part 1 ends before part 2 starts,
 # and the server is killed while part 2 is held, before the upload can be
-# completed. (Any PUT held instead, a record shipped meanwhile, would let
-# the parts through at once, and the upload could end before the kill.)
-fault "arm?kind=delay&count=2&method=PUT&match=partNumber%3D&arg=3000" >/dev/null
+# completed, even on a loaded machine. (Any PUT held instead, a record
+# shipped meanwhile, would let the parts through at once, and the upload
+# could end before the kill.)
+fault "arm?kind=delay&count=2&method=PUT&match=partNumber%3D&arg=8000" >/dev/null
 "$SQLENVFS" backup --root "$R" >/dev/null
-for _ in $(seq 1 100); do
+for _ in $(seq 1 400); do
   n=$(fault stats | python3 -c 'import json,sys; print(sum("partNumber=" in e[1] for e in json.load(sys.stdin)["log"]))')
   [ "$n" -ge 2 ] && break
   sleep 0.05
