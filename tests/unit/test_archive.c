@@ -4107,6 +4107,87 @@ START_TEST(test_refresh_after_open)
 }
 END_TEST
 
+/* The page map orders each page's versions by seq whatever the page
+ * numbers: pages listed out of order, numbers far apart (under 2^11, past
+ * 2^22, near 2^32), pages written again by later commits. Each page's
+ * version at every commit is the one the commits wrote. */
+START_TEST(test_summary_page_numbers_out_of_order)
+{
+  static const guint32 pages[] = { 4294967000u, 3, 2048, 5000000, 2049, 1, 4194304, 70000,
+                                   4194305, 2047 };
+  enum { N_PAGES = G_N_ELEMENTS(pages), N_COMMITS = 24, PER_COMMIT = 3 };
+  guint32 wrote[N_COMMITS + 1][PER_COMMIT];
+  guint64 seqs[N_COMMITS + 1];
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 << 20);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree guint8 *data = NULL;
+  const SqlenvfsArchiveSegment *seg;
+  SqlenvfsArchiveEntry seal;
+  ArchiveSummary s;
+  const char *why = NULL;
+  GError *error = NULL;
+  guint8 page[PS];
+
+  sqlenvfs_archive_writer_set_max_records(w, N_COMMITS + 1); /* the commits, then the seal */
+  for (guint k = 1; k <= N_COMMITS + 1; k++) {
+    SqlenvfsArchiveEntry e = { 0 };
+    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
+    e.aux_time = e.time - 1000;
+    e.page_size = PS;
+    e.db_pages = G_MAXUINT32;
+    e.n_pages = PER_COMMIT;
+    e.salt1 = 0x1000;
+    e.salt2 = 0xabcdef;
+    e.first_frame = 1 + (k - 1) * PER_COMMIT;
+    e.commit_frame = e.first_frame + PER_COMMIT - 1;
+    for (guint i = 0; i < PER_COMMIT; i++)
+      wrote[k <= N_COMMITS ? k : 0][i] = pages[(k * 7 + i * 3) % N_PAGES]; /* distinct */
+    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, wrote[k <= N_COMMITS ? k : 0],
+                                                   &error));
+    for (guint i = 0; i < PER_COMMIT; i++) {
+      fill_page(page, wrote[k <= N_COMMITS ? k : 0][i], k);
+      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
+    }
+    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
+    ck_assert_no_error(error);
+    seqs[k <= N_COMMITS ? k : 0] = sqlenvfs_archive_writer_last(w)->seq;
+  }
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 2); /* the last commit began the second */
+  seg = sqlenvfs_archive_segment(a, 0);
+  {
+    g_autoptr(GByteArray) built = archive_summary_build(dir, seg->number, &error);
+    ck_assert_no_error(error);
+  }
+  ck_assert(sqlenvfs_archive_get(a, seg->first_seq + seg->n_entries - 1, &seal));
+  ck_assert_int_eq(seal.type, SQLENVFS_ARCHIVE_SEAL);
+  ck_assert_int_eq(archive_summary_load(dir, seg->number, seg->size, seal.reason, &s, &data, &why,
+                                        &error),
+                   ARCHIVE_SUM_GOOD);
+  ck_assert_uint_eq(s.n_pages, N_PAGES);
+  for (guint p = 0; p < N_PAGES; p++)
+    for (guint j = 1; j <= N_COMMITS; j++) {
+      ArchiveSumVersion v;
+      guint want_k = 0, want_i = 0;
+      for (guint k = 1; k <= j; k++)
+        for (guint i = 0; i < PER_COMMIT; i++)
+          if (wrote[k][i] == pages[p]) {
+            want_k = k;
+            want_i = i;
+          }
+      if (!archive_summary_page_version(data, &s, pages[p], seqs[j], &v)) {
+        ck_assert_uint_eq(want_k, 0);
+        continue;
+      }
+      ck_assert_uint_ne(want_k, 0);
+      ck_assert_uint_eq(v.seq, seqs[want_k]);
+      ck_assert_uint_eq(v.index, want_i);
+    }
+  ck_assert_uint_eq(count_problems(), 0);
+}
+END_TEST
+
 /* A summary whose head (header, marks, generations) is longer than what
  * the reader reads first: used when good, not used once a byte of its head
  * past that first read is damaged, nor once a byte inside it is. */
@@ -4701,6 +4782,7 @@ archive_suite(void)
   tcase_add_test(tc, test_check_records_batches_in_windows);
   tcase_add_test(tc, test_check_records_again_same_reader);
   tcase_add_test(tc, test_summary_long_head);
+  tcase_add_test(tc, test_summary_page_numbers_out_of_order);
   tcase_add_test(tc, test_refresh_after_open);
   tcase_add_test(tc, test_check_records_memo_file);
   tcase_add_test(tc, test_corrupt_index_falls_back);
