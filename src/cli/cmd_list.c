@@ -65,44 +65,6 @@ json_copies(SqlenvfsJson *j, const char *key, GPtrArray *copies)
   sqlenvfs_json_end_array(j);
 }
 
-/* What to do about a damaged copy (in --json, each one's "action"):
- * @remote_url, the replica a remote list read, or NULL for a root. */
-static char *
-damaged_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
-{
-  const char *kind = sqlenvfs_copy_kind_name(d->kind);
-  if (remote_url != NULL)
-    return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
-                           "new %s on the root that ships to it", remote_url, kind);
-  return g_strdup_printf("never used by a restore: run sqlenvfs verify, take a new %s (sqlenvfs "
-                         "%s) to replace it, then inspect and remove %s yourself (prune never "
-                         "removes it)", kind, kind, d->dir);
-}
-
-/* "damaged": the backups and snapshots whose MANIFEST cannot be read
- * (SqlenvfsDamagedCopy), which "backups" and "snapshots" leave out. */
-static void
-json_damaged(SqlenvfsJson *j, GPtrArray *damaged, const char *remote_url)
-{
-  sqlenvfs_json_key(j, "damaged");
-  sqlenvfs_json_begin_array(j);
-  for (guint i = 0; i < damaged->len; i++) {
-    const SqlenvfsDamagedCopy *d = damaged->pdata[i];
-    g_autofree char *when = sqlenvfs_time_format_iso(d->time);
-    g_autofree char *action = damaged_action(d, remote_url);
-    sqlenvfs_json_begin_object(j);
-    sqlenvfs_json_member_string(j, "kind", sqlenvfs_copy_kind_name(d->kind));
-    sqlenvfs_json_member_string(j, "name", d->name);
-    sqlenvfs_json_member_string(j, "time", when);
-    sqlenvfs_json_member_string(j, "dir", d->dir);
-    sqlenvfs_json_member_string(j, "manifest", d->manifest);
-    sqlenvfs_json_member_string(j, "reason", d->reason);
-    sqlenvfs_json_member_string(j, "action", action);
-    sqlenvfs_json_end_object(j);
-  }
-  sqlenvfs_json_end_array(j);
-}
-
 /* "drills": the last restore drill of each production database (drill.h);
  * "passed" and "at" are null when it was never drilled. */
 static void
@@ -218,7 +180,10 @@ print_json(SqlenvfsRoot *root, const SqlenvfsListReport *report, const SqlenvfsR
                                                 : sqlenvfs_root_dir(root));
   json_copies(j, "backups", report->backups);
   json_copies(j, "snapshots", report->snapshots);
-  json_damaged(j, report->damaged, remote ? sqlenvfs_remote_url(remote) : NULL);
+  /* "damaged": the backups and snapshots whose MANIFEST cannot be read,
+   * which "backups" and "snapshots" leave out. */
+  sqlenvfs_json_key(j, "damaged");
+  sqlenvfs_damaged_copies_json(j, report->damaged, remote ? sqlenvfs_remote_url(remote) : NULL);
   sqlenvfs_json_key(j, "windows");
   sqlenvfs_json_begin_array(j);
   for (guint i = 0; i < report->windows->len; i++) {

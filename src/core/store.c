@@ -843,6 +843,39 @@ sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
   return g_steal_pointer(&report);
 }
 
+char *
+sqlenvfs_damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
+{
+  const char *kind = sqlenvfs_copy_kind_name(d->kind);
+  if (remote_url != NULL)
+    return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
+                           "new %s on the root that ships to it", remote_url, kind);
+  return g_strdup_printf("never used by a restore: run sqlenvfs verify, take a new %s (sqlenvfs "
+                         "%s) to replace it, then inspect and remove %s yourself (prune never "
+                         "removes it)", kind, kind, d->dir);
+}
+
+void
+sqlenvfs_damaged_copies_json(SqlenvfsJson *j, const GPtrArray *damaged, const char *remote_url)
+{
+  sqlenvfs_json_begin_array(j);
+  for (guint i = 0; i < damaged->len; i++) {
+    const SqlenvfsDamagedCopy *d = damaged->pdata[i];
+    g_autofree char *when = sqlenvfs_time_format_iso(d->time);
+    g_autofree char *action = sqlenvfs_damaged_copy_action(d, remote_url);
+    sqlenvfs_json_begin_object(j);
+    sqlenvfs_json_member_string(j, "kind", sqlenvfs_copy_kind_name(d->kind));
+    sqlenvfs_json_member_string(j, "name", d->name);
+    sqlenvfs_json_member_string(j, "time", when);
+    sqlenvfs_json_member_string(j, "dir", d->dir);
+    sqlenvfs_json_member_string(j, "manifest", d->manifest);
+    sqlenvfs_json_member_string(j, "reason", d->reason);
+    sqlenvfs_json_member_string(j, "action", action);
+    sqlenvfs_json_end_object(j);
+  }
+  sqlenvfs_json_end_array(j);
+}
+
 void
 sqlenvfs_list_report_free(SqlenvfsListReport *report)
 {

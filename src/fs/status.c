@@ -29,6 +29,12 @@
  *                          (the last restore drill, drill.h; null: never)
  *     ],
  *     "unsupported_databases": [ "<path>: why its name cannot be served" ],
+ *     "damaged_copies": [ { "kind", "name", "time", "dir", "manifest",
+ *                           "reason", "action" } ] | null
+ *                          (backups and snapshots whose MANIFEST cannot be
+ *                          read, which no restore uses and backups/ and
+ *                          snapshots/ leave out, as `list --json` shows
+ *                          them; null: the store could not be listed),
  *     "operations": { "backup": { "running", "last": { "ok", "started",
  *                     "finished", "summary", "errno" } | null,
  *                     "refused": { "at", "reason", "errno" } | null }, ... },
@@ -507,6 +513,15 @@ fs_status_render(Fs *fs)
     for (guint i = 0; i < unsupported->len; i++)
       sqlenvfs_json_string(j, unsupported->pdata[i]);
     sqlenvfs_json_end_array(j);
+  }
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(fs->root, &error);
+    sqlenvfs_json_key(j, "damaged_copies");
+    if (copies != NULL)
+      sqlenvfs_damaged_copies_json(j, copies->damaged, NULL);
+    else
+      sqlenvfs_json_null(j);
   }
   write_operations(fs, j);
   write_pitr_cache(fs, j);

@@ -4,8 +4,8 @@
 # DAMAGED, in time order among the good copies, naming its MANIFEST, why and
 # what to do (--json: "damaged", the other keys as before); `verify`
 # reports each one BAD naming its MANIFEST and exits non-zero; `doctor`
-# reports each one as a failure, and the mount's metrics count them; a
-# restore never uses one.
+# reports each one as a failure; the mount's metrics count them and its
+# status lists them; a restore never uses one.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -153,5 +153,17 @@ grep -qx 'sqlenvfs_damaged_copies{kind="backup"} 4' <<<"$metrics" ||
   fail "metrics do not count 4 damaged backups: $metrics"
 grep -qx 'sqlenvfs_damaged_copies{kind="snapshot"} 1' <<<"$metrics" ||
   fail "metrics do not count 1 damaged snapshot: $metrics"
+cp "$T/mnt/status" "$T/status.json"
+"$SQLENVFS" list --root "$R" --json > "$T/list2.json"
+python3 - "$T/status.json" "$T/list2.json" "$b2 $b3 $b4 $b5 $s1" <<'PY' ||
+import json, sys
+status = json.load(open(sys.argv[1]))
+listed = json.load(open(sys.argv[2]))
+bad = sys.argv[3].split()
+got = status["damaged_copies"]
+assert sorted(d["name"] for d in got) == sorted(bad), got
+assert got == listed["damaged"], (got, listed["damaged"])
+PY
+  fail "status: $(cat "$T/status.json")"
 unmount_root "$T/mnt"
-pass "the mount's metrics count the damaged copies of each kind"
+pass "the mount's metrics count the damaged copies of each kind; status lists them as list --json does"
