@@ -4126,30 +4126,13 @@ START_TEST(test_summary_page_numbers_out_of_order)
   ArchiveSummary s;
   const char *why = NULL;
   GError *error = NULL;
-  guint8 page[PS];
 
   sqlenvfs_archive_writer_set_max_records(w, N_COMMITS + 1); /* the commits, then the seal */
   for (guint k = 1; k <= N_COMMITS + 1; k++) {
-    SqlenvfsArchiveEntry e = { 0 };
-    e.time = T0 + (gint64)k * G_USEC_PER_SEC;
-    e.aux_time = e.time - 1000;
-    e.page_size = PS;
-    e.db_pages = G_MAXUINT32;
-    e.n_pages = PER_COMMIT;
-    e.salt1 = 0x1000;
-    e.salt2 = 0xabcdef;
-    e.first_frame = 1 + (k - 1) * PER_COMMIT;
-    e.commit_frame = e.first_frame + PER_COMMIT - 1;
+    guint32 *these = wrote[k <= N_COMMITS ? k : 0];
     for (guint i = 0; i < PER_COMMIT; i++)
-      wrote[k <= N_COMMITS ? k : 0][i] = pages[(k * 7 + i * 3) % N_PAGES]; /* distinct */
-    ck_assert(sqlenvfs_archive_writer_begin_commit(w, &e, wrote[k <= N_COMMITS ? k : 0],
-                                                   &error));
-    for (guint i = 0; i < PER_COMMIT; i++) {
-      fill_page(page, wrote[k <= N_COMMITS ? k : 0][i], k);
-      ck_assert(sqlenvfs_archive_writer_add_pages(w, page, PS, &error));
-    }
-    ck_assert(sqlenvfs_archive_writer_end_commit(w, &error));
-    ck_assert_no_error(error);
+      these[i] = pages[(k * 7 + i * 3) % N_PAGES]; /* distinct */
+    put_commit(w, k, these, PER_COMMIT, G_MAXUINT32, fill_page);
     seqs[k <= N_COMMITS ? k : 0] = sqlenvfs_archive_writer_last(w)->seq;
   }
   ck_assert(sqlenvfs_archive_writer_sync(w, &error));
