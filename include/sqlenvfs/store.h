@@ -334,14 +334,11 @@ SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **erro
 void sqlenvfs_list_report_free(SqlenvfsListReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
 
-/* What to do about the damaged copy @d: @remote_url, the replica it was
- * listed from, or NULL for a root's own. Newly allocated. */
-char *sqlenvfs_damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url);
-
 /* Write @damaged (SqlenvfsDamagedCopy *) to @j as an array of objects:
- * "kind", "name", "time", "dir", "manifest", "reason" and "action" (as
- * `list --json` shows them under "damaged", and the mount's status under
- * "damaged_copies"). */
+ * "kind", "name", "time", "dir", "manifest", "reason" and "action" (what
+ * to do; @remote_url, the replica they were listed from, or NULL for a
+ * root's own): as `list --json` shows them under "damaged", and the
+ * mount's status under "damaged_copies". */
 void sqlenvfs_damaged_copies_json(SqlenvfsJson *j, const GPtrArray *damaged,
                                   const char *remote_url);
 

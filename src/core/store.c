@@ -843,8 +843,9 @@ sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
   return g_steal_pointer(&report);
 }
 
-char *
-sqlenvfs_damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
+/* What to do about the damaged copy @d (sqlenvfs_damaged_copies_json). */
+static char *
+damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
 {
   const char *kind = sqlenvfs_copy_kind_name(d->kind);
   if (remote_url != NULL)
@@ -862,7 +863,7 @@ sqlenvfs_damaged_copies_json(SqlenvfsJson *j, const GPtrArray *damaged, const ch
   for (guint i = 0; i < damaged->len; i++) {
     const SqlenvfsDamagedCopy *d = damaged->pdata[i];
     g_autofree char *when = sqlenvfs_time_format_iso(d->time);
-    g_autofree char *action = sqlenvfs_damaged_copy_action(d, remote_url);
+    g_autofree char *action = damaged_copy_action(d, remote_url);
     sqlenvfs_json_begin_object(j);
     sqlenvfs_json_member_string(j, "kind", sqlenvfs_copy_kind_name(d->kind));
     sqlenvfs_json_member_string(j, "name", d->name);

@@ -515,8 +515,7 @@ fs_status_render(Fs *fs)
     sqlenvfs_json_end_array(j);
   }
   {
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(fs->root, &error);
+    g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(fs->root, NULL);
     sqlenvfs_json_key(j, "damaged_copies");
     if (copies != NULL)
       sqlenvfs_damaged_copies_json(j, copies->damaged, NULL);
