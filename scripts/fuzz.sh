@@ -16,7 +16,7 @@ seconds=${1:-300}
 [ "$#" -gt 0 ] && shift
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-  targets=(archive blocks btree conf last manifest shipper_state timefmt walfile)
+  targets=(archive blocks btree conf last manifest shipper_state sqltext timefmt walfile)
 fi
 for t in "${targets[@]}"; do
   if [ ! -f "tests/fuzz/fuzz_$t.c" ]; then

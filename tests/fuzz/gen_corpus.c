@@ -522,6 +522,41 @@ gen_time(void)
     emit("timefmt", fixed[i].name, fixed[i].text, strlen(fixed[i].text));
 }
 
+/* ------------------------------------------------------------- sqltext */
+
+/* CREATE INDEX statements as SQLite keeps them in sqlite_schema: keys on
+ * columns and expressions, quoted names, comments, COLLATE, ASC/DESC and a
+ * WHERE clause. */
+static void
+gen_sqltext(void)
+{
+  static const char *const idx[] = {
+    "CREATE UNIQUE INDEX u ON t(lower(a))",
+    "CREATE INDEX \"i(,\" ON \"t\" (a COLLATE NOCASE DESC, b ASC)",
+    "CREATE UNIQUE INDEX u2 ON t(substr(a, 1, 3) /* a, ( */, 'x,)' || b, [c d], `e`)",
+    "CREATE INDEX p ON t(a -- the first, (\n, json_extract(b, '$.k')) WHERE c IN (1, 2)",
+  };
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  int n = 0;
+
+  if (sqlite3_open(":memory:", &db) != SQLITE_OK)
+    die("sqlite3_open", NULL);
+  exec_sql(db, "CREATE TABLE t(a, b, \"c d\", e, c);");
+  for (gsize i = 0; i < G_N_ELEMENTS(idx); i++)
+    exec_sql(db, idx[i]);
+  if (sqlite3_prepare_v2(db, "SELECT sql FROM sqlite_schema WHERE type = 'index' ORDER BY rowid",
+                         -1, &st, NULL) != SQLITE_OK)
+    die("reading sqlite_schema", NULL);
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    g_autofree char *name = g_strdup_printf("index-%d", ++n);
+    const char *sql = (const char *) sqlite3_column_text(st, 0);
+    emit("sqltext", name, sql, strlen(sql));
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
 /* -------------------------------------------------------------- b-tree */
 
 /* Pages of a database SQLite wrote (512-byte pages): page 1 with the
@@ -596,6 +631,7 @@ main(int argc, char **argv)
   gen_manifest(tmp);
   gen_conf();
   gen_time();
+  gen_sqltext();
   if (!sqlenvfs_rm_rf(tmp, &error))
     die(tmp, error);
   return 0;
