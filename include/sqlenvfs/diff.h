@@ -40,7 +40,10 @@
  * table's PRIMARY KEY) another updated row gives up comes after that
  * row's, and where rows swap or rotate values one row of each cycle is
  * first parked ("-- parked: ...", an UPDATE to NULL or to a value neither
- * state holds, CHECK constraints off for that statement) and written last;
+ * state holds, CHECK constraints off for that statement) and written last
+ * (in a table with a unique index on an expression or a generated column,
+ * whose keys are compared as SQLite computes them, the parked row is
+ * deleted and inserted again last, under its own key);
  * an added column is written with its
  * definition as the newer CREATE statement has it ("ADD COLUMN c TEXT
  * DEFAULT 'x'"), not its bare name, so that the script gives the same

@@ -50,6 +50,7 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/imagevfs.h"
 #include "sqlenvfs/restore.h"
+#include "sqlenvfs/sqltext.h"
 #include "sqlenvfs/util.h"
 
 #define MAX_DEPTH 40
@@ -1582,10 +1583,20 @@ count_rows(Diff *d, const char *id, GError **error)
  * hold every row: rows may be found to take from others that need not
  * (which orders them, and may park one that need not be), never fewer; a
  * change of any column may bring a row into it, so a row parked for it has
- * its first key column parked even when its keys do not change. An index
- * with an expression or a generated column among its keys is left out:
- * those keys are not columns the script writes, and no value written to a
- * column is known to make an expression free.
+ * its first key column parked even when its keys do not change.
+ *
+ * An index with an expression or a generated column among its keys is
+ * compared on those keys as SQLite computes them: each expression read
+ * from the index's CREATE statement (sqltext.h) and evaluated on the rows
+ * of both states. No value written to a column is known to make an
+ * expression free, so in a table with such an index a park is a DELETE of
+ * the row, and its final statement the INSERT of its newer values, under
+ * its own key. Its child rows are kept only because foreign keys are off
+ * when the script is applied; its triggers are dropped around it as
+ * around every statement of the table. When an expression cannot be read
+ * or evaluated (a function this program does not have), the index is left
+ * out and stderr says so: the script may then fail on it where two of its
+ * keys move between rows, as sqldiff's does.
  */
 
 /* A unique index of a table, as the comparison uses it. */
@@ -1594,6 +1605,10 @@ typedef struct {
   GPtrArray *colls;  /* their collations, quoted                         */
   GArray *park;      /* the key columns the script can write, as indexes
                       * into the newer state's columns (guint)           */
+  GPtrArray *exprs;  /* with an expression or a generated column among
+                      * its keys: each key as an expression of the
+                      * table's columns; else NULL                       */
+  char *name;        /* the index's name, quoted                         */
   gboolean partial;
 } UniqueIdx;
 
@@ -1607,7 +1622,8 @@ typedef struct {
   guint n_wait;     /* rows it takes from that still hold their values       */
   GArray *waiters;  /* rows that take from it (indexes into Moves.rows)      */
   gboolean moved;   /* its older values given up: written or parked          */
-  gboolean done;    /* its final UPDATE written                              */
+  gboolean deleted; /* parked by a DELETE: its final statement an INSERT     */
+  gboolean done;    /* its final statement written                           */
 } MoveRow;
 
 typedef struct {
@@ -1620,6 +1636,7 @@ typedef struct {
                         * type ("INTEGER", "REAL", "TEXT", "BLOB"), loaded at
                         * the first park                                     */
   guint n_tries;       /* park values tried so far: each one another          */
+  gboolean by_delete;  /* a park is a DELETE (an index on an expression)     */
 } Moves;
 
 static void
@@ -1629,6 +1646,8 @@ unique_idx_free(gpointer p)
   g_ptr_array_unref(u->names);
   g_ptr_array_unref(u->colls);
   g_array_unref(u->park);
+  g_clear_pointer(&u->exprs, g_ptr_array_unref);
+  g_free(u->name);
   g_free(u);
 }
 
@@ -1685,7 +1704,8 @@ load_unique(Diff *d, Table *t, Moves *m, GError **error)
   guint n_pk = t->side[1].n_pk;
   g_autoptr(sqlite3_stmt) st = NULL;
   char *sql = sqlite3_mprintf(
-    "SELECT I.name, I.partial FROM pragma_index_list(%Q, 'main') I"
+    "SELECT I.name, I.partial, (SELECT M.sql FROM main.sqlite_schema M"
+    "  WHERE M.type = 'index' AND M.name = I.name) FROM pragma_index_list(%Q, 'main') I"
     " WHERE I.\"unique\" AND NOT (I.origin = 'pk' AND %d)"
     " AND EXISTS(SELECT 1 FROM main.sqlite_schema M, aux.sqlite_schema X"
     "  WHERE M.type = 'index' AND M.name = I.name AND X.type = 'index' AND X.name = I.name"
@@ -1698,13 +1718,20 @@ load_unique(Diff *d, Table *t, Moves *m, GError **error)
     return sql_fail(d, rc, "reading the unique indexes of", error);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     g_autoptr(sqlite3_stmt) x = NULL;
+    g_autoptr(GPtrArray) terms = g_ptr_array_new_with_free_func(g_free);
+    const char *index_sql = (const char *) sqlite3_column_text(st, 2);
     UniqueIdx *u = g_new0(UniqueIdx, 1);
-    gboolean usable = TRUE;
+    gboolean usable = TRUE, opaque = FALSE, read = FALSE;
+    guint k = 0;
 
     u->names = g_ptr_array_new_with_free_func(g_free);
     u->colls = g_ptr_array_new_with_free_func(g_free);
     u->park = g_array_new(FALSE, FALSE, sizeof(guint));
+    u->exprs = g_ptr_array_new_with_free_func(g_free);
+    u->name = safe_id((const char *) sqlite3_column_text(st, 0));
     u->partial = sqlite3_column_int(st, 1) != 0;
+    if (index_sql == NULL || !sqlenvfs_sql_index_terms(index_sql, terms))
+      g_ptr_array_set_size(terms, 0); /* a constraint's index: columns only */
     sql = sqlite3_mprintf("SELECT cid, name, coll FROM pragma_index_xinfo(%Q, 'main')"
                           " WHERE key ORDER BY seqno",
                           sqlite3_column_text(st, 0));
@@ -1714,27 +1741,45 @@ load_unique(Diff *d, Table *t, Moves *m, GError **error)
       unique_idx_free(u);
       return sql_fail(d, rc, "reading the unique indexes of", error);
     }
-    while (usable && sqlite3_step(x) == SQLITE_ROW) {
+    for (; usable && sqlite3_step(x) == SQLITE_ROW; k++) {
       char *name;
       guint j;
+      if (sqlite3_column_int(x, 0) == -2 && k < terms->len) {
+        /* An expression, as the CREATE statement writes it. */
+        g_ptr_array_add(u->exprs, g_strdup_printf("(%s\n)", (char *) terms->pdata[k]));
+        g_ptr_array_add(u->names, NULL);
+        g_ptr_array_add(u->colls, safe_id((const char *) sqlite3_column_text(x, 2)));
+        opaque = read = TRUE;
+        continue;
+      }
       if (sqlite3_column_int(x, 0) < 0) {
-        usable = FALSE; /* an expression (or the rowid) */
+        usable = FALSE; /* the rowid, or an expression not read */
         break;
       }
       name = safe_id((const char *) sqlite3_column_text(x, 1));
       for (j = 0; j < az2->len && strcmp(az2->pdata[j], name) != 0; j++)
         ;
       if (j == az2->len)
-        usable = FALSE; /* a generated column */
+        opaque = TRUE; /* a generated column */
       else if (j >= n_pk)
         g_array_append_val(u->park, j);
+      g_ptr_array_add(u->exprs, g_strdup(name));
       g_ptr_array_add(u->names, name);
       g_ptr_array_add(u->colls, safe_id((const char *) sqlite3_column_text(x, 2)));
     }
-    if (usable && u->park->len > 0)
+    if (read && terms->len != k)
+      usable = FALSE; /* the text read is not the index SQLite reads */
+    if (!usable)
+      note(d, "table %s: unique index %s: a key of it could not be read, so the script does not "
+              "order the updates that move its values between rows", t->name, u->name);
+    if (!opaque)
+      g_clear_pointer(&u->exprs, g_ptr_array_unref);
+    if (usable && (opaque || u->park->len > 0)) {
+      m->by_delete |= opaque;
       g_ptr_array_add(m->uniq, u);
-    else
+    } else {
       unique_idx_free(u); /* or only the diff's key, which no UPDATE changes */
+    }
   }
   if (rc != SQLITE_DONE)
     return sql_fail(d, rc, "reading the unique indexes of", error);
@@ -1769,10 +1814,37 @@ find_moves(Diff *d, Table *t, const char *id, Moves **out, GError **error)
       g_string_append_printf(q, "B.%s, ", (char *) az->pdata[i]);
     for (guint i = 0; i < n_pk; i++)
       g_string_append_printf(q, "%sA.%s", i ? ", " : "", (char *) az->pdata[i]);
-    g_string_append_printf(q, " FROM aux.%s B, main.%s A WHERE", id, id);
-    for (guint i = 0; i < x->names->len; i++)
-      g_string_append_printf(q, " B.%s=A.%s COLLATE %s AND", (char *) x->names->pdata[i],
-                             (char *) x->names->pdata[i], (char *) x->colls->pdata[i]);
+    if (x->exprs == NULL) {
+      g_string_append_printf(q, " FROM aux.%s B, main.%s A WHERE", id, id);
+      for (guint i = 0; i < x->names->len; i++)
+        g_string_append_printf(q, " B.%s=A.%s COLLATE %s AND", (char *) x->names->pdata[i],
+                               (char *) x->names->pdata[i], (char *) x->colls->pdata[i]);
+    } else {
+      /* Its keys computed on the rows of each state, where the expressions
+       * name the table's columns; materialized, so that the join looks the
+       * keys up in an index SQLite makes rather than computing them again
+       * for every pair of rows. */
+      GString *with = g_string_new("WITH");
+      for (guint side = 0; side < 2; side++) {
+        g_string_append_printf(with, "%s %s AS MATERIALIZED (SELECT ", side ? "," : "",
+                               side == 0 ? "B" : "A");
+        for (guint i = 0; i < n_pk; i++)
+          g_string_append_printf(with, "%s.%s AS %s, ", id, (char *) az->pdata[i],
+                                 (char *) az->pdata[i]);
+        for (guint i = 0; i < x->exprs->len; i++)
+          g_string_append_printf(with, "%s%s AS k%u", i ? ", " : "",
+                                 (char *) x->exprs->pdata[i], i);
+        g_string_append_printf(with, " FROM %s.%s WHERE 1", side == 0 ? "aux" : "main", id);
+        append_restrict(with, t, id);
+        g_string_append(with, ") ");
+      }
+      g_string_prepend(q, with->str);
+      g_string_free(with, TRUE);
+      g_string_append(q, " FROM B, A WHERE");
+      for (guint i = 0; i < x->exprs->len; i++)
+        g_string_append_printf(q, " B.k%u=A.k%u COLLATE %s AND", i, i,
+                               (char *) x->colls->pdata[i]);
+    }
     g_string_append(q, " NOT (");
     append_join(q, az, n_pk);
     g_string_append_printf(q, ") AND EXISTS(SELECT 1 FROM main.%s A2 WHERE", id);
@@ -1784,6 +1856,12 @@ find_moves(Diff *d, Table *t, const char *id, Moves **out, GError **error)
     append_restrict(q, t, "B");
     rc = sqlite3_prepare_v2(d->db, q->str, -1, &st, NULL);
     g_string_free(q, TRUE);
+    if (rc != SQLITE_OK && x->exprs != NULL) {
+      note(d, "table %s: unique index %s: its keys cannot be computed here (%s), so the script "
+              "does not order the updates that move its values between rows", t->name, x->name,
+           sqlite3_errmsg(d->db));
+      continue;
+    }
     if (rc != SQLITE_OK)
       return sql_fail(d, rc, "comparing the unique keys of a table of", error);
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1927,6 +2005,13 @@ write_park(Diff *d, Table *t, Moves *m, const char *id, GPtrArray *az2, guint n_
   g_autofree char *upper = g_ascii_strup(t->side[1].sql, -1);
   gboolean check = strstr(upper, "CHECK") != NULL, any = FALSE;
 
+  if (m->by_delete) {
+    g_string_append_printf(o, "DELETE FROM %s%s; -- parked: its unique value is taken first\n",
+                           id, r->where);
+    r->deleted = TRUE;
+    return TRUE;
+  }
+
   /* In each unique index: the key columns it changes (one that does not
    * change keeps its value, and one parked value makes the whole key free);
    * in a partial index, where it may enter with keys it keeps, its first
@@ -2013,19 +2098,29 @@ write_moves(Diff *d, Table *t, Moves *m, const char *id, GString *o, GError **er
       MoveRow *r = m->rows->pdata[i];
       guint8 *p = parked + (gsize) i * MAX(az2->len - n_pk, 1);
       const char *sep = " SET";
-      g_string_append_printf(o, "UPDATE %s", id);
-      if (!r->moved) {
-        g_string_append(o, r->set);
-      } else { /* parked: its parked columns written back too */
-        for (guint j = n_pk; j < az2->len; j++) {
-          if (!r->changed[j - n_pk] && !p[j - n_pk])
-            continue;
-          g_string_append_printf(o, "%s %s=%s", sep, (char *) az2->pdata[j],
-                                 (char *) r->vals->pdata[j - n_pk]);
-          sep = ",";
+      if (r->deleted) { /* parked by a DELETE: inserted again, under its key */
+        g_string_append_printf(o, "INSERT INTO %s(", id);
+        for (guint j = 0; j < az2->len; j++)
+          g_string_append_printf(o, "%s%s", j ? "," : "", (char *) az2->pdata[j]);
+        g_string_append_printf(o, ") VALUES(%s", r->key);
+        for (guint j = n_pk; j < az2->len; j++)
+          g_string_append_printf(o, ",%s", (char *) r->vals->pdata[j - n_pk]);
+        g_string_append(o, ");\n");
+      } else {
+        g_string_append_printf(o, "UPDATE %s", id);
+        if (!r->moved) {
+          g_string_append(o, r->set);
+        } else { /* parked: its parked columns written back too */
+          for (guint j = n_pk; j < az2->len; j++) {
+            if (!r->changed[j - n_pk] && !p[j - n_pk])
+              continue;
+            g_string_append_printf(o, "%s %s=%s", sep, (char *) az2->pdata[j],
+                                   (char *) r->vals->pdata[j - n_pk]);
+            sep = ",";
+          }
         }
+        g_string_append_printf(o, "%s;\n", r->where);
       }
-      g_string_append_printf(o, "%s;\n", r->where);
       r->done = TRUE;
       n_done++;
       row_moved(m, i, &ready);
