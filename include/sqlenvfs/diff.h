@@ -110,9 +110,14 @@ gboolean sqlenvfs_diff_images(SqlenvfsImage *from, const char *from_label, Sqlen
 
 /* Diff database @db (NULL: the default) of @root between the states at
  * @from and @to (restore.h: each resolves to the state after the last
- * transaction archived at or before it). INVALID when @from's state is
- * after @to's; GAP when a time is outside the recoverable window; other
- * errors as sqlenvfs_restore_image. */
+ * transaction archived at or before it). The script (not the summary)
+ * is written as SQLite's .dump writes one: "PRAGMA foreign_keys=OFF;" and
+ * "BEGIN TRANSACTION;" before its first statement, "COMMIT;" after its
+ * last, and nothing at all for two states alike; the COMMIT only once
+ * everything is written and both bases are found unchanged, so that a
+ * script cut short by an error commits nothing. INVALID when @from's
+ * state is after @to's; GAP when a time is outside the recoverable
+ * window; other errors as sqlenvfs_restore_image. */
 gboolean sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
                            const SqlenvfsTime *to, gboolean summary, SqlenvfsDiffOutFunc out,
                            SqlenvfsDiffNoteFunc note, gpointer user, SqlenvfsDiffStats *stats,

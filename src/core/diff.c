@@ -2803,6 +2803,43 @@ changed_pages(SqlenvfsRoot *root, const char *db, guint64 from_seq, guint64 to_s
   return g_steal_pointer(&set);
 }
 
+/* The script as SQLite's .dump writes one: foreign keys off (the tables
+ * come in name order, and a parked row may be deleted and inserted again)
+ * and one transaction, so that it applies whole, at the cost of one
+ * commit rather than one a statement. Written before the first statement,
+ * so that two states alike give an empty script. */
+#define SCRIPT_HEAD "PRAGMA foreign_keys=OFF;\nBEGIN TRANSACTION;\n"
+#define SCRIPT_TAIL "COMMIT;\n"
+
+typedef struct {
+  SqlenvfsDiffOutFunc out;
+  SqlenvfsDiffNoteFunc note;
+  gpointer user;
+  gboolean begun;
+} ScriptOut;
+
+static void
+script_out(gpointer p, const char *text, gsize len)
+{
+  ScriptOut *s = p;
+
+  if (len == 0)
+    return;
+  if (!s->begun)
+    s->out(s->user, SCRIPT_HEAD, strlen(SCRIPT_HEAD));
+  s->begun = TRUE;
+  s->out(s->user, text, len);
+}
+
+static void
+script_note(gpointer p, const char *message)
+{
+  ScriptOut *s = p;
+
+  if (s->note != NULL)
+    s->note(s->user, message);
+}
+
 gboolean
 sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
                   const SqlenvfsTime *to, gboolean summary, SqlenvfsDiffOutFunc out,
@@ -2810,6 +2847,7 @@ sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
                   GError **error)
 {
   SqlenvfsDiffStats local_stats = { 0 };
+  ScriptOut script = { out, note_fn, user, FALSE };
   g_autoptr(SqlenvfsRestorePlan) p1 = NULL, p2 = NULL;
   g_autoptr(SqlenvfsImage) i1 = NULL, i2 = NULL;
   g_autoptr(GHashTable) set = NULL;
@@ -2868,7 +2906,17 @@ sqlenvfs_diff_run(SqlenvfsRoot *root, const char *db, const SqlenvfsTime *from,
   i2 = sqlenvfs_restore_image(root, p2, NULL, NULL, error);
   if (i2 == NULL)
     return FALSE;
-  if (!sqlenvfs_diff_images(i1, l1, i2, l2, set, summary, out, note_fn, user, stats, error))
+  if (summary)
+    return sqlenvfs_diff_images(i1, l1, i2, l2, set, TRUE, out, note_fn, user, stats, error) &&
+           sqlenvfs_restore_base_unchanged(p1, error) &&
+           sqlenvfs_restore_base_unchanged(p2, error);
+  /* The COMMIT only once everything is written and both bases are found
+   * unchanged: a script cut short by an error commits nothing. */
+  if (!sqlenvfs_diff_images(i1, l1, i2, l2, set, FALSE, script_out, script_note, &script,
+                            stats, error) ||
+      !sqlenvfs_restore_base_unchanged(p1, error) || !sqlenvfs_restore_base_unchanged(p2, error))
     return FALSE;
-  return sqlenvfs_restore_base_unchanged(p1, error) && sqlenvfs_restore_base_unchanged(p2, error);
+  if (script.begun)
+    out(user, SCRIPT_TAIL, strlen(SCRIPT_TAIL));
+  return TRUE;
 }
