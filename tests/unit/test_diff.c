@@ -954,7 +954,9 @@ END_TEST
 /* Random moves of unique values among 40 rows (seeded by the loop index):
  * values permuted among some rows, some rows given new values or NULL,
  * in a nullable column, a NOT NULL NOCASE one, a composite key and a
- * partial index at once, with rows deleted and inserted besides. */
+ * partial index at once, with rows deleted and inserted besides; and the
+ * same moves in a copy of the table with a unique index on an expression
+ * besides (its parks are DELETEs). */
 START_TEST(test_unique_random)
 {
   g_autoptr(GRand) rand = g_rand_new_with_seed(1000 + (guint32) _i);
@@ -1000,6 +1002,18 @@ START_TEST(test_unique_random)
   g_string_append(change, "CREATE TEMP TABLE keep AS SELECT * FROM m WHERE id = 40;"
                           "DELETE FROM m WHERE id = 40;"
                           "INSERT INTO m SELECT 41, a, b, c, d, e FROM keep;");
+  g_string_append(base, "CREATE TABLE n2(id INTEGER PRIMARY KEY, a INT UNIQUE,"
+                        " b TEXT NOT NULL UNIQUE COLLATE NOCASE, c, d INT, e, UNIQUE(c, d));"
+                        "CREATE UNIQUE INDEX n2_e ON n2(upper(e), c);"
+                        "INSERT INTO n2 SELECT * FROM m;");
+  {
+    /* The same statements on n2 (its own temporary table). */
+    g_auto(GStrv) parts = g_strsplit(change->str, " m ", -1);
+    g_autofree char *on_n2 = g_strjoinv(" n2 ", parts);
+    g_auto(GStrv) keep = g_strsplit(on_n2, "keep", -1);
+    g_autofree char *joined = g_strjoinv("keep2", keep);
+    g_string_append(change, joined);
+  }
   a = make_pair_from(base->str, change->str, &b);
   check_pair(a, b, &n_changed);
   g_string_free(base, TRUE);
