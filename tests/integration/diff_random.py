@@ -6,8 +6,9 @@
                             rows with overflow pages, updates that change only
                             the overflow part of a row, a WITHOUT ROWID table,
                             ALTER TABLE ADD COLUMN, CREATE TABLE / INDEX, a
-                            VACUUM), logging "T <k> <unix time>" after each
-                            commit
+                            VACUUM, users rotating e-mail addresses and codes
+                            under unique indexes on lower(email) and code),
+                            logging "T <k> <unix time>" after each commit
   check --sqlenvfs BIN --root R --log LOG --tmp DIR --pairs N
                             for N random pairs of logged times T1 < T2:
                             restore both, apply `sqlenvfs diff` to the T1 copy
@@ -38,7 +39,29 @@ CREATE TRIGGER items_ins AFTER INSERT ON items BEGIN
 CREATE TRIGGER items_del AFTER DELETE ON items BEGIN
   INSERT INTO audit(what, item) VALUES ('del', old.id); END;
 CREATE VIEW big_items AS SELECT id, name FROM items WHERE length(data) > 5000;
+CREATE TABLE users(id INTEGER PRIMARY KEY, email TEXT NOT NULL, code INTEGER UNIQUE, n INTEGER);
+CREATE UNIQUE INDEX users_email ON users(lower(email));
 """
+
+N_USERS = 12
+
+
+def rotate_users(conn, rnd):
+    """Two or three users pass their e-mail addresses (in another case)
+    or their codes round: between two states the moves add up to cycles
+    and chains under the unique indexes."""
+    ids = rnd.sample(range(1, N_USERS + 1), rnd.choice([2, 3]))
+    col = rnd.choice(["email", "code"])
+    vals = [conn.execute("SELECT %s FROM users WHERE id=?" % col, (i,)).fetchone()[0]
+            for i in ids]
+    vals = vals[1:] + vals[:1]
+    if col == "email":
+        vals = [v.upper() if rnd.random() < 0.5 else v.lower() for v in vals]
+    for i in ids:
+        conn.execute("UPDATE users SET %s=%s WHERE id=?"
+                     % (col, "'tmp' || id" if col == "email" else "-id"), (i,))
+    for i, v in zip(ids, vals):
+        conn.execute("UPDATE users SET %s=?, n=n+1 WHERE id=?" % col, (v, i))
 
 
 def blob(rnd, n):
@@ -73,6 +96,11 @@ def writer(args):
     while k < args.commits:
         k += 1
         conn.execute("BEGIN IMMEDIATE")
+        if k == 1:
+            for i in range(1, N_USERS + 1):
+                conn.execute("INSERT INTO users VALUES(?,?,?,0)", (i, "User%d@x.org" % i, i))
+        elif rnd.random() < 0.4:
+            rotate_users(conn, rnd)
         for _ in range(rnd.randint(1, 4)):
             op = rnd.random()
             if op < 0.35 or next_id < 20:

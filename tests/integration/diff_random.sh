@@ -3,8 +3,10 @@
 # mixed workload (inserts, updates, deletes, rows with overflow pages and
 # updates of only their overflow part, a WITHOUT ROWID table, triggers that
 # write another table, a trigger and a view replaced, ALTER TABLE
-# ADD COLUMN, CREATE TABLE and INDEX, a VACUUM) while `sqlenvfs archive`
-# runs; then for random pairs of times T1 < T2 the script diff prints turns
+# ADD COLUMN, CREATE TABLE and INDEX, a VACUUM, users rotating e-mail
+# addresses and codes under unique indexes on lower(email) and code)
+# while `sqlenvfs archive` runs; then for random pairs of times T1 < T2
+# the script diff prints turns
 # the restored T1 into the restored T2 (every table's rows and rowids, the
 # schema), and `diff --summary` prints what `sqldiff --summary` prints for
 # the two restored files (diff_random.py check). The same through the
