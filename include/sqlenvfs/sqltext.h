@@ -7,13 +7,22 @@
  * of an index but not an expression: the key `lower(email)` of
  * `CREATE UNIQUE INDEX u ON t(lower(email))` is only in that text.
  *
- * A pure function of its input: no database, no allocation but the terms.
+ * Pure functions of their input: no database, no allocation but the parts
+ * they return.
  */
 #pragma once
 
 #include <glib.h>
 
 G_BEGIN_DECLS
+
+/* Split @text at its commas outside parentheses, quotes and comments,
+ * appending each part, trimmed of the blanks around it (an empty part
+ * too), to @parts (an array that frees its strings with g_free): the
+ * column definitions "a TEXT, b INT DEFAULT 'x,y'" give two. Returns
+ * FALSE, with @parts as it was, when a parenthesis, quote or comment is
+ * never closed, or one is closed that was not opened. */
+gboolean sqlenvfs_sql_split_list(const char *text, GPtrArray *parts);
 
 /* The key terms of a CREATE INDEX statement @sql, in order, appended to
  * @terms (an array that frees its strings with g_free): the text of each

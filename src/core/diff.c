@@ -1425,39 +1425,6 @@ dump_table(Diff *d, Table *t, GString *o, GError **error)
   return TRUE;
 }
 
-/* Split the column definitions @text ("a TEXT, b INT DEFAULT 'x,y'") at
- * its top-level commas. */
-static GPtrArray *
-split_defs(const char *text)
-{
-  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
-  int depth = 0;
-  char quote = 0;
-  const char *start = text;
-
-  for (const char *p = text;; p++) {
-    char c = *p;
-    if (c == '\0' || (c == ',' && depth == 0 && quote == 0)) {
-      g_ptr_array_add(out, g_strstrip(g_strndup(start, (gsize) (p - start))));
-      if (c == '\0')
-        break;
-      start = p + 1;
-    } else if (quote != 0) {
-      if (c == quote)
-        quote = 0;
-    } else if (c == '\'' || c == '"' || c == '`') {
-      quote = c;
-    } else if (c == '[') {
-      quote = ']';
-    } else if (c == '(') {
-      depth++;
-    } else if (c == ')') {
-      depth--;
-    }
-  }
-  return out;
-}
-
 /* The definitions of the columns ALTER TABLE ADD COLUMN appended to the
  * older CREATE statement to make the newer one (SQLite inserts ", <def>"
  * before the closing parenthesis), or NULL when it is not that. */
@@ -1477,8 +1444,8 @@ added_defs(const char *old_sql, const char *new_sql, guint n_added)
       strcmp(new_sql + n_new - tail, close) != 0 || strncmp(new_sql + k, ", ", 2) != 0)
     return NULL;
   mid = g_strndup(new_sql + k + 2, n_new - tail - k - 2);
-  defs = split_defs(mid);
-  if (defs->len != n_added) {
+  defs = g_ptr_array_new_with_free_func(g_free);
+  if (!sqlenvfs_sql_split_list(mid, defs) || defs->len != n_added) {
     g_ptr_array_unref(defs);
     return NULL;
   }

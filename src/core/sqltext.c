@@ -54,60 +54,94 @@ is_word_char(char c)
   return g_ascii_isalnum(c) || c == '_' || c == '$' || (unsigned char) c >= 0x80;
 }
 
-/* Term [@start, @end) trimmed of blanks and of a last ASC or DESC; NULL
- * when nothing is left. */
-static char *
-term_text(const char *start, const char *end)
+/* Split the list that starts at @p at its commas outside parentheses,
+ * quotes and comments, each part trimmed of blanks, into @parts. With
+ * @in_parens the list ends at the parenthesis that closes the one before
+ * @p, else at the end of the text with every parenthesis closed. FALSE
+ * (@parts with some parts added) when it does not end so, or a quote or
+ * comment is never closed. */
+static gboolean
+split_list(const char *p, gboolean in_parens, GPtrArray *parts)
 {
-  while (start < end && g_ascii_isspace(*start))
-    start++;
-  while (end > start && g_ascii_isspace(end[-1]))
-    end--;
+  const char *start = p;
+  guint depth = 0;
+
+  for (;;) {
+    const char *q = skip_quoted(p);
+    if (q == NULL)
+      return FALSE; /* never closed */
+    if (q != p) {
+      p = q;
+      continue;
+    }
+    if (*p == '\0' && (in_parens || depth > 0))
+      return FALSE; /* the text ended inside a parenthesis */
+    if (*p == '(') {
+      depth++;
+    } else if (*p == ')' && depth > 0) {
+      depth--;
+    } else if (*p == ')' && !in_parens) {
+      return FALSE; /* one closed that was not opened */
+    } else if ((*p == ',' && depth == 0) || *p == ')' || *p == '\0') {
+      g_ptr_array_add(parts, g_strstrip(g_strndup(start, (gsize) (p - start))));
+      if (*p != ',')
+        return TRUE;
+      start = p + 1;
+    }
+    p++;
+  }
+}
+
+gboolean
+sqlenvfs_sql_split_list(const char *text, GPtrArray *parts)
+{
+  guint had = parts->len;
+
+  if (split_list(text, FALSE, parts))
+    return TRUE;
+  g_ptr_array_set_size(parts, had); /* frees what was added */
+  return FALSE;
+}
+
+/* @term (trimmed) without a last ASC or DESC, in place; FALSE when it is
+ * empty. */
+static gboolean
+strip_order(char *term)
+{
+  gsize len = strlen(term);
+
   for (guint k = 0; k < 2; k++) {
     const char *word = k == 0 ? "ASC" : "DESC";
     gsize n = strlen(word);
-    if ((gsize) (end - start) > n && g_ascii_strncasecmp(end - n, word, n) == 0 &&
-        !is_word_char(end[-(gssize) n - 1])) {
-      end -= n;
-      while (end > start && g_ascii_isspace(end[-1]))
-        end--;
+    if (len > n && g_ascii_strcasecmp(term + len - n, word) == 0 &&
+        !is_word_char(term[len - n - 1])) {
+      term[len - n] = '\0';
+      g_strchomp(term);
       break;
     }
   }
-  return end > start ? g_strndup(start, (gsize) (end - start)) : NULL;
+  return term[0] != '\0';
 }
 
 gboolean
 sqlenvfs_sql_index_terms(const char *sql, GPtrArray *terms)
 {
-  guint had = terms->len, depth = 0;
-  const char *p = sql, *start = NULL;
+  guint had = terms->len;
+  const char *p = sql;
 
-  while (*p != '\0') {
+  /* The first parenthesis outside quotes and comments opens the list. */
+  while (*p != '\0' && *p != '(') {
     const char *q = skip_quoted(p);
     if (q == NULL)
-      break; /* never closed */
-    if (q != p) {
-      p = q;
-      continue;
-    }
-    if (*p == '(') {
-      if (depth++ == 0)
-        start = p + 1;
-    } else if (depth > 0 && (*p == ')' || (*p == ',' && depth == 1))) {
-      if (*p == ')' && --depth > 0) {
-        p++;
-        continue;
-      }
-      char *t = term_text(start, p);
-      if (t == NULL)
-        break;
-      g_ptr_array_add(terms, t);
-      if (*p == ')')
-        return TRUE;
-      start = p + 1;
-    }
-    p++;
+      break;
+    p = q != p ? q : p + 1;
+  }
+  if (*p == '(' && split_list(p + 1, TRUE, terms)) {
+    guint i;
+    for (i = had; i < terms->len && strip_order(terms->pdata[i]); i++)
+      ;
+    if (i == terms->len)
+      return TRUE;
   }
   g_ptr_array_set_size(terms, had); /* frees what was added */
   return FALSE;

@@ -1,7 +1,8 @@
 /*
- * fuzz_sqltext.c — the key terms of a CREATE INDEX statement
- * (src/core/sqltext.c) on arbitrary text: the diff reads them from the
- * sqlite_schema of a state restored from disk.
+ * fuzz_sqltext.c — the key terms of a CREATE INDEX statement and the
+ * split of a list at its top-level commas (src/core/sqltext.c) on
+ * arbitrary text: the diff reads both from the sqlite_schema of a state
+ * restored from disk.
  *
  * Beyond not crashing, it checks the contract of sqltext.h: a failure
  * leaves the array as it was; every term is non-empty, trimmed, and a part
@@ -39,6 +40,24 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   g_autoptr(GPtrArray) again = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GString) joined = g_string_new("CREATE INDEX i ON t(");
 
+  {
+    /* The list splitter alone: a refusal leaves the array as it was;
+     * every part is trimmed and a part of the input. */
+    g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(parts, g_strdup("before"));
+    if (!sqlenvfs_sql_split_list(text, parts)) {
+      if (parts->len != 1 || strcmp(parts->pdata[0], "before") != 0)
+        fail("a refused list that changed the array", text);
+    } else {
+      for (guint i = 1; i < parts->len; i++) {
+        const char *t = parts->pdata[i];
+        gsize n = strlen(t);
+        if ((n > 0 && (g_ascii_isspace(t[0]) || g_ascii_isspace(t[n - 1]))) ||
+            strstr(text, t) == NULL)
+          fail("a list part untrimmed or not in the input", text);
+      }
+    }
+  }
   g_ptr_array_add(terms, g_strdup("before"));
   if (!sqlenvfs_sql_index_terms(text, terms)) {
     if (terms->len != 1 || strcmp(terms->pdata[0], "before") != 0)

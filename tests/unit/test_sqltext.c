@@ -1,7 +1,8 @@
 /* Unit tests for sqltext.c: the key terms of CREATE INDEX statements as
  * SQLite keeps them (quotes, comments, nested calls, COLLATE, ASC/DESC, a
- * WHERE clause), checked against SQLite's own reading of each index, and
- * the texts that have no list of terms. */
+ * WHERE clause), checked against SQLite's own reading of each index, the
+ * texts that have no list of terms, and lists of column definitions split
+ * at their top-level commas. */
 #include "testutil.h"
 
 #include <string.h>
@@ -118,6 +119,44 @@ START_TEST(test_no_terms)
 }
 END_TEST
 
+/* Lists split at their top-level commas: column definitions as ALTER
+ * TABLE ADD COLUMN appends them (parentheses, quotes, doubled quotes and
+ * comments holding commas), an empty part, and texts never closed. */
+START_TEST(test_split_list)
+{
+  static const struct {
+    const char *text;
+    const char *parts[4];
+  } ok[] = {
+    { "a TEXT, b INT DEFAULT 'x,y'", { "a TEXT", "b INT DEFAULT 'x,y'" } },
+    { "c NUMERIC(10, 2) CHECK (c IN (1, 2)) , \"d,\"\"e\" [f,g]",
+      { "c NUMERIC(10, 2) CHECK (c IN (1, 2))", "\"d,\"\"e\" [f,g]" } },
+    { "n DEFAULT 'it''s, here' /* a, b */, m -- c, d\n", { "n DEFAULT 'it''s, here' /* a, b */",
+                                                            "m -- c, d" } },
+    { "x,,y", { "x", "", "y" } },
+  };
+  static const char *const bad[] = { "a, b)", "a (b, c", "a 'b, c", "a /* b", "a `b" };
+
+  for (guint i = 0; i < G_N_ELEMENTS(ok); i++) {
+    g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+    guint n = 0;
+    while (n < G_N_ELEMENTS(ok[i].parts) && ok[i].parts[n] != NULL)
+      n++;
+    ck_assert_msg(sqlenvfs_sql_split_list(ok[i].text, parts), "%s", ok[i].text);
+    ck_assert_uint_eq(parts->len, n);
+    for (guint k = 0; k < n; k++)
+      ck_assert_str_eq(parts->pdata[k], ok[i].parts[k]);
+  }
+  for (guint i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+    g_ptr_array_add(parts, g_strdup("kept"));
+    ck_assert_msg(!sqlenvfs_sql_split_list(bad[i], parts), "%s", bad[i]);
+    ck_assert_uint_eq(parts->len, 1);
+    ck_assert_str_eq(parts->pdata[0], "kept");
+  }
+}
+END_TEST
+
 static Suite *
 sqltext_suite(void)
 {
@@ -126,6 +165,7 @@ sqltext_suite(void)
   tcase_add_loop_test(tc, test_terms, 0, G_N_ELEMENTS(term_cases));
   tcase_add_test(tc, test_terms_as_sqlite_reads_them);
   tcase_add_test(tc, test_no_terms);
+  tcase_add_test(tc, test_split_list);
   suite_add_tcase(s, tc);
   return s;
 }
