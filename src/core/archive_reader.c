@@ -3071,11 +3071,17 @@ archive_note_written(const char *path, const struct stat *st, guint64 from)
 }
 
 /* The memo file (see sqlenvfs_archive_check_records):
+ *   MEMO_FIRST_LINE, then
  *   "<segment file name> <dev> <ino> <size> <mtime ns> <ctime ns> <checked
  *    up to> <bad offsets, comma-separated, or ->\n" per segment, then
  *   "crc32=0x<8 hex>\n" over every byte before it.
  * Adds what it says of the segments of @dir to the process memo, for paths
  * the memo does not hold yet. A file that fails its checksum is ignored. */
+#define MEMO_FIRST_LINE "sqlenvfs checked 2\n"
+/* At most this many damaged records listed for a segment; a segment with
+ * more is not remembered (it is read again). */
+#define MEMO_MAX_BAD 256
+
 static void
 load_memo_file(const char *memo_path, const char *dir)
 {
@@ -3093,19 +3099,25 @@ load_memo_file(const char *memo_path, const char *dir)
     g_debug("ignoring %s: it fails its checksum", memo_path);
     return;
   }
+  /* Files written before this first line could remember a segment that
+   * does not match its summary as checked: read the records again. */
+  if (!g_str_has_prefix(data, MEMO_FIRST_LINE)) {
+    g_debug("ignoring %s: written by an older sqlenvfs", memo_path);
+    return;
+  }
   data[tail - data] = '\0';
-  lines = g_strsplit(data, "\n", -1);
+  lines = g_strsplit(data + strlen(MEMO_FIRST_LINE), "\n", -1);
   g_mutex_lock(&memo_lock);
   memo_table_locked();
   for (char **l = lines; *l; l++) {
-    char name[64], bad[4096];
+    char name[64], bad[8192]; /* MEMO_MAX_BAD offsets of up to 20 digits */
     struct stat st = { 0 };
     guint64 dev, ino, size, upto;
     gint64 mt, ct;
     g_autofree char *path = NULL;
     GArray *offs;
     if (sscanf(*l, "%63s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
-               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " %4095s",
+               " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " %8191s",
                name, &dev, &ino, &size, &mt, &ct, &upto, bad) != 8 ||
         strchr(name, '/') != NULL)
       continue;
@@ -3137,7 +3149,7 @@ load_memo_file(const char *memo_path, const char *dir)
 static void
 save_memo_file(SqlenvfsArchive *a, const char *memo_path)
 {
-  GString *s = g_string_new(NULL);
+  GString *s = g_string_new(MEMO_FIRST_LINE);
   g_autoptr(GError) local = NULL;
 
   g_mutex_lock(&memo_lock);
@@ -3145,13 +3157,16 @@ save_memo_file(SqlenvfsArchive *a, const char *memo_path)
     const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     const SegMemo *m = g_hash_table_lookup(memos, seg->path);
     g_autofree char *name = g_path_get_basename(seg->path);
-    if (m == NULL)
+    /* Not for the next process: a segment that does not match its summary
+     * (that process must find so itself before it trusts the summary), and
+     * one with more damaged records than a line lists. */
+    if (m == NULL || no_summary_for(a, seg->number) || m->bad->len > MEMO_MAX_BAD)
       continue;
     g_string_append_printf(s, "%s %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT " %" G_GUINT64_FORMAT
                            " %" G_GINT64_FORMAT " %" G_GINT64_FORMAT " %" G_GUINT64_FORMAT " ",
                            name, m->dev, m->ino, m->size, m->mtime_ns, m->ctime_ns,
                            m->checked_upto);
-    for (guint i = 0; i < m->bad->len && i < 256; i++)
+    for (guint i = 0; i < m->bad->len; i++)
       g_string_append_printf(s, "%s%" G_GUINT64_FORMAT, i ? "," : "",
                              g_array_index(m->bad, guint64, i));
     g_string_append(s, m->bad->len ? "\n" : "-\n");

@@ -547,9 +547,17 @@ cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
 static const char *
 segment_name(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *e, char **owned)
 {
-  const SqlenvfsArchiveSegment *s =
-    e->segment < sqlenvfs_archive_n_segments(tl->a) ? sqlenvfs_archive_segment(tl->a, e->segment)
-                                                     : NULL;
+  guint si = e->segment;
+  const SqlenvfsArchiveSegment *s;
+  /* A DAMAGED gap lies in the segment where the records resume; when whole
+   * segments before it gave no record (their headers unreadable), the
+   * damage is in the first of them. */
+  while (e->type == SQLENVFS_ARCHIVE_GAP && e->reason == SQLENVFS_GAP_DAMAGED && si > 0 &&
+         si <= sqlenvfs_archive_n_segments(tl->a) &&
+         sqlenvfs_archive_segment(tl->a, si - 1)->is_damaged &&
+         sqlenvfs_archive_segment(tl->a, si - 1)->n_entries == 0)
+    si--;
+  s = si < sqlenvfs_archive_n_segments(tl->a) ? sqlenvfs_archive_segment(tl->a, si) : NULL;
   *owned = s ? g_path_get_basename(s->path) : g_strdup("an archive segment");
   return *owned;
 }
@@ -995,11 +1003,16 @@ set_damage_error(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *d, gint64 tar
   g_autofree char *seg = NULL;
   g_autofree char *when = sqlenvfs_time_format_iso(target);
   g_autofree char *at = sqlenvfs_time_format_iso(d->time);
+  g_autofree char *before = d->aux_time > 0 ? sqlenvfs_time_format_iso(d->aux_time) : NULL;
   g_autofree char *list = describe_windows(tl);
   segment_name(tl, d, &seg);
+  /* The damage lies after the last record read before it (aux time) and
+   * up to the time of the record it stands for, or of the first record
+   * read after it. */
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
-              "%s: %s falls in a gap of the archive: records from %s on are missing or "
-              "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when, at,
+              "%s: %s falls in a gap of the archive: records %s%s%s %s are missing or "
+              "unreadable in %s (recoverable: %s; run `sqlenvfs verify`)", tl->db, when,
+              before ? "between " : "up to", before ? before : "", before ? " and" : "", at,
               seg, list);
 }
 
