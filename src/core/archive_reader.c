@@ -494,6 +494,17 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seg->is_damaged = TRUE;
     if (is_last)
       gap_at_end(a, si);
+  } else if (is_last && !sealed && a->has_alive && seq != 0 && seq < a->alive_seq) {
+    /* Records the alive file confirms as synced (it was read before this
+     * file was) are not all here: the segment lost them (cut short, or a
+     * record in the synced part damaged). No state after the last one read
+     * is known, so none is given for a later time. */
+    g_message("archive segment %s: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+              " were synced (the alive file says so) but are missing or unreadable from "
+              "offset %" G_GUINT64_FORMAT " (run `sqlenvfs verify`)",
+              sf.path, seq, a->alive_seq - 1, off);
+    seg->is_damaged = TRUE;
+    gap_at_end(a, si);
   }
   a->next_offset = off;
   archive_seg_file_close(&sf);

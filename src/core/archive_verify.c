@@ -221,14 +221,21 @@ idx_compare(IdxStream *x, guint64 i, const SqlenvfsArchiveEntry *r)
 }
 
 /* The segment held @n_records valid records (the last one cut short when
- * @tail_torn): tell what is wrong with its index to @p, and close it. */
+ * @tail_torn): tell what is wrong with its index to @p, and close it. An
+ * index that must be @complete (of a sealed segment with a later one: it
+ * was synced before the next segment was made) lists every record. */
 static void
-idx_finish(IdxStream *x, guint64 n_records, gboolean tail_torn, Problems *p)
+idx_finish(IdxStream *x, guint64 n_records, gboolean tail_torn, gboolean complete, Problems *p)
 {
   if (x->why == NULL && x->n > n_records && !tail_torn)
     x->why = g_strdup_printf("index lists %" G_GUINT64_FORMAT " records but the segment holds %"
                              G_GUINT64_FORMAT " valid ones", x->n, n_records);
-  /* Fewer entries than records: the unindexed tail of a live segment. */
+  if (x->why == NULL && x->n < n_records && complete)
+    x->why = g_strdup_printf("index lists only %" G_GUINT64_FORMAT " of the segment's %"
+                             G_GUINT64_FORMAT " records (cut short; readers scan the segment "
+                             "for the rest)", x->n, n_records);
+  /* Otherwise fewer entries than records: the unindexed tail of a live
+   * segment. */
   if (x->why != NULL && p != NULL)
     problem(p, x->path, "%s", x->why);
   if (x->fd >= 0)
@@ -645,16 +652,16 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
         if (local) {
           g_propagate_error(error, g_steal_pointer(&local));
-          idx_finish(&idx, 0, TRUE, NULL);
+          idx_finish(&idx, 0, TRUE, FALSE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
         if (sealed)
           problem(&p, sf.path, "%" G_GUINT64_FORMAT " bytes of data after the seal",
                   sf.size - off);
-        else if (is_last && (torn || !has_alive || seq >= alive_seq) && (tail_torn = TRUE))
-          /* Cut short, or past what the alive file says was synced: the
-           * unsynced tail that a crash of the machine left half-written. */
+        else if (is_last && (!has_alive || seq >= alive_seq) && (tail_torn = TRUE))
+          /* Past what the alive file says was synced: the unsynced tail
+           * that a crash of the machine left half-written. */
           g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
                   "on its next start)", dir, sf.path);
         else
@@ -688,7 +695,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
         const char *why = NULL;
         if (!verify_blocks(&sf, &e, dctx, &why, error)) {
-          idx_finish(&idx, 0, TRUE, NULL);
+          idx_finish(&idx, 0, TRUE, FALSE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -723,13 +730,20 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     res.n_gaps += facts.n_gaps;
     if (!sealed && !is_last)
       problem(&p, sf.path, "segment is not sealed but a later one exists");
+    /* The alive file (read before this segment was opened) confirms every
+     * record before its number as synced: the last segment must hold them
+     * (a damaged one among them is told above). */
+    if (is_last && !sealed && has_alive && seq < alive_seq && off >= sf.size)
+      problem(&p, sf.path, "records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " are missing: "
+              "the alive file says they were synced, but the segment ends at offset %"
+              G_GUINT64_FORMAT " (cut short)", seq, alive_seq - 1, sf.size);
     if (is_last && !sealed) {
       Problems live = { note_live_index, NULL, 0, NULL, NULL };
-      idx_finish(&idx, facts.n_records, tail_torn, &live);
+      idx_finish(&idx, facts.n_records, tail_torn, FALSE, &live);
       g_free(live.first_file);
       g_free(live.first_message);
     } else {
-      idx_finish(&idx, facts.n_records, tail_torn, &p);
+      idx_finish(&idx, facts.n_records, tail_torn, sealed && !is_last, &p);
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,

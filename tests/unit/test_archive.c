@@ -978,6 +978,78 @@ START_TEST(test_power_cut_tail)
 }
 END_TEST
 
+/* Records the alive file confirms as synced, lost from the end of the last
+ * segment (cut short at a record's end, or in the middle of one): damage.
+ * Readers end the archive with a DAMAGED gap (no state after the last
+ * record read is given for a later time), and verify names the segment. A
+ * short index of a sealed segment with a later one is damage too. */
+START_TEST(test_confirmed_records_lost)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
+  g_autofree char *idx1 = g_build_filename(dir, "0000000000000001.idx", NULL);
+  g_autofree char *data = NULL;
+  const SqlenvfsArchiveEntry *e;
+  SqlenvfsArchiveEntry last;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  gsize len;
+  guint k = 1;
+  guint64 cut[2];
+
+  while (!g_file_test(seg2, G_FILE_TEST_EXISTS))
+    add_commit(w, k++, 8);
+  add_commit(w, k++, 1);
+  add_commit(w, k++, 1);
+  add_commit(w, k++, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(!g_file_test(seg3, G_FILE_TEST_EXISTS));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + (gint64)(k + 1) * G_USEC_PER_SEC, 0,
+                                              &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  a = open_reader();
+  last = *sqlenvfs_archive_entry(a, sqlenvfs_archive_n_entries(a) - 1);
+  ck_assert_int_eq(last.type, SQLENVFS_ARCHIVE_COMMIT);
+  e = entry_seq(a, last.seq - 1);
+  cut[0] = e->offset;                  /* at the end of a record */
+  cut[1] = e->offset + e->length / 2;  /* in the middle of one */
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert(g_file_get_contents(seg2, &data, &len, NULL));
+
+  for (guint i = 0; i < 2; i++) {
+    guint n;
+    ck_assert_int_eq(truncate(seg2, (off_t)cut[i]), 0);
+    a = open_reader();
+    n = sqlenvfs_archive_n_entries(a);
+    e = sqlenvfs_archive_entry(a, n - 1);
+    ck_assert_int_eq(e->type, SQLENVFS_ARCHIVE_GAP);
+    ck_assert_int_eq(e->reason, SQLENVFS_GAP_DAMAGED);
+    ck_assert_int_eq(sqlenvfs_archive_entry(a, n - 2)->seq, last.seq - 2);
+    g_clear_pointer(&a, sqlenvfs_archive_free);
+    ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+    ck_assert_msg(strstr(seen.files, seg2) != NULL, "%s", seen.files);
+    g_clear_error(&error);
+    g_clear_pointer(&seen.files, g_free);
+    ck_assert(g_file_set_contents(seg2, data, (gssize)len, NULL));
+  }
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
+  /* The first segment's index, sealed and synced before the second was
+   * made, cut short by two entries. */
+  g_clear_pointer(&data, g_free);
+  ck_assert(g_file_get_contents(idx1, &data, &len, NULL));
+  ck_assert_int_eq(truncate(idx1, (off_t)(len - 2 * 112)), 0);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(strstr(seen.files, idx1) != NULL, "%s", seen.files);
+  g_clear_error(&error);
+  g_clear_pointer(&seen.files, g_free);
+}
+END_TEST
+
 /* A bad index entry, then an unreadable record: open stops at that record,
  * and a refresh with nothing new must not list more than open did (it used
  * to resume the index past the bad entry). */
@@ -4773,6 +4845,7 @@ archive_suite(void)
   tcase_add_test(tc, test_corrupt_sealed_index_is_damage);
   tcase_add_test(tc, test_alive_ahead_of_records_is_rewritten);
   tcase_add_test(tc, test_power_cut_tail);
+  tcase_add_test(tc, test_confirmed_records_lost);
   tcase_add_test(tc, test_missing_segment_is_damage);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
   tcase_add_test(tc, test_prune_log);
