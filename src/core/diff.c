@@ -1452,6 +1452,38 @@ added_defs(const char *old_sql, const char *new_sql, guint n_added)
   return defs;
 }
 
+/* What the rows of the older state read in each column ALTER TABLE ADD
+ * COLUMN appended (@cols[@from..]: quoted names, in the newer state): the
+ * text of its DEFAULT (a constant expression, as ADD COLUMN requires), or
+ * "NULL". */
+static GPtrArray *
+added_defaults(Diff *d, const Table *t, const GPtrArray *cols, guint from, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autoptr(GHashTable) dflt = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+  char *sql = sqlite3_mprintf("SELECT name, dflt_value FROM pragma_table_info(%Q, 'aux')",
+                              t->name);
+  GPtrArray *out;
+  int rc = sqlite3_prepare_v2(d->db, sql, -1, &st, NULL);
+
+  sqlite3_free(sql);
+  if (rc != SQLITE_OK) {
+    sql_fail(d, rc, "reading the column defaults of a table of", error);
+    return NULL;
+  }
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    const char *v = (const char *) sqlite3_column_text(st, 1);
+    g_hash_table_replace(dflt, safe_id((const char *) sqlite3_column_text(st, 0)),
+                         g_strdup(v != NULL ? v : "NULL"));
+  }
+  out = g_ptr_array_new_with_free_func(g_free);
+  for (guint i = from; i < cols->len; i++) {
+    const char *v = g_hash_table_lookup(dflt, cols->pdata[i]);
+    g_ptr_array_add(out, g_strdup(v != NULL ? v : "NULL"));
+  }
+  return out;
+}
+
 static gboolean
 index_changes(Diff *d, Table *t, gboolean drop, GString *o, GError **error)
 {
@@ -2130,6 +2162,7 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   g_autofree char *id = safe_id(t->name);
   g_autoptr(sqlite3_stmt) st = NULL;
   g_autoptr(GPtrArray) defs = NULL;
+  g_autoptr(GPtrArray) dflts = NULL; /* the added columns' defaults */
   g_autoptr(Moves) moves = NULL;
   GPtrArray *az, *az2;
   guint n_pk, n_pk2, n = 0, n2, n_cmp, n_q;
@@ -2231,6 +2264,10 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
   }
   for (guint i = n; defs != NULL && i < n2; i++)
     g_string_append_printf(o, "ALTER TABLE %s ADD COLUMN %s;\n", id, (char *) defs->pdata[i - n]);
+  /* Once added, such a column reads its default in the older rows: a row
+   * of the newer state that holds another value there is an update. */
+  if (!d->summary && n2 > az->len && (dflts = added_defaults(d, t, az2, az->len, error)) == NULL)
+    return FALSE;
   /* The summary compares the older state's columns only, as sqldiff does. */
   n_cmp = d->summary ? az->len : n2;
   n_q = n_pk + 1 + 2 * (n_cmp - n_pk);
@@ -2246,8 +2283,8 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
         append_differs(q, az->pdata[i], az2->pdata[i]);
         g_string_append_printf(q, ", B.%s", (char *) az2->pdata[i]);
       } else
-        g_string_append_printf(q, ", B.%s IS NOT NULL, B.%s", (char *) az2->pdata[i],
-                               (char *) az2->pdata[i]);
+        g_string_append_printf(q, ", B.%s IS NOT (%s), B.%s", (char *) az2->pdata[i],
+                               (char *) dflts->pdata[i - az->len], (char *) az2->pdata[i]);
     }
     g_string_append_printf(q, " FROM main.%s A, aux.%s B WHERE", id, id);
     append_join(q, az, n_pk);
@@ -2258,7 +2295,8 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       if (i < az->len)
         append_differs(q, az->pdata[i], az2->pdata[i]);
       else
-        g_string_append_printf(q, "B.%s IS NOT NULL", (char *) az2->pdata[i]);
+        g_string_append_printf(q, "B.%s IS NOT (%s)", (char *) az2->pdata[i],
+                               (char *) dflts->pdata[i - az->len]);
     }
     g_string_append(q, ")");
     append_restrict(q, t, "A");

@@ -233,6 +233,11 @@ static const char *const changes[] = {
   "UPDATE t SET note = 'x' WHERE id < 5;"
   "CREATE TABLE later(q INTEGER PRIMARY KEY, r); INSERT INTO later(r) VALUES ('a'), ('b');"
   "DROP TABLE gone; DROP INDEX t_a; CREATE INDEX p_y ON p(y);",
+  /* columns added with defaults: the older rows read the default once the
+   * column is added, so a row set back to NULL there is an update */
+  "ALTER TABLE t ADD COLUMN d DEFAULT -7.5; ALTER TABLE t ADD COLUMN e BLOB DEFAULT x'0a0b';"
+  "UPDATE t SET d = NULL WHERE id % 3 = 0; UPDATE t SET e = NULL WHERE id = 4;"
+  "UPDATE t SET d = 8, e = 'ab' WHERE id = 5;",
   /* AUTOINCREMENT: sqlite_sequence made by the new table, rows after it */
   "CREATE TABLE orders(id INTEGER PRIMARY KEY AUTOINCREMENT, what TEXT);"
   "INSERT INTO orders(what) VALUES ('a'), ('b'), ('c'); DELETE FROM orders WHERE id = 3;",
