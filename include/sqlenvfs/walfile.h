@@ -217,4 +217,24 @@ gboolean sqlenvfs_wal_file_peek_frame(SqlenvfsWalFile *wf, guint32 page_size, gu
 void sqlenvfs_wal_checksum(gboolean big_endian, const guint8 *data, gsize len, guint32 *s1,
                            guint32 *s2);
 
+/* What SQLite will not read of the WAL at @path when it next recovers it
+ * (rebuilds its wal-index: after the last connection closed, or a crash),
+ * when that loses a commit. */
+typedef struct {
+  gboolean no_header; /* frames follow a header that does not hold: none read */
+  gint64 size;        /* the file's size                                    */
+  guint32 first_bad;  /* the first frame whose checksum fails               */
+  guint32 n_after;    /* frames of its generation from there on             */
+  guint32 commit_at;  /* the last of them that ends a transaction           */
+} SqlenvfsWalTailDamage;
+
+/* TRUE with @out filled when the WAL at @path holds committed frames that
+ * SQLite will not read: frames of its generation past the last transaction
+ * whose checksums hold, one of which ends a transaction (the checksum chain
+ * broke inside committed frames), or a header that does not hold before
+ * frames. FALSE when it reads all of it, when what it leaves is a
+ * transaction never committed (a writer stopped while writing: nothing is
+ * lost), or when the file cannot be read. */
+gboolean sqlenvfs_wal_tail_damage(const char *path, SqlenvfsWalTailDamage *out);
+
 G_END_DECLS

@@ -37,6 +37,7 @@
 #include "sqlenvfs/timeline.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
+#include "sqlenvfs/walfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -680,6 +681,13 @@ read_head(const char *path, guint8 *buf, gsize len)
   return ok;
 }
 
+#define WAL_DAMAGE_ACTION                                                                      \
+  "do not checkpoint it (that would copy damaged pages into the database file): stop the "     \
+  "application, keep a copy of the database, -wal and -shm files, see what is lost with "      \
+  "`sqlenvfs recover`, and restore the newest state from the WAL archive (`sqlenvfs restore "  \
+  "--time latest --output NEW`; docs/OPERATIONS.md, \"Putting a restored database into "       \
+  "production\")"
+
 /* Frames of the WAL not yet copied into the database file (checkpointed),
  * from the wal-index in -shm: mxFrame - nBackfill, when the wal-index is
  * initialized and describes the same WAL generation (its salts are the WAL
@@ -707,6 +715,38 @@ wal_pending_frames(const char *wal_path, const char *shm_path, guint64 *pending)
   return TRUE;
 }
 
+/* Committed transactions in the WAL at @wal (whose stat @st was taken
+ * before) that SQLite will not read when it next recovers the WAL
+ * (sqlenvfs_wal_tail_damage): reported, TRUE. Looked at twice, the file
+ * unchanged from before the first look to after the second, so that a
+ * frame being written while it was read is not taken for damage. */
+static gboolean
+wal_damage_report(Ctx *c, const DbFiles *d, const char *wal, const struct stat *st)
+{
+  SqlenvfsWalTailDamage t1, t2;
+  struct stat after;
+
+  if (!sqlenvfs_wal_tail_damage(wal, &t1) || !sqlenvfs_wal_tail_damage(wal, &t2) ||
+      memcmp(&t1, &t2, sizeof t1) != 0 || stat(wal, &after) != 0 ||
+      after.st_size != st->st_size || after.st_ino != st->st_ino ||
+      after.st_mtim.tv_sec != st->st_mtim.tv_sec || after.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
+    return FALSE;
+  if (t1.no_header)
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "wal", d->subject, wal, WAL_DAMAGE_ACTION,
+      "the WAL file (%" G_GINT64_FORMAT " bytes) has frames but its header is damaged: when "
+      "SQLite next recovers it (the last connection closed, or a crash), every transaction in "
+      "it is lost", t1.size);
+  else
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "wal", d->subject, wal, WAL_DAMAGE_ACTION,
+      "%u frame%s of the WAL from frame %u on fail their checksums, and frame %u among them "
+      "ends a committed transaction: when SQLite next recovers the WAL (the last connection "
+      "closed, or a crash), the transactions from frame %u on are lost",
+      t1.n_after, t1.n_after == 1 ? "" : "s", t1.first_bad, t1.commit_at, t1.first_bad);
+  return TRUE;
+}
+
 static void
 check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
 {
@@ -726,6 +766,8 @@ check_wal(Ctx *c, const DbFiles *d, gboolean wal_mode, GArray *seen)
     return;
   }
   fsize = sqlenvfs_format_size(st.st_size);
+  if (wal_damage_report(c, d, wal, &st))
+    return;
   if (!wal_count_frames(wal, &psz, &frames)) {
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "wal", d->subject, wal,
                                "nothing to do",

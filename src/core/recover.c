@@ -1911,58 +1911,24 @@ read_damage(Job *j)
 }
 
 /* What SQLite will not read of the WAL at @wal (the private copy's), when
- * that loses a commit: frames of its generation past the last transaction
- * whose checksums hold, one of which ends a transaction (the chain broke
- * inside committed frames: damage); or a header that does not hold before
- * frames. NULL when it reads all of it, or what it leaves is a transaction
- * that was never committed (a writer stopped while writing: nothing lost). */
+ * that loses a commit (sqlenvfs_wal_tail_damage), for the report; NULL when
+ * nothing is lost. */
 static char *
 wal_tail_damage(const char *wal)
 {
-  g_autofree guint8 *buf = g_malloc(1 << 20);
-  g_autoptr(SqlenvfsWalFile) wf = NULL;
-  g_autoptr(GError) error = NULL;
-  SqlenvfsWalHeader h;
-  SqlenvfsWalCursor cur;
-  SqlenvfsWalCommit c = { 0 };
-  guint32 n_frames, n_after = 0, commit_at = 0;
-  struct stat st;
+  SqlenvfsWalTailDamage t;
 
-  if (stat(wal, &st) != 0 || st.st_size == 0)
+  if (!sqlenvfs_wal_tail_damage(wal, &t))
     return NULL;
-  wf = sqlenvfs_wal_file_open(wal, buf, 1 << 20, &error);
-  if (wf == NULL)
-    return NULL;
-  if (!sqlenvfs_wal_read_header(sqlenvfs_wal_file_read, wf, &h, &error)) {
-    if (error != NULL || st.st_size < SQLENVFS_WAL_HEADER_SIZE + SQLENVFS_WAL_FRAME_HEADER_SIZE)
-      return NULL;
+  if (t.no_header)
     return g_strdup_printf("its -wal (%" G_GINT64_FORMAT " bytes) has no valid header: SQLite "
                            "reads none of its frames, and no transaction in them is recovered",
-                           (gint64)st.st_size);
-  }
-  sqlenvfs_wal_cursor_init(&cur, &h);
-  while (sqlenvfs_wal_next_commit(sqlenvfs_wal_file_read, wf, &cur, 0, &c, &error))
-    sqlenvfs_wal_commit_clear(&c);
-  if (error != NULL)
-    return NULL;
-  n_frames = (guint32)MIN((st.st_size - SQLENVFS_WAL_HEADER_SIZE) /
-                            (SQLENVFS_WAL_FRAME_HEADER_SIZE + h.page_size), G_MAXUINT32);
-  for (guint32 f = cur.next_frame; f <= n_frames; f++) {
-    SqlenvfsWalFrameHeader fh;
-    if (!sqlenvfs_wal_frame_header_read(sqlenvfs_wal_file_read, wf, h.page_size, f, &fh, NULL) ||
-        fh.salt1 != h.salt1 || fh.salt2 != h.salt2)
-      break; /* the end, or frames of an older generation (a restarted WAL's tail) */
-    n_after++;
-    if (fh.db_pages != 0)
-      commit_at = f;
-  }
-  if (commit_at == 0)
-    return NULL;
+                           t.size);
   return g_strdup_printf("its -wal holds %u frame%s from frame %u on that fail their checksums, "
                          "and frame %u ends a committed transaction among them: the "
                          "transactions there are not in the recovered database (restore them "
                          "from a backup or the WAL archive)",
-                         n_after, n_after == 1 ? "" : "s", cur.next_frame, commit_at);
+                         t.n_after, t.n_after == 1 ? "" : "s", t.first_bad, t.commit_at);
 }
 
 #define INTO_PRODUCTION_HOWTO                                                                  \

@@ -476,3 +476,49 @@ sqlenvfs_wal_file_peek_frame(SqlenvfsWalFile *wf, guint32 page_size, guint32 fra
   sqlenvfs_wal_frame_header_parse(b, fh);
   return TRUE;
 }
+
+gboolean
+sqlenvfs_wal_tail_damage(const char *path, SqlenvfsWalTailDamage *out)
+{
+  g_autofree guint8 *buf = NULL;
+  g_autoptr(SqlenvfsWalFile) wf = NULL;
+  g_autoptr(GError) error = NULL;
+  SqlenvfsWalHeader h;
+  SqlenvfsWalCursor cur;
+  SqlenvfsWalCommit c = { 0 };
+  guint32 n_frames;
+  struct stat st;
+
+  memset(out, 0, sizeof *out);
+  if (stat(path, &st) != 0 || st.st_size == 0)
+    return FALSE;
+  out->size = (gint64)st.st_size;
+  buf = g_malloc(1 << 20);
+  wf = sqlenvfs_wal_file_open(path, buf, 1 << 20, &error);
+  if (wf == NULL)
+    return FALSE;
+  if (!sqlenvfs_wal_read_header(sqlenvfs_wal_file_read, wf, &h, &error)) {
+    if (error != NULL || st.st_size < SQLENVFS_WAL_HEADER_SIZE + SQLENVFS_WAL_FRAME_HEADER_SIZE)
+      return FALSE;
+    out->no_header = TRUE;
+    return TRUE;
+  }
+  sqlenvfs_wal_cursor_init(&cur, &h);
+  while (sqlenvfs_wal_next_commit(sqlenvfs_wal_file_read, wf, &cur, 0, &c, &error))
+    sqlenvfs_wal_commit_clear(&c);
+  if (error != NULL)
+    return FALSE;
+  n_frames = (guint32)MIN((st.st_size - SQLENVFS_WAL_HEADER_SIZE) /
+                            (SQLENVFS_WAL_FRAME_HEADER_SIZE + h.page_size), G_MAXUINT32);
+  out->first_bad = cur.next_frame;
+  for (guint32 f = cur.next_frame; f <= n_frames; f++) {
+    SqlenvfsWalFrameHeader fh;
+    if (!sqlenvfs_wal_frame_header_read(sqlenvfs_wal_file_read, wf, h.page_size, f, &fh, NULL) ||
+        fh.salt1 != h.salt1 || fh.salt2 != h.salt2)
+      break; /* the end, or frames of an older generation (a restarted WAL's tail) */
+    out->n_after++;
+    if (fh.db_pages != 0)
+      out->commit_at = f;
+  }
+  return out->commit_at != 0;
+}

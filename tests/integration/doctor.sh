@@ -324,6 +324,42 @@ finding failure integrity prod/app "quick_check found" >/dev/null || fail "integ
 assert_eq "$(sha256sum "$R2/data/prod/app.db")" "$before" "damaged database after doctor"
 pass "damaged production database (page $page): failure, exit 2, file unchanged"
 
+# ---- committed frames of the WAL that fail their checksums ------------------------
+# SQLite reads a WAL only up to the first frame whose checksum fails when it
+# next recovers it: the commits after it are lost then, though the file
+# still holds them. (A WAL left by a process that ended without closing.)
+cp -a "$R" "$T/root3"
+R3=$T/root3
+python3 - "$R3/data/prod/app.db" "$T/w3" <<'PY'
+import os, shutil, sqlite3, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA wal_autocheckpoint=0")
+c.execute("CREATE TABLE IF NOT EXISTS walt(x)")
+for i in range(20):
+    c.execute("INSERT INTO walt VALUES (?)", (i,))
+shutil.copy(sys.argv[1] + "-wal", sys.argv[2])
+os._exit(0)
+PY
+rm -f "$R3/data/prod/app.db-shm"
+cp "$T/w3" "$R3/data/prod/app.db-wal"
+rc=0
+"$SQLENVFS" doctor --root "$R3" --json >"$T/doc.json" || rc=$?
+finding failure wal prod/app >/dev/null 2>&1 && fail "a sound WAL reported damaged: $(finding failure wal prod/app)"
+psize=$(python3 -c 'import struct,sys; print(struct.unpack(">I", open(sys.argv[1],"rb").read()[8:12])[0])' "$T/w3")
+python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); o = 32 + 2 * (24 + $psize) + 24 + 100
+f.seek(o); b = f.read(1); f.seek(o); f.write(bytes([b[0] ^ 1]))" "$R3/data/prod/app.db-wal"
+before=$(cat "$R3/data/prod/app.db" "$R3/data/prod/app.db-wal" | sha256sum)
+rc=0
+"$SQLENVFS" doctor --root "$R3" --json >"$T/doc.json" || rc=$?
+assert_eq "$rc" "2" "exit status with committed WAL frames that fail their checksums"
+finding failure wal prod/app "from frame 3 on fail their checksums" >/dev/null \
+  || fail "WAL damage not found: $(grep -o '"check": "wal"[^}]*' "$T/doc.json")"
+assert_eq "$(cat "$R3/data/prod/app.db" "$R3/data/prod/app.db-wal" | sha256sum)" "$before" \
+  "production after doctor found its WAL damaged"
+pass "committed WAL frames that fail their checksums: failure, exit 2, files unchanged"
+
 # ---- a read-only root: healthy databases are no failure -------------------------------
 # Without -wal/-shm (closed cleanly) a read-only connection to a WAL database
 # must create the -shm, which a read-only filesystem refuses.
