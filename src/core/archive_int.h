@@ -127,6 +127,9 @@ guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
 guint32 archive_pages_per_block(guint32 page_size);
 /* Whether @path is filled on demand by the fetch hook (archive.h). */
 gboolean archive_is_fetched(const char *path);
+/* Whether the archive directory @dir is a replica's copy assembled by a
+ * remote reader of this process (its alive may run ahead of its parts). */
+gboolean archive_holes_trusted(const char *dir);
 gboolean archive_pread_full(int fd, void *buf, gsize len, guint64 off, gsize *got, const char *path, GError **error);
 gboolean archive_pwrite_full(int fd, const void *buf, gsize len, guint64 off, const char *path, GError **error);
 gboolean archive_read_alive(const char *dir, gint64 *time, guint64 *next_seq);

@@ -232,9 +232,12 @@ sqlenvfs_archive_untrust_holes_under(const char *dir)
   free(real);
 }
 
-/* Whether the archive directory @dir lies under a trusted tree. */
-static gboolean
-holes_trusted(const char *dir)
+/* Whether the archive directory @dir lies under a trusted tree: a copy of
+ * a replica, whose alive object may run ahead of the parts shipped (it is
+ * uploaded after them, from the file as it is then), so that it does not
+ * vouch for records there (docs/REPLICA.md). */
+gboolean
+archive_holes_trusted(const char *dir)
 {
   char *real = realpath(dir, NULL);
   gboolean yes = FALSE;
@@ -274,7 +277,7 @@ read_holes(const SqlenvfsArchive *a, guint64 number, gboolean say)
 
   if (!g_file_get_contents(path, &data, NULL, NULL))
     return out;
-  if (!holes_trusted(a->dir)) {
+  if (!archive_holes_trusted(a->dir)) {
     g_log(G_LOG_DOMAIN, say ? G_LOG_LEVEL_MESSAGE : G_LOG_LEVEL_DEBUG,
           "archive %s: %s is not used: only a reader of a replica declares holes, in its own "
           "temporary tree (remove the file; `sqlenvfs verify` checks the segment)", a->dir, path);
@@ -494,7 +497,8 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
     seg->is_damaged = TRUE;
     if (is_last)
       gap_at_end(a, si);
-  } else if (is_last && !sealed && a->has_alive && seq != 0 && seq < a->alive_seq) {
+  } else if (is_last && !sealed && a->has_alive && seq != 0 && seq < a->alive_seq &&
+             !archive_holes_trusted(a->dir)) {
     /* Records the alive file confirms as synced (it was read before this
      * file was) are not all here: the segment lost them (cut short, or a
      * record in the synced part damaged). No state after the last one read

@@ -543,11 +543,15 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   guint32 prev_seal = 0;
   g_autoptr(GHashTable) pruned = NULL;
   gint64 alive_time = 0;
-  gboolean has_alive;
+  gboolean has_alive, alive_vouches;
 
   if (nums == NULL)
     return FALSE;
   has_alive = archive_read_alive(dir, &alive_time, &alive_seq);
+  /* Records before its number are in the last segment, cut short by
+   * nothing but damage; not in a replica's copy, whose alive may be ahead
+   * of the parts shipped. */
+  alive_vouches = has_alive && !archive_holes_trusted(dir);
   pruned = load_prune_log(dir, &p);
   if (nums->len > 0) {
     guint64 first = g_array_index(nums, guint64, 0);
@@ -659,7 +663,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
         if (sealed)
           problem(&p, sf.path, "%" G_GUINT64_FORMAT " bytes of data after the seal",
                   sf.size - off);
-        else if (is_last && (!has_alive || seq >= alive_seq) && (tail_torn = TRUE))
+        else if (is_last && ((torn && !alive_vouches) || !has_alive || seq >= alive_seq) &&
+                 (tail_torn = TRUE))
           /* Past what the alive file says was synced: the unsynced tail
            * that a crash of the machine left half-written. */
           g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
@@ -733,7 +738,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     /* The alive file (read before this segment was opened) confirms every
      * record before its number as synced: the last segment must hold them
      * (a damaged one among them is told above). */
-    if (is_last && !sealed && has_alive && seq < alive_seq && off >= sf.size)
+    if (is_last && !sealed && alive_vouches && seq < alive_seq && off >= sf.size)
       problem(&p, sf.path, "records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " are missing: "
               "the alive file says they were synced, but the segment ends at offset %"
               G_GUINT64_FORMAT " (cut short)", seq, alive_seq - 1, sf.size);
