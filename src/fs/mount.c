@@ -504,6 +504,51 @@ mounted_on(const char *path)
  * FUSE mount (its daemon was killed: every access fails with ENOTCONN) and a
  * mount already there (stacking on it would hide it) are refused, saying how
  * to clear them. On success *real is the mount point with symlinks resolved. */
+/* Whether path @a is @b or lies under it. */
+static gboolean
+path_within(const char *a, const char *b)
+{
+  gsize n = strlen(b);
+  return strncmp(a, b, n) == 0 && (a[n] == '\0' || a[n] == '/' || (n == 1 && b[0] == '/'));
+}
+
+/* The mount point @mnt (a real path) must not be, hold or lie in a directory
+ * of the root the daemon reads and writes (production, development, the
+ * backups, the archive, its state and cache): the mount would hide them
+ * from the applications and from the daemon itself, which would then wait
+ * on its own mount. A directory of its own in the root is fine (the demo
+ * mounts on ROOT/mnt). */
+static gboolean
+mountpoint_apart(SqlenvfsRoot *root, const char *mnt, GError **error)
+{
+  static const SqlenvfsDir dirs[] = { SQLENVFS_DIR_PROD, SQLENVFS_DIR_DEV, SQLENVFS_DIR_DAILY,
+                                      SQLENVFS_DIR_SNAPSHOTS, SQLENVFS_DIR_WAL,
+                                      SQLENVFS_DIR_CACHE, SQLENVFS_DIR_STATE };
+  const char *rdir = sqlenvfs_root_dir(root);
+  g_autofree char *real_root = realpath(rdir, NULL);
+
+  if (real_root == NULL)
+    return sqlenvfs_error_errno(error, errno, "resolve the root", rdir);
+  for (gsize i = 0; i < G_N_ELEMENTS(dirs); i++) {
+    const char *d = sqlenvfs_root_path(root, dirs[i]);
+    g_autofree char *rel = g_strdup(d + strlen(rdir));
+    g_autofree char *real_d = g_strconcat(real_root, rel, NULL);
+    if (path_within(real_d, mnt) || path_within(mnt, real_d)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "mount %s on %s: the mount point %s %s, which the mount reads and writes: "
+                  "mounted there, it would hide those files from the applications and from "
+                  "itself. Choose a directory outside those (for example %s/mnt, or one "
+                  "outside the root)",
+                  rdir, mnt,
+                  strcmp(real_d, mnt) == 0 ? "is" : path_within(real_d, mnt) ? "holds" : "lies in",
+                  real_d,
+                  real_root);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static gboolean
 check_mountpoint(SqlenvfsRoot *root, const char *mnt, char **real, GError **error)
 {
@@ -538,6 +583,8 @@ check_mountpoint(SqlenvfsRoot *root, const char *mnt, char **real, GError **erro
   }
   if (realpath(mnt, buf) == NULL)
     return sqlenvfs_error_errno(error, errno, "resolve the mount point", mnt);
+  if (!mountpoint_apart(root, buf, error))
+    return FALSE;
   what = mounted_on(buf);
   if (what != NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The mount point: a stale mount left by a killed daemon is named as such
 # with the command that clears it, a directory that already is a mount is
-# refused (saying what is mounted there) instead of being stacked on, and a
-# missing directory or a file is refused with what to do.
+# refused (saying what is mounted there) instead of being stacked on, a
+# missing directory or a file is refused with what to do, and so is one that
+# would hide the root's own directories.
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root R2=$T/root2 M=$T/mnt M2=$T/mnt2
@@ -15,6 +16,22 @@ expect_fail "mount point does not exist \\(create it with mkdir\\)" "$SQLENVFS" 
 touch "$T/afile"
 expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/afile"
 pass "a missing mount point and a file are refused with what to do"
+
+# --- the root's own directories, the root, and what holds it: refused (the
+# mount would hide production from the applications, and the daemon would
+# wait on itself); a directory of one's own in the root is fine
+mkdir -p "$R/backups/prod/wal_archives/app"
+for m in "$R/data/prod" "$R/data" "$R" "$T" "$R/backups/prod/wal_archives/app" "$R/.sqlenvfs"; do
+  expect_fail "which the mount reads and writes.*Choose a directory outside those" \
+    "$SQLENVFS" mount "$R" "$m"
+  grep -q " $m " /proc/self/mountinfo && fail "$m was mounted"
+done
+assert_eq "$(ls "$R/data/prod")" "app.db" "production after the refusals"
+mkdir "$R/mnt"
+mount_root "$R" "$R/mnt"
+assert_eq "$(ls "$R/mnt/prod")" "app.db" "a mount on ROOT/mnt"
+unmount_root "$R/mnt"
+pass "a mount point in or over the root's own directories is refused; ROOT/mnt is fine"
 
 # --- a directory that already is a mount: refused, nothing stacked
 mount_root "$R2" "$M2"
