@@ -567,7 +567,8 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
     break;
   }
   case FS_METRICS:
-    f->text = fs_metrics_render(fs, &f->len);
+    /* As status: the document whose size the lookup just before showed. */
+    f->text = fs_doc_snapshot(fs, fs->metrics, (guint32)fuse_req_ctx(req)->pid, &f->len, NULL);
     fi->direct_io = 1;
     break;
   default:
@@ -835,7 +836,8 @@ fs_nodes_init(Fs *fs)
   g_mutex_init(&fs->lock);
   g_mutex_init(&fs->live_lock);
   g_mutex_init(&fs->files_lock);
-  fs->status = fs_status_cache_new();
+  fs->status = fs_status_cache_new(fs_status_render);
+  fs->metrics = fs_status_cache_new(fs_metrics_text);
   fs->diffs = fs_diff_cache_new();
   fs->files = g_hash_table_new(g_direct_hash, g_direct_equal);
   fs->nodes = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, node_free);
@@ -857,6 +859,7 @@ fs_nodes_clear(Fs *fs)
   }
   g_clear_pointer(&fs->nodes, g_hash_table_destroy);
   g_clear_pointer(&fs->status, fs_status_cache_free);
+  g_clear_pointer(&fs->metrics, fs_status_cache_free);
   g_clear_pointer(&fs->diffs, fs_diff_cache_free);
   g_mutex_clear(&fs->lock);
   g_mutex_clear(&fs->live_lock);

@@ -123,6 +123,7 @@ typedef struct {
   SqlenvfsArchiver *archiver; /* NULL with -o noarchiver */
   GThread *archiver_thread;
   FsStatusCache *status; /* the shared status document (status.c) */
+  FsStatusCache *metrics; /* the shared metrics document (the same way) */
   FsDiffCache *diffs;    /* the diff/ documents made last (diff.c) */
   SqlenvfsOps *ops;
   gpointer remote;           /* mount --remote: its SqlenvfsRemote (remote.c), else NULL */
@@ -272,8 +273,14 @@ char *fs_status_render(Fs *fs);
  * its length in *@len. */
 char *fs_metrics_render(Fs *fs, gsize *len);
 
-FsStatusCache *fs_status_cache_new(void);
+/* A document shown by a file of the mount (status, metrics), rendered by
+ * @render (newly allocated text) and shared as fs_status_snapshot says. */
+FsStatusCache *fs_status_cache_new(char *(*render)(Fs *fs));
 void fs_status_cache_free(FsStatusCache *c);
+/* The document of @c, as fs_status_snapshot gives that of /status. */
+char *fs_doc_snapshot(Fs *fs, FsStatusCache *c, guint32 pid, gsize *len, gint64 *rendered_us);
+/* The metrics file's text, newly allocated (fs_metrics_render). */
+char *fs_metrics_text(Fs *fs);
 
 /* The document that lookup, getattr and open of /status share: the one
  * process @pid (0: unknown) was shown a moment ago, else the one rendered
@@ -283,7 +290,7 @@ void fs_status_cache_free(FsStatusCache *c);
  * made right after returns. */
 char *fs_status_snapshot(Fs *fs, guint32 pid, gsize *len, gint64 *rendered_us);
 
-/* Forget the shared document (an operation finished: show its result). */
+/* Forget the shared documents (an operation finished: show its result). */
 void fs_status_invalidate(Fs *fs);
 
 /* diff.c ----------------------------------------------------------------- */

@@ -154,3 +154,10 @@ fs_metrics_render(Fs *fs, gsize *len)
   *len = out->len;
   return g_string_free(out, FALSE);
 }
+
+char *
+fs_metrics_text(Fs *fs)
+{
+  gsize len;
+  return fs_metrics_render(fs, &len);
+}

@@ -93,6 +93,7 @@ typedef struct {
 } FsStatusSeen;
 
 struct _FsStatusCache {
+  char *(*render)(Fs *fs); /* the document, newly allocated text */
   GMutex lock; /* guards the fields below */
   GBytes *doc; /* NULL: none; the text with its NUL */
   gint64 rendered_us;   /* wall time of the rendering (the file's mtime) */
@@ -388,9 +389,10 @@ write_pitr_cache(Fs *fs, SqlenvfsJson *j)
 }
 
 FsStatusCache *
-fs_status_cache_new(void)
+fs_status_cache_new(char *(*render)(Fs *fs))
 {
   FsStatusCache *c = g_new0(FsStatusCache, 1);
+  c->render = render;
   g_mutex_init(&c->lock);
   return c;
 }
@@ -415,16 +417,22 @@ fs_status_cache_free(FsStatusCache *c)
   g_free(c);
 }
 
-void
-fs_status_invalidate(Fs *fs)
+static void
+cache_invalidate(FsStatusCache *c)
 {
-  FsStatusCache *c = fs->status;
   if (c == NULL)
     return;
   g_mutex_lock(&c->lock);
   g_clear_pointer(&c->doc, g_bytes_unref);
   forget_seen(c);
   g_mutex_unlock(&c->lock);
+}
+
+void
+fs_status_invalidate(Fs *fs)
+{
+  cache_invalidate(fs->status);
+  cache_invalidate(fs->metrics);
 }
 
 /* The slot of process @pid, or the one to reuse for it. */
@@ -445,7 +453,12 @@ seen_slot(FsStatusCache *c, guint32 pid)
 char *
 fs_status_snapshot(Fs *fs, guint32 pid, gsize *len, gint64 *rendered_us)
 {
-  FsStatusCache *c = fs->status;
+  return fs_doc_snapshot(fs, fs->status, pid, len, rendered_us);
+}
+
+char *
+fs_doc_snapshot(Fs *fs, FsStatusCache *c, guint32 pid, gsize *len, gint64 *rendered_us)
+{
   gint64 now = g_get_monotonic_time();
   FsStatusSeen *seen = NULL;
   GBytes *doc;
@@ -468,7 +481,7 @@ fs_status_snapshot(Fs *fs, guint32 pid, gsize *len, gint64 *rendered_us)
   if (c->doc == NULL || now - c->used_mono >= REUSE_GAP_US ||
       now - c->rendered_mono >= REUSE_MAX_US) {
     /* Rendered under the lock: concurrent askers share one rendering. */
-    char *text = fs_status_render(fs);
+    char *text = c->render(fs);
     g_clear_pointer(&c->doc, g_bytes_unref);
     c->doc = g_bytes_new_take(text, strlen(text) + 1);
     c->rendered_us = sqlenvfs_clock_now();

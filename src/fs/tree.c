@@ -524,9 +524,10 @@ fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *a
     ok = TRUE;
   } else if (strcmp(comps[0], "metrics") == 0 && n == 1) {
     gsize len_m = 0;
-    g_free(fs_metrics_render(fs, &len_m));
+    gint64 rendered = 0;
+    g_free(fs_doc_snapshot(fs, fs->metrics, pid, &len_m, &rendered));
     w.kind = FS_METRICS;
-    attr_file(fs, attr, S_IFREG | 0444, len_m, g_get_real_time(), TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_file(fs, attr, S_IFREG | 0444, len_m, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
     ok = TRUE;
   } else {
     ok = not_found(error, path, "no such file");

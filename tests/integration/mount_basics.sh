@@ -55,6 +55,31 @@ grep -Eq '^sqlenvfs_archive_bytes\{db="app"\} [0-9]+$' <<<"$metrics" || fail "me
 grep -q 'sqlenvfs_replica_' <<<"$metrics" && fail "replica metrics without a replica: $metrics"
 pass "the tree lists environments, copies, pitr, ctl, metrics and status"
 
+# metrics has its real size too while commits change it: a stat and the
+# open after it show one document (tar and rsync copy st_size bytes).
+python3 - "$M/metrics" "$R/data/prod/app.db" <<'PY' || fail "metrics: stat's size and the length read differ"
+import os, sqlite3, sys, threading
+stop = False
+def writer():
+    c = sqlite3.connect(sys.argv[2], isolation_level=None)
+    c.execute("CREATE TABLE IF NOT EXISTS metrics_churn(x)")
+    while not stop:
+        c.execute("INSERT INTO metrics_churn VALUES (randomblob(3000))")
+t = threading.Thread(target=writer)
+t.start()
+bad = 0
+try:
+    for _ in range(200):
+        size = os.stat(sys.argv[1]).st_size
+        bad += size != len(open(sys.argv[1], "rb").read())
+finally:
+    stop = True
+    t.join()
+print("metrics: %d of 200 reads differed from stat's size" % bad)
+sys.exit(1 if bad else 0)
+PY
+pass "metrics: stat's size is the length an open right after reads, while commits change it"
+
 # --- a second mount of the same root is refused, naming the holder
 pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")
 kill -0 "$pid" || fail "the lock file names pid $pid, which is not running"
