@@ -59,7 +59,7 @@ cmd_restore(int argc, char **argv)
     return cli_usage("restore", "unexpected argument '%s'", argv[1]);
   if (time_arg == NULL)
     return cli_usage("restore", "--time is required (a time, latest or earliest)");
-  if (output == NULL)
+  if (output == NULL || *output == '\0')
     return cli_usage("restore", "--output is required (the file to write)");
   if (!sqlenvfs_time_parse(time_arg, &t, &error))
     return cli_fail("restore", error);

@@ -74,14 +74,27 @@ existing_db(SqlenvfsRoot *root, const char *name)
   return g_file_test(path, G_FILE_TEST_IS_REGULAR);
 }
 
+/* @text quoted as an error shows it: at most 80 bytes of it, then how long
+ * it was, so that a large write is not echoed whole into the log, the ctl
+ * file and status. */
+static char *
+quote_text(const char *text)
+{
+  gsize n = strlen(text);
+  if (n <= 80)
+    return g_strdup_printf("\"%s\"", text);
+  return g_strdup_printf("\"%.80s\"... (%" G_GSIZE_FORMAT " bytes)", text, n);
+}
+
 /* FALSE and an INVALID error: @text is not one of @accepted. It does not
  * name the op: the mount logs it as "ctl/<op>: ...", and it is shown when
  * ctl/<op> is read and under that op in status. */
 static gboolean
 invalid(GError **error, const char *text, const char *accepted)
 {
+  g_autofree char *q = quote_text(text);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-              "cannot parse \"%s\": write %s", text, accepted);
+              "cannot parse %s: write %s", q, accepted);
   return FALSE;
 }
 
@@ -93,14 +106,15 @@ static char *
 ctl_db(SqlenvfsRoot *root, const char *name, const char *line, const char *accepted,
        GError **error)
 {
-  g_autofree char *dbs = NULL;
+  g_autofree char *dbs = NULL, *q = NULL;
   guint n;
   if (existing_db(root, name))
     return sqlenvfs_root_resolve_db(root, name, TRUE, error);
   dbs = sqlenvfs_root_describe_dbs(root, &n);
+  q = quote_text(line);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-              "cannot parse \"%s\": no production database has that name (%s%s); write %s",
-              line, n == 0 ? "there is none" : n == 1 ? "the one there is: " : "there are ",
+              "cannot parse %s: no production database has that name (%s%s); write %s",
+              q, n == 0 ? "there is none" : n == 1 ? "the one there is: " : "there are ",
               dbs ? dbs : "", accepted);
   return NULL;
 }

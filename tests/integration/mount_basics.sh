@@ -212,6 +212,20 @@ assert ops["verify"]["refused"] is None, ops["verify"]
 PY
 grep -q 'ctl/snapshot: cannot parse "nosuch": no production database has that name (the one there is: app); write 1' "$R/.sqlenvfs/mount.log" \
   || fail "the log does not say why: $(cat "$R/.sqlenvfs/mount.log")"
+# A large write is refused quoting only its start and its length.
+python3 - "$M/ctl/backup" <<'PY' || fail "a 1 MiB write to ctl/backup was not refused with EINVAL"
+import errno, os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+try:
+    os.write(fd, b"b" * (1 << 20) + b"\n")
+    sys.exit(1)
+except OSError as e:
+    sys.exit(0 if e.errno == errno.EINVAL else 1)
+PY
+grep -q "cannot parse \"b\{80\}\"\.\.\. ([0-9]* bytes): write" "$M/ctl/backup" \
+  || fail "ctl/backup after a 1 MiB write: $(head -c 300 "$M/ctl/backup")"
+[ "$(wc -c < "$M/ctl/backup")" -lt 2000 ] || fail "ctl/backup echoes the 1 MiB write"
+[ "$(wc -c < "$R/.sqlenvfs/mount.log")" -lt 500000 ] || fail "the log echoes the 1 MiB write"
 pass "ctl writes that name nothing fail with EINVAL, say why in the log, and show in ctl/<op> and status"
 
 # --- unmount, and the next mount starts clean

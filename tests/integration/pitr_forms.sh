@@ -116,6 +116,8 @@ expect_fail 'exists.*--force' "$SQLENVFS" restore --root "$R" --time latest --ou
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" --force >/dev/null
 expect_fail 'is required' "$SQLENVFS" restore --root "$R" --output "$T/x.db"
 expect_fail 'is required' "$SQLENVFS" restore --root "$R" --time latest
+(cd "$T" && expect_fail '--output is required' "$SQLENVFS" restore --root "$R" --time latest --output '')
+[ -z "$(ls -A "$T" | grep '^\.tmp-')" ] || fail "restore --output '' left a temporary in the current directory"
 expect_fail '[Uu]nknown option' "$SQLENVFS" restore --root "$R" --time latest --output "$T/x.db" --bogus
 expect_fail 'no production database nosuch' "$SQLENVFS" restore --root "$R" --db nosuch --time latest --output "$T/x.db"
 expect_fail 'before the earliest recoverable time' "$SQLENVFS" restore --root "$R" --time @1000000000 --output "$T/x.db"
