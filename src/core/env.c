@@ -257,6 +257,53 @@ typedef struct {
 /* Build the new production file @tmp_prod from @schema (and the demo data),
  * and the development file @tmp_dev as a copy of it taken before production
  * is marked. */
+/* A schema is SQL text; more than this is not one (/dev/zero, a database
+ * given by mistake), and is refused rather than read without end. */
+#define SCHEMA_MAX_BYTES (64u << 20)
+
+/* Read the schema at @path (a file, or a pipe such as <(...)) into *@out,
+ * at most SCHEMA_MAX_BYTES; text with a NUL byte is not SQL text. Errors
+ * are GFileError ones, or SQLENVFS_ERROR_INVALID with the whole message. */
+static gboolean
+read_schema(const char *path, char **out, GError **error)
+{
+  g_autoptr(GString) text = g_string_new(NULL);
+  char buf[65536];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+  if (fd < 0) {
+    int e = errno;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s", g_strerror(e));
+    return FALSE;
+  }
+  for (;;) {
+    ssize_t n = read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int e = errno;
+      close(fd);
+      g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(e), "%s", g_strerror(e));
+      return FALSE;
+    }
+    if (n == 0)
+      break;
+    if (memchr(buf, '\0', (size_t)n) != NULL || text->len + (gsize)n > SCHEMA_MAX_BYTES) {
+      close(fd);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read schema %s: %s: it is not a schema of SQL statements (name the "
+                  "schema file with --schema FILE)", path,
+                  text->len + (gsize)n > SCHEMA_MAX_BYTES ? "it is larger than 64 MiB"
+                                                          : "it holds a NUL byte");
+      return FALSE;
+    }
+    g_string_append_len(text, buf, n);
+  }
+  close(fd);
+  *out = g_string_free(g_steal_pointer(&text), FALSE);
+  return TRUE;
+}
+
 static gboolean
 build_pair(const SqlenvfsInitOptions *opts, const char *schema_path, const char *schema,
            const char *tmp_prod, const char *tmp_dev, const Progress *prog, GError **error)
@@ -719,7 +766,11 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
       return FALSE;
     g_info("wrote the demo schema to %s", schema_default);
   }
-  if (!g_file_get_contents(schema_path, &schema, NULL, &local)) {
+  if (!read_schema(schema_path, &schema, &local)) {
+    if (local->domain == SQLENVFS_ERROR) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
     g_set_error(error, SQLENVFS_ERROR,
                 g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)
                   ? SQLENVFS_ERROR_NOT_FOUND

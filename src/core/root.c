@@ -347,6 +347,14 @@ sqlenvfs_root_open_from(const char *dir, const char *given_as, SqlenvfsRootMode 
     root->paths[i] = g_build_filename(root->dir, dir_rel[i], NULL);
 
   if (mode == SQLENVFS_ROOT_MUST_EXIST) {
+    if (g_file_test(root->dir, G_FILE_TEST_EXISTS) &&
+        !g_file_test(root->dir, G_FILE_TEST_IS_DIR)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "open root %s (from %s): it is a file, not a directory (name the root "
+                  "directory, the one holding data/prod)",
+                  root->dir, src);
+      return NULL;
+    }
     if (!g_file_test(root->dir, G_FILE_TEST_IS_DIR)) {
       g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,

@@ -8,6 +8,12 @@ R=$T/root
 
 # --- bad input: one clear line, non-zero, nothing created
 expect_fail "no such directory" "$SQLENVFS" info --root "$T/missing"
+touch "$T/afile"
+expect_fail "open root $T/afile \\(from --root\\): it is a file, not a directory" "$SQLENVFS" info --root "$T/afile"
+mkdir "$T/zero"
+expect_fail "read schema /dev/zero: it holds a NUL byte: it is not a schema" \
+  timeout 60 "$SQLENVFS" init --root "$T/zero" --schema /dev/zero
+[ ! -e "$T/zero/data" ] || fail "init --schema /dev/zero created $T/zero/data"
 expect_fail "^sqlenvfs init: unknown option --bogus \(see 'sqlenvfs init --help'\)$" "$SQLENVFS" init --root "$R" --bogus
 expect_fail "^sqlenvfs backup: unknown option -x \(see 'sqlenvfs backup --help'\)$" "$SQLENVFS" backup -x
 expect_fail "^sqlenvfs restore: missing argument for --time \(see 'sqlenvfs restore --help'\)$" "$SQLENVFS" restore --time
