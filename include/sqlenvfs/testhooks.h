@@ -57,6 +57,12 @@ guint sqlenvfs_testhook_pitr_delay_ms(void);
 /* Bytes of SQLENVFS_TEST_PITR_IDLE_MEMORY, or 0. */
 guint sqlenvfs_testhook_pitr_idle_memory(void);
 
+#define SQLENVFS_TEST_DIFF_DOC_MAX_ENV "SQLENVFS_TEST_DIFF_DOC_MAX"
+
+/* Bytes of SQLENVFS_TEST_DIFF_DOC_MAX (the largest diff/ document the mount
+ * makes, for tests of the refusal), or 0. */
+guint sqlenvfs_testhook_diff_doc_max(void);
+
 #define SQLENVFS_TEST_PITR_CHECK_ENV "SQLENVFS_TEST_PITR_CHECK_MS"
 
 /* Milliseconds of SQLENVFS_TEST_PITR_CHECK_MS, or 0. */

@@ -34,6 +34,12 @@ sqlenvfs_testhook_pitr_idle_memory(void)
 }
 
 guint
+sqlenvfs_testhook_diff_doc_max(void)
+{
+  return env_ms(SQLENVFS_TEST_DIFF_DOC_MAX_ENV);
+}
+
+guint
 sqlenvfs_testhook_pitr_check_ms(void)
 {
   return env_ms(SQLENVFS_TEST_PITR_CHECK_ENV);

@@ -8,8 +8,13 @@
  * open that follows: the last DOCS_MAX made, DOCS_MAX_BYTES in all, keyed
  * by the database, the kind and the two times as resolved (a name such as
  * `latest` resolves to a later time once more is archived, and so to
- * another document). A document larger than that is made again at the
- * open. The state at a time never changes, so neither does its document.
+ * another document). The state at a time never changes, so neither does
+ * its document.
+ *
+ * The daemon that builds them also archives, so what they take is bounded:
+ * one is made at a time, and one that grows past DOC_MAX_BYTES is refused
+ * (EPERM; the log says to run `sqlenvfs diff`, which writes as it goes),
+ * and that refusal is remembered like a document.
  */
 #include "fs.h"
 
@@ -17,6 +22,8 @@
 
 #include "sqlenvfs/diff.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/testhooks.h"
+#include "sqlenvfs/timefmt.h"
 
 gboolean
 fs_diff_resolve_time(Fs *fs, const char *name, gint64 *time_us, gboolean *is_lasting,
@@ -55,10 +62,30 @@ fs_diff_list(Fs *fs, const FsWhere *where, GError **error)
   return names;
 }
 
+/* The largest document the mount makes (tests make it smaller). */
+#define DOC_MAX_BYTES ((gsize)32 << 20)
+
+static gsize
+doc_max_bytes(void)
+{
+  guint t = sqlenvfs_testhook_diff_doc_max();
+  return t > 0 ? MIN((gsize)t, DOC_MAX_BYTES) : DOC_MAX_BYTES;
+}
+
+typedef struct {
+  GString *out;
+  gboolean too_big; /* DOC_MAX_BYTES reached: the rest is dropped */
+} DocOut;
+
 static void
 append(gpointer user, const char *text, gsize len)
 {
-  g_string_append_len(user, text, (gssize) len);
+  DocOut *d = user;
+  if (d->too_big || d->out->len + len > doc_max_bytes()) {
+    d->too_big = TRUE;
+    return;
+  }
+  g_string_append_len(d->out, text, (gssize) len);
 }
 
 static void
@@ -75,10 +102,12 @@ typedef struct {
   char *db;
   gboolean is_summary;
   gint64 from_us, to_us;
-  GBytes *doc;
+  GBytes *doc; /* empty when refused as too large (is_too_big) */
+  gboolean is_too_big;
 } DiffDoc;
 
 struct _FsDiffCache {
+  GMutex making; /* held while a document is made: one at a time */
   GMutex lock;
   GQueue docs; /* DiffDoc *, the last used first */
   gsize bytes;
@@ -97,6 +126,7 @@ FsDiffCache *
 fs_diff_cache_new(void)
 {
   FsDiffCache *c = g_new0(FsDiffCache, 1);
+  g_mutex_init(&c->making);
   g_mutex_init(&c->lock);
   g_queue_init(&c->docs);
   return c;
@@ -108,24 +138,41 @@ fs_diff_cache_free(FsDiffCache *c)
   if (c == NULL)
     return;
   g_queue_clear_full(&c->docs, diff_doc_free);
+  g_mutex_clear(&c->making);
   g_mutex_clear(&c->lock);
   g_free(c);
 }
 
 /* The kept document for the key, referenced, or NULL. Called locked. */
+/* The document kept for these, or NULL; *@too_big when it was refused. */
 static GBytes *
-find_locked(FsDiffCache *c, const char *db, gboolean is_summary, gint64 from_us, gint64 to_us)
+find_locked(FsDiffCache *c, const char *db, gboolean is_summary, gint64 from_us, gint64 to_us,
+            gboolean *too_big)
 {
+  *too_big = FALSE;
   for (GList *l = c->docs.head; l != NULL; l = l->next) {
     DiffDoc *d = l->data;
     if (d->is_summary == is_summary && d->from_us == from_us && d->to_us == to_us &&
         strcmp(d->db, db) == 0) {
       g_queue_unlink(&c->docs, l);
       g_queue_push_head_link(&c->docs, l);
-      return g_bytes_ref(d->doc);
+      *too_big = d->is_too_big;
+      return d->is_too_big ? NULL : g_bytes_ref(d->doc);
     }
   }
   return NULL;
+}
+
+static void
+set_too_big(GError **error, const char *db, gboolean is_summary, gint64 from_us, gint64 to_us)
+{
+  g_autofree char *from = sqlenvfs_time_format_iso(from_us);
+  g_autofree char *to = sqlenvfs_time_format_iso(to_us);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+              "the %s of %s from %s to %s is larger than %" G_GSIZE_FORMAT " bytes, more than "
+              "the mount makes in memory: write it with `sqlenvfs diff --db %s --from %s --to "
+              "%s%s > FILE`", is_summary ? "summary" : "script", db, from, to, doc_max_bytes(),
+              db, from, to, is_summary ? " --summary" : "");
 }
 
 GBytes *
@@ -134,42 +181,56 @@ fs_diff_document(Fs *fs, const char *db, gboolean is_summary, gint64 from_us, gi
 {
   FsDiffCache *c = fs->diffs;
   SqlenvfsTime from = { .us = from_us }, to = { .us = to_us };
-  GString *out;
+  DocOut out = { NULL, FALSE };
+  gboolean too_big;
   GBytes *doc;
 
   g_mutex_lock(&c->lock);
-  doc = find_locked(c, db, is_summary, from_us, to_us);
+  doc = find_locked(c, db, is_summary, from_us, to_us, &too_big);
   g_mutex_unlock(&c->lock);
-  if (doc != NULL)
+  if (doc != NULL || too_big) {
+    if (too_big)
+      set_too_big(error, db, is_summary, from_us, to_us);
     return doc;
-  /* Made outside the lock: a long diff holds up no other one. */
-  out = g_string_new(NULL);
-  if (!sqlenvfs_diff_run(fs->root, db, &from, &to, is_summary, append, note, out, NULL,
+  }
+  /* One made at a time (the cache's lock is not held meanwhile: documents
+   * already made are served while one is made). */
+  g_mutex_lock(&c->making);
+  g_mutex_lock(&c->lock);
+  doc = find_locked(c, db, is_summary, from_us, to_us, &too_big); /* made meanwhile */
+  g_mutex_unlock(&c->lock);
+  if (doc != NULL || too_big) {
+    g_mutex_unlock(&c->making);
+    if (too_big)
+      set_too_big(error, db, is_summary, from_us, to_us);
+    return doc;
+  }
+  out.out = g_string_new(NULL);
+  if (!sqlenvfs_diff_run(fs->root, db, &from, &to, is_summary, append, note, &out, NULL,
                          error)) {
-    g_string_free(out, TRUE);
+    g_mutex_unlock(&c->making);
+    g_string_free(out.out, TRUE);
     return NULL;
   }
-  doc = g_string_free_to_bytes(out);
-  if (g_bytes_get_size(doc) > DOCS_MAX_BYTES)
-    return doc;
-  g_mutex_lock(&c->lock);
-  {
-    GBytes *had = find_locked(c, db, is_summary, from_us, to_us); /* made meanwhile */
-    if (had != NULL) {
-      g_mutex_unlock(&c->lock);
-      g_bytes_unref(doc);
-      return had;
-    }
+  g_mutex_unlock(&c->making);
+  if (out.too_big) {
+    g_string_free(out.out, TRUE);
+    set_too_big(error, db, is_summary, from_us, to_us);
+    doc = NULL;
+  } else {
+    doc = g_string_free_to_bytes(out.out);
   }
+  g_mutex_lock(&c->lock);
   {
     DiffDoc *d = g_new0(DiffDoc, 1);
     d->db = g_strdup(db);
     d->is_summary = is_summary;
     d->from_us = from_us;
     d->to_us = to_us;
-    d->doc = g_bytes_ref(doc);
+    d->is_too_big = doc == NULL;
+    d->doc = doc != NULL ? g_bytes_ref(doc) : g_bytes_new(NULL, 0);
     g_queue_push_head(&c->docs, d);
-    c->bytes += g_bytes_get_size(doc);
+    c->bytes += g_bytes_get_size(d->doc);
   }
   while (c->docs.length > DOCS_MAX || c->bytes > DOCS_MAX_BYTES) {
     DiffDoc *old = g_queue_pop_tail(&c->docs);

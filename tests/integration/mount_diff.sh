@@ -54,3 +54,21 @@ pass "a name of diff/ that is not a time is logged as diff/'s"
 "$SQLENVFS" restore --root "$R" --time latest --output "$T/latest.db" > /dev/null 2> "$T/err"
 [ ! -s "$T/err" ] || fail "restore --time latest with an archiver running: $(cat "$T/err")"
 pass "restore --time latest is quiet while an archiver runs"
+
+# A document larger than the mount makes in memory (made small here) is
+# refused with EPERM, the log giving the command that writes it; the
+# refusal is remembered, and a smaller document of the same pair is served.
+unmount_root "$M"
+SQLENVFS_TEST_DIFF_DOC_MAX=$(( $(wc -c < "$T/cli.sql") - 1 )) mount_root "$R" "$M"
+wait_archiving "$M"
+for i in 1 2; do
+  if stat "$M/diff/$t1/$t2/app.sql" > /dev/null 2> "$T/stat.err"; then
+    fail "diff/<t1>/<t2>/app.sql larger than the limit was served"
+  fi
+  grep -q "Operation not permitted" "$T/stat.err" || fail "stat of a too large diff: $(cat "$T/stat.err")"
+done
+grep -q "more than the mount makes in memory: write it with \`sqlenvfs diff --db app --from " \
+  "$R/.sqlenvfs/mount.log" || fail "the log does not say what to run: $(tail -3 "$R/.sqlenvfs/mount.log")"
+cmp "$T/cli.summary" <(cat "$M/diff/earliest/latest/app.summary") ||
+  fail "diff/earliest/latest/app.summary after a refused script"
+pass "a diff document larger than the mount makes is refused (EPERM) with the command to run"
