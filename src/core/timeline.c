@@ -1193,10 +1193,14 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     g_autofree char *prod = sqlenvfs_root_prod_db(tl->root, name);
     if (archive_is_empty(tl) && tl->bases->len == 0 && !g_file_test(prod, G_FILE_TEST_EXISTS)) {
       g_autofree char *dbs = sqlenvfs_root_describe_dbs(tl->root, NULL);
+      const char *dflt = sqlenvfs_root_settings(tl->root)->default_db;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                  "there is no production database %s, and no archive or copy of it (%s%s; "
-                  "see `sqlenvfs list`)", name, dbs ? "this root has " : "nor of any other",
-                  dbs ? dbs : "");
+                  "there is no production database %s%s, and no archive or copy of it (%s%s; "
+                  "see `sqlenvfs list`)", name,
+                  g_strcmp0(name, dflt) == 0 && g_strcmp0(dflt, "app") != 0
+                    ? " (the default database, named by [sqlenvfs] default-db in sqlenvfs.conf)"
+                    : "",
+                  dbs ? "this root has " : "nor of any other", dbs ? dbs : "");
       return NULL;
     }
     set_nothing_error(tl, error);

@@ -121,5 +121,10 @@ expect_fail 'is required' "$SQLENVFS" restore --root "$R" --time latest
 expect_fail '[Uu]nknown option' "$SQLENVFS" restore --root "$R" --time latest --output "$T/x.db" --bogus
 expect_fail 'no production database nosuch' "$SQLENVFS" restore --root "$R" --db nosuch --time latest --output "$T/x.db"
 expect_fail 'before the earliest recoverable time' "$SQLENVFS" restore --root "$R" --time @1000000000 --output "$T/x.db"
+cp "$R/sqlenvfs.conf" "$T/conf.saved"
+printf '[sqlenvfs]\ndefault-db=nope\n' >> "$R/sqlenvfs.conf"
+expect_fail 'no production database nope \(the default database, named by \[sqlenvfs\] default-db in sqlenvfs.conf\)' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/x.db"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
 [ ! -e "$T/x.db" ] || fail "a refused restore left a file"
 pass "existing output, missing options, unknown database and early times refused"
