@@ -22,6 +22,8 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
   const char *cmd = (*argv)[0];
   g_autofree char *prgname = g_strdup_printf("sqlenvfs %s", cmd);
   g_autoptr(GOptionContext) ctx = NULL;
+  /* The arguments as given: parsing takes them out of *argv. */
+  g_auto(GStrv) given = g_strdupv(*argv);
   g_autoptr(GError) error = NULL;
   GOptionEntry common[] = {
     { "root", 'r', 0, G_OPTION_ARG_FILENAME, &root_arg,
@@ -39,6 +41,21 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     g_option_context_add_main_entries(ctx, entries, NULL);
   g_option_context_add_main_entries(ctx, common, NULL);
   if (!g_option_context_parse(ctx, argc, argv, &error)) {
+    if (error->domain == G_CONVERT_ERROR) {
+      /* An option's value that is not text in the locale's encoding: say
+       * which (GOption says only "invalid byte sequence"). */
+      for (char **a = given + 1; *a != NULL; a++) {
+        g_autofree char *text = g_locale_to_utf8(*a, -1, NULL, NULL, NULL);
+        g_autofree char *shown = NULL;
+        if (text != NULL)
+          continue;
+        shown = g_strescape(*a, NULL);
+        fprintf(stderr, "sqlenvfs %s: the argument \"%s\" is not text in this locale's "
+                "encoding (%s): give names and times as UTF-8 text, in a UTF-8 locale "
+                "(see 'sqlenvfs %s --help')\n", cmd, shown, g_get_codeset(), cmd);
+        return FALSE;
+      }
+    }
     /* GOption says "Unknown option --x": one line, in the house's case. */
     error->message[0] = g_ascii_tolower(error->message[0]);
     fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, error->message, cmd);

@@ -16,6 +16,8 @@ expect_fail "read schema /dev/zero: it holds a NUL byte: it is not a schema" \
 [ ! -e "$T/zero/data" ] || fail "init --schema /dev/zero created $T/zero/data"
 expect_fail "^sqlenvfs init: unknown option --bogus \(see 'sqlenvfs init --help'\)$" "$SQLENVFS" init --root "$R" --bogus
 expect_fail "^sqlenvfs backup: unknown option -x \(see 'sqlenvfs backup --help'\)$" "$SQLENVFS" backup -x
+expect_fail "^sqlenvfs restore: the argument \"\\\\377\" is not text in this locale's encoding" \
+  "$SQLENVFS" restore --root "$R" --time "$(printf '\377')" --output "$T/x.db"
 expect_fail "^sqlenvfs restore: missing argument for --time \(see 'sqlenvfs restore --help'\)$" "$SQLENVFS" restore --time
 expect_fail "^sqlenvfs restore: unexpected argument 'extra' \(see" "$SQLENVFS" restore extra
 expect_fail "^sqlenvfs: unknown command 'bogus' \(see 'sqlenvfs --help'\)$" "$SQLENVFS" bogus
