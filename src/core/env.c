@@ -334,6 +334,22 @@ build_pair(const SqlenvfsInitOptions *opts, const char *schema_path, const char 
                 schema_path);
     goto fail;
   }
+  {
+    gint64 taken = 0;
+    if (!sqlenvfs_db_query_int(prod,
+                               "SELECT count(*) FROM sqlite_schema WHERE "
+                               "name = '_environment' COLLATE NOCASE",
+                               &taken, tmp_prod, error))
+      goto fail;
+    if (taken > 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "load schema %s: it defines _environment, the name of the table that marks "
+                  "a database as production or development, which sqlenvfs keeps for itself "
+                  "(rename it in the schema; nothing was created)",
+                  schema_path);
+      goto fail;
+    }
+  }
   if (opts->demo) {
     guint64 n = opts->demo_events ? opts->demo_events : SQLENVFS_DEMO_DEFAULT_EVENTS;
     if (!sqlenvfs_demo_load(prod, n, prog->progress, prog->user, tmp_prod, error))

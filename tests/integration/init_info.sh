@@ -16,6 +16,10 @@ expect_fail "read schema /dev/zero: it holds a NUL byte: it is not a schema" \
 [ ! -e "$T/zero/data" ] || fail "init --schema /dev/zero created $T/zero/data"
 expect_fail "^sqlenvfs init: unknown option --bogus \(see 'sqlenvfs init --help'\)$" "$SQLENVFS" init --root "$R" --bogus
 expect_fail "^sqlenvfs backup: unknown option -x \(see 'sqlenvfs backup --help'\)$" "$SQLENVFS" backup -x
+mkdir "$T/envname"
+expect_fail "it defines _environment, the name of the table that marks a database" \
+  "$SQLENVFS" init --root "$T/envname" --schema <(echo 'CREATE TABLE t(a); CREATE TABLE _environment(x);')
+[ -z "$(ls -A "$T/envname/data/prod" 2>/dev/null)" ] || fail "init made a database from a schema defining _environment"
 expect_fail "^sqlenvfs restore: the argument \"\\\\377\" is not text in this locale's encoding" \
   "$SQLENVFS" restore --root "$R" --time "$(printf '\377')" --output "$T/x.db"
 expect_fail "^sqlenvfs restore: missing argument for --time \(see 'sqlenvfs restore --help'\)$" "$SQLENVFS" restore --time
