@@ -86,7 +86,7 @@ cmd_migrate_pg(int argc, char **argv)
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage(cmd, "unexpected argument '%s'", argv[1]);
-  if (dsn == NULL)
+  if (dsn == NULL || *dsn == '\0')
     return cli_usage(cmd, "--dsn is required (e.g. --dsn 'host=localhost dbname=app')");
   if (mode_arg && strcmp(mode_arg, "append") != 0 && strcmp(mode_arg, "replace") != 0)
     return cli_usage(cmd, "--mode must be append or replace, not '%s'", mode_arg);

@@ -51,6 +51,7 @@ mig --help | grep -q -- "--create-tables" || fail "--help does not describe the 
 
 # --- refused before anything is written ------------------------------------
 before=$(state)
+expect_fail '--dsn is required' mig --dsn ''
 expect_fail 'invalid --dsn: .*bogus' mig --dsn "host=127.0.0.1 bogus=1"
 expect_fail 'invalid --dsn' mig --dsn "postgresql://[oops"
 dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
