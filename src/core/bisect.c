@@ -524,6 +524,23 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   total = 2 + (guint) g_bit_storage(n_cand - 1);
   if (!probe(r->db, &s0, sql, &r0, error))
     goto out;
+  /* Twice on the same state: a result that changes on its own would be
+   * taken for a change the commits made. */
+  {
+    Result again = { 0 };
+    gboolean same;
+    if (!probe(r->db, &s0, sql, &again, error))
+      goto out;
+    same = result_equal(&r0, &again);
+    result_clear(&again);
+    if (!same) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "the query gives another result each time it runs on the same state (it "
+                  "calls random(), reads the clock, or another function whose result changes "
+                  "on its own): bisect needs a query whose result depends only on the data");
+      goto out;
+    }
+  }
   probe_done(r, total, progress, user);
   hi = (gint64)n_cand - 1;
   if (!cand_get(a, &cands, (guint64)hi, &ce, error) ||

@@ -186,4 +186,6 @@ assert_eq "$rc" 3 "exit status of a query followed by a comment ($(cat "$T/c.err
 expect_fail 'more than one statement' "$SQLENVFS" bisect --root "$R" --sql "SELECT 1; SELECT 2"
 expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql ""
 expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql " ; -- nothing"
+expect_fail 'gives another result each time it runs on the same state' \
+  "$SQLENVFS" bisect --root "$R" --sql "SELECT count(*) + random() FROM t"
 pass "a comment after the query is accepted; an empty --sql is called empty"
