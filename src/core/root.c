@@ -235,6 +235,52 @@ check_known_settings(GKeyFile *kf, const char *file, GError **error)
   return TRUE;
 }
 
+/* FALSE and an error naming the first setting of the settings file @file
+ * (its text @text) that GKeyFile would take silently other than as
+ * written: one set twice in a section (the last would win), or one with a
+ * locale suffix ("key[de]", a translation GKeyFile keeps apart). */
+static gboolean
+check_lines(const char *text, const char *file, GError **error)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  g_autofree char *group = g_strdup("");
+
+  for (guint i = 0; lines[i] != NULL; i++) {
+    g_autofree char *line = g_strstrip(g_strdup(lines[i]));
+    g_autofree char *key = NULL, *id = NULL;
+    const char *eq;
+    guint first;
+    if (*line == '\0' || *line == '#')
+      continue;
+    if (*line == '[') {
+      g_free(group);
+      group = g_strdup(line);
+      continue;
+    }
+    eq = strchr(line, '=');
+    if (eq == NULL)
+      continue; /* GKeyFile refuses it */
+    key = g_strstrip(g_strndup(line, (gsize)(eq - line)));
+    if (strchr(key, '[') != NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: line %u: %s %s has a locale suffix, which sqlenvfs does "
+                  "not read (remove the [...] after the name)", file, i + 1, group, key);
+      return FALSE;
+    }
+    id = g_strdup_printf("%s %s", group, key);
+    first = GPOINTER_TO_UINT(g_hash_table_lookup(seen, id));
+    if (first != 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: %s %s is set twice, on lines %u and %u (keep one)", file,
+                  group, key, first, i + 1);
+      return FALSE;
+    }
+    g_hash_table_insert(seen, g_steal_pointer(&id), GUINT_TO_POINTER(i + 1));
+  }
+  return TRUE;
+}
+
 /* Read every whole number of known_settings present in @kf into @s; FALSE
  * and *error at the first one that is not a number in its range. */
 static gboolean
@@ -273,18 +319,21 @@ load_settings(SqlenvfsRoot *root, GError **error)
   g_autofree char *file = g_build_filename(root->dir, "sqlenvfs.conf", NULL);
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
+  g_autofree char *text = NULL;
+  gsize len = 0;
   SqlenvfsSettings *s = &root->settings;
 
   settings_defaults(s);
   if (!g_file_test(file, G_FILE_TEST_EXISTS))
     return TRUE;
-  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+  if (!g_file_get_contents(file, &text, &len, &local) ||
+      !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "read settings %s: %s (fix the file or remove it to use defaults)", file,
                 local->message);
     return FALSE;
   }
-  if (!check_known_settings(kf, file, error))
+  if (!check_lines(text, file, error) || !check_known_settings(kf, file, error))
     return FALSE;
   if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
     g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);

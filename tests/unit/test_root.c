@@ -179,6 +179,20 @@ START_TEST(test_settings)
                 error->message);
   ck_assert(strstr(error->message, "[archive],") != NULL);
   g_clear_error(&error);
+  /* A setting written twice (the last would win in silence), also in a
+   * section written twice, and one with a locale suffix (kept apart by
+   * GKeyFile, so never read) are refused, naming their lines. */
+  g_file_set_contents(conf, "[archive]\nsegment-max-records=40\n[retention]\n"
+                            "daily-keep-days=3\n[archive]\n segment-max-records = 50\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "[archive] segment-max-records is set twice, on lines 2 "
+                                       "and 6") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[archive]\nsegment-max-records[de]=40\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "line 2: [archive] segment-max-records[de] has a locale "
+                                       "suffix") != NULL, "%s", error->message);
+  g_clear_error(&error);
   /* Every documented setting is known (values within their ranges). */
   g_file_set_contents(conf,
                       "# comments are fine\n"
