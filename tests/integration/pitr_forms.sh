@@ -9,10 +9,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
-pitr_make_root "$R"
-pitr_start_archiver "$R" "$T/a"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 4 --no-vacuum >/dev/null
-pitr_stop_archiver "$T/a"
+pitr_history "$R"
 
 # A whole second S inside the window, and S + 0.25, in every form.
 python3 - "$SQLENVFS" "$R" > "$T/forms" <<'PY'

@@ -9,10 +9,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
-pitr_make_root "$R"
-pitr_start_archiver "$R" "$T/a"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 4 --no-vacuum >/dev/null
-pitr_stop_archiver "$T/a"
+pitr_history "$R"
 "$SQLENVFS" verify --root "$R" >/dev/null || fail "verify fails before any damage"
 
 # Flip a byte of the segment number in the header of a sealed segment in

@@ -15,6 +15,17 @@ CONF
   "$SQLENVFS" init --root "$root" >/dev/null
 }
 
+# pitr_history ROOT: a new root at ROOT whose archive holds 4 s of the
+# oracle writer's commits (its log in $T/log), the archiver stopped (its
+# output in $T/a.out/.err).
+pitr_history() {
+  pitr_make_root "$1"
+  pitr_start_archiver "$1" "$T/a"
+  python3 "$ORACLE" writer --db "$1/data/prod/app.db" --log "$T/log" --duration 4 \
+    --no-vacuum >/dev/null
+  pitr_stop_archiver "$T/a"
+}
+
 # pitr_start_archiver ROOT PREFIX: run `sqlenvfs archive` in the background
 # (output in PREFIX.out/.err, pid in PREFIX.pid) and wait until it captures.
 pitr_start_archiver() {

@@ -13,10 +13,7 @@ source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
-pitr_make_root "$R"
-pitr_start_archiver "$R" "$T/a"
-python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 4 --no-vacuum >/dev/null
-pitr_stop_archiver "$T/a"
+pitr_history "$R"
 # The first restore checks every record; the memo remembers the segments.
 python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
   --time latest --expect ok >/dev/null
