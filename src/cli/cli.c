@@ -15,6 +15,57 @@
 static char *root_arg;
 static gboolean progress_active;
 
+/* The entry of @entries named by option @arg ("--name", "--name=value",
+ * "-x"), or NULL. */
+static const GOptionEntry *
+entry_of(const GOptionEntry *entries, const char *arg)
+{
+  for (const GOptionEntry *e = entries; e != NULL && e->long_name != NULL; e++) {
+    if (g_str_has_prefix(arg, "--")) {
+      gsize n = strcspn(arg + 2, "=");
+      if (strlen(e->long_name) == n && strncmp(arg + 2, e->long_name, n) == 0)
+        return e;
+    } else if (arg[0] == '-' && arg[1] != '\0' && arg[1] == e->short_name) {
+      return e;
+    }
+  }
+  return NULL;
+}
+
+/* TRUE when the value of every text option in @given converts from the
+ * locale's encoding; else say which does not (GOption says only "invalid
+ * byte sequence", and leaks what it parsed before). File names are bytes
+ * and not looked at. */
+static gboolean
+text_values_convert(const char *cmd, char **given, const GOptionEntry *entries)
+{
+  for (char **a = given + 1; *a != NULL && strcmp(*a, "--") != 0; a++) {
+    const GOptionEntry *e = (*a)[0] == '-' ? entry_of(entries, *a) : NULL;
+    const char *value, *charset;
+    g_autofree char *text = NULL, *shown = NULL;
+    if (e == NULL || (e->arg != G_OPTION_ARG_STRING && e->arg != G_OPTION_ARG_STRING_ARRAY))
+      continue;
+    if (g_str_has_prefix(*a, "--") && strchr(*a, '=') != NULL)
+      value = strchr(*a, '=') + 1;
+    else if (!g_str_has_prefix(*a, "--") && (*a)[2] != '\0')
+      value = *a + 2;
+    else if (a[1] != NULL)
+      value = *++a;
+    else
+      continue;
+    if (g_get_charset(NULL) ? g_utf8_validate(value, -1, NULL)
+                            : (text = g_locale_to_utf8(value, -1, NULL, NULL, NULL)) != NULL)
+      continue;
+    shown = g_strescape(value, NULL);
+    g_get_charset(&charset);
+    fprintf(stderr, "sqlenvfs %s: the value \"%s\" of --%s is not text in this locale's "
+            "encoding (%s): give names and times as UTF-8 text, in a UTF-8 locale "
+            "(see 'sqlenvfs %s --help')\n", cmd, shown, e->long_name, charset, cmd);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 gboolean
 cli_parse(int *argc, char ***argv, const char *params, const char *summary,
           const GOptionEntry *entries)
@@ -53,22 +104,9 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
       return FALSE;
     }
   }
+  if (!text_values_convert(cmd, given, entries))
+    return FALSE;
   if (!g_option_context_parse(ctx, argc, argv, &error)) {
-    if (error->domain == G_CONVERT_ERROR) {
-      /* An option's value that is not text in the locale's encoding: say
-       * which (GOption says only "invalid byte sequence"). */
-      for (char **a = given + 1; *a != NULL; a++) {
-        g_autofree char *text = g_locale_to_utf8(*a, -1, NULL, NULL, NULL);
-        g_autofree char *shown = NULL;
-        if (text != NULL)
-          continue;
-        shown = g_strescape(*a, NULL);
-        fprintf(stderr, "sqlenvfs %s: the argument \"%s\" is not text in this locale's "
-                "encoding (%s): give names and times as UTF-8 text, in a UTF-8 locale "
-                "(see 'sqlenvfs %s --help')\n", cmd, shown, g_get_codeset(), cmd);
-        return FALSE;
-      }
-    }
     /* GOption says "Unknown option --x": one line, in the house's case. */
     error->message[0] = g_ascii_tolower(error->message[0]);
     fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, error->message, cmd);

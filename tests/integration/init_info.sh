@@ -22,7 +22,7 @@ expect_fail "it defines _environment, the name of the table that marks a databas
 [ -z "$(ls -A "$T/envname/data/prod" 2>/dev/null)" ] || fail "init made a database from a schema defining _environment"
 expect_fail "^sqlenvfs prune: --dry-run takes no value" "$SQLENVFS" prune --root "$R" --dry-run=no
 expect_fail "^sqlenvfs list: --json takes no value" "$SQLENVFS" list --root "$R" --json=false
-expect_fail "^sqlenvfs restore: the argument \"\\\\377\" is not text in this locale's encoding" \
+expect_fail "^sqlenvfs restore: the value \"\\\\377\" of --time is not text in this locale's encoding" \
   "$SQLENVFS" restore --root "$R" --time "$(printf '\377')" --output "$T/x.db"
 expect_fail "^sqlenvfs restore: missing argument for --time \(see 'sqlenvfs restore --help'\)$" "$SQLENVFS" restore --time
 expect_fail "^sqlenvfs restore: unexpected argument 'extra' \(see" "$SQLENVFS" restore extra
