@@ -455,6 +455,11 @@ struct _SqlenvfsArchive {
   gint64 alive_file;
   guint64 alive_seq;
   gboolean has_alive;
+  /* The last segment lacks records the alive file vouches for (load_segment):
+   * a refresh loads the archive again whole, as the next archiver start
+   * repairs the segment; the record it was last said of (said once). */
+  gboolean tail_lost;
+  guint64 tail_lost_said;
   ZSTD_DCtx *dctx;     /* for compressed records; created when first needed */
   /* The batch first record read_member() last checked whole: segment + 1
    * (0: none) and offset; its other commits need not read it again. */

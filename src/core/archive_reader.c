@@ -503,10 +503,13 @@ load_segment(SqlenvfsArchive *a, guint si, guint64 from_offset, guint64 from_seq
      * file was) are not all here: the segment lost them (cut short, or a
      * record in the synced part damaged). No state after the last one read
      * is known, so none is given for a later time. */
-    g_message("archive segment %s: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
-              " were synced (the alive file says so) but are missing or unreadable from "
-              "offset %" G_GUINT64_FORMAT " (run `sqlenvfs verify`)",
-              sf.path, seq, a->alive_seq - 1, off);
+    if (a->tail_lost_said != seq)
+      g_message("archive segment %s: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+                " were synced (the alive file says so) but are missing or unreadable from "
+                "offset %" G_GUINT64_FORMAT " (run `sqlenvfs verify`)",
+                sf.path, seq, a->alive_seq - 1, off);
+    a->tail_lost_said = seq;
+    a->tail_lost = TRUE;
     seg->is_damaged = TRUE;
     gap_at_end(a, si);
   }
@@ -833,6 +836,7 @@ reset(SqlenvfsArchive *a)
   a->n_summarized = 0;
   a->n_idx_open = 0;
   a->has_sum_last = FALSE;
+  a->tail_lost = FALSE;
   a->cache_si = G_MAXUINT;
   g_array_set_size(a->cache, 0);
   g_clear_pointer(&a->marks, g_array_unref);
@@ -966,8 +970,10 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
     return FALSE;
   load_alive(a);
   g_clear_pointer(&a->marks, g_array_unref);
-  /* Segments removed at the front (prune), or anything unexpected: reload. */
-  if (n_old == 0 || nums->len < n_old ||
+  /* Segments removed at the front (prune), synced records found missing
+   * from the last segment (the archiver's next start cuts it back and
+   * archives them again), or anything unexpected: reload. */
+  if (n_old == 0 || nums->len < n_old || a->tail_lost ||
       g_array_index(nums, guint64, 0) != g_array_index(a->segments, SqlenvfsArchiveSegment, 0).number ||
       g_array_index(nums, guint64, n_old - 1) !=
         g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1).number) {

@@ -1038,6 +1038,34 @@ START_TEST(test_confirmed_records_lost)
   ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
   ck_assert_no_error(error);
 
+  /* A reader that found them lost, refreshed after the next writer cut the
+   * segment back and archived on (as an archiver's start does): no gap
+   * left, the new records read. */
+  ck_assert_int_eq(truncate(seg2, (off_t)cut[0]), 0);
+  a = open_reader();
+  w = open_writer(64 * 1024);
+  add_commit(w, k++, 1);
+  add_commit(w, k++, 1);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + (gint64)(k + 2) * G_USEC_PER_SEC, 0,
+                                              &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a), 1); /* the DAMAGED gap at the end */
+  ck_assert(sqlenvfs_archive_refresh(a, &error));
+  /* (through the sparse interface, as the timeline reads it: the whole
+   * entry list would load the archive again anyway) */
+  ck_assert_uint_eq(sqlenvfs_archive_n_marks(a), 0);
+  {
+    guint64 first, lastseq;
+    SqlenvfsArchiveEntry got;
+    ck_assert(sqlenvfs_archive_bounds(a, &first, &lastseq));
+    ck_assert_uint_eq(lastseq, last.seq);
+    ck_assert(sqlenvfs_archive_get(a, last.seq, &got));
+  }
+  g_clear_pointer(&a, sqlenvfs_archive_free);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_no_error(error);
+
   /* The first segment's index, sealed and synced before the second was
    * made, cut short by two entries. */
   g_clear_pointer(&data, g_free);
