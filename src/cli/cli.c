@@ -93,16 +93,14 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
   g_option_context_add_main_entries(ctx, common, NULL);
   /* GOption takes "--flag=value" of an option without a value as the flag
    * alone: `--dry-run=no` would still be a dry run, `--json=false` JSON. */
-  for (char **a = given + 1; entries != NULL && *a != NULL && strcmp(*a, "--") != 0; a++) {
-    const char *eq = g_str_has_prefix(*a, "--") ? strchr(*a, '=') : NULL;
-    for (const GOptionEntry *e = entries; eq != NULL && e->long_name != NULL; e++) {
-      if (e->arg != G_OPTION_ARG_NONE || strlen(e->long_name) != (gsize)(eq - *a - 2) ||
-          strncmp(*a + 2, e->long_name, (gsize)(eq - *a - 2)) != 0)
-        continue;
-      fprintf(stderr, "sqlenvfs %s: --%s takes no value (give --%s alone, or leave it out) "
-              "(see 'sqlenvfs %s --help')\n", cmd, e->long_name, e->long_name, cmd);
-      return FALSE;
-    }
+  for (char **a = given + 1; *a != NULL && strcmp(*a, "--") != 0; a++) {
+    const GOptionEntry *e = g_str_has_prefix(*a, "--") && strchr(*a, '=') != NULL
+                              ? entry_of(entries, *a) : NULL;
+    if (e == NULL || e->arg != G_OPTION_ARG_NONE)
+      continue;
+    fprintf(stderr, "sqlenvfs %s: --%s takes no value (give --%s alone, or leave it out) "
+            "(see 'sqlenvfs %s --help')\n", cmd, e->long_name, e->long_name, cmd);
+    return FALSE;
   }
   if (!text_values_convert(cmd, given, entries))
     return FALSE;

@@ -74,7 +74,7 @@ doc_max_bytes(void)
 
 typedef struct {
   GString *out;
-  gboolean too_big; /* DOC_MAX_BYTES reached: the rest is dropped */
+  gboolean too_big; /* doc_max_bytes() reached: the rest is dropped */
 } DocOut;
 
 static void
@@ -143,8 +143,8 @@ fs_diff_cache_free(FsDiffCache *c)
   g_free(c);
 }
 
-/* The kept document for the key, referenced, or NULL. Called locked. */
-/* The document kept for these, or NULL; *@too_big when it was refused. */
+/* The kept document for the key, referenced, or NULL (and *@too_big when
+ * it was refused as too large). Called locked. */
 static GBytes *
 find_locked(FsDiffCache *c, const char *db, gboolean is_summary, gint64 from_us, gint64 to_us,
             gboolean *too_big)
