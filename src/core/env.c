@@ -254,9 +254,6 @@ typedef struct {
   gpointer user;
 } Progress;
 
-/* Build the new production file @tmp_prod from @schema (and the demo data),
- * and the development file @tmp_dev as a copy of it taken before production
- * is marked. */
 /* A schema is SQL text; more than this is not one (/dev/zero, a database
  * given by mistake), and is refused rather than read without end. */
 #define SCHEMA_MAX_BYTES (64u << 20)
@@ -304,6 +301,9 @@ read_schema(const char *path, char **out, GError **error)
   return TRUE;
 }
 
+/* Build the new production file @tmp_prod from @schema (and the demo data),
+ * and the development file @tmp_dev as a copy of it taken before production
+ * is marked. */
 static gboolean
 build_pair(const SqlenvfsInitOptions *opts, const char *schema_path, const char *schema,
            const char *tmp_prod, const char *tmp_dev, const Progress *prog, GError **error)
