@@ -221,21 +221,16 @@ idx_compare(IdxStream *x, guint64 i, const SqlenvfsArchiveEntry *r)
 }
 
 /* The segment held @n_records valid records (the last one cut short when
- * @tail_torn): tell what is wrong with its index to @p, and close it. An
- * index that must be @complete (of a sealed segment with a later one: it
- * was synced before the next segment was made) lists every record. */
+ * @tail_torn): tell what is wrong with its index to @p, and close it. */
 static void
-idx_finish(IdxStream *x, guint64 n_records, gboolean tail_torn, gboolean complete, Problems *p)
+idx_finish(IdxStream *x, guint64 n_records, gboolean tail_torn, Problems *p)
 {
   if (x->why == NULL && x->n > n_records && !tail_torn)
     x->why = g_strdup_printf("index lists %" G_GUINT64_FORMAT " records but the segment holds %"
                              G_GUINT64_FORMAT " valid ones", x->n, n_records);
-  if (x->why == NULL && x->n < n_records && complete)
-    x->why = g_strdup_printf("index lists only %" G_GUINT64_FORMAT " of the segment's %"
-                             G_GUINT64_FORMAT " records (cut short; readers scan the segment "
-                             "for the rest)", x->n, n_records);
-  /* Otherwise fewer entries than records: the unindexed tail of a live
-   * segment. */
+  /* Fewer entries than records: the unindexed tail of a live segment, or
+   * an index the writer could not complete (a full disk; readers scan the
+   * segment past its last entry). */
   if (x->why != NULL && p != NULL)
     problem(p, x->path, "%s", x->why);
   if (x->fd >= 0)
@@ -656,7 +651,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
         if (local) {
           g_propagate_error(error, g_steal_pointer(&local));
-          idx_finish(&idx, 0, TRUE, FALSE, NULL);
+          idx_finish(&idx, 0, TRUE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -700,7 +695,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_COMPRESSED)) {
         const char *why = NULL;
         if (!verify_blocks(&sf, &e, dctx, &why, error)) {
-          idx_finish(&idx, 0, TRUE, FALSE, NULL);
+          idx_finish(&idx, 0, TRUE, NULL);
           archive_seg_file_close(&sf);
           return FALSE;
         }
@@ -744,11 +739,11 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
               G_GUINT64_FORMAT " (cut short)", seq, alive_seq - 1, sf.size);
     if (is_last && !sealed) {
       Problems live = { note_live_index, NULL, 0, NULL, NULL };
-      idx_finish(&idx, facts.n_records, tail_torn, FALSE, &live);
+      idx_finish(&idx, facts.n_records, tail_torn, &live);
       g_free(live.first_file);
       g_free(live.first_message);
     } else {
-      idx_finish(&idx, facts.n_records, tail_torn, sealed && !is_last, &p);
+      idx_finish(&idx, facts.n_records, tail_torn, &p);
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,
