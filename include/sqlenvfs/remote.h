@@ -108,8 +108,10 @@ gboolean sqlenvfs_remote_restore(SqlenvfsRemote *r, const char *db, const Sqlenv
                                  SqlenvfsRestorePlan **plan_out, GError **error);
 
 /* @text with the temporary directory's paths replaced by the replica's
- * keys ("s3://bucket/prefix/wal_archives/app/...seg"), for messages.
- * Newly allocated. */
+ * keys ("s3://bucket/prefix/wal_archives/app/...seg"), and the advice to
+ * run `sqlenvfs verify` or `sqlenvfs snapshot` given as a replica's reader
+ * takes it (verify --remote URL; a snapshot where the replica is shipped
+ * from), for messages. Newly allocated. */
 char *sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text);
 
 /* mount --remote: a session whose root is the persistent cache directory

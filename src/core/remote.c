@@ -349,6 +349,12 @@ sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
     if (from != NULL)
       g_string_replace(s, from, url, 0);
   }
+  /* The engine's advice names the commands of a local root: a replica is
+   * checked with verify --remote, and its new bases come from the machine
+   * that ships it. */
+  g_string_replace(s, "`sqlenvfs verify`", r->verify, 0);
+  g_string_replace(s, "`sqlenvfs snapshot`",
+                   "`sqlenvfs snapshot` on the machine that ships this replica", 0);
   return g_string_free(s, FALSE);
 }
 

@@ -201,6 +201,9 @@ else
   ! [[ $msg == *"${segs[$m]} is missing"* ]] ||
     fail "a time after the deleted segment's records is blamed on it: $msg"
   [[ $msg == *"missing or unreadable"* ]] || fail "a time after the gap: $msg"
+  # The engine's advice, given as a replica's reader takes it.
+  [[ $msg == *"run \`sqlenvfs verify --remote $URL\`"* ]] ||
+    fail "a time after the gap: the advice is not verify --remote: $msg"
   echo "$msg" | sed 's/^/# /'
   pass "a time after a lost object's records: not blamed on that object"
 fi
