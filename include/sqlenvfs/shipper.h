@@ -59,7 +59,10 @@ void sqlenvfs_shipper_db_status_free(SqlenvfsShipperDbStatus *st);
 /* The replication status of every database of @root: from the shipper
  * running in this process when there is one, else from the status file
  * the last shipper wrote (its lag grows with the time since). Never NULL;
- * empty when no replica is configured. */
+ * empty when no replica is configured. With no archiver running, each
+ * database is "off", with the reason: the archiver is not running, or
+ * what is wrong with the settings (sqlenvfs_shipper_check_settings); a
+ * database never shipped is listed too. */
 GPtrArray *sqlenvfs_shipper_status(SqlenvfsRoot *root);
 
 /* The status of @db in @statuses (from sqlenvfs_shipper_status), or NULL. */
@@ -67,6 +70,14 @@ const SqlenvfsShipperDbStatus *sqlenvfs_shipper_status_find(GPtrArray *statuses,
 
 /* A replica is configured for @root (`[replica] url` in sqlenvfs.conf). */
 gboolean sqlenvfs_shipper_is_configured(SqlenvfsRoot *root);
+
+/* With a replica configured for @root, whether an archiver started now
+ * could ship with the settings of sqlenvfs.conf (and a credentials file
+ * they name): FALSE and SQLENVFS_ERROR_INVALID saying what is wrong and
+ * where to fix it. TRUE when none is configured. Credentials missing from
+ * this process's environment are not checked (the archiver's may hold
+ * them); no network is used. */
+gboolean sqlenvfs_shipper_check_settings(SqlenvfsRoot *root, GError **error);
 
 /* For prune, before anything is removed: with a replica configured, FALSE
  * and SQLENVFS_ERROR_REFUSED naming them when any copy that @items

@@ -1077,9 +1077,16 @@ check_replica(Ctx *c, const DbFiles *d, const char *name)
   const SqlenvfsShipperDbStatus *st;
   g_autofree char *conf = NULL, *backlog = NULL, *lag = NULL;
 
+  g_autoptr(GError) settings = NULL;
+
   if (!sqlenvfs_shipper_is_configured(c->root))
     return;
   conf = g_build_filename(sqlenvfs_root_dir(c->root), "sqlenvfs.conf", NULL);
+  if (!sqlenvfs_shipper_check_settings(c->root, &settings)) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "replica", d->subject, conf,
+                               "docs/REPLICA.md lists the settings", "%s", settings->message);
+    return;
+  }
   all = sqlenvfs_shipper_status(c->root);
   st = sqlenvfs_shipper_status_find(all, name);
   if (st == NULL) {

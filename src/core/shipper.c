@@ -1162,23 +1162,34 @@ sqlenvfs_shipper_status(SqlenvfsRoot *root)
     g_auto(GStrv) groups = NULL;
     g_autofree char *state = NULL, *error = NULL;
     g_mutex_unlock(&current_lock);
+    g_autoptr(GError) settings = NULL;
+    gboolean loaded;
+    gint64 pid;
+    if (!sqlenvfs_shipper_is_configured(root))
+      return out; /* a status file left from settings since removed */
     path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATUS_FILE, NULL);
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL)) {
-      g_ptr_array_sort(out, cmp_status);
-      return out;
-    }
-    state = g_key_file_get_string(kf, "replica", "state", NULL);
-    error = g_key_file_get_string(kf, "replica", "error", NULL);
-    {
-      /* The process that wrote it is gone: nobody ships now. */
-      gint64 pid = g_key_file_get_int64(kf, "replica", "pid", NULL);
-      if (pid <= 0 || (kill((pid_t)pid, 0) != 0 && errno == ESRCH)) {
-        g_free(state);
-        state = g_strdup("off");
-        g_free(error);
+    loaded = g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL);
+    pid = loaded ? g_key_file_get_int64(kf, "replica", "pid", NULL) : 0;
+    if (loaded && pid > 0 && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)) {
+      state = g_key_file_get_string(kf, "replica", "state", NULL);
+      error = g_key_file_get_string(kf, "replica", "error", NULL);
+    } else {
+      /* Nobody ships now; the next archiver ships with the settings as
+       * they are now, so those are what is wrong if anything is. */
+      state = g_strdup("off");
+      if (!sqlenvfs_shipper_check_settings(root, &settings))
+        error = g_strdup(settings->message);
+      else
         error = g_strdup("the archiver is not running (start `sqlenvfs mount` or "
                          "`sqlenvfs archive`)");
-      }
+    }
+    if (!loaded) {
+      /* Never shipped: each production database, with that reason. */
+      g_autoptr(GPtrArray) names = sqlenvfs_root_list_dbs(root);
+      for (guint i = 0; i < names->len; i++)
+        g_ptr_array_add(out, db_status(names->pdata[i], state, error, 0, 0, 0, now));
+      g_ptr_array_sort(out, cmp_status);
+      return out;
     }
     groups = g_key_file_get_groups(kf, NULL);
     for (guint i = 0; groups[i]; i++) {
@@ -2272,6 +2283,32 @@ gboolean
 sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
 {
   return replica_configured(sqlenvfs_root_dir(root), NULL, NULL, NULL);
+}
+
+gboolean
+sqlenvfs_shipper_check_settings(SqlenvfsRoot *root, GError **error)
+{
+  g_autofree char *conf_path = NULL;
+  g_autoptr(SqlenvfsReplicaConf) conf = NULL;
+  g_autoptr(GError) local = NULL;
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, NULL, NULL))
+    return TRUE;
+  conf = sqlenvfs_replica_conf_load(conf_path, NULL, &local);
+  if (conf != NULL)
+    return TRUE;
+  /* Credentials missing from this process's environment, with no file
+   * named for them, are not a fault: the archiver's may hold them (the
+   * other settings were checked before them). */
+  if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    if (g_key_file_load_from_file(kf, conf_path, G_KEY_FILE_NONE, NULL) &&
+        !g_key_file_has_key(kf, "replica", "credentials-file", NULL))
+      return TRUE;
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "the replica settings cannot be used, so nothing will be shipped: %s (fix "
+              "[replica] in %s, then restart the archiver)", local->message, conf_path);
+  return FALSE;
 }
 
 gboolean

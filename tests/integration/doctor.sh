@@ -223,6 +223,43 @@ finding warning size dev/app >/dev/null || fail "size warning for dev"
 cp "$T/conf.saved" "$R/sqlenvfs.conf"
 pass "database over size-warn-bytes: warning"
 
+# ---- replica settings an archiver could not ship with ---------------------------
+# No server is needed: doctor and list read the settings, never the network.
+# Credentials absent from this environment are not a fault (the archiver's
+# may hold them); a URL that is not s3:// and a credentials file that is not
+# there are, and list says so instead of "the archiver is not running".
+# Settings removed: a status file left by an earlier archiver is not shown.
+printf '[replica]\nurl = htp://sqlenvfs-test/p\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" "2" "exit status with a replica URL that is not s3://"
+finding failure replica prod/app "htp://sqlenvfs-test/p' does not start with s3://" >/dev/null ||
+  fail "replica URL: $(grep -A3 '"replica"' "$T/doc.json")"
+"$SQLENVFS" list --root "$R" > "$T/list.out"
+grep -q "^  app .*off.*the replica settings cannot be used.*htp://" "$T/list.out" ||
+  fail "list does not say the replica settings cannot be used: $(cat "$T/list.out")"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+printf '[replica]\nurl = s3://sqlenvfs-test/p\ncredentials-file = creds\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" "2" "exit status with a credentials file that is not there"
+finding failure replica prod/app "read credentials $R/creds" >/dev/null ||
+  fail "replica credentials file: $(grep -A3 '"replica"' "$T/doc.json")"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+printf '[replica]\nurl = s3://sqlenvfs-test/p\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" "1" "exit status with a replica and credentials only in the archiver's environment"
+finding warning replica prod/app "the archiver is not running" >/dev/null ||
+  fail "replica, no archiver: $(grep -A3 '"replica"' "$T/doc.json")"
+"$SQLENVFS" list --root "$R" > "$T/list.out"
+grep -q "^  app .*off.*last shipment never: the archiver is not running" "$T/list.out" ||
+  fail "list does not show a replica never shipped to: $(cat "$T/list.out")"
+printf '[replica]\nurl=s3://sqlenvfs-test/p\nstate=shipping\nerror=\npid=1\n\n[db app]\nbacklog=0\n' \
+  > "$R/.sqlenvfs/replica-status"
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+"$SQLENVFS" list --root "$R" > "$T/list.out"
+! grep -q "^replica" "$T/list.out" || fail "list shows a replica no longer configured: $(cat "$T/list.out")"
+rm "$R/.sqlenvfs/replica-status"
+pass "replica settings: a bad URL or credentials file fails, named; list says why nothing ships"
+
 # ---- backups: stale, missing, damaged -------------------------------------------
 B=$(ls -d "$R"/backups/prod/daily/2*)
 mv "$B" "$R/backups/prod/daily/20200101T000000Z"
