@@ -258,6 +258,8 @@ PQ_FORWARD(ConnStatusType, PQstatus, (const PGconn *conn), (conn))
 PQ_FORWARD(char *, PQerrorMessage, (const PGconn *conn), (conn))
 PQ_FORWARD(int, PQconnectionNeedsPassword, (const PGconn *conn), (conn))
 PQ_FORWARD(int, PQsetClientEncoding, (PGconn *conn, const char *encoding), (conn, encoding))
+PQ_FORWARD(PQnoticeProcessor, PQsetNoticeProcessor,
+           (PGconn *conn, PQnoticeProcessor proc, void *arg), (conn, proc, arg))
 PQ_FORWARD(int, PQserverVersion, (const PGconn *conn), (conn))
 PQ_FORWARD_VOID(PQfinish, (PGconn *conn), (conn))
 PQ_FORWARD(char *, PQescapeIdentifier, (PGconn *conn, const char *str, size_t len),

@@ -62,7 +62,12 @@ result_error(GError **error, PGresult *res, PGconn *conn, const char *what, cons
 {
   const char *primary = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
   g_autofree char *msg = one_line(primary ? primary : PQerrorMessage(conn));
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED, "%s on %s: %s", what, where, msg);
+  /* row_security = off (session_sql): the role would see only some rows. */
+  gboolean rls = primary && strstr(primary, "row-level security") != NULL;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED, "%s on %s: %s%s", what, where, msg,
+              rls ? " (this role would read only the rows its policies let it see; migrate as "
+                    "the table's owner or a role with BYPASSRLS, so that every row is copied)"
+                  : "");
   return FALSE;
 }
 
@@ -103,13 +108,31 @@ looks_like_conninfo(const char *dsn)
          g_str_has_prefix(dsn, "postgres://");
 }
 
-/* Settings that give every type exactly one text form (pgtype.h). */
+/* Settings that give every type exactly one text form (pgtype.h); that
+ * make a read that row-level security would cut short fail instead of
+ * returning fewer rows; and that keep the server's time limits from
+ * ending the session while production is copied (the transaction waits,
+ * idle, for the snapshot) or while a large batch is read. */
 static const char session_sql[] =
   "SET DateStyle = 'ISO, YMD'; "
   "SET TimeZone = 'UTC'; "
   "SET IntervalStyle = 'iso_8601'; "
   "SET extra_float_digits = 3; "
-  "SET bytea_output = 'hex'";
+  "SET bytea_output = 'hex'; "
+  "SET row_security = off; "
+  "SET statement_timeout = 0; "
+  "SET idle_in_transaction_session_timeout = 0";
+
+/* The server's notices and warnings (a FATAL before the connection
+ * drops, say) go to the log as one line, not raw to stderr: the error
+ * that follows says what failed. */
+static void
+notice_to_log(void *arg, const char *message)
+{
+  g_autofree char *msg = one_line(message);
+  (void)arg;
+  g_debug("PostgreSQL: %s", msg);
+}
 
 SqlenvfsPgSource *
 sqlenvfs_pg_source_open(const char *dsn, GError **error)
@@ -159,6 +182,7 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
                      : "check --dsn and that the server is running and reachable");
     return NULL;
   }
+  PQsetNoticeProcessor(src->conn, notice_to_log, NULL);
   if (PQsetClientEncoding(src->conn, "UTF8") != 0) {
     g_autofree char *msg = one_line(PQerrorMessage(src->conn));
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,

@@ -408,6 +408,16 @@ parse_real(const char *text, gsize len, double *r)
   return endp == text + len;
 }
 
+/* Whether the number @text has a digit other than 0 before its exponent. */
+static gboolean
+nonzero_mantissa(const char *text, gsize len)
+{
+  for (gsize i = 0; i < len && text[i] != 'e' && text[i] != 'E'; i++)
+    if (text[i] >= '1' && text[i] <= '9')
+      return TRUE;
+  return FALSE;
+}
+
 static gboolean
 convert_real(const char *what, const char *text, gsize len, SqlenvfsPgValue *out,
              GError **error)
@@ -421,6 +431,13 @@ convert_real(const char *what, const char *text, gsize len, SqlenvfsPgValue *out
                 "1.8e308) and would become Infinity (store numeric as exact TEXT: leave out "
                 "--numeric-as-real)",
                 what, text, len > 40 ? "..." : "", len);
+    return FALSE;
+  }
+  if (r == 0.0 && nonzero_mantissa(text, len)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s value %.40s%s is too close to zero for a REAL (below about 4.9e-324) and "
+                "would become 0 (store numeric as exact TEXT: leave out --numeric-as-real)",
+                what, text, len > 40 ? "..." : "");
     return FALSE;
   }
   if (isnan(r)) {

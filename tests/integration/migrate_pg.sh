@@ -195,6 +195,36 @@ assert_eq "$(q 'SELECT group_concat(id) FROM parent')" 1 "rows of a parent of IN
 assert_eq "$(q 'SELECT group_concat(id || extra) FROM child')" 29 "rows of its child"
 pass "a table with inheritance children keeps only its own rows, as pg_dump does"
 
+# --- row-level security: every row or none -------------------------------------
+# A role that policies let see half the rows: the load fails naming it, and
+# production is as before (it once loaded the 5 rows it could see, exit 0).
+pgc_psql src -c "CREATE ROLE limited LOGIN;
+  CREATE SCHEMA rls; GRANT USAGE ON SCHEMA rls TO limited;
+  CREATE TABLE rls.owned (id int PRIMARY KEY, owner text);
+  INSERT INTO rls.owned SELECT g, CASE WHEN g % 2 = 0 THEN 'limited' ELSE 'other' END
+    FROM generate_series(1, 10) g;
+  ALTER TABLE rls.owned ENABLE ROW LEVEL SECURITY;
+  CREATE POLICY mine ON rls.owned USING (owner = current_user);
+  GRANT SELECT ON rls.owned TO limited;" >/dev/null
+before=$(state)
+expect_fail 'rls\.owned.*row-level security.*BYPASSRLS' \
+  mig --dsn "host=127.0.0.1 port=$PGC_PORT user=limited dbname=src" --tables rls.owned \
+  --create-tables
+assert_eq "$(state)" "$before" "production after a read row-level security would cut short"
+mig --dsn "$DSN" --tables rls.owned --create-tables >/dev/null
+assert_eq "$(q 'SELECT count(*) FROM owned')" 10 "rows of rls.owned read by its owner"
+pass "row-level security: a role that would see only some rows fails; the owner copies all"
+
+# --- the server's time limits do not end the load --------------------------------
+# The transaction waits, idle, while production is copied into its
+# snapshot: a server that ends idle transactions after 1 ms would end it.
+pgc_psql src -c "ALTER DATABASE src SET idle_in_transaction_session_timeout = '1ms'" >/dev/null
+out=$(mig --dsn "$DSN" --tables rls.owned --mode replace 2>&1) ||
+  fail "migrate-pg under idle_in_transaction_session_timeout: $out"
+pgc_psql src -c "ALTER DATABASE src RESET idle_in_transaction_session_timeout" >/dev/null
+assert_eq "$(q 'SELECT count(*) FROM owned')" 10 "rows after a load under the server's time limit"
+pass "a server's idle_in_transaction_session_timeout does not end the load"
+
 # --- an unmappable column cast in a view ---------------------------------------
 mig --dsn "$DSN" --tables migrate.geo >/dev/null
 assert_eq "$(q 'SELECT id, pos FROM geo')" "1|(1,2)" "a point cast to text in a view"

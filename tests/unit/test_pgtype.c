@@ -154,6 +154,21 @@ START_TEST(test_numeric)
     expect_invalid(tn, huge);
     expect_invalid(tn, nhuge);
   }
+  /* Not zero, but below the smallest double: an error, not 0 (numeric's
+   * text has no exponent); zero itself and a subnormal convert. */
+  {
+    g_autofree char *tiny = g_strdup_printf("0.%0399d1", 0);
+    g_autofree char *ntiny = g_strdup_printf("-%s", tiny);
+    g_autofree char *sub = g_strdup_printf("0.%0322d5", 0);
+    expect_invalid(tn, tiny);
+    expect_invalid(tn, ntiny);
+    sqlenvfs_pg_value_init(&v);
+    ck_assert(sqlenvfs_pg_value_convert(&tn, "0.000", 5, &v, NULL));
+    ck_assert(v.type == SQLENVFS_PG_VALUE_REAL && v.r == 0);
+    ck_assert(sqlenvfs_pg_value_convert(&tn, sub, strlen(sub), &v, NULL));
+    ck_assert(v.type == SQLENVFS_PG_VALUE_REAL && v.r > 0 && v.r < 1e-322);
+    sqlenvfs_pg_value_clear(&v);
+  }
 }
 END_TEST
 
