@@ -599,6 +599,17 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     if (!archive_seg_file_openat(dir_fd, dir, number, O_RDONLY, &sf, error))
       return FALSE;
     res.bytes += sf.size;
+    if (!sf.hdr_ok && is_last && sf.size < SEG_HEADER_SIZE &&
+        (!alive_vouches || (have_prev && prev_next_seq >= alive_seq))) {
+      /* The segment being started when the archiver stopped: its name
+       * reached the disk before its header (a power cut between the two).
+       * It holds no record, and none that the alive file says were synced
+       * is missing; the archiver's next start writes it again. */
+      g_debug("archive: %s: %s (the segment being started; the archiver writes it again on "
+              "its next start)", sf.path, sf.hdr_why);
+      archive_seg_file_close(&sf);
+      continue;
+    }
     if (!sf.hdr_ok) {
       problem(&p, sf.path, "%s", sf.hdr_why);
       have_prev = FALSE;

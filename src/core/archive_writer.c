@@ -848,6 +848,10 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   e.type = SQLENVFS_ARCHIVE_SEAL;
   e.time = w->last_time; /* never later than what follows (invariant 6) */
   e.reason = w->seg_crc; /* the checksum of every byte before the seal */
+  /* The index of every record before the seal is durable before the seal
+   * can be: a sealed segment's index is checked as a finished one (only
+   * the seal's own entry may be missing after a power cut). */
+  sync_index(w);
   if (!write_simple(w, &e, NULL, 0, FALSE, error))
     return FALSE;
   if (!sqlenvfs_archive_writer_sync(w, error))

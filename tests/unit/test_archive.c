@@ -1132,6 +1132,55 @@ START_TEST(test_missing_segment_is_damage)
 }
 END_TEST
 
+/* A power cut between the creation of a new segment and the sync of its
+ * header can leave its name with fewer bytes than a header (none, or some):
+ * verify notes it, as the segment the archiver was starting, unless the
+ * alive file says records were synced past the previous segment's end. */
+START_TEST(test_last_segment_without_header)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *data = NULL;
+  Seen seen = { 0 };
+  GError *error = NULL;
+  gsize len;
+  guint k = 1;
+
+  /* alive written after each commit that segment 1 still held */
+  for (;;) {
+    add_commit(w, k, 8);
+    ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+    if (g_file_test(seg2, G_FILE_TEST_EXISTS))
+      break;
+    ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + (gint64)k * G_USEC_PER_SEC + 500, 0,
+                                                &error));
+    k++;
+  }
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_get_contents(seg2, &data, &len, NULL));
+  for (guint cut = 0; cut <= 10; cut += 10) {
+    ck_assert_int_eq(truncate(seg2, (off_t)cut), 0);
+    ck_assert_msg(sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error), "%s: %s",
+                  error ? error->message : "", seen.files ? seen.files : "");
+    ck_assert_uint_eq(seen.n, 0);
+  }
+
+  /* The alive file vouches for segment 2's records: they are missing. */
+  ck_assert(g_file_set_contents(seg2, data, (gssize)len, NULL));
+  w = open_writer(64 * 1024);
+  ck_assert(sqlenvfs_archive_writer_sync(w, &error));
+  ck_assert(sqlenvfs_archive_writer_set_alive(w, T0 + (gint64)(k + 1) * G_USEC_PER_SEC, 0,
+                                              &error));
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(sqlenvfs_archive_verify(dir, NULL, NULL, NULL, &error));
+  ck_assert_int_eq(truncate(seg2, 0), 0);
+  ck_assert(!sqlenvfs_archive_verify(dir, on_problem, &seen, NULL, &error));
+  ck_assert_msg(strstr(seen.files, seg2) != NULL, "%s", seen.files);
+  g_clear_error(&error);
+  g_free(seen.files);
+}
+END_TEST
+
 START_TEST(test_damaged_last_header_moved_aside)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -4863,6 +4912,7 @@ archive_suite(void)
   tcase_add_test(tc, test_power_cut_tail);
   tcase_add_test(tc, test_confirmed_records_lost);
   tcase_add_test(tc, test_missing_segment_is_damage);
+  tcase_add_test(tc, test_last_segment_without_header);
   tcase_add_test(tc, test_damaged_last_header_moved_aside);
   tcase_add_test(tc, test_prune_log);
   tcase_add_test(tc, test_deleted_segments_are_not_pruned);
