@@ -95,9 +95,11 @@
 #include "archiver_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
@@ -861,6 +863,7 @@ db_open(Db *d, GError **error)
   }
   d->dev = st.st_dev;
   d->ino = st.st_ino;
+  d->has_file_seen = FALSE;
   /* A file in rollback-journal mode is not opened: a hot journal in it
    * would be played back by the first read (util.h). */
   if (g_strcmp0(sqlenvfs_db_file_journal(d->path), "delete") == 0)
@@ -1040,6 +1043,91 @@ db_open(Db *d, GError **error)
 /* Has the database file or its WAL been replaced or removed? Returns the
  * reason to close, or 0; then *why (newly allocated) says what was seen,
  * without repeating the reason. */
+static gboolean
+same_file_times(const struct stat *a, const struct stat *b)
+{
+  return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
+         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Whether frames may have been backfilled into the database file between
+ * the wal-index @was and @now: in one WAL generation nBackfill moved; across
+ * a reset, the old generation had frames left to backfill when last seen
+ * (a reset follows their backfill), or the new one has some backfilled. */
+static gboolean
+backfilled_between(const SqlenvfsWalIndexHeader *was, const SqlenvfsWalIndexHeader *now)
+{
+  if (was->salt1 == now->salt1 && was->salt2 == now->salt2)
+    return now->n_backfill != was->n_backfill;
+  return was->n_backfill < was->mx_frame || now->n_backfill > 0;
+}
+
+/* Whether another process holds SQLite's checkpoint lock on @shm_path (its
+ * byte 121, WAL_CKPT_LOCK), as /proc/locks shows: a checkpoint writes the
+ * database file before it publishes nBackfill. Read only when the file
+ * changed with no backfill seen; unknown (no /proc) counts as held. */
+static gboolean
+checkpoint_lock_held(const char *shm_path)
+{
+  g_autofree char *text = NULL;
+  g_auto(GStrv) lines = NULL;
+  struct stat st;
+  if (stat(shm_path, &st) != 0 || !g_file_get_contents("/proc/locks", &text, NULL, NULL))
+    return TRUE;
+  lines = g_strsplit(text, "\n", -1);
+  for (char **l = lines; *l; l++) {
+    /* "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 121 121" (a waiter's
+     * line has "->" after the number and does not parse) */
+    char kind[16], end[32];
+    unsigned maj, min;
+    unsigned long long ino, start;
+    if (sscanf(*l, "%*u: %15s %*s %*s %*d %x:%x:%llu %llu %31s", kind, &maj, &min, &ino,
+               &start, end) != 6 ||
+        (strcmp(kind, "POSIX") != 0 && strcmp(kind, "OFDLCK") != 0))
+      continue;
+    if (ino == (unsigned long long)st.st_ino && makedev(maj, min) == st.st_dev &&
+        start <= 121 && (strcmp(end, "EOF") == 0 || g_ascii_strtoull(end, NULL, 10) >= 121))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+/* Whether the database file was written by something other than SQLite
+ * since it was last looked at (copied over in place, say: same inode): its
+ * size, mtime or ctime changed while no frame can have been backfilled
+ * into it, checked twice around a look for a checkpoint under way. The
+ * archive would otherwise continue its chain on another database's
+ * pages. */
+static gboolean
+check_overwritten(Db *d, const struct stat *st, char **why)
+{
+  SqlenvfsWalIndexHeader si, again;
+  sqlite3 *rd = d->rd[d->active >= 0 ? d->active : 0];
+  if (rd == NULL || !sqlenvfs_wal_index_read(rd, &si)) {
+    d->has_file_seen = FALSE;
+    return FALSE;
+  }
+  if (d->has_file_seen && d->file_si.salt1 == si.salt1 && d->file_si.salt2 == si.salt2)
+    d->file_si.mx_frame = MAX(d->file_si.mx_frame, si.mx_frame);
+  if (d->has_file_seen && !same_file_times(st, &d->file_st) &&
+      !backfilled_between(&d->file_si, &si)) {
+    g_autofree char *shm = g_strconcat(d->path, "-shm", NULL);
+    if (checkpoint_lock_held(shm))
+      return FALSE; /* judged at a later look */
+    if (sqlenvfs_wal_index_read(rd, &again) && !backfilled_between(&d->file_si, &again)) {
+      *why = g_strdup_printf("%s was written by something other than SQLite while being "
+                             "archived (it changed with no checkpoint: copied over in place?)",
+                             d->path);
+      return TRUE;
+    }
+  }
+  d->has_file_seen = TRUE;
+  d->file_st = *st;
+  d->file_si = si;
+  return FALSE;
+}
+
 static SqlenvfsGapReason
 check_identity(Db *d, char **why)
 {
@@ -1053,6 +1141,8 @@ check_identity(Db *d, char **why)
                            (unsigned long)st.st_ino, (unsigned long)d->ino);
     return SQLENVFS_GAP_DB_REPLACED;
   }
+  if (check_overwritten(d, &st, why))
+    return SQLENVFS_GAP_DB_REPLACED;
   if (d->wal != NULL && stat(d->wal_path, &st) != 0) {
     *why = g_strdup_printf("%s was moved away or removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;

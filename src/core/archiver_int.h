@@ -25,6 +25,7 @@
 
 #include <glib.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 #include "sqlenvfs/archive.h"
@@ -162,6 +163,11 @@ struct _Db {
                               * mxFrame (what rotate() relies on)          */
   gboolean has_seen;
   SqlenvfsWalIndexHeader seen;
+  /* The database file as last stat'ed, with the wal-index then: only a
+   * checkpoint (frames backfilled) may change it (check_overwritten). */
+  gboolean has_file_seen;
+  struct stat file_st;
+  SqlenvfsWalIndexHeader file_si;
 
   /* status (under a->lock) */
   gint64 alive;
