@@ -1255,8 +1255,12 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   ok = TRUE;
 
 out:
-  if (tmp != NULL)
+  if (tmp != NULL) {
     unlink_db_files(tmp);
+    /* Its removal durable too: a copy of production must not come back
+     * after a power cut (best effort; the next run removes it anyway). */
+    sqlenvfs_fsync_dir(dev_dir, NULL);
+  }
   sqlenvfs_tmp_untrack(tracked);
   sqlenvfs_root_unlock(lock);
   return ok;

@@ -828,6 +828,9 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
 out:
   g_clear_pointer(&img, sqlenvfs_image_free);
   unlink(tmp);
+  /* Its removal durable too: a copy of production must not come back
+   * after a power cut (best effort; the next run removes it anyway). */
+  sqlenvfs_fsync_dir(cache, NULL);
   sqlenvfs_tmp_untrack(tracked);
   return ok;
 }

@@ -1408,7 +1408,9 @@ remove_entry(const SqlenvfsStoredCopy *copy, GError **error)
     return sqlenvfs_error_errno(error, errno, "remove", copy->dir);
   if (!sqlenvfs_fsync_dir(parent, error))
     return FALSE;
-  return sqlenvfs_rm_rf(doomed, error);
+  /* The removal durable as prune reports it: the copy must not come back
+   * under its temporary name after a power cut. */
+  return sqlenvfs_rm_rf(doomed, error) && sqlenvfs_fsync_dir(parent, error);
 }
 
 /* For each database, the newest copy in @copies (oldest first) that passes
