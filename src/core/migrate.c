@@ -33,6 +33,7 @@
 #include "sqlenvfs/store.h"
 #include "sqlenvfs/util.h"
 
+#include <math.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -370,6 +371,16 @@ affinity_may_convert(const SqlenvfsPgType *t, const char *decl)
   }
 }
 
+/* The type of the value RETURNING gave for column @col as SQLite stores
+ * and reads it back: in a column of REAL affinity an integral value is
+ * returned as an INTEGER, but stored (and read) as a REAL. */
+static int
+stored_type(sqlite3_stmt *st, int col, Affinity aff)
+{
+  int got = sqlite3_column_type(st, col);
+  return got == SQLITE_INTEGER && aff == AFF_REAL ? SQLITE_FLOAT : got;
+}
+
 /* Whether what SQLite stored (@got, a RETURNING column) keeps the value bound
  * (@text as PostgreSQL printed it, @v converted unless verbatim) exactly:
  * text read back as the same text, an integer as the same integer, a real as
@@ -377,9 +388,9 @@ affinity_may_convert(const SqlenvfsPgType *t, const char *decl)
  * stored as the integer it spells exactly, are kept too. */
 static gboolean
 stored_exactly(sqlite3_stmt *st, int col, const SqlenvfsPgType *t, const char *text,
-               const SqlenvfsPgValue *v)
+               const SqlenvfsPgValue *v, Affinity aff)
 {
-  int got = sqlite3_column_type(st, col);
+  int got = stored_type(st, col, aff);
   SqlenvfsPgValueType want = sqlenvfs_pg_type_is_verbatim(t) ? SQLENVFS_PG_VALUE_TEXT : v->type;
   switch (want) {
   case SQLENVFS_PG_VALUE_NULL:
@@ -387,7 +398,8 @@ stored_exactly(sqlite3_stmt *st, int col, const SqlenvfsPgType *t, const char *t
   case SQLENVFS_PG_VALUE_TEXT: {
     const char *s = (const char *)sqlite3_column_text(st, col);
     const char *bound = sqlenvfs_pg_type_is_verbatim(t) ? text : v->buf->str;
-    /* An INTEGER is kept when its digits are the text ('42', not '042'). */
+    /* An INTEGER is kept when its digits are the text ('42', not '042');
+     * a REAL never is (12.0 reads back as '12.0'). */
     return (got == SQLITE_TEXT || got == SQLITE_INTEGER) && s && strcmp(s, bound) == 0;
   }
   case SQLENVFS_PG_VALUE_INTEGER:
@@ -407,13 +419,39 @@ stored_exactly(sqlite3_stmt *st, int col, const SqlenvfsPgType *t, const char *t
       const char *s = (const char *)sqlite3_column_text(st, col);
       char *end = NULL;
       double r = g_ascii_strtod(s, &end);
-      return end && *end == '\0' && end != s && r == v->r;
+      /* SQLite writes an infinite REAL as 'Inf', which it does not read
+       * back as a number (nor does anything else take it for Infinity). */
+      return end && *end == '\0' && end != s && isfinite(r) && r == v->r;
     }
     return FALSE;
   case SQLENVFS_PG_VALUE_BLOB:
     return got == SQLITE_BLOB;
   }
   return FALSE;
+}
+
+/* Whether @plan's CREATE TABLE works, tried on an empty database in
+ * memory: two columns whose names differ only in case, a table with no
+ * column, a name SQLite reserves are found now, before the snapshot. */
+static gboolean
+create_is_valid(const Plan *plan, const SqlenvfsPgTable *t, const char *path, GError **error)
+{
+  sqlite3 *mem = NULL;
+  char *msg = NULL;
+  int rc = sqlite3_open_v2(":memory:", &mem, SQLITE_OPEN_READWRITE, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_exec(mem, plan->create_sql, NULL, NULL, &msg);
+  if (rc != SQLITE_OK)
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "--create-tables cannot create table %s in %s from %s: %s (%s)", plan->target,
+                path, t->display, msg ? msg : sqlite3_errstr(rc),
+                t->columns->len == 0 ? "a SQLite table needs at least one column; migrate a "
+                                       "view that adds one"
+                                     : "create the table in the schema yourself, or migrate a "
+                                       "view that renames its columns");
+  sqlite3_free(msg);
+  sqlite3_close(mem);
+  return rc == SQLITE_OK;
 }
 
 /* Every check for one table; nothing is written. */
@@ -469,6 +507,10 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
     }
     plan->create = TRUE;
     plan->create_sql = build_create_sql(t, plan->quoted);
+    if (!create_is_valid(plan, t, path, error)) {
+      plan_free(plan);
+      return NULL;
+    }
     for (guint i = 0; i < t->columns->len; i++)
       g_ptr_array_add(names, ((SqlenvfsPgColumn *)t->columns->pdata[i])->name);
     plan->insert_sql = build_insert_sql(t, plan->quoted, names, NULL);
@@ -597,29 +639,46 @@ check_stored(sqlite3_stmt *st, const char *path, const Plan *plan, guint r,
     gsize len = 0;
     const char *text = sqlenvfs_pg_cursor_value(cur, r, c, &len);
     const char *stored;
+    char *real_text = NULL;
     if (text == NULL || (!sqlenvfs_pg_type_is_verbatim(&col->type) &&
                          vals[c].type == SQLENVFS_PG_VALUE_NULL))
       continue;
-    if (stored_exactly(st, (int)k, &col->type, text, &vals[c]))
+    Affinity aff = declared_affinity(decl);
+    int type;
+    if (stored_exactly(st, (int)k, &col->type, text, &vals[c], aff))
       continue;
-    stored = (const char *)sqlite3_column_text(st, (int)k);
+    type = stored_type(st, (int)k, aff);
+    if (type == SQLITE_FLOAT)
+      stored = real_text = sqlite3_mprintf("%!.15g", sqlite3_column_double(st, (int)k));
+    else
+      stored = (const char *)sqlite3_column_text(st, (int)k);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "column %s.%s, row %" G_GUINT64_FORMAT ": SQLite would store '%.80s' as %s "
                 "%.80s: column %s of table %s in %s is declared '%s', and its %s affinity "
                 "converts the value (declare the column %s%s, or migrate a view that casts "
                 "it)",
                 t->display, col->name, row_no, text,
-                sqlite3_column_type(st, (int)k) == SQLITE_TEXT      ? "TEXT"
-                : sqlite3_column_type(st, (int)k) == SQLITE_INTEGER ? "INTEGER"
-                                                                      : "REAL",
+                type == SQLITE_TEXT ? "TEXT" : type == SQLITE_INTEGER ? "INTEGER" : "REAL",
                 stored ? stored : "?", col->name, plan->target, path, decl,
                 affinity_name(declared_affinity(decl)), sqlenvfs_pg_type_decl(&col->type),
                 col->type.kind == SQLENVFS_PG_NUMERIC && !col->type.numeric_as_real
                   ? " to keep the exact decimal, or pass --numeric-as-real to store REAL"
                   : "");
+    sqlite3_free(real_text);
     return FALSE;
   }
   return TRUE;
+}
+
+/* Whether column @c of row @r was converted (not NULL in PostgreSQL, not
+ * bound verbatim), so that its value in the row's vals[] is this row's. */
+static gboolean
+text_is_bound(const SqlenvfsPgCursor *cur, guint r, guint c, const SqlenvfsPgTable *t)
+{
+  gsize len = 0;
+  const SqlenvfsPgColumn *col = t->columns->pdata[c];
+  return sqlenvfs_pg_cursor_value(cur, r, c, &len) != NULL &&
+         !sqlenvfs_pg_type_is_verbatim(&col->type);
 }
 
 static gboolean
@@ -720,6 +779,16 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
           "insert row %" G_GUINT64_FORMAT " of %s into table %s of", row_no, t->display,
           plan->target);
         sqlenvfs_error_sqlite(error, db, rc, what, path);
+        if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_NOTNULL)
+          for (guint c = 0; c < n_cols; c++)
+            if (vals[c].was_nan && text_is_bound(cur, r, c, t)) {
+              g_prefix_error(error, "column %s.%s, row %" G_GUINT64_FORMAT " is NaN, which "
+                             "is stored as NULL (SQLite has no NaN), and the column is NOT "
+                             "NULL (cast it in a view, or declare the column without NOT "
+                             "NULL): ", t->display,
+                             ((const SqlenvfsPgColumn *)t->columns->pdata[c])->name, row_no);
+              break;
+            }
         goto out;
       }
       sqlite3_reset(st);

@@ -215,6 +215,39 @@ mig --dsn "$DSN" --tables rls.owned --create-tables >/dev/null
 assert_eq "$(q 'SELECT count(*) FROM owned')" 10 "rows of rls.owned read by its owner"
 pass "row-level security: a role that would see only some rows fails; the owner copies all"
 
+# --- values SQLite would read back otherwise, and tables it cannot create -----
+# Text that spells an integer, into a REAL column, is stored as a REAL
+# ('12' reads back as 12.0); a float's Infinity, into a TEXT column, as
+# 'Inf', which nothing reads as a number; a NaN in a NOT NULL column
+# (stored as NULL) is named as such; a table --create-tables cannot create
+# is refused while planning, before any snapshot.
+pgc_psql src -c "CREATE SCHEMA odd;
+  CREATE TABLE odd.spelled (id int, t text); INSERT INTO odd.spelled VALUES (1, '12');
+  CREATE TABLE odd.inf (id int PRIMARY KEY, f float8); INSERT INTO odd.inf VALUES (1, 'Infinity');
+  CREATE TABLE odd.nn (id int PRIMARY KEY, f float8 NOT NULL);
+  INSERT INTO odd.nn VALUES (1, 1.5), (2, 'NaN');
+  CREATE TABLE odd.casecol (\"A\" int, \"a\" int); INSERT INTO odd.casecol VALUES (1, 2);
+  CREATE TABLE odd.nocols (); INSERT INTO odd.nocols DEFAULT VALUES;" >/dev/null
+q "CREATE TABLE spelled (id INTEGER, t REAL); CREATE TABLE inf (id INTEGER PRIMARY KEY, f TEXT)"
+before=$(state)
+snaps=$(ls "$R/backups/prod/snapshots" | wc -l)
+expect_fail "column odd\.spelled\.t, row 1: SQLite would store '12' as REAL 12\.0: .*'REAL'" \
+  mig --dsn "$DSN" --tables odd.spelled
+expect_fail "column odd\.inf\.f, row 1: SQLite would store 'Infinity' as TEXT Inf: .*'TEXT'" \
+  mig --dsn "$DSN" --tables odd.inf
+expect_fail "column odd\.nn\.f, row 2 is NaN, which is stored as NULL .*NOT NULL.*rolled back" \
+  mig --dsn "$DSN" --tables odd.nn --create-tables
+assert_eq "$(state)" "$before" "production after values SQLite would read back otherwise"
+snaps=$(ls "$R/backups/prod/snapshots" | wc -l)
+expect_fail "--create-tables cannot create table casecol .*duplicate column name" \
+  mig --dsn "$DSN" --tables odd.casecol --create-tables
+expect_fail "--create-tables cannot create table nocols .*at least one column" \
+  mig --dsn "$DSN" --tables odd.nocols --create-tables
+assert_eq "$(ls "$R/backups/prod/snapshots" | wc -l)" "$snaps" "snapshots after refused plans"
+assert_eq "$(state)" "$before" "production after tables --create-tables cannot create"
+q "DROP TABLE spelled; DROP TABLE inf"
+pass "values SQLite would read back otherwise are refused; uncreatable tables refused while planning"
+
 # --- the server's time limits do not end the load --------------------------------
 # The transaction waits, idle, while production is copied into its
 # snapshot: a server that ends idle transactions after 1 ms would end it.
