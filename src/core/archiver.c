@@ -1108,8 +1108,16 @@ check_overwritten(Db *d, const struct stat *st, char **why)
     d->has_file_seen = FALSE;
     return FALSE;
   }
+  /* Every frame of the generation seen since, by this look or by a capture
+   * after the last one (a reset follows their backfill). */
   if (d->has_file_seen && d->file_si.salt1 == si.salt1 && d->file_si.salt2 == si.salt2)
     d->file_si.mx_frame = MAX(d->file_si.mx_frame, si.mx_frame);
+  if (d->has_file_seen && d->has_seen && d->seen.salt1 == d->file_si.salt1 &&
+      d->seen.salt2 == d->file_si.salt2)
+    d->file_si.mx_frame = MAX(d->file_si.mx_frame, d->seen.mx_frame);
+  if (d->has_file_seen && d->has_cur && d->cur.hdr.salt1 == d->file_si.salt1 &&
+      d->cur.hdr.salt2 == d->file_si.salt2 && d->cur.next_frame > 0)
+    d->file_si.mx_frame = MAX(d->file_si.mx_frame, d->cur.next_frame - 1);
   if (d->has_file_seen && !same_file_times(st, &d->file_st) &&
       !backfilled_between(&d->file_si, &si)) {
     g_autofree char *shm = g_strconcat(d->path, "-shm", NULL);
