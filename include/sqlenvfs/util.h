@@ -121,6 +121,13 @@ gboolean sqlenvfs_mkdir_p(const char *dir, int mode, GError **error);
 gboolean sqlenvfs_write_file_atomic(const char *path, const void *data,
                                     gsize len, int mode, GError **error);
 
+/* As sqlenvfs_write_file_atomic, but not durably (no fsync of the file nor
+ * of its directory): for memos that a checksum guards, which a crash may
+ * leave old, cut short or missing, and whose loss only costs the next
+ * reader time. */
+gboolean sqlenvfs_write_file_replace(const char *path, const void *data, gsize len, int mode,
+                                     GError **error);
+
 /* File modes. Every file the project writes is no more readable than the
  * production database it comes from: a file gets (at most) the source's
  * permission bits, a directory the same bits plus search (x) wherever

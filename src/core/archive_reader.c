@@ -3166,7 +3166,8 @@ load_memo_file(const char *memo_path, const char *dir)
 }
 
 /* Write what the process memo says of the segments of @a to @memo_path
- * (atomically, mode 0600); a failure only costs a later reader time. */
+ * (atomically, not durably, mode 0600); a failure only costs a later
+ * reader time. */
 static void
 save_memo_file(SqlenvfsArchive *a, const char *memo_path)
 {
@@ -3194,7 +3195,10 @@ save_memo_file(SqlenvfsArchive *a, const char *memo_path)
   }
   g_mutex_unlock(&memo_lock);
   g_string_append_printf(s, "crc32=0x%08x\n", crc(0, s->str, s->len));
-  if (!sqlenvfs_write_file_atomic(memo_path, s->str, s->len, 0600, &local))
+  /* Not durably (sqlenvfs_write_file_replace): a memo a crash left old,
+   * cut short or missing names only segments by their identity as checked,
+   * or fails its checksum; either costs the next reader a read. */
+  if (!sqlenvfs_write_file_replace(memo_path, s->str, s->len, 0600, &local))
     g_debug("remember archive checks: %s", local->message);
   g_string_free(s, TRUE);
 }

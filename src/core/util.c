@@ -221,9 +221,10 @@ sqlenvfs_mkdir_p(const char *dir, int mode, GError **error)
   return sqlenvfs_fsync_dir(parent, error);
 }
 
-gboolean
-sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
-                           int mode, GError **error)
+/* sqlenvfs_write_file_atomic, and its @durable-less form. */
+static gboolean
+write_file_replace(const char *path, const void *data, gsize len, int mode, gboolean durable,
+                   GError **error)
 {
   g_autofree char *dir = g_path_get_dirname(path);
   g_autofree char *base = g_path_get_basename(path);
@@ -252,7 +253,7 @@ sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
     p += n;
     left -= (gsize)n;
   }
-  if (fsync(fd) != 0) {
+  if (durable && fsync(fd) != 0) {
     int errsv = errno;
     close(fd);
     unlink(tmp);
@@ -264,7 +265,21 @@ sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
     unlink(tmp);
     return sqlenvfs_error_errno(error, errsv, "rename into place", path);
   }
-  return sqlenvfs_fsync_dir(dir, error);
+  return !durable || sqlenvfs_fsync_dir(dir, error);
+}
+
+gboolean
+sqlenvfs_write_file_atomic(const char *path, const void *data, gsize len,
+                           int mode, GError **error)
+{
+  return write_file_replace(path, data, len, mode, TRUE, error);
+}
+
+gboolean
+sqlenvfs_write_file_replace(const char *path, const void *data, gsize len, int mode,
+                            GError **error)
+{
+  return write_file_replace(path, data, len, mode, FALSE, error);
 }
 
 int

@@ -351,46 +351,6 @@ append_entry(GString *s, const char *path, const Entry *e)
   }
 }
 
-/* Replace @path by @len bytes atomically (a temporary, then rename), but
- * not durably: a memo lost or cut short by a crash fails its checksum and
- * is ignored, which only costs the next run time, while the two fsyncs of
- * a durable write would cost every run more than reading a small segment. */
-static gboolean
-write_unsynced(const char *path, const char *data, gsize len, GError **error)
-{
-  g_autofree char *dir = g_path_get_dirname(path);
-  g_autofree char *base = g_path_get_basename(path);
-  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
-  g_autofree char *tmp = g_strdup_printf("%s/%s%d", dir, prefix, (int)getpid());
-  int fd;
-
-  if (sqlenvfs_tmp_leftovers(dir, prefix, FALSE, TRUE, NULL, error) < 0)
-    return FALSE;
-  fd = sqlenvfs_create_file(tmp, 0600, error);
-  if (fd < 0)
-    return FALSE;
-  while (len > 0) {
-    ssize_t n = write(fd, data, len);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0) {
-      int errsv = errno;
-      close(fd);
-      unlink(tmp);
-      return sqlenvfs_error_errno(error, errsv, "write", tmp);
-    }
-    data += n;
-    len -= (gsize)n;
-  }
-  close(fd);
-  if (rename(tmp, path) != 0) {
-    int errsv = errno;
-    unlink(tmp);
-    return sqlenvfs_error_errno(error, errsv, "rename into place", path);
-  }
-  return TRUE;
-}
-
 static gint
 cmp_str(gconstpointer a, gconstpointer b)
 {
@@ -419,7 +379,11 @@ sqlenvfs_verify_memo_save(SqlenvfsVerifyMemo *memo, const char *path, GError **e
       memcmp(g_bytes_get_data(memo->loaded, NULL), s->str, s->len) == 0)
     ok = TRUE; /* the file holds these bytes: a rename would only cost a writeback */
   else
-    ok = write_unsynced(path, s->str, s->len, error);
+    /* Not durably: a memo lost or cut short by a crash fails its checksum
+     * and is ignored, which only costs the next run time, while the two
+     * fsyncs of a durable write would cost every run more than reading a
+     * small segment. */
+    ok = sqlenvfs_write_file_replace(path, s->str, s->len, 0600, error);
   g_string_free(s, TRUE);
   return ok;
 }
