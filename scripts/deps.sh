@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(
-  gcc pkg-config meson ninja-build strace
+  gcc pkg-config meson ninja-build strace faketime
   libglib2.0-dev libsqlite3-dev libfuse3-dev fuse3 zlib1g-dev libisal-dev libzstd-dev check libpq-dev
   sqlite3 sqlite3-tools python3 postgresql
   clang libclang-rt-14-dev

@@ -1269,6 +1269,37 @@ check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
  * archive goes on past its last window (`restore --time latest` refuses
  * it, timeline.h). Nothing is said otherwise: check_archive says how far
  * the archive reaches, or why it cannot be read. */
+/* How far the newest archived time may lie past this machine's clock
+ * before it is said to (a capture a moment ago, on another clock's tick). */
+#define CLOCK_AHEAD_WARN_US (2 * G_USEC_PER_SEC)
+
+/* Whether the archive's times run ahead of the clock: the archiver's clock
+ * was ahead (a virtual machine resumed, a boot before time sync) and was
+ * stepped back since. Commits archived meanwhile take the newest time
+ * again (times never go back), so the states between them cannot be
+ * told apart by time, and the mount's pitr/ names no time past now. */
+static void
+check_clock(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
+{
+  g_autoptr(GPtrArray) w = sqlenvfs_timeline_windows(tl);
+  gint64 now = sqlenvfs_clock_now(), newest;
+  g_autofree char *newest_s = NULL, *ahead = NULL;
+  if (w == NULL || w->len == 0)
+    return;
+  newest = ((const SqlenvfsRestoreWindow *)w->pdata[w->len - 1])->to_us;
+  if (newest - now <= CLOCK_AHEAD_WARN_US)
+    return;
+  newest_s = sqlenvfs_time_format_local(newest);
+  ahead = format_age(newest - now);
+  sqlenvfs_doctor_report_add(
+    c->report, SQLENVFS_SEVERITY_WARNING, "archive", d->subject, dir,
+    "keep the clock slewed, not stepped (chrony or systemd-timesyncd); until the clock passes "
+    "that time, `restore` takes such times but the mount's pitr/ names none past now, and the "
+    "commits archived meanwhile share one time, so only the last of them can be restored",
+    "the newest archived time, %s, is %s ahead of this machine's clock: the clock was stepped "
+    "back after those commits were archived", newest_s, ahead);
+}
+
 static void
 check_recoverable(Ctx *c, const DbFiles *d, const char *name)
 {
@@ -1282,6 +1313,7 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
   if (tl == NULL)
     return;
   check_gaps(c, d, dir, tl);
+  check_clock(c, d, dir, tl);
   if (!sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))
     return;
   from_s = sqlenvfs_time_format_local(from);

@@ -61,3 +61,26 @@ rc=0
 tr -s ' \n' ' ' <"$T/d1.txt" | grep -q "ok gaps the recoverable history has 1 gap in the last 7 days" ||
   fail "doctor's text does not report the gap: $(cat "$T/d1.txt")"
 pass "doctor reports a gap in capture in the history (ok: a fact, not a fault), with its times, reason and remedy"
+
+# The clock stepped back after commits were archived: the newest archived
+# time lies ahead of the clock. doctor, run with its clock two minutes
+# behind (libfaketime), warns and says what that means; with its own clock
+# it says nothing of the kind.
+FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -e "$FT" ] || fail "libfaketime is not installed (scripts/deps.sh installs faketime)"
+clock_finding() { # JSON file: the archive finding about the clock, if any
+  python3 - "$1" <<'PY'
+import json, sys
+for f in json.load(open(sys.argv[1]))["findings"]:
+    if f["check"] == "archive" and "ahead of this machine's clock" in f["found"]:
+        print(f["severity"], "|", f["found"], "|", f["action"])
+PY
+}
+[ -z "$(clock_finding "$T/d1.json")" ] || fail "a clock ahead without cause: $(clock_finding "$T/d1.json")"
+rc=0
+FAKETIME=-120s LD_PRELOAD=$FT "$SQLENVFS" doctor --root "$R" --json >"$T/d2.json" || rc=$?
+f=$(clock_finding "$T/d2.json")
+echo "$f" | grep -Eq "^warning \| the newest archived time, .*, is 1?[0-9]{2}(\.[0-9])? s ahead|^warning \| the newest archived time, .*, is [12] min" ||
+  fail "doctor behind the archive's times does not warn: $f"
+echo "$f" | grep -q "| keep the clock slewed, not stepped" || fail "the clock finding says nothing to do: $f"
+pass "an archive whose newest time is ahead of the clock: warned, with what it means"
