@@ -71,9 +71,14 @@ char *sqlenvfs_env_init_moves_path(const SqlenvfsRoot *root);
  * production, or a point-in-time image). The image is written aside, checked
  * and marked development, then installed into the live dev database with the
  * SQLite backup API so that an open reader never sees a half-written file or
- * a production marker. @source_desc names the source in messages. */
+ * a production marker. @source_desc names the source in messages.
+ * @read_done (may be NULL) is called with @read_done_data once @img has
+ * been read whole, before anything waits on development's locks: a pinned
+ * view of production is let go there, so that a developer's transaction
+ * never keeps production's WAL from being checkpointed. */
 gboolean sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db,
                                              SqlenvfsImage *img, const char *source_desc,
+                                             GDestroyNotify read_done, gpointer read_done_data,
                                              SqlenvfsProgressFunc progress, gpointer user,
                                              GError **error);
 

@@ -1123,8 +1123,16 @@ refuse_dev_links(const char *dev, const char *prod, GError **error)
     gboolean is_prod;
     if (!sqlenvfs_refuse_symlink(p, "write development", error))
       return FALSE;
-    if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode))
+    if (lstat(p, &st) != 0)
       continue;
+    /* A FIFO or a device there would block or take SQLite's writes. */
+    if (!S_ISREG(st.st_mode)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "%s is not a regular file: refreshing development would open it (nothing "
+                  "was changed; remove it, `rm %s`, and run refresh-dev again)",
+                  p, p);
+      return FALSE;
+    }
     /* Production's file by another name, or through a bind mount. */
     is_prod = lstat(pp, &pst) == 0 && pst.st_ino == st.st_ino && pst.st_dev == st.st_dev;
     if (!is_prod && st.st_nlink <= 1)
@@ -1179,7 +1187,8 @@ create_dev_file(const char *dev, int mode, GError **error)
 
 gboolean
 sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, SqlenvfsImage *img,
-                                    const char *source_desc, SqlenvfsProgressFunc progress,
+                                    const char *source_desc, GDestroyNotify read_done,
+                                    gpointer read_done_data, SqlenvfsProgressFunc progress,
                                     gpointer user, GError **error)
 {
   const char *dev_dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
@@ -1213,9 +1222,13 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   tracked = sqlenvfs_tmp_track(tmp, FALSE);
 
   /* 1. The new state, written aside with production's mode and
-   *    integrity-checked (copy.h). */
+   *    integrity-checked (copy.h); what it was read from is let go before
+   *    anything waits on development (its locks). */
   if (!sqlenvfs_copy_image_aside(img, tmp, data_mode, progress, user, error))
     goto out;
+  if (read_done != NULL)
+    read_done(read_done_data);
+  img = NULL; /* (it may be gone with what it read) */
   /* 2. Marked development, in its own file, and checked again. */
   {
     g_autoptr(sqlite3) t = sqlenvfs_db_open(tmp, 0, error);
@@ -1266,6 +1279,13 @@ out:
   return ok;
 }
 
+/* Let go of the pinned view *@p (read_done of refresh_dev_from_image). */
+static void
+release_view(gpointer p)
+{
+  g_clear_pointer((SqlenvfsLiveView **)p, sqlenvfs_live_view_free);
+}
+
 gboolean
 sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
                          SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -1305,10 +1325,10 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
                 prod, env ? "marked '" : "not marked", env ? env : "", env ? "'" : "");
     return FALSE;
   }
+  /* Production is pinned only while the copy aside reads it. */
   if (!sqlenvfs_env_refresh_dev_from_image(root, name, sqlenvfs_live_view_image(view), prod,
-                                           progress, user, error))
+                                           release_view, &view, progress, user, error))
     return FALSE;
-  g_clear_pointer(&view, sqlenvfs_live_view_free);
 
   /* Production unchanged: the same file, with the same marker. */
   {

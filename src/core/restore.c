@@ -824,7 +824,8 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   img = sqlenvfs_image_new(plan->page_size, plan->n_pages, sqlenvfs_file_source_read, fs,
                            sqlenvfs_file_source_close);
   desc = g_strdup_printf("production %s as of %s", plan->db, when);
-  ok = sqlenvfs_env_refresh_dev_from_image(root, plan->db, img, desc, progress, user, error);
+  ok = sqlenvfs_env_refresh_dev_from_image(root, plan->db, img, desc, NULL, NULL, progress,
+                                           user, error);
 out:
   g_clear_pointer(&img, sqlenvfs_image_free);
   unlink(tmp);

@@ -129,3 +129,47 @@ assert_eq "$(sqlite3 "$P" 'PRAGMA journal_mode')" "delete" "journal mode of prod
 sqlite3 "$P" "PRAGMA journal_mode=WAL" > /dev/null
 "$SQLENVFS" refresh-dev --root "$R" > /dev/null || fail "refresh-dev once production is in WAL mode"
 pass "a production database not in WAL mode is refused, and its commits go through"
+
+# A developer's write transaction on development: refresh-dev waits for it,
+# but lets go of production once its copy aside is written, so that
+# production's WAL can be checkpointed whole meanwhile (it could not while
+# the refresh held its pinned state).
+python3 - "$D" > "$T/holder.out" 2>&1 <<'PY' &
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN IMMEDIATE")
+db.execute("CREATE TABLE IF NOT EXISTS mine(x)")
+print("holding", flush=True)
+time.sleep(6)
+db.execute("ROLLBACK")
+PY
+holder=$!
+track_pid "$holder"
+for i in $(seq 1 50); do grep -q holding "$T/holder.out" && break; sleep 0.1; done
+"$SQLENVFS" refresh-dev --root "$R" > "$T/refresh.out" 2>&1 &
+refresher=$!
+track_pid "$refresher"
+sleep 2.5
+kill -0 "$refresher" 2>/dev/null || fail "refresh-dev did not wait for development's lock: $(cat "$T/refresh.out")"
+ck=$(python3 - "$P" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=2)
+for i in range(50):
+    db.execute("INSERT INTO app_rows VALUES (?)", (i,))
+print(db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone())
+PY
+)
+assert_eq "$ck" "(0, 0, 0)" "production's checkpoint while refresh-dev waits on development"
+wait "$refresher" || fail "refresh-dev after the developer's transaction: $(cat "$T/refresh.out")"
+wait "$holder" || true
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development after the wait"
+pass "refresh-dev waiting on development's lock does not keep production pinned"
+
+# A FIFO where development's journal would be: refused naming it, instead of
+# an open() that never returns.
+sqlite3 "$D" "PRAGMA journal_mode=DELETE" > /dev/null
+mkfifo "$D-journal"
+expect_fail "$D-journal is not a regular file: .*rm $D-journal" timeout 20 "$SQLENVFS" refresh-dev --root "$R"
+rm "$D-journal"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null || fail "refresh-dev once the FIFO is gone"
+pass "a FIFO beside development is refused, not waited on"
