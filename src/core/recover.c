@@ -427,8 +427,10 @@ plan_tables(Job *j)
     g_clear_pointer(&st, sqlite3_finalize);
     /* WITHOUT ROWID: the rowid does not exist. */
     g_free(sql);
+    /* A virtual table's rowid is copied too (an FTS table's rowids are the
+     * keys of the rows it indexes, joined on by the application). */
     sql = g_strdup_printf("SELECT rowid FROM %s LIMIT 0", q);
-    if (!t->is_virtual && sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) == SQLITE_OK) {
       for (int a = 0; a < 3 && t->rowid == NULL; a++)
         if (!has[a])
           t->rowid = g_strdup(aliases[a]);
@@ -725,7 +727,7 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
   g_autoptr(GString) m = g_string_new(NULL);
   Copy c = { 0 };
   int n_cols;
-  gboolean use_rowid = t->rowid != NULL && !t->is_virtual;
+  gboolean use_rowid = t->rowid != NULL;
 
   g_ptr_array_add(t->columns, NULL);
   cols = g_strjoinv(", ", (char **)t->columns->pdata);
@@ -859,12 +861,35 @@ exec_schema(Job *j, sqlite3 *out, const char *sql, const char *what)
   return TRUE;
 }
 
+/* Whether table @name exists in @out already, made there by one of the
+ * virtual tables of @j created before it (its shadow table). */
+static gboolean
+made_by_virtual(Job *j, sqlite3 *out, const char *name)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  gboolean exists = FALSE;
+  for (guint i = 0; i < j->tables->len; i++) {
+    const Table *v = g_ptr_array_index(j->tables, i);
+    gsize n = strlen(v->name);
+    if (v->is_virtual && g_ascii_strncasecmp(name, v->name, n) == 0 && name[n] == '_')
+      exists = TRUE;
+  }
+  if (!exists)
+    return FALSE;
+  if (sqlite3_prepare_v2(out,
+                         "SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = ?1 "
+                         "COLLATE NOCASE",
+                         -1, &st, NULL) != SQLITE_OK)
+    return FALSE;
+  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+  return sqlite3_step(st) == SQLITE_ROW;
+}
+
 static gboolean
 salvage(Job *j, GError **error)
 {
   g_autoptr(sqlite3) out = open_new_db(j->newdb, error);
   gint64 v;
-  g_autoptr(GPtrArray) vtab_prefixes = g_ptr_array_new_with_free_func(g_free);
 
   if (out == NULL)
     return FALSE;
@@ -888,31 +913,29 @@ salvage(Job *j, GError **error)
   if (!sqlenvfs_db_exec(out, "BEGIN", j->newdb, error))
     return FALSE;
 
-  /* Tables first (virtual ones create their own shadow tables). */
-  for (guint i = 0; i < j->tables->len; i++) {
-    Table *t = g_ptr_array_index(j->tables, i);
-    if (t->is_virtual)
-      g_ptr_array_add(vtab_prefixes, g_strconcat(t->name, "_", NULL));
-  }
-  for (guint i = 0; i < j->tables->len; i++) {
-    Table *t = g_ptr_array_index(j->tables, i);
-    gboolean shadow = FALSE;
-    for (guint k = 0; k < vtab_prefixes->len && !t->is_virtual; k++)
-      shadow = shadow || g_str_has_prefix(t->name, g_ptr_array_index(vtab_prefixes, k));
-    if (shadow) {
-      g_ptr_array_remove_index(j->tables, i--);
-      continue; /* rebuilt by its virtual table */
-    }
-    {
-      g_autofree char *what = g_strdup_printf("table %s", t->name);
-      if (!exec_schema(j, out, t->sql, what)) {
-        g_free(t->note);
-        t->note = g_strdup("the table could not be created in the new database");
+  /* Tables first: virtual ones before the others, since they create their
+   * own shadow tables. A table is a shadow table when its virtual table
+   * made one of its name in the new database; any other table is copied,
+   * whatever its name begins with. */
+  for (int pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < j->tables->len; i++) {
+      Table *t = g_ptr_array_index(j->tables, i);
+      if (t->is_virtual != (pass == 0))
         continue;
+      if (pass == 1 && made_by_virtual(j, out, t->name)) {
+        g_ptr_array_remove_index(j->tables, i--);
+        continue; /* rebuilt by its virtual table */
       }
+      {
+        g_autofree char *what = g_strdup_printf("table %s", t->name);
+        if (!exec_schema(j, out, t->sql, what)) {
+          g_free(t->note);
+          t->note = g_strdup("the table could not be created in the new database");
+          continue;
+        }
+      }
+      salvage_table(j, out, t);
     }
-    salvage_table(j, out, t);
-  }
   /* sqlite_sequence: AUTOINCREMENT counters never go back. */
   {
     g_autoptr(sqlite3_stmt) st = NULL;

@@ -592,3 +592,30 @@ expect_fail "live.db \(or its -wal or -journal\) changed while it was copied, 5 
 kill "$wr" 2>/dev/null || true
 wait "$wr" 2>/dev/null || true
 pass "a source written without pause is refused, nothing written"
+
+# Virtual tables: an FTS5 and an R*Tree table keep their rowids (an FTS
+# table's are the keys of the rows it indexes); their shadow tables are
+# rebuilt by them, but an ordinary table whose name only begins like one
+# (docs_meta beside docs) is copied as any other.
+python3 - vt.db <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(sys.argv[1])
+c.executescript("""
+CREATE VIRTUAL TABLE docs USING fts5(body);
+CREATE TABLE docs_meta(id INTEGER PRIMARY KEY, note TEXT);
+CREATE VIRTUAL TABLE rt USING rtree(id, a, b);
+CREATE TABLE rt_extra(k);
+""")
+c.executemany("INSERT INTO docs(rowid, body) VALUES (?, ?)", [(i * 10, "word %d" % i) for i in range(1, 6)])
+c.executemany("INSERT INTO docs_meta VALUES (?, ?)", [(i, "meta %d" % i) for i in range(1, 101)])
+c.executemany("INSERT INTO rt VALUES (?, ?, ?)", [(i * 3, i, i + 1) for i in range(1, 6)])
+c.execute("INSERT INTO rt_extra VALUES (1)")
+c.commit()
+PY
+"$SQLENVFS" recover vt.db --output vt-rec.db > vt.out || fail "recover of virtual tables: $(cat vt.out)"
+for q in "SELECT rowid, body FROM docs ORDER BY rowid" "SELECT rowid FROM docs WHERE docs MATCH 'word'" \
+         "SELECT * FROM docs_meta" "SELECT rowid, * FROM rt" "SELECT * FROM rt_extra"; do
+  assert_eq "$(sqlite3 vt-rec.db "$q" | sha256sum)" "$(sqlite3 vt.db "$q" | sha256sum)" "recovered: $q"
+done
+grep -q "docs_meta .*100 rows recovered of 100" vt.out || fail "the report does not list docs_meta: $(cat vt.out)"
+pass "virtual tables keep their rowids; a table named like a shadow table is copied"
