@@ -1933,6 +1933,74 @@ read_damage(Job *j)
                     g_strdup_printf("integrity_check stopped: %s", sqlite3_errmsg(j->src)));
 }
 
+/* The header of the private copy @path checked against the file's size,
+ * and mended in the copy where one reading fits (the source is never
+ * written). SQLite trusts the page size and, when its change counters
+ * agree, the database size the header gives: a damaged page size makes it
+ * read other pages as each table's, a database size too small leaves the
+ * pages past it unread. With no WAL content beside the copy (whose frames
+ * would carry a newer header), when the database size read at the header's
+ * word fits exactly one page size against the file's size, that page size
+ * is used; a database size smaller than the file is replaced by the file's.
+ * What was found, and done, goes to the report's damage. */
+static void
+mend_header(Job *j, const char *path)
+{
+  g_autofree char *wal = g_strconcat(path, "-wal", NULL);
+  guint8 h[100];
+  struct stat st, wst;
+  guint32 claimed, n_pages, fits = 0, n_fits = 0;
+  gboolean counted;
+  int fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+
+  if (fd < 0)
+    return;
+  if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof h ||
+      pread(fd, h, sizeof h, 0) != sizeof h || memcmp(h, "SQLite format 3", 16) != 0 ||
+      (stat(wal, &wst) == 0 && wst.st_size > 0)) {
+    close(fd);
+    return;
+  }
+  claimed = ((guint32)h[16] << 8 | h[17]) == 1 ? 65536 : ((guint32)h[16] << 8 | h[17]);
+  n_pages = (guint32)h[28] << 24 | (guint32)h[29] << 16 | (guint32)h[30] << 8 | h[31];
+  counted = n_pages > 0 && memcmp(h + 24, h + 92, 4) == 0;
+  for (guint32 ps = 512; ps <= 65536; ps <<= 1)
+    if (counted && (guint64)n_pages * ps == (guint64)st.st_size) {
+      fits = ps;
+      n_fits++;
+    }
+  if (n_fits == 1 && fits != claimed) {
+    h[16] = fits == 65536 ? 0 : (guint8)(fits >> 8);
+    h[17] = fits == 65536 ? 1 : (guint8)fits;
+    if (pwrite(fd, h + 16, 2, 16) == 2)
+      g_ptr_array_add(j->report->damage,
+                      g_strdup_printf("the header's page size (%u) does not fit the file: %u "
+                                      "pages, as the header counts them, of %u bytes make its "
+                                      "%" G_GINT64_FORMAT " bytes; the copy was read with "
+                                      "pages of %u bytes",
+                                      claimed, n_pages, fits, (gint64)st.st_size, fits));
+  } else if (counted && n_fits == 0 && claimed >= 512 && claimed <= 65536 &&
+             (claimed & (claimed - 1)) == 0 && (guint64)n_pages * claimed < (guint64)st.st_size &&
+             st.st_size % claimed == 0) {
+    guint32 real = (guint32)(st.st_size / claimed);
+    h[28] = (guint8)(real >> 24);
+    h[29] = (guint8)(real >> 16);
+    h[30] = (guint8)(real >> 8);
+    h[31] = (guint8)real;
+    if (pwrite(fd, h + 28, 4, 28) == 4)
+      g_ptr_array_add(j->report->damage,
+                      g_strdup_printf("the header counts %u pages, but the file holds %u: the "
+                                      "copy was read to the end of the file", n_pages, real));
+  } else if (counted && (guint64)n_pages * claimed > (guint64)st.st_size) {
+    g_ptr_array_add(j->report->damage,
+                    g_strdup_printf("the file is shorter than its header says (%u pages of %u "
+                                    "bytes, the file holds %" G_GINT64_FORMAT " bytes): it was "
+                                    "cut short, and what was past its end is lost",
+                                    n_pages, claimed, (gint64)st.st_size));
+  }
+  close(fd);
+}
+
 /* What SQLite will not read of the WAL at @wal (the private copy's), when
  * that loses a commit (sqlenvfs_wal_tail_damage), for the report; NULL when
  * nothing is lost. */
@@ -2205,6 +2273,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
                   (stat(wal, &cst) == 0 ? cst.st_size : 0);
     report->wal_damage = wal_tail_damage(wal); /* before SQLite opens (and resets) it */
   }
+  mend_header(&j, j.copy);
   j.src = sqlenvfs_db_open(j.copy, 0, error);
   if (j.src == NULL)
     goto out;
