@@ -1380,6 +1380,25 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
     return;
   }
   size_s = sqlenvfs_format_size(st.st_size);
+  {
+    /* Empty, with no commit in a WAL beside it (a new WAL database can
+     * hold everything there): no data at all. Switching it to WAL mode or
+     * taking a snapshot, as the checks below would say for an empty
+     * database, would start a recoverable window from nothing. */
+    g_autofree char *wal = g_strconcat(d->path, "-wal", NULL);
+    struct stat wst;
+    if (st.st_size == 0 && (stat(wal, &wst) != 0 || wst.st_size <= 32)) {
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_FAILURE, "open", d->subject, d->path,
+        is_prod ? "stop the application, restore production (`sqlenvfs restore --time latest "
+                  "--output FILE`, then put it in place as docs/OPERATIONS.md says); do not "
+                  "switch it to WAL mode nor snapshot it, which would make the empty file the "
+                  "newest recoverable state"
+                : "refresh it from production (`sqlenvfs refresh-dev`)",
+        "the database file is empty (0 bytes): it holds no data, not even a header");
+      return;
+    }
+  }
   if (is_prod) {
     c->prod_bytes += st.st_size;
     if ((guint64)st.st_size > c->largest_db)

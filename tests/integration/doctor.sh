@@ -343,6 +343,24 @@ finding warning open dev/app "development database is missing" >/dev/null || fai
 mv "$T/dev.saved" "$D"
 pass "development database missing: warning"
 
+# An empty production file (0 bytes, no WAL): a failure saying it holds no
+# data and to restore it, never the advice to switch it to WAL mode and
+# snapshot it (which would make nothing the newest recoverable state).
+stop_archiver
+mv "$P" "$T/prod.saved"
+for f in -wal -shm; do [ ! -e "$P$f" ] || mv "$P$f" "$T/prod.saved$f"; done
+: > "$P"
+doctor
+assert_eq "$rc" "2" "exit status with an empty production file"
+finding failure open prod/app "the database file is empty (0 bytes)" >/dev/null ||
+  fail "empty production: $(grep -o '"prod/app[^}]*' "$T/doc.json" | head -5)"
+! grep -q "PRAGMA journal_mode=WAL" "$T/doc.json" || fail "an empty production is advised into WAL mode"
+rm "$P"
+mv "$T/prod.saved" "$P"
+for f in -wal -shm; do [ ! -e "$T/prod.saved$f" ] || mv "$T/prod.saved$f" "$P$f"; done
+start_archiver
+pass "an empty production file: failure, restore it, no WAL-mode advice"
+
 # ---- a damaged database; --full --------------------------------------------------
 cp -a "$R" "$T/root2"
 R2=$T/root2
