@@ -1202,7 +1202,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
 
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_DEV, "write development", error) ||
-      !sqlenvfs_mkdir_p(dev_dir, 0755, error) ||
+      !sqlenvfs_mkdir_p(dev_dir, sqlenvfs_mode_dir(data_mode), error) ||
       !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);

@@ -47,3 +47,11 @@ $bad"
 assert_eq "$(stat -c %a "$T/out/restored.db")" "600" "mode of the restore output"
 note "checked $(cd "$R" && find . -mindepth 1 | wc -l) files and directories"
 pass "with production 0600 and umask 022, every file written is 0600 and every directory 0700"
+
+# A development directory that refresh-dev creates: no more readable than
+# production either (it was made 0755 whatever production's mode).
+rm -rf "$R/data/dev"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(stat -c %a "$R/data/dev")" "700" "mode of the development directory refresh-dev made"
+assert_eq "$(stat -c %a "$R/data/dev/app.db")" "600" "mode of the development database it made"
+pass "refresh-dev makes a missing development directory 0700 for a 0600 production"
