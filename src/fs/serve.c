@@ -63,10 +63,10 @@
  *       (fs_serve_live_bound): the handle's reads fail with EIO from then
  *       on, never with bytes of another state, so that a file left open
  *       under prod/ or dev/ cannot fill production's disk.
- *   (8) Only a production database in WAL mode is served: in rollback-journal
- *       mode a view is a shared lock, under which the application cannot
- *       commit, held for as long as the file is open. An open of any other
- *       fails with EPERM (a stat still shows it).
+ *   (8) Only a database in WAL mode is served under prod/ and dev/: in
+ *       rollback-journal mode a view is a shared lock, under which the
+ *       application cannot commit, held for as long as the file is open. An
+ *       open of any other fails with EPERM (a stat still shows it).
  *   (9) A backup or snapshot file is served only while its base verdict
  *       (store.h, verifymemo.h) for the file as it is now is good: one
  *       known bad (to this process or to the memo) fails the open with
@@ -219,12 +219,10 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   struct stat st;
   gint64 written;
 
-  /* Production only in WAL mode, and not opened otherwise (it is left as
-   * it is); development as it is. */
-  if (where->env == FS_ENV_PROD)
-    view = sqlenvfs_live_view_open_wal(path, &not_wal, error);
-  else
-    view = sqlenvfs_live_view_open(path, error);
+  /* Only in WAL mode, and not opened otherwise (it is left as it is):
+   * production and development alike, whose application the lock would
+   * keep out as much. */
+  view = sqlenvfs_live_view_open_wal(path, &not_wal, error);
   if (not_wal != NULL) {
     /* Invariant 8: the view would be a shared lock held open. */
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,

@@ -49,4 +49,31 @@ assert_eq "$(sqlite3 "file:$M/prod/app.db?immutable=1" 'SELECT name FROM _enviro
   "production" "the WAL database beside it, read through prod/"
 pass "a production database not in WAL mode is not served, and its commits go through"
 
+# The same for development: a developer's application switched development
+# to rollback-journal mode; dev/app.db is not served, and its commits go
+# through while a reader tries.
+DEV=$R/data/dev/app.db
+sqlite3 "$DEV" "PRAGMA journal_mode=DELETE" > /dev/null
+rm -f "$T/tried"
+python3 - "$M/dev/app.db" "$T/tried" > "$T/reader.out" <<'PY' &
+import os, sys, time
+try:
+    fd = os.open(sys.argv[1], os.O_RDONLY)
+    os.pread(fd, 100, 0)
+    print("opened")
+except OSError as e:
+    print("errno %d" % e.errno)
+open(sys.argv[2], "w").close()
+time.sleep(5)
+PY
+reader=$!
+track_pid "$reader"
+for _ in $(seq 100); do [ -e "$T/tried" ] && break; sleep 0.1; done
+[ -e "$T/tried" ] || fail "the reader did not try to open dev/app.db"
+sqlite3 -cmd ".timeout 2000" "$DEV" "CREATE TABLE mine(x); INSERT INTO mine VALUES (1)" ||
+  fail "no commit to development while a reader held dev/app.db"
+wait "$reader" || true
+assert_eq "$(cat "$T/reader.out")" "errno 1" "opening dev/app.db (rollback-journal mode)"
+pass "a development database not in WAL mode is not served either, and its commits go through"
+
 unmount_root "$M"
