@@ -164,25 +164,42 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     break;
   }
 
-  /* A database name may hold blanks ("sales 2026"): a whole line, or for
-   * refresh-dev everything before a last word that is a time, that names an
-   * existing production database is that database. */
+  /* A database name may hold blanks ("sales 2026"), and so may a time (as
+   * list prints it: "2026-11-28 16:14:00 +01:00"): a whole line that names
+   * an existing production database is that database; for refresh-dev, a
+   * whole line that is a time is that time, and a line that splits at a
+   * blank into an existing production database and a time is both. */
   if (op != SQLENVFS_OP_PRUNE && op != SQLENVFS_OP_VERIFY && strpbrk(line, " \t") != NULL) {
-    char *last = MAX(strrchr(line, ' '), strrchr(line, '\t'));
-    g_autofree char *head = g_strndup(line, (gsize)(last - line));
-    g_strchomp(head);
     if (existing_db(root, line)) {
       out.db = g_strdup(line);
       *args = out;
       return TRUE;
     }
-    if (op == SQLENVFS_OP_REFRESH_DEV && existing_db(root, head) &&
-        sqlenvfs_time_parse(last + 1, &out.time, NULL)) {
+    if (op == SQLENVFS_OP_REFRESH_DEV && sqlenvfs_time_parse(line, &out.time, NULL)) {
       out.has_time = TRUE;
-      out.db = g_steal_pointer(&head);
       *args = out;
       return TRUE;
     }
+    /* The split after an existing database first; else after the first
+     * word, as "DB TIME" is read below (a database not there is said so
+     * when the refresh runs). */
+    for (int pass = 0; pass < 2 && op == SQLENVFS_OP_REFRESH_DEV; pass++)
+      for (const char *b = line; (b = strpbrk(b, " \t")) != NULL; b++) {
+        g_autofree char *head = g_strndup(line, (gsize)(b - line));
+        const char *tail = b;
+        while (*tail == ' ' || *tail == '\t')
+          tail++;
+        g_strchomp(head);
+        if ((pass == 1 || existing_db(root, head)) &&
+            sqlenvfs_time_parse(tail, &out.time, NULL)) {
+          out.has_time = TRUE;
+          out.db = g_steal_pointer(&head);
+          *args = out;
+          return TRUE;
+        }
+        if (pass == 1)
+          break;
+      }
   }
 
   words = g_strsplit_set(line, " \t", -1);

@@ -156,6 +156,17 @@ START_TEST(test_refresh_dev_time)
   ck_assert_str_eq(args.db, "app");
   sqlenvfs_op_args_clear(&args);
 
+  /* A time with blanks, as list prints it, alone or after a database. */
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "2026-11-28 11:00:00 +01:00\n", &args, &error));
+  ck_assert(args.has_time && args.db == NULL);
+  ck_assert_int_eq(args.time.us, G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_op_args_clear(&args);
+  ck_assert(parse(SQLENVFS_OP_REFRESH_DEV, "app 2026-11-28 15:30:00 +05:30\n", &args, &error));
+  ck_assert(args.has_time);
+  ck_assert_str_eq(args.db, "app");
+  ck_assert_int_eq(args.time.us, G_GINT64_CONSTANT(1795860000) * G_USEC_PER_SEC);
+  sqlenvfs_op_args_clear(&args);
+
   ck_assert(!parse(SQLENVFS_OP_REFRESH_DEV, "app yesterday\n", &args, &error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert(strstr(error->message, "20261128T161400Z") != NULL); /* names the forms */
