@@ -55,18 +55,20 @@ fraction(const char **p, gint64 *usec)
   return TRUE;
 }
 
+/* (The year is checked against the range with the offset applied, by the
+ * caller: 1969-12-31T23:30:00-01:00 is in it.) */
 static gboolean
 civil_to_us(int y, int mo, int d, int h, int mi, int s, gint64 frac_us,
-            int offset_min, gint64 *out)
+            int offset_s, gint64 *out)
 {
   GDateTime *dt;
-  if (y < 1970 || y > 9999 || s > 59)
+  if (y < 1 || y > 9999 || s > 59)
     return FALSE;
   dt = g_date_time_new_utc(y, mo, d, h, mi, s);
   if (dt == NULL)
     return FALSE;
   *out = g_date_time_to_unix(dt) * G_USEC_PER_SEC + frac_us -
-         (gint64)offset_min * 60 * G_USEC_PER_SEC;
+         (gint64)offset_s * G_USEC_PER_SEC;
   g_date_time_unref(dt);
   return TRUE;
 }
@@ -78,18 +80,19 @@ parse_basic(const char *p, gint64 *out)
   gint64 frac;
   if (!digits(&p, 4, &y) || !digits(&p, 2, &mo) || !digits(&p, 2, &d) || *p++ != 'T' ||
       !digits(&p, 2, &h) || !digits(&p, 2, &mi) || !digits(&p, 2, &s) ||
-      !fraction(&p, &frac) || *p++ != 'Z' || *p != '\0')
+      !fraction(&p, &frac) || *p++ != 'Z' || *p != '\0' || y < 1970)
     return FALSE;
   return civil_to_us(y, mo, d, h, mi, s, frac, 0, out);
 }
 
 /* "2026-11-28T16:14:00[.f](Z|+01:00)", or as `list` prints a time:
  * "2026-11-28 16:14:00[.f] +01:00" (a space on each side of the time, and
- * an offset: never a bare local time). */
+ * an offset: never a bare local time). An offset may carry seconds
+ * ("+05:30:30", as `list` prints one that has them). */
 static gboolean
 parse_extended(const char *p, gint64 *out)
 {
-  int y, mo, d, h, mi, s, oh = 0, om = 0, sign = 1;
+  int y, mo, d, h, mi, s, oh = 0, om = 0, os = 0, sign = 1;
   gint64 frac;
   gboolean spaced;
   if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
@@ -107,12 +110,14 @@ parse_extended(const char *p, gint64 *out)
     p++;
     if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
       return FALSE;
+    if (*p == ':' && (p++, !digits(&p, 2, &os) || os > 59))
+      return FALSE;
   } else {
     return FALSE;
   }
   if (*p != '\0')
     return FALSE;
-  return civil_to_us(y, mo, d, h, mi, s, frac, sign * (oh * 60 + om), out);
+  return civil_to_us(y, mo, d, h, mi, s, frac, sign * (oh * 3600 + om * 60 + os), out);
 }
 
 static gboolean
@@ -123,7 +128,7 @@ parse_unix(const char *p, gint64 *out)
   if (*p++ != '@')
     return FALSE;
   while (g_ascii_isdigit(*p)) {
-    if (++n > 11)
+    if (++n > 12) /* 253402300799 is 9999-12-31T23:59:59Z (the range: the caller) */
       return FALSE;
     secs = secs * 10 + (*p++ - '0');
   }
@@ -259,5 +264,9 @@ sqlenvfs_time_format_local(gint64 us)
   dt = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
   if (dt == NULL) /* the local date is past year 9999 */
     return sqlenvfs_time_format_iso(us);
-  return g_date_time_format(dt, "%Y-%m-%d %H:%M:%S %:z");
+  /* An offset with seconds (a zone before standard time, a POSIX TZ) is
+   * printed with them, so that the time reads back as the same instant. */
+  return g_date_time_format(dt, g_date_time_get_utc_offset(dt) % G_TIME_SPAN_MINUTE != 0
+                                  ? "%Y-%m-%d %H:%M:%S %::z"
+                                  : "%Y-%m-%d %H:%M:%S %:z");
 }

@@ -4,6 +4,8 @@
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/timefmt.h"
 
+#include <time.h>
+
 /* 2026-11-28T16:14:00Z */
 #define T0 (G_GINT64_CONSTANT(1795882440) * G_USEC_PER_SEC)
 
@@ -29,6 +31,13 @@ static const struct {
   /* As list prints a time (always with an offset). */
   { "2026-11-28 16:14:00 +00:00", T0 },
   { "2026-11-28 17:14:00.5 +01:00", T0 + 500000 },
+  /* An offset with seconds, as list prints one that has them. */
+  { "2026-11-28 21:44:30 +05:30:30", T0 },
+  { "2026-11-28T16:14:00-00:00:01", T0 + G_USEC_PER_SEC },
+  /* The ends of the range: a date before 1970 whose offset brings it in,
+   * and the last second, as seconds since the epoch. */
+  { "1969-12-31T23:30:00-01:00", G_GINT64_CONSTANT(1800) * G_USEC_PER_SEC },
+  { "@253402300799", G_GINT64_CONSTANT(253402300799) * G_USEC_PER_SEC },
 };
 
 static const char *const rejected[] = {
@@ -40,6 +49,8 @@ static const char *const rejected[] = {
   "20261128T161400Zjunk", "LATEST", "latest ", "EARLIEST", "earliest ", "1969-12-31T23:59:59Z",
   "2026-11-28t16:14:00z", "2026-11-28 16:14:00", "2026-11-28 16:14:00 Z",
   "2026-11-28 16:14:00+00:00", "2026-11-28T16:14:00 +00:00", "2026-11-28  16:14:00 +00:00",
+  "2026-11-28 16:14:00 +01:00:60", "2026-11-28 16:14:00 +01:00:", "@253402300800",
+  "@2534023007990", "19691231T233000Z",
 };
 
 START_TEST(test_accepted)
@@ -105,6 +116,29 @@ START_TEST(test_format_roundtrip)
     ck_assert_int_eq(us, T0 + 250000);
     ck_assert(!sqlenvfs_time_parse_name("snapshot_20261128", &us));
   }
+}
+END_TEST
+
+/* A local time in a zone whose offset has seconds reads back as the same
+ * instant (it was printed to the minute, 30 s off). */
+START_TEST(test_format_local_offset_seconds)
+{
+  const char *zones[] = { "XYZ-5:30:30", "UTC0", "ABC+3:00:15" };
+  g_autofree char *saved = g_strdup(g_getenv("TZ"));
+  for (gsize i = 0; i < G_N_ELEMENTS(zones); i++) {
+    g_autofree char *text = NULL;
+    SqlenvfsTime t = { 0 };
+    g_setenv("TZ", zones[i], TRUE);
+    tzset();
+    text = sqlenvfs_time_format_local(T0);
+    ck_assert_msg(sqlenvfs_time_parse(text, &t, NULL), "%s: cannot parse %s", zones[i], text);
+    ck_assert_msg(t.us == T0, "%s: %s reads as %" G_GINT64_FORMAT, zones[i], text, t.us);
+  }
+  if (saved)
+    g_setenv("TZ", saved, TRUE);
+  else
+    g_unsetenv("TZ");
+  tzset();
 }
 END_TEST
 
@@ -228,6 +262,7 @@ suite(void)
   tcase_add_loop_test(tc, test_rejected, 0, G_N_ELEMENTS(rejected));
   tcase_add_test(tc, test_latest);
   tcase_add_test(tc, test_format_roundtrip);
+  tcase_add_test(tc, test_format_local_offset_seconds);
   tcase_add_test(tc, test_format_out_of_range);
   tcase_add_test(tc, test_names_sort_by_time);
   tcase_add_test(tc, test_doc_examples);
