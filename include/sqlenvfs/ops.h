@@ -83,6 +83,8 @@ typedef struct {
   gboolean full;     /* verify: read everything, even what was
                         verified before and has not changed          */
   gboolean drill;    /* verify: the restore drill instead (drill.h)   */
+  gboolean from_ctl; /* parsed from a ctl file's text: its messages say
+                        how the command line does what ctl cannot    */
   /* Set by the command line only (never parsed from ctl text): */
   gboolean force;    /* refresh-dev: copy a source not marked production */
   SqlenvfsProgressFunc progress; /* bytes copied (backup, snapshot,

@@ -125,7 +125,7 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
 {
   g_autofree char *line = NULL;
   g_auto(GStrv) words = NULL;
-  SqlenvfsOpArgs out = { 0 };
+  SqlenvfsOpArgs out = { .from_ctl = TRUE };
   const char *accepted;
   gsize n;
 
@@ -452,6 +452,17 @@ run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOp
       ok = sqlenvfs_env_refresh_dev(root, r->db, args->force, args->progress,
                                     args->progress_data, error);
     if (!ok) {
+      /* ctl/refresh-dev has no --force: the command line copies such a
+       * source. */
+      if (args->from_ctl && error != NULL &&
+          g_error_matches(*error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED)) {
+        g_autoptr(GString) m = g_string_new((*error)->message);
+        g_string_replace(m, "pass --force to copy it anyway",
+                         "to copy it anyway, run `sqlenvfs refresh-dev --force` (ctl/refresh-dev "
+                         "has no such form)", 0);
+        g_free((*error)->message);
+        (*error)->message = g_string_free(g_steal_pointer(&m), FALSE);
+      }
       refreshed_db_free(r);
       return FALSE;
     }

@@ -59,6 +59,9 @@ before=$(sqlite3 "$D" .dump | sha256sum)
 ctl_fails refresh-dev 1 "Operation not permitted"
 grep -q "^failed .* refresh-dev: .*staging" "$M/ctl/refresh-dev" \
   || fail "ctl/refresh-dev after a refusal: $(cat "$M/ctl/refresh-dev")"
+# ctl/ has no --force: the refusal says how the command line does it.
+grep -q "run \`sqlenvfs refresh-dev --force\`" "$M/ctl/refresh-dev" \
+  || fail "ctl/refresh-dev's refusal points at a --force it has no form for: $(cat "$M/ctl/refresh-dev")"
 assert_eq "$(sqlite3 "$D" .dump | sha256sum)" "$before" "development after a refused refresh-dev"
 sqlite3 "$P" "UPDATE _environment SET name = 'production'"
 sqlite3 "$P" "INSERT INTO vessel_characteristics (mmsi, vessel_name, vessel_type) VALUES (999000111, 'NEW ONE', 'Tug')"
