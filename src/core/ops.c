@@ -611,6 +611,22 @@ run_checkpoint(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *only_
                   "journal_mode=WAL'`)", path, path);
       return FALSE;
     }
+    /* A checkpoint writes the database file (and needs its directory for
+     * the -shm): say so before SQLite's "attempt to write a readonly
+     * database". */
+    {
+      g_autofree char *dir = g_path_get_dirname(path);
+      const char *which = access(path, W_OK) != 0 ? path : access(dir, W_OK) != 0 ? dir : NULL;
+      if (which != NULL) {
+        int errsv = errno;
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION,
+                    "checkpoint %s: %s cannot be written (%s): a checkpoint copies the WAL into "
+                    "the database file (run it as a user that may write both, on a root not "
+                    "mounted read-only)",
+                    path, which, g_strerror(errsv));
+        return FALSE;
+      }
+    }
     conn = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
     if (conn == NULL)
       return FALSE;

@@ -48,3 +48,24 @@ grep -q "nosuch.db does not exist" "$T/err" || fail "the error does not name the
 rc=0; "$SQLENVFS" checkpoint --root "$R" extra > /dev/null 2>&1 || rc=$?
 assert_eq "$rc" "2" "exit status for an unexpected argument"
 pass "checkpoint refuses a missing database and an unexpected argument"
+
+# A read-only root: refused, saying that a checkpoint writes the database
+# file and what to do, not SQLite's "attempt to write a readonly database".
+sqlite3 "$DB" "INSERT INTO t VALUES (1)"
+if mount --bind "$R" "$R" 2>/dev/null; then
+  _mounts+=("$R")
+  if mount -o remount,ro,bind "$R" 2>/dev/null; then
+    rc=0; "$SQLENVFS" checkpoint --root "$R" > "$T/out" 2> "$T/err" || rc=$?
+    umount "$R"
+    assert_eq "$rc" "1" "exit status of a checkpoint on a read-only root"
+    [ "$(wc -l < "$T/err")" -eq 1 ] || fail "expected one error line: $(cat "$T/err")"
+    grep -q "cannot be written (Read-only file system): a checkpoint copies the WAL into the database file" \
+      "$T/err" || fail "the error does not say why or what to do: $(cat "$T/err")"
+    pass "checkpoint on a read-only root: refused, saying what to do"
+  else
+    umount "$R"
+    note "read-only bind mounts are not possible here: case skipped"
+  fi
+else
+  note "bind mounts are not possible here: case skipped"
+fi
