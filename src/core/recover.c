@@ -717,6 +717,8 @@ note_error(Copy *c, sqlite3 *db)
     c->first_error = g_strdup(sqlite3_errmsg(db));
 }
 
+static gint64 without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why);
+
 static void
 salvage_table(Job *j, sqlite3 *out, Table *t)
 {
@@ -768,12 +770,25 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       if (c.first_error == NULL)
         c.first_error = g_strdup("the table's b-tree leads the scan round in a loop");
     }
-    if (rc != SQLITE_DONE) {
+    if (rc != SQLITE_DONE && t->without_rowid) {
+      /* Its key cannot be stepped past an unreadable page through SQL (a
+       * rowid table's can): the rest is read from its pages by hand. */
+      g_autofree char *why = NULL;
+      gint64 more;
       note_error(&c, j->src);
-      t->note = g_strdup_printf("reading stopped at an unreadable page: %s%s", c.first_error,
-                                t->without_rowid ? " (a WITHOUT ROWID table cannot be read past "
-                                                   "it)"
-                                                 : "");
+      more = without_rowid_by_hand(j, out, t, &why);
+      t->note = more >= 0
+                  ? g_strdup_printf("reading through SQL stopped at an unreadable page: %s; its "
+                                    "b-tree was then read page by page, skipping the pages "
+                                    "that do not parse, and %" G_GINT64_FORMAT " more row%s "
+                                    "recovered",
+                                    c.first_error, more, more == 1 ? " was" : "s were")
+                  : g_strdup_printf("reading stopped at an unreadable page: %s (its pages "
+                                    "could not be read by hand: %s)",
+                                    c.first_error, why);
+    } else if (rc != SQLITE_DONE) {
+      note_error(&c, j->src);
+      t->note = g_strdup_printf("reading stopped at an unreadable page: %s", c.first_error);
     }
   } else {
     gint64 from = G_MININT64;
@@ -1557,6 +1572,141 @@ record_n_fields(const guint8 *rec, gsize len)
   }
   return count;
 }
+
+/* The whole payload of @cell into @out: its local part and its overflow
+ * chain, each page inside the file and used once. FALSE when the chain is
+ * broken or longer than the file. */
+static gboolean
+cell_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GByteArray *out)
+{
+  g_autoptr(GHashTable) used = g_hash_table_new(NULL, NULL);
+  g_autofree guint8 *buf = g_malloc(w->page_size);
+  guint32 pgno = cell->overflow;
+
+  g_byte_array_set_size(out, 0);
+  if (cell->payload_size > (guint64)w->n_pages * w->usable ||
+      cell->payload_size > (guint64)G_MAXINT32)
+    return FALSE;
+  g_byte_array_append(out, cell->local, cell->n_local);
+  while (out->len < cell->payload_size) {
+    guint32 take = (guint32)MIN((guint64)w->usable - 4, cell->payload_size - out->len);
+    if (pgno == 0 || g_hash_table_contains(used, GUINT_TO_POINTER(pgno)) ||
+        !read_page(w, pgno, buf))
+      return FALSE;
+    g_hash_table_add(used, GUINT_TO_POINTER(pgno));
+    g_byte_array_append(out, buf + 4, take);
+    pgno = sqlenvfs_be32(buf);
+  }
+  return TRUE;
+}
+
+/* A WITHOUT ROWID table @t whose scan through SQL stopped at an unreadable
+ * page: its b-tree (an index b-tree whose records are its rows, the key's
+ * columns first, as its primary key's index_xinfo lists them) is walked
+ * from its root page in the private copy, and every record of every page
+ * that parses (leaves and interior pages alike hold rows) is inserted with
+ * INSERT OR IGNORE: a row copied already keeps its values. A page that does
+ * not parse, lies outside the file or is reached twice is skipped with what
+ * is below it. Returns how many rows went in, or -1 and *why. */
+static gint64
+without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GArray) stack = g_array_new(FALSE, FALSE, sizeof(guint32));
+  g_autoptr(GByteArray) payload = g_byte_array_new();
+  g_autoptr(GPtrArray) cols = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  g_autoptr(GString) names = g_string_new(NULL), marks = g_string_new(NULL);
+  g_autofree char *sql = NULL, *pk = NULL;
+  SpanWalk w = { .fd = -1 };
+  guint8 hdr[100];
+  gint64 root = 0, n_in = 0;
+
+  /* The columns in the order the record holds them. */
+  sql = sqlite3_mprintf("SELECT name FROM pragma_index_list(%Q) WHERE origin = 'pk'", t->name);
+  if (!sqlenvfs_db_query_text(j->src, sql, &pk, j->copy, NULL) || pk == NULL) {
+    sqlite3_free(sql);
+    *why = g_strdup("its primary key's index is not in the schema");
+    return -1;
+  }
+  sqlite3_free(sql);
+  sql = sqlite3_mprintf("SELECT name FROM pragma_index_xinfo(%Q) ORDER BY seqno", pk);
+  if (sqlite3_prepare_v2(j->src, sql, -1, &st, NULL) == SQLITE_OK)
+    while (sqlite3_step(st) == SQLITE_ROW)
+      if (sqlite3_column_text(st, 0) != NULL)
+        g_ptr_array_add(cols, quote_ident((const char *)sqlite3_column_text(st, 0)));
+  sqlite3_free(sql);
+  sql = NULL;
+  g_clear_pointer(&st, sqlite3_finalize);
+  if (cols->len == 0) {
+    *why = g_strdup("the columns of its records cannot be told");
+    return -1;
+  }
+  for (guint k = 0; k < cols->len; k++) {
+    g_string_append_printf(names, "%s%s", k ? ", " : "", (char *)cols->pdata[k]);
+    g_string_append_printf(marks, "%s?%u", k ? ", " : "", k + 1);
+  }
+  {
+    char *root_sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' "
+                                     "AND name = %Q", t->name);
+    gboolean ok = sqlenvfs_db_query_int(j->src, root_sql, &root, j->copy, NULL);
+    sqlite3_free(root_sql);
+    if (!ok || root <= 0 || root > G_MAXUINT32) {
+      *why = g_strdup("its root page is not in the schema");
+      return -1;
+    }
+  }
+  sql = g_strdup_printf("INSERT OR IGNORE INTO main.%s(%s) VALUES (%s)", q, names->str,
+                        marks->str);
+  if (sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK) {
+    *why = g_strdup(sqlite3_errmsg(out));
+    return -1;
+  }
+  if (!open_pages(j, &w, hdr)) {
+    *why = g_strdup("the copy's pages cannot be read");
+    return -1;
+  }
+  {
+    guint32 r = (guint32)root;
+    g_array_append_val(stack, r);
+  }
+  while (stack->len > 0) {
+    guint32 pgno = g_array_index(stack, guint32, stack->len - 1);
+    SqlenvfsBtreePage page;
+    g_autofree guint8 *data = NULL;
+    g_array_set_size(stack, stack->len - 1);
+    if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(&w, pgno, w.buf))
+      continue;
+    g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
+    data = g_memdup2(w.buf, w.page_size); /* w.buf is read into by cell_payload */
+    if (!sqlenvfs_btree_page_parse(data, w.page_size, w.usable, pgno, &page, NULL) ||
+        (page.type != SQLENVFS_BTREE_INDEX_LEAF && page.type != SQLENVFS_BTREE_INDEX_INTERIOR))
+      continue;
+    if (page.type == SQLENVFS_BTREE_INDEX_INTERIOR)
+      g_array_append_val(stack, page.right_child);
+    for (guint i = 0; i < page.n_cells; i++) {
+      SqlenvfsBtreeCell cell;
+      g_autofree char *what = NULL;
+      if (!sqlenvfs_btree_cell(&page, i, &cell, NULL))
+        continue;
+      if (page.type == SQLENVFS_BTREE_INDEX_INTERIOR)
+        g_array_append_val(stack, cell.child);
+      if (!cell_payload(&w, &cell, payload) ||
+          record_n_fields(payload->data, payload->len) != cols->len)
+        continue;
+      what = g_strdup_printf("cell %u of page %u", i, pgno);
+      sqlite3_reset(st);
+      if (sqlenvfs_btree_record_bind(payload->data, payload->len, cols->len, st, 1, what, NULL) &&
+          sqlite3_step(st) == SQLITE_DONE)
+        n_in += sqlite3_changes(out);
+    }
+  }
+  close(w.fd);
+  g_free(w.buf);
+  return n_in;
+}
+
 
 /* The whole payload of @cell: its local part and its overflow chain, each
  * overflow page inside the file, on no b-tree nor the freelist, and not
