@@ -15,7 +15,9 @@ A=$R/backups/prod/wal_archives/app
 pitr_make_root "$R"
 echo "segment-max-records=100" >> "$R/sqlenvfs.conf"
 
-strace -f -qq -y -e trace=fsync,fdatasync -o "$T/trace" \
+# (LeakSanitizer cannot run under ptrace.)
+ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  strace -f -qq -y -e trace=fsync,fdatasync -o "$T/trace" \
   "$SQLENVFS" archive --root "$R" > "$T/a.out" 2> "$T/a.err" &
 spid=$!
 track_pid "$spid"
