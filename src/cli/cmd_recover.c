@@ -64,8 +64,8 @@ print_text(const SqlenvfsRecoverReport *r)
       printf("  %-24s %s\n", "", t->note);
   }
   if (r->n_lost_and_found > 0)
-    printf("lost_and_found: %" G_GINT64_FORMAT " rows whose table could not be determined "
-           "(columns rootpgno, pgno, nfield, id, c0, c1, ...): look through them and copy "
+    printf("lost_and_found: %" G_GINT64_FORMAT " rows whose table could not be determined or "
+           "created (columns rootpgno, pgno, nfield, id, c0, c1, ...): look through them and copy "
            "back what belongs to a table\n",
            r->n_lost_and_found);
   for (guint i = 0; i < r->problems->len; i++)

@@ -254,6 +254,7 @@ typedef struct {
   char *expected_from;  /* "table" or "index NAME" */
   char *expected_index; /* the index to list expected rowids from, or NULL (table) */
   gboolean table_reads; /* the table's own b-tree counted without error */
+  gboolean not_created; /* its CREATE failed in the new database */
   char *note;
   GArray *orphans;      /* gint64, sorted: rowids inserted from pages no table reaches */
 } Table;
@@ -718,6 +719,8 @@ note_error(Copy *c, sqlite3 *db)
 }
 
 static gint64 without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why);
+static gint64 lost_rows_by_hand(Job *j, sqlite3 *out, const Table *t, char **why);
+static void stmt_free(gpointer st);
 
 static void
 salvage_table(Job *j, sqlite3 *out, Table *t)
@@ -946,11 +949,29 @@ salvage(Job *j, GError **error)
         if (!exec_schema(j, out, t->sql, what)) {
           g_free(t->note);
           t->note = g_strdup("the table could not be created in the new database");
+          t->not_created = TRUE;
           continue;
         }
       }
       salvage_table(j, out, t);
     }
+  /* A table that could not be created (its CREATE statement damaged): its
+   * rows, read from its pages by hand, go to lost_and_found. */
+  for (guint i = 0; i < j->tables->len; i++) {
+    Table *t = g_ptr_array_index(j->tables, i);
+    g_autofree char *why = NULL;
+    gint64 n;
+    if (!t->not_created || t->is_virtual)
+      continue;
+    n = lost_rows_by_hand(j, out, t, &why);
+    g_free(t->note);
+    t->note = n >= 0 ? g_strdup_printf("the table could not be created in the new database; "
+                                       "%" G_GINT64_FORMAT " row%s read from its pages by "
+                                       "hand %s in lost_and_found (its rootpgno)",
+                                       n, n == 1 ? "" : "s", n == 1 ? "is" : "are")
+                     : g_strdup_printf("the table could not be created in the new database, "
+                                       "and its pages could not be read by hand: %s", why);
+  }
   /* sqlite_sequence: AUTOINCREMENT counters never go back. */
   {
     g_autoptr(sqlite3_stmt) st = NULL;
@@ -1700,6 +1721,129 @@ without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
       if (sqlenvfs_btree_record_bind(payload->data, payload->len, cols->len, st, 1, what, NULL) &&
           sqlite3_step(st) == SQLITE_DONE)
         n_in += sqlite3_changes(out);
+    }
+  }
+  close(w.fd);
+  g_free(w.buf);
+  return n_in;
+}
+
+/* The rows of table @t, whose CREATE statement could not be made in @out,
+ * read from its b-tree by hand (from its root page in the private copy,
+ * skipping pages that do not parse) into lost_and_found, as the sqlite3
+ * shell's .recover lays it out: rootpgno, pgno, nfield, id (the rowid;
+ * NULL for a WITHOUT ROWID table), c0, c1, ... Returns how many, or -1 and
+ * *why. */
+static gint64
+lost_rows_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GArray) stack = g_array_new(FALSE, FALSE, sizeof(guint32));
+  g_autoptr(GByteArray) payload = g_byte_array_new();
+  g_autoptr(GPtrArray) inserts = g_ptr_array_new_with_free_func(stmt_free);
+  SpanWalk w = { .fd = -1 };
+  guint8 hdr[100];
+  gint64 root = 0, n_in = 0;
+  guint max_fields = 0;
+
+  {
+    char *sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND "
+                                "name = %Q", t->name);
+    gboolean ok = sqlenvfs_db_query_int(j->src, sql, &root, j->copy, NULL);
+    sqlite3_free(sql);
+    if (!ok || root <= 0 || root > G_MAXUINT32) {
+      *why = g_strdup("its root page is not in the schema");
+      return -1;
+    }
+  }
+  if (!open_pages(j, &w, hdr)) {
+    *why = g_strdup("the copy's pages cannot be read");
+    return -1;
+  }
+  /* Two passes: the most fields a record has (the table's columns), then
+   * the rows. */
+  for (int pass = 0; pass < 2; pass++) {
+    guint32 r = (guint32)root;
+    g_hash_table_remove_all(seen);
+    g_array_set_size(stack, 0);
+    g_array_append_val(stack, r);
+    if (pass == 1) {
+      g_autoptr(GString) cols = g_string_new(NULL);
+      for (guint k = 0; k < max_fields; k++)
+        g_string_append_printf(cols, ", c%u", k);
+      g_autofree char *sql = g_strdup_printf("CREATE TABLE IF NOT EXISTS lost_and_found(rootpgno "
+                                             "INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER"
+                                             "%s)", cols->str);
+      if (max_fields == 0 || !sqlenvfs_db_exec(out, sql, j->newdb, NULL))
+        break;
+      /* (an existing one, from another such table, may lack columns) */
+      for (guint k = 0; k < max_fields; k++) {
+        g_autofree char *add = g_strdup_printf("ALTER TABLE lost_and_found ADD COLUMN c%u", k);
+        sqlite3_exec(out, add, NULL, NULL, NULL);
+      }
+    }
+    while (stack->len > 0) {
+      guint32 pgno = g_array_index(stack, guint32, stack->len - 1);
+      SqlenvfsBtreePage page;
+      g_autofree guint8 *data = NULL;
+      gboolean interior;
+      g_array_set_size(stack, stack->len - 1);
+      if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(&w, pgno, w.buf))
+        continue;
+      g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
+      data = g_memdup2(w.buf, w.page_size); /* w.buf is read into by cell_payload */
+      if (!sqlenvfs_btree_page_parse(data, w.page_size, w.usable, pgno, &page, NULL))
+        continue;
+      interior = page.type == SQLENVFS_BTREE_TABLE_INTERIOR ||
+                 page.type == SQLENVFS_BTREE_INDEX_INTERIOR;
+      if (interior)
+        g_array_append_val(stack, page.right_child);
+      for (guint i = 0; i < page.n_cells; i++) {
+        SqlenvfsBtreeCell cell;
+        g_autofree char *what = NULL;
+        sqlite3_stmt *st;
+        guint nf;
+        if (!sqlenvfs_btree_cell(&page, i, &cell, NULL))
+          continue;
+        if (interior)
+          g_array_append_val(stack, cell.child);
+        if (page.type == SQLENVFS_BTREE_TABLE_INTERIOR || !cell_payload(&w, &cell, payload))
+          continue;
+        nf = record_n_fields(payload->data, payload->len);
+        if (nf == 0)
+          continue;
+        if (pass == 0) {
+          max_fields = MAX(max_fields, nf);
+          continue;
+        }
+        if (nf >= inserts->len)
+          g_ptr_array_set_size(inserts, nf + 1);
+        st = g_ptr_array_index(inserts, nf);
+        if (st == NULL) {
+          g_autoptr(GString) cols = g_string_new(NULL), vals = g_string_new(NULL);
+          g_autofree char *sql = NULL;
+          for (guint k = 0; k < nf; k++) {
+            g_string_append_printf(cols, ", c%u", k);
+            g_string_append_printf(vals, ", ?%u", k + 5);
+          }
+          sql = g_strdup_printf("INSERT INTO lost_and_found(rootpgno, pgno, nfield, id%s) "
+                                "VALUES (?1, ?2, ?3, ?4%s)", cols->str, vals->str);
+          if (sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK)
+            continue;
+          g_ptr_array_index(inserts, nf) = st;
+        }
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        sqlite3_bind_int64(st, 1, root);
+        sqlite3_bind_int64(st, 2, pgno);
+        sqlite3_bind_int64(st, 3, nf);
+        if (page.type == SQLENVFS_BTREE_TABLE_LEAF)
+          sqlite3_bind_int64(st, 4, cell.rowid);
+        what = g_strdup_printf("cell %u of page %u", i, pgno);
+        if (sqlenvfs_btree_record_bind(payload->data, payload->len, nf, st, 5, what, NULL) &&
+            sqlite3_step(st) == SQLITE_DONE)
+          n_in++;
+      }
     }
   }
   close(w.fd);
