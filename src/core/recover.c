@@ -1621,28 +1621,120 @@ cell_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GByteArray *out)
   return TRUE;
 }
 
+/* One record read by hand: of cell @i of page @pgno, the rowid @rowid when
+ * @has_rowid (a table leaf), its payload @rec of @len bytes holding
+ * @n_fields fields. */
+typedef void (*RowFunc)(gpointer user, guint32 pgno, guint i, gboolean has_rowid, gint64 rowid,
+                        const guint8 *rec, gsize len, guint n_fields);
+
+/* The root page of table @t in the copy's schema: TRUE and *root, else
+ * FALSE and *why. */
+static gboolean
+table_root(Job *j, const Table *t, guint32 *root, char **why)
+{
+  char *sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND "
+                              "name = %Q", t->name);
+  gint64 r = 0;
+  gboolean ok = sqlenvfs_db_query_int(j->src, sql, &r, j->copy, NULL);
+  sqlite3_free(sql);
+  if (!ok || r <= 0 || r > G_MAXUINT32) {
+    *why = g_strdup("its root page is not in the schema");
+    return FALSE;
+  }
+  *root = (guint32)r;
+  return TRUE;
+}
+
+/* Walk the b-tree from @root by hand (a table's or an index's: a WITHOUT
+ * ROWID table's), giving @fn every record of every page that parses
+ * (leaves, and index interior pages, which hold records too). A page that
+ * does not parse, lies outside the file or is reached twice is skipped with
+ * what is below it; a record whose overflow chain is broken is skipped. */
+static void
+walk_rows(SpanWalk *w, guint32 root, RowFunc fn, gpointer user)
+{
+  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
+  g_autoptr(GArray) stack = g_array_new(FALSE, FALSE, sizeof(guint32));
+  g_autoptr(GByteArray) payload = g_byte_array_new();
+
+  g_array_append_val(stack, root);
+  while (stack->len > 0) {
+    guint32 pgno = g_array_index(stack, guint32, stack->len - 1);
+    SqlenvfsBtreePage page;
+    g_autofree guint8 *data = NULL;
+    gboolean interior;
+    g_array_set_size(stack, stack->len - 1);
+    if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, w->buf))
+      continue;
+    g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
+    data = g_memdup2(w->buf, w->page_size); /* w->buf is read into by cell_payload */
+    if (!sqlenvfs_btree_page_parse(data, w->page_size, w->usable, pgno, &page, NULL))
+      continue;
+    interior = page.type == SQLENVFS_BTREE_TABLE_INTERIOR ||
+               page.type == SQLENVFS_BTREE_INDEX_INTERIOR;
+    if (interior)
+      g_array_append_val(stack, page.right_child);
+    for (guint i = 0; i < page.n_cells; i++) {
+      SqlenvfsBtreeCell cell;
+      guint nf;
+      if (!sqlenvfs_btree_cell(&page, i, &cell, NULL))
+        continue;
+      if (interior)
+        g_array_append_val(stack, cell.child);
+      if (page.type == SQLENVFS_BTREE_TABLE_INTERIOR || !cell_payload(w, &cell, payload))
+        continue;
+      nf = record_n_fields(payload->data, payload->len);
+      if (nf > 0)
+        fn(user, pgno, i, page.type == SQLENVFS_BTREE_TABLE_LEAF, cell.rowid, payload->data,
+           payload->len, nf);
+    }
+  }
+}
+
+typedef struct {
+  sqlite3 *out;
+  sqlite3_stmt *insert;    /* without_rowid_by_hand: its n_fields columns */
+  guint n_fields;
+  GPtrArray *inserts;      /* lost_rows_by_hand: by number of fields      */
+  guint32 root;
+  guint max_fields;
+  gint64 n_in;
+} HandRows;
+
+static void
+insert_without_rowid(gpointer user, guint32 pgno, guint i, gboolean has_rowid, gint64 rowid,
+                     const guint8 *rec, gsize len, guint n_fields)
+{
+  HandRows *h = user;
+  g_autofree char *what = g_strdup_printf("cell %u of page %u", i, pgno);
+  (void)has_rowid;
+  (void)rowid;
+  if (n_fields != h->n_fields)
+    return;
+  sqlite3_reset(h->insert);
+  if (sqlenvfs_btree_record_bind(rec, len, n_fields, h->insert, 1, what, NULL) &&
+      sqlite3_step(h->insert) == SQLITE_DONE)
+    h->n_in += sqlite3_changes(h->out);
+}
+
 /* A WITHOUT ROWID table @t whose scan through SQL stopped at an unreadable
  * page: its b-tree (an index b-tree whose records are its rows, the key's
  * columns first, as its primary key's index_xinfo lists them) is walked
- * from its root page in the private copy, and every record of every page
- * that parses (leaves and interior pages alike hold rows) is inserted with
- * INSERT OR IGNORE: a row copied already keeps its values. A page that does
- * not parse, lies outside the file or is reached twice is skipped with what
- * is below it. Returns how many rows went in, or -1 and *why. */
+ * from its root page in the private copy (walk_rows), and every record is
+ * inserted with INSERT OR IGNORE: a row copied already keeps its values.
+ * Returns how many rows went in, or -1 and *why. */
 static gint64
 without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
 {
   g_autofree char *q = quote_ident(t->name);
-  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
-  g_autoptr(GArray) stack = g_array_new(FALSE, FALSE, sizeof(guint32));
-  g_autoptr(GByteArray) payload = g_byte_array_new();
   g_autoptr(GPtrArray) cols = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(sqlite3_stmt) st = NULL;
   g_autoptr(GString) names = g_string_new(NULL), marks = g_string_new(NULL);
   g_autofree char *sql = NULL, *pk = NULL;
   SpanWalk w = { .fd = -1 };
+  HandRows h = { .out = out };
   guint8 hdr[100];
-  gint64 root = 0, n_in = 0;
+  guint32 root;
 
   /* The columns in the order the record holds them. */
   sql = sqlite3_mprintf("SELECT name FROM pragma_index_list(%Q) WHERE origin = 'pk'", t->name);
@@ -1664,19 +1756,11 @@ without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
     *why = g_strdup("the columns of its records cannot be told");
     return -1;
   }
+  if (!table_root(j, t, &root, why))
+    return -1;
   for (guint k = 0; k < cols->len; k++) {
     g_string_append_printf(names, "%s%s", k ? ", " : "", (char *)cols->pdata[k]);
     g_string_append_printf(marks, "%s?%u", k ? ", " : "", k + 1);
-  }
-  {
-    char *root_sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' "
-                                     "AND name = %Q", t->name);
-    gboolean ok = sqlenvfs_db_query_int(j->src, root_sql, &root, j->copy, NULL);
-    sqlite3_free(root_sql);
-    if (!ok || root <= 0 || root > G_MAXUINT32) {
-      *why = g_strdup("its root page is not in the schema");
-      return -1;
-    }
   }
   sql = g_strdup_printf("INSERT OR IGNORE INTO main.%s(%s) VALUES (%s)", q, names->str,
                         marks->str);
@@ -1688,167 +1772,101 @@ without_rowid_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
     *why = g_strdup("the copy's pages cannot be read");
     return -1;
   }
-  {
-    guint32 r = (guint32)root;
-    g_array_append_val(stack, r);
-  }
-  while (stack->len > 0) {
-    guint32 pgno = g_array_index(stack, guint32, stack->len - 1);
-    SqlenvfsBtreePage page;
-    g_autofree guint8 *data = NULL;
-    g_array_set_size(stack, stack->len - 1);
-    if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(&w, pgno, w.buf))
-      continue;
-    g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
-    data = g_memdup2(w.buf, w.page_size); /* w.buf is read into by cell_payload */
-    if (!sqlenvfs_btree_page_parse(data, w.page_size, w.usable, pgno, &page, NULL) ||
-        (page.type != SQLENVFS_BTREE_INDEX_LEAF && page.type != SQLENVFS_BTREE_INDEX_INTERIOR))
-      continue;
-    if (page.type == SQLENVFS_BTREE_INDEX_INTERIOR)
-      g_array_append_val(stack, page.right_child);
-    for (guint i = 0; i < page.n_cells; i++) {
-      SqlenvfsBtreeCell cell;
-      g_autofree char *what = NULL;
-      if (!sqlenvfs_btree_cell(&page, i, &cell, NULL))
-        continue;
-      if (page.type == SQLENVFS_BTREE_INDEX_INTERIOR)
-        g_array_append_val(stack, cell.child);
-      if (!cell_payload(&w, &cell, payload) ||
-          record_n_fields(payload->data, payload->len) != cols->len)
-        continue;
-      what = g_strdup_printf("cell %u of page %u", i, pgno);
-      sqlite3_reset(st);
-      if (sqlenvfs_btree_record_bind(payload->data, payload->len, cols->len, st, 1, what, NULL) &&
-          sqlite3_step(st) == SQLITE_DONE)
-        n_in += sqlite3_changes(out);
-    }
-  }
+  h.insert = st;
+  h.n_fields = cols->len;
+  walk_rows(&w, root, insert_without_rowid, &h);
   close(w.fd);
   g_free(w.buf);
-  return n_in;
+  return h.n_in;
+}
+
+static void
+count_fields(gpointer user, guint32 pgno, guint i, gboolean has_rowid, gint64 rowid,
+             const guint8 *rec, gsize len, guint n_fields)
+{
+  HandRows *h = user;
+  (void)pgno;
+  (void)i;
+  (void)has_rowid;
+  (void)rowid;
+  (void)rec;
+  (void)len;
+  h->max_fields = MAX(h->max_fields, n_fields);
+}
+
+static void
+insert_lost(gpointer user, guint32 pgno, guint i, gboolean has_rowid, gint64 rowid,
+            const guint8 *rec, gsize len, guint n_fields)
+{
+  HandRows *h = user;
+  g_autofree char *what = g_strdup_printf("cell %u of page %u", i, pgno);
+  sqlite3_stmt *st;
+  if (n_fields >= h->inserts->len)
+    g_ptr_array_set_size(h->inserts, n_fields + 1);
+  st = g_ptr_array_index(h->inserts, n_fields);
+  if (st == NULL) {
+    g_autoptr(GString) cols = g_string_new(NULL), vals = g_string_new(NULL);
+    g_autofree char *sql = NULL;
+    for (guint k = 0; k < n_fields; k++) {
+      g_string_append_printf(cols, ", c%u", k);
+      g_string_append_printf(vals, ", ?%u", k + 5);
+    }
+    sql = g_strdup_printf("INSERT INTO lost_and_found(rootpgno, pgno, nfield, id%s) "
+                          "VALUES (?1, ?2, ?3, ?4%s)", cols->str, vals->str);
+    if (sqlite3_prepare_v2(h->out, sql, -1, &st, NULL) != SQLITE_OK)
+      return;
+    g_ptr_array_index(h->inserts, n_fields) = st;
+  }
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  sqlite3_bind_int64(st, 1, h->root);
+  sqlite3_bind_int64(st, 2, pgno);
+  sqlite3_bind_int64(st, 3, n_fields);
+  if (has_rowid)
+    sqlite3_bind_int64(st, 4, rowid);
+  if (sqlenvfs_btree_record_bind(rec, len, n_fields, st, 5, what, NULL) &&
+      sqlite3_step(st) == SQLITE_DONE)
+    h->n_in++;
 }
 
 /* The rows of table @t, whose CREATE statement could not be made in @out,
- * read from its b-tree by hand (from its root page in the private copy,
- * skipping pages that do not parse) into lost_and_found, as the sqlite3
- * shell's .recover lays it out: rootpgno, pgno, nfield, id (the rowid;
- * NULL for a WITHOUT ROWID table), c0, c1, ... Returns how many, or -1 and
- * *why. */
+ * read from its b-tree by hand (walk_rows) into lost_and_found, as the
+ * sqlite3 shell's .recover lays it out: rootpgno, pgno, nfield, id (the
+ * rowid; NULL for a WITHOUT ROWID table), c0, c1, ... Two walks: the most
+ * fields a record has (its columns), then the rows. Returns how many, or
+ * -1 and *why. */
 static gint64
 lost_rows_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
 {
-  g_autoptr(GHashTable) seen = g_hash_table_new(NULL, NULL);
-  g_autoptr(GArray) stack = g_array_new(FALSE, FALSE, sizeof(guint32));
-  g_autoptr(GByteArray) payload = g_byte_array_new();
   g_autoptr(GPtrArray) inserts = g_ptr_array_new_with_free_func(stmt_free);
+  g_autoptr(GString) cols = g_string_new(NULL);
+  g_autofree char *sql = NULL;
   SpanWalk w = { .fd = -1 };
+  HandRows h = { .out = out, .inserts = inserts };
   guint8 hdr[100];
-  gint64 root = 0, n_in = 0;
-  guint max_fields = 0;
 
-  {
-    char *sql = sqlite3_mprintf("SELECT rootpage FROM sqlite_schema WHERE type = 'table' AND "
-                                "name = %Q", t->name);
-    gboolean ok = sqlenvfs_db_query_int(j->src, sql, &root, j->copy, NULL);
-    sqlite3_free(sql);
-    if (!ok || root <= 0 || root > G_MAXUINT32) {
-      *why = g_strdup("its root page is not in the schema");
-      return -1;
-    }
-  }
+  if (!table_root(j, t, &h.root, why))
+    return -1;
   if (!open_pages(j, &w, hdr)) {
     *why = g_strdup("the copy's pages cannot be read");
     return -1;
   }
-  /* Two passes: the most fields a record has (the table's columns), then
-   * the rows. */
-  for (int pass = 0; pass < 2; pass++) {
-    guint32 r = (guint32)root;
-    g_hash_table_remove_all(seen);
-    g_array_set_size(stack, 0);
-    g_array_append_val(stack, r);
-    if (pass == 1) {
-      g_autoptr(GString) cols = g_string_new(NULL);
-      for (guint k = 0; k < max_fields; k++)
-        g_string_append_printf(cols, ", c%u", k);
-      g_autofree char *sql = g_strdup_printf("CREATE TABLE IF NOT EXISTS lost_and_found(rootpgno "
-                                             "INTEGER, pgno INTEGER, nfield INTEGER, id INTEGER"
-                                             "%s)", cols->str);
-      if (max_fields == 0 || !sqlenvfs_db_exec(out, sql, j->newdb, NULL))
-        break;
-      /* (an existing one, from another such table, may lack columns) */
-      for (guint k = 0; k < max_fields; k++) {
-        g_autofree char *add = g_strdup_printf("ALTER TABLE lost_and_found ADD COLUMN c%u", k);
-        sqlite3_exec(out, add, NULL, NULL, NULL);
-      }
+  walk_rows(&w, h.root, count_fields, &h);
+  for (guint k = 0; k < h.max_fields; k++)
+    g_string_append_printf(cols, ", c%u", k);
+  sql = g_strdup_printf("CREATE TABLE IF NOT EXISTS lost_and_found(rootpgno INTEGER, pgno "
+                        "INTEGER, nfield INTEGER, id INTEGER%s)", cols->str);
+  if (h.max_fields > 0 && sqlenvfs_db_exec(out, sql, j->newdb, NULL)) {
+    /* (one made for another such table may lack columns) */
+    for (guint k = 0; k < h.max_fields; k++) {
+      g_autofree char *add = g_strdup_printf("ALTER TABLE lost_and_found ADD COLUMN c%u", k);
+      sqlite3_exec(out, add, NULL, NULL, NULL);
     }
-    while (stack->len > 0) {
-      guint32 pgno = g_array_index(stack, guint32, stack->len - 1);
-      SqlenvfsBtreePage page;
-      g_autofree guint8 *data = NULL;
-      gboolean interior;
-      g_array_set_size(stack, stack->len - 1);
-      if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(&w, pgno, w.buf))
-        continue;
-      g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
-      data = g_memdup2(w.buf, w.page_size); /* w.buf is read into by cell_payload */
-      if (!sqlenvfs_btree_page_parse(data, w.page_size, w.usable, pgno, &page, NULL))
-        continue;
-      interior = page.type == SQLENVFS_BTREE_TABLE_INTERIOR ||
-                 page.type == SQLENVFS_BTREE_INDEX_INTERIOR;
-      if (interior)
-        g_array_append_val(stack, page.right_child);
-      for (guint i = 0; i < page.n_cells; i++) {
-        SqlenvfsBtreeCell cell;
-        g_autofree char *what = NULL;
-        sqlite3_stmt *st;
-        guint nf;
-        if (!sqlenvfs_btree_cell(&page, i, &cell, NULL))
-          continue;
-        if (interior)
-          g_array_append_val(stack, cell.child);
-        if (page.type == SQLENVFS_BTREE_TABLE_INTERIOR || !cell_payload(&w, &cell, payload))
-          continue;
-        nf = record_n_fields(payload->data, payload->len);
-        if (nf == 0)
-          continue;
-        if (pass == 0) {
-          max_fields = MAX(max_fields, nf);
-          continue;
-        }
-        if (nf >= inserts->len)
-          g_ptr_array_set_size(inserts, nf + 1);
-        st = g_ptr_array_index(inserts, nf);
-        if (st == NULL) {
-          g_autoptr(GString) cols = g_string_new(NULL), vals = g_string_new(NULL);
-          g_autofree char *sql = NULL;
-          for (guint k = 0; k < nf; k++) {
-            g_string_append_printf(cols, ", c%u", k);
-            g_string_append_printf(vals, ", ?%u", k + 5);
-          }
-          sql = g_strdup_printf("INSERT INTO lost_and_found(rootpgno, pgno, nfield, id%s) "
-                                "VALUES (?1, ?2, ?3, ?4%s)", cols->str, vals->str);
-          if (sqlite3_prepare_v2(out, sql, -1, &st, NULL) != SQLITE_OK)
-            continue;
-          g_ptr_array_index(inserts, nf) = st;
-        }
-        sqlite3_reset(st);
-        sqlite3_clear_bindings(st);
-        sqlite3_bind_int64(st, 1, root);
-        sqlite3_bind_int64(st, 2, pgno);
-        sqlite3_bind_int64(st, 3, nf);
-        if (page.type == SQLENVFS_BTREE_TABLE_LEAF)
-          sqlite3_bind_int64(st, 4, cell.rowid);
-        what = g_strdup_printf("cell %u of page %u", i, pgno);
-        if (sqlenvfs_btree_record_bind(payload->data, payload->len, nf, st, 5, what, NULL) &&
-            sqlite3_step(st) == SQLITE_DONE)
-          n_in++;
-      }
-    }
+    walk_rows(&w, h.root, insert_lost, &h);
   }
   close(w.fd);
   g_free(w.buf);
-  return n_in;
+  return h.n_in;
 }
 
 

@@ -16,9 +16,12 @@ sqlite3 "$LEGACY" "PRAGMA journal_mode=DELETE; CREATE TABLE x(a); INSERT INTO x 
   > /dev/null
 mount_root "$R" "$M"
 
-[ -e "$M/prod/legacy.db" ] || fail "prod/legacy.db is not listed"
-# A reader opens prod/legacy.db and holds it open for 5 s, if it can.
-python3 - "$M/prod/legacy.db" "$T/tried" > "$T/reader.out" <<'PY' &
+# try_open FILE: a reader opens FILE (of the mount) and holds it open for
+# 5 s, if it can, in the background ($reader); "opened" or "errno N" goes to
+# $T/reader.out, and this returns once it has tried.
+try_open() {
+  rm -f "$T/tried"
+  python3 - "$1" "$T/tried" > "$T/reader.out" <<'PY' &
 import os, sys, time
 try:
     fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -29,10 +32,14 @@ except OSError as e:
 open(sys.argv[2], "w").close()
 time.sleep(5)
 PY
-reader=$!
-track_pid "$reader"
-for _ in $(seq 100); do [ -e "$T/tried" ] && break; sleep 0.1; done
-[ -e "$T/tried" ] || fail "the reader did not try to open prod/legacy.db"
+  reader=$!
+  track_pid "$reader"
+  for _ in $(seq 100); do [ -e "$T/tried" ] && break; sleep 0.1; done
+  [ -e "$T/tried" ] || fail "the reader did not try to open $1"
+}
+
+[ -e "$M/prod/legacy.db" ] || fail "prod/legacy.db is not listed"
+try_open "$M/prod/legacy.db"
 # The application commits, with a busy timeout of 2 s, while the reader waits.
 python3 - "$LEGACY" <<'PY' || fail "no commit while a reader held prod/legacy.db"
 import sqlite3, sys
@@ -54,22 +61,7 @@ pass "a production database not in WAL mode is not served, and its commits go th
 # through while a reader tries.
 DEV=$R/data/dev/app.db
 sqlite3 "$DEV" "PRAGMA journal_mode=DELETE" > /dev/null
-rm -f "$T/tried"
-python3 - "$M/dev/app.db" "$T/tried" > "$T/reader.out" <<'PY' &
-import os, sys, time
-try:
-    fd = os.open(sys.argv[1], os.O_RDONLY)
-    os.pread(fd, 100, 0)
-    print("opened")
-except OSError as e:
-    print("errno %d" % e.errno)
-open(sys.argv[2], "w").close()
-time.sleep(5)
-PY
-reader=$!
-track_pid "$reader"
-for _ in $(seq 100); do [ -e "$T/tried" ] && break; sleep 0.1; done
-[ -e "$T/tried" ] || fail "the reader did not try to open dev/app.db"
+try_open "$M/dev/app.db"
 sqlite3 -cmd ".timeout 2000" "$DEV" "CREATE TABLE mine(x); INSERT INTO mine VALUES (1)" ||
   fail "no commit to development while a reader held dev/app.db"
 wait "$reader" || true
