@@ -229,29 +229,27 @@ pass "database over size-warn-bytes: warning"
 # may hold them); a URL that is not s3:// and a credentials file that is not
 # there are, and list says so instead of "the archiver is not running".
 # Settings removed: a status file left by an earlier archiver is not shown.
-printf '[replica]\nurl = htp://sqlenvfs-test/p\n' >>"$R/sqlenvfs.conf"
-doctor
-assert_eq "$rc" "2" "exit status with a replica URL that is not s3://"
-finding failure replica prod/app "htp://sqlenvfs-test/p' does not start with s3://" >/dev/null ||
-  fail "replica URL: $(grep -A3 '"replica"' "$T/doc.json")"
-"$SQLENVFS" list --root "$R" > "$T/list.out"
-grep -q "^  app .*off.*the replica settings cannot be used.*htp://" "$T/list.out" ||
-  fail "list does not say the replica settings cannot be used: $(cat "$T/list.out")"
-cp "$T/conf.saved" "$R/sqlenvfs.conf"
-printf '[replica]\nurl = s3://sqlenvfs-test/p\ncredentials-file = creds\n' >>"$R/sqlenvfs.conf"
-doctor
-assert_eq "$rc" "2" "exit status with a credentials file that is not there"
-finding failure replica prod/app "read credentials $R/creds" >/dev/null ||
-  fail "replica credentials file: $(grep -A3 '"replica"' "$T/doc.json")"
-cp "$T/conf.saved" "$R/sqlenvfs.conf"
-printf '[replica]\nurl = s3://sqlenvfs-test/p\n' >>"$R/sqlenvfs.conf"
-doctor
-assert_eq "$rc" "1" "exit status with a replica and credentials only in the archiver's environment"
-finding warning replica prod/app "the archiver is not running" >/dev/null ||
-  fail "replica, no archiver: $(grep -A3 '"replica"' "$T/doc.json")"
-"$SQLENVFS" list --root "$R" > "$T/list.out"
-grep -q "^  app .*off.*last shipment never: the archiver is not running" "$T/list.out" ||
-  fail "list does not show a replica never shipped to: $(cat "$T/list.out")"
+# replica_case SETTINGS EXIT SEVERITY FOUND LIST: with [replica] SETTINGS
+# (printf format) added to the saved settings, doctor exits EXIT with a
+# SEVERITY replica finding saying FOUND, and list's line for app matches
+# LIST (a grep pattern; "" for none checked)
+replica_case() {
+  cp "$T/conf.saved" "$R/sqlenvfs.conf"
+  printf "[replica]\n$1" >>"$R/sqlenvfs.conf"
+  doctor
+  assert_eq "$rc" "$2" "exit status with [replica] $1"
+  finding "$3" replica prod/app "$4" >/dev/null ||
+    fail "[replica] $1: $(grep -A3 '"replica"' "$T/doc.json")"
+  [ -z "$5" ] || "$SQLENVFS" list --root "$R" > "$T/list.out"
+  [ -z "$5" ] || grep -q "^  app .*$5" "$T/list.out" ||
+    fail "list with [replica] $1: $(cat "$T/list.out")"
+}
+replica_case 'url = htp://sqlenvfs-test/p\n' 2 failure \
+  "htp://sqlenvfs-test/p' does not start with s3://" "off.*the replica settings cannot be used.*htp://"
+replica_case 'url = s3://sqlenvfs-test/p\ncredentials-file = creds\n' 2 failure \
+  "read credentials $R/creds" ""
+replica_case 'url = s3://sqlenvfs-test/p\n' 1 warning "the archiver is not running" \
+  "off.*last shipment never: the archiver is not running"
 printf '[replica]\nurl=s3://sqlenvfs-test/p\nstate=shipping\nerror=\npid=1\n\n[db app]\nbacklog=0\n' \
   > "$R/.sqlenvfs/replica-status"
 cp "$T/conf.saved" "$R/sqlenvfs.conf"
