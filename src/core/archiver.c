@@ -1040,9 +1040,7 @@ db_open(Db *d, GError **error)
 /* ------------------------------------------------------------------ */
 /* Cycles and checkpoints                                               */
 
-/* Has the database file or its WAL been replaced or removed? Returns the
- * reason to close, or 0; then *why (newly allocated) says what was seen,
- * without repeating the reason. */
+/* Whether @a and @b give the file the same size, mtime and ctime. */
 static gboolean
 same_file_times(const struct stat *a, const struct stat *b)
 {
@@ -1136,6 +1134,9 @@ check_overwritten(Db *d, const struct stat *st, char **why)
   return FALSE;
 }
 
+/* Has the database file or its WAL been replaced or removed? Returns the
+ * reason to close, or 0; then *why (newly allocated) says what was seen,
+ * without repeating the reason. */
 static SqlenvfsGapReason
 check_identity(Db *d, char **why)
 {

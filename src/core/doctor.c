@@ -1265,10 +1265,6 @@ check_gaps(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
                              before_words(newest->before), note);
 }
 
-/* Whether the newest archived state of @name can be restored: not when the
- * archive goes on past its last window (`restore --time latest` refuses
- * it, timeline.h). Nothing is said otherwise: check_archive says how far
- * the archive reaches, or why it cannot be read. */
 /* How far the newest archived time may lie past this machine's clock
  * before it is said to (a capture a moment ago, on another clock's tick). */
 #define CLOCK_AHEAD_WARN_US (2 * G_USEC_PER_SEC)
@@ -1300,6 +1296,10 @@ check_clock(Ctx *c, const DbFiles *d, const char *dir, SqlenvfsTimeline *tl)
     "back after those commits were archived", newest_s, ahead);
 }
 
+/* Whether the newest archived state of @name can be restored: not when the
+ * archive goes on past its last window (`restore --time latest` refuses
+ * it, timeline.h). Nothing is said otherwise: check_archive says how far
+ * the archive reaches, or why it cannot be read. */
 static void
 check_recoverable(Ctx *c, const DbFiles *d, const char *name)
 {
