@@ -110,12 +110,19 @@ sqlenvfs_env_mark(sqlite3 *db, const char *env, const char *path, GError **error
   gint64 now_us = sqlenvfs_clock_now();
   g_autofree char *now = sqlenvfs_time_format_iso(now_us - now_us % G_USEC_PER_SEC);
   g_autoptr(sqlite3_stmt) st = NULL;
+  g_autofree char *kind = NULL;
   int rc;
 
   g_return_val_if_fail(env != NULL && *env != '\0', FALSE);
   if (!sqlenvfs_db_exec(db, "BEGIN IMMEDIATE", path, error))
     return FALSE;
-  if (!sqlenvfs_db_exec(db, "DROP TABLE IF EXISTS _environment; " MARKER_DDL, path, error))
+  /* A view of that name (a copy of a source that is not a marked
+   * production, taken with --force) goes as a table would. */
+  if (!sqlenvfs_db_query_text(db, "SELECT type FROM sqlite_schema WHERE name = '_environment' "
+                                  "COLLATE NOCASE", &kind, path, error) ||
+      (g_strcmp0(kind, "view") == 0 &&
+       !sqlenvfs_db_exec(db, "DROP VIEW _environment", path, error)) ||
+      !sqlenvfs_db_exec(db, "DROP TABLE IF EXISTS _environment; " MARKER_DDL, path, error))
     goto fail;
   rc = sqlite3_prepare_v2(db, "INSERT INTO _environment (id, name, marked_at) VALUES (1, ?, ?)",
                           -1, &st, NULL);

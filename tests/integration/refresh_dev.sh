@@ -173,3 +173,17 @@ expect_fail "$D-journal is not a regular file: .*rm $D-journal" timeout 20 "$SQL
 rm "$D-journal"
 "$SQLENVFS" refresh-dev --root "$R" > /dev/null || fail "refresh-dev once the FIFO is gone"
 pass "a FIFO beside development is refused, not waited on"
+
+# A source whose _environment is a view (not a marker): refused without
+# --force; with it, the copy's view is replaced by development's marker
+# (it once failed with SQLite's "use DROP VIEW", naming the temporary).
+sqlite3 "$P" "ALTER TABLE _environment RENAME TO _environment_saved;
+  CREATE VIEW _environment AS SELECT 1 AS id, 'production' AS name, '' AS marked_at;"
+expect_fail "is not marked, not production .*--force" "$SQLENVFS" refresh-dev --root "$R"
+"$SQLENVFS" refresh-dev --root "$R" --force > "$T/force.out" 2>&1 ||
+  fail "refresh-dev --force of a source whose marker is a view: $(cat "$T/force.out")"
+assert_eq "$(sqlite3 "$D" "SELECT type || ' ' || name FROM sqlite_schema WHERE name = '_environment'")" \
+  "table _environment" "development's marker after a source whose marker is a view"
+assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development's marker"
+sqlite3 "$P" "DROP VIEW _environment; ALTER TABLE _environment_saved RENAME TO _environment;"
+pass "a source whose marker is a view: refused, and with --force marked development"
