@@ -253,6 +253,7 @@ typedef struct {
   gint64 n_expected;    /* -1: unknown */
   char *expected_from;  /* "table" or "index NAME" */
   char *expected_index; /* the index to list expected rowids from, or NULL (table) */
+  char *tie_index;      /* a full index that counted as many rows as the table */
   gboolean table_reads; /* the table's own b-tree counted without error */
   gboolean not_created; /* its CREATE failed in the new database */
   char *note;
@@ -270,6 +271,7 @@ tbl_free(gpointer p)
     g_ptr_array_unref(t->columns);
   g_free(t->expected_from);
   g_free(t->expected_index);
+  g_free(t->tie_index);
   g_free(t->note);
   if (t->orphans)
     g_array_unref(t->orphans);
@@ -489,12 +491,16 @@ count_expected(Job *j)
       const char *idx = g_ptr_array_index(indexes, k);
       g_autofree char *qi = quote_ident(idx);
       g_autofree char *csql = g_strdup_printf("SELECT count(*) FROM %s INDEXED BY %s", q, qi);
-      if (try_count(j->src, csql, &n) && n > t->n_expected) {
+      if (!try_count(j->src, csql, &n))
+        continue;
+      if (n > t->n_expected) {
         t->n_expected = n;
         g_free(t->expected_from);
         t->expected_from = g_strdup_printf("index %s", idx);
         g_free(t->expected_index);
         t->expected_index = g_strdup(idx);
+      } else if (n == t->n_expected && t->expected_index == NULL && t->tie_index == NULL) {
+        t->tie_index = g_strdup(idx);
       }
     }
   }
@@ -1035,6 +1041,69 @@ salvage(Job *j, GError **error)
 
 /* ---- After either method ------------------------------------------------- */
 
+/* The rowids of @t listed from @index (NULL: the table itself) that the
+ * new table lacks, as ranges in *ranges (NULL when none), with "and N
+ * whose rowids the damage hides" for those of the @missing that the
+ * listing could not name: *n_bad rowids it read out of order or twice (a
+ * damaged cell read as another row's). FALSE when the listing failed. */
+static gboolean
+list_missing(Job *j, sqlite3 *out, const Table *t, const char *index, gint64 missing,
+             char **ranges, gint64 *n_bad)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autofree char *qi = index ? quote_ident(index) : NULL;
+  g_autofree char *esql = g_strdup_printf("SELECT %s FROM %s %s%s ORDER BY 1", t->rowid, q,
+                                          qi ? "INDEXED BY " : "NOT INDEXED", qi ? qi : "");
+  g_autofree char *osql = g_strdup_printf("SELECT %s FROM main.%s ORDER BY 1", t->rowid, q);
+  g_autoptr(sqlite3_stmt) es = NULL, os = NULL;
+  Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
+  gboolean have_o = FALSE, ok = TRUE, have_e = FALSE;
+  gint64 o = 0, prev_e = 0, hidden;
+  int rc;
+  char *s;
+
+  *n_bad = 0;
+  if (sqlite3_prepare_v2(j->src, esql, -1, &es, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(out, osql, -1, &os, NULL) == SQLITE_OK) {
+    int orc = sqlite3_step(os);
+    have_o = orc == SQLITE_ROW;
+    if (have_o)
+      o = sqlite3_column_int64(os, 0);
+    while ((rc = sqlite3_step(es)) == SQLITE_ROW) {
+      gint64 e = sqlite3_column_int64(es, 0);
+      /* A rowid out of order (the listing's own order serves the ORDER
+       * BY) or twice: a damaged cell read as another row's. Which row it
+       * stood for cannot be told (counted below). */
+      if (have_e && e <= prev_e) {
+        (*n_bad)++;
+        continue;
+      }
+      have_e = TRUE;
+      prev_e = e;
+      while (have_o && o < e) {
+        have_o = sqlite3_step(os) == SQLITE_ROW;
+        if (have_o)
+          o = sqlite3_column_int64(os, 0);
+      }
+      if (!have_o || o != e)
+        ranges_add(&rg, e);
+    }
+    ok = rc == SQLITE_DONE;
+  } else {
+    ok = FALSE;
+  }
+  hidden = MIN(*n_bad, missing - rg.count);
+  s = ranges_finish(&rg);
+  if (ok && hidden > 0) {
+    char *all = g_strdup_printf("%s%s%" G_GINT64_FORMAT " whose rowid%s the damage hides",
+                                s ? s : "", s ? ", and " : "", hidden, hidden == 1 ? "" : "s");
+    g_free(s);
+    s = all;
+  }
+  *ranges = s;
+  return ok;
+}
+
 /* Rows per table in new.db, and which expected rowids are missing. */
 static void
 tally(Job *j, sqlite3 *out)
@@ -1060,63 +1129,29 @@ tally(Job *j, sqlite3 *out)
     if (rt->n_expected > rt->n_recovered)
       r->n_rows_expected_lost += rt->n_expected - rt->n_recovered;
 
-    /* Missing rowids: merge the expected rowids (sorted) with the new ones. */
+    /* Missing rowids: the expected ones (the table's, or the index's it
+     * was counted from) that the new table lacks. A damaged cell can make
+     * the table's own listing hide some; an index that counted as many
+     * rows then names them. */
     if (t->rowid != NULL && rt->n_expected > rt->n_recovered) {
-      g_autofree char *qi = t->expected_index ? quote_ident(t->expected_index) : NULL;
-      g_autofree char *esql = g_strdup_printf(
-        "SELECT %s FROM %s %s%s ORDER BY 1", t->rowid, q, qi ? "INDEXED BY " : "NOT INDEXED",
-        qi ? qi : "");
-      g_autofree char *osql =
-        g_strdup_printf("SELECT %s FROM main.%s ORDER BY 1", t->rowid, q);
-      g_autoptr(sqlite3_stmt) es = NULL, os = NULL;
-      Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
-      gboolean have_o = FALSE, ok = TRUE, have_e = FALSE;
-      gint64 o = 0, prev_e = 0, n_bad = 0;
-      int rc;
-      if (sqlite3_prepare_v2(j->src, esql, -1, &es, NULL) == SQLITE_OK &&
-          sqlite3_prepare_v2(out, osql, -1, &os, NULL) == SQLITE_OK) {
-        int orc = sqlite3_step(os);
-        have_o = orc == SQLITE_ROW;
-        if (have_o)
-          o = sqlite3_column_int64(os, 0);
-        while ((rc = sqlite3_step(es)) == SQLITE_ROW) {
-          gint64 e = sqlite3_column_int64(es, 0);
-          /* A rowid out of order (the table's own order serves the ORDER
-           * BY) or twice: a damaged cell read as another row's. Which row
-           * it stood for cannot be told (counted below). */
-          if (have_e && e <= prev_e) {
-            n_bad++;
-            continue;
-          }
-          have_e = TRUE;
-          prev_e = e;
-          while (have_o && o < e) {
-            have_o = sqlite3_step(os) == SQLITE_ROW;
-            if (have_o)
-              o = sqlite3_column_int64(os, 0);
-          }
-          if (!have_o || o != e)
-            ranges_add(&rg, e);
-        }
-        ok = rc == SQLITE_DONE;
-      } else {
-        ok = FALSE;
-      }
-      {
-        gint64 hidden = MIN(n_bad, rt->n_expected - rt->n_recovered - rg.count);
-        char *s = ranges_finish(&rg);
-        if (ok && hidden > 0) {
-          char *all = g_strdup_printf("%s%s%" G_GINT64_FORMAT " whose rowid%s the damage hides",
-                                      s ? s : "", s ? ", and " : "", hidden,
-                                      hidden == 1 ? "" : "s");
+      gint64 missing = rt->n_expected - rt->n_recovered, n_bad = 0;
+      char *s = NULL;
+      gboolean ok = list_missing(j, out, t, t->expected_index, missing, &s, &n_bad);
+      if (ok && n_bad > 0 && t->expected_index == NULL && t->tie_index != NULL) {
+        char *s2 = NULL;
+        gint64 n_bad2 = 0;
+        if (list_missing(j, out, t, t->tie_index, missing, &s2, &n_bad2) && n_bad2 == 0) {
           g_free(s);
-          s = all;
+          s = s2;
+          n_bad = 0;
+        } else {
+          g_free(s2);
         }
-        if (ok)
-          rt->missing_rowids = s;
-        else
-          g_free(s);
       }
+      if (ok)
+        rt->missing_rowids = s;
+      else
+        g_free(s);
     }
     g_ptr_array_add(r->tables, rt);
   }
