@@ -1040,13 +1040,14 @@ db_open(Db *d, GError **error)
 /* ------------------------------------------------------------------ */
 /* Cycles and checkpoints                                               */
 
-/* Whether @a and @b give the file the same size, mtime and ctime. */
+/* Whether @a and @b give the file the same size and mtime: what a write
+ * changes. (Not the ctime, which a chmod, a chown or a new hard link
+ * changes too, with the bytes left as they were.) */
 static gboolean
 same_file_times(const struct stat *a, const struct stat *b)
 {
   return a->st_size == b->st_size && a->st_mtim.tv_sec == b->st_mtim.tv_sec &&
-         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec && a->st_ctim.tv_sec == b->st_ctim.tv_sec &&
-         a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+         a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
 /* Whether frames may have been backfilled into the database file between
@@ -1093,7 +1094,7 @@ checkpoint_lock_held(const char *shm_path)
 
 /* Whether the database file was written by something other than SQLite
  * since it was last looked at (copied over in place, say: same inode): its
- * size, mtime or ctime changed while no frame can have been backfilled
+ * size or mtime changed while no frame can have been backfilled
  * into it, checked twice around a look for a checkpoint under way. The
  * archive would otherwise continue its chain on another database's
  * pages. */

@@ -47,10 +47,14 @@ for i in range(3000):
     if i % 40 == 0:
         c.execute("PRAGMA wal_checkpoint(%s)" % ("TRUNCATE", "RESTART", "PASSIVE")[i // 40 % 3])
 PY
+# What changes the file's ctime, not its bytes: its mode, a hard link.
+chmod 600 "$DB"
+ln "$DB" "$T/another-name.db"
+rm "$T/another-name.db"
 sleep 1.5
 ! grep -q 'written by something other than SQLite\|GAP' "$T/a.err" ||
-  fail "an application's checkpoints were taken for another writer: $(cat "$T/a.err")"
-pass "an application's checkpoints (passive, full, restart, truncate, automatic, at full speed): no gap"
+  fail "an application's checkpoints, a chmod or a link were taken for another writer: $(cat "$T/a.err")"
+pass "an application's checkpoints (passive, full, restart, truncate, automatic, at full speed), a chmod, a hard link: no gap"
 
 # 2. Overwritten in place, with the WAL empty and nobody connected, as a
 #    user would; then a commit on the new file.
