@@ -10,7 +10,7 @@
  *                               microseconds ignored, as `date +%N` prints)
  *   2026-11-28T16:14:00Z        ISO 8601 extended, UTC
  *   2026-11-28T16:14:00.25+01:00  ... with fraction and/or numeric offset
- *   @1764346440  @1764346440.25   Unix seconds (fraction 1-9 digits)
+ *   @1795882440  @1795882440.25   Unix seconds (fraction 1-9 digits)
  *   latest                        the newest recoverable time
  *   earliest                      the oldest recoverable time
  *
@@ -38,7 +38,7 @@ typedef struct {
 #define SQLENVFS_TIME_FORMS \
   "20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, " \
   "2026-11-28T16:14:00.25+01:00, 2026-11-28 16:14:00 +01:00 (as list prints it), " \
-  "@1764346440, @1764346440.25, latest or " \
+  "@1795882440, @1795882440.25, latest or " \
   "earliest (fractions of up to nine digits)"
 
 /* Parse @text. On failure FALSE with SQLENVFS_ERROR_INVALID naming the text

@@ -28,7 +28,7 @@ cmd_restore(int argc, char **argv)
     { "time", 't', 0, G_OPTION_ARG_STRING, &time_arg,
       "The time to restore to: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z, "
       "2026-11-28T16:14:00.25+01:00, '2026-11-28 16:14:00 +01:00' (as list prints it), "
-      "@1764346440, @1764346440.25, latest or earliest", "T" },
+      "@1795882440, @1795882440.25, latest or earliest", "T" },
     { "db", 0, 0, G_OPTION_ARG_STRING, &db, "Database name (default: the conf's default-db, else app)",
       "NAME" },
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the restored database",
