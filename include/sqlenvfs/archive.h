@@ -367,6 +367,11 @@ gboolean sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32
                                       guint32 frame, guint32 cksum1, guint32 cksum2,
                                       SqlenvfsArchiveEntry *out);
 
+/* The same, among the records up to @max_seq. */
+gboolean sqlenvfs_archive_find_commit_upto(SqlenvfsArchive *a, guint32 salt1, guint32 salt2,
+                                           guint32 frame, guint32 cksum1, guint32 cksum2,
+                                           guint64 max_seq, SqlenvfsArchiveEntry *out);
+
 /* From the state entry @seq on, the last COMMIT with seq <= @max_seq
  * reached before a COMMIT of another WAL generation (salts), or the entry
  * @seq itself when the next COMMIT is of another generation (FALSE when

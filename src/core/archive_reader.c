@@ -1662,14 +1662,14 @@ commit_is(const SqlenvfsArchiveEntry *e, guint32 salt1, guint32 salt2, guint32 f
  * does not agree with the run: the view decides). */
 static int
 find_commit_in_runs(SegCursor *c, guint32 salt1, guint32 salt2, guint32 frame, guint32 cksum1,
-                    guint32 cksum2, SqlenvfsArchiveEntry *out)
+                    guint32 cksum2, guint64 max_seq, SqlenvfsArchiveEntry *out)
 {
   ArchiveSegSum *ss = segsum(c->a, c->si);
   for (guint r = ss->s.n_gens; r > 0; r--) {
     const guint8 *g = ss->gens + (gsize)(r - 1) * ARCHIVE_SUM_GEN_SIZE;
     guint64 lo, hi;
     if (get32(g) != salt1 || get32(g + 4) != salt2 || frame < get32(g + 24) ||
-        frame > get32(g + 28))
+        frame > get32(g + 28) || get64(g + 8) > max_seq)
       continue;
     lo = get64(g + 8) - ss->s.first_seq;
     hi = get64(g + 16) - ss->s.first_seq + 1;
@@ -1690,8 +1690,8 @@ find_commit_in_runs(SegCursor *c, guint32 salt1, guint32 salt2, guint32 frame, g
         return -1;
       }
       if (e->commit_frame == frame) {
-        if (!commit_is(e, salt1, salt2, frame, cksum1, cksum2))
-          break; /* the run's one COMMIT at @frame is another transaction */
+        if (!commit_is(e, salt1, salt2, frame, cksum1, cksum2) || e->seq > max_seq)
+          break; /* the run's one COMMIT at @frame is another transaction, or past */
         *out = *e;
         return 1;
       }
@@ -1708,6 +1708,15 @@ gboolean
 sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, guint32 frame,
                              guint32 cksum1, guint32 cksum2, SqlenvfsArchiveEntry *out)
 {
+  return sqlenvfs_archive_find_commit_upto(a, salt1, salt2, frame, cksum1, cksum2, G_MAXUINT64,
+                                           out);
+}
+
+gboolean
+sqlenvfs_archive_find_commit_upto(SqlenvfsArchive *a, guint32 salt1, guint32 salt2,
+                                  guint32 frame, guint32 cksum1, guint32 cksum2,
+                                  guint64 max_seq, SqlenvfsArchiveEntry *out)
+{
   for (guint si = a->segments->len; si > 0; si--) {
     ArchiveSegSum *ss = segsum(a, si - 1);
     SegCursor c;
@@ -1715,7 +1724,7 @@ sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, g
       continue;
     seg_cursor(a, si - 1, &c);
     if (c.sparse) {
-      int r = find_commit_in_runs(&c, salt1, salt2, frame, cksum1, cksum2, out);
+      int r = find_commit_in_runs(&c, salt1, salt2, frame, cksum1, cksum2, max_seq, out);
       if (r >= 0) {
         if (r == 1)
           return TRUE;
@@ -1725,7 +1734,7 @@ sqlenvfs_archive_find_commit(SqlenvfsArchive *a, guint32 salt1, guint32 salt2, g
     }
     for (guint64 i = c.n; i > 0; i--) {
       const SqlenvfsArchiveEntry *e = &c.v[i - 1];
-      if (commit_is(e, salt1, salt2, frame, cksum1, cksum2)) {
+      if (e->seq <= max_seq && commit_is(e, salt1, salt2, frame, cksum1, cksum2)) {
         *out = *e;
         return TRUE;
       }

@@ -380,6 +380,18 @@ empty_wal_state_in_bounds(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb,
   return FALSE;
 }
 
+/* Whether record @seq lies in a chain that began (its GAP was written)
+ * after @pinned_at: then it is no state of a base pinned then. */
+static gboolean
+chain_after_pin(const SqlenvfsTimeline *tl, guint64 seq, gint64 pinned_at)
+{
+  const Chain *ch;
+  if (tl->chains->len == 0 || pinned_at <= 0)
+    return FALSE;
+  ch = chain_at(tl, chain_of(tl, seq));
+  return ch->has_head && ch->start > pinned_at;
+}
+
 static gboolean
 map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
 {
@@ -391,14 +403,32 @@ map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveE
     /* Found before (a refresh maps every base again): the record is still
      * there and still that COMMIT, or it is looked for anew. */
     gpointer seq = g_hash_table_lookup(tl->found, sdb->path);
+    guint64 upto;
     if (seq != NULL && sqlenvfs_archive_get(tl->a, GPOINTER_TO_SIZE(seq), out) &&
         out->type == SQLENVFS_ARCHIVE_COMMIT && out->commit_frame == p->frame &&
         out->salt1 == p->salt1 && out->salt2 == p->salt2 && out->cksum1 == p->cksum1 &&
-        out->cksum2 == p->cksum2)
+        out->cksum2 == p->cksum2 && !chain_after_pin(tl, out->seq, p->pinned_at))
       return TRUE;
+    /* The last archived COMMIT at that WAL position, preferring one in a
+     * chain that had begun when the base was pinned: after a gap that left
+     * the WAL as it was, a later chain archives the same generation again,
+     * and its records are not the state of a base pinned before it. (With
+     * no such earlier one, the last: a clock stepped back can put a pin
+     * before its own chain's start.) */
     if (!sqlenvfs_archive_find_commit(tl->a, p->salt1, p->salt2, p->frame, p->cksum1, p->cksum2,
                                       out))
       return FALSE;
+    {
+      SqlenvfsArchiveEntry e = *out;
+      while (chain_after_pin(tl, e.seq, p->pinned_at) &&
+             (upto = chain_at(tl, chain_of(tl, e.seq))->lo) > 0 &&
+             sqlenvfs_archive_find_commit_upto(tl->a, p->salt1, p->salt2, p->frame, p->cksum1,
+                                               p->cksum2, upto - 1, &e))
+        if (!chain_after_pin(tl, e.seq, p->pinned_at)) {
+          *out = e;
+          break;
+        }
+    }
     g_hash_table_replace(tl->found, g_strdup(sdb->path), GSIZE_TO_POINTER(out->seq));
     return TRUE;
   }
