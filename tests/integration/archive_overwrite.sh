@@ -11,20 +11,14 @@ source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root
 DB=$R/data/prod/app.db
-mkdir -p "$R"
-echo 'CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" >/dev/null
+make_root "$R" <(echo 'CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);')
 q() { sqlite3 -cmd ".timeout 20000" "$@"; }
 state() { q "$1" "SELECT count(*), sum(v LIKE 'copy-%'), sum(v LIKE 'later-%') FROM t"; }
 
 "$SQLENVFS" archive --root "$R" > "$T/a.out" 2> "$T/a.err" &
 apid=$!
 track_pid "$apid"
-for i in $(seq 1 100); do
-  grep -q 'archiver app: capturing' "$T/a.err" && break
-  sleep 0.1
-done
-grep -q 'archiver app: capturing' "$T/a.err" || fail "the archiver did not start: $(cat "$T/a.err")"
+wait_log "$T/a.err" 'archiver app: capturing'
 
 # 1. An application's own checkpoints, between commits, in every mode; and
 #    the automatic one (wal_autocheckpoint=10 pages).
@@ -69,12 +63,7 @@ sleep 0.2
 ino=$(stat -c %i "$DB")
 cp "$T/copy.db" "$DB"
 assert_eq "$(stat -c %i "$DB")" "$ino" "the inode after cp"
-for i in $(seq 1 50); do
-  grep -q 'written by something other than SQLite' "$T/a.err" && break
-  sleep 0.1
-done
-grep -q 'written by something other than SQLite' "$T/a.err" ||
-  fail "the overwrite was not noticed: $(cat "$T/a.err")"
+wait_log "$T/a.err" 'written by something other than SQLite'
 sleep 1.5
 t_mid=$(date -u +%FT%T.%NZ)
 want_mid=$(state "$DB")

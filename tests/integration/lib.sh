@@ -70,6 +70,17 @@ make_root() {
 # Remember a background process so that it is killed on exit.
 track_pid() { _pids+=("$1"); }
 
+# wait_log FILE TEXT [N]: until FILE holds a line with TEXT (a grep
+# pattern) N times (default 1), 10 s at most; fails saying so otherwise.
+wait_log() {
+  local i
+  for i in $(seq 1 100); do
+    [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "${3:-1}" ] && return 0
+    sleep 0.1
+  done
+  fail "no '$2' (${3:-1} times) in $1: $(cat "$1")"
+}
+
 # app_start DB SQL [BUSY_TIMEOUT] [PAUSE]: an application committing SQL
 # (one statement, "?" bound to 200 random bytes) into DB every PAUSE
 # seconds (default 0.003), in the background, each failed commit counted,

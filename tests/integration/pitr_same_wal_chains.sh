@@ -11,31 +11,21 @@ source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root
 DB=$R/data/prod/app.db
-mkdir -p "$R"
-echo 'CREATE TABLE t(a);' > "$R/schema.sql"
-"$SQLENVFS" init --root "$R" >/dev/null
+make_root "$R" <(echo 'CREATE TABLE t(a);')
 
 "$SQLENVFS" archive --root "$R" > "$T/a.out" 2> "$T/a.err" &
 apid=$!
 track_pid "$apid"
-# wait_for N TEXT: until TEXT is in the archiver's log N times
-wait_for() {
-  for i in $(seq 1 100); do
-    [ "$(grep -c "$2" "$T/a.err")" -ge "$1" ] && return 0
-    sleep 0.1
-  done
-  fail "no '$2' ($1 times) in the archiver's log: $(cat "$T/a.err")"
-}
-wait_for 1 'a new recoverable window starts'
+wait_log "$T/a.err" 'a new recoverable window starts' 1
 sqlite3 "$DB" "INSERT INTO t VALUES (1)"
 sleep 1
 touch "$DB"
-wait_for 2 'a new recoverable window starts'
+wait_log "$T/a.err" 'a new recoverable window starts' 2
 sleep 1.5
 t_mid=$(date -u +%FT%T.%6NZ)
 sleep 1
 touch "$DB"
-wait_for 3 'a new recoverable window starts'
+wait_log "$T/a.err" 'a new recoverable window starts' 3
 sqlite3 "$DB" "INSERT INTO t VALUES (2)"
 sleep 1.2
 kill -TERM "$apid"
