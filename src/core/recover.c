@@ -1630,23 +1630,33 @@ record_n_fields(const guint8 *rec, gsize len)
 }
 
 /* The whole payload of @cell into @out: its local part and its overflow
- * chain, each page inside the file and used once. FALSE when the chain is
- * broken or longer than the file. */
+ * chain, each page inside the file and used once (@used: across calls
+ * when given, else within this payload). With @freed (an orphan's), each
+ * page also on no b-tree walked (w->reached) nor the freelist (@freed).
+ * FALSE when the chain is broken or longer than the file. */
 static gboolean
-cell_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GByteArray *out)
+read_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GHashTable *used,
+             GByteArray *out)
 {
-  g_autoptr(GHashTable) used = g_hash_table_new(NULL, NULL);
-  g_autofree guint8 *buf = g_malloc(w->page_size);
+  g_autoptr(GHashTable) mine = used == NULL ? g_hash_table_new(NULL, NULL) : NULL;
+  g_autofree guint8 *buf = NULL;
   guint32 pgno = cell->overflow;
 
+  if (used == NULL)
+    used = mine;
   g_byte_array_set_size(out, 0);
   if (cell->payload_size > (guint64)w->n_pages * w->usable ||
       cell->payload_size > (guint64)G_MAXINT32)
     return FALSE;
   g_byte_array_append(out, cell->local, cell->n_local);
+  if (cell->n_local == cell->payload_size)
+    return TRUE;
+  buf = g_malloc(w->page_size);
   while (out->len < cell->payload_size) {
     guint32 take = (guint32)MIN((guint64)w->usable - 4, cell->payload_size - out->len);
     if (pgno == 0 || g_hash_table_contains(used, GUINT_TO_POINTER(pgno)) ||
+        (freed != NULL && (bit_has(w->reached, pgno) ||
+                           g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)))) ||
         !read_page(w, pgno, buf))
       return FALSE;
     g_hash_table_add(used, GUINT_TO_POINTER(pgno));
@@ -1702,7 +1712,7 @@ walk_rows(SpanWalk *w, guint32 root, RowFunc fn, gpointer user)
     if (g_hash_table_contains(seen, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, w->buf))
       continue;
     g_hash_table_add(seen, GUINT_TO_POINTER(pgno));
-    data = g_memdup2(w->buf, w->page_size); /* w->buf is read into by cell_payload */
+    data = g_memdup2(w->buf, w->page_size); /* w->buf is read into by read_payload */
     if (!sqlenvfs_btree_page_parse(data, w->page_size, w->usable, pgno, &page, NULL))
       continue;
     interior = page.type == SQLENVFS_BTREE_TABLE_INTERIOR ||
@@ -1716,7 +1726,7 @@ walk_rows(SpanWalk *w, guint32 root, RowFunc fn, gpointer user)
         continue;
       if (interior)
         g_array_append_val(stack, cell.child);
-      if (page.type == SQLENVFS_BTREE_TABLE_INTERIOR || !cell_payload(w, &cell, payload))
+      if (page.type == SQLENVFS_BTREE_TABLE_INTERIOR || !read_payload(w, &cell, NULL, NULL, payload))
         continue;
       nf = record_n_fields(payload->data, payload->len);
       if (nf > 0)
@@ -1905,37 +1915,6 @@ lost_rows_by_hand(Job *j, sqlite3 *out, const Table *t, char **why)
 }
 
 
-/* The whole payload of @cell: its local part and its overflow chain, each
- * overflow page inside the file, on no b-tree nor the freelist, and not
- * used before (@used). FALSE when the chain is broken. */
-static gboolean
-orphan_payload(SpanWalk *w, const SqlenvfsBtreeCell *cell, GHashTable *freed, GHashTable *used,
-               GByteArray *out)
-{
-  guint32 pgno = cell->overflow;
-  g_autofree guint8 *buf = NULL;
-
-  g_byte_array_set_size(out, 0);
-  if (cell->payload_size > (guint64)w->n_pages * w->usable ||
-      cell->payload_size > (guint64)G_MAXINT32)
-    return FALSE;
-  g_byte_array_append(out, cell->local, cell->n_local);
-  if (cell->n_local == cell->payload_size)
-    return TRUE;
-  buf = g_malloc(w->page_size);
-  while (out->len < cell->payload_size) {
-    guint32 take = (guint32)MIN((guint64)w->usable - 4, cell->payload_size - out->len);
-    if (pgno == 0 || pgno > w->n_pages || bit_has(w->reached, pgno) ||
-        g_hash_table_contains(freed, GUINT_TO_POINTER(pgno)) ||
-        g_hash_table_contains(used, GUINT_TO_POINTER(pgno)) || !read_page(w, pgno, buf))
-      return FALSE;
-    g_hash_table_add(used, GUINT_TO_POINTER(pgno));
-    g_byte_array_append(out, buf + 4, take);
-    pgno = sqlenvfs_be32(buf);
-  }
-  return TRUE;
-}
-
 typedef struct {
   GPtrArray *layout;    /* record_layout, or NULL */
   GPtrArray *inserts;   /* sqlite3_stmt * by number of fields (NULL until made) */
@@ -2004,7 +1983,7 @@ orphan_insert_row(Job *j, sqlite3 *out, SpanWalk *w, const Table *t, OrphanTable
   if (!read_page(w, o->pgno, w->buf) ||
       !sqlenvfs_btree_page_parse(w->buf, w->page_size, w->usable, o->pgno, &page, NULL) ||
       o->cell >= page.n_cells || !sqlenvfs_btree_cell(&page, o->cell, &cell, NULL) ||
-      !orphan_payload(w, &cell, freed, used, payload)) {
+      !read_payload(w, &cell, freed, used, payload)) {
     ot->n_broken++;
     return FALSE;
   }
