@@ -82,6 +82,11 @@ gboolean sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db,
                                              SqlenvfsProgressFunc progress, gpointer user,
                                              GError **error);
 
+/* What the refusal of a source not marked production says to do, the last
+ * words of its message (env.c, restore.c); ctl/refresh-dev, which has no
+ * --force, says instead how the command line does it (ops.c). */
+#define SQLENVFS_FORCE_ADVICE "pass --force to copy it anyway"
+
 /* refresh-dev from live production: refuses (REFUSED) a source not marked
  * production unless @force; verifies afterwards that production is unchanged. */
 gboolean sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,

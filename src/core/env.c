@@ -1327,8 +1327,8 @@ sqlenvfs_env_refresh_dev(SqlenvfsRoot *root, const char *db, gboolean force,
     return FALSE;
   if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "the source %s is %s%s%s, not production (nothing was changed; pass "
-                "--force to copy it anyway)",
+                "the source %s is %s%s%s, not production (nothing was changed; "
+                SQLENVFS_FORCE_ADVICE ")",
                 prod, env ? "marked '" : "not marked", env ? env : "", env ? "'" : "");
     return FALSE;
   }

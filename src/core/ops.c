@@ -457,7 +457,7 @@ run_refresh_dev(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const SqlenvfsOp
       if (args->from_ctl && error != NULL &&
           g_error_matches(*error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED)) {
         g_autoptr(GString) m = g_string_new((*error)->message);
-        g_string_replace(m, "pass --force to copy it anyway",
+        g_string_replace(m, SQLENVFS_FORCE_ADVICE,
                          "to copy it anyway, run `sqlenvfs refresh-dev --force` (ctl/refresh-dev "
                          "has no such form)", 0);
         g_free((*error)->message);

@@ -813,8 +813,8 @@ sqlenvfs_restore_refresh_dev(SqlenvfsRoot *root, SqlenvfsRestorePlan *plan, gboo
   }
   if (g_strcmp0(env, SQLENVFS_ENV_PRODUCTION) != 0 && !force) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
-                "%s as of %s is %s%s%s, not production (nothing was changed; pass "
-                "--force to copy it anyway)", plan->db, when, env ? "marked '" : "not marked",
+                "%s as of %s is %s%s%s, not production (nothing was changed; "
+                SQLENVFS_FORCE_ADVICE ")", plan->db, when, env ? "marked '" : "not marked",
                 env ? env : "", env ? "'" : "");
     goto out;
   }
