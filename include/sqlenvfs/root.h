@@ -154,6 +154,11 @@ char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
  * directory). TRUE and *which (that file's path, newly allocated) if so. */
 gboolean sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which);
 
+/* The directory of a root that only sqlenvfs writes in (backups/, .cache or
+ * .sqlenvfs beside a data/prod directory) holding @path, by the real path
+ * of @path's directory, of any root (newly allocated); NULL if none does. */
+char *sqlenvfs_root_store_area_of(const char *path);
+
 /* Whether the file name @base is a database's ("*.db") or that of a file
  * SQLite keeps beside one ("*.db-wal", "*.db-shm", "*.db-journal"). */
 gboolean sqlenvfs_root_is_db_name(const char *base);

@@ -139,8 +139,9 @@ cmd_recover(int argc, char **argv)
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
       "Where to write the recovered database (must not exist)", "PATH" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
-      "Replace an existing output file nobody uses (never a database of the root, nor one with "
-      "a -wal, -shm or -journal beside it)", NULL },
+      "Replace an existing output file with one name nobody uses (never a database of the "
+      "root, a file in its backups/, .sqlenvfs/ or .cache/, nor one with a -wal, -shm or "
+      "-journal beside it)", NULL },
     { "method", 0, 0, G_OPTION_ARG_STRING, &method,
       "auto (default: the sqlite3 shell's .recover if it works, else salvage), shell, or "
       "salvage",

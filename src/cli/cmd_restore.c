@@ -34,7 +34,8 @@ cmd_restore(int argc, char **argv)
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output, "Where to write the restored database",
       "PATH" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
-      "Replace PATH if it exists and is a plain file nobody has open", NULL },
+      "Replace PATH if it exists and is a plain file with one name nobody has open (never "
+      "a database of the root, nor a file in its backups/, .sqlenvfs/ or .cache/)", NULL },
     { "remote", 0, 0, G_OPTION_ARG_STRING, &remote,
       "Restore from the replica at URL (s3://bucket/prefix) instead of the root: the "
       "AWS_* environment variables are enough (docs/REPLICA.md)", "URL" },

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -236,6 +237,7 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
 {
   g_autofree char *dir = g_path_get_dirname(output);
   g_autofree char *which = NULL;
+  g_autofree char *area = NULL;
   gboolean has_output;
   struct stat st;
   int pid = 0;
@@ -257,6 +259,15 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                   "%s; %s never writes there, even with --force (nothing was written; %s)",
                   cmd, output, which, dev ? "development" : "production",
                   sqlenvfs_root_dir(root), cmd, advice);
+    return FALSE;
+  }
+  if ((area = sqlenvfs_root_store_area_of(output)) != NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: that is inside %s, where a root keeps its backups, snapshots, WAL "
+                "archive or state; %s never writes there, even with --force, since a file "
+                "replaced there is a copy or a piece of the archive lost (nothing was written; "
+                "choose an --output outside it)",
+                cmd, output, area, cmd);
     return FALSE;
   }
   has_output = lstat(output, &st) == 0;
@@ -321,6 +332,17 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                 "(nothing was written; choose another --output)",
                 cmd, output, S_ISLNK(st.st_mode) ? link
                              : S_ISDIR(st.st_mode) ? "a directory" : "a special file");
+    return FALSE;
+  }
+  /* Another name may be a copy the store keeps (whose check would then
+   * see it change) or a file someone else relies on. */
+  if (st.st_nlink > 1) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: the file has %ju names (hard links), and another of them may be a "
+                "backup, a snapshot or a file someone else uses; --force replaces only a file "
+                "with one name (nothing was written; choose another --output, or remove its "
+                "other names first)",
+                cmd, output, (uintmax_t)st.st_nlink);
     return FALSE;
   }
   pid = sqlenvfs_doctor_file_opener(output);

@@ -868,6 +868,29 @@ sqlenvfs_root_is_db_name(const char *base)
   return FALSE;
 }
 
+/* The directories of a root only sqlenvfs writes in, by name. */
+static const char *const store_rel[] = { "backups", ".cache", ".sqlenvfs" };
+
+char *
+sqlenvfs_root_store_area_of(const char *path)
+{
+  g_autofree char *dir = real_dir_of(path);
+  /* Each directory from @path's up: one of those names beside a data/prod
+   * directory is a root's (whichever root, given or not). */
+  while (dir != NULL && strcmp(dir, "/") != 0) {
+    g_autofree char *name = g_path_get_basename(dir);
+    g_autofree char *parent = g_path_get_dirname(dir);
+    for (gsize i = 0; i < G_N_ELEMENTS(store_rel); i++) {
+      g_autofree char *prod = g_build_filename(parent, "data", "prod", NULL);
+      if (strcmp(name, store_rel[i]) == 0 && g_file_test(prod, G_FILE_TEST_IS_DIR))
+        return g_steal_pointer(&dir);
+    }
+    g_free(dir);
+    dir = g_steal_pointer(&parent);
+  }
+  return NULL;
+}
+
 gboolean
 sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which)
 {

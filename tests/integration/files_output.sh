@@ -51,6 +51,34 @@ assert_eq "$(md5sum < "$P")" "$prod_sum" "production after the refused restores"
 assert_eq "$(md5sum < "$D")" "$dev_sum" "development after the refused restores"
 pass "restore refuses the root's production and development databases, even with --force"
 
+# The store: a snapshot (the base of the window), a segment, the state, the
+# cache; refused even with --force, and the window is still there after.
+base_dir=$(ls -d "$R"/backups/prod/snapshots/*/ | tail -1)
+base_sum=$(md5sum < "${base_dir}app.db")
+seg=$(ls "$R"/backups/prod/wal_archives/app/*.seg | head -1)
+seg_sum=$(md5sum < "$seg")
+for out in "${base_dir}app.db" "$seg" "$R/.sqlenvfs/new.db" "$R/.cache/new.db" \
+           "$R/backups/new.db"; do
+  expect_fail "that is inside .*, where a root keeps its backups.*never writes there" \
+    "$SQLENVFS" restore --root "$R" --time latest --output "$out" --force
+  # From another directory, with no --root: the store is known by its place.
+  (cd "$T" && expect_fail "that is inside .*, where a root keeps its backups" \
+    "$SQLENVFS" recover "$P" --output "$out" --force)
+done
+assert_eq "$(md5sum < "${base_dir}app.db")" "$base_sum" "the base after the refused restores"
+assert_eq "$(md5sum < "$seg")" "$seg_sum" "the segment after the refused restores"
+[ ! -e "$R/.cache/new.db" ] && [ ! -e "$R/backups/new.db" ] || fail "a refused restore wrote"
+# A file with another name (here the base's): never replaced, and the base
+# is not mistaken for one changed by someone else.
+ln "${base_dir}app.db" "$T/base_link.db"
+expect_fail 'the file has 2 names \(hard links\).*--force replaces only a file with one name' \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/base_link.db" --force
+assert_eq "$(md5sum < "$T/base_link.db")" "$base_sum" "the hard link after the refused restore"
+rm "$T/base_link.db"
+"$SQLENVFS" list --root "$R" | grep -q 'recoverable windows: 1' ||
+  fail "the window is gone after the refused restores: $("$SQLENVFS" list --root "$R")"
+pass "restore and recover refuse the root's store and a file with other names, even with --force"
+
 # A database in use elsewhere: its -wal beside it, held open by a process.
 cat > "$T/holder.py" <<'PY'
 import sqlite3, sys, time
