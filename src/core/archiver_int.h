@@ -78,6 +78,8 @@ struct _SqlenvfsArchiver {
   SqlenvfsRoot *root;
   int lock_fd;
   char *prod_dir;
+  dev_t prod_dev; /* data/prod when the loop started (prod_dir_in_place) */
+  ino_t prod_ino;
   char *wal_dir;
   gint64 segment_max;
   gint64 segment_max_records;

@@ -159,6 +159,25 @@ read_events(SqlenvfsArchiver *a, gboolean waited, gboolean *rescan)
   }
 }
 
+/* Whether data/prod is still the directory the loop started on. A root
+ * moved (`mv`) or removed leaves its databases out of reach by their paths:
+ * archiving would stop without a word while the lock said it ran, and the
+ * read transaction let go would let checkpoints reset the WAL unarchived. */
+static gboolean
+prod_dir_in_place(SqlenvfsArchiver *a, GError **error)
+{
+  struct stat st;
+  if (stat(a->prod_dir, &st) == 0 && st.st_dev == a->prod_dev && st.st_ino == a->prod_ino)
+    return TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+              "%s is no longer the directory archived since the start: the root was moved "
+              "or removed, and nothing of it can be archived from here (start the archiver "
+              "again where the root is now: its archive goes on there, after a gap for the "
+              "time it was not archived)",
+              a->prod_dir);
+  return FALSE;
+}
+
 static void
 drain_wake(SqlenvfsArchiver *a)
 {
@@ -202,8 +221,14 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
 {
   gint64 next_tick = 0, next_rescan;
   gboolean rescan = FALSE;
+  GError *moved = NULL;
+  struct stat prod_st;
 
   g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
+  if (stat(a->prod_dir, &prod_st) != 0)
+    return sqlenvfs_error_errno(error, errno, "archive", a->prod_dir);
+  a->prod_dev = prod_st.st_dev;
+  a->prod_ino = prod_st.st_ino;
   a->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
   if (a->inotify_fd < 0)
     return sqlenvfs_error_errno(error, errno, "start inotify for", a->prod_dir);
@@ -265,6 +290,10 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     now = g_get_monotonic_time();
     if (rescan || now >= next_rescan) {
       g_autoptr(GError) local = NULL;
+      if (!prod_dir_in_place(a, &moved)) {
+        g_atomic_int_set(&a->stopping, TRUE);
+        break;
+      }
       if (a->watch < 0 && !watch_prod(a, &local))
         g_debug("archiver: %s", local->message);
       discover(a, FALSE);
@@ -298,6 +327,10 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
   close(a->inotify_fd);
   a->inotify_fd = -1;
   a->watch = -1;
+  if (moved != NULL) {
+    g_propagate_error(error, moved);
+    return FALSE;
+  }
   return TRUE;
 }
 
