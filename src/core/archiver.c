@@ -1062,12 +1062,11 @@ backfilled_between(const SqlenvfsWalIndexHeader *was, const SqlenvfsWalIndexHead
   return was->n_backfill < was->mx_frame || now->n_backfill > 0;
 }
 
-/* Whether another process holds SQLite's checkpoint lock on @shm_path (its
- * byte 121, WAL_CKPT_LOCK), as /proc/locks shows: a checkpoint writes the
- * database file before it publishes nBackfill. Read only when the file
- * changed with no backfill seen; unknown (no /proc) counts as held. */
+/* Whether a process holds a POSIX lock on byte @byte of @shm_path, as
+ * /proc/locks shows; with @others_only, a process other than this one.
+ * Unknown (no /proc) counts as held. */
 static gboolean
-checkpoint_lock_held(const char *shm_path)
+shm_byte_locked(const char *shm_path, unsigned long long byte, gboolean others_only)
 {
   g_autofree char *text = NULL;
   g_auto(GStrv) lines = NULL;
@@ -1077,19 +1076,31 @@ checkpoint_lock_held(const char *shm_path)
   lines = g_strsplit(text, "\n", -1);
   for (char **l = lines; *l; l++) {
     /* "1: POSIX  ADVISORY  WRITE 1234 08:01:5678 121 121" (a waiter's
-     * line has "->" after the number and does not parse) */
+     * line has "->" after the number and does not parse; an OFD lock's
+     * pid is -1) */
     char kind[16], end[32];
     unsigned maj, min;
     unsigned long long ino, start;
-    if (sscanf(*l, "%*u: %15s %*s %*s %*d %x:%x:%llu %llu %31s", kind, &maj, &min, &ino,
-               &start, end) != 6 ||
+    int pid;
+    if (sscanf(*l, "%*u: %15s %*s %*s %d %x:%x:%llu %llu %31s", kind, &pid, &maj, &min, &ino,
+               &start, end) != 7 ||
         (strcmp(kind, "POSIX") != 0 && strcmp(kind, "OFDLCK") != 0))
       continue;
     if (ino == (unsigned long long)st.st_ino && makedev(maj, min) == st.st_dev &&
-        start <= 121 && (strcmp(end, "EOF") == 0 || g_ascii_strtoull(end, NULL, 10) >= 121))
+        start <= byte && (strcmp(end, "EOF") == 0 || g_ascii_strtoull(end, NULL, 10) >= byte) &&
+        (!others_only || pid != (int)getpid()))
       return TRUE;
   }
   return FALSE;
+}
+
+/* Whether another process holds SQLite's checkpoint lock on @shm_path (its
+ * byte 121, WAL_CKPT_LOCK): a checkpoint writes the database file, so the
+ * file may have changed with no backfill seen. */
+static gboolean
+checkpoint_lock_held(const char *shm_path)
+{
+  return shm_byte_locked(shm_path, 121, FALSE);
 }
 
 /* Whether the database file was written by something other than SQLite
@@ -1393,6 +1404,56 @@ schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
     d->recheck_at = now + MAX(RECHECK_MIN_US, since_write / 4);
 }
 
+/* SQLite's last connection to a database checkpoints the WAL into the
+ * database file and removes the WAL as it closes, so that once an
+ * application has stopped the file alone holds everything: operators copy
+ * it, or compact it with VACUUM INTO and move the result over it. The
+ * archiver's connections, open for as long as it runs, keep that close
+ * from doing it; left as it was, the WAL beside a stopped application
+ * holds its last commits, a copy of the file alone lacks them, and a file
+ * moved over it gets the old frames applied to its own pages at the next
+ * open (a corrupt production). So when the WAL has been quiet for
+ * IDLE_CKPT_US and no other process has the database open (SQLite holds a
+ * shared lock on byte 128 of the -shm file, its DMS lock, for each process
+ * connected), the archiver does what that close would have done: copies
+ * every frame into the file (archiver_db_checkpoint, everything archived
+ * first) and truncates the WAL. The truncation cannot lose a frame: our
+ * read transaction then reads the database file only (slot 0), which
+ * keeps any checkpoint from copying frames committed since, so a commit
+ * that came meanwhile makes it BUSY. Looked at once every IDLE_CKPT_US
+ * while the WAL stays quiet and not empty. */
+static void
+idle_checkpoint(Db *d, const SqlenvfsWalIndexHeader *si)
+{
+  g_autofree char *shm = g_strconcat(d->path, "-shm", NULL);
+  g_autoptr(GError) local = NULL;
+  gboolean done = si->n_backfill >= si->mx_frame;
+  int rc;
+
+  d->is_idle_tried = TRUE;
+  if (shm_byte_locked(shm, 128, TRUE)) {
+    /* An application is connected: looked at again after IDLE_CKPT_US. */
+    d->is_idle_tried = FALSE;
+    d->changed_at = g_get_monotonic_time();
+    return;
+  }
+  if (!done && !archiver_db_checkpoint(d, FALSE, &done, &local))
+    g_debug("archiver %s: checkpoint of a quiet WAL postponed: %s", d->name, local->message);
+  else if (si->n_backfill >= si->mx_frame && !rotate(d, &local))
+    done = FALSE; /* copied by another's checkpoint: our read mark moves to slot 0 first */
+  rc = done ? sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
+            : SQLITE_BUSY;
+  if (rc == SQLITE_OK) {
+    g_debug("archiver %s: the WAL, quiet with no other process connected, is in the database "
+            "file and truncated", d->name);
+    return;
+  }
+  if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+    g_debug("archiver %s: truncate the quiet WAL: %s", d->name, sqlite3_errmsg(d->ckpt));
+  d->is_idle_tried = FALSE;
+  d->changed_at = g_get_monotonic_time();
+}
+
 /* One cycle (see the top). @force: archive even if the wal-index did not
  * change. */
 gboolean
@@ -1410,6 +1471,10 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   d->is_dirty = FALSE;
   if (by_event)
     d->written_at = d->looked_at;
+  if (changed) {
+    d->changed_at = g_get_monotonic_time();
+    d->is_idle_tried = FALSE;
+  }
   schedule_recheck(d, has_si ? &si : NULL);
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
@@ -1423,6 +1488,9 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
     if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
         !rotate(d, error))
       return FALSE;
+    if (has_si && si.mx_frame > 0 && !d->is_idle_tried && !d->is_mark_behind &&
+        g_get_monotonic_time() - d->changed_at >= IDLE_CKPT_US)
+      idle_checkpoint(d, &si);
     if (d->unsynced > 0 || d->alive_pending > 0) {
       d->alive_pending = MAX(d->alive_pending, began);
       return sync_archive(d, error);

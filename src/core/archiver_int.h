@@ -47,6 +47,8 @@
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
 #define ROOM_US (250 * 1000)           /* production's room looked at again after this    */
 #define SETTLE_US G_USEC_PER_SEC       /* a database that appears: let its creator finish */
+#define IDLE_CKPT_US G_USEC_PER_SEC    /* a WAL quiet this long, with no other process    */
+                                       /* connected, is checkpointed and truncated        */
 #define SNAPSHOT_RETRY_US (30 * G_USEC_PER_SEC)
 #define ALIVE_STEP_US (500 * 1000)     /* the alive file is rewritten at most this often */
 #define OPEN_LOCK_MS 5000              /* waiting for the write lock when opening         */
@@ -119,6 +121,8 @@ struct _Db {
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
   char *reopen_why;                /* what was seen then (the gap's text)        */
   gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
+  gint64 changed_at;               /* the wal-index last changed (monotonic)     */
+  gboolean is_idle_tried;          /* idle_checkpoint tried since changed_at     */
   guint32 ckpt_floor;              /* mxFrame at the look before the last (0:   */
                                    /* another generation): a reader holding     */
                                    /* frames below it is not a transaction      */
