@@ -162,6 +162,14 @@ typedef struct _SqlenvfsArchiveWriter SqlenvfsArchiveWriter;
 SqlenvfsArchiveWriter *sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes,
                                                     int mode, GError **error);
 
+/* Production's permission bits are now @mode: when they allow less than
+ * the writer's, every file of the archive's directory, the open ones
+ * included, and the directory itself are narrowed to them, and so is
+ * every file created from then on (a running archiver follows a `chmod`
+ * of production). Never widens. FALSE and *error when a file could not be
+ * narrowed. */
+gboolean sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **error);
+
 /* How many records a segment holds at most, its seal included, unless
  * sqlenvfs_archive_writer_set_max_records() says otherwise. The segment
  * being written has no summary, so what a reader reads of it record by

@@ -372,6 +372,43 @@ move_aside(const char *dir, guint64 number, const char *why, GError **error)
   return sqlenvfs_fsync_dir(dir, error);
 }
 
+gboolean
+sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **error)
+{
+  int fds[] = { w->seg_fd, w->idx_fd, w->alive_fd };
+  g_autoptr(GDir) d = NULL;
+  const char *name;
+
+  if ((w->mode & ~mode & 0666) == 0)
+    return TRUE;
+  w->mode &= mode & 0666;
+  for (gsize i = 0; i < G_N_ELEMENTS(fds); i++)
+    if (fds[i] >= 0 && !narrow_mode(fds[i], w->mode, w->dir, error))
+      return FALSE;
+  d = g_dir_open(w->dir, 0, NULL);
+  while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *path = g_build_filename(w->dir, name, NULL);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    gboolean ok;
+    struct stat st;
+    if (fd < 0)
+      continue; /* gone meanwhile, or a link, which is not ours */
+    ok = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || narrow_mode(fd, w->mode, path, error);
+    close(fd);
+    if (!ok)
+      return FALSE;
+  }
+  {
+    int fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    gboolean ok = fd >= 0 && narrow_mode(fd, sqlenvfs_mode_dir(w->mode), w->dir, error);
+    if (fd >= 0)
+      close(fd);
+    if (fd < 0)
+      return sqlenvfs_error_errno(error, errno, "open", w->dir);
+    return ok;
+  }
+}
+
 SqlenvfsArchiveWriter *
 sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode, GError **error)
 {

@@ -1164,6 +1164,12 @@ check_identity(Db *d, char **why)
   }
   if (check_overwritten(d, &st, why))
     return SQLENVFS_GAP_DB_REPLACED;
+  if (d->w != NULL) {
+    /* Production narrowed by a chmod: the archive follows at once. */
+    g_autoptr(GError) local = NULL;
+    if (!sqlenvfs_archive_writer_narrow(d->w, (int)(st.st_mode & 0666), &local))
+      g_warning("archiver %s: %s", d->name, local->message);
+  }
   if (d->wal != NULL && stat(d->wal_path, &st) != 0) {
     *why = g_strdup_printf("%s was moved away or removed while being archived", d->wal_path);
     return SQLENVFS_GAP_WAL_MISSING;

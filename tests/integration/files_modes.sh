@@ -55,3 +55,29 @@ rm -rf "$R/data/dev"
 assert_eq "$(stat -c %a "$R/data/dev")" "700" "mode of the development directory refresh-dev made"
 assert_eq "$(stat -c %a "$R/data/dev/app.db")" "600" "mode of the development database it made"
 pass "refresh-dev makes a missing development directory 0700 for a 0600 production"
+
+# Production narrowed while the archiver runs: the archive follows at once,
+# its files made before the chmod and after it (they were left 0644 until a
+# restart).
+R2=$T/root2
+make_root "$R2" "$SRCDIR/schema.sql"
+P2=$R2/data/prod/app.db
+chmod 644 "$P2"
+"$SQLENVFS" archive --root "$R2" > "$T/a2.out" 2> "$T/a2.err" &
+apid=$!
+track_pid "$apid"
+wait_log "$T/a2.err" 'archiver app: capturing'
+sqlite3 "$P2" "CREATE TABLE before_chmod(x); INSERT INTO before_chmod VALUES (1)"
+A2=$R2/backups/prod/wal_archives/app
+for i in $(seq 1 100); do ls "$A2/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
+chmod 600 "$P2"
+sqlite3 "$P2" "CREATE TABLE after_chmod(x); INSERT INTO after_chmod VALUES (2)"
+for i in $(seq 1 100); do
+  bad=$(find "$A2" \( -type f -perm /0177 -printf '%m %p\n' \) -o \( -type d -perm /0077 -printf '%m %p/\n' \))
+  [ -z "$bad" ] && break
+  sleep 0.1
+done
+kill -TERM "$apid"; wait "$apid" || true
+[ -z "$bad" ] || fail "the archive after production was narrowed to 0600 while archived:
+$bad"
+pass "a running archiver narrows its archive when production is narrowed"
