@@ -308,6 +308,23 @@ read_schema(const char *path, char **out, GError **error)
   return TRUE;
 }
 
+/* The new file @path, about to replace @old (with --force), no more
+ * readable than @old: an operator who narrowed the database it replaces
+ * meant its successor too. Nothing to do when @old is not a file. */
+static gboolean
+narrow_like(const char *old, const char *path, GError **error)
+{
+  struct stat ost, st;
+  if (lstat(old, &ost) != 0 || !S_ISREG(ost.st_mode))
+    return TRUE;
+  if (stat(path, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", path);
+  if ((st.st_mode & 0777 & ~ost.st_mode) != 0 &&
+      chmod(path, st.st_mode & ost.st_mode & 0777) != 0)
+    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
+  return TRUE;
+}
+
 /* Build the new production file @tmp_prod from @schema (and the demo data),
  * and the development file @tmp_dev as a copy of it taken before production
  * is marked. */
@@ -851,7 +868,9 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     unlink_db_files(tmp_dev);
   }
 
-  if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error))
+  if (!build_pair(opts, schema_path, schema, tmp_prod, tmp_dev, &prog, error) ||
+      !narrow_like(prod, tmp_prod, error) || !narrow_like(prod, tmp_dev, error) ||
+      !narrow_like(dev, tmp_dev, error))
     goto out;
 
   /* Both new files are complete (and their names durable, before a list

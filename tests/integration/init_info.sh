@@ -89,8 +89,12 @@ mountpoint -q "$T/mnt-empty" && fail "mount with an empty ROOT mounted something
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after init --root ''"
 pass "an empty --root or ROOT is refused"
 
-# --- --force moves the old files aside, readable, nothing lost
+# --- --force moves the old files aside, readable, nothing lost; the new
+# ones are no more readable than those they replace (narrowed on purpose)
+chmod 600 "$P" "$R/data/dev/app.db"
 "$SQLENVFS" init --root "$R" --force > "$T/force.out"
+assert_eq "$(stat -c %a "$P") $(stat -c %a "$R/data/dev/app.db")" "600 600" \
+  "modes of the new production and development after init --force over 0600 ones"
 old=$(ls "$R"/data/prod/app.db.replaced-* | grep -v -- '-wal$\|-shm$' | head -1)
 [ -n "$old" ] || fail "no moved-aside production file: $(ls "$R/data/prod")"
 grep -q "moved aside .*$old" "$T/force.out" || fail "init --force does not say where: $(cat "$T/force.out")"
