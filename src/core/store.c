@@ -1077,9 +1077,19 @@ remember(const SqlenvfsStoredDb *sdb, int fd, const SqlenvfsFileId *before, cons
          GError **error)
 {
   SqlenvfsFileId after;
+  struct stat st;
 
-  if (!sqlenvfs_file_id_get(fd, sdb->path, &after, error))
-    return FALSE;
+  if (fstat(fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", sdb->path);
+  sqlenvfs_file_id_from_stat(&st, &after);
+  if (st.st_nlink == 0 && after.size == before->size && after.mtime_ns == before->mtime_ns) {
+    /* Removed while it was checked (a prune), not written: the verdict on
+     * what was read stands, and there is no file left to remember it of. */
+    if (reason != NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "check base %s: %s",
+                  sdb->path, reason);
+    return reason == NULL;
+  }
   if (!sqlenvfs_file_id_equal(before, &after)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "check base %s: the file changed while it was checked (something writes to the "

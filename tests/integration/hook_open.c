@@ -1,9 +1,12 @@
 /* LD_PRELOAD shim for tests: the first time the process opens a file whose
- * name (the part after the last '/') is HOOK_OPEN_NAME, it runs the shell
+ * name (the part after the last '/') is HOOK_OPEN_NAME (a HOOK_OPEN_NAME
+ * with a '/' in it: whose path ends with it), it runs the shell
  * command HOOK_OPEN_CMD first, as though another process had done that at
- * this very moment (a prune removing segments while they are read). With
- * HOOK_OPEN_ARMED set, only once the file it names exists (a long-running
- * process: the opens before the test arms it pass). */
+ * this very moment (a prune removing segments while they are read); with
+ * HOOK_OPEN_AFTER set, right after the open instead (a prune removing the
+ * file just opened). With HOOK_OPEN_ARMED set, only once the file it names
+ * exists (a long-running process: the opens before the test arms it
+ * pass); with HOOK_OPEN_SKIP=N, not at the first N opens of that name. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -23,8 +26,16 @@ hook(const char *path)
   const char *armed = getenv("HOOK_OPEN_ARMED");
   const char *base = path ? strrchr(path, '/') : NULL;
   base = base ? base + 1 : path;
-  if (done || name == NULL || cmd == NULL || base == NULL || strcmp(base, name) != 0 ||
-      (armed != NULL && access(armed, F_OK) != 0))
+  size_t np = path ? strlen(path) : 0, nn = name ? strlen(name) : 0;
+  /* A name with a '/' is matched against the end of the path. */
+  int match = name != NULL && base != NULL &&
+              (strchr(name, '/') ? np >= nn && strcmp(path + np - nn, name) == 0
+                                 : strcmp(base, name) == 0);
+  static int seen;
+  const char *skip = getenv("HOOK_OPEN_SKIP");
+  if (done || !match || cmd == NULL || (armed != NULL && access(armed, F_OK) != 0))
+    return;
+  if (skip != NULL && seen++ < atoi(skip))
     return;
   done = 1;
   unsetenv("LD_PRELOAD"); /* the command's own programs run as they are */
@@ -48,8 +59,13 @@ mode_arg(int flags, va_list ap)
     va_start(ap, flags);                                                 \
     m = mode_arg(flags, ap);                                             \
     va_end(ap);                                                          \
-    hook(path);                                                          \
-    return real(path, flags, m);                                         \
+    int fd;                                                              \
+    if (getenv("HOOK_OPEN_AFTER") == NULL)                               \
+      hook(path);                                                        \
+    fd = real(path, flags, m);                                           \
+    if (getenv("HOOK_OPEN_AFTER") != NULL)                               \
+      hook(path);                                                        \
+    return fd;                                                           \
   }
 
 #define WRAP_OPENAT(fn)                                                \
@@ -62,8 +78,13 @@ mode_arg(int flags, va_list ap)
     va_start(ap, flags);                                                 \
     m = mode_arg(flags, ap);                                             \
     va_end(ap);                                                          \
-    hook(path);                                                          \
-    return real(dfd, path, flags, m);                                    \
+    int fd;                                                              \
+    if (getenv("HOOK_OPEN_AFTER") == NULL)                               \
+      hook(path);                                                        \
+    fd = real(dfd, path, flags, m);                                      \
+    if (getenv("HOOK_OPEN_AFTER") != NULL)                               \
+      hook(path);                                                        \
+    return fd;                                                           \
   }
 
 WRAP_OPEN(open)

@@ -47,3 +47,33 @@ pass "a restore whose archive loses its first segments while it opens it is exac
 # them were listed and their summaries read.
 restore_while_pruned "$(printf %016d 2).idx" check
 pass "a restore whose archive loses its first segments while it checks them is exact"
+
+# A base removed (as a prune keeping an older base removes a newer one) just
+# after the restore opened it: the restore reads on through what it opened,
+# and is exact. It used to fail with "changed while it was checked" or "went
+# away while it was read", blaming something that writes to the store.
+pitr_start_archiver "$R" "$T/a"
+"$SQLENVFS" snapshot --root "$R" > /dev/null
+pitr_write "$R" "$T/log" 1 "$(pitr_last_k "$T/log")"
+pitr_stop_archiver "$T/a"
+TIME=$(pitr_last_time "$T/log")
+snap=$(ls -d "$R"/backups/prod/snapshots/*/ | tail -1)
+# The restore opens the base three times: planning (removed there, another
+# base is taken: not this case), to read it, and to see that it did not
+# change meanwhile. Removed right after the second or the third.
+for how in 1 2; do
+  cp -a "$snap" "$T/snap-keep"
+  rc=0
+  HOOK_OPEN_NAME="$(basename "$snap")/app.db" HOOK_OPEN_AFTER=1 HOOK_OPEN_SKIP=$how HOOK_OPEN_CMD="rm -rf $snap" LD_PRELOAD="$PRELOAD" \
+    "$SQLENVFS" restore --root "$R" --time "@$TIME" --output "$T/r-base-$how.db" \
+    > "$T/r-base-$how.out" 2> "$T/r-base-$how.err" || rc=$?
+  [ ! -e "$snap" ] || fail "base removed while read ($how): the hook did not run"
+  [ "$rc" -eq 0 ] || fail "a restore whose base was removed as it read it failed: $(cat "$T/r-base-$how.err")"
+  # Read on from the base it opened: not called bad, nor another one taken.
+  [ ! -s "$T/r-base-$how.err" ] || fail "the restore whose base was removed said: $(cat "$T/r-base-$how.err")"
+  grep -q "base     snapshot $(basename "$snap") " "$T/r-base-$how.out" ||
+    fail "the restore did not read on from its base: $(cat "$T/r-base-$how.out")"
+  pitr_check_state "$T/r-base-$how.db" "$T/log" "$TIME" "the restore whose base was removed"
+  mv "$T/snap-keep" "$snap"
+done
+pass "a restore whose base is removed just after it opened it reads on, and is exact"
