@@ -61,6 +61,7 @@ typedef struct {
   char *name;     /* e.g. 20261128T161400.000Z */
   char *dir;      /* absolute directory        */
   gint64 time;    /* the time in the name (us) */
+  gint64 created_us; /* when it was made, by its MANIFEST (0: not said) */
   GPtrArray *dbs; /* SqlenvfsStoredDb *, sorted by name */
   gboolean is_protected; /* the MANIFEST carries its own checksum (format 2) */
   /* From sqlenvfs_store_create() of every database only (else NULL): the
@@ -71,6 +72,14 @@ typedef struct {
 } SqlenvfsStoredCopy;
 
 void sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy);
+
+/* Why the name of @copy does not date it (newly allocated), or NULL: it is
+ * more than a minute later than the copy was made (copied or renamed by
+ * hand under a later name), or more than a minute in the future of @now
+ * (taken while the clock was ahead). Such a copy never counts as the
+ * newest: prune keeps it and says why, doctor warns and takes the age of
+ * the newest correctly dated one. */
+char *sqlenvfs_stored_copy_misdated(const SqlenvfsStoredCopy *copy, gint64 now);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsStoredCopy, sqlenvfs_stored_copy_free)
 
 const char *sqlenvfs_copy_kind_name(SqlenvfsCopyKind kind); /* "backup" / "snapshot" */

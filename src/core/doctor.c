@@ -991,16 +991,28 @@ check_backups(Ctx *c, const DbFiles *d, const char *name)
     g_autoptr(GError) error = NULL;
     g_autofree char *age = NULL, *when = NULL;
 
+    g_autofree char *misdated = NULL;
+
     if (sdb == NULL)
       continue;
+    misdated = sqlenvfs_stored_copy_misdated(copy, now);
+    if (misdated != NULL) {
+      /* Its age is not what its name says: not the newest, whatever it holds. */
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "backup", d->subject,
+                                 copy->dir, misdated,
+                                 "backup %s is not counted as the newest, and prune leaves it "
+                                 "alone", copy->name);
+      continue;
+    }
     if (verify && !sqlenvfs_store_verify_db(sdb, &error)) {
+      g_autofree char *dir_word = sqlenvfs_shell_word(copy->dir);
+      g_autofree char *action = g_strdup_printf(
+        "do not restore from it; take a new backup (`sqlenvfs backup`), check the disk, then "
+        "remove it (`rm -r %s`): `sqlenvfs verify` fails for as long as it is there", dir_word);
       n_bad++;
       sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", d->subject,
-                                 sdb->path,
-                                 "do not restore from it; take a new backup (`sqlenvfs backup`), "
-                                 "check the disk, and let `sqlenvfs prune` remove it once newer "
-                                 "copies exist",
-                                 "backup %s is damaged: %s", copy->name, error->message);
+                                 sdb->path, action, "backup %s is damaged: %s", copy->name,
+                                 error->message);
       continue;
     }
     age = format_age(now - copy->time);

@@ -316,6 +316,7 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
     }
     copy->is_protected = TRUE;
   }
+  copy->created_us = g_key_file_get_int64(kf, GROUP_COPY, "created-us", NULL);
   names = g_key_file_get_string_list(kf, GROUP_COPY, "databases", NULL, NULL);
   if (names == NULL || names[0] == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -1423,15 +1424,38 @@ remove_entry(const SqlenvfsStoredCopy *copy, GError **error)
   return sqlenvfs_rm_rf(doomed, error) && sqlenvfs_fsync_dir(parent, error);
 }
 
+#define MISDATED_SLACK_US (60 * G_USEC_PER_SEC)
+
+char *
+sqlenvfs_stored_copy_misdated(const SqlenvfsStoredCopy *copy, gint64 now)
+{
+  const char *kind = sqlenvfs_copy_kind_name(copy->kind);
+  if (copy->created_us > 0 && copy->time > copy->created_us + MISDATED_SLACK_US) {
+    g_autofree char *made = sqlenvfs_time_format_iso(copy->created_us);
+    return g_strdup_printf("its name dates it after it was made (%s, by its MANIFEST): it was "
+                           "copied or renamed by hand; rename it back to the time it was made, "
+                           "or remove it once you have looked at it",
+                           made);
+  }
+  if (copy->time > now + MISDATED_SLACK_US)
+    return g_strdup_printf("its name is in the future: the clock was ahead when it was taken; "
+                           "take a new %s, then remove it (`rm -r %s`) once you have looked at "
+                           "it",
+                           kind, copy->dir);
+  return NULL;
+}
+
 /* For each database, the newest copy in @copies (oldest first) that passes
- * verification is protected: its index is stored in @protect under the
- * database name. */
+ * verification and is dated correctly (@misdated[i] NULL) is protected:
+ * its index is stored in @protect under the database name. */
 static void
-find_newest_valid(GPtrArray *copies, GHashTable *protect)
+find_newest_valid(GPtrArray *copies, char **misdated, GHashTable *protect)
 {
   g_autoptr(GHashTable) settled = g_hash_table_new(g_str_hash, g_str_equal);
   for (guint i = copies->len; i-- > 0;) {
     const SqlenvfsStoredCopy *copy = copies->pdata[i];
+    if (misdated[i] != NULL)
+      continue;
     for (guint d = 0; d < copy->dbs->len; d++) {
       const SqlenvfsStoredDb *sdb = copy->dbs->pdata[d];
       g_autofree char *reason = NULL;
@@ -1465,10 +1489,17 @@ prune_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, gboolean dry_run,
   gint64 now = sqlenvfs_clock_now();
   gint64 max_age = (gint64)keep_days * 86400 * G_USEC_PER_SEC;
 
+  g_autoptr(GPtrArray) misdated = g_ptr_array_new_with_free_func(g_free);
+  guint from_newest = 0;
+
   if (!scan(root, kind, copies, bad_names, bad_errors, error))
     return FALSE;
   g_ptr_array_sort(copies, cmp_copy);
-  find_newest_valid(copies, protect);
+  for (guint i = 0; i < copies->len; i++)
+    g_ptr_array_add(misdated, sqlenvfs_stored_copy_misdated(copies->pdata[i], now));
+  find_newest_valid(copies, (char **)misdated->pdata, protect);
+  for (guint i = 0; i < copies->len; i++)
+    from_newest += misdated->pdata[i] == NULL;
 
   for (guint i = 0; i < bad_names->len; i++) {
     g_autofree char *dir = g_build_filename(sqlenvfs_store_dir(root, kind),
@@ -1480,12 +1511,21 @@ prune_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, gboolean dry_run,
   }
   for (guint i = 0; i < copies->len; i++) {
     const SqlenvfsStoredCopy *copy = copies->pdata[i];
-    guint from_newest = copies->len - 1 - i;
-    gboolean too_old = keep_days > 0 && now - copy->time > max_age;
-    gboolean too_many = keep_count > 0 && from_newest >= (guint)keep_count;
+    gboolean too_old, too_many;
     const char *protected_why = g_hash_table_lookup(protect, GUINT_TO_POINTER(i + 1));
     char *why = NULL;
 
+    /* Neither counted among the newest nor removed by its age, which its
+     * name does not tell. */
+    if (misdated->pdata[i] != NULL) {
+      g_ptr_array_add(items, new_item(kind, copy->name, copy->dir, FALSE,
+                                      g_strdup_printf("left for inspection: %s",
+                                                      (const char *)misdated->pdata[i])));
+      continue;
+    }
+    from_newest--; /* the correctly dated copies after this one */
+    too_old = keep_days > 0 && now - copy->time > max_age;
+    too_many = keep_count > 0 && from_newest >= (guint)keep_count;
     if (!too_old && !too_many) {
       g_ptr_array_add(items,
                       new_item(kind, copy->name, copy->dir, FALSE,

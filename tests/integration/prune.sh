@@ -49,6 +49,38 @@ assert_eq "$(echo "$left" | wc -l)" "2" "backups left with daily-keep-count=2"
 grep -q '^2020' <<<"$left" && fail "the oldest backup survived keep-count: $left"
 pass "daily-keep-count keeps the newest N"
 
+# Copies whose names date them later than they are: one taken while the
+# clock was a year ahead (libfaketime), one copied by hand under a later
+# name. Counted as the newest, they made prune remove the real newest
+# backup. Now neither counts: the real one stays, both are left for
+# inspection, saying why, and doctor warns of them.
+FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -e "$FT" ] || fail "libfaketime is not installed (scripts/deps.sh installs faketime)"
+printf '[retention]\ndaily-keep-days=0\ndaily-keep-count=2\n' > "$R/sqlenvfs.conf"
+FAKETIME=+365d LD_PRELOAD=$FT ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+  "$SQLENVFS" backup --root "$R" > /dev/null
+ahead=$(ls "$DAILY" | tail -1)
+sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES (2)"
+"$SQLENVFS" backup --root "$R" > /dev/null
+real=$(ls "$DAILY" | grep -v "^$ahead\$" | tail -1)
+cp -a "$DAILY/$(ls "$DAILY" | head -1)" "$DAILY/20991231T000000Z"
+out=$("$SQLENVFS" prune --root "$R")
+[ -d "$DAILY/$real" ] || fail "prune removed the real newest backup: $out"
+assert_eq "$(sqlite3 "file:$DAILY/$real/app.db?immutable=1" 'SELECT max(x) FROM t')" "2" \
+  "content of the real newest backup"
+grep -Eq "^keep +backup +$ahead +left for inspection: its name is in the future" <<<"$out" ||
+  fail "prune does not say the copy from the future is left: $out"
+grep -Eq '^keep +backup +20991231T000000Z +left for inspection: its name dates it after it was made' \
+  <<<"$out" || fail "prune does not say the renamed copy is left: $out"
+rc=0
+"$SQLENVFS" doctor --root "$R" > "$T/doctor.out" 2>&1 || rc=$?
+grep -q "the newest valid backup is .* old ($real)" "$T/doctor.out" ||
+  fail "doctor does not take the real newest backup's age: $(cat "$T/doctor.out")"
+grep -q "backup $ahead is not counted as the newest" "$T/doctor.out" ||
+  fail "doctor does not warn of the copy from the future: $(cat "$T/doctor.out")"
+rm -rf "$DAILY/$ahead" "$DAILY/20991231T000000Z"
+pass "a copy named later than it was made never counts as the newest; prune leaves it, doctor warns"
+
 printf '[retention]\ndaily-keep-count=many\n' > "$R/sqlenvfs.conf"
 expect_fail "daily-keep-count=many is not a whole number" "$SQLENVFS" prune --root "$R"
 assert_eq "$(ls "$DAILY" | wc -l)" "2" "backups after a bad setting"
