@@ -786,6 +786,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
   ShipDb *d;
   guint64 backlog;
   gboolean changed = FALSE;
+  gint64 began = g_get_real_time();
 
   backlog = archive_backlog(s, dir, segs, keys);
   g_mutex_lock(&s->lock);
@@ -868,6 +869,18 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
   d->backlog = backlog;
   if (changed)
     d->last_shipped = g_get_real_time();
+  /* Every byte there was when this began is shipped (a segment not in the
+   * index read after that is newer): what is left came since, so it has
+   * waited no longer than that. Under a writer that never pauses the
+   * backlog is never 0, and the lag would otherwise count from the first
+   * byte ever waited for. */
+  if (backlog == 0) {
+    d->pending_since = 0;
+  } else if (d->pending_since < began) {
+    d->pending_since = began;
+    if (d->notified < began)
+      d->notified = 0;
+  }
   g_mutex_unlock(&s->lock);
   return TRUE;
 }
