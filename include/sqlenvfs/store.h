@@ -312,13 +312,17 @@ typedef struct {
 /* A backup or snapshot whose MANIFEST cannot be read: missing, not a
  * readable key file, a checksum that does not match, a field missing or
  * invalid. It is never a base (restores leave it out) and prune never
- * removes it; `list` shows it so that it is not taken for absent. */
+ * removes it; `list` shows it so that it is not taken for absent. Also
+ * one whose MANIFEST reads but whose database file verify or a restore
+ * found bad (remembered in the memo of base verdicts, verifymemo.h): never
+ * a base either, and prune removes it as any copy past retention. */
 typedef struct {
   SqlenvfsCopyKind kind;
   char *name;     /* the entry's directory name, a time */
   gint64 time;    /* the time in the name (us) */
   char *dir;      /* absolute directory */
   char *manifest; /* absolute path of its MANIFEST */
+  char *file;     /* the file found bad: the MANIFEST, or a database file */
   char *reason;   /* why it cannot be read, not repeating the path */
 } SqlenvfsDamagedCopy;
 
@@ -343,8 +347,15 @@ SqlenvfsListReport *sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **erro
 void sqlenvfs_list_report_free(SqlenvfsListReport *report);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
 
+/* Move the copies of @report a database of which @root's memo of base
+ * verdicts knows bad (verify, or a restore, found its file not what its
+ * MANIFEST says) from its backups and snapshots to its damaged ones, as
+ * `list` and the mount's status show them. */
+void sqlenvfs_list_report_mark_known_bad(SqlenvfsListReport *report, SqlenvfsRoot *root);
+
 /* Write @damaged (SqlenvfsDamagedCopy *) to @j as an array of objects:
- * "kind", "name", "time", "dir", "manifest", "reason" and "action" (what
+ * "kind", "name", "time", "dir", "manifest", "file" (the one found bad),
+ * "reason" and "action" (what
  * to do; @remote_url, the replica they were listed from, or NULL for a
  * root's own): as `list --json` shows them under "damaged", and the
  * mount's status under "damaged_copies". */

@@ -245,7 +245,7 @@ print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArra
       c++;
       continue;
     }
-    manifest = remote ? sqlenvfs_remote_keyify(remote, d->manifest) : g_strdup(d->manifest);
+    manifest = remote ? sqlenvfs_remote_keyify(remote, d->file) : g_strdup(d->file);
     why = remote ? sqlenvfs_remote_keyify(remote, d->reason) : g_strdup(d->reason);
     printf("  %-22s DAMAGED: %s: %s\n", d->name, manifest, why);
     b++;
@@ -264,7 +264,7 @@ print_damaged_action(const SqlenvfsListReport *report, const char *remote_url)
   else
     printf("  (a DAMAGED copy is never used by a restore: run sqlenvfs verify, take a new "
            "backup or snapshot to replace it, then inspect and remove its directory yourself: "
-           "prune never removes it)\n");
+           "prune never removes one whose MANIFEST cannot be read)\n");
 }
 
 /* The terminal's width: TIOCGWINSZ, else $COLUMNS, else 80. */
@@ -406,6 +406,7 @@ cmd_list(int argc, char **argv)
   report = sqlenvfs_store_list_report(root, &error);
   if (report == NULL || !sqlenvfs_retention_list_windows(root, report, &error))
     return cli_fail("list", error);
+  sqlenvfs_list_report_mark_known_bad(report, root);
 
   if (as_json) {
     print_json(root, report, NULL);

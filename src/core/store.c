@@ -798,6 +798,7 @@ damaged_copy_free(gpointer p)
   g_free(d->name);
   g_free(d->dir);
   g_free(d->manifest);
+  g_free(d->file);
   g_free(d->reason);
   g_free(d);
 }
@@ -821,11 +822,70 @@ list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError 
     sqlenvfs_time_parse_name(d->name, &d->time); /* scan keeps only names that parse */
     d->dir = g_build_filename(sqlenvfs_store_dir(root, kind), d->name, NULL);
     d->manifest = g_build_filename(d->dir, MANIFEST, NULL);
+    d->file = g_strdup(d->manifest);
     prefix = g_strdup_printf("read %s: ", d->manifest);
     d->reason = g_strdup(g_str_has_prefix(message, prefix) ? message + strlen(prefix) : message);
     g_ptr_array_add(damaged, d);
   }
   return out;
+}
+
+/* Move the copies of @copies a database of which is known bad (the memo of
+ * base verdicts, verifymemo.h) to @damaged: listed as ordinary copies,
+ * they looked good to someone choosing one by hand. */
+static void
+move_known_bad(SqlenvfsVerifyMemo *verdicts, GPtrArray *copies, GPtrArray *damaged)
+{
+  for (guint i = 0; verdicts != NULL && i < copies->len;) {
+    SqlenvfsStoredCopy *copy = copies->pdata[i];
+    SqlenvfsDamagedCopy *d = NULL;
+    for (guint k = 0; d == NULL && k < copy->dbs->len; k++) {
+      const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
+      g_autofree char *why = NULL;
+      if (sqlenvfs_verify_memo_base_state(verdicts, sdb, &why) != SQLENVFS_BASE_BAD)
+        continue;
+      d = g_new0(SqlenvfsDamagedCopy, 1);
+      d->kind = copy->kind;
+      d->name = g_strdup(copy->name);
+      d->time = copy->time;
+      d->dir = g_strdup(copy->dir);
+      d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
+      d->file = g_strdup(sdb->path);
+      /* The file is named beside the reason: not twice. */
+      d->reason = g_strdup_printf(
+        "found bad by a check: %s",
+        why == NULL ? "?"
+        : g_str_has_prefix(why, sdb->path) && why[strlen(sdb->path)] == ' '
+          ? why + strlen(sdb->path) + 1 : why);
+    }
+    if (d == NULL) {
+      i++;
+      continue;
+    }
+    g_ptr_array_add(damaged, d);
+    g_ptr_array_remove_index(copies, i);
+  }
+}
+
+static gint
+cmp_damaged(gconstpointer a, gconstpointer b)
+{
+  const SqlenvfsDamagedCopy *x = *(SqlenvfsDamagedCopy *const *)a;
+  const SqlenvfsDamagedCopy *y = *(SqlenvfsDamagedCopy *const *)b;
+  if (x->kind != y->kind)
+    return x->kind < y->kind ? -1 : 1;
+  return x->time < y->time ? -1 : x->time > y->time;
+}
+
+void
+sqlenvfs_list_report_mark_known_bad(SqlenvfsListReport *report, SqlenvfsRoot *root)
+{
+  g_autofree char *memo_path = sqlenvfs_verify_memo_path(root);
+  g_autoptr(SqlenvfsVerifyMemo) verdicts =
+    sqlenvfs_verify_memo_load(memo_path, g_get_real_time(), NULL);
+  move_known_bad(verdicts, report->backups, report->damaged);
+  move_known_bad(verdicts, report->snapshots, report->damaged);
+  g_ptr_array_sort(report->damaged, cmp_damaged);
 }
 
 SqlenvfsListReport *
@@ -852,6 +912,10 @@ damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
   if (remote_url != NULL)
     return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
                            "new %s on the root that ships to it", remote_url, kind);
+  if (strcmp(d->file, d->manifest) != 0)
+    return g_strdup_printf("never used by a restore: take a new %s (sqlenvfs %s) to replace "
+                           "it, check the disk, then remove %s (sqlenvfs verify fails while it "
+                           "is there)", kind, kind, d->dir);
   return g_strdup_printf("never used by a restore: run sqlenvfs verify, take a new %s (sqlenvfs "
                          "%s) to replace it, then inspect and remove %s yourself (prune never "
                          "removes it)", kind, kind, d->dir);
@@ -871,6 +935,7 @@ sqlenvfs_damaged_copies_json(SqlenvfsJson *j, const GPtrArray *damaged, const ch
     sqlenvfs_json_member_string(j, "time", when);
     sqlenvfs_json_member_string(j, "dir", d->dir);
     sqlenvfs_json_member_string(j, "manifest", d->manifest);
+    sqlenvfs_json_member_string(j, "file", d->file);
     sqlenvfs_json_member_string(j, "reason", d->reason);
     sqlenvfs_json_member_string(j, "action", action);
     sqlenvfs_json_end_object(j);

@@ -531,6 +531,8 @@ fs_status_render(Fs *fs)
     g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(fs->root, NULL);
     sqlenvfs_json_key(j, "damaged_copies");
     if (copies != NULL)
+      sqlenvfs_list_report_mark_known_bad(copies, fs->root);
+    if (copies != NULL)
       sqlenvfs_damaged_copies_json(j, copies->damaged, NULL);
     else
       sqlenvfs_json_null(j);

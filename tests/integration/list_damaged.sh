@@ -167,3 +167,27 @@ PY
   fail "status: $(cat "$T/status.json")"
 unmount_root "$T/mnt"
 pass "the mount's metrics count the damaged copies of each kind; status lists them as list --json does"
+
+# A copy whose MANIFEST reads but whose database file a check found bad
+# (b1: a byte flipped, then `verify`): listed as DAMAGED too, naming the
+# file and what to do, in --json and in the mount's status. It was listed as
+# an ordinary copy, for someone to take by hand.
+python3 -c "
+import sys
+f = open(sys.argv[1], 'r+b'); f.seek(5000); b = f.read(1); f.seek(5000); f.write(bytes([b[0] ^ 0xff]))" \
+  "$DAILY/$b1/app.db"
+"$SQLENVFS" verify --root "$R" > "$T/verify2.out" 2>&1 && fail "verify passed a flipped byte"
+"$SQLENVFS" list --root "$R" > "$T/list3.out"
+grep -q "^backups ($DAILY): 0, and 5 DAMAGED$" "$T/list3.out" ||
+  fail "list does not count the copy found bad: $(cat "$T/list3.out")"
+grep -F "  $b1" "$T/list3.out" | grep -Eq -- "^  $b1 +DAMAGED: $DAILY/$b1/app.db: found bad by a check: " ||
+  fail "$b1 is not DAMAGED with its file: $(grep -F "$b1" "$T/list3.out")"
+"$SQLENVFS" list --root "$R" --json > "$T/list3.json"
+python3 - "$T/list3.json" "$b1" <<'PY' || fail "list --json: $(cat "$T/list3.json")"
+import json, sys
+j = json.load(open(sys.argv[1]))
+assert all(c["name"] != sys.argv[2] for c in j["backups"]), j["backups"]
+d = [d for d in j["damaged"] if d["name"] == sys.argv[2]]
+assert len(d) == 1 and d[0]["file"].endswith("/app.db") and "remove" in d[0]["action"], d
+PY
+pass "a copy a check found bad is listed as DAMAGED, naming its file"
