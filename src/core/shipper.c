@@ -1445,9 +1445,15 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
       g_autofree char *now = NULL;
       theirs = g_strstrip(g_strndup(data, MIN(len, 64)));
       g_strcanon(theirs, "0123456789abcdefghijklmnopqrstuvwxyz- ", '?');
-      if (h != NULL && h->expires_us > g_get_real_time())
-        now = g_strdup_printf("; another root ships to it now: host %s, root %s, pid %"
-                              G_GINT64_FORMAT, h->host, h->root, h->pid);
+      if (h != NULL && h->expires_us > g_get_real_time()) {
+        g_autofree char *until = sqlenvfs_time_format_iso(h->expires_us);
+        /* Renewed while that archiver runs: it may as well have died
+         * since (a dead machine's lease runs out by itself). */
+        now = g_strdup_printf("; its lease names host %s, root %s, pid %" G_GINT64_FORMAT
+                              " until %s (renewed while that archiver runs, so it shipped "
+                              "there until a moment ago)",
+                              h->host, h->root, h->pid, until);
+      }
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "%s names another root (%s, this one is %s): the replica at %s is another "
                   "root's, or this root's before it was made anew%s; nothing was shipped (give "

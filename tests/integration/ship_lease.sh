@@ -32,13 +32,13 @@ ship_wait_caught_up "$A" shared 20
 
 # --- a second root on the same prefix
 ship_start "$B" "$T/b"
-refused "$B" "$T/b.err" "OWNER names another root .*another root ships to it now: .*root $A," \
+refused "$B" "$T/b.err" "OWNER names another root .*its lease names host .*, root $A, pid [0-9]* until .* (renewed while that archiver runs" \
   "the second root"
 # Refused before the lease is taken: B never holds A's lease, even briefly.
 s3cmd_ get --force "s3://$S3_BUCKET/shared/lease" "$T/lease.b" >/dev/null
 grep -q "root=$A\$" "$T/lease.b" || fail "the lease is not A's while B runs: $(cat "$T/lease.b")"
 grep -q "lease taken" "$T/b.err" && fail "the refused root took the lease: $(cat "$T/b.err")"
-"$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*another root ships' ||
+"$SQLENVFS" list --root "$B" | grep -q 'app .*error, .*its lease names host' ||
   fail "list of the second root does not say why it does not ship: $("$SQLENVFS" list --root "$B")"
 # Nothing of B is in the replica: its backlog is its archive and snapshot.
 b0=$(ship_backlog_over "$B" 0 "the refused root")
