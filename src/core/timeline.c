@@ -1277,7 +1277,9 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     else if (target > last->to)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "%s: %s is after the latest archived time (recoverable: %s); if the "
-                  "archiver is running, retry in a moment, or restore to `latest`",
+                  "archiver is running, retry in a moment, and if the latest time does not "
+                  "move on, `sqlenvfs doctor` says why (production left WAL mode, say); or "
+                  "restore to `latest`",
                   name, when, list);
     else {
       const char *why = NULL;
