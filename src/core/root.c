@@ -415,8 +415,9 @@ sqlenvfs_root_open_from(const char *dir, const char *given_as, SqlenvfsRootMode 
     if (!g_file_test(root->paths[SQLENVFS_DIR_PROD], G_FILE_TEST_IS_DIR)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                   "open root %s (from %s): not a sqlenvfs root, data/prod is missing "
-                  "(run `sqlenvfs init` there, or name another root)",
-                  root->dir, src);
+                  "(run `sqlenvfs init` there, or name another root; to restore from a copy "
+                  "of a root's backups/ alone, `mkdir -p %s` is enough)",
+                  root->dir, src, root->paths[SQLENVFS_DIR_PROD]);
       return NULL;
     }
   } else if (g_file_test(root->dir, G_FILE_TEST_EXISTS) &&
