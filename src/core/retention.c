@@ -40,7 +40,8 @@ sqlenvfs_retention_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, 
       lw->before = w->before;
       lw->base_unchecked = w->base_unchecked;
     }
-    if (sqlenvfs_timeline_unrecoverable_tail(tl, &from, &to, &why)) {
+    /* Also an archive no copy reaches at all (no window): all of it. */
+    if (sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why)) {
       SqlenvfsListWindow *t = g_new0(SqlenvfsListWindow, 1);
       t->db = g_strdup(names->pdata[n]);
       t->from_us = from;

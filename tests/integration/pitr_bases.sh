@@ -332,3 +332,21 @@ if grep -q "newest archived state cannot be restored" "$T/doctor5.out"; then
   fail "doctor still says the newest state cannot be restored: $(cat "$T/doctor5.out")"
 fi
 pass "a new snapshot makes latest recoverable again"
+
+# An archive no backup or snapshot reaches at all (what is left when only
+# wal_archives/ survived): list shows it as NOT RECOVERABLE, in --json too,
+# where it showed "recoverable windows: 0" and nothing else.
+R5=$T/root5
+pitr_make_root "$R5"
+pitr_start_archiver "$R5" "$T/a5"
+pitr_write "$R5" "$T/log5" 1
+pitr_stop_archiver "$T/a5"
+rm -rf "$R5"/backups/prod/snapshots/* "$R5"/backups/prod/daily/*
+"$SQLENVFS" list --root "$R5" > "$T/list5.out"
+grep -q "app .*NOT RECOVERABLE: no usable backup or snapshot lies inside the archived period" \
+  "$T/list5.out" || fail "list does not show the archive no copy reaches: $(cat "$T/list5.out")"
+"$SQLENVFS" list --root "$R5" --json | python3 -c '
+import json, sys
+u = json.load(sys.stdin)["unrecoverable"]
+assert len(u) == 1 and u[0]["database"] == "app", u' || fail "list --json does not show it"
+pass "an archive no copy reaches is listed as NOT RECOVERABLE"
