@@ -33,6 +33,12 @@ typedef enum {
   SQLENVFS_ERROR_CANCELLED,  /* stopped by shutdown or signal              -> EINTR  */
 } SqlenvfsErrorCode;
 
+/* For a permission error on @path (or on the directory it would be made
+ * in) that belongs to another user than this process's: " (it belongs to
+ * uid N and this runs as uid M: ...)", what to do (newly allocated); NULL
+ * otherwise. */
+char *sqlenvfs_error_owner_hint(const char *path);
+
 /* Set *error from errno value @errsv (read right after the failing call):
  * "<what> <path>: <strerror>". The code is chosen from errsv (ENOSPC ->
  * NOSPACE, EACCES/EPERM/EROFS -> PERMISSION, ENOENT -> NOT_FOUND, else IO).

@@ -323,6 +323,7 @@ typedef struct {
   char *dir;      /* absolute directory */
   char *manifest; /* absolute path of its MANIFEST */
   char *file;     /* the file found bad: the MANIFEST, or a database file */
+  gboolean unreadable; /* only not readable by this user (its owner's)    */
   char *reason;   /* why it cannot be read, not repeating the path */
 } SqlenvfsDamagedCopy;
 
@@ -355,7 +356,7 @@ void sqlenvfs_list_report_mark_known_bad(SqlenvfsListReport *report, SqlenvfsRoo
 
 /* Write @damaged (SqlenvfsDamagedCopy *) to @j as an array of objects:
  * "kind", "name", "time", "dir", "manifest", "file" (the one found bad),
- * "reason" and "action" (what
+ * "unreadable" (only by this user), "reason" and "action" (what
  * to do; @remote_url, the replica they were listed from, or NULL for a
  * root's own): as `list --json` shows them under "damaged", and the
  * mount's status under "damaged_copies". */

@@ -232,9 +232,14 @@ print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArra
   for (guint i = 0; i < report->damaged->len; i++)
     if (((const SqlenvfsDamagedCopy *)report->damaged->pdata[i])->kind == kind)
       g_ptr_array_add(bad, report->damaged->pdata[i]);
+  guint n_unreadable = 0;
+  for (guint i = 0; i < bad->len; i++)
+    n_unreadable += ((const SqlenvfsDamagedCopy *)bad->pdata[i])->unreadable ? 1 : 0;
   printf("%s (%s): %u", title, dir, copies->len);
-  if (bad->len > 0)
-    printf(", and %u DAMAGED", bad->len);
+  if (bad->len > n_unreadable)
+    printf(", and %u DAMAGED", bad->len - n_unreadable);
+  if (n_unreadable > 0)
+    printf(", and %u UNREADABLE", n_unreadable);
   printf("\n");
   while (c < copies->len || b < bad->len) {
     const SqlenvfsStoredCopy *copy = c < copies->len ? copies->pdata[c] : NULL;
@@ -247,7 +252,8 @@ print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArra
     }
     manifest = remote ? sqlenvfs_remote_keyify(remote, d->file) : g_strdup(d->file);
     why = remote ? sqlenvfs_remote_keyify(remote, d->reason) : g_strdup(d->reason);
-    printf("  %-22s DAMAGED: %s: %s\n", d->name, manifest, why);
+    printf("  %-22s %s: %s: %s\n", d->name, d->unreadable ? "UNREADABLE" : "DAMAGED", manifest,
+           why);
     b++;
   }
 }
@@ -256,7 +262,17 @@ print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArra
 static void
 print_damaged_action(const SqlenvfsListReport *report, const char *remote_url)
 {
-  if (report->damaged->len == 0)
+  gboolean damaged = FALSE, unreadable = FALSE;
+  for (guint i = 0; i < report->damaged->len; i++) {
+    const SqlenvfsDamagedCopy *d = report->damaged->pdata[i];
+    unreadable = unreadable || d->unreadable;
+    damaged = damaged || !d->unreadable;
+  }
+  if (unreadable)
+    printf("  (an UNREADABLE copy is another user's: this user's restores cannot use it; run "
+           "sqlenvfs as the user that owns the root's files, or give them back with chown -R; it "
+           "is not damaged for that)\n");
+  if (!damaged)
     return;
   if (remote_url != NULL)
     printf("  (a DAMAGED copy is never used by a restore: run sqlenvfs verify --remote %s, and "

@@ -958,6 +958,15 @@ check_damaged_copies(Ctx *c, GPtrArray *damaged)
     g_autofree char *action = g_strdup_printf(
       "do not restore from it; take a new %s to replace it (`sqlenvfs %s`), then inspect and "
       "remove its directory yourself: prune never removes it", kind, kind);
+    if (d->unreadable) {
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "backup", "root",
+                                 d->manifest,
+                                 "run sqlenvfs as the user that owns the root's files, or give "
+                                 "them back to that user (chown -R); do not remove it for this",
+                                 "%s %s cannot be read by this user, so none of this user's "
+                                 "restores uses it: %s", kind, d->name, d->reason);
+      continue;
+    }
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", "root",
                                d->manifest, action,
                                "%s %s is damaged, and no restore uses it: %s", kind, d->name,

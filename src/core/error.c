@@ -5,6 +5,8 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 G_DEFINE_QUARK(sqlenvfs-error-quark, sqlenvfs_error)
 
@@ -47,13 +49,30 @@ hint_for(SqlenvfsErrorCode code)
   }
 }
 
+char *
+sqlenvfs_error_owner_hint(const char *path)
+{
+  g_autofree char *dir = path ? g_path_get_dirname(path) : NULL;
+  struct stat st;
+  /* The file, or the directory it would be made in. */
+  if (path != NULL && (lstat(path, &st) == 0 || lstat(dir, &st) == 0) &&
+      st.st_uid != geteuid())
+    return g_strdup_printf(" (it belongs to uid %u and this runs as uid %u: run sqlenvfs as "
+                           "the user that owns the root's files, or give them back to that "
+                           "user with `chown -R`)",
+                           (unsigned)st.st_uid, (unsigned)geteuid());
+  return NULL;
+}
+
 gboolean
 sqlenvfs_error_errno(GError **error, int errsv, const char *what,
                      const char *path)
 {
   SqlenvfsErrorCode code = code_from_errno(errsv);
+  g_autofree char *owner = code == SQLENVFS_ERROR_PERMISSION ? sqlenvfs_error_owner_hint(path)
+                                                               : NULL;
   g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what,
-              path ? path : "", g_strerror(errsv), hint_for(code));
+              path ? path : "", g_strerror(errsv), owner ? owner : hint_for(code));
   return FALSE;
 }
 

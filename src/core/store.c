@@ -286,7 +286,17 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
     return NULL;
   }
   file = g_build_filename(copy->dir, MANIFEST, NULL);
-  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local)) {
+  if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local) &&
+      g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_ACCES)) {
+    /* Not damage: another user's file (one written by root, say). */
+    g_autofree char *owner = sqlenvfs_error_owner_hint(file);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION,
+                "read %s: this user may not read it, which says nothing of the %s's state%s",
+                file, sqlenvfs_copy_kind_name(kind),
+                owner ? owner : " (check ownership and permissions of that path)");
+    return NULL;
+  }
+  if (local != NULL) {
     g_autofree char *why = printable_line(local->message);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s", file,
                 g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file" : why);
@@ -823,6 +833,7 @@ list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError 
     d->dir = g_build_filename(sqlenvfs_store_dir(root, kind), d->name, NULL);
     d->manifest = g_build_filename(d->dir, MANIFEST, NULL);
     d->file = g_strdup(d->manifest);
+    d->unreadable = access(d->manifest, R_OK) != 0 && errno == EACCES;
     prefix = g_strdup_printf("read %s: ", d->manifest);
     d->reason = g_strdup(g_str_has_prefix(message, prefix) ? message + strlen(prefix) : message);
     g_ptr_array_add(damaged, d);
@@ -909,6 +920,10 @@ static char *
 damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
 {
   const char *kind = sqlenvfs_copy_kind_name(d->kind);
+  if (d->unreadable)
+    return g_strdup_printf("not used by a restore this user runs: run sqlenvfs as the user that "
+                           "owns the root's files, or give %s back to that user (chown -R); "
+                           "do not remove it for this", d->dir);
   if (remote_url != NULL)
     return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
                            "new %s on the root that ships to it", remote_url, kind);
@@ -936,6 +951,7 @@ sqlenvfs_damaged_copies_json(SqlenvfsJson *j, const GPtrArray *damaged, const ch
     sqlenvfs_json_member_string(j, "dir", d->dir);
     sqlenvfs_json_member_string(j, "manifest", d->manifest);
     sqlenvfs_json_member_string(j, "file", d->file);
+    sqlenvfs_json_member_bool(j, "unreadable", d->unreadable);
     sqlenvfs_json_member_string(j, "reason", d->reason);
     sqlenvfs_json_member_string(j, "action", action);
     sqlenvfs_json_end_object(j);

@@ -81,3 +81,37 @@ kill -TERM "$apid"; wait "$apid" || true
 [ -z "$bad" ] || fail "the archive after production was narrowed to 0600 while archived:
 $bad"
 pass "a running archiver narrows its archive when production is narrowed"
+
+# A root owned by another user, where root ran a backup (root's cron, say):
+# the owner's list shows the copy as UNREADABLE, naming whose it is, and
+# doctor warns, never calling a good copy DAMAGED and advising to remove
+# it; an error on a file of root's says whose it is and what to do.
+id sqlenvfs-it >/dev/null 2>&1 || useradd -M -s /usr/sbin/nologin sqlenvfs-it ||
+  fail "cannot add the test user sqlenvfs-it"
+R3=$T/owned
+mkdir -p "$R3" && cp "$SRCDIR/schema.sql" "$R3/" && chmod 755 "$T"
+chown -R sqlenvfs-it: "$R3"
+# The program where that user can run it (a checkout may be under a
+# directory only root enters), leaks not checked (the suppressions file
+# may be out of its reach too).
+mkdir -p "$T/bin" && cp "$SQLENVFS" "$T/bin/sqlenvfs" && chmod 755 "$T/bin" "$T/bin/sqlenvfs"
+as_owner() {
+  runuser -u sqlenvfs-it -- env ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+    LSAN_OPTIONS= "$T/bin/sqlenvfs" "$@"
+}
+as_owner init --root "$R3" > /dev/null
+chmod 640 "$R3/data/prod/app.db"
+"$SQLENVFS" backup --root "$R3" > /dev/null
+out=$(as_owner list --root "$R3")
+grep -q "^backups (.*): 0, and 1 UNREADABLE$" <<<"$out" || fail "list as the owner: $out"
+grep -Eq "UNREADABLE: .*/MANIFEST: this user may not read it, .*it belongs to uid 0 and this runs as uid [0-9]+" \
+  <<<"$out" || fail "list as the owner does not say whose the copy is: $out"
+grep -q "DAMAGED" <<<"$out" && fail "list as the owner calls root's good copy DAMAGED: $out"
+rc=0
+as_owner doctor --root "$R3" > "$T/doctor-owned.out" 2>&1 || rc=$?
+grep -q "cannot be read by this user" "$T/doctor-owned.out" ||
+  fail "doctor as the owner: $(cat "$T/doctor-owned.out")"
+grep -q "is damaged" "$T/doctor-owned.out" && fail "doctor calls root's good copy damaged"
+expect_fail "store.lock: Permission denied \(it belongs to uid 0 and this runs as uid [0-9]+: run sqlenvfs as the user that owns" \
+  as_owner prune --root "$R3"
+pass "another user's copies are UNREADABLE to the owner, never DAMAGED; errors say whose a file is"
