@@ -574,18 +574,22 @@ fs_pitr_resolve_time(FsPitr *p, const char *dir, const char *name, gint64 *time_
                 name);
     return FALSE;
   }
-  /* A time some database already has a plan for is inside its window. */
-  g_mutex_lock(&p->lock);
+  /* A time some database already has a plan for is inside its window,
+   * unless a prune has left it out since (its timeline, read again at most
+   * TIMELINE_CHECK_US ago, says so). */
   for (guint i = 0; i < dbs->len; i++) {
     g_autofree char *key = g_strdup_printf("%s@%" G_GINT64_FORMAT, (char *)dbs->pdata[i], t.us);
-    PlanSlot *slot = g_hash_table_lookup(p->plans, key);
-    if (slot != NULL) {
-      g_mutex_unlock(&p->lock);
+    g_autoptr(GPtrArray) windows = NULL;
+    gboolean planned;
+    g_mutex_lock(&p->lock);
+    planned = g_hash_table_lookup(p->plans, key) != NULL;
+    g_mutex_unlock(&p->lock);
+    if (planned && (windows = db_windows(p, dbs->pdata[i], NULL)) != NULL &&
+        windows_contain(windows, t.us)) {
       *time_us = t.us;
       return TRUE;
     }
   }
-  g_mutex_unlock(&p->lock);
   found = find_window(p, dbs, t.us, FALSE, known, &last_end, error);
   /* A time past the end of the windows as last read (at most
    * TIMELINE_CHECK_US ago) may be archived since: read them again now, as
