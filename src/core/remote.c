@@ -874,7 +874,8 @@ batch_worker(gpointer user)
     if (data == NULL) {
       GError *e2 = NULL;
       where = sqlenvfs_s3_describe(s3, it->obj->key);
-      if (err->code == SQLENVFS_ERROR_IO) /* the server or the network: it says which */
+      /* The server, the network or the credentials: the message says which. */
+      if (err->code == SQLENVFS_ERROR_IO || err->code == SQLENVFS_ERROR_PERMISSION)
         e2 = g_error_copy(err);
       else
         g_set_error(&e2, SQLENVFS_ERROR, err->code,

@@ -405,6 +405,13 @@ hint_for(long status, const char *code)
 {
   if (code && strcmp(code, "NoSuchBucket") == 0)
     return "create the bucket or fix the replica URL";
+  if (code && strcmp(code, "RequestTimeTooSkewed") == 0)
+    return "this machine's clock and the server's differ by more than the 15 minutes S3 allows: "
+           "set this machine's clock right (NTP), then retry";
+  if (code && (strcmp(code, "ExpiredToken") == 0 || strcmp(code, "TokenRefreshRequired") == 0 ||
+               strcmp(code, "InvalidToken") == 0))
+    return "the credentials' session token has expired or is not valid: renew the credentials "
+           "(AWS_SESSION_TOKEN or [replica] credentials-file), then retry";
   if (status == 403 || status == 401)
     return "check the access key and secret (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or "
            "[replica] credentials-file), the region and the endpoint";
@@ -416,8 +423,12 @@ hint_for(long status, const char *code)
 }
 
 static int
-code_for_status(long status)
+code_for_status(long status, const char *code)
 {
+  /* Credentials and clocks, whatever the status the server gave them. */
+  if (code && (strcmp(code, "RequestTimeTooSkewed") == 0 || strcmp(code, "ExpiredToken") == 0 ||
+               strcmp(code, "TokenRefreshRequired") == 0 || strcmp(code, "InvalidToken") == 0))
+    return SQLENVFS_ERROR_PERMISSION;
   if (status == 404)
     return SQLENVFS_ERROR_NOT_FOUND;
   if (status == 403 || status == 401)
@@ -604,7 +615,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
         last = g_strdup_printf("HTTP %ld %s%s%s", resp->status, code ? code : "",
                                message && *message ? ": " : "", message && *message ? message : "");
       } else {
-        g_set_error(error, SQLENVFS_ERROR, code_for_status(resp->status),
+        g_set_error(error, SQLENVFS_ERROR, code_for_status(resp->status, code),
                     "%s %s: HTTP %ld %s%s%s (%s)", req->op, what, resp->status,
                     code ? code : (resp->status == 404 ? "NotFound" : ""),
                     message && *message ? ": " : "", message && *message ? message : "",

@@ -115,3 +115,13 @@ out=$(cd "$T/elsewhere" && "$SQLENVFS" restore --remote "$URL" --time latest --o
 [[ $out == *"its FORMAT says"*"sqlenvfs-replica 9"* ]] || fail "unclear: $out"
 [ -z "$(ls -A "$T/elsewhere" | grep -v '^remote.db')" ] || fail "left behind: $(ls -A "$T/elsewhere")"
 pass "wrong credentials, a missing bucket, an unknown database, no FORMAT, another FORMAT: one clear line each"
+
+# This machine's clock 20 minutes off the server's (libfaketime): the error
+# says it is the clock, not the credentials.
+FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
+[ -e "$FT" ] || fail "libfaketime is not installed (scripts/deps.sh installs faketime)"
+(cd "$T/elsewhere" && expect_fail "RequestTimeTooSkewed.*clock and the server's differ by more than the 15 minutes S3 allows: set this machine's clock right" \
+  env FAKETIME=+20m LD_PRELOAD="$FT" \
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+  "$SQLENVFS" list --remote "$URL")
+pass "a clock off the server's is named as such"
