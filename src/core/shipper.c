@@ -133,6 +133,7 @@ struct _SqlenvfsShipper {
   guint n_fails;
   gboolean owner_ok; /* OWNER names this root (checked once a process) */
   gboolean replica_checked; /* check_replica ran (once a process)          */
+  gboolean told_delete_refused; /* drop_parts said so once (a process)     */
   char *diverged;    /* why this process ships no more (check_replica), or NULL */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
   gboolean orphans_done;     /* the uploads left open under the prefix were aborted */
@@ -597,6 +598,41 @@ delete_parts(SqlenvfsShipper *s, const char *seg_key, GError **error)
   return TRUE;
 }
 
+/* Delete the parts of @seg_key, shipped whole now. A refusal (a key that
+ * may not delete: append-only credentials, a bucket policy) is said once
+ * and does not stop shipping: the parts stay beside the whole segment,
+ * which readers take instead of them, and are forgotten here, so that no
+ * later round (nor the next start) asks again and new history still goes
+ * out. */
+static gboolean
+drop_parts(SqlenvfsShipper *s, const char *seg_key, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *prefix = NULL;
+  GHashTableIter it;
+  gpointer k;
+
+  if (delete_parts(s, seg_key, &local))
+    return TRUE;
+  if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  if (!s->told_delete_refused)
+    g_warning("replica: %s; the parts of segments shipped whole stay in the replica (readers "
+              "take the whole segments) and shipping goes on: let the key delete objects, or "
+              "remove the .part-* objects of sealed segments yourself",
+              local->message);
+  s->told_delete_refused = TRUE;
+  prefix = g_strconcat(seg_key, ".part-", NULL);
+  g_hash_table_iter_init(&it, s->shipped);
+  while (g_hash_table_iter_next(&it, &k, NULL))
+    if (g_str_has_prefix(k, prefix))
+      g_hash_table_iter_remove(&it);
+  g_hash_table_remove(s->parts_end, seg_key);
+  return TRUE;
+}
+
 /* Ship sealed segment @i whole, checking its seal, then its index and
  * summary, then drop its parts. */
 static gboolean
@@ -641,9 +677,7 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
     }
   }
   mark_shipped(s, seg_key, size);
-  if (!delete_parts(s, seg_key, error))
-    return FALSE;
-  return TRUE;
+  return drop_parts(s, seg_key, error);
 }
 
 /* Ship the archived records of the unsealed segment @i past what is
@@ -805,7 +839,7 @@ ship_archive(SqlenvfsShipper *s, const char *name, gboolean *shipped_any, GError
     shipped_size(s->shipped, key, &found);
     if (!found || !g_hash_table_contains(s->parts_end, key))
       continue;
-    if (!delete_parts(s, key, error) || !shipped_save(s, error))
+    if (!drop_parts(s, key, error) || !shipped_save(s, error))
       return FALSE;
   }
 

@@ -3,7 +3,7 @@
 client) with the root's backups/prod/ it was shipped from, following the
 layout of docs/REPLICA.md. Used by the ship_* tests; not a tool for users.
 
-  ship_check.py LOCAL REMOTE [--complete] [--state FILE]
+  ship_check.py LOCAL REMOTE [--complete] [--state FILE] [--parts-left]
 
 Checks: FORMAT; every segment but the last is in the replica whole and
 byte-equal with its index, and has no parts left; the last one is there
@@ -13,8 +13,10 @@ the local archive, whose bytes are the local segment's prefix (with
 with its MANIFEST, and each database file with its block checksum list
 (<db>.db.blocks, equal to one computed here); the replica holds no copy without a MANIFEST and no
 part that overlaps another; with --state, every object the shipping state
-FILE counts as shipped is in the replica with that size. Prints what it checked; exits 1 on the first
-difference, naming it."""
+FILE counts as shipped is in the replica with that size. With --parts-left,
+parts beside a segment shipped whole are allowed (a key that may not
+delete). Prints what it checked; exits 1 on the first difference, naming
+it."""
 import glob
 import os
 import re
@@ -67,7 +69,7 @@ def main():
                 idx = seg[:-4] + ".idx"
                 if idx not in rnames or read(os.path.join(rdir, idx)) != read(os.path.join(ldir, idx)):
                     fail("%s/%s is missing or differs" % (db, idx))
-                if seg in parts:
+                if seg in parts and "--parts-left" not in sys.argv[3:]:
                     fail("%s/%s is shipped whole but its parts are still there: %s"
                          % (db, seg, [p[2] for p in parts[seg]]))
                 n_sealed += 1

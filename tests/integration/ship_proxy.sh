@@ -52,6 +52,38 @@ fault clear >/dev/null
 ship_wait_caught_up "$R" px 40
 pass "the deletes of a sealed segment's parts failed $nf times; a later round deleted them"
 
+# --- a key that may not delete (403 to every DELETE of a part): shipping
+# goes on past the first sealed segment, and the refusal is said once
+# (shipping used to stop there for good, every round failing on it)
+fault reset >/dev/null
+fault "arm?kind=status&count=100000&method=DELETE&match=.seg.part-&arg=403" >/dev/null
+segs0=$(ls "$R/backups/prod/wal_archives/app/" | grep -c '\.seg$')
+ship_write "$DB" 5000 400
+segs1=$(ls "$R/backups/prod/wal_archives/app/" | grep -c '\.seg$')
+[ "$segs1" -ge $((segs0 + 2)) ] || fail "the writer did not seal two segments ($segs0 -> $segs1)"
+for _ in $(seq 1 80); do
+  ship_download px "$T/dl" && python3 "$SRCDIR/tests/integration/ship_check.py" \
+    "$R/backups/prod" "$T/dl" --complete --parts-left > "$T/check.out" 2>&1 && break
+  sleep 0.5
+done
+python3 "$SRCDIR/tests/integration/ship_check.py" "$R/backups/prod" "$T/dl" --complete \
+  --parts-left > "$T/check.out" 2>&1 || fail "the replica did not catch up: $(cat "$T/check.out")"
+nf=$(fault stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["faults"])')
+[ "$nf" -ge 1 ] || fail "no delete was refused: $(fault stats)"
+n=$(grep -c "let the key delete objects" "$T/a.err" || true)
+assert_eq "$n" "1" "times the refused deletes were said"
+fault clear >/dev/null
+# Readers take the whole segments over the parts left beside them.
+"$SQLENVFS" verify --remote "s3://$S3_BUCKET/px" > "$T/vr.out" 2>&1 ||
+  fail "verify --remote with parts left beside whole segments: $(cat "$T/vr.out")"
+"$SQLENVFS" restore --remote "s3://$S3_BUCKET/px" --time latest --output "$T/left.db" \
+  > "$T/left.out" 2>&1 || fail "restore --remote with parts left: $(cat "$T/left.out")"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/left-local.db" > /dev/null 2>&1
+cmp <(sqlite3 "$T/left.db" "SELECT count(*), sum(length(v)) FROM t") \
+  <(sqlite3 "$T/left-local.db" "SELECT count(*), sum(length(v)) FROM t") > /dev/null ||
+  fail "restore --remote with parts left differs from the local one"
+pass "with deletes refused, shipping goes on ($((segs1 - segs0)) segments sealed), said once; readers take the whole segments"
+
 # --- idle: no request (the lease is renewed every 75 s)
 sleep 2
 fault reset >/dev/null
