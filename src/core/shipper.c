@@ -1447,6 +1447,47 @@ root_id(SqlenvfsShipper *s, GError **error)
   return id;
 }
 
+/* Whether a prefix above this replica's holds another replica (its OWNER
+ * or FORMAT): this one would lie among that one's objects, which its root
+ * would take for its own (and then stop shipping, taking them for a copy
+ * of itself). Prefixes this key may not read are passed over. FALSE with
+ * *error naming the replica above. */
+static gboolean
+check_not_nested(SqlenvfsShipper *s, GError **error)
+{
+  g_autofree char *above = g_strdup(s->conf->prefix ? s->conf->prefix : "");
+  while (*above != '\0') {
+    char *slash = strrchr(above, '/');
+    SqlenvfsReplicaConf up = *s->conf;
+    g_autoptr(SqlenvfsS3) s3 = NULL;
+    const char *const keys[] = { OWNER_KEY, FORMAT_KEY };
+    if (slash != NULL)
+      *slash = '\0';
+    else
+      *above = '\0';
+    up.prefix = above;
+    s3 = sqlenvfs_s3_new(&up, NULL);
+    for (gsize k = 0; s3 != NULL && k < G_N_ELEMENTS(keys); k++) {
+      g_autoptr(GError) local = NULL;
+      g_autoptr(SqlenvfsS3Object) o = sqlenvfs_s3_head(s3, keys[k], &local);
+      if (o != NULL) {
+        g_autofree char *where = sqlenvfs_s3_describe(s3, keys[k]);
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "the replica at %s lies inside another replica (%s is there): that "
+                    "replica's root would take this one's objects for its own; nothing was "
+                    "shipped (give this root a prefix outside it in [replica] url)",
+                    s->conf->url, where);
+        return FALSE;
+      }
+      if (local != NULL && local->code == SQLENVFS_ERROR_IO) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+      }
+    }
+  }
+  return TRUE;
+}
+
 /* The replica is this root's: OWNER names it, or is written now. A replica
  * without OWNER is claimed only by a root that has shipped there before
  * (its shipping state names the URL) or when it holds nothing but FORMAT
@@ -1499,6 +1540,8 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
       g_propagate_error(error, g_steal_pointer(&local));
       return FALSE;
     }
+    if (!check_not_nested(s, error))
+      return FALSE;
     if (!has_state) {
       g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
       if (objs == NULL)

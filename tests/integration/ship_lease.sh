@@ -59,6 +59,7 @@ for s in "$B"/backups/prod/snapshots/*; do
     fail "the refused root shipped its snapshot $(basename "$s")"
 done
 ship_stop "$T/b"
+
 pass "a second root on the same prefix is refused, captures locally, ships nothing and counts it"
 
 # --- the lease taken over behind A's back
@@ -143,3 +144,17 @@ grep -q "lease .*taken over from host .*root $C, pid $(cat "$T/c3.pid") (that pr
   "$T/c4.err" || fail "the lease of the killed archiver was not taken over: $(cat "$T/c4.err")"
 ship_stop "$T/c4"
 pass "after kill -9, the root's next archiver takes its lease over at once"
+
+# --- a root whose prefix lies inside a replica (where its archive goes):
+# refused, naming that replica. It used to be accepted, and the replica's
+# root's next start then stopped shipping for good, taking the other's
+# objects for a copy of itself.
+N=$T/n_root
+ship_make_root "$N" shared/wal_archives/other
+ship_start "$N" "$T/n"
+refused "$N" "$T/n.err" "lies inside another replica (s3://$S3_BUCKET/shared/OWNER is there)" \
+  "a root inside another's replica"
+s3cmd_ ls -r "s3://$S3_BUCKET/shared/wal_archives/other/" | grep -q . &&
+  fail "the root inside A's replica shipped: $(s3cmd_ ls -r "s3://$S3_BUCKET/shared/wal_archives/other/")"
+ship_stop "$T/n"
+pass "a root whose prefix lies inside another's replica is refused, and ships nothing"
