@@ -49,6 +49,7 @@ typedef struct {
   char *credentials_from;/* where the keys came from, for messages              */
   gboolean verify_tls;
   gint64 sync_interval_s;
+  gint64 check_interval_s; /* the replica's objects compared with the shipping state */
   gint64 connect_timeout_s;
   gint64 low_speed_time_s;
   gint64 max_retries;

@@ -249,6 +249,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
 
   c->verify_tls = TRUE;
   c->sync_interval_s = 1;
+  c->check_interval_s = 3600;
   c->connect_timeout_s = 10;
   c->low_speed_time_s = 30;
   c->max_retries = 5;
@@ -330,6 +331,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
     }
   }
   if (!conf_int(kf, file, "sync-interval", 1, 3600, &c->sync_interval_s, error) ||
+      !conf_int(kf, file, "check-interval", 1, 7 * 86400, &c->check_interval_s, error) ||
       !conf_int(kf, file, "connect-timeout", 1, 600, &c->connect_timeout_s, error) ||
       !conf_int(kf, file, "low-speed-time", 1, 3600, &c->low_speed_time_s, error) ||
       !conf_int(kf, file, "max-retries", 0, 20, &c->max_retries, error) ||

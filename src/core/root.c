@@ -158,6 +158,7 @@ static const KnownSetting known_settings[] = {
   OTHER("replica", "credentials-file"),
   OTHER("replica", "profile"),
   OTHER("replica", "sync-interval"),
+  OTHER("replica", "check-interval"),
   OTHER("replica", "verify-tls"),
   OTHER("replica", "connect-timeout"),
   OTHER("replica", "low-speed-time"),

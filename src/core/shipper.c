@@ -133,6 +133,7 @@ struct _SqlenvfsShipper {
   guint n_fails;
   gboolean owner_ok; /* OWNER names this root (checked once a process) */
   gboolean replica_checked; /* check_replica ran (once a process)          */
+  gint64 checked_at;        /* monotonic: when it last did                 */
   gboolean told_delete_refused; /* drop_parts said so once (a process)     */
   char *diverged;    /* why this process ships no more (check_replica), or NULL */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
@@ -1916,6 +1917,7 @@ check_replica(SqlenvfsShipper *s, GError **error)
   if (!shipped_save(s, error))
     return FALSE;
   s->replica_checked = TRUE;
+  s->checked_at = g_get_monotonic_time();
   return TRUE;
 }
 
@@ -1930,7 +1932,13 @@ round_once(SqlenvfsShipper *s, GError **error)
   const char *e;
 
   /* What the replica holds is compared first: a root refused there
-   * writes and deletes nothing in it. */
+   * writes and deletes nothing in it. Again every check-interval: an
+   * object gone since (deleted by hand, by a lifecycle rule, or a PUT the
+   * server acknowledged and lost) is shipped again, where the state alone
+   * would count it as shipped for as long as this process runs. */
+  if (s->replica_checked && s->checked_at > 0 && s->conf != NULL &&
+      g_get_monotonic_time() - s->checked_at >= s->conf->check_interval_s * G_USEC_PER_SEC)
+    s->replica_checked = FALSE;
   if ((!s->replica_checked && !check_replica(s, error)) || !finish_intent(s, error) ||
       !run_removals(s, error) || !ensure_format(s, error))
     return FALSE;
@@ -2090,6 +2098,7 @@ ship_main(gpointer data)
       if (missing && adopt_remote(s, &error)) {
         missing = FALSE;
         s->replica_checked = TRUE; /* what it holds is now what was shipped */
+        s->checked_at = g_get_monotonic_time();
       }
       if (missing || !round_once(s, &error)) {
         if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_CANCELLED))

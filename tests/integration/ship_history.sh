@@ -125,6 +125,20 @@ ship_stop "$T/e2"
   fail "restore --remote gave $(count "$T/e.db") rows, production has $(count "$E/data/prod/app.db")"
 pass "objects deleted from the replica are shipped again at the next start, and restore"
 
+# --- and while the archiver runs, every check-interval (here 2 s): a
+# --- sealed segment deleted from the replica comes back, where the running
+# --- archiver counted it as shipped until its next start
+echo "check-interval = 2" >>"$E/sqlenvfs.conf"
+ship_start "$E" "$T/e3"
+ship_wait_caught_up "$E" lost 30
+s3cmd_ del "s3://$S3_BUCKET/lost/wal_archives/app/0000000000000001.seg" >/dev/null ||
+  fail "deleting the first segment"
+ship_wait_caught_up "$E" lost 30
+grep -q "object(s) this root shipped are gone from s3://$S3_BUCKET/lost .*shipping them again" \
+  "$T/e3.err" || fail "the running root did not say what it ships again: $(cat "$T/e3.err")"
+ship_stop "$T/e3"
+pass "an object deleted from the replica while the archiver runs is shipped again within check-interval"
+
 # --- the shipping state lost, and the LIST that adopts the replica failing:
 # --- nothing is shipped until it succeeds (a part from 0 would overlap the
 # --- root's own), and the root's next start is not taken for another root
