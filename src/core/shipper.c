@@ -1737,9 +1737,10 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
   if (now - s->renewed_at >= s->renew_us || !sqlenvfs_lease_is_valid(s->lease)) {
     if (!sqlenvfs_lease_renew(s->lease, &error)) {
       if (sqlenvfs_lease_is_lost(s->lease)) {
-        g_autofree char *msg = g_strdup_printf("lease of %s lost, shipping stopped: %s (this "
-                                               "root no longer ships; restart it once the other "
-                                               "writer is stopped)", s->conf->url, error->message);
+        g_autofree char *msg = g_strdup_printf(
+          "lease of %s lost, shipping stopped: %s (this root no longer ships; make sure no "
+          "other root writes there, then restart it: a restart ships again whatever the replica "
+          "lacks, also after it was emptied by hand)", s->conf->url, error->message);
         g_warning("replica: %s", msg);
         set_state(s, RS_LEASE_LOST, msg);
         return FALSE;
