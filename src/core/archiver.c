@@ -749,6 +749,70 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
          fh.cksum1 == ck1 && fh.cksum2 == ck2;
 }
 
+/* The quiet marker, .sqlenvfs/quiet-<db>: written when idle_checkpoint has
+ * put every frame into the database file and truncated the WAL, after the
+ * commit @last was archived and synced. It says which commit, and the
+ * database file as it was then (device, inode, size, mtime to the
+ * nanosecond). A WAL that is empty at the next start, or holds a later
+ * generation, then continues the archive only if the file is still exactly
+ * that: nothing was checkpointed into it since, so every commit made
+ * meanwhile is in the WAL (from its first frame). Without it, each start
+ * after a quiet spell found an empty WAL and had to record a gap. A file
+ * whose mtime has no fraction of a second is on a filesystem whose times
+ * are too coarse to tell a later write: not trusted. A damaged or stale
+ * marker matches nothing (a gap, as without one); it is written without a
+ * sync, as losing it only costs that gap. */
+#define QUIET_FORMAT "sqlenvfs-quiet 1 seq=%" G_GUINT64_FORMAT " salts=%08x/%08x frame=%u " \
+                     "dev=%" G_GUINT64_FORMAT " ino=%" G_GUINT64_FORMAT " size=%" \
+                     G_GUINT64_FORMAT " mtime=%" G_GINT64_FORMAT
+
+static char *
+quiet_path(Db *d)
+{
+  g_autofree char *file = g_strconcat("quiet-", d->name, NULL);
+  return g_build_filename(sqlenvfs_root_path(d->a->root, SQLENVFS_DIR_STATE), file, NULL);
+}
+
+/* The marker's line for @last and the database file as @st shows it. */
+static char *
+quiet_line(const SqlenvfsArchiveEntry *last, const struct stat *st)
+{
+  return g_strdup_printf(QUIET_FORMAT, last->seq, last->salt1, last->salt2, last->commit_frame,
+                         (guint64)st->st_dev, (guint64)st->st_ino, (guint64)st->st_size,
+                         (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+}
+
+static void
+quiet_note(Db *d)
+{
+  const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last_state(d->w);
+  g_autofree char *path = quiet_path(d), *line = NULL, *text = NULL;
+  g_autoptr(GError) local = NULL;
+  struct stat st;
+  if (last == NULL || last->type != SQLENVFS_ARCHIVE_COMMIT || d->unsynced > 0 ||
+      stat(d->path, &st) != 0 || st.st_mtim.tv_nsec == 0)
+    return;
+  line = quiet_line(last, &st);
+  text = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  if (!sqlenvfs_write_file_replace(path, text, strlen(text), 0600, &local))
+    g_debug("archiver %s: %s", d->name, local->message);
+}
+
+/* Whether the quiet marker says the database file is as it was when the
+ * WAL was emptied right after @last was archived. */
+static gboolean
+quiet_matches(Db *d, const SqlenvfsArchiveEntry *last)
+{
+  g_autofree char *path = quiet_path(d), *text = NULL, *want = NULL, *line = NULL;
+  struct stat st;
+  if (!g_file_get_contents(path, &text, NULL, NULL) || stat(d->path, &st) != 0 ||
+      st.st_mtim.tv_nsec == 0)
+    return FALSE;
+  line = quiet_line(last, &st);
+  want = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  return strcmp(text, want) == 0;
+}
+
 /* Decide whether the WAL continues the archive. Returns 0 when it does (the
  * cursor is then set, or left unset for an empty WAL), else the gap's
  * reason with *why describing it. */
@@ -775,6 +839,17 @@ decide(Db *d, const SqlenvfsWalIndexHeader *si, char **why)
     return d->reopen_reason;
   }
   if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
+    if ((!has_h || h.salt1 != last->salt1 || h.salt2 != last->salt2) && quiet_matches(d, last)) {
+      /* Emptied by idle_checkpoint right after @last, and the file not
+       * written since: what the WAL holds now came after (an OUTAGE). */
+      if (has_h) {
+        sqlenvfs_wal_cursor_init(&d->cur, &h);
+        d->has_cur = TRUE;
+      }
+      g_info("archiver %s: the database file is as the archiver left it when it emptied the WAL "
+             "after the last archived commit: the archive goes on", d->name);
+      return 0;
+    }
     if (!has_h) {
       *why = g_strdup_printf("the WAL is empty; the last archived frame was %u of generation "
                              "%08x/%08x", last->commit_frame, last->salt1, last->salt2);
@@ -1452,6 +1527,7 @@ idle_checkpoint(Db *d, const SqlenvfsWalIndexHeader *si)
   if (rc == SQLITE_OK) {
     g_debug("archiver %s: the WAL, quiet with no other process connected, is in the database "
             "file and truncated", d->name);
+    quiet_note(d);
     return;
   }
   if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)

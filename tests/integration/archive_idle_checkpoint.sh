@@ -67,6 +67,51 @@ stop_and_compact "$R"
 pitr_stop_archiver "$T/a"
 pass "the archiver alone: after the application stopped, the file holds everything"
 
+# Restarts after the WAL was emptied: the archive goes on where the file is
+# as the archiver left it (each start after a quiet spell used to record a
+# gap and take a snapshot), and records a gap where it is not.
+R3=$T/root3
+pitr_make_root "$R3"
+P3=$R3/data/prod/app.db
+pitr_start_archiver "$R3" "$T/c1"
+sqlite3 "$P3" "CREATE TABLE r(x); INSERT INTO r VALUES (1)"
+wal_emptied "$P3"
+sleep 0.2
+pitr_stop_archiver "$T/c1"
+pitr_start_archiver "$R3" "$T/c2"
+grep -q "GAP" "$T/c2.err" && fail "a restart after the WAL was emptied recorded a gap: $(cat "$T/c2.err")"
+# Committed while the archiver is down, by a process still connected at its
+# start (the commit stays in the WAL): archived, as after any outage.
+pitr_stop_archiver "$T/c2"
+python3 - "$P3" "$T/held" <<'PY' &
+import os, sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("INSERT INTO r VALUES (2)")
+open(sys.argv[2], "w").close()
+time.sleep(3)
+PY
+held=$!
+for _ in $(seq 1 50); do [ -e "$T/held" ] && break; sleep 0.1; done
+pitr_start_archiver "$R3" "$T/c3"
+wait "$held"
+grep -q "GAP" "$T/c3.err" && fail "a restart with the WAL's new commits recorded a gap: $(cat "$T/c3.err")"
+"$SQLENVFS" restore --root "$R3" --time latest --output "$T/r3.db" > /dev/null 2>&1 ||
+  fail "restore latest after the restarts"
+assert_eq "$(sqlite3 "$T/r3.db" "SELECT group_concat(x) FROM r")" "1,2" "latest after the restarts"
+# Committed and checkpointed while it is down (the last close empties the
+# WAL into the file): the file changed, so a gap, never a false chain.
+wal_emptied "$P3"
+pitr_stop_archiver "$T/c3"
+sqlite3 "$P3" "INSERT INTO r VALUES (3)"
+pitr_start_archiver "$R3" "$T/c4"
+grep -q "GAP" "$T/c4.err" || fail "a restart after commits checkpointed meanwhile recorded no gap"
+pitr_stop_archiver "$T/c4"
+# The first window; the one after the outage of the commit made while the
+# archiver was down (its time cannot be told apart); the one after the gap.
+assert_eq "$("$SQLENVFS" list --root "$R3" --json | python3 -c 'import json,sys; print(len([w for w in json.load(sys.stdin)["windows"] if w["database"] == "app"]))')" \
+  "3" "windows after the restarts: $("$SQLENVFS" list --root "$R3")"
+pass "restarts go on from an emptied WAL while the file is as the archiver left it, and only then"
+
 R2=$T/root2
 pitr_make_root "$R2"
 mount_root "$R2" "$T/mnt"
