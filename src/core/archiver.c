@@ -1502,38 +1502,36 @@ schedule_recheck(Db *d, const SqlenvfsWalIndexHeader *si)
  * read transaction then reads the database file only (slot 0), which
  * keeps any checkpoint from copying frames committed since, so a commit
  * that came meanwhile makes it BUSY. Looked at once every IDLE_CKPT_US
- * while the WAL stays quiet and not empty. */
+ * while the WAL stays quiet and not empty (@si, read just now). */
 static void
 idle_checkpoint(Db *d, const SqlenvfsWalIndexHeader *si)
 {
   g_autofree char *shm = g_strconcat(d->path, "-shm", NULL);
   g_autoptr(GError) local = NULL;
-  gboolean done = si->n_backfill >= si->mx_frame;
-  int rc;
+  gboolean done = FALSE;
+  int rc = SQLITE_BUSY;
 
-  d->is_idle_tried = TRUE;
-  if (shm_byte_locked(shm, 128, TRUE)) {
-    /* An application is connected: looked at again after IDLE_CKPT_US. */
-    d->is_idle_tried = FALSE;
-    d->changed_at = g_get_monotonic_time();
-    return;
+  /* Whatever comes of it, not again before IDLE_CKPT_US; once the WAL is
+   * truncated its mxFrame is 0 and nothing more is tried. */
+  d->changed_at = g_get_monotonic_time();
+  if (shm_byte_locked(shm, 128, TRUE))
+    return; /* an application is connected: its own last close will do it */
+  if (si->n_backfill < si->mx_frame) {
+    if (!archiver_db_checkpoint(d, FALSE, &done, &local))
+      g_debug("archiver %s: checkpoint of a quiet WAL postponed: %s", d->name, local->message);
+  } else {
+    /* Copied by another's checkpoint: our read mark moves to slot 0 first. */
+    done = rotate(d, &local);
   }
-  if (!done && !archiver_db_checkpoint(d, FALSE, &done, &local))
-    g_debug("archiver %s: checkpoint of a quiet WAL postponed: %s", d->name, local->message);
-  else if (si->n_backfill >= si->mx_frame && !rotate(d, &local))
-    done = FALSE; /* copied by another's checkpoint: our read mark moves to slot 0 first */
-  rc = done ? sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL)
-            : SQLITE_BUSY;
+  if (done)
+    rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
   if (rc == SQLITE_OK) {
     g_debug("archiver %s: the WAL, quiet with no other process connected, is in the database "
             "file and truncated", d->name);
     quiet_note(d);
-    return;
-  }
-  if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED)
+  } else if (rc != SQLITE_BUSY && rc != SQLITE_LOCKED) {
     g_debug("archiver %s: truncate the quiet WAL: %s", d->name, sqlite3_errmsg(d->ckpt));
-  d->is_idle_tried = FALSE;
-  d->changed_at = g_get_monotonic_time();
+  }
 }
 
 /* One cycle (see the top). @force: archive even if the wal-index did not
@@ -1553,10 +1551,8 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
   d->is_dirty = FALSE;
   if (by_event)
     d->written_at = d->looked_at;
-  if (changed) {
+  if (changed)
     d->changed_at = g_get_monotonic_time();
-    d->is_idle_tried = FALSE;
-  }
   schedule_recheck(d, has_si ? &si : NULL);
   if (!changed && !force) {
     /* Nothing committed since the last complete cycle: capture is still
@@ -1570,7 +1566,7 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
     if (d->is_mark_behind && g_get_monotonic_time() - d->rotated_at >= TICK_US &&
         !rotate(d, error))
       return FALSE;
-    if (has_si && si.mx_frame > 0 && !d->is_idle_tried && !d->is_mark_behind &&
+    if (has_si && si.mx_frame > 0 && !d->is_mark_behind &&
         g_get_monotonic_time() - d->changed_at >= IDLE_CKPT_US)
       idle_checkpoint(d, &si);
     if (d->unsynced > 0 || d->alive_pending > 0) {

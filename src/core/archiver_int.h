@@ -121,8 +121,8 @@ struct _Db {
   SqlenvfsGapReason reopen_reason; /* why we closed, if that breaks continuity */
   char *reopen_why;                /* what was seen then (the gap's text)        */
   gint64 ckpt_retry_at;            /* no routine checkpoint before (monotonic)   */
-  gint64 changed_at;               /* the wal-index last changed (monotonic)     */
-  gboolean is_idle_tried;          /* idle_checkpoint tried since changed_at     */
+  gint64 changed_at;               /* the wal-index last changed, or the last    */
+                                   /* idle_checkpoint (monotonic)               */
   guint32 ckpt_floor;              /* mxFrame at the look before the last (0:   */
                                    /* another generation): a reader holding     */
                                    /* frames below it is not a transaction      */
