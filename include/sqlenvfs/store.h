@@ -146,6 +146,11 @@ void sqlenvfs_file_id_from_stat(const struct stat *st, SqlenvfsFileId *id);
 /* The identity of the file open on @fd; FALSE and *error when fstat fails. */
 gboolean sqlenvfs_file_id_get(int fd, const char *path, SqlenvfsFileId *id, GError **error);
 gboolean sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b);
+/* Whether the file @id describes, now as @st shows it (from fstat of a
+ * descriptor still open on it), was only removed since: no name left, the
+ * same inode, size and mtime (an unlink changes its ctime, not its bytes:
+ * a prune removing a base that is being read). */
+gboolean sqlenvfs_file_id_removed_only(const SqlenvfsFileId *id, const struct stat *st);
 
 /* Check, before anything is built from it, that the file open on @fd is the
  * copy @sdb's MANIFEST describes:

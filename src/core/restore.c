@@ -562,8 +562,7 @@ sqlenvfs_restore_base_unchanged(const SqlenvfsRestorePlan *plan, GError **error)
   if (!same)
     return sqlenvfs_error_errno(error, errno, "stat", plan->base_path);
   sqlenvfs_file_id_from_stat(&st, &now);
-  if (st.st_nlink == 0 && now.dev == plan->base_id.dev && now.ino == plan->base_id.ino &&
-      now.size == plan->base_id.size && now.mtime_ns == plan->base_id.mtime_ns)
+  if (sqlenvfs_file_id_removed_only(&plan->base_id, &st))
     return TRUE; /* removed as it was looked at, not written */
   if (!sqlenvfs_file_id_equal(&now, &plan->base_id)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,

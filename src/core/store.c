@@ -1013,6 +1013,14 @@ sqlenvfs_file_id_from_stat(const struct stat *st, SqlenvfsFileId *id)
 }
 
 gboolean
+sqlenvfs_file_id_removed_only(const SqlenvfsFileId *id, const struct stat *st)
+{
+  return st->st_nlink == 0 && (guint64)st->st_dev == id->dev && (guint64)st->st_ino == id->ino &&
+         (guint64)st->st_size == id->size &&
+         (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec == id->mtime_ns;
+}
+
+gboolean
 sqlenvfs_file_id_equal(const SqlenvfsFileId *a, const SqlenvfsFileId *b)
 {
   return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
@@ -1164,7 +1172,7 @@ remember(const SqlenvfsStoredDb *sdb, int fd, const SqlenvfsFileId *before, cons
   if (fstat(fd, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "stat", sdb->path);
   sqlenvfs_file_id_from_stat(&st, &after);
-  if (st.st_nlink == 0 && after.size == before->size && after.mtime_ns == before->mtime_ns) {
+  if (sqlenvfs_file_id_removed_only(before, &st)) {
     /* Removed while it was checked (a prune), not written: the verdict on
      * what was read stands, and there is no file left to remember it of. */
     if (reason != NULL)
