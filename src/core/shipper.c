@@ -1541,8 +1541,6 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
       g_propagate_error(error, g_steal_pointer(&local));
       return FALSE;
     }
-    if (!check_not_nested(s, error))
-      return FALSE;
     if (!has_state) {
       g_autoptr(GPtrArray) objs = sqlenvfs_s3_list(s->s3, "", 0, NULL, error);
       if (objs == NULL)
@@ -1560,6 +1558,9 @@ check_owner(SqlenvfsShipper *s, gboolean has_state, GError **error)
         }
       }
     }
+    /* After the LIST, which names a missing bucket at once. */
+    if (!check_not_nested(s, error))
+      return FALSE;
     g_clear_error(&local);
     if (sqlenvfs_s3_put(s->s3, OWNER_KEY, want, strlen(want), SQLENVFS_S3_PUT_IF_ABSENT, NULL,
                         NULL, &local)) {
