@@ -170,7 +170,10 @@ narrow_mode(int fd, int mode, const char *path, GError **error)
   struct stat st;
   if (fstat(fd, &st) != 0)
     return sqlenvfs_error_errno(error, errno, "stat", path);
-  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 && fchmod(fd, st.st_mode & (mode_t)mode & 0777) != 0)
+  /* The permission bits only: a directory's setgid (its group for new
+   * files) stays. */
+  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 &&
+      fchmod(fd, (st.st_mode & 07000) | (st.st_mode & (mode_t)mode & 0777)) != 0)
     return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
   return TRUE;
 }
@@ -393,7 +396,10 @@ sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **erro
     struct stat st;
     if (fd < 0)
       continue; /* gone meanwhile, or a link, which is not ours */
-    ok = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || narrow_mode(fd, w->mode, path, error);
+    /* Another name of a file is not the archive's to change (a hard link
+     * to a file outside it). */
+    ok = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1 ||
+         narrow_mode(fd, w->mode, path, error);
     close(fd);
     if (!ok)
       return FALSE;

@@ -1523,8 +1523,13 @@ idle_checkpoint(Db *d, const SqlenvfsWalIndexHeader *si)
     /* Copied by another's checkpoint: our read mark moves to slot 0 first. */
     done = rotate(d, &local);
   }
-  if (done)
+  if (done) {
+    /* Never waited for: an application beginning to write takes the
+     * locks first, and capture must not stall behind a busy timeout. */
+    sqlite3_busy_timeout(d->ckpt, 0);
     rc = sqlite3_wal_checkpoint_v2(d->ckpt, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+    sqlite3_busy_timeout(d->ckpt, CKPT_LOCK_MS);
+  }
   if (rc == SQLITE_OK) {
     g_debug("archiver %s: the WAL, quiet with no other process connected, is in the database "
             "file and truncated", d->name);
@@ -1722,7 +1727,7 @@ archiver_db_service(Db *d, gboolean force)
 {
   g_autoptr(GError) error = NULL;
   if (d->phase == PHASE_CLOSED) {
-    if (g_get_monotonic_time() < d->retry_at)
+    if (g_get_monotonic_time() < d->retry_at || !archiver_root_in_place(d->a))
       return;
     if (!db_open(d, &error)) {
       if (error)

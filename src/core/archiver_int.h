@@ -80,8 +80,9 @@ struct _SqlenvfsArchiver {
   SqlenvfsRoot *root;
   int lock_fd;
   char *prod_dir;
-  dev_t prod_dev; /* data/prod when the loop started (prod_dir_in_place) */
+  dev_t prod_dev; /* data/prod when the loop started (archiver_root_in_place) */
   ino_t prod_ino;
+  GError *gone;   /* why the root is out of reach (the loop stops with it), or NULL */
   char *wal_dir;
   gint64 segment_max;
   gint64 segment_max_records;
@@ -219,6 +220,15 @@ Db *archiver_find_db(SqlenvfsArchiver *a, const char *name);
 
 /* archiver_requests.c */
 /* Serve every request queued so far (loop's thread, between cycles). */
+/* archiver_loop.c: whether the root is still the one this archiver locked
+ * and data/prod the directory it started on; when not, a->gone says why
+ * and the loop stops (nothing is opened by path in another root). Looked
+ * at before every (re)open of a database and at each listing of data/prod. */
+gboolean archiver_root_in_place(SqlenvfsArchiver *a);
+/* The first half of that, touching nothing (any thread): whether the file
+ * at the root's archiver lock path is the one this archiver holds. */
+gboolean archiver_root_is_ours(SqlenvfsArchiver *a);
+
 void archiver_serve_requests(SqlenvfsArchiver *a);
 /* Fail every request still queued: the archiver stopped. a->lock held. */
 void archiver_cancel_requests_locked(SqlenvfsArchiver *a);

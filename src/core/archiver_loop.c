@@ -159,22 +159,47 @@ read_events(SqlenvfsArchiver *a, gboolean waited, gboolean *rescan)
   }
 }
 
-/* Whether data/prod is still the directory the loop started on. A root
- * moved (`mv`) or removed leaves its databases out of reach by their paths:
- * archiving would stop without a word while the lock said it ran, and the
- * read transaction let go would let checkpoints reset the WAL unarchived. */
-static gboolean
-prod_dir_in_place(SqlenvfsArchiver *a, GError **error)
+/* A root moved (`mv`), replaced (another root moved or linked to its
+ * path) or removed under a running archiver leaves its databases out of
+ * reach by their paths, and whatever the archiver opened by path from then
+ * on would be another root's: a gap and a chain written into an archive
+ * whose own archiver holds its lock, its alive file overwritten. The lock
+ * this archiver holds tells: the file at the root's lock path must still
+ * be the one locked. data/prod replaced alone (the root still here) is
+ * told apart for the message. */
+gboolean
+archiver_root_is_ours(SqlenvfsArchiver *a)
 {
-  struct stat st;
-  if (stat(a->prod_dir, &st) == 0 && st.st_dev == a->prod_dev && st.st_ino == a->prod_ino)
+  g_autofree char *lock = sqlenvfs_root_lock_path(a->root, "archiver");
+  struct stat held, now;
+  return fstat(a->lock_fd, &held) == 0 && stat(lock, &now) == 0 &&
+         held.st_dev == now.st_dev && held.st_ino == now.st_ino;
+}
+
+gboolean
+archiver_root_in_place(SqlenvfsArchiver *a)
+{
+  struct stat prod;
+  if (a->gone != NULL)
+    return FALSE;
+  if (!archiver_root_is_ours(a)) {
+    g_set_error(&a->gone, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s is no longer the root this archiver locked: it was moved, replaced or "
+                "removed, and nothing of it can be archived from here (start the archiver "
+                "again where the root is now: its archive goes on there, after a gap for the "
+                "time it was not archived)",
+                sqlenvfs_root_dir(a->root));
+  } else if (stat(a->prod_dir, &prod) != 0 || prod.st_dev != a->prod_dev ||
+             prod.st_ino != a->prod_ino) {
+    g_set_error(&a->gone, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                "%s is no longer the directory archived since the start: it was replaced or "
+                "removed (start the archiver again once data/prod holds the production "
+                "databases)",
+                a->prod_dir);
+  }
+  if (a->gone == NULL)
     return TRUE;
-  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-              "%s is no longer the directory archived since the start: the root was moved "
-              "or removed, and nothing of it can be archived from here (start the archiver "
-              "again where the root is now: its archive goes on there, after a gap for the "
-              "time it was not archived)",
-              a->prod_dir);
+  g_atomic_int_set(&a->stopping, TRUE);
   return FALSE;
 }
 
@@ -221,7 +246,6 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
 {
   gint64 next_tick = 0, next_rescan;
   gboolean rescan = FALSE;
-  GError *moved = NULL;
   struct stat prod_st;
 
   g_return_val_if_fail(!g_atomic_int_get(&a->running), FALSE);
@@ -290,10 +314,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
     now = g_get_monotonic_time();
     if (rescan || now >= next_rescan) {
       g_autoptr(GError) local = NULL;
-      if (!prod_dir_in_place(a, &moved)) {
-        g_atomic_int_set(&a->stopping, TRUE);
+      if (!archiver_root_in_place(a))
         break;
-      }
       if (a->watch < 0 && !watch_prod(a, &local))
         g_debug("archiver: %s", local->message);
       discover(a, FALSE);
@@ -327,8 +349,8 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
   close(a->inotify_fd);
   a->inotify_fd = -1;
   a->watch = -1;
-  if (moved != NULL) {
-    g_propagate_error(error, moved);
+  if (a->gone != NULL) {
+    g_propagate_error(error, g_steal_pointer(&a->gone));
     return FALSE;
   }
   return TRUE;
@@ -396,6 +418,7 @@ sqlenvfs_archiver_free(SqlenvfsArchiver *a)
   if (a == NULL)
     return;
   g_return_if_fail(!g_atomic_int_get(&a->running));
+  g_clear_error(&a->gone);
   g_ptr_array_unref(a->dbs);
   g_ptr_array_unref(a->requests);
   g_queue_clear_full(&a->snap_queue, g_free);

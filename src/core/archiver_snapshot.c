@@ -13,6 +13,8 @@
  */
 #include "archiver_int.h"
 
+#include "sqlenvfs/error.h"
+
 #include <string.h>
 
 #include "sqlenvfs/store.h"
@@ -34,7 +36,13 @@ snapshot_main(gpointer data)
     }
     a->snap_busy = TRUE;
     g_mutex_unlock(&a->lock);
-    copy = sqlenvfs_store_create(a->root, SQLENVFS_KIND_SNAPSHOT, name, NULL, NULL, &error);
+    /* Never into another root that took this one's path (the loop stops). */
+    copy = archiver_root_is_ours(a)
+             ? sqlenvfs_store_create(a->root, SQLENVFS_KIND_SNAPSHOT, name, NULL, NULL, &error)
+             : NULL;
+    if (copy == NULL && error == NULL)
+      g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
+                  "%s is no longer the root this archiver locked", sqlenvfs_root_dir(a->root));
     g_mutex_lock(&a->lock);
     a->snap_busy = FALSE;
     d = archiver_find_db(a, name);

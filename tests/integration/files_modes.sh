@@ -70,16 +70,25 @@ wait_log "$T/a2.err" 'archiver app: capturing'
 sqlite3 "$P2" "CREATE TABLE before_chmod(x); INSERT INTO before_chmod VALUES (1)"
 A2=$R2/backups/prod/wal_archives/app
 for i in $(seq 1 100); do ls "$A2/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
+# Not the archive's to change: another name of a file outside it; and the
+# directory's setgid stays.
+echo outside > "$T/outside.txt" && chmod 644 "$T/outside.txt"
+ln "$T/outside.txt" "$A2/hardlink-to-outside"
+chmod g+s "$A2"
 chmod 600 "$P2"
 sqlite3 "$P2" "CREATE TABLE after_chmod(x); INSERT INTO after_chmod VALUES (2)"
 for i in $(seq 1 100); do
-  bad=$(find "$A2" \( -type f -perm /0177 -printf '%m %p\n' \) -o \( -type d -perm /0077 -printf '%m %p/\n' \))
+  bad=$(find "$A2" -name hardlink-to-outside -prune -o \( -type f -perm /0177 -printf '%m %p\n' \) -o \
+    \( -type d -perm /0077 -printf '%m %p/\n' \))
   [ -z "$bad" ] && break
   sleep 0.1
 done
 kill -TERM "$apid"; wait "$apid" || true
 [ -z "$bad" ] || fail "the archive after production was narrowed to 0600 while archived:
 $bad"
+assert_eq "$(stat -c %a "$T/outside.txt")" "644" "a file outside the archive, linked into it"
+assert_eq "$(stat -c %a "$A2")" "2700" "the archive directory, setgid, narrowed"
+rm "$A2/hardlink-to-outside"
 pass "a running archiver narrows its archive when production is narrowed"
 
 # A root owned by another user, where root ran a backup (root's cron, say):
