@@ -1443,7 +1443,8 @@ archiver_db_checkpoint(Db *d, gboolean is_request, gboolean *done, GError **erro
 }
 
 /* Does the WAL hold, right after the wal-index's mxFrame, a frame of the
- * same generation: a transaction written but not yet published (an
+ * same generation (or, with none published, anything): a transaction
+ * written but not yet published (an
  * application writes its frames, syncs them under synchronous=FULL, and
  * only then publishes the commit in the wal-index, which makes no event),
  * or the frames of one rolled back? */
@@ -1451,6 +1452,13 @@ static gboolean
 has_frame_after(Db *d, const SqlenvfsWalIndexHeader *si)
 {
   SqlenvfsWalFrameHeader fh;
+  struct stat st;
+  /* A WAL restarted, or truncated (idle_checkpoint), and written again: its
+   * first writer writes the header and syncs it before any frame, and the
+   * event of that write may be the only one the archiver reads. */
+  if (si->mx_frame == 0 && stat(d->wal_path, &st) == 0 &&
+      st.st_size >= SQLENVFS_WAL_HEADER_SIZE)
+    return TRUE;
   if (!d->has_cur || d->wal == NULL ||
       !sqlenvfs_wal_file_peek_frame(d->wal, d->cur.hdr.page_size, si->mx_frame + 1, &fh, NULL))
     return FALSE;
