@@ -1185,11 +1185,17 @@ checkpoint_lock_held(const char *shm_path)
  * archive would otherwise continue its chain on another database's
  * pages. */
 static gboolean
-check_overwritten(Db *d, const struct stat *st, char **why)
+check_overwritten(Db *d, char **why)
 {
   SqlenvfsWalIndexHeader si, again;
   sqlite3 *rd = d->rd[d->active >= 0 ? d->active : 0];
-  if (rd == NULL || !sqlenvfs_wal_index_read(rd, &si)) {
+  struct stat stat_buf;
+  const struct stat *st = &stat_buf;
+  /* The wal-index before the file's times: a checkpoint writes the file
+   * before it publishes nBackfill, so times read after the wal-index are
+   * never older than the backfill it shows (read the other way round, a
+   * checkpoint in between showed a write with its backfill already seen). */
+  if (rd == NULL || !sqlenvfs_wal_index_read(rd, &si) || stat(d->path, &stat_buf) != 0) {
     d->has_file_seen = FALSE;
     return FALSE;
   }
@@ -1237,7 +1243,7 @@ check_identity(Db *d, char **why)
                            (unsigned long)st.st_ino, (unsigned long)d->ino);
     return SQLENVFS_GAP_DB_REPLACED;
   }
-  if (check_overwritten(d, &st, why))
+  if (check_overwritten(d, why))
     return SQLENVFS_GAP_DB_REPLACED;
   if (d->w != NULL) {
     /* Production narrowed by a chmod: the archive follows at once. */
