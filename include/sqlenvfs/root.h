@@ -158,6 +158,10 @@ gboolean sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, ch
  * .sqlenvfs beside a data/prod directory) holding @path, by the real path
  * of @path's directory, of any root (newly allocated); NULL if none does. */
 char *sqlenvfs_root_store_area_of(const char *path);
+/* The same for @root's own backups/, .cache and .sqlenvfs, told by device
+ * and inode (a path into them through a bind mount, say): the one holding
+ * @path (its path under @root, newly allocated), or NULL. */
+char *sqlenvfs_root_store_dir_holding(const SqlenvfsRoot *root, const char *path);
 
 /* Whether the file name @base is a database's ("*.db") or that of a file
  * SQLite keeps beside one ("*.db-wal", "*.db-shm", "*.db-journal"). */

@@ -104,15 +104,16 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   }
   if (tmp == NULL && sqlenvfs_tmp_leftovers(pc->dir, prefix, FALSE, TRUE, NULL, error) < 0)
     return FALSE;
+  /* An interrupted command line removes it (util.h): tracked before it is
+   * created, so that no signal between the two leaves it behind; a
+   * temporary given by the caller is the caller's to track. */
+  if (tmp == NULL)
+    pc->tracked = sqlenvfs_tmp_track(pc->tmp, FALSE);
   /* Created owner-only, then given the source's mode: never more readable
    * than the source, whatever the umask. */
   pc->fd = sqlenvfs_create_file(pc->tmp, 0600, error);
   if (pc->fd < 0)
     return FALSE;
-  /* An interrupted command line removes it (util.h); a temporary given by
-   * the caller is the caller's to track. */
-  if (tmp == NULL)
-    pc->tracked = sqlenvfs_tmp_track(pc->tmp, FALSE);
   if (fchmod(pc->fd, mode & 0666) != 0 ||
       !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, want_crc ? &pc->crc : NULL,
                                   pc->tmp, error)) {
@@ -261,7 +262,8 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                   sqlenvfs_root_dir(root), cmd, advice);
     return FALSE;
   }
-  if ((area = sqlenvfs_root_store_area_of(output)) != NULL) {
+  if ((area = sqlenvfs_root_store_area_of(output)) != NULL ||
+      (root != NULL && (area = sqlenvfs_root_store_dir_holding(root, output)) != NULL)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                 "%s to %s: that is inside %s, where a root keeps its backups, snapshots, WAL "
                 "archive or state; %s never writes there, even with --force, since a file "

@@ -695,17 +695,20 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     g_clear_pointer(&r->tmp, g_free);
     return NULL;
   }
+  /* What it fetches may be a whole base: an interrupted command line
+   * removes it (util.h). Tracked before it is made, so that no signal in
+   * between leaves it behind. */
+  r->tmp_tracked = sqlenvfs_tmp_track(r->tmp, TRUE);
   if (mkdir(r->tmp, 0700) != 0) {
     int e = errno;
+    sqlenvfs_tmp_untrack(r->tmp_tracked);
+    r->tmp_tracked = -1;
     g_clear_pointer(&r->tmp, g_free);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                 "create %s/%s: %s (choose a writable place for the output)", parent, name,
                 g_strerror(e));
     return NULL;
   }
-  /* What it fetches may be a whole base: an interrupted command line
-   * removes it (util.h). */
-  r->tmp_tracked = sqlenvfs_tmp_track(r->tmp, TRUE);
   r->plan_dir = g_build_filename(r->tmp, "plan", NULL);
   r->root_dir = g_build_filename(r->tmp, "root", NULL);
   if (!make_dirs(r->plan_dir, error) || !make_dirs(r->root_dir, error))

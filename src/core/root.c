@@ -893,6 +893,34 @@ sqlenvfs_root_store_area_of(const char *path)
   return NULL;
 }
 
+char *
+sqlenvfs_root_store_dir_holding(const SqlenvfsRoot *root, const char *path)
+{
+  g_autofree char *dir = real_dir_of(path);
+  struct stat areas[G_N_ELEMENTS(store_rel)];
+  gboolean found[G_N_ELEMENTS(store_rel)];
+  for (gsize i = 0; i < G_N_ELEMENTS(store_rel); i++) {
+    g_autofree char *area = g_build_filename(root->dir, store_rel[i], NULL);
+    found[i] = stat(area, &areas[i]) == 0;
+  }
+  /* Each directory from @path's up, by device and inode: the same
+   * directory reached another way (a bind mount) has no name to tell. */
+  while (dir != NULL) {
+    g_autofree char *parent = NULL;
+    struct stat st;
+    if (stat(dir, &st) == 0)
+      for (gsize i = 0; i < G_N_ELEMENTS(store_rel); i++)
+        if (found[i] && st.st_dev == areas[i].st_dev && st.st_ino == areas[i].st_ino)
+          return g_build_filename(root->dir, store_rel[i], NULL);
+    if (strcmp(dir, "/") == 0)
+      break;
+    parent = g_path_get_dirname(dir);
+    g_free(dir);
+    dir = g_steal_pointer(&parent);
+  }
+  return NULL;
+}
+
 gboolean
 sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which)
 {

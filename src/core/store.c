@@ -622,13 +622,16 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   name = unique_name(dir, now);
   tmp = sqlenvfs_tmp_path(dir, name);
   final = g_build_filename(dir, name, NULL);
+  /* An interrupted command line removes it (util.h): it holds copies of
+   * production. Tracked before it is made, so that no signal in between
+   * leaves it behind. */
+  tracked = sqlenvfs_tmp_track(tmp, TRUE);
   if (mkdir(tmp, (mode_t)sqlenvfs_mode_dir(manifest_mode)) != 0) {
     sqlenvfs_error_errno(error, errno, "create backup directory", tmp);
+    sqlenvfs_tmp_untrack(tracked);
+    tracked = -1;
     goto out;
   }
-  /* An interrupted command line removes it (util.h): it holds copies of
-   * production. */
-  tracked = sqlenvfs_tmp_track(tmp, TRUE);
   /* Invariant 7. */
   {
     g_autofree char *what = g_strdup_printf("%s copies", kind_name);
@@ -842,18 +845,22 @@ list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError 
 }
 
 /* Move the copies of @copies a database of which is known bad (the memo of
- * base verdicts, verifymemo.h) to @damaged: listed as ordinary copies,
- * they looked good to someone choosing one by hand. */
+ * base verdicts, verifymemo.h, or its file missing) to @damaged: listed as
+ * ordinary copies, they looked good to someone choosing one by hand. */
 static void
 move_known_bad(SqlenvfsVerifyMemo *verdicts, GPtrArray *copies, GPtrArray *damaged)
 {
-  for (guint i = 0; verdicts != NULL && i < copies->len;) {
+  for (guint i = 0; i < copies->len;) {
     SqlenvfsStoredCopy *copy = copies->pdata[i];
     SqlenvfsDamagedCopy *d = NULL;
     for (guint k = 0; d == NULL && k < copy->dbs->len; k++) {
       const SqlenvfsStoredDb *sdb = copy->dbs->pdata[k];
       g_autofree char *why = NULL;
-      if (sqlenvfs_verify_memo_base_state(verdicts, sdb, &why) != SQLENVFS_BASE_BAD)
+      struct stat st;
+      /* A missing file has no verdict to find: it is looked for. */
+      gboolean missing = lstat(sdb->path, &st) != 0 && errno == ENOENT;
+      if (!missing && (verdicts == NULL || sqlenvfs_verify_memo_base_state(
+                                             verdicts, sdb, &why) != SQLENVFS_BASE_BAD))
         continue;
       d = g_new0(SqlenvfsDamagedCopy, 1);
       d->kind = copy->kind;
@@ -863,11 +870,12 @@ move_known_bad(SqlenvfsVerifyMemo *verdicts, GPtrArray *copies, GPtrArray *damag
       d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
       d->file = g_strdup(sdb->path);
       /* The file is named beside the reason: not twice. */
-      d->reason = g_strdup_printf(
-        "found bad by a check: %s",
-        why == NULL ? "?"
-        : g_str_has_prefix(why, sdb->path) && why[strlen(sdb->path)] == ' '
-          ? why + strlen(sdb->path) + 1 : why);
+      d->reason = missing ? g_strdup("the database file is missing")
+                  : g_strdup_printf(
+                      "found bad by a check: %s",
+                      why == NULL ? "?"
+                      : g_str_has_prefix(why, sdb->path) && why[strlen(sdb->path)] == ' '
+                        ? why + strlen(sdb->path) + 1 : why);
     }
     if (d == NULL) {
       i++;

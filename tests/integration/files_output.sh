@@ -77,6 +77,16 @@ assert_eq "$(md5sum < "$T/base_link.db")" "$base_sum" "the hard link after the r
 rm "$T/base_link.db"
 "$SQLENVFS" list --root "$R" | grep -q 'recoverable windows: 1' ||
   fail "the window is gone after the refused restores: $("$SQLENVFS" list --root "$R")"
+# The store reached another way (a bind mount of backups/, as a second
+# disk is often mounted there): refused by the directory's identity.
+mkdir -p "$T/bk"
+mount --bind "$R/backups" "$T/bk"
+_mounts+=("$T/bk")
+bk_base="$T/bk/prod/snapshots/$(basename "$base_dir")/app.db"
+expect_fail "that is inside .*/backups, where a root keeps its backups.*never writes there" \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$bk_base" --force
+umount "$T/bk"
+assert_eq "$(md5sum < "${base_dir}app.db")" "$base_sum" "the base after a restore refused through a bind mount"
 pass "restore and recover refuse the root's store and a file with other names, even with --force"
 
 # A database in use elsewhere: its -wal beside it, held open by a process.

@@ -190,4 +190,11 @@ assert all(c["name"] != sys.argv[2] for c in j["backups"]), j["backups"]
 d = [d for d in j["damaged"] if d["name"] == sys.argv[2]]
 assert len(d) == 1 and d[0]["file"].endswith("/app.db") and "remove" in d[0]["action"], d
 PY
-pass "a copy a check found bad is listed as DAMAGED, naming its file"
+# A copy whose database file is gone: DAMAGED too (no verdict can name a
+# file that is not there), as verify and doctor say.
+b1_db=$(mktemp "$T/b1db.XXXX") && mv "$DAILY/$b1/app.db" "$b1_db"
+"$SQLENVFS" list --root "$R" > "$T/list4.out"
+grep -F "  $b1" "$T/list4.out" | grep -Eq -- "^  $b1 +DAMAGED: $DAILY/$b1/app.db: the database file is missing" ||
+  fail "a copy whose file is missing is not DAMAGED: $(grep -F "$b1" "$T/list4.out")"
+mv "$b1_db" "$DAILY/$b1/app.db"
+pass "a copy a check found bad is listed as DAMAGED, naming its file; so is one whose file is gone"
