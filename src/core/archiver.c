@@ -1039,6 +1039,7 @@ db_open(Db *d, GError **error)
     outage_from = prev_alive; /* commits found now were made meanwhile */
   }
   d->reopen_reason = 0;
+  d->changed_at = g_get_monotonic_time(); /* quiet from now on, not since boot */
   /* No alive time until the chain is known to have a base (checked below,
    * after the write lock is released) or its snapshot is taken. */
   g_mutex_lock(&a->lock);
