@@ -308,21 +308,29 @@ read_schema(const char *path, char **out, GError **error)
   return TRUE;
 }
 
+/* Make the file @p, when it is a regular one, no more readable than
+ * @mode (never widened). Never through a symlink. */
+static gboolean
+narrow_file(const char *p, int mode, GError **error)
+{
+  struct stat st;
+  if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
+    return TRUE;
+  if (fchmodat(AT_FDCWD, p, st.st_mode & (mode_t)mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
+    return sqlenvfs_error_errno(error, errno, "restrict the mode of", p);
+  return TRUE;
+}
+
 /* The new file @path, about to replace @old (with --force), no more
  * readable than @old: an operator who narrowed the database it replaces
  * meant its successor too. Nothing to do when @old is not a file. */
 static gboolean
 narrow_like(const char *old, const char *path, GError **error)
 {
-  struct stat ost, st;
+  struct stat ost;
   if (lstat(old, &ost) != 0 || !S_ISREG(ost.st_mode))
     return TRUE;
-  if (stat(path, &st) != 0)
-    return sqlenvfs_error_errno(error, errno, "stat", path);
-  if ((st.st_mode & 0777 & ~ost.st_mode) != 0 &&
-      chmod(path, st.st_mode & ost.st_mode & 0777) != 0)
-    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
-  return TRUE;
+  return narrow_file(path, (int)(ost.st_mode & 0777), error);
 }
 
 /* Build the new production file @tmp_prod from @schema (and the demo data),
@@ -1185,11 +1193,8 @@ tighten_dev_mode(const char *dev, int mode, GError **error)
 {
   for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
     g_autofree char *p = side_path(dev, sqlenvfs_db_files[i]);
-    struct stat st;
-    if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
-      continue;
-    if (fchmodat(AT_FDCWD, p, st.st_mode & (mode_t)mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
-      return sqlenvfs_error_errno(error, errno, "restrict the mode of", p);
+    if (!narrow_file(p, mode, error))
+      return FALSE;
   }
   return TRUE;
 }
