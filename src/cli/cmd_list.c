@@ -324,36 +324,53 @@ format_window(const SqlenvfsListWindow *w, char **from, char **to)
 }
 
 /* @remote_url: the replica a remote list read (its bases are never
- * checked there: said once, with the command that checks them), or NULL. */
+ * checked there: said once, with the command that checks them), or NULL.
+ * A window's start is padded to the widest shown, windows and periods not
+ * recoverable alike, so that the ends line up whichever form each takes. */
 static void
 print_windows(const SqlenvfsListReport *report, const char *remote_url)
 {
   gboolean any_unchecked = FALSE;
+  guint nw = report->windows->len, nt = report->tails->len;
+  g_autoptr(GPtrArray) froms = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GPtrArray) tos = g_ptr_array_new_with_free_func(g_free);
+  int width = 0;
 
-  printf("recoverable windows: %u", report->windows->len);
-  if (report->tails->len > 0)
-    printf(", and %u period%s that %s not", report->tails->len,
-           report->tails->len == 1 ? "" : "s", report->tails->len == 1 ? "is" : "are");
+  for (guint i = 0; i < nw + nt; i++) {
+    char *from, *to;
+    if (i < nw) {
+      format_window(report->windows->pdata[i], &from, &to);
+    } else {
+      const SqlenvfsListWindow *t = report->tails->pdata[i - nw];
+      from = sqlenvfs_time_format_local(t->from_us);
+      to = sqlenvfs_time_format_local(t->to_us);
+    }
+    width = MAX(width, (int)g_utf8_strlen(from, -1));
+    g_ptr_array_add(froms, from);
+    g_ptr_array_add(tos, to);
+  }
+  printf("recoverable windows: %u", nw);
+  if (nt > 0)
+    printf(", and %u period%s that %s not", nt, nt == 1 ? "" : "s", nt == 1 ? "is" : "are");
   printf("\n");
-  for (guint i = 0; i < report->windows->len; i++) {
+  for (guint i = 0; i < nw; i++) {
     const SqlenvfsListWindow *w = report->windows->pdata[i];
-    g_autofree char *from = NULL, *to = NULL;
     g_autofree char *db = cli_pad(w->db, 16);
-    format_window(w, &from, &to);
-    printf("  %s %s .. %s%s%s\n", db, from, to, w->note ? "  " : "", w->note ? w->note : "");
+    g_autofree char *from = cli_pad(froms->pdata[i], width);
+    printf("  %s %s .. %s%s%s\n", db, from, (char *)tos->pdata[i], w->note ? "  " : "",
+           w->note ? w->note : "");
     any_unchecked = any_unchecked || w->base_unchecked;
     if (w->base_unchecked && remote_url == NULL)
       printf("  %-16s %s\n", "", BASE_UNCHECKED_NOTE);
   }
   if (any_unchecked && remote_url != NULL)
     printf("  (list --remote checks no base: run sqlenvfs verify --remote %s)\n", remote_url);
-  for (guint i = 0; i < report->tails->len; i++) {
+  for (guint i = 0; i < nt; i++) {
     const SqlenvfsListWindow *t = report->tails->pdata[i];
-    g_autofree char *from = sqlenvfs_time_format_local(t->from_us);
-    g_autofree char *to = sqlenvfs_time_format_local(t->to_us);
     g_autofree char *db = cli_pad(t->db, 16);
+    g_autofree char *from = cli_pad(froms->pdata[nw + i], width);
     printf("  %s %s .. %s  NOT RECOVERABLE: %s (restore --time latest is refused; take a "
-           "snapshot)\n", db, from, to, t->note);
+           "snapshot)\n", db, from, (char *)tos->pdata[nw + i], t->note);
   }
 }
 
