@@ -12,7 +12,8 @@ Faults are armed through the proxy itself, by GET requests under /__fault/:
 
     /__fault/arm?kind=K&count=N[&method=M][&match=S][&arg=A]
         the next N requests (of method M, and whose path and query hold
-        the text S, when given) get fault K:
+        the text S, or end with it when S ends with '$', when given) get
+        fault K:
           status      answer HTTP A (default 500) with an S3 error body,
                       InternalError (InvalidArgument below 500); the
                       request does not reach the server
@@ -25,6 +26,9 @@ Faults are armed through the proxy itself, by GET requests under /__fault/:
                       connection without answering (the request does not
                       reach the server)
           delay       wait A milliseconds, then forward
+          flip        forward, then answer with byte A of the body (the
+                      last one when it is shorter) inverted: bytes damaged
+                      on the way
     /__fault/clear    disarm everything
     /__fault/stats    JSON: {"requests": n, "faults": n, "log": [[method, path, fault], ...],
                       "bytes": {path: body bytes answered to GETs of it}}
@@ -52,11 +56,19 @@ HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrad
        "proxy-connection"}
 
 
+def matches(text, path):
+    if text is None:
+        return True
+    if text.endswith("$"):
+        return path.endswith(text[:-1])
+    return text in path
+
+
 def take_fault(method, path):
     with lock:
         stats["requests"] += 1
         for f in faults:
-            if f[1] > 0 and (f[2] is None or f[2] == method) and (f[4] is None or f[4] in path):
+            if f[1] > 0 and (f[2] is None or f[2] == method) and matches(f[4], path):
                 f[1] -= 1
                 stats["faults"] += 1
                 return f[0], f[3]
@@ -146,6 +158,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
             up.close()
         if kind == "drop_reply":
             return self.cut()
+        if kind == "flip" and data:
+            at = min(arg or 0, len(data) - 1)
+            data = data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:]
         if method == "GET":
             key = urllib.parse.urlsplit(self.path).path
             with lock:

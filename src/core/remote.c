@@ -998,6 +998,47 @@ cached(GPtrArray *items, const char *path)
   return lstat(path, &st) == 0 && S_ISREG(st.st_mode) && (guint64)st.st_size == want;
 }
 
+/* Run @b's ranges in up to @conns threads; FALSE and *error when one failed. */
+static gboolean
+run_batch(Batch *b, guint conns, GError **error)
+{
+  GThread *threads[16];
+  guint n_threads = MIN(MIN(conns, G_N_ELEMENTS(threads)), b->ranges->len);
+
+  for (guint i = 0; i < n_threads; i++)
+    threads[i] = g_thread_new("remote-get", batch_worker, b);
+  for (guint i = 0; i < n_threads; i++)
+    g_thread_join(threads[i]);
+  b->r->stats.n_gets += (guint)b->gets;
+  b->r->stats.bytes += b->bytes;
+  if (b->error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&b->error));
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Fetch again every range of @b's item @k, into the same temporary. */
+static gboolean
+refetch_item(Batch *b, guint k, GError **error)
+{
+  Batch again = { 0 };
+  gboolean ok;
+
+  again.r = b->r;
+  again.items = b->items;
+  again.ranges = g_array_new(FALSE, FALSE, sizeof(Range));
+  g_mutex_init(&again.lock);
+  for (guint i = 0; i < b->ranges->len; i++)
+    if (g_array_index(b->ranges, Range, i).item == k)
+      g_array_append_val(again.ranges, g_array_index(b->ranges, Range, i));
+  ok = run_batch(&again, b->r->conns, error);
+  b->requests += again.requests;
+  g_array_unref(again.ranges);
+  g_mutex_clear(&again.lock);
+  return ok;
+}
+
 /* Fetch @items (Item *) in parallel. Files are created (0600, never through
  * a symlink) when first named; items whose key was fetched before are
  * skipped. */
@@ -1007,8 +1048,6 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
   Batch b = { 0 };
   g_autoptr(GHashTable) fds = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GPtrArray) todo = g_ptr_array_new();
-  GThread *threads[16];
-  guint n_threads;
   gboolean ok = FALSE;
 
   /* Never production's room (root.h): what is fetched is checked whole
@@ -1066,24 +1105,19 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
       }
     }
   }
-  n_threads = MIN(r->conns, b.ranges->len);
-  for (guint i = 0; i < n_threads; i++)
-    threads[i] = g_thread_new("remote-get", batch_worker, &b);
-  for (guint i = 0; i < n_threads; i++)
-    g_thread_join(threads[i]);
-  r->stats.n_gets += (guint)b.gets;
-  r->stats.bytes += b.bytes;
-  if (b.error != NULL) {
-    g_propagate_error(error, g_steal_pointer(&b.error));
+  if (!run_batch(&b, r->conns, error))
     goto done;
-  }
   /* Objects fetched in several ranges: their bytes against the MD5 of a
-   * single-part ETag (a whole GET was checked by the client). */
+   * single-part ETag (a whole GET was checked by the client). One that
+   * differs is fetched again once: bytes damaged on the way then check. */
   for (guint i = 0; i < todo->len; i++) {
     Item *it = todo->pdata[i];
-    if (it->len == 0 && (guint64)it->obj->size > r->range_bytes && etag_is_md5(it->obj->etag)) {
+    if (it->len != 0 || (guint64)it->obj->size <= r->range_bytes || !etag_is_md5(it->obj->etag))
+      continue;
+    for (int attempt = 0;; attempt++) {
       g_autofree char *md5 = NULL;
       g_autofree char *tmp = tmp_of(it->path);
+      g_autofree char *where = NULL;
       int rfd = open(tmp, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
       if (rfd < 0) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO, "open %s: %s", it->path,
@@ -1094,14 +1128,21 @@ fetch_items(SqlenvfsRemote *r, GPtrArray *items, GError **error)
       close(rfd);
       if (md5 == NULL)
         goto done;
-      if (g_ascii_strcasecmp(md5, it->obj->etag) != 0) {
-        g_autofree char *where = sqlenvfs_s3_describe(r->s3, it->obj->key);
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                    "get %s: its bytes have MD5 %s but its ETag says %s (it changed while it "
-                    "was read, or is damaged in the store: retry, then run %s)",
-                    where, md5, it->obj->etag, r->verify);
-        goto done;
+      if (g_ascii_strcasecmp(md5, it->obj->etag) == 0)
+        break;
+      where = sqlenvfs_s3_describe(r->s3, it->obj->key);
+      if (attempt == 0) {
+        g_message("get %s: its bytes have MD5 %s but its ETag says %s; fetching it again",
+                  where, md5, it->obj->etag);
+        if (!refetch_item(&b, i, error))
+          goto done;
+        continue;
       }
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "get %s: its bytes have MD5 %s but its ETag says %s, fetched twice (it "
+                  "changed while it was read, or is damaged in the store: retry, then run %s)",
+                  where, md5, it->obj->etag, r->verify);
+      goto done;
     }
   }
   {
@@ -3443,12 +3484,22 @@ block_get(SqlenvfsRemoteBlocks *b, guint32 i, guint8 *out, GError **error)
               b->where);
     unlink(path);
   }
-  data = ranged_get(b->r, b->s3, b->key, (guint64)i * b->block_size, blen,
-                    &b->r->stats.n_block_gets, &b->r->stats.block_bytes, error);
-  if (data == NULL)
-    return FALSE;
-  p = g_bytes_get_data(data, &got);
-  crc = got == blen ? sqlenvfs_crc32(0, p, blen) : 0;
+  /* A block that does not check is fetched again once: bytes damaged on
+   * the way, not in the replica, then check. */
+  for (int attempt = 0; attempt < 2; attempt++) {
+    g_clear_pointer(&data, g_bytes_unref);
+    data = ranged_get(b->r, b->s3, b->key, (guint64)i * b->block_size, blen,
+                      &b->r->stats.n_block_gets, &b->r->stats.block_bytes, error);
+    if (data == NULL)
+      return FALSE;
+    p = g_bytes_get_data(data, &got);
+    crc = got == blen ? sqlenvfs_crc32(0, p, blen) : 0;
+    if (got == blen && crc == b->crcs[i])
+      break;
+    if (attempt == 0)
+      g_message("%s: block %u came with %s; fetching it again", b->where, i,
+                got != blen ? "the wrong length" : "another crc32");
+  }
   if (got != blen || crc != b->crcs[i]) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "%s is damaged: block %u (bytes %" G_GUINT64_FORMAT "-%" G_GUINT64_FORMAT

@@ -86,6 +86,24 @@ grep "$kind $base" "$T/notes" | grep -q "is bad: .*s3://$S3_BUCKET/f/$top/$base/
 s3cmd_ -q put "$R/backups/prod/$top/$base/app.db" "$URL/$top/$base/app.db" >/dev/null
 pass "a damaged base object ($kind): named, another base used, bytes as the local restore"
 
+# 1b. The same base damaged on the way, in one answer of those that fetch it
+#     in ranges (the proxy inverts a byte; no base fetched whole is, as the
+#     client checks its MD5 and fetches it again): fetched again, it checks,
+#     and it is the base used.
+: > "$T/notes"
+curl -fsS "$PX/__fault/reset" >/dev/null
+curl -fsS "$PX/__fault/arm?kind=flip&count=1&method=GET&match=/$top/$base/app.db&arg=5000" \
+  >/dev/null || fail "arming the proxy"
+SQLENVFS_TEST_REMOTE_RANGE_BYTES=65536 rremote "@$t_mid" r1b.db > "$T/r1b.err" ||
+  fail "restore with a base damaged on the way: $(cat "$T/r1b.err")"
+nf=$(curl -fsS "$PX/__fault/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["faults"])')
+[ "$nf" = 1 ] || fail "the proxy damaged $nf answers, not 1"
+cmp "$T/local.db" "$T/w/r1b.db" || fail "restore with a base damaged on the way differs from the local one"
+grep -q "$top/$base/app.db: its bytes have MD5 .*fetching it again" "$T/notes" ||
+  fail "the base damaged on the way is not said to be fetched again: $(cat "$T/notes")"
+! grep -q "not using\|is bad" "$T/notes" || fail "a base damaged on the way was left out: $(cat "$T/notes")"
+pass "a base damaged on the way: fetched again and used, bytes as the local restore"
+
 # 2. A truncated sealed segment: the window is cut there or the restore
 #    refuses naming it; never a wrong database.
 cut=${segs[1]}
