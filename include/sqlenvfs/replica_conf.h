@@ -50,6 +50,7 @@ typedef struct {
   gboolean verify_tls;
   gint64 sync_interval_s;
   gint64 check_interval_s; /* the replica's objects compared with the shipping state */
+  gint64 lease_s;         /* the shipping lease's time to live (300)            */
   gint64 connect_timeout_s;
   gint64 low_speed_time_s;
   gint64 max_retries;

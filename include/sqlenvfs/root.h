@@ -74,6 +74,12 @@ typedef enum {
  * directory must hold data/prod. NULL and *error (NOT_FOUND or INVALID,
  * naming the path and what to do) on failure. */
 SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error);
+
+/* FALSE and an error naming the first line of the settings file @file
+ * (its text @text) that GKeyFile would take other than as written: a
+ * setting set twice in a section, one with a locale suffix, or one with a
+ * comment after its value (read as part of the value). */
+gboolean sqlenvfs_settings_check_lines(const char *text, const char *file, GError **error);
 /* The same, @dir given as @given_as (an error says "from @given_as"). */
 SqlenvfsRoot *sqlenvfs_root_open_from(const char *dir, const char *given_as,
                                       SqlenvfsRootMode mode, GError **error);

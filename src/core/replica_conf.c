@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/root.h"
 
 void
 sqlenvfs_replica_conf_free(SqlenvfsReplicaConf *conf)
@@ -250,6 +251,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
   c->verify_tls = TRUE;
   c->sync_interval_s = 1;
   c->check_interval_s = 3600;
+  c->lease_s = 300;
   c->connect_timeout_s = 10;
   c->low_speed_time_s = 30;
   c->max_retries = 5;
@@ -258,12 +260,17 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
 
   if (conf_file && g_file_test(conf_file, G_FILE_TEST_EXISTS)) {
     g_autoptr(GError) local = NULL;
+    g_autofree char *text = NULL;
+    gsize len = 0;
     kf = g_key_file_new();
-    if (!g_key_file_load_from_file(kf, conf_file, G_KEY_FILE_NONE, &local)) {
+    if (!g_file_get_contents(conf_file, &text, &len, &local) ||
+        !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: %s (fix the file)", conf_file, local->message);
       return NULL;
     }
+    if (!sqlenvfs_settings_check_lines(text, conf_file, error))
+      return NULL;
   }
 
   c->url = url ? g_strdup(url) : conf_string(kf, "url");
@@ -332,6 +339,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
   }
   if (!conf_int(kf, file, "sync-interval", 1, 3600, &c->sync_interval_s, error) ||
       !conf_int(kf, file, "check-interval", 1, 7 * 86400, &c->check_interval_s, error) ||
+      !conf_int(kf, file, "lease-seconds", 10, 3600, &c->lease_s, error) ||
       !conf_int(kf, file, "connect-timeout", 1, 600, &c->connect_timeout_s, error) ||
       !conf_int(kf, file, "low-speed-time", 1, 3600, &c->low_speed_time_s, error) ||
       !conf_int(kf, file, "max-retries", 0, 20, &c->max_retries, error) ||

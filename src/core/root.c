@@ -236,12 +236,10 @@ check_known_settings(GKeyFile *kf, const char *file, GError **error)
   return TRUE;
 }
 
-/* FALSE and an error naming the first setting of the settings file @file
- * (its text @text) that GKeyFile would take silently other than as
- * written: one set twice in a section (the last would win), or one with a
- * locale suffix ("key[de]", a translation GKeyFile keeps apart). */
-static gboolean
-check_lines(const char *text, const char *file, GError **error)
+/* Set twice, the last would win; a locale suffix ("key[de]") is a
+ * translation GKeyFile keeps apart. */
+gboolean
+sqlenvfs_settings_check_lines(const char *text, const char *file, GError **error)
 {
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -268,6 +266,18 @@ check_lines(const char *text, const char *file, GError **error)
                   "read settings %s: line %u: %s %s has a locale suffix, which sqlenvfs does "
                   "not read (remove the [...] after the name)", file, i + 1, group, key);
       return FALSE;
+    }
+    /* GKeyFile takes a '#' after the value as part of it: a path with a
+     * comment after it would name another file, a number would be
+     * refused without saying why. */
+    for (const char *h = strchr(eq + 1, '#'); h != NULL; h = strchr(h + 1, '#')) {
+      if (h[-1] == ' ' || h[-1] == '\t') {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                    "read settings %s: line %u: %s %s has a comment after its value, which "
+                    "would be read as part of it (put the comment on a line of its own)",
+                    file, i + 1, group, key);
+        return FALSE;
+      }
     }
     id = g_strdup_printf("%s %s", group, key);
     first = GPOINTER_TO_UINT(g_hash_table_lookup(seen, id));
@@ -334,7 +344,7 @@ load_settings(SqlenvfsRoot *root, GError **error)
                 local->message);
     return FALSE;
   }
-  if (!check_lines(text, file, error) || !check_known_settings(kf, file, error))
+  if (!sqlenvfs_settings_check_lines(text, file, error) || !check_known_settings(kf, file, error))
     return FALSE;
   if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
     g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);

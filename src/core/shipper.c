@@ -2178,7 +2178,7 @@ ship_main(gpointer data)
 /* Start, notify, stop                                                  */
 
 static gboolean
-replica_configured(const char *root_dir, char **conf_path, char **url_out, gint64 *lease_ttl_s)
+replica_configured(const char *root_dir, char **conf_path, char **url_out)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
@@ -2188,17 +2188,6 @@ replica_configured(const char *root_dir, char **conf_path, char **url_out, gint6
   url = g_key_file_get_string(kf, "replica", "url", NULL);
   if (url == NULL || *g_strstrip(url) == '\0')
     return FALSE;
-  if (lease_ttl_s) {
-    g_autoptr(GError) error = NULL;
-    gint64 v = g_key_file_get_int64(kf, "replica", "lease-seconds", &error);
-    *lease_ttl_s = LEASE_TTL_S;
-    if (error == NULL && v >= 10 && v <= 3600)
-      *lease_ttl_s = v;
-    else if (error == NULL || !g_error_matches(error, G_KEY_FILE_ERROR,
-                                               G_KEY_FILE_ERROR_KEY_NOT_FOUND))
-      g_warning("replica: %s: [replica] lease-seconds must be a whole number from 10 to 3600; "
-                "%d is used (fix or remove the line)", path, LEASE_TTL_S);
-  }
   if (conf_path)
     *conf_path = g_steal_pointer(&path);
   if (url_out)
@@ -2241,16 +2230,14 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
   g_autoptr(GError) error = NULL;
   SqlenvfsShipper *s;
 
-  gint64 ttl_s = LEASE_TTL_S;
   g_autofree char *url = NULL;
-  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &url, &ttl_s))
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, &url))
     return NULL;
   s = g_new0(SqlenvfsShipper, 1);
   g_mutex_init(&s->lock);
   g_cond_init(&s->cond);
   s->dbs = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, ship_db_free);
-  s->lease_ttl_s = ttl_s;
-  s->renew_us = MIN(ttl_s * G_USEC_PER_SEC / 4, RENEW_MAX_US);
+  s->lease_ttl_s = LEASE_TTL_S;
   s->root_dir = g_strdup(sqlenvfs_root_dir(root));
   s->state_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE));
   s->wal_dir = g_strdup(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
@@ -2268,6 +2255,9 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
     g_mutex_unlock(&s->lock);
     s->conf = sqlenvfs_replica_conf_load(conf_path, NULL, &error);
   }
+  if (s->conf)
+    s->lease_ttl_s = s->conf->lease_s;
+  s->renew_us = MIN(s->lease_ttl_s * G_USEC_PER_SEC / 4, RENEW_MAX_US);
   if (s->conf)
     s->s3 = sqlenvfs_s3_new(s->conf, &error);
   if (s->s3 == NULL) {
@@ -2389,7 +2379,7 @@ dirs_of(GPtrArray *items)
 gboolean
 sqlenvfs_shipper_is_configured(SqlenvfsRoot *root)
 {
-  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL, NULL);
+  return replica_configured(sqlenvfs_root_dir(root), NULL, NULL);
 }
 
 gboolean
@@ -2398,7 +2388,7 @@ sqlenvfs_shipper_check_settings(SqlenvfsRoot *root, GError **error)
   g_autofree char *conf_path = NULL;
   g_autoptr(SqlenvfsReplicaConf) conf = NULL;
   g_autoptr(GError) local = NULL;
-  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, NULL, NULL))
+  if (!replica_configured(sqlenvfs_root_dir(root), &conf_path, NULL))
     return TRUE;
   conf = sqlenvfs_replica_conf_load(conf_path, NULL, &local);
   if (conf != NULL)

@@ -193,6 +193,20 @@ START_TEST(test_settings)
   ck_assert_msg(strstr(error->message, "line 2: [archive] segment-max-records[de] has a locale "
                                        "suffix") != NULL, "%s", error->message);
   g_clear_error(&error);
+  /* A comment after a value, which GKeyFile reads as part of it (a path
+   * would name another file), is refused naming its line; a '#' with no
+   * blank before it is part of the value. */
+  g_file_set_contents(conf, "[replica]\nurl=s3://b/p#1\ncredentials-file = /etc/c    # 600\n",
+                      -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "line 3: [replica] credentials-file has a comment after "
+                                       "its value") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=7\t# a week\n", -1, NULL);
+  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "line 2: [retention] daily-keep-days has a comment") !=
+                NULL, "%s", error->message);
+  g_clear_error(&error);
   /* Every documented setting is known (values within their ranges). */
   g_file_set_contents(conf,
                       "# comments are fine\n"

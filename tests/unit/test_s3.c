@@ -118,6 +118,7 @@ START_TEST(test_file_then_env)
   ck_assert(!c->verify_tls);
   ck_assert_int_eq(c->sync_interval_s, 7);
   ck_assert_int_eq(c->max_retries, 2);
+  ck_assert_int_eq(c->lease_s, 300);
   ck_assert_str_eq(c->credentials_from, "the environment");
   /* An URL given by the caller (--remote) wins over the file's. */
   g_autoptr(SqlenvfsReplicaConf) d = sqlenvfs_replica_conf_load(conf, "s3://other/y", &error);
@@ -135,6 +136,10 @@ static const char *const bad_settings[] = {
   "[replica]\nurl = s3://bucket/p\nendpoint = ftp://host\n",
   "[replica]\nurl = s3://bucket/p\nendpoint = http://host/path\n",
   "[replica]\nurl = s3://bucket/p\nregion = eu west\n",
+  "[replica]\nurl = s3://bucket/p\nlease-seconds = 5\n",
+  "[replica]\nurl = s3://bucket/p\nlease-seconds = abc\n",
+  "[replica]\nurl = s3://bucket/p\nlease-seconds = 99999\n",
+  "[replica]\nurl = s3://bucket/p\ncredentials-file = /etc/c   # chmod 600\n",
   "[replica]\nurl = bucket/p\n",
   "[replica]\nendpoint = http://host\n",
 };
