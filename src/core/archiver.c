@@ -751,7 +751,10 @@ frame_matches(Db *d, const SqlenvfsWalHeader *h, guint32 frame, guint32 ck1, gui
 
 /* The quiet marker, .sqlenvfs/quiet-<db>: written when idle_checkpoint has
  * put every frame into the database file and truncated the WAL, after the
- * commit @last was archived and synced. It says which commit, and the
+ * commit @last was archived and synced, and when capture starts on an empty
+ * WAL (the state @last, a commit or the start of a chain, is then all in
+ * the file: a database never written keeps its chain across restarts,
+ * instead of a new one and a new snapshot at each). It says which state, and the
  * database file as it was then (device, inode, size, mtime to the
  * nanosecond). A WAL that is empty at the next start, or holds a later
  * generation, then continues the archive only if the file is still exactly
@@ -789,8 +792,7 @@ quiet_note(Db *d)
   g_autofree char *path = quiet_path(d), *line = NULL, *text = NULL;
   g_autoptr(GError) local = NULL;
   struct stat st;
-  if (last == NULL || last->type != SQLENVFS_ARCHIVE_COMMIT || d->unsynced > 0 ||
-      stat(d->path, &st) != 0 || st.st_mtim.tv_nsec == 0)
+  if (last == NULL || d->unsynced > 0 || stat(d->path, &st) != 0 || st.st_mtim.tv_nsec == 0)
     return;
   line = quiet_line(last, &st);
   text = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
@@ -838,18 +840,19 @@ decide(Db *d, const SqlenvfsWalIndexHeader *si, char **why)
     *why = g_strdup(d->reopen_why ? d->reopen_why : "");
     return d->reopen_reason;
   }
-  if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
-    if ((!has_h || h.salt1 != last->salt1 || h.salt2 != last->salt2) && quiet_matches(d, last)) {
-      /* Emptied by idle_checkpoint right after @last, and the file not
-       * written since: what the WAL holds now came after (an OUTAGE). */
-      if (has_h) {
-        sqlenvfs_wal_cursor_init(&d->cur, &h);
-        d->has_cur = TRUE;
-      }
-      g_info("archiver %s: the database file is as the archiver left it when it emptied the WAL "
-             "after the last archived commit: the archive goes on", d->name);
-      return 0;
+  if ((!has_h || h.salt1 != last->salt1 || h.salt2 != last->salt2) && quiet_matches(d, last)) {
+    /* The WAL was empty right after @last (emptied by idle_checkpoint, or
+     * found so at a start), and the file not written since: what the WAL
+     * holds now came after (an OUTAGE). */
+    if (has_h) {
+      sqlenvfs_wal_cursor_init(&d->cur, &h);
+      d->has_cur = TRUE;
     }
+    g_info("archiver %s: the database file is as it was when the WAL was empty after the last "
+           "archived state: the archive goes on", d->name);
+    return 0;
+  }
+  if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
     if (!has_h) {
       *why = g_strdup_printf("the WAL is empty; the last archived frame was %u of generation "
                              "%08x/%08x", last->commit_frame, last->salt1, last->salt2);
@@ -1070,6 +1073,9 @@ db_open(Db *d, GError **error)
     sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
     return FALSE;
   }
+  /* An empty WAL under the write lock: the last state is all in the file. */
+  if (stat(d->wal_path, &st) == 0 && st.st_size == 0)
+    quiet_note(d);
   sqlite3_exec(d->wlock, "ROLLBACK", NULL, NULL, NULL);
   sqlite3_busy_timeout(d->wlock, CKPT_LOCK_MS);
   if (has_si)
