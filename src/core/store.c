@@ -541,6 +541,84 @@ archive_next(SqlenvfsRoot *root, const char *db)
   return sqlenvfs_archive_next_seq(dir);
 }
 
+/* Narrow the open file or directory @fd (@path) to at most @mode's
+ * permission bits (never widened; setuid, setgid and sticky kept). FALSE
+ * when it cannot (said once by the caller). */
+static gboolean
+narrow_fd(int fd, int mode)
+{
+  struct stat st;
+  mode_t want;
+  if (fstat(fd, &st) != 0)
+    return FALSE;
+  want = (st.st_mode & 07777) & ~(mode_t)(0777 & ~mode);
+  return want == (st.st_mode & 07777) || fchmod(fd, want) == 0;
+}
+
+/* The copies of both kinds made no more readable than production is now
+ * (a chmod of production after they were written): each database file as
+ * its production database, the MANIFESTs and the directories as the
+ * narrowest of them (@manifest_mode, as a new copy gets). A file with
+ * another name (a hard link) is not ours to change; symlinks are not
+ * followed. What cannot be narrowed (another owner's files) is said once. */
+static void
+narrow_copies(SqlenvfsRoot *root, int manifest_mode)
+{
+  static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
+  const char *failed = NULL;
+  g_autofree char *failed_path = NULL;
+
+  for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
+    const char *dir = sqlenvfs_store_dir(root, kinds[k]);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (dfd >= 0) {
+      if (!narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
+        failed = dir;
+      close(dfd);
+    }
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+      g_autofree char *cdir = g_build_filename(dir, name, NULL);
+      g_autoptr(GDir) c = NULL;
+      const char *file;
+      int cfd;
+      if (name[0] == '.')
+        continue;
+      cfd = open(cdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (cfd < 0)
+        continue;
+      if (!narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode)) && failed_path == NULL)
+        failed_path = g_strdup(cdir);
+      close(cfd);
+      c = g_dir_open(cdir, 0, NULL);
+      while (c != NULL && (file = g_dir_read_name(c)) != NULL) {
+        g_autofree char *path = g_build_filename(cdir, file, NULL);
+        g_autofree char *db = g_str_has_suffix(file, ".db")
+                                ? g_strndup(file, strlen(file) - 3) : NULL;
+        g_autofree char *prod = db ? sqlenvfs_root_prod_db(root, db) : NULL;
+        int mode = manifest_mode;
+        struct stat st;
+        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+          continue;
+        if (prod != NULL && stat(prod, &st) == 0)
+          mode = (int)(st.st_mode & 0666);
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+            !narrow_fd(fd, mode) && failed_path == NULL)
+          failed_path = g_strdup(path);
+        close(fd);
+      }
+    }
+  }
+  if (failed != NULL || failed_path != NULL) {
+    g_autofree char *top = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_DAILY));
+    g_warning("%s is more readable than production, and its mode cannot be narrowed by this "
+              "user (run `chmod -R go-rwx %s` as its owner)", failed ? failed : failed_path,
+              top);
+  }
+}
+
 SqlenvfsStoredCopy *
 sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
                       SqlenvfsProgressFunc progress, gpointer user, GError **error)
@@ -680,6 +758,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   }
   if (!sqlenvfs_fsync_dir(dir, error))
     goto out;
+  narrow_copies(root, manifest_mode);
   result = load_entry(root, kind, name, error);
   if (result != NULL && db == NULL)
     result->skipped = g_steal_pointer(&skipped);

@@ -91,6 +91,31 @@ assert_eq "$(stat -c %a "$A2")" "2700" "the archive directory, setgid, narrowed"
 rm "$A2/hardlink-to-outside"
 pass "a running archiver narrows its archive when production is narrowed"
 
+# Production narrowed after backups and snapshots were written: the next
+# backup narrows the copies written before (each database file as its
+# production database, the rest and the directories as the narrowest), a
+# hard link to a file outside them excepted.
+R4=$T/root4
+make_root "$R4" "$SRCDIR/schema.sql"
+P4=$R4/data/prod/app.db
+chmod 644 "$P4"
+chmod 755 "$R4/backups" "$R4/backups/prod" "$R4/backups/prod/daily" "$R4/backups/prod/snapshots"
+"$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup before the chmod"
+"$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot before the chmod"
+old=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -mindepth 1 -perm /0044 | wc -l)
+[ "$old" -gt 0 ] || fail "the copies before the chmod are not readable by others (nothing to narrow)"
+b4=$(ls "$R4/backups/prod/daily" | head -1)
+ln "$T/outside.txt" "$R4/backups/prod/daily/$b4/hardlink-to-outside"
+chmod 600 "$P4"
+"$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup after the chmod"
+bad=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -name hardlink-to-outside -prune -o \
+  \( -type f -perm /0177 -printf '%m %p\n' \) -o \( -type d -perm /0077 -printf '%m %p/\n' \))
+[ -z "$bad" ] || fail "copies written before production was narrowed to 0600, after a backup:
+$bad"
+assert_eq "$(stat -c %a "$T/outside.txt")" "644" "a file outside the copies, linked into one"
+"$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
+pass "a backup narrows the copies written before production was narrowed"
+
 # A root owned by another user, where root ran a backup (root's cron, say):
 # the owner's list shows the copy as UNREADABLE, naming whose it is, and
 # doctor warns, never calling a good copy DAMAGED and advising to remove
