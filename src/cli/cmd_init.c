@@ -25,7 +25,8 @@ cmd_init(int argc, char **argv)
     { "schema", 0, 0, G_OPTION_ARG_FILENAME, &schema, "Schema to load (default: ROOT/schema.sql)",
       "FILE" },
     { "demo", 0, 0, G_OPTION_ARG_NONE, &demo,
-      "Load the synthetic vessel data set (needs the tables of the repository's schema.sql)", NULL },
+      "Load the synthetic vessel data set (the tables of the repository's schema.sql, written to "
+      "ROOT/schema.sql when there is none)", NULL },
     { "demo-events", 0, 0, G_OPTION_ARG_INT64, &demo_events,
       "With --demo: number of events (default 1200000, about 200 MB; tests use fewer)", "N" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,

@@ -137,7 +137,7 @@ cmd_recover(int argc, char **argv)
   gboolean force = FALSE, json = FALSE;
   GOptionEntry entries[] = {
     { "output", 'o', 0, G_OPTION_ARG_FILENAME, &output,
-      "Where to write the recovered database (must not exist)", "PATH" },
+      "Where to write the recovered database (must not exist, unless --force)", "PATH" },
     { "force", 0, 0, G_OPTION_ARG_NONE, &force,
       "Replace an existing output file with one name nobody uses (never a database of the "
       "root, a file in its backups/, .sqlenvfs/ or .cache/, nor one with a -wal, -shm or "

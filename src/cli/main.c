@@ -42,7 +42,7 @@ usage(FILE *out)
   fprintf(out,
           "\n"
           "Every command takes --root DIR (default: $SQLENVFS_ROOT, else the current\n"
-          "directory) and --help. See sqlenvfs(1).\n");
+          "directory) and --help. `sqlenvfs --version` prints the version. See sqlenvfs(1).\n");
 }
 
 /* A command that runs for a moment keeps the memory it frees for its next

@@ -735,9 +735,11 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
 
   if (name != NULL && *name == '\0') {
     /* A script's unset variable (--db "$DB"), not a choice of the default. */
+    g_autofree char *dbs = sqlenvfs_root_describe_dbs(root, NULL);
+    g_autofree char *has = dbs ? g_strdup_printf(" (this root has %s)", dbs) : g_strdup("");
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "the database name is empty: name a database, or give none for the default "
-                "(%s)", root->settings.default_db);
+                "the database name is empty: name a database%s, or give none for the "
+                "default (%s)", has, root->settings.default_db);
     return NULL;
   }
   if (name == NULL)

@@ -127,6 +127,11 @@ assert m and "init" not in err, err
 said = [w.rstrip(",") for w in shlex.split(m.group(1)) if w != "and"]
 assert sorted(said) == sorted(["app"] + names), said
 PY
+# An empty name (a script's unset variable) is no choice of the default:
+# refused, naming the databases there are.
+err=$("$SQLENVFS" backup --root "$R" --db '' 2>&1 >/dev/null) && fail "backup of an empty name"
+grep -q "the database name is empty: name a database (this root has .*'$SP'" <<<"$err" ||
+  fail "an empty name's error does not name the databases: $err"
 E=$T/empty
 mkdir -p "$E/data/prod"
 err=$("$SQLENVFS" backup --root "$E" --db "$SP" 2>&1 >/dev/null) && fail "backup in a root without databases"
