@@ -42,6 +42,14 @@ G_BEGIN_DECLS
 gboolean sqlenvfs_imagevfs_open(SqlenvfsImage *img, const char *label, sqlite3 **db,
                                 GError **error);
 
+/* As sqlenvfs_imagevfs_open, with a clock that stands still: SQL that reads
+ * it ('now', CURRENT_TIMESTAMP) reads @now_us (Unix time, microseconds, to
+ * the millisecond), so that a query that reads the clock gives the same
+ * result on the same state each time. The clock is that of the calling
+ * thread: run the connection's statements there. */
+gboolean sqlenvfs_imagevfs_open_clock(SqlenvfsImage *img, const char *label, gint64 now_us,
+                                      sqlite3 **db, GError **error);
+
 /* ATTACH @img read-only to @db as schema @schema (a plain identifier).
  * FALSE and *error on failure. */
 gboolean sqlenvfs_imagevfs_attach(sqlite3 *db, SqlenvfsImage *img, const char *label,

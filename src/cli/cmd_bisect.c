@@ -59,6 +59,7 @@ cmd_bisect(int argc, char **argv)
                  "and how many states were examined (at most ceil(log2(commits))+2).\n"
                  "If the result changed more than once between T1 and T2, the commit found is one\n"
                  "of those changes, not necessarily the first; a change undone by T2 is not seen.\n"
+                 "The clock QUERY reads ('now') stands at the time bisect started, in every state.\n"
                  "Times: " SQLENVFS_TIME_FORMS ".\n"
                  "Exit status: 0 a commit was found; 3 the result at T2 is the result at T1\n"
                  "(nothing to find); 1 error; 2 usage.",

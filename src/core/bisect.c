@@ -173,10 +173,12 @@ error_result(const char *msg, Result *out)
   out->text = g_strdup_printf("(the query fails: %s)\n", msg);
 }
 
-/* Run @sql on state @s; the query failing there (is_query_error) is a
+/* Run @sql on state @s, the clock standing at @now_us (every state of a
+ * run sees the same 'now'); the query failing there (is_query_error) is a
  * result too. */
 static gboolean
-probe(const char *db, const State *s, const char *sql, Result *out, GError **error)
+probe(const char *db, const State *s, const char *sql, gint64 now_us, Result *out,
+      GError **error)
 {
   g_autoptr(sqlite3) conn = NULL;
   g_autoptr(sqlite3_stmt) st = NULL;
@@ -186,7 +188,7 @@ probe(const char *db, const State *s, const char *sql, Result *out, GError **err
   gsize len = sizeof out->digest;
   int rc, n;
 
-  if (!sqlenvfs_imagevfs_open(s->img, label, &conn, error))
+  if (!sqlenvfs_imagevfs_open_clock(s->img, label, now_us, &conn, error))
     goto fail;
   rc = sqlite3_prepare_v2(conn, sql, -1, &st, NULL);
   if (rc != SQLITE_OK && is_query_error(rc)) {
@@ -443,6 +445,8 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   SqlenvfsBisectResult *ret = NULL;
   guint total;
   gint64 lo, hi;
+  /* 'now' in the query: the time the run began, in every state. */
+  const gint64 now_us = g_get_real_time();
 
   g_return_val_if_fail(root != NULL && sql != NULL && to != NULL, NULL);
   g_array_set_clear_func(lows, (GDestroyNotify)state_clear);
@@ -522,22 +526,22 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     return g_steal_pointer(&r);
   }
   total = 2 + (guint) g_bit_storage(n_cand - 1);
-  if (!probe(r->db, &s0, sql, &r0, error))
+  if (!probe(r->db, &s0, sql, now_us, &r0, error))
     goto out;
   /* Twice on the same state: a result that changes on its own would be
    * taken for a change the commits made. */
   {
     Result again = { 0 };
     gboolean same;
-    if (!probe(r->db, &s0, sql, &again, error))
+    if (!probe(r->db, &s0, sql, now_us, &again, error))
       goto out;
     same = result_equal(&r0, &again);
     result_clear(&again);
     if (!same) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "the query gives another result each time it runs on the same state (it "
-                  "calls random(), reads the clock, or another function whose result changes "
-                  "on its own): bisect needs a query whose result depends only on the data");
+                  "calls random(), or another function whose result changes on its own): "
+                  "bisect needs a query whose result depends only on the data");
       goto out;
     }
   }
@@ -545,7 +549,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   hi = (gint64)n_cand - 1;
   if (!cand_get(a, &cands, (guint64)hi, &ce, error) ||
       !state_after(a, r->db, &s0, &ce, &shi, error) ||
-      !probe(r->db, &shi, sql, &rhi, error))
+      !probe(r->db, &shi, sql, now_us, &rhi, error))
     goto out;
   probe_done(r, total, progress, user);
   if (result_equal(&r0, &rhi)) {
@@ -560,7 +564,7 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     const State *below = &g_array_index(lows, State, lows->len - 1);
     if (!cand_get(a, &cands, (guint64)mid, &ce, error) ||
         !state_after(a, r->db, below, &ce, &smid, error) ||
-        !probe(r->db, &smid, sql, &rmid, error))
+        !probe(r->db, &smid, sql, now_us, &rmid, error))
       goto out;
     probe_done(r, total, progress, user);
     if (result_equal(&r0, &rmid)) {

@@ -263,6 +263,30 @@ vfs_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
   return rc;
 }
 
+/* The clock of connections opened with sqlenvfs_imagevfs_open_clock, as
+ * SQLite counts it (milliseconds since the Julian epoch): set by each such
+ * open on its thread, which is the thread that then runs its statements
+ * (imagevfs.h, invariant 3). */
+static _Thread_local sqlite3_int64 fixed_now;
+
+static int
+fixed_current_time_int64(sqlite3_vfs *vfs, sqlite3_int64 *out)
+{
+  if (fixed_now == 0)
+    return vfs_current_time_int64(vfs, out);
+  *out = fixed_now;
+  return SQLITE_OK;
+}
+
+static int
+fixed_current_time(sqlite3_vfs *vfs, double *out)
+{
+  sqlite3_int64 ms = 0;
+  int rc = fixed_current_time_int64(vfs, &ms);
+  *out = (double)ms / 86400000.0;
+  return rc;
+}
+
 static sqlite3_vfs image_vfs = {
   .iVersion = 2,
   .mxPathname = 256,
@@ -278,6 +302,23 @@ static sqlite3_vfs image_vfs = {
   .xCurrentTimeInt64 = vfs_current_time_int64,
 };
 
+#define FIXED_VFS_NAME SQLENVFS_IMAGEVFS_NAME "-fixed-clock"
+
+static sqlite3_vfs fixed_vfs = {
+  .iVersion = 2,
+  .mxPathname = 256,
+  .zName = FIXED_VFS_NAME,
+  .xOpen = vfs_open,
+  .xDelete = vfs_delete,
+  .xAccess = vfs_access,
+  .xFullPathname = vfs_full_pathname,
+  .xRandomness = vfs_randomness,
+  .xSleep = vfs_sleep,
+  .xCurrentTime = fixed_current_time,
+  .xGetLastError = vfs_last_error,
+  .xCurrentTimeInt64 = fixed_current_time_int64,
+};
+
 static gboolean
 ensure_registered(GError **error)
 {
@@ -290,7 +331,10 @@ ensure_registered(GError **error)
       rc = SQLITE_ERROR;
     } else {
       image_vfs.szOsFile = MAX((int) sizeof(ImageFile), default_vfs->szOsFile);
+      fixed_vfs.szOsFile = image_vfs.szOsFile;
       rc = sqlite3_vfs_register(&image_vfs, 0);
+      if (rc == SQLITE_OK)
+        rc = sqlite3_vfs_register(&fixed_vfs, 0);
     }
     g_once_init_leave(&once, 1);
   }
@@ -332,8 +376,8 @@ forget(char *name)
   g_free(name);
 }
 
-gboolean
-sqlenvfs_imagevfs_open(SqlenvfsImage *img, const char *label, sqlite3 **db, GError **error)
+static gboolean
+open_with(SqlenvfsImage *img, const char *label, const char *vfs, sqlite3 **db, GError **error)
 {
   sqlite3 *conn = NULL;
   char *name;
@@ -343,8 +387,7 @@ sqlenvfs_imagevfs_open(SqlenvfsImage *img, const char *label, sqlite3 **db, GErr
   if (!ensure_registered(error))
     return FALSE;
   name = remember(img, label);
-  rc = sqlite3_open_v2(name, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI,
-                       SQLENVFS_IMAGEVFS_NAME);
+  rc = sqlite3_open_v2(name, &conn, SQLITE_OPEN_READWRITE | SQLITE_OPEN_URI, vfs);
   if (rc == SQLITE_OK)
     rc = sqlite3_exec(conn, "PRAGMA temp_store=MEMORY; SELECT count(*) FROM sqlite_schema", NULL,
                       NULL, NULL);
@@ -356,6 +399,21 @@ sqlenvfs_imagevfs_open(SqlenvfsImage *img, const char *label, sqlite3 **db, GErr
   }
   *db = conn;
   return TRUE;
+}
+
+gboolean
+sqlenvfs_imagevfs_open(SqlenvfsImage *img, const char *label, sqlite3 **db, GError **error)
+{
+  return open_with(img, label, SQLENVFS_IMAGEVFS_NAME, db, error);
+}
+
+gboolean
+sqlenvfs_imagevfs_open_clock(SqlenvfsImage *img, const char *label, gint64 now_us, sqlite3 **db,
+                             GError **error)
+{
+  /* SQLite's clock: the Julian day number of the Unix epoch, in ms. */
+  fixed_now = (sqlite3_int64)(now_us / 1000) + (sqlite3_int64)210866760000000LL;
+  return open_with(img, label, FIXED_VFS_NAME, db, error);
 }
 
 gboolean

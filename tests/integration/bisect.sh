@@ -189,3 +189,11 @@ expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql " ; -- nothing
 expect_fail 'gives another result each time it runs on the same state' \
   "$SQLENVFS" bisect --root "$R" --sql "SELECT count(*) + random() FROM t"
 pass "a comment after the query is accepted; an empty --sql is called empty"
+
+# The clock stands still: a query that reads it (to the millisecond, which
+# two runs never share) asks the same of every state, and none changes it.
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$FA" --sql "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now'),
+  count(*) >= 0 FROM t" > "$T/clk.out" 2> "$T/clk.err" || rc=$?
+assert_eq "$rc" 3 "exit status of a query that reads the clock ($(cat "$T/clk.err"))"
+pass "a query that reads the clock sees it stand still in every state"
