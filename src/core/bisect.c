@@ -173,6 +173,16 @@ error_result(const char *msg, Result *out)
   out->text = g_strdup_printf("(the query fails: %s)\n", msg);
 }
 
+/* Whether the main database of @conn keeps its text in UTF-16. */
+static gboolean
+is_utf16(sqlite3 *conn)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  return sqlite3_prepare_v2(conn, "PRAGMA encoding", -1, &st, NULL) == SQLITE_OK &&
+         sqlite3_step(st) == SQLITE_ROW &&
+         g_str_has_prefix((const char *) sqlite3_column_text(st, 0), "UTF-16");
+}
+
 /* Run @sql on state @s, the clock standing at @now_us (every state of a
  * run sees the same 'now'); the query failing there (is_query_error) is a
  * result too. */
@@ -186,6 +196,7 @@ probe(const char *db, const State *s, const char *sql, gint64 now_us, Result *ou
   g_autofree char *label = state_label(db, s);
   GString *text = g_string_new(NULL);
   gsize len = sizeof out->digest;
+  gboolean wide;
   int rc, n;
 
   if (!sqlenvfs_imagevfs_open_clock(s->img, label, now_us, &conn, error))
@@ -202,6 +213,7 @@ probe(const char *db, const State *s, const char *sql, gint64 now_us, Result *ou
   }
   out->n_rows = 0;
   out->is_error = FALSE;
+  wide = is_utf16(conn);
   n = sqlite3_column_count(st);
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     for (int i = 0; i < n; i++) {
@@ -215,6 +227,14 @@ probe(const char *db, const State *s, const char *sql, gint64 now_us, Result *ou
       } else if (type == SQLITE_FLOAT) {
         double x = sqlite3_value_double(v);
         g_checksum_update(sum, (const guint8 *) &x, sizeof x);
+      } else if (type == SQLITE_TEXT && wide) {
+        /* As stored: two texts of a UTF-16 database may convert to the
+         * same UTF-8 (what is not valid UTF-16 becomes U+FFFD). */
+        const guint8 *p = sqlite3_value_text16le(v);
+        bytes = (guint64) sqlite3_value_bytes16(v);
+        g_checksum_update(sum, (const guint8 *) &bytes, sizeof bytes);
+        if (bytes > 0)
+          g_checksum_update(sum, p, (gssize) bytes);
       } else if (type != SQLITE_NULL) {
         const guint8 *p = type == SQLITE_BLOB ? sqlite3_value_blob(v) : sqlite3_value_text(v);
         bytes = (guint64) sqlite3_value_bytes(v);

@@ -208,6 +208,25 @@ quote:
  * append_value). */
 #define MAX_CONTROL_RUNS 200
 
+/* Whether the UTF-16 text @w (@wn bytes, @enc's byte order) is what the
+ * UTF-8 text @u (@un bytes) converts back to, as SQLite converts it: it
+ * also turns U+FFFE and U+FFFF into U+FFFD. */
+static gboolean
+utf16_round_trips(const guint8 *w, gsize wn, int enc, const char *u, gsize un)
+{
+  glong n = 0;
+  g_autofree gunichar2 *back = g_utf8_to_utf16(u, (glong) un, NULL, &n, NULL);
+  if (back == NULL || (gsize) n * 2 != wn)
+    return FALSE;
+  for (glong i = 0; i < n; i++) {
+    guint16 unit = enc == SQLITE_UTF16LE ? (guint16) (w[2 * i] | (w[2 * i + 1] << 8))
+                                         : (guint16) ((w[2 * i] << 8) | w[2 * i + 1]);
+    if (unit != back[i] || unit >= 0xFFFE)
+      return FALSE;
+  }
+  return TRUE;
+}
+
 /* A value as an SQL literal, the way sqldiff prints it, for a database of
  * text encoding @enc (SQLITE_UTF8, SQLITE_UTF16LE or SQLITE_UTF16BE). */
 static void
@@ -262,16 +281,29 @@ append_value(GString *s, sqlite3_value *v, int enc)
      * does not parse, so that the script would not apply (as sqldiff's).
      * CAST takes the blob's bytes as text of the database's encoding: they
      * are the UTF-16 ones in a UTF-16 database. */
+    /* In a UTF-16 database, its bytes as stored first (a conversion to
+     * UTF-8 may replace what is not valid UTF-16, a lone surrogate say):
+     * text that does not come back from UTF-8 the same is written as its
+     * UTF-16 bytes too. */
+    g_autofree guint8 *wide = NULL;
+    gsize wide_n = 0;
+    if (enc == SQLITE_UTF16LE || enc == SQLITE_UTF16BE) {
+      const void *w = enc == SQLITE_UTF16LE ? sqlite3_value_text16le(v)
+                                            : sqlite3_value_text16be(v);
+      wide_n = (gsize) MAX(sqlite3_value_bytes16(v), 0);
+      wide = g_memdup2(w, wide_n);
+    }
     const guint8 *t = sqlite3_value_text(v);
     gsize n = (gsize) MAX(sqlite3_value_bytes(v), 0);
     gboolean in_ctl = FALSE;
     guint runs = 0;
     for (gsize i = 0; i < n && runs <= MAX_CONTROL_RUNS; i++)
       runs += g_ascii_iscntrl(t[i]) && (i == 0 || !g_ascii_iscntrl(t[i - 1])) ? 1 : 0;
-    if (runs > MAX_CONTROL_RUNS || memchr(t, 0, n) != NULL) {
-      if (enc == SQLITE_UTF16LE || enc == SQLITE_UTF16BE) {
-        t = enc == SQLITE_UTF16LE ? sqlite3_value_text16le(v) : sqlite3_value_text16be(v);
-        n = (gsize) MAX(sqlite3_value_bytes16(v), 0);
+    if (runs > MAX_CONTROL_RUNS || memchr(t, 0, n) != NULL ||
+        (wide != NULL && !utf16_round_trips(wide, wide_n, enc, (const char *) t, n))) {
+      if (wide != NULL) {
+        t = wide;
+        n = wide_n;
       }
       g_string_append(s, "CAST(x'");
       for (gsize i = 0; i < n; i++)
