@@ -142,7 +142,8 @@ cli_open_root(SqlenvfsRootMode mode)
   g_autoptr(GError) error = NULL;
   SqlenvfsRoot *root = sqlenvfs_root_open(root_arg, mode, &error);
   if (root == NULL)
-    fprintf(stderr, "sqlenvfs: %s\n", error->message);
+    fprintf(stderr, "%s: %s\n", g_get_prgname() ? g_get_prgname() : "sqlenvfs",
+            error->message);
   return root;
 }
 

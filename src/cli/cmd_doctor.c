@@ -116,12 +116,22 @@ cmd_doctor(int argc, char **argv)
   /* Exit status 1 means "warnings": a doctor that cannot check at all (no
    * root, unreadable settings) is a failure, 2, like a failed check. */
   root = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST, &error);
-  if (root == NULL) {
-    cli_fail("doctor", error);
-    return DOCTOR_FAILURE;
-  }
-  report = sqlenvfs_doctor_run(root, full ? SQLENVFS_DOCTOR_FULL : SQLENVFS_DOCTOR_QUICK, &error);
+  if (root != NULL)
+    report = sqlenvfs_doctor_run(root, full ? SQLENVFS_DOCTOR_FULL : SQLENVFS_DOCTOR_QUICK,
+                                 &error);
   if (report == NULL) {
+    /* A monitor reading --json gets JSON that says so, too. */
+    if (json) {
+      g_autoptr(SqlenvfsJson) j = sqlenvfs_json_new(TRUE);
+      g_autofree char *text = NULL;
+      sqlenvfs_json_begin_object(j);
+      sqlenvfs_json_member_string(j, "status", "failure");
+      sqlenvfs_json_member_int(j, "exit_status", DOCTOR_FAILURE);
+      sqlenvfs_json_member_string(j, "error", error->message);
+      sqlenvfs_json_end_object(j);
+      text = sqlenvfs_json_finish(j);
+      fputs(text, stdout);
+    }
     cli_fail("doctor", error);
     return DOCTOR_FAILURE;
   }

@@ -104,6 +104,13 @@ cmd_mount(int argc, char **argv)
     opts.root_given_as = "the mount's ROOT argument";
     if (*root == '\0')
       return cli_usage("mount", "ROOT is empty (nothing was mounted; give the root's directory)");
+    if (cli_root_arg() != NULL) {
+      g_autofree char *a = g_canonicalize_filename(cli_root_arg(), NULL);
+      g_autofree char *b = g_canonicalize_filename(root, NULL);
+      if (strcmp(a, b) != 0)
+        return cli_usage("mount", "--root %s and ROOT %s name two roots (nothing was mounted; "
+                         "give one of them)", cli_root_arg(), root);
+    }
   } else if (argc == 2) {
     root = cli_root_arg();
     mountpoint = argv[1];

@@ -467,3 +467,12 @@ expect_fail "size-warn-bytes=lots" "$SQLENVFS" doctor --root "$T/root2"
 rc=0; "$SQLENVFS" doctor --root "$T/root2" 2>/dev/null || rc=$?
 assert_eq "$rc" "2" "doctor's exit status for unreadable settings"
 pass "bad input: one clear line"
+# --json for a monitor: JSON that says the doctor could not run, and why.
+rc=0; "$SQLENVFS" doctor --json --root "$T/root2" > "$T/fail.json" 2>/dev/null || rc=$?
+assert_eq "$rc" "2" "doctor --json's exit status for unreadable settings"
+python3 - "$T/fail.json" <<'PY' || fail "doctor --json on unreadable settings: $(cat "$T/fail.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["status"] == "failure" and d["exit_status"] == 2 and "size-warn-bytes" in d["error"], d
+PY
+pass "doctor --json that cannot run prints JSON saying why"

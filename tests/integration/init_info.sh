@@ -85,6 +85,7 @@ _mounts+=("$T/mnt-empty")
 (cd "$R" && expect_fail "^sqlenvfs list: --root is empty \(nothing was done" "$SQLENVFS" list --root "")
 (cd "$R" && expect_fail "^sqlenvfs init: --root is empty" "$SQLENVFS" init --root "" --force)
 (cd "$R" && expect_fail "^sqlenvfs mount: ROOT is empty" "$SQLENVFS" mount "" "$T/mnt-empty")
+(cd "$R" && expect_fail "^sqlenvfs mount: --root /nonexistent-a and ROOT . name two roots" "$SQLENVFS" mount --root /nonexistent-a . "$T/mnt-two")
 mountpoint -q "$T/mnt-empty" && fail "mount with an empty ROOT mounted something"
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after init --root ''"
 pass "an empty --root or ROOT is refused"
