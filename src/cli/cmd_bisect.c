@@ -109,7 +109,8 @@ cmd_bisect(int argc, char **argv)
          r->from_seq, t2, r->to_seq);
   if (r->n_commits > 1)
     printf("  (a binary search finds one change: if the result changed more than once,\n"
-           "  an earlier one may exist: bisect again with --to before %s to look)\n",
+           "  others may exist: bisect again with --to before %s, or --from after it,\n"
+           "  to look)\n",
            when);
   return CLI_OK;
 }
