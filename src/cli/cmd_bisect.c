@@ -103,6 +103,9 @@ cmd_bisect(int argc, char **argv)
          when);
   print_rows("before", r->before);
   print_rows("after", r->after);
+  if (g_strcmp0(r->before, r->after) == 0)
+    printf("  (the two results differ in what the rows above do not show: a value's type,\n"
+           "  the bytes of a long blob, or text after a NUL; restore both states to see them)\n");
   printf("  examined %u state%s of %u commit%s between %s (seq %" G_GUINT64_FORMAT ") and %s "
          "(seq %" G_GUINT64_FORMAT ")\n",
          r->n_probes, r->n_probes == 1 ? "" : "s", r->n_commits, r->n_commits == 1 ? "" : "s", t1,

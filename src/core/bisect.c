@@ -18,6 +18,8 @@
  */
 #include "sqlenvfs/bisect.h"
 
+#include <math.h>
+
 #include <string.h>
 
 #include "sqlenvfs/archive.h"
@@ -74,7 +76,13 @@ render(GString *s, sqlite3_value *v)
     break;
   case SQLITE_FLOAT: {
     char buf[64];
-    sqlite3_snprintf(sizeof buf, buf, "%!.15g", sqlite3_value_double(v));
+    double x = sqlite3_value_double(v);
+    /* 15 digits when they read back as the same double, else 17 (which
+     * tell every two apart); -0.0 keeps its sign. */
+    sqlite3_snprintf(sizeof buf, buf, "%!.15g", x);
+    if (g_ascii_strtod(buf, NULL) != x)
+      sqlite3_snprintf(sizeof buf, buf, "%!.17g", x);
+    g_string_append(s, x == 0 && signbit(x) && buf[0] != '-' ? "-" : "");
     g_string_append(s, buf);
     break;
   }
@@ -85,6 +93,8 @@ render(GString *s, sqlite3_value *v)
     for (int i = 0; i < n && i < 32; i++)
       g_string_append_printf(s, "%02x", b[i]);
     g_string_append(s, n > 32 ? "...'" : "'");
+    if (n > 32)
+      g_string_append_printf(s, " (%d bytes)", n);
     break;
   }
   default:

@@ -197,3 +197,28 @@ rc=0
   count(*) >= 0 FROM t" > "$T/clk.out" 2> "$T/clk.err" || rc=$?
 assert_eq "$rc" 3 "exit status of a query that reads the clock ($(cat "$T/clk.err"))"
 pass "a query that reads the clock sees it stand still in every state"
+
+# Results that print alike: 0.0 and -0.0, the text 'NULL' and NULL. The
+# rows show -0.0 with its sign, and a note says when the two results print
+# the same although they differ.
+pitr_start_archiver "$R" "$T/archive2"
+sqlite3 "$R/data/prod/app.db" "CREATE TABLE r(id INTEGER PRIMARY KEY, x); INSERT INTO r VALUES (1, 0.0), (3, NULL)"
+sleep 0.3
+RA=$(date -u +%s.%N)
+sleep 0.3
+sqlite3 "$R/data/prod/app.db" "UPDATE r SET x = -0.0 WHERE id = 1; UPDATE r SET x = 'NULL' WHERE id = 3"
+sleep 0.5
+pitr_stop_archiver "$T/archive2"
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$RA" --sql "SELECT x FROM r WHERE id = 1" > "$T/z.out" \
+  2> "$T/z.err" || rc=$?
+assert_eq "$rc" 0 "exit status over 0.0 -> -0.0 ($(cat "$T/z.out" "$T/z.err"))"
+grep -A1 '^  before' "$T/z.out" | grep -qx '    0.0' || fail "0.0 before: $(cat "$T/z.out")"
+grep -A1 '^  after' "$T/z.out" | grep -qx '    -0.0' || fail "-0.0 after: $(cat "$T/z.out")"
+rc=0
+"$SQLENVFS" bisect --root "$R" --from "@$RA" --sql "SELECT x FROM r WHERE id = 3" > "$T/n.out" \
+  2> "$T/n.err" || rc=$?
+assert_eq "$rc" 0 "exit status over NULL -> 'NULL' ($(cat "$T/n.out" "$T/n.err"))"
+grep -q "the two results differ in what the rows above do not show" "$T/n.out" ||
+  fail "no note for results that print alike: $(cat "$T/n.out")"
+pass "results that print alike: -0.0 keeps its sign; NULL and 'NULL' are said to differ"
