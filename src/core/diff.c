@@ -2267,7 +2267,11 @@ diff_table(Diff *d, Table *t, GString *o, GError **error)
       if (g_ascii_strcasecmp(az->pdata[n], az2->pdata[n]) != 0)
         break;
   if (az == NULL || az2 == NULL || n_pk != n_pk2 || n < az->len) {
-    note(d, "table %s: compared in full: its columns or primary key changed", t->name);
+    if (az == NULL && az2 == NULL)
+      note(d, "table %s: compared in full: it has no key to match rows by (columns named "
+              "rowid, oid and _rowid_ hide its rowid)", t->name);
+    else
+      note(d, "table %s: compared in full: its columns or primary key changed", t->name);
     d->stats->n_tables_full++;
     if (d->summary) {
       g_string_append_printf(o, "%s: incompatible schema\n", t->name);

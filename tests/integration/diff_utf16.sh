@@ -2,7 +2,9 @@
 # A UTF-16 database whose text is not valid UTF-16 (a lone surrogate, text
 # cut in the middle of a pair, U+FFFF): the script `diff` prints applies to
 # give those bytes exactly (a conversion to UTF-8 would replace them), and
-# `bisect` tells apart two texts that convert to the same UTF-8.
+# `bisect` tells apart two texts that convert to the same UTF-8. And a
+# table whose columns are named rowid, oid and _rowid_ (its rowid is
+# reachable by no name): compared in full, and the note says why.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -53,4 +55,12 @@ rc=0
   2> "$T/b.err" || rc=$?
 assert_eq "$rc" 0 "bisect's exit status over the change of id 3 ($(cat "$T/b.out" "$T/b.err"))"
 pass "bisect sees a change between two UTF-16 texts that convert to the same UTF-8"
+
+sqlite3 "$D" 'CREATE TABLE h("rowid", "oid", "_rowid_", x); INSERT INTO h VALUES (1, 2, 3, 4)'
+wait_archived
+T3=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+"$SQLENVFS" diff --root "$R" --from "$T3" > /dev/null 2> "$T/h.err" || fail "diff: $(cat "$T/h.err")"
+grep -q "table h: compared in full: it has no key to match rows by" "$T/h.err" ||
+  fail "the note on a table whose rowid has no name: $(cat "$T/h.err")"
+pass "a table whose columns hide its rowid: the note says why it is compared in full"
 pitr_stop_archiver "$T/a"
