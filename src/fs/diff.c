@@ -48,14 +48,26 @@ fs_diff_list(Fs *fs, const FsWhere *where, GError **error)
   g_autoptr(GPtrArray) dbs = NULL;
   GPtrArray *names;
 
+  g_autoptr(GPtrArray) dbs1 = NULL;
+
   if (!fs_diff_resolve_time(fs, where->entry, &t1, &is_lasting, error) ||
       !fs_diff_resolve_time(fs, where->to, &t2, &is_lasting, error))
     return NULL;
   dbs = fs_pitr_list_dbs(fs->pitr, t2, error);
   if (dbs == NULL)
     return NULL;
+  dbs1 = fs_pitr_list_dbs(fs->pitr, t1, error);
+  if (dbs1 == NULL)
+    return NULL;
   names = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; i < dbs->len; i++) {
+  /* Only the files that open: the two times in order, and the databases
+   * that have a state at both. */
+  for (guint i = 0; t1 <= t2 && i < dbs->len; i++) {
+    gboolean at_t1 = FALSE;
+    for (guint k = 0; k < dbs1->len && !at_t1; k++)
+      at_t1 = g_str_equal(g_ptr_array_index(dbs1, k), g_ptr_array_index(dbs, i));
+    if (!at_t1)
+      continue;
     g_ptr_array_add(names, g_strconcat(g_ptr_array_index(dbs, i), ".sql", NULL));
     g_ptr_array_add(names, g_strconcat(g_ptr_array_index(dbs, i), ".summary", NULL));
   }

@@ -22,6 +22,9 @@ done
 grep -q "VALUES(2,'after')" "$T/cli.sql" || fail "sqlenvfs diff --from t1: $(cat "$T/cli.sql")"
 ls "$M/diff/$t1/latest" > "$T/ls" 2>&1 || fail "ls diff/<t1>/latest: $(cat "$T/ls")"
 grep -qx 'app.sql' "$T/ls" || fail "diff/<t1>/latest/ lists $(cat "$T/ls")"
+# The two times the wrong way round: nothing is listed that would not open.
+ls "$M/diff/latest/$t1" > "$T/ls2" 2>&1 || fail "ls diff/latest/<t1>: $(cat "$T/ls2")"
+[ ! -s "$T/ls2" ] || fail "diff/latest/<t1>/ (times reversed) lists files: $(cat "$T/ls2")"
 cmp "$T/cli.sql" <(cat "$M/diff/$t1/latest/app.sql") ||
   fail "diff/<t1>/latest/app.sql differs from sqlenvfs diff --from t1"
 "$SQLENVFS" diff --root "$R" --from "$(readlink "$M/pitr/earliest")" --summary > "$T/cli.summary"
