@@ -125,3 +125,18 @@ expect_fail 'no production database nope \(the default database, named by \[sqle
 cp "$T/conf.saved" "$R/sqlenvfs.conf"
 [ ! -e "$T/x.db" ] || fail "a refused restore left a file"
 pass "existing output, missing options, unknown database and early times refused"
+
+# latest without an archiver: a note that production may hold later commits,
+# but not in a root that holds the backups only (recovery elsewhere), where
+# there is no production and no archiver to start.
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/n1.db" > /dev/null 2> "$T/n1.err" ||
+  fail "restore latest: $(cat "$T/n1.err")"
+grep -q "note: no archiver is running" "$T/n1.err" || fail "no note without an archiver: $(cat "$T/n1.err")"
+mkdir -p "$T/dr/data/prod"
+cp -a "$R/backups" "$T/dr/"
+"$SQLENVFS" restore --root "$T/dr" --db app --time latest --output "$T/n2.db" > /dev/null 2> "$T/n2.err" ||
+  fail "restore latest from the backups alone: $(cat "$T/n2.err")"
+! grep -q "start \`sqlenvfs archive\`" "$T/n2.err" ||
+  fail "a root with the backups only is told to start an archiver: $(cat "$T/n2.err")"
+cmp "$T/n1.db" "$T/n2.db" || fail "latest from the backups alone differs"
+pass "latest from a root with the backups only: the same state, no advice to start an archiver"
