@@ -666,9 +666,12 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
     /* One line: libfuse's message may span several. */
     g_strstrip(fuse_captured->str);
     g_strdelimit(fuse_captured->str, "\n", ' ');
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "mount %s on %s: %s",
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "mount %s on %s: %s%s",
                 sqlenvfs_root_dir(root), mnt,
-                *fuse_captured->str ? fuse_captured->str : "libfuse refused the mount");
+                *fuse_captured->str ? fuse_captured->str : "libfuse refused the mount",
+                fs->se == NULL ? " (the -o options sqlenvfs takes are in `sqlenvfs mount "
+                                 "--help`; the others go to FUSE, see mount.fuse3(8))"
+                               : "");
   }
   g_string_free(g_steal_pointer(&fuse_captured), TRUE);
   if (fs->se == NULL)

@@ -15,6 +15,10 @@ done
 expect_fail "mount point does not exist \\(create it with mkdir\\)" "$SQLENVFS" mount "$R" "$T/nowhere"
 touch "$T/afile"
 expect_fail "mount point is not a directory" "$SQLENVFS" mount "$R" "$T/afile"
+mkdir -p "$T/m-opt"
+expect_fail "unknown option.*bogusopt.*the -o options sqlenvfs takes are in .sqlenvfs mount --help." \
+  "$SQLENVFS" mount -o bogusopt "$R" "$T/m-opt"
+mountpoint -q "$T/m-opt" && fail "mount -o bogusopt mounted"
 pass "a missing mount point and a file are refused with what to do"
 
 # --- the root's own directories, the root, and what holds it: refused (the
