@@ -304,20 +304,8 @@ static sqlite3_vfs image_vfs = {
 
 #define FIXED_VFS_NAME SQLENVFS_IMAGEVFS_NAME "-fixed-clock"
 
-static sqlite3_vfs fixed_vfs = {
-  .iVersion = 2,
-  .mxPathname = 256,
-  .zName = FIXED_VFS_NAME,
-  .xOpen = vfs_open,
-  .xDelete = vfs_delete,
-  .xAccess = vfs_access,
-  .xFullPathname = vfs_full_pathname,
-  .xRandomness = vfs_randomness,
-  .xSleep = vfs_sleep,
-  .xCurrentTime = fixed_current_time,
-  .xGetLastError = vfs_last_error,
-  .xCurrentTimeInt64 = fixed_current_time_int64,
-};
+/* image_vfs with the clock of sqlenvfs_imagevfs_open_clock (ensure_registered). */
+static sqlite3_vfs fixed_vfs;
 
 static gboolean
 ensure_registered(GError **error)
@@ -331,7 +319,10 @@ ensure_registered(GError **error)
       rc = SQLITE_ERROR;
     } else {
       image_vfs.szOsFile = MAX((int) sizeof(ImageFile), default_vfs->szOsFile);
-      fixed_vfs.szOsFile = image_vfs.szOsFile;
+      fixed_vfs = image_vfs;
+      fixed_vfs.zName = FIXED_VFS_NAME;
+      fixed_vfs.xCurrentTime = fixed_current_time;
+      fixed_vfs.xCurrentTimeInt64 = fixed_current_time_int64;
       rc = sqlite3_vfs_register(&image_vfs, 0);
       if (rc == SQLITE_OK)
         rc = sqlite3_vfs_register(&fixed_vfs, 0);
