@@ -100,9 +100,17 @@ while read -r label i began returned stamp; do
 done < "$T/stamps"
 pass "a restore before BEGIN lacks the commit; one at COMMIT returned + 1 s holds it"
 
-median=$(awk '$1 == "slow" { d = $5 - $4; if (d < 0) d = 0; print d }' "$T/stamps" | sort -n |
-         awk '{ v[NR] = $1 } END { printf "%d", v[int(NR / 2) + 1] / 1000 }')
-note "commits behind a 70 ms fsync: captured $median ms (median) after COMMIT returned ($(awk '$1 == "slow" { printf "%.1f ", ($5 - $4) / 1000 }' "$T/stamps")ms)"
-[ "$median" -lt 20 ] ||
+# The median delay (ms) from COMMIT returned to the capture time of the
+# commits labelled $1. A loaded machine delays the fast commits' captures as
+# much as the slow ones': what a missed wake-up adds (up to the 100 ms tick)
+# is the slow commits' delay beyond the fast ones'.
+median_of() {
+  awk -v l="$1" '$1 == l { d = $5 - $4; if (d < 0) d = 0; print d }' "$T/stamps" | sort -n |
+    awk '{ v[NR] = $1 } END { printf "%d", v[int(NR / 2) + 1] / 1000 }'
+}
+median=$(median_of slow)
+fast=$(median_of fast)
+note "commits behind a 70 ms fsync: captured $median ms (median) after COMMIT returned, fast commits $fast ms ($(awk '$1 == "slow" { printf "%.1f ", ($5 - $4) / 1000 }' "$T/stamps")ms)"
+[ "$median" -lt $((20 + fast)) ] ||
   fail "commits published after a slow fsync were captured $median ms (median) after COMMIT returned; expected a fraction of the fsync, not the next tick"
 pass "commits published after a slow fsync are captured within a fraction of it ($median ms median)"

@@ -49,15 +49,18 @@ pitr_make_root "$R"
 P=$R/data/prod/app.db
 pitr_start_archiver "$R" "$T/a"
 # Connected: the WAL stays, as SQLite leaves it for an open connection.
-python3 - "$P" <<'PY' &
+python3 - "$P" "$T/held-in" <<'PY' &
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("CREATE TABLE held(x)")
 db.execute("INSERT INTO held VALUES (1)")
+open(sys.argv[2], "w").close()
 time.sleep(4)
 PY
 held=$!
-sleep 3
+for _ in $(seq 1 300); do [ -e "$T/held-in" ] && break; sleep 0.1; done
+[ -e "$T/held-in" ] || fail "the connected application did not commit within 30 s"
+sleep 2 # the archiver has looked at the commit (and must leave the WAL alone)
 [ -s "$P-wal" ] || fail "the WAL was truncated while an application was connected"
 wait "$held"
 wal_emptied "$P"

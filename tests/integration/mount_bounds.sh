@@ -39,7 +39,7 @@ alive=$!
 track_pid "$alive"
 echo alive > "$R/.cache/.tmp-app@5.db-$alive"
 mount_root "$R" "$M"
-assert_eq "$(ls -A "$R/.cache" | sort | tr '\n' ' ')" ".tmp-app@5.db-$alive notes.txt " \
+assert_eq "$(ls -A "$R/.cache" | LC_ALL=C sort | tr '\n' ' ')" ".tmp-app@5.db-$alive notes.txt " \
   ".cache after the mount started"
 pass "the mount empties .cache of its own files only"
 

@@ -10,9 +10,9 @@ R=$T/root M=$T/mnt
 make_root "$R" <(echo "CREATE TABLE t (x);")
 P=$R/data/prod/app.db D=$R/data/dev/app.db
 sqlite3 "$P" "INSERT INTO t VALUES ('only in production')"
-# Each copy takes 6 s more: the backup below is running long after the
+# Each copy takes 10 s more: the backup below is running long after the
 # writer behind it was interrupted.
-export SQLENVFS_TEST_STORE_DELAY_MS=6000
+export SQLENVFS_TEST_STORE_DELAY_MS=10000
 mount_root "$R" "$M"
 unset SQLENVFS_TEST_STORE_DELAY_MS
 wait_archiving "$M"
@@ -44,7 +44,8 @@ PY
 track_pid "$writer"
 for i in $(seq 1 100); do [ -e "$T/writing" ] && break; sleep 0.05; done
 [ -e "$T/writing" ] || fail "the writer did not start"
-sleep 1 # its write reaches the mount and waits behind the backup
+sleep 2 # its write reaches the mount and waits behind the backup (a SIGINT before
+        # the daemon has read the request ends it in the kernel, unseen by the daemon)
 kill -INT "$writer"
 for i in $(seq 1 40); do kill -0 "$writer" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$writer" 2>/dev/null && fail "the writer still waits 4 s after SIGINT"
