@@ -134,6 +134,47 @@ notice_to_log(void *arg, const char *message)
   g_debug("PostgreSQL: %s", msg);
 }
 
+/* What is wrong with a DSN libpq cannot parse, in our words: libpq's own
+ * messages quote the part of the DSN they stumbled on, which may be the
+ * password (invariant 3). Only the name of an unknown keyword, which comes
+ * before an '=', is repeated; anything else (a message not recognised, in
+ * another language say) is described in general terms. */
+#define GENERAL "give a libpq connection string such as 'host=H port=P dbname=D user=U', " \
+                "or a postgresql:// URI"
+
+static char *
+dsn_parse_error(const char *libpq_msg)
+{
+  const char *m = libpq_msg ? libpq_msg : "";
+  static const char unknown[] = "invalid connection option \"";
+  if (g_str_has_prefix(m, unknown)) {
+    const char *name = m + strlen(unknown);
+    const char *end = strchr(name, '"');
+    gsize n = end ? (gsize)(end - name) : 0;
+    gboolean plain = n > 0 && n <= 64;
+    for (gsize i = 0; plain && i < n; i++)
+      plain = g_ascii_isalnum(name[i]) || name[i] == '_';
+    return g_strdup_printf("unknown connection option%s%.*s%s (%s)", plain ? " \"" : "",
+                           plain ? (int)n : 0, name, plain ? "\"" : "", GENERAL);
+  }
+  if (strstr(m, "percent-encoded"))
+    return g_strdup("a '%' in the URI is not followed by two hexadecimal digits, or encodes "
+                    "a zero byte (write a literal '%' as %25, in a password too)");
+  if (strstr(m, "missing \"=\""))
+    return g_strdup("a word without '=' (give every parameter as keyword=value, and put a "
+                    "value holding spaces in single quotes)");
+  if (strstr(m, "unterminated quoted string"))
+    return g_strdup("a quoted value is not closed (end it with a single quote; write a quote "
+                    "inside it as \\')");
+  if (strstr(m, "URI"))
+    return g_strdup("the URI is malformed (postgresql://USER:PASSWORD@HOST:PORT/DBNAME?"
+                    "KEY=VALUE; percent-encode '@', ':', '/', '?', '#' and '%' in a user "
+                    "or password)");
+  if (libpq_msg == NULL)
+    return g_strdup("out of memory");
+  return g_strdup("libpq cannot parse it (" GENERAL ")");
+}
+
 SqlenvfsPgSource *
 sqlenvfs_pg_source_open(const char *dsn, GError **error)
 {
@@ -148,12 +189,10 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg);
     if (opts == NULL) {
-      g_autofree char *msg = one_line(errmsg ? errmsg : "out of memory");
+      g_autofree char *msg = dsn_parse_error(errmsg);
       PQfreemem(errmsg);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "invalid --dsn: %s (give a libpq connection string such as "
-                  "'host=H port=P dbname=D user=U', or a postgresql:// URI)",
-                  msg);
+                  "invalid --dsn: %s", msg);
       return NULL;
     }
     PQconninfoFree(opts);

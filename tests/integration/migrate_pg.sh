@@ -54,6 +54,12 @@ before=$(state)
 expect_fail '--dsn is required' mig --dsn ''
 expect_fail 'invalid --dsn: .*bogus' mig --dsn "host=127.0.0.1 bogus=1"
 expect_fail 'invalid --dsn' mig --dsn "postgresql://[oops"
+# A DSN is never repeated, not even the part libpq could not parse: here
+# the password, whose '%' is not followed by two hex digits.
+expect_fail "invalid --dsn: a '%' in the URI is not followed by two hexadecimal digits.*%25" \
+  mig --dsn 'postgresql://u:s3cr%zzt@127.0.0.1/db'
+! mig --dsn 'postgresql://u:s3cr%zzt@127.0.0.1/db' 2>&1 | grep -q s3cr ||
+  fail "the password of a malformed DSN was echoed"
 dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 expect_fail "connect to PostgreSQL .*127.0.0.1:$dead_port.*(refused|could not connect)" \
   mig --dsn "host=127.0.0.1 port=$dead_port user=postgres dbname=src"
