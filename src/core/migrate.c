@@ -85,6 +85,9 @@ typedef struct {
    * PostgreSQL column indexes, in the order of the RETURNING clause. */
   GArray *checked;           /* of guint; NULL when none                  */
   GPtrArray *decls;          /* declared SQLite type of each PG column    */
+  /* The PostgreSQL column loaded into the target's INTEGER PRIMARY KEY, or
+   * -1: SQLite makes up a key for a NULL bound there instead of storing it. */
+  int rowid_col;
 } Plan;
 
 static void
@@ -454,6 +457,15 @@ create_is_valid(const Plan *plan, const SqlenvfsPgTable *t, const char *path, GE
   return rc == SQLITE_OK;
 }
 
+/* Whether @sc, of a table with @n_pk key columns, is the rowid under another
+ * name (INTEGER PRIMARY KEY). In a WITHOUT ROWID table it is not, but its
+ * key refuses NULL anyway, so taking it for one refuses nothing more. */
+static gboolean
+is_rowid_alias(const SqliteColumn *sc, guint n_pk)
+{
+  return n_pk == 1 && sc->pk == 1 && sc->type && g_ascii_strcasecmp(sc->type, "INTEGER") == 0;
+}
+
 /* Every check for one table; nothing is written. */
 static Plan *
 plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
@@ -462,6 +474,7 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
   g_autoptr(GPtrArray) cols = NULL;
   g_autoptr(GPtrArray) names = g_ptr_array_new();
   g_autofree char *found = NULL, *kind = NULL;
+  guint n_pk = 0;
   Plan *plan;
 
   /* Every column must have a mapping (checked first: the most basic). */
@@ -493,6 +506,7 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
 
   plan = g_new0(Plan, 1);
   plan->pg = t;
+  plan->rowid_col = -1;
   plan->target = g_strdup(found ? found : t->name);
   plan->quoted = quote_ident(plan->target);
 
@@ -511,6 +525,8 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
       plan_free(plan);
       return NULL;
     }
+    /* rowid_col stays -1: the INTEGER PRIMARY KEY created is PostgreSQL's
+     * key of an integer type, which holds no NULL. */
     for (guint i = 0; i < t->columns->len; i++)
       g_ptr_array_add(names, ((SqlenvfsPgColumn *)t->columns->pdata[i])->name);
     plan->insert_sql = build_insert_sql(t, plan->quoted, names, NULL);
@@ -523,6 +539,9 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
     plan_free(plan);
     return NULL;
   }
+  n_pk = 0;
+  for (guint j = 0; j < cols->len; j++)
+    n_pk += ((SqliteColumn *)cols->pdata[j])->pk > 0;
   /* Match by name (invariant 3). */
   for (guint i = 0; i < t->columns->len; i++) {
     const SqlenvfsPgColumn *c = t->columns->pdata[i];
@@ -545,6 +564,8 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
       return NULL;
     }
     match->matched = TRUE;
+    if (is_rowid_alias(match, n_pk))
+      plan->rowid_col = (int)i;
     g_ptr_array_add(names, match->name);
     g_ptr_array_add(plan->decls, g_strdup(match->type ? match->type : ""));
     if (affinity_may_convert(&c->type, match->type)) {
@@ -555,13 +576,10 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
   }
   /* SQLite columns with nothing to fill them need a default. */
   {
-    guint n_pk = 0;
-    for (guint j = 0; j < cols->len; j++)
-      n_pk += ((SqliteColumn *)cols->pdata[j])->pk > 0;
     for (guint j = 0; j < cols->len; j++) {
       SqliteColumn *sc = cols->pdata[j];
-      gboolean rowid = n_pk == 1 && sc->pk == 1 && g_ascii_strcasecmp(sc->type, "INTEGER") == 0;
-      if (!sc->matched && sc->hidden == 0 && sc->not_null && !sc->has_default && !rowid) {
+      if (!sc->matched && sc->hidden == 0 && sc->not_null && !sc->has_default &&
+          !is_rowid_alias(sc, n_pk)) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                     "column %s of table %s in %s is NOT NULL without a default, and %s has "
                     "no column of that name to fill it (give it a default or add the column "
@@ -681,6 +699,21 @@ text_is_bound(const SqlenvfsPgCursor *cur, guint r, guint c, const SqlenvfsPgTab
          !sqlenvfs_pg_type_is_verbatim(&col->type);
 }
 
+/* A NULL (or a NaN, stored as NULL) for the target's INTEGER PRIMARY KEY:
+ * SQLite would store a key of its own choosing, a row PostgreSQL never had. */
+static void
+null_key_error(GError **error, const char *path, const Plan *plan, const SqlenvfsPgColumn *col,
+               guint64 row_no, gboolean nan)
+{
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "column %s.%s, row %" G_GUINT64_FORMAT " is %s, and column %s of table %s in %s "
+              "is its INTEGER PRIMARY KEY (the rowid), where SQLite would store a new key "
+              "instead (give the row a key in PostgreSQL, or load the column into one that "
+              "is not the INTEGER PRIMARY KEY)",
+              plan->pg->display, col->name, row_no, nan ? "NaN, stored as NULL" : "NULL",
+              col->name, plan->target, path);
+}
+
 static gboolean
 load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *plan,
            const SqlenvfsMigrateOptions *opts, const SqlenvfsMigrateProgress *progress,
@@ -749,6 +782,10 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
         gsize len = 0;
         const char *text = sqlenvfs_pg_cursor_value(cur, r, c, &len);
         gboolean bound;
+        if (text == NULL && (int)c == plan->rowid_col) {
+          null_key_error(error, path, plan, col, row_no, FALSE);
+          goto out;
+        }
         if (text == NULL) {
           bound = sqlite3_bind_null(st, (int)c + 1) == SQLITE_OK;
         } else if (sqlenvfs_pg_type_is_verbatim(&col->type)) {
@@ -758,6 +795,10 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
           if (!sqlenvfs_pg_value_convert(&col->type, text, len, &vals[c], error)) {
             g_prefix_error(error, "column %s.%s, row %" G_GUINT64_FORMAT ": ", t->display,
                            col->name, row_no);
+            goto out;
+          }
+          if (vals[c].type == SQLENVFS_PG_VALUE_NULL && (int)c == plan->rowid_col) {
+            null_key_error(error, path, plan, col, row_no, TRUE);
             goto out;
           }
           out->n_nan += vals[c].was_nan;

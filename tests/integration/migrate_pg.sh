@@ -254,6 +254,21 @@ assert_eq "$(state)" "$before" "production after tables --create-tables cannot c
 q "DROP TABLE spelled; DROP TABLE inf"
 pass "values SQLite would read back otherwise are refused; uncreatable tables refused while planning"
 
+# --- rows the target would make up: a NULL for its rowid ------------------------
+# SQLite stores a new key for a NULL bound to an INTEGER PRIMARY KEY (the
+# rowid): rows 1|a and 2|b were loaded that PostgreSQL never had, exit 0.
+pgc_psql src -c "CREATE SCHEMA rules;
+  CREATE TABLE rules.nullid (id int, v text);
+  INSERT INTO rules.nullid VALUES (5, 'c'), (NULL, 'a'), (NULL, 'b');" >/dev/null
+q "CREATE TABLE nullid (id INTEGER PRIMARY KEY, v TEXT)"
+before=$(state)
+expect_fail "column rules\.nullid\.id, row 2 is NULL, and column id of table nullid in .*app\.db \
+is its INTEGER PRIMARY KEY \(the rowid\), where SQLite would store a new key.*; rolled back" \
+  mig --dsn "$DSN" --tables rules.nullid
+assert_eq "$(state)" "$before" "production after a NULL for an INTEGER PRIMARY KEY"
+q "DROP TABLE nullid"
+pass "a NULL for the target's INTEGER PRIMARY KEY is refused, not given a made-up key"
+
 # --- the server's time limits do not end the load --------------------------------
 # The transaction waits, idle, while production is copied into its
 # snapshot: a server that ends idle transactions after 1 ms would end it.
