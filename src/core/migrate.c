@@ -287,7 +287,10 @@ static char *
 build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target_names,
                  GArray *checked)
 {
-  GString *sql = g_string_new("INSERT INTO ");
+  /* OR ABORT: the target's own ON CONFLICT IGNORE or REPLACE clauses
+   * would drop a row, or a production row, and the run would still count
+   * it migrated; a conflict is an error like any other. */
+  GString *sql = g_string_new("INSERT OR ABORT INTO ");
   g_string_append(sql, quoted);
   if (t->columns->len == 0) {
     g_string_append(sql, " DEFAULT VALUES");
@@ -830,6 +833,17 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
                              ((const SqlenvfsPgColumn *)t->columns->pdata[c])->name, row_no);
               break;
             }
+        goto out;
+      }
+      if (sqlite3_changes64(db) != 1) {
+        /* Only a trigger can end an INSERT OR ABORT without an error and
+         * without a row: the row would be counted, not stored. */
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+                    "insert row %" G_GUINT64_FORMAT " of %s into table %s of %s: SQLite "
+                    "stored no row, a BEFORE INSERT trigger of the table skipped it "
+                    "(RAISE(IGNORE)); drop the trigger for the migration, or migrate a view "
+                    "that leaves out the rows it would skip",
+                    row_no, t->display, plan->target, path);
         goto out;
       }
       sqlite3_reset(st);

@@ -269,6 +269,40 @@ assert_eq "$(state)" "$before" "production after a NULL for an INTEGER PRIMARY K
 q "DROP TABLE nullid"
 pass "a NULL for the target's INTEGER PRIMARY KEY is refused, not given a made-up key"
 
+# --- rows the target's own rules would drop or replace -----------------------------
+# A table's ON CONFLICT clauses and a trigger's RAISE(IGNORE) dropped rows
+# (or production's rows) while the run counted them migrated, exit 0.
+pgc_psql src -c "CREATE TABLE rules.dup (id int PRIMARY KEY, v text);
+  INSERT INTO rules.dup VALUES (1, 'pg1'), (2, 'pg2'), (3, 'pg3');
+  CREATE TABLE rules.rep (id int PRIMARY KEY, v text);
+  INSERT INTO rules.rep VALUES (3, 'pg3'), (1, 'pg1');
+  CREATE TABLE rules.nn (id int, v text); INSERT INTO rules.nn VALUES (1, 'x'), (2, NULL);
+  CREATE TABLE rules.skipped (id int); INSERT INTO rules.skipped VALUES (1), (2), (3);" \
+  >/dev/null
+q "CREATE TABLE dup (id INTEGER PRIMARY KEY ON CONFLICT IGNORE, v TEXT);
+   INSERT INTO dup VALUES (1, 'prod1'), (2, 'prod2');
+   CREATE TABLE rep (id INTEGER, v TEXT, PRIMARY KEY (id) ON CONFLICT REPLACE);
+   INSERT INTO rep VALUES (1, 'prod1');
+   CREATE TABLE nn (id INTEGER, v TEXT NOT NULL ON CONFLICT REPLACE DEFAULT 'made up');
+   CREATE TABLE skipped (id INTEGER);
+   CREATE TRIGGER skip BEFORE INSERT ON skipped WHEN NEW.id = 2 BEGIN SELECT RAISE(IGNORE); END;"
+before=$(state)
+expect_fail "insert row 1 of rules\.dup into table dup of .*: UNIQUE constraint failed: dup\.id; \
+rolled back" mig --dsn "$DSN" --tables rules.dup --mode append
+expect_fail "insert row 2 of rules\.rep into table rep of .*: UNIQUE constraint failed: rep\.id; \
+rolled back" mig --dsn "$DSN" --tables rules.rep --mode append
+expect_fail "insert row 2 of rules\.nn into table nn of .*: NOT NULL constraint failed: nn\.v; \
+rolled back" mig --dsn "$DSN" --tables rules.nn
+expect_fail "insert row 2 of rules\.skipped into table skipped of .*: SQLite stored no row, a \
+BEFORE INSERT trigger of the table skipped it \(RAISE\(IGNORE\)\).*; rolled back" \
+  mig --dsn "$DSN" --tables rules.skipped
+assert_eq "$(state)" "$before" "production after rows the target's rules would drop"
+mig --dsn "$DSN" --tables rules.rep --mode replace >/dev/null
+assert_eq "$(q "SELECT group_concat(id || v, ',') FROM (SELECT * FROM rep ORDER BY id)")" \
+  "1pg1,3pg3" "rows of a table with ON CONFLICT REPLACE, replaced"
+q "DROP TABLE dup; DROP TABLE rep; DROP TABLE nn; DROP TABLE skipped"
+pass "rows a conflict clause or a trigger would drop or replace stop the load, rolled back"
+
 # --- the server's time limits do not end the load --------------------------------
 # The transaction waits, idle, while production is copied into its
 # snapshot: a server that ends idle transactions after 1 ms would end it.
