@@ -37,6 +37,12 @@
  *       another batch (as much as the last, at least 16 MiB) must leave
  *       [cache] min-free-bytes free on its filesystem, or the load stops
  *       (NOSPACE) and rolls back.
+ *   (7) Every row read is a row stored: inserts are INSERT OR ABORT (the
+ *       table's ON CONFLICT clauses cannot drop or replace rows), an insert
+ *       a trigger skips is an error, a NULL for an INTEGER PRIMARY KEY is
+ *       refused (SQLite would make up a key), and before the COMMIT the
+ *       tables whose foreign keys the load may break must have no more
+ *       violations than before it.
  */
 #pragma once
 

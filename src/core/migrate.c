@@ -10,8 +10,10 @@
  *     |                                  -- every check done, nothing written --
  *     |-- sqlenvfs_store_create          snapshot of the database
  *     |-- BEGIN IMMEDIATE
+ *     |-- fk_watch_start                 foreign key violations before
  *     |-- load_table (each)              CREATE / DELETE, FETCH -> INSERT,
  *     |                                  each FETCH after keep_room
+ *     |-- fk_watch_check                 no more violations than before
  *     '-- COMMIT                         (ROLLBACK on any failure)
  *
  * Why one transaction rather than a commit per batch: a commit per batch
@@ -859,6 +861,146 @@ out:
   return ok;
 }
 
+/* --- foreign keys ------------------------------------------------------- */
+
+/* Foreign keys are not enforced while loading (a table is loaded before or
+ * without the table it refers to, and the connection's default leaves them
+ * off), so the load checks what it did before its COMMIT: rows it added
+ * whose parent is missing, and in replace mode rows of production whose
+ * parent it deleted. Only new violations count: those production already
+ * had are counted first, in the same transaction, and do not block it. */
+typedef struct {
+  char *table;   /* SQLite table whose foreign keys the load may break */
+  gint64 before; /* its violations before the load                     */
+} FkWatch;
+
+static void
+fk_watch_free(gpointer p)
+{
+  FkWatch *w = p;
+  g_free(w->table);
+  g_free(w);
+}
+
+static gboolean
+is_target(GPtrArray *plans, const char *name, gboolean replaced_only,
+          const SqlenvfsMigrateOptions *opts)
+{
+  for (guint i = 0; i < plans->len; i++) {
+    const Plan *plan = plans->pdata[i];
+    if (g_ascii_strcasecmp(plan->target, name) != 0)
+      continue;
+    /* Rows only added to a parent break no child: only replace deletes. */
+    if (!replaced_only || (opts->mode == SQLENVFS_MIGRATE_REPLACE && !plan->create))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gboolean
+fk_violations(sqlite3 *db, const char *path, const char *table, gint64 *n, GError **error)
+{
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_foreign_key_check(?1)", -1, &st,
+                              NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    *n = sqlite3_column_int64(st, 0);
+    return TRUE;
+  }
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
+              "check the foreign keys of table %s in %s: %s (each foreign key must refer to "
+              "the PRIMARY KEY or a UNIQUE column of an existing table; fix the schema)",
+              table, path, sqlite3_errmsg(db));
+  return FALSE;
+}
+
+/* The tables to watch, with their violations now: every loaded table with a
+ * foreign key, and every table with one referring to a table emptied first
+ * (replace mode). NULL and *error if a check fails. */
+static GPtrArray *
+fk_watch_start(sqlite3 *db, const char *path, GPtrArray *plans,
+               const SqlenvfsMigrateOptions *opts, GError **error)
+{
+  g_autoptr(GPtrArray) watch = g_ptr_array_new_with_free_func(fk_watch_free);
+  g_autoptr(sqlite3_stmt) st = NULL;
+  int rc = sqlite3_prepare_v2(db,
+                              "SELECT DISTINCT m.name, f.\"table\" FROM sqlite_schema m, "
+                              "pragma_foreign_key_list(m.name) f WHERE m.type = 'table'",
+                              -1, &st, NULL);
+  while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const char *child = (const char *)sqlite3_column_text(st, 0);
+    const char *parent = (const char *)sqlite3_column_text(st, 1);
+    gboolean seen = FALSE;
+    rc = SQLITE_OK;
+    if (!is_target(plans, child, FALSE, opts) && !is_target(plans, parent, TRUE, opts))
+      continue;
+    for (guint i = 0; i < watch->len && !seen; i++)
+      seen = strcmp(((FkWatch *)watch->pdata[i])->table, child) == 0;
+    if (!seen) {
+      FkWatch *w = g_new0(FkWatch, 1);
+      w->table = g_strdup(child);
+      g_ptr_array_add(watch, w);
+    }
+  }
+  if (rc != SQLITE_DONE) {
+    sqlenvfs_error_sqlite(error, db, rc, "list foreign keys in", path);
+    return NULL;
+  }
+  for (guint i = 0; i < watch->len; i++) {
+    FkWatch *w = watch->pdata[i];
+    if (!fk_violations(db, path, w->table, &w->before, error))
+      return NULL;
+  }
+  return g_steal_pointer(&watch);
+}
+
+/* Whether the load left no more violations in each watched table than it
+ * had; otherwise *error naming the table, the first violation's row, its
+ * columns and the table they refer to. */
+static gboolean
+fk_watch_check(sqlite3 *db, const char *path, GPtrArray *watch, GError **error)
+{
+  for (guint i = 0; i < watch->len; i++) {
+    const FkWatch *w = watch->pdata[i];
+    g_autoptr(sqlite3_stmt) st = NULL;
+    g_autofree char *row = NULL, *cols = NULL, *parent = NULL;
+    gint64 after = 0;
+    int rc;
+
+    if (!fk_violations(db, path, w->table, &after, error))
+      return FALSE;
+    if (after <= w->before)
+      continue;
+    rc = sqlite3_prepare_v2(db,
+                            "SELECT c.rowid, c.parent, (SELECT group_concat(f.\"from\", ', ') "
+                            "FROM pragma_foreign_key_list(?1) f WHERE f.id = c.fkid) "
+                            "FROM pragma_foreign_key_check(?1) c LIMIT 1",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_text(st, 1, w->table, -1, SQLITE_STATIC);
+    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+        row = g_strdup_printf("rowid %lld", (long long)sqlite3_column_int64(st, 0));
+      parent = g_strdup((const char *)sqlite3_column_text(st, 1));
+      cols = g_strdup((const char *)sqlite3_column_text(st, 2));
+    }
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "foreign keys: after the load, %" G_GINT64_FORMAT " rows of table %s in %s "
+                "refer to rows that do not exist (%" G_GINT64_FORMAT " before it; the first found: "
+                "%s, column %s referring to table %s); migrate the rows they refer to in the "
+                "same run (name every table in --tables), or leave out the rows that refer to "
+                "nothing",
+                after, w->table, path, w->before, row ? row : "a row", cols ? cols : "?",
+                parent ? parent : "?");
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* --- the whole run ------------------------------------------------------- */
 
 /* "<what failed>; rolled back: <path> is unchanged". */
@@ -903,6 +1045,7 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
   g_autoptr(sqlite3) db = NULL;
   g_autoptr(SqlenvfsMigrateReport) report = NULL;
   g_autoptr(SqlenvfsStoredCopy) snap = NULL;
+  g_autoptr(GPtrArray) fk_watch = NULL;
   Room room = { root, NULL, NULL, 0 };
   g_autofree char *room_dir = NULL, *room_wal = NULL;
 
@@ -973,6 +1116,12 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
     g_prefix_error(error, "start migration (nothing was migrated): ");
     return NULL;
   }
+  fk_watch = fk_watch_start(db, path, plans, opts, error);
+  if (fk_watch == NULL) {
+    sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    g_prefix_error(error, "start migration (nothing was migrated): ");
+    return NULL;
+  }
   for (guint i = 0; i < plans->len; i++) {
     const Plan *plan = plans->pdata[i];
     SqlenvfsMigratedTable *mt = g_new0(SqlenvfsMigratedTable, 1);
@@ -990,7 +1139,8 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
     g_info("migrate-pg: %s -> %s: %" G_GUINT64_FORMAT " rows in %.3f s", mt->source,
            mt->target, mt->n_rows, mt->usec / 1e6);
   }
-  if (!sqlenvfs_db_exec(db, "COMMIT", path, error)) {
+  if (!fk_watch_check(db, path, fk_watch, error) ||
+      !sqlenvfs_db_exec(db, "COMMIT", path, error)) {
     sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     say_rolled_back(error, path, report->snapshot);
     return NULL;

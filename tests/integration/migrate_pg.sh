@@ -303,6 +303,35 @@ assert_eq "$(q "SELECT group_concat(id || v, ',') FROM (SELECT * FROM rep ORDER 
 q "DROP TABLE dup; DROP TABLE rep; DROP TABLE nn; DROP TABLE skipped"
 pass "rows a conflict clause or a trigger would drop or replace stop the load, rolled back"
 
+# --- foreign keys: the load adds no row that refers to nothing --------------------
+# Migrating a child table alone loaded rows whose parents SQLite does not
+# have, and replacing a parent orphaned production's children, exit 0.
+# Violations production already had do not block a load that adds none.
+pgc_psql src -c "CREATE TABLE rules.fkp (id int PRIMARY KEY);
+  CREATE TABLE rules.fkc (id int PRIMARY KEY, pid int REFERENCES rules.fkp);
+  INSERT INTO rules.fkp VALUES (1), (2); INSERT INTO rules.fkc VALUES (10, 1), (11, 2);" \
+  >/dev/null
+q "CREATE TABLE fkp (id INTEGER PRIMARY KEY);
+   CREATE TABLE fkc (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES fkp(id))"
+before=$(state)
+expect_fail "foreign keys: after the load, 2 rows of table fkc in .*app\.db refer to rows that \
+do not exist \(0 before it; the first found: rowid 10, column pid referring to table fkp\).*rolled back" \
+  mig --dsn "$DSN" --tables rules.fkc
+assert_eq "$(state)" "$before" "production after a load of children without their parents"
+mig --dsn "$DSN" --tables rules.fkc,rules.fkp >/dev/null
+assert_eq "$(q 'SELECT count(*) FROM pragma_foreign_key_check')" 0 "violations after both tables"
+q "INSERT INTO fkp VALUES (3); INSERT INTO fkc VALUES (12, 3)"
+before=$(state)
+expect_fail "after the load, 1 rows of table fkc .*\(0 before it; the first found: rowid 12, column pid \
+referring to table fkp\)" mig --dsn "$DSN" --tables rules.fkp --mode replace
+assert_eq "$(state)" "$before" "production after a replace that would orphan its rows"
+q "DELETE FROM fkc WHERE id = 12; INSERT INTO fkc VALUES (13, 99)"
+mig --dsn "$DSN" --tables rules.fkp --mode replace >/dev/null ||
+  fail "a violation production already had blocks a load that adds none"
+assert_eq "$(q 'SELECT group_concat(id) FROM fkp')" "1,2" "parents after the replace"
+q "DROP TABLE fkc; DROP TABLE fkp"
+pass "rows that would refer to nothing stop the load; violations production had do not"
+
 # --- the server's time limits do not end the load --------------------------------
 # The transaction waits, idle, while production is copied into its
 # snapshot: a server that ends idle transactions after 1 ms would end it.
