@@ -55,8 +55,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsPgSource, sqlenvfs_pg_source_free)
 const char *sqlenvfs_pg_source_describe(const SqlenvfsPgSource *src);
 
 /* The tables to read. @names NULL or empty: every table of the session's
- * current schema (normally public), partitions excepted (their rows come
- * through their parent), sorted by name. Otherwise each name, "table" looked
+ * current schema (normally public), partitions excepted when a partitioned
+ * table they belong to is in that schema too (their rows come through it),
+ * sorted by name. Otherwise each name, "table" looked
  * up along the search_path or "schema.table", exactly as spelled in the
  * catalog; views and materialized views may be named too. NULL and NOT_FOUND
  * naming the first that does not exist. Column types are resolved through

@@ -453,6 +453,18 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
   return g_steal_pointer(&t);
 }
 
+/* Whether partition c has an ancestor (its partitioned parent, or that
+ * one's, ...) in the current schema: that ancestor is listed and reads the
+ * partition's rows. A partition whose every ancestor is in another schema
+ * is listed on its own, or its rows would not be migrated at all. */
+#define PARTITION_ANCESTOR_HERE                                                                \
+  "WITH RECURSIVE up(oid) AS (SELECT i.inhparent FROM pg_catalog.pg_inherits i "               \
+  "WHERE i.inhrelid = c.oid UNION SELECT i.inhparent FROM pg_catalog.pg_inherits i "           \
+  "JOIN up ON i.inhrelid = up.oid) "                                                           \
+  "SELECT 1 FROM up JOIN pg_catalog.pg_class pc ON pc.oid = up.oid "                           \
+  "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "                               \
+  "WHERE pn.nspname = current_schema()"
+
 GPtrArray *
 sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
                           gboolean numeric_as_real, GError **error)
@@ -466,7 +478,8 @@ sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
                "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
                "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
                "WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p') "
-               "AND NOT c.relispartition ORDER BY c.relname",
+               "AND (NOT c.relispartition OR NOT EXISTS (" PARTITION_ANCESTOR_HERE ")) "
+               "ORDER BY c.relname",
                PGRES_TUPLES_OK, "list tables", error);
     if (list == NULL)
       return NULL;
