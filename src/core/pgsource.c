@@ -175,12 +175,35 @@ dsn_parse_error(const char *libpq_msg)
   return g_strdup("libpq cannot parse it (" GENERAL ")");
 }
 
+/* Whether the libpq loaded knows connection keyword @key. */
+static gboolean
+conninfo_knows(const char *key)
+{
+  g_autofree char *probe = g_strdup_printf("%s=1", key);
+  char *errmsg = NULL;
+  PQconninfoOption *opts = PQconninfoParse(probe, &errmsg);
+  PQfreemem(errmsg);
+  if (opts == NULL)
+    return FALSE;
+  PQconninfoFree(opts);
+  return TRUE;
+}
+
 SqlenvfsPgSource *
 sqlenvfs_pg_source_open(const char *dsn, GError **error)
 {
-  /* Defaults first: values in the DSN, expanded from "dbname", win. */
-  const char *const keys[] = { "connect_timeout", "application_name", "dbname", NULL };
-  const char *const vals[] = { "10", "sqlenvfs migrate-pg", dsn, NULL };
+  /* Defaults first: values in the DSN, expanded from "dbname", win.
+   * The load holds production's write lock while it waits for the server:
+   * TCP keepalives (a probe after 60 s of silence, given up after 6 more
+   * unanswered 10 s apart) and a 2-minute TCP user timeout end the wait
+   * for a server whose host or network is gone, where the kernel would
+   * otherwise wait for hours. A server process that is stopped on a live
+   * host still has its probes answered: docs/MIGRATE.md says what then. */
+  const char *keys[] = { "connect_timeout", "application_name", "keepalives", "keepalives_idle",
+                         "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                         "dbname", NULL };
+  const char *vals[] = { "10", "sqlenvfs migrate-pg", "1", "60", "10", "6", "120000", dsn,
+                         NULL };
   g_autoptr(SqlenvfsPgSource) src = NULL;
   PGresult *res;
 
@@ -196,6 +219,13 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
       return NULL;
     }
     PQconninfoFree(opts);
+  }
+
+  if (!conninfo_knows("tcp_user_timeout")) {
+    /* libpq before 12 refuses the keyword: go without, keepalives remain. */
+    keys[6] = keys[7];
+    vals[6] = vals[7];
+    keys[7] = vals[7] = NULL;
   }
 
   src = g_new0(SqlenvfsPgSource, 1);

@@ -364,6 +364,58 @@ pgc_psql src -c "ALTER DATABASE src RESET idle_in_transaction_session_timeout" >
 assert_eq "$(q 'SELECT count(*) FROM owned')" 10 "rows after a load under the server's time limit"
 pass "a server's idle_in_transaction_session_timeout does not end the load"
 
+# --- a server that goes silent is given up on within minutes ----------------------
+# While the load waits for the server it holds production's write lock;
+# TCP keepalives ran on the system's default (a first probe after 2 hours
+# of silence). Now the first probe is due within a minute, unless the DSN
+# says otherwise. The load is held up on a lock so that its socket can be
+# looked at while it waits.
+keepalive_secs() { # DSN -> seconds to the first keepalive probe of the waiting load
+  local dsn=$1 pid secs=""
+  pgc_psql src -c "BEGIN; LOCK TABLE rules.locked; SELECT pg_sleep(3); COMMIT" >/dev/null &
+  local locker=$!
+  sleep 0.5
+  "$SQLENVFS" migrate-pg --root "$R" --dsn "$dsn" --tables rules.locked --mode replace \
+    --create-tables >/dev/null 2>&1 &
+  pid=$!
+  track_pid "$pid"
+  # The socket's keepalive timer, in /proc/net/tcp (what `ss -o` shows):
+  # timer kind 2 is keepalive, the time left is in clock ticks.
+  for _ in $(seq 40); do
+    secs=$(python3 - "$pid" <<'PY'
+import os, sys
+pid = sys.argv[1]
+inodes = set()
+for fd in os.listdir(f"/proc/{pid}/fd"):
+    try:
+        link = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        continue
+    if link.startswith("socket:["):
+        inodes.add(link[8:-1])
+for line in open("/proc/net/tcp").readlines()[1:]:
+    f = line.split()
+    kind, left = f[5].split(":")
+    if f[9] in inodes and kind == "02":
+        print(int(left, 16) // os.sysconf("SC_CLK_TCK"))
+PY
+    ) 2>/dev/null || true
+    [ -n "$secs" ] && break
+    sleep 0.05
+  done
+  wait "$pid" || fail "the load that waited for a lock failed"
+  wait "$locker"
+  echo "$secs"
+}
+pgc_psql src -c "CREATE TABLE rules.locked (id int); INSERT INTO rules.locked VALUES (1)" >/dev/null
+secs=$(keepalive_secs "$DSN")
+[ -n "$secs" ] && [ "$secs" -le 60 ] ||
+  fail "the first keepalive probe of a waiting load is not due within 60 s: '$secs'"
+secs=$(keepalive_secs "$DSN keepalives_idle=20")
+[ -n "$secs" ] && [ "$secs" -le 20 ] ||
+  fail "keepalives_idle=20 in the DSN is not kept: '$secs'"
+pass "a waiting load probes a silent server within a minute (the DSN may say otherwise)"
+
 # --- an unmappable column cast in a view ---------------------------------------
 mig --dsn "$DSN" --tables migrate.geo >/dev/null
 assert_eq "$(q 'SELECT id, pos FROM geo')" "1|(1,2)" "a point cast to text in a view"
