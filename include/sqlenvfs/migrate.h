@@ -20,8 +20,8 @@
  *       (a constraint violation halfway, a lost connection, a full disk, a
  *       kill) leaves every table exactly as before: the write transaction is
  *       rolled back, or never committed.
- *   (2) Memory does not grow with the data: one FETCH batch is held at a time,
- *       and SQLite spills its bounded page cache into the WAL as the
+ *   (2) Memory does not grow with the data: one FETCH batch is held at a time
+ *       (bounded in bytes as well as rows, pgsource.h), and SQLite spills its bounded page cache into the WAL as the
  *       transaction grows (uncommitted frames, invisible to every reader and
  *       to the archiver until the commit).
  *   (3) Columns are matched by name (ASCII case-insensitively, as SQLite

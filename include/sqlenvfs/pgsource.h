@@ -8,8 +8,10 @@
  * The session's output settings are fixed at connect (pgtype.h lists them),
  * whatever the server's or the DSN's defaults.
  *
- * Rows are streamed through a server-side cursor, FETCH @batch_rows at a
- * time: the client holds one batch, never a whole table.
+ * Rows are streamed through a server-side cursor, one FETCH batch at a
+ * time: the client holds one batch, never a whole table, and a batch is
+ * about 16 MiB of values at most (fewer rows when they are wide), and never
+ * more than @batch_rows rows.
  */
 #pragma once
 
@@ -71,8 +73,8 @@ gboolean sqlenvfs_pg_source_count(SqlenvfsPgSource *src, const SqlenvfsPgTable *
 
 typedef struct _SqlenvfsPgCursor SqlenvfsPgCursor;
 
-/* Open a cursor over every row of @t, columns in @t->columns order. Only one
- * cursor per source at a time. */
+/* Open a cursor over every row of @t, columns in @t->columns order, fetching
+ * at most @batch_rows rows at a time. Only one cursor per source at a time. */
 SqlenvfsPgCursor *sqlenvfs_pg_cursor_open(SqlenvfsPgSource *src, const SqlenvfsPgTable *t,
                                           guint batch_rows, GError **error);
 /* Close the cursor (best effort) and free the current batch. */

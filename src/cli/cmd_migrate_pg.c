@@ -56,7 +56,7 @@ static const GOptionEntry entries[] = {
   { "numeric-as-real", 0, 0, G_OPTION_ARG_NONE, &numeric_as_real,
     "Store numeric as REAL (default: exact decimal TEXT)", NULL },
   { "batch-rows", 0, 0, G_OPTION_ARG_INT, &batch_rows,
-    "Rows fetched and inserted per batch (default: 10000)", "N" },
+    "Most rows fetched per batch, of about 16 MiB (default: 10000)", "N" },
   { NULL }
 };
 

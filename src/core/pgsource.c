@@ -6,7 +6,8 @@
  *   (1) Everything runs inside the one transaction begun at open
  *       (REPEATABLE READ READ ONLY): catalog and rows come from one snapshot,
  *       and nothing is ever written on the server.
- *   (2) The client holds at most one FETCH batch (one PGresult) at a time.
+ *   (2) The client holds at most one FETCH batch (one PGresult) at a time,
+ *       of about FETCH_TARGET_BYTES: its rows are counted from the last one's.
  *   (3) Errors reaching the user are one line: libpq's multi-line messages
  *       are folded, and the DSN itself (which may hold a password) is never
  *       echoed.
@@ -24,10 +25,22 @@ struct _SqlenvfsPgSource {
   gboolean cursor_open;
 };
 
+/* A batch is bounded in bytes as well as in rows (invariant 2): the
+ * first FETCH asks for a few rows, and each next one for as many rows of
+ * the last one's size as fit in FETCH_TARGET_BYTES, never more than the
+ * caller's batch_rows. A batch of rows much wider than the last ones can
+ * still exceed it, by as much as they are wider. */
+#define FETCH_TARGET_BYTES ((guint64)16 << 20)
+#define FETCH_FIRST_ROWS 16u
+/* What libpq holds for each value beside its bytes (PGresAttValue). */
+#define FETCH_VALUE_OVERHEAD 16u
+
 struct _SqlenvfsPgCursor {
   SqlenvfsPgSource *src;
   PGresult *batch;
-  char *fetch_sql;
+  guint n_cols;
+  guint max_rows;  /* the caller's batch_rows   */
+  guint next_rows; /* rows the next FETCH asks  */
   gboolean done;
 };
 
@@ -601,7 +614,9 @@ sqlenvfs_pg_cursor_open(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint b
   PQclear(res);
   cur = g_new0(SqlenvfsPgCursor, 1);
   cur->src = src;
-  cur->fetch_sql = g_strdup_printf("FETCH FORWARD %u FROM sqlenvfs_rows", batch_rows);
+  cur->n_cols = t->columns->len;
+  cur->max_rows = batch_rows;
+  cur->next_rows = MIN(batch_rows, FETCH_FIRST_ROWS);
   src->cursor_open = TRUE;
   return cur;
 }
@@ -616,8 +631,21 @@ sqlenvfs_pg_cursor_free(SqlenvfsPgCursor *cur)
    * anyway, and the cursor goes with the session. */
   PQclear(PQexec(cur->src->conn, "CLOSE sqlenvfs_rows"));
   cur->src->cursor_open = FALSE;
-  g_free(cur->fetch_sql);
   g_free(cur);
+}
+
+/* Rows of the size of @batch's that fit in FETCH_TARGET_BYTES, between 1
+ * and @max_rows. */
+static guint
+next_batch_rows(const PGresult *batch, guint n_rows, guint n_cols, guint max_rows)
+{
+  guint64 bytes = 0, per_row, fit;
+  for (guint r = 0; r < n_rows; r++)
+    for (guint c = 0; c < n_cols; c++)
+      bytes += (guint64)PQgetlength(batch, (int)r, (int)c) + FETCH_VALUE_OVERHEAD;
+  per_row = MAX(bytes / n_rows, 1);
+  fit = FETCH_TARGET_BYTES / per_row;
+  return (guint)CLAMP(fit, 1, (guint64)max_rows);
 }
 
 gboolean
@@ -628,12 +656,18 @@ sqlenvfs_pg_cursor_fetch(SqlenvfsPgCursor *cur, guint *n_rows, GError **error)
   *n_rows = 0;
   if (cur->done)
     return TRUE;
-  cur->batch = run(cur->src, cur->fetch_sql, PGRES_TUPLES_OK, "fetch rows", error);
+  {
+    char sql[64];
+    g_snprintf(sql, sizeof sql, "FETCH FORWARD %u FROM sqlenvfs_rows", cur->next_rows);
+    cur->batch = run(cur->src, sql, PGRES_TUPLES_OK, "fetch rows", error);
+  }
   if (cur->batch == NULL)
     return FALSE;
   *n_rows = (guint)PQntuples(cur->batch);
   if (*n_rows == 0)
     cur->done = TRUE;
+  else
+    cur->next_rows = next_batch_rows(cur->batch, *n_rows, cur->n_cols, cur->max_rows);
   return TRUE;
 }
 
