@@ -500,6 +500,16 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
                 t->display, path);
     return NULL;
   }
+  if (g_ascii_strncasecmp(t->name, "sqlite_", 7) == 0) {
+    /* sqlite_sequence, sqlite_stat1, ...: SQLite's own tables, which an
+     * existing one would be loaded into (and --create-tables cannot make). */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "refusing to migrate %s: a table whose name begins with sqlite_ is one of "
+                "SQLite's own in %s (migrate a view of another name, or leave it out of "
+                "--tables)",
+                t->display, path);
+    return NULL;
+  }
   if (!sqlite_lookup(db, path, t->name, &found, &kind, error))
     return NULL;
   if (found && strcmp(kind, "table") != 0) {

@@ -354,6 +354,19 @@ assert_eq "$(q 'SELECT group_concat(id) FROM fkp')" "1,2" "parents after the rep
 q "DROP TABLE fkc; DROP TABLE fkp"
 pass "rows that would refer to nothing stop the load; violations production had do not"
 
+# --- SQLite's own tables are never a target ---------------------------------------
+# A PostgreSQL table named sqlite_sequence was loaded into SQLite's table
+# of AUTOINCREMENT counters.
+pgc_psql src -c "CREATE TABLE rules.sqlite_sequence (name text, seq int);
+  INSERT INTO rules.sqlite_sequence VALUES ('counted', 1000);" >/dev/null
+q "CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT); INSERT INTO counted DEFAULT VALUES"
+before=$(state)
+expect_fail "refusing to migrate rules\.sqlite_sequence: a table whose name begins with sqlite_ \
+is one of SQLite's own in .*app\.db" mig --dsn "$DSN" --tables rules.sqlite_sequence --mode append
+assert_eq "$(state)" "$before" "production after a load into sqlite_sequence"
+q "DROP TABLE counted"
+pass "a table named sqlite_* is refused, not loaded into SQLite's own table"
+
 # --- the server's time limits do not end the load --------------------------------
 # The transaction waits, idle, while production is copied into its
 # snapshot: a server that ends idle transactions after 1 ms would end it.
