@@ -423,6 +423,13 @@ resolve_type(SqlenvfsPgSource *src, guint32 oid, int typmod, gboolean allow_arra
     out->kind = SQLENVFS_PG_UNSUPPORTED;
     return TRUE;
   }
+  /* int2vector and oidvector are of the array category, but print as
+   * "1 2 3", not as an array: no mapping, refused while planning. */
+  if (row->in_pg_catalog &&
+      (strcmp(row->typname, "int2vector") == 0 || strcmp(row->typname, "oidvector") == 0)) {
+    out->kind = SQLENVFS_PG_UNSUPPORTED;
+    return TRUE;
+  }
   if (row->typcategory == 'A' && row->typlen == -1 && row->typelem != 0) {
     SqlenvfsPgType elem = { 0 };
     if (!allow_array) {

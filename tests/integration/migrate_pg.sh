@@ -67,6 +67,14 @@ expect_fail 'database "nosuchdb" does not exist' mig --dsn "$DSN dbname=nosuchdb
 expect_fail 'table nosuch does not exist in PostgreSQL' mig --dsn "$DSN" --tables orders,nosuch
 expect_fail 'column bad\.geo\.pos has PostgreSQL type point, which migrate-pg cannot map' \
   mig --dsn "$DSN" --tables bad.geo
+# int2vector and oidvector look like arrays in the catalog but print as
+# "1 2 3": refused here, not halfway through the load.
+pgc_psql src -c "CREATE TABLE bad.vec (id int, v int2vector); INSERT INTO bad.vec VALUES (1, '1 2');
+  CREATE TABLE bad.ovec (id int, o oidvector); INSERT INTO bad.ovec VALUES (1, '4 5');" >/dev/null
+expect_fail 'column bad\.vec\.v has PostgreSQL type int2vector, which migrate-pg cannot map' \
+  mig --dsn "$DSN" --tables bad.vec --create-tables
+expect_fail 'column bad\.ovec\.o has PostgreSQL type oidvector, which migrate-pg cannot map' \
+  mig --dsn "$DSN" --tables bad.ovec --create-tables
 expect_fail 'column bad\.extra\.newcol cannot be loaded: table extra in .*app\.db has no such column' \
   mig --dsn "$DSN" --tables bad.extra
 expect_fail 'table nowhere does not exist in .*app\.db .*--create-tables' \
