@@ -60,6 +60,7 @@ typedef enum {
 } SqlenvfsMigrateMode;
 
 #define SQLENVFS_MIGRATE_DEFAULT_BATCH_ROWS 10000
+#define SQLENVFS_MIGRATE_DEFAULT_STALL_S 300
 
 typedef struct {
   const char *dsn;           /* libpq connection string or URI          */
@@ -69,6 +70,9 @@ typedef struct {
   gboolean create_tables;    /* create missing SQLite tables            */
   gboolean numeric_as_real;  /* numeric -> REAL instead of exact TEXT   */
   guint batch_rows;          /* 0: SQLENVFS_MIGRATE_DEFAULT_BATCH_ROWS  */
+  gint stall_seconds;        /* a FETCH given up after this long with no
+                              * byte from the server; 0 never, < 0 the
+                              * default (SQLENVFS_MIGRATE_DEFAULT_STALL_S) */
 } SqlenvfsMigrateOptions;
 
 typedef struct {

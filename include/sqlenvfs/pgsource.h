@@ -71,6 +71,10 @@ GPtrArray *sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *n
 gboolean sqlenvfs_pg_source_count(SqlenvfsPgSource *src, const SqlenvfsPgTable *t,
                                   guint64 *n_rows, GError **error);
 
+/* Give up a FETCH when the server sends nothing for @seconds (0: wait for
+ * as long as it takes); the connection is then not used again. */
+void sqlenvfs_pg_source_set_stall(SqlenvfsPgSource *src, guint seconds);
+
 typedef struct _SqlenvfsPgCursor SqlenvfsPgCursor;
 
 /* Open a cursor over every row of @t, columns in @t->columns order, fetching

@@ -39,6 +39,7 @@ static char *mode_arg;
 static gboolean create_tables;
 static gboolean numeric_as_real;
 static int batch_rows = -1;
+static int stall_seconds = -1;
 
 static const GOptionEntry entries[] = {
   { "dsn", 0, 0, G_OPTION_ARG_STRING, &dsn, "PostgreSQL connection string or URI (required)",
@@ -57,6 +58,10 @@ static const GOptionEntry entries[] = {
     "Store numeric as REAL (default: exact decimal TEXT)", NULL },
   { "batch-rows", 0, 0, G_OPTION_ARG_INT, &batch_rows,
     "Most rows fetched per batch, of about 16 MiB (default: 10000)", "N" },
+  { "stall-seconds", 0, 0, G_OPTION_ARG_INT, &stall_seconds,
+    "Give up (rolled back) when PostgreSQL sends nothing for this long while rows are loaded, "
+    "as production's writers wait meanwhile; 0 waits for as long as it takes (default: 300)",
+    "S" },
   { NULL }
 };
 
@@ -94,6 +99,8 @@ cmd_migrate_pg(int argc, char **argv)
     batch_rows = 0; /* the default */
   else if (batch_rows < 1 || batch_rows > 1000000)
     return cli_usage(cmd, "--batch-rows must be between 1 and 1000000, not %d", batch_rows);
+  if (stall_seconds < -1 || stall_seconds > 86400)
+    return cli_usage(cmd, "--stall-seconds must be between 0 and 86400, not %d", stall_seconds);
   for (int i = 0; tables_args && tables_args[i]; i++) {
     g_auto(GStrv) parts = g_strsplit(tables_args[i], ",", -1);
     for (int j = 0; parts[j]; j++) {
@@ -128,6 +135,7 @@ cmd_migrate_pg(int argc, char **argv)
       .create_tables = create_tables,
       .numeric_as_real = numeric_as_real,
       .batch_rows = (guint)batch_rows,
+      .stall_seconds = stall_seconds,
     };
     SqlenvfsMigrateProgress progress = {
       .snapshot = snapshot_progress,

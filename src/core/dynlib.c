@@ -281,6 +281,15 @@ PQ_FORWARD(int, PQgetisnull, (const PGresult *res, int tup_num, int field_num),
            (res, tup_num, field_num))
 PQ_FORWARD(int, PQgetlength, (const PGresult *res, int tup_num, int field_num),
            (res, tup_num, field_num))
+PQ_FORWARD(int, PQsendQuery, (PGconn *conn, const char *query), (conn, query))
+PQ_FORWARD(int, PQsocket, (const PGconn *conn), (conn))
+PQ_FORWARD(int, PQconsumeInput, (PGconn *conn), (conn))
+PQ_FORWARD(int, PQisBusy, (PGconn *conn), (conn))
+PQ_FORWARD(PGresult *, PQgetResult, (PGconn *conn), (conn))
+PQ_FORWARD(PGcancel *, PQgetCancel, (PGconn *conn), (conn))
+PQ_FORWARD(int, PQcancel, (PGcancel *cancel, char *errbuf, int errbufsize),
+           (cancel, errbuf, errbufsize))
+PQ_FORWARD_VOID(PQfreeCancel, (PGcancel *cancel), (cancel))
 #endif
 
 /* ------------------------------------------------------------------ */

@@ -1072,6 +1072,8 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
   src = sqlenvfs_pg_source_open(opts->dsn, error);
   if (src == NULL)
     return NULL;
+  sqlenvfs_pg_source_set_stall(src, opts->stall_seconds < 0 ? SQLENVFS_MIGRATE_DEFAULT_STALL_S
+                                                            : (guint)opts->stall_seconds);
   tables = sqlenvfs_pg_source_tables(src, opts->tables, opts->numeric_as_real, error);
   if (tables == NULL)
     return NULL;

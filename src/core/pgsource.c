@@ -16,6 +16,7 @@
 #include "sqlenvfs/error.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
 #include <string.h>
 
 struct _SqlenvfsPgSource {
@@ -23,6 +24,8 @@ struct _SqlenvfsPgSource {
   char *describe;
   GHashTable *types; /* type oid -> TypeRow, a cache of pg_type */
   gboolean cursor_open;
+  guint stall_s;     /* a FETCH given up after this long with no byte (0: never) */
+  gboolean stalled;  /* one was: the connection is not used again */
 };
 
 /* A batch is bounded in bytes as well as in rows (invariant 2): the
@@ -96,6 +99,76 @@ run(SqlenvfsPgSource *src, const char *sql, ExecStatusType status, const char *w
     return NULL;
   }
   return res;
+}
+
+/* As run(), but given up when the server sends nothing for src->stall_s
+ * seconds: a server process stopped or stuck on a host that is up answers
+ * TCP keepalives, and the load holds production's write lock meanwhile.
+ * The query is then cancelled (best effort: a stopped process does not
+ * act on it) and the connection not used again. */
+static PGresult *
+run_watched(SqlenvfsPgSource *src, const char *sql, ExecStatusType status, const char *what,
+            GError **error)
+{
+  PGresult *res = NULL;
+  gint64 last = g_get_monotonic_time();
+
+  if (src->stall_s == 0)
+    return run(src, sql, status, what, error);
+  if (!PQsendQuery(src->conn, sql)) {
+    result_error(error, NULL, src->conn, what, src->describe);
+    return NULL;
+  }
+  for (;;) {
+    struct pollfd p = { PQsocket(src->conn), POLLIN, 0 };
+    gint64 left_ms = (last + (gint64)src->stall_s * G_USEC_PER_SEC - g_get_monotonic_time()) / 1000;
+    int n;
+    while (!PQisBusy(src->conn)) {
+      PGresult *r = PQgetResult(src->conn);
+      if (r == NULL)
+        goto done;
+      PQclear(res);
+      res = r;
+    }
+    if (left_ms <= 0) {
+      PGcancel *c = PQgetCancel(src->conn);
+      char buf[256];
+      if (c != NULL) {
+        PQcancel(c, buf, sizeof buf);
+        PQfreeCancel(c);
+      }
+      PQclear(res);
+      src->stalled = TRUE;
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "%s on %s: the server sent nothing for %u s (it is stopped, stuck or "
+                  "unreachable; production's writers were waiting on this load): check the "
+                  "server, then run again",
+                  what, src->describe, src->stall_s);
+      return NULL;
+    }
+    n = poll(&p, 1, (int)MIN(left_ms, 1000));
+    if (n > 0) {
+      if (!PQconsumeInput(src->conn)) {
+        PQclear(res);
+        result_error(error, NULL, src->conn, what, src->describe);
+        return NULL;
+      }
+      last = g_get_monotonic_time();
+    }
+  }
+done:
+  if (res == NULL || PQresultStatus(res) != status) {
+    result_error(error, res, src->conn, what, src->describe);
+    PQclear(res);
+    return NULL;
+  }
+  return res;
+}
+
+void
+sqlenvfs_pg_source_set_stall(SqlenvfsPgSource *src, guint seconds)
+{
+  src->stall_s = seconds;
 }
 
 static PGresult *
@@ -211,7 +284,8 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
    * unanswered 10 s apart) and a 2-minute TCP user timeout end the wait
    * for a server whose host or network is gone, where the kernel would
    * otherwise wait for hours. A server process that is stopped on a live
-   * host still has its probes answered: docs/MIGRATE.md says what then. */
+   * host still has its probes answered: a FETCH is then given up after
+   * the source's stall limit (sqlenvfs_pg_source_set_stall). */
   const char *keys[] = { "connect_timeout", "application_name", "keepalives", "keepalives_idle",
                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
                          "dbname", NULL };
@@ -635,8 +709,10 @@ sqlenvfs_pg_cursor_free(SqlenvfsPgCursor *cur)
     return;
   PQclear(cur->batch);
   /* In a failed transaction CLOSE fails too; the source is then unusable
-   * anyway, and the cursor goes with the session. */
-  PQclear(PQexec(cur->src->conn, "CLOSE sqlenvfs_rows"));
+   * anyway, and the cursor goes with the session. After a stall it would
+   * wait for the silent server: not sent. */
+  if (!cur->src->stalled)
+    PQclear(PQexec(cur->src->conn, "CLOSE sqlenvfs_rows"));
   cur->src->cursor_open = FALSE;
   g_free(cur);
 }
@@ -666,7 +742,7 @@ sqlenvfs_pg_cursor_fetch(SqlenvfsPgCursor *cur, guint *n_rows, GError **error)
   {
     char sql[64];
     g_snprintf(sql, sizeof sql, "FETCH FORWARD %u FROM sqlenvfs_rows", cur->next_rows);
-    cur->batch = run(cur->src, sql, PGRES_TUPLES_OK, "fetch rows", error);
+    cur->batch = run_watched(cur->src, sql, PGRES_TUPLES_OK, "fetch rows", error);
   }
   if (cur->batch == NULL)
     return FALSE;

@@ -485,6 +485,44 @@ note "2,000 rows of 200 KB (400 MB): peak RSS $(( rss / 1024 )) MiB"
 rm -rf "$W"
 pass "wide rows are fetched in batches bounded in bytes: peak RSS $(( rss / 1024 )) MiB for 400 MB"
 
+# --- a server that stops answering: given up on, production released --------
+# The backend serving the load is stopped (SIGSTOP) in the middle of its
+# FETCHes: it still answers TCP keepalives, so only --stall-seconds ends the
+# wait. The load fails naming the silence, rolls back, and the application,
+# whose writes waited on the load, can commit again.
+S=$T/stall
+make_root "$S" <(echo "CREATE TABLE unrelated (id INTEGER);")
+sdb=$S/data/prod/app.db
+sstate() { sqlite3 "$sdb" .dump | sha256sum | cut -d' ' -f1; }
+before=$(sstate)
+"$SQLENVFS" migrate-pg --root "$S" --dsn "$DSN" --tables everything --create-tables \
+  --batch-rows 50 --stall-seconds 3 >/dev/null 2>"$T/stall.err" &
+pid=$!
+track_pid "$pid"
+bpid=
+for _ in $(seq 1 200); do
+  bpid=$(pgc_psql src -Atc "SELECT pid FROM pg_stat_activity WHERE query LIKE 'FETCH%' AND
+                            application_name LIKE '%migrate-pg%' LIMIT 1" 2>/dev/null || true)
+  [ -n "$bpid" ] && break
+  sleep 0.05
+done
+[ -n "$bpid" ] || fail "the load's FETCH was not seen: $(cat "$T/stall.err")"
+kill -STOP "$bpid"
+start=$(date +%s)
+rc=0
+for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$pid" 2>/dev/null && { kill -CONT "$bpid"; fail "the load still waits 30 s after its server stopped"; }
+wait "$pid" || rc=$?
+kill -CONT "$bpid"
+[ "$rc" -ne 0 ] || fail "the load succeeded with its server stopped"
+grep -q "fetch rows on .*: the server sent nothing for 3 s" "$T/stall.err" ||
+  fail "the stalled load did not say why it stopped: $(cat "$T/stall.err")"
+assert_eq "$(sstate)" "$before" "production after a load whose server stopped"
+sqlite3 "$sdb" "CREATE TABLE after_stall(x); INSERT INTO after_stall VALUES (1)" ||
+  fail "the application cannot commit after the stalled load"
+rm -rf "$S"
+pass "a server stopped in the middle of the load: given up after --stall-seconds, rolled back"
+
 # --- production's room: the load's WAL leaves min-free-bytes free ------------
 # A root on a 96 MiB tmpfs that keeps 64 MiB free: the load of everything
 # (more WAL than the room left) stops before it takes that room (the free
