@@ -55,6 +55,7 @@
 #include "sqlenvfs/util.h"
 #include "sqlenvfs/verifymemo.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -565,57 +566,64 @@ static void
 narrow_copies(SqlenvfsRoot *root, int manifest_mode)
 {
   static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
-  const char *failed = NULL;
-  g_autofree char *failed_path = NULL;
+  g_autofree char *failed = NULL;
 
   for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
     const char *dir = sqlenvfs_store_dir(root, kinds[k]);
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (dfd >= 0) {
-      if (!narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
-        failed = dir;
+    DIR *d;
+    struct dirent *ent;
+    if (dfd < 0)
+      continue;
+    if (!narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
+      failed = g_strdup(dir);
+    /* Every name below is opened relative to the directory already open,
+     * never through a symlink put in place meanwhile. */
+    d = fdopendir(dfd);
+    if (d == NULL) {
       close(dfd);
+      continue;
     }
-    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
-      g_autofree char *cdir = g_build_filename(dir, name, NULL);
-      g_autoptr(GDir) c = NULL;
-      const char *file;
+    while ((ent = readdir(d)) != NULL) {
       int cfd;
-      if (name[0] == '.')
+      DIR *c;
+      struct dirent *f;
+      if (ent->d_name[0] == '.')
         continue;
-      cfd = open(cdir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      cfd = openat(dirfd(d), ent->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd < 0)
         continue;
-      if (!narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode)) && failed_path == NULL)
-        failed_path = g_strdup(cdir);
-      close(cfd);
-      c = g_dir_open(cdir, 0, NULL);
-      while (c != NULL && (file = g_dir_read_name(c)) != NULL) {
-        g_autofree char *path = g_build_filename(cdir, file, NULL);
-        g_autofree char *db = g_str_has_suffix(file, ".db")
-                                ? g_strndup(file, strlen(file) - 3) : NULL;
+      if (!narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
+        failed = g_build_filename(dir, ent->d_name, NULL);
+      c = fdopendir(cfd);
+      if (c == NULL) {
+        close(cfd);
+        continue;
+      }
+      while ((f = readdir(c)) != NULL) {
+        g_autofree char *db = g_str_has_suffix(f->d_name, ".db")
+                                ? g_strndup(f->d_name, strlen(f->d_name) - 3) : NULL;
         g_autofree char *prod = db ? sqlenvfs_root_prod_db(root, db) : NULL;
         int mode = manifest_mode;
         struct stat st;
-        int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+        int fd = openat(dirfd(c), f->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
         if (fd < 0)
           continue;
         if (prod != NULL && stat(prod, &st) == 0)
           mode = (int)(st.st_mode & 0666);
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            !narrow_fd(fd, mode) && failed_path == NULL)
-          failed_path = g_strdup(path);
+            !narrow_fd(fd, mode) && failed == NULL)
+          failed = g_build_filename(dir, ent->d_name, f->d_name, NULL);
         close(fd);
       }
+      closedir(c);
     }
+    closedir(d);
   }
-  if (failed != NULL || failed_path != NULL) {
+  if (failed != NULL) {
     g_autofree char *top = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_DAILY));
     g_warning("%s is more readable than production, and its mode cannot be narrowed by this "
-              "user (run `chmod -R go-rwx %s` as its owner)", failed ? failed : failed_path,
-              top);
+              "user (run `chmod -R go-rwx %s` as its owner)", failed, top);
   }
 }
 

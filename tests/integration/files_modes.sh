@@ -106,6 +106,10 @@ old=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -mindepth 1 -pe
 [ "$old" -gt 0 ] || fail "the copies before the chmod are not readable by others (nothing to narrow)"
 b4=$(ls "$R4/backups/prod/daily" | head -1)
 ln "$T/outside.txt" "$R4/backups/prod/daily/$b4/hardlink-to-outside"
+# A symlink among the copies, to a directory outside them: not followed.
+mkdir -p "$T/outside-dir" && echo x > "$T/outside-dir/f.db" && chmod 755 "$T/outside-dir" &&
+  chmod 644 "$T/outside-dir/f.db"
+ln -s "$T/outside-dir" "$R4/backups/prod/snapshots/20200101T000000Z"
 chmod 600 "$P4"
 "$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup after the chmod"
 bad=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -name hardlink-to-outside -prune -o \
@@ -113,6 +117,9 @@ bad=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -name hardlink-
 [ -z "$bad" ] || fail "copies written before production was narrowed to 0600, after a backup:
 $bad"
 assert_eq "$(stat -c %a "$T/outside.txt")" "644" "a file outside the copies, linked into one"
+assert_eq "$(stat -c %a "$T/outside-dir") $(stat -c %a "$T/outside-dir/f.db")" "755 644" \
+  "a directory outside the copies, a symlink to it among them"
+rm "$R4/backups/prod/snapshots/20200101T000000Z"
 "$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
 pass "a backup narrows the copies written before production was narrowed"
 
