@@ -176,14 +176,14 @@ sqlite_column_free(gpointer p)
  * and type ("table", "view", ...), or *name_out NULL when there is none. */
 static gboolean
 sqlite_lookup(sqlite3 *db, const char *path, const char *name, char **name_out,
-              char **type_out, GError **error)
+              char **type_out, char **sql_out, GError **error)
 {
   g_autoptr(sqlite3_stmt) st = NULL;
   int rc = sqlite3_prepare_v2(db,
-                              "SELECT name, type FROM sqlite_schema WHERE name = ?1 "
+                              "SELECT name, type, sql FROM sqlite_schema WHERE name = ?1 "
                               "COLLATE NOCASE AND type IN ('table', 'view') ORDER BY type",
                               -1, &st, NULL);
-  *name_out = *type_out = NULL;
+  *name_out = *type_out = *sql_out = NULL;
   if (rc == SQLITE_OK)
     rc = sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
   if (rc == SQLITE_OK)
@@ -191,6 +191,7 @@ sqlite_lookup(sqlite3 *db, const char *path, const char *name, char **name_out,
   if (rc == SQLITE_ROW) {
     *name_out = g_strdup((const char *)sqlite3_column_text(st, 0));
     *type_out = g_strdup((const char *)sqlite3_column_text(st, 1));
+    *sql_out = g_strdup((const char *)sqlite3_column_text(st, 2));
     return TRUE;
   }
   if (rc == SQLITE_DONE)
@@ -285,14 +286,59 @@ build_create_sql(const SqlenvfsPgTable *t, const char *quoted)
   return g_string_free(sql, FALSE);
 }
 
+/* Whether the CREATE TABLE statement @sql declares a conflict clause ON
+ * CONFLICT REPLACE (on its primary key, a UNIQUE, NOT NULL or CHECK
+ * constraint): its words, outside string literals, quoted names and
+ * comments. */
+static gboolean
+declares_replace(const char *sql)
+{
+  g_autoptr(GPtrArray) words = g_ptr_array_new_with_free_func(g_free);
+  const char *p = sql ? sql : "";
+
+  while (*p) {
+    if (*p == '\'' || *p == '"' || *p == '`' || *p == '[') {
+      char end = *p == '[' ? ']' : *p;
+      for (p++; *p && !(*p == end && p[1] != end); p++)
+        if (*p == end)
+          p++; /* a doubled quote stands for itself */
+      if (*p)
+        p++;
+      g_ptr_array_add(words, g_strdup("")); /* a word of its own, never ON or CONFLICT */
+    } else if (p[0] == '-' && p[1] == '-') {
+      while (*p && *p != '\n')
+        p++;
+    } else if (p[0] == '/' && p[1] == '*') {
+      const char *e = strstr(p + 2, "*/");
+      p = e ? e + 2 : p + strlen(p);
+    } else if (g_ascii_isalnum(*p) || *p == '_') {
+      const char *b = p;
+      while (g_ascii_isalnum(*p) || *p == '_' || *p == '$')
+        p++;
+      g_ptr_array_add(words, g_ascii_strdown(b, p - b));
+    } else {
+      if (!g_ascii_isspace(*p))
+        g_ptr_array_add(words, g_strdup(""));
+      p++;
+    }
+  }
+  for (guint i = 0; i + 2 < words->len; i++)
+    if (strcmp(words->pdata[i], "on") == 0 && strcmp(words->pdata[i + 1], "conflict") == 0 &&
+        strcmp(words->pdata[i + 2], "replace") == 0)
+      return TRUE;
+  return FALSE;
+}
+
 static char *
 build_insert_sql(const SqlenvfsPgTable *t, const char *quoted, GPtrArray *target_names,
                  GArray *checked)
 {
-  /* OR ABORT: the target's own ON CONFLICT IGNORE or REPLACE clauses
-   * would drop a row, or a production row, and the run would still count
-   * it migrated; a conflict is an error like any other. */
-  GString *sql = g_string_new("INSERT OR ABORT INTO ");
+  /* A plain INSERT: OR ABORT would also override the conflict clauses of
+   * the INSERTs its triggers make (INSERT OR IGNORE into a tag table, say),
+   * failing loads that are right. The target's own ON CONFLICT REPLACE is
+   * refused while planning; its ON CONFLICT IGNORE, like a trigger's
+   * RAISE(IGNORE), stores no row, which load_table sees. */
+  GString *sql = g_string_new("INSERT INTO ");
   g_string_append(sql, quoted);
   if (t->columns->len == 0) {
     g_string_append(sql, " DEFAULT VALUES");
@@ -478,7 +524,7 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
 {
   g_autoptr(GPtrArray) cols = NULL;
   g_autoptr(GPtrArray) names = g_ptr_array_new();
-  g_autofree char *found = NULL, *kind = NULL;
+  g_autofree char *found = NULL, *kind = NULL, *create = NULL;
   guint n_pk = 0;
   Plan *plan;
 
@@ -510,8 +556,17 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
                 t->display, path);
     return NULL;
   }
-  if (!sqlite_lookup(db, path, t->name, &found, &kind, error))
+  if (!sqlite_lookup(db, path, t->name, &found, &kind, &create, error))
     return NULL;
+  if (found && strcmp(kind, "table") == 0 && declares_replace(create)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "table %s in %s declares ON CONFLICT REPLACE: a row of %s that conflicts "
+                "would replace a row of production, or take a default for its NULL, with no "
+                "error; migrate-pg does not load into it (load into a table without the "
+                "clause, then copy the rows with SQL you choose)",
+                found, path, t->display);
+    return NULL;
+  }
   if (found && strcmp(kind, "table") != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "%s in %s is a %s, not a table: migrate-pg loads tables only", found, path,
@@ -848,13 +903,13 @@ load_table(SqlenvfsPgSource *src, sqlite3 *db, const char *path, const Plan *pla
         goto out;
       }
       if (sqlite3_changes64(db) != 1) {
-        /* Only a trigger can end an INSERT OR ABORT without an error and
-         * without a row: the row would be counted, not stored. */
+        /* An INSERT that ends without an error and without a row: the
+         * row would be counted, not stored. */
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
                     "insert row %" G_GUINT64_FORMAT " of %s into table %s of %s: SQLite "
-                    "stored no row, a BEFORE INSERT trigger of the table skipped it "
-                    "(RAISE(IGNORE)); drop the trigger for the migration, or migrate a view "
-                    "that leaves out the rows it would skip",
+                    "stored no row (the table's ON CONFLICT IGNORE dropped it as a duplicate, "
+                    "or a BEFORE INSERT trigger skipped it with RAISE(IGNORE)); remove the "
+                    "duplicate or the clause, or drop the trigger for the migration",
                     row_no, t->display, plan->target, path);
         goto out;
       }
@@ -878,10 +933,15 @@ out:
  * off), so the load checks what it did before its COMMIT: rows it added
  * whose parent is missing, and in replace mode rows of production whose
  * parent it deleted. Only new violations count: those production already
- * had are counted first, in the same transaction, and do not block it. */
+ * had are listed first, in the same transaction, by row and foreign key,
+ * and do not block it (none, for a table the load empties first). A
+ * violation is new when its row and foreign key were not listed, so that
+ * one that goes away cannot make room for one that comes. Rows of a
+ * WITHOUT ROWID table have no rowid to name them: those are counted per
+ * foreign key. */
 typedef struct {
-  char *table;   /* SQLite table whose foreign keys the load may break */
-  gint64 before; /* its violations before the load                     */
+  char *table;          /* SQLite table whose foreign keys the load may break */
+  GHashTable *before;   /* "rowid fkid" (or "- fkid", counted) -> count       */
 } FkWatch;
 
 static void
@@ -889,6 +949,8 @@ fk_watch_free(gpointer p)
 {
   FkWatch *w = p;
   g_free(w->table);
+  if (w->before)
+    g_hash_table_unref(w->before);
   g_free(w);
 }
 
@@ -907,26 +969,31 @@ is_target(GPtrArray *plans, const char *name, gboolean replaced_only,
   return FALSE;
 }
 
-static gboolean
-fk_violations(sqlite3 *db, const char *path, const char *table, gint64 *n, GError **error)
+/* One violation of pragma_foreign_key_check (columns rowid, parent, fkid),
+ * as FkWatch keys it. */
+static char *
+fk_key(sqlite3_stmt *st)
 {
-  g_autoptr(sqlite3_stmt) st = NULL;
-  int rc = sqlite3_prepare_v2(db, "SELECT count(*) FROM pragma_foreign_key_check(?1)", -1, &st,
-                              NULL);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_bind_text(st, 1, table, -1, SQLITE_STATIC);
-  if (rc == SQLITE_OK)
-    rc = sqlite3_step(st);
-  if (rc == SQLITE_ROW) {
-    *n = sqlite3_column_int64(st, 0);
-    return TRUE;
-  }
+  if (sqlite3_column_type(st, 0) == SQLITE_NULL)
+    return g_strdup_printf("- %lld", (long long)sqlite3_column_int64(st, 2));
+  return g_strdup_printf("%lld %lld", (long long)sqlite3_column_int64(st, 0),
+                         (long long)sqlite3_column_int64(st, 2));
+}
+
+static gboolean
+fk_check_fail(sqlite3 *db, const char *path, const char *table, GError **error)
+{
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_FAILED,
               "check the foreign keys of table %s in %s: %s (each foreign key must refer to "
               "the PRIMARY KEY or a UNIQUE column of an existing table; fix the schema)",
               table, path, sqlite3_errmsg(db));
   return FALSE;
 }
+
+#define FK_CHECK_SQL                                                                      \
+  "SELECT c.rowid, c.parent, c.fkid, (SELECT group_concat(f.\"from\", ', ') "             \
+  "FROM pragma_foreign_key_list(?1) f WHERE f.id = c.fkid) "                              \
+  "FROM pragma_foreign_key_check(?1) c"
 
 /* The tables to watch, with their violations now: every loaded table with a
  * foreign key, and every table with one referring to a table emptied first
@@ -953,6 +1020,7 @@ fk_watch_start(sqlite3 *db, const char *path, GPtrArray *plans,
     if (!seen) {
       FkWatch *w = g_new0(FkWatch, 1);
       w->table = g_strdup(child);
+      w->before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
       g_ptr_array_add(watch, w);
     }
   }
@@ -962,50 +1030,79 @@ fk_watch_start(sqlite3 *db, const char *path, GPtrArray *plans,
   }
   for (guint i = 0; i < watch->len; i++) {
     FkWatch *w = watch->pdata[i];
-    if (!fk_violations(db, path, w->table, &w->before, error))
+    g_autoptr(sqlite3_stmt) c = NULL;
+    /* A table emptied first keeps none of its rows: every violation it
+     * has after the load is new. */
+    if (is_target(plans, w->table, TRUE, opts)) {
+      if (sqlite3_prepare_v2(db, "SELECT 1 FROM pragma_foreign_key_check(?1)", -1, &c,
+                             NULL) != SQLITE_OK ||
+          sqlite3_bind_text(c, 1, w->table, -1, SQLITE_STATIC) != SQLITE_OK ||
+          ((rc = sqlite3_step(c)) != SQLITE_ROW && rc != SQLITE_DONE)) {
+        fk_check_fail(db, path, w->table, error);
+        return NULL;
+      }
+      continue;
+    }
+    rc = sqlite3_prepare_v2(db, FK_CHECK_SQL, -1, &c, NULL);
+    if (rc == SQLITE_OK)
+      rc = sqlite3_bind_text(c, 1, w->table, -1, SQLITE_STATIC);
+    while (rc == SQLITE_OK && (rc = sqlite3_step(c)) == SQLITE_ROW) {
+      char *key = fk_key(c);
+      gpointer n = g_hash_table_lookup(w->before, key);
+      g_hash_table_insert(w->before, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
+      rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_DONE) {
+      fk_check_fail(db, path, w->table, error);
       return NULL;
+    }
   }
   return g_steal_pointer(&watch);
 }
 
-/* Whether the load left no more violations in each watched table than it
- * had; otherwise *error naming the table, the first violation's row, its
- * columns and the table they refer to. */
+/* Whether the load left no violation in a watched table that it did not
+ * have; otherwise *error naming the table, the first new violation's row,
+ * its columns and the table they refer to. */
 static gboolean
 fk_watch_check(sqlite3 *db, const char *path, GPtrArray *watch, GError **error)
 {
   for (guint i = 0; i < watch->len; i++) {
     const FkWatch *w = watch->pdata[i];
     g_autoptr(sqlite3_stmt) st = NULL;
+    g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_autofree char *row = NULL, *cols = NULL, *parent = NULL;
-    gint64 after = 0;
-    int rc;
+    guint64 n_new = 0;
+    int rc = sqlite3_prepare_v2(db, FK_CHECK_SQL, -1, &st, NULL);
 
-    if (!fk_violations(db, path, w->table, &after, error))
-      return FALSE;
-    if (after <= w->before)
-      continue;
-    rc = sqlite3_prepare_v2(db,
-                            "SELECT c.rowid, c.parent, (SELECT group_concat(f.\"from\", ', ') "
-                            "FROM pragma_foreign_key_list(?1) f WHERE f.id = c.fkid) "
-                            "FROM pragma_foreign_key_check(?1) c LIMIT 1",
-                            -1, &st, NULL);
     if (rc == SQLITE_OK)
       rc = sqlite3_bind_text(st, 1, w->table, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      if (sqlite3_column_type(st, 0) != SQLITE_NULL)
-        row = g_strdup_printf("rowid %lld", (long long)sqlite3_column_int64(st, 0));
-      parent = g_strdup((const char *)sqlite3_column_text(st, 1));
-      cols = g_strdup((const char *)sqlite3_column_text(st, 2));
+    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      char *key = fk_key(st);
+      guint had = GPOINTER_TO_UINT(g_hash_table_lookup(w->before, key));
+      guint now = GPOINTER_TO_UINT(g_hash_table_lookup(seen, key)) + 1;
+      g_hash_table_insert(seen, key, GUINT_TO_POINTER(now));
+      rc = SQLITE_OK;
+      if (now <= had)
+        continue;
+      if (n_new++ == 0) {
+        if (sqlite3_column_type(st, 0) != SQLITE_NULL)
+          row = g_strdup_printf("rowid %lld", (long long)sqlite3_column_int64(st, 0));
+        parent = g_strdup((const char *)sqlite3_column_text(st, 1));
+        cols = g_strdup((const char *)sqlite3_column_text(st, 3));
+      }
     }
+    if (rc != SQLITE_DONE)
+      return fk_check_fail(db, path, w->table, error);
+    if (n_new == 0)
+      continue;
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "foreign keys: after the load, %" G_GINT64_FORMAT " rows of table %s in %s "
-                "refer to rows that do not exist (%" G_GINT64_FORMAT " before it; the first found: "
-                "%s, column %s referring to table %s); migrate the rows they refer to in the "
+                "foreign keys: after the load, %" G_GUINT64_FORMAT " row%s of table %s in %s "
+                "refer%s to rows that do not exist, which did not before it (the first: %s, "
+                "column %s referring to table %s); migrate the rows they refer to in the "
                 "same run (name every table in --tables), or leave out the rows that refer to "
                 "nothing",
-                after, w->table, path, w->before, row ? row : "a row", cols ? cols : "?",
-                parent ? parent : "?");
+                n_new, n_new == 1 ? "" : "s", w->table, path, n_new == 1 ? "s" : "",
+                row ? row : "a row", cols ? cols : "?", parent ? parent : "?");
     return FALSE;
   }
   return TRUE;

@@ -301,13 +301,20 @@ pass "a NULL for the target's INTEGER PRIMARY KEY is refused, not given a made-u
 
 # --- rows the target's own rules would drop or replace -----------------------------
 # A table's ON CONFLICT clauses and a trigger's RAISE(IGNORE) dropped rows
-# (or production's rows) while the run counted them migrated, exit 0.
+# (or production's rows) while the run counted them migrated, exit 0. ON
+# CONFLICT REPLACE is refused while planning (a replaced row changes no
+# count); a row dropped by ON CONFLICT IGNORE or RAISE(IGNORE) stops the
+# load. The conflict clauses of the INSERTs a trigger makes still hold (an
+# INSERT OR IGNORE into a tag table loads).
 pgc_psql src -c "CREATE TABLE rules.dup (id int PRIMARY KEY, v text);
   INSERT INTO rules.dup VALUES (1, 'pg1'), (2, 'pg2'), (3, 'pg3');
   CREATE TABLE rules.rep (id int PRIMARY KEY, v text);
   INSERT INTO rules.rep VALUES (3, 'pg3'), (1, 'pg1');
   CREATE TABLE rules.nn (id int, v text); INSERT INTO rules.nn VALUES (1, 'x'), (2, NULL);
-  CREATE TABLE rules.skipped (id int); INSERT INTO rules.skipped VALUES (1), (2), (3);" \
+  CREATE TABLE rules.skipped (id int); INSERT INTO rules.skipped VALUES (1), (2), (3);
+  CREATE TABLE rules.posts (id int PRIMARY KEY, tag text);
+  INSERT INTO rules.posts VALUES (1, 'news'), (2, 'news'), (3, 'sport');
+  CREATE TABLE rules.quoted (id int, v text); INSERT INTO rules.quoted VALUES (1, 'q');" \
   >/dev/null
 q "CREATE TABLE dup (id INTEGER PRIMARY KEY ON CONFLICT IGNORE, v TEXT);
    INSERT INTO dup VALUES (1, 'prod1'), (2, 'prod2');
@@ -315,23 +322,34 @@ q "CREATE TABLE dup (id INTEGER PRIMARY KEY ON CONFLICT IGNORE, v TEXT);
    INSERT INTO rep VALUES (1, 'prod1');
    CREATE TABLE nn (id INTEGER, v TEXT NOT NULL ON CONFLICT REPLACE DEFAULT 'made up');
    CREATE TABLE skipped (id INTEGER);
-   CREATE TRIGGER skip BEFORE INSERT ON skipped WHEN NEW.id = 2 BEGIN SELECT RAISE(IGNORE); END;"
+   CREATE TRIGGER skip BEFORE INSERT ON skipped WHEN NEW.id = 2 BEGIN SELECT RAISE(IGNORE); END;
+   CREATE TABLE posts (id INTEGER PRIMARY KEY, tag TEXT);
+   CREATE TABLE tags (name TEXT PRIMARY KEY, n INTEGER DEFAULT 0);
+   CREATE TRIGGER posts_tag AFTER INSERT ON posts BEGIN
+     INSERT OR IGNORE INTO tags(name) VALUES (NEW.tag);
+     UPDATE tags SET n = n + 1 WHERE name = NEW.tag; END;
+   CREATE TABLE quoted (id INTEGER, v TEXT DEFAULT 'on conflict replace')"
 before=$(state)
-expect_fail "insert row 1 of rules\.dup into table dup of .*: UNIQUE constraint failed: dup\.id; \
-rolled back" mig --dsn "$DSN" --tables rules.dup --mode append
-expect_fail "insert row 2 of rules\.rep into table rep of .*: UNIQUE constraint failed: rep\.id; \
-rolled back" mig --dsn "$DSN" --tables rules.rep --mode append
-expect_fail "insert row 2 of rules\.nn into table nn of .*: NOT NULL constraint failed: nn\.v; \
-rolled back" mig --dsn "$DSN" --tables rules.nn
-expect_fail "insert row 2 of rules\.skipped into table skipped of .*: SQLite stored no row, a \
-BEFORE INSERT trigger of the table skipped it \(RAISE\(IGNORE\)\).*; rolled back" \
+expect_fail "insert row 1 of rules\.dup into table dup of .*: SQLite stored no row \(the table's \
+ON CONFLICT IGNORE dropped it as a duplicate.*; rolled back" \
+  mig --dsn "$DSN" --tables rules.dup --mode append
+for m in append replace; do
+  expect_fail "table rep in .* declares ON CONFLICT REPLACE: a row of rules\.rep that conflicts" \
+    mig --dsn "$DSN" --tables rules.rep --mode "$m"
+done
+expect_fail "table nn in .* declares ON CONFLICT REPLACE" mig --dsn "$DSN" --tables rules.nn
+expect_fail "insert row 2 of rules\.skipped into table skipped of .*: SQLite stored no row \
+.*RAISE\(IGNORE\).*; rolled back" \
   mig --dsn "$DSN" --tables rules.skipped
 assert_eq "$(state)" "$before" "production after rows the target's rules would drop"
-mig --dsn "$DSN" --tables rules.rep --mode replace >/dev/null
-assert_eq "$(q "SELECT group_concat(id || v, ',') FROM (SELECT * FROM rep ORDER BY id)")" \
-  "1pg1,3pg3" "rows of a table with ON CONFLICT REPLACE, replaced"
-q "DROP TABLE dup; DROP TABLE rep; DROP TABLE nn; DROP TABLE skipped"
-pass "rows a conflict clause or a trigger would drop or replace stop the load, rolled back"
+mig --dsn "$DSN" --tables rules.posts >/dev/null || fail "a table whose trigger inserts OR IGNORE"
+assert_eq "$(q "SELECT group_concat(name || n, ',') FROM (SELECT * FROM tags ORDER BY name)")" \
+  "news2,sport1" "the tags a trigger made with INSERT OR IGNORE"
+mig --dsn "$DSN" --tables rules.quoted >/dev/null ||
+  fail "a table with 'on conflict replace' in a string was refused"
+q "DROP TABLE dup; DROP TABLE rep; DROP TABLE nn; DROP TABLE skipped; DROP TABLE posts;
+   DROP TABLE tags; DROP TABLE quoted"
+pass "ON CONFLICT REPLACE refused, rows dropped stop the load; a trigger's own clauses hold"
 
 # --- foreign keys: the load adds no row that refers to nothing --------------------
 # Migrating a child table alone loaded rows whose parents SQLite does not
@@ -345,20 +363,29 @@ q "CREATE TABLE fkp (id INTEGER PRIMARY KEY);
    CREATE TABLE fkc (id INTEGER PRIMARY KEY, pid INTEGER REFERENCES fkp(id))"
 before=$(state)
 expect_fail "foreign keys: after the load, 2 rows of table fkc in .*app\.db refer to rows that \
-do not exist \(0 before it; the first found: rowid 10, column pid referring to table fkp\).*rolled back" \
+do not exist, which did not before it \(the first: rowid 10, column pid referring to table fkp\)\
+.*rolled back" \
   mig --dsn "$DSN" --tables rules.fkc
 assert_eq "$(state)" "$before" "production after a load of children without their parents"
 mig --dsn "$DSN" --tables rules.fkc,rules.fkp >/dev/null
 assert_eq "$(q 'SELECT count(*) FROM pragma_foreign_key_check')" 0 "violations after both tables"
 q "INSERT INTO fkp VALUES (3); INSERT INTO fkc VALUES (12, 3)"
 before=$(state)
-expect_fail "after the load, 1 rows of table fkc .*\(0 before it; the first found: rowid 12, column pid \
-referring to table fkp\)" mig --dsn "$DSN" --tables rules.fkp --mode replace
+expect_fail "after the load, 1 row of table fkc .*, which did not before it \(the first: rowid 12, \
+column pid referring to table fkp\)" mig --dsn "$DSN" --tables rules.fkp --mode replace
 assert_eq "$(state)" "$before" "production after a replace that would orphan its rows"
 q "DELETE FROM fkc WHERE id = 12; INSERT INTO fkc VALUES (13, 99)"
 mig --dsn "$DSN" --tables rules.fkp --mode replace >/dev/null ||
   fail "a violation production already had blocks a load that adds none"
 assert_eq "$(q 'SELECT group_concat(id) FROM fkp')" "1,2" "parents after the replace"
+# A replace that mends the violation production had (13 -> 99) and makes
+# another (11 -> 2): as many violations as before, one of them new.
+pgc_psql src -c "CREATE SCHEMA alt; CREATE TABLE alt.fkp (id int PRIMARY KEY);
+  INSERT INTO alt.fkp VALUES (1), (99);" >/dev/null
+before=$(state)
+expect_fail "after the load, 1 row of table fkc .*, which did not before it \(the first: rowid 11, \
+column pid referring to table fkp\)" mig --dsn "$DSN" --tables alt.fkp --mode replace
+assert_eq "$(state)" "$before" "production after a replace that trades one violation for another"
 q "DROP TABLE fkc; DROP TABLE fkp"
 pass "rows that would refer to nothing stop the load; violations production had do not"
 
