@@ -187,6 +187,30 @@ run_params(SqlenvfsPgSource *src, const char *sql, int n, const char *const *val
 static void
 type_row_free(gpointer p);
 
+/* Whether @dsn is a URI whose user name or password holds a character
+ * that ends it early when not percent-encoded: more than one '@' before
+ * the host, or, with none, an '@' after the first '/' or '?' and before any
+ * '=' (a '/' or '?' in the password ended the authority there; an '@' in a
+ * parameter's value is its own). */
+static gboolean
+uri_userinfo_unencoded(const char *dsn)
+{
+  const char *p, *auth_end;
+  guint ats = 0;
+  if (g_str_has_prefix(dsn, "postgresql://"))
+    p = dsn + strlen("postgresql://");
+  else if (g_str_has_prefix(dsn, "postgres://"))
+    p = dsn + strlen("postgres://");
+  else
+    return FALSE;
+  auth_end = p + strcspn(p, "/?#");
+  for (const char *q = p; q < auth_end; q++)
+    ats += *q == '@';
+  if (ats > 1)
+    return TRUE;
+  return ats == 0 && auth_end[strcspn(auth_end, "=@")] == '@';
+}
+
 static gboolean
 looks_like_conninfo(const char *dsn)
 {
@@ -292,9 +316,19 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
   const char *vals[] = { "10", "sqlenvfs migrate-pg", "1", "60", "10", "6", "120000", dsn,
                          NULL };
   g_autoptr(SqlenvfsPgSource) src = NULL;
+  gboolean service = g_getenv("PGSERVICE") != NULL;
   PGresult *res;
 
   g_return_val_if_fail(dsn != NULL, NULL);
+  if (uri_userinfo_unencoded(dsn)) {
+    /* libpq would take part of the password for the host, port or
+     * database, and its errors would show it. */
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "invalid --dsn: the URI has an '@' after its user name and password, or more "
+                "than one before its host (percent-encode those characters in the user name "
+                "and password: '@' as %%40, '/' as %%2F, ':' as %%3A, '?' as %%3F, '#' as %%23)");
+    return NULL;
+  }
   if (looks_like_conninfo(dsn)) {
     char *errmsg = NULL;
     PQconninfoOption *opts = PQconninfoParse(dsn, &errmsg);
@@ -305,10 +339,21 @@ sqlenvfs_pg_source_open(const char *dsn, GError **error)
                   "invalid --dsn: %s", msg);
       return NULL;
     }
+    for (PQconninfoOption *o = opts; o->keyword != NULL; o++)
+      service = service || (strcmp(o->keyword, "service") == 0 && o->val && *o->val);
     PQconninfoFree(opts);
   }
+  if (service) {
+    /* Values given here win over a service file's (pg_service.conf): the
+     * service's own keepalives and timeouts are left to it. */
+    keys[0] = "application_name";
+    vals[0] = "sqlenvfs migrate-pg";
+    keys[1] = "dbname";
+    vals[1] = dsn;
+    keys[2] = vals[2] = NULL;
+  }
 
-  if (!conninfo_knows("tcp_user_timeout")) {
+  if (!service && !conninfo_knows("tcp_user_timeout")) {
     /* libpq before 12 refuses the keyword: go without, keepalives remain. */
     keys[6] = keys[7];
     vals[6] = vals[7];

@@ -60,6 +60,12 @@ expect_fail "invalid --dsn: a '%' in the URI is not followed by two hexadecimal 
   mig --dsn 'postgresql://u:s3cr%zzt@127.0.0.1/db'
 ! mig --dsn 'postgresql://u:s3cr%zzt@127.0.0.1/db' 2>&1 | grep -q s3cr ||
   fail "the password of a malformed DSN was echoed"
+# A password with '@' or '/' not percent-encoded: libpq would take a part
+# of it for the host, the port or the database, which its errors show.
+for d in 'postgresql://u:p@ssw0rd@127.0.0.1/db' 'postgresql://u:pa/ssXYZ@127.0.0.1/db'; do
+  expect_fail "invalid --dsn: the URI has an '@' after its user name and password.*%40" mig --dsn "$d"
+  ! mig --dsn "$d" 2>&1 | grep -q "ssw0rd\|ssXYZ" || fail "a part of the password of $d was echoed"
+done
 dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 expect_fail "connect to PostgreSQL .*127.0.0.1:$dead_port.*(refused|could not connect)" \
   mig --dsn "host=127.0.0.1 port=$dead_port user=postgres dbname=src"
@@ -462,7 +468,13 @@ secs=$(keepalive_secs "$DSN")
 secs=$(keepalive_secs "$DSN keepalives_idle=20")
 [ -n "$secs" ] && [ "$secs" -le 20 ] ||
   fail "keepalives_idle=20 in the DSN is not kept: '$secs'"
-pass "a waiting load probes a silent server within a minute (the DSN may say otherwise)"
+# A service file's settings are the service's: ours do not override them.
+printf '[svc]\nhost=127.0.0.1\nport=%s\nuser=postgres\ndbname=src\nkeepalives_idle=900\n' \
+  "$PGC_PORT" > "$T/pg_service.conf"
+secs=$(PGSERVICEFILE=$T/pg_service.conf keepalive_secs "service=svc")
+[ -n "$secs" ] && [ "$secs" -gt 600 ] ||
+  fail "keepalives_idle=900 of a service file is not kept: '$secs'"
+pass "a waiting load probes a silent server within a minute (the DSN or its service may say otherwise)"
 
 # --- an unmappable column cast in a view ---------------------------------------
 mig --dsn "$DSN" --tables migrate.geo >/dev/null
