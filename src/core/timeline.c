@@ -566,8 +566,7 @@ cut_window(GArray *wins, guint c, gint64 a, gint64 b, const char *note)
       g_free(w->note);
       *w = tail;
       if (w->from > w->to) {
-        window_clear(w);
-        g_array_remove_index(wins, i);
+        g_array_remove_index(wins, i); /* its clear function frees the note */
         i--;
       }
     }
