@@ -1936,20 +1936,32 @@ lazy_ensure(SqlenvfsRemote *r, Lazy *lz, guint64 off, gsize len, GError **error)
           lz->key, start, stop - 1, m0, m1);
   if (r->lazy_s3 == NULL && (r->lazy_s3 = sqlenvfs_s3_new(r->conf, error)) == NULL)
     return FALSE;
-  data = ranged_get(r, r->lazy_s3, lz->key, start, stop - start, &r->stats.n_record_gets,
-                    &r->stats.record_bytes, error);
-  if (data == NULL)
-    return FALSE;
-  p = g_bytes_get_data(data, &got);
-  if (got != stop - start) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
-                "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
-                "-%" G_GUINT64_FORMAT "; nothing read from it is served (run %s)", lz->where,
-                got, start, stop - 1, r->verify);
-    return FALSE;
+  /* Bytes that do not check are fetched again once: damaged on the way,
+   * not in the replica, they then check. */
+  for (int attempt = 0;; attempt++) {
+    g_autoptr(GError) bad = NULL;
+    g_clear_pointer(&data, g_bytes_unref);
+    data = ranged_get(r, r->lazy_s3, lz->key, start, stop - start, &r->stats.n_record_gets,
+                      &r->stats.record_bytes, error);
+    if (data == NULL)
+      return FALSE;
+    p = g_bytes_get_data(data, &got);
+    if (got != stop - start)
+      g_set_error(&bad, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
+                  "%s is damaged: %" G_GSIZE_FORMAT " bytes came for bytes %" G_GUINT64_FORMAT
+                  "-%" G_GUINT64_FORMAT "; nothing read from it is served (run %s)", lz->where,
+                  got, start, stop - 1, r->verify);
+    else
+      lazy_check(r, lz, p, start, got, m0, m1, &bad);
+    if (bad == NULL)
+      break;
+    if (attempt > 0) {
+      g_propagate_error(error, g_steal_pointer(&bad));
+      return FALSE;
+    }
+    g_message("%s; fetching it again", bad->message);
   }
-  if (!lazy_check(r, lz, p, start, got, m0, m1, error) ||
-      !lazy_store(r, lz, p, start, got, m0, m1, error))
+  if (!lazy_store(r, lz, p, start, got, m0, m1, error))
     return FALSE;
   /* The records count against the cache's bound: copies' files and blocks
    * are evicted for them (the records stay for the session's readers). */

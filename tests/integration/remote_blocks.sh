@@ -77,20 +77,25 @@ mnt_up m1b "$A"
 curl -fsS "$PX/__fault/reset" >/dev/null
 curl -fsS "$PX/__fault/arm?kind=flip&count=1&method=GET&match=/a/snapshots/$S/app.db\$&arg=100" \
   >/dev/null || fail "arming the proxy"
+# And one answer of the records read from a sealed segment.
+curl -fsS "$PX/__fault/arm?kind=flip&count=1&method=GET&match=.seg\$&arg=200" \
+  >/dev/null || fail "arming the proxy"
 got=$(sqlite3 "file:$T/m1b/pitr/@$t/app.db?immutable=1" "$Q") ||
   fail "point query through m1b: $(cat "$T/m1b.log")"
 assert_eq "$got" "$want" "point query on pitr/@$t of m1b"
 cp "$T/m1b/pitr/@$t/app.db" "$T/pitr-b.db" ||
   fail "a block damaged on the way failed the read: $(cat "$T/m1b.log")"
 nf=$(curl -fsS "$PX/__fault/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["faults"])')
-[ "$nf" = 1 ] || fail "the proxy damaged $nf answers, not 1"
+[ "$nf" = 2 ] || fail "the proxy damaged $nf answers, not 2"
 cmp -s <(head -c 18 "$T/pitr-b.db"; tail -c +21 "$T/pitr-b.db") \
        <(head -c 18 "$T/local.db"; tail -c +21 "$T/local.db") \
   || fail "pitr/@$t/app.db with a block damaged on the way differs from the local restore"
 grep -q "snapshots/$S/app.db: block [0-9]* came with another crc32; fetching it again" "$T/m1b.log" \
   || fail "the block damaged on the way is not said to be fetched again: $(cat "$T/m1b.log")"
+grep -q "\.seg is damaged: .*; fetching it again" "$T/m1b.log" \
+  || fail "the records damaged on the way are not said to be fetched again: $(cat "$T/m1b.log")"
 mnt_down m1b
-pass "a block damaged on the way is fetched again; the whole state equals the local restore"
+pass "a block and records damaged on the way are fetched again; the state equals the local restore"
 
 # 2. A damaged block: EIO and a log line naming it, never other bytes.
 off=$((bsize / 2))
