@@ -311,25 +311,29 @@ append_value(GString *s, sqlite3_value *v, int enc)
       g_string_append(s, "' AS TEXT)");
       break;
     }
+    /* In a UTF-16 database a blob joined to text is read as UTF-16 bytes:
+     * its control characters are spliced in as char(...) there. */
+    gboolean wide_db = enc == SQLITE_UTF16LE || enc == SQLITE_UTF16BE;
     g_string_append_c(s, '\'');
     for (gsize i = 0; t[i] != '\0'; i++) {
       guint8 c = t[i];
       if (g_ascii_iscntrl(c)) {
-        if (!in_ctl)
-          g_string_append(s, "'||X'");
-        g_string_append_printf(s, "%02x", c);
+        if (wide_db)
+          g_string_append_printf(s, in_ctl ? ",%u" : "'||char(%u", c);
+        else
+          g_string_append_printf(s, in_ctl ? "%02x" : "'||X'%02x", c);
         in_ctl = TRUE;
         continue;
       }
       if (in_ctl) {
-        g_string_append(s, "'\n||'");
+        g_string_append(s, wide_db ? ")\n||'" : "'\n||'");
         in_ctl = FALSE;
       }
       if (c == '\'')
         g_string_append_c(s, '\'');
       g_string_append_c(s, (char) c);
     }
-    g_string_append_c(s, '\'');
+    g_string_append_c(s, in_ctl && wide_db ? ')' : '\'');
     break;
   }
   default:

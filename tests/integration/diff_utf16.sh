@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # A UTF-16 database whose text is not valid UTF-16 (a lone surrogate, text
-# cut in the middle of a pair, U+FFFF): the script `diff` prints applies to
+# cut in the middle of a pair, U+FFFF), or holds control characters (a blob
+# joined to text there reads as UTF-16): the script `diff` prints applies to
 # give those bytes exactly (a conversion to UTF-8 would replace them), and
 # `bisect` tells apart two texts that convert to the same UTF-8. And a
 # table whose columns are named rowid, oid and _rowid_ (its rowid is
@@ -34,7 +35,9 @@ wait_archived
 T1=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
 sleep 0.05
 sqlite3 "$D" "INSERT INTO u VALUES (1, CAST(x'00d8' AS TEXT)), (2, CAST(x'ffff' AS TEXT)),
-  (3, CAST(x'3dd8740061006900' AS TEXT)), (4, 'caf' || CAST(x'e900' AS TEXT))"
+  (3, CAST(x'3dd8740061006900' AS TEXT)), (4, 'caf' || CAST(x'e900' AS TEXT)),
+  (5, 'a' || char(13, 10) || 'b'), (6, 'tab' || char(9) || 'x' || char(10)),
+  (7, char(7) || 'it''s')"
 wait_archived
 "$SQLENVFS" restore --root "$R" --time "$T1" --output "$T/t1.db" > /dev/null || fail "restore T1"
 "$SQLENVFS" diff --root "$R" --from "$T1" > "$T/d.sql" || fail "diff"
