@@ -134,6 +134,11 @@ gboolean sqlenvfs_write_file_replace(const char *path, const void *data, gsize l
  * they allow reading, so 0600 -> 0700, 0640 -> 0750, 0644 -> 0755. */
 int sqlenvfs_mode_dir(int file_mode);
 
+/* Narrow the open file or directory @fd (@path, for the error) to at most
+ * @mode's permission bits: never widened, setuid, setgid and sticky kept
+ * (a directory's setgid gives its new files their group). */
+gboolean sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error);
+
 /* Temporary files. A temporary the project creates is named
  * "<prefix>-<pid>" (SQLite may add "-journal", "-wal" or "-shm"), next to
  * where its result goes, so that the leftovers of a process that died can be

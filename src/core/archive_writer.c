@@ -163,21 +163,6 @@ sqlenvfs_archive_writer_alive(const SqlenvfsArchiveWriter *w)
   return w->alive;
 }
 
-/* Narrow the mode of the open file @fd to at most @mode. */
-static gboolean
-narrow_mode(int fd, int mode, const char *path, GError **error)
-{
-  struct stat st;
-  if (fstat(fd, &st) != 0)
-    return sqlenvfs_error_errno(error, errno, "stat", path);
-  /* The permission bits only: a directory's setgid (its group for new
-   * files) stays. */
-  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 &&
-      fchmod(fd, (st.st_mode & 07000) | (st.st_mode & (mode_t)mode & 0777)) != 0)
-    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
-  return TRUE;
-}
-
 /* Rewrite the index of the current segment from @entries (atomically). */
 static gboolean
 rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
@@ -278,7 +263,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
     archive_seg_file_close(&sf);
     return FALSE;
   }
-  if (!narrow_mode(sf.fd, w->mode, sf.path, error)) {
+  if (!sqlenvfs_narrow_fd(sf.fd, w->mode, sf.path, error)) {
     archive_seg_file_close(&sf);
     return FALSE;
   }
@@ -386,7 +371,7 @@ sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **erro
     return TRUE;
   w->mode &= mode & 0666;
   for (gsize i = 0; i < G_N_ELEMENTS(fds); i++)
-    if (fds[i] >= 0 && !narrow_mode(fds[i], w->mode, w->dir, error))
+    if (fds[i] >= 0 && !sqlenvfs_narrow_fd(fds[i], w->mode, w->dir, error))
       return FALSE;
   d = g_dir_open(w->dir, 0, NULL);
   while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
@@ -399,14 +384,14 @@ sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **erro
     /* Another name of a file is not the archive's to change (a hard link
      * to a file outside it). */
     ok = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink > 1 ||
-         narrow_mode(fd, w->mode, path, error);
+         sqlenvfs_narrow_fd(fd, w->mode, path, error);
     close(fd);
     if (!ok)
       return FALSE;
   }
   {
     int fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    gboolean ok = fd >= 0 && narrow_mode(fd, sqlenvfs_mode_dir(w->mode), w->dir, error);
+    gboolean ok = fd >= 0 && sqlenvfs_narrow_fd(fd, sqlenvfs_mode_dir(w->mode), w->dir, error);
     if (fd >= 0)
       close(fd);
     if (fd < 0)
@@ -550,7 +535,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   /* A leftover index of this number is emptied; never another name of
    * production (util.h). */
   ifd = sqlenvfs_open_own_file(ipath, O_RDWR, w->mode, error);
-  if (ifd >= 0 && (ftruncate(ifd, 0) != 0 || !narrow_mode(ifd, w->mode, ipath, NULL))) {
+  if (ifd >= 0 && (ftruncate(ifd, 0) != 0 || !sqlenvfs_narrow_fd(ifd, w->mode, ipath, NULL))) {
     sqlenvfs_error_errno(error, errno, "create archive index", ipath);
     close(ifd);
     ifd = -1;
@@ -1425,7 +1410,7 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
     w->alive_fd = sqlenvfs_open_own_file(w->alive_path, O_RDWR, w->mode, error);
     if (w->alive_fd < 0)
       return FALSE;
-    if (!narrow_mode(w->alive_fd, w->mode, w->alive_path, error))
+    if (!sqlenvfs_narrow_fd(w->alive_fd, w->mode, w->alive_path, error))
       return FALSE;
     /* its name, if it was just created, is durable only with the directory */
     if (!sqlenvfs_fsync_dir(w->dir, error))

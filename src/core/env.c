@@ -314,11 +314,13 @@ static gboolean
 narrow_file(const char *p, int mode, GError **error)
 {
   struct stat st;
-  if (lstat(p, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~mode) == 0)
-    return TRUE;
-  if (fchmodat(AT_FDCWD, p, st.st_mode & (mode_t)mode & 0777, AT_SYMLINK_NOFOLLOW) != 0)
-    return sqlenvfs_error_errno(error, errno, "restrict the mode of", p);
-  return TRUE;
+  gboolean ok;
+  int fd = open(p, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return TRUE; /* gone, or a symlink: nothing of ours to narrow */
+  ok = fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || sqlenvfs_narrow_fd(fd, mode, p, error);
+  close(fd);
+  return ok;
 }
 
 /* The new file @path, about to replace @old (with --force), no more

@@ -542,20 +542,6 @@ archive_next(SqlenvfsRoot *root, const char *db)
   return sqlenvfs_archive_next_seq(dir);
 }
 
-/* Narrow the open file or directory @fd (@path) to at most @mode's
- * permission bits (never widened; setuid, setgid and sticky kept). FALSE
- * when it cannot (said once by the caller). */
-static gboolean
-narrow_fd(int fd, int mode)
-{
-  struct stat st;
-  mode_t want;
-  if (fstat(fd, &st) != 0)
-    return FALSE;
-  want = (st.st_mode & 07777) & ~(mode_t)(0777 & ~mode);
-  return want == (st.st_mode & 07777) || fchmod(fd, want) == 0;
-}
-
 /* The copies of both kinds made no more readable than production is now
  * (a chmod of production after they were written): each database file as
  * its production database, the MANIFESTs and the directories as the
@@ -575,7 +561,7 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
     struct dirent *ent;
     if (dfd < 0)
       continue;
-    if (!narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
+    if (!sqlenvfs_narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode), dir, NULL) && failed == NULL)
       failed = g_strdup(dir);
     /* Every name below is opened relative to the directory already open,
      * never through a symlink put in place meanwhile. */
@@ -593,7 +579,8 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
       cfd = openat(dirfd(d), ent->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd < 0)
         continue;
-      if (!narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode)) && failed == NULL)
+      if (!sqlenvfs_narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode), ent->d_name, NULL) &&
+          failed == NULL)
         failed = g_build_filename(dir, ent->d_name, NULL);
       c = fdopendir(cfd);
       if (c == NULL) {
@@ -612,7 +599,7 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
         if (prod != NULL && stat(prod, &st) == 0)
           mode = (int)(st.st_mode & 0666);
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            !narrow_fd(fd, mode) && failed == NULL)
+            !sqlenvfs_narrow_fd(fd, mode, f->d_name, NULL) && failed == NULL)
           failed = g_build_filename(dir, ent->d_name, f->d_name, NULL);
         close(fd);
       }

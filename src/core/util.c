@@ -289,6 +289,18 @@ sqlenvfs_mode_dir(int file_mode)
   return m | ((m & 0444) >> 2);
 }
 
+gboolean
+sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error)
+{
+  struct stat st;
+  if (fstat(fd, &st) != 0)
+    return sqlenvfs_error_errno(error, errno, "stat", path);
+  if ((st.st_mode & 0777 & ~(mode_t)mode) != 0 &&
+      fchmod(fd, (st.st_mode & 07000) | (st.st_mode & (mode_t)mode & 0777)) != 0)
+    return sqlenvfs_error_errno(error, errno, "restrict the mode of", path);
+  return TRUE;
+}
+
 int
 sqlenvfs_create_file(const char *path, int mode, GError **error)
 {
