@@ -575,6 +575,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
   g_autofree char *what = req->key ? sqlenvfs_s3_describe(s3, req->key)
                                    : g_strdup_printf("s3://%s", s3->bucket);
   g_autofree char *last = NULL;  /* the last retryable failure */
+  gboolean last_checked = FALSE;   /* it was an answer whose bytes did not check */
   char errbuf[CURL_ERROR_SIZE];
 
   for (guint attempt = 0;; attempt++) {
@@ -591,6 +592,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
     rc = perform(s3, req, resp, errbuf);
     g_free(last);
     last = NULL;
+    last_checked = FALSE;
     if (rc != CURLE_OK) {
       if (!is_retryable_curl(rc)) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
@@ -611,6 +613,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
         if (bad == NULL)
           return TRUE;
         last = g_steal_pointer(&bad);
+        last_checked = TRUE;
       } else if (resp->status >= 500 || is_retryable_code(code)) {
         last = g_strdup_printf("HTTP %ld %s%s%s", resp->status, code ? code : "",
                                message && *message ? ": " : "", message && *message ? message : "");
@@ -622,6 +625,14 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
                     hint_for(resp->status, code));
         return FALSE;
       }
+    }
+    if (attempt >= s3->max_retries && last_checked) {
+      /* The server answered each time, with bytes that do not check. */
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s %s: %s, after %u attempts (the object is damaged in the store, or was "
+                  "replaced while it was read)",
+                  req->op, what, last, attempt + 1);
+      return FALSE;
     }
     if (attempt >= s3->max_retries) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,

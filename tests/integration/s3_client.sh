@@ -303,6 +303,19 @@ backoff=$(stat_of backoff_ms)
 pass "a server that keeps failing: 5 requests, $backoff ms of backoff, then one clear error"
 fault clear >/dev/null
 
+# Every answer arrives with a byte damaged: retried, then an error that
+# says the object is damaged, not that the server may be down.
+fault reset >/dev/null
+fault "arm?kind=flip&arg=100&count=1000&method=GET" >/dev/null
+rc=0
+F get mid "$T/x" 2>"$T/stats" || rc=$?
+[ "$rc" -eq 1 ] || fail "a GET whose answers are always damaged exits $rc"
+grep -q "get s3://$S3_BUCKET/it/mid: the bytes received have MD5 .*, after 5 attempts (the \
+object is damaged in the store" "$T/stats" || fail "error after damaged answers: $(cat "$T/stats")"
+! grep -q "is up and reachable" "$T/stats" || fail "damaged answers blamed on the network: $(cat "$T/stats")"
+pass "answers that arrive damaged every time: retried, then called damage"
+fault clear >/dev/null
+
 # ---- credentials from a private file ---------------------------------------------
 cat >"$T/creds" <<EOF
 [default]
