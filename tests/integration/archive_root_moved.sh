@@ -7,17 +7,22 @@
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
+# archiver_fails PID WHAT: the archiver PID exits within 10 s after WHAT,
+# with a failure.
+archiver_fails() {
+  local pid=$1 rc=0
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  kill -0 "$pid" 2>/dev/null && fail "the archiver still runs 10 s after $2"
+  wait "$pid" || rc=$?
+  [ "$rc" -ne 0 ] || fail "the archiver exited with 0 after $2"
+}
+
 R=$T/root
 pitr_make_root "$R"
 pitr_start_archiver "$R" "$T/a"
 sqlite3 "$R/data/prod/app.db" "CREATE TABLE t(x); INSERT INTO t VALUES (1)"
 mv "$R" "$T/moved"
-pid=$(cat "$T/a.pid")
-for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && fail "the archiver still runs 10 s after its root was moved"
-rc=0
-wait "$pid" || rc=$?
-[ "$rc" -ne 0 ] || fail "the archiver exited with 0 after its root was moved"
+archiver_fails "$(cat "$T/a.pid")" "its root was moved"
 grep -q 'is no longer the root this archiver locked: it was moved, replaced or removed' \
   "$T/a.err" || fail "the archiver did not say why it stopped: $(cat "$T/a.err")"
 pass "an archiver whose root was moved says so and exits with a failure"
@@ -51,12 +56,7 @@ sqlite3 "$A/data/prod/app.db" "CREATE TABLE a(x); INSERT INTO a VALUES (1)"
 before=$(cd "$B" && find . -path ./data -prune -o -print | sort | sha256sum)
 mv "$A" "$T/rootA.old" && mv "$B" "$A"
 sqlite3 "$A/data/prod/app.db" "INSERT INTO b VALUES (2)"
-pid=$(cat "$T/sa.pid")
-for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$pid" 2>/dev/null && fail "the archiver still runs 10 s after another root took its path"
-rc=0
-wait "$pid" || rc=$?
-[ "$rc" -ne 0 ] || fail "the archiver exited with 0 after another root took its path"
+archiver_fails "$(cat "$T/sa.pid")" "another root took its path"
 after=$(cd "$A" && find . -path ./data -prune -o -print | sort | sha256sum)
 assert_eq "$after" "$before" "the other root's files after the archiver stopped: $(cat "$T/sa.err")"
 grep -q "GAP\|snapshot .* taken" <(sed -n '/rootA.old\|moved away\|another file/,$p' "$T/sa.err" | tail -n +2) &&
