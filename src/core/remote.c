@@ -26,6 +26,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -555,6 +556,108 @@ make_dirs(const char *base, GError **error)
   return TRUE;
 }
 
+/* The file that makes a directory a replica's cache: sqlenvfs writes it
+ * when it makes the cache, and no root has it. */
+#define CACHE_MARKER ".sqlenvfs/replica-cache"
+
+/* Whether @path (absolute) is a directory holding a root: data/prod in it. */
+static gboolean
+holds_root(const char *path)
+{
+  g_autofree char *prod = g_build_filename(path, "data", "prod", NULL);
+  return g_file_test(prod, G_FILE_TEST_IS_DIR);
+}
+
+/* Whether the directory @dir (absolute) may be emptied and refilled as the
+ * cache of the replica @url: made by sqlenvfs for it (its marker names
+ * @url), made by an earlier sqlenvfs (its plan directory, no marker yet),
+ * empty, or not there yet; and no directory above it is a root. A cache is
+ * kept equal to the replica, files it did not fetch removed, so a root or
+ * a directory of other files given by mistake would lose them: refused
+ * before anything is written. */
+static gboolean
+cache_dir_check(const char *dir, const char *url, GError **error)
+{
+  g_autofree char *marker = g_build_filename(dir, CACHE_MARKER, NULL);
+  g_autofree char *plan = g_build_filename(dir, ".sqlenvfs", "remote", NULL);
+  g_autofree char *up = g_path_get_dirname(dir);
+  g_autofree char *text = NULL;
+  struct stat st;
+
+  /* The nearest directory above it that exists, then every one up. */
+  while (lstat(up, &st) != 0 && strcmp(up, "/") != 0) {
+    char *next = g_path_get_dirname(up);
+    g_free(up);
+    up = next;
+  }
+  {
+    char *real = realpath(up, NULL);
+    g_free(up);
+    up = g_strdup(real != NULL ? real : "/");
+    free(real);
+  }
+  for (;;) {
+    char *next;
+    if (holds_root(up)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "cache %s: it is inside %s, which holds a root (or another replica's "
+                  "cache); a cache is emptied and refilled from the replica (nothing was "
+                  "written; give -o cache=DIR a directory of its own, outside any root)",
+                  dir, up);
+      return FALSE;
+    }
+    if (strcmp(up, "/") == 0)
+      break;
+    next = g_path_get_dirname(up);
+    g_free(up);
+    up = next;
+  }
+  if (lstat(dir, &st) != 0) {
+    if (errno != ENOENT)
+      return sqlenvfs_error_errno(error, errno, "check the cache", dir);
+    return TRUE;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "cache %s: it is %s, not a directory (nothing was written; give -o cache=DIR "
+                "a new or empty directory)", dir,
+                S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
+    return FALSE;
+  }
+  if (g_file_get_contents(marker, &text, NULL, NULL)) {
+    g_autofree char *want = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", url);
+    if (strcmp(text, want) != 0) {
+      g_autofree char *shown = g_strescape(text, NULL);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "cache %s: it is the cache of another replica (%s says \"%s\"), not of %s "
+                  "(nothing was written; give this replica a cache of its own with -o "
+                  "cache=DIR)", dir, marker, shown, url);
+      return FALSE;
+    }
+    return TRUE;
+  }
+  if (holds_root(dir) && !g_file_test(plan, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "cache %s: that is a root (it holds data/prod), not a replica's cache; a cache "
+                "is emptied and refilled from the replica (nothing was written; give -o "
+                "cache=DIR a new or empty directory outside any root)", dir);
+    return FALSE;
+  }
+  if (!g_file_test(plan, G_FILE_TEST_IS_DIR)) {
+    g_autoptr(GDir) d = g_dir_open(dir, 0, error);
+    if (d == NULL)
+      return FALSE;
+    if (g_dir_read_name(d) != NULL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "cache %s: it holds files and is not a replica's cache; a cache is emptied "
+                  "and refilled from the replica (nothing was written; give -o cache=DIR a new "
+                  "or empty directory)", dir);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static SqlenvfsRemote *remote_open(const char *url, const char *conf_file,
                                    const char *tmp_parent, const char *cache_dir,
                                    GError **error);
@@ -648,6 +751,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->lazy_sums = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_sum_free);
   if (cache_dir != NULL) {
     g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
+    g_autofree char *marker = NULL;
+    g_autofree char *marker_text = NULL;
     r->cache_mode = TRUE;
     /* Its start fetches many small objects: more connections at once. */
     r->conns = 16;
@@ -655,8 +760,12 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
      * show the replica's keys in their place (sqlenvfs_remote_keyify). */
     r->root_dir = g_canonicalize_filename(cache_dir, NULL);
     r->plan_dir = g_build_filename(r->root_dir, ".sqlenvfs", "remote", NULL);
-    if (!sqlenvfs_mkdir_p(cache_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
-        !make_dirs(r->root_dir, error))
+    marker = g_build_filename(r->root_dir, CACHE_MARKER, NULL);
+    marker_text = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", r->conf->url);
+    if (!cache_dir_check(r->root_dir, r->conf->url, error) ||
+        !sqlenvfs_mkdir_p(r->root_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
+        !make_dirs(r->root_dir, error) ||
+        !sqlenvfs_write_file_atomic(marker, marker_text, strlen(marker_text), 0600, error))
       return NULL;
     sqlenvfs_archive_trust_holes_under(r->root_dir);
     r->holes_trusted = TRUE;

@@ -5,7 +5,10 @@
 # pitr/<T>/app.db copied out equals the local restore at T, and copies equal
 # their originals (bytes 18-19 of the header read 1, as every image the
 # mount serves); objects are fetched on first open, and the copies kept in
-# the cache stay within -o cache-max-bytes (least recently used evicted).
+# the cache stay within -o cache-max-bytes (least recently used evicted). A
+# cache is emptied and refilled from the replica: a root, a directory with
+# other files or one inside a root is refused before anything is written,
+# and the cache made here is taken again.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 source "$SRCDIR/tests/integration/remote_lib.sh"
@@ -89,3 +92,26 @@ pass "a damaged copy fails with EIO, is not cached, and is served once repaired"
 touch "$T/mnt/backups/x" 2>/dev/null && fail "a file was created in the mount"
 unmount_root "$T/mnt"
 pass "read-only; unmounted"
+
+# The same cache again: taken, and the copies kept in it served.
+"$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$T/cache" || fail "mount on its own cache"
+_mounts+=("$T/mnt")
+wait_mounted "$T/mnt"
+cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s2.db" || fail "read from the cache mounted again"
+unmount_root "$T/mnt"
+
+# Not a cache: refused, and nothing in it changed.
+tree() { find "$1" -printf '%p %y %s %T@\n' | sort | md5sum; }
+mkdir -p "$T/mine/backups/prod/daily/keep"
+echo precious > "$T/mine/backups/prod/daily/keep/x.txt"
+for dir in "$R" "$T/mine" "$R/backups/new" "$R/data/cache"; do
+  before=$(tree "$R"; tree "$T/mine")
+  if "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$dir" 2>"$T/err"; then
+    _mounts+=("$T/mnt")
+    fail "mount --remote took $dir as its cache"
+  fi
+  grep -q "cache $dir: .*nothing was written" "$T/err" || fail "no reason for $dir: $(cat "$T/err")"
+  assert_eq "$(tree "$R"; tree "$T/mine")" "$before" "the files after -o cache=$dir"
+  [ ! -e "$R/backups/new" ] && [ ! -e "$R/data/cache" ] || fail "$dir was made"
+done
+pass "a root, a directory of other files and one inside a root are refused as caches, untouched"
