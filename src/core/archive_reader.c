@@ -778,6 +778,35 @@ check_seq_forward(const SqlenvfsArchive *a, guint si, guint64 prev_seq, GError *
   return FALSE;
 }
 
+/* After the last segment listed is loaded: records the alive file confirms
+ * as synced that no segment holds, because the last segment is gone
+ * (deleted) or lost its header (emptied), which load_segment cannot see in
+ * a file it does not read to its end. No state after the last record read
+ * is known, so none is given for a later time (as load_segment does for a
+ * segment cut short); the segment being started when the archiver stopped,
+ * which holds no record the alive file confirms, is not this. */
+static void
+check_alive_tail(SqlenvfsArchive *a)
+{
+  const SqlenvfsArchiveEntry *last = last_real(a);
+  guint si = a->segments->len;
+
+  if (a->tail_lost || !a->has_alive || last == NULL || si == 0 ||
+      last->seq + 1 >= a->alive_seq || archive_holes_trusted(a->dir))
+    return;
+  /* At debug level: the gap it leaves is what a refusal or list names. */
+  if (a->tail_lost_said != last->seq + 1)
+    g_debug("archive %s: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT " were synced "
+            "(the alive file says so) but no segment holds them: the last segment after %s "
+            "is missing or unreadable (run `sqlenvfs verify`)", a->dir, last->seq + 1,
+            a->alive_seq - 1, g_array_index(a->segments, SqlenvfsArchiveSegment,
+                                            last->segment).path);
+  a->tail_lost_said = last->seq + 1;
+  a->tail_lost = TRUE;
+  g_array_index(a->segments, SqlenvfsArchiveSegment, si - 1).is_damaged = TRUE;
+  gap_at_end(a, si - 1);
+}
+
 static gboolean
 load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
 {
@@ -819,6 +848,9 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     if (!check_seq_forward(a, si, prev_seq, error))
       return FALSE;
   }
+  check_alive_tail(a);
+  if (a->segments->len > 0)
+    g_array_index(a->segsum, ArchiveSegSum, a->segments->len - 1).end = a->entries->len;
   return TRUE;
 }
 

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The last segment lost whole: deleted, or emptied below its header. The
+# alive file says records up to its number were synced, so no later time
+# is answered with the older state the segments before it end on: restore
+# --time latest and list refuse it naming the loss, and times inside the
+# segments left are still exact.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+pitr_history "$T/root"
+A=backups/prod/wal_archives/app
+last=$(ls "$T/root/$A" | grep '\.seg$' | tail -1)
+n=$(ls "$T/root/$A" | grep -c '\.seg$')
+[ "$n" -ge 3 ] || fail "too few segments: $n"
+early=$(awk '$1=="T" {t[NR]=$4} END {printf "%.6f", t[int(NR*0.2)]}' "$T/log")
+
+for how in deleted emptied; do
+  R=$T/$how
+  cp -a "$T/root" "$R"
+  case $how in
+    deleted) rm "$R/$A/$last" "$R/$A/${last%.seg}.idx" ;;
+    emptied) : > "$R/$A/$last" ;;
+  esac
+  python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+    --time latest --expect refused --match "cannot be restored: the archive goes on after a break"
+  python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp "$T" \
+    --time "@$early" --expect ok
+  "$SQLENVFS" list --root "$R" > "$T/list.out" 2>&1 || true
+  grep -q "NOT RECOVERABLE" "$T/list.out" || fail "list shows no loss ($how): $(cat "$T/list.out")"
+  pass "last segment $how: latest refused, an earlier time exact, list shows the loss"
+done
