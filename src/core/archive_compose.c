@@ -73,6 +73,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive_int.h"
@@ -862,7 +863,10 @@ last_map_free(gpointer p)
 static void
 last_map_give_up(LastMap *m, const char *why, GError *error)
 {
-  if (why != NULL)
+  if (why == archive_last_why_old)
+    g_debug("archive segment %s: its last versions are not used: %s %s; reading its records "
+            "instead", m->fallback->path, m->path, why);
+  else if (why != NULL)
     g_message("archive segment %s: its last versions are not used: %s %s; reading its "
               "records instead (run `sqlenvfs verify`)", m->fallback->path, m->path, why);
   else
@@ -870,6 +874,32 @@ last_map_give_up(LastMap *m, const char *why, GError *error)
               "instead", m->fallback->path, error ? error->message : "unknown error");
   m->is_bad = TRUE;
   g_clear_pointer(&m->r, archive_last_reader_free);
+}
+
+/* The checksums that bind @m's file to its segment, read from the
+ * segment (at the first read, not while planning). */
+static gboolean
+bind_segment(LastMap *m, const char **why, GError **error)
+{
+  int fd = open(m->fallback->path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  gboolean ok;
+
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "open", m->fallback->path);
+    if (fd >= 0)
+      close(fd);
+    return FALSE;
+  }
+  if ((guint64)st.st_size != m->want.seg_size) {
+    close(fd);
+    *why = "belongs to a segment of another size";
+    return FALSE;
+  }
+  ok = archive_last_seg_binding(fd, m->fallback->path, m->want.seg_size, &m->want.seg_head_crc,
+                                &m->want.seal_rec_crc, why, error);
+  close(fd);
+  return ok;
 }
 
 static gssize
@@ -890,7 +920,7 @@ last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
     g_autoptr(GError) local = NULL;
     const char *why = NULL;
     const guint8 *page = NULL;
-    if (m->r == NULL)
+    if (m->r == NULL && bind_segment(m, &why, &local))
       m->r = archive_last_reader_open(m->path, &m->want, &why, &local);
     if (m->r != NULL)
       page = archive_last_reader_page(m->r, m->slots[i], &why, &local);

@@ -368,7 +368,7 @@ gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, gui
 /* The last version of each page of a sealed segment, stored apart
  * (archive_last.c; layout in docs/ARCHIVE.md, "Last versions"). */
 #define ARCHIVE_LAST_MAGIC "SQEFSLST"
-#define ARCHIVE_LAST_VERSION 1
+#define ARCHIVE_LAST_VERSION 2
 #define ARCHIVE_LAST_HEADER_SIZE 96
 #define ARCHIVE_LAST_MIN_VERSIONS 4          /* versions per page, on average   */
 #define ARCHIVE_LAST_MAX_BYTES (8u << 20)    /* of last versions, uncompressed  */
@@ -376,11 +376,25 @@ gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, gui
 typedef struct {
   guint64 number, seg_size, last_seq;
   guint32 seal_crc, page_size, n_pages, pages_crc, last_crc, n_blocks;
+  /* Version 2: the checksums the segment's header and its SEAL record
+   * carry, which cover its creation time and the seal's: they bind the
+   * file to this segment, not to any of the same layout. */
+  guint32 seg_head_crc, seal_rec_crc;
   gsize table_len;  /* n_blocks * BLOCK_ENTRY_SIZE                          */
   guint64 file_len; /* set by archive_last_parse_table                       */
 } ArchiveLastHeader;
 
 char *archive_last_path(const char *dir, guint64 number);
+/* What archive_last_parse_fixed says of a file of the version before 2,
+ * which binds to its segment's layout only: not used, and written again
+ * by the archiver (not damage). */
+extern const char archive_last_why_old[];
+/* The checksums that bind a .last file to the sealed segment open at @fd
+ * (@path, @size bytes): its header's and its SEAL record's (ArchiveLastHeader).
+ * FALSE and *why when the segment does not end in a record trailer, or
+ * *error on an I/O error. */
+gboolean archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
+                                  guint32 *seal_rec_crc, const char **why, GError **error);
 /* Whether the segment @s summarizes gets a .last file. */
 gboolean archive_last_worth(const ArchiveSummary *s);
 /* The fixed header at @p (@avail bytes there): FALSE and *why when it is
@@ -405,10 +419,11 @@ const char *archive_last_check_bytes(const guint8 *p, gsize len, ArchiveLastHead
  * than ARCHIVE_LAST_MAX_BYTES (no file is written for such a segment). */
 gboolean archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
                              ArchiveSummary *s, guint8 **pages, guint32 *page_size,
-                             GError **error);
+                             guint32 bind[2], GError **error);
 /* The bytes of a .last file holding @pages (n_pages images of @ps bytes,
  * in page table order) for the segment and summary @s. */
-GByteArray *archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps);
+GByteArray *archive_last_encode(const ArchiveSummary *s, const guint32 bind[2],
+                                const guint8 *pages, guint32 ps);
 /* The bytes of <number>.last; and writing them atomically (@mode), a failure
  * logged (a warning; at debug level for a segment too large for one, which
  * gets none by design): the file only saves readers work. */

@@ -21,10 +21,12 @@
  * Invariants:
  *   (L1) A .last file is used only when its header and block table check
  *        (their crc32) and bind it to its segment and its summary: segment
- *        number, size, SEAL checksum, last seq, page size, and the crc32 of
- *        the summary's page table and of its last versions (which pages,
- *        which versions). Each block is used only when it matches its
- *        crc32 and decompresses to exactly its pages.
+ *        number, size, SEAL checksum, last seq, page size, the checksums
+ *        the segment's header and SEAL record carry (their times: another
+ *        root's segment of the same layout differs), and the crc32 of the
+ *        summary's page table and of its last versions (which pages, which
+ *        versions). Each block is used only when it matches its crc32 and
+ *        decompresses to exactly its pages.
  *   (L2) Anything else (missing, unreadable, damaged, another segment's)
  *        leaves the segment to the records: the reader falls back to the
  *        page map's versions, checked against the records (archive
@@ -50,6 +52,34 @@ archive_last_path(const char *dir, guint64 number)
   return g_build_filename(dir, name, NULL);
 }
 
+const char archive_last_why_old[] =
+  "was written by an earlier version (bound to its segment's layout only); the archiver "
+  "writes it again";
+
+gboolean
+archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
+                         guint32 *seal_rec_crc, const char **why, GError **error)
+{
+  guint8 head[SEG_HEADER_SIZE], tail[REC_TRAILER_SIZE];
+  gsize got_head = 0, got_tail = 0;
+
+  if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE) {
+    *why = "belongs to a segment too short to be sealed";
+    return FALSE;
+  }
+  if (!archive_pread_full(fd, head, sizeof head, 0, &got_head, path, error) ||
+      !archive_pread_full(fd, tail, sizeof tail, size - REC_TRAILER_SIZE, &got_tail, path,
+                          error))
+    return FALSE;
+  if (got_head < sizeof head || got_tail < sizeof tail || get32(tail + 4) != REC_END_MAGIC) {
+    *why = "belongs to a segment that does not end in a whole record";
+    return FALSE;
+  }
+  *head_crc = get32(head + SEG_HEADER_SIZE - 4);
+  *seal_rec_crc = get32(tail);
+  return TRUE;
+}
+
 static guint32
 head_crc(const guint8 *p, gsize len)
 {
@@ -62,6 +92,10 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
   memset(h, 0, sizeof *h);
   if (avail < ARCHIVE_LAST_HEADER_SIZE || memcmp(p, ARCHIVE_LAST_MAGIC, 8) != 0) {
     *why = "is not a file of last versions (bad magic or too short)";
+    return FALSE;
+  }
+  if (get32(p + 8) == 1 && get32(p + 12) == ARCHIVE_LAST_HEADER_SIZE) {
+    *why = archive_last_why_old;
     return FALSE;
   }
   if (get32(p + 8) != ARCHIVE_LAST_VERSION || get32(p + 12) != ARCHIVE_LAST_HEADER_SIZE) {
@@ -77,7 +111,9 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
   h->last_crc = get32(p + 48);
   h->n_blocks = get32(p + 52);
   h->last_seq = get64(p + 56);
-  for (guint i = 64; i < 92; i++) {
+  h->seg_head_crc = get32(p + 64);
+  h->seal_rec_crc = get32(p + 68);
+  for (guint i = 72; i < 92; i++) {
     if (p[i] != 0) {
       *why = "has a header that does not hold together";
       return FALSE;
@@ -339,7 +375,8 @@ archive_last_worth(const ArchiveSummary *s)
 
 gboolean
 archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize sum_len,
-                    ArchiveSummary *s, guint8 **pages, guint32 *page_size, GError **error)
+                    ArchiveSummary *s, guint8 **pages, guint32 *page_size, guint32 bind[2],
+                    GError **error)
 {
   const char *why = NULL;
   SegFile sf;
@@ -355,6 +392,9 @@ archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize su
     return FALSE;
   if (sf.size != s->seg_size) {
     ok = not_built(error, sf.path, "it is not the size its summary gives");
+  } else if (!archive_last_seg_binding(sf.fd, sf.path, sf.size, &bind[0], &bind[1], &why,
+                                       error)) {
+    ok = why != NULL ? not_built(error, sf.path, why) : FALSE;
   } else {
     ok = gather(&sf, s, sum + s->last_off, pages, page_size, error);
   }
@@ -363,7 +403,8 @@ archive_last_images(const char *dir, guint64 number, const guint8 *sum, gsize su
 }
 
 GByteArray *
-archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps)
+archive_last_encode(const ArchiveSummary *s, const guint32 bind[2], const guint8 *pages,
+                    guint32 ps)
 {
   g_autoptr(ZSTD_CCtx) cctx = ZSTD_createCCtx();
   g_autofree guint8 *zbuf = NULL;
@@ -386,6 +427,8 @@ archive_last_encode(const ArchiveSummary *s, const guint8 *pages, guint32 ps)
   put32(hdr + 48, s->last_crc);
   put32(hdr + 52, nb);
   put64(hdr + 56, s->last_seq);
+  put32(hdr + 64, bind[0]);
+  put32(hdr + 68, bind[1]);
   g_byte_array_append(out, hdr, sizeof hdr);
   g_byte_array_set_size(out, ARCHIVE_LAST_HEADER_SIZE + nb * BLOCK_ENTRY_SIZE);
   for (guint32 j = 0; j < nb; j++) {
@@ -414,11 +457,11 @@ archive_last_build(const char *dir, guint64 number, const guint8 *sum, gsize sum
 {
   g_autofree guint8 *pages = NULL;
   ArchiveSummary s;
-  guint32 ps;
+  guint32 ps, bind[2];
 
-  if (!archive_last_images(dir, number, sum, sum_len, &s, &pages, &ps, error))
+  if (!archive_last_images(dir, number, sum, sum_len, &s, &pages, &ps, bind, error))
     return NULL;
-  return archive_last_encode(&s, pages, ps);
+  return archive_last_encode(&s, bind, pages, ps);
 }
 
 void
@@ -521,7 +564,8 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
   if (r->h.number != want->number || r->h.seg_size != want->seg_size ||
       r->h.seal_crc != want->seal_crc || r->h.page_size != want->page_size ||
       r->h.n_pages != want->n_pages || r->h.pages_crc != want->pages_crc ||
-      r->h.last_crc != want->last_crc || r->h.last_seq != want->last_seq) {
+      r->h.last_crc != want->last_crc || r->h.last_seq != want->last_seq ||
+      r->h.seg_head_crc != want->seg_head_crc || r->h.seal_rec_crc != want->seal_rec_crc) {
     *why = "does not match its segment and summary";
     return NULL;
   }

@@ -781,9 +781,31 @@ summarize(SqlenvfsArchiveWriter *w, guint64 number)
               w->dir, number, error->message);
 }
 
+/* Whether the file @path is a .last file of the version before 2 (bound
+ * to its segment's layout only), which readers leave unused: it is written
+ * again like a missing one. */
+static gboolean
+last_is_old(const char *path)
+{
+  guint8 head[ARCHIVE_LAST_HEADER_SIZE];
+  ArchiveLastHeader h;
+  const char *why = NULL;
+  gsize got = 0;
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  gboolean old;
+
+  if (fd < 0)
+    return FALSE;
+  old = archive_pread_full(fd, head, sizeof head, 0, &got, path, NULL) &&
+        !archive_last_parse_fixed(head, got, &h, &why) && why == archive_last_why_old;
+  close(fd);
+  return old;
+}
+
 /* Write the .last file of the sealed segment @number when its summary is
  * there and asks for one (archive_last_worth, read from its header alone)
- * and the file is not. TRUE when it tried. */
+ * and the file is not, or is of the version before 2. TRUE when it
+ * tried. */
 static gboolean
 write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
 {
@@ -798,7 +820,7 @@ write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
   gboolean worth;
   int fd;
 
-  if (lstat(lpath, &st) == 0 || errno != ENOENT)
+  if (lstat(lpath, &st) == 0 ? !last_is_old(lpath) : errno != ENOENT)
     return FALSE;
   fd = open(spath, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)

@@ -4613,6 +4613,16 @@ END_TEST
 /* Sealed segments without the .last file their summary asks for (sealed
  * by a version that wrote none) get it, one a seal, oldest first, the
  * bytes a seal would have written. */
+/* The version a .last file's header gives (0: none there). */
+static guint32
+last_version(const char *path)
+{
+  g_autofree gchar *data = NULL;
+  gsize len = 0;
+  return g_file_get_contents(path, &data, &len, NULL) && len >= 12
+           ? get32((const guint8 *)data + 8) : 0;
+}
+
 START_TEST(test_last_backfilled_one_a_seal)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
@@ -4633,7 +4643,18 @@ START_TEST(test_last_backfilled_one_a_seal)
   ck_assert_uint_ge(n_segs, 4);
   ck_assert(g_file_get_contents(l1, &b1, &n1, NULL) && g_file_get_contents(l2, &b2, &n2, NULL));
   ck_assert_int_eq(unlink(l1), 0);
-  ck_assert_int_eq(unlink(l2), 0);
+  /* Segment 2's as an earlier version wrote it (version 1: not bound to
+   * its segment's header and SEAL record): not used, not damage, and
+   * written again like a missing one. */
+  {
+    g_autofree guint8 *old = g_memdup2(b2, n2);
+    gsize table_len = (gsize)get32(old + 52) * BLOCK_ENTRY_SIZE;
+    put32(old + 8, 1);
+    memset(old + 64, 0, 8);
+    put32(old + 92, crc(crc(0, old, 92), old + ARCHIVE_LAST_HEADER_SIZE, table_len));
+    ck_assert(g_file_set_contents(l2, (const char *)old, (gssize)n2, NULL));
+    ck_assert_uint_eq(count_problems(), 0);
+  }
 
   /* The next seal writes segment 1's, the one after it segment 2's. */
   w = open_writer(64 * 1024);
@@ -4641,8 +4662,8 @@ START_TEST(test_last_backfilled_one_a_seal)
     put_commit(w, ++k, pgnos, 3, 8, l_fill);
     ck_assert_uint_lt(k, 6000);
   }
-  ck_assert(!g_file_test(l2, G_FILE_TEST_EXISTS));
-  while (!g_file_test(l2, G_FILE_TEST_EXISTS)) {
+  ck_assert(last_version(l2) == 1);
+  while (last_version(l2) != ARCHIVE_LAST_VERSION) {
     put_commit(w, ++k, pgnos, 3, 8, l_fill);
     ck_assert_uint_lt(k, 9000);
   }
@@ -4777,10 +4798,26 @@ START_TEST(test_compose_last_versions)
     ck_assert(archive_last_parse_fixed((const guint8 *)orig2, len2, &h, &why));
     pages = g_malloc((gsize)h.n_pages * h.page_size);
     ck_assert_ptr_null(archive_last_check_bytes((const guint8 *)orig2, len2, &h, TRUE, pages));
+    guint32 bind[2] = { h.seg_head_crc, h.seal_rec_crc };
     pages[(gsize)h.page_size * 3 + 100] ^= 1;
-    forged = archive_last_encode(&sm, pages, h.page_size);
+    forged = archive_last_encode(&sm, bind, pages, h.page_size);
     ck_assert(g_file_set_contents(l2, (const char *)forged->data, forged->len, NULL));
     ck_assert_uint_eq(count_problems(), 1);
+    /* The file of a segment of the same layout in another archive (every
+     * field alike but the checksums of the segment's header and SEAL
+     * record, which cover their times), its pages not these: not used. */
+    for (guint k = 0; k < 2; k++) {
+      guint32 other[2] = { bind[0], bind[1] };
+      other[k] ^= 0x5a5a;
+      g_byte_array_unref(forged);
+      forged = archive_last_encode(&sm, other, pages, h.page_size);
+      ck_assert(g_file_set_contents(l2, (const char *)forged->data, forged->len, NULL));
+      l_check(seqs, 1, k_end, NULL);
+      ck_assert_uint_eq(count_problems(), 1);
+    }
+    g_byte_array_unref(forged);
+    forged = archive_last_encode(&sm, bind, pages, h.page_size);
+    ck_assert(g_file_set_contents(l2, (const char *)forged->data, forged->len, NULL));
     frames.frames_only = TRUE;
     ck_assert(sqlenvfs_archive_verify_with(dir, &frames, on_problem, &seen, NULL, &error));
     ck_assert_no_error(error);
