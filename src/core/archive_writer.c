@@ -637,12 +637,18 @@ seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
   return TRUE;
 }
 
-/* Cut a partly written record off again (invariant 3). */
+/* Cut a partly written record off again (invariant 3). What reached the
+ * file is asked of the file: a flush of the staged record that failed part
+ * way (ENOSPC after some of it was written) leaves bytes the stage still
+ * counts as not written, which a later SEAL would leave after itself. */
 static void
 cut_record(SqlenvfsArchiveWriter *w)
 {
   guint64 on_disk = w->seg_size - w->stage_len;
+  struct stat st;
   w->stage_len = 0;
+  if (w->seg_fd >= 0 && fstat(w->seg_fd, &st) == 0)
+    on_disk = MAX(on_disk, (guint64)st.st_size);
   if (w->seg_fd >= 0 && on_disk > w->rec_start) {
     if (ftruncate(w->seg_fd, (off_t)w->rec_start) != 0)
       g_warning("archive %s: could not cut off a failed record in %s: %s (the archiver "
