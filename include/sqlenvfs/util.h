@@ -6,6 +6,7 @@
 
 #include <glib.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 
 G_BEGIN_DECLS
@@ -133,6 +134,12 @@ gboolean sqlenvfs_write_file_replace(const char *path, const void *data, gsize l
  * permission bits, a directory the same bits plus search (x) wherever
  * they allow reading, so 0600 -> 0700, 0640 -> 0750, 0644 -> 0755. */
 int sqlenvfs_mode_dir(int file_mode);
+
+/* The mode a file written from a production database's data gets, given
+ * that database's stat @st: its read and write bits, less its group's when
+ * its group is not this process's (a new file takes this process's group:
+ * the group bits would let another group read the data). */
+int sqlenvfs_copy_mode(const struct stat *st);
 
 /* Narrow the open file or directory @fd (@path, for the error) to at most
  * @mode's permission bits: never widened, setuid, setgid and sticky kept

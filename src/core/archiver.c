@@ -979,7 +979,7 @@ db_open(Db *d, GError **error)
   d->active = 0;
   if (!open_wal(d, error))
     return FALSE;
-  d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, (int)(st.st_mode & 0666), error);
+  d->w = sqlenvfs_archive_writer_open(d->dir, a->segment_max, sqlenvfs_copy_mode(&st), error);
   if (d->w == NULL)
     return FALSE;
   if (a->segment_max_records > 0)
@@ -1255,7 +1255,7 @@ check_identity(Db *d, char **why)
   if (d->w != NULL) {
     /* Production narrowed by a chmod: the archive follows at once. */
     g_autoptr(GError) local = NULL;
-    if (!sqlenvfs_archive_writer_narrow(d->w, (int)(st.st_mode & 0666), &local))
+    if (!sqlenvfs_archive_writer_narrow(d->w, sqlenvfs_copy_mode(&st), &local))
       g_warning("archiver %s: %s", d->name, local->message);
   }
   if (d->wal != NULL && stat(d->wal_path, &st) != 0) {

@@ -190,8 +190,8 @@ sqlenvfs_copy_db(const char *src, const char *dst, gboolean overwrite,
                 "with `sqlite3 %s 'PRAGMA journal_mode=WAL'`, then retry)", src, not_wal, src);
   if (view == NULL)
     return FALSE;
-  ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, st.st_mode & 0666, overwrite, TRUE,
-                  progress, user, &pc, error);
+  ok = start_copy(sqlenvfs_live_view_image(view), dst, NULL, sqlenvfs_copy_mode(&st), overwrite,
+                  TRUE, progress, user, &pc, error);
   if (ok && res) {
     res->pos = *sqlenvfs_live_view_pos(view);
     g_free(res->journal_mode);

@@ -2686,7 +2686,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     goto out;
   }
   g_clear_pointer(&out, sqlite3_close_v2);
-  if (chmod(j.newdb, sst.st_mode & 0666) != 0) {
+  if (chmod(j.newdb, (mode_t)sqlenvfs_copy_mode(&sst)) != 0) {
     sqlenvfs_error_errno(error, errno, "set the mode of", j.newdb);
     goto out;
   }

@@ -558,13 +558,13 @@ sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
   if (db != NULL) {
     g_autofree char *path = sqlenvfs_root_prod_db(root, db);
     if (stat(path, &st) == 0)
-      return (int)(st.st_mode & 0666);
+      return sqlenvfs_copy_mode(&st);
   }
   names = sqlenvfs_root_list_dbs(root);
   for (guint i = 0; i < names->len; i++) {
     g_autofree char *path = sqlenvfs_root_prod_db(root, names->pdata[i]);
     if (stat(path, &st) == 0) {
-      mode &= (int)st.st_mode;
+      mode &= sqlenvfs_copy_mode(&st);
       any = TRUE;
     }
   }

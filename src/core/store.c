@@ -597,7 +597,7 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
         if (fd < 0)
           continue;
         if (prod != NULL && stat(prod, &st) == 0)
-          mode = (int)(st.st_mode & 0666);
+          mode = sqlenvfs_copy_mode(&st);
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
             !sqlenvfs_narrow_fd(fd, mode, f->d_name, NULL) && failed == NULL)
           failed = g_build_filename(dir, ent->d_name, f->d_name, NULL);
@@ -667,7 +667,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
       continue;
     }
     if (stat(src, &st) == 0)
-      manifest_mode &= (int)(st.st_mode | 0600);
+      manifest_mode &= sqlenvfs_copy_mode(&st) | 0600;
     need += bytes;
     i++;
   }

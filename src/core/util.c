@@ -289,6 +289,13 @@ sqlenvfs_mode_dir(int file_mode)
   return m | ((m & 0444) >> 2);
 }
 
+int
+sqlenvfs_copy_mode(const struct stat *st)
+{
+  int mode = (int)(st->st_mode & 0666);
+  return st->st_gid == getegid() ? mode : mode & ~0060;
+}
+
 gboolean
 sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error)
 {

@@ -123,6 +123,30 @@ rm "$R4/backups/prod/snapshots/20200101T000000Z"
 "$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
 pass "a backup narrows the copies written before production was narrowed"
 
+# Production 0640 in a group that is not the runner's: a new file takes the
+# runner's group, so the copies, the archive, development and a restore
+# keep no group bits (that group would read what production's may not).
+R5=$T/root5
+make_root "$R5" "$SRCDIR/schema.sql"
+P5=$R5/data/prod/app.db
+chgrp daemon "$P5" && chmod 640 "$P5"
+[ "$(stat -c %g "$P5")" != "$(id -g)" ] || fail "production's group is the runner's"
+"$SQLENVFS" archive --root "$R5" > "$T/a5.out" 2> "$T/a5.err" &
+apid=$!
+track_pid "$apid"
+wait_log "$T/a5.err" 'archiver app: capturing'
+sqlite3 "$P5" "CREATE TABLE g(x); INSERT INTO g VALUES (1)"
+"$SQLENVFS" backup --root "$R5" > /dev/null || fail "backup"
+"$SQLENVFS" snapshot --root "$R5" > /dev/null || fail "snapshot"
+for i in $(seq 1 100); do ls "$R5/backups/prod/wal_archives/app/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
+kill -TERM "$apid"; wait "$apid" || true
+"$SQLENVFS" refresh-dev --root "$R5" > /dev/null || fail "refresh-dev"
+"$SQLENVFS" restore --root "$R5" --time latest --output "$T/out/r5.db" > /dev/null || fail "restore"
+bad=$(find "$R5/backups" "$R5/data/dev" "$T/out/r5.db" -type f -perm /0070 -printf '%m %g %p\n')
+[ -z "$bad" ] || fail "readable by the runner's group, production's being another:
+$bad"
+pass "production in another group: copies, archive, development and restores keep no group bits"
+
 # A root owned by another user, where root ran a backup (root's cron, say):
 # the owner's list shows the copy as UNREADABLE, naming whose it is, and
 # doctor warns, never calling a good copy DAMAGED and advising to remove
