@@ -69,10 +69,15 @@ sqlenvfs_error_errno(GError **error, int errsv, const char *what,
                      const char *path)
 {
   SqlenvfsErrorCode code = code_from_errno(errsv);
-  g_autofree char *owner = code == SQLENVFS_ERROR_PERMISSION ? sqlenvfs_error_owner_hint(path)
-                                                               : NULL;
+  g_autofree char *owner = code == SQLENVFS_ERROR_PERMISSION && errsv != EROFS
+                             ? sqlenvfs_error_owner_hint(path) : NULL;
+  /* Ownership or permissions do not explain a read-only filesystem. */
+  const char *hint = errsv == EROFS ? " (the filesystem is mounted read-only: remount it "
+                                      "read-write, and see `dmesg` if the kernel made it "
+                                      "read-only after an error)"
+                                    : owner ? owner : hint_for(code);
   g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what,
-              path ? path : "", g_strerror(errsv), owner ? owner : hint_for(code));
+              path ? path : "", g_strerror(errsv), hint);
   return FALSE;
 }
 

@@ -2,8 +2,10 @@
  * temporaries an interrupted command removes. */
 #include "testutil.h"
 
+#include "sqlenvfs/error.h"
 #include "sqlenvfs/util.h"
 
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -313,6 +315,24 @@ START_TEST(test_create_file_leftover_journal)
 }
 END_TEST
 
+/* An error's hint fits its cause: a read-only filesystem is not a matter
+ * of ownership or permissions. */
+START_TEST(test_error_hints)
+{
+  GError *error = NULL;
+  ck_assert(!sqlenvfs_error_errno(&error, EROFS, "open", "/x/store.lock"));
+  ck_assert_ptr_nonnull(strstr(error->message, "mounted read-only: remount it read-write"));
+  ck_assert_ptr_null(strstr(error->message, "permissions"));
+  g_clear_error(&error);
+  ck_assert(!sqlenvfs_error_errno(&error, EACCES, "open", "/nonexistent-dir/x"));
+  ck_assert_ptr_nonnull(strstr(error->message, "check ownership and permissions"));
+  g_clear_error(&error);
+  ck_assert(!sqlenvfs_error_errno(&error, ENOSPC, "write", "/x/y"));
+  ck_assert_ptr_nonnull(strstr(error->message, "free some space"));
+  g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -326,6 +346,7 @@ suite(void)
   tcase_add_test(tc, test_alloc_large_pages);
   tcase_add_test(tc, test_tmp_tracked);
   tcase_add_test(tc, test_create_file_leftover_journal);
+  tcase_add_test(tc, test_error_hints);
   suite_add_tcase(s, tc);
   return s;
 }
