@@ -52,6 +52,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define MAX_RANGES 20
@@ -1035,6 +1036,21 @@ salvage(Job *j, GError **error)
     SchemaRow *s = g_ptr_array_index(j->schema, i);
     if (g_str_has_prefix(s->name, "sqlite_stat"))
       problem(j, "statistics (%s) were not copied: run ANALYZE on the new database", s->name);
+  }
+  if (sqlite3_get_autocommit(out)) {
+    /* SQLite rolled the transaction back itself: only a write it could
+     * not go on from does (a full disk, an I/O error). COMMIT would only
+     * say that no transaction is active. */
+    struct statvfs sv;
+    g_autofree char *dir = g_path_get_dirname(j->work); /* where the output goes */
+    gboolean full = statvfs(dir, &sv) == 0 && (guint64)sv.f_bavail * sv.f_frsize < (1u << 20);
+    g_set_error(error, SQLENVFS_ERROR, full ? SQLENVFS_ERROR_NOSPACE : SQLENVFS_ERROR_IO,
+                "write the new database in %s: SQLite rolled it back after a write failed "
+                "(%s; nothing was kept: %s, then retry)", dir,
+                full ? "the filesystem is full" : "a full disk or an I/O error",
+                full ? "free some space there or recover to another --output"
+                     : "check the space and `dmesg`");
+    return FALSE;
   }
   return sqlenvfs_db_exec(out, "COMMIT", j->newdb, error);
 }

@@ -751,3 +751,14 @@ PY
 grep -A1 "^  t .*2999 rows recovered of 3000" mr.out | grep -q "missing rowids: 1500$" ||
   fail "the lost row is not named by its rowid: $(cat mr.out)"
 pass "a rowid overwritten with its neighbour's: the index names the row lost"
+
+# A full disk under the output: said as such, and nothing left behind.
+mkdir -p full
+mount -t tmpfs -o size=12m sqlenvfs-test full || fail "cannot mount a tmpfs (the tests run as root)"
+_mounts+=("$T/full")
+sqlite3 big.db "PRAGMA journal_mode=WAL; CREATE TABLE pad(x BLOB);
+  INSERT INTO pad SELECT randomblob(100000) FROM generate_series(1, 100);" > /dev/null
+expect_fail "write the new database in $T/full: SQLite rolled it back after a write failed \(the filesystem is full" \
+  "$SQLENVFS" recover big.db --output full/rec.db
+[ -z "$(ls -A full)" ] || fail "left in the full filesystem: $(ls -A full)"
+pass "recover onto a full disk says the disk is full; nothing is left"
