@@ -599,11 +599,17 @@ typedef struct {
    *   summary_known     asked, for the summary @sum_path of a segment
    *                     skipped as known (sealed with @seal), whether it
    *                     was found good for that segment before and has not
-   *                     changed since; TRUE to skip reading it.
+   *                     changed since, nor has the segment's file of last
+   *                     versions @last_path (nor appeared or gone: it is
+   *                     checked with the summary); TRUE to skip reading
+   *                     both.
    *   summary_verified  told of each summary found good for its segment
-   *                     (sealed with @seal). */
-  gboolean (*summary_known)(gpointer user, const char *sum_path, guint32 seal);
-  void (*summary_verified)(gpointer user, const char *sum_path, guint32 seal);
+   *                     (sealed with @seal), with its file of last
+   *                     versions @last_path (good, or not there). */
+  gboolean (*summary_known)(gpointer user, const char *sum_path, const char *last_path,
+                            guint32 seal);
+  void (*summary_verified)(gpointer user, const char *sum_path, const char *last_path,
+                           guint32 seal);
   /* TRUE: a compressed block of a segment read is checked by its crc32 and
    * its zstd frame header (content size, frame length) instead of being
    * decompressed; the record's checksum covers every byte as stored

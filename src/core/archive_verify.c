@@ -520,25 +520,27 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
 
 /* verify_summary() with @memo: the summary of a segment skipped as known
  * (@known: not rebuilt) is not read again when @memo knows it as found
- * good for it and unchanged; one found good (rebuilt, or of a known
- * segment) is told to @memo. */
+ * good for it and unchanged, and its file of last versions as unchanged
+ * too (or still not there); one found good (rebuilt, or of a known
+ * segment) with its file of last versions is told to @memo. */
 static void
 verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guint64 number,
                     guint64 size, guint32 seal, gboolean known, gboolean rebuild, gboolean full,
                     ArchiveSumBuilder *b, Problems *p)
 {
   g_autofree char *path = archive_summary_path(dir, number);
+  g_autofree char *last = archive_last_path(dir, number);
   gboolean remember = memo != NULL && memo->summary_known != NULL &&
                       memo->summary_verified != NULL && (known || rebuild);
   guint before = p->n;
 
-  if (remember && known && memo->summary_known(memo->user, path, seal))
+  if (remember && known && memo->summary_known(memo->user, path, last, seal))
     return;
   if (!verify_summary(dir, number, size, seal, rebuild && !known, b, p))
     return;
   verify_last(dir, number, size, seal, full && rebuild && !known, p);
   if (remember && p->n == before)
-    memo->summary_verified(memo->user, path, seal);
+    memo->summary_verified(memo->user, path, last, seal);
 }
 
 /* sqlenvfs_archive_verify_with, with @dir open as @dir_fd (-1: by path):

@@ -20,10 +20,18 @@
 
 typedef enum { ENTRY_SEGMENT, ENTRY_COPY, ENTRY_BASE, ENTRY_SUMMARY } EntryKind;
 
+/* A summary's file of last versions as it was verified: not there, or the
+ * file last_id; unknown in a line written before it was remembered (the
+ * summary is then read again, with it). */
+typedef enum { LAST_UNKNOWN, LAST_NONE, LAST_FILE } LastState;
+
 typedef struct {
   EntryKind kind;
   SqlenvfsFileId id;     /* the file as verified                  */
   SqlenvfsFileId idx_id; /* segments: its index file               */
+  /* summaries: the segment's file of last versions, checked with it */
+  SqlenvfsFileId last_id;
+  LastState last;
   SqlenvfsArchiveSegmentFacts facts; /* segments                   */
   guint64 size;          /* copies: what the MANIFEST said          */
   guint32 crc32, page_size, n_pages; /* summaries: crc32 is the seal */
@@ -173,10 +181,18 @@ parse_line(const char *line, char **path, Entry *e)
         !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us))
       return FALSE;
   } else if (strcmp(words[0], "summary") == 0) {
+    const char *last = g_hash_table_lookup(kv, "last");
     e->kind = ENTRY_SUMMARY;
-    if (n != 2 + 3 || !parse_id(g_hash_table_lookup(kv, "file"), &e->id) ||
+    if (n != 2 + 3 + (last != NULL) || !parse_id(g_hash_table_lookup(kv, "file"), &e->id) ||
         !parse_crc(g_hash_table_lookup(kv, "seal"), &e->crc32) ||
         !parse_i64(g_hash_table_lookup(kv, "at"), &e->verified_us))
+      return FALSE;
+    /* Without last= (an older memo): unknown, and read again. */
+    if (last != NULL && strcmp(last, "none") == 0)
+      e->last = LAST_NONE;
+    else if (last != NULL && parse_id(last, &e->last_id))
+      e->last = LAST_FILE;
+    else if (last != NULL)
       return FALSE;
   } else if (strcmp(words[0], "copy") == 0) {
     e->kind = ENTRY_COPY;
@@ -336,8 +352,10 @@ append_entry(GString *s, const char *path, const Entry *e)
                            ep, id, idx, f->size, f->first_seq, f->prev_crc, f->seal,
                            f->next_seq, f->n_records, f->n_commits, f->n_gaps, e->verified_us);
   } else if (e->kind == ENTRY_SUMMARY) {
-    g_string_append_printf(s, "summary %s file=%s seal=0x%08x at=%" G_GINT64_FORMAT "\n", ep, id,
-                           e->crc32, e->verified_us);
+    g_autofree char *last = e->last == LAST_FILE ? format_id(&e->last_id) : g_strdup("none");
+    g_assert(e->last != LAST_UNKNOWN); /* such an entry is never kept */
+    g_string_append_printf(s, "summary %s file=%s last=%s seal=0x%08x at=%" G_GINT64_FORMAT "\n",
+                           ep, id, last, e->crc32, e->verified_us);
   } else if (e->kind == ENTRY_BASE) {
     g_autofree char *why = e->why ? g_uri_escape_string(e->why, NULL, FALSE) : NULL;
     g_string_append_printf(s, "base %s file=%s size=%" G_GUINT64_FORMAT " crc32=0x%08x "
@@ -432,25 +450,47 @@ segment_verified(gpointer user, const char *seg_path, const char *idx_path,
   g_hash_table_replace(memo->entries, g_strdup(seg_path), g_memdup2(&e, sizeof e));
 }
 
+/* The file of last versions at @path as it is now: not there (LAST_NONE),
+ * a regular file (LAST_FILE, *id), or anything else (LAST_UNKNOWN: never
+ * remembered, so always read). */
+static LastState
+last_state(const char *path, SqlenvfsFileId *id)
+{
+  struct stat st;
+  if (lstat(path, &st) != 0)
+    return errno == ENOENT ? LAST_NONE : LAST_UNKNOWN;
+  if (!S_ISREG(st.st_mode))
+    return LAST_UNKNOWN;
+  sqlenvfs_file_id_from_stat(&st, id);
+  return LAST_FILE;
+}
+
 static gboolean
-summary_known(gpointer user, const char *sum_path, guint32 seal)
+summary_known(gpointer user, const char *sum_path, const char *last_path, guint32 seal)
 {
   SqlenvfsVerifyMemo *memo = user;
   Entry *e = g_hash_table_lookup(memo->entries, sum_path);
-  SqlenvfsFileId id;
+  SqlenvfsFileId id, last_id;
   if (e == NULL || e->kind != ENTRY_SUMMARY || e->crc32 != seal || !id_of_path(sum_path, &id) ||
       !sqlenvfs_file_id_equal(&id, &e->id))
+    return FALSE;
+  /* The file of last versions is checked with its summary: one changed,
+   * gone, or there where none was, is read again with it. */
+  if (e->last == LAST_UNKNOWN || last_state(last_path, &last_id) != e->last ||
+      (e->last == LAST_FILE && !sqlenvfs_file_id_equal(&last_id, &e->last_id)))
     return FALSE;
   e->keep = TRUE;
   return TRUE;
 }
 
 static void
-summary_verified(gpointer user, const char *sum_path, guint32 seal)
+summary_verified(gpointer user, const char *sum_path, const char *last_path, guint32 seal)
 {
   SqlenvfsVerifyMemo *memo = user;
   Entry e = { .kind = ENTRY_SUMMARY, .crc32 = seal, .verified_us = memo->now_us, .keep = TRUE };
-  if (!id_of_path(sum_path, &e.id) || !settled(memo, &e.id)) {
+  e.last = last_state(last_path, &e.last_id);
+  if (!id_of_path(sum_path, &e.id) || !settled(memo, &e.id) || e.last == LAST_UNKNOWN ||
+      (e.last == LAST_FILE && !settled(memo, &e.last_id))) {
     g_hash_table_remove(memo->entries, sum_path);
     return;
   }

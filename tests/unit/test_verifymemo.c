@@ -152,10 +152,12 @@ START_TEST(test_round_trip)
 END_TEST
 
 /* A summary found good is known after a save and a load, for the same
- * seal only, until its file changes. */
+ * seal only, until its file changes, or its file of last versions changes,
+ * appears or goes. */
 START_TEST(test_summary_round_trip)
 {
   g_autofree char *sum = g_build_filename(tmp, "0000000000000002.sum", NULL);
+  g_autofree char *last = g_build_filename(tmp, "0000000000000002.last", NULL);
   g_autofree char *why = NULL;
   g_autoptr(SqlenvfsVerifyMemo) m = sqlenvfs_verify_memo_new(g_get_real_time() + HOUR);
   g_autoptr(SqlenvfsVerifyMemo) back = NULL;
@@ -165,8 +167,8 @@ START_TEST(test_summary_round_trip)
 
   write_bytes(sum, "summary bytes");
   sqlenvfs_verify_memo_archive_hooks(m, &a);
-  ck_assert(!a.summary_known(a.user, sum, 0x01020304));
-  a.summary_verified(a.user, sum, 0x01020304);
+  ck_assert(!a.summary_known(a.user, sum, last, 0x01020304));
+  a.summary_verified(a.user, sum, last, 0x01020304);
   ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 1);
   ck_assert(sqlenvfs_verify_memo_save(m, memo_path, &error));
   ck_assert_no_error(error);
@@ -174,17 +176,31 @@ START_TEST(test_summary_round_trip)
   back = sqlenvfs_verify_memo_load(memo_path, g_get_real_time() + HOUR, &why);
   ck_assert_msg(why == NULL, "memo not trusted: %s", why);
   sqlenvfs_verify_memo_archive_hooks(back, &b);
-  ck_assert(!b.summary_known(b.user, sum, 0x01020305)); /* another seal */
-  ck_assert(b.summary_known(b.user, sum, 0x01020304));
+  ck_assert(!b.summary_known(b.user, sum, last, 0x01020305)); /* another seal */
+  ck_assert(b.summary_known(b.user, sum, last, 0x01020304));
+  /* A file of last versions where none was is read with its summary. */
+  write_bytes(last, "last versions");
+  ck_assert(!b.summary_known(b.user, sum, last, 0x01020304));
+  b.summary_verified(b.user, sum, last, 0x01020304);
+  ck_assert(b.summary_known(b.user, sum, last, 0x01020304));
+  ck_assert_int_eq(stat(last, &before), 0);
+  rewrite_changing_ctime(last, "last VERSIONS", &before);
+  ck_assert(!b.summary_known(b.user, sum, last, 0x01020304));
+  b.summary_verified(b.user, sum, last, 0x01020304);
+  ck_assert(b.summary_known(b.user, sum, last, 0x01020304));
+  ck_assert_int_eq(unlink(last), 0);
+  ck_assert(!b.summary_known(b.user, sum, last, 0x01020304)); /* gone */
+  b.summary_verified(b.user, sum, last, 0x01020304);
+  ck_assert(b.summary_known(b.user, sum, last, 0x01020304));
   ck_assert_int_eq(stat(sum, &before), 0);
   rewrite_changing_ctime(sum, "summary BYTES", &before);
-  ck_assert(!b.summary_known(b.user, sum, 0x01020304));
+  ck_assert(!b.summary_known(b.user, sum, last, 0x01020304));
 
   /* One written in the same clock tick as the run started is not kept. */
   g_clear_pointer(&m, sqlenvfs_verify_memo_free);
   m = sqlenvfs_verify_memo_new(g_get_real_time());
   sqlenvfs_verify_memo_archive_hooks(m, &a);
-  a.summary_verified(a.user, sum, 0x01020304);
+  a.summary_verified(a.user, sum, last, 0x01020304);
   ck_assert_uint_eq(sqlenvfs_verify_memo_n_kept(m), 0);
 }
 END_TEST

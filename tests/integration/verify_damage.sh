@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# What `verify` says of damage to the files of a sealed archive segment: a
+# file of last versions changed, gone or appeared since the last run is
+# checked again by the run that skips its unchanged segment.
+source "$SRCDIR/tests/integration/lib.sh"
+source "$SRCDIR/tests/integration/pitr_lib.sh"
+
+# mkroot ROOT CHAR: 250 one-row commits of CHAR*100, 100 records a segment:
+# segments 1 and 2 sealed (with their summaries and files of last
+# versions), 3 being written.
+mkroot() {
+  local r=$1 c=$2
+  mkdir -p "$r"
+  echo 'CREATE TABLE t(k INTEGER PRIMARY KEY, v TEXT);' > "$r/schema.sql"
+  printf '[archive]\nsegment-max-records=100\n' > "$r/sqlenvfs.conf"
+  "$SQLENVFS" init --root "$r" > /dev/null
+  pitr_start_archiver "$r" "$T/a-$c"
+  python3 - "$r/data/prod/app.db" "$c" <<'PY'
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+for k in range(1, 251):
+    c.execute("INSERT INTO t VALUES (?, ?)", (k, sys.argv[2] * 100))
+    time.sleep(0.01)
+PY
+  pitr_stop_archiver "$T/a-$c"
+}
+
+mkroot "$T/x" x
+S1=0000000000000001 S2=0000000000000002
+for f in $S1.seg $S1.idx $S1.sum $S1.last $S2.seg $S2.last; do
+  [ -f "$T/x/backups/prod/wal_archives/app/$f" ] || fail "the archive has no $f"
+done
+cp -a "$T/x" "$T/pristine"
+R=$T/root
+A=$R/backups/prod/wal_archives/app
+
+# fresh: R is the pristine root again, with a memo of a run that found it
+# good (its files older than the run by the racy margin).
+fresh() {
+  rm -rf "$R"
+  cp -a "$T/pristine" "$R"
+  sleep 2
+  "$SQLENVFS" verify --root "$R" > "$T/v0" || { cat "$T/v0"; fail "verify of a good root"; }
+  grep -q '2 segments .*verified before, skipped\|^checked 3 segments' "$T/v0" ||
+    fail "the first run: $(cat "$T/v0")"
+}
+# bad WHAT FILE PATTERN [--full]: verify exits 1 naming FILE (PATTERN).
+bad() {
+  local what=$1 file=$2 pattern=$3 rc=0
+  shift 3
+  "$SQLENVFS" verify --root "$R" "$@" > "$T/v" 2> "$T/v.err" || rc=$?
+  [ "$rc" -eq 1 ] || { cat "$T/v" "$T/v.err"; fail "$what: verify $* exited $rc"; }
+  grep -q "^BAD  wal-archive $file .*app: $pattern" "$T/v" ||
+    fail "$what: $file is not reported ($pattern): $(cat "$T/v")"
+  pass "$what: $(grep "^BAD  wal-archive $file" "$T/v" | head -1)"
+}
+
+# --- Files of last versions changed after the run that found them good.
+fresh
+"$SQLENVFS" verify --root "$R" > "$T/v1" || { cat "$T/v1"; fail "verify"; }
+grep -q '^checked 1 segment, 0 copies; 2 segments and 1 copy verified before, skipped' "$T/v1" ||
+  fail "the second run did not skip the sealed segments: $(cat "$T/v1")"
+: > "$A/$S1.last"
+bad "an emptied file of last versions" $S1.last "file of last versions"
+
+fresh
+python3 - "$A/$S1.last" <<'PY'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0x20
+open(p, "wb").write(bytes(b))
+PY
+bad "a flipped byte in a file of last versions" $S1.last "file of last versions"
+
+fresh
+cp "$A/$S2.last" "$A/$S1.last"
+bad "another segment's file of last versions copied over" $S1.last "file of last versions"
+
+# One where none was: the run after its removal remembers that there is
+# none; one that then appears is checked.
+fresh
+rm "$A/$S1.last"
+"$SQLENVFS" verify --root "$R" > "$T/v1" || { cat "$T/v1"; fail "verify without $S1.last"; }
+cp "$A/$S2.last" "$A/$S1.last"
+bad "a file of last versions where none was" $S1.last "file of last versions"
