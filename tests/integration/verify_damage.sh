@@ -84,3 +84,19 @@ rm "$A/$S1.last"
 "$SQLENVFS" verify --root "$R" > "$T/v1" || { cat "$T/v1"; fail "verify without $S1.last"; }
 cp "$A/$S2.last" "$A/$S1.last"
 bad "a file of last versions where none was" $S1.last "file of last versions"
+
+# --- A sealed segment's index cut short: every record before the seal is
+# indexed before the seal is written (only the seal's own entry may be
+# missing after a power cut).
+n1=$(( ($(stat -c %s "$T/pristine/backups/prod/wal_archives/app/$S1.idx") - 32) / 112 ))
+[ "$n1" -ge 3 ] || fail "the index of $S1 lists $n1 records"
+fresh
+truncate -s 32 "$A/$S1.idx"
+bad "an index cut to its header" $S1.idx "index of a sealed segment is cut short: it lists 0 of its $n1 records" --full
+fresh
+truncate -s $((32 + 112 * (n1 / 2))) "$A/$S1.idx"
+bad "an index cut at an entry" $S1.idx "index of a sealed segment is cut short: it lists $((n1 / 2)) of its $n1 records" --full
+fresh
+truncate -s $((32 + 112 * (n1 - 1))) "$A/$S1.idx"
+"$SQLENVFS" verify --full --root "$R" > "$T/v" || { cat "$T/v"; fail "an index without the seal's entry"; }
+pass "an index without only the seal's own entry is good"
