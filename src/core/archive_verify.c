@@ -192,6 +192,25 @@ idx_open(IdxStream *x, const char *dir, guint64 number)
   x->buf = g_malloc((gsize)IDX_READ_ENTRIES * IDX_ENTRY_SIZE);
 }
 
+/* Whether entry @i of the index is in the buffer, read if need be (FALSE
+ * and x->why when it cannot be read). */
+static gboolean
+idx_load(IdxStream *x, guint64 i)
+{
+  if (i < x->at || i >= x->at + x->have) {
+    gsize want = (gsize)MIN((guint64)IDX_READ_ENTRIES, x->n - i) * IDX_ENTRY_SIZE, got = 0;
+    if (!archive_pread_full(x->fd, x->buf, want, IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE, &got,
+                            x->path, NULL) ||
+        got < IDX_ENTRY_SIZE) {
+      x->why = g_strdup("index file is missing or unreadable (readers scan the segment instead)");
+      return FALSE;
+    }
+    x->at = i;
+    x->have = got / IDX_ENTRY_SIZE;
+  }
+  return TRUE;
+}
+
 /* Compare entry @i of the index with @r, the @i-th record of the segment
  * (a valid one; records are given in order, from the first). */
 static void
@@ -199,25 +218,30 @@ idx_compare(IdxStream *x, guint64 i, const SqlenvfsArchiveEntry *r)
 {
   SqlenvfsArchiveEntry e;
 
-  if (x->why != NULL || i >= x->n)
+  if (x->why != NULL || i >= x->n || !idx_load(x, i))
     return;
-  if (i < x->at || i >= x->at + x->have) {
-    gsize want = (gsize)MIN((guint64)IDX_READ_ENTRIES, x->n - i) * IDX_ENTRY_SIZE, got = 0;
-    if (!archive_pread_full(x->fd, x->buf, want, IDX_HEADER_SIZE + i * IDX_ENTRY_SIZE, &got,
-                            x->path, NULL) ||
-        got < IDX_ENTRY_SIZE) {
-      x->why = g_strdup("index file is missing or unreadable (readers scan the segment instead)");
-      return;
-    }
-    x->at = i;
-    x->have = got / IDX_ENTRY_SIZE;
-  }
   if (!archive_decode_idx_entry(x->buf + (gsize)(i - x->at) * IDX_ENTRY_SIZE, &e))
     x->why = g_strdup_printf("index entry %" G_GUINT64_FORMAT " is corrupt (checksum mismatch)",
                              i + 1);
   else if (!archive_same_header(&e, r) || e.offset != r->offset)
     x->why = g_strdup_printf("index entry %" G_GUINT64_FORMAT " does not match record %"
                              G_GUINT64_FORMAT, i + 1, r->seq);
+}
+
+/* The length of the damaged record @seq at @off, the @i-th of a segment
+ * of @size bytes, as entry @i of the index says it, when the index is
+ * good up to it: readers take it so and go on past it. 0 when it does not
+ * say. */
+static guint64
+idx_length(IdxStream *x, guint64 i, guint64 seq, guint64 off, guint64 size)
+{
+  SqlenvfsArchiveEntry e;
+
+  if (x->why != NULL || i >= x->n || !idx_load(x, i) ||
+      !archive_decode_idx_entry(x->buf + (gsize)(i - x->at) * IDX_ENTRY_SIZE, &e) ||
+      e.seq != seq || e.offset != off || e.length < REC_EMPTY_SIZE || e.length > size - off)
+    return 0;
+  return e.length;
 }
 
 /* The segment held @n_records valid records (the last one cut short when
@@ -565,6 +589,9 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   SqlenvfsArchiveVerifyResult res = { 0 };
   Problems p = { problem_fn, user, 0, NULL, NULL };
   gboolean have_prev = FALSE, prev_sealed = FALSE;
+  /* The previous segment's end is not known (no seal; told with it): the
+   * records after it may have been lost with its end. */
+  gboolean prev_end_lost = FALSE;
   guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
   guint32 prev_seal = 0;
   g_autoptr(GHashTable) pruned = NULL;
@@ -622,6 +649,12 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     guint64 off = SEG_HEADER_SIZE, seq;
     guint32 c;
     gboolean sealed = FALSE, tail_torn = FALSE;
+    /* A damaged record was told: the seal's checksum cannot match, and a
+     * batch whose first record it is was told with it. When it could not
+     * be read past (@stopped; @cut: the file ends inside it), its end is
+     * found from the seal at the end of the file if that is intact. */
+    gboolean damaged = FALSE, stopped = FALSE, cut = FALSE;
+    gboolean ends_damaged = FALSE; /* its last record read past is damaged */
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
 
@@ -651,7 +684,10 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       if (number != prev_number + 1)
         problem(&p, sf.path, "segments %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
                 " are missing before this one", prev_number + 1, number - 1);
-      else if (sf.hdr.first_seq != prev_next_seq)
+      else if (sf.hdr.first_seq != prev_next_seq &&
+               !(prev_end_lost && sf.hdr.first_seq > prev_next_seq))
+        /* (Past a previous segment that could not be read to its end:
+         * the records its damage hid, told with it.) */
         problem(&p, sf.path, "starts at record %" G_GUINT64_FORMAT " but the previous segment "
                 "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
       else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
@@ -664,6 +700,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       res.n_commits += facts.n_commits;
       res.n_gaps += facts.n_gaps;
       have_prev = prev_sealed = TRUE;
+      prev_end_lost = FALSE;
       prev_seal = facts.seal;
       prev_number = number;
       prev_next_seq = facts.next_seq;
@@ -706,19 +743,49 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
            * that a crash of the machine left half-written. */
           g_debug("archive %s: %s ends with an unfinished record (discarded by the archiver "
                   "on its next start)", dir, sf.path);
-        else
+        else {
+          guint64 len = 0;
           problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
                   " is corrupt (%s)", seq, off,
                   torn ? "cut short" : "checksum mismatch");
+          damaged = TRUE;
+          g_clear_pointer(&sum, archive_sum_builder_free); /* not built past damage */
+          /* Readers go on past it, as far as its header (or, when that is
+           * damaged, the index) gives its length: what follows is checked
+           * as they read it, and not told again for this damage. */
+          if (!torn) {
+            guint8 h[REC_HEADER_SIZE];
+            SqlenvfsArchiveEntry d;
+            gsize hgot = 0;
+            if (archive_seg_pread(&sf, h, sizeof h, off, &hgot, NULL) && hgot == sizeof h &&
+                archive_decode_header(h, &d) && d.seq == seq && d.length >= REC_EMPTY_SIZE &&
+                d.length <= sf.size - off)
+              len = d.length;
+            else
+              len = idx_length(&idx, seq - sf.hdr.first_seq, seq, off, sf.size);
+          }
+          if (len > 0) {
+            RecordKind kind = { 0, 0, 0 }; /* damaged: no batch's first record */
+            g_array_append_val(kinds, kind);
+            off += len;
+            seq++;
+            ends_damaged = TRUE;
+            continue;
+          }
+          stopped = TRUE;
+          cut = torn;
+        }
         break;
       }
       if (sealed) {
         problem(&p, sf.path, "records after the seal");
         break;
       }
+      ends_damaged = FALSE;
       if (e.seq != seq) {
         problem(&p, sf.path, "record at offset %" G_GUINT64_FORMAT " has number %"
                 G_GUINT64_FORMAT ", expected %" G_GUINT64_FORMAT, off, e.seq, seq);
+        stopped = TRUE;
         break;
       }
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
@@ -727,7 +794,9 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
         const RecordKind *h =
           e.reason <= kinds->len ? &g_array_index(kinds, RecordKind, kinds->len - e.reason)
                                  : NULL;
-        if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
+        if (h != NULL && h->type == 0)
+          ; /* its first record is damaged, told above: readers skip the batch */
+        else if (h == NULL || h->type != SQLENVFS_ARCHIVE_COMMIT ||
             !(h->flags & SQLENVFS_ARCHIVE_COMPRESSED) ||
             (guint64)e.text_len + e.n_pages > h->stream_pages)
           problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
@@ -746,7 +815,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
                   " %s", seq, off, why);
       }
       if (e.type == SQLENVFS_ARCHIVE_SEAL) {
-        if (e.reason != before)
+        if (e.reason != before && !damaged)
           problem(&p, sf.path, "segment checksum mismatch (the seal does not match the data)");
         sealed = TRUE;
         prev_seal = e.reason;
@@ -756,7 +825,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
                          e.type == SQLENVFS_ARCHIVE_COMMIT ? archive_stream_pages(&e) : 0 };
         g_array_append_val(kinds, kind);
       }
-      idx_compare(&idx, facts.n_records, &e);
+      idx_compare(&idx, seq - sf.hdr.first_seq, &e);
       if (sum != NULL)
         archive_sum_builder_add(sum, &sf, &e, chunk); /* while the window holds it */
       facts.n_records++;
@@ -770,8 +839,27 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     res.n_records += facts.n_records;
     res.n_commits += facts.n_commits;
     res.n_gaps += facts.n_gaps;
-    if (!sealed && !is_last)
-      problem(&p, sf.path, "segment is not sealed but a later one exists");
+    if (stopped && !is_last) {
+      /* Read no further than the damage: is its seal at the end intact? */
+      SqlenvfsArchiveEntry se;
+      gboolean se_torn;
+      if (sf.size >= off + REC_EMPTY_SIZE &&
+          archive_read_record(&sf, sf.size - REC_EMPTY_SIZE, &se, &se_torn, NULL, chunk, NULL) &&
+          se.type == SQLENVFS_ARCHIVE_SEAL && se.length == REC_EMPTY_SIZE && se.seq >= seq) {
+        sealed = TRUE;
+        prev_seal = se.reason;
+        seq = se.seq + 1;
+      } else if (!cut) {
+        problem(&p, sf.path, "segment is not sealed but a later one exists (it does not end "
+                "with a seal past its damage)");
+      }
+      /* Cut short: the seal went with the rest (the damage told above). */
+    } else if (!sealed && !is_last && !ends_damaged) {
+      /* (Its last record damaged, told above: the seal it would be.) */
+      problem(&p, sf.path, "segment is not sealed but a later one exists (it ends after record %"
+              G_GUINT64_FORMAT ", at offset %" G_GUINT64_FORMAT ": cut short, its seal lost)",
+              seq - 1, off);
+    }
     /* The alive file (read before this segment was opened) confirms every
      * record before its number as synced: the last segment must hold them
      * (a damaged one among them is told above). */
@@ -781,11 +869,13 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
               G_GUINT64_FORMAT " (cut short)", seq, alive_seq - 1, sf.size);
     if (is_last && !sealed) {
       Problems live = { note_live_index, NULL, 0, NULL, NULL };
-      idx_finish(&idx, facts.n_records, tail_torn, FALSE, &live);
+      idx_finish(&idx, seq - sf.hdr.first_seq, tail_torn, FALSE, &live);
       g_free(live.first_file);
       g_free(live.first_message);
     } else {
-      idx_finish(&idx, facts.n_records, tail_torn, sealed, &p);
+      /* A segment whose end is lost (told above): an index listing more
+       * records than it holds is that loss seen again. */
+      idx_finish(&idx, seq - sf.hdr.first_seq, tail_torn || !sealed, sealed, &p);
     }
     if (sealed)
       verify_summary_with(memo, dir, number, sf.size, prev_seal, FALSE,
@@ -804,6 +894,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       archive_note_checked(sf.path, &sf.st, sf.size); /* the timeline's checks need not read it */
     have_prev = TRUE;
     prev_sealed = sealed;
+    prev_end_lost = !sealed;
     prev_number = number;
     prev_next_seq = seq;
     archive_seg_file_close(&sf);

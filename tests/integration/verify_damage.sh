@@ -100,3 +100,77 @@ fresh
 truncate -s $((32 + 112 * (n1 - 1))) "$A/$S1.idx"
 "$SQLENVFS" verify --full --root "$R" > "$T/v" || { cat "$T/v"; fail "an index without the seal's entry"; }
 pass "an index without only the seal's own entry is good"
+
+# --- One damaged record is reported once: not as an unsealed segment, an
+# index that does not match, and a next segment that does not chain.
+# rec FILE N: the offset, length and seq of the N-th record (from 1) of FILE.
+rec() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+off = 64
+for i in range(int(sys.argv[2]) - 1):
+    off += struct.unpack_from("<Q", b, off + 8)[0]
+print(off, struct.unpack_from("<Q", b, off + 8)[0], struct.unpack_from("<Q", b, off + 16)[0])
+PY
+}
+flip() { # flip FILE OFFSET
+  local b
+  b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+  printf "\\x$(printf %02x $((b ^ 0x20)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# only FILE PATTERN [FILE PATTERN]...: the BAD lines of the last run are
+# exactly these.
+only() {
+  local want=$(($# / 2))
+  while [ $# -gt 0 ]; do
+    grep -q "^BAD  wal-archive $1 .*app: $2" "$T/v" || fail "no BAD line $1 /$2/: $(cat "$T/v")"
+    shift 2
+  done
+  [ "$(grep -c '^BAD' "$T/v")" -eq "$want" ] || fail "more than $want BAD lines: $(cat "$T/v")"
+}
+read -r off len seq50 <<< "$(rec "$T/pristine/backups/prod/wal_archives/app/$S1.seg" 50)"
+
+fresh
+flip "$A/$S1.seg" $((off + len - 12))
+bad "a record's data damaged" $S1.seg "record $seq50 at offset $off is corrupt (checksum mismatch)" --full
+only $S1.seg "record $seq50 at offset $off is corrupt"
+
+fresh
+flip "$A/$S1.seg" $((off + 17))
+bad "a record's header damaged" $S1.seg "record $seq50 at offset $off is corrupt (checksum mismatch)" --full
+only $S1.seg "record $seq50 at offset $off is corrupt"
+
+# Its seal damaged too: two records, and the segment is not sealed as that.
+fresh
+size1=$(stat -c %s "$A/$S1.seg")
+flip "$A/$S1.seg" $((off + len - 12))
+flip "$A/$S1.seg" $((size1 - 10))
+bad "a record and the seal damaged" $S1.seg "record $seq50 at offset $off is corrupt" --full
+only $S1.seg "record $seq50 at offset $off is corrupt" $S1.seg "record [0-9]* at offset $((size1 - 104)) is corrupt"
+
+# A header damaged where the index does not reach (cut short before it):
+# the records after it cannot be read, but the seal at the end is intact,
+# so the segment is sealed and the next one chains; the index cut short is
+# damage of its own.
+fresh
+flip "$A/$S1.seg" $((off + 17))
+truncate -s $((32 + 112 * 10)) "$A/$S1.idx"
+bad "a header damaged past the index" $S1.seg "record $seq50 at offset $off is corrupt" --full
+only $S1.seg "record $seq50 at offset $off is corrupt" $S1.idx "index of a sealed segment is cut short"
+
+# Cut in the middle of a record: the seal went with it, and no more is said.
+fresh
+truncate -s $((off + len / 2)) "$A/$S1.seg"
+bad "a sealed segment cut mid-record" $S1.seg "record $seq50 at offset $off is corrupt (cut short)" --full
+only $S1.seg "record $seq50 at offset $off is corrupt (cut short)"
+
+# The seal (104 bytes) cut short, or cut off whole: that is what is said.
+fresh
+truncate -s -20 "$A/$S1.seg"
+bad "a sealed segment with its seal cut short" $S1.seg "record [0-9]* at offset $((size1 - 104)) is corrupt (cut short)" --full
+only $S1.seg "record [0-9]* at offset $((size1 - 104)) is corrupt (cut short)"
+fresh
+truncate -s -104 "$A/$S1.seg"
+bad "a sealed segment without its seal" $S1.seg "segment is not sealed but a later one exists" --full
+only $S1.seg "segment is not sealed but a later one exists (it ends after record [0-9]*, at offset $((size1 - 104)): cut short, its seal lost)"
