@@ -342,7 +342,7 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
  * and *facts zeroed, for the segment to be read. */
 static gboolean
 skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
-           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk)
+           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk, gint64 *seal_time)
 {
   g_autofree char *iname = archive_seg_name(number, "idx");
   g_autofree char *ipath = g_build_filename(dir, iname, NULL);
@@ -355,8 +355,10 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
       facts->next_seq > facts->first_seq &&
       archive_read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL) &&
       e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE && e.reason == facts->seal &&
-      e.seq + 1 == facts->next_seq)
+      e.seq + 1 == facts->next_seq) {
+    *seal_time = e.time;
     return TRUE;
+  }
   memset(facts, 0, sizeof *facts);
   return FALSE;
 }
@@ -574,6 +576,24 @@ verify_summary_with(const SqlenvfsArchiveVerifyMemo *memo, const char *dir, guin
     memo->summary_verified(memo->user, path, last, seal);
 }
 
+/* Invariant 6 across a segment boundary: the first record of @sf (@time)
+ * is not earlier than the last record of the segment before it,
+ * @prev_path (@prev_time). */
+static void
+check_time_order(Problems *p, const SegFile *sf, gint64 time, const char *prev_path,
+                 gint64 prev_time)
+{
+  g_autofree char *t = NULL, *pt = NULL, *pname = NULL;
+  if (time >= prev_time)
+    return;
+  t = sqlenvfs_time_format_iso(time);
+  pt = sqlenvfs_time_format_iso(prev_time);
+  pname = g_path_get_basename(prev_path);
+  problem(p, sf->path, "its first record (%s) is earlier than the last record of %s (%s): "
+          "record times never decrease along an archive, so the two do not hold one history "
+          "(a segment of another archive copied in?)", t, pname, pt);
+}
+
 /* sqlenvfs_archive_verify_with, with @dir open as @dir_fd (-1: by path):
  * each segment is opened by name in it, not by its whole path. */
 static gboolean
@@ -592,6 +612,10 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   /* The previous segment's end is not known (no seal; told with it): the
    * records after it may have been lost with its end. */
   gboolean prev_end_lost = FALSE;
+  /* The time of the last record of the segment before (invariant 6). */
+  gboolean have_prev_time = FALSE;
+  gint64 prev_time = 0;
+  g_autofree char *prev_path = NULL;
   guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
   guint32 prev_seal = 0;
   g_autoptr(GHashTable) pruned = NULL;
@@ -657,6 +681,9 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     gboolean ends_damaged = FALSE; /* its last record read past is damaged */
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
+    gint64 seal_time = 0;
+    /* Invariant 6 inside it: told once a segment. */
+    gboolean times_back_told = FALSE;
 
     res.n_segments++;
     /* sf.st is taken at the open, before any read: a later change shows. */
@@ -693,8 +720,19 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
         problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
     }
-    if (skip_known(memo, &sf, dir, number, &facts, chunk)) {
-      /* Verified before and unchanged: chain past it as it was found. */
+    if (skip_known(memo, &sf, dir, number, &facts, chunk, &seal_time)) {
+      /* Verified before and unchanged: chain past it as it was found. Its
+       * first record's header gives the time it starts at. */
+      guint8 h[REC_HEADER_SIZE];
+      SqlenvfsArchiveEntry fe;
+      gsize hgot = 0;
+      if (have_prev_time && archive_seg_pread(&sf, h, sizeof h, SEG_HEADER_SIZE, &hgot, NULL) &&
+          hgot == sizeof h && archive_decode_header(h, &fe))
+        check_time_order(&p, &sf, fe.time, prev_path, prev_time);
+      have_prev_time = TRUE;
+      prev_time = seal_time;
+      g_free(prev_path);
+      prev_path = g_strdup(sf.path);
       res.n_skipped++;
       res.n_records += facts.n_records;
       res.n_commits += facts.n_commits;
@@ -788,6 +826,18 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
         stopped = TRUE;
         break;
       }
+      if (have_prev_time && e.seq == sf.hdr.first_seq)
+        check_time_order(&p, &sf, e.time, prev_path, prev_time);
+      else if (have_prev_time && e.time < prev_time && !times_back_told) {
+        g_autofree char *t = sqlenvfs_time_format_iso(e.time);
+        g_autofree char *pt = sqlenvfs_time_format_iso(prev_time);
+        problem(&p, sf.path, "record %" G_GUINT64_FORMAT " at offset %" G_GUINT64_FORMAT
+                " (%s) is earlier than the record before it (%s): record times never "
+                "decrease along an archive", seq, off, t, pt);
+        times_back_told = TRUE;
+      }
+      have_prev_time = TRUE;
+      prev_time = e.time;
       if (e.type == SQLENVFS_ARCHIVE_COMMIT && (e.flags & SQLENVFS_ARCHIVE_BATCHED)) {
         /* Its pages are in the batch's first record, earlier in this
          * segment (checked itself as a compressed record). */
@@ -839,6 +889,10 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     res.n_records += facts.n_records;
     res.n_commits += facts.n_commits;
     res.n_gaps += facts.n_gaps;
+    if (facts.n_records > 0) { /* prev_time is its last record's */
+      g_free(prev_path);
+      prev_path = g_strdup(sf.path);
+    }
     if (stopped && !is_last) {
       /* Read no further than the damage: is its seal at the end intact? */
       SqlenvfsArchiveEntry se;

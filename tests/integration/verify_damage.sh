@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # What `verify` says of damage to the files of a sealed archive segment: a
 # file of last versions changed, gone or appeared since the last run is
-# checked again by the run that skips its unchanged segment.
+# checked again by the run that skips its unchanged segment; an index cut
+# short is damage; one damaged record is told once; a segment of another
+# root copied in is found by its times.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -174,3 +176,23 @@ fresh
 truncate -s -104 "$A/$S1.seg"
 bad "a sealed segment without its seal" $S1.seg "segment is not sealed but a later one exists" --full
 only $S1.seg "segment is not sealed but a later one exists (it ends after record [0-9]*, at offset $((size1 - 104)): cut short, its seal lost)"
+
+# --- A segment of another root with the same layout copied in: its chain
+# checksum matches (it covers the records' lengths), but its times go back
+# across the boundary with the segment before it (invariant 6).
+mkroot "$T/y" y
+AY=$T/y/backups/prod/wal_archives/app
+if [ "$(stat -c %s "$AY/$S1.seg" "$AY/$S2.seg")" != \
+     "$(stat -c %s "$T/pristine/backups/prod/wal_archives/app/$S1.seg" \
+                  "$T/pristine/backups/prod/wal_archives/app/$S2.seg")" ]; then
+  note "the two roots were batched differently: the copied segment does not chain anyway"
+fi
+# x was written first: its segment 2 put into y starts before y's segment 1
+# ends.
+rm -rf "$R"
+cp -a "$T/y" "$R"
+for f in seg idx sum last; do
+  [ -f "$T/pristine/backups/prod/wal_archives/app/$S2.$f" ] &&
+    cp "$T/pristine/backups/prod/wal_archives/app/$S2.$f" "$A/$S2.$f"
+done
+bad "a segment of another root copied in" $S2.seg "its first record (.*) is earlier than the last record of $S1.seg" --full
