@@ -897,6 +897,49 @@ sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GError **error
   return TRUE;
 }
 
+/* The index of the segment just sealed, written again whole from its
+ * records when a write of it failed (a full disk stopped it): a sealed
+ * segment's index lists every record (invariant 4). A failure again is
+ * logged only: readers scan a segment past its index, and verify reports
+ * an index left short. */
+static void
+rebuild_broken_index(SqlenvfsArchiveWriter *w)
+{
+  g_autoptr(GArray) entries = g_array_new(FALSE, FALSE, sizeof(SqlenvfsArchiveEntry));
+  g_autofree guint8 *chunk = g_malloc(IO_CHUNK);
+  g_autoptr(GError) error = NULL;
+  guint64 off = SEG_HEADER_SIZE, size;
+  SegFile sf;
+
+  if (!archive_seg_file_open(w->dir, w->seg_number, O_RDONLY, &sf, &error)) {
+    g_warning("archive %s: %s (its index stays short; readers scan the segment)", w->dir,
+              error->message);
+    return;
+  }
+  size = sf.size;
+  while (off < size) {
+    SqlenvfsArchiveEntry e;
+    gboolean torn;
+    if (!archive_read_record(&sf, off, &e, &torn, NULL, chunk, &error))
+      break;
+    e.segment = 0;
+    g_array_append_val(entries, e);
+    off += e.length;
+  }
+  archive_seg_file_close(&sf);
+  if (error == NULL && off != size)
+    g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s: a record at offset %" G_GUINT64_FORMAT " does not read back", w->seg_path,
+                off);
+  if (error != NULL || !rewrite_index(w, entries, &error)) {
+    g_warning("archive %s: rewrite the index of %s: %s (it stays short; readers scan the "
+              "segment)", w->dir, w->seg_path, error->message);
+    return;
+  }
+  g_message("archive %s: the index of %s, cut short by a failed write, was written again",
+            w->dir, w->seg_path);
+}
+
 static gboolean
 seal(SqlenvfsArchiveWriter *w, GError **error)
 {
@@ -913,6 +956,8 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   if (!sqlenvfs_archive_writer_sync(w, error))
     return FALSE;
   sync_index(w);
+  if (w->idx_broken)
+    rebuild_broken_index(w);
   w->prev_seal_crc = e.reason;
   w->is_sealed = TRUE;
   g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
