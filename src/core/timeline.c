@@ -587,6 +587,23 @@ segment_name(SqlenvfsTimeline *tl, const SqlenvfsArchiveEntry *e, char **owned)
          sqlenvfs_archive_segment(tl->a, si - 1)->n_entries == 0)
     si--;
   s = si < sqlenvfs_archive_n_segments(tl->a) ? sqlenvfs_archive_segment(tl->a, si) : NULL;
+  if (s != NULL && si > 0 && e->type == SQLENVFS_ARCHIVE_GAP &&
+      e->reason == SQLENVFS_GAP_DAMAGED) {
+    /* The records resume in @s after a segment that is missing (numbers
+     * jump) or that lost its end (damaged though not the last): that is
+     * where they were lost. */
+    const SqlenvfsArchiveSegment *prev = sqlenvfs_archive_segment(tl->a, si - 1);
+    if (prev->number + 1 != s->number) {
+      g_autofree char *name = g_strdup_printf("%016" G_GUINT64_FORMAT ".seg", prev->number + 1);
+      *owned = g_strdup_printf("%s, which is missing", name);
+      return *owned;
+    }
+    if (prev->is_damaged && prev->n_entries > 0) {
+      g_autofree char *name = g_path_get_basename(prev->path);
+      *owned = g_strdup_printf("%s (at its end)", name);
+      return *owned;
+    }
+  }
   *owned = s ? g_path_get_basename(s->path) : g_strdup("an archive segment");
   return *owned;
 }

@@ -3,7 +3,8 @@
 # alive file says records up to its number were synced, so no later time
 # is answered with the older state the segments before it end on: restore
 # --time latest and list refuse it naming the loss, and times inside the
-# segments left are still exact.
+# segments left are still exact. A segment lost before the last, or one
+# that lost its SEAL, is named as where the records were lost.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -29,3 +30,21 @@ for how in deleted emptied; do
   grep -q "NOT RECOVERABLE" "$T/list.out" || fail "list shows no loss ($how): $(cat "$T/list.out")"
   pass "last segment $how: latest refused, an earlier time exact, list shows the loss"
 done
+
+# A segment in the middle deleted, and one cut short by its SEAL record:
+# the gap names the missing file, and the segment that lost its end.
+segs=($(ls "$T/root/$A" | grep '\.seg$'))
+mid=${segs[n - 2]} first=${segs[n - 3]}
+R=$T/middle
+cp -a "$T/root" "$R"
+rm "$R/$A/$mid"
+"$SQLENVFS" list --root "$R" > "$T/list.out" 2>&1 || true
+grep -q "NOT RECOVERABLE: gap: .* in $mid, which is missing" "$T/list.out" ||
+  fail "the missing segment is not named: $(cat "$T/list.out")"
+R=$T/sealcut
+cp -a "$T/root" "$R"
+truncate -s -20 "$R/$A/$first"
+"$SQLENVFS" list --root "$R" > "$T/list.out" 2>&1 || true
+grep -q "NOT RECOVERABLE: gap: .* in $first (at its end)" "$T/list.out" ||
+  fail "the segment that lost its end is not named: $(cat "$T/list.out")"
+pass "a missing segment and one cut short are named where the records were lost"
