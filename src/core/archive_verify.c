@@ -601,7 +601,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
             SqlenvfsArchiveProblemFunc problem_fn, gpointer user,
             SqlenvfsArchiveVerifyResult *result, GError **error)
 {
-  g_autoptr(GArray) nums = archive_list_segments(dir, error);
+  g_autoptr(GArray) nums = NULL;
   g_autofree guint8 *chunk = NULL;
   g_autofree guint8 *win = NULL; /* every segment's window, in turn */
   gsize win_cap = 0;
@@ -622,9 +622,13 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   gint64 alive_time = 0;
   gboolean has_alive, alive_vouches;
 
+  /* The alive file before the listing: the records it confirms are in
+   * segments listed after it, even while an archiver seals and starts
+   * new ones. */
+  has_alive = archive_read_alive(dir, &alive_time, &alive_seq);
+  nums = archive_list_segments(dir, error);
   if (nums == NULL)
     return FALSE;
-  has_alive = archive_read_alive(dir, &alive_time, &alive_seq);
   /* Records before its number are in the last segment, cut short by
    * nothing but damage; not in a replica's copy, whose alive may be ahead
    * of the parts shipped. */
@@ -952,6 +956,15 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     prev_number = number;
     prev_next_seq = seq;
     archive_seg_file_close(&sf);
+  }
+  if (alive_vouches && have_prev && prev_sealed && prev_next_seq < alive_seq) {
+    /* The last segment present is sealed, yet the alive file confirms
+     * records after it: the segment that held them is gone. */
+    g_autofree char *name = archive_seg_name(prev_number + 1, "seg");
+    g_autofree char *path = g_build_filename(dir, name, NULL);
+    problem(&p, path, "segment is missing: records %" G_GUINT64_FORMAT " to %" G_GUINT64_FORMAT
+            " were synced (the alive file says so), and no segment holds them", prev_next_seq,
+            alive_seq - 1);
   }
   res.n_problems = p.n;
   if (result)

@@ -28,7 +28,10 @@ for how in deleted emptied; do
     --time "@$early" --expect ok
   "$SQLENVFS" list --root "$R" > "$T/list.out" 2>&1 || true
   grep -q "NOT RECOVERABLE" "$T/list.out" || fail "list shows no loss ($how): $(cat "$T/list.out")"
-  pass "last segment $how: latest refused, an earlier time exact, list shows the loss"
+  "$SQLENVFS" verify --full --root "$R" > "$T/verify.out" 2>&1 &&
+    fail "verify --full passes with the last segment $how"
+  grep -q "BAD .*$last" "$T/verify.out" || fail "verify does not name $last: $(cat "$T/verify.out")"
+  pass "last segment $how: latest refused, an earlier time exact, list and verify show the loss"
 done
 
 # A segment in the middle deleted, and one cut short by its SEAL record:
