@@ -210,10 +210,21 @@ cmd_verify(int argc, char **argv)
   n_bad = sqlenvfs_verify_report_n_bad(report);
   fflush(stdout);
   if (n_bad > 0) {
+    gboolean archive_bad = FALSE;
+    for (guint i = 0; i < report->checks->len; i++) {
+      const SqlenvfsCheck *c = g_ptr_array_index(report->checks, i);
+      archive_bad = archive_bad || (!c->ok && g_strcmp0(c->kind, "wal-archive") == 0);
+    }
+    /* A bad segment still holds the records around its damage, which
+     * restores use: removing it would lose them too. */
     fprintf(stderr,
-            "sqlenvfs verify: %u of %u checks failed (listed as BAD above; restore from a good "
-            "copy and remove the bad ones)\n",
-            n_bad, report->checks->len);
+            "sqlenvfs verify: %u of %u checks failed (listed as BAD above; %s)\n",
+            n_bad, report->checks->len,
+            archive_bad ? "a bad backup or snapshot: restore it from a good copy, or remove it; "
+                          "a bad archive file: leave it in place (the records around its damage "
+                          "still restore; `list` shows what is not recoverable), put it back "
+                          "from a copy if you have one, and take a snapshot"
+                        : "restore from a good copy and remove the bad ones");
     return CLI_FAILED;
   }
   printf("all %u good\n", report->checks->len);
