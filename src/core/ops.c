@@ -81,9 +81,23 @@ static char *
 quote_text(const char *text)
 {
   gsize n = strlen(text);
-  if (n <= 80)
-    return g_strdup_printf("\"%s\"", text);
-  return g_strdup_printf("\"%.80s\"... (%" G_GSIZE_FORMAT " bytes)", text, n);
+  GString *q = g_string_new("\"");
+  /* Control characters escaped: the text goes into the mount's log and
+   * into the ctl file's one-line result, where a newline would forge a
+   * line and an escape sequence would reach a terminal. */
+  for (gsize i = 0; i < n && i < 80; i++) {
+    guchar c = (guchar)text[i];
+    if (c == '\n')
+      g_string_append(q, "\\n");
+    else if (c < 0x20 || c == 0x7f)
+      g_string_append_printf(q, "\\x%02x", c);
+    else
+      g_string_append_c(q, (char)c);
+  }
+  g_string_append_c(q, '"');
+  if (n > 80)
+    g_string_append_printf(q, "... (%" G_GSIZE_FORMAT " bytes)", n);
+  return g_string_free(q, FALSE);
 }
 
 /* FALSE and an INVALID error: @text is not one of @accepted. It does not
@@ -271,9 +285,10 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
     if (db_word && n == 1 && !existing_db(root, db_word) &&
         (db_word[0] == '@' || g_ascii_isdigit(db_word[0]))) {
       /* Meant as a time more likely than as a database to be created. */
+      g_autofree char *q = quote_text(db_word);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "\"%s\" is not a time of a form accepted here, and no production database "
-                  "has that name: write %s", db_word, accepted);
+                  "%s is not a time of a form accepted here, and no production database "
+                  "has that name: write %s", q, accepted);
       return FALSE;
     }
     if (db_word) {

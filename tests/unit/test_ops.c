@@ -117,6 +117,18 @@ START_TEST(test_database)
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
   g_clear_error(&error);
 
+  /* What was written is quoted with its control characters escaped: the
+   * message goes to the log and to the ctl file's one-line result. */
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "x\n2026-12-07T15:17:59Z sqlenvfs[1]: backup taken\n",
+                   &args, &error));
+  ck_assert_ptr_null(strchr(error->message, '\n'));
+  ck_assert_ptr_nonnull(strstr(error->message, "\"x\\n2026-12-07"));
+  g_clear_error(&error);
+  ck_assert(!parse(SQLENVFS_OP_BACKUP, "x\033[31mRED\n", &args, &error));
+  ck_assert_ptr_null(strchr(error->message, '\033'));
+  ck_assert_ptr_nonnull(strstr(error->message, "x\\x1b[31mRED"));
+  g_clear_error(&error);
+
   /* A time is no database for backup. */
   ck_assert(!parse(SQLENVFS_OP_BACKUP, "2026-11-28T10:00:00Z\n", &args, &error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
