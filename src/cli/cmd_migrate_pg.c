@@ -102,7 +102,14 @@ cmd_migrate_pg(int argc, char **argv)
   if (stall_seconds < -1 || stall_seconds > 86400)
     return cli_usage(cmd, "--stall-seconds must be between 0 and 86400, not %d", stall_seconds);
   for (int i = 0; tables_args && tables_args[i]; i++) {
-    g_auto(GStrv) parts = g_strsplit(tables_args[i], ",", -1);
+    g_auto(GStrv) parts = NULL;
+    /* An empty --tables (`--tables "$TABLES"` with TABLES unset) is a
+     * mistake, not a request for the default: copying every table, with
+     * --mode replace, would replace every table of production. */
+    if (*tables_args[i] == '\0')
+      return cli_usage(cmd, "--tables is empty (nothing was done; give the tables to copy, or "
+                       "leave --tables out to copy every table of the current schema)");
+    parts = g_strsplit(tables_args[i], ",", -1);
     for (int j = 0; parts[j]; j++) {
       char *name = g_strstrip(parts[j]);
       if (*name == '\0')

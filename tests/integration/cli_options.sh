@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The command line refuses what it cannot take as meant, with a usage error
+# (exit status 2, one line saying what is wrong) and before doing anything:
+# an empty value where the default would do far more than asked, a value
+# out of range, an option given twice, a value that cannot be parsed.
+source "$SRCDIR/tests/integration/lib.sh"
+
+# expect_usage PATTERN cmd args...: fails with exit status 2 and one line
+# matching PATTERN.
+expect_usage() {
+  local pattern=$1; shift
+  local rc=0
+  expect_fail "$pattern" "$@"
+  "$@" >/dev/null 2>&1 || rc=$?
+  assert_eq "$rc" 2 "exit status of '$*'"
+}
+
+R=$T/root
+make_root "$R" <(echo "CREATE TABLE t (x);")
+
+# --- migrate-pg --tables "" (an unset variable) is not "every table"; it is
+# refused before PostgreSQL is connected to (nothing listens on the port:
+# a connection tried would fail with another error).
+dead_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+DSN="host=127.0.0.1 port=$dead_port user=postgres dbname=src"
+for mode in "" "--mode=replace"; do
+  expect_usage '--tables is empty \(nothing was done' \
+    "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables "" $mode
+  expect_usage '--tables is empty' "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables= $mode
+done
+expect_usage 'empty table name' "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables ,
+pass "an empty --tables is refused"
