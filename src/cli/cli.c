@@ -32,6 +32,51 @@ entry_of(const GOptionEntry *entries, const char *arg)
   return NULL;
 }
 
+/* The value of option @e at *@a ("--name=value", "--name value", "-xvalue",
+ * "-x value"), with *@a moved on to the last argument it takes; NULL for
+ * an option without a value, or when none follows. */
+static const char *
+value_of(const GOptionEntry *e, char ***a)
+{
+  const char *arg = **a;
+  if (e->arg == G_OPTION_ARG_NONE)
+    return NULL;
+  if (g_str_has_prefix(arg, "--") && strchr(arg, '=') != NULL)
+    return strchr(arg, '=') + 1;
+  if (!g_str_has_prefix(arg, "--") && arg[2] != '\0')
+    return arg + 2;
+  if ((*a)[1] != NULL)
+    return *++*a;
+  return NULL;
+}
+
+/* The long names of the options given on the command line. */
+static GPtrArray *given_names;
+
+/* Remember which of @entries were given in @given. */
+static void
+note_given(char **given, const GOptionEntry *entries)
+{
+  if (given_names == NULL)
+    given_names = g_ptr_array_new();
+  for (char **a = given + 1; *a != NULL && strcmp(*a, "--") != 0; a++) {
+    const GOptionEntry *e = (*a)[0] == '-' ? entry_of(entries, *a) : NULL;
+    if (e == NULL)
+      continue;
+    g_ptr_array_add(given_names, (gpointer)e->long_name);
+    value_of(e, &a);
+  }
+}
+
+gboolean
+cli_given(const char *long_name)
+{
+  for (guint i = 0; given_names != NULL && i < given_names->len; i++)
+    if (strcmp(given_names->pdata[i], long_name) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 /* TRUE when the value of every text option in @given converts from the
  * locale's encoding; else say which does not (GOption says only "invalid
  * byte sequence", and leaks what it parsed before). File names are bytes
@@ -43,15 +88,10 @@ text_values_convert(const char *cmd, char **given, const GOptionEntry *entries)
     const GOptionEntry *e = (*a)[0] == '-' ? entry_of(entries, *a) : NULL;
     const char *value, *charset;
     g_autofree char *text = NULL, *shown = NULL;
-    if (e == NULL || (e->arg != G_OPTION_ARG_STRING && e->arg != G_OPTION_ARG_STRING_ARRAY))
+    if (e == NULL)
       continue;
-    if (g_str_has_prefix(*a, "--") && strchr(*a, '=') != NULL)
-      value = strchr(*a, '=') + 1;
-    else if (!g_str_has_prefix(*a, "--") && (*a)[2] != '\0')
-      value = *a + 2;
-    else if (a[1] != NULL)
-      value = *++a;
-    else
+    value = value_of(e, &a);
+    if (value == NULL || (e->arg != G_OPTION_ARG_STRING && e->arg != G_OPTION_ARG_STRING_ARRAY))
       continue;
     if (g_get_charset(NULL) ? g_utf8_validate(value, -1, NULL)
                             : (text = g_locale_to_utf8(value, -1, NULL, NULL, NULL)) != NULL)
@@ -104,6 +144,7 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
   }
   if (!text_values_convert(cmd, given, entries))
     return FALSE;
+  note_given(given, entries);
   if (!g_option_context_parse(ctx, argc, argv, &error)) {
     /* GOption says "Unknown option --x": one line, in the house's case. */
     error->message[0] = g_ascii_tolower(error->message[0]);

@@ -26,6 +26,10 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
 gboolean cli_parse(int *argc, char ***argv, const char *params, const char *summary,
                    const GOptionEntry *entries);
 
+/* TRUE when the option of cli_parse's @entries named @long_name was given
+ * (for an option whose every value, its default's too, may be given). */
+gboolean cli_given(const char *long_name);
+
 /* The --root value given (or NULL). */
 const char *cli_root_arg(void);
 

@@ -45,7 +45,8 @@ cmd_init(int argc, char **argv)
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("init", "unexpected argument '%s'", argv[1]);
-  if (demo_events < 0 || (demo_events > 0 && !demo))
+  /* 0, the core's "the default", is no number of events to ask for. */
+  if (cli_given("demo-events") && (demo_events < 1 || !demo))
     return cli_usage("init", "--demo-events needs --demo and a positive number");
 
   root = cli_open_root(SQLENVFS_ROOT_MAY_CREATE);

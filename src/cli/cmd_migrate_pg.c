@@ -38,8 +38,8 @@ static char *db_arg;
 static char *mode_arg;
 static gboolean create_tables;
 static gboolean numeric_as_real;
-static int batch_rows = -1;
-static int stall_seconds = -1;
+static int batch_rows;
+static int stall_seconds;
 
 static const GOptionEntry entries[] = {
   { "dsn", 0, 0, G_OPTION_ARG_STRING, &dsn, "PostgreSQL connection string or URI (required)",
@@ -95,11 +95,14 @@ cmd_migrate_pg(int argc, char **argv)
     return cli_usage(cmd, "--dsn is required (e.g. --dsn 'host=localhost dbname=app')");
   if (mode_arg && strcmp(mode_arg, "append") != 0 && strcmp(mode_arg, "replace") != 0)
     return cli_usage(cmd, "--mode must be append or replace, not '%s'", mode_arg);
-  if (batch_rows == -1)
-    batch_rows = 0; /* the default */
+  /* The core's "the default" (0 rows, -1 seconds) is no value to give. */
+  if (!cli_given("batch-rows"))
+    batch_rows = 0;
   else if (batch_rows < 1 || batch_rows > 1000000)
     return cli_usage(cmd, "--batch-rows must be between 1 and 1000000, not %d", batch_rows);
-  if (stall_seconds < -1 || stall_seconds > 86400)
+  if (!cli_given("stall-seconds"))
+    stall_seconds = -1;
+  else if (stall_seconds < 0 || stall_seconds > 86400)
     return cli_usage(cmd, "--stall-seconds must be between 0 and 86400, not %d", stall_seconds);
   for (int i = 0; tables_args && tables_args[i]; i++) {
     g_auto(GStrv) parts = NULL;

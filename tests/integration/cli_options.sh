@@ -30,3 +30,20 @@ for mode in "" "--mode=replace"; do
 done
 expect_usage 'empty table name' "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables ,
 pass "an empty --tables is refused"
+
+# --- a number out of range is refused, the value the default stands for
+# inside (0 events, -1 rows or seconds) too.
+for n in 0 -1; do
+  expect_usage '--demo-events needs --demo and a positive number' \
+    "$SQLENVFS" init --root "$T/demo" --demo --demo-events "$n"
+done
+[ ! -e "$T/demo" ] || fail "init --demo-events 0 made a root"
+for a in --batch-rows=-1 --batch-rows=0 "--batch-rows 1000001"; do
+  expect_usage "--batch-rows must be between 1 and 1000000, not" \
+    "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" $a
+done
+for a in --stall-seconds=-1 "--stall-seconds -2" --stall-seconds=86401; do
+  expect_usage "--stall-seconds must be between 0 and 86400, not" \
+    "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" $a
+done
+pass "numbers out of range are refused"
