@@ -77,6 +77,35 @@ cli_given(const char *long_name)
   return FALSE;
 }
 
+/* TRUE when no option of @entries or @common that takes one value is given
+ * twice in @given; else say which is. GOption keeps the last, silently:
+ * `restore --time latest ... --time earliest` restored the earliest. The
+ * options taking a list (-o of the mount) may be repeated. */
+static gboolean
+none_repeated(const char *cmd, char **given, const GOptionEntry *entries,
+              const GOptionEntry *common)
+{
+  g_autoptr(GPtrArray) seen = g_ptr_array_new();
+  for (char **a = given + 1; *a != NULL && strcmp(*a, "--") != 0; a++) {
+    const GOptionEntry *e = NULL;
+    if ((*a)[0] != '-' || (e = entry_of(entries, *a)) == NULL)
+      e = (*a)[0] == '-' ? entry_of(common, *a) : NULL;
+    if (e == NULL)
+      continue;
+    value_of(e, &a);
+    if (e->arg == G_OPTION_ARG_NONE || e->arg == G_OPTION_ARG_STRING_ARRAY ||
+        e->arg == G_OPTION_ARG_FILENAME_ARRAY)
+      continue;
+    if (g_ptr_array_find(seen, e, NULL)) {
+      fprintf(stderr, "sqlenvfs %s: --%s given twice: give it once (see 'sqlenvfs %s --help')\n",
+              cmd, e->long_name, cmd);
+      return FALSE;
+    }
+    g_ptr_array_add(seen, (gpointer)e);
+  }
+  return TRUE;
+}
+
 /* TRUE when the value of every text option in @given converts from the
  * locale's encoding; else say which does not (GOption says only "invalid
  * byte sequence", and leaks what it parsed before). File names are bytes
@@ -143,6 +172,8 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     return FALSE;
   }
   if (!text_values_convert(cmd, given, entries))
+    return FALSE;
+  if (!none_repeated(cmd, given, entries, common))
     return FALSE;
   note_given(given, entries);
   if (!g_option_context_parse(ctx, argc, argv, &error)) {

@@ -47,3 +47,24 @@ for a in --stall-seconds=-1 "--stall-seconds -2" --stall-seconds=86401; do
     "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" $a
 done
 pass "numbers out of range are refused"
+
+# --- an option given twice is refused, in every form it may take, not the
+# last one taken (restore --time latest ... --time earliest restored the
+# earliest); the mount's -o takes a list and may be repeated.
+ts=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+for args in "--time latest --output $T/a.db --time earliest" "-tlatest --output $T/a.db -t earliest" \
+            "--time=latest --output=$T/a.db -t=earliest" "--time latest --output $T/a.db --output $T/b.db" \
+            "--time latest --output $T/a.db -o$T/b.db" "--time latest --output $T/a.db --root $R"; do
+  expect_usage "--(time|output|root) given twice: give it once" \
+    "$SQLENVFS" restore --root "$R" $args
+done
+[ ! -e "$T/a.db" ] && [ ! -e "$T/b.db" ] || fail "a restore given an option twice wrote a file"
+expect_usage "--time given twice" "$SQLENVFS" refresh-dev --root "$R" --time "$ts" --time "$ts"
+expect_usage "--mode given twice" \
+  "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --mode replace --mode append
+expect_usage "--db given twice" "$SQLENVFS" checkpoint --root "$R" --db app --db=app
+# A value that looks like an option is the value, not the option again.
+expect_fail "prod/--db.db does not exist" "$SQLENVFS" checkpoint --root "$R" --db --db
+"$SQLENVFS" info --root "$R" --json --json > /dev/null || fail "a flag given twice is refused"
+"$SQLENVFS" mount --root "$R" -o ro -o ro 2>&1 | grep -q "given twice" && fail "mount's -o refused twice"
+pass "an option given twice is refused"
