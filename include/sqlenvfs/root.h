@@ -209,6 +209,10 @@ const char *sqlenvfs_db_name_problem(const char *name);
 /* A database name is supported (sqlenvfs_db_name_problem() is NULL). */
 gboolean sqlenvfs_db_name_is_valid(const char *name);
 
+/* TRUE when @name, without the ".db" it may end with, is a supported
+ * database name; else FALSE and an INVALID error saying why. */
+gboolean sqlenvfs_db_name_check(const char *name, GError **error);
+
 /* Per-root exclusive lock on .sqlenvfs/<name>.lock (flock). Returns the fd
  * (>= 0) to keep while holding it; with @wait FALSE a held lock is refused
  * with SQLENVFS_ERROR_BUSY saying who holds it (pid written in the file). */

@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/replica_conf.h"
+#include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
 static char *root_arg;
@@ -191,6 +193,40 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
             "(see 'sqlenvfs %s --help')\n", cmd, cmd);
     return FALSE;
   }
+  /* A --db is a database name: one that cannot be is a usage error, as any
+   * value that cannot be parsed is. */
+  for (const GOptionEntry *e = entries; e != NULL && e->long_name != NULL; e++) {
+    const char *db = e->arg == G_OPTION_ARG_STRING && strcmp(e->long_name, "db") == 0
+                       ? *(char **)e->arg_data : NULL;
+    g_autoptr(GError) bad = NULL;
+    /* An empty one is said as resolving it says it, with the root's
+     * databases when there is a root to name them. */
+    if (db != NULL && *db == '\0') {
+      g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(root_arg, SQLENVFS_ROOT_MUST_EXIST, NULL);
+      g_autofree char *none = NULL;
+      if (root == NULL || (none = sqlenvfs_root_resolve_db(root, db, FALSE, &bad)) != NULL)
+        fprintf(stderr, "sqlenvfs %s: the database name is empty: name a database, or give "
+                "none for the default (see 'sqlenvfs %s --help')\n", cmd, cmd);
+      else
+        fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, bad->message, cmd);
+      return FALSE;
+    }
+    if (db != NULL && !sqlenvfs_db_name_check(db, &bad)) {
+      fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, bad->message, cmd);
+      return FALSE;
+    }
+  }
+  /* So is a --remote that is no replica URL. */
+  for (const GOptionEntry *e = entries; e != NULL && e->long_name != NULL; e++) {
+    const char *url = e->arg == G_OPTION_ARG_STRING && strcmp(e->long_name, "remote") == 0
+                        ? *(char **)e->arg_data : NULL;
+    g_autoptr(GError) bad = NULL;
+    g_autofree char *bucket = NULL, *prefix = NULL;
+    if (url != NULL && !sqlenvfs_replica_conf_parse_url(url, &bucket, &prefix, &bad)) {
+      fprintf(stderr, "sqlenvfs %s: %s (see 'sqlenvfs %s --help')\n", cmd, bad->message, cmd);
+      return FALSE;
+    }
+  }
   /* Anything left that looks like an option is unknown (after "--" it is not). */
   for (int i = 1; i < *argc; i++) {
     if ((*argv)[i][0] == '-' && (*argv)[i][1] != '\0') {
@@ -200,6 +236,16 @@ cli_parse(int *argc, char ***argv, const char *params, const char *summary,
     }
   }
   return TRUE;
+}
+
+gboolean
+cli_time(const char *cmd, const char *text, SqlenvfsTime *out)
+{
+  g_autoptr(GError) error = NULL;
+  if (sqlenvfs_time_parse(text, out, &error))
+    return TRUE;
+  cli_usage(cmd, "%s", error->message);
+  return FALSE;
 }
 
 const char *

@@ -12,6 +12,7 @@
 
 #include "sqlenvfs/ops.h"
 #include "sqlenvfs/root.h"
+#include "sqlenvfs/timefmt.h"
 
 G_BEGIN_DECLS
 
@@ -22,13 +23,20 @@ enum { CLI_OK = 0, CLI_FAILED = 1, CLI_USAGE = 2 };
  * @params is the synopsis after the command name; @summary one paragraph.
  * On a usage error prints one line to stderr, what is wrong and
  * "(see 'sqlenvfs CMD --help')", and returns FALSE (exit with CLI_USAGE). On --help, prints and
- * exits 0. Positional arguments stay in argv. */
+ * exits 0. Positional arguments stay in argv. An option of @entries named
+ * "db" (G_OPTION_ARG_STRING) is a database name: an empty or unsupported
+ * one is a usage error; so is an option "remote" that is no replica URL. */
 gboolean cli_parse(int *argc, char ***argv, const char *params, const char *summary,
                    const GOptionEntry *entries);
 
 /* TRUE when the option of cli_parse's @entries named @long_name was given
  * (for an option whose every value, its default's too, may be given). */
 gboolean cli_given(const char *long_name);
+
+/* Parse the time @text given to @cmd, or print why it is not one as a usage
+ * error and return FALSE (exit with CLI_USAGE). A time that parses but is
+ * outside what the archive holds is the command's failure, not this. */
+gboolean cli_time(const char *cmd, const char *text, SqlenvfsTime *out);
 
 /* The --root value given (or NULL). */
 const char *cli_root_arg(void);

@@ -69,10 +69,10 @@ cmd_bisect(int argc, char **argv)
     return cli_usage("bisect", "unexpected argument '%s'", argv[1]);
   if (sql == NULL)
     return cli_usage("bisect", "--sql is required (the query whose result to watch)");
-  if (from_arg != NULL && !sqlenvfs_time_parse(from_arg, &from, &error))
-    return cli_fail("bisect", error);
-  if (!sqlenvfs_time_parse(to_arg != NULL ? to_arg : "latest", &to, &error))
-    return cli_fail("bisect", error);
+  if (from_arg != NULL && !cli_time("bisect", from_arg, &from))
+    return CLI_USAGE;
+  if (!cli_time("bisect", to_arg != NULL ? to_arg : "latest", &to))
+    return CLI_USAGE;
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;

@@ -70,10 +70,10 @@ cmd_diff(int argc, char **argv)
     return cli_usage("diff", "unexpected argument '%s'", argv[1]);
   if (from_arg == NULL)
     return cli_usage("diff", "--from is required (the older time)");
-  if (!sqlenvfs_time_parse(from_arg, &from, &error))
-    return cli_fail("diff", error);
-  if (!sqlenvfs_time_parse(to_arg != NULL ? to_arg : "latest", &to, &error))
-    return cli_fail("diff", error);
+  if (!cli_time("diff", from_arg, &from))
+    return CLI_USAGE;
+  if (!cli_time("diff", to_arg != NULL ? to_arg : "latest", &to))
+    return CLI_USAGE;
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;

@@ -40,6 +40,8 @@ cmd_refresh_dev(int argc, char **argv)
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("refresh-dev", "unexpected argument '%s'", argv[1]);
+  if (time_arg && !cli_time("refresh-dev", time_arg, &args.time))
+    return CLI_USAGE;
   root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
   if (root == NULL)
     return CLI_FAILED;
@@ -48,8 +50,6 @@ cmd_refresh_dev(int argc, char **argv)
     return cli_fail("refresh-dev", error);
   prod = sqlenvfs_root_prod_db(root, name);
   dev = sqlenvfs_root_dev_db(root, name);
-  if (time_arg && !sqlenvfs_time_parse(time_arg, &args.time, &error))
-    return cli_fail("refresh-dev", error);
   args.db = name; /* borrowed: not cleared */
   args.has_time = time_arg != NULL;
   args.force = force;

@@ -62,8 +62,8 @@ cmd_restore(int argc, char **argv)
     return cli_usage("restore", "--time is required (a time, latest or earliest)");
   if (output == NULL || *output == '\0')
     return cli_usage("restore", "--output is required (the file to write)");
-  if (!sqlenvfs_time_parse(time_arg, &t, &error))
-    return cli_fail("restore", error);
+  if (!cli_time("restore", time_arg, &t))
+    return CLI_USAGE;
   /* From a replica, the output is checked as a local restore checks it,
    * against the root there is here (--root, $SQLENVFS_ROOT or the current
    * directory; its databases are never written), before anything is

@@ -727,6 +727,23 @@ sqlenvfs_db_name_is_valid(const char *name)
   return sqlenvfs_db_name_problem(name) == NULL;
 }
 
+gboolean
+sqlenvfs_db_name_check(const char *name, GError **error)
+{
+  g_autofree char *stem = g_strdup(name);
+  g_autofree char *shown = NULL;
+  while (g_str_has_suffix(stem, ".db"))
+    stem[strlen(stem) - 3] = '\0';
+  if (sqlenvfs_db_name_is_valid(stem))
+    return TRUE;
+  shown = g_strescape(stem, NULL);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+              "database name '%s' is not supported: %s (any UTF-8 name without '/', '[', "
+              "']' or control characters, not starting with '.')",
+              shown, sqlenvfs_db_name_problem(stem));
+  return FALSE;
+}
+
 char *
 sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
                          gboolean must_exist, GError **error)
@@ -748,14 +765,8 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
     g_autofree char *stem = g_strndup(name, strlen(name) - 3);
     return sqlenvfs_root_resolve_db(root, stem, must_exist, error);
   }
-  if (!sqlenvfs_db_name_is_valid(name)) {
-    g_autofree char *shown = g_strescape(name, NULL);
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "database name '%s' is not supported: %s (any UTF-8 name without '/', '[', "
-                "']' or control characters, not starting with '.')",
-                shown, sqlenvfs_db_name_problem(name));
+  if (!sqlenvfs_db_name_check(name, error))
     return NULL;
-  }
   path = sqlenvfs_root_prod_db(root, name);
   if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
     g_autofree char *root_word = sqlenvfs_shell_word(root->dir);

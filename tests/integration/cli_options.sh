@@ -68,3 +68,34 @@ expect_fail "prod/--db.db does not exist" "$SQLENVFS" checkpoint --root "$R" --d
 "$SQLENVFS" info --root "$R" --json --json > /dev/null || fail "a flag given twice is refused"
 "$SQLENVFS" mount --root "$R" -o ro -o ro 2>&1 | grep -q "given twice" && fail "mount's -o refused twice"
 pass "an option given twice is refused"
+
+# --- a value that cannot be parsed is a usage error (2), whichever option
+# it is given to; a time that parses but that the archive does not hold is
+# the command's failure (1).
+for t in bogus '' -5; do
+  expect_usage "not a time: '$t'" "$SQLENVFS" restore --root "$R" --time "$t" --output "$T/a.db"
+  expect_usage "not a time: '$t'" "$SQLENVFS" refresh-dev --root "$R" --time "$t"
+  expect_usage "not a time: '$t'" "$SQLENVFS" diff --root "$R" --from "$t"
+  expect_usage "not a time: '$t'" "$SQLENVFS" diff --root "$R" --from earliest --to "$t"
+  expect_usage "not a time: '$t'" "$SQLENVFS" bisect --root "$R" --sql 'SELECT 1' --from "$t"
+done
+rc=0; "$SQLENVFS" restore --root "$R" --time 2020-01-01T00:00:00Z --output "$T/a.db" 2>/dev/null || rc=$?
+assert_eq "$rc" 1 "exit status of a restore to a time not held"
+for d in 'x/y' $'a\nb' .hidden '[x]' .db; do
+  expect_usage "database name '.*' is not supported" \
+    "$SQLENVFS" restore --root "$R" --db "$d" --time latest --output "$T/a.db"
+  expect_usage "database name '.*' is not supported" "$SQLENVFS" checkpoint --root "$R" --db "$d"
+  expect_usage "database name '.*' is not supported" "$SQLENVFS" init --root "$T/new" --db "$d"
+done
+expect_usage "of --db is not text in this locale's encoding" \
+  "$SQLENVFS" checkpoint --root "$R" --db $'bad\xff'
+expect_usage "the database name is empty: name a database \(this root has app\)" \
+  "$SQLENVFS" backup --root "$R" --db ''
+[ ! -e "$T/new" ] || fail "init with a bad --db made a root"
+for u in ftp://h s3:// s3://b; do
+  expect_usage "replica URL '$u'" "$SQLENVFS" list --root "$R" --remote "$u"
+  expect_usage "replica URL '$u'" "$SQLENVFS" verify --root "$R" --remote "$u"
+  expect_usage "replica URL '$u'" \
+    "$SQLENVFS" restore --root "$R" --remote "$u" --time latest --output "$T/a.db"
+done
+pass "a value that cannot be parsed is a usage error"
