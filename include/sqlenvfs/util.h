@@ -158,9 +158,16 @@ gboolean sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error);
  * Returns the descriptor, or -1 and *error. */
 int sqlenvfs_create_file(const char *path, int mode, GError **error);
 
+/* The start of the name of the temporaries @name is written through,
+ * ".tmp-<name>-" (newly allocated): for a name of more than 220 bytes, its
+ * first 100 bytes (whole UTF-8 characters), '~' and 16 hexadecimal digits
+ * of its SHA-256, so that the temporary's name is not too long for a file
+ * name where @name is not. */
+char *sqlenvfs_tmp_prefix(const char *name);
+
 /* The temporary this process writes @name through, in @dir:
- * "<dir>/.tmp-<name>-<pid>" (sqlenvfs_tmp_leftovers finds it once the
- * process is gone). */
+ * "<dir>/.tmp-<name>-<pid>" (sqlenvfs_tmp_prefix; sqlenvfs_tmp_leftovers
+ * finds it once the process is gone). */
 char *sqlenvfs_tmp_path(const char *dir, const char *name);
 
 /* The temporaries this process is writing, for a command line to remove

@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -88,7 +89,7 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
            GError **error)
 {
   g_autofree char *base = g_path_get_basename(dst);
-  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
+  g_autofree char *prefix = sqlenvfs_tmp_prefix(base);
 
   pc->fd = -1;
   pc->tracked = -1;
@@ -243,6 +244,20 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
   struct stat st;
   int pid = 0;
 
+  g_autofree char *base = g_path_get_basename(output);
+  long name_max = pathconf(dir, _PC_NAME_MAX);
+
+  /* Said before anything is written, rather than by the rename at the end
+   * (of a recovery that may have run for long). */
+  if (name_max <= 0)
+    name_max = NAME_MAX;
+  if (strlen(base) > (gsize)name_max) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "%s to %s: the file name is %zu bytes long, more than the %ld a file name can "
+                "have there (nothing was written; choose a shorter --output)",
+                cmd, output, strlen(base), name_max);
+    return FALSE;
+  }
   if (root != NULL && sqlenvfs_root_is_db_file(root, output, &which)) {
     g_autofree char *which_dir = g_path_get_dirname(which);
     gboolean dev = strcmp(which_dir, sqlenvfs_root_path(root, SQLENVFS_DIR_DEV)) == 0;

@@ -228,7 +228,7 @@ write_file_replace(const char *path, const void *data, gsize len, int mode, gboo
 {
   g_autofree char *dir = g_path_get_dirname(path);
   g_autofree char *base = g_path_get_basename(path);
-  g_autofree char *prefix = g_strdup_printf(".tmp-%s-", base);
+  g_autofree char *prefix = sqlenvfs_tmp_prefix(base);
   g_autofree char *tmp = g_strdup_printf("%s/%s%d", dir, prefix, (int)getpid());
   const char *p = data;
   gsize left = len;
@@ -464,10 +464,33 @@ remove_at(int dfd, const char *name, const char *path, GError **error)
   return ok;
 }
 
+/* The longest name kept whole in a temporary's name: ".tmp-" (5), the name,
+ * "-<pid>" (8 at most) and the "-journal" SQLite may add (8) stay within the
+ * 255 bytes a file name may have. */
+#define TMP_NAME_MAX 220
+
+char *
+sqlenvfs_tmp_prefix(const char *name)
+{
+  g_autofree char *hash = NULL;
+  const char *cut;
+
+  if (strlen(name) <= TMP_NAME_MAX)
+    return g_strdup_printf(".tmp-%s-", name);
+  /* A longer (legal) name: its start, for a person to recognize, and a
+   * hash of it, for the leftovers of this name alone. */
+  hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, name, -1);
+  cut = name + 100;
+  if (g_utf8_validate(name, -1, NULL))
+    cut = g_utf8_find_prev_char(name, cut + 1);
+  return g_strdup_printf(".tmp-%.*s~%.16s-", (int)(cut - name), name, hash);
+}
+
 char *
 sqlenvfs_tmp_path(const char *dir, const char *name)
 {
-  return g_strdup_printf("%s/.tmp-%s-%d", dir, name, (int)getpid());
+  g_autofree char *prefix = sqlenvfs_tmp_prefix(name);
+  return g_strdup_printf("%s/%s%d", dir, prefix, (int)getpid());
 }
 
 /* The temporaries being written (sqlenvfs_tmp_track): a slot is filled,

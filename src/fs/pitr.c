@@ -1119,7 +1119,10 @@ start_filling(FsPitr *p, const char *db, gint64 time_us, const char *name, GErro
     goto fail;
   f->have = g_malloc0((gsize)f->n_composed / 8 + 1);
   f->crc = g_new0(guint32, (gsize)f->n_composed + 1);
-  f->tmp = g_strdup_printf(".tmp-%s-%d", name, (int)getpid());
+  {
+    g_autofree char *prefix = sqlenvfs_tmp_prefix(name);
+    f->tmp = g_strdup_printf("%s%d", prefix, (int)getpid());
+  }
   f->tmp_path = g_build_filename(p->dir, f->tmp, NULL);
   if (unlinkat(p->dir_fd, f->tmp, 0) != 0 && errno != ENOENT) {
     sqlenvfs_error_errno(error, errno, "remove the leftover", f->tmp_path);

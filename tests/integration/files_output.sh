@@ -129,6 +129,28 @@ expect_fail 'stale.db-wal is left beside it with content' \
 assert_eq "$(sqlite3 "$T/stale.db" 'PRAGMA integrity_check')" "ok" "restore beside an empty -wal"
 pass "restore refuses an output with a -wal beside it, or a stale -wal with content"
 
+# --- a long name: one that a file may have is written through a temporary
+# whose name is not too long (its start and a hash of it), whose leftover
+# the next run removes; a name too long for a file is refused before
+# anything is written.
+long=$(printf 'y%.0s' $(seq 245)).db
+dead=$(sh -c 'echo $$')
+left=.tmp-$(printf 'y%.0s' $(seq 100))~$(printf %s "$long" | sha256sum | cut -c1-16)-$dead
+mkdir "$T/long" && touch "$T/long/$left"
+(cd "$T/long" && "$SQLENVFS" restore --root "$R" --time latest --output "$long") \
+  > /dev/null 2> "$T/long.err" || fail "restore to a name of 248 bytes: $(cat "$T/long.err")"
+assert_eq "$(sqlite3 "$T/long/$long" 'PRAGMA integrity_check')" ok "the restore to a long name"
+[ ! -e "$T/long/$left" ] || fail "the leftover of a restore to a long name was not removed"
+grep -q "removed .*$left, left by an interrupted run" "$T/long.err" ||
+  fail "the removal of the leftover of a long name was not said: $(cat "$T/long.err")"
+long=$(printf 'y%.0s' $(seq 300)).db
+expect_fail "the file name is 303 bytes long, more than the 255 a file name can have there" \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/long/$long"
+expect_fail "the file name is 303 bytes long" \
+  "$SQLENVFS" recover "$P" --output "$T/long/$long"
+assert_eq "$(ls -A "$T/long" | wc -l)" 1 "files beside a restore refused a too long name"
+pass "restore writes a long name that a file may have, and refuses one it may not"
+
 printf 'plain\n' > "$T/held.db"
 sleep 600 < "$T/held.db" &
 sleeper=$!
