@@ -143,4 +143,11 @@ char *sqlenvfs_doctor_describe_pid(int pid);
  * that this version has; free with g_strfreev. */
 char **sqlenvfs_doctor_sqlite_bugs(int version_number);
 
+/* @id is a bug sqlenvfs_doctor_sqlite_bugs() may name ([doctor]
+ * acknowledged-bugs may name only those). */
+gboolean sqlenvfs_doctor_bug_is_known(const char *id);
+
+/* Every such id, ", "-separated (newly allocated). */
+char *sqlenvfs_doctor_bug_ids(void);
+
 G_END_DECLS

@@ -68,6 +68,15 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsReplicaConf, sqlenvfs_replica_conf_free)
 gboolean sqlenvfs_replica_conf_parse_url(const char *url, char **bucket, char **prefix,
                                          GError **error);
 
+/* FALSE and SQLENVFS_ERROR_INVALID naming the line of @file (its text
+ * @text, read into @kf) when a [replica] value the file sets is not valid:
+ * the URL, region, endpoint, verify-tls or a number out of its range. The
+ * environment and the credentials are not looked at: every command checks
+ * the file when it opens the root (root.h), a replica's own commands check
+ * the rest when they load the settings. */
+gboolean sqlenvfs_replica_conf_check_file(GKeyFile *kf, const char *text, const char *file,
+                                          GError **error);
+
 /* The replica settings. @conf_file: a sqlenvfs.conf (may be NULL or
  * missing: then everything comes from the environment); @url: overrides
  * `url` from the file (e.g. --remote URL), may be NULL. Fails with

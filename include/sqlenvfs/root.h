@@ -80,6 +80,16 @@ SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError 
  * setting set twice in a section, one with a locale suffix, or one with a
  * comment after its value (read as part of the value). */
 gboolean sqlenvfs_settings_check_lines(const char *text, const char *file, GError **error);
+
+/* FALSE and an error naming the first line of the settings file @file (its
+ * text @text of @len bytes) that is not UTF-8 text (shown escaped) or
+ * holds a NUL byte: GKeyFile's own message shows neither where nor what. */
+gboolean sqlenvfs_settings_check_text(const char *text, gsize len, const char *file,
+                                      GError **error);
+
+/* The line (from 1) of the settings text @text that sets @key in [@group],
+ * or 0. */
+guint sqlenvfs_settings_line(const char *text, const char *group, const char *key);
 /* The same, @dir given as @given_as (an error says "from @given_as"). */
 SqlenvfsRoot *sqlenvfs_root_open_from(const char *dir, const char *given_as,
                                       SqlenvfsRootMode mode, GError **error);

@@ -1852,6 +1852,24 @@ static const KnownBug known_bugs[] = {
     "acknowledged-bugs=wal-reset to [doctor] in sqlenvfs.conf" },
 };
 
+gboolean
+sqlenvfs_doctor_bug_is_known(const char *id)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(known_bugs); i++)
+    if (strcmp(known_bugs[i].id, id) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+char *
+sqlenvfs_doctor_bug_ids(void)
+{
+  GString *s = g_string_new(NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS(known_bugs); i++)
+    g_string_append_printf(s, "%s%s", i ? ", " : "", known_bugs[i].id);
+  return g_string_free(s, FALSE);
+}
+
 char **
 sqlenvfs_doctor_sqlite_bugs(int v)
 {

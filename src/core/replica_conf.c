@@ -206,11 +206,38 @@ conf_string(GKeyFile *kf, const char *key)
   return v;
 }
 
+/* "line N: " for the line of the settings text @text that sets @key of
+ * [replica] (newly allocated; "" when @text is NULL or has none). */
+static char *
+line_of(const char *text, const char *key)
+{
+  guint n = text ? sqlenvfs_settings_line(text, "replica", key) : 0;
+  return n ? g_strdup_printf("line %u: ", n) : g_strdup("");
+}
+
+/* The whole numbers of [replica], their ranges and fields. */
+static const struct {
+  const char *key;
+  gint64 min, max;
+  gsize offset;
+} replica_ints[] = {
+  { "sync-interval", 1, 3600, G_STRUCT_OFFSET(SqlenvfsReplicaConf, sync_interval_s) },
+  { "check-interval", 1, 7 * 86400, G_STRUCT_OFFSET(SqlenvfsReplicaConf, check_interval_s) },
+  { "lease-seconds", 10, 3600, G_STRUCT_OFFSET(SqlenvfsReplicaConf, lease_s) },
+  { "connect-timeout", 1, 600, G_STRUCT_OFFSET(SqlenvfsReplicaConf, connect_timeout_s) },
+  { "low-speed-time", 1, 3600, G_STRUCT_OFFSET(SqlenvfsReplicaConf, low_speed_time_s) },
+  { "max-retries", 0, 20, G_STRUCT_OFFSET(SqlenvfsReplicaConf, max_retries) },
+  { "backoff-base-ms", 1, 60000, G_STRUCT_OFFSET(SqlenvfsReplicaConf, backoff_base_ms) },
+  { "backoff-max-ms", 1, 600000, G_STRUCT_OFFSET(SqlenvfsReplicaConf, backoff_max_ms) },
+};
+
+/* @text: the file's text, for the line a message names (may be NULL). */
 static gboolean
-conf_int(GKeyFile *kf, const char *file, const char *key, gint64 min, gint64 max,
-         gint64 *out, GError **error)
+conf_int(GKeyFile *kf, const char *file, const char *text, const char *key, gint64 min,
+         gint64 max, gint64 *out, GError **error)
 {
   g_autofree char *raw = conf_string(kf, key);
+  g_autofree char *line = NULL;
   char *end = NULL;
   gint64 v;
 
@@ -219,10 +246,11 @@ conf_int(GKeyFile *kf, const char *file, const char *key, gint64 min, gint64 max
   errno = 0;
   v = g_ascii_strtoll(raw, &end, 10);
   if (end == raw || *end != '\0' || errno != 0 || v < min || v > max) {
+    line = line_of(text, key);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [replica] %s=%s is not a whole number from %" G_GINT64_FORMAT
-                " to %" G_GINT64_FORMAT " (fix or remove the line)",
-                file, key, raw, min, max);
+                "read settings %s: %s[replica] %s=%s is not a whole number from %"
+                G_GINT64_FORMAT " to %" G_GINT64_FORMAT " (fix or remove the line)",
+                file, line, key, raw, min, max);
     return FALSE;
   }
   *out = v;
@@ -237,6 +265,68 @@ endpoint_is_valid(const char *e)
          strstr(e, "//")[2] != '\0';
 }
 
+static gboolean
+region_is_valid(const char *r)
+{
+  for (const char *p = r; *p; p++)
+    if (!(g_ascii_isalnum(*p) || *p == '-'))
+      return FALSE;
+  return TRUE;
+}
+
+gboolean
+sqlenvfs_replica_conf_check_file(GKeyFile *kf, const char *text, const char *file,
+                                 GError **error)
+{
+  g_autofree char *url = conf_string(kf, "url");
+  g_autofree char *region = conf_string(kf, "region");
+  g_autofree char *endpoint = conf_string(kf, "endpoint");
+  g_autofree char *verify = conf_string(kf, "verify-tls");
+  g_autofree char *bucket = NULL, *prefix = NULL, *line = NULL;
+  g_autoptr(GError) bad = NULL;
+  SqlenvfsReplicaConf scratch = { 0 };
+
+  if (url != NULL && !sqlenvfs_replica_conf_parse_url(url, &bucket, &prefix, &bad)) {
+    line = line_of(text, "url");
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: %s[replica] url: %s", file, line, bad->message);
+    return FALSE;
+  }
+  if (region != NULL && !region_is_valid(region)) {
+    line = line_of(text, "region");
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: %s[replica] region=%s is not a region name (like "
+                "eu-west-1; fix or remove the line)", file, line, region);
+    return FALSE;
+  }
+  if (endpoint != NULL) {
+    for (gsize l = strlen(endpoint); l > 0 && endpoint[l - 1] == '/'; l--)
+      endpoint[l - 1] = '\0';
+    if (!endpoint_is_valid(endpoint)) {
+      line = line_of(text, "endpoint");
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: %s[replica] endpoint=%s is not http(s)://host[:port] "
+                  "with no path (fix or remove the line)", file, line, endpoint);
+      return FALSE;
+    }
+  }
+  if (verify != NULL && g_ascii_strcasecmp(verify, "true") != 0 &&
+      g_ascii_strcasecmp(verify, "false") != 0) {
+    line = line_of(text, "verify-tls");
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: %s[replica] verify-tls=%s is not true or false (fix or remove "
+                "the line)", file, line,
+                verify);
+    return FALSE;
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(replica_ints); i++)
+    if (!conf_int(kf, file, text, replica_ints[i].key, replica_ints[i].min,
+                  replica_ints[i].max,
+                  G_STRUCT_MEMBER_P(&scratch, replica_ints[i].offset), error))
+      return FALSE;
+  return TRUE;
+}
+
 SqlenvfsReplicaConf *
 sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **error)
 {
@@ -245,6 +335,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
   g_autofree char *cred_file = NULL;
   g_autofree char *profile = NULL;
   g_autofree char *verify = NULL;
+  g_autofree char *text = NULL;
   const char *file = conf_file ? conf_file : "(no settings file)";
   const char *v;
 
@@ -260,16 +351,22 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
 
   if (conf_file && g_file_test(conf_file, G_FILE_TEST_EXISTS)) {
     g_autoptr(GError) local = NULL;
-    g_autofree char *text = NULL;
     gsize len = 0;
     kf = g_key_file_new();
-    if (!g_file_get_contents(conf_file, &text, &len, &local) ||
-        !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+    if (!g_file_get_contents(conf_file, &text, &len, &local)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: %s (fix the file)", conf_file, local->message);
       return NULL;
     }
-    if (!sqlenvfs_settings_check_lines(text, conf_file, error))
+    if (!sqlenvfs_settings_check_text(text, len, conf_file, error))
+      return NULL;
+    if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "read settings %s: %s (fix the file)", conf_file, local->message);
+      return NULL;
+    }
+    if (!sqlenvfs_settings_check_lines(text, conf_file, error) ||
+        !sqlenvfs_replica_conf_check_file(kf, text, conf_file, error))
       return NULL;
   }
 
@@ -297,13 +394,12 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
   }
   if (c->region == NULL)
     c->region = g_strdup("us-east-1");
-  for (const char *p = c->region; *p; p++)
-    if (!(g_ascii_isalnum(*p) || *p == '-')) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "replica settings: region '%s' (%s) is not a region name (like eu-west-1)",
-                  c->region, region_from);
-      return NULL;
-    }
+  if (!region_is_valid(c->region)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "replica settings: region '%s' (%s) is not a region name (like eu-west-1)",
+                c->region, region_from);
+    return NULL;
+  }
 
   c->endpoint = conf_string(kf, "endpoint");
   g_autofree char *endpoint_from =
@@ -337,15 +433,10 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
       return NULL;
     }
   }
-  if (!conf_int(kf, file, "sync-interval", 1, 3600, &c->sync_interval_s, error) ||
-      !conf_int(kf, file, "check-interval", 1, 7 * 86400, &c->check_interval_s, error) ||
-      !conf_int(kf, file, "lease-seconds", 10, 3600, &c->lease_s, error) ||
-      !conf_int(kf, file, "connect-timeout", 1, 600, &c->connect_timeout_s, error) ||
-      !conf_int(kf, file, "low-speed-time", 1, 3600, &c->low_speed_time_s, error) ||
-      !conf_int(kf, file, "max-retries", 0, 20, &c->max_retries, error) ||
-      !conf_int(kf, file, "backoff-base-ms", 1, 60000, &c->backoff_base_ms, error) ||
-      !conf_int(kf, file, "backoff-max-ms", 1, 600000, &c->backoff_max_ms, error))
-    return NULL;
+  for (gsize i = 0; i < G_N_ELEMENTS(replica_ints); i++)
+    if (!conf_int(kf, file, text, replica_ints[i].key, replica_ints[i].min,
+                  replica_ints[i].max, G_STRUCT_MEMBER_P(c, replica_ints[i].offset), error))
+      return NULL;
 
   cred_file = conf_string(kf, "credentials-file");
   profile = conf_string(kf, "profile");

@@ -3,7 +3,9 @@
  */
 #include "sqlenvfs/root.h"
 #include "sqlenvfs/archive.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/replica_conf.h"
 #include "sqlenvfs/util.h"
 
 #include <errno.h>
@@ -236,6 +238,60 @@ check_known_settings(GKeyFile *kf, const char *file, GError **error)
   return TRUE;
 }
 
+guint
+sqlenvfs_settings_line(const char *text, const char *group, const char *key)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autofree char *header = g_strdup_printf("[%s]", group);
+  gboolean in_group = FALSE;
+
+  for (guint i = 0; lines[i] != NULL; i++) {
+    g_autofree char *line = g_strstrip(g_strdup(lines[i]));
+    const char *eq = strchr(line, '=');
+    g_autofree char *name = NULL;
+    if (*line == '[') {
+      in_group = strcmp(line, header) == 0;
+      continue;
+    }
+    if (!in_group || *line == '#' || eq == NULL)
+      continue;
+    name = g_strstrip(g_strndup(line, (gsize)(eq - line)));
+    if (strcmp(name, key) == 0)
+      return i + 1;
+  }
+  return 0;
+}
+
+gboolean
+sqlenvfs_settings_check_text(const char *text, gsize len, const char *file, GError **error)
+{
+  const char *nul = memchr(text, '\0', len);
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+
+  /* GKeyFile says only "contains line “\xef\xbf\xbd...” which is not a
+   * key-value pair", with the bytes replaced, and no line number. */
+  for (guint i = 0; lines[i] != NULL; i++) {
+    g_autofree char *shown = NULL;
+    if (g_utf8_validate(lines[i], -1, NULL))
+      continue;
+    shown = g_strescape(lines[i], NULL);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: line %u is not UTF-8 text: \"%s\" (write the file as "
+                "UTF-8)", file, i + 1, shown);
+    return FALSE;
+  }
+  if (nul != NULL) {
+    guint line = 1;
+    for (const char *p = text; p < nul; p++)
+      line += *p == '\n';
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: line %u holds a NUL byte, which a text file does not "
+                "(remove it)", file, line);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Set twice, the last would win; a locale suffix ("key[de]") is a
  * translation GKeyFile keeps apart. */
 gboolean
@@ -337,14 +393,21 @@ load_settings(SqlenvfsRoot *root, GError **error)
   settings_defaults(s);
   if (!g_file_test(file, G_FILE_TEST_EXISTS))
     return TRUE;
-  if (!g_file_get_contents(file, &text, &len, &local) ||
-      !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+  if (g_file_get_contents(file, &text, &len, &local) &&
+      !sqlenvfs_settings_check_text(text, len, file, error))
+    return FALSE;
+  if (local != NULL || !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "read settings %s: %s (fix the file or remove it to use defaults)", file,
                 local->message);
     return FALSE;
   }
-  if (!sqlenvfs_settings_check_lines(text, file, error) || !check_known_settings(kf, file, error))
+  /* [replica] too: a value a replica's commands would refuse is refused by
+   * every command, as any other setting's is, not found out only when the
+   * archiver starts to ship. */
+  if (!sqlenvfs_settings_check_lines(text, file, error) ||
+      !check_known_settings(kf, file, error) ||
+      !sqlenvfs_replica_conf_check_file(kf, text, file, error))
     return FALSE;
   if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
     g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);
@@ -368,9 +431,22 @@ load_settings(SqlenvfsRoot *root, GError **error)
     /* A list separated by ';' (GKeyFile's way) or ','; blanks are ignored. */
     for (char **id = ids; id && *id; id++) {
       g_auto(GStrv) parts = g_strsplit(*id, ",", -1);
-      for (char **p = parts; *p; p++)
-        if (*g_strstrip(*p))
-          g_ptr_array_add(clean, g_strdup(*p));
+      for (char **p = parts; *p; p++) {
+        g_autofree char *ids_known = NULL;
+        if (*g_strstrip(*p) == '\0')
+          continue;
+        if (!sqlenvfs_doctor_bug_is_known(*p)) {
+          ids_known = sqlenvfs_doctor_bug_ids();
+          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                      "read settings %s: line %u: [doctor] acknowledged-bugs names '%s', which "
+                      "is no bug the doctor knows (the known ones: %s; fix the line)", file,
+                      sqlenvfs_settings_line(text, "doctor", "acknowledged-bugs"), *p,
+                      ids_known);
+          g_ptr_array_free(clean, TRUE);
+          return FALSE;
+        }
+        g_ptr_array_add(clean, g_strdup(*p));
+      }
     }
     g_ptr_array_add(clean, NULL);
     g_strfreev(s->doctor_acknowledged_bugs);

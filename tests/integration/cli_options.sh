@@ -99,3 +99,30 @@ for u in ftp://h s3:// s3://b; do
     "$SQLENVFS" restore --root "$R" --remote "$u" --time latest --output "$T/a.db"
 done
 pass "a value that cannot be parsed is a usage error"
+
+# --- a [replica] value that is not valid is refused by every command that
+# reads the root, naming its line, as any other setting's is; so is a bug
+# acknowledged that the doctor does not know, and a line that is not UTF-8.
+conf_case() { # CONF PATTERN
+  printf '%b' "$1" > "$R/sqlenvfs.conf"
+  for cmd in list backup prune info verify checkpoint; do
+    expect_fail "$2" "$SQLENVFS" $cmd --root "$R"
+  done
+}
+conf_case '[replica]\nurl = s3://bkt/p\nsync-interval = abc\n' \
+  "line 3: \[replica\] sync-interval=abc is not a whole number from 1 to 3600"
+for v in 0 99999; do
+  conf_case "[replica]\nsync-interval=$v\n" "line 2: \[replica\] sync-interval=$v is not"
+done
+conf_case '[replica]\nmax-retries=21\n' "max-retries=21 is not a whole number from 0 to 20"
+conf_case '[replica]\nlease-seconds=5\n' "lease-seconds=5 is not a whole number from 10 to 3600"
+conf_case '[replica]\nverify-tls=maybe\n' "line 2: \[replica\] verify-tls=maybe is not true or false"
+conf_case '[replica]\nendpoint=ftp://h\n' "endpoint=ftp://h is not http\(s\)://host\[:port\]"
+conf_case '[doctor]\nacknowledged-bugs=wal_reset\n' \
+  "line 2: \[doctor\] acknowledged-bugs names 'wal_reset'.*the known ones: wal-reset"
+conf_case '[doctor]\n\xff\xfe[x]\n' 'line 2 is not UTF-8 text: "\\377\\376\[x\]"'
+printf '[replica]\nurl = s3://bkt/p\nendpoint = https://h:9000/\nverify-tls = false\n' \
+  > "$R/sqlenvfs.conf"
+"$SQLENVFS" info --root "$R" > /dev/null || fail "info refused valid [replica] settings"
+rm "$R/sqlenvfs.conf"
+pass "a settings file with a value that is not valid is refused by every command"

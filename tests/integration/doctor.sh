@@ -244,8 +244,15 @@ replica_case() {
   [ -z "$5" ] || grep -q "^  app .*$5" "$T/list.out" ||
     fail "list with [replica] $1: $(cat "$T/list.out")"
 }
-replica_case 'url = htp://sqlenvfs-test/p\n' 2 failure \
-  "htp://sqlenvfs-test/p' does not start with s3://" "off.*the replica settings cannot be used.*htp://"
+# A URL that is not s3:// is a value every command refuses, naming its line
+# (doctor says so as its error, exit 2).
+cp "$T/conf.saved" "$R/sqlenvfs.conf"
+printf '[replica]\nurl = htp://sqlenvfs-test/p\n' >>"$R/sqlenvfs.conf"
+doctor
+assert_eq "$rc" 2 "exit status with [replica] url = htp://"
+grep -q "line $(wc -l < "$R/sqlenvfs.conf"): \[replica\] url: replica URL 'htp://sqlenvfs-test/p' does not start with s3://" \
+  "$T/doc.json" || fail "doctor with [replica] url = htp://: $(cat "$T/doc.json")"
+expect_fail "\[replica\] url: replica URL 'htp://sqlenvfs-test/p'" "$SQLENVFS" list --root "$R"
 replica_case 'url = s3://sqlenvfs-test/p\ncredentials-file = creds\n' 2 failure \
   "read credentials $R/creds" ""
 replica_case 'url = s3://sqlenvfs-test/p\n' 1 warning "the archiver is not running" \

@@ -219,7 +219,7 @@ START_TEST(test_settings)
                       "[mount]\nlog-max-bytes=4096\n"
                       "[doctor]\nsize-warn-bytes=1\nbackup-max-age-hours=1\n"
                       "archive-lag-warn-seconds=1\nacknowledged-bugs=wal-reset\n"
-                      "[replica]\nurl=s3://b/p\nendpoint=http://localhost:1\nregion=r\n"
+                      "[replica]\nurl=s3://bkt/p\nendpoint=http://localhost:1\nregion=r\n"
                       "credentials-file=/c\nprofile=p\nsync-interval=1\nverify-tls=true\n"
                       "connect-timeout=1\nlow-speed-time=1\nmax-retries=1\n"
                       "backoff-base-ms=1\nbackoff-max-ms=1\nlease-seconds=60\n",
@@ -227,6 +227,32 @@ START_TEST(test_settings)
   g_clear_pointer(&root, sqlenvfs_root_free);
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
   ck_assert_no_error(error);
+  /* A [replica] value a replica's commands would refuse is refused by every
+   * command, naming its line; so is a bug the doctor does not know, and a
+   * line that is not UTF-8 text. */
+  {
+    static const char *const bad[][2] = {
+      { "[replica]\nsync-interval = abc\n", "line 2: [replica] sync-interval=abc is not" },
+      { "[replica]\n\nsync-interval=0\n", "line 3: [replica] sync-interval=0 is not" },
+      { "[replica]\nsync-interval=99999\n", "sync-interval=99999 is not a whole number" },
+      { "[replica]\nmax-retries=21\n", "max-retries=21 is not a whole number from 0 to 20" },
+      { "[replica]\nlease-seconds=5\n", "lease-seconds=5 is not a whole number from 10" },
+      { "[replica]\nverify-tls=maybe\n", "verify-tls=maybe is not true or false" },
+      { "[replica]\nendpoint=ftp://h\n", "endpoint=ftp://h is not http(s)://host[:port]" },
+      { "[replica]\nurl=htp://b/p\n", "line 2: [replica] url: replica URL 'htp://b/p'" },
+      { "[replica]\nregion=eu west\n", "region=eu west is not a region name" },
+      { "[doctor]\nacknowledged-bugs=wal_reset\n",
+        "line 2: [doctor] acknowledged-bugs names 'wal_reset', which is no bug the doctor "
+        "knows (the known ones: wal-reset" },
+      { "[doctor]\n\xff\xfe[x]\n", "line 2 is not UTF-8 text: \"\\377\\376[x]\"" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+      g_file_set_contents(conf, bad[i][0], -1, NULL);
+      ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+      ck_assert_msg(strstr(error->message, bad[i][1]) != NULL, "%s", error->message);
+      g_clear_error(&error);
+    }
+  }
 }
 END_TEST
 

@@ -189,7 +189,8 @@ START_TEST(test_bad_env_named)
     char *dir = testutil_tmpdir();
     g_autofree char *conf =
       write_file(dir, "sqlenvfs.conf", "[replica]\nurl = s3://bucket/p\nregion = eu west\n", 0644);
-    g_autofree char *want = g_strdup_printf("(region in [replica] of %s)", conf);
+    g_autofree char *want =
+      g_strdup_printf("read settings %s: line 3: [replica] region=eu west is not", conf);
     g_autoptr(GError) error = NULL;
     g_autoptr(SqlenvfsReplicaConf) c = sqlenvfs_replica_conf_load(conf, NULL, &error);
     ck_assert_ptr_null(c);
