@@ -86,6 +86,11 @@
 
 #include "archive_int.h"
 
+/* A time asked for that is this far ahead of the clock is in the future,
+ * not one the archiver will reach in a moment (clocks of two machines, or
+ * a time typed a little ahead, stay within it). */
+#define FUTURE_SLACK_US (5 * 60 * G_USEC_PER_SEC)
+
 typedef struct {
   SqlenvfsArchiveEntry e;
   guint64 after_seq;
@@ -1290,7 +1295,15 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "%s: %s is before the earliest recoverable time (recoverable: %s)",
                   name, when, list);
-    else if (target > last->to)
+    else if (target > sqlenvfs_clock_now() + FUTURE_SLACK_US) {
+      /* No archiver catches up with it: "retry in a moment" would be
+       * followed for as long as it takes to get there. */
+      g_autofree char *now = sqlenvfs_time_format_iso(sqlenvfs_clock_now());
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
+                  "%s: %s is in the future (it is now %s; recoverable: %s): give a time that "
+                  "has passed, or `latest`",
+                  name, when, now, list);
+    } else if (target > last->to)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_GAP,
                   "%s: %s is after the latest archived time (recoverable: %s); if the "
                   "archiver is running, retry in a moment, and if the latest time does not "

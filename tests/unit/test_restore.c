@@ -227,6 +227,14 @@ START_TEST(test_windows_and_plans)
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
   ck_assert(strstr(error->message, "after the latest archived time") != NULL);
   g_clear_error(&error);
+  /* Far ahead of the clock: no "retry in a moment", that time is to come. */
+  t.us = sqlenvfs_clock_now() + G_GINT64_CONSTANT(86400) * G_USEC_PER_SEC;
+  ck_assert(sqlenvfs_restore_plan(root, "app", &t, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_GAP);
+  ck_assert_msg(strstr(error->message, "is in the future (it is now ") != NULL &&
+                  strstr(error->message, "retry in a moment") == NULL,
+                "%s", error->message);
+  g_clear_error(&error);
 }
 END_TEST
 
