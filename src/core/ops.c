@@ -145,7 +145,8 @@ sqlenvfs_op_args_parse(SqlenvfsRoot *root, SqlenvfsOp op, const char *text, gsiz
 
   if (memchr(text, '\0', len) != NULL || !g_utf8_validate(text, (gssize)len, NULL)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "the text written is not a line of text");
+                "the text written is not UTF-8 text without NUL bytes (write the request as "
+                "UTF-8 text)");
     return FALSE;
   }
   line = g_strndup(text, len);

@@ -138,6 +138,12 @@ START_TEST(test_database)
   ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "ap\0p", 4, &args, &error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_int_eq(sqlenvfs_error_to_errno(error), EINVAL);
+  ck_assert_msg(strstr(error->message, "not UTF-8 text without NUL bytes") != NULL, "%s",
+                error->message);
+  g_clear_error(&error);
+  ck_assert(!sqlenvfs_op_args_parse(root, SQLENVFS_OP_BACKUP, "a\xffp\n", 4, &args, &error));
+  ck_assert_msg(strstr(error->message, "not UTF-8 text without NUL bytes") != NULL, "%s",
+                error->message);
   g_clear_error(&error);
 }
 END_TEST
