@@ -42,7 +42,8 @@ usage(FILE *out)
   fprintf(out,
           "\n"
           "Every command takes --root DIR (default: $SQLENVFS_ROOT, else the current\n"
-          "directory) and --help. `sqlenvfs --version` prints the version. See sqlenvfs(1).\n");
+          "directory; before the command or after it) and --help. `sqlenvfs --version`\n"
+          "prints the version. See sqlenvfs(1).\n");
 }
 
 /* A command that runs for a moment keeps the memory it frees for its next
@@ -58,10 +59,50 @@ keep_freed_memory(void)
   mallopt(M_TRIM_THRESHOLD, 128 << 20);
 }
 
+/* `sqlenvfs --root DIR COMMAND ...` (also -r DIR, --root=DIR, -rDIR) as
+ * `sqlenvfs COMMAND --root DIR ...`: the root is an option every command
+ * takes, and so read by its own parsing (given twice, it is refused there).
+ * FALSE, said, when the option has no value or no command follows. */
+static gboolean
+root_first(int *argc, char ***argv)
+{
+  const char *a = (*argv)[1];
+  gboolean joined = g_str_has_prefix(a, "--root=") || (g_str_has_prefix(a, "-r") && a[2] != '\0');
+  int taken = joined ? 1 : 2;
+  g_autofree char *value = NULL;
+  char **moved;
+
+  if (!joined && (*argc < 3)) {
+    fprintf(stderr, "sqlenvfs: %s needs a value: the root's directory (see 'sqlenvfs --help')\n",
+            a);
+    return FALSE;
+  }
+  value = g_strdup(joined ? (a[1] == '-' ? a + 7 : a + 2) : (*argv)[2]);
+  if (*argc < 1 + taken + 1) {
+    fprintf(stderr, "sqlenvfs: no command after %s (see 'sqlenvfs --help')\n", a);
+    return FALSE;
+  }
+  /* argv[0], COMMAND, --root, DIR, the rest. */
+  moved = g_new0(char *, (gsize)*argc + 2);
+  moved[0] = (*argv)[0];
+  moved[1] = (*argv)[1 + taken];
+  moved[2] = (char *)"--root";
+  moved[3] = g_steal_pointer(&value);
+  for (int i = 2 + taken; i < *argc; i++)
+    moved[i - taken + 2] = (*argv)[i];
+  *argc = *argc - taken + 2;
+  *argv = moved; /* kept for the life of the process */
+  return TRUE;
+}
+
 int
 main(int argc, char **argv)
 {
   setlocale(LC_CTYPE, "");
+  if (argc >= 2 && (strcmp(argv[1], "--root") == 0 || g_str_has_prefix(argv[1], "--root=") ||
+                    g_str_has_prefix(argv[1], "-r")) &&
+      !root_first(&argc, &argv))
+    return CLI_USAGE;
   if (argc < 2) {
     usage(stderr);
     return CLI_USAGE;

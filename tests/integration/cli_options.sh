@@ -126,3 +126,15 @@ printf '[replica]\nurl = s3://bkt/p\nendpoint = https://h:9000/\nverify-tls = fa
 "$SQLENVFS" info --root "$R" > /dev/null || fail "info refused valid [replica] settings"
 rm "$R/sqlenvfs.conf"
 pass "a settings file with a value that is not valid is refused by every command"
+
+# --- --root may come before the command, in each of its forms; given there
+# and after the command too, it is given twice.
+for args in "--root $R" "--root=$R" "-r $R" "-r$R"; do
+  "$SQLENVFS" $args info > "$T/info.out" 2>&1 || fail "sqlenvfs $args info: $(cat "$T/info.out")"
+  grep -q "$R/data/prod/app.db" "$T/info.out" || fail "sqlenvfs $args info: $(cat "$T/info.out")"
+done
+expect_usage "--root given twice" "$SQLENVFS" --root "$R" info --root "$R"
+expect_usage "^sqlenvfs: --root needs a value" "$SQLENVFS" --root
+expect_usage "^sqlenvfs: no command after --root" "$SQLENVFS" --root "$R"
+expect_usage "--root is empty" "$SQLENVFS" --root "" info
+pass "--root before the command"
