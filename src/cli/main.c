@@ -7,6 +7,7 @@
 #include <malloc.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -63,13 +64,23 @@ keep_freed_memory(void)
  * `sqlenvfs COMMAND --root DIR ...`: the root is an option every command
  * takes, and so read by its own parsing (given twice, it is refused there).
  * FALSE, said, when the option has no value or no command follows. */
+/* The array root_first() made: freed at exit (an option parser takes
+ * entries out of it; its strings are the process's own arguments). */
+static char **moved_argv;
+
+static void
+free_moved_argv(void)
+{
+  g_free(moved_argv);
+}
+
 static gboolean
 root_first(int *argc, char ***argv)
 {
   const char *a = (*argv)[1];
   gboolean joined = g_str_has_prefix(a, "--root=") || (g_str_has_prefix(a, "-r") && a[2] != '\0');
   int taken = joined ? 1 : 2;
-  g_autofree char *value = NULL;
+  char *value;
   char **moved;
 
   if (!joined && (*argc < 3)) {
@@ -77,7 +88,7 @@ root_first(int *argc, char ***argv)
             a);
     return FALSE;
   }
-  value = g_strdup(joined ? (a[1] == '-' ? a + 7 : a + 2) : (*argv)[2]);
+  value = joined ? (char *)(a[1] == '-' ? a + 7 : a + 2) : (*argv)[2];
   if (*argc < 1 + taken + 1) {
     fprintf(stderr, "sqlenvfs: no command after %s (see 'sqlenvfs --help')\n", a);
     return FALSE;
@@ -87,11 +98,13 @@ root_first(int *argc, char ***argv)
   moved[0] = (*argv)[0];
   moved[1] = (*argv)[1 + taken];
   moved[2] = (char *)"--root";
-  moved[3] = g_steal_pointer(&value);
+  moved[3] = value;
   for (int i = 2 + taken; i < *argc; i++)
     moved[i - taken + 2] = (*argv)[i];
   *argc = *argc - taken + 2;
-  *argv = moved; /* kept for the life of the process */
+  moved_argv = moved;
+  atexit(free_moved_argv);
+  *argv = moved;
   return TRUE;
 }
 

@@ -427,7 +427,7 @@ load_settings(SqlenvfsRoot *root, GError **error)
     return FALSE;
   if (g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL)) {
     g_auto(GStrv) ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);
-    GPtrArray *clean = g_ptr_array_new();
+    GPtrArray *clean = g_ptr_array_new_with_free_func(g_free);
     /* A list separated by ';' (GKeyFile's way) or ','; blanks are ignored. */
     for (char **id = ids; id && *id; id++) {
       g_auto(GStrv) parts = g_strsplit(*id, ",", -1);
