@@ -129,6 +129,14 @@ sqlenvfs_error_sqlite(GError **error, sqlite3 *db, int rc, const char *what,
     code = SQLENVFS_ERROR_FAILED;
     break;
   }
+  if (code == SQLENVFS_ERROR_PERMISSION) {
+    /* A file of another user's is the usual cause: say whose. */
+    g_autofree char *owner = sqlenvfs_error_owner_hint(path);
+    g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what, path ? path : "", msg,
+                owner ? owner : " (check ownership and permissions of that file and its "
+                                "directory)");
+    return FALSE;
+  }
   g_set_error(error, SQLENVFS_ERROR, code, "%s %s: %s%s", what,
               path ? path : "", msg, hint);
   return FALSE;

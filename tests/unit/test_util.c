@@ -330,6 +330,10 @@ START_TEST(test_error_hints)
   ck_assert(!sqlenvfs_error_errno(&error, ENOSPC, "write", "/x/y"));
   ck_assert_ptr_nonnull(strstr(error->message, "free some space"));
   g_clear_error(&error);
+  /* SQLite's "readonly database" says neither whose nor what to check. */
+  ck_assert(!sqlenvfs_error_sqlite(&error, NULL, SQLITE_READONLY, "install into", "/"));
+  ck_assert_ptr_nonnull(strstr(error->message, "ownership and permissions"));
+  g_clear_error(&error);
 }
 END_TEST
 
