@@ -123,6 +123,10 @@ char *sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text);
  * so). Nothing is removed on free. */
 SqlenvfsRemote *sqlenvfs_remote_open_cache(const char *url, const char *conf_file,
                                            const char *cache_dir, GError **error);
+/* The directory of the session's root: for a cache, @cache_dir resolved
+ * (every symbolic link and ".." of the part that exists followed), which
+ * is what was checked and is what must be used. */
+const char *sqlenvfs_remote_root_dir(const SqlenvfsRemote *r);
 
 /* Bring the cache up to the listing: remove what the replica no longer
  * has, fetch every MANIFEST and the archive's small objects (indexes,

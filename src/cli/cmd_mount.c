@@ -86,6 +86,9 @@ cmd_mount(int argc, char **argv)
     remote = sqlenvfs_remote_open_cache(url, cli_remote_conf(), cache_dir, &error);
     if (remote == NULL || sqlenvfs_remote_cache_sync(remote, &error) == NULL)
       return cli_fail("mount", g_steal_pointer(&error));
+    /* The directory as checked: its symbolic links and ".." resolved. */
+    g_free(cache_dir);
+    cache_dir = g_strdup(sqlenvfs_remote_root_dir(remote));
     {
       /* The pitr/ files the mount rebuilds are bounded the same way. */
       g_autofree char *conf = g_build_filename(cache_dir, "sqlenvfs.conf", NULL);

@@ -297,6 +297,12 @@ sqlenvfs_remote_set_room(SqlenvfsRemote *r, const SqlenvfsRoot *root)
 }
 
 const char *
+sqlenvfs_remote_root_dir(const SqlenvfsRemote *r)
+{
+  return r->root_dir;
+}
+
+const char *
 sqlenvfs_remote_url(const SqlenvfsRemote *r)
 {
   return r->conf->url;
@@ -568,6 +574,96 @@ holds_root(const char *path)
   return g_file_test(prod, G_FILE_TEST_IS_DIR);
 }
 
+/* Whether the directory @dir holds what only a root has, whatever marks it
+ * as a cache: a file in data/prod, schema.sql, or a sqlenvfs.conf other
+ * than the one a cache is given (its [cache] bounds). */
+static gboolean
+is_root_not_cache(const char *dir)
+{
+  g_autofree char *prod = g_build_filename(dir, "data", "prod", NULL);
+  g_autofree char *schema = g_build_filename(dir, "schema.sql", NULL);
+  g_autofree char *conf = g_build_filename(dir, "sqlenvfs.conf", NULL);
+  g_autofree char *text = NULL;
+  g_autoptr(GDir) d = g_dir_open(prod, 0, NULL);
+  struct stat st;
+
+  if ((d != NULL && g_dir_read_name(d) != NULL) || lstat(schema, &st) == 0)
+    return TRUE;
+  if (lstat(conf, &st) != 0)
+    return FALSE;
+  return !S_ISREG(st.st_mode) || !g_file_get_contents(conf, &text, NULL, NULL) ||
+         !g_str_has_prefix(text, "[cache]\nmax-bytes=");
+}
+
+/* @path made absolute with every directory that exists resolved (symbolic
+ * links and ".." followed as the kernel will follow them), the part that
+ * does not exist yet appended: the one path a cache is checked and made
+ * at. NULL and an error when that part holds "." or "..". */
+static char *
+resolve_cache_dir(const char *path, GError **error)
+{
+  g_autofree char *abs = g_path_is_absolute(path) ? g_strdup(path)
+                                                  : g_build_filename(g_get_current_dir(), path,
+                                                                     NULL);
+  g_autofree char *head = g_strdup(abs);
+  GString *tail = g_string_new(NULL);
+  char *real;
+  struct stat st;
+
+  while (stat(head, &st) != 0 && strcmp(head, "/") != 0) {
+    g_autofree char *base = g_path_get_basename(head);
+    char *up = g_path_get_dirname(head);
+    if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "cache %s: \"%s\" after a directory that does not exist (nothing was "
+                  "written; give -o cache=DIR a path without it)", path, base);
+      g_free(up);
+      g_string_free(tail, TRUE);
+      return NULL;
+    }
+    g_string_prepend(tail, base);
+    g_string_prepend_c(tail, '/');
+    g_free(head);
+    head = up;
+  }
+  real = realpath(head, NULL);
+  if (real == NULL) {
+    sqlenvfs_error_errno(error, errno, "resolve the cache's directory", head);
+    g_string_free(tail, TRUE);
+    return NULL;
+  }
+  {
+    char *out = g_strconcat(strcmp(real, "/") == 0 && tail->len > 0 ? "" : real, tail->str,
+                            NULL);
+    free(real);
+    g_string_free(tail, TRUE);
+    return out;
+  }
+}
+
+/* Whether the directory @d (@dir) holds anything but what opening a new
+ * cache puts there first: .sqlenvfs/ with its lock alone. */
+static gboolean
+has_other_entries(GDir *d, const char *dir)
+{
+  const char *name;
+  while ((name = g_dir_read_name(d)) != NULL) {
+    g_autofree char *state = NULL;
+    g_autoptr(GDir) sd = NULL;
+    const char *first;
+    if (strcmp(name, ".sqlenvfs") != 0)
+      return TRUE;
+    state = g_build_filename(dir, name, NULL);
+    sd = g_dir_open(state, 0, NULL);
+    if (sd == NULL)
+      return TRUE;
+    first = g_dir_read_name(sd);
+    if (first != NULL && (strcmp(first, "remote.lock") != 0 || g_dir_read_name(sd) != NULL))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 /* Whether the directory @dir (absolute) may be emptied and refilled as the
  * cache of the replica @url: made by sqlenvfs for it (its marker names
  * @url), made by an earlier sqlenvfs (its plan directory, no marker yet),
@@ -624,6 +720,14 @@ cache_dir_check(const char *dir, const char *url, GError **error)
                 S_ISLNK(st.st_mode) ? "a symbolic link" : "a file");
     return FALSE;
   }
+  if (is_root_not_cache(dir)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "cache %s: that is a root (it holds production databases, schema.sql or "
+                "settings of its own), not a replica's cache; a cache is emptied and refilled "
+                "from the replica (nothing was written; give -o cache=DIR a new or empty "
+                "directory outside any root)", dir);
+    return FALSE;
+  }
   if (g_file_get_contents(marker, &text, NULL, NULL)) {
     g_autofree char *want = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", url);
     if (strcmp(text, want) != 0) {
@@ -647,7 +751,7 @@ cache_dir_check(const char *dir, const char *url, GError **error)
     g_autoptr(GDir) d = g_dir_open(dir, 0, error);
     if (d == NULL)
       return FALSE;
-    if (g_dir_read_name(d) != NULL) {
+    if (has_other_entries(d, dir)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "cache %s: it holds files and is not a replica's cache; a cache is emptied "
                   "and refilled from the replica (nothing was written; give -o cache=DIR a new "
@@ -750,7 +854,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
   r->lazy = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_free);
   r->lazy_sums = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, lazy_sum_free);
   if (cache_dir != NULL) {
-    g_autofree char *lock = g_build_filename(cache_dir, ".sqlenvfs", "remote.lock", NULL);
+    g_autofree char *lock = NULL;
+    g_autofree char *state = NULL;
     g_autofree char *marker = NULL;
     g_autofree char *marker_text = NULL;
     r->cache_mode = TRUE;
@@ -758,19 +863,20 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     r->conns = 16;
     /* Absolute, as the roots opened on them name their files: messages
      * show the replica's keys in their place (sqlenvfs_remote_keyify). */
-    r->root_dir = g_canonicalize_filename(cache_dir, NULL);
+    r->root_dir = resolve_cache_dir(cache_dir, error);
+    if (r->root_dir == NULL)
+      return NULL;
     r->plan_dir = g_build_filename(r->root_dir, ".sqlenvfs", "remote", NULL);
     marker = g_build_filename(r->root_dir, CACHE_MARKER, NULL);
     marker_text = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", r->conf->url);
+    lock = g_build_filename(r->root_dir, ".sqlenvfs", "remote.lock", NULL);
+    state = g_build_filename(r->root_dir, ".sqlenvfs", NULL);
     if (!cache_dir_check(r->root_dir, r->conf->url, error) ||
-        !sqlenvfs_mkdir_p(r->root_dir, 0700, error) || !make_dirs(r->plan_dir, error) ||
-        !make_dirs(r->root_dir, error) ||
-        !sqlenvfs_write_file_atomic(marker, marker_text, strlen(marker_text), 0600, error))
+        !sqlenvfs_mkdir_p(state, 0700, error))
       return NULL;
-    sqlenvfs_archive_trust_holes_under(r->root_dir);
-    r->holes_trusted = TRUE;
     /* One session per cache: its segment files are filled on demand by
-     * the session that made them. */
+     * the session that made them. The check again under the lock: another
+     * mount may have made it another replica's meanwhile. */
     r->lock_fd = open(lock, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (r->lock_fd < 0) {
       sqlenvfs_error_errno(error, errno, "open the cache's lock", lock);
@@ -782,9 +888,15 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
                   e == EWOULDBLOCK ? SQLENVFS_ERROR_BUSY : SQLENVFS_ERROR_IO,
                   "cache %s: %s (another mount --remote uses it: unmount that one, or give "
                   "this mount a cache of its own with -o cache=DIR)",
-                  cache_dir, e == EWOULDBLOCK ? "in use" : g_strerror(e));
+                  r->root_dir, e == EWOULDBLOCK ? "in use" : g_strerror(e));
       return NULL;
     }
+    if (!cache_dir_check(r->root_dir, r->conf->url, error) || !make_dirs(r->plan_dir, error) ||
+        !make_dirs(r->root_dir, error) ||
+        !sqlenvfs_write_file_atomic(marker, marker_text, strlen(marker_text), 0600, error))
+      return NULL;
+    sqlenvfs_archive_trust_holes_under(r->root_dir);
+    r->holes_trusted = TRUE;
     r->plan_root = sqlenvfs_root_open(r->plan_dir, SQLENVFS_ROOT_MUST_EXIST, error);
     if (r->plan_root == NULL)
       return NULL;

@@ -104,14 +104,34 @@ unmount_root "$T/mnt"
 tree() { find "$1" -printf '%p %y %s %T@\n' | sort | md5sum; }
 mkdir -p "$T/mine/backups/prod/daily/keep"
 echo precious > "$T/mine/backups/prod/daily/keep/x.txt"
-for dir in "$R" "$T/mine" "$R/backups/new" "$R/data/cache"; do
+# The root reached through a symbolic link and "..", which a path collapsed
+# by name would take for a new directory beside the link.
+mkdir -p "$T/elsewhere" "$T/q/p"
+ln -s "$T/elsewhere" "$T/q/p/lk"
+via_link="$T/q/p/lk/../$(basename "$R")"
+[ "$(realpath "$(dirname "$R")")" = "$(realpath "$T")" ] || fail "the root is not in $T"
+for dir in "$R" "$T/mine" "$R/backups/new" "$R/data/cache" "$via_link"; do
   before=$(tree "$R"; tree "$T/mine")
   if "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$dir" 2>"$T/err"; then
     _mounts+=("$T/mnt")
     fail "mount --remote took $dir as its cache"
   fi
-  grep -q "cache $dir: .*nothing was written" "$T/err" || fail "no reason for $dir: $(cat "$T/err")"
+  grep -q "cache .*: .*nothing was written" "$T/err" || fail "no reason for $dir: $(cat "$T/err")"
   assert_eq "$(tree "$R"; tree "$T/mine")" "$before" "the files after -o cache=$dir"
   [ ! -e "$R/backups/new" ] && [ ! -e "$R/data/cache" ] || fail "$dir was made"
 done
 pass "a root, a directory of other files and one inside a root are refused as caches, untouched"
+
+# A root that looks like a cache (the plan directory an earlier version
+# made in a root given as its cache, or a marker naming this replica) is
+# still a root: refused, untouched.
+mkdir -p "$R/.sqlenvfs/remote"
+printf 'sqlenvfs replica cache\nurl=%s\n' "$URL" > "$R/.sqlenvfs/replica-cache"
+before=$(tree "$R")
+if "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$R" 2>"$T/err"; then
+  _mounts+=("$T/mnt")
+  fail "mount --remote took a root with a cache's marker as its cache"
+fi
+grep -q "that is a root" "$T/err" || fail "no reason: $(cat "$T/err")"
+assert_eq "$(tree "$R")" "$before" "the root marked as a cache, after the refusal"
+pass "a root marked as a cache is still refused, untouched"
