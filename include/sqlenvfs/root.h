@@ -170,6 +170,12 @@ char *sqlenvfs_root_dev_db(const SqlenvfsRoot *root, const char *name);
  * directory). TRUE and *which (that file's path, newly allocated) if so. */
 gboolean sqlenvfs_root_is_db_file(const SqlenvfsRoot *root, const char *path, char **which);
 
+/* The data/prod or data/dev directory of whichever root @path's directory
+ * is (resolved), when @path names a database or a file SQLite keeps beside
+ * one there (sqlenvfs_root_is_db_name); else NULL. Another root's
+ * databases are refused as outputs as the given root's are. */
+char *sqlenvfs_root_env_dir_of(const char *path);
+
 /* The directory of a root that only sqlenvfs writes in (backups/, .cache or
  * .sqlenvfs beside a data/prod directory) holding @path, by the real path
  * of @path's directory, of any root (newly allocated); NULL if none does. */

@@ -277,6 +277,13 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                   sqlenvfs_root_dir(root), cmd, advice);
     return FALSE;
   }
+  if ((area = sqlenvfs_root_env_dir_of(output)) != NULL) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: that is in %s, where a root keeps the databases applications open; "
+                "%s never writes there, even with --force (nothing was written; %s)",
+                cmd, output, area, cmd, advice);
+    return FALSE;
+  }
   if ((area = sqlenvfs_root_store_area_of(output)) != NULL ||
       (root != NULL && (area = sqlenvfs_root_store_dir_holding(root, output)) != NULL)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,

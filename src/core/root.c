@@ -993,6 +993,23 @@ sqlenvfs_root_store_area_of(const char *path)
 }
 
 char *
+sqlenvfs_root_env_dir_of(const char *path)
+{
+  g_autofree char *dir = real_dir_of(path);
+  g_autofree char *base = g_path_get_basename(path);
+  g_autofree char *env = dir ? g_path_get_basename(dir) : NULL;
+  g_autofree char *data = dir ? g_path_get_dirname(dir) : NULL;
+  g_autofree char *data_name = data ? g_path_get_basename(data) : NULL;
+  g_autofree char *prod = data ? g_build_filename(data, "prod", NULL) : NULL;
+
+  if (dir == NULL || !sqlenvfs_root_is_db_name(base) || g_strcmp0(data_name, "data") != 0 ||
+      (strcmp(env, "prod") != 0 && strcmp(env, "dev") != 0) ||
+      !g_file_test(prod, G_FILE_TEST_IS_DIR))
+    return NULL;
+  return g_steal_pointer(&dir);
+}
+
+char *
 sqlenvfs_root_store_dir_holding(const SqlenvfsRoot *root, const char *path)
 {
   g_autofree char *dir = real_dir_of(path);

@@ -326,3 +326,16 @@ expect_fail '^sqlenvfs refresh-dev: write development: [^ ]*data/dev/app.db is a
 assert_eq "$(md5sum < "$T/elsewhere.db")" "$else_sum" "the symlink's target after refresh-dev"
 [ -L "$D" ] || fail "the symlink was replaced"
 pass "refresh-dev refuses to write development through a symlink"
+
+# --- another root's databases: refused as outputs, as this root's are ------
+R9=$T/other-root
+make_root "$R9" "$SRCDIR/schema.sql"
+sqlite3 "$R9/data/prod/app.db" "PRAGMA wal_checkpoint(TRUNCATE)" > /dev/null
+other_sum=$(md5sum < "$R9/data/prod/app.db")
+expect_fail "that is in .*other-root/data/prod, where a root keeps the databases applications open" \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$R9/data/prod/app.db" --force
+expect_fail "that is in .*other-root/data/dev, where a root keeps the databases" \
+  "$SQLENVFS" recover "$R/data/prod/app.db" --output "$R9/data/dev/new.db"
+assert_eq "$(md5sum < "$R9/data/prod/app.db")" "$other_sum" "the other root's production"
+[ ! -e "$R9/data/dev/new.db" ] || fail "recover wrote into the other root's data/dev"
+pass "restore and recover refuse another root's production and development as outputs"
