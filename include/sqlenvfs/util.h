@@ -140,6 +140,11 @@ int sqlenvfs_mode_dir(int file_mode);
  * its group is not this process's (a new file takes this process's group:
  * the group bits would let another group read the data). */
 int sqlenvfs_copy_mode(const struct stat *st);
+/* @mode for the open file @fd: less its group's bits when the file's group
+ * is not this process's (made in a setgid directory, it took the
+ * directory's): the group bits sqlenvfs_copy_mode keeps are for this
+ * process's group, production's. */
+int sqlenvfs_group_mode(int fd, int mode);
 
 /* Narrow the open file or directory @fd (@path, for the error) to at most
  * @mode's permission bits: never widened, setuid, setgid and sticky kept

@@ -525,6 +525,12 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
   if (sfd < 0)
     return sqlenvfs_error_errno(error, errno, "create archive segment", spath);
+  if (sqlenvfs_group_mode(sfd, w->mode) != w->mode && !sqlenvfs_narrow_fd(sfd,
+      sqlenvfs_group_mode(sfd, w->mode), spath, error)) {
+    close(sfd);
+    unlink(spath);
+    return FALSE;
+  }
   if (!archive_pwrite_full(sfd, sh, sizeof sh, 0, spath, error) || fdatasync(sfd) != 0) {
     if (error && *error == NULL)
       sqlenvfs_error_errno(error, errno, "sync archive segment", spath);

@@ -115,7 +115,7 @@ start_copy(SqlenvfsImage *img, const char *dst, const char *tmp, int mode, gbool
   pc->fd = sqlenvfs_create_file(pc->tmp, 0600, error);
   if (pc->fd < 0)
     return FALSE;
-  if (fchmod(pc->fd, mode & 0666) != 0 ||
+  if (fchmod(pc->fd, (mode_t)sqlenvfs_group_mode(pc->fd, mode & 0666)) != 0 ||
       !sqlenvfs_image_write_to_fd(img, pc->fd, progress, user, want_crc ? &pc->crc : NULL,
                                   pc->tmp, error)) {
     if (error && *error == NULL)

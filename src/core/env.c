@@ -1209,7 +1209,7 @@ create_dev_file(const char *dev, int mode, GError **error)
   int fd = open(dev, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return errno == EEXIST ? TRUE : sqlenvfs_error_errno(error, errno, "create", dev);
-  if (fchmod(fd, (mode_t)mode & 0666) != 0) {
+  if (fchmod(fd, (mode_t)sqlenvfs_group_mode(fd, mode & 0666)) != 0) {
     int errsv = errno;
     close(fd);
     return sqlenvfs_error_errno(error, errsv, "set the mode of", dev);

@@ -1057,6 +1057,23 @@ salvage(Job *j, GError **error)
 
 /* ---- After either method ------------------------------------------------- */
 
+/* Give the new database @path @mode (sqlenvfs_group_mode: no group bits in
+ * a group not this process's). FALSE with errno set. */
+static gboolean
+recover_set_mode(const char *path, int mode)
+{
+  int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  gboolean ok;
+  int errsv;
+  if (fd < 0)
+    return FALSE;
+  ok = fchmod(fd, (mode_t)sqlenvfs_group_mode(fd, mode)) == 0;
+  errsv = errno;
+  close(fd);
+  errno = errsv;
+  return ok;
+}
+
 /* The rowids of @t listed from @index (NULL: the table itself) that the
  * new table lacks, as ranges in *ranges (NULL when none), with "and N
  * whose rowids the damage hides" for those of the @missing that the
@@ -2702,7 +2719,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     goto out;
   }
   g_clear_pointer(&out, sqlite3_close_v2);
-  if (chmod(j.newdb, (mode_t)sqlenvfs_copy_mode(&sst)) != 0) {
+  if (!recover_set_mode(j.newdb, sqlenvfs_copy_mode(&sst))) {
     sqlenvfs_error_errno(error, errno, "set the mode of", j.newdb);
     goto out;
   }

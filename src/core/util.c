@@ -296,6 +296,27 @@ sqlenvfs_copy_mode(const struct stat *st)
   return st->st_gid == getegid() ? mode : mode & ~0060;
 }
 
+int
+sqlenvfs_group_mode(int fd, int mode)
+{
+  struct stat st;
+  if ((mode & 0070) != 0 && fstat(fd, &st) == 0 && st.st_gid != getegid())
+    return mode & ~0070;
+  return mode;
+}
+
+/* A file just made with @mode (its umask aside): narrowed when its group
+ * is not this process's (sqlenvfs_group_mode). */
+static void
+group_narrow_new(int fd, int mode)
+{
+  int want = sqlenvfs_group_mode(fd, mode & 0666);
+  if (want != (mode & 0666) && fchmod(fd, (mode_t)want) != 0) {
+    /* the owner's own file: fchmod fails only on a read-only filesystem,
+     * where nothing is written into it either */
+  }
+}
+
 gboolean
 sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error)
 {
@@ -333,6 +354,7 @@ sqlenvfs_create_file(const char *path, int mode, GError **error)
     sqlenvfs_error_errno(error, errno, "create", path);
     return -1;
   }
+  group_narrow_new(fd, mode);
   return fd;
 }
 
@@ -376,6 +398,7 @@ sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
     close(fd);
     return -1;
   }
+  group_narrow_new(fd, mode);
   if (!own_file_ok(path, &st, error)) {
     close(fd);
     return -1;

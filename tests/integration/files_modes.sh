@@ -147,6 +147,36 @@ bad=$(find "$R5/backups" "$R5/data/dev" "$T/out/r5.db" -type f -perm /0070 -prin
 $bad"
 pass "production in another group: copies, archive, development and restores keep no group bits"
 
+# Production 0640 in the runner's group, the store's directories setgid to
+# another group: a new file there takes that group, so it keeps no group
+# bits either.
+R6=$T/root6
+make_root "$R6" "$SRCDIR/schema.sql"
+P6=$R6/data/prod/app.db
+chmod 640 "$P6"
+[ "$(stat -c %g "$P6")" = "$(id -g)" ] || fail "production's group is not the runner's"
+mkdir -p "$R6/backups/prod/wal_archives/app" "$T/out6"
+chgrp daemon "$R6/backups/prod/daily" "$R6/backups/prod/snapshots" \
+  "$R6/backups/prod/wal_archives/app" "$T/out6"
+chmod g+s "$R6/backups/prod/daily" "$R6/backups/prod/snapshots" \
+  "$R6/backups/prod/wal_archives/app" "$T/out6"
+"$SQLENVFS" archive --root "$R6" > "$T/a6.out" 2> "$T/a6.err" &
+apid=$!
+track_pid "$apid"
+wait_log "$T/a6.err" 'archiver app: capturing'
+sqlite3 "$P6" "CREATE TABLE g(x); INSERT INTO g VALUES (1)"
+"$SQLENVFS" backup --root "$R6" > /dev/null || fail "backup"
+for i in $(seq 1 100); do ls "$R6/backups/prod/wal_archives/app/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
+kill -TERM "$apid"; wait "$apid" || true
+"$SQLENVFS" restore --root "$R6" --time latest --output "$T/out6/r6.db" > /dev/null 2>&1 ||
+  fail "restore"
+"$SQLENVFS" recover "$P6" --output "$T/out6/rec6.db" > /dev/null || fail "recover"
+bad=$(find "$R6/backups" "$T/out6" -type f -group daemon -perm /0070 -printf '%m %g %p\n')
+[ -z "$bad" ] || fail "readable by the group of a setgid directory, production's being another:
+$bad"
+[ -n "$(find "$R6/backups/prod/daily" -type f -group daemon)" ] || fail "the setgid group did not apply"
+pass "in setgid directories of another group, copies, archive and outputs keep no group bits"
+
 # A root owned by another user, where root ran a backup (root's cron, say):
 # the owner's list shows the copy as UNREADABLE, naming whose it is, and
 # doctor warns, never calling a good copy DAMAGED and advising to remove
