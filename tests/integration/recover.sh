@@ -469,9 +469,14 @@ expect_fail "that is the production database .*/data/prod/app.db of the root.*ev
   "$SQLENVFS" recover by-name.db --root "$T/root" --output "$P" --force
 expect_fail "that is the development database .*/data/dev/app.db of the root.*even with --force" \
   "$SQLENVFS" recover app --root "$T/root" --output "$D" --force
-# With no root to tell, the -wal beside the output still says it is in use.
-expect_fail "app.db-wal exists beside it, so it is a database in use.*--force never removes it" \
+# With no root given, a database of whichever root holds it is refused.
+expect_fail "that is in .*/data/prod, where a root keeps the databases applications open" \
   "$SQLENVFS" recover by-name.db --output "$P" --force
+# Nor any file with a -wal beside it, in a root or not.
+cp "$P" "$T/elsewhere-app.db" && : > "$T/elsewhere-app.db-wal"
+expect_fail "elsewhere-app.db-wal exists beside it, so it is a database in use.*--force never removes" \
+  "$SQLENVFS" recover by-name.db --output "$T/elsewhere-app.db" --force
+rm -f "$T/elsewhere-app.db" "$T/elsewhere-app.db-wal"
 assert_eq "$(cat "$P" "$P-wal" | md5sum)" "$prod_sum" "production and its -wal after refused recovers"
 assert_eq "$(md5sum < "$D")" "$dev_sum" "development after a refused recover"
 assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development's marker"
