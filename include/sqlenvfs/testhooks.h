@@ -29,6 +29,13 @@
  *   SQLENVFS_TEST_INIT_DELAY_MS    init --force (env.h) sleeps this long after
  *                                  each file it moves aside, so that a test
  *                                  can kill it between two moves
+ *   SQLENVFS_TEST_ARCHIVE_OPEN_DELAY_MS  a reader of the archive sleeps this
+ *                                  long between reading the alive file and
+ *                                  listing the segments (when it opens the
+ *                                  archive and when it refreshes), so that a
+ *                                  test can
+ *                                  have the archiver seal and start segments
+ *                                  in between
  *   SQLENVFS_TEST_REMOTE_RANGE_BYTES  a remote read (remote.h) fetches objects
  *                                  in ranged GETs of this many bytes (at least
  *                                  65536) instead of 8 MiB, so that small
@@ -51,6 +58,10 @@ guint sqlenvfs_testhook_store_delay_ms(void);
 
 /* Milliseconds of SQLENVFS_TEST_PITR_DELAY_MS, or 0. */
 guint sqlenvfs_testhook_pitr_delay_ms(void);
+
+#define SQLENVFS_TEST_ARCHIVE_OPEN_DELAY_ENV "SQLENVFS_TEST_ARCHIVE_OPEN_DELAY_MS"
+/* Milliseconds of SQLENVFS_TEST_ARCHIVE_OPEN_DELAY_MS, or 0. */
+guint sqlenvfs_testhook_archive_open_delay_ms(void);
 
 #define SQLENVFS_TEST_PITR_IDLE_MEMORY_ENV "SQLENVFS_TEST_PITR_IDLE_MEMORY"
 

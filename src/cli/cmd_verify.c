@@ -221,9 +221,10 @@ cmd_verify(int argc, char **argv)
             "sqlenvfs verify: %u of %u checks failed (listed as BAD above; %s)\n",
             n_bad, report->checks->len,
             archive_bad ? "a bad backup or snapshot: restore it from a good copy, or remove it; "
-                          "a bad archive file: leave it in place (the records around its damage "
-                          "still restore; `list` shows what is not recoverable), put it back "
-                          "from a copy if you have one, and take a snapshot"
+                          "a bad archive file: do what its line says, and never remove a "
+                          "segment (the records around its damage still restore; `list` shows "
+                          "what is not recoverable): put it back from a copy if you have one, "
+                          "and take a snapshot"
                         : "restore from a good copy and remove the bad ones");
     return CLI_FAILED;
   }

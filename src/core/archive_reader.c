@@ -17,6 +17,7 @@
 #include "archive_int.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/store.h"
+#include "sqlenvfs/testhooks.h"
 #include "sqlenvfs/timefmt.h"
 #include "sqlenvfs/util.h"
 
@@ -940,10 +941,15 @@ archive_open_except(const char *dir, const GArray *no_summary, GError **error)
    * long as the first segment listed moves on (the prune goes on). */
   for (guint64 first = 0;;) {
     g_autoptr(GError) local = NULL;
+    /* The alive file before the listing: every record it confirms is in
+     * a segment listed after it, even while the archiver seals and starts
+     * new ones (check_alive_tail). */
+    load_alive(a);
+    if (sqlenvfs_testhook_archive_open_delay_ms() > 0) /* testhooks.h */
+      g_usleep((gulong)sqlenvfs_testhook_archive_open_delay_ms() * 1000);
     nums = archive_list_segments(dir, error);
     if (nums == NULL)
       return NULL;
-    load_alive(a);
     if (load_from(a, nums, 0, &local))
       break;
     if (nums->len == 0 || g_array_index(nums, guint64, 0) <= first ||
@@ -994,13 +1000,16 @@ refresh_list(SqlenvfsArchive *a, GError **error)
 gboolean
 sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
 {
-  g_autoptr(GArray) nums = refresh_list(a, error);
+  g_autoptr(GArray) nums = NULL;
   guint n_old = a->segments->len;
   const SqlenvfsArchiveEntry *last;
 
+  load_alive(a); /* before the listing, as at the open */
+  if (sqlenvfs_testhook_archive_open_delay_ms() > 0) /* testhooks.h */
+    g_usleep((gulong)sqlenvfs_testhook_archive_open_delay_ms() * 1000);
+  nums = refresh_list(a, error);
   if (nums == NULL)
     return FALSE;
-  load_alive(a);
   g_clear_pointer(&a->marks, g_array_unref);
   /* Segments removed at the front (prune), synced records found missing
    * from the last segment (the archiver's next start cuts it back and

@@ -846,8 +846,9 @@ write_missing_last(SqlenvfsArchiveWriter *w, guint64 number)
   if (!worth || !g_file_get_contents(spath, &sum, &len, NULL) ||
       !archive_summary_parse((const guint8 *)sum, len, &s, &why) || !archive_last_worth(&s))
     return FALSE;
-  g_message("archive %s: writing the last versions of segment %" G_GUINT64_FORMAT, w->dir,
-            number);
+  /* At debug level: after an upgrade there is one a seal for a while. */
+  g_debug("archive %s: writing the last versions of segment %" G_GUINT64_FORMAT, w->dir,
+          number);
   archive_last_write(w->dir, number, (const guint8 *)sum, len, w->mode);
   return TRUE;
 }

@@ -28,6 +28,12 @@ sqlenvfs_testhook_pitr_delay_ms(void)
 }
 
 guint
+sqlenvfs_testhook_archive_open_delay_ms(void)
+{
+  return env_ms(SQLENVFS_TEST_ARCHIVE_OPEN_DELAY_ENV);
+}
+
+guint
 sqlenvfs_testhook_pitr_idle_memory(void)
 {
   return env_ms(SQLENVFS_TEST_PITR_IDLE_MEMORY_ENV);
