@@ -123,6 +123,24 @@ rm "$R4/backups/prod/snapshots/20200101T000000Z"
 "$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
 pass "a backup narrows the copies written before production was narrowed"
 
+# archive_and_copy ROOT: the archiver of ROOT runs while a commit is made
+# and a backup and a snapshot taken, until its first segment is there.
+archive_and_copy() {
+  local root=$1 apid i
+  "$SQLENVFS" archive --root "$root" > "$T/a.out" 2> "$T/a.err" &
+  apid=$!
+  track_pid "$apid"
+  wait_log "$T/a.err" 'archiver app: capturing'
+  sqlite3 "$root/data/prod/app.db" "CREATE TABLE g(x); INSERT INTO g VALUES (1)"
+  "$SQLENVFS" backup --root "$root" > /dev/null || fail "backup"
+  "$SQLENVFS" snapshot --root "$root" > /dev/null || fail "snapshot"
+  for i in $(seq 1 100); do
+    ls "$root/backups/prod/wal_archives/app/"*.seg > /dev/null 2>&1 && break
+    sleep 0.1
+  done
+  kill -TERM "$apid"; wait "$apid" || true
+}
+
 # Production 0640 in a group that is not the runner's: a new file takes the
 # runner's group, so the copies, the archive, development and a restore
 # keep no group bits (that group would read what production's may not).
@@ -131,15 +149,7 @@ make_root "$R5" "$SRCDIR/schema.sql"
 P5=$R5/data/prod/app.db
 chgrp daemon "$P5" && chmod 640 "$P5"
 [ "$(stat -c %g "$P5")" != "$(id -g)" ] || fail "production's group is the runner's"
-"$SQLENVFS" archive --root "$R5" > "$T/a5.out" 2> "$T/a5.err" &
-apid=$!
-track_pid "$apid"
-wait_log "$T/a5.err" 'archiver app: capturing'
-sqlite3 "$P5" "CREATE TABLE g(x); INSERT INTO g VALUES (1)"
-"$SQLENVFS" backup --root "$R5" > /dev/null || fail "backup"
-"$SQLENVFS" snapshot --root "$R5" > /dev/null || fail "snapshot"
-for i in $(seq 1 100); do ls "$R5/backups/prod/wal_archives/app/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
-kill -TERM "$apid"; wait "$apid" || true
+archive_and_copy "$R5"
 "$SQLENVFS" refresh-dev --root "$R5" > /dev/null || fail "refresh-dev"
 "$SQLENVFS" restore --root "$R5" --time latest --output "$T/out/r5.db" > /dev/null || fail "restore"
 bad=$(find "$R5/backups" "$R5/data/dev" "$T/out/r5.db" -type f -perm /0070 -printf '%m %g %p\n')
@@ -160,14 +170,7 @@ chgrp daemon "$R6/backups/prod/daily" "$R6/backups/prod/snapshots" \
   "$R6/backups/prod/wal_archives/app" "$T/out6"
 chmod g+s "$R6/backups/prod/daily" "$R6/backups/prod/snapshots" \
   "$R6/backups/prod/wal_archives/app" "$T/out6"
-"$SQLENVFS" archive --root "$R6" > "$T/a6.out" 2> "$T/a6.err" &
-apid=$!
-track_pid "$apid"
-wait_log "$T/a6.err" 'archiver app: capturing'
-sqlite3 "$P6" "CREATE TABLE g(x); INSERT INTO g VALUES (1)"
-"$SQLENVFS" backup --root "$R6" > /dev/null || fail "backup"
-for i in $(seq 1 100); do ls "$R6/backups/prod/wal_archives/app/"*.seg > /dev/null 2>&1 && break; sleep 0.1; done
-kill -TERM "$apid"; wait "$apid" || true
+archive_and_copy "$R6"
 "$SQLENVFS" restore --root "$R6" --time latest --output "$T/out6/r6.db" > /dev/null 2>&1 ||
   fail "restore"
 "$SQLENVFS" recover "$P6" --output "$T/out6/rec6.db" > /dev/null || fail "recover"
