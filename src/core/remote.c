@@ -602,14 +602,16 @@ is_root_not_cache(const char *dir)
 static char *
 resolve_cache_dir(const char *path, GError **error)
 {
-  g_autofree char *abs = g_path_is_absolute(path) ? g_strdup(path)
-                                                  : g_build_filename(g_get_current_dir(), path,
-                                                                     NULL);
-  g_autofree char *head = g_strdup(abs);
+  g_autofree char *cwd = g_get_current_dir();
+  g_autofree char *head = g_path_is_absolute(path) ? g_strdup(path)
+                                                   : g_build_filename(cwd, path, NULL);
   GString *tail = g_string_new(NULL);
+  gsize n = strlen(head);
   char *real;
   struct stat st;
 
+  while (n > 1 && head[n - 1] == '/') /* "cache/" is "cache" */
+    head[--n] = '\0';
   while (stat(head, &st) != 0 && strcmp(head, "/") != 0) {
     g_autofree char *base = g_path_get_basename(head);
     char *up = g_path_get_dirname(head);
