@@ -73,7 +73,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "archive_int.h"
@@ -876,32 +875,6 @@ last_map_give_up(LastMap *m, const char *why, GError *error)
   g_clear_pointer(&m->r, archive_last_reader_free);
 }
 
-/* The checksums that bind @m's file to its segment, read from the
- * segment (at the first read, not while planning). */
-static gboolean
-bind_segment(LastMap *m, const char **why, GError **error)
-{
-  int fd = open(m->fallback->path, O_RDONLY | O_CLOEXEC);
-  struct stat st;
-  gboolean ok;
-
-  if (fd < 0 || fstat(fd, &st) != 0) {
-    sqlenvfs_error_errno(error, errno, "open", m->fallback->path);
-    if (fd >= 0)
-      close(fd);
-    return FALSE;
-  }
-  if ((guint64)st.st_size != m->want.seg_size) {
-    close(fd);
-    *why = "belongs to a segment of another size";
-    return FALSE;
-  }
-  ok = archive_last_seg_binding(fd, m->fallback->path, m->want.seg_size, &m->want.seg_head_crc,
-                                &m->want.seal_rec_crc, why, error);
-  close(fd);
-  return ok;
-}
-
 static gssize
 last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
 {
@@ -920,7 +893,11 @@ last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
     g_autoptr(GError) local = NULL;
     const char *why = NULL;
     const guint8 *page = NULL;
-    if (m->r == NULL && bind_segment(m, &why, &local))
+    /* The checksums that bind the file to its segment, read from the
+     * segment at the first read, not while planning. */
+    if (m->r == NULL &&
+        archive_last_seg_binding_at(m->fallback->path, m->want.seg_size, &m->want.seg_head_crc,
+                                    &m->want.seal_rec_crc, &why, &local))
       m->r = archive_last_reader_open(m->path, &m->want, &why, &local);
     if (m->r != NULL)
       page = archive_last_reader_page(m->r, m->slots[i], &why, &local);

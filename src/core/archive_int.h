@@ -395,6 +395,10 @@ extern const char archive_last_why_old[];
  * *error on an I/O error. */
 gboolean archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
                                   guint32 *seal_rec_crc, const char **why, GError **error);
+/* The same for the segment file @path, opened here, which must be @size
+ * bytes long (else FALSE and *why). */
+gboolean archive_last_seg_binding_at(const char *path, guint64 size, guint32 *head_crc,
+                                     guint32 *seal_rec_crc, const char **why, GError **error);
 /* Whether the segment @s summarizes gets a .last file. */
 gboolean archive_last_worth(const ArchiveSummary *s);
 /* The fixed header at @p (@avail bytes there): FALSE and *why when it is

@@ -80,6 +80,30 @@ archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_c
   return TRUE;
 }
 
+gboolean
+archive_last_seg_binding_at(const char *path, guint64 size, guint32 *head_crc,
+                            guint32 *seal_rec_crc, const char **why, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  struct stat st;
+  gboolean ok;
+
+  if (fd < 0 || fstat(fd, &st) != 0) {
+    sqlenvfs_error_errno(error, errno, "open", path);
+    if (fd >= 0)
+      close(fd);
+    return FALSE;
+  }
+  if ((guint64)st.st_size != size) {
+    close(fd);
+    *why = "belongs to a segment of another size";
+    return FALSE;
+  }
+  ok = archive_last_seg_binding(fd, path, size, head_crc, seal_rec_crc, why, error);
+  close(fd);
+  return ok;
+}
+
 static guint32
 head_crc(const guint8 *p, gsize len)
 {

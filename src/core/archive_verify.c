@@ -517,16 +517,12 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
   if (s.version < 2)
     return; /* not used beside a version 1 summary (it binds to version 2's parts) */
   {
-    SegFile sf;
+    g_autofree char *sname = archive_seg_name(number, "seg");
+    g_autofree char *seg = g_build_filename(dir, sname, NULL);
     guint32 bind[2] = { 0, 0 };
     gboolean bound;
-    if (!archive_seg_file_open(dir, number, O_RDONLY, &sf, &error)) {
-      problem(p, path, "its segment cannot be read: %s", error->message);
-      return;
-    }
     why = NULL;
-    bound = archive_last_seg_binding(sf.fd, sf.path, sf.size, &bind[0], &bind[1], &why, &error);
-    archive_seg_file_close(&sf);
+    bound = archive_last_seg_binding_at(seg, size, &bind[0], &bind[1], &why, &error);
     if (!bound && why == NULL) {
       problem(p, path, "its segment cannot be read: %s", error->message);
       return;
