@@ -124,6 +124,7 @@ typedef struct {
   guint32 cksum1, cksum2; /* COMMIT: cumulative WAL checksum after commit_frame   */
   guint32 reason;       /* GAP: SqlenvfsGapReason; SEAL: crc32 of the segment     */
   guint32 text_len;     /* GAP: bytes of reason text in the body                  */
+  guint32 digest;       /* SEAL (flag 1): digest of the segment's records before it */
   /* Where it is (set by readers and the writer). */
   guint32 segment;      /* index in the reader's segment list                     */
   guint64 offset;       /* byte offset of the record in its segment               */

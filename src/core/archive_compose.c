@@ -69,6 +69,14 @@
  *        verify (which builds the summary again) against the rest.
  *   (C3) No range is composed across records missing or found damaged: a
  *        GAP error, as a plan would have refused.
+ *   (C4) No range is composed from a segment that another does not follow
+ *        (invariant 3): from the range's first segment to the one after its
+ *        last, each segment's header names the digest of the records the
+ *        segment before it holds, which that segment's SEAL carries; where
+ *        both are there and differ, the two hold records of two histories
+ *        (a segment of a copy of the root that went on by itself), and
+ *        nothing is composed. A segment filled on demand is not read for
+ *        it (that would fetch every header of a long remote history).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -94,6 +102,66 @@ typedef struct {
   SqlenvfsProgressFunc progress;
   gpointer user;
 } Compose;
+
+/* What segment @number says of its place in the chain (C4). */
+typedef struct {
+  gboolean read;             /* its header was read                        */
+  gboolean has_prev_digest;  /* its header names the previous one's digest */
+  guint32 prev_digest;
+  gboolean has_digest;       /* its SEAL carries its own                   */
+  guint32 digest;
+} SegLink;
+
+static SegLink
+seg_link(const SqlenvfsArchive *a, const SqlenvfsArchiveSegment *seg)
+{
+  SegLink l = { 0 };
+  SqlenvfsArchiveEntry e;
+  SegFile sf;
+
+  if (archive_is_fetched(seg->path) ||
+      !archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, NULL))
+    return l; /* unknown: damage, if any, is found where the segment is read */
+  if (sf.hdr_ok) {
+    l.read = TRUE;
+    l.has_prev_digest = sf.hdr.has_prev_digest;
+    l.prev_digest = sf.hdr.prev_digest;
+    if (seg->is_sealed && archive_read_seal_entry_fd(sf.fd, sf.path, sf.size, &e) &&
+        (e.flags & SEAL_HAS_DIGEST)) {
+      l.has_digest = TRUE;
+      l.digest = e.digest;
+    }
+  }
+  archive_seg_file_close(&sf);
+  return l;
+}
+
+/* C4 over the segments @from to @to of the archive and the one after. */
+static gboolean
+check_links(const SqlenvfsArchive *a, guint from, guint to, GError **error)
+{
+  SegLink prev = { 0 };
+  const SqlenvfsArchiveSegment *prev_seg = NULL;
+
+  for (guint si = from; si <= to + 1 && si < a->segments->len; si++) {
+    const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+    SegLink l = seg_link(a, seg);
+    if (prev_seg != NULL && prev_seg->number + 1 == seg->number && prev.has_digest &&
+        l.has_prev_digest && l.prev_digest != prev.digest) {
+      g_autofree char *pname = g_path_get_basename(prev_seg->path);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "archive %s: %s was not written after the records %s holds, but after "
+                  "others numbered the same: one of the two is from another archive (a copy "
+                  "of this root that went on by itself?), and no state is composed from "
+                  "them; run `sqlenvfs verify`, and put back this root's own segment from a "
+                  "copy, keeping both", a->dir, seg->path, pname);
+      return FALSE;
+    }
+    prev = l;
+    prev_seg = seg;
+  }
+  return TRUE;
+}
 
 static gssize
 zero_read(gpointer src, void *buf, gsize len, goffset off, GError **error)
@@ -897,7 +965,7 @@ last_map_read(gpointer p, void *buf, gsize len, goffset off, GError **error)
      * segment at the first read, not while planning. */
     if (m->r == NULL &&
         archive_last_seg_binding_at(m->fallback->path, m->want.seg_size, &m->want.seg_head_crc,
-                                    &m->want.seal_rec_crc, &why, &local))
+                                    &m->want.seal_head_crc, &why, &local))
       m->r = archive_last_reader_open(m->path, &m->want, &why, &local);
     if (m->r != NULL)
       page = archive_last_reader_page(m->r, m->slots[i], &why, &local);
@@ -1297,6 +1365,10 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
     }
     g_array_append_val(parts, part);
   }
+  if (parts->len > 0 &&
+      !check_links(a, g_array_index(parts, Part, 0).si,
+                   g_array_index(parts, Part, parts->len - 1).si, error))
+    return FALSE;
   /* Backward: each page's last image decided once. */
   c.final_pages = c.cur_pages;
   decided = g_malloc0(c.final_pages / 8 + 1);

@@ -178,6 +178,7 @@ archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p)
   put32(p + 76, e->cksum2);
   put32(p + 80, e->reason);
   put32(p + 84, e->text_len);
+  put32(p + 88, e->digest);
   put32(p + 92, crc(0, p, 92));
 }
 
@@ -241,6 +242,7 @@ archive_decode_header(const guint8 *p, SqlenvfsArchiveEntry *e)
   e->cksum2 = get32(p + 76);
   e->reason = get32(p + 80);
   e->text_len = get32(p + 84);
+  e->digest = get32(p + 88);
   switch (e->type) {
   case SQLENVFS_ARCHIVE_COMMIT:
     if (!sqlenvfs_page_size_ok(e->page_size) || e->commit_frame < e->first_frame ||
@@ -270,7 +272,7 @@ archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b
          a->salt2 == b->salt2 && a->ckpt_seq == b->ckpt_seq &&
          a->first_frame == b->first_frame && a->commit_frame == b->commit_frame &&
          a->cksum1 == b->cksum1 && a->cksum2 == b->cksum2 && a->reason == b->reason &&
-         a->text_len == b->text_len && a->length == b->length;
+         a->text_len == b->text_len && a->digest == b->digest && a->length == b->length;
 }
 
 void
@@ -292,17 +294,20 @@ archive_decode_idx_entry(const guint8 *p, SqlenvfsArchiveEntry *e)
 }
 
 void
-archive_encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc,
-                  guint32 version)
+archive_encode_seg_header(guint8 *p, const SegHeader *h)
 {
   memset(p, 0, SEG_HEADER_SIZE);
   memcpy(p, SEG_MAGIC, 8);
-  put32(p + 8, version);
+  put32(p + 8, h->version);
   put32(p + 12, SEG_HEADER_SIZE);
-  put64(p + 16, number);
-  put64(p + 24, first_seq);
-  put64(p + 32, (guint64)created);
-  put32(p + 40, prev_crc);
+  put64(p + 16, h->number);
+  put64(p + 24, h->first_seq);
+  put64(p + 32, (guint64)h->created);
+  put32(p + 40, h->prev_crc);
+  if (h->has_prev_digest) {
+    put32(p + 44, h->prev_digest);
+    put32(p + 48, 1);
+  }
   put32(p + 60, crc(0, p, 60));
 }
 
@@ -333,6 +338,8 @@ archive_decode_seg_header(const guint8 *p, SegHeader *h, const char **why)
   h->created = (gint64)get64(p + 32);
   h->prev_crc = get32(p + 40);
   h->version = get32(p + 8);
+  h->has_prev_digest = (get32(p + 48) & 1) != 0;
+  h->prev_digest = h->has_prev_digest ? get32(p + 44) : 0;
   return TRUE;
 }
 
@@ -519,7 +526,7 @@ gboolean
 archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, SegFile *sf,
                         const char **why, GError **error)
 {
-  guint32 seal;
+  SqlenvfsArchiveEntry seal;
 
   *why = NULL;
   if (!archive_seg_file_openat(dfd, dir, x->number, O_RDONLY, sf, error))
@@ -532,10 +539,12 @@ archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, Seg
     *why = "its header's first record is not the one its summary gives";
   else if (sf->hdr.version != x->version)
     *why = "its header's format version is not the one its summary gives";
-  else if (!archive_read_seal_fd(sf->fd, sf->path, sf->size, &seal))
+  else if (!archive_read_seal_entry_fd(sf->fd, sf->path, sf->size, &seal))
     *why = "it does not end with a valid SEAL record";
-  else if (seal != x->seal_crc)
+  else if (seal.reason != x->seal_crc)
     *why = "its SEAL record's checksum is not the one its summary gives";
+  else
+    sf->seal = seal;
   if (*why != NULL)
     archive_seg_file_close(sf);
   return TRUE;
@@ -664,12 +673,13 @@ archive_seg_pread(SegFile *sf, void *buf, gsize len, guint64 off, gsize *got, GE
  * folded into it (from the record's own checksum with crc32_combine, so
  * that the bytes are summed once). */
 gboolean
-archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc,
-            guint8 *chunk, GError **error)
+archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn,
+                    ArchiveSegSums *sums, guint8 *chunk, GError **error)
 {
   guint8 hdr[REC_HEADER_SIZE], trailer[REC_TRAILER_SIZE];
   gsize got;
-  guint32 c, sc = seg_crc ? *seg_crc : 0;
+  guint32 c, sc = sums ? sums->crc : 0;
+  guint32 *seg_crc = sums ? &sums->crc : NULL;
   guint64 pos, end;
 
   *torn = FALSE;
@@ -701,6 +711,8 @@ archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean 
         *seg_crc = crc(sc, p, (gsize)e->length);
       else if (seg_crc)
         *seg_crc = crc(sqlenvfs_crc32_combine(sc, rc, (guint64)body), p + body, REC_TRAILER_SIZE);
+      if (sums)
+        sums->digest = archive_digest_fold(sums->digest, get32(p + 92), rc);
       e->offset = off;
       return TRUE;
     }
@@ -730,6 +742,7 @@ archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean 
   if (seg_crc) {
     sc = sqlenvfs_crc32_combine(sc, c, e->length - REC_TRAILER_SIZE);
     *seg_crc = crc(sc, trailer, sizeof trailer);
+    sums->digest = archive_digest_fold(sums->digest, get32(hdr + 92), c);
   }
   e->offset = off;
   return TRUE;
@@ -883,23 +896,29 @@ archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
 /* The checksum of the SEAL record that ends the segment file @path of
  * @size bytes (FALSE when it does not end with a valid one). */
 gboolean
-archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal)
+archive_read_seal_entry_fd(int fd, const char *path, guint64 size, SqlenvfsArchiveEntry *e)
 {
   guint8 rec[REC_EMPTY_SIZE];
-  SqlenvfsArchiveEntry e;
   gsize got = 0;
-  gboolean ok;
 
   if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE)
     return FALSE;
-  ok = archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, NULL) &&
-       got == sizeof rec && archive_decode_header(rec, &e) && e.type == SQLENVFS_ARCHIVE_SEAL &&
-       e.length == REC_EMPTY_SIZE &&
-       get32(rec + REC_HEADER_SIZE) == crc(0, rec, REC_HEADER_SIZE) &&
-       get32(rec + REC_HEADER_SIZE + 4) == REC_END_MAGIC;
-  if (ok)
-    *seal = e.reason;
-  return ok;
+  return archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, NULL) &&
+         got == sizeof rec && archive_decode_header(rec, e) && e->type == SQLENVFS_ARCHIVE_SEAL &&
+         e->length == REC_EMPTY_SIZE &&
+         get32(rec + REC_HEADER_SIZE) == crc(0, rec, REC_HEADER_SIZE) &&
+         get32(rec + REC_HEADER_SIZE + 4) == REC_END_MAGIC;
+}
+
+gboolean
+archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal)
+{
+  SqlenvfsArchiveEntry e;
+
+  if (!archive_read_seal_entry_fd(fd, path, size, &e))
+    return FALSE;
+  *seal = e.reason;
+  return TRUE;
 }
 
 gboolean

@@ -96,7 +96,44 @@ typedef struct {
   gint64 created;
   guint32 prev_crc;
   guint32 version;
+  /* The digest of the previous segment's records (its SEAL's), when the
+   * header names it (segments begun after a SEAL that carries one). */
+  gboolean has_prev_digest;
+  guint32 prev_digest;
 } SegHeader;
+
+/* A SEAL record's flag: header bytes 88..91 hold the digest of the
+ * segment's records before it (archive_digest_fold). */
+#define SEAL_HAS_DIGEST 0x1
+
+/* What a pass over a segment sums, from its header on (archive_read_record):
+ * @crc, the crc32 of every byte, which its SEAL carries (it depends on the
+ * records' lengths only: a crc32 over bytes followed by their own crc32
+ * always comes to the same value, and each record's header and each record
+ * end so); and @digest, a crc32 over the segment header's bytes, then each
+ * record's header checksum and checksum (its trailer's), which depends on
+ * every byte of every record (the header's checksum on the header's bytes,
+ * the record's on its body's, for the same reason). */
+typedef struct {
+  guint32 crc, digest;
+} ArchiveSegSums;
+
+static inline void
+archive_sums_start(ArchiveSegSums *s, const guint8 *seg_header)
+{
+  s->crc = s->digest = crc(0, seg_header, SEG_HEADER_SIZE);
+}
+
+/* @digest with one more record folded in: its header's checksum @head_crc
+ * (header bytes 92..95) and its own @rec_crc (its trailer's). */
+static inline guint32
+archive_digest_fold(guint32 digest, guint32 head_crc, guint32 rec_crc)
+{
+  guint8 b[8];
+  put32(b, head_crc);
+  put32(b + 4, rec_crc);
+  return crc(digest, b, sizeof b);
+}
 
 typedef struct {
   int fd;
@@ -110,6 +147,8 @@ typedef struct {
   gboolean win_lent;  /* @win is the caller's (archive_seg_file_buffer_with) */
   guint64 win_start;  /* the file offset of win[0]                      */
   gsize win_len;
+  /* archive_seg_open_expect: its SEAL record (type 0 until read). */
+  SqlenvfsArchiveEntry seal;
 } SegFile;
 
 guint64 archive_commit_length(guint32 n_pages, guint32 page_size);
@@ -120,7 +159,7 @@ gboolean archive_decode_idx_header(const guint8 *p, guint64 number);
 void archive_encode_header(const SqlenvfsArchiveEntry *e, guint8 *p);
 void archive_encode_idx_entry(const SqlenvfsArchiveEntry *e, guint8 *p);
 void archive_encode_idx_header(guint8 *p, guint64 number, guint32 version);
-void archive_encode_seg_header(guint8 *p, guint64 number, guint64 first_seq, gint64 created, guint32 prev_crc, guint32 version);
+void archive_encode_seg_header(guint8 *p, const SegHeader *h);
 gboolean archive_known_version(guint32 v);
 GArray *archive_list_segments(const char *dir, GError **error);
 guint32 archive_n_blocks(guint32 n_pages, guint32 page_size);
@@ -167,7 +206,8 @@ gboolean archive_record_source_pread(SqlenvfsArchiveRecordSource *src, void *buf
  * which fails (INTEGRITY) when the page list names another page. */
 void archive_record_source_expect(SqlenvfsArchiveRecordSource *src, goffset ref,
                                   guint64 list_off, guint32 pgno);
-gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn, guint32 *seg_crc, guint8 *chunk, GError **error);
+gboolean archive_read_record(SegFile *sf, guint64 off, SqlenvfsArchiveEntry *e, gboolean *torn,
+                             ArchiveSegSums *sums, guint8 *chunk, GError **error);
 gboolean archive_same_header(const SqlenvfsArchiveEntry *a, const SqlenvfsArchiveEntry *b);
 void archive_seg_file_close(SegFile *sf);
 gboolean archive_seg_file_open(const char *dir, guint64 number, int flags, SegFile *sf, GError **error);
@@ -368,7 +408,7 @@ gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, gui
 /* The last version of each page of a sealed segment, stored apart
  * (archive_last.c; layout in docs/ARCHIVE.md, "Last versions"). */
 #define ARCHIVE_LAST_MAGIC "SQEFSLST"
-#define ARCHIVE_LAST_VERSION 2
+#define ARCHIVE_LAST_VERSION 3
 #define ARCHIVE_LAST_HEADER_SIZE 96
 #define ARCHIVE_LAST_MIN_VERSIONS 4          /* versions per page, on average   */
 #define ARCHIVE_LAST_MAX_BYTES (8u << 20)    /* of last versions, uncompressed  */
@@ -376,29 +416,30 @@ gboolean archive_summary_parts_version(const ArchiveSumParts *sp, guint32 i, gui
 typedef struct {
   guint64 number, seg_size, last_seq;
   guint32 seal_crc, page_size, n_pages, pages_crc, last_crc, n_blocks;
-  /* Version 2: the checksums the segment's header and its SEAL record
-   * carry, which cover its creation time and the seal's: they bind the
-   * file to this segment, not to any of the same layout. */
-  guint32 seg_head_crc, seal_rec_crc;
+  /* The checksums of the segment's header and of its SEAL record's header,
+   * which cover its creation time, the seal's time and the digest of its
+   * records: they bind the file to this segment, not to any of the same
+   * layout. */
+  guint32 seg_head_crc, seal_head_crc;
   gsize table_len;  /* n_blocks * BLOCK_ENTRY_SIZE                          */
   guint64 file_len; /* set by archive_last_parse_table                       */
 } ArchiveLastHeader;
 
 char *archive_last_path(const char *dir, guint64 number);
-/* What archive_last_parse_fixed says of a file of the version before 2,
- * which binds to its segment's layout only: not used, and written again
- * by the archiver (not damage). */
+/* What archive_last_parse_fixed says of a file of a version before 3,
+ * which binds to its segment's layout and creation time only: not used,
+ * and written again by the archiver (not damage). */
 extern const char archive_last_why_old[];
 /* The checksums that bind a .last file to the sealed segment open at @fd
- * (@path, @size bytes): its header's and its SEAL record's (ArchiveLastHeader).
- * FALSE and *why when the segment does not end in a record trailer, or
- * *error on an I/O error. */
+ * (@path, @size bytes): its header's and its SEAL record header's
+ * (ArchiveLastHeader). FALSE and *why when the segment does not end in a
+ * SEAL record, or *error on an I/O error. */
 gboolean archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
-                                  guint32 *seal_rec_crc, const char **why, GError **error);
+                                  guint32 *seal_head_crc, const char **why, GError **error);
 /* The same for the segment file @path, opened here, which must be @size
  * bytes long (else FALSE and *why). */
 gboolean archive_last_seg_binding_at(const char *path, guint64 size, guint32 *head_crc,
-                                     guint32 *seal_rec_crc, const char **why, GError **error);
+                                     guint32 *seal_head_crc, const char **why, GError **error);
 /* Whether the segment @s summarizes gets a .last file. */
 gboolean archive_last_worth(const ArchiveSummary *s);
 /* The fixed header at @p (@avail bytes there): FALSE and *why when it is
@@ -456,6 +497,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ArchiveLastReader, archive_last_reader_free)
 gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
 /* The same, on the segment already open on @fd. */
 gboolean archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal);
+/* The same, the whole SEAL record's header in *@e. */
+gboolean archive_read_seal_entry_fd(int fd, const char *path, guint64 size,
+                                    SqlenvfsArchiveEntry *e);
 /* In the parsed summary @p (the whole file, either version), the last
  * version of page @pgno with seq <= @max_seq (binary searches); FALSE when
  * the segment has none. */

@@ -22,8 +22,9 @@
  *   (L1) A .last file is used only when its header and block table check
  *        (their crc32) and bind it to its segment and its summary: segment
  *        number, size, SEAL checksum, last seq, page size, the checksums
- *        the segment's header and SEAL record carry (their times: another
- *        root's segment of the same layout differs), and the crc32 of the
+ *        of the segment's header and of its SEAL record's header (its
+ *        creation time, the seal's time and the digest of its records:
+ *        another root's segment of the same layout differs), the crc32 of the
  *        summary's page table and of its last versions (which pages, which
  *        versions). Each block is used only when it matches its crc32 and
  *        decompresses to exactly its pages.
@@ -53,36 +54,41 @@ archive_last_path(const char *dir, guint64 number)
 }
 
 const char archive_last_why_old[] =
-  "was written by an earlier version (bound to its segment's layout only); the archiver "
-  "writes it again";
+  "was written by an earlier version (bound to its segment's layout and creation time "
+  "only); the archiver writes it again";
 
 gboolean
 archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
-                         guint32 *seal_rec_crc, const char **why, GError **error)
+                         guint32 *seal_head_crc, const char **why, GError **error)
 {
-  guint8 head[SEG_HEADER_SIZE], tail[REC_TRAILER_SIZE];
-  gsize got_head = 0, got_tail = 0;
+  guint8 head[SEG_HEADER_SIZE], seal[REC_EMPTY_SIZE];
+  gsize got_head = 0, got_seal = 0;
+  SqlenvfsArchiveEntry e;
 
   if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE) {
     *why = "belongs to a segment too short to be sealed";
     return FALSE;
   }
   if (!archive_pread_full(fd, head, sizeof head, 0, &got_head, path, error) ||
-      !archive_pread_full(fd, tail, sizeof tail, size - REC_TRAILER_SIZE, &got_tail, path,
+      !archive_pread_full(fd, seal, sizeof seal, size - REC_EMPTY_SIZE, &got_seal, path,
                           error))
     return FALSE;
-  if (got_head < sizeof head || got_tail < sizeof tail || get32(tail + 4) != REC_END_MAGIC) {
-    *why = "belongs to a segment that does not end in a whole record";
+  /* The SEAL record's own checksum: its header's covers every field (the
+   * trailer's, over a header that ends with that checksum, would not). */
+  if (got_head < sizeof head || got_seal < sizeof seal || !archive_decode_header(seal, &e) ||
+      e.type != SQLENVFS_ARCHIVE_SEAL || get32(seal + REC_HEADER_SIZE + 4) != REC_END_MAGIC ||
+      get32(seal + REC_HEADER_SIZE) != crc(0, seal, REC_HEADER_SIZE)) {
+    *why = "belongs to a segment that does not end in a SEAL record";
     return FALSE;
   }
   *head_crc = get32(head + SEG_HEADER_SIZE - 4);
-  *seal_rec_crc = get32(tail);
+  *seal_head_crc = get32(seal + REC_HEADER_SIZE - 4);
   return TRUE;
 }
 
 gboolean
 archive_last_seg_binding_at(const char *path, guint64 size, guint32 *head_crc,
-                            guint32 *seal_rec_crc, const char **why, GError **error)
+                            guint32 *seal_head_crc, const char **why, GError **error)
 {
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
@@ -99,7 +105,7 @@ archive_last_seg_binding_at(const char *path, guint64 size, guint32 *head_crc,
     *why = "belongs to a segment of another size";
     return FALSE;
   }
-  ok = archive_last_seg_binding(fd, path, size, head_crc, seal_rec_crc, why, error);
+  ok = archive_last_seg_binding(fd, path, size, head_crc, seal_head_crc, why, error);
   close(fd);
   return ok;
 }
@@ -118,7 +124,7 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
     *why = "is not a file of last versions (bad magic or too short)";
     return FALSE;
   }
-  if (get32(p + 8) == 1 && get32(p + 12) == ARCHIVE_LAST_HEADER_SIZE) {
+  if ((get32(p + 8) == 1 || get32(p + 8) == 2) && get32(p + 12) == ARCHIVE_LAST_HEADER_SIZE) {
     *why = archive_last_why_old;
     return FALSE;
   }
@@ -136,7 +142,7 @@ archive_last_parse_fixed(const guint8 *p, gsize avail, ArchiveLastHeader *h, con
   h->n_blocks = get32(p + 52);
   h->last_seq = get64(p + 56);
   h->seg_head_crc = get32(p + 64);
-  h->seal_rec_crc = get32(p + 68);
+  h->seal_head_crc = get32(p + 68);
   for (guint i = 72; i < 92; i++) {
     if (p[i] != 0) {
       *why = "has a header that does not hold together";
@@ -589,7 +595,7 @@ archive_last_reader_open(const char *path, const ArchiveLastHeader *want, const 
       r->h.seal_crc != want->seal_crc || r->h.page_size != want->page_size ||
       r->h.n_pages != want->n_pages || r->h.pages_crc != want->pages_crc ||
       r->h.last_crc != want->last_crc || r->h.last_seq != want->last_seq ||
-      r->h.seg_head_crc != want->seg_head_crc || r->h.seal_rec_crc != want->seal_rec_crc) {
+      r->h.seg_head_crc != want->seg_head_crc || r->h.seal_head_crc != want->seal_head_crc) {
     *why = "does not match its segment and summary";
     return NULL;
   }

@@ -540,7 +540,7 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
   g_autoptr(ArchiveSumBuilder) b = NULL;
   guint8 hbuf[SEG_HEADER_SIZE];
   guint64 off = SEG_HEADER_SIZE;
-  guint32 c;
+  ArchiveSegSums c;
   gsize got;
   GByteArray *out;
 
@@ -556,11 +556,11 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
   archive_seg_file_buffer(&sf); /* one pass over every record: large reads */
   if (!archive_seg_pread(&sf, hbuf, sizeof hbuf, 0, &got, error))
     goto fail;
-  c = crc(0, hbuf, sizeof hbuf);
+  archive_sums_start(&c, hbuf);
   while (off < sf.size) {
     SqlenvfsArchiveEntry e;
     gboolean torn;
-    guint32 before = c;
+    ArchiveSegSums before = c;
     if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
       if (error == NULL || *error == NULL)
         not_summarized(error, sf.path, "a record before its end is unreadable");
@@ -569,7 +569,8 @@ archive_summary_build_version(const char *dir, guint64 number, guint32 version, 
     archive_sum_builder_add(b, &sf, &e, chunk);
     off += e.length;
     if (e.type == SQLENVFS_ARCHIVE_SEAL) {
-      if (e.reason != before || off != sf.size)
+      if (e.reason != before.crc || off != sf.size ||
+          ((e.flags & SEAL_HAS_DIGEST) && e.digest != before.digest))
         archive_sum_builder_fail(b, "its seal does not match it");
       break;
     }

@@ -338,11 +338,11 @@ sqlenvfs_archive_verify(const char *dir, SqlenvfsArchiveProblemFunc problem_fn, 
 
 /* Whether segment @sf (header good) may be skipped as @memo knows it: the
  * header agrees with what was found before, and its last record is an
- * intact SEAL carrying the same checksum. TRUE and *facts as known; FALSE
- * and *facts zeroed, for the segment to be read. */
+ * intact SEAL carrying the same checksum. TRUE, *facts as known and *seal
+ * that record; FALSE and *facts zeroed, for the segment to be read. */
 static gboolean
 skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, guint64 number,
-           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk, gint64 *seal_time)
+           SqlenvfsArchiveSegmentFacts *facts, guint8 *chunk, SqlenvfsArchiveEntry *seal)
 {
   g_autofree char *iname = archive_seg_name(number, "idx");
   g_autofree char *ipath = g_build_filename(dir, iname, NULL);
@@ -356,7 +356,7 @@ skip_known(const SqlenvfsArchiveVerifyMemo *memo, SegFile *sf, const char *dir, 
       archive_read_record(sf, sf->size - REC_EMPTY_SIZE, &e, &torn, NULL, chunk, NULL) &&
       e.type == SQLENVFS_ARCHIVE_SEAL && e.length == REC_EMPTY_SIZE && e.reason == facts->seal &&
       e.seq + 1 == facts->next_seq) {
-    *seal_time = e.time;
+    *seal = e;
     return TRUE;
   }
   memset(facts, 0, sizeof *facts);
@@ -529,7 +529,7 @@ verify_last(const char *dir, guint64 number, guint64 size, guint32 seal, gboolea
     }
     if (!bound || h.number != number || h.seg_size != size || h.seal_crc != seal ||
         h.n_pages != s.n_pages || h.pages_crc != s.pages_crc || h.last_crc != s.last_crc ||
-        h.last_seq != s.last_seq || h.seg_head_crc != bind[0] || h.seal_rec_crc != bind[1]) {
+        h.last_seq != s.last_seq || h.seg_head_crc != bind[0] || h.seal_head_crc != bind[1]) {
       problem(p, path, "file of last versions does not match its segment and summary (%s)",
               fix);
       return;
@@ -614,6 +614,11 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   g_autofree char *prev_path = NULL;
   guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
   guint32 prev_seal = 0;
+  /* The digest of the previous segment's records, when its SEAL carries
+   * one: the header of the next names it (invariant 3). */
+  gboolean prev_has_digest = FALSE;
+  guint32 prev_digest = 0;
+  g_autofree char *prev_seg_path = NULL;
   g_autoptr(GHashTable) pruned = NULL;
   gint64 alive_time = 0;
   gboolean has_alive, alive_vouches;
@@ -671,7 +676,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     guint8 hbuf[SEG_HEADER_SIZE];
     gsize got;
     guint64 off = SEG_HEADER_SIZE, seq;
-    guint32 c;
+    ArchiveSegSums c;
+    guint32 end_seal;
     gboolean sealed = FALSE, tail_torn = FALSE;
     /* A damaged record was told: the seal's checksum cannot match, and a
      * batch whose first record it is was told with it. When it could not
@@ -681,7 +687,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     gboolean ends_damaged = FALSE; /* its last record read past is damaged */
     guint n_problems_before = p.n;
     SqlenvfsArchiveSegmentFacts facts = { 0 };
-    gint64 seal_time = 0;
+    SqlenvfsArchiveEntry seal_rec = { 0 };
     /* Invariant 6 inside it: told once a segment. */
     gboolean times_back_told = FALSE;
 
@@ -719,8 +725,14 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
                 "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
       else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
         problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
+      else if (prev_sealed && prev_has_digest && sf.hdr.has_prev_digest &&
+               sf.hdr.prev_digest != prev_digest)
+        problem(&p, sf.path, "was not written after the records %s holds, but after others "
+                "of the same numbers: one of the two is from another archive (a copy of this "
+                "root that went on by itself?), so restores refuse the times they hold; put "
+                "back this root's own segment from a copy, keeping both", prev_seg_path);
     }
-    if (skip_known(memo, &sf, dir, number, &facts, chunk, &seal_time)) {
+    if (skip_known(memo, &sf, dir, number, &facts, chunk, &seal_rec)) {
       /* Verified before and unchanged: chain past it as it was found. Its
        * first record's header gives the time it starts at. */
       guint8 h[REC_HEADER_SIZE];
@@ -730,7 +742,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
           hgot == sizeof h && archive_decode_header(h, &fe))
         check_time_order(&p, &sf, fe.time, prev_path, prev_time);
       have_prev_time = TRUE;
-      prev_time = seal_time;
+      prev_time = seal_rec.time;
       g_free(prev_path);
       prev_path = g_strdup(sf.path);
       res.n_skipped++;
@@ -740,6 +752,10 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       have_prev = prev_sealed = TRUE;
       prev_end_lost = FALSE;
       prev_seal = facts.seal;
+      prev_has_digest = (seal_rec.flags & SEAL_HAS_DIGEST) != 0;
+      prev_digest = seal_rec.digest;
+      g_free(prev_seg_path);
+      prev_seg_path = g_strdup(sf.path);
       prev_number = number;
       prev_next_seq = facts.next_seq;
       verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, FALSE, NULL, &p);
@@ -757,13 +773,14 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     seq = sf.hdr.first_seq;
     /* Its summary is built in the same pass when it is sealed; the last
      * segment usually is not (the one being written), which its end says. */
-    if (!is_last || archive_read_seal_fd(sf.fd, sf.path, sf.size, &c))
+    if (!is_last || archive_read_seal_fd(sf.fd, sf.path, sf.size, &end_seal))
       sum = archive_sum_builder_new(&sf);
-    c = crc(0, hbuf, sizeof hbuf);
+    archive_sums_start(&c, hbuf);
+    prev_has_digest = FALSE;
     while (off < sf.size) {
       SqlenvfsArchiveEntry e;
       gboolean torn;
-      guint32 before = c;
+      ArchiveSegSums before = c;
       g_autoptr(GError) local = NULL;
       if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, &local)) {
         if (local) {
@@ -865,10 +882,15 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
                   " %s", seq, off, why);
       }
       if (e.type == SQLENVFS_ARCHIVE_SEAL) {
-        if (e.reason != before && !damaged)
+        if (e.reason != before.crc && !damaged)
           problem(&p, sf.path, "segment checksum mismatch (the seal does not match the data)");
+        else if ((e.flags & SEAL_HAS_DIGEST) && e.digest != before.digest && !damaged)
+          problem(&p, sf.path, "its seal was written after other records than the ones it "
+                  "holds (a record replaced by one of another archive?)");
         sealed = TRUE;
         prev_seal = e.reason;
+        prev_has_digest = (e.flags & SEAL_HAS_DIGEST) != 0;
+        prev_digest = e.digest;
       }
       {
         RecordKind kind = { e.type, e.flags,
@@ -902,7 +924,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
           se.type == SQLENVFS_ARCHIVE_SEAL && se.length == REC_EMPTY_SIZE && se.seq >= seq) {
         sealed = TRUE;
         prev_seal = se.reason;
-        seq = se.seq + 1;
+        seq = se.seq + 1; /* (its digest cannot be checked past the damage) */
       } else if (!cut) {
         problem(&p, sf.path, "segment is not sealed but a later one exists (it does not end "
                 "with a seal past its damage)");
@@ -949,6 +971,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_end_lost = !sealed;
+    g_free(prev_seg_path);
+    prev_seg_path = g_strdup(sf.path);
     prev_number = number;
     prev_next_seq = seq;
     archive_seg_file_close(&sf);

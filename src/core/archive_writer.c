@@ -31,7 +31,10 @@ struct _SqlenvfsArchiveWriter {
   guint64 seg_first_seq; /* seq of the current segment's first record      */
   guint64 seg_size, idx_size;
   guint32 seg_crc;    /* crc32 of every byte of the current segment        */
+  guint32 seg_digest; /* digest of its records (ArchiveSegSums)            */
   guint32 prev_seal_crc;
+  gboolean has_prev_digest; /* the last SEAL's digest, which the next      */
+  guint32 prev_digest;      /* segment's header names                      */
   gboolean is_sealed; /* the current segment is full: next record rolls    */
   guint32 version;    /* format version new segments are written in        */
   guint32 seg_version;/* format version of the current segment             */
@@ -193,7 +196,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   guint64 off = SEG_HEADER_SIZE;
   guint8 hbuf[SEG_HEADER_SIZE];
   gsize got;
-  guint32 c;
+  ArchiveSegSums c;
 
   if (!archive_seg_file_open(w->dir, number, O_RDWR, &sf, error))
     return FALSE;
@@ -209,7 +212,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
     archive_seg_file_close(&sf);
     return FALSE;
   }
-  c = crc(0, hbuf, sizeof hbuf);
+  archive_sums_start(&c, hbuf);
   w->is_sealed = FALSE;
   w->seg_version = sf.hdr.version;
   w->next_seq = sf.hdr.first_seq;
@@ -217,7 +220,7 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   for (;;) {
     SqlenvfsArchiveEntry e;
     gboolean torn;
-    guint32 before = c;
+    ArchiveSegSums before = c;
     if (off >= sf.size)
       break;
     if (!archive_read_record(&sf, off, &e, &torn, &c, chunk, error)) {
@@ -232,7 +235,9 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
       c = before;
       break;
     }
-    if (e.type == SQLENVFS_ARCHIVE_SEAL && e.reason != before) {
+    if (e.type == SQLENVFS_ARCHIVE_SEAL &&
+        (e.reason != before.crc ||
+         ((e.flags & SEAL_HAS_DIGEST) && e.digest != before.digest))) {
       c = before;
       break;
     }
@@ -243,6 +248,8 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
     if (e.type == SQLENVFS_ARCHIVE_SEAL) {
       w->is_sealed = TRUE;
       w->prev_seal_crc = e.reason;
+      w->has_prev_digest = (e.flags & SEAL_HAS_DIGEST) != 0;
+      w->prev_digest = e.digest;
     }
   }
   if (off < sf.size) {
@@ -270,7 +277,8 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   w->seg_number = number;
   w->seg_size = off;
   w->noted_from = off;
-  w->seg_crc = c;
+  w->seg_crc = c.crc;
+  w->seg_digest = c.digest;
   w->seg_fd = sf.fd;
   w->seg_path = sf.path;
   sf.fd = -1;
@@ -519,8 +527,10 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   g_autofree char *ipath = g_build_filename(w->dir, iname, NULL);
   guint8 sh[SEG_HEADER_SIZE], ih[IDX_HEADER_SIZE];
   int sfd, ifd;
+  SegHeader h = { number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc, w->version,
+                  w->has_prev_digest, w->prev_digest };
 
-  archive_encode_seg_header(sh, number, w->next_seq, sqlenvfs_clock_now(), w->prev_seal_crc, w->version);
+  archive_encode_seg_header(sh, &h);
   archive_encode_idx_header(ih, number, w->version);
   sfd = open(spath, O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, w->mode);
   if (sfd < 0)
@@ -575,7 +585,7 @@ new_segment(SqlenvfsArchiveWriter *w, GError **error)
   w->seg_size = SEG_HEADER_SIZE;
   w->noted_from = 0;
   w->idx_size = IDX_HEADER_SIZE;
-  w->seg_crc = crc(0, sh, sizeof sh);
+  w->seg_crc = w->seg_digest = crc(0, sh, sizeof sh);
   w->seg_version = w->version;
   w->is_sealed = FALSE;
   w->idx_broken = FALSE;
@@ -627,19 +637,22 @@ seg_append(SqlenvfsArchiveWriter *w, const void *data, gsize len, GError **error
   return TRUE;
 }
 
-/* Write the trailer of the record begun at w->rec_start and fold the whole
- * record into the segment checksum (crc32_combine: each byte is
- * checksummed once). */
+/* Write the trailer of the record @e begun at w->rec_start and fold the
+ * whole record into the segment checksum (crc32_combine: each byte is
+ * checksummed once), and its two checksums into the segment's digest. */
 static gboolean
-seg_finish_record(SqlenvfsArchiveWriter *w, GError **error)
+seg_finish_record(SqlenvfsArchiveWriter *w, const SqlenvfsArchiveEntry *e, GError **error)
 {
-  guint8 trailer[REC_TRAILER_SIZE];
-  put32(trailer, w->cur_crc);
+  guint8 trailer[REC_TRAILER_SIZE], hdr[REC_HEADER_SIZE];
+  guint32 rec_crc = w->cur_crc;
+  archive_encode_header(e, hdr); /* as written: for its checksum */
+  put32(trailer, rec_crc);
   put32(trailer + 4, REC_END_MAGIC);
   if (!seg_append(w, trailer, sizeof trailer, error) || !seg_flush(w, error))
     return FALSE;
   w->seg_crc = sqlenvfs_crc32_combine(w->seg_crc_before, w->cur_crc,
                                       w->seg_size - w->rec_start);
+  w->seg_digest = archive_digest_fold(w->seg_digest, get32(hdr + 92), rec_crc);
   return TRUE;
 }
 
@@ -737,7 +750,7 @@ write_simple(SqlenvfsArchiveWriter *w, SqlenvfsArchiveEntry *e, const void *body
     cut_record(w);
     return FALSE;
   }
-  if (!seg_finish_record(w, error)) {
+  if (!seg_finish_record(w, e, error)) {
     cut_record(w);
     return FALSE;
   }
@@ -954,6 +967,8 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   e.type = SQLENVFS_ARCHIVE_SEAL;
   e.time = w->last_time; /* never later than what follows (invariant 6) */
   e.reason = w->seg_crc; /* the checksum of every byte before the seal */
+  e.flags = SEAL_HAS_DIGEST;
+  e.digest = w->seg_digest; /* ... and of its records, which the next header names */
   /* The index of every record before the seal is durable before the seal
    * can be: a sealed segment's index is checked as a finished one (only
    * the seal's own entry may be missing after a power cut). */
@@ -966,6 +981,8 @@ seal(SqlenvfsArchiveWriter *w, GError **error)
   if (w->idx_broken)
     rebuild_broken_index(w);
   w->prev_seal_crc = e.reason;
+  w->has_prev_digest = TRUE;
+  w->prev_digest = e.digest;
   w->is_sealed = TRUE;
   g_debug("archive %s: sealed %s (%" G_GUINT64_FORMAT " bytes)", w->dir, w->seg_path,
           w->seg_size);
@@ -1270,7 +1287,8 @@ sqlenvfs_archive_writer_end_commit(SqlenvfsArchiveWriter *w, GError **error)
     w->in_commit = FALSE;
     return TRUE;
   }
-  if ((w->cur_compressed && !finish_compressed(w, error)) || !seg_finish_record(w, error)) {
+  if ((w->cur_compressed && !finish_compressed(w, error)) ||
+      !seg_finish_record(w, &w->cur, error)) {
     sqlenvfs_archive_writer_abort_commit(w);
     return FALSE;
   }
@@ -1336,7 +1354,7 @@ sqlenvfs_archive_writer_abort_batch(SqlenvfsArchiveWriter *w)
 /* What end_batch() puts back when writing a batch fails. */
 typedef struct {
   guint64 seg_size, next_seq, idx_size;
-  guint32 seg_crc;
+  guint32 seg_crc, seg_digest;
   gsize idx_stage_len;
   gboolean has_last, has_last_state;
   SqlenvfsArchiveEntry last, last_state;
@@ -1380,7 +1398,8 @@ sqlenvfs_archive_writer_end_batch(SqlenvfsArchiveWriter *w, GError **error)
   if (!prepare_record(w, bound, w->batch->len, error))
     return FALSE;
   index_flush(w);
-  m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->idx_stage_len,
+  m = (WriterMark){ w->seg_size, w->next_seq, w->idx_size, w->seg_crc, w->seg_digest,
+                    w->idx_stage_len,
                     w->has_last, w->has_last_state, w->last, w->last_state, w->last_time,
                     w->alive };
   if (!batched) {
@@ -1426,6 +1445,7 @@ fail:
               "discards it on its next start)", w->dir, w->seg_path, g_strerror(errno));
   w->seg_size = m.seg_size;
   w->seg_crc = m.seg_crc;
+  w->seg_digest = m.seg_digest;
   w->next_seq = m.next_seq;
   w->has_last = m.has_last;
   w->has_last_state = m.has_last_state;

@@ -2672,8 +2672,8 @@ START_TEST(test_lazy_segment_check)
       int fd = open(seg2, O_WRONLY);
       ck_assert(g_file_set_contents(s2, (const char *)sum, (gssize)len, NULL));
       ck_assert(archive_decode_seg_header(hdr, &sh, &why));
-      archive_encode_seg_header(bad, sh.number, sh.first_seq + 1, sh.created, sh.prev_crc,
-                                sh.version);
+      sh.first_seq++;
+      archive_encode_seg_header(bad, &sh);
       ck_assert_int_eq(pwrite(fd, bad, sizeof bad, 0), sizeof bad);
       close(fd);
     }
@@ -2752,7 +2752,8 @@ START_TEST(test_seq_going_back)
   copy = g_build_filename(dir, copy_name, NULL);
   ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
   ck_assert(archive_decode_seg_header(data, &sh, &why));
-  archive_encode_seg_header(data, next, sh.first_seq, sh.created, sh.prev_crc, sh.version);
+  sh.number = next;
+  archive_encode_seg_header(data, &sh);
   ck_assert(g_file_set_contents(copy, (const char *)data, (gssize)len, NULL));
   a = sqlenvfs_archive_open(dir, &error);
   ck_assert_ptr_null(a);
@@ -4644,13 +4645,14 @@ START_TEST(test_last_backfilled_one_a_seal)
   ck_assert(g_file_get_contents(l1, &b1, &n1, NULL) && g_file_get_contents(l2, &b2, &n2, NULL));
   ck_assert_int_eq(unlink(l1), 0);
   /* Segment 2's as an earlier version wrote it (version 1: not bound to
-   * its segment's header and SEAL record): not used, not damage, and
+   * its segment's header and SEAL record; version 2: bound to its
+   * SEAL's trailer, the same in every segment): not used, not damage, and
    * written again like a missing one. */
   {
     g_autofree guint8 *old = g_memdup2(b2, n2);
     gsize table_len = (gsize)get32(old + 52) * BLOCK_ENTRY_SIZE;
-    put32(old + 8, 1);
-    memset(old + 64, 0, 8);
+    put32(old + 8, 2);
+    put32(old + 68, 0x2144df1c);
     put32(old + 92, crc(crc(0, old, 92), old + ARCHIVE_LAST_HEADER_SIZE, table_len));
     ck_assert(g_file_set_contents(l2, (const char *)old, (gssize)n2, NULL));
     ck_assert_uint_eq(count_problems(), 0);
@@ -4662,7 +4664,7 @@ START_TEST(test_last_backfilled_one_a_seal)
     put_commit(w, ++k, pgnos, 3, 8, l_fill);
     ck_assert_uint_lt(k, 6000);
   }
-  ck_assert(last_version(l2) == 1);
+  ck_assert(last_version(l2) == 2);
   while (last_version(l2) != ARCHIVE_LAST_VERSION) {
     put_commit(w, ++k, pgnos, 3, 8, l_fill);
     ck_assert_uint_lt(k, 9000);
@@ -4798,7 +4800,7 @@ START_TEST(test_compose_last_versions)
     ck_assert(archive_last_parse_fixed((const guint8 *)orig2, len2, &h, &why));
     pages = g_malloc((gsize)h.n_pages * h.page_size);
     ck_assert_ptr_null(archive_last_check_bytes((const guint8 *)orig2, len2, &h, TRUE, pages));
-    guint32 bind[2] = { h.seg_head_crc, h.seal_rec_crc };
+    guint32 bind[2] = { h.seg_head_crc, h.seal_head_crc };
     pages[(gsize)h.page_size * 3 + 100] ^= 1;
     forged = archive_last_encode(&sm, bind, pages, h.page_size);
     ck_assert(g_file_set_contents(l2, (const char *)forged->data, forged->len, NULL));
