@@ -192,6 +192,17 @@ struct _SqlenvfsArchiver;
  * archive. Set before the first run, or with no run in progress. */
 void sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, struct _SqlenvfsArchiver *archiver);
 
+/* What this process itself holds open of production's database @db (NULL:
+ * of every one) that keeps a checkpoint from copying the WAL: a sentence,
+ * or NULL for nothing. */
+typedef char *(*SqlenvfsOpsBusyHint)(gpointer user, const char *db);
+
+/* Set @hint (NULL: none), asked when a checkpoint fails because a reader
+ * or the write lock was in the way (SQLENVFS_ERROR_BUSY): its sentence is
+ * added to the error, and to the result of the run. Set before the first
+ * run. */
+void sqlenvfs_ops_set_busy_hint(SqlenvfsOps *ops, SqlenvfsOpsBusyHint hint, gpointer user);
+
 /* Run @op, waiting for any running operation first (invariant 1). TRUE and
  * what was done in *out (when not NULL; clear it with
  * sqlenvfs_op_outcome_clear either way) on success; FALSE and *error

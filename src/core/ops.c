@@ -28,6 +28,8 @@ static const char *const op_names[SQLENVFS_N_OPS] = {
 struct _SqlenvfsOps {
   SqlenvfsRoot *root;
   SqlenvfsArchiver *archiver; /* borrowed, may be NULL */
+  SqlenvfsOpsBusyHint busy_hint;
+  gpointer busy_hint_user;
   GMutex run_lock; /* held for the whole of a run (invariant 1) */
   GMutex lock;     /* guards the fields below                   */
   SqlenvfsOpResult last[SQLENVFS_N_OPS];
@@ -789,6 +791,13 @@ sqlenvfs_ops_set_archiver(SqlenvfsOps *ops, SqlenvfsArchiver *archiver)
 }
 
 void
+sqlenvfs_ops_set_busy_hint(SqlenvfsOps *ops, SqlenvfsOpsBusyHint hint, gpointer user)
+{
+  ops->busy_hint = hint;
+  ops->busy_hint_user = user;
+}
+
+void
 sqlenvfs_ops_free(SqlenvfsOps *ops)
 {
   if (ops == NULL)
@@ -827,6 +836,15 @@ sqlenvfs_ops_run(SqlenvfsOps *ops, SqlenvfsOp op, const SqlenvfsOpArgs *args,
   g_info("%s: started (%s%s%s)", sqlenvfs_op_name(op), args->db ? args->db : "every database",
          args->has_time ? ", as of a past time" : "", args->dry_run ? ", dry run" : "");
   ok = dispatch(ops, op, args, &done, &local);
+  if (!ok && op == SQLENVFS_OP_CHECKPOINT && ops->busy_hint != NULL &&
+      g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY)) {
+    g_autofree char *hint = ops->busy_hint(ops->busy_hint_user, args->db);
+    if (hint != NULL) {
+      char *m = g_strdup_printf("%s; %s", local->message, hint);
+      g_free(local->message);
+      local->message = m;
+    }
+  }
 
   res.finished_us = sqlenvfs_clock_now();
   res.ok = ok;

@@ -577,7 +577,7 @@ fs_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
       reply_error(req, "open", node->path, error);
       return;
     }
-    f->data = fs_serve_open(fs, &node->where, fi, &error);
+    f->data = fs_serve_open(fs, &node->where, (guint32)fuse_req_ctx(req)->pid, fi, &error);
     if (f->data == NULL) {
       file_free(fs, f);
       reply_error(req, "open", node->path, error);

@@ -212,10 +212,11 @@ gboolean fs_tree_may_access(Fs *fs, const FsWhere *where, const FsCaller *caller
 
 typedef struct _FsHandle FsHandle;
 
-/* Open a data file (prod/dev live view, stored copy, pitr image): pins the
- * state or opens the file. Sets fi->direct_io / keep_cache as fits. NULL and
- * *error on failure. */
-FsHandle *fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error);
+/* Open a data file (prod/dev live view, stored copy, pitr image) for the
+ * process @pid (0: unknown): pins the state or opens the file. Sets
+ * fi->direct_io / keep_cache as fits. NULL and *error on failure. */
+FsHandle *fs_serve_open(Fs *fs, const FsWhere *where, guint32 pid, struct fuse_file_info *fi,
+                        GError **error);
 
 /* Reply to a read of @size bytes at @off (fuse_reply_buf / fuse_reply_data). */
 void fs_serve_read(Fs *fs, fuse_req_t req, FsHandle *h, size_t size, off_t off);
@@ -239,6 +240,12 @@ gboolean fs_serve_live_stat(Fs *fs, FsEnv env, const char *db, struct stat *st, 
  * from then on (serve.c, invariant 7). Called every LIVE_BOUND_US by the
  * mount. */
 void fs_serve_live_bound(Fs *fs);
+
+/* The files under prod/ of production's database @db (NULL: of every one)
+ * open through this mount, which hold the WAL from being reset: a sentence
+ * naming them and their openers, or NULL when there are none
+ * (SqlenvfsOpsBusyHint, for a checkpoint that a reader was in the way of). */
+char *fs_serve_open_prod_hint(gpointer fs, const char *db);
 
 /* The largest size any open handle of (env, db) shows (0 if none): so that a
  * stat between an open and its reads never reports less than the pinned state

@@ -336,6 +336,7 @@ fs_new(SqlenvfsRoot *root, gboolean allow_other)
   fs->allow_other = allow_other;
   fs_nodes_init(fs);
   fs->ops = sqlenvfs_ops_new(root);
+  sqlenvfs_ops_set_busy_hint(fs->ops, fs_serve_open_prod_hint, fs);
   fs->ctl = fs_ctl_new(fs);
   /* Threads start on first use (after daemonizing). */
   fs->readahead = g_thread_pool_new(fs_serve_readahead_task, fs, 2, FALSE, NULL);

@@ -112,6 +112,7 @@ struct _FsHandle {
   gint said_let_go;       /* atomic: a failed read was logged (once per handle) */
   gint64 wal_at_pin;      /* size of the WAL file when the view was pinned */
   gint64 let_go_wal;      /* the WAL's size when the view was let go (0: not) */
+  guint32 pid;            /* the process that opened it (0: unknown)        */
   char *let_go_why;       /* the bound it reached, for the reads after       */
   GMutex ra_lock;         /* guards the read-ahead fields */
   GCond ra_done;
@@ -209,7 +210,7 @@ fs_serve_live_open_size(Fs *fs, FsEnv env, const char *db)
 }
 
 static FsHandle *
-open_live(Fs *fs, const FsWhere *where, GError **error)
+open_live(Fs *fs, const FsWhere *where, guint32 pid, GError **error)
 {
   g_autofree char *path = live_path(fs, where->env, where->db);
   g_autofree char *not_wal = NULL;
@@ -237,6 +238,7 @@ open_live(Fs *fs, const FsWhere *where, GError **error)
   pos = sqlenvfs_live_view_pos(view);
   h = g_new0(FsHandle, 1);
   h->kind = FS_LIVE_DB;
+  h->pid = pid;
   h->env = where->env;
   h->db = g_strdup(where->db);
   h->fd = -1;
@@ -356,13 +358,14 @@ copy_is_good(Fs *fs, const SqlenvfsStoredCopy *copy, const SqlenvfsStoredDb *sdb
 }
 
 FsHandle *
-fs_serve_open(Fs *fs, const FsWhere *where, struct fuse_file_info *fi, GError **error)
+fs_serve_open(Fs *fs, const FsWhere *where, guint32 pid, struct fuse_file_info *fi,
+              GError **error)
 {
   FsHandle *h = NULL;
 
   switch (where->kind) {
   case FS_LIVE_DB:
-    h = open_live(fs, where, error);
+    h = open_live(fs, where, pid, error);
     fi->direct_io = 1;
     break;
   case FS_COPY_DB: {
@@ -693,6 +696,40 @@ fs_serve_live_bound(Fs *fs)
               h->db, prod ? "production's" : "development's", size, why);
   }
   g_mutex_unlock(&fs->live_lock);
+}
+
+char *
+fs_serve_open_prod_hint(gpointer data, const char *db)
+{
+  Fs *fs = data;
+  g_autoptr(GString) s = g_string_new(NULL);
+  guint n = 0;
+
+  g_mutex_lock(&fs->live_lock);
+  for (GList *l = fs->live_handles; l; l = l->next) {
+    const FsHandle *h = l->data;
+    g_autofree char *comm_path = NULL, *comm = NULL;
+    if (h->env != FS_ENV_PROD || h->let_go_wal != 0 || (db != NULL && strcmp(h->db, db) != 0))
+      continue;
+    if (n++ >= 3)
+      continue; /* counted, not named */
+    comm_path = g_strdup_printf("/proc/%u/comm", h->pid);
+    if (h->pid != 0 && g_file_get_contents(comm_path, &comm, NULL, NULL))
+      g_strchomp(comm);
+    g_string_append_printf(s, "%sprod/%s.db", n > 1 ? ", " : "", h->db);
+    if (h->pid != 0)
+      g_string_append_printf(s, " (opened by pid %u%s%s)", h->pid, comm ? ", " : "",
+                             comm ? comm : "");
+  }
+  g_mutex_unlock(&fs->live_lock);
+  if (n == 0)
+    return NULL;
+  if (n > 3)
+    g_string_append_printf(s, " and %u more", n - 3);
+  return g_strdup_printf("through this mount, %s %s open: an open file under prod/ shows the "
+                         "state it was opened at and holds the WAL from being reset until it is "
+                         "closed (close %s, then write again)", s->str, n == 1 ? "is" : "are",
+                         n == 1 ? "it" : "them");
 }
 
 void

@@ -5,7 +5,8 @@
 # the write lock, holding up the archiver and the application's own
 # checkpoints meanwhile, then fail with EBUSY); a checkpoint that a reader
 # keeps from completing fails within seconds with EBUSY, and its result and
-# the log say what was in the way and what to do.
+# the log say what was in the way and what to do, naming a file open under
+# the mount's own prod/ and its opener when that is the reader.
 source "$SRCDIR/tests/integration/lib.sh"
 
 R=$T/root M=$T/mnt
@@ -111,5 +112,21 @@ echo 1 > "$M/ctl/checkpoint" || fail "ctl/checkpoint once the reader is gone"
 grep -q "^ok .* checkpoint: " "$M/ctl/checkpoint" \
   || fail "ctl/checkpoint: $(cat "$M/ctl/checkpoint")"
 pass "a checkpoint a reader is in the way of fails with EBUSY within seconds, saying why"
+
+# --- the reader in the way is a file open under the mount's own prod/: the
+# --- failure names it and its opener
+sleep 300 < "$M/prod/app.db" & opener=$!
+track_pid "$opener"
+sleep 0.3
+for i in $(seq 1 20); do sqlite3 "$P" "INSERT INTO t VALUES ($i)"; done
+sleep 0.5
+err=$(bash -c "echo 1 > '$M/ctl/checkpoint'" 2>&1) &&
+  fail "ctl/checkpoint succeeded under a file open in prod/"
+grep -q "Device or resource busy" <<<"$err" || fail "ctl/checkpoint under an open file: $err"
+line=$(cat "$M/ctl/checkpoint")
+grep -q "through this mount, prod/app.db (opened by pid $opener, sleep) is open: .*close it"   <<<"$line" || fail "the open file and its opener are not named: $line"
+kill "$opener"; wait "$opener" 2>/dev/null || true
+echo 1 > "$M/ctl/checkpoint" || fail "ctl/checkpoint once the file is closed"
+pass "a checkpoint a file open under prod/ is in the way of names the file and its opener"
 
 unmount_root "$M"
