@@ -1276,6 +1276,12 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
    *    which is first made no more readable than production. */
   {
     gboolean is_new = !g_file_test(dev, G_FILE_TEST_EXISTS);
+    /* Before SQLite opens it and makes its -wal and -shm, which a database
+     * it cannot write would leave behind. */
+    if (!is_new && access(dev, W_OK) != 0) {
+      sqlenvfs_error_errno(error, errno, "install new development database into", dev);
+      goto out;
+    }
     if (!refuse_dev_links(dev, prod, error) ||
         (is_new && !create_dev_file(dev, data_mode, error)) ||
         !tighten_dev_mode(dev, data_mode, error))

@@ -187,3 +187,24 @@ assert_eq "$(sqlite3 "$D" "SELECT type || ' ' || name FROM sqlite_schema WHERE n
 assert_eq "$(sqlite3 "$D" 'SELECT name FROM _environment')" "development" "development's marker"
 sqlite3 "$P" "DROP VIEW _environment; ALTER TABLE _environment_saved RENAME TO _environment;"
 pass "a source whose marker is a view: refused, and with --force marked development"
+
+# Run by a user who may not write development (another user's file): refused
+# naming the owner, and nothing left beside it (SQLite made an empty -wal and
+# -shm before it found the file read-only).
+R2=$T/other
+make_root "$R2" <(echo "CREATE TABLE t (x);")
+sqlite3 "$R2/data/prod/app.db" "INSERT INTO t VALUES (1)"
+"$SQLENVFS" refresh-dev --root "$R2" > /dev/null
+chmod o+x "$T"
+chown -R 65534:65534 "$R2"
+chown 0:0 "$R2/data/dev/app.db"
+rc=0
+setpriv --reuid=65534 --regid=65534 --clear-groups env \
+  ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0" \
+  "$SQLENVFS" refresh-dev --root "$R2" > "$T/other.out" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "refresh-dev into another user's development succeeded"
+grep -q "app.db: Permission denied (it belongs to uid 0 and this runs as uid 65534" \
+  "$T/other.out" || fail "refresh-dev as another user: $(cat "$T/other.out")"
+left=$(ls -A "$R2/data/dev")
+assert_eq "$left" "app.db" "what is beside development after the refusal"
+pass "a development database the user may not write: refused naming its owner, nothing left"
