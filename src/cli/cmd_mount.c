@@ -20,7 +20,7 @@
 int
 cmd_mount(int argc, char **argv)
 {
-  gboolean foreground = FALSE, debug = FALSE, single_thread = FALSE;
+  gboolean foreground = FALSE, debug = FALSE, single_thread = FALSE, options_refused = FALSE;
   g_auto(GStrv) options = NULL;
   g_autoptr(GError) error = NULL;
   const char *root, *mountpoint;
@@ -127,7 +127,10 @@ cmd_mount(int argc, char **argv)
   opts.debug = debug;
   opts.single_thread = single_thread;
   opts.options = remote != NULL ? kept : options;
-  if (!sqlenvfs_fs_mount(&opts, &error))
-    return cli_fail("mount", g_steal_pointer(&error));
+  opts.options_refused = &options_refused;
+  if (!sqlenvfs_fs_mount(&opts, &error)) {
+    int status = cli_fail("mount", g_steal_pointer(&error));
+    return options_refused ? CLI_USAGE : status;
+  }
   return CLI_OK;
 }

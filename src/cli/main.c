@@ -75,6 +75,12 @@ free_moved_argv(void)
 }
 
 static gboolean
+is_root_option(const char *a)
+{
+  return strcmp(a, "--root") == 0 || g_str_has_prefix(a, "--root=") || g_str_has_prefix(a, "-r");
+}
+
+static gboolean
 root_first(int *argc, char ***argv)
 {
   const char *a = (*argv)[1];
@@ -91,6 +97,10 @@ root_first(int *argc, char ***argv)
   value = joined ? (char *)(a[1] == '-' ? a + 7 : a + 2) : (*argv)[2];
   if (*argc < 1 + taken + 1) {
     fprintf(stderr, "sqlenvfs: no command after %s (see 'sqlenvfs --help')\n", a);
+    return FALSE;
+  }
+  if (is_root_option((*argv)[1 + taken])) {
+    fprintf(stderr, "sqlenvfs: --root given twice: give it once (see 'sqlenvfs --help')\n");
     return FALSE;
   }
   /* argv[0], COMMAND, --root, DIR, the rest. */
@@ -112,9 +122,7 @@ int
 main(int argc, char **argv)
 {
   setlocale(LC_CTYPE, "");
-  if (argc >= 2 && (strcmp(argv[1], "--root") == 0 || g_str_has_prefix(argv[1], "--root=") ||
-                    g_str_has_prefix(argv[1], "-r")) &&
-      !root_first(&argc, &argv))
+  if (argc >= 2 && is_root_option(argv[1]) && !root_first(&argc, &argv))
     return CLI_USAGE;
   if (argc < 2) {
     usage(stderr);

@@ -662,6 +662,8 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   fuse_captured = g_string_new(NULL);
   fuse_set_log_func(capture_fuse_log);
   fs->se = fuse_session_new(&args, &sqlenvfs_fs_ops, sizeof sqlenvfs_fs_ops, fs);
+  if (opts->options_refused != NULL)
+    *opts->options_refused = fs->se == NULL;
   is_mounted = fs->se != NULL && fuse_session_mount(fs->se, mnt) == 0;
   if (!is_mounted) {
     /* One line: libfuse's message may span several. */

@@ -19,6 +19,9 @@ typedef struct {
                              @root (src/fs/remote.c); no archiver, only
                              snapshots/, backups/ and pitr/ shown         */
   guint64 remote_cache_max; /* bytes of copies the cache keeps (LRU)       */
+  gboolean *options_refused; /* when not NULL: set TRUE when the mount failed
+                              * because FUSE refused its options (a usage
+                              * error), FALSE otherwise                   */
 } SqlenvfsMountOptions;
 
 /* Mount @opts->root on @opts->mountpoint and serve it until it is unmounted

@@ -134,6 +134,8 @@ for args in "--root $R" "--root=$R" "-r $R" "-r$R"; do
   grep -q "$R/data/prod/app.db" "$T/info.out" || fail "sqlenvfs $args info: $(cat "$T/info.out")"
 done
 expect_usage "--root given twice" "$SQLENVFS" --root "$R" info --root "$R"
+expect_usage "^sqlenvfs: --root given twice" "$SQLENVFS" --root "$R" --root "$R" info
+expect_usage "^sqlenvfs: --root given twice" "$SQLENVFS" --root="$R" -r"$R" info
 expect_usage "^sqlenvfs: --root needs a value" "$SQLENVFS" --root
 expect_usage "^sqlenvfs: no command after --root" "$SQLENVFS" --root "$R"
 expect_usage "--root is empty" "$SQLENVFS" --root "" info

@@ -19,6 +19,9 @@ mkdir -p "$T/m-opt"
 expect_fail "unknown option.*bogusopt.*the -o options sqlenvfs takes are in .sqlenvfs mount --help." \
   "$SQLENVFS" mount -o bogusopt "$R" "$T/m-opt"
 mountpoint -q "$T/m-opt" && fail "mount -o bogusopt mounted"
+rc=0
+"$SQLENVFS" mount -o bogusopt "$R" "$T/m-opt" 2>/dev/null || rc=$?
+assert_eq "$rc" 2 "exit status of a mount with an option FUSE does not take (a usage error)"
 pass "a missing mount point and a file are refused with what to do"
 
 # --- the root's own directories, the root, and what holds it: refused (the
