@@ -64,6 +64,9 @@ cmd_mount(int argc, char **argv)
       g_auto(GStrv) parts = g_strsplit(options[i], ",", -1);
       for (gsize j = 0; parts[j]; j++) {
         if (g_str_has_prefix(parts[j], "cache=")) {
+          if (parts[j][6] == '\0')
+            return cli_usage("mount", "-o cache= is empty: give the cache's directory, or leave "
+                             "the option out for the default");
           g_free(cache_dir);
           cache_dir = g_strdup(parts[j] + 6);
         } else if (g_str_has_prefix(parts[j], "cache-max-bytes=")) {

@@ -122,6 +122,8 @@ for dir in "$R" "$T/mine" "$R/backups/new" "$R/data/cache" "$via_link"; do
   assert_eq "$(tree "$R"; tree "$T/mine")" "$before" "the files after -o cache=$dir"
   [ ! -e "$R/backups/new" ] && [ ! -e "$R/data/cache" ] || fail "$dir was made"
 done
+(cd "$T/mine" && expect_fail "-o cache= is empty: give the cache's directory" \
+  "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o cache=)
 pass "a root, a directory of other files and one inside a root are refused as caches, untouched"
 
 # A root that looks like a cache (the plan directory an earlier version
