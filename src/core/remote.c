@@ -673,6 +673,27 @@ has_other_entries(GDir *d, const char *dir)
  * kept equal to the replica, files it did not fetch removed, so a root or
  * a directory of other files given by mistake would lose them: refused
  * before anything is written. */
+/* Whether the marker text @text names the replica @url: the same bucket
+ * and prefix (s3://b/p/ and s3://b/p are one replica). */
+static gboolean
+marker_names(const char *text, const char *url)
+{
+  static const char head[] = "sqlenvfs replica cache\nurl=";
+  g_autofree char *bucket = NULL, *prefix = NULL, *mbucket = NULL, *mprefix = NULL;
+  g_autofree char *named = NULL;
+  gsize len = strlen(text);
+
+  if (!g_str_has_prefix(text, head) || len == sizeof head - 1 || text[len - 1] != '\n')
+    return FALSE;
+  named = g_strndup(text + sizeof head - 1, len - (sizeof head - 1) - 1);
+  if (strchr(named, '\n') != NULL)
+    return FALSE;
+  if (!sqlenvfs_replica_conf_parse_url(url, &bucket, &prefix, NULL) ||
+      !sqlenvfs_replica_conf_parse_url(named, &mbucket, &mprefix, NULL))
+    return strcmp(named, url) == 0;
+  return strcmp(bucket, mbucket) == 0 && strcmp(prefix, mprefix) == 0;
+}
+
 static gboolean
 cache_dir_check(const char *dir, const char *url, GError **error)
 {
@@ -731,8 +752,7 @@ cache_dir_check(const char *dir, const char *url, GError **error)
     return FALSE;
   }
   if (g_file_get_contents(marker, &text, NULL, NULL)) {
-    g_autofree char *want = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", url);
-    if (strcmp(text, want) != 0) {
+    if (!marker_names(text, url)) {
       g_autofree char *shown = g_strescape(text, NULL);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                   "cache %s: it is the cache of another replica (%s says \"%s\"), not of %s "

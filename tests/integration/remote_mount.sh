@@ -93,10 +93,11 @@ touch "$T/mnt/backups/x" 2>/dev/null && fail "a file was created in the mount"
 unmount_root "$T/mnt"
 pass "read-only; unmounted"
 
-# The same cache again, named relatively with a trailing slash: taken, and
-# the copies kept in it served.
+# The same cache again, named relatively with a trailing slash, and the
+# replica's URL with one (the same bucket and prefix): taken, and the copies
+# kept in it served.
 [ "$(pwd)" = "$T/w" ] || fail "not in $T/w"
-"$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=../cache/" || fail "mount on its own cache"
+"$SQLENVFS" mount --remote "$URL/" "$T/mnt" -o "cache=../cache/" || fail "mount on its own cache"
 _mounts+=("$T/mnt")
 wait_mounted "$T/mnt"
 cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s2.db" || fail "read from the cache mounted again"
