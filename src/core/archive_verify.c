@@ -618,7 +618,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
    * one: the header of the next names it (invariant 3). */
   gboolean prev_has_digest = FALSE;
   guint32 prev_digest = 0;
-  g_autofree char *prev_seg_path = NULL;
+  g_autofree char *prev_name = NULL; /* the previous segment's file name */
   g_autoptr(GHashTable) pruned = NULL;
   gint64 alive_time = 0;
   gboolean has_alive, alive_vouches;
@@ -723,14 +723,14 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
          * the records its damage hid, told with it.) */
         problem(&p, sf.path, "starts at record %" G_GUINT64_FORMAT " but the previous segment "
                 "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
-      else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
-        problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
       else if (prev_sealed && prev_has_digest && sf.hdr.has_prev_digest &&
                sf.hdr.prev_digest != prev_digest)
         problem(&p, sf.path, "was not written after the records %s holds, but after others "
                 "of the same numbers: one of the two is from another archive (a copy of this "
                 "root that went on by itself?), so restores refuse the times they hold; put "
-                "back this root's own segment from a copy, keeping both", prev_seg_path);
+                "back this root's own segment from a copy, keeping both", prev_name);
+      else if (prev_sealed && sf.hdr.prev_crc != prev_seal)
+        problem(&p, sf.path, "does not chain to the previous segment (its checksum differs)");
     }
     if (skip_known(memo, &sf, dir, number, &facts, chunk, &seal_rec)) {
       /* Verified before and unchanged: chain past it as it was found. Its
@@ -754,8 +754,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       prev_seal = facts.seal;
       prev_has_digest = (seal_rec.flags & SEAL_HAS_DIGEST) != 0;
       prev_digest = seal_rec.digest;
-      g_free(prev_seg_path);
-      prev_seg_path = g_strdup(sf.path);
+      g_free(prev_name);
+      prev_name = g_path_get_basename(sf.path);
       prev_number = number;
       prev_next_seq = facts.next_seq;
       verify_summary_with(memo, dir, number, sf.size, facts.seal, TRUE, FALSE, FALSE, NULL, &p);
@@ -971,8 +971,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     have_prev = TRUE;
     prev_sealed = sealed;
     prev_end_lost = !sealed;
-    g_free(prev_seg_path);
-    prev_seg_path = g_strdup(sf.path);
+    g_free(prev_name);
+    prev_name = g_path_get_basename(sf.path);
     prev_number = number;
     prev_next_seq = seq;
     archive_seg_file_close(&sf);

@@ -32,6 +32,7 @@ pitr_write "$R" "$T/log" 1 "$fork_k"
 pitr_stop_archiver "$T/a3"
 n=$(ls "$R/$A" | grep -c '\.seg$')
 last=$(ls "$R/$A" | grep '\.seg$' | tail -1)
+next_seg=$(printf '%016d.seg' $((10#${fork_seg%.seg} + 1)))
 [ "$last" != "$fork_seg" ] || fail "the root's archive did not go past $fork_seg ($n segments)"
 "$SQLENVFS" verify --full --root "$R" > "$T/v0.out" 2>&1 ||
   fail "verify of the root before anything was copied in: $(cat "$T/v0.out")"
@@ -67,7 +68,7 @@ python3 "$ORACLE" probe --sqlenvfs "$SQLENVFS" --root "$R" --log "$T/log" --tmp 
 pass "a time the copied-in segment holds is refused, an earlier one exact"
 
 "$SQLENVFS" verify --root "$R" > "$T/v1.out" 2>&1 && fail "verify passes: $(cat "$T/v1.out")"
-grep -q "BAD .*was not written after the records .*$fork_seg holds" "$T/v1.out" ||
+grep -q "BAD .*$next_seg .*was not written after the records $fork_seg holds" "$T/v1.out" ||
   fail "verify does not name the break: $(cat "$T/v1.out")"
 pass "verify names the segment that does not follow"
 
