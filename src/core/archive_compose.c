@@ -69,14 +69,17 @@
  *        verify (which builds the summary again) against the rest.
  *   (C3) No range is composed across records missing or found damaged: a
  *        GAP error, as a plan would have refused.
- *   (C4) No range is composed from a segment that another does not follow
- *        (invariant 3): from the range's first segment to the one after its
- *        last, each segment's header names the digest of the records the
- *        segment before it holds, which that segment's SEAL carries; where
- *        both are there and differ, the two hold records of two histories
- *        (a segment of a copy of the root that went on by itself), and
- *        nothing is composed. A segment filled on demand is not read for
- *        it (that would fetch every header of a long remote history).
+ *   (C4) No range is composed from a segment that the rest of the archive
+ *        does not follow (invariant 3): from the range's first segment to
+ *        the archive's last, each segment's header that names the digest
+ *        of the records of the segment before it names the one that
+ *        segment's SEAL carries (a SEAL without one is not followed by a
+ *        header naming one in a single history). Anything else is records
+ *        of two histories (segments of a copy of the root that went on by
+ *        itself, one or several in a row), and nothing is composed: the
+ *        break may lie past the range, after segments copied in together.
+ *        A segment filled on demand is not read for it (that would fetch
+ *        every header of a long remote history).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -105,10 +108,10 @@ typedef struct {
 
 /* What segment @number says of its place in the chain (C4). */
 typedef struct {
-  gboolean read;             /* its header was read                        */
   gboolean has_prev_digest;  /* its header names the previous one's digest */
   guint32 prev_digest;
-  gboolean has_digest;       /* its SEAL carries its own                   */
+  gboolean seal_read;        /* its SEAL record was read whole             */
+  gboolean has_digest;       /* ... and carries its own digest             */
   guint32 digest;
 } SegLink;
 
@@ -123,12 +126,11 @@ seg_link(const SqlenvfsArchive *a, const SqlenvfsArchiveSegment *seg)
       !archive_seg_file_openat(a->dfd, a->dir, seg->number, O_RDONLY, &sf, NULL))
     return l; /* unknown: damage, if any, is found where the segment is read */
   if (sf.hdr_ok) {
-    l.read = TRUE;
     l.has_prev_digest = sf.hdr.has_prev_digest;
     l.prev_digest = sf.hdr.prev_digest;
-    if (seg->is_sealed && archive_read_seal_entry_fd(sf.fd, sf.path, sf.size, &e) &&
-        (e.flags & SEAL_HAS_DIGEST)) {
-      l.has_digest = TRUE;
+    if (seg->is_sealed && archive_read_seal_entry_fd(sf.fd, sf.path, sf.size, &e)) {
+      l.seal_read = TRUE;
+      l.has_digest = (e.flags & SEAL_HAS_DIGEST) != 0;
       l.digest = e.digest;
     }
   }
@@ -136,18 +138,20 @@ seg_link(const SqlenvfsArchive *a, const SqlenvfsArchiveSegment *seg)
   return l;
 }
 
-/* C4 over the segments @from to @to of the archive and the one after. */
+/* C4 from the segment @from of the archive to its last. */
 static gboolean
-check_links(const SqlenvfsArchive *a, guint from, guint to, GError **error)
+check_links(const SqlenvfsArchive *a, guint from, GError **error)
 {
   SegLink prev = { 0 };
   const SqlenvfsArchiveSegment *prev_seg = NULL;
 
-  for (guint si = from; si <= to + 1 && si < a->segments->len; si++) {
+  for (guint si = from; si < a->segments->len; si++) {
     const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
     SegLink l = seg_link(a, seg);
-    if (prev_seg != NULL && prev_seg->number + 1 == seg->number && prev.has_digest &&
-        l.has_prev_digest && l.prev_digest != prev.digest) {
+    /* A header names a digest only after a SEAL that carries one: its
+     * writer took it from that SEAL (archive_writer.c). */
+    if (prev_seg != NULL && prev_seg->number + 1 == seg->number && prev.seal_read &&
+        l.has_prev_digest && (!prev.has_digest || l.prev_digest != prev.digest)) {
       g_autofree char *pname = g_path_get_basename(prev_seg->path);
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                   "archive %s: %s was not written after the records %s holds, but after "
@@ -1365,9 +1369,7 @@ sqlenvfs_archive_compose(SqlenvfsArchive *a, SqlenvfsImage *img, guint32 page_si
     }
     g_array_append_val(parts, part);
   }
-  if (parts->len > 0 &&
-      !check_links(a, g_array_index(parts, Part, 0).si,
-                   g_array_index(parts, Part, parts->len - 1).si, error))
+  if (parts->len > 0 && !check_links(a, g_array_index(parts, Part, 0).si, error))
     return FALSE;
   /* Backward: each page's last image decided once. */
   c.final_pages = c.cur_pages;

@@ -614,9 +614,10 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
   g_autofree char *prev_path = NULL;
   guint64 prev_number = 0, prev_next_seq = 0, alive_seq = 0;
   guint32 prev_seal = 0;
-  /* The digest of the previous segment's records, when its SEAL carries
-   * one: the header of the next names it (invariant 3). */
-  gboolean prev_has_digest = FALSE;
+  /* The previous segment's SEAL record was read (@prev_seal_read), and
+   * whether it carries the digest of its records: the header of the next
+   * names it then, and only then (invariant 3). */
+  gboolean prev_seal_read = FALSE, prev_has_digest = FALSE;
   guint32 prev_digest = 0;
   g_autofree char *prev_name = NULL; /* the previous segment's file name */
   g_autoptr(GHashTable) pruned = NULL;
@@ -723,8 +724,8 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
          * the records its damage hid, told with it.) */
         problem(&p, sf.path, "starts at record %" G_GUINT64_FORMAT " but the previous segment "
                 "ends before record %" G_GUINT64_FORMAT, sf.hdr.first_seq, prev_next_seq);
-      else if (prev_sealed && prev_has_digest && sf.hdr.has_prev_digest &&
-               sf.hdr.prev_digest != prev_digest)
+      else if (prev_sealed && prev_seal_read && sf.hdr.has_prev_digest &&
+               (!prev_has_digest || sf.hdr.prev_digest != prev_digest))
         problem(&p, sf.path, "was not written after the records %s holds, but after others "
                 "of the same numbers: one of the two is from another archive (a copy of this "
                 "root that went on by itself?), so restores refuse the times they hold; put "
@@ -752,6 +753,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
       have_prev = prev_sealed = TRUE;
       prev_end_lost = FALSE;
       prev_seal = facts.seal;
+      prev_seal_read = TRUE;
       prev_has_digest = (seal_rec.flags & SEAL_HAS_DIGEST) != 0;
       prev_digest = seal_rec.digest;
       g_free(prev_name);
@@ -776,7 +778,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     if (!is_last || archive_read_seal_fd(sf.fd, sf.path, sf.size, &end_seal))
       sum = archive_sum_builder_new(&sf);
     archive_sums_start(&c, hbuf);
-    prev_has_digest = FALSE;
+    prev_seal_read = prev_has_digest = FALSE;
     while (off < sf.size) {
       SqlenvfsArchiveEntry e;
       gboolean torn;
@@ -889,6 +891,7 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
                   "holds (a record replaced by one of another archive?)");
         sealed = TRUE;
         prev_seal = e.reason;
+        prev_seal_read = TRUE;
         prev_has_digest = (e.flags & SEAL_HAS_DIGEST) != 0;
         prev_digest = e.digest;
       }
@@ -924,7 +927,12 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
           se.type == SQLENVFS_ARCHIVE_SEAL && se.length == REC_EMPTY_SIZE && se.seq >= seq) {
         sealed = TRUE;
         prev_seal = se.reason;
-        seq = se.seq + 1; /* (its digest cannot be checked past the damage) */
+        seq = se.seq + 1;
+        /* What it carries is what the next header names (its records'
+         * digest cannot be checked past the damage). */
+        prev_seal_read = TRUE;
+        prev_has_digest = (se.flags & SEAL_HAS_DIGEST) != 0;
+        prev_digest = se.digest;
       } else if (!cut) {
         problem(&p, sf.path, "segment is not sealed but a later one exists (it does not end "
                 "with a seal past its damage)");
