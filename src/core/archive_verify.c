@@ -941,7 +941,9 @@ verify_with(const char *dir, int dir_fd, const SqlenvfsArchiveVerifyMemo *memo,
     } else if (!sealed && !is_last && !ends_damaged) {
       /* (Its last record damaged, told above: the seal it would be.) */
       problem(&p, sf.path, "segment is not sealed but a later one exists (it ends after record %"
-              G_GUINT64_FORMAT ", at offset %" G_GUINT64_FORMAT ": cut short, its seal lost)",
+              G_GUINT64_FORMAT ", at offset %" G_GUINT64_FORMAT ": cut short, its seal lost; or "
+              "the last segment of a copy of this root put in its place, whose records cannot "
+              "be told from this root's: put back this root's own file if you have one)",
               seq - 1, off);
     }
     /* The alive file (read before this segment was opened) confirms every
