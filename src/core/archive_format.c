@@ -543,8 +543,6 @@ archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, Seg
     *why = "it does not end with a valid SEAL record";
   else if (seal.reason != x->seal_crc)
     *why = "its SEAL record's checksum is not the one its summary gives";
-  else
-    sf->seal = seal;
   if (*why != NULL)
     archive_seg_file_close(sf);
   return TRUE;

@@ -147,8 +147,6 @@ typedef struct {
   gboolean win_lent;  /* @win is the caller's (archive_seg_file_buffer_with) */
   guint64 win_start;  /* the file offset of win[0]                      */
   gsize win_len;
-  /* archive_seg_open_expect: its SEAL record (type 0 until read). */
-  SqlenvfsArchiveEntry seal;
 } SegFile;
 
 guint64 archive_commit_length(guint32 n_pages, guint32 page_size);
