@@ -128,7 +128,7 @@ seg_link(const SqlenvfsArchive *a, const SqlenvfsArchiveSegment *seg)
   if (sf.hdr_ok) {
     l.has_prev_digest = sf.hdr.has_prev_digest;
     l.prev_digest = sf.hdr.prev_digest;
-    if (seg->is_sealed && archive_read_seal_entry_fd(sf.fd, sf.path, sf.size, &e)) {
+    if (seg->is_sealed && archive_read_seal_entry_fd(sf.fd, sf.path, sf.size, &e, NULL, NULL)) {
       l.seal_read = TRUE;
       l.has_digest = (e.flags & SEAL_HAS_DIGEST) != 0;
       l.digest = e.digest;

@@ -539,7 +539,7 @@ archive_seg_open_expect(int dfd, const char *dir, const ArchiveSegExpect *x, Seg
     *why = "its header's first record is not the one its summary gives";
   else if (sf->hdr.version != x->version)
     *why = "its header's format version is not the one its summary gives";
-  else if (!archive_read_seal_entry_fd(sf->fd, sf->path, sf->size, &seal))
+  else if (!archive_read_seal_entry_fd(sf->fd, sf->path, sf->size, &seal, NULL, NULL))
     *why = "it does not end with a valid SEAL record";
   else if (seal.reason != x->seal_crc)
     *why = "its SEAL record's checksum is not the one its summary gives";
@@ -894,18 +894,22 @@ archive_check_block_frames(const SqlenvfsArchiveEntry *e, const guint8 *rec)
 /* The checksum of the SEAL record that ends the segment file @path of
  * @size bytes (FALSE when it does not end with a valid one). */
 gboolean
-archive_read_seal_entry_fd(int fd, const char *path, guint64 size, SqlenvfsArchiveEntry *e)
+archive_read_seal_entry_fd(int fd, const char *path, guint64 size, SqlenvfsArchiveEntry *e,
+                           guint32 *head_crc, GError **error)
 {
   guint8 rec[REC_EMPTY_SIZE];
   gsize got = 0;
 
-  if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE)
+  if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE ||
+      !archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, error) ||
+      got < sizeof rec || !archive_decode_header(rec, e) || e->type != SQLENVFS_ARCHIVE_SEAL ||
+      e->length != REC_EMPTY_SIZE ||
+      get32(rec + REC_HEADER_SIZE) != crc(0, rec, REC_HEADER_SIZE) ||
+      get32(rec + REC_HEADER_SIZE + 4) != REC_END_MAGIC)
     return FALSE;
-  return archive_pread_full(fd, rec, sizeof rec, size - REC_EMPTY_SIZE, &got, path, NULL) &&
-         got == sizeof rec && archive_decode_header(rec, e) && e->type == SQLENVFS_ARCHIVE_SEAL &&
-         e->length == REC_EMPTY_SIZE &&
-         get32(rec + REC_HEADER_SIZE) == crc(0, rec, REC_HEADER_SIZE) &&
-         get32(rec + REC_HEADER_SIZE + 4) == REC_END_MAGIC;
+  if (head_crc != NULL)
+    *head_crc = get32(rec + REC_HEADER_SIZE - 4);
+  return TRUE;
 }
 
 gboolean
@@ -913,7 +917,7 @@ archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal)
 {
   SqlenvfsArchiveEntry e;
 
-  if (!archive_read_seal_entry_fd(fd, path, size, &e))
+  if (!archive_read_seal_entry_fd(fd, path, size, &e, NULL, NULL))
     return FALSE;
   *seal = e.reason;
   return TRUE;

@@ -495,9 +495,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(ArchiveLastReader, archive_last_reader_free)
 gboolean archive_read_seal(const char *path, guint64 size, guint32 *seal);
 /* The same, on the segment already open on @fd. */
 gboolean archive_read_seal_fd(int fd, const char *path, guint64 size, guint32 *seal);
-/* The same, the whole SEAL record's header in *@e. */
+/* The same, the whole SEAL record's header in *@e, and the checksum that
+ * header carries (its bytes 92..95) in *@head_crc when it is not NULL;
+ * FALSE with *@error set when the read failed. */
 gboolean archive_read_seal_entry_fd(int fd, const char *path, guint64 size,
-                                    SqlenvfsArchiveEntry *e);
+                                    SqlenvfsArchiveEntry *e, guint32 *head_crc, GError **error);
 /* In the parsed summary @p (the whole file, either version), the last
  * version of page @pgno with seq <= @max_seq (binary searches); FALSE when
  * the segment has none. */

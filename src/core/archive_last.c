@@ -61,28 +61,25 @@ gboolean
 archive_last_seg_binding(int fd, const char *path, guint64 size, guint32 *head_crc,
                          guint32 *seal_head_crc, const char **why, GError **error)
 {
-  guint8 head[SEG_HEADER_SIZE], seal[REC_EMPTY_SIZE];
-  gsize got_head = 0, got_seal = 0;
+  guint8 head[SEG_HEADER_SIZE];
+  gsize got_head = 0;
   SqlenvfsArchiveEntry e;
 
   if (size < SEG_HEADER_SIZE + REC_EMPTY_SIZE) {
     *why = "belongs to a segment too short to be sealed";
     return FALSE;
   }
-  if (!archive_pread_full(fd, head, sizeof head, 0, &got_head, path, error) ||
-      !archive_pread_full(fd, seal, sizeof seal, size - REC_EMPTY_SIZE, &got_seal, path,
-                          error))
+  if (!archive_pread_full(fd, head, sizeof head, 0, &got_head, path, error))
     return FALSE;
-  /* The SEAL record's own checksum: its header's covers every field (the
+  /* The SEAL record header's own checksum: it covers every field (the
    * trailer's, over a header that ends with that checksum, would not). */
-  if (got_head < sizeof head || got_seal < sizeof seal || !archive_decode_header(seal, &e) ||
-      e.type != SQLENVFS_ARCHIVE_SEAL || get32(seal + REC_HEADER_SIZE + 4) != REC_END_MAGIC ||
-      get32(seal + REC_HEADER_SIZE) != crc(0, seal, REC_HEADER_SIZE)) {
-    *why = "belongs to a segment that does not end in a SEAL record";
+  if (got_head < sizeof head ||
+      !archive_read_seal_entry_fd(fd, path, size, &e, seal_head_crc, error)) {
+    if (error == NULL || *error == NULL)
+      *why = "belongs to a segment that does not end in a SEAL record";
     return FALSE;
   }
   *head_crc = get32(head + SEG_HEADER_SIZE - 4);
-  *seal_head_crc = get32(seal + REC_HEADER_SIZE - 4);
   return TRUE;
 }
 
