@@ -565,6 +565,8 @@ make_dirs(const char *base, GError **error)
 /* The file that makes a directory a replica's cache: sqlenvfs writes it
  * when it makes the cache, and no root has it. */
 #define CACHE_MARKER ".sqlenvfs/replica-cache"
+/* What it holds: this, the URL, a newline. */
+#define CACHE_MARKER_HEAD "sqlenvfs replica cache\nurl="
 
 /* Whether @path (absolute) is a directory holding a root: data/prod in it. */
 static gboolean
@@ -678,7 +680,7 @@ has_other_entries(GDir *d, const char *dir)
 static gboolean
 marker_names(const char *text, const char *url)
 {
-  static const char head[] = "sqlenvfs replica cache\nurl=";
+  static const char head[] = CACHE_MARKER_HEAD;
   g_autofree char *bucket = NULL, *prefix = NULL, *mbucket = NULL, *mprefix = NULL;
   g_autofree char *named = NULL;
   gsize len = strlen(text);
@@ -890,7 +892,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
       return NULL;
     r->plan_dir = g_build_filename(r->root_dir, ".sqlenvfs", "remote", NULL);
     marker = g_build_filename(r->root_dir, CACHE_MARKER, NULL);
-    marker_text = g_strdup_printf("sqlenvfs replica cache\nurl=%s\n", r->conf->url);
+    marker_text = g_strdup_printf(CACHE_MARKER_HEAD "%s\n", r->conf->url);
     lock = g_build_filename(r->root_dir, ".sqlenvfs", "remote.lock", NULL);
     state = g_build_filename(r->root_dir, ".sqlenvfs", NULL);
     if (!cache_dir_check(r->root_dir, r->conf->url, error) ||
