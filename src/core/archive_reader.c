@@ -899,10 +899,16 @@ ensure_all(SqlenvfsArchive *a)
     g_warning("archive %s: checking its records: %s", a->dir, error->message);
 }
 
+/* The alive file, read before the segments are listed: every record it
+ * confirms is in a segment listed after it, even while the archiver seals
+ * and starts new ones (check_alive_tail). A test may widen the time
+ * between the two (testhooks.h). */
 static void
 load_alive(SqlenvfsArchive *a)
 {
   a->has_alive = archive_read_alive(a->dir, &a->alive_file, &a->alive_seq);
+  if (sqlenvfs_testhook_archive_open_delay_ms() > 0)
+    g_usleep((gulong)sqlenvfs_testhook_archive_open_delay_ms() * 1000);
 }
 
 SqlenvfsArchive *
@@ -941,12 +947,7 @@ archive_open_except(const char *dir, const GArray *no_summary, GError **error)
    * long as the first segment listed moves on (the prune goes on). */
   for (guint64 first = 0;;) {
     g_autoptr(GError) local = NULL;
-    /* The alive file before the listing: every record it confirms is in
-     * a segment listed after it, even while the archiver seals and starts
-     * new ones (check_alive_tail). */
     load_alive(a);
-    if (sqlenvfs_testhook_archive_open_delay_ms() > 0) /* testhooks.h */
-      g_usleep((gulong)sqlenvfs_testhook_archive_open_delay_ms() * 1000);
     nums = archive_list_segments(dir, error);
     if (nums == NULL)
       return NULL;
@@ -1004,9 +1005,7 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
   guint n_old = a->segments->len;
   const SqlenvfsArchiveEntry *last;
 
-  load_alive(a); /* before the listing, as at the open */
-  if (sqlenvfs_testhook_archive_open_delay_ms() > 0) /* testhooks.h */
-    g_usleep((gulong)sqlenvfs_testhook_archive_open_delay_ms() * 1000);
+  load_alive(a);
   nums = refresh_list(a, error);
   if (nums == NULL)
     return FALSE;
