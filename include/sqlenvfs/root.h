@@ -75,17 +75,17 @@ typedef enum {
  * naming the path and what to do) on failure. */
 SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error);
 
-/* FALSE and an error naming the first line of the settings file @file
- * (its text @text) that GKeyFile would take other than as written: a
- * setting set twice in a section, one with a locale suffix, or one with a
- * comment after its value (read as part of the value). */
-gboolean sqlenvfs_settings_check_lines(const char *text, const char *file, GError **error);
+/* Read the settings file @file as a root's open does, and FALSE with the
+ * error that stops what needs its section @group: one of the whole file (a
+ * line that is no setting, an unknown section, text that is not UTF-8, a
+ * file that cannot be read), else one of that section (an unknown or
+ * misspelt setting, a value that is not valid, one set twice); @group
+ * NULL: any. TRUE when there is no such file. */
+gboolean sqlenvfs_settings_file_check(const char *file, const char *group, GError **error);
 
-/* FALSE and an error naming the first line of the settings file @file (its
- * text @text of @len bytes) that is not UTF-8 text (shown escaped) or
- * holds a NUL byte: GKeyFile's own message shows neither where nor what. */
-gboolean sqlenvfs_settings_check_text(const char *text, gsize len, const char *file,
-                                      GError **error);
+/* The settings file's text @text of *@len bytes without the byte order
+ * mark some editors write first (*@len then 3 less). */
+const char *sqlenvfs_settings_text(const char *text, gsize *len);
 
 /* The line (from 1) of the settings text @text that sets @key in [@group],
  * or 0. */
@@ -98,6 +98,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsRoot, sqlenvfs_root_free)
 
 const char *sqlenvfs_root_dir(const SqlenvfsRoot *root);
 const SqlenvfsSettings *sqlenvfs_root_settings(const SqlenvfsRoot *root);
+
+/* A settings file with an error does not stop a root's open: a section
+ * with an error is read as if it were absent (its defaults), and what
+ * needs it asks first. TRUE when section @group ("retention", ...; NULL:
+ * every section) has no error, nor has the file as a whole; else FALSE and
+ * a copy of the error, which names the file, the line and what to do. */
+gboolean sqlenvfs_root_settings_need(const SqlenvfsRoot *root, const char *group,
+                                     GError **error);
+/* The first error of the root's settings file (NULL: none), which what
+ * goes on without the section shows as a warning. */
+const GError *sqlenvfs_root_settings_problem(const SqlenvfsRoot *root);
 
 typedef enum {
   SQLENVFS_DIR_PROD,

@@ -257,12 +257,38 @@ cli_root_arg(void)
 SqlenvfsRoot *
 cli_open_root(SqlenvfsRootMode mode)
 {
+  return cli_open_root_needing(NULL, mode, "");
+}
+
+SqlenvfsRoot *
+cli_open_root_needing(const char *cmd, SqlenvfsRootMode mode, const char *sections)
+{
   g_autoptr(GError) error = NULL;
-  SqlenvfsRoot *root = sqlenvfs_root_open(root_arg, mode, &error);
-  if (root == NULL)
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(root_arg, mode, &error);
+  g_auto(GStrv) needs = g_strsplit(sections, ",", -1);
+  if (root == NULL) {
     fprintf(stderr, "%s: %s\n", g_get_prgname() ? g_get_prgname() : "sqlenvfs",
             error->message);
-  return root;
+    return NULL;
+  }
+  for (char **n = needs; *n != NULL; n++) {
+    if (**n != '\0' && !sqlenvfs_root_settings_need(root, strcmp(*n, "*") == 0 ? NULL : *n,
+                                                     &error)) {
+      cli_fail(cmd, g_steal_pointer(&error));
+      return NULL;
+    }
+  }
+  cli_settings_warning(root);
+  return g_steal_pointer(&root);
+}
+
+void
+cli_settings_warning(const SqlenvfsRoot *root)
+{
+  const GError *e = sqlenvfs_root_settings_problem(root);
+  if (e != NULL)
+    fprintf(stderr, "%s: warning: %s; what needs that section refuses until it is fixed, "
+            "the rest goes on\n", g_get_prgname() ? g_get_prgname() : "sqlenvfs", e->message);
 }
 
 int

@@ -44,6 +44,15 @@ const char *cli_root_arg(void);
 /* Open the root named by --root / $SQLENVFS_ROOT / cwd, or print the error
  * and return NULL. */
 SqlenvfsRoot *cli_open_root(SqlenvfsRootMode mode);
+/* The same, for command @cmd, which needs the settings file's @sections
+ * (comma-separated names, "*" for every one): an error in one of them is
+ * printed as the command's failure, and NULL returned. */
+SqlenvfsRoot *cli_open_root_needing(const char *cmd, SqlenvfsRootMode mode,
+                                    const char *sections);
+/* A warning on stderr naming the error of @root's settings file, if it
+ * has one: the sections it does not concern are read, and what needs the
+ * one it concerns refuses (sqlenvfs_root_settings_need). */
+void cli_settings_warning(const SqlenvfsRoot *root);
 
 /* Print "sqlenvfs <cmd>: <message>" on one line to stderr, free the error,
  * and return the exit status for it. */

@@ -69,7 +69,7 @@ cmd_archive(int argc, char **argv)
     g_log_set_debug_enabled(TRUE);
 
   sqlenvfs_set_large_pages(FALSE); /* runs for long: memory freed goes back */
-  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  root = cli_open_root_needing("archive", SQLENVFS_ROOT_MUST_EXIST, "archive,cache");
   if (root == NULL)
     return CLI_FAILED;
   a = sqlenvfs_archiver_new(root, &error);

@@ -36,7 +36,7 @@ cmd_prune(int argc, char **argv)
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("prune", "unexpected argument '%s'", argv[1]);
-  root = cli_open_root(SQLENVFS_ROOT_MUST_EXIST);
+  root = cli_open_root_needing("prune", SQLENVFS_ROOT_MUST_EXIST, "*");
   if (root == NULL)
     return CLI_FAILED;
   args.dry_run = dry_run;

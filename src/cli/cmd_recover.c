@@ -182,13 +182,14 @@ cmd_recover(int argc, char **argv)
                                                       &error);
     g_autofree char *name = NULL;
     if (root == NULL) {
-      g_clear_error(&error);
+      g_autoptr(GError) why = g_steal_pointer(&error);
       g_set_error(&error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
-                  "%s: No such file, and no root to look up a database of that name in (give "
-                  "the path of the database file, or --root DIR)",
-                  argv[1]);
+                  "%s: No such file, and no root to look up a database of that name in: %s "
+                  "(give the path of the database file, or --root DIR)",
+                  argv[1], why->message);
       return cli_fail("recover", error);
     }
+    cli_settings_warning(root);
     name = sqlenvfs_root_resolve_db(root, argv[1], TRUE, &error);
     if (name == NULL && g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
       g_autofree char *dbs = sqlenvfs_root_describe_dbs(root, NULL);

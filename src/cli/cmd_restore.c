@@ -71,6 +71,8 @@ cmd_restore(int argc, char **argv)
   if (remote != NULL) {
     g_autoptr(GError) no_root = NULL;
     here = sqlenvfs_root_open(cli_root_arg(), SQLENVFS_ROOT_MUST_EXIST, &no_root);
+    if (here != NULL)
+      cli_settings_warning(here);
     if (!sqlenvfs_copy_check_output(here, output, force, "restore",
                                     SQLENVFS_RESTORE_OUTPUT_ADVICE, &error))
       return cli_fail("restore", error);

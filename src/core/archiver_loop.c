@@ -374,8 +374,15 @@ sqlenvfs_archiver_new(SqlenvfsRoot *root, GError **error)
 {
   SqlenvfsArchiver *a;
   const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
-  int fd = sqlenvfs_root_lock(root, "archiver", FALSE, error);
+  int fd;
 
+  /* Its segments' sizes, its bound on the WAL and the room it leaves are
+   * the operator's, never defaults put in their place; an error in another
+   * section stops nothing here ([replica]: nothing is shipped, shipper.c). */
+  if (!sqlenvfs_root_settings_need(root, "archive", error) ||
+      !sqlenvfs_root_settings_need(root, "cache", error))
+    return NULL;
+  fd = sqlenvfs_root_lock(root, "archiver", FALSE, error);
   if (fd < 0)
     return NULL;
   if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_WAL, "archive", error) ||

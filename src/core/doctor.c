@@ -1970,6 +1970,14 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "create one with `sqlenvfs init`",
                                "there is no production database (no *.db in data/prod)");
 
+  if (sqlenvfs_root_settings_problem(root) != NULL) {
+    g_autofree char *conf = g_build_filename(sqlenvfs_root_dir(root), "sqlenvfs.conf", NULL);
+    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_FAILURE, "settings", "root", conf,
+                               "fix the line it names; until then a prune refuses, and so does "
+                               "what needs that section (the archiver: [archive] and [cache]; "
+                               "shipping: [replica])",
+                               "%s", sqlenvfs_root_settings_problem(root)->message);
+  }
   {
     g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(root);
     for (guint i = 0; i < unsupported->len; i++)

@@ -548,12 +548,22 @@ run_drill(SqlenvfsRoot *root, SqlenvfsArchiver *archiver, const char *db, Sqlenv
 }
 
 static gboolean
-run_prune(SqlenvfsRoot *root, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
+run_prune(SqlenvfsRoot *started, gboolean dry_run, SqlenvfsOpOutcome *out, GError **error)
 {
+  /* The settings as the file holds them now, not as a mount read them
+   * when it started; and every one of them: what is removed follows from
+   * the retention, the replica and the doctor's lag, never from defaults
+   * put in place of a section with an error. */
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(sqlenvfs_root_dir(started),
+                                                    SQLENVFS_ROOT_MUST_EXIST, error);
+  gboolean ship;
+  guint run;
+  if (root == NULL || !sqlenvfs_root_settings_need(root, NULL, error))
+    return FALSE;
   /* With a replica, nothing is removed that is not shipped yet, and what
    * is removed goes from the replica too (shipper.h). */
-  gboolean ship = !dry_run && sqlenvfs_shipper_is_configured(root);
-  guint run = ship ? sqlenvfs_shipper_removal_begin() : 0;
+  ship = !dry_run && sqlenvfs_shipper_is_configured(root);
+  run = ship ? sqlenvfs_shipper_removal_begin() : 0;
   out->dry_run = dry_run;
   if (!sqlenvfs_retention_check_anchors(root, error))
     return FALSE;

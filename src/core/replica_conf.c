@@ -358,16 +358,16 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
                   "read settings %s: %s (fix the file)", conf_file, local->message);
       return NULL;
     }
-    if (!sqlenvfs_settings_check_text(text, len, conf_file, error))
+    /* Read as a root's open reads it: an error of another section does
+     * not stop a replica's commands, nor the shipping. */
+    if (!sqlenvfs_settings_file_check(conf_file, "replica", error))
       return NULL;
-    if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+    if (!g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len,
+                                   G_KEY_FILE_NONE, &local)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: %s (fix the file)", conf_file, local->message);
       return NULL;
     }
-    if (!sqlenvfs_settings_check_lines(text, conf_file, error) ||
-        !sqlenvfs_replica_conf_check_file(kf, text, conf_file, error))
-      return NULL;
   }
 
   c->url = url ? g_strdup(url) : conf_string(kf, "url");

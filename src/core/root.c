@@ -18,10 +18,20 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+/* The errors of a settings file: one that concerns the whole file (a line
+ * that is no setting, a section sqlenvfs does not know), and the first of
+ * each section. A section with an error is read as if it were absent, and
+ * what needs it refuses (sqlenvfs_root_settings_need). */
+typedef struct {
+  GError *all;
+  GHashTable *by_group; /* section name -> GError * */
+} SettingsProblems;
+
 struct _SqlenvfsRoot {
   char *dir;
   char *paths[SQLENVFS_DIR_STATE + 1];
   SqlenvfsSettings settings;
+  SettingsProblems problems; /* what sqlenvfs.conf holds that cannot be used */
   GHashTable *warned; /* file names of unsupported databases already logged */
 };
 
@@ -60,12 +70,14 @@ settings_defaults(SqlenvfsSettings *s)
   s->doctor_acknowledged_bugs = g_new0(char *, 1);
 }
 
-/* Read an integer key if present; FALSE with a message naming file, group
- * and key when it is present but not a number in [min, max]. */
+/* Read an integer key if present; FALSE with a message naming file, line
+ * (of @text), group and key when it is present but not a number in [min,
+ * max]. */
 static gboolean
-conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
+conf_int(GKeyFile *kf, const char *text, const char *file, const char *group, const char *key,
          gint64 min, gint64 max, gint64 *out, GError **error)
 {
+  guint line = sqlenvfs_settings_line(text, group, key);
   g_autoptr(GError) local = NULL;
   g_autofree char *raw = NULL;
   gint64 v;
@@ -97,18 +109,18 @@ conf_int(GKeyFile *kf, const char *file, const char *group, const char *key,
   }
   if (raw == NULL || end == raw || *end != '\0' || (errno != 0 && errno != ERANGE)) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [%s] %s=%s is not a whole number%s (give one from %"
-                G_GINT64_FORMAT " to %" G_GINT64_FORMAT ", or remove the line)",
-                file, group, key, raw ? raw : "?",
+                "read settings %s: line %u: [%s] %s=%s is not a whole number%s (give one from %"
+                G_GINT64_FORMAT " to %" G_GINT64_FORMAT ", or remove the line%s)",
+                file, line, group, key, raw ? raw : "?",
                 g_str_has_suffix(key, "-bytes") ? " of bytes, with K, M, G or T if you like" : "",
-                min, max);
+                min, max, raw && strchr(raw, '#') ? "; a comment has a line of its own" : "");
     return FALSE;
   }
   if (errno == ERANGE || v < min || v > max) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: [%s] %s=%s is out of range: the allowed range is %"
+                "read settings %s: line %u: [%s] %s=%s is out of range: the allowed range is %"
                 G_GINT64_FORMAT " to %" G_GINT64_FORMAT " (fix or remove the line)",
-                file, group, key, raw, min, max);
+                file, line, group, key, raw, min, max);
     return FALSE;
   }
   *out = v;
@@ -205,39 +217,6 @@ is_known(const char *group, const char *key)
   return FALSE;
 }
 
-/* FALSE and an error naming the first section or setting of @kf that is
- * not one of known_settings, with the names it could have been. */
-static gboolean
-check_known_settings(GKeyFile *kf, const char *file, GError **error)
-{
-  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
-
-  for (char **g = groups; *g != NULL; g++) {
-    g_auto(GStrv) keys = NULL;
-    if (!is_known(*g, NULL)) {
-      g_autoptr(GString) names = known_names(NULL);
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: [%s] is not a section sqlenvfs knows (the sections are %s; "
-                  "fix the name or remove the section)",
-                  file, *g, names->str);
-      return FALSE;
-    }
-    keys = g_key_file_get_keys(kf, *g, NULL, NULL);
-    for (char **k = keys; k != NULL && *k != NULL; k++) {
-      g_autoptr(GString) list = NULL;
-      if (is_known(*g, *k))
-        continue;
-      list = known_names(*g);
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: [%s] %s is not a setting sqlenvfs knows (the settings of "
-                  "[%s] are %s; fix the name or remove the line)",
-                  file, *g, *k, *g, list->str);
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
 guint
 sqlenvfs_settings_line(const char *text, const char *group, const char *key)
 {
@@ -262,8 +241,11 @@ sqlenvfs_settings_line(const char *text, const char *group, const char *key)
   return 0;
 }
 
-gboolean
-sqlenvfs_settings_check_text(const char *text, gsize len, const char *file, GError **error)
+/* FALSE and an error naming the first line of the settings file @file (its
+ * text @text of @len bytes) that is not UTF-8 text (shown escaped) or
+ * holds a NUL byte: GKeyFile's own message shows neither where nor what. */
+static gboolean
+check_text(const char *text, gsize len, const char *file, GError **error)
 {
   const char *nul = memchr(text, '\0', len);
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
@@ -292,70 +274,197 @@ sqlenvfs_settings_check_text(const char *text, gsize len, const char *file, GErr
   return TRUE;
 }
 
-/* Set twice, the last would win; a locale suffix ("key[de]") is a
- * translation GKeyFile keeps apart. */
-gboolean
-sqlenvfs_settings_check_lines(const char *text, const char *file, GError **error)
+static void
+problems_clear(SettingsProblems *p)
+{
+  g_clear_error(&p->all);
+  g_clear_pointer(&p->by_group, g_hash_table_unref);
+}
+
+/* Keep @e (taken) as the problem of section @group, or of the whole file
+ * when @group is NULL, unless one is kept for it already. */
+static void
+problem_add(SettingsProblems *p, const char *group, GError *e)
+{
+  if (group == NULL) {
+    if (p->all == NULL)
+      p->all = e;
+    else
+      g_error_free(e);
+    return;
+  }
+  if (p->by_group == NULL)
+    p->by_group = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        (GDestroyNotify)g_error_free);
+  if (g_hash_table_contains(p->by_group, group))
+    g_error_free(e);
+  else
+    g_hash_table_insert(p->by_group, g_strdup(group), e);
+}
+
+/* The problem that stops what needs section @group: the whole file's, else
+ * that section's; with @group NULL, the first of any (the whole file's,
+ * else the first section's in the order of known_settings). */
+static const GError *
+problem_for(const SettingsProblems *p, const char *group)
+{
+  if (p->all != NULL || p->by_group == NULL)
+    return p->all;
+  if (group != NULL)
+    return g_hash_table_lookup(p->by_group, group);
+  for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++) {
+    const GError *e = g_hash_table_lookup(p->by_group, known_settings[i].group);
+    if (e != NULL)
+      return e;
+  }
+  return NULL;
+}
+
+static GError *
+settings_error(const char *file, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+
+static GError *
+settings_error(const char *file, const char *fmt, ...)
+{
+  va_list ap;
+  g_autofree char *msg = NULL;
+  va_start(ap, fmt);
+  msg = g_strdup_vprintf(fmt, ap);
+  va_end(ap);
+  return g_error_new(SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "read settings %s: %s", file, msg);
+}
+
+/* The line (from 1) of @text that opens section [@group], or 0. */
+static guint
+group_line(const char *text, const char *group)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  g_autofree char *header = g_strdup_printf("[%s]", group);
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (strcmp(g_strstrip(lines[i]), header) == 0)
+      return i + 1;
+  return 0;
+}
+
+/* A section or setting of @kf that is not one of known_settings, with the
+ * names it could have been: an unknown section is the whole file's problem
+ * (which section it was meant to be cannot be told), an unknown setting
+ * its section's. */
+static void
+check_known_settings(GKeyFile *kf, const char *text, const char *file, SettingsProblems *p)
+{
+  g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+  for (char **g = groups; *g != NULL; g++) {
+    g_auto(GStrv) keys = NULL;
+    if (!is_known(*g, NULL)) {
+      g_autoptr(GString) names = known_names(NULL);
+      problem_add(p, NULL,
+                  settings_error(file, "line %u: [%s] is not a section sqlenvfs knows (the "
+                                 "sections are %s; fix the name or remove the section)",
+                                 group_line(text, *g), *g, names->str));
+      continue;
+    }
+    keys = g_key_file_get_keys(kf, *g, NULL, NULL);
+    for (char **k = keys; k != NULL && *k != NULL; k++) {
+      g_autoptr(GString) list = NULL;
+      if (is_known(*g, *k))
+        continue;
+      list = known_names(*g);
+      problem_add(p, *g,
+                  settings_error(file, "line %u: [%s] %s is not a setting sqlenvfs knows (the "
+                                 "settings of [%s] are %s; fix the name or remove the line)",
+                                 sqlenvfs_settings_line(text, *g, *k), *g, *k, *g, list->str));
+    }
+  }
+}
+
+/* Every problem of the settings text @text that reading it line by line
+ * finds: a line that is neither a section, a setting nor a comment, a
+ * setting before any section (the whole file's problems, with which
+ * GKeyFile would say no line), and in a section, a setting set twice, one
+ * with a locale suffix ("key[de]", a translation GKeyFile keeps apart), a
+ * comment after a value or a value in quotes (both read as part of it). */
+static void
+check_lines(const char *text, const char *file, SettingsProblems *p)
 {
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-  g_autofree char *group = g_strdup("");
+  g_autofree char *group = NULL; /* the section's name; NULL before the first */
 
   for (guint i = 0; lines[i] != NULL; i++) {
     g_autofree char *line = g_strstrip(g_strdup(lines[i]));
-    g_autofree char *key = NULL, *id = NULL;
+    g_autofree char *key = NULL, *id = NULL, *value = NULL;
+    gsize len = strlen(line), vlen;
     const char *eq;
     guint first;
     if (*line == '\0' || *line == '#')
       continue;
     if (*line == '[') {
+      if (line[len - 1] != ']') {
+        problem_add(p, NULL, settings_error(file, "line %u: \"%s\" opens a section but does not "
+                                            "end with ] (fix the line)", i + 1, line));
+        g_clear_pointer(&group, g_free);
+        continue;
+      }
       g_free(group);
-      group = g_strdup(line);
+      group = g_strndup(line + 1, len - 2);
       continue;
     }
     eq = strchr(line, '=');
-    if (eq == NULL)
-      continue; /* GKeyFile refuses it */
-    key = g_strstrip(g_strndup(line, (gsize)(eq - line)));
-    if (strchr(key, '[') != NULL) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: line %u: %s %s has a locale suffix, which sqlenvfs does "
-                  "not read (remove the [...] after the name)", file, i + 1, group, key);
-      return FALSE;
+    if (eq == NULL) {
+      problem_add(p, NULL, settings_error(file, "line %u: \"%s\" is neither a [section], a "
+                                          "setting (name = value) nor a comment (fix or remove "
+                                          "the line)", i + 1, line));
+      continue;
     }
-    /* GKeyFile takes a '#' after the value as part of it: a path with a
-     * comment after it would name another file, a number would be
-     * refused without saying why. */
+    key = g_strstrip(g_strndup(line, (gsize)(eq - line)));
+    if (group == NULL) {
+      problem_add(p, NULL, settings_error(file, "line %u: %s is set before any [section] (put "
+                                          "it under its section)", i + 1, key));
+      continue;
+    }
+    if (strchr(key, '[') != NULL) {
+      problem_add(p, group, settings_error(file, "line %u: [%s] %s has a locale suffix, which "
+                                           "sqlenvfs does not read (remove the [...] after the "
+                                           "name)", i + 1, group, key));
+      continue;
+    }
     for (const char *h = strchr(eq + 1, '#'); h != NULL; h = strchr(h + 1, '#')) {
       if (h[-1] == ' ' || h[-1] == '\t') {
-        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                    "read settings %s: line %u: %s %s has a comment after its value, which "
-                    "would be read as part of it (put the comment on a line of its own)",
-                    file, i + 1, group, key);
-        return FALSE;
+        problem_add(p, group, settings_error(file, "line %u: [%s] %s has a comment after its "
+                                             "value, which would be read as part of it (put the "
+                                             "comment on a line of its own)", i + 1, group, key));
+        break;
       }
     }
-    id = g_strdup_printf("%s %s", group, key);
+    value = g_strstrip(g_strdup(eq + 1));
+    vlen = strlen(value);
+    if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0])
+      problem_add(p, group, settings_error(file, "line %u: [%s] %s=%s: the quotes would be read "
+                                           "as part of the value (write it without them)",
+                                           i + 1, group, key, value));
+    id = g_strdup_printf("[%s] %s", group, key);
     first = GPOINTER_TO_UINT(g_hash_table_lookup(seen, id));
     if (first != 0) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: %s %s is set twice, on lines %u and %u (keep one)", file,
-                  group, key, first, i + 1);
-      return FALSE;
+      problem_add(p, group, settings_error(file, "[%s] %s is set twice, on lines %u and %u "
+                                           "(keep one)", group, key, first, i + 1));
+      continue;
     }
     g_hash_table_insert(seen, g_steal_pointer(&id), GUINT_TO_POINTER(i + 1));
   }
-  return TRUE;
 }
 
-/* Read every whole number of known_settings present in @kf into @s; FALSE
- * and *error at the first one that is not a number in its range. */
-static gboolean
-load_numbers(GKeyFile *kf, const char *file, SqlenvfsSettings *s, GError **error)
+/* Read every whole number of known_settings present in @kf into @s; a
+ * value that is not a number in its range is its section's problem. */
+static void
+load_numbers(GKeyFile *kf, const char *text, const char *file, SqlenvfsSettings *s,
+             SettingsProblems *p)
 {
   for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++) {
     const KnownSetting *k = &known_settings[i];
     char *field = (char *)s + k->offset;
+    GError *bad = NULL;
     gint64 v;
     if (k->size == sizeof(int)) {
       int iv;
@@ -367,8 +476,10 @@ load_numbers(GKeyFile *kf, const char *file, SqlenvfsSettings *s, GError **error
       g_assert(k->size == 0);
       continue;
     }
-    if (!conf_int(kf, file, k->group, k->key, k->min, k->max, &v, error))
-      return FALSE;
+    if (!conf_int(kf, text, file, k->group, k->key, k->min, k->max, &v, &bad)) {
+      problem_add(p, k->group, bad);
+      continue;
+    }
     if (k->size == sizeof(int)) {
       int iv = (int)v;
       g_assert(k->max <= G_MAXINT);
@@ -377,82 +488,173 @@ load_numbers(GKeyFile *kf, const char *file, SqlenvfsSettings *s, GError **error
       memcpy(field, &v, sizeof v);
     }
   }
-  return TRUE;
 }
 
-static gboolean
-load_settings(SqlenvfsRoot *root, GError **error)
+/* The settings of a section with a problem back to their defaults: it is
+ * read as if it were absent. */
+static void
+keep_defaults_of_bad_sections(SqlenvfsSettings *s, const SettingsProblems *p)
 {
-  g_autofree char *file = g_build_filename(root->dir, "sqlenvfs.conf", NULL);
+  SqlenvfsSettings d;
+  settings_defaults(&d);
+  for (gsize i = 0; i < G_N_ELEMENTS(known_settings); i++) {
+    const KnownSetting *k = &known_settings[i];
+    if (k->size != 0 && problem_for(p, k->group) != NULL)
+      memcpy((char *)s + k->offset, (const char *)&d + k->offset, k->size);
+  }
+  if (problem_for(p, "sqlenvfs") != NULL) {
+    char *t = s->default_db;
+    s->default_db = d.default_db;
+    d.default_db = t;
+  }
+  if (problem_for(p, "doctor") != NULL) {
+    char **t = s->doctor_acknowledged_bugs;
+    s->doctor_acknowledged_bugs = d.doctor_acknowledged_bugs;
+    d.doctor_acknowledged_bugs = t;
+  }
+  g_free(d.default_db);
+  g_strfreev(d.doctor_acknowledged_bugs);
+}
+
+static void
+load_default_db(GKeyFile *kf, const char *text, const char *file, SqlenvfsSettings *s,
+                SettingsProblems *p)
+{
+  g_autofree char *name = NULL;
+  if (!g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL))
+    return;
+  name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);
+  if (name)
+    g_strstrip(name);
+  if (!sqlenvfs_db_name_is_valid(name)) {
+    problem_add(p, "sqlenvfs",
+                settings_error(file, "line %u: [sqlenvfs] default-db=%s is not a supported "
+                               "database name: %s (fix the line)",
+                               sqlenvfs_settings_line(text, "sqlenvfs", "default-db"),
+                               name ? name : "", sqlenvfs_db_name_problem(name)));
+    return;
+  }
+  g_free(s->default_db);
+  s->default_db = g_steal_pointer(&name);
+}
+
+static void
+load_acknowledged_bugs(GKeyFile *kf, const char *text, const char *file, SqlenvfsSettings *s,
+                       SettingsProblems *p)
+{
+  g_auto(GStrv) ids = NULL;
+  g_autoptr(GPtrArray) clean = g_ptr_array_new_with_free_func(g_free);
+
+  if (!g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL))
+    return;
+  ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);
+  /* A list separated by ';' (GKeyFile's way) or ','; blanks are ignored. */
+  for (char **id = ids; id && *id; id++) {
+    g_auto(GStrv) parts = g_strsplit(*id, ",", -1);
+    for (char **q = parts; *q; q++) {
+      g_autofree char *ids_known = NULL;
+      if (*g_strstrip(*q) == '\0')
+        continue;
+      if (!sqlenvfs_doctor_bug_is_known(*q)) {
+        ids_known = sqlenvfs_doctor_bug_ids();
+        problem_add(p, "doctor",
+                    settings_error(file, "line %u: [doctor] acknowledged-bugs names '%s', which "
+                                   "is no bug the doctor knows (the known ones: %s; fix the "
+                                   "line)", sqlenvfs_settings_line(text, "doctor",
+                                                                   "acknowledged-bugs"),
+                                   *q, ids_known));
+        return;
+      }
+      g_ptr_array_add(clean, g_strdup(*q));
+    }
+  }
+  g_ptr_array_add(clean, NULL);
+  g_strfreev(s->doctor_acknowledged_bugs);
+  s->doctor_acknowledged_bugs = (char **)g_ptr_array_free(g_steal_pointer(&clean), FALSE);
+}
+
+/* Read the settings file @file into @s (its defaults where the file sets
+ * nothing, or where the section has a problem) and its problems into @p.
+ * No file is no problem. */
+static void
+read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
+{
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
   g_autofree char *text = NULL;
+  const char *body;
   gsize len = 0;
-  SqlenvfsSettings *s = &root->settings;
+  struct stat st;
+  gboolean is_link;
 
   settings_defaults(s);
-  if (!g_file_test(file, G_FILE_TEST_EXISTS))
-    return TRUE;
-  if (g_file_get_contents(file, &text, &len, &local) &&
-      !sqlenvfs_settings_check_text(text, len, file, error))
-    return FALSE;
-  if (local != NULL || !g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read settings %s: %s (fix the file or remove it to use defaults)", file,
-                local->message);
-    return FALSE;
+  if (lstat(file, &st) != 0 && errno == ENOENT)
+    return;
+  is_link = lstat(file, &st) == 0 && S_ISLNK(st.st_mode);
+  if (!g_file_get_contents(file, &text, &len, &local)) {
+    problem_add(p, NULL, settings_error(file, "%s (%s)", local->message,
+                                        is_link ? "it is a link to a file that cannot be read: "
+                                                  "fix the link, or put the file in its place"
+                                                : "make it a file sqlenvfs can read"));
+    return;
   }
-  /* [replica] too: a value a replica's commands would refuse is refused by
-   * every command, as any other setting's is, not found out only when the
-   * archiver starts to ship. */
-  if (!sqlenvfs_settings_check_lines(text, file, error) ||
-      !check_known_settings(kf, file, error) ||
-      !sqlenvfs_replica_conf_check_file(kf, text, file, error))
-    return FALSE;
-  if (g_key_file_has_key(kf, "sqlenvfs", "default-db", NULL)) {
-    g_autofree char *name = g_key_file_get_string(kf, "sqlenvfs", "default-db", NULL);
-    if (name)
-      g_strstrip(name);
-    if (!sqlenvfs_db_name_is_valid(name)) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: [sqlenvfs] default-db=%s is not a supported database "
-                  "name: %s (fix the line)",
-                  file, name ? name : "", sqlenvfs_db_name_problem(name));
-      return FALSE;
-    }
-    g_free(s->default_db);
-    s->default_db = g_steal_pointer(&name);
+  body = sqlenvfs_settings_text(text, &len);
+  if (!check_text(body, len, file, &local)) {
+    problem_add(p, NULL, g_steal_pointer(&local));
+    return;
   }
-  if (!load_numbers(kf, file, s, error))
-    return FALSE;
-  if (g_key_file_has_key(kf, "doctor", "acknowledged-bugs", NULL)) {
-    g_auto(GStrv) ids = g_key_file_get_string_list(kf, "doctor", "acknowledged-bugs", NULL, NULL);
-    GPtrArray *clean = g_ptr_array_new_with_free_func(g_free);
-    /* A list separated by ';' (GKeyFile's way) or ','; blanks are ignored. */
-    for (char **id = ids; id && *id; id++) {
-      g_auto(GStrv) parts = g_strsplit(*id, ",", -1);
-      for (char **p = parts; *p; p++) {
-        g_autofree char *ids_known = NULL;
-        if (*g_strstrip(*p) == '\0')
-          continue;
-        if (!sqlenvfs_doctor_bug_is_known(*p)) {
-          ids_known = sqlenvfs_doctor_bug_ids();
-          g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                      "read settings %s: line %u: [doctor] acknowledged-bugs names '%s', which "
-                      "is no bug the doctor knows (the known ones: %s; fix the line)", file,
-                      sqlenvfs_settings_line(text, "doctor", "acknowledged-bugs"), *p,
-                      ids_known);
-          g_ptr_array_free(clean, TRUE);
-          return FALSE;
-        }
-        g_ptr_array_add(clean, g_strdup(*p));
-      }
-    }
-    g_ptr_array_add(clean, NULL);
-    g_strfreev(s->doctor_acknowledged_bugs);
-    s->doctor_acknowledged_bugs = (char **)g_ptr_array_free(clean, FALSE);
+  check_lines(body, file, p);
+  if (p->all != NULL)
+    return;
+  if (!g_key_file_load_from_data(kf, body, len, G_KEY_FILE_NONE, &local)) {
+    problem_add(p, NULL, settings_error(file, "%s (fix the file)", local->message));
+    return;
   }
-  return TRUE;
+  check_known_settings(kf, body, file, p);
+  /* [replica] too: a value a replica's commands would refuse is found
+   * here, not only when the archiver starts to ship. */
+  if (!sqlenvfs_replica_conf_check_file(kf, body, file, &local))
+    problem_add(p, "replica", g_steal_pointer(&local));
+  load_default_db(kf, body, file, s, p);
+  load_numbers(kf, body, file, s, p);
+  load_acknowledged_bugs(kf, body, file, s, p);
+  keep_defaults_of_bad_sections(s, p);
+}
+
+const char *
+sqlenvfs_settings_text(const char *text, gsize *len)
+{
+  if (*len >= 3 && memcmp(text, "\xef\xbb\xbf", 3) == 0) {
+    *len -= 3;
+    return text + 3;
+  }
+  return text;
+}
+
+gboolean
+sqlenvfs_settings_file_check(const char *file, const char *group, GError **error)
+{
+  SettingsProblems p = { 0 };
+  SqlenvfsSettings s;
+  const GError *e;
+  gboolean ok;
+
+  read_settings(file, &s, &p);
+  e = problem_for(&p, group);
+  ok = e == NULL;
+  if (!ok)
+    g_propagate_error(error, g_error_copy(e));
+  g_free(s.default_db);
+  g_strfreev(s.doctor_acknowledged_bugs);
+  problems_clear(&p);
+  return ok;
+}
+
+static void
+load_settings(SqlenvfsRoot *root)
+{
+  g_autofree char *file = g_build_filename(root->dir, "sqlenvfs.conf", NULL);
+  read_settings(file, &root->settings, &root->problems);
 }
 
 SqlenvfsRoot *
@@ -514,8 +716,7 @@ sqlenvfs_root_open_from(const char *dir, const char *given_as, SqlenvfsRootMode 
                 root->dir);
     return NULL;
   }
-  if (!load_settings(root, error))
-    return NULL;
+  load_settings(root);
   return g_steal_pointer(&root);
 }
 
@@ -528,6 +729,7 @@ sqlenvfs_root_free(SqlenvfsRoot *root)
     g_free(root->paths[i]);
   g_free(root->settings.default_db);
   g_strfreev(root->settings.doctor_acknowledged_bugs);
+  problems_clear(&root->problems);
   if (root->warned)
     g_hash_table_destroy(root->warned);
   g_free(root->dir);
@@ -544,6 +746,22 @@ const SqlenvfsSettings *
 sqlenvfs_root_settings(const SqlenvfsRoot *root)
 {
   return &root->settings;
+}
+
+gboolean
+sqlenvfs_root_settings_need(const SqlenvfsRoot *root, const char *group, GError **error)
+{
+  const GError *e = problem_for(&root->problems, group);
+  if (e == NULL)
+    return TRUE;
+  g_propagate_error(error, g_error_copy(e));
+  return FALSE;
+}
+
+const GError *
+sqlenvfs_root_settings_problem(const SqlenvfsRoot *root)
+{
+  return problem_for(&root->problems, NULL);
 }
 
 const char *
@@ -833,6 +1051,12 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                 "the database name is empty: name a database%s, or give none for the "
                 "default (%s)", has, root->settings.default_db);
+    return NULL;
+  }
+  /* The default is the operator's, never one put in place of a line with
+   * an error. */
+  if (name == NULL && !sqlenvfs_root_settings_need(root, "sqlenvfs", error)) {
+    g_prefix_error(error, "no database named (give --db), and the default cannot be read: ");
     return NULL;
   }
   if (name == NULL)

@@ -2182,8 +2182,11 @@ replica_configured(const char *root_dir, char **conf_path, char **url_out)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
-  g_autofree char *url = NULL;
-  if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, NULL))
+  g_autofree char *url = NULL, *text = NULL;
+  gsize len = 0;
+  if (!g_file_get_contents(path, &text, &len, NULL) ||
+      !g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len, G_KEY_FILE_NONE,
+                                 NULL))
     return FALSE;
   url = g_key_file_get_string(kf, "replica", "url", NULL);
   if (url == NULL || *g_strstrip(url) == '\0')

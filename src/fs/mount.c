@@ -622,6 +622,15 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
                                  SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;
+  /* The cache's bounds and the log's are the operator's (the archiver
+   * asks for its own sections); an error elsewhere is logged and stops
+   * only what needs that section (ctl/prune, the shipping). */
+  if (!sqlenvfs_root_settings_need(root, "cache", error) ||
+      !sqlenvfs_root_settings_need(root, "mount", error))
+    return FALSE;
+  if (sqlenvfs_root_settings_problem(root) != NULL)
+    g_warning("%s; what needs that section refuses until it is fixed",
+              sqlenvfs_root_settings_problem(root)->message);
   {
     g_autofree char *given = g_canonicalize_filename(opts->mountpoint, NULL);
     if (!check_mountpoint(root, given, &mnt, error))

@@ -100,13 +100,19 @@ for u in ftp://h s3:// s3://b; do
 done
 pass "a value that cannot be parsed is a usage error"
 
-# --- a [replica] value that is not valid is refused by every command that
-# reads the root, naming its line, as any other setting's is; so is a bug
-# acknowledged that the doctor does not know, and a line that is not UTF-8.
+# --- a [replica] value that is not valid is refused, naming its line, as
+# any other setting's is; so is a bug acknowledged that the doctor does not
+# know, and a line that is not UTF-8. A prune, which needs every section,
+# refuses; the commands that need no section with an error go on, and say
+# why in a warning.
 conf_case() { # CONF PATTERN
   printf '%b' "$1" > "$R/sqlenvfs.conf"
-  for cmd in list backup prune info verify checkpoint; do
-    expect_fail "$2" "$SQLENVFS" $cmd --root "$R"
+  expect_fail "$2" "$SQLENVFS" prune --root "$R"
+  for cmd in list backup info verify checkpoint; do
+    "$SQLENVFS" $cmd --root "$R" > /dev/null 2> "$T/conf.err" ||
+      fail "$cmd refused a settings file whose error it does not need: $(cat "$T/conf.err")"
+    grep -Eq -- "warning: .*$2.*what needs that section refuses until it is fixed" \
+      "$T/conf.err" || fail "$cmd: no warning matching /$2/: $(cat "$T/conf.err")"
   done
 }
 conf_case '[replica]\nurl = s3://bkt/p\nsync-interval = abc\n' \
@@ -125,7 +131,7 @@ printf '[replica]\nurl = s3://bkt/p\nendpoint = https://h:9000/\nverify-tls = fa
   > "$R/sqlenvfs.conf"
 "$SQLENVFS" info --root "$R" > /dev/null || fail "info refused valid [replica] settings"
 rm "$R/sqlenvfs.conf"
-pass "a settings file with a value that is not valid is refused by every command"
+pass "a settings file with a value that is not valid: prune refuses, the rest warns"
 
 # --- --root may come before the command, in each of its forms; given there
 # and after the command too, it is given twice.

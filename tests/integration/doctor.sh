@@ -252,7 +252,12 @@ doctor
 assert_eq "$rc" 2 "exit status with [replica] url = htp://"
 grep -q "line $(wc -l < "$R/sqlenvfs.conf"): \[replica\] url: replica URL 'htp://sqlenvfs-test/p' does not start with s3://" \
   "$T/doc.json" || fail "doctor with [replica] url = htp://: $(cat "$T/doc.json")"
-expect_fail "\[replica\] url: replica URL 'htp://sqlenvfs-test/p'" "$SQLENVFS" list --root "$R"
+finding failure settings root "[replica] url: replica URL 'htp://sqlenvfs-test/p'" >/dev/null ||
+  fail "doctor names the settings' error: $(cat "$T/doc.json")"
+"$SQLENVFS" list --root "$R" > /dev/null 2> "$T/list.err" || fail "list: $(cat "$T/list.err")"
+grep -q "warning: .*\[replica\] url: replica URL 'htp://sqlenvfs-test/p'" "$T/list.err" ||
+  fail "list's warning: $(cat "$T/list.err")"
+expect_fail "\[replica\] url: replica URL 'htp://sqlenvfs-test/p'" "$SQLENVFS" prune --root "$R"
 replica_case 'url = s3://sqlenvfs-test/p\ncredentials-file = creds\n' 2 failure \
   "read credentials $R/creds" ""
 replica_case 'url = s3://sqlenvfs-test/p\n' 1 warning "the archiver is not running" \
@@ -469,17 +474,21 @@ expect_fail "unexpected argument" "$SQLENVFS" doctor --root "$R" extra
 expect_fail "^sqlenvfs doctor: .*$T/missing.*no such directory" "$SQLENVFS" doctor --root "$T/missing"
 rc=0; "$SQLENVFS" doctor --root "$T/missing" 2>/dev/null || rc=$?
 assert_eq "$rc" "2" "doctor's exit status for a root that does not exist (a failure, not a warning)"
-printf '[doctor]\nsize-warn-bytes=lots\n' >"$T/root2/sqlenvfs.conf"
-expect_fail "size-warn-bytes=lots" "$SQLENVFS" doctor --root "$T/root2"
-rc=0; "$SQLENVFS" doctor --root "$T/root2" 2>/dev/null || rc=$?
-assert_eq "$rc" "2" "doctor's exit status for unreadable settings"
 pass "bad input: one clear line"
+# A settings file with an error is a failure the doctor names, and it
+# checks the rest.
+printf '[doctor]\nsize-warn-bytes=lots\n' >"$T/root2/sqlenvfs.conf"
+rc=0; "$SQLENVFS" doctor --json --root "$T/root2" > "$T/doc.json" || rc=$?
+assert_eq "$rc" "2" "doctor's exit status for a settings file with an error"
+finding failure settings root "line 2: [doctor] size-warn-bytes=lots is not a whole number" \
+  > /dev/null || fail "doctor on a settings file with an error: $(cat "$T/doc.json")"
+finding ok environment prod/app > /dev/null || fail "doctor checked nothing else"
 # --json for a monitor: JSON that says the doctor could not run, and why.
-rc=0; "$SQLENVFS" doctor --json --root "$T/root2" > "$T/fail.json" 2>/dev/null || rc=$?
-assert_eq "$rc" "2" "doctor --json's exit status for unreadable settings"
-python3 - "$T/fail.json" <<'PY' || fail "doctor --json on unreadable settings: $(cat "$T/fail.json")"
+rc=0; "$SQLENVFS" doctor --json --root "$T/missing" > "$T/fail.json" 2>/dev/null || rc=$?
+assert_eq "$rc" "2" "doctor --json's exit status for a root that does not exist"
+python3 - "$T/fail.json" <<'PY' || fail "doctor --json on no root: $(cat "$T/fail.json")"
 import json, sys
 d = json.load(open(sys.argv[1]))
-assert d["status"] == "failure" and d["exit_status"] == 2 and "size-warn-bytes" in d["error"], d
+assert d["status"] == "failure" and d["exit_status"] == 2 and "no such directory" in d["error"], d
 PY
-pass "doctor --json that cannot run prints JSON saying why"
+pass "doctor names a settings file's error and checks the rest; --json that cannot run says why"

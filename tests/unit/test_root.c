@@ -75,6 +75,16 @@ START_TEST(test_env_and_layout)
 }
 END_TEST
 
+/* TRUE when the root at tmp opens but its settings file has an error,
+ * which *error then holds (as a prune, which needs every section, gets). */
+static gboolean
+settings_refused(GError **error)
+{
+  g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, error);
+  ck_assert_no_error(*error);
+  return !sqlenvfs_root_settings_need(root, NULL, error);
+}
+
 START_TEST(test_settings)
 {
   g_autoptr(SqlenvfsRoot) made = make_root();
@@ -118,27 +128,27 @@ START_TEST(test_settings)
   ck_assert_int_eq(sqlenvfs_root_settings(root)->backup_max_age_hours, 6);
   ck_assert_int_eq(sqlenvfs_root_settings(root)->archive_lag_warn_seconds, 7);
   g_file_set_contents(conf, "[archive]\nmax-wal-bytes=12QB\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "12QB is not a whole number of bytes") != NULL, "%s",
                 error->message);
   g_clear_error(&error);
   g_file_set_contents(conf, "[archive]\nmax-wal-bytes=9000000T\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "out of range") != NULL, "%s", error->message);
   g_clear_error(&error);
   g_file_set_contents(conf, "[archive]\ncheckpoint-pages=1K\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "checkpoint-pages=1K is not a whole number (") != NULL,
                 "%s", error->message);
   g_clear_error(&error);
   g_file_set_contents(conf, "[archive]\nmax-wal-bytes=-1\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "max-wal-bytes=-1 is out of range") != NULL, "%s",
                 error->message);
   g_clear_error(&error);
 
   g_file_set_contents(conf, "[retention]\ndaily-keep-days=seven\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert(strstr(error->message, "daily-keep-days=seven") != NULL);
   ck_assert(strstr(error->message, conf) != NULL);
@@ -147,7 +157,7 @@ START_TEST(test_settings)
 
   /* A whole number out of range: the message is about the range, not the form. */
   g_file_set_contents(conf, "[archive]\nsegment-max-bytes=262144\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_msg(strstr(error->message, "segment-max-bytes=262144 is out of range") != NULL, "%s",
                 error->message);
@@ -155,18 +165,18 @@ START_TEST(test_settings)
   ck_assert(strstr(error->message, "whole number") == NULL);
   g_clear_error(&error);
   g_file_set_contents(conf, "[retention]\ndaily-keep-days=99999999999999999999\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert(strstr(error->message, "out of range") != NULL);
   g_clear_error(&error);
 
   g_file_set_contents(conf, "[sqlenvfs\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   g_clear_error(&error);
 
   /* A misspelt setting or section is refused, not left out: the message
    * names it and what it could have been. */
   g_file_set_contents(conf, "[retention]\ndaily-keep-days=3\nkeep-daily=7\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   ck_assert_msg(strstr(error->message, "[retention] keep-daily is not a setting") != NULL, "%s",
                 error->message);
@@ -174,7 +184,7 @@ START_TEST(test_settings)
   ck_assert(strstr(error->message, "daily-keep-count") != NULL);
   g_clear_error(&error);
   g_file_set_contents(conf, "[archives]\nmax-wal-bytes=1\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "[archives] is not a section") != NULL, "%s",
                 error->message);
   ck_assert(strstr(error->message, "[archive],") != NULL);
@@ -184,12 +194,12 @@ START_TEST(test_settings)
    * GKeyFile, so never read) are refused, naming their lines. */
   g_file_set_contents(conf, "[archive]\nsegment-max-records=40\n[retention]\n"
                             "daily-keep-days=3\n[archive]\n segment-max-records = 50\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "[archive] segment-max-records is set twice, on lines 2 "
                                        "and 6") != NULL, "%s", error->message);
   g_clear_error(&error);
   g_file_set_contents(conf, "[archive]\nsegment-max-records[de]=40\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "line 2: [archive] segment-max-records[de] has a locale "
                                        "suffix") != NULL, "%s", error->message);
   g_clear_error(&error);
@@ -198,12 +208,12 @@ START_TEST(test_settings)
    * blank before it is part of the value. */
   g_file_set_contents(conf, "[replica]\nurl=s3://b/p#1\ncredentials-file = /etc/c    # 600\n",
                       -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "line 3: [replica] credentials-file has a comment after "
                                        "its value") != NULL, "%s", error->message);
   g_clear_error(&error);
   g_file_set_contents(conf, "[retention]\ndaily-keep-days=7\t# a week\n", -1, NULL);
-  ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+  ck_assert(settings_refused(&error));
   ck_assert_msg(strstr(error->message, "line 2: [retention] daily-keep-days has a comment") !=
                 NULL, "%s", error->message);
   g_clear_error(&error);
@@ -248,11 +258,110 @@ START_TEST(test_settings)
     };
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
       g_file_set_contents(conf, bad[i][0], -1, NULL);
-      ck_assert(sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error) == NULL);
+      ck_assert(settings_refused(&error));
       ck_assert_msg(strstr(error->message, bad[i][1]) != NULL, "%s", error->message);
       g_clear_error(&error);
     }
   }
+}
+END_TEST
+
+/* An error stops only what needs its section: the root opens, the
+ * section with the error is read as if absent (its defaults), the others
+ * as written; an error that concerns no one section stops them all. */
+START_TEST(test_settings_sections)
+{
+  g_autoptr(SqlenvfsRoot) made = make_root();
+  g_autofree char *conf = g_build_filename(tmp, "sqlenvfs.conf", NULL);
+  g_autofree char *elsewhere = g_build_filename(tmp, "no-such.conf", NULL);
+  GError *error = NULL;
+  SqlenvfsRoot *root;
+
+  g_file_set_contents(conf, "[replica]\nurl=s3://b/p\nsync-intervall=5\n"
+                            "[retention]\ndaily-keep-days=3\n[archive]\nmax-wal-bytes=1M\n",
+                      -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_settings_need(root, "retention", NULL));
+  ck_assert(sqlenvfs_root_settings_need(root, "archive", NULL));
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 3);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 1 << 20);
+  ck_assert(!sqlenvfs_root_settings_need(root, "replica", &error));
+  ck_assert_msg(strstr(error->message, "line 3: [replica] sync-intervall is not a setting") !=
+                NULL, "%s", error->message);
+  g_clear_error(&error);
+  ck_assert(!sqlenvfs_root_settings_need(root, NULL, &error));
+  g_clear_error(&error);
+  ck_assert(sqlenvfs_root_settings_problem(root) != NULL);
+  /* A replica's own reading of the file stops at it too, and at nothing
+   * another section holds. */
+  ck_assert(!sqlenvfs_settings_file_check(conf, "replica", NULL));
+  ck_assert(sqlenvfs_settings_file_check(conf, "retention", NULL));
+  ck_assert(sqlenvfs_settings_file_check(elsewhere, NULL, NULL));
+  sqlenvfs_root_free(root);
+
+  /* The section with the error is read as if absent: every value of it at
+   * its default, the one written right included. */
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=3\ndaily-keep-count=x\n"
+                            "[archive]\nmax-wal-bytes=1M\n", -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 7);
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->max_wal_bytes, 1 << 20);
+  ck_assert(!sqlenvfs_root_settings_need(root, "retention", &error));
+  ck_assert_msg(strstr(error->message, "line 3: [retention] daily-keep-count=x is not a whole "
+                                       "number") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  ck_assert(sqlenvfs_root_settings_need(root, "archive", NULL));
+  sqlenvfs_root_free(root);
+
+  /* A default database in quotes is no name to fall back on. */
+  g_file_set_contents(conf, "[sqlenvfs]\ndefault-db = \"shop\"\n", -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_resolve_db(root, NULL, FALSE, &error) == NULL);
+  ck_assert_msg(strstr(error->message, "line 2: [sqlenvfs] default-db=\"shop\": the quotes") !=
+                NULL, "%s", error->message);
+  g_clear_error(&error);
+  sqlenvfs_root_free(root);
+
+  /* What concerns no one section stops every one, naming its line. */
+  {
+    static const char *const bad[][2] = {
+      { "[retentoin]\ndaily-keep-days=3\n", "line 1: [retentoin] is not a section" },
+      { "[archive]\nmax-wal-bytes 1G\n", "line 2: \"max-wal-bytes 1G\" is neither" },
+      { "max-wal-bytes=1G\n[archive]\n", "line 1: max-wal-bytes is set before any [section]" },
+      { "[archive\nmax-wal-bytes=1G\n", "line 1: \"[archive\" opens a section" },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+      g_file_set_contents(conf, bad[i][0], -1, NULL);
+      root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+      ck_assert_no_error(error);
+      ck_assert(!sqlenvfs_root_settings_need(root, "archive", &error));
+      ck_assert_msg(strstr(error->message, bad[i][1]) != NULL, "%s", error->message);
+      g_clear_error(&error);
+      ck_assert(!sqlenvfs_root_settings_need(root, "doctor", NULL));
+      sqlenvfs_root_free(root);
+    }
+  }
+
+  /* A byte order mark is not text; a link to no file is not "no file". */
+  g_file_set_contents(conf, "\xef\xbb\xbf[retention]\ndaily-keep-days=3\n", -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_settings_need(root, NULL, NULL));
+  ck_assert_int_eq(sqlenvfs_root_settings(root)->daily_keep_days, 3);
+  sqlenvfs_root_free(root);
+  ck_assert_int_eq(unlink(conf), 0);
+  ck_assert_int_eq(symlink(elsewhere, conf), 0);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_root_settings_need(root, "retention", &error));
+  ck_assert_msg(strstr(error->message, "it is a link to a file that cannot be read") != NULL,
+                "%s", error->message);
+  g_clear_error(&error);
+  sqlenvfs_root_free(root);
+  ck_assert_int_eq(unlink(conf), 0);
 }
 END_TEST
 
@@ -352,6 +461,7 @@ suite(void)
   tcase_add_test(tc, test_not_a_root);
   tcase_add_test(tc, test_env_and_layout);
   tcase_add_test(tc, test_settings);
+  tcase_add_test(tc, test_settings_sections);
   tcase_add_test(tc, test_db_names);
   tcase_add_test(tc, test_lock_exclusive);
   suite_add_tcase(s, tc);
