@@ -122,9 +122,10 @@ gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, i
  * restore to the state of @plan would otherwise have started from: it
  * holds a state of the same chain at or before @plan's, and one that
  * pick order puts over @plan's base (a later state, or a snapshot of the
- * same state as a backup). TRUE, *@bad (the newest such copy; free with
- * sqlenvfs_timeline_base_free) and *@why (newly allocated: what was found
- * wrong with it); FALSE when there is none. */
+ * same state as a backup); or else a copy whose MANIFEST cannot be read,
+ * begun after @plan's base and before its state. TRUE, *@bad (the newest
+ * such copy; free with sqlenvfs_timeline_base_free) and *@why (newly
+ * allocated: what was found wrong with it); FALSE when there is none. */
 gboolean sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan,
                                          SqlenvfsTimelineBase **bad, char **why);
 

@@ -143,6 +143,7 @@ typedef struct {
   SqlenvfsCopyKind kind;
   char *name;
   gint64 time;             /* the time in its name: when its run began       */
+  char *why;               /* its MANIFEST, and why it cannot be read        */
 } Unread;
 
 /* What a stat says of a file or directory, to tell whether it changed. */
@@ -190,6 +191,7 @@ static void
 unread_clear(Unread *u)
 {
   g_free(u->name);
+  g_free(u->why);
 }
 
 static void
@@ -719,17 +721,20 @@ load_copies(SqlenvfsTimeline *tl, GError **error)
   g_array_set_clear_func(unread, (GDestroyNotify)unread_clear);
   for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
     g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+    guint first = unreadable->len; /* names[i] is unreadable[first + i] */
     g_autoptr(GPtrArray) list =
       sqlenvfs_store_list_checked(tl->root, kinds[k], unreadable, names, error);
     if (list == NULL)
       return FALSE;
     for (guint i = 0; i < list->len; i++)
       g_ptr_array_add(copies, g_steal_pointer(&list->pdata[i]));
+    g_assert(unreadable->len == first + names->len);
     for (guint i = 0; i < names->len; i++) {
-      Unread u = { kinds[k], NULL, 0 };
+      Unread u = { kinds[k], NULL, 0, NULL };
       if (!sqlenvfs_time_parse_name(names->pdata[i], &u.time))
         continue;
       u.name = g_strdup(names->pdata[i]);
+      u.why = g_strdup(unreadable->pdata[first + i]);
       g_array_append_val(unread, u);
     }
   }
@@ -1373,6 +1378,38 @@ sqlenvfs_timeline_next_base(SqlenvfsTimeline *tl, SqlenvfsRestorePlan *plan, GHa
   return next != NULL;
 }
 
+/* A copy whose MANIFEST cannot be read, begun after @plan's base and
+ * before its state: which state it holds cannot be told, but it is the
+ * newer copy a restore would have started from had it been readable. The
+ * newest such into *@bad and *@why; *@bad stays NULL when there is none.
+ * Called locked. */
+static void
+over_unread(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan, SqlenvfsTimelineBase **bad,
+            char **why)
+{
+  const Unread *newest = NULL;
+  gint64 base_time;
+  if (!sqlenvfs_time_parse_name(plan->base_name, &base_time))
+    return;
+  for (guint i = 0; i < tl->manifest_unread->len; i++) {
+    const Unread *u = &g_array_index(tl->manifest_unread, Unread, i);
+    if (u->time > base_time && u->time <= plan->state_us &&
+        (newest == NULL || u->time > newest->time))
+      newest = u;
+  }
+  if (newest == NULL)
+    return;
+  *bad = g_new0(SqlenvfsTimelineBase, 1);
+  (*bad)->kind = newest->kind;
+  (*bad)->name = g_strdup(newest->name);
+  (*bad)->path = g_build_filename(sqlenvfs_root_path(tl->root, newest->kind ==
+                                                       SQLENVFS_KIND_SNAPSHOT
+                                                       ? SQLENVFS_DIR_SNAPSHOTS
+                                                       : SQLENVFS_DIR_DAILY),
+                                  newest->name, NULL);
+  *why = g_strdup(newest->why);
+}
+
 gboolean
 sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan,
                                 SqlenvfsTimelineBase **bad, char **why)
@@ -1380,6 +1417,8 @@ sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan 
   const BadBase *over = NULL;
   SqlenvfsArchiveEntry st;
 
+  *bad = NULL;
+  *why = NULL;
   g_mutex_lock(&tl->lock);
   if (tl->unread == NULL && tl->chains->len > 0 &&
       sqlenvfs_archive_get(tl->a, plan->state_seq, &st) &&
@@ -1405,9 +1444,11 @@ sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan 
     (*bad)->path = g_strdup(over->b.sdb->path);
     (*bad)->seq = over->b.seq;
     *why = g_strdup(over->why);
+  } else {
+    over_unread(tl, plan, bad, why);
   }
   g_mutex_unlock(&tl->lock);
-  return over != NULL;
+  return *bad != NULL;
 }
 
 /* ------------------------------------------------------------------ */

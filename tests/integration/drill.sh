@@ -114,6 +114,26 @@ drill
 [ "$rc" -eq 0 ] || fail "the drill fails with the backup's bytes put back: $(cat "$T/drill.out")"
 pass "a backup with flipped bytes fails every drill naming it, also once known bad (list, doctor warn); put back, it passes"
 
+# A MANIFEST that cannot be read: which state the backup holds cannot be
+# told, so a restore starts from an older base; the drill fails naming it.
+BDIR=$(dirname "$BACKUP")
+for damage in garbage empty removed; do
+  cp "$BDIR/MANIFEST" "$T/MANIFEST.saved"
+  case $damage in
+    garbage) echo garbage >> "$BDIR/MANIFEST" ;;
+    empty) : > "$BDIR/MANIFEST" ;;
+    removed) rm "$BDIR/MANIFEST" ;;
+  esac
+  drill
+  [ "$rc" -eq 1 ] || fail "a drill over a backup whose MANIFEST is $damage exited $rc: $(cat "$T/drill.out")"
+  grep -q "^FAILED app: the base $BDIR (backup .*) is bad: .*MANIFEST" "$T/drill.out" ||
+    fail "the drill does not name the backup whose MANIFEST is $damage: $(cat "$T/drill.out")"
+  cp "$T/MANIFEST.saved" "$BDIR/MANIFEST"
+done
+drill
+[ "$rc" -eq 0 ] || fail "the drill fails with the MANIFEST put back: $(cat "$T/drill.out")"
+pass "a backup whose MANIFEST cannot be read fails the drill naming it"
+
 # ---- a damaged archive record --------------------------------------------------
 # A COMMIT record archived after the backup (not one of the newest): a
 # restore of the newest state reads it.
