@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/replica_conf.h"
 #include "sqlenvfs/timefmt.h"
@@ -462,4 +463,27 @@ cli_remote_describe(gpointer remote)
   size = sqlenvfs_format_size(st.bytes);
   return g_strdup_printf("%u objects (%s) in %u GETs and %u LIST from %s", st.n_objects, size,
                          st.n_gets, st.n_lists, sqlenvfs_remote_url(r));
+}
+
+void
+cli_note_latest(const char *cmd, SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
+                gint64 state_us)
+{
+  g_autofree char *lock = NULL, *prod = NULL, *name = NULL, *state = NULL, *when = NULL;
+  if (root == NULL || !t->is_latest)
+    return;
+  name = sqlenvfs_root_resolve_db(root, db, FALSE, NULL);
+  if (name == NULL)
+    return;
+  lock = sqlenvfs_root_lock_path(root, "archiver");
+  prod = sqlenvfs_root_prod_db(root, name);
+  /* A root with the backups only (recovery on another machine): no
+   * production to move on, nothing to say. */
+  if (sqlenvfs_doctor_lock_holder(lock, NULL) != 0 || !g_file_test(prod, G_FILE_TEST_EXISTS))
+    return;
+  when = state_us > 0 ? sqlenvfs_time_format_iso(state_us) : NULL;
+  state = when != NULL ? g_strdup_printf(" (captured %s)", when) : g_strdup("");
+  fprintf(stderr, "sqlenvfs %s: note: no archiver is running, so latest is the newest archived "
+          "state%s, and production may hold later commits that no archive has (start `sqlenvfs "
+          "archive` or mount the root to archive them)\n", cmd, state);
 }

@@ -54,6 +54,13 @@ SqlenvfsRoot *cli_open_root_needing(const char *cmd, SqlenvfsRootMode mode,
  * one it concerns refuses (sqlenvfs_root_settings_need). */
 void cli_settings_warning(const SqlenvfsRoot *root);
 
+/* When @t is `latest` and no archiver runs for @root while production's
+ * database @db (NULL: the default) exists, a note on stderr that latest is
+ * the newest archived state (captured @state_us, when not 0) and that
+ * production may hold later commits: nothing else would say so. */
+void cli_note_latest(const char *cmd, SqlenvfsRoot *root, const char *db, const SqlenvfsTime *t,
+                     gint64 state_us);
+
 /* Print "sqlenvfs <cmd>: <message>" on one line to stderr, free the error,
  * and return the exit status for it. */
 int cli_fail(const char *cmd, GError *error);

@@ -81,6 +81,7 @@ cmd_bisect(int argc, char **argv)
   cli_progress_done();
   if (r == NULL)
     return cli_fail("bisect", error);
+  cli_note_latest("bisect", root, r->db, &to, 0);
   t1 = sqlenvfs_time_format_iso(r->from_us);
   t2 = sqlenvfs_time_format_iso(r->to_us);
   if (!r->is_found) {

@@ -85,6 +85,7 @@ cmd_diff(int argc, char **argv)
     sqlenvfs_error_errno(&error, errno, "writing the diff to", "standard output");
     return cli_fail("diff", error);
   }
+  cli_note_latest("diff", root, db, &to, 0);
   if (stats)
     fprintf(stderr,
             "diff: seq %" G_GUINT64_FORMAT " -> %" G_GUINT64_FORMAT ": %" G_GUINT64_FORMAT

@@ -68,6 +68,7 @@ cmd_refresh_dev(int argc, char **argv)
            "%" G_GUINT64_FORMAT " archived transaction%s; marked development; production not "
            "read)\n", dev, prod, when, state, sqlenvfs_copy_kind_name(r->base_kind),
            r->base_name, r->n_commits, r->n_commits == 1 ? "" : "s");
+    cli_note_latest("refresh-dev", root, name, &args.time, r->state_us);
     return CLI_OK;
   }
   printf("development %s refreshed from %s (marked development; production unchanged)\n", dev,

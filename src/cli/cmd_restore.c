@@ -122,18 +122,6 @@ cmd_restore(int argc, char **argv)
          plan->page_size);
   if (fetched != NULL)
     printf("  fetched  %s\n", fetched);
-  if (root != NULL && t.is_latest) {
-    /* latest is the newest archived state: without an archiver, production
-     * may have moved on since, and nothing else would say so. */
-    g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
-    g_autofree char *prod = sqlenvfs_root_prod_db(root, plan->db);
-    /* A root with the backups only (recovery on another machine): no
-     * production to move on, nothing to say. */
-    if (sqlenvfs_doctor_lock_holder(lock, NULL) == 0 && g_file_test(prod, G_FILE_TEST_EXISTS))
-      fprintf(stderr, "sqlenvfs restore: note: no archiver is running, so latest is the newest "
-              "archived state (captured %s), and production may hold later commits that no "
-              "archive has (start `sqlenvfs archive` or mount the root to archive them)\n",
-              state);
-  }
+  cli_note_latest("restore", root, plan->db, &t, plan->state_us);
   return CLI_OK;
 }

@@ -201,7 +201,15 @@ sqlite3 "$P" "UPDATE vessel_characteristics SET vessel_name = 'not archived' WHE
   fail "restore --time latest without an archiver: $(cat "$T/note")"
 grep -q "note: no archiver is running, so latest is the newest archived state" "$T/note" ||
   fail "restore --time latest without an archiver says nothing: $(cat "$T/note")"
-pass "restore --time latest says when no archiver runs and production may be ahead"
+# So do the other commands that take latest, and their default to it.
+for cmd in "refresh-dev --time latest --force" "diff --from earliest" \
+           "bisect --from earliest --sql 'SELECT count(*) FROM vessel_characteristics'"; do
+  eval "\"\$SQLENVFS\" $cmd --root \"\$R\"" > /dev/null 2> "$T/note" || [ $? -eq 3 ] ||
+    fail "$cmd without an archiver: $(cat "$T/note")"
+  grep -q "sqlenvfs ${cmd%% *}: note: no archiver is running, so latest is the newest" \
+    "$T/note" || fail "$cmd without an archiver says nothing: $(cat "$T/note")"
+done
+pass "restore, refresh-dev, diff and bisect at latest say when no archiver runs"
 
 # --- a killed refresh-dev ---------------------------------------------------
 # Run (with SIGINT as a terminal's foreground job has it: a background job
