@@ -43,8 +43,8 @@ usage(FILE *out)
   fprintf(out,
           "\n"
           "Every command takes --root DIR (default: $SQLENVFS_ROOT, else the current\n"
-          "directory; before the command or after it) and --help. `sqlenvfs --version`\n"
-          "prints the version. See sqlenvfs(1).\n");
+          "directory; before the command or after it) and --help (`sqlenvfs help CMD`\n"
+          "too). `sqlenvfs --version` prints the version. See sqlenvfs(1).\n");
 }
 
 /* A command that runs for a moment keeps the memory it frees for its next
@@ -130,10 +130,29 @@ main(int argc, char **argv)
   }
   if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
       strcmp(argv[1], "help") == 0) {
+    /* `help CMD` is `CMD --help`. */
+    char *help_argv[] = { argc > 2 ? argv[2] : NULL, (char *)"--help", NULL };
+    if (argc > 3) {
+      fprintf(stderr, "sqlenvfs: %s takes one command at most (see 'sqlenvfs --help')\n",
+              argv[1]);
+      return CLI_USAGE;
+    }
+    for (gsize i = 0; argc == 3 && commands[i].name; i++)
+      if (strcmp(argv[2], commands[i].name) == 0)
+        return commands[i].run(2, help_argv);
+    if (argc == 3) {
+      fprintf(stderr, "sqlenvfs: unknown command '%s' (see 'sqlenvfs --help')\n", argv[2]);
+      return CLI_USAGE;
+    }
     usage(stdout);
     return CLI_OK;
   }
   if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0) {
+    if (argc > 2) {
+      fprintf(stderr, "sqlenvfs: %s takes no argument, not '%s' (see 'sqlenvfs --help')\n",
+              argv[1], argv[2]);
+      return CLI_USAGE;
+    }
     printf("sqlenvfs %s (SQLite %s)\n", SQLENVFS_VERSION, sqlite3_libversion());
     return CLI_OK;
   }

@@ -31,6 +31,16 @@ done
 expect_usage 'empty table name' "$SQLENVFS" migrate-pg --root "$R" --dsn "$DSN" --tables ,
 pass "an empty --tables is refused"
 
+# --- help CMD and --help CMD are CMD --help; --version takes nothing.
+for h in help --help -h; do
+  "$SQLENVFS" $h restore > "$T/help.out" || fail "$h restore failed"
+  cmp -s "$T/help.out" <("$SQLENVFS" restore --help) || fail "$h restore: $(head -3 "$T/help.out")"
+done
+expect_usage "unknown command 'nope'" "$SQLENVFS" help nope
+expect_usage "help takes one command at most" "$SQLENVFS" help restore list
+expect_usage "--version takes no argument, not 'x'" "$SQLENVFS" --version x
+pass "help CMD shows the command's help; --version with an argument is a usage error"
+
 # --- a number out of range is refused, the value the default stands for
 # inside (0 events, -1 rows or seconds) too.
 for n in 0 -1; do
