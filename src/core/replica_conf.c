@@ -231,6 +231,20 @@ static const struct {
   { "backoff-max-ms", 1, 600000, G_STRUCT_OFFSET(SqlenvfsReplicaConf, backoff_max_ms) },
 };
 
+static void
+conf_defaults(SqlenvfsReplicaConf *c)
+{
+  c->verify_tls = TRUE;
+  c->sync_interval_s = 1;
+  c->check_interval_s = 3600;
+  c->lease_s = 300;
+  c->connect_timeout_s = 10;
+  c->low_speed_time_s = 30;
+  c->max_retries = 5;
+  c->backoff_base_ms = 100;
+  c->backoff_max_ms = 5000;
+}
+
 /* @text: the file's text, for the line a message names (may be NULL). */
 static gboolean
 conf_int(GKeyFile *kf, const char *file, const char *text, const char *key, gint64 min,
@@ -257,12 +271,35 @@ conf_int(GKeyFile *kf, const char *file, const char *text, const char *key, gint
   return TRUE;
 }
 
+/* http(s)://host[:port], with no path, query, user or blank; a port of
+ * digits from 1 to 65535; an IPv6 host in brackets. */
 static gboolean
 endpoint_is_valid(const char *e)
 {
-  return (g_str_has_prefix(e, "http://") || g_str_has_prefix(e, "https://")) &&
-         strchr(strstr(e, "//") + 2, '/') == NULL && strchr(e, '?') == NULL &&
-         strstr(e, "//")[2] != '\0';
+  const char *h, *colon, *p;
+  if (!g_str_has_prefix(e, "http://") && !g_str_has_prefix(e, "https://"))
+    return FALSE;
+  h = strstr(e, "//") + 2;
+  if (*h == '\0' || *h == ':' || strpbrk(h, "/?#@") != NULL)
+    return FALSE;
+  for (p = h; *p; p++)
+    if (g_ascii_isspace(*p) || g_ascii_iscntrl(*p))
+      return FALSE;
+  colon = strrchr(h, ':');
+  if (*h == '[') {
+    const char *close = strchr(h, ']');
+    if (close == NULL || close == h + 1 || (close[1] != '\0' && close[1] != ':'))
+      return FALSE;
+    colon = close[1] == ':' ? close + 1 : NULL;
+  } else if (colon != NULL && strchr(h, ':') != colon) {
+    return FALSE; /* an IPv6 address needs its brackets */
+  }
+  if (colon != NULL) {
+    guint64 port = 0;
+    if (colon[1] == '\0' || !g_ascii_string_to_unsigned(colon + 1, 10, 1, 65535, &port, NULL))
+      return FALSE;
+  }
+  return TRUE;
 }
 
 static gboolean
@@ -306,7 +343,8 @@ sqlenvfs_replica_conf_check_file(GKeyFile *kf, const char *text, const char *fil
       line = line_of(text, "endpoint");
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "read settings %s: %s[replica] endpoint=%s is not http(s)://host[:port] "
-                  "with no path (fix or remove the line)", file, line, endpoint);
+                  "with no path, and a port from 1 to 65535 (fix or remove the line)", file,
+                  line, endpoint);
       return FALSE;
     }
   }
@@ -319,11 +357,22 @@ sqlenvfs_replica_conf_check_file(GKeyFile *kf, const char *text, const char *fil
                 verify);
     return FALSE;
   }
+  conf_defaults(&scratch);
   for (gsize i = 0; i < G_N_ELEMENTS(replica_ints); i++)
     if (!conf_int(kf, file, text, replica_ints[i].key, replica_ints[i].min,
                   replica_ints[i].max,
                   G_STRUCT_MEMBER_P(&scratch, replica_ints[i].offset), error))
       return FALSE;
+  if (scratch.backoff_base_ms > scratch.backoff_max_ms) {
+    line = line_of(text, g_key_file_has_key(kf, "replica", "backoff-base-ms", NULL)
+                           ? "backoff-base-ms" : "backoff-max-ms");
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "read settings %s: %s[replica] backoff-base-ms (%" G_GINT64_FORMAT ") is more "
+                "than backoff-max-ms (%" G_GINT64_FORMAT "): the first wait would be the "
+                "longest (make the base the smaller)", file, line,
+                (gint64)scratch.backoff_base_ms, (gint64)scratch.backoff_max_ms);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -339,15 +388,7 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
   const char *file = conf_file ? conf_file : "(no settings file)";
   const char *v;
 
-  c->verify_tls = TRUE;
-  c->sync_interval_s = 1;
-  c->check_interval_s = 3600;
-  c->lease_s = 300;
-  c->connect_timeout_s = 10;
-  c->low_speed_time_s = 30;
-  c->max_retries = 5;
-  c->backoff_base_ms = 100;
-  c->backoff_max_ms = 5000;
+  conf_defaults(c);
 
   if (conf_file && g_file_test(conf_file, G_FILE_TEST_EXISTS)) {
     g_autoptr(GError) local = NULL;

@@ -249,6 +249,16 @@ START_TEST(test_settings)
       { "[replica]\nlease-seconds=5\n", "lease-seconds=5 is not a whole number from 10" },
       { "[replica]\nverify-tls=maybe\n", "verify-tls=maybe is not true or false" },
       { "[replica]\nendpoint=ftp://h\n", "endpoint=ftp://h is not http(s)://host[:port]" },
+      { "[replica]\nendpoint=http://h :9000\n", "endpoint=http://h :9000 is not http(s)://" },
+      { "[replica]\nendpoint=http://h:notaport\n", "endpoint=http://h:notaport is not" },
+      { "[replica]\nendpoint=http://h:0\n", "endpoint=http://h:0 is not" },
+      { "[replica]\nendpoint=http://h:65536\n", "endpoint=http://h:65536 is not" },
+      { "[replica]\nendpoint=http://u@h\n", "endpoint=http://u@h is not" },
+      { "[replica]\nendpoint=http://::1:9000\n", "endpoint=http://::1:9000 is not" },
+      { "[replica]\nbackoff-max-ms=50\n",
+        "line 2: [replica] backoff-base-ms (100) is more than backoff-max-ms (50)" },
+      { "[replica]\nbackoff-base-ms=9000\nbackoff-max-ms=8000\n",
+        "line 2: [replica] backoff-base-ms (9000) is more than backoff-max-ms (8000)" },
       { "[replica]\nurl=htp://b/p\n", "line 2: [replica] url: replica URL 'htp://b/p'" },
       { "[replica]\nregion=eu west\n", "region=eu west is not a region name" },
       { "[doctor]\nacknowledged-bugs=wal_reset\n",
@@ -342,6 +352,18 @@ START_TEST(test_settings_sections)
       g_clear_error(&error);
       ck_assert(!sqlenvfs_root_settings_need(root, "doctor", NULL));
       sqlenvfs_root_free(root);
+    }
+  }
+
+  /* Endpoints that can work are taken. */
+  {
+    static const char *const good[] = { "http://h", "https://h:9000", "http://[::1]:9000",
+                                        "http://10.0.0.1:1/", "https://s3.example.com" };
+    for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+      g_autofree char *text = g_strdup_printf("[replica]\nendpoint=%s\n", good[i]);
+      g_file_set_contents(conf, text, -1, NULL);
+      ck_assert_msg(sqlenvfs_settings_file_check(conf, NULL, &error), "%s: %s", good[i],
+                    error ? error->message : "");
     }
   }
 
