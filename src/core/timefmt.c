@@ -160,8 +160,24 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
   else
     ok = parse_basic(text, &us);
   if (!ok) {
-    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "not a time: '%s' (accepted forms: " SQLENVFS_TIME_FORMS ")", text);
+    /* A time that needs only its zone: said so, as a local time is not
+     * guessed (the same text would name another moment on another host). */
+    static const char *const zones[] = { "Z", " +00:00" };
+    g_autofree char *utc = NULL;
+    gint64 ignored;
+    for (gsize i = 0; utc == NULL && i < G_N_ELEMENTS(zones) && text[0] != '@' && *text; i++) {
+      utc = g_strconcat(text, zones[i], NULL);
+      if (!(strlen(utc) >= 5 && utc[4] == '-' ? parse_extended(utc, &ignored)
+                                              : parse_basic(utc, &ignored)))
+        g_clear_pointer(&utc, g_free);
+    }
+    if (utc != NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "not a time: '%s' has no time zone (for UTC: '%s'; or another offset, such as "
+                  "+01:00: a time without one is not read as local time)", text, utc);
+    else
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "not a time: '%s' (accepted forms: " SQLENVFS_TIME_FORMS ")", text);
     return FALSE;
   }
   /* An offset can carry a date at either end of the range past it. */
