@@ -1026,15 +1026,34 @@ sqlenvfs_db_name_check(const char *name, GError **error)
 {
   g_autofree char *stem = g_strdup(name);
   g_autofree char *shown = NULL;
+  const char *problem;
   while (g_str_has_suffix(stem, ".db"))
     stem[strlen(stem) - 3] = '\0';
-  if (sqlenvfs_db_name_is_valid(stem))
+  problem = sqlenvfs_db_name_problem(stem);
+  if (problem == NULL)
     return TRUE;
-  shown = g_strescape(stem, NULL);
+  {
+    /* Shown as written where it is text (controls escaped), the bytes
+     * that are not escaped; a long one cut, as no terminal wants 200 of
+     * them. */
+    char high[129];
+    for (int i = 0; i < 128; i++)
+      high[i] = (char)(0x80 + i);
+    high[128] = '\0';
+    if (g_utf8_validate(stem, -1, NULL) && g_utf8_strlen(stem, -1) > 64) {
+      g_autofree char *cut = g_utf8_substring(stem, 0, 60);
+      g_free(stem);
+      stem = g_strconcat(cut, "...", NULL);
+    }
+    gboolean text = g_utf8_validate(stem, -1, NULL);
+    for (const char *p = stem; text && *p; p = g_utf8_next_char(p))
+      text = g_utf8_get_char(p) < 0x7f || g_utf8_get_char(p) >= 0xa0;
+    shown = g_strescape(stem, text ? high : NULL);
+  }
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-              "database name '%s' is not supported: %s (any UTF-8 name without '/', '[', "
-              "']' or control characters, not starting with '.')",
-              shown, sqlenvfs_db_name_problem(stem));
+              "database name '%s' is not supported: %s (any UTF-8 name of at most 200 bytes "
+              "without '/', '[', ']' or control characters, not starting with '.')",
+              shown, problem);
   return FALSE;
 }
 

@@ -434,6 +434,23 @@ START_TEST(test_db_names)
   ck_assert(sqlenvfs_root_resolve_db(root, "x]", FALSE, &error) == NULL);
   ck_assert(strstr(error->message, "not supported") != NULL);
   g_clear_error(&error);
+  /* A name is shown as text where it is (a long one cut), escaped where
+   * not; the rules name the length. */
+  {
+    g_autoptr(GString) long_name = g_string_new(NULL);
+    for (int i = 0; i < 120; i++)
+      g_string_append(long_name, "\xc3\xa9");
+    ck_assert(!sqlenvfs_db_name_check(long_name->str, &error));
+    ck_assert_msg(strstr(error->message, "database name '\xc3\xa9\xc3\xa9") != NULL &&
+                  strstr(error->message, "...' is not supported: the name is longer than 200 "
+                                         "bytes (any UTF-8 name of at most 200 bytes") != NULL,
+                  "%s", error->message);
+    g_clear_error(&error);
+    ck_assert(!sqlenvfs_db_name_check("\xc3\xa9\xc2\x9b", &error));
+    ck_assert_msg(strstr(error->message, "'\\303\\251\\302\\233'") != NULL, "%s",
+                  error->message);
+    g_clear_error(&error);
+  }
 
   resolved = sqlenvfs_root_resolve_db(root, "a.db", TRUE, &error);
   ck_assert_no_error(error);
