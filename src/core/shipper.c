@@ -66,6 +66,7 @@
 #include <unistd.h>
 
 #include "sqlenvfs/archive.h"
+#include "sqlenvfs/doctor.h"
 #include "sqlenvfs/error.h"
 #include "sqlenvfs/lease.h"
 #include "sqlenvfs/remote.h"
@@ -1224,9 +1225,18 @@ sqlenvfs_shipper_status(SqlenvfsRoot *root)
     } else {
       /* Nobody ships now; the next archiver ships with the settings as
        * they are now, so those are what is wrong if anything is. */
+      g_autofree char *lock = sqlenvfs_root_lock_path(root, "archiver");
+      gint64 holder = sqlenvfs_doctor_lock_holder(lock, NULL);
       state = g_strdup("off");
       if (!sqlenvfs_shipper_check_settings(root, &settings))
         error = g_strdup(settings->message);
+      else if (holder > 0)
+        /* An archiver that started before [replica] was set ships nothing:
+         * it reads the settings when it starts. */
+        error = g_strdup_printf("the running archiver (pid %" G_GINT64_FORMAT ") started "
+                                "before the replica was set, and ships nothing: restart it "
+                                "(unmount and mount again, or restart `sqlenvfs archive`)",
+                                holder);
       else
         error = g_strdup("the archiver is not running (start `sqlenvfs mount` or "
                          "`sqlenvfs archive`)");

@@ -66,5 +66,16 @@ printf '[retention]\ndaily-keep-days=0\ndaily-keep-count=x\n' > "$R/sqlenvfs.con
 ! echo 1 2>/dev/null > "$M/ctl/prune" || fail "ctl/prune went on with a [retention] error"
 grep -q "daily-keep-count=x" "$M/ctl/prune" || fail "ctl/prune's result: $(cat "$M/ctl/prune")"
 assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n" "backups after a refused ctl/prune"
-unmount_root "$M"
 pass "a mount's ctl/prune follows the settings file as it is when the prune runs"
+
+# A replica set while the mount runs: its archiver ships nothing until it
+# is started again, and list says so (not that no archiver runs).
+printf '[retention]\ndaily-keep-days=0\ndaily-keep-count=1\n[replica]\nurl=s3://sqlenvfs-test/p\n' \
+  > "$R/sqlenvfs.conf"
+"$SQLENVFS" list --root "$R" > "$T/list.out" 2>&1 || fail "list: $(cat "$T/list.out")"
+grep -q "the running archiver (pid [0-9]*) started before the replica was set, and ships nothing: restart it" \
+  "$T/list.out" || fail "list with a replica set after the mount: $(cat "$T/list.out")"
+! echo 1 2>/dev/null > "$M/ctl/prune" || fail "ctl/prune removed copies not shipped"
+assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n" "backups after ctl/prune with nothing shipped"
+unmount_root "$M"
+pass "a replica set after the mount started: list says to restart it, prune removes nothing"
