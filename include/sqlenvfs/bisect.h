@@ -42,6 +42,8 @@ typedef struct {
   gboolean is_found;          /* the result at T2 differs from that at T1    */
   guint64 seq;                /* a commit after which it differs, not before */
   gint64 time_us;             /* its capture time                            */
+  gint64 late_from_us;        /* archived late, after an outage: committed    */
+                              /* after this time, and before time_us (0: not) */
   char *before, *after;       /* the results before and after it, as text    */
                               /* ("(the query fails: <message>)" for one that */
                               /* failed on that state)                        */

@@ -126,6 +126,14 @@ gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, i
  * begun after @plan's base and before its state. TRUE, *@bad (the newest
  * such copy; free with sqlenvfs_timeline_base_free) and *@why (newly
  * allocated: what was found wrong with it); FALSE when there is none. */
+/* Whether the COMMIT @seq, captured at @time_us, was archived late: after
+ * an OUTAGE (the archiver stopped while the application went on), stamped
+ * with that OUTAGE's time, though it was committed earlier. TRUE and
+ * *@from_us, the last time capture was known complete before the outage
+ * (the commit came after it, and a state at it is recoverable). */
+gboolean sqlenvfs_timeline_archived_late(SqlenvfsTimeline *tl, guint64 seq, gint64 time_us,
+                                         gint64 *from_us);
+
 gboolean sqlenvfs_timeline_bad_base_over(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan,
                                          SqlenvfsTimelineBase **bad, char **why);
 

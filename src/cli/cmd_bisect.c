@@ -34,7 +34,7 @@ int
 cmd_bisect(int argc, char **argv)
 {
   g_autofree char *from_arg = NULL, *to_arg = NULL, *db = NULL, *sql = NULL;
-  g_autofree char *t1 = NULL, *t2 = NULL, *when = NULL;
+  g_autofree char *t1 = NULL, *t2 = NULL, *when = NULL, *before_t = NULL;
   g_autoptr(SqlenvfsRoot) root = NULL;
   g_autoptr(SqlenvfsBisectResult) r = NULL;
   SqlenvfsTime from, to;
@@ -102,6 +102,14 @@ cmd_bisect(int argc, char **argv)
   when = sqlenvfs_time_format_iso(r->time_us);
   printf("%s: the result changes at seq %" G_GUINT64_FORMAT ", captured %s\n", r->db, r->seq,
          when);
+  /* Committed while no archiver ran, archived when one came back: the
+   * capture time is not when it was committed, and the times in between
+   * are no state to bisect to. */
+  before_t = sqlenvfs_time_format_iso(r->late_from_us > 0 ? r->late_from_us : r->time_us);
+  if (r->late_from_us > 0) {
+    printf("  (archived late, when capture resumed after an outage: it was committed after %s,\n"
+           "  the last time capture was complete before it)\n", before_t);
+  }
   print_rows("before", r->before);
   print_rows("after", r->after);
   if (g_strcmp0(r->before, r->after) == 0)
@@ -113,8 +121,8 @@ cmd_bisect(int argc, char **argv)
          r->from_seq, t2, r->to_seq);
   if (r->n_commits > 1)
     printf("  (a binary search finds one change: if the result changed more than once,\n"
-           "  others may exist: bisect again with --to before %s, or --from after it,\n"
+           "  others may exist: bisect again with --to before %s, or --from %s,\n"
            "  to look)\n",
-           when);
+           before_t, when);
   return CLI_OK;
 }

@@ -615,6 +615,8 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
   r->is_found = TRUE;
   r->seq = shi.seq;
   r->time_us = shi.time_us;
+  if (!sqlenvfs_timeline_archived_late(tl, r->seq, r->time_us, &r->late_from_us))
+    r->late_from_us = 0;
   r->before = g_steal_pointer(&r0.text);
   r->n_before = r0.n_rows;
   r->after = g_steal_pointer(&rhi.text);

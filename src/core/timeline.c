@@ -893,6 +893,28 @@ sqlenvfs_timeline_archive(SqlenvfsTimeline *tl)
   return tl->a;
 }
 
+gboolean
+sqlenvfs_timeline_archived_late(SqlenvfsTimeline *tl, guint64 seq, gint64 time_us,
+                                gint64 *from_us)
+{
+  gboolean late = FALSE;
+  g_mutex_lock(&tl->lock);
+  for (guint k = 0; k < tl->marks->len; k++) {
+    const SqlenvfsArchiveEntry *e = &g_array_index(tl->marks, Mark, k).e;
+    if (e->seq >= seq)
+      break;
+    /* The last OUTAGE before it stamped with its time: it is one of the
+     * commits that OUTAGE precedes (a later one of the same time would
+     * have its own). */
+    if (e->type == SQLENVFS_ARCHIVE_OUTAGE && e->time == time_us) {
+      late = TRUE;
+      *from_us = e->aux_time;
+    }
+  }
+  g_mutex_unlock(&tl->lock);
+  return late;
+}
+
 SqlenvfsArchive *
 timeline_take_archive(SqlenvfsTimeline *tl)
 {

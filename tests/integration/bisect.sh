@@ -125,7 +125,7 @@ rc=0
 assert_eq "$rc" 0 "exit status of a bisect over a result that changes three times"
 ! grep -q 'first change' "$T/flip.out" \
   || fail "bisect calls a change the first: $(cat "$T/flip.out")"
-grep -q 'others may exist: bisect again with --to before .*, or --from after it' "$T/flip.out" \
+grep -q 'others may exist: bisect again with --to before .*, or --from [0-9T:.-]*Z,' "$T/flip.out" \
   || fail "bisect does not say other changes may exist, before and after: $(cat "$T/flip.out")"
 pass "a result that changes back and forth: bisect claims neither no change nor the first one"
 
@@ -222,3 +222,50 @@ assert_eq "$rc" 0 "exit status over NULL -> 'NULL' ($(cat "$T/n.out" "$T/n.err")
 grep -q "the two results differ in what the rows above do not show" "$T/n.out" ||
   fail "no note for results that print alike: $(cat "$T/n.out")"
 pass "results that print alike: -0.0 keeps its sign; NULL and 'NULL' are said to differ"
+
+# A change committed while no archiver ran, archived when one came back
+# (an outage, nothing lost): its capture time is not when it was committed,
+# so bisect says when it was committed after, and its hint's --to is a time
+# that can be restored.
+R3=$T/root3
+mkdir -p "$R3"
+echo "CREATE TABLE s(id INTEGER PRIMARY KEY, v);" > "$R3/schema.sql"
+"$SQLENVFS" init --root "$R3" > /dev/null
+pitr_start_archiver "$R3" "$T/archive3"
+python3 - "$R3/data/prod/app.db" "$T/w3" <<'PY' &
+import os, sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None)  # holds the WAL across the outage
+i = 0
+while not os.path.exists(sys.argv[2] + ".stop"):
+    c.execute("INSERT INTO s(v) VALUES(?)", (i,))
+    i += 1
+    time.sleep(0.02)
+PY
+W3=$!
+track_pid "$W3"
+sleep 1
+FROM3=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
+sleep 0.3
+pitr_stop_archiver "$T/archive3"
+sleep 1.5
+pitr_start_archiver "$R3" "$T/archive3b"
+sleep 1
+touch "$T/w3.stop"
+wait "$W3"
+sleep 1
+# The first row written in the outage: count(*) passes N there.
+N3=$("$SQLENVFS" restore --root "$R3" --time "$(grep -o 'capture was interrupted from [^ ]*' \
+  <("$SQLENVFS" list --root "$R3") | head -1 | awk '{print $5}')" --output "$T/at_outage.db" \
+  > /dev/null && sqlite3 "$T/at_outage.db" "SELECT count(*) FROM s")
+"$SQLENVFS" bisect --root "$R3" --from "$FROM3" --sql "SELECT count(*) > $N3 FROM s" \
+  > "$T/b3.out" 2> "$T/b3.err" || fail "bisect across an outage: $(cat "$T/b3.out" "$T/b3.err")"
+grep -q "archived late, when capture resumed after an outage: it was committed after" "$T/b3.out" ||
+  fail "bisect does not say the commit was archived late: $(cat "$T/b3.out")"
+TO3=$(sed -n 's/.*bisect again with --to before \([^ ,]*\),.*/\1/p' "$T/b3.out")
+[ -n "$TO3" ] || fail "no --to in the hint: $(cat "$T/b3.out")"
+rc=0
+"$SQLENVFS" bisect --root "$R3" --from "$FROM3" --to "$TO3" --sql "SELECT count(*) FROM s" \
+  > /dev/null 2> "$T/b3b.err" || rc=$?
+[ "$rc" -eq 0 ] || [ "$rc" -eq 3 ] || fail "the hint's --to $TO3 is refused: $(cat "$T/b3b.err")"
+pitr_stop_archiver "$T/archive3b"
+pass "a change archived late after an outage: bisect says when it was committed after; the hint's --to restores"
