@@ -85,6 +85,30 @@ sqlenvfs_replica_conf_parse_url(const char *url, char **bucket, char **prefix, G
   return TRUE;
 }
 
+/* The line (from 1) of the credentials text @text that GKeyFile cannot
+ * take: not blank, not a comment, not a [group] and holding no '='; or
+ * NUL or not UTF-8; 0 when none of those is found. */
+static guint
+first_bad_line(const char *text, gsize len)
+{
+  guint line = 1;
+  const char *p = text, *end = text + len;
+  while (p < end) {
+    const char *nl = memchr(p, '\n', (gsize)(end - p));
+    g_autofree char *l = g_strndup(p, (gsize)((nl ? nl : end) - p));
+    g_strstrip(l);
+    if (memchr(p, '\0', (gsize)((nl ? nl : end) - p)) != NULL || !g_utf8_validate(l, -1, NULL) ||
+        (*l != '\0' && *l != '#' && *l != ';' && *l != '[' && strchr(l, '=') == NULL) ||
+        (*l == '[' && l[strlen(l) - 1] != ']'))
+      return line;
+    if (nl == NULL)
+      break;
+    p = nl + 1;
+    line++;
+  }
+  return 0;
+}
+
 gboolean
 sqlenvfs_replica_conf_read_credentials(const char *path, const char *profile,
                                        char **access_key, char **secret_key,
@@ -144,10 +168,15 @@ sqlenvfs_replica_conf_read_credentials(const char *path, const char *profile,
     }
   }
   if (!g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &local)) {
+    /* GKeyFile's message quotes the line, which may hold the secret key:
+     * only where it is is said. */
+    guint line = first_bad_line(text, len);
+    g_autofree char *where = line ? g_strdup_printf("line %u", line) : g_strdup("a line");
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "read credentials %s: %s (write [%s] with aws_access_key_id and "
-                "aws_secret_access_key)",
-                path, local->message, profile);
+                "read credentials %s: %s is not a [profile] nor a name = value pair (its "
+                "text is not shown: it may hold a secret; write [%s] with aws_access_key_id "
+                "and aws_secret_access_key)",
+                path, where, profile);
     return FALSE;
   }
   if (!g_key_file_has_group(kf, profile)) {

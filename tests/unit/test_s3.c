@@ -323,6 +323,26 @@ START_TEST(test_credentials_symlink_and_incomplete)
 }
 END_TEST
 
+/* A line the key-file reader cannot take is named by its number, never
+ * quoted: it may hold the secret key. */
+START_TEST(test_credentials_bad_line_not_shown)
+{
+  char *dir = testutil_tmpdir();
+  g_autofree char *creds = write_file(dir, "creds",
+                                      "[default]\naws_access_key_id = AK\n"
+                                      "aws_secret_access_key SUPERSECRET\n",
+                                      0600);
+  g_autofree char *ak = NULL, *sk = NULL;
+  g_autoptr(GError) error = NULL;
+
+  ck_assert(!sqlenvfs_replica_conf_read_credentials(creds, NULL, &ak, &sk, NULL, &error));
+  ck_assert_msg(strstr(error->message, "SUPERSECRET") == NULL, "%s", error->message);
+  ck_assert_msg(strstr(error->message, "line 3 is not a [profile] nor a name = value pair") !=
+                NULL, "%s", error->message);
+  testutil_tmpdir_cleanup(dir);
+}
+END_TEST
+
 /* The client names objects by their full URL, and refuses to exist
  * without credentials. */
 START_TEST(test_client_describe)
@@ -387,6 +407,7 @@ suite(void)
   tcase_add_test(tc, test_credentials_file);
   tcase_add_loop_test(tc, test_credentials_refused, 0, G_N_ELEMENTS(open_modes));
   tcase_add_test(tc, test_credentials_symlink_and_incomplete);
+  tcase_add_test(tc, test_credentials_bad_line_not_shown);
   suite_add_tcase(s, tc);
   TCase *tc2 = tcase_create("client");
   tcase_add_test(tc2, test_client_describe);
