@@ -83,6 +83,15 @@ SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError 
  * NULL: any. TRUE when there is no such file. */
 gboolean sqlenvfs_settings_file_check(const char *file, const char *group, GError **error);
 
+/* The text of the settings file @file into *@text (*@len bytes): a regular
+ * file of at most 1 MiB, read without blocking on a FIFO. FALSE and
+ * *error: NOT_FOUND when there is no such file (a link to no file is
+ * INVALID, as is any other failure, naming what to do). */
+gboolean sqlenvfs_settings_read(const char *file, char **text, gsize *len, GError **error);
+/* The settings file @file as a GKeyFile, read as above and without the
+ * byte order mark; NULL and *error (NOT_FOUND: no such file). Whether its
+ * values are valid is sqlenvfs_settings_file_check's. */
+GKeyFile *sqlenvfs_settings_keyfile(const char *file, GError **error);
 /* The settings file's text @text of *@len bytes without the byte order
  * mark some editors write first (*@len then 3 less). */
 const char *sqlenvfs_settings_text(const char *text, gsize *len);
@@ -109,6 +118,12 @@ gboolean sqlenvfs_root_settings_need(const SqlenvfsRoot *root, const char *group
 /* The first error of the root's settings file (NULL: none), which what
  * goes on without the section shows as a warning. */
 const GError *sqlenvfs_root_settings_problem(const SqlenvfsRoot *root);
+/* Every error of the root's settings file, each with what it stops, one
+ * a string (newly allocated; empty: none): the whole file's alone when it
+ * has one, else the first of each section with an error. */
+GPtrArray *sqlenvfs_root_settings_problems(const SqlenvfsRoot *root);
+/* The same, each logged as a warning. */
+void sqlenvfs_root_warn_settings(const SqlenvfsRoot *root);
 
 typedef enum {
   SQLENVFS_DIR_PROD,

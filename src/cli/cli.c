@@ -5,6 +5,7 @@
 #include "sqlenvfs/remote.h"
 
 #include <signal.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -286,10 +287,10 @@ cli_open_root_needing(const char *cmd, SqlenvfsRootMode mode, const char *sectio
 void
 cli_settings_warning(const SqlenvfsRoot *root)
 {
-  const GError *e = sqlenvfs_root_settings_problem(root);
-  if (e != NULL)
-    fprintf(stderr, "%s: warning: %s; what needs that section refuses until it is fixed, "
-            "the rest goes on\n", g_get_prgname() ? g_get_prgname() : "sqlenvfs", e->message);
+  g_autoptr(GPtrArray) problems = sqlenvfs_root_settings_problems(root);
+  for (guint i = 0; i < problems->len; i++)
+    fprintf(stderr, "%s: warning: %s\n", g_get_prgname() ? g_get_prgname() : "sqlenvfs",
+            (char *)problems->pdata[i]);
 }
 
 int
@@ -448,9 +449,12 @@ cli_remote_conf(void)
   static char *conf = NULL;
   if (root_arg == NULL)
     return NULL;
+  struct stat st;
   if (conf == NULL)
     conf = g_build_filename(root_arg, "sqlenvfs.conf", NULL);
-  return g_file_test(conf, G_FILE_TEST_IS_REGULAR) ? conf : NULL;
+  /* Whatever is there (a link to no file too) is read, and its errors
+   * said: a root's [replica] is never left out in silence. */
+  return lstat(conf, &st) == 0 ? conf : NULL;
 }
 
 char *

@@ -1970,13 +1970,17 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
                                "create one with `sqlenvfs init`",
                                "there is no production database (no *.db in data/prod)");
 
-  if (sqlenvfs_root_settings_problem(root) != NULL) {
+  {
+    g_autoptr(GPtrArray) problems = sqlenvfs_root_settings_problems(root);
     g_autofree char *conf = g_build_filename(sqlenvfs_root_dir(root), "sqlenvfs.conf", NULL);
-    sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_FAILURE, "settings", "root", conf,
-                               "fix the line it names; until then a prune refuses, and so does "
-                               "what needs that section (the archiver: [archive] and [cache]; "
-                               "shipping: [replica])",
-                               "%s", sqlenvfs_root_settings_problem(root)->message);
+    for (guint i = 0; i < problems->len; i++)
+      sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_FAILURE, "settings", "root", conf,
+                                 "fix the line it names. Until then a prune refuses (it needs "
+                                 "every section); the archiver and the mount need [archive] "
+                                 "and [cache], the mount [mount] too; shipping and --remote "
+                                 "need [replica] (and a restart of the archiver once fixed); a "
+                                 "command given no --db needs [sqlenvfs]",
+                                 "%s", (char *)problems->pdata[i]);
   }
   {
     g_autoptr(GPtrArray) unsupported = sqlenvfs_root_list_unsupported(root);

@@ -419,24 +419,26 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
 
   conf_defaults(c);
 
-  if (conf_file && g_file_test(conf_file, G_FILE_TEST_EXISTS)) {
+  if (conf_file != NULL) {
     g_autoptr(GError) local = NULL;
     gsize len = 0;
-    kf = g_key_file_new();
-    if (!g_file_get_contents(conf_file, &text, &len, &local)) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: %s (fix the file)", conf_file, local->message);
-      return NULL;
-    }
-    /* Read as a root's open reads it: an error of another section does
-     * not stop a replica's commands, nor the shipping. */
-    if (!sqlenvfs_settings_file_check(conf_file, "replica", error))
-      return NULL;
-    if (!g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len,
-                                   G_KEY_FILE_NONE, &local)) {
-      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "read settings %s: %s (fix the file)", conf_file, local->message);
-      return NULL;
+    if (!sqlenvfs_settings_read(conf_file, &text, &len, &local)) {
+      if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+      }
+    } else {
+      /* Read as a root's open reads it: an error of another section does
+       * not stop a replica's commands, nor the shipping. */
+      if (!sqlenvfs_settings_file_check(conf_file, "replica", error))
+        return NULL;
+      kf = g_key_file_new();
+      if (!g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len,
+                                     G_KEY_FILE_NONE, &local)) {
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                    "read settings %s: %s (fix the file)", conf_file, local->message);
+        return NULL;
+      }
     }
   }
 

@@ -379,6 +379,15 @@ check_known_settings(GKeyFile *kf, const char *text, const char *file, SettingsP
   }
 }
 
+static gboolean
+has_control(const char *s)
+{
+  for (const char *c = s; *c; c = g_utf8_next_char(c))
+    if (g_utf8_get_char(c) < 0x20 || (g_utf8_get_char(c) >= 0x7f && g_utf8_get_char(c) < 0xa0))
+      return TRUE;
+  return FALSE;
+}
+
 /* Every problem of the settings text @text that reading it line by line
  * finds: a line that is neither a section, a setting nor a comment, a
  * setting before any section (the whole file's problems, with which
@@ -391,34 +400,47 @@ check_lines(const char *text, const char *file, SettingsProblems *p)
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
   g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autofree char *group = NULL; /* the section's name; NULL before the first */
+  char high_bytes[129];          /* UTF-8 text is shown as such, controls escaped */
 
+  for (int b = 0; b < 128; b++)
+    high_bytes[b] = (char)(0x80 + b);
+  high_bytes[128] = '\0';
   for (guint i = 0; lines[i] != NULL; i++) {
     g_autofree char *line = g_strstrip(g_strdup(lines[i]));
-    g_autofree char *key = NULL, *id = NULL, *value = NULL;
+    g_autofree char *key = NULL, *id = NULL, *value = NULL, *shown = NULL;
     gsize len = strlen(line), vlen;
     const char *eq;
     guint first;
     if (*line == '\0' || *line == '#')
       continue;
+    shown = g_strescape(line, has_control(line) ? NULL : high_bytes);
     if (*line == '[') {
-      if (line[len - 1] != ']') {
-        problem_add(p, NULL, settings_error(file, "line %u: \"%s\" opens a section but does not "
-                                            "end with ] (fix the line)", i + 1, line));
+      g_autofree char *name = len >= 2 ? g_strndup(line + 1, len - 2) : g_strdup("");
+      if (line[len - 1] != ']' || *name == '\0' || strpbrk(name, "[]") != NULL ||
+          has_control(name)) {
+        problem_add(p, NULL, settings_error(file, "line %u: \"%s\" is no section name: a "
+                                            "section is [name], the name one of those the man "
+                                            "page lists (fix the line)", i + 1, shown));
         g_clear_pointer(&group, g_free);
         continue;
       }
       g_free(group);
-      group = g_strndup(line + 1, len - 2);
+      group = g_steal_pointer(&name);
       continue;
     }
     eq = strchr(line, '=');
     if (eq == NULL) {
       problem_add(p, NULL, settings_error(file, "line %u: \"%s\" is neither a [section], a "
                                           "setting (name = value) nor a comment (fix or remove "
-                                          "the line)", i + 1, line));
+                                          "the line)", i + 1, shown));
       continue;
     }
     key = g_strstrip(g_strndup(line, (gsize)(eq - line)));
+    if (*key == '\0' || has_control(key)) {
+      problem_add(p, NULL, settings_error(file, "line %u: \"%s\" names no setting before its "
+                                          "'=' (fix or remove the line)", i + 1, shown));
+      continue;
+    }
     if (group == NULL) {
       problem_add(p, NULL, settings_error(file, "line %u: %s is set before any [section] (put "
                                           "it under its section)", i + 1, key));
@@ -440,6 +462,11 @@ check_lines(const char *text, const char *file, SettingsProblems *p)
     }
     value = g_strstrip(g_strdup(eq + 1));
     vlen = strlen(value);
+    if (has_control(value)) {
+      problem_add(p, group, settings_error(file, "line %u: \"%s\": the value holds a control "
+                                           "character (fix the line)", i + 1, shown));
+      continue;
+    }
     if (vlen >= 2 && (value[0] == '"' || value[0] == '\'') && value[vlen - 1] == value[0])
       problem_add(p, group, settings_error(file, "line %u: [%s] %s=%s: the quotes would be read "
                                            "as part of the value (write it without them)",
@@ -573,6 +600,75 @@ load_acknowledged_bugs(GKeyFile *kf, const char *text, const char *file, Sqlenvf
   s->doctor_acknowledged_bugs = (char **)g_ptr_array_free(g_steal_pointer(&clean), FALSE);
 }
 
+/* How large a settings file may be: a few hundred bytes are usual. */
+#define SETTINGS_MAX_BYTES (1 << 20)
+
+gboolean
+sqlenvfs_settings_read(const char *file, char **text, gsize *len, GError **error)
+{
+  struct stat st;
+  gboolean is_link = lstat(file, &st) == 0 && S_ISLNK(st.st_mode);
+  int fd;
+
+  *text = NULL;
+  *len = 0;
+  /* Not blocked by a FIFO, nor read whole from a device. */
+  fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) {
+    int errsv = errno;
+    if (errsv == ENOENT && !is_link) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND, "read settings %s: no such "
+                  "file", file);
+      return FALSE;
+    }
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "read settings %s: %s (%s)",
+                file, g_strerror(errsv),
+                is_link ? "it is a link to a file that cannot be read: fix the link, or put "
+                          "the file in its place"
+                        : "make it a file sqlenvfs can read");
+    return FALSE;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > SETTINGS_MAX_BYTES) {
+    gboolean is_reg = S_ISREG(st.st_mode);
+    close(fd);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "read settings %s: %s (make it a "
+                "text file of settings)", file,
+                is_reg ? "larger than 1 MiB" : "not a regular file");
+    return FALSE;
+  }
+  {
+    g_autoptr(GIOChannel) ch = g_io_channel_unix_new(fd);
+    g_autoptr(GError) local = NULL;
+    g_io_channel_set_close_on_unref(ch, TRUE);
+    if (g_io_channel_set_encoding(ch, NULL, &local) != G_IO_STATUS_NORMAL ||
+        g_io_channel_read_to_end(ch, text, len, &local) != G_IO_STATUS_NORMAL) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "read settings %s: %s (make it "
+                  "a file sqlenvfs can read)", file, local->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+GKeyFile *
+sqlenvfs_settings_keyfile(const char *file, GError **error)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autoptr(GError) local = NULL;
+  g_autofree char *text = NULL;
+  const char *body;
+  gsize len;
+  if (!sqlenvfs_settings_read(file, &text, &len, error))
+    return NULL;
+  body = sqlenvfs_settings_text(text, &len);
+  if (!g_key_file_load_from_data(kf, body, len, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID, "read settings %s: %s (fix the "
+                "file)", file, local->message);
+    return NULL;
+  }
+  return g_steal_pointer(&kf);
+}
+
 /* Read the settings file @file into @s (its defaults where the file sets
  * nothing, or where the section has a problem) and its problems into @p.
  * No file is no problem. */
@@ -584,18 +680,11 @@ read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
   g_autofree char *text = NULL;
   const char *body;
   gsize len = 0;
-  struct stat st;
-  gboolean is_link;
 
   settings_defaults(s);
-  if (lstat(file, &st) != 0 && errno == ENOENT)
-    return;
-  is_link = lstat(file, &st) == 0 && S_ISLNK(st.st_mode);
-  if (!g_file_get_contents(file, &text, &len, &local)) {
-    problem_add(p, NULL, settings_error(file, "%s (%s)", local->message,
-                                        is_link ? "it is a link to a file that cannot be read: "
-                                                  "fix the link, or put the file in its place"
-                                                : "make it a file sqlenvfs can read"));
+  if (!sqlenvfs_settings_read(file, &text, &len, &local)) {
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
+      problem_add(p, NULL, g_steal_pointer(&local));
     return;
   }
   body = sqlenvfs_settings_text(text, &len);
@@ -764,6 +853,37 @@ sqlenvfs_root_settings_problem(const SqlenvfsRoot *root)
   return problem_for(&root->problems, NULL);
 }
 
+GPtrArray *
+sqlenvfs_root_settings_problems(const SqlenvfsRoot *root)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+  const SettingsProblems *p = &root->problems;
+  if (p->all != NULL) {
+    g_ptr_array_add(out, g_strdup_printf("%s; until it is fixed every section is read as if "
+                                         "absent: what needs one refuses, the rest goes on",
+                                         p->all->message));
+    return out;
+  }
+  for (gsize i = 0; p->by_group != NULL && i < G_N_ELEMENTS(known_settings); i++) {
+    const char *g = known_settings[i].group;
+    const GError *e = g_hash_table_lookup(p->by_group, g);
+    if (e == NULL || (i > 0 && strcmp(known_settings[i - 1].group, g) == 0))
+      continue;
+    g_ptr_array_add(out, g_strdup_printf("%s; until it is fixed [%s] is read as if absent: what "
+                                         "needs it refuses, the rest goes on",
+                                         e->message, g));
+  }
+  return out;
+}
+
+void
+sqlenvfs_root_warn_settings(const SqlenvfsRoot *root)
+{
+  g_autoptr(GPtrArray) problems = sqlenvfs_root_settings_problems(root);
+  for (guint i = 0; i < problems->len; i++)
+    g_warning("%s", (char *)problems->pdata[i]);
+}
+
 const char *
 sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which)
 {
@@ -790,6 +910,12 @@ sqlenvfs_root_check_room_then(const SqlenvfsRoot *root, const char *dir, guint64
   struct stat dst;
   struct statvfs sv;
 
+  /* The room to leave is the operator's, never a default put in place of a
+   * [cache] with an error. */
+  if (!sqlenvfs_root_settings_need(root, "cache", error)) {
+    g_prefix_error(error, "%s: the room to leave free cannot be read: ", what);
+    return FALSE;
+  }
   if (stat(dir, &dst) != 0 || statvfs(dir, &sv) != 0)
     return TRUE;
   names = sqlenvfs_root_list_dbs(root);

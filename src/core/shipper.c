@@ -2190,13 +2190,10 @@ ship_main(gpointer data)
 static gboolean
 replica_configured(const char *root_dir, char **conf_path, char **url_out)
 {
-  g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *path = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
-  g_autofree char *url = NULL, *text = NULL;
-  gsize len = 0;
-  if (!g_file_get_contents(path, &text, &len, NULL) ||
-      !g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len, G_KEY_FILE_NONE,
-                                 NULL))
+  g_autoptr(GKeyFile) kf = sqlenvfs_settings_keyfile(path, NULL);
+  g_autofree char *url = NULL;
+  if (kf == NULL)
     return FALSE;
   url = g_key_file_get_string(kf, "replica", "url", NULL);
   if (url == NULL || *g_strstrip(url) == '\0')
@@ -2358,21 +2355,26 @@ key_of(const char *base_dir, const char *path)
 static gboolean
 load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GError **error)
 {
-  g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autofree char *conf_path = g_build_filename(sqlenvfs_root_dir(root), "sqlenvfs.conf", NULL);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(GKeyFile) kf = sqlenvfs_settings_keyfile(conf_path, &local);
   g_autofree char *state_path = NULL;
   g_autofree char *u = NULL;
   gboolean missing;
+  /* A file that cannot be read now (changed since the prune read it) says
+   * nothing of a replica: refused, never taken for "none". */
+  if (kf == NULL && !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
   /* No credentials needed: only the url names the shipped state. */
-  if (!g_key_file_load_from_file(kf, conf_path, G_KEY_FILE_NONE, NULL) ||
-      (u = g_key_file_get_string(kf, "replica", "url", NULL)) == NULL ||
+  if (kf == NULL || (u = g_key_file_get_string(kf, "replica", "url", NULL)) == NULL ||
       *g_strstrip(u) == '\0')
     return FALSE;
   state_path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATE_FILE, NULL);
   shipped_load(state_path, u, st, &missing);
   *base_dir = g_path_get_dirname(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL));
   *url = g_steal_pointer(&u);
-  (void)error;
   return TRUE;
 }
 
@@ -2410,9 +2412,8 @@ sqlenvfs_shipper_check_settings(SqlenvfsRoot *root, GError **error)
    * named for them, are not a fault: the archiver's may hold them (the
    * other settings were checked before them). */
   if (g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
-    g_autoptr(GKeyFile) kf = g_key_file_new();
-    if (g_key_file_load_from_file(kf, conf_path, G_KEY_FILE_NONE, NULL) &&
-        !g_key_file_has_key(kf, "replica", "credentials-file", NULL))
+    g_autoptr(GKeyFile) kf = sqlenvfs_settings_keyfile(conf_path, NULL);
+    if (kf != NULL && !g_key_file_has_key(kf, "replica", "credentials-file", NULL))
       return TRUE;
   }
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,

@@ -622,15 +622,14 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
                                  SQLENVFS_ROOT_MUST_EXIST, error);
   if (root == NULL)
     return FALSE;
-  /* The cache's bounds and the log's are the operator's (the archiver
-   * asks for its own sections); an error elsewhere is logged and stops
-   * only what needs that section (ctl/prune, the shipping). */
+  /* The cache's bounds, the log's and production's WAL's (held while a
+   * file of prod/ is open, also with no archiver) are the operator's; an
+   * error elsewhere is logged and stops only what needs its section
+   * (ctl/prune, the shipping). */
   if (!sqlenvfs_root_settings_need(root, "cache", error) ||
-      !sqlenvfs_root_settings_need(root, "mount", error))
+      !sqlenvfs_root_settings_need(root, "mount", error) ||
+      !sqlenvfs_root_settings_need(root, "archive", error))
     return FALSE;
-  if (sqlenvfs_root_settings_problem(root) != NULL)
-    g_warning("%s; what needs that section refuses until it is fixed",
-              sqlenvfs_root_settings_problem(root)->message);
   {
     g_autofree char *given = g_canonicalize_filename(opts->mountpoint, NULL);
     if (!check_mountpoint(root, given, &mnt, error))
@@ -697,6 +696,7 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
                sqlenvfs_root_settings(root)->log_max_bytes);
   /* What was said on the terminal before is said again in the log. */
   sqlenvfs_root_forget_warnings(root);
+  sqlenvfs_root_warn_settings(root);
   if (fuse_set_signal_handlers(fs->se) != 0)
     g_warning("could not install signal handlers: SIGTERM will not unmount cleanly");
 

@@ -115,13 +115,20 @@ pass "a value that cannot be parsed is a usage error"
 # know, and a line that is not UTF-8. A prune, which needs every section,
 # refuses; the commands that need no section with an error go on, and say
 # why in a warning.
-conf_case() { # CONF PATTERN
+conf_case() { # CONF PATTERN [whole]: "whole" for an error of every section, [cache] too,
+               # which a backup needs (the room it leaves)
+  local cmds="list backup info verify checkpoint"
   printf '%b' "$1" > "$R/sqlenvfs.conf"
   expect_fail "$2" "$SQLENVFS" prune --root "$R"
-  for cmd in list backup info verify checkpoint; do
+  if [ "${3:-}" = whole ]; then
+    cmds="list info verify checkpoint"
+    ! "$SQLENVFS" backup --root "$R" > /dev/null 2> "$T/conf.err" ||
+      fail "backup went on with an error of every section"
+  fi
+  for cmd in $cmds; do
     "$SQLENVFS" $cmd --root "$R" > /dev/null 2> "$T/conf.err" ||
       fail "$cmd refused a settings file whose error it does not need: $(cat "$T/conf.err")"
-    grep -Eq -- "warning: .*$2.*what needs that section refuses until it is fixed" \
+    grep -Eq -- "warning: .*$2.*what needs (it|one) refuses, the rest goes on" \
       "$T/conf.err" || fail "$cmd: no warning matching /$2/: $(cat "$T/conf.err")"
   done
 }
@@ -136,7 +143,7 @@ conf_case '[replica]\nverify-tls=maybe\n' "line 2: \[replica\] verify-tls=maybe 
 conf_case '[replica]\nendpoint=ftp://h\n' "endpoint=ftp://h is not http\(s\)://host\[:port\]"
 conf_case '[doctor]\nacknowledged-bugs=wal_reset\n' \
   "line 2: \[doctor\] acknowledged-bugs names 'wal_reset'.*the known ones: wal-reset"
-conf_case '[doctor]\n\xff\xfe[x]\n' 'line 2 is not UTF-8 text: "\\377\\376\[x\]"'
+conf_case '[doctor]\n\xff\xfe[x]\n' 'line 2 is not UTF-8 text: "\\377\\376\[x\]"' whole
 printf '[replica]\nurl = s3://bkt/p\nendpoint = https://h:9000/\nverify-tls = false\n' \
   > "$R/sqlenvfs.conf"
 "$SQLENVFS" info --root "$R" > /dev/null || fail "info refused valid [replica] settings"

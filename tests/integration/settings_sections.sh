@@ -79,3 +79,40 @@ grep -q "the running archiver (pid [0-9]*) started before the replica was set, a
 assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n" "backups after ctl/prune with nothing shipped"
 unmount_root "$M"
 pass "a replica set after the mount started: list says to restart it, prune removes nothing"
+
+# ---- the same file read the same way by every reader -------------------------------
+# A byte order mark (as some editors write) before [replica]: a prune still
+# sees the replica, and removes nothing it has not shipped.
+n=$(ls "$R/backups/prod/daily" | wc -l)
+printf '\xef\xbb\xbf[retention]\ndaily-keep-days=0\ndaily-keep-count=1\n[replica]\nurl=s3://sqlenvfs-test/p\n' \
+  > "$R/sqlenvfs.conf"
+expect_fail "not yet shipped to s3://sqlenvfs-test/p" "$SQLENVFS" prune --root "$R"
+assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n" "backups after a prune with a BOM"
+pass "a byte order mark: prune still sees the replica and removes nothing unshipped"
+
+# [cache] with an error: the room a copy leaves is not a default put in its place.
+printf '[cache]\nmin-free-bytes=100T\nmax-byte=4G\n' > "$R/sqlenvfs.conf"
+! "$SQLENVFS" backup --root "$R" > /dev/null 2> "$T/backup.err" ||
+  fail "a backup with an error in [cache] went on"
+grep -q "backup: backup copies: the room to leave free cannot be read: .*line 3: \[cache\] max-byte is not a setting" \
+  "$T/backup.err" || fail "the backup's refusal: $(cat "$T/backup.err")"
+assert_eq "$(ls "$R/backups/prod/daily" | wc -l)" "$n" "backups after a refused backup"
+pass "an error in [cache] stops what leaves room by it (a backup)"
+
+# [archive] with an error: no mount, also without an archiver (it holds
+# production's WAL by [archive] max-wal-bytes).
+printf '[archive]\nmax-wal-bytes=1M\nsegment-max-bytes=big\n' > "$R/sqlenvfs.conf"
+mkdir -p "$T/mnt2"
+expect_fail "line 3: \[archive\] segment-max-bytes=big" \
+  "$SQLENVFS" mount "$R" "$T/mnt2" -o noarchiver
+mountpoint -q "$T/mnt2" && fail "mounted with an error in [archive]"
+pass "an error in [archive] stops the mount, also with -o noarchiver"
+
+# A settings file that is a link to no file: --remote says so, not the
+# defaults in silence.
+rm "$R/sqlenvfs.conf"
+ln -s "$T/no-such.conf" "$R/sqlenvfs.conf"
+expect_fail "it is a link to a file that cannot be read" \
+  "$SQLENVFS" list --root "$R" --remote s3://sqlenvfs-test/p
+rm "$R/sqlenvfs.conf"
+pass "a settings file that is a link to no file: --remote refuses, naming it"

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -325,6 +326,34 @@ START_TEST(test_settings_sections)
   ck_assert(sqlenvfs_root_settings_need(root, "archive", NULL));
   sqlenvfs_root_free(root);
 
+  /* A control character in a value is shown escaped, its section's. */
+  g_file_set_contents(conf, "[archive]\nmax-wal-bytes=1\x1b[2J\n[retention]\n", -1, NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(sqlenvfs_root_settings_need(root, "retention", NULL));
+  ck_assert(!sqlenvfs_root_settings_need(root, "archive", &error));
+  ck_assert_msg(strstr(error->message, "line 2: \"max-wal-bytes=1\\033[2J\": the value holds a "
+                                       "control character") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  sqlenvfs_root_free(root);
+
+  /* Every section's error is said, each with what it stops. */
+  g_file_set_contents(conf, "[retention]\ndaily-keep-days=x\n[archive]\nmax-wal-bytes=y\n", -1,
+                      NULL);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  {
+    g_autoptr(GPtrArray) all = sqlenvfs_root_settings_problems(root);
+    ck_assert_int_eq(all->len, 2);
+    ck_assert_msg(strstr(all->pdata[0], "daily-keep-days=x") != NULL &&
+                  strstr(all->pdata[0], "[retention] is read as if absent") != NULL, "%s",
+                  (char *)all->pdata[0]);
+    ck_assert_msg(strstr(all->pdata[1], "max-wal-bytes=y") != NULL &&
+                  strstr(all->pdata[1], "[archive] is read as if absent") != NULL, "%s",
+                  (char *)all->pdata[1]);
+  }
+  sqlenvfs_root_free(root);
+
   /* A default database in quotes is no name to fall back on. */
   g_file_set_contents(conf, "[sqlenvfs]\ndefault-db = \"shop\"\n", -1, NULL);
   root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
@@ -341,7 +370,11 @@ START_TEST(test_settings_sections)
       { "[retentoin]\ndaily-keep-days=3\n", "line 1: [retentoin] is not a section" },
       { "[archive]\nmax-wal-bytes 1G\n", "line 2: \"max-wal-bytes 1G\" is neither" },
       { "max-wal-bytes=1G\n[archive]\n", "line 1: max-wal-bytes is set before any [section]" },
-      { "[archive\nmax-wal-bytes=1G\n", "line 1: \"[archive\" opens a section" },
+      { "[archive\nmax-wal-bytes=1G\n", "line 1: \"[archive\" is no section name" },
+      { "[re[t]\n", "line 1: \"[re[t]\" is no section name" },
+      { "[]\n", "line 1: \"[]\" is no section name" },
+      { "[archive]\n=5\n", "line 2: \"=5\" names no setting before its '='" },
+      { "[archive]\nmax\x1b[31m=5\n", "line 2: \"max\\033[31m=5\" names no setting" },
     };
     for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
       g_file_set_contents(conf, bad[i][0], -1, NULL);
@@ -366,6 +399,17 @@ START_TEST(test_settings_sections)
                     error ? error->message : "");
     }
   }
+
+  /* Not a regular file: refused, never waited on (a FIFO). */
+  ck_assert_int_eq(unlink(conf), 0);
+  ck_assert_int_eq(mkfifo(conf, 0600), 0);
+  root = sqlenvfs_root_open(tmp, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert(!sqlenvfs_root_settings_need(root, "archive", &error));
+  ck_assert_msg(strstr(error->message, "not a regular file") != NULL, "%s", error->message);
+  g_clear_error(&error);
+  sqlenvfs_root_free(root);
+  ck_assert_int_eq(unlink(conf), 0);
 
   /* A byte order mark is not text; a link to no file is not "no file". */
   g_file_set_contents(conf, "\xef\xbb\xbf[retention]\ndaily-keep-days=3\n", -1, NULL);
