@@ -1083,7 +1083,15 @@ sqlenvfs_archive_alive(const SqlenvfsArchive *a)
                            &next_seq);
     }
   }
-  if (a->has_alive && a->alive_seq <= next_seq && any)
+  /* The alive file speaks for the archive only when it names the record
+   * right after the last one: one that names an earlier record was read
+   * before the records after it were appended (their own times then say
+   * more), or is another archive's (a copy's, put over this one's on a
+   * replica: its time, later than this archive's last record, would claim
+   * capture complete up to a time whose commits this archive lacks); one
+   * that names a later record runs ahead of what is here (a replica's,
+   * before the parts are shipped). */
+  if (a->has_alive && a->alive_seq == next_seq && any)
     alive = MAX(alive, a->alive_file);
   return alive;
 }
