@@ -5,7 +5,6 @@
 #include "sqlenvfs/lease.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -125,17 +124,20 @@ write_me(SqlenvfsLease *l, SqlenvfsS3PutCondition cond, const char *etag, GError
   return TRUE;
 }
 
-/* Whether @h was written by a process of this root (host, directory and
- * id: two containers may share a host name and a path) that is gone: an
- * archiver killed without releasing its lease. The root's lock lets one
- * archiver run per root, so its successor may take the lease at once
- * rather than wait for it to expire. */
+/* Whether @h was written by another process of this root (host, directory
+ * and id: two containers may share a host name and a path): an archiver
+ * killed without releasing its lease. Only an archiver takes a lease with
+ * a root id, and it holds the root's archiver lock, which lets one run per
+ * root: the one that wrote @h is gone, whatever its pid shows now (a
+ * zombie its parent has not reaped, or a pid used again by another
+ * program), and its successor takes the lease at once rather than wait
+ * for it to expire. */
 static gboolean
 holder_is_dead_predecessor(const SqlenvfsLeaseHolder *h, const SqlenvfsLeaseHolder *me)
 {
   return h->root_id != NULL && me->root_id != NULL && strcmp(h->root_id, me->root_id) == 0 &&
          strcmp(h->host, me->host) == 0 && strcmp(h->root, me->root) == 0 && h->pid > 0 &&
-         h->pid != me->pid && h->pid <= G_MAXINT && kill((pid_t)h->pid, 0) != 0 && errno == ESRCH;
+         h->pid != me->pid;
 }
 
 SqlenvfsLease *

@@ -145,6 +145,38 @@ grep -q "lease .*taken over from host .*root $C, pid $(cat "$T/c3.pid") (that pr
 ship_stop "$T/c4"
 pass "after kill -9, the root's next archiver takes its lease over at once"
 
+# --- the same, with the killed archiver left a zombie (its parent has not
+# --- reaped it, so its pid still answers): taken over at once all the same
+python3 - "$SQLENVFS" "$C" "$T/c5" <<'PY' &
+import subprocess, sys, time
+p = subprocess.Popen([sys.argv[1], "archive", "--root", sys.argv[2]],
+                     stdout=open(sys.argv[3] + ".out", "w"), stderr=open(sys.argv[3] + ".err", "w"))
+open(sys.argv[3] + ".pid", "w").write(str(p.pid))
+time.sleep(300)  # never reaps it
+PY
+PARENT=$!
+track_pid "$PARENT"
+for i in $(seq 1 200); do
+  grep -q 'archiver app: capturing' "$T/c5.err" 2>/dev/null && break
+  sleep 0.1
+done
+ship_write "$C/data/prod/app.db" 30 500
+ship_wait_caught_up "$C" handover 30
+kill -9 "$(cat "$T/c5.pid")"
+for i in $(seq 1 50); do
+  [ "$(awk '{print $3}' "/proc/$(cat "$T/c5.pid")/stat" 2>/dev/null)" = Z ] && break
+  sleep 0.1
+done
+[ "$(awk '{print $3}' "/proc/$(cat "$T/c5.pid")/stat")" = Z ] || fail "the killed archiver is not a zombie"
+ship_write "$C/data/prod/app.db" 40 500
+ship_start "$C" "$T/c6"
+ship_wait_caught_up "$C" handover 30
+grep -q "lease .*taken over from host .*root $C, pid $(cat "$T/c5.pid") (that process is gone)" \
+  "$T/c6.err" || fail "the lease of the zombie archiver was not taken over: $(cat "$T/c6.err")"
+ship_stop "$T/c6"
+kill "$PARENT"
+pass "a killed archiver left a zombie: the next archiver takes its lease over at once"
+
 # --- a root whose prefix lies inside a replica (where its archive goes):
 # refused, naming that replica. It used to be accepted, and the replica's
 # root's next start then stopped shipping for good, taking the other's
