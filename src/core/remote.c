@@ -565,8 +565,12 @@ make_dirs(const char *base, GError **error)
 /* The file that makes a directory a replica's cache: sqlenvfs writes it
  * when it makes the cache, and no root has it. */
 #define CACHE_MARKER ".sqlenvfs/replica-cache"
-/* What it holds: this, the URL, a newline. */
+/* What it holds: this, the URL, a newline; then "owner=", the ETag of the
+ * replica's OWNER object ("none" without one), a newline: a replica put
+ * at the same URL by another root has objects of the same names and sizes,
+ * which the cache must not take for its own. */
 #define CACHE_MARKER_HEAD "sqlenvfs replica cache\nurl="
+#define CACHE_MARKER_OWNER "owner="
 
 /* Whether @path (absolute) is a directory holding a root: data/prod in it. */
 static gboolean
@@ -684,11 +688,15 @@ marker_names(const char *text, const char *url)
   g_autofree char *bucket = NULL, *prefix = NULL, *mbucket = NULL, *mprefix = NULL;
   g_autofree char *named = NULL;
   gsize len = strlen(text);
+  const char *end;
 
   if (!g_str_has_prefix(text, head) || len == sizeof head - 1 || text[len - 1] != '\n')
     return FALSE;
-  named = g_strndup(text + sizeof head - 1, len - (sizeof head - 1) - 1);
-  if (strchr(named, '\n') != NULL)
+  end = strchr(text + sizeof head - 1, '\n');
+  named = g_strndup(text + sizeof head - 1, (gsize)(end - (text + sizeof head - 1)));
+  /* After the URL, an owner line or nothing. */
+  if (end[1] != '\0' && (!g_str_has_prefix(end + 1, CACHE_MARKER_OWNER) ||
+                         strchr(end + 1, '\n') != text + len - 1))
     return FALSE;
   if (!sqlenvfs_replica_conf_parse_url(url, &bucket, &prefix, NULL) ||
       !sqlenvfs_replica_conf_parse_url(named, &mbucket, &mprefix, NULL))
@@ -696,13 +704,28 @@ marker_names(const char *text, const char *url)
   return strcmp(bucket, mbucket) == 0 && strcmp(prefix, mprefix) == 0;
 }
 
+/* The owner line's value of marker text @text, or NULL when it has none
+ * (a marker written before it was kept). */
+static char *
+marker_owner(const char *text)
+{
+  const char *o = strstr(text, "\n" CACHE_MARKER_OWNER);
+  const char *end;
+  if (o == NULL)
+    return NULL;
+  o += 1 + strlen(CACHE_MARKER_OWNER);
+  end = strchr(o, '\n');
+  return end != NULL ? g_strndup(o, (gsize)(end - o)) : NULL;
+}
+
+/* @owner: the ETag of the replica's OWNER now ("none": it has none). */
 static gboolean
-cache_dir_check(const char *dir, const char *url, GError **error)
+cache_dir_check(const char *dir, const char *url, const char *owner, GError **error)
 {
   g_autofree char *marker = g_build_filename(dir, CACHE_MARKER, NULL);
   g_autofree char *plan = g_build_filename(dir, ".sqlenvfs", "remote", NULL);
   g_autofree char *up = g_path_get_dirname(dir);
-  g_autofree char *text = NULL;
+  g_autofree char *text = NULL, *was = NULL;
   struct stat st;
 
   /* The nearest directory above it that exists, then every one up. */
@@ -760,6 +783,15 @@ cache_dir_check(const char *dir, const char *url, GError **error)
                   "cache %s: it is the cache of another replica (%s says \"%s\"), not of %s "
                   "(nothing was written; give this replica a cache of its own with -o "
                   "cache=DIR)", dir, marker, shown, url);
+      return FALSE;
+    }
+    was = marker_owner(text);
+    if (was != NULL && strcmp(was, owner) != 0) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                  "cache %s: it holds the files of the replica that was at %s before: its "
+                  "OWNER object is another now (%s, was %s), so another root ships there, and "
+                  "files of the same names are not the same (nothing was used; remove %s, or "
+                  "give -o cache=DIR a new directory)", dir, url, owner, was, dir);
       return FALSE;
     }
     return TRUE;
@@ -882,6 +914,7 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     g_autofree char *state = NULL;
     g_autofree char *marker = NULL;
     g_autofree char *marker_text = NULL;
+    const char *owner = NULL;
     r->cache_mode = TRUE;
     /* Its start fetches many small objects: more connections at once. */
     r->conns = 16;
@@ -892,10 +925,16 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
       return NULL;
     r->plan_dir = g_build_filename(r->root_dir, ".sqlenvfs", "remote", NULL);
     marker = g_build_filename(r->root_dir, CACHE_MARKER, NULL);
-    marker_text = g_strdup_printf(CACHE_MARKER_HEAD "%s\n", r->conf->url);
+    for (guint i = 0; i < r->objects->len && owner == NULL; i++)
+      if (g_str_equal(((SqlenvfsS3Object *)r->objects->pdata[i])->key, "OWNER"))
+        owner = ((SqlenvfsS3Object *)r->objects->pdata[i])->etag;
+    if (owner == NULL || *owner == '\0' || strchr(owner, '\n') != NULL)
+      owner = "none";
+    marker_text = g_strdup_printf(CACHE_MARKER_HEAD "%s\n" CACHE_MARKER_OWNER "%s\n",
+                                  r->conf->url, owner);
     lock = g_build_filename(r->root_dir, ".sqlenvfs", "remote.lock", NULL);
     state = g_build_filename(r->root_dir, ".sqlenvfs", NULL);
-    if (!cache_dir_check(r->root_dir, r->conf->url, error) ||
+    if (!cache_dir_check(r->root_dir, r->conf->url, owner, error) ||
         !sqlenvfs_mkdir_p(state, 0700, error))
       return NULL;
     /* One session per cache: its segment files are filled on demand by
@@ -915,7 +954,8 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
                   r->root_dir, e == EWOULDBLOCK ? "in use" : g_strerror(e));
       return NULL;
     }
-    if (!cache_dir_check(r->root_dir, r->conf->url, error) || !make_dirs(r->plan_dir, error) ||
+    if (!cache_dir_check(r->root_dir, r->conf->url, owner, error) ||
+        !make_dirs(r->plan_dir, error) ||
         !make_dirs(r->root_dir, error) ||
         !sqlenvfs_write_file_atomic(marker, marker_text, strlen(marker_text), 0600, error))
       return NULL;

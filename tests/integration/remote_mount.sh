@@ -103,6 +103,20 @@ wait_mounted "$T/mnt"
 cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s2.db" || fail "read from the cache mounted again"
 unmount_root "$T/mnt"
 
+# Another root's replica put at the same URL (its OWNER another): objects of
+# the same names and sizes are not the same, so the cache is refused, not
+# served from.
+printf 'sqlenvfs-root 0123456789abcdef\n' > "$T/OWNER"
+s3cmd_ put -q "$T/OWNER" "$URL/OWNER"
+if "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$T/cache" 2> "$T/err"; then
+  _mounts+=("$T/mnt")
+  fail "mount --remote served a cache made for the replica before"
+fi
+grep -q "cache .*: it holds the files of the replica that was at .* before: its OWNER object is another now" \
+  "$T/err" || fail "no reason for the refused cache: $(cat "$T/err")"
+s3cmd_ del -q "$URL/OWNER"
+pass "a cache made for another replica at the same URL is refused"
+
 # Not a cache: refused, and nothing in it changed.
 tree() { find "$1" -printf '%p %y %s %T@\n' | sort | md5sum; }
 mkdir -p "$T/mine/backups/prod/daily/keep"
