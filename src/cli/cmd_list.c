@@ -422,8 +422,13 @@ cmd_list(int argc, char **argv)
     if (tmp == NULL)
       return cli_fail("list", error);
     report = sqlenvfs_store_list_report(tmp, &error);
-    if (report == NULL || !sqlenvfs_retention_list_windows(tmp, report, &error))
+    if (report == NULL || !sqlenvfs_retention_list_windows(tmp, report, &error)) {
+      /* Named by the replica's keys, not the temporary directory's paths. */
+      char *keyed_msg = sqlenvfs_remote_keyify(remote, error->message);
+      g_free(error->message);
+      error->message = keyed_msg;
       return cli_fail("list", error);
+    }
     if (as_json) {
       print_json(tmp, report, remote);
       return CLI_OK;

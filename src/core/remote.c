@@ -340,6 +340,8 @@ sqlenvfs_remote_describe_fetched(SqlenvfsRemote *r)
                          sum, st.n_sum_gets, blk, st.n_block_gets);
 }
 
+#define SNAPSHOT_ADVICE "`sqlenvfs snapshot` on the machine that ships this replica"
+
 char *
 sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
 {
@@ -360,8 +362,12 @@ sqlenvfs_remote_keyify(const SqlenvfsRemote *r, const char *text)
    * checked with verify --remote, and its new bases come from the machine
    * that ships it. */
   g_string_replace(s, "`sqlenvfs verify`", r->verify, 0);
-  g_string_replace(s, "`sqlenvfs snapshot`",
-                   "`sqlenvfs snapshot` on the machine that ships this replica", 0);
+  /* A text said here already (an error, then the log line that shows it)
+   * is not said twice: the long form is set aside while the short one is
+   * replaced. */
+  g_string_replace(s, SNAPSHOT_ADVICE, "\x01", 0);
+  g_string_replace(s, "`sqlenvfs snapshot`", SNAPSHOT_ADVICE, 0);
+  g_string_replace(s, "\x01", SNAPSHOT_ADVICE, 0);
   return g_string_free(s, FALSE);
 }
 
