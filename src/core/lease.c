@@ -66,10 +66,17 @@ parse(GBytes *bytes, const char *what, GError **error)
       ((h->pid = g_key_file_get_int64(kf, "lease", "pid", &local)), local != NULL) ||
       ((h->acquired_us = g_key_file_get_int64(kf, "lease", "acquired", &local)), local != NULL) ||
       ((h->expires_us = g_key_file_get_int64(kf, "lease", "expires", &local)), local != NULL)) {
+    /* GKeyFile's message quotes the object's bytes, which may be binary:
+     * what it lacks is said, not shown. */
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "read lease %s: not a lease (%s); if no writer uses this replica, delete the "
                 "object and start again",
-                what, local ? local->message : "empty");
+                what, len == 0 ? "empty"
+                : local && local->domain == G_KEY_FILE_ERROR &&
+                      (local->code == G_KEY_FILE_ERROR_KEY_NOT_FOUND ||
+                       local->code == G_KEY_FILE_ERROR_GROUP_NOT_FOUND)
+                  ? local->message
+                  : "not the key file a lease is");
     return NULL;
   }
   h->root_id = g_key_file_get_string(kf, "lease", "root-id", NULL); /* optional */
@@ -312,7 +319,11 @@ sqlenvfs_lease_release(SqlenvfsLease *lease, GError **error)
       return TRUE;  /* someone else holds it: nothing of ours to give up */
     }
   }
-  g_propagate_prefixed_error(error, g_steal_pointer(&local), "release lease: ");
+  /* recheck's errors say "release lease" already. */
+  if (g_str_has_prefix(local->message, "release lease"))
+    g_propagate_error(error, g_steal_pointer(&local));
+  else
+    g_propagate_prefixed_error(error, g_steal_pointer(&local), "release lease: ");
   return FALSE;
 }
 

@@ -2119,7 +2119,7 @@ ship_main(gpointer data)
           /* Shipping is over for this process: the lease goes at once. */
           g_autoptr(GError) local = NULL;
           if (!sqlenvfs_lease_release(s->lease, &local))
-            g_message("replica: release the lease: %s", local->message);
+            g_message("replica: %s", local->message);
           g_clear_pointer(&s->lease, sqlenvfs_lease_free);
         }
         s->n_fails++;
@@ -2172,7 +2172,7 @@ ship_main(gpointer data)
   if (s->lease && sqlenvfs_lease_is_valid(s->lease)) {
     g_autoptr(GError) error = NULL;
     if (!sqlenvfs_lease_release(s->lease, &error))
-      g_message("replica: release the lease: %s", error->message);
+      g_message("replica: %s", error->message);
   }
   write_status(s);
   g_mutex_lock(&s->lock);

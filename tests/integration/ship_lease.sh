@@ -177,6 +177,28 @@ ship_stop "$T/c6"
 kill "$PARENT"
 pass "a killed archiver left a zombie: the next archiver takes its lease over at once"
 
+# --- a lease object that is garbage: said so, never its bytes, and the
+# --- release that follows said once
+s3cmd_ get --force "s3://$S3_BUCKET/handover/lease" "$T/lease.kept" >/dev/null
+head -c 300 /dev/urandom > "$T/lease.bad"
+s3cmd_ put "$T/lease.bad" "s3://$S3_BUCKET/handover/lease" >/dev/null
+"$SQLENVFS" archive --root "$C" > "$T/c7.out" 2> "$T/c7.err" &
+echo $! > "$T/c7.pid"
+track_pid "$(cat "$T/c7.pid")"
+for _ in $(seq 1 150); do
+  grep -q 'not a lease' "$T/c7.err" && break
+  sleep 0.1
+done
+grep -q "read lease s3://$S3_BUCKET/handover/lease: not a lease (not the key file a lease is); if no writer" \
+  "$T/c7.err" || fail "a garbage lease is not said so: $(cat "$T/c7.err")"
+! LC_ALL=C grep -q "[^[:print:][:space:]]" "$T/c7.err" "$C/.sqlenvfs/replica-status" ||
+  fail "the garbage lease's bytes are shown: $(cat -v "$T/c7.err" | grep lease)"
+kill "$(cat "$T/c7.pid")"
+wait "$(cat "$T/c7.pid")" 2>/dev/null || true
+! grep -q "release lease: release lease" "$T/c7.err" || fail "said twice: $(grep lease "$T/c7.err")"
+s3cmd_ put "$T/lease.kept" "s3://$S3_BUCKET/handover/lease" >/dev/null
+pass "a garbage lease object is named, its bytes never shown"
+
 # --- a root whose prefix lies inside a replica (where its archive goes):
 # refused, naming that replica. It used to be accepted, and the replica's
 # root's next start then stopped shipping for good, taking the other's
