@@ -844,9 +844,8 @@ fs_nodes_init(Fs *fs)
 }
 
 void
-fs_nodes_clear(Fs *fs)
+fs_release_open_files(Fs *fs)
 {
-  /* Handles the kernel never released (the connection was cut). */
   if (fs->files != NULL) {
     GHashTableIter it;
     gpointer k, v;
@@ -857,6 +856,12 @@ fs_nodes_clear(Fs *fs)
     }
     g_clear_pointer(&fs->files, g_hash_table_destroy);
   }
+}
+
+void
+fs_nodes_clear(Fs *fs)
+{
+  fs_release_open_files(fs);
   g_clear_pointer(&fs->nodes, g_hash_table_destroy);
   g_clear_pointer(&fs->status, fs_status_cache_free);
   g_clear_pointer(&fs->metrics, fs_status_cache_free);

@@ -150,6 +150,11 @@ void fs_mount_init_conn(Fs *fs, struct fuse_conn_info *conn);
 
 extern const struct fuse_lowlevel_ops sqlenvfs_fs_ops;
 void fs_nodes_init(Fs *fs);
+/* The handles the kernel never released (the connection was cut, or the
+ * daemon stopped by a signal while files were open), each closed as a
+ * release would: before what they read (the pitr cache, the archiver) is
+ * freed. */
+void fs_release_open_files(Fs *fs);
 void fs_nodes_clear(Fs *fs);
 
 /* remote.c --------------------------------------------------------------- */

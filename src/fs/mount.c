@@ -435,6 +435,7 @@ fs_free(Fs *fs)
   g_mutex_clear(&fs->bound_lock);
   g_cond_clear(&fs->bound_cond);
   g_thread_pool_free(fs->readahead, FALSE, TRUE);
+  fs_release_open_files(fs);
   g_clear_pointer(&fs->archiver, sqlenvfs_archiver_free);
   fs_pitr_free(fs->pitr);
   sqlenvfs_ops_free(fs->ops);
