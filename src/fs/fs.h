@@ -377,10 +377,12 @@ GPtrArray *fs_pitr_db_windows(FsPitr *p, const char *db, GError **error);
  * not read the archive or the copies (newly allocated), or NULL. */
 char *fs_pitr_db_unread(FsPitr *p, const char *db);
 
-/* sqlenvfs_timeline_unrecoverable_tail of @db's timeline, as above; FALSE
- * also when the timeline cannot be read (fs_pitr_db_windows says why). */
-gboolean fs_pitr_db_unrecoverable_tail(FsPitr *p, const char *db, gint64 *from_us, gint64 *to_us,
-                                       char **why);
+/* sqlenvfs_timeline_unrecoverable_tail of @db's timeline, as above, or
+ * with @newest its _newest (an archive with no window at all too, as list
+ * and doctor say it); FALSE also when the timeline cannot be read
+ * (fs_pitr_db_windows says why). */
+gboolean fs_pitr_db_unrecoverable(FsPitr *p, const char *db, gboolean newest, gint64 *from_us,
+                                  gint64 *to_us, char **why);
 
 /* "earliest", "latest" when there is a window; none otherwise. */
 GPtrArray *fs_pitr_list_links(FsPitr *p, GError **error);

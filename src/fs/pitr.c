@@ -453,11 +453,14 @@ fs_pitr_db_unread(FsPitr *p, const char *db)
 }
 
 gboolean
-fs_pitr_db_unrecoverable_tail(FsPitr *p, const char *db, gint64 *from_us, gint64 *to_us,
-                              char **why)
+fs_pitr_db_unrecoverable(FsPitr *p, const char *db, gboolean newest, gint64 *from_us,
+                         gint64 *to_us, char **why)
 {
   SqlenvfsTimeline *tl = db_timeline(p, db, FALSE, NULL);
-  return tl != NULL && sqlenvfs_timeline_unrecoverable_tail(tl, from_us, to_us, why);
+  if (tl == NULL)
+    return FALSE;
+  return newest ? sqlenvfs_timeline_unrecoverable_newest(tl, from_us, to_us, why)
+                : sqlenvfs_timeline_unrecoverable_tail(tl, from_us, to_us, why);
 }
 
 static gboolean
@@ -655,7 +658,7 @@ fs_pitr_window(FsPitr *p, gint64 *earliest_us, gint64 *latest_us, GError **error
        * --time latest` refuses it). */
       g_autofree char *why = NULL;
       gint64 from, to;
-      if (fs_pitr_db_unrecoverable_tail(p, dbs->pdata[i], &from, &to, &why))
+      if (fs_pitr_db_unrecoverable(p, dbs->pdata[i], FALSE, &from, &to, &why))
         end = MAX(end, to);
     }
     g_array_append_val(ends, end);

@@ -246,7 +246,8 @@ write_recoverable(Fs *fs, SqlenvfsJson *j, const char *db)
   }
   sqlenvfs_json_end_array(j);
   sqlenvfs_json_key(j, "unrecoverable");
-  if (fs_pitr_db_unrecoverable_tail(fs->pitr, db, &from, &to, &why)) {
+  /* As list and doctor say it: also an archive with no window at all. */
+  if (fs_pitr_db_unrecoverable(fs->pitr, db, TRUE, &from, &to, &why)) {
     sqlenvfs_json_begin_object(j);
     member_time(j, "from", from);
     member_time(j, "to", to);

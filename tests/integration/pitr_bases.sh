@@ -349,4 +349,15 @@ grep -q "app .*NOT RECOVERABLE: no usable backup or snapshot lies inside the arc
 import json, sys
 u = json.load(sys.stdin)["unrecoverable"]
 assert len(u) == 1 and u[0]["database"] == "app", u' || fail "list --json does not show it"
-pass "an archive no copy reaches is listed as NOT RECOVERABLE"
+# The mount's status says it as list does (no archiver: it would take a
+# new snapshot, a base).
+mount_root "$R5" "$T/mnt5" -o noarchiver
+python3 - "$T/mnt5/status" <<'PY' || fail "status does not show it: $(cat "$T/mnt5/status")"
+import json, sys
+s = json.load(open(sys.argv[1]))
+rec = {d["name"]: d for d in s["databases"]}["app"]["recoverable"]
+u = rec["unrecoverable"]
+assert u is not None and "no usable backup or snapshot" in u["note"], rec
+PY
+unmount_root "$T/mnt5"
+pass "an archive no copy reaches is listed as NOT RECOVERABLE, and so is it in the mount's status"
