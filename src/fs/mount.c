@@ -43,6 +43,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -551,6 +552,31 @@ mountpoint_apart(SqlenvfsRoot *root, const char *mnt, GError **error)
   return TRUE;
 }
 
+/* A stale mount of this same root on @mnt (its daemon is gone: killed, or
+ * crashed) is detached, so that a service manager's restart mounts again
+ * rather than fail on it for ever; TRUE when it was. A stale mount of
+ * anything else is left for its owner. */
+static gboolean
+clear_own_stale_mount(SqlenvfsRoot *root, const char *mnt)
+{
+  g_autofree char *abs = g_canonicalize_filename(mnt, NULL);
+  g_autofree char *what = mounted_on(abs);
+  g_autofree char *ours = g_strdup_printf("fuse.sqlenvfs %s", sqlenvfs_root_dir(root));
+  char *argv[] = { (char *)"fusermount3", (char *)"-u", (char *)"-z", abs, NULL };
+  gint status = 0;
+
+  if (what == NULL || strcmp(what, ours) != 0)
+    return FALSE;
+  if (umount2(abs, MNT_DETACH) != 0 &&
+      (!g_spawn_sync(NULL, argv, NULL,
+                     G_SPAWN_SEARCH_PATH | G_SPAWN_STDOUT_TO_DEV_NULL | G_SPAWN_STDERR_TO_DEV_NULL,
+                     NULL, NULL, NULL, NULL, &status, NULL) ||
+       !g_spawn_check_wait_status(status, NULL)))
+    return FALSE;
+  g_message("%s: detached the stale mount of this root that a daemon now gone left there", abs);
+  return TRUE;
+}
+
 static gboolean
 check_mountpoint(SqlenvfsRoot *root, const char *mnt, char **real, GError **error)
 {
@@ -558,8 +584,11 @@ check_mountpoint(SqlenvfsRoot *root, const char *mnt, char **real, GError **erro
   g_autofree char *what = NULL;
   char buf[PATH_MAX];
   struct stat st;
+  int rc = stat(mnt, &st);
 
-  if (stat(mnt, &st) != 0) {
+  if (rc != 0 && errno == ENOTCONN && clear_own_stale_mount(root, mnt))
+    rc = stat(mnt, &st);
+  if (rc != 0) {
     int e = errno;
     if (e == ENOTCONN) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,

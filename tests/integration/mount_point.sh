@@ -48,15 +48,32 @@ assert_eq "$(grep -c " $M2 " /proc/self/mountinfo)" "$before" "mounts on $M2 aft
 assert_eq "$(ls "$M2/prod")" "app.db" "the existing mount still serves its root"
 pass "mounting on a mount point that is already a mount is refused and names what is there"
 
-# --- a stale mount after kill -9: named, with the command that clears it
+# --- a stale mount after kill -9: one of this root is detached and mounted
+# over (a service manager's restart mounts again); one of another root is
+# named, with the command that clears it
+kill_daemon() { # ROOT
+  local pid i
+  pid=$(tr -d '\n' < "$1/.sqlenvfs/mount.lock")
+  kill -9 "$pid"
+  for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -0 "$pid" 2>/dev/null && fail "the daemon survived kill -9"
+  return 0
+}
+unmount_root "$M2" # (its daemon's command line holds "$M" too)
 mount_root "$R" "$M"
-pid=$(tr -d '\n' < "$R/.sqlenvfs/mount.lock")
-kill -9 "$pid"
-for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
-kill -0 "$pid" 2>/dev/null && fail "the daemon survived kill -9"
+kill_daemon "$R"
 stat "$M" > /dev/null 2>&1 && fail "the mount point is not stale after kill -9"
+"$SQLENVFS" mount "$R" "$M" 2> "$T/stale.err" || fail "mount over this root's stale mount"
+wait_mounted "$M"
+assert_eq "$(ls "$M/prod")" "app.db" "prod/ after mounting over this root's stale mount"
+assert_eq "$(grep -c " $M " /proc/self/mountinfo)" "1" "mounts on $M"
+grep -q "detached the stale mount of this root" "$T/stale.err" ||
+  fail "the stale mount's detach is not said: $(cat "$T/stale.err")"
+unmount_root "$M"
+mount_root "$R2" "$M"
+kill_daemon "$R2"
 expect_fail "mount point is a stale mount .*clear it with \`fusermount3 -u $M\`" "$SQLENVFS" mount "$R" "$M"
 fusermount3 -u "$M"
 mount_root "$R" "$M"
 assert_eq "$(ls "$M/prod")" "app.db" "prod/ after clearing the stale mount"
-pass "a stale mount is reported with fusermount3 -u; after it the mount works"
+pass "a stale mount of this root is mounted over; one of another root is named with fusermount3 -u"
