@@ -1201,14 +1201,42 @@ tighten_dev_mode(const char *dev, int mode, GError **error)
   return TRUE;
 }
 
-/* Create the new, empty development database file @dev with @mode (so that
- * SQLite, which would create it with 0644 less the umask, finds it). */
+/* Made by root, the file or directory @path (new: made here) gets
+ * production's (@prod) owner and group: the application that uses
+ * production uses development too, and what root owns with production's
+ * mode would shut it out. */
 static gboolean
-create_dev_file(const char *dev, int mode, GError **error)
+give_production_owner(const char *path, const char *prod, GError **error)
+{
+  struct stat pst;
+  int fd;
+  gboolean ok;
+  if (geteuid() != 0 || stat(prod, &pst) != 0)
+    return TRUE;
+  fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", path);
+  ok = fchown(fd, pst.st_uid, pst.st_gid) == 0;
+  if (!ok)
+    sqlenvfs_error_errno(error, errno, "give production's owner to", path);
+  close(fd);
+  return ok;
+}
+
+/* Create the new, empty development database file @dev with @mode (so that
+ * SQLite, which would create it with 0644 less the umask, finds it), with
+ * production's (@prod) owner when made by root (an existing development
+ * database keeps its own). */
+static gboolean
+create_dev_file(const char *dev, const char *prod, int mode, GError **error)
 {
   int fd = open(dev, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0)
     return errno == EEXIST ? TRUE : sqlenvfs_error_errno(error, errno, "create", dev);
+  if (!give_production_owner(dev, prod, error)) {
+    close(fd);
+    return FALSE;
+  }
   if (fchmod(fd, (mode_t)sqlenvfs_group_mode(fd, mode & 0666)) != 0) {
     int errsv = errno;
     close(fd);
@@ -1233,9 +1261,12 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
   gboolean ok = FALSE;
   int lock, tracked = -1;
 
+  gboolean dir_is_new = !g_file_test(dev_dir, G_FILE_TEST_EXISTS);
+
   g_return_val_if_fail(sqlenvfs_db_name_is_valid(db), FALSE);
   if (!sqlenvfs_root_refuse_links(root, SQLENVFS_DIR_DEV, "write development", error) ||
       !sqlenvfs_mkdir_p(dev_dir, sqlenvfs_mode_dir(data_mode), error) ||
+      (dir_is_new && !give_production_owner(dev_dir, prod, error)) ||
       !refuse_dev_links(dev, prod, error))
     return FALSE;
   lock = sqlenvfs_root_lock(root, "refresh-dev", TRUE, error);
@@ -1283,7 +1314,7 @@ sqlenvfs_env_refresh_dev_from_image(SqlenvfsRoot *root, const char *db, Sqlenvfs
       goto out;
     }
     if (!refuse_dev_links(dev, prod, error) ||
-        (is_new && !create_dev_file(dev, data_mode, error)) ||
+        (is_new && !create_dev_file(dev, prod, data_mode, error)) ||
         !tighten_dev_mode(dev, data_mode, error))
       goto out;
     live = sqlenvfs_db_open(dev, SQLENVFS_OPEN_CREATE, error);

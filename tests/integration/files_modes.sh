@@ -56,6 +56,23 @@ assert_eq "$(stat -c %a "$R/data/dev")" "700" "mode of the development directory
 assert_eq "$(stat -c %a "$R/data/dev/app.db")" "600" "mode of the development database it made"
 pass "refresh-dev makes a missing development directory 0700 for a 0600 production"
 
+# Made by root for a production another user owns (the application's):
+# development, directory and file, gets that owner, so that the
+# application can open it; an existing one keeps its own.
+chown 1234:1234 "$P"
+rm -rf "$R/data/dev"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(stat -c %u:%g "$R/data/dev")" "1234:1234" "owner of the development directory"
+rm "$R/data/dev/app.db"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(find "$R/data/dev" ! -uid 1234 -printf '%p %u\n')" "" "files of development not the application's"
+assert_eq "$(stat -c %u:%g "$R/data/dev/app.db")" "1234:1234" "owner of the development database"
+chown 4321:4321 "$R/data/dev/app.db"
+"$SQLENVFS" refresh-dev --root "$R" > /dev/null
+assert_eq "$(stat -c %u:%g "$R/data/dev/app.db")" "4321:4321" "owner of an existing development database"
+chown -R 0:0 "$P" "$R/data/dev"
+pass "development made by root gets production's owner; an existing one keeps its own"
+
 # Production narrowed while the archiver runs: the archive follows at once,
 # its files made before the chmod and after it (they were left 0644 until a
 # restart).
