@@ -1281,24 +1281,21 @@ sqlenvfs_shipper_status_find(GPtrArray *statuses, const char *db)
 /* ------------------------------------------------------------------ */
 /* The thread                                                           */
 
-/* Whether the part object @o holds this root's bytes: its segment file
- * here holds the range its key names, and (an object uploaded in one PUT,
- * as parts are: its ETag is the MD5 of its body) with the same MD5. A part
- * whose segment is gone here (pruned) cannot be told: TRUE. */
+/* Whether bytes @a..@b of the segment @seg_key here are those of an object
+ * whose ETag is @etag (an object uploaded in one PUT: its ETag is the MD5
+ * of its body). A segment gone here (pruned) cannot be told: TRUE; so
+ * cannot an ETag that is no MD5 (the range is there: TRUE). */
 static gboolean
-part_is_ours(SqlenvfsShipper *s, const SqlenvfsS3Object *o)
+range_is_ours(SqlenvfsShipper *s, const char *seg_key, guint64 a, guint64 b, const char *etag)
 {
-  g_autofree char *seg_key = NULL, *path = NULL;
+  g_autofree char *path = g_build_filename(s->base_dir, seg_key, NULL);
   g_autoptr(GChecksum) md5 = NULL;
   g_autofree guint8 *buf = NULL;
-  guint64 a, b, off;
+  guint64 off;
   struct stat st;
   int fd;
   gboolean same = TRUE;
 
-  if (!parse_part(o->key, &seg_key, &a, &b) || (guint64)o->size != b - a)
-    return FALSE;
-  path = g_build_filename(s->base_dir, seg_key, NULL);
   fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0)
     return errno == ENOENT;
@@ -1306,9 +1303,9 @@ part_is_ours(SqlenvfsShipper *s, const SqlenvfsS3Object *o)
     close(fd);
     return FALSE;
   }
-  if (o->etag == NULL || strlen(o->etag) != 32 || strchr(o->etag, '-') != NULL) {
+  if (etag == NULL || strlen(etag) != 32 || strchr(etag, '-') != NULL) {
     close(fd);
-    return TRUE; /* no MD5 to compare with: the range is there */
+    return TRUE;
   }
   md5 = g_checksum_new(G_CHECKSUM_MD5);
   buf = g_malloc(1 << 20);
@@ -1322,7 +1319,19 @@ part_is_ours(SqlenvfsShipper *s, const SqlenvfsS3Object *o)
     }
   }
   close(fd);
-  return same && g_ascii_strcasecmp(g_checksum_get_string(md5), o->etag) == 0;
+  return same && g_ascii_strcasecmp(g_checksum_get_string(md5), etag) == 0;
+}
+
+/* Whether the part object @o holds this root's bytes: its segment file
+ * here holds the range its key names, with the same MD5. */
+static gboolean
+part_is_ours(SqlenvfsShipper *s, const SqlenvfsS3Object *o)
+{
+  g_autofree char *seg_key = NULL;
+  guint64 a, b;
+  if (!parse_part(o->key, &seg_key, &a, &b) || (guint64)o->size != b - a)
+    return FALSE;
+  return range_is_ours(s, seg_key, a, b, o->etag);
 }
 
 /* Refuse shipping for good in this process (s->diverged): @key in the
@@ -1877,6 +1886,17 @@ check_replica(SqlenvfsShipper *s, GError **error)
     }
     if (!g_str_has_suffix(o->key, ".seg") || (found && size == (guint64)o->size))
       continue; /* an index or summary goes with its segment */
+    /* A segment this root shipped, cut short in the replica (its bytes the
+     * first of this root's, by their MD5): damage, not another history.
+     * Taken as gone, it is shipped again below. */
+    if (found && (guint64)o->size < size && o->etag != NULL && strlen(o->etag) == 32 &&
+        range_is_ours(s, o->key, 0, (guint64)o->size, o->etag)) {
+      g_warning("replica: %s/%s holds %" G_GINT64_FORMAT " of the %" G_GUINT64_FORMAT " bytes "
+                "this root shipped, the first ones: cut short there; shipping it again",
+                s->conf->url, o->key, o->size, size);
+      g_hash_table_remove(remote, o->key);
+      continue;
+    }
     {
       /* A whole segment: not recorded (a crash between its upload and the
        * state's save) is this root's when it is its own size; one whose

@@ -139,6 +139,23 @@ grep -q "object(s) this root shipped are gone from s3://$S3_BUCKET/lost .*shippi
 ship_stop "$T/e3"
 pass "an object deleted from the replica while the archiver runs is shipped again within check-interval"
 
+# --- a sealed segment cut short in the replica (its first bytes this
+# --- root's): damage, shipped again, not taken for another root's history
+SEG=s3://$S3_BUCKET/lost/wal_archives/app/0000000000000001.seg
+s3cmd_ get --force "$SEG" "$T/seg.whole" >/dev/null || fail "get $SEG"
+head -c 500000 "$T/seg.whole" > "$T/seg.cut"
+s3cmd_ put "$T/seg.cut" "$SEG" >/dev/null || fail "put the cut segment"
+ship_start "$E" "$T/e4"
+ship_wait_caught_up "$E" lost 30
+grep -q "0000000000000001.seg holds 500000 of the .* bytes this root shipped, the first ones: cut short there; shipping it again" \
+  "$T/e4.err" || fail "the root did not say it ships the cut segment again: $(cat "$T/e4.err")"
+! grep -q "which this root did not ship" "$T/e4.err" || fail "taken for another history: $(cat "$T/e4.err")"
+ship_stop "$T/e4"
+s3cmd_ get --force "$SEG" "$T/seg.again" >/dev/null || fail "get $SEG again"
+cmp -s "$T/seg.again" "$E/backups/prod/wal_archives/app/0000000000000001.seg" ||
+  fail "the segment shipped again differs from the root's"
+pass "a segment cut short in the replica is shipped again, not taken for another history"
+
 # --- the shipping state lost, and the LIST that adopts the replica failing:
 # --- nothing is shipped until it succeeds (a part from 0 would overlap the
 # --- root's own), and the root's next start is not taken for another root
