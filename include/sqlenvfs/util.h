@@ -287,4 +287,9 @@ typedef gint64 (*SqlenvfsClockFunc)(void);
 gint64 sqlenvfs_clock_now(void);
 void sqlenvfs_clock_set(SqlenvfsClockFunc fn);
 
+/* Tell the service manager that started this process (systemd, through
+ * $NOTIFY_SOCKET: sd_notify's protocol) @state, e.g. "READY=1"; nothing
+ * when no manager asked. Never fails: the process goes on either way. */
+void sqlenvfs_notify_service(const char *state);
+
 G_END_DECLS

@@ -273,6 +273,9 @@ sqlenvfs_archiver_run(SqlenvfsArchiver *a, GError **error)
   a->shipper = sqlenvfs_shipper_start(a->root);
   archiver_snapshot_start(a);
   g_thread_join(g_thread_new("archiver-start", start_main, a));
+  /* Every database is captured from here on (or said why not): a service
+   * ordered after this one (the application) may start. */
+  sqlenvfs_notify_service("READY=1\nSTATUS=archiving");
   next_rescan = g_get_monotonic_time() + RESCAN_US;
 
   while (!g_atomic_int_get(&a->stopping)) {

@@ -13,7 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <isa-l/crc.h>
@@ -902,4 +905,29 @@ sqlenvfs_shell_word(const char *arg)
     if (*p < 0x80 && !g_ascii_isalnum(*p) && strchr("_-./:@%+=,", *p) == NULL)
       return g_shell_quote(arg);
   return g_strdup(arg);
+}
+
+void
+sqlenvfs_notify_service(const char *state)
+{
+  const char *path = g_getenv("NOTIFY_SOCKET");
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  gsize n;
+  int fd;
+
+  /* A path, or an abstract name written with '@'; anything else is not
+   * systemd's (nothing to tell). */
+  if (path == NULL || (path[0] != '/' && path[0] != '@') ||
+      (n = strlen(path)) >= sizeof sa.sun_path)
+    return;
+  memcpy(sa.sun_path, path, n);
+  if (path[0] == '@')
+    sa.sun_path[0] = '\0';
+  fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return;
+  if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+             (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n)) < 0)
+    g_debug("tell the service manager \"%s\": %s", state, g_strerror(errno));
+  close(fd);
 }

@@ -741,6 +741,9 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   g_message("mounted %s on %s", sqlenvfs_root_dir(root), mnt);
 
   archiver_start(fs);
+  /* With an archiver, it says when it captures (archiver_loop.c). */
+  if (fs->archiver == NULL)
+    sqlenvfs_notify_service("READY=1\nSTATUS=serving");
   live_bound_start(fs);
   fs_ctl_start(fs->ctl);
   ok = serve(fs, opts->single_thread);
