@@ -30,10 +30,13 @@ S=($(ls "$R/backups/prod/snapshots"))
 bsize=$(stat -c %s "$R/backups/prod/daily/$B/app.db")
 ssize=$(stat -c %s "$R/backups/prod/snapshots/${S[1]}/app.db")
 bound=$(( (bsize > ssize ? bsize : ssize) + 4096 ))
+# (an empty directory anyone may read: made 0700, as a cache it makes)
+mkdir -m 777 "$T/cache"
 "$SQLENVFS" mount --remote "$URL" "$T/mnt" -o "cache=$T/cache,cache-max-bytes=$bound" \
   || fail "mount --remote"
 _mounts+=("$T/mnt")
 wait_mounted "$T/mnt"
+assert_eq "$(stat -c %a "$T/cache")" "700" "mode of a cache given as a directory of mode 0777"
 assert_eq "$(ls "$T/mnt" | tr '\n' ' ')" "backups pitr snapshots " "top-level entries"
 for hidden in prod dev ctl status; do
   [ ! -e "$T/mnt/$hidden" ] || fail "$hidden is shown in a mount of a replica"
