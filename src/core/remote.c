@@ -3527,18 +3527,28 @@ sqlenvfs_remote_cache_copy_db(SqlenvfsRemote *r, SqlenvfsCopyKind kind, const ch
   }
   g_mutex_lock(&r->cache_lock);
   r->cache_max = max_bytes;
-  g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
   add_item(items, obj, path, 0);
-  if (!fetch_items(r, items, &local)) {
-    g_mutex_unlock(&r->cache_lock);
-    keyify_error(r, local);
-    g_propagate_error(error, local);
-    return NULL;
-  }
-  if (!check_cached_copy(r, kind, name, db, key, path, &local)) {
-    g_mutex_unlock(&r->cache_lock);
-    g_propagate_error(error, local);
-    return NULL;
+  /* A file the cache held whole from before (a session earlier) that fails
+   * its check was damaged there, not in the replica: it is removed, and
+   * fetched once more before the object is called damaged. */
+  for (int attempt = 0;; attempt++) {
+    g_hash_table_remove(r->fetched, key); /* evicted files are fetched again */
+    if (!fetch_items(r, items, &local)) {
+      g_mutex_unlock(&r->cache_lock);
+      keyify_error(r, local);
+      g_propagate_error(error, local);
+      return NULL;
+    }
+    if (check_cached_copy(r, kind, name, db, key, path, &local))
+      break;
+    if (attempt > 0 || !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY)) {
+      g_mutex_unlock(&r->cache_lock);
+      g_propagate_error(error, local);
+      return NULL;
+    }
+    g_message("cache %s: its file of %s failed its check; fetching it again", r->root_dir,
+              key);
+    g_clear_error(&local);
   }
   /* Mark it used, then evict the least recently used beyond the bound. */
   utimensat(AT_FDCWD, path, NULL, AT_SYMLINK_NOFOLLOW);

@@ -99,11 +99,18 @@ pass "read-only; unmounted"
 # The same cache again, named relatively with a trailing slash, and the
 # replica's URL with one (the same bucket and prefix): taken, and the copies
 # kept in it served.
+# The copy kept there damaged in the cache meanwhile (the replica's is
+# whole): fetched again at its first open, and served.
 [ "$(pwd)" = "$T/w" ] || fail "not in $T/w"
+cached=$T/cache/backups/prod/snapshots/${S[1]}/app.db
+[ -s "$cached" ] || fail "the snapshot read is not kept in the cache"
+printf '\x00' | dd of="$cached" bs=1 seek=$(( ssize / 2 )) conv=notrunc 2>/dev/null
 "$SQLENVFS" mount --remote "$URL/" "$T/mnt" -o "cache=../cache/" || fail "mount on its own cache"
 _mounts+=("$T/mnt")
 wait_mounted "$T/mnt"
-cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s2.db" || fail "read from the cache mounted again"
+cp "$T/mnt/snapshots/${S[1]}/app.db" "$T/s2.db" 2> "$T/cp2.err" ||
+  fail "a copy damaged in the cache is not fetched again: $(cat "$T/cp2.err")"
+same_db "$T/s2.db" "$R/backups/prod/snapshots/${S[1]}/app.db" || fail "the copy fetched again differs"
 unmount_root "$T/mnt"
 
 # Another root's replica put at the same URL (its OWNER another): objects of
