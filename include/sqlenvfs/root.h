@@ -60,6 +60,8 @@ typedef struct {
   int backup_max_age_hours;
   int archive_lag_warn_seconds;
   char **doctor_acknowledged_bugs; /* NULL-terminated, never NULL */
+  char *replica_url;           /* [replica] url as read with the rest (NULL: none),
+                                * so that a prune decides by one reading of the file */
 } SqlenvfsSettings;
 
 typedef struct _SqlenvfsRoot SqlenvfsRoot;

@@ -562,7 +562,7 @@ run_prune(SqlenvfsRoot *started, gboolean dry_run, SqlenvfsOpOutcome *out, GErro
     return FALSE;
   /* With a replica, nothing is removed that is not shipped yet, and what
    * is removed goes from the replica too (shipper.h). */
-  ship = !dry_run && sqlenvfs_shipper_is_configured(root);
+  ship = !dry_run && sqlenvfs_root_settings(root)->replica_url != NULL;
   run = ship ? sqlenvfs_shipper_removal_begin() : 0;
   out->dry_run = dry_run;
   if (!sqlenvfs_retention_check_anchors(root, error))

@@ -68,6 +68,7 @@ settings_defaults(SqlenvfsSettings *s)
   s->backup_max_age_hours = 26;
   s->archive_lag_warn_seconds = 60;
   s->doctor_acknowledged_bugs = g_new0(char *, 1);
+  s->replica_url = NULL;
 }
 
 /* Read an integer key if present; FALSE with a message naming file, line
@@ -707,6 +708,9 @@ read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
   load_default_db(kf, body, file, s, p);
   load_numbers(kf, body, file, s, p);
   load_acknowledged_bugs(kf, body, file, s, p);
+  s->replica_url = g_key_file_get_string(kf, "replica", "url", NULL);
+  if (s->replica_url != NULL && *g_strstrip(s->replica_url) == '\0')
+    g_clear_pointer(&s->replica_url, g_free);
   keep_defaults_of_bad_sections(s, p);
 }
 
@@ -735,6 +739,7 @@ sqlenvfs_settings_file_check(const char *file, const char *group, GError **error
     g_propagate_error(error, g_error_copy(e));
   g_free(s.default_db);
   g_strfreev(s.doctor_acknowledged_bugs);
+  g_free(s.replica_url);
   problems_clear(&p);
   return ok;
 }
@@ -818,6 +823,7 @@ sqlenvfs_root_free(SqlenvfsRoot *root)
     g_free(root->paths[i]);
   g_free(root->settings.default_db);
   g_strfreev(root->settings.doctor_acknowledged_bugs);
+  g_free(root->settings.replica_url);
   problems_clear(&root->problems);
   if (root->warned)
     g_hash_table_destroy(root->warned);

@@ -2381,15 +2381,28 @@ load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GEr
   g_autofree char *state_path = NULL;
   g_autofree char *u = NULL;
   gboolean missing;
-  /* A file that cannot be read now (changed since the prune read it) says
-   * nothing of a replica: refused, never taken for "none". */
+  /* A file that cannot be read now, or names another replica than when
+   * the prune read it (rewritten meanwhile), says nothing of the replica:
+   * refused, never taken for "none". */
   if (kf == NULL && !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
+  if (kf != NULL)
+    u = g_key_file_get_string(kf, "replica", "url", NULL);
+  if (u != NULL && *g_strstrip(u) == '\0')
+    g_clear_pointer(&u, g_free);
+  if (g_strcmp0(u, sqlenvfs_root_settings(root)->replica_url) != 0) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "%s changed while the prune ran ([replica] url was %s, is %s now); nothing "
+                "more removed: prune again", conf_path,
+                sqlenvfs_root_settings(root)->replica_url ? sqlenvfs_root_settings(root)->replica_url
+                                                          : "none",
+                u ? u : "none");
+    return FALSE;
+  }
   /* No credentials needed: only the url names the shipped state. */
-  if (kf == NULL || (u = g_key_file_get_string(kf, "replica", "url", NULL)) == NULL ||
-      *g_strstrip(u) == '\0')
+  if (u == NULL)
     return FALSE;
   state_path = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_STATE), STATE_FILE, NULL);
   shipped_load(state_path, u, st, &missing);

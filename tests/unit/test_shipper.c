@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/root.h"
+#include "sqlenvfs/shipper.h"
 #include "../../src/core/shipper_int.h"
 
 static char *dir;
@@ -105,6 +107,33 @@ START_TEST(test_append_refuses_a_hard_link)
 }
 END_TEST
 
+/* The settings file rewritten while a prune runs (its replica gone from
+ * it): the prune's check of what is shipped refuses, never takes it for a
+ * root with no replica, which would remove what was not shipped. */
+START_TEST(test_prune_refuses_settings_changed_under_it)
+{
+  g_autofree char *root_dir = g_build_filename(dir, "root", NULL);
+  g_autofree char *prod = g_build_filename(root_dir, "data", "prod", NULL);
+  g_autofree char *conf = g_build_filename(root_dir, "sqlenvfs.conf", NULL);
+  g_autoptr(GPtrArray) segs = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(SqlenvfsRoot) root = NULL;
+  GError *error = NULL;
+
+  ck_assert_int_eq(g_mkdir_with_parents(prod, 0700), 0);
+  ck_assert(g_file_set_contents(conf, "[replica]\nurl = s3://b/p\n", -1, NULL));
+  root = sqlenvfs_root_open(root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(sqlenvfs_root_settings(root)->replica_url, "s3://b/p");
+  g_ptr_array_add(segs, g_build_filename(root_dir, "backups", "prod", "wal_archives", "app",
+                                         "0000000000000001.seg", NULL));
+  ck_assert(g_file_set_contents(conf, "", -1, NULL));
+  ck_assert(!sqlenvfs_shipper_check_prune(root, NULL, segs, &error));
+  ck_assert_msg(error != NULL && strstr(error->message, "changed while the prune ran") != NULL,
+                "%s", error ? error->message : "no error");
+  g_clear_error(&error);
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -114,6 +143,7 @@ suite(void)
   tcase_add_test(tc, test_append_after_take_goes_to_a_new_queue);
   tcase_add_test(tc, test_take_of_no_queue);
   tcase_add_test(tc, test_append_refuses_a_hard_link);
+  tcase_add_test(tc, test_prune_refuses_settings_changed_under_it);
   suite_add_tcase(s, tc);
   return s;
 }
