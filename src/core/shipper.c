@@ -2380,6 +2380,7 @@ load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GEr
   g_autoptr(GKeyFile) kf = sqlenvfs_settings_keyfile(conf_path, &local);
   g_autofree char *state_path = NULL;
   g_autofree char *u = NULL;
+  const char *was = sqlenvfs_root_settings(root)->replica_url;
   gboolean missing;
   /* A file that cannot be read now, or names another replica than when
    * the prune read it (rewritten meanwhile), says nothing of the replica:
@@ -2392,13 +2393,10 @@ load_for_prune(SqlenvfsRoot *root, char **base_dir, Shipped *st, char **url, GEr
     u = g_key_file_get_string(kf, "replica", "url", NULL);
   if (u != NULL && *g_strstrip(u) == '\0')
     g_clear_pointer(&u, g_free);
-  if (g_strcmp0(u, sqlenvfs_root_settings(root)->replica_url) != 0) {
+  if (g_strcmp0(u, was) != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
                 "%s changed while the prune ran ([replica] url was %s, is %s now); nothing "
-                "more removed: prune again", conf_path,
-                sqlenvfs_root_settings(root)->replica_url ? sqlenvfs_root_settings(root)->replica_url
-                                                          : "none",
-                u ? u : "none");
+                "more removed: prune again", conf_path, was ? was : "none", u ? u : "none");
     return FALSE;
   }
   /* No credentials needed: only the url names the shipped state. */
