@@ -570,8 +570,10 @@ sqlenvfs_bisect_run(SqlenvfsRoot *root, const char *db, const char *sql, const S
     if (!same) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "the query gives another result each time it runs on the same state (it "
-                  "calls random(), or another function whose result changes on its own): "
-                  "bisect needs a query whose result depends only on the data");
+                  "calls random(), or another function whose result changes on its own, or "
+                  "reads what is not the data, as PRAGMA database_list, whose file names "
+                  "differ from one state to the next): bisect needs a query whose result "
+                  "depends only on the data");
       goto out;
     }
   }

@@ -188,6 +188,8 @@ expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql ""
 expect_fail '--sql is empty' "$SQLENVFS" bisect --root "$R" --sql " ; -- nothing"
 expect_fail 'gives another result each time it runs on the same state' \
   "$SQLENVFS" bisect --root "$R" --sql "SELECT count(*) + random() FROM t"
+expect_fail 'gives another result each time .*PRAGMA database_list, whose file names differ' \
+  "$SQLENVFS" bisect --root "$R" --sql "PRAGMA database_list"
 pass "a comment after the query is accepted; an empty --sql is called empty"
 
 # The clock stands still: a query that reads it (to the millisecond, which
