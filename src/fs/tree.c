@@ -243,6 +243,18 @@ attr_file(Fs *fs, FsAttr *a, mode_t mode, guint64 size, gint64 mtime_us, double 
   a->attr_timeout = attr_timeout;
 }
 
+/* The group a node shows: that of the file of the root whose permissions
+ * decide who reads it (fs_tree_may_access), so that the group bits shown
+ * are those a member of that group gets. Its owner stays the mounting
+ * user, who reads everything the mount shows. */
+static void
+attr_group_of(FsAttr *a, const char *path)
+{
+  struct stat st;
+  if (stat(path, &st) == 0)
+    a->st.st_gid = st.st_gid;
+}
+
 /* "<db>.db" -> "<db>", or NULL when the name is not a database file name. */
 static char *
 db_of_file(const char *name)
@@ -266,11 +278,11 @@ resolve_env(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr 
 
   w->env = env;
   if (n == 1) {
+    const char *real = sqlenvfs_root_path(fs->root, env == FS_ENV_PROD ? SQLENVFS_DIR_PROD
+                                                                        : SQLENVFS_DIR_DEV);
     w->kind = FS_ENV_DIR;
-    attr_dir(fs, a,
-             dir_perm(sqlenvfs_root_path(fs->root, env == FS_ENV_PROD ? SQLENVFS_DIR_PROD
-                                                                         : SQLENVFS_DIR_DEV)),
-             fs->started_at, TIMEOUT_DIR);
+    attr_dir(fs, a, dir_perm(real), fs->started_at, TIMEOUT_DIR);
+    attr_group_of(a, real);
     return TRUE;
   }
   if (n > 2 || (db = db_of_file(comps[1])) == NULL)
@@ -283,10 +295,11 @@ resolve_env(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr 
     g_autofree char *real = env == FS_ENV_PROD ? sqlenvfs_root_prod_db(fs->root, w->db)
                                                : sqlenvfs_root_dev_db(fs->root, w->db);
     st.st_mode = S_IFREG | reach_perm(real, st.st_mode & 0444);
+    attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
+              (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000,
+              TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_group_of(a, real);
   }
-  attr_file(fs, a, fs_tree_data_mode(st.st_mode), (guint64)st.st_size,
-            (gint64)st.st_mtim.tv_sec * G_USEC_PER_SEC + st.st_mtim.tv_nsec / 1000, TIMEOUT_DIR,
-            TIMEOUT_NONE);
   return TRUE;
 }
 
@@ -306,6 +319,7 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
   if (n == 1) {
     w->kind = FS_STORE_DIR;
     attr_dir(fs, a, dir_perm(sqlenvfs_store_dir(fs->root, kind)), fs->started_at, TIMEOUT_NONE);
+    attr_group_of(a, sqlenvfs_store_dir(fs->root, kind));
     return TRUE;
   }
   if (n > 3 || !sqlenvfs_time_parse_name(comps[1], &us))
@@ -317,6 +331,7 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
     w->kind = FS_COPY_DIR;
     w->entry = g_strdup(copy->name);
     attr_dir(fs, a, dir_perm(copy->dir), copy->time, TIMEOUT_IMMUTABLE);
+    attr_group_of(a, copy->dir);
     return TRUE;
   }
   if ((db = db_of_file(comps[2])) == NULL || (sdb = sqlenvfs_stored_copy_find(copy, db)) == NULL)
@@ -336,6 +351,7 @@ resolve_store(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAtt
             (guint64)st.st_size, sdb->pos.pinned_at ? sdb->pos.pinned_at : copy->time,
             TIMEOUT_IMMUTABLE,
             TIMEOUT_IMMUTABLE);
+  attr_group_of(a, sdb->path);
   return TRUE;
 }
 
@@ -355,6 +371,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
      * times); its mode follows the archive's directory, so it is not kept. */
     w->kind = FS_PITR_DIR;
     attr_dir(fs, a, dir_perm(wal), fs->started_at, TIMEOUT_NONE);
+    attr_group_of(a, wal);
     a->entry_timeout = TIMEOUT_DIR;
     return TRUE;
   }
@@ -380,6 +397,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   if (n == 2) {
     w->kind = FS_PITR_TIME;
     attr_dir(fs, a, dir_perm(wal), w->time_us, TIMEOUT_IMMUTABLE);
+    attr_group_of(a, wal);
     return TRUE;
   }
   if ((db = db_of_file(comps[2])) == NULL)
@@ -395,6 +413,7 @@ resolve_pitr(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
     mode_t perm = reach_perm(prod, reach_perm(in_archive, state.mode & 0444));
     attr_file(fs, a, fs_tree_data_mode(perm), state.size, state.state_us, TIMEOUT_IMMUTABLE,
               TIMEOUT_IMMUTABLE);
+    attr_group_of(a, prod);
   }
   return TRUE;
 }
@@ -417,6 +436,7 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   if (n == 1) {
     w->kind = FS_DIFF_DIR;
     attr_dir(fs, a, dir_perm(wal), fs->started_at, TIMEOUT_NONE);
+    attr_group_of(a, wal);
     return TRUE;
   }
   if (n > 4)
@@ -428,12 +448,14 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
   if (n == 2) {
     w->kind = FS_DIFF_FROM;
     attr_dir(fs, a, dir_perm(wal), w->time_us, TIMEOUT_NONE);
+    attr_group_of(a, wal);
     return TRUE;
   }
   w->to = g_strdup(comps[2]);
   if (n == 3) {
     w->kind = FS_DIFF_TO;
     attr_dir(fs, a, dir_perm(wal), t2, TIMEOUT_NONE);
+    attr_group_of(a, wal);
     return TRUE;
   }
   dot = strrchr(comps[3], '.');
@@ -462,6 +484,7 @@ resolve_diff(Fs *fs, const char *path, char **comps, guint n, FsWhere *w, FsAttr
     perm = reach_perm(prod, reach_perm(in_archive, perm));
     attr_file(fs, a, fs_tree_data_mode(perm), g_bytes_get_size(doc), t2, TIMEOUT_NONE,
               TIMEOUT_NONE);
+    attr_group_of(a, prod);
   }
   return TRUE;
 }
@@ -473,6 +496,8 @@ fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *a
   g_auto(GStrv) comps = NULL;
   FsWhere w = { 0 };
   gboolean ok = FALSE;
+  const char *prod_dir;
+  mode_t told;
   guint n;
 
   attr->negative_timeout = TIMEOUT_NONE;
@@ -480,10 +505,20 @@ fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *a
     memset(where, 0, sizeof *where);
     where->kind = FS_ROOT;
     attr_dir(fs, attr, dir_perm(sqlenvfs_root_dir(fs->root)), fs->started_at, TIMEOUT_DIR);
+    attr_group_of(attr, sqlenvfs_root_dir(fs->root));
     return TRUE;
   }
   comps = g_strsplit(path, "/", -1);
   n = g_strv_length(comps);
+  /* What status, metrics and ctl/ tell is what listing data/prod tells:
+   * readable by the classes that may list it (and always by the owner,
+   * the mounting user). */
+  prod_dir = sqlenvfs_root_path(fs->root, SQLENVFS_DIR_PROD);
+  {
+    struct stat pst;
+    mode_t m = stat(prod_dir, &pst) == 0 ? pst.st_mode : 0755;
+    told = reach_perm(prod_dir, 0400 | (m & 0044 & ((m & 0011) << 2)));
+  }
   if (fs_remote_hides(fs, comps[0]))
     return not_found(error, path, "a mount of a replica shows snapshots, backups and pitr only");
 
@@ -499,14 +534,18 @@ fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *a
     if (n == 1) {
       w.kind = FS_CTL_DIR;
       attr_dir(fs, attr, 0555, fs->started_at, TIMEOUT_DIR);
+      attr_group_of(attr, prod_dir);
       ok = TRUE;
     } else if (n == 2 && sqlenvfs_op_from_name(comps[1], &w.op)) {
       g_autofree char *line = fs_ctl_read(fs->ctl, w.op);
       SqlenvfsOpResult res;
       sqlenvfs_ops_last(fs->ops, w.op, &res);
       w.kind = FS_CTL_FILE;
-      attr_file(fs, attr, S_IFREG | 0644, strlen(line),
+      /* Written by the mounting user (and root) only; read by who can
+       * list data/prod. */
+      attr_file(fs, attr, S_IFREG | 0200 | told, strlen(line),
                 res.has_run ? res.finished_us : fs->started_at, TIMEOUT_DIR, TIMEOUT_NONE);
+      attr_group_of(attr, prod_dir);
       sqlenvfs_op_result_clear(&res);
       ok = TRUE;
     } else {
@@ -520,14 +559,16 @@ fs_tree_resolve(Fs *fs, const char *path, guint32 pid, FsWhere *where, FsAttr *a
     gint64 rendered = 0;
     g_free(fs_status_snapshot(fs, pid, &len, &rendered));
     w.kind = FS_STATUS;
-    attr_file(fs, attr, S_IFREG | 0444, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_file(fs, attr, S_IFREG | told, len, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_group_of(attr, prod_dir);
     ok = TRUE;
   } else if (strcmp(comps[0], "metrics") == 0 && n == 1) {
     gsize len_m = 0;
     gint64 rendered = 0;
     g_free(fs_doc_snapshot(fs, fs->metrics, pid, &len_m, &rendered));
     w.kind = FS_METRICS;
-    attr_file(fs, attr, S_IFREG | 0444, len_m, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_file(fs, attr, S_IFREG | told, len_m, rendered, TIMEOUT_DIR, TIMEOUT_NONE);
+    attr_group_of(attr, prod_dir);
     ok = TRUE;
   } else {
     ok = not_found(error, path, "no such file");

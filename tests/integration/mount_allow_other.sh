@@ -65,11 +65,27 @@ as_other cat "$M/prod/app.db" > /dev/null 2>&1 && fail "the other user read a 06
 as_other cat "$M/pitr/$t/app.db" > /dev/null 2>&1 && fail "the other user read the past of a 0600 production"
 pass "a 0600 production and its past are not readable by another user"
 
-# status and ctl/ results tell what data/prod holds: for who can list it.
+# status and ctl/ results tell what data/prod holds: for who can list it;
+# the modes ls -l shows say so.
 as_other cat "$M/status" > /dev/null || fail "the other user cannot read status"
+assert_eq "$(stat -c %a "$M/status") $(stat -c %a "$M/ctl/snapshot")" "444 644" \
+  "modes of status and ctl/snapshot with data/prod 0755"
 chmod 700 "$R/data/prod"
 as_other cat "$M/status" > /dev/null 2>&1 && fail "the other user read status with data/prod 0700"
 as_other cat "$M/ctl/snapshot" > /dev/null 2>&1 && fail "the other user read ctl/snapshot with data/prod 0700"
+assert_eq "$(stat -c %a "$M/status") $(stat -c %a "$M/ctl/snapshot") $(stat -c %a "$M/metrics")" \
+  "400 600 400" "modes of status, ctl/snapshot and metrics with data/prod 0700"
 chmod 755 "$R/data/prod"
-pass "status and ctl/ results are for who can list data/prod"
+pass "status and ctl/ results are for who can list data/prod, and show it"
+
+# A production of another group, 0640: its group shown is the file's, so
+# that a member of it reads what ls -l says it may, and nobody else.
+chgrp 4242 "$R/data/prod/app.db"
+chmod 640 "$R/data/prod/app.db"
+assert_eq "$(stat -c '%a %g' "$M/prod/app.db")" "440 4242" "mode and group of a 0640 production"
+setpriv --reuid=$OTHER --regid=4242 --clear-groups cat "$M/prod/app.db" > /dev/null ||
+  fail "a member of production's group cannot read it"
+as_other cat "$M/prod/app.db" > /dev/null 2>&1 && fail "another user read a 0640 production"
+chgrp 0 "$R/data/prod/app.db"
+pass "the group shown is that of the file whose permissions decide"
 unmount_root "$M"
