@@ -3,8 +3,10 @@
  * arbitrary bytes, through sqlenvfs_root_open() as every command reads it.
  *
  * The input is written as the sqlenvfs.conf of a private root. Checks the
- * contract of root.h: a root either opens with every setting in its range,
- * or fails with INVALID naming the file.
+ * contract of root.h: the root opens whatever the file holds, with every
+ * setting in its range (a section with an error read as if absent); each
+ * error the file has is INVALID and names the file; the default database
+ * resolves to its name exactly when [sqlenvfs] has no error.
  */
 #include "fuzzutil.h"
 
@@ -48,11 +50,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   fuzz_write_file(conf_path, data, size);
   root = sqlenvfs_root_open(root_dir, SQLENVFS_ROOT_MUST_EXIST, &error);
-  if (root == NULL) {
-    if (!g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID) ||
-        strstr(error->message, conf_path) == NULL)
-      fail("a conf file refused without an error naming it");
-    return 0;
+  if (root == NULL)
+    fail("a root whose settings file has an error did not open");
+  {
+    const GError *e = sqlenvfs_root_settings_problem(root);
+    g_autoptr(GPtrArray) all = sqlenvfs_root_settings_problems(root);
+    if (e != NULL && (!g_error_matches(e, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID) ||
+                      strstr(e->message, conf_path) == NULL))
+      fail("a settings error that is not INVALID naming the file");
+    if ((e == NULL) != (all->len == 0))
+      fail("the first error and the list of them disagree");
   }
   {
     const SqlenvfsSettings *s = sqlenvfs_root_settings(root);
@@ -77,8 +84,12 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     stem = g_strdup(s->default_db);
     while (g_str_has_suffix(stem, ".db"))
       stem[strlen(stem) - 3] = '\0';
-    if (db == NULL || strcmp(db, stem) != 0)
+    if (!sqlenvfs_root_settings_need(root, "sqlenvfs", NULL)) {
+      if (db != NULL)
+        fail("the default database resolved though [sqlenvfs] has an error");
+    } else if (db == NULL || strcmp(db, stem) != 0) {
       fail("the default database does not resolve to its name");
+    }
   }
   return 0;
 }
