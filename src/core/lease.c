@@ -58,25 +58,24 @@ parse(GBytes *bytes, const char *what, GError **error)
   g_autoptr(GError) local = NULL;
   gsize len;
   const char *data = g_bytes_get_data(bytes, &len);
+  gboolean parsed;
 
-  if (len == 0 || !g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &local) ||
-      !(h->host = g_key_file_get_string(kf, "lease", "host", &local)) ||
+  parsed = len > 0 && g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &local);
+  if (!parsed || !(h->host = g_key_file_get_string(kf, "lease", "host", &local)) ||
       !(h->root = g_key_file_get_string(kf, "lease", "root", &local)) ||
       !(h->token = g_key_file_get_string(kf, "lease", "token", &local)) ||
       ((h->pid = g_key_file_get_int64(kf, "lease", "pid", &local)), local != NULL) ||
       ((h->acquired_us = g_key_file_get_int64(kf, "lease", "acquired", &local)), local != NULL) ||
       ((h->expires_us = g_key_file_get_int64(kf, "lease", "expires", &local)), local != NULL)) {
-    /* GKeyFile's message quotes the object's bytes, which may be binary:
-     * what it lacks is said, not shown. */
+    /* GKeyFile's messages quote the object's bytes, which may be binary:
+     * what is wrong is said, never shown. */
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
                 "read lease %s: not a lease (%s); if no writer uses this replica, delete the "
                 "object and start again",
                 what, len == 0 ? "empty"
-                : local && local->domain == G_KEY_FILE_ERROR &&
-                      (local->code == G_KEY_FILE_ERROR_KEY_NOT_FOUND ||
-                       local->code == G_KEY_FILE_ERROR_GROUP_NOT_FOUND)
-                  ? local->message
-                  : "not the key file a lease is");
+                : !parsed ? "not the key file a lease is"
+                          : "a field of [lease] (host, root, token, pid, acquired, expires) is "
+                            "missing or not valid");
     return NULL;
   }
   h->root_id = g_key_file_get_string(kf, "lease", "root-id", NULL); /* optional */

@@ -180,7 +180,7 @@ pass "a killed archiver left a zombie: the next archiver takes its lease over at
 # --- a lease object that is garbage: said so, never its bytes, and the
 # --- release that follows said once
 s3cmd_ get --force "s3://$S3_BUCKET/handover/lease" "$T/lease.kept" >/dev/null
-head -c 300 /dev/urandom > "$T/lease.bad"
+python3 -c 'import random, sys; random.seed(7); sys.stdout.buffer.write(bytes(random.randrange(256) for _ in range(300)))' > "$T/lease.bad"
 s3cmd_ put "$T/lease.bad" "s3://$S3_BUCKET/handover/lease" >/dev/null
 "$SQLENVFS" archive --root "$C" > "$T/c7.out" 2> "$T/c7.err" &
 echo $! > "$T/c7.pid"
