@@ -77,13 +77,14 @@ typedef enum {
  * naming the path and what to do) on failure. */
 SqlenvfsRoot *sqlenvfs_root_open(const char *dir, SqlenvfsRootMode mode, GError **error);
 
-/* Read the settings file @file as a root's open does, and FALSE with the
+/* Check the text @text (@len bytes, as sqlenvfs_settings_read read it
+ * from the settings file @file) as a root's open does, and FALSE with the
  * error that stops what needs its section @group: one of the whole file (a
- * line that is no setting, an unknown section, text that is not UTF-8, a
- * file that cannot be read), else one of that section (an unknown or
- * misspelt setting, a value that is not valid, one set twice); @group
- * NULL: any. TRUE when there is no such file. */
-gboolean sqlenvfs_settings_file_check(const char *file, const char *group, GError **error);
+ * line that is no setting, an unknown section, text that is not UTF-8),
+ * else one of that section (an unknown or misspelt setting, a value that is
+ * not valid, one set twice); @group NULL: any. */
+gboolean sqlenvfs_settings_text_check(const char *file, const char *text, gsize len,
+                                      const char *group, GError **error);
 
 /* The text of the settings file @file into *@text (*@len bytes): a regular
  * file of at most 1 MiB, read without blocking on a FIFO. FALSE and
@@ -92,7 +93,7 @@ gboolean sqlenvfs_settings_file_check(const char *file, const char *group, GErro
 gboolean sqlenvfs_settings_read(const char *file, char **text, gsize *len, GError **error);
 /* The settings file @file as a GKeyFile, read as above and without the
  * byte order mark; NULL and *error (NOT_FOUND: no such file). Whether its
- * values are valid is sqlenvfs_settings_file_check's. */
+ * values are valid is sqlenvfs_settings_text_check's. */
 GKeyFile *sqlenvfs_settings_keyfile(const char *file, GError **error);
 /* The settings file's text @text of *@len bytes without the byte order
  * mark some editors write first (*@len then 3 less). */

@@ -428,9 +428,10 @@ sqlenvfs_replica_conf_load(const char *conf_file, const char *url, GError **erro
         return NULL;
       }
     } else {
-      /* Read as a root's open reads it: an error of another section does
-       * not stop a replica's commands, nor the shipping. */
-      if (!sqlenvfs_settings_file_check(conf_file, "replica", error))
+      /* Checked as a root's open checks it, this same text: an error of
+       * another section does not stop a replica's commands, nor the
+       * shipping. */
+      if (!sqlenvfs_settings_text_check(conf_file, text, len, "replica", error))
         return NULL;
       kf = g_key_file_new();
       if (!g_key_file_load_from_data(kf, sqlenvfs_settings_text(text, &len), len,

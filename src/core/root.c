@@ -673,22 +673,17 @@ sqlenvfs_settings_keyfile(const char *file, GError **error)
 /* Read the settings file @file into @s (its defaults where the file sets
  * nothing, or where the section has a problem) and its problems into @p.
  * No file is no problem. */
+/* The settings text @text (@len bytes, as read from @file) into @s (its
+ * defaults where it sets nothing, or where the section has a problem) and
+ * its problems into @p; @s holds the defaults already. */
 static void
-read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
+parse_settings(const char *file, const char *text, gsize len, SqlenvfsSettings *s,
+               SettingsProblems *p)
 {
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
-  g_autofree char *text = NULL;
-  const char *body;
-  gsize len = 0;
+  const char *body = sqlenvfs_settings_text(text, &len);
 
-  settings_defaults(s);
-  if (!sqlenvfs_settings_read(file, &text, &len, &local)) {
-    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
-      problem_add(p, NULL, g_steal_pointer(&local));
-    return;
-  }
-  body = sqlenvfs_settings_text(text, &len);
   if (!check_text(body, len, file, &local)) {
     problem_add(p, NULL, g_steal_pointer(&local));
     return;
@@ -714,6 +709,24 @@ read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
   keep_defaults_of_bad_sections(s, p);
 }
 
+/* Read the settings file @file into @s and its problems into @p
+ * (parse_settings). No file is no problem. */
+static void
+read_settings(const char *file, SqlenvfsSettings *s, SettingsProblems *p)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *text = NULL;
+  gsize len = 0;
+
+  settings_defaults(s);
+  if (!sqlenvfs_settings_read(file, &text, &len, &local)) {
+    if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND))
+      problem_add(p, NULL, g_steal_pointer(&local));
+    return;
+  }
+  parse_settings(file, text, len, s, p);
+}
+
 const char *
 sqlenvfs_settings_text(const char *text, gsize *len)
 {
@@ -725,14 +738,16 @@ sqlenvfs_settings_text(const char *text, gsize *len)
 }
 
 gboolean
-sqlenvfs_settings_file_check(const char *file, const char *group, GError **error)
+sqlenvfs_settings_text_check(const char *file, const char *text, gsize len, const char *group,
+                             GError **error)
 {
   SettingsProblems p = { 0 };
   SqlenvfsSettings s;
   const GError *e;
   gboolean ok;
 
-  read_settings(file, &s, &p);
+  settings_defaults(&s);
+  parse_settings(file, text, len, &s, &p);
   e = problem_for(&p, group);
   ok = e == NULL;
   if (!ok)

@@ -277,6 +277,16 @@ START_TEST(test_settings)
 }
 END_TEST
 
+/* The settings file @file read, then checked for what needs @group. */
+static gboolean
+file_check(const char *file, const char *group, GError **error)
+{
+  g_autofree char *text = NULL;
+  gsize len = 0;
+  ck_assert(sqlenvfs_settings_read(file, &text, &len, NULL));
+  return sqlenvfs_settings_text_check(file, text, len, group, error);
+}
+
 /* An error stops only what needs its section: the root opens, the
  * section with the error is read as if absent (its defaults), the others
  * as written; an error that concerns no one section stops them all. */
@@ -306,9 +316,17 @@ START_TEST(test_settings_sections)
   ck_assert(sqlenvfs_root_settings_problem(root) != NULL);
   /* A replica's own reading of the file stops at it too, and at nothing
    * another section holds. */
-  ck_assert(!sqlenvfs_settings_file_check(conf, "replica", NULL));
-  ck_assert(sqlenvfs_settings_file_check(conf, "retention", NULL));
-  ck_assert(sqlenvfs_settings_file_check(elsewhere, NULL, NULL));
+  ck_assert(!file_check(conf, "replica", NULL));
+  ck_assert(file_check(conf, "retention", NULL));
+  {
+    /* No file is not an error of it: NOT_FOUND, which readers take for
+     * the defaults. */
+    g_autofree char *none = NULL;
+    gsize none_len = 0;
+    ck_assert(!sqlenvfs_settings_read(elsewhere, &none, &none_len, &error));
+    ck_assert(g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND));
+    g_clear_error(&error);
+  }
   sqlenvfs_root_free(root);
 
   /* The section with the error is read as if absent: every value of it at
@@ -395,7 +413,7 @@ START_TEST(test_settings_sections)
     for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
       g_autofree char *text = g_strdup_printf("[replica]\nendpoint=%s\n", good[i]);
       g_file_set_contents(conf, text, -1, NULL);
-      ck_assert_msg(sqlenvfs_settings_file_check(conf, NULL, &error), "%s: %s", good[i],
+      ck_assert_msg(file_check(conf, NULL, &error), "%s: %s", good[i],
                     error ? error->message : "");
     }
   }
