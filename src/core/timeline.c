@@ -1424,11 +1424,7 @@ over_unread(SqlenvfsTimeline *tl, const SqlenvfsRestorePlan *plan, SqlenvfsTimel
   *bad = g_new0(SqlenvfsTimelineBase, 1);
   (*bad)->kind = newest->kind;
   (*bad)->name = g_strdup(newest->name);
-  (*bad)->path = g_build_filename(sqlenvfs_root_path(tl->root, newest->kind ==
-                                                       SQLENVFS_KIND_SNAPSHOT
-                                                       ? SQLENVFS_DIR_SNAPSHOTS
-                                                       : SQLENVFS_DIR_DAILY),
-                                  newest->name, NULL);
+  (*bad)->path = g_build_filename(sqlenvfs_store_dir(tl->root, newest->kind), newest->name, NULL);
   *why = g_strdup(newest->why);
 }
 
