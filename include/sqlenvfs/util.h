@@ -150,6 +150,8 @@ int sqlenvfs_group_mode(int fd, int mode);
  * @mode's permission bits: never widened, setuid, setgid and sticky kept
  * (a directory's setgid gives its new files their group). */
 gboolean sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error);
+/* The same for the directory @dir, opened without following a symlink. */
+gboolean sqlenvfs_narrow_dir(const char *dir, int mode, GError **error);
 
 /* Temporary files. A temporary the project creates is named
  * "<prefix>-<pid>" (SQLite may add "-journal", "-wal" or "-shm"), next to

@@ -397,15 +397,7 @@ sqlenvfs_archive_writer_narrow(SqlenvfsArchiveWriter *w, int mode, GError **erro
     if (!ok)
       return FALSE;
   }
-  {
-    int fd = open(w->dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    gboolean ok = fd >= 0 && sqlenvfs_narrow_fd(fd, sqlenvfs_mode_dir(w->mode), w->dir, error);
-    if (fd >= 0)
-      close(fd);
-    if (fd < 0)
-      return sqlenvfs_error_errno(error, errno, "open", w->dir);
-    return ok;
-  }
+  return sqlenvfs_narrow_dir(w->dir, sqlenvfs_mode_dir(w->mode), error);
 }
 
 SqlenvfsArchiveWriter *

@@ -568,20 +568,6 @@ make_dirs(const char *base, GError **error)
   return TRUE;
 }
 
-/* The cache @dir, given (-o cache=DIR) as a directory others may read,
- * made 0700 as a cache sqlenvfs makes is: it holds the replica's data. */
-static gboolean
-narrow_cache_dir(const char *dir, GError **error)
-{
-  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  gboolean ok;
-  if (fd < 0)
-    return sqlenvfs_error_errno(error, errno, "open the cache", dir);
-  ok = sqlenvfs_narrow_fd(fd, 0700, dir, error);
-  close(fd);
-  return ok;
-}
-
 /* The file that makes a directory a replica's cache: sqlenvfs writes it
  * when it makes the cache, and no root has it. */
 #define CACHE_MARKER ".sqlenvfs/replica-cache"
@@ -976,7 +962,10 @@ remote_open(const char *url, const char *conf_file, const char *tmp_parent,
     }
     if (!cache_dir_check(r->root_dir, r->conf->url, owner, error) ||
         !make_dirs(r->plan_dir, error) ||
-        !make_dirs(r->root_dir, error) || !narrow_cache_dir(r->root_dir, error) ||
+        !make_dirs(r->root_dir, error) ||
+        /* Given as a directory others may read: made 0700, as a cache
+         * sqlenvfs makes is (it holds the replica's data). */
+        !sqlenvfs_narrow_dir(r->root_dir, 0700, error) ||
         !sqlenvfs_write_file_atomic(marker, marker_text, strlen(marker_text), 0600, error))
       return NULL;
     sqlenvfs_archive_trust_holes_under(r->root_dir);

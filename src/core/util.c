@@ -332,6 +332,18 @@ sqlenvfs_narrow_fd(int fd, int mode, const char *path, GError **error)
   return TRUE;
 }
 
+gboolean
+sqlenvfs_narrow_dir(const char *dir, int mode, GError **error)
+{
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  gboolean ok;
+  if (fd < 0)
+    return sqlenvfs_error_errno(error, errno, "open", dir);
+  ok = sqlenvfs_narrow_fd(fd, mode, dir, error);
+  close(fd);
+  return ok;
+}
+
 int
 sqlenvfs_create_file(const char *path, int mode, GError **error)
 {
