@@ -492,6 +492,8 @@ archive_seg_file_openat(int dfd, const char *dir, guint64 number, int flags, Seg
   sf->path = g_build_filename(dir, name, NULL);
   /* By name in the open directory @dfd when there is one: the same file,
    * without walking the directory's path again for every segment. */
+  if ((flags & O_ACCMODE) != O_RDONLY)
+    flags |= O_NOFOLLOW; /* written only as the archive's own file */
   sf->fd = dfd >= 0 ? openat(dfd, name, flags | O_CLOEXEC) : open(sf->path, flags | O_CLOEXEC);
   if (sf->fd < 0) {
     sqlenvfs_error_errno(error, errno, "open archive segment", sf->path);

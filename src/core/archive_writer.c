@@ -185,6 +185,60 @@ rewrite_index(SqlenvfsArchiveWriter *w, GArray *entries, GError **error)
   return TRUE;
 }
 
+/* Give the segment @number a file of its own when it has other names (a
+ * hard link, such as `cp -al` leaves): its bytes are copied to a new file
+ * that is renamed over the archive's name, so that appending to it never
+ * changes the file under its other names. */
+static gboolean
+unshare_segment(const char *dir, guint64 number, int mode, GError **error)
+{
+  g_autofree char *name = archive_seg_name(number, "seg");
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  g_autofree char *tmp = sqlenvfs_tmp_path(dir, name);
+  g_autofree guint8 *buf = NULL;
+  struct stat st;
+  int in, out;
+  off_t off = 0;
+  gboolean ok = TRUE;
+
+  in = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+  if (in < 0)
+    return sqlenvfs_error_errno(error, errno, "open archive segment", path);
+  if (fstat(in, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink <= 1) {
+    close(in);
+    return TRUE; /* the open that follows reports what is wrong */
+  }
+  g_message("archive %s: %s has %" G_GUINT64_FORMAT " other names (hard links); continuing it in a copy of "
+            "its own, so that they keep what they hold", dir, path, (guint64)st.st_nlink - 1);
+  out = sqlenvfs_create_file(tmp, mode, error);
+  if (out < 0) {
+    close(in);
+    return FALSE;
+  }
+  buf = g_malloc(IO_CHUNK);
+  while (ok) {
+    gsize got;
+    if (!archive_pread_full(in, buf, IO_CHUNK, (guint64)off, &got, path, error))
+      ok = FALSE;
+    else if (got == 0)
+      break;
+    else if (!archive_pwrite_full(out, buf, got, (guint64)off, tmp, error))
+      ok = FALSE;
+    off += (off_t)got;
+  }
+  if (ok && fsync(out) != 0)
+    ok = sqlenvfs_error_errno(error, errno, "fsync", tmp);
+  close(out);
+  close(in);
+  if (ok && rename(tmp, path) != 0)
+    ok = sqlenvfs_error_errno(error, errno, "rename into place", path);
+  if (!ok) {
+    unlink(tmp);
+    return FALSE;
+  }
+  return sqlenvfs_fsync_dir(dir, error);
+}
+
 /* Scan the last segment, cut a torn tail, rebuild its index, and leave it
  * open for appending (or sealed). */
 static gboolean
@@ -198,7 +252,8 @@ recover_last(SqlenvfsArchiveWriter *w, guint64 number, GError **error)
   gsize got;
   ArchiveSegSums c;
 
-  if (!archive_seg_file_open(w->dir, number, O_RDWR, &sf, error))
+  if (!unshare_segment(w->dir, number, w->mode, error) ||
+      !archive_seg_file_open(w->dir, number, O_RDWR, &sf, error))
     return FALSE;
   if (!sf.hdr_ok) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -433,8 +488,14 @@ sqlenvfs_archive_writer_open(const char *dir, gint64 segment_max_bytes, int mode
    * then decides whether what it held can be captured again). */
   while (nums->len > 0) {
     guint64 last = g_array_index(nums, guint64, nums->len - 1);
+    g_autofree char *lname = archive_seg_name(last, "seg");
+    g_autofree char *lpath = g_build_filename(dir, lname, NULL);
     SegFile sf;
     gboolean ok, empty;
+    /* The segment the writer continues (or removes, or moves aside) is
+     * its own file, never a link to one elsewhere. */
+    if (!sqlenvfs_refuse_symlink(lpath, "open the WAL archive", error))
+      return NULL;
     if (!archive_seg_file_open(dir, last, O_RDONLY, &sf, error))
       return NULL;
     ok = sf.hdr_ok;

@@ -75,3 +75,53 @@ rm "$A/alive"
 ln "$P" "$A/0000000000000002.idx"
 archiver_refuses 3 0002.idx 701 600
 pass "the archiver writes neither its alive file nor a new index into production"
+
+# The segment the archiver continues: as a symbolic link to a file outside
+# the root it is refused and the file keeps its bytes and mode; with another
+# name (a hard link, as `cp -al` of the archive leaves) the archiver goes on
+# in a copy of its own, and the other name keeps what it held.
+R2=$T/root2
+make_root "$R2" <(echo "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT);")
+P2=$R2/data/prod/app.db
+A2=$R2/backups/prod/wal_archives/app
+run_archiver_with() { # LOG SQL: an archiver runs while SQL is committed
+  "$SQLENVFS" archive --root "$R2" > "$T/$1.out" 2> "$T/$1.err" &
+  apid=$!
+  track_pid $apid
+  for _ in $(seq 100); do [ -e "$A2/alive" ] && break; sleep 0.1; done
+  sqlite3 "$P2" "$2"
+  sleep 1.5
+  kill -INT $apid
+  wait $apid || true
+}
+run_archiver_with b1 "INSERT INTO t(v) VALUES ('one')"
+seg=$A2/0000000000000001.seg
+[ -f "$seg" ] || fail "the first run wrote no segment: $(ls "$A2")"
+mkdir "$T/outside"
+cp "$seg" "$T/outside/decoy"
+chmod 644 "$T/outside/decoy"
+before=$(md5sum < "$T/outside/decoy")
+mv "$seg" "$T/seg.real"
+ln -s "$T/outside/decoy" "$seg"
+run_archiver_with b2 "INSERT INTO t(v) VALUES ('two')"
+grep -q "0001.seg is a symbolic link" "$T/b2.err" ||
+  fail "the archiver did not refuse the linked segment: $(cat "$T/b2.err")"
+assert_eq "$(md5sum < "$T/outside/decoy")" "$before" "the link's target after the archiver"
+assert_eq "$(stat -c %a "$T/outside/decoy")" 644 "the mode of the link's target"
+[ -L "$seg" ] || fail "the link was removed"
+pass "the archiver neither writes nor removes a segment that is a symbolic link"
+
+rm "$seg"
+mv "$T/seg.real" "$seg"
+ln "$seg" "$T/rotation.seg"
+before=$(md5sum < "$T/rotation.seg")
+run_archiver_with b3 "INSERT INTO t(v) VALUES ('three')"
+assert_eq "$(md5sum < "$T/rotation.seg")" "$before" "the segment's other name after the archiver"
+assert_eq "$(stat -c %h "$seg")" 1 "the segment's links after the archiver"
+grep -q "other names (hard links)" "$T/b3.err" || fail "nothing said of the copy: $(cat "$T/b3.err")"
+"$SQLENVFS" restore --root "$R2" --time latest --output "$T/latest.db" > /dev/null 2>&1 ||
+  fail "restore latest after the copy: $("$SQLENVFS" restore --root "$R2" --time latest \
+    --output "$T/latest2.db" 2>&1)"
+assert_eq "$(sqlite3 "$T/latest.db" 'SELECT group_concat(v) FROM t')" "one,two,three" \
+  "the state restored after the copy"
+pass "a segment with another name is continued in a copy of its own"
