@@ -39,6 +39,8 @@ typedef struct {
   char *sql_from;    /* what to read its rows FROM: ONLY for a plain table,
                       * whose inheritance children are tables of their own */
   GPtrArray *columns; /* SqlenvfsPgColumn *, in attnum order  */
+  char *oid;         /* pg_class.oid, as text                */
+  char relkind;      /* r table, p partitioned, v view, m materialized view, f foreign */
 } SqlenvfsPgTable;
 
 void sqlenvfs_pg_table_free(SqlenvfsPgTable *t);
@@ -63,7 +65,13 @@ const char *sqlenvfs_pg_source_describe(const SqlenvfsPgSource *src);
  * up along the search_path or "schema.table", exactly as spelled in the
  * catalog; views and materialized views may be named too. NULL and NOT_FOUND
  * naming the first that does not exist. Column types are resolved through
- * domains and arrays; one with no mapping has kind UNSUPPORTED. */
+ * domains and arrays; one with no mapping has kind UNSUPPORTED.
+ * The tables, and a view's tables, are locked (ACCESS SHARE, as pg_dump
+ * does) before the snapshot they are read in is taken, so that no TRUNCATE
+ * or ALTER TABLE of another session can empty or reshape them as this
+ * transaction sees them; BUSY when they changed between the listing and
+ * the lock, or another session holds a lock on one of them for longer than
+ * the stall bound (run again). */
 GPtrArray *sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
                                      gboolean numeric_as_real, GError **error);
 

@@ -141,8 +141,9 @@ run_watched(SqlenvfsPgSource *src, const char *sql, ExecStatusType status, const
       src->stalled = TRUE;
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_IO,
                   "%s on %s: the server sent nothing for %u s (it is stopped, stuck or "
-                  "unreachable; production's writers were waiting on this load): check the "
-                  "server, then run again",
+                  "unreachable, or a query of a view takes that long to give its first row; "
+                  "production's writers were waiting on this load): check the server, or give "
+                  "a larger --stall-seconds, then run again",
                   what, src->describe, src->stall_s);
       return NULL;
     }
@@ -440,6 +441,7 @@ sqlenvfs_pg_table_free(SqlenvfsPgTable *t)
   g_free(t->display);
   g_free(t->sql_name);
   g_free(t->sql_from);
+  g_free(t->oid);
   if (t->columns)
     g_ptr_array_unref(t->columns);
   g_free(t);
@@ -591,6 +593,8 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
 
   t->schema = g_strdup(schema);
   t->name = g_strdup(name);
+  t->oid = g_strdup(oid);
+  t->relkind = relkind[0];
   t->display = g_strdup_printf("%s.%s", schema, name);
   qs = quote_ident(src, schema);
   qn = quote_ident(src, name);
@@ -634,9 +638,9 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
   "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "                               \
   "WHERE pn.nspname = current_schema()"
 
-GPtrArray *
-sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
-                          gboolean numeric_as_real, GError **error)
+static GPtrArray *
+list_tables(SqlenvfsPgSource *src, const char *const *names, gboolean numeric_as_real,
+            GError **error)
 {
   g_autoptr(GPtrArray) tables =
     g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_pg_table_free);
@@ -702,6 +706,103 @@ sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
   return g_steal_pointer(&tables);
 }
 
+/* Whether @a and @b list the same relations, in the same order. */
+static gboolean
+same_relations(const GPtrArray *a, const GPtrArray *b)
+{
+  if (a->len != b->len)
+    return FALSE;
+  for (guint i = 0; i < a->len; i++) {
+    const SqlenvfsPgTable *x = a->pdata[i], *y = b->pdata[i];
+    if (strcmp(x->oid, y->oid) != 0)
+      return FALSE;
+  }
+  return TRUE;
+}
+
+/* Start the transaction again, with @tables locked before its snapshot is
+ * taken (the first query after LOCK takes it). A plain or partitioned table
+ * is locked with its partitions, a view with the relations it reads (a
+ * server before 11 cannot lock a view). A materialized or foreign table
+ * cannot be locked: read as the snapshot shows it. */
+static gboolean
+begin_locked(SqlenvfsPgSource *src, const GPtrArray *tables, GError **error)
+{
+  g_autoptr(GString) lock = g_string_new(NULL);
+  g_autoptr(PGresult) res = NULL;
+  g_autofree char *sql = NULL;
+
+  for (guint i = 0; i < tables->len; i++) {
+    const SqlenvfsPgTable *t = tables->pdata[i];
+    if (t->relkind == 'r' || t->relkind == 'p' ||
+        (t->relkind == 'v' && PQserverVersion(src->conn) >= 110000))
+      g_string_append_printf(lock, "%s%s", lock->len ? ", " : "", t->sql_name);
+  }
+  res = run(src, "ROLLBACK", PGRES_COMMAND_OK, "restart the transaction", error);
+  if (res == NULL)
+    return FALSE;
+  g_clear_pointer(&res, PQclear);
+  res = run(src, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", PGRES_COMMAND_OK,
+            "begin read-only transaction", error);
+  if (res == NULL)
+    return FALSE;
+  g_clear_pointer(&res, PQclear);
+  if (lock->len == 0)
+    return TRUE;
+  /* A lock another session holds (ALTER TABLE, VACUUM FULL, a LOCK) is
+   * waited for as long as a stalled server: nothing is locked in
+   * production yet. */
+  sql = g_strdup_printf("SET LOCAL lock_timeout = %u", src->stall_s * 1000u);
+  res = run(src, sql, PGRES_COMMAND_OK, "set lock_timeout", error);
+  if (res == NULL)
+    return FALSE;
+  g_clear_pointer(&res, PQclear);
+  g_free(sql);
+  sql = g_strdup_printf("LOCK TABLE %s IN ACCESS SHARE MODE", lock->str);
+  res = PQexec(src->conn, sql);
+  if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK) {
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (state != NULL && strcmp(state, "55P03") == 0) { /* lock_not_available */
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                  "lock the tables to read on %s: another session has held a lock on one of "
+                  "them for %u s (an ALTER TABLE, TRUNCATE, VACUUM FULL or LOCK; see "
+                  "pg_locks): run again once it is done, or give a larger --stall-seconds",
+                  src->describe, src->stall_s);
+    } else {
+      result_error(error, res, src->conn, "lock the tables to read", src->describe);
+    }
+    return FALSE;
+  }
+  g_clear_pointer(&res, PQclear);
+  res = run(src, "SET LOCAL lock_timeout = 0", PGRES_COMMAND_OK, "set lock_timeout", error);
+  return res != NULL;
+}
+
+GPtrArray *
+sqlenvfs_pg_source_tables(SqlenvfsPgSource *src, const char *const *names,
+                          gboolean numeric_as_real, GError **error)
+{
+  g_autoptr(GPtrArray) listed = list_tables(src, names, numeric_as_real, error);
+  g_autoptr(GPtrArray) tables = NULL;
+
+  if (listed == NULL || listed->len == 0)
+    return g_steal_pointer(&listed);
+  if (!begin_locked(src, listed, error))
+    return NULL;
+  g_hash_table_remove_all(src->types); /* read again in the new snapshot */
+  tables = list_tables(src, names, numeric_as_real, error);
+  if (tables == NULL)
+    return NULL;
+  if (!same_relations(listed, tables)) {
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                "the tables to read on %s changed while they were being locked (another "
+                "session created, dropped or renamed one): nothing was migrated; run again",
+                src->describe);
+    return NULL;
+  }
+  return g_steal_pointer(&tables);
+}
+
 gboolean
 sqlenvfs_pg_source_count(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint64 *n_rows,
                          GError **error)
@@ -734,7 +835,7 @@ sqlenvfs_pg_cursor_open(SqlenvfsPgSource *src, const SqlenvfsPgTable *t, guint b
     g_string_append_printf(sql, "%s%s", i ? ", " : "", q);
   }
   g_string_append_printf(sql, " FROM %s", t->sql_from);
-  res = run(src, sql->str, PGRES_COMMAND_OK, what, error);
+  res = run_watched(src, sql->str, PGRES_COMMAND_OK, what, error);
   if (res == NULL)
     return NULL;
   PQclear(res);
@@ -757,7 +858,8 @@ sqlenvfs_pg_cursor_free(SqlenvfsPgCursor *cur)
    * anyway, and the cursor goes with the session. After a stall it would
    * wait for the silent server: not sent. */
   if (!cur->src->stalled)
-    PQclear(PQexec(cur->src->conn, "CLOSE sqlenvfs_rows"));
+    PQclear(run_watched(cur->src, "CLOSE sqlenvfs_rows", PGRES_COMMAND_OK, "close the cursor",
+                        NULL));
   cur->src->cursor_open = FALSE;
   g_free(cur);
 }

@@ -562,6 +562,75 @@ sqlite3 "$sdb" "CREATE TABLE after_stall(x); INSERT INTO after_stall VALUES (1)"
 rm -rf "$S"
 pass "a server stopped in the middle of the load: given up after --stall-seconds, rolled back"
 
+# --- another session rewrites a table to read while the load runs -----------
+# Off a terminal (no row counts first), a migration reads `everything` in
+# small batches; meanwhile another session reloads `reloaded` (TRUNCATE and
+# the same 1000 rows, in one transaction) and widens a column of `widened`
+# (ALTER TABLE ... TYPE rewrites the table). Neither is ever without its
+# 1000 rows in a committed state, so both arrive with 1000 rows: the tables
+# are locked before the snapshot is taken (a TRUNCATE or a rewrite after the
+# snapshot would show the transaction an empty table). Then a lock another
+# session holds on a table to read is waited for --stall-seconds only, before
+# anything is locked in production: the run fails saying so.
+pgc_psql src -c "CREATE TABLE reloaded (id int PRIMARY KEY, v text);
+  INSERT INTO reloaded SELECT i, 'r' || i FROM generate_series(1, 1000) i;
+  CREATE TABLE widened (id int PRIMARY KEY, v int);
+  INSERT INTO widened SELECT i, i FROM generate_series(1, 1000) i;"
+C=$T/concurrent
+make_root "$C" <(echo "CREATE TABLE unrelated (id INTEGER);")
+cdb=$C/data/prod/app.db
+"$SQLENVFS" migrate-pg --root "$C" --dsn "$DSN" --tables everything,reloaded,widened \
+  --create-tables --batch-rows 50 > "$T/conc.out" 2> "$T/conc.err" < /dev/null &
+pid=$!
+track_pid "$pid"
+seen=
+for _ in $(seq 1 200); do
+  seen=$(pgc_psql src -Atc "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'FETCH%' AND
+                            application_name LIKE '%migrate-pg%' LIMIT 1" 2>/dev/null || true)
+  [ -n "$seen" ] && break
+  sleep 0.05
+done
+[ -n "$seen" ] || fail "the load's FETCH was not seen: $(cat "$T/conc.err")"
+pgc_psql src -c "BEGIN; TRUNCATE reloaded;
+  INSERT INTO reloaded SELECT i, 'r' || i FROM generate_series(1, 1000) i; COMMIT;" &
+p1=$!
+pgc_psql src -c "ALTER TABLE widened ALTER COLUMN v TYPE bigint" &
+p2=$!
+wait "$pid" || fail "the load with concurrent rewrites failed: $(cat "$T/conc.err")"
+wait "$p1" || fail "the reload of the other session failed"
+wait "$p2" || fail "the ALTER TABLE of the other session failed"
+assert_eq "$(sqlite3 "$cdb" 'SELECT count(*), sum(id) FROM reloaded')" "1000|500500" \
+  "rows of a table reloaded by another session during the load"
+assert_eq "$(sqlite3 "$cdb" 'SELECT count(*), sum(v) FROM widened')" "1000|500500" \
+  "rows of a table rewritten by another session during the load"
+pass "tables reloaded or rewritten by another session during the load arrive whole"
+
+before=$(sqlite3 "$cdb" .dump | sha256sum)
+pgc_psql src -c "BEGIN; LOCK TABLE reloaded IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20);
+  COMMIT;" > /dev/null &
+p1=$!
+for _ in $(seq 1 100); do
+  [ -n "$(pgc_psql src -Atc "SELECT 1 FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+          WHERE c.relname = 'reloaded' AND l.mode = 'AccessExclusiveLock' AND l.granted")" ] &&
+    break
+  sleep 0.05
+done
+start=$(date +%s)
+rc=0
+"$SQLENVFS" migrate-pg --root "$C" --dsn "$DSN" --tables reloaded --mode replace \
+  --stall-seconds 2 > /dev/null 2> "$T/lock.err" < /dev/null || rc=$?
+took=$(( $(date +%s) - start ))
+pgc_psql src -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+  WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()" > /dev/null
+wait "$p1" || true
+[ "$rc" -ne 0 ] || fail "the load of a table another session holds locked succeeded"
+grep -q "another session has held a lock on one of them for 2 s" "$T/lock.err" ||
+  fail "the lock wait did not say why it stopped: $(cat "$T/lock.err")"
+[ "$took" -lt 15 ] || fail "the lock was waited for $took s with --stall-seconds 2"
+assert_eq "$(sqlite3 "$cdb" .dump | sha256sum)" "$before" "production after a lock wait given up"
+rm -rf "$C"
+pass "a lock another session holds on a table to read is waited for --stall-seconds, then named"
+
 # --- production's room: the load's WAL leaves min-free-bytes free ------------
 # A root on a 96 MiB tmpfs that keeps 64 MiB free: the load of everything
 # (more WAL than the room left) stops before it takes that room (the free
