@@ -518,6 +518,52 @@ is_rowid_alias(const SqliteColumn *sc, guint n_pk)
 }
 
 /* Every check for one table; nothing is written. */
+/* Replace mode empties @table with DELETE, which runs its DELETE triggers:
+ * one may delete or change rows of tables the migration does not name (a
+ * cascade by hand), with nothing to tell. Such a table is refused while
+ * planning. SQLite compiles a DELETE that has triggers to run into a
+ * program with a subprogram for them (OP_Program); the statement is only
+ * prepared and explained, never run. */
+static gboolean
+refuse_delete_triggers(sqlite3 *db, const char *path, const char *table, GError **error)
+{
+  g_autofree char *quoted = quote_ident(table);
+  g_autofree char *sql = g_strdup_printf("EXPLAIN DELETE FROM %s", quoted);
+  g_autoptr(GString) names = g_string_new(NULL);
+  sqlite3_stmt *st = NULL;
+  gboolean fires = FALSE;
+  int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+
+  if (rc != SQLITE_OK)
+    return sqlenvfs_error_sqlite(error, db, rc, "plan emptying a table of", path);
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+    if (g_strcmp0((const char *)sqlite3_column_text(st, 1), "Program") == 0)
+      fires = TRUE;
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE)
+    return sqlenvfs_error_sqlite(error, db, rc, "plan emptying a table of", path);
+  if (!fires)
+    return TRUE;
+  rc = sqlite3_prepare_v2(db,
+                          "SELECT name FROM sqlite_schema WHERE type = 'trigger' AND "
+                          "tbl_name = ?1 COLLATE NOCASE ORDER BY name",
+                          -1, &st, NULL);
+  if (rc == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, table, -1, SQLITE_TRANSIENT);
+    while (sqlite3_step(st) == SQLITE_ROW)
+      g_string_append_printf(names, "%s%s", names->len ? ", " : "",
+                             (const char *)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+              "table %s in %s has triggers that run on DELETE (its triggers: %s): --mode "
+              "replace empties it with DELETE, and they could change or delete rows of "
+              "other tables; drop them for the migration and create them again after it, "
+              "or empty the table yourself and use --mode append",
+              table, path, names->len ? names->str : "?");
+  return FALSE;
+}
+
 static Plan *
 plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
            const SqlenvfsMigrateOptions *opts, GError **error)
@@ -573,6 +619,9 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
                 kind);
     return NULL;
   }
+  if (found && opts->mode == SQLENVFS_MIGRATE_REPLACE &&
+      !refuse_delete_triggers(db, path, found, error))
+    return NULL;
 
   plan = g_new0(Plan, 1);
   plan->pg = t;
@@ -970,7 +1019,8 @@ is_target(GPtrArray *plans, const char *name, gboolean replaced_only,
 }
 
 /* One violation of pragma_foreign_key_check (columns rowid, parent, fkid),
- * as FkWatch keys it. */
+ * as FkWatch keys it (a WITHOUT ROWID table's, which names no row, by its
+ * foreign key: any is new, since the table had none, fk_watch_start). */
 static char *
 fk_key(sqlite3_stmt *st)
 {
@@ -1047,8 +1097,22 @@ fk_watch_start(sqlite3 *db, const char *path, GPtrArray *plans,
     if (rc == SQLITE_OK)
       rc = sqlite3_bind_text(c, 1, w->table, -1, SQLITE_STATIC);
     while (rc == SQLITE_OK && (rc = sqlite3_step(c)) == SQLITE_ROW) {
-      char *key = fk_key(c);
-      gpointer n = g_hash_table_lookup(w->before, key);
+      char *key;
+      gpointer n;
+      if (sqlite3_column_type(c, 0) == SQLITE_NULL) {
+        /* A WITHOUT ROWID table's violations name no row: one the load
+         * would make could not be told from one that was there. */
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                    "foreign keys: table %s in %s (WITHOUT ROWID) already has rows that "
+                    "refer to rows that do not exist (column %s referring to table %s), and "
+                    "the load could add others that could not be told from them; find them "
+                    "with `PRAGMA foreign_key_check(%s)` and mend or delete them first",
+                    w->table, path, (const char *)sqlite3_column_text(c, 3),
+                    (const char *)sqlite3_column_text(c, 1), w->table);
+        return NULL;
+      }
+      key = fk_key(c);
+      n = g_hash_table_lookup(w->before, key);
       g_hash_table_insert(w->before, key, GUINT_TO_POINTER(GPOINTER_TO_UINT(n) + 1));
       rc = SQLITE_OK;
     }
@@ -1182,7 +1246,10 @@ sqlenvfs_migrate_pg(SqlenvfsRoot *root, const SqlenvfsMigrateOptions *opts,
   }
   /* invariant 4 */
   db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST | SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, error);
-  if (db == NULL)
+  /* Off whatever SQLite was built with: an ON DELETE action would change
+   * rows of tables the run does not name; the foreign keys are checked
+   * after the load instead (fk_watch_check). */
+  if (db == NULL || !sqlenvfs_db_exec(db, "PRAGMA foreign_keys = OFF", path, error))
     return NULL;
   for (guint i = 0; i < tables->len; i++) {
     Plan *plan = plan_table(db, path, tables->pdata[i], opts, error);

@@ -357,6 +357,28 @@ q "DROP TABLE dup; DROP TABLE rep; DROP TABLE nn; DROP TABLE skipped; DROP TABLE
    DROP TABLE tags; DROP TABLE quoted"
 pass "ON CONFLICT REPLACE refused, rows dropped stop the load; a trigger's own clauses hold"
 
+# --- replace mode and DELETE triggers ----------------------------------------
+# Emptying a table with DELETE runs its DELETE triggers: a cascade by hand
+# emptied a table the migration did not name, exit 0. Such a target is
+# refused while planning; a table whose triggers run on INSERT only is not.
+pgc_psql src -c "CREATE TABLE rules.par (id int PRIMARY KEY);
+  INSERT INTO rules.par VALUES (1), (2);" >/dev/null
+q "CREATE TABLE par (id INTEGER PRIMARY KEY);
+   CREATE TABLE kid (id INTEGER PRIMARY KEY, pid INTEGER);
+   INSERT INTO par VALUES (1), (2); INSERT INTO kid VALUES (10, 1), (11, 2);
+   CREATE TRIGGER par_del AFTER DELETE ON par BEGIN DELETE FROM kid WHERE pid = OLD.id; END;"
+before=$(state)
+expect_fail "table par in .* has triggers that run on DELETE \(its triggers: par_del\): --mode \
+replace empties it" mig --dsn "$DSN" --tables rules.par --mode replace
+assert_eq "$(state)" "$before" "production after a replace refused for its DELETE trigger"
+q "DROP TRIGGER par_del;
+   CREATE TRIGGER par_ins AFTER INSERT ON par BEGIN UPDATE kid SET pid = pid WHERE 0; END;"
+mig --dsn "$DSN" --tables rules.par --mode replace >/dev/null ||
+  fail "a replace of a table whose trigger runs on INSERT only was refused"
+assert_eq "$(q 'SELECT count(*) FROM kid')" 2 "rows of a table the replace did not name"
+q "DROP TABLE par; DROP TABLE kid"
+pass "replace refuses a table whose DELETE triggers would run; INSERT triggers do not stop it"
+
 # --- foreign keys: the load adds no row that refers to nothing --------------------
 # Migrating a child table alone loaded rows whose parents SQLite does not
 # have, and replacing a parent orphaned production's children, exit 0.
@@ -393,6 +415,27 @@ expect_fail "after the load, 1 row of table fkc .*, which did not before it \(th
 column pid referring to table fkp\)" mig --dsn "$DSN" --tables alt.fkp --mode replace
 assert_eq "$(state)" "$before" "production after a replace that trades one violation for another"
 q "DROP TABLE fkc; DROP TABLE fkp"
+# A WITHOUT ROWID child names no row in its violations: one it already has
+# (c -> 3) could hide one the load makes (b -> 2, with 3 mended). Such a
+# table with a violation is refused; without one, any after the load is new.
+q "CREATE TABLE wp (id INTEGER PRIMARY KEY); INSERT INTO wp VALUES (1), (2);
+   CREATE TABLE wk (k TEXT PRIMARY KEY, pid INTEGER REFERENCES wp(id)) WITHOUT ROWID;
+   INSERT INTO wk VALUES ('a', 1), ('b', 2), ('c', 3)"
+pgc_psql src -c "CREATE TABLE alt.wp (id int PRIMARY KEY); INSERT INTO alt.wp VALUES (1), (3);" \
+  >/dev/null
+before=$(state)
+expect_fail "table wk in .* \(WITHOUT ROWID\) already has rows that refer to rows that do not \
+exist \(column pid referring to table wp\)" mig --dsn "$DSN" --tables alt.wp --mode replace
+assert_eq "$(state)" "$before" "production after a replace over a WITHOUT ROWID child's violation"
+q "DELETE FROM wk WHERE k = 'c'"
+before=$(state)
+expect_fail "after the load, 1 row of table wk .*, which did not before it" \
+  mig --dsn "$DSN" --tables alt.wp --mode replace
+assert_eq "$(state)" "$before" "production after a replace that would orphan a WITHOUT ROWID row"
+q "DELETE FROM wk WHERE k = 'b'"
+mig --dsn "$DSN" --tables alt.wp --mode replace >/dev/null ||
+  fail "a replace that orphans no WITHOUT ROWID row was refused"
+q "DROP TABLE wk; DROP TABLE wp"
 pass "rows that would refer to nothing stop the load; violations production had do not"
 
 # --- SQLite's own tables are never a target ---------------------------------------
