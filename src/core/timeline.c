@@ -1514,15 +1514,36 @@ sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, int fd, co
   return ok;
 }
 
+/* The end of the newest recoverable window, or G_MININT64. */
+static gint64
+newest_end(const SqlenvfsTimeline *tl)
+{
+  gint64 end = G_MININT64;
+  for (guint i = 0; i < tl->windows->len; i++)
+    end = MAX(end, g_array_index(tl->windows, Window, i).to);
+  return end;
+}
+
+/* The retained start, @since, but never after the newest recoverable time:
+ * an archive whose last state is older than the retention (its archiver
+ * stopped that long ago, or the clock jumped) keeps that state
+ * recoverable, as the newest copy is always kept. */
+static gint64
+retained_start(const SqlenvfsTimeline *tl, gint64 since)
+{
+  return tl->windows->len ? MIN(since, newest_end(tl)) : since;
+}
+
 /* The base every restore into the retained part of window @w (at or after
- * @since) starts from at the latest: the newest base of its chain at or
- * before the state at the retained start. NULL when the window is not
- * retained. */
+ * @since, see retained_start) starts from at the latest: the newest base
+ * of its chain at or before the state at the retained start. NULL when the
+ * window is not retained. */
 static const Base *
 anchor_of(SqlenvfsTimeline *tl, const Window *w, gint64 since)
 {
   SqlenvfsArchiveEntry st;
   const Base *best = NULL;
+  since = retained_start(tl, since);
   if (w->to < since)
     return NULL;
   if (!state_at(tl, w->chain, MAX(w->from, since), &st))
@@ -1640,6 +1661,12 @@ sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_
   any = tl->has_records || tl->marks->len > 0;
   if (any) {
     const Chain *last = chain_at(tl, tl->chains->len - 1);
+    if (retained_start(tl, since) < since) {
+      g_autofree char *end = sqlenvfs_time_format_iso(newest_end(tl));
+      g_warning("prune: the newest recoverable time of %s, %s, is older than the retention "
+                "([retention] pitr-keep-days; has its archiver stopped, or the clock moved?): "
+                "its state stays recoverable, from the base it needs", tl->db, end);
+    }
     for (guint i = 0; i < tl->windows->len; i++) {
       const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
       if (b)

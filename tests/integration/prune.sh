@@ -160,3 +160,29 @@ grep -q "^BAD .*newest state .*the newest archived state cannot be restored.*no 
 grep -q "WARN archive .*the newest archived state cannot be restored" "$T/doctor3.out" \
   || fail "doctor does not say so: $(cat "$T/doctor3.out")"
 pass "verify and doctor report an archive that no copy reaches"
+
+# An archive whose newest state is older than pitr-keep-days (its archiver
+# stopped that long ago, or the clock jumped): prune removed every segment
+# but the last, the newest backup's state with them, so that nothing was
+# recoverable any more. It keeps the newest state recoverable, says why,
+# and everything it restores is what was committed.
+R4=$T/root4
+make_root "$R4" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+printf '[archive]\nsegment-max-records=16\n[retention]\npitr-keep-days=7\n' >> "$R4/sqlenvfs.conf"
+pitr_start_archiver "$R4" "$T/a4"
+for i in $(seq 1 40); do sqlite3 "$R4/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
+"$SQLENVFS" backup --root "$R4" > /dev/null
+for i in $(seq 41 80); do sqlite3 "$R4/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
+sleep 1.5
+pitr_stop_archiver "$T/a4"
+FAKETIME=+8d LD_PRELOAD=$FT ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
+  "$SQLENVFS" prune --root "$R4" > "$T/prune4.out" 2>&1 || fail "prune: $(cat "$T/prune4.out")"
+"$SQLENVFS" restore --root "$R4" --time latest --output "$T/r4.db" > /dev/null 2>&1 ||
+  fail "latest does not restore after the prune: $("$SQLENVFS" list --root "$R4" 2>&1)"
+assert_eq "$(sqlite3 "$T/r4.db" 'SELECT count(*), sum(id) FROM t')" "80|3240" \
+  "the newest state after a prune past the archive's end"
+grep -q "the newest recoverable time of app, .*, is older than the retention" "$T/prune4.out" ||
+  fail "prune does not say the archive is older than the retention: $(cat "$T/prune4.out")"
+"$SQLENVFS" verify --root "$R4" > "$T/verify4.out" 2>&1 ||
+  fail "verify after the prune: $(cat "$T/verify4.out")"
+pass "a prune past the archive's newest state keeps that state recoverable"
