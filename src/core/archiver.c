@@ -175,6 +175,7 @@ void
 archiver_db_free(Db *d)
 {
   db_close(d, 0, NULL);
+  close_conn(&d->hold);
   g_free(d->reopen_why);
   g_free(d->released_why);
   g_free(d->name);
@@ -1097,6 +1098,7 @@ db_open(Db *d, GError **error)
   }
   d->phase = PHASE_CAPTURING;
   d->released_at = 0;
+  close_conn(&d->hold); /* rd[0]'s read transaction keeps the WAL now */
   set_state(d, SQLENVFS_ARCHIVER_CAPTURING, NULL);
   g_message("archiver %s: capturing (%s; %u commit(s) archived from the WAL on start)", d->name,
             gap == SQLENVFS_GAP_FIRST_START ? "first start"
@@ -1742,6 +1744,27 @@ release_wal_if_over(Db *d, const GError *why)
   return TRUE;
 }
 
+/* An open that failed after its read transaction began (the archive could
+ * not be written: a full disk, after a restart) keeps that transaction
+ * while the open is retried, as a running archiver keeps its own over a
+ * failed cycle: the commits wait in the WAL, which the application's
+ * checkpoints cannot reset (a gap in the history), until it grows past a
+ * bound (release_wal_if_over), after which it is not held again until an
+ * open succeeds. The open that succeeds lets it go. */
+static void
+hold_wal(Db *d)
+{
+  struct stat st;
+
+  /* Not again once let go past a bound, until an open succeeds. */
+  if (d->hold != NULL || d->active != 0 || d->rd[0] == NULL || d->released_at != 0)
+    return;
+  d->hold = d->rd[0];
+  d->rd[0] = NULL;
+  d->active = -1;
+  d->wal_at_fail = stat(d->wal_path, &st) == 0 ? (gint64)st.st_size : 0;
+}
+
 /* Bring a closed database up, or cycle a capturing one. */
 void
 archiver_db_service(Db *d, gboolean force)
@@ -1751,10 +1774,16 @@ archiver_db_service(Db *d, gboolean force)
     if (g_get_monotonic_time() < d->retry_at || !archiver_root_in_place(d->a))
       return;
     if (!db_open(d, &error)) {
-      if (error)
+      if (error) {
+        hold_wal(d);
+        if (d->hold != NULL && release_wal_if_over(d, error)) {
+          close_conn(&d->hold);
+          return;
+        }
         db_fail(d, g_steal_pointer(&error));
-      else {
+      } else {
         db_close(d, 0, NULL);
+        close_conn(&d->hold);
         d->retry_at = g_get_monotonic_time() + RETRY_US;
       }
     }

@@ -159,6 +159,8 @@ struct _Db {
 
   sqlite3 *rd[2];
   int active;                /* rd[] holding the read transaction, or -1 */
+  sqlite3 *hold;             /* the read transaction of an open that failed, */
+                             /* kept while it is retried (hold_wal)          */
   sqlite3 *ckpt, *wlock;
   dev_t dev;
   ino_t ino;
