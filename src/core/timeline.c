@@ -1307,14 +1307,17 @@ plan_locked(SqlenvfsTimeline *tl, const SqlenvfsTime *t, GError **error)
     const SqlenvfsArchiveEntry *d = NULL;
     /* Damage that ended the window before @target, also when its record
      * was captured after @target (before the next window, if any): the
-     * cause of the gap @target is in. */
-    for (guint i = tl->windows->len; i > 0 && d == NULL; i--) {
+     * cause of the gap @target is in. Only that window's: damage before an
+     * earlier one is not why @target cannot be restored. */
+    for (guint i = tl->windows->len; i > 0; i--) {
       const Window *w = &g_array_index(tl->windows, Window, i - 1);
-      if (w->to < target)
+      if (w->to < target) {
         d = damage_between(tl, w->to,
                            i < tl->windows->len
                              ? g_array_index(tl->windows, Window, i).from
                              : G_MAXINT64);
+        break;
+      }
     }
     if (d != NULL)
       set_damage_error(tl, d, target, error);

@@ -53,3 +53,33 @@ truncate -s -20 "$R/$A/$first"
 grep -q "NOT RECOVERABLE: gap: .* in $first (at its end)" "$T/list.out" ||
   fail "the segment that lost its end is not named: $(cat "$T/list.out")"
 pass "a missing segment and one cut short are named where the records were lost"
+
+# A segment lost between two bases ends the first window; the second starts
+# at the later base. A time after the second window is refused as after the
+# latest archived time (or in the future), not as in the gap the lost
+# segment made before it.
+R=$T/between
+make_root "$R" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+printf '[archive]\nsegment-max-records=16\n' >> "$R/sqlenvfs.conf"
+pitr_start_archiver "$R" "$T/b"
+for i in $(seq 1 60); do sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
+"$SQLENVFS" backup --root "$R" > /dev/null
+for i in $(seq 61 80); do sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
+sleep 1.2
+pitr_stop_archiver "$T/b"
+rm "$R/$A/0000000000000002.seg"
+"$SQLENVFS" list --root "$R" --json > "$T/between.json"
+end=$(python3 -c "import json, sys; w = json.load(open(sys.argv[1]))['windows']
+assert len(w) == 2, w
+print(w[1]['to'])" "$T/between.json") || fail "windows: $(cat "$T/between.json")"
+after=$(python3 -c "import datetime as d, sys
+t = d.datetime.fromisoformat(sys.argv[1].replace('Z', '+00:00')) + d.timedelta(seconds=1)
+print(t.strftime('%Y-%m-%dT%H:%M:%S.%fZ'))" "$end")
+expect_fail "is after the latest archived time" \
+  "$SQLENVFS" restore --root "$R" --time "$after" --output "$T/between1.db"
+expect_fail "is in the future" \
+  "$SQLENVFS" restore --root "$R" --time 2099-01-01T00:00:00Z --output "$T/between2.db"
+"$SQLENVFS" restore --root "$R" --time latest --output "$T/between3.db" > /dev/null ||
+  fail "latest after the window past the lost segment"
+assert_eq "$(sqlite3 "$T/between3.db" 'SELECT count(*) FROM t')" 80 "rows at latest"
+pass "a time after the last window is not refused for a segment lost before it"
