@@ -104,10 +104,10 @@ typedef struct {
   gint64 end;              /* last time it is complete to                             */
   guint first_mark, n_marks; /* its OUTAGE marks, in tl->marks                        */
   guint n_bases;
-  guint n_checked;         /* bases with a good verdict for their file as it is now   */
   gboolean has_from;       /* has a base; its earliest base state:                    */
   guint64 from_seq;
   gint64 from_time;
+  gboolean from_checked;   /* a base there has a good verdict for its file as it is  */
 } Chain;
 
 typedef struct {
@@ -133,7 +133,8 @@ typedef struct {
   guint chain;
   char *note;
   SqlenvfsWindowBefore before;
-  gboolean unchecked;      /* no base of its chain has a verdict (verifymemo.h)      */
+  gboolean unchecked;      /* its start's base has no verdict (verifymemo.h): the    */
+                           /* times up to its chain's next base rest on it alone     */
 } Window;
 
 /* A copy whose MANIFEST cannot be read: not a base, but not known to be
@@ -531,12 +532,14 @@ build_bases(SqlenvfsTimeline *tl)
       b.chain = chain_of(tl, st.seq);
       ch = &g_array_index(tl->chains, Chain, b.chain);
       ch->n_bases++;
-      ch->n_checked += b.state == SQLENVFS_BASE_GOOD ? 1 : 0;
       if (!ch->has_from || b.seq < ch->from_seq) {
         ch->has_from = TRUE;
         ch->from_seq = b.seq;
         ch->from_time = b.time;
+        ch->from_checked = FALSE;
       }
+      if (b.seq == ch->from_seq)
+        ch->from_checked = ch->from_checked || b.state == SQLENVFS_BASE_GOOD;
     }
     g_array_append_val(tl->bases, b);
   }
@@ -665,7 +668,7 @@ build_windows(SqlenvfsTimeline *tl)
     w.chain = c;
     w.note = chain_note(tl, c);
     w.before = before_chain(tl, c);
-    w.unchecked = ch->n_checked == 0;
+    w.unchecked = !ch->from_checked;
     g_array_append_val(tl->windows, w);
     for (guint k = ch->first_mark; k < ch->first_mark + ch->n_marks; k++) {
       const SqlenvfsArchiveEntry *e = &g_array_index(tl->marks, Mark, k).e;

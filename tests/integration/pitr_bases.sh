@@ -361,3 +361,29 @@ assert u is not None and "no usable backup or snapshot" in u["note"], rec
 PY
 unmount_root "$T/mnt5"
 pass "an archive no copy reaches is listed as NOT RECOVERABLE, and so is it in the mount's status"
+
+# A window whose first base changed since it was checked, while a later base
+# of its chain is good: the times up to that later base rest on the changed
+# one alone, so the window is marked as not checked (it was called checked,
+# and its listed start did not restore).
+R5=$T/first_changed
+make_root "$R5" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+pitr_start_archiver "$R5" "$T/a5"
+for i in $(seq 1 20); do sqlite3 "$R5/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
+"$SQLENVFS" backup --root "$R5" > /dev/null
+for i in $(seq 21 40); do sqlite3 "$R5/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
+sleep 1.2
+pitr_stop_archiver "$T/a5"
+"$SQLENVFS" verify --root "$R5" > /dev/null || fail "verify before the change"
+"$SQLENVFS" list --root "$R5" --json | grep -q '"base_checked": *false' &&
+  fail "a window is marked not checked before any base changed"
+snap=$(ls -d "$R5"/backups/prod/snapshots/*/ | head -1)
+python3 - "${snap}app.db" <<'PY'
+import sys
+with open(sys.argv[1], "r+b") as f:
+    f.seek(8000); b = f.read(1); f.seek(8000); f.write(bytes([b[0] ^ 0x01]))
+PY
+"$SQLENVFS" list --root "$R5" --json > "$T/list5.json"
+grep -q '"base_checked": *false' "$T/list5.json" ||
+  fail "the window whose first base changed is called checked: $(cat "$T/list5.json")"
+pass "a window whose first base changed is marked not checked, though a later base is good"
