@@ -816,6 +816,35 @@ quiet_matches(Db *d, const SqlenvfsArchiveEntry *last)
   return strcmp(text, want) == 0;
 }
 
+#define COPY_WHY                                                                          \
+  "it is another file with the size and modification time the database had when its WAL "  \
+  "was empty after the last archived state: a copy of the root, say; nothing is known to "  \
+  "be lost, but the archive cannot vouch for a copy"
+
+/* Whether the quiet marker matches but for the database file's device and
+ * inode: another file with the size and modification time it had when the
+ * WAL was emptied right after @last (the root copied, `cp -a`, or restored
+ * from a copy of its files). */
+static gboolean
+quiet_moved(Db *d, const SqlenvfsArchiveEntry *last)
+{
+  g_autofree char *path = quiet_path(d), *text = NULL, *line = NULL, *want = NULL;
+  guint64 dev, ino;
+  const char *p;
+  struct stat st;
+
+  if (!g_file_get_contents(path, &text, NULL, NULL) || stat(d->path, &st) != 0 ||
+      st.st_mtim.tv_nsec == 0 || (p = strstr(text, " dev=")) == NULL ||
+      sscanf(p, " dev=%" G_GUINT64_FORMAT " ino=%" G_GUINT64_FORMAT, &dev, &ino) != 2 ||
+      (dev == (guint64)st.st_dev && ino == (guint64)st.st_ino))
+    return FALSE;
+  st.st_dev = (dev_t)dev;
+  st.st_ino = (ino_t)ino;
+  line = quiet_line(last, &st);
+  want = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  return strcmp(text, want) == 0;
+}
+
 /* Decide whether the WAL continues the archive. Returns 0 when it does (the
  * cursor is then set, or left unset for an empty WAL), else the gap's
  * reason with *why describing it. */
@@ -852,6 +881,12 @@ decide(Db *d, const SqlenvfsWalIndexHeader *si, char **why)
     g_info("archiver %s: the database file is as it was when the WAL was empty after the last "
            "archived state: the archive goes on", d->name);
     return 0;
+  }
+  if ((!has_h || h.salt1 != last->salt1 || h.salt2 != last->salt2) && quiet_moved(d, last)) {
+    /* Nothing is known to be lost, but a copy cannot be told from a file
+     * changed and put back as it was: a new chain, said as it is. */
+    *why = g_strdup(COPY_WHY);
+    return SQLENVFS_GAP_DB_REPLACED;
   }
   if (last->type == SQLENVFS_ARCHIVE_COMMIT) {
     if (!has_h) {
@@ -1029,11 +1064,14 @@ db_open(Db *d, GError **error)
     else
     {
       g_autofree char *from = prev_alive ? sqlenvfs_time_format_iso(prev_alive) : g_strdup("?");
-      g_warning("archiver %s: GAP: %s%s%s%s; transactions committed after %s may be lost and "
-                "times up to now cannot be restored; taking a fresh snapshot to start a new "
-                "recoverable window",
+      g_autofree char *lost = strcmp(why, COPY_WHY) == 0
+                                ? g_strdup("")
+                                : g_strdup_printf("transactions committed after %s may be "
+                                                  "lost and ", from);
+      g_warning("archiver %s: GAP: %s%s%s%s; %stimes up to now cannot be restored; taking a "
+                "fresh snapshot to start a new recoverable window",
                 d->name, sqlenvfs_archive_gap_reason_text(gap), *why ? " (" : "", why,
-                *why ? ")" : "", from);
+                *why ? ")" : "", lost);
     }
     g_mutex_lock(&a->lock);
     if (gap != SQLENVFS_GAP_FIRST_START)

@@ -81,6 +81,15 @@ sqlite3 "$P3" "CREATE TABLE r(x); INSERT INTO r VALUES (1)"
 wal_emptied "$P3"
 sleep 0.2
 pitr_stop_archiver "$T/c1"
+# A copy of the root as it is now (cp -a: another file of the same size and
+# time): a new chain, said as it is, not "the WAL was checkpointed and
+# removed ... may be lost".
+cp -a "$R3" "$T/copy3"
+pitr_start_archiver "$T/copy3" "$T/cc"
+pitr_stop_archiver "$T/cc"
+grep -q "GAP: the database file was replaced (it is another file .*nothing is known to be lost" \
+  "$T/cc.err" || fail "the copy's gap does not say what it is: $(cat "$T/cc.err")"
+grep -q "may be lost" "$T/cc.err" && fail "the copy's gap says commits may be lost: $(cat "$T/cc.err")"
 pitr_start_archiver "$R3" "$T/c2"
 grep -q "GAP" "$T/c2.err" && fail "a restart after the WAL was emptied recorded a gap: $(cat "$T/c2.err")"
 # Committed while the archiver is down, by a process still connected at its
