@@ -216,9 +216,21 @@ sqlenvfs_mkdir_p(const char *dir, int mode, GError **error)
   if (strcmp(parent, dir) != 0 && !sqlenvfs_mkdir_p(parent, mode, error))
     return FALSE;
   if (mkdir(dir, mode ? mode : 0755) != 0) {
-    if (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
+    int errsv = errno;
+    if (errsv == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode))
       return TRUE;
-    return sqlenvfs_error_errno(error, errno, "create directory", dir);
+    if (errsv == EEXIST && lstat(dir, &st) == 0) {
+      /* A bare "File exists" says neither what is in the way nor what to do. */
+      g_autofree char *word = sqlenvfs_shell_word(dir);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                  "create directory %s: a %s is there, not a directory; nothing was changed: "
+                  "move it aside (`mv %s %s.aside`) and run the command again",
+                  dir, S_ISLNK(st.st_mode) ? "symbolic link to no directory"
+                       : S_ISREG(st.st_mode) ? "regular file" : "file of another kind",
+                  word, word);
+      return FALSE;
+    }
+    return sqlenvfs_error_errno(error, errsv, "create directory", dir);
   }
   /* a new directory is durable only once its parent's entry is */
   return sqlenvfs_fsync_dir(parent, error);
