@@ -141,6 +141,21 @@ typedef enum {
 /* Absolute path of one of the root's directories (owned by the root). */
 const char *sqlenvfs_root_path(const SqlenvfsRoot *root, SqlenvfsDir which);
 
+/* The first of the root's directories from the root down to @which (itself
+ * included) that is a symbolic link or is there but is not a directory
+ * (newly allocated; *@is_link, when non-NULL, says which), or NULL when
+ * there is none (those missing are not looked past). */
+char *sqlenvfs_root_path_blocker(const SqlenvfsRoot *root, SqlenvfsDir which,
+                                 gboolean *is_link);
+
+/* The symbolic link that opening the database @path in the directory
+ * @which (PROD or DEV) would go through: a directory from the root down
+ * to @which, or the file, its -wal, -shm or -journal (newly allocated);
+ * NULL when there is none. SQLite follows it and makes its -wal and -shm
+ * beside the link's target, outside the root: a command that only reads
+ * names the link instead of opening the database. */
+char *sqlenvfs_root_db_link(const SqlenvfsRoot *root, SqlenvfsDir which, const char *path);
+
 /* TRUE when neither the directory @which nor any directory between the
  * root and it is a symbolic link (those missing are not looked past);
  * FALSE with an error naming the link, its target and @what was refused,

@@ -571,6 +571,9 @@ typedef struct {
   guint64 largest_db;
   GPtrArray *backups; /* SqlenvfsStoredCopy *, oldest first; NULL: unreadable */
   char *backups_error;
+  /* the root's directories with a link, or what is no directory, on the
+   * way to them (check_layout): nothing is written there until it is fixed */
+  gboolean is_blocked[SQLENVFS_DIR_STATE + 1];
 } Ctx;
 
 /* Collect up to @max rows of a check pragma ("ok" alone means none). */
@@ -984,8 +987,11 @@ check_backups(Ctx *c, const DbFiles *d, const char *name)
   gint64 now = sqlenvfs_clock_now();
   g_autofree char *root_word = sqlenvfs_shell_word(sqlenvfs_root_dir(c->root));
   g_autofree char *backup_cmd = g_strdup_printf(
-    "take one now (`sqlenvfs backup`) and schedule it daily (cron: `0 2 * * * sqlenvfs backup "
-    "--root %s`)", root_word);
+    "%stake one now (`sqlenvfs backup`) and schedule it daily (cron: `0 2 * * * sqlenvfs backup "
+    "--root %s`)",
+    c->is_blocked[SQLENVFS_DIR_DAILY] || c->is_blocked[SQLENVFS_DIR_STATE]
+      ? "a backup refuses until the layout finding is fixed: fix it first, then " : "",
+    root_word);
   guint n_bad = 0;
 
   if (c->backups == NULL) {
@@ -1065,7 +1071,13 @@ check_drill(Ctx *c, const DbFiles *d, const char *name)
   what = sqlenvfs_drill_last_describe(&last, has_run);
   schedule = g_strdup_printf("run `%s`, and schedule it daily (scripts/sqlenvfs-drill@.timer)",
                              cmd);
-  if (!has_run && access(memo, R_OK) != 0 && errno != ENOENT)
+  if (!has_run && c->is_blocked[SQLENVFS_DIR_STATE] && access(memo, R_OK) != 0)
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
+                               "make the state directory a real directory (the layout "
+                               "finding), then run the doctor again",
+                               "cannot tell whether the last restore drill passed: %s cannot "
+                               "be read (%s)", memo, g_strerror(errno));
+  else if (!has_run && access(memo, R_OK) != 0 && errno != ENOENT)
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "drill", d->subject, memo,
                                "run the doctor as the user who owns the root",
                                "cannot tell whether the last restore drill passed: %s is not "
@@ -1392,7 +1404,27 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
   gboolean wal_mode, is_immutable = FALSE;
   gint64 immutable_wal = 0;
   struct stat st;
+  g_autofree char *link =
+    sqlenvfs_root_db_link(c->root, is_prod ? SQLENVFS_DIR_PROD : SQLENVFS_DIR_DEV, d->path);
 
+  if (link != NULL) {
+    /* SQLite would follow it, and make the -wal and -shm of a WAL database
+     * where it points: outside the root, by a check-up that only reads. */
+    g_autofree char *target = g_file_read_link(link, NULL);
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "open", d->subject, d->path,
+      is_prod ? "replace the link by the real file or directory while no application has the "
+                "database open"
+              : "replace the link by the real file or directory (`sqlenvfs refresh-dev` "
+                "refuses it too: remove the link, then refresh development)",
+      "not opened: %s is a symbolic link (to %s); SQLite would create the database's -wal and "
+      "-shm where it points, outside the root, and sqlenvfs never writes through a link",
+      link, target ? target : "?");
+    /* What is said without opening it (the -wal is read directly). */
+    check_around(c, d, is_prod, g_strcmp0(sqlenvfs_db_file_journal(d->path), "wal") == 0,
+                 locks1, locks2);
+    return;
+  }
   if (stat(d->path, &st) != 0) {
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "open", d->subject, d->path,
                                "create it (`sqlenvfs init --db NAME`) or refresh it "
@@ -1620,6 +1652,99 @@ check_db(Ctx *c, DbFiles *d, gboolean is_prod, GArray *locks1, GArray *locks2)
 /* ------------------------------------------------------------------------ */
 /* Root-wide checks                                                         */
 
+/* The commands that write in each of the root's directories, and so
+ * refuse when it is a link or has one above it (root.h,
+ * sqlenvfs_root_refuse_links), or fail when it is no directory. */
+enum {
+  BY_INIT = 1 << 0,
+  BY_REFRESH = 1 << 1,
+  BY_BACKUP = 1 << 2,
+  BY_SNAPSHOT = 1 << 3,
+  BY_PRUNE = 1 << 4,
+  BY_ARCHIVER = 1 << 5,
+  BY_MOUNT = 1 << 6,
+};
+static const char *const writer_names[] = {
+  "init", "refresh-dev", "backup", "snapshot", "prune", "the archiver", "the mount",
+};
+static const guint dir_writers[SQLENVFS_DIR_STATE + 1] = {
+  [SQLENVFS_DIR_PROD] = BY_INIT,
+  [SQLENVFS_DIR_DEV] = BY_INIT | BY_REFRESH,
+  [SQLENVFS_DIR_DAILY] = BY_BACKUP | BY_PRUNE,
+  [SQLENVFS_DIR_SNAPSHOTS] = BY_SNAPSHOT | BY_PRUNE | BY_ARCHIVER | BY_MOUNT,
+  [SQLENVFS_DIR_WAL] = BY_PRUNE | BY_ARCHIVER | BY_MOUNT,
+  [SQLENVFS_DIR_CACHE] = BY_REFRESH | BY_MOUNT,
+  [SQLENVFS_DIR_STATE] = BY_INIT | BY_REFRESH | BY_BACKUP | BY_SNAPSHOT | BY_PRUNE |
+                         BY_ARCHIVER | BY_MOUNT,
+};
+
+/* Each directory of the root's layout that is a symbolic link, or has one
+ * above it, or is something else than a directory: one failure for each
+ * such path, naming every command it stops. */
+static void
+check_layout(Ctx *c)
+{
+  g_autoptr(GPtrArray) blockers = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GArray) writers = g_array_new(FALSE, TRUE, sizeof(guint));
+  g_autoptr(GArray) links = g_array_new(FALSE, TRUE, sizeof(gboolean));
+
+  for (int i = 0; i <= SQLENVFS_DIR_STATE; i++) {
+    gboolean is_link = FALSE;
+    g_autofree char *blocker = sqlenvfs_root_path_blocker(c->root, (SqlenvfsDir)i, &is_link);
+    guint k;
+    if (blocker == NULL)
+      continue;
+    c->is_blocked[i] = TRUE;
+    if (!g_ptr_array_find_with_equal_func(blockers, blocker, g_str_equal, &k)) {
+      guint none = 0;
+      k = blockers->len;
+      g_ptr_array_add(blockers, g_steal_pointer(&blocker));
+      g_array_append_val(writers, none);
+      g_array_append_val(links, is_link);
+    }
+    g_array_index(writers, guint, k) |= dir_writers[i];
+  }
+  for (guint k = 0; k < blockers->len; k++) {
+    const char *path = blockers->pdata[k];
+    guint by = g_array_index(writers, guint, k);
+    g_autoptr(GString) who = g_string_new(NULL);
+    g_autofree char *word = sqlenvfs_shell_word(path);
+    g_autofree char *action = NULL;
+    guint n = 0, n_all = 0;
+
+    for (gsize b = 0; b < G_N_ELEMENTS(writer_names); b++)
+      n_all += (by >> b) & 1u;
+    for (gsize b = 0; b < G_N_ELEMENTS(writer_names); b++)
+      if (by & (1u << b))
+        g_string_append_printf(who, "%s%s", n++ == 0 ? "" : n == n_all ? " and " : ", ",
+                               writer_names[b]);
+    if (g_array_index(links, gboolean, k)) {
+      g_autofree char *target = g_file_read_link(path, NULL);
+      g_autofree char *parent = g_path_get_dirname(path);
+      g_autofree char *real = target ? g_canonicalize_filename(target, parent) : NULL;
+      g_autofree char *target_word = sqlenvfs_shell_word(real ? real : "TARGET");
+      action = g_strdup_printf(
+        "stop the archiver and the mount, then put the real directory there (`rm %s; mv %s "
+        "%s`); to keep it on another disk, "
+        "mount that disk (or bind-mount a directory of it) on %s instead of linking to it",
+        word, target_word, word, word);
+      sqlenvfs_doctor_report_add(
+        c->report, SQLENVFS_SEVERITY_FAILURE, "layout", "root", path, action,
+        "%s is a symbolic link (to %s); sqlenvfs never writes or deletes through a link, so "
+        "%s refuse to run until it is a real directory",
+        path, target ? target : "?", who->str);
+    } else {
+      action = g_strdup_printf("move it aside (`mv %s %s.aside`; look at what it holds): the "
+                               "next command that needs the directory creates it",
+                               word, word);
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "layout", "root", path,
+                                 action,
+                                 "%s is not a directory, where the root keeps one: %s fail "
+                                 "until it is", path, who->str);
+    }
+  }
+}
+
 static void
 check_archiver(Ctx *c, guint n_prod)
 {
@@ -1631,9 +1756,12 @@ check_archiver(Ctx *c, guint n_prod)
     gboolean denied = error->code == SQLENVFS_ERROR_PERMISSION;
     sqlenvfs_doctor_report_add(
       c->report, SQLENVFS_SEVERITY_WARNING, "archiver", "root", lock,
-      denied ? "run the doctor as the user that owns the root (or as root): this user may not "
-               "look into its state directory"
-             : "run the doctor where /proc is mounted",
+      c->is_blocked[SQLENVFS_DIR_STATE]
+        ? "make the state directory a real directory (the layout finding), then run the doctor "
+          "again"
+      : denied ? "run the doctor as the user that owns the root (or as root): this user may not "
+                 "look into its state directory"
+               : "run the doctor where /proc is mounted",
       "cannot tell whether the archiver runs: %s", error->message);
     c->archiver_unknown = TRUE;
     return;
@@ -1754,8 +1882,111 @@ check_space(Ctx *c)
   }
 }
 
+/* Each production "<name>.db-wal" (or "-journal") whose "<name>.db" is gone
+ * (an rm of the wrong file, a move half done): the commits it holds are
+ * nowhere but in the archive, and an init would start a new, empty
+ * production beside it. Returns how many were found. */
+static guint
+check_orphan_journals(Ctx *c)
+{
+  const char *dir = sqlenvfs_root_path(c->root, SQLENVFS_DIR_PROD);
+  g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+  const char *ent;
+  guint n = 0;
+
+  while (d != NULL && (ent = g_dir_read_name(d)) != NULL) {
+    const char *side = g_str_has_suffix(ent, ".db-wal")       ? "-wal"
+                       : g_str_has_suffix(ent, ".db-journal") ? "-journal"
+                                                              : NULL;
+    g_autofree char *name = NULL, *db = NULL, *path = NULL, *held = NULL, *action = NULL;
+    g_autofree char *name_word = NULL, *root_word = NULL, *size_s = NULL, *subject = NULL;
+    guint32 page_size = 0;
+    guint64 n_frames = 0;
+    struct stat st;
+
+    if (side == NULL)
+      continue;
+    name = g_strndup(ent, strlen(ent) - strlen(side) - 3);
+    if (!sqlenvfs_db_name_is_valid(name))
+      continue;
+    db = sqlenvfs_root_prod_db(c->root, name);
+    path = g_build_filename(dir, ent, NULL);
+    if (lstat(db, &st) == 0 || errno != ENOENT || lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    n++;
+    subject = g_strdup_printf("prod/%s", name);
+    size_s = sqlenvfs_format_size(st.st_size);
+    if (g_str_equal(side, "-wal") && wal_count_frames(path, &page_size, &n_frames))
+      held = g_strdup_printf("%" G_GUINT64_FORMAT " frames of %u-byte pages (%s)", n_frames,
+                             page_size, size_s);
+    else
+      held = g_strdup_printf("%s", size_s);
+    name_word = sqlenvfs_shell_word(name);
+    root_word = sqlenvfs_shell_word(sqlenvfs_root_dir(c->root));
+    action = g_strdup_printf(
+      "do not run `sqlenvfs init` (it would create a new, empty production); keep a copy of "
+      "%s. If %s.db was moved, put it back beside it before anything opens it; else stop the "
+      "application and restore it: `sqlenvfs restore --root %s --db %s --time latest --output "
+      "FILE`, then put FILE in place as docs/OPERATIONS.md says (\"Putting a restored "
+      "database into production\")",
+      ent, name, root_word, name_word);
+    sqlenvfs_doctor_report_add(
+      c->report, SQLENVFS_SEVERITY_FAILURE, "databases", subject, path, action,
+      "%s is there but %s.db, the database it belongs to, is not: the %s holds %s of "
+      "production's last changes, which no database shows",
+      path, name, side, held);
+  }
+  return n;
+}
+
+/* One finding for the temporaries of dead runs named @prefix in @dir
+ * (sqlenvfs_tmp_leftovers, which removes nothing here), leaving out those
+ * already in @seen and adding the others to it; @removed_by NULL: no command
+ * removes them (the output of a restore or recover). Returns how many. */
+static guint
+report_leftovers(Ctx *c, const char *dir, const char *prefix, gboolean dirs,
+                 const char *removed_by, GHashTable *seen)
+{
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) names = g_string_new(NULL);
+  guint64 bytes = 0;
+  guint n = 0;
+  g_autofree char *size = NULL, *action = NULL;
+
+  if (sqlenvfs_tmp_leftovers(dir, prefix, dirs, FALSE, found, &error) < 0) {
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir,
+                               "make it a real directory", "%s", error->message);
+    return 0;
+  }
+  for (guint k = 0; k < found->len; k++) {
+    const char *path = found->pdata[k];
+    if (!g_hash_table_add(seen, g_strdup(path)))
+      continue;
+    bytes += sqlenvfs_tree_bytes(path); /* a copy's directory: its files */
+    g_string_append_printf(names, "%s%s", n++ ? ", " : "", path);
+  }
+  if (n == 0)
+    return 0;
+  size = sqlenvfs_format_size(bytes);
+  action = removed_by
+    ? g_strdup_printf("%s removes them on its next run; or delete them now (no running "
+                      "process owns them)", removed_by)
+    : g_strdup("delete them (no running process owns them; nothing removes them on its own, "
+               "short of the same restore or recover run again with the same --output)");
+  sqlenvfs_doctor_report_add(
+    c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir, action,
+    "temporaries of an interrupted run (their process is gone): %s (%s); they may hold a "
+    "full copy of production data",
+    names->str, size);
+  return n;
+}
+
 /* Temporaries left by runs that died (util.h): where each kind lives, the
- * names it has, and which command removes it on its next run. */
+ * names it has, and which command removes it on its next run; then any
+ * other ".tmp-" of a dead run next to production or development, or in a
+ * directory of the user's in the root (a restore or recover --output put
+ * there), which no command removes. */
 static void
 check_leftovers(Ctx *c)
 {
@@ -1767,41 +1998,38 @@ check_leftovers(Ctx *c)
   } places[] = {
     { SQLENVFS_DIR_DEV, ".tmp-refresh-", FALSE, "`sqlenvfs refresh-dev`" },
     { SQLENVFS_DIR_DEV, ".tmp-init-", FALSE, "`sqlenvfs init`" },
+    { SQLENVFS_DIR_DEV, ".tmp-", TRUE, NULL },
     { SQLENVFS_DIR_PROD, ".tmp-init-", FALSE, "`sqlenvfs init`" },
+    { SQLENVFS_DIR_PROD, ".tmp-", TRUE, NULL },
     { SQLENVFS_DIR_DAILY, ".tmp-", TRUE, "`sqlenvfs backup` or `sqlenvfs prune`" },
     { SQLENVFS_DIR_SNAPSHOTS, ".tmp-", TRUE, "`sqlenvfs snapshot` or `sqlenvfs prune`" },
     { SQLENVFS_DIR_CACHE, ".tmp-", FALSE, "the next mount (or `sqlenvfs refresh-dev --time`)" },
   };
+  /* The root's own directories; the others at its top are the user's. */
+  static const char *const layout_tops[] = { "data", "backups", ".cache", ".sqlenvfs", NULL };
+  g_autoptr(GHashTable) seen = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+  const char *root_dir = sqlenvfs_root_dir(c->root);
   guint n_found = 0;
 
   for (gsize i = 0; i < G_N_ELEMENTS(places); i++) {
-    const char *dir = sqlenvfs_root_path(c->root, places[i].dir);
-    g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GString) names = g_string_new(NULL);
-    guint64 bytes = 0;
-    g_autofree char *size = NULL, *action = NULL;
-
-    if (sqlenvfs_tmp_leftovers(dir, places[i].prefix, places[i].dirs, FALSE, found, &error) < 0) {
-      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir,
-                                 "make it a real directory", "%s", error->message);
+    /* What a link or a file stands in the way of, the layout finding names. */
+    if (c->is_blocked[places[i].dir])
       continue;
+    n_found += report_leftovers(c, sqlenvfs_root_path(c->root, places[i].dir), places[i].prefix,
+                                places[i].dirs, places[i].removed_by, seen);
+  }
+  {
+    g_autoptr(GDir) d = g_dir_open(root_dir, 0, NULL);
+    const char *ent;
+    n_found += report_leftovers(c, root_dir, ".tmp-", TRUE, NULL, seen);
+    while (d != NULL && (ent = g_dir_read_name(d)) != NULL) {
+      g_autofree char *sub = g_build_filename(root_dir, ent, NULL);
+      struct stat st;
+      if (g_strv_contains(layout_tops, ent) || g_str_has_prefix(ent, ".tmp-") ||
+          lstat(sub, &st) != 0 || !S_ISDIR(st.st_mode))
+        continue;
+      n_found += report_leftovers(c, sub, ".tmp-", TRUE, NULL, seen);
     }
-    for (guint k = 0; k < found->len; k++) {
-      bytes += sqlenvfs_tree_bytes(found->pdata[k]); /* a copy's directory: its files */
-      g_string_append_printf(names, "%s%s", k ? ", " : "", (const char *)found->pdata[k]);
-    }
-    if (found->len == 0)
-      continue;
-    n_found += found->len;
-    size = sqlenvfs_format_size(bytes);
-    action = g_strdup_printf("%s removes them on its next run; or delete them now (no running "
-                             "process owns them)", places[i].removed_by);
-    sqlenvfs_doctor_report_add(
-      c->report, SQLENVFS_SEVERITY_WARNING, "leftovers", "root", dir, action,
-      "temporaries of an interrupted run (their process is gone): %s (%s); they may hold a "
-      "full copy of production data",
-      names->str, size);
   }
   {
     /* An init cut short while it moved the old files aside or put the
@@ -1964,7 +2192,7 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
     else
       g_ptr_array_add(missing_dev, g_steal_pointer(&dev));
   }
-  if (names->len == 0)
+  if (check_orphan_journals(&c) == 0 && names->len == 0)
     sqlenvfs_doctor_report_add(report, SQLENVFS_SEVERITY_WARNING, "databases", "root",
                                sqlenvfs_root_path(root, SQLENVFS_DIR_PROD),
                                "create one with `sqlenvfs init`",
@@ -1993,6 +2221,7 @@ sqlenvfs_doctor_run(SqlenvfsRoot *root, SqlenvfsDoctorFlags flags, GError **erro
         "application has it open",
         "%s: it is not archived, backed up, served nor checked", (char *)unsupported->pdata[i]);
   }
+  check_layout(&c);
   check_archiver(&c, names->len);
   {
     g_autoptr(SqlenvfsListReport) copies = sqlenvfs_store_list_report(root, &local);

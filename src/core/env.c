@@ -840,8 +840,23 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
       /* Refused; but the temporaries of a run that died (an init --force
        * cut short while it built the new pair) go all the same: they may
        * hold a full copy of production, and doctor sends the user here. */
+      g_autofree char *prod_side = NULL;
       if (!remove_leftovers_locked(root, name, error))
         return FALSE;
+      if (!g_file_test(prod, G_FILE_TEST_EXISTS) &&
+          (prod_side = db_file_existing(prod)) != NULL) {
+        /* Production's -wal or -journal without its database: its last
+         * commits may be nowhere else, and --force would start over empty. */
+        g_autofree char *name_word = sqlenvfs_shell_word(name);
+        g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
+                    "init %s: %s is there but %s is not: production's last changes may be in "
+                    "it (nothing was changed; if the database was moved, put it back beside "
+                    "it; else restore it, `sqlenvfs restore --db %s --time latest --output "
+                    "FILE`, and put FILE in place as docs/OPERATIONS.md says; --force would "
+                    "move it aside and create a new, empty production)",
+                    name, prod_side, prod, name_word);
+        return FALSE;
+      }
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS,
                   "init %s: %s already exists (nothing was changed; pass --force to move the "
                   "old files aside and create new ones)",
@@ -1069,6 +1084,33 @@ cmp_names(gconstpointer a, gconstpointer b)
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* sqlenvfs_env_db_info, unless a symbolic link stands on the way to the
+ * database (sqlenvfs_root_db_link): SQLite would follow it and create the
+ * -wal and -shm of a WAL database beside its target, outside the root. */
+static SqlenvfsDbInfo *
+db_info_unless_linked(SqlenvfsRoot *root, const char *name, SqlenvfsDir which, const char *path)
+{
+  g_autofree char *link = sqlenvfs_root_db_link(root, which, path);
+  g_autofree char *target = NULL;
+  SqlenvfsDbInfo *info;
+
+  if (link == NULL)
+    return sqlenvfs_env_db_info(name, which == SQLENVFS_DIR_DEV ? "dev" : "prod", path);
+  target = g_file_read_link(link, NULL);
+  info = g_new0(SqlenvfsDbInfo, 1);
+  info->db = g_strdup(name);
+  info->place = which == SQLENVFS_DIR_DEV ? "dev" : "prod";
+  info->path = g_strdup(path);
+  info->tables = g_ptr_array_new_with_free_func(g_free);
+  info->exists = TRUE;
+  info->error = g_strdup_printf(
+    "%s not read: %s is a symbolic link (to %s), and SQLite would create the -wal and -shm "
+    "where it points, outside the root (replace the link by the real file or directory%s)",
+    path, link, target ? target : "?",
+    which == SQLENVFS_DIR_DEV ? "; `sqlenvfs refresh-dev` refuses it too" : "");
+  return info;
+}
+
 GPtrArray *
 sqlenvfs_env_info(SqlenvfsRoot *root)
 {
@@ -1087,8 +1129,8 @@ sqlenvfs_env_info(SqlenvfsRoot *root)
     const char *name = names->pdata[i];
     g_autofree char *prod = sqlenvfs_root_prod_db(root, name);
     g_autofree char *dev = sqlenvfs_root_dev_db(root, name);
-    g_ptr_array_add(out, sqlenvfs_env_db_info(name, "prod", prod));
-    g_ptr_array_add(out, sqlenvfs_env_db_info(name, "dev", dev));
+    g_ptr_array_add(out, db_info_unless_linked(root, name, SQLENVFS_DIR_PROD, prod));
+    g_ptr_array_add(out, db_info_unless_linked(root, name, SQLENVFS_DIR_DEV, dev));
   }
   return out;
 }

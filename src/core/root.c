@@ -1012,9 +1012,8 @@ sqlenvfs_root_data_mode(const SqlenvfsRoot *root, const char *db)
   return any ? mode & 0666 : 0644;
 }
 
-gboolean
-sqlenvfs_root_refuse_links(const SqlenvfsRoot *root, SqlenvfsDir which, const char *what,
-                           GError **error)
+char *
+sqlenvfs_root_path_blocker(const SqlenvfsRoot *root, SqlenvfsDir which, gboolean *is_link)
 {
   const char *path = root->paths[which];
   gsize n = strlen(root->dir);
@@ -1026,13 +1025,45 @@ sqlenvfs_root_refuse_links(const SqlenvfsRoot *root, SqlenvfsDir which, const ch
       g_autofree char *dir = g_strndup(path, i);
       struct stat st;
       if (lstat(dir, &st) != 0)
-        return TRUE; /* made by the command itself, as a directory */
-      if (!sqlenvfs_refuse_symlink(dir, what, error))
-        return FALSE;
+        return NULL; /* made by the command itself, as a directory */
+      if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode)) {
+        if (is_link)
+          *is_link = S_ISLNK(st.st_mode);
+        return g_steal_pointer(&dir);
+      }
     }
     if (path[i] == '\0')
-      return TRUE;
+      return NULL;
   }
+}
+
+char *
+sqlenvfs_root_db_link(const SqlenvfsRoot *root, SqlenvfsDir which, const char *path)
+{
+  gboolean is_link = FALSE;
+  char *blocker = sqlenvfs_root_path_blocker(root, which, &is_link);
+
+  if (blocker != NULL && is_link)
+    return blocker;
+  g_free(blocker);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *p = g_strconcat(path, sqlenvfs_db_files[i], NULL);
+    struct stat st;
+    if (lstat(p, &st) == 0 && S_ISLNK(st.st_mode))
+      return g_steal_pointer(&p);
+  }
+  return NULL;
+}
+
+gboolean
+sqlenvfs_root_refuse_links(const SqlenvfsRoot *root, SqlenvfsDir which, const char *what,
+                           GError **error)
+{
+  gboolean is_link = FALSE;
+  g_autofree char *blocker = sqlenvfs_root_path_blocker(root, which, &is_link);
+
+  /* What is no directory is left to the mkdir that meets it, which says so. */
+  return blocker == NULL || !is_link || sqlenvfs_refuse_symlink(blocker, what, error);
 }
 
 gboolean
