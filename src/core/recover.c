@@ -30,11 +30,20 @@
  *   scan:  SELECT rowid, cols FROM t WHERE rowid >= from ORDER BY rowid
  *          copy rows until SQLITE_DONE (finished) or an error after rowid `last`
  *   probe: SELECT rowid FROM t WHERE rowid >= p ORDER BY rowid LIMIT 1
- *          p = last+1, last+2, last+4, ... until a probe does not fail;
- *          then bisect between the last failing p and it for the first p
- *          that does not fail, and scan again from there.
+ *          p = last+1, last+2, last+4, ... up to the table's largest rowid
+ *          until a probe does not fail; then bisect between the last
+ *          failing p and it for the first p that does not fail, and scan
+ *          again from there.
  *   A probe that finds row q while the scan failed on q itself (its payload
  *   is unreadable) skips q alone.
+ *   A damaged leaf can give any rowid, as a cell pointer that points into
+ *   another cell's bytes does, so a probe counts as failed unless
+ *   (1) q is in [p, largest], the largest rowid being one that a lookup of
+ *       it finds (table_max), and
+ *   (2) a lookup of q (WHERE rowid = q) finds q again;
+ *   and a probe that ends with no row while p <= largest failed too. A
+ *   garbage q trusted would make the salvage resume past it, or end the
+ *   table, and skip every row after the damaged page.
  */
 #include "sqlenvfs/recover.h"
 #include "sqlenvfs/btree.h"
@@ -628,7 +637,9 @@ shell_hint(sqlite3 *db)
 static void recover_orphans(Job *j, sqlite3 *out);
 
 typedef struct {
-  sqlite3_stmt *scan, *probe, *insert;
+  sqlite3_stmt *scan, *probe, *lookup, *insert;
+  gboolean has_max;  /* the table's largest rowid is known: max */
+  gint64 max;
   gint64 n_copied, n_rejected;
   char *first_error;
   char *first_reject;
@@ -639,6 +650,7 @@ copy_clear(Copy *c)
 {
   sqlite3_finalize(c->scan);
   sqlite3_finalize(c->probe);
+  sqlite3_finalize(c->lookup);
   sqlite3_finalize(c->insert);
   g_free(c->first_error);
   g_free(c->first_reject);
@@ -646,32 +658,55 @@ copy_clear(Copy *c)
 
 typedef enum { PROBE_ROW, PROBE_DONE, PROBE_FAILED } ProbeResult;
 
+/* Whether a lookup of @rowid finds it (the rowid alone: its payload need
+ * not read). */
+static gboolean
+confirm(Copy *c, gint64 rowid)
+{
+  gboolean found;
+  sqlite3_reset(c->lookup);
+  sqlite3_bind_int64(c->lookup, 1, rowid);
+  found = sqlite3_step(c->lookup) == SQLITE_ROW && sqlite3_column_int64(c->lookup, 0) == rowid;
+  sqlite3_reset(c->lookup);
+  return found;
+}
+
+/* The first row at or after @from, as far as it can be believed (the
+ * header's (1) and (2)). */
 static ProbeResult
-probe(sqlite3_stmt *st, gint64 from, gint64 *rowid)
+probe(Copy *c, gint64 from, gint64 *rowid)
 {
   int rc;
-  sqlite3_reset(st);
-  sqlite3_bind_int64(st, 1, from);
-  rc = sqlite3_step(st);
+  gint64 q;
+  sqlite3_reset(c->probe);
+  sqlite3_bind_int64(c->probe, 1, from);
+  rc = sqlite3_step(c->probe);
   if (rc == SQLITE_ROW) {
-    *rowid = sqlite3_column_int64(st, 0);
-    sqlite3_reset(st);
+    q = sqlite3_column_int64(c->probe, 0);
+    sqlite3_reset(c->probe);
     /* A damaged tree can lead a search to a smaller rowid: that is a
      * failure to read, not a row (the salvage would go backwards). */
-    return *rowid >= from ? PROBE_ROW : PROBE_FAILED;
+    if (q < from || (c->has_max && q > c->max) || !confirm(c, q))
+      return PROBE_FAILED;
+    *rowid = q;
+    return PROBE_ROW;
   }
-  sqlite3_reset(st);
-  return rc == SQLITE_DONE ? PROBE_DONE : PROBE_FAILED;
+  sqlite3_reset(c->probe);
+  if (rc == SQLITE_DONE && !(c->has_max && from <= c->max))
+    return PROBE_DONE;
+  return PROBE_FAILED;
 }
 
 /* The first rowid after @last from which reading works again; FALSE when no
- * readable row follows. Offsets from @last are unsigned, so the search spans
- * the whole rowid range without overflow. */
+ * readable row follows. The search goes up to the table's largest rowid
+ * when it is known, else to the end of the rowid range; offsets from @last
+ * are unsigned, so it spans that range without overflow. */
 static gboolean
-find_resume(sqlite3_stmt *probe_st, gint64 last, gint64 *resume)
+find_resume(Copy *c, gint64 last, gint64 *resume)
 {
-  guint64 span = (guint64)G_MAXINT64 - (guint64)last; /* MAX - last, exactly */
-  guint64 bad = 0, good, step = 1;                   /* offsets from last */
+  gint64 top = c->has_max ? c->max : G_MAXINT64;
+  guint64 span = last < top ? (guint64)top - (guint64)last : 0; /* top - last, exactly */
+  guint64 bad = 0, good, step = 1;                               /* offsets from last */
   gint64 row;
   ProbeResult r;
 
@@ -679,7 +714,7 @@ find_resume(sqlite3_stmt *probe_st, gint64 last, gint64 *resume)
     return FALSE;
   for (;;) {
     good = MIN(step, span);
-    r = probe(probe_st, (gint64)((guint64)last + good), &row);
+    r = probe(c, (gint64)((guint64)last + good), &row);
     if (r != PROBE_FAILED)
       break;
     bad = good;
@@ -691,13 +726,33 @@ find_resume(sqlite3_stmt *probe_st, gint64 last, gint64 *resume)
    * offset that does not fail. */
   while (good - bad > 1) {
     guint64 mid = bad + (good - bad) / 2;
-    if (probe(probe_st, (gint64)((guint64)last + mid), &row) == PROBE_FAILED)
+    if (probe(c, (gint64)((guint64)last + mid), &row) == PROBE_FAILED)
       bad = mid;
     else
       good = mid;
   }
   *resume = (gint64)((guint64)last + good);
-  return probe(probe_st, *resume, &row) == PROBE_ROW;
+  return probe(c, *resume, &row) == PROBE_ROW;
+}
+
+/* The largest rowid of @t in @src into *max; FALSE when it cannot be read,
+ * or a lookup of it does not find it again (a damaged last leaf can give
+ * any rowid). */
+static gboolean
+table_max(sqlite3 *src, const Table *t, gint64 *max)
+{
+  g_autofree char *q = quote_ident(t->name);
+  g_autofree char *sql = g_strdup_printf("SELECT max(%s) FROM %s", t->rowid, q);
+  g_autofree char *lsql = g_strdup_printf("SELECT %s FROM %s WHERE %s = ?1", t->rowid, q,
+                                          t->rowid);
+  g_autoptr(sqlite3_stmt) st = NULL, lookup = NULL;
+  if (sqlite3_prepare_v2(src, sql, -1, &st, NULL) != SQLITE_OK ||
+      sqlite3_step(st) != SQLITE_ROW || sqlite3_column_type(st, 0) != SQLITE_INTEGER ||
+      sqlite3_prepare_v2(src, lsql, -1, &lookup, NULL) != SQLITE_OK)
+    return FALSE;
+  *max = sqlite3_column_int64(st, 0);
+  sqlite3_bind_int64(lookup, 1, *max);
+  return sqlite3_step(lookup) == SQLITE_ROW && sqlite3_column_int64(lookup, 0) == *max;
 }
 
 static void
@@ -818,6 +873,14 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       copy_clear(&c);
       return;
     }
+    g_free(sql);
+    sql = g_strdup_printf("SELECT %s FROM %s WHERE %s = ?1", t->rowid, q, t->rowid);
+    if (sqlite3_prepare_v2(j->src, sql, -1, &c.lookup, NULL) != SQLITE_OK) {
+      t->note = g_strdup_printf("cannot read it: %s", sqlite3_errmsg(j->src));
+      copy_clear(&c);
+      return;
+    }
+    c.has_max = table_max(j->src, t, &c.max);
     for (;;) {
       gint64 last = G_MININT64, row;
       gboolean any = FALSE;
@@ -834,6 +897,13 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
             c.first_error = g_strdup("the table's b-tree leads back to rowids already read");
           break;
         }
+        /* Past the largest rowid: a damaged leaf's garbage, not a row. */
+        if (c.has_max && row > c.max) {
+          rc = SQLITE_CORRUPT;
+          if (c.first_error == NULL)
+            c.first_error = g_strdup("a damaged page gives rowids past the table's largest");
+          break;
+        }
         last = row;
         any = TRUE;
         insert_row(&c, out, c.scan, n_cols);
@@ -845,7 +915,7 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       if (!any) {
         /* Failed before its first row: if a probe finds that row, the row
          * itself does not read (its payload): skip it alone. */
-        if (probe(c.probe, from, &row) == PROBE_ROW)
+        if (probe(&c, from, &row) == PROBE_ROW)
           last = row;
         else
           last = from == G_MININT64 ? G_MININT64 : from - 1;
@@ -853,7 +923,7 @@ salvage_table(Job *j, sqlite3 *out, Table *t)
       sqlite3_reset(c.scan);
       /* Each pass starts past the last: `from` only grows, and a tree
        * damaged so that it fails every few rowids is given up on. */
-      if (n_gaps >= MAX_GAPS || !find_resume(c.probe, last, &from))
+      if (n_gaps >= MAX_GAPS || !find_resume(&c, last, &from))
         break;
     }
     if (n_gaps > 0)
@@ -1091,7 +1161,8 @@ list_missing(Job *j, sqlite3 *out, const Table *t, const char *index, gint64 mis
   g_autoptr(sqlite3_stmt) es = NULL, os = NULL;
   Ranges rg = { .out = g_string_new(NULL), .max_ranges = MAX_RANGES };
   gboolean have_o = FALSE, ok = TRUE, have_e = FALSE;
-  gint64 o = 0, prev_e = 0, hidden;
+  gint64 o = 0, prev_e = 0, hidden, max = 0;
+  gboolean has_max = table_max(j->src, t, &max);
   int rc;
   char *s;
 
@@ -1105,9 +1176,10 @@ list_missing(Job *j, sqlite3 *out, const Table *t, const char *index, gint64 mis
     while ((rc = sqlite3_step(es)) == SQLITE_ROW) {
       gint64 e = sqlite3_column_int64(es, 0);
       /* A rowid out of order (the listing's own order serves the ORDER
-       * BY) or twice: a damaged cell read as another row's. Which row it
-       * stood for cannot be told (counted below). */
-      if (have_e && e <= prev_e) {
+       * BY), twice, or past the table's largest: a damaged cell read as
+       * another row's. Which row it stood for cannot be told (counted
+       * below). */
+      if ((have_e && e <= prev_e) || (has_max && e > max)) {
         (*n_bad)++;
         continue;
       }
