@@ -219,5 +219,14 @@ cmd_recover(int argc, char **argv)
     print_json(report);
   else
     print_text(report);
+  /* The output is written, so the exit status is 0; rows known to be lost
+   * must still not pass unnoticed in a script that reads only stderr. */
+  if (report->n_rows_expected_lost > 0)
+    fprintf(stderr,
+            "sqlenvfs recover: warning: at least %" G_GINT64_FORMAT " row%s of %s could not be "
+            "recovered into %s (%" G_GINT64_FORMAT " were): the report names the tables; a "
+            "backup, or for production `sqlenvfs restore --time latest`, may hold them\n",
+            report->n_rows_expected_lost, report->n_rows_expected_lost == 1 ? "" : "s",
+            report->source, report->output, report->n_rows_recovered);
   return CLI_OK;
 }

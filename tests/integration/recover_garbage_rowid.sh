@@ -4,8 +4,9 @@
 # rowid the table never had). A search that lands on that page gives the
 # garbage rowid; the salvage must not believe it and resume past it (which
 # skipped every row after the page), but resume after the page: it gets
-# back at least the rows plain SQL reads in windows of 500 rowids, and names
-# no rowid past the table's largest as missing.
+# back at least the rows plain SQL reads in windows of 500 rowids, names no
+# rowid past the table's largest as missing, and warns on stderr that rows
+# were lost.
 source "$SRCDIR/tests/integration/lib.sh"
 
 BTREE="$SRCDIR/tests/integration/btree.py"
@@ -70,7 +71,7 @@ for hsize in 4 100; do
   read -r n_window probe < <(windowed "$db")
   assert_eq "$probe" 1000000 "a search from rowid $first on the damaged page (header $hsize)"
   [ "$n_window" -ge $((20000 - 1000)) ] || fail "plain SQL reads only $n_window rows: a poor test"
-  "$SQLENVFS" recover "$db" --output "rec$hsize.db" --json >"report$hsize.json"
+  "$SQLENVFS" recover "$db" --output "rec$hsize.db" --json >"report$hsize.json" 2>"err$hsize.txt"
   assert_eq "$(sqlite3 "rec$hsize.db" 'PRAGMA integrity_check')" ok "integrity_check of rec$hsize.db"
   got=$(sqlite3 "rec$hsize.db" 'SELECT count(*) FROM rows')
   [ "$got" -ge "$n_window" ] ||
@@ -83,7 +84,13 @@ t = [x for x in json.load(open(sys.argv[1]))["tables"] if x["name"] == "rows"][0
 assert t["rows_recovered"] == int(sys.argv[2]), t
 assert "1000000" not in (t.get("missing_rowids") or ""), t
 PY
+  grep -q "^sqlenvfs recover: warning: at least $((20000 - got)) rows of .* could not be recovered" \
+    "err$hsize.txt" || fail "no warning of the lost rows on stderr: $(cat "err$hsize.txt")"
   note "header $hsize: $got rows recovered, $n_window read in windows, $n_page on page $lpage"
 done
 pass "a leaf whose cells read as a garbage rowid: the salvage resumes after it, not past the garbage"
 
+# A sound database: nothing lost, no warning.
+"$SQLENVFS" recover orig.db --output rec-orig.db >/dev/null 2>err-orig.txt
+assert_eq "$(cat err-orig.txt)" "" "stderr of a recover that lost nothing"
+pass "no warning when no row was lost"
