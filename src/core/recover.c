@@ -2446,6 +2446,49 @@ mend_header(Job *j, const char *path)
   close(fd);
 }
 
+/* Whether the rollback journal at @path begins with a journal header (its
+ * magic), as a journal that still holds a transaction to roll back does. */
+static gboolean
+journal_has_header(const char *path)
+{
+  static const guint8 magic[8] = { 0xd9, 0xd5, 0x05, 0xf9, 0x20, 0xa1, 0x63, 0xd7 };
+  guint8 h[8];
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  gboolean has;
+  if (fd < 0)
+    return FALSE;
+  has = pread(fd, h, sizeof h, 0) == sizeof h && memcmp(h, magic, sizeof h) == 0;
+  close(fd);
+  return has;
+}
+
+/* A -journal copied beside the copy at @path is hot when its writer stopped
+ * inside a transaction: SQLite rolls it back on the next read, which a
+ * read-only connection cannot do ("attempt to write a readonly database").
+ * Roll it back in the copy, as the source's next writer would, before the
+ * header is checked and the copy is read read-only; the report notes it.
+ * The copy is this run's own: the source is never written. */
+static void
+play_back_journal(Job *j, const char *path)
+{
+  g_autofree char *journal = g_strconcat(path, "-journal", NULL);
+  g_autoptr(sqlite3) db = NULL;
+
+  if (!journal_has_header(journal))
+    return;
+  /* Not checkpointed on close: a -wal beside it stays as it was copied. */
+  db = sqlenvfs_db_open(path, SQLENVFS_OPEN_NO_CKPT_ON_CLOSE, NULL);
+  if (db == NULL)
+    return;
+  /* The first read takes the lock under which SQLite plays a hot journal
+   * back; the header alone is read, so a damaged schema does not matter. */
+  sqlenvfs_db_exec(db, "PRAGMA schema_version", path, NULL);
+  g_clear_pointer(&db, sqlite3_close_v2);
+  if (!journal_has_header(journal))
+    problem(j, "the source's -journal held a transaction its writer never committed: it was "
+            "rolled back in the copy, as SQLite does when the database is next opened");
+}
+
 /* What SQLite will not read of the WAL at @wal (the private copy's), when
  * that loses a commit (sqlenvfs_wal_tail_damage), for the report; NULL when
  * nothing is lost. */
@@ -2718,6 +2761,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
                   (stat(wal, &cst) == 0 ? cst.st_size : 0);
     report->wal_damage = wal_tail_damage(wal); /* before SQLite opens (and resets) it */
   }
+  play_back_journal(&j, j.copy);
   mend_header(&j, j.copy);
   j.src = sqlenvfs_db_open(j.copy, 0, error);
   if (j.src == NULL)
