@@ -393,8 +393,8 @@ GIO_FORWARD_VOID(g_object_unref, (gpointer object), (object))
 GIO_FORWARD(GSubprocessLauncher *, g_subprocess_launcher_new, (GSubprocessFlags flags), (flags))
 GIO_FORWARD_VOID(g_subprocess_launcher_set_cwd, (GSubprocessLauncher *self, const gchar *cwd),
                  (self, cwd))
-GIO_FORWARD_VOID(g_subprocess_launcher_set_stderr_file_path,
-                 (GSubprocessLauncher *self, const gchar *path), (self, path))
+GIO_FORWARD_VOID(g_subprocess_launcher_take_stderr_fd, (GSubprocessLauncher *self, gint fd),
+                 (self, fd))
 GIO_FORWARD(GSubprocess *, g_subprocess_launcher_spawnv,
             (GSubprocessLauncher *self, const gchar *const *argv, GError **error),
             (self, argv, error))

@@ -9,6 +9,11 @@
  *     new.db                        the database being built
  *     shell.err                     the sqlite3 shell's stderr (shell method)
  *
+ *   The copy is 0600; new.db and shell.err are made by this file with the
+ *   source's mode (sqlenvfs_copy_mode), whatever the umask, before SQLite
+ *   or the shell writes them, and SQLite gives its files beside a database
+ *   the database file's mode.
+ *
  * Invariants:
  *   (1) The source is opened by nothing but a read-only descriptor that
  *       copies it; SQLite and the shell only ever see the private copy,
@@ -315,6 +320,8 @@ typedef struct {
   GPtrArray *damage; /* char *: integrity_check's messages (MAX_PLACES) */
   gboolean schema_partial; /* sqlite_schema could not be read to its end */
   gint64 copy_size;  /* bytes of the private copy (database and -wal) */
+  int mode;          /* production's (sqlenvfs_copy_mode): new.db and shell.err
+                      * are made with it, never more readable */
   gboolean shell_erred; /* the sqlite3 shell ran and printed an error */
 } Job;
 
@@ -349,10 +356,18 @@ deny_attach(void *user, int action, const char *a, const char *b, const char *c,
   return action == SQLITE_ATTACH || action == SQLITE_DETACH ? SQLITE_DENY : SQLITE_OK;
 }
 
+/* The new database at @path, made empty with @mode (less the umask) before
+ * SQLite opens it: SQLite would make it 0644 whatever the source's mode,
+ * and a file it makes beside it takes the database file's mode. */
 static sqlite3 *
-open_new_db(const char *path, GError **error)
+open_new_db(const char *path, int mode, GError **error)
 {
-  sqlite3 *db = sqlenvfs_db_open(path, SQLENVFS_OPEN_CREATE, error);
+  sqlite3 *db;
+  int fd = sqlenvfs_create_file(path, mode, error);
+  if (fd < 0)
+    return NULL;
+  close(fd);
+  db = sqlenvfs_db_open(path, SQLENVFS_OPEN_MUST_EXIST, error);
   if (db == NULL)
     return NULL;
   sqlite3_limit(db, SQLITE_LIMIT_ATTACHED, 0);
@@ -563,15 +578,23 @@ run_shell(Job *j, const char *shell, char **why)
   char *line;
   gsize len;
   gboolean ok;
+  int err_fd;
 
-  out = open_new_db(j->newdb, &error);
+  out = open_new_db(j->newdb, j->mode, &error);
   if (out == NULL) {
+    *why = g_strdup(error->message);
+    return FALSE;
+  }
+  /* Made here with production's mode: the launcher would make it 0666
+   * less the umask, and the shell's errors quote the data. */
+  err_fd = sqlenvfs_create_file(errfile, j->mode, &error);
+  if (err_fd < 0) {
     *why = g_strdup(error->message);
     return FALSE;
   }
   launcher = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                        G_SUBPROCESS_FLAGS_STDIN_INHERIT);
-  g_subprocess_launcher_set_stderr_file_path(launcher, errfile);
+  g_subprocess_launcher_take_stderr_fd(launcher, err_fd);
   g_subprocess_launcher_set_cwd(launcher, j->work);
   proc = g_subprocess_launcher_spawn(launcher, &error, shell, "-batch", "-init", "/dev/null",
                                      j->copy, ".recover", NULL);
@@ -983,7 +1006,7 @@ made_by_virtual(Job *j, sqlite3 *out, const char *name)
 static gboolean
 salvage(Job *j, GError **error)
 {
-  g_autoptr(sqlite3) out = open_new_db(j->newdb, error);
+  g_autoptr(sqlite3) out = open_new_db(j->newdb, j->mode, error);
   gint64 v;
 
   if (out == NULL)
@@ -2746,6 +2769,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
   j.work = g_steal_pointer(&tmpl);
   j.copy = g_build_filename(j.work, "source.db", NULL);
   j.newdb = g_build_filename(j.work, "new.db", NULL);
+  j.mode = sqlenvfs_copy_mode(&sst);
   j.schema = g_ptr_array_new_with_free_func(schema_row_free);
   j.tables = g_ptr_array_new_with_free_func(tbl_free);
   j.damage = g_ptr_array_new_with_free_func(g_free);
@@ -2835,7 +2859,7 @@ sqlenvfs_recover_run(const char *source, const char *output, const SqlenvfsRecov
     goto out;
   }
   g_clear_pointer(&out, sqlite3_close_v2);
-  if (!recover_set_mode(j.newdb, sqlenvfs_copy_mode(&sst))) {
+  if (!recover_set_mode(j.newdb, j.mode)) {
     sqlenvfs_error_errno(error, errno, "set the mode of", j.newdb);
     goto out;
   }
