@@ -1728,11 +1728,14 @@ check_layout(Ctx *c)
         "%s`); to keep it on another disk, "
         "mount that disk (or bind-mount a directory of it) on %s instead of linking to it",
         word, target_word, word, word);
+      /* Only init writes data/prod itself: the other commands read and
+       * archive production through the link, as the application does. */
       sqlenvfs_doctor_report_add(
-        c->report, SQLENVFS_SEVERITY_FAILURE, "layout", "root", path, action,
+        c->report, by == BY_INIT ? SQLENVFS_SEVERITY_WARNING : SQLENVFS_SEVERITY_FAILURE,
+        "layout", "root", path, action,
         "%s is a symbolic link (to %s); sqlenvfs never writes or deletes through a link, so "
-        "%s refuse to run until it is a real directory",
-        path, target ? target : "?", who->str);
+        "%s %s to run until it is a real directory",
+        path, target ? target : "?", who->str, n_all == 1 ? "refuses" : "refuse");
     } else {
       action = g_strdup_printf("move it aside (`mv %s %s.aside`; look at what it holds): the "
                                "next command that needs the directory creates it",

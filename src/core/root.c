@@ -1041,7 +1041,11 @@ char *
 sqlenvfs_root_db_link(const SqlenvfsRoot *root, SqlenvfsDir which, const char *path)
 {
   gboolean is_link = FALSE;
-  char *blocker = sqlenvfs_root_path_blocker(root, which, &is_link);
+  /* Production is read through a link to its directory as every command
+   * (and the application) reads it; development's directory is sqlenvfs's
+   * to write. */
+  char *blocker = which == SQLENVFS_DIR_PROD ? NULL
+                                             : sqlenvfs_root_path_blocker(root, which, &is_link);
 
   if (blocker != NULL && is_link)
     return blocker;

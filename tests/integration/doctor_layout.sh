@@ -112,3 +112,16 @@ ln -s "$T/outdev" "$R/data/dev"
 findings open > /dev/null
 assert_eq "$(ls "$T/outdev")" "app.db" "files in the directory data/dev links to"
 pass "info and doctor open no database through a link"
+
+# 6. Production's directory as a link (production kept on another disk):
+# only init refuses, every other command reads and archives production
+# through it, so the doctor warns, and still opens production.
+rm "$R/data/dev"
+mkdir "$R/data/dev"
+mv "$R/data/prod" "$T/prodisk"
+ln -s "$T/prodisk" "$R/data/prod"
+findings layout | grep -q "^warning|$R/data/prod|.*symbolic link .*init refuses to run" ||
+  fail "no layout warning for a linked data/prod: $(findings layout)"
+findings open | grep -q "not opened" && fail "production was not opened: $(findings open)"
+"$SQLENVFS" info --root "$R" > /dev/null || fail "info with data/prod a link"
+pass "production's directory as a link is a warning, and production is still checked"
