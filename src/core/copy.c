@@ -294,6 +294,19 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
                 cmd, output, area, cmd);
     return FALSE;
   }
+  if (lstat(dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+    /* Its temporaries and the output would be made through the link: the
+     * directory it points to is named instead. */
+    g_autofree char *target = g_file_read_link(dir, NULL);
+    g_autofree char *parent = g_path_get_dirname(dir);
+    g_autofree char *real = target ? g_canonicalize_filename(target, parent) : NULL;
+    g_autofree char *real_out = real ? g_build_filename(real, base, NULL) : NULL;
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
+                "%s to %s: %s is a symbolic link (to %s), and sqlenvfs writes nothing through "
+                "a link (nothing was written; name the directory it points to: --output %s)",
+                cmd, output, dir, target ? target : "?", real_out ? real_out : "DIR/FILE");
+    return FALSE;
+  }
   has_output = lstat(output, &st) == 0;
   for (gsize i = 0; i < SQLENVFS_N_DB_SIDECARS; i++) {
     const char *suffix = SQLENVFS_DB_SIDECARS[i];

@@ -170,6 +170,19 @@ expect_fail 'it is a symbolic link \(to [^)]+\), not a plain file' \
 assert_eq "$(cat "$T/target.db")" "target" "the symlink's target after a refused restore"
 pass "restore refuses a symlink as output"
 
+# An output in a directory that is a symbolic link: refused before anything
+# is written, naming the link and the path to give instead (it was refused
+# while cleaning up temporaries, advising to replace the link).
+mkdir "$T/realdir"
+ln -s "$T/realdir" "$T/linkdir"
+expect_fail "restore to $T/linkdir/x.db: $T/linkdir is a symbolic link \(to $T/realdir\).*name \
+the directory it points to: --output $T/realdir/x.db" \
+  "$SQLENVFS" restore --root "$R" --time latest --output "$T/linkdir/x.db"
+expect_fail "recover to $T/linkdir/y.db: $T/linkdir is a symbolic link" \
+  "$SQLENVFS" recover --root "$R" app --output "$T/linkdir/y.db"
+assert_eq "$(ls -A "$T/realdir")" "" "the directory the link points to"
+pass "an output in a directory that is a link is refused, naming the real directory"
+
 # Outputs a restore cannot write: each error says what is wrong with the
 # output itself, never suggests --force where --force would not help, and
 # never speaks of a leftover that is not there.
