@@ -811,6 +811,8 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
     /* The demo data fits the built-in vessel schema; leave a copy in the
      * root so that the root describes itself. */
     if (!sqlenvfs_mkdir_p(sqlenvfs_root_dir(root), 0755, error) ||
+        /* A dangling link is not replaced without a word. */
+        !sqlenvfs_refuse_symlink(schema_default, "write the demo schema", error) ||
         !sqlenvfs_write_file_atomic(schema_default, sqlenvfs_demo_schema_sql,
                                     strlen(sqlenvfs_demo_schema_sql), 0644, error))
       return FALSE;

@@ -293,7 +293,9 @@ empty_cache_dir(int dfd, const char *dir)
     if (!is_cache_name(ent->d_name))
       continue;
     if (fstatat(dfd, ent->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) {
-      g_warning("pitr cache %s: %s is not a regular file: left alone", dir, ent->d_name);
+      g_warning("pitr cache %s: %s is not a regular file: not removed now, but a state of "
+                "that name composed later takes its place (the name only: nothing it points "
+                "to is written); move it out of the cache to keep it", dir, ent->d_name);
       continue;
     }
     if (unlinkat(dfd, ent->d_name, 0) != 0 && errno != ENOENT)

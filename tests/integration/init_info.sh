@@ -329,3 +329,11 @@ cmp -s "$E/schema.sql" "$SRCDIR/schema.sql" || fail "init --demo did not leave t
 assert_eq "$(sqlite3 "$E/data/prod/app.db" 'SELECT count(*) FROM raw_vessel_events')" "500" "demo events without a schema file"
 expect_fail "schema.sql: no such file" "$SQLENVFS" init --root "$T/plain-root"
 pass "init --demo works in an empty directory; plain init still asks for a schema"
+
+# A dangling link where the demo schema would go is not replaced.
+mkdir "$T/dangling-root"
+ln -s "$T/nowhere.sql" "$T/dangling-root/schema.sql"
+expect_fail "write the demo schema: .*schema.sql is a symbolic link \(to $T/nowhere.sql\)" \
+  "$SQLENVFS" init --root "$T/dangling-root" --demo --demo-events 10
+[ -L "$T/dangling-root/schema.sql" ] || fail "the link was replaced"
+pass "init --demo does not replace a dangling schema.sql link"
