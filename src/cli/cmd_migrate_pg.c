@@ -79,6 +79,29 @@ rows_progress(gpointer user, const char *table, guint64 done, guint64 total)
 }
 #endif
 
+
+/* @list split at the commas that are not inside a double-quoted name
+ * ("a,b",c is two names). */
+static GStrv
+split_outside_quotes(const char *list)
+{
+  g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func(g_free);
+  gboolean quoted = FALSE;
+  const char *start = list;
+
+  for (const char *p = list;; p++) {
+    if (*p == '"')
+      quoted = !quoted;
+    if (*p == '\0' || (*p == ',' && !quoted)) {
+      g_ptr_array_add(parts, g_strndup(start, (gsize)(p - start)));
+      if (*p == '\0')
+        break;
+      start = p + 1;
+    }
+  }
+  g_ptr_array_add(parts, NULL);
+  return (GStrv)g_ptr_array_free(g_steal_pointer(&parts), FALSE);
+}
 int
 cmd_migrate_pg(int argc, char **argv)
 {
@@ -112,7 +135,7 @@ cmd_migrate_pg(int argc, char **argv)
     if (*tables_args[i] == '\0')
       return cli_usage(cmd, "--tables is empty (nothing was done; give the tables to copy, or "
                        "leave --tables out to copy every table of the current schema)");
-    parts = g_strsplit(tables_args[i], ",", -1);
+    parts = split_outside_quotes(tables_args[i]);
     for (int j = 0; parts[j]; j++) {
       char *name = g_strstrip(parts[j]);
       if (*name == '\0')

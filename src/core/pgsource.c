@@ -638,6 +638,62 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
   "JOIN pg_catalog.pg_namespace pn ON pn.oid = pc.relnamespace "                               \
   "WHERE pn.nspname = current_schema()"
 
+/* One name of --tables at *@p: "quoted" (a quote inside doubled) or bare
+ * (up to a '.' or the end). NULL when it is empty or badly quoted. */
+static char *
+take_name(const char **p)
+{
+  g_autoptr(GString) out = g_string_new(NULL);
+  const char *s = *p;
+
+  if (*s == '"') {
+    for (s++;; s++) {
+      if (*s == '\0')
+        return NULL;
+      if (*s == '"') {
+        if (s[1] != '"')
+          break;
+        s++;
+      }
+      g_string_append_c(out, *s);
+    }
+    s++;
+  } else {
+    while (*s != '\0' && *s != '.') {
+      if (*s == '"')
+        return NULL;
+      g_string_append_c(out, *s++);
+    }
+  }
+  *p = s;
+  return out->len ? g_string_free(g_steal_pointer(&out), FALSE) : NULL;
+}
+
+/* A name of --tables, TABLE or SCHEMA.TABLE, each part bare or quoted. */
+static gboolean
+split_table_name(const char *name, char **schema, char **rel)
+{
+  const char *p = name;
+  g_autofree char *first = take_name(&p);
+  g_autofree char *second = NULL;
+
+  if (first == NULL)
+    return FALSE;
+  if (*p == '\0') {
+    *rel = g_steal_pointer(&first);
+    return TRUE;
+  }
+  if (*p != '.')
+    return FALSE;
+  p++;
+  second = take_name(&p);
+  if (second == NULL || *p != '\0')
+    return FALSE;
+  *schema = g_steal_pointer(&first);
+  *rel = g_steal_pointer(&second);
+  return TRUE;
+}
+
 static GPtrArray *
 list_tables(SqlenvfsPgSource *src, const char *const *names, gboolean numeric_as_real,
             GError **error)
@@ -668,18 +724,21 @@ list_tables(SqlenvfsPgSource *src, const char *const *names, gboolean numeric_as
   }
 
   for (int i = 0; names[i]; i++) {
-    const char *dot = strchr(names[i], '.');
-    g_autofree char *schema = dot ? g_strndup(names[i], dot - names[i]) : NULL;
-    const char *rel = dot ? dot + 1 : names[i];
-    const char *params[2] = { rel, schema };
+    g_autofree char *schema = NULL, *rel = NULL;
+    const char *params[2];
     g_autoptr(PGresult) res = NULL;
     SqlenvfsPgTable *t;
 
-    if (*rel == '\0' || (schema && *schema == '\0')) {
+    if (!split_table_name(names[i], &schema, &rel)) {
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                  "invalid table name '%s' in --tables (give TABLE or SCHEMA.TABLE)", names[i]);
+                  "invalid table name '%s' in --tables (give TABLE or SCHEMA.TABLE; a name "
+                  "holding '.', ',' or '\"' in double quotes, with '\"' doubled: "
+                  "'\"my.table\"', 'other.\"a,b\"')",
+                  names[i]);
       return NULL;
     }
+    params[0] = rel;
+    params[1] = schema;
     res = run_params(src,
                      "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
                      "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace "

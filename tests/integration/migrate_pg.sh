@@ -674,6 +674,25 @@ assert_eq "$(sqlite3 "$cdb" .dump | sha256sum)" "$before" "production after a lo
 rm -rf "$C"
 pass "a lock another session holds on a table to read is waited for --stall-seconds, then named"
 
+# --- names with '.', ',' or '"' in --tables, in double quotes -----------------
+# A table named "dot.ted" could not be given at all (the name was split at
+# its first '.'), nor one with a ','.
+pgc_psql src -c 'CREATE TABLE "dot.ted" (id int PRIMARY KEY); INSERT INTO "dot.ted" VALUES (1), (2);
+  CREATE SCHEMA "odd schema"; CREATE TABLE "odd schema"."a,b" (id int, "q""uote" text);
+  INSERT INTO "odd schema"."a,b" VALUES (7, $$x$$);' >/dev/null
+Q=$T/quoted
+make_root "$Q" <(echo "CREATE TABLE unrelated (id INTEGER);")
+"$SQLENVFS" migrate-pg --root "$Q" --dsn "$DSN" --create-tables \
+  --tables '"dot.ted","odd schema"."a,b"' > /dev/null 2> "$T/quoted.err" ||
+  fail "quoted names in --tables: $(cat "$T/quoted.err")"
+assert_eq "$(sqlite3 "$Q/data/prod/app.db" 'SELECT sum(id) FROM "dot.ted"')" 3 "rows of \"dot.ted\""
+assert_eq "$(sqlite3 "$Q/data/prod/app.db" 'SELECT id, "q""uote" FROM "a,b"')" "7|x" \
+  "rows of \"odd schema\".\"a,b\""
+expect_fail "invalid table name 'a\.\"b' in --tables" \
+  "$SQLENVFS" migrate-pg --root "$Q" --dsn "$DSN" --tables 'a."b'
+rm -rf "$Q"
+pass "tables whose names hold '.', ',' or '\"' are named in double quotes"
+
 # --- production's room: the load's WAL leaves min-free-bytes free ------------
 # A root on a 96 MiB tmpfs that keeps 64 MiB free: the load of everything
 # (more WAL than the room left) stops before it takes that room (the free
