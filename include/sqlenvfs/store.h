@@ -74,11 +74,11 @@ typedef struct {
 void sqlenvfs_stored_copy_free(SqlenvfsStoredCopy *copy);
 
 /* Why the name of @copy does not date it (newly allocated), or NULL: it is
- * more than a minute later than the copy was made (copied or renamed by
- * hand under a later name), or more than a minute in the future of @now
- * (taken while the clock was ahead). Such a copy never counts as the
- * newest: prune keeps it and says why, doctor warns and takes the age of
- * the newest correctly dated one. */
+ * more than a minute in the future of @now (taken while the clock was
+ * ahead). Such a copy never counts as the newest: prune keeps it and says
+ * why, doctor warns and takes the age of the newest correctly dated one.
+ * (A directory renamed or copied by hand under another name does not load
+ * at all: its MANIFEST names the entry it was written for.) */
 char *sqlenvfs_stored_copy_misdated(const SqlenvfsStoredCopy *copy, gint64 now);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsStoredCopy, sqlenvfs_stored_copy_free)
 
@@ -95,9 +95,12 @@ SqlenvfsStoredCopy *sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind k
                                           const char *db, SqlenvfsProgressFunc progress,
                                           gpointer user, GError **error);
 
-/* Every complete entry of @kind, oldest first. Entries whose MANIFEST cannot
- * be read are skipped here (verify reports them; sqlenvfs_store_list_report
- * lists them as damaged). Never NULL on success. */
+/* Every complete entry of @kind, oldest first. Entries that cannot be read
+ * are skipped here (verify reports them; sqlenvfs_store_list_report lists
+ * them as damaged): a MANIFEST that is missing, damaged, or written for
+ * another entry (its name, kind or creation time not the directory's: a
+ * directory renamed, swapped or copied by hand), an entry that is a
+ * symbolic link, or a database file that is one. Never NULL on success. */
 GPtrArray *sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error);
 
 /* Like sqlenvfs_store_list(), and each entry that cannot be read is added
@@ -107,7 +110,8 @@ GPtrArray *sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind
                                        GPtrArray *unreadable, GPtrArray *unreadable_names,
                                        GError **error);
 
-/* One entry by name; NULL and NOT_FOUND if there is none. */
+/* One entry by name; NULL and NOT_FOUND if there is none, INTEGRITY if it
+ * cannot be read (as sqlenvfs_store_list skips it). */
 SqlenvfsStoredCopy *sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind,
                                         const char *name, GError **error);
 
@@ -316,8 +320,10 @@ typedef struct {
 
 /* A backup or snapshot whose MANIFEST cannot be read: missing, not a
  * readable key file, a checksum that does not match, a field missing or
- * invalid. It is never a base (restores leave it out) and prune never
- * removes it; `list` shows it so that it is not taken for absent. Also
+ * invalid, written for another entry (a directory renamed or swapped by
+ * hand); or an entry that is a symbolic link, or whose database file is.
+ * It is never a base (restores leave it out) and prune never removes it;
+ * `list` shows it so that it is not taken for absent. Also
  * one whose MANIFEST reads but whose database file verify or a restore
  * found bad (remembered in the memo of base verdicts, verifymemo.h): never
  * a base either, and prune removes it as any copy past retention. */
@@ -327,7 +333,8 @@ typedef struct {
   gint64 time;    /* the time in the name (us) */
   char *dir;      /* absolute directory */
   char *manifest; /* absolute path of its MANIFEST */
-  char *file;     /* the file found bad: the MANIFEST, or a database file */
+  char *file;     /* the file found bad: the MANIFEST, a database file, or
+                     the entry itself (a symbolic link) */
   gboolean unreadable; /* only not readable by this user (its owner's)    */
   char *reason;   /* why it cannot be read, not repeating the path */
 } SqlenvfsDamagedCopy;

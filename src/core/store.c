@@ -44,6 +44,10 @@
  *       the MANIFEST says; the verdict is remembered for the file's identity
  *       (dev, inode, size, mtime, ctime) and those MANIFEST values, never
  *       longer than they stay the same.
+ *   (7) A MANIFEST is believed for its own entry only: its name and kind
+ *       are its directory's, and that name dates the run its created-us
+ *       says. An entry that is a symbolic link, or whose database file is
+ *       one, is never read as a copy (load_entry).
  */
 #include "sqlenvfs/store.h"
 #include "config.h"
@@ -260,15 +264,39 @@ printable_line(const char *text)
   return g_string_free(out, FALSE);
 }
 
+/* Whether an entry named for @name_us can have been made at @created_us:
+ * a run is named for its start (sqlenvfs_time_format_name), to the second
+ * in format 1 and to the millisecond since, a taken millisecond moved on
+ * within its second (unique_name); a second more is allowed for a
+ * thousand runs in one second. */
+static gboolean
+name_fits_created(gint64 name_us, gint64 created_us)
+{
+  gint64 second = created_us - (created_us % G_USEC_PER_SEC + G_USEC_PER_SEC) % G_USEC_PER_SEC;
+  return name_us >= second && name_us < second + 2 * G_USEC_PER_SEC;
+}
+
+/* Load the entry @name of @kind. A MANIFEST is believed for its own
+ * directory only: it names the entry it was written for, and an entry
+ * renamed to another time, swapped with another, or a symbolic link to
+ * another, would otherwise be that time's copy to every reader (list, the
+ * mount, a restore). So a MANIFEST whose name, kind or creation time is
+ * not its directory's, an entry that is a symbolic link, and a database
+ * file that is one, make the entry unreadable (INTEGRITY); *bad_file (may
+ * be NULL) then receives the path found bad when it is not the MANIFEST
+ * (newly allocated). A missing database file is not an error here: its
+ * readers say so. NOT_FOUND when there is no such entry. */
 static SqlenvfsStoredCopy *
-load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
+load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **bad_file,
+           GError **error)
 {
   g_autoptr(SqlenvfsStoredCopy) copy = g_new0(SqlenvfsStoredCopy, 1);
   g_autoptr(GKeyFile) kf = g_key_file_new();
   g_autoptr(GError) local = NULL;
-  g_autofree char *file = NULL;
+  g_autofree char *file = NULL, *stated_name = NULL, *stated_kind = NULL;
   g_auto(GStrv) names = NULL;
   guint64 format = 0;
+  struct stat st;
 
   copy->kind = kind;
   copy->name = g_strdup(name);
@@ -278,6 +306,16 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND,
                 "%s %s: not a %s name (names look like 20261128T161400Z; see `sqlenvfs list`)",
                 sqlenvfs_copy_kind_name(kind), name, sqlenvfs_copy_kind_name(kind));
+    return NULL;
+  }
+  if (lstat(copy->dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+    if (bad_file != NULL)
+      *bad_file = g_strdup(copy->dir);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "%s is a symbolic link, not a %s: a copy is never read through a link, whose "
+                "target holds another time's state (remove the link; `sqlenvfs list` shows the "
+                "copies)",
+                copy->dir, sqlenvfs_copy_kind_name(kind));
     return NULL;
   }
   if (!g_file_test(copy->dir, G_FILE_TEST_IS_DIR)) {
@@ -328,6 +366,36 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
     copy->is_protected = TRUE;
   }
   copy->created_us = g_key_file_get_int64(kf, GROUP_COPY, "created-us", NULL);
+  /* Every MANIFEST written names its entry (format 1 too); one that does
+   * not is placed by its creation time alone. */
+  stated_name = g_key_file_get_string(kf, GROUP_COPY, "name", NULL);
+  stated_kind = g_key_file_get_string(kf, GROUP_COPY, "kind", NULL);
+  if (stated_name != NULL && strcmp(stated_name, name) != 0) {
+    g_autofree char *shown = printable_line(stated_name);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: it was written for the %s named %s, not %s: the directory was "
+                "renamed, or swapped with another, by hand, and does not hold the state of the "
+                "time its name says (rename it back to %s, or remove it)",
+                file, sqlenvfs_copy_kind_name(kind), shown, name, shown);
+    return NULL;
+  }
+  if (stated_kind != NULL && strcmp(stated_kind, sqlenvfs_copy_kind_name(kind)) != 0) {
+    g_autofree char *shown = printable_line(stated_kind);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: it was written for a %s, not a %s: it was moved between %s and "
+                "another store directory by hand (move it back, or remove it)",
+                file, shown, sqlenvfs_copy_kind_name(kind), sqlenvfs_store_dir(root, kind));
+    return NULL;
+  }
+  if (copy->created_us > 0 && !name_fits_created(copy->time, copy->created_us)) {
+    g_autofree char *made = sqlenvfs_time_format_iso(copy->created_us);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: it was made at %s, which its directory's name %s does not say: the "
+                "directory was renamed or copied by hand (rename it back to that time, or "
+                "remove it)",
+                file, made, name);
+    return NULL;
+  }
   names = g_key_file_get_string_list(kf, GROUP_COPY, "databases", NULL, NULL);
   if (names == NULL || names[0] == NULL) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -358,6 +426,19 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError *
     g_ptr_array_add(copy->dbs, sdb);
     sdb->db = g_strdup(*n);
     sdb->path = g_build_filename(copy->dir, dbfile, NULL);
+    if (lstat(sdb->path, &st) == 0 && !S_ISREG(st.st_mode)) {
+      if (bad_file != NULL)
+        *bad_file = g_strdup(sdb->path);
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "%s is %s, not a copy of a database%s (remove this %s, and take a new one "
+                  "with `sqlenvfs %s`)",
+                  sdb->path, S_ISLNK(st.st_mode) ? "a symbolic link" : "not a regular file",
+                  S_ISLNK(st.st_mode)
+                    ? ": a copy is never read through a link, whose target holds another state"
+                    : "",
+                  sqlenvfs_copy_kind_name(kind), sqlenvfs_copy_kind_name(kind));
+      return NULL;
+    }
     sdb->journal_mode = g_key_file_get_string(kf, group, "journal-mode", NULL);
     if (!get_u64(kf, group, "size", G_MAXINT64, &sdb->size, file, error) ||
         !get_u32(kf, group, "crc32", &sdb->crc32, file, error) ||
@@ -754,7 +835,7 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
   if (!sqlenvfs_fsync_dir(dir, error))
     goto out;
   narrow_copies(root, manifest_mode);
-  result = load_entry(root, kind, name, error);
+  result = load_entry(root, kind, name, NULL, error);
   if (result != NULL && db == NULL)
     result->skipped = g_steal_pointer(&skipped);
   /* Each copy was just written, fsync'd and crc'd: a good base, known to
@@ -779,11 +860,14 @@ out:
 
 /* ----------------------------------------------------------------- list */
 
-/* Every directory of @kind whose name is a time, oldest first; entries that
- * load go to @ok, the others (name + error) to @bad when non-NULL. */
+/* Every directory of @kind whose name is a time, and every symbolic link
+ * so named (never a copy: load_entry), oldest first; entries that load go
+ * to @ok, the others' names and errors to @bad_names and @bad_errors when
+ * non-NULL, and the file found bad to @bad_files (may be NULL; NULL for
+ * the MANIFEST), in the same order. */
 static gboolean
 scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_names,
-     GPtrArray *bad_errors, GError **error)
+     GPtrArray *bad_errors, GPtrArray *bad_files, GError **error)
 {
   const char *dir = sqlenvfs_store_dir(root, kind);
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
@@ -803,13 +887,15 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
   while ((ent = g_dir_read_name(d)) != NULL) {
     gint64 us;
     g_autofree char *path = g_build_filename(dir, ent, NULL);
-    if (sqlenvfs_time_parse_name(ent, &us) && g_file_test(path, G_FILE_TEST_IS_DIR))
+    if (sqlenvfs_time_parse_name(ent, &us) && (g_file_test(path, G_FILE_TEST_IS_DIR) ||
+                                               g_file_test(path, G_FILE_TEST_IS_SYMLINK)))
       g_ptr_array_add(names, g_strdup(ent));
   }
   g_ptr_array_sort(names, sqlenvfs_time_name_cmp);
   for (guint i = 0; i < names->len; i++) {
     g_autoptr(GError) err = NULL;
-    SqlenvfsStoredCopy *copy = load_entry(root, kind, names->pdata[i], &err);
+    g_autofree char *bad_file = NULL;
+    SqlenvfsStoredCopy *copy = load_entry(root, kind, names->pdata[i], &bad_file, &err);
     if (copy) {
       g_ptr_array_add(ok, copy);
     } else if (err->code == SQLENVFS_ERROR_NOT_FOUND) {
@@ -819,6 +905,8 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
       if (bad_names) {
         g_ptr_array_add(bad_names, g_strdup(names->pdata[i]));
         g_ptr_array_add(bad_errors, g_strdup(err->message));
+        if (bad_files)
+          g_ptr_array_add(bad_files, g_steal_pointer(&bad_file));
       }
     }
   }
@@ -826,14 +914,15 @@ scan(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *ok, GPtrArray *bad_na
 }
 
 /* Every entry of @kind that loads, sorted (cmp_copy); the others' names to
- * @bad_names and their errors' messages to @bad_errors, oldest first. */
+ * @bad_names, their errors' messages to @bad_errors and the files found
+ * bad to @bad_files (may be NULL; as scan), oldest first. */
 static GPtrArray *
 list_entries(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *bad_names,
-             GPtrArray *bad_errors, GError **error)
+             GPtrArray *bad_errors, GPtrArray *bad_files, GError **error)
 {
   g_autoptr(GPtrArray) out =
     g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_stored_copy_free);
-  if (!scan(root, kind, out, bad_names, bad_errors, error))
+  if (!scan(root, kind, out, bad_names, bad_errors, bad_files, error))
     return NULL;
   g_ptr_array_sort(out, cmp_copy);
   return g_steal_pointer(&out);
@@ -845,7 +934,7 @@ sqlenvfs_store_list_checked(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray
 {
   g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
-  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, error);
+  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, NULL, error);
   if (out == NULL)
     return NULL;
   for (guint i = 0; unreadable && i < bad_errors->len; i++)
@@ -866,7 +955,7 @@ sqlenvfs_store_list(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GError **error)
 SqlenvfsStoredCopy *
 sqlenvfs_store_load(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, GError **error)
 {
-  return load_entry(root, kind, name, error);
+  return load_entry(root, kind, name, NULL, error);
 }
 
 static void
@@ -892,13 +981,15 @@ damaged_copy_free(gpointer p)
 
 /* The entries of @kind that load (as list_entries); each other one is
  * appended to @damaged, its reason the load error's message less the
- * "read <MANIFEST>: " that load_entry starts it with. */
+ * "read <MANIFEST>: " that load_entry starts it with, or less the path of
+ * the other file it found bad. */
 static GPtrArray *
 list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError **error)
 {
   g_autoptr(GPtrArray) bad_names = g_ptr_array_new_with_free_func(g_free);
   g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
-  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, error);
+  g_autoptr(GPtrArray) bad_files = g_ptr_array_new_with_free_func(g_free);
+  GPtrArray *out = list_entries(root, kind, bad_names, bad_errors, bad_files, error);
 
   for (guint i = 0; out != NULL && i < bad_names->len; i++) {
     SqlenvfsDamagedCopy *d = g_new0(SqlenvfsDamagedCopy, 1);
@@ -909,9 +1000,11 @@ list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError 
     sqlenvfs_time_parse_name(d->name, &d->time); /* scan keeps only names that parse */
     d->dir = g_build_filename(sqlenvfs_store_dir(root, kind), d->name, NULL);
     d->manifest = g_build_filename(d->dir, MANIFEST, NULL);
-    d->file = g_strdup(d->manifest);
-    d->unreadable = access(d->manifest, R_OK) != 0 && errno == EACCES;
-    prefix = g_strdup_printf("read %s: ", d->manifest);
+    d->file = g_strdup(bad_files->pdata[i] ? bad_files->pdata[i] : d->manifest);
+    d->unreadable = bad_files->pdata[i] == NULL && access(d->manifest, R_OK) != 0 &&
+                    errno == EACCES;
+    prefix = bad_files->pdata[i] ? g_strdup_printf("%s ", d->file)
+                                 : g_strdup_printf("read %s: ", d->manifest);
     d->reason = g_strdup(g_str_has_prefix(message, prefix) ? message + strlen(prefix) : message);
     g_ptr_array_add(damaged, d);
   }
@@ -1492,7 +1585,7 @@ sqlenvfs_store_verify_all_with(SqlenvfsRoot *root, const SqlenvfsStoreVerifyMemo
     g_autoptr(GPtrArray) bad_errors = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) all = g_ptr_array_new();
 
-    if (!scan(root, kinds[k], ok, bad_names, bad_errors, error))
+    if (!scan(root, kinds[k], ok, bad_names, bad_errors, NULL, error))
       return FALSE;
     /* Report in time order, good and bad entries together. */
     for (guint i = 0; i < ok->len; i++)
@@ -1601,13 +1694,8 @@ char *
 sqlenvfs_stored_copy_misdated(const SqlenvfsStoredCopy *copy, gint64 now)
 {
   const char *kind = sqlenvfs_copy_kind_name(copy->kind);
-  if (copy->created_us > 0 && copy->time > copy->created_us + MISDATED_SLACK_US) {
-    g_autofree char *made = sqlenvfs_time_format_iso(copy->created_us);
-    return g_strdup_printf("its name dates it after it was made (%s, by its MANIFEST): it was "
-                           "copied or renamed by hand; rename it back to the time it was made, "
-                           "or remove it once you have looked at it",
-                           made);
-  }
+  /* A name that is not the one its MANIFEST was written for never loads
+   * (load_entry): only the clock can have dated a copy wrongly. */
   if (copy->time > now + MISDATED_SLACK_US)
     return g_strdup_printf("its name is in the future: the clock was ahead when it was taken; "
                            "take a new %s, then remove it (`rm -r %s`) once you have looked at "
@@ -1663,7 +1751,7 @@ prune_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, gboolean dry_run,
   g_autoptr(GPtrArray) misdated = g_ptr_array_new_with_free_func(g_free);
   guint from_newest = 0;
 
-  if (!scan(root, kind, copies, bad_names, bad_errors, error))
+  if (!scan(root, kind, copies, bad_names, bad_errors, NULL, error))
     return FALSE;
   g_ptr_array_sort(copies, cmp_copy);
   for (guint i = 0; i < copies->len; i++)

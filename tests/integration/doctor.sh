@@ -275,7 +275,7 @@ pass "replica settings: a bad URL or credentials file fails, named; list says wh
 
 # ---- backups: stale, missing, damaged -------------------------------------------
 B=$(ls -d "$R"/backups/prod/daily/2*)
-mv "$B" "$R/backups/prod/daily/20200101T000000Z"
+redate_copy "$B" 20200101T000000Z
 doctor
 assert_eq "$rc" "1" "exit status with a stale backup"
 finding warning backup prod/app "older than [doctor] backup-max-age-hours=26" >/dev/null || fail "stale backup"

@@ -44,7 +44,7 @@ DAILY=$R/backups/prod/daily
 for d in 1 2 3; do
   "$SQLENVFS" backup --root "$R" > /dev/null
   newest=$(ls "$DAILY" | grep -v '^2020' | head -1)
-  mv "$DAILY/$newest" "$DAILY/2020010${d}T000000Z"
+  redate_copy "$DAILY/$newest" "2020010${d}T000000Z"
 done
 traced prune "$SQLENVFS" prune --root "$R"
 assert_eq "$(ls "$DAILY")" "20200103T000000Z" "backups left by prune"

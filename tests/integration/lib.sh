@@ -67,6 +67,45 @@ make_root() {
   "$SQLENVFS" init --root "$root" "$@" > /dev/null
 }
 
+# redate_copy ENTRY NAME: the backup or snapshot directory ENTRY moved to
+# NAME beside it (a time, 20200101T000000Z), as if it had been taken then:
+# its MANIFEST's name and creation time rewritten and sealed again
+# (docs/STORE.md, "MANIFEST checksum"). A directory only renamed is not a
+# copy of that time, and is never read as one.
+redate_copy() {
+  local entry=$1 name=$2 dest
+  dest=$(dirname "$entry")/$name
+  python3 - "$entry/MANIFEST" "$name" <<'PY'
+import datetime, sys, zlib
+path, name = sys.argv[1], sys.argv[2]
+base, _, frac = name.rstrip("Z").partition(".")
+t = datetime.datetime.strptime(base, "%Y%m%dT%H%M%S").replace(tzinfo=datetime.timezone.utc)
+us = int(t.timestamp()) * 1000000 + int((frac or "0").ljust(3, "0")) * 1000
+iso = t.strftime("%Y-%m-%dT%H:%M:%S.") + "%06dZ" % (us % 1000000)
+new = {"name": name, "created": iso, "created-us": str(us)}
+lines, group, text = open(path).read().split("\n"), None, ""
+for i, line in enumerate(lines):
+    if line.startswith("["):
+        group = line[1:line.index("]")]
+    elif "=" in line and not line.startswith("#"):
+        key, value = line.split("=", 1)
+        if group == "sqlenvfs-copy" and key in new:
+            lines[i] = key + "=" + new[key]
+for line in lines:
+    if line.startswith("["):
+        group = line[1:line.index("]")]
+        text += "[%s]\n" % group
+    elif "=" in line and not line.startswith("#"):
+        key, value = line.split("=", 1)
+        if not (group == "sqlenvfs-copy" and key == "checksum"):
+            text += "%s=%s\n" % (key, value)
+lines = [l if not l.startswith("checksum=") else
+         "checksum=0x%08x" % zlib.crc32(text.encode()) for l in lines]
+open(path, "w").write("\n".join(lines))
+PY
+  mv "$entry" "$dest"
+}
+
 # Remember a background process so that it is killed on exit.
 track_pid() { _pids+=("$1"); }
 

@@ -14,7 +14,7 @@ DAILY=$R/backups/prod/daily
 for d in 1 2 3 4; do
   "$SQLENVFS" backup --root "$R" > /dev/null
   newest=$(ls "$DAILY" | grep -v '^2020' | head -1)
-  mv "$DAILY/$newest" "$DAILY/2020010${d}T000000Z"
+  redate_copy "$DAILY/$newest" "2020010${d}T000000Z"
 done
 before=$(ls -R "$DAILY" | sha256sum)
 
@@ -53,7 +53,8 @@ pass "daily-keep-count keeps the newest N"
 # clock was a year ahead (libfaketime), one copied by hand under a later
 # name. Counted as the newest, they made prune remove the real newest
 # backup. Now neither counts: the real one stays, both are left for
-# inspection, saying why, and doctor warns of them.
+# inspection, saying why (the copy's MANIFEST was written for another
+# name: it is not read as a copy at all), and doctor warns of them.
 FT=/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1
 [ -e "$FT" ] || fail "libfaketime is not installed (scripts/deps.sh installs faketime)"
 printf '[retention]\ndaily-keep-days=0\ndaily-keep-count=2\n' > "$R/sqlenvfs.conf"
@@ -70,7 +71,7 @@ assert_eq "$(sqlite3 "file:$DAILY/$real/app.db?immutable=1" 'SELECT max(x) FROM 
   "content of the real newest backup"
 grep -Eq "^keep +backup +$ahead +left for inspection: its name is in the future" <<<"$out" ||
   fail "prune does not say the copy from the future is left: $out"
-grep -Eq '^keep +backup +20991231T000000Z +left for inspection: its name dates it after it was made' \
+grep -Eq '^keep +backup +20991231T000000Z +left for inspection: read .*: it was written for' \
   <<<"$out" || fail "prune does not say the renamed copy is left: $out"
 rc=0
 "$SQLENVFS" doctor --root "$R" > "$T/doctor.out" 2>&1 || rc=$?

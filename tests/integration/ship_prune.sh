@@ -20,7 +20,7 @@ ship_start "$R" "$T/a"
 for d in 1 2 3; do
   "$SQLENVFS" backup --root "$R" >/dev/null
   newest=$(ls "$DAILY" | grep -v '^2020' | head -1)
-  mv "$DAILY/$newest" "$DAILY/2020010${d}T000000Z"
+  redate_copy "$DAILY/$newest" "2020010${d}T000000Z"
 done
 before=$(ls "$DAILY")
 rc=0

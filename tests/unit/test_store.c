@@ -196,6 +196,25 @@ START_TEST(test_unique_names)
 }
 END_TEST
 
+/* Rewrite the [sqlenvfs-copy] @key of @copy's MANIFEST to @value (NULL:
+ * remove it), sealed again, as a version that wrote it so would have. */
+static void
+rewrite_manifest(const SqlenvfsStoredCopy *copy, const char *key, const char *value)
+{
+  g_autoptr(GKeyFile) kf = g_key_file_new();
+  g_autofree char *manifest = g_build_filename(copy->dir, "MANIFEST", NULL);
+  g_autofree char *data = NULL;
+
+  ck_assert(g_key_file_load_from_file(kf, manifest, G_KEY_FILE_NONE, NULL));
+  if (value != NULL)
+    g_key_file_set_value(kf, "sqlenvfs-copy", key, value);
+  else
+    ck_assert(g_key_file_remove_key(kf, "sqlenvfs-copy", key, NULL));
+  sqlenvfs_store_manifest_seal(kf);
+  data = g_key_file_to_data(kf, NULL, NULL);
+  ck_assert(g_file_set_contents(manifest, data, -1, NULL));
+}
+
 /* An entry named by an earlier version (no fraction) still loads, and a run
  * in the same second is named after it in time. */
 START_TEST(test_old_names_readable)
@@ -207,12 +226,67 @@ START_TEST(test_old_names_readable)
   g_autoptr(SqlenvfsStoredCopy) b = NULL;
   GError *error = NULL;
 
+  rewrite_manifest(a, "name", "20251128T161400Z");
   ck_assert_int_eq(rename(a->dir, old), 0);
   loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, "20251128T161400Z", &error);
   ck_assert_no_error(error);
   ck_assert_int_eq(loaded->time, T0);
   b = take(SQLENVFS_KIND_BACKUP);
   ck_assert_str_eq(b->name, "20251128T161400.001Z");
+}
+END_TEST
+
+/* A MANIFEST is its own entry's only: a directory renamed to another
+ * time, or holding another kind's MANIFEST, does not load; one without a
+ * name (none is written so) is placed by its creation time. */
+START_TEST(test_misnamed_entry_unreadable)
+{
+  g_autoptr(SqlenvfsStoredCopy) a = take(SQLENVFS_KIND_BACKUP);
+  const char *dir = sqlenvfs_store_dir(root, SQLENVFS_KIND_BACKUP);
+  g_autofree char *early = g_build_filename(dir, "20251127T161400.000Z", NULL);
+  g_autofree char *near = g_build_filename(dir, "20251128T161400.500Z", NULL);
+  g_autoptr(SqlenvfsStoredCopy) loaded = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GPtrArray) bad = g_ptr_array_new_with_free_func(g_free);
+  GError *error = NULL;
+
+  ck_assert_str_eq(a->name, "20251128T161400.000Z");
+  ck_assert_int_eq(rename(a->dir, early), 0);
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, "20251127T161400.000Z", &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, "written for the backup named 20251128T161400.000Z, not "
+                                       "20251127T161400.000Z") != NULL,
+                "%s", error->message);
+  g_clear_error(&error);
+  list = sqlenvfs_store_list_checked(root, SQLENVFS_KIND_BACKUP, bad, NULL, &error);
+  ck_assert_no_error(error);
+  ck_assert_uint_eq(list->len, 0);
+  ck_assert_uint_eq(bad->len, 1);
+
+  /* Without a name, its creation time places it: a day off is refused,
+   * half a second (a later millisecond of its second) is not. */
+  ck_assert_int_eq(rename(early, a->dir), 0);
+  rewrite_manifest(a, "name", NULL);
+  ck_assert_int_eq(rename(a->dir, early), 0);
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, "20251127T161400.000Z", &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_msg(strstr(error->message, "it was made at 2025-11-28T16:14:00") != NULL, "%s",
+                error->message);
+  g_clear_error(&error);
+  ck_assert_int_eq(rename(early, near), 0);
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, "20251128T161400.500Z", &error);
+  ck_assert_no_error(error);
+  g_clear_pointer(&loaded, sqlenvfs_stored_copy_free);
+  ck_assert_int_eq(rename(near, a->dir), 0);
+
+  /* A snapshot's MANIFEST among the backups. */
+  rewrite_manifest(a, "kind", "snapshot");
+  loaded = sqlenvfs_store_load(root, SQLENVFS_KIND_BACKUP, a->name, &error);
+  ck_assert_ptr_null(loaded);
+  ck_assert_msg(strstr(error->message, "written for a snapshot, not a backup") != NULL, "%s",
+                error->message);
+  g_clear_error(&error);
 }
 END_TEST
 
@@ -776,6 +850,7 @@ store_suite(void)
   tcase_add_test(tc, test_check_base);
   tcase_add_test(tc, test_manifest_checksum);
   tcase_add_test(tc, test_manifest_seal);
+  tcase_add_test(tc, test_misnamed_entry_unreadable);
   tcase_add_test(tc, test_manifest_checksum_line_ends);
   tcase_add_test(tc, test_prune_days_hook_and_newest_valid);
   tcase_add_test(tc, test_prune_count);
