@@ -623,6 +623,59 @@ archive_next(SqlenvfsRoot *root, const char *db)
   return sqlenvfs_archive_next_seq(dir);
 }
 
+/* Narrow the directory open on @fd (@path, for messages) to what a
+ * directory of files of @file_mode may allow: search and list only for
+ * whom may read them. A directory whose group is not this process's (one
+ * made in a setgid directory of another group) gets no group permission,
+ * as its files get none (sqlenvfs_group_mode): the group would list the
+ * copies' names while it may read none of them. */
+static gboolean
+narrow_dir_fd(int fd, int file_mode, const char *path)
+{
+  return sqlenvfs_narrow_fd(fd, sqlenvfs_group_mode(fd, sqlenvfs_mode_dir(file_mode)), path,
+                            NULL);
+}
+
+/* Narrow the regular file @name of the directory open on @dirfd to @mode
+ * (less the group's, as sqlenvfs_group_mode); a file with another name (a
+ * hard link) is not ours to change, and a symlink is not followed. FALSE
+ * when it is more open and cannot be narrowed. */
+static gboolean
+narrow_file_at(int dirfd, const char *name, int mode)
+{
+  struct stat st;
+  gboolean ok = TRUE;
+  int fd = openat(dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0)
+    return TRUE;
+  if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1)
+    ok = sqlenvfs_narrow_fd(fd, sqlenvfs_group_mode(fd, mode), name, NULL);
+  close(fd);
+  return ok;
+}
+
+/* The mode a copy of the database file @name (<db>.db, or one of its
+ * -wal, -shm, -journal) may have: its production database's
+ * (sqlenvfs_copy_mode), or @fallback when production has none. */
+static int
+copy_mode_of(SqlenvfsRoot *root, const char *name, int fallback)
+{
+  g_autofree char *base = g_strdup(name);
+  g_autofree char *prod = NULL;
+  struct stat st;
+  for (gsize i = 1; i < SQLENVFS_N_DB_FILES; i++) {
+    if (g_str_has_suffix(base, sqlenvfs_db_files[i])) {
+      base[strlen(base) - strlen(sqlenvfs_db_files[i])] = '\0';
+      break;
+    }
+  }
+  if (!g_str_has_suffix(base, ".db"))
+    return fallback;
+  base[strlen(base) - 3] = '\0';
+  prod = sqlenvfs_root_prod_db(root, base);
+  return stat(prod, &st) == 0 ? sqlenvfs_copy_mode(&st) : fallback;
+}
+
 /* The copies of both kinds made no more readable than production is now
  * (a chmod of production after they were written): each database file as
  * its production database, the MANIFESTs and the directories as the
@@ -642,7 +695,7 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
     struct dirent *ent;
     if (dfd < 0)
       continue;
-    if (!sqlenvfs_narrow_fd(dfd, sqlenvfs_mode_dir(manifest_mode), dir, NULL) && failed == NULL)
+    if (!narrow_dir_fd(dfd, manifest_mode, dir) && failed == NULL)
       failed = g_strdup(dir);
     /* Every name below is opened relative to the directory already open,
      * never through a symlink put in place meanwhile. */
@@ -660,8 +713,7 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
       cfd = openat(dirfd(d), ent->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (cfd < 0)
         continue;
-      if (!sqlenvfs_narrow_fd(cfd, sqlenvfs_mode_dir(manifest_mode), ent->d_name, NULL) &&
-          failed == NULL)
+      if (!narrow_dir_fd(cfd, manifest_mode, ent->d_name) && failed == NULL)
         failed = g_build_filename(dir, ent->d_name, NULL);
       c = fdopendir(cfd);
       if (c == NULL) {
@@ -669,20 +721,10 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
         continue;
       }
       while ((f = readdir(c)) != NULL) {
-        g_autofree char *db = g_str_has_suffix(f->d_name, ".db")
-                                ? g_strndup(f->d_name, strlen(f->d_name) - 3) : NULL;
-        g_autofree char *prod = db ? sqlenvfs_root_prod_db(root, db) : NULL;
-        int mode = manifest_mode;
-        struct stat st;
-        int fd = openat(dirfd(c), f->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-        if (fd < 0)
-          continue;
-        if (prod != NULL && stat(prod, &st) == 0)
-          mode = sqlenvfs_copy_mode(&st);
-        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-            !sqlenvfs_narrow_fd(fd, mode, f->d_name, NULL) && failed == NULL)
+        int mode = g_str_has_suffix(f->d_name, ".db")
+                     ? copy_mode_of(root, f->d_name, manifest_mode) : manifest_mode;
+        if (!narrow_file_at(dirfd(c), f->d_name, mode) && failed == NULL)
           failed = g_build_filename(dir, ent->d_name, f->d_name, NULL);
-        close(fd);
       }
       closedir(c);
     }
@@ -785,6 +827,14 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     sqlenvfs_tmp_untrack(tracked);
     tracked = -1;
     goto out;
+  }
+  {
+    /* No group listing of it when it took a setgid parent's group. */
+    int tfd = open(tmp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (tfd >= 0) {
+      narrow_dir_fd(tfd, manifest_mode, tmp);
+      close(tfd);
+    }
   }
   /* Invariant 7. */
   {

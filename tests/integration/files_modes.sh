@@ -195,6 +195,11 @@ bad=$(find "$R6/backups" "$T/out6" -type f -group daemon -perm /0070 -printf '%m
 [ -z "$bad" ] || fail "readable by the group of a setgid directory, production's being another:
 $bad"
 [ -n "$(find "$R6/backups/prod/daily" -type f -group daemon)" ] || fail "the setgid group did not apply"
+# Nor do the copies' directories: the group would list their names (times).
+bad=$(find "$R6/backups/prod/daily" "$R6/backups/prod/snapshots" -type d -group daemon \
+  -perm /0070 -printf '%m %g %p\n')
+[ -z "$bad" ] || fail "a copy's directory lets the group of a setgid directory list it:
+$bad"
 pass "in setgid directories of another group, copies, archive and outputs keep no group bits"
 
 # A root owned by another user, where root ran a backup (root's cron, say):
