@@ -676,17 +676,53 @@ copy_mode_of(SqlenvfsRoot *root, const char *name, int fallback)
   return stat(prod, &st) == 0 ? sqlenvfs_copy_mode(&st) : fallback;
 }
 
-/* The copies of both kinds made no more readable than production is now
- * (a chmod of production after they were written): each database file as
- * its production database, the MANIFESTs and the directories as the
- * narrowest of them (@manifest_mode, as a new copy gets). A file with
- * another name (a hard link) is not ours to change; symlinks are not
- * followed. What cannot be narrowed (another owner's files) is said once. */
+/* Development's database files made no more readable than production is
+ * now: refresh-dev and init wrote production's rows there with the mode
+ * production had then. Each <db>.db and its -wal, -shm and -journal as
+ * its production database (@fallback, the narrowest, for a database
+ * production has not). Sets *failed (when NULL) to the first that cannot
+ * be narrowed. */
+static void
+narrow_dev(SqlenvfsRoot *root, int fallback, char **failed)
+{
+  const char *dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
+  int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+  DIR *d;
+  struct dirent *ent;
+
+  if (dfd < 0)
+    return;
+  d = fdopendir(dfd);
+  if (d == NULL) {
+    close(dfd);
+    return;
+  }
+  while ((ent = readdir(d)) != NULL) {
+    gboolean is_db = FALSE;
+    for (gsize i = 0; i < SQLENVFS_N_DB_FILES && !is_db; i++) {
+      g_autofree char *suffix = g_strconcat(".db", sqlenvfs_db_files[i], NULL);
+      is_db = g_str_has_suffix(ent->d_name, suffix);
+    }
+    if (is_db && !narrow_file_at(dirfd(d), ent->d_name,
+                                 copy_mode_of(root, ent->d_name, fallback)) &&
+        *failed == NULL)
+      *failed = g_build_filename(dir, ent->d_name, NULL);
+  }
+  closedir(d);
+}
+
+/* The copies of both kinds, and development, made no more readable than
+ * production is now (a chmod of production after they were written):
+ * each database file as its production database, the MANIFESTs and the
+ * directories as the narrowest of them (@manifest_mode, as a new copy
+ * gets). A file with another name (a hard link) is not ours to change;
+ * symlinks are not followed. What cannot be narrowed (another owner's
+ * files) is said once. */
 static void
 narrow_copies(SqlenvfsRoot *root, int manifest_mode)
 {
   static const SqlenvfsCopyKind kinds[] = { SQLENVFS_KIND_BACKUP, SQLENVFS_KIND_SNAPSHOT };
-  g_autofree char *failed = NULL;
+  g_autofree char *failed = NULL, *failed_dev = NULL;
 
   for (gsize k = 0; k < G_N_ELEMENTS(kinds); k++) {
     const char *dir = sqlenvfs_store_dir(root, kinds[k]);
@@ -735,6 +771,11 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
     g_warning("%s is more readable than production, and its mode cannot be narrowed by this "
               "user (run `chmod -R go-rwx %s` as its owner)", failed, top);
   }
+  narrow_dev(root, manifest_mode & 0666, &failed_dev);
+  if (failed_dev != NULL)
+    g_warning("%s holds production's rows and is more readable than production, and its mode "
+              "cannot be narrowed by this user (run `chmod go-rwx %s*` as its owner)",
+              failed_dev, failed_dev);
 }
 
 SqlenvfsStoredCopy *

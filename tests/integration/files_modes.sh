@@ -119,6 +119,14 @@ chmod 644 "$P4"
 chmod 755 "$R4/backups" "$R4/backups/prod" "$R4/backups/prod/daily" "$R4/backups/prod/snapshots"
 "$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup before the chmod"
 "$SQLENVFS" snapshot --root "$R4" > /dev/null || fail "snapshot before the chmod"
+# Development, refreshed from production while it was 0644, holds its rows.
+"$SQLENVFS" refresh-dev --root "$R4" > /dev/null || fail "refresh-dev before the chmod"
+sqlite3 "$R4/data/dev/app.db" "PRAGMA journal_mode=WAL; CREATE TABLE w(x);" > /dev/null
+head -c 4096 /dev/zero > "$R4/data/dev/app.db-journal"
+chmod 644 "$R4/data/dev/app.db" "$R4/data/dev/app.db-journal"
+[ "$(stat -c %a "$R4/data/dev/app.db")" = 644 ] || fail "development is not readable by others"
+echo x > "$T/outside-dev.db" && chmod 644 "$T/outside-dev.db"
+ln -s "$T/outside-dev.db" "$R4/data/dev/linked.db"
 old=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -mindepth 1 -perm /0044 | wc -l)
 [ "$old" -gt 0 ] || fail "the copies before the chmod are not readable by others (nothing to narrow)"
 b4=$(ls "$R4/backups/prod/daily" | head -1)
@@ -133,12 +141,17 @@ bad=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -name hardlink-
   \( -type f -perm /0177 -printf '%m %p\n' \) -o \( -type d -perm /0077 -printf '%m %p/\n' \))
 [ -z "$bad" ] || fail "copies written before production was narrowed to 0600, after a backup:
 $bad"
+bad=$(find "$R4/data/dev" -type f -perm /0177 -printf '%m %p\n')
+[ -z "$bad" ] || fail "development written before production was narrowed to 0600, after a backup:
+$bad"
+assert_eq "$(stat -c %a "$T/outside-dev.db")" "644" "a file outside development, linked into it"
+rm "$R4/data/dev/linked.db"
 assert_eq "$(stat -c %a "$T/outside.txt")" "644" "a file outside the copies, linked into one"
 assert_eq "$(stat -c %a "$T/outside-dir") $(stat -c %a "$T/outside-dir/f.db")" "755 644" \
   "a directory outside the copies, a symlink to it among them"
 rm "$R4/backups/prod/snapshots/20200101T000000Z"
 "$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
-pass "a backup narrows the copies written before production was narrowed"
+pass "a backup narrows the copies and development written before production was narrowed"
 
 # archive_and_copy ROOT: the archiver of ROOT runs while a commit is made
 # and a backup and a snapshot taken, until its first segment is there.
