@@ -1373,6 +1373,37 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
 
 /* What does not need the database open: its WAL, who has it open and
  * locked, and for production its archive and copies. */
+/* Development holds production's rows (refresh-dev, init): a file of it
+ * more readable than its production database (a chmod of production
+ * since) lets other users read them, until the next backup or snapshot
+ * narrows it (store.c). */
+static void
+check_dev_mode(Ctx *c, const DbFiles *d)
+{
+  g_autofree char *prod = sqlenvfs_root_prod_db(c->root, d->subject + strlen("dev/"));
+  struct stat pst;
+  int allowed;
+
+  if (stat(prod, &pst) != 0)
+    return;
+  allowed = sqlenvfs_copy_mode(&pst);
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *path = g_strconcat(d->path, sqlenvfs_db_files[i], NULL);
+    g_autofree char *word = NULL, *action = NULL, *base = g_path_get_basename(path);
+    struct stat st;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~allowed) == 0)
+      continue;
+    word = sqlenvfs_shell_word(path);
+    action = g_strdup_printf("take a backup or snapshot (it narrows development to "
+                             "production's mode), or run `chmod go-rwx %s`", word);
+    sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "modes", d->subject, path,
+                               action,
+                               "development's %s is mode %04o, more readable than production "
+                               "(%04o): other users may read production's rows from it",
+                               base, (unsigned)(st.st_mode & 0777), (unsigned)allowed);
+  }
+}
+
 static void
 check_around(Ctx *c, DbFiles *d, gboolean is_prod, gboolean wal_mode, GArray *locks1,
              GArray *locks2)
@@ -1382,6 +1413,8 @@ check_around(Ctx *c, DbFiles *d, gboolean is_prod, gboolean wal_mode, GArray *lo
 
   check_wal(c, d, wal_mode, seen);
   report_processes(c, d, is_prod, seen, seen_again);
+  if (!is_prod)
+    check_dev_mode(c, d);
   if (is_prod) {
     const char *name = d->subject + strlen("prod/");
     check_archive(c, d, name);

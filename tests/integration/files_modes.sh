@@ -127,6 +127,10 @@ chmod 644 "$R4/data/dev/app.db" "$R4/data/dev/app.db-journal"
 [ "$(stat -c %a "$R4/data/dev/app.db")" = 644 ] || fail "development is not readable by others"
 echo x > "$T/outside-dev.db" && chmod 644 "$T/outside-dev.db"
 ln -s "$T/outside-dev.db" "$R4/data/dev/linked.db"
+chmod 600 "$P4"
+"$SQLENVFS" doctor --root "$R4" > "$T/doctor4.out" 2>&1 || true
+grep -q "WARN modes .*development's app.db is mode 0644, more readable than production (0600)" \
+  "$T/doctor4.out" || fail "doctor does not warn of development: $(cat "$T/doctor4.out")"
 old=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -mindepth 1 -perm /0044 | wc -l)
 [ "$old" -gt 0 ] || fail "the copies before the chmod are not readable by others (nothing to narrow)"
 b4=$(ls "$R4/backups/prod/daily" | head -1)
