@@ -1371,8 +1371,6 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
     "recoverable (%s), and `restore --time latest` is refused", from_s, to_s, why);
 }
 
-/* What does not need the database open: its WAL, who has it open and
- * locked, and for production its archive and copies. */
 /* Development holds production's rows (refresh-dev, init): a file of it
  * more readable than its production database (a chmod of production
  * since) lets other users read them, until the next backup or snapshot
@@ -1404,6 +1402,8 @@ check_dev_mode(Ctx *c, const DbFiles *d)
   }
 }
 
+/* What does not need the database open: its WAL, who has it open and
+ * locked, and for production its archive and copies. */
 static void
 check_around(Ctx *c, DbFiles *d, gboolean is_prod, gboolean wal_mode, GArray *locks1,
              GArray *locks2)
