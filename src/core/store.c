@@ -325,6 +325,15 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **b
     return NULL;
   }
   file = g_build_filename(copy->dir, MANIFEST, NULL);
+  if (lstat(file, &st) == 0 && S_ISLNK(st.st_mode)) {
+    /* Never followed, nor its target's text quoted (it may be anything). */
+    if (bad_file != NULL)
+      *bad_file = g_strdup(file);
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                "read %s: it is a symbolic link, not the %s's MANIFEST (the MANIFEST is "
+                "damaged)", file, sqlenvfs_copy_kind_name(kind));
+    return NULL;
+  }
   if (!g_key_file_load_from_file(kf, file, G_KEY_FILE_NONE, &local) &&
       g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_ACCES)) {
     /* Not damage: another user's file (one written by root, say). */
@@ -336,7 +345,12 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **b
     return NULL;
   }
   if (local != NULL) {
-    g_autofree char *why = printable_line(local->message);
+    /* GKeyFile's parse errors quote the line: what the file holds is not
+     * repeated (status is readable by others under -o allow_other). */
+    g_autofree char *why = local->domain == G_KEY_FILE_ERROR
+                             ? g_strdup("it does not parse as a MANIFEST (a line that is not a "
+                                        "group, a key or a comment, or text that is not UTF-8)")
+                             : printable_line(local->message);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY, "read %s: %s", file,
                 g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT) ? "no such file" : why);
     return NULL;
@@ -350,7 +364,9 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **b
                 file, format, MANIFEST_FORMAT_OLDEST, MANIFEST_FORMAT);
     return NULL;
   }
-  if (format >= 2) {
+  /* Format 1 never carried a checksum: one that does is a later MANIFEST
+   * whose format was changed, and its checksum is checked all the same. */
+  if (format >= 2 || g_key_file_has_key(kf, GROUP_COPY, KEY_CHECKSUM, NULL)) {
     guint32 stored = 0, actual = manifest_checksum(kf);
     if (!get_u32(kf, GROUP_COPY, KEY_CHECKSUM, &stored, file, error))
       return NULL;
