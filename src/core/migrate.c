@@ -181,7 +181,7 @@ sqlite_lookup(sqlite3 *db, const char *path, const char *name, char **name_out,
   g_autoptr(sqlite3_stmt) st = NULL;
   int rc = sqlite3_prepare_v2(db,
                               "SELECT name, type, sql FROM sqlite_schema WHERE name = ?1 "
-                              "COLLATE NOCASE AND type IN ('table', 'view') ORDER BY type",
+                              "COLLATE NOCASE AND type IN ('table', 'view', 'index') ORDER BY type",
                               -1, &st, NULL);
   *name_out = *type_out = *sql_out = NULL;
   if (rc == SQLITE_OK)
@@ -615,8 +615,9 @@ plan_table(sqlite3 *db, const char *path, const SqlenvfsPgTable *t,
   }
   if (found && strcmp(kind, "table") != 0) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
-                "%s in %s is a %s, not a table: migrate-pg loads tables only", found, path,
-                kind);
+                "%s in %s is %s %s, not a table: migrate-pg loads tables only (name another "
+                "table, or migrate a view of another name)", found, path,
+                strcmp(kind, "index") == 0 ? "an" : "a", kind);
     return NULL;
   }
   if (found && opts->mode == SQLENVFS_MIGRATE_REPLACE &&

@@ -55,20 +55,25 @@ pgresult_clear(PGresult *res)
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(PGresult, pgresult_clear)
 
 /* libpq messages end in "\n" and may hold several lines ("...failed: X\n\tIs
- * the server running...?"): one line, parts joined by "; ". */
+ * the server running...?"): one line, messages joined by "; ", a line
+ * indented under the one before (a sentence going on) by a space, without
+ * the final full stop (a context is said after it). */
 static char *
 one_line(const char *msg)
 {
   g_auto(GStrv) lines = g_strsplit(msg ? msg : "", "\n", -1);
   GString *out = g_string_new(NULL);
   for (int i = 0; lines[i]; i++) {
+    gboolean goes_on = lines[i][0] == '\t' || lines[i][0] == ' ';
     char *l = g_strstrip(lines[i]);
     if (*l == '\0')
       continue;
     if (out->len)
-      g_string_append(out, "; ");
+      g_string_append(out, goes_on && g_ascii_islower(*l) ? " " : "; ");
     g_string_append(out, l);
   }
+  while (out->len > 0 && out->str[out->len - 1] == '.')
+    g_string_truncate(out, out->len - 1);
   return g_string_free(out, FALSE);
 }
 
@@ -607,6 +612,22 @@ load_table(SqlenvfsPgSource *src, const char *oid, const char *schema, const cha
                                           : g_strdup(t->sql_name);
   t->columns = g_ptr_array_new_with_free_func(pg_column_free);
 
+  if (t->relkind == 'm') {
+    /* Said while planning, not by the first FETCH after production's
+     * snapshot. */
+    g_autoptr(PGresult) pop = run_params(
+      src, "SELECT relispopulated FROM pg_catalog.pg_class WHERE oid = $1::oid", 1, params,
+      "read the materialized view", error);
+    if (pop == NULL)
+      return NULL;
+    if (PQntuples(pop) == 1 && PQgetvalue(pop, 0, 0)[0] == 'f') {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "materialized view %s has not been populated (run `REFRESH MATERIALIZED "
+                  "VIEW %s` in PostgreSQL first, or leave it out of --tables)",
+                  t->display, t->sql_name);
+      return NULL;
+    }
+  }
   res = run_params(src, columns_sql, 1, params, "read columns", error);
   if (res == NULL)
     return NULL;

@@ -50,7 +50,16 @@ compare() { python3 "$SRCDIR/tests/integration/migrate_pg_compare.py" "$DSN" "$D
 mig --help | grep -q -- "--create-tables" || fail "--help does not describe the options"
 
 # --- refused before anything is written ------------------------------------
+# (an SQLite index whose name a PostgreSQL table has; a materialized view
+# never populated: both were found only after production's snapshot)
+q "CREATE INDEX small ON dupes(id)"
+pgc_psql src -c "CREATE TABLE bad.small (id int4); CREATE MATERIALIZED VIEW bad.unfilled AS
+  SELECT 1 AS one WITH NO DATA;" >/dev/null
 before=$(state)
+expect_fail 'small in .*app\.db is an index, not a table' mig --dsn "$DSN" --tables bad.small \
+  --create-tables
+expect_fail 'materialized view bad\.unfilled has not been populated \(run `REFRESH' \
+  mig --dsn "$DSN" --tables bad.unfilled --create-tables
 expect_fail '--dsn is required' mig --dsn ''
 expect_fail 'invalid --dsn: .*bogus' mig --dsn "host=127.0.0.1 bogus=1"
 expect_fail 'invalid --dsn' mig --dsn "postgresql://[oops"
