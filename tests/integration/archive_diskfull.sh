@@ -15,10 +15,7 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root M=$T/mnt
 pitr_make_root "$R"
-A=$R/backups/prod/wal_archives/app
-mkdir -p "$A"
-mount -t tmpfs -o size=3m sqlenvfs-test "$A" || fail "cannot mount a tmpfs (the tests run as root)"
-_mounts+=("$A")
+pitr_archive_tmpfs "$R" 3m
 pitr_start_archiver "$R" "$T/a"
 
 # Transactions until the 3 MB archive is full: a second of writing at a

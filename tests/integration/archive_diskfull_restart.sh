@@ -11,10 +11,7 @@ source "$SRCDIR/tests/integration/pitr_lib.sh"
 
 R=$T/root
 pitr_make_root "$R"
-A=$R/backups/prod/wal_archives/app
-mkdir -p "$A"
-mount -t tmpfs -o size=3m sqlenvfs-test "$A" || fail "cannot mount a tmpfs (the tests run as root)"
-_mounts+=("$A")
+pitr_archive_tmpfs "$R" 3m
 pitr_start_archiver "$R" "$T/a"
 k0() { awk '$1=="T"{k=$2} END{print k+0}' "$T/log"; }
 python3 "$ORACLE" writer --db "$R/data/prod/app.db" --log "$T/log" --duration 2 --no-vacuum >/dev/null

@@ -367,13 +367,7 @@ pass "an archive no copy reaches is listed as NOT RECOVERABLE, and so is it in t
 # one alone, so the window is marked as not checked (it was called checked,
 # and its listed start did not restore).
 R5=$T/first_changed
-make_root "$R5" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
-pitr_start_archiver "$R5" "$T/a5"
-for i in $(seq 1 20); do sqlite3 "$R5/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
-"$SQLENVFS" backup --root "$R5" > /dev/null
-for i in $(seq 21 40); do sqlite3 "$R5/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
-sleep 1.2
-pitr_stop_archiver "$T/a5"
+pitr_backup_between "$R5" "$T/a5" 20 40
 "$SQLENVFS" verify --root "$R5" > /dev/null || fail "verify before the change"
 "$SQLENVFS" list --root "$R5" --json | grep -q '"base_checked": *false' &&
   fail "a window is marked not checked before any base changed"

@@ -223,3 +223,30 @@ pitr_take() {
   "$SQLENVFS" "$2" --root "$1" >/dev/null || fail "$2"
   comm -13 <(echo "$before") <(ls "$dir" | sort)
 }
+
+# pitr_archive_tmpfs ROOT SIZE: the archive of app under ROOT on a tmpfs of
+# SIZE of its own (a disk that fills), unmounted at the end; $A names it.
+pitr_archive_tmpfs() {
+  A=$1/backups/prod/wal_archives/app
+  mkdir -p "$A"
+  mount -t tmpfs -o "size=$2" sqlenvfs-test "$A" || fail "cannot mount a tmpfs (the tests run as root)"
+  _mounts+=("$A")
+}
+
+# pitr_backup_between ROOT PREFIX N M [CONF]: a new root at ROOT with table
+# t (CONF, printf's escapes allowed, added to its settings) whose archiver
+# (PREFIX.out/.err) captures rows 1..N ('a'), a backup, rows N+1..M ('b'),
+# then stops.
+pitr_backup_between() {
+  local root=$1 prefix=$2 n=$3 m=$4 i
+  make_root "$root" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
+  [ -z "${5:-}" ] || printf "$5" >> "$root/sqlenvfs.conf"
+  pitr_start_archiver "$root" "$prefix"
+  for i in $(seq 1 "$n"); do sqlite3 "$root/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
+  "$SQLENVFS" backup --root "$root" > /dev/null
+  for i in $(seq $((n + 1)) "$m"); do
+    sqlite3 "$root/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"
+  done
+  sleep 1.2
+  pitr_stop_archiver "$prefix"
+}

@@ -59,14 +59,7 @@ pass "a missing segment and one cut short are named where the records were lost"
 # latest archived time (or in the future), not as in the gap the lost
 # segment made before it.
 R=$T/between
-make_root "$R" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
-printf '[archive]\nsegment-max-records=16\n' >> "$R/sqlenvfs.conf"
-pitr_start_archiver "$R" "$T/b"
-for i in $(seq 1 60); do sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
-"$SQLENVFS" backup --root "$R" > /dev/null
-for i in $(seq 61 80); do sqlite3 "$R/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
-sleep 1.2
-pitr_stop_archiver "$T/b"
+pitr_backup_between "$R" "$T/b" 60 80 '[archive]\nsegment-max-records=16\n'
 rm "$R/$A/0000000000000002.seg"
 "$SQLENVFS" list --root "$R" --json > "$T/between.json"
 end=$(python3 -c "import json, sys; w = json.load(open(sys.argv[1]))['windows']

@@ -168,14 +168,7 @@ pass "verify and doctor report an archive that no copy reaches"
 # recoverable any more. It keeps the newest state recoverable, says why,
 # and everything it restores is what was committed.
 R4=$T/root4
-make_root "$R4" <(echo "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);")
-printf '[archive]\nsegment-max-records=16\n[retention]\npitr-keep-days=7\n' >> "$R4/sqlenvfs.conf"
-pitr_start_archiver "$R4" "$T/a4"
-for i in $(seq 1 40); do sqlite3 "$R4/data/prod/app.db" "INSERT INTO t VALUES ($i, 'a')"; done
-"$SQLENVFS" backup --root "$R4" > /dev/null
-for i in $(seq 41 80); do sqlite3 "$R4/data/prod/app.db" "INSERT INTO t VALUES ($i, 'b')"; done
-sleep 1.5
-pitr_stop_archiver "$T/a4"
+pitr_backup_between "$R4" "$T/a4" 40 80 '[archive]\nsegment-max-records=16\n[retention]\npitr-keep-days=7\n'
 FAKETIME=+8d LD_PRELOAD=$FT ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0" \
   "$SQLENVFS" prune --root "$R4" > "$T/prune4.out" 2>&1 || fail "prune: $(cat "$T/prune4.out")"
 "$SQLENVFS" restore --root "$R4" --time latest --output "$T/r4.db" > /dev/null 2>&1 ||
