@@ -140,6 +140,14 @@ int sqlenvfs_mode_dir(int file_mode);
  * its group is not this process's (a new file takes this process's group:
  * the group bits would let another group read the data). */
 int sqlenvfs_copy_mode(const struct stat *st);
+
+/* The mode development's database file @dev may keep beside production's
+ * @prod (NULL: production has none): its own, less the read permissions
+ * production does not give the same people (others' read unless
+ * production's others may read; the group's unless production lets the
+ * same group, or everyone, read). Only read permissions go: development's
+ * application keeps its owner and its write permissions. */
+int sqlenvfs_dev_mode(const struct stat *dev, const struct stat *prod);
 /* @mode for the open file @fd: less its group's bits when the file's group
  * is not this process's (made in a setgid directory, it took the
  * directory's): the group bits sqlenvfs_copy_mode keeps are for this

@@ -1372,33 +1372,45 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
 }
 
 /* Development holds production's rows (refresh-dev, init): a file of it
- * more readable than its production database (a chmod of production
- * since) lets other users read them, until the next backup or snapshot
- * narrows it (store.c). */
+ * that lets read whom production does not (a chmod of production since)
+ * lets them read those rows, until the next backup or snapshot narrows it
+ * (store.c, by sqlenvfs_dev_mode, the same rule). */
 static void
 check_dev_mode(Ctx *c, const DbFiles *d)
 {
   g_autofree char *prod = sqlenvfs_root_prod_db(c->root, d->subject + strlen("dev/"));
   struct stat pst;
-  int allowed;
 
   if (stat(prod, &pst) != 0)
     return;
-  allowed = sqlenvfs_copy_mode(&pst);
   for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
     g_autofree char *path = g_strconcat(d->path, sqlenvfs_db_files[i], NULL);
     g_autofree char *word = NULL, *action = NULL, *base = g_path_get_basename(path);
     struct stat st;
-    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || (st.st_mode & 0777 & ~allowed) == 0)
+    int mode, extra;
+    if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode))
+      continue;
+    mode = sqlenvfs_dev_mode(&st, &pst);
+    extra = (int)(st.st_mode & 07777) & ~mode;
+    if (extra == 0)
       continue;
     word = sqlenvfs_shell_word(path);
-    action = g_strdup_printf("take a backup or snapshot (it narrows development to "
-                             "production's mode), or run `chmod go-rwx %s`", word);
+    action = g_strdup_printf("take a backup or snapshot (it narrows development to what "
+                             "production allows), or run `chmod %s %s`",
+                             (extra & S_IROTH) && (extra & S_IRGRP) ? "go-r"
+                             : (extra & S_IROTH)                   ? "o-r"
+                                                                   : "g-r",
+                             word);
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "modes", d->subject, path,
                                action,
-                               "development's %s is mode %04o, more readable than production "
-                               "(%04o): other users may read production's rows from it",
-                               base, (unsigned)(st.st_mode & 0777), (unsigned)allowed);
+                               "development's %s (mode %04o) lets %s read it, which production "
+                               "(mode %04o%s) does not: they may read production's rows from it",
+                               base, (unsigned)(st.st_mode & 0777),
+                               (extra & S_IROTH) && (extra & S_IRGRP) ? "its group and others"
+                               : (extra & S_IROTH)                    ? "others"
+                                                                      : "its group",
+                               (unsigned)(pst.st_mode & 0777),
+                               pst.st_gid != st.st_gid ? ", another group" : "");
   }
 }
 

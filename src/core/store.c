@@ -694,12 +694,14 @@ copy_mode_of(SqlenvfsRoot *root, const char *name, int fallback)
 
 /* Development's database files made no more readable than production is
  * now: refresh-dev and init wrote production's rows there with the mode
- * production had then. Each <db>.db and its -wal, -shm and -journal as
- * its production database (@fallback, the narrowest, for a database
- * production has not). Sets *failed (when NULL) to the first that cannot
- * be narrowed. */
+ * production had then. Each <db>.db and its -wal, -shm and -journal lose
+ * the read permissions its production database does not give
+ * (sqlenvfs_dev_mode); nothing else changes, so that development's
+ * application keeps its access. A file with another name (a hard link) is
+ * not ours to change; a symlink is not followed. Sets *failed (when NULL)
+ * to the first that cannot be narrowed. */
 static void
-narrow_dev(SqlenvfsRoot *root, int fallback, char **failed)
+narrow_dev(SqlenvfsRoot *root, char **failed)
 {
   const char *dir = sqlenvfs_root_path(root, SQLENVFS_DIR_DEV);
   int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -714,15 +716,26 @@ narrow_dev(SqlenvfsRoot *root, int fallback, char **failed)
     return;
   }
   while ((ent = readdir(d)) != NULL) {
-    gboolean is_db = FALSE;
-    for (gsize i = 0; i < SQLENVFS_N_DB_FILES && !is_db; i++) {
+    g_autofree char *base = NULL, *prod = NULL;
+    struct stat st, pst;
+    int fd, mode;
+    for (gsize i = 0; i < SQLENVFS_N_DB_FILES && base == NULL; i++) {
       g_autofree char *suffix = g_strconcat(".db", sqlenvfs_db_files[i], NULL);
-      is_db = g_str_has_suffix(ent->d_name, suffix);
+      if (g_str_has_suffix(ent->d_name, suffix))
+        base = g_strndup(ent->d_name, strlen(ent->d_name) - strlen(suffix));
     }
-    if (is_db && !narrow_file_at(dirfd(d), ent->d_name,
-                                 copy_mode_of(root, ent->d_name, fallback)) &&
-        *failed == NULL)
-      *failed = g_build_filename(dir, ent->d_name, NULL);
+    if (base == NULL)
+      continue;
+    fd = openat(dirfd(d), ent->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+      continue;
+    prod = sqlenvfs_root_prod_db(root, base);
+    if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1) {
+      mode = sqlenvfs_dev_mode(&st, stat(prod, &pst) == 0 ? &pst : NULL);
+      if (mode != (int)(st.st_mode & 07777) && fchmod(fd, (mode_t)mode) != 0 && *failed == NULL)
+        *failed = g_build_filename(dir, ent->d_name, NULL);
+    }
+    close(fd);
   }
   closedir(d);
 }
@@ -787,10 +800,10 @@ narrow_copies(SqlenvfsRoot *root, int manifest_mode)
     g_warning("%s is more readable than production, and its mode cannot be narrowed by this "
               "user (run `chmod -R go-rwx %s` as its owner)", failed, top);
   }
-  narrow_dev(root, manifest_mode & 0666, &failed_dev);
+  narrow_dev(root, &failed_dev);
   if (failed_dev != NULL)
     g_warning("%s holds production's rows and is more readable than production, and its mode "
-              "cannot be narrowed by this user (run `chmod go-rwx %s*` as its owner)",
+              "cannot be narrowed by this user (run `chmod go-r %s*` as its owner)",
               failed_dev, failed_dev);
 }
 

@@ -305,6 +305,21 @@ sqlenvfs_mode_dir(int file_mode)
 }
 
 int
+sqlenvfs_dev_mode(const struct stat *dev, const struct stat *prod)
+{
+  int mode = (int)(dev->st_mode & 07777);
+  gboolean others = prod != NULL && (prod->st_mode & S_IROTH) != 0;
+  gboolean group =
+    others || (prod != NULL && (prod->st_mode & S_IRGRP) != 0 && prod->st_gid == dev->st_gid);
+
+  if (!others)
+    mode &= ~S_IROTH;
+  if (!group)
+    mode &= ~S_IRGRP;
+  return mode;
+}
+
+int
 sqlenvfs_copy_mode(const struct stat *st)
 {
   int mode = (int)(st->st_mode & 0666);

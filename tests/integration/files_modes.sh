@@ -129,7 +129,7 @@ echo x > "$T/outside-dev.db" && chmod 644 "$T/outside-dev.db"
 ln -s "$T/outside-dev.db" "$R4/data/dev/linked.db"
 chmod 600 "$P4"
 "$SQLENVFS" doctor --root "$R4" > "$T/doctor4.out" 2>&1 || true
-grep -q "WARN modes .*development's app.db is mode 0644, more readable than production (0600)" \
+grep -q "WARN modes .*development's app.db (mode 0644) lets its group and others read it" \
   "$T/doctor4.out" || fail "doctor does not warn of development: $(cat "$T/doctor4.out")"
 old=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -mindepth 1 -perm /0044 | wc -l)
 [ "$old" -gt 0 ] || fail "the copies before the chmod are not readable by others (nothing to narrow)"
@@ -145,7 +145,7 @@ bad=$(find "$R4/backups/prod/daily" "$R4/backups/prod/snapshots" -name hardlink-
   \( -type f -perm /0177 -printf '%m %p\n' \) -o \( -type d -perm /0077 -printf '%m %p/\n' \))
 [ -z "$bad" ] || fail "copies written before production was narrowed to 0600, after a backup:
 $bad"
-bad=$(find "$R4/data/dev" -type f -perm /0177 -printf '%m %p\n')
+bad=$(find "$R4/data/dev" -type f -perm /0044 -printf '%m %p\n')
 [ -z "$bad" ] || fail "development written before production was narrowed to 0600, after a backup:
 $bad"
 assert_eq "$(stat -c %a "$T/outside-dev.db")" "644" "a file outside development, linked into it"
@@ -156,6 +156,26 @@ assert_eq "$(stat -c %a "$T/outside-dir") $(stat -c %a "$T/outside-dir/f.db")" "
 rm "$R4/backups/prod/snapshots/20200101T000000Z"
 "$SQLENVFS" verify --root "$R4" > "$T/v4.out" 2>&1 || fail "verify after the narrowing: $(cat "$T/v4.out")"
 pass "a backup narrows the copies and development written before production was narrowed"
+
+# Development shared with production's group (an application's user in it):
+# production and development 0660 in group daemon, then production 0640.
+# Only read permissions production does not give go: development keeps its
+# group's read and write while production gives its group read, and doctor
+# says nothing of it.
+chgrp daemon "$P4" "$R4/data/dev/app.db"*
+chmod 660 "$P4" "$R4/data/dev/app.db"*
+"$SQLENVFS" doctor --root "$R4" > "$T/doctor5.out" 2>&1 || true
+grep -q "WARN modes" "$T/doctor5.out" && fail "doctor warns of development as open as production:
+$(grep "WARN modes" "$T/doctor5.out")"
+"$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup with a shared group"
+assert_eq "$(stat -c %a "$R4/data/dev/app.db")" 660 "development after a backup, production 0660"
+chmod 640 "$P4"
+"$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup with production 0640"
+assert_eq "$(stat -c %a "$R4/data/dev/app.db")" 660 "development after a backup, production 0640"
+chmod 600 "$P4"
+"$SQLENVFS" backup --root "$R4" > /dev/null || fail "backup with production 0600"
+assert_eq "$(stat -c %a "$R4/data/dev/app.db")" 620 "development after a backup, production 0600"
+pass "development loses only the read permissions production does not give"
 
 # archive_and_copy ROOT: the archiver of ROOT runs while a commit is made
 # and a backup and a snapshot taken, until its first segment is there.
