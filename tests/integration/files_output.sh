@@ -180,6 +180,9 @@ the directory it points to: --output $T/realdir/x.db" \
   "$SQLENVFS" restore --root "$R" --time latest --output "$T/linkdir/x.db"
 expect_fail "recover to $T/linkdir/y.db: $T/linkdir is a symbolic link" \
   "$SQLENVFS" recover --root "$R" app --output "$T/linkdir/y.db"
+(cd "$T" && ln -s linkdir link2 &&
+  expect_fail "link2 is a symbolic link \\(to linkdir\\).*--output $T/realdir/z.db\\)" \
+    env G_DEBUG=fatal-warnings "$SQLENVFS" restore --root "$R" --time latest --output link2/z.db)
 assert_eq "$(ls -A "$T/realdir")" "" "the directory the link points to"
 pass "an output in a directory that is a link is refused, naming the real directory"
 
