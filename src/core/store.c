@@ -309,13 +309,18 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **b
     return NULL;
   }
   if (lstat(copy->dir, &st) == 0 && S_ISLNK(st.st_mode)) {
+    g_autofree char *target = g_file_read_link(copy->dir, NULL);
+    g_autofree char *word = sqlenvfs_shell_word(copy->dir);
+    g_autofree char *target_word = sqlenvfs_shell_word(target ? target : "TARGET");
     if (bad_file != NULL)
       *bad_file = g_strdup(copy->dir);
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
-                "%s is a symbolic link, not a %s: a copy is never read through a link, whose "
-                "target holds another time's state (remove the link; `sqlenvfs list` shows the "
-                "copies)",
-                copy->dir, sqlenvfs_copy_kind_name(kind));
+                "%s is a symbolic link (to %s), not a %s: a copy is never read through a link, "
+                "which could lead to another time's state (if it leads to this copy, moved "
+                "elsewhere, move it back: `rm %s; mv %s %s`; to keep copies on another disk, "
+                "mount it on backups/ instead)",
+                copy->dir, target ? target : "?", sqlenvfs_copy_kind_name(kind), word,
+                target_word, word);
     return NULL;
   }
   if (!g_file_test(copy->dir, G_FILE_TEST_IS_DIR)) {

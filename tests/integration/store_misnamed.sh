@@ -38,7 +38,7 @@ grep -Eq "^BAD .* $b1 .*MANIFEST: it was written for the backup named $b2, not $
   "$T/verify.out" || fail "verify does not name both names of a swapped copy: $(< "$T/verify.out")"
 grep -Eq "^BAD .* $early .*written for the backup named $b3, not $early" "$T/verify.out" ||
   fail "verify does not name both names of a renamed copy: $(cat "$T/verify.out")"
-grep -Eq "^BAD .* $b4 .*$b4 is a symbolic link, not a backup" "$T/verify.out" ||
+grep -Eq "^BAD .* $b4 .*$b4 is a symbolic link \(to [^)]*\), not a backup.*move it back" "$T/verify.out" ||
   fail "verify does not say the entry is a link: $(cat "$T/verify.out")"
 grep -Eq "^BAD .* $b5 .*$b5/app.db is a symbolic link, not a copy" "$T/verify.out" ||
   fail "verify does not say the database file is a link: $(cat "$T/verify.out")"
