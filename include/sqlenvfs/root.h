@@ -149,8 +149,9 @@ char *sqlenvfs_root_path_blocker(const SqlenvfsRoot *root, SqlenvfsDir which,
                                  gboolean *is_link);
 
 /* The symbolic link that opening the database @path in the directory
- * @which (PROD or DEV) would go through: for DEV a directory from the root
- * down to it, or the file, its -wal, -shm or -journal (newly allocated);
+ * @which would go through: for DEV a directory from the root down to it,
+ * or the file, its -wal, -shm or -journal (newly allocated); for PROD none
+ * (production is read through links as the application reads it);
  * NULL when there is none. SQLite follows it and makes its -wal and -shm
  * beside the link's target, outside the root: a command that only reads
  * names the link instead of opening the database. */

@@ -1041,12 +1041,14 @@ char *
 sqlenvfs_root_db_link(const SqlenvfsRoot *root, SqlenvfsDir which, const char *path)
 {
   gboolean is_link = FALSE;
-  /* Production is read through a link to its directory as every command
-   * (and the application) reads it; development's directory is sqlenvfs's
-   * to write. */
-  char *blocker = which == SQLENVFS_DIR_PROD ? NULL
-                                             : sqlenvfs_root_path_blocker(root, which, &is_link);
+  char *blocker;
 
+  /* Production is read through a link (to it, or to its directory) as
+   * every command and the application read it: its -wal and -shm are
+   * where the application's are. Development is sqlenvfs's to write. */
+  if (which == SQLENVFS_DIR_PROD)
+    return NULL;
+  blocker = sqlenvfs_root_path_blocker(root, which, &is_link);
   if (blocker != NULL && is_link)
     return blocker;
   g_free(blocker);

@@ -124,4 +124,10 @@ findings layout | grep -q "^warning|$R/data/prod|.*symbolic link .*init refuses 
   fail "no layout warning for a linked data/prod: $(findings layout)"
 findings open | grep -q "not opened" && fail "production was not opened: $(findings open)"
 "$SQLENVFS" info --root "$R" > /dev/null || fail "info with data/prod a link"
-pass "production's directory as a link is a warning, and production is still checked"
+# Production's file itself a link (moved to another disk): read through it
+# as backups and the application read it.
+mv "$T/prodisk/app.db" "$T/app-elsewhere.db"
+ln -s "$T/app-elsewhere.db" "$T/prodisk/app.db"
+findings open | grep -q "not opened" && fail "production's linked file was not opened: $(findings open)"
+"$SQLENVFS" info --root "$R" > /dev/null || fail "info with production's file a link"
+pass "production's directory or file as a link is a warning at most, and production is still checked"
