@@ -51,6 +51,10 @@ extern const char *const sqlenvfs_db_files[SQLENVFS_N_DB_FILES];
 #define SQLENVFS_DB_SIDECARS (sqlenvfs_db_files + 1)
 #define SQLENVFS_N_DB_SIDECARS (SQLENVFS_N_DB_FILES - 1)
 
+/* "<db>" when the file name @name is "<db>.db" or one of its sidecars
+ * ("<db>.db-wal", ...); NULL otherwise (newly allocated). */
+char *sqlenvfs_db_of_file(const char *name);
+
 /* How long a connection waits for another process's lock (milliseconds). */
 #define SQLENVFS_BUSY_TIMEOUT_MS 10000
 
@@ -228,6 +232,12 @@ int sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error
  * REFUSED error naming @what, the link and its target. A missing @path is
  * fine (TRUE). */
 gboolean sqlenvfs_refuse_symlink(const char *path, const char *what, GError **error);
+
+/* Where the symbolic link @path leads, every link on the way resolved
+ * (realpath), or, when that cannot be (a dangling link), its target taken
+ * from @path's directory; NULL when @path cannot be read as a link. Newly
+ * allocated, for messages that name the real place. */
+char *sqlenvfs_link_destination(const char *path);
 
 /* The bytes of the regular files in the tree at @path (a file: its size),
  * links not followed; what cannot be read counts nothing. */

@@ -21,7 +21,6 @@
 #include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -299,9 +298,8 @@ sqlenvfs_copy_check_output(const SqlenvfsRoot *root, const char *output, gboolea
     /* Its temporaries and the output would be made through the link: the
      * directory it points to is named instead. */
     g_autofree char *target = g_file_read_link(dir, NULL);
-    char *resolved = realpath(dir, NULL); /* every link on the way, relative or not */
-    g_autofree char *real_out = resolved ? g_build_filename(resolved, base, NULL) : NULL;
-    free(resolved);
+    g_autofree char *real = sqlenvfs_link_destination(dir);
+    g_autofree char *real_out = real ? g_build_filename(real, base, NULL) : NULL;
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED,
                 "%s to %s: %s is a symbolic link (to %s), and sqlenvfs writes nothing through "
                 "a link (nothing was written; name the directory it points to: --output %s)",

@@ -1765,8 +1765,7 @@ check_layout(Ctx *c)
                                writer_names[b]);
     if (g_array_index(links, gboolean, k)) {
       g_autofree char *target = g_file_read_link(path, NULL);
-      g_autofree char *parent = g_path_get_dirname(path);
-      g_autofree char *real = target ? g_canonicalize_filename(target, parent) : NULL;
+      g_autofree char *real = sqlenvfs_link_destination(path);
       g_autofree char *target_word = sqlenvfs_shell_word(real ? real : "TARGET");
       action = g_strdup_printf(
         "stop the archiver and the mount, then put the real directory there (`rm %s; mv %s "

@@ -681,20 +681,10 @@ narrow_file_at(int dirfd, const char *name, int mode)
 static int
 copy_mode_of(SqlenvfsRoot *root, const char *name, int fallback)
 {
-  g_autofree char *base = g_strdup(name);
-  g_autofree char *prod = NULL;
+  g_autofree char *db = sqlenvfs_db_of_file(name);
+  g_autofree char *prod = db ? sqlenvfs_root_prod_db(root, db) : NULL;
   struct stat st;
-  for (gsize i = 1; i < SQLENVFS_N_DB_FILES; i++) {
-    if (g_str_has_suffix(base, sqlenvfs_db_files[i])) {
-      base[strlen(base) - strlen(sqlenvfs_db_files[i])] = '\0';
-      break;
-    }
-  }
-  if (!g_str_has_suffix(base, ".db"))
-    return fallback;
-  base[strlen(base) - 3] = '\0';
-  prod = sqlenvfs_root_prod_db(root, base);
-  return stat(prod, &st) == 0 ? sqlenvfs_copy_mode(&st) : fallback;
+  return prod != NULL && stat(prod, &st) == 0 ? sqlenvfs_copy_mode(&st) : fallback;
 }
 
 /* Development's database files made no more readable than production is
@@ -721,14 +711,9 @@ narrow_dev(SqlenvfsRoot *root, char **failed)
     return;
   }
   while ((ent = readdir(d)) != NULL) {
-    g_autofree char *base = NULL, *prod = NULL;
+    g_autofree char *base = sqlenvfs_db_of_file(ent->d_name), *prod = NULL;
     struct stat st, pst;
     int fd, mode;
-    for (gsize i = 0; i < SQLENVFS_N_DB_FILES && base == NULL; i++) {
-      g_autofree char *suffix = g_strconcat(".db", sqlenvfs_db_files[i], NULL);
-      if (g_str_has_suffix(ent->d_name, suffix))
-        base = g_strndup(ent->d_name, strlen(ent->d_name) - strlen(suffix));
-    }
     if (base == NULL)
       continue;
     fd = openat(dirfd(d), ent->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);

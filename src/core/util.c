@@ -24,6 +24,17 @@
 
 const char *const sqlenvfs_db_files[SQLENVFS_N_DB_FILES] = { "", "-wal", "-shm", "-journal" };
 
+char *
+sqlenvfs_db_of_file(const char *name)
+{
+  for (gsize i = 0; i < SQLENVFS_N_DB_FILES; i++) {
+    g_autofree char *suffix = g_strconcat(".db", sqlenvfs_db_files[i], NULL);
+    if (g_str_has_suffix(name, suffix) && strlen(name) > strlen(suffix))
+      return g_strndup(name, strlen(name) - strlen(suffix));
+  }
+  return NULL;
+}
+
 sqlite3 *
 sqlenvfs_db_open(const char *path, SqlenvfsOpenFlags flags, GError **error)
 {
@@ -446,6 +457,26 @@ sqlenvfs_open_own_file(const char *path, int flags, int mode, GError **error)
     return -1;
   }
   return fd;
+}
+
+char *
+sqlenvfs_link_destination(const char *path)
+{
+  char *resolved = realpath(path, NULL);
+  g_autofree char *target = NULL, *abs = NULL, *parent = NULL;
+  char *out;
+
+  if (resolved != NULL) {
+    out = g_strdup(resolved);
+    free(resolved);
+    return out;
+  }
+  target = g_file_read_link(path, NULL);
+  if (target == NULL)
+    return NULL;
+  abs = g_canonicalize_filename(path, NULL);
+  parent = g_path_get_dirname(abs);
+  return g_canonicalize_filename(target, parent);
 }
 
 gboolean

@@ -337,6 +337,22 @@ START_TEST(test_error_hints)
 }
 END_TEST
 
+/* The database a file of a database directory belongs to, by its name. */
+START_TEST(test_db_of_file)
+{
+  static const struct { const char *name, *db; } cases[] = {
+    { "app.db", "app" },          { "app.db-wal", "app" },   { "app.db-shm", "app" },
+    { "sales 2026.db-journal", "sales 2026" },                { "a.db.db", "a.db" },
+    { ".db", NULL },              { "app.db-wal2", NULL },   { "app", NULL },
+    { "app.dbx", NULL },          { ".tmp-app.db-1234", NULL },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autofree char *db = sqlenvfs_db_of_file(cases[i].name);
+    ck_assert_msg(g_strcmp0(db, cases[i].db) == 0, "%s: %s", cases[i].name, db ? db : "NULL");
+  }
+}
+END_TEST
+
 static Suite *
 suite(void)
 {
@@ -351,6 +367,7 @@ suite(void)
   tcase_add_test(tc, test_tmp_tracked);
   tcase_add_test(tc, test_create_file_leftover_journal);
   tcase_add_test(tc, test_error_hints);
+  tcase_add_test(tc, test_db_of_file);
   suite_add_tcase(s, tc);
   return s;
 }
