@@ -3,9 +3,11 @@
  * read the catalog, stream rows through a cursor (contract in pgsource.h).
  *
  * Invariants:
- *   (1) Everything runs inside the one transaction begun at open
- *       (REPEATABLE READ READ ONLY): catalog and rows come from one snapshot,
- *       and nothing is ever written on the server.
+ *   (1) Everything runs inside one transaction (REPEATABLE READ READ ONLY):
+ *       catalog and rows come from one snapshot, and nothing is ever written
+ *       on the server. The transaction begun at open only lists the tables;
+ *       it is begun again with them locked before its snapshot is taken
+ *       (begin_locked), and everything read after comes from that one.
  *   (2) The client holds at most one FETCH batch (one PGresult) at a time,
  *       of about FETCH_TARGET_BYTES: its rows are counted from the last one's.
  *   (3) Errors reaching the user are one line: libpq's multi-line messages
