@@ -777,26 +777,28 @@ quiet_path(Db *d)
   return g_build_filename(sqlenvfs_root_path(d->a->root, SQLENVFS_DIR_STATE), file, NULL);
 }
 
-/* The marker's line for @last and the database file as @st shows it. */
+/* The marker's text for @last and the database file as @st shows it: its
+ * line and the line's crc. */
 static char *
-quiet_line(const SqlenvfsArchiveEntry *last, const struct stat *st)
+quiet_text(const SqlenvfsArchiveEntry *last, const struct stat *st)
 {
-  return g_strdup_printf(QUIET_FORMAT, last->seq, last->salt1, last->salt2, last->commit_frame,
-                         (guint64)st->st_dev, (guint64)st->st_ino, (guint64)st->st_size,
-                         (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+  g_autofree char *line =
+    g_strdup_printf(QUIET_FORMAT, last->seq, last->salt1, last->salt2, last->commit_frame,
+                    (guint64)st->st_dev, (guint64)st->st_ino, (guint64)st->st_size,
+                    (gint64)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec);
+  return g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
 }
 
 static void
 quiet_note(Db *d)
 {
   const SqlenvfsArchiveEntry *last = sqlenvfs_archive_writer_last_state(d->w);
-  g_autofree char *path = quiet_path(d), *line = NULL, *text = NULL;
+  g_autofree char *path = quiet_path(d), *text = NULL;
   g_autoptr(GError) local = NULL;
   struct stat st;
   if (last == NULL || d->unsynced > 0 || stat(d->path, &st) != 0 || st.st_mtim.tv_nsec == 0)
     return;
-  line = quiet_line(last, &st);
-  text = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  text = quiet_text(last, &st);
   if (!sqlenvfs_write_file_replace(path, text, strlen(text), 0600, &local))
     g_debug("archiver %s: %s", d->name, local->message);
 }
@@ -806,13 +808,12 @@ quiet_note(Db *d)
 static gboolean
 quiet_matches(Db *d, const SqlenvfsArchiveEntry *last)
 {
-  g_autofree char *path = quiet_path(d), *text = NULL, *want = NULL, *line = NULL;
+  g_autofree char *path = quiet_path(d), *text = NULL, *want = NULL;
   struct stat st;
   if (!g_file_get_contents(path, &text, NULL, NULL) || stat(d->path, &st) != 0 ||
       st.st_mtim.tv_nsec == 0)
     return FALSE;
-  line = quiet_line(last, &st);
-  want = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  want = quiet_text(last, &st);
   return strcmp(text, want) == 0;
 }
 
@@ -828,7 +829,7 @@ quiet_matches(Db *d, const SqlenvfsArchiveEntry *last)
 static gboolean
 quiet_moved(Db *d, const SqlenvfsArchiveEntry *last)
 {
-  g_autofree char *path = quiet_path(d), *text = NULL, *line = NULL, *want = NULL;
+  g_autofree char *path = quiet_path(d), *text = NULL, *want = NULL;
   guint64 dev, ino;
   const char *p;
   struct stat st;
@@ -840,8 +841,7 @@ quiet_moved(Db *d, const SqlenvfsArchiveEntry *last)
     return FALSE;
   st.st_dev = (dev_t)dev;
   st.st_ino = (ino_t)ino;
-  line = quiet_line(last, &st);
-  want = g_strdup_printf("%s crc=%08x\n", line, sqlenvfs_crc32(0, line, strlen(line)));
+  want = quiet_text(last, &st);
   return strcmp(text, want) == 0;
 }
 
