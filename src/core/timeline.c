@@ -1541,15 +1541,14 @@ retained_start(const SqlenvfsTimeline *tl, gint64 since)
 }
 
 /* The base every restore into the retained part of window @w (at or after
- * @since, see retained_start) starts from at the latest: the newest base
- * of its chain at or before the state at the retained start. NULL when the
+ * @since, a retained_start) starts from at the latest: the newest base of
+ * its chain at or before the state at the retained start. NULL when the
  * window is not retained. */
 static const Base *
 anchor_of(SqlenvfsTimeline *tl, const Window *w, gint64 since)
 {
   SqlenvfsArchiveEntry st;
   const Base *best = NULL;
-  since = retained_start(tl, since);
   if (w->to < since)
     return NULL;
   if (!state_at(tl, w->chain, MAX(w->from, since), &st))
@@ -1570,6 +1569,7 @@ sqlenvfs_timeline_keeps_base(SqlenvfsTimeline *tl, SqlenvfsCopyKind kind, const 
 {
   gboolean keep = FALSE;
   g_mutex_lock(&tl->lock);
+  since = retained_start(tl, since);
   for (guint i = 0; i < tl->windows->len && !keep; i++) {
     const Window *w = &g_array_index(tl->windows, Window, i);
     const Base *b = anchor_of(tl, w, since);
@@ -1589,6 +1589,7 @@ sqlenvfs_timeline_check_anchors(SqlenvfsTimeline *tl, gint64 since, GPtrArray *b
 {
   gboolean done = TRUE;
   g_mutex_lock(&tl->lock);
+  since = retained_start(tl, since);
   for (guint i = 0; i < tl->windows->len; i++) {
     const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
     g_autoptr(GError) why = NULL;
@@ -1667,11 +1668,13 @@ sqlenvfs_timeline_prune_point(SqlenvfsTimeline *tl, gint64 since, guint64 *keep_
   any = tl->has_records || tl->marks->len > 0;
   if (any) {
     const Chain *last = chain_at(tl, tl->chains->len - 1);
-    if (retained_start(tl, since) < since) {
-      g_autofree char *end = sqlenvfs_time_format_iso(newest_end(tl));
+    gint64 start = retained_start(tl, since);
+    if (start < since) {
+      g_autofree char *end = sqlenvfs_time_format_iso(start);
       g_warning("prune: the newest recoverable time of %s, %s, is older than the retention "
                 "([retention] pitr-keep-days; has its archiver stopped, or the clock moved?): "
                 "its state stays recoverable, from the base it needs", tl->db, end);
+      since = start;
     }
     for (guint i = 0; i < tl->windows->len; i++) {
       const Base *b = anchor_of(tl, &g_array_index(tl->windows, Window, i), since);
