@@ -808,8 +808,89 @@ check_alive_tail(SqlenvfsArchive *a)
   gap_at_end(a, si - 1);
 }
 
+typedef struct {
+  guint64 number, size, first_seq, n_records;
+} SumClaim;
+
+/* What the summaries in use say of their segments, in segment order. */
+static GArray *
+sum_claims(const SqlenvfsArchive *a)
+{
+  GArray *claims = g_array_new(FALSE, FALSE, sizeof(SumClaim));
+  for (guint si = 0; si < a->segments->len; si++) {
+    const ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, si);
+    SumClaim c = { g_array_index(a->segments, SqlenvfsArchiveSegment, si).number,
+                   ss->s.seg_size, ss->s.first_seq, ss->s.n_records };
+    if (ss->is_summarized)
+      g_array_append_val(claims, c);
+  }
+  return claims;
+}
+
+/* Segment @si, just read from its index and records where a summary had
+ * answered for it (@claims), when what it holds is not what the summary
+ * said: the summary is not used again while both files are as they are
+ * (note_mismatch), so that an archive opened later reads the segment as
+ * this load did (and refuses what it refuses). */
+static void
+check_claim(SqlenvfsArchive *a, guint si, const GArray *claims)
+{
+  const SqlenvfsArchiveSegment *seg = &g_array_index(a->segments, SqlenvfsArchiveSegment, si);
+  guint lo = 0, hi = claims->len;
+  const SumClaim *c;
+
+  while (lo < hi) {
+    guint mid = lo + (hi - lo) / 2;
+    if (g_array_index(claims, SumClaim, mid).number < seg->number)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  if (lo == claims->len)
+    return;
+  c = &g_array_index(claims, SumClaim, lo);
+  if (c->number != seg->number ||
+      (seg->size == c->size && seg->first_seq == c->first_seq &&
+       seg->n_entries == c->n_records && seg->is_sealed && !seg->is_damaged))
+    return;
+  g_autofree char *why =
+    g_strdup_printf("it holds %u records from record %" G_GUINT64_FORMAT " in %"
+                    G_GUINT64_FORMAT " bytes%s, its summary says %" G_GUINT64_FORMAT
+                    " from %" G_GUINT64_FORMAT " in %" G_GUINT64_FORMAT " bytes",
+                    seg->n_entries, seg->first_seq, seg->size,
+                    seg->is_sealed && !seg->is_damaged ? "" : " (not sealed whole)",
+                    c->n_records, c->first_seq, c->size);
+  note_mismatch(a->dfd, a->dir, seg->number, seg->path, why, NULL);
+}
+
+/* Forget segment @si, the last one loaded, and what loading it added
+ * (its entries, a DAMAGED gap before them, its summary), restoring the
+ * last summarized SEAL known before it (@sum_last, @has_sum_last). */
+static void
+unload_last(SqlenvfsArchive *a, guint si, const SqlenvfsArchiveEntry *sum_last,
+            gboolean has_sum_last)
+{
+  const ArchiveSegSum *ss = &g_array_index(a->segsum, ArchiveSegSum, si);
+  int fd = g_array_index(a->fds, int, si);
+
+  g_assert(si + 1 == a->segments->len);
+  if (fd >= 0)
+    close(fd);
+  if (ss->is_summarized)
+    a->n_summarized--;
+  g_array_set_size(a->entries, ss->start);
+  g_array_set_size(a->segsum, si);
+  g_array_set_size(a->fds, si);
+  g_array_set_size(a->segments, si);
+  a->sum_last = *sum_last;
+  a->has_sum_last = has_sum_last;
+  a->cache_si = G_MAXUINT;
+}
+
+/* Load segments @nums from the @start-th on. With @claims (sum_claims()),
+ * each segment read in full is checked against what its summary said. */
 static gboolean
-load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
+load_from(SqlenvfsArchive *a, GArray *nums, guint start, const GArray *claims, GError **error)
 {
   for (guint k = start; k < nums->len; k++) {
     SqlenvfsArchiveSegment seg = { 0 };
@@ -817,6 +898,8 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
     g_autofree char *name = archive_seg_name(g_array_index(nums, guint64, k), "seg");
     const SqlenvfsArchiveEntry *prev = last_real(a);
     guint64 prev_seq = prev != NULL ? prev->seq : 0;
+    const SqlenvfsArchiveEntry sum_last = a->sum_last;
+    const gboolean has_sum_last = a->has_sum_last;
     GError *local = NULL;
     int fd = -1;
     guint si;
@@ -846,8 +929,14 @@ load_from(SqlenvfsArchive *a, GArray *nums, guint start, GError **error)
       return FALSE;
     }
     g_array_index(a->segsum, ArchiveSegSum, si).end = a->entries->len;
-    if (!check_seq_forward(a, si, prev_seq, error))
+    if (claims != NULL && !g_array_index(a->segsum, ArchiveSegSum, si).is_summarized)
+      check_claim(a, si, claims);
+    /* What is loaded stays one history: a refresh that continues after a
+     * failed one never finds the refused segment's records among it. */
+    if (!check_seq_forward(a, si, prev_seq, error)) {
+      unload_last(a, si, &sum_last, has_sum_last);
       return FALSE;
+    }
   }
   check_alive_tail(a);
   if (a->segments->len > 0)
@@ -884,13 +973,17 @@ ensure_all(SqlenvfsArchive *a)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(GArray) nums = NULL;
+  g_autoptr(GArray) claims = NULL;
+  gboolean loaded;
   if (a->n_summarized == 0)
     return;
   g_debug("archive %s: loading every index entry", a->dir);
   a->no_sums = TRUE;
+  claims = sum_claims(a);
   nums = archive_list_segments(a->dir, &error);
   reset(a);
-  if (nums == NULL || !load_from(a, nums, 0, &error)) {
+  loaded = nums != NULL && load_from(a, nums, 0, claims, &error);
+  if (!loaded) {
     g_warning("archive %s: loading every index entry: %s", a->dir, error->message);
     return;
   }
@@ -951,7 +1044,7 @@ archive_open_except(const char *dir, const GArray *no_summary, GError **error)
     nums = archive_list_segments(dir, error);
     if (nums == NULL)
       return NULL;
-    if (load_from(a, nums, 0, &local))
+    if (load_from(a, nums, 0, NULL, &local))
       break;
     if (nums->len == 0 || g_array_index(nums, guint64, 0) <= first ||
         !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
@@ -1018,7 +1111,7 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
       g_array_index(nums, guint64, n_old - 1) !=
         g_array_index(a->segments, SqlenvfsArchiveSegment, n_old - 1).number) {
     reset(a);
-    if (!load_from(a, nums, 0, error))
+    if (!load_from(a, nums, 0, NULL, error))
       return FALSE;
     return TRUE;
   }
@@ -1037,7 +1130,7 @@ sqlenvfs_archive_refresh(SqlenvfsArchive *a, GError **error)
       g_array_index(a->segsum, ArchiveSegSum, n_old - 1).end = a->entries->len;
     }
   }
-  if (!load_from(a, nums, n_old, error))
+  if (!load_from(a, nums, n_old, NULL, error))
     return FALSE;
   return TRUE;
 }
@@ -3390,7 +3483,7 @@ sqlenvfs_archive_check_records(SqlenvfsArchive *a, const char *memo_path, GError
         a->no_sum_of = g_array_new(FALSE, FALSE, sizeof(guint64));
       g_array_append_vals(a->no_sum_of, unmatched->data, unmatched->len);
       reset(a);
-      if (!load_from(a, nums, 0, error))
+      if (!load_from(a, nums, 0, NULL, error))
         return -1;
       return sqlenvfs_archive_check_records(a, memo_path, error);
     }

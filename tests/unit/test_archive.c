@@ -2769,6 +2769,70 @@ START_TEST(test_seq_going_back)
 }
 END_TEST
 
+static void
+count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
+{
+  (void)domain;
+  (void)level;
+  (void)message;
+  (*(guint *)user)++;
+}
+
+/* The same copied in where a sealed segment was, its summary left: the
+ * open answers from the summary (which it does not check against the
+ * segment), and reading every entry finds the records going back. Then
+ * that summary is not used again, so that an archive opened later refuses
+ * the directory too, and nothing loaded holds the refused records: a
+ * refresh of the archive refuses it as often as it is asked. */
+START_TEST(test_seq_going_back_behind_summary)
+{
+  g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
+  g_autofree guint8 *data = NULL;
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  SqlenvfsArchive *b;
+  GError *error = NULL;
+  SegHeader sh;
+  const char *why = NULL;
+  guint warnings = 0, handler, n;
+  gsize len;
+  History h;
+
+  write_history(w, &h);
+  g_clear_pointer(&w, sqlenvfs_archive_writer_free);
+  ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
+  ck_assert(archive_decode_seg_header(data, &sh, &why));
+  sh.number = 3;
+  archive_encode_seg_header(data, &sh);
+  ck_assert(g_file_set_contents(seg3, (const char *)data, (gssize)len, NULL));
+  /* The index of segment 3 goes with it: the records are read from it. */
+  a = open_reader();
+  ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4);
+  ck_assert(g_array_index(a->segsum, ArchiveSegSum, 2).is_summarized);
+
+  handler = g_log_set_handler("sqlenvfs", G_LOG_LEVEL_WARNING, count_warning, &warnings);
+  n = sqlenvfs_archive_n_entries(a);
+  g_log_remove_handler("sqlenvfs", handler);
+  ck_assert_uint_eq(warnings, 1);
+  for (guint i = 1; i < n; i++) {
+    guint64 seq = sqlenvfs_archive_entry(a, i)->seq, prev = sqlenvfs_archive_entry(a, i - 1)->seq;
+    ck_assert(seq == 0 || prev == 0 || seq > prev);
+  }
+  for (guint round = 0; round < 2; round++) {
+    ck_assert(!sqlenvfs_archive_refresh(a, &error));
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+    ck_assert_msg(strstr(error->message, seg3) != NULL, "%s", error->message);
+    g_clear_error(&error);
+  }
+  b = sqlenvfs_archive_open(dir, &error);
+  ck_assert_ptr_null(b);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
+  ck_assert_msg(strstr(error->message, "two histories") != NULL, "%s", error->message);
+  g_clear_error(&error);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ */
 /* Composition */
 
@@ -4677,15 +4741,6 @@ START_TEST(test_last_backfilled_one_a_seal)
 }
 END_TEST
 
-static void
-count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, gpointer user)
-{
-  (void)domain;
-  (void)level;
-  (void)message;
-  (*(guint *)user)++;
-}
-
 /* A segment whose pages have many versions but whose last versions would
  * be more than a .last file may hold (ARCHIVE_LAST_MAX_BYTES) is sealed
  * with its summary and no .last, and without a warning: that is how such
@@ -4974,6 +5029,7 @@ archive_suite(void)
   tcase_add_test(tc, test_summary_damage_and_missing);
   tcase_add_test(tc, test_lazy_segment_check);
   tcase_add_test(tc, test_seq_going_back);
+  tcase_add_test(tc, test_seq_going_back_behind_summary);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
   tcase_add_test(tc, test_compose_deferred_checks);
