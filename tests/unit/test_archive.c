@@ -2722,6 +2722,24 @@ START_TEST(test_lazy_segment_check)
 }
 END_TEST
 
+/* Copy segment 2 of the archive to @path as segment @number (its header
+ * made right for that number). */
+static void
+copy_segment_2_as(const char *path, guint64 number)
+{
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree guint8 *data = NULL;
+  const char *why = NULL;
+  SegHeader sh;
+  gsize len;
+
+  ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
+  ck_assert(archive_decode_seg_header(data, &sh, &why));
+  sh.number = number;
+  archive_encode_seg_header(data, &sh);
+  ck_assert(g_file_set_contents(path, (const char *)data, (gssize)len, NULL));
+}
+
 /* Two histories in one directory: a copy of segment 2 (its header made
  * right for its new number) after the last segment. Its records go back
  * to numbers the archive already holds; opening the archive fails naming
@@ -2730,16 +2748,11 @@ END_TEST
 START_TEST(test_seq_going_back)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
-  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
   g_autofree char *copy = NULL, *copy_name = NULL;
-  g_autofree guint8 *data = NULL;
   g_autoptr(GArray) nums = NULL;
   SqlenvfsArchive *a;
   GError *error = NULL;
-  SegHeader sh;
-  const char *why = NULL;
   guint64 next;
-  gsize len;
   History h;
 
   write_history(w, &h);
@@ -2750,11 +2763,7 @@ START_TEST(test_seq_going_back)
   next = g_array_index(nums, guint64, nums->len - 1) + 1;
   copy_name = archive_seg_name(next, "seg");
   copy = g_build_filename(dir, copy_name, NULL);
-  ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
-  ck_assert(archive_decode_seg_header(data, &sh, &why));
-  sh.number = next;
-  archive_encode_seg_header(data, &sh);
-  ck_assert(g_file_set_contents(copy, (const char *)data, (gssize)len, NULL));
+  copy_segment_2_as(copy, next);
   a = sqlenvfs_archive_open(dir, &error);
   ck_assert_ptr_null(a);
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INTEGRITY);
@@ -2787,25 +2796,16 @@ count_warning(const gchar *domain, GLogLevelFlags level, const gchar *message, g
 START_TEST(test_seq_going_back_behind_summary)
 {
   g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
-  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
   g_autofree char *seg3 = g_build_filename(dir, "0000000000000003.seg", NULL);
-  g_autofree guint8 *data = NULL;
   g_autoptr(SqlenvfsArchive) a = NULL;
   SqlenvfsArchive *b;
   GError *error = NULL;
-  SegHeader sh;
-  const char *why = NULL;
   guint warnings = 0, handler, n;
-  gsize len;
   History h;
 
   write_history(w, &h);
   g_clear_pointer(&w, sqlenvfs_archive_writer_free);
-  ck_assert(g_file_get_contents(seg2, (char **)&data, &len, NULL));
-  ck_assert(archive_decode_seg_header(data, &sh, &why));
-  sh.number = 3;
-  archive_encode_seg_header(data, &sh);
-  ck_assert(g_file_set_contents(seg3, (const char *)data, (gssize)len, NULL));
+  copy_segment_2_as(seg3, 3);
   /* The index of segment 3 goes with it: the records are read from it. */
   a = open_reader();
   ck_assert_uint_ge(sqlenvfs_archive_n_segments(a), 4);
