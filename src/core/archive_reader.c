@@ -129,12 +129,22 @@ last_real(const SqlenvfsArchive *a)
 }
 
 /* A DAMAGED gap before @seq (first record of segment @si, at @time) when
- * the sequence does not continue from the last record loaded. */
+ * the sequence does not continue from the last record loaded, or when
+ * that record ends an earlier segment without its SEAL. A writer starts a
+ * segment only after sealing the one before, and the SEAL takes a number:
+ * a segment of this archive cut short (its seal lost) leaves that number
+ * missing. One that ends just before the next segment's first record
+ * without a SEAL was not followed by that segment in one history (the
+ * last, unsealed segment of this root, then a later segment of a copy of
+ * it that sealed its own at that number), and no state is composed
+ * across the two. */
 static void
 gap_before(SqlenvfsArchive *a, guint64 seq, gint64 time, guint si)
 {
   const SqlenvfsArchiveEntry *prev = last_real(a);
-  if (prev && seq != prev->seq + 1) {
+  if (prev && (seq != prev->seq + 1 ||
+               (prev->segment != si &&
+                !g_array_index(a->segments, SqlenvfsArchiveSegment, prev->segment).is_sealed))) {
     SqlenvfsArchiveEntry gap = { 0 };
     gap.type = SQLENVFS_ARCHIVE_GAP;
     gap.reason = SQLENVFS_GAP_DAMAGED;

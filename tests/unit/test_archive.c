@@ -2891,6 +2891,59 @@ put_commit(SqlenvfsArchiveWriter *w, guint k, const guint32 *pgnos, guint n, gui
   ck_assert_no_error(error);
 }
 
+/* This root's last segment, not sealed, ends at record 16; a copy of the
+ * root that went on by itself sealed its own segment 1 at 16 and began
+ * segment 2 at 17, which is copied in. Nothing is missing by number, but
+ * the two are not one history (a writer seals a segment before it starts
+ * the next, and the SEAL takes a number): a DAMAGED gap between them,
+ * never a state composed across. */
+START_TEST(test_unsealed_then_copys_segment)
+{
+  g_autoptr(SqlenvfsArchive) a = NULL;
+  g_autofree char *copy = g_build_filename(tmp, "copy", NULL);
+  g_autofree char *seg2 = g_build_filename(dir, "0000000000000002.seg", NULL);
+  g_autofree char *idx2 = g_build_filename(dir, "0000000000000002.idx", NULL);
+  g_autofree char *seg2_copy = g_build_filename(copy, "0000000000000002.seg", NULL);
+  g_autofree char *idx2_copy = g_build_filename(copy, "0000000000000002.idx", NULL);
+  guint32 pg = 2;
+  SqlenvfsArchiveEntry e;
+  guint n, i17 = 0;
+
+  /* The copy: segment 1 sealed at 16, segment 2 from 17. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+    sqlenvfs_archive_writer_set_max_records(w, 16);
+    for (guint k = 1; k <= 18; k++)
+      put_commit(w, k, &pg, 1, 4, fill_page);
+  }
+  ck_assert_int_eq(rename(dir, copy), 0);
+  /* This root: 16 records in segment 1, not sealed. */
+  {
+    g_autoptr(SqlenvfsArchiveWriter) w = open_writer(64 * 1024);
+    for (guint k = 1; k <= 16; k++)
+      put_commit(w, k + 100, &pg, 1, 4, fill_page);
+    ck_assert_uint_eq(sqlenvfs_archive_writer_last(w)->seq, 16);
+  }
+  ck_assert_int_eq(rename(seg2_copy, seg2), 0);
+  ck_assert_int_eq(rename(idx2_copy, idx2), 0);
+
+  a = open_reader();
+  ck_assert_uint_eq(sqlenvfs_archive_n_segments(a), 2);
+  ck_assert(sqlenvfs_archive_get(a, 17, &e));
+  ck_assert_uint_eq(e.segment, 1);
+  n = sqlenvfs_archive_n_entries(a);
+  for (guint i = 0; i < n; i++)
+    if (sqlenvfs_archive_entry(a, i)->seq == 17)
+      i17 = i;
+  ck_assert_uint_gt(i17, 0);
+  e = *sqlenvfs_archive_entry(a, i17 - 1);
+  ck_assert_uint_eq(e.seq, 0);
+  ck_assert_int_eq(e.type, SQLENVFS_ARCHIVE_GAP);
+  ck_assert_int_eq(e.reason, SQLENVFS_GAP_DAMAGED);
+  ck_assert_uint_eq(sqlenvfs_archive_entry(a, i17 - 2)->seq, 16);
+}
+END_TEST
+
 /* The first check of a long history of batches reads each segment's
  * records through a window, a few large reads, not one or two for each
  * commit (at a million commits that was millions of system calls and
@@ -5030,6 +5083,7 @@ archive_suite(void)
   tcase_add_test(tc, test_lazy_segment_check);
   tcase_add_test(tc, test_seq_going_back);
   tcase_add_test(tc, test_seq_going_back_behind_summary);
+  tcase_add_test(tc, test_unsealed_then_copys_segment);
   tcase_add_test(tc, test_compose_page_maps_and_records);
   tcase_add_test(tc, test_compose_bad_page_map);
   tcase_add_test(tc, test_compose_deferred_checks);
