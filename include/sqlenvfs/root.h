@@ -254,10 +254,17 @@ GPtrArray *sqlenvfs_root_list_unsupported(const SqlenvfsRoot *root);
 void sqlenvfs_root_forget_warnings(SqlenvfsRoot *root);
 
 /* Resolve a user's database name: NULL means the default; a name must be
- * supported (below). With @must_exist the production database must exist.
- * Newly allocated. */
+ * supported (below). A name is taken as list prints it: "y.db" is the
+ * database y.db (file y.db.db) when it has a production file or an
+ * archive; else, when "y" has one, one ".db" is taken as the file's and y
+ * is meant (never more than one ".db"). With @must_exist the production
+ * database must exist. Newly allocated. */
 char *sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
                                gboolean must_exist, GError **error);
+
+/* The same for a database about to be created (init): the name is taken
+ * exactly as written, so "y.db" is never y. */
+char *sqlenvfs_root_resolve_new_db(const SqlenvfsRoot *root, const char *name, GError **error);
 
 /* Why @name cannot be a database name, or NULL when it can. Supported: any
  * non-empty UTF-8 text up to 200 bytes, spaces and non-ASCII letters
@@ -270,8 +277,8 @@ const char *sqlenvfs_db_name_problem(const char *name);
 /* A database name is supported (sqlenvfs_db_name_problem() is NULL). */
 gboolean sqlenvfs_db_name_is_valid(const char *name);
 
-/* TRUE when @name, without the ".db" it may end with, is a supported
- * database name; else FALSE and an INVALID error saying why. */
+/* TRUE when @name, or @name without one ".db" it may end with, is a
+ * supported database name; else FALSE and an INVALID error saying why. */
 gboolean sqlenvfs_db_name_check(const char *name, GError **error);
 
 /* Per-root exclusive lock on .sqlenvfs/<name>.lock (flock). Returns the fd

@@ -8,6 +8,7 @@
 #include "sqlenvfs/demo.h"
 #include "sqlenvfs/env.h"
 #include "sqlenvfs/error.h"
+#include "sqlenvfs/util.h"
 
 int
 cmd_init(int argc, char **argv)
@@ -63,9 +64,17 @@ cmd_init(int argc, char **argv)
     return cli_fail("init", error);
   cli_progress_done();
 
-  name = sqlenvfs_root_resolve_db(root, db, TRUE, NULL);
+  name = sqlenvfs_root_resolve_new_db(root, db, NULL);
   prod = sqlenvfs_root_prod_db(root, name);
   dev = sqlenvfs_root_dev_db(root, name);
+  /* A name is taken as written: one ending in ".db" is not the one without. */
+  if (db != NULL && g_str_has_suffix(db, ".db") && strlen(db) > 3) {
+    g_autofree char *stem = g_strndup(db, strlen(db) - 3);
+    g_autofree char *db_word = sqlenvfs_shell_word(db);
+    g_autofree char *stem_word = sqlenvfs_shell_word(stem);
+    fprintf(stderr, "sqlenvfs init: note: the database is named %s, as given (its file is "
+            "%s); for the database %s, give --db %s\n", db_word, prod, stem_word, stem_word);
+  }
   for (guint i = 0; i < moved->len; i++)
     printf("moved aside   %s\n", (const char *)moved->pdata[i]);
   printf("production    %s (WAL mode, marked production)\n", prod);

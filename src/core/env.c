@@ -791,7 +791,7 @@ sqlenvfs_env_init(SqlenvfsRoot *root, const SqlenvfsInitOptions *opts,
   moves = sqlenvfs_env_init_moves_path(root);
   if (!finish_moves(root, moves, moved, installed, named, error))
     return FALSE;
-  name = sqlenvfs_root_resolve_db(root, opts->db, FALSE, error);
+  name = sqlenvfs_root_resolve_new_db(root, opts->db, error);
   if (name == NULL)
     return FALSE;
   prod = sqlenvfs_root_prod_db(root, name);

@@ -1205,35 +1205,28 @@ sqlenvfs_db_name_is_valid(const char *name)
   return sqlenvfs_db_name_problem(name) == NULL;
 }
 
-gboolean
-sqlenvfs_db_name_check(const char *name, GError **error)
+/* FALSE with the INVALID error saying that @name is not supported for
+ * @problem. */
+static gboolean
+name_error(const char *name, const char *problem, GError **error)
 {
-  g_autofree char *stem = g_strdup(name);
+  g_autofree char *shown_name = g_strdup(name);
   g_autofree char *shown = NULL;
-  const char *problem;
-  while (g_str_has_suffix(stem, ".db"))
-    stem[strlen(stem) - 3] = '\0';
-  problem = sqlenvfs_db_name_problem(stem);
-  if (problem == NULL)
-    return TRUE;
-  {
-    /* Shown as written where it is text (controls escaped), the bytes
-     * that are not escaped; a long one cut, as no terminal wants 200 of
-     * them. */
-    char high[129];
-    for (int i = 0; i < 128; i++)
-      high[i] = (char)(0x80 + i);
-    high[128] = '\0';
-    if (g_utf8_validate(stem, -1, NULL) && g_utf8_strlen(stem, -1) > 64) {
-      g_autofree char *cut = g_utf8_substring(stem, 0, 60);
-      g_free(stem);
-      stem = g_strconcat(cut, "...", NULL);
-    }
-    gboolean text = g_utf8_validate(stem, -1, NULL);
-    for (const char *p = stem; text && *p; p = g_utf8_next_char(p))
-      text = g_utf8_get_char(p) < 0x7f || g_utf8_get_char(p) >= 0xa0;
-    shown = g_strescape(stem, text ? high : NULL);
+  /* Shown as written where it is text (controls escaped), the bytes that
+   * are not escaped; a long one cut, as no terminal wants 200 of them. */
+  char high[129];
+  for (int i = 0; i < 128; i++)
+    high[i] = (char)(0x80 + i);
+  high[128] = '\0';
+  if (g_utf8_validate(shown_name, -1, NULL) && g_utf8_strlen(shown_name, -1) > 64) {
+    g_autofree char *cut = g_utf8_substring(shown_name, 0, 60);
+    g_free(shown_name);
+    shown_name = g_strconcat(cut, "...", NULL);
   }
+  gboolean text = g_utf8_validate(shown_name, -1, NULL);
+  for (const char *p = shown_name; text && *p; p = g_utf8_next_char(p))
+    text = g_utf8_get_char(p) < 0x7f || g_utf8_get_char(p) >= 0xa0;
+  shown = g_strescape(shown_name, text ? high : NULL);
   g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
               "database name '%s' is not supported: %s (any UTF-8 name of at most 200 bytes "
               "without '/', '[', ']' or control characters, not starting with '.')",
@@ -1241,11 +1234,40 @@ sqlenvfs_db_name_check(const char *name, GError **error)
   return FALSE;
 }
 
-char *
-sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
-                         gboolean must_exist, GError **error)
+gboolean
+sqlenvfs_db_name_check(const char *name, GError **error)
+{
+  const char *problem = sqlenvfs_db_name_problem(name);
+  if (problem == NULL)
+    return TRUE;
+  /* One ".db" may be the file's, written for the database's name. */
+  if (g_str_has_suffix(name, ".db")) {
+    g_autofree char *stem = g_strndup(name, strlen(name) - 3);
+    if (sqlenvfs_db_name_problem(stem) == NULL)
+      return TRUE;
+  }
+  return name_error(name, problem, error);
+}
+
+/* Whether database @name is this root's: its production file is there,
+ * or its archive is. */
+static gboolean
+db_is_known(const SqlenvfsRoot *root, const char *name)
+{
+  g_autofree char *prod = NULL, *wal = NULL;
+  if (!sqlenvfs_db_name_is_valid(name))
+    return FALSE;
+  prod = sqlenvfs_root_prod_db(root, name);
+  wal = g_build_filename(root->paths[SQLENVFS_DIR_WAL], name, NULL);
+  return g_file_test(prod, G_FILE_TEST_IS_REGULAR) || g_file_test(wal, G_FILE_TEST_IS_DIR);
+}
+
+static char *
+resolve_db(const SqlenvfsRoot *root, const char *name, gboolean must_exist, gboolean exact,
+           GError **error)
 {
   g_autofree char *path = NULL;
+  g_autofree char *stem = NULL;
 
   if (name != NULL && *name == '\0') {
     /* A script's unset variable (--db "$DB"), not a choice of the default. */
@@ -1264,12 +1286,22 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
   }
   if (name == NULL)
     name = root->settings.default_db;
-  if (g_str_has_suffix(name, ".db")) {
-    g_autofree char *stem = g_strndup(name, strlen(name) - 3);
-    return sqlenvfs_root_resolve_db(root, stem, must_exist, error);
+  /* The name as list prints it first: "y.db" is the database y.db (file
+   * y.db.db) when there is one. Else one ".db" is taken for the file's,
+   * when that names a database, and never more than one. */
+  if (!exact && g_str_has_suffix(name, ".db") && !db_is_known(root, name)) {
+    stem = g_strndup(name, strlen(name) - 3);
+    if (db_is_known(root, stem))
+      name = stem;
   }
   if (!sqlenvfs_db_name_check(name, error))
     return NULL;
+  /* Only the name without its ".db" is supported, and it names no
+   * database here. */
+  if (!sqlenvfs_db_name_is_valid(name)) {
+    name_error(name, sqlenvfs_db_name_problem(name), error);
+    return NULL;
+  }
   path = sqlenvfs_root_prod_db(root, name);
   if (must_exist && !g_file_test(path, G_FILE_TEST_IS_REGULAR)) {
     g_autofree char *root_word = sqlenvfs_shell_word(root->dir);
@@ -1290,6 +1322,19 @@ sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
     return NULL;
   }
   return g_strdup(name);
+}
+
+char *
+sqlenvfs_root_resolve_db(const SqlenvfsRoot *root, const char *name,
+                         gboolean must_exist, GError **error)
+{
+  return resolve_db(root, name, must_exist, FALSE, error);
+}
+
+char *
+sqlenvfs_root_resolve_new_db(const SqlenvfsRoot *root, const char *name, GError **error)
+{
+  return resolve_db(root, name, FALSE, TRUE, error);
 }
 
 char *

@@ -139,3 +139,44 @@ cmd=$(grep -o '`sqlenvfs init [^`]*`' <<<"$err" | tr -d '`')
 python3 -c 'import shlex, sys; a = shlex.split(sys.argv[1]); sys.exit(a[2:] != ["--root", sys.argv[2], "--db", sys.argv[3]])' \
   "$cmd" "$E" "$SP" || fail "init advice in a root without databases: $err"
 pass "the doctor's and the errors' commands name '$SP' and '$ODD' as one word each"
+
+# --- a name ending in ".db": the database y.db (file y.db.db) beside y
+Y=$T/ydb
+mkdir -p "$Y"
+printf 'CREATE TABLE t (v TEXT);\n' > "$Y/schema.sql"
+"$SQLENVFS" init --root "$Y" --db y > /dev/null || fail "init y"
+"$SQLENVFS" init --root "$Y" --db y.db > /dev/null || fail "init y.db"
+[ -f "$Y/data/prod/y.db.db" ] || fail "init --db y.db did not make data/prod/y.db.db: $(ls "$Y/data/prod")"
+sqlite3 "$Y/data/prod/y.db" "INSERT INTO t VALUES ('I am y')"
+sqlite3 "$Y/data/prod/y.db.db" "INSERT INTO t VALUES ('I am y.db')"
+assert_eq "$("$SQLENVFS" info --root "$Y" --json 2>/dev/null |
+  python3 -c 'import json, sys; print(sorted(d["name"] for d in json.load(sys.stdin)["databases"]))')" \
+  "['y', 'y.db']" "info of y and y.db"
+# --db takes the name as list prints it; one more ".db" is the file's.
+for n in y.db y.db.db; do
+  "$SQLENVFS" refresh-dev --root "$Y" --db "$n" > "$T/out" 2>&1 || fail "refresh-dev --db $n: $(cat "$T/out")"
+  assert_eq "$(sqlite3 "$Y/data/dev/y.db.db" 'SELECT v FROM t')" "I am y.db" "refresh-dev --db $n"
+  [ -z "$(sqlite3 "$Y/data/dev/y.db" 'SELECT v FROM t')" ] || fail "refresh-dev --db $n refreshed y"
+done
+err=$("$SQLENVFS" backup --root "$Y" --db y.db.db.db 2>&1 >/dev/null) &&
+  fail "backup --db y.db.db.db took a database"
+grep -q "y.db.db.db.db does not exist; this root has y and y.db" <<<"$err" ||
+  fail "backup --db y.db.db.db: $err"
+# info's advice acts on that database; init --force on it never moves y.
+rm "$Y/data/dev/y.db.db"
+"$SQLENVFS" info --root "$Y" 2>/dev/null | grep -qF "create it with \`sqlenvfs refresh-dev --db y.db\`" ||
+  fail "info's advice for y.db: $("$SQLENVFS" info --root "$Y" 2>&1)"
+"$SQLENVFS" refresh-dev --root "$Y" --db y.db > /dev/null 2>&1 || fail "info's advice for y.db fails"
+[ -f "$Y/data/dev/y.db.db" ] || fail "info's advice for y.db did not create data/dev/y.db.db"
+"$SQLENVFS" init --root "$Y" --db y.db --force > "$T/out" 2>&1 || fail "init --db y.db --force: $(cat "$T/out")"
+assert_eq "$(sqlite3 "$Y/data/prod/y.db" 'SELECT v FROM t')" "I am y" "y after init --db y.db --force"
+grep -q "moved aside .*/y\.db\.db\.replaced-" "$T/out" || fail "init --db y.db --force: $(cat "$T/out")"
+# With y alone, init --db y.db creates y.db (file y.db.db), and y is kept.
+rm "$Y/data/prod/y.db.db"* "$Y/data/dev/y.db.db"*
+"$SQLENVFS" init --root "$Y" --db y.db --force > /dev/null 2>&1 || fail "init --db y.db with y alone"
+assert_eq "$(sqlite3 "$Y/data/prod/y.db" 'SELECT v FROM t')" "I am y" "y after init --db y.db, y alone"
+[ -f "$Y/data/prod/y.db.db" ] || fail "init --db y.db with y alone did not create y.db.db"
+# With y.db alone, --db y.db is that database.
+mv "$Y/data/prod/y.db" "$T/y-aside"
+"$SQLENVFS" backup --root "$Y" --db y.db > "$T/out" 2>&1 || fail "backup --db y.db, y.db alone: $(cat "$T/out")"
+pass "a database named y.db is taken as --db y.db (or y.db.db), never as y"

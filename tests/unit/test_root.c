@@ -517,6 +517,29 @@ START_TEST(test_db_names)
   resolved = sqlenvfs_root_resolve_db(root, "a.db", TRUE, &error);
   ck_assert_no_error(error);
   ck_assert_str_eq(resolved, "a");
+  g_clear_pointer(&resolved, g_free);
+  /* A database named "a.db" (file a.db.db) is taken by its name as list
+   * prints it; "a.db.db" loses one ".db" only, never two. */
+  {
+    g_autofree char *p = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_PROD),
+                                          "a.db.db", NULL);
+    g_file_set_contents(p, "", 0, NULL);
+  }
+  resolved = sqlenvfs_root_resolve_db(root, "a.db", TRUE, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(resolved, "a.db");
+  g_clear_pointer(&resolved, g_free);
+  resolved = sqlenvfs_root_resolve_db(root, "a.db.db", TRUE, &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(resolved, "a.db");
+  g_clear_pointer(&resolved, g_free);
+  ck_assert(sqlenvfs_root_resolve_db(root, "a.db.db.db", TRUE, &error) == NULL);
+  ck_assert_int_eq(error->code, SQLENVFS_ERROR_NOT_FOUND);
+  g_clear_error(&error);
+  /* A name to create is taken as written: "b.db" is not b. */
+  resolved = sqlenvfs_root_resolve_new_db(root, "b.db", &error);
+  ck_assert_no_error(error);
+  ck_assert_str_eq(resolved, "b.db");
   ck_assert(sqlenvfs_root_resolve_db(root, "../etc/passwd", FALSE, &error) == NULL);
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   g_clear_error(&error);
