@@ -81,6 +81,10 @@ cmd_mount(int argc, char **argv)
     kept = (char **)g_ptr_array_free(rest, FALSE);
     if (argc != 2)
       return cli_usage("mount", "--remote URL takes one MOUNTPOINT");
+    /* A script's unset variable, not the current directory. */
+    if (*argv[1] == '\0')
+      return cli_usage("mount", "MOUNTPOINT is empty (nothing was mounted; give the mount point's "
+                       "directory)");
     if (cache_dir == NULL) {
       g_autofree char *hash = g_compute_checksum_for_string(G_CHECKSUM_SHA256, url, -1);
       hash[16] = '\0';
@@ -123,6 +127,9 @@ cmd_mount(int argc, char **argv)
   } else {
     return cli_usage("mount", argc < 2 ? "missing MOUNTPOINT" : "too many arguments");
   }
+  if (*mountpoint == '\0')
+    return cli_usage("mount", "MOUNTPOINT is empty (nothing was mounted; give the mount "
+                     "point's directory)");
 
   opts.root = root;
   opts.mountpoint = mountpoint;

@@ -87,8 +87,19 @@ _mounts+=("$T/mnt-empty")
 (cd "$R" && expect_fail "^sqlenvfs mount: ROOT is empty" "$SQLENVFS" mount "" "$T/mnt-empty")
 (cd "$R" && expect_fail "^sqlenvfs mount: --root /nonexistent-a and ROOT . name two roots" "$SQLENVFS" mount --root /nonexistent-a . "$T/mnt-two")
 mountpoint -q "$T/mnt-empty" && fail "mount with an empty ROOT mounted something"
+# An empty MOUNTPOINT is no current directory to mount over either.
+mkdir -p "$T/cwd"
+_mounts+=("$T/cwd")
+for args in "$R|" "--remote|s3://bucket/prefix|"; do
+  IFS='|' read -r -a a <<<"$args"
+  rc=0; err=$(cd "$T/cwd" && "$SQLENVFS" mount "${a[@]}" "" 2>&1 >/dev/null) || rc=$?
+  assert_eq "$rc" 2 "exit status of mount ${a[*]} ''"
+  grep -q "^sqlenvfs mount: MOUNTPOINT is empty (nothing was mounted" <<<"$err" ||
+    fail "mount ${a[*]} '': $err"
+  mountpoint -q "$T/cwd" && fail "mount ${a[*]} '' mounted over the current directory"
+done
 assert_eq "$(sqlite3 "$P" .dump | sha256sum)" "$before" "production after init --root ''"
-pass "an empty --root or ROOT is refused"
+pass "an empty --root, ROOT or MOUNTPOINT is refused"
 
 # --- --force moves the old files aside, readable, nothing lost; the new
 # ones are no more readable than those they replace (narrowed on purpose)
