@@ -556,10 +556,15 @@ run_prune(SqlenvfsRoot *started, gboolean dry_run, SqlenvfsOpOutcome *out, GErro
    * put in place of a section with an error. */
   g_autoptr(SqlenvfsRoot) root = sqlenvfs_root_open(sqlenvfs_root_dir(started),
                                                     SQLENVFS_ROOT_MUST_EXIST, error);
+  g_autoptr(GPtrArray) names = NULL;
   gboolean ship;
   guint run;
   if (root == NULL || !sqlenvfs_root_settings_need(root, NULL, error))
     return FALSE;
+  /* Only the copies and the archive are read, but a production database
+   * skipped for its name is said here as by every command (once for
+   * @started, the process's root). */
+  names = sqlenvfs_root_list_dbs(started);
   /* With a replica, nothing is removed that is not shipped yet, and what
    * is removed goes from the replica too (shipper.h). */
   ship = !dry_run && sqlenvfs_root_settings(root)->replica_url != NULL;

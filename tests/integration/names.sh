@@ -48,7 +48,12 @@ assert "prod/" + sys.argv[2] in subjects and "prod/" + sys.argv[3] in subjects, 
 assert any(f["check"] == "databases" and "bad[1].db" in f["found"] and f["severity"] == "warning"
            for f in doc["findings"]), [f for f in doc["findings"] if f["subject"] == "root"]
 PY
-pass "info, backup, verify and doctor handle '$SP' and '$NA', and say they skip bad[1].db"
+for c in "prune --dry-run" prune; do
+  $SQLENVFS $c --root "$R" > /dev/null 2> "$T/err" || fail "$c: $(cat "$T/err")"
+  grep -q "bad\[1\].db: the name contains '\['.*skipped" "$T/err" ||
+    fail "$c does not say it skips bad[1].db: $(cat "$T/err")"
+done
+pass "info, backup, verify, doctor and prune handle '$SP' and '$NA', and say they skip bad[1].db"
 
 # --- the mount: archiver, images, ctl, pitr
 mount_root "$R" "$M"
