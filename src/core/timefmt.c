@@ -55,14 +55,52 @@ fraction(const char **p, gint64 *usec)
   return TRUE;
 }
 
-/* (The year is checked against the range with the offset applied, by the
- * caller: 1969-12-31T23:30:00-01:00 is in it.) */
+/* Why a field of a time that has the right shape is out of range, for its
+ * error: "month 13 is out of range (01 to 12)" (newly allocated), or NULL
+ * when every field is in range. (The year is checked against the range
+ * with the offset applied, by the caller: 1969-12-31T23:30:00-01:00 is in
+ * it.) */
+static char *
+field_problem(int y, int mo, int d, int h, int mi, int s)
+{
+  static const char *const months[] = { "January", "February", "March", "April", "May", "June",
+                                        "July", "August", "September", "October", "November",
+                                        "December" };
+  if (mo < 1 || mo > 12)
+    return g_strdup_printf("month %02d is out of range (01 to 12)", mo);
+  if (y >= 1) {
+    int n_days = g_date_get_days_in_month((GDateMonth)mo, (GDateYear)y);
+    if (d < 1 || d > n_days)
+      return g_strdup_printf("day %02d is out of range (01 to %02d in %s %04d)", d, n_days,
+                             months[mo - 1], y);
+  }
+  if (h > 23)
+    return g_strdup_printf("hour %02d is out of range (00 to 23; midnight is 00:00:00 of the "
+                           "next day)", h);
+  if (mi > 59)
+    return g_strdup_printf("minute %02d is out of range (00 to 59)", mi);
+  if (s > 59)
+    return g_strdup_printf("second %02d is out of range (00 to 59; a leap second is not "
+                           "accepted: give %02d:%02d:59.999999 for it)", s, h, mi);
+  return NULL;
+}
+
+/* On a field out of range, FALSE and *@why (when @why is not NULL) saying
+ * which (field_problem). */
 static gboolean
 civil_to_us(int y, int mo, int d, int h, int mi, int s, gint64 frac_us,
-            int offset_s, gint64 *out)
+            int offset_s, gint64 *out, char **why)
 {
   GDateTime *dt;
-  if (y < 1 || y > 9999 || s > 59)
+  char *problem = field_problem(y, mo, d, h, mi, s);
+  if (problem != NULL) {
+    if (why != NULL)
+      *why = problem;
+    else
+      g_free(problem);
+    return FALSE;
+  }
+  if (y < 1 || y > 9999)
     return FALSE;
   dt = g_date_time_new_utc(y, mo, d, h, mi, s);
   if (dt == NULL)
@@ -73,8 +111,10 @@ civil_to_us(int y, int mo, int d, int h, int mi, int s, gint64 frac_us,
   return TRUE;
 }
 
+/* The parsers: FALSE when @p is not a time; *@why (when @why is not NULL)
+ * set as well when it has the shape of one with a field out of range. */
 static gboolean
-parse_basic(const char *p, gint64 *out)
+parse_basic(const char *p, gint64 *out, char **why)
 {
   int y, mo, d, h, mi, s;
   gint64 frac;
@@ -82,7 +122,7 @@ parse_basic(const char *p, gint64 *out)
       !digits(&p, 2, &h) || !digits(&p, 2, &mi) || !digits(&p, 2, &s) ||
       !fraction(&p, &frac) || *p++ != 'Z' || *p != '\0' || y < 1970)
     return FALSE;
-  return civil_to_us(y, mo, d, h, mi, s, frac, 0, out);
+  return civil_to_us(y, mo, d, h, mi, s, frac, 0, out, why);
 }
 
 /* "2026-11-28T16:14:00[.f](Z|+01:00)", or as `list` prints a time:
@@ -90,11 +130,12 @@ parse_basic(const char *p, gint64 *out)
  * an offset: never a bare local time). An offset may carry seconds
  * ("+05:30:30", as `list` prints one that has them). */
 static gboolean
-parse_extended(const char *p, gint64 *out)
+parse_extended(const char *p, gint64 *out, char **why)
 {
   int y, mo, d, h, mi, s, oh = 0, om = 0, os = 0, sign = 1;
   gint64 frac;
   gboolean spaced;
+  const char *zone;
   if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
       !digits(&p, 2, &d))
     return FALSE;
@@ -103,21 +144,28 @@ parse_extended(const char *p, gint64 *out)
       !digits(&p, 2, &mi) || *p++ != ':' || !digits(&p, 2, &s) || !fraction(&p, &frac) ||
       (spaced && (*p++ != ' ' || (*p != '+' && *p != '-'))))
     return FALSE;
+  zone = p;
   if (*p == 'Z') {
     p++;
   } else if (*p == '+' || *p == '-') {
     sign = *p == '-' ? -1 : 1;
     p++;
-    if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 23 || om > 59)
+    if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om))
       return FALSE;
-    if (*p == ':' && (p++, !digits(&p, 2, &os) || os > 59))
+    if (*p == ':' && (p++, !digits(&p, 2, &os)))
       return FALSE;
   } else {
     return FALSE;
   }
   if (*p != '\0')
     return FALSE;
-  return civil_to_us(y, mo, d, h, mi, s, frac, sign * (oh * 3600 + om * 60 + os), out);
+  if (oh > 23 || om > 59 || os > 59) {
+    if (why != NULL)
+      *why = g_strdup_printf("offset %s is out of range (hours 00 to 23, minutes and seconds "
+                             "00 to 59)", zone);
+    return FALSE;
+  }
+  return civil_to_us(y, mo, d, h, mi, s, frac, sign * (oh * 3600 + om * 60 + os), out, why);
 }
 
 static gboolean
@@ -143,6 +191,7 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
 {
   gint64 us = 0;
   gboolean ok;
+  g_autofree char *why = NULL;
 
   g_return_val_if_fail(out != NULL, FALSE);
   if (text == NULL)
@@ -156,22 +205,28 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
   if (text[0] == '@')
     ok = parse_unix(text, &us);
   else if (strlen(text) >= 5 && text[4] == '-')
-    ok = parse_extended(text, &us);
+    ok = parse_extended(text, &us, &why);
   else
-    ok = parse_basic(text, &us);
+    ok = parse_basic(text, &us, &why);
   if (!ok) {
     /* A time that needs only its zone: said so, as a local time is not
      * guessed (the same text would name another moment on another host). */
     static const char *const zones[] = { "Z", " +00:00" };
     g_autofree char *utc = NULL;
     gint64 ignored;
-    for (gsize i = 0; utc == NULL && i < G_N_ELEMENTS(zones) && text[0] != '@' && *text; i++) {
+    for (gsize i = 0; why == NULL && utc == NULL && i < G_N_ELEMENTS(zones) && text[0] != '@' &&
+                      *text;
+         i++) {
       utc = g_strconcat(text, zones[i], NULL);
-      if (!(strlen(utc) >= 5 && utc[4] == '-' ? parse_extended(utc, &ignored)
-                                              : parse_basic(utc, &ignored)))
+      if (!(strlen(utc) >= 5 && utc[4] == '-' ? parse_extended(utc, &ignored, &why)
+                                              : parse_basic(utc, &ignored, &why)))
         g_clear_pointer(&utc, g_free);
     }
-    if (utc != NULL)
+    /* The right shape with a field out of range: that field is named. */
+    if (why != NULL)
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                  "not a time: '%s': %s", text, why);
+    else if (utc != NULL)
       g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
                   "not a time: '%s' has no time zone (for UTC: '%s'; or another offset, such as "
                   "+01:00: a time without one is not read as local time)", text, utc);
@@ -196,7 +251,7 @@ sqlenvfs_time_parse(const char *text, SqlenvfsTime *out, GError **error)
 gboolean
 sqlenvfs_time_parse_name(const char *name, gint64 *us)
 {
-  return parse_basic(name, us);
+  return parse_basic(name, us, NULL);
 }
 
 gint
@@ -204,7 +259,7 @@ sqlenvfs_time_name_cmp(gconstpointer a, gconstpointer b)
 {
   const char *na = *(const char *const *)a, *nb = *(const char *const *)b;
   gint64 ta, tb;
-  gboolean va = parse_basic(na, &ta), vb = parse_basic(nb, &tb);
+  gboolean va = parse_basic(na, &ta, NULL), vb = parse_basic(nb, &tb, NULL);
 
   if (va != vb)
     return va ? 1 : -1;

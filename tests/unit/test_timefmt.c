@@ -74,10 +74,12 @@ START_TEST(test_rejected)
   ck_assert(error != NULL);
   ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
   /* The message names the text and the accepted forms, or, for a time
-   * that lacks only its zone, the same time in UTC. */
+   * that lacks only its zone, the same time in UTC, or the field out of
+   * range of a time of the right shape. */
   ck_assert(strstr(error->message, rejected[_i]) != NULL);
   ck_assert_msg(strstr(error->message, "@1795882440.25") != NULL ||
-                strstr(error->message, "has no time zone (for UTC: '") != NULL, "%s",
+                strstr(error->message, "has no time zone (for UTC: '") != NULL ||
+                strstr(error->message, " is out of range (") != NULL, "%s",
                 error->message);
   ck_assert_int_eq(t.us, 42);
   g_error_free(error);
@@ -96,6 +98,36 @@ START_TEST(test_no_zone)
     GError *error = NULL;
     ck_assert(!sqlenvfs_time_parse(cases[i][0], &t, &error));
     ck_assert_msg(strstr(error->message, "has no time zone") != NULL &&
+                  strstr(error->message, cases[i][1]) != NULL, "%s", error->message);
+    g_error_free(error);
+  }
+}
+END_TEST
+
+START_TEST(test_field_out_of_range)
+{
+  /* A time of the right shape names its field out of range and its value. */
+  static const char *const cases[][2] = {
+    { "2016-12-31T23:59:60Z", "': second 60 is out of range (00 to 59; a leap second is not "
+                              "accepted: give 23:59:59.999999 for it)" },
+    { "2026-02-30T00:00:00Z", "': day 30 is out of range (01 to 28 in February 2026)" },
+    { "2028-02-30T00:00:00Z", "': day 30 is out of range (01 to 29 in February 2028)" },
+    { "2026-11-00T00:00:00Z", "': day 00 is out of range (01 to 30 in November 2026)" },
+    { "2026-12-08T24:00:00Z", "': hour 24 is out of range (00 to 23; midnight is 00:00:00" },
+    { "2026-12-08T10:60:00Z", "': minute 60 is out of range (00 to 59)" },
+    { "2026-13-01T00:00:00Z", "': month 13 is out of range (01 to 12)" },
+    { "20261301T000000Z", "': month 13 is out of range (01 to 12)" },
+    { "2026-12-08 24:00:00 +01:00", "': hour 24 is out of range" },
+    { "2026-02-30T00:00:00", "': day 30 is out of range" },
+    { "2026-11-28T16:14:00+25:00", "': offset +25:00 is out of range (hours 00 to 23" },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    SqlenvfsTime t = { 0 };
+    GError *error = NULL;
+    ck_assert(!sqlenvfs_time_parse(cases[i][0], &t, &error));
+    ck_assert_int_eq(error->code, SQLENVFS_ERROR_INVALID);
+    ck_assert_msg(g_str_has_prefix(error->message, "not a time: '") &&
+                  strstr(error->message, cases[i][0]) != NULL &&
                   strstr(error->message, cases[i][1]) != NULL, "%s", error->message);
     g_error_free(error);
   }
@@ -282,6 +314,7 @@ suite(void)
   tcase_add_loop_test(tc, test_accepted, 0, G_N_ELEMENTS(accepted));
   tcase_add_loop_test(tc, test_rejected, 0, G_N_ELEMENTS(rejected));
   tcase_add_test(tc, test_no_zone);
+  tcase_add_test(tc, test_field_out_of_range);
   tcase_add_test(tc, test_latest);
   tcase_add_test(tc, test_format_roundtrip);
   tcase_add_test(tc, test_format_local_offset_seconds);
