@@ -3,6 +3,7 @@
  * result changed (bisect.h).
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "commands.h"
@@ -69,6 +70,9 @@ cmd_bisect(int argc, char **argv)
     return cli_usage("bisect", "unexpected argument '%s'", argv[1]);
   if (sql == NULL)
     return cli_usage("bisect", "--sql is required (the query whose result to watch)");
+  if (sql[strspn(sql, " \t\r\n;")] == '\0')
+    return cli_usage("bisect", "--sql is empty (nothing but blanks or semicolons): give one "
+                     "query (SELECT ...)");
   if (from_arg != NULL && !cli_time("bisect", from_arg, &from))
     return CLI_USAGE;
   if (!cli_time("bisect", to_arg != NULL ? to_arg : "latest", &to))

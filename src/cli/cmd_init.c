@@ -46,6 +46,9 @@ cmd_init(int argc, char **argv)
     return CLI_USAGE;
   if (argc > 1)
     return cli_usage("init", "unexpected argument '%s'", argv[1]);
+  if (schema != NULL && *schema == '\0')
+    return cli_usage("init", "--schema is empty (nothing was done; give the schema's file, or "
+                     "leave the option out for ROOT/schema.sql)");
   /* 0, the core's "the default", is no number of events to ask for. */
   if (cli_given("demo-events") && (demo_events < 1 || !demo))
     return cli_usage("init", "--demo-events needs --demo and a positive number");

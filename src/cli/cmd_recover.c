@@ -169,6 +169,13 @@ cmd_recover(int argc, char **argv)
     return cli_usage("recover", "name the database to recover (a file, or a database name)");
   if (argc > 2)
     return cli_usage("recover", "unexpected argument '%s'", argv[2]);
+  /* A script's unset variable: no file, and no name. */
+  if (*argv[1] == '\0')
+    return cli_usage("recover", "DB is empty (nothing was done; give the path of a database "
+                     "file, or the name of a production database of the root)");
+  if (shell != NULL && *shell == '\0')
+    return cli_usage("recover", "--sqlite3 is empty (nothing was done; give the sqlite3 shell "
+                     "to run, or leave the option out for sqlite3 from $PATH)");
   if (output == NULL || *output == '\0')
     return cli_usage("recover", "--output PATH is required (where to write the new database)");
   if (method != NULL && !sqlenvfs_recover_method_parse(method, &opts.method))

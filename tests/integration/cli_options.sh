@@ -101,6 +101,18 @@ expect_usage "of --db is not text in this locale's encoding" \
   "$SQLENVFS" checkpoint --root "$R" --db $'bad\xff'
 expect_usage "the database name is empty: name a database \(this root has app\)" \
   "$SQLENVFS" backup --root "$R" --db ''
+# Other empty values (a script's unset variable) are usage errors too, and
+# their advice is not to give what was given.
+expect_usage "recover: DB is empty \(nothing was done; give the path of a database file, or the name" \
+  "$SQLENVFS" recover --root "$R" "" --output "$T/a.db"
+expect_usage "recover: --sqlite3 is empty \(nothing was done" \
+  "$SQLENVFS" recover --root "$R" app --output "$T/a.db" --sqlite3 ''
+expect_usage "init: --schema is empty \(nothing was done" "$SQLENVFS" init --root "$T/new" --schema ''
+expect_usage "bisect: --sql is empty" "$SQLENVFS" bisect --root "$R" --sql ''
+expect_usage "bisect: --sql is empty" "$SQLENVFS" bisect --root "$R" --sql ' ;'
+[ ! -e "$T/a.db" ] || fail "a recover with an empty value wrote its output"
+expect_usage "not a time: '2026-02-30T00:00:00Z': day 30 is out of range \(01 to 28 in February" \
+  "$SQLENVFS" restore --root "$R" --time 2026-02-30T00:00:00Z --output "$T/a.db"
 [ ! -e "$T/new" ] || fail "init with a bad --db made a root"
 for u in ftp://h s3:// s3://b; do
   expect_usage "replica URL '$u'" "$SQLENVFS" list --root "$R" --remote "$u"
