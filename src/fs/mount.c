@@ -149,6 +149,34 @@ parse_options(const SqlenvfsMountOptions *opts, const char *root_dir, ParsedOpti
   g_ptr_array_add(out->argv, NULL);
 }
 
+/* TRUE when libfuse takes the options of @po; else FALSE and *@error
+ * saying which it refused. A session is made and dropped at once (nothing
+ * is mounted), so that an option it refuses is said before anything else
+ * can fail (another process holding the archiver's lock). */
+static gboolean
+check_options(const ParsedOptions *po, const char *root_dir, const char *mnt, GError **error)
+{
+  struct fuse_args args = FUSE_ARGS_INIT((int)po->argv->len - 1, (char **)po->argv->pdata);
+  struct fuse_session *se;
+
+  fuse_captured = g_string_new(NULL);
+  fuse_set_log_func(capture_fuse_log);
+  se = fuse_session_new(&args, &sqlenvfs_fs_ops, sizeof sqlenvfs_fs_ops, NULL);
+  fuse_opt_free_args(&args);
+  if (se != NULL) {
+    fuse_session_destroy(se);
+  } else {
+    g_strstrip(fuse_captured->str);
+    g_strdelimit(fuse_captured->str, "\n", ' ');
+    g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INVALID,
+                "mount %s on %s: %s (nothing was mounted; the -o options sqlenvfs takes are in "
+                "`sqlenvfs mount --help`; the others go to FUSE, see mount.fuse3(8))", root_dir,
+                mnt, *fuse_captured->str ? fuse_captured->str : "libfuse refused the options");
+  }
+  g_string_free(g_steal_pointer(&fuse_captured), TRUE);
+  return se != NULL;
+}
+
 /* Undo mountinfo's octal escapes ("\040" for a space) in place. */
 static void
 unescape_mountinfo(char *s)
@@ -685,6 +713,11 @@ sqlenvfs_fs_mount(const SqlenvfsMountOptions *opts, GError **error)
   fs = fs_new(root, po.allow_other);
   fs->remote = opts->remote;
   fs->remote_cache_max = opts->remote_cache_max;
+  if (!check_options(&po, sqlenvfs_root_dir(root), mnt, error)) {
+    if (opts->options_refused != NULL)
+      *opts->options_refused = TRUE;
+    goto out_fs;
+  }
   if (!po.no_archiver && fs->remote == NULL) {
     fs->archiver = sqlenvfs_archiver_new(root, &local);
     if (fs->archiver == NULL) {

@@ -22,6 +22,17 @@ mountpoint -q "$T/m-opt" && fail "mount -o bogusopt mounted"
 rc=0
 "$SQLENVFS" mount -o bogusopt "$R" "$T/m-opt" 2>/dev/null || rc=$?
 assert_eq "$rc" 2 "exit status of a mount with an option FUSE does not take (a usage error)"
+# A bad option is said before the archiver's lock, held by another process.
+"$SQLENVFS" archive --root "$R2" > /dev/null 2> "$T/arch.err" &
+ap=$!
+track_pid "$ap"
+wait_log "$T/arch.err" capturing
+rc=0
+err=$("$SQLENVFS" mount -o bogusopt "$R2" "$T/m-opt" 2>&1 >/dev/null) || rc=$?
+assert_eq "$rc" 2 "exit status of a mount with a bad option while another process archives"
+grep -q "unknown option.*bogusopt.*nothing was mounted" <<<"$err" ||
+  fail "a bad option under another process's archiver: $err"
+kill "$ap" 2>/dev/null; wait "$ap" 2>/dev/null || true
 pass "a missing mount point and a file are refused with what to do"
 
 # --- the root's own directories, the root, and what holds it: refused (the
