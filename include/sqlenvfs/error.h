@@ -36,7 +36,9 @@ typedef enum {
 /* For a permission error on @path (or on the directory it would be made
  * in) that belongs to another user than this process's: " (it belongs to
  * uid N and this runs as uid M: ...)", what to do (newly allocated); NULL
- * otherwise. */
+ * otherwise. In a root (a directory above holds .sqlenvfs/ or data/prod/)
+ * the advice is about the root's files; outside one (an --output's
+ * directory) it names that file or directory. */
 char *sqlenvfs_error_owner_hint(const char *path);
 
 /* Set *error from errno value @errsv (read right after the failing call):

@@ -49,19 +49,50 @@ hint_for(SqlenvfsErrorCode code)
   }
 }
 
+/* Whether @path is in a root: a directory at or above it holds
+ * .sqlenvfs/ or data/prod/. */
+static gboolean
+is_in_root(const char *path)
+{
+  g_autofree char *dir = g_canonicalize_filename(path, NULL);
+  for (;;) {
+    g_autofree char *state = g_build_filename(dir, ".sqlenvfs", NULL);
+    g_autofree char *prod = g_build_filename(dir, "data", "prod", NULL);
+    g_autofree char *up = NULL;
+    if (g_file_test(state, G_FILE_TEST_IS_DIR) || g_file_test(prod, G_FILE_TEST_IS_DIR))
+      return TRUE;
+    up = g_path_get_dirname(dir);
+    if (strcmp(up, dir) == 0)
+      return FALSE;
+    g_free(dir);
+    dir = g_steal_pointer(&up);
+  }
+}
+
 char *
 sqlenvfs_error_owner_hint(const char *path)
 {
   g_autofree char *dir = path ? g_path_get_dirname(path) : NULL;
+  const char *which = path;
   struct stat st;
   /* The file, or the directory it would be made in. */
-  if (path != NULL && (lstat(path, &st) == 0 || lstat(dir, &st) == 0) &&
-      st.st_uid != geteuid())
+  if (path == NULL || (lstat(path, &st) != 0 && (which = dir, lstat(dir, &st) != 0)) ||
+      st.st_uid == geteuid())
+    return NULL;
+  if (is_in_root(which))
     return g_strdup_printf(" (it belongs to uid %u and this runs as uid %u: run sqlenvfs as "
                            "the user that owns the root's files, or give them back to that "
                            "user with `chown -R`)",
                            (unsigned)st.st_uid, (unsigned)geteuid());
-  return NULL;
+  /* Not the root's: an --output's directory, a file given to read. */
+  if (S_ISDIR(st.st_mode))
+    return g_strdup_printf(" (the directory %s belongs to uid %u and this runs as uid %u: "
+                           "give a path in a directory this user may write, or run sqlenvfs "
+                           "as a user who may write there)",
+                           which, (unsigned)st.st_uid, (unsigned)geteuid());
+  return g_strdup_printf(" (the file %s belongs to uid %u and this runs as uid %u: give a file "
+                         "this user may use, or run sqlenvfs as a user who may use it)",
+                         which, (unsigned)st.st_uid, (unsigned)geteuid());
 }
 
 gboolean

@@ -271,4 +271,9 @@ grep -q "cannot be read by this user" "$T/doctor-owned.out" ||
 grep -q "is damaged" "$T/doctor-owned.out" && fail "doctor calls root's good copy damaged"
 expect_fail "store.lock: Permission denied \(it belongs to uid 0 and this runs as uid [0-9]+: run sqlenvfs as the user that owns" \
   as_owner prune --root "$R3"
+# A directory outside the root is named as what was refused, not the root's
+# files.
+mkdir -m 755 "$T/root-owned-out"
+expect_fail "Permission denied \(the directory $T/root-owned-out belongs to uid 0 and this runs as uid [0-9]+: give a path in a directory this user may write" \
+  as_owner recover --root "$R3" app --output "$T/root-owned-out/x.db"
 pass "another user's copies are UNREADABLE to the owner, never DAMAGED; errors say whose a file is"
