@@ -255,9 +255,10 @@ gboolean sqlenvfs_archive_writer_write_summaries(SqlenvfsArchiveWriter *w, GErro
  * index, derived from it, is synced when the segment is sealed or closed). */
 gboolean sqlenvfs_archive_writer_sync(SqlenvfsArchiveWriter *w, GError **error);
 
-/* Record that capture was complete at @time (call after sync). Writes the
- * alive file, and syncs it, when @time moved by @min_step_us or more since
- * it was last written (0: always). */
+/* Record that capture was complete at @time. The records appended are
+ * synced first if they are not yet (an alive time vouches for them). Writes
+ * the alive file, and syncs it, when @time moved by @min_step_us or more
+ * since it was last written (0: always). */
 gboolean sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time,
                                            gint64 min_step_us, GError **error);
 

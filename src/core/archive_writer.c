@@ -1554,7 +1554,9 @@ sqlenvfs_archive_writer_set_alive(SqlenvfsArchiveWriter *w, gint64 time, gint64 
 {
   guint8 buf[ALIVE_SIZE];
 
-  g_return_val_if_fail(!w->is_dirty, FALSE);
+  /* An alive time vouches for every record before it as durable. */
+  if (w->is_dirty && !sqlenvfs_archive_writer_sync(w, error))
+    return FALSE;
   if (time > w->alive)
     w->alive = time;
   if (w->alive - w->alive_written < min_step_us && w->alive_written > 0)

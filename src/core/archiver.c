@@ -1648,6 +1648,7 @@ archiver_db_cycle(Db *d, gboolean force, GError **error)
     return FALSE;
   if (!finish_cycle(d, &res, began, woken, force, error))
     return FALSE;
+  d->cycle_at_end = res.reached_end;
   /* Many commits were made since the last look: under a writer that
    * commits without pause, looking again at its next WAL write would
    * archive one or two commits per cycle, waking up tens of thousands of
@@ -1891,7 +1892,27 @@ archiver_db_sync(Db *d, GError **error)
 {
   gint64 began = sqlenvfs_clock_now();
   g_assert(d->phase == PHASE_CAPTURING);
-  return archiver_db_cycle(d, TRUE, error) && note_alive(d, began, 0, error);
+  /* Capture is complete as of @began only once a capture that looked
+   * after it reached the wal-index's last commit (a WAL read that ends
+   * before it, a writer's append not yet visible, is read again); and the
+   * alive time is published only over records made durable first, the
+   * routine checkpoint at the end of a cycle archiving later commits
+   * without a sync. */
+  for (int tries = 1;; tries++) {
+    if (!archiver_db_cycle(d, TRUE, error))
+      return FALSE;
+    if (d->cycle_at_end)
+      break;
+    if (tries == SYNC_TRIES) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_BUSY,
+                  "archiver %s: the WAL still ended before its last committed frame after %d "
+                  "reads, so capture is not known complete up to now (try again)",
+                  d->name, SYNC_TRIES);
+      return FALSE;
+    }
+    g_usleep(1000);
+  }
+  return sync_archive(d, error) && note_alive(d, began, 0, error);
 }
 
 void

@@ -43,6 +43,7 @@
 #define PACE_COMMITS 8                 /* look before this (WAL writes meanwhile wake */
                                        /* nobody)                                      */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
+#define SYNC_TRIES 3                   /* captures a sync request tries to reach the end */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
 #define ROOM_US (250 * 1000)           /* production's room looked at again after this    */
@@ -170,6 +171,8 @@ struct _Db {
   SqlenvfsWalCursor cur;
   gboolean is_at_end;        /* the last capture reached the wal-index's
                               * mxFrame (what rotate() relies on)          */
+  gboolean cycle_at_end;     /* the last cycle's capture did (before its
+                              * routine checkpoint captured again)         */
   gboolean has_seen;
   SqlenvfsWalIndexHeader seen;
   /* The database file as last stat'ed, with the wal-index then: only a
