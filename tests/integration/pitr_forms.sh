@@ -99,7 +99,7 @@ done
 pass "the ends of a window, as list prints them, restore"
 
 for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" "2026-11-28 16:14:00+00:00" \
-           20261128T1614Z 2026-13-28T16:14:00Z 2026-02-30T16:14:00Z \
+           20261128T1614Z \
            2026-11-28T16:14:00.1234567890Z 2026-11-28T16:14:00+0100 @ @-5 @1. @12a LATEST \
            "latest " EARLIEST "earliest " 2026-11-28t16:14:00z; do
   expect_fail 'accepted forms: 20261128T161400Z, 20261128T161400.250Z, 2026-11-28T16:14:00Z' \
@@ -107,6 +107,13 @@ for bad in "" now yesterday 2026-11-28 "2026-11-28 16:14:00Z" "2026-11-28 16:14:
   [ ! -e "$T/bad.db" ] || fail "a rejected time ('$bad') left a file"
 done
 pass "rejected forms fail with one line naming the accepted forms"
+# A time of the right form with a field out of range: the field is named.
+expect_fail "not a time: '2026-13-28T16:14:00Z': month 13 is out of range" \
+  "$SQLENVFS" restore --root "$R" --time 2026-13-28T16:14:00Z --output "$T/bad.db"
+expect_fail "not a time: '2026-02-30T16:14:00Z': day 30 is out of range" \
+  "$SQLENVFS" restore --root "$R" --time 2026-02-30T16:14:00Z --output "$T/bad.db"
+[ ! -e "$T/bad.db" ] || fail "a time out of range left a file"
+pass "a field out of range is named"
 # A time that lacks only its zone: the message says so, with it in UTC.
 for bad in 2026-11-28T16:14:00 "2026-11-28 16:14:00" 20261128T161400; do
   expect_fail "not a time: '$bad' has no time zone \(for UTC: '$bad( \+00:00|Z)'" \
