@@ -138,6 +138,13 @@ gboolean sqlenvfs_archive_entry_is_state(const SqlenvfsArchiveEntry *e);
 
 const char *sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason);
 
+/* The checksum of @e's header as written (its bytes 92..95, invariant 1).
+ * It covers every field, the capture time to the microsecond among them,
+ * so that two archives that went apart (a root and a copy of it, each
+ * archiving on its own from then on) give their records of one number
+ * different ones. */
+guint32 sqlenvfs_archive_entry_header_crc(const SqlenvfsArchiveEntry *e);
+
 /* Decode the index file of segment @number (@len bytes at @data) into
  * @entries (a GArray of SqlenvfsArchiveEntry, emptied first). FALSE, with
  * @entries empty, when the header or any entry is damaged, of an unknown
@@ -353,6 +360,13 @@ gboolean sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq,
  * commits of the records below the first are in the state, and those
  * from the second on are not, whatever the clock said. */
 guint64 sqlenvfs_archive_next_seq(const char *dir);
+
+/* As sqlenvfs_archive_next_seq(); when that is not 0 and the last record
+ * reads, also *@has_last_crc TRUE and *@last_crc, that record's header
+ * checksum (sqlenvfs_archive_entry_header_crc): it tells this archive's
+ * record of that number from another history's (either may be NULL). */
+guint64 sqlenvfs_archive_next_seq_crc(const char *dir, gboolean *has_last_crc,
+                                      guint32 *last_crc);
 
 /* For a state pinned while the WAL was empty, found at record @state_seq
  * by its pin time: NULL when that agrees with the next record numbers

@@ -54,6 +54,14 @@ typedef struct {
    * pinned and after it (0: not known). Every COMMIT record below
    * archive_before is in the copy, none from archive_after on is. */
   guint64 archive_before, archive_after;
+  /* With archive_before (MANIFESTs written since it was added): the header
+   * checksum of record archive_before - 1, the last one archived before
+   * the state was pinned (sqlenvfs_archive_entry_header_crc). A base is
+   * placed in an archive only when that archive's record of that number
+   * has it: else it was pinned in another history (a copy of the root
+   * that went on by itself), whatever its time and numbers say. */
+  gboolean has_archive_before_crc;
+  guint32 archive_before_crc;
 } SqlenvfsStoredDb;
 
 typedef struct {
@@ -336,6 +344,7 @@ typedef struct {
   char *file;     /* the file found bad: the MANIFEST, a database file, or
                      the entry itself (a symbolic link) */
   gboolean unreadable; /* only not readable by this user (its owner's)    */
+  gboolean foreign;    /* pinned in another history (a copy of the root)  */
   char *reason;   /* why it cannot be read, not repeating the path */
 } SqlenvfsDamagedCopy;
 
@@ -365,6 +374,14 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsListReport, sqlenvfs_list_report_free)
  * MANIFEST says) from its backups and snapshots to its damaged ones, as
  * `list` and the mount's status show them. */
 void sqlenvfs_list_report_mark_known_bad(SqlenvfsListReport *report, SqlenvfsRoot *root);
+
+/* Move the copy @kind/@name of @report from its backups or snapshots to
+ * its damaged ones, with @reason (what the timeline found: it was pinned
+ * in another history of a database, and its MANIFEST places it in this
+ * root's archive by numbers that are another archive's). Nothing when it
+ * is not listed among the good ones. */
+void sqlenvfs_list_report_mark_foreign(SqlenvfsListReport *report, SqlenvfsCopyKind kind,
+                                       const char *name, const char *reason);
 
 /* Write @damaged (SqlenvfsDamagedCopy *) to @j as an array of objects:
  * "kind", "name", "time", "dir", "manifest", "file" (the one found bad),

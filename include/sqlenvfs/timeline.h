@@ -106,12 +106,19 @@ typedef struct {
   char *name;  /* the backup or snapshot entry */
   char *path;  /* its <db>.db file             */
   guint64 seq; /* the state it holds           */
+  char *why;   /* sqlenvfs_timeline_foreign_bases only: why it is not a base */
 } SqlenvfsTimelineBase;
 
 void sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b);
 
 /* The copies mapped to an archived state (SqlenvfsTimelineBase *). */
 GPtrArray *sqlenvfs_timeline_bases(SqlenvfsTimeline *tl);
+
+/* The copies whose MANIFEST pins them in another history of the database
+ * (a copy of the root that went on by itself, whose archive numbers its
+ * records alike): never a base. SqlenvfsTimelineBase *, with path the
+ * database file, seq 0 and why naming the MANIFEST and what to do. */
+GPtrArray *sqlenvfs_timeline_foreign_bases(SqlenvfsTimeline *tl);
 
 /* sqlenvfs_restore_base_holds_state on the timeline's archive. */
 gboolean sqlenvfs_timeline_base_holds_state(SqlenvfsTimeline *tl, guint64 seq, int fd,

@@ -252,7 +252,8 @@ print_copies(const char *title, const char *dir, SqlenvfsCopyKind kind, GPtrArra
     }
     manifest = remote ? sqlenvfs_remote_keyify(remote, d->file) : g_strdup(d->file);
     why = remote ? sqlenvfs_remote_keyify(remote, d->reason) : g_strdup(d->reason);
-    printf("  %-22s %s: %s: %s\n", d->name, d->unreadable ? "UNREADABLE" : "DAMAGED", manifest,
+    printf("  %-22s %s: %s: %s\n", d->name,
+           d->unreadable ? "UNREADABLE" : d->foreign ? "OTHER HISTORY" : "DAMAGED", manifest,
            why);
     b++;
   }

@@ -129,6 +129,14 @@ sqlenvfs_archive_entry_is_state(const SqlenvfsArchiveEntry *e)
          e->commit_frame == 0;
 }
 
+guint32
+sqlenvfs_archive_entry_header_crc(const SqlenvfsArchiveEntry *e)
+{
+  guint8 p[REC_HEADER_SIZE];
+  archive_encode_header(e, p);
+  return get32(p + 92);
+}
+
 const char *
 sqlenvfs_archive_gap_reason_text(SqlenvfsGapReason reason)
 {

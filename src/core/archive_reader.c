@@ -1650,10 +1650,19 @@ sqlenvfs_archive_bounds(const SqlenvfsArchive *a, guint64 *first_seq, guint64 *l
 guint64
 sqlenvfs_archive_next_seq(const char *dir)
 {
+  return sqlenvfs_archive_next_seq_crc(dir, NULL, NULL);
+}
+
+guint64
+sqlenvfs_archive_next_seq_crc(const char *dir, gboolean *has_last_crc, guint32 *last_crc)
+{
   g_autoptr(SqlenvfsArchive) a = NULL;
   g_autoptr(GError) error = NULL;
+  SqlenvfsArchiveEntry e;
   guint64 first, last;
 
+  if (has_last_crc != NULL)
+    *has_last_crc = FALSE;
   if (!g_file_test(dir, G_FILE_TEST_IS_DIR))
     return 0;
   a = sqlenvfs_archive_open(dir, &error);
@@ -1661,7 +1670,13 @@ sqlenvfs_archive_next_seq(const char *dir)
     g_debug("archive %s: %s (its next record number is not known)", dir, error->message);
     return 0;
   }
-  return sqlenvfs_archive_bounds(a, &first, &last) ? last + 1 : 0;
+  if (!sqlenvfs_archive_bounds(a, &first, &last))
+    return 0;
+  if (has_last_crc != NULL && sqlenvfs_archive_get(a, last, &e)) {
+    *has_last_crc = TRUE;
+    *last_crc = sqlenvfs_archive_entry_header_crc(&e);
+  }
+  return last + 1;
 }
 
 char *

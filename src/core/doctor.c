@@ -1345,6 +1345,20 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
 
   if (tl == NULL)
     return;
+  {
+    /* Copies pinned in another history (a copy of the root): no base. */
+    g_autoptr(GPtrArray) foreign = sqlenvfs_timeline_foreign_bases(tl);
+    for (guint i = 0; i < foreign->len; i++) {
+      const SqlenvfsTimelineBase *f = foreign->pdata[i];
+      const char *kind = sqlenvfs_copy_kind_name(f->kind);
+      g_autofree char *entry = g_path_get_dirname(f->path);
+      g_autofree char *manifest = g_build_filename(entry, "MANIFEST", NULL);
+      g_autofree char *action = g_strdup_printf(
+        "do not restore from it; take a %s of this root (`sqlenvfs %s`)", kind, kind);
+      sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", d->subject,
+                                 manifest, action, "%s %s: %s", kind, f->name, f->why);
+    }
+  }
   check_gaps(c, d, dir, tl);
   check_clock(c, d, dir, tl);
   if (!sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why))

@@ -40,6 +40,16 @@ sqlenvfs_retention_list_windows(SqlenvfsRoot *root, SqlenvfsListReport *report, 
       lw->before = w->before;
       lw->base_unchecked = w->base_unchecked;
     }
+    /* A copy pinned in another history is listed with the damaged ones:
+     * listed as an ordinary copy, it would look good to whoever picks one
+     * by hand. */
+    {
+      g_autoptr(GPtrArray) foreign = sqlenvfs_timeline_foreign_bases(tl);
+      for (guint i = 0; i < foreign->len; i++) {
+        const SqlenvfsTimelineBase *f = foreign->pdata[i];
+        sqlenvfs_list_report_mark_foreign(report, f->kind, f->name, f->why);
+      }
+    }
     /* Also an archive no copy reaches at all (no window): all of it. */
     if (sqlenvfs_timeline_unrecoverable_newest(tl, &from, &to, &why)) {
       SqlenvfsListWindow *t = g_new0(SqlenvfsListWindow, 1);
@@ -134,10 +144,21 @@ verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *rep
   g_autoptr(GError) local = NULL;
   g_autoptr(SqlenvfsTimeline) tl = sqlenvfs_timeline_open(root, db, &local);
   g_autoptr(GPtrArray) bases = NULL;
+  g_autoptr(GPtrArray) foreign = NULL;
 
   if (tl == NULL) {
     g_debug("verify %s: the copies' states were not checked: %s", db, local->message);
     return;
+  }
+  /* Copies pinned in another history (a copy of the root): their files may
+   * be good, but their MANIFEST places them in an archive they are not of. */
+  foreign = sqlenvfs_timeline_foreign_bases(tl);
+  for (guint i = 0; i < foreign->len; i++) {
+    const SqlenvfsTimelineBase *f = foreign->pdata[i];
+    g_autofree char *dir = g_path_get_dirname(f->path);
+    g_autofree char *manifest = g_build_filename(dir, "MANIFEST", NULL);
+    sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(f->kind), f->name, db, manifest,
+                               FALSE, f->why);
   }
   bases = sqlenvfs_timeline_bases(tl);
   for (guint i = 0; i < bases->len; i++) {

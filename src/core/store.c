@@ -13,7 +13,8 @@
  *     [db <name>]     file size crc32 page-size page-count journal-mode
  *                     wal-salt1 wal-salt2 wal-frame wal-cksum1 wal-cksum2
  *                     wal-ckpt-seq pinned-at pinned-at-us
- *                     [archive-before archive-after]  (WAL frame 0 only)
+ *                     [archive-before archive-after [archive-before-crc]]
+ *                                                     (WAL frame 0 only)
  *
  * Life of an entry (function in brackets):
  *
@@ -476,8 +477,19 @@ load_entry(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *name, char **b
          !get_u64(kf, group, "archive-before", G_MAXINT64, &sdb->archive_before, file,
                   error)) ||
         (g_key_file_has_key(kf, group, "archive-after", NULL) &&
-         !get_u64(kf, group, "archive-after", G_MAXINT64, &sdb->archive_after, file, error)))
+         !get_u64(kf, group, "archive-after", G_MAXINT64, &sdb->archive_after, file, error)) ||
+        (g_key_file_has_key(kf, group, "archive-before-crc", NULL) &&
+         !get_u32(kf, group, "archive-before-crc", &sdb->archive_before_crc, file, error)))
       return NULL;
+    sdb->has_archive_before_crc = g_key_file_has_key(kf, group, "archive-before-crc", NULL);
+    if (sdb->has_archive_before_crc && sdb->archive_before < 2) {
+      g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
+                  "read %s: [%s] has archive-before-crc without an archive-before of 2 or more "
+                  "to say which record it is of (the MANIFEST is damaged; this copy is not "
+                  "used as a base: take a new one)",
+                  file, group);
+      return NULL;
+    }
     sdb->pos.pinned_at = (gint64)pinned;
   }
   g_ptr_array_sort(copy->dbs, cmp_stored_db);
@@ -533,6 +545,10 @@ write_manifest(const char *dir, SqlenvfsCopyKind kind, const char *name, gint64 
       g_key_file_set_uint64(kf, group, "archive-before", sdb->archive_before);
     if (sdb->archive_after != 0)
       g_key_file_set_uint64(kf, group, "archive-after", sdb->archive_after);
+    if (sdb->has_archive_before_crc) {
+      g_autofree char *before_crc = g_strdup_printf("0x%08x", sdb->archive_before_crc);
+      g_key_file_set_string(kf, group, "archive-before-crc", before_crc);
+    }
   }
   sqlenvfs_store_manifest_seal(kf);
   data = g_key_file_to_data(kf, &len, NULL);
@@ -636,12 +652,13 @@ ensure_store_dir(const char *dir, int mode, GError **error)
   return sqlenvfs_mkdir_p(dir, sqlenvfs_mode_dir(mode), error);
 }
 
-/* The next record number of @db's archive (sqlenvfs_archive_next_seq). */
+/* The next record number of @db's archive, and the header checksum of the
+ * record before it when it reads (sqlenvfs_archive_next_seq_crc). */
 static guint64
-archive_next(SqlenvfsRoot *root, const char *db)
+archive_next(SqlenvfsRoot *root, const char *db, gboolean *has_last_crc, guint32 *last_crc)
 {
   g_autofree char *dir = g_build_filename(sqlenvfs_root_path(root, SQLENVFS_DIR_WAL), db, NULL);
-  return sqlenvfs_archive_next_seq(dir);
+  return sqlenvfs_archive_next_seq_crc(dir, has_last_crc, last_crc);
 }
 
 /* Narrow the directory open on @fd (@path, for messages) to what a
@@ -911,7 +928,9 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     SqlenvfsCopyResult res = { 0 };
     SqlenvfsStoredDb *sdb;
 
-    guint64 before = archive_next(root, dbname);
+    gboolean has_before_crc = FALSE;
+    guint32 before_crc = 0;
+    guint64 before = archive_next(root, dbname, &has_before_crc, &before_crc);
 
     if (!sqlenvfs_copy_db(src, dst, FALSE, create_progress, &cp, &res, error)) {
       g_prefix_error(error, "%s of %s failed, nothing kept: ", kind_name, dbname);
@@ -927,7 +946,10 @@ sqlenvfs_store_create(SqlenvfsRoot *root, SqlenvfsCopyKind kind, const char *db,
     sdb->pos = res.pos;
     if (sdb->pos.frame == 0 && before != 0) {
       sdb->archive_before = before;
-      sdb->archive_after = archive_next(root, dbname);
+      sdb->archive_after = archive_next(root, dbname, NULL, NULL);
+      /* Which history those numbers are of (store.h). */
+      sdb->has_archive_before_crc = has_before_crc;
+      sdb->archive_before_crc = before_crc;
     }
     g_ptr_array_add(dbs, sdb);
     sqlenvfs_copy_result_clear(&res);
@@ -1184,6 +1206,32 @@ sqlenvfs_list_report_mark_known_bad(SqlenvfsListReport *report, SqlenvfsRoot *ro
   g_ptr_array_sort(report->damaged, cmp_damaged);
 }
 
+void
+sqlenvfs_list_report_mark_foreign(SqlenvfsListReport *report, SqlenvfsCopyKind kind,
+                                  const char *name, const char *reason)
+{
+  GPtrArray *copies = kind == SQLENVFS_KIND_SNAPSHOT ? report->snapshots : report->backups;
+  for (guint i = 0; i < copies->len; i++) {
+    SqlenvfsStoredCopy *copy = copies->pdata[i];
+    SqlenvfsDamagedCopy *d;
+    if (strcmp(copy->name, name) != 0)
+      continue;
+    d = g_new0(SqlenvfsDamagedCopy, 1);
+    d->kind = copy->kind;
+    d->name = g_strdup(copy->name);
+    d->time = copy->time;
+    d->dir = g_strdup(copy->dir);
+    d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
+    d->file = g_strdup(d->manifest);
+    d->foreign = TRUE;
+    d->reason = g_strdup(reason);
+    g_ptr_array_add(report->damaged, d);
+    g_ptr_array_remove_index(copies, i);
+    g_ptr_array_sort(report->damaged, cmp_damaged);
+    return;
+  }
+}
+
 SqlenvfsListReport *
 sqlenvfs_store_list_report(SqlenvfsRoot *root, GError **error)
 {
@@ -1209,6 +1257,10 @@ damaged_copy_action(const SqlenvfsDamagedCopy *d, const char *remote_url)
     return g_strdup_printf("not used by a restore this user runs: run sqlenvfs as the user that "
                            "owns the root's files, or give %s back to that user (chown -R); "
                            "do not remove it for this", d->dir);
+  if (d->foreign)
+    return g_strdup_printf("never used by a restore of this root: it was taken in another "
+                           "history (a copy of the root); move %s back to the root it was "
+                           "taken in, or remove it", d->dir);
   if (remote_url != NULL)
     return g_strdup_printf("never used by a restore: run sqlenvfs verify --remote %s, and take a "
                            "new %s on the root that ships to it", remote_url, kind);

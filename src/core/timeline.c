@@ -174,6 +174,7 @@ struct _SqlenvfsTimeline {
   GArray *chains;  /* Chain */
   GArray *bases;   /* Base */
   GArray *bad_bases; /* BadBase: the copies known bad that map to a state */
+  GPtrArray *foreign; /* SqlenvfsTimelineBase *: copies pinned in another history */
   GArray *windows; /* Window */
   GHashTable *found; /* base path -> seq of the COMMIT its WAL position names */
   gboolean has_records;
@@ -370,17 +371,60 @@ build_chains(SqlenvfsTimeline *tl)
 /* ------------------------------------------------------------------ */
 /* Bases                                                                */
 
+/* Whether @sdb was pinned in this archive's history: its MANIFEST's
+ * archive-before-crc (store.h) is the header checksum of this archive's
+ * record archive_before - 1. A MANIFEST without it (written before it was
+ * recorded, or with no archive then) is not asked. FALSE, and *@foreign
+ * (newly allocated, naming the MANIFEST and what to do) when that record
+ * is another one: the copy was taken in a copy of the root that went on
+ * by itself, whose records bear the same numbers. FALSE alone when that
+ * record cannot be read (pruned or damaged): nothing tells then. */
+static gboolean
+pin_of_this_history(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, char **foreign)
+{
+  SqlenvfsArchiveEntry rec;
+  guint64 seq = sdb->archive_before - 1;
+  g_autofree char *entry = NULL, *manifest = NULL;
+  guint32 have;
+
+  if (!sdb->has_archive_before_crc)
+    return TRUE;
+  entry = g_path_get_dirname(sdb->path);
+  manifest = g_build_filename(entry, "MANIFEST", NULL);
+  if (!sqlenvfs_archive_get(tl->a, seq, &rec)) {
+    g_info("base %s: archived record %" G_GUINT64_FORMAT ", the last before its pin (%s), "
+           "cannot be read (pruned or damaged), so nothing tells that it is of this "
+           "archive's history: not used", sdb->path, seq, manifest);
+    return FALSE;
+  }
+  have = sqlenvfs_archive_entry_header_crc(&rec);
+  if (have == sdb->archive_before_crc)
+    return TRUE;
+  if (foreign != NULL)
+    *foreign = g_strdup_printf(
+      "its MANIFEST %s says the last record archived before its pin, record %" G_GUINT64_FORMAT
+      ", had header checksum 0x%08x, but record %" G_GUINT64_FORMAT " of the archive %s has "
+      "0x%08x: it was taken in another history of %s (a copy of this root that went on by "
+      "itself, whose records bear the same numbers), and holds no state of this one, so no "
+      "restore uses it (move %s back to the root it was taken in, or remove it)",
+      manifest, seq, sdb->archive_before_crc, seq, tl->dir, have, tl->db, entry);
+  return FALSE;
+}
+
 /* Whether the state @out found by time for @sdb, pinned while the WAL was
  * empty, lies where the archive's numbers seen around the pin put it
- * (sqlenvfs_archive_pin_misplaced). Unknown numbers (an older MANIFEST, no
- * archive then) leave the time to decide. */
+ * (sqlenvfs_archive_pin_misplaced), and in this archive's history
+ * (pin_of_this_history, which sets *@foreign). Unknown numbers (an older
+ * MANIFEST, no archive then) leave the time to decide. */
 static gboolean
 empty_wal_state_in_bounds(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb,
-                          const SqlenvfsArchiveEntry *out)
+                          const SqlenvfsArchiveEntry *out, char **foreign)
 {
-  g_autofree char *why =
-    sqlenvfs_archive_pin_misplaced(tl->a, out->seq, sdb->archive_before, sdb->archive_after);
+  g_autofree char *why = NULL;
 
+  if (!pin_of_this_history(tl, sdb, foreign))
+    return FALSE;
+  why = sqlenvfs_archive_pin_misplaced(tl->a, out->seq, sdb->archive_before, sdb->archive_after);
   if (why == NULL)
     return TRUE;
   g_info("base %s: its pin time places it at archived record %" G_GUINT64_FORMAT ", but %s "
@@ -401,7 +445,8 @@ chain_after_pin(const SqlenvfsTimeline *tl, guint64 seq, gint64 pinned_at)
 }
 
 static gboolean
-map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
+map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out,
+             char **foreign)
 {
   const SqlenvfsWalPos *p = &sdb->pos;
 
@@ -456,24 +501,26 @@ map_base_pos(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveE
        * pin would be the state), and the WAL goes on in it, so every
        * commit of it was made after the pin. */
       *out = st;
-      return empty_wal_state_in_bounds(tl, sdb, out);
+      return empty_wal_state_in_bounds(tl, sdb, out, foreign);
     }
     /* A commit of a generation the WAL had left when the base was pinned
      * (it held no frame then): every commit of that generation was in the
      * base. */
     return sqlenvfs_archive_generation_end(tl->a, st.seq, ch->hi, out) &&
-           empty_wal_state_in_bounds(tl, sdb, out);
+           empty_wal_state_in_bounds(tl, sdb, out, foreign);
   }
   return FALSE;
 }
 
 /* The archived state @sdb holds (see the top of the file). A state whose
  * database size or page size is not the base's is not its state, whatever
- * its MANIFEST says: the base is then not used. */
+ * its MANIFEST says: the base is then not used. *@foreign (may be NULL):
+ * set when the copy was pinned in another history (pin_of_this_history). */
 static gboolean
-map_base(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out)
+map_base(SqlenvfsTimeline *tl, const SqlenvfsStoredDb *sdb, SqlenvfsArchiveEntry *out,
+         char **foreign)
 {
-  if (!map_base_pos(tl, sdb, out))
+  if (!map_base_pos(tl, sdb, out, foreign))
     return FALSE;
   if (out->type == SQLENVFS_ARCHIVE_COMMIT &&
       (out->db_pages != sdb->pos.n_pages || out->page_size != sdb->pos.page_size)) {
@@ -494,6 +541,7 @@ build_bases(SqlenvfsTimeline *tl)
 
   g_array_set_size(tl->bases, 0);
   g_array_set_size(tl->bad_bases, 0);
+  g_ptr_array_set_size(tl->foreign, 0);
   g_ptr_array_set_size(tl->unreadable, 0);
   for (guint i = 0; i < tl->manifest_unreadable->len; i++)
     g_ptr_array_add(tl->unreadable, g_strdup(tl->manifest_unreadable->pdata[i]));
@@ -502,7 +550,7 @@ build_bases(SqlenvfsTimeline *tl)
     const SqlenvfsStoredCopy *copy = tl->copies->pdata[i];
     const SqlenvfsStoredDb *sdb = sqlenvfs_stored_copy_find(copy, tl->db);
     Base b = { copy, sdb, SQLENVFS_BASE_UNCHECKED, FALSE, 0, 0, 0 };
-    g_autofree char *why = NULL;
+    g_autofree char *why = NULL, *foreign = NULL;
     SqlenvfsArchiveEntry st;
     if (sdb == NULL)
       continue;
@@ -514,7 +562,7 @@ build_bases(SqlenvfsTimeline *tl)
                                                       sqlenvfs_copy_kind_name(copy->kind),
                                                       copy->name, why));
       /* Still placed, to tell which restores it would have served. */
-      if (tl->chains->len && map_base(tl, sdb, &st)) {
+      if (tl->chains->len && map_base(tl, sdb, &st, NULL)) {
         BadBase bad = { b, g_steal_pointer(&why) };
         bad.b.is_mapped = TRUE;
         bad.b.seq = st.seq;
@@ -524,7 +572,7 @@ build_bases(SqlenvfsTimeline *tl)
       }
       continue;
     }
-    if (tl->chains->len && map_base(tl, sdb, &st)) {
+    if (tl->chains->len && map_base(tl, sdb, &st, &foreign)) {
       Chain *ch;
       b.is_mapped = TRUE;
       b.seq = st.seq;
@@ -540,6 +588,18 @@ build_bases(SqlenvfsTimeline *tl)
       }
       if (b.seq == ch->from_seq)
         ch->from_checked = ch->from_checked || b.state == SQLENVFS_BASE_GOOD;
+    } else if (foreign != NULL) {
+      /* Of another history: not a base, and said so wherever the copies
+       * left out are (sqlenvfs_timeline_foreign_bases). */
+      SqlenvfsTimelineBase *fb = g_new0(SqlenvfsTimelineBase, 1);
+      fb->kind = copy->kind;
+      fb->name = g_strdup(copy->name);
+      fb->path = g_strdup(sdb->path);
+      fb->why = g_strdup(foreign);
+      g_ptr_array_add(tl->foreign, fb);
+      g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
+                                                      sqlenvfs_copy_kind_name(copy->kind),
+                                                      copy->name, foreign));
     }
     g_array_append_val(tl->bases, b);
   }
@@ -769,6 +829,7 @@ sqlenvfs_timeline_free(SqlenvfsTimeline *tl)
   g_array_unref(tl->chains);
   g_array_unref(tl->bases);
   g_array_unref(tl->bad_bases);
+  g_ptr_array_unref(tl->foreign);
   g_array_unref(tl->windows);
   g_hash_table_unref(tl->found);
   g_free(tl);
@@ -867,6 +928,7 @@ sqlenvfs_timeline_open(SqlenvfsRoot *root, const char *db, GError **error)
   tl->chains = g_array_new(FALSE, FALSE, sizeof(Chain));
   tl->bases = g_array_new(FALSE, FALSE, sizeof(Base));
   tl->bad_bases = g_array_new(FALSE, FALSE, sizeof(BadBase));
+  tl->foreign = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_timeline_base_free);
   g_array_set_clear_func(tl->bad_bases, (GDestroyNotify)bad_base_clear);
   tl->windows = g_array_new(FALSE, FALSE, sizeof(Window));
   g_array_set_clear_func(tl->windows, (GDestroyNotify)window_clear);
@@ -1485,7 +1547,26 @@ sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b)
     return;
   g_free(b->name);
   g_free(b->path);
+  g_free(b->why);
   g_free(b);
+}
+
+GPtrArray *
+sqlenvfs_timeline_foreign_bases(SqlenvfsTimeline *tl)
+{
+  GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sqlenvfs_timeline_base_free);
+  g_mutex_lock(&tl->lock);
+  for (guint i = 0; i < tl->foreign->len; i++) {
+    const SqlenvfsTimelineBase *f = tl->foreign->pdata[i];
+    SqlenvfsTimelineBase *tb = g_new0(SqlenvfsTimelineBase, 1);
+    tb->kind = f->kind;
+    tb->name = g_strdup(f->name);
+    tb->path = g_strdup(f->path);
+    tb->why = g_strdup(f->why);
+    g_ptr_array_add(out, tb);
+  }
+  g_mutex_unlock(&tl->lock);
+  return out;
 }
 
 GPtrArray *

@@ -5,7 +5,12 @@
 # committed, built from an older good base; with every base damaged, restore
 # and the mount refuse, naming the bad copy, and leave nothing behind. A
 # MANIFEST whose WAL position was zeroed is refused by its checksum, named
-# by verify, and never used.
+# by verify, and never used. A backup taken with an empty WAL in a copy of
+# the root that went on by itself, put into the root's backups, is of
+# another history: placed by its time and record numbers alone it gave a
+# mix of both roots; its MANIFEST names the last record archived before it,
+# which the root's archive does not have, so restores and pitr/ pass it
+# over, and list, verify and doctor name its MANIFEST.
 source "$SRCDIR/tests/integration/lib.sh"
 source "$SRCDIR/tests/integration/pitr_lib.sh"
 
@@ -381,3 +386,71 @@ PY
 grep -q '"base_checked": *false' "$T/list5.json" ||
   fail "the window whose first base changed is called checked: $(cat "$T/list5.json")"
 pass "a window whose first base changed is marked not checked, though a later base is good"
+
+# A backup of a copy of the root, pinned while its WAL was empty, among the
+# root's backups. Both roots commit after the copy; the copy's commit writes
+# page 3 (table b) as the root's last one before its pin does, so the pages
+# of the record the time puts it at are the same in both.
+F=$T/fork F2=$T/fork2
+make_root "$F" <(printf 'CREATE TABLE a(id INTEGER PRIMARY KEY, v TEXT);\n'
+                 printf 'CREATE TABLE b(id INTEGER PRIMARY KEY, v TEXT);\n')
+pitr_start_archiver "$F" "$T/f1"
+for i in 1 2 3; do
+  sqlite3 "$F/data/prod/app.db" "INSERT INTO a VALUES($i,'shared'); INSERT INTO b VALUES($i,'shared')"
+done
+sleep 1
+pitr_stop_archiver "$T/f1"
+cp -a "$F" "$F2"
+pitr_start_archiver "$F" "$T/f2"
+pitr_start_archiver "$F2" "$T/f3"
+sqlite3 "$F/data/prod/app.db" "INSERT INTO a VALUES(4,'only-in-root')"
+sqlite3 "$F/data/prod/app.db" "UPDATE b SET v='same' WHERE id=2"
+sqlite3 "$F2/data/prod/app.db" \
+  "BEGIN; INSERT INTO a VALUES(4,'only-in-copy'); UPDATE b SET v='same' WHERE id=2; COMMIT"
+# The archivers checkpoint and truncate the idle WALs (every commit is
+# archived then): the backup is pinned with an empty one (placed by time
+# and record numbers), after the root's commits were archived.
+sleep 3
+"$SQLENVFS" backup --root "$F2" > /dev/null
+fb=$(ls "$F2/backups/prod/daily" | tail -1)
+grep -q '^wal-frame=0$' "$F2/backups/prod/daily/$fb/MANIFEST" ||
+  fail "the copy's backup was not pinned with an empty WAL: $(cat "$F2/backups/prod/daily/$fb/MANIFEST")"
+grep -q '^archive-before-crc=0x' "$F2/backups/prod/daily/$fb/MANIFEST" ||
+  fail "the MANIFEST does not name the record archived before the pin"
+sleep 1.5
+sqlite3 "$F/data/prod/app.db" "INSERT INTO b VALUES(6,'root-after')"
+sleep 1
+pitr_stop_archiver "$T/f2"
+pitr_stop_archiver "$T/f3"
+cp -a "$F2/backups/prod/daily/." "$F/backups/prod/daily/"
+fm=$F/backups/prod/daily/$fb/MANIFEST
+rc=0
+"$SQLENVFS" restore --root "$F" --time latest --output "$T/fork.db" > "$T/fork.out" \
+  2> "$T/fork.err" || rc=$?
+if [ "$rc" -eq 0 ]; then
+  assert_eq "$(sqlite3 "$T/fork.db" "SELECT v FROM a WHERE id=4")" only-in-root \
+    "restore --time latest with the copy's backup among the root's"
+  assert_eq "$(sqlite3 "$T/fork.db" "SELECT v FROM b WHERE id=6")" root-after \
+    "restore --time latest: the root's last commit"
+fi
+grep -q "not used as a base: backup $fb: its MANIFEST $fm .*another history" "$T/fork.err" ||
+  fail "restore does not say why the copy's backup is not used: $(cat "$T/fork.err")"
+rc=0
+"$SQLENVFS" verify --root "$F" > "$T/fork.v" 2>&1 || rc=$?
+[ "$rc" -ne 0 ] || fail "verify passes with the copy's backup among the root's"
+grep -q "$fm.*another history" "$T/fork.v" ||
+  fail "verify does not name the copy's MANIFEST: $(cat "$T/fork.v")"
+"$SQLENVFS" list --root "$F" > "$T/fork.l"
+grep -q "$fb *OTHER HISTORY: $fm" "$T/fork.l" ||
+  fail "list does not show the copy's backup as of another history: $(cat "$T/fork.l")"
+rc=0
+"$SQLENVFS" doctor --root "$F" > "$T/fork.d" 2>&1 || rc=$?
+grep -A3 "FAIL backup" "$T/fork.d" | grep -q "backup $fb: its MANIFEST" ||
+  fail "doctor does not name the copy's backup: $(cat "$T/fork.d")"
+mount_root "$F" "$T/fmnt" -o noarchiver
+got=$(sqlite3 "file:$T/fmnt/pitr/latest/app.db?immutable=1" "SELECT v FROM a WHERE id=4" \
+  2>/dev/null || echo refused)
+[ "$got" = only-in-root ] || [ "$got" = refused ] ||
+  fail "pitr/latest with the copy's backup among the root's gives '$got'"
+unmount_root "$T/fmnt"
+pass "a backup of a copy of the root is of another history: never a base, and named"
