@@ -1143,6 +1143,20 @@ list_kind(SqlenvfsRoot *root, SqlenvfsCopyKind kind, GPtrArray *damaged, GError 
   return out;
 }
 
+/* A damaged-copy entry for @copy, naming @file (NULL: its MANIFEST). */
+static SqlenvfsDamagedCopy *
+damaged_copy_new(const SqlenvfsStoredCopy *copy, const char *file)
+{
+  SqlenvfsDamagedCopy *d = g_new0(SqlenvfsDamagedCopy, 1);
+  d->kind = copy->kind;
+  d->name = g_strdup(copy->name);
+  d->time = copy->time;
+  d->dir = g_strdup(copy->dir);
+  d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
+  d->file = g_strdup(file != NULL ? file : d->manifest);
+  return d;
+}
+
 /* Move the copies of @copies a database of which is known bad (the memo of
  * base verdicts, verifymemo.h, or its file missing) to @damaged: listed as
  * ordinary copies, they looked good to someone choosing one by hand. */
@@ -1161,13 +1175,7 @@ move_known_bad(SqlenvfsVerifyMemo *verdicts, GPtrArray *copies, GPtrArray *damag
       if (!missing && (verdicts == NULL || sqlenvfs_verify_memo_base_state(
                                              verdicts, sdb, &why) != SQLENVFS_BASE_BAD))
         continue;
-      d = g_new0(SqlenvfsDamagedCopy, 1);
-      d->kind = copy->kind;
-      d->name = g_strdup(copy->name);
-      d->time = copy->time;
-      d->dir = g_strdup(copy->dir);
-      d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
-      d->file = g_strdup(sdb->path);
+      d = damaged_copy_new(copy, sdb->path);
       /* The file is named beside the reason: not twice. */
       d->reason = missing ? g_strdup("the database file is missing")
                   : g_strdup_printf(
@@ -1216,13 +1224,7 @@ sqlenvfs_list_report_mark_foreign(SqlenvfsListReport *report, SqlenvfsCopyKind k
     SqlenvfsDamagedCopy *d;
     if (strcmp(copy->name, name) != 0)
       continue;
-    d = g_new0(SqlenvfsDamagedCopy, 1);
-    d->kind = copy->kind;
-    d->name = g_strdup(copy->name);
-    d->time = copy->time;
-    d->dir = g_strdup(copy->dir);
-    d->manifest = g_build_filename(copy->dir, MANIFEST, NULL);
-    d->file = g_strdup(d->manifest);
+    d = damaged_copy_new(copy, NULL);
     d->foreign = TRUE;
     d->reason = g_strdup(reason);
     g_ptr_array_add(report->damaged, d);
