@@ -85,6 +85,17 @@ SqlenvfsS3 *sqlenvfs_s3_new(const SqlenvfsReplicaConf *conf, GError **error);
 void sqlenvfs_s3_free(SqlenvfsS3 *s3);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SqlenvfsS3, sqlenvfs_s3_free)
 
+/* Called while a request of the client is under way, at most once a
+ * second, with what it is ("put s3://bucket/prefix/key") and how long it
+ * has waited on the server (@idle_us): since the request began, counting
+ * its retries, or since the server last sent a byte or took one of a body
+ * not yet sent whole, whichever is later. It must not use the client; it
+ * runs on the thread that made the request. */
+typedef void (*SqlenvfsS3Tick)(gpointer data, const char *what, gint64 idle_us);
+
+/* Set (or, with NULL, clear) the tick of @s3. */
+void sqlenvfs_s3_set_tick(SqlenvfsS3 *s3, SqlenvfsS3Tick tick, gpointer data);
+
 /* "s3://bucket/prefix/key" for messages (newly allocated). */
 char *sqlenvfs_s3_describe(SqlenvfsS3 *s3, const char *key);
 

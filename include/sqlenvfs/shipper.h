@@ -47,7 +47,7 @@ void sqlenvfs_shipper_stop(SqlenvfsShipper *s);
 /* One database's replication, for status, list and metrics. */
 typedef struct {
   char *db;
-  char *state;            /* "off", "shipping", "stalled", "lease lost", "error" */
+  char *state; /* "off", "starting", "shipping", "stalled", "lease lost", "error" */
   gint64 lag_us;          /* how long the oldest unshipped byte has waited (0: none) */
   guint64 backlog_bytes;  /* archived or backed up locally, not yet shipped */
   gint64 last_shipped_us; /* wall time of the last object shipped (0: never) */

@@ -407,9 +407,9 @@ cmd_list(int argc, char **argv)
                  "terminal: bases (B backup, S snapshot), recoverable windows (=), gaps (x),\n"
                  "outages (~), with the times at its ends and a legend. Piped, the plain\n"
                  "list only. With a [replica] in sqlenvfs.conf, each database's replication:\n"
-                 "state (off, shipping, stalled, lease lost, error), lag, bytes not yet\n"
-                 "shipped, last shipment and last error. With --remote URL, the same list\n"
-                 "for a replica on object storage.",
+                 "state (off, starting, shipping, stalled, lease lost, error), lag, bytes\n"
+                 "not yet shipped, last shipment and last error. With --remote URL, the same\n"
+                 "list for a replica on object storage.",
                  entries))
     return CLI_USAGE;
   if (argc > 1)

@@ -1109,6 +1109,7 @@ check_replica(Ctx *c, const DbFiles *d, const char *name)
   g_autoptr(GPtrArray) all = NULL;
   const SqlenvfsShipperDbStatus *st;
   g_autofree char *conf = NULL, *backlog = NULL, *lag = NULL;
+  gboolean is_up;
 
   g_autoptr(GError) settings = NULL;
 
@@ -1131,11 +1132,13 @@ check_replica(Ctx *c, const DbFiles *d, const char *name)
   }
   backlog = sqlenvfs_format_size(st->backlog_bytes);
   lag = format_age(st->lag_us);
-  if (strcmp(st->state, "shipping") == 0 && st->lag_us < REPLICA_LAG_WARN_US)
+  /* "starting": no round has shipped yet since the archiver started. */
+  is_up = strcmp(st->state, "shipping") == 0 || strcmp(st->state, "starting") == 0;
+  if (is_up && st->lag_us < REPLICA_LAG_WARN_US)
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_OK, "replica", d->subject, conf,
-                               "nothing to do", "shipping: %s not yet shipped (lag %s)", backlog,
-                               lag);
-  else if (strcmp(st->state, "shipping") == 0 || strcmp(st->state, "stalled") == 0)
+                               "nothing to do", "%s: %s not yet shipped (lag %s)", st->state,
+                               backlog, lag);
+  else if (is_up || strcmp(st->state, "stalled") == 0)
     sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_WARNING, "replica", d->subject, conf,
                                "check that the object storage is reachable and accepts "
                                "uploads; the archiver retries by itself",

@@ -51,6 +51,13 @@ struct _SqlenvfsS3 {
   gint64 backoff_max_ms;
   CURL *curl;
   SqlenvfsS3Stats stats;
+  /* the request under way, for the tick (sqlenvfs_s3_set_tick) */
+  SqlenvfsS3Tick tick;
+  gpointer tick_data;
+  char *what;            /* "put s3://...": the request's, while it runs */
+  gint64 waited_from;    /* monotonic us: the start, or the server's last byte */
+  gint64 ticked_at;
+  curl_off_t up_last, down_last; /* of the attempt under way */
 };
 
 /* ---- small helpers ----------------------------------------------------- */
@@ -440,6 +447,34 @@ code_for_status(long status, const char *code)
   return SQLENVFS_ERROR_IO;
 }
 
+/* Call the tick at most once a second; @now: monotonic us. */
+static void
+call_tick(SqlenvfsS3 *s3, gint64 now)
+{
+  if (s3->tick == NULL || now - s3->ticked_at < G_USEC_PER_SEC)
+    return;
+  s3->ticked_at = now;
+  s3->tick(s3->tick_data, s3->what, now - s3->waited_from);
+}
+
+/* libcurl's progress callback: a byte received, or one of a body not yet
+ * sent whole (a retry that sends a small body again to a server that
+ * never answers is no sign of life), restarts the wait. */
+static int
+on_progress(void *user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+            curl_off_t ulnow)
+{
+  SqlenvfsS3 *s3 = user;
+  gint64 now = g_get_monotonic_time();
+  (void)dltotal;
+  if (dlnow > s3->down_last || (ulnow > s3->up_last && ulnow < ultotal))
+    s3->waited_from = now;
+  s3->down_last = MAX(dlnow, s3->down_last);
+  s3->up_last = MAX(ulnow, s3->up_last);
+  call_tick(s3, now);
+  return 0;
+}
+
 /* Send @req once; fill @resp. Returns the libcurl result; @errbuf gets
  * libcurl's message. */
 static CURLcode
@@ -520,6 +555,12 @@ perform(SqlenvfsS3 *s3, const Req *req, Resp *resp, char errbuf[CURL_ERROR_SIZE]
   curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, s3->verify_tls ? 2L : 0L);
   curl_easy_setopt(c, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+  if (s3->tick) {
+    s3->up_last = s3->down_last = 0;
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, s3);
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+  }
 
   if (strcmp(req->method, "HEAD") == 0) {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
@@ -569,8 +610,8 @@ backoff(SqlenvfsS3 *s3, guint attempt)
 /* Send @req with retries (invariants (2) and (3)); on success @resp holds
  * the 2xx answer. On failure *error names the operation and the key. */
 static gboolean
-request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer data,
-        GError **error)
+request_tries(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer data,
+              GError **error)
 {
   g_autofree char *what = req->key ? sqlenvfs_s3_describe(s3, req->key)
                                    : g_strdup_printf("s3://%s", s3->bucket);
@@ -578,6 +619,9 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
   gboolean last_checked = FALSE;   /* it was an answer whose bytes did not check */
   char errbuf[CURL_ERROR_SIZE];
 
+  g_free(s3->what);
+  s3->what = g_strdup_printf("%s %s", req->op, what);
+  s3->waited_from = g_get_monotonic_time();
   for (guint attempt = 0;; attempt++) {
     CURLcode rc;
     g_autoptr(GPtrArray) ev = NULL;
@@ -587,6 +631,7 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
     if (attempt > 0) {
       s3->stats.n_retries++;
       backoff(s3, attempt - 1);
+      call_tick(s3, g_get_monotonic_time());
     }
     resp_clear(resp);
     rc = perform(s3, req, resp, errbuf);
@@ -645,6 +690,15 @@ request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer da
   }
 }
 
+static gboolean
+request(SqlenvfsS3 *s3, const Req *req, Resp *resp, RespCheck check, gpointer data,
+        GError **error)
+{
+  gboolean ok = request_tries(s3, req, resp, check, data, error);
+  g_clear_pointer(&s3->what, g_free);
+  return ok;
+}
+
 /* ---- the client ---------------------------------------------------------- */
 
 SqlenvfsS3 *
@@ -701,7 +755,15 @@ sqlenvfs_s3_free(SqlenvfsS3 *s3)
   g_free(s3->secret_key);
   g_free(s3->session_token);
   g_free(s3->sigv4);
+  g_free(s3->what);
   g_free(s3);
+}
+
+void
+sqlenvfs_s3_set_tick(SqlenvfsS3 *s3, SqlenvfsS3Tick fn, gpointer data)
+{
+  s3->tick = fn;
+  s3->tick_data = data;
 }
 
 void

@@ -2,7 +2,11 @@
  * shipper.c — replicate backups/prod/ to the replica (see shipper.h, and
  * docs/REPLICA.md "Layout" for the keys).
  *
- * One thread, one S3 client, one lease. A round, every sync-interval:
+ * One thread, one S3 client, one lease. The state is "starting" until a
+ * round succeeds; while a request waits on the server the client's tick
+ * (on_tick) counts the backlog, and makes it "stalled" after
+ * sync-interval + low-speed-time without an answer. A round, every
+ * sync-interval:
  *
  *   lease held?  no: OWNER checked (check_owner, once a process), then take
  *                    it (once at start, then every LEASE_RETRY_US)
@@ -107,13 +111,15 @@ typedef struct {
 
 typedef enum {
   RS_OFF,
+  RS_STARTING,
   RS_SHIPPING,
   RS_STALLED,
   RS_LEASE_LOST,
   RS_ERROR,
 } ReplicaState;
 
-static const char *const state_names[] = { "off", "shipping", "stalled", "lease lost", "error" };
+static const char *const state_names[] = { "off",     "starting",   "shipping",
+                                            "stalled", "lease lost", "error" };
 
 struct _SqlenvfsShipper {
   /* set at start, read-only after */
@@ -138,6 +144,8 @@ struct _SqlenvfsShipper {
   gboolean told_delete_refused; /* drop_parts said so once (a process)     */
   char *diverged;    /* why this process ships no more (check_replica), or NULL */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
+  gboolean has_shipped;      /* a round succeeded since the start (else "starting") */
+  gboolean is_stuck;         /* on_tick made it "stalled" (a request without answer) */
   gboolean orphans_done;     /* the uploads left open under the prefix were aborted */
   gint64 orphans_at;         /* monotonic us before which they are not looked for again */
   char *logged;              /* last message logged                  */
@@ -1751,7 +1759,7 @@ hold_lease(SqlenvfsShipper *s, gboolean has_state)
     s->n_fails = 0;
     s->renewed_at = now;
     g_message("replica: shipping to %s (lease taken)", s->conf->url);
-    set_state(s, RS_SHIPPING, NULL);
+    set_state(s, s->has_shipped ? RS_SHIPPING : RS_STARTING, NULL);
     return TRUE;
   }
   if (now - s->renewed_at >= s->renew_us || !sqlenvfs_lease_is_valid(s->lease)) {
@@ -2102,6 +2110,41 @@ refresh_backlog(SqlenvfsShipper *s)
   g_mutex_unlock(&s->lock);
 }
 
+/* The client's tick (sqlenvfs_s3_set_tick), on the shipper's thread while
+ * one of its requests is under way (the lease, a round): what waits is
+ * counted as when no round ships, so that the backlog and the lag grow
+ * while a request blocks; and one that has waited on the server for longer
+ * than sync-interval + low-speed-time makes the state "stalled", the round
+ * being as good as failed, although the client still retries it. */
+static void
+on_tick(gpointer data, const char *what, gint64 idle_us)
+{
+  SqlenvfsShipper *s = data;
+  gint64 bound = (s->conf->sync_interval_s + s->conf->low_speed_time_s) * G_USEC_PER_SEC;
+  g_autofree char *msg = NULL;
+  gboolean is_new;
+
+  if (idle_us < G_USEC_PER_SEC)
+    return; /* answered at once: the round says what it shipped */
+  refresh_backlog(s);
+  msg = g_strdup_printf("%s: no answer from %s for more than %" G_GINT64_FORMAT " s, nothing "
+                        "shipped meanwhile (the server is frozen, full or unreachable: check "
+                        "it; the request is retried, and shipping goes on once it answers)",
+                        what ? what : "a request", s->conf->endpoint, bound / G_USEC_PER_SEC);
+  g_mutex_lock(&s->lock);
+  is_new = idle_us >= bound &&
+           (s->state == RS_STARTING || s->state == RS_SHIPPING || s->state == RS_STALLED) &&
+           g_strcmp0(s->error, msg) != 0;
+  g_mutex_unlock(&s->lock);
+  if (is_new) {
+    log_rate(s, msg);
+    set_state(s, RS_STALLED, msg);
+    s->is_stuck = TRUE;
+  }
+  if (s->status_dirty)
+    write_status(s);
+}
+
 static gpointer
 ship_main(gpointer data)
 {
@@ -2153,10 +2196,12 @@ ship_main(gpointer data)
           set_state(s, RS_STALLED, error->message);
         delay = MIN(BACKOFF_MAX_US, delay << MIN(s->n_fails, 5u));
       } else {
-        if (s->n_fails > 0)
+        if (s->n_fails > 0 || s->is_stuck)
           g_message("replica: shipping to %s again", s->conf->url);
         s->n_fails = 0;
+        s->is_stuck = FALSE;
         s->counted_at = 0;
+        s->has_shipped = TRUE;
         shipped_round = TRUE;
         g_mutex_lock(&s->lock);
         if (s->state != RS_SHIPPING || s->error)
@@ -2307,7 +2352,10 @@ sqlenvfs_shipper_start(SqlenvfsRoot *root)
       s->is_done = TRUE;
     return s;
   }
-  s->state = RS_SHIPPING;
+  /* Not "shipping" before a round has shipped: the lease may never be
+   * taken, the server may never answer. */
+  s->state = RS_STARTING;
+  sqlenvfs_s3_set_tick(s->s3, on_tick, s);
   g_mutex_lock(&current_lock);
   current = s;
   g_mutex_unlock(&current_lock);
