@@ -57,6 +57,10 @@
  *       holds archive data it did not ship, or a part it shipped from a
  *       segment replaced here since (check_replica), and OWNER is checked
  *       before the lease is taken.
+ *   (6) Every key but alive, PRUNED and the lease is written once: with
+ *       If-None-Match: * (put_once; a HEAD before a multipart upload), and
+ *       a key already there counts as shipped only when it holds the bytes
+ *       that would be uploaded; other bytes stop shipping (other_writer).
  */
 #include "sqlenvfs/shipper.h"
 
@@ -143,6 +147,7 @@ struct _SqlenvfsShipper {
   gint64 checked_at;        /* monotonic: when it last did                 */
   gboolean told_delete_refused; /* drop_parts said so once (a process)     */
   char *diverged;    /* why this process ships no more (check_replica), or NULL */
+  gboolean other_writer; /* diverged because a write-once key held other bytes */
   gint64 counted_at;         /* monotonic us of the last refresh_backlog (0: none) */
   gboolean has_shipped;      /* a round succeeded since the start (else "starting") */
   gboolean is_stuck;         /* on_tick made it "stalled" (a request without answer) */
@@ -423,16 +428,77 @@ shipped_save(SqlenvfsShipper *s, GError **error)
 /* ------------------------------------------------------------------ */
 /* Uploads                                                              */
 
+/* Refuse shipping for good in this process (s->diverged, shown as "lease
+ * lost"): the write-once @key already holds other bytes than this root
+ * would upload there (ETag @etag, @size bytes): another writer ships to
+ * the replica now. Nothing is overwritten. FALSE, REFUSED. */
+static gboolean
+other_writer(SqlenvfsShipper *s, const char *key, gint64 size, const char *etag, GError **error)
+{
+  g_autofree char *where = sqlenvfs_s3_describe(s->s3, key);
+  g_free(s->diverged);
+  s->diverged = g_strdup_printf(
+    "%s is already there with other bytes (%" G_GINT64_FORMAT " bytes, ETag %s) than this "
+    "root's: another writer ships to this replica (a copy of this root's directory, or a "
+    "root whose lease was removed or whose clock runs ahead); it is not overwritten, and "
+    "nothing more is shipped from this root (stop the other writer, check the replica with "
+    "`sqlenvfs verify --remote %s`, then give this root a new prefix in [replica] url and "
+    "restart it)", where, size, etag ? etag : "none", s->conf->url);
+  s->other_writer = TRUE;
+  g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED, "%s", s->diverged);
+  return FALSE;
+}
+
+/* The write-once @key exists: TRUE when it holds @size bytes with the ETag
+ * @etag (what this root would upload: its earlier upload, whose record a
+ * crash or a lost answer kept from the shipping state), else FALSE with
+ * other_writer's error. */
+static gboolean
+same_as_there(SqlenvfsShipper *s, const char *key, guint64 size, const char *etag,
+              GError **error)
+{
+  g_autoptr(SqlenvfsS3Object) o = sqlenvfs_s3_head(s->s3, key, error);
+  if (o == NULL)
+    return FALSE;
+  if ((guint64)o->size == size && o->etag != NULL && g_ascii_strcasecmp(o->etag, etag) == 0) {
+    g_debug("replica: %s was already there with the same bytes (an upload not recorded)", key);
+    return TRUE;
+  }
+  return other_writer(s, key, o->size, o->etag, error);
+}
+
+/* PUT @len bytes of @data at the write-once @key (docs/REPLICA.md, rule 1)
+ * with If-None-Match: *; an object already there counts as uploaded only
+ * when it holds these very bytes (same_as_there). */
+static gboolean
+put_once(SqlenvfsShipper *s, const char *key, const void *data, gsize len, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autofree char *md5 = NULL;
+  if (sqlenvfs_s3_put(s->s3, key, data, len, SQLENVFS_S3_PUT_IF_ABSENT, NULL, NULL, &local))
+    return TRUE;
+  if (!g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_EXISTS)) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  md5 = g_compute_checksum_for_data(G_CHECKSUM_MD5, data, len);
+  return same_as_there(s, key, len, md5, error);
+}
+
 /* Upload bytes [@from, @to) of @path (@to < 0: to the end of the file) as
  * @key, in one PUT up to PART_MAX, else as a multipart upload of PART_MAX
  * parts read one at a time. The crc32 of the bytes [@from, @crc_to) goes to
  * *@crc (when not NULL), the number of bytes to *@size; with @blocks (from
  * @from = 0 only), the crc32 of each SQLENVFS_BLOCKS_SIZE block of what was
  * read and uploaded is appended to it (remote.h). Fails when the file is
- * shorter than asked. */
+ * shorter than asked. With @once, @key is written once (put_once; a
+ * multipart upload is preceded by a HEAD instead, and an object there is
+ * compared with the multipart ETag these bytes would get, read as if
+ * uploaded). */
 static gboolean
 upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goffset crc_to,
-            const char *key, guint32 *crc, guint64 *size, GArray *blocks, GError **error)
+            const char *key, gboolean once, guint32 *crc, guint64 *size, GArray *blocks,
+            GError **error)
 {
   int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
   struct stat st;
@@ -441,6 +507,8 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
   g_autofree guint8 *buf = NULL;
   g_autofree char *upload = NULL;
   g_autoptr(GPtrArray) etags = NULL;
+  g_autoptr(SqlenvfsS3Object) there = NULL;   /* a write-once multipart key already there */
+  g_autoptr(GByteArray) part_md5s = NULL;     /* the MD5s of its parts, read as if uploaded */
   gboolean ok = FALSE;
   gint64 began = g_get_monotonic_time();
 
@@ -463,7 +531,17 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
   }
   total = (guint64)(to - from);
   buf = g_malloc(MIN(total, (guint64)PART_MAX) + 1);
-  if (total > PART_MAX) {
+  if (total > PART_MAX && once) {
+    g_autoptr(GError) local = NULL;
+    there = sqlenvfs_s3_head(s->s3, key, &local);
+    if (there == NULL && !g_error_matches(local, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND)) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      goto out;
+    }
+    if (there)
+      part_md5s = g_byte_array_new();
+  }
+  if (total > PART_MAX && there == NULL) {
     upload = sqlenvfs_s3_multipart_create(s->s3, key, error);
     if (upload == NULL)
       goto out;
@@ -487,8 +565,17 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
       guint32 bc = sqlenvfs_crc32(0, buf + k, MIN((gsize)SQLENVFS_BLOCKS_SIZE, n - k));
       g_array_append_val(blocks, bc);
     }
-    if (upload == NULL) {
-      if (!sqlenvfs_s3_put(s->s3, key, buf, n, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
+    if (part_md5s != NULL) {
+      guint8 d[16];
+      gsize dlen = sizeof d;
+      g_autoptr(GChecksum) md5 = g_checksum_new(G_CHECKSUM_MD5);
+      g_checksum_update(md5, buf, n);
+      g_checksum_get_digest(md5, d, &dlen);
+      g_byte_array_append(part_md5s, d, (guint)dlen);
+    } else if (upload == NULL) {
+      if (once ? !put_once(s, key, buf, n, error)
+               : !sqlenvfs_s3_put(s->s3, key, buf, n, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL,
+                                  error))
         goto out;
     } else {
       char *etag;
@@ -509,6 +596,18 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
   } while (done < total);
   if (upload && !sqlenvfs_s3_multipart_complete(s->s3, key, upload, etags, NULL, error))
     goto out;
+  if (part_md5s != NULL) {
+    /* A multipart object's ETag: the MD5 of its parts' MD5s, "-<parts>". */
+    g_autofree char *md5 = g_compute_checksum_for_data(G_CHECKSUM_MD5, part_md5s->data,
+                                                       part_md5s->len);
+    g_autofree char *etag = g_strdup_printf("%s-%u", md5, part_md5s->len / 16);
+    if ((guint64)there->size != total || there->etag == NULL ||
+        g_ascii_strcasecmp(there->etag, etag) != 0) {
+      other_writer(s, key, there->size, there->etag, error);
+      goto out;
+    }
+    g_debug("replica: %s was already there with the same bytes (an upload not recorded)", key);
+  }
   ok = TRUE;
   g_debug("replica: shipped %s, %" G_GUINT64_FORMAT " bytes in %.3f s", key, total,
           (double)(g_get_monotonic_time() - began) / G_USEC_PER_SEC);
@@ -662,8 +761,8 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
                 seg->path);
     return FALSE;
   }
-  if (!upload_file(s, seg->path, 0, (goffset)seg->size, (goffset)seal->offset, seg_key, &crc,
-                   &size, NULL, error))
+  if (!upload_file(s, seg->path, 0, (goffset)seg->size, (goffset)seal->offset, seg_key, TRUE,
+                   &crc, &size, NULL, error))
     return FALSE;
   if (crc != seal->reason) {
     g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -681,7 +780,7 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
       g_autofree char *k2 = g_strconcat(key, exts[k], NULL);
       if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
         continue;
-      if (!upload_file(s, path, 0, -1, 0, k2, NULL, &n, NULL, error))
+      if (!upload_file(s, path, 0, -1, 0, k2, TRUE, NULL, &n, NULL, error))
         return FALSE;
       mark_shipped(s, k2, n);
     }
@@ -734,7 +833,7 @@ ship_part(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, guint64 *
   s->intent = g_strdup(key);
   if (!shipped_save(s, error))
     return FALSE;
-  if (!upload_file(s, seg->path, (goffset)a, (goffset)b, 0, key, NULL, &n, NULL, error))
+  if (!upload_file(s, seg->path, (goffset)a, (goffset)b, 0, key, TRUE, NULL, &n, NULL, error))
     return FALSE;
   mark_shipped(s, key, n);
   put_u64(s->parts_end, seg_key, b);
@@ -760,7 +859,8 @@ finish_intent(SqlenvfsShipper *s, GError **error)
   path = g_build_filename(s->base_dir, seg_key, NULL);
   if (shipped_size(s->parts_end, seg_key, NULL) == a && lstat(path, &st) == 0 &&
       S_ISREG(st.st_mode) && (guint64)st.st_size >= b) {
-    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, s->intent, NULL, &n, NULL, error))
+    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, s->intent, TRUE, NULL, &n, NULL,
+                     error))
       return FALSE;
     mark_shipped(s, s->intent, n);
     put_u64(s->parts_end, seg_key, b);
@@ -786,7 +886,7 @@ ship_small(SqlenvfsShipper *s, const char *dir, const char *db, const char *name
     return TRUE;
   if (!always && shipped_size(s->shipped, key, &found) == (guint64)st.st_size && found)
     return TRUE;
-  if (!upload_file(s, path, 0, -1, 0, key, NULL, &n, NULL, error))
+  if (!upload_file(s, path, 0, -1, 0, key, FALSE, NULL, &n, NULL, error))
     return FALSE;
   mark_shipped(s, key, n);
   return TRUE;
@@ -979,7 +1079,7 @@ ship_manifest(SqlenvfsShipper *s, const char *path, gboolean is_protected, const
       return FALSE;
     }
   }
-  if (!sqlenvfs_s3_put(s->s3, key, text, len, SQLENVFS_S3_PUT_ALWAYS, NULL, NULL, error))
+  if (!put_once(s, key, text, len, error))
     return FALSE;
   *size = len;
   return TRUE;
@@ -1049,7 +1149,7 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
       if (found && list_found)
         continue; /* not counted above */
       /* The file and its block list (remote.h) from one read of it. */
-      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, &crc, &n, blocks, error)) {
+      if (!upload_file(s, sdb->path, 0, -1, G_MAXINT64, key, TRUE, &crc, &n, blocks, error)) {
         failed = TRUE;
       } else if (crc != sdb->crc32 || n != sdb->size) {
         g_set_error(error, SQLENVFS_ERROR, SQLENVFS_ERROR_INTEGRITY,
@@ -1060,9 +1160,8 @@ ship_copies(SqlenvfsShipper *s, SqlenvfsCopyKind kind, const char *top,
       } else if ((list = sqlenvfs_blocks_encode(SQLENVFS_BLOCKS_SIZE, n,
                                                 (const guint32 *)(void *)blocks->data,
                                                 blocks->len)) == NULL ||
-                 !sqlenvfs_s3_put(s->s3, lkey, g_bytes_get_data(list, NULL),
-                                  g_bytes_get_size(list), SQLENVFS_S3_PUT_ALWAYS, NULL, NULL,
-                                  error)) {
+                 !put_once(s, lkey, g_bytes_get_data(list, NULL), g_bytes_get_size(list),
+                           error)) {
         failed = TRUE;
       } else {
         mark_shipped(s, key, n);
@@ -1896,12 +1995,15 @@ check_replica(SqlenvfsShipper *s, GError **error)
       continue; /* an index or summary goes with its segment */
     /* A segment this root shipped, cut short in the replica (its bytes the
      * first of this root's, by their MD5): damage, not another history.
-     * Taken as gone, it is shipped again below. */
+     * Deleted and taken as gone, it is shipped again below (a write-once
+     * key is written only where nothing is). */
     if (found && (guint64)o->size < size && o->etag != NULL && strlen(o->etag) == 32 &&
         range_is_ours(s, o->key, 0, (guint64)o->size, o->etag)) {
       g_warning("replica: %s/%s holds %" G_GINT64_FORMAT " of the %" G_GUINT64_FORMAT " bytes "
                 "this root shipped, the first ones: cut short there; shipping it again",
                 s->conf->url, o->key, o->size, size);
+      if (!sqlenvfs_s3_delete(s->s3, o->key, error))
+        return FALSE;
       g_hash_table_remove(remote, o->key);
       continue;
     }
@@ -1951,7 +2053,7 @@ check_replica(SqlenvfsShipper *s, GError **error)
       continue;
     }
     /* A failure leaves the check to be made again on the next round. */
-    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, key, NULL, &n, NULL, error))
+    if (!upload_file(s, path, (goffset)a, (goffset)b, 0, key, TRUE, NULL, &n, NULL, error))
       return FALSE;
   }
   if (!shipped_save(s, error))
@@ -2187,7 +2289,9 @@ ship_main(gpointer data)
         }
         s->n_fails++;
         log_rate(s, error->message);
-        if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
+        if (s->other_writer)
+          set_state(s, RS_LEASE_LOST, error->message);
+        else if (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_PERMISSION) ||
             g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_REFUSED) ||
             (g_error_matches(error, SQLENVFS_ERROR, SQLENVFS_ERROR_NOT_FOUND) &&
              strstr(error->message, "NoSuchBucket")))

@@ -212,3 +212,92 @@ s3cmd_ ls -r "s3://$S3_BUCKET/shared/wal_archives/other/" | grep -q . &&
   fail "the root inside A's replica shipped: $(s3cmd_ ls -r "s3://$S3_BUCKET/shared/wal_archives/other/")"
 ship_stop "$T/n"
 pass "a root whose prefix lies inside another's replica is refused, and ships nothing"
+
+# --- an upload that its shipping state does not record (the archiver
+# --- killed between the PUT and the state's save): the key is there with
+# --- this root's very bytes, which counts as shipped, without a rewrite.
+W=$T/w_root
+W2=$T/w2_root
+ship_make_root "$W" split
+ship_start "$W" "$T/w"
+ship_write "$W/data/prod/app.db" 700 2000
+ship_wait_caught_up "$W" split 45
+ship_stop "$T/w"
+seg=$(ls "$W/backups/prod/wal_archives/app/" | grep '\.seg$' | sort | head -1)
+[ "$(ls "$W/backups/prod/wal_archives/app/" | grep -c '\.seg$')" -gt 1 ] ||
+  fail "no segment sealed: $(ls "$W/backups/prod/wal_archives/app/")"
+s3cmd_ info "s3://$S3_BUCKET/split/wal_archives/app/$seg" | grep -i 'last mod' >"$T/mod0"
+python3 - "$W/.sqlenvfs/replica-shipped" "wal_archives/app/$seg" <<'PY'
+import sys, zlib
+path, key = sys.argv[1], sys.argv[2]
+lines = [l for l in open(path).read().splitlines()
+         if not l.startswith("end ") and not l.endswith(" " + key)]
+body = "".join(l + "\n" for l in lines)
+open(path, "w").write(body + "end %08x\n" % zlib.crc32(body.encode()))
+PY
+grep -q " wal_archives/app/$seg\$" "$W/.sqlenvfs/replica-shipped" && fail "$seg still recorded"
+sleep 1.1
+ship_start "$W" "$T/w"
+for _ in $(seq 1 200); do
+  grep -q " wal_archives/app/$seg\$" "$W/.sqlenvfs/replica-shipped" && break
+  sleep 0.1
+done
+grep -q " wal_archives/app/$seg\$" "$W/.sqlenvfs/replica-shipped" ||
+  fail "$seg, there with this root's bytes, is not counted as shipped: $(cat "$T/w.err")"
+for _ in $(seq 1 50); do [ "$(ship_status_get "$W" state)" = shipping ] && break; sleep 0.1; done
+assert_eq "$(ship_status_get "$W" state)" shipping "the state with the root's own upload there"
+grep -q 'other bytes' "$T/w.err" && fail "its own upload taken for another writer's: $(cat "$T/w.err")"
+s3cmd_ info "s3://$S3_BUCKET/split/wal_archives/app/$seg" | grep -i 'last mod' >"$T/mod1"
+cmp -s "$T/mod0" "$T/mod1" || fail "$seg was uploaded again: $(cat "$T/mod0" "$T/mod1")"
+pass "an upload not recorded is found there with the same bytes and counted, not rewritten"
+
+# --- two writers of one replica: a copy of the running root (cp -a, a VM
+# --- image) that takes the lease once it is gone (removed, or run out on a
+# --- clock ahead). Both ship from the same state; the copy's segment
+# --- sealed after the first one's has the same key and other bytes. A
+# --- write-once object is never overwritten: the copy stops and says so.
+ship_wait_caught_up "$W" split 30
+cp -a "$W" "$W2"
+s3cmd_ rm "s3://$S3_BUCKET/split/lease" >/dev/null
+ship_start "$W2" "$T/w2"
+for _ in $(seq 1 100); do grep -q 'lease taken' "$T/w2.err" && break; sleep 0.1; done
+grep -q 'lease taken' "$T/w2.err" || fail "the copy did not take the removed lease: $(cat "$T/w2.err")"
+# The first root seals a segment (1 MiB ones) and ships it whole.
+n0=$(ls "$W/backups/prod/wal_archives/app/" | grep -c '\.seg$')
+ship_write "$W/data/prod/app.db" 700 2000
+n1=$(ls "$W/backups/prod/wal_archives/app/" | grep -c '\.seg$')
+[ "$n1" -gt "$n0" ] || fail "the first root sealed no segment ($n0 -> $n1)"
+# (Not ship_wait_caught_up: the copy may have shipped a part of its own.)
+ls "$W/backups/prod/wal_archives/app/" | grep '\.seg$' | sort | head -n -1 >"$T/segs0"
+for _ in $(seq 1 450); do
+  s3cmd_ ls "s3://$S3_BUCKET/split/wal_archives/app/" | { grep -o '[0-9]*\.seg$' || true; } |
+    sort >"$T/segs1"
+  cmp -s "$T/segs0" "$T/segs1" && break
+  sleep 0.1
+done
+cmp -s "$T/segs0" "$T/segs1" ||
+  fail "the first root did not ship its sealed segments ($(cat "$T/segs0")): $(cat "$T/segs1")"
+# The copy writes other rows, seals the same segment and ships it.
+ship_write "$W2/data/prod/app.db" 700 2000
+for _ in $(seq 1 300); do
+  [ "$(ship_status_get "$W2" state)" = "lease lost" ] && break
+  sleep 0.1
+done
+assert_eq "$(ship_status_get "$W2" state)" "lease lost" "the copy's state once its key collides"
+grep -q "is already there with other bytes .*: another writer ships to this replica" \
+  "$W2/.sqlenvfs/replica-status" || fail "the copy's status: $(cat "$W2/.sqlenvfs/replica-status")"
+grep -q "another writer ships to this replica .*it is not overwritten" "$T/w2.err" ||
+  fail "the copy's log does not say so: $(cat "$T/w2.err")"
+"$SQLENVFS" list --root "$W2" | grep -q 'app .*lease lost, .*another writer' ||
+  fail "the copy's list: $("$SQLENVFS" list --root "$W2")"
+# Every whole segment in the replica is still the first root's.
+rm -rf "$T/segdl"
+mkdir -p "$T/segdl"
+for f in $(cat "$T/segs0"); do
+  s3cmd_ get --force "s3://$S3_BUCKET/split/wal_archives/app/$f" "$T/segdl/$f" >/dev/null
+  cmp -s "$T/segdl/$f" "$W/backups/prod/wal_archives/app/$f" ||
+    fail "the replica's $f is no longer the first root's: the copy overwrote it"
+done
+ship_stop "$T/w2"
+ship_stop "$T/w"
+pass "a copy writing the same replica stops at its first colliding key, overwriting nothing"
