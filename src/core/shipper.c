@@ -780,7 +780,12 @@ ship_sealed(SqlenvfsShipper *s, ShipDb *d, guint i, const char *seg_key, GError 
       g_autofree char *k2 = g_strconcat(key, exts[k], NULL);
       if (!g_file_test(path, G_FILE_TEST_IS_REGULAR))
         continue;
-      if (!upload_file(s, path, 0, -1, 0, k2, TRUE, NULL, &n, NULL, error))
+      /* Derived from the segment just uploaded, and checked against it by
+       * every reader: written again when shipped again, since the archiver
+       * may have written it again meanwhile (an index completed after a
+       * power cut, a summary of a newer layout), which is not another
+       * writer's. Another writer is met at the segment first. */
+      if (!upload_file(s, path, 0, -1, 0, k2, FALSE, NULL, &n, NULL, error))
         return FALSE;
       mark_shipped(s, k2, n);
     }
