@@ -43,7 +43,7 @@
 #define PACE_COMMITS 8                 /* look before this (WAL writes meanwhile wake */
                                        /* nobody)                                      */
 #define SYNC_US (50 * 1000)            /* archived commits are synced this often       */
-#define SYNC_TRIES 3                   /* captures a sync request tries to reach the end */
+#define SYNC_TRIES 10                  /* captures a sync request tries to reach the end */
 #define RESCAN_US (2 * G_USEC_PER_SEC) /* data/prod listed again                         */
 #define RETRY_US (2 * G_USEC_PER_SEC)  /* after a failure, try again                     */
 #define ROOM_US (250 * 1000)           /* production's room looked at again after this    */

@@ -239,6 +239,9 @@ import os, sqlite3, sys, time
 c = sqlite3.connect(sys.argv[1], isolation_level=None)  # holds the WAL across the outage
 i = 0
 while not os.path.exists(sys.argv[2] + ".stop"):
+    if os.path.exists(sys.argv[2] + ".pause"):
+        time.sleep(0.01)
+        continue
     c.execute("INSERT INTO s(v) VALUES(?)", (i,))
     i += 1
     time.sleep(0.02)
@@ -248,7 +251,13 @@ track_pid "$W3"
 sleep 1
 FROM3=$(date -u +%Y-%m-%dT%H:%M:%S.%6NZ)
 sleep 0.3
+# Paused while the archiver stops: a commit made during its last capture
+# would be archived then, after the time capture was last complete, and so
+# be neither before the outage nor archived late.
+touch "$T/w3.pause"
+sleep 0.2
 pitr_stop_archiver "$T/archive3"
+rm "$T/w3.pause"
 sleep 1.5
 pitr_start_archiver "$R3" "$T/archive3b"
 sleep 1
