@@ -1294,10 +1294,9 @@ resolve_db(const SqlenvfsRoot *root, const char *name, gboolean must_exist, gboo
     if (db_is_known(root, stem))
       name = stem;
   }
-  if (!sqlenvfs_db_name_check(name, error))
-    return NULL;
-  /* Only the name without its ".db" is supported, and it names no
-   * database here. */
+  /* The name as resolved is a database's name (a ".db" it keeps is part
+   * of it: a name that is supported only without it names no database
+   * here). */
   if (!sqlenvfs_db_name_is_valid(name)) {
     name_error(name, sqlenvfs_db_name_problem(name), error);
     return NULL;
