@@ -57,10 +57,12 @@
  *       holds archive data it did not ship, or a part it shipped from a
  *       segment replaced here since (check_replica), and OWNER is checked
  *       before the lease is taken.
- *   (6) Every key but alive, PRUNED and the lease is written once: with
- *       If-None-Match: * (put_once; a HEAD before a multipart upload), and
- *       a key already there counts as shipped only when it holds the bytes
- *       that would be uploaded; other bytes stop shipping (other_writer).
+ *   (6) Every key but alive, PRUNED, the lease and a sealed segment's
+ *       .idx and .sum (derived from it, and written again by the archiver
+ *       at times) is written once: with If-None-Match: * (put_once; a HEAD
+ *       before a multipart upload), and a key already there counts as
+ *       shipped only when it holds the bytes that would be uploaded; other
+ *       bytes stop shipping (other_writer).
  */
 #include "sqlenvfs/shipper.h"
 
@@ -449,22 +451,28 @@ other_writer(SqlenvfsShipper *s, const char *key, gint64 size, const char *etag,
   return FALSE;
 }
 
-/* The write-once @key exists: TRUE when it holds @size bytes with the ETag
- * @etag (what this root would upload: its earlier upload, whose record a
- * crash or a lost answer kept from the shipping state), else FALSE with
- * other_writer's error. */
+/* The write-once @key is there as @o: TRUE when it holds @size bytes with
+ * the ETag @etag (what this root would upload: its earlier upload, whose
+ * record a crash or a lost answer kept from the shipping state), else
+ * FALSE with other_writer's error. */
 static gboolean
-same_as_there(SqlenvfsShipper *s, const char *key, guint64 size, const char *etag,
-              GError **error)
+same_bytes_there(SqlenvfsShipper *s, const char *key, const SqlenvfsS3Object *o, guint64 size,
+                 const char *etag, GError **error)
 {
-  g_autoptr(SqlenvfsS3Object) o = sqlenvfs_s3_head(s->s3, key, error);
-  if (o == NULL)
-    return FALSE;
   if ((guint64)o->size == size && o->etag != NULL && g_ascii_strcasecmp(o->etag, etag) == 0) {
     g_debug("replica: %s was already there with the same bytes (an upload not recorded)", key);
     return TRUE;
   }
   return other_writer(s, key, o->size, o->etag, error);
+}
+
+/* As same_bytes_there(), the object looked up first. */
+static gboolean
+same_as_there(SqlenvfsShipper *s, const char *key, guint64 size, const char *etag,
+              GError **error)
+{
+  g_autoptr(SqlenvfsS3Object) o = sqlenvfs_s3_head(s->s3, key, error);
+  return o != NULL && same_bytes_there(s, key, o, size, etag, error);
 }
 
 /* PUT @len bytes of @data at the write-once @key (docs/REPLICA.md, rule 1)
@@ -601,12 +609,8 @@ upload_file(SqlenvfsShipper *s, const char *path, goffset from, goffset to, goff
     g_autofree char *md5 = g_compute_checksum_for_data(G_CHECKSUM_MD5, part_md5s->data,
                                                        part_md5s->len);
     g_autofree char *etag = g_strdup_printf("%s-%u", md5, part_md5s->len / 16);
-    if ((guint64)there->size != total || there->etag == NULL ||
-        g_ascii_strcasecmp(there->etag, etag) != 0) {
-      other_writer(s, key, there->size, there->etag, error);
+    if (!same_bytes_there(s, key, there, total, etag, error))
       goto out;
-    }
-    g_debug("replica: %s was already there with the same bytes (an upload not recorded)", key);
   }
   ok = TRUE;
   g_debug("replica: shipped %s, %" G_GUINT64_FORMAT " bytes in %.3f s", key, total,
