@@ -106,7 +106,8 @@ typedef struct {
   char *name;  /* the backup or snapshot entry */
   char *path;  /* its <db>.db file             */
   guint64 seq; /* the state it holds           */
-  char *why;   /* sqlenvfs_timeline_foreign_bases only: why it is not a base */
+  char *why;   /* sqlenvfs_timeline_foreign_bases only: why it is not a base, */
+  char *manifest; /* and the MANIFEST that places it in this archive      */
 } SqlenvfsTimelineBase;
 
 void sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b);

@@ -1354,12 +1354,10 @@ check_recoverable(Ctx *c, const DbFiles *d, const char *name)
     for (guint i = 0; i < foreign->len; i++) {
       const SqlenvfsTimelineBase *f = foreign->pdata[i];
       const char *kind = sqlenvfs_copy_kind_name(f->kind);
-      g_autofree char *entry = g_path_get_dirname(f->path);
-      g_autofree char *manifest = g_build_filename(entry, "MANIFEST", NULL);
       g_autofree char *action = g_strdup_printf(
         "do not restore from it; take a %s of this root (`sqlenvfs %s`)", kind, kind);
       sqlenvfs_doctor_report_add(c->report, SQLENVFS_SEVERITY_FAILURE, "backup", d->subject,
-                                 manifest, action, "%s %s: %s", kind, f->name, f->why);
+                                 f->manifest, action, "%s %s: %s", kind, f->name, f->why);
     }
   }
   check_gaps(c, d, dir, tl);

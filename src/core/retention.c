@@ -155,9 +155,7 @@ verify_base_states(SqlenvfsRoot *root, const char *db, SqlenvfsVerifyReport *rep
   foreign = sqlenvfs_timeline_foreign_bases(tl);
   for (guint i = 0; i < foreign->len; i++) {
     const SqlenvfsTimelineBase *f = foreign->pdata[i];
-    g_autofree char *dir = g_path_get_dirname(f->path);
-    g_autofree char *manifest = g_build_filename(dir, "MANIFEST", NULL);
-    sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(f->kind), f->name, db, manifest,
+    sqlenvfs_verify_report_add(report, sqlenvfs_copy_kind_name(f->kind), f->name, db, f->manifest,
                                FALSE, f->why);
   }
   bases = sqlenvfs_timeline_bases(tl);

@@ -596,6 +596,7 @@ build_bases(SqlenvfsTimeline *tl)
       fb->name = g_strdup(copy->name);
       fb->path = g_strdup(sdb->path);
       fb->why = g_strdup(foreign);
+      fb->manifest = g_build_filename(copy->dir, "MANIFEST", NULL);
       g_ptr_array_add(tl->foreign, fb);
       g_ptr_array_add(tl->unreadable, g_strdup_printf("%s %s: %s",
                                                       sqlenvfs_copy_kind_name(copy->kind),
@@ -1548,6 +1549,7 @@ sqlenvfs_timeline_base_free(SqlenvfsTimelineBase *b)
   g_free(b->name);
   g_free(b->path);
   g_free(b->why);
+  g_free(b->manifest);
   g_free(b);
 }
 
@@ -1563,6 +1565,7 @@ sqlenvfs_timeline_foreign_bases(SqlenvfsTimeline *tl)
     tb->name = g_strdup(f->name);
     tb->path = g_strdup(f->path);
     tb->why = g_strdup(f->why);
+    tb->manifest = g_strdup(f->manifest);
     g_ptr_array_add(out, tb);
   }
   g_mutex_unlock(&tl->lock);
